@@ -1,0 +1,41 @@
+"""The REST API under `/api/v1` (and the WebSocket under `/ws`): thin routers over `services`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from opscraft.api import audit, auth, health, settings, users
+from opscraft.api.errors import install_error_handlers
+from opscraft.config import Settings
+from opscraft.security.http import RequestLimitsMiddleware, SecurityHeadersMiddleware
+
+ROUTERS: list[APIRouter] = [
+    auth.router,
+    users.router,
+    audit.router,
+    settings.router,
+    health.router,
+]
+
+
+def install_api(app: FastAPI, settings: Settings) -> None:
+    """Add the API's routers, error handlers and middleware to `app` (NiceGUI's or a bare FastAPI)."""
+    for router in ROUTERS:
+        app.include_router(router)
+    install_error_handlers(app)
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        max_body=settings.max_body_bytes,
+        max_depth=settings.max_json_depth,
+        max_keys=settings.max_json_keys,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(SecurityHeadersMiddleware)

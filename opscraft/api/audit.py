@@ -1,0 +1,48 @@
+"""`/api/v1/audit`: the audit trail (admin)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.schemas import AUTHED, Page, error_responses
+from opscraft.services import audit
+
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+
+
+class AuditEventOut(BaseModel):
+    id: int
+    time: datetime
+    actor_id: int | None
+    actor_name: str | None
+    action: str
+    target_type: str | None
+    target_id: str | None
+    client_ip: str | None
+    details: dict[str, Any]
+
+    model_config = {"from_attributes": True}
+
+
+@router.get("", response_model=Page[AuditEventOut], summary="Search audit events", responses=error_responses(*AUTHED))
+async def list_events(
+    session: Session,
+    actor: CurrentActor,
+    actor_id: int | None = None,
+    actor_name: Annotated[str | None, Query(max_length=64)] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    target_type: Annotated[str | None, Query(max_length=32)] = None,
+    target_id: Annotated[str | None, Query(max_length=64)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    skip: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Page[AuditEventOut]:
+    query = audit.AuditQuery(actor_id, actor_name, action, target_type, target_id, since, until, skip, limit)
+    rows, total = await audit.search(session, actor, query)
+    return Page(items=[AuditEventOut.model_validate(e) for e in rows], total=total, skip=skip, limit=limit)

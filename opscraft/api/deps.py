@@ -1,0 +1,55 @@
+"""FastAPI dependencies: database session, the acting user, client IP and the general rate limit."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft import runtime
+from opscraft.services import auth
+from opscraft.services.actor import Actor
+from opscraft.services.errors import RateLimited, Unauthorized
+
+_bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/v1/auth/login")
+
+
+async def get_session() -> AsyncIterator[AsyncSession]:
+    async with runtime.current().db.session() as session:
+        yield session
+
+
+Session = Annotated[AsyncSession, Depends(get_session)]
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+async def current_actor(
+    request: Request,
+    session: Session,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Actor:
+    """The authenticated caller; 401 without a valid access token, 429 past the per-user limit."""
+    if credentials is None:
+        raise Unauthorized("authentication required: send 'Authorization: Bearer <access_token>'")
+    user = await auth.user_for_access_token(session, credentials.credentials)
+    rt = runtime.current()
+    retry_after = await rt.limiter.hit(f"api:user:{user.id}", rt.settings.rate_limit_api_per_minute)
+    if retry_after:
+        raise RateLimited("rate limit exceeded: slow down", retry_after=retry_after)
+    return Actor(user, client_ip(request))
+
+
+CurrentActor = Annotated[Actor, Depends(current_actor)]
+
+
+async def anonymous_actor(request: Request) -> Actor:
+    return Actor(None, client_ip(request))
+
+
+AnonymousActor = Annotated[Actor, Depends(anonymous_actor)]

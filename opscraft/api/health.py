@@ -1,0 +1,46 @@
+"""`/api/v1/health`: liveness of the process, the database and Redis."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from opscraft import __version__, runtime
+
+router = APIRouter(prefix="/api/v1", tags=["health"])
+
+
+async def _redis_status(url: str | None) -> str:
+    if not url:
+        return "not configured"
+    import redis.asyncio as redis
+
+    client = redis.from_url(url, socket_connect_timeout=2)
+    try:
+        await client.ping()
+        return "connected"
+    except Exception:
+        return "disconnected"
+    finally:
+        await client.aclose()
+
+
+@router.get(
+    "/health",
+    summary="Health check",
+    responses={503: {"description": "Database (or configured Redis) unreachable"}},
+)
+async def health() -> JSONResponse:
+    rt = runtime.current()
+    database = "connected" if await rt.db.ping() else "disconnected"
+    redis_state = await _redis_status(rt.settings.redis_url)
+    healthy = database == "connected" and redis_state != "disconnected"
+    body = {
+        "status": "healthy" if healthy else "unhealthy",
+        "database": database,
+        "database_backend": "sqlite" if rt.settings.is_sqlite else "postgresql",
+        "redis": redis_state,
+        "version": __version__,
+        **{key: probe() for key, probe in rt.extras.get("health_probes", {}).items()},
+    }
+    return JSONResponse(body, status_code=200 if healthy else 503)

@@ -1,0 +1,48 @@
+"""Response shapes shared by several routers."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+T = TypeVar("T")
+
+
+class ErrorDetail(BaseModel):
+    field: str | None = None
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+    errors: list[ErrorDetail] = []
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    skip: int
+    limit: int
+
+
+class Message(BaseModel):
+    detail: str
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entry documenting the error shape for the given status codes."""
+    descriptions = {
+        400: "Malformed request",
+        401: "Missing, invalid or expired token",
+        403: "Your role may not do this",
+        404: "Not found",
+        409: "Conflicts with existing data",
+        413: "Request body too large",
+        422: "Invalid input: `errors` names each field",
+        429: "Rate limit exceeded (see Retry-After)",
+    }
+    return {code: {"model": ErrorResponse, "description": descriptions.get(code, "Error")} for code in codes}
+
+
+AUTHED = (401, 403, 422, 429)

@@ -1,0 +1,68 @@
+"""The NiceGUI application: API + pages in one process. Only `serve()` touches NiceGUI's globals."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+
+from opscraft import __version__, lifecycle
+from opscraft.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def storage_secret(settings: Settings) -> str:
+    """The NiceGUI session-storage secret, derived from SECRET_KEY (never the key itself)."""
+    assert settings.secret_key
+    return hmac.new(settings.secret_key.encode(), b"opscraft-ui-storage", hashlib.sha256).hexdigest()
+
+
+def configure(settings: Settings) -> None:
+    """Register API, pages and lifecycle hooks on NiceGUI's app (call once, before `ui.run`)."""
+    os.environ.setdefault("NICEGUI_STORAGE_PATH", str(settings.data_dir / "ui-storage"))
+    from nicegui import app
+
+    from opscraft.api import install_api
+    from opscraft.ui import register_pages
+
+    install_api(app, settings)
+    register_pages()
+
+    async def _startup() -> None:
+        await lifecycle.start(settings)
+
+    app.on_startup(_startup)
+    app.on_shutdown(lifecycle.stop)
+
+
+def serve(settings: Settings, host: str, port: int, *, native: bool = False) -> None:
+    configure(settings)
+    from nicegui import ui
+
+    ui.run(
+        host=host,
+        port=port,
+        title="OpsCraft",
+        favicon="🛠",
+        dark=None,
+        reload=False,
+        show=False,
+        native=native,
+        window_size=(1280, 820) if native else None,
+        storage_secret=storage_secret(settings),
+        fastapi_docs={
+            "title": "OpsCraft API",
+            "version": __version__,
+            "description": "REST API of OpsCraft. Authenticate with `POST /api/v1/auth/login` and send "
+            "`Authorization: Bearer <access_token>`.",
+            "summary": None,
+            "terms_of_service": None,
+            "contact": None,
+            "license_info": {"name": "MIT"},
+        },
+        uvicorn_logging_level=settings.log_level.lower(),
+        show_welcome_message=False,
+        reconnect_timeout=10,
+    )

@@ -1,0 +1,63 @@
+"""Self-setup for a source checkout: create `.venv` and install OpsCraft into it (stdlib only).
+
+`python3 -m opscraft ...` calls `ensure_venv()` and re-runs itself inside the venv, so one
+command works on a fresh machine. `python3 -m opscraft.bootstrap test` installs the test extras.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+VENV_PYTHON = VENV / "bin" / "python"
+
+
+def in_checkout() -> bool:
+    return (ROOT / "pyproject.toml").is_file()
+
+
+def in_venv() -> bool:
+    return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+def _stamp(extras: str) -> str:
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    return f"{digest}:{extras}"
+
+
+def ensure_venv(extras: str = "") -> Path:
+    """Create/refresh `.venv` when pyproject.toml (or the extras asked for) changed. Returns its python."""
+    stamp_file = VENV / ".opscraft-installed"
+    wanted = _stamp(extras)
+    if VENV_PYTHON.exists() and stamp_file.exists():
+        done = stamp_file.read_text().split()
+        if wanted in done:
+            return VENV_PYTHON
+    if not VENV_PYTHON.exists():
+        print("opscraft: creating a virtual environment in .venv ...", file=sys.stderr)
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        except subprocess.CalledProcessError:
+            sys.exit("opscraft: could not create .venv: install the venv module (apt-get install python3-venv)")
+    target = f"{ROOT}[{extras}]" if extras else str(ROOT)
+    print(f"opscraft: installing dependencies ({extras or 'runtime'}) ...", file=sys.stderr)
+    pip = [str(VENV_PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "-e", target], check=True)
+    previous = stamp_file.read_text().split() if stamp_file.exists() else []
+    stamp_file.write_text(" ".join([*(s for s in previous if s.split(":")[0] == wanted.split(":")[0]), wanted]))
+    return VENV_PYTHON
+
+
+def main() -> None:
+    extras = sys.argv[1] if len(sys.argv) > 1 else ""
+    print(ensure_venv(extras))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Settings from environment variables and an optional `.env`, with the seed's names.
+
+`load_settings()` is the only entry point: it validates everything once and raises
+`ConfigError` with one line naming the variable and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class ConfigError(Exception):
+    """An invalid setting; the message is one line meant for the operator."""
+
+
+class Environment(StrEnum):
+    dev = "dev"
+    staging = "staging"
+    production = "production"
+
+
+_SECRET_KEY_FILE = "secret_key"
+_MIN_SECRET_KEY = 32
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    environment: Environment = Environment.dev
+    data_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("opscraft")),
+        validation_alias="OPSCRAFT_DATA_DIR",
+    )
+    database_url: str | None = None
+    db_user: str | None = None
+    db_pass: str | None = None
+    db_host: str | None = None
+    db_port: int = 5432
+    db_name: str | None = None
+    redis_url: str | None = None
+
+    secret_key: str | None = None
+    algorithm: str = "HS256"
+    access_token_expire_minutes: int = Field(30, gt=0)
+    refresh_token_expire_days: int = Field(7, gt=0)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_level: str = "INFO"
+
+    rate_limit_auth_per_minute: int = Field(5, gt=0, validation_alias="OPSCRAFT_RATE_LIMIT_AUTH")
+    rate_limit_api_per_minute: int = Field(60, gt=0, validation_alias="OPSCRAFT_RATE_LIMIT_API")
+    max_body_bytes: int = Field(1_048_576, gt=0, validation_alias="OPSCRAFT_MAX_BODY_BYTES")
+    max_json_depth: int = Field(20, gt=0, validation_alias="OPSCRAFT_MAX_JSON_DEPTH")
+    max_json_keys: int = Field(1000, gt=0, validation_alias="OPSCRAFT_MAX_JSON_KEYS")
+
+    max_script_bytes: int = Field(256 * 1024, gt=0, validation_alias="OPSCRAFT_MAX_SCRIPT_BYTES")
+
+    workers: int = Field(4, gt=0, le=64, validation_alias="OPSCRAFT_WORKERS")
+    local_runner: bool = Field(False, validation_alias="OPSCRAFT_LOCAL_RUNNER")
+    max_output_bytes: int = Field(50 * 1024 * 1024, gt=0, validation_alias="OPSCRAFT_MAX_OUTPUT_BYTES")
+    max_timeout_seconds: int = Field(24 * 3600, gt=0, validation_alias="OPSCRAFT_MAX_TIMEOUT_SECONDS")
+    shutdown_grace_seconds: float = Field(10.0, ge=0, validation_alias="OPSCRAFT_SHUTDOWN_GRACE_SECONDS")
+    image_bash: str = Field("bash:5.2", validation_alias="OPSCRAFT_IMAGE_BASH")
+    image_python: str = Field("python:3.12-slim", validation_alias="OPSCRAFT_IMAGE_PYTHON")
+    image_ansible: str = Field("cytopia/ansible:latest", validation_alias="OPSCRAFT_IMAGE_ANSIBLE")
+    image_terraform: str = Field("hashicorp/terraform:1.9", validation_alias="OPSCRAFT_IMAGE_TERRAFORM")
+
+    master_key: str | None = Field(None, validation_alias="OPSCRAFT_MASTER_KEY")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        """Accept a JSON list (the seed's form) or a comma-separated string."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value
+
+    @field_validator("algorithm")
+    @classmethod
+    def _check_algorithm(cls, value: str) -> str:
+        if value != "HS256":
+            raise ValueError("only HS256 is supported")
+        return value
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        """The async SQLAlchemy URL: explicit DATABASE_URL, else DB_* parts, else SQLite in the data dir."""
+        if self.database_url:
+            return normalize_database_url(self.database_url)
+        if self.db_host and self.db_name:
+            auth = quote(self.db_user or "", safe="")
+            if self.db_pass:
+                auth += ":" + quote(self.db_pass, safe="")
+            return f"postgresql+asyncpg://{auth}@{self.db_host}:{self.db_port}/{self.db_name}"
+        return f"sqlite+aiosqlite:///{self.data_dir / 'opscraft.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    def image_for(self, script_type: str) -> str:
+        return str(getattr(self, f"image_{script_type}"))
+
+
+def normalize_database_url(url: str) -> str:
+    """Map the seed's `postgresql://` and plain `sqlite://` URLs onto their async drivers."""
+    for plain, async_prefix in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return async_prefix + url[len(plain) :]
+    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        return url
+    raise ConfigError("DATABASE_URL: must start with postgresql://, postgresql+asyncpg:// or sqlite://")
+
+
+def _env_name(loc: tuple[Any, ...], model: type[BaseSettings]) -> str:
+    field = model.model_fields.get(str(loc[0])) if loc else None
+    alias = field.validation_alias if field is not None else None
+    return str(alias if isinstance(alias, str) else (loc[0] if loc else "settings")).upper()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate settings; resolve the SECRET_KEY (generated and kept in the data dir in dev)."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(f"{_env_name(err['loc'], Settings)}: {err['msg']}") from None
+    except ValueError as exc:  # e.g. CORS_ORIGINS that is not valid JSON
+        raise ConfigError(f"invalid setting: {exc}") from None
+    settings.effective_database_url  # noqa: B018  (validates DATABASE_URL early)
+    settings.secret_key = _resolve_secret_key(settings)
+    return settings
+
+
+def _resolve_secret_key(settings: Settings) -> str:
+    if settings.secret_key:
+        if len(settings.secret_key) < _MIN_SECRET_KEY:
+            raise ConfigError(f"SECRET_KEY: must be at least {_MIN_SECRET_KEY} characters")
+        return settings.secret_key
+    if settings.environment is Environment.production:
+        raise ConfigError("SECRET_KEY: required when ENVIRONMENT=production (at least 32 characters)")
+    path = settings.data_dir / _SECRET_KEY_FILE
+    if path.exists():
+        return path.read_text().strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key

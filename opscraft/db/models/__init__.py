@@ -1,0 +1,23 @@
+"""All tables; importing this package registers them on `SQLModel.metadata`."""
+
+from opscraft.db.models.audit import AuditEvent
+from opscraft.db.models.executions import Execution, ExecutionLog
+from opscraft.db.models.scripts import Script, ScriptTag, ScriptVersion
+from opscraft.db.models.secrets import ScriptSecret, Secret
+from opscraft.db.models.settings import AppSetting
+from opscraft.db.models.users import RefreshToken, Role, User
+
+__all__ = [
+    "AppSetting",
+    "AuditEvent",
+    "Execution",
+    "ExecutionLog",
+    "RefreshToken",
+    "Role",
+    "Script",
+    "ScriptSecret",
+    "ScriptTag",
+    "ScriptVersion",
+    "Secret",
+    "User",
+]

@@ -1,0 +1,75 @@
+"""Executions and their stored output."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+from opscraft.db.types import UTCDateTime, utcnow
+
+
+class ExecutionStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    success = "success"
+    failed = "failed"
+    cancelled = "cancelled"
+    timed_out = "timed_out"
+    error = "error"
+
+
+FINAL_STATUSES = frozenset(
+    {
+        ExecutionStatus.success,
+        ExecutionStatus.failed,
+        ExecutionStatus.cancelled,
+        ExecutionStatus.timed_out,
+        ExecutionStatus.error,
+    }
+)
+
+
+class Execution(SQLModel, table=True):
+    __tablename__ = "executions"
+    __table_args__ = (
+        Index("ix_executions_script_queued", "script_id", "queued_at"),
+        Index("ix_executions_status_queued", "status", "queued_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    script_id: int = Field(foreign_key="scripts.id")
+    script_version: int
+    script_name: str = Field(max_length=128)
+    script_type: str = Field(max_length=16)
+    status: ExecutionStatus = Field(default=ExecutionStatus.queued, max_length=16)
+    parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    terraform_action: str | None = Field(default=None, max_length=16)
+    triggered_by: int | None = Field(default=None, foreign_key="users.id", index=True, ondelete="SET NULL")
+    runner: str | None = Field(default=None, max_length=16)
+    image: str | None = Field(default=None, max_length=255)
+    exit_code: int | None = None
+    error_message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    output_bytes: int = Field(default=0)
+    output_truncated: bool = Field(default=False)
+    cancel_requested: bool = Field(default=False)
+    queued_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ExecutionLog(SQLModel, table=True):
+    """A batch of consecutive output from one stream; `seq` orders batches within an execution."""
+
+    __tablename__ = "execution_logs"
+    __table_args__ = (Index("ix_execution_logs_exec_seq", "execution_id", "seq", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    execution_id: int = Field(foreign_key="executions.id", ondelete="CASCADE")
+    seq: int
+    stream: str = Field(max_length=8)
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

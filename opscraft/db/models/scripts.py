@@ -1,0 +1,78 @@
+"""Scripts and their immutable version history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+from opscraft.db.types import UTCDateTime, utcnow
+
+
+class ScriptType(StrEnum):
+    bash = "bash"
+    python = "python"
+    ansible = "ansible"
+    terraform = "terraform"
+
+
+class ScriptStatus(StrEnum):
+    draft = "draft"
+    active = "active"
+    deprecated = "deprecated"
+
+
+class Script(SQLModel, table=True):
+    __tablename__ = "scripts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128, unique=True, index=True)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    script_type: ScriptType = Field(max_length=16, index=True)
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    # Normalized typed form: [{"name", "type", "required", "default", "description", "options"}]
+    parameters: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    version: str = Field(default="1.0.0", max_length=32)
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: ScriptStatus = Field(default=ScriptStatus.draft, max_length=16, index=True)
+    timeout_seconds: int = Field(default=3600)
+    memory_mb: int = Field(default=512)
+    cpus: float = Field(default=0.5)
+    network_enabled: bool = Field(default=False)
+    max_concurrent: int | None = Field(default=None)
+    current_version: int = Field(default=1)
+    created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    updated_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    # Soft delete: past executions keep pointing at a readable script row.
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+
+
+class ScriptTag(SQLModel, table=True):
+    """Tags, one row each, so filtering by tag is an indexed lookup."""
+
+    __tablename__ = "script_tags"
+
+    script_id: int = Field(foreign_key="scripts.id", primary_key=True, ondelete="CASCADE")
+    tag: str = Field(max_length=50, primary_key=True, index=True)
+
+
+class ScriptVersion(SQLModel, table=True):
+    __tablename__ = "script_versions"
+    __table_args__ = (Index("ix_script_versions_script_number", "script_id", "number", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    script_id: int = Field(foreign_key="scripts.id", ondelete="CASCADE")
+    number: int
+    script_type: ScriptType = Field(max_length=16)
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    parameters: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    run_settings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    version_label: str = Field(default="1.0.0", max_length=32)
+    change_note: str = Field(default="", max_length=500)
+    author_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

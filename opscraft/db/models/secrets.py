@@ -1,0 +1,36 @@
+"""Encrypted secrets and which scripts they are attached to."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, LargeBinary, Text
+from sqlmodel import Field, SQLModel
+
+from opscraft.db.types import UTCDateTime, utcnow
+
+
+class Secret(SQLModel, table=True):
+    __tablename__ = "secrets"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128, unique=True, index=True)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    salt: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    key_version: int = Field(default=1)
+    created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    updated_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ScriptSecret(SQLModel, table=True):
+    __tablename__ = "script_secrets"
+
+    script_id: int = Field(foreign_key="scripts.id", primary_key=True, ondelete="CASCADE")
+    secret_id: int = Field(foreign_key="secrets.id", primary_key=True, index=True, ondelete="CASCADE")
+    attached_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    attached_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,46 @@
+"""Accounts and refresh tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlmodel import Field, SQLModel
+
+from opscraft.db.types import UTCDateTime, utcnow
+
+
+class Role(StrEnum):
+    viewer = "viewer"
+    operator = "operator"
+    admin = "admin"
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True, index=True)
+    email: str = Field(max_length=254, unique=True, index=True)
+    full_name: str = Field(default="", max_length=200)
+    hashed_password: str = Field(max_length=255)
+    role: Role = Field(default=Role.viewer, max_length=16)
+    is_active: bool = Field(default=True)
+    # Bumped on password change, deactivation and reset: every token and UI session carrying
+    # an older value stops working at once.
+    token_version: int = Field(default=0)
+    last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class RefreshToken(SQLModel, table=True):
+    """One row per issued refresh token; rotation revokes the presented one."""
+
+    __tablename__ = "refresh_tokens"
+
+    jti: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,64 @@
+"""JWT access and refresh tokens (PyJWT, HS256) with a token-type claim."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import jwt
+
+TokenType = Literal["access", "refresh"]
+
+
+class TokenError(Exception):
+    """The token is malformed, expired, of the wrong type or signed with another key."""
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    user_id: int
+    token_type: TokenType
+    version: int
+    jti: str
+    expires_at: datetime
+
+
+def issue_token(
+    key: str, user_id: int, token_type: TokenType, version: int, lifetime: timedelta
+) -> tuple[str, TokenClaims]:
+    now = datetime.now(UTC)
+    claims = TokenClaims(user_id, token_type, version, secrets.token_hex(16), now + lifetime)
+    payload = {
+        "sub": str(user_id),
+        "type": token_type,
+        "ver": version,
+        "jti": claims.jti,
+        "iat": now,
+        "exp": claims.expires_at,
+    }
+    return jwt.encode(payload, key, algorithm="HS256"), claims
+
+
+def decode_token(key: str, token: str, expected_type: TokenType) -> TokenClaims:
+    try:
+        payload = jwt.decode(
+            token, key, algorithms=["HS256"], options={"require": ["exp", "sub", "type", "jti"]}
+        )
+    except jwt.ExpiredSignatureError:
+        raise TokenError("token has expired") from None
+    except jwt.PyJWTError:
+        raise TokenError("token is invalid") from None
+    if payload.get("type") != expected_type:
+        raise TokenError(f"expected a {expected_type} token")
+    try:
+        return TokenClaims(
+            user_id=int(payload["sub"]),
+            token_type=expected_type,
+            version=int(payload.get("ver", 0)),
+            jti=str(payload["jti"]),
+            expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
+        )
+    except (TypeError, ValueError):
+        raise TokenError("token is invalid") from None

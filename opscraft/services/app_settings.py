@@ -1,0 +1,47 @@
+"""Run-time settings an admin can change (stored in `app_settings`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft.db.models import AppSetting
+from opscraft.db.types import utcnow
+from opscraft.services import audit
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Invalid
+from opscraft.services.permissions import Permission, require
+
+# key -> (type, default). Only these keys exist.
+KNOWN: dict[str, tuple[type, Any]] = {
+    "registration_open": (bool, False),
+    "local_runner_enabled": (bool, False),
+}
+
+
+async def get(session: AsyncSession, key: str) -> Any:
+    kind, default = KNOWN[key]
+    row = await session.get(AppSetting, key)
+    return default if row is None or row.value is None else kind(row.value)
+
+
+async def get_all(session: AsyncSession) -> dict[str, Any]:
+    return {key: await get(session, key) for key in KNOWN}
+
+
+async def put(session: AsyncSession, actor: Actor, key: str, value: Any) -> None:
+    require(actor.user, Permission.manage_settings)
+    if key not in KNOWN:
+        raise Invalid(f"unknown setting {key!r}; known settings: {', '.join(sorted(KNOWN))}")
+    kind, _ = KNOWN[key]
+    if not isinstance(value, kind):
+        raise Invalid(f"setting {key!r} must be a {kind.__name__}")
+    row = await session.get(AppSetting, key)
+    if row is None:
+        session.add(AppSetting(key=key, value=value))
+    else:
+        row.value = value
+        row.updated_at = utcnow()
+    audit.record(session, actor, "setting.update", "setting", key, value=value)
+    await session.commit()

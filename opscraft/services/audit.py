@@ -1,0 +1,93 @@
+"""Recording and querying the audit trail. Events join the caller's transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft.db.models import AuditEvent
+from opscraft.services.actor import Actor
+from opscraft.services.permissions import Permission, require
+
+
+def record(
+    session: AsyncSession,
+    actor: Actor,
+    action: str,
+    target_type: str | None = None,
+    target_id: object | None = None,
+    *,
+    actor_name: str | None = None,
+    **details: Any,
+) -> AuditEvent:
+    """Add an audit event to the session; it is committed with the change it describes."""
+    event = AuditEvent(
+        actor_id=actor.user_id,
+        actor_name=actor.name or actor_name,
+        action=action,
+        target_type=target_type,
+        target_id=None if target_id is None else str(target_id),
+        client_ip=actor.client_ip,
+        details=details,
+    )
+    session.add(event)
+    return event
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    actor_id: int | None = None
+    actor_name: str | None = None
+    action: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    skip: int = 0
+    limit: int = 50
+
+
+async def search(session: AsyncSession, actor: Actor, query: AuditQuery) -> tuple[list[AuditEvent], int]:
+    require(actor.user, Permission.view_audit)
+    return await _search(session, query)
+
+
+async def _search(session: AsyncSession, query: AuditQuery) -> tuple[list[AuditEvent], int]:
+    conditions = []
+    if query.actor_id is not None:
+        conditions.append(col(AuditEvent.actor_id) == query.actor_id)
+    if query.actor_name:
+        conditions.append(col(AuditEvent.actor_name) == query.actor_name)
+    if query.action:
+        conditions.append(col(AuditEvent.action) == query.action)
+    if query.target_type:
+        conditions.append(col(AuditEvent.target_type) == query.target_type)
+    if query.target_id:
+        conditions.append(col(AuditEvent.target_id) == query.target_id)
+    if query.since:
+        conditions.append(col(AuditEvent.time) >= query.since)
+    if query.until:
+        conditions.append(col(AuditEvent.time) <= query.until)
+    total = (await session.exec(select(func.count()).select_from(AuditEvent).where(*conditions))).one()
+    rows = await session.exec(
+        select(AuditEvent)
+        .where(*conditions)
+        .order_by(col(AuditEvent.time).desc(), col(AuditEvent.id).desc())
+        .offset(query.skip)
+        .limit(query.limit)
+    )
+    return list(rows.all()), int(total)
+
+
+async def for_target(
+    session: AsyncSession, target_type: str, target_id: object, *, skip: int = 0, limit: int = 50
+) -> tuple[list[AuditEvent], int]:
+    """Events about one object; the caller has already checked the permission to see it."""
+    return await _search(
+        session, AuditQuery(target_type=target_type, target_id=str(target_id), skip=skip, limit=limit)
+    )

@@ -1,0 +1,149 @@
+"""Login, token refresh with rotation, and resolving a token or UI session to a user."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft import runtime
+from opscraft.db.models import RefreshToken, User
+from opscraft.db.types import utcnow
+from opscraft.security.passwords import hash_password, needs_rehash, verify_password
+from opscraft.security.tokens import TokenError, decode_token, issue_token
+from opscraft.services import audit
+from opscraft.services.actor import Actor
+from opscraft.services.errors import RateLimited, Unauthorized
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+
+
+async def check_auth_rate(client_ip: str | None, username: str | None) -> None:
+    """Auth endpoints: N attempts a minute per client IP and, separately, per username."""
+    rt = runtime.current()
+    limit = rt.settings.rate_limit_auth_per_minute
+    keys = [f"auth:ip:{client_ip or 'unknown'}"]
+    if username:
+        keys.append(f"auth:user:{username.lower()}")
+    for key in keys:
+        retry_after = await rt.limiter.hit(key, limit)
+        if retry_after:
+            raise RateLimited("too many authentication attempts: try again later", retry_after=retry_after)
+
+
+async def issue_pair(session: AsyncSession, user: User) -> TokenPair:
+    settings = runtime.current().settings
+    assert settings.secret_key and user.id is not None
+    access, _ = issue_token(
+        settings.secret_key,
+        user.id,
+        "access",
+        user.token_version,
+        timedelta(minutes=settings.access_token_expire_minutes),
+    )
+    refresh, claims = issue_token(
+        settings.secret_key,
+        user.id,
+        "refresh",
+        user.token_version,
+        timedelta(days=settings.refresh_token_expire_days),
+    )
+    session.add(RefreshToken(jti=claims.jti, user_id=user.id, expires_at=claims.expires_at))
+    return TokenPair(access, refresh)
+
+
+async def authenticate_password(session: AsyncSession, client_ip: str | None, username: str, password: str) -> User:
+    """Check credentials; records success and failure in the audit trail. Raises Unauthorized."""
+    user = (await session.exec(select(User).where(User.username == username))).first()
+    ok = verify_password(password, user.hashed_password if user else None)
+    if not ok or user is None or not user.is_active:
+        reason = "unknown user" if user is None else ("inactive" if ok else "bad password")
+        audit.record(
+            session,
+            Actor(None, client_ip),
+            "auth.login_failed",
+            "user",
+            user.id if user else None,
+            actor_name=username[:64],
+            reason=reason,
+        )
+        await session.commit()
+        raise Unauthorized("incorrect username or password")
+    if needs_rehash(user.hashed_password):
+        user.hashed_password = hash_password(password)
+    user.last_login_at = utcnow()
+    audit.record(session, Actor(user, client_ip), "auth.login", "user", user.id)
+    return user
+
+
+async def login(session: AsyncSession, client_ip: str | None, username: str, password: str) -> TokenPair:
+    user = await authenticate_password(session, client_ip, username, password)
+    pair = await issue_pair(session, user)
+    await session.commit()
+    return pair
+
+
+async def refresh(session: AsyncSession, token: str) -> TokenPair:
+    """Exchange a refresh token for a new pair; the presented token is revoked (rotation)."""
+    settings = runtime.current().settings
+    assert settings.secret_key
+    try:
+        claims = decode_token(settings.secret_key, token, "refresh")
+    except TokenError as exc:
+        raise Unauthorized(f"refresh {exc}") from None
+    revoked = await session.exec(
+        update(RefreshToken)
+        .where(col(RefreshToken.jti) == claims.jti, col(RefreshToken.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+    )
+    if revoked.rowcount != 1:
+        await session.rollback()
+        raise Unauthorized("refresh token has been revoked")
+    user = await session.get(User, claims.user_id)
+    if user is None or not user.is_active or user.token_version != claims.version:
+        await session.rollback()
+        raise Unauthorized("refresh token is no longer valid: log in again")
+    pair = await issue_pair(session, user)
+    await session.commit()
+    return pair
+
+
+async def logout(session: AsyncSession, actor: Actor, refresh_token: str | None) -> None:
+    """Revoke the given refresh token (if it is the caller's)."""
+    settings = runtime.current().settings
+    if refresh_token and settings.secret_key and actor.user_id is not None:
+        try:
+            claims = decode_token(settings.secret_key, refresh_token, "refresh")
+        except TokenError:
+            claims = None
+        if claims and claims.user_id == actor.user_id:
+            await session.exec(
+                update(RefreshToken).where(col(RefreshToken.jti) == claims.jti).values(revoked_at=utcnow())
+            )
+    audit.record(session, actor, "auth.logout", "user", actor.user_id)
+    await session.commit()
+
+
+async def user_for_access_token(session: AsyncSession, token: str) -> User:
+    settings = runtime.current().settings
+    assert settings.secret_key
+    try:
+        claims = decode_token(settings.secret_key, token, "access")
+    except TokenError as exc:
+        raise Unauthorized(f"access {exc}") from None
+    return await user_for_session(session, claims.user_id, claims.version)
+
+
+async def user_for_session(session: AsyncSession, user_id: int, version: int) -> User:
+    """The user behind a token or UI session, if it is still valid (active, same token version)."""
+    user = await session.get(User, user_id)
+    if user is None or not user.is_active or user.token_version != version:
+        raise Unauthorized("your session has ended: log in again")
+    return user

@@ -1,0 +1,43 @@
+"""The one permission function. Roles follow the seed's table."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from opscraft.db.models import Role, User
+from opscraft.services.errors import Forbidden, Unauthorized
+
+
+class Permission(StrEnum):
+    view_scripts = "view_scripts"
+    execute_scripts = "execute_scripts"
+    edit_scripts = "edit_scripts"
+    manage_secrets = "manage_secrets"
+    manage_users = "manage_users"
+    view_audit = "view_audit"
+    cancel_any_execution = "cancel_any_execution"
+    manage_settings = "manage_settings"
+
+
+_VIEWER = frozenset({Permission.view_scripts, Permission.execute_scripts})
+_OPERATOR = _VIEWER | {Permission.edit_scripts, Permission.manage_secrets, Permission.cancel_any_execution}
+_ADMIN = frozenset(Permission)
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.viewer: _VIEWER,
+    Role.operator: frozenset(_OPERATOR),
+    Role.admin: _ADMIN,
+}
+
+
+def can(user: User | None, permission: Permission) -> bool:
+    return user is not None and user.is_active and permission in ROLE_PERMISSIONS[Role(user.role)]
+
+
+def require(user: User | None, permission: Permission) -> User:
+    """Return the user if allowed, else raise 401 (nobody) or 403 (not allowed)."""
+    if user is None or not user.is_active:
+        raise Unauthorized("authentication required")
+    if not can(user, permission):
+        raise Forbidden(f"your role ({user.role}) may not {permission.value.replace('_', ' ')}")
+    return user

@@ -1,0 +1,236 @@
+"""Accounts: registration, administration and self-service password change."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, EmailStr, Field, field_validator
+from sqlalchemy import func, or_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft.db.models import RefreshToken, Role, User
+from opscraft.db.types import utcnow
+from opscraft.security.passwords import hash_password, verify_password
+from opscraft.services import app_settings, audit
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound
+from opscraft.services.permissions import Permission, require
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
+MIN_PASSWORD = 8
+MAX_PASSWORD = 256
+
+
+class UserCreate(BaseModel):
+    username: str = Field(min_length=3, max_length=64, examples=["john_doe"])
+    email: EmailStr = Field(examples=["john@example.com"])
+    password: str = Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD, examples=["SecurePass123"])
+    full_name: str = Field(default="", max_length=200, examples=["John Doe"])
+    role: Role = Role.viewer
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: str) -> str:
+        if not USERNAME_RE.match(value):
+            raise ValueError(
+                "must be 3-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
+            )
+        return value
+
+
+class UserUpdate(BaseModel):
+    email: EmailStr | None = None
+    full_name: str | None = Field(default=None, max_length=200)
+    role: Role | None = None
+    is_active: bool | None = None
+
+
+def check_password_rules(password: str, username: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise Invalid(f"password must be at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise Invalid(f"password must be at most {MAX_PASSWORD} characters")
+    if password.lower() == username.lower():
+        raise Invalid("password must not be the same as the username")
+
+
+async def count_users(session: AsyncSession) -> int:
+    return int((await session.exec(select(func.count()).select_from(User))).one())
+
+
+async def _count_active_admins(session: AsyncSession) -> int:
+    stmt = select(func.count()).select_from(User).where(User.role == Role.admin, col(User.is_active))
+    return int((await session.exec(stmt)).one())
+
+
+async def _insert(session: AsyncSession, data: UserCreate) -> User:
+    check_password_rules(data.password, data.username)
+    user = User(
+        username=data.username,
+        email=str(data.email).lower(),
+        full_name=data.full_name,
+        hashed_password=hash_password(data.password),
+        role=data.role,
+    )
+    session.add(user)
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict("a user with this username or email already exists") from None
+    return user
+
+
+async def register(session: AsyncSession, actor: Actor, data: UserCreate) -> User:
+    """Self-registration: the first user becomes admin; later ones only when an admin opened it."""
+    first = await count_users(session) == 0
+    if first:
+        data = data.model_copy(update={"role": Role.admin})
+    elif not await app_settings.get(session, "registration_open"):
+        raise Forbidden("self-registration is closed: ask an administrator to create your account")
+    else:
+        data = data.model_copy(update={"role": Role.viewer})
+    user = await _insert(session, data)
+    audit.record(
+        session, Actor(user, actor.client_ip), "user.register", "user", user.id, role=user.role, first=first
+    )
+    await session.commit()
+    return user
+
+
+async def create(session: AsyncSession, actor: Actor, data: UserCreate) -> User:
+    require(actor.user, Permission.manage_users)
+    user = await _insert(session, data)
+    audit.record(session, actor, "user.create", "user", user.id, username=user.username, role=user.role)
+    await session.commit()
+    return user
+
+
+async def bootstrap(session: AsyncSession, data: UserCreate) -> User:
+    """Create a user from the command line (no actor): used for headless set-up."""
+    user = await _insert(session, data)
+    audit.record(session, Actor(None), "user.create", "user", user.id, actor_name="cli", role=user.role)
+    await session.commit()
+    return user
+
+
+async def get(session: AsyncSession, actor: Actor, user_id: int) -> User:
+    if actor.user_id != user_id:
+        require(actor.user, Permission.manage_users)
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} not found")
+    return user
+
+
+async def list_users(
+    session: AsyncSession, actor: Actor, *, search: str | None = None, skip: int = 0, limit: int = 50
+) -> tuple[list[User], int]:
+    require(actor.user, Permission.manage_users)
+    conditions = []
+    if search:
+        pattern = f"%{search.lower()}%"
+        conditions.append(
+            or_(
+                func.lower(User.username).like(pattern),
+                func.lower(User.email).like(pattern),
+                func.lower(User.full_name).like(pattern),
+            )
+        )
+    total = (await session.exec(select(func.count()).select_from(User).where(*conditions))).one()
+    rows = await session.exec(
+        select(User).where(*conditions).order_by(col(User.username)).offset(skip).limit(limit)
+    )
+    return list(rows.all()), int(total)
+
+
+async def _revoke_sessions(session: AsyncSession, user: User) -> None:
+    """End every token and UI session of `user` (password change, deactivation, reset)."""
+    user.token_version += 1
+    await session.exec(
+        update(RefreshToken)
+        .where(col(RefreshToken.user_id) == user.id, col(RefreshToken.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+async def update_user(session: AsyncSession, actor: Actor, user_id: int, data: UserUpdate) -> User:
+    require(actor.user, Permission.manage_users)
+    user = await get(session, actor, user_id)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    if "email" in changes:
+        changes["email"] = str(changes["email"]).lower()
+    losing_admin = user.role == Role.admin and user.is_active and (
+        changes.get("role", Role.admin) != Role.admin or changes.get("is_active") is False
+    )
+    if losing_admin:
+        if user.id == actor.user_id:
+            raise Forbidden("you cannot remove your own admin role or deactivate yourself")
+        if await _count_active_admins(session) <= 1:
+            raise Conflict("this is the last active admin: make another user admin first")
+    before = {key: getattr(user, key) for key in changes}
+    for key, value in changes.items():
+        setattr(user, key, value)
+    if changes.get("is_active") is False:
+        await _revoke_sessions(session, user)
+    user.updated_at = utcnow()
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict("a user with this email already exists") from None
+    audit.record(
+        session,
+        actor,
+        "user.update",
+        "user",
+        user.id,
+        changes={k: {"from": str(before[k]), "to": str(v)} for k, v in changes.items() if before[k] != v},
+    )
+    await session.commit()
+    return user
+
+
+async def reset_password(session: AsyncSession, actor: Actor, user_id: int, new_password: str) -> None:
+    require(actor.user, Permission.manage_users)
+    user = await get(session, actor, user_id)
+    check_password_rules(new_password, user.username)
+    user.hashed_password = hash_password(new_password)
+    user.updated_at = utcnow()
+    await _revoke_sessions(session, user)
+    audit.record(session, actor, "user.reset_password", "user", user.id)
+    await session.commit()
+
+
+async def change_password(session: AsyncSession, actor: Actor, current: str, new_password: str) -> None:
+    user = actor.user
+    if user is None:
+        raise Forbidden("authentication required")
+    user = await session.get(User, user.id)
+    if user is None:
+        raise NotFound("user not found")
+    if not verify_password(current, user.hashed_password):
+        raise Invalid("current password is incorrect")
+    if current == new_password:
+        raise Invalid("the new password must differ from the current one")
+    check_password_rules(new_password, user.username)
+    user.hashed_password = hash_password(new_password)
+    user.updated_at = utcnow()
+    await _revoke_sessions(session, user)
+    audit.record(session, actor, "user.change_password", "user", user.id)
+    await session.commit()
+
+
+async def delete(session: AsyncSession, actor: Actor, user_id: int) -> None:
+    require(actor.user, Permission.manage_users)
+    if user_id == actor.user_id:
+        raise Forbidden("you cannot delete your own account")
+    user = await get(session, actor, user_id)
+    if user.role == Role.admin and user.is_active and await _count_active_admins(session) <= 1:
+        raise Conflict("this is the last active admin: make another user admin first")
+    username = user.username
+    await session.delete(user)
+    audit.record(session, actor, "user.delete", "user", user_id, username=username)
+    await session.commit()

@@ -1,0 +1,12 @@
+"""NiceGUI pages. `register_pages()` imports the page modules, whose decorators register routes."""
+
+from __future__ import annotations
+
+import importlib
+
+PAGE_MODULES = ["auth_pages", "dashboard", "profile", "users"]
+
+
+def register_pages() -> None:
+    for name in PAGE_MODULES:
+        importlib.import_module(f"opscraft.ui.{name}")

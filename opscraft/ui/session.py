@@ -1,0 +1,54 @@
+"""The browser session: who is logged in, re-checked against the database on every use."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from nicegui import app, context
+
+from opscraft import runtime
+from opscraft.db.models import User
+from opscraft.services import auth
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Unauthorized
+
+
+def client_ip() -> str | None:
+    try:
+        request = context.client.request
+    except (AttributeError, RuntimeError):
+        return None
+    return request.client.host if request and request.client else None
+
+
+def log_in(user: User) -> None:
+    app.storage.user.update({"user_id": user.id, "token_version": user.token_version})
+
+
+def log_out() -> None:
+    app.storage.user.clear()
+
+
+async def current_actor() -> Actor | None:
+    """The logged-in user if the session is still valid (active user, unchanged password), else None."""
+    user_id = app.storage.user.get("user_id")
+    if user_id is None:
+        return None
+    async with runtime.current().db.session() as session:
+        try:
+            user = await auth.user_for_session(session, int(user_id), int(app.storage.user.get("token_version", -1)))
+        except Unauthorized:
+            log_out()
+            return None
+    return Actor(user, client_ip())
+
+
+def login_url(next_path: str) -> str:
+    return f"/login?next={quote(next_path, safe='')}"
+
+
+def safe_next(value: str | None) -> str:
+    """Only relative paths on this site: never `//host`, `http://...` or `/\\host`."""
+    if not value or not value.startswith("/") or value.startswith(("//", "/\\")) or "\\" in value:
+        return "/"
+    return value
