@@ -43,14 +43,18 @@ def ensure_venv(extras: str = "") -> Path:
         try:
             subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         except subprocess.CalledProcessError:
-            sys.exit("opscraft: could not create .venv: install the venv module (apt-get install python3-venv)")
+            sys.exit(
+                "opscraft: could not create .venv: install the venv module (apt-get install python3-venv)"
+            )
     target = f"{ROOT}[{extras}]" if extras else str(ROOT)
     print(f"opscraft: installing dependencies ({extras or 'runtime'}) ...", file=sys.stderr)
     pip = [str(VENV_PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
     subprocess.run([*pip, "-e", target], check=True)
     previous = stamp_file.read_text().split() if stamp_file.exists() else []
-    stamp_file.write_text(" ".join([*(s for s in previous if s.split(":")[0] == wanted.split(":")[0]), wanted]))
+    stamp_file.write_text(
+        " ".join([*(s for s in previous if s.split(":")[0] == wanted.split(":")[0]), wanted])
+    )
     return VENV_PYTHON
 
 

@@ -94,7 +94,6 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> None:
     from opscraft import runtime
     from opscraft.db.migrate import current_revision
 
-
     async def body() -> None:
         print(f"database is at revision {await current_revision(runtime.current().db.engine)}")
 

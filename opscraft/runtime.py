@@ -43,4 +43,6 @@ def build(settings: Settings) -> Runtime:
     """Create (but do not start) the runtime for `settings`."""
     from opscraft.security.ratelimit import make_rate_limiter
 
-    return Runtime(settings=settings, db=Database(settings.effective_database_url), limiter=make_rate_limiter(settings))
+    return Runtime(
+        settings=settings, db=Database(settings.effective_database_url), limiter=make_rate_limiter(settings)
+    )

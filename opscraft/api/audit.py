@@ -29,7 +29,9 @@ class AuditEventOut(BaseModel):
     model_config = {"from_attributes": True}
 
 
-@router.get("", response_model=Page[AuditEventOut], summary="Search audit events", responses=error_responses(*AUTHED))
+@router.get(
+    "", response_model=Page[AuditEventOut], summary="Search audit events", responses=error_responses(*AUTHED)
+)
 async def list_events(
     session: Session,
     actor: CurrentActor,

@@ -58,7 +58,9 @@ async def refresh(body: RefreshRequest, session: Session, actor: AnonymousActor)
     return TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token)
 
 
-@router.post("/logout", response_model=Message, summary="Revoke a refresh token", responses=error_responses(*AUTHED))
+@router.post(
+    "/logout", response_model=Message, summary="Revoke a refresh token", responses=error_responses(*AUTHED)
+)
 async def logout(body: LogoutRequest, session: Session, actor: CurrentActor) -> Message:
     await auth.logout(session, actor, body.refresh_token)
     return Message(detail="logged out")

@@ -28,13 +28,19 @@ async def list_users(
 
 
 @router.post(
-    "", response_model=UserOut, status_code=201, summary="Create a user", responses=error_responses(*AUTHED, 409)
+    "",
+    response_model=UserOut,
+    status_code=201,
+    summary="Create a user",
+    responses=error_responses(*AUTHED, 409),
 )
 async def create_user(body: UserCreate, session: Session, actor: CurrentActor) -> UserOut:
     return UserOut.model_validate(await users.create(session, actor, body))
 
 
-@router.get("/{user_id}", response_model=UserOut, summary="Get a user", responses=error_responses(*AUTHED, 404))
+@router.get(
+    "/{user_id}", response_model=UserOut, summary="Get a user", responses=error_responses(*AUTHED, 404)
+)
 async def get_user(user_id: int, session: Session, actor: CurrentActor) -> UserOut:
     return UserOut.model_validate(await users.get(session, actor, user_id))
 

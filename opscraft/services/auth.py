@@ -59,7 +59,9 @@ async def issue_pair(session: AsyncSession, user: User) -> TokenPair:
     return TokenPair(access, refresh)
 
 
-async def authenticate_password(session: AsyncSession, client_ip: str | None, username: str, password: str) -> User:
+async def authenticate_password(
+    session: AsyncSession, client_ip: str | None, username: str, password: str
+) -> User:
     """Check credentials; records success and failure in the audit trail. Raises Unauthorized."""
     user = (await session.exec(select(User).where(User.username == username))).first()
     ok = verify_password(password, user.hashed_password if user else None)

@@ -162,8 +162,10 @@ async def update_user(session: AsyncSession, actor: Actor, user_id: int, data: U
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     if "email" in changes:
         changes["email"] = str(changes["email"]).lower()
-    losing_admin = user.role == Role.admin and user.is_active and (
-        changes.get("role", Role.admin) != Role.admin or changes.get("is_active") is False
+    losing_admin = (
+        user.role == Role.admin
+        and user.is_active
+        and (changes.get("role", Role.admin) != Role.admin or changes.get("is_active") is False)
     )
     if losing_admin:
         if user.id == actor.user_id:

@@ -36,9 +36,11 @@ async def setup_page() -> None:
         username = ui.input("Username").props('autofocus data-testid="setup-username"').classes("w-full")
         email = ui.input("Email").props('data-testid="setup-email"').classes("w-full")
         full_name = ui.input("Full name").props('data-testid="setup-fullname"').classes("w-full")
-        password = ui.input("Password", password=True, password_toggle_button=True).props(
-            'data-testid="setup-password"'
-        ).classes("w-full")
+        password = (
+            ui.input("Password", password=True, password_toggle_button=True)
+            .props('data-testid="setup-password"')
+            .classes("w-full")
+        )
         ui.label("At least 8 characters, not your username.").classes("text-caption text-grey")
 
         async def create() -> None:
@@ -63,7 +65,9 @@ async def setup_page() -> None:
             session.log_in(user)
             ui.navigate.to("/")
 
-        ui.button("Create administrator", on_click=create).props('data-testid="setup-submit"').classes("w-full")
+        ui.button("Create administrator", on_click=create).props('data-testid="setup-submit"').classes(
+            "w-full"
+        )
 
 
 @ui.page("/login", title="Log in · OpsCraft")
@@ -77,9 +81,11 @@ async def login_page(next: str | None = None) -> None:  # noqa: A002  (query par
         return
     with _card("Log in"):
         username = ui.input("Username").props('autofocus data-testid="login-username"').classes("w-full")
-        password = ui.input("Password", password=True, password_toggle_button=True).props(
-            'data-testid="login-password"'
-        ).classes("w-full")
+        password = (
+            ui.input("Password", password=True, password_toggle_button=True)
+            .props('data-testid="login-password"')
+            .classes("w-full")
+        )
 
         async def submit() -> None:
             ip = session.client_ip()

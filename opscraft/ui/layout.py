@@ -80,9 +80,9 @@ def protected_page(path: str, permission: Permission | None = None, title: str =
                 return
             if permission is not None and not can(actor.user, permission):
                 with frame(actor, "Not allowed"):
-                    ui.label(f"Your role ({actor.user.role if actor.user else '-'}) may not open this page.").classes(
-                        "text-negative text-lg"
-                    ).props('data-testid="forbidden"')
+                    ui.label(
+                        f"Your role ({actor.user.role if actor.user else '-'}) may not open this page."
+                    ).classes("text-negative text-lg").props('data-testid="forbidden"')
                 return
             await func(actor, *args, **kwargs)
 
@@ -129,7 +129,9 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
                 with ui.link(target=item.path).classes("no-underline w-full"):
                     with ui.row().classes("items-center gap-3 px-2 py-2 rounded hover:bg-grey-3 w-full"):
                         ui.icon(item.icon).classes("text-primary")
-                        ui.label(item.label).classes("text-body1").props(f'data-testid="nav-{item.path.strip("/") or "home"}"')
+                        ui.label(item.label).classes("text-body1").props(
+                            f'data-testid="nav-{item.path.strip("/") or "home"}"'
+                        )
     with ui.column().classes("w-full max-w-7xl mx-auto p-4 gap-4"):
         ui.label(title).classes("text-2xl font-semibold")
         yield

@@ -36,7 +36,9 @@ async def current_actor() -> Actor | None:
         return None
     async with runtime.current().db.session() as session:
         try:
-            user = await auth.user_for_session(session, int(user_id), int(app.storage.user.get("token_version", -1)))
+            user = await auth.user_for_session(
+                session, int(user_id), int(app.storage.user.get("token_version", -1))
+            )
         except Unauthorized:
             log_out()
             return None

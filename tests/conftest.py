@@ -1,0 +1,268 @@
+"""Shared fixtures: real SQLite and PostgreSQL, an in-process API client, a live server for browsers.
+
+Services come from `tests/run` through environment variables. When `CI=true` a missing service
+fails the test instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from opscraft import lifecycle, runtime
+from opscraft.api import install_api
+from opscraft.config import Settings, load_settings
+from opscraft.db.models import Role
+from opscraft.services import users
+from opscraft.services.users import UserCreate
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+PG_URL = os.environ.get("OPSCRAFT_TEST_PG_URL")
+REDIS_URL = os.environ.get("OPSCRAFT_TEST_REDIS_URL")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PASSWORD = "Correct-Horse-9"
+
+
+def require_service(available: bool, what: str) -> None:
+    """Skip when a service is missing locally; fail in CI, where a skip would hide a gap."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is required when CI=true (run the suite through tests/run)")
+    pytest.skip(f"{what} not available (run the suite through tests/run)")
+
+
+def make_settings(tmp_path: Path, database_url: str | None = None, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "OPSCRAFT_DATA_DIR": tmp_path,
+        "SECRET_KEY": "test-secret-key-" + "x" * 32,
+        "ENVIRONMENT": "dev",
+        "OPSCRAFT_RATE_LIMIT_AUTH": 10_000,
+        "OPSCRAFT_RATE_LIMIT_API": 100_000,
+    }
+    if database_url:
+        values["DATABASE_URL"] = database_url
+    values.update(overrides)
+    return load_settings(**values)
+
+
+async def _truncate_postgres(url: str) -> None:
+    from opscraft.db.engine import create_engine
+
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename <> 'alembic_version'"
+                )
+            )
+            names = [r[0] for r in rows]
+            if names:
+                await conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgresql":
+        require_service(bool(PG_URL), "PostgreSQL (OPSCRAFT_TEST_PG_URL)")
+    return str(request.param)
+
+
+@pytest.fixture
+async def rt(backend: str, tmp_path: Path) -> AsyncIterator[runtime.Runtime]:
+    """A started runtime on a clean database of the parametrized backend."""
+    url = PG_URL if backend == "postgresql" else None
+    settings = make_settings(tmp_path, url)
+    started = await lifecycle.start(settings)
+    if backend == "postgresql":
+        assert PG_URL
+        await _truncate_postgres(PG_URL)
+    try:
+        yield started
+    finally:
+        await lifecycle.stop()
+
+
+@pytest.fixture
+def api_app(rt: runtime.Runtime) -> FastAPI:
+    app = FastAPI()
+    install_api(app, rt.settings)
+    return app
+
+
+@pytest.fixture
+async def client(api_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=api_app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@dataclass
+class LoggedIn:
+    id: int
+    username: str
+    role: Role
+    headers: dict[str, str]
+
+
+async def make_user(client: httpx.AsyncClient, role: Role | str, username: str | None = None) -> LoggedIn:
+    """Create a user directly through the service layer and log in over the API."""
+    role = Role(role)
+    username = username or f"{role.value}-{secrets.token_hex(3)}"
+    async with runtime.current().db.session() as session:
+        user = await users.bootstrap(
+            session,
+            UserCreate(username=username, email=f"{username}@example.com", password=PASSWORD, role=role),
+        )
+    response = await client.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    assert user.id is not None
+    return LoggedIn(user.id, username, role, {"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture
+async def admin(client: httpx.AsyncClient) -> LoggedIn:
+    return await make_user(client, Role.admin, "admin")
+
+
+@pytest.fixture
+async def operator(client: httpx.AsyncClient) -> LoggedIn:
+    return await make_user(client, Role.operator, "operator")
+
+
+@pytest.fixture
+async def viewer(client: httpx.AsyncClient) -> LoggedIn:
+    return await make_user(client, Role.viewer, "viewer")
+
+
+# --- live server + browser -------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    env: dict[str, str]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> LiveServer:
+    """Run `opscraft serve` as a real process on a free port and wait until it is healthy."""
+    port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "OPSCRAFT_DATA_DIR": str(data_dir),
+        "SECRET_KEY": "live-server-secret-" + "y" * 32,
+        "OPSCRAFT_RATE_LIMIT_AUTH": "1000",
+        "OPSCRAFT_RATE_LIMIT_API": "100000",
+        "OPSCRAFT_NO_BOOTSTRAP": "1",
+        **(extra_env or {}),
+    }
+    log_path = data_dir / "server.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "opscraft", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    server = LiveServer(f"http://127.0.0.1:{port}", data_dir, process, log_path, env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.url}/api/v1/health", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"server did not become healthy:\n{server.log()}")
+
+
+def stop_server(server: LiveServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    server = start_server(tmp_path / "server")
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+CHROMIUM = os.environ.get("OPSCRAFT_TEST_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    require_service(Path(CHROMIUM).exists(), f"Chromium ({CHROMIUM})")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(15_000)
+    pg = context.new_page()
+    try:
+        yield pg
+    finally:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        context.close()

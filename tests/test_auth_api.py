@@ -1,0 +1,114 @@
+"""Auth API: the seed's shapes, first-user admin, closed registration, tokens."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import LoggedIn
+
+SEED_REGISTER = {
+    "username": "admin",
+    "email": "admin@example.com",
+    "password": "SecurePass123",
+    "full_name": "System Administrator",
+}
+
+
+async def test_seed_register_login_me(client: httpx.AsyncClient) -> None:
+    r = await client.post("/api/v1/auth/register", json=SEED_REGISTER)
+    assert r.status_code == 201, r.text
+    assert r.json()["role"] == "admin"
+    assert "password" not in r.text and "hashed" not in r.text
+    r = await client.post("/api/v1/auth/login", json={"username": "admin", "password": "SecurePass123"})
+    assert r.status_code == 200
+    body = r.json()
+    assert set(body) == {"access_token", "refresh_token", "token_type"} and body["token_type"] == "bearer"
+    me = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert me.status_code == 200 and me.json()["username"] == "admin"
+    assert me.json()["last_login_at"] is not None
+
+
+async def test_registration_closed_after_first_user(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    r = await client.post(
+        "/api/v1/auth/register", json={**SEED_REGISTER, "username": "john", "email": "j@example.com"}
+    )
+    assert r.status_code == 403
+    assert "closed" in r.json()["detail"]
+    r = await client.put("/api/v1/settings", json={"registration_open": True}, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["registration_open"] is True
+    r = await client.post(
+        "/api/v1/auth/register",
+        json={**SEED_REGISTER, "username": "john", "email": "j@example.com", "role": "admin"},
+    )
+    assert r.status_code == 201 and r.json()["role"] == "viewer"
+
+
+async def test_login_failure_is_generic_and_audited(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    r = await client.post("/api/v1/auth/login", json={"username": "admin", "password": "wrong-password"})
+    assert r.status_code == 401 and r.json()["detail"] == "incorrect username or password"
+    r2 = await client.post("/api/v1/auth/login", json={"username": "nobody", "password": "wrong-password"})
+    assert r2.json()["detail"] == r.json()["detail"]
+    events = await client.get("/api/v1/audit", params={"action": "auth.login_failed"}, headers=admin.headers)
+    assert events.json()["total"] == 2
+    assert "wrong-password" not in events.text
+
+
+async def test_refresh_rotates_and_revokes(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    tokens = (
+        await client.post("/api/v1/auth/login", json={"username": "admin", "password": "Correct-Horse-9"})
+    ).json()
+    r = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert r.status_code == 200
+    new = r.json()
+    assert new["refresh_token"] != tokens["refresh_token"]
+    again = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert again.status_code == 401 and "revoked" in again.json()["detail"]
+    wrong_type = await client.post("/api/v1/auth/refresh", json={"refresh_token": new["access_token"]})
+    assert wrong_type.status_code == 401
+    as_access = await client.get(
+        "/api/v1/auth/me", headers={"Authorization": f"Bearer {new['refresh_token']}"}
+    )
+    assert as_access.status_code == 401
+
+
+async def test_change_password_ends_sessions(client: httpx.AsyncClient, viewer: LoggedIn) -> None:
+    tokens = (
+        await client.post("/api/v1/auth/login", json={"username": "viewer", "password": "Correct-Horse-9"})
+    ).json()
+    bad = await client.post(
+        "/api/v1/auth/change-password",
+        json={"current_password": "Correct-Horse-9", "new_password": "short"},
+        headers=viewer.headers,
+    )
+    assert bad.status_code == 422 and "at least 8" in bad.json()["detail"]
+    same_as_name = await client.post(
+        "/api/v1/auth/change-password",
+        json={"current_password": "Correct-Horse-9", "new_password": "viewer"},
+        headers=viewer.headers,
+    )
+    assert same_as_name.status_code == 422
+    ok = await client.post(
+        "/api/v1/auth/change-password",
+        json={"current_password": "Correct-Horse-9", "new_password": "New-Password-42"},
+        headers=viewer.headers,
+    )
+    assert ok.status_code == 200
+    assert (await client.get("/api/v1/auth/me", headers=viewer.headers)).status_code == 401
+    assert (
+        await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    ).status_code == 401
+    login = await client.post(
+        "/api/v1/auth/login", json={"username": "viewer", "password": "New-Password-42"}
+    )
+    assert login.status_code == 200
+
+
+async def test_validation_errors_name_the_field_and_hide_values(client: httpx.AsyncClient) -> None:
+    r = await client.post(
+        "/api/v1/auth/register",
+        json={"username": "x", "email": "not-an-email", "password": "Sup3rSecretValue!", "full_name": ""},
+    )
+    assert r.status_code == 422
+    fields = {e["field"] for e in r.json()["errors"]}
+    assert {"username", "email"} <= fields
+    assert "Sup3rSecretValue!" not in r.text

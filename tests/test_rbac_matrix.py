@@ -1,0 +1,61 @@
+"""Every API route, for anonymous, viewer, operator and admin; and no route without a case."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, APIWebSocketRoute
+import httpx
+
+from opscraft.config import load_settings
+from opscraft.api import install_api
+from tests.conftest import make_user
+from tests.rbac_cases import ROLES, Case, all_cases
+
+CASES = all_cases()
+
+
+@pytest.fixture
+def backend() -> str:
+    """Authorization does not depend on the database backend: the matrix runs on SQLite."""
+    return "sqlite"
+
+
+def _routes(app: FastAPI) -> set[tuple[str, str]]:
+    return _walk(app.routes)
+
+
+def _walk(routes: list) -> set[tuple[str, str]]:
+    """(method, path) of every API route, descending into included routers."""
+    found: set[tuple[str, str]] = set()
+    for route in routes:
+        if hasattr(route, "original_router"):
+            found |= _walk(route.original_router.routes)
+        elif isinstance(route, APIRoute):
+            found |= {(m, route.path) for m in route.methods - {"HEAD", "OPTIONS"}}
+        elif isinstance(route, APIWebSocketRoute):
+            found.add(("WS", route.path))
+    return found
+
+
+def test_every_route_has_a_case(tmp_path) -> None:
+    app = FastAPI()
+    install_api(app, load_settings(OPSCRAFT_DATA_DIR=tmp_path, SECRET_KEY="k" * 40))
+    routes = _routes(app)
+    covered = {(c.method, c.path) for c in CASES}
+    assert routes - covered == set(), "routes without an RBAC matrix case (add them to tests/rbac_cases/)"
+    assert covered - routes == set(), "matrix cases for routes that do not exist"
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("case", [c for c in CASES if c.method != "WS"], ids=lambda c: c.id)
+async def test_matrix(case: Case, role: str, client: httpx.AsyncClient) -> None:
+    people = {r: await make_user(client, r, r) for r in ("viewer", "operator", "admin")}
+    people["target"] = await make_user(client, "viewer", "target")
+    spec = await case.setup(client, people)
+    path = case.path.format(**spec.get("path", {}))
+    headers = people[role].headers if role != "anonymous" else {}
+    response = await client.request(
+        case.method, path, headers=headers, json=spec.get("json"), params=spec.get("params")
+    )
+    assert response.status_code == case.expected[role], f"{case.id} as {role}: {response.text}"
