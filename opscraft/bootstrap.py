@@ -7,7 +7,6 @@ command works on a fresh machine. `python3 -m opscraft.bootstrap test` installs 
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 from pathlib import Path

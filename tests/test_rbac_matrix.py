@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, APIWebSocketRoute
-import httpx
 
-from opscraft.config import load_settings
 from opscraft.api import install_api
+from opscraft.config import load_settings
 from tests.conftest import make_user
 from tests.rbac_cases import ROLES, Case, all_cases
 

@@ -61,8 +61,8 @@ async def refresh(body: RefreshRequest, session: Session, actor: AnonymousActor)
 @router.post(
     "/logout", response_model=Message, summary="Revoke a refresh token", responses=error_responses(*AUTHED)
 )
-async def logout(body: LogoutRequest, session: Session, actor: CurrentActor) -> Message:
-    await auth.logout(session, actor, body.refresh_token)
+async def logout(session: Session, actor: CurrentActor, body: LogoutRequest | None = None) -> Message:
+    await auth.logout(session, actor, body.refresh_token if body else None)
     return Message(detail="logged out")
 
 

@@ -71,7 +71,7 @@ async def setup_page() -> None:
 
 
 @ui.page("/login", title="Log in · OpsCraft")
-async def login_page(next: str | None = None) -> None:  # noqa: A002  (query parameter name)
+async def login_page(next: str | None = None) -> None:
     if await _no_users():
         ui.navigate.to("/setup")
         return

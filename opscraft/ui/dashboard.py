@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from nicegui import ui
+
 from opscraft.services.actor import Actor
 from opscraft.ui.layout import frame, protected_page
-
-from nicegui import ui
 
 
 @protected_page("/", title="Dashboard")
