@@ -1,0 +1,302 @@
+"""Script parameters: one normalized schema, one resolver used by the library and the executions.
+
+A schema is a list of dicts `{"name", "type", "required", "default", "description", "options"}`.
+`normalize` accepts the seed's simple form (`{"NAME": "default"}`), the same object with typed
+specs as values (`{"NAME": {"type": "integer", "default": 3}}`) or a list of typed specs.
+Error messages name the parameter and the rule, never the submitted value (it may be a secret).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from enum import StrEnum
+from typing import Any
+
+from opscraft.services.errors import Invalid
+
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+RESERVED_NAMES = frozenset(
+    {"PATH", "HOME", "HOSTNAME", "PWD", "OLDPWD", "SHELL", "USER", "IFS", "LD_PRELOAD", "LD_LIBRARY_PATH"}
+)
+RESERVED_PREFIX = "OPSCRAFT_"
+MAX_PARAMETERS = 100
+MAX_DESCRIPTION = 500
+MAX_OPTIONS = 100
+MAX_VALUE_CHARS = 32 * 1024
+TRUE_WORDS = frozenset({"true", "1", "yes", "y", "on"})
+FALSE_WORDS = frozenset({"false", "0", "no", "n", "off"})
+SPEC_KEYS = frozenset({"name", "type", "required", "default", "description", "options"})
+
+
+class ParamType(StrEnum):
+    string = "string"
+    integer = "integer"
+    number = "number"
+    boolean = "boolean"
+    choice = "choice"
+
+
+class _Bad(ValueError):
+    """One rule broken by one parameter; collected into a single `Invalid`."""
+
+
+def _fail(message: str, errors: list[dict[str, Any]]) -> Invalid:
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:10])
+    return Invalid(f"{message}: {summary}", details=errors)
+
+
+def _field(name: object, index: int) -> str:
+    return f"parameters.{name[:64]}" if isinstance(name, str) and name else f"parameters[{index}]"
+
+
+def convert(kind: ParamType, value: Any, options: list[str] | None = None) -> Any:
+    """Convert one value to `kind`; raise `_Bad` with a message saying what is expected."""
+    if isinstance(value, dict | list):
+        raise _Bad(f"must be a single {kind.value} value, not a list or object")
+    if kind is ParamType.boolean:
+        return _to_bool(value)
+    if kind is ParamType.integer:
+        return _to_int(value)
+    if kind is ParamType.number:
+        return _to_number(value)
+    text = _to_text(value)
+    if kind is ParamType.choice and text not in (options or []):
+        raise _Bad(f"must be one of: {', '.join(options or [])}")
+    return text
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    raise _Bad("must be a boolean: true/false, yes/no, on/off or 1/0")
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise _Bad("must be an integer, not a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise _Bad("must be an integer, e.g. 42")
+
+
+def _to_number(value: Any) -> int | float:
+    if isinstance(value, bool):
+        raise _Bad("must be a number, not a boolean")
+    number: float | int | None = value if isinstance(value, int | float) else None
+    if isinstance(value, str):
+        try:
+            number = int(value.strip())
+        except ValueError:
+            try:
+                number = float(value.strip())
+            except ValueError:
+                number = None
+    if number is None or (isinstance(number, float) and not math.isfinite(number)):
+        raise _Bad("must be a finite number, e.g. 1.5")
+    return number
+
+
+def _to_text(value: Any) -> str:
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, int | float | str):
+        text = str(value)
+    else:
+        raise _Bad("must be a string")
+    if "\x00" in text:
+        raise _Bad("must not contain NUL characters")
+    if len(text) > MAX_VALUE_CHARS:
+        raise _Bad(f"must be at most {MAX_VALUE_CHARS} characters")
+    return text
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not name:
+        raise _Bad("each parameter needs a name")
+    if not NAME_RE.match(name):
+        raise _Bad(
+            "name must be an environment variable identifier: letters, digits and '_', "
+            "not starting with a digit, at most 64 characters"
+        )
+    if name.upper() in RESERVED_NAMES or name.upper().startswith(RESERVED_PREFIX):
+        raise _Bad(f"name is reserved (PATH, HOME, ... and the {RESERVED_PREFIX} prefix): choose another")
+    return name
+
+
+def _simple_spec(name: str, default: Any) -> dict[str, Any]:
+    """The seed's form: the default's JSON type gives the parameter type; null means required."""
+    if default is None:
+        return {"name": name, "type": ParamType.string.value, "required": True}
+    kind = (
+        ParamType.boolean
+        if isinstance(default, bool)
+        else ParamType.integer
+        if isinstance(default, int)
+        else ParamType.number
+        if isinstance(default, float)
+        else ParamType.string
+    )
+    return {"name": name, "type": kind.value, "default": default}
+
+
+def _normalize_one(spec: Any) -> dict[str, Any]:
+    if not isinstance(spec, dict):
+        raise _Bad("must be an object with name, type, required, default, description, options")
+    unknown = sorted(str(k) for k in spec if k not in SPEC_KEYS)
+    if unknown:
+        raise _Bad(f"unknown keys {', '.join(unknown)}; allowed: {', '.join(sorted(SPEC_KEYS))}")
+    name = _check_name(spec.get("name"))
+    try:
+        kind = ParamType(spec.get("type") or ParamType.string.value)
+    except ValueError:
+        raise _Bad(f"type must be one of: {', '.join(t.value for t in ParamType)}") from None
+    required = spec.get("required", False)
+    if not isinstance(required, bool):
+        raise _Bad("required must be true or false")
+    description = spec.get("description") or ""
+    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
+        raise _Bad(f"description must be text of at most {MAX_DESCRIPTION} characters")
+    options = _normalize_options(kind, spec.get("options"))
+    out: dict[str, Any] = {
+        "name": name,
+        "type": kind.value,
+        "required": required,
+        "default": None,
+        "description": description,
+        "options": options,
+    }
+    default = spec.get("default")
+    if default is not None and not (default == "" and kind is not ParamType.string):
+        if required:
+            raise _Bad("a required parameter has no default: remove the default or make it optional")
+        try:
+            out["default"] = convert(kind, default, options)
+        except _Bad as exc:
+            raise _Bad(f"default {exc}") from None
+    return out
+
+
+def _normalize_options(kind: ParamType, options: Any) -> list[str]:
+    if kind is not ParamType.choice:
+        if options:
+            raise _Bad("options are only allowed for the choice type")
+        return []
+    if not isinstance(options, list) or not options:
+        raise _Bad("a choice parameter needs a non-empty list of options")
+    if len(options) > MAX_OPTIONS:
+        raise _Bad(f"at most {MAX_OPTIONS} options")
+    texts = []
+    for option in options:
+        if not isinstance(option, str | int | float) or isinstance(option, bool) or str(option) == "":
+            raise _Bad("options must be non-empty strings or numbers")
+        texts.append(_to_text(option))
+    if len(set(texts)) != len(texts):
+        raise _Bad("options must be distinct")
+    return texts
+
+
+def normalize(raw: dict[str, Any] | list[Any] | None) -> list[dict[str, Any]]:
+    """Validate a parameter declaration in any accepted form and return the normalized schema."""
+    if raw is None:
+        return []
+    if isinstance(raw, dict):
+        specs = [
+            {**value, "name": name} if isinstance(value, dict) else _simple_spec(str(name), value)
+            for name, value in raw.items()
+        ]
+    elif isinstance(raw, list):
+        specs = list(raw)
+    else:
+        raise Invalid(
+            "parameters must be an object of NAME -> default or a list of typed parameters",
+            details=[{"field": "parameters", "message": "must be an object or a list"}],
+        )
+    if len(specs) > MAX_PARAMETERS:
+        raise Invalid(
+            f"at most {MAX_PARAMETERS} parameters per script",
+            details=[{"field": "parameters", "message": f"at most {MAX_PARAMETERS} parameters"}],
+        )
+    errors: list[dict[str, Any]] = []
+    result: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for index, spec in enumerate(specs):
+        name = spec.get("name") if isinstance(spec, dict) else None
+        try:
+            normalized = _normalize_one(spec)
+            if normalized["name"] in seen:
+                raise _Bad("is declared twice")
+        except _Bad as exc:
+            errors.append({"field": _field(name, index), "message": str(exc)})
+            continue
+        seen.add(normalized["name"])
+        result.append(normalized)
+    if errors:
+        raise _fail("invalid parameters", errors)
+    return result
+
+
+def resolve(schema: list[dict[str, Any]], values: dict[str, Any] | None) -> dict[str, Any]:
+    """Merge runtime `values` over the schema's defaults and return typed values.
+
+    Unknown names, missing required parameters and values of the wrong type are each named in
+    one `Invalid`. Optional parameters without a default and without a value are left out.
+    """
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise Invalid(
+            "parameters must be an object of NAME -> value",
+            details=[{"field": "parameters", "message": "must be an object"}],
+        )
+    known = {spec["name"]: spec for spec in schema}
+    errors = [
+        {"field": _field(name, 0), "message": "unknown parameter: this script does not declare it"}
+        for name in values
+        if name not in known
+    ]
+    resolved: dict[str, Any] = {}
+    for name, spec in known.items():
+        kind = ParamType(spec["type"])
+        value = values.get(name)
+        if value is None or (value == "" and kind is not ParamType.string):
+            value = spec.get("default")
+        if value is None or (value == "" and spec.get("required")):
+            if spec.get("required"):
+                errors.append({"field": _field(name, 0), "message": "is required"})
+            continue
+        try:
+            resolved[name] = convert(kind, value, spec.get("options"))
+        except _Bad as exc:
+            errors.append({"field": _field(name, 0), "message": str(exc)})
+    if errors:
+        raise _fail("invalid parameter values", errors)
+    return resolved
+
+
+def to_env(resolved: dict[str, Any]) -> dict[str, str]:
+    """Environment variables for resolved values: booleans as "true"/"false", numbers via `str`."""
+    return {
+        name: ("true" if value else "false") if isinstance(value, bool) else str(value)
+        for name, value in resolved.items()
+    }
+
+
+def defaults(schema: list[dict[str, Any]]) -> dict[str, Any]:
+    """The seed's simple form of a schema: NAME -> default (null when there is none)."""
+    return {spec["name"]: spec.get("default") for spec in schema}
