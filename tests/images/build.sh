@@ -32,7 +32,7 @@ if ! have opscraft-test/runner:1; then
   mirror=${mirror:-http://deb.debian.org/debian}
   root="$WORK/runner-root"
   rm -rf "$root"
-  debootstrap --variant=minbase --include=python3-minimal,ansible-core bookworm "$root" "$mirror" >"$WORK/debootstrap.log" 2>&1 \
+  debootstrap --variant=minbase --include=python3-minimal,python3-cffi-backend,ansible-core bookworm "$root" "$mirror" >"$WORK/debootstrap.log" 2>&1 \
     || { tail -n 30 "$WORK/debootstrap.log" >&2; exit 1; }
   install -m 0755 terraform-standin "$root/usr/local/bin/terraform"
   mkdir -p "$root/work"
