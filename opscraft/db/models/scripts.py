@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text
+from sqlalchemy import JSON, Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from opscraft.db.types import UTCDateTime, utcnow
@@ -25,11 +25,24 @@ class ScriptStatus(StrEnum):
     deprecated = "deprecated"
 
 
+LIVE = text("deleted_at IS NULL")
+
+
 class Script(SQLModel, table=True):
+    """A script; soft-deleted rows keep their name so past executions stay readable.
+
+    Names are unique among live scripts only (a partial unique index), so a deleted script's
+    name can be reused.
+    """
+
     __tablename__ = "scripts"
+    __table_args__ = (
+        Index("ux_scripts_live_name", "name", unique=True, sqlite_where=LIVE, postgresql_where=LIVE),
+        Index("ix_scripts_live_updated", "updated_at", sqlite_where=LIVE, postgresql_where=LIVE),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=128, unique=True, index=True)
+    name: str = Field(max_length=128)
     description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     script_type: ScriptType = Field(max_length=16, index=True)
     content: str = Field(sa_column=Column(Text, nullable=False))
@@ -38,6 +51,8 @@ class Script(SQLModel, table=True):
     version: str = Field(default="1.0.0", max_length=32)
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     status: ScriptStatus = Field(default=ScriptStatus.draft, max_length=16, index=True)
+    # Lower-cased name, description and tags: what `search` matches, in one column.
+    search_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     timeout_seconds: int = Field(default=3600)
     memory_mb: int = Field(default=512)
     cpus: float = Field(default=0.5)
@@ -47,9 +62,9 @@ class Script(SQLModel, table=True):
     created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     updated_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     # Soft delete: past executions keep pointing at a readable script row.
-    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class ScriptTag(SQLModel, table=True):

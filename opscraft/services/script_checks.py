@@ -1,0 +1,290 @@
+"""Syntax checks per script type and a lint for dangerous patterns.
+
+The lint is a safety net for honest mistakes, not a sandbox: it reads lines, so a determined
+author can always hide a command from it. The container is the security boundary.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import hcl2
+import lark
+import yaml
+
+from opscraft.db.models.scripts import ScriptType
+
+BASH_TIMEOUT_SECONDS = 10
+EXCERPT_CHARS = 120
+MAX_ARGS_CHARS = 500
+CRITICAL_DIRS = r"(?:bin|boot|dev|etc|home|lib|lib32|lib64|media|mnt|opt|proc|root|run|sbin|srv|sys|usr|var)"
+DISK_DEVICE = r"/dev/(?:sd[a-z]|hd[a-z]|vd[a-z]|xvd[a-z]|nvme\d|mmcblk\d|disk\d|md\d|dm-\d|mapper/|loop\d)"
+COMMAND_START = r"(?:^|[;&|({`]\s*|\$\(\s*|\bsudo\s+(?:-\S+\s+)*|\bexec\s+)"
+SEGMENT_END = re.compile(r"[;&|)`\n]|\|\||&&")
+_QUOTES = "\"'`),;"
+
+
+@dataclass(frozen=True)
+class SyntaxProblem:
+    line: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    line: int
+    excerpt: str
+    message: str
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+# --- syntax -------------------------------------------------------------------------------
+
+
+async def check(script_type: ScriptType, content: str) -> tuple[list[SyntaxProblem], list[Finding]]:
+    """Syntax problems and lint findings; CPU-heavy parsing runs off the event loop."""
+    problems = await syntax_errors(script_type, content)
+    findings = await asyncio.to_thread(lint, script_type, content)
+    return problems, findings
+
+
+async def syntax_errors(script_type: ScriptType, content: str) -> list[SyntaxProblem]:
+    """Problems that stop the script from parsing, each with its line number."""
+    if script_type is ScriptType.bash:
+        return await _bash(content)
+    check = {
+        ScriptType.python: _python,
+        ScriptType.ansible: _ansible,
+        ScriptType.terraform: _terraform,
+    }[script_type]
+    # Parsing 256 KiB of HCL or YAML takes a while: keep it off the event loop.
+    return await asyncio.to_thread(check, content)
+
+
+async def _bash(content: str) -> list[SyntaxProblem]:
+    bash = shutil.which("bash")
+    if bash is None:
+        return [SyntaxProblem(1, "bash is not installed on the server, so the syntax cannot be checked")]
+    proc = await asyncio.create_subprocess_exec(
+        bash,
+        "--norc",
+        "-n",
+        "/dev/stdin",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
+    )
+    try:
+        _, stderr = await asyncio.wait_for(proc.communicate(content.encode()), BASH_TIMEOUT_SECONDS)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return [SyntaxProblem(1, f"bash -n did not finish within {BASH_TIMEOUT_SECONDS} s")]
+    if proc.returncode == 0:
+        return []
+    # bash prints "/dev/stdin: line N: message", then echoes the offending code in backquotes.
+    problems = [
+        SyntaxProblem(int(match.group(1)), match.group(2))
+        for match in re.finditer(r"^/dev/stdin: line (\d+): (.*)$", stderr.decode(errors="replace"), re.M)
+        if not match.group(2).startswith("`")
+    ]
+    return problems or [SyntaxProblem(1, "bash -n reported a syntax error")]
+
+
+def _python(content: str) -> list[SyntaxProblem]:
+    try:
+        ast.parse(content)
+    except SyntaxError as exc:
+        return [SyntaxProblem(exc.lineno or 1, exc.msg)]
+    except (ValueError, RecursionError, MemoryError) as exc:
+        return [SyntaxProblem(1, f"cannot be parsed: {type(exc).__name__}")]
+    return []
+
+
+def _ansible(content: str) -> list[SyntaxProblem]:
+    try:
+        root = yaml.compose(content, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        return [SyntaxProblem(mark.line + 1 if mark else 1, f"invalid YAML: {exc.problem or exc.context}")]
+    except yaml.YAMLError as exc:
+        return [SyntaxProblem(1, f"invalid YAML: {type(exc).__name__}")]
+    if not isinstance(root, yaml.SequenceNode) or not root.value:
+        line = root.start_mark.line + 1 if root is not None else 1
+        return [SyntaxProblem(line, "a playbook must be a non-empty YAML list of plays")]
+    problems = []
+    for play in root.value:
+        line = play.start_mark.line + 1
+        if not isinstance(play, yaml.MappingNode):
+            problems.append(SyntaxProblem(line, "each play must be a mapping with at least 'hosts'"))
+            continue
+        keys = {key.value for key, _ in play.value if isinstance(key, yaml.ScalarNode)}
+        if not keys & {"hosts", "import_playbook", "ansible.builtin.import_playbook"}:
+            problems.append(SyntaxProblem(line, "play has no 'hosts' (or 'import_playbook')"))
+    return problems
+
+
+def _terraform(content: str) -> list[SyntaxProblem]:
+    try:
+        hcl2.loads(content)
+    except lark.exceptions.UnexpectedEOF:
+        return [SyntaxProblem(content.count("\n") + 1, "invalid HCL: unexpected end of file")]
+    except lark.exceptions.UnexpectedInput as exc:
+        token = getattr(exc, "token", None)
+        what = "end of file" if token is not None and token.type == "$END" else "input"
+        return [SyntaxProblem(exc.line or 1, f"invalid HCL: unexpected {what} at column {exc.column}")]
+    except (lark.exceptions.LarkError, ValueError, RecursionError) as exc:
+        return [SyntaxProblem(1, f"invalid HCL: {type(exc).__name__}")]
+    return []
+
+
+# --- dangerous-pattern lint ---------------------------------------------------------------
+
+
+def _is_critical_path(token: str) -> bool:
+    path = token.strip(_QUOTES)
+    if path in {"/", "/*", "/.", "~", "~/", "~/*", "$HOME", "${HOME}", "$HOME/", "${HOME}/", "$HOME/*"}:
+        return True
+    bare = path.rstrip("*").rstrip("/")
+    return re.fullmatch(f"/{CRITICAL_DIRS}", bare) is not None
+
+
+def _empty_var_root(token: str) -> bool:
+    """`$DIR/` or `$DIR/*`: becomes `/` when DIR is empty (use `${DIR:?}`)."""
+    return re.fullmatch(r"\$\{?\w+\}?/\*?", token.strip(_QUOTES)) is not None
+
+
+def _command_args(line: str, command: str) -> list[list[str]]:
+    """The argument lists of each `command` invocation on the line (rough, quote-tolerant)."""
+    calls = []
+    for match in re.finditer(rf"(?:^|[\s;&|(`\"'=])(?:/usr)?(?:/s?bin/)?{command}\s+", line):
+        rest = SEGMENT_END.split(line[match.end() : match.end() + MAX_ARGS_CHARS], maxsplit=1)[0]
+        calls.append([t.strip(_QUOTES) for t in rest.split()])
+    return calls
+
+
+def _recursive(args: list[str]) -> bool:
+    return any(
+        a in ("--recursive", "-R") or (a.startswith("-") and not a.startswith("--") and "r" in a.lower())
+        for a in args
+    )
+
+
+def _rm_root(line: str) -> bool:
+    for args in _command_args(line, "rm"):
+        if "--no-preserve-root" in args:
+            return True
+        targets = [a for a in args if not a.startswith("-")]
+        if _recursive(args) and any(_is_critical_path(t) for t in targets):
+            return True
+    return False
+
+
+def _rm_empty_var(line: str) -> bool:
+    return any(
+        _recursive(args) and any(_empty_var_root(a) for a in args) for args in _command_args(line, "rm")
+    )
+
+
+def _chmod_root(line: str) -> bool:
+    return any(
+        _recursive(args) and any(_is_critical_path(a) for a in args if not a.startswith("-"))
+        for command in ("chmod", "chown", "chgrp")
+        for args in _command_args(line, command)
+    )
+
+
+def _regex(pattern: str) -> Callable[[str], bool]:
+    compiled = re.compile(pattern)
+    return lambda line: compiled.search(line) is not None
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    message: str
+    matches: Callable[[str], bool]
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("rm-rf-root", "recursive delete of / , $HOME or a system directory", _rm_root),
+    Rule(
+        "rm-rf-empty-var",
+        "recursive delete of $VAR/: if VAR is empty this deletes / (use ${VAR:?})",
+        _rm_empty_var,
+    ),
+    Rule(
+        "python-rmtree-root",
+        "shutil.rmtree of / , ~ or a system directory",
+        _regex(rf"shutil\.rmtree\(\s*[\"'](?:/|~/?|/{CRITICAL_DIRS}/?)[\"']\s*[,)]"),
+    ),
+    Rule("dd-to-device", "dd writing to a disk device", _regex(rf"\bdd\b[^\n;|&]*\bof={DISK_DEVICE}")),
+    Rule(
+        "raw-device-write",
+        "output redirected or copied onto a disk device",
+        _regex(rf"(?:>\s*|\b(?:tee|cp|cat|shred)\b[^\n;|&]*\s){DISK_DEVICE}"),
+    ),
+    Rule(
+        "make-filesystem",
+        "creates or wipes a filesystem (mkfs, mke2fs, wipefs)",
+        _regex(rf"{COMMAND_START}(?:mkfs(?:\.\w+)?|mke2fs|mkswap|wipefs)\b"),
+    ),
+    Rule(
+        "fork-bomb",
+        "fork bomb: a function that spawns itself twice in the background",
+        _regex(r"([\w:.-]{1,64})\s*\(\)\s*\{\s*\1\s*\|\s*\1\s*&\s*\}|while\s+(?:True|1)\s*:\s*os\.fork\(\)"),
+    ),
+    Rule(
+        "pipe-to-shell",
+        "downloads code and runs it unseen (curl | sh, wget | bash, sh <(curl ...))",
+        _regex(
+            r"\b(?:curl|wget)\b[^\n;&]*\|\s*(?:sudo\s+(?:-\S+\s+)*)?(?:env\s+)?"
+            r"(?:ba|da|z|k|fi)?sh\b|\b(?:curl|wget)\b[^\n;&]*\|\s*(?:sudo\s+)?(?:python[\d.]*|perl|ruby)\b"
+            r"|\b(?:ba|da|z|k)?sh\s+(?:-c\s+)?[\"']?(?:<\(|\$\()\s*(?:curl|wget)\b"
+        ),
+    ),
+    Rule(
+        "chmod-recursive-root",
+        "recursive chmod/chown of / or a system directory",
+        _chmod_root,
+    ),
+    Rule(
+        "system-shutdown",
+        "shuts down or reboots the machine",
+        _regex(rf"{COMMAND_START}(?:shutdown|reboot|halt|poweroff)\b|{COMMAND_START}init\s+[06]\b"),
+    ),
+    Rule(
+        "firewall-flush",
+        "flushes every firewall rule",
+        _regex(rf"{COMMAND_START}(?:ip6?tables\s+(?:-\S+\s+)*(?:-F|--flush)|nft\s+flush\s+ruleset)\b"),
+    ),
+)
+
+
+def _is_comment(line: str, script_type: ScriptType) -> bool:
+    text = line.lstrip()
+    if text.startswith("#"):
+        return True
+    return script_type is ScriptType.terraform and text.startswith("//")
+
+
+def lint(script_type: ScriptType, content: str) -> list[Finding]:
+    """Dangerous patterns, one finding per rule per line; comment lines are ignored."""
+    findings = []
+    for number, line in enumerate(content.splitlines(), start=1):
+        if not line.strip() or _is_comment(line, script_type):
+            continue
+        excerpt = line.strip()[:EXCERPT_CHARS]
+        findings.extend(
+            Finding(rule.id, number, excerpt, rule.message) for rule in RULES if rule.matches(line)
+        )
+    return findings

@@ -1,0 +1,532 @@
+"""The script library: scripts, their immutable versions, search, diff and rollback.
+
+Every change of content, parameters, type or run settings writes a new `ScriptVersion`;
+history is never rewritten. Deleting is a soft delete (`deleted_at`): the row and its versions
+stay so past executions remain readable, and the name becomes free for a new script.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from sqlalchemy import exists, func
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import defer
+from sqlmodel import col, select
+from sqlmodel import delete as sql_delete
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft import runtime
+from opscraft.db.models import Script, ScriptTag, ScriptVersion
+from opscraft.db.models.scripts import ScriptStatus, ScriptType
+from opscraft.db.types import utcnow
+from opscraft.services import audit, parameters, script_checks
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Conflict, Invalid, NotFound
+from opscraft.services.permissions import Permission, require
+from opscraft.services.script_checks import Finding
+
+NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+VERSION_LABEL_RE = r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,31}$"
+MAX_DESCRIPTION = 2000
+MAX_TAGS = 20
+MAX_TAG = 50
+MAX_NOTE = 500
+RUN_SETTINGS = ("timeout_seconds", "memory_mb", "cpus", "network_enabled", "max_concurrent")
+VERSIONED = ("script_type", "content", "parameters", *RUN_SETTINGS)
+Sort = Literal["name", "-name", "updated_at", "-updated_at"]
+M = TypeVar("M", bound=BaseModel)
+
+
+def _check_tags(tags: list[str]) -> list[str]:
+    cleaned: list[str] = []
+    for tag in (t.strip() for t in tags):
+        if not tag:
+            raise ValueError("tags must not be empty")
+        if len(tag) > MAX_TAG:
+            raise ValueError(f"each tag must be at most {MAX_TAG} characters")
+        if any(ord(c) < 32 for c in tag):
+            raise ValueError("tags must not contain control characters")
+        if tag not in cleaned:
+            cleaned.append(tag)
+    if len(cleaned) > MAX_TAGS:
+        raise ValueError(f"at most {MAX_TAGS} tags")
+    return cleaned
+
+
+class _ScriptFields(BaseModel):
+    """Field rules shared by create and update (every field optional here)."""
+
+    model_config = {"extra": "forbid"}
+
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
+    script_type: ScriptType | None = None
+    content: str | None = Field(default=None, min_length=1)
+    parameters: dict[str, Any] | list[Any] | None = Field(
+        default=None, examples=[{"ENV": "prod"}, [{"name": "COUNT", "type": "integer", "default": 3}]]
+    )
+    version: str | None = Field(default=None, pattern=VERSION_LABEL_RE, examples=["1.0.0"])
+    tags: list[str] | None = Field(default=None, examples=[["deployment", "production"]])
+    status: ScriptStatus | None = None
+    timeout_seconds: int | None = Field(default=None, ge=1)
+    memory_mb: int | None = Field(default=None, ge=16, le=65536)
+    cpus: float | None = Field(default=None, ge=0.1, le=64)
+    network_enabled: bool | None = None
+    max_concurrent: int | None = Field(default=None, ge=1, le=100)
+    change_note: str = Field(default="", max_length=MAX_NOTE)
+    acknowledge_risks: bool = Field(
+        default=False, description="Required (true) to save content with dangerous-pattern findings."
+    )
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else _check_tags(value)
+
+
+class ScriptCreate(_ScriptFields):
+    name: str = Field(pattern=NAME_RE, examples=["deploy-app"])
+    description: str = Field(default="", max_length=MAX_DESCRIPTION, examples=["Deploy application"])
+    script_type: ScriptType = Field(examples=["bash"])
+    content: str = Field(min_length=1, examples=["#!/bin/bash\necho 'Deploying...'"])
+    version: str = Field(default="1.0.0", pattern=VERSION_LABEL_RE)
+    tags: list[str] = Field(default_factory=list, examples=[["deployment", "production"]])
+    status: ScriptStatus = ScriptStatus.draft
+    network_enabled: bool = False
+    # Run settings left out take the defaults in `Script`.
+
+
+class ScriptUpdate(_ScriptFields):
+    """Partial update: only the fields sent change."""
+
+    name: str | None = Field(default=None, pattern=NAME_RE)
+    base_version: int | None = Field(
+        default=None, ge=1, description="The version the edit started from; 409 if the script moved on."
+    )
+
+
+@dataclass(frozen=True)
+class ScriptQuery:
+    search: str | None = None
+    script_type: ScriptType | None = None
+    status: ScriptStatus | None = None
+    tag: str | None = None
+    sort: Sort = "name"
+    skip: int = 0
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A saved script and the lint findings of its content (acknowledged when non-empty)."""
+
+    script: Script
+    findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Diff:
+    from_version: int
+    to_version: int
+    diff: str
+    changed: list[str]
+
+
+def parse(model: type[M], data: M | Mapping[str, Any]) -> M:
+    """Validate a dict from the UI the way the API validates a body: `Invalid` naming each field."""
+    if isinstance(data, model):
+        return data
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]} for e in exc.errors()
+        ]
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        raise Invalid(f"invalid input: {summary}", details=errors) from None
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+async def get(session: AsyncSession, actor: Actor, script_id: int) -> Script:
+    """A live script; 404 when missing or deleted."""
+    require(actor.user, Permission.view_scripts)
+    script = await session.get(Script, script_id)
+    if script is None or script.deleted_at is not None:
+        raise NotFound(f"script {script_id} not found")
+    return script
+
+
+def _search_text(name: str, description: str, tags: list[str]) -> str:
+    return "\n".join([name, description, " ".join(tags)]).lower()
+
+
+def _like(term: str) -> str:
+    escaped = term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def list_scripts(session: AsyncSession, actor: Actor, query: ScriptQuery) -> tuple[list[Script], int]:
+    """A page of live scripts (without their content) and the total matching `query`.
+
+    `search` matches name, description and tags, case-insensitively; several words must all match.
+    """
+    require(actor.user, Permission.view_scripts)
+    conditions: list[Any] = [col(Script.deleted_at).is_(None)]
+    for word in (query.search or "").split():
+        conditions.append(col(Script.search_text).like(_like(word), escape="\\"))
+    if query.script_type:
+        conditions.append(col(Script.script_type) == query.script_type)
+    if query.status:
+        conditions.append(col(Script.status) == query.status)
+    if query.tag:
+        conditions.append(
+            exists().where(col(ScriptTag.script_id) == col(Script.id), col(ScriptTag.tag) == query.tag)
+        )
+    total = (await session.exec(select(func.count()).select_from(Script).where(*conditions))).one()
+    key = col(Script.name) if query.sort.lstrip("-") == "name" else col(Script.updated_at)
+    order = [key.desc(), col(Script.id).desc()] if query.sort.startswith("-") else [key, col(Script.id)]
+    rows = await session.exec(
+        select(Script)
+        .options(defer(Script.content), defer(Script.search_text))  # type: ignore[arg-type]
+        .where(*conditions)
+        .order_by(*order)
+        .offset(query.skip)
+        .limit(query.limit)
+    )
+    return list(rows.all()), int(total)
+
+
+async def list_versions(
+    session: AsyncSession, actor: Actor, script_id: int, *, skip: int = 0, limit: int = 50
+) -> tuple[list[ScriptVersion], int]:
+    """Versions of a script, newest first, without their content."""
+    await get(session, actor, script_id)
+    where = col(ScriptVersion.script_id) == script_id
+    total = (await session.exec(select(func.count()).select_from(ScriptVersion).where(where))).one()
+    rows = await session.exec(
+        select(ScriptVersion)
+        .options(defer(ScriptVersion.content))  # type: ignore[arg-type]
+        .where(where)
+        .order_by(col(ScriptVersion.number).desc())
+        .offset(skip)
+        .limit(limit)
+    )
+    return list(rows.all()), int(total)
+
+
+async def get_version(session: AsyncSession, actor: Actor, script_id: int, number: int) -> ScriptVersion:
+    await get(session, actor, script_id)
+    row = (
+        await session.exec(
+            select(ScriptVersion).where(
+                col(ScriptVersion.script_id) == script_id, col(ScriptVersion.number) == number
+            )
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"script {script_id} has no version {number}")
+    return row
+
+
+def _version_fields(version: ScriptVersion) -> dict[str, Any]:
+    return {
+        "script_type": version.script_type,
+        "parameters": version.parameters,
+        "run_settings": version.run_settings,
+        "version_label": version.version_label,
+    }
+
+
+async def diff(session: AsyncSession, actor: Actor, script_id: int, from_n: int, to_n: int) -> Diff:
+    """Unified diff of the content of two versions, and the names of the other fields that differ."""
+    script = await get(session, actor, script_id)
+    old = await get_version(session, actor, script_id, from_n)
+    new = await get_version(session, actor, script_id, to_n)
+    text = "".join(
+        difflib.unified_diff(
+            old.content.splitlines(keepends=True),
+            new.content.splitlines(keepends=True),
+            fromfile=f"{script.name} v{from_n}",
+            tofile=f"{script.name} v{to_n}",
+        )
+    )
+    before, after = _version_fields(old), _version_fields(new)
+    changed = (["content"] if old.content != new.content else []) + [
+        key for key in before if before[key] != after[key]
+    ]
+    return Diff(from_n, to_n, text, changed)
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+def _run_settings(script: Script) -> dict[str, Any]:
+    return {key: getattr(script, key) for key in RUN_SETTINGS}
+
+
+async def _check_content(
+    script_type: ScriptType, content: str, parameters_raw: Any, acknowledge: bool
+) -> tuple[list[dict[str, Any]], list[Finding]]:
+    """Size, syntax and parameters (all errors at once), then the lint; returns (schema, findings)."""
+    limit = runtime.current().settings.max_script_bytes
+    errors: list[dict[str, Any]] = []
+    if len(content.encode()) > limit:
+        raise Invalid(
+            f"content is larger than {limit // 1024} KiB: split the script "
+            "or raise OPSCRAFT_MAX_SCRIPT_BYTES",
+            details=[{"field": "content", "message": f"at most {limit} bytes"}],
+        )
+    if "\x00" in content:
+        errors.append({"field": "content", "message": "must not contain NUL characters"})
+    problems, findings = await script_checks.check(script_type, content)
+    errors += [
+        {"field": "content", "line": p.line, "message": f"line {p.line}: {p.message}"} for p in problems
+    ]
+    schema: list[dict[str, Any]] = []
+    try:
+        schema = parameters.normalize(parameters_raw)
+    except Invalid as exc:
+        errors += exc.details
+    if errors:
+        summary = "; ".join(
+            e["message"] if e["field"] == "content" else f"{e['field']}: {e['message']}" for e in errors[:5]
+        )
+        raise Invalid(f"the {script_type.value} script has errors: {summary}", details=errors)
+    if findings and not acknowledge:
+        raise Invalid(
+            f"the content matches {len(findings)} dangerous pattern(s): review them, then save again "
+            "with acknowledge_risks: true",
+            details=[{"field": "content", **f.as_dict()} for f in findings],
+        )
+    return schema, findings
+
+
+def _snapshot(script: Script, actor: Actor, note: str) -> ScriptVersion:
+    return ScriptVersion(
+        script_id=script.id,  # type: ignore[arg-type]
+        number=script.current_version,
+        script_type=script.script_type,
+        content=script.content,
+        parameters=script.parameters,
+        run_settings=_run_settings(script),
+        version_label=script.version,
+        change_note=note,
+        author_id=actor.user_id,
+    )
+
+
+async def _name_taken(session: AsyncSession, name: str, except_id: int | None = None) -> bool:
+    stmt = select(Script.id).where(col(Script.name) == name, col(Script.deleted_at).is_(None))
+    if except_id is not None:
+        stmt = stmt.where(col(Script.id) != except_id)
+    return (await session.exec(stmt)).first() is not None
+
+
+async def _replace_tags(session: AsyncSession, script_id: int, tags: list[str]) -> None:
+    await session.exec(sql_delete(ScriptTag).where(col(ScriptTag.script_id) == script_id))
+    session.add_all(ScriptTag(script_id=script_id, tag=tag) for tag in tags)
+
+
+async def _flush_or_conflict(session: AsyncSession) -> None:
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict(
+            "a live script with this name already exists, or the script was changed at the same time: "
+            "reload and try again"
+        ) from None
+
+
+def _audit_findings(session: AsyncSession, actor: Actor, script: Script, findings: list[Finding]) -> None:
+    if findings:
+        audit.record(
+            session,
+            actor,
+            "script.risks_acknowledged",
+            "script",
+            script.id,
+            version=script.current_version,
+            findings=[{"rule": f.rule, "line": f.line} for f in findings],
+        )
+
+
+async def create(session: AsyncSession, actor: Actor, data: ScriptCreate | Mapping[str, Any]) -> Saved:
+    require(actor.user, Permission.edit_scripts)
+    body = parse(ScriptCreate, data)
+    schema, findings = await _check_content(
+        body.script_type, body.content, body.parameters, body.acknowledge_risks
+    )
+    if await _name_taken(session, body.name):
+        raise Conflict("a script with this name already exists: choose another name")
+    values = body.model_dump(exclude={"parameters", "change_note", "acknowledge_risks"}, exclude_none=True)
+    if values.get("timeout_seconds"):
+        _check_timeout(values["timeout_seconds"])
+    script = Script(
+        **values,
+        parameters=schema,
+        search_text=_search_text(body.name, body.description, body.tags),
+        created_by=actor.user_id,
+        updated_by=actor.user_id,
+    )
+    session.add(script)
+    await _flush_or_conflict(session)
+    assert script.id is not None
+    await _replace_tags(session, script.id, body.tags)
+    session.add(_snapshot(script, actor, body.change_note or "created"))
+    await _flush_or_conflict(session)
+    audit.record(
+        session, actor, "script.create", "script", script.id, name=script.name, script_type=script.script_type
+    )
+    _audit_findings(session, actor, script, findings)
+    await session.commit()
+    return Saved(script, findings)
+
+
+def _check_timeout(seconds: int) -> None:
+    limit = runtime.current().settings.max_timeout_seconds
+    if seconds > limit:
+        raise Invalid(
+            f"timeout_seconds must be at most {limit} (OPSCRAFT_MAX_TIMEOUT_SECONDS)",
+            details=[{"field": "timeout_seconds", "message": f"at most {limit}"}],
+        )
+
+
+async def _locked(session: AsyncSession, actor: Actor, script_id: int) -> Script:
+    """The live script, row-locked on PostgreSQL so concurrent edits get consecutive versions."""
+    await get(session, actor, script_id)
+    script = (await session.exec(select(Script).where(col(Script.id) == script_id).with_for_update())).one()
+    await session.refresh(script)
+    return script
+
+
+async def update(
+    session: AsyncSession, actor: Actor, script_id: int, data: ScriptUpdate | Mapping[str, Any]
+) -> Saved:
+    """Partial update; a change to a versioned field writes the next version."""
+    require(actor.user, Permission.edit_scripts)
+    body = parse(ScriptUpdate, data)
+    script = await _locked(session, actor, script_id)
+    if body.base_version is not None and body.base_version != script.current_version:
+        raise Conflict(
+            f"the script is at version {script.current_version}, your edit started from version "
+            f"{body.base_version}: reload it and apply your change again"
+        )
+    changes = body.model_dump(
+        exclude_unset=True, exclude={"base_version", "change_note", "acknowledge_risks"}
+    )
+    nullable = {"max_concurrent"}
+    changes = {k: v for k, v in changes.items() if v is not None or k in nullable}
+    if "timeout_seconds" in changes:
+        _check_timeout(changes["timeout_seconds"])
+    findings: list[Finding] = []
+    acknowledged: list[Finding] = []
+    if changes.keys() & {"content", "script_type", "parameters"}:
+        script_type = changes.get("script_type", script.script_type)
+        content = changes.get("content", script.content)
+        # Only new content needs a fresh acknowledgement; unchanged content was acknowledged before.
+        same_content = content == script.content and script_type == script.script_type
+        changes["parameters"], findings = await _check_content(
+            script_type,
+            content,
+            changes.get("parameters", script.parameters),
+            body.acknowledge_risks or same_content,
+        )
+        acknowledged = [] if same_content else findings
+    if "name" in changes and await _name_taken(session, changes["name"], script.id):
+        raise Conflict("a script with this name already exists: choose another name")
+    changed = {k: v for k, v in changes.items() if getattr(script, k) != v}
+    if not changed:
+        return Saved(script, findings)
+    old_status = script.status
+    for key, value in changed.items():
+        setattr(script, key, value)
+    script.search_text = _search_text(script.name, script.description, script.tags)
+    script.updated_by = actor.user_id
+    script.updated_at = utcnow()
+    new_version = bool(changed.keys() & set(VERSIONED))
+    if new_version:
+        script.current_version += 1
+        session.add(_snapshot(script, actor, body.change_note))
+    if "tags" in changed:
+        await _replace_tags(session, script_id, script.tags)
+    await _flush_or_conflict(session)
+    fields = sorted(changed.keys() - {"status"})
+    if fields:
+        audit.record(
+            session,
+            actor,
+            "script.update",
+            "script",
+            script_id,
+            fields=fields,
+            version=script.current_version if new_version else None,
+        )
+    if "status" in changed:
+        audit.record(
+            session, actor, "script.status", "script", script_id, **{"from": old_status, "to": script.status}
+        )
+    if new_version:
+        _audit_findings(session, actor, script, acknowledged)
+    await session.commit()
+    return Saved(script, findings)
+
+
+async def rollback(
+    session: AsyncSession,
+    actor: Actor,
+    script_id: int,
+    number: int,
+    *,
+    acknowledge_risks: bool = False,
+    change_note: str | None = None,
+) -> Saved:
+    """Write a new version equal to version `number` (content, type, parameters, run settings, label)."""
+    require(actor.user, Permission.edit_scripts)
+    target = await get_version(session, actor, script_id, number)
+    script = await _locked(session, actor, script_id)
+    if number == script.current_version:
+        raise Conflict(f"version {number} is already the current version")
+    _, findings = await _check_content(
+        target.script_type, target.content, target.parameters, acknowledge_risks
+    )
+    script.script_type = target.script_type
+    script.content = target.content
+    script.parameters = target.parameters
+    script.version = target.version_label
+    for key in RUN_SETTINGS:
+        if key in target.run_settings:
+            setattr(script, key, target.run_settings[key])
+    script.current_version += 1
+    script.updated_by = actor.user_id
+    script.updated_at = utcnow()
+    session.add(_snapshot(script, actor, change_note or f"rollback to version {number}"))
+    await _flush_or_conflict(session)
+    audit.record(
+        session,
+        actor,
+        "script.rollback",
+        "script",
+        script_id,
+        to_version=number,
+        version=script.current_version,
+    )
+    _audit_findings(session, actor, script, findings)
+    await session.commit()
+    return Saved(script, findings)
+
+
+async def delete(session: AsyncSession, actor: Actor, script_id: int) -> None:
+    """Soft delete: hidden from the library, still readable through past executions."""
+    require(actor.user, Permission.edit_scripts)
+    script = await _locked(session, actor, script_id)
+    script.deleted_at = utcnow()
+    script.updated_by = actor.user_id
+    audit.record(session, actor, "script.delete", "script", script_id, name=script.name)
+    await session.commit()
