@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from opscraft import __version__, lifecycle
 from opscraft.config import ConfigError, Settings, load_settings
@@ -24,9 +25,19 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(**overrides)
 
 
+def _database_error(settings: Settings, exc: Exception) -> str:
+    """One line for a database that cannot be opened or migrated (no stack trace, no password)."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    backend = "SQLite" if settings.is_sqlite else "PostgreSQL"
+    return f"opscraft: cannot open the {backend} database: {reason[0] if reason else type(exc).__name__}"
+
+
 def _run_with_runtime(settings: Settings, body: Callable[[], Awaitable[None]]) -> None:
     async def _main() -> None:
-        await lifecycle.start(settings)
+        try:
+            await lifecycle.start(settings)
+        except (OSError, SQLAlchemyError) as exc:
+            sys.exit(_database_error(settings, exc))
         try:
             await body()
         finally:
@@ -35,9 +46,28 @@ def _run_with_runtime(settings: Settings, body: Callable[[], Awaitable[None]]) -
     asyncio.run(_main())
 
 
+def _check_database(settings: Settings) -> None:
+    """Open and migrate the database before serving, so a bad DATABASE_URL is one clear line."""
+    from opscraft.db.engine import Database
+    from opscraft.db.migrate import upgrade
+
+    async def _check() -> None:
+        db = Database(settings.effective_database_url)
+        try:
+            await upgrade(db.engine)
+        finally:
+            await db.dispose()
+
+    try:
+        asyncio.run(_check())
+    except (OSError, SQLAlchemyError) as exc:
+        sys.exit(_database_error(settings, exc))
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     from opscraft.app import serve
 
+    _check_database(settings)
     serve(settings, args.host, args.port)
 
 
@@ -48,12 +78,13 @@ def cmd_desktop(args: argparse.Namespace, settings: Settings) -> None:
         import webview  # noqa: F401
     except ImportError:
         sys.exit("opscraft: the desktop window needs pywebview: pip install 'opscraft[desktop]'")
+    _check_database(settings)
     serve(settings, "127.0.0.1", args.port, native=True)
 
 
 def _read_password(confirm: bool = True) -> str:
     if not sys.stdin.isatty():
-        return sys.stdin.readline().rstrip("\n")
+        return sys.stdin.readline().rstrip("\r\n")
     password = getpass.getpass("Password: ")
     if confirm and getpass.getpass("Repeat password: ") != password:
         sys.exit("opscraft: passwords do not match")

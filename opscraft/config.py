@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
 from enum import StrEnum
 from functools import cached_property
@@ -31,6 +33,7 @@ class Environment(StrEnum):
 
 _SECRET_KEY_FILE = "secret_key"
 _MIN_SECRET_KEY = 32
+_ORIGIN_RE = re.compile(r"^https?://[^/\s]+$")
 
 
 class Settings(BaseSettings):
@@ -83,11 +86,24 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):
-                import json
-
                 return json.loads(text)
             return [item.strip() for item in text.split(",") if item.strip()]
         return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not _ORIGIN_RE.match(origin):
+                raise ValueError("each origin must look like https://host[:port] (or be *)")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value or None
 
     @field_validator("log_level")
     @classmethod
@@ -150,10 +166,15 @@ def load_settings(**overrides: Any) -> Settings:
         settings = Settings(**overrides)
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise ConfigError(f"{_env_name(err['loc'], Settings)}: {err['msg']}") from None
+        message = str(err["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{_env_name(err['loc'], Settings)}: {message}") from None
     except ValueError as exc:  # e.g. CORS_ORIGINS that is not valid JSON
         raise ConfigError(f"invalid setting: {exc}") from None
     settings.effective_database_url  # noqa: B018  (validates DATABASE_URL early)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"OPSCRAFT_DATA_DIR: cannot create {settings.data_dir}: {exc.strerror}") from None
     settings.secret_key = _resolve_secret_key(settings)
     return settings
 
@@ -166,11 +187,24 @@ def _resolve_secret_key(settings: Settings) -> str:
     if settings.environment is Environment.production:
         raise ConfigError("SECRET_KEY: required when ENVIRONMENT=production (at least 32 characters)")
     path = settings.data_dir / _SECRET_KEY_FILE
-    if path.exists():
-        return path.read_text().strip()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key)
+    try:
+        if not path.exists():
+            _write_private(path, secrets.token_urlsafe(48))
+        key = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"OPSCRAFT_DATA_DIR: cannot keep the generated key in {path}: {exc.strerror}"
+        ) from None
+    if len(key) < _MIN_SECRET_KEY:
+        raise ConfigError(f"SECRET_KEY: the key in {path} is shorter than {_MIN_SECRET_KEY} characters")
     return key
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create `path` with mode 0600; a concurrent first start that wrote it already wins."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)

@@ -26,5 +26,6 @@ async def stop() -> None:
         rt = runtime.current()
     except RuntimeError:
         return
+    await rt.limiter.close()
     await rt.db.dispose()
     runtime.install(None)

@@ -68,7 +68,8 @@ async def _truncate_postgres(url: str) -> None:
         async with engine.begin() as conn:
             rows = await conn.execute(
                 text(
-                    "SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename <> 'alembic_version'"
+                    "SELECT tablename FROM pg_tables"
+                    " WHERE schemaname='public' AND tablename <> 'alembic_version'"
                 )
             )
             names = [r[0] for r in rows]

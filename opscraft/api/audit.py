@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from opscraft.api.deps import CurrentActor, Session
-from opscraft.api.schemas import AUTHED, Page, error_responses
+from opscraft.api.schemas import AUTHED, IdQuery, Page, Skip, error_responses
 from opscraft.services import audit
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -35,14 +35,14 @@ class AuditEventOut(BaseModel):
 async def list_events(
     session: Session,
     actor: CurrentActor,
-    actor_id: int | None = None,
+    actor_id: IdQuery = None,
     actor_name: Annotated[str | None, Query(max_length=64)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
     target_type: Annotated[str | None, Query(max_length=32)] = None,
     target_id: Annotated[str | None, Query(max_length=64)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    skip: Annotated[int, Query(ge=0)] = 0,
+    skip: Skip = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Page[AuditEventOut]:
     query = audit.AuditQuery(actor_id, actor_name, action, target_type, target_id, since, until, skip, limit)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import logging
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
 from opscraft.services.errors import RateLimited, ServiceError
 
-log = logging.getLogger(__name__)
+Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 
 def _loc(loc: tuple[object, ...] | list[object]) -> str:
@@ -21,7 +24,7 @@ def _loc(loc: tuple[object, ...] | list[object]) -> str:
 
 def _input_message(err: dict[str, object]) -> str:
     # Never echo the submitted value back: it may be a password or a secret.
-    return str(err.get("msg", "invalid value"))
+    return str(err.get("msg", "invalid value")).removeprefix("Value error, ")
 
 
 async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -48,7 +51,27 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _internal_error(_request: Request, _exc: Exception) -> JSONResponse:
+    # The server logs the traceback; the client learns nothing about the internals.
+    return JSONResponse({"detail": "internal error: the server log has the details", "errors": []}, 500)
+
+
+def _api_first(previous: Any, api_handler: Handler) -> Handler:
+    """Use `api_handler` under /api/, and the handler already installed (NiceGUI's pages) elsewhere."""
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        if previous is None or request.url.path.startswith("/api/"):
+            return await api_handler(request, exc)
+        result = previous(request, exc)
+        return await result if inspect.isawaitable(result) else result
+
+    return handler
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # NiceGUI renders HTML pages for 404 and 500; API clients get the JSON error shape instead.
+    app.add_exception_handler(404, _api_first(app.exception_handlers.get(404), _http_error))
+    app.add_exception_handler(Exception, _api_first(app.exception_handlers.get(Exception), _internal_error))

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 
 from opscraft import __version__, runtime
 
 router = APIRouter(prefix="/api/v1", tags=["health"])
+
+
+class HealthOut(BaseModel):
+    """Subsystems started later (execution engine, ...) add their own keys."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["healthy", "unhealthy"]
+    database: Literal["connected", "disconnected"]
+    database_backend: Literal["sqlite", "postgresql"]
+    redis: Literal["connected", "disconnected", "not configured"]
+    version: str
 
 
 async def _redis_status(url: str | None) -> str:
@@ -28,7 +43,8 @@ async def _redis_status(url: str | None) -> str:
 @router.get(
     "/health",
     summary="Health check",
-    responses={503: {"description": "Database (or configured Redis) unreachable"}},
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut, "description": "Database (or configured Redis) unreachable"}},
 )
 async def health() -> JSONResponse:
     rt = runtime.current()

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
+from fastapi import Path, Query
 from pydantic import BaseModel
 
 T = TypeVar("T")
+
+# Database ids are 32-bit on PostgreSQL: a larger number is a 422, not a database error.
+MAX_ID = 2_147_483_647
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Numeric id")]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+Skip = Annotated[int, Query(ge=0, le=MAX_ID, description="Items to skip (pagination)")]
 
 
 class ErrorDetail(BaseModel):

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from opscraft.api.deps import CurrentActor, Session
-from opscraft.api.schemas import AUTHED, Message, Page, error_responses
+from opscraft.api.schemas import AUTHED, IdPath, Message, Page, Skip, error_responses
 from opscraft.api.users_schemas import ResetPasswordRequest, UserOut
 from opscraft.services import users
 from opscraft.services.users import UserCreate, UserUpdate
@@ -20,7 +20,7 @@ async def list_users(
     session: Session,
     actor: CurrentActor,
     search: Annotated[str | None, Query(max_length=100)] = None,
-    skip: Annotated[int, Query(ge=0)] = 0,
+    skip: Skip = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[UserOut]:
     rows, total = await users.list_users(session, actor, search=search, skip=skip, limit=limit)
@@ -41,7 +41,7 @@ async def create_user(body: UserCreate, session: Session, actor: CurrentActor) -
 @router.get(
     "/{user_id}", response_model=UserOut, summary="Get a user", responses=error_responses(*AUTHED, 404)
 )
-async def get_user(user_id: int, session: Session, actor: CurrentActor) -> UserOut:
+async def get_user(user_id: IdPath, session: Session, actor: CurrentActor) -> UserOut:
     return UserOut.model_validate(await users.get(session, actor, user_id))
 
 
@@ -51,7 +51,7 @@ async def get_user(user_id: int, session: Session, actor: CurrentActor) -> UserO
     summary="Update role, active flag, email or full name",
     responses=error_responses(*AUTHED, 404, 409),
 )
-async def update_user(user_id: int, body: UserUpdate, session: Session, actor: CurrentActor) -> UserOut:
+async def update_user(user_id: IdPath, body: UserUpdate, session: Session, actor: CurrentActor) -> UserOut:
     return UserOut.model_validate(await users.update_user(session, actor, user_id, body))
 
 
@@ -62,7 +62,7 @@ async def update_user(user_id: int, body: UserUpdate, session: Session, actor: C
     responses=error_responses(*AUTHED, 404),
 )
 async def reset_password(
-    user_id: int, body: ResetPasswordRequest, session: Session, actor: CurrentActor
+    user_id: IdPath, body: ResetPasswordRequest, session: Session, actor: CurrentActor
 ) -> Message:
     await users.reset_password(session, actor, user_id, body.new_password)
     return Message(detail="password reset")
@@ -71,6 +71,6 @@ async def reset_password(
 @router.delete(
     "/{user_id}", status_code=204, summary="Delete a user", responses=error_responses(*AUTHED, 404, 409)
 )
-async def delete_user(user_id: int, session: Session, actor: CurrentActor) -> Response:
+async def delete_user(user_id: IdPath, session: Session, actor: CurrentActor) -> Response:
     await users.delete(session, actor, user_id)
     return Response(status_code=204)

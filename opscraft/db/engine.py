@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+CONNECT_TIMEOUT_SECONDS = 10
+PING_TIMEOUT_SECONDS = 5
 
 
 def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
@@ -34,7 +37,14 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+    return create_async_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
+        **kwargs,
+    )
 
 
 class Database:
@@ -56,14 +66,17 @@ class Database:
                 raise
 
     async def ping(self) -> bool:
-        from sqlalchemy import text
+        """True when a `SELECT 1` answers within PING_TIMEOUT_SECONDS."""
 
-        try:
+        async def _select_one() -> None:
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
-            return True
+
+        try:
+            await asyncio.wait_for(_select_one(), PING_TIMEOUT_SECONDS)
         except Exception:
             return False
+        return True
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -6,10 +6,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 HEAD = "head"
+# Held for the migration's transaction on PostgreSQL, so a server and workers starting together
+# migrate one after the other.
+_PG_LOCK_ID = 7_243_001
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -23,7 +27,9 @@ def alembic_config(url: str | None = None) -> Config:
 async def upgrade(engine: AsyncEngine, revision: str = HEAD) -> None:
     """Bring the database at `engine` up to `revision` in one transaction."""
 
-    def _upgrade(connection) -> None:  # type: ignore[no-untyped-def]
+    def _upgrade(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text(f"SELECT pg_advisory_xact_lock({_PG_LOCK_ID})"))
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
@@ -35,7 +41,7 @@ async def upgrade(engine: AsyncEngine, revision: str = HEAD) -> None:
 async def current_revision(engine: AsyncEngine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
-    def _current(connection) -> str | None:  # type: ignore[no-untyped-def]
+    def _current(connection: Connection) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
     async with engine.connect() as conn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -10,12 +11,17 @@ from typing import Protocol
 from opscraft.config import Settings
 
 WINDOW_SECONDS = 60
+REDIS_TIMEOUT_SECONDS = 2
+
+log = logging.getLogger(__name__)
 
 
 class RateLimiter(Protocol):
     async def hit(self, key: str, limit: int) -> int:
         """Count one hit on `key`; return 0 if allowed, else the seconds until the window resets."""
         ...
+
+    async def close(self) -> None: ...
 
 
 class MemoryRateLimiter:
@@ -32,29 +38,55 @@ class MemoryRateLimiter:
                 self._counts = {k: v for k, v in self._counts.items() if k[1] >= bucket}
             count = self._counts.get((key, bucket), 0) + 1
             self._counts[(key, bucket)] = count
-        if count <= limit:
-            return 0
-        return max(1, math.ceil((bucket + 1) * self._window - now))
+        return _retry_after(count, limit, bucket, self._window, now)
+
+    async def close(self) -> None:
+        return None
 
 
 class RedisRateLimiter:
+    """Counts shared by every process; while Redis is unreachable, counts in memory instead."""
+
     def __init__(self, url: str, window: int = WINDOW_SECONDS) -> None:
         import redis.asyncio as redis
 
-        self._redis = redis.from_url(url)
+        self._redis = redis.from_url(
+            url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=REDIS_TIMEOUT_SECONDS
+        )
         self._window = window
+        self._fallback = MemoryRateLimiter(window)
+        self._degraded = False
 
     async def hit(self, key: str, limit: int) -> int:
+        from redis.exceptions import RedisError
+
         now = time.time()
         bucket = int(now // self._window)
         name = f"opscraft:rl:{key}:{bucket}"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(name)
-            pipe.expire(name, self._window * 2)
-            count, _ = await pipe.execute()
-        if int(count) <= limit:
-            return 0
-        return max(1, math.ceil((bucket + 1) * self._window - now))
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incr(name)
+                pipe.expire(name, self._window * 2)
+                count, _ = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            if not self._degraded:
+                log.warning("rate limits: Redis unreachable (%s); counting in this process", exc)
+                self._degraded = True
+            return await self._fallback.hit(key, limit)
+        if self._degraded:
+            log.warning("rate limits: Redis reachable again")
+            self._degraded = False
+        return _retry_after(int(count), limit, bucket, self._window, now)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def _retry_after(count: int, limit: int, bucket: int, window: int, now: float) -> int:
+    """0 while `count` is within `limit`, else whole seconds until the window ends (at least 1)."""
+    if count <= limit:
+        return 0
+    return max(1, math.ceil((bucket + 1) * window - now))
 
 
 def make_rate_limiter(settings: Settings) -> RateLimiter:

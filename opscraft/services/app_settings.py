@@ -30,18 +30,24 @@ async def get_all(session: AsyncSession) -> dict[str, Any]:
     return {key: await get(session, key) for key in KNOWN}
 
 
-async def put(session: AsyncSession, actor: Actor, key: str, value: Any) -> None:
+async def update(session: AsyncSession, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
+    """Change several settings at once (all or none); returns every setting."""
     require(actor.user, Permission.manage_settings)
-    if key not in KNOWN:
-        raise Invalid(f"unknown setting {key!r}; known settings: {', '.join(sorted(KNOWN))}")
-    kind, _ = KNOWN[key]
-    if not isinstance(value, kind):
-        raise Invalid(f"setting {key!r} must be a {kind.__name__}")
-    row = await session.get(AppSetting, key)
-    if row is None:
-        session.add(AppSetting(key=key, value=value))
-    else:
-        row.value = value
-        row.updated_at = utcnow()
-    audit.record(session, actor, "setting.update", "setting", key, value=value)
+    for key, value in values.items():
+        if key not in KNOWN:
+            raise Invalid(f"unknown setting {key!r}; known settings: {', '.join(sorted(KNOWN))}")
+        kind, _ = KNOWN[key]
+        if not isinstance(value, kind):
+            raise Invalid(f"setting {key!r} must be a {kind.__name__}")
+    for key, value in values.items():
+        row = await session.get(AppSetting, key)
+        if row is None:
+            session.add(AppSetting(key=key, value=value))
+        elif row.value != value:
+            row.value = value
+            row.updated_at = utcnow()
+        else:
+            continue
+        audit.record(session, actor, "setting.update", "setting", key, value=value)
     await session.commit()
+    return await get_all(session)

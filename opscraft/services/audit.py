@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func
@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.models import AuditEvent
 from opscraft.services.actor import Actor
+from opscraft.services.errors import Invalid
 from opscraft.services.permissions import Permission, require
 
 
@@ -54,7 +55,17 @@ class AuditQuery:
 
 async def search(session: AsyncSession, actor: Actor, query: AuditQuery) -> tuple[list[AuditEvent], int]:
     require(actor.user, Permission.view_audit)
+    query = replace(query, since=_as_utc(query.since), until=_as_utc(query.until))
+    if query.since and query.until and query.since > query.until:
+        raise Invalid("since must not be later than until")
     return await _search(session, query)
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    """Times without a zone are UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
 
 
 async def _search(session: AsyncSession, query: AuditQuery) -> tuple[list[AuditEvent], int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy import func
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -63,7 +64,8 @@ async def authenticate_password(
     session: AsyncSession, client_ip: str | None, username: str, password: str
 ) -> User:
     """Check credentials; records success and failure in the audit trail. Raises Unauthorized."""
-    user = (await session.exec(select(User).where(User.username == username))).first()
+    by_name = select(User).where(func.lower(User.username) == username.lower())
+    user = (await session.exec(by_name)).first()
     ok = verify_password(password, user.hashed_password if user else None)
     if not ok or user is None or not user.is_active:
         reason = "unknown user" if user is None else ("inactive" if ok else "bad password")
@@ -77,6 +79,8 @@ async def authenticate_password(
             reason=reason,
         )
         await session.commit()
+        if reason == "inactive":  # only said to someone who knows the password
+            raise Unauthorized("this account is deactivated: ask an administrator to reactivate it")
         raise Unauthorized("incorrect username or password")
     if needs_rehash(user.hashed_password):
         user.hashed_password = hash_password(password)

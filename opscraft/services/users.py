@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 from sqlalchemy import func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select, update
@@ -15,7 +15,7 @@ from opscraft.db.types import utcnow
 from opscraft.security.passwords import hash_password, verify_password
 from opscraft.services import app_settings, audit
 from opscraft.services.actor import Actor
-from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound
+from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from opscraft.services.permissions import Permission, require
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
@@ -24,6 +24,8 @@ MAX_PASSWORD = 256
 
 
 class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     username: str = Field(min_length=3, max_length=64, examples=["john_doe"])
     email: EmailStr = Field(examples=["john@example.com"])
     password: str = Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD, examples=["SecurePass123"])
@@ -41,6 +43,8 @@ class UserCreate(BaseModel):
 
 
 class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     email: EmailStr | None = None
     full_name: str | None = Field(default=None, max_length=200)
     role: Role | None = None
@@ -67,6 +71,9 @@ async def _count_active_admins(session: AsyncSession) -> int:
 
 async def _insert(session: AsyncSession, data: UserCreate) -> User:
     check_password_rules(data.password, data.username)
+    taken = select(User.id).where(func.lower(User.username) == data.username.lower())
+    if (await session.exec(taken)).first() is not None:
+        raise Conflict("a user with this username already exists (usernames ignore case)")
     user = User(
         username=data.username,
         email=str(data.email).lower(),
@@ -131,12 +138,13 @@ async def list_users(
     require(actor.user, Permission.manage_users)
     conditions = []
     if search:
-        pattern = f"%{search.lower()}%"
+        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", search.lower()) + "%"
         conditions.append(
             or_(
-                func.lower(User.username).like(pattern),
-                func.lower(User.email).like(pattern),
-                func.lower(User.full_name).like(pattern),
+                *(
+                    func.lower(column).like(pattern, escape="\\")
+                    for column in (User.username, User.email, User.full_name)
+                )
             )
         )
     total = (await session.exec(select(func.count()).select_from(User).where(*conditions))).one()
@@ -160,6 +168,8 @@ async def update_user(session: AsyncSession, actor: Actor, user_id: int, data: U
     require(actor.user, Permission.manage_users)
     user = await get(session, actor, user_id)
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    if not changes:
+        raise Invalid("nothing to change: send at least one of email, full_name, role, is_active")
     if "email" in changes:
         changes["email"] = str(changes["email"]).lower()
     losing_admin = (
@@ -209,7 +219,7 @@ async def reset_password(session: AsyncSession, actor: Actor, user_id: int, new_
 async def change_password(session: AsyncSession, actor: Actor, current: str, new_password: str) -> None:
     user = actor.user
     if user is None:
-        raise Forbidden("authentication required")
+        raise Unauthorized("authentication required")
     user = await session.get(User, user.id)
     if user is None:
         raise NotFound("user not found")

@@ -50,7 +50,9 @@ def login_url(next_path: str) -> str:
 
 
 def safe_next(value: str | None) -> str:
-    """Only relative paths on this site: never `//host`, `http://...` or `/\\host`."""
-    if not value or not value.startswith("/") or value.startswith(("//", "/\\")) or "\\" in value:
+    """Only a path on this site: never `//host`, `/\\host`, `http://...` or hidden control characters."""
+    if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
         return "/"
+    if any(ch == "\\" or ord(ch) < 0x21 or ord(ch) == 0x7F for ch in value):
+        return "/"  # browsers drop tabs/newlines, so "/\t/evil.example" would become "//evil.example"
     return value
