@@ -1,0 +1,140 @@
+"""Response shapes of the script library API."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from opscraft.db.models import Script, ScriptVersion
+from opscraft.db.models.scripts import ScriptStatus, ScriptType
+from opscraft.services import parameters
+from opscraft.services.script_checks import Finding
+from opscraft.services.scripts import MAX_NOTE, Diff, Saved
+
+
+class ParameterOut(BaseModel):
+    type: parameters.ParamType
+    required: bool
+    default: Any = None
+    description: str = ""
+    options: list[str] = []
+
+
+def _keyed(schema: list[dict[str, Any]]) -> dict[str, ParameterOut]:
+    """The stored list as an object keyed by name: the seed's shape, typed (and accepted back on PUT)."""
+    return {
+        spec["name"]: ParameterOut.model_validate({k: v for k, v in spec.items() if k != "name"})
+        for spec in schema
+    }
+
+
+class ScriptSummary(BaseModel):
+    id: int
+    name: str
+    description: str
+    script_type: ScriptType
+    version: str
+    tags: list[str]
+    status: ScriptStatus
+    current_version: int
+    parameters: dict[str, ParameterOut] = Field(
+        description="Typed parameters keyed by name, in declaration order."
+    )
+    parameter_defaults: dict[str, Any] = Field(
+        description="The seed's simple form: NAME -> default (null when there is none)."
+    )
+    timeout_seconds: int
+    memory_mb: int
+    cpus: float
+    network_enabled: bool
+    max_concurrent: int | None
+    created_by: int | None
+    updated_by: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, script: Script) -> ScriptSummary:
+        return cls.model_validate(
+            {
+                **{name: getattr(script, name) for name in cls.model_fields if hasattr(script, name)},
+                "parameters": _keyed(script.parameters),
+                "parameter_defaults": parameters.defaults(script.parameters),
+            }
+        )
+
+
+class ScriptOut(ScriptSummary):
+    content: str
+
+
+class FindingOut(BaseModel):
+    rule: str
+    line: int
+    excerpt: str
+    message: str
+
+    @classmethod
+    def of(cls, finding: Finding) -> FindingOut:
+        return cls.model_validate(finding.as_dict())
+
+
+class ScriptSaved(ScriptOut):
+    findings: list[FindingOut] = Field(
+        description="Dangerous-pattern lint findings of the saved content (acknowledged when present)."
+    )
+
+    @classmethod
+    def saved(cls, result: Saved) -> ScriptSaved:
+        base = ScriptOut.of(result.script).model_dump()
+        return cls.model_validate({**base, "findings": [FindingOut.of(f) for f in result.findings]})
+
+
+class VersionSummary(BaseModel):
+    number: int
+    script_type: ScriptType
+    version_label: str
+    change_note: str
+    author_id: int | None
+    created_at: datetime
+
+    model_config = {"from_attributes": True}
+
+
+class VersionOut(VersionSummary):
+    content: str
+    parameters: dict[str, ParameterOut]
+    run_settings: dict[str, Any]
+
+    @classmethod
+    def of(cls, version: ScriptVersion) -> VersionOut:
+        data = VersionSummary.model_validate(version).model_dump()
+        return cls.model_validate(
+            {
+                **data,
+                "content": version.content,
+                "parameters": _keyed(version.parameters),
+                "run_settings": version.run_settings,
+            }
+        )
+
+
+class DiffOut(BaseModel):
+    from_version: int
+    to_version: int
+    diff: str = Field(description="Unified diff of the content (empty when identical).")
+    changed: list[str] = Field(description="Fields that differ: content, script_type, parameters, ...")
+
+    @classmethod
+    def of(cls, result: Diff) -> DiffOut:
+        return cls.model_validate(asdict(result))
+
+
+class RollbackRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    acknowledge_risks: bool = False
+    change_note: str | None = Field(default=None, max_length=MAX_NOTE)
