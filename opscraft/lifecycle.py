@@ -7,6 +7,7 @@ import logging
 from opscraft import runtime
 from opscraft.config import Settings
 from opscraft.db.migrate import upgrade
+from opscraft.services import keyring
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +17,11 @@ async def start(settings: Settings, *, migrate: bool = True) -> runtime.Runtime:
     rt = runtime.build(settings)
     if migrate:
         await upgrade(rt.db.engine)
+    try:
+        rt.extras[keyring.EXTRAS_KEY] = await keyring.open_vault(rt.db, settings)
+    except BaseException:
+        await rt.db.dispose()
+        raise
     runtime.install(rt)
     log.info("OpsCraft started: database=%s", "sqlite" if settings.is_sqlite else "postgresql")
     return rt

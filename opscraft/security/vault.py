@@ -1,0 +1,154 @@
+"""Encryption of secret values: AES-256-GCM under a key derived per secret from the master key.
+
+- Per secret: a random 16-byte salt and 12-byte nonce; the data key is HKDF-SHA256(master, salt).
+- The associated data binds a ciphertext to its row: secret id, name and key version, so a
+  ciphertext copied into another row (or left behind by a rotation) does not decrypt.
+- The master key (32 bytes) comes from `OPSCRAFT_MASTER_KEY` (base64) or from the 0600 file
+  `master.key` in the data directory, created on first run outside production. It is never
+  stored in the database; only a key check value (an HMAC of a constant) is, so a wrong key is
+  refused at start instead of at the first execution.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from opscraft.config import ConfigError, Environment, Settings
+
+KEY_BYTES = 32
+SALT_BYTES = 16
+NONCE_BYTES = 12
+KEY_FILE = "master.key"
+ENV_NAME = "OPSCRAFT_MASTER_KEY"
+GENERATE_HINT = "generate one with: opscraft secrets generate-key"
+_DATA_KEY_INFO = b"opscraft secret data key v1"
+_CHECK_LABEL = b"opscraft master key check v1"
+
+
+class DecryptError(Exception):
+    """A ciphertext does not decrypt under this key and row (wrong key, tampered or moved)."""
+
+
+@dataclass(frozen=True)
+class Sealed:
+    ciphertext: bytes
+    salt: bytes
+    nonce: bytes
+
+
+@dataclass(frozen=True)
+class MasterKey:
+    key: bytes
+    source: str  # where it came from, for messages: the variable name or the file path
+
+    def check_value(self) -> str:
+        """A value stored in the database that identifies the key without revealing it."""
+        return hmac.new(self.key, _CHECK_LABEL, hashlib.sha256).hexdigest()
+
+    def matches(self, check_value: str) -> bool:
+        return hmac.compare_digest(self.check_value(), check_value)
+
+
+def _aad(secret_id: int, name: str, key_version: int) -> bytes:
+    return f"opscraft-secret\x00{secret_id}\x00{name}\x00{key_version}".encode()
+
+
+def _data_key(master: bytes, salt: bytes) -> AESGCM:
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=salt, info=_DATA_KEY_INFO)
+    return AESGCM(hkdf.derive(master))
+
+
+class Vault:
+    """Seals and opens secret values with one master key."""
+
+    def __init__(self, master: MasterKey, key_version: int) -> None:
+        self.master = master
+        self.key_version = key_version
+
+    def seal(self, value: str, *, secret_id: int, name: str) -> Sealed:
+        salt, nonce = os.urandom(SALT_BYTES), os.urandom(NONCE_BYTES)
+        aad = _aad(secret_id, name, self.key_version)
+        ciphertext = _data_key(self.master.key, salt).encrypt(nonce, value.encode(), aad)
+        return Sealed(ciphertext, salt, nonce)
+
+    def open(self, sealed: Sealed, *, secret_id: int, name: str, key_version: int) -> str:
+        try:
+            data_key = _data_key(self.master.key, sealed.salt)
+            plain = data_key.decrypt(sealed.nonce, sealed.ciphertext, _aad(secret_id, name, key_version))
+        except (InvalidTag, ValueError):
+            raise DecryptError(f"secret {name} could not be decrypted") from None
+        return plain.decode()
+
+
+def parse_key(text: str, source: str) -> MasterKey:
+    """A master key from its base64 text; `ConfigError` naming `source` when it is not 32 bytes."""
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != KEY_BYTES:
+        raise ConfigError(
+            f"{source}: must be the base64 encoding of exactly {KEY_BYTES} bytes; {GENERATE_HINT}"
+        )
+    return MasterKey(key, source)
+
+
+def generate_key_text() -> str:
+    return base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()
+
+
+def read_key_file(path: Path) -> MasterKey:
+    """A key file that only its owner may read (like ssh, refuse a group/world-readable one)."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the master key file ({exc.strerror})") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"{path}: the master key file must be readable by its owner only: chmod 600 {path}")
+    return parse_key(text, str(path))
+
+
+def load_master_key(settings: Settings, *, create: bool) -> MasterKey:
+    """The configured master key: the variable, else the key file (made only when `create`)."""
+    if settings.master_key:
+        return parse_key(settings.master_key, ENV_NAME)
+    path = settings.data_dir / KEY_FILE
+    if path.exists():
+        return read_key_file(path)
+    if settings.environment is Environment.production:
+        raise ConfigError(f"{ENV_NAME}: required when ENVIRONMENT=production; {GENERATE_HINT}")
+    if not create:
+        raise ConfigError(
+            f"{ENV_NAME}: not set and {path} is missing, but the database holds secrets encrypted "
+            "with a master key: set the original key or restore the file"
+        )
+    try:
+        return write_key_file(path, generate_key_text())
+    except FileExistsError:  # another process created it first
+        return read_key_file(path)
+
+
+def write_key_file(path: Path, text: str) -> MasterKey:
+    """Create `path` (mode 0600, never overwriting) holding the base64 key `text`."""
+    key = parse_key(text, str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return key

@@ -1,0 +1,133 @@
+"""The master key's state in the database: the key check at start and key rotation.
+
+The `app_settings` row `vault` holds `{"check": <key check value>, "key_version": n}`. It is
+not one of the admin-editable settings (`app_settings.KNOWN`), so no API shows or changes it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft import runtime
+from opscraft.config import ConfigError, Settings
+from opscraft.db.engine import Database
+from opscraft.db.models import AppSetting, Secret
+from opscraft.db.types import utcnow
+from opscraft.security.vault import DecryptError, MasterKey, Sealed, Vault, load_master_key
+from opscraft.services import audit
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Invalid
+
+STATE_KEY = "vault"
+EXTRAS_KEY = "vault"
+
+
+def current_vault() -> Vault:
+    """The vault opened at start (`lifecycle.start`)."""
+    return runtime.current().extras[EXTRAS_KEY]
+
+
+def reveal(vault: Vault, secret: Secret) -> str:
+    """The plaintext of `secret`; `DecryptError` when it does not decrypt for this row and key."""
+    assert secret.id is not None
+    box = Sealed(secret.ciphertext, secret.salt, secret.nonce)
+    return vault.open(box, secret_id=secret.id, name=secret.name, key_version=secret.key_version)
+
+
+def seal_into(vault: Vault, secret: Secret, value: str) -> None:
+    """Encrypt `value` for the (already inserted) row `secret` under `vault`'s key."""
+    assert secret.id is not None
+    box = vault.seal(value, secret_id=secret.id, name=secret.name)
+    secret.ciphertext, secret.salt, secret.nonce = box.ciphertext, box.salt, box.nonce
+    secret.key_version = vault.key_version
+
+
+def _mismatch(master: MasterKey) -> ConfigError:
+    return ConfigError(
+        f"{master.source}: this is not the master key the secrets in the database were encrypted with "
+        "(key check failed); set the original key (after `opscraft secrets rotate-key`, the new one)"
+    )
+
+
+async def open_vault(db: Database, settings: Settings) -> Vault:
+    """Load the master key and check it against the database; `ConfigError` if it does not fit."""
+    async with db.session() as session:
+        state = await session.get(AppSetting, STATE_KEY)
+        if state is not None:
+            master = load_master_key(settings, create=False)
+            if not master.matches(str(state.value.get("check", ""))):
+                raise _mismatch(master)
+            return Vault(master, int(state.value["key_version"]))
+        return await _first_open(session, settings)
+
+
+async def _first_open(session: AsyncSession, settings: Settings) -> Vault:
+    """No key check stored yet: verify against an existing secret if any, then store the check."""
+    existing = (await session.exec(select(Secret).order_by(col(Secret.id)).limit(1))).first()
+    master = load_master_key(settings, create=existing is None)
+    vault = Vault(master, existing.key_version if existing else 1)
+    if existing is not None:
+        try:
+            reveal(vault, existing)
+        except DecryptError:
+            raise _mismatch(master) from None
+    session.add(AppSetting(key=STATE_KEY, value=_state(vault)))
+    try:
+        await session.commit()
+    except IntegrityError:  # another process stored it first: check against theirs
+        await session.rollback()
+        state = await session.get(AppSetting, STATE_KEY)
+        if state is None or not master.matches(str(state.value.get("check", ""))):
+            raise _mismatch(master) from None
+    return vault
+
+
+def _state(vault: Vault) -> dict[str, object]:
+    return {"check": vault.master.check_value(), "key_version": vault.key_version}
+
+
+async def rotate(session: AsyncSession, old: Vault, new_key: MasterKey) -> Vault:
+    """Re-encrypt every secret under `new_key` in one transaction; returns the new vault.
+
+    Each secret gets the next key version and a fresh salt and nonce; the key check value is
+    replaced, so after the commit only the new key opens the vault. Nothing changes on error.
+    """
+    if new_key.matches(old.master.check_value()):
+        raise Invalid("the new master key is the same as the current one: give a different key")
+    new = Vault(new_key, old.key_version + 1)
+    actor = Actor(None)
+    rows = (await session.exec(select(Secret).order_by(col(Secret.id)).with_for_update())).all()
+    for secret in rows:
+        try:
+            value = reveal(old, secret)
+        except DecryptError as exc:
+            await session.rollback()
+            raise Invalid(f"{exc}; nothing was rotated") from None
+        seal_into(new, secret, value)
+        audit.record(
+            session,
+            actor,
+            "secret.rotate",
+            "secret",
+            secret.id,
+            actor_name="cli",
+            key_version=new.key_version,
+        )
+    state = await session.get(AppSetting, STATE_KEY)
+    assert state is not None, "the vault is opened at start, which stores its state"
+    state.value = _state(new)
+    state.updated_at = utcnow()
+    audit.record(
+        session,
+        actor,
+        "vault.rotate_key",
+        "vault",
+        None,
+        actor_name="cli",
+        key_version=new.key_version,
+        secrets=len(rows),
+    )
+    await session.commit()
+    return new

@@ -1,0 +1,410 @@
+"""Secrets: encrypted values attached to scripts and injected as environment variables.
+
+Operators and admins manage secrets; everyone who may run a script runs it with its secrets,
+but no one reads a value back. No message, audit detail or log line here contains a value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, func, or_, select
+from sqlmodel import delete as sql_delete
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft.db.models import AuditEvent, Execution, Script, ScriptSecret, Secret, User
+from opscraft.db.types import utcnow
+from opscraft.security.vault import DecryptError
+from opscraft.services import audit, keyring, parameters, scripts
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Conflict, Invalid, NotFound
+from opscraft.services.permissions import Permission, require
+
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+MAX_VALUE_BYTES = 64 * 1024
+MAX_DESCRIPTION = 1000
+TARGET = "secret"
+
+
+def _check_value(value: str) -> str:
+    if value == "":
+        raise ValueError("must not be empty")
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters (environment variables cannot hold them)")
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_VALUE_BYTES:
+        raise ValueError(f"must be at most {MAX_VALUE_BYTES} bytes (64 KiB) in UTF-8")
+    return value
+
+
+class SecretCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=128, examples=["DATABASE_PASSWORD"])
+    value: str = Field(examples=["super_secret_password"])
+    description: str = Field(
+        default="", max_length=MAX_DESCRIPTION, examples=["Production database password"]
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not NAME_RE.match(name):
+            raise ValueError(
+                "must be an environment variable name: letters, digits and '_', not starting with a digit"
+            )
+        if name.upper() in parameters.RESERVED_NAMES or name.upper().startswith(parameters.RESERVED_PREFIX):
+            raise ValueError(f"is reserved (PATH, HOME, ... and the {parameters.RESERVED_PREFIX} prefix)")
+        return name
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: str) -> str:
+        return _check_value(value)
+
+
+class SecretUpdate(BaseModel):
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
+    value: str | None = None
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: str | None) -> str | None:
+        return None if value is None else _check_value(value)
+
+
+@dataclass(frozen=True)
+class ScriptRef:
+    id: int
+    name: str
+
+
+@dataclass
+class SecretInfo:
+    """A secret's metadata for listings: never the value, nor its ciphertext."""
+
+    secret: Secret
+    scripts: list[ScriptRef] = field(default_factory=list)
+    created_by_name: str | None = None
+    updated_by_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Attachment:
+    secret_id: int
+    name: str
+    attached_by: int | None
+    attached_by_name: str | None
+    attached_at: datetime
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+async def _get(session: AsyncSession, secret_id: int) -> Secret:
+    secret = await session.get(Secret, secret_id)
+    if secret is None:
+        raise NotFound(f"secret {secret_id} not found")
+    return secret
+
+
+async def _user_names(session: AsyncSession, ids: set[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    rows = await session.exec(select(User.id, User.username).where(col(User.id).in_(wanted)))
+    return {uid: name for uid, name in rows.all() if uid is not None}
+
+
+async def _scripts_of(session: AsyncSession, secret_ids: list[int]) -> dict[int, list[ScriptRef]]:
+    """Live (not deleted) scripts each secret is attached to."""
+    found: dict[int, list[ScriptRef]] = {i: [] for i in secret_ids}
+    if not secret_ids:
+        return found
+    rows = await session.exec(
+        select(ScriptSecret.secret_id, Script.id, Script.name)
+        .join(Script, col(Script.id) == col(ScriptSecret.script_id))
+        .where(col(ScriptSecret.secret_id).in_(secret_ids), col(Script.deleted_at).is_(None))
+        .order_by(col(Script.name))
+    )
+    for secret_id, script_id, name in rows.all():
+        assert script_id is not None
+        found[secret_id].append(ScriptRef(script_id, name))
+    return found
+
+
+async def _infos(session: AsyncSession, rows: list[Secret]) -> list[SecretInfo]:
+    ids = [s.id for s in rows if s.id is not None]
+    attached = await _scripts_of(session, ids)
+    names = await _user_names(session, {s.created_by for s in rows} | {s.updated_by for s in rows})
+    return [
+        SecretInfo(
+            s,
+            attached.get(s.id or 0, []),
+            names.get(s.created_by or 0),
+            names.get(s.updated_by or 0),
+        )
+        for s in rows
+    ]
+
+
+async def list_secrets(
+    session: AsyncSession, actor: Actor, *, search: str | None = None, skip: int = 0, limit: int = 50
+) -> tuple[list[SecretInfo], int]:
+    require(actor.user, Permission.manage_secrets)
+    conditions = []
+    if search:
+        pattern = f"%{search.lower()}%"
+        conditions.append(
+            or_(func.lower(Secret.name).like(pattern), func.lower(Secret.description).like(pattern))
+        )
+    total = (await session.exec(select(func.count()).select_from(Secret).where(*conditions))).one()
+    rows = await session.exec(
+        select(Secret).where(*conditions).order_by(col(Secret.name)).offset(skip).limit(limit)
+    )
+    return await _infos(session, list(rows.all())), int(total)
+
+
+async def get(session: AsyncSession, actor: Actor, secret_id: int) -> SecretInfo:
+    require(actor.user, Permission.manage_secrets)
+    return (await _infos(session, [await _get(session, secret_id)]))[0]
+
+
+async def audit_logs(
+    session: AsyncSession, actor: Actor, secret_id: int, *, skip: int = 0, limit: int = 50
+) -> tuple[list[AuditEvent], int]:
+    """Who created, changed, attached, detached, injected (with the execution id) or rotated it."""
+    require(actor.user, Permission.manage_secrets)
+    await _get(session, secret_id)
+    return await audit.for_target(session, TARGET, secret_id, skip=skip, limit=limit)
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+async def create(session: AsyncSession, actor: Actor, data: SecretCreate | Mapping[str, Any]) -> SecretInfo:
+    require(actor.user, Permission.manage_secrets)
+    body = scripts.parse(SecretCreate, data)
+    if (await session.exec(select(Secret.id).where(col(Secret.name) == body.name))).first() is not None:
+        raise Conflict(f"a secret named {body.name} already exists: choose another name or update that one")
+    # The id is part of the associated data: insert first, then encrypt in the same transaction.
+    secret = Secret(
+        name=body.name,
+        description=body.description,
+        ciphertext=b"",
+        salt=b"",
+        nonce=b"",
+        created_by=actor.user_id,
+        updated_by=actor.user_id,
+    )
+    session.add(secret)
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict(f"a secret named {body.name} already exists: choose another name") from None
+    keyring.seal_into(keyring.current_vault(), secret, body.value)
+    audit.record(session, actor, "secret.create", TARGET, secret.id, name=secret.name)
+    await session.commit()
+    return (await _infos(session, [secret]))[0]
+
+
+async def update(
+    session: AsyncSession, actor: Actor, secret_id: int, data: SecretUpdate | Mapping[str, Any]
+) -> SecretInfo:
+    """Change the description and/or replace the value (which is never shown)."""
+    require(actor.user, Permission.manage_secrets)
+    body = scripts.parse(SecretUpdate, data)
+    if body.description is None and body.value is None:
+        raise Invalid(
+            "nothing to update: send a new description and/or a new value",
+            details=[{"field": "body", "message": "send description and/or value"}],
+        )
+    secret = await _get(session, secret_id)
+    if body.value is not None:
+        keyring.seal_into(keyring.current_vault(), secret, body.value)
+        audit.record(session, actor, "secret.update_value", TARGET, secret.id, name=secret.name)
+    if body.description is not None and body.description != secret.description:
+        secret.description = body.description
+        audit.record(session, actor, "secret.update_description", TARGET, secret.id, name=secret.name)
+    secret.updated_by = actor.user_id
+    secret.updated_at = utcnow()
+    await session.commit()
+    return (await _infos(session, [secret]))[0]
+
+
+async def delete(session: AsyncSession, actor: Actor, secret_id: int, *, force: bool = False) -> None:
+    """Delete a secret; refused while a live script uses it, unless `force` (which detaches it)."""
+    require(actor.user, Permission.manage_secrets)
+    secret = await _get(session, secret_id)
+    attached = (await _scripts_of(session, [secret_id]))[secret_id]
+    if attached and not force:
+        names = ", ".join(s.name for s in attached[:5]) + (", ..." if len(attached) > 5 else "")
+        raise Conflict(
+            f"secret {secret.name} is attached to {len(attached)} script(s) ({names}): "
+            "detach it first, or delete with force=true to detach it everywhere"
+        )
+    await session.exec(sql_delete(ScriptSecret).where(col(ScriptSecret.secret_id) == secret_id))
+    await session.delete(secret)
+    audit.record(
+        session,
+        actor,
+        "secret.delete",
+        TARGET,
+        secret_id,
+        name=secret.name,
+        detached=[s.id for s in attached],
+    )
+    await session.commit()
+
+
+# --- attachments ---------------------------------------------------------------------------
+
+
+async def list_for_script(session: AsyncSession, actor: Actor, script_id: int) -> list[Attachment]:
+    """Names of the secrets a script runs with (never values): visible to whoever sees the script."""
+    await scripts.get(session, actor, script_id)
+    rows = await session.exec(
+        select(Secret.id, Secret.name, ScriptSecret.attached_by, ScriptSecret.attached_at)
+        .join(ScriptSecret, col(ScriptSecret.secret_id) == col(Secret.id))
+        .where(col(ScriptSecret.script_id) == script_id)
+        .order_by(col(Secret.name))
+    )
+    found = list(rows.all())
+    names = await _user_names(session, {by for _, _, by, _ in found})
+    return [
+        Attachment(sid, name, by, names.get(by or 0), at) for sid, name, by, at in found if sid is not None
+    ]
+
+
+async def attach(session: AsyncSession, actor: Actor, script_id: int, secret_id: int) -> Attachment:
+    require(actor.user, Permission.manage_secrets)
+    script = await scripts.get(session, actor, script_id)
+    secret = await _get(session, secret_id)
+    if secret.name in {spec["name"] for spec in script.parameters}:
+        raise Conflict(
+            f"script {script.name} declares a parameter named {secret.name}: the secret would be "
+            "shadowed by it; rename the parameter or use another secret name"
+        )
+    if await session.get(ScriptSecret, (script_id, secret_id)) is not None:
+        raise Conflict(f"secret {secret.name} is already attached to script {script.name}")
+    link = ScriptSecret(script_id=script_id, secret_id=secret_id, attached_by=actor.user_id)
+    session.add(link)
+    audit.record(
+        session,
+        actor,
+        "secret.attach",
+        TARGET,
+        secret_id,
+        name=secret.name,
+        script_id=script_id,
+        script_name=script.name,
+    )
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict(f"secret {secret.name} is already attached to script {script.name}") from None
+    return Attachment(secret_id, secret.name, actor.user_id, actor.name, link.attached_at)
+
+
+async def detach(session: AsyncSession, actor: Actor, script_id: int, secret_id: int) -> None:
+    require(actor.user, Permission.manage_secrets)
+    script = await scripts.get(session, actor, script_id)
+    secret = await _get(session, secret_id)
+    link = await session.get(ScriptSecret, (script_id, secret_id))
+    if link is None:
+        raise NotFound(f"secret {secret.name} is not attached to script {script.name}")
+    await session.delete(link)
+    audit.record(
+        session,
+        actor,
+        "secret.detach",
+        TARGET,
+        secret_id,
+        name=secret.name,
+        script_id=script_id,
+        script_name=script.name,
+    )
+    await session.commit()
+
+
+# --- execution time ------------------------------------------------------------------------
+
+
+async def check_parameter_shadowing(session: AsyncSession, script_id: int, names: Iterable[str]) -> None:
+    """`Invalid` when a parameter has the name of a secret attached to the script."""
+    rows = await session.exec(
+        select(Secret.name)
+        .join(ScriptSecret, col(ScriptSecret.secret_id) == col(Secret.id))
+        .where(col(ScriptSecret.script_id) == script_id, col(Secret.name).in_(set(names)))
+    )
+    clashes = sorted(rows.all())
+    if clashes:
+        raise Invalid(
+            f"parameter {', '.join(clashes)} would shadow the attached secret of the same name: "
+            "rename the parameter or detach the secret",
+            details=[{"field": f"parameters.{n}", "message": "shadows an attached secret"} for n in clashes],
+        )
+
+
+class SecretUnavailable(Exception):
+    """An attached secret cannot be decrypted; the execution must end in `error` with this message."""
+
+
+async def inject_for_execution(session: AsyncSession, execution: Execution) -> dict[str, str]:
+    """Decrypt the secrets attached to the execution's script, as NAME -> value.
+
+    Each injection is audited with the execution id (as the user who started the run) and
+    updates `last_used_at`; all of it is committed together. A secret that does not decrypt
+    (tampered, moved, other key) raises `SecretUnavailable` after an audited failure event.
+    """
+    execution_id, script_id = execution.id, execution.script_id
+    assert execution_id is not None
+    vault = keyring.current_vault()
+    rows = (
+        await session.exec(
+            select(Secret)
+            .join(ScriptSecret, col(ScriptSecret.secret_id) == col(Secret.id))
+            .where(col(ScriptSecret.script_id) == script_id)
+            .order_by(col(Secret.name))
+        )
+    ).all()
+    user = await session.get(User, execution.triggered_by) if execution.triggered_by else None
+    actor = Actor(user)
+    values: dict[str, str] = {}
+    for secret in rows:
+        try:
+            values[secret.name] = keyring.reveal(vault, secret)
+        except DecryptError as exc:
+            audit.record(
+                session,
+                actor,
+                "secret.inject_failed",
+                TARGET,
+                secret.id,
+                actor_name="system",
+                name=secret.name,
+                execution_id=execution_id,
+            )
+            await session.commit()
+            raise SecretUnavailable(str(exc)) from None
+    now = utcnow()
+    for secret in rows:
+        secret.last_used_at = now
+        audit.record(
+            session,
+            actor,
+            "secret.inject",
+            TARGET,
+            secret.id,
+            actor_name="system",
+            name=secret.name,
+            execution_id=execution_id,
+            script_id=script_id,
+        )
+    await session.commit()
+    return values
