@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response
 
 from opscraft.api.deps import CurrentActor, Session
-from opscraft.api.schemas import AUTHED, Page, error_responses
+from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, Page, Skip, error_responses
 from opscraft.api.scripts_schemas import (
     DiffOut,
     RollbackRequest,
@@ -40,7 +40,7 @@ async def list_scripts(
     status: ScriptStatus | None = None,
     tag: Annotated[str | None, Query(max_length=50)] = None,
     sort: Sort = "name",
-    skip: Annotated[int, Query(ge=0)] = 0,
+    skip: Skip = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[ScriptSummary]:
     query = ScriptQuery(search, script_type, status, tag, sort, skip, limit)
@@ -62,7 +62,7 @@ async def create_script(body: ScriptCreate, session: Session, actor: CurrentActo
 @router.get(
     "/{script_id}", response_model=ScriptOut, summary="Get a script", responses=error_responses(*AUTHED, 404)
 )
-async def get_script(script_id: int, session: Session, actor: CurrentActor) -> ScriptOut:
+async def get_script(script_id: IdPath, session: Session, actor: CurrentActor) -> ScriptOut:
     return ScriptOut.of(await scripts.get(session, actor, script_id))
 
 
@@ -73,7 +73,7 @@ async def get_script(script_id: int, session: Session, actor: CurrentActor) -> S
     responses=error_responses(*AUTHED, 404, 409),
 )
 async def update_script(
-    script_id: int, body: ScriptUpdate, session: Session, actor: CurrentActor
+    script_id: IdPath, body: ScriptUpdate, session: Session, actor: CurrentActor
 ) -> ScriptSaved:
     return ScriptSaved.saved(await scripts.update(session, actor, script_id, body))
 
@@ -84,7 +84,7 @@ async def update_script(
     summary="Delete a script (soft: past executions stay readable)",
     responses=error_responses(*AUTHED, 404),
 )
-async def delete_script(script_id: int, session: Session, actor: CurrentActor) -> Response:
+async def delete_script(script_id: IdPath, session: Session, actor: CurrentActor) -> Response:
     await scripts.delete(session, actor, script_id)
     return Response(status_code=204)
 
@@ -96,10 +96,10 @@ async def delete_script(script_id: int, session: Session, actor: CurrentActor) -
     responses=error_responses(*AUTHED, 404),
 )
 async def list_versions(
-    script_id: int,
+    script_id: IdPath,
     session: Session,
     actor: CurrentActor,
-    skip: Annotated[int, Query(ge=0)] = 0,
+    skip: Skip = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[VersionSummary]:
     rows, total = await scripts.list_versions(session, actor, script_id, skip=skip, limit=limit)
@@ -112,7 +112,7 @@ async def list_versions(
     summary="One version with its content",
     responses=error_responses(*AUTHED, 404),
 )
-async def get_version(script_id: int, number: int, session: Session, actor: CurrentActor) -> VersionOut:
+async def get_version(script_id: IdPath, number: IdPath, session: Session, actor: CurrentActor) -> VersionOut:
     return VersionOut.of(await scripts.get_version(session, actor, script_id, number))
 
 
@@ -123,11 +123,11 @@ async def get_version(script_id: int, number: int, session: Session, actor: Curr
     responses=error_responses(*AUTHED, 404),
 )
 async def diff_versions(
-    script_id: int,
+    script_id: IdPath,
     session: Session,
     actor: CurrentActor,
-    from_version: Annotated[int, Query(alias="from", ge=1)],
-    to_version: Annotated[int, Query(alias="to", ge=1)],
+    from_version: Annotated[int, Query(alias="from", ge=1, le=MAX_ID)],
+    to_version: Annotated[int, Query(alias="to", ge=1, le=MAX_ID)],
 ) -> DiffOut:
     return DiffOut.of(await scripts.diff(session, actor, script_id, from_version, to_version))
 
@@ -139,8 +139,8 @@ async def diff_versions(
     responses=error_responses(*AUTHED, 404, 409),
 )
 async def rollback(
-    script_id: int,
-    number: int,
+    script_id: IdPath,
+    number: IdPath,
     session: Session,
     actor: CurrentActor,
     body: Annotated[RollbackRequest | None, Body()] = None,

@@ -1,0 +1,361 @@
+"""The script library over the API, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LoggedIn
+
+SEED_BODY = {
+    "name": "deploy-app",
+    "description": "Deploy application",
+    "script_type": "bash",
+    "content": "#!/bin/bash\necho 'Deploying...'",
+    "parameters": {"ENV": "prod"},
+    "version": "1.0.0",
+    "tags": ["deployment", "production"],
+}
+
+
+async def create(client: httpx.AsyncClient, who: LoggedIn, **overrides: Any) -> dict[str, Any]:
+    response = await client.post("/api/v1/scripts", json={**SEED_BODY, **overrides}, headers=who.headers)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def events(client: httpx.AsyncClient, admin: LoggedIn, script_id: int) -> list[str]:
+    response = await client.get(
+        "/api/v1/audit",
+        params={"target_type": "script", "target_id": str(script_id), "limit": 100},
+        headers=admin.headers,
+    )
+    return [e["action"] for e in reversed(response.json()["items"])]
+
+
+async def test_seed_create_and_partial_update(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn
+) -> None:
+    script = await create(client, operator)
+    assert script["current_version"] == 1
+    assert script["status"] == "draft"
+    assert script["version"] == "1.0.0"
+    assert script["tags"] == ["deployment", "production"]
+    assert script["parameter_defaults"] == {"ENV": "prod"}
+    assert script["parameters"]["ENV"]["type"] == "string"
+    assert script["findings"] == []
+    assert script["network_enabled"] is False
+
+    sid = script["id"]
+    r = await client.put(
+        f"/api/v1/scripts/{sid}",
+        json={"description": "Updated description", "status": "active"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "active"
+    assert r.json()["current_version"] == 1, "description and status are not versioned"
+
+    r = await client.get(f"/api/v1/scripts/{sid}", headers=operator.headers)
+    assert r.json()["description"] == "Updated description"
+    assert r.json()["content"] == SEED_BODY["content"]
+    assert await events(client, admin, sid) == ["script.create", "script.update", "script.status"]
+
+
+async def test_versions_diff_and_rollback(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn
+) -> None:
+    sid = (await create(client, operator))["id"]
+    r = await client.put(
+        f"/api/v1/scripts/{sid}",
+        json={"content": "#!/bin/bash\necho 'Deploying v2'\n", "change_note": "v2"},
+        headers=operator.headers,
+    )
+    assert r.json()["current_version"] == 2
+    r = await client.put(f"/api/v1/scripts/{sid}", json={"timeout_seconds": 60}, headers=operator.headers)
+    assert r.json()["current_version"] == 3, "run settings are versioned"
+
+    versions = (await client.get(f"/api/v1/scripts/{sid}/versions", headers=operator.headers)).json()
+    assert versions["total"] == 3
+    assert [v["number"] for v in versions["items"]] == [3, 2, 1]
+    assert versions["items"][1]["change_note"] == "v2"
+    assert "content" not in versions["items"][0]
+
+    v1 = (await client.get(f"/api/v1/scripts/{sid}/versions/1", headers=operator.headers)).json()
+    assert v1["content"] == SEED_BODY["content"]
+    assert v1["run_settings"]["timeout_seconds"] == 3600
+
+    diff = (await client.get(f"/api/v1/scripts/{sid}/diff?from=1&to=3", headers=operator.headers)).json()
+    assert "-echo 'Deploying...'" in diff["diff"]
+    assert "+echo 'Deploying v2'" in diff["diff"]
+    assert diff["diff"].startswith("--- deploy-app v1\n+++ deploy-app v3\n")
+    assert diff["changed"] == ["content", "run_settings"]
+
+    r = await client.post(f"/api/v1/scripts/{sid}/rollback/1", headers=operator.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["current_version"] == 4
+    assert r.json()["content"] == SEED_BODY["content"]
+    assert r.json()["timeout_seconds"] == 3600
+    v4 = (await client.get(f"/api/v1/scripts/{sid}/versions/4", headers=operator.headers)).json()
+    assert v4["change_note"] == "rollback to version 1"
+    same = (await client.get(f"/api/v1/scripts/{sid}/diff?from=1&to=4", headers=operator.headers)).json()
+    assert same["diff"] == "" and same["changed"] == []
+
+    r = await client.post(f"/api/v1/scripts/{sid}/rollback/4", headers=operator.headers)
+    assert r.status_code == 409
+    r = await client.post(f"/api/v1/scripts/{sid}/rollback/9", headers=operator.headers)
+    assert r.status_code == 404
+    assert "no version 9" in r.json()["detail"]
+    r = await client.get(f"/api/v1/scripts/{sid}/diff?from=1&to=9", headers=operator.headers)
+    assert r.status_code == 404
+    assert (await events(client, admin, sid))[-1] == "script.rollback"
+
+
+async def test_search_filters_sort_and_pagination(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    await create(client, operator, name="deploy-web", tags=["prod"], description="Ship the web tier")
+    await create(client, operator, name="backup-db", tags=["nightly"], description="Dump and DEPLOY nothing")
+    await create(
+        client,
+        operator,
+        name="cleanup",
+        script_type="python",
+        content="print('x')\n",
+        parameters=None,
+        tags=[],
+        description="Remove old files",
+    )
+    await create(
+        client,
+        operator,
+        name="ansible-site",
+        script_type="ansible",
+        content="- hosts: all\n",
+        tags=["prod"],
+        description="",
+    )
+
+    async def names(**params: Any) -> list[str]:
+        r = await client.get("/api/v1/scripts", params=params, headers=operator.headers)
+        assert r.status_code == 200, r.text
+        return [item["name"] for item in r.json()["items"]]
+
+    assert await names(search="deploy") == ["backup-db", "deploy-web"]
+    assert await names(search="PROD") == ["ansible-site", "deploy-web"], "tags match too"
+    assert await names(search="web tier") == ["deploy-web"], "all words must match"
+    assert await names(search="100%") == []
+    assert await names(script_type="python") == ["cleanup"]
+    assert await names(tag="prod") == ["ansible-site", "deploy-web"]
+    assert await names(tag="prod", script_type="bash") == ["deploy-web"]
+    assert await names(sort="-name") == ["deploy-web", "cleanup", "backup-db", "ansible-site"]
+    assert (await names(sort="-updated_at"))[0] == "ansible-site"
+
+    r = await client.get("/api/v1/scripts", params={"limit": 2, "skip": 2}, headers=operator.headers)
+    page = r.json()
+    assert page["total"] == 4 and [i["name"] for i in page["items"]] == ["cleanup", "deploy-web"]
+    assert "content" not in page["items"][0]
+
+    sid = (await client.get("/api/v1/scripts", params={"search": "cleanup"}, headers=operator.headers)).json()
+    await client.put(
+        f"/api/v1/scripts/{sid['items'][0]['id']}", json={"status": "active"}, headers=operator.headers
+    )
+    assert await names(status="active") == ["cleanup"]
+
+    r = await client.get("/api/v1/scripts", params={"sort": "size"}, headers=operator.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "sort"
+
+
+async def test_soft_delete_frees_the_name(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn
+) -> None:
+    sid = (await create(client, operator))["id"]
+    r = await client.post("/api/v1/scripts", json=SEED_BODY, headers=operator.headers)
+    assert r.status_code == 409
+    assert "already exists" in r.json()["detail"]
+
+    assert (await client.delete(f"/api/v1/scripts/{sid}", headers=operator.headers)).status_code == 204
+    for path in (
+        f"/api/v1/scripts/{sid}",
+        f"/api/v1/scripts/{sid}/versions",
+        f"/api/v1/scripts/{sid}/versions/1",
+    ):
+        assert (await client.get(path, headers=operator.headers)).status_code == 404
+    assert (await client.delete(f"/api/v1/scripts/{sid}", headers=operator.headers)).status_code == 404
+    assert (await client.get("/api/v1/scripts", headers=operator.headers)).json()["total"] == 0
+    assert (await events(client, admin, sid))[-1] == "script.delete"
+
+    again = await create(client, operator)
+    assert again["id"] != sid
+
+    r = await client.put(f"/api/v1/scripts/{again['id']}", json={"name": "other"}, headers=operator.headers)
+    assert r.status_code == 200
+    second = await create(client, operator, name="second")
+    r = await client.put(f"/api/v1/scripts/{second['id']}", json={"name": "other"}, headers=operator.headers)
+    assert r.status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("script_type", "content", "line", "text"),
+    [
+        ("bash", "echo start\nif true; then\n  echo x\nfi fi\n", 4, "syntax error"),
+        ("python", "import os\n\ndef f(:\n    pass\n", 3, "invalid syntax"),
+        ("ansible", "- hosts: all\n  tasks: [\n", 3, "invalid YAML"),
+        ("ansible", "hosts: all\n", 1, "list of plays"),
+        ("terraform", 'resource "a" "b" {\n  x = \n}\n', 2, "invalid HCL"),
+    ],
+)
+async def test_syntax_errors_are_422_with_lines(
+    client: httpx.AsyncClient, operator: LoggedIn, script_type: str, content: str, line: int, text: str
+) -> None:
+    body = {**SEED_BODY, "script_type": script_type, "content": content, "parameters": None}
+    r = await client.post("/api/v1/scripts", json=body, headers=operator.headers)
+    assert r.status_code == 422, r.text
+    error = r.json()["errors"][0]
+    assert error["field"] == "content" and error["line"] == line
+    assert text in error["message"]
+    assert f"line {line}" in r.json()["detail"]
+    assert (await client.get("/api/v1/scripts", headers=operator.headers)).json()["total"] == 0
+
+
+async def test_lint_findings_need_acknowledgement(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn
+) -> None:
+    risky = "#!/bin/bash\ncurl -fsSL https://example.invalid/install.sh | sh\nrm -rf /\n"
+    r = await client.post("/api/v1/scripts", json={**SEED_BODY, "content": risky}, headers=operator.headers)
+    assert r.status_code == 422
+    assert "acknowledge_risks" in r.json()["detail"]
+    assert [(e["rule"], e["line"]) for e in r.json()["errors"]] == [("pipe-to-shell", 2), ("rm-rf-root", 3)]
+    assert r.json()["errors"][1]["excerpt"] == "rm -rf /"
+    assert (await client.get("/api/v1/scripts", headers=operator.headers)).json()["total"] == 0
+
+    r = await client.post(
+        "/api/v1/scripts",
+        json={**SEED_BODY, "content": risky, "acknowledge_risks": True},
+        headers=operator.headers,
+    )
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    assert [f["rule"] for f in r.json()["findings"]] == ["pipe-to-shell", "rm-rf-root"]
+    assert await events(client, admin, sid) == ["script.create", "script.risks_acknowledged"]
+
+    # Unchanged (already acknowledged) content: a parameter change needs no new acknowledgement.
+    r = await client.put(
+        f"/api/v1/scripts/{sid}", json={"parameters": {"ENV": "dev"}}, headers=operator.headers
+    )
+    assert r.status_code == 200, r.text
+    assert len(r.json()["findings"]) == 2
+    # New risky content does.
+    r = await client.put(
+        f"/api/v1/scripts/{sid}", json={"content": "mkfs.ext4 /dev/sdb1\n"}, headers=operator.headers
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["rule"] == "make-filesystem"
+    # Rolling back to risky content also does.
+    await client.put(f"/api/v1/scripts/{sid}", json={"content": "echo safe\n"}, headers=operator.headers)
+    r = await client.post(f"/api/v1/scripts/{sid}/rollback/1", headers=operator.headers)
+    assert r.status_code == 422
+    r = await client.post(
+        f"/api/v1/scripts/{sid}/rollback/1", json={"acknowledge_risks": True}, headers=operator.headers
+    )
+    assert r.status_code == 200
+    assert (await events(client, admin, sid))[-2:] == ["script.rollback", "script.risks_acknowledged"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"name": "bad name!"}, "name"),
+        ({"name": "-leading"}, "name"),
+        ({"name": "x" * 129}, "name"),
+        ({"script_type": "perl"}, "script_type"),
+        ({"description": "d" * 2001}, "description"),
+        ({"tags": [f"t{i}" for i in range(21)]}, "tags"),
+        ({"tags": ["x" * 51]}, "tags"),
+        ({"tags": [" "]}, "tags"),
+        ({"content": ""}, "content"),
+        ({"content": "echo\x00\n"}, "content"),
+        ({"version": "1.0 beta"}, "version"),
+        ({"status": "retired"}, "status"),
+        ({"memory_mb": 1}, "memory_mb"),
+        ({"cpus": 0}, "cpus"),
+        ({"timeout_seconds": 0}, "timeout_seconds"),
+        ({"timeout_seconds": 10**9}, "timeout_seconds"),
+        ({"parameters": {"1BAD": "x"}}, "parameters.1BAD"),
+        ({"parameters": {"HOME": "x"}}, "parameters.HOME"),
+        ({"parameters": [{"name": "N", "type": "integer", "default": "ten"}]}, "parameters.N"),
+        ({"parameters": "ENV=prod"}, "parameters"),
+        ({"unexpected": 1}, "unexpected"),
+    ],
+)
+async def test_invalid_input_is_422_naming_the_field(
+    client: httpx.AsyncClient, operator: LoggedIn, overrides: dict[str, Any], field: str
+) -> None:
+    r = await client.post("/api/v1/scripts", json={**SEED_BODY, **overrides}, headers=operator.headers)
+    assert r.status_code == 422, r.text
+    fields = [e["field"] for e in r.json()["errors"]]
+    assert any(f == field or f.startswith(field + ".") for f in fields), fields
+    assert r.json()["detail"]
+    assert (await client.get("/api/v1/scripts", headers=operator.headers)).json()["total"] == 0
+
+
+async def test_content_size_limit(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    big = "#" * (256 * 1024 + 1)
+    r = await client.post("/api/v1/scripts", json={**SEED_BODY, "content": big}, headers=operator.headers)
+    assert r.status_code in (413, 422), r.text
+    assert "KiB" in r.json()["detail"] or "too large" in r.json()["detail"]
+
+
+async def test_typed_parameters_round_trip(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    typed = [
+        {"name": "COUNT", "type": "integer", "default": 3, "description": "How many"},
+        {"name": "DRY_RUN", "type": "boolean", "default": "false"},
+        {"name": "REGION", "type": "choice", "options": ["eu", "us"], "required": True},
+    ]
+    script = await create(client, operator, parameters=typed)
+    params = script["parameters"]
+    assert list(params) == ["COUNT", "DRY_RUN", "REGION"]
+    assert params["DRY_RUN"] == {
+        "type": "boolean",
+        "required": False,
+        "default": False,
+        "description": "",
+        "options": [],
+    }
+    assert params["REGION"]["options"] == ["eu", "us"] and params["REGION"]["required"] is True
+    assert script["parameter_defaults"] == {"COUNT": 3, "DRY_RUN": False, "REGION": None}
+    # What GET returns is accepted back unchanged: no new version.
+    r = await client.put(
+        f"/api/v1/scripts/{script['id']}", json={"parameters": params}, headers=operator.headers
+    )
+    assert r.status_code == 200 and r.json()["current_version"] == 1
+
+
+async def test_concurrent_edit_is_409(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    sid = (await create(client, operator))["id"]
+    ok = await client.put(
+        f"/api/v1/scripts/{sid}", json={"content": "echo a\n", "base_version": 1}, headers=operator.headers
+    )
+    assert ok.status_code == 200
+    stale = await client.put(
+        f"/api/v1/scripts/{sid}", json={"content": "echo b\n", "base_version": 1}, headers=operator.headers
+    )
+    assert stale.status_code == 409
+    assert "version 2" in stale.json()["detail"]
+
+
+async def test_ids_out_of_range_and_missing(client: httpx.AsyncClient, viewer: LoggedIn) -> None:
+    assert (await client.get("/api/v1/scripts/99", headers=viewer.headers)).status_code == 404
+    r = await client.get(f"/api/v1/scripts/{2**40}", headers=viewer.headers)
+    assert r.status_code == 422
+    r = await client.get("/api/v1/scripts/1/diff", params={"from": 1}, headers=viewer.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "to"
+
+
+async def test_viewer_reads_but_cannot_write(
+    client: httpx.AsyncClient, operator: LoggedIn, viewer: LoggedIn
+) -> None:
+    sid = (await create(client, operator))["id"]
+    assert (await client.get(f"/api/v1/scripts/{sid}", headers=viewer.headers)).status_code == 200
+    r = await client.put(f"/api/v1/scripts/{sid}", json={"description": "x"}, headers=viewer.headers)
+    assert r.status_code == 403
+    assert "viewer" in r.json()["detail"]
