@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from opscraft import __version__, lifecycle
+from opscraft import __version__, cli_secrets, lifecycle
 from opscraft.config import ConfigError, Settings, load_settings
 
 
@@ -38,6 +38,8 @@ def _run_with_runtime(settings: Settings, body: Callable[[], Awaitable[None]]) -
             await lifecycle.start(settings)
         except (OSError, SQLAlchemyError) as exc:
             sys.exit(_database_error(settings, exc))
+        except ConfigError as exc:
+            sys.exit(f"opscraft: configuration error: {exc}")
         try:
             await body()
         finally:
@@ -47,14 +49,17 @@ def _run_with_runtime(settings: Settings, body: Callable[[], Awaitable[None]]) -
 
 
 def _check_database(settings: Settings) -> None:
-    """Open and migrate the database before serving, so a bad DATABASE_URL is one clear line."""
+    """Open and migrate the database and check the master key before serving, so a bad
+    DATABASE_URL or a wrong OPSCRAFT_MASTER_KEY is one clear line."""
     from opscraft.db.engine import Database
     from opscraft.db.migrate import upgrade
+    from opscraft.services import keyring
 
     async def _check() -> None:
         db = Database(settings.effective_database_url)
         try:
             await upgrade(db.engine)
+            await keyring.open_vault(db, settings)
         finally:
             await db.dispose()
 
@@ -62,6 +67,8 @@ def _check_database(settings: Settings) -> None:
         asyncio.run(_check())
     except (OSError, SQLAlchemyError) as exc:
         sys.exit(_database_error(settings, exc))
+    except ConfigError as exc:
+        sys.exit(f"opscraft: configuration error: {exc}")
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
@@ -159,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
     with_data_dir(db.add_parser("upgrade", help="apply schema migrations")).set_defaults(func=cmd_db_upgrade)
+
+    cli_secrets.register(sub.add_parser, with_data_dir)
     return parser
 
 

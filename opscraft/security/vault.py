@@ -58,6 +58,9 @@ class MasterKey:
         """A value stored in the database that identifies the key without revealing it."""
         return hmac.new(self.key, _CHECK_LABEL, hashlib.sha256).hexdigest()
 
+    def encoded(self) -> str:
+        return base64.b64encode(self.key).decode()
+
     def matches(self, check_value: str) -> bool:
         return hmac.compare_digest(self.check_value(), check_value)
 

@@ -88,8 +88,8 @@ def _state(vault: Vault) -> dict[str, object]:
     return {"check": vault.master.check_value(), "key_version": vault.key_version}
 
 
-async def rotate(session: AsyncSession, old: Vault, new_key: MasterKey) -> Vault:
-    """Re-encrypt every secret under `new_key` in one transaction; returns the new vault.
+async def rotate(session: AsyncSession, old: Vault, new_key: MasterKey) -> tuple[Vault, int]:
+    """Re-encrypt every secret under `new_key` in one transaction; the new vault and the count.
 
     Each secret gets the next key version and a fresh salt and nonce; the key check value is
     replaced, so after the commit only the new key opens the vault. Nothing changes on error.
@@ -130,4 +130,4 @@ async def rotate(session: AsyncSession, old: Vault, new_key: MasterKey) -> Vault
         secrets=len(rows),
     )
     await session.commit()
-    return new
+    return new, len(rows)

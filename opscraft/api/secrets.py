@@ -1,0 +1,225 @@
+"""`/api/v1/secrets` and `/api/v1/scripts/{id}/secrets`: the vault (operators and admins).
+
+No response carries a secret's value or ciphertext: only metadata.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel
+
+from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.schemas import AUTHED, IdPath, Page, Skip, error_responses
+from opscraft.db.models import AuditEvent
+from opscraft.services import secrets
+from opscraft.services.secrets import Attachment, SecretCreate, SecretInfo, SecretUpdate
+
+router = APIRouter(tags=["secrets"])
+PREFIX = "/api/v1/secrets"
+SCRIPT_PATH = "/api/v1/scripts/{script_id}/secrets"
+
+
+class ScriptRefOut(BaseModel):
+    id: int
+    name: str
+
+
+class SecretOut(BaseModel):
+    id: int
+    name: str
+    description: str
+    key_version: int
+    created_by: int | None
+    created_by_name: str | None
+    updated_by: int | None
+    updated_by_name: str | None
+    created_at: datetime
+    updated_at: datetime
+    last_used_at: datetime | None
+    scripts: list[ScriptRefOut]
+
+    @classmethod
+    def of(cls, info: SecretInfo) -> SecretOut:
+        s = info.secret
+        assert s.id is not None
+        return cls(
+            id=s.id,
+            name=s.name,
+            description=s.description,
+            key_version=s.key_version,
+            created_by=s.created_by,
+            created_by_name=info.created_by_name,
+            updated_by=s.updated_by,
+            updated_by_name=info.updated_by_name,
+            created_at=s.created_at,
+            updated_at=s.updated_at,
+            last_used_at=s.last_used_at,
+            scripts=[ScriptRefOut(id=r.id, name=r.name) for r in info.scripts],
+        )
+
+
+class SecretAuditOut(BaseModel):
+    id: int
+    time: datetime
+    actor_id: int | None
+    actor_name: str | None
+    action: str
+    execution_id: int | None
+    details: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> SecretAuditOut:
+        assert event.id is not None
+        execution_id = event.details.get("execution_id")
+        return cls(
+            id=event.id,
+            time=event.time,
+            actor_id=event.actor_id,
+            actor_name=event.actor_name,
+            action=event.action,
+            execution_id=execution_id if isinstance(execution_id, int) else None,
+            details=event.details,
+        )
+
+
+class AttachmentOut(BaseModel):
+    script_id: int
+    secret_id: int
+    name: str
+    attached_by: int | None
+    attached_by_name: str | None
+    attached_at: datetime
+
+    @classmethod
+    def of(cls, script_id: int, a: Attachment) -> AttachmentOut:
+        return cls(
+            script_id=script_id,
+            secret_id=a.secret_id,
+            name=a.name,
+            attached_by=a.attached_by,
+            attached_by_name=a.attached_by_name,
+            attached_at=a.attached_at,
+        )
+
+
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+@router.post(
+    PREFIX,
+    response_model=SecretOut,
+    status_code=201,
+    summary="Create a secret (the value is encrypted and never returned)",
+    responses=error_responses(*AUTHED, 409),
+)
+async def create_secret(body: SecretCreate, session: Session, actor: CurrentActor) -> SecretOut:
+    return SecretOut.of(await secrets.create(session, actor, body))
+
+
+@router.get(
+    PREFIX,
+    response_model=Page[SecretOut],
+    summary="List secrets (metadata only)",
+    responses=error_responses(*AUTHED),
+)
+async def list_secrets(
+    session: Session,
+    actor: CurrentActor,
+    search: Annotated[
+        str | None, Query(max_length=100, description="Part of the name or description")
+    ] = None,
+    skip: Skip = 0,
+    limit: Limit = 50,
+) -> Page[SecretOut]:
+    rows, total = await secrets.list_secrets(session, actor, search=search, skip=skip, limit=limit)
+    return Page(items=[SecretOut.of(i) for i in rows], total=total, skip=skip, limit=limit)
+
+
+@router.get(
+    PREFIX + "/{secret_id}",
+    response_model=SecretOut,
+    summary="Get a secret's metadata",
+    responses=error_responses(*AUTHED, 404),
+)
+async def get_secret(secret_id: IdPath, session: Session, actor: CurrentActor) -> SecretOut:
+    return SecretOut.of(await secrets.get(session, actor, secret_id))
+
+
+@router.put(
+    PREFIX + "/{secret_id}",
+    response_model=SecretOut,
+    summary="Change the description and/or replace the value",
+    responses=error_responses(*AUTHED, 404),
+)
+async def update_secret(
+    secret_id: IdPath, body: SecretUpdate, session: Session, actor: CurrentActor
+) -> SecretOut:
+    return SecretOut.of(await secrets.update(session, actor, secret_id, body))
+
+
+@router.delete(
+    PREFIX + "/{secret_id}",
+    status_code=204,
+    summary="Delete a secret (refused while attached to a script unless force=true)",
+    responses=error_responses(*AUTHED, 404, 409),
+)
+async def delete_secret(
+    secret_id: IdPath,
+    session: Session,
+    actor: CurrentActor,
+    force: Annotated[bool, Query(description="Detach it from every script and delete it")] = False,
+) -> Response:
+    await secrets.delete(session, actor, secret_id, force=force)
+    return Response(status_code=204)
+
+
+@router.get(
+    PREFIX + "/{secret_id}/audit-logs",
+    response_model=Page[SecretAuditOut],
+    summary="Who created, changed, attached, detached, injected or rotated the secret (newest first)",
+    responses=error_responses(*AUTHED, 404),
+)
+async def secret_audit_logs(
+    secret_id: IdPath, session: Session, actor: CurrentActor, skip: Skip = 0, limit: Limit = 50
+) -> Page[SecretAuditOut]:
+    rows, total = await secrets.audit_logs(session, actor, secret_id, skip=skip, limit=limit)
+    return Page(items=[SecretAuditOut.of(e) for e in rows], total=total, skip=skip, limit=limit)
+
+
+@router.get(
+    SCRIPT_PATH,
+    response_model=list[AttachmentOut],
+    summary="Names of the secrets attached to a script (never values)",
+    responses=error_responses(*AUTHED, 404),
+)
+async def script_secrets(script_id: IdPath, session: Session, actor: CurrentActor) -> list[AttachmentOut]:
+    return [AttachmentOut.of(script_id, a) for a in await secrets.list_for_script(session, actor, script_id)]
+
+
+@router.post(
+    SCRIPT_PATH + "/{secret_id}",
+    response_model=AttachmentOut,
+    status_code=201,
+    summary="Attach a secret to a script: it is injected as an environment variable into every run",
+    responses=error_responses(*AUTHED, 404, 409),
+)
+async def attach_secret(
+    script_id: IdPath, secret_id: IdPath, session: Session, actor: CurrentActor
+) -> AttachmentOut:
+    return AttachmentOut.of(script_id, await secrets.attach(session, actor, script_id, secret_id))
+
+
+@router.delete(
+    SCRIPT_PATH + "/{secret_id}",
+    status_code=204,
+    summary="Detach a secret from a script",
+    responses=error_responses(*AUTHED, 404),
+)
+async def detach_secret(
+    secret_id: IdPath, script_id: IdPath, session: Session, actor: CurrentActor
+) -> Response:
+    await secrets.detach(session, actor, script_id, secret_id)
+    return Response(status_code=204)
