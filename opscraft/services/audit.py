@@ -61,6 +61,19 @@ async def search(session: AsyncSession, actor: Actor, query: AuditQuery) -> tupl
     return await _search(session, query)
 
 
+async def facets(session: AsyncSession, actor: Actor) -> tuple[list[str], list[str]]:
+    """The distinct actions and target types recorded so far (for filter choices)."""
+    require(actor.user, Permission.view_audit)
+    actions = await session.exec(select(AuditEvent.action).distinct().order_by(col(AuditEvent.action)))
+    targets = await session.exec(
+        select(AuditEvent.target_type)
+        .where(col(AuditEvent.target_type).is_not(None))
+        .distinct()
+        .order_by(col(AuditEvent.target_type))
+    )
+    return list(actions.all()), [t for t in targets.all() if t]
+
+
 def _as_utc(value: datetime | None) -> datetime | None:
     """Times without a zone are UTC."""
     if value is None or value.tzinfo is not None:

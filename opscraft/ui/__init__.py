@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-PAGE_MODULES = ["auth_pages", "dashboard", "profile", "users"]
+PAGE_MODULES = ["auth_pages", "dashboard", "profile", "users", "audit", "settings_page"]
 
 
 def register_pages() -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from fastapi import Response
+from fastapi.responses import RedirectResponse
 from nicegui import ui
-from pydantic import ValidationError
 
 from opscraft import runtime
+from opscraft.db.models import User
 from opscraft.services import auth, users
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.ui import session
-from opscraft.ui.layout import notify_error
+from opscraft.ui.layout import run_action
+from opscraft.ui.widgets import password_hint, password_input, text_input
 
 
 async def _no_users() -> bool:
@@ -18,93 +21,112 @@ async def _no_users() -> bool:
         return await users.count_users(s) == 0
 
 
-def _card(title: str) -> ui.card:
-    with ui.column().classes("absolute-center items-center gap-4"):
-        ui.label("OpsCraft").classes("text-3xl font-bold text-primary")
-        card = ui.card().classes("w-96 p-6")
+def _card(title: str, subtitle: str) -> ui.card:
+    """The centred card of the pages shown before login."""
+    ui.query("body").classes("bg-blue-grey-1")
+    with ui.column().classes("absolute-center items-center gap-4 w-full max-w-md px-4"):
+        with ui.row().classes("items-center gap-2"):
+            ui.icon("construction", color="primary").classes("text-4xl")
+            ui.label("OpsCraft").classes("text-3xl font-bold text-primary")
+        card = ui.card().classes("w-full p-6 gap-3")
         with card:
             ui.label(title).classes("text-xl font-semibold")
+            ui.label(subtitle).classes("text-grey-7")
     return card
 
 
 @ui.page("/setup", title="Set up · OpsCraft")
-async def setup_page() -> None:
+async def setup_page() -> Response | None:
     if not await _no_users():
-        ui.navigate.to("/login")
-        return
-    with _card("Create the first administrator"):
-        username = ui.input("Username").props('autofocus data-testid="setup-username"').classes("w-full")
-        email = ui.input("Email").props('data-testid="setup-email"').classes("w-full")
-        full_name = ui.input("Full name").props('data-testid="setup-fullname"').classes("w-full")
-        password = (
-            ui.input("Password", password=True, password_toggle_button=True)
-            .props('data-testid="setup-password"')
-            .classes("w-full")
-        )
-        ui.label("At least 8 characters, not your username.").classes("text-caption text-grey")
+        return RedirectResponse("/login", status_code=303)
+    with _card("Create the first administrator", "OpsCraft has no users yet: this account manages it."):
+        username = text_input("Username", "setup-username", autofocus=True)
+        email = text_input("Email", "setup-email")
+        full_name = text_input("Full name", "setup-fullname")
+        password = password_input("Password", "setup-password")
+        repeat = password_input("Repeat password", "setup-repeat")
+        password_hint(users.MIN_PASSWORD)
 
         async def create() -> None:
-            try:
+            if password.value != repeat.value:
+                ui.notify("The two passwords differ: type the same password twice.", type="negative")
+                return
+
+            async def register() -> User:
                 data = users.UserCreate(
                     username=username.value.strip(),
                     email=email.value.strip(),
                     full_name=full_name.value.strip(),
                     password=password.value,
                 )
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                notify_error(f"{err['loc'][0]}: {err['msg']}")
-                return
-            actor = Actor(None, session.client_ip())
-            async with runtime.current().db.session() as s:
-                try:
-                    user = await users.register(s, actor, data)
-                except ServiceError as exc:
-                    notify_error(exc.message)
-                    return
-            session.log_in(user)
-            ui.navigate.to("/")
+                async with runtime.current().db.session() as s:
+                    return await users.register(s, Actor(None, session.client_ip()), data)
 
-        ui.button("Create administrator", on_click=create).props('data-testid="setup-submit"').classes(
-            "w-full"
-        )
+            user = await run_action(register)
+            if user is not None:
+                session.log_in(user)
+                ui.navigate.to("/")
+
+        repeat.on("keydown.enter", create)
+        ui.button("Create administrator", on_click=create).props(
+            'unelevated data-testid="setup-submit"'
+        ).classes("w-full")
+    return None
 
 
 @ui.page("/login", title="Log in · OpsCraft")
-async def login_page(next: str | None = None) -> None:
+async def login_page(next: str | None = None, notice: str | None = None) -> Response | None:
     if await _no_users():
-        ui.navigate.to("/setup")
-        return
+        return RedirectResponse("/setup", status_code=303)
     target = session.safe_next(next)
     if await session.current_actor() is not None:
-        ui.navigate.to(target)
-        return
-    with _card("Log in"):
-        username = ui.input("Username").props('autofocus data-testid="login-username"').classes("w-full")
-        password = (
-            ui.input("Password", password=True, password_toggle_button=True)
-            .props('data-testid="login-password"')
-            .classes("w-full")
-        )
+        return RedirectResponse(target, status_code=303)
+    with _card("Log in", "Use the account an administrator gave you."):
+        notice_box = ui.row().classes("w-full items-center gap-2 bg-blue-1 text-blue-10 rounded p-2")
+        with notice_box:
+            ui.icon("info")
+            ui.label(session.NOTICES.get(notice or "", "")).props('data-testid="login-notice"')
+        notice_box.set_visibility(notice in session.NOTICES)
+        error_box = ui.row().classes("w-full items-center gap-2 bg-red-1 text-negative rounded p-2")
+        with error_box:
+            ui.icon("error")
+            error = ui.label().props('data-testid="login-error"')
+        error_box.set_visibility(False)
+        username = text_input("Username", "login-username", autofocus=True)
+        password = password_input("Password", "login-password", autocomplete="current-password")
 
         async def submit() -> None:
+            name = (username.value or "").strip()
+            if not name or not password.value:
+                error.text = "Enter your username and password."
+                error_box.set_visibility(True)
+                return
             ip = session.client_ip()
             try:
-                await auth.check_auth_rate(ip, username.value)
+                await auth.check_auth_rate(ip, name)
                 async with runtime.current().db.session() as s:
-                    user = await auth.authenticate_password(s, ip, username.value.strip(), password.value)
+                    user = await auth.authenticate_password(s, ip, name, password.value)
                     await s.commit()
             except ServiceError as exc:
-                notify_error(exc.message)
+                error.text = exc.message[:1].upper() + exc.message[1:] + "."
+                error_box.set_visibility(True)
+                notice_box.set_visibility(False)
+                password.value = ""
                 return
             session.log_in(user)
             ui.navigate.to(target)
 
+        username.on("keydown.enter", lambda: password.run_method("focus"))
         password.on("keydown.enter", submit)
-        ui.button("Log in", on_click=submit).props('data-testid="login-submit"').classes("w-full")
+        ui.button("Log in", on_click=submit).props('unelevated data-testid="login-submit"').classes("w-full")
+    return None
 
 
-@ui.page("/logout")
-async def logout_page() -> None:
+@ui.page("/logout", title="Log out · OpsCraft")
+async def logout_page() -> Response:
+    actor = await session.current_actor()
+    if actor is not None:
+        async with runtime.current().db.session() as s:
+            await auth.logout(s, actor, None)
     session.log_out()
-    ui.navigate.to("/login")
+    return RedirectResponse(session.login_url(notice="logout"), status_code=303)

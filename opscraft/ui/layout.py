@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import wraps
 from typing import Any
 
-from nicegui import app, ui
+from fastapi import Response
+from fastapi.responses import RedirectResponse
+from nicegui import app, context, ui
+from pydantic import ValidationError
 
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
@@ -35,6 +38,13 @@ NAV: list[NavItem] = [
 ]
 
 
+NAV_CSS = """
+.oc-nav { display: block; width: 100%; border-radius: 6px; color: inherit; text-decoration: none; }
+.oc-nav:hover { background: rgba(127, 127, 127, 0.12); }
+.oc-nav-active { background: rgba(25, 118, 210, 0.14); color: var(--q-primary); font-weight: 600; }
+"""
+
+
 def notify_error(message: str) -> None:
     ui.notify(message, type="negative", position="top", multi_line=True, close_button=True)
 
@@ -43,11 +53,19 @@ def notify_ok(message: str) -> None:
     ui.notify(message, type="positive", position="top")
 
 
+def validation_message(exc: ValidationError) -> str:
+    """'field: what is wrong' for the first problem (never the submitted value)."""
+    err = exc.errors()[0]
+    field = ".".join(str(part) for part in err["loc"]) or "input"
+    return f"{field}: {str(err['msg']).removeprefix('Value error, ')}"
+
+
 async def guard(permission: Permission | None = None) -> Actor | None:
     """Re-check the session (and a permission) on the server; on failure, say so and redirect."""
+    ended = "user_id" in app.storage.user
     actor = await session.current_actor()
     if actor is None:
-        ui.navigate.to(session.login_url("/"))
+        ui.navigate.to(session.login_url("/", "ended" if ended else None))
         return None
     if permission is not None and not can(actor.user, permission):
         notify_error(f"your role ({actor.user.role if actor.user else '-'}) may not do this")
@@ -56,9 +74,13 @@ async def guard(permission: Permission | None = None) -> Actor | None:
 
 
 async def run_action(action: Callable[[], Awaitable[Any]], success: str | None = None) -> Any:
-    """Run a service call from an event handler: service errors become red notifications."""
+    """Run a service call from an event handler: invalid input and service errors become red
+    notifications. Returns the action's result, or None when it failed."""
     try:
         result = await action()
+    except ValidationError as exc:
+        notify_error(validation_message(exc))
+        return None
     except ServiceError as exc:
         notify_error(exc.message)
         return None
@@ -68,32 +90,40 @@ async def run_action(action: Callable[[], Awaitable[Any]], success: str | None =
 
 
 def protected_page(path: str, permission: Permission | None = None, title: str = "") -> Callable[..., Any]:
-    """`@ui.page` that requires a logged-in user with `permission`; the page function gets the Actor."""
+    """`@ui.page` that requires a logged-in user with `permission`; the page function gets the Actor
+    first, then the page's own (path/query) parameters."""
 
     def decorator(func: Callable[..., Awaitable[None]]) -> Callable[..., Any]:
-        @ui.page(path, title=f"{title} · OpsCraft" if title else "OpsCraft")
-        @wraps(func)
-        async def wrapper(*args: Any, **kwargs: Any) -> None:
+        async def page(*args: Any, **kwargs: Any) -> Response | None:
+            ended = "user_id" in app.storage.user
             actor = await session.current_actor()
             if actor is None:
-                ui.navigate.to(session.login_url(_request_path()))
-                return
+                target = session.login_url(_request_path(), "ended" if ended else None)
+                return RedirectResponse(target, status_code=303)
             if permission is not None and not can(actor.user, permission):
                 with frame(actor, "Not allowed"):
-                    ui.label(
-                        f"Your role ({actor.user.role if actor.user else '-'}) may not open this page."
-                    ).classes("text-negative text-lg").props('data-testid="forbidden"')
-                return
+                    with ui.card().classes("p-6 items-center gap-2"):
+                        ui.icon("block", color="negative").classes("text-5xl")
+                        ui.label(
+                            f"Your role ({actor.user.role if actor.user else '-'}) may not open this page."
+                        ).classes("text-negative text-lg").props('data-testid="forbidden"')
+                        ui.link("Back to the dashboard", "/")
+                return None
             await func(actor, *args, **kwargs)
+            return None
 
-        return wrapper
+        # FastAPI reads the page's parameters from the signature: all of func's but the actor.
+        params = list(inspect.signature(func).parameters.values())[1:]
+        page.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        page.__name__ = func.__name__
+        page.__doc__ = func.__doc__
+        ui.page(path, title=f"{title} · OpsCraft" if title else "OpsCraft")(page)
+        return func
 
     return decorator
 
 
 def _request_path() -> str:
-    from nicegui import context
-
     request = context.client.request
     return request.url.path + (f"?{request.url.query}" if request.url.query else "") if request else "/"
 
@@ -123,15 +153,19 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
                 with ui.menu():
                     ui.menu_item("Profile", lambda: ui.navigate.to("/profile"))
                     ui.menu_item("Log out", lambda: ui.navigate.to("/logout")).props('data-testid="logout"')
-    with ui.left_drawer(value=True, bordered=True).classes("bg-grey-1 dark:bg-grey-9") as drawer:
-        for item in NAV:
-            if item.permission is None or can(user, item.permission):
-                with ui.link(target=item.path).classes("no-underline w-full"):
-                    with ui.row().classes("items-center gap-3 px-2 py-2 rounded hover:bg-grey-3 w-full"):
-                        ui.icon(item.icon).classes("text-primary")
-                        ui.label(item.label).classes("text-body1").props(
-                            f'data-testid="nav-{item.path.strip("/") or "home"}"'
-                        )
+    ui.add_css(NAV_CSS)
+    here = context.client.request.url.path if context.client.request else "/"
+    with ui.left_drawer(value=True, bordered=True).props("width=220") as drawer:
+        with ui.column().classes("w-full gap-1 p-2"):
+            for item in NAV:
+                if item.permission is not None and not can(user, item.permission):
+                    continue
+                active = here == item.path or (item.path != "/" and here.startswith(item.path + "/"))
+                link = ui.link(target=item.path).classes("oc-nav" + (" oc-nav-active" if active else ""))
+                with link.props(f'data-testid="nav-{item.path.strip("/") or "home"}"'):
+                    with ui.row().classes("items-center gap-3 px-3 py-2 no-wrap"):
+                        ui.icon(item.icon).classes("text-xl")
+                        ui.label(item.label).classes("text-body1")
     with ui.column().classes("w-full max-w-7xl mx-auto p-4 gap-4"):
         ui.label(title).classes("text-2xl font-semibold")
         yield

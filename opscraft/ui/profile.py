@@ -1,0 +1,64 @@
+"""The profile page: who you are, and changing your own password."""
+
+from __future__ import annotations
+
+from nicegui import ui
+
+from opscraft import runtime
+from opscraft.services import users
+from opscraft.services.actor import Actor
+from opscraft.ui import session
+from opscraft.ui.layout import frame, guard, notify_error, protected_page, run_action
+from opscraft.ui.widgets import format_time, password_hint, password_input
+
+
+@protected_page("/profile", title="Profile")
+async def profile_page(actor: Actor) -> None:
+    user = actor.user
+    assert user is not None
+    with frame(actor, "Profile"), ui.row().classes("w-full gap-4 items-start"):
+        with ui.card().classes("w-96 gap-2"):
+            ui.label("Account").classes("text-lg font-semibold")
+            for label, value in (
+                ("Username", user.username),
+                ("Full name", user.full_name or "-"),
+                ("Email", user.email),
+                ("Role", user.role),
+                ("Last login", format_time(user.last_login_at)),
+                ("Member since", format_time(user.created_at)),
+            ):
+                with ui.row().classes("w-full justify-between"):
+                    ui.label(label).classes("text-grey-7")
+                    ui.label(str(value)).props(f'data-testid="profile-{label.lower().replace(" ", "-")}"')
+
+        with ui.card().classes("w-96 gap-3"):
+            ui.label("Change password").classes("text-lg font-semibold")
+            ui.label("All your sessions end: you log in again with the new password.").classes(
+                "text-caption text-grey-7"
+            )
+            current = password_input("Current password", "current-password", autocomplete="current-password")
+            new = password_input("New password", "new-password")
+            repeat = password_input("Repeat new password", "repeat-password")
+            password_hint(users.MIN_PASSWORD)
+
+            async def change() -> None:
+                me = await guard()
+                if me is None:
+                    return
+                if new.value != repeat.value:
+                    notify_error("The new passwords differ: type the same password twice.")
+                    return
+
+                async def do_change() -> bool:
+                    async with runtime.current().db.session() as s:
+                        await users.change_password(s, me, current.value or "", new.value or "")
+                    return True
+
+                if await run_action(do_change):
+                    session.log_out()
+                    ui.navigate.to(session.login_url(notice="password"))
+
+            repeat.on("keydown.enter", change)
+            ui.button("Change password", on_click=change).props(
+                'unelevated data-testid="change-password"'
+            ).classes("w-full")

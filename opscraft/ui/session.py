@@ -45,8 +45,18 @@ async def current_actor() -> Actor | None:
     return Actor(user, client_ip())
 
 
-def login_url(next_path: str) -> str:
-    return f"/login?next={quote(next_path, safe='')}"
+# Messages the login page shows, by key (never text taken from the URL).
+NOTICES = {
+    "ended": "Your session has ended: log in again.",
+    "password": "Password changed: log in with your new password.",
+    "logout": "You are logged out.",
+}
+
+
+def login_url(next_path: str | None = None, notice: str | None = None) -> str:
+    params = {"next": next_path if next_path not in (None, "/") else None, "notice": notice}
+    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items() if v)
+    return f"/login?{query}" if query else "/login"
 
 
 def safe_next(value: str | None) -> str:

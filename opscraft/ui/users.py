@@ -1,0 +1,265 @@
+"""The admin users page: search, create, edit role/active, reset password, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nicegui import ui
+
+from opscraft import runtime
+from opscraft.db.models import Role, User
+from opscraft.services import users
+from opscraft.services.actor import Actor
+from opscraft.services.permissions import Permission
+from opscraft.ui.layout import frame, guard, protected_page, run_action
+from opscraft.ui.widgets import format_time, password_hint, password_input, text_input
+
+PAGE_SIZE = 20
+ROLES = [role.value for role in Role]
+
+COLUMNS: list[dict[str, Any]] = [
+    {"name": "username", "label": "Username", "field": "username", "align": "left"},
+    {"name": "full_name", "label": "Full name", "field": "full_name", "align": "left"},
+    {"name": "email", "label": "Email", "field": "email", "align": "left"},
+    {"name": "role", "label": "Role", "field": "role", "align": "left"},
+    {"name": "is_active", "label": "Status", "field": "is_active", "align": "left"},
+    {"name": "last_login", "label": "Last login", "field": "last_login", "align": "left"},
+    {"name": "actions", "label": "", "field": "id", "align": "right"},
+]
+
+ROLE_COLORS = "{admin: 'deep-purple', operator: 'teal', viewer: 'blue-grey'}"
+ROLE_CELL = f"""
+<q-td :props="props">
+  <q-badge :color="{ROLE_COLORS}[props.value]" :label="props.value" />
+</q-td>"""
+STATUS_CELL = """
+<q-td :props="props">
+  <q-badge :color="props.value ? 'positive' : 'grey'" :label="props.value ? 'active' : 'inactive'" />
+</q-td>"""
+ACTIONS_CELL = """
+<q-td :props="props" class="text-right">
+  <q-btn flat round dense icon="edit" color="primary" :data-testid="'edit-' + props.row.username"
+         @click="$parent.$emit('edit', props.row)"><q-tooltip>Edit role, status, details</q-tooltip></q-btn>
+  <q-btn flat round dense icon="lock_reset" color="primary" :data-testid="'reset-' + props.row.username"
+         @click="$parent.$emit('reset', props.row)"><q-tooltip>Reset password</q-tooltip></q-btn>
+  <q-btn flat round dense icon="delete" color="negative" :data-testid="'delete-' + props.row.username"
+         @click="$parent.$emit('delete', props.row)"><q-tooltip>Delete</q-tooltip></q-btn>
+</q-td>"""
+
+
+def _row(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "full_name": user.full_name,
+        "email": user.email,
+        "role": str(user.role),
+        "is_active": user.is_active,
+        "last_login": format_time(user.last_login_at),
+    }
+
+
+async def _admin() -> Actor | None:
+    """Every handler re-checks, on the server, that the caller is still an active admin."""
+    return await guard(Permission.manage_users)
+
+
+class UsersView:
+    """The table and its dialogs; every change goes through `services.users`."""
+
+    def __init__(self) -> None:
+        self.search = ""
+        self.page = 1
+        with ui.row().classes("w-full items-center gap-3"):
+            ui.input(placeholder="Search username, name or email", on_change=self._on_search).props(
+                'outlined dense clearable debounce=300 data-testid="user-search"'
+            ).classes("w-96").add_slot("prepend", '<q-icon name="search" />')
+            ui.space()
+            ui.button("New user", icon="person_add", on_click=self.open_create).props(
+                'unelevated data-testid="new-user"'
+            )
+        self.table = ui.table(columns=COLUMNS, rows=[], row_key="id").classes("w-full")
+        self.table.props(
+            'flat bordered hide-pagination :rows-per-page-options="[0]" data-testid="users-table"'
+        )
+        self.table.add_slot("body-cell-role", ROLE_CELL)
+        self.table.add_slot("body-cell-is_active", STATUS_CELL)
+        self.table.add_slot("body-cell-actions", ACTIONS_CELL)
+        self.table.on("edit", lambda e: self.open_edit(e.args))
+        self.table.on("reset", lambda e: self.open_reset(e.args))
+        self.table.on("delete", lambda e: self.open_delete(e.args))
+        with ui.row().classes("w-full items-center justify-between"):
+            self.summary = ui.label().classes("text-grey-7").props('data-testid="users-summary"')
+            self.pager = ui.pagination(1, 1, direction_links=True, on_change=self._on_page)
+
+    async def _on_search(self, event: Any) -> None:
+        self.search = (event.value or "").strip()
+        self.page = 1
+        await self.refresh()
+
+    async def _on_page(self, event: Any) -> None:
+        if event.value and event.value != self.page:
+            self.page = int(event.value)
+            await self.refresh()
+
+    async def refresh(self) -> None:
+        actor = await _admin()
+        if actor is None:
+            return
+
+        async def load() -> tuple[list[User], int]:
+            async with runtime.current().db.session() as s:
+                skip = (self.page - 1) * PAGE_SIZE
+                return await users.list_users(s, actor, search=self.search, skip=skip, limit=PAGE_SIZE)
+
+        result = await run_action(load)
+        if result is None:
+            return
+        rows, total = result
+        self.table.rows = [_row(u) for u in rows]
+        self.table.update()
+        pages = max(1, -(-total // PAGE_SIZE))
+        self.pager.max = pages
+        self.pager.set_visibility(pages > 1)
+        self.summary.text = f"{total} user{'s' if total != 1 else ''}" + (
+            f" matching “{self.search}”" if self.search else ""
+        )
+
+    async def _change(
+        self, dialog: ui.dialog, call: Callable[[Any, Actor], Awaitable[Any]], done: str
+    ) -> None:
+        """Run `call(session, actor)` for a dialog; close it and reload the table on success."""
+        actor = await _admin()
+        if actor is None:
+            dialog.close()
+            return
+
+        async def action() -> bool:
+            async with runtime.current().db.session() as s:
+                await call(s, actor)
+            return True
+
+        if await run_action(action, done):
+            dialog.close()
+            await self.refresh()
+
+    def open_create(self) -> None:
+        with ui.dialog() as dialog, _dialog_card("New user"):
+            username = text_input("Username", "create-username", autofocus=True)
+            email = text_input("Email", "create-email")
+            full_name = text_input("Full name", "create-fullname")
+            role = ui.select(ROLES, value=Role.viewer.value, label="Role").props(
+                'outlined dense data-testid="create-role"'
+            )
+            role.classes("w-full")
+            password = password_input("Initial password", "create-password")
+            password_hint(users.MIN_PASSWORD)
+
+            def build() -> users.UserCreate:
+                return users.UserCreate(
+                    username=(username.value or "").strip(),
+                    email=(email.value or "").strip(),
+                    full_name=(full_name.value or "").strip(),
+                    password=password.value or "",
+                    role=Role(role.value),
+                )
+
+            _buttons(
+                dialog,
+                "Create",
+                "create-submit",
+                lambda: self._change(dialog, lambda s, a: users.create(s, a, build()), "User created"),
+            )
+        dialog.open()
+
+    def open_edit(self, row: dict[str, Any]) -> None:
+        with ui.dialog() as dialog, _dialog_card(f"Edit {row['username']}"):
+            email = text_input("Email", "edit-email")
+            email.value = row["email"]
+            full_name = text_input("Full name", "edit-fullname")
+            full_name.value = row["full_name"]
+            role = ui.select(ROLES, value=row["role"], label="Role").props(
+                'outlined dense data-testid="edit-role"'
+            )
+            role.classes("w-full")
+            active = ui.switch("Active (may log in)", value=row["is_active"]).props(
+                'data-testid="edit-active"'
+            )
+            ui.label("Deactivating ends the user's sessions at once.").classes("text-caption text-grey-7")
+
+            def build() -> users.UserUpdate:
+                return users.UserUpdate(
+                    email=(email.value or "").strip(),
+                    full_name=(full_name.value or "").strip(),
+                    role=Role(role.value),
+                    is_active=bool(active.value),
+                )
+
+            _buttons(
+                dialog,
+                "Save",
+                "edit-submit",
+                lambda: self._change(
+                    dialog, lambda s, a: users.update_user(s, a, row["id"], build()), "User updated"
+                ),
+            )
+        dialog.open()
+
+    def open_reset(self, row: dict[str, Any]) -> None:
+        with ui.dialog() as dialog, _dialog_card(f"Reset the password of {row['username']}"):
+            ui.label("Their sessions end; tell them the new password another way.").classes("text-grey-7")
+            password = password_input("New password", "reset-password")
+            password_hint(users.MIN_PASSWORD)
+            _buttons(
+                dialog,
+                "Reset password",
+                "reset-submit",
+                lambda: self._change(
+                    dialog,
+                    lambda s, a: users.reset_password(s, a, row["id"], password.value or ""),
+                    "Password reset",
+                ),
+            )
+        dialog.open()
+
+    def open_delete(self, row: dict[str, Any]) -> None:
+        with ui.dialog() as dialog, _dialog_card(f"Delete {row['username']}?"):
+            ui.label(
+                "The account is removed for good. Scripts and runs it created stay, without an author; "
+                "the audit log keeps its name. To only stop someone logging in, deactivate them instead."
+            ).classes("text-grey-8")
+            _buttons(
+                dialog,
+                "Delete",
+                "delete-confirm",
+                lambda: self._change(dialog, lambda s, a: users.delete(s, a, row["id"]), "User deleted"),
+                color="negative",
+            )
+        dialog.open()
+
+
+def _dialog_card(title: str) -> ui.card:
+    card = ui.card().classes("w-[28rem] max-w-full gap-3")
+    with card:
+        ui.label(title).classes("text-lg font-semibold")
+    return card
+
+
+def _buttons(
+    dialog: ui.dialog,
+    label: str,
+    testid: str,
+    on_submit: Callable[[], Awaitable[None]],
+    color: str = "primary",
+) -> None:
+    with ui.row().classes("w-full justify-end gap-2 mt-2"):
+        ui.button("Cancel", on_click=dialog.close).props("flat")
+        ui.button(label, on_click=on_submit, color=color).props(f'unelevated data-testid="{testid}"')
+
+
+@protected_page("/users", Permission.manage_users, title="Users")
+async def users_page(actor: Actor) -> None:
+    with frame(actor, "Users"):
+        view = UsersView()
+    await view.refresh()

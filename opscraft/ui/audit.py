@@ -1,0 +1,159 @@
+"""The admin audit log: who did what, when and from where, with filters."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from nicegui import ui
+
+from opscraft import runtime
+from opscraft.db.models import AuditEvent
+from opscraft.services import audit
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Invalid
+from opscraft.services.permissions import Permission
+from opscraft.ui.layout import frame, guard, protected_page, run_action
+
+PAGE_SIZE = 50
+
+COLUMNS: list[dict[str, Any]] = [
+    {"name": "time", "label": "Time (UTC)", "field": "time", "align": "left"},
+    {"name": "actor", "label": "Actor", "field": "actor", "align": "left"},
+    {"name": "action", "label": "Action", "field": "action", "align": "left"},
+    {"name": "target", "label": "Target", "field": "target", "align": "left"},
+    {"name": "client_ip", "label": "Client IP", "field": "client_ip", "align": "left"},
+    {"name": "details", "label": "Details", "field": "details", "align": "left"},
+]
+ACTION_CELL = """
+<q-td :props="props">
+  <q-badge :color="props.value.includes('fail') || props.value.includes('delete') ? 'negative' : 'primary'"
+           outline :label="props.value" />
+</q-td>"""
+DETAILS_CELL = """
+<q-td :props="props" class="font-mono text-xs" style="white-space: normal; max-width: 32rem">
+  {{ props.value }}
+</q-td>"""
+
+
+def _row(event: AuditEvent) -> dict[str, Any]:
+    target = f"{event.target_type} {event.target_id}" if event.target_type else "-"
+    return {
+        "id": event.id,
+        "time": event.time.strftime("%Y-%m-%d %H:%M:%S"),
+        "actor": event.actor_name or "-",
+        "action": event.action,
+        "target": target.strip(),
+        "client_ip": event.client_ip or "-",
+        "details": json.dumps(event.details, sort_keys=True) if event.details else "",
+    }
+
+
+def _day(value: str | None, *, end: bool = False) -> datetime | None:
+    """A `YYYY-MM-DD` input as the start (or end) of that day in UTC."""
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise Invalid("dates must look like 2026-01-31") from None
+    moment = datetime.combine(day, time.min, UTC)
+    return moment + timedelta(days=1, microseconds=-1) if end else moment
+
+
+class AuditView:
+    def __init__(self, actions: list[str], targets: list[str]) -> None:
+        self.page = 1
+        with ui.card().classes("w-full"), ui.row().classes("w-full items-end gap-3"):
+            self.actor = ui.input("Actor (username)").props(
+                'outlined dense clearable data-testid="audit-actor"'
+            )
+            self.action = ui.select(actions, label="Action", clearable=True).props(
+                'outlined dense data-testid="audit-action"'
+            )
+            self.action.classes("w-48")
+            self.target_type = ui.select(targets, label="Target type", clearable=True).props(
+                'outlined dense data-testid="audit-target-type"'
+            )
+            self.target_type.classes("w-36")
+            self.target_id = ui.input("Target id").props(
+                'outlined dense clearable data-testid="audit-target-id"'
+            )
+            self.target_id.classes("w-28")
+            self.since = ui.input("From").props(
+                'outlined dense type=date stack-label data-testid="audit-since"'
+            )
+            self.until = ui.input("To").props(
+                'outlined dense type=date stack-label data-testid="audit-until"'
+            )
+            ui.button("Filter", icon="filter_alt", on_click=self.apply).props(
+                'unelevated data-testid="audit-apply"'
+            )
+            ui.button("Clear", on_click=self.clear).props("flat")
+        self.table = ui.table(columns=COLUMNS, rows=[], row_key="id").classes("w-full")
+        self.table.props(
+            'flat bordered dense hide-pagination :rows-per-page-options="[0]" data-testid="audit-table"'
+        )
+        self.table.add_slot("body-cell-action", ACTION_CELL)
+        self.table.add_slot("body-cell-details", DETAILS_CELL)
+        with ui.row().classes("w-full items-center justify-between"):
+            self.summary = ui.label().classes("text-grey-7").props('data-testid="audit-summary"')
+            self.pager = ui.pagination(1, 1, direction_links=True, on_change=self._on_page)
+
+    async def apply(self) -> None:
+        self.page = 1
+        self.pager.value = 1
+        await self.refresh()
+
+    async def clear(self) -> None:
+        for field in (self.actor, self.action, self.target_type, self.target_id, self.since, self.until):
+            field.value = None
+        await self.apply()
+
+    async def _on_page(self, event: Any) -> None:
+        if event.value and event.value != self.page:
+            self.page = int(event.value)
+            await self.refresh()
+
+    def _query(self) -> audit.AuditQuery:
+        return audit.AuditQuery(
+            actor_name=(self.actor.value or "").strip() or None,
+            action=self.action.value or None,
+            target_type=self.target_type.value or None,
+            target_id=(self.target_id.value or "").strip() or None,
+            since=_day(self.since.value),
+            until=_day(self.until.value, end=True),
+            skip=(self.page - 1) * PAGE_SIZE,
+            limit=PAGE_SIZE,
+        )
+
+    async def refresh(self) -> None:
+        actor = await guard(Permission.view_audit)
+        if actor is None:
+            return
+
+        async def load() -> tuple[list[AuditEvent], int]:
+            query = self._query()
+            async with runtime.current().db.session() as s:
+                return await audit.search(s, actor, query)
+
+        result = await run_action(load)
+        if result is None:
+            return
+        events, total = result
+        self.table.rows = [_row(e) for e in events]
+        self.table.update()
+        pages = max(1, -(-total // PAGE_SIZE))
+        self.pager.max = pages
+        self.pager.set_visibility(pages > 1)
+        self.summary.text = f"{total} event{'s' if total != 1 else ''}"
+
+
+@protected_page("/audit", Permission.view_audit, title="Audit log")
+async def audit_page(actor: Actor) -> None:
+    async with runtime.current().db.session() as s:
+        actions, targets = await audit.facets(s, actor)
+    with frame(actor, "Audit log"):
+        view = AuditView(actions, targets)
+    await view.refresh()
