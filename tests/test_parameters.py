@@ -1,0 +1,196 @@
+"""Parameter schemas: normalization of both accepted forms and runtime resolution."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from opscraft.services.errors import Invalid
+from opscraft.services.parameters import normalize, resolve, to_env
+
+
+def fields(exc: pytest.ExceptionInfo[Invalid]) -> dict[str, str]:
+    return {d["field"]: d["message"] for d in exc.value.details}
+
+
+def test_simple_form_infers_types_from_defaults() -> None:
+    schema = normalize({"NAME": "World", "COUNT": 3, "RATIO": 0.5, "DEBUG": False, "TOKEN": None})
+    assert [(p["name"], p["type"], p["required"], p["default"]) for p in schema] == [
+        ("NAME", "string", False, "World"),
+        ("COUNT", "integer", False, 3),
+        ("RATIO", "number", False, 0.5),
+        ("DEBUG", "boolean", False, False),
+        ("TOKEN", "string", True, None),
+    ]
+
+
+def test_typed_list_and_typed_object_normalize_the_same() -> None:
+    as_list = normalize(
+        [
+            {"name": "REGION", "type": "choice", "options": ["eu", "us"], "default": "eu"},
+            {"name": "N", "type": "integer", "default": "7", "description": "count"},
+        ]
+    )
+    as_object = normalize(
+        {
+            "REGION": {"type": "choice", "options": ["eu", "us"], "default": "eu"},
+            "N": {"type": "integer", "default": 7, "description": "count"},
+        }
+    )
+    assert as_list == as_object
+    assert as_list[1]["default"] == 7
+    assert normalize(as_list) == as_list, "the normalized form is accepted back unchanged"
+
+
+def test_empty_declarations() -> None:
+    assert normalize(None) == []
+    assert normalize({}) == []
+    assert normalize([]) == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "message"),
+    [
+        ({"1ABC": "x"}, "parameters.1ABC", "identifier"),
+        ({"MY-VAR": "x"}, "parameters.MY-VAR", "identifier"),
+        ({"HAS SPACE": "x"}, "parameters.HAS SPACE", "identifier"),
+        ({"PATH": "x"}, "parameters.PATH", "reserved"),
+        ({"OPSCRAFT_X": "x"}, "parameters.OPSCRAFT_X", "reserved"),
+        ([{"type": "string"}], "parameters[0]", "needs a name"),
+        ([{"name": "A"}, {"name": "A"}], "parameters.A", "declared twice"),
+        ([{"name": "A", "type": "date"}], "parameters.A", "type must be one of"),
+        ([{"name": "A", "type": "choice"}], "parameters.A", "non-empty list of options"),
+        ([{"name": "A", "type": "choice", "options": ["x", "x"]}], "parameters.A", "distinct"),
+        ([{"name": "A", "options": ["x"]}], "parameters.A", "only allowed for the choice type"),
+        ([{"name": "A", "type": "choice", "options": ["x"], "default": "y"}], "parameters.A", "one of: x"),
+        ([{"name": "A", "type": "boolean", "default": "maybe"}], "parameters.A", "boolean"),
+        (
+            [{"name": "A", "required": True, "default": "x"}],
+            "parameters.A",
+            "required parameter has no default",
+        ),
+        ([{"name": "A", "required": "yes"}], "parameters.A", "true or false"),
+        ([{"name": "A", "colour": "red"}], "parameters.A", "unknown keys colour"),
+        (["A"], "parameters[0]", "must be an object"),
+        ({"A": [1, 2]}, "parameters.A", "single string value"),
+    ],
+)
+def test_bad_declarations_name_the_parameter(raw: Any, field: str, message: str) -> None:
+    with pytest.raises(Invalid) as exc:
+        normalize(raw)
+    assert message in fields(exc)[field]
+
+
+def test_every_bad_parameter_is_reported_at_once() -> None:
+    with pytest.raises(Invalid) as exc:
+        normalize({"1A": "x", "OK": "y", "PATH": "z"})
+    assert set(fields(exc)) == {"parameters.1A", "parameters.PATH"}
+    assert "parameters.1A" in exc.value.message and "parameters.PATH" in exc.value.message
+
+
+def test_not_a_mapping_or_list() -> None:
+    with pytest.raises(Invalid) as exc:
+        normalize("ENV=prod")  # type: ignore[arg-type]
+    assert fields(exc) == {"parameters": "must be an object or a list"}
+
+
+SCHEMA = normalize(
+    [
+        {"name": "ENV", "type": "choice", "options": ["dev", "prod"], "default": "dev"},
+        {"name": "COUNT", "type": "integer", "default": 1},
+        {"name": "RATIO", "type": "number"},
+        {"name": "DRY_RUN", "type": "boolean", "default": True},
+        {"name": "TARGET", "type": "string", "required": True},
+    ]
+)
+
+
+def test_resolve_merges_over_defaults_and_converts() -> None:
+    assert resolve(SCHEMA, {"TARGET": "web-1"}) == {
+        "ENV": "dev",
+        "COUNT": 1,
+        "DRY_RUN": True,
+        "TARGET": "web-1",
+    }
+    resolved = resolve(
+        SCHEMA, {"TARGET": 42, "ENV": "prod", "COUNT": "5", "RATIO": "2.5", "DRY_RUN": "false"}
+    )
+    assert resolved == {"ENV": "prod", "COUNT": 5, "RATIO": 2.5, "DRY_RUN": False, "TARGET": "42"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("false", False),
+        ("FALSE", False),
+        ("0", False),
+        ("no", False),
+        ("off", False),
+        (0, False),
+        ("true", True),
+        ("Yes", True),
+        ("1", True),
+        ("on", True),
+        (1, True),
+        (True, True),
+    ],
+)
+def test_boolean_words(text: Any, expected: bool) -> None:
+    assert resolve(SCHEMA, {"TARGET": "t", "DRY_RUN": text})["DRY_RUN"] is expected
+
+
+def test_empty_values_fall_back_to_defaults_for_typed_parameters() -> None:
+    resolved = resolve(SCHEMA, {"TARGET": "t", "COUNT": "", "DRY_RUN": None})
+    assert resolved["COUNT"] == 1 and resolved["DRY_RUN"] is True
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "message"),
+    [
+        ({"TARGET": "t", "COUNT": "ten"}, "parameters.COUNT", "must be an integer"),
+        ({"TARGET": "t", "COUNT": 1.5}, "parameters.COUNT", "must be an integer"),
+        ({"TARGET": "t", "COUNT": True}, "parameters.COUNT", "not a boolean"),
+        ({"TARGET": "t", "RATIO": "nan"}, "parameters.RATIO", "finite number"),
+        ({"TARGET": "t", "DRY_RUN": "maybe"}, "parameters.DRY_RUN", "must be a boolean"),
+        ({"TARGET": "t", "DRY_RUN": 2}, "parameters.DRY_RUN", "must be a boolean"),
+        ({"TARGET": "t", "ENV": "staging"}, "parameters.ENV", "one of: dev, prod"),
+        ({"TARGET": {"a": 1}}, "parameters.TARGET", "single string value"),
+        ({"TARGET": "a\x00b"}, "parameters.TARGET", "NUL"),
+        ({}, "parameters.TARGET", "is required"),
+        ({"TARGET": ""}, "parameters.TARGET", "is required"),
+        ({"TARGET": "t", "UNKNOWN": "x"}, "parameters.UNKNOWN", "unknown parameter"),
+    ],
+)
+def test_resolve_rejects_with_the_parameter_named(values: dict[str, Any], field: str, message: str) -> None:
+    with pytest.raises(Invalid) as exc:
+        resolve(SCHEMA, values)
+    assert message in fields(exc)[field]
+
+
+def test_resolve_reports_all_problems_and_never_echoes_values() -> None:
+    with pytest.raises(Invalid) as exc:
+        resolve(SCHEMA, {"COUNT": "s3cr3t-value", "EXTRA": "x", "OTHER": "y"})
+    assert set(fields(exc)) == {
+        "parameters.COUNT",
+        "parameters.EXTRA",
+        "parameters.OTHER",
+        "parameters.TARGET",
+    }
+    assert "s3cr3t-value" not in str(exc.value.message) + str(exc.value.details)
+
+
+def test_resolve_requires_an_object() -> None:
+    with pytest.raises(Invalid):
+        resolve(SCHEMA, ["TARGET"])  # type: ignore[arg-type]
+    assert resolve([], None) == {}
+
+
+def test_to_env() -> None:
+    assert to_env({"A": True, "B": False, "C": 3, "D": 2.5, "E": "x y"}) == {
+        "A": "true",
+        "B": "false",
+        "C": "3",
+        "D": "2.5",
+        "E": "x y",
+    }
