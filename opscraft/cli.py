@@ -35,7 +35,7 @@ def _database_error(settings: Settings, exc: Exception) -> str:
 def _run_with_runtime(settings: Settings, body: Callable[[], Awaitable[None]]) -> None:
     async def _main() -> None:
         try:
-            await lifecycle.start(settings)
+            await lifecycle.start(settings, engine=False)
         except (OSError, SQLAlchemyError) as exc:
             sys.exit(_database_error(settings, exc))
         except ConfigError as exc:

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from opscraft import runtime
 from opscraft.config import Settings
 from opscraft.db.migrate import upgrade
+from opscraft.execution.engine import EXTRAS_KEY as ENGINE_KEY
+from opscraft.execution.engine import Engine
 from opscraft.services import keyring
 
 log = logging.getLogger(__name__)
 
 
-async def start(settings: Settings, *, migrate: bool = True) -> runtime.Runtime:
-    """Build the runtime, bring the schema up to date and install it as `runtime.current()`."""
+async def start(settings: Settings, *, migrate: bool = True, engine: bool = True) -> runtime.Runtime:
+    """Build the runtime, bring the schema up to date and install it as `runtime.current()`.
+
+    `engine=False` (one-shot CLI commands) leaves the execution engine off: it would recover and
+    run jobs that belong to a server running at the same time.
+    """
     rt = runtime.build(settings)
     if migrate:
         await upgrade(rt.db.engine)
@@ -23,6 +30,9 @@ async def start(settings: Settings, *, migrate: bool = True) -> runtime.Runtime:
         await rt.db.dispose()
         raise
     runtime.install(rt)
+    if engine:
+        rt.extras[ENGINE_KEY] = Engine(settings)
+        await asyncio.to_thread(rt.extras[ENGINE_KEY].start)
     log.info("OpsCraft started: database=%s", "sqlite" if settings.is_sqlite else "postgresql")
     return rt
 
@@ -32,6 +42,9 @@ async def stop() -> None:
         rt = runtime.current()
     except RuntimeError:
         return
+    execution_engine = rt.extras.pop(ENGINE_KEY, None)
+    if execution_engine is not None:
+        await asyncio.to_thread(execution_engine.stop)
     await rt.limiter.close()
     await rt.db.dispose()
     runtime.install(None)

@@ -49,6 +49,8 @@ class Execution(SQLModel, table=True):
     parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     terraform_action: str | None = Field(default=None, max_length=16)
     triggered_by: int | None = Field(default=None, foreign_key="users.id", index=True, ondelete="SET NULL")
+    # The username at the time of the run: history stays readable after the user is deleted.
+    triggered_by_name: str | None = Field(default=None, max_length=64)
     runner: str | None = Field(default=None, max_length=16)
     image: str | None = Field(default=None, max_length=255)
     exit_code: int | None = None

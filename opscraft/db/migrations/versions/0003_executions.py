@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("parameters", sa.JSON(), nullable=False),
         sa.Column("terraform_action", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
         sa.Column("triggered_by", sa.Integer(), nullable=True),
+        sa.Column("triggered_by_name", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
         sa.Column("runner", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True),
         sa.Column("image", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
         sa.Column("exit_code", sa.Integer(), nullable=True),

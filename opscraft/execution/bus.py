@@ -1,0 +1,129 @@
+"""The live-log bus: workers publish events, watchers subscribe, with no gap and no duplicate.
+
+Published log events stay in the channel's `pending` list until storage reports them committed
+(`stored`). `subscribe` returns that list as the backlog together with a queue of everything
+published afterwards, so "stored output + backlog + live" covers every event; watchers drop
+duplicates by sequence number. A watcher that falls too far behind gets `OVERFLOW` and
+re-attaches (storage has caught up by then), which keeps memory bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+from opscraft.execution.events import Event, LogEvent, StatusEvent
+
+OVERFLOW: Final = object()
+MAX_QUEUED_BYTES = 8 * 1024 * 1024
+
+
+class Subscription(Protocol):
+    backlog: list[LogEvent]
+
+    async def get(self) -> Event | object:
+        """The next live event, or `OVERFLOW` when this watcher fell behind."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LogBus(Protocol):
+    def publish(self, execution_id: int, event: Event) -> None:
+        """Deliver `event` to the watchers of `execution_id` (callable from any thread)."""
+        ...
+
+    def stored(self, execution_id: int, upto_seq: int) -> None:
+        """Storage has committed every log event up to `upto_seq`."""
+        ...
+
+    def subscribe(self, execution_id: int) -> Subscription:
+        """Watch an execution; call from the event loop that will read the subscription."""
+        ...
+
+
+class _LocalSubscription:
+    def __init__(self, bus: LocalLogBus, execution_id: int, backlog: list[LogEvent]) -> None:
+        self.backlog = backlog
+        self._bus = bus
+        self._execution_id = execution_id
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[Event | object] = asyncio.Queue()
+        self.queued_bytes = 0
+        self.overflowed = False
+
+    def push(self, event: Event | object) -> None:
+        """Called with the bus lock held, from any thread."""
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
+
+    async def get(self) -> Event | object:
+        event = await self._queue.get()
+        if isinstance(event, LogEvent):
+            with self._bus.lock:
+                self.queued_bytes -= len(event.content)
+        return event
+
+    def close(self) -> None:
+        self._bus.unsubscribe(self._execution_id, self)
+
+
+@dataclass
+class _Channel:
+    pending: deque[LogEvent] = field(default_factory=deque)
+    subscribers: set[_LocalSubscription] = field(default_factory=set)
+
+
+class LocalLogBus:
+    """In-process bus (one server process). A Redis-backed one serves `opscraft worker` processes."""
+
+    def __init__(self, max_queued_bytes: int = MAX_QUEUED_BYTES) -> None:
+        self.lock = threading.Lock()
+        self._channels: dict[int, _Channel] = {}
+        self._max_queued = max_queued_bytes
+
+    def publish(self, execution_id: int, event: Event) -> None:
+        with self.lock:
+            channel = self._channels.setdefault(execution_id, _Channel())
+            if isinstance(event, LogEvent):
+                channel.pending.append(event)
+            for sub in channel.subscribers:
+                if sub.overflowed:
+                    continue
+                if isinstance(event, LogEvent):
+                    sub.queued_bytes += len(event.content)
+                    if sub.queued_bytes > self._max_queued:
+                        sub.overflowed = True
+                        sub.push(OVERFLOW)
+                        continue
+                sub.push(event)
+            if isinstance(event, StatusEvent) and event.final and not channel.pending:
+                del self._channels[execution_id]
+
+    def stored(self, execution_id: int, upto_seq: int) -> None:
+        with self.lock:
+            channel = self._channels.get(execution_id)
+            if channel is None:
+                return
+            while channel.pending and channel.pending[0].seq <= upto_seq:
+                channel.pending.popleft()
+            if not channel.pending and not channel.subscribers:
+                del self._channels[execution_id]
+
+    def subscribe(self, execution_id: int) -> _LocalSubscription:
+        with self.lock:
+            channel = self._channels.setdefault(execution_id, _Channel())
+            sub = _LocalSubscription(self, execution_id, list(channel.pending))
+            channel.subscribers.add(sub)
+            return sub
+
+    def unsubscribe(self, execution_id: int, sub: _LocalSubscription) -> None:
+        with self.lock:
+            channel = self._channels.get(execution_id)
+            if channel is None:
+                return
+            channel.subscribers.discard(sub)
+            if not channel.subscribers and not channel.pending:
+                del self._channels[execution_id]

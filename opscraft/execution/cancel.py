@@ -1,0 +1,41 @@
+"""The cancel signal: tells the worker running an execution to kill it now.
+
+The database flag `cancel_requested` is the durable half (a worker reads it when it claims the
+run); this signal is the immediate half. A Redis-backed signal reaches `opscraft worker` processes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+
+class CancelSignal(Protocol):
+    def request(self, execution_id: int) -> None:
+        """Ask whoever runs `execution_id` to kill it (a no-op when nobody here runs it)."""
+        ...
+
+    def watch(self, execution_id: int, on_cancel: Callable[[], None]) -> None: ...
+
+    def unwatch(self, execution_id: int) -> None: ...
+
+
+class LocalCancelSignal:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watchers: dict[int, Callable[[], None]] = {}
+
+    def request(self, execution_id: int) -> None:
+        with self._lock:
+            on_cancel = self._watchers.get(execution_id)
+        if on_cancel is not None:
+            on_cancel()
+
+    def watch(self, execution_id: int, on_cancel: Callable[[], None]) -> None:
+        with self._lock:
+            self._watchers[execution_id] = on_cancel
+
+    def unwatch(self, execution_id: int) -> None:
+        with self._lock:
+            self._watchers.pop(execution_id, None)

@@ -1,0 +1,60 @@
+"""The command line and files of each script type. Only constants go on the command line:
+the script, the parameters and the secrets travel in files and environment variables.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from opscraft.execution.spec import RunSpec
+from opscraft.services.parameters import to_env
+
+
+@dataclass(frozen=True)
+class Command:
+    """Run `argv` in a work directory holding `files`, with `env` added to the environment."""
+
+    argv: list[str]
+    files: dict[str, bytes]
+    env: dict[str, str]
+
+
+EXTRA_VARS_FILE = "extra_vars.json"
+TERRAFORM_STEPS = {
+    "plan": "terraform init -input=false && exec terraform plan -input=false",
+    "apply": "terraform init -input=false && exec terraform apply -auto-approve -input=false",
+}
+
+
+def build(spec: RunSpec) -> Command:
+    content = spec.content.encode()
+    params = to_env(spec.parameters)
+    if spec.script_type == "bash":
+        return Command(["bash", "script.sh"], {"script.sh": content}, {**params, **spec.env})
+    if spec.script_type == "python":
+        return Command(["python3", "-u", "script.py"], {"script.py": content}, {**params, **spec.env})
+    if spec.script_type == "ansible":
+        extra_vars = json.dumps(spec.parameters).encode()
+        return Command(
+            [
+                "ansible-playbook",
+                "-i",
+                "localhost,",
+                "-c",
+                "local",
+                "-e",
+                f"@{EXTRA_VARS_FILE}",
+                "playbook.yml",
+            ],
+            {"playbook.yml": content, EXTRA_VARS_FILE: extra_vars},
+            {"ANSIBLE_FORCE_COLOR": "1", **spec.env},
+        )
+    if spec.script_type == "terraform":
+        tf_vars = {f"TF_VAR_{name}": value for name, value in params.items()}
+        return Command(
+            ["/bin/sh", "-c", TERRAFORM_STEPS[spec.terraform_action or "plan"]],
+            {"main.tf": content},
+            {"TF_IN_AUTOMATION": "1", **tf_vars, **spec.env},
+        )
+    raise ValueError(f"unknown script type {spec.script_type!r}")

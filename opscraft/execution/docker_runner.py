@@ -1,0 +1,209 @@
+"""DockerRunner: each run in a fresh, locked-down container that is always removed.
+
+Limits and hardening per run: memory (swap equal, so none extra), CPU share, a pids limit, no
+network unless the script enables it, a read-only root filesystem, `/tmp` as a small noexec
+tmpfs, every capability dropped, `no-new-privileges`, the `nobody` user, an init process, no
+logging driver (the output is read once, through the attach stream). The script and its files
+go into an anonymous volume with `put_archive` before the start (which works on a read-only
+root filesystem because the target is a volume). Each worker thread has its own Docker client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import selectors
+import struct
+import tarfile
+import threading
+from typing import Any
+
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+
+from opscraft.execution.commands import Command, build
+from opscraft.execution.events import Stream
+from opscraft.execution.spec import OutputSink, RunControl, RunnerError, RunResult, RunSpec
+
+LABEL_MANAGED = "opscraft.managed"
+LABEL_INSTANCE = "opscraft.instance"
+LABEL_EXECUTION = "opscraft.execution"
+MOUNT = "/opscraft"
+WORKDIR = f"{MOUNT}/work"
+USER = "65534:65534"
+PIDS_LIMIT = 256
+TMPFS = {"/tmp": "rw,noexec,nosuid,size=100m"}  # noqa: S108 (inside the container)
+READ_SIZE = 65536
+PING_TIMEOUT = 3
+_FRAME = struct.Struct(">BxxxI")
+_STREAMS: dict[int, Stream] = {1: "stdout", 2: "stderr"}
+
+
+class DockerRunner:
+    name = "docker"
+
+    def __init__(self, instance: str) -> None:
+        self.instance = instance
+        self._local = threading.local()
+
+    def _api(self) -> docker.APIClient:
+        api = getattr(self._local, "api", None)
+        if api is None:
+            api = self._local.api = docker.from_env().api
+        return api
+
+    def available(self) -> bool:
+        """True when a Docker engine answers (checked with a short timeout)."""
+        try:
+            client = docker.from_env(timeout=PING_TIMEOUT)
+        except DockerException:
+            return False
+        try:
+            return bool(client.ping())
+        except (DockerException, OSError):
+            return False
+        finally:
+            client.close()
+
+    def sweep(self) -> int:
+        """Remove containers a previous run of this instance left behind; returns how many."""
+        api = self._api()
+        found = api.containers(all=True, filters={"label": f"{LABEL_INSTANCE}={self.instance}"})
+        for container in found:
+            with contextlib.suppress(NotFound):
+                api.remove_container(container["Id"], force=True, v=True)
+        return len(found)
+
+    def run(self, spec: RunSpec, output: OutputSink, control: RunControl) -> RunResult:
+        api = self._api()
+        command = build(spec)
+        try:
+            container = self._create(api, spec, command)
+        except APIError as exc:
+            raise RunnerError(f"Docker could not create the container: {exc.explanation or exc}") from None
+        try:
+            api.put_archive(container, MOUNT, _archive(command.files))
+            sock = api.attach_socket(container, params={"stdout": 1, "stderr": 1, "stream": 1})
+            control.on_kill(lambda: _kill(container))
+            try:
+                api.start(container)
+                _pump(getattr(sock, "_sock", sock), output)
+            finally:
+                sock.close()
+            status = api.wait(container)
+            state = api.inspect_container(container)["State"]
+            return RunResult(exit_code=int(status["StatusCode"]), oom_killed=bool(state.get("OOMKilled")))
+        except APIError as exc:
+            raise RunnerError(
+                f"Docker failed while running the container: {exc.explanation or exc}"
+            ) from None
+        finally:
+            with contextlib.suppress(DockerException):
+                api.remove_container(container, force=True, v=True)
+
+    def _create(self, api: docker.APIClient, spec: RunSpec, command: Command) -> str:
+        assert spec.image
+        host_config = api.create_host_config(
+            mem_limit=f"{spec.memory_mb}m",
+            memswap_limit=f"{spec.memory_mb}m",
+            nano_cpus=int(spec.cpus * 1e9),
+            pids_limit=PIDS_LIMIT,
+            network_mode="bridge" if spec.network_enabled else "none",
+            read_only=True,
+            tmpfs=TMPFS,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            init=True,
+            log_config={"type": "none"},
+        )
+        options: dict[str, Any] = {
+            "entrypoint": command.argv[:1],
+            "command": command.argv[1:],
+            "user": USER,
+            "working_dir": WORKDIR,
+            "environment": {"HOME": WORKDIR, "LANG": "C.UTF-8", **command.env},
+            "labels": {
+                LABEL_MANAGED: "true",
+                LABEL_INSTANCE: self.instance,
+                LABEL_EXECUTION: str(spec.execution_id),
+            },
+            "volumes": [MOUNT],
+            "network_disabled": not spec.network_enabled,
+            "host_config": host_config,
+        }
+        try:
+            return str(api.create_container(spec.image, **options)["Id"])
+        except ImageNotFound:
+            try:
+                api.pull(spec.image)
+            except DockerException:
+                raise RunnerError(
+                    f"image {spec.image} is not available: pull it or configure another"
+                ) from None
+            return str(api.create_container(spec.image, **options)["Id"])
+
+
+def _archive(files: dict[str, bytes]) -> bytes:
+    """A tar of the work directory, owned by the container user so the script may write there."""
+    uid, gid = (int(part) for part in USER.split(":"))
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        folder = tarfile.TarInfo(WORKDIR.rsplit("/", 1)[-1])
+        folder.type, folder.mode, folder.uid, folder.gid = tarfile.DIRTYPE, 0o700, uid, gid
+        tar.addfile(folder)
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"{folder.name}/{name}")
+            info.size, info.mode, info.uid, info.gid = len(data), 0o600, uid, gid
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _kill(container: str) -> None:
+    """Kill from the watchdog thread, with a client of its own."""
+    client = docker.from_env()
+    try:
+        with contextlib.suppress(NotFound):
+            client.api.kill(container)
+    except APIError as exc:
+        if exc.status_code != 409:  # 409: the container is not running any more
+            raise
+    finally:
+        client.close()
+
+
+def _pump(sock: Any, output: OutputSink) -> None:
+    """Demultiplex the attach stream (8-byte frame headers) into `output` until it closes."""
+    buffer = bytearray()
+    with selectors.DefaultSelector() as selector:
+        selector.register(sock, selectors.EVENT_READ)
+        while True:
+            if not selector.select(output.tick()):
+                continue
+            data = sock.recv(READ_SIZE)
+            if not data:
+                break
+            buffer += data
+            del buffer[: _demux(buffer, output)]
+    output.tick()
+
+
+def _demux(buffer: bytearray, output: OutputSink) -> int:
+    """Feed every complete frame in `buffer` (adjacent frames of a stream together); return bytes used."""
+    pos = 0
+    run: list[bytes] = []
+    run_kind = 0
+    while len(buffer) - pos >= _FRAME.size:
+        kind, size = _FRAME.unpack_from(buffer, pos)
+        end = pos + _FRAME.size + size
+        if len(buffer) < end:
+            break
+        if kind != run_kind and run:
+            output.feed(_STREAMS[run_kind], b"".join(run))
+            run = []
+        if kind in _STREAMS:
+            run_kind = kind
+            run.append(bytes(buffer[pos + _FRAME.size : end]))
+        pos = end
+    if run:
+        output.feed(_STREAMS[run_kind], b"".join(run))
+    return pos

@@ -1,0 +1,105 @@
+"""The engine: queue + workers + runners + bus + cancel signal, started and stopped with the app.
+
+`start()` first recovers from a crash (runs left `running` become `error`, containers left by
+this instance are removed, `queued` runs are enqueued again, in order), then starts the workers.
+`stop()` stops taking jobs, gives running executions the grace period, then kills them; they
+end as `error` ("interrupted by server shutdown").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+
+from opscraft.config import Settings
+from opscraft.execution import store
+from opscraft.execution.bus import LocalLogBus
+from opscraft.execution.cancel import LocalCancelSignal
+from opscraft.execution.docker_runner import DockerRunner
+from opscraft.execution.local_runner import LocalRunner
+from opscraft.execution.loop import EngineLoop
+from opscraft.execution.queue import HueyQueue
+from opscraft.execution.worker import Worker
+
+log = logging.getLogger(__name__)
+
+EXTRAS_KEY = "execution"
+DOCKER_CHECK_SECONDS = 10.0
+KILL_WAIT_SECONDS = 15.0
+
+
+def instance_id(settings: Settings) -> str:
+    """Names this installation's containers (one database = one instance)."""
+    return hashlib.sha256(settings.effective_database_url.encode()).hexdigest()[:16]
+
+
+class Engine:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.bus = LocalLogBus()
+        self.cancels = LocalCancelSignal()
+        self.loop = EngineLoop(settings.effective_database_url)
+        self.docker = DockerRunner(instance_id(settings))
+        self.local = LocalRunner()
+        self.queue = HueyQueue(settings.data_dir / "queue.db", settings.workers, self._job)
+        self.worker = Worker(
+            settings,
+            self.loop,
+            self.bus,
+            self.cancels,
+            self.queue,
+            {"docker": self.docker, "local": self.local},
+        )
+        self._docker_lock = threading.Lock()
+        self._docker_state: tuple[float, bool] | None = None
+
+    def _job(self, execution_id: int) -> None:
+        self.worker(execution_id)
+
+    def start(self) -> None:
+        self.loop.start()
+        interrupted, queued = self.loop.run(store.recover(self.loop.db))
+        swept = self.docker.sweep() if self.docker_available() else 0
+        self.queue.clear()
+        for execution_id in queued:
+            self.queue.enqueue(execution_id)
+        self.queue.start()
+        log.info(
+            "execution engine started: %d workers, docker %s; recovered %d interrupted, %d queued; "
+            "removed %d leftover containers",
+            self.settings.workers,
+            "reachable" if self.docker_known() else "not reachable",
+            interrupted,
+            len(queued),
+            swept,
+        )
+
+    def stop(self) -> None:
+        self.queue.stop()
+        if not self.queue.join(self.settings.shutdown_grace_seconds):
+            killed = self.worker.interrupt_all()
+            log.warning("shutdown: killed %d execution(s) still running after the grace period", killed)
+            self.queue.join(KILL_WAIT_SECONDS)
+        self.loop.stop()
+
+    def enqueue(self, execution_id: int) -> None:
+        self.queue.enqueue(execution_id)
+
+    def docker_known(self) -> bool | None:
+        """Whether Docker answered recently; None when it is time to ask again."""
+        state = self._docker_state
+        if state is None or time.monotonic() - state[0] > DOCKER_CHECK_SECONDS:
+            return None
+        return state[1]
+
+    def docker_available(self) -> bool:
+        """Ask the Docker engine (blocking, up to a few seconds) unless it answered recently."""
+        known = self.docker_known()
+        if known is not None:
+            return known
+        with self._docker_lock:
+            reachable = self.docker.available()
+            self._docker_state = (time.monotonic(), reachable)
+        return reachable

@@ -1,0 +1,46 @@
+"""What watchers receive: output chunks, status changes and the final event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+Stream = Literal["stdout", "stderr"]
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    """One chunk of output; `seq` orders chunks within an execution (1, 2, ...)."""
+
+    seq: int
+    stream: Stream
+    content: str
+
+    def message(self) -> dict[str, Any]:
+        return {"type": "log", "seq": self.seq, "stream": self.stream, "content": self.content}
+
+
+@dataclass(frozen=True, slots=True)
+class StatusEvent:
+    """A status change; `final` marks the last event of an execution (`type` "end")."""
+
+    status: str
+    final: bool = False
+    exit_code: int | None = None
+    error_message: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    def message(self) -> dict[str, Any]:
+        return {
+            "type": "end" if self.final else "status",
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "error_message": self.error_message,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+        }
+
+
+Event = LogEvent | StatusEvent

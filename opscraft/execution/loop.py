@@ -1,0 +1,44 @@
+"""The engine loop: a private asyncio loop in one thread, with its own database engine.
+
+The web server's AsyncEngine belongs to the server's event loop; worker threads hand their
+database work to this loop instead (`run` waits for the result, `submit` does not). One loop and
+one small pool serve every worker, so a worker costs no loop or connection of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from opscraft.db.engine import Database
+
+T = TypeVar("T")
+
+
+class EngineLoop:
+    def __init__(self, database_url: str) -> None:
+        self.db = Database(database_url)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="opscraft-engine-loop", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.submit(coro).result()
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        self.run(self.db.dispose())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()

@@ -1,0 +1,164 @@
+"""The output pipeline: bytes from a runner -> text (UTF-8 safe across chunks) -> masker ->
+numbered chunks published live and stored in batches, under a size cap.
+
+Chunking adapts to the pace of the script: the first output after a quiet spell goes out at once
+(low latency), a steady stream is cut into chunks every `EMIT_INTERVAL` or `CHUNK_CHARS`
+(few events, few rows). Storage commits batches in order, one at a time; when it falls more than
+`MAX_UNSTORED_CHARS` behind, the reader waits, which in turn slows the script down (backpressure).
+"""
+
+from __future__ import annotations
+
+import codecs
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Protocol
+
+from opscraft.execution.bus import LogBus
+from opscraft.execution.events import LogEvent, Stream
+
+CHUNK_CHARS = 128 * 1024
+EMIT_INTERVAL = 0.05
+STORE_INTERVAL = 0.25
+STORE_BATCH_CHARS = 1024 * 1024
+MAX_UNSTORED_CHARS = 8 * 1024 * 1024
+IDLE_TICK = 1.0
+STREAMS: tuple[Stream, Stream] = ("stdout", "stderr")
+
+
+class Masker(Protocol):
+    def mask(self, stream: str, text: str) -> str: ...
+
+    def flush(self, stream: str) -> str: ...
+
+
+StoreBatch = Callable[[list[LogEvent], int], "Future[None]"]
+
+
+def truncation_marker(max_bytes: int) -> str:
+    size = f"{max_bytes / 1048576:g} MiB" if max_bytes >= 1048576 else f"{max_bytes} bytes"
+    return (
+        f"\r\n\x1b[33m[opscraft] output truncated: the stored output reached its limit of {size}; "
+        "the script kept running and its exit status is kept\x1b[0m\r\n"
+    )
+
+
+class OutputPipeline:
+    def __init__(
+        self, execution_id: int, bus: LogBus, store: StoreBatch, masker: Masker, max_bytes: int
+    ) -> None:
+        self.execution_id = execution_id
+        self.total_bytes = 0
+        self.truncated = False
+        self._bus = bus
+        self._store = store
+        self._masker = masker
+        self._max_bytes = max_bytes
+        self._kept_bytes = 0
+        self._decoders = {s: codecs.getincrementaldecoder("utf-8")("replace") for s in STREAMS}
+        self._seq = 0
+        self._pending: list[tuple[Stream, list[str]]] = []
+        self._pending_chars = 0
+        self._last_emit = float("-inf")
+        self._batch: list[LogEvent] = []
+        self._batch_chars = 0
+        self._batch_started = 0.0
+        self._in_flight: Future[None] | None = None
+
+    def feed(self, stream: Stream, data: bytes) -> None:
+        self.total_bytes += len(data)
+        if self.truncated:
+            return
+        room = self._max_bytes - self._kept_bytes
+        cut = len(data) > room
+        if cut:
+            data = data[:room]
+        self._kept_bytes += len(data)
+        self._add(stream, self._masker.mask(stream, self._decoders[stream].decode(data)))
+        if cut:
+            self.truncated = True
+            self._drain_decoders()
+            self._add("stderr", truncation_marker(self._max_bytes))
+            self._emit(time.monotonic())
+            return
+        now = time.monotonic()
+        if self._pending_chars >= CHUNK_CHARS or now - self._last_emit >= EMIT_INTERVAL:
+            self._emit(now)
+
+    def tick(self) -> float:
+        now = time.monotonic()
+        waits = [IDLE_TICK]
+        if self._pending:
+            due = self._last_emit + EMIT_INTERVAL - now
+            if due <= 0:
+                self._emit(now)
+            else:
+                waits.append(due)
+        if self._batch:
+            due = self._batch_started + STORE_INTERVAL - now
+            if due <= 0:
+                self._flush()
+            else:
+                waits.append(due)
+        return max(min(waits), 0.001)
+
+    def close(self) -> None:
+        """Emit what is left and wait until every chunk is stored."""
+        if not self.truncated:
+            self._drain_decoders()
+        self._emit(time.monotonic())
+        self._flush(wait=True)
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def _drain_decoders(self) -> None:
+        for stream in STREAMS:
+            text = self._masker.mask(stream, self._decoders[stream].decode(b"", final=True))
+            self._add(stream, text + self._masker.flush(stream))
+
+    def _add(self, stream: Stream, text: str) -> None:
+        if not text:
+            return
+        if self._pending and self._pending[-1][0] == stream:
+            self._pending[-1][1].append(text)
+        else:
+            self._pending.append((stream, [text]))
+        self._pending_chars += len(text)
+
+    def _emit(self, now: float) -> None:
+        if not self._pending:
+            return
+        if not self._batch:
+            self._batch_started = now
+        for stream, parts in self._pending:
+            self._seq += 1
+            event = LogEvent(self._seq, stream, "".join(parts))
+            self._bus.publish(self.execution_id, event)
+            self._batch.append(event)
+            self._batch_chars += len(event.content)
+        self._pending = []
+        self._pending_chars = 0
+        self._last_emit = now
+        if self._batch_chars >= STORE_BATCH_CHARS:
+            self._flush()
+
+    def _flush(self, *, wait: bool = False) -> None:
+        """Hand the batch to storage: one batch in flight at a time, so batches commit in order."""
+        if self._in_flight is not None:
+            if not self._in_flight.done() and not wait and self._batch_chars < MAX_UNSTORED_CHARS:
+                return
+            self._in_flight.result()
+            self._in_flight = None
+        if self._batch:
+            batch, self._batch, self._batch_chars = self._batch, [], 0
+            self._in_flight = self._store(batch, self.total_bytes)
+            last = batch[-1].seq
+            self._in_flight.add_done_callback(
+                lambda f: None if f.exception() else self._bus.stored(self.execution_id, last)
+            )
+        if wait and self._in_flight is not None:
+            self._in_flight.result()
+            self._in_flight = None

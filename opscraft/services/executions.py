@@ -1,0 +1,427 @@
+"""Executions: start, list, inspect, read output, cancel, follow live, dashboard figures.
+
+Anyone who may view scripts may view every execution; starting one needs `execute_scripts`;
+cancelling is for the user who started it and for roles with `cancel_any_execution`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, func
+from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft import runtime
+from opscraft.db.models import Execution, ExecutionLog, Script
+from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
+from opscraft.db.models.scripts import ScriptStatus, ScriptType
+from opscraft.db.types import utcnow
+from opscraft.execution.bus import OVERFLOW
+from opscraft.execution.engine import Engine
+from opscraft.execution.events import Event, LogEvent, StatusEvent
+from opscraft.services import app_settings, audit, parameters
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound
+from opscraft.services.permissions import Permission, can, require
+
+RUNNERS = ("docker", "local")
+TERRAFORM_ACTIONS = ("plan", "apply")
+STATUS_ALIASES = {"pending": ExecutionStatus.queued}
+MAX_PAGE = 500
+MAX_LOG_PAGE = 1000
+REPLAY_PAGE = 200
+
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    docker: bool
+    local: bool
+
+    @property
+    def default(self) -> str | None:
+        return "docker" if self.docker else "local" if self.local else None
+
+
+@dataclass(frozen=True)
+class LogPage:
+    items: list[ExecutionLog]
+    next_offset: int
+    complete: bool
+
+
+@dataclass(frozen=True)
+class DailyRate:
+    day: date
+    total: int
+    success: int
+
+    @property
+    def rate(self) -> float | None:
+        return round(self.success / self.total, 4) if self.total else None
+
+
+@dataclass(frozen=True)
+class DashboardStats:
+    counts: dict[str, int]
+    running: list[Execution]
+    recent: list[Execution]
+    daily: list[DailyRate]
+
+
+def _engine() -> Engine | None:
+    """The execution engine of this process; None in commands that do not run jobs."""
+    engine = runtime.current().extras.get("execution")
+    return engine if isinstance(engine, Engine) else None
+
+
+async def runner_options(session: AsyncSession) -> RunnerOptions:
+    """Which runners can take a new execution now (Docker reachable, local runner allowed)."""
+    settings = runtime.current().settings
+    engine = _engine()
+    docker = False
+    if engine is not None:
+        known = engine.docker_known()
+        docker = known if known is not None else await asyncio.to_thread(engine.docker_available)
+    local = settings.local_runner or bool(await app_settings.get(session, "local_runner_enabled"))
+    return RunnerOptions(docker=docker, local=local)
+
+
+async def _choose_runner(session: AsyncSession, requested: str | None) -> str:
+    if requested is not None and requested not in RUNNERS:
+        raise Invalid(
+            f"runner must be one of: {', '.join(RUNNERS)}",
+            details=[{"field": "runner", "message": f"must be one of: {', '.join(RUNNERS)}"}],
+        )
+    options = await runner_options(session)
+    if requested == "docker" and not options.docker:
+        raise Conflict("the Docker engine is not reachable: start it, or choose the local runner")
+    if requested == "local" and not options.local:
+        raise Conflict("the local runner is disabled: an admin can enable it under Settings")
+    chosen = requested or options.default
+    if chosen is None:
+        raise Conflict(
+            "no runner is available: start the Docker engine, or have an admin enable the local runner"
+        )
+    return chosen
+
+
+def _terraform_action(script: Script, action: str | None) -> str | None:
+    if script.script_type != ScriptType.terraform:
+        if action is not None:
+            raise Invalid(
+                "terraform_action applies only to terraform scripts: leave it out",
+                details=[{"field": "terraform_action", "message": "only for terraform scripts"}],
+            )
+        return None
+    action = action or "plan"
+    if action not in TERRAFORM_ACTIONS:
+        raise Invalid(
+            "terraform_action must be 'plan' or 'apply'",
+            details=[{"field": "terraform_action", "message": "must be 'plan' or 'apply'"}],
+        )
+    return action
+
+
+async def create(
+    session: AsyncSession,
+    actor: Actor,
+    script_id: int,
+    parameters_in: dict[str, Any] | None,
+    terraform_action: str | None = None,
+    *,
+    runner: str | None = None,
+) -> Execution:
+    """Queue a run of an active script with validated parameters; returns the `queued` row."""
+    user = require(actor.user, Permission.execute_scripts)
+    script = await session.get(Script, script_id)
+    if script is None or script.deleted_at is not None:
+        raise NotFound(f"script {script_id} not found")
+    if script.status != ScriptStatus.active:
+        raise Conflict(
+            f"script {script.name!r} is {script.status}: only active scripts can be executed "
+            "(an operator can activate it)"
+        )
+    resolved = parameters.resolve(script.parameters, parameters_in)
+    action = _terraform_action(script, terraform_action)
+    chosen = await _choose_runner(session, runner)
+    execution = Execution(
+        script_id=script_id,
+        script_version=script.current_version,
+        script_name=script.name,
+        script_type=script.script_type,
+        parameters=resolved,
+        terraform_action=action,
+        triggered_by=user.id,
+        triggered_by_name=user.username,
+        runner=chosen,
+    )
+    session.add(execution)
+    await session.flush()
+    audit.record(
+        session,
+        actor,
+        "execution.create",
+        "execution",
+        execution.id,
+        script_id=script_id,
+        script_name=script.name,
+        script_version=script.current_version,
+        runner=chosen,
+        network_enabled=script.network_enabled,
+        terraform_action=action,
+        parameters=sorted(resolved),
+    )
+    await session.commit()
+    engine = _engine()
+    if engine is not None:
+        assert execution.id is not None
+        engine.enqueue(execution.id)
+    return execution
+
+
+def _status_filter(status: str | None) -> ExecutionStatus | None:
+    if status is None or status == "":
+        return None
+    if status in STATUS_ALIASES:
+        return STATUS_ALIASES[status]
+    try:
+        return ExecutionStatus(status)
+    except ValueError:
+        allowed = ", ".join([*STATUS_ALIASES, *(s.value for s in ExecutionStatus)])
+        raise Invalid(
+            f"status must be one of: {allowed}",
+            details=[{"field": "status", "message": f"must be one of: {allowed}"}],
+        ) from None
+
+
+async def list_executions(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    script_id: int | None = None,
+    status: str | None = None,
+    user_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    skip: int = 0,
+    limit: int = 50,
+) -> tuple[list[Execution], int]:
+    """Executions newest first, with the total matching the filters."""
+    require(actor.user, Permission.view_scripts)
+    if skip < 0 or not 1 <= limit <= MAX_PAGE:
+        raise Invalid(f"skip must be >= 0 and limit between 1 and {MAX_PAGE}")
+    wanted = _status_filter(status)
+    conditions = []
+    if script_id is not None:
+        conditions.append(col(Execution.script_id) == script_id)
+    if wanted is not None:
+        conditions.append(col(Execution.status) == wanted)
+    if user_id is not None:
+        conditions.append(col(Execution.triggered_by) == user_id)
+    if since is not None:
+        conditions.append(col(Execution.queued_at) >= since)
+    if until is not None:
+        conditions.append(col(Execution.queued_at) <= until)
+    total = (await session.exec(select(func.count()).select_from(Execution).where(*conditions))).one()
+    rows = await session.exec(
+        select(Execution)
+        .where(*conditions)
+        .order_by(col(Execution.queued_at).desc(), col(Execution.id).desc())
+        .offset(skip)
+        .limit(limit)
+    )
+    return list(rows.all()), int(total)
+
+
+async def get(session: AsyncSession, actor: Actor, execution_id: int) -> Execution:
+    require(actor.user, Permission.view_scripts)
+    execution = await session.get(Execution, execution_id)
+    if execution is None:
+        raise NotFound(f"execution {execution_id} not found")
+    return execution
+
+
+async def read_logs(
+    session: AsyncSession, actor: Actor, execution_id: int, offset: int = 0, limit: int = MAX_LOG_PAGE
+) -> LogPage:
+    """Stored output chunks with `seq > offset`, in order; `next_offset` continues the reading."""
+    if offset < 0 or not 1 <= limit <= MAX_LOG_PAGE:
+        raise Invalid(f"offset must be >= 0 and limit between 1 and {MAX_LOG_PAGE}")
+    execution = await get(session, actor, execution_id)
+    final = execution.status in FINAL_STATUSES
+    rows = await _stored_after(session, execution_id, offset, limit)
+    next_offset = rows[-1].seq if rows else offset
+    return LogPage(items=rows, next_offset=next_offset, complete=final and len(rows) < limit)
+
+
+async def _stored_after(
+    session: AsyncSession, execution_id: int, after: int, limit: int
+) -> list[ExecutionLog]:
+    rows = await session.exec(
+        select(ExecutionLog)
+        .where(col(ExecutionLog.execution_id) == execution_id, col(ExecutionLog.seq) > after)
+        .order_by(col(ExecutionLog.seq))
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+def may_cancel(actor: Actor, execution: Execution) -> bool:
+    """The user who started the run, or a role allowed to cancel any run."""
+    user = actor.user
+    if user is None or not user.is_active:
+        return False
+    return execution.triggered_by == user.id or can(user, Permission.cancel_any_execution)
+
+
+async def cancel(session: AsyncSession, actor: Actor, execution_id: int) -> Execution:
+    """Cancel a queued run (it never starts) or a running one (killed within two seconds)."""
+    execution = await get(session, actor, execution_id)
+    if not may_cancel(actor, execution):
+        raise Forbidden("only the user who started this execution, an operator or an admin may cancel it")
+    if execution.status in FINAL_STATUSES:
+        raise Conflict(f"execution {execution_id} has already finished ({execution.status})")
+    now = utcnow()
+    queued = await session.exec(
+        update(Execution)
+        .where(col(Execution.id) == execution_id, col(Execution.status) == ExecutionStatus.queued)
+        .values(status=ExecutionStatus.cancelled, cancel_requested=True, finished_at=now)
+    )
+    if queued.rowcount != 1:
+        await session.exec(
+            update(Execution)
+            .where(col(Execution.id) == execution_id, col(Execution.status) == ExecutionStatus.running)
+            .values(cancel_requested=True)
+        )
+    audit.record(
+        session,
+        actor,
+        "execution.cancel",
+        "execution",
+        execution_id,
+        was="queued" if queued.rowcount else "running",
+    )
+    await session.commit()
+    await session.refresh(execution)
+    engine = _engine()
+    if engine is not None:
+        if queued.rowcount == 1:
+            engine.bus.publish(
+                execution_id, StatusEvent(ExecutionStatus.cancelled, final=True, finished_at=now)
+            )
+        else:
+            engine.cancels.request(execution_id)
+    return execution
+
+
+async def dashboard_stats(
+    session: AsyncSession, actor: Actor, *, days: int = 7, recent: int = 10
+) -> DashboardStats:
+    """Counts by status, what runs now, the latest runs and the success rate per day."""
+    require(actor.user, Permission.view_scripts)
+    counted = await session.exec(select(Execution.status, func.count()).group_by(Execution.status))
+    counts = {status.value: 0 for status in ExecutionStatus}
+    counts.update({str(status): int(n) for status, n in counted.all()})
+    running = await session.exec(
+        select(Execution)
+        .where(col(Execution.status) == ExecutionStatus.running)
+        .order_by(col(Execution.started_at).desc())
+        .limit(MAX_PAGE)
+    )
+    latest = await session.exec(
+        select(Execution).order_by(col(Execution.queued_at).desc(), col(Execution.id).desc()).limit(recent)
+    )
+    return DashboardStats(
+        counts=counts,
+        running=list(running.all()),
+        recent=list(latest.all()),
+        daily=await _daily_rates(session, days),
+    )
+
+
+async def _daily_rates(session: AsyncSession, days: int) -> list[DailyRate]:
+    today = utcnow().date()
+    first = today - timedelta(days=days - 1)
+    day = func.date(Execution.finished_at)
+    rows = await session.exec(
+        select(
+            day,
+            func.count(),
+            func.sum(case((col(Execution.status) == ExecutionStatus.success, 1), else_=0)),
+        )
+        .where(col(Execution.finished_at) >= datetime(first.year, first.month, first.day))
+        .group_by(day)
+    )
+    found = {str(d): (int(total), int(ok or 0)) for d, total, ok in rows.all()}
+    return [
+        DailyRate(d, *found.get(d.isoformat(), (0, 0)))
+        for d in (first + timedelta(days=i) for i in range(days))
+    ]
+
+
+async def follow(execution_id: int, after_seq: int = 0) -> AsyncIterator[Event]:
+    """Every event of an execution after `after_seq`: stored output, then live, no gap, no duplicate.
+
+    Yields the current status first and ends after the final status. The caller has already
+    checked that the watcher may view the execution (`get`).
+    """
+    db = runtime.current().db
+    engine = _engine()
+    last = after_seq
+    first = True
+    while True:
+        sub = engine.bus.subscribe(execution_id) if engine else None
+        try:
+            async with db.session() as session:
+                execution = await session.get(Execution, execution_id)
+            if execution is None:
+                return
+            if first:
+                yield _status_event(execution)
+                first = False
+            while True:
+                async with db.session() as session:
+                    rows = await _stored_after(session, execution_id, last, REPLAY_PAGE)
+                for row in rows:
+                    last = row.seq
+                    yield LogEvent(row.seq, row.stream, row.content)  # type: ignore[arg-type]
+                if len(rows) < REPLAY_PAGE:
+                    break
+            if execution.status in FINAL_STATUSES or sub is None:
+                yield _status_event(execution)
+                return
+            for event in sub.backlog:
+                if event.seq > last:
+                    last = event.seq
+                    yield event
+            while True:
+                event = await sub.get()
+                if event is OVERFLOW:
+                    break
+                if isinstance(event, LogEvent):
+                    if event.seq > last:
+                        last = event.seq
+                        yield event
+                elif isinstance(event, StatusEvent):
+                    yield event
+                    if event.final:
+                        return
+        finally:
+            if sub is not None:
+                sub.close()
+
+
+def _status_event(execution: Execution) -> StatusEvent:
+    return StatusEvent(
+        status=execution.status,
+        final=execution.status in FINAL_STATUSES,
+        exit_code=execution.exit_code,
+        error_message=execution.error_message,
+        started_at=execution.started_at,
+        finished_at=execution.finished_at,
+    )
