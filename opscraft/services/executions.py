@@ -238,6 +238,17 @@ async def list_executions(
     return list(rows.all()), int(total)
 
 
+async def triggering_users(session: AsyncSession, actor: Actor) -> list[tuple[int, str]]:
+    """(user id, username) of everyone who has started an execution: the history's user filter."""
+    require(actor.user, Permission.view_scripts)
+    rows = await session.exec(
+        select(Execution.triggered_by, func.max(Execution.triggered_by_name))
+        .where(col(Execution.triggered_by).is_not(None))
+        .group_by(Execution.triggered_by)
+    )
+    return sorted(((int(uid), name or f"user {uid}") for uid, name in rows.all()), key=lambda u: u[1].lower())
+
+
 async def get(session: AsyncSession, actor: Actor, execution_id: int) -> Execution:
     require(actor.user, Permission.view_scripts)
     execution = await session.get(Execution, execution_id)
