@@ -25,7 +25,6 @@ MAX_ARGS_CHARS = 500
 CRITICAL_DIRS = r"(?:bin|boot|dev|etc|home|lib|lib32|lib64|media|mnt|opt|proc|root|run|sbin|srv|sys|usr|var)"
 DISK_DEVICE = r"/dev/(?:sd[a-z]|hd[a-z]|vd[a-z]|xvd[a-z]|nvme\d|mmcblk\d|disk\d|md\d|dm-\d|mapper/|loop\d)"
 COMMAND_START = r"(?:^|[;&|({`]\s*|\$\(\s*|\bsudo\s+(?:-\S+\s+)*|\bexec\s+)"
-SEGMENT_END = re.compile(r"[;&|)`\n]|\|\||&&")
 _QUOTES = "\"'`),;"
 
 
@@ -150,8 +149,12 @@ def _terraform(content: str) -> list[SyntaxProblem]:
 # --- dangerous-pattern lint ---------------------------------------------------------------
 
 
+def _unquote(token: str) -> str:
+    return token.replace('"', "").replace("'", "").strip(_QUOTES)
+
+
 def _is_critical_path(token: str) -> bool:
-    path = token.strip(_QUOTES)
+    path = _unquote(token)
     if path in {"/", "/*", "/.", "~", "~/", "~/*", "$HOME", "${HOME}", "$HOME/", "${HOME}/", "$HOME/*"}:
         return True
     bare = path.rstrip("*").rstrip("/")
@@ -160,16 +163,13 @@ def _is_critical_path(token: str) -> bool:
 
 def _empty_var_root(token: str) -> bool:
     """`$DIR/` or `$DIR/*`: becomes `/` when DIR is empty (use `${DIR:?}`)."""
-    return re.fullmatch(r"\$\{?\w+\}?/\*?", token.strip(_QUOTES)) is not None
+    return re.fullmatch(r"\$\{?\w+\}?/\*?", _unquote(token)) is not None
 
 
 def _command_args(line: str, command: str) -> list[list[str]]:
     """The argument lists of each `command` invocation on the line (rough, quote-tolerant)."""
-    calls = []
-    for match in re.finditer(rf"(?:^|[\s;&|(`\"'=])(?:/usr)?(?:/s?bin/)?{command}\s+", line):
-        rest = SEGMENT_END.split(line[match.end() : match.end() + MAX_ARGS_CHARS], maxsplit=1)[0]
-        calls.append([t.strip(_QUOTES) for t in rest.split()])
-    return calls
+    pattern = rf"(?:^|[\s;&|(`\"'=])(?:/usr)?(?:/s?bin/)?{command}\s+([^;&|)`\n]{{0,{MAX_ARGS_CHARS}}})"
+    return [[t.strip(_QUOTES) for t in m.group(1).split()] for m in re.finditer(pattern, line)]
 
 
 def _recursive(args: list[str]) -> bool:
@@ -236,12 +236,14 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "make-filesystem",
         "creates or wipes a filesystem (mkfs, mke2fs, wipefs)",
-        _regex(rf"{COMMAND_START}(?:mkfs(?:\.\w+)?|mke2fs|mkswap|wipefs)\b"),
+        _regex(rf"(?:{COMMAND_START}|[\"'])(?:mkfs(?:\.\w+)?|mke2fs|mkswap|wipefs)\b"),
     ),
     Rule(
         "fork-bomb",
         "fork bomb: a function that spawns itself twice in the background",
-        _regex(r"([\w:.-]{1,64})\s*\(\)\s*\{\s*\1\s*\|\s*\1\s*&\s*\}|while\s+(?:True|1)\s*:\s*os\.fork\(\)"),
+        _regex(
+            r"(?<![\w:.-])([\w:.-]{1,64})\s*\(\)\s*\{\s*\1\s*\|\s*\1\s*&\s*\}|while\s+(?:True|1)\s*:\s*os\.fork\(\)"
+        ),
     ),
     Rule(
         "pipe-to-shell",
@@ -265,7 +267,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "firewall-flush",
         "flushes every firewall rule",
-        _regex(rf"{COMMAND_START}(?:ip6?tables\s+(?:-\S+\s+)*(?:-F|--flush)|nft\s+flush\s+ruleset)\b"),
+        _regex(rf"{COMMAND_START}(?:ip6?tables\b[^\n;|&]*\s(?:-F|--flush)\b|nft\s+flush\s+ruleset\b)"),
     ),
 )
 
