@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from opscraft.api import audit, auth, health, scripts, secrets, settings, users
+from opscraft.api import audit, auth, executions, health, scripts, secrets, settings, users, ws
 from opscraft.api.errors import install_error_handlers
 from opscraft.config import Settings
 from opscraft.security.http import RequestLimitsMiddleware, SecurityHeadersMiddleware
@@ -15,6 +15,8 @@ ROUTERS: list[APIRouter] = [
     users.router,
     scripts.router,
     secrets.router,
+    executions.router,
+    ws.router,
     audit.router,
     settings.router,
     health.router,

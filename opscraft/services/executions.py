@@ -7,7 +7,7 @@ cancelling is for the user who started it and for roles with `cancel_any_executi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -375,7 +375,7 @@ async def _daily_rates(session: AsyncSession, days: int) -> list[DailyRate]:
     ]
 
 
-async def follow(execution_id: int, after_seq: int = 0) -> AsyncIterator[Event]:
+async def follow(execution_id: int, after_seq: int = 0) -> AsyncGenerator[Event, None]:
     """Every event of an execution after `after_seq`: stored output, then live, no gap, no duplicate.
 
     Yields the current status first and ends after the final status. The caller has already

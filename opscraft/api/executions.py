@@ -1,0 +1,101 @@
+"""`/api/v1/executions`: start, list, inspect, read output and cancel script runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.executions_schemas import ExecutionCreate, ExecutionOut, LogsOut
+from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, IdQuery, Page, Skip, error_responses
+from opscraft.services import executions
+from opscraft.services.executions import MAX_LOG_PAGE, MAX_PAGE
+
+router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
+
+
+@router.post(
+    "",
+    response_model=ExecutionOut,
+    status_code=202,
+    summary="Run a script: queued at once; follow it over the WebSocket",
+    responses=error_responses(*AUTHED, 404, 409),
+)
+async def create_execution(body: ExecutionCreate, session: Session, actor: CurrentActor) -> ExecutionOut:
+    execution = await executions.create(
+        session, actor, body.script_id, body.parameters, body.terraform_action, runner=body.runner
+    )
+    return ExecutionOut.of(execution)
+
+
+@router.get(
+    "",
+    response_model=Page[ExecutionOut],
+    summary="List executions, newest first",
+    responses=error_responses(*AUTHED),
+)
+async def list_executions(
+    session: Session,
+    actor: CurrentActor,
+    script_id: IdQuery = None,
+    status: Annotated[
+        str | None,
+        Query(max_length=16, description="queued (or the seed's `pending`), running, success, failed, ..."),
+    ] = None,
+    user_id: IdQuery = None,
+    since: Annotated[datetime | None, Query(description="Queued at or after (ISO 8601)")] = None,
+    until: Annotated[datetime | None, Query(description="Queued at or before (ISO 8601)")] = None,
+    skip: Skip = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+) -> Page[ExecutionOut]:
+    rows, total = await executions.list_executions(
+        session,
+        actor,
+        script_id=script_id,
+        status=status,
+        user_id=user_id,
+        since=since,
+        until=until,
+        skip=skip,
+        limit=limit,
+    )
+    return Page(items=[ExecutionOut.of(e) for e in rows], total=total, skip=skip, limit=limit)
+
+
+@router.get(
+    "/{execution_id}",
+    response_model=ExecutionOut,
+    summary="Get an execution",
+    responses=error_responses(*AUTHED, 404),
+)
+async def get_execution(execution_id: IdPath, session: Session, actor: CurrentActor) -> ExecutionOut:
+    return ExecutionOut.of(await executions.get(session, actor, execution_id))
+
+
+@router.get(
+    "/{execution_id}/logs",
+    response_model=LogsOut,
+    summary="Stored output, in chunks ordered by `seq`",
+    responses=error_responses(*AUTHED, 404),
+)
+async def get_logs(
+    execution_id: IdPath,
+    session: Session,
+    actor: CurrentActor,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID, description="Return chunks with `seq` above this")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LOG_PAGE, description="Chunks to return at most")] = 500,
+) -> LogsOut:
+    page = await executions.read_logs(session, actor, execution_id, offset, limit)
+    return LogsOut.of(execution_id, page)
+
+
+@router.post(
+    "/{execution_id}/cancel",
+    response_model=ExecutionOut,
+    summary="Cancel: a queued run never starts, a running one is killed within two seconds",
+    responses=error_responses(*AUTHED, 404, 409),
+)
+async def cancel_execution(execution_id: IdPath, session: Session, actor: CurrentActor) -> ExecutionOut:
+    return ExecutionOut.of(await executions.cancel(session, actor, execution_id))

@@ -1,0 +1,95 @@
+"""Request and response shapes of `/api/v1/executions`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from opscraft.api.schemas import MAX_ID
+from opscraft.db.models import Execution, ExecutionLog
+from opscraft.db.models.executions import ExecutionStatus
+from opscraft.services.executions import LogPage
+
+
+class ExecutionCreate(BaseModel):
+    """The seed's body (`script_id`, `parameters`) plus the optional runner and Terraform action."""
+
+    model_config = {"extra": "forbid"}
+
+    script_id: int = Field(ge=1, le=MAX_ID, examples=[1])
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, examples=[{"ENV": "production", "VERSION": "2.0.1"}]
+    )
+    terraform_action: Literal["plan", "apply"] | None = Field(
+        default=None, description="Terraform scripts only: `plan` (default) or `apply`"
+    )
+    runner: Literal["docker", "local"] | None = Field(
+        default=None,
+        description="Default: Docker when reachable, else the local runner when an admin enabled it",
+    )
+
+
+class ExecutionOut(BaseModel):
+    id: int
+    script_id: int
+    script_name: str
+    script_type: str
+    script_version: int
+    status: ExecutionStatus
+    parameters: dict[str, Any]
+    terraform_action: str | None
+    triggered_by: int | None
+    triggered_by_name: str | None
+    runner: str | None
+    image: str | None
+    exit_code: int | None
+    error_message: str | None
+    output_bytes: int
+    output_truncated: bool
+    cancel_requested: bool
+    queued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: float | None = Field(description="From start to finish (or to now while running)")
+
+    @classmethod
+    def of(cls, execution: Execution) -> ExecutionOut:
+        return cls.model_validate(
+            {**execution.model_dump(), "duration_seconds": _duration(execution)}, from_attributes=True
+        )
+
+
+def _duration(execution: Execution) -> float | None:
+    if execution.started_at is None:
+        return None
+    end = execution.finished_at or datetime.now(execution.started_at.tzinfo)
+    return round((end - execution.started_at).total_seconds(), 3)
+
+
+class LogChunkOut(BaseModel):
+    seq: int
+    stream: Literal["stdout", "stderr"]
+    content: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: ExecutionLog) -> LogChunkOut:
+        return cls.model_validate(row, from_attributes=True)
+
+
+class LogsOut(BaseModel):
+    execution_id: int
+    items: list[LogChunkOut]
+    next_offset: int = Field(description="Pass as `offset` to read on (the last `seq` returned)")
+    complete: bool = Field(description="True when the execution has finished and nothing more follows")
+
+    @classmethod
+    def of(cls, execution_id: int, page: LogPage) -> LogsOut:
+        return cls(
+            execution_id=execution_id,
+            items=[LogChunkOut.of(row) for row in page.items],
+            next_offset=page.next_offset,
+            complete=page.complete,
+        )

@@ -1,0 +1,92 @@
+"""WebSocket `/ws/executions/{id}?token=<access token>[&after=<seq>]`: an execution's output, live.
+
+The server first replays the stored output, then streams new output as it is produced, with no
+gap and no duplicate (every `log` message has a `seq`; pass the last one as `after` when
+reconnecting). Messages are JSON:
+
+- `{"type": "status", "status", "exit_code", "error_message", "started_at", "finished_at"}`
+  on connect and on each change;
+- `{"type": "log", "seq", "stream": "stdout" | "stderr", "content"}`;
+- `{"type": "end", ...the status fields}` once the execution has finished; the server then
+  closes with 1000.
+
+Close codes when the connection is refused: 4401 missing, invalid or expired token (log in or
+refresh, then reconnect), 4403 your role may not view executions, 4404 no such execution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from opscraft import runtime
+from opscraft.api.schemas import MAX_ID
+from opscraft.services import auth, executions
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Forbidden, NotFound, Unauthorized
+
+router = APIRouter(tags=["websocket"])
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+
+
+@router.websocket("/ws/executions/{execution_id}")
+async def execution_stream(
+    websocket: WebSocket,
+    execution_id: int,
+    token: Annotated[str, Query(max_length=4096)] = "",
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+) -> None:
+    await websocket.accept()
+    refusal = await _refusal(websocket, execution_id, token)
+    if refusal is not None:
+        code, reason = refusal
+        await websocket.close(code, reason[:120])
+        return
+    sender = asyncio.create_task(_send_events(websocket, execution_id, after))
+    receiver = asyncio.create_task(_until_disconnect(websocket))
+    done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (sender, receiver):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+            await task
+    if sender in done and websocket.client_state is WebSocketState.CONNECTED:
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await websocket.close(1000)
+
+
+async def _refusal(websocket: WebSocket, execution_id: int, token: str) -> tuple[int, str] | None:
+    """None when the token is valid and its user may view the execution, else (code, reason)."""
+    if not token:
+        return CLOSE_UNAUTHORIZED, "authentication required: pass ?token=<access token>"
+    client_ip = websocket.client.host if websocket.client else None
+    async with runtime.current().db.session() as session:
+        try:
+            user = await auth.user_for_access_token(session, token)
+            await executions.get(session, Actor(user, client_ip), execution_id)
+        except Unauthorized as exc:
+            return CLOSE_UNAUTHORIZED, exc.message
+        except Forbidden as exc:
+            return CLOSE_FORBIDDEN, exc.message
+        except NotFound as exc:
+            return CLOSE_NOT_FOUND, exc.message
+    return None
+
+
+async def _send_events(websocket: WebSocket, execution_id: int, after: int) -> None:
+    async with contextlib.aclosing(executions.follow(execution_id, after)) as events:
+        async for event in events:
+            await websocket.send_text(json.dumps(event.message(), ensure_ascii=False))
+
+
+async def _until_disconnect(websocket: WebSocket) -> None:
+    """Read (and ignore) client messages until the client goes away."""
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass

@@ -1,0 +1,70 @@
+"""Matrix cases for executions: everyone with a role runs and views; cancel is the starter's,
+an operator's or an admin's. The WebSocket route has its own test (tests/test_executions_ws.py).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import httpx
+
+from opscraft import runtime
+from opscraft.db.models import Execution
+from tests.rbac_cases import Case, allow
+
+
+async def _script(c: httpx.AsyncClient, u: dict[str, Any]) -> int:
+    body = {
+        "name": f"x-{secrets.token_hex(4)}",
+        "script_type": "bash",
+        "content": "true\n",
+        "status": "active",
+    }
+    r = await c.post("/api/v1/scripts", json=body, headers=u["admin"].headers)
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+async def _queued(c: httpx.AsyncClient, u: dict[str, Any]) -> int:
+    """A queued execution started by the admin, written directly so no worker picks it up."""
+    script_id = await _script(c, u)
+    async with runtime.current().db.session() as session:
+        row = Execution(
+            script_id=script_id,
+            script_version=1,
+            script_name="x",
+            script_type="bash",
+            triggered_by=u["admin"].id,
+            runner="local",
+        )
+        session.add(row)
+        await session.commit()
+        assert row.id is not None
+        return row.id
+
+
+async def run_body(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
+    r = await c.put("/api/v1/settings", json={"local_runner_enabled": True}, headers=u["admin"].headers)
+    assert r.status_code == 200, r.text
+    return {"json": {"script_id": await _script(c, u), "parameters": {}, "runner": "local"}}
+
+
+async def execution_path(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
+    return {"path": {"execution_id": await _queued(c, u)}}
+
+
+CASES = [
+    Case("POST", "/api/v1/executions", allow("viewer", 202), run_body),
+    Case("GET", "/api/v1/executions", allow("viewer")),
+    Case("GET", "/api/v1/executions/{execution_id}", allow("viewer"), execution_path),
+    Case("GET", "/api/v1/executions/{execution_id}/logs", allow("viewer"), execution_path),
+    Case(
+        "POST",
+        "/api/v1/executions/{execution_id}/cancel",
+        allow("operator"),
+        execution_path,
+        note="a viewer may cancel only their own runs (tests/test_executions_api.py)",
+    ),
+    Case("WS", "/ws/executions/{execution_id}", allow("viewer"), execution_path),
+]
