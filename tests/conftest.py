@@ -79,6 +79,21 @@ async def _truncate_postgres(url: str) -> None:
         await engine.dispose()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fast_password_hashing() -> Iterator[None]:
+    """In-process tests hash with cheap argon2id parameters (the live server keeps the real ones)."""
+    from argon2 import PasswordHasher
+
+    from opscraft.security import passwords
+
+    real = passwords._hasher
+    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    try:
+        yield
+    finally:
+        passwords._hasher = real
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def backend(request: pytest.FixtureRequest) -> str:
     if request.param == "postgresql":
@@ -90,11 +105,10 @@ def backend(request: pytest.FixtureRequest) -> str:
 async def rt(backend: str, tmp_path: Path) -> AsyncIterator[runtime.Runtime]:
     """A started runtime on a clean database of the parametrized backend."""
     url = PG_URL if backend == "postgresql" else None
+    if url:  # before the start, which stores the vault's key check for this test's master key
+        await _truncate_postgres(url)
     settings = make_settings(tmp_path, url)
     started = await lifecycle.start(settings)
-    if backend == "postgresql":
-        assert PG_URL
-        await _truncate_postgres(PG_URL)
     try:
         yield started
     finally:

@@ -1,0 +1,199 @@
+"""Users administration API on SQLite and PostgreSQL: list, create, get, update, reset, delete."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import PASSWORD, LoggedIn, make_user
+
+NEW_USER = {
+    "username": "carol",
+    "email": "Carol@Example.com",
+    "password": "Carol-Pass-123",
+    "full_name": "Carol Jones",
+    "role": "operator",
+}
+
+
+async def _login(client: httpx.AsyncClient, username: str, password: str = PASSWORD) -> httpx.Response:
+    return await client.post("/api/v1/auth/login", json={"username": username, "password": password})
+
+
+async def test_create_get_and_no_secret_in_responses(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    r = await client.post("/api/v1/users", json=NEW_USER, headers=admin.headers)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["username"] == "carol" and body["role"] == "operator" and body["is_active"] is True
+    assert body["email"] == "carol@example.com"
+    assert "password" not in r.text and "Carol-Pass-123" not in r.text
+    got = await client.get(f"/api/v1/users/{body['id']}", headers=admin.headers)
+    assert got.status_code == 200 and got.json() == body
+    assert (await _login(client, "carol", "Carol-Pass-123")).status_code == 200
+
+
+async def test_create_rejects_duplicates_and_bad_input(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    assert (await client.post("/api/v1/users", json=NEW_USER, headers=admin.headers)).status_code == 201
+    same_name = {**NEW_USER, "username": "CAROL", "email": "other@example.com"}
+    r = await client.post("/api/v1/users", json=same_name, headers=admin.headers)
+    assert r.status_code == 409 and "username" in r.json()["detail"]
+    same_email = {**NEW_USER, "username": "carol2", "email": "carol@EXAMPLE.com"}
+    r = await client.post("/api/v1/users", json=same_email, headers=admin.headers)
+    assert r.status_code == 409
+    cases = {
+        "role": {**NEW_USER, "username": "x1", "email": "x1@example.com", "role": "root"},
+        "username": {**NEW_USER, "username": "-bad name", "email": "x2@example.com"},
+        "password": {**NEW_USER, "username": "x3", "email": "x3@example.com", "password": "short"},
+        "extra": {**NEW_USER, "username": "x4", "email": "x4@example.com", "is_superuser": True},
+    }
+    for field, payload in cases.items():
+        r = await client.post("/api/v1/users", json=payload, headers=admin.headers)
+        assert r.status_code == 422, (field, r.text)
+        assert r.json()["errors"], field
+        assert payload["password"] not in r.text
+    same_as_name = {**NEW_USER, "username": "dave1234", "email": "d@example.com", "password": "DAVE1234"}
+    r = await client.post("/api/v1/users", json=same_as_name, headers=admin.headers)
+    assert r.status_code == 422 and "username" in r.json()["detail"]
+    listing = await client.get("/api/v1/users", headers=admin.headers)
+    assert listing.json()["total"] == 2, "a rejected create must not leave a row"
+
+
+async def test_list_is_paginated_and_searchable(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    for i in range(5):
+        r = await client.post(
+            "/api/v1/users",
+            json={
+                "username": f"team{i}",
+                "email": f"t{i}@corp.example",
+                "password": "Team-Pass-123",
+                "full_name": f"Member {i}",
+            },
+            headers=admin.headers,
+        )
+        assert r.status_code == 201
+    page = await client.get("/api/v1/users", params={"skip": 2, "limit": 2}, headers=admin.headers)
+    body = page.json()
+    assert body["total"] == 6 and body["skip"] == 2 and body["limit"] == 2
+    assert [u["username"] for u in body["items"]] == ["team1", "team2"]
+    found = await client.get("/api/v1/users", params={"search": "CORP.example"}, headers=admin.headers)
+    assert found.json()["total"] == 5
+    by_name = await client.get("/api/v1/users", params={"search": "member 3"}, headers=admin.headers)
+    assert [u["username"] for u in by_name.json()["items"]] == ["team3"]
+    wildcard = await client.get("/api/v1/users", params={"search": "%"}, headers=admin.headers)
+    assert wildcard.json()["total"] == 0, "LIKE wildcards are matched literally"
+    for params in ({"limit": 0}, {"limit": 1000}, {"skip": -1}):
+        assert (await client.get("/api/v1/users", params=params, headers=admin.headers)).status_code == 422
+
+
+async def test_update_role_details_and_validation(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn
+) -> None:
+    url = f"/api/v1/users/{viewer.id}"
+    r = await client.put(
+        url,
+        json={"role": "operator", "full_name": "Val Viewer", "email": "val@example.com"},
+        headers=admin.headers,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["role"] == "operator" and r.json()["email"] == "val@example.com"
+    me = await client.get("/api/v1/auth/me", headers=viewer.headers)
+    assert me.json()["role"] == "operator", "a role change applies to the next request"
+    assert (await client.put(url, json={}, headers=admin.headers)).status_code == 422
+    assert (await client.put(url, json={"password": "x" * 10}, headers=admin.headers)).status_code == 422
+    assert (await client.put(url, json={"email": "nope"}, headers=admin.headers)).status_code == 422
+    taken = await client.put(url, json={"email": "admin@example.com"}, headers=admin.headers)
+    assert taken.status_code == 409
+    events = await client.get(
+        "/api/v1/audit",
+        params={"action": "user.update", "target_type": "user", "target_id": viewer.id},
+        headers=admin.headers,
+    )
+    changes = events.json()["items"][0]["details"]["changes"]
+    assert changes["role"] == {"from": "viewer", "to": "operator"}
+
+
+async def test_unknown_and_out_of_range_ids(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    assert (await client.get("/api/v1/users/999999", headers=admin.headers)).status_code == 404
+    for bad in ("99999999999999999999", "0", "abc"):
+        r = await client.get(f"/api/v1/users/{bad}", headers=admin.headers)
+        assert r.status_code == 422, (bad, r.text)
+    r = await client.put("/api/v1/users/999999", json={"full_name": "x"}, headers=admin.headers)
+    assert r.status_code == 404
+    assert (await client.delete("/api/v1/users/999999", headers=admin.headers)).status_code == 404
+
+
+async def test_deactivation_ends_sessions_and_refresh_tokens(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn
+) -> None:
+    tokens = (await _login(client, "operator")).json()
+    r = await client.put(f"/api/v1/users/{operator.id}", json={"is_active": False}, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["is_active"] is False
+    assert (await client.get("/api/v1/auth/me", headers=operator.headers)).status_code == 401
+    refresh = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert refresh.status_code == 401
+    login = await _login(client, "operator")
+    assert login.status_code == 401 and "deactivated" in login.json()["detail"]
+    wrong = await _login(client, "operator", "not-the-password")
+    assert wrong.json()["detail"] == "incorrect username or password", "no hint without the password"
+    await client.put(f"/api/v1/users/{operator.id}", json={"is_active": True}, headers=admin.headers)
+    assert (await _login(client, "operator")).status_code == 200
+
+
+async def test_reset_password(client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn) -> None:
+    url = f"/api/v1/users/{viewer.id}/reset-password"
+    assert (await client.post(url, json={"new_password": "viewer"}, headers=admin.headers)).status_code == 422
+    r = await client.post(url, json={"new_password": "Reset-Pass-456"}, headers=admin.headers)
+    assert r.status_code == 200 and "Reset-Pass-456" not in r.text
+    assert (await client.get("/api/v1/auth/me", headers=viewer.headers)).status_code == 401
+    assert (await _login(client, "viewer")).status_code == 401
+    assert (await _login(client, "viewer", "Reset-Pass-456")).status_code == 200
+    events = await client.get(
+        "/api/v1/audit", params={"action": "user.reset_password"}, headers=admin.headers
+    )
+    assert events.json()["total"] == 1 and "Reset-Pass-456" not in events.text
+
+
+async def test_delete_user_ends_access(client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn) -> None:
+    tokens = (await _login(client, "viewer")).json()
+    assert (await client.delete(f"/api/v1/users/{viewer.id}", headers=admin.headers)).status_code == 204
+    assert (await client.get("/api/v1/auth/me", headers=viewer.headers)).status_code == 401
+    refresh = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert refresh.status_code == 401
+    assert (await client.get(f"/api/v1/users/{viewer.id}", headers=admin.headers)).status_code == 404
+    events = await client.get("/api/v1/audit", params={"action": "user.delete"}, headers=admin.headers)
+    assert events.json()["items"][0]["details"]["username"] == "viewer"
+
+
+async def test_never_yourself(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    url = f"/api/v1/users/{admin.id}"
+    r = await client.delete(url, headers=admin.headers)
+    assert r.status_code == 403 and "your own account" in r.json()["detail"]
+    for change in ({"role": "operator"}, {"is_active": False}):
+        r = await client.put(url, json=change, headers=admin.headers)
+        assert r.status_code == 403, change
+        assert "yourself" in r.json()["detail"] or "your own" in r.json()["detail"]
+    r = await client.put(url, json={"full_name": "Still Admin"}, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["role"] == "admin"
+
+
+async def test_admins_keep_at_least_one_active_admin(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    second = await make_user(client, "admin", "second")
+    demote = await client.put(f"/api/v1/users/{second.id}", json={"role": "viewer"}, headers=admin.headers)
+    assert demote.status_code == 200
+    # `admin` is now the only active admin: it can neither demote, deactivate nor delete itself.
+    for change in ({"role": "viewer"}, {"is_active": False}):
+        assert (
+            await client.put(f"/api/v1/users/{admin.id}", json=change, headers=admin.headers)
+        ).status_code == 403
+    assert (await client.delete(f"/api/v1/users/{admin.id}", headers=admin.headers)).status_code == 403
+    listing = await client.get("/api/v1/users", params={"search": "admin"}, headers=admin.headers)
+    admins = [u for u in listing.json()["items"] if u["role"] == "admin" and u["is_active"]]
+    assert [u["username"] for u in admins] == ["admin"]
+
+
+async def test_users_can_read_only_themselves(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn
+) -> None:
+    assert (await client.get(f"/api/v1/users/{viewer.id}", headers=viewer.headers)).status_code == 200
+    assert (await client.get(f"/api/v1/users/{admin.id}", headers=viewer.headers)).status_code == 403
+    r = await client.put(f"/api/v1/users/{viewer.id}", json={"role": "admin"}, headers=viewer.headers)
+    assert r.status_code == 403 and "viewer" in r.json()["detail"]
