@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import importlib
 
-PAGE_MODULES = ["auth_pages", "dashboard", "profile", "users", "audit", "settings_page"]
+PAGE_MODULES = [
+    "auth_pages",
+    "dashboard",
+    "profile",
+    "users",
+    "audit",
+    "settings_page",
+    "executions",
+    "execution_page",
+    "execute_dialog",
+]
 
 
 def register_pages() -> None:

@@ -1,14 +1,184 @@
-"""The home page."""
+"""The home page: execution counts, what runs now, recent runs and the 7-day success rate."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from nicegui import ui
 
+from opscraft.db.models.executions import ExecutionStatus
+from opscraft.services import executions
 from opscraft.services.actor import Actor
-from opscraft.ui.layout import frame, protected_page
+from opscraft.services.errors import ServiceError
+from opscraft.services.executions import DailyRate, DashboardStats
+from opscraft.ui.execution_widgets import (
+    STATUS_LABELS,
+    STATUS_STYLE,
+    call,
+    elapsed,
+    format_duration,
+    run_rows,
+    runs_table,
+)
+from opscraft.ui.layout import frame, notify_error, protected_page
+
+REFRESH_SECONDS = 5.0
+# Quasar colour names used by the badges, as chart/hex colours.
+CHART_GREEN, CHART_RED, CHART_BLUE = "#21ba45", "#c10015", "#1976d2"
+
+
+def _count_card(status: ExecutionStatus, count: int) -> None:
+    color, icon = STATUS_STYLE[status]
+    with ui.link(target=f"/executions?status={status.value}").classes("no-underline flex-1 min-w-36"):
+        card = ui.card().classes("w-full hover:shadow-md")
+        with card.props(f'flat bordered data-testid="count-{status.value}"'):
+            with ui.row().classes("items-center gap-3 no-wrap"):
+                ui.icon(icon, color=color).classes("text-3xl")
+                with ui.column().classes("gap-0"):
+                    ui.label(str(count)).classes("text-2xl font-semibold text-black dark:text-white").props(
+                        'data-testid="count-value"'
+                    )
+                    ui.label(STATUS_LABELS[status].capitalize()).classes("text-caption text-grey-7")
+
+
+def _running_now(stats: DashboardStats) -> None:
+    with ui.card().classes("w-full h-full").props('flat bordered data-testid="running-now"'):
+        ui.label(f"Running now ({len(stats.running)})").classes("text-subtitle1 font-medium")
+        if not stats.running:
+            with ui.column().classes("w-full items-center py-6 text-grey-7"):
+                ui.icon("bedtime", size="2rem")
+                ui.label("Nothing is running.")
+            return
+        with ui.list().props("separator").classes("w-full"):
+            for run in stats.running[:8]:
+                target = f"/executions/{run.id}"
+                with ui.item(on_click=lambda _, t=target: ui.navigate.to(t)).props("clickable"):
+                    with ui.item_section():
+                        ui.item_label(f"#{run.id} {run.script_name}").classes("font-medium")
+                        who = run.triggered_by_name or "—"
+                        ui.item_label(f"{who} · {run.runner or '—'}").props("caption")
+                    with ui.item_section().props("side"):
+                        ui.label(format_duration(elapsed(run))).classes("text-grey-8")
+        if len(stats.running) > 8:
+            ui.link(f"All {len(stats.running)} running", "/executions?status=running").classes("text-sm")
+
+
+def _chart_options(daily: list[DailyRate]) -> dict[str, Any]:
+    days = [d.day.strftime("%a %d") for d in daily]
+    return {
+        "tooltip": {"trigger": "axis"},
+        "legend": {"data": ["Succeeded", "Other outcomes", "Success rate"], "bottom": 0},
+        "grid": {"left": 40, "right": 50, "top": 36, "bottom": 50},
+        "xAxis": {"type": "category", "data": days},
+        "yAxis": [
+            {"type": "value", "name": "Runs", "minInterval": 1},
+            {"type": "value", "name": "%", "min": 0, "max": 100, "axisLabel": {"formatter": "{value}%"}},
+        ],
+        "series": [
+            _bars("Succeeded", CHART_GREEN, [d.success for d in daily]),
+            _bars("Other outcomes", CHART_RED, [d.total - d.success for d in daily]),
+            {
+                "name": "Success rate",
+                "type": "line",
+                "yAxisIndex": 1,
+                "color": CHART_BLUE,
+                "connectNulls": True,
+                "data": [None if d.rate is None else round(d.rate * 100, 1) for d in daily],
+            },
+        ],
+    }
+
+
+def _bars(name: str, color: str, data: list[int]) -> dict[str, Any]:
+    return {"name": name, "type": "bar", "stack": "runs", "color": color, "data": data}
+
+
+def _success_summary(daily: list[DailyRate]) -> str:
+    total = sum(d.total for d in daily)
+    if not total:
+        return "No finished runs in the last 7 days."
+    rate = sum(d.success for d in daily) / total
+    return f"{rate:.0%} of {total} finished runs succeeded in the last 7 days."
+
+
+def _counts(stats: DashboardStats) -> None:
+    with ui.row().classes("w-full gap-3").props('data-testid="status-counts"'):
+        for status in ExecutionStatus:
+            _count_card(status, stats.counts.get(status.value, 0))
+
+
+def _recent(stats: DashboardStats) -> None:
+    runs_table(run_rows(stats.recent))
+
+
+def _not_isolated_banner() -> None:
+    with (
+        ui.row()
+        .classes("w-full items-center gap-2 rounded bg-orange-1 text-orange-10 p-3")
+        .props('data-testid="not-isolated"')
+    ):
+        ui.icon("warning", color="orange-9")
+        ui.label(
+            "Docker is not available: new runs use the local runner, which is not isolated "
+            "(plain processes on this server)."
+        )
+
+
+class Dashboard:
+    """The dashboard's sections; `refresh` redraws them from fresh figures every few seconds."""
+
+    def __init__(self, actor: Actor) -> None:
+        self.actor = actor
+        self.counts = ui.refreshable(_counts)
+        self.running = ui.refreshable(_running_now)
+        self.recent = ui.refreshable(_recent)
+        self.chart: ui.echart | None = None
+        self.summary: ui.label | None = None
+
+    async def _stats(self) -> DashboardStats | None:
+        try:
+            return await call(executions.dashboard_stats, self.actor)
+        except ServiceError as exc:
+            notify_error(exc.message)
+            return None
+
+    async def render(self) -> None:
+        stats = await self._stats()
+        if stats is None:
+            return
+        if (await call(executions.runner_options)).default == "local":
+            _not_isolated_banner()
+        self.counts(stats)
+        with ui.row().classes("w-full gap-4 items-stretch"):
+            with ui.card().classes("flex-[2] min-w-80").props('flat bordered data-testid="success-chart"'):
+                ui.label("Success rate, last 7 days").classes("text-subtitle1 font-medium")
+                self.summary = ui.label(_success_summary(stats.daily)).classes("text-grey-7 text-sm")
+                self.chart = ui.echart(_chart_options(stats.daily)).classes("w-full h-72")
+            with ui.column().classes("flex-1 min-w-72"):
+                self.running(stats)
+        with ui.row().classes("w-full items-center justify-between"):
+            ui.label("Recent executions").classes("text-subtitle1 font-medium")
+            ui.link("Full history", "/executions").classes("text-sm")
+        self.recent(stats)
+        ui.timer(REFRESH_SECONDS, self.refresh)
+
+    async def refresh(self) -> None:
+        stats = await self._stats()
+        if stats is None:
+            return
+        self.counts.refresh(stats)
+        self.running.refresh(stats)
+        self.recent.refresh(stats)
+        if self.chart is not None and self.summary is not None:
+            self.chart.options.update(_chart_options(stats.daily))
+            self.chart.update()
+            self.summary.set_text(_success_summary(stats.daily))
 
 
 @protected_page("/", title="Dashboard")
 async def dashboard(actor: Actor) -> None:
     with frame(actor, "Dashboard"):
-        ui.label(f"Welcome, {actor.user.full_name or actor.user.username}.").props('data-testid="welcome"')
+        assert actor.user is not None
+        name = actor.user.full_name or actor.user.username
+        ui.label(f"Welcome, {name}.").classes("text-grey-8 -mt-3").props('data-testid="welcome"')
+        await Dashboard(actor).render()

@@ -1,0 +1,167 @@
+"""The "Execute" button of the script page: a form generated from the script's parameter schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nicegui import ui
+from nicegui.elements.mixins.validation_element import ValidationElement
+
+from opscraft.db.models import Script
+from opscraft.db.models.scripts import ScriptType
+from opscraft.services import executions, parameters
+from opscraft.services.actor import Actor
+from opscraft.services.errors import ServiceError
+from opscraft.services.parameters import ParamType
+from opscraft.services.permissions import Permission, can
+from opscraft.ui.execution_widgets import call
+from opscraft.ui.layout import guard, notify_error
+from opscraft.ui.script_tabs import script_action
+
+TERRAFORM_ACTIONS = {"plan": "Plan (no changes)", "apply": "Apply (-auto-approve)"}
+
+
+def _validator(spec: dict[str, Any]) -> Any:
+    """Inline validation with the service's own conversion rules, so the form and the API agree."""
+    kind = ParamType(spec["type"])
+
+    def validate(value: Any) -> str | None:
+        if value is None or (value == "" and kind is not ParamType.string):
+            return "Required" if spec.get("required") else None
+        if value == "" and spec.get("required"):
+            return "Required"
+        try:
+            parameters.convert(kind, value, spec.get("options"))
+        except ValueError as exc:
+            return f"Value {exc}"
+        return None
+
+    return validate
+
+
+def _field(spec: dict[str, Any]) -> ui.element:
+    """One input for one parameter: switch, select, number or text."""
+    kind = ParamType(spec["type"])
+    label = spec["name"] + (" *" if spec.get("required") else "")
+    default = spec.get("default")
+    testid = f'data-testid="param-{spec["name"]}"'
+    if kind is ParamType.boolean:
+        return ui.switch(label, value=bool(default)).props(testid)
+    if kind is ParamType.choice:
+        element: ui.element = ui.select(
+            spec.get("options") or [], label=label, value=default, validation=_validator(spec)
+        ).props("outlined dense options-dense")
+    elif kind in (ParamType.integer, ParamType.number):
+        element = ui.number(label, value=default, validation=_validator(spec)).props("outlined dense")
+        if kind is ParamType.integer:
+            element.props("step=1")
+    else:
+        element = ui.input(label, value="" if default is None else str(default), validation=_validator(spec))
+        element.props("outlined dense")
+    if spec.get("description"):
+        element.props(f'hint="{_attr(spec["description"])}"')
+    return element.props(testid).classes("w-full")
+
+
+def _attr(text: str) -> str:
+    return text.replace("&", "&amp;").replace('"', "&quot;")
+
+
+def _values(fields: dict[str, ui.element]) -> dict[str, Any]:
+    """The submitted values; empty optional fields are left out so the script's defaults apply."""
+    values: dict[str, Any] = {}
+    for name, element in fields.items():
+        value = element.value  # type: ignore[attr-defined]
+        if value is None or (value == "" and not isinstance(element, ui.input)):
+            continue
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        values[name] = value
+    return values
+
+
+def _show_field_errors(fields: dict[str, ui.element], exc: ServiceError) -> None:
+    for detail in exc.details:
+        name = str(detail.get("field", "")).removeprefix("parameters.")
+        element = fields.get(name)
+        if isinstance(element, ValidationElement):
+            element.error = str(detail.get("message", "is invalid"))
+
+
+def open_dialog(actor: Actor, script: Script) -> None:
+    """Build and open the dialog for `script`; submitting creates the run and opens its page."""
+    fields: dict[str, ui.element] = {}
+    with (
+        ui.dialog() as dialog,
+        ui.card().classes("w-[32rem] max-w-full gap-3").props('data-testid="execute-dialog"'),
+    ):
+        with ui.row().classes("items-center gap-2 w-full"):
+            ui.icon("play_circle", color="primary").classes("text-3xl")
+            with ui.column().classes("gap-0"):
+                ui.label(f"Run {script.name}").classes("text-lg font-semibold")
+                ui.label(f"{script.script_type} · version {script.current_version}").classes(
+                    "text-caption text-grey-7"
+                )
+        if script.parameters:
+            ui.label("Parameters").classes("text-subtitle2 text-grey-8 mt-2")
+            for spec in script.parameters:
+                fields[spec["name"]] = _field(spec)
+        else:
+            ui.label("This script takes no parameters.").classes("text-grey-7")
+        action = None
+        if script.script_type == ScriptType.terraform:
+            ui.label("Terraform action").classes("text-subtitle2 text-grey-8 mt-2")
+            action = ui.toggle(TERRAFORM_ACTIONS, value="plan").props(
+                'no-caps data-testid="terraform-action"'
+            )
+
+        async def submit() -> None:
+            if await guard(Permission.execute_scripts) is None:
+                return
+            invalid = [
+                name for name, el in fields.items() if isinstance(el, ValidationElement) and not el.validate()
+            ]
+            if invalid:
+                notify_error(f"Fix the highlighted parameters: {', '.join(invalid)}")
+                return
+            submit_button.props("loading")
+            try:
+                execution = await call(
+                    executions.create,
+                    actor,
+                    script.id,
+                    _values(fields),
+                    terraform_action=action.value if action else None,
+                )
+            except ServiceError as exc:
+                _show_field_errors(fields, exc)
+                notify_error(exc.message)
+                return
+            finally:
+                submit_button.props(remove="loading")
+            dialog.close()
+            ui.navigate.to(f"/executions/{execution.id}")
+
+        with ui.row().classes("w-full justify-end gap-2 mt-2"):
+            ui.button("Cancel", on_click=dialog.close).props("flat no-caps")
+            submit_button = ui.button("Run", icon="play_arrow", on_click=submit).props(
+                'no-caps unelevated data-testid="execute-submit"'
+            )
+    dialog.on("hide", dialog.delete)
+    dialog.open()
+
+
+@script_action("execute")
+async def execute_button(actor: Actor, script: Script) -> None:
+    """The script page's header button; only users who may execute see it."""
+    if not can(actor.user, Permission.execute_scripts):
+        return
+
+    async def open_checked() -> None:
+        current = await guard(Permission.execute_scripts)
+        if current is not None:
+            open_dialog(current, script)
+
+    ui.button("Execute", icon="play_arrow", on_click=open_checked).props(
+        'unelevated no-caps color=positive data-testid="execute-button"'
+    )

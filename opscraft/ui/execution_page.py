@@ -1,0 +1,229 @@
+"""One execution: live output, status, timings, parameters, cancel; and its log download route."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+
+from fastapi import Response
+from fastapi.responses import PlainTextResponse, RedirectResponse, StreamingResponse
+from nicegui import Client, app, background_tasks, ui
+
+from opscraft.db.models import Execution
+from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
+from opscraft.execution.events import LogEvent
+from opscraft.services import executions
+from opscraft.services.actor import Actor
+from opscraft.services.errors import ServiceError
+from opscraft.services.permissions import Permission
+from opscraft.ui import session
+from opscraft.ui.execution_widgets import call, elapsed, format_duration, status_badge
+from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
+from opscraft.ui.terminal import LiveTerminal
+from opscraft.ui.widgets import format_time
+
+ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+
+
+def _fact(label: str, value: str, testid: str) -> ui.label:
+    with ui.column().classes("gap-0 min-w-32"):
+        ui.label(label).classes("text-caption text-grey-7 uppercase tracking-wide")
+        return ui.label(value).classes("text-body1 font-medium").props(f'data-testid="{testid}"')
+
+
+def _size(count: int) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if count < 1024 or unit == "MiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024  # type: ignore[assignment]
+    return ""
+
+
+class ExecutionView:
+    """The page's state: the latest row, the refreshable summary and the terminal."""
+
+    def __init__(self, actor: Actor, execution: Execution) -> None:
+        self.actor = actor
+        self.execution = execution
+        self.duration: ui.label | None = None
+        self.summary = ui.refreshable(self._summary)
+
+    def _summary(self) -> None:
+        run = self.execution
+        with ui.row().classes("w-full items-center justify-between gap-2"):
+            with ui.row().classes("items-center gap-3"):
+                status_badge(run.status).classes("text-base")
+                ui.link(f"{run.script_name}", f"/scripts/{run.script_id}").classes("text-lg font-medium")
+                ui.label(f"version {run.script_version}").classes("text-grey-7")
+            if run.status not in FINAL_STATUSES and executions.may_cancel(self.actor, run):
+                ui.button("Cancel run", icon="stop_circle", on_click=self._confirm_cancel).props(
+                    'outline no-caps color=negative data-testid="cancel-button"'
+                )
+        if run.runner == "local":
+            with (
+                ui.row()
+                .classes("w-full items-center gap-2 rounded bg-orange-1 text-orange-10 p-3")
+                .props('data-testid="not-isolated"')
+            ):
+                ui.icon("warning", color="orange-9")
+                ui.label(
+                    "Not isolated: the local runner runs this script as a plain process on the server "
+                    "(with resource limits, but no container)."
+                )
+        if run.error_message:
+            with ui.row().classes("w-full items-center gap-2 rounded bg-red-1 text-red-10 p-3"):
+                ui.icon("error", color="negative")
+                ui.label(run.error_message).props('data-testid="error-message"')
+        with ui.card().classes("w-full").props("flat bordered"):
+            with ui.row().classes("w-full gap-x-10 gap-y-4"):
+                self.duration = _fact("Duration", format_duration(elapsed(run)), "duration")
+                _fact("Exit code", "—" if run.exit_code is None else str(run.exit_code), "exit-code")
+                _fact("Triggered by", run.triggered_by_name or "—", "triggered-by")
+                _fact("Queued", format_time(run.queued_at, "—"), "queued-at")
+                _fact("Started", format_time(run.started_at, "—"), "started-at")
+                _fact("Finished", format_time(run.finished_at, "—"), "finished-at")
+                _fact("Runner", run.runner or "—", "runner")
+                _fact("Image", run.image or ("—" if run.runner != "local" else "host"), "image")
+                if run.terraform_action:
+                    _fact("Terraform", run.terraform_action, "terraform-action")
+                _fact(
+                    "Output",
+                    _size(run.output_bytes) + (" (truncated)" if run.output_truncated else ""),
+                    "size",
+                )
+        with (
+            ui.expansion("Parameters", icon="tune", value=bool(run.parameters))
+            .classes("w-full")
+            .props('dense header-class="text-subtitle1" data-testid="parameters"')
+        ):
+            if run.parameters:
+                with ui.grid(columns="auto 1fr").classes("gap-x-6 gap-y-1 px-4 pb-2"):
+                    for name, value in run.parameters.items():
+                        ui.label(name).classes("font-mono text-grey-8")
+                        ui.label(json.dumps(value) if not isinstance(value, str) else value).classes(
+                            "font-mono break-all"
+                        ).props(f'data-testid="param-value-{name}"')
+            else:
+                ui.label("No parameters.").classes("text-grey-7 px-4 pb-2")
+
+    def tick(self) -> None:
+        """Advance the duration while the run is going."""
+        if self.duration is not None and self.execution.status == ExecutionStatus.running:
+            self.duration.set_text(format_duration(elapsed(self.execution)))
+
+    async def reload(self) -> bool:
+        """Re-read the row through the service (re-checking access) and redraw the summary."""
+        try:
+            self.execution = await call(executions.get, self.actor, self.execution.id)
+        except ServiceError as exc:
+            notify_error(exc.message)
+            return False
+        self.summary.refresh()
+        return True
+
+    def _confirm_cancel(self) -> None:
+        with ui.dialog() as dialog, ui.card().classes("gap-3"):
+            ui.label(f"Cancel execution #{self.execution.id}?").classes("text-lg font-semibold")
+            ui.label("A running script is killed; a queued one never starts.").classes("text-grey-8")
+            with ui.row().classes("w-full justify-end gap-2"):
+                ui.button("Keep running", on_click=dialog.close).props("flat no-caps")
+
+                async def confirmed() -> None:
+                    dialog.close()
+                    await self.cancel()
+
+                ui.button("Cancel run", on_click=confirmed).props(
+                    'unelevated no-caps color=negative data-testid="cancel-confirm"'
+                )
+        dialog.on("hide", dialog.delete)
+        dialog.open()
+
+    async def cancel(self) -> None:
+        actor = await guard(Permission.view_scripts)
+        if actor is None:
+            return
+        self.actor = actor
+        done = await run_action(lambda: call(executions.cancel, actor, self.execution.id))
+        if done is not None:
+            notify_ok("Cancellation requested")
+            await self.reload()
+
+
+async def _follow(client: Client, view: ExecutionView, terminal: LiveTerminal) -> None:
+    """Replay the stored output, then stream live events until the final status."""
+    await client.connected()
+    execution_id = view.execution.id
+    assert execution_id is not None
+    with client:
+        async for event in executions.follow(execution_id):
+            if isinstance(event, LogEvent):
+                terminal.write(event.content, stderr=event.stream == "stderr")
+                await terminal.wait_for_room()
+            elif event.final or event.status != view.execution.status:
+                await terminal.drain()
+                if not await view.reload():
+                    return
+
+
+@protected_page("/executions/{execution_id}", Permission.view_scripts, title="Execution")
+async def execution_page(actor: Actor, execution_id: int) -> None:
+    try:
+        execution = await call(executions.get, actor, execution_id)
+    except ServiceError as exc:
+        with frame(actor, "Execution"):
+            ui.label(exc.message).classes("text-negative text-lg").props('data-testid="not-found"')
+            ui.link("Back to the executions", "/executions")
+        return
+    with frame(actor, f"Execution #{execution_id}"):
+        view = ExecutionView(actor, execution)
+        view.summary()
+        with ui.row().classes("w-full items-center justify-between"):
+            ui.label("Output").classes("text-subtitle1 font-medium")
+            with ui.row().classes("items-center gap-1"):
+                autoscroll = ui.switch("Auto-scroll", value=True).props('dense data-testid="autoscroll"')
+                copy = ui.button(icon="content_copy").props('flat round dense data-testid="copy-output"')
+                copy.tooltip("Copy the output")
+                ui.button(
+                    icon="download",
+                    on_click=lambda: ui.navigate.to(f"/executions/{execution_id}/output.log"),
+                ).props('flat round dense data-testid="download-output"').tooltip("Download the full log")
+        terminal = LiveTerminal()
+        autoscroll.bind_value_to(terminal, "autoscroll")
+
+        async def copy_output() -> None:
+            copied = await terminal.copy()
+            notify_ok(f"Copied {copied:,} characters")
+
+        copy.on_click(copy_output)
+        ui.timer(1.0, view.tick)
+    client = ui.context.client
+    task = background_tasks.create(_follow(client, view, terminal), name=f"follow-execution-{execution_id}")
+    client.on_delete(task.cancel)
+
+
+@app.get("/executions/{execution_id}/output.log", include_in_schema=False)
+async def download_output(execution_id: int) -> Response:
+    """The stored output as plain text (ANSI colours removed), for the logged-in browser user."""
+    actor = await session.current_actor()
+    if actor is None:
+        return RedirectResponse(session.login_url(f"/executions/{execution_id}"), status_code=303)
+    try:
+        await call(executions.get, actor, execution_id)
+    except ServiceError as exc:
+        return PlainTextResponse(exc.message, status_code=exc.status_code)
+    return StreamingResponse(
+        _stored_text(actor, execution_id),
+        media_type="text/plain; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="execution-{execution_id}.log"'},
+    )
+
+
+async def _stored_text(actor: Actor, execution_id: int) -> AsyncIterator[str]:
+    offset = 0
+    while True:
+        page = await call(executions.read_logs, actor, execution_id, offset)
+        if not page.items:
+            return
+        yield "".join(ANSI_RE.sub("", item.content) for item in page.items)
+        offset = page.next_offset

@@ -1,0 +1,110 @@
+"""Small pieces shared by the execution pages: status badges, times, durations, the runs table."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from nicegui import ui
+
+from opscraft import runtime
+from opscraft.db.models import Execution
+from opscraft.db.models.executions import ExecutionStatus
+from opscraft.db.types import utcnow
+from opscraft.ui.widgets import format_time
+
+T = TypeVar("T")
+
+STATUS_STYLE: dict[str, tuple[str, str]] = {
+    ExecutionStatus.queued: ("blue-grey", "schedule"),
+    ExecutionStatus.running: ("primary", "autorenew"),
+    ExecutionStatus.success: ("positive", "check_circle"),
+    ExecutionStatus.failed: ("negative", "cancel"),
+    ExecutionStatus.cancelled: ("orange-8", "block"),
+    ExecutionStatus.timed_out: ("deep-orange", "timer_off"),
+    ExecutionStatus.error: ("purple", "error"),
+}
+STATUS_LABELS: dict[str, str] = {status.value: status.value.replace("_", " ") for status in ExecutionStatus}
+
+
+async def call(func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    """Run one service function in a fresh database session: `await call(svc.get, actor, id)`."""
+    async with runtime.current().db.session() as session:
+        return await func(session, *args, **kwargs)
+
+
+def status_badge(status: str) -> ui.badge:
+    color, icon = STATUS_STYLE.get(status, ("grey", "help"))
+    with ui.badge(color=color).classes("px-2 py-1 text-sm gap-1 items-center") as badge:
+        ui.icon(icon).classes("text-sm")
+        ui.label(STATUS_LABELS.get(status, status))
+    return badge.props(f'data-testid="status-{status}"')
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def elapsed(execution: Execution) -> float | None:
+    """Seconds the run took, or has taken so far while it is running."""
+    if execution.started_at is None:
+        return None
+    end = execution.finished_at or utcnow()
+    return max((end - execution.started_at) / timedelta(seconds=1), 0.0)
+
+
+RUN_COLUMNS: list[dict[str, Any]] = [
+    {"name": "id", "label": "#", "field": "id", "align": "left"},
+    {"name": "script", "label": "Script", "field": "script", "align": "left"},
+    {"name": "status", "label": "Status", "field": "status", "align": "left"},
+    {"name": "user", "label": "Triggered by", "field": "user", "align": "left"},
+    {"name": "queued", "label": "Queued", "field": "queued", "align": "left"},
+    {"name": "duration", "label": "Duration", "field": "duration", "align": "right"},
+]
+
+_STATUS_SLOT = "".join(
+    f"""<q-badge v-{"if" if i == 0 else "else-if"}="props.value === '{status}'" color="{color}"
+        class="px-2 py-1 gap-1" data-testid="row-status-{status}">
+        <q-icon name="{icon}" size="14px" class="q-mr-xs"/>{STATUS_LABELS[status]}</q-badge>"""
+    for i, (status, (color, icon)) in enumerate(STATUS_STYLE.items())
+)
+
+
+def run_rows(rows: list[Execution]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": row.id,
+            "script": f"{row.script_name} · v{row.script_version}",
+            "status": row.status,
+            "user": row.triggered_by_name or "—",
+            "queued": format_time(row.queued_at, "—"),
+            "duration": format_duration(elapsed(row)),
+        }
+        for row in rows
+    ]
+
+
+def runs_table(rows: list[dict[str, Any]], *, hide_script: bool = False) -> ui.table:
+    """A table of runs; each row links to its execution page."""
+    columns = [c for c in RUN_COLUMNS if not (hide_script and c["name"] == "script")]
+    table = ui.table(columns=columns, rows=rows, row_key="id").classes("w-full")
+    table.props('flat bordered hide-bottom data-testid="runs-table"')
+    table.add_slot("body-cell-status", f'<q-td :props="props">{_STATUS_SLOT}</q-td>')
+    table.add_slot(
+        "body-cell-id",
+        '<q-td :props="props"><a :href="\'/executions/\' + props.value" class="text-primary font-medium"'
+        " :data-testid=\"'run-link-' + props.value\">#{{ props.value }}</a></q-td>",
+    )
+    table.on("row-click", lambda e: ui.navigate.to(f"/executions/{e.args[1]['id']}"))
+    table.classes("cursor-pointer")
+    return table
