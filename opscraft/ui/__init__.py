@@ -11,6 +11,8 @@ PAGE_MODULES = [
     "users",
     "audit",
     "settings_page",
+    "secrets",
+    "script_secrets",
     "executions",
     "execution_page",
     "execute_dialog",

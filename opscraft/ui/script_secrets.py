@@ -1,0 +1,121 @@
+"""The script page's Secrets tab: which secrets a script runs with; attach and detach.
+
+Everyone who sees the script sees the names of its secrets (the script refers to them by name
+anyway); only operators and admins attach and detach. Values are never shown.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nicegui import ui
+
+from opscraft import runtime
+from opscraft.db.models import Script
+from opscraft.services import secrets
+from opscraft.services.actor import Actor
+from opscraft.services.permissions import Permission, can
+from opscraft.services.secrets import Attachment
+from opscraft.ui.layout import guard, run_action
+from opscraft.ui.script_tabs import script_tab
+from opscraft.ui.widgets import format_time
+
+CHOICES_LIMIT = 200
+
+
+async def _attached(actor: Actor, script_id: int) -> list[Attachment] | None:
+    async def load() -> list[Attachment]:
+        async with runtime.current().db.session() as s:
+            return await secrets.list_for_script(s, actor, script_id)
+
+    return await run_action(load)
+
+
+async def _choices(actor: Actor, attached: list[Attachment]) -> dict[int, str]:
+    """Secrets that could still be attached, id -> name."""
+
+    async def load() -> dict[int, str]:
+        async with runtime.current().db.session() as s:
+            rows, _ = await secrets.list_secrets(s, actor, limit=CHOICES_LIMIT)
+        taken = {a.secret_id for a in attached}
+        return {
+            i.secret.id: i.secret.name for i in rows if i.secret.id is not None and i.secret.id not in taken
+        }
+
+    return await run_action(load) or {}
+
+
+@script_tab("secrets", "Secrets", "key")
+async def secrets_tab(actor: Actor, script: Script) -> None:
+    assert script.id is not None
+    script_id = script.id
+    manage = can(actor.user, Permission.manage_secrets)
+    ui.label(
+        "Attached secrets are passed to every run as environment variables of the same name; "
+        "their values never appear in the output (they are masked as ***)."
+    ).classes("text-grey-7")
+
+    @ui.refreshable
+    async def body() -> None:
+        attached = await _attached(actor, script_id)
+        if attached is None:
+            return
+        if not attached:
+            ui.label("No secrets are attached to this script.").props('data-testid="script-secrets-empty"')
+        with ui.column().classes("w-full gap-1").props('data-testid="script-secrets"'):
+            for item in attached:
+                _attachment_row(item, manage)
+        if manage:
+            await _attach_form(attached)
+
+    def _attachment_row(item: Attachment, manage: bool) -> None:
+        with ui.row().classes("items-center gap-3 w-full"):
+            ui.icon("key", color="primary")
+            ui.label(item.name).classes("font-mono").props(f'data-testid="attached-{item.name}"')
+            by = f" by {item.attached_by_name}" if item.attached_by_name else ""
+            ui.label(f"attached {format_time(item.attached_at)}{by}").classes("text-caption text-grey-7")
+            if manage:
+                ui.button(icon="link_off", on_click=lambda i=item: detach(i)).props(
+                    f'flat round dense color=negative data-testid="detach-{item.name}"'
+                ).tooltip("Detach")
+
+    async def _attach_form(attached: list[Attachment]) -> None:
+        options = await _choices(actor, attached)
+        with ui.row().classes("items-center gap-2 mt-2"):
+            select = (
+                ui.select(options, label="Secret to attach", with_input=True)
+                .props('outlined dense data-testid="attach-select"')
+                .classes("w-72")
+            )
+            ui.button("Attach", icon="link", on_click=lambda: attach(select.value)).props(
+                'unelevated data-testid="attach-submit"'
+            )
+            ui.link("Manage secrets", "/secrets").classes("text-caption")
+        if not options:
+            ui.label(
+                "Every secret is attached already, or none exists: create one on the Secrets page."
+            ).classes("text-caption text-grey-7")
+
+    async def change(call: Any, done: str) -> None:
+        current = await guard(Permission.manage_secrets)
+        if current is None:
+            return
+
+        async def action() -> bool:
+            async with runtime.current().db.session() as s:
+                await call(s, current)
+            return True
+
+        if await run_action(action, done):
+            body.refresh()
+
+    async def attach(secret_id: int | None) -> None:
+        if secret_id is None:
+            ui.notify("choose a secret to attach first", type="warning")
+            return
+        await change(lambda s, a: secrets.attach(s, a, script_id, secret_id), "Secret attached")
+
+    async def detach(item: Attachment) -> None:
+        await change(lambda s, a: secrets.detach(s, a, script_id, item.secret_id), f"{item.name} detached")
+
+    await body()

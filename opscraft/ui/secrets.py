@@ -1,0 +1,325 @@
+"""The secrets page (operators and admins): search, create, edit, replace value, delete, audit log.
+
+A value is typed into a password field and sent to the service once; the dialog holding it is
+deleted right after, and no page ever receives a value from the server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nicegui import ui
+
+from opscraft import runtime
+from opscraft.db.models import AuditEvent
+from opscraft.services import secrets
+from opscraft.services.actor import Actor
+from opscraft.services.permissions import Permission
+from opscraft.services.secrets import SecretInfo
+from opscraft.ui.layout import frame, guard, protected_page, run_action
+from opscraft.ui.widgets import format_time, text_input
+
+PAGE_SIZE = 20
+AUDIT_PAGE_SIZE = 100
+
+COLUMNS: list[dict[str, Any]] = [
+    {"name": "name", "label": "Name", "field": "name", "align": "left"},
+    {"name": "description", "label": "Description", "field": "description", "align": "left"},
+    {"name": "scripts", "label": "Attached to", "field": "scripts", "align": "left"},
+    {"name": "last_used", "label": "Last used", "field": "last_used", "align": "left"},
+    {"name": "updated", "label": "Updated", "field": "updated", "align": "left"},
+    {"name": "actions", "label": "", "field": "id", "align": "right"},
+]
+NAME_CELL = """
+<q-td :props="props">
+  <span class="font-mono" :data-testid="'secret-' + props.value">{{ props.value }}</span>
+</q-td>"""
+SCRIPTS_CELL = """
+<q-td :props="props">
+  <span v-if="!props.value.length" class="text-grey-6">no script</span>
+  <a v-for="s in props.value" :key="s.id" :href="'/scripts/' + s.id" class="q-mr-xs">
+    <q-chip dense clickable icon="description" :label="s.name" /></a>
+</q-td>"""
+ACTIONS_CELL = """
+<q-td :props="props" class="text-right">
+  <q-btn flat round dense icon="edit" color="primary" :data-testid="'edit-' + props.row.name"
+         @click="$parent.$emit('edit', props.row)"><q-tooltip>Edit description</q-tooltip></q-btn>
+  <q-btn flat round dense icon="key" color="primary" :data-testid="'replace-' + props.row.name"
+         @click="$parent.$emit('replace', props.row)"><q-tooltip>Replace value</q-tooltip></q-btn>
+  <q-btn flat round dense icon="history" color="primary" :data-testid="'audit-' + props.row.name"
+         @click="$parent.$emit('audit', props.row)"><q-tooltip>Audit log</q-tooltip></q-btn>
+  <q-btn flat round dense icon="delete" color="negative" :data-testid="'delete-' + props.row.name"
+         @click="$parent.$emit('delete', props.row)"><q-tooltip>Delete</q-tooltip></q-btn>
+</q-td>"""
+
+AUDIT_COLUMNS: list[dict[str, Any]] = [
+    {"name": "time", "label": "Time (UTC)", "field": "time", "align": "left"},
+    {"name": "actor", "label": "Who", "field": "actor", "align": "left"},
+    {"name": "action", "label": "What", "field": "action", "align": "left"},
+    {"name": "execution", "label": "Execution", "field": "execution", "align": "left"},
+    {"name": "details", "label": "Details", "field": "details", "align": "left"},
+]
+EXECUTION_CELL = """
+<q-td :props="props">
+  <a v-if="props.value" :href="'/executions/' + props.value" :data-testid="'audit-execution-' + props.value">
+    #{{ props.value }}</a>
+</q-td>"""
+_HIDDEN_DETAILS = {"name", "execution_id"}
+
+
+def _row(info: SecretInfo) -> dict[str, Any]:
+    s = info.secret
+    updated = format_time(s.updated_at) + (f" by {info.updated_by_name}" if info.updated_by_name else "")
+    return {
+        "id": s.id,
+        "name": s.name,
+        "description": s.description,
+        "scripts": [{"id": r.id, "name": r.name} for r in info.scripts],
+        "last_used": format_time(s.last_used_at),
+        "updated": updated,
+    }
+
+
+def _audit_row(event: AuditEvent) -> dict[str, Any]:
+    details = {k: v for k, v in event.details.items() if k not in _HIDDEN_DETAILS}
+    return {
+        "id": event.id,
+        "time": event.time.strftime("%Y-%m-%d %H:%M:%S"),
+        "actor": event.actor_name or "-",
+        "action": event.action.removeprefix("secret."),
+        "execution": event.details.get("execution_id"),
+        "details": json.dumps(details, sort_keys=True) if details else "",
+    }
+
+
+def _value_input(label: str, testid: str) -> ui.input:
+    """A password field that browsers do not fill in or remember."""
+    return (
+        ui.input(label, password=True, password_toggle_button=True)
+        .props(f'outlined dense autocomplete=new-password spellcheck=false data-testid="{testid}"')
+        .classes("w-full")
+    )
+
+
+def _dialog_card(title: str) -> ui.card:
+    card = ui.card().classes("w-[32rem] max-w-full gap-3")
+    with card:
+        ui.label(title).classes("text-lg font-semibold")
+    return card
+
+
+def _buttons(
+    dialog: ui.dialog,
+    label: str,
+    testid: str,
+    on_submit: Callable[[], Awaitable[None]],
+    color: str = "primary",
+) -> None:
+    with ui.row().classes("w-full justify-end gap-2 mt-2"):
+        ui.button("Cancel", on_click=dialog.delete).props("flat")
+        ui.button(label, on_click=on_submit, color=color).props(f'unelevated data-testid="{testid}"')
+
+
+class SecretsView:
+    """The table and its dialogs; every change goes through `services.secrets`."""
+
+    def __init__(self) -> None:
+        self.search = ""
+        self.page = 1
+        with ui.row().classes("w-full items-center gap-3"):
+            ui.input(placeholder="Search name or description", on_change=self._on_search).props(
+                'outlined dense clearable debounce=300 data-testid="secret-search"'
+            ).classes("w-96").add_slot("prepend", '<q-icon name="search" />')
+            ui.space()
+            ui.button("New secret", icon="add", on_click=self.open_create).props(
+                'unelevated data-testid="new-secret"'
+            )
+        ui.label(
+            "Values are encrypted (AES-256-GCM) and never shown again. Attach a secret to a script to "
+            "receive it as an environment variable; its value is masked as *** in the output."
+        ).classes("text-grey-7")
+        self.table = ui.table(columns=COLUMNS, rows=[], row_key="id").classes("w-full")
+        self.table.props(
+            'flat bordered hide-pagination :rows-per-page-options="[0]" data-testid="secrets-table"'
+        )
+        self.table.add_slot("body-cell-name", NAME_CELL)
+        self.table.add_slot("body-cell-scripts", SCRIPTS_CELL)
+        self.table.add_slot("body-cell-actions", ACTIONS_CELL)
+        self.table.on("edit", lambda e: self.open_edit(e.args))
+        self.table.on("replace", lambda e: self.open_replace(e.args))
+        self.table.on("audit", lambda e: self.open_audit(e.args))
+        self.table.on("delete", lambda e: self.open_delete(e.args))
+        with ui.row().classes("w-full items-center justify-between"):
+            self.summary = ui.label().classes("text-grey-7").props('data-testid="secrets-summary"')
+            self.pager = ui.pagination(1, 1, direction_links=True, on_change=self._on_page)
+
+    async def _on_search(self, event: Any) -> None:
+        self.search = (event.value or "").strip()
+        self.page = 1
+        await self.refresh()
+
+    async def _on_page(self, event: Any) -> None:
+        if event.value and event.value != self.page:
+            self.page = int(event.value)
+            await self.refresh()
+
+    async def refresh(self) -> None:
+        actor = await guard(Permission.manage_secrets)
+        if actor is None:
+            return
+
+        async def load() -> tuple[list[SecretInfo], int]:
+            async with runtime.current().db.session() as s:
+                skip = (self.page - 1) * PAGE_SIZE
+                return await secrets.list_secrets(s, actor, search=self.search, skip=skip, limit=PAGE_SIZE)
+
+        result = await run_action(load)
+        if result is None:
+            return
+        rows, total = result
+        self.table.rows = [_row(i) for i in rows]
+        self.table.update()
+        pages = max(1, -(-total // PAGE_SIZE))
+        self.pager.max = pages
+        self.pager.set_visibility(pages > 1)
+        self.summary.text = f"{total} secret{'s' if total != 1 else ''}" + (
+            f" matching “{self.search}”" if self.search else ""
+        )
+
+    async def _change(
+        self, dialog: ui.dialog, call: Callable[[Any, Actor], Awaitable[Any]], done: str
+    ) -> None:
+        """Run `call(session, actor)`; on success delete the dialog (and any value in it) and reload."""
+        actor = await guard(Permission.manage_secrets)
+        if actor is None:
+            dialog.delete()
+            return
+
+        async def action() -> bool:
+            async with runtime.current().db.session() as s:
+                await call(s, actor)
+            return True
+
+        if await run_action(action, done):
+            dialog.delete()
+            await self.refresh()
+
+    def open_create(self) -> None:
+        with ui.dialog().props("persistent") as dialog, _dialog_card("New secret"):
+            name = text_input(
+                "Name (environment variable, e.g. DATABASE_PASSWORD)", "create-name", autofocus=True
+            )
+            value = _value_input("Value", "create-value")
+            description = text_input("Description", "create-description")
+            ui.label("Values shorter than 4 characters cannot be masked in the output.").classes(
+                "text-caption text-grey-7"
+            )
+
+            def body() -> dict[str, Any]:
+                return {
+                    "name": (name.value or "").strip(),
+                    "value": value.value or "",
+                    "description": (description.value or "").strip(),
+                }
+
+            _buttons(
+                dialog,
+                "Create",
+                "create-submit",
+                lambda: self._change(dialog, lambda s, a: secrets.create(s, a, body()), "Secret created"),
+            )
+        dialog.open()
+
+    def open_edit(self, row: dict[str, Any]) -> None:
+        with ui.dialog() as dialog, _dialog_card(f"Edit {row['name']}"):
+            description = text_input("Description", "edit-description")
+            description.value = row["description"]
+            _buttons(
+                dialog,
+                "Save",
+                "edit-submit",
+                lambda: self._change(
+                    dialog,
+                    lambda s, a: secrets.update(s, a, row["id"], {"description": description.value or ""}),
+                    "Description saved",
+                ),
+            )
+        dialog.open()
+
+    def open_replace(self, row: dict[str, Any]) -> None:
+        with ui.dialog().props("persistent") as dialog, _dialog_card(f"Replace the value of {row['name']}"):
+            ui.label("The current value is not shown. Runs that start after saving get the new one.").classes(
+                "text-grey-7"
+            )
+            value = _value_input("New value", "replace-value")
+            _buttons(
+                dialog,
+                "Replace value",
+                "replace-submit",
+                lambda: self._change(
+                    dialog,
+                    lambda s, a: secrets.update(s, a, row["id"], {"value": value.value or ""}),
+                    "Value replaced",
+                ),
+            )
+        dialog.open()
+
+    def open_delete(self, row: dict[str, Any]) -> None:
+        attached = row["scripts"]
+        with ui.dialog() as dialog, _dialog_card(f"Delete {row['name']}?"):
+            ui.label("The secret and its encrypted value are removed for good.").classes("text-grey-8")
+            force = None
+            if attached:
+                names = ", ".join(s["name"] for s in attached)
+                ui.label(f"It is attached to {len(attached)} script(s): {names}.").classes("text-negative")
+                force = ui.checkbox("Detach it from these scripts and delete it").props(
+                    'data-testid="delete-force"'
+                )
+            _buttons(
+                dialog,
+                "Delete",
+                "delete-confirm",
+                lambda: self._change(
+                    dialog,
+                    lambda s, a: secrets.delete(s, a, row["id"], force=bool(force and force.value)),
+                    "Secret deleted",
+                ),
+                color="negative",
+            )
+        dialog.open()
+
+    async def open_audit(self, row: dict[str, Any]) -> None:
+        actor = await guard(Permission.manage_secrets)
+        if actor is None:
+            return
+
+        async def load() -> tuple[list[AuditEvent], int]:
+            async with runtime.current().db.session() as s:
+                return await secrets.audit_logs(s, actor, row["id"], limit=AUDIT_PAGE_SIZE)
+
+        result = await run_action(load)
+        if result is None:
+            return
+        events, total = result
+        with ui.dialog() as dialog, ui.card().classes("w-[60rem] max-w-full gap-3"):
+            ui.label(f"Audit log of {row['name']}").classes("text-lg font-semibold")
+            shown = f"the latest {len(events)} of {total}" if total > len(events) else f"{total}"
+            ui.label(f"{shown} event(s), newest first").classes("text-grey-7")
+            table = ui.table(columns=AUDIT_COLUMNS, rows=[_audit_row(e) for e in events], row_key="id")
+            table.props(
+                'flat bordered dense hide-pagination :rows-per-page-options="[0]" data-testid="secret-audit"'
+            )
+            table.classes("w-full")
+            table.add_slot("body-cell-execution", EXECUTION_CELL)
+            with ui.row().classes("w-full justify-end"):
+                ui.button("Close", on_click=dialog.delete).props('flat data-testid="audit-close"')
+        dialog.open()
+
+
+@protected_page("/secrets", Permission.manage_secrets, title="Secrets")
+async def secrets_page(actor: Actor) -> None:
+    with frame(actor, "Secrets"):
+        view = SecretsView()
+    await view.refresh()

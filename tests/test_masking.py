@@ -1,0 +1,118 @@
+"""The output masker: every form of every value, across chunk boundaries, per stream."""
+
+from __future__ import annotations
+
+import base64
+import random
+from urllib.parse import quote, quote_plus
+
+import pytest
+
+from opscraft.execution.masking import MASK, Masker, patterns_for
+
+SECRET = "p@ss/w0rd+Zeta 9&x"
+OTHER = "tok-1234567890"
+
+
+def run(masker: Masker, chunks: list[str], stream: str = "stdout") -> str:
+    return "".join(masker.mask(stream, c) for c in chunks) + masker.flush(stream)
+
+
+def test_plain_value_is_masked() -> None:
+    assert run(Masker([SECRET]), [f"user=admin pass={SECRET}\n"]) == f"user=admin pass={MASK}\n"
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        base64.b64encode(SECRET.encode()).decode(),
+        base64.b64encode(SECRET.encode()).decode().rstrip("="),
+        base64.urlsafe_b64encode(SECRET.encode()).decode(),
+        quote(SECRET, safe=""),
+        quote(SECRET),
+        quote_plus(SECRET),
+    ],
+    ids=["base64", "base64-unpadded", "base64-urlsafe", "url", "url-slash", "url-plus"],
+)
+def test_encoded_forms_are_masked(encoded: str) -> None:
+    assert encoded != SECRET
+    out = run(Masker([SECRET]), [f"[{encoded}]\n"])
+    assert out == f"[{MASK}]\n"
+
+
+@pytest.mark.parametrize("prefix", ["", "u:", "ab:", "abc:"])
+def test_base64_inside_a_longer_blob_is_masked(prefix: str) -> None:
+    """`echo "user:$SECRET" | base64`: the value sits at any offset, followed by other bytes."""
+    blob = base64.b64encode(f"{prefix}{SECRET}\n".encode()).decode()
+    out = run(Masker([SECRET]), [f"Authorization: Basic {blob}\n"])
+    assert MASK in out
+    # What is left of the blob are at most the two partial groups at either end.
+    assert len(out.replace(MASK, "")) <= len("Authorization: Basic \n") + 8 + 8
+
+
+def test_short_values_are_not_masked() -> None:
+    assert patterns_for("abc") == set()
+    assert run(Masker(["abc"]), ["abc abc\n"]) == "abc abc\n"
+
+
+def test_every_split_point_of_two_chunks() -> None:
+    masker = Masker([SECRET, OTHER])
+    b64 = base64.b64encode(SECRET.encode()).decode()
+    text = f"a {SECRET} b {OTHER} c {b64} d {quote(SECRET, safe='')} e\n"
+    expected = f"a {MASK} b {MASK} c {MASK} d {MASK} e\n"
+    for cut in range(1, len(text)):
+        assert run(masker, [text[:cut], text[cut:]]) == expected, cut
+
+
+def test_random_chunking_with_both_streams_interleaved() -> None:
+    rng = random.Random(7)
+    masker = Masker([SECRET, OTHER])
+    text = "".join(rng.choice(["log line ", SECRET, " ", OTHER, "\n", "ü€ "]) for _ in range(400))
+    expected = text.replace(SECRET, MASK).replace(OTHER, MASK)
+    chunks: dict[str, list[str]] = {"stdout": [], "stderr": []}
+    for stream in chunks:
+        pos = 0
+        while pos < len(text):
+            step = rng.randint(1, 25)
+            chunks[stream].append(text[pos : pos + step])
+            pos += step
+    out = {"stdout": "", "stderr": ""}
+    for i in range(max(len(c) for c in chunks.values())):
+        for stream, parts in chunks.items():
+            if i < len(parts):
+                out[stream] += masker.mask(stream, parts[i])
+    for stream in out:
+        out[stream] += masker.flush(stream)
+        assert out[stream] == expected
+
+
+def test_overlapping_values_are_all_hidden() -> None:
+    masker = Masker(["abcdef", "defghi"])
+    assert run(masker, ["xx abcdefghi yy"]) == f"xx {MASK} yy"
+
+
+def test_held_back_tail_is_bounded_and_released_on_flush() -> None:
+    masker = Masker([SECRET])
+    # A tail that could start the value is held back until the next chunk or flush.
+    assert masker.mask("stdout", "done p@ss") == "done "
+    assert masker.flush("stdout") == "p@ss"
+    # A stream that repeats a value's beginning forever does not accumulate.
+    masker = Masker(["aaaa"])
+    released = "".join(masker.mask("stdout", "a" * 1000) for _ in range(100))
+    assert masker.flush("stdout") == ""
+    assert set(released) <= set(MASK)
+
+
+def test_output_without_secrets_passes_unchanged() -> None:
+    masker = Masker([])
+    assert masker.mask("stdout", "anything") == "anything"
+    assert masker.flush("stdout") == ""
+    masker = Masker([SECRET])
+    assert masker.mask("stdout", "no secret here\n") == "no secret here\n"
+
+
+def test_multiline_value_is_masked_whole_and_line_by_line() -> None:
+    key = "-----BEGIN KEY-----\nMIIBOgIBAAJBAKj34GkxFhD9\n-----END KEY-----"
+    masker = Masker([key])
+    assert run(masker, [f"{key}\n"]) == f"{MASK}\n"
+    assert run(masker, ["line: MIIBOgIBAAJBAKj34GkxFhD9\n"]) == f"line: {MASK}\n"

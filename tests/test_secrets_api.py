@@ -1,0 +1,212 @@
+"""The secrets API on SQLite and PostgreSQL: shapes, rules, audit, and no value in any response."""
+
+from __future__ import annotations
+
+import base64
+import secrets as pysecrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LoggedIn
+
+VALUE = "Hunter2-correct-horse-Zx9!"
+SECRET_FORMS = (VALUE, base64.b64encode(VALUE.encode()).decode(), VALUE.encode().hex())
+
+
+@pytest.fixture
+async def seen(client: httpx.AsyncClient) -> AsyncIterator[list[str]]:
+    """Every response body of the test; checked at the end for the secret value in any form."""
+    bodies: list[str] = []
+
+    async def record(response: httpx.Response) -> None:
+        await response.aread()
+        bodies.append(response.text)
+
+    client.event_hooks["response"].append(record)
+    yield bodies
+    client.event_hooks["response"].remove(record)
+    for body in bodies:
+        for form in SECRET_FORMS:
+            assert form not in body
+
+
+async def make_script(client: httpx.AsyncClient, who: LoggedIn, **extra: Any) -> int:
+    body = {"name": f"s-{pysecrets.token_hex(4)}", "script_type": "bash", "content": "echo hi\n", **extra}
+    r = await client.post("/api/v1/scripts", json=body, headers=who.headers)
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+async def make_secret(client: httpx.AsyncClient, who: LoggedIn, name: str = "DB_PASSWORD") -> dict[str, Any]:
+    r = await client.post(
+        "/api/v1/secrets",
+        json={"name": name, "value": VALUE, "description": "Production database password"},
+        headers=who.headers,
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def actions(client: httpx.AsyncClient, who: LoggedIn, secret_id: int) -> list[str]:
+    r = await client.get(f"/api/v1/secrets/{secret_id}/audit-logs", headers=who.headers)
+    assert r.status_code == 200, r.text
+    return [e["action"] for e in reversed(r.json()["items"])]
+
+
+async def test_create_list_get_metadata_only(
+    client: httpx.AsyncClient, operator: LoggedIn, seen: list
+) -> None:
+    created = await make_secret(client, operator)
+    assert created["name"] == "DB_PASSWORD"
+    assert created["created_by_name"] == "operator" and created["scripts"] == []
+    assert not {"value", "ciphertext", "salt", "nonce"} & created.keys()
+    listed = (await client.get("/api/v1/secrets", headers=operator.headers)).json()
+    assert listed["total"] == 1 and listed["items"][0]["id"] == created["id"]
+    r = await client.get("/api/v1/secrets", params={"search": "production"}, headers=operator.headers)
+    assert r.json()["total"] == 1
+    r = await client.get("/api/v1/secrets", params={"search": "nothing-like-it"}, headers=operator.headers)
+    assert r.json()["total"] == 0
+    got = (await client.get(f"/api/v1/secrets/{created['id']}", headers=operator.headers)).json()
+    assert got["description"] == "Production database password"
+    assert await actions(client, operator, created["id"]) == ["secret.create"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"name": "1ABC", "value": VALUE}, "name", "environment variable name"),
+        ({"name": "PATH", "value": VALUE}, "name", "reserved"),
+        ({"name": "OPSCRAFT_TOKEN", "value": VALUE}, "name", "reserved"),
+        ({"name": "OK_NAME", "value": ""}, "value", "must not be empty"),
+        ({"name": "OK_NAME", "value": VALUE + "\x00"}, "value", "NUL"),
+        ({"name": "OK_NAME", "value": VALUE * 3000}, "value", "at most 65536 bytes"),
+        ({"name": "OK_NAME", "value": 12345678}, "value", "valid string"),
+        ({"name": "OK_NAME"}, "value", "Field required"),
+    ],
+    ids=["digit-first", "reserved", "reserved-prefix", "empty", "nul", "too-large", "not-text", "missing"],
+)
+async def test_invalid_input_names_the_field_never_the_value(
+    client: httpx.AsyncClient, operator: LoggedIn, seen: list, body: dict, field: str, message: str
+) -> None:
+    r = await client.post("/api/v1/secrets", json=body, headers=operator.headers)
+    assert r.status_code == 422, r.text
+    errors = r.json()["errors"]
+    assert errors[0]["field"] == field and message in errors[0]["message"]
+    assert "12345678" not in r.text
+
+
+async def test_duplicate_name_is_a_conflict(
+    client: httpx.AsyncClient, operator: LoggedIn, seen: list
+) -> None:
+    await make_secret(client, operator)
+    r = await client.post(
+        "/api/v1/secrets", json={"name": "DB_PASSWORD", "value": VALUE}, headers=operator.headers
+    )
+    assert r.status_code == 409 and "already exists" in r.json()["detail"]
+
+
+async def test_update_description_and_value(
+    client: httpx.AsyncClient, operator: LoggedIn, seen: list
+) -> None:
+    secret_id = (await make_secret(client, operator))["id"]
+    url = f"/api/v1/secrets/{secret_id}"
+    r = await client.put(url, json={}, headers=operator.headers)
+    assert r.status_code == 422 and "send a new description and/or a new value" in r.json()["detail"]
+    r = await client.put(url, json={"description": "rotated quarterly"}, headers=operator.headers)
+    assert r.status_code == 200 and r.json()["description"] == "rotated quarterly"
+    r = await client.put(url, json={"value": VALUE[::-1]}, headers=operator.headers)
+    assert r.status_code == 200, r.text
+    r = await client.put(url, json={"value": ""}, headers=operator.headers)
+    assert r.status_code == 422
+    assert await actions(client, operator, secret_id) == [
+        "secret.create",
+        "secret.update_description",
+        "secret.update_value",
+    ]
+    r = await client.put("/api/v1/secrets/999999", json={"description": "x"}, headers=operator.headers)
+    assert r.status_code == 404
+
+
+async def test_attach_list_detach(
+    client: httpx.AsyncClient, operator: LoggedIn, viewer: LoggedIn, seen: list
+) -> None:
+    script_id = await make_script(client, operator)
+    secret_id = (await make_secret(client, operator))["id"]
+    path = f"/api/v1/scripts/{script_id}/secrets/{secret_id}"
+    r = await client.post(path, headers=operator.headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == "DB_PASSWORD" and r.json()["attached_by_name"] == "operator"
+    r = await client.post(path, headers=operator.headers)
+    assert r.status_code == 409 and "already attached" in r.json()["detail"]
+    # Viewers see which secrets a script runs with, by name only; never the secrets list.
+    r = await client.get(f"/api/v1/scripts/{script_id}/secrets", headers=viewer.headers)
+    assert r.status_code == 200 and [a["name"] for a in r.json()] == ["DB_PASSWORD"]
+    assert (await client.get("/api/v1/secrets", headers=viewer.headers)).status_code == 403
+    got = (await client.get(f"/api/v1/secrets/{secret_id}", headers=operator.headers)).json()
+    assert [s["id"] for s in got["scripts"]] == [script_id]
+    assert (await client.delete(path, headers=operator.headers)).status_code == 204
+    r = await client.delete(path, headers=operator.headers)
+    assert r.status_code == 404 and "is not attached" in r.json()["detail"]
+    assert (
+        await client.post(f"/api/v1/scripts/999999/secrets/{secret_id}", headers=operator.headers)
+    ).status_code == 404
+    assert (
+        await client.post(f"/api/v1/scripts/{script_id}/secrets/999999", headers=operator.headers)
+    ).status_code == 404
+    assert await actions(client, operator, secret_id) == ["secret.create", "secret.attach", "secret.detach"]
+
+
+async def test_attach_refused_when_a_parameter_has_the_name(
+    client: httpx.AsyncClient, operator: LoggedIn, seen: list
+) -> None:
+    script_id = await make_script(
+        client, operator, parameters={"DB_PASSWORD": "x"}, content="echo $DB_PASSWORD\n"
+    )
+    secret_id = (await make_secret(client, operator))["id"]
+    r = await client.post(f"/api/v1/scripts/{script_id}/secrets/{secret_id}", headers=operator.headers)
+    assert r.status_code == 409 and "declares a parameter named DB_PASSWORD" in r.json()["detail"]
+
+
+async def test_delete_refused_while_attached_unless_forced(
+    client: httpx.AsyncClient, operator: LoggedIn, seen: list
+) -> None:
+    script_id = await make_script(client, operator)
+    secret_id = (await make_secret(client, operator))["id"]
+    await client.post(f"/api/v1/scripts/{script_id}/secrets/{secret_id}", headers=operator.headers)
+    r = await client.delete(f"/api/v1/secrets/{secret_id}", headers=operator.headers)
+    assert r.status_code == 409
+    assert "attached to 1 script(s)" in r.json()["detail"] and "force=true" in r.json()["detail"]
+    r = await client.delete(
+        f"/api/v1/secrets/{secret_id}", params={"force": "true"}, headers=operator.headers
+    )
+    assert r.status_code == 204
+    assert (await client.get(f"/api/v1/secrets/{secret_id}", headers=operator.headers)).status_code == 404
+    assert (await client.get(f"/api/v1/scripts/{script_id}/secrets", headers=operator.headers)).json() == []
+    r = await client.get(
+        "/api/v1/audit",
+        params={"target_type": "secret", "action": "secret.delete"},
+        headers=(await _admin(client)).headers,
+    )
+    assert r.json()["items"][0]["details"]["detached"] == [script_id]
+
+
+async def _admin(client: httpx.AsyncClient) -> LoggedIn:
+    from tests.conftest import make_user
+
+    return await make_user(client, "admin")
+
+
+async def test_deleting_a_script_frees_its_secrets(
+    client: httpx.AsyncClient, operator: LoggedIn, seen: list
+) -> None:
+    script_id = await make_script(client, operator)
+    secret_id = (await make_secret(client, operator))["id"]
+    await client.post(f"/api/v1/scripts/{script_id}/secrets/{secret_id}", headers=operator.headers)
+    assert (await client.delete(f"/api/v1/scripts/{script_id}", headers=operator.headers)).status_code == 204
+    assert (await client.get(f"/api/v1/secrets/{secret_id}", headers=operator.headers)).json()[
+        "scripts"
+    ] == []
+    assert (await client.delete(f"/api/v1/secrets/{secret_id}", headers=operator.headers)).status_code == 204
