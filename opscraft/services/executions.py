@@ -24,7 +24,7 @@ from opscraft.db.types import utcnow
 from opscraft.execution.bus import OVERFLOW
 from opscraft.execution.engine import Engine
 from opscraft.execution.events import Event, LogEvent, StatusEvent
-from opscraft.services import app_settings, audit, parameters
+from opscraft.services import app_settings, audit, parameters, secrets
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound
 from opscraft.services.permissions import Permission, can, require
@@ -147,6 +147,7 @@ async def create(
             "(an operator can activate it)"
         )
     resolved = parameters.resolve(script.parameters, parameters_in)
+    await secrets.check_parameter_shadowing(session, script_id, resolved)
     action = _terraform_action(script, terraform_action)
     chosen = await _choose_runner(session, runner)
     execution = Execution(
