@@ -1,0 +1,117 @@
+"""The `opscraft` command line, run as a real process: version, user create, db upgrade, errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from opscraft import __version__
+from tests.conftest import PG_URL, ROOT, require_service
+
+
+def opscraft(data_dir: Path, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SECRET_KEY", "ENVIRONMENT"}}
+    return subprocess.run(
+        [sys.executable, "-m", "opscraft", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        env={**base, "OPSCRAFT_NO_BOOTSTRAP": "1", "OPSCRAFT_DATA_DIR": str(data_dir), **env},
+    )
+
+
+def test_version(tmp_path: Path) -> None:
+    result = opscraft(tmp_path, "--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"opscraft {__version__}"
+
+
+def test_user_create_reads_the_password_from_stdin(tmp_path: Path) -> None:
+    result = opscraft(tmp_path, "user", "create", "root1", "--role", "admin", stdin="Admin-Pass-123\n")
+    assert result.returncode == 0, result.stderr
+    assert "created admin 'root1'" in result.stdout
+    assert "Admin-Pass-123" not in result.stdout + result.stderr
+    again = opscraft(tmp_path, "user", "create", "ROOT1", stdin="Admin-Pass-123\n")
+    assert again.returncode == 1 and "already exists" in again.stderr
+    short = opscraft(tmp_path, "user", "create", "bob", stdin="short\n")
+    assert short.returncode == 1
+    assert short.stderr.strip() == "opscraft: password: String should have at least 8 characters"
+    bad_role = opscraft(tmp_path, "user", "create", "eve", "--role", "root", stdin="Eve-Pass-123\n")
+    assert bad_role.returncode == 2 and "invalid choice" in bad_role.stderr
+
+
+def test_created_user_can_log_in(tmp_path: Path) -> None:
+    assert (
+        opscraft(tmp_path, "user", "create", "ops", "--role", "operator", stdin="Ops-Pass-1234\n").returncode
+        == 0
+    )
+    check = (
+        "import asyncio\n"
+        "from opscraft import lifecycle, runtime\n"
+        "from opscraft.config import load_settings\n"
+        "from opscraft.services import auth\n"
+        "async def main():\n"
+        "    await lifecycle.start(load_settings())\n"
+        "    async with runtime.current().db.session() as s:\n"
+        "        user = await auth.authenticate_password(s, None, 'ops', 'Ops-Pass-1234')\n"
+        "        print(user.role)\n"
+        "    await lifecycle.stop()\n"
+        "asyncio.run(main())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        env={**os.environ, "OPSCRAFT_DATA_DIR": str(tmp_path)},
+    )
+    assert result.stdout.strip() == "operator", result.stderr
+
+
+def test_db_upgrade_on_sqlite(tmp_path: Path) -> None:
+    result = opscraft(tmp_path, "db", "upgrade")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("database is at revision ")
+    assert (tmp_path / "opscraft.db").exists()
+
+
+@pytest.mark.postgres
+def test_db_upgrade_on_postgresql(tmp_path: Path) -> None:
+    require_service(bool(PG_URL), "PostgreSQL (OPSCRAFT_TEST_PG_URL)")
+    assert PG_URL
+    plain = PG_URL.replace("postgresql+asyncpg://", "postgresql://")
+    result = opscraft(tmp_path, "db", "upgrade", DATABASE_URL=plain)
+    assert result.returncode == 0, result.stderr
+    assert "database is at revision" in result.stdout
+    assert not (tmp_path / "opscraft.db").exists()
+
+
+def test_configuration_error_exits_with_one_line(tmp_path: Path) -> None:
+    result = opscraft(tmp_path, "db", "upgrade", ENVIRONMENT="production")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "opscraft: configuration error: SECRET_KEY: required when ENVIRONMENT=production"
+        " (at least 32 characters)"
+    ]
+    serve = opscraft(tmp_path, "serve", "--port", "1", OPSCRAFT_RATE_LIMIT_API="lots")
+    assert serve.returncode == 1
+    assert serve.stderr.strip().splitlines() == [
+        "opscraft: configuration error: OPSCRAFT_RATE_LIMIT_API: "
+        "Input should be a valid integer, unable to parse string as an integer"
+    ]
+
+
+def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    url = "postgresql://nobody:secret-pw@127.0.0.1:1/none"
+    for args in (("db", "upgrade"), ("serve", "--port", "1")):
+        result = opscraft(tmp_path, *args, DATABASE_URL=url)
+        assert result.returncode == 1, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("opscraft: cannot open the PostgreSQL database: ")
+        assert "secret-pw" not in result.stderr
