@@ -115,6 +115,6 @@ def test_production_without_key_is_refused(tmp_path: Path) -> None:
 
 
 def test_missing_key_file_is_not_recreated_when_the_database_expects_a_key(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="set the original key or restore the file"):
+    with pytest.raises(ConfigError, match="to that key or restore the file"):
         load_master_key(make_settings(tmp_path), create=False)
     assert not (tmp_path / KEY_FILE).exists()

@@ -136,8 +136,8 @@ def load_master_key(settings: Settings, *, create: bool) -> MasterKey:
         raise ConfigError(f"{ENV_NAME}: required when ENVIRONMENT=production; {GENERATE_HINT}")
     if not create:
         raise ConfigError(
-            f"{ENV_NAME}: not set and {path} is missing, but the database holds secrets encrypted "
-            "with a master key: set the original key or restore the file"
+            f"{ENV_NAME}: not set and {path} is missing, but the database was set up with a master "
+            f"key: set {ENV_NAME} to that key or restore the file"
         )
     try:
         return write_key_file(path, generate_key_text())
