@@ -1,0 +1,191 @@
+"""Fixtures for the execution engine: a runtime whose engine runs scripts for real.
+
+Docker runs use the locally built `opscraft-test/runner:1` image for every script type (its
+`terraform` is a stand-in that records its arguments: no Terraform binary can be had here);
+local runs use this machine's bash, python3, the ansible-playbook installed next to the test
+Python, and the same Terraform stand-in put on PATH.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from opscraft import lifecycle, runtime
+from tests.conftest import (
+    PG_URL,
+    ROOT,
+    LoggedIn,
+    _truncate_postgres,
+    free_port,
+    make_settings,
+    require_service,
+)
+
+TEST_IMAGE = "opscraft-test/runner:1"
+BUSYBOX_IMAGE = "opscraft-test/busybox:1"
+DOCKER = os.environ.get("OPSCRAFT_TEST_DOCKER") == "1"
+IMAGES = {f"OPSCRAFT_IMAGE_{kind.upper()}": TEST_IMAGE for kind in ("bash", "python", "ansible", "terraform")}
+FINAL = {"success", "failed", "cancelled", "timed_out", "error"}
+
+
+def require_docker() -> None:
+    require_service(DOCKER, "Docker engine with the test images (OPSCRAFT_TEST_DOCKER=1)")
+
+
+@pytest.fixture
+def runner_name(request: pytest.FixtureRequest) -> str:
+    """`docker` or `local`; parametrize indirectly, or default to local."""
+    name = str(getattr(request, "param", "local"))
+    if name == "docker":
+        require_docker()
+    return name
+
+
+@pytest.fixture
+def engine_settings() -> dict[str, Any]:
+    """Settings overrides for the engine under test; tests override this fixture to change them."""
+    return {}
+
+
+@pytest.fixture
+def terraform_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local runner finds the Terraform stand-in (the test image has it too)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shutil.copy(ROOT / "tests" / "images" / "terraform-standin", bin_dir / "terraform")
+    (bin_dir / "terraform").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+@pytest.fixture
+async def rt(
+    backend: str, tmp_path: Path, engine_settings: dict[str, Any], terraform_on_path: None
+) -> AsyncIterator[runtime.Runtime]:
+    """A started runtime (engine included) with the local runner allowed and the test images."""
+    url = PG_URL if backend == "postgresql" else None
+    if backend == "postgresql":
+        assert PG_URL
+        await _truncate_postgres(PG_URL)
+    overrides = {
+        "OPSCRAFT_LOCAL_RUNNER": True,
+        "OPSCRAFT_SHUTDOWN_GRACE_SECONDS": 2,
+        **IMAGES,
+        **engine_settings,
+    }
+    started = await lifecycle.start(make_settings(tmp_path, url, **overrides))
+    try:
+        yield started
+    finally:
+        await lifecycle.stop()
+
+
+async def make_script(client: httpx.AsyncClient, who: LoggedIn, content: str, **fields: Any) -> int:
+    body = {
+        "name": f"t-{time.monotonic_ns()}",
+        "script_type": "bash",
+        "content": content,
+        "status": "active",
+        "acknowledge_risks": True,
+        **fields,
+    }
+    response = await client.post("/api/v1/scripts", json=body, headers=who.headers)
+    assert response.status_code == 201, response.text
+    return int(response.json()["id"])
+
+
+async def start(
+    client: httpx.AsyncClient, who: LoggedIn, script_id: int, runner: str, **body: Any
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/executions", json={"script_id": script_id, "runner": runner, **body}, headers=who.headers
+    )
+    assert response.status_code == 202, response.text
+    return dict(response.json())
+
+
+async def wait_for(
+    client: httpx.AsyncClient,
+    who: LoggedIn,
+    execution_id: int,
+    statuses: set[str] = FINAL,
+    timeout: float = 60,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = await client.get(f"/api/v1/executions/{execution_id}", headers=who.headers)
+        body = dict(response.json())
+        if body["status"] in statuses:
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"execution {execution_id} still {body['status']} after {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+async def output(
+    client: httpx.AsyncClient, who: LoggedIn, execution_id: int, stream: str | None = None
+) -> str:
+    """The stored output (one stream or both), read page by page."""
+    text, offset = [], 0
+    while True:
+        response = await client.get(
+            f"/api/v1/executions/{execution_id}/logs", params={"offset": offset}, headers=who.headers
+        )
+        page = response.json()
+        text += [c["content"] for c in page["items"] if stream in (None, c["stream"])]
+        if not page["items"]:
+            return "".join(text)
+        offset = page["next_offset"]
+
+
+async def run(
+    client: httpx.AsyncClient, who: LoggedIn, content: str, runner: str, *, timeout: float = 60, **fields: Any
+) -> tuple[dict[str, Any], str]:
+    """Create a script, run it to the end; returns (final execution, stored output)."""
+    parameters = fields.pop("run_parameters", {})
+    extra = {key: fields.pop(key) for key in ("terraform_action",) if key in fields}
+    script_id = await make_script(client, who, content, **fields)
+    started = await start(client, who, script_id, runner, parameters=parameters, **extra)
+    final = await wait_for(client, who, started["id"], timeout=timeout)
+    return final, await output(client, who, started["id"])
+
+
+@pytest.fixture
+async def live_api(api_app: FastAPI) -> AsyncIterator[str]:
+    """The API app served by uvicorn on a free port in this event loop (for WebSocket clients)."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            api_app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="websockets"
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+def docker_client() -> Iterator[Any]:
+    require_docker()
+    import docker
+
+    client = docker.from_env()
+    try:
+        yield client
+    finally:
+        client.close()
