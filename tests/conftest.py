@@ -194,7 +194,8 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Liv
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {
-        **os.environ,
+        # Without pytest's marker: NiceGUI would otherwise run the server in its test mode.
+        **{k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"},
         "OPSCRAFT_DATA_DIR": str(data_dir),
         "SECRET_KEY": "live-server-secret-" + "y" * 32,
         "OPSCRAFT_RATE_LIMIT_AUTH": "1000",
