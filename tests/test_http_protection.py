@@ -1,0 +1,154 @@
+"""HTTP protections in front of the API: headers, CORS, body and JSON limits, error shapes, health."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from opscraft import lifecycle, runtime
+from opscraft.api import install_api
+from opscraft.db.engine import Database
+from opscraft.services import app_settings
+from tests.conftest import REDIS_URL, LoggedIn, make_settings, require_service
+
+
+@pytest.fixture
+def backend() -> str:
+    """These protections sit in front of the database: SQLite is enough."""
+    return "sqlite"
+
+
+async def test_security_headers_on_api_responses(client: httpx.AsyncClient) -> None:
+    for r in (await client.get("/api/v1/health"), await client.get("/api/v1/auth/me")):
+        assert r.headers["x-frame-options"] == "DENY"
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["referrer-policy"] == "strict-origin-when-cross-origin"
+        csp = r.headers["content-security-policy"]
+        assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
+        assert "strict-transport-security" not in r.headers, "no HSTS over plain HTTP"
+
+
+async def test_hsts_only_behind_https(client: httpx.AsyncClient) -> None:
+    r = await client.get("/api/v1/health", headers={"X-Forwarded-Proto": "https"})
+    assert r.headers["strict-transport-security"].startswith("max-age=31536000")
+    r = await client.get("/api/v1/health", headers={"X-Forwarded-Proto": "http"})
+    assert "strict-transport-security" not in r.headers
+
+
+async def test_body_size_limit(client: httpx.AsyncClient, rt: runtime.Runtime) -> None:
+    limit = rt.settings.max_body_bytes
+    big = {"username": "x" * limit, "password": "y"}
+    r = await client.post("/api/v1/auth/login", json=big)
+    assert r.status_code == 413 and f"at most {limit} bytes" in r.json()["detail"]
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the stream itself is counted
+        yield b'{"username": "'
+        for _ in range(limit // 4096 + 2):
+            yield b"z" * 4096
+        yield b'"}'
+
+    r = await client.post(
+        "/api/v1/auth/login", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 413
+
+
+async def test_json_depth_and_key_limits(client: httpx.AsyncClient, rt: runtime.Runtime) -> None:
+    nested: object = "leaf"
+    for _ in range(rt.settings.max_json_depth + 1):
+        nested = {"n": nested}
+    r = await client.post("/api/v1/auth/login", json=nested)
+    assert r.status_code == 422 and "nested too deeply" in r.json()["detail"]
+    many = {f"k{i}": i for i in range(rt.settings.max_json_keys + 1)}
+    r = await client.post("/api/v1/auth/login", json=many)
+    assert r.status_code == 422 and "too many keys" in r.json()["detail"]
+    r = await client.post(
+        "/api/v1/auth/login", content=b'{"username": ', headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 400 and r.json() == {"detail": "request body is not valid JSON", "errors": []}
+
+
+async def test_error_shape_for_unknown_routes_and_methods(client: httpx.AsyncClient) -> None:
+    r = await client.get("/api/v1/no-such-thing")
+    assert r.status_code == 404 and r.json() == {"detail": "Not Found", "errors": []}
+    r = await client.delete("/api/v1/auth/login")
+    assert r.status_code == 405 and r.json()["detail"] == "Method Not Allowed"
+    r = await client.post("/api/v1/auth/login", content=b"username=a", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 422 and r.json()["errors"]
+
+
+async def test_unexpected_error_is_json_without_internals(
+    api_app: FastAPI, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(_session: object) -> dict[str, object]:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(app_settings, "get_all", broken)
+    transport = httpx.ASGITransport(app=api_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        r = await c.get("/api/v1/settings", headers=admin.headers)
+    assert r.status_code == 500
+    assert r.json() == {"detail": "internal error: the server log has the details", "errors": []}
+
+
+async def test_cors_from_config(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, None, CORS_ORIGINS='["https://ui.example"]')
+    await lifecycle.start(settings)
+    try:
+        app = FastAPI()
+        install_api(app, settings)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            preflight = {
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type",
+            }
+            ok = await c.options("/api/v1/auth/login", headers={"Origin": "https://ui.example", **preflight})
+            assert ok.headers["access-control-allow-origin"] == "https://ui.example"
+            other = await c.options(
+                "/api/v1/auth/login", headers={"Origin": "https://evil.example", **preflight}
+            )
+            assert "access-control-allow-origin" not in other.headers
+    finally:
+        await lifecycle.stop()
+
+
+async def test_health_reports_the_database(client: httpx.AsyncClient, rt: runtime.Runtime) -> None:
+    r = await client.get("/api/v1/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "healthy" and body["database"] == "connected"
+    assert body["redis"] == "not configured" and body["database_backend"] == "sqlite"
+    real = rt.db
+    rt.db = Database("postgresql+asyncpg://nobody:x@127.0.0.1:1/none")
+    try:
+        r = await client.get("/api/v1/health")
+    finally:
+        await rt.db.dispose()
+        rt.db = real
+    assert r.status_code == 503
+    assert r.json()["status"] == "unhealthy" and r.json()["database"] == "disconnected"
+
+
+@pytest.mark.redis
+async def test_health_reports_redis(tmp_path: Path) -> None:
+    require_service(bool(REDIS_URL), "Redis (OPSCRAFT_TEST_REDIS_URL)")
+    for url, status, redis_state in (
+        (REDIS_URL, 200, "connected"),
+        ("redis://127.0.0.1:1/0", 503, "disconnected"),
+    ):
+        settings = make_settings(tmp_path, None, REDIS_URL=url)
+        await lifecycle.start(settings)
+        try:
+            app = FastAPI()
+            install_api(app, settings)
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+                r = await c.get("/api/v1/health")
+        finally:
+            await lifecycle.stop()
+        assert (r.status_code, r.json()["redis"]) == (status, redis_state), json.dumps(r.json())

@@ -1,0 +1,178 @@
+"""Rate limits: auth endpoints per client IP and per username, the API per user; in memory and in Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from opscraft import lifecycle
+from opscraft.api import install_api
+from opscraft.security.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from tests.conftest import REDIS_URL, make_settings, make_user, require_service
+
+Clients = Callable[[str], httpx.AsyncClient]
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def limiter_backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "redis":
+        require_service(bool(REDIS_URL), "Redis (OPSCRAFT_TEST_REDIS_URL)")
+    return str(request.param)
+
+
+@asynccontextmanager
+async def started(tmp_path: Path, **overrides: object) -> AsyncIterator[FastAPI]:
+    settings = make_settings(tmp_path, None, **overrides)
+    await lifecycle.start(settings)
+    try:
+        app = FastAPI()
+        install_api(app, settings)
+        yield app
+    finally:
+        await lifecycle.stop()
+
+
+@pytest.fixture
+async def clients(limiter_backend: str, tmp_path: Path) -> AsyncIterator[Clients]:
+    """`clients(ip)`: an API client whose requests come from `ip`; auth 5/min, API 3/min."""
+    redis = {"REDIS_URL": REDIS_URL} if limiter_backend == "redis" else {}
+    await _fresh_window()
+    async with started(tmp_path, OPSCRAFT_RATE_LIMIT_AUTH=5, OPSCRAFT_RATE_LIMIT_API=3, **redis) as app:
+        opened: list[httpx.AsyncClient] = []
+
+        def make(ip: str) -> httpx.AsyncClient:
+            transport = httpx.ASGITransport(app=app, client=(ip, 40000))
+            opened.append(httpx.AsyncClient(transport=transport, base_url="http://testserver"))
+            return opened[-1]
+
+        try:
+            yield make
+        finally:
+            for client in opened:
+                await client.aclose()
+
+
+async def _fresh_window() -> None:
+    """Start near the beginning of a one-minute window, so a burst is not split across two."""
+    remaining = 60 - time.time() % 60
+    if remaining < 8:
+        await asyncio.sleep(remaining + 0.1)
+
+
+def _ip() -> str:
+    """A client address of its own, so runs sharing a Redis never count each other's hits."""
+    return "10.{}.{}.{}".format(*secrets.token_bytes(3))
+
+
+def _assert_limited(response: httpx.Response) -> None:
+    assert response.status_code == 429, response.text
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    assert "try again" in response.json()["detail"] or "slow down" in response.json()["detail"]
+
+
+async def test_auth_limit_per_client_ip(clients: Clients) -> None:
+    attacker = clients(_ip())
+    for i in range(5):
+        r = await attacker.post("/api/v1/auth/login", json={"username": f"guess{i}", "password": "nope-nope"})
+        assert r.status_code == 401
+    _assert_limited(await attacker.post("/api/v1/auth/login", json={"username": "guess9", "password": "x"}))
+    _assert_limited(
+        await attacker.post(
+            "/api/v1/auth/register",
+            json={"username": "newbie", "email": "n@example.com", "password": "Newbie-123", "full_name": ""},
+        )
+    )
+    other = clients(_ip())
+    r = await other.post("/api/v1/auth/login", json={"username": "guess0", "password": "nope-nope"})
+    assert r.status_code == 401, "another address is not affected"
+
+
+async def test_auth_limit_per_username(clients: Clients) -> None:
+    victim = f"victim{secrets.token_hex(3)}"
+    for _ in range(5):
+        r = await clients(_ip()).post(
+            "/api/v1/auth/login", json={"username": victim, "password": "nope-nope"}
+        )
+        assert r.status_code == 401
+    fresh_address = clients(_ip())
+    _assert_limited(
+        await fresh_address.post("/api/v1/auth/login", json={"username": victim.upper(), "password": "x"})
+    )
+    r = await fresh_address.post("/api/v1/auth/login", json={"username": "someone-else", "password": "x"})
+    assert r.status_code == 401
+
+
+async def test_refresh_is_an_auth_endpoint(clients: Clients) -> None:
+    client = clients(_ip())
+    for _ in range(5):
+        assert (await client.post("/api/v1/auth/refresh", json={"refresh_token": "junk"})).status_code == 401
+    _assert_limited(await client.post("/api/v1/auth/refresh", json={"refresh_token": "junk"}))
+
+
+async def test_api_limit_per_user(clients: Clients) -> None:
+    client = clients(_ip())
+    alice = await make_user(client, "viewer", f"alice{secrets.token_hex(3)}")
+    bob = await make_user(clients(_ip()), "viewer", f"bob{secrets.token_hex(3)}")
+    for _ in range(3):
+        assert (await client.get("/api/v1/auth/me", headers=alice.headers)).status_code == 200
+    _assert_limited(await client.get("/api/v1/auth/me", headers=alice.headers))
+    _assert_limited(await clients(_ip()).get("/api/v1/settings", headers=alice.headers))
+    assert (await client.get("/api/v1/auth/me", headers=bob.headers)).status_code == 200, "per user"
+
+
+@pytest.mark.redis
+async def test_redis_holds_the_counts(tmp_path: Path) -> None:
+    require_service(bool(REDIS_URL), "Redis (OPSCRAFT_TEST_REDIS_URL)")
+    import redis.asyncio as redis
+
+    assert REDIS_URL
+    limiter = RedisRateLimiter(REDIS_URL)
+    store = redis.from_url(REDIS_URL)
+    key = f"test:{secrets.token_hex(4)}"
+    try:
+        await _fresh_window()
+        assert [await limiter.hit(key, 2) for _ in range(3)][:2] == [0, 0]
+        names = [name async for name in store.scan_iter(f"opscraft:rl:{key}:*")]
+        assert len(names) == 1 and int(await store.get(names[0])) == 3
+        assert 0 < await store.ttl(names[0]) <= 120
+        shared = RedisRateLimiter(REDIS_URL)  # a second process sees the same count
+        assert await shared.hit(key, 2) > 0
+        await shared.close()
+    finally:
+        await limiter.close()
+        await store.aclose()
+
+
+async def test_unreachable_redis_falls_back_to_memory(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    await _fresh_window()
+    async with started(tmp_path, REDIS_URL="redis://127.0.0.1:1/0", OPSCRAFT_RATE_LIMIT_AUTH=2) as app:
+        transport = httpx.ASGITransport(app=app, client=("10.9.9.9", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            codes = [
+                (await client.post("/api/v1/auth/login", json={"username": "x", "password": "y"})).status_code
+                for _ in range(3)
+            ]
+    assert codes == [401, 401, 429], "still limited, never a 500"
+    assert "Redis unreachable" in caplog.text
+
+
+async def test_memory_window_and_retry_after() -> None:
+    limiter = MemoryRateLimiter(window=2)
+    now = time.time()
+    if now % 2 > 1.5:
+        await asyncio.sleep(0.6)
+    assert await limiter.hit("k", 1) == 0
+    assert 1 <= await limiter.hit("k", 1) <= 2
+    assert await limiter.hit("other", 1) == 0
+    await asyncio.sleep(2.05)
+    assert await limiter.hit("k", 1) == 0, "a new window starts from zero"
