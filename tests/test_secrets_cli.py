@@ -1,0 +1,140 @@
+"""`opscraft secrets generate-key|rotate-key` and the one-line refusal of a wrong key, as real processes."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlmodel import col, select
+
+from opscraft import lifecycle, runtime
+from opscraft.config import ConfigError
+from opscraft.db.models import Role, User
+from opscraft.services import keyring, secrets, users
+from opscraft.services.actor import Actor
+from opscraft.services.users import UserCreate
+from tests.conftest import PASSWORD, ROOT, make_settings
+
+VALUES = {"DB_PASSWORD": "cli-rotation-value-1", "API_TOKEN": "cli-rotation-value-2"}
+
+
+def opscraft(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OPSCRAFT_")}
+    environ = {
+        **base,
+        "OPSCRAFT_NO_BOOTSTRAP": "1",
+        "OPSCRAFT_DATA_DIR": str(data_dir),
+        "SECRET_KEY": "cli-test-secret-key-" + "z" * 32,
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "opscraft", *args],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def seed(data_dir: Path, **env: str) -> None:
+    """Two secrets in a fresh data directory, created through the service."""
+    await lifecycle.start(make_settings(data_dir, **env), engine=False)
+    try:
+        async with runtime.current().db.session() as session:
+            admin = await users.bootstrap(
+                session,
+                UserCreate(username="admin", email="a@example.com", password=PASSWORD, role=Role.admin),
+            )
+            for name, value in VALUES.items():
+                await secrets.create(session, Actor(admin), {"name": name, "value": value})
+    finally:
+        await lifecycle.stop()
+
+
+async def readable_with(data_dir: Path, **env: str) -> dict[str, str]:
+    """Start with `env` (ConfigError if the key does not fit) and decrypt every secret."""
+    rt = await lifecycle.start(make_settings(data_dir, **env), engine=False)
+    try:
+        async with rt.db.session() as session:
+            admin = (await session.exec(select(User).where(col(User.username) == "admin"))).one()
+            rows, _ = await secrets.list_secrets(session, Actor(admin))
+            return {i.secret.name: keyring.reveal(keyring.current_vault(), i.secret) for i in rows}
+    finally:
+        await lifecycle.stop()
+
+
+def test_generate_key_prints_a_fresh_key(tmp_path: Path) -> None:
+    first, second = (opscraft(tmp_path, "secrets", "generate-key") for _ in range(2))
+    assert first.returncode == 0 and len(base64.b64decode(first.stdout.strip())) == 32
+    assert first.stdout != second.stdout
+
+
+async def test_wrong_key_refuses_to_serve_with_one_line(tmp_path: Path) -> None:
+    await seed(tmp_path)
+    wrong = base64.b64encode(os.urandom(32)).decode()
+    done = opscraft(tmp_path, "serve", "--port", "1", OPSCRAFT_MASTER_KEY=wrong)
+    assert done.returncode == 1
+    # Start-up log lines may come first; the refusal is one line, with no stack trace.
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1:] == [
+        "opscraft: configuration error: OPSCRAFT_MASTER_KEY: this is not the master key the secrets in the "
+        "database were encrypted with (key check failed); set the original key (after `opscraft secrets "
+        "rotate-key`, the new one)"
+    ]
+    bad = opscraft(tmp_path, "serve", "--port", "1", OPSCRAFT_MASTER_KEY="too-short")
+    assert bad.returncode == 1 and "must be the base64 encoding of exactly 32 bytes" in bad.stderr
+
+
+async def test_rotate_key_file_setup(tmp_path: Path) -> None:
+    await seed(tmp_path)
+    key_file = tmp_path / "master.key"
+    old = key_file.read_text().strip()
+    done = opscraft(tmp_path, "secrets", "rotate-key")
+    assert done.returncode == 0, done.stderr
+    assert f"re-encrypted 2 secret(s) under key version 2; the new key replaced {key_file}" in done.stdout
+    new = key_file.read_text().strip()
+    assert new != old and key_file.stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / "master.key.new").exists()
+    assert await readable_with(tmp_path) == VALUES
+    with pytest.raises(ConfigError, match="not the master key"):
+        await readable_with(tmp_path, OPSCRAFT_MASTER_KEY=old)
+
+
+async def test_rotate_key_environment_setup(tmp_path: Path) -> None:
+    old = base64.b64encode(os.urandom(32)).decode()
+    await seed(tmp_path, OPSCRAFT_MASTER_KEY=old)
+    refused = opscraft(tmp_path, "secrets", "rotate-key", OPSCRAFT_MASTER_KEY=old)
+    assert (
+        refused.returncode == 1 and "OPSCRAFT_NEW_MASTER_KEY=<key> or --new-key-file PATH" in refused.stderr
+    )
+    new = base64.b64encode(os.urandom(32)).decode()
+    done = opscraft(tmp_path, "secrets", "rotate-key", OPSCRAFT_MASTER_KEY=old, OPSCRAFT_NEW_MASTER_KEY=new)
+    assert done.returncode == 0, done.stderr
+    assert "now set OPSCRAFT_MASTER_KEY to the new key" in done.stdout
+    assert not (tmp_path / "master.key").exists()
+    assert await readable_with(tmp_path, OPSCRAFT_MASTER_KEY=new) == VALUES
+    with pytest.raises(ConfigError, match="not the master key"):
+        await readable_with(tmp_path, OPSCRAFT_MASTER_KEY=old)
+
+
+async def test_rotate_key_from_a_key_file(tmp_path: Path) -> None:
+    old = base64.b64encode(os.urandom(32)).decode()
+    await seed(tmp_path, OPSCRAFT_MASTER_KEY=old)
+    new_file = tmp_path / "new.key"
+    new_file.write_text(base64.b64encode(os.urandom(32)).decode())
+    new_file.chmod(0o644)
+    loose = opscraft(
+        tmp_path, "secrets", "rotate-key", "--new-key-file", str(new_file), OPSCRAFT_MASTER_KEY=old
+    )
+    assert loose.returncode == 1 and "chmod 600" in loose.stderr
+    new_file.chmod(0o600)
+    done = opscraft(
+        tmp_path, "secrets", "rotate-key", "--new-key-file", str(new_file), OPSCRAFT_MASTER_KEY=old
+    )
+    assert done.returncode == 0, done.stderr
+    assert await readable_with(tmp_path, OPSCRAFT_MASTER_KEY=new_file.read_text().strip()) == VALUES
