@@ -154,3 +154,10 @@ def test_lint_is_fast_on_a_huge_single_line() -> None:
     # 256 KiB without a newline must not make the regexes backtrack for minutes.
     assert lint(ScriptType.bash, "a" * 256 * 1024) == []
     assert lint(ScriptType.bash, ("rm " * 80_000)) == []
+
+
+def test_bash_check_works_under_uvloop() -> None:
+    """The server runs on uvloop, whose subprocess pipes are sockets (no /dev/stdin for bash)."""
+    uvloop = pytest.importorskip("uvloop")
+    assert uvloop.run(syntax_errors(ScriptType.bash, GOOD[ScriptType.bash])) == []
+    assert uvloop.run(syntax_errors(ScriptType.bash, "echo ok\nfi\n"))[0].line == 2

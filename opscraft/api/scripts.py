@@ -103,7 +103,7 @@ async def list_versions(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[VersionSummary]:
     rows, total = await scripts.list_versions(session, actor, script_id, skip=skip, limit=limit)
-    return Page(items=[VersionSummary.model_validate(v) for v in rows], total=total, skip=skip, limit=limit)
+    return Page(items=[VersionSummary.of(v) for v in rows], total=total, skip=skip, limit=limit)
 
 
 @router.get(

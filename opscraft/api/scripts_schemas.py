@@ -12,7 +12,7 @@ from opscraft.db.models import Script, ScriptVersion
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.services import parameters
 from opscraft.services.script_checks import Finding
-from opscraft.services.scripts import MAX_NOTE, Diff, Saved
+from opscraft.services.scripts import MAX_NOTE, Diff, Saved, VersionRow
 
 
 class ParameterOut(BaseModel):
@@ -99,9 +99,14 @@ class VersionSummary(BaseModel):
     version_label: str
     change_note: str
     author_id: int | None
+    author_name: str | None = None
     created_at: datetime
 
     model_config = {"from_attributes": True}
+
+    @classmethod
+    def of(cls, row: VersionRow) -> VersionSummary:
+        return cls.model_validate(row.version).model_copy(update={"author_name": row.author_name})
 
 
 class VersionOut(VersionSummary):

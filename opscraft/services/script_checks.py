@@ -10,8 +10,10 @@ import ast
 import asyncio
 import re
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import hcl2
 import lark
@@ -72,28 +74,32 @@ async def _bash(content: str) -> list[SyntaxProblem]:
     bash = shutil.which("bash")
     if bash is None:
         return [SyntaxProblem(1, "bash is not installed on the server, so the syntax cannot be checked")]
-    proc = await asyncio.create_subprocess_exec(
-        bash,
-        "--norc",
-        "-n",
-        "/dev/stdin",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
-    )
-    try:
-        _, stderr = await asyncio.wait_for(proc.communicate(content.encode()), BASH_TIMEOUT_SECONDS)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return [SyntaxProblem(1, f"bash -n did not finish within {BASH_TIMEOUT_SECONDS} s")]
+    # A real file, not /dev/stdin: under uvloop the child's stdin is a socket bash cannot open.
+    with tempfile.TemporaryDirectory(prefix="opscraft-check-") as folder:
+        path = Path(folder) / "script.sh"
+        path.write_text(content, encoding="utf-8")
+        proc = await asyncio.create_subprocess_exec(
+            bash,
+            "--norc",
+            "-n",
+            str(path),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
+        )
+        try:
+            _, stderr = await asyncio.wait_for(proc.communicate(), BASH_TIMEOUT_SECONDS)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            return [SyntaxProblem(1, f"bash -n did not finish within {BASH_TIMEOUT_SECONDS} s")]
     if proc.returncode == 0:
         return []
-    # bash prints "/dev/stdin: line N: message", then echoes the offending code in backquotes.
+    # bash prints "<file>: line N: message", then echoes the offending code in backquotes.
     problems = [
         SyntaxProblem(int(match.group(1)), match.group(2))
-        for match in re.finditer(r"^/dev/stdin: line (\d+): (.*)$", stderr.decode(errors="replace"), re.M)
+        for match in re.finditer(r"^.*?script\.sh: line (\d+): (.*)$", stderr.decode(errors="replace"), re.M)
         if not match.group(2).startswith("`")
     ]
     return problems or [SyntaxProblem(1, "bash -n reported a syntax error")]

@@ -21,7 +21,7 @@ from sqlmodel import delete as sql_delete
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
-from opscraft.db.models import Script, ScriptTag, ScriptVersion
+from opscraft.db.models import Script, ScriptTag, ScriptVersion, User
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.types import utcnow
 from opscraft.services import audit, parameters, script_checks
@@ -129,6 +129,14 @@ class Saved:
 
 
 @dataclass(frozen=True)
+class VersionRow:
+    """A version (without content) and its author's username (None once the user is deleted)."""
+
+    version: ScriptVersion
+    author_name: str | None
+
+
+@dataclass(frozen=True)
 class Diff:
     from_version: int
     to_version: int
@@ -204,20 +212,42 @@ async def list_scripts(session: AsyncSession, actor: Actor, query: ScriptQuery) 
 
 async def list_versions(
     session: AsyncSession, actor: Actor, script_id: int, *, skip: int = 0, limit: int = 50
-) -> tuple[list[ScriptVersion], int]:
+) -> tuple[list[VersionRow], int]:
     """Versions of a script, newest first, without their content."""
     await get(session, actor, script_id)
     where = col(ScriptVersion.script_id) == script_id
     total = (await session.exec(select(func.count()).select_from(ScriptVersion).where(where))).one()
     rows = await session.exec(
-        select(ScriptVersion)
+        select(ScriptVersion, User.username)
+        .outerjoin(User, col(User.id) == col(ScriptVersion.author_id))
         .options(defer(ScriptVersion.content))  # type: ignore[arg-type]
         .where(where)
         .order_by(col(ScriptVersion.number).desc())
         .offset(skip)
         .limit(limit)
     )
-    return list(rows.all()), int(total)
+    return [VersionRow(version, name) for version, name in rows.all()], int(total)
+
+
+async def tags_in_use(session: AsyncSession, actor: Actor) -> list[str]:
+    """Every tag of a live script, sorted: the choices of the tag filter."""
+    require(actor.user, Permission.view_scripts)
+    rows = await session.exec(
+        select(ScriptTag.tag)
+        .join(Script, col(Script.id) == col(ScriptTag.script_id))
+        .where(col(Script.deleted_at).is_(None))
+        .distinct()
+        .order_by(col(ScriptTag.tag))
+    )
+    return list(rows.all())
+
+
+async def check(
+    actor: Actor, script_type: ScriptType, content: str
+) -> tuple[list[script_checks.SyntaxProblem], list[Finding]]:
+    """Syntax problems and lint findings of unsaved content, for the editor."""
+    require(actor.user, Permission.edit_scripts)
+    return await script_checks.check(script_type, content)
 
 
 async def get_version(session: AsyncSession, actor: Actor, script_id: int, number: int) -> ScriptVersion:

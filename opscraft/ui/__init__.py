@@ -7,6 +7,9 @@ import importlib
 PAGE_MODULES = [
     "auth_pages",
     "dashboard",
+    "scripts",
+    "script_edit",
+    "script_page",
     "profile",
     "users",
     "audit",

@@ -1,0 +1,289 @@
+"""One script: overview, read-only content, version history with diff and rollback, extension tabs.
+
+After its own tabs the page renders the tabs registered in `ui.script_tabs` (executions,
+secrets) and, in its header, the registered action buttons (execute).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nicegui import ui
+
+from opscraft.db.models import Script
+from opscraft.services import scripts
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Invalid, ServiceError
+from opscraft.services.permissions import Permission, can
+from opscraft.services.scripts import RUN_SETTINGS
+from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
+from opscraft.ui.script_tabs import ACTIONS, ordered_tabs
+from opscraft.ui.script_widgets import call, editor, findings_of, risk_dialog, status_badge, type_badge
+from opscraft.ui.widgets import format_time
+
+VERSIONS_PAGE = 20
+VERSION_COLUMNS: list[dict[str, Any]] = [
+    {"name": "number", "label": "Version", "field": "number", "align": "left"},
+    {"name": "label", "label": "Label", "field": "label", "align": "left"},
+    {"name": "note", "label": "Change note", "field": "note", "align": "left"},
+    {"name": "author", "label": "Author", "field": "author", "align": "left"},
+    {"name": "time", "label": "Saved", "field": "time", "align": "left"},
+    {"name": "actions", "label": "", "field": "number", "align": "right"},
+]
+VERSION_ACTIONS = """
+<q-td :props="props" class="text-right">
+  <q-badge v-if="props.row.current" color="primary" label="current" class="q-mr-sm" />
+  <q-btn v-if="props.row.can_rollback && !props.row.current" flat dense no-caps icon="history"
+         label="Roll back" color="primary" :data-testid="'rollback-' + props.row.number"
+         @click="$parent.$emit('rollback', props.row.number)" />
+</q-td>"""
+SETTING_LABELS = {
+    "timeout_seconds": "Timeout (s)",
+    "memory_mb": "Memory (MiB)",
+    "cpus": "CPUs",
+    "network_enabled": "Network access",
+    "max_concurrent": "Max concurrent runs",
+}
+
+
+def _overview(script: Script) -> None:
+    with ui.column().classes("w-full gap-4").props('data-testid="overview"'):
+        ui.label(script.description or "No description.").classes("text-body1 whitespace-pre-wrap")
+        if script.tags:
+            with ui.row().classes("gap-1"):
+                for tag in script.tags:
+                    ui.chip(tag, color="primary").props("outline dense")
+        ui.label("Parameters").classes("text-subtitle1 font-medium")
+        if script.parameters:
+            rows = [
+                {
+                    "name": p["name"],
+                    "type": p["type"] + (f" ({', '.join(p['options'])})" if p.get("options") else ""),
+                    "default": "" if p.get("default") is None else str(p["default"]),
+                    "required": "yes" if p.get("required") else "",
+                    "description": p.get("description") or "",
+                }
+                for p in script.parameters
+            ]
+            columns = [{"name": k, "label": k.capitalize(), "field": k, "align": "left"} for k in rows[0]]
+            ui.table(columns=columns, rows=rows, row_key="name").props(
+                'flat bordered dense hide-pagination data-testid="parameters-table"'
+            ).classes("w-full")
+        else:
+            ui.label("This script takes no parameters.").classes("text-grey-7")
+        ui.label("Run settings").classes("text-subtitle1 font-medium")
+        with ui.grid(columns=2).classes("gap-x-8 gap-y-1").props('data-testid="run-settings"'):
+            for key in RUN_SETTINGS:
+                value = getattr(script, key)
+                ui.label(SETTING_LABELS[key]).classes("text-grey-7")
+                shown = ("on" if value else "off") if isinstance(value, bool) else value or "no limit"
+                ui.label(str(shown))
+            ui.label("Created").classes("text-grey-7")
+            ui.label(format_time(script.created_at))
+            ui.label("Updated").classes("text-grey-7")
+            ui.label(format_time(script.updated_at))
+
+
+class VersionsView:
+    """History table, a diff between any two versions, and rollback for operators and admins."""
+
+    def __init__(self, actor: Actor, script: Script) -> None:
+        self.actor = actor
+        self.script = script
+        self.page = 1
+        self.can_edit = can(actor.user, Permission.edit_scripts)
+        self.table = ui.table(columns=VERSION_COLUMNS, rows=[], row_key="number").classes("w-full")
+        self.table.props('flat bordered dense hide-pagination data-testid="versions-table"')
+        self.table.add_slot("body-cell-actions", VERSION_ACTIONS)
+        self.table.on("rollback", lambda e: self.confirm_rollback(int(e.args)))
+        self.pager = ui.pagination(1, 1, direction_links=True, on_change=self._on_page)
+        numbers = list(range(script.current_version, 0, -1))
+        ui.label("Compare versions").classes("text-subtitle1 font-medium mt-4")
+        with ui.row().classes("items-center gap-3"):
+            self.from_n = ui.select(numbers, label="From", value=max(1, script.current_version - 1))
+            self.from_n.props('outlined dense data-testid="diff-from"').classes("w-28")
+            self.to_n = ui.select(numbers, label="To", value=script.current_version)
+            self.to_n.props('outlined dense data-testid="diff-to"').classes("w-28")
+            ui.button("Compare", icon="compare_arrows", on_click=self.compare).props(
+                'unelevated no-caps data-testid="diff-compare"'
+            )
+            self.changed = ui.label().classes("text-grey-8").props('data-testid="diff-changed"')
+        self.diff = editor("", "bash", read_only=True).props('data-testid="diff-view"')
+        self.diff.set_language("diff")
+
+    async def _on_page(self, event: Any) -> None:
+        if event.value and event.value != self.page:
+            self.page = int(event.value)
+            await self.refresh()
+
+    async def refresh(self) -> None:
+        actor = await guard(Permission.view_scripts)
+        if actor is None:
+            return
+        skip = (self.page - 1) * VERSIONS_PAGE
+        result = await run_action(
+            lambda: call(scripts.list_versions, actor, self.script.id, skip=skip, limit=VERSIONS_PAGE)
+        )
+        if result is None:
+            return
+        rows, total = result
+        self.table.rows = [
+            {
+                "number": row.version.number,
+                "label": row.version.version_label,
+                "note": row.version.change_note,
+                "author": row.author_name or "—",
+                "time": format_time(row.version.created_at),
+                "current": row.version.number == self.script.current_version,
+                "can_rollback": self.can_edit,
+            }
+            for row in rows
+        ]
+        self.pager.max = max(1, -(-total // VERSIONS_PAGE))
+        self.pager.set_visibility(total > VERSIONS_PAGE)
+
+    async def compare(self) -> None:
+        actor = await guard(Permission.view_scripts)
+        if actor is None or not self.from_n.value or not self.to_n.value:
+            return
+        result = await run_action(
+            lambda: call(scripts.diff, actor, self.script.id, int(self.from_n.value), int(self.to_n.value))
+        )
+        if result is None:
+            return
+        self.diff.set_value(result.diff or "(the content is identical)")
+        others = [c for c in result.changed if c != "content"]
+        self.changed.text = f"Also changed: {', '.join(others)}" if others else ""
+
+    def confirm_rollback(self, number: int) -> None:
+        with ui.dialog() as dialog, ui.card().classes("gap-3").props('data-testid="rollback-dialog"'):
+            ui.label(f"Roll back to version {number}?").classes("text-lg font-semibold")
+            ui.label(
+                f"This adds version {self.script.current_version + 1} with the content, type, parameters "
+                f"and run settings of version {number}. No version is lost."
+            ).classes("text-grey-8")
+
+            async def confirm() -> None:
+                dialog.close()
+                await self.rollback(number, False)
+
+            with ui.row().classes("w-full justify-end gap-2"):
+                ui.button("Cancel", on_click=dialog.close).props("flat no-caps")
+                ui.button("Roll back", icon="history", on_click=confirm).props(
+                    'unelevated no-caps data-testid="rollback-confirm"'
+                )
+        dialog.on("hide", dialog.delete)
+        dialog.open()
+
+    async def rollback(self, number: int, acknowledge: bool) -> None:
+        actor = await guard(Permission.edit_scripts)
+        if actor is None:
+            return
+        try:
+            saved = await call(scripts.rollback, actor, self.script.id, number, acknowledge_risks=acknowledge)
+        except Invalid as exc:
+            findings = findings_of(exc)
+            if findings:
+                risk_dialog(findings, lambda: self.rollback(number, True))
+            else:
+                notify_error(exc.message)
+            return
+        except ServiceError as exc:
+            notify_error(exc.message)
+            return
+        notify_ok(f"Rolled back to version {number}: now version {saved.script.current_version}")
+        ui.navigate.to(f"/scripts/{self.script.id}?tab=versions")
+
+
+def _header(script: Script) -> None:
+    with ui.row().classes("items-center gap-2"):
+        type_badge(str(script.script_type))
+        status_badge(str(script.status))
+        ui.label(f"label {script.version} · version {script.current_version}").classes("text-grey-7").props(
+            'data-testid="script-version"'
+        )
+
+
+async def _actions(actor: Actor, script: Script) -> None:
+    for render in ACTIONS.values():
+        await render(actor, script)
+    if not can(actor.user, Permission.edit_scripts):
+        return
+    ui.button("Edit", icon="edit", on_click=lambda: ui.navigate.to(f"/scripts/{script.id}/edit")).props(
+        'unelevated no-caps data-testid="edit-script"'
+    )
+    ui.button("Delete", icon="delete", on_click=lambda: _confirm_delete(script)).props(
+        'flat no-caps color=negative data-testid="delete-script"'
+    )
+
+
+def _confirm_delete(script: Script) -> None:
+    with ui.dialog() as dialog, ui.card().classes("gap-3").props('data-testid="delete-dialog"'):
+        ui.label(f"Delete {script.name}?").classes("text-lg font-semibold")
+        ui.label(
+            "The script leaves the library and its name becomes free; its past executions and "
+            "versions stay readable from the execution history."
+        ).classes("text-grey-8")
+
+        async def confirm() -> None:
+            actor = await guard(Permission.edit_scripts)
+            if actor is None:
+                return
+            try:
+                await call(scripts.delete, actor, script.id)
+            except ServiceError as exc:
+                notify_error(exc.message)
+                return
+            dialog.close()
+            notify_ok(f"Deleted {script.name}")
+            ui.navigate.to("/scripts")
+
+        with ui.row().classes("w-full justify-end gap-2"):
+            ui.button("Cancel", on_click=dialog.close).props("flat no-caps")
+            ui.button("Delete", icon="delete", on_click=confirm).props(
+                'unelevated no-caps color=negative data-testid="delete-confirm"'
+            )
+    dialog.on("hide", dialog.delete)
+    dialog.open()
+
+
+@protected_page("/scripts/{script_id}", Permission.view_scripts, title="Script")
+async def script_page(actor: Actor, script_id: int, tab: str = "overview") -> None:
+    try:
+        script = await call(scripts.get, actor, script_id)
+    except ServiceError as exc:
+        with frame(actor, "Script"):
+            ui.label(exc.message).classes("text-negative text-lg").props('data-testid="not-found"')
+            ui.link("Back to the scripts", "/scripts")
+        return
+    with frame(actor, script.name):
+        with ui.row().classes("w-full items-center justify-between"):
+            _header(script)
+            with ui.row().classes("items-center gap-2"):
+                await _actions(actor, script)
+        extensions = ordered_tabs()
+        with ui.tabs().classes("w-full").props("align=left no-caps") as tabs:
+            own = {
+                "overview": ui.tab("overview", "Overview", icon="info"),
+                "content": ui.tab("content", "Content", icon="code"),
+                "versions": ui.tab("versions", f"Versions ({script.current_version})", icon="history"),
+            }
+            for ext in extensions:
+                own[ext.key] = ui.tab(ext.key, ext.label, icon=ext.icon)
+        for key, element in own.items():
+            element.props(f'data-testid="tab-{key}"')
+        with ui.tab_panels(tabs, value=own.get(tab, own["overview"])).classes("w-full"):
+            with ui.tab_panel(own["overview"]):
+                _overview(script)
+            with ui.tab_panel(own["content"]):
+                editor(script.content, str(script.script_type), read_only=True).props(
+                    'data-testid="script-content"'
+                )
+            with ui.tab_panel(own["versions"]):
+                versions = VersionsView(actor, script)
+                await versions.refresh()
+                if script.current_version > 1:
+                    await versions.compare()
+            for ext in extensions:
+                with ui.tab_panel(own[ext.key]):
+                    await ext.render(actor, script)

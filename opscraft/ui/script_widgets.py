@@ -1,0 +1,128 @@
+"""Pieces shared by the script pages: badges, editor languages, service calls, lint display."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from nicegui import ui
+
+from opscraft import runtime
+from opscraft.services.errors import Invalid
+from opscraft.services.script_checks import Finding, SyntaxProblem
+
+T = TypeVar("T")
+
+# CodeMirror has no HCL mode: TOML highlights its comments, strings, numbers and booleans.
+# Plain string keys: the colour maps are also embedded in table slots as JavaScript objects.
+LANGUAGES: dict[str, str] = {"bash": "Shell", "python": "Python", "ansible": "YAML", "terraform": "TOML"}
+TYPE_COLORS: dict[str, str] = {
+    "bash": "green-8",
+    "python": "blue-8",
+    "ansible": "red-8",
+    "terraform": "deep-purple-6",
+}
+STATUS_COLORS: dict[str, str] = {"draft": "grey-7", "active": "positive", "deprecated": "orange-9"}
+EDITOR_CSS = """
+.oc-lint-line { background: rgba(255, 152, 0, 0.18); }
+.oc-error-line { background: rgba(193, 0, 21, 0.16); }
+.nicegui-codemirror { border: 1px solid rgba(127, 127, 127, 0.35); border-radius: 4px; }
+"""
+
+
+async def call(func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    """Run one service function in a fresh database session: `await call(scripts.get, actor, id)`."""
+    async with runtime.current().db.session() as session:
+        return await func(session, *args, **kwargs)
+
+
+def type_badge(script_type: str) -> None:
+    ui.badge(script_type, color=TYPE_COLORS.get(script_type, "grey")).props('data-testid="type-badge"')
+
+
+def status_badge(status: str) -> None:
+    ui.badge(status, color=STATUS_COLORS.get(status, "grey")).props('data-testid="status-badge"')
+
+
+def editor(content: str, script_type: str, *, read_only: bool = False) -> ui.codemirror:
+    ui.add_css(EDITOR_CSS)
+    element = ui.codemirror(content, language=LANGUAGES.get(script_type), line_wrapping=False)
+    element.classes("w-full").style("height: 28rem")
+    if read_only:
+        element.disable()
+    return element
+
+
+def mark_lines(element: ui.codemirror, problems: list[SyntaxProblem], findings: list[Finding]) -> None:
+    """Highlight the lines with syntax errors (red) and lint findings (orange), with tooltips."""
+    lines = element.value.count("\n") + 1
+    tips: dict[int, list[str]] = {}
+    decorations = []
+    for line, text, css in [(p.line, p.message, "oc-error-line") for p in problems] + [
+        (f.line, f"{f.rule}: {f.message}", "oc-lint-line") for f in findings
+    ]:
+        line = min(max(line, 1), lines)
+        tips.setdefault(line, []).append(text)
+        decorations.append({"kind": "line", "line": line, "class": css})
+    element.decorations = decorations
+    element.line_tooltips = {line: "\n".join(texts) for line, texts in tips.items()}
+
+
+def findings_list(problems: list[SyntaxProblem], findings: list[Finding]) -> None:
+    """The editor's problem list: syntax errors first, then lint findings, each with its line."""
+    if not problems and not findings:
+        with ui.row().classes("items-center gap-2 text-positive").props('data-testid="checks-ok"'):
+            ui.icon("check_circle")
+            ui.label("No syntax errors, no dangerous patterns.")
+        return
+    with ui.column().classes("w-full gap-1").props('data-testid="checks-list"'):
+        for problem in problems:
+            with (
+                ui.row()
+                .classes("items-center gap-2 no-wrap text-negative")
+                .props('data-testid="syntax-error"')
+            ):
+                ui.icon("error")
+                ui.label(f"Line {problem.line}: {problem.message}")
+        for finding in findings:
+            with (
+                ui.row()
+                .classes("items-center gap-2 no-wrap text-orange-10")
+                .props(f'data-testid="finding-{finding.rule}"')
+            ):
+                ui.icon("warning")
+                ui.label(f"Line {finding.line} · {finding.rule}: {finding.message}").classes("font-medium")
+                ui.label(finding.excerpt).classes("font-mono text-caption text-grey-8 ellipsis")
+
+
+def findings_of(exc: Invalid) -> list[Finding]:
+    """The lint findings a save was refused for (empty when it failed for another reason)."""
+    return [Finding(d["rule"], d["line"], d["excerpt"], d["message"]) for d in exc.details if "rule" in d]
+
+
+def risk_dialog(findings: list[Finding], on_confirm: Callable[[], Awaitable[None]]) -> None:
+    """Ask to acknowledge dangerous patterns; `on_confirm` saves again with acknowledge_risks."""
+    with (
+        ui.dialog() as dialog,
+        ui.card().classes("w-[40rem] max-w-full gap-3").props('data-testid="risk-dialog"'),
+    ):
+        with ui.row().classes("items-center gap-2"):
+            ui.icon("warning", color="orange-9").classes("text-3xl")
+            ui.label("This script matches dangerous patterns").classes("text-lg font-semibold")
+        findings_list([], findings)
+        ui.label(
+            "The lint is a safety net, not a guarantee: the container is the security boundary. "
+            "Saving anyway is recorded in the audit log."
+        ).classes("text-grey-8")
+
+        async def confirm() -> None:
+            dialog.close()
+            await on_confirm()
+
+        with ui.row().classes("w-full justify-end gap-2"):
+            ui.button("Go back", on_click=dialog.close).props('flat no-caps data-testid="risk-cancel"')
+            ui.button("Save anyway", icon="warning", on_click=confirm).props(
+                'unelevated no-caps color=orange-9 data-testid="risk-confirm"'
+            )
+    dialog.on("hide", dialog.delete)
+    dialog.open()

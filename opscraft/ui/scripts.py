@@ -1,0 +1,184 @@
+"""The scripts list: search, filters, sorting, pagination and an inviting empty state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nicegui import ui
+
+from opscraft.db.models import Script
+from opscraft.db.models.scripts import ScriptStatus, ScriptType
+from opscraft.services import scripts
+from opscraft.services.actor import Actor
+from opscraft.services.permissions import Permission, can
+from opscraft.services.scripts import ScriptQuery
+from opscraft.ui.layout import frame, guard, protected_page, run_action
+from opscraft.ui.script_widgets import STATUS_COLORS, TYPE_COLORS, call
+from opscraft.ui.widgets import format_time
+
+PAGE_SIZE = 25
+SORTS = {
+    "name": "Name A-Z",
+    "-name": "Name Z-A",
+    "-updated_at": "Recently updated",
+    "updated_at": "Oldest update",
+}
+
+COLUMNS: list[dict[str, Any]] = [
+    {"name": "name", "label": "Name", "field": "name", "align": "left"},
+    {"name": "script_type", "label": "Type", "field": "script_type", "align": "left"},
+    {"name": "status", "label": "Status", "field": "status", "align": "left"},
+    {"name": "tags", "label": "Tags", "field": "tags", "align": "left"},
+    {"name": "version", "label": "Version", "field": "version", "align": "left"},
+    {"name": "updated", "label": "Updated", "field": "updated", "align": "left"},
+]
+NAME_CELL = """
+<q-td :props="props">
+  <a :href="'/scripts/' + props.row.id" class="text-primary font-medium no-underline"
+     :data-testid="'script-link-' + props.row.name">{{ props.value }}</a>
+  <div class="text-caption text-grey-7 ellipsis" style="max-width: 28rem">{{ props.row.description }}</div>
+</q-td>"""
+TYPE_CELL = f"""
+<q-td :props="props"><q-badge :color="{TYPE_COLORS}[props.value]" :label="props.value" /></q-td>"""
+STATUS_CELL = f"""
+<q-td :props="props"><q-badge :color="{STATUS_COLORS}[props.value]" :label="props.value" /></q-td>"""
+TAGS_CELL = """
+<q-td :props="props">
+  <q-chip v-for="tag in props.value" :key="tag" dense outline color="primary" :label="tag" />
+</q-td>"""
+
+
+def _row(script: Script) -> dict[str, Any]:
+    return {
+        "id": script.id,
+        "name": script.name,
+        "description": script.description,
+        "script_type": str(script.script_type),
+        "status": str(script.status),
+        "tags": script.tags,
+        "version": f"{script.version} · v{script.current_version}",
+        "updated": format_time(script.updated_at),
+    }
+
+
+class ScriptList:
+    """Filters, table and pager; every load goes through `services.scripts.list_scripts`."""
+
+    def __init__(self, actor: Actor, tags: list[str]) -> None:
+        self.actor = actor
+        self.page = 1
+        with ui.row().classes("w-full items-center gap-3"):
+            self.search = (
+                ui.input(placeholder="Search name, description or tags", on_change=self.reload)
+                .props('outlined dense clearable debounce=300 data-testid="script-search"')
+                .classes("w-80")
+            )
+            self.search.add_slot("prepend", '<q-icon name="search" />')
+            self.script_type = self._select("Type", [t.value for t in ScriptType], "filter-type")
+            self.status = self._select("Status", [s.value for s in ScriptStatus], "filter-status")
+            self.tag = self._select("Tag", tags, "filter-tag")
+            self.sort = ui.select(SORTS, value="name", label="Sort", on_change=self.reload)
+            self.sort.props('outlined dense data-testid="sort"').classes("w-44")
+            ui.space()
+            if can(actor.user, Permission.edit_scripts):
+                ui.button("New script", icon="add", on_click=lambda: ui.navigate.to("/scripts/new")).props(
+                    'unelevated no-caps data-testid="new-script"'
+                )
+        self.table = ui.table(columns=COLUMNS, rows=[], row_key="id").classes("w-full")
+        self.table.props(
+            'flat bordered hide-pagination :rows-per-page-options="[0]" data-testid="scripts-table"'
+        )
+        for name, slot in (
+            ("name", NAME_CELL),
+            ("script_type", TYPE_CELL),
+            ("status", STATUS_CELL),
+            ("tags", TAGS_CELL),
+        ):
+            self.table.add_slot(f"body-cell-{name}", slot)
+        self.empty = ui.column().classes("w-full items-center py-10 gap-3")
+        with ui.row().classes("w-full items-center justify-between"):
+            self.summary = ui.label().classes("text-grey-7").props('data-testid="scripts-summary"')
+            self.pager = ui.pagination(1, 1, direction_links=True, on_change=self._on_page)
+
+    def _select(self, label: str, options: list[str], testid: str) -> ui.select:
+        select = ui.select(options, label=label, clearable=True, on_change=self.reload)
+        select.props(f'outlined dense data-testid="{testid}"').classes("w-36")
+        return select
+
+    def _filtered(self) -> bool:
+        return bool(self.search.value or self.script_type.value or self.status.value or self.tag.value)
+
+    async def reload(self) -> None:
+        self.page = 1
+        await self.refresh()
+
+    async def _on_page(self, event: Any) -> None:
+        if event.value and event.value != self.page:
+            self.page = int(event.value)
+            await self.refresh()
+
+    async def refresh(self) -> None:
+        actor = await guard(Permission.view_scripts)
+        if actor is None:
+            return
+        query = ScriptQuery(
+            search=(self.search.value or "").strip() or None,
+            script_type=self.script_type.value or None,
+            status=self.status.value or None,
+            tag=self.tag.value or None,
+            sort=self.sort.value,
+            skip=(self.page - 1) * PAGE_SIZE,
+            limit=PAGE_SIZE,
+        )
+        result = await run_action(lambda: call(scripts.list_scripts, actor, query))
+        if result is None:
+            return
+        rows, total = result
+        self.table.rows = [_row(s) for s in rows]
+        self.table.set_visibility(total > 0)
+        self._render_empty(total)
+        pages = max(1, -(-total // PAGE_SIZE))
+        self.pager.max = pages
+        self.pager.set_visibility(pages > 1)
+        self.summary.text = f"{total} script{'s' if total != 1 else ''}" + (
+            " match" if self._filtered() else ""
+        )
+
+    def _render_empty(self, total: int) -> None:
+        self.empty.clear()
+        self.empty.set_visibility(total == 0)
+        if total:
+            return
+        with (
+            self.empty,
+            ui.card().classes("items-center p-8 gap-3").props('flat bordered data-testid="empty-state"'),
+        ):
+            if self._filtered():
+                ui.icon("search_off", color="grey").classes("text-5xl")
+                ui.label("No script matches these filters.").classes("text-lg")
+                ui.button("Clear filters", on_click=self._clear).props("flat no-caps")
+                return
+            ui.icon("description", color="primary").classes("text-5xl")
+            ui.label("No scripts yet").classes("text-xl font-medium")
+            if can(self.actor.user, Permission.edit_scripts):
+                ui.label("Write your first Bash, Python, Ansible or Terraform script.").classes("text-grey-7")
+                ui.button(
+                    "Create your first script", icon="add", on_click=lambda: ui.navigate.to("/scripts/new")
+                ).props('unelevated no-caps data-testid="create-first"')
+            else:
+                ui.label("Operators and admins can add scripts; they will appear here.").classes(
+                    "text-grey-7"
+                )
+
+    async def _clear(self) -> None:
+        for element in (self.search, self.script_type, self.status, self.tag):
+            element.set_value(None)
+        await self.reload()
+
+
+@protected_page("/scripts", Permission.view_scripts, title="Scripts")
+async def scripts_page(actor: Actor) -> None:
+    tags = await call(scripts.tags_in_use, actor)
+    with frame(actor, "Scripts"):
+        view = ScriptList(actor, tags)
+        await view.refresh()
