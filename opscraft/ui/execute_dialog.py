@@ -9,9 +9,10 @@ from nicegui.elements.mixins.validation_element import ValidationElement
 
 from opscraft.db.models import Script
 from opscraft.db.models.scripts import ScriptType
-from opscraft.services import executions, parameters
+from opscraft.services import executions, parameters, scripts
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
+from opscraft.services.executions import RunnerOptions
 from opscraft.services.parameters import ParamType
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.execution_widgets import call
@@ -88,12 +89,58 @@ def _show_field_errors(fields: dict[str, ui.element], exc: ServiceError) -> None
             element.error = str(detail.get("message", "is invalid"))
 
 
-def open_dialog(actor: Actor, script: Script) -> None:
-    """Build and open the dialog for `script`; submitting creates the run and opens its page."""
+RUNNER_LABELS = {"docker": "Docker container", "local": "Local process (not isolated)"}
+
+
+def _runner_choice(options: RunnerOptions) -> ui.toggle | None:
+    """A runner toggle when both runners can take the run; a warning when only the local one can."""
+    available = [name for name in ("docker", "local") if getattr(options, name)]
+    if not available:
+        _banner(
+            "error",
+            "red",
+            "No runner is available: start the Docker engine or ask an admin to enable the local runner.",
+        )
+        return None
+    toggle = None
+    if len(available) > 1:
+        ui.label("Runner").classes("text-subtitle2 text-grey-8 mt-2")
+        toggle = ui.toggle({n: RUNNER_LABELS[n] for n in available}, value=options.default)
+        toggle.props('no-caps data-testid="runner-choice"')
+    warning = _banner(
+        "warning",
+        "orange",
+        "Not isolated: the local runner runs the script as a plain process on the server.",
+    )
+    warning.props('data-testid="not-isolated"')
+    if toggle is not None:
+        warning.bind_visibility_from(toggle, "value", value="local")
+    else:
+        warning.set_visibility(options.default == "local")
+    return toggle
+
+
+def _banner(icon: str, color: str, text: str) -> ui.row:
+    with ui.row().classes(
+        f"w-full items-center gap-2 no-wrap rounded bg-{color}-1 text-{color}-10 p-2"
+    ) as row:
+        ui.icon(icon, color=f"{color}-9")
+        ui.label(text).classes("text-sm")
+    return row
+
+
+async def open_dialog(actor: Actor, script_id: int) -> None:
+    """Build and open the dialog for the script as it is now; submitting starts the run."""
+    try:
+        script = await call(scripts.get, actor, script_id)
+        runners = await call(executions.runner_options)
+    except ServiceError as exc:
+        notify_error(exc.message)
+        return
     fields: dict[str, ui.element] = {}
     with (
         ui.dialog() as dialog,
-        ui.card().classes("w-[32rem] max-w-full gap-3").props('data-testid="execute-dialog"'),
+        ui.card().classes("w-[34rem] max-w-full gap-3").props('data-testid="execute-dialog"'),
     ):
         with ui.row().classes("items-center gap-2 w-full"):
             ui.icon("play_circle", color="primary").classes("text-3xl")
@@ -114,9 +161,11 @@ def open_dialog(actor: Actor, script: Script) -> None:
             action = ui.toggle(TERRAFORM_ACTIONS, value="plan").props(
                 'no-caps data-testid="terraform-action"'
             )
+        runner = _runner_choice(runners)
 
         async def submit() -> None:
-            if await guard(Permission.execute_scripts) is None:
+            current = await guard(Permission.execute_scripts)
+            if current is None:
                 return
             invalid = [
                 name for name, el in fields.items() if isinstance(el, ValidationElement) and not el.validate()
@@ -128,10 +177,11 @@ def open_dialog(actor: Actor, script: Script) -> None:
             try:
                 execution = await call(
                     executions.create,
-                    actor,
-                    script.id,
+                    current,
+                    script_id,
                     _values(fields),
                     terraform_action=action.value if action else None,
+                    runner=runner.value if runner else None,
                 )
             except ServiceError as exc:
                 _show_field_errors(fields, exc)
@@ -156,11 +206,12 @@ async def execute_button(actor: Actor, script: Script) -> None:
     """The script page's header button; only users who may execute see it."""
     if not can(actor.user, Permission.execute_scripts):
         return
+    script_id = script.id
 
     async def open_checked() -> None:
         current = await guard(Permission.execute_scripts)
-        if current is not None:
-            open_dialog(current, script)
+        if current is not None and script_id is not None:
+            await open_dialog(current, script_id)
 
     ui.button("Execute", icon="play_arrow", on_click=open_checked).props(
         'unelevated no-caps color=positive data-testid="execute-button"'

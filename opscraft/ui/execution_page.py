@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 from fastapi import Response
 from fastapi.responses import PlainTextResponse, RedirectResponse, StreamingResponse
@@ -21,7 +22,6 @@ from opscraft.ui import session
 from opscraft.ui.execution_widgets import call, elapsed, format_duration, status_badge
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.terminal import LiveTerminal
-from opscraft.ui.widgets import format_time
 
 ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 
@@ -30,6 +30,10 @@ def _fact(label: str, value: str, testid: str) -> ui.label:
     with ui.column().classes("gap-0 min-w-32"):
         ui.label(label).classes("text-caption text-grey-7 uppercase tracking-wide")
         return ui.label(value).classes("text-body1 font-medium").props(f'data-testid="{testid}"')
+
+
+def _moment(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "—"
 
 
 def _size(count: int) -> str:
@@ -72,26 +76,27 @@ class ExecutionView:
                     "(with resource limits, but no container)."
                 )
         if run.error_message:
-            with ui.row().classes("w-full items-center gap-2 rounded bg-red-1 text-red-10 p-3"):
-                ui.icon("error", color="negative")
+            color = (
+                "orange" if run.status in (ExecutionStatus.cancelled, ExecutionStatus.timed_out) else "red"
+            )
+            with ui.row().classes(f"w-full items-center gap-2 rounded bg-{color}-1 text-{color}-10 p-3"):
+                ui.icon("info" if color == "orange" else "error", color=f"{color}-9")
                 ui.label(run.error_message).props('data-testid="error-message"')
         with ui.card().classes("w-full").props("flat bordered"):
             with ui.row().classes("w-full gap-x-10 gap-y-4"):
                 self.duration = _fact("Duration", format_duration(elapsed(run)), "duration")
                 _fact("Exit code", "—" if run.exit_code is None else str(run.exit_code), "exit-code")
                 _fact("Triggered by", run.triggered_by_name or "—", "triggered-by")
-                _fact("Queued", format_time(run.queued_at, "—"), "queued-at")
-                _fact("Started", format_time(run.started_at, "—"), "started-at")
-                _fact("Finished", format_time(run.finished_at, "—"), "finished-at")
+                _fact("Queued", _moment(run.queued_at), "queued-at")
+                _fact("Started", _moment(run.started_at), "started-at")
+                _fact("Finished", _moment(run.finished_at), "finished-at")
                 _fact("Runner", run.runner or "—", "runner")
                 _fact("Image", run.image or ("—" if run.runner != "local" else "host"), "image")
                 if run.terraform_action:
                     _fact("Terraform", run.terraform_action, "terraform-action")
-                _fact(
-                    "Output",
-                    _size(run.output_bytes) + (" (truncated)" if run.output_truncated else ""),
-                    "size",
-                )
+                if run.status in FINAL_STATUSES:
+                    truncated = " (truncated)" if run.output_truncated else ""
+                    _fact("Output", _size(run.output_bytes) + truncated, "size")
         with (
             ui.expansion("Parameters", icon="tune", value=bool(run.parameters))
             .classes("w-full")

@@ -37,7 +37,7 @@ async def call(func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> 
 def status_badge(status: str) -> ui.badge:
     color, icon = STATUS_STYLE.get(status, ("grey", "help"))
     with ui.badge(color=color).classes("px-2 py-1 text-sm gap-1 items-center") as badge:
-        ui.icon(icon).classes("text-sm")
+        ui.icon(icon).classes("text-sm" + (" animate-spin" if status == ExecutionStatus.running else ""))
         ui.label(STATUS_LABELS.get(status, status))
     return badge.props(f'data-testid="status-{status}"')
 

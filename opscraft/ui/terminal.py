@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 from nicegui import ui
 
@@ -15,6 +16,7 @@ FLUSH_SECONDS = 0.08
 MAX_WRITE_CHARS = 512 * 1024
 MAX_PENDING_CHARS = 2 * 1024 * 1024
 STDERR_ON, STDERR_OFF = "\x1b[91m", "\x1b[39m"
+RESET_RE = re.compile(r"\x1b\[0?m")
 
 OPTIONS = {
     "convertEol": True,
@@ -62,13 +64,15 @@ class LiveTerminal:
         self._room.set()
         self._empty = asyncio.Event()
         self._empty.set()
-        self._timer = ui.timer(FLUSH_SECONDS, self.flush)
+        ui.timer(FLUSH_SECONDS, self.flush)
         ui.context.client.run_javascript(_FIT_JS % (self.xterm.id, self.xterm.id))
 
     def write(self, text: str, *, stderr: bool = False) -> None:
         if not text:
             return
-        self._pending.append(f"{STDERR_ON}{text}{STDERR_OFF}" if stderr else text)
+        if stderr:  # red, kept red after the script's own colour resets
+            text = STDERR_ON + RESET_RE.sub(lambda m: m.group(0) + STDERR_ON, text) + STDERR_OFF
+        self._pending.append(text)
         self._pending_chars += len(text)
         self._empty.clear()
         if self._pending_chars > MAX_PENDING_CHARS:

@@ -1,0 +1,259 @@
+"""Browser journeys of the executions UI against a real `opscraft serve` process.
+
+Runs go to Docker with the locally built test image when the engine is reachable, otherwise to
+the local runner (enabled here); the scripts are Python, which both have.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD, ROOT, LiveServer, start_server, stop_server
+
+pytestmark = pytest.mark.browser
+
+TEST_IMAGE = "opscraft-test/runner:1"
+SERVER_ENV = {
+    "OPSCRAFT_LOCAL_RUNNER": "1",
+    **{f"OPSCRAFT_IMAGE_{kind}": TEST_IMAGE for kind in ("BASH", "PYTHON", "ANSIBLE", "TERRAFORM")},
+}
+GREET = """\
+import os, sys, time
+count = int(os.environ["COUNT"])
+tail = f"env={os.environ['ENV']} loud={os.environ['LOUD']}"
+for i in range(1, count + 1):
+    print(f"\\033[32mhello\\033[0m {os.environ['WHO']} #{i} {tail}", flush=True)
+    time.sleep(0.4)
+print("done", file=sys.stderr, flush=True)
+"""
+TICKER = """\
+import time
+for i in range(1, 1201):
+    print(f"line {i}", flush=True)
+    time.sleep(0.05)
+"""
+GREET_PARAMETERS = [
+    {"name": "WHO", "type": "string", "required": True, "description": "Who to greet"},
+    {"name": "COUNT", "type": "integer", "default": 3},
+    {"name": "ENV", "type": "choice", "options": ["dev", "staging", "prod"], "default": "dev"},
+    {"name": "LOUD", "type": "boolean", "default": False},
+]
+# The terminal's whole buffer (scrollback included), one string per line.
+TERMINAL_TEXT_JS = """() => {
+  const el = document.querySelector('[data-testid="terminal"]');
+  const buffer = getElement(el.id.slice(1)).terminal.buffer.active;
+  const lines = [];
+  for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i).translateToString(true));
+  return lines.join("\\n");
+}"""
+
+
+@dataclass
+class Env:
+    server: LiveServer
+    admin: dict[str, str]
+    viewer: dict[str, str]
+    greet_id: int
+    ticker_id: int
+
+    def start(self, script_id: int, headers: dict[str, str], **parameters: Any) -> int:
+        response = httpx.post(
+            f"{self.server.url}/api/v1/executions",
+            json={"script_id": script_id, "parameters": parameters},
+            headers=headers,
+        )
+        assert response.status_code == 202, response.text
+        return int(response.json()["id"])
+
+    def cancel(self, execution_id: int) -> None:
+        httpx.post(f"{self.server.url}/api/v1/executions/{execution_id}/cancel", headers=self.admin)
+
+
+def _cli_user(server: LiveServer, username: str, role: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "opscraft", "user", "create", username, "--role", role],
+        input=PASSWORD + "\n",
+        text=True,
+        env=server.env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+
+
+def _token(server: LiveServer, username: str) -> dict[str, str]:
+    response = httpx.post(
+        f"{server.url}/api/v1/auth/login", json={"username": username, "password": PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def _script(server: LiveServer, admin: dict[str, str], name: str, content: str, **extra: Any) -> int:
+    body = {"name": name, "script_type": "python", "status": "active", "content": content, **extra}
+    response = httpx.post(f"{server.url}/api/v1/scripts", json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    return int(response.json()["id"])
+
+
+def _start(data_dir: Path) -> LiveServer:
+    """`start_server` without pytest's marker variable, which makes NiceGUI expect a test port."""
+    marker = os.environ.pop("PYTEST_CURRENT_TEST", None)
+    try:
+        return start_server(data_dir, SERVER_ENV)
+    finally:
+        if marker is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = marker
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    server = _start(Path(tmp_path_factory.mktemp("executions-ui")) / "server")
+    try:
+        _cli_user(server, "admin", "admin")
+        _cli_user(server, "viewer", "viewer")
+        admin = _token(server, "admin")
+        greet_id = _script(server, admin, "greet", GREET, parameters=GREET_PARAMETERS)
+        ticker_id = _script(server, admin, "ticker", TICKER)
+        yield Env(server, admin, _token(server, "viewer"), greet_id, ticker_id)
+    finally:
+        stop_server(server)
+
+
+def log_in(page: Any, env: Env, username: str = "viewer") -> None:
+    page.goto(f"{env.server.url}/login")
+    page.get_by_test_id("login-username").fill(username)
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(f"{env.server.url}/")
+
+
+def terminal_text(page: Any) -> str:
+    return str(page.evaluate(TERMINAL_TEXT_JS))
+
+
+def wait_for_output(page: Any, pattern: str, timeout: float = 20) -> str:
+    """Poll the terminal until `pattern` (a regex) appears; return the text then."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = terminal_text(page)
+        if re.search(pattern, text, re.M):
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"{pattern!r} not in the terminal:\n{terminal_text(page)[-2000:]}")
+
+
+def ticker_lines(text: str) -> list[int]:
+    return [int(n) for n in re.findall(r"^line (\d+)$", text, re.M)]
+
+
+def test_viewer_runs_a_script_with_parameters_and_finds_it_in_history(page: Any, env: Env) -> None:
+    log_in(page, env)
+    page.goto(f"{env.server.url}/scripts/{env.greet_id}")
+    page.get_by_test_id("execute-button").click()
+    dialog = page.get_by_test_id("execute-dialog")
+    dialog.wait_for()
+    assert page.get_by_test_id("param-COUNT").input_value() == "3"
+
+    # A required parameter left empty: red notification, inline error, no run.
+    page.get_by_test_id("execute-submit").click()
+    page.locator(".q-notification.bg-negative").filter(has_text="WHO").wait_for()
+    assert dialog.get_by_text("Required").is_visible()
+
+    page.get_by_test_id("param-WHO").fill("world")
+    page.get_by_test_id("param-COUNT").fill("8")
+    page.get_by_test_id("param-ENV").click()
+    page.get_by_role("option", name="staging").click()
+    page.get_by_test_id("param-LOUD").click()
+    page.get_by_test_id("execute-submit").click()
+
+    page.wait_for_url(re.compile(r".*/executions/\d+$"))
+    execution_id = int(page.url.rsplit("/", 1)[1])
+    text = wait_for_output(page, r"hello world #1 env=staging loud=true")
+    assert "#8" not in text, "the output should arrive live, line by line"
+    page.get_by_test_id("status-running").wait_for()
+    wait_for_output(page, r"hello world #8")
+    page.get_by_test_id("status-success").wait_for(timeout=20_000)
+    assert page.get_by_test_id("exit-code").inner_text() == "0"
+    assert page.get_by_test_id("triggered-by").inner_text() == "viewer"
+    assert page.get_by_test_id("param-value-WHO").inner_text() == "world"
+    assert page.get_by_test_id("param-value-COUNT").inner_text() == "8"
+    assert page.get_by_test_id("cancel-button").count() == 0
+
+    log = page.request.get(f"{env.server.url}/executions/{execution_id}/output.log")
+    assert log.ok
+    assert "hello world #8 env=staging loud=true" in log.text()
+    assert "\x1b[" not in log.text()
+
+    page.goto(f"{env.server.url}/executions")
+    page.get_by_test_id(f"run-link-{execution_id}").wait_for()
+    page.get_by_test_id("filter-status").click()
+    page.get_by_role("option", name="failed").click()
+    page.get_by_test_id("no-runs").wait_for()
+    assert "status=failed" in page.url
+    page.get_by_test_id("filter-status").click()
+    page.get_by_role("option", name="success").click()
+    page.get_by_test_id(f"run-link-{execution_id}").click()
+    page.wait_for_url(f"{env.server.url}/executions/{execution_id}")
+
+    page.goto(f"{env.server.url}/")
+    assert int(page.get_by_test_id("count-success").get_by_test_id("count-value").inner_text()) >= 1
+    page.get_by_test_id("success-chart").wait_for()
+
+
+def test_script_page_tab_lists_the_scripts_runs(page: Any, env: Env) -> None:
+    execution_id = env.start(env.greet_id, env.viewer, WHO="tab", COUNT=1)
+    log_in(page, env)
+    page.goto(f"{env.server.url}/scripts/{env.greet_id}")
+    page.get_by_role("tab", name="Executions").click()
+    page.get_by_test_id(f"run-link-{execution_id}").wait_for()
+
+
+def test_cancel_a_running_execution_from_its_page(page: Any, env: Env) -> None:
+    own = env.start(env.ticker_id, env.viewer)
+    others = env.start(env.ticker_id, env.admin)
+    try:
+        log_in(page, env)
+        page.goto(f"{env.server.url}/executions/{others}")
+        wait_for_output(page, r"^line 3$")
+        assert page.get_by_test_id("cancel-button").count() == 0, "a viewer may not cancel another's run"
+
+        page.goto(f"{env.server.url}/executions/{own}")
+        wait_for_output(page, r"^line 3$")
+        page.get_by_test_id("cancel-button").click()
+        page.get_by_test_id("cancel-confirm").click()
+        page.get_by_test_id("status-cancelled").wait_for(timeout=5_000)
+        assert page.get_by_test_id("cancel-button").count() == 0
+        last = max(ticker_lines(terminal_text(page)))
+        time.sleep(1)
+        assert max(ticker_lines(terminal_text(page))) == last, "no output after the cancel"
+    finally:
+        env.cancel(others)
+
+
+def test_reload_mid_run_replays_the_output_and_continues_live(page: Any, env: Env) -> None:
+    execution_id = env.start(env.ticker_id, env.viewer)
+    try:
+        log_in(page, env)
+        page.goto(f"{env.server.url}/executions/{execution_id}")
+        wait_for_output(page, r"^line 20$")
+        page.reload()
+        text = wait_for_output(page, r"^line 1$")
+        seen = max(ticker_lines(text))
+        text = wait_for_output(page, rf"^line {seen + 40}$")
+        lines = ticker_lines(text)
+        assert lines == list(range(1, len(lines) + 1)), "every line exactly once, in order"
+        page.get_by_test_id("status-running").wait_for()
+    finally:
+        env.cancel(execution_id)
