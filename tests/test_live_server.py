@@ -1,0 +1,145 @@
+"""A real `opscraft serve` process: API docs, headers on pages, error shapes, the seed's curl examples."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer, start_server, stop_server
+
+SEED_REGISTER_ADMIN = """curl -X POST http://localhost:8000/api/v1/auth/register \\
+     -H "Content-Type: application/json" \\
+     -d '{
+       "username": "admin",
+       "email": "admin@example.com",
+       "password": "SecurePass123",
+       "full_name": "System Administrator"
+     }'"""
+
+# The seed's HTTP examples (register, login, me) written as curl commands, bodies verbatim.
+SEED_REGISTER = """curl -X POST http://localhost:8000/api/v1/auth/register \\
+  -H "Content-Type: application/json" \\
+  -d '{
+  "username": "john_doe",
+  "email": "john@example.com",
+  "password": "SecurePass123",
+  "full_name": "John Doe"
+}'"""
+SEED_LOGIN = """curl -X POST http://localhost:8000/api/v1/auth/login \\
+  -H "Content-Type: application/json" \\
+  -d '{
+  "username": "john_doe",
+  "password": "SecurePass123"
+}'"""
+SEED_ME = """curl http://localhost:8000/api/v1/auth/me -H "Authorization: Bearer $TOKEN" """
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = start_server(tmp_path_factory.mktemp("live"))
+    try:
+        yield live
+    finally:
+        stop_server(live)
+
+
+def curl(server: LiveServer, command: str, token: str = "") -> tuple[int, dict]:
+    """Run a seed curl command against `server` (only the address changes); returns (status, JSON)."""
+    command = command.replace("http://localhost:8000", server.url).replace(
+        "curl ", "curl -s -w '\\n%{http_code}' ", 1
+    )
+    result = subprocess.run(
+        ["bash", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"TOKEN": token, "PATH": "/usr/bin:/bin"},
+    )
+    body, _, status = result.stdout.rpartition("\n")
+    return int(status), json.loads(body)
+
+
+def test_seed_auth_curl_examples_work_verbatim(server: LiveServer) -> None:
+    status, admin = curl(server, SEED_REGISTER_ADMIN)
+    assert status == 201 and admin["role"] == "admin" and "password" not in admin
+    status, closed = curl(server, SEED_REGISTER)
+    assert status == 403 and "closed" in closed["detail"]
+
+    login = httpx.post(
+        f"{server.url}/api/v1/auth/login", json={"username": "admin", "password": "SecurePass123"}
+    )
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    assert httpx.put(
+        f"{server.url}/api/v1/settings", json={"registration_open": True}, headers=headers
+    ).is_success
+
+    status, john = curl(server, SEED_REGISTER)
+    assert status == 201 and john["role"] == "viewer" and john["full_name"] == "John Doe"
+    status, tokens = curl(server, SEED_LOGIN)
+    assert status == 200 and set(tokens) == {"access_token", "refresh_token", "token_type"}
+    assert tokens["token_type"] == "bearer"
+    status, me = curl(server, SEED_ME, tokens["access_token"])
+    assert status == 200 and me["username"] == "john_doe" and me["email"] == "john@example.com"
+
+
+def test_openapi_documents_the_api_and_nothing_else(server: LiveServer) -> None:
+    r = httpx.get(f"{server.url}/openapi.json")
+    assert r.status_code == 200
+    spec = r.json()
+    assert spec["info"]["title"] == "OpsCraft API"
+    paths = spec["paths"]
+    assert "/api/v1/auth/login" in paths and "/api/v1/users/{user_id}" in paths
+    for path in paths:
+        assert path.startswith("/api/v1/"), f"non-API route in the schema: {path}"
+    for path in ("/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/users"):
+        assert "requestBody" in paths[path]["post"], path
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            where = f"{method.upper()} {path}"
+            assert operation.get("summary"), where
+            codes = set(operation["responses"])
+            success = sorted(c for c in codes if c.startswith("2"))
+            assert success, where
+            if success != ["204"]:
+                assert operation["responses"][success[0]].get("content"), f"{where}: no response schema"
+            if path != "/api/v1/health":
+                errors = [c for c in codes if c.startswith("4")]
+                assert errors, f"{where}: no documented errors"
+                assert all(
+                    "ErrorResponse" in json.dumps(operation["responses"][c]) or c == "422" for c in errors
+                ), where
+
+
+def test_docs_and_redoc_are_served(server: LiveServer) -> None:
+    docs = httpx.get(f"{server.url}/docs")
+    assert docs.status_code == 200 and "swagger-ui" in docs.text and "/openapi.json" in docs.text
+    redoc = httpx.get(f"{server.url}/redoc")
+    assert redoc.status_code == 200 and "redoc" in redoc.text.lower()
+
+
+def test_pages_carry_security_headers(server: LiveServer) -> None:
+    r = httpx.get(f"{server.url}/login", follow_redirects=True)
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    assert r.headers["x-frame-options"] == "DENY" and r.headers["x-content-type-options"] == "nosniff"
+    assert "script-src 'self' 'unsafe-inline' 'unsafe-eval'" in r.headers["content-security-policy"]
+    assert "strict-transport-security" not in r.headers
+    proxied = httpx.get(f"{server.url}/login", headers={"X-Forwarded-Proto": "https"}, follow_redirects=True)
+    assert "max-age=" in proxied.headers["strict-transport-security"]
+
+
+def test_api_errors_stay_json_next_to_pages(server: LiveServer) -> None:
+    r = httpx.get(f"{server.url}/api/v1/missing")
+    assert r.status_code == 404 and r.json() == {"detail": "Not Found", "errors": []}
+    page = httpx.get(f"{server.url}/missing-page")
+    assert page.status_code == 404 and "text/html" in page.headers["content-type"]
+    r = httpx.get(f"{server.url}/api/v1/users/99999999999", headers={"Authorization": "Bearer x"})
+    assert r.status_code in {401, 422} and r.json()["detail"]
+
+
+def test_protected_pages_redirect_to_login(server: LiveServer) -> None:
+    r = httpx.get(f"{server.url}/users?x=1")
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Fusers%3Fx%3D1"
