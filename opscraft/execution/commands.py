@@ -28,6 +28,14 @@ TERRAFORM_STEPS = {
 
 
 def build(spec: RunSpec) -> Command:
+    """The command for `spec`; every run also sees OPSCRAFT_EXECUTION_ID."""
+    command = _build(spec)
+    return Command(
+        command.argv, command.files, {**command.env, "OPSCRAFT_EXECUTION_ID": str(spec.execution_id)}
+    )
+
+
+def _build(spec: RunSpec) -> Command:
     content = spec.content.encode()
     params = to_env(spec.parameters)
     if spec.script_type == "bash":

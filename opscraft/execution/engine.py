@@ -42,7 +42,7 @@ class Engine:
         self.cancels = LocalCancelSignal()
         self.loop = EngineLoop(settings.effective_database_url)
         self.docker = DockerRunner(instance_id(settings))
-        self.local = LocalRunner()
+        self.local = LocalRunner(instance_id(settings))
         self.queue = HueyQueue(settings.data_dir / "queue.db", settings.workers, self._job)
         self.worker = Worker(
             settings,
@@ -61,14 +61,14 @@ class Engine:
     def start(self) -> None:
         self.loop.start()
         interrupted, queued = self.loop.run(store.recover(self.loop.db))
-        swept = self.docker.sweep() if self.docker_available() else 0
+        swept = self.local.sweep() + (self.docker.sweep() if self.docker_available() else 0)
         self.queue.clear()
         for execution_id in queued:
             self.queue.enqueue(execution_id)
         self.queue.start()
         log.info(
             "execution engine started: %d workers, docker %s; recovered %d interrupted, %d queued; "
-            "removed %d leftover containers",
+            "removed %d leftover containers or processes",
             self.settings.workers,
             "reachable" if self.docker_known() else "not reachable",
             interrupted,

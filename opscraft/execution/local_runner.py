@@ -24,6 +24,7 @@ from opscraft.execution.events import Stream
 from opscraft.execution.spec import OutputSink, RunControl, RunnerError, RunResult, RunSpec
 
 READ_SIZE = 65536
+RUN_MARKER = "OPSCRAFT_RUN"
 MAX_PROCESSES = 1024
 MAX_FILE_BYTES = 1024 * 1024 * 1024
 CPU_GRACE_SECONDS = 5
@@ -39,6 +40,31 @@ def _search_path() -> str:
 
 class LocalRunner:
     name = "local"
+
+    def __init__(self, instance: str) -> None:
+        self.instance = instance
+
+    def sweep(self) -> int:
+        """Kill processes a previous run of this instance left behind (after a crash).
+
+        Every local run carries `OPSCRAFT_RUN=<instance>:<execution id>` in its environment; this
+        finds them through /proc (Linux), among the processes of the OpsCraft user.
+        """
+        marker = f"{RUN_MARKER}={self.instance}:".encode()
+        killed = 0
+        proc = Path("/proc")
+        for entry in proc.iterdir() if proc.is_dir() else ():
+            if not entry.name.isdigit():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if any(item.startswith(marker) for item in environ.split(b"\0")):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(entry.name), signal.SIGKILL)
+                    killed += 1
+        return killed
 
     def run(self, spec: RunSpec, output: OutputSink, control: RunControl) -> RunResult:
         command = build(spec)
@@ -59,6 +85,7 @@ class LocalRunner:
                 "TMPDIR": scratch,
                 "LANG": "C.UTF-8",
                 "LC_ALL": "C.UTF-8",
+                RUN_MARKER: f"{self.instance}:{spec.execution_id}",
                 **command.env,
             }
             with subprocess.Popen(

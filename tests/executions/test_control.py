@@ -1,0 +1,268 @@
+"""Cancel, concurrency limits, graceful shutdown, and recovery after the server is SIGKILLed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from opscraft import runtime
+from opscraft.db.models import Execution
+from tests.conftest import LoggedIn, make_user, start_server, stop_server
+from tests.executions.conftest import (
+    DOCKER,
+    IMAGES,
+    make_script,
+    output,
+    require_docker,
+    start,
+    wait_for,
+)
+
+RUNNERS = pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
+
+
+@pytest.fixture
+def backend() -> str:
+    return "sqlite"
+
+
+async def wait_output(client: httpx.AsyncClient, who: LoggedIn, execution_id: int, text: str) -> None:
+    deadline = time.monotonic() + 30
+    while text not in await output(client, who, execution_id):
+        assert time.monotonic() < deadline, f"{text!r} never appeared"
+        await asyncio.sleep(0.05)
+
+
+@RUNNERS
+async def test_cancel_running_within_two_seconds(
+    client: httpx.AsyncClient, viewer: LoggedIn, runner_name: str, admin: LoggedIn
+) -> None:
+    script_id = await make_script(client, admin, "echo started\nsleep 60\necho never\n")
+    started = await start(client, viewer, script_id, runner_name)
+    await wait_output(client, viewer, started["id"], "started")
+    t0 = time.monotonic()
+    response = await client.post(f"/api/v1/executions/{started['id']}/cancel", headers=viewer.headers)
+    assert response.status_code == 200 and response.json()["cancel_requested"] is True
+    final = await wait_for(client, viewer, started["id"], timeout=5)
+    assert time.monotonic() - t0 < 2
+    assert final["status"] == "cancelled" and final["error_message"] == "cancelled by a user"
+    assert await output(client, viewer, started["id"]) == "started\n"
+    again = await client.post(f"/api/v1/executions/{started['id']}/cancel", headers=viewer.headers)
+    assert again.status_code == 409 and "already finished (cancelled)" in again.json()["detail"]
+
+
+@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_WORKERS": 1}])
+async def test_cancel_queued_never_starts(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    blocker_id = await make_script(client, admin, "sleep 60\n")
+    waiting_id = await make_script(client, admin, "echo should-not-run\n")
+    blocker = await start(client, admin, blocker_id, "local")
+    await wait_for(client, admin, blocker["id"], {"running"})
+    waiting = await start(client, admin, waiting_id, "local")
+    response = await client.post(f"/api/v1/executions/{waiting['id']}/cancel", headers=admin.headers)
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    await client.post(f"/api/v1/executions/{blocker['id']}/cancel", headers=admin.headers)
+    await wait_for(client, admin, blocker["id"])
+    await asyncio.sleep(0.5)  # the worker is free: it would have picked the cancelled run up by now
+    final = await wait_for(client, admin, waiting["id"])
+    assert final["status"] == "cancelled" and final["started_at"] is None
+    assert await output(client, admin, waiting["id"]) == ""
+
+
+async def test_who_may_cancel(
+    client: httpx.AsyncClient, viewer: LoggedIn, operator: LoggedIn, admin: LoggedIn
+) -> None:
+    other = await make_user(client, "viewer", "other-viewer")
+    script_id = await make_script(client, admin, "sleep 60\n")
+    runs = [await start(client, viewer, script_id, "local") for _ in range(2)]
+    denied = await client.post(f"/api/v1/executions/{runs[0]['id']}/cancel", headers=other.headers)
+    assert denied.status_code == 403 and "only the user who started" in denied.json()["detail"]
+    own = await client.post(f"/api/v1/executions/{runs[0]['id']}/cancel", headers=viewer.headers)
+    by_operator = await client.post(f"/api/v1/executions/{runs[1]['id']}/cancel", headers=operator.headers)
+    assert own.status_code == 200 and by_operator.status_code == 200
+    audit = await client.get("/api/v1/audit", params={"action": "execution.cancel"}, headers=admin.headers)
+    assert {e["actor_name"] for e in audit.json()["items"]} == {"viewer", "operator"}
+
+
+async def observe_running(
+    client: httpx.AsyncClient, who: LoggedIn, ids: list[int], timeout: float = 60
+) -> int:
+    """Poll until every run has finished; returns the most runs seen `running` at once."""
+    most, deadline = 0, time.monotonic() + timeout
+    while True:
+        page = (await client.get("/api/v1/executions", params={"limit": 100}, headers=who.headers)).json()
+        states = {e["id"]: e["status"] for e in page["items"] if e["id"] in ids}
+        most = max(most, sum(s == "running" for s in states.values()))
+        if all(s in {"success", "failed", "error", "cancelled", "timed_out"} for s in states.values()):
+            return most
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+
+
+async def test_per_script_limit_makes_runs_wait(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    script_id = await make_script(client, admin, "sleep 0.5\necho done\n", max_concurrent=1)
+    runs = [await start(client, admin, script_id, "local") for _ in range(3)]
+    queued = (
+        await client.get("/api/v1/executions", params={"status": "pending"}, headers=admin.headers)
+    ).json()
+    assert queued["total"] >= 2  # the extra runs wait, visibly
+    assert await observe_running(client, admin, [r["id"] for r in runs]) == 1
+    for r in runs:
+        assert (await wait_for(client, admin, r["id"]))["status"] == "success"
+
+
+@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_WORKERS": 2}])
+async def test_global_limit_is_the_worker_count(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    script_id = await make_script(client, admin, "sleep 0.5\n")
+    runs = [await start(client, admin, script_id, "local") for _ in range(5)]
+    assert await observe_running(client, admin, [r["id"] for r in runs]) == 2
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_WORKERS": 20}])
+async def test_twenty_concurrent_containers(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    require_docker()
+    script_id = await make_script(
+        client, admin, 'echo "run $N begins"\nsleep 3\necho "run $N ends"\n', parameters={"N": 0}
+    )
+    runs = [await start(client, admin, script_id, "docker", parameters={"N": n}) for n in range(20)]
+    assert await observe_running(client, admin, [r["id"] for r in runs], timeout=120) >= 10
+    for n, r in enumerate(runs):
+        final = await wait_for(client, admin, r["id"])
+        assert final["status"] == "success", final
+        assert await output(client, admin, r["id"]) == f"run {n} begins\nrun {n} ends\n"
+
+
+@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_SHUTDOWN_GRACE_SECONDS": 1}])
+async def test_shutdown_interrupts_after_the_grace_period(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    short = await start(
+        client, admin, await make_script(client, admin, "sleep 0.3\necho finished\n"), "local"
+    )
+    long = await start(client, admin, await make_script(client, admin, "echo begun\nsleep 60\n"), "local")
+    await wait_for(client, admin, long["id"], {"running"})
+    await wait_output(client, admin, long["id"], "begun")
+    engine = runtime.current().extras["execution"]
+    t0 = time.monotonic()
+    await asyncio.to_thread(engine.stop)
+    assert time.monotonic() - t0 < 5
+    async with runtime.current().db.session() as session:
+        done = await session.get(Execution, short["id"])
+        interrupted = await session.get(Execution, long["id"])
+    assert done is not None and done.status == "success"
+    assert interrupted is not None and interrupted.status == "error"
+    assert interrupted.error_message == "interrupted by server shutdown"
+
+
+# --- recovery after SIGKILL of a real server process ------------------------------------------
+
+RECOVERY_SCRIPT = 'echo "run $MODE"\nif [ "$MODE" = long ]; then sleep 120; fi\necho "run $MODE done"\n'
+
+
+def _login(server_url: str, *, register: bool = False) -> dict[str, str]:
+    if register:
+        httpx.post(
+            f"{server_url}/api/v1/auth/register",
+            json={"username": "admin", "email": "admin@example.com", "password": "Correct-Horse-9"},
+        ).raise_for_status()
+    r = httpx.post(
+        f"{server_url}/api/v1/auth/login", json={"username": "admin", "password": "Correct-Horse-9"}
+    )
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def _wait(url: str, headers: dict[str, str], check: Any, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        body = httpx.get(url, headers=headers).json()
+        if check(body):
+            return body
+        assert time.monotonic() < deadline, body
+        time.sleep(0.1)
+
+
+def _orphans(execution_id: int) -> list[int]:
+    """Processes of a local run (they carry OPSCRAFT_EXECUTION_ID in their environment)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                environ = (entry / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if f"OPSCRAFT_EXECUTION_ID={execution_id}".encode() in environ and b"OPSCRAFT_RUN" in b"".join(
+                environ
+            ):
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("runner", ["local", "docker"])
+def test_recovery_after_sigkill(tmp_path: Path, runner: str) -> None:
+    if runner == "docker":
+        require_docker()
+    env = {"OPSCRAFT_LOCAL_RUNNER": "1", "OPSCRAFT_WORKERS": "1", **IMAGES}
+    server = start_server(tmp_path / "server", env)
+    try:
+        headers = _login(server.url, register=True)
+        r = httpx.post(
+            f"{server.url}/api/v1/scripts",
+            json={
+                "name": "recover",
+                "script_type": "bash",
+                "content": RECOVERY_SCRIPT,
+                "status": "active",
+                "parameters": {"MODE": "short"},
+            },
+            headers=headers,
+        )
+        script_id = r.json()["id"]
+
+        def run(mode: str) -> int:
+            body = {"script_id": script_id, "parameters": {"MODE": mode}, "runner": runner}
+            response = httpx.post(f"{server.url}/api/v1/executions", json=body, headers=headers)
+            assert response.status_code == 202, response.text
+            return int(response.json()["id"])
+
+        long_id, queued_id = run("long"), run("short")
+        _wait(
+            f"{server.url}/api/v1/executions/{long_id}/logs",
+            headers,
+            lambda page: any("run long" in c["content"] for c in page["items"]),
+        )
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait()
+        if runner == "local":
+            assert _orphans(long_id), "the script outlives the killed server until the restart"
+    finally:
+        if server.process.poll() is None:
+            stop_server(server)
+
+    server = start_server(tmp_path / "server", env)
+    try:
+        headers = _login(server.url)
+        crashed = httpx.get(f"{server.url}/api/v1/executions/{long_id}", headers=headers).json()
+        assert crashed["status"] == "error" and crashed["error_message"] == "interrupted by server restart"
+        logs = httpx.get(f"{server.url}/api/v1/executions/{long_id}/logs", headers=headers).json()
+        assert "".join(c["content"] for c in logs["items"]) == "run long\n"
+        finished = _wait(
+            f"{server.url}/api/v1/executions/{queued_id}",
+            headers,
+            lambda e: e["status"] not in {"queued", "running"},
+        )
+        assert finished["status"] == "success"
+        if runner == "local":
+            assert not _orphans(long_id)
+        elif DOCKER:
+            import docker
+
+            client = docker.from_env()
+            assert not client.containers.list(all=True, filters={"label": f"opscraft.execution={long_id}"})
+            client.close()
+    finally:
+        stop_server(server)
