@@ -1,0 +1,202 @@
+"""The executions API on SQLite and PostgreSQL: the seed's shapes, filters, output, errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from opscraft import runtime
+from opscraft.db.models import User
+from opscraft.services import executions
+from opscraft.services.actor import Actor
+from tests.conftest import LoggedIn
+from tests.executions.conftest import make_script, output, run, start, wait_for
+
+
+async def test_seed_create_get_and_list(client: httpx.AsyncClient, viewer: LoggedIn, admin: LoggedIn) -> None:
+    script_id = await make_script(
+        client, admin, 'echo "$ENV $VERSION"\n', parameters={"ENV": "dev", "VERSION": "1"}
+    )
+    response = await client.post(
+        "/api/v1/executions",
+        json={
+            "script_id": script_id,
+            "parameters": {"ENV": "production", "VERSION": "2.0.1"},
+            "runner": "local",
+        },
+        headers=viewer.headers,
+    )
+    assert response.status_code == 202, response.text
+    created = response.json()
+    assert created["status"] == "queued" and created["triggered_by_name"] == "viewer"
+    assert created["parameters"] == {"ENV": "production", "VERSION": "2.0.1"}
+    final = await wait_for(client, viewer, created["id"])
+    assert final["status"] == "success" and final["exit_code"] == 0
+    assert final["output_bytes"] == len("production 2.0.1\n")
+    assert final["duration_seconds"] is not None and final["duration_seconds"] >= 0
+    assert final["started_at"] >= final["queued_at"] and final["finished_at"] >= final["started_at"]
+    listed = (
+        await client.get(
+            "/api/v1/executions", params={"script_id": script_id, "limit": 50}, headers=viewer.headers
+        )
+    ).json()
+    assert listed["total"] == 1 and listed["items"][0]["id"] == created["id"]
+    audit = await client.get("/api/v1/audit", params={"action": "execution.create"}, headers=admin.headers)
+    details = audit.json()["items"][0]["details"]
+    assert details["parameters"] == ["ENV", "VERSION"] and "production" not in str(details)
+
+
+async def test_filters_and_pagination(client: httpx.AsyncClient, viewer: LoggedIn, admin: LoggedIn) -> None:
+    ok_id = await make_script(client, admin, "true\n")
+    bad_id = await make_script(client, admin, "exit 1\n")
+    mine = [await start(client, viewer, ok_id, "local") for _ in range(3)]
+    theirs = await start(client, admin, bad_id, "local")
+    for e in [*mine, theirs]:
+        await wait_for(client, admin, e["id"])
+
+    async def ids(**params: object) -> tuple[list[int], int]:
+        r = await client.get("/api/v1/executions", params=params, headers=viewer.headers)
+        assert r.status_code == 200, r.text
+        return [e["id"] for e in r.json()["items"]], r.json()["total"]
+
+    assert await ids(status="failed") == ([theirs["id"]], 1)
+    assert await ids(user_id=viewer.id) == ([e["id"] for e in reversed(mine)], 3)
+    assert await ids(user_id=viewer.id, skip=1, limit=1) == ([mine[1]["id"]], 3)
+    assert (await ids(status="success"))[1] == 3
+    now = datetime.now(UTC)
+    assert (await ids(since=(now - timedelta(minutes=5)).isoformat()))[1] == 4
+    assert (await ids(until=(now - timedelta(minutes=5)).isoformat()))[1] == 0
+    r = await client.get("/api/v1/executions", params={"status": "done"}, headers=viewer.headers)
+    assert r.status_code == 422 and "pending" in r.json()["detail"] and "timed_out" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_WORKERS": 1}])
+async def test_pending_is_an_alias_of_queued(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    script_id = await make_script(client, admin, "sleep 60\n")
+    blocker = await start(client, admin, script_id, "local")
+    await wait_for(client, admin, blocker["id"], {"running"})
+    waiting = [(await start(client, admin, script_id, "local"))["id"] for _ in range(2)]
+    for status in ("pending", "queued"):
+        page = (
+            await client.get("/api/v1/executions", params={"status": status}, headers=admin.headers)
+        ).json()
+        assert sorted(e["id"] for e in page["items"]) == waiting and page["total"] == 2
+    for execution_id in [*waiting, blocker["id"]]:
+        await client.post(f"/api/v1/executions/{execution_id}/cancel", headers=admin.headers)
+
+
+async def _actor(who: LoggedIn) -> Actor:
+    async with runtime.current().db.session() as session:
+        return Actor(await session.get(User, who.id))
+
+
+async def test_bad_requests_say_what_to_fix(
+    client: httpx.AsyncClient, viewer: LoggedIn, admin: LoggedIn
+) -> None:
+    schema = [
+        {"name": "COUNT", "type": "integer", "required": True},
+        {"name": "MODE", "type": "choice", "options": ["fast", "safe"], "default": "safe"},
+    ]
+    script_id = await make_script(client, admin, "true\n", parameters=schema)
+
+    async def post(body: dict[str, object]) -> httpx.Response:
+        return await client.post(
+            "/api/v1/executions", json={"runner": "local", **body}, headers=viewer.headers
+        )
+
+    r = await post({"script_id": script_id, "parameters": {"MODE": "reckless", "EXTRA": 1}})
+    assert r.status_code == 422
+    fields = {e["field"]: e["message"] for e in r.json()["errors"]}
+    assert fields == {
+        "parameters.COUNT": "is required",
+        "parameters.MODE": "must be one of: fast, safe",
+        "parameters.EXTRA": "unknown parameter: this script does not declare it",
+    }
+    assert "reckless" not in r.text
+    r = await post({"script_id": script_id, "parameters": {"COUNT": "many"}})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "parameters.COUNT"
+    assert (await post({"script_id": 999_999})).status_code == 404
+    assert (await post({"script_id": script_id, "runner": "ssh"})).status_code == 422
+    assert (await post({"script_id": "one"})).status_code == 422
+    assert (await post({"script_id": script_id, "parameters": [1, 2]})).status_code == 422
+    assert (
+        await post({"script_id": script_id, "parameters": {"COUNT": 1}, "colour": "red"})
+    ).status_code == 422
+
+    draft = await make_script(client, admin, "true\n", status="draft")
+    r = await post({"script_id": draft})
+    assert r.status_code == 409 and "only active scripts can be executed" in r.json()["detail"]
+    await client.delete(f"/api/v1/scripts/{draft}", headers=admin.headers)
+    assert (await post({"script_id": draft})).status_code == 404
+
+    for bad in ({"limit": 0}, {"limit": 10_000}, {"skip": -1}, {"since": "yesterday"}):
+        assert (await client.get("/api/v1/executions", params=bad, headers=viewer.headers)).status_code == 422
+    assert (await client.get("/api/v1/executions/424242", headers=viewer.headers)).status_code == 404
+    assert (await client.get("/api/v1/executions/0/logs", headers=viewer.headers)).status_code == 422
+
+
+@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_LOCAL_RUNNER": False}])
+async def test_local_runner_needs_an_admin(
+    client: httpx.AsyncClient, viewer: LoggedIn, admin: LoggedIn
+) -> None:
+    script_id = await make_script(client, admin, "echo local\n")
+    body = {"script_id": script_id, "runner": "local"}
+    r = await client.post("/api/v1/executions", json=body, headers=viewer.headers)
+    assert r.status_code == 409 and "an admin can enable it" in r.json()["detail"]
+    await client.put("/api/v1/settings", json={"local_runner_enabled": True}, headers=admin.headers)
+    r = await client.post("/api/v1/executions", json=body, headers=viewer.headers)
+    assert r.status_code == 202
+    assert (await wait_for(client, viewer, r.json()["id"]))["status"] == "success"
+
+
+async def test_logs_are_ranged_and_streams_kept_apart(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    script = 'for i in 1 2 3; do echo "out $i"; echo "err $i" >&2; sleep 0.12; done\n'
+    final, _ = await run(client, admin, script, "local")
+    assert final["status"] == "success"
+    assert await output(client, admin, final["id"], "stdout") == "out 1\nout 2\nout 3\n"
+    assert await output(client, admin, final["id"], "stderr") == "err 1\nerr 2\nerr 3\n"
+    first = (
+        await client.get(f"/api/v1/executions/{final['id']}/logs", params={"limit": 2}, headers=admin.headers)
+    ).json()
+    assert (
+        [c["seq"] for c in first["items"]] == [1, 2] and first["next_offset"] == 2 and not first["complete"]
+    )
+    rest = (
+        await client.get(
+            f"/api/v1/executions/{final['id']}/logs", params={"offset": 2}, headers=admin.headers
+        )
+    ).json()
+    assert rest["items"][0]["seq"] == 3 and rest["complete"]
+
+
+async def test_ansi_and_utf8_split_across_chunks(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    script = "printf '\\033[31mred\\033[0m \\342\\202'\nsleep 0.3\nprintf '\\254 \\377 end\\n'\n"
+    final, text = await run(client, admin, script, "local")
+    assert final["status"] == "success"
+    assert text == "\x1b[31mred\x1b[0m € \ufffd end\n"
+
+
+@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_MAX_OUTPUT_BYTES": 5000}])
+async def test_output_cap_truncates_visibly(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    final, text = await run(client, admin, "seq 1 20000\necho last >&2\nexit 4\n", "local")
+    assert final["status"] == "failed" and final["exit_code"] == 4
+    assert final["output_truncated"] is True and final["output_bytes"] > 100_000
+    assert text.startswith("1\n2\n3\n") and "[opscraft] output truncated" in text and "5000 bytes" in text
+    assert len(text.encode()) < 5000 + 300
+
+
+async def test_dashboard_stats(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    ok_id = await make_script(client, admin, "true\n")
+    bad_id = await make_script(client, admin, "false\n")
+    runs = [await start(client, admin, i, "local") for i in (ok_id, ok_id, ok_id, bad_id)]
+    for r in runs:
+        await wait_for(client, admin, r["id"])
+    async with runtime.current().db.session() as session:
+        stats = await executions.dashboard_stats(session, await _actor(admin))
+    assert stats.counts["success"] == 3 and stats.counts["failed"] == 1 and stats.counts["queued"] == 0
+    assert [e.id for e in stats.recent][:4] == [r["id"] for r in reversed(runs)]
+    assert len(stats.daily) == 7 and stats.daily[-1].day == datetime.now(UTC).date()
+    assert (stats.daily[-1].total, stats.daily[-1].success, stats.daily[-1].rate) == (4, 3, 0.75)
+    assert stats.daily[0].rate is None
