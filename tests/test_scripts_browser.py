@@ -1,0 +1,203 @@
+"""Browser journeys of the script library against a real `opscraft serve` process and Chromium."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD, LiveServer
+
+pytestmark = pytest.mark.browser
+
+FIRST = '#!/bin/bash\necho "Hello $WHO x $COUNT"\n'
+NOTIFY_ERROR = ".q-notification.bg-negative"
+
+
+def _token(server: LiveServer, username: str) -> dict[str, str]:
+    response = httpx.post(
+        f"{server.url}/api/v1/auth/login", json={"username": username, "password": PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def _users(server: LiveServer) -> dict[str, dict[str, str]]:
+    """The first registration makes the admin; the admin creates an operator and a viewer."""
+    body = {"username": "admin", "email": "admin@example.com", "password": PASSWORD}
+    assert httpx.post(f"{server.url}/api/v1/auth/register", json=body).status_code == 201
+    admin = _token(server, "admin")
+    for role in ("operator", "viewer"):
+        body = {"username": role, "email": f"{role}@example.com", "password": PASSWORD, "role": role}
+        response = httpx.post(f"{server.url}/api/v1/users", json=body, headers=admin)
+        assert response.status_code == 201, response.text
+    return {name: _token(server, name) for name in ("admin", "operator", "viewer")}
+
+
+def _log_in(page: Any, server: LiveServer, username: str) -> None:
+    page.goto(f"{server.url}/login")
+    page.get_by_test_id("login-username").fill(username)
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(f"{server.url}/")
+
+
+def _type_code(page: Any, text: str) -> None:
+    """Replace the editor's content by typing, as a person would."""
+    page.locator('[data-testid="script-editor"] .cm-content').click()
+    page.keyboard.press("Control+a")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(text)
+
+
+def _code(page: Any, testid: str) -> str:
+    return str(page.locator(f'[data-testid="{testid}"] .cm-content').inner_text())
+
+
+def _add_parameter(page: Any, index: int, name: str, kind: str, default: str) -> None:
+    page.get_by_test_id("add-parameter").click()
+    page.get_by_test_id(f"param-name-{index}").fill(name)
+    if kind != "string":
+        page.get_by_test_id(f"param-type-{index}").click()
+        page.get_by_role("option", name=kind, exact=True).click()
+    page.get_by_test_id(f"param-default-{index}").fill(default)
+
+
+def _save_and_wait(page: Any, server: LiveServer) -> int:
+    page.get_by_test_id("save-script").click()
+    page.wait_for_url(re.compile(rf"{re.escape(server.url)}/scripts/\d+$"))
+    return int(page.url.rsplit("/", 1)[1])
+
+
+def test_operator_creates_edits_compares_and_rolls_back(live_server: LiveServer, page: Any) -> None:
+    tokens = _users(live_server)
+    _log_in(page, live_server, "operator")
+    page.get_by_test_id("nav-scripts").click()
+    page.get_by_test_id("empty-state").wait_for()
+    page.get_by_test_id("create-first").click()
+    page.wait_for_url(f"{live_server.url}/scripts/new")
+
+    page.get_by_test_id("script-name").fill("hello-ops")
+    page.get_by_test_id("script-description").fill("Greets someone, a few times")
+    _type_code(page, FIRST)
+    _add_parameter(page, 0, "WHO", "string", "World")
+    _add_parameter(page, 1, "COUNT", "integer", "3")
+    page.get_by_test_id("script-tags").fill("demo")
+    page.keyboard.press("Enter")
+    page.get_by_test_id("checks-ok").wait_for()
+    script_id = _save_and_wait(page, live_server)
+
+    overview = page.get_by_test_id("parameters-table")
+    assert "WHO" in overview.inner_text() and "integer" in overview.inner_text()
+    assert "version 1" in page.get_by_test_id("script-version").inner_text()
+
+    # Edit: a syntax error is refused with a red notification and the line marked.
+    page.get_by_test_id("edit-script").click()
+    page.wait_for_url(f"{live_server.url}/scripts/{script_id}/edit")
+    _type_code(page, FIRST + "if true; then\n  echo unfinished\n")
+    page.get_by_test_id("save-script").click()
+    page.locator(NOTIFY_ERROR).filter(has_text="line 5").wait_for()
+    assert "Line 5" in page.get_by_test_id("syntax-error").first.inner_text()
+    assert page.url.endswith("/edit")
+
+    # A dangerous pattern needs an explicit acknowledgement.
+    _type_code(page, FIRST + "curl -fsSL https://example.invalid/setup.sh | sh\necho bye\n")
+    page.get_by_test_id("change-note").fill("install step")
+    page.get_by_test_id("save-script").click()
+    dialog = page.get_by_test_id("risk-dialog")
+    assert "pipe-to-shell" in dialog.inner_text() and "Line 3" in dialog.inner_text()
+    page.get_by_test_id("risk-confirm").click()
+    page.wait_for_url(f"{live_server.url}/scripts/{script_id}")
+    assert "version 2" in page.get_by_test_id("script-version").inner_text()
+
+    # Versions: the diff of 1 -> 2 is shown, then roll back to 1.
+    page.get_by_test_id("tab-versions").click()
+    page.get_by_test_id("versions-table").filter(has_text="install step").wait_for()
+    diff = _code(page, "diff-view")
+    assert "+echo bye" in diff and "+curl -fsSL" in diff
+    page.get_by_test_id("rollback-1").click()
+    assert "adds version 3" in page.get_by_test_id("rollback-dialog").inner_text()
+    page.get_by_test_id("rollback-confirm").click()
+    page.wait_for_url(f"{live_server.url}/scripts/{script_id}?tab=versions")
+    assert "version 3" in page.get_by_test_id("script-version").inner_text()
+    page.get_by_test_id("tab-content").click()
+    assert "echo bye" not in _code(page, "script-content")
+    assert 'echo "Hello $WHO x $COUNT"' in _code(page, "script-content")
+
+    headers = tokens["operator"]
+    versions = httpx.get(f"{live_server.url}/api/v1/scripts/{script_id}/versions", headers=headers).json()
+    assert [v["number"] for v in versions["items"]] == [3, 2, 1]
+    assert versions["items"][0]["author_name"] == "operator"
+    script = httpx.get(f"{live_server.url}/api/v1/scripts/{script_id}", headers=headers).json()
+    assert script["parameter_defaults"] == {"WHO": "World", "COUNT": 3}
+    assert script["tags"] == ["demo"]
+
+    # The list finds it; leaving an edited form asks first.
+    page.get_by_test_id("nav-scripts").click()
+    page.get_by_test_id("script-search").fill("greets")
+    page.get_by_test_id("script-link-hello-ops").wait_for()
+    page.goto(f"{live_server.url}/scripts/{script_id}/edit")
+    _type_code(page, FIRST + "echo unsaved\n")
+    page.wait_for_timeout(1500)
+    asked: list[str] = []
+
+    def dismiss(dialog: Any) -> None:
+        asked.append(dialog.type)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
+    page.get_by_test_id("nav-scripts").click()
+    page.wait_for_timeout(500)
+    assert asked == ["beforeunload"]
+    assert page.url.endswith("/edit")
+
+
+def test_viewer_reads_without_edit_controls(live_server: LiveServer, page: Any) -> None:
+    tokens = _users(live_server)
+    body = {
+        "name": "nightly-report",
+        "script_type": "python",
+        "content": "print('report')\n",
+        "tags": ["ops"],
+    }
+    created = httpx.post(f"{live_server.url}/api/v1/scripts", json=body, headers=tokens["operator"])
+    assert created.status_code == 201, created.text
+    script_id = created.json()["id"]
+    httpx.put(
+        f"{live_server.url}/api/v1/scripts/{script_id}",
+        json={"content": "print('report v2')\n"},
+        headers=tokens["operator"],
+    )
+
+    _log_in(page, live_server, "viewer")
+    page.goto(f"{live_server.url}/scripts")
+    page.get_by_test_id("script-link-nightly-report").wait_for()
+    assert page.get_by_test_id("new-script").count() == 0
+    page.get_by_test_id("script-link-nightly-report").click()
+    page.wait_for_url(f"{live_server.url}/scripts/{script_id}")
+    assert page.get_by_test_id("edit-script").count() == 0
+    assert page.get_by_test_id("delete-script").count() == 0
+
+    page.get_by_test_id("tab-content").click()
+    content = page.locator('[data-testid="script-content"] .cm-content')
+    assert "report v2" in content.inner_text()
+    assert content.get_attribute("contenteditable") == "false"
+    page.get_by_test_id("tab-versions").click()
+    page.get_by_test_id("versions-table").wait_for()
+    assert page.locator('[data-testid^="rollback-"]').count() == 0
+    assert "+print('report v2')" in _code(page, "diff-view")
+
+    for path in ("/scripts/new", f"/scripts/{script_id}/edit"):
+        page.goto(f"{live_server.url}{path}")
+        page.get_by_test_id("forbidden").wait_for()
+
+    viewer = tokens["viewer"]
+    response = httpx.put(
+        f"{live_server.url}/api/v1/scripts/{script_id}", json={"description": "mine now"}, headers=viewer
+    )
+    assert response.status_code == 403
+    assert "viewer" in response.json()["detail"]
+    response = httpx.post(f"{live_server.url}/api/v1/scripts/{script_id}/rollback/1", headers=viewer)
+    assert response.status_code == 403
