@@ -6,7 +6,6 @@ the local runner (enabled here); the scripts are Python, which both have.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -107,19 +106,9 @@ def _script(server: LiveServer, admin: dict[str, str], name: str, content: str, 
     return int(response.json()["id"])
 
 
-def _start(data_dir: Path) -> LiveServer:
-    """`start_server` without pytest's marker variable, which makes NiceGUI expect a test port."""
-    marker = os.environ.pop("PYTEST_CURRENT_TEST", None)
-    try:
-        return start_server(data_dir, SERVER_ENV)
-    finally:
-        if marker is not None:
-            os.environ["PYTEST_CURRENT_TEST"] = marker
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    server = _start(Path(tmp_path_factory.mktemp("executions-ui")) / "server")
+    server = start_server(Path(tmp_path_factory.mktemp("executions-ui")) / "server", SERVER_ENV)
     try:
         _cli_user(server, "admin", "admin")
         _cli_user(server, "viewer", "viewer")

@@ -20,7 +20,7 @@ from opscraft.ui.execution_widgets import (
     run_rows,
     runs_table,
 )
-from opscraft.ui.layout import frame, notify_error, protected_page
+from opscraft.ui.layout import frame, guard, notify_error, protected_page
 
 REFRESH_SECONDS = 5.0
 # Quasar colour names used by the badges, as chart/hex colours.
@@ -163,6 +163,10 @@ class Dashboard:
         ui.timer(REFRESH_SECONDS, self.refresh)
 
     async def refresh(self) -> None:
+        actor = await guard()
+        if actor is None:
+            return
+        self.actor = actor
         stats = await self._stats()
         if stats is None:
             return

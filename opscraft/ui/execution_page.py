@@ -23,6 +23,7 @@ from opscraft.ui.execution_widgets import call, elapsed, format_duration, status
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.terminal import LiveTerminal
 
+SESSION_RECHECK_SECONDS = 15.0
 ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 
 
@@ -118,9 +119,13 @@ class ExecutionView:
             self.duration.set_text(format_duration(elapsed(self.execution)))
 
     async def reload(self) -> bool:
-        """Re-read the row through the service (re-checking access) and redraw the summary."""
+        """Re-check the session, re-read the row through the service and redraw the summary."""
+        actor = await guard(Permission.view_scripts)
+        if actor is None:
+            return False
+        self.actor = actor
         try:
-            self.execution = await call(executions.get, self.actor, self.execution.id)
+            self.execution = await call(executions.get, actor, self.execution.id)
         except ServiceError as exc:
             notify_error(exc.message)
             return False
@@ -191,7 +196,7 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
                 copy.tooltip("Copy the output")
                 ui.button(
                     icon="download",
-                    on_click=lambda: ui.navigate.to(f"/executions/{execution_id}/output.log"),
+                    on_click=lambda: ui.download.from_url(f"/executions/{execution_id}/output.log"),
                 ).props('flat round dense data-testid="download-output"').tooltip("Download the full log")
         terminal = LiveTerminal()
         autoscroll.bind_value_to(terminal, "autoscroll")
@@ -205,6 +210,13 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
     client = ui.context.client
     task = background_tasks.create(_follow(client, view, terminal), name=f"follow-execution-{execution_id}")
     client.on_delete(task.cancel)
+
+    async def recheck() -> None:
+        """Stop streaming to a session that has ended (user deactivated, password changed)."""
+        if await guard(Permission.view_scripts) is None:
+            task.cancel()
+
+    ui.timer(SESSION_RECHECK_SECONDS, recheck)
 
 
 @app.get("/executions/{execution_id}/output.log", include_in_schema=False)

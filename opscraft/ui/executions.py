@@ -22,6 +22,8 @@ from opscraft.ui.script_tabs import script_tab
 PAGE_SIZE = 25
 REFRESH_SECONDS = 3.0
 MAX_SCRIPT_OPTIONS = 500
+# A read-only field (typing is done in the date picker) drawn like the other filters, not dashed.
+DATE_FIELD_CSS = ".oc-date-range .q-field__control:before { border-style: solid !important; }"
 
 
 @dataclass(frozen=True)
@@ -110,11 +112,12 @@ class RunHistory:
 
     def _date_range(self) -> None:
         start, end = self.filters.since, self.filters.until
-        text = f"{start} → {end}" if start and end else ""
+        text = f"{start or '…'} → {end or '…'}" if start or end else ""
+        ui.add_css(DATE_FIELD_CSS)
         with (
             ui.input("Queued between", value=text)
             .props('outlined dense readonly clearable data-testid="filter-dates"')
-            .classes("w-64") as field
+            .classes("w-64 oc-date-range") as field
         ):
             with field.add_slot("prepend"):
                 ui.icon("event").classes("cursor-pointer")
@@ -139,8 +142,10 @@ class RunHistory:
 
     async def apply(self, **changes: Any) -> None:
         """Change filters (back to page 1 unless the page itself changes) and redraw."""
-        if await guard(Permission.view_scripts) is None:
+        actor = await guard(Permission.view_scripts)
+        if actor is None:
             return
+        self.actor = actor
         self.filters = replace(self.filters, **{"page": 1, **changes})
         if self.sync_url:
             query = self.filters.query()
@@ -148,7 +153,11 @@ class RunHistory:
         await self.results.refresh()
 
     async def _refresh_if_live(self) -> None:
-        if self.live:
+        if not self.live:
+            return
+        actor = await guard(Permission.view_scripts)
+        if actor is not None:
+            self.actor = actor
             await self.results.refresh()
 
     async def _results(self) -> None:
