@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -394,7 +394,7 @@ async def follow(execution_id: int, after_seq: int = 0) -> AsyncGenerator[Event,
             if execution is None:
                 return
             if first:
-                yield _status_event(execution)
+                yield replace(_status_event(execution), final=False)
                 first = False
             while True:
                 async with db.session() as session:

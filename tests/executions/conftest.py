@@ -162,11 +162,11 @@ async def run(
 
 @pytest.fixture
 async def live_api(api_app: FastAPI) -> AsyncIterator[str]:
-    """The API app served by uvicorn on a free port in this event loop (for WebSocket clients)."""
+    """The API app served by uvicorn (with wsproto, as NiceGUI runs it) on a free port in this loop."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            api_app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="websockets"
+            api_app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="wsproto"
         )
     )
     task = asyncio.create_task(server.serve())

@@ -1,0 +1,158 @@
+"""The WebSocket: authentication close codes, replay then live, every line exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from opscraft import runtime
+from opscraft.db.models import Role
+from opscraft.security.tokens import issue_token
+from opscraft.services import permissions
+from tests.conftest import LoggedIn
+from tests.executions.conftest import make_script, run, start, wait_for
+
+
+@pytest.fixture
+def backend() -> str:
+    return "sqlite"
+
+
+def url(live_api: str, execution_id: int, token: str | None, **params: object) -> str:
+    query = "&".join(f"{k}={v}" for k, v in {"token": token, **params}.items() if v is not None)
+    return f"ws://{live_api}/ws/executions/{execution_id}?{query}"
+
+
+def token_of(who: LoggedIn) -> str:
+    return who.headers["Authorization"].removeprefix("Bearer ")
+
+
+async def collect(ws: ClientConnection, *, delay: float = 0) -> tuple[list[dict[str, Any]], int]:
+    """Every message until the server closes; returns (messages, close code)."""
+    messages = []
+    try:
+        while True:
+            messages.append(json.loads(await ws.recv()))
+            if delay:
+                await asyncio.sleep(delay)
+    except ConnectionClosed as closed:
+        return messages, closed.rcvd.code if closed.rcvd else -1
+
+
+async def close_code(address: str) -> tuple[int, str]:
+    async with connect(address) as ws:
+        try:
+            await ws.recv()
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None
+            return closed.rcvd.code, closed.rcvd.reason
+    raise AssertionError("the server should have closed the connection")
+
+
+async def test_refusals_have_distinct_close_codes(
+    client: httpx.AsyncClient,
+    live_api: str,
+    viewer: LoggedIn,
+    admin: LoggedIn,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    final, _ = await run(client, admin, "echo hi\n", "local")
+    execution_id = final["id"]
+    secret_key = runtime.current().settings.secret_key
+    assert secret_key is not None
+    expired, _ = issue_token(secret_key, viewer.id, "access", 0, timedelta(seconds=-5))
+    refresh, _ = issue_token(secret_key, viewer.id, "refresh", 0, timedelta(days=1))
+
+    assert (await close_code(url(live_api, execution_id, None)))[0] == 4401
+    assert (await close_code(url(live_api, execution_id, "not-a-jwt")))[0] == 4401
+    code, reason = await close_code(url(live_api, execution_id, expired))
+    assert code == 4401 and "expired" in reason
+    assert (await close_code(url(live_api, execution_id, refresh)))[0] == 4401
+    assert (await close_code(url(live_api, 987654, token_of(viewer))))[0] == 4404
+
+    monkeypatch.setitem(permissions.ROLE_PERMISSIONS, Role.viewer, frozenset())
+    code, reason = await close_code(url(live_api, execution_id, token_of(viewer)))
+    assert code == 4403 and "may not view scripts" in reason
+
+
+async def test_replay_of_a_finished_execution(
+    client: httpx.AsyncClient, live_api: str, viewer: LoggedIn, admin: LoggedIn
+) -> None:
+    final, text = await run(client, admin, "echo one\necho two >&2\nexit 3\n", "local")
+    async with connect(url(live_api, final["id"], token_of(viewer))) as ws:
+        messages, code = await collect(ws)
+    assert code == 1000
+    assert messages[0]["type"] == "status" and messages[0]["status"] == "failed"
+    logs = [m for m in messages if m["type"] == "log"]
+    assert "".join(m["content"] for m in logs) == text
+    assert {m["stream"] for m in logs} == {"stdout", "stderr"}
+    assert messages[-1] == {**messages[-1], "type": "end", "status": "failed", "exit_code": 3}
+
+
+LINES = 3000
+SLOW_PRINTER = (
+    f'for i in $(seq 1 {LINES}); do echo "line $i"; [ $((i % 100)) -eq 0 ] && sleep 0.05; done; true\n'
+)
+EXPECTED = "".join(f"line {i}\n" for i in range(1, LINES + 1))
+
+
+def check_exactly_once(messages: list[dict[str, Any]], after: int = 0) -> str:
+    logs = [m for m in messages if m["type"] == "log"]
+    seqs = [m["seq"] for m in logs]
+    assert seqs == list(range(after + 1, after + 1 + len(seqs))), "no gap, no duplicate, in order"
+    assert messages[-1]["type"] == "end"
+    return "".join(m["content"] for m in logs)
+
+
+@pytest.mark.parametrize("runner_name", ["local", "docker"], indirect=True)
+async def test_watcher_attached_mid_run_gets_every_line_once(
+    client: httpx.AsyncClient, live_api: str, viewer: LoggedIn, admin: LoggedIn, runner_name: str
+) -> None:
+    script_id = await make_script(client, admin, SLOW_PRINTER)
+    started = await start(client, viewer, script_id, runner_name)
+    early = await connect(url(live_api, started["id"], token_of(viewer)))
+    await wait_for(client, viewer, started["id"], {"running"})
+    await asyncio.sleep(0.8)
+    async with connect(url(live_api, started["id"], token_of(viewer))) as late, early:
+        (early_messages, early_code), (late_messages, late_code) = await asyncio.gather(
+            collect(early), collect(late)
+        )
+    assert early_code == late_code == 1000
+    assert check_exactly_once(early_messages) == EXPECTED
+    assert check_exactly_once(late_messages) == EXPECTED
+    assert early_messages[0]["status"] == "queued" or early_messages[0]["status"] == "running"
+    assert any(m["type"] == "status" and m["status"] == "running" for m in early_messages)
+
+
+async def test_resume_after_a_sequence_number(
+    client: httpx.AsyncClient, live_api: str, admin: LoggedIn
+) -> None:
+    final, _ = await run(client, admin, SLOW_PRINTER, "local")
+    async with connect(url(live_api, final["id"], token_of(admin))) as ws:
+        everything, _ = await collect(ws)
+    logs = [m for m in everything if m["type"] == "log"]
+    middle = logs[len(logs) // 2]["seq"]
+    async with connect(url(live_api, final["id"], token_of(admin), after=middle)) as ws:
+        rest, _ = await collect(ws)
+    assert check_exactly_once(rest, after=middle) == "".join(m["content"] for m in logs if m["seq"] > middle)
+
+
+async def test_slow_watcher_catches_up_from_storage(
+    client: httpx.AsyncClient, live_api: str, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A watcher that falls behind is cut from the live feed and re-attaches: still exactly once."""
+    engine = runtime.current().extras["execution"]
+    monkeypatch.setattr(engine.bus, "_max_queued", 20_000)
+    script_id = await make_script(client, admin, "seq 1 200000\n")
+    started = await start(client, admin, script_id, "local")
+    async with connect(url(live_api, started["id"], token_of(admin))) as ws:
+        messages, code = await collect(ws, delay=0.01)
+    assert code == 1000
+    assert check_exactly_once(messages) == "".join(f"{i}\n" for i in range(1, 200001))
