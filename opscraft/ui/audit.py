@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from nicegui import ui
 
@@ -17,6 +17,7 @@ from opscraft.services.permissions import Permission
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 
 PAGE_SIZE = 50
+FilterField = TypeVar("FilterField", ui.input, ui.select)
 
 COLUMNS: list[dict[str, Any]] = [
     {"name": "time", "label": "Time (UTC)", "field": "time", "align": "left"},
@@ -62,35 +63,28 @@ def _day(value: str | None, *, end: bool = False) -> datetime | None:
     return moment + timedelta(days=1, microseconds=-1) if end else moment
 
 
+def _filter(element: FilterField, name: str, width: str, props: str = "") -> FilterField:
+    return element.props(f'outlined dense {props} data-testid="audit-{name}"').classes(width)
+
+
 class AuditView:
     def __init__(self, actions: list[str], targets: list[str]) -> None:
         self.page = 1
         with ui.card().classes("w-full"), ui.row().classes("w-full items-end gap-3"):
-            self.actor = ui.input("Actor (username)").props(
-                'outlined dense clearable data-testid="audit-actor"'
+            self.actor = _filter(ui.input("Actor (username)"), "actor", "w-36", "clearable")
+            self.action = _filter(ui.select(actions, label="Action", clearable=True), "action", "w-52")
+            self.target_type = _filter(
+                ui.select(targets, label="Target type", clearable=True), "target-type", "w-32"
             )
-            self.action = ui.select(actions, label="Action", clearable=True).props(
-                'outlined dense data-testid="audit-action"'
-            )
-            self.action.classes("w-48")
-            self.target_type = ui.select(targets, label="Target type", clearable=True).props(
-                'outlined dense data-testid="audit-target-type"'
-            )
-            self.target_type.classes("w-36")
-            self.target_id = ui.input("Target id").props(
-                'outlined dense clearable data-testid="audit-target-id"'
-            )
-            self.target_id.classes("w-28")
-            self.since = ui.input("From").props(
-                'outlined dense type=date stack-label data-testid="audit-since"'
-            )
-            self.until = ui.input("To").props(
-                'outlined dense type=date stack-label data-testid="audit-until"'
-            )
+            self.target_id = _filter(ui.input("Target id"), "target-id", "w-24", "clearable")
+            self.since = _filter(ui.input("From"), "since", "w-36", "type=date stack-label")
+            self.until = _filter(ui.input("To"), "until", "w-36", "type=date stack-label")
             ui.button("Filter", icon="filter_alt", on_click=self.apply).props(
                 'unelevated data-testid="audit-apply"'
             )
-            ui.button("Clear", on_click=self.clear).props("flat")
+            ui.button(icon="filter_alt_off", on_click=self.clear).props("flat round").tooltip(
+                "Clear the filters"
+            )
         self.table = ui.table(columns=COLUMNS, rows=[], row_key="id").classes("w-full")
         self.table.props(
             'flat bordered dense hide-pagination :rows-per-page-options="[0]" data-testid="audit-table"'
