@@ -1,0 +1,93 @@
+"""Engine behaviour around the runs: secrets in and masked out, missing images, idle wake-up,
+leftover containers removed at start."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from opscraft import lifecycle
+from opscraft.execution.docker_runner import LABEL_EXECUTION, LABEL_INSTANCE, LABEL_MANAGED
+from opscraft.execution.engine import instance_id
+from tests.conftest import LoggedIn, make_settings
+from tests.executions.conftest import BUSYBOX_IMAGE, make_script, output, run, start, wait_for
+
+
+@pytest.fixture
+def backend() -> str:
+    return "sqlite"
+
+
+@pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
+async def test_secrets_are_injected_and_masked(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str
+) -> None:
+    value = "hunter2-s3cr3t-value"
+    r = await client.post(
+        "/api/v1/secrets", json={"name": "DB_PASSWORD", "value": value}, headers=operator.headers
+    )
+    assert r.status_code == 201, r.text
+    secret_id = r.json()["id"]
+    script = (
+        'printf "%s\\n" "$DB_PASSWORD"\n'
+        'printf "%s" "$DB_PASSWORD" | base64\n'
+        'printf "half %s" "${DB_PASSWORD:0:8}"; sleep 0.2; printf "%s end\\n" "${DB_PASSWORD:8}"\n'
+        '[ "$DB_PASSWORD" = "' + value + '" ] && echo "value arrived"\n'
+    )
+    script_id = await make_script(client, operator, script)
+    r = await client.post(f"/api/v1/scripts/{script_id}/secrets/{secret_id}", headers=operator.headers)
+    assert r.status_code in (200, 201, 204), r.text
+    started = await start(client, operator, script_id, runner_name)
+    final = await wait_for(client, operator, started["id"])
+    text = await output(client, operator, started["id"])
+    assert final["status"] == "success", text
+    assert "value arrived" in text and "half *** end" in text
+    assert value not in text and base64.b64encode(value.encode()).decode() not in text
+    assert text.startswith("***\n***")
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_IMAGE_BASH": "opscraft-test/absent:1"}])
+async def test_missing_image_is_an_error_that_says_what_to_do(
+    client: httpx.AsyncClient, admin: LoggedIn, docker_client: Any
+) -> None:
+    final, _ = await run(client, admin, "echo hi\n", "docker")
+    assert final["status"] == "error" and final["image"] == "opscraft-test/absent:1"
+    assert (
+        final["error_message"]
+        == "image opscraft-test/absent:1 is not available: pull it or configure another"
+    )
+
+
+@pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
+async def test_an_idle_engine_starts_a_job_at_once(
+    client: httpx.AsyncClient, admin: LoggedIn, runner_name: str
+) -> None:
+    """Huey's idle back-off would wait up to seconds; the wake-up on enqueue starts at once."""
+    script_id = await make_script(client, admin, "echo hi\n")
+    await asyncio.sleep(3)  # long enough for any polling back-off to grow
+    started = await start(client, admin, script_id, runner_name)
+    final = await wait_for(client, admin, started["id"], timeout=10)
+    assert final["status"] == "success"
+    picked_up = datetime.fromisoformat(final["started_at"]) - datetime.fromisoformat(final["queued_at"])
+    assert picked_up.total_seconds() < 0.1
+
+
+async def test_leftover_containers_are_removed_at_start(tmp_path: Path, docker_client: Any) -> None:
+    settings = make_settings(tmp_path / "other", OPSCRAFT_IMAGE_BASH=BUSYBOX_IMAGE)
+    labels = {LABEL_MANAGED: "true", LABEL_INSTANCE: instance_id(settings), LABEL_EXECUTION: "1"}
+    leftover = docker_client.containers.create(BUSYBOX_IMAGE, ["sleep", "600"], labels=labels)
+    leftover.start()
+    try:
+        await lifecycle.start(settings)
+        await lifecycle.stop()
+        assert not docker_client.containers.list(all=True, filters={"id": leftover.id})
+    finally:
+        if docker_client.containers.list(all=True, filters={"id": leftover.id}):
+            leftover.remove(force=True)
