@@ -14,6 +14,7 @@ from opscraft.services.executions import DailyRate, DashboardStats
 from opscraft.ui.execution_widgets import (
     STATUS_LABELS,
     STATUS_STYLE,
+    banner,
     call,
     elapsed,
     format_duration,
@@ -28,17 +29,17 @@ CHART_GREEN, CHART_RED, CHART_BLUE = "#21ba45", "#c10015", "#1976d2"
 
 
 def _count_card(status: ExecutionStatus, count: int) -> None:
+    """One status and its count; a click opens the history filtered on that status."""
     color, icon = STATUS_STYLE[status]
-    with ui.link(target=f"/executions?status={status.value}").classes("no-underline flex-1 min-w-36"):
-        card = ui.card().classes("w-full hover:shadow-md")
-        with card.props(f'flat bordered data-testid="count-{status.value}"'):
-            with ui.row().classes("items-center gap-3 no-wrap"):
-                ui.icon(icon, color=color).classes("text-3xl")
-                with ui.column().classes("gap-0"):
-                    ui.label(str(count)).classes("text-2xl font-semibold text-black dark:text-white").props(
-                        'data-testid="count-value"'
-                    )
-                    ui.label(STATUS_LABELS[status].capitalize()).classes("text-caption text-grey-7")
+    target = f"/executions?status={status.value}"
+    card = ui.card().classes("flex-1 min-w-36 cursor-pointer hover:shadow-md")
+    card.on("click", lambda: ui.navigate.to(target))
+    with card.props(f'flat bordered data-testid="count-{status.value}"'):
+        with ui.row().classes("items-center gap-3 no-wrap"):
+            ui.icon(icon, color=color).classes("text-3xl")
+            with ui.column().classes("gap-0"):
+                ui.label(str(count)).classes("text-2xl font-semibold").props('data-testid="count-value"')
+                ui.label(STATUS_LABELS[status].capitalize()).classes("text-caption text-grey-7")
 
 
 def _running_now(stats: DashboardStats) -> None:
@@ -111,19 +112,6 @@ def _recent(stats: DashboardStats) -> None:
     runs_table(run_rows(stats.recent))
 
 
-def _not_isolated_banner() -> None:
-    with (
-        ui.row()
-        .classes("w-full items-center gap-2 rounded bg-orange-1 text-orange-10 p-3")
-        .props('data-testid="not-isolated"')
-    ):
-        ui.icon("warning", color="orange-9")
-        ui.label(
-            "Docker is not available: new runs use the local runner, which is not isolated "
-            "(plain processes on this server)."
-        )
-
-
 class Dashboard:
     """The dashboard's sections; `refresh` redraws them from fresh figures every few seconds."""
 
@@ -147,7 +135,13 @@ class Dashboard:
         if stats is None:
             return
         if (await call(executions.runner_options)).default == "local":
-            _not_isolated_banner()
+            banner(
+                "warning",
+                "orange",
+                "Docker is not available: new runs use the local runner, which is not isolated "
+                "(plain processes on this server).",
+                "not-isolated",
+            )
         self.counts(stats)
         with ui.row().classes("w-full gap-4 items-stretch"):
             with ui.card().classes("flex-[2] min-w-80").props('flat bordered data-testid="success-chart"'):

@@ -15,7 +15,7 @@ from opscraft.services.errors import ServiceError
 from opscraft.services.executions import RunnerOptions
 from opscraft.services.parameters import ParamType
 from opscraft.services.permissions import Permission, can
-from opscraft.ui.execution_widgets import call
+from opscraft.ui.execution_widgets import banner, call
 from opscraft.ui.layout import guard, notify_error
 from opscraft.ui.script_tabs import script_action
 
@@ -60,12 +60,8 @@ def _field(spec: dict[str, Any]) -> ui.element:
         element = ui.input(label, value="" if default is None else str(default), validation=_validator(spec))
         element.props("outlined dense")
     if spec.get("description"):
-        element.props(f'hint="{_attr(spec["description"])}"')
+        element.props["hint"] = spec["description"]
     return element.props(testid).classes("w-full")
-
-
-def _attr(text: str) -> str:
-    return text.replace("&", "&amp;").replace('"', "&quot;")
 
 
 def _values(fields: dict[str, ui.element]) -> dict[str, Any]:
@@ -96,7 +92,7 @@ def _runner_choice(options: RunnerOptions) -> ui.toggle | None:
     """A runner toggle when both runners can take the run; a warning when only the local one can."""
     available = [name for name in ("docker", "local") if getattr(options, name)]
     if not available:
-        _banner(
+        banner(
             "error",
             "red",
             "No runner is available: start the Docker engine or ask an admin to enable the local runner.",
@@ -107,26 +103,17 @@ def _runner_choice(options: RunnerOptions) -> ui.toggle | None:
         ui.label("Runner").classes("text-subtitle2 text-grey-8 mt-2")
         toggle = ui.toggle({n: RUNNER_LABELS[n] for n in available}, value=options.default)
         toggle.props('no-caps data-testid="runner-choice"')
-    warning = _banner(
+    warning = banner(
         "warning",
         "orange",
         "Not isolated: the local runner runs the script as a plain process on the server.",
+        "not-isolated",
     )
-    warning.props('data-testid="not-isolated"')
     if toggle is not None:
         warning.bind_visibility_from(toggle, "value", value="local")
     else:
         warning.set_visibility(options.default == "local")
     return toggle
-
-
-def _banner(icon: str, color: str, text: str) -> ui.row:
-    with ui.row().classes(
-        f"w-full items-center gap-2 no-wrap rounded bg-{color}-1 text-{color}-10 p-2"
-    ) as row:
-        ui.icon(icon, color=f"{color}-9")
-        ui.label(text).classes("text-sm")
-    return row
 
 
 async def open_dialog(actor: Actor, script_id: int) -> None:

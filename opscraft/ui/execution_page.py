@@ -19,7 +19,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.services.permissions import Permission
 from opscraft.ui import session
-from opscraft.ui.execution_widgets import call, elapsed, format_duration, status_badge
+from opscraft.ui.execution_widgets import banner, call, elapsed, format_duration, status_badge
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.terminal import LiveTerminal
 
@@ -38,15 +38,15 @@ def _moment(value: datetime | None) -> str:
 
 
 def _size(count: int) -> str:
-    for unit in ("B", "KiB", "MiB"):
-        if count < 1024 or unit == "MiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024  # type: ignore[assignment]
-    return ""
+    if count < 1024:
+        return f"{count} B"
+    if count < 1024 * 1024:
+        return f"{count / 1024:.1f} KiB"
+    return f"{count / (1024 * 1024):.1f} MiB"
 
 
 class ExecutionView:
-    """The page's state: the latest row, the refreshable summary and the terminal."""
+    """The page's state: the latest row and the summary drawn from it (status, facts, parameters)."""
 
     def __init__(self, actor: Actor, execution: Execution) -> None:
         self.actor = actor
@@ -66,23 +66,21 @@ class ExecutionView:
                     'outline no-caps color=negative data-testid="cancel-button"'
                 )
         if run.runner == "local":
-            with (
-                ui.row()
-                .classes("w-full items-center gap-2 rounded bg-orange-1 text-orange-10 p-3")
-                .props('data-testid="not-isolated"')
-            ):
-                ui.icon("warning", color="orange-9")
-                ui.label(
-                    "Not isolated: the local runner runs this script as a plain process on the server "
-                    "(with resource limits, but no container)."
-                )
-        if run.error_message:
-            color = (
-                "orange" if run.status in (ExecutionStatus.cancelled, ExecutionStatus.timed_out) else "red"
+            banner(
+                "warning",
+                "orange",
+                "Not isolated: the local runner runs this script as a plain process on the server "
+                "(with resource limits, but no container).",
+                "not-isolated",
             )
-            with ui.row().classes(f"w-full items-center gap-2 rounded bg-{color}-1 text-{color}-10 p-3"):
-                ui.icon("info" if color == "orange" else "error", color=f"{color}-9")
-                ui.label(run.error_message).props('data-testid="error-message"')
+        if run.error_message:
+            expected = run.status in (ExecutionStatus.cancelled, ExecutionStatus.timed_out)
+            banner(
+                "info" if expected else "error",
+                "orange" if expected else "red",
+                run.error_message,
+                "error-message",
+            )
         with ui.card().classes("w-full").props("flat bordered"):
             with ui.row().classes("w-full gap-x-10 gap-y-4"):
                 self.duration = _fact("Duration", format_duration(elapsed(run)), "duration")
@@ -181,7 +179,8 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
     try:
         execution = await call(executions.get, actor, execution_id)
     except ServiceError as exc:
-        with frame(actor, "Execution"):
+        with frame(actor, "Execution"), ui.card().classes("p-6 items-center gap-2"):
+            ui.icon("search_off", color="grey-7").classes("text-5xl")
             ui.label(exc.message).classes("text-negative text-lg").props('data-testid="not-found"')
             ui.link("Back to the executions", "/executions")
         return

@@ -42,6 +42,15 @@ def status_badge(status: str) -> ui.badge:
     return badge.props(f'data-testid="status-{status}"')
 
 
+def banner(icon: str, color: str, text: str, testid: str = "") -> ui.row:
+    """A full-width coloured note (`color` is a Quasar palette name such as "orange" or "red")."""
+    row = ui.row().classes(f"w-full items-center gap-2 no-wrap rounded bg-{color}-1 text-{color}-10 p-3")
+    with row.props(f'data-testid="{testid}"' if testid else ""):
+        ui.icon(icon, color=f"{color}-9")
+        ui.label(text)
+    return row
+
+
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
@@ -102,7 +111,8 @@ def runs_table(rows: list[dict[str, Any]], *, hide_script: bool = False) -> ui.t
     table.add_slot("body-cell-status", f'<q-td :props="props">{_STATUS_SLOT}</q-td>')
     table.add_slot(
         "body-cell-id",
-        '<q-td :props="props"><a :href="\'/executions/\' + props.value" class="text-primary font-medium"'
+        '<q-td :props="props"><a :href="\'/executions/\' + props.value" @click.stop'
+        ' class="text-primary font-medium"'
         " :data-testid=\"'run-link-' + props.value\">#{{ props.value }}</a></q-td>",
     )
     table.on("row-click", lambda e: ui.navigate.to(f"/executions/{e.args[1]['id']}"))
