@@ -21,7 +21,7 @@ from opscraft.services.permissions import Permission
 from opscraft.ui import session
 from opscraft.ui.execution_widgets import banner, call, elapsed, format_duration, status_badge
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
-from opscraft.ui.terminal import LiveTerminal
+from opscraft.ui.terminal import SCROLLBACK_LINES, LiveTerminal
 
 SESSION_RECHECK_SECONDS = 15.0
 ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
@@ -188,11 +188,16 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
         view = ExecutionView(actor, execution)
         view.summary()
         with ui.row().classes("w-full items-center justify-between"):
-            ui.label("Output").classes("text-subtitle1 font-medium")
+            with ui.row().classes("items-baseline gap-3"):
+                ui.label("Output").classes("text-subtitle1 font-medium")
+                ui.label(
+                    f"the terminal keeps the last {SCROLLBACK_LINES:,} lines; stderr in red; "
+                    "the download has everything"
+                ).classes("text-caption text-grey-7")
             with ui.row().classes("items-center gap-1"):
                 autoscroll = ui.switch("Auto-scroll", value=True).props('dense data-testid="autoscroll"')
                 copy = ui.button(icon="content_copy").props('flat round dense data-testid="copy-output"')
-                copy.tooltip("Copy the output")
+                copy.tooltip("Copy the output shown in the terminal")
                 ui.button(
                     icon="download",
                     on_click=lambda: ui.download.from_url(f"/executions/{execution_id}/output.log"),

@@ -15,13 +15,14 @@ from nicegui import ui
 FLUSH_SECONDS = 0.08
 MAX_WRITE_CHARS = 512 * 1024
 MAX_PENDING_CHARS = 2 * 1024 * 1024
+SCROLLBACK_LINES = 100_000
 STDERR_ON, STDERR_OFF = "\x1b[91m", "\x1b[39m"
 RESET_RE = re.compile(r"\x1b\[0?m")
 
 OPTIONS = {
     "convertEol": True,
     "disableStdin": True,
-    "scrollback": 100_000,
+    "scrollback": SCROLLBACK_LINES,
     "fontSize": 13,
     "fontFamily": "ui-monospace, SFMono-Regular, Menlo, Consolas, 'Liberation Mono', monospace",
     "theme": {"background": "#1e1e2e", "foreground": "#e4e4ef", "cursor": "#1e1e2e"},
