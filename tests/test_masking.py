@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import base64
+import platform
 import random
+import sys
 from urllib.parse import quote, quote_plus
 
 import pytest
 
+from opscraft.execution import masking
 from opscraft.execution.masking import MASK, Masker, patterns_for
 
 SECRET = "p@ss/w0rd+Zeta 9&x"
 OTHER = "tok-1234567890"
+
+
+@pytest.fixture(autouse=True, params=["hyperscan", "automaton"])
+def first_pass(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs with Hyperscan's first pass and with the automaton-only fallback."""
+    if request.param == "automaton":
+        monkeypatch.setattr(masking, "hyperscan", None)
+    elif platform.machine() == "x86_64" or sys.platform == "darwin":
+        assert masking.hyperscan is not None, "pyproject installs hyperscan on x86-64 and macOS"
 
 
 def run(masker: Masker, chunks: list[str], stream: str = "stdout") -> str:
@@ -116,3 +128,9 @@ def test_multiline_value_is_masked_whole_and_line_by_line() -> None:
     masker = Masker([key])
     assert run(masker, [f"{key}\n"]) == f"{MASK}\n"
     assert run(masker, ["line: MIIBOgIBAAJBAKj34GkxFhD9\n"]) == f"line: {MASK}\n"
+
+
+def test_multiline_value_split_right_after_a_newline() -> None:
+    key = "-----BEGIN KEY-----\nMIIBOgIBAAJBAKj34GkxFhD9\n-----END KEY-----"
+    first, rest = key.split("\n", 1)
+    assert run(Masker([key]), [f"x {first}\n", f"{rest}\n"]) == f"x {MASK}\n"
