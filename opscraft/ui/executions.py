@@ -109,6 +109,10 @@ class RunHistory:
                 on_change=lambda e: self.apply(user_id=e.value),
             ).props('outlined dense data-testid="filter-user"').classes("w-44")
             self._date_range()
+            if self.fixed_script is not None:
+                ui.link(
+                    "Open in the executions history", f"/executions?script_id={self.fixed_script}"
+                ).classes("ml-auto self-center text-sm")
 
     def _date_range(self) -> None:
         start, end = self.filters.since, self.filters.until
@@ -199,7 +203,8 @@ async def history_page(
     until: str | None = None,
     page: int = 1,
 ) -> None:
-    filters = RunFilter(script_id, status or None, user_id, since, until, max(page, 1))
+    status = executions.STATUS_ALIASES.get(status or "", status) or None  # the seed's "pending"
+    filters = RunFilter(script_id, status, user_id, since, until, max(page, 1))
     with frame(actor, "Executions"):
         await RunHistory(actor, filters).render()
 
@@ -208,6 +213,4 @@ async def history_page(
 async def script_runs_tab(actor: Actor, script: Script) -> None:
     """The runs of one script, newest first, with a link to the full history."""
     assert script.id is not None
-    with ui.row().classes("w-full justify-end"):
-        ui.link("Open in the executions history", f"/executions?script_id={script.id}").classes("text-sm")
     await RunHistory(actor, RunFilter(), fixed_script=script.id).render()
