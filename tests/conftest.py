@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,26 @@ async def _truncate_postgres(url: str) -> None:
                 await conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
     finally:
         await engine.dispose()
+
+
+@asynccontextmanager
+async def postgres_scratch_database() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database of its own (the test role has CREATEDB), dropped afterwards."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    assert PG_URL
+    name = f"opscraft_scratch_{secrets.token_hex(4)}"
+    server = make_url(PG_URL)
+    conn = await asyncpg.connect(server.set(drivername="postgresql").render_as_string(hide_password=False))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield server.set(database=name).render_as_string(hide_password=False)
+        finally:
+            await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 @pytest.fixture(scope="session", autouse=True)

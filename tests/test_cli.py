@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from opscraft import __version__
-from tests.conftest import PG_URL, ROOT, require_service
+from tests.conftest import PG_URL, ROOT, postgres_scratch_database, require_service
 
 
 def opscraft(data_dir: Path, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
@@ -82,11 +83,11 @@ def test_db_upgrade_on_sqlite(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_db_upgrade_on_postgresql(tmp_path: Path) -> None:
+async def test_db_upgrade_on_postgresql(tmp_path: Path) -> None:
     require_service(bool(PG_URL), "PostgreSQL (OPSCRAFT_TEST_PG_URL)")
-    assert PG_URL
-    plain = PG_URL.replace("postgresql+asyncpg://", "postgresql://")
-    result = opscraft(tmp_path, "db", "upgrade", DATABASE_URL=plain)
+    async with postgres_scratch_database() as url:
+        plain = url.replace("postgresql+asyncpg://", "postgresql://")
+        result = await asyncio.to_thread(opscraft, tmp_path, "db", "upgrade", DATABASE_URL=plain)
     assert result.returncode == 0, result.stderr
     assert "database is at revision" in result.stdout
     assert not (tmp_path / "opscraft.db").exists()

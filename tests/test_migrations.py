@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
-from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 import opscraft.db.models  # noqa: F401  (registers the tables)
 from opscraft.db.engine import Database
 from opscraft.db.migrate import alembic_config, current_revision, upgrade
-from tests.conftest import PG_URL
+from tests.conftest import postgres_scratch_database
 
 SCRIPTS = ScriptDirectory.from_config(alembic_config())
 HEAD = SCRIPTS.get_current_head()
 EARLIER = [rev.revision for rev in SCRIPTS.walk_revisions() if rev.revision != HEAD]
-
-
-def _plain_dsn(url: str, database: str | None = None) -> str:
-    parsed = make_url(url).set(drivername="postgresql")
-    if database:
-        parsed = parsed.set(database=database)
-    return parsed.render_as_string(hide_password=False)
 
 
 @pytest.fixture
@@ -40,23 +30,22 @@ async def scratch(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
         yield db
         await db.dispose()
         return
-    assert PG_URL
-    name = f"opscraft_mig_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(_plain_dsn(PG_URL))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        db = Database(make_url(PG_URL).set(database=name).render_as_string(hide_password=False))
+    async with postgres_scratch_database() as url:
+        db = Database(url)
         try:
             yield db
         finally:
             await db.dispose()
-            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 def _schema_diff(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    def for_this_dialect(obj: object, *_: object) -> bool:
+        """Skip what the models create on another dialect only (`Index(...).ddl_if(dialect=...)`)."""
+        ddl_if = getattr(obj, "_ddl_if", None)
+        return ddl_if is None or ddl_if.dialect in (None, connection.dialect.name)
+
+    opts = {"compare_type": True, "include_object": for_this_dialect}
+    context = MigrationContext.configure(connection, opts=opts)
     return list(compare_metadata(context, SQLModel.metadata))
 
 
