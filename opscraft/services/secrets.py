@@ -245,7 +245,7 @@ async def delete(session: AsyncSession, actor: Actor, secret_id: int, *, force: 
         names = ", ".join(s.name for s in attached[:5]) + (", ..." if len(attached) > 5 else "")
         raise Conflict(
             f"secret {secret.name} is attached to {len(attached)} script(s) ({names}): "
-            "detach it first, or delete with force=true to detach it everywhere"
+            "detach it first, or force the deletion (API: force=true), which detaches it everywhere"
         )
     await session.exec(sql_delete(ScriptSecret).where(col(ScriptSecret.secret_id) == secret_id))
     await session.delete(secret)

@@ -1,0 +1,146 @@
+"""Browser journey of the vault against a real `opscraft serve`: create, attach, run, see ***, audit."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD, LiveServer, start_server, stop_server
+from tests.test_executions_browser import SERVER_ENV, _cli_user, _token, wait_for_output
+
+pytestmark = pytest.mark.browser
+
+VALUE = "Br0wser-Journey/Value+42"
+NEW_VALUE = "Replaced-Value-Never-Shown-77"
+SCRIPT = 'echo "plain: $DB_PASSWORD"\nprintf %s "$DB_PASSWORD" | base64\necho finished\n'
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = start_server(Path(tmp_path_factory.mktemp("secrets-ui")) / "server", SERVER_ENV)
+    try:
+        _cli_user(live, "operator", "operator")
+        _cli_user(live, "viewer", "viewer")
+        yield live
+    finally:
+        stop_server(live)
+
+
+def log_in(page: Any, server: LiveServer, username: str) -> None:
+    page.goto(f"{server.url}/login")
+    page.get_by_test_id("login-username").fill(username)
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(f"{server.url}/")
+
+
+def assert_no_value(page: Any, *values: str) -> None:
+    html = page.content()
+    for value in values:
+        for form in (value, base64.b64encode(value.encode()).decode()):
+            assert form not in html
+
+
+def test_operator_creates_attaches_runs_and_audits_a_secret(
+    page: Any, server: LiveServer, browser: Any
+) -> None:
+    operator = _token(server, "operator")
+    body = {"name": "uses-secret", "script_type": "bash", "status": "active", "content": SCRIPT}
+    r = httpx.post(f"{server.url}/api/v1/scripts", json=body, headers=operator)
+    assert r.status_code == 201, r.text
+    script_id = r.json()["id"]
+
+    log_in(page, server, "operator")
+    page.get_by_test_id("nav-secrets").click()
+    page.wait_for_url(f"{server.url}/secrets")
+    page.get_by_test_id("new-secret").click()
+    page.get_by_test_id("create-name").fill("DB_PASSWORD")
+    page.get_by_test_id("create-value").fill(VALUE)
+    assert page.get_by_test_id("create-value").get_attribute("type") == "password"
+    page.get_by_test_id("create-description").fill("Production database")
+    page.get_by_test_id("create-submit").click()
+    page.get_by_test_id("secret-DB_PASSWORD").wait_for()
+    assert page.get_by_test_id("create-value").count() == 0
+    assert_no_value(page, VALUE)
+
+    # Search narrows the list.
+    page.get_by_test_id("secret-search").fill("nothing-like-this")
+    page.get_by_test_id("secrets-summary").filter(has_text="0 secrets").wait_for()
+    page.get_by_test_id("secret-search").fill("production")
+    page.get_by_test_id("secret-DB_PASSWORD").wait_for()
+
+    # Attach it on the script page's Secrets tab.
+    page.goto(f"{server.url}/scripts/{script_id}?tab=secrets")
+    page.get_by_test_id("script-secrets-empty").wait_for()
+    page.get_by_test_id("attach-select").click()
+    page.get_by_role("option", name="DB_PASSWORD").click()
+    page.get_by_test_id("attach-submit").click()
+    page.get_by_test_id("attached-DB_PASSWORD").wait_for()
+
+    # Run it: the value and its base64 form show as ***.
+    page.get_by_test_id("execute-button").click()
+    page.get_by_test_id("execute-submit").click()
+    page.wait_for_url(re.compile(r".*/executions/\d+$"))
+    execution_id = int(page.url.rsplit("/", 1)[1])
+    text = wait_for_output(page, r"^finished$")
+    assert "plain: ***" in text and re.search(r"^\*\*\*$", text, re.M), text
+    page.get_by_test_id("status-success").wait_for(timeout=20_000)
+    assert VALUE not in text
+    assert_no_value(page, VALUE)
+    log = page.request.get(f"{server.url}/executions/{execution_id}/output.log")
+    assert log.ok and "plain: ***" in log.text() and VALUE not in log.text()
+
+    # The audit log shows the injection with the execution id.
+    page.goto(f"{server.url}/secrets")
+    page.get_by_test_id("audit-DB_PASSWORD").click()
+    audit = page.get_by_test_id("secret-audit")
+    audit.get_by_test_id(f"audit-execution-{execution_id}").wait_for()
+    row = audit.locator("tr").filter(has=page.get_by_test_id(f"audit-execution-{execution_id}"))
+    assert "inject" in row.inner_text() and "operator" in row.inner_text()
+    for action in ("create", "attach"):
+        assert audit.locator("td", has_text=re.compile(f"^{action}$")).count() == 1
+    page.get_by_test_id("audit-close").click()
+
+    # Edit the description; replace the value (never pre-filled, never shown afterwards).
+    page.get_by_test_id("edit-DB_PASSWORD").click()
+    assert page.get_by_test_id("edit-description").input_value() == "Production database"
+    page.get_by_test_id("edit-description").fill("Production database (rotated monthly)")
+    page.get_by_test_id("edit-submit").click()
+    page.get_by_text("Production database (rotated monthly)").wait_for()
+    page.get_by_test_id("replace-DB_PASSWORD").click()
+    assert page.get_by_test_id("replace-value").input_value() == ""
+    page.get_by_test_id("replace-value").fill(NEW_VALUE)
+    page.get_by_test_id("replace-submit").click()
+    page.get_by_text("Value replaced").wait_for()
+    assert page.get_by_test_id("replace-value").count() == 0
+    assert_no_value(page, VALUE, NEW_VALUE)
+
+    # A viewer sees that the script uses DB_PASSWORD, cannot attach, and cannot open the vault.
+    viewer_context = browser.new_context()
+    viewer = viewer_context.new_page()
+    try:
+        log_in(viewer, server, "viewer")
+        viewer.goto(f"{server.url}/scripts/{script_id}?tab=secrets")
+        viewer.get_by_test_id("attached-DB_PASSWORD").wait_for()
+        assert viewer.get_by_test_id("attach-select").count() == 0
+        assert viewer.get_by_test_id("detach-DB_PASSWORD").count() == 0
+        assert viewer.get_by_test_id("nav-secrets").count() == 0
+        viewer.goto(f"{server.url}/secrets")
+        viewer.get_by_test_id("forbidden").wait_for()
+        assert_no_value(viewer, VALUE, NEW_VALUE)
+    finally:
+        viewer_context.close()
+
+    # Delete: refused while attached unless the operator ticks "detach".
+    page.get_by_test_id("delete-DB_PASSWORD").click()
+    page.get_by_test_id("delete-confirm").click()
+    page.locator(".q-notification").filter(has_text="is attached to 1 script(s)").wait_for()
+    page.get_by_test_id("delete-force").click()
+    page.get_by_test_id("delete-confirm").click()
+    page.get_by_test_id("secrets-summary").filter(has_text="0 secrets").wait_for()
