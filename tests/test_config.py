@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from opscraft.config import ConfigError, load_settings
+from tests.conftest import ROOT
 
 KEY = "k" * 40
 
@@ -156,3 +157,12 @@ def test_dotenv_file_is_read(clean_env: Path) -> None:
     settings = load_settings()
     assert settings.secret_key == KEY and settings.log_level == "DEBUG"
     assert settings.redis_url == "redis://cache:6379/0"
+
+
+def test_every_setting_is_documented() -> None:
+    from opscraft.config import Settings
+
+    documented = (ROOT / "docs" / "configuration.md").read_text()
+    for name, field in Settings.model_fields.items():
+        variable = field.validation_alias if isinstance(field.validation_alias, str) else name.upper()
+        assert f"`{variable}`" in documented, f"{variable} is missing from docs/configuration.md"
