@@ -66,10 +66,12 @@ class Env:
     greet_id: int
     ticker_id: int
 
-    def start(self, script_id: int, headers: dict[str, str], **parameters: Any) -> int:
+    def start(
+        self, script_id: int, headers: dict[str, str], runner: str | None = None, **parameters: Any
+    ) -> int:
         response = httpx.post(
             f"{self.server.url}/api/v1/executions",
-            json={"script_id": script_id, "parameters": parameters},
+            json={"script_id": script_id, "parameters": parameters, "runner": runner},
             headers=headers,
         )
         assert response.status_code == 202, response.text
@@ -246,3 +248,13 @@ def test_reload_mid_run_replays_the_output_and_continues_live(page: Any, env: En
         page.get_by_test_id("status-running").wait_for()
     finally:
         env.cancel(execution_id)
+
+
+def test_a_local_runner_run_is_flagged_not_isolated(page: Any, env: Env) -> None:
+    execution_id = env.start(env.greet_id, env.viewer, runner="local", WHO="host", COUNT=1)
+    log_in(page, env)
+    page.goto(f"{env.server.url}/executions/{execution_id}")
+    page.get_by_test_id("not-isolated").wait_for()
+    assert page.get_by_test_id("runner").inner_text() == "local"
+    wait_for_output(page, r"hello host #1")
+    page.get_by_test_id("status-success").wait_for()
