@@ -5,7 +5,7 @@ the script, the parameters and the secrets travel in files and environment varia
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from opscraft.execution.spec import RunSpec
 from opscraft.services.parameters import to_env
@@ -17,7 +17,7 @@ class Command:
 
     argv: list[str]
     files: dict[str, bytes]
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)  # holds secret values
 
 
 EXTRA_VARS_FILE = "extra_vars.json"

@@ -29,7 +29,7 @@ class RunSpec:
     script_type: str
     content: str
     parameters: dict[str, Any]
-    env: dict[str, str]
+    env: dict[str, str] = field(repr=False)  # holds secret values
     timeout_seconds: int
     memory_mb: int
     cpus: float
