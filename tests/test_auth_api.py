@@ -112,3 +112,27 @@ async def test_validation_errors_name_the_field_and_hide_values(client: httpx.As
     fields = {e["field"] for e in r.json()["errors"]}
     assert {"username", "email"} <= fields
     assert "Sup3rSecretValue!" not in r.text
+
+
+async def test_login_rehashes_when_parameters_change(client: httpx.AsyncClient, viewer: LoggedIn) -> None:
+    from argon2 import PasswordHasher
+
+    from opscraft import runtime
+    from opscraft.db.models import User
+
+    old_hash = PasswordHasher(time_cost=1, memory_cost=512, parallelism=2).hash("Correct-Horse-9")
+    async with runtime.current().db.session() as session:
+        user = await session.get(User, viewer.id)
+        assert user is not None
+        user.hashed_password = old_hash
+        await session.commit()
+    r = await client.post("/api/v1/auth/login", json={"username": "VIEWER", "password": "Correct-Horse-9"})
+    assert r.status_code == 200, "usernames ignore case at login"
+    async with runtime.current().db.session() as session:
+        user = await session.get(User, viewer.id)
+        assert user is not None
+        assert user.hashed_password != old_hash and user.hashed_password.startswith("$argon2id$")
+    again = await client.post(
+        "/api/v1/auth/login", json={"username": "viewer", "password": "Correct-Horse-9"}
+    )
+    assert again.status_code == 200

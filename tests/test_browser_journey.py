@@ -247,3 +247,28 @@ def test_admin_pages(page: Any, live_server: LiveServer) -> None:
     body = {"username": "selfie", "email": "s@example.com", "password": "Selfie-Pass-1", "full_name": ""}
     assert httpx.post(f"{live_server.url}/api/v1/auth/register", json=body).status_code == 201
     j.assert_no_csp_violation()
+
+
+def test_event_handlers_recheck_the_role(page: Any, live_server: LiveServer) -> None:
+    headers = _api_users(live_server)
+    api = f"{live_server.url}/api/v1"
+    second = {"username": "root2", "email": "r2@example.com", "password": "Root2-Pass-123", "role": "admin"}
+    created = httpx.post(f"{api}/users", json=second, headers=headers)
+    assert created.status_code == 201
+    j = Journey(page, live_server, "recheck")
+    j.goto("/login?next=/users")
+    j.login("root2", "Root2-Pass-123")
+    j.wait_path("/users")
+    page.get_by_test_id("new-user").click()
+    page.get_by_test_id("create-username").fill("sneaky")
+    page.get_by_test_id("create-email").fill("sneaky@example.com")
+    page.get_by_test_id("create-password").fill("Sneaky-Pass-1")
+
+    # While the dialog is open, another admin makes root2 an operator: the click is refused.
+    demoted = httpx.put(f"{api}/users/{created.json()['id']}", json={"role": "operator"}, headers=headers)
+    assert demoted.status_code == 200
+    page.get_by_test_id("create-submit").click()
+    j.notification("your role (operator) may not do this")
+    j.shot("refused")
+    found = httpx.get(f"{api}/users", params={"search": "sneaky"}, headers=headers).json()
+    assert found["total"] == 0
