@@ -170,7 +170,7 @@ async def get(session: AsyncSession, actor: Actor, script_id: int) -> Script:
     return script
 
 
-def _search_text(name: str, description: str, tags: list[str]) -> str:
+def search_text(name: str, description: str, tags: list[str]) -> str:
     return "\n".join([name, description, " ".join(tags)]).lower()
 
 
@@ -197,17 +197,32 @@ async def list_scripts(session: AsyncSession, actor: Actor, query: ScriptQuery) 
             exists().where(col(ScriptTag.script_id) == col(Script.id), col(ScriptTag.tag) == query.tag)
         )
     total = (await session.exec(select(func.count()).select_from(Script).where(*conditions))).one()
-    key = col(Script.name) if query.sort.lstrip("-") == "name" else col(Script.updated_at)
-    order = [key.desc(), col(Script.id).desc()] if query.sort.startswith("-") else [key, col(Script.id)]
+    # Two steps: the page's ids (from an index on SQLite), then those rows without their content.
+    # Live names are unique, so the name order needs no tie-breaker.
+    if query.sort.lstrip("-") == "name":
+        order = [col(Script.name).desc() if query.sort.startswith("-") else col(Script.name)]
+    else:
+        desc = query.sort.startswith("-")
+        order = [
+            col(Script.updated_at).desc() if desc else col(Script.updated_at),
+            col(Script.id).desc() if desc else col(Script.id),
+        ]
+    ids = list(
+        (
+            await session.exec(
+                select(Script.id).where(*conditions).order_by(*order).offset(query.skip).limit(query.limit)
+            )
+        ).all()
+    )
+    if not ids:
+        return [], int(total)
     rows = await session.exec(
         select(Script)
         .options(defer(Script.content), defer(Script.search_text))  # type: ignore[arg-type]
-        .where(*conditions)
-        .order_by(*order)
-        .offset(query.skip)
-        .limit(query.limit)
+        .where(col(Script.id).in_(ids))
     )
-    return list(rows.all()), int(total)
+    by_id = {script.id: script for script in rows.all()}
+    return [by_id[i] for i in ids if i in by_id], int(total)
 
 
 async def list_versions(
@@ -401,7 +416,7 @@ async def create(session: AsyncSession, actor: Actor, data: ScriptCreate | Mappi
     script = Script(
         **values,
         parameters=schema,
-        search_text=_search_text(body.name, body.description, body.tags),
+        search_text=search_text(body.name, body.description, body.tags),
         created_by=actor.user_id,
         updated_by=actor.user_id,
     )
@@ -477,7 +492,7 @@ async def update(
     old_status = script.status
     for key, value in changed.items():
         setattr(script, key, value)
-    script.search_text = _search_text(script.name, script.description, script.tags)
+    script.search_text = search_text(script.name, script.description, script.tags)
     script.updated_by = actor.user_id
     script.updated_at = utcnow()
     new_version = bool(changed.keys() & set(VERSIONED))

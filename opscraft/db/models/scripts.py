@@ -26,6 +26,7 @@ class ScriptStatus(StrEnum):
 
 
 LIVE = text("deleted_at IS NULL")
+COVERED = ("search_text", "script_type", "status", "deleted_at")
 
 
 class Script(SQLModel, table=True):
@@ -38,19 +39,32 @@ class Script(SQLModel, table=True):
     __tablename__ = "scripts"
     __table_args__ = (
         Index("ux_scripts_live_name", "name", unique=True, sqlite_where=LIVE, postgresql_where=LIVE),
-        Index("ix_scripts_live_updated", "updated_at", sqlite_where=LIVE, postgresql_where=LIVE),
+        # Listing and search (see services.scripts.list_scripts). SQLite: covering indexes, so
+        # counting and paging scan the index, never the rows with their content. PostgreSQL:
+        # a trigram index (pg_trgm) for `LIKE '%word%'` (search_text may exceed a btree entry).
+        *(
+            Index(f"ix_scripts_live_{key}", key, *COVERED, sqlite_where=LIVE).ddl_if(dialect="sqlite")
+            for key in ("name", "updated_at")
+        ),
+        Index("ix_scripts_live_updated", "updated_at", postgresql_where=LIVE).ddl_if(dialect="postgresql"),
+        Index(
+            "ix_scripts_search_trgm",
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
+            postgresql_where=LIVE,
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=128)
     description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    script_type: ScriptType = Field(max_length=16, index=True)
-    content: str = Field(sa_column=Column(Text, nullable=False))
+    script_type: ScriptType = Field(max_length=16)
     # Normalized typed form: [{"name", "type", "required", "default", "description", "options"}]
     parameters: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     version: str = Field(default="1.0.0", max_length=32)
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    status: ScriptStatus = Field(default=ScriptStatus.draft, max_length=16, index=True)
+    status: ScriptStatus = Field(default=ScriptStatus.draft, max_length=16)
     # Lower-cased name, description and tags: what `search` matches, in one column.
     search_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     timeout_seconds: int = Field(default=3600)
@@ -65,6 +79,8 @@ class Script(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     # Soft delete: past executions keep pointing at a readable script row.
     deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Last, so scans of the other columns never read (SQLite overflow) pages of a large script.
+    content: str = Field(sa_column=Column(Text, nullable=False))
 
 
 class ScriptTag(SQLModel, table=True):
