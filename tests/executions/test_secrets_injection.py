@@ -14,6 +14,8 @@ from sqlmodel import col, update
 
 from opscraft import runtime
 from opscraft.db.models import Secret
+from opscraft.execution.commands import build
+from opscraft.execution.spec import RunSpec
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, output, start, wait_for
 
@@ -131,3 +133,19 @@ async def test_parameter_shadowing_an_attached_secret_is_rejected(
     )
     assert r.status_code == 422
     assert "parameter DB_PASSWORD would shadow the attached secret" in r.json()["detail"]
+
+
+def test_run_spec_and_command_do_not_show_values_in_repr() -> None:
+    spec = RunSpec(
+        execution_id=1,
+        script_type="bash",
+        content="echo",
+        parameters={},
+        env={"DB_PASSWORD": VALUE},
+        timeout_seconds=5,
+        memory_mb=64,
+        cpus=0.5,
+        network_enabled=False,
+        secret_values=[VALUE],
+    )
+    assert VALUE not in repr(spec) and VALUE not in repr(build(spec))
