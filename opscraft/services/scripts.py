@@ -8,6 +8,7 @@ stay so past executions remain readable, and the name becomes free for a new scr
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -30,8 +31,8 @@ from opscraft.services.errors import Conflict, Invalid, NotFound
 from opscraft.services.permissions import Permission, require
 from opscraft.services.script_checks import Finding
 
-NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-VERSION_LABEL_RE = r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,31}$"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+VERSION_LABEL_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,31}$")
 MAX_DESCRIPTION = 2000
 MAX_TAGS = 20
 MAX_TAG = 50
@@ -69,7 +70,7 @@ class _ScriptFields(BaseModel):
     parameters: dict[str, Any] | list[Any] | None = Field(
         default=None, examples=[{"ENV": "prod"}, [{"name": "COUNT", "type": "integer", "default": 3}]]
     )
-    version: str | None = Field(default=None, pattern=VERSION_LABEL_RE, examples=["1.0.0"])
+    version: str | None = Field(default=None, examples=["1.0.0"])
     tags: list[str] | None = Field(default=None, examples=[["deployment", "production"]])
     status: ScriptStatus | None = None
     timeout_seconds: int | None = Field(default=None, ge=1)
@@ -87,13 +88,29 @@ class _ScriptFields(BaseModel):
     def _tags(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else _check_tags(value)
 
+    @field_validator("name", check_fields=False)
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not NAME_RE.match(value):
+            raise ValueError(
+                "must be 1-128 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str | None) -> str | None:
+        if value is not None and not VERSION_LABEL_RE.match(value):
+            raise ValueError("must be 1-32 characters: letters, digits, '.', '+', '_' or '-', like 1.0.0")
+        return value
+
 
 class ScriptCreate(_ScriptFields):
-    name: str = Field(pattern=NAME_RE, examples=["deploy-app"])
+    name: str = Field(examples=["deploy-app"])
     description: str = Field(default="", max_length=MAX_DESCRIPTION, examples=["Deploy application"])
     script_type: ScriptType = Field(examples=["bash"])
     content: str = Field(min_length=1, examples=["#!/bin/bash\necho 'Deploying...'"])
-    version: str = Field(default="1.0.0", pattern=VERSION_LABEL_RE)
+    version: str = "1.0.0"
     tags: list[str] = Field(default_factory=list, examples=[["deployment", "production"]])
     status: ScriptStatus = ScriptStatus.draft
     network_enabled: bool = False
@@ -103,7 +120,7 @@ class ScriptCreate(_ScriptFields):
 class ScriptUpdate(_ScriptFields):
     """Partial update: only the fields sent change."""
 
-    name: str | None = Field(default=None, pattern=NAME_RE)
+    name: str | None = None
     base_version: int | None = Field(
         default=None, ge=1, description="The version the edit started from; 409 if the script moved on."
     )
@@ -152,7 +169,11 @@ def parse(model: type[M], data: M | Mapping[str, Any]) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         errors = [
-            {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]} for e in exc.errors()
+            {
+                "field": ".".join(str(p) for p in e["loc"]) or "body",
+                "message": str(e["msg"]).removeprefix("Value error, "),
+            }
+            for e in exc.errors()
         ]
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         raise Invalid(f"invalid input: {summary}", details=errors) from None
