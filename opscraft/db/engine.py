@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Engine, event, text
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -26,6 +27,18 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def create_sqlite_sync_engine(url: str, **kwargs: Any) -> Engine:
+    """A synchronous engine (stdlib sqlite3) on the same SQLite file, with the same pragmas: for
+    threads that have no event loop (the execution engine's workers)."""
+    engine = create_sync_engine(
+        url.replace("sqlite+aiosqlite://", "sqlite://", 1),
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        **kwargs,
+    )
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:

@@ -41,12 +41,14 @@ class Engine:
         self.bus = LocalLogBus()
         self.cancels = LocalCancelSignal()
         self.loop = EngineLoop(settings.effective_database_url)
+        self.store = store.Store(settings, self.loop)
         self.docker = DockerRunner(instance_id(settings))
         self.local = LocalRunner(instance_id(settings))
         self.queue = HueyQueue(settings.data_dir / "queue.db", settings.workers, self._job)
         self.worker = Worker(
             settings,
             self.loop,
+            self.store,
             self.bus,
             self.cancels,
             self.queue,
@@ -60,7 +62,7 @@ class Engine:
 
     def start(self) -> None:
         self.loop.start()
-        interrupted, queued = self.loop.run(store.recover(self.loop.db))
+        interrupted, queued = self.store.run(store.recover)
         swept = self.local.sweep() + (self.docker.sweep() if self.docker_available() else 0)
         self.queue.clear()
         for execution_id in queued:
@@ -82,6 +84,7 @@ class Engine:
             killed = self.worker.interrupt_all()
             log.warning("shutdown: killed %d execution(s) still running after the grace period", killed)
             self.queue.join(KILL_WAIT_SECONDS)
+        self.store.close()
         self.loop.stop()
 
     def enqueue(self, execution_id: int) -> None:

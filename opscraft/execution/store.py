@@ -1,25 +1,80 @@
-"""The engine's database work: claim, store output, finish, recover. Runs on the engine loop."""
+"""The engine's database work: claim, store output, finish, recover.
+
+Each step is a plain function over a synchronous SQLAlchemy `Connection` in one transaction.
+`Store` runs them where it is cheapest: on SQLite, straight in the worker thread on the stdlib
+driver (no event loop, no thread hop); on PostgreSQL, on the engine loop through `run_sync`
+(asyncpg). Output batches are written in the background (`submit`) so reading output goes on.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import func, insert
-from sqlmodel import col, select, update
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import Connection, Table, and_, case, exists, func, insert, select, update
 
 from opscraft.config import Settings
-from opscraft.db.engine import Database
-from opscraft.db.models import Execution, ExecutionLog, Script, ScriptVersion
+from opscraft.db.engine import Database, create_sqlite_sync_engine
+from opscraft.db.models import Execution, ExecutionLog, Script, ScriptSecret, ScriptVersion
 from opscraft.db.models.executions import ExecutionStatus
+from opscraft.db.models.scripts import ScriptType
 from opscraft.db.types import utcnow
 from opscraft.execution.events import LogEvent, StatusEvent
+from opscraft.execution.loop import EngineLoop
 from opscraft.execution.spec import RunSpec
-from opscraft.services.secrets import SecretUnavailable, inject_for_execution
+from opscraft.services.secrets import inject_for_execution
+
+T = TypeVar("T")
 
 RESTART_MESSAGE = "interrupted by server restart"
+EXECUTIONS = cast(Table, Execution.__table__)
+SCRIPTS = cast(Table, Script.__table__)
+VERSIONS = cast(Table, ScriptVersion.__table__)
+LOGS = cast(Table, ExecutionLog.__table__)
+SCRIPT_SECRETS = cast(Table, ScriptSecret.__table__)
+_E, _S, _V = EXECUTIONS.c, SCRIPTS.c, VERSIONS.c
+
+
+class Store:
+    def __init__(self, settings: Settings, loop: EngineLoop) -> None:
+        self._loop = loop
+        self._sync = (
+            create_sqlite_sync_engine(settings.effective_database_url, pool_size=settings.workers + 2)
+            if settings.is_sqlite
+            else None
+        )
+        self._writer = ThreadPoolExecutor(1, "opscraft-store") if self._sync else None
+
+    def run(self, step: Callable[..., T], *args: Any) -> T:
+        """Run `step(connection, *args)` in one transaction and return its result."""
+        if self._sync is not None:
+            with self._sync.begin() as conn:
+                return step(conn, *args)
+        return self._loop.run(self._run_async(step, *args))
+
+    def submit(self, step: Callable[..., T], *args: Any) -> Future[T]:
+        """Like `run`, without waiting; steps submitted one after another commit in order."""
+        if self._writer is not None:
+            return self._writer.submit(self.run, step, *args)
+        return self._loop.submit(self._run_async(step, *args))
+
+    async def _run_async(self, step: Callable[..., T], *args: Any) -> T:
+        async with self._loop.db.engine.begin() as conn:
+            return await conn.run_sync(step, *args)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown()
+        if self._sync is not None:
+            self._sync.dispose()
+
+
+class HeldBack(Exception):
+    """The script runs its maximum number of times: this run stays `queued` until one ends
+    (`finish` then names it to be enqueued again)."""
 
 
 @dataclass(frozen=True)
@@ -31,110 +86,102 @@ class Claim:
     script_id: int
     started_at: datetime
     cancel_requested: bool
+    has_secrets: bool = False
     spec: RunSpec | None = None
     error: str | None = None
 
 
-async def claim(db: Database, settings: Settings, execution_id: int) -> Claim | None:
+def claim(conn: Connection, settings: Settings, execution_id: int) -> Claim | None:
     """`queued -> running` in one conditional UPDATE, honouring the script's concurrency limit.
 
-    None when the run is not (or no longer) queued, or must wait for a slot of its script (it
-    stays `queued` and is enqueued again when a run of that script finishes).
+    None when the run is not (or no longer) queued. Raises `HeldBack` (which rolls the claim
+    back) when the script already runs its maximum number of times.
     """
-    async with db.session() as session:
-        execution = await session.get(Execution, execution_id)
-        if execution is None or execution.status != ExecutionStatus.queued:
-            return None
-        script = await session.get(Script, execution.script_id)
-        assert script is not None
-        now = utcnow()
-        image = settings.image_for(execution.script_type) if execution.runner == "docker" else None
-        stmt = (
-            update(Execution)
-            .where(col(Execution.id) == execution_id, col(Execution.status) == ExecutionStatus.queued)
-            .values(status=ExecutionStatus.running, started_at=now, image=image)
+    now = utcnow()
+    images = {kind.value: settings.image_for(kind.value) for kind in ScriptType}
+    row = conn.execute(
+        update(EXECUTIONS)
+        .where(_E.id == execution_id, _E.status == ExecutionStatus.queued.value)
+        .values(
+            status=ExecutionStatus.running.value,
+            started_at=now,
+            image=case((_E.runner == "docker", case(images, value=_E.script_type)), else_=None),
         )
-        if script.max_concurrent:
-            # Serializes claims of this script on PostgreSQL; SQLite writes are serial anyway.
-            await session.exec(select(Script.id).where(col(Script.id) == script.id).with_for_update())
-            running = (
-                select(func.count())
-                .select_from(Execution)
-                .where(
-                    col(Execution.script_id) == script.id, col(Execution.status) == ExecutionStatus.running
-                )
-                .scalar_subquery()
-            )
-            stmt = stmt.where(running < script.max_concurrent)
-        if (await session.exec(stmt)).rowcount != 1:
-            await session.rollback()
-            return None
-        version = (
-            await session.exec(
-                select(ScriptVersion).where(
-                    col(ScriptVersion.script_id) == script.id,
-                    col(ScriptVersion.number) == execution.script_version,
-                )
-            )
-        ).first()
-        await session.commit()
-        base = Claim(execution_id, str(execution.runner), script.id, now, execution.cancel_requested)  # type: ignore[arg-type]
-        if version is None:
-            return _with_error(base, f"version {execution.script_version} of the script no longer exists")
-        try:
-            secrets = await inject_for_execution(session, execution)
-        except SecretUnavailable as exc:
-            return _with_error(base, f"a secret attached to the script cannot be used: {exc}")
-    return _with_spec(base, _spec(execution, version, settings, image, secrets))
-
-
-def _with_error(base: Claim, message: str) -> Claim:
-    return Claim(**{**base.__dict__, "error": message})
-
-
-def _with_spec(base: Claim, spec: RunSpec) -> Claim:
-    return Claim(**{**base.__dict__, "spec": spec})
-
-
-def _spec(
-    execution: Execution,
-    version: ScriptVersion,
-    settings: Settings,
-    image: str | None,
-    secrets: dict[str, str],
-) -> RunSpec:
-    run: dict[str, Any] = version.run_settings
-    assert execution.id is not None
-    return RunSpec(
-        execution_id=execution.id,
-        script_type=str(version.script_type),
-        content=version.content,
-        parameters=dict(execution.parameters),
-        env=secrets,
+        .returning(
+            _E.script_id,
+            _E.script_version,
+            _E.runner,
+            _E.parameters,
+            _E.terraform_action,
+            _E.cancel_requested,
+            _E.image,
+        )
+    ).first()
+    if row is None:
+        return None
+    script = conn.execute(
+        select(
+            _S.max_concurrent,
+            _V.script_type,
+            _V.content,
+            _V.run_settings,
+            exists().where(SCRIPT_SECRETS.c.script_id == row.script_id).label("has_secrets"),
+        )
+        .select_from(SCRIPTS)
+        .outerjoin(VERSIONS, and_(_V.script_id == _S.id, _V.number == row.script_version))
+        .where(_S.id == row.script_id)
+    ).one()
+    if script.max_concurrent and _over_limit(conn, row.script_id, script.max_concurrent):
+        raise HeldBack
+    base = Claim(execution_id, str(row.runner), row.script_id, now, row.cancel_requested, script.has_secrets)
+    if script.content is None:
+        return replace(base, error=f"version {row.script_version} of the script no longer exists")
+    run: dict[str, Any] = script.run_settings or {}
+    spec = RunSpec(
+        execution_id=execution_id,
+        script_type=str(script.script_type),
+        content=script.content,
+        parameters=dict(row.parameters),
+        env={},
         timeout_seconds=min(int(run.get("timeout_seconds", 3600)), settings.max_timeout_seconds),
         memory_mb=int(run.get("memory_mb", 512)),
         cpus=float(run.get("cpus", 0.5)),
         network_enabled=bool(run.get("network_enabled", False)),
-        image=image,
-        terraform_action=execution.terraform_action,
-        secret_values=list(secrets.values()),
+        image=row.image,
+        terraform_action=row.terraform_action,
     )
+    return replace(base, spec=spec)
 
 
-async def store_logs(db: Database, execution_id: int, events: list[LogEvent], output_bytes: int) -> None:
-    """Append a batch of output chunks and the running byte count, in one transaction."""
-    async with db.session() as session:
-        await session.exec(
-            insert(ExecutionLog),
-            params=[
-                {"execution_id": execution_id, "seq": e.seq, "stream": e.stream, "content": e.content}
-                for e in events
-            ],
-        )
-        await session.exec(
-            update(Execution).where(col(Execution.id) == execution_id).values(output_bytes=output_bytes)
-        )
-        await session.commit()
+def _over_limit(conn: Connection, script_id: int, max_concurrent: int) -> bool:
+    """Count this script's runs with ours included, after locking the script row (PostgreSQL:
+    concurrent claims of one script queue up here; SQLite already holds the write lock)."""
+    conn.execute(select(_S.id).where(_S.id == script_id).with_for_update())
+    running = conn.execute(
+        select(func.count())
+        .select_from(EXECUTIONS)
+        .where(_E.script_id == script_id, _E.status == ExecutionStatus.running.value)
+    ).scalar_one()
+    return int(running) > max_concurrent
+
+
+def store_logs(conn: Connection, execution_id: int, events: list[LogEvent], output_bytes: int) -> None:
+    """Append a batch of output chunks and the running byte count."""
+    now = utcnow()
+    conn.execute(
+        insert(LOGS),
+        [
+            {
+                "execution_id": execution_id,
+                "seq": e.seq,
+                "stream": e.stream,
+                "content": e.content,
+                "created_at": now,
+            }
+            for e in events
+        ],
+    )
+    conn.execute(update(EXECUTIONS).where(_E.id == execution_id).values(output_bytes=output_bytes))
 
 
 @dataclass(frozen=True)
@@ -146,64 +193,64 @@ class Finish:
     output_truncated: bool = False
 
 
-async def finish(db: Database, execution_id: int, result: Finish) -> tuple[StatusEvent, int | None]:
+def finish(conn: Connection, execution_id: int, result: Finish) -> tuple[StatusEvent, int | None]:
     """Write the final state once; returns the final event and a waiting run of the same script
     that a concurrency limit held back (to enqueue again), if any."""
-    now = utcnow()
-    async with db.session() as session:
-        await session.exec(
-            update(Execution)
-            .where(col(Execution.id) == execution_id, col(Execution.status) == ExecutionStatus.running)
-            .values(
-                status=result.status,
-                exit_code=result.exit_code,
-                error_message=result.error_message,
-                output_bytes=result.output_bytes,
-                output_truncated=result.output_truncated,
-                finished_at=now,
-            )
+    row = conn.execute(
+        update(EXECUTIONS)
+        .where(_E.id == execution_id, _E.status == ExecutionStatus.running.value)
+        .values(
+            status=result.status.value,
+            exit_code=result.exit_code,
+            error_message=result.error_message,
+            output_bytes=result.output_bytes,
+            output_truncated=result.output_truncated,
+            finished_at=utcnow(),
         )
-        await session.commit()
+        .returning(_E.script_id, _E.status, _E.exit_code, _E.error_message, _E.started_at, _E.finished_at)
+    ).one()
+    event = StatusEvent(
+        status=row.status,
+        final=True,
+        exit_code=row.exit_code,
+        error_message=row.error_message,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+    return event, _next_waiting(conn, row.script_id)
+
+
+def _next_waiting(conn: Connection, script_id: int) -> int | None:
+    """The oldest queued run of a script with a concurrency limit (held back by it, maybe)."""
+    return conn.execute(
+        select(_E.id)
+        .join(SCRIPTS, _S.id == _E.script_id)
+        .where(
+            _E.script_id == script_id,
+            _E.status == ExecutionStatus.queued.value,
+            _S.max_concurrent.is_not(None),
+        )
+        .order_by(_E.queued_at, _E.id)
+        .limit(1)
+    ).scalar()
+
+
+def recover(conn: Connection) -> tuple[int, list[int]]:
+    """After a crash: `running` -> `error` (output kept); returns that count and the queued ids."""
+    interrupted = conn.execute(
+        update(EXECUTIONS)
+        .where(_E.status == ExecutionStatus.running.value)
+        .values(status=ExecutionStatus.error.value, error_message=RESTART_MESSAGE, finished_at=utcnow())
+    ).rowcount
+    queued = conn.execute(
+        select(_E.id).where(_E.status == ExecutionStatus.queued.value).order_by(_E.queued_at, _E.id)
+    ).scalars()
+    return int(interrupted), [int(i) for i in queued]
+
+
+async def inject_secrets(db: Database, execution_id: int) -> dict[str, str]:
+    """The attached secrets, decrypted and audited by the vault (on the engine loop)."""
+    async with db.session() as session:
         execution = await session.get(Execution, execution_id)
         assert execution is not None
-        waiting = await _next_waiting(session, execution.script_id)
-    event = StatusEvent(
-        status=execution.status,
-        final=True,
-        exit_code=execution.exit_code,
-        error_message=execution.error_message,
-        started_at=execution.started_at,
-        finished_at=execution.finished_at,
-    )
-    return event, waiting
-
-
-async def _next_waiting(session: AsyncSession, script_id: int) -> int | None:
-    script = await session.get(Script, script_id)
-    if script is None or not script.max_concurrent:
-        return None
-    return (
-        await session.exec(
-            select(Execution.id)
-            .where(col(Execution.script_id) == script_id, col(Execution.status) == ExecutionStatus.queued)
-            .order_by(col(Execution.queued_at), col(Execution.id))
-            .limit(1)
-        )
-    ).first()
-
-
-async def recover(db: Database) -> tuple[int, list[int]]:
-    """After a crash: `running` -> `error` (output kept); returns that count and the queued ids."""
-    async with db.session() as session:
-        interrupted = await session.exec(
-            update(Execution)
-            .where(col(Execution.status) == ExecutionStatus.running)
-            .values(status=ExecutionStatus.error, error_message=RESTART_MESSAGE, finished_at=utcnow())
-        )
-        await session.commit()
-        queued = await session.exec(
-            select(Execution.id)
-            .where(col(Execution.status) == ExecutionStatus.queued)
-            .order_by(col(Execution.queued_at), col(Execution.id))
-        )
-        return int(interrupted.rowcount), [int(i) for i in queued.all() if i is not None]
+        return await inject_for_execution(session, execution)

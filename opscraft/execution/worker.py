@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from concurrent.futures import Future
+from dataclasses import replace
 
 from opscraft.config import Settings
 from opscraft.db.models.executions import ExecutionStatus
@@ -18,6 +19,7 @@ from opscraft.execution.masking import Masker
 from opscraft.execution.output import OutputPipeline, StoreBatch
 from opscraft.execution.queue import JobQueue
 from opscraft.execution.spec import RunControl, Runner, RunnerError, RunResult, RunSpec, StopReason
+from opscraft.services.secrets import SecretUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ class Worker:
         self,
         settings: Settings,
         loop: EngineLoop,
+        db: store.Store,
         bus: LogBus,
         cancels: CancelSignal,
         queue: JobQueue,
@@ -38,6 +41,7 @@ class Worker:
     ) -> None:
         self.settings = settings
         self.loop = loop
+        self.db = db
         self.bus = bus
         self.cancels = cancels
         self.queue = queue
@@ -52,14 +56,17 @@ class Worker:
         with self._lock:
             self._active[execution_id] = control
         try:
-            claim = self.loop.run(store.claim(self.loop.db, self.settings, execution_id))
+            try:
+                claim = self.db.run(store.claim, self.settings, execution_id)
+            except store.HeldBack:
+                return
             if claim is None:
                 return
             self.bus.publish(execution_id, StatusEvent(ExecutionStatus.running, started_at=claim.started_at))
             if claim.cancel_requested:
                 control.stop(StopReason.cancelled)
             result = self._run(claim, control)
-            final, waiting = self.loop.run(store.finish(self.loop.db, execution_id, result))
+            final, waiting = self.db.run(store.finish, execution_id, result)
             self.bus.publish(execution_id, final)
             if waiting is not None:
                 self.queue.enqueue(waiting)
@@ -81,6 +88,13 @@ class Worker:
         if claim.spec is None:
             return store.Finish(ExecutionStatus.error, error_message=claim.error)
         spec = claim.spec
+        if claim.has_secrets:
+            try:
+                secrets = self.loop.run(store.inject_secrets(self.loop.db, spec.execution_id))
+            except SecretUnavailable as exc:
+                message = f"a secret attached to the script cannot be used: {exc}"
+                return store.Finish(ExecutionStatus.error, error_message=message)
+            spec = replace(spec, env=secrets, secret_values=list(secrets.values()))
         runner = self.runners.get(claim.runner)
         if runner is None:
             return store.Finish(
@@ -114,7 +128,7 @@ class Worker:
 
     def _store_batch(self, execution_id: int) -> StoreBatch:
         def store_batch(events: list[LogEvent], output_bytes: int) -> Future[None]:
-            return self.loop.submit(store.store_logs(self.loop.db, execution_id, events, output_bytes))
+            return self.db.submit(store.store_logs, execution_id, events, output_bytes)
 
         return store_batch
 

@@ -81,28 +81,37 @@ def _engine() -> Engine | None:
 
 async def runner_options(session: AsyncSession) -> RunnerOptions:
     """Which runners can take a new execution now (Docker reachable, local runner allowed)."""
-    settings = runtime.current().settings
+    return RunnerOptions(docker=await _docker_reachable(), local=await _local_enabled(session))
+
+
+async def _docker_reachable() -> bool:
     engine = _engine()
-    docker = False
-    if engine is not None:
-        known = engine.docker_known()
-        docker = known if known is not None else await asyncio.to_thread(engine.docker_available)
-    local = settings.local_runner or bool(await app_settings.get(session, "local_runner_enabled"))
-    return RunnerOptions(docker=docker, local=local)
+    if engine is None:
+        return False
+    known = engine.docker_known()
+    return known if known is not None else await asyncio.to_thread(engine.docker_available)
+
+
+async def _local_enabled(session: AsyncSession) -> bool:
+    settings = runtime.current().settings
+    return settings.local_runner or bool(await app_settings.get(session, "local_runner_enabled"))
 
 
 async def _choose_runner(session: AsyncSession, requested: str | None) -> str:
-    if requested is not None and requested not in RUNNERS:
+    if requested == "docker":
+        if not await _docker_reachable():
+            raise Conflict("the Docker engine is not reachable: start it, or choose the local runner")
+        return requested
+    if requested == "local":
+        if not await _local_enabled(session):
+            raise Conflict("the local runner is disabled: an admin can enable it under Settings")
+        return requested
+    if requested is not None:
         raise Invalid(
             f"runner must be one of: {', '.join(RUNNERS)}",
             details=[{"field": "runner", "message": f"must be one of: {', '.join(RUNNERS)}"}],
         )
-    options = await runner_options(session)
-    if requested == "docker" and not options.docker:
-        raise Conflict("the Docker engine is not reachable: start it, or choose the local runner")
-    if requested == "local" and not options.local:
-        raise Conflict("the local runner is disabled: an admin can enable it under Settings")
-    chosen = requested or options.default
+    chosen = (await runner_options(session)).default
     if chosen is None:
         raise Conflict(
             "no runner is available: start the Docker engine, or have an admin enable the local runner"
@@ -386,6 +395,7 @@ async def follow(execution_id: int, after_seq: int = 0) -> AsyncGenerator[Event,
     engine = _engine()
     last = after_seq
     first = True
+    shown: str | None = None
     while True:
         sub = engine.bus.subscribe(execution_id) if engine else None
         try:
@@ -394,6 +404,7 @@ async def follow(execution_id: int, after_seq: int = 0) -> AsyncGenerator[Event,
             if execution is None:
                 return
             if first:
+                shown = execution.status
                 yield replace(_status_event(execution), final=False)
                 first = False
             while True:
@@ -419,7 +430,8 @@ async def follow(execution_id: int, after_seq: int = 0) -> AsyncGenerator[Event,
                     if event.seq > last:
                         last = event.seq
                         yield event
-                elif isinstance(event, StatusEvent):
+                elif isinstance(event, StatusEvent) and (event.final or event.status != shown):
+                    shown = event.status
                     yield event
                     if event.final:
                         return
