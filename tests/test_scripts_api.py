@@ -273,6 +273,7 @@ async def test_lint_findings_need_acknowledgement(
         ({"tags": ["x" * 51]}, "tags"),
         ({"tags": [" "]}, "tags"),
         ({"content": ""}, "content"),
+        ({"content": "  \n\t\n"}, "content"),
         ({"content": "echo\x00\n"}, "content"),
         ({"version": "1.0 beta"}, "version"),
         ({"status": "retired"}, "status"),

@@ -348,6 +348,8 @@ async def _check_content(
             "or raise OPSCRAFT_MAX_SCRIPT_BYTES",
             details=[{"field": "content", "message": f"at most {limit} bytes"}],
         )
+    if not content.strip():
+        errors.append({"field": "content", "message": "must not be blank: write the script"})
     if "\x00" in content:
         errors.append({"field": "content", "message": "must not contain NUL characters"})
     problems, findings = await script_checks.check(script_type, content)
@@ -361,7 +363,7 @@ async def _check_content(
         errors += exc.details
     if errors:
         summary = "; ".join(
-            e["message"] if e["field"] == "content" else f"{e['field']}: {e['message']}" for e in errors[:5]
+            e["message"] if "line" in e else f"{e['field']}: {e['message']}" for e in errors[:5]
         )
         raise Invalid(f"the {script_type.value} script has errors: {summary}", details=errors)
     if findings and not acknowledge:
