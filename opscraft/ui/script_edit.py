@@ -139,8 +139,7 @@ def _text(value: Any) -> str:
 class ScriptForm:
     """The whole form; `script` is None when creating."""
 
-    def __init__(self, actor: Actor, script: Script | None) -> None:
-        self.actor = actor
+    def __init__(self, script: Script | None) -> None:
         self.script = script
         self._checked: tuple[str, str] | None = None
         self._dirty = False
@@ -171,7 +170,7 @@ class ScriptForm:
             'outlined dense autogrow data-testid="script-description"'
         )
         self.description.classes("w-full")
-        self.editor = editor(s.content if s else STARTER["bash"], self.script_type.value)
+        self.editor = editor(s.content if s else STARTER["bash"], LANGUAGES[self.script_type.value])
         self.editor.props('data-testid="script-editor"')
         self.editor.on_value_change(lambda: self._set_dirty(True))
         self.checks = ui.column().classes("w-full gap-1").props('data-testid="checks"')
@@ -257,8 +256,11 @@ class ScriptForm:
         if current == self._checked:
             return
         self._checked = current
+        actor = await guard(Permission.edit_scripts)
+        if actor is None:
+            return
         try:
-            problems, findings = await scripts.check(self.actor, ScriptType(current[0]), current[1])
+            problems, findings = await scripts.check(actor, ScriptType(current[0]), current[1])
         except ServiceError as exc:
             notify_error(exc.message)
             return
@@ -322,7 +324,7 @@ class ScriptForm:
 @protected_page("/scripts/new", Permission.edit_scripts, title="New script")
 async def new_script_page(actor: Actor) -> None:
     with frame(actor, "New script"):
-        ScriptForm(actor, None)
+        ScriptForm(None)
 
 
 @protected_page("/scripts/{script_id}/edit", Permission.edit_scripts, title="Edit script")
@@ -335,4 +337,4 @@ async def edit_script_page(actor: Actor, script_id: int) -> None:
             ui.link("Back to the scripts", "/scripts")
         return
     with frame(actor, f"Edit {script.name}"):
-        ScriptForm(actor, script)
+        ScriptForm(script)

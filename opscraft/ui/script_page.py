@@ -18,7 +18,15 @@ from opscraft.services.permissions import Permission, can
 from opscraft.services.scripts import RUN_SETTINGS
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.script_tabs import ACTIONS, ordered_tabs
-from opscraft.ui.script_widgets import call, editor, findings_of, risk_dialog, status_badge, type_badge
+from opscraft.ui.script_widgets import (
+    LANGUAGES,
+    call,
+    editor,
+    findings_of,
+    risk_dialog,
+    status_badge,
+    type_badge,
+)
 from opscraft.ui.widgets import format_time
 
 VERSIONS_PAGE = 20
@@ -108,8 +116,7 @@ class VersionsView:
                 'unelevated no-caps data-testid="diff-compare"'
             )
             self.changed = ui.label().classes("text-grey-8").props('data-testid="diff-changed"')
-        self.diff = editor("", "bash", read_only=True).props('data-testid="diff-view"')
-        self.diff.set_language("diff")
+        self.diff = editor("", "diff", read_only=True).props('data-testid="diff-view"')
 
     async def _on_page(self, event: Any) -> None:
         if event.value and event.value != self.page:
@@ -276,7 +283,7 @@ async def script_page(actor: Actor, script_id: int, tab: str = "overview") -> No
             with ui.tab_panel(own["overview"]):
                 _overview(script)
             with ui.tab_panel(own["content"]):
-                editor(script.content, str(script.script_type), read_only=True).props(
+                editor(script.content, LANGUAGES[script.script_type], read_only=True).props(
                     'data-testid="script-content"'
                 )
             with ui.tab_panel(own["versions"]):

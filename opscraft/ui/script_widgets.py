@@ -44,9 +44,10 @@ def status_badge(status: str) -> None:
     ui.badge(status, color=STATUS_COLORS.get(status, "grey")).props('data-testid="status-badge"')
 
 
-def editor(content: str, script_type: str, *, read_only: bool = False) -> ui.codemirror:
+def editor(content: str, language: str, *, read_only: bool = False) -> ui.codemirror:
+    """A CodeMirror editor in `language` (a CodeMirror language name, see LANGUAGES)."""
     ui.add_css(EDITOR_CSS)
-    element = ui.codemirror(content, language=LANGUAGES.get(script_type), line_wrapping=False)
+    element = ui.codemirror(content, language=language)
     element.classes("w-full").style("height: 28rem")
     if read_only:
         element.disable()
