@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import threading
 import time
@@ -67,64 +69,86 @@ class Runner(Protocol):
 class RunControl:
     """Deadline, cancellation and shutdown of one run: the first reason wins and kills the run.
 
-    A watchdog thread (started by `arm`) enforces the deadline, so a runner never relies on a
-    blocking call's timeout. `stop()` may be called from any thread, even before `arm`, and
-    returns at once.
+    The deadline is kept by one shared watchdog thread, so a runner never relies on a blocking
+    call's timeout. `stop()` may be called from any thread, even before the runner has
+    registered its kill function, and returns at once: the kill runs in a thread of its own.
     """
 
     def __init__(self) -> None:
         self.reason: StopReason | None = None
-        self._deadline = float("inf")
+        self.finished = False
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._finished = False
         self._kill: Callable[[], None] | None = None
-        self._watchdog: threading.Thread | None = None
+        self._killed = False
 
     def arm(self, timeout_seconds: float) -> None:
-        """Start enforcing the deadline (and any stop requested so far)."""
-        self._deadline = time.monotonic() + timeout_seconds
-        self._watchdog = threading.Thread(target=self._watch, name="opscraft-watchdog", daemon=True)
-        self._watchdog.start()
+        """Start enforcing the deadline."""
+        _WATCHDOG.add(time.monotonic() + timeout_seconds, self)
 
     def stop(self, reason: StopReason) -> None:
         with self._lock:
-            if self.reason is None and not self._finished:
+            if self.reason is None and not self.finished:
                 self.reason = reason
-        self._wake.set()
+        self._kill_if_due()
 
     def on_kill(self, kill: Callable[[], None]) -> None:
-        """Register how to kill the run; called at once if a stop was already requested."""
+        """Register how to kill the run; used at once if a stop was already requested."""
         with self._lock:
             self._kill = kill
-            due = self.reason is not None
-        if due:
-            self._wake.set()
+        self._kill_if_due()
 
     def finish(self) -> None:
-        """The run is over: the watchdog stops and no later stop applies."""
+        """The run is over: no later stop applies."""
         with self._lock:
-            self._finished = True
+            self.finished = True
             self._kill = None
-        self._wake.set()
-        if self._watchdog is not None:
-            self._watchdog.join()
 
-    def _watch(self) -> None:
-        killed = False
+    def _kill_if_due(self) -> None:
+        with self._lock:
+            kill = self._kill if self.reason is not None and not self._killed and not self.finished else None
+            self._killed = self._killed or kill is not None
+        if kill is not None:
+            threading.Thread(target=_guarded, args=(kill,), name="opscraft-kill", daemon=True).start()
+
+
+def _guarded(kill: Callable[[], None]) -> None:
+    try:
+        kill()
+    except Exception:
+        log.exception("killing a run failed")
+
+
+class _Watchdog:
+    """One thread holding every armed run's deadline; it stops a run whose deadline passed."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, RunControl]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, deadline: float, control: RunControl) -> None:
+        with self._cond:
+            if len(self._heap) > 64 and sum(not c.finished for _, _, c in self._heap) < len(self._heap) // 2:
+                self._heap = [entry for entry in self._heap if not entry[2].finished]
+                heapq.heapify(self._heap)
+            heapq.heappush(self._heap, (deadline, next(self._order), control))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="opscraft-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
         while True:
-            timeout = None if self.reason is not None else max(self._deadline - time.monotonic(), 0)
-            fired = self._wake.wait(timeout)
-            with self._lock:
-                self._wake.clear()
-                if self._finished:
-                    return
-                if not fired and self.reason is None:
-                    self.reason = StopReason.timed_out
-                kill = self._kill if self.reason is not None and not killed else None
-            if kill is not None:
-                killed = True
-                try:
-                    kill()
-                except Exception:
-                    log.exception("killing a run failed")
+            with self._cond:
+                while self._heap and self._heap[0][2].finished:
+                    heapq.heappop(self._heap)
+                wait = self._heap[0][0] - time.monotonic() if self._heap else None
+                if wait is None or wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                _, _, control = heapq.heappop(self._heap)
+            control.stop(StopReason.timed_out)
+
+
+_WATCHDOG = _Watchdog()
