@@ -7,6 +7,10 @@ from typing import Any
 import httpx
 import pytest
 
+from opscraft import runtime
+from opscraft.db.models import User
+from opscraft.services import scripts
+from opscraft.services.actor import Actor
 from tests.conftest import LoggedIn
 
 SEED_BODY = {
@@ -185,8 +189,11 @@ async def test_soft_delete_frees_the_name(
     assert (await client.get("/api/v1/scripts", headers=operator.headers)).json()["total"] == 0
     assert (await events(client, admin, sid))[-1] == "script.delete"
 
-    again = await create(client, operator)
+    again = await create(client, operator, tags=["fresh"])
     assert again["id"] != sid
+    async with runtime.current().db.session() as session:
+        user = await session.get(User, operator.id)
+        assert await scripts.tags_in_use(session, Actor(user)) == ["fresh"], "deleted scripts' tags are gone"
 
     r = await client.put(f"/api/v1/scripts/{again['id']}", json={"name": "other"}, headers=operator.headers)
     assert r.status_code == 200

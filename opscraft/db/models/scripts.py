@@ -84,7 +84,7 @@ class Script(SQLModel, table=True):
 
 
 class ScriptTag(SQLModel, table=True):
-    """Tags, one row each, so filtering by tag is an indexed lookup."""
+    """Tags of live scripts, one row each, so filtering by tag is an indexed lookup."""
 
     __tablename__ = "script_tags"
 
