@@ -33,7 +33,7 @@ count = int(os.environ["COUNT"])
 tail = f"env={os.environ['ENV']} loud={os.environ['LOUD']}"
 for i in range(1, count + 1):
     print(f"\\033[32mhello\\033[0m {os.environ['WHO']} #{i} {tail}", flush=True)
-    time.sleep(0.4)
+    time.sleep(0.6)
 print("done", file=sys.stderr, flush=True)
 """
 TICKER = """\
@@ -134,7 +134,7 @@ def terminal_text(page: Any) -> str:
     return str(page.evaluate(TERMINAL_TEXT_JS))
 
 
-def wait_for_output(page: Any, pattern: str, timeout: float = 20) -> str:
+def wait_for_output(page: Any, pattern: str, timeout: float = 30) -> str:
     """Poll the terminal until `pattern` (a regex) appears; return the text then."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -224,7 +224,7 @@ def test_cancel_a_running_execution_from_its_page(page: Any, env: Env) -> None:
         wait_for_output(page, r"^line 3$")
         page.get_by_test_id("cancel-button").click()
         page.get_by_test_id("cancel-confirm").click()
-        page.get_by_test_id("status-cancelled").wait_for(timeout=5_000)
+        page.get_by_test_id("status-cancelled").wait_for(timeout=10_000)
         assert page.get_by_test_id("cancel-button").count() == 0
         last = max(ticker_lines(terminal_text(page)))
         time.sleep(1)
