@@ -269,7 +269,9 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
 CHROMIUM = os.environ.get("OPSCRAFT_TEST_CHROMIUM", "/usr/bin/chromium")
 
 
-@pytest.fixture(scope="session")
+# Module scope: a running sync Playwright leaves its event loop installed, which breaks every
+# async test collected after it in the same session.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     require_service(Path(CHROMIUM).exists(), f"Chromium ({CHROMIUM})")
     from playwright.sync_api import sync_playwright
