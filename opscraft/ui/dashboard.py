@@ -134,13 +134,22 @@ class Dashboard:
         stats = await self._stats()
         if stats is None:
             return
-        if (await call(executions.runner_options)).default == "local":
+        runner = (await call(executions.runner_options)).default
+        if runner == "local":
             banner(
                 "warning",
                 "orange",
                 "Docker is not available: new runs use the local runner, which is not isolated "
                 "(plain processes on this server).",
                 "not-isolated",
+            )
+        elif runner is None:
+            banner(
+                "error",
+                "red",
+                "No runner is available: start the Docker engine, or have an admin enable the local "
+                "runner under Settings. New runs cannot start until then.",
+                "no-runner",
             )
         self.counts(stats)
         with ui.row().classes("w-full gap-4 items-stretch"):

@@ -207,7 +207,10 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
 
         async def copy_output() -> None:
             copied = await terminal.copy()
-            notify_ok(f"Copied {copied:,} characters")
+            if copied is None:
+                notify_error("The browser refused access to the clipboard: select the text and copy it")
+            else:
+                notify_ok(f"Copied {copied:,} characters")
 
         copy.on_click(copy_output)
         ui.timer(1.0, view.tick)

@@ -28,17 +28,24 @@ OPTIONS = {
     "theme": {"background": "#1e1e2e", "foreground": "#e4e4ef", "cursor": "#1e1e2e"},
 }
 
-# Copies the terminal's buffer; falls back to a hidden textarea outside secure contexts.
+# Copies the terminal's buffer (a hidden textarea outside secure contexts); -1 when refused.
 _COPY_JS = """
 const term = getElement(%d).terminal;
 term.selectAll();
 const text = term.getSelection();
 term.clearSelection();
-if (navigator.clipboard && window.isSecureContext) {
-  await navigator.clipboard.writeText(text);
-} else {
-  const area = Object.assign(document.createElement("textarea"), {value: text});
-  document.body.appendChild(area); area.select(); document.execCommand("copy"); area.remove();
+try {
+  if (navigator.clipboard && window.isSecureContext) {
+    await navigator.clipboard.writeText(text);
+  } else {
+    const area = Object.assign(document.createElement("textarea"), {value: text});
+    document.body.appendChild(area); area.select();
+    const done = document.execCommand("copy");
+    area.remove();
+    if (!done) return -1;
+  }
+} catch (error) {
+  return -1;
 }
 return text.length;
 """
@@ -109,6 +116,10 @@ class LiveTerminal:
         """Wait until everything written so far has been sent."""
         await self._empty.wait()
 
-    async def copy(self) -> int:
-        """Copy the terminal's text to the clipboard; returns how many characters were copied."""
-        return int(await ui.run_javascript(_COPY_JS % self.xterm.id, timeout=5) or 0)
+    async def copy(self) -> int | None:
+        """Copy the terminal's text to the clipboard: the number of characters, None if refused."""
+        try:
+            copied = int(await ui.run_javascript(_COPY_JS % self.xterm.id, timeout=5))
+        except TimeoutError:
+            return None
+        return copied if copied >= 0 else None
