@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
@@ -83,7 +83,7 @@ async def _refusal(websocket: WebSocket, execution_id: int, token: str) -> tuple
 async def _send_events(websocket: WebSocket, execution_id: int, after: int) -> None:
     async with contextlib.aclosing(executions.follow(execution_id, after)) as events:
         async for event in events:
-            await websocket.send_text(json.dumps(event.message(), ensure_ascii=False))
+            await websocket.send_text(orjson.dumps(event.message()).decode())
 
 
 async def _until_disconnect(websocket: WebSocket) -> None:

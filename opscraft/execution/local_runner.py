@@ -10,6 +10,7 @@ as ansible-playbook live), HOME and TMPDIR in the scratch directory, a UTF-8 loc
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import selectors
 import shutil
@@ -23,7 +24,8 @@ from opscraft.execution.commands import Command, build
 from opscraft.execution.events import Stream
 from opscraft.execution.spec import OutputSink, RunControl, RunnerError, RunResult, RunSpec
 
-READ_SIZE = 65536
+READ_SIZE = 1024 * 1024
+PIPE_BYTES = 1024 * 1024
 RUN_MARKER = "OPSCRAFT_RUN"
 MAX_PROCESSES = 1024
 MAX_FILE_BYTES = 1024 * 1024 * 1024
@@ -131,6 +133,9 @@ def _pump(proc: subprocess.Popen[bytes], output: OutputSink) -> None:
     with selectors.DefaultSelector() as selector:
         for fd in streams:
             os.set_blocking(fd, False)
+            if hasattr(fcntl, "F_SETPIPE_SZ"):  # Linux: a larger pipe, fewer wake-ups for chatty scripts
+                with contextlib.suppress(OSError):
+                    fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
             selector.register(fd, selectors.EVENT_READ)
         open_fds = set(streams)
         while open_fds:

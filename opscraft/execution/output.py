@@ -18,11 +18,11 @@ from typing import Protocol
 from opscraft.execution.bus import LogBus
 from opscraft.execution.events import LogEvent, Stream
 
-CHUNK_CHARS = 128 * 1024
+CHUNK_CHARS = 256 * 1024
 EMIT_INTERVAL = 0.05
 STORE_INTERVAL = 0.25
-STORE_BATCH_CHARS = 1024 * 1024
-MAX_UNSTORED_CHARS = 8 * 1024 * 1024
+STORE_BATCH_CHARS = 4 * 1024 * 1024
+MAX_UNSTORED_CHARS = 16 * 1024 * 1024
 IDLE_TICK = 1.0
 STREAMS: tuple[Stream, Stream] = ("stdout", "stderr")
 

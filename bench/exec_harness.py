@@ -1,0 +1,151 @@
+"""Shared set-up of the execution-engine benchmarks: a real `opscraft serve` process on a scratch
+data directory, an admin token, scripts, and a client that submits over HTTP and watches over
+the WebSocket exactly as an API user would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import connect
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "Bench-Password-9"
+RUNNER_IMAGE = "opscraft-test/runner:1"
+
+
+@dataclass
+class Server:
+    url: str
+    ws_url: str
+    process: subprocess.Popen[bytes]
+    headers: dict[str, str]
+    token: str
+    data_dir: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def server(extra_env: dict[str, str] | None = None) -> Iterator[Server]:
+    """`opscraft serve` with the local runner allowed and generous API rate limits."""
+    with tempfile.TemporaryDirectory(prefix="opscraft-bench-") as tmp:
+        port = _free_port()
+        env = {
+            **os.environ,
+            "OPSCRAFT_DATA_DIR": tmp,
+            "SECRET_KEY": "bench-secret-key-" + "b" * 32,
+            "OPSCRAFT_LOCAL_RUNNER": "1",
+            "OPSCRAFT_RATE_LIMIT_API": "1000000",
+            "OPSCRAFT_RATE_LIMIT_AUTH": "1000",
+            "OPSCRAFT_NO_BOOTSTRAP": "1",
+            "LOG_LEVEL": "WARNING",
+            **(extra_env or {}),
+        }
+        log = open(Path(tmp) / "server.log", "wb")  # noqa: SIM115 (closed below)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "opscraft", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_healthy(url, process, Path(tmp) / "server.log")
+            httpx.post(
+                f"{url}/api/v1/auth/register",
+                json={"username": "bench", "email": "bench@example.com", "password": PASSWORD},
+            ).raise_for_status()
+            token = httpx.post(
+                f"{url}/api/v1/auth/login", json={"username": "bench", "password": PASSWORD}
+            ).json()["access_token"]
+            yield Server(
+                url, f"ws://127.0.0.1:{port}", process, {"Authorization": f"Bearer {token}"}, token, Path(tmp)
+            )
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            log.close()
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server not healthy:\n{log.read_text()}")
+
+
+def create_script(srv: Server, name: str, content: str, script_type: str = "bash", **fields: Any) -> int:
+    body = {"name": name, "script_type": script_type, "content": content, "status": "active", **fields}
+    response = httpx.post(f"{srv.url}/api/v1/scripts", json=body, headers=srv.headers)
+    response.raise_for_status()
+    return int(response.json()["id"])
+
+
+async def submit(client: httpx.AsyncClient, srv: Server, script_id: int, runner: str = "local") -> int:
+    response = await client.post(
+        "/api/v1/executions", json={"script_id": script_id, "runner": runner}, headers=srv.headers
+    )
+    if response.status_code != 202:
+        raise RuntimeError(response.text)
+    return int(response.json()["id"])
+
+
+async def watch(srv: Server, execution_id: int, *, until: str = "end") -> tuple[dict[str, Any], int]:
+    """Follow one execution over the WebSocket until its first log (`until="log"`) or its end.
+
+    Returns (the last message, bytes of log content received).
+    """
+    received = 0
+    async with connect(
+        f"{srv.ws_url}/ws/executions/{execution_id}?token={srv.token}", max_size=None, compression=None
+    ) as ws:
+        async for raw in ws:
+            message = json.loads(raw)
+            if message["type"] == "log":
+                received += len(message["content"].encode())
+                if until == "log":
+                    return message, received
+            elif message["type"] == "end":
+                return message, received
+    raise RuntimeError(f"execution {execution_id}: the WebSocket closed before its end")
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def describe(values: list[float], unit: str = "ms") -> str:
+    return (
+        f"p50 {percentile(values, 50):.1f} {unit}, p99 {percentile(values, 99):.1f} {unit}, "
+        f"mean {statistics.mean(values):.1f} {unit}, n={len(values)}"
+    )
