@@ -107,7 +107,8 @@ def test_first_admin_operator_and_password_change(page: Any, live_server: LiveSe
     assert page.get_by_test_id("nav-scripts").count() == 1
     for admin_only in ("nav-users", "nav-audit", "nav-settings"):
         assert page.get_by_test_id(admin_only).count() == 0, admin_only
-    j.goto("/users")
+    response = page.goto(f"{live_server.url}/users")
+    assert response is not None and response.status == 403
     j.expect_text("forbidden", "may not open this page")
     assert page.get_by_test_id("users-table").count() == 0
     j.shot("users-refused")

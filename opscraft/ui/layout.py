@@ -101,6 +101,7 @@ def protected_page(path: str, permission: Permission | None = None, title: str =
                 target = session.login_url(_request_path(), "ended" if ended else None)
                 return RedirectResponse(target, status_code=303)
             if permission is not None and not can(actor.user, permission):
+                context.client.status_code = 403
                 with frame(actor, "Not allowed"):
                     with ui.card().classes("p-6 items-center gap-2"):
                         ui.icon("block", color="negative").classes("text-5xl")
