@@ -64,6 +64,7 @@ def curl(server: LiveServer, command: str, token: str = "") -> tuple[int, dict]:
 
 
 def test_seed_auth_curl_examples_work_verbatim(server: LiveServer) -> None:
+    assert httpx.get(f"{server.url}/login").headers["location"] == "/setup", "no user yet: set-up first"
     status, admin = curl(server, SEED_REGISTER_ADMIN)
     assert status == 201 and admin["role"] == "admin" and "password" not in admin
     status, closed = curl(server, SEED_REGISTER)
@@ -84,6 +85,7 @@ def test_seed_auth_curl_examples_work_verbatim(server: LiveServer) -> None:
     assert tokens["token_type"] == "bearer"
     status, me = curl(server, SEED_ME, tokens["access_token"])
     assert status == 200 and me["username"] == "john_doe" and me["email"] == "john@example.com"
+    assert httpx.get(f"{server.url}/setup").headers["location"] == "/login", "set-up is over"
 
 
 def test_openapi_documents_the_api_and_nothing_else(server: LiveServer) -> None:
