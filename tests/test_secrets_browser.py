@@ -144,3 +144,5 @@ def test_operator_creates_attaches_runs_and_audits_a_secret(
     page.get_by_test_id("delete-force").click()
     page.get_by_test_id("delete-confirm").click()
     page.get_by_test_id("secrets-summary").filter(has_text="0 secrets").wait_for()
+    # Nor did the server log any value.
+    assert VALUE not in server.log() and NEW_VALUE not in server.log()
