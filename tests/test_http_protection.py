@@ -64,6 +64,9 @@ async def test_json_depth_and_key_limits(client: httpx.AsyncClient, rt: runtime.
         nested = {"n": nested}
     r = await client.post("/api/v1/auth/login", json=nested)
     assert r.status_code == 422 and "nested too deeply" in r.json()["detail"]
+    abyss = b"[" * 100_000 + b"]" * 100_000  # deeper than Python's parser recurses
+    r = await client.post("/api/v1/auth/login", content=abyss, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and "nested too deeply" in r.json()["detail"]
     many = {f"k{i}": i for i in range(rt.settings.max_json_keys + 1)}
     r = await client.post("/api/v1/auth/login", json=many)
     assert r.status_code == 422 and "too many keys" in r.json()["detail"]

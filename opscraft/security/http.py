@@ -58,15 +58,19 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-def _json_shape(value: Any, depth: int = 1) -> tuple[int, int]:
-    """(max depth, total keys) of a parsed JSON document."""
-    if isinstance(value, dict):
-        inner = [_json_shape(v, depth + 1) for v in value.values()]
-        return max([depth, *(d for d, _ in inner)]), len(value) + sum(k for _, k in inner)
-    if isinstance(value, list):
-        inner = [_json_shape(v, depth + 1) for v in value]
-        return max([depth, *(d for d, _ in inner)]), sum(k for _, k in inner)
-    return depth, 0
+def _json_shape(value: Any) -> tuple[int, int]:
+    """(max depth, total object keys) of a parsed JSON document, without recursion."""
+    deepest, keys = 0, 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            keys += len(item)
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return deepest, keys
 
 
 async def _reject(send: Send, status: int, detail: str) -> None:
@@ -117,7 +121,9 @@ class RequestLimitsMiddleware:
         if body and content_type.startswith(b"application/json"):
             try:
                 depth, keys = _json_shape(json.loads(body))
-            except (ValueError, RecursionError):
+            except RecursionError:  # deeper than the parser goes: far beyond any limit
+                depth, keys = self.max_depth + 1, 0
+            except ValueError:
                 await _reject(send, 400, "request body is not valid JSON")
                 return
             if depth > self.max_depth:
