@@ -247,6 +247,13 @@ def test_admin_pages(page: Any, live_server: LiveServer) -> None:
     j.shot("settings")
     body = {"username": "selfie", "email": "s@example.com", "password": "Selfie-Pass-1", "full_name": ""}
     assert httpx.post(f"{live_server.url}/api/v1/auth/register", json=body).status_code == 201
+
+    # Dark mode is a per-user preference that survives a reload.
+    page.get_by_test_id("dark-toggle").click()
+    page.locator("body.body--dark").wait_for()
+    page.reload()
+    page.locator("body.body--dark").wait_for()
+    j.shot("dark")
     j.assert_no_csp_violation()
 
 

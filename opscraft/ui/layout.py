@@ -144,9 +144,9 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
             ui.button(icon="menu", on_click=lambda: drawer.toggle()).props("flat round color=white")
             ui.link("OpsCraft", "/").classes("text-xl font-bold text-white no-underline")
         with ui.row().classes("items-center gap-2"):
-            ui.button(icon="dark_mode", on_click=toggle_dark).props("flat round color=white").tooltip(
-                "Toggle dark mode"
-            )
+            ui.button(icon="dark_mode", on_click=toggle_dark).props(
+                'flat round color=white data-testid="dark-toggle"'
+            ).tooltip("Toggle dark mode")
             with ui.button(icon="account_circle").props('flat color=white no-caps data-testid="user-menu"'):
                 ui.label(f"{user.full_name or user.username} · {user.role}").classes("ml-1").props(
                     'data-testid="whoami"'

@@ -75,5 +75,5 @@ async def settings_page(actor: Actor) -> None:
             ui.label("This server").classes("text-lg font-semibold")
             for label, value in _system_facts():
                 with ui.row().classes("w-full justify-between no-wrap gap-4"):
-                    ui.label(label).classes("text-grey-7")
+                    ui.label(label).classes("text-grey-7 whitespace-nowrap")
                     ui.label(value).classes("text-right break-all")
