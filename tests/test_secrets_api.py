@@ -85,13 +85,31 @@ async def test_create_list_get_metadata_only(
         ({"name": "OK_NAME", "value": VALUE * 3000}, "value", "at most 65536 bytes"),
         ({"name": "OK_NAME", "value": 12345678}, "value", "valid string"),
         ({"name": "OK_NAME"}, "value", "Field required"),
+        # JSON may escape a lone surrogate, which no UTF-8 text (or database) can hold.
+        ('{"name": "OK_NAME", "value": "ab\\ud800cd"}', "value", "valid Unicode"),
+        ('{"name": "OK_NAME", "value": "abcd", "description": "x\\udfff"}', "description", "valid string"),
     ],
-    ids=["digit-first", "reserved", "reserved-prefix", "empty", "nul", "too-large", "not-text", "missing"],
+    ids=[
+        "digit-first",
+        "reserved",
+        "reserved-prefix",
+        "empty",
+        "nul",
+        "too-large",
+        "not-text",
+        "missing",
+        "lone-surrogate",
+        "surrogate-description",
+    ],
 )
 async def test_invalid_input_names_the_field_never_the_value(
-    client: httpx.AsyncClient, operator: LoggedIn, seen: list, body: dict, field: str, message: str
+    client: httpx.AsyncClient, operator: LoggedIn, seen: list, body: dict | str, field: str, message: str
 ) -> None:
-    r = await client.post("/api/v1/secrets", json=body, headers=operator.headers)
+    if isinstance(body, str):
+        headers = {**operator.headers, "Content-Type": "application/json"}
+        r = await client.post("/api/v1/secrets", content=body, headers=headers)
+    else:
+        r = await client.post("/api/v1/secrets", json=body, headers=operator.headers)
     assert r.status_code == 422, r.text
     errors = r.json()["errors"]
     assert errors[0]["field"] == field and message in errors[0]["message"]

@@ -32,12 +32,19 @@ MAX_DESCRIPTION = 1000
 TARGET = "secret"
 
 
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (no lone surrogate escapes)") from None
+
+
 def _check_value(value: str) -> str:
     if value == "":
         raise ValueError("must not be empty")
     if "\x00" in value:
         raise ValueError("must not contain NUL characters (environment variables cannot hold them)")
-    if len(value.encode("utf-8", "surrogatepass")) > MAX_VALUE_BYTES:
+    if len(_utf8(value)) > MAX_VALUE_BYTES:
         raise ValueError(f"must be at most {MAX_VALUE_BYTES} bytes (64 KiB) in UTF-8")
     return value
 
