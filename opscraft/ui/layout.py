@@ -113,8 +113,9 @@ def protected_page(path: str, permission: Permission | None = None, title: str =
             await func(actor, *args, **kwargs)
             return None
 
-        # FastAPI reads the page's parameters from the signature: all of func's but the actor.
-        params = list(inspect.signature(func).parameters.values())[1:]
+        # FastAPI reads the page's parameters from this signature: all of func's but the actor, with
+        # annotations resolved in func's own module.
+        params = list(inspect.signature(func, eval_str=True).parameters.values())[1:]
         page.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         page.__name__ = func.__name__
         page.__doc__ = func.__doc__
