@@ -304,6 +304,7 @@ def main() -> None:
     parser.add_argument("--pg", default=os.environ.get("OPSCRAFT_TEST_PG_URL"))
     parser.add_argument("--no-browser", action="store_true")
     args = parser.parse_args()
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
     with tempfile.TemporaryDirectory(prefix="opscraft-bench-") as tmp:
         folder = Path(tmp)
         settings = load_settings(
