@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, Table, and_, case, exists, func, insert, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, case, exists, func, insert, select, update
 
 from opscraft.config import Settings
 from opscraft.db.engine import Database, create_sqlite_sync_engine
@@ -91,6 +91,74 @@ class Claim:
     error: str | None = None
 
 
+# Statements are built once: building one costs more than running it.
+_QUEUED, _RUNNING = ExecutionStatus.queued.value, ExecutionStatus.running.value
+_CLAIM = (
+    update(EXECUTIONS)
+    .where(_E.id == bindparam("eid"), _E.status == _QUEUED)
+    .values(
+        status=_RUNNING,
+        started_at=bindparam("now", type_=_E.started_at.type),
+        image=case(
+            (
+                _E.runner == "docker",
+                case({t.value: bindparam(f"image_{t.value}") for t in ScriptType}, value=_E.script_type),
+            ),
+            else_=None,
+        ),
+    )
+    .returning(
+        _E.script_id,
+        _E.script_version,
+        _E.runner,
+        _E.parameters,
+        _E.terraform_action,
+        _E.cancel_requested,
+        _E.image,
+    )
+)
+_SCRIPT = (
+    select(
+        _S.max_concurrent,
+        _V.script_type,
+        _V.content,
+        _V.run_settings,
+        exists().where(SCRIPT_SECRETS.c.script_id == bindparam("sid")).label("has_secrets"),
+    )
+    .select_from(SCRIPTS)
+    .outerjoin(VERSIONS, and_(_V.script_id == _S.id, _V.number == bindparam("number")))
+    .where(_S.id == bindparam("sid"))
+)
+_LOCK_SCRIPT = select(_S.id).where(_S.id == bindparam("sid")).with_for_update()
+_COUNT_RUNNING = (
+    select(func.count())
+    .select_from(EXECUTIONS)
+    .where(_E.script_id == bindparam("sid"), _E.status == _RUNNING)
+)
+_INSERT_LOGS = insert(LOGS)
+_OUTPUT_BYTES = update(EXECUTIONS).where(_E.id == bindparam("eid")).values(output_bytes=bindparam("size"))
+_FINISH = (
+    update(EXECUTIONS)
+    .where(_E.id == bindparam("eid"), _E.status == _RUNNING)
+    .values(
+        status=bindparam("status", type_=_E.status.type),
+        exit_code=bindparam("exit_code", type_=_E.exit_code.type),
+        error_message=bindparam("error_message", type_=_E.error_message.type),
+        output_bytes=bindparam("output_bytes"),
+        output_truncated=bindparam("output_truncated", type_=_E.output_truncated.type),
+        finished_at=bindparam("now", type_=_E.finished_at.type),
+    )
+    .returning(_E.script_id, _E.status, _E.exit_code, _E.error_message, _E.started_at, _E.finished_at)
+)
+_NEXT_WAITING = (
+    select(_E.id)
+    .join(SCRIPTS, _S.id == _E.script_id)
+    .where(_E.script_id == bindparam("sid"), _E.status == _QUEUED, _S.max_concurrent.is_not(None))
+    .order_by(_E.queued_at, _E.id)
+    .limit(1)
+)
+
+
 def claim(conn: Connection, settings: Settings, execution_id: int) -> Claim | None:
     """`queued -> running` in one conditional UPDATE, honouring the script's concurrency limit.
 
@@ -98,39 +166,11 @@ def claim(conn: Connection, settings: Settings, execution_id: int) -> Claim | No
     back) when the script already runs its maximum number of times.
     """
     now = utcnow()
-    images = {kind.value: settings.image_for(kind.value) for kind in ScriptType}
-    row = conn.execute(
-        update(EXECUTIONS)
-        .where(_E.id == execution_id, _E.status == ExecutionStatus.queued.value)
-        .values(
-            status=ExecutionStatus.running.value,
-            started_at=now,
-            image=case((_E.runner == "docker", case(images, value=_E.script_type)), else_=None),
-        )
-        .returning(
-            _E.script_id,
-            _E.script_version,
-            _E.runner,
-            _E.parameters,
-            _E.terraform_action,
-            _E.cancel_requested,
-            _E.image,
-        )
-    ).first()
+    images = {f"image_{t.value}": settings.image_for(t.value) for t in ScriptType}
+    row = conn.execute(_CLAIM, {"eid": execution_id, "now": now, **images}).first()
     if row is None:
         return None
-    script = conn.execute(
-        select(
-            _S.max_concurrent,
-            _V.script_type,
-            _V.content,
-            _V.run_settings,
-            exists().where(SCRIPT_SECRETS.c.script_id == row.script_id).label("has_secrets"),
-        )
-        .select_from(SCRIPTS)
-        .outerjoin(VERSIONS, and_(_V.script_id == _S.id, _V.number == row.script_version))
-        .where(_S.id == row.script_id)
-    ).one()
+    script = conn.execute(_SCRIPT, {"sid": row.script_id, "number": row.script_version}).one()
     if script.max_concurrent and _over_limit(conn, row.script_id, script.max_concurrent):
         raise HeldBack
     base = Claim(execution_id, str(row.runner), row.script_id, now, row.cancel_requested, script.has_secrets)
@@ -156,20 +196,15 @@ def claim(conn: Connection, settings: Settings, execution_id: int) -> Claim | No
 def _over_limit(conn: Connection, script_id: int, max_concurrent: int) -> bool:
     """Count this script's runs with ours included, after locking the script row (PostgreSQL:
     concurrent claims of one script queue up here; SQLite already holds the write lock)."""
-    conn.execute(select(_S.id).where(_S.id == script_id).with_for_update())
-    running = conn.execute(
-        select(func.count())
-        .select_from(EXECUTIONS)
-        .where(_E.script_id == script_id, _E.status == ExecutionStatus.running.value)
-    ).scalar_one()
-    return int(running) > max_concurrent
+    conn.execute(_LOCK_SCRIPT, {"sid": script_id})
+    return int(conn.execute(_COUNT_RUNNING, {"sid": script_id}).scalar_one()) > max_concurrent
 
 
 def store_logs(conn: Connection, execution_id: int, events: list[LogEvent], output_bytes: int) -> None:
     """Append a batch of output chunks and the running byte count."""
     now = utcnow()
     conn.execute(
-        insert(LOGS),
+        _INSERT_LOGS,
         [
             {
                 "execution_id": execution_id,
@@ -181,7 +216,7 @@ def store_logs(conn: Connection, execution_id: int, events: list[LogEvent], outp
             for e in events
         ],
     )
-    conn.execute(update(EXECUTIONS).where(_E.id == execution_id).values(output_bytes=output_bytes))
+    conn.execute(_OUTPUT_BYTES, {"eid": execution_id, "size": output_bytes})
 
 
 @dataclass(frozen=True)
@@ -197,17 +232,16 @@ def finish(conn: Connection, execution_id: int, result: Finish) -> tuple[StatusE
     """Write the final state once; returns the final event and a waiting run of the same script
     that a concurrency limit held back (to enqueue again), if any."""
     row = conn.execute(
-        update(EXECUTIONS)
-        .where(_E.id == execution_id, _E.status == ExecutionStatus.running.value)
-        .values(
-            status=result.status.value,
-            exit_code=result.exit_code,
-            error_message=result.error_message,
-            output_bytes=result.output_bytes,
-            output_truncated=result.output_truncated,
-            finished_at=utcnow(),
-        )
-        .returning(_E.script_id, _E.status, _E.exit_code, _E.error_message, _E.started_at, _E.finished_at)
+        _FINISH,
+        {
+            "eid": execution_id,
+            "status": result.status,
+            "exit_code": result.exit_code,
+            "error_message": result.error_message,
+            "output_bytes": result.output_bytes,
+            "output_truncated": result.output_truncated,
+            "now": utcnow(),
+        },
     ).one()
     event = StatusEvent(
         status=row.status,
@@ -217,22 +251,7 @@ def finish(conn: Connection, execution_id: int, result: Finish) -> tuple[StatusE
         started_at=row.started_at,
         finished_at=row.finished_at,
     )
-    return event, _next_waiting(conn, row.script_id)
-
-
-def _next_waiting(conn: Connection, script_id: int) -> int | None:
-    """The oldest queued run of a script with a concurrency limit (held back by it, maybe)."""
-    return conn.execute(
-        select(_E.id)
-        .join(SCRIPTS, _S.id == _E.script_id)
-        .where(
-            _E.script_id == script_id,
-            _E.status == ExecutionStatus.queued.value,
-            _S.max_concurrent.is_not(None),
-        )
-        .order_by(_E.queued_at, _E.id)
-        .limit(1)
-    ).scalar()
+    return event, conn.execute(_NEXT_WAITING, {"sid": row.script_id}).scalar()
 
 
 def recover(conn: Connection) -> tuple[int, list[int]]:
