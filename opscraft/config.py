@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     image_bash: str = Field("bash:5.2", validation_alias="OPSCRAFT_IMAGE_BASH")
     image_python: str = Field("python:3.12-slim", validation_alias="OPSCRAFT_IMAGE_PYTHON")
     image_ansible: str = Field("cytopia/ansible:latest", validation_alias="OPSCRAFT_IMAGE_ANSIBLE")
-    image_terraform: str = Field("hashicorp/terraform:1.9", validation_alias="OPSCRAFT_IMAGE_TERRAFORM")
+    image_terraform: str = Field("hashicorp/terraform:1.9.8", validation_alias="OPSCRAFT_IMAGE_TERRAFORM")
 
     master_key: str | None = Field(None, validation_alias="OPSCRAFT_MASTER_KEY")
 
