@@ -9,7 +9,7 @@
 Rows are bulk-inserted with the same normalization the service applies (search text, tags).
 
 Usage: .venv/bin/python bench/bench_scripts.py [--scripts 10000] [--versions-per-script 10]
-           [--requests 300] [--pg postgresql+asyncpg://user:pass@host/db] [--no-browser]
+           [--requests 300] [--rounds 3] [--pg postgresql+asyncpg://user:pass@host/db] [--no-browser]
        (--pg defaults to $OPSCRAFT_TEST_PG_URL; the role needs CREATEDB)
 """
 
@@ -205,7 +205,8 @@ def _summary(samples: list[float]) -> str:
     return f"p50 {statistics.median(ordered):6.1f} ms  p95 {p95:6.1f} ms  max {ordered[-1]:6.1f} ms"
 
 
-async def _measure_api(settings: Any, requests: int) -> None:
+async def _measure_api(settings: Any, requests: int, rounds: int) -> None:
+    """`rounds` rounds of `requests`: on a shared machine one round can land in someone's busy spell."""
     rt = await lifecycle.start(settings, migrate=False)
     app = FastAPI()
     install_api(app, rt.settings)
@@ -216,20 +217,26 @@ async def _measure_api(settings: Any, requests: int) -> None:
         for query in QUERIES[:3]:  # warm-up: connection pool, statement caches
             await client.get("/api/v1/scripts", params=query, headers=headers)
         per_query: dict[str, list[float]] = {}
-        samples = []
-        for i in range(requests):
-            query = QUERIES[i % len(QUERIES)]
-            started = time.perf_counter()
-            response = await client.get("/api/v1/scripts", params=query, headers=headers)
-            elapsed = (time.perf_counter() - started) * 1000
-            assert response.status_code == 200, response.text
-            samples.append(elapsed)
-            per_query.setdefault(str(query), []).append(elapsed)
+        for number in range(1, rounds + 1):
+            samples = []
+            for i in range(requests):
+                query = QUERIES[i % len(QUERIES)]
+                started = time.perf_counter()
+                response = await client.get("/api/v1/scripts", params=query, headers=headers)
+                elapsed = (time.perf_counter() - started) * 1000
+                assert response.status_code == 200, response.text
+                samples.append(elapsed)
+                per_query.setdefault(str(query), []).append(elapsed)
+            load = os.getloadavg()[0]
+            print(
+                f"  round {number}: {requests} x GET /api/v1/scripts?search=...  {_summary(samples)}", end=""
+            )
+            print(f"  (load {load:.1f})")
         totals = {}
         for query in QUERIES:
             response = await client.get("/api/v1/scripts", params=query, headers=headers)
             totals[str(query)] = response.json()["total"]
-    print(f"  GET /api/v1/scripts?search=...  {requests} requests: {_summary(samples)}")
+    print("  per query, all rounds:")
     for query, values in per_query.items():
         print(f"    {query:<58} total={totals[query]:>5}  {_summary(values)}")
     await lifecycle.stop()
@@ -289,7 +296,7 @@ async def _pg(url: str, args: argparse.Namespace, folder: Path) -> None:
         )
         print(f"PostgreSQL ({name}):")
         await _seed(settings, args.scripts, args.versions_per_script)
-        await _measure_api(settings, args.requests)
+        await _measure_api(settings, args.requests, args.rounds)
     finally:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         await admin.close()
@@ -300,6 +307,7 @@ def main() -> None:
     parser.add_argument("--scripts", type=int, default=10_000)
     parser.add_argument("--versions-per-script", type=int, default=10)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--browser-runs", type=int, default=5)
     parser.add_argument("--pg", default=os.environ.get("OPSCRAFT_TEST_PG_URL"))
     parser.add_argument("--no-browser", action="store_true")
@@ -314,7 +322,7 @@ def main() -> None:
         )
         print("SQLite:")
         asyncio.run(_seed(settings, args.scripts, args.versions_per_script))
-        asyncio.run(_measure_api(settings, args.requests))
+        asyncio.run(_measure_api(settings, args.requests, args.rounds))
         if not args.no_browser:
             _browser(folder / "sqlite", args.browser_runs)
         if args.pg:
