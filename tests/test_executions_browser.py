@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -192,9 +193,17 @@ def test_viewer_runs_a_script_with_parameters_and_finds_it_in_history(page: Any,
     page.get_by_test_id("filter-status").click()
     page.get_by_role("option", name="failed").click()
     page.get_by_test_id("no-runs").wait_for()
-    assert "status=failed" in page.url
+    assert "status=failed" in page.evaluate("location.href")
     page.get_by_test_id("filter-status").click()
     page.get_by_role("option", name="success").click()
+    page.get_by_test_id(f"run-link-{execution_id}").wait_for()
+    page.get_by_test_id("filter-dates").click()
+    page.locator(".q-date__today").click()
+    page.locator(".q-date__today").click()
+    page.get_by_test_id("filter-dates-apply").click()
+    today = datetime.now(UTC).date().isoformat()
+    page.wait_for_function(f"location.href.includes('since={today}&until={today}')")
+    assert page.get_by_test_id("filter-dates").input_value() == f"{today} → {today}"
     page.get_by_test_id(f"run-link-{execution_id}").click()
     page.wait_for_url(f"{env.server.url}/executions/{execution_id}")
 

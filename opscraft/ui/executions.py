@@ -63,6 +63,11 @@ def _day(value: str | None, at: time) -> datetime | None:
         return None
 
 
+def _range_text(filters: RunFilter) -> str:
+    start, end = filters.since, filters.until
+    return f"{start or '…'} → {end or '…'}" if start or end else ""
+
+
 class RunHistory:
     """A filterable, paginated list of runs; `fixed_script` pins it to one script (the script tab)."""
 
@@ -70,7 +75,6 @@ class RunHistory:
         self.actor = actor
         self.filters = replace(filters, script_id=fixed_script) if fixed_script else filters
         self.fixed_script = fixed_script
-        self.sync_url = fixed_script is None
         self.live = False
         self.results = ui.refreshable(self._results)
 
@@ -115,34 +119,38 @@ class RunHistory:
                 ).classes("ml-auto self-center text-sm")
 
     def _date_range(self) -> None:
-        start, end = self.filters.since, self.filters.until
-        text = f"{start or '…'} → {end or '…'}" if start or end else ""
         ui.add_css(DATE_FIELD_CSS)
         with (
-            ui.input("Queued between", value=text)
+            ui.input("Queued between", value=_range_text(self.filters))
             .props('outlined dense readonly clearable data-testid="filter-dates"')
             .classes("w-64 oc-date-range") as field
         ):
             with field.add_slot("prepend"):
                 ui.icon("event").classes("cursor-pointer")
             with ui.menu().props("no-parent-event") as menu:
+                start, end = self.filters.since, self.filters.until
                 picker = ui.date(
                     value={"from": start, "to": end} if start and end else None, mask="YYYY-MM-DD"
                 ).props("range today-btn")
                 with ui.row().classes("justify-end w-full p-2 gap-2"):
                     ui.button("Close", on_click=menu.close).props("flat no-caps")
-                    ui.button("Apply", on_click=lambda: self._apply_dates(picker.value, menu)).props(
+                    ui.button("Apply", on_click=lambda: apply_dates(picker.value)).props(
                         'unelevated no-caps data-testid="filter-dates-apply"'
                     )
-        field.on("click", menu.open)
-        field.on("clear", lambda: self.apply(since=None, until=None))
 
-    async def _apply_dates(self, value: Any, menu: ui.menu) -> None:
-        menu.close()
-        if isinstance(value, dict):
-            await self.apply(since=value.get("from"), until=value.get("to"))
-        elif isinstance(value, str) and value:
-            await self.apply(since=value, until=value)
+        async def apply_dates(value: Any) -> None:
+            """A range arrives as {"from", "to"}, a single day as a string."""
+            menu.close()
+            since, until = (value.get("from"), value.get("to")) if isinstance(value, dict) else (value, value)
+            await self.apply(since=since or None, until=until or None)
+            field.value = _range_text(self.filters)
+
+        async def clear() -> None:
+            picker.value = None
+            await self.apply(since=None, until=None)
+
+        field.on("click", menu.open)
+        field.on("clear", clear)
 
     async def apply(self, **changes: Any) -> None:
         """Change filters (back to page 1 unless the page itself changes) and redraw."""
@@ -151,7 +159,7 @@ class RunHistory:
             return
         self.actor = actor
         self.filters = replace(self.filters, **{"page": 1, **changes})
-        if self.sync_url:
+        if self.fixed_script is None:  # the history page keeps its filters in the address
             query = self.filters.query()
             ui.navigate.history.replace(f"/executions{'?' + query if query else ''}")
         await self.results.refresh()
@@ -174,7 +182,15 @@ class RunHistory:
         if not rows:
             with ui.column().classes("w-full items-center py-10 text-grey-7").props('data-testid="no-runs"'):
                 ui.icon("history", size="3rem")
-                ui.label("No executions match." if self.filters.query() else "Nothing has run yet.")
+                if total:
+                    ui.label(
+                        f"This page is past the last one ({total} run{'s' if total > 1 else ''} in all)."
+                    )
+                    ui.button("First page", on_click=lambda: self.apply(page=1)).props("flat no-caps")
+                elif replace(self.filters, page=1) != RunFilter(script_id=self.fixed_script):
+                    ui.label("No executions match these filters.")
+                else:
+                    ui.label("Nothing has run yet.")
             return
         runs_table(run_rows(rows), hide_script=self.fixed_script is not None)
         pages = max(1, -(-total // PAGE_SIZE))
