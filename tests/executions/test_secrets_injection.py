@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import hashlib
 import json
 from typing import Any
 from urllib.parse import quote
@@ -15,6 +17,7 @@ from sqlmodel import col, update
 from opscraft import runtime
 from opscraft.db.models import Secret
 from opscraft.execution.commands import build
+from opscraft.execution.docker_runner import LABEL_EXECUTION
 from opscraft.execution.spec import RunSpec
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, output, start, wait_for
@@ -149,3 +152,31 @@ def test_run_spec_and_command_do_not_show_values_in_repr() -> None:
         secret_values=[VALUE],
     )
     assert VALUE not in repr(spec) and VALUE not in repr(build(spec))
+
+
+async def test_docker_gets_secrets_on_stdin_not_in_its_stored_config(
+    client: httpx.AsyncClient, operator: LoggedIn, docker_client: Any
+) -> None:
+    """Docker keeps a container's environment on disk: the values must not be in it."""
+    value = "line one\nline 'two' $(id) \"3\"\n"
+    r = await client.post("/api/v1/secrets", json={"name": "MULTI", "value": value}, headers=operator.headers)
+    assert r.status_code == 201, r.text
+    script = 'printf %s "$MULTI" | sha256sum\necho ready\nsleep 5\n'
+    script_id = await make_script(client, operator, script)
+    r = await client.post(f"/api/v1/scripts/{script_id}/secrets/{r.json()['id']}", headers=operator.headers)
+    assert r.status_code == 201, r.text
+    execution = await start(client, operator, script_id, "docker", parameters={})
+    await wait_for(client, operator, execution["id"], {"running"})
+    for _ in range(100):
+        found = docker_client.containers.list(filters={"label": f"{LABEL_EXECUTION}={execution['id']}"})
+        if found:
+            break
+        await asyncio.sleep(0.05)
+    config = found[0].attrs
+    assert "MULTI=" not in json.dumps(config["Config"]["Env"])
+    assert "line one" not in json.dumps(config)
+    r = await client.post(f"/api/v1/executions/{execution['id']}/cancel", headers=operator.headers)
+    assert r.status_code in (200, 202), r.text
+    await wait_for(client, operator, execution["id"])
+    stored = await output(client, operator, execution["id"])
+    assert hashlib.sha256(value.encode()).hexdigest() in stored, stored

@@ -1,0 +1,32 @@
+"""Secrets into a container through its standard input, so Docker never stores them.
+
+Docker keeps a container's configuration, environment included, in its state directory on disk
+for as long as the container exists. Secret values therefore do not go into that environment:
+the container starts a small POSIX-sh loader that reads `NAME` / base64(value) line pairs from
+stdin up to an empty line, exports them and `exec`s the real command. The values exist only in
+memory: in the worker, on the attach socket and in the container's processes.
+"""
+
+from __future__ import annotations
+
+import base64
+
+# `value=$(...; printf .)` then `${value%.}` keeps trailing newlines that `$(...)` would strip.
+LOADER = (
+    'while IFS= read -r name && [ -n "$name" ]; do '
+    'IFS= read -r data; value=$(printf %s "$data" | base64 -d; printf .); '
+    'export "$name=${value%.}"; done; exec "$@"'
+)
+
+
+def wrap(argv: list[str]) -> list[str]:
+    """`argv` started by the loader (the image needs /bin/sh and base64, as every supported one has)."""
+    return ["/bin/sh", "-c", LOADER, "opscraft-secrets", *argv]
+
+
+def payload(secrets: dict[str, str]) -> bytes:
+    """What the loader reads: per secret its name and its base64 value, then an empty line."""
+    pairs = "".join(
+        f"{name}\n{base64.b64encode(value.encode()).decode()}\n" for name, value in secrets.items()
+    )
+    return (pairs + "\n").encode()
