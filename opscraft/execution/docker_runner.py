@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import selectors
+import socket
 import struct
 import tarfile
 import threading
@@ -21,6 +22,7 @@ from typing import Any
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
+from opscraft.execution import secret_env
 from opscraft.execution.commands import Command, build
 from opscraft.execution.events import Stream
 from opscraft.execution.spec import OutputSink, RunControl, RunnerError, RunResult, RunSpec
@@ -83,11 +85,16 @@ class DockerRunner:
             raise RunnerError(f"Docker could not create the container: {exc.explanation or exc}") from None
         try:
             api.put_archive(container, MOUNT, _archive(command.files))
-            sock = api.attach_socket(container, params={"stdout": 1, "stderr": 1, "stream": 1})
+            params = {"stdout": 1, "stderr": 1, "stream": 1, "stdin": int(bool(spec.env))}
+            sock = api.attach_socket(container, params=params)
             control.on_kill(lambda: _kill(container))
             try:
                 api.start(container)
-                _pump(getattr(sock, "_sock", sock), output)
+                raw = getattr(sock, "_sock", sock)
+                if spec.env:  # secrets travel on stdin, never in the stored container config
+                    raw.sendall(secret_env.payload(spec.env))
+                    raw.shutdown(socket.SHUT_WR)
+                _pump(raw, output)
             finally:
                 sock.close()
             status = api.wait(container)
@@ -116,12 +123,15 @@ class DockerRunner:
             init=True,
             log_config={"type": "none"},
         )
+        argv = secret_env.wrap(command.argv) if spec.env else command.argv
+        plain_env = {name: value for name, value in command.env.items() if name not in spec.env}
         options: dict[str, Any] = {
-            "entrypoint": command.argv[:1],
-            "command": command.argv[1:],
+            "entrypoint": argv[:1],
+            "command": argv[1:],
             "user": USER,
             "working_dir": WORKDIR,
-            "environment": {"HOME": WORKDIR, "LANG": "C.UTF-8", **command.env},
+            "environment": {"HOME": WORKDIR, "LANG": "C.UTF-8", **plain_env},
+            "stdin_open": bool(spec.env),  # docker-py sets StdinOnce with it: EOF after the payload
             "labels": {
                 LABEL_MANAGED: "true",
                 LABEL_INSTANCE: self.instance,
