@@ -1,0 +1,171 @@
+"""The engine's parts on their own: output pipeline, live-log bus, job queue, run control."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import Future
+from pathlib import Path
+
+import pytest
+
+from opscraft.execution.bus import OVERFLOW, LocalLogBus
+from opscraft.execution.events import LogEvent, StatusEvent
+from opscraft.execution.output import CHUNK_CHARS, OutputPipeline
+from opscraft.execution.queue import HueyQueue
+from opscraft.execution.spec import RunControl, StopReason
+
+
+class Recorder:
+    """A bus and a store in one: what was published, what was stored (in order)."""
+
+    def __init__(self) -> None:
+        self.published: list[LogEvent] = []
+        self.stored: list[LogEvent] = []
+
+    def publish(self, _execution_id: int, event: object) -> None:
+        assert isinstance(event, LogEvent)
+        self.published.append(event)
+
+    def stored(self, _execution_id: int, _upto_seq: int) -> None:
+        pass
+
+    def store(self, events: list[LogEvent], _total: int) -> Future[None]:
+        self.stored.extend(events)
+        done: Future[None] = Future()
+        done.set_result(None)
+        return done
+
+
+class Unmasked:
+    def mask(self, _stream: str, text: str) -> str:
+        return text
+
+    def flush(self, _stream: str) -> str:
+        return ""
+
+
+def pipeline(recorder: Recorder, max_bytes: int = 10**9) -> OutputPipeline:
+    return OutputPipeline(1, recorder, recorder.store, Unmasked(), max_bytes)  # type: ignore[arg-type]
+
+
+def test_utf8_split_across_reads_and_streams_kept_apart() -> None:
+    recorder = Recorder()
+    out = pipeline(recorder)
+    euro = "€".encode()
+    out.feed("stdout", b"price " + euro[:1])
+    out.feed("stderr", b"warn\n")
+    out.feed("stdout", euro[1:] + b" \xff\n")
+    out.close()
+    by_stream: dict[str, str] = {}
+    for event in recorder.published:
+        by_stream[event.stream] = by_stream.get(event.stream, "") + event.content
+    assert by_stream == {"stdout": "price € \ufffd\n", "stderr": "warn\n"}
+    assert [e.seq for e in recorder.published] == list(range(1, len(recorder.published) + 1))
+    assert recorder.stored == recorder.published
+    assert out.total_bytes == len(b"price ") + 3 + len(b"warn\n") + 3
+
+
+def test_first_output_goes_out_at_once_then_is_batched() -> None:
+    recorder = Recorder()
+    out = pipeline(recorder)
+    out.feed("stdout", b"first\n")
+    assert [e.content for e in recorder.published] == ["first\n"]
+    for i in range(100):
+        out.feed("stdout", f"line {i}\n".encode())
+    assert len(recorder.published) == 1  # held back: less than the chunk size, within 50 ms
+    out.feed("stdout", b"x" * CHUNK_CHARS)
+    assert len(recorder.published) == 2  # a full chunk goes out
+    out.close()
+    assert "".join(e.content for e in recorder.stored).startswith("first\nline 0\n")
+
+
+def test_cap_keeps_exactly_max_bytes_then_a_marker() -> None:
+    recorder = Recorder()
+    out = pipeline(recorder, max_bytes=1000)
+    for _ in range(50):
+        out.feed("stdout", b"0123456789" * 10)
+    out.close()
+    text = "".join(e.content for e in recorder.stored)
+    kept, marker = text[:1000], text[1000:]
+    assert kept == "0123456789" * 100
+    assert "[opscraft] output truncated" in marker and "1000 bytes" in marker
+    assert out.truncated and out.total_bytes == 5000
+
+
+async def test_bus_backlog_live_and_overflow() -> None:
+    bus = LocalLogBus(max_queued_bytes=10)
+    bus.publish(1, LogEvent(1, "stdout", "a"))
+    bus.publish(1, LogEvent(2, "stdout", "b"))
+    bus.stored(1, 1)
+    sub = bus.subscribe(1)
+    assert [e.seq for e in sub.backlog] == [2]  # published, not yet stored
+    bus.publish(1, LogEvent(3, "stdout", "c"))
+    assert await asyncio.wait_for(sub.get(), 1) == LogEvent(3, "stdout", "c")
+    bus.publish(1, LogEvent(4, "stdout", "x" * 20))  # over the watcher's budget
+    assert await asyncio.wait_for(sub.get(), 1) is OVERFLOW
+    sub.close()
+    live = bus.subscribe(1)
+    bus.publish(1, StatusEvent("success", final=True))
+    assert (await asyncio.wait_for(live.get(), 1)).final  # type: ignore[union-attr]
+
+
+async def test_bus_delivers_across_threads_in_order() -> None:
+    bus = LocalLogBus()
+    sub = bus.subscribe(7)
+    writer = threading.Thread(
+        target=lambda: [bus.publish(7, LogEvent(i, "stdout", str(i))) for i in range(1, 2001)]
+    )
+    writer.start()
+    seqs = [(await asyncio.wait_for(sub.get(), 5)).seq for _ in range(2000)]  # type: ignore[union-attr]
+    writer.join()
+    assert seqs == list(range(1, 2001))
+
+
+def test_idle_queue_wakes_on_enqueue(tmp_path: Path) -> None:
+    started: dict[int, float] = {}
+    queue = HueyQueue(tmp_path / "queue.db", 2, lambda i: started.setdefault(i, time.monotonic()))
+    queue.start()
+    try:
+        time.sleep(1.5)  # idle: Huey alone would be polling with a growing back-off
+        t0 = time.monotonic()
+        queue.enqueue(1)
+        deadline = t0 + 2
+        while 1 not in started and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert started[1] - t0 < 0.05
+    finally:
+        queue.stop()
+        assert queue.join(5)
+
+
+@pytest.mark.parametrize("early", [True, False])
+def test_run_control_kills_once_whenever_the_stop_comes(early: bool) -> None:
+    kills: list[str] = []
+    done = threading.Event()
+    control = RunControl()
+    if early:
+        control.stop(StopReason.cancelled)
+    control.on_kill(lambda: (kills.append("kill"), done.set()))
+    control.stop(StopReason.cancelled)
+    control.stop(StopReason.interrupted)
+    assert done.wait(2)
+    time.sleep(0.05)
+    assert kills == ["kill"] and control.reason is StopReason.cancelled
+
+
+def test_run_control_deadline() -> None:
+    done = threading.Event()
+    control = RunControl()
+    control.on_kill(done.set)
+    control.arm(0.2)
+    t0 = time.monotonic()
+    assert done.wait(2)
+    assert 0.15 < time.monotonic() - t0 < 1 and control.reason is StopReason.timed_out
+    finished = RunControl()
+    finished.on_kill(lambda: pytest.fail("a finished run is not killed"))
+    finished.arm(0.05)
+    finished.finish()
+    time.sleep(0.2)
+    assert finished.reason is None
