@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 
 from opscraft import __version__, lifecycle
 from opscraft.config import Settings
@@ -19,6 +20,21 @@ def storage_secret(settings: Settings) -> str:
     return hmac.new(settings.secret_key.encode(), b"opscraft-ui-storage", hashlib.sha256).hexdigest()
 
 
+class RedactTokens(logging.Filter):
+    """Keeps `token=` query values (the WebSocket's JWT) out of the server's access log lines."""
+
+    _pattern = re.compile(r"((?:access_|refresh_)?token=)[^&\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = self._pattern.sub(r"\1***", record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self._pattern.sub(r"\1***", arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
+
+
 def configure(settings: Settings) -> None:
     """Register API, pages and lifecycle hooks on NiceGUI's app (call once, before `ui.run`)."""
     os.environ.setdefault("NICEGUI_STORAGE_PATH", str(settings.data_dir / "ui-storage"))
@@ -29,6 +45,8 @@ def configure(settings: Settings) -> None:
 
     install_api(app, settings)
     register_pages()
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logging.getLogger(name).addFilter(RedactTokens())
 
     async def _startup() -> None:
         await lifecycle.start(settings)

@@ -145,3 +145,11 @@ def test_api_errors_stay_json_next_to_pages(server: LiveServer) -> None:
 def test_protected_pages_redirect_to_login(server: LiveServer) -> None:
     r = httpx.get(f"{server.url}/users?x=1")
     assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Fusers%3Fx%3D1"
+
+
+def test_tokens_in_query_strings_stay_out_of_the_log(server: LiveServer) -> None:
+    httpx.get(f"{server.url}/api/v1/health", params={"token": "QUERY-TOKEN-SECRET", "x": "1"})
+    httpx.get(f"{server.url}/api/v1/auth/me", headers={"Authorization": "Bearer HEADER-TOKEN-SECRET"})
+    log = server.log()
+    assert "/api/v1/health?token=***&x=1" in log
+    assert "QUERY-TOKEN-SECRET" not in log and "HEADER-TOKEN-SECRET" not in log
