@@ -71,11 +71,11 @@ class LocalRunner:
     def run(self, spec: RunSpec, output: OutputSink, control: RunControl) -> RunResult:
         command = build(spec)
         path = _search_path()
-        prlimit = shutil.which("prlimit", path=path)
+        prlimit = _which("prlimit", path)
         if prlimit is None:
             raise RunnerError("the local runner needs prlimit (util-linux): install it or use Docker")
         program = command.argv[0]
-        if shutil.which(program, path=path) is None:
+        if _which(program, path) is None:
             raise RunnerError(f"{program} is not installed on this machine: install it or use Docker")
         with tempfile.TemporaryDirectory(prefix=f"opscraft-{spec.execution_id}-") as scratch:
             work = Path(scratch)
@@ -106,6 +106,19 @@ class LocalRunner:
                 finally:
                     _kill_group(proc.pid)
         return RunResult(exit_code=_exit_code(proc.returncode))
+
+
+_found: dict[tuple[str, str], str | None] = {}
+
+
+def _which(program: str, path: str) -> str | None:
+    """`shutil.which`, remembering where it found a program while the program is there."""
+    key = (program, path)
+    known = _found.get(key)
+    if known is not None and os.access(known, os.X_OK):
+        return known
+    found = _found[key] = shutil.which(program, path=path)
+    return found
 
 
 def _limits(spec: RunSpec) -> list[str]:
