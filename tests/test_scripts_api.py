@@ -90,6 +90,7 @@ async def test_versions_diff_and_rollback(
     v1 = (await client.get(f"/api/v1/scripts/{sid}/versions/1", headers=operator.headers)).json()
     assert v1["content"] == SEED_BODY["content"]
     assert v1["run_settings"]["timeout_seconds"] == 3600
+    assert v1["author_name"] == "operator" and versions["items"][0]["author_name"] == "operator"
 
     diff = (await client.get(f"/api/v1/scripts/{sid}/diff?from=1&to=3", headers=operator.headers)).json()
     assert "-echo 'Deploying...'" in diff["diff"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from opscraft.db.models import Script, ScriptVersion
+from opscraft.db.models import Script
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.services import parameters
 from opscraft.services.script_checks import Finding
@@ -115,11 +115,11 @@ class VersionOut(VersionSummary):
     run_settings: dict[str, Any]
 
     @classmethod
-    def of(cls, version: ScriptVersion) -> VersionOut:
-        data = VersionSummary.model_validate(version).model_dump()
+    def of(cls, row: VersionRow) -> VersionOut:
+        version = row.version
         return cls.model_validate(
             {
-                **data,
+                **VersionSummary.of(row).model_dump(),
                 "content": version.content,
                 "parameters": _keyed(version.parameters),
                 "run_settings": version.run_settings,

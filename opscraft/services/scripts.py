@@ -147,7 +147,7 @@ class Saved:
 
 @dataclass(frozen=True)
 class VersionRow:
-    """A version (without content) and its author's username (None once the user is deleted)."""
+    """A version and its author's username (None once the user is deleted)."""
 
     version: ScriptVersion
     author_name: str | None
@@ -280,18 +280,19 @@ async def check(
     return await script_checks.check(script_type, content)
 
 
-async def get_version(session: AsyncSession, actor: Actor, script_id: int, number: int) -> ScriptVersion:
+async def get_version(session: AsyncSession, actor: Actor, script_id: int, number: int) -> VersionRow:
+    """One version of a live script, with its content and its author's username."""
     await get(session, actor, script_id)
     row = (
         await session.exec(
-            select(ScriptVersion).where(
-                col(ScriptVersion.script_id) == script_id, col(ScriptVersion.number) == number
-            )
+            select(ScriptVersion, User.username)
+            .outerjoin(User, col(User.id) == col(ScriptVersion.author_id))
+            .where(col(ScriptVersion.script_id) == script_id, col(ScriptVersion.number) == number)
         )
     ).first()
     if row is None:
         raise NotFound(f"script {script_id} has no version {number}")
-    return row
+    return VersionRow(*row)
 
 
 def _version_fields(version: ScriptVersion) -> dict[str, Any]:
@@ -306,8 +307,8 @@ def _version_fields(version: ScriptVersion) -> dict[str, Any]:
 async def diff(session: AsyncSession, actor: Actor, script_id: int, from_n: int, to_n: int) -> Diff:
     """Unified diff of the content of two versions, and the names of the other fields that differ."""
     script = await get(session, actor, script_id)
-    old = await get_version(session, actor, script_id, from_n)
-    new = await get_version(session, actor, script_id, to_n)
+    old = (await get_version(session, actor, script_id, from_n)).version
+    new = (await get_version(session, actor, script_id, to_n)).version
     text = "".join(
         difflib.unified_diff(
             old.content.splitlines(keepends=True),
@@ -551,7 +552,7 @@ async def rollback(
 ) -> Saved:
     """Write a new version equal to version `number` (content, type, parameters, run settings, label)."""
     require(actor.user, Permission.edit_scripts)
-    target = await get_version(session, actor, script_id, number)
+    target = (await get_version(session, actor, script_id, number)).version
     script = await _locked(session, actor, script_id)
     if number == script.current_version:
         raise Conflict(f"version {number} is already the current version")
