@@ -31,6 +31,9 @@ def _keyed(schema: list[dict[str, Any]]) -> dict[str, ParameterOut]:
     }
 
 
+DERIVED = {"parameters", "parameter_defaults"}
+
+
 class ScriptSummary(BaseModel):
     id: int
     name: str
@@ -60,7 +63,7 @@ class ScriptSummary(BaseModel):
     def of(cls, script: Script) -> ScriptSummary:
         return cls.model_validate(
             {
-                **{name: getattr(script, name) for name in cls.model_fields if hasattr(script, name)},
+                **{name: getattr(script, name) for name in cls.model_fields.keys() - DERIVED},
                 "parameters": _keyed(script.parameters),
                 "parameter_defaults": parameters.defaults(script.parameters),
             }
