@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -368,3 +369,29 @@ async def test_viewer_reads_but_cannot_write(
     r = await client.put(f"/api/v1/scripts/{sid}", json={"description": "x"}, headers=viewer.headers)
     assert r.status_code == 403
     assert "viewer" in r.json()["detail"]
+
+
+async def test_concurrent_writes_never_500(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    first = (await create(client, operator, name="first"))["id"]
+    second = (await create(client, operator, name="second"))["id"]
+    renames = await asyncio.gather(
+        *(
+            client.put(
+                f"/api/v1/scripts/{sid}", json={"name": "taken", "tags": ["x"]}, headers=operator.headers
+            )
+            for sid in (first, second)
+        )
+    )
+    assert sorted(r.status_code for r in renames) == [200, 409], [r.text for r in renames]
+
+    edits = await asyncio.gather(
+        *(
+            client.put(f"/api/v1/scripts/{first}", json={"content": f"echo {n}\n"}, headers=operator.headers)
+            for n in range(4)
+        )
+    )
+    assert {r.status_code for r in edits} <= {200, 409}, [r.text for r in edits]
+    versions = (await client.get(f"/api/v1/scripts/{first}/versions", headers=operator.headers)).json()
+    numbers = [v["number"] for v in versions["items"]]
+    assert numbers == list(range(len(numbers), 0, -1)), "versions stay consecutive"
+    assert len(numbers) == 1 + sum(r.status_code == 200 for r in edits)

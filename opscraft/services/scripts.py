@@ -517,9 +517,9 @@ async def update(
     if new_version:
         script.current_version += 1
         session.add(_snapshot(script, actor, body.change_note))
+    await _flush_or_conflict(session)  # before any statement that would autoflush it
     if "tags" in changed:
         await _replace_tags(session, script_id, script.tags)
-    await _flush_or_conflict(session)
     fields = sorted(changed.keys() - {"status"})
     if fields:
         audit.record(
