@@ -315,9 +315,14 @@ class ScriptForm:
             self._show_checks([], findings)
             risk_dialog(findings, lambda: self.save(True))
             return
-        problems = [SyntaxProblem(d["line"], d["message"]) for d in exc.details if "line" in d]
+        problems = [
+            SyntaxProblem(d["line"], d["message"].removeprefix(f"line {d['line']}: "))
+            for d in exc.details
+            if "line" in d
+        ]
         if problems:
             self._show_checks(problems, [])
+            self._checked = None  # the next tick shows the lint findings next to these errors
         notify_error(exc.message)
 
 
