@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.exec_harness import Server, create_script, describe, percentile, server, submit, watch
+from bench.exec_harness import Server, bare_env, create_script, describe, percentile, server, submit, watch
 
 SCRIPT = "echo hi\n"
 
@@ -37,7 +37,7 @@ def bare(samples: int) -> list[float]:
         times = []
         for _ in range(samples):
             t0 = time.perf_counter()
-            proc = subprocess.Popen(["bash", str(script)], stdout=subprocess.PIPE)
+            proc = subprocess.Popen(["bash", str(script)], stdout=subprocess.PIPE, env=bare_env(tmp))
             assert proc.stdout is not None
             proc.stdout.read(1)
             times.append((time.perf_counter() - t0) * 1000)

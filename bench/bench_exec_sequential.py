@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.exec_harness import create_script, server, submit, watch
+from bench.exec_harness import bare_env, create_script, server, submit, watch
 
 FIB = "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n\nprint(fib(10))\n"
 
@@ -29,7 +29,7 @@ def bare(runs: int) -> float:
         script.write_text(FIB)
         t0 = time.perf_counter()
         for _ in range(runs):
-            subprocess.run(["python3", "-u", str(script)], check=True, capture_output=True)
+            subprocess.run(["python3", "-u", str(script)], check=True, capture_output=True, env=bare_env(tmp))
         return time.perf_counter() - t0
 
 

@@ -5,6 +5,7 @@ the WebSocket exactly as an API user would.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -25,6 +26,14 @@ from websockets.asyncio.client import connect
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "Bench-Password-9"
 RUNNER_IMAGE = "opscraft-test/runner:1"
+# The local runner passes the server's PATH on: keep version-manager shims (pyenv's python3 is a
+# shell script that costs ~100 ms a start) out of it, for the server and the baselines alike.
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def bare_env(home: str) -> dict[str, str]:
+    """The environment the local runner gives a script, for the baselines."""
+    return {"PATH": SYSTEM_PATH, "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
 
 
 @dataclass
@@ -57,6 +66,7 @@ def server(extra_env: dict[str, str] | None = None) -> Iterator[Server]:
             "OPSCRAFT_RATE_LIMIT_AUTH": "1000",
             "OPSCRAFT_NO_BOOTSTRAP": "1",
             "LOG_LEVEL": "WARNING",
+            "PATH": SYSTEM_PATH,
             **(extra_env or {}),
         }
         log = open(Path(tmp) / "server.log", "wb")  # noqa: SIM115 (closed below)
@@ -137,6 +147,44 @@ async def watch(srv: Server, execution_id: int, *, until: str = "end") -> tuple[
             elif message["type"] == "end":
                 return message, received
     raise RuntimeError(f"execution {execution_id}: the WebSocket closed before its end")
+
+
+class RawPoster:
+    """A load generator's HTTP/1.1 client: keep-alive connections sending one prebuilt POST
+    each in turn. It costs the machine far less CPU than a general client, so the server, not
+    the client, is what a throughput run measures."""
+
+    def __init__(self, srv: Server, path: str, body: dict[str, Any]) -> None:
+        self._host, port = srv.url.removeprefix("http://").split(":")
+        self._port = int(port)
+        payload = json.dumps(body).encode()
+        self._request = (
+            f"POST {path} HTTP/1.1\r\nHost: {self._host}\r\nAuthorization: Bearer {srv.token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+        ).encode() + payload
+
+    async def post_many(self, count: int, connections: int) -> list[dict[str, Any]]:
+        """Send `count` requests over `connections` connections; the parsed JSON responses."""
+        per_connection = [count // connections + (i < count % connections) for i in range(connections)]
+        batches = await asyncio.gather(*(self._connection(n) for n in per_connection))
+        return [response for batch in batches for response in batch]
+
+    async def _connection(self, count: int) -> list[dict[str, Any]]:
+        reader, writer = await asyncio.open_connection(self._host, self._port)
+        responses = []
+        try:
+            for _ in range(count):
+                writer.write(self._request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                body = json.loads(await reader.readexactly(length))
+                if status != 202:
+                    raise RuntimeError(f"{status}: {body}")
+                responses.append(body)
+        finally:
+            writer.close()
+        return responses
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -156,7 +156,8 @@ async def create(
             "(an operator can activate it)"
         )
     resolved = parameters.resolve(script.parameters, parameters_in)
-    await secrets.check_parameter_shadowing(session, script_id, resolved)
+    if resolved:
+        await secrets.check_parameter_shadowing(session, script_id, resolved)
     action = _terraform_action(script, terraform_action)
     chosen = await _choose_runner(session, runner)
     execution = Execution(
