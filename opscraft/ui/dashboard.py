@@ -15,13 +15,13 @@ from opscraft.ui.execution_widgets import (
     STATUS_LABELS,
     STATUS_STYLE,
     banner,
-    call,
     elapsed,
     format_duration,
     run_rows,
     runs_table,
 )
 from opscraft.ui.layout import frame, guard, notify_error, protected_page
+from opscraft.ui.widgets import call
 
 REFRESH_SECONDS = 5.0
 # Quasar colour names used by the badges, as chart/hex colours.

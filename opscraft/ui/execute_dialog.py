@@ -15,9 +15,10 @@ from opscraft.services.errors import ServiceError
 from opscraft.services.executions import RunnerOptions
 from opscraft.services.parameters import ParamType
 from opscraft.services.permissions import Permission, can
-from opscraft.ui.execution_widgets import banner, call
+from opscraft.ui.execution_widgets import banner
 from opscraft.ui.layout import guard, notify_error
 from opscraft.ui.script_tabs import script_action
+from opscraft.ui.widgets import call
 
 TERRAFORM_ACTIONS = {"plan": "Plan (no changes)", "apply": "Apply (-auto-approve)"}
 

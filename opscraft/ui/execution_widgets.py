@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from nicegui import ui
 
-from opscraft import runtime
 from opscraft.db.models import Execution
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.types import utcnow
@@ -26,12 +24,6 @@ STATUS_STYLE: dict[str, tuple[str, str]] = {
     ExecutionStatus.error: ("purple", "error"),
 }
 STATUS_LABELS: dict[str, str] = {status.value: status.value.replace("_", " ") for status in ExecutionStatus}
-
-
-async def call(func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-    """Run one service function in a fresh database session: `await call(svc.get, actor, id)`."""
-    async with runtime.current().db.session() as session:
-        return await func(session, *args, **kwargs)
 
 
 def status_badge(status: str) -> ui.badge:

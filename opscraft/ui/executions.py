@@ -15,9 +15,10 @@ from opscraft.services import executions, scripts
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.services.permissions import Permission
-from opscraft.ui.execution_widgets import STATUS_LABELS, call, run_rows, runs_table
+from opscraft.ui.execution_widgets import STATUS_LABELS, run_rows, runs_table
 from opscraft.ui.layout import frame, guard, notify_error, protected_page
 from opscraft.ui.script_tabs import script_tab
+from opscraft.ui.widgets import call
 
 PAGE_SIZE = 25
 REFRESH_SECONDS = 3.0

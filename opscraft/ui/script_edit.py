@@ -20,15 +20,8 @@ from opscraft.services.parameters import ParamType
 from opscraft.services.permissions import Permission
 from opscraft.services.script_checks import Finding, SyntaxProblem
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page
-from opscraft.ui.script_widgets import (
-    LANGUAGES,
-    call,
-    editor,
-    findings_list,
-    findings_of,
-    mark_lines,
-    risk_dialog,
-)
+from opscraft.ui.script_widgets import LANGUAGES, editor, findings_list, findings_of, mark_lines, risk_dialog
+from opscraft.ui.widgets import call
 
 CHECK_INTERVAL_SECONDS = 1.0
 STARTER = {

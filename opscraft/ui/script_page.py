@@ -18,16 +18,8 @@ from opscraft.services.permissions import Permission, can
 from opscraft.services.scripts import RUN_SETTINGS
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.script_tabs import ACTIONS, ordered_tabs
-from opscraft.ui.script_widgets import (
-    LANGUAGES,
-    call,
-    editor,
-    findings_of,
-    risk_dialog,
-    status_badge,
-    type_badge,
-)
-from opscraft.ui.widgets import format_time
+from opscraft.ui.script_widgets import LANGUAGES, editor, findings_of, risk_dialog, status_badge, type_badge
+from opscraft.ui.widgets import call, format_time
 
 VERSIONS_PAGE = 20
 VERSION_COLUMNS: list[dict[str, Any]] = [

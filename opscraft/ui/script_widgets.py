@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from nicegui import ui
 
-from opscraft import runtime
 from opscraft.services.errors import Invalid
 from opscraft.services.script_checks import Finding, SyntaxProblem
 
@@ -28,12 +27,6 @@ EDITOR_CSS = """
 .oc-error-line { background: rgba(193, 0, 21, 0.16); }
 .nicegui-codemirror { border: 1px solid rgba(127, 127, 127, 0.35); border-radius: 4px; }
 """
-
-
-async def call(func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-    """Run one service function in a fresh database session: `await call(scripts.get, actor, id)`."""
-    async with runtime.current().db.session() as session:
-        return await func(session, *args, **kwargs)
 
 
 def type_badge(script_type: str) -> None:

@@ -13,8 +13,8 @@ from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.services.scripts import ScriptQuery
 from opscraft.ui.layout import frame, guard, protected_page, run_action
-from opscraft.ui.script_widgets import STATUS_COLORS, TYPE_COLORS, call
-from opscraft.ui.widgets import format_time
+from opscraft.ui.script_widgets import STATUS_COLORS, TYPE_COLORS
+from opscraft.ui.widgets import call, format_time
 
 PAGE_SIZE = 25
 SORTS = {

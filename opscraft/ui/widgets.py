@@ -1,10 +1,22 @@
-"""Small building blocks shared by the foundation pages (forms, times)."""
+"""Small building blocks shared by the pages (service calls, forms, times)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any, TypeVar
 
 from nicegui import ui
+
+from opscraft import runtime
+
+T = TypeVar("T")
+
+
+async def call(func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    """Run one service function in a fresh database session: `await call(scripts.get, actor, id)`."""
+    async with runtime.current().db.session() as session:
+        return await func(session, *args, **kwargs)
 
 
 def format_time(value: datetime | None, empty: str = "never") -> str:
