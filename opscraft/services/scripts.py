@@ -384,6 +384,13 @@ def _snapshot(script: Script, actor: Actor, note: str) -> ScriptVersion:
     )
 
 
+async def _check_no_shadowing(session: AsyncSession, script_id: int, params: list[dict[str, Any]]) -> None:
+    """A parameter may not take the name of a secret attached to the script (it would shadow it)."""
+    from opscraft.services import secrets  # secrets builds on this module
+
+    await secrets.check_parameter_shadowing(session, script_id, [p["name"] for p in params])
+
+
 async def _name_taken(session: AsyncSession, name: str, except_id: int | None = None) -> bool:
     stmt = select(Script.id).where(col(Script.name) == name, col(Script.deleted_at).is_(None))
     if except_id is not None:
@@ -502,6 +509,7 @@ async def update(
             body.acknowledge_risks or same_content,
         )
         acknowledged = [] if same_content else findings
+        await _check_no_shadowing(session, script_id, changes["parameters"])
     if "name" in changes and await _name_taken(session, changes["name"], script.id):
         raise Conflict("a script with this name already exists: choose another name")
     changed = {k: v for k, v in changes.items() if getattr(script, k) != v}
@@ -559,6 +567,7 @@ async def rollback(
     _, findings = await _check_content(
         target.script_type, target.content, target.parameters, acknowledge_risks
     )
+    await _check_no_shadowing(session, script_id, target.parameters)
     script.script_type = target.script_type
     script.content = target.content
     script.parameters = target.parameters

@@ -126,16 +126,21 @@ async def test_tampered_secret_ends_the_run_in_error_before_it_starts(
 async def test_parameter_shadowing_an_attached_secret_is_rejected(
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:
+    """Editing (or rolling back to) parameters that clash with an attached secret is refused."""
     _, script_id = await secret_with_script(client, operator, "echo $DB_PASSWORD\n")
     r = await client.put(
         f"/api/v1/scripts/{script_id}", json={"parameters": {"DB_PASSWORD": "x"}}, headers=operator.headers
     )
-    assert r.status_code == 200, r.text
-    r = await client.post(
-        "/api/v1/executions", json={"script_id": script_id, "runner": "local"}, headers=operator.headers
-    )
     assert r.status_code == 422
     assert "parameter DB_PASSWORD would shadow the attached secret" in r.json()["detail"]
+    script = (await client.get(f"/api/v1/scripts/{script_id}", headers=operator.headers)).json()
+    assert "DB_PASSWORD" not in script["parameters"]
+    r = await client.post(
+        "/api/v1/executions",
+        json={"script_id": script_id, "parameters": {"DB_PASSWORD": "x"}, "runner": "local"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 422
 
 
 def test_run_spec_and_command_do_not_show_values_in_repr() -> None:
