@@ -26,6 +26,7 @@ from opscraft.execution.spec import OutputSink, RunControl, RunnerError, RunResu
 
 READ_SIZE = 1024 * 1024
 PIPE_BYTES = 1024 * 1024
+DEFAULT_PIPE_BYTES = 65536
 RUN_MARKER = "OPSCRAFT_RUN"
 MAX_PROCESSES = 1024
 MAX_FILE_BYTES = 1024 * 1024 * 1024
@@ -143,12 +144,10 @@ def _pump(proc: subprocess.Popen[bytes], output: OutputSink) -> None:
     """Copy both pipes into `output` until they close; stragglers die with the main process."""
     assert proc.stdout is not None and proc.stderr is not None
     streams: dict[int, Stream] = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
+    enlarged: set[int] = set()
     with selectors.DefaultSelector() as selector:
         for fd in streams:
             os.set_blocking(fd, False)
-            if hasattr(fcntl, "F_SETPIPE_SZ"):  # Linux: a larger pipe, fewer wake-ups for chatty scripts
-                with contextlib.suppress(OSError):
-                    fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
             selector.register(fd, selectors.EVENT_READ)
         open_fds = set(streams)
         while open_fds:
@@ -158,12 +157,22 @@ def _pump(proc: subprocess.Popen[bytes], output: OutputSink) -> None:
                     data = os.read(fd, READ_SIZE)
                     if data:
                         output.feed(streams[fd], data)
+                        if len(data) >= DEFAULT_PIPE_BYTES and fd not in enlarged:
+                            enlarged.add(fd)
+                            _enlarge(fd)
                     else:
                         selector.unregister(fd)
                         open_fds.discard(fd)
             if proc.poll() is not None:
                 _kill_group(proc.pid)
     output.tick()
+
+
+def _enlarge(fd: int) -> None:
+    """A chatty script filled the pipe: a larger one (Linux) means fewer reads and wake-ups."""
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
 def _kill_group(pid: int) -> None:
