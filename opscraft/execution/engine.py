@@ -12,8 +12,10 @@ import hashlib
 import logging
 import threading
 import time
+from datetime import timedelta
 
 from opscraft.config import Settings
+from opscraft.db.types import utcnow
 from opscraft.execution import store
 from opscraft.execution.bus import LocalLogBus
 from opscraft.execution.cancel import LocalCancelSignal
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 EXTRAS_KEY = "execution"
 DOCKER_CHECK_SECONDS = 10.0
 KILL_WAIT_SECONDS = 15.0
+STALL_CHECK_SECONDS = 10.0
 
 
 def instance_id(settings: Settings) -> str:
@@ -54,6 +57,10 @@ class Engine:
             self.queue,
             {"docker": self.docker, "local": self.local},
         )
+        self._stopping = threading.Event()
+        self._stall_check = threading.Thread(
+            target=self._release_stalled, name="opscraft-stalled", daemon=True
+        )
         self._docker_lock = threading.Lock()
         self._docker_state: tuple[float, bool] | None = None
 
@@ -68,6 +75,7 @@ class Engine:
         for execution_id in queued:
             self.queue.enqueue(execution_id)
         self.queue.start()
+        self._stall_check.start()
         log.info(
             "execution engine started: %d workers, docker %s; recovered %d interrupted, %d queued; "
             "removed %d leftover containers or processes",
@@ -78,12 +86,26 @@ class Engine:
             swept,
         )
 
+    def _release_stalled(self) -> None:
+        """A run held back by its script's concurrency limit is enqueued again when a run of that
+        script ends; this catches the rest (the limit raised or removed meanwhile) within seconds."""
+        while not self._stopping.wait(STALL_CHECK_SECONDS):
+            try:
+                before = utcnow() - timedelta(seconds=STALL_CHECK_SECONDS)
+                for execution_id in self.store.run(store.stalled, before):
+                    self.queue.enqueue(execution_id)
+            except Exception:
+                log.exception("checking for stalled executions failed")
+
     def stop(self) -> None:
+        self._stopping.set()
         self.queue.stop()
         if not self.queue.join(self.settings.shutdown_grace_seconds):
             killed = self.worker.interrupt_all()
             log.warning("shutdown: killed %d execution(s) still running after the grace period", killed)
             self.queue.join(KILL_WAIT_SECONDS)
+        if self._stall_check.is_alive():
+            self._stall_check.join()
         self.store.close()
         self.loop.stop()
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, case, exists, func, insert, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, case, exists, func, insert, or_, select, update
 
 from opscraft.config import Settings
 from opscraft.db.engine import Database, create_sqlite_sync_engine
@@ -252,6 +252,27 @@ def finish(conn: Connection, execution_id: int, result: Finish) -> tuple[StatusE
         finished_at=row.finished_at,
     )
     return event, conn.execute(_NEXT_WAITING, {"sid": row.script_id}).scalar()
+
+
+_OTHER = EXECUTIONS.alias("other")
+_RUNNING_OF_SCRIPT = (
+    select(func.count())
+    .where(_OTHER.c.script_id == _E.script_id, _OTHER.c.status == _RUNNING)
+    .scalar_subquery()
+)
+_STALLED = (
+    select(func.min(_E.id))
+    .select_from(EXECUTIONS.join(SCRIPTS, _S.id == _E.script_id))
+    .where(_E.status == _QUEUED, _E.queued_at < bindparam("before", type_=_E.queued_at.type))
+    .group_by(_E.script_id, _S.max_concurrent)
+    .having(or_(_S.max_concurrent.is_(None), _S.max_concurrent > _RUNNING_OF_SCRIPT))
+)
+
+
+def stalled(conn: Connection, before: datetime) -> list[int]:
+    """Per script, the oldest run queued before `before` that could start now: a run held back
+    by a concurrency limit that was since raised or removed, or whose release was missed."""
+    return [int(i) for i in conn.execute(_STALLED, {"before": before}).scalars()]
 
 
 def recover(conn: Connection) -> tuple[int, list[int]]:

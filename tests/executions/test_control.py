@@ -266,3 +266,27 @@ def test_recovery_after_sigkill(tmp_path: Path, runner: str) -> None:
             client.close()
     finally:
         stop_server(server)
+
+
+@pytest.fixture
+def quick_stall_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requested before the runtime starts, so the engine checks for stalled runs every 0.3 s."""
+    from opscraft.execution import engine
+
+    monkeypatch.setattr(engine, "STALL_CHECK_SECONDS", 0.3)
+
+
+async def test_held_back_run_starts_when_the_limit_is_lifted(
+    quick_stall_check: None, client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    script_id = await make_script(client, admin, "sleep 60\n", max_concurrent=1)
+    first = await start(client, admin, script_id, "local")
+    await wait_for(client, admin, first["id"], {"running"})
+    second = await start(client, admin, script_id, "local")
+    await asyncio.sleep(0.8)
+    assert (await wait_for(client, admin, second["id"], {"queued"}))["status"] == "queued"
+    r = await client.put(f"/api/v1/scripts/{script_id}", json={"max_concurrent": None}, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["max_concurrent"] is None, r.text
+    assert (await wait_for(client, admin, second["id"], {"running"}, timeout=10))["status"] == "running"
+    for run in (first, second):
+        await client.post(f"/api/v1/executions/{run['id']}/cancel", headers=admin.headers)
