@@ -49,10 +49,14 @@ class _Wakeup:
         self._cond = threading.Condition()
         self.generation = 0
 
-    def notify(self) -> None:
+    def notify(self, everyone: bool = False) -> None:
+        """Wake one sleeping worker per job (all of them to stop): no herd for a single job."""
         with self._cond:
             self.generation += 1
-            self._cond.notify_all()
+            if everyone:
+                self._cond.notify_all()
+            else:
+                self._cond.notify()
 
     def wait(self, seen: int, timeout: float) -> None:
         with self._cond:
@@ -133,7 +137,7 @@ class HueyQueue:
 
     def stop(self) -> None:
         self._consumer.stop_flag.set()
-        self._wakeup.notify()
+        self._wakeup.notify(everyone=True)
 
     def join(self, timeout: float) -> bool:
         return self._consumer.join(timeout)

@@ -132,11 +132,13 @@ class _Watchdog:
             if len(self._heap) > 64 and sum(not c.finished for _, _, c in self._heap) < len(self._heap) // 2:
                 self._heap = [entry for entry in self._heap if not entry[2].finished]
                 heapq.heapify(self._heap)
-            heapq.heappush(self._heap, (deadline, next(self._order), control))
+            entry = (deadline, next(self._order), control)
+            heapq.heappush(self._heap, entry)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="opscraft-watchdog", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if self._heap[0] is entry:  # only an earlier deadline changes how long to sleep
+                self._cond.notify()
 
     def _run(self) -> None:
         while True:
