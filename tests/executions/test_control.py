@@ -14,7 +14,8 @@ import pytest
 
 from opscraft import runtime
 from opscraft.db.models import Execution
-from tests.conftest import LoggedIn, make_user, start_server, stop_server
+from opscraft.execution.engine import instance_id
+from tests.conftest import LoggedIn, make_settings, make_user, start_server, stop_server
 from tests.executions.conftest import (
     DOCKER,
     IMAGES,
@@ -186,8 +187,9 @@ def _wait(url: str, headers: dict[str, str], check: Any, timeout: float = 60) ->
         time.sleep(0.1)
 
 
-def _orphans(execution_id: int) -> list[int]:
-    """Processes of a local run (they carry OPSCRAFT_EXECUTION_ID in their environment)."""
+def _orphans(data_dir: Path, execution_id: int) -> list[int]:
+    """Processes of one local run of the server on `data_dir` (found by their OPSCRAFT_RUN mark)."""
+    mark = f"OPSCRAFT_RUN={instance_id(make_settings(data_dir))}:{execution_id}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -195,9 +197,7 @@ def _orphans(execution_id: int) -> list[int]:
                 environ = (entry / "environ").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if f"OPSCRAFT_EXECUTION_ID={execution_id}".encode() in environ and b"OPSCRAFT_RUN" in b"".join(
-                environ
-            ):
+            if mark in environ:
                 found.append(int(entry.name))
     return found
 
@@ -238,7 +238,9 @@ def test_recovery_after_sigkill(tmp_path: Path, runner: str) -> None:
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait()
         if runner == "local":
-            assert _orphans(long_id), "the script outlives the killed server until the restart"
+            assert _orphans(server.data_dir, long_id), (
+                "the script outlives the killed server until the restart"
+            )
     finally:
         if server.process.poll() is None:
             stop_server(server)
@@ -257,7 +259,7 @@ def test_recovery_after_sigkill(tmp_path: Path, runner: str) -> None:
         )
         assert finished["status"] == "success"
         if runner == "local":
-            assert not _orphans(long_id)
+            assert not _orphans(server.data_dir, long_id)
         elif DOCKER:
             import docker
 
