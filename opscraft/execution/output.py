@@ -110,10 +110,6 @@ class OutputPipeline:
         self._emit(time.monotonic())
         self._flush(wait=True)
 
-    @property
-    def last_seq(self) -> int:
-        return self._seq
-
     def _drain_decoders(self) -> None:
         for stream in STREAMS:
             text = self._masker.mask(stream, self._decoders[stream].decode(b"", final=True))
