@@ -56,7 +56,7 @@ async def watch_all(srv: Server, execution_id: int) -> list[dict[str, Any]]:
     """Every message until `end` (checked after the clock stops)."""
     messages = []
     url = f"{srv.ws_url}/ws/executions/{execution_id}?token={srv.token}"
-    async with connect(url, max_size=None, compression=None) as ws:
+    async with connect(url, compression=None) as ws:
         async for raw in ws:
             messages.append(json.loads(raw))
             if messages[-1]["type"] == "end":

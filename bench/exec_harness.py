@@ -136,7 +136,7 @@ async def watch(srv: Server, execution_id: int, *, until: str = "end") -> tuple[
     """
     received = 0
     async with connect(
-        f"{srv.ws_url}/ws/executions/{execution_id}?token={srv.token}", max_size=None, compression=None
+        f"{srv.ws_url}/ws/executions/{execution_id}?token={srv.token}", compression=None
     ) as ws:
         async for raw in ws:
             message = json.loads(raw)

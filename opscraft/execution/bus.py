@@ -22,6 +22,8 @@ MAX_QUEUED_BYTES = 8 * 1024 * 1024
 
 
 class Subscription(Protocol):
+    """One watcher's view of an execution: the backlog at subscription time, then live events."""
+
     backlog: list[LogEvent]
 
     async def get(self) -> Event | object:
@@ -32,6 +34,8 @@ class Subscription(Protocol):
 
 
 class LogBus(Protocol):
+    """Carries events from the worker running an execution to everyone watching it."""
+
     def publish(self, execution_id: int, event: Event) -> None:
         """Deliver `event` to the watchers of `execution_id` (callable from any thread)."""
         ...

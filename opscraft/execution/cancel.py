@@ -12,6 +12,8 @@ from typing import Protocol
 
 
 class CancelSignal(Protocol):
+    """Reaches the worker that runs an execution, wherever it runs."""
+
     def request(self, execution_id: int) -> None:
         """Ask whoever runs `execution_id` to kill it (a no-op when nobody here runs it)."""
         ...
@@ -22,6 +24,8 @@ class CancelSignal(Protocol):
 
 
 class LocalCancelSignal:
+    """In-process signal: the kill callbacks of this process's running executions."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._watchers: dict[int, Callable[[], None]] = {}

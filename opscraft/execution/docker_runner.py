@@ -42,6 +42,8 @@ _STREAMS: dict[int, Stream] = {1: "stdout", 2: "stderr"}
 
 
 class DockerRunner:
+    """Runs a `RunSpec` in a fresh container and reports its exit code and whether it ran out of memory."""
+
     name = "docker"
 
     def __init__(self, instance: str) -> None:

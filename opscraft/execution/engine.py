@@ -39,6 +39,8 @@ def instance_id(settings: Settings) -> str:
 
 
 class Engine:
+    """Everything that runs executions in this process; `runtime.extras[EXTRAS_KEY]` holds it."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.bus = LocalLogBus()

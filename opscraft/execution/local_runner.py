@@ -42,6 +42,8 @@ def _search_path() -> str:
 
 
 class LocalRunner:
+    """Runs a `RunSpec` as a limited process group on this machine (not isolated)."""
+
     name = "local"
 
     def __init__(self, instance: str) -> None:

@@ -19,6 +19,8 @@ T = TypeVar("T")
 
 
 class EngineLoop:
+    """A private event loop thread and its database, for work that must be async (PostgreSQL, the vault)."""
+
     def __init__(self, database_url: str) -> None:
         self.db = Database(database_url)
         self._loop = asyncio.new_event_loop()

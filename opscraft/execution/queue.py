@@ -25,6 +25,8 @@ IDLE_POLL_SECONDS = 1.0
 
 
 class JobQueue(Protocol):
+    """Hands execution ids to workers; the database, not the queue, says what is still to run."""
+
     def enqueue(self, execution_id: int) -> None: ...
 
     def start(self) -> None: ...
@@ -121,6 +123,8 @@ class _QueueStorage(SqliteStorage):
 
 
 class HueyQueue:
+    """Huey on SQLite with an in-process consumer of `workers` threads calling `handler(execution_id)`."""
+
     def __init__(self, path: Path, workers: int, handler: Callable[[int], None]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._huey = SqliteHuey("opscraft", filename=str(path), results=False, storage_class=_QueueStorage)

@@ -43,9 +43,10 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class RunResult:
+    """How the process or container ended (exit code 128+N when killed by signal N)."""
+
     exit_code: int | None
     oom_killed: bool = False
-    error: str | None = None
 
 
 class RunnerError(Exception):
@@ -61,6 +62,8 @@ class OutputSink(Protocol):
 
 
 class Runner(Protocol):
+    """Starts a run, streams its output into `output`, registers its kill with `control`."""
+
     name: str
 
     def run(self, spec: RunSpec, output: OutputSink, control: RunControl) -> RunResult: ...

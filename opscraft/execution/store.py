@@ -39,6 +39,8 @@ _E, _S, _V = EXECUTIONS.c, SCRIPTS.c, VERSIONS.c
 
 
 class Store:
+    """Runs the steps below in one transaction each (see the module docstring)."""
+
     def __init__(self, settings: Settings, loop: EngineLoop) -> None:
         self._loop = loop
         self._sync = (
@@ -221,6 +223,8 @@ def store_logs(conn: Connection, execution_id: int, events: list[LogEvent], outp
 
 @dataclass(frozen=True)
 class Finish:
+    """The final state of a run, written once by `finish`."""
+
     status: ExecutionStatus
     exit_code: int | None = None
     error_message: str | None = None

@@ -75,8 +75,11 @@ def test_first_output_goes_out_at_once_then_is_batched() -> None:
     for i in range(100):
         out.feed("stdout", f"line {i}\n".encode())
     assert len(recorder.published) == 1  # held back: less than the chunk size, within 50 ms
-    out.feed("stdout", b"x" * CHUNK_CHARS)
-    assert len(recorder.published) == 2  # a full chunk goes out
+    out.feed("stdout", b"x" * CHUNK_CHARS)  # a chunk's worth is due: out it goes, cut to size
+    assert len(recorder.published) == 3
+    assert all(len(e.content) <= CHUNK_CHARS for e in recorder.published)
+    out.feed("stdout", b"y" * (3 * CHUNK_CHARS + 5))  # one large read
+    assert [len(e.content) for e in recorder.published[3:]] == [CHUNK_CHARS] * 3 + [5]
     out.close()
     assert "".join(e.content for e in recorder.stored).startswith("first\nline 0\n")
 
