@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Table, and_, bindparam, case, exists, func, i
 
 from opscraft.config import Settings
 from opscraft.db.engine import Database, create_sqlite_sync_engine
-from opscraft.db.models import Execution, ExecutionLog, Script, ScriptSecret, ScriptVersion
+from opscraft.db.models import AppSetting, Execution, ExecutionLog, Script, ScriptSecret, ScriptVersion
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.models.scripts import ScriptType
 from opscraft.db.types import utcnow
@@ -35,6 +35,7 @@ SCRIPTS = cast(Table, Script.__table__)
 VERSIONS = cast(Table, ScriptVersion.__table__)
 LOGS = cast(Table, ExecutionLog.__table__)
 SCRIPT_SECRETS = cast(Table, ScriptSecret.__table__)
+SETTINGS = cast(Table, AppSetting.__table__)
 _E, _S, _V = EXECUTIONS.c, SCRIPTS.c, VERSIONS.c
 
 
@@ -137,6 +138,7 @@ _COUNT_RUNNING = (
     .select_from(EXECUTIONS)
     .where(_E.script_id == bindparam("sid"), _E.status == _RUNNING)
 )
+_LOCAL_ALLOWED = select(SETTINGS.c.value).where(SETTINGS.c.key == "local_runner_enabled")
 _INSERT_LOGS = insert(LOGS)
 _OUTPUT_BYTES = update(EXECUTIONS).where(_E.id == bindparam("eid")).values(output_bytes=bindparam("size"))
 _FINISH = (
@@ -178,6 +180,8 @@ def claim(conn: Connection, settings: Settings, execution_id: int) -> Claim | No
     base = Claim(execution_id, str(row.runner), row.script_id, now, row.cancel_requested, script.has_secrets)
     if script.content is None:
         return replace(base, error=f"version {row.script_version} of the script no longer exists")
+    if row.runner == "local" and not settings.local_runner and not conn.execute(_LOCAL_ALLOWED).scalar():
+        return replace(base, error="the local runner was disabled by an admin after this run was queued")
     run: dict[str, Any] = script.run_settings or {}
     spec = RunSpec(
         execution_id=execution_id,

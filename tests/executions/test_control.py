@@ -292,3 +292,19 @@ async def test_held_back_run_starts_when_the_limit_is_lifted(
     assert (await wait_for(client, admin, second["id"], {"running"}, timeout=10))["status"] == "running"
     for run in (first, second):
         await client.post(f"/api/v1/executions/{run['id']}/cancel", headers=admin.headers)
+
+
+@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_LOCAL_RUNNER": False, "OPSCRAFT_WORKERS": 1}])
+async def test_local_runs_queued_before_an_admin_disables_it_do_not_start(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    await client.put("/api/v1/settings", json={"local_runner_enabled": True}, headers=admin.headers)
+    script_id = await make_script(client, admin, "sleep 60\n")
+    blocker = await start(client, admin, script_id, "local")
+    await wait_for(client, admin, blocker["id"], {"running"})
+    waiting = await start(client, admin, script_id, "local")
+    await client.put("/api/v1/settings", json={"local_runner_enabled": False}, headers=admin.headers)
+    await client.post(f"/api/v1/executions/{blocker['id']}/cancel", headers=admin.headers)
+    final = await wait_for(client, admin, waiting["id"])
+    assert final["status"] == "error"
+    assert final["error_message"] == "the local runner was disabled by an admin after this run was queued"
