@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import Future
 from dataclasses import replace
+
+from sqlalchemy.exc import DBAPIError
 
 from opscraft.config import Settings
 from opscraft.db.models.executions import ExecutionStatus
@@ -24,6 +27,7 @@ from opscraft.services.secrets import SecretUnavailable
 log = logging.getLogger(__name__)
 
 SHUTDOWN_MESSAGE = "interrupted by server shutdown"
+FINISH_ATTEMPTS = 3
 
 
 class Worker:
@@ -66,7 +70,7 @@ class Worker:
             if claim.cancel_requested:
                 control.stop(StopReason.cancelled)
             result = self._run(claim, control)
-            final, waiting = self.db.run(store.finish, execution_id, result)
+            final, waiting = self._finish(execution_id, result)
             self.bus.publish(execution_id, final)
             if waiting is not None:
                 self.queue.enqueue(waiting)
@@ -75,6 +79,20 @@ class Worker:
             with self._lock:
                 self._active.pop(execution_id, None)
             control.finish()
+
+    def _finish(self, execution_id: int, result: store.Finish) -> tuple[StatusEvent, int | None]:
+        """Write the final state, retrying a database that is briefly unavailable or locked: a
+        run whose end is never written would show `running` until the next restart."""
+        attempt = 1
+        while True:
+            try:
+                return self.db.run(store.finish, execution_id, result)
+            except DBAPIError:
+                if attempt == FINISH_ATTEMPTS:
+                    raise
+                log.warning("execution %s: writing its final state failed, retrying", execution_id)
+                time.sleep(attempt)
+                attempt += 1
 
     def interrupt_all(self) -> int:
         """Kill every run in progress (server shutdown); they end as `error`."""

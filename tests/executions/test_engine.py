@@ -91,3 +91,23 @@ async def test_leftover_containers_are_removed_at_start(tmp_path: Path, docker_c
     finally:
         if docker_client.containers.list(all=True, filters={"id": leftover.id}):
             leftover.remove(force=True)
+
+
+async def test_final_state_survives_a_briefly_locked_database(
+    client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from opscraft.execution import store
+
+    real_finish, failures = store.finish, []
+
+    def flaky_finish(*args: Any) -> Any:
+        if not failures:
+            failures.append(1)
+            raise OperationalError("UPDATE executions", {}, Exception("database is locked"))
+        return real_finish(*args)
+
+    monkeypatch.setattr(store, "finish", flaky_finish)
+    final, text = await run(client, admin, "echo done\n", "local")
+    assert failures and final["status"] == "success" and text == "done\n"
