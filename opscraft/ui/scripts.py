@@ -13,6 +13,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.services.scripts import ScriptQuery
 from opscraft.ui.layout import frame, guard, protected_page, run_action
+from opscraft.ui.paged import PagedTable
 from opscraft.ui.script_widgets import STATUS_COLORS, TYPE_COLORS
 from opscraft.ui.widgets import call, format_time
 
@@ -61,12 +62,12 @@ def _row(script: Script) -> dict[str, Any]:
     }
 
 
-class ScriptList:
+class ScriptList(PagedTable):
     """Filters, table and pager; every load goes through `services.scripts.list_scripts`."""
 
     def __init__(self, actor: Actor, tags: list[str]) -> None:
+        super().__init__(PAGE_SIZE)
         self.actor = actor
-        self.page = 1
         with ui.row().classes("w-full items-center gap-3"):
             self.search = (
                 ui.input(placeholder="Search name, description or tags", on_change=self.reload)
@@ -84,10 +85,7 @@ class ScriptList:
                 ui.button("New script", icon="add", on_click=lambda: ui.navigate.to("/scripts/new")).props(
                     'unelevated no-caps data-testid="new-script"'
                 )
-        self.table = ui.table(columns=COLUMNS, rows=[], row_key="id").classes("w-full")
-        self.table.props(
-            'flat bordered hide-pagination :rows-per-page-options="[0]" data-testid="scripts-table"'
-        )
+        self.make_table(COLUMNS, "scripts-table")
         for name, slot in (
             ("name", NAME_CELL),
             ("script_type", TYPE_CELL),
@@ -96,9 +94,7 @@ class ScriptList:
         ):
             self.table.add_slot(f"body-cell-{name}", slot)
         self.empty = ui.column().classes("w-full items-center py-10 gap-3")
-        with ui.row().classes("w-full items-center justify-between"):
-            self.summary = ui.label().classes("text-grey-7").props('data-testid="scripts-summary"')
-            self.pager = ui.pagination(1, 1, direction_links=True, on_change=self._on_page)
+        self.make_footer("scripts-summary")
 
     def _select(self, label: str, options: list[str], testid: str) -> ui.select:
         select = ui.select(options, label=label, clearable=True, on_change=self.reload)
@@ -107,15 +103,6 @@ class ScriptList:
 
     def _filtered(self) -> bool:
         return bool(self.search.value or self.script_type.value or self.status.value or self.tag.value)
-
-    async def reload(self) -> None:
-        self.page = 1
-        await self.refresh()
-
-    async def _on_page(self, event: Any) -> None:
-        if event.value and event.value != self.page:
-            self.page = int(event.value)
-            await self.refresh()
 
     async def refresh(self) -> None:
         actor = await guard(Permission.view_scripts)
@@ -127,8 +114,8 @@ class ScriptList:
             status=self.status.value or None,
             tag=self.tag.value or None,
             sort=self.sort.value,
-            skip=(self.page - 1) * PAGE_SIZE,
-            limit=PAGE_SIZE,
+            skip=self.skip,
+            limit=self.page_size,
         )
         result = await run_action(lambda: call(scripts.list_scripts, actor, query))
         if result is None:
@@ -137,12 +124,7 @@ class ScriptList:
         self.table.rows = [_row(s) for s in rows]
         self.table.set_visibility(total > 0)
         self._render_empty(total)
-        pages = max(1, -(-total // PAGE_SIZE))
-        self.pager.max = pages
-        self.pager.set_visibility(pages > 1)
-        self.summary.text = f"{total} script{'s' if total != 1 else ''}" + (
-            " match" if self._filtered() else ""
-        )
+        self.show_total(total, "script", " match" if self._filtered() else "")
 
     def _render_empty(self, total: int) -> None:
         self.empty.clear()

@@ -19,7 +19,8 @@ from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.services.secrets import SecretInfo
 from opscraft.ui.layout import frame, guard, protected_page, run_action
-from opscraft.ui.widgets import format_time, text_input
+from opscraft.ui.paged import PagedTable
+from opscraft.ui.widgets import call, format_time, text_input
 
 PAGE_SIZE = 20
 AUDIT_PAGE_SIZE = 100
@@ -122,16 +123,13 @@ def _buttons(
         ui.button(label, on_click=on_submit, color=color).props(f'unelevated data-testid="{testid}"')
 
 
-class SecretsView:
+class SecretsView(PagedTable):
     """The table and its dialogs; every change goes through `services.secrets`."""
 
     def __init__(self) -> None:
-        self.search = ""
-        self.page = 1
+        super().__init__(PAGE_SIZE)
         with ui.row().classes("w-full items-center gap-3"):
-            ui.input(placeholder="Search name or description", on_change=self._on_search).props(
-                'outlined dense clearable debounce=300 data-testid="secret-search"'
-            ).classes("w-96").add_slot("prepend", '<q-icon name="search" />')
+            self.search_box("Search name or description", "secret-search")
             ui.space()
             ui.button("New secret", icon="add", on_click=self.open_create).props(
                 'unelevated data-testid="new-secret"'
@@ -140,10 +138,7 @@ class SecretsView:
             "Values are encrypted (AES-256-GCM) and never shown again. Attach a secret to a script to "
             "receive it as an environment variable; its value is masked as *** in the output."
         ).classes("text-grey-7")
-        self.table = ui.table(columns=COLUMNS, rows=[], row_key="id").classes("w-full")
-        self.table.props(
-            'flat bordered hide-pagination :rows-per-page-options="[0]" data-testid="secrets-table"'
-        )
+        self.make_table(COLUMNS, "secrets-table")
         self.table.add_slot("body-cell-name", NAME_CELL)
         self.table.add_slot("body-cell-scripts", SCRIPTS_CELL)
         self.table.add_slot("body-cell-actions", ACTIONS_CELL)
@@ -151,42 +146,24 @@ class SecretsView:
         self.table.on("replace", lambda e: self.open_replace(e.args))
         self.table.on("audit", lambda e: self.open_audit(e.args))
         self.table.on("delete", lambda e: self.open_delete(e.args))
-        with ui.row().classes("w-full items-center justify-between"):
-            self.summary = ui.label().classes("text-grey-7").props('data-testid="secrets-summary"')
-            self.pager = ui.pagination(1, 1, direction_links=True, on_change=self._on_page)
-
-    async def _on_search(self, event: Any) -> None:
-        self.search = (event.value or "").strip()
-        self.page = 1
-        await self.refresh()
-
-    async def _on_page(self, event: Any) -> None:
-        if event.value and event.value != self.page:
-            self.page = int(event.value)
-            await self.refresh()
+        self.make_footer("secrets-summary")
 
     async def refresh(self) -> None:
         actor = await guard(Permission.manage_secrets)
         if actor is None:
             return
 
-        async def load() -> tuple[list[SecretInfo], int]:
-            async with runtime.current().db.session() as s:
-                skip = (self.page - 1) * PAGE_SIZE
-                return await secrets.list_secrets(s, actor, search=self.search, skip=skip, limit=PAGE_SIZE)
-
-        result = await run_action(load)
+        result = await run_action(
+            lambda: call(
+                secrets.list_secrets, actor, search=self.search, skip=self.skip, limit=self.page_size
+            )
+        )
         if result is None:
             return
         rows, total = result
         self.table.rows = [_row(i) for i in rows]
         self.table.update()
-        pages = max(1, -(-total // PAGE_SIZE))
-        self.pager.max = pages
-        self.pager.set_visibility(pages > 1)
-        self.summary.text = f"{total} secret{'s' if total != 1 else ''}" + (
-            f" matching “{self.search}”" if self.search else ""
-        )
+        self.show_total(total, "secret", self.matching())
 
     async def _change(
         self, dialog: ui.dialog, call: Callable[[Any, Actor], Awaitable[Any]], done: str

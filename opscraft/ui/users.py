@@ -13,7 +13,8 @@ from opscraft.services import users
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui.layout import frame, guard, protected_page, run_action
-from opscraft.ui.widgets import format_time, password_hint, password_input, text_input
+from opscraft.ui.paged import PagedTable
+from opscraft.ui.widgets import call, format_time, password_hint, password_input, text_input
 
 PAGE_SIZE = 20
 ROLES = [role.value for role in Role]
@@ -65,66 +66,40 @@ async def _admin() -> Actor | None:
     return await guard(Permission.manage_users)
 
 
-class UsersView:
+class UsersView(PagedTable):
     """The table and its dialogs; every change goes through `services.users`."""
 
     def __init__(self) -> None:
-        self.search = ""
-        self.page = 1
+        super().__init__(PAGE_SIZE)
         with ui.row().classes("w-full items-center gap-3"):
-            ui.input(placeholder="Search username, name or email", on_change=self._on_search).props(
-                'outlined dense clearable debounce=300 data-testid="user-search"'
-            ).classes("w-96").add_slot("prepend", '<q-icon name="search" />')
+            self.search_box("Search username, name or email", "user-search")
             ui.space()
             ui.button("New user", icon="person_add", on_click=self.open_create).props(
                 'unelevated data-testid="new-user"'
             )
-        self.table = ui.table(columns=COLUMNS, rows=[], row_key="id").classes("w-full")
-        self.table.props(
-            'flat bordered hide-pagination :rows-per-page-options="[0]" data-testid="users-table"'
-        )
+        self.make_table(COLUMNS, "users-table")
         self.table.add_slot("body-cell-role", ROLE_CELL)
         self.table.add_slot("body-cell-is_active", STATUS_CELL)
         self.table.add_slot("body-cell-actions", ACTIONS_CELL)
         self.table.on("edit", lambda e: self.open_edit(e.args))
         self.table.on("reset", lambda e: self.open_reset(e.args))
         self.table.on("delete", lambda e: self.open_delete(e.args))
-        with ui.row().classes("w-full items-center justify-between"):
-            self.summary = ui.label().classes("text-grey-7").props('data-testid="users-summary"')
-            self.pager = ui.pagination(1, 1, direction_links=True, on_change=self._on_page)
-
-    async def _on_search(self, event: Any) -> None:
-        self.search = (event.value or "").strip()
-        self.page = 1
-        await self.refresh()
-
-    async def _on_page(self, event: Any) -> None:
-        if event.value and event.value != self.page:
-            self.page = int(event.value)
-            await self.refresh()
+        self.make_footer("users-summary")
 
     async def refresh(self) -> None:
         actor = await _admin()
         if actor is None:
             return
 
-        async def load() -> tuple[list[User], int]:
-            async with runtime.current().db.session() as s:
-                skip = (self.page - 1) * PAGE_SIZE
-                return await users.list_users(s, actor, search=self.search, skip=skip, limit=PAGE_SIZE)
-
-        result = await run_action(load)
+        result = await run_action(
+            lambda: call(users.list_users, actor, search=self.search, skip=self.skip, limit=self.page_size)
+        )
         if result is None:
             return
         rows, total = result
         self.table.rows = [_row(u) for u in rows]
         self.table.update()
-        pages = max(1, -(-total // PAGE_SIZE))
-        self.pager.max = pages
-        self.pager.set_visibility(pages > 1)
-        self.summary.text = f"{total} user{'s' if total != 1 else ''}" + (
-            f" matching “{self.search}”" if self.search else ""
-        )
+        self.show_total(total, "user", self.matching())
 
     async def _change(
         self, dialog: ui.dialog, call: Callable[[Any, Actor], Awaitable[Any]], done: str

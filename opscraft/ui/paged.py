@@ -1,0 +1,69 @@
+"""The paged-table pattern of the list pages (users, secrets, scripts): table, pager, summary."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from nicegui import ui
+
+
+class PagedTable(ABC):
+    """Owns the page number, a flat table and the summary/pager row below it.
+
+    Subclasses build their filters, call `make_table` and `make_footer`, and implement
+    `refresh()`, which loads `skip`/`page_size` rows and ends with `show_total`.
+    """
+
+    def __init__(self, page_size: int) -> None:
+        self.page = 1
+        self.page_size = page_size
+
+    @property
+    def skip(self) -> int:
+        return (self.page - 1) * self.page_size
+
+    def search_box(self, placeholder: str, testid: str) -> ui.input:
+        """A debounced search input; its text is `self.search`."""
+        self.search = ""
+        box = ui.input(placeholder=placeholder, on_change=self._on_search)
+        box.props(f'outlined dense clearable debounce=300 data-testid="{testid}"').classes("w-96")
+        box.add_slot("prepend", '<q-icon name="search" />')
+        return box
+
+    async def _on_search(self, event: Any) -> None:
+        self.search = (event.value or "").strip()
+        await self.reload()
+
+    def matching(self) -> str:
+        return f" matching “{self.search}”" if self.search else ""
+
+    def make_table(self, columns: list[dict[str, Any]], testid: str) -> ui.table:
+        self.table = ui.table(columns=columns, rows=[], row_key="id").classes("w-full")
+        self.table.props(f'flat bordered hide-pagination :rows-per-page-options="[0]" data-testid="{testid}"')
+        return self.table
+
+    def make_footer(self, testid: str) -> None:
+        with ui.row().classes("w-full items-center justify-between"):
+            self.summary = ui.label().classes("text-grey-7").props(f'data-testid="{testid}"')
+            self.pager = ui.pagination(1, 1, direction_links=True, on_change=self._on_page)
+
+    async def reload(self) -> None:
+        """Back to the first page (after a filter changed) and load."""
+        self.page = 1
+        await self.refresh()
+
+    async def _on_page(self, event: Any) -> None:
+        if event.value and event.value != self.page:
+            self.page = int(event.value)
+            await self.refresh()
+
+    def show_total(self, total: int, noun: str, suffix: str = "") -> None:
+        pages = max(1, -(-total // self.page_size))
+        self.pager.max = pages
+        self.pager.set_visibility(pages > 1)
+        self.summary.text = f"{total} {noun}{'s' if total != 1 else ''}{suffix}"
+
+    @abstractmethod
+    async def refresh(self) -> None:
+        """Load the current page."""
