@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nicegui import ui
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft.services.actor import Actor
+from opscraft.services.permissions import Permission
+from opscraft.ui.layout import guard, run_action
+from opscraft.ui.widgets import call
 
 
 class PagedTable(ABC):
@@ -63,6 +70,28 @@ class PagedTable(ABC):
         self.pager.max = pages
         self.pager.set_visibility(pages > 1)
         self.summary.text = f"{total} {noun}{'s' if total != 1 else ''}{suffix}"
+
+    async def apply(
+        self,
+        dialog: ui.dialog,
+        permission: Permission,
+        change: Callable[[AsyncSession, Actor], Awaitable[Any]],
+        done: str,
+    ) -> None:
+        """Re-check `permission`, run `change(session, actor)`; on success drop the dialog (and
+        anything typed in it) and reload the table. Failures are red notifications."""
+        actor = await guard(permission)
+        if actor is None:
+            dialog.delete()
+            return
+
+        async def action() -> bool:
+            await call(change, actor)
+            return True
+
+        if await run_action(action, done):
+            dialog.delete()
+            await self.refresh()
 
     @abstractmethod
     async def refresh(self) -> None:

@@ -7,7 +7,6 @@ deleted right after, and no page ever receives a value from the server.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nicegui import ui
@@ -20,7 +19,7 @@ from opscraft.services.permissions import Permission
 from opscraft.services.secrets import SecretInfo
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.paged import PagedTable
-from opscraft.ui.widgets import call, format_time, text_input
+from opscraft.ui.widgets import call, dialog_buttons, dialog_card, format_time, text_input
 
 PAGE_SIZE = 20
 AUDIT_PAGE_SIZE = 100
@@ -104,25 +103,6 @@ def _value_input(label: str, testid: str) -> ui.input:
     )
 
 
-def _dialog_card(title: str) -> ui.card:
-    card = ui.card().classes("w-[32rem] max-w-full gap-3")
-    with card:
-        ui.label(title).classes("text-lg font-semibold")
-    return card
-
-
-def _buttons(
-    dialog: ui.dialog,
-    label: str,
-    testid: str,
-    on_submit: Callable[[], Awaitable[None]],
-    color: str = "primary",
-) -> None:
-    with ui.row().classes("w-full justify-end gap-2 mt-2"):
-        ui.button("Cancel", on_click=dialog.delete).props("flat")
-        ui.button(label, on_click=on_submit, color=color).props(f'unelevated data-testid="{testid}"')
-
-
 class SecretsView(PagedTable):
     """The table and its dialogs; every change goes through `services.secrets`."""
 
@@ -165,26 +145,8 @@ class SecretsView(PagedTable):
         self.table.update()
         self.show_total(total, "secret", self.matching())
 
-    async def _change(
-        self, dialog: ui.dialog, call: Callable[[Any, Actor], Awaitable[Any]], done: str
-    ) -> None:
-        """Run `call(session, actor)`; on success delete the dialog (and any value in it) and reload."""
-        actor = await guard(Permission.manage_secrets)
-        if actor is None:
-            dialog.delete()
-            return
-
-        async def action() -> bool:
-            async with runtime.current().db.session() as s:
-                await call(s, actor)
-            return True
-
-        if await run_action(action, done):
-            dialog.delete()
-            await self.refresh()
-
     def open_create(self) -> None:
-        with ui.dialog().props("persistent") as dialog, _dialog_card("New secret"):
+        with ui.dialog().props("persistent") as dialog, dialog_card("New secret"):
             name = text_input(
                 "Name (environment variable, e.g. DATABASE_PASSWORD)", "create-name", autofocus=True
             )
@@ -201,24 +163,30 @@ class SecretsView(PagedTable):
                     "description": (description.value or "").strip(),
                 }
 
-            _buttons(
+            dialog_buttons(
                 dialog,
                 "Create",
                 "create-submit",
-                lambda: self._change(dialog, lambda s, a: secrets.create(s, a, body()), "Secret created"),
+                lambda: self.apply(
+                    dialog,
+                    Permission.manage_secrets,
+                    lambda s, a: secrets.create(s, a, body()),
+                    "Secret created",
+                ),
             )
         dialog.open()
 
     def open_edit(self, row: dict[str, Any]) -> None:
-        with ui.dialog() as dialog, _dialog_card(f"Edit {row['name']}"):
+        with ui.dialog() as dialog, dialog_card(f"Edit {row['name']}"):
             description = text_input("Description", "edit-description")
             description.value = row["description"]
-            _buttons(
+            dialog_buttons(
                 dialog,
                 "Save",
                 "edit-submit",
-                lambda: self._change(
+                lambda: self.apply(
                     dialog,
+                    Permission.manage_secrets,
                     lambda s, a: secrets.update(s, a, row["id"], {"description": description.value or ""}),
                     "Description saved",
                 ),
@@ -226,17 +194,18 @@ class SecretsView(PagedTable):
         dialog.open()
 
     def open_replace(self, row: dict[str, Any]) -> None:
-        with ui.dialog().props("persistent") as dialog, _dialog_card(f"Replace the value of {row['name']}"):
+        with ui.dialog().props("persistent") as dialog, dialog_card(f"Replace the value of {row['name']}"):
             ui.label("The current value is not shown. Runs that start after saving get the new one.").classes(
                 "text-grey-7"
             )
             value = _value_input("New value", "replace-value")
-            _buttons(
+            dialog_buttons(
                 dialog,
                 "Replace value",
                 "replace-submit",
-                lambda: self._change(
+                lambda: self.apply(
                     dialog,
+                    Permission.manage_secrets,
                     lambda s, a: secrets.update(s, a, row["id"], {"value": value.value or ""}),
                     "Value replaced",
                 ),
@@ -245,7 +214,7 @@ class SecretsView(PagedTable):
 
     def open_delete(self, row: dict[str, Any]) -> None:
         attached = row["scripts"]
-        with ui.dialog() as dialog, _dialog_card(f"Delete {row['name']}?"):
+        with ui.dialog() as dialog, dialog_card(f"Delete {row['name']}?"):
             ui.label("The secret and its encrypted value are removed for good.").classes("text-grey-8")
             force = None
             if attached:
@@ -254,12 +223,13 @@ class SecretsView(PagedTable):
                 force = ui.checkbox("Detach it from these scripts and delete it").props(
                     'data-testid="delete-force"'
                 )
-            _buttons(
+            dialog_buttons(
                 dialog,
                 "Delete",
                 "delete-confirm",
-                lambda: self._change(
+                lambda: self.apply(
                     dialog,
+                    Permission.manage_secrets,
                     lambda s, a: secrets.delete(s, a, row["id"], force=bool(force and force.value)),
                     "Secret deleted",
                 ),

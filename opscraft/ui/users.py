@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nicegui import ui
 
-from opscraft import runtime
 from opscraft.db.models import Role, User
 from opscraft.services import users
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.paged import PagedTable
-from opscraft.ui.widgets import call, format_time, password_hint, password_input, text_input
+from opscraft.ui.widgets import (
+    call,
+    dialog_buttons,
+    dialog_card,
+    format_time,
+    password_hint,
+    password_input,
+    text_input,
+)
 
 PAGE_SIZE = 20
 ROLES = [role.value for role in Role]
@@ -101,26 +107,8 @@ class UsersView(PagedTable):
         self.table.update()
         self.show_total(total, "user", self.matching())
 
-    async def _change(
-        self, dialog: ui.dialog, call: Callable[[Any, Actor], Awaitable[Any]], done: str
-    ) -> None:
-        """Run `call(session, actor)` for a dialog; close it and reload the table on success."""
-        actor = await _admin()
-        if actor is None:
-            dialog.close()
-            return
-
-        async def action() -> bool:
-            async with runtime.current().db.session() as s:
-                await call(s, actor)
-            return True
-
-        if await run_action(action, done):
-            dialog.close()
-            await self.refresh()
-
     def open_create(self) -> None:
-        with ui.dialog() as dialog, _dialog_card("New user"):
+        with ui.dialog() as dialog, dialog_card("New user"):
             username = text_input("Username", "create-username", autofocus=True)
             email = text_input("Email", "create-email")
             full_name = text_input("Full name", "create-fullname")
@@ -140,16 +128,18 @@ class UsersView(PagedTable):
                     role=Role(role.value),
                 )
 
-            _buttons(
+            dialog_buttons(
                 dialog,
                 "Create",
                 "create-submit",
-                lambda: self._change(dialog, lambda s, a: users.create(s, a, build()), "User created"),
+                lambda: self.apply(
+                    dialog, Permission.manage_users, lambda s, a: users.create(s, a, build()), "User created"
+                ),
             )
         dialog.open()
 
     def open_edit(self, row: dict[str, Any]) -> None:
-        with ui.dialog() as dialog, _dialog_card(f"Edit {row['username']}"):
+        with ui.dialog() as dialog, dialog_card(f"Edit {row['username']}"):
             email = text_input("Email", "edit-email")
             email.value = row["email"]
             full_name = text_input("Full name", "edit-fullname")
@@ -171,27 +161,31 @@ class UsersView(PagedTable):
                     is_active=bool(active.value),
                 )
 
-            _buttons(
+            dialog_buttons(
                 dialog,
                 "Save",
                 "edit-submit",
-                lambda: self._change(
-                    dialog, lambda s, a: users.update_user(s, a, row["id"], build()), "User updated"
+                lambda: self.apply(
+                    dialog,
+                    Permission.manage_users,
+                    lambda s, a: users.update_user(s, a, row["id"], build()),
+                    "User updated",
                 ),
             )
         dialog.open()
 
     def open_reset(self, row: dict[str, Any]) -> None:
-        with ui.dialog() as dialog, _dialog_card(f"Reset the password of {row['username']}"):
+        with ui.dialog() as dialog, dialog_card(f"Reset the password of {row['username']}"):
             ui.label("Their sessions end; tell them the new password another way.").classes("text-grey-7")
             password = password_input("New password", "reset-password")
             password_hint(users.MIN_PASSWORD)
-            _buttons(
+            dialog_buttons(
                 dialog,
                 "Reset password",
                 "reset-submit",
-                lambda: self._change(
+                lambda: self.apply(
                     dialog,
+                    Permission.manage_users,
                     lambda s, a: users.reset_password(s, a, row["id"], password.value or ""),
                     "Password reset",
                 ),
@@ -199,38 +193,24 @@ class UsersView(PagedTable):
         dialog.open()
 
     def open_delete(self, row: dict[str, Any]) -> None:
-        with ui.dialog() as dialog, _dialog_card(f"Delete {row['username']}?"):
+        with ui.dialog() as dialog, dialog_card(f"Delete {row['username']}?"):
             ui.label(
                 "The account is removed for good. Scripts and runs it created stay, without an author; "
                 "the audit log keeps its name. To only stop someone logging in, deactivate them instead."
             ).classes("text-grey-8")
-            _buttons(
+            dialog_buttons(
                 dialog,
                 "Delete",
                 "delete-confirm",
-                lambda: self._change(dialog, lambda s, a: users.delete(s, a, row["id"]), "User deleted"),
+                lambda: self.apply(
+                    dialog,
+                    Permission.manage_users,
+                    lambda s, a: users.delete(s, a, row["id"]),
+                    "User deleted",
+                ),
                 color="negative",
             )
         dialog.open()
-
-
-def _dialog_card(title: str) -> ui.card:
-    card = ui.card().classes("w-[28rem] max-w-full gap-3")
-    with card:
-        ui.label(title).classes("text-lg font-semibold")
-    return card
-
-
-def _buttons(
-    dialog: ui.dialog,
-    label: str,
-    testid: str,
-    on_submit: Callable[[], Awaitable[None]],
-    color: str = "primary",
-) -> None:
-    with ui.row().classes("w-full justify-end gap-2 mt-2"):
-        ui.button("Cancel", on_click=dialog.close).props("flat")
-        ui.button(label, on_click=on_submit, color=color).props(f'unelevated data-testid="{testid}"')
 
 
 @protected_page("/users", Permission.manage_users, title="Users")

@@ -39,3 +39,24 @@ def password_input(label: str, testid: str, *, autocomplete: str = "new-password
 
 def password_hint(min_length: int) -> None:
     ui.label(f"At least {min_length} characters, not the username.").classes("text-caption text-grey-7")
+
+
+def dialog_card(title: str) -> ui.card:
+    """The card inside a form dialog, with its title."""
+    card = ui.card().classes("w-[32rem] max-w-full gap-3")
+    with card:
+        ui.label(title).classes("text-lg font-semibold")
+    return card
+
+
+def dialog_buttons(
+    dialog: ui.dialog,
+    label: str,
+    testid: str,
+    on_submit: Callable[[], Awaitable[None]],
+    color: str = "primary",
+) -> None:
+    """Cancel (drops the dialog and what was typed in it) and the submit button."""
+    with ui.row().classes("w-full justify-end gap-2 mt-2"):
+        ui.button("Cancel", on_click=dialog.delete).props("flat")
+        ui.button(label, on_click=on_submit, color=color).props(f'unelevated data-testid="{testid}"')
