@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from tests.conftest import LoggedIn
@@ -136,3 +138,12 @@ async def test_login_rehashes_when_parameters_change(client: httpx.AsyncClient, 
         "/api/v1/auth/login", json={"username": "viewer", "password": "Correct-Horse-9"}
     )
     assert again.status_code == 200
+
+
+async def test_two_first_registrations_racing_make_one_admin(client: httpx.AsyncClient) -> None:
+    bodies = [{**SEED_REGISTER, "username": f"first{i}", "email": f"first{i}@example.com"} for i in range(2)]
+    responses = await asyncio.gather(*(client.post("/api/v1/auth/register", json=b) for b in bodies))
+    codes = sorted(r.status_code for r in responses)
+    assert codes[0] == 201 and codes[1] in (403, 409), [r.text for r in responses]
+    loser = next(r for r in responses if r.status_code != 201)
+    assert "administrator" in loser.json()["detail"] or "closed" in loser.json()["detail"]

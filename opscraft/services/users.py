@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from opscraft.db.models import RefreshToken, Role, User
+from opscraft.db.models import AppSetting, RefreshToken, Role, User
 from opscraft.db.types import utcnow
 from opscraft.security.passwords import hash_password, verify_password
 from opscraft.services import app_settings, audit
@@ -90,10 +90,26 @@ async def _insert(session: AsyncSession, data: UserCreate) -> User:
     return user
 
 
+FIRST_ADMIN_CLAIM = "first_admin_claimed"
+
+
+async def _claim_first_admin(session: AsyncSession) -> None:
+    """Of two registrations racing to be the first, only one may insert this primary key."""
+    session.add(AppSetting(key=FIRST_ADMIN_CLAIM, value=True))
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict(
+            "another account became the administrator a moment ago: log in, or ask them for an account"
+        ) from None
+
+
 async def register(session: AsyncSession, actor: Actor, data: UserCreate) -> User:
     """Self-registration: the first user becomes admin; later ones only when an admin opened it."""
     first = await count_users(session) == 0
     if first:
+        await _claim_first_admin(session)
         data = data.model_copy(update={"role": Role.admin})
     elif not await app_settings.get(session, "registration_open"):
         raise Forbidden("self-registration is closed: ask an administrator to create your account")
