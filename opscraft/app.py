@@ -8,7 +8,7 @@ import logging
 import os
 import re
 
-from opscraft import __version__, lifecycle
+from opscraft import lifecycle
 from opscraft.config import Settings
 
 log = logging.getLogger(__name__)
@@ -41,9 +41,11 @@ def configure(settings: Settings) -> None:
     from nicegui import app
 
     from opscraft.api import install_api
+    from opscraft.api.docs import install_docs
     from opscraft.ui import register_pages
 
     install_api(app, settings)
+    install_docs(app)
     register_pages()
     for name in ("uvicorn.access", "uvicorn.error"):
         logging.getLogger(name).addFilter(RedactTokens())
@@ -70,16 +72,6 @@ def serve(settings: Settings, host: str, port: int, *, native: bool = False) -> 
         native=native,
         window_size=(1280, 820) if native else None,
         storage_secret=storage_secret(settings),
-        fastapi_docs={
-            "title": "OpsCraft API",
-            "version": __version__,
-            "description": "REST API of OpsCraft. Authenticate with `POST /api/v1/auth/login` and send "
-            "`Authorization: Bearer <access_token>`.",
-            "summary": None,
-            "terms_of_service": None,
-            "contact": None,
-            "license_info": {"name": "MIT"},
-        },
         uvicorn_logging_level=settings.log_level.lower(),
         show_welcome_message=False,
         reconnect_timeout=10,

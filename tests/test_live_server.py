@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -121,6 +122,20 @@ def test_docs_and_redoc_are_served(server: LiveServer) -> None:
     assert docs.status_code == 200 and "swagger-ui" in docs.text and "/openapi.json" in docs.text
     redoc = httpx.get(f"{server.url}/redoc")
     assert redoc.status_code == 200 and "redoc" in redoc.text.lower()
+    assert "cdn" not in docs.text and "cdn" not in redoc.text, "docs must not depend on a CDN"
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js"):
+        assert httpx.get(f"{server.url}/_docs-assets/{asset}").status_code == 200, asset
+
+
+def test_docs_render_in_a_browser_without_internet(server: LiveServer, page: Any) -> None:
+    """Swagger UI and ReDoc render from local assets, under the site's CSP."""
+    page.goto(f"{server.url}/docs")
+    page.wait_for_selector(".opblock")
+    assert page.locator(".opblock").count() > 20
+    assert page.get_by_text("/api/v1/auth/login").first.is_visible()
+    page.goto(f"{server.url}/redoc")
+    page.wait_for_selector("text=OpsCraft API")
+    assert page.get_by_text("Log in").first.count() == 1
 
 
 def test_pages_carry_security_headers(server: LiveServer) -> None:

@@ -15,8 +15,6 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self' ws: wss:; worker-src 'self' blob:; frame-ancestors 'none'; "
     "base-uri 'self'; form-action 'self'; object-src 'none'"
 )
-# Swagger UI and ReDoc load their bundles from a CDN; they get a looser policy of their own.
-DOCS_PATHS = ("/docs", "/redoc")
 
 
 class SecurityHeadersMiddleware:
@@ -28,7 +26,6 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         https = scope.get("scheme") == "https" or _header(scope, b"x-forwarded-proto") == b"https"
-        docs = scope["path"].startswith(DOCS_PATHS)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -39,9 +36,8 @@ class SecurityHeadersMiddleware:
                     (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"strict-origin-when-cross-origin"),
                     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+                    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
                 ]
-                if not docs:
-                    extra.append((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
                 if https:
                     extra.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
                 headers.extend((k, v) for k, v in extra if k not in present)
