@@ -7,13 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +18,8 @@ from typing import Any
 
 import httpx
 from websockets.asyncio.client import connect
+
+from tests.conftest import start_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "Bench-Password-9"
@@ -46,71 +44,32 @@ class Server:
     data_dir: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def server(extra_env: dict[str, str] | None = None) -> Iterator[Server]:
-    """`opscraft serve` with the local runner allowed and generous API rate limits."""
+    """`opscraft serve` (tests' launcher) with the local runner allowed and generous API rate limits."""
     with tempfile.TemporaryDirectory(prefix="opscraft-bench-") as tmp:
-        port = _free_port()
         env = {
-            **os.environ,
-            "OPSCRAFT_DATA_DIR": tmp,
-            "SECRET_KEY": "bench-secret-key-" + "b" * 32,
             "OPSCRAFT_LOCAL_RUNNER": "1",
             "OPSCRAFT_RATE_LIMIT_API": "1000000",
-            "OPSCRAFT_RATE_LIMIT_AUTH": "1000",
-            "OPSCRAFT_NO_BOOTSTRAP": "1",
             "LOG_LEVEL": "WARNING",
             "PATH": SYSTEM_PATH,
             **(extra_env or {}),
         }
-        log = open(Path(tmp) / "server.log", "wb")  # noqa: SIM115 (closed below)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "opscraft", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
+        live = start_server(Path(tmp), env)
         try:
-            _wait_healthy(url, process, Path(tmp) / "server.log")
             httpx.post(
-                f"{url}/api/v1/auth/register",
+                f"{live.url}/api/v1/auth/register",
                 json={"username": "bench", "email": "bench@example.com", "password": PASSWORD},
             ).raise_for_status()
             token = httpx.post(
-                f"{url}/api/v1/auth/login", json={"username": "bench", "password": PASSWORD}
+                f"{live.url}/api/v1/auth/login", json={"username": "bench", "password": PASSWORD}
             ).json()["access_token"]
+            ws_url = live.url.replace("http://", "ws://", 1)
             yield Server(
-                url, f"ws://127.0.0.1:{port}", process, {"Authorization": f"Bearer {token}"}, token, Path(tmp)
+                live.url, ws_url, live.process, {"Authorization": f"Bearer {token}"}, token, Path(tmp)
             )
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-            log.close()
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"server not healthy:\n{log.read_text()}")
+            stop_server(live)
 
 
 def create_script(srv: Server, name: str, content: str, script_type: str = "bash", **fields: Any) -> int:
