@@ -164,9 +164,10 @@ def html_escaped(value: str) -> str:
 
 
 def printed_forms(value: str) -> set[str]:
-    """The value and every quoted or escaped form above, plus the JSON string of each of them
-    (a tool's JSON output quoting a shell command that quotes the value). Mostly they equal the
-    value itself: only values holding quotes, backslashes, control or non-ASCII characters add any."""
+    """The value and every quoted or escaped form above, plus each of them quoted once more as a
+    JSON string or in shell single quotes (JSON output showing a command that quotes the value;
+    `set -x` tracing `echo "${S@Q}"`). Mostly they all equal the value: only values holding
+    quotes, backslashes, control, non-ASCII or shell characters add patterns."""
     forms = {
         value,
         shell_single_quoted(value),
@@ -189,4 +190,5 @@ def printed_forms(value: str) -> set[str]:
         forms.add(shell_ansi_c(value))
     if not value.isascii():
         forms.add(shell_ansi_c(value, utf8=False))
-    return forms | {json_string(form, ascii_only=ascii) for form in forms for ascii in (True, False)}
+    nested = {json_string(form, ascii_only=ascii) for form in forms for ascii in (True, False)}
+    return forms | nested | {shell_single_quoted(form) for form in forms}
