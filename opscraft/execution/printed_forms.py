@@ -164,31 +164,32 @@ def html_escaped(value: str) -> str:
 
 
 def printed_forms(value: str) -> set[str]:
-    """The value and every quoted or escaped form above, plus each of them quoted once more as a
-    JSON string or in shell single quotes (JSON output showing a command that quotes the value;
-    `set -x` tracing `echo "${S@Q}"`). Mostly they all equal the value: only values holding
-    quotes, backslashes, control, non-ASCII or shell characters add patterns."""
-    forms = {
-        value,
-        shell_single_quoted(value),
-        shlex_quoted(value),
-        json_string(value, ascii_only=True),
-        json_string(value, ascii_only=False),
-        go_json_string(value),
-        python_literal(value, "'"),
-        python_literal(value, '"'),
-        python_literal(value, "'", ascii_only=True),
-        python_bytes_literal(value),
-        yaml_double_quoted(value, allow_unicode=True),
-        yaml_double_quoted(value, allow_unicode=False),
-        yaml_single_quoted(value),
-        html_escaped(value),
-    }
+    """The value and every quoted or escaped form above, plus the value and its shell-quoted
+    forms quoted once more as a JSON string or in shell single quotes (a tool's JSON output
+    showing a command that quotes the value; `set -x` tracing `echo "${S@Q}"`). Mostly they all
+    equal the value: only values holding quotes, backslashes, control, non-ASCII or shell
+    characters add patterns (20 to 40 for such a value)."""
+    shell = {value, shell_single_quoted(value), shlex_quoted(value)}
     if all(_shell_printable(ch) for ch in value):
-        forms.add(shell_backslashed(value))
+        shell.add(shell_backslashed(value))
     else:
-        forms.add(shell_ansi_c(value))
+        shell.add(shell_ansi_c(value))
     if not value.isascii():
-        forms.add(shell_ansi_c(value, utf8=False))
-    nested = {json_string(form, ascii_only=ascii) for form in forms for ascii in (True, False)}
-    return forms | nested | {shell_single_quoted(form) for form in forms}
+        shell.add(shell_ansi_c(value, utf8=False))
+    nested = {json_string(form, ascii_only=ascii) for form in shell for ascii in (True, False)}
+    nested |= {shell_single_quoted(form) for form in shell}
+    return (
+        shell
+        | nested
+        | {
+            go_json_string(value),
+            python_literal(value, "'"),
+            python_literal(value, '"'),
+            python_literal(value, "'", ascii_only=True),
+            python_bytes_literal(value),
+            yaml_double_quoted(value, allow_unicode=True),
+            yaml_double_quoted(value, allow_unicode=False),
+            yaml_single_quoted(value),
+            html_escaped(value),
+        }
+    )
