@@ -8,8 +8,10 @@ import json
 import platform
 import random
 import shlex
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -216,3 +218,28 @@ def test_plain_values_add_no_patterns() -> None:
     value = "Tok3n-abc_DEF.123"
     raw = value.encode()
     assert patterns_for(value) == {raw} | masking._base64_forms(raw) | masking._url_forms(value)
+
+
+TERRAFORM = shutil.which("terraform", path="/usr/local/bin")
+
+
+@pytest.mark.skipif(TERRAFORM is None, reason="real Terraform at /usr/local/bin/terraform")
+def test_terraform_output_forms_are_masked(tmp_path: Path, first_pass: None) -> None:
+    """Terraform's human output and its `-json` output (Go's escaping) of a value."""
+    value = "a<b&c>'\"\\ é\u2028x-\x01"
+    (tmp_path / "main.tf").write_text(
+        'variable "s" {\n  type = string\n}\noutput "s" {\n  value = var.s\n}\n'
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TF_VAR_s": value, "TF_IN_AUTOMATION": "1"}
+    for argv in (["init", "-input=false"], ["apply", "-auto-approve", "-input=false", "-no-color"]):
+        subprocess.run([str(TERRAFORM), *argv], cwd=tmp_path, env=env, capture_output=True, check=True)
+    human = subprocess.run(
+        [str(TERRAFORM), "output", "-no-color"], cwd=tmp_path, env=env, capture_output=True, check=True
+    ).stdout.decode()
+    as_json = subprocess.run(
+        [str(TERRAFORM), "output", "-json"], cwd=tmp_path, env=env, capture_output=True, check=True
+    ).stdout.decode()
+    masker = Masker([value])
+    assert run(masker, [human]) == f's = "{MASK}"\n', human
+    masked = run(masker, [as_json])
+    assert f'"value": "{MASK}"' in masked and "a\\u003cb" not in masked, as_json

@@ -34,6 +34,7 @@ _YAML = {
     "\u2028": "L",
     "\u2029": "P",
 }
+_TERRAFORM = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _UNPRINTABLE_IN_C = frozenset({"Cc", "Cs", "Cn", "Zl", "Zp"})
 _YAML_ALWAYS = frozenset('"\\\x85\u2028\u2029\ufeff')
 
@@ -106,6 +107,21 @@ def go_json_string(value: str) -> str:
     for ch in "<>&\u2028\u2029":
         text = text.replace(ch, f"\\u{ord(ch):04x}")
     return text
+
+
+def terraform_string(value: str) -> str:
+    r"""Inside a quoted string in Terraform's human output (plan, apply, `output`): `\"`, `\\`,
+    `\n`, `\r`, `\t`, and `\uNNNN` for other unprintable characters; the rest as it is."""
+    out = []
+    for ch in value:
+        if ch in _TERRAFORM:
+            out.append(_TERRAFORM[ch])
+        elif _printable(ch):
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return "".join(out)
 
 
 def python_literal(value: str, quote: str, *, ascii_only: bool = False) -> str:
@@ -183,6 +199,7 @@ def printed_forms(value: str) -> set[str]:
         | nested
         | {
             go_json_string(value),
+            terraform_string(value),
             python_literal(value, "'"),
             python_literal(value, '"'),
             python_literal(value, "'", ascii_only=True),
