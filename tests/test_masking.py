@@ -18,7 +18,9 @@ import pytest
 import yaml
 
 from opscraft.execution import masking
+from opscraft.execution import printed_forms as printed_forms_module
 from opscraft.execution.masking import MASK, Masker, patterns_for
+from opscraft.execution.printed_forms import printed_forms
 
 SECRET = "p@ss/w0rd+Zeta 9&x"
 OTHER = "tok-1234567890"
@@ -243,3 +245,13 @@ def test_terraform_output_forms_are_masked(tmp_path: Path, first_pass: None) -> 
     assert run(masker, [human]) == f's = "{MASK}"\n', human
     masked = run(masker, [as_json])
     assert f'"value": "{MASK}"' in masked and "a\\u003cb" not in masked, as_json
+
+
+def test_token_like_values_take_the_short_way() -> None:
+    """Values of the characters no quoting rule changes skip the form functions: same result."""
+    alphabet = "ABCxyz019_.:/@+=%-"
+    rng = random.Random(8)
+    for _ in range(200):
+        value = "".join(rng.choice(alphabet) for _ in range(rng.randint(4, 30)))
+        assert printed_forms(value) == printed_forms_module._all_forms(value) == {value}
+    assert printed_forms("a b") != {"a b"} and printed_forms("a,b") != {"a,b"}

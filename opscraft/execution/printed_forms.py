@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import unicodedata
 
 # Characters `printf %q` (bash lib/sh/shquote.c, `sh_backslash_quote`) puts a backslash before.
@@ -35,6 +36,8 @@ _YAML = {
     "\u2029": "P",
 }
 _TERRAFORM = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# Characters that no form below changes (tested against `_all_forms`).
+_UNCHANGED = re.compile(r"[A-Za-z0-9_.:/@+=%-]*")
 _UNPRINTABLE_IN_C = frozenset({"Cc", "Cs", "Cn", "Zl", "Zp"})
 _YAML_ALWAYS = frozenset('"\\\x85\u2028\u2029\ufeff')
 
@@ -185,6 +188,12 @@ def printed_forms(value: str) -> set[str]:
     showing a command that quotes the value; `set -x` tracing `echo "${S@Q}"`). Mostly they all
     equal the value: only values holding quotes, backslashes, control, non-ASCII or shell
     characters add patterns (20 to 40 for such a value)."""
+    if _UNCHANGED.fullmatch(value):  # a token-like value: every form is the value itself
+        return {value}
+    return _all_forms(value)
+
+
+def _all_forms(value: str) -> set[str]:
     shell = {value, shell_single_quoted(value), shlex_quoted(value)}
     if all(_shell_printable(ch) for ch in value):
         shell.add(shell_backslashed(value))
