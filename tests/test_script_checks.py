@@ -167,6 +167,8 @@ def test_bash_check_works_under_uvloop() -> None:
     uvloop = pytest.importorskip("uvloop")
     assert uvloop.run(syntax_errors(ScriptType.bash, GOOD[ScriptType.bash])) == []
     assert uvloop.run(syntax_errors(ScriptType.bash, "echo ok\nfi\n"))[0].line == 2
+    report = uvloop.run(linters.run(ScriptType.bash, "echo $1 under uvloop\n"))
+    assert _ran(report) == {"shellcheck": "ran"} and report.findings[0].rule == "SC2086"
 
 
 # --- line endings and byte order marks (scripts edited on Windows) ------------------------

@@ -153,7 +153,7 @@ async def _exec(argv: list[str], cwd: Path) -> _Result:
         "CHECKPOINT_DISABLE": "1",  # terraform: no version check over the network
         "TF_IN_AUTOMATION": "1",
         "TF_INPUT": "0",
-        "TF_CLI_CONFIG_FILE": str(cwd / "terraformrc"),
+        "TF_CLI_CONFIG_FILE": "/dev/null",  # no credentials, mirrors or plugin cache of anyone
         "ANSIBLE_CONFIG": str(cwd / "ansible.cfg"),
         "ANSIBLE_HOME": str(cwd / ".ansible"),
         "ANSIBLE_LOCAL_TEMP": str(cwd / ".ansible" / "tmp"),
@@ -320,7 +320,6 @@ async def _terraform_validate(tool: str, folder: Path, content: str) -> LintRepo
     work = folder / "validate"
     (work / "plugins").mkdir(parents=True)
     (work / "main.tf").write_text(content, encoding="utf-8")
-    (folder / "terraformrc").write_text("", encoding="utf-8")
     init = await _exec(
         [tool, "init", "-backend=false", "-input=false", "-no-color", "-get=false",
          f"-plugin-dir={work / 'plugins'}"],
