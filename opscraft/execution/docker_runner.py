@@ -25,6 +25,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from opscraft.execution import secret_env
 from opscraft.execution.commands import Command, build
 from opscraft.execution.events import Stream
+from opscraft.execution.home import home_env
 from opscraft.execution.spec import OutputSink, RunControl, RunnerError, RunResult, RunSpec
 
 LABEL_MANAGED = "opscraft.managed"
@@ -132,7 +133,7 @@ class DockerRunner:
             "command": argv[1:],
             "user": USER,
             "working_dir": WORKDIR,
-            "environment": {"HOME": WORKDIR, "LANG": "C.UTF-8", **plain_env},
+            "environment": {**home_env(WORKDIR), "LANG": "C.UTF-8", **plain_env},
             "stdin_open": bool(spec.env),  # docker-py sets StdinOnce with it: EOF after the payload
             "labels": {
                 LABEL_MANAGED: "true",
