@@ -25,7 +25,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from opscraft.execution import secret_env
 from opscraft.execution.commands import Command, build
 from opscraft.execution.events import Stream
-from opscraft.execution.home import home_env
+from opscraft.execution.run_env import run_env
 from opscraft.execution.spec import OutputSink, RunControl, RunnerError, RunResult, RunSpec
 
 LABEL_MANAGED = "opscraft.managed"
@@ -133,7 +133,7 @@ class DockerRunner:
             "command": argv[1:],
             "user": USER,
             "working_dir": WORKDIR,
-            "environment": {**home_env(WORKDIR), "LANG": "C.UTF-8", **plain_env},
+            "environment": {**run_env(WORKDIR), **plain_env},
             "stdin_open": bool(spec.env),  # docker-py sets StdinOnce with it: EOF after the payload
             "labels": {
                 LABEL_MANAGED: "true",

@@ -8,8 +8,8 @@ ends: output is read until then, and for at most `DRAIN_SECONDS` more from pipes
 still holds. The script gets rlimits set by `prlimit` before it starts (CPU time, address
 space, processes, file size, no core dumps), a scratch work directory removed afterwards (also
 its HOME and TMPDIR), and a minimal environment: PATH (plus the directory of OpsCraft's Python,
-where pip-installed tools such as ansible-playbook live), the home variables of `home_env`, a
-UTF-8 locale.
+where pip-installed tools such as ansible-playbook live), the variables of `run_env` (HOME,
+Ansible's directories and interpreter, a UTF-8 locale).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from opscraft.execution.commands import Command, build
 from opscraft.execution.events import Stream
-from opscraft.execution.home import home_env
+from opscraft.execution.run_env import run_env
 from opscraft.execution.spec import OutputSink, RunControl, RunnerError, RunResult, RunSpec
 
 READ_SIZE = 1024 * 1024
@@ -91,9 +91,8 @@ class LocalRunner:
             marker = f"{self.instance}:{spec.execution_id}"
             env = {
                 "PATH": path,
-                **home_env(scratch),
+                **run_env(scratch),
                 "TMPDIR": scratch,
-                "LANG": "C.UTF-8",
                 "LC_ALL": "C.UTF-8",
                 RUN_MARKER: marker,
                 **command.env,
