@@ -3,7 +3,10 @@
 Limits and hardening per run: memory (swap equal, so none extra), CPU share, a pids limit, no
 network unless the script enables it, a read-only root filesystem, `/tmp` as a small noexec
 tmpfs, every capability dropped, `no-new-privileges`, the `nobody` user, an init process, no
-logging driver (the output is read once, through the attach stream). The script and its files
+logging driver (the output is read once, through the attach stream). The work directory is
+also the run's HOME (with the variables of `run_env`). The container is a PID namespace whose
+init ends with the script's main process, so nothing the script started outlives the run, and
+a kill (timeout, cancel) ends every process in it. The script and its files
 go into an anonymous volume with `put_archive` before the start (which works on a read-only
 root filesystem because the target is a volume). Each worker thread has its own Docker client.
 """
