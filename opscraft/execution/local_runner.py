@@ -147,8 +147,9 @@ def _write_files(work: Path, command: Command) -> None:
 
 
 def _pump(proc: subprocess.Popen[bytes], output: OutputSink) -> None:
-    """Copy both pipes into `output` until they close, or until `DRAIN_SECONDS` after the
-    supervisor ended (it ends when the script's main process has ended and the rest is killed)."""
+    """Copy both pipes into `output` until the supervisor has ended (it ends when the script's
+    main process has ended and the rest is killed), then what is left in them, for at most
+    `DRAIN_SECONDS`. A script that closes its output early still runs to its end."""
     assert proc.stdout is not None and proc.stderr is not None
     streams: dict[int, Stream] = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
     enlarged: set[int] = set()
@@ -161,11 +162,13 @@ def _pump(proc: subprocess.Popen[bytes], output: OutputSink) -> None:
         if exit_fd is not None:
             selector.register(exit_fd, selectors.EVENT_READ)  # readable once the process ended
         open_fds = set(streams)
-        while open_fds:
+        while True:
+            if drain_until is None and proc.poll() is not None:
+                drain_until = time.monotonic() + DRAIN_SECONDS
             wait = output.tick()
             if drain_until is not None:
                 wait = min(wait, drain_until - time.monotonic())
-                if wait <= 0:
+                if not open_fds or wait <= 0:
                     break
             elif exit_fd is None:
                 wait = min(wait, POLL_SECONDS)
@@ -184,8 +187,6 @@ def _pump(proc: subprocess.Popen[bytes], output: OutputSink) -> None:
                     else:
                         selector.unregister(fd)
                         open_fds.discard(fd)
-            if drain_until is None and proc.poll() is not None:
-                drain_until = time.monotonic() + DRAIN_SECONDS
     if exit_fd is not None:
         os.close(exit_fd)
     output.tick()

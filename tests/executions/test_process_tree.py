@@ -136,3 +136,13 @@ async def test_a_script_that_kills_its_supervisor_still_leaves_nothing(
     assert final["status"] == "failed" and final["exit_code"] == 137, final
     assert seconds(final) < 5, final
     await gone(token)
+
+
+@RUNNERS
+async def test_a_script_that_closes_its_output_runs_to_its_end(
+    client: httpx.AsyncClient, admin: LoggedIn, runner_name: str
+) -> None:
+    script = "echo before\nexec >/dev/null 2>&1\nsleep 1\necho after > ./done\nexit 3\n"
+    final, text = await run(client, admin, script, runner_name)
+    assert final["status"] == "failed" and final["exit_code"] == 3, final
+    assert text == "before\n"
