@@ -189,6 +189,13 @@ def _wait(url: str, headers: dict[str, str], check: Any, timeout: float = 60) ->
         time.sleep(0.1)
 
 
+def _wait_for(condition: Any, what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
+        time.sleep(0.05)
+
+
 def _orphans(data_dir: Path, execution_id: int) -> list[int]:
     """Processes of one local run of the server on `data_dir` (found by their OPSCRAFT_RUN mark)."""
     mark = f"OPSCRAFT_RUN={instance_id(make_settings(data_dir))}:{execution_id}".encode()
@@ -237,15 +244,12 @@ def test_recovery_after_sigkill(tmp_path: Path, runner: str) -> None:
             headers,
             lambda page: any("run long" in c["content"] for c in page["items"]),
         )
-        if runner == "local":
-            assert len(_orphans(server.data_dir, long_id)) >= 3  # supervisor, script, detached sleep
+        if runner == "local":  # supervisor, script, the detached sleep and the other one
+            _wait_for(lambda: len(_orphans(server.data_dir, long_id)) == 4, "the run's 4 processes")
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait()
         if runner == "local":  # the supervisor notices its parent's death and kills the whole run
-            deadline = time.monotonic() + 10
-            while orphans := _orphans(server.data_dir, long_id):
-                assert time.monotonic() < deadline, f"{orphans} outlived the killed server"
-                time.sleep(0.05)
+            _wait_for(lambda: not _orphans(server.data_dir, long_id), "no process outliving the server")
     finally:
         if server.process.poll() is None:
             stop_server(server)
