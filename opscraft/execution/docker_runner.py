@@ -3,7 +3,10 @@
 Limits and hardening per run: memory (swap equal, so none extra), CPU share, a pids limit, no
 network unless the script enables it, a read-only root filesystem, `/tmp` as a small noexec
 tmpfs, every capability dropped, `no-new-privileges`, the `nobody` user, an init process, no
-logging driver (the output is read once, through the attach stream). The script and its files
+logging driver (the output is read once, through the attach stream). The work directory is
+also the run's HOME (with the variables of `run_env`). The container is a PID namespace whose
+init ends with the script's main process, so nothing the script started outlives the run, and
+a kill (timeout, cancel) ends every process in it. The script and its files
 go into an anonymous volume with `put_archive` before the start (which works on a read-only
 root filesystem because the target is a volume). Each worker thread has its own Docker client.
 """
@@ -25,6 +28,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from opscraft.execution import secret_env
 from opscraft.execution.commands import Command, build
 from opscraft.execution.events import Stream
+from opscraft.execution.run_env import run_env
 from opscraft.execution.spec import OutputSink, RunControl, RunnerError, RunResult, RunSpec
 
 LABEL_MANAGED = "opscraft.managed"
@@ -132,7 +136,7 @@ class DockerRunner:
             "command": argv[1:],
             "user": USER,
             "working_dir": WORKDIR,
-            "environment": {"HOME": WORKDIR, "LANG": "C.UTF-8", **plain_env},
+            "environment": {**run_env(WORKDIR), **plain_env},
             "stdin_open": bool(spec.env),  # docker-py sets StdinOnce with it: EOF after the payload
             "labels": {
                 LABEL_MANAGED: "true",

@@ -162,7 +162,9 @@ async def test_shutdown_interrupts_after_the_grace_period(client: httpx.AsyncCli
 
 # --- recovery after SIGKILL of a real server process ------------------------------------------
 
-RECOVERY_SCRIPT = 'echo "run $MODE"\nif [ "$MODE" = long ]; then sleep 120; fi\necho "run $MODE done"\n'
+RECOVERY_SCRIPT = (
+    'echo "run $MODE"\nif [ "$MODE" = long ]; then setsid sleep 121 & sleep 120; fi\necho "run $MODE done"\n'
+)
 
 
 def _login(server_url: str, *, register: bool = False) -> dict[str, str]:
@@ -185,6 +187,13 @@ def _wait(url: str, headers: dict[str, str], check: Any, timeout: float = 60) ->
             return body
         assert time.monotonic() < deadline, body
         time.sleep(0.1)
+
+
+def _wait_for(condition: Any, what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
+        time.sleep(0.05)
 
 
 def _orphans(data_dir: Path, execution_id: int) -> list[int]:
@@ -235,12 +244,12 @@ def test_recovery_after_sigkill(tmp_path: Path, runner: str) -> None:
             headers,
             lambda page: any("run long" in c["content"] for c in page["items"]),
         )
+        if runner == "local":  # supervisor, script, the detached sleep and the other one
+            _wait_for(lambda: len(_orphans(server.data_dir, long_id)) == 4, "the run's 4 processes")
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait()
-        if runner == "local":
-            assert _orphans(server.data_dir, long_id), (
-                "the script outlives the killed server until the restart"
-            )
+        if runner == "local":  # the supervisor notices its parent's death and kills the whole run
+            _wait_for(lambda: not _orphans(server.data_dir, long_id), "no process outliving the server")
     finally:
         if server.process.poll() is None:
             stop_server(server)
@@ -263,8 +272,12 @@ def test_recovery_after_sigkill(tmp_path: Path, runner: str) -> None:
         elif DOCKER:
             import docker
 
+            labels = [
+                f"opscraft.instance={instance_id(make_settings(server.data_dir))}",
+                f"opscraft.execution={long_id}",
+            ]  # other test sessions on this Docker host have an execution 1 too
             client = docker.from_env()
-            assert not client.containers.list(all=True, filters={"label": f"opscraft.execution={long_id}"})
+            assert not client.containers.list(all=True, filters={"label": labels})
             client.close()
     finally:
         stop_server(server)
