@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -77,7 +77,26 @@ class Settings(BaseSettings):
     image_ansible: str = Field("cytopia/ansible:latest", validation_alias="OPSCRAFT_IMAGE_ANSIBLE")
     image_terraform: str = Field("hashicorp/terraform:1.9.8", validation_alias="OPSCRAFT_IMAGE_TERRAFORM")
 
+    # Worker identity: the id under which this process's worker registers in `workers` (default:
+    # one generated once and kept in the data directory), its heartbeat period, and how long
+    # without a heartbeat before another process declares it lost and ends its runs.
+    worker_id: str | None = Field(
+        None, max_length=64, pattern=r"^[A-Za-z0-9._-]+$", validation_alias="OPSCRAFT_WORKER_ID"
+    )
+    worker_heartbeat_seconds: float = Field(
+        5.0, gt=0, le=300, validation_alias="OPSCRAFT_WORKER_HEARTBEAT_SECONDS"
+    )
+    worker_lost_seconds: float = Field(30.0, gt=0, validation_alias="OPSCRAFT_WORKER_LOST_SECONDS")
+
     master_key: str | None = Field(None, validation_alias="OPSCRAFT_MASTER_KEY")
+
+    @model_validator(mode="after")
+    def _check_worker_timing(self) -> Settings:
+        if self.worker_lost_seconds < 2 * self.worker_heartbeat_seconds:
+            raise ValueError(
+                "OPSCRAFT_WORKER_LOST_SECONDS must be at least twice OPSCRAFT_WORKER_HEARTBEAT_SECONDS"
+            )
+        return self
 
     @field_validator("cors_origins", mode="before")
     @classmethod

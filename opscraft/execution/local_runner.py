@@ -46,16 +46,16 @@ class LocalRunner:
 
     name = "local"
 
-    def __init__(self, instance: str) -> None:
-        self.instance = instance
+    def __init__(self, worker_id: str) -> None:
+        self.worker_id = worker_id
 
     def sweep(self) -> int:
-        """Kill processes a previous run of this instance left behind (after a crash).
+        """Kill processes a previous run of this worker left behind (after a crash).
 
-        Every local run carries `OPSCRAFT_RUN=<instance>:<execution id>` in its environment; this
+        Every local run carries `OPSCRAFT_RUN=<worker id>:<execution id>` in its environment; this
         finds them through /proc (Linux), among the processes of the OpsCraft user.
         """
-        marker = f"{RUN_MARKER}={self.instance}:".encode()
+        marker = f"{RUN_MARKER}={self.worker_id}:".encode()
         killed = 0
         proc = Path("/proc")
         for entry in proc.iterdir() if proc.is_dir() else ():
@@ -90,7 +90,7 @@ class LocalRunner:
                 "TMPDIR": scratch,
                 "LANG": "C.UTF-8",
                 "LC_ALL": "C.UTF-8",
-                RUN_MARKER: f"{self.instance}:{spec.execution_id}",
+                RUN_MARKER: f"{self.worker_id}:{spec.execution_id}",
                 **command.env,
             }
             with subprocess.Popen(
