@@ -387,16 +387,20 @@ def live_workers(conn: Connection, since: datetime) -> list[str]:
 def end_lost(conn: Connection, worker_id: str, stale_before: datetime) -> list[int]:
     """Runs of workers whose last heartbeat is older than `stale_before` -> `error` ("worker
     lost"), once (a conditional UPDATE: any number of live processes may call this together);
-    those workers are marked stopped. `worker_id` (the caller) is never lost."""
-    lost = (
-        select(_W.id)
-        .where(_W.stopped_at.is_(None), _W.heartbeat_at < stale_before, _W.id != worker_id)
-        .scalar_subquery()
-    )
+    those workers are marked stopped. `worker_id` (the caller) is never lost. Only reads when
+    no worker is lost (the usual case), so it takes no write lock then."""
+    lost = [
+        str(i)
+        for i in conn.execute(
+            select(_W.id).where(_W.stopped_at.is_(None), _W.heartbeat_at < stale_before, _W.id != worker_id)
+        ).scalars()
+    ]
+    if not lost:
+        return []
     ended = _end_runs(conn, _E.worker_id.in_(lost), LOST_MESSAGE)
     conn.execute(
         update(WORKERS)
-        .where(_W.stopped_at.is_(None), _W.heartbeat_at < stale_before, _W.id != worker_id)
+        .where(_W.id.in_(lost), _W.stopped_at.is_(None), _W.heartbeat_at < stale_before)
         .values(stopped_at=utcnow())
     )
     return [int(row["id"]) for row in ended]

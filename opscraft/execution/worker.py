@@ -65,7 +65,12 @@ def queue_for(settings: Settings, handler: Callable[[int], None] | None = None) 
 
 
 class Worker:
-    """Everything that runs executions in this process (see the module docstring)."""
+    """Everything that runs executions in this process (see the module docstring).
+
+    `secrets` decrypts a run's attached secrets (None: runs with secrets end in `error`);
+    `on_finished(execution_id)` is called after each final state and run event are written.
+    The ports default to the in-process ones; `make_queue(handler)` builds a consuming queue.
+    """
 
     def __init__(
         self,
@@ -75,6 +80,7 @@ class Worker:
         on_finished: Callable[[int], None] = lambda _: None,
         bus: LogBus | None = None,
         cancels: CancelSignal | None = None,
+        make_queue: Callable[[Callable[[int], None]], JobQueue] | None = None,
     ) -> None:
         self.settings = settings
         self.worker_id = worker_identity(settings)
@@ -85,7 +91,7 @@ class Worker:
         self.store = store.Store(settings, self.loop)
         self.docker = DockerRunner(self.worker_id)
         self.local = LocalRunner(self.worker_id)
-        self.queue: JobQueue = queue_for(settings, self._job)
+        self.queue: JobQueue = (make_queue or (lambda handler: queue_for(settings, handler)))(self._job)
         self.executor = Executor(
             settings,
             self.worker_id,
