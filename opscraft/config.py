@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -90,13 +90,13 @@ class Settings(BaseSettings):
 
     master_key: str | None = Field(None, validation_alias="OPSCRAFT_MASTER_KEY")
 
-    @model_validator(mode="after")
-    def _check_worker_timing(self) -> Settings:
-        if self.worker_lost_seconds < 2 * self.worker_heartbeat_seconds:
-            raise ValueError(
-                "OPSCRAFT_WORKER_LOST_SECONDS must be at least twice OPSCRAFT_WORKER_HEARTBEAT_SECONDS"
-            )
-        return self
+    @field_validator("worker_lost_seconds")
+    @classmethod
+    def _check_lost_after_heartbeats(cls, value: float, info: ValidationInfo) -> float:
+        heartbeat = info.data.get("worker_heartbeat_seconds")
+        if heartbeat is not None and value < 2 * heartbeat:
+            raise ValueError("must be at least twice OPSCRAFT_WORKER_HEARTBEAT_SECONDS")
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod
