@@ -33,7 +33,7 @@ TERRAFORM_ACTIONS = ("plan", "apply")
 STATUS_ALIASES = {"pending": ExecutionStatus.queued}
 MAX_PAGE = 500
 MAX_LOG_PAGE = 1000
-# Triggers only a system actor (acting on a user's behalf) may use, and those it may not.
+# Triggers only a system actor (acting on a user's behalf) may use; people use the others.
 SYSTEM_TRIGGERS = frozenset({Trigger.schedule, Trigger.webhook, Trigger.retry})
 
 
