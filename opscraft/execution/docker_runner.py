@@ -32,7 +32,7 @@ from opscraft.execution.run_env import run_env
 from opscraft.execution.spec import OutputSink, RunControl, RunnerError, RunResult, RunSpec
 
 LABEL_MANAGED = "opscraft.managed"
-LABEL_INSTANCE = "opscraft.instance"
+LABEL_WORKER = "opscraft.worker"
 LABEL_EXECUTION = "opscraft.execution"
 MOUNT = "/opscraft"
 WORKDIR = f"{MOUNT}/work"
@@ -50,8 +50,8 @@ class DockerRunner:
 
     name = "docker"
 
-    def __init__(self, instance: str) -> None:
-        self.instance = instance
+    def __init__(self, worker_id: str) -> None:
+        self.worker_id = worker_id
         self._local = threading.local()
 
     def _api(self) -> docker.APIClient:
@@ -74,9 +74,9 @@ class DockerRunner:
             client.close()
 
     def sweep(self) -> int:
-        """Remove containers a previous run of this instance left behind; returns how many."""
+        """Remove containers a previous run of this worker left behind; returns how many."""
         api = self._api()
-        found = api.containers(all=True, filters={"label": f"{LABEL_INSTANCE}={self.instance}"})
+        found = api.containers(all=True, filters={"label": f"{LABEL_WORKER}={self.worker_id}"})
         for container in found:
             with contextlib.suppress(NotFound):
                 api.remove_container(container["Id"], force=True, v=True)
@@ -140,7 +140,7 @@ class DockerRunner:
             "stdin_open": bool(spec.env),  # docker-py sets StdinOnce with it: EOF after the payload
             "labels": {
                 LABEL_MANAGED: "true",
-                LABEL_INSTANCE: self.instance,
+                LABEL_WORKER: self.worker_id,
                 LABEL_EXECUTION: str(spec.execution_id),
             },
             "volumes": [MOUNT],

@@ -62,16 +62,16 @@ class LocalRunner:
 
     name = "local"
 
-    def __init__(self, instance: str) -> None:
-        self.instance = instance
+    def __init__(self, worker_id: str) -> None:
+        self.worker_id = worker_id
 
     def sweep(self) -> int:
-        """Kill processes a previous run of this instance left behind (after a crash).
+        """Kill processes a previous run of this worker left behind (after a crash).
 
-        Every local run carries `OPSCRAFT_RUN=<instance>:<execution id>` in its environment; this
+        Every local run carries `OPSCRAFT_RUN=<worker id>:<execution id>` in its environment; this
         finds them through /proc (Linux), among the processes of the OpsCraft user.
         """
-        marker = f"{RUN_MARKER}={self.instance}:".encode()
+        marker = f"{RUN_MARKER}={self.worker_id}:".encode()
         return _kill_marked(lambda item: item.startswith(marker))
 
     def run(self, spec: RunSpec, output: OutputSink, control: RunControl) -> RunResult:
@@ -88,7 +88,7 @@ class LocalRunner:
             _write_files(work, command)
             supervisor = [sys.executable, "-I", "-S", SUPERVISOR, str(os.getpid())]
             argv = [*supervisor, prlimit, *_limits(spec), "--", *command.argv]
-            marker = f"{self.instance}:{spec.execution_id}"
+            marker = f"{self.worker_id}:{spec.execution_id}"
             env = {
                 "PATH": path,
                 **run_env(scratch),

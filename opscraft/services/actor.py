@@ -9,8 +9,21 @@ from opscraft.db.models import User
 
 @dataclass(frozen=True)
 class Actor:
+    """A user acting (from `client_ip`), or a system actor acting on a user's behalf.
+
+    `system` names the system actor, e.g. "schedule:3" or "webhook:7" (at most 128 characters);
+    its `user` is the one on whose behalf it acts, whose permissions are checked at the time of
+    the action (None when that user no longer exists).
+    """
+
     user: User | None
     client_ip: str | None = None
+    system: str | None = None
+
+    @classmethod
+    def on_behalf_of(cls, user: User | None, system: str) -> Actor:
+        """The system actor `system` acting for `user`."""
+        return cls(user, None, system)
 
     @property
     def user_id(self) -> int | None:

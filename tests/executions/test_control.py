@@ -14,7 +14,7 @@ import pytest
 
 from opscraft import runtime
 from opscraft.db.models import Execution
-from opscraft.execution.engine import instance_id
+from opscraft.execution.worker import worker_identity
 from tests.conftest import LoggedIn, make_settings, make_user, start_server, stop_server
 from tests.executions.conftest import (
     DOCKER,
@@ -148,9 +148,10 @@ async def test_shutdown_interrupts_after_the_grace_period(client: httpx.AsyncCli
     long = await start(client, admin, await make_script(client, admin, "echo begun\nsleep 60\n"), "local")
     await wait_for(client, admin, long["id"], {"running"})
     await wait_output(client, admin, long["id"], "begun")
-    engine = runtime.current().extras["execution"]
+    worker = runtime.current().worker
+    assert worker is not None
     t0 = time.monotonic()
-    await asyncio.to_thread(engine.stop)
+    await asyncio.to_thread(worker.stop)
     assert time.monotonic() - t0 < 5
     async with runtime.current().db.session() as session:
         done = await session.get(Execution, short["id"])
@@ -198,7 +199,7 @@ def _wait_for(condition: Any, what: str, timeout: float = 10) -> None:
 
 def _orphans(data_dir: Path, execution_id: int) -> list[int]:
     """Processes of one local run of the server on `data_dir` (found by their OPSCRAFT_RUN mark)."""
-    mark = f"OPSCRAFT_RUN={instance_id(make_settings(data_dir))}:{execution_id}".encode()
+    mark = f"OPSCRAFT_RUN={worker_identity(make_settings(data_dir))}:{execution_id}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -285,10 +286,10 @@ def test_recovery_after_sigkill(tmp_path: Path, runner: str) -> None:
 
 @pytest.fixture
 def quick_stall_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Requested before the runtime starts, so the engine checks for stalled runs every 0.3 s."""
-    from opscraft.execution import engine
+    """Requested before the runtime starts, so the worker checks for stalled runs every 0.3 s."""
+    from opscraft.execution import worker
 
-    monkeypatch.setattr(engine, "STALL_CHECK_SECONDS", 0.3)
+    monkeypatch.setattr(worker, "STALL_CHECK_SECONDS", 0.3)
 
 
 async def test_held_back_run_starts_when_the_limit_is_lifted(

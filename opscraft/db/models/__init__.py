@@ -6,6 +6,7 @@ from opscraft.db.models.scripts import Script, ScriptTag, ScriptVersion
 from opscraft.db.models.secrets import ScriptSecret, Secret
 from opscraft.db.models.settings import AppSetting
 from opscraft.db.models.users import RefreshToken, Role, User
+from opscraft.db.models.workers import RegisteredWorker, RunEvent, RunEventDelivery
 
 __all__ = [
     "AppSetting",
@@ -13,7 +14,10 @@ __all__ = [
     "Execution",
     "ExecutionLog",
     "RefreshToken",
+    "RegisteredWorker",
     "Role",
+    "RunEvent",
+    "RunEventDelivery",
     "Script",
     "ScriptSecret",
     "ScriptTag",
