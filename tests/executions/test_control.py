@@ -274,7 +274,7 @@ def test_recovery_after_sigkill(tmp_path: Path, runner: str) -> None:
             import docker
 
             labels = [
-                f"opscraft.instance={instance_id(make_settings(server.data_dir))}",
+                f"opscraft.worker={worker_identity(make_settings(server.data_dir))}",
                 f"opscraft.execution={long_id}",
             ]  # other test sessions on this Docker host have an execution 1 too
             client = docker.from_env()

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from opscraft import runtime
-from opscraft.execution.engine import instance_id
+from opscraft.execution.worker import worker_identity
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, run, start, wait_for
 
@@ -36,8 +36,8 @@ def _docker(docker_client: Any) -> None:
 def labels(execution_id: int) -> dict[str, list[str]]:
     """A Docker filter for the container of one execution of this test's server (other test
     sessions on the same Docker host have executions with the same ids)."""
-    instance = instance_id(runtime.current().settings)
-    return {"label": [f"opscraft.instance={instance}", f"opscraft.execution={execution_id}"]}
+    worker = worker_identity(runtime.current().settings)
+    return {"label": [f"opscraft.worker={worker}", f"opscraft.execution={execution_id}"]}
 
 
 def interfaces(text: str) -> set[str]:
