@@ -34,12 +34,16 @@ _QUOTES = "\"'`),;"
 
 @dataclass(frozen=True)
 class SyntaxProblem:
+    """A syntax error at 1-based `line`: it refuses the save."""
+
     line: int
     message: str
 
 
 @dataclass(frozen=True)
 class Finding:
+    """A dangerous pattern (`rule` is one of `RULES`) at 1-based `line`, with the line's text."""
+
     rule: str
     line: int
     excerpt: str
