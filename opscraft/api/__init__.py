@@ -6,7 +6,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from opscraft.api import audit, auth, executions, health, scripts, secrets, settings, users, ws
-from opscraft.api.errors import install_error_handlers
+from opscraft.api.errors import InternalErrorMiddleware, install_error_handlers
 from opscraft.config import Settings
 from opscraft.security.http import RequestLimitsMiddleware, SecurityHeadersMiddleware
 
@@ -34,6 +34,8 @@ def install_api(app: FastAPI, settings: Settings) -> None:
         max_depth=settings.max_json_depth,
         max_keys=settings.max_json_keys,
     )
+    # Inside CORS and the security headers, so a 500 carries them too.
+    app.add_middleware(InternalErrorMiddleware, handlers=app.exception_handlers)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
