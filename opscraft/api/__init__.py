@@ -7,6 +7,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from opscraft.api import audit, auth, executions, health, scripts, secrets, settings, users, ws
 from opscraft.api.errors import InternalErrorMiddleware, install_error_handlers
+from opscraft.api.schemas import REQUEST_CHECKS, error_responses
 from opscraft.config import Settings
 from opscraft.security.http import RequestLimitsMiddleware, SecurityHeadersMiddleware
 
@@ -26,7 +27,7 @@ ROUTERS: list[APIRouter] = [
 def install_api(app: FastAPI, settings: Settings) -> None:
     """Add the API's routers, error handlers and middleware to `app` (NiceGUI's or a bare FastAPI)."""
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, responses=error_responses(*REQUEST_CHECKS))
     install_error_handlers(app)
     app.add_middleware(
         RequestLimitsMiddleware,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import col, func, or_, select
 from sqlmodel import delete as sql_delete
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft.db.models import AuditEvent, Execution, Script, ScriptSecret, Secret, User
 from opscraft.db.types import utcnow
 from opscraft.security.vault import DecryptError
-from opscraft.services import audit, conflicts, keyring, parameters, scripts
+from opscraft.services import audit, conflicts, keyring, parameters, partial, scripts
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Invalid, NotFound
 from opscraft.services.permissions import Permission, require
@@ -82,6 +82,8 @@ class SecretCreate(BaseModel):
 
 
 class SecretUpdate(BaseModel):
+    model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
+
     description: Text | None = Field(default=None, max_length=MAX_DESCRIPTION)
     value: Text | None = Field(default=None, json_schema_extra=VALUE_SCHEMA)
 

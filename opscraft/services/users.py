@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft.db.models import AppSetting, RefreshToken, Role, User
 from opscraft.db.types import utcnow
 from opscraft.security.passwords import hash_password, verify_password
-from opscraft.services import app_settings, audit, conflicts
+from opscraft.services import app_settings, audit, conflicts, partial
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from opscraft.services.permissions import Permission, require
@@ -54,7 +54,7 @@ class UserCreate(BaseModel):
 
 
 class UserUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=partial.at_least_one_field)
 
     email: EmailStr | None = Field(default=None, description="Unique, ignoring case")
     full_name: Text | None = Field(default=None, max_length=200)
