@@ -27,7 +27,7 @@ from opscraft.api import install_api
 from opscraft.config import load_settings
 from tests.conftest import PASSWORD, LiveServer, start_server, stop_server
 
-EXAMPLES_PER_ROUTE = 5
+EXAMPLES_PER_ROUTE = 4
 ADMIN_ID = 1  # the first registered user
 # Rules no JSON Schema can state: script syntax and lint, parameter declarations (checked by the
 # resolver), the configured maximum timeout, "the password is not the username", email
