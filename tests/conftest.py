@@ -305,3 +305,15 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
         context.close()
+
+
+@pytest.fixture(scope="module")
+def display() -> Iterator[str]:
+    """A virtual X display (Xvfb) for the module's desktop windows; a failure when CI=true and the
+    X11 test tools are missing (tests/run installs them)."""
+    from tests.desktop_session import missing_tools, xvfb
+
+    missing = missing_tools()
+    require_service(not missing, f"X11 test tools {missing} (Debian: xvfb xdotool x11-utils imagemagick)")
+    with xvfb() as name:
+        yield name

@@ -3,8 +3,11 @@ title, icon, remembered size; closing the window stops the server (runs: grace, 
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ log = logging.getLogger(__name__)
 
 TITLE = "OpsCraft"
 ICON = Path(__file__).resolve().parent.parent / "assets" / "icon.png"
+NEVER_SHOWN = "opscraft: the desktop window could not open (the GUI toolkit's messages are above)"
 
 
 def free_port() -> int:
@@ -25,11 +29,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def open_window(settings: Settings, port: int | None = None) -> bool:
-    """Serve on 127.0.0.1 and show the window until it is closed (blocks).
+def open_window(settings: Settings, port: int | None = None) -> None:
+    """Serve on 127.0.0.1 and show the window until it is closed; the process then exits.
 
-    Returns False when the window process ended without ever showing its window (the toolkit
-    failed to start; its own messages are on stderr), True after a normal close.
+    Closing the window runs the server's shutdown (runs get the grace period, then are killed;
+    NiceGUI allows it 30 s) and exits 0. When the window process ends without ever showing its
+    window (the toolkit failed; its own messages are above), it exits 1 after one line saying so.
     """
     from opscraft.app import serve, use_data_dir
 
@@ -52,6 +57,14 @@ def open_window(settings: Settings, port: int | None = None) -> bool:
     app.native.window_args["min_size"] = window_state.MIN_SIZE
     app.native.start_args.update(gui=toolkit.GUI, icon=str(ICON))
     app.native.on("shown", lambda _event: shown.append(True))
+    # NiceGUI ends native mode with os._exit(0) after the shutdown hooks and atexit handlers.
+    atexit.register(_exit_if_never_shown, shown)
     app.native.on("resized", remember_size)
     serve(settings, "127.0.0.1", port, native=True, window_size=window_state.load(settings.data_dir))
-    return bool(shown)
+
+
+def _exit_if_never_shown(shown: list[bool]) -> None:
+    if not shown:
+        sys.stderr.write(f"{NEVER_SHOWN}\n")
+        sys.stderr.flush()
+        os._exit(1)
