@@ -115,7 +115,7 @@ class WindowPage:
                     {
                         "id": call_id,
                         "method": "Runtime.evaluate",
-                        "params": {"expression": expression, "returnByValue": True},
+                        "params": {"expression": expression, "returnByValue": True, "awaitPromise": True},
                     }
                 )
             )
@@ -124,19 +124,26 @@ class WindowPage:
                 if message.get("id") == call_id:
                     return message["result"]["result"].get("value")
 
-    def wait_for_text(self, text: str, timeout: float = 60) -> str:
-        """The page's visible text once it contains `text` (AssertionError with the text at the deadline)."""
+    def wait_for_text(self, text: str, timeout: float = 60, selector: str = "body") -> str:
+        """The visible text of the first `selector` match once it contains `text`, after the
+        browser painted it (AssertionError with the text seen at the deadline)."""
         deadline = time.monotonic() + timeout
         seen = ""
+        query = f"document.querySelector({json.dumps(selector)})"
         while time.monotonic() < deadline:
             try:
-                seen = self.evaluate("document.body ? document.body.innerText : ''", timeout=10) or ""
+                seen = self.evaluate(f"{query} ? {query}.innerText : ''", timeout=10) or ""
             except (OSError, RuntimeError, TimeoutError):
                 seen = ""
             if text in seen:
+                self.next_frame()
                 return seen
-            time.sleep(0.3)
+            time.sleep(0.1)
         raise AssertionError(f"{text!r} not shown in the window; it shows:\n{seen[:2000]}")
+
+    def next_frame(self) -> None:
+        """Return once the page has painted two more frames (what it shows is on screen)."""
+        self.evaluate("new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
 
     def go(self, path: str) -> None:
         self.evaluate(f"window.location.assign({json.dumps(path)})")

@@ -158,6 +158,7 @@ class DesktopProcess:
     url: str
     log_path: Path
     started_in: float  # seconds from launch until the window was mapped
+    ready_in: float  # seconds from launch until the window showed the signed-in dashboard
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -202,6 +203,7 @@ def launch_desktop(
         started_in = time.monotonic() - start
         page = WindowPage(devtools)
         page.wait_for_text("Welcome, Desktop (local administrator)", timeout=90)
+        ready_in = time.monotonic() - start
         origin = page.evaluate("window.location.origin")
     except Exception as exc:
         if process.poll() is None:
@@ -209,7 +211,7 @@ def launch_desktop(
             process.wait()
         log = log_path.read_text(errors="replace")
         raise RuntimeError(f"the desktop window did not come up ({exc}):\n{log}") from None
-    return DesktopProcess(process, window, page, str(origin), log_path, started_in)
+    return DesktopProcess(process, window, page, str(origin), log_path, started_in, ready_in)
 
 
 def assert_not_blank(png: Path) -> None:

@@ -16,8 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from opscraft.execution.docker_runner import LABEL_INSTANCE
+from opscraft.execution.engine import instance_id
 from tests.app_journey import FINAL, log_in, output, start_script, wait_execution
-from tests.conftest import ARTIFACTS, ROOT, require_service
+from tests.conftest import ARTIFACTS, ROOT, make_settings, require_service
 from tests.desktop_session import DesktopProcess, assert_not_blank, launch_desktop
 
 pytestmark = pytest.mark.desktop
@@ -140,7 +142,7 @@ def test_closing_the_window_stops_its_runs(display: str, toolkit: None, tmp_path
         while "window-run-42" not in output(app.url, headers, execution_id) and time.monotonic() < deadline:
             time.sleep(0.2)
         app.page.go(f"/executions/{execution_id}")
-        app.page.wait_for_text("window-run-42")  # the output, shown in the window's terminal
+        app.page.wait_for_text("window-run-42", selector=".xterm-rows")  # in the window's terminal
         app.window.screenshot(ARTIFACTS / "desktop_execution.png")
         assert app.close() == 0
     finally:
@@ -148,12 +150,14 @@ def test_closing_the_window_stops_its_runs(display: str, toolkit: None, tmp_path
     with sqlite3.connect(data_dir / "opscraft.db") as db:
         status = db.execute("SELECT status FROM executions WHERE id = ?", (execution_id,)).fetchone()[0]
     assert status in FINAL - {"success"}
+    instance = instance_id(make_settings(data_dir))
     left = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label=opscraft.execution={execution_id}"],
+        ["docker", "ps", "-aq", "--filter", f"label={LABEL_INSTANCE}={instance}"],
         capture_output=True,
         text=True,
+        check=True,
     )
-    assert left.stdout.strip() == ""
+    assert left.stdout.strip() == ""  # its container was killed and removed
 
 
 def test_no_display_is_one_line(tmp_path: Path) -> None:

@@ -83,10 +83,14 @@ def problem() -> str | None:
 
 def prepare_environment() -> None:
     """Environment the window process inherits: PySide6 for qtpy, and as root no Chromium sandbox.
+    Call before the window process (and multiprocessing's resource tracker) is started.
 
     Qt WebEngine (Chromium) refuses to start as root with its sandbox on; root has nothing left
     to sandbox the renderer from, so only then is it turned off (never for a normal user).
     """
     os.environ.setdefault("QT_API", "pyside6")
+    # NiceGUI ends native mode with os._exit(), so its window queues' semaphores are left for
+    # multiprocessing's resource tracker to remove, which it does, with a warning per exit.
+    os.environ.setdefault("PYTHONWARNINGS", "ignore:resource_tracker:UserWarning")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         os.environ["QTWEBENGINE_DISABLE_SANDBOX"] = "1"
