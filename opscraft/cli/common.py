@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from opscraft import lifecycle
 from opscraft.config import ConfigError, Settings, load_settings
 
 #: `add_parser` of the top-level subparsers (or of a command group's subparsers).
@@ -41,8 +42,6 @@ def database_error(settings: Settings, exc: Exception) -> str:
 def run_with_runtime(settings: Settings, body: Callable[[], Awaitable[None]]) -> None:
     """Start the runtime without the execution engine, await `body()`, stop; exits with one line
     when the database cannot be opened or the configuration is wrong."""
-
-    from opscraft import lifecycle
 
     async def _main() -> None:
         try:
