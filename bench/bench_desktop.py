@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 from tests.app_journey import wait_healthy
 from tests.conftest import ROOT, free_port
 from tests.desktop_session import launch_desktop, xvfb
@@ -48,7 +50,21 @@ def env_for(data_dir: Path, source: bool) -> dict[str, str]:
     }
 
 
-def serve_ready(command: list[str], source: bool) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by a process and all its descendants."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def serve_ready(command: list[str], source: bool) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) from launch until /api/v1/health answers."""
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
         start = time.monotonic()
@@ -61,14 +77,15 @@ def serve_ready(command: list[str], source: bool) -> float:
         )
         try:
             wait_healthy(f"http://127.0.0.1:{port}", time.monotonic() + 180, process)
-            return time.monotonic() - start
+            return time.monotonic() - start, cpu_seconds(process.pid)
         finally:
             process.terminate()
             process.wait(timeout=60)
 
 
-def window_ready(command: list[str], source: bool, display: str) -> tuple[float, float]:
-    """(seconds until the window is mapped, seconds until it shows the signed-in dashboard)."""
+def window_ready(command: list[str], source: bool, display: str) -> tuple[float, float, float]:
+    """(seconds until the window is mapped, until it shows the signed-in dashboard, CPU seconds
+    of the whole process tree by then)."""
     with tempfile.TemporaryDirectory() as tmp:
         app = launch_desktop(
             [*command, "desktop"],
@@ -78,15 +95,18 @@ def window_ready(command: list[str], source: bool, display: str) -> tuple[float,
             ROOT if source else Path(tmp),
         )
         try:
-            return app.started_in, app.ready_in
+            return app.started_in, app.ready_in, cpu_seconds(app.process.pid)
         finally:
             app.close()
             app.kill()
 
 
-def report(label: str, values: list[float]) -> None:
+def report(label: str, values: list[float], cpu: list[float] | None = None) -> None:
     shown = " / ".join(f"{v:.2f}" for v in values)
-    print(f"{label:<44} median {statistics.median(values):6.2f} s   ({shown})", flush=True)
+    line = f"{label:<42} median {statistics.median(values):6.2f} s ({shown})"
+    if cpu:
+        line += f"   CPU {statistics.median(cpu):5.2f} s"
+    print(line, flush=True)
 
 
 def main() -> None:
@@ -104,24 +124,22 @@ def main() -> None:
         print(f"archive: {archive[-1].stat().st_size / 2**20:.0f} MiB ({archive[-1].name})")
     print(f"load average before: {os.getloadavg()}", flush=True)
 
-    cold = drop_caches()
-    report(
-        f"binary serve, {'cold (page cache dropped)' if cold else 'first start'}",
-        [serve_ready([str(binary)], False)],
-    )
-    report("binary serve, warm", [serve_ready([str(binary)], False) for _ in range(args.runs)])
-    report("baseline: source serve, warm", [serve_ready(source, True) for _ in range(args.runs)])
+    cold = "cold (page cache dropped)" if drop_caches() else "first start"
+    first = serve_ready([str(binary)], False)
+    report(f"binary serve, {cold}: health", [first[0]], [first[1]])
+    for label, command, is_source in (("binary", [str(binary)], False), ("baseline: source", source, True)):
+        runs = [serve_ready(command, is_source) for _ in range(args.runs)]
+        report(f"{label} serve, warm: health", [r[0] for r in runs], [r[1] for r in runs])
     with xvfb() as display:
         for label, command, is_source in (("binary", [str(binary)], False), ("source", source, True)):
             if not is_source:
-                cold = drop_caches()
-                mapped, ready = window_ready(command, is_source, display)
-                kind = "cold" if cold else "first"
-                report(f"{label} desktop, {kind}: window mapped", [mapped])
-                report(f"{label} desktop, {kind}: dashboard shown", [ready])
+                cold = "cold" if drop_caches() else "first"
+                mapped, ready, cpu = window_ready(command, is_source, display)
+                report(f"{label} desktop, {cold}: window mapped", [mapped])
+                report(f"{label} desktop, {cold}: dashboard shown", [ready], [cpu])
             runs = [window_ready(command, is_source, display) for _ in range(args.runs)]
             report(f"{label} desktop, warm: window mapped", [r[0] for r in runs])
-            report(f"{label} desktop, warm: dashboard shown", [r[1] for r in runs])
+            report(f"{label} desktop, warm: dashboard shown", [r[1] for r in runs], [r[2] for r in runs])
     print(f"load average after: {os.getloadavg()}")
 
 

@@ -199,10 +199,10 @@ def launch_desktop(
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(command, env=environ, cwd=cwd, stdout=log_file, stderr=subprocess.STDOUT)
     try:
-        window = find_window(display, "OpsCraft", time.monotonic() + 90, process)
+        window = find_window(display, "OpsCraft", time.monotonic() + 180, process)
         started_in = time.monotonic() - start
         page = WindowPage(devtools)
-        page.wait_for_text("Welcome, Desktop (local administrator)", timeout=90)
+        page.wait_for_text("Welcome, Desktop (local administrator)", timeout=120)
         ready_in = time.monotonic() - start
         origin = page.evaluate("window.location.origin")
     except Exception as exc:
