@@ -35,9 +35,15 @@ class RedactTokens(logging.Filter):
         return True
 
 
+def use_data_dir(settings: Settings) -> None:
+    """Keep NiceGUI's session storage in the data directory; must run before nicegui is imported
+    (it reads NICEGUI_STORAGE_PATH once, at import, and else writes `.nicegui/` in the cwd)."""
+    os.environ.setdefault("NICEGUI_STORAGE_PATH", str(settings.data_dir / "ui-storage"))
+
+
 def configure(settings: Settings) -> None:
     """Register API, pages and lifecycle hooks on NiceGUI's app (call once, before `ui.run`)."""
-    os.environ.setdefault("NICEGUI_STORAGE_PATH", str(settings.data_dir / "ui-storage"))
+    use_data_dir(settings)
     from nicegui import app
 
     from opscraft.api import install_api
@@ -57,7 +63,16 @@ def configure(settings: Settings) -> None:
     app.on_shutdown(lifecycle.stop)
 
 
-def serve(settings: Settings, host: str, port: int, *, native: bool = False) -> None:
+def serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    native: bool = False,
+    window_size: tuple[int, int] | None = None,
+) -> None:
+    """Run the app until stopped; `native=True` shows it in a pywebview window of `window_size`
+    pixels (set up by opscraft.desktop.launch) instead of serving browsers."""
     configure(settings)
     from nicegui import ui
 
@@ -70,7 +85,7 @@ def serve(settings: Settings, host: str, port: int, *, native: bool = False) -> 
         reload=False,
         show=False,
         native=native,
-        window_size=(1280, 820) if native else None,
+        window_size=window_size if native else None,
         storage_secret=storage_secret(settings),
         uvicorn_logging_level=settings.log_level.lower(),
         show_welcome_message=False,

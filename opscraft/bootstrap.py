@@ -1,12 +1,14 @@
 """Self-setup for a source checkout: create `.venv` and install OpsCraft into it (stdlib only).
 
 `python3 -m opscraft ...` calls `ensure_venv()` and re-runs itself inside the venv, so one
-command works on a fresh machine. `python3 -m opscraft.bootstrap test` installs the test extras.
+command works on a fresh machine; `python3 -m opscraft desktop` also installs the `desktop`
+extra (pywebview with Qt WebEngine). `python3 -m opscraft.bootstrap test` installs the test extras.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +24,23 @@ def in_checkout() -> bool:
 
 def in_venv() -> bool:
     return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+def has_display() -> bool:
+    """True in a desktop session: a graphical display is set (X11/Wayland) or the OS always has one."""
+    if sys.platform.startswith(("win", "darwin")):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def with_default_command(argv: list[str]) -> list[str]:
+    """`opscraft` without arguments in a desktop session opens the desktop window."""
+    return ["desktop"] if not argv and has_display() else argv
+
+
+def extras_for(argv: list[str]) -> str:
+    """The optional dependencies a command line needs: the GUI toolkit for `desktop`."""
+    return "desktop" if with_default_command(argv)[:1] == ["desktop"] else ""
 
 
 def _stamp(extras: str) -> str:
@@ -48,8 +67,11 @@ def ensure_venv(extras: str = "") -> Path:
     target = f"{ROOT}[{extras}]" if extras else str(ROOT)
     print(f"opscraft: installing dependencies ({extras or 'runtime'}) ...", file=sys.stderr)
     pip = [str(VENV_PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "-e", target], check=True)
+    try:
+        subprocess.run([*pip, "--upgrade", "pip"], check=True)
+        subprocess.run([*pip, "-e", target], check=True)
+    except subprocess.CalledProcessError:
+        sys.exit(f"opscraft: installing the {extras or 'runtime'} dependencies into .venv failed (see above)")
     previous = stamp_file.read_text().split() if stamp_file.exists() else []
     stamp_file.write_text(
         " ".join([*(s for s in previous if s.split(":")[0] == wanted.split(":")[0]), wanted])

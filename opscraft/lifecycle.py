@@ -32,16 +32,14 @@ async def start(
     migrate: bool = True,
     worker: bool | None = None,
     dispatch: bool | None = None,
-    engine: bool | None = None,
 ) -> runtime.Runtime:
     """Build the runtime, bring the schema up to date and install it as `runtime.current()`.
 
     `worker=False` (one-shot CLI commands) starts no execution worker in this process: runs are
     still enqueued (for workers elsewhere) and followed through the execution client. `dispatch`
-    (default: same as `worker`) delivers run events from this process. `engine` is the former
-    name of `worker`, kept for callers not yet renamed.
+    (default: same as `worker`) delivers run events from this process.
     """
-    run_worker = worker if worker is not None else engine if engine is not None else True
+    run_worker = True if worker is None else worker
     dispatching = run_worker if dispatch is None else dispatch
     rt = runtime.build(settings)
     if migrate:

@@ -315,3 +315,15 @@ def patient_linters(monkeypatch: pytest.MonkeyPatch) -> None:
     from opscraft.services import linters
 
     monkeypatch.setattr(linters, "TIMEOUT_SECONDS", 120.0)
+
+
+@pytest.fixture(scope="module")
+def display() -> Iterator[str]:
+    """A virtual X display (Xvfb) for the module's desktop windows; a failure when CI=true and the
+    X11 test tools are missing (tests/run installs them)."""
+    from tests.desktop_session import missing_tools, xvfb
+
+    missing = missing_tools()
+    require_service(not missing, f"X11 test tools {missing} (Debian: xvfb xdotool x11-utils imagemagick)")
+    with xvfb() as name:
+        yield name

@@ -116,3 +116,19 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("opscraft: cannot open the PostgreSQL database: ")
         assert "secret-pw" not in result.stderr
+
+
+def test_no_command_without_a_display_prints_the_usage(tmp_path: Path) -> None:
+    # With a display, no command means the desktop window (tests/test_binary.py starts it that way).
+    env = {k: v for k, v in os.environ.items() if k not in {"DISPLAY", "WAYLAND_DISPLAY"}}
+    result = subprocess.run(
+        [sys.executable, "-m", "opscraft"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        env={**env, "OPSCRAFT_NO_BOOTSTRAP": "1", "OPSCRAFT_DATA_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 2
+    assert "the following arguments are required: command" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -43,7 +43,7 @@ def opscraft(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProc
 
 async def seed(data_dir: Path, **env: str) -> None:
     """Two secrets in a fresh data directory, created through the service."""
-    await lifecycle.start(make_settings(data_dir, **env), engine=False)
+    await lifecycle.start(make_settings(data_dir, **env), worker=False)
     try:
         async with runtime.current().db.session() as session:
             admin = await users.bootstrap(
@@ -58,7 +58,7 @@ async def seed(data_dir: Path, **env: str) -> None:
 
 async def readable_with(data_dir: Path, **env: str) -> dict[str, str]:
     """Start with `env` (ConfigError if the key does not fit) and decrypt every secret."""
-    rt = await lifecycle.start(make_settings(data_dir, **env), engine=False)
+    rt = await lifecycle.start(make_settings(data_dir, **env), worker=False)
     try:
         async with rt.db.session() as session:
             admin = (await session.exec(select(User).where(col(User.username) == "admin"))).one()

@@ -1,7 +1,8 @@
 """The `opscraft` command line: one module per command group, each with `register(add_parser)`.
 
-`serve` (web app and API), `desktop` (native window), `user create`, `db upgrade` and `secrets ...`;
-a new group is a module here with a `register` function, listed in `GROUPS`.
+`serve` (web app and API), `desktop` (native window, the default without arguments in a desktop
+session), `user create`, `db upgrade` and `secrets ...`; a new group (e.g. `worker`) is a module
+here with a `register` function, listed in `GROUPS`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import logging
 import sys
 
-from opscraft import __version__
+from opscraft import __version__, bootstrap
 from opscraft.cli import db, desktop, secrets, serve, users
 from opscraft.cli.common import settings_for
 from opscraft.config import ConfigError
@@ -32,8 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `opscraft` console script; exits with one line on a configuration error."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the `opscraft` console script (and of the packaged binary): without arguments
+    in a desktop session it opens the desktop window. Exits with one line on a configuration error."""
+    args = build_parser().parse_args(bootstrap.with_default_command(sys.argv[1:] if argv is None else argv))
     try:
         settings = settings_for(args)
     except ConfigError as exc:

@@ -40,12 +40,12 @@ def database_error(settings: Settings, exc: Exception) -> str:
 
 
 def run_with_runtime(settings: Settings, body: Callable[[], Awaitable[None]]) -> None:
-    """Start the runtime without the execution engine, await `body()`, stop; exits with one line
+    """Start the runtime without a worker (it would recover and run jobs of a running server), await `body()`, stop; exits with one line
     when the database cannot be opened or the configuration is wrong."""
 
     async def _main() -> None:
         try:
-            await lifecycle.start(settings, engine=False)
+            await lifecycle.start(settings, worker=False)
         except (OSError, SQLAlchemyError) as exc:
             sys.exit(database_error(settings, exc))
         except ConfigError as exc:

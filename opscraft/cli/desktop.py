@@ -1,27 +1,38 @@
-"""`opscraft desktop`: the app in a native window for one operator."""
+"""`opscraft desktop`: the app in a native window for one operator (docs/desktop.md)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from opscraft.cli.common import Factory, check_database, with_data_dir
+from opscraft.cli.common import Factory, run_with_runtime, with_data_dir
 from opscraft.config import Settings
 
 
 def cmd_desktop(args: argparse.Namespace, settings: Settings) -> None:
-    from opscraft.app import serve
+    from opscraft import runtime
+    from opscraft.desktop import launch, toolkit
+    from opscraft.services import desktop
+    from opscraft.services.errors import ServiceError
 
-    try:
-        import webview  # noqa: F401
-    except ImportError:
-        sys.exit("opscraft: the desktop window needs pywebview: pip install 'opscraft[desktop]'")
-    check_database(settings)
-    serve(settings, "127.0.0.1", args.port, native=True)
+    problem = toolkit.problem()
+    if problem:
+        sys.exit(problem)
+    toolkit.prepare_environment()
+
+    async def ensure_local_admin() -> None:  # before the port opens: no stranger can claim /setup
+        async with runtime.current().db.session() as session:
+            try:
+                await desktop.local_admin(session)
+            except ServiceError as exc:
+                sys.exit(f"opscraft: {exc.message}")
+
+    run_with_runtime(settings, ensure_local_admin)
+    launch.open_window(settings, args.port)
 
 
 def register(sub: Factory) -> None:
     """Add `desktop` to the CLI's subparsers (`sub` is their `add_parser`)."""
     desktop = with_data_dir(sub("desktop", help="run in a native desktop window (pywebview)"))
-    desktop.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    desktop.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default: a free one)")
     desktop.set_defaults(func=cmd_desktop)

@@ -133,10 +133,10 @@ async def create(session: AsyncSession, actor: Actor, data: UserCreate) -> User:
     return user
 
 
-async def bootstrap(session: AsyncSession, data: UserCreate) -> User:
-    """Create a user from the command line (no actor): used for headless set-up."""
+async def bootstrap(session: AsyncSession, data: UserCreate, *, actor_name: str = "cli") -> User:
+    """Create a user without an actor (the CLI, the desktop launch): used for local set-up."""
     user = await _insert(session, data)
-    audit.record(session, Actor(None), "user.create", "user", user.id, actor_name="cli", role=user.role)
+    audit.record(session, Actor(None), "user.create", "user", user.id, actor_name=actor_name, role=user.role)
     await session.commit()
     return user
 

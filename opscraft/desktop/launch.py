@@ -1,0 +1,70 @@
+"""Open the native window around the NiceGUI server: one-time sign-in URL, free loopback port,
+title, icon, remembered size; closing the window stops the server (runs: grace, then kill)."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from opscraft.config import Settings
+from opscraft.desktop import sign_in, toolkit, window_state
+from opscraft.security.one_time import OneTimeSecret
+
+log = logging.getLogger(__name__)
+
+TITLE = "OpsCraft"
+ICON = Path(__file__).resolve().parent.parent / "assets" / "icon.png"
+NEVER_SHOWN = "opscraft: the desktop window could not open (the GUI toolkit's messages are above)"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the kernel's choice)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def open_window(settings: Settings, port: int | None = None) -> None:
+    """Serve on 127.0.0.1 and show the window until it is closed; the process then exits.
+
+    Closing the window runs the server's shutdown (runs get the grace period, then are killed;
+    NiceGUI allows it 30 s) and exits 0. When the window process ends without ever showing its
+    window (the toolkit failed; its own messages are above), it exits 1 after one line saying so.
+    """
+    from opscraft.app import serve, use_data_dir
+
+    use_data_dir(settings)
+    from nicegui import app
+
+    port = port or free_port()
+    secret = OneTimeSecret()
+    sign_in.install(secret)
+    shown: list[bool] = []
+
+    def remember_size(event: Any) -> None:
+        try:
+            window_state.save(settings.data_dir, event.args["width"], event.args["height"])
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            log.warning("could not remember the window size: %s", exc)
+
+    # The URL reaches the window process through multiprocessing's pipe, never its arguments.
+    app.native.window_args["url"] = f"http://127.0.0.1:{port}{sign_in.PATH}?token={secret.issue()}"
+    app.native.window_args["min_size"] = window_state.MIN_SIZE
+    app.native.start_args.update(gui=toolkit.GUI, icon=str(ICON))
+    app.native.on("shown", lambda _event: shown.append(True))
+    # NiceGUI ends native mode with os._exit(0) after the shutdown hooks and atexit handlers.
+    atexit.register(_exit_if_never_shown, shown)
+    app.native.on("resized", remember_size)
+    serve(settings, "127.0.0.1", port, native=True, window_size=window_state.load(settings.data_dir))
+
+
+def _exit_if_never_shown(shown: list[bool]) -> None:
+    if not shown:
+        sys.stderr.write(f"{NEVER_SHOWN}\n")
+        sys.stderr.flush()
+        os._exit(1)

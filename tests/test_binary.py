@@ -1,0 +1,180 @@
+"""The packaged binary (packaging/build.sh, PyInstaller), run the way someone with only the
+binary runs it: PATH=/usr/bin:/bin, no venv, no PYTHONPATH, a fresh HOME, outside the checkout.
+
+The session builds it once (a few minutes) unless dist/ already holds a build of the same
+sources; OPSCRAFT_TEST_BINARY=/path/to/opscraft tests a given build instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from opscraft import __version__
+from tests.app_journey import ADMIN, log_in, output, start_script, wait_execution, wait_healthy
+from tests.conftest import ARTIFACTS, ROOT, free_port, require_service
+from tests.desktop_session import assert_not_blank, launch_desktop
+
+pytestmark = pytest.mark.binary
+RUNNER_IMAGE = "opscraft-test/runner:1"  # Debian minbase with bash (tests/images/build.sh)
+BUILT = ROOT / "dist" / "opscraft" / "opscraft"
+STAMP = ROOT / "dist" / ".opscraft-sources"
+SOURCES = ("opscraft", "packaging", "pyproject.toml")
+
+
+def _sources_digest() -> str:
+    digest = hashlib.sha256()
+    for top in SOURCES:
+        path = ROOT / top
+        files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        for file in files if path.is_dir() else [path]:
+            digest.update(str(file.relative_to(ROOT)).encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="session")
+def binary() -> Path:
+    """The binary under test, built from this checkout when dist/ has no build of these sources."""
+    if os.environ.get("OPSCRAFT_TEST_BINARY"):
+        return Path(os.environ["OPSCRAFT_TEST_BINARY"])
+    digest = _sources_digest()
+    if BUILT.exists() and STAMP.exists() and STAMP.read_text() == digest:
+        return BUILT
+    require_service(
+        importlib.util.find_spec("PyInstaller") is not None
+        and importlib.util.find_spec("PySide6") is not None,
+        "PyInstaller and the desktop toolkit (the `packaging` and `desktop` extras)",
+    )
+    STAMP.unlink(missing_ok=True)
+    build = subprocess.run(
+        ["bash", "packaging/build.sh"],
+        cwd=ROOT,
+        env={**os.environ, "OPSCRAFT_PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    assert build.returncode == 0, build.stdout[-5000:] + build.stderr[-5000:]
+    STAMP.write_text(digest)
+    return BUILT
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    """Only what a user's session would have: no venv, no Python paths, no test variables."""
+    home.mkdir(parents=True, exist_ok=True)
+    return {"PATH": "/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8", **extra}
+
+
+def run(
+    binary: Path, home: Path, *args: str, stdin: str = "", **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(binary), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        cwd=home,
+        env=clean_env(home, **env),
+        timeout=300,
+    )
+
+
+def test_the_binary_offers_the_cli(binary: Path, tmp_path: Path) -> None:
+    data = {"OPSCRAFT_DATA_DIR": str(tmp_path / "data")}
+    version = run(binary, tmp_path, "--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"opscraft {__version__}", version.stderr
+    helped = run(binary, tmp_path, "--help")
+    for command in ("serve", "desktop", "user", "db", "secrets"):
+        assert command in helped.stdout
+    upgraded = run(binary, tmp_path, "db", "upgrade", **data)
+    assert upgraded.returncode == 0 and upgraded.stdout.startswith("database is at revision "), (
+        upgraded.stderr
+    )
+    created = run(
+        binary, tmp_path, "user", "create", "ops", "--role", "operator", stdin="Ops-Pass-1234\n", **data
+    )
+    assert created.returncode == 0 and "created operator 'ops'" in created.stdout, created.stderr
+    key = run(binary, tmp_path, "secrets", "generate-key")
+    assert key.returncode == 0 and len(key.stdout.strip()) == 44
+    # Without a display and without arguments there is no window to default to: usage, not a crash.
+    bare = run(binary, tmp_path)
+    assert bare.returncode == 2 and "required: command" in bare.stderr
+
+
+@pytest.mark.docker
+def test_serve_registers_an_admin_and_runs_a_script_in_docker(binary: Path, tmp_path: Path) -> None:
+    require_service(os.environ.get("OPSCRAFT_TEST_DOCKER") == "1", "Docker engine with the test images")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = clean_env(tmp_path, OPSCRAFT_DATA_DIR=str(tmp_path / "data"), OPSCRAFT_IMAGE_BASH=RUNNER_IMAGE)
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [str(binary), "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=log_file,
+            stderr=log_file,
+        )
+    try:
+        wait_healthy(url, time.monotonic() + 120, process)
+        maps = Path(f"/proc/{process.pid}/maps").read_text()
+        assert str(binary.parent / "_internal" / "libpython3") in maps  # its own Python, nothing else
+        assert ".venv" not in maps and "/usr/lib/python3" not in maps
+
+        registered = httpx.post(f"{url}/api/v1/auth/register", json=ADMIN, timeout=30)
+        assert registered.status_code == 201 and registered.json()["role"] == "admin", registered.text
+        headers = log_in(url, ADMIN["username"], ADMIN["password"])
+        execution_id = start_script(url, headers, 'echo "from-binary-$((6 * 7))"')
+        final = wait_execution(url, headers, execution_id, {"success", "failed", "error"}, timeout=180)
+        assert final["status"] == "success" and final["runner"] == "docker", final
+        assert "from-binary-42" in output(url, headers, execution_id)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    # uvicorn shuts down cleanly, then re-raises the SIGTERM it caught
+    assert process.returncode in (0, -signal.SIGTERM), log_path.read_text(errors="replace")
+    assert "Application shutdown complete" in log_path.read_text(errors="replace")
+
+
+@pytest.mark.desktop
+@pytest.mark.docker
+def test_desktop_from_the_binary_alone_runs_a_script_and_shows_its_output(
+    binary: Path, display: str, tmp_path: Path
+) -> None:
+    require_service(os.environ.get("OPSCRAFT_TEST_DOCKER") == "1", "Docker engine with the test images")
+    data = {"OPSCRAFT_DATA_DIR": str(tmp_path / "data"), "OPSCRAFT_IMAGE_BASH": RUNNER_IMAGE}
+    created = run(
+        binary, tmp_path, "user", "create", "ops", "--role", "admin", stdin="Ops-Pass-1234\n", **data
+    )
+    assert created.returncode == 0, created.stderr
+    # No arguments: from a desktop session the binary opens the window.
+    app = launch_desktop(
+        [str(binary)], clean_env(tmp_path, **data), display, tmp_path / "desktop.log", tmp_path
+    )
+    try:
+        assert app.window.title() == "OpsCraft"
+        assert_not_blank(app.window.screenshot(ARTIFACTS / "binary_desktop.png"))
+        headers = log_in(app.url, "ops", "Ops-Pass-1234")
+        execution_id = start_script(app.url, headers, 'echo "binary-window-$((6 * 7))"')
+        final = wait_execution(app.url, headers, execution_id, {"success", "failed", "error"}, timeout=180)
+        assert final["status"] == "success", final
+        app.page.go(f"/executions/{execution_id}")
+        app.page.wait_for_text("binary-window-42", selector=".xterm-rows")
+        assert_not_blank(app.window.screenshot(ARTIFACTS / "binary_desktop_execution.png"))
+        assert app.close() == 0
+    finally:
+        app.kill()

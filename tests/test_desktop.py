@@ -1,0 +1,213 @@
+"""`opscraft desktop` from the source checkout, as a real process on a virtual display (Xvfb):
+the window opens signed in as the local administrator, other clients still need a login, the
+size is remembered, closing the window stops the server and its runs; missing display or toolkit
+is one line. The packaged binary's desktop is tested in tests/test_binary.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from opscraft.execution.docker_runner import LABEL_WORKER
+from opscraft.execution.worker import worker_identity
+from tests.app_journey import FINAL, log_in, output, start_script, wait_execution
+from tests.conftest import ARTIFACTS, ROOT, make_settings, require_service
+from tests.desktop_session import DesktopProcess, assert_not_blank, launch_desktop
+
+pytestmark = pytest.mark.desktop
+RUNNER_IMAGE = "opscraft-test/runner:1"  # Debian minbase with bash (tests/images/build.sh)
+PASSWORD = "Ops-Pass-1234"
+NOT_INHERITED = {"PYTEST_CURRENT_TEST", "DISPLAY", "WAYLAND_DISPLAY"}
+
+
+def base_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"PYTEST_CURRENT_TEST", "DISPLAY", "WAYLAND_DISPLAY"}
+    }
+    return {
+        **env,
+        "OPSCRAFT_NO_BOOTSTRAP": "1",
+        "OPSCRAFT_DATA_DIR": str(data_dir),
+        "SECRET_KEY": "desktop-test-secret-" + "d" * 32,
+        "OPSCRAFT_RATE_LIMIT_AUTH": "1000",
+        "OPSCRAFT_RATE_LIMIT_API": "100000",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def toolkit(display: str) -> None:
+    """The source checkout's Python has the desktop extra (a failure when CI=true)."""
+    problem = subprocess.run(
+        [sys.executable, "-c", "from opscraft.desktop import toolkit; print(toolkit.problem() or '')"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DISPLAY": display},
+        cwd=ROOT,
+    ).stdout.strip()
+    require_service(not problem, f"the desktop toolkit ({problem})")
+
+
+def desktop(display: str, data_dir: Path, name: str, **env: str) -> DesktopProcess:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return launch_desktop(
+        [sys.executable, "-m", "opscraft", "desktop"],
+        base_env(data_dir, **env),
+        display,
+        data_dir / f"{name}.log",
+        ROOT,
+    )
+
+
+def test_window_opens_signed_in_and_remembers_its_size(display: str, toolkit: None, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    app = desktop(display, data_dir, "first")
+    try:
+        assert app.window.title() == "OpsCraft"
+        assert app.window.size() == (1280, 820)  # the default on a first launch
+        assert app.url.startswith("http://127.0.0.1:")
+        text = app.page.wait_for_text("Dashboard")
+        assert "Desktop (local administrator) · admin" in text
+        assert_not_blank(app.window.screenshot(ARTIFACTS / "desktop_window.png"))
+
+        # Everything but the window still needs a login.
+        assert httpx.get(f"{app.url}/api/v1/users").status_code == 401
+        guess = httpx.get(f"{app.url}/desktop/sign-in", params={"token": "x" * 43})
+        assert guess.status_code == 303 and guess.headers["location"] == "/login"
+        assert httpx.get(f"{app.url}/").headers.get("location") == "/login"
+        assert "token=***" in app.log() and "x" * 43 not in app.log()
+
+        app.window.resize(1000, 700)
+        deadline = time.monotonic() + 30
+        saved = data_dir / "desktop-window.json"
+        while time.monotonic() < deadline and not (
+            saved.exists() and json.loads(saved.read_text()) == {"width": 1000, "height": 700}
+        ):
+            time.sleep(0.2)
+        assert json.loads(saved.read_text()) == {"width": 1000, "height": 700}
+        assert app.close() == 0
+    finally:
+        app.kill()
+    assert not (ROOT / ".nicegui").exists()  # session storage lives in the data directory
+
+    again = desktop(display, data_dir, "second")  # a new launch, a new one-time secret
+    try:
+        assert again.window.size() == (1000, 700)
+        assert again.close() == 0
+    finally:
+        again.kill()
+    with sqlite3.connect(data_dir / "opscraft.db") as db:
+        logins = db.execute(
+            "SELECT count(*) FROM audit_events WHERE action = 'auth.login' AND details LIKE '%desktop%'"
+        ).fetchone()[0]
+        admins = db.execute("SELECT username, role FROM users").fetchall()
+    assert logins == 2 and admins == [("desktop", "admin")]
+
+
+@pytest.mark.docker
+def test_closing_the_window_stops_its_runs(display: str, toolkit: None, tmp_path: Path) -> None:
+    require_service(os.environ.get("OPSCRAFT_TEST_DOCKER") == "1", "Docker engine with the test images")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    created = subprocess.run(
+        [sys.executable, "-m", "opscraft", "user", "create", "ops", "--role", "admin"],
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        env=base_env(data_dir),
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert created.returncode == 0, created.stderr
+    app = desktop(
+        display,
+        data_dir,
+        "runs",
+        OPSCRAFT_IMAGE_BASH=RUNNER_IMAGE,
+        OPSCRAFT_SHUTDOWN_GRACE_SECONDS="1",
+    )
+    try:
+        headers = log_in(app.url, "ops", PASSWORD)
+        execution_id = start_script(app.url, headers, 'echo "window-run-$((6 * 7))"; sleep 300')
+        wait_execution(app.url, headers, execution_id, {"running"}, timeout=120)
+        deadline = time.monotonic() + 60
+        while "window-run-42" not in output(app.url, headers, execution_id) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        app.page.go(f"/executions/{execution_id}")
+        app.page.wait_for_text("window-run-42", selector=".xterm-rows")  # in the window's terminal
+        app.window.screenshot(ARTIFACTS / "desktop_execution.png")
+        assert app.close() == 0
+    finally:
+        app.kill()
+    with sqlite3.connect(data_dir / "opscraft.db") as db:
+        status = db.execute("SELECT status FROM executions WHERE id = ?", (execution_id,)).fetchone()[0]
+    assert status in FINAL - {"success"}
+    instance = worker_identity(make_settings(data_dir))
+    left = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label={LABEL_WORKER}={instance}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert left.stdout.strip() == ""  # its container was killed and removed
+
+
+def test_no_display_is_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "opscraft", "desktop"],
+        capture_output=True,
+        text=True,
+        env=base_env(tmp_path),
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "opscraft: no display for the desktop window (DISPLAY and WAYLAND_DISPLAY are unset): "
+        "start it from a desktop session, or run `opscraft serve` and use a browser"
+    ]
+
+
+def test_missing_toolkit_is_one_line(tmp_path: Path) -> None:
+    # Stand-in for a machine without Qt: a PySide6 package that cannot be imported shadows the real one.
+    fake = tmp_path / "site" / "PySide6"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('no Qt here')\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "opscraft", "desktop"],
+        capture_output=True,
+        text=True,
+        env=base_env(tmp_path / "data", DISPLAY=":99", PYTHONPATH=str(tmp_path / "site")),
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "opscraft: the desktop window needs pywebview and Qt WebEngine (PySide6.QtWebEngineWidgets): "
+        "pip install 'opscraft[desktop]' (from a clone, `python3 -m opscraft desktop` installs it into .venv)"
+    ]
+    assert not (tmp_path / "data" / "opscraft.db").exists()  # it stopped before starting anything
+
+
+def test_a_toolkit_that_fails_to_start_ends_the_launch(display: str, toolkit: None, tmp_path: Path) -> None:
+    # Qt itself fails in the window process: no such platform plugin.
+    result = subprocess.run(
+        [sys.executable, "-m", "opscraft", "desktop"],
+        capture_output=True,
+        text=True,
+        env=base_env(tmp_path, DISPLAY=display, QT_QPA_PLATFORM="no-such-platform"),
+        cwd=ROOT,
+        timeout=180,
+    )
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1] == "opscraft: the desktop window could not open (the GUI toolkit's messages are above)"
+    assert "Traceback" not in result.stderr
