@@ -40,8 +40,9 @@ def database_error(settings: Settings, exc: Exception) -> str:
 
 
 def run_with_runtime(settings: Settings, body: Callable[[], Awaitable[None]]) -> None:
-    """Start the runtime without a worker (it would recover and run jobs of a running server), await `body()`, stop; exits with one line
-    when the database cannot be opened or the configuration is wrong."""
+    """Start the runtime without a worker (it would recover and run the jobs of a server running
+    at the same time), await `body()`, stop; exits with one line when the database cannot be
+    opened or the configuration is wrong."""
 
     async def _main() -> None:
         try:
