@@ -16,7 +16,11 @@ from pydantic import ValidationError
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.services.permissions import Permission, can
-from opscraft.ui import session
+from opscraft.ui import drafts, session
+
+# How long the server keeps a page whose browser lost its connection (laptop lid, flaky VPN)
+# before dropping it; a browser that comes back within it carries on where it was.
+RECONNECT_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,9 @@ def protected_page(path: str, permission: Permission | None = None, title: str =
         page.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         page.__name__ = func.__name__
         page.__doc__ = func.__doc__
-        ui.page(path, title=f"{title} · OpsCraft" if title else "OpsCraft")(page)
+        ui.page(
+            path, title=f"{title} · OpsCraft" if title else "OpsCraft", reconnect_timeout=RECONNECT_SECONDS
+        )(page)
         return func
 
     return decorator
@@ -156,6 +162,7 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
                     ui.menu_item("Profile", lambda: ui.navigate.to("/profile"))
                     ui.menu_item("Log out", lambda: ui.navigate.to("/logout")).props('data-testid="logout"')
     ui.add_css(NAV_CSS)
+    drafts.install()
     here = context.client.request.url.path if context.client.request else "/"
     with ui.left_drawer(value=True, bordered=True).props("width=220") as drawer:
         with ui.column().classes("w-full gap-1 p-2"):
