@@ -21,7 +21,7 @@ from opscraft.ui.execution_widgets import (
     runs_table,
 )
 from opscraft.ui.layout import frame, guard, notify_error, protected_page
-from opscraft.ui.widgets import call
+from opscraft.ui.widgets import call, live_timer
 
 REFRESH_SECONDS = 5.0
 # Quasar colour names used by the badges, as chart/hex colours.
@@ -163,7 +163,7 @@ class Dashboard:
             ui.label("Recent executions").classes("text-subtitle1 font-medium")
             ui.link("Full history", "/executions").classes("text-sm")
         self.recent(stats)
-        ui.timer(REFRESH_SECONDS, self.refresh)
+        live_timer(REFRESH_SECONDS, self.refresh)
 
     async def refresh(self) -> None:
         actor = await guard()

@@ -22,7 +22,7 @@ from opscraft.ui import session
 from opscraft.ui.execution_widgets import banner, elapsed, format_duration, status_badge
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.terminal import SCROLLBACK_LINES, LiveTerminal
-from opscraft.ui.widgets import call
+from opscraft.ui.widgets import call, live_timer
 
 SESSION_RECHECK_SECONDS = 15.0
 ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
@@ -214,7 +214,7 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
                 notify_ok(f"Copied {copied:,} characters")
 
         copy.on_click(copy_output)
-        ui.timer(1.0, view.tick)
+        live_timer(1.0, view.tick)
     client = ui.context.client
     task = background_tasks.create(_follow(client, view, terminal), name=f"follow-execution-{execution_id}")
     client.on_delete(task.cancel)
@@ -224,7 +224,7 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
         if await guard(Permission.view_scripts) is None:
             task.cancel()
 
-    ui.timer(SESSION_RECHECK_SECONDS, recheck)
+    live_timer(SESSION_RECHECK_SECONDS, recheck)
 
 
 @app.get("/executions/{execution_id}/output.log", include_in_schema=False)

@@ -22,7 +22,7 @@ from opscraft.services.script_checks import Finding, SyntaxProblem
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page
 from opscraft.ui.script_widgets import LANGUAGES, editor, findings_list, findings_of, mark_lines, risk_dialog
-from opscraft.ui.widgets import call
+from opscraft.ui.widgets import call, live_timer
 
 CHECK_INTERVAL_SECONDS = 1.0
 STARTER = {
@@ -183,7 +183,7 @@ class ScriptForm:
         ):
             self.draft.field(name, element)
         ui.timer(0, self.draft.restore, once=True)
-        ui.timer(CHECK_INTERVAL_SECONDS, self._tick)
+        live_timer(CHECK_INTERVAL_SECONDS, self._tick)
 
     def _main_fields(self) -> None:
         s = self.script

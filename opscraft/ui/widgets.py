@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from nicegui import ui
+from nicegui import context, ui
 
 from opscraft import runtime
 
@@ -17,6 +18,25 @@ async def call(func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> 
     """Run one service function in a fresh database session: `await call(scripts.get, actor, id)`."""
     async with runtime.current().db.session() as session:
         return await func(session, *args, **kwargs)
+
+
+def live_timer(interval: float, callback: Callable[[], Any]) -> ui.timer:
+    """`ui.timer` that skips its ticks while the browser is disconnected.
+
+    A page whose connection dropped is kept for the reconnect window (minutes, see
+    `layout.RECONNECT_SECONDS`), and so is every page the browser navigated away from: their
+    refreshes would load the database for nobody. `interval` is in seconds.
+    """
+    client = context.client
+
+    async def tick() -> None:
+        if not client.has_socket_connection:
+            return
+        result = callback()
+        if inspect.isawaitable(result):
+            await result
+
+    return ui.timer(interval, tick)
 
 
 def format_time(value: datetime | None, empty: str = "never") -> str:
