@@ -116,3 +116,34 @@ def timed_goto(page: Any, url: str) -> float:
     start = time.monotonic()
     page.goto(url, wait_until="load")
     return time.monotonic() - start
+
+
+RUN_IMAGE = "opscraft-test/runner:1"
+# Runs go to Docker with the locally built test image when the engine answers, else to the local runner.
+RUN_ENV = {
+    "OPSCRAFT_LOCAL_RUNNER": "1",
+    **{f"OPSCRAFT_IMAGE_{kind}": RUN_IMAGE for kind in ("BASH", "PYTHON", "ANSIBLE", "TERRAFORM")},
+}
+
+
+def start_run(server: LiveServer, headers: dict[str, str], script_id: int, **parameters: Any) -> int:
+    body = {"script_id": script_id, "parameters": parameters}
+    response = httpx.post(f"{server.url}/api/v1/executions", json=body, headers=headers)
+    assert response.status_code == 202, response.text
+    return int(response.json()["id"])
+
+
+def wait_run(
+    server: LiveServer, headers: dict[str, str], execution_id: int, timeout: float = 90
+) -> dict[str, Any]:
+    """Until the run has finished; returns the execution with its stdout joined as `output`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = httpx.get(f"{server.url}/api/v1/executions/{execution_id}", headers=headers).json()
+        if run["finished_at"] is not None:
+            break
+        assert time.monotonic() < deadline, run
+        time.sleep(0.3)
+    logs = httpx.get(f"{server.url}/api/v1/executions/{execution_id}/logs", headers=headers).json()
+    run["output"] = "".join(chunk["content"] for chunk in logs["items"] if chunk["stream"] == "stdout")
+    return dict(run)

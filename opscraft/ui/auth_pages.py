@@ -13,7 +13,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.ui import session
 from opscraft.ui.layout import run_action
-from opscraft.ui.widgets import password_hint, password_input, text_input
+from opscraft.ui.widgets import form, password_hint, password_input, text_input
 
 
 async def _no_users() -> bool:
@@ -40,16 +40,17 @@ async def setup_page() -> Response | None:
     if not await _no_users():
         return RedirectResponse("/login", status_code=303)
     with _card("Create the first administrator", "OpsCraft has no users yet: this account manages it."):
-        username = text_input("Username", "setup-username", autofocus=True)
-        email = text_input("Email", "setup-email")
-        full_name = text_input("Full name", "setup-fullname")
-        password = password_input("Password", "setup-password")
-        repeat = password_input("Repeat password", "setup-repeat")
-        password_hint(users.MIN_PASSWORD)
+        with form():
+            username = text_input("Username", "setup-username", autofocus=True)
+            email = text_input("Email", "setup-email")
+            full_name = text_input("Full name", "setup-fullname")
+            password = password_input("Password", "setup-password")
+            repeat = password_input("Repeat password", "setup-repeat")
+            password_hint(users.MIN_PASSWORD)
 
         async def create() -> None:
             if password.value != repeat.value:
-                ui.notify("The two passwords differ: type the same password twice.", type="negative")
+                repeat.error = "Differs from the password: type the same password twice"
                 return
 
             async def register() -> User:
@@ -62,7 +63,8 @@ async def setup_page() -> Response | None:
                 async with runtime.current().db.session() as s:
                     return await users.register(s, Actor(None, session.client_ip()), data)
 
-            user = await run_action(register)
+            fields = {"username": username, "email": email, "full_name": full_name, "password": password}
+            user = await run_action(register, fields=fields)
             if user is not None:
                 session.log_in(user)
                 ui.navigate.to("/")
@@ -92,8 +94,9 @@ async def login_page(next: str | None = None, notice: str | None = None) -> Resp
             ui.icon("error")
             error = ui.label().props('data-testid="login-error"')
         error_box.set_visibility(False)
-        username = text_input("Username", "login-username", autofocus=True)
-        password = password_input("Password", "login-password", autocomplete="current-password")
+        with form():
+            username = text_input("Username", "login-username", autofocus=True)
+            password = password_input("Password", "login-password", autocomplete="current-password")
 
         async def submit() -> None:
             name = (username.value or "").strip()

@@ -56,7 +56,10 @@ window.ocDrafts = window.ocDrafts || {
     const raw = sessionStorage.getItem(this.key(form));
     return raw ? JSON.parse(raw) : null;
   },
-  peek(form) { return sessionStorage.getItem(this.key(form)) !== null; },
+  peek(form) {
+    const raw = sessionStorage.getItem(this.key(form));
+    return raw !== null && Object.values(JSON.parse(raw)).some((v) => v !== "" && v !== false);
+  },
   clear(form) {
     this.armed[form] = false;
     sessionStorage.removeItem(this.key(form));

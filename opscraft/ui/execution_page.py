@@ -22,7 +22,7 @@ from opscraft.ui import session
 from opscraft.ui.execution_widgets import banner, elapsed, format_duration, status_badge
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.terminal import SCROLLBACK_LINES, LiveTerminal
-from opscraft.ui.widgets import call, live_timer
+from opscraft.ui.widgets import call, close_then, live_timer
 
 SESSION_RECHECK_SECONDS = 15.0
 ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
@@ -139,8 +139,7 @@ class ExecutionView:
                 ui.button("Keep running", on_click=dialog.close).props("flat no-caps")
 
                 async def confirmed() -> None:
-                    dialog.close()
-                    await self.cancel()
+                    await close_then(dialog, self.cancel)
 
                 ui.button("Cancel run", on_click=confirmed).props(
                     'unelevated no-caps color=negative data-testid="cancel-confirm"'

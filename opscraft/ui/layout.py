@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -57,11 +57,49 @@ def notify_ok(message: str) -> None:
     ui.notify(message, type="positive", position="top")
 
 
+def plain(message: str) -> str:
+    """A validator's message as a sentence for a person: no "Value error, " prefix, capitalised."""
+    text = str(message).removeprefix("Value error, ").strip()
+    return text[:1].upper() + text[1:]
+
+
 def validation_message(exc: ValidationError) -> str:
     """'field: what is wrong' for the first problem (never the submitted value)."""
     err = exc.errors()[0]
     field = ".".join(str(part) for part in err["loc"]) or "input"
     return f"{field}: {str(err['msg']).removeprefix('Value error, ')}"
+
+
+def _problems(exc: ValidationError | ServiceError) -> list[tuple[str, str]]:
+    """(field, message) pairs; the field is '' when the problem belongs to no field."""
+    if isinstance(exc, ValidationError):
+        return [(".".join(str(p) for p in err["loc"]), str(err["msg"])) for err in exc.errors()]
+    return [(str(d.get("field", "")), str(d.get("message", ""))) for d in exc.details if d.get("message")]
+
+
+def show_field_errors(fields: Mapping[str, Any], exc: ValidationError | ServiceError) -> bool:
+    """Put each problem under its field (in plain words); True when every problem found its field.
+
+    `fields` maps the service's field names (`username`, `parameters.count`...) to input elements;
+    an element's error goes away as soon as its value changes.
+    """
+    problems = _problems(exc)
+    placed = False
+    for field, message in problems:
+        for name in (field, field.rsplit(".", 1)[-1], field.split(".", 1)[-1]):
+            element = fields.get(name)
+            if element is not None:
+                element.error = plain(message)
+                placed = True
+                break
+        else:
+            return False
+    return placed
+
+
+def clear_field_errors(fields: Mapping[str, Any]) -> None:
+    for element in fields.values():
+        element.error = None
 
 
 async def guard(permission: Permission | None = None) -> Actor | None:
@@ -77,16 +115,26 @@ async def guard(permission: Permission | None = None) -> Actor | None:
     return actor
 
 
-async def run_action(action: Callable[[], Awaitable[Any]], success: str | None = None) -> Any:
-    """Run a service call from an event handler: invalid input and service errors become red
-    notifications. Returns the action's result, or None when it failed."""
+async def run_action(
+    action: Callable[[], Awaitable[Any]],
+    success: str | None = None,
+    fields: Mapping[str, Any] | None = None,
+) -> Any:
+    """Run a service call from an event handler. Returns the action's result, or None when it failed.
+
+    Problems with a field in `fields` (name -> input element) are shown under that field; the
+    rest (and every service error without a field) is a red notification."""
+    fields = fields or {}
+    clear_field_errors(fields)
     try:
         result = await action()
     except ValidationError as exc:
-        notify_error(validation_message(exc))
+        if not show_field_errors(fields, exc):
+            notify_error(validation_message(exc))
         return None
     except ServiceError as exc:
-        notify_error(exc.message)
+        if not show_field_errors(fields, exc):
+            notify_error(exc.message)
         return None
     if success:
         notify_ok(success)

@@ -19,7 +19,7 @@ from opscraft.services.scripts import RUN_SETTINGS
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.script_tabs import ACTIONS, ordered_tabs
 from opscraft.ui.script_widgets import LANGUAGES, editor, findings_of, risk_dialog, status_badge, type_badge
-from opscraft.ui.widgets import call, format_time
+from opscraft.ui.widgets import call, close_then, format_time
 
 VERSIONS_PAGE = 20
 VERSION_COLUMNS: list[dict[str, Any]] = [
@@ -163,8 +163,7 @@ class VersionsView:
             ).classes("text-grey-8")
 
             async def confirm() -> None:
-                dialog.close()
-                await self.rollback(number, False)
+                await close_then(dialog, lambda: self.rollback(number, False))
 
             with ui.row().classes("w-full justify-end gap-2"):
                 ui.button("Cancel", on_click=dialog.close).props("flat no-caps")

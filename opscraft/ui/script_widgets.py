@@ -9,6 +9,7 @@ from nicegui import ui
 
 from opscraft.services.errors import Invalid
 from opscraft.services.script_checks import Finding, SyntaxProblem
+from opscraft.ui.widgets import close_then
 
 T = TypeVar("T")
 
@@ -110,8 +111,7 @@ def risk_dialog(findings: list[Finding], on_confirm: Callable[[], Awaitable[None
         ).classes("text-grey-8")
 
         async def confirm() -> None:
-            dialog.close()
-            await on_confirm()
+            await close_then(dialog, on_confirm)
 
         with ui.row().classes("w-full justify-end gap-2"):
             ui.button("Go back", on_click=dialog.close).props('flat no-caps data-testid="risk-cancel"')
