@@ -33,6 +33,7 @@ async def start(settings: Settings, *, migrate: bool = True, engine: bool = True
     if engine:
         rt.extras[ENGINE_KEY] = Engine(settings)
         await asyncio.to_thread(rt.extras[ENGINE_KEY].start)
+    rt.extras[runtime.READY_KEY] = True
     log.info("OpsCraft started: database=%s", "sqlite" if settings.is_sqlite else "postgresql")
     return rt
 

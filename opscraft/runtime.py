@@ -39,6 +39,15 @@ def current() -> Runtime:
     return _current
 
 
+READY_KEY = "ready"
+
+
+def ready() -> bool:
+    """Whether start-up has finished: runtime installed and `lifecycle.start` done (its last step
+    sets `extras[READY_KEY]`). Requests before that get a 503 (`security.http.StartupGateMiddleware`)."""
+    return _current is not None and bool(_current.extras.get(READY_KEY))
+
+
 def build(settings: Settings) -> Runtime:
     """Create (but do not start) the runtime for `settings`."""
     from opscraft.security.ratelimit import make_rate_limiter
