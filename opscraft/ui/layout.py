@@ -184,8 +184,23 @@ def _request_path() -> str:
     return request.url.path + (f"?{request.url.query}" if request.url.query else "") if request else "/"
 
 
+EDITOR_THEMES = {False: "basicLight", True: "basicDark"}
+SKIP_LINK_CSS = """
+.oc-skip { position: absolute; left: -10000px; top: 0; z-index: 10000; padding: 8px 16px;
+           background: #fff; color: #0d47a1; font-weight: 600; border-radius: 0 0 6px 0; }
+.oc-skip:focus { left: 0; }
+"""
+
+
+def editor_theme() -> str:
+    """The CodeMirror theme matching the user's dark-mode choice (light when they made none)."""
+    return EDITOR_THEMES[bool(app.storage.user.get("dark"))]
+
+
 @contextmanager
 def frame(actor: Actor, title: str) -> Iterator[None]:
+    """The page frame: header, navigation drawer (closed by default below 1024 px), skip link, and
+    the main column with the page's title, into which the page writes."""
     user = actor.user
     assert user is not None
     dark = ui.dark_mode(app.storage.user.get("dark"))
@@ -193,36 +208,53 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
     def toggle_dark() -> None:
         dark.value = not dark.value
         app.storage.user["dark"] = dark.value
+        for element in context.client.elements.values():
+            if isinstance(element, ui.codemirror):
+                element.theme = EDITOR_THEMES[bool(dark.value)]
 
-    with ui.header(elevated=True).classes("items-center justify-between bg-primary"):
-        with ui.row().classes("items-center gap-2"):
-            ui.button(icon="menu", on_click=lambda: drawer.toggle()).props("flat round color=white")
+    ui.add_css(NAV_CSS + SKIP_LINK_CSS)
+    with ui.header(elevated=True).classes("items-center justify-between bg-primary no-wrap px-2 sm:px-4"):
+        ui.link("Skip to main content", "#oc-main").classes("oc-skip").props('data-testid="skip-link"')
+        with ui.row().classes("items-center gap-1 sm:gap-2 no-wrap"):
+            ui.button(icon="menu", on_click=lambda: drawer.toggle()).props(
+                'flat round color=white aria-label="Navigation menu" data-testid="nav-toggle"'
+            )
             ui.link("OpsCraft", "/").classes("text-xl font-bold text-white no-underline")
-        with ui.row().classes("items-center gap-2"):
+        with ui.row().classes("items-center gap-1 sm:gap-2 no-wrap"):
             ui.button(icon="dark_mode", on_click=toggle_dark).props(
-                'flat round color=white data-testid="dark-toggle"'
+                'flat round color=white aria-label="Toggle dark mode" data-testid="dark-toggle"'
             ).tooltip("Toggle dark mode")
-            with ui.button(icon="account_circle").props('flat color=white no-caps data-testid="user-menu"'):
-                ui.label(f"{user.full_name or user.username} · {user.role}").classes("ml-1").props(
-                    'data-testid="whoami"'
-                )
+            name = f"{user.full_name or user.username} · {user.role}"
+            with ui.button(icon="account_circle").props(
+                f'flat color=white no-caps aria-label="Account: {_attr(name)}" data-testid="user-menu"'
+            ):
+                ui.label(name).classes("ml-1 gt-xs ellipsis").props('data-testid="whoami"')
                 with ui.menu():
                     ui.menu_item("Profile", lambda: ui.navigate.to("/profile"))
                     ui.menu_item("Log out", lambda: ui.navigate.to("/logout")).props('data-testid="logout"')
-    ui.add_css(NAV_CSS)
     drafts.install()
     here = context.client.request.url.path if context.client.request else "/"
-    with ui.left_drawer(value=True, bordered=True).props("width=220") as drawer:
-        with ui.column().classes("w-full gap-1 p-2"):
+    # Closed at first, opened by Quasar itself on screens of 1024 px and more (`show-if-above`).
+    drawer = ui.left_drawer(value=False, bordered=True)
+    with drawer.props('show-if-above width=220 breakpoint=1024 aria-label="Navigation"'):
+        with ui.element("nav").classes("w-full column gap-1 p-2").props('aria-label="Main"'):
             for item in NAV:
                 if item.permission is not None and not can(user, item.permission):
                     continue
                 active = here == item.path or (item.path != "/" and here.startswith(item.path + "/"))
                 link = ui.link(target=item.path).classes("oc-nav" + (" oc-nav-active" if active else ""))
+                if active:
+                    link.props('aria-current="page"')
                 with link.props(f'data-testid="nav-{item.path.strip("/") or "home"}"'):
                     with ui.row().classes("items-center gap-3 px-3 py-2 no-wrap"):
-                        ui.icon(item.icon).classes("text-xl")
+                        ui.icon(item.icon).classes("text-xl").props('aria-hidden="true"')
                         ui.label(item.label).classes("text-body1")
-    with ui.column().classes("w-full max-w-7xl mx-auto p-4 gap-4"):
-        ui.label(title).classes("text-2xl font-semibold")
+    with ui.element("main").classes("w-full max-w-7xl mx-auto p-2 sm:p-4 column no-wrap gap-4"):
+        ui.element("span").props("id=oc-main tabindex=-1")
+        ui.label(title).classes("text-2xl font-semibold").props('role="heading" aria-level="1"')
         yield
+
+
+def _attr(text: str) -> str:
+    """`text` safe inside a double-quoted props value."""
+    return text.replace("\\", "").replace('"', "'")

@@ -20,7 +20,7 @@ from opscraft.services.parameters import ParamType
 from opscraft.services.permissions import Permission
 from opscraft.services.script_checks import Finding, SyntaxProblem
 from opscraft.ui.drafts import Draft
-from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page
+from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, show_field_errors
 from opscraft.ui.script_widgets import LANGUAGES, editor, findings_list, findings_of, mark_lines, risk_dialog
 from opscraft.ui.widgets import call, live_timer
 
@@ -39,7 +39,16 @@ UNLOAD_GUARD = """<script>
 window.addEventListener("beforeunload", (e) => {
   if (window.ocDirty) { e.preventDefault(); e.returnValue = ""; }
 });
+// Ctrl+S / Cmd+S saves (in the editor and in every field of the form), instead of saving the page.
+document.addEventListener("keydown", (e) => {
+  if ((e.ctrlKey || e.metaKey) && !e.altKey && e.key.toLowerCase() === "s") {
+    const save = document.querySelector('[data-testid="save-script"]');
+    if (save) { e.preventDefault(); save.click(); }
+  }
+}, true);
 </script>"""
+# The size counter turns orange from this share of the limit on.
+SIZE_WARNING_SHARE = 0.8
 
 
 class ParameterRows:
@@ -206,6 +215,12 @@ class ScriptForm:
         self.editor = editor(s.content if s else STARTER["bash"], LANGUAGES[self.script_type.value])
         self.editor.props('data-testid="script-editor"')
         self.editor.on_value_change(lambda: self._set_dirty(True))
+        with ui.row().classes("w-full justify-end"):
+            self.size = (
+                ui.label()
+                .classes("text-caption text-grey-7")
+                .props('data-testid="content-size" aria-live="polite"')
+            )
         self.checks = ui.column().classes("w-full gap-1").props('data-testid="checks"')
         ui.label("Parameters").classes("text-subtitle1 font-medium mt-2")
         self.parameters = ParameterRows(s.parameters if s else [], self.draft)
@@ -289,15 +304,39 @@ class ScriptForm:
         if current == self._checked:
             return
         self._checked = current
+        self._show_size(current[1])
         actor = await guard(Permission.edit_scripts)
         if actor is None:
             return
         try:
             problems, findings = await scripts.check(actor, ScriptType(current[0]), current[1])
         except ServiceError as exc:
-            notify_error(exc.message)
+            self._show_refusal(exc.message)
             return
         self._show_checks(problems, findings)
+
+    def _show_size(self, content: str) -> None:
+        """`12.3 KiB of 256 KiB`: grey, orange near the limit, red over it."""
+        limit = scripts.content_limit()
+        size = len(content.encode())
+        self.size.text = f"{size / 1024:,.1f} KiB of {limit // 1024:,} KiB"
+        color = (
+            "text-negative" if size > limit else "text-orange-10" if size > SIZE_WARNING_SHARE * limit else ""
+        )
+        self.size.classes(replace=f"text-caption {color or 'text-grey-7'}")
+
+    def _show_refusal(self, message: str) -> None:
+        """A refusal without lines (e.g. the size): stays under the editor until the content changes."""
+        mark_lines(self.editor, [], [])
+        self.checks.clear()
+        with self.checks:
+            with (
+                ui.row()
+                .classes("items-center gap-2 no-wrap text-negative")
+                .props('data-testid="content-refused"')
+            ):
+                ui.icon("error").props('aria-hidden="true"')
+                ui.label(message[:1].upper() + message[1:])
 
     def _show_checks(self, problems: list[SyntaxProblem], findings: list[Finding]) -> None:
         mark_lines(self.editor, problems, findings)
@@ -358,7 +397,14 @@ class ScriptForm:
         if problems:
             self._show_checks(problems, [])
             self._checked = None  # the next tick shows the lint findings next to these errors
-        notify_error(exc.message)
+            return
+        content = [d for d in exc.details if d.get("field") == "content"]
+        if content:
+            self._show_refusal(exc.message)
+            return
+        fields = {"name": self.name, "version": self.version, "description": self.description}
+        if not show_field_errors(fields, exc):
+            notify_error(exc.message)
 
 
 @protected_page("/scripts/new", Permission.edit_scripts, title="New script")

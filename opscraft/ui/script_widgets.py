@@ -9,6 +9,7 @@ from nicegui import ui
 
 from opscraft.services.errors import Invalid
 from opscraft.services.script_checks import Finding, SyntaxProblem
+from opscraft.ui.layout import editor_theme
 from opscraft.ui.widgets import close_then
 
 T = TypeVar("T")
@@ -41,7 +42,7 @@ def status_badge(status: str) -> None:
 def editor(content: str, language: str, *, read_only: bool = False) -> ui.codemirror:
     """A CodeMirror editor in `language` (a CodeMirror language name, see LANGUAGES)."""
     ui.add_css(EDITOR_CSS)
-    element = ui.codemirror(content, language=language)
+    element = ui.codemirror(content, language=language, theme=editor_theme())
     element.classes("w-full").style("height: 28rem")
     if read_only:
         element.disable()
