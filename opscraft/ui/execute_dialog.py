@@ -8,7 +8,7 @@ from nicegui import ui
 from nicegui.elements.mixins.validation_element import ValidationElement
 
 from opscraft.db.models import Script
-from opscraft.db.models.scripts import ScriptType
+from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.services import executions, parameters, scripts
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
@@ -16,7 +16,7 @@ from opscraft.services.executions import RunnerOptions
 from opscraft.services.parameters import ParamType
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.execution_widgets import banner
-from opscraft.ui.layout import guard, notify_error
+from opscraft.ui.layout import guard, notify_error, run_action
 from opscraft.ui.script_tabs import script_action
 from opscraft.ui.widgets import call
 
@@ -191,7 +191,11 @@ async def open_dialog(actor: Actor, script_id: int) -> None:
 
 @script_action("execute")
 async def execute_button(actor: Actor, script: Script) -> None:
-    """The script page's header button; only users who may execute see it."""
+    """The script page's header button; only users who may execute see it.
+
+    Only active scripts run: on a draft or deprecated script Execute is disabled with the reason
+    next to it, and those who may edit scripts get a one-click Activate.
+    """
     if not can(actor.user, Permission.execute_scripts):
         return
     script_id = script.id
@@ -201,6 +205,30 @@ async def execute_button(actor: Actor, script: Script) -> None:
         if current is not None and script_id is not None:
             await open_dialog(current, script_id)
 
-    ui.button("Execute", icon="play_arrow", on_click=open_checked).props(
+    runnable = script.status == ScriptStatus.active
+    button = ui.button("Execute", icon="play_arrow", on_click=open_checked).props(
         'unelevated no-caps color=positive data-testid="execute-button"'
     )
+    if runnable:
+        return
+    button.disable()
+    reason = f"This script is {script.status}: only active scripts can run."
+    if can(actor.user, Permission.edit_scripts):
+
+        async def activate() -> None:
+            current = await guard(Permission.edit_scripts)
+            if current is None or script_id is None:
+                return
+            done = await run_action(
+                lambda: call(scripts.update, current, script_id, {"status": ScriptStatus.active.value}),
+                "Activated: the script can run now",
+            )
+            if done is not None:
+                ui.navigate.reload()
+
+        ui.button("Activate", icon="check_circle", on_click=activate).props(
+            'unelevated no-caps color=primary data-testid="activate-button"'
+        )
+    else:
+        reason += " An operator or an admin can activate it."
+    ui.label(reason).classes("text-caption text-grey-8 self-center").props('data-testid="not-runnable"')
