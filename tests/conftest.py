@@ -234,7 +234,7 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> Liv
             stderr=subprocess.STDOUT,
         )
     server = LiveServer(f"http://127.0.0.1:{port}", data_dir, process, log_path, env)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # importing NiceGUI alone can take 15 s on a busy CI machine
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{server.log()}")

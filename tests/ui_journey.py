@@ -107,7 +107,8 @@ def check_accessibility(page: Any, label: str) -> None:
         """async () => {
             const r = await axe.run(document, {resultTypes: ["violations"]});
             return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
-                nodes: v.nodes.slice(0, 5).map(n => n.target.join(" "))}));
+                nodes: v.nodes.slice(0, 5).map(n => n.target.join(" ") + " :: " + n.html.slice(0, 120)
+                    + " :: " + (n.failureSummary || "").slice(0, 200))}));
         }"""
     )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

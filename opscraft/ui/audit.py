@@ -82,9 +82,9 @@ class AuditView:
             ui.button("Filter", icon="filter_alt", on_click=self.apply).props(
                 'unelevated data-testid="audit-apply"'
             )
-            ui.button(icon="filter_alt_off", on_click=self.clear).props("flat round").tooltip(
-                "Clear the filters"
-            )
+            ui.button(icon="filter_alt_off", on_click=self.clear).props(
+                'flat round aria-label="Clear the filters"'
+            ).tooltip("Clear the filters")
         self.table = ui.table(columns=COLUMNS, rows=[], row_key="id").classes("w-full")
         self.table.props(
             'flat bordered dense hide-pagination :rows-per-page-options="[0]" data-testid="audit-table"'

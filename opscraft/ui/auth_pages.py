@@ -12,7 +12,7 @@ from opscraft.services import auth, users
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.ui import session
-from opscraft.ui.layout import run_action
+from opscraft.ui.layout import LANGUAGE, run_action, theme
 from opscraft.ui.widgets import form, password_hint, password_input, text_input
 
 
@@ -23,11 +23,14 @@ async def _no_users() -> bool:
 
 def _card(title: str, subtitle: str) -> ui.card:
     """The centred card of the pages shown before login."""
+    theme()
     ui.query("body").classes("bg-blue-grey-1")
     with ui.column().classes("absolute-center items-center gap-4 w-full max-w-md px-4"):
         with ui.row().classes("items-center gap-2"):
             ui.icon("construction", color="primary").classes("text-4xl")
-            ui.label("OpsCraft").classes("text-3xl font-bold text-primary")
+            ui.label("OpsCraft").classes("text-3xl font-bold text-primary").props(
+                'role="heading" aria-level="1"'
+            )
         card = ui.card().classes("w-full p-6 gap-3")
         with card:
             ui.label(title).classes("text-xl font-semibold")
@@ -35,7 +38,7 @@ def _card(title: str, subtitle: str) -> ui.card:
     return card
 
 
-@ui.page("/setup", title="Set up · OpsCraft")
+@ui.page("/setup", title="Set up · OpsCraft", language=LANGUAGE)
 async def setup_page() -> Response | None:
     if not await _no_users():
         return RedirectResponse("/login", status_code=303)
@@ -76,7 +79,7 @@ async def setup_page() -> Response | None:
     return None
 
 
-@ui.page("/login", title="Log in · OpsCraft")
+@ui.page("/login", title="Log in · OpsCraft", language=LANGUAGE)
 async def login_page(next: str | None = None, notice: str | None = None) -> Response | None:
     if await _no_users():
         return RedirectResponse("/setup", status_code=303)
@@ -125,7 +128,7 @@ async def login_page(next: str | None = None, notice: str | None = None) -> Resp
     return None
 
 
-@ui.page("/logout", title="Log out · OpsCraft")
+@ui.page("/logout", title="Log out · OpsCraft", language=LANGUAGE)
 async def logout_page() -> Response:
     actor = await session.current_actor()
     if actor is not None:

@@ -146,10 +146,10 @@ class Draft:
                 .classes("w-full items-center gap-2 rounded px-3 py-2 bg-amber-2 text-black no-wrap")
                 .props('role=status data-testid="draft-restored"')
             ):
-                ui.icon("restore", color="orange-10").props('aria-hidden="true"')
+                ui.icon("restore", color="deep-orange-10").props('aria-hidden="true"')
                 ui.label("Restored unsaved changes from this browser tab.").classes("flex-grow")
                 ui.button("Discard them", on_click=self.discard).props(
-                    'flat dense no-caps color=orange-10 data-testid="draft-discard"'
+                    'flat dense no-caps color=deep-orange-10 data-testid="draft-discard"'
                 )
         self.notice.set_visibility(True)
 

@@ -216,12 +216,16 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
                 ).classes("text-caption text-grey-7")
             with ui.row().classes("items-center gap-1"):
                 autoscroll = ui.switch("Auto-scroll", value=True).props('dense data-testid="autoscroll"')
-                copy = ui.button(icon="content_copy").props('flat round dense data-testid="copy-output"')
+                copy = ui.button(icon="content_copy").props(
+                    'flat round dense aria-label="Copy the output" data-testid="copy-output"'
+                )
                 copy.tooltip("Copy the output shown in the terminal")
                 ui.button(
                     icon="download",
                     on_click=lambda: ui.download.from_url(f"/executions/{execution_id}/output.log"),
-                ).props('flat round dense data-testid="download-output"').tooltip("Download the full log")
+                ).props(
+                    'flat round dense aria-label="Download the full log" data-testid="download-output"'
+                ).tooltip("Download the full log")
         terminal = LiveTerminal()
         autoscroll.bind_value_to(terminal, "autoscroll")
 

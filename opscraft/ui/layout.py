@@ -42,6 +42,16 @@ NAV: list[NavItem] = [
 ]
 
 
+# Colours with a contrast of at least 4.5:1 for text (WCAG AA) on white, and on the dark background
+# in dark mode (checked by axe-core in tests/test_ui_pages_browser.py).
+PRIMARY = "#1565c0"
+LANGUAGE = "en-US"
+THEME_CSS = """
+.nicegui-link { color: #1565c0; }
+.body--dark { --q-primary-text: #90caf9; }
+.body--dark .nicegui-link, .body--dark .text-primary { color: #90caf9 !important; }
+.body--dark .text-grey-7, .body--dark .text-grey-8 { color: #bdbdbd !important; }
+"""
 NAV_CSS = """
 .oc-nav { display: block; width: 100%; border-radius: 6px; color: inherit; text-decoration: none; }
 .oc-nav:hover { background: rgba(127, 127, 127, 0.12); }
@@ -172,7 +182,10 @@ def protected_page(path: str, permission: Permission | None = None, title: str =
         page.__name__ = func.__name__
         page.__doc__ = func.__doc__
         ui.page(
-            path, title=f"{title} · OpsCraft" if title else "OpsCraft", reconnect_timeout=RECONNECT_SECONDS
+            path,
+            title=f"{title} · OpsCraft" if title else "OpsCraft",
+            reconnect_timeout=RECONNECT_SECONDS,
+            language=LANGUAGE,
         )(page)
         return func
 
@@ -184,12 +197,25 @@ def _request_path() -> str:
     return request.url.path + (f"?{request.url.query}" if request.url.query else "") if request else "/"
 
 
-EDITOR_THEMES = {False: "basicLight", True: "basicDark"}
+EDITOR_THEMES = {False: "githubLight", True: "githubDark"}
+# CodeMirror's editable area gets the accessible name of its editor (`data-a11y-label`).
+A11Y_JS = """<script>
+setInterval(() => document.querySelectorAll(".cm-content:not([aria-label])").forEach((content) => {
+  const owner = content.closest("[data-a11y-label]");
+  if (owner) content.setAttribute("aria-label", owner.dataset.a11yLabel);
+}), 500);
+</script>"""
 SKIP_LINK_CSS = """
 .oc-skip { position: absolute; left: -10000px; top: 0; z-index: 10000; padding: 8px 16px;
            background: #fff; color: #0d47a1; font-weight: 600; border-radius: 0 0 6px 0; }
 .oc-skip:focus { left: 0; }
 """
+
+
+def theme() -> None:
+    """Colours of every page (the frame's and the pages before login)."""
+    ui.colors(primary=PRIMARY, positive="#2e7d32", negative="#c62828", info="#01579b", warning="#f2c037")
+    ui.add_css(THEME_CSS)
 
 
 def editor_theme() -> str:
@@ -212,7 +238,9 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
             if isinstance(element, ui.codemirror):
                 element.theme = EDITOR_THEMES[bool(dark.value)]
 
+    theme()
     ui.add_css(NAV_CSS + SKIP_LINK_CSS)
+    ui.add_head_html(A11Y_JS)
     with ui.header(elevated=True).classes("items-center justify-between bg-primary no-wrap px-2 sm:px-4"):
         ui.link("Skip to main content", "#oc-main").classes("oc-skip").props('data-testid="skip-link"')
         with ui.row().classes("items-center gap-1 sm:gap-2 no-wrap"):
@@ -249,7 +277,7 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
                     with ui.row().classes("items-center gap-3 px-3 py-2 no-wrap"):
                         ui.icon(item.icon).classes("text-xl").props('aria-hidden="true"')
                         ui.label(item.label).classes("text-body1")
-    with ui.element("main").classes("w-full max-w-7xl mx-auto p-2 sm:p-4 column no-wrap gap-4"):
+    with ui.element("div").classes("w-full max-w-7xl mx-auto p-2 sm:p-4 column no-wrap gap-4"):
         ui.element("span").props("id=oc-main tabindex=-1")
         ui.label(title).classes("text-2xl font-semibold").props('role="heading" aria-level="1"')
         yield

@@ -321,7 +321,11 @@ class ScriptForm:
         size = len(content.encode())
         self.size.text = f"{size / 1024:,.1f} KiB of {limit // 1024:,} KiB"
         color = (
-            "text-negative" if size > limit else "text-orange-10" if size > SIZE_WARNING_SHARE * limit else ""
+            "text-negative"
+            if size > limit
+            else "text-deep-orange-10"
+            if size > SIZE_WARNING_SHARE * limit
+            else ""
         )
         self.size.classes(replace=f"text-caption {color or 'text-grey-7'}")
 

@@ -108,7 +108,9 @@ class VersionsView:
                 'unelevated no-caps data-testid="diff-compare"'
             )
             self.changed = ui.label().classes("text-grey-8").props('data-testid="diff-changed"')
-        self.diff = editor("", "diff", read_only=True).props('data-testid="diff-view"')
+        self.diff = editor("", "diff", read_only=True, label="Differences between the versions").props(
+            'data-testid="diff-view"'
+        )
 
     async def _on_page(self, event: Any) -> None:
         if event.value and event.value != self.page:

@@ -48,13 +48,17 @@ SCRIPTS_CELL = """
 </q-td>"""
 ACTIONS_CELL = """
 <q-td :props="props" class="text-right">
-  <q-btn flat round dense icon="edit" color="primary" :data-testid="'edit-' + props.row.name"
+  <q-btn flat round dense aria-label="Edit description"
+         icon="edit" color="primary" :data-testid="'edit-' + props.row.name"
          @click="$parent.$emit('edit', props.row)"><q-tooltip>Edit description</q-tooltip></q-btn>
-  <q-btn flat round dense icon="key" color="primary" :data-testid="'replace-' + props.row.name"
+  <q-btn flat round dense aria-label="Replace value"
+         icon="key" color="primary" :data-testid="'replace-' + props.row.name"
          @click="$parent.$emit('replace', props.row)"><q-tooltip>Replace value</q-tooltip></q-btn>
-  <q-btn flat round dense icon="history" color="primary" :data-testid="'audit-' + props.row.name"
+  <q-btn flat round dense aria-label="Audit log"
+         icon="history" color="primary" :data-testid="'audit-' + props.row.name"
          @click="$parent.$emit('audit', props.row)"><q-tooltip>Audit log</q-tooltip></q-btn>
-  <q-btn flat round dense icon="delete" color="negative" :data-testid="'delete-' + props.row.name"
+  <q-btn flat round dense aria-label="Delete"
+         icon="delete" color="negative" :data-testid="'delete-' + props.row.name"
          @click="$parent.$emit('delete', props.row)"><q-tooltip>Delete</q-tooltip></q-btn>
 </q-td>"""
 

@@ -39,22 +39,25 @@ COLUMNS: list[dict[str, Any]] = [
     {"name": "actions", "label": "", "field": "id", "align": "right"},
 ]
 
-ROLE_COLORS = "{admin: 'deep-purple', operator: 'teal', viewer: 'blue-grey'}"
+ROLE_COLORS = "{admin: 'deep-purple', operator: 'teal-9', viewer: 'blue-grey-7'}"
 ROLE_CELL = f"""
 <q-td :props="props">
   <q-badge :color="{ROLE_COLORS}[props.value]" :label="props.value" />
 </q-td>"""
 STATUS_CELL = """
 <q-td :props="props">
-  <q-badge :color="props.value ? 'positive' : 'grey'" :label="props.value ? 'active' : 'inactive'" />
+  <q-badge :color="props.value ? 'positive' : 'grey-8'" :label="props.value ? 'active' : 'inactive'" />
 </q-td>"""
 ACTIONS_CELL = """
 <q-td :props="props" class="text-right">
-  <q-btn flat round dense icon="edit" color="primary" :data-testid="'edit-' + props.row.username"
+  <q-btn flat round dense aria-label="Edit role, status, details"
+         icon="edit" color="primary" :data-testid="'edit-' + props.row.username"
          @click="$parent.$emit('edit', props.row)"><q-tooltip>Edit role, status, details</q-tooltip></q-btn>
-  <q-btn flat round dense icon="lock_reset" color="primary" :data-testid="'reset-' + props.row.username"
+  <q-btn flat round dense aria-label="Reset password"
+         icon="lock_reset" color="primary" :data-testid="'reset-' + props.row.username"
          @click="$parent.$emit('reset', props.row)"><q-tooltip>Reset password</q-tooltip></q-btn>
-  <q-btn flat round dense icon="delete" color="negative" :data-testid="'delete-' + props.row.username"
+  <q-btn flat round dense aria-label="Delete"
+         icon="delete" color="negative" :data-testid="'delete-' + props.row.username"
          @click="$parent.$emit('delete', props.row)"><q-tooltip>Delete</q-tooltip></q-btn>
 </q-td>"""
 
