@@ -24,6 +24,7 @@ async def _no_users() -> bool:
 def _card(title: str, subtitle: str) -> ui.card:
     """The centred card of the pages shown before login."""
     theme()
+    ui.dark_mode(False)  # the pages before login keep their light card on a light background
     ui.query("body").classes("bg-blue-grey-1")
     with ui.column().classes("absolute-center items-center gap-4 w-full max-w-md px-4"):
         with ui.row().classes("items-center gap-2"):

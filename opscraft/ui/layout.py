@@ -46,11 +46,18 @@ NAV: list[NavItem] = [
 # in dark mode (checked by axe-core in tests/test_ui_pages_browser.py).
 PRIMARY = "#1565c0"
 LANGUAGE = "en-US"
+# In NiceGUI's first cascade layer: for `!important` rules the first layer wins over Quasar's.
 THEME_CSS = """
-.nicegui-link { color: #1565c0; }
-.body--dark { --q-primary-text: #90caf9; }
-.body--dark .nicegui-link, .body--dark .text-primary { color: #90caf9 !important; }
-.body--dark .text-grey-7, .body--dark .text-grey-8 { color: #bdbdbd !important; }
+@layer theme {
+  .nicegui-link { color: #1565c0; }
+  .text-warning { color: #8a5a00 !important; }
+  .body--dark .nicegui-link, .body--dark .text-primary { color: #90caf9 !important; }
+  .body--dark .text-grey-7, .body--dark .text-grey-8 { color: #bdbdbd !important; }
+  .body--dark .text-warning { color: #f2c037 !important; }
+  .body--dark .text-negative { color: #ef9a9a !important; }
+  .body--dark .text-positive { color: #a5d6a7 !important; }
+  .body--dark .text-deep-orange-10 { color: #ffab91 !important; }
+}
 """
 NAV_CSS = """
 .oc-nav { display: block; width: 100%; border-radius: 6px; color: inherit; text-decoration: none; }

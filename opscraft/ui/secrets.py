@@ -42,7 +42,7 @@ NAME_CELL = """
 </q-td>"""
 SCRIPTS_CELL = """
 <q-td :props="props">
-  <span v-if="!props.value.length" class="text-grey-6">no script</span>
+  <span v-if="!props.value.length" class="text-grey-7">no script</span>
   <a v-for="s in props.value" :key="s.id" :href="'/scripts/' + s.id" class="q-mr-xs">
     <q-chip dense clickable icon="description" :label="s.name" /></a>
 </q-td>"""
