@@ -49,7 +49,7 @@ LANGUAGE = "en-US"
 # In NiceGUI's first cascade layer: for `!important` rules the first layer wins over Quasar's.
 THEME_CSS = """
 @layer theme {
-  .nicegui-link { color: #1565c0; }
+  .nicegui-link { color: #1565c0 !important; }
   .text-warning { color: #8a5a00 !important; }
   .body--dark .nicegui-link, .body--dark .text-primary { color: #90caf9 !important; }
   .body--dark .text-grey-7, .body--dark .text-grey-8 { color: #bdbdbd !important; }
@@ -205,12 +205,18 @@ def _request_path() -> str:
 
 
 EDITOR_THEMES = {False: "githubLight", True: "githubDark"}
-# CodeMirror's editable area gets the accessible name of its editor (`data-a11y-label`).
+# CodeMirror's editable area gets the accessible name of its editor (`data-a11y-label`); tables that
+# scroll sideways (phones) can be scrolled with the keyboard.
 A11Y_JS = """<script>
-setInterval(() => document.querySelectorAll(".cm-content:not([aria-label])").forEach((content) => {
-  const owner = content.closest("[data-a11y-label]");
-  if (owner) content.setAttribute("aria-label", owner.dataset.a11yLabel);
-}), 500);
+setInterval(() => {
+  document.querySelectorAll(".cm-content:not([aria-label])").forEach((content) => {
+    const owner = content.closest("[data-a11y-label]");
+    if (owner) content.setAttribute("aria-label", owner.dataset.a11yLabel);
+  });
+  document.querySelectorAll(".q-table__middle.scroll:not([tabindex])").forEach((region) => {
+    region.setAttribute("tabindex", "0");
+  });
+}, 500);
 </script>"""
 SKIP_LINK_CSS = """
 .oc-skip { position: absolute; left: -10000px; top: 0; z-index: 10000; padding: 8px 16px;
