@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui_journey import code, log_in, make_users, type_code, wait_connected
+from tests.ui_journey import code, create_script, log_in, make_users, type_code, wait_connected
 
 pytestmark = pytest.mark.browser
 
@@ -16,7 +16,7 @@ CONTENT = '#!/bin/bash\nset -eu\necho "deploying $TARGET"\n'
 
 
 def test_new_script_survives_offline_and_reload(live_server: LiveServer, page: Any) -> None:
-    make_users(live_server)
+    tokens = make_users(live_server)
     log_in(page, live_server, "operator")
     page.goto(f"{live_server.url}/scripts/new")
     wait_connected(page)
@@ -57,3 +57,19 @@ def test_new_script_survives_offline_and_reload(live_server: LiveServer, page: A
     time.sleep(1.5)  # give a wrongly kept draft the time to come back (its absence is under test)
     assert page.get_by_test_id("draft-restored").count() == 0
     assert page.get_by_test_id("script-name").input_value() == ""
+
+    # The run form too: after a reload the dialog comes back with what was typed in it.
+    params = [{"name": "TARGET", "type": "string", "required": True}]
+    script = create_script(
+        live_server, tokens["admin"], "deploy-api", CONTENT, parameters=params, status="active"
+    )
+    page.goto(f"{live_server.url}/scripts/{script['id']}")
+    page.get_by_test_id("execute-button").click()
+    page.get_by_test_id("param-TARGET").fill("web-7")
+    page.wait_for_function(
+        "(id) => (sessionStorage.getItem('oc-draft:run:' + id) || '').includes('web-7')", arg=script["id"]
+    )
+    page.reload()
+    wait_connected(page)
+    page.get_by_test_id("execute-dialog").get_by_test_id("draft-restored").wait_for()
+    assert page.get_by_test_id("param-TARGET").input_value() == "web-7"

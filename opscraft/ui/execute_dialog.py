@@ -15,6 +15,8 @@ from opscraft.services.errors import ServiceError
 from opscraft.services.executions import RunnerOptions
 from opscraft.services.parameters import ParamType
 from opscraft.services.permissions import Permission, can
+from opscraft.ui import drafts
+from opscraft.ui.drafts import Draft
 from opscraft.ui.execution_widgets import banner
 from opscraft.ui.layout import guard, notify_error, run_action
 from opscraft.ui.script_tabs import script_action
@@ -128,8 +130,9 @@ async def open_dialog(actor: Actor, script_id: int) -> None:
     fields: dict[str, ui.element] = {}
     with (
         ui.dialog() as dialog,
-        ui.card().classes("w-[34rem] max-w-full gap-3").props('data-testid="execute-dialog"'),
+        ui.card().classes("w-[34rem] max-w-full gap-3").props('data-testid="execute-dialog"') as card,
     ):
+        draft = Draft(run_draft_key(script_id), card)
         with ui.row().classes("items-center gap-2 w-full"):
             ui.icon("play_circle", color="primary").classes("text-3xl")
             with ui.column().classes("gap-0"):
@@ -140,7 +143,7 @@ async def open_dialog(actor: Actor, script_id: int) -> None:
         if script.parameters:
             ui.label("Parameters").classes("text-subtitle2 text-grey-8 mt-2")
             for spec in script.parameters:
-                fields[spec["name"]] = _field(spec)
+                fields[spec["name"]] = draft.field(spec["name"], _field(spec))
         else:
             ui.label("This script takes no parameters.").classes("text-grey-7")
         action = None
@@ -177,16 +180,24 @@ async def open_dialog(actor: Actor, script_id: int) -> None:
                 return
             finally:
                 submit_button.props(remove="loading")
+            draft.clear()
             dialog.close()
             ui.navigate.to(f"/executions/{execution.id}")
 
         with ui.row().classes("w-full justify-end gap-2 mt-2"):
-            ui.button("Cancel", on_click=dialog.close).props("flat no-caps")
+            ui.button("Cancel", on_click=lambda: (draft.clear(), dialog.close())).props("flat no-caps")
             submit_button = ui.button("Run", icon="play_arrow", on_click=submit).props(
                 'no-caps unelevated data-testid="execute-submit"'
             )
     dialog.on("hide", dialog.delete)
     dialog.open()
+    if script.parameters:
+        ui.timer(0, draft.restore, once=True)
+
+
+def run_draft_key(script_id: int) -> str:
+    """The browser-tab draft of a script's run form (see `ui.drafts`)."""
+    return f"run:{script_id}"
 
 
 @script_action("execute")
@@ -210,6 +221,12 @@ async def execute_button(actor: Actor, script: Script) -> None:
         'unelevated no-caps color=positive data-testid="execute-button"'
     )
     if runnable:
+
+        async def resume_draft() -> None:
+            if script_id is not None and await drafts.pending(run_draft_key(script_id)):
+                await open_checked()
+
+        ui.timer(0, resume_draft, once=True)
         return
     button.disable()
     reason = f"This script is {script.status}: only active scripts can run."
