@@ -7,7 +7,6 @@ the server.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from nicegui import ui
@@ -19,6 +18,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.services.secrets import SecretInfo
 from opscraft.ui import drafts
+from opscraft.ui.audit import readable
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.paged import PagedTable
@@ -95,10 +95,10 @@ def _audit_row(event: AuditEvent) -> dict[str, Any]:
     return {
         "id": event.id,
         "time": event.time.strftime("%Y-%m-%d %H:%M:%S"),
-        "actor": event.actor_name or "-",
+        "actor": event.actor_name or "system",
         "action": event.action.removeprefix("secret."),
         "execution": event.details.get("execution_id"),
-        "details": json.dumps(details, sort_keys=True) if details else "",
+        "details": readable(details),
     }
 
 
