@@ -52,6 +52,7 @@ THEME_CSS = """
   .nicegui-link { color: #1565c0 !important; }
   .text-warning { color: #8a5a00 !important; }
   .body--dark .nicegui-link, .body--dark .text-primary { color: #90caf9 !important; }
+  .q-header .nicegui-link { color: #fff !important; }
   .body--dark .text-grey-7, .body--dark .text-grey-8 { color: #bdbdbd !important; }
   .body--dark .text-warning { color: #f2c037 !important; }
   .body--dark .text-negative { color: #ef9a9a !important; }
@@ -253,6 +254,17 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
 
     theme()
     ui.add_css(NAV_CSS + SKIP_LINK_CSS)
+    if app.storage.user.get("dark") is None:  # "auto": the browser decides; the editors follow it
+
+        async def follow_browser() -> None:
+            browser_dark = await ui.run_javascript(
+                "document.body.classList.contains('body--dark')", timeout=10
+            )
+            for element in context.client.elements.values():
+                if isinstance(element, ui.codemirror):
+                    element.theme = EDITOR_THEMES[bool(browser_dark)]
+
+        ui.timer(0.5, follow_browser, once=True)
     ui.add_head_html(A11Y_JS)
     with ui.header(elevated=True).classes("items-center justify-between bg-primary no-wrap px-2 sm:px-4"):
         ui.link("Skip to main content", "#oc-main").classes("oc-skip").props('data-testid="skip-link"')
