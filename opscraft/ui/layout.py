@@ -257,9 +257,12 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
     if app.storage.user.get("dark") is None:  # "auto": the browser decides; the editors follow it
 
         async def follow_browser() -> None:
-            browser_dark = await ui.run_javascript(
-                "document.body.classList.contains('body--dark')", timeout=10
-            )
+            try:
+                browser_dark = await ui.run_javascript(
+                    "document.body.classList.contains('body--dark')", timeout=10
+                )
+            except TimeoutError:
+                return  # the browser left meanwhile
             for element in context.client.elements.values():
                 if isinstance(element, ui.codemirror):
                     element.theme = EDITOR_THEMES[bool(browser_dark)]
