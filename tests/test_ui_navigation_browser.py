@@ -40,3 +40,11 @@ def test_quick_navigations_all_load(live_server: LiveServer, page: Any) -> None:
     assert not slow, f"pages slower than {LOAD_LIMIT_SECONDS} s (+{MARGIN_SECONDS} s margin): {slow}"
     median = sorted(t for _, t in timings)[len(timings) // 2]
     assert median < LOAD_LIMIT_SECONDS, timings
+
+    # The dashboard with no runs says what to do, and its tiles work from the keyboard.
+    page.goto(live_server.url + "/")
+    page.get_by_test_id("no-runs-yet").get_by_test_id("dashboard-create-script").wait_for()
+    page.get_by_test_id("counts-period").get_by_text("All runs so far").wait_for()
+    page.get_by_test_id("count-failed").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server.url}/executions?status=failed")
