@@ -119,3 +119,11 @@ def test_rollback_to_a_version_with_findings_asks_to_acknowledge(
     page.locator(".q-notification", has_text="now version 3").wait_for()
     current = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=admin).json()
     assert current["current_version"] == 3 and current["content"] == risky
+
+    # The versions tab compares side by side too, with added/removed/changed colours.
+    page.goto(f"{server.url}/scripts/{script['id']}?tab=versions")
+    page.get_by_test_id("diff-mode").get_by_text("Side by side").click()
+    split = page.get_by_test_id("diff-split")
+    split.locator("table.diff").wait_for()
+    assert split.locator(".diff_chg, .diff_add, .diff_sub").count() >= 1
+    assert "rm -rf /" in split.inner_text() and "echo safe" in split.inner_text()
