@@ -11,9 +11,10 @@ from tests.ui_journey import create_script, make_users, timed_goto
 
 pytestmark = pytest.mark.browser
 
-# The bar is 2 s; a busy 2-core CI machine gets a margin on top, the figures are kept.
+# The bar is 2 s for the typical (median) page; a single page on a busy 2-core CI machine
+# gets a margin on top (the fault under test hung pages for 15-40 s). The figures are kept.
 LOAD_LIMIT_SECONDS = 2.0
-MARGIN_SECONDS = 3.0
+MARGIN_SECONDS = 6.0
 PAGES = ["/scripts", "/executions", "/secrets", "/users", "/audit", "/settings", "/profile", "/"]
 
 
