@@ -76,6 +76,7 @@ async def start(
         )
     if dispatcher is not None:
         dispatcher.start()
+    rt.ready = True
     log.info("OpsCraft started: database=%s", "sqlite" if settings.is_sqlite else "postgresql")
     return rt
 

@@ -35,6 +35,8 @@ class Runtime:
     worker: Worker | None = None
     # Delivers run events to subscribers from this process; None when this process does not.
     run_events: RunEventDispatcher | None = None
+    # Set by the last step of `lifecycle.start`; until then requests get a 503.
+    ready: bool = False
 
 
 _current: Runtime | None = None
@@ -49,6 +51,12 @@ def current() -> Runtime:
     if _current is None:
         raise RuntimeError("OpsCraft runtime is not started")
     return _current
+
+
+def ready() -> bool:
+    """Whether start-up has finished: runtime installed and `lifecycle.start` done (its last step
+    sets `ready`). Requests before that get a 503 (`security.http.StartupGateMiddleware`)."""
+    return _current is not None and _current.ready
 
 
 def build(settings: Settings) -> Runtime:

@@ -69,7 +69,7 @@ def test_empty_declarations() -> None:
         (
             [{"name": "A", "required": True, "default": "x"}],
             "parameters.A",
-            "required parameter has no default",
+            "required parameter cannot have a default",
         ),
         ([{"name": "A", "required": "yes"}], "parameters.A", "true or false"),
         ([{"name": "A", "colour": "red"}], "parameters.A", "unknown keys colour"),

@@ -117,8 +117,8 @@ def test_operator_creates_edits_compares_and_rolls_back(live_server: LiveServer,
     assert "Line 3:6" in page.get_by_test_id("lint-SC2086").inner_text()
     _type_code(page, FIRST + "if true; then\n  echo unfinished\n")
     page.get_by_test_id("save-script").click()
-    page.locator(NOTIFY_ERROR).filter(has_text="line 5").wait_for()
-    assert "Line 5" in page.get_by_test_id("syntax-error").first.inner_text()
+    # The refusal is shown on the line, under the editor (not as a toast).
+    page.get_by_test_id("syntax-error").filter(has_text="Line 5").first.wait_for()
     assert page.url.endswith("/edit")
 
     # A dangerous pattern needs an explicit acknowledgement.

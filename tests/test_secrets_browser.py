@@ -62,7 +62,13 @@ def test_operator_creates_attaches_runs_and_audits_a_secret(
     page.get_by_test_id("new-secret").click()
     page.get_by_test_id("create-name").fill("DB_PASSWORD")
     page.get_by_test_id("create-value").fill(VALUE)
-    assert page.get_by_test_id("create-value").get_attribute("type") == "password"
+    # A masked multi-line box that browsers neither fill in nor remember.
+    value_box = page.get_by_test_id("create-value")
+    assert (
+        value_box.evaluate("e => e.tagName") == "TEXTAREA"
+        and value_box.get_attribute("autocomplete") == "off"
+    )
+    assert "oc-masked" in (page.locator(".oc-secret-value", has=value_box).get_attribute("class") or "")
     page.get_by_test_id("create-description").fill("Production database")
     page.get_by_test_id("create-submit").click()
     page.get_by_test_id("secret-DB_PASSWORD").wait_for()

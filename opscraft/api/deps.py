@@ -41,7 +41,7 @@ async def current_actor(
     rt = runtime.current()
     retry_after = await rt.limiter.hit(f"api:user:{user.id}", rt.settings.rate_limit_api_per_minute)
     if retry_after:
-        raise RateLimited("rate limit exceeded: slow down", retry_after=retry_after)
+        raise RateLimited("rate limit exceeded", retry_after=retry_after)
     return Actor(user, client_ip(request))
 
 

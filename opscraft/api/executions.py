@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from opscraft.api.deps import CurrentActor, Session
 from opscraft.api.executions_schemas import ExecutionCreate, ExecutionOut, LogsOut
 from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, IdQuery, Page, Skip, error_responses
-from opscraft.services import executions
+from opscraft.services import executions, runs
 from opscraft.services.executions import MAX_LOG_PAGE, MAX_PAGE, STATUS_FILTERS
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
@@ -103,3 +103,14 @@ async def get_logs(
 )
 async def cancel_execution(execution_id: IdPath, session: Session, actor: CurrentActor) -> ExecutionOut:
     return ExecutionOut.of(await executions.cancel(session, actor, execution_id))
+
+
+@router.post(
+    "/{execution_id}/rerun",
+    response_model=ExecutionOut,
+    status_code=202,
+    summary="Run again: a new run of the same script with the same parameters, action and runner",
+    responses=error_responses(*AUTHED, 404, 409, 422),
+)
+async def rerun_execution(execution_id: IdPath, session: Session, actor: CurrentActor) -> ExecutionOut:
+    return ExecutionOut.of(await runs.rerun(session, actor, execution_id))

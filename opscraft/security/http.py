@@ -1,8 +1,10 @@
-"""HTTP protections as plain ASGI middleware: security headers, body size and JSON shape limits."""
+"""HTTP protections as plain ASGI middleware: security headers, body size and JSON shape limits,
+and a 503 for requests that arrive before start-up has finished."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from itertools import islice
 from typing import Any
 from urllib.parse import parse_qsl
@@ -175,3 +177,47 @@ class RequestLimitsMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+STARTING_RETRY_SECONDS = 2
+_UNGATED = ("/_nicegui/", "/_nicegui_ws/")
+_STARTING_PAGE = (
+    b'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>OpsCraft is starting</title>'
+    b'<meta http-equiv="refresh" content="2"></head><body><main><h1>OpsCraft is starting</h1>'
+    b"<p>This page reloads by itself in a moment.</p></main></body></html>"
+)
+
+
+class StartupGateMiddleware:
+    """Until `ready()` is true, answer every HTTP request with 503 and `Retry-After` (JSON under
+    `/api/`, a self-reloading page elsewhere), so nothing reaches a page or route before the
+    database and the vault are up. NiceGUI's static assets and sockets pass (they need neither).
+    """
+
+    def __init__(self, app: ASGIApp, ready: Callable[[], bool]) -> None:
+        self.app = app
+        self.ready = ready
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.ready() or scope["path"].startswith(_UNGATED):
+            await self.app(scope, receive, send)
+            return
+        api = scope["path"].startswith("/api/")
+        body = (
+            json.dumps({"detail": "OpsCraft is starting: try again in a moment", "errors": []}).encode()
+            if api
+            else _STARTING_PAGE
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [
+                    (b"content-type", b"application/json" if api else b"text/html; charset=utf-8"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", str(STARTING_RETRY_SECONDS).encode()),
+                    (b"cache-control", b"no-store"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

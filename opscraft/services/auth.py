@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -36,7 +37,7 @@ async def check_auth_rate(client_ip: str | None, username: str | None) -> None:
     for key in keys:
         retry_after = await rt.limiter.hit(key, limit)
         if retry_after:
-            raise RateLimited("too many authentication attempts: try again later", retry_after=retry_after)
+            raise RateLimited("too many authentication attempts", retry_after=retry_after)
 
 
 async def issue_pair(session: AsyncSession, user: User) -> TokenPair:
@@ -66,7 +67,7 @@ async def authenticate_password(
     """Check credentials; records success and failure in the audit trail. Raises Unauthorized."""
     by_name = select(User).where(func.lower(User.username) == username.lower())
     user = (await session.exec(by_name)).first()
-    ok = verify_password(password, user.hashed_password if user else None)
+    ok = await asyncio.to_thread(verify_password, password, user.hashed_password if user else None)
     if not ok or user is None or not user.is_active:
         reason = "unknown user" if user is None else ("inactive" if ok else "bad password")
         audit.record(
@@ -83,7 +84,7 @@ async def authenticate_password(
             raise Unauthorized("this account is deactivated: ask an administrator to reactivate it")
         raise Unauthorized("incorrect username or password")
     if needs_rehash(user.hashed_password):
-        user.hashed_password = hash_password(password)
+        user.hashed_password = await asyncio.to_thread(hash_password, password)
     user.last_login_at = utcnow()
     audit.record(session, Actor(user, client_ip), "auth.login", "user", user.id)
     return user

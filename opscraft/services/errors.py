@@ -35,8 +35,19 @@ class Conflict(ServiceError):
 
 
 class RateLimited(ServiceError):
+    """`message` says what was limited; the error adds when to retry (`retry_after`, in seconds,
+    also sent as the HTTP `Retry-After` header)."""
+
     status_code = 429
 
     def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message)
+        super().__init__(f"{message}: try again in {retry_text(retry_after)}")
         self.retry_after = retry_after
+
+
+def retry_text(seconds: int) -> str:
+    """`1 second`, `42 seconds`, `2 minutes` (rounded), for a sentence."""
+    if seconds < 90:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = round(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"

@@ -166,8 +166,8 @@ async def create(
         raise NotFound(f"script {script_id} not found")
     if script.status != ScriptStatus.active:
         raise Conflict(
-            f"script {script.name!r} is {script.status}: only active scripts can be executed "
-            "(an operator can activate it)"
+            f"script {script.name!r} is {script.status}: only active scripts can be executed; "
+            "activate it first (operators and admins can)"
         )
     resolved = parameters.resolve(script.parameters, parameters_in)
     if resolved:

@@ -182,7 +182,10 @@ def _normalize_one(spec: Any) -> dict[str, Any]:
     default = spec.get("default")
     if default is not None and not (default == "" and kind is not ParamType.string):
         if required:
-            raise _Bad("a required parameter has no default: remove the default or make it optional")
+            raise _Bad(
+                "a required parameter cannot have a default (every run must give its value): "
+                "remove the default or make the parameter optional"
+            )
         try:
             out["default"] = convert(kind, default, options)
         except _Bad as exc:

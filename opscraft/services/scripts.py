@@ -285,9 +285,29 @@ async def tags_in_use(session: AsyncSession, actor: Actor) -> list[str]:
 
 
 async def check(actor: Actor, script_type: ScriptType, content: str) -> Checks:
-    """What a save would say about unsaved content, for the editor (see `script_checks.check`)."""
+    """What a save would say about unsaved content, for the editor (see `script_checks.check`).
+
+    Raises Invalid (field `content`) when the content is over the size limit, as saving would."""
     require(actor.user, Permission.edit_scripts)
+    check_size(content)
     return await script_checks.check(script_type, content)
+
+
+def content_limit() -> int:
+    """The largest script content accepted, in bytes of UTF-8 (`OPSCRAFT_MAX_SCRIPT_BYTES`)."""
+    return runtime.current().settings.max_script_bytes
+
+
+def check_size(content: str) -> None:
+    """Raises Invalid (field `content`) when `content` is larger than `content_limit()` bytes."""
+    limit = content_limit()
+    size = len(content.encode())
+    if size > limit:
+        raise Invalid(
+            f"content is {size / 1024:.0f} KiB, larger than the limit of {limit // 1024} KiB: split the "
+            "script or raise OPSCRAFT_MAX_SCRIPT_BYTES",
+            details=[{"field": "content", "message": f"at most {limit} bytes"}],
+        )
 
 
 async def get_version(session: AsyncSession, actor: Actor, script_id: int, number: int) -> VersionRow:
@@ -362,14 +382,8 @@ async def _check_content(
 ) -> _Checked:
     """Size, line endings, syntax and parameters (all errors at once), then the dangerous-pattern
     lint; `Invalid` on any error. Linter findings are warnings and never refuse the save."""
-    limit = runtime.current().settings.max_script_bytes
+    check_size(content)
     errors: list[dict[str, Any]] = []
-    if len(content.encode()) > limit:
-        raise Invalid(
-            f"content is larger than {limit // 1024} KiB: split the script "
-            "or raise OPSCRAFT_MAX_SCRIPT_BYTES",
-            details=[{"field": "content", "message": f"at most {limit} bytes"}],
-        )
     if not content.strip():
         errors.append({"field": "content", "message": "must not be blank: write the script"})
     if "\x00" in content:

@@ -209,7 +209,10 @@ async def create(session: AsyncSession, actor: Actor, data: SecretCreate | Mappi
     require(actor.user, Permission.manage_secrets)
     body = scripts.parse(SecretCreate, data)
     if (await session.exec(select(Secret.id).where(col(Secret.name) == body.name))).first() is not None:
-        raise Conflict(f"a secret named {body.name} already exists: choose another name or update that one")
+        raise Conflict(
+            f"a secret named {body.name} already exists: choose another name or update that one",
+            details=[{"field": "name", "message": "another secret has this name"}],
+        )
     # The id is part of the associated data: insert first, then encrypt in the same transaction.
     secret = Secret(
         name=body.name,

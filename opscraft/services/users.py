@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
@@ -64,11 +65,20 @@ class UserUpdate(BaseModel):
 
 def check_password_rules(password: str, username: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise Invalid(f"password must be at least {MIN_PASSWORD} characters")
+        raise Invalid(
+            f"password must be at least {MIN_PASSWORD} characters",
+            details=[{"field": "password", "message": f"at least {MIN_PASSWORD} characters"}],
+        )
     if len(password) > MAX_PASSWORD:
-        raise Invalid(f"password must be at most {MAX_PASSWORD} characters")
+        raise Invalid(
+            f"password must be at most {MAX_PASSWORD} characters",
+            details=[{"field": "password", "message": f"at most {MAX_PASSWORD} characters"}],
+        )
     if password.lower() == username.lower():
-        raise Invalid("password must not be the same as the username")
+        raise Invalid(
+            "password must not be the same as the username",
+            details=[{"field": "password", "message": "must not be the same as the username"}],
+        )
 
 
 async def count_users(session: AsyncSession) -> int:
@@ -84,12 +94,15 @@ async def _insert(session: AsyncSession, data: UserCreate) -> User:
     check_password_rules(data.password, data.username)
     taken = select(User.id).where(func.lower(User.username) == data.username.lower())
     if (await session.exec(taken)).first() is not None:
-        raise Conflict("a user with this username already exists (usernames ignore case)")
+        raise Conflict(
+            "a user with this username already exists (usernames ignore case)",
+            details=[{"field": "username", "message": "already taken (usernames ignore case)"}],
+        )
     user = User(
         username=data.username,
         email=str(data.email).lower(),
         full_name=data.full_name,
-        hashed_password=hash_password(data.password),
+        hashed_password=await asyncio.to_thread(hash_password, data.password),
         role=data.role,
     )
     session.add(user)
@@ -224,7 +237,7 @@ async def reset_password(session: AsyncSession, actor: Actor, user_id: int, new_
     require(actor.user, Permission.manage_users)
     user = await get(session, actor, user_id)
     check_password_rules(new_password, user.username)
-    user.hashed_password = hash_password(new_password)
+    user.hashed_password = await asyncio.to_thread(hash_password, new_password)
     user.updated_at = utcnow()
     await _revoke_sessions(session, user)
     audit.record(session, actor, "user.reset_password", "user", user.id)
@@ -238,12 +251,18 @@ async def change_password(session: AsyncSession, actor: Actor, current: str, new
     user = await session.get(User, user.id)
     if user is None:
         raise NotFound("user not found")
-    if not verify_password(current, user.hashed_password):
-        raise Invalid("current password is incorrect")
+    if not await asyncio.to_thread(verify_password, current, user.hashed_password):
+        raise Invalid(
+            "current password is incorrect",
+            details=[{"field": "current_password", "message": "incorrect"}],
+        )
     if current == new_password:
-        raise Invalid("the new password must differ from the current one")
+        raise Invalid(
+            "the new password must differ from the current one",
+            details=[{"field": "new_password", "message": "must differ from the current one"}],
+        )
     check_password_rules(new_password, user.username)
-    user.hashed_password = hash_password(new_password)
+    user.hashed_password = await asyncio.to_thread(hash_password, new_password)
     user.updated_at = utcnow()
     await _revoke_sessions(session, user)
     audit.record(session, actor, "user.change_password", "user", user.id)

@@ -23,5 +23,14 @@ PAGE_MODULES = [
 
 
 def register_pages() -> None:
+    """Import the page modules (their decorators register the routes) and hold every request with
+    a 503 + Retry-After until start-up has finished (NiceGUI runs start-up handlers as background
+    tasks, so the server listens before the database is ready)."""
+    from nicegui import app
+
+    from opscraft import runtime
+    from opscraft.security.http import StartupGateMiddleware
+
     for name in PAGE_MODULES:
         importlib.import_module(f"opscraft.ui.{name}")
+    app.add_middleware(StartupGateMiddleware, ready=runtime.ready)

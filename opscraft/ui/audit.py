@@ -33,21 +33,46 @@ ACTION_CELL = """
            outline :label="props.value" />
 </q-td>"""
 DETAILS_CELL = """
-<q-td :props="props" class="font-mono text-xs" style="white-space: normal; max-width: 32rem">
+<q-td :props="props" class="text-xs" style="white-space: pre-line; max-width: 32rem">
   {{ props.value }}
 </q-td>"""
 
 
+def readable(details: dict[str, Any] | None) -> str:
+    """Details as `key: value` lines for people (changes as `from -> to`), instead of raw JSON."""
+    lines = []
+    for key, value in sorted((details or {}).items()):
+        label = key.replace("_", " ")
+        if isinstance(value, dict) and set(value) == {"from", "to"}:
+            text = f"{value['from']} -> {value['to']}"
+        elif isinstance(value, dict):
+            text = "; ".join(f"{k.replace('_', ' ')}: {readable_value(v)}" for k, v in sorted(value.items()))
+        else:
+            text = readable_value(value)
+        lines.append(f"{label}: {text}")
+    return "\n".join(lines)
+
+
+def readable_value(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(readable_value(v) for v in value) or "none"
+    if isinstance(value, dict) and set(value) == {"from", "to"}:
+        return f"{value['from']} -> {value['to']}"
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return "-" if value is None else str(value)
+
+
 def _row(event: AuditEvent) -> dict[str, Any]:
-    target = f"{event.target_type} {event.target_id}" if event.target_type else "-"
+    target = " ".join(str(part) for part in (event.target_type, event.target_id) if part) or "-"
     return {
         "id": event.id,
         "time": event.time.strftime("%Y-%m-%d %H:%M:%S"),
-        "actor": event.actor_name or "-",
+        "actor": event.actor_name or "system",
         "action": event.action,
         "target": target.strip(),
         "client_ip": event.client_ip or "-",
-        "details": json.dumps(event.details, sort_keys=True) if event.details else "",
+        "details": readable(event.details),
     }
 
 
@@ -82,9 +107,9 @@ class AuditView:
             ui.button("Filter", icon="filter_alt", on_click=self.apply).props(
                 'unelevated data-testid="audit-apply"'
             )
-            ui.button(icon="filter_alt_off", on_click=self.clear).props("flat round").tooltip(
-                "Clear the filters"
-            )
+            ui.button(icon="filter_alt_off", on_click=self.clear).props(
+                'flat round aria-label="Clear the filters"'
+            ).tooltip("Clear the filters")
         self.table = ui.table(columns=COLUMNS, rows=[], row_key="id").classes("w-full")
         self.table.props(
             'flat bordered dense hide-pagination :rows-per-page-options="[0]" data-testid="audit-table"'

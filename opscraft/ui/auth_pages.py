@@ -12,8 +12,8 @@ from opscraft.services import auth, users
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.ui import session
-from opscraft.ui.layout import run_action
-from opscraft.ui.widgets import password_hint, password_input, text_input
+from opscraft.ui.layout import LANGUAGE, run_action, theme
+from opscraft.ui.widgets import form, password_hint, password_input, text_input
 
 
 async def _no_users() -> bool:
@@ -23,11 +23,15 @@ async def _no_users() -> bool:
 
 def _card(title: str, subtitle: str) -> ui.card:
     """The centred card of the pages shown before login."""
+    theme()
+    ui.dark_mode(False)  # the pages before login keep their light card on a light background
     ui.query("body").classes("bg-blue-grey-1")
     with ui.column().classes("absolute-center items-center gap-4 w-full max-w-md px-4"):
         with ui.row().classes("items-center gap-2"):
             ui.icon("construction", color="primary").classes("text-4xl")
-            ui.label("OpsCraft").classes("text-3xl font-bold text-primary")
+            ui.label("OpsCraft").classes("text-3xl font-bold text-primary").props(
+                'role="heading" aria-level="1"'
+            )
         card = ui.card().classes("w-full p-6 gap-3")
         with card:
             ui.label(title).classes("text-xl font-semibold")
@@ -35,21 +39,22 @@ def _card(title: str, subtitle: str) -> ui.card:
     return card
 
 
-@ui.page("/setup", title="Set up · OpsCraft")
+@ui.page("/setup", title="Set up · OpsCraft", language=LANGUAGE)
 async def setup_page() -> Response | None:
     if not await _no_users():
         return RedirectResponse("/login", status_code=303)
     with _card("Create the first administrator", "OpsCraft has no users yet: this account manages it."):
-        username = text_input("Username", "setup-username", autofocus=True)
-        email = text_input("Email", "setup-email")
-        full_name = text_input("Full name", "setup-fullname")
-        password = password_input("Password", "setup-password")
-        repeat = password_input("Repeat password", "setup-repeat")
-        password_hint(users.MIN_PASSWORD)
+        with form():
+            username = text_input("Username", "setup-username", autofocus=True)
+            email = text_input("Email", "setup-email")
+            full_name = text_input("Full name", "setup-fullname")
+            password = password_input("Password", "setup-password")
+            repeat = password_input("Repeat password", "setup-repeat")
+            password_hint(users.MIN_PASSWORD)
 
         async def create() -> None:
             if password.value != repeat.value:
-                ui.notify("The two passwords differ: type the same password twice.", type="negative")
+                repeat.error = "Differs from the password: type the same password twice"
                 return
 
             async def register() -> User:
@@ -62,7 +67,8 @@ async def setup_page() -> Response | None:
                 async with runtime.current().db.session() as s:
                     return await users.register(s, Actor(None, session.client_ip()), data)
 
-            user = await run_action(register)
+            fields = {"username": username, "email": email, "full_name": full_name, "password": password}
+            user = await run_action(register, fields=fields)
             if user is not None:
                 session.log_in(user)
                 ui.navigate.to("/")
@@ -74,7 +80,7 @@ async def setup_page() -> Response | None:
     return None
 
 
-@ui.page("/login", title="Log in · OpsCraft")
+@ui.page("/login", title="Log in · OpsCraft", language=LANGUAGE)
 async def login_page(next: str | None = None, notice: str | None = None) -> Response | None:
     if await _no_users():
         return RedirectResponse("/setup", status_code=303)
@@ -92,8 +98,9 @@ async def login_page(next: str | None = None, notice: str | None = None) -> Resp
             ui.icon("error")
             error = ui.label().props('data-testid="login-error"')
         error_box.set_visibility(False)
-        username = text_input("Username", "login-username", autofocus=True)
-        password = password_input("Password", "login-password", autocomplete="current-password")
+        with form():
+            username = text_input("Username", "login-username", autofocus=True)
+            password = password_input("Password", "login-password", autocomplete="current-password")
 
         async def submit() -> None:
             name = (username.value or "").strip()
@@ -122,7 +129,7 @@ async def login_page(next: str | None = None, notice: str | None = None) -> Resp
     return None
 
 
-@ui.page("/logout", title="Log out · OpsCraft")
+@ui.page("/logout", title="Log out · OpsCraft", language=LANGUAGE)
 async def logout_page() -> Response:
     actor = await session.current_actor()
     if actor is not None:

@@ -11,6 +11,7 @@ from opscraft.services import executions
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.services.executions import DailyRate, DashboardStats
+from opscraft.services.permissions import Permission, can
 from opscraft.ui.execution_widgets import (
     STATUS_LABELS,
     STATUS_STYLE,
@@ -21,7 +22,7 @@ from opscraft.ui.execution_widgets import (
     runs_table,
 )
 from opscraft.ui.layout import frame, guard, notify_error, protected_page
-from opscraft.ui.widgets import call
+from opscraft.ui.widgets import call, live_timer
 
 REFRESH_SECONDS = 5.0
 # Quasar colour names used by the badges, as chart/hex colours.
@@ -29,17 +30,18 @@ CHART_GREEN, CHART_RED, CHART_BLUE = "#21ba45", "#c10015", "#1976d2"
 
 
 def _count_card(status: ExecutionStatus, count: int) -> None:
-    """One status and its count; a click opens the history filtered on that status."""
+    """One status and its count (all runs so far); a link (keyboard: Tab, Enter) to the history
+    filtered on that status."""
     color, icon = STATUS_STYLE[status]
-    target = f"/executions?status={status.value}"
-    card = ui.card().classes("flex-1 min-w-36 cursor-pointer hover:shadow-md")
-    card.on("click", lambda: ui.navigate.to(target))
-    with card.props(f'flat bordered data-testid="count-{status.value}"'):
+    name = STATUS_LABELS[status]
+    link = ui.link(target=f"/executions?status={status.value}").classes("no-underline text-inherit")
+    link.props(f'aria-label="{count} {name}, all time: open these runs" data-testid="count-{status.value}"')
+    with link, ui.card().classes("w-full h-full hover:shadow-md").props("flat bordered"):
         with ui.row().classes("items-center gap-3 no-wrap"):
-            ui.icon(icon, color=color).classes("text-3xl")
+            ui.icon(icon, color=color).classes("text-3xl").props('aria-hidden="true"')
             with ui.column().classes("gap-0"):
                 ui.label(str(count)).classes("text-2xl font-semibold").props('data-testid="count-value"')
-                ui.label(STATUS_LABELS[status].capitalize()).classes("text-caption text-grey-7")
+                ui.label(name.capitalize()).classes("text-caption text-grey-7")
 
 
 def _running_now(stats: DashboardStats) -> None:
@@ -103,7 +105,12 @@ def _success_summary(daily: list[DailyRate]) -> str:
 
 
 def _counts(stats: DashboardStats) -> None:
-    with ui.row().classes("w-full gap-3").props('data-testid="status-counts"'):
+    ui.label("All runs so far, by outcome").classes("text-subtitle1 font-medium").props(
+        'data-testid="counts-period"'
+    )
+    # 2 per row on a phone, 4 (then 3) on a tablet or a laptop with the drawer, 7 from 1280 px on.
+    grid = ui.element("div").classes("w-full grid grid-cols-2 sm:grid-cols-4 xl:grid-cols-7 gap-3")
+    with grid.props('data-testid="status-counts"'):
         for status in ExecutionStatus:
             _count_card(status, stats.counts.get(status.value, 0))
 
@@ -134,6 +141,8 @@ class Dashboard:
         stats = await self._stats()
         if stats is None:
             return
+        if not any(stats.counts.values()):
+            self._first_steps()
         runner = (await call(executions.runner_options)).default
         if runner == "local":
             banner(
@@ -163,7 +172,29 @@ class Dashboard:
             ui.label("Recent executions").classes("text-subtitle1 font-medium")
             ui.link("Full history", "/executions").classes("text-sm")
         self.recent(stats)
-        ui.timer(REFRESH_SECONDS, self.refresh)
+        live_timer(REFRESH_SECONDS, self.refresh)
+
+    def _first_steps(self) -> None:
+        """The empty state: nothing has run yet, so say what to do first."""
+        with (
+            ui.card()
+            .classes("w-full items-center p-6 gap-2")
+            .props('flat bordered data-testid="no-runs-yet"')
+        ):
+            ui.icon("rocket_launch", color="primary").classes("text-5xl").props('aria-hidden="true"')
+            ui.label("No runs yet").classes("text-xl font-medium")
+            if can(self.actor.user, Permission.edit_scripts):
+                ui.label("Write a script, activate it, then run it: its output streams here live.").classes(
+                    "text-grey-8"
+                )
+                ui.button(
+                    "Create a script", icon="add", on_click=lambda: ui.navigate.to("/scripts/new")
+                ).props('unelevated no-caps data-testid="dashboard-create-script"')
+            else:
+                ui.label("Open the scripts and run an active one.").classes("text-grey-8")
+                ui.button(
+                    "Browse scripts", icon="description", on_click=lambda: ui.navigate.to("/scripts")
+                ).props('unelevated no-caps data-testid="dashboard-browse-scripts"')
 
     async def refresh(self) -> None:
         actor = await guard()

@@ -8,15 +8,17 @@ from nicegui import ui
 from nicegui.elements.mixins.validation_element import ValidationElement
 
 from opscraft.db.models import Script
-from opscraft.db.models.scripts import ScriptType
+from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.services import executions, parameters, scripts
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.services.executions import RunnerOptions
 from opscraft.services.parameters import ParamType
 from opscraft.services.permissions import Permission, can
+from opscraft.ui import drafts
+from opscraft.ui.drafts import Draft
 from opscraft.ui.execution_widgets import banner
-from opscraft.ui.layout import guard, notify_error
+from opscraft.ui.layout import guard, notify_error, run_action
 from opscraft.ui.script_tabs import script_action
 from opscraft.ui.widgets import call
 
@@ -128,8 +130,9 @@ async def open_dialog(actor: Actor, script_id: int) -> None:
     fields: dict[str, ui.element] = {}
     with (
         ui.dialog() as dialog,
-        ui.card().classes("w-[34rem] max-w-full gap-3").props('data-testid="execute-dialog"'),
+        ui.card().classes("w-[34rem] max-w-full gap-3").props('data-testid="execute-dialog"') as card,
     ):
+        draft = Draft(run_draft_key(script_id), card)
         with ui.row().classes("items-center gap-2 w-full"):
             ui.icon("play_circle", color="primary").classes("text-3xl")
             with ui.column().classes("gap-0"):
@@ -140,7 +143,7 @@ async def open_dialog(actor: Actor, script_id: int) -> None:
         if script.parameters:
             ui.label("Parameters").classes("text-subtitle2 text-grey-8 mt-2")
             for spec in script.parameters:
-                fields[spec["name"]] = _field(spec)
+                fields[spec["name"]] = draft.field(spec["name"], _field(spec))
         else:
             ui.label("This script takes no parameters.").classes("text-grey-7")
         action = None
@@ -178,21 +181,33 @@ async def open_dialog(actor: Actor, script_id: int) -> None:
                 return
             finally:
                 submit_button.props(remove="loading")
+            draft.clear()
             dialog.close()
             ui.navigate.to(f"/executions/{execution.id}")
 
         with ui.row().classes("w-full justify-end gap-2 mt-2"):
-            ui.button("Cancel", on_click=dialog.close).props("flat no-caps")
+            ui.button("Cancel", on_click=lambda: (draft.clear(), dialog.close())).props("flat no-caps")
             submit_button = ui.button("Run", icon="play_arrow", on_click=submit).props(
                 'no-caps unelevated data-testid="execute-submit"'
             )
     dialog.on("hide", dialog.delete)
     dialog.open()
+    if script.parameters:
+        ui.timer(0, draft.restore, once=True)
+
+
+def run_draft_key(script_id: int) -> str:
+    """The browser-tab draft of a script's run form (see `ui.drafts`)."""
+    return f"run:{script_id}"
 
 
 @script_action("execute")
 async def execute_button(actor: Actor, script: Script) -> None:
-    """The script page's header button; only users who may execute see it."""
+    """The script page's header button; only users who may execute see it.
+
+    Only active scripts run: on a draft or deprecated script Execute is disabled with the reason
+    next to it, and those who may edit scripts get a one-click Activate.
+    """
     if not can(actor.user, Permission.execute_scripts):
         return
     script_id = script.id
@@ -202,6 +217,36 @@ async def execute_button(actor: Actor, script: Script) -> None:
         if current is not None and script_id is not None:
             await open_dialog(current, script_id)
 
-    ui.button("Execute", icon="play_arrow", on_click=open_checked).props(
+    runnable = script.status == ScriptStatus.active
+    button = ui.button("Execute", icon="play_arrow", on_click=open_checked).props(
         'unelevated no-caps color=positive data-testid="execute-button"'
     )
+    if runnable:
+
+        async def resume_draft() -> None:
+            if script_id is not None and await drafts.pending(run_draft_key(script_id)):
+                await open_checked()
+
+        ui.timer(0, resume_draft, once=True)
+        return
+    button.disable()
+    reason = f"This script is {script.status}: only active scripts can run."
+    if can(actor.user, Permission.edit_scripts):
+
+        async def activate() -> None:
+            current = await guard(Permission.edit_scripts)
+            if current is None or script_id is None:
+                return
+            done = await run_action(
+                lambda: call(scripts.update, current, script_id, {"status": ScriptStatus.active.value}),
+                "Activated: the script can run now",
+            )
+            if done is not None:
+                ui.navigate.reload()
+
+        ui.button("Activate", icon="check_circle", on_click=activate).props(
+            'unelevated no-caps color=primary data-testid="activate-button"'
+        )
+    else:
+        reason += " An operator or an admin can activate it."
+    ui.label(reason).classes("text-caption text-grey-8 self-center").props('data-testid="not-runnable"')

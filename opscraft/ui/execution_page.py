@@ -14,15 +14,15 @@ from nicegui import Client, app, background_tasks, ui
 from opscraft.db.models import Execution
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
 from opscraft.execution.events import LogEvent
-from opscraft.services import executions
+from opscraft.services import executions, runs
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
-from opscraft.services.permissions import Permission
+from opscraft.services.permissions import Permission, can
 from opscraft.ui import session
 from opscraft.ui.execution_widgets import banner, elapsed, format_duration, status_badge
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.terminal import SCROLLBACK_LINES, LiveTerminal
-from opscraft.ui.widgets import call
+from opscraft.ui.widgets import call, close_then, live_timer
 
 SESSION_RECHECK_SECONDS = 15.0
 ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
@@ -53,19 +53,26 @@ class ExecutionView:
         self.actor = actor
         self.execution = execution
         self.duration: ui.label | None = None
-        self.summary = ui.refreshable(self._summary)
+        self.header = ui.refreshable(self._header)
+        self.details = ui.refreshable(self._details)
 
-    def _summary(self) -> None:
+    def _header(self) -> None:
+        """Status, script, actions and banners: above the output, so a phone shows the output early."""
         run = self.execution
         with ui.row().classes("w-full items-center justify-between gap-2"):
             with ui.row().classes("items-center gap-3"):
                 status_badge(run.status).classes("text-base")
                 ui.link(f"{run.script_name}", f"/scripts/{run.script_id}").classes("text-lg font-medium")
                 ui.label(f"version {run.script_version}").classes("text-grey-7")
-            if run.status not in FINAL_STATUSES and executions.may_cancel(self.actor, run):
-                ui.button("Cancel run", icon="stop_circle", on_click=self._confirm_cancel).props(
-                    'outline no-caps color=negative data-testid="cancel-button"'
-                )
+            with ui.row().classes("items-center gap-2"):
+                if run.status in FINAL_STATUSES and can(self.actor.user, Permission.execute_scripts):
+                    ui.button("Run again", icon="replay", on_click=self.run_again).props(
+                        'unelevated no-caps color=positive data-testid="run-again"'
+                    ).tooltip("A new run of this script with the same parameters")
+                if run.status not in FINAL_STATUSES and executions.may_cancel(self.actor, run):
+                    ui.button("Cancel run", icon="stop_circle", on_click=self._confirm_cancel).props(
+                        'outline no-caps color=negative data-testid="cancel-button"'
+                    )
         if run.runner == "local":
             banner(
                 "warning",
@@ -82,6 +89,10 @@ class ExecutionView:
                 run.error_message,
                 "error-message",
             )
+
+    def _details(self) -> None:
+        """Timings, runner and parameters: below the output."""
+        run = self.execution
         with ui.card().classes("w-full").props("flat bordered"):
             with ui.row().classes("w-full gap-x-10 gap-y-4"):
                 self.duration = _fact("Duration", format_duration(elapsed(run)), "duration")
@@ -128,7 +139,8 @@ class ExecutionView:
         except ServiceError as exc:
             notify_error(exc.message)
             return False
-        self.summary.refresh()
+        self.header.refresh()
+        self.details.refresh()
         return True
 
     def _confirm_cancel(self) -> None:
@@ -139,14 +151,21 @@ class ExecutionView:
                 ui.button("Keep running", on_click=dialog.close).props("flat no-caps")
 
                 async def confirmed() -> None:
-                    dialog.close()
-                    await self.cancel()
+                    await close_then(dialog, self.cancel)
 
                 ui.button("Cancel run", on_click=confirmed).props(
                     'unelevated no-caps color=negative data-testid="cancel-confirm"'
                 )
         dialog.on("hide", dialog.delete)
         dialog.open()
+
+    async def run_again(self) -> None:
+        actor = await guard(Permission.execute_scripts)
+        if actor is None:
+            return
+        execution = await run_action(lambda: call(runs.rerun, actor, self.execution.id))
+        if execution is not None:
+            ui.navigate.to(f"/executions/{execution.id}")
 
     async def cancel(self) -> None:
         actor = await guard(Permission.view_scripts)
@@ -187,7 +206,7 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
         return
     with frame(actor, f"Execution #{execution_id}"):
         view = ExecutionView(actor, execution)
-        view.summary()
+        view.header()
         with ui.row().classes("w-full items-center justify-between"):
             with ui.row().classes("items-baseline gap-3"):
                 ui.label("Output").classes("text-subtitle1 font-medium")
@@ -197,12 +216,16 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
                 ).classes("text-caption text-grey-7")
             with ui.row().classes("items-center gap-1"):
                 autoscroll = ui.switch("Auto-scroll", value=True).props('dense data-testid="autoscroll"')
-                copy = ui.button(icon="content_copy").props('flat round dense data-testid="copy-output"')
+                copy = ui.button(icon="content_copy").props(
+                    'flat round dense aria-label="Copy the output" data-testid="copy-output"'
+                )
                 copy.tooltip("Copy the output shown in the terminal")
                 ui.button(
                     icon="download",
                     on_click=lambda: ui.download.from_url(f"/executions/{execution_id}/output.log"),
-                ).props('flat round dense data-testid="download-output"').tooltip("Download the full log")
+                ).props(
+                    'flat round dense aria-label="Download the full log" data-testid="download-output"'
+                ).tooltip("Download the full log")
         terminal = LiveTerminal()
         autoscroll.bind_value_to(terminal, "autoscroll")
 
@@ -214,7 +237,8 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
                 notify_ok(f"Copied {copied:,} characters")
 
         copy.on_click(copy_output)
-        ui.timer(1.0, view.tick)
+        view.details()
+        live_timer(1.0, view.tick)
     client = ui.context.client
     task = background_tasks.create(_follow(client, view, terminal), name=f"follow-execution-{execution_id}")
     client.on_delete(task.cancel)
@@ -224,7 +248,7 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
         if await guard(Permission.view_scripts) is None:
             task.cancel()
 
-    ui.timer(SESSION_RECHECK_SECONDS, recheck)
+    live_timer(SESSION_RECHECK_SECONDS, recheck)
 
 
 @app.get("/executions/{execution_id}/output.log", include_in_schema=False)

@@ -15,12 +15,12 @@ from opscraft.ui.widgets import format_time
 T = TypeVar("T")
 
 STATUS_STYLE: dict[str, tuple[str, str]] = {
-    ExecutionStatus.queued: ("blue-grey", "schedule"),
+    ExecutionStatus.queued: ("blue-grey-7", "schedule"),
     ExecutionStatus.running: ("primary", "autorenew"),
     ExecutionStatus.success: ("positive", "check_circle"),
     ExecutionStatus.failed: ("negative", "cancel"),
-    ExecutionStatus.cancelled: ("orange-8", "block"),
-    ExecutionStatus.timed_out: ("deep-orange", "timer_off"),
+    ExecutionStatus.cancelled: ("grey-8", "block"),
+    ExecutionStatus.timed_out: ("deep-orange-10", "timer_off"),
     ExecutionStatus.error: ("purple", "error"),
 }
 STATUS_LABELS: dict[str, str] = {status.value: status.value.replace("_", " ") for status in ExecutionStatus}

@@ -18,7 +18,7 @@ from opscraft.services.permissions import Permission
 from opscraft.ui.execution_widgets import STATUS_LABELS, run_rows, runs_table
 from opscraft.ui.layout import frame, guard, notify_error, protected_page
 from opscraft.ui.script_tabs import script_tab
-from opscraft.ui.widgets import call
+from opscraft.ui.widgets import call, live_timer
 
 PAGE_SIZE = 25
 REFRESH_SECONDS = 3.0
@@ -82,7 +82,7 @@ class RunHistory:
     async def render(self) -> None:
         await self._filter_bar()
         await self.results()
-        ui.timer(REFRESH_SECONDS, self._refresh_if_live)
+        live_timer(REFRESH_SECONDS, self._refresh_if_live)
 
     async def _filter_bar(self) -> None:
         with ui.row().classes("w-full items-end gap-3").props('data-testid="run-filters"'):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +16,11 @@ from pydantic import ValidationError
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.services.permissions import Permission, can
-from opscraft.ui import session
+from opscraft.ui import drafts, session
+
+# How long the server keeps a page whose browser lost its connection (laptop lid, flaky VPN)
+# before dropping it; a browser that comes back within it carries on where it was.
+RECONNECT_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,24 @@ NAV: list[NavItem] = [
 ]
 
 
+# Colours with a contrast of at least 4.5:1 for text (WCAG AA) on white, and on the dark background
+# in dark mode (checked by axe-core in tests/test_ui_pages_browser.py).
+PRIMARY = "#1565c0"
+LANGUAGE = "en-US"
+# In NiceGUI's first cascade layer: for `!important` rules the first layer wins over Quasar's.
+THEME_CSS = """
+@layer theme {
+  .nicegui-link { color: #1565c0 !important; }
+  .text-warning { color: #8a5a00 !important; }
+  .body--dark .nicegui-link, .body--dark .text-primary { color: #90caf9 !important; }
+  .q-header .nicegui-link { color: #fff !important; }
+  .body--dark .text-grey-7, .body--dark .text-grey-8 { color: #bdbdbd !important; }
+  .body--dark .text-warning { color: #f2c037 !important; }
+  .body--dark .text-negative { color: #ef9a9a !important; }
+  .body--dark .text-positive { color: #a5d6a7 !important; }
+  .body--dark .text-deep-orange-10 { color: #ffab91 !important; }
+}
+"""
 NAV_CSS = """
 .oc-nav { display: block; width: 100%; border-radius: 6px; color: inherit; text-decoration: none; }
 .oc-nav:hover { background: rgba(127, 127, 127, 0.12); }
@@ -53,11 +75,49 @@ def notify_ok(message: str) -> None:
     ui.notify(message, type="positive", position="top")
 
 
+def plain(message: str) -> str:
+    """A validator's message as a sentence for a person: no "Value error, " prefix, capitalised."""
+    text = str(message).removeprefix("Value error, ").strip()
+    return text[:1].upper() + text[1:]
+
+
 def validation_message(exc: ValidationError) -> str:
     """'field: what is wrong' for the first problem (never the submitted value)."""
     err = exc.errors()[0]
     field = ".".join(str(part) for part in err["loc"]) or "input"
     return f"{field}: {str(err['msg']).removeprefix('Value error, ')}"
+
+
+def _problems(exc: ValidationError | ServiceError) -> list[tuple[str, str]]:
+    """(field, message) pairs; the field is '' when the problem belongs to no field."""
+    if isinstance(exc, ValidationError):
+        return [(".".join(str(p) for p in err["loc"]), str(err["msg"])) for err in exc.errors()]
+    return [(str(d.get("field", "")), str(d.get("message", ""))) for d in exc.details if d.get("message")]
+
+
+def show_field_errors(fields: Mapping[str, Any], exc: ValidationError | ServiceError) -> bool:
+    """Put each problem under its field (in plain words); True when every problem found its field.
+
+    `fields` maps the service's field names (`username`, `parameters.count`...) to input elements;
+    an element's error goes away as soon as its value changes.
+    """
+    problems = _problems(exc)
+    placed = False
+    for field, message in problems:
+        for name in (field, field.rsplit(".", 1)[-1], field.split(".", 1)[-1]):
+            element = fields.get(name)
+            if element is not None:
+                element.error = plain(message)
+                placed = True
+                break
+        else:
+            return False
+    return placed
+
+
+def clear_field_errors(fields: Mapping[str, Any]) -> None:
+    for element in fields.values():
+        element.error = None
 
 
 async def guard(permission: Permission | None = None) -> Actor | None:
@@ -73,16 +133,26 @@ async def guard(permission: Permission | None = None) -> Actor | None:
     return actor
 
 
-async def run_action(action: Callable[[], Awaitable[Any]], success: str | None = None) -> Any:
-    """Run a service call from an event handler: invalid input and service errors become red
-    notifications. Returns the action's result, or None when it failed."""
+async def run_action(
+    action: Callable[[], Awaitable[Any]],
+    success: str | None = None,
+    fields: Mapping[str, Any] | None = None,
+) -> Any:
+    """Run a service call from an event handler. Returns the action's result, or None when it failed.
+
+    Problems with a field in `fields` (name -> input element) are shown under that field; the
+    rest (and every service error without a field) is a red notification."""
+    fields = fields or {}
+    clear_field_errors(fields)
     try:
         result = await action()
     except ValidationError as exc:
-        notify_error(validation_message(exc))
+        if not show_field_errors(fields, exc):
+            notify_error(validation_message(exc))
         return None
     except ServiceError as exc:
-        notify_error(exc.message)
+        if not show_field_errors(fields, exc):
+            notify_error(exc.message)
         return None
     if success:
         notify_ok(success)
@@ -119,7 +189,12 @@ def protected_page(path: str, permission: Permission | None = None, title: str =
         page.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         page.__name__ = func.__name__
         page.__doc__ = func.__doc__
-        ui.page(path, title=f"{title} · OpsCraft" if title else "OpsCraft")(page)
+        ui.page(
+            path,
+            title=f"{title} · OpsCraft" if title else "OpsCraft",
+            reconnect_timeout=RECONNECT_SECONDS,
+            language=LANGUAGE,
+        )(page)
         return func
 
     return decorator
@@ -130,8 +205,42 @@ def _request_path() -> str:
     return request.url.path + (f"?{request.url.query}" if request.url.query else "") if request else "/"
 
 
+EDITOR_THEMES = {False: "githubLight", True: "githubDark"}
+# CodeMirror's editable area gets the accessible name of its editor (`data-a11y-label`); tables that
+# scroll sideways (phones) can be scrolled with the keyboard.
+A11Y_JS = """<script>
+setInterval(() => {
+  document.querySelectorAll(".cm-content:not([aria-label])").forEach((content) => {
+    const owner = content.closest("[data-a11y-label]");
+    if (owner) content.setAttribute("aria-label", owner.dataset.a11yLabel);
+  });
+  document.querySelectorAll(".q-table__middle.scroll:not([tabindex])").forEach((region) => {
+    region.setAttribute("tabindex", "0");
+  });
+}, 500);
+</script>"""
+SKIP_LINK_CSS = """
+.oc-skip { position: absolute; left: -10000px; top: 0; z-index: 10000; padding: 8px 16px;
+           background: #fff; color: #0d47a1; font-weight: 600; border-radius: 0 0 6px 0; }
+.oc-skip:focus { left: 0; }
+"""
+
+
+def theme() -> None:
+    """Colours of every page (the frame's and the pages before login)."""
+    ui.colors(primary=PRIMARY, positive="#2e7d32", negative="#c62828", info="#01579b", warning="#f2c037")
+    ui.add_css(THEME_CSS)
+
+
+def editor_theme() -> str:
+    """The CodeMirror theme matching the user's dark-mode choice (light when they made none)."""
+    return EDITOR_THEMES[bool(app.storage.user.get("dark"))]
+
+
 @contextmanager
 def frame(actor: Actor, title: str) -> Iterator[None]:
+    """The page frame: header, navigation drawer (closed by default below 1024 px), skip link, and
+    the main column with the page's title, into which the page writes."""
     user = actor.user
     assert user is not None
     dark = ui.dark_mode(app.storage.user.get("dark"))
@@ -139,35 +248,69 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
     def toggle_dark() -> None:
         dark.value = not dark.value
         app.storage.user["dark"] = dark.value
+        for element in context.client.elements.values():
+            if isinstance(element, ui.codemirror):
+                element.theme = EDITOR_THEMES[bool(dark.value)]
 
-    with ui.header(elevated=True).classes("items-center justify-between bg-primary"):
-        with ui.row().classes("items-center gap-2"):
-            ui.button(icon="menu", on_click=lambda: drawer.toggle()).props("flat round color=white")
-            ui.link("OpsCraft", "/").classes("text-xl font-bold text-white no-underline")
-        with ui.row().classes("items-center gap-2"):
-            ui.button(icon="dark_mode", on_click=toggle_dark).props(
-                'flat round color=white data-testid="dark-toggle"'
-            ).tooltip("Toggle dark mode")
-            with ui.button(icon="account_circle").props('flat color=white no-caps data-testid="user-menu"'):
-                ui.label(f"{user.full_name or user.username} · {user.role}").classes("ml-1").props(
-                    'data-testid="whoami"'
+    theme()
+    ui.add_css(NAV_CSS + SKIP_LINK_CSS)
+    if app.storage.user.get("dark") is None:  # "auto": the browser decides; the editors follow it
+
+        async def follow_browser() -> None:
+            try:
+                browser_dark = await ui.run_javascript(
+                    "document.body.classList.contains('body--dark')", timeout=10
                 )
+            except TimeoutError:
+                return  # the browser left meanwhile
+            for element in context.client.elements.values():
+                if isinstance(element, ui.codemirror):
+                    element.theme = EDITOR_THEMES[bool(browser_dark)]
+
+        ui.timer(0.5, follow_browser, once=True)
+    ui.add_head_html(A11Y_JS)
+    with ui.header(elevated=True).classes("items-center justify-between bg-primary no-wrap px-2 sm:px-4"):
+        ui.link("Skip to main content", "#oc-main").classes("oc-skip").props('data-testid="skip-link"')
+        with ui.row().classes("items-center gap-1 sm:gap-2 no-wrap"):
+            ui.button(icon="menu", on_click=lambda: drawer.toggle()).props(
+                'flat round color=white aria-label="Navigation menu" data-testid="nav-toggle"'
+            )
+            ui.link("OpsCraft", "/").classes("text-xl font-bold text-white no-underline")
+        with ui.row().classes("items-center gap-1 sm:gap-2 no-wrap"):
+            ui.button(icon="dark_mode", on_click=toggle_dark).props(
+                'flat round color=white aria-label="Toggle dark mode" data-testid="dark-toggle"'
+            ).tooltip("Toggle dark mode")
+            name = f"{user.full_name or user.username} · {user.role}"
+            with ui.button(icon="account_circle").props(
+                f'flat color=white no-caps aria-label="Account: {_attr(name)}" data-testid="user-menu"'
+            ):
+                ui.label(name).classes("ml-1 gt-xs ellipsis").props('data-testid="whoami"')
                 with ui.menu():
                     ui.menu_item("Profile", lambda: ui.navigate.to("/profile"))
                     ui.menu_item("Log out", lambda: ui.navigate.to("/logout")).props('data-testid="logout"')
-    ui.add_css(NAV_CSS)
+    drafts.install()
     here = context.client.request.url.path if context.client.request else "/"
-    with ui.left_drawer(value=True, bordered=True).props("width=220") as drawer:
-        with ui.column().classes("w-full gap-1 p-2"):
+    # Closed at first, opened by Quasar itself on screens of 1024 px and more (`show-if-above`).
+    drawer = ui.left_drawer(value=False, bordered=True)
+    with drawer.props('show-if-above width=220 breakpoint=1024 aria-label="Navigation"'):
+        with ui.element("nav").classes("w-full column gap-1 p-2").props('aria-label="Main"'):
             for item in NAV:
                 if item.permission is not None and not can(user, item.permission):
                     continue
                 active = here == item.path or (item.path != "/" and here.startswith(item.path + "/"))
                 link = ui.link(target=item.path).classes("oc-nav" + (" oc-nav-active" if active else ""))
+                if active:
+                    link.props('aria-current="page"')
                 with link.props(f'data-testid="nav-{item.path.strip("/") or "home"}"'):
                     with ui.row().classes("items-center gap-3 px-3 py-2 no-wrap"):
-                        ui.icon(item.icon).classes("text-xl")
+                        ui.icon(item.icon).classes("text-xl").props('aria-hidden="true"')
                         ui.label(item.label).classes("text-body1")
-    with ui.column().classes("w-full max-w-7xl mx-auto p-4 gap-4"):
-        ui.label(title).classes("text-2xl font-semibold")
+    with ui.element("div").classes("w-full max-w-7xl mx-auto p-2 sm:p-4 column no-wrap gap-4"):
+        ui.element("span").props("id=oc-main tabindex=-1")
+        ui.label(title).classes("text-2xl font-semibold").props('role="heading" aria-level="1"')
         yield
+
+
+def _attr(text: str) -> str:
+    """`text` safe inside a double-quoted props value."""
+    return text.replace("\\", "").replace('"', "'")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from nicegui import ui
@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
+from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.widgets import call
 
@@ -77,9 +78,12 @@ class PagedTable(ABC):
         permission: Permission,
         change: Callable[[AsyncSession, Actor], Awaitable[Any]],
         done: str,
+        fields: Mapping[str, Any] | None = None,
+        draft: Draft | None = None,
     ) -> None:
         """Re-check `permission`, run `change(session, actor)`; on success drop the dialog (and
-        anything typed in it) and reload the table. Failures are red notifications."""
+        anything typed in it, `draft` included) and reload the table. Problems with a field in
+        `fields` show under it, the rest as red notifications."""
         actor = await guard(permission)
         if actor is None:
             dialog.delete()
@@ -89,7 +93,9 @@ class PagedTable(ABC):
             await call(change, actor)
             return True
 
-        if await run_action(action, done):
+        if await run_action(action, done, fields):
+            if draft is not None:
+                draft.clear()
             dialog.delete()
             await self.refresh()
 

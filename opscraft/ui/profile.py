@@ -8,8 +8,8 @@ from opscraft import runtime
 from opscraft.services import users
 from opscraft.services.actor import Actor
 from opscraft.ui import session
-from opscraft.ui.layout import frame, guard, notify_error, protected_page, run_action
-from opscraft.ui.widgets import format_time, password_hint, password_input
+from opscraft.ui.layout import frame, guard, protected_page, run_action
+from opscraft.ui.widgets import form, format_time, password_hint, password_input
 
 
 @protected_page("/profile", title="Profile")
@@ -36,17 +36,20 @@ async def profile_page(actor: Actor) -> None:
             ui.label("All your sessions end: you log in again with the new password.").classes(
                 "text-caption text-grey-7"
             )
-            current = password_input("Current password", "current-password", autocomplete="current-password")
-            new = password_input("New password", "new-password")
-            repeat = password_input("Repeat new password", "repeat-password")
-            password_hint(users.MIN_PASSWORD)
+            with form():
+                current = password_input(
+                    "Current password", "current-password", autocomplete="current-password"
+                )
+                new = password_input("New password", "new-password")
+                repeat = password_input("Repeat new password", "repeat-password")
+                password_hint(users.MIN_PASSWORD)
 
             async def change() -> None:
                 me = await guard()
                 if me is None:
                     return
                 if new.value != repeat.value:
-                    notify_error("The new passwords differ: type the same password twice.")
+                    repeat.error = "Differs from the new password: type the same password twice"
                     return
 
                 async def do_change() -> bool:
@@ -54,7 +57,8 @@ async def profile_page(actor: Actor) -> None:
                         await users.change_password(s, me, current.value or "", new.value or "")
                     return True
 
-                if await run_action(do_change):
+                fields = {"current_password": current, "new_password": new, "password": new}
+                if await run_action(do_change, fields=fields):
                     session.log_out()
                     ui.navigate.to(session.login_url(notice="password"))
 

@@ -21,9 +21,10 @@ from opscraft.services.linters import LintFinding
 from opscraft.services.parameters import ParamType
 from opscraft.services.permissions import Permission
 from opscraft.services.script_checks import Finding, SyntaxProblem
-from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page
+from opscraft.ui.drafts import Draft
+from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, show_field_errors
 from opscraft.ui.script_widgets import LANGUAGES, editor, findings_list, findings_of, mark_lines, risk_dialog
-from opscraft.ui.widgets import call
+from opscraft.ui.widgets import call, live_timer
 
 CHECK_INTERVAL_SECONDS = 1.0
 STARTER = {
@@ -40,13 +41,24 @@ UNLOAD_GUARD = """<script>
 window.addEventListener("beforeunload", (e) => {
   if (window.ocDirty) { e.preventDefault(); e.returnValue = ""; }
 });
+// Ctrl+S / Cmd+S saves (in the editor and in every field of the form), instead of saving the page.
+document.addEventListener("keydown", (e) => {
+  if ((e.ctrlKey || e.metaKey) && !e.altKey && e.key.toLowerCase() === "s") {
+    const save = document.querySelector('[data-testid="save-script"]');
+    if (save) { e.preventDefault(); save.click(); }
+  }
+}, true);
 </script>"""
+# The size counter turns orange from this share of the limit on.
+SIZE_WARNING_SHARE = 0.8
 
 
 class ParameterRows:
     """Editable rows of name / type / default / required / description (+ options for choices)."""
 
-    def __init__(self, schema: list[dict[str, Any]]) -> None:
+    def __init__(self, schema: list[dict[str, Any]], draft: Draft) -> None:
+        self.draft = draft
+        draft.on_restore.append(self._rows_for_draft)
         self.rows: list[dict[str, Any]] = [
             {
                 "name": spec["name"],
@@ -70,11 +82,31 @@ class ParameterRows:
         )
         self.render()
 
+    def _rows_for_draft(self, stored: dict[str, Any]) -> None:
+        """Add or drop rows so that every parameter row of a restored draft has its fields."""
+        count = len([key for key in stored if key.startswith("param-name-")])
+        if count != len(self.rows):
+            del self.rows[count:]
+            while len(self.rows) < count:
+                self.rows.append(
+                    {
+                        "name": "",
+                        "type": "string",
+                        "default": "",
+                        "required": False,
+                        "description": "",
+                        "options": "",
+                    }
+                )
+            self.render()
+
     def remove(self, row: dict[str, Any]) -> None:
         self.rows.remove(row)
         self.render()
 
     def render(self) -> None:
+        for name in [key for key in self.draft.fields if key.startswith("param-")]:
+            del self.draft.fields[name]
         self.container.clear()
         with self.container:
             if not self.rows:
@@ -84,29 +116,28 @@ class ParameterRows:
             for index, row in enumerate(self.rows):
                 with (
                     ui.row()
-                    .classes("w-full items-start gap-2 no-wrap")
+                    .classes("w-full items-start gap-2 flex-wrap lg:flex-nowrap")
                     .props(f'data-testid="param-row-{index}"')
                 ):
-                    ui.input("Name").bind_value(row, "name").props(
-                        f'outlined dense data-testid="param-name-{index}"'
-                    ).classes("w-44")
-                    ui.select([t.value for t in ParamType], label="Type").bind_value(row, "type").props(
-                        f'outlined dense data-testid="param-type-{index}"'
-                    ).classes("w-32")
-                    ui.input("Default").bind_value(row, "default").props(
-                        f'outlined dense data-testid="param-default-{index}"'
-                    ).classes("w-40")
-                    ui.input("Options (comma-separated)").bind_value(row, "options").bind_visibility_from(
-                        row, "type", value="choice"
-                    ).props(f'outlined dense data-testid="param-options-{index}"').classes("w-48")
-                    ui.input("Description").bind_value(row, "description").props(
-                        f'outlined dense data-testid="param-description-{index}"'
-                    ).classes("flex-grow")
-                    ui.checkbox("Required").bind_value(row, "required").props(
-                        f'data-testid="param-required-{index}"'
+                    for key, element, width in (
+                        ("name", ui.input("Name"), "w-44"),
+                        ("type", ui.select([t.value for t in ParamType], label="Type"), "w-32"),
+                        ("default", ui.input("Default"), "w-40"),
+                        ("options", ui.input("Options (comma-separated)"), "w-48"),
+                        ("description", ui.input("Description"), "flex-grow"),
+                    ):
+                        element.bind_value(row, key).classes(width)
+                        element.props(f'outlined dense data-testid="param-{key}-{index}"')
+                        self.draft.field(f"param-{key}-{index}", element)
+                        if key == "options":
+                            element.bind_visibility_from(row, "type", value="choice")
+                    required = ui.checkbox("Required").bind_value(row, "required")
+                    self.draft.field(
+                        f"param-required-{index}", required.props(f'data-testid="param-required-{index}"')
                     )
                     ui.button(icon="delete", on_click=lambda _, r=row: self.remove(r)).props(
-                        f'flat round dense color=negative data-testid="param-remove-{index}"'
+                        f'flat round dense color=negative aria-label="Remove parameter {index + 1}" '
+                        f'data-testid="param-remove-{index}"'
                     ).tooltip("Remove parameter")
 
     def value(self) -> list[dict[str, Any]]:
@@ -139,13 +170,31 @@ class ScriptForm:
         self._checked: tuple[str, str] | None = None
         self._dirty = False
         ui.add_head_html(UNLOAD_GUARD)
-        with ui.row().classes("w-full gap-4 items-start no-wrap"):
-            with ui.column().classes("flex-grow gap-3 min-w-0"):
+        box = ui.column().classes("w-full gap-2")
+        self.draft = Draft(f"script:{script.id}" if script else "script:new", box)
+        with box, ui.row().classes("w-full gap-4 items-start flex-wrap lg:flex-nowrap"):
+            with ui.column().classes("flex-grow gap-3 min-w-0 w-full lg:w-auto"):
                 self._main_fields()
-            with ui.card().classes("w-80 gap-2").props("flat bordered"):
+            with ui.card().classes("w-full lg:w-80 gap-2").props("flat bordered"):
                 self._side_fields()
         self.saved_state = self.payload()
-        ui.timer(CHECK_INTERVAL_SECONDS, self._tick)
+        for name, element in (
+            ("name", self.name),
+            ("script_type", self.script_type),
+            ("description", self.description),
+            ("content", self.editor),
+            ("status", self.status),
+            ("version", self.version),
+            ("timeout", self.timeout),
+            ("memory", self.memory),
+            ("cpus", self.cpus),
+            ("max_concurrent", self.max_concurrent),
+            ("network", self.network),
+            ("change_note", self.change_note),
+        ):
+            self.draft.field(name, element)
+        ui.timer(0, self.draft.restore, once=True)
+        live_timer(CHECK_INTERVAL_SECONDS, self._tick)
 
     def _main_fields(self) -> None:
         s = self.script
@@ -168,9 +217,15 @@ class ScriptForm:
         self.editor = editor(s.content if s else STARTER["bash"], LANGUAGES[self.script_type.value])
         self.editor.props('data-testid="script-editor"')
         self.editor.on_value_change(lambda: self._set_dirty(True))
+        with ui.row().classes("w-full justify-end"):
+            self.size = (
+                ui.label()
+                .classes("text-caption text-grey-7")
+                .props('data-testid="content-size" aria-live="polite"')
+            )
         self.checks = ui.column().classes("w-full gap-1").props('data-testid="checks"')
         ui.label("Parameters").classes("text-subtitle1 font-medium mt-2")
-        self.parameters = ParameterRows(s.parameters if s else [])
+        self.parameters = ParameterRows(s.parameters if s else [], self.draft)
 
     def _side_fields(self) -> None:
         s = self.script
@@ -251,15 +306,43 @@ class ScriptForm:
         if current == self._checked:
             return
         self._checked = current
+        self._show_size(current[1])
         actor = await guard(Permission.edit_scripts)
         if actor is None:
             return
         try:
             checks = await scripts.check(actor, ScriptType(current[0]), current[1])
         except ServiceError as exc:
-            notify_error(exc.message)
+            self._show_refusal(exc.message)
             return
         self._show_checks(checks.problems, checks.findings, checks.lint.findings, checks.notices)
+
+    def _show_size(self, content: str) -> None:
+        """`12.3 KiB of 256 KiB`: grey, orange near the limit, red over it."""
+        limit = scripts.content_limit()
+        size = len(content.encode())
+        self.size.text = f"{size / 1024:,.1f} KiB of {limit // 1024:,} KiB"
+        color = (
+            "text-negative"
+            if size > limit
+            else "text-deep-orange-10"
+            if size > SIZE_WARNING_SHARE * limit
+            else ""
+        )
+        self.size.classes(replace=f"text-caption {color or 'text-grey-7'}")
+
+    def _show_refusal(self, message: str) -> None:
+        """A refusal without lines (e.g. the size): stays under the editor until the content changes."""
+        mark_lines(self.editor, [], [])
+        self.checks.clear()
+        with self.checks:
+            with (
+                ui.row()
+                .classes("items-center gap-2 no-wrap text-negative")
+                .props('data-testid="content-refused"')
+            ):
+                ui.icon("error").props('aria-hidden="true"')
+                ui.label(message[:1].upper() + message[1:])
 
     def _show_checks(
         self,
@@ -279,6 +362,7 @@ class ScriptForm:
             self.editor.set_value(STARTER[self.script_type.value])
 
     def _cancel(self) -> None:
+        self.draft.clear()
         ui.navigate.to(f"/scripts/{self.script.id}" if self.script else "/scripts")
 
     async def save(self, acknowledge: bool) -> None:
@@ -307,6 +391,7 @@ class ScriptForm:
             self.save_button.props(remove="loading")
         self.saved_state = self.payload()
         self._set_dirty(False)
+        self.draft.clear()
         notify_ok(f"Saved {saved.script.name} (version {saved.script.current_version})")
         for notice in saved.notices:
             ui.notify(notice.message, type="info", position="top", multi_line=True)
@@ -326,7 +411,14 @@ class ScriptForm:
         if problems:
             self._show_checks(problems, [])
             self._checked = None  # the next tick shows the lint findings next to these errors
-        notify_error(exc.message)
+            return
+        content = [d for d in exc.details if d.get("field") == "content"]
+        if content:
+            self._show_refusal(exc.message)
+            return
+        fields = {"name": self.name, "version": self.version, "description": self.description}
+        if not show_field_errors(fields, exc):
+            notify_error(exc.message)
 
 
 @protected_page("/scripts/new", Permission.edit_scripts, title="New script")

@@ -6,9 +6,10 @@ secrets) and, in its header, the registered action buttons (execute).
 
 from __future__ import annotations
 
+from difflib import HtmlDiff
 from typing import Any
 
-from nicegui import context, ui
+from nicegui import ui
 
 from opscraft.db.models import Script
 from opscraft.services import scripts
@@ -19,7 +20,7 @@ from opscraft.services.scripts import RUN_SETTINGS
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.script_tabs import ACTIONS, ordered_tabs
 from opscraft.ui.script_widgets import LANGUAGES, editor, findings_of, risk_dialog, status_badge, type_badge
-from opscraft.ui.widgets import call, format_time
+from opscraft.ui.widgets import call, close_then, format_time
 
 VERSIONS_PAGE = 20
 VERSION_COLUMNS: list[dict[str, Any]] = [
@@ -108,7 +109,14 @@ class VersionsView:
                 'unelevated no-caps data-testid="diff-compare"'
             )
             self.changed = ui.label().classes("text-grey-8").props('data-testid="diff-changed"')
-        self.diff = editor("", "diff", read_only=True).props('data-testid="diff-view"')
+        self.view = ui.toggle({"unified": "Unified", "split": "Side by side"}, value="unified")
+        self.view.props('no-caps dense data-testid="diff-mode"').on_value_change(self.compare)
+        ui.add_css(SIDE_BY_SIDE_CSS)
+        self.diff = editor("", "diff", read_only=True, label="Differences between the versions").props(
+            'data-testid="diff-view"'
+        )
+        self.split = ui.html("", sanitize=False).classes("w-full overflow-auto")
+        self.split.props('data-testid="diff-split"').set_visibility(False)
 
     async def _on_page(self, event: Any) -> None:
         if event.value and event.value != self.page:
@@ -151,11 +159,23 @@ class VersionsView:
         if result is None:
             return
         self.diff.set_value(result.diff or "(the content is identical)")
+        split = self.view.value == "split"
+        self.diff.set_visibility(not split)
+        self.split.set_visibility(split)
+        if split:
+            numbers = (int(self.from_n.value), int(self.to_n.value))
+            old, new = [
+                (await call(scripts.get_version, actor, self.script.id, n)).version.content for n in numbers
+            ]
+            # HtmlDiff escapes the content it shows; the table is this module's own markup.
+            labels = [f"version {n}" for n in numbers]
+            self.split.content = HtmlDiff(tabsize=4, wrapcolumn=70).make_table(
+                old.splitlines(), new.splitlines(), *labels, context=True
+            )
         others = [c for c in result.changed if c != "content"]
         self.changed.text = f"Also changed: {', '.join(others)}" if others else ""
 
     def confirm_rollback(self, number: int) -> None:
-        caller = context.slot  # the rollback outlives the dialog: see `risk_dialog`
         with ui.dialog() as dialog, ui.card().classes("gap-3").props('data-testid="rollback-dialog"'):
             ui.label(f"Roll back to version {number}?").classes("text-lg font-semibold")
             ui.label(
@@ -164,9 +184,7 @@ class VersionsView:
             ).classes("text-grey-8")
 
             async def confirm() -> None:
-                dialog.close()
-                with caller:
-                    await self.rollback(number, False)
+                await close_then(dialog, lambda: self.rollback(number, False))
 
             with ui.row().classes("w-full justify-end gap-2"):
                 ui.button("Cancel", on_click=dialog.close).props("flat no-caps")
@@ -194,6 +212,22 @@ class VersionsView:
             return
         notify_ok(f"Rolled back to version {number}: now version {saved.script.current_version}")
         ui.navigate.to(f"/scripts/{self.script.id}?tab=versions")
+
+
+SIDE_BY_SIDE_CSS = """
+table.diff { font-family: ui-monospace, monospace; font-size: 13px; border-collapse: collapse; width: 100%; }
+table.diff td { padding: 0 6px; vertical-align: top; white-space: pre-wrap; }
+table.diff th { text-align: left; padding: 4px 6px; }
+.diff_header { color: #555; }
+.diff_next { display: none; }
+.diff_add { background: #c8f0d0; color: #0b3d1a; }
+.diff_sub { background: #f8cfd2; color: #5c0a12; }
+.diff_chg { background: #f5e6a8; color: #3d3000; }
+.body--dark .diff_header { color: #bbb; }
+.body--dark .diff_add { background: #1e4d2b; color: #d7f5de; }
+.body--dark .diff_sub { background: #5c1d24; color: #fbdde0; }
+.body--dark .diff_chg { background: #4d4212; color: #fbf1c7; }
+"""
 
 
 def _header(script: Script) -> None:

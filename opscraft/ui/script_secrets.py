@@ -76,7 +76,8 @@ async def secrets_tab(actor: Actor, script: Script) -> None:
             ui.label(f"attached {format_time(item.attached_at)}{by}").classes("text-caption text-grey-7")
             if manage:
                 ui.button(icon="link_off", on_click=lambda i=item: detach(i)).props(
-                    f'flat round dense color=negative data-testid="detach-{item.name}"'
+                    f'flat round dense color=negative aria-label="Detach {item.name}" '
+                    f'data-testid="detach-{item.name}"'
                 ).tooltip("Detach")
 
     async def _attach_form(attached: list[Attachment]) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from nicegui import context, ui
+from nicegui import ui
 
 from opscraft.services.errors import Invalid
 from opscraft.services.line_endings import Notice
 from opscraft.services.linters import LintFinding
 from opscraft.services.script_checks import Finding, SyntaxProblem
+from opscraft.ui.layout import editor_theme
+from opscraft.ui.widgets import close_then
 
 T = TypeVar("T")
 
@@ -18,12 +20,12 @@ T = TypeVar("T")
 # Plain string keys: the colour maps are also embedded in table slots as JavaScript objects.
 LANGUAGES: dict[str, str] = {"bash": "Shell", "python": "Python", "ansible": "YAML", "terraform": "TOML"}
 TYPE_COLORS: dict[str, str] = {
-    "bash": "green-8",
+    "bash": "green-9",
     "python": "blue-8",
     "ansible": "red-8",
     "terraform": "deep-purple-6",
 }
-STATUS_COLORS: dict[str, str] = {"draft": "grey-7", "active": "positive", "deprecated": "orange-9"}
+STATUS_COLORS: dict[str, str] = {"draft": "grey-7", "active": "positive", "deprecated": "deep-orange-10"}
 EDITOR_CSS = """
 .oc-lint-line { background: rgba(255, 152, 0, 0.18); }
 .oc-error-line { background: rgba(193, 0, 21, 0.16); }
@@ -40,11 +42,14 @@ def status_badge(status: str) -> None:
     ui.badge(status, color=STATUS_COLORS.get(status, "grey")).props('data-testid="status-badge"')
 
 
-def editor(content: str, language: str, *, read_only: bool = False) -> ui.codemirror:
-    """A CodeMirror editor in `language` (a CodeMirror language name, see LANGUAGES)."""
+def editor(
+    content: str, language: str, *, read_only: bool = False, label: str = "Script content"
+) -> ui.codemirror:
+    """A CodeMirror editor in `language` (a CodeMirror language name, see LANGUAGES); `label` is
+    its accessible name."""
     ui.add_css(EDITOR_CSS)
-    element = ui.codemirror(content, language=language)
-    element.classes("w-full").style("height: 28rem")
+    element = ui.codemirror(content, language=language, theme=editor_theme())
+    element.classes("w-full").style("height: 28rem").props(f'data-a11y-label="{label}"')
     if read_only:
         element.disable()
     return element
@@ -109,7 +114,7 @@ def findings_list(
         for finding in findings:
             with (
                 ui.row()
-                .classes("items-center gap-2 no-wrap text-orange-10")
+                .classes("items-center gap-2 no-wrap text-deep-orange-10")
                 .props(f'data-testid="finding-{finding.rule}"')
             ):
                 ui.icon("warning")
@@ -129,13 +134,12 @@ def risk_dialog(findings: list[Finding], on_confirm: Callable[[], Awaitable[None
     browser reports it hidden, which on a busy server comes before a slow save returns, and
     the save's notifications and navigation would then fail ("parent element ... deleted").
     """
-    caller = context.slot
     with (
         ui.dialog() as dialog,
         ui.card().classes("w-[40rem] max-w-full gap-3").props('data-testid="risk-dialog"'),
     ):
         with ui.row().classes("items-center gap-2"):
-            ui.icon("warning", color="orange-9").classes("text-3xl")
+            ui.icon("warning", color="deep-orange-10").classes("text-3xl")
             ui.label("This script matches dangerous patterns").classes("text-lg font-semibold")
         findings_list([], findings)
         ui.label(
@@ -144,14 +148,12 @@ def risk_dialog(findings: list[Finding], on_confirm: Callable[[], Awaitable[None
         ).classes("text-grey-8")
 
         async def confirm() -> None:
-            dialog.close()
-            with caller:
-                await on_confirm()
+            await close_then(dialog, on_confirm)
 
         with ui.row().classes("w-full justify-end gap-2"):
             ui.button("Go back", on_click=dialog.close).props('flat no-caps data-testid="risk-cancel"')
             ui.button("Save anyway", icon="warning", on_click=confirm).props(
-                'unelevated no-caps color=orange-9 data-testid="risk-confirm"'
+                'unelevated no-caps color=deep-orange-10 data-testid="risk-confirm"'
             )
     dialog.on("hide", dialog.delete)
     dialog.open()

@@ -6,12 +6,14 @@ from typing import Any
 
 from nicegui import ui
 
-from opscraft.db.models import Script
+from opscraft.db.models import Execution, Script
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
-from opscraft.services import scripts
+from opscraft.services import runs, scripts
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.services.scripts import ScriptQuery
+from opscraft.ui.execute_dialog import open_dialog
+from opscraft.ui.execution_widgets import STATUS_STYLE
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.paged import PagedTable
 from opscraft.ui.script_widgets import STATUS_COLORS, TYPE_COLORS
@@ -25,13 +27,44 @@ SORTS = {
     "updated_at": "Oldest update",
 }
 
+# Columns marked `gt-sm` / `gt-xs` collapse on narrow screens (a phone keeps name, status, last run, Run).
 COLUMNS: list[dict[str, Any]] = [
     {"name": "name", "label": "Name", "field": "name", "align": "left"},
-    {"name": "script_type", "label": "Type", "field": "script_type", "align": "left"},
+    {
+        "name": "script_type",
+        "label": "Type",
+        "field": "script_type",
+        "align": "left",
+        "classes": "gt-xs",
+        "headerClasses": "gt-xs",
+    },
     {"name": "status", "label": "Status", "field": "status", "align": "left"},
-    {"name": "tags", "label": "Tags", "field": "tags", "align": "left"},
-    {"name": "version", "label": "Version", "field": "version", "align": "left"},
-    {"name": "updated", "label": "Updated", "field": "updated", "align": "left"},
+    {"name": "last_run", "label": "Last run", "field": "last_run", "align": "left"},
+    {
+        "name": "tags",
+        "label": "Tags",
+        "field": "tags",
+        "align": "left",
+        "classes": "gt-sm",
+        "headerClasses": "gt-sm",
+    },
+    {
+        "name": "version",
+        "label": "Version",
+        "field": "version",
+        "align": "left",
+        "classes": "gt-sm",
+        "headerClasses": "gt-sm",
+    },
+    {
+        "name": "updated",
+        "label": "Updated",
+        "field": "updated",
+        "align": "left",
+        "classes": "gt-sm",
+        "headerClasses": "gt-sm",
+    },
+    {"name": "run", "label": "", "field": "id", "align": "right"},
 ]
 NAME_CELL = """
 <q-td :props="props">
@@ -43,14 +76,40 @@ TYPE_CELL = f"""
 <q-td :props="props"><q-badge :color="{TYPE_COLORS}[props.value]" :label="props.value" /></q-td>"""
 STATUS_CELL = f"""
 <q-td :props="props"><q-badge :color="{STATUS_COLORS}[props.value]" :label="props.value" /></q-td>"""
+RUN_COLORS = "{" + ", ".join(f"{status.value}: '{style[0]}'" for status, style in STATUS_STYLE.items()) + "}"
+LAST_RUN_CELL = f"""
+<q-td :props="props">
+  <a v-if="props.value" :href="'/executions/' + props.value.id" class="no-underline"
+     :data-testid="'last-run-' + props.row.name">
+    <q-badge :color="{RUN_COLORS}[props.value.status]"
+             :label="props.value.status.replace('_', ' ')" />
+    <span class="text-caption text-grey-8 q-ml-xs">{{{{ props.value.time }}}}</span>
+  </a>
+  <span v-else class="text-caption text-grey-7">never run</span>
+</q-td>"""
+RUN_CELL = """
+<q-td :props="props" class="text-right">
+  <template v-if="props.row.can_run">
+    <q-btn v-if="props.row.status === 'active'" dense unelevated no-caps color="positive" icon="play_arrow"
+           label="Run" :data-testid="'run-' + props.row.name" :aria-label="'Run ' + props.row.name"
+           @click="$parent.$emit('run', props.row.id)" />
+    <a v-else :href="'/scripts/' + props.row.id" class="text-caption"
+       :data-testid="'activate-' + props.row.name">
+      {{ props.row.status }}: activate to run</a>
+  </template>
+</q-td>"""
 TAGS_CELL = """
 <q-td :props="props">
   <q-chip v-for="tag in props.value" :key="tag" dense outline color="primary" :label="tag" />
 </q-td>"""
 
 
-def _row(script: Script) -> dict[str, Any]:
+def _row(script: Script, last: Execution | None, can_run: bool) -> dict[str, Any]:
     return {
+        "last_run": {"id": last.id, "status": str(last.status), "time": format_time(last.queued_at)}
+        if last
+        else None,
+        "can_run": can_run,
         "id": script.id,
         "name": script.name,
         "description": script.description,
@@ -91,8 +150,11 @@ class ScriptList(PagedTable):
             ("script_type", TYPE_CELL),
             ("status", STATUS_CELL),
             ("tags", TAGS_CELL),
+            ("last_run", LAST_RUN_CELL),
+            ("run", RUN_CELL),
         ):
             self.table.add_slot(f"body-cell-{name}", slot)
+        self.table.on("run", self._run)
         self.empty = ui.column().classes("w-full items-center py-10 gap-3")
         self.make_footer("scripts-summary")
 
@@ -121,7 +183,9 @@ class ScriptList(PagedTable):
         if result is None:
             return
         rows, total = result
-        self.table.rows = [_row(s) for s in rows]
+        last = await call(runs.last_runs, actor, [s.id for s in rows if s.id is not None])
+        can_run = can(actor.user, Permission.execute_scripts)
+        self.table.rows = [_row(s, last.get(s.id or 0), can_run) for s in rows]
         self.table.set_visibility(total > 0)
         self._render_empty(total)
         self.show_total(total, "script", " match" if self._filtered() else "")
@@ -151,6 +215,11 @@ class ScriptList(PagedTable):
                 ui.label("Operators and admins can add scripts; they will appear here.").classes(
                     "text-grey-7"
                 )
+
+    async def _run(self, event: Any) -> None:
+        actor = await guard(Permission.execute_scripts)
+        if actor is not None:
+            await open_dialog(actor, int(event.args))
 
     async def _clear(self) -> None:
         for element in (self.search, self.script_type, self.status, self.tag):

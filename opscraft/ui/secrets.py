@@ -1,12 +1,12 @@
 """The secrets page (operators and admins): search, create, edit, replace value, delete, audit log.
 
-A value is typed into a password field and sent to the service once; the dialog holding it is
-deleted right after, and no page ever receives a value from the server.
+A value is typed or pasted (several lines kept as they are) or read from a file, and sent to the
+service once; the dialog holding it is deleted right after, and no page ever receives a value from
+the server.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from nicegui import ui
@@ -17,11 +17,15 @@ from opscraft.services import secrets
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.services.secrets import SecretInfo
+from opscraft.ui import drafts
+from opscraft.ui.audit import readable
+from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.paged import PagedTable
 from opscraft.ui.widgets import call, dialog_buttons, dialog_card, format_time, text_input
 
 PAGE_SIZE = 20
+CREATE_DRAFT = "secret:new"
 AUDIT_PAGE_SIZE = 100
 
 COLUMNS: list[dict[str, Any]] = [
@@ -38,19 +42,23 @@ NAME_CELL = """
 </q-td>"""
 SCRIPTS_CELL = """
 <q-td :props="props">
-  <span v-if="!props.value.length" class="text-grey-6">no script</span>
+  <span v-if="!props.value.length" class="text-grey-7">no script</span>
   <a v-for="s in props.value" :key="s.id" :href="'/scripts/' + s.id" class="q-mr-xs">
     <q-chip dense clickable icon="description" :label="s.name" /></a>
 </q-td>"""
 ACTIONS_CELL = """
 <q-td :props="props" class="text-right">
-  <q-btn flat round dense icon="edit" color="primary" :data-testid="'edit-' + props.row.name"
+  <q-btn flat round dense aria-label="Edit description"
+         icon="edit" color="primary" :data-testid="'edit-' + props.row.name"
          @click="$parent.$emit('edit', props.row)"><q-tooltip>Edit description</q-tooltip></q-btn>
-  <q-btn flat round dense icon="key" color="primary" :data-testid="'replace-' + props.row.name"
+  <q-btn flat round dense aria-label="Replace value"
+         icon="key" color="primary" :data-testid="'replace-' + props.row.name"
          @click="$parent.$emit('replace', props.row)"><q-tooltip>Replace value</q-tooltip></q-btn>
-  <q-btn flat round dense icon="history" color="primary" :data-testid="'audit-' + props.row.name"
+  <q-btn flat round dense aria-label="Audit log"
+         icon="history" color="primary" :data-testid="'audit-' + props.row.name"
          @click="$parent.$emit('audit', props.row)"><q-tooltip>Audit log</q-tooltip></q-btn>
-  <q-btn flat round dense icon="delete" color="negative" :data-testid="'delete-' + props.row.name"
+  <q-btn flat round dense aria-label="Delete"
+         icon="delete" color="negative" :data-testid="'delete-' + props.row.name"
          @click="$parent.$emit('delete', props.row)"><q-tooltip>Delete</q-tooltip></q-btn>
 </q-td>"""
 
@@ -87,20 +95,84 @@ def _audit_row(event: AuditEvent) -> dict[str, Any]:
     return {
         "id": event.id,
         "time": event.time.strftime("%Y-%m-%d %H:%M:%S"),
-        "actor": event.actor_name or "-",
+        "actor": event.actor_name or "system",
         "action": event.action.removeprefix("secret."),
         "execution": event.details.get("execution_id"),
-        "details": json.dumps(details, sort_keys=True) if details else "",
+        "details": readable(details),
     }
 
 
-def _value_input(label: str, testid: str) -> ui.input:
-    """A password field that browsers do not fill in or remember."""
-    return (
-        ui.input(label, password=True, password_toggle_button=True)
-        .props(f'outlined dense autocomplete=new-password spellcheck=false data-testid="{testid}"')
-        .classes("w-full")
-    )
+SECRET_VALUE_CSS = """
+.oc-masked textarea { -webkit-text-security: disc; }
+.oc-secret-value textarea { font-family: ui-monospace, monospace; white-space: pre; }
+"""
+
+
+class SecretValueField:
+    """A secret value as typed or pasted (several lines kept as they are, e.g. an SSH private key or
+    a kubeconfig) or read from a file, byte for byte. Masked until "Show" is pressed; never filled
+    in or remembered by the browser, and never kept in a draft."""
+
+    def __init__(self, label: str, testid: str) -> None:
+        ui.add_css(SECRET_VALUE_CSS)
+        self.file_text: str | None = None
+        self.text = (
+            ui.textarea(label)
+            .props(
+                f"outlined dense autocomplete=off spellcheck=false autocorrect=off autocapitalize=off "
+                f'rows=4 data-testid="{testid}"'
+            )
+            .classes("w-full oc-secret-value oc-masked")
+        )
+        with ui.row().classes("w-full items-center gap-2"):
+            self.show = ui.switch("Show", on_change=self._toggle).props(f'dense data-testid="{testid}-show"')
+            ui.space()
+            self.upload = (
+                ui.upload(
+                    label="Or read it from a file",
+                    auto_upload=True,
+                    max_files=1,
+                    max_file_size=secrets.MAX_VALUE_BYTES,
+                    on_upload=self._uploaded,
+                    on_rejected=lambda: self._file_error(
+                        f"The file is larger than {secrets.MAX_VALUE_BYTES // 1024} KiB"
+                    ),
+                )
+                .props(f'flat bordered dense accept="*" data-testid="{testid}-file"')
+                .classes("w-64")
+            )
+        self.file_note = ui.label().classes("text-caption").props(f'data-testid="{testid}-file-note"')
+        self.file_note.set_visibility(False)
+
+    def _toggle(self) -> None:
+        if self.show.value:
+            self.text.classes(remove="oc-masked")
+        else:
+            self.text.classes(add="oc-masked")
+
+    def _file_error(self, message: str) -> None:
+        self.file_text = None
+        self.file_note.text = message
+        self.file_note.classes(replace="text-caption text-negative")
+        self.file_note.set_visibility(True)
+
+    async def _uploaded(self, event: Any) -> None:
+        raw = await event.file.read()
+        try:
+            self.file_text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self._file_error(f"{event.file.name} is not UTF-8 text: a secret value must be text")
+            return
+        self.text.value = ""
+        self.text.disable()
+        self.file_note.text = f"The value is the content of {event.file.name} ({len(raw):,} bytes, as is)."
+        self.file_note.classes(replace="text-caption text-positive")
+        self.file_note.set_visibility(True)
+
+    @property
+    def value(self) -> str:
+        """The file's content when one was read, else the text as typed (line breaks kept)."""
+        return self.file_text if self.file_text is not None else (self.text.value or "")
 
 
 class SecretsView(PagedTable):
@@ -146,12 +218,16 @@ class SecretsView(PagedTable):
         self.show_total(total, "secret", self.matching())
 
     def open_create(self) -> None:
-        with ui.dialog().props("persistent") as dialog, dialog_card("New secret"):
+        with ui.dialog().props("persistent") as dialog, dialog_card("New secret") as card:
+            draft = Draft(CREATE_DRAFT, card)
             name = text_input(
                 "Name (environment variable, e.g. DATABASE_PASSWORD)", "create-name", autofocus=True
             )
-            value = _value_input("Value", "create-value")
+            value = SecretValueField("Value", "create-value")
             description = text_input("Description", "create-description")
+            draft.field("name", name)
+            draft.field("description", description)
+            fields = {"name": name, "value": value.text, "description": description}
             ui.label("Values shorter than 4 characters cannot be masked in the output.").classes(
                 "text-caption text-grey-7"
             )
@@ -159,7 +235,7 @@ class SecretsView(PagedTable):
             def body() -> dict[str, Any]:
                 return {
                     "name": (name.value or "").strip(),
-                    "value": value.value or "",
+                    "value": value.value,
                     "description": (description.value or "").strip(),
                 }
 
@@ -172,9 +248,13 @@ class SecretsView(PagedTable):
                     Permission.manage_secrets,
                     lambda s, a: secrets.create(s, a, body()),
                     "Secret created",
+                    fields,
+                    draft,
                 ),
+                on_cancel=draft.clear,
             )
         dialog.open()
+        ui.timer(0, draft.restore, once=True)
 
     def open_edit(self, row: dict[str, Any]) -> None:
         with ui.dialog() as dialog, dialog_card(f"Edit {row['name']}"):
@@ -198,7 +278,7 @@ class SecretsView(PagedTable):
             ui.label("The current value is not shown. Runs that start after saving get the new one.").classes(
                 "text-grey-7"
             )
-            value = _value_input("New value", "replace-value")
+            value = SecretValueField("New value", "replace-value")
             dialog_buttons(
                 dialog,
                 "Replace value",
@@ -206,8 +286,9 @@ class SecretsView(PagedTable):
                 lambda: self.apply(
                     dialog,
                     Permission.manage_secrets,
-                    lambda s, a: secrets.update(s, a, row["id"], {"value": value.value or ""}),
+                    lambda s, a: secrets.update(s, a, row["id"], {"value": value.value}),
                     "Value replaced",
+                    {"value": value.text},
                 ),
             )
         dialog.open()
@@ -270,3 +351,9 @@ async def secrets_page(actor: Actor) -> None:
     with frame(actor, "Secrets"):
         view = SecretsView()
     await view.refresh()
+
+    async def resume_draft() -> None:
+        if await drafts.pending(CREATE_DRAFT):
+            view.open_create()
+
+    ui.timer(0, resume_draft, once=True)

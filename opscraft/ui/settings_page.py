@@ -10,6 +10,7 @@ from opscraft import __version__, runtime
 from opscraft.services import app_settings
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
+from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 
 SWITCHES = {
@@ -42,12 +43,14 @@ async def settings_page(actor: Actor) -> None:
         values = await app_settings.get_all(s)
     forced_local = runtime.current().settings.local_runner
     with frame(actor, "Settings"), ui.row().classes("w-full gap-4 items-start"):
-        with ui.card().classes("w-[36rem] max-w-full gap-4"):
+        with ui.card().classes("w-[36rem] max-w-full gap-4") as card:
             ui.label("Run-time settings").classes("text-lg font-semibold")
+            draft = Draft("settings", card)
             switches: dict[str, ui.switch] = {}
             for key, (label, help_text) in SWITCHES.items():
                 with ui.column().classes("gap-0"):
                     switches[key] = ui.switch(label, value=values[key]).props(f'data-testid="setting-{key}"')
+                    draft.field(key, switches[key])
                     ui.label(help_text).classes("text-caption text-grey-7 pl-12")
             if forced_local:
                 ui.label(
@@ -66,10 +69,12 @@ async def settings_page(actor: Actor) -> None:
 
                 saved = await run_action(update, "Settings saved")
                 if saved is not None:
+                    draft.clear()
                     for key, switch in switches.items():
                         switch.value = saved[key]
 
             ui.button("Save", icon="save", on_click=save).props('unelevated data-testid="settings-save"')
+            ui.timer(0, draft.restore, once=True)
 
         with ui.card().classes("w-96 gap-2"):
             ui.label("This server").classes("text-lg font-semibold")

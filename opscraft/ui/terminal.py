@@ -12,6 +12,8 @@ import re
 
 from nicegui import ui
 
+from opscraft.ui.widgets import live_timer
+
 FLUSH_SECONDS = 0.08
 MAX_WRITE_CHARS = 512 * 1024
 MAX_PENDING_CHARS = 2 * 1024 * 1024
@@ -72,7 +74,7 @@ class LiveTerminal:
         self._room.set()
         self._empty = asyncio.Event()
         self._empty.set()
-        ui.timer(FLUSH_SECONDS, self.flush)
+        live_timer(FLUSH_SECONDS, self.flush)
         ui.context.client.run_javascript(_FIT_JS % (self.xterm.id, self.xterm.id))
 
     def write(self, text: str, *, stderr: bool = False) -> None:

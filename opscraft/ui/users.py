@@ -10,12 +10,15 @@ from opscraft.db.models import Role, User
 from opscraft.services import users
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
+from opscraft.ui import drafts
+from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.paged import PagedTable
 from opscraft.ui.widgets import (
     call,
     dialog_buttons,
     dialog_card,
+    form,
     format_time,
     password_hint,
     password_input,
@@ -23,6 +26,7 @@ from opscraft.ui.widgets import (
 )
 
 PAGE_SIZE = 20
+CREATE_DRAFT = "user:new"
 ROLES = [role.value for role in Role]
 
 COLUMNS: list[dict[str, Any]] = [
@@ -35,22 +39,25 @@ COLUMNS: list[dict[str, Any]] = [
     {"name": "actions", "label": "", "field": "id", "align": "right"},
 ]
 
-ROLE_COLORS = "{admin: 'deep-purple', operator: 'teal', viewer: 'blue-grey'}"
+ROLE_COLORS = "{admin: 'deep-purple', operator: 'teal-9', viewer: 'blue-grey-7'}"
 ROLE_CELL = f"""
 <q-td :props="props">
   <q-badge :color="{ROLE_COLORS}[props.value]" :label="props.value" />
 </q-td>"""
 STATUS_CELL = """
 <q-td :props="props">
-  <q-badge :color="props.value ? 'positive' : 'grey'" :label="props.value ? 'active' : 'inactive'" />
+  <q-badge :color="props.value ? 'positive' : 'grey-8'" :label="props.value ? 'active' : 'inactive'" />
 </q-td>"""
 ACTIONS_CELL = """
 <q-td :props="props" class="text-right">
-  <q-btn flat round dense icon="edit" color="primary" :data-testid="'edit-' + props.row.username"
+  <q-btn flat round dense aria-label="Edit role, status, details"
+         icon="edit" color="primary" :data-testid="'edit-' + props.row.username"
          @click="$parent.$emit('edit', props.row)"><q-tooltip>Edit role, status, details</q-tooltip></q-btn>
-  <q-btn flat round dense icon="lock_reset" color="primary" :data-testid="'reset-' + props.row.username"
+  <q-btn flat round dense aria-label="Reset password"
+         icon="lock_reset" color="primary" :data-testid="'reset-' + props.row.username"
          @click="$parent.$emit('reset', props.row)"><q-tooltip>Reset password</q-tooltip></q-btn>
-  <q-btn flat round dense icon="delete" color="negative" :data-testid="'delete-' + props.row.username"
+  <q-btn flat round dense aria-label="Delete"
+         icon="delete" color="negative" :data-testid="'delete-' + props.row.username"
          @click="$parent.$emit('delete', props.row)"><q-tooltip>Delete</q-tooltip></q-btn>
 </q-td>"""
 
@@ -108,16 +115,20 @@ class UsersView(PagedTable):
         self.show_total(total, "user", self.matching())
 
     def open_create(self) -> None:
-        with ui.dialog() as dialog, dialog_card("New user"):
+        with ui.dialog() as dialog, dialog_card("New user") as card:
+            draft = Draft(CREATE_DRAFT, card)
             username = text_input("Username", "create-username", autofocus=True)
             email = text_input("Email", "create-email")
             full_name = text_input("Full name", "create-fullname")
+            for name, element in (("username", username), ("email", email), ("full_name", full_name)):
+                draft.field(name, element)
             role = ui.select(ROLES, value=Role.viewer.value, label="Role").props(
                 'outlined dense data-testid="create-role"'
             )
             role.classes("w-full")
-            password = password_input("Initial password", "create-password")
-            password_hint(users.MIN_PASSWORD)
+            with form():
+                password = password_input("Initial password", "create-password")
+                password_hint(users.MIN_PASSWORD)
 
             def build() -> users.UserCreate:
                 return users.UserCreate(
@@ -133,10 +144,17 @@ class UsersView(PagedTable):
                 "Create",
                 "create-submit",
                 lambda: self.apply(
-                    dialog, Permission.manage_users, lambda s, a: users.create(s, a, build()), "User created"
+                    dialog,
+                    Permission.manage_users,
+                    lambda s, a: users.create(s, a, build()),
+                    "User created",
+                    {"username": username, "email": email, "full_name": full_name, "password": password},
+                    draft,
                 ),
+                on_cancel=draft.clear,
             )
         dialog.open()
+        ui.timer(0, draft.restore, once=True)
 
     def open_edit(self, row: dict[str, Any]) -> None:
         with ui.dialog() as dialog, dialog_card(f"Edit {row['username']}"):
@@ -170,6 +188,7 @@ class UsersView(PagedTable):
                     Permission.manage_users,
                     lambda s, a: users.update_user(s, a, row["id"], build()),
                     "User updated",
+                    {"email": email, "full_name": full_name},
                 ),
             )
         dialog.open()
@@ -177,8 +196,9 @@ class UsersView(PagedTable):
     def open_reset(self, row: dict[str, Any]) -> None:
         with ui.dialog() as dialog, dialog_card(f"Reset the password of {row['username']}"):
             ui.label("Their sessions end; tell them the new password another way.").classes("text-grey-7")
-            password = password_input("New password", "reset-password")
-            password_hint(users.MIN_PASSWORD)
+            with form():
+                password = password_input("New password", "reset-password")
+                password_hint(users.MIN_PASSWORD)
             dialog_buttons(
                 dialog,
                 "Reset password",
@@ -188,6 +208,7 @@ class UsersView(PagedTable):
                     Permission.manage_users,
                     lambda s, a: users.reset_password(s, a, row["id"], password.value or ""),
                     "Password reset",
+                    {"password": password, "new_password": password},
                 ),
             )
         dialog.open()
@@ -218,3 +239,9 @@ async def users_page(actor: Actor) -> None:
     with frame(actor, "Users"):
         view = UsersView()
     await view.refresh()
+
+    async def resume_draft() -> None:
+        if await drafts.pending(CREATE_DRAFT):
+            view.open_create()
+
+    ui.timer(0, resume_draft, once=True)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from nicegui import ui
+from nicegui import context, ui
 
 from opscraft import runtime
 
@@ -19,6 +20,37 @@ async def call(func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> 
         return await func(session, *args, **kwargs)
 
 
+def live_timer(interval: float, callback: Callable[[], Any]) -> ui.timer:
+    """`ui.timer` that skips its ticks while the browser is disconnected.
+
+    A page whose connection dropped is kept for the reconnect window (minutes, see
+    `layout.RECONNECT_SECONDS`), and so is every page the browser navigated away from: their
+    refreshes would load the database for nobody. `interval` is in seconds.
+    """
+    client = context.client
+
+    async def tick() -> None:
+        if not client.has_socket_connection:
+            return
+        result = callback()
+        if inspect.isawaitable(result):
+            await result
+
+    return ui.timer(interval, tick)
+
+
+async def close_then(dialog: ui.dialog, action: Callable[[], Awaitable[Any]]) -> None:
+    """Close a confirmation dialog, then run `action` outside it.
+
+    A closed dialog deletes itself (with the button whose handler is running): whatever `action`
+    shows afterwards (a risk dialog, an error) must be built in the page, or it is never seen.
+    """
+    client = context.client
+    dialog.close()
+    with client.layout:
+        await action()
+
+
 def format_time(value: datetime | None, empty: str = "never") -> str:
     """`2026-01-31 14:05 UTC`, or `empty` when there is no time."""
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else empty
@@ -27,6 +59,13 @@ def format_time(value: datetime | None, empty: str = "never") -> str:
 def text_input(label: str, testid: str, *, autofocus: bool = False) -> ui.input:
     props = f'outlined dense data-testid="{testid}"' + (" autofocus" if autofocus else "")
     return ui.input(label).props(props).classes("w-full")
+
+
+def form() -> ui.element:
+    """A `<form>` around fields that include a password (browsers and screen readers expect one);
+    submitting it does nothing by itself, the page's button or Enter handler does the work."""
+    element = ui.element("form").props('onsubmit="return false" novalidate')
+    return element.classes("w-full column no-wrap gap-3")
 
 
 def password_input(label: str, testid: str, *, autocomplete: str = "new-password") -> ui.input:
@@ -55,8 +94,16 @@ def dialog_buttons(
     testid: str,
     on_submit: Callable[[], Awaitable[None]],
     color: str = "primary",
+    on_cancel: Callable[[], None] | None = None,
 ) -> None:
-    """Cancel (drops the dialog and what was typed in it) and the submit button."""
+    """Cancel (drops the dialog and what was typed in it; `on_cancel` first, e.g. to drop its
+    draft) and the submit button."""
+
+    def cancel() -> None:
+        if on_cancel is not None:
+            on_cancel()
+        dialog.delete()
+
     with ui.row().classes("w-full justify-end gap-2 mt-2"):
-        ui.button("Cancel", on_click=dialog.delete).props("flat")
+        ui.button("Cancel", on_click=cancel).props("flat")
         ui.button(label, on_click=on_submit, color=color).props(f'unelevated data-testid="{testid}"')

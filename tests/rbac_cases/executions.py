@@ -54,6 +54,12 @@ async def execution_path(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, A
     return {"path": {"execution_id": await _queued(c, u)}}
 
 
+async def rerun_path(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
+    r = await c.put("/api/v1/settings", json={"local_runner_enabled": True}, headers=u["admin"].headers)
+    assert r.status_code == 200, r.text
+    return await execution_path(c, u)
+
+
 CASES = [
     Case("POST", "/api/v1/executions", allow("viewer", 202), run_body),
     Case("GET", "/api/v1/executions", allow("viewer")),
@@ -66,5 +72,6 @@ CASES = [
         execution_path,
         note="a viewer may cancel only their own runs (tests/test_executions_api.py)",
     ),
+    Case("POST", "/api/v1/executions/{execution_id}/rerun", allow("viewer", 202), rerun_path),
     Case("WS", "/ws/executions/{execution_id}", allow("viewer"), execution_path),
 ]

@@ -1,0 +1,46 @@
+"""Run-centred helpers over `services.executions`: run again with the same parameters, and each
+script's last run (for the scripts list)."""
+
+from __future__ import annotations
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft.db.models import Execution
+from opscraft.services import executions
+from opscraft.services.actor import Actor
+from opscraft.services.permissions import Permission, require
+
+
+async def rerun(session: AsyncSession, actor: Actor, execution_id: int) -> Execution:
+    """Queue a new run of the same script with the parameters, Terraform action and runner of
+    execution `execution_id`; every rule of `executions.create` applies (the script must still be
+    active, the parameters must still fit its current schema).
+
+    Raises NotFound (no such execution or script), Conflict (script not active), Invalid
+    (parameters no longer valid), Forbidden (no permission to execute)."""
+    require(actor.user, Permission.execute_scripts)
+    previous = await executions.get(session, actor, execution_id)
+    return await executions.create(
+        session,
+        actor,
+        previous.script_id,
+        dict(previous.parameters),
+        previous.terraform_action,
+        runner=previous.runner,
+    )
+
+
+async def last_runs(session: AsyncSession, actor: Actor, script_ids: list[int]) -> dict[int, Execution]:
+    """The most recent execution of each script in `script_ids` (scripts never run are absent)."""
+    require(actor.user, Permission.view_scripts)
+    if not script_ids:
+        return {}
+    latest = (
+        select(func.max(col(Execution.id)))
+        .where(col(Execution.script_id).in_(script_ids))
+        .group_by(col(Execution.script_id))
+    )
+    rows = await session.exec(select(Execution).where(col(Execution.id).in_(latest)))
+    return {row.script_id: row for row in rows}

@@ -1,0 +1,171 @@
+"""Unsaved form contents kept in the browser tab, so a reconnect or a reload loses no typing.
+
+A form marks its container with `data-draft-form="KEY"` and each field with `data-draft="NAME"`.
+The browser copies the fields' values into `sessionStorage` (per tab, gone when the tab closes)
+on every keystroke and once a second, including while the connection to the server is down. When
+the form is built again (after NiceGUI reloads the page on reconnect, or a manual reload), the
+server asks the tab for the stored values, puts them back and shows a "restored unsaved changes"
+notice with a Discard button. A successful save or a Cancel clears the draft.
+
+Password and secret-value fields are never marked: a secret must not sit in web storage, where any
+script of the origin could read it (the long reconnect window keeps them across short drops).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from nicegui import ui
+
+# Browser side. `take` hands the stored draft to the server and only then arms capturing, so the
+# freshly rendered (empty) form never overwrites the draft it is about to restore.
+DRAFTS_JS = """<script>
+window.ocDrafts = window.ocDrafts || {
+  armed: {},
+  key(form) { return "oc-draft:" + form; },
+  read(el) {
+    if (el.querySelector(".cm-editor")) {
+      const comp = getElement(el);
+      return comp && comp.editor ? comp.editor.state.doc.toString() : null;
+    }
+    if (el.classList.contains("q-select")) {
+      const shown = el.querySelector(".q-field__native");
+      return shown ? shown.innerText.trim() : null;
+    }
+    const box = el.matches("[aria-checked]") ? el : el.querySelector("[aria-checked]");
+    if (box) return box.getAttribute("aria-checked") === "true";
+    const field = el.matches("input, textarea") ? el : el.querySelector("textarea, input");
+    return field ? field.value : null;
+  },
+  capture() {
+    document.querySelectorAll("[data-draft-form]").forEach((container) => {
+      const form = container.dataset.draftForm;
+      if (!this.armed[form]) return;
+      const values = {};
+      container.querySelectorAll("[data-draft]").forEach((el) => {
+        const value = this.read(el);
+        if (value !== null) values[el.dataset.draft] = value;
+      });
+      try { sessionStorage.setItem(this.key(form), JSON.stringify(values)); } catch (e) { /* full */ }
+    });
+  },
+  take(form) {
+    this.armed[form] = true;
+    const raw = sessionStorage.getItem(this.key(form));
+    return raw ? JSON.parse(raw) : null;
+  },
+  peek(form) {
+    const raw = sessionStorage.getItem(this.key(form));
+    return raw !== null && Object.values(JSON.parse(raw)).some((v) => v !== "" && v !== false);
+  },
+  clear(form) {
+    this.armed[form] = false;
+    sessionStorage.removeItem(this.key(form));
+  },
+};
+if (!window.ocDraftsTimer) {
+  window.ocDraftsTimer = setInterval(() => ocDrafts.capture(), 1000);
+  ["input", "change", "keyup", "click"].forEach((name) =>
+    document.addEventListener(name, () => setTimeout(() => ocDrafts.capture(), 0), true));
+}
+</script>"""
+
+Converter = Callable[[Any], Any]
+
+
+def install() -> None:
+    """Add the browser side to the current page (the page frame does this once per page)."""
+    ui.add_head_html(DRAFTS_JS)
+
+
+def _number(raw: Any) -> float | None:
+    text = str(raw).strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+class Draft:
+    """The draft of one form. `KEY` names the form in the tab (e.g. `script:new`, `script:7`).
+
+    `field(name, element)` marks an element; `restore()` (after the page is connected) puts a
+    stored draft back; `clear()` after a successful save or a cancel.
+    """
+
+    def __init__(self, key: str, container: ui.element) -> None:
+        self.key = key
+        self.container = container
+        container.props(f'data-draft-form="{key}"')
+        self.fields: dict[str, tuple[Any, Converter]] = {}
+        with container:
+            self.notice = ui.row().classes("w-full")
+        self.notice.set_visibility(False)
+        self.on_restore: list[Callable[[dict[str, Any]], None]] = []
+
+    def field(self, name: str, element: Any, convert: Converter | None = None) -> Any:
+        """Mark `element` as part of the draft under `name`; returns the element."""
+        element.props(f'data-draft="{name}"')
+        if convert is None:
+            convert = _number if isinstance(element, ui.number) else (lambda value: value)
+        self.fields[name] = (element, convert)
+        return element
+
+    async def restore(self) -> bool:
+        """Ask the tab for this form's draft and apply what differs; True when something came back."""
+        try:
+            stored = await ui.run_javascript(f"return ocDrafts.take({json.dumps(self.key)})", timeout=10)
+        except TimeoutError:
+            return False
+        if not isinstance(stored, dict):
+            return False
+        for hook in self.on_restore:
+            hook(stored)  # e.g. add the parameter rows the draft has, so their fields exist
+        changed = False
+        for name, raw in stored.items():
+            if name not in self.fields:
+                continue
+            element, convert = self.fields[name]
+            value = convert(raw)
+            if value != element.value:
+                element.value = value
+                changed = True
+        if changed:
+            self._show_notice()
+        return changed
+
+    def _show_notice(self) -> None:
+        self.notice.clear()
+        with self.notice:
+            with (
+                ui.row()
+                .classes("w-full items-center gap-2 rounded px-3 py-2 bg-amber-2 text-black no-wrap")
+                .props('role=status data-testid="draft-restored"')
+            ):
+                ui.icon("restore", color="deep-orange-10").props('aria-hidden="true"')
+                ui.label("Restored unsaved changes from this browser tab.").classes("flex-grow")
+                ui.button("Discard them", on_click=self.discard).props(
+                    'flat dense no-caps color=deep-orange-10 data-testid="draft-discard"'
+                )
+        self.notice.set_visibility(True)
+
+    def discard(self) -> None:
+        """Forget the draft and show the form as the server has it."""
+        self.clear()
+        ui.navigate.reload()
+
+    def clear(self) -> None:
+        ui.run_javascript(f"ocDrafts.clear({json.dumps(self.key)})")
+        self.notice.set_visibility(False)
+
+
+async def pending(key: str) -> bool:
+    """Whether the tab holds a draft for `key` (a page reopens the dialog it belongs to)."""
+    try:
+        return bool(await ui.run_javascript(f"return ocDrafts.peek({json.dumps(key)})", timeout=10))
+    except TimeoutError:
+        return False

@@ -1,0 +1,130 @@
+"""Forms: multi-line secret values byte-exact, errors under their fields, refusals said where asked."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer, start_server, stop_server
+from tests.ui_journey import RUN_ENV, create_script, log_in, make_users, start_run, wait_run
+
+pytestmark = pytest.mark.browser
+
+SSH_KEY = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+    "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+    "QyNTUxOQAAACDx8Gz0x  two  spaces and\ta tab\n"
+    "-----END OPENSSH PRIVATE KEY-----\n"
+)
+KUBECONFIG = b"apiVersion: v1\r\nclusters:\r\n- cluster:\r\n    server: https://k8s.example:6443\r\n"
+PRINT_HASH = 'printf %s "$SSH_KEY" | sha256sum\nprintf %s "$KUBECONFIG" | sha256sum\n'
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = start_server(Path(tmp_path_factory.mktemp("forms-ui")) / "server", RUN_ENV)
+    try:
+        yield live
+    finally:
+        stop_server(live)
+
+
+@pytest.fixture(scope="module")
+def tokens(server: LiveServer) -> dict[str, dict[str, str]]:
+    return make_users(server)
+
+
+def test_multiline_secret_values_are_stored_byte_exact(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any, tmp_path: Path
+) -> None:
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/secrets")
+    # A pasted SSH private key: several lines, a tab, a final newline.
+    page.get_by_test_id("new-secret").click()
+    page.get_by_test_id("create-name").fill("SSH_KEY")
+    page.get_by_test_id("create-value").fill(SSH_KEY)
+    page.get_by_test_id("create-submit").click()
+    page.get_by_test_id("secret-SSH_KEY").wait_for()
+    # A kubeconfig with CRLF line ends, read from a file.
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_bytes(KUBECONFIG)
+    page.get_by_test_id("new-secret").click()
+    page.get_by_test_id("create-name").fill("KUBECONFIG")
+    page.get_by_test_id("create-value-file").locator("input[type=file]").set_input_files(str(kubeconfig))
+    page.get_by_test_id("create-value-file-note").get_by_text(f"{len(KUBECONFIG)} bytes").wait_for()
+    page.get_by_test_id("create-submit").click()
+    page.get_by_test_id("secret-KUBECONFIG").wait_for()
+
+    # A run receives both values exactly as entered.
+    script = create_script(server, tokens["admin"], "print-hashes", PRINT_HASH, status="active")
+    listed = httpx.get(f"{server.url}/api/v1/secrets", headers=tokens["admin"]).json()["items"]
+    for secret in listed:
+        url = f"{server.url}/api/v1/scripts/{script['id']}/secrets/{secret['id']}"
+        assert httpx.post(url, headers=tokens["admin"]).status_code == 201
+    run = wait_run(server, tokens["admin"], start_run(server, tokens["admin"], script["id"]))
+    assert run["status"] == "success", run
+    hashes = [line.split()[0] for line in run["output"].splitlines()]
+    assert hashes == [hashlib.sha256(SSH_KEY.encode()).hexdigest(), hashlib.sha256(KUBECONFIG).hexdigest()]
+
+
+def test_field_errors_show_under_their_fields_and_clear(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/users")
+    page.get_by_test_id("new-user").click()
+    page.get_by_test_id("create-username").fill("ab")
+    page.get_by_test_id("create-email").fill("ab@example.com")
+    page.get_by_test_id("create-password").fill("Long-Enough-Pass-1")
+    page.get_by_test_id("create-submit").click()
+    field = page.locator(".q-field", has=page.get_by_test_id("create-username"))
+    field.get_by_text("String should have at least 3 characters").wait_for()
+    assert page.locator(".q-notification").count() == 0  # no toast, no raw "username:" path
+    page.get_by_test_id("create-username").fill("abby")
+    field.locator(".q-field__messages").get_by_text("at least 3").wait_for(state="detached")
+    page.get_by_test_id("create-submit").click()
+    page.locator(".q-notification", has_text="User created").wait_for()
+    # A taken username is said under the username field.
+    page.get_by_test_id("new-user").click()
+    page.get_by_test_id("create-username").fill("abby")
+    page.get_by_test_id("create-email").fill("other@example.com")
+    page.get_by_test_id("create-password").fill("Long-Enough-Pass-1")
+    page.get_by_test_id("create-submit").click()
+    field.get_by_text("Already taken").wait_for()
+
+
+def test_rollback_to_a_version_with_findings_asks_to_acknowledge(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    admin = tokens["admin"]
+    risky = "#!/bin/bash\nrm -rf /\n"
+    script = create_script(server, admin, "risky-cleanup", risky, acknowledge_risks=True)
+    body = {"content": "#!/bin/bash\necho safe\n", "base_version": 1}
+    response = httpx.put(f"{server.url}/api/v1/scripts/{script['id']}", json=body, headers=admin)
+    assert response.status_code == 200, response.text
+
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{script['id']}?tab=versions")
+    page.get_by_test_id("rollback-1").click()
+    page.get_by_test_id("rollback-confirm").click()
+    dialog = page.get_by_test_id("risk-dialog")
+    dialog.wait_for()
+    dialog.get_by_test_id("finding-rm-rf-root").wait_for()
+    page.get_by_test_id("risk-confirm").click()
+    page.locator(".q-notification", has_text="now version 3").wait_for()
+    current = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=admin).json()
+    assert current["current_version"] == 3 and current["content"] == risky
+
+    # The versions tab compares side by side too, with added/removed/changed colours.
+    page.goto(f"{server.url}/scripts/{script['id']}?tab=versions")
+    page.get_by_test_id("diff-mode").get_by_text("Side by side").click()
+    split = page.get_by_test_id("diff-split")
+    split.locator("table.diff").wait_for()
+    assert split.locator(".diff_chg, .diff_add, .diff_sub").count() >= 1
+    shown = split.inner_text().replace("\xa0", " ")  # HtmlDiff keeps spaces as non-breaking ones
+    assert "rm -rf /" in shown and "echo safe" in shown

@@ -1,0 +1,114 @@
+"""Every main page at 1440 px and 390 px, light and dark: screenshots under tests/artifacts/, an
+axe-core check (no serious or critical violation), and the phone layout (drawer closed, one-row
+header, nothing wider than the screen)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD, LiveServer, start_server, stop_server
+from tests.ui_journey import (
+    RUN_ENV,
+    check_accessibility,
+    create_script,
+    make_users,
+    screenshot,
+    start_run,
+    wait_connected,
+    wait_run,
+)
+
+pytestmark = pytest.mark.browser
+
+VIEWPORTS = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, dict[str, str]]]:
+    """A server with one script, one finished run and one secret; returns it and the page paths."""
+    server = start_server(Path(tmp_path_factory.mktemp("pages-ui")) / "server", RUN_ENV)
+    try:
+        tokens = make_users(server)
+        admin = tokens["admin"]
+        body = [{"name": "TARGET", "type": "string", "default": "web-1"}]
+        script = create_script(
+            server,
+            admin,
+            "deploy-web",
+            '#!/bin/bash\necho "deploying $TARGET"\n',
+            parameters=body,
+            status="active",
+        )
+        run_id = start_run(server, admin, script["id"])
+        wait_run(server, admin, run_id)
+        secret = {"name": "API_TOKEN", "value": "s3cr3t-value", "description": "deploy token"}
+        assert httpx.post(f"{server.url}/api/v1/secrets", json=secret, headers=admin).status_code == 201
+        paths = {
+            "dashboard": "/",
+            "scripts": "/scripts",
+            "script": f"/scripts/{script['id']}",
+            "script-versions": f"/scripts/{script['id']}?tab=versions",
+            "script-edit": f"/scripts/{script['id']}/edit",
+            "script-new": "/scripts/new",
+            "executions": "/executions",
+            "execution": f"/executions/{run_id}",
+            "secrets": "/secrets",
+            "users": "/users",
+            "audit": "/audit",
+            "settings": "/settings",
+            "profile": "/profile",
+        }
+        yield server, paths
+    finally:
+        stop_server(server)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("device", list(VIEWPORTS))
+def test_main_pages(browser: Any, site: tuple[LiveServer, dict[str, str]], device: str, scheme: str) -> None:
+    server, paths = site
+    context = browser.new_context(viewport=VIEWPORTS[device], color_scheme=scheme)
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    try:
+        width = VIEWPORTS[device]["width"]
+        tag = f"{width}-{scheme}"
+        page.goto(f"{server.url}/login")
+        page.get_by_test_id("login-username").wait_for()
+        screenshot(page, f"page-login-{tag}")
+        if device == "desktop" and scheme == "light":
+            check_accessibility(page, "login")
+        page.get_by_test_id("login-username").fill("admin")
+        page.get_by_test_id("login-password").fill(PASSWORD)
+        page.get_by_test_id("login-submit").click()
+        page.wait_for_url(f"{server.url}/")
+        wait_connected(page)
+        if scheme == "dark" and not page.evaluate("document.body.classList.contains('body--dark')"):
+            page.get_by_test_id("dark-toggle").click()
+            page.wait_for_function("document.body.classList.contains('body--dark')")
+        for name, path in paths.items():
+            page.goto(server.url + path)
+            wait_connected(page)
+            page.wait_for_timeout(300)  # let the page's first refresh draw (the screenshot is for people)
+            screenshot(page, f"page-{name}-{tag}")
+            if device == "phone":
+                _assert_phone_layout(page, name)
+            # Light pages at desktop width and dark pages on the phone: both themes' contrast is checked.
+            if (device, scheme) in (("desktop", "light"), ("phone", "dark")):
+                check_accessibility(page, f"{name}-{tag}")
+    finally:
+        context.close()
+
+
+def _assert_phone_layout(page: Any, name: str) -> None:
+    box = page.get_by_test_id("nav-scripts").bounding_box()
+    assert box is None or box["x"] + box["width"] <= 0, f"{name}: drawer open on a phone ({box})"
+    header = page.locator(".q-header").bounding_box()
+    assert header is not None and header["height"] <= 90, f"{name}: header wraps ({header})"  # one row: 74 px
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"{name}: {overflow} px wider than the screen"

@@ -1,0 +1,96 @@
+"""Run-centred pages: a draft says why it cannot run and activates in one click; Run from the
+scripts list with the last run shown; Run again with the same parameters."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer, start_server, stop_server
+from tests.ui_journey import RUN_ENV, create_script, log_in, make_users, wait_connected, wait_run
+
+pytestmark = pytest.mark.browser
+
+GREET = '#!/bin/bash\necho "hello $WHO"\n'
+PARAMS = [{"name": "WHO", "type": "string", "required": True}]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = start_server(Path(tmp_path_factory.mktemp("runs-ui")) / "server", RUN_ENV)
+    try:
+        yield live
+    finally:
+        stop_server(live)
+
+
+@pytest.fixture(scope="module")
+def tokens(server: LiveServer) -> dict[str, dict[str, str]]:
+    return make_users(server)
+
+
+def _execution_id(page: Any) -> int:
+    page.wait_for_url(re.compile(r".*/executions/\d+$"))
+    return int(page.url.rsplit("/", 1)[1])
+
+
+def test_draft_activate_run_from_list_and_run_again(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    script = create_script(server, tokens["admin"], "greet", GREET, parameters=PARAMS)
+    assert script["status"] == "draft"
+
+    # The draft's page says why Execute is refused, and Activate is one click away.
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{script['id']}")
+    page.get_by_test_id("not-runnable").get_by_text("only active scripts can run").wait_for()
+    assert page.get_by_test_id("execute-button").is_disabled()
+    page.get_by_test_id("activate-button").click()
+    page.locator('[data-testid="execute-button"]:not([disabled])').wait_for()
+    assert page.get_by_test_id("not-runnable").count() == 0
+
+    # The scripts list: never run yet; Run opens the run form right there.
+    page.goto(f"{server.url}/scripts")
+    page.get_by_test_id("scripts-table").get_by_text("never run").wait_for()
+    page.get_by_test_id("run-greet").click()
+    page.get_by_test_id("param-WHO").fill("first-hour")
+    page.get_by_test_id("execute-submit").click()
+    first = _execution_id(page)
+    assert "hello first-hour" in wait_run(server, tokens["admin"], first)["output"]
+
+    # Run again: a new run with the same parameters.
+    page.reload()
+    wait_connected(page)
+    page.get_by_test_id("run-again").click()
+    page.wait_for_url(lambda url: url.endswith("/executions/" + str(first + 1)))
+    second = wait_run(server, tokens["admin"], first + 1)
+    assert second["parameters"] == {"WHO": "first-hour"} and "hello first-hour" in second["output"]
+
+    # The list shows the last run's status and time.
+    page.goto(f"{server.url}/scripts")
+    last = page.get_by_test_id("last-run-greet")
+    last.get_by_text("success").wait_for()
+    assert last.get_attribute("href") == f"/executions/{first + 1}"
+
+
+def test_rerun_api_keeps_parameters_and_follows_the_rules(
+    server: LiveServer, tokens: dict[str, dict[str, str]]
+) -> None:
+    headers = tokens["admin"]
+    script = create_script(server, headers, "echo-rerun", GREET, parameters=PARAMS, status="active")
+    body = {"script_id": script["id"], "parameters": {"WHO": "api"}}
+    first = httpx.post(f"{server.url}/api/v1/executions", json=body, headers=headers).json()
+    again = httpx.post(f"{server.url}/api/v1/executions/{first['id']}/rerun", headers=headers)
+    assert again.status_code == 202, again.text
+    assert again.json()["parameters"] == {"WHO": "api"} and again.json()["id"] != first["id"]
+    # The rules of a new run apply: a script set back to draft does not run again.
+    httpx.put(f"{server.url}/api/v1/scripts/{script['id']}", json={"status": "draft"}, headers=headers)
+    refused = httpx.post(f"{server.url}/api/v1/executions/{first['id']}/rerun", headers=headers)
+    assert refused.status_code == 409 and "activate it first" in refused.json()["detail"]
+    missing = httpx.post(f"{server.url}/api/v1/executions/999999/rerun", headers=headers)
+    assert missing.status_code == 404

@@ -1,0 +1,162 @@
+"""Helpers for the first-hour browser journeys: users through the API, log-in, editor typing, axe-core.
+
+axe-core comes from the npm registry (tests/js/package.json, installed by tests/run with
+`npm ci --prefix tests/js`); it is injected into each page by Playwright, never fetched at run time.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import ARTIFACTS, PASSWORD, ROOT, LiveServer, require_service
+
+AXE = ROOT / "tests" / "js" / "node_modules" / "axe-core" / "axe.min.js"
+# Rules whose failures are reported as serious or critical and that the journeys must pass.
+BLOCKING_IMPACTS = ("serious", "critical")
+
+
+def token(server: LiveServer, username: str) -> dict[str, str]:
+    response = httpx.post(
+        f"{server.url}/api/v1/auth/login", json={"username": username, "password": PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def make_users(server: LiveServer) -> dict[str, dict[str, str]]:
+    """The first registration makes the admin; the admin adds an operator and a viewer."""
+    body = {"username": "admin", "email": "admin@example.com", "password": PASSWORD, "full_name": "Ada Admin"}
+    assert httpx.post(f"{server.url}/api/v1/auth/register", json=body).status_code == 201
+    admin = token(server, "admin")
+    for role in ("operator", "viewer"):
+        body = {"username": role, "email": f"{role}@example.com", "password": PASSWORD, "role": role}
+        response = httpx.post(f"{server.url}/api/v1/users", json=body, headers=admin)
+        assert response.status_code == 201, response.text
+    return {name: token(server, name) for name in ("admin", "operator", "viewer")}
+
+
+def log_in(page: Any, server: LiveServer, username: str) -> None:
+    page.goto(f"{server.url}/login")
+    page.get_by_test_id("login-username").fill(username)
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(f"{server.url}/")
+
+
+def type_code(page: Any, text: str, testid: str = "script-editor") -> None:
+    """Replace the editor's content by typing, as a person would."""
+    page.locator(f'[data-testid="{testid}"] .cm-content').click()
+    page.keyboard.press("Control+a")
+    page.keyboard.press("Delete")
+    page.keyboard.insert_text(text)
+
+
+def paste_code(page: Any, text: str, testid: str = "script-editor") -> None:
+    """Replace the editor's content in one paste (typing hundreds of KiB key by key takes minutes)."""
+    page.evaluate(
+        """([id, text]) => {
+            const view = getElement(document.querySelector(`[data-testid='${id}']`)).editor;
+            const changes = {from: 0, to: view.state.doc.length, insert: text};
+            view.dispatch({changes, userEvent: "input.paste"});
+        }""",
+        [testid, text],
+    )
+
+
+def code(page: Any, testid: str = "script-editor") -> str:
+    return str(
+        page.evaluate(
+            f"getElement(document.querySelector('[data-testid=\"{testid}\"]')).editor.state.doc.toString()"
+        )
+    )
+
+
+def wait_connected(page: Any) -> None:
+    """Until NiceGUI's socket has shaken hands (events reach the server from then on)."""
+    page.wait_for_function("window.did_handshake === true && window.socket && window.socket.connected")
+
+
+def script_id_from_url(page: Any) -> int:
+    match = re.search(r"/scripts/(\d+)", page.url)
+    assert match, page.url
+    return int(match.group(1))
+
+
+def create_script(
+    server: LiveServer, headers: dict[str, str], name: str, content: str, **extra: Any
+) -> dict[str, Any]:
+    body = {"name": name, "script_type": "bash", "content": content, **extra}
+    response = httpx.post(f"{server.url}/api/v1/scripts", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def check_accessibility(page: Any, label: str) -> None:
+    """Run axe-core on the current page: no serious or critical violation (the report is kept)."""
+    require_service(AXE.exists(), f"axe-core ({AXE}; run `npm ci --prefix tests/js`)")
+    page.wait_for_load_state("load")
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        """async () => {
+            const r = await axe.run(document, {resultTypes: ["violations"]});
+            return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                nodes: v.nodes.slice(0, 5).map(n => n.target.join(" ") + " :: " + n.html.slice(0, 120)
+                    + " :: " + (n.failureSummary || "").slice(0, 200))}));
+        }"""
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / f"axe-{label}.json").write_text(json.dumps(result, indent=2))
+    blocking = [v for v in result if v["impact"] in BLOCKING_IMPACTS]
+    assert not blocking, f"{label}: {json.dumps(blocking, indent=2)}"
+
+
+def screenshot(page: Any, name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def timed_goto(page: Any, url: str) -> float:
+    """Seconds from starting a navigation to its `load` event."""
+    start = time.monotonic()
+    page.goto(url, wait_until="load")
+    return time.monotonic() - start
+
+
+RUN_IMAGE = "opscraft-test/runner:1"
+# Runs go to Docker with the locally built test image when the engine answers, else to the local runner.
+RUN_ENV = {
+    "OPSCRAFT_LOCAL_RUNNER": "1",
+    **{f"OPSCRAFT_IMAGE_{kind}": RUN_IMAGE for kind in ("BASH", "PYTHON", "ANSIBLE", "TERRAFORM")},
+}
+
+
+def start_run(server: LiveServer, headers: dict[str, str], script_id: int, **parameters: Any) -> int:
+    body = {"script_id": script_id, "parameters": parameters}
+    response = httpx.post(f"{server.url}/api/v1/executions", json=body, headers=headers)
+    assert response.status_code == 202, response.text
+    return int(response.json()["id"])
+
+
+def wait_run(
+    server: LiveServer, headers: dict[str, str], execution_id: int, timeout: float = 90
+) -> dict[str, Any]:
+    """Until the run has finished; returns the execution with its stdout joined as `output`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = httpx.get(f"{server.url}/api/v1/executions/{execution_id}", headers=headers).json()
+        if run["finished_at"] is not None:
+            break
+        assert time.monotonic() < deadline, run
+        time.sleep(0.3)
+    logs = httpx.get(f"{server.url}/api/v1/executions/{execution_id}/logs", headers=headers).json()
+    run["output"] = "".join(chunk["content"] for chunk in logs["items"] if chunk["stream"] == "stdout")
+    return dict(run)
