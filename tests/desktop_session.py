@@ -7,9 +7,11 @@ closed the way a window manager's close button does it: a WM_DELETE_WINDOW clien
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -169,16 +171,21 @@ class DesktopProcess:
         try:
             return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            _kill_group(self.process)
             raise AssertionError(
                 f"still running {timeout} s after its window was closed:\n{self.log()}"
             ) from None
 
     def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        """Kill the launch and everything it started (window process, Qt helpers)."""
+        _kill_group(self.process)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group the launch leads (its own session), so no window is left over."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def launch_desktop(
@@ -197,7 +204,9 @@ def launch_desktop(
     environ.pop("WAYLAND_DISPLAY", None)
     start = time.monotonic()
     with log_path.open("wb") as log_file:
-        process = subprocess.Popen(command, env=environ, cwd=cwd, stdout=log_file, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, env=environ, cwd=cwd, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         window = find_window(display, "OpsCraft", time.monotonic() + 180, process)
         started_in = time.monotonic() - start
@@ -206,9 +215,7 @@ def launch_desktop(
         ready_in = time.monotonic() - start
         origin = page.evaluate("window.location.origin")
     except Exception as exc:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        _kill_group(process)
         log = log_path.read_text(errors="replace")
         raise RuntimeError(f"the desktop window did not come up ({exc}):\n{log}") from None
     return DesktopProcess(process, window, page, str(origin), log_path, started_in, ready_in)
