@@ -179,6 +179,7 @@ async def test_soft_delete_frees_the_name(
     r = await client.post("/api/v1/scripts", json=SEED_BODY, headers=operator.headers)
     assert r.status_code == 409
     assert "already exists" in r.json()["detail"]
+    assert [e["field"] for e in r.json()["errors"]] == ["name"]
 
     assert (await client.delete(f"/api/v1/scripts/{sid}", headers=operator.headers)).status_code == 204
     for path in (

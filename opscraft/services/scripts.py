@@ -463,7 +463,10 @@ async def create(session: AsyncSession, actor: Actor, data: ScriptCreate | Mappi
     body = parse(ScriptCreate, data)
     checked = await _check_content(body.script_type, body.content, body.parameters, body.acknowledge_risks)
     if await _name_taken(session, body.name):
-        raise Conflict("a script with this name already exists: choose another name")
+        raise Conflict(
+            "a script with this name already exists: choose another name",
+            details=[{"field": "name", "message": "another script has this name"}],
+        )
     values = body.model_dump(exclude={"parameters", "change_note", "acknowledge_risks"}, exclude_none=True)
     if values.get("timeout_seconds"):
         _check_timeout(values["timeout_seconds"])
@@ -547,7 +550,10 @@ async def update(
         acknowledged = [] if same_content else checked.checks.findings
         await _check_no_shadowing(session, script_id, changes["parameters"])
     if "name" in changes and await _name_taken(session, changes["name"], script.id):
-        raise Conflict("a script with this name already exists: choose another name")
+        raise Conflict(
+            "a script with this name already exists: choose another name",
+            details=[{"field": "name", "message": "another script has this name"}],
+        )
     changed = {k: v for k, v in changes.items() if getattr(script, k) != v}
     if not changed:
         return checked.saved(script) if checked else Saved(script)
