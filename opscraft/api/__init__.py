@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from opscraft.api import audit, auth, executions, health, scripts, secrets, settings, users, ws
+from opscraft.api import audit, auth, executions, health, scripts, secrets, settings, tokens, users, ws
 from opscraft.api.errors import install_error_handlers
 from opscraft.config import Settings
 from opscraft.security.http import RequestLimitsMiddleware, SecurityHeadersMiddleware
@@ -13,6 +13,7 @@ from opscraft.security.http import RequestLimitsMiddleware, SecurityHeadersMiddl
 ROUTERS: list[APIRouter] = [
     auth.router,
     users.router,
+    tokens.router,
     scripts.router,
     secrets.router,
     executions.router,

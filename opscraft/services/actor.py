@@ -9,8 +9,12 @@ from opscraft.db.models import User
 
 @dataclass(frozen=True)
 class Actor:
+    """The caller: `user` (None when anonymous), the client IP, and `token_id` when the request
+    was authenticated with a personal access token (then `user` carries the token's role)."""
+
     user: User | None
     client_ip: str | None = None
+    token_id: int | None = None
 
     @property
     def user_id(self) -> int | None:

@@ -30,6 +30,14 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 }
 
 
+ROLE_RANK: dict[Role, int] = {Role.viewer: 0, Role.operator: 1, Role.admin: 2}
+
+
+def lower_role(a: Role | str, b: Role | str) -> Role:
+    """The less privileged of two roles."""
+    return min(Role(a), Role(b), key=ROLE_RANK.__getitem__)
+
+
 def can(user: User | None, permission: Permission) -> bool:
     return user is not None and user.is_active and permission in ROLE_PERMISSIONS[Role(user.role)]
 

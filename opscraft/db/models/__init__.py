@@ -1,6 +1,12 @@
 """All tables; importing this package registers them on `SQLModel.metadata`."""
 
 from opscraft.db.models.audit import AuditEvent
+from opscraft.db.models.automation import (
+    ApiToken,
+    NotificationChannel,
+    NotificationDelivery,
+    NotificationRule,
+)
 from opscraft.db.models.executions import Execution, ExecutionLog
 from opscraft.db.models.scripts import Script, ScriptTag, ScriptVersion
 from opscraft.db.models.secrets import ScriptSecret, Secret
@@ -8,10 +14,14 @@ from opscraft.db.models.settings import AppSetting
 from opscraft.db.models.users import RefreshToken, Role, User
 
 __all__ = [
+    "ApiToken",
     "AppSetting",
     "AuditEvent",
     "Execution",
     "ExecutionLog",
+    "NotificationChannel",
+    "NotificationDelivery",
+    "NotificationRule",
     "RefreshToken",
     "Role",
     "Script",

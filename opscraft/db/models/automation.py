@@ -1,0 +1,100 @@
+"""Automation tables: personal API tokens and notifications (channels, rules, delivery log)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from opscraft.db.types import UTCDateTime, utcnow
+
+
+class ApiToken(SQLModel, table=True):
+    """A personal access token: only its SHA-256 is stored; `prefix` identifies it in lists."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=64)
+    prefix: str = Field(max_length=16)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    role: str = Field(max_length=16)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_used_ip: str | None = Field(default=None, max_length=64)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ChannelKind(StrEnum):
+    webhook = "webhook"
+    slack = "slack"
+    email = "email"
+
+
+class NotificationChannel(SQLModel, table=True):
+    """Where notifications go. `config` holds no credential: those are vault secrets (`secret_id`)."""
+
+    __tablename__ = "notification_channels"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    kind: ChannelKind = Field(max_length=16)
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    secret_id: int | None = Field(default=None, foreign_key="secrets.id", ondelete="SET NULL")
+    enabled: bool = Field(default=True)
+    created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class NotificationRule(SQLModel, table=True):
+    """Send run events of one script (or of every script, `script_id` NULL) to a channel."""
+
+    __tablename__ = "notification_rules"
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int = Field(foreign_key="notification_channels.id", index=True, ondelete="CASCADE")
+    script_id: int | None = Field(default=None, foreign_key="scripts.id", index=True, ondelete="CASCADE")
+    events: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    enabled: bool = Field(default=True)
+    created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class DeliveryStatus(StrEnum):
+    pending = "pending"
+    sending = "sending"
+    delivered = "delivered"
+    failed = "failed"
+
+
+class NotificationDelivery(SQLModel, table=True):
+    """One message for one channel: the delivery log and the retry queue at once.
+
+    `event_key` names what happened (e.g. `execution:42:failure`); the unique pair
+    (channel, event_key) makes a re-delivered run event produce no second message.
+    """
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "event_key", name="uq_notification_deliveries_channel_event"),
+        Index("ix_notification_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int = Field(foreign_key="notification_channels.id", index=True, ondelete="CASCADE")
+    event_key: str = Field(max_length=128)
+    event: str = Field(max_length=32)
+    execution_id: int | None = Field(default=None, foreign_key="executions.id", ondelete="SET NULL")
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: DeliveryStatus = Field(default=DeliveryStatus.pending, max_length=16)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
