@@ -10,9 +10,10 @@ from opscraft.config import Settings
 from opscraft.db.migrate import upgrade
 from opscraft.execution.engine import EXTRAS_KEY as ENGINE_KEY
 from opscraft.execution.engine import Engine
-from opscraft.services import keyring
+from opscraft.services import automation, keyring
 
 log = logging.getLogger(__name__)
+AUTOMATION_KEY = "automation"
 
 
 async def start(settings: Settings, *, migrate: bool = True, engine: bool = True) -> runtime.Runtime:
@@ -33,6 +34,7 @@ async def start(settings: Settings, *, migrate: bool = True, engine: bool = True
     if engine:
         rt.extras[ENGINE_KEY] = Engine(settings)
         await asyncio.to_thread(rt.extras[ENGINE_KEY].start)
+        rt.extras[AUTOMATION_KEY] = automation.start(rt.db)
     log.info("OpsCraft started: database=%s", "sqlite" if settings.is_sqlite else "postgresql")
     return rt
 
@@ -42,6 +44,9 @@ async def stop() -> None:
         rt = runtime.current()
     except RuntimeError:
         return
+    loops = rt.extras.pop(AUTOMATION_KEY, None)
+    if loops is not None:
+        await loops.stop()
     execution_engine = rt.extras.pop(ENGINE_KEY, None)
     if execution_engine is not None:
         await asyncio.to_thread(execution_engine.stop)

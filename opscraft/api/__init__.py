@@ -5,7 +5,19 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from opscraft.api import audit, auth, executions, health, scripts, secrets, settings, tokens, users, ws
+from opscraft.api import (
+    audit,
+    auth,
+    executions,
+    health,
+    notifications,
+    scripts,
+    secrets,
+    settings,
+    tokens,
+    users,
+    ws,
+)
 from opscraft.api.errors import install_error_handlers
 from opscraft.config import Settings
 from opscraft.security.http import RequestLimitsMiddleware, SecurityHeadersMiddleware
@@ -14,6 +26,7 @@ ROUTERS: list[APIRouter] = [
     auth.router,
     users.router,
     tokens.router,
+    notifications.router,
     scripts.router,
     secrets.router,
     executions.router,

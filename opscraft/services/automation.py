@@ -1,0 +1,34 @@
+"""The background loops of automation in a server process: started and stopped by `lifecycle`.
+
+Today: the notification sender (`notifications.run_sender`). Each loop is safe to run in any
+number of processes at once (database claims decide who does what).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+from opscraft.db.engine import Database
+from opscraft.services import notifications
+
+
+@dataclass
+class AutomationLoops:
+    """The running loops of this process."""
+
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks.clear()
+
+
+def start(db: Database) -> AutomationLoops:
+    """Start the loops on the running event loop."""
+    return AutomationLoops([asyncio.create_task(notifications.run_sender(db), name="notifications")])
