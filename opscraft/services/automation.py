@@ -1,6 +1,7 @@
 """The background loops of automation in a server process: started and stopped by `lifecycle`.
 
-Today: the notification sender (`notifications.run_sender`). Each loop is safe to run in any
+The notification sender (`notifications.run_sender`) and the scheduler
+(`schedules.run_scheduler`). Each loop is safe to run in any
 number of processes at once (database claims decide who does what).
 """
 
@@ -11,7 +12,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 from opscraft.db.engine import Database
-from opscraft.services import notifications
+from opscraft.services import notifications, schedules
 
 
 @dataclass
@@ -31,4 +32,9 @@ class AutomationLoops:
 
 def start(db: Database) -> AutomationLoops:
     """Start the loops on the running event loop."""
-    return AutomationLoops([asyncio.create_task(notifications.run_sender(db), name="notifications")])
+    return AutomationLoops(
+        [
+            asyncio.create_task(notifications.run_sender(db), name="notifications"),
+            asyncio.create_task(schedules.run_scheduler(db), name="scheduler"),
+        ]
+    )

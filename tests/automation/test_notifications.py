@@ -19,7 +19,6 @@ from opscraft import runtime
 from opscraft.db.models import Execution, ExecutionLog, NotificationDelivery
 from opscraft.db.models.automation import DeliveryStatus
 from opscraft.db.types import utcnow
-from opscraft.lifecycle import AUTOMATION_KEY
 from opscraft.services import notifications
 from tests.automation.receivers import http_receiver, self_signed, smtp_receiver
 from tests.conftest import LoggedIn
@@ -81,12 +80,6 @@ async def finished_run(script_id: int, status: str, output: str = "", exit_code:
         return row.id
 
 
-@pytest.fixture
-async def no_sender_loop(rt: runtime.Runtime) -> None:
-    """Stop the runtime's background sender: the test drives `deliver_due` itself."""
-    await rt.extras.pop(AUTOMATION_KEY).stop()
-
-
 async def deliver_all() -> None:
     db = runtime.current().db
     while await notifications.deliver_due(db):
@@ -135,7 +128,7 @@ async def test_channel_validation(client: httpx.AsyncClient, admin: LoggedIn, op
 
 
 async def test_signed_webhook_slack_and_email_on_failure(
-    client: httpx.AsyncClient, admin: LoggedIn, no_sender_loop: None
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
 ) -> None:
     key_id = await secret(client, admin, "HOOK_KEY", "hmac-key-1")
     with http_receiver() as hook, http_receiver() as slack, smtp_receiver() as smtp:
@@ -194,7 +187,7 @@ async def test_signed_webhook_slack_and_email_on_failure(
 
 
 async def test_retry_with_backoff_then_give_up(
-    client: httpx.AsyncClient, admin: LoggedIn, no_sender_loop: None
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
 ) -> None:
     with http_receiver() as hook:
         c = await channel(client, admin, name="hook", kind="webhook", config={"url": hook.url})
@@ -244,7 +237,7 @@ def test_backoff_doubles_up_to_an_hour() -> None:
 
 
 async def test_recovery_and_success_events(
-    client: httpx.AsyncClient, admin: LoggedIn, no_sender_loop: None
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
 ) -> None:
     with http_receiver() as hook:
         c = await channel(client, admin, name="hook", kind="webhook", config={"url": hook.url})

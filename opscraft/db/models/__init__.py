@@ -6,6 +6,9 @@ from opscraft.db.models.automation import (
     NotificationChannel,
     NotificationDelivery,
     NotificationRule,
+    Schedule,
+    ScheduleFire,
+    WebhookTrigger,
 )
 from opscraft.db.models.executions import Execution, ExecutionLog
 from opscraft.db.models.scripts import Script, ScriptTag, ScriptVersion
@@ -24,10 +27,13 @@ __all__ = [
     "NotificationRule",
     "RefreshToken",
     "Role",
+    "Schedule",
+    "ScheduleFire",
     "Script",
     "ScriptSecret",
     "ScriptTag",
     "ScriptVersion",
     "Secret",
     "User",
+    "WebhookTrigger",
 ]

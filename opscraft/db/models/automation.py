@@ -1,4 +1,5 @@
-"""Automation tables: personal API tokens and notifications (channels, rules, delivery log)."""
+"""Automation tables: personal API tokens, notifications (channels, rules, delivery log),
+schedules and their fires, inbound webhook triggers."""
 
 from __future__ import annotations
 
@@ -98,3 +99,84 @@ class NotificationDelivery(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class MissedPolicy(StrEnum):
+    run_once = "run_once"
+    skip = "skip"
+
+
+class OverlapPolicy(StrEnum):
+    skip = "skip"
+    queue = "queue"
+    allow = "allow"
+
+
+class Schedule(SQLModel, table=True):
+    """Run a script on a 5-field cron expression in a time zone, on behalf of `owner_id`.
+
+    `next_fire_at` (UTC) is the next fire time not yet claimed; the scheduler claims a fire by
+    advancing it with a conditional update and inserting the (schedule, fire time) row.
+    """
+
+    __tablename__ = "schedules"
+    __table_args__ = (Index("ix_schedules_due", "enabled", "next_fire_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    script_id: int = Field(foreign_key="scripts.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=64)
+    cron: str = Field(max_length=128)
+    timezone: str = Field(max_length=64)
+    parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    enabled: bool = Field(default=True)
+    owner_id: int | None = Field(default=None, foreign_key="users.id", index=True, ondelete="SET NULL")
+    missed_policy: MissedPolicy = Field(default=MissedPolicy.run_once, max_length=16)
+    overlap_policy: OverlapPolicy = Field(default=OverlapPolicy.skip, max_length=16)
+    next_fire_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_fire_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_execution_id: int | None = Field(default=None, foreign_key="executions.id", ondelete="SET NULL")
+    last_outcome: str | None = Field(default=None, max_length=32)
+    paused_reason: str | None = Field(default=None, max_length=255)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ScheduleFire(SQLModel, table=True):
+    """One fire time of one schedule: the primary key is the claim (at most one row, ever).
+
+    `outcome`: started, waiting (overlap policy queue), skipped_overlap, skipped_missed,
+    paused_owner or error.
+    """
+
+    __tablename__ = "schedule_fires"
+
+    schedule_id: int = Field(foreign_key="schedules.id", primary_key=True, ondelete="CASCADE")
+    fire_time: datetime = Field(sa_type=UTCDateTime, primary_key=True)
+    claimed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    claimed_by: str = Field(max_length=128)
+    outcome: str = Field(max_length=32)
+    execution_id: int | None = Field(default=None, foreign_key="executions.id", ondelete="SET NULL")
+    message: str | None = Field(default=None, max_length=500)
+
+
+class WebhookTrigger(SQLModel, table=True):
+    """An inbound webhook that starts a script: `/api/v1/hooks/{id}/{token}` (token stored hashed).
+
+    `secret_id` (optional) is the vault secret used as the HMAC-SHA256 signing key; `mapping`
+    maps parameter names to RFC 6901 JSON pointers into the request's JSON body.
+    """
+
+    __tablename__ = "webhook_triggers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    script_id: int = Field(foreign_key="scripts.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=64)
+    token_hash: str = Field(max_length=64)
+    prefix: str = Field(max_length=16)
+    secret_id: int | None = Field(default=None, foreign_key="secrets.id", ondelete="SET NULL")
+    mapping: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    enabled: bool = Field(default=True)
+    owner_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    last_called_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,8 +1,8 @@
-"""automation: API tokens, notification channels, rules and deliveries
+"""automation: API tokens, notifications, schedules, webhook triggers
 
 Revision ID: 0006
 Revises: 0004
-Create Date: 2026-11-30 11:17:52.071990
+Create Date: 2026-11-30 11:35:33.484210
 """
 
 from collections.abc import Sequence
@@ -58,6 +58,28 @@ def upgrade() -> None:
         sa.UniqueConstraint("name"),
     )
     op.create_table(
+        "webhook_triggers",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("script_id", sa.Integer(), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("token_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("prefix", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("secret_id", sa.Integer(), nullable=True),
+        sa.Column("mapping", sa.JSON(), nullable=False),
+        sa.Column("parameters", sa.JSON(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("owner_id", sa.Integer(), nullable=True),
+        sa.Column("last_called_at", opscraft.db.types.UTCDateTime(), nullable=True),
+        sa.Column("created_at", opscraft.db.types.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["owner_id"], ["users.id"], ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(["script_id"], ["scripts.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["secret_id"], ["secrets.id"], ondelete="SET NULL"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("webhook_triggers", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_webhook_triggers_script_id"), ["script_id"], unique=False)
+
+    op.create_table(
         "notification_deliveries",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("channel_id", sa.Integer(), nullable=False),
@@ -104,11 +126,60 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_notification_rules_channel_id"), ["channel_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_notification_rules_script_id"), ["script_id"], unique=False)
 
+    op.create_table(
+        "schedules",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("script_id", sa.Integer(), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("cron", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+        sa.Column("timezone", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("parameters", sa.JSON(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("owner_id", sa.Integer(), nullable=True),
+        sa.Column("missed_policy", sa.Enum("run_once", "skip", name="missedpolicy"), nullable=False),
+        sa.Column("overlap_policy", sa.Enum("skip", "queue", "allow", name="overlappolicy"), nullable=False),
+        sa.Column("next_fire_at", opscraft.db.types.UTCDateTime(), nullable=True),
+        sa.Column("last_fire_at", opscraft.db.types.UTCDateTime(), nullable=True),
+        sa.Column("last_execution_id", sa.Integer(), nullable=True),
+        sa.Column("last_outcome", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+        sa.Column("paused_reason", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
+        sa.Column("created_at", opscraft.db.types.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", opscraft.db.types.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["last_execution_id"], ["executions.id"], ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(["owner_id"], ["users.id"], ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(["script_id"], ["scripts.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("schedules", schema=None) as batch_op:
+        batch_op.create_index("ix_schedules_due", ["enabled", "next_fire_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_schedules_owner_id"), ["owner_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_schedules_script_id"), ["script_id"], unique=False)
+
+    op.create_table(
+        "schedule_fires",
+        sa.Column("schedule_id", sa.Integer(), nullable=False),
+        sa.Column("fire_time", opscraft.db.types.UTCDateTime(), nullable=False),
+        sa.Column("claimed_at", opscraft.db.types.UTCDateTime(), nullable=False),
+        sa.Column("claimed_by", sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+        sa.Column("outcome", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("execution_id", sa.Integer(), nullable=True),
+        sa.Column("message", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+        sa.ForeignKeyConstraint(["execution_id"], ["executions.id"], ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(["schedule_id"], ["schedules.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("schedule_id", "fire_time"),
+    )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_table("schedule_fires")
+    with op.batch_alter_table("schedules", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_schedules_script_id"))
+        batch_op.drop_index(batch_op.f("ix_schedules_owner_id"))
+        batch_op.drop_index("ix_schedules_due")
+
+    op.drop_table("schedules")
     with op.batch_alter_table("notification_rules", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_notification_rules_script_id"))
         batch_op.drop_index(batch_op.f("ix_notification_rules_channel_id"))
@@ -119,6 +190,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_notification_deliveries_channel_id"))
 
     op.drop_table("notification_deliveries")
+    with op.batch_alter_table("webhook_triggers", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_webhook_triggers_script_id"))
+
+    op.drop_table("webhook_triggers")
     op.drop_table("notification_channels")
     with op.batch_alter_table("api_tokens", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_api_tokens_user_id"))
