@@ -17,6 +17,7 @@ from opscraft.api import (
     settings,
     tokens,
     users,
+    webhooks,
     ws,
 )
 from opscraft.api.errors import install_error_handlers
@@ -29,6 +30,7 @@ ROUTERS: list[APIRouter] = [
     tokens.router,
     notifications.router,
     schedules.router,
+    webhooks.router,
     scripts.router,
     secrets.router,
     executions.router,
