@@ -7,6 +7,10 @@
    prints 100 MB, stored in SQLite and published live, without and with 20 secrets attached.
 
 Usage: .venv/bin/python bench/bench_masking.py [--mb 100] [--runs 5] [--runner docker|local]
+       [--values plain|quoted] [--pipeline-only]
+
+`--values quoted` gives every secret quotes, a backslash, a space and non-ASCII letters, so each
+adds its printed forms (shell-quoted, JSON, Python, YAML...: about 30 patterns instead of 4).
 
 This machine's other work makes single end-to-end timings noisy: compare the best runs, and
 the time the masker itself spent, which the script measures inside the real runs.
@@ -32,7 +36,7 @@ from opscraft.db.models.executions import FINAL_STATUSES
 from opscraft.execution import worker
 from opscraft.execution.bus import LocalLogBus
 from opscraft.execution.events import LogEvent
-from opscraft.execution.masking import Masker
+from opscraft.execution.masking import Masker, patterns_for
 from opscraft.execution.output import OutputPipeline
 from opscraft.services import executions, scripts, users
 from opscraft.services import secrets as secret_service
@@ -49,7 +53,11 @@ print("last:", os.environ.get("SECRET_00", "none"))
 """
 
 
-def values() -> list[str]:
+def values(kind: str) -> list[str]:
+    """`SECRETS` random values: URL-safe characters only (`plain`), or with quotes, a backslash,
+    a space and non-ASCII letters (`quoted`)."""
+    if kind == "quoted":
+        return [f"{secrets.token_urlsafe(9)}'q\"b\\s é{secrets.token_urlsafe(6)}" for _ in range(SECRETS)]
     return [secrets.token_urlsafe(18) for _ in range(SECRETS)]
 
 
@@ -69,19 +77,19 @@ def pipeline_seconds(data: bytes, chunk: int, masker: Masker) -> float:
     return time.perf_counter() - started
 
 
-def bench_pipeline(mb: int, runs: int) -> None:
+def bench_pipeline(mb: int, runs: int, kind: str) -> None:
     data = (LINE * (mb * 1024 * 1024 // len(LINE))).encode()
     print(f"pipeline: {len(data) / 1e6:.0f} MB through OutputPipeline (storage stubbed), best of {runs}")
     for chunk in (65536, 4096):
         plain = min(pipeline_seconds(data, chunk, Masker([])) for _ in range(runs))
-        masked = min(pipeline_seconds(data, chunk, Masker(values())) for _ in range(runs))
+        masked = min(pipeline_seconds(data, chunk, Masker(values(kind))) for _ in range(runs))
         print(
             f"  {chunk:>6}-byte reads: {len(data) / 1e6 / plain:7.0f} MB/s plain, "
             f"{len(data) / 1e6 / masked:7.0f} MB/s with {SECRETS} secrets: {100 * (masked / plain - 1):+.1f}%"
         )
 
 
-async def _setup(mb: int, with_secrets: bool) -> tuple[Actor, int]:
+async def _setup(mb: int, with_secrets: bool, kind: str) -> tuple[Actor, int]:
     async with runtime.current().db.session() as s:
         admin = await users.bootstrap(
             s,
@@ -104,14 +112,14 @@ async def _setup(mb: int, with_secrets: bool) -> tuple[Actor, int]:
         )
         script_id = saved.script.id
         assert script_id is not None
-        for i, value in enumerate(values() if with_secrets else []):
+        for i, value in enumerate(values(kind) if with_secrets else []):
             info = await secret_service.create(s, actor, {"name": f"SECRET_{i:02}", "value": value})
             assert info.secret.id is not None
             await secret_service.attach(s, actor, script_id, info.secret.id)
     return actor, script_id
 
 
-async def _one_run(mb: int, runner: str, with_secrets: bool) -> tuple[float, int]:
+async def _one_run(mb: int, runner: str, with_secrets: bool, kind: str) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(
             OPSCRAFT_DATA_DIR=Path(tmp),
@@ -121,7 +129,7 @@ async def _one_run(mb: int, runner: str, with_secrets: bool) -> tuple[float, int
         )
         await lifecycle.start(settings)
         try:
-            actor, script_id = await _setup(mb, with_secrets)
+            actor, script_id = await _setup(mb, with_secrets, kind)
             started = time.perf_counter()
             async with runtime.current().db.session() as s:
                 execution = await executions.create(s, actor, script_id, {}, runner=runner)
@@ -163,7 +171,7 @@ class TimedMasker(Masker):
             TimedMasker.spent += time.perf_counter() - started
 
 
-def bench_end_to_end(mb: int, runs: int, runner: str) -> None:
+def bench_end_to_end(mb: int, runs: int, runner: str, kind: str) -> None:
     print(f"end-to-end: a {runner} run printing {mb} MB, stored in SQLite; {runs} runs each, alternated")
     times: dict[bool, list[float]] = {False: [], True: []}
     spent: list[float] = []
@@ -171,7 +179,7 @@ def bench_end_to_end(mb: int, runs: int, runner: str) -> None:
     for _ in range(runs):
         for with_secrets in (False, True):
             TimedMasker.spent = 0.0
-            elapsed, size = asyncio.run(_one_run(mb, runner, with_secrets))
+            elapsed, size = asyncio.run(_one_run(mb, runner, with_secrets, kind))
             times[with_secrets].append(elapsed)
             if with_secrets:
                 spent.append(TimedMasker.spent)
@@ -194,10 +202,16 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=100)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--runner", choices=["docker", "local"], default=None)
+    parser.add_argument("--values", choices=["plain", "quoted"], default="plain")
+    parser.add_argument("--pipeline-only", action="store_true")
     args = parser.parse_args()
-    bench_pipeline(args.mb, args.runs)
+    patterns = set().union(*(patterns_for(v) for v in values(args.values)))
+    print(f"{SECRETS} {args.values} secrets: {len(patterns)} patterns")
+    bench_pipeline(args.mb, args.runs, args.values)
+    if args.pipeline_only:
+        return
     runner = args.runner or ("docker" if _docker() else "local")
-    bench_end_to_end(args.mb, args.runs, runner)
+    bench_end_to_end(args.mb, args.runs, runner, args.values)
 
 
 def _docker() -> bool:

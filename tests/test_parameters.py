@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from opscraft.execution.param_env import to_env
 from opscraft.services.errors import Invalid
-from opscraft.services.parameters import normalize, resolve, to_env
+from opscraft.services.parameters import normalize, resolve
 
 
 def fields(exc: pytest.ExceptionInfo[Invalid]) -> dict[str, str]:

@@ -1,11 +1,17 @@
-"""Syntax checks (real bash, ast, PyYAML, python-hcl2) and every lint rule, each both ways."""
+"""Syntax checks (real bash, compile, PyYAML, python-hcl2), every lint rule, each both ways, line
+endings and byte order marks, and the real linters (ShellCheck, ruff, ansible-playbook, terraform)."""
 
 from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from opscraft.db.models.scripts import ScriptType
-from opscraft.services.script_checks import RULES, lint, syntax_errors
+from opscraft.services import line_endings, linters
+from opscraft.services.script_checks import RULES, check, lint, syntax_errors
 
 GOOD = {
     ScriptType.bash: '#!/bin/bash\nset -euo pipefail\nfor i in 1 2; do echo "$i"; done\n',
@@ -161,3 +167,186 @@ def test_bash_check_works_under_uvloop() -> None:
     uvloop = pytest.importorskip("uvloop")
     assert uvloop.run(syntax_errors(ScriptType.bash, GOOD[ScriptType.bash])) == []
     assert uvloop.run(syntax_errors(ScriptType.bash, "echo ok\nfi\n"))[0].line == 2
+    report = uvloop.run(linters.run(ScriptType.bash, "echo $1 under uvloop\n"))
+    assert _ran(report) == {"shellcheck": "ran"} and report.findings[0].rule == "SC2086"
+
+
+# --- line endings and byte order marks (scripts edited on Windows) ------------------------
+
+NORMALIZE = [
+    # (input, stored, notice codes)
+    ('echo one\r\nX=5\r\necho "x is $X."\r\n', 'echo one\nX=5\necho "x is $X."\n', ["crlf-line-endings"]),
+    ("a\rb\rc", "a\nb\nc", ["cr-line-endings"]),
+    ("a\r\nb\rc\nd\r\n", "a\nb\nc\nd\n", ["crlf-line-endings", "cr-line-endings"]),
+    ("\ufeff#!/bin/bash\necho hi\n", "#!/bin/bash\necho hi\n", ["byte-order-mark"]),
+    ("\ufeff\ufeffx\r\n", "x\n", ["byte-order-mark", "crlf-line-endings"]),
+    ("\u00ef\u00bb\u00bf#!/bin/bash\n", "#!/bin/bash\n", ["byte-order-mark"]),
+    ("echo hi\n", "echo hi\n", []),
+    ("x = 'a\ufeffb'\n", "x = 'a\ufeffb'\n", []),
+]
+
+
+@pytest.mark.parametrize(("raw", "stored", "codes"), NORMALIZE)
+def test_normalize_line_endings_and_bom(raw: str, stored: str, codes: list[str]) -> None:
+    content, notices = line_endings.normalize(raw)
+    assert content == stored
+    assert [n.code for n in notices] == codes
+    assert all(n.message for n in notices)
+
+
+def test_notices_count_the_line_endings() -> None:
+    _, notices = line_endings.normalize("a\r\nb\r\nc\rd")
+    assert "2 Windows line endings" in notices[0].message
+    assert "1 carriage return " in notices[1].message
+
+
+WINDOWS = {
+    ScriptType.bash: "\ufeff#!/bin/bash\r\nif true; then\r\n  echo yes\r\nfi\r\n",
+    ScriptType.python: "\ufeffimport sys\r\nif True:\r\n    print(sys.argv)\r\n",
+    ScriptType.ansible: "\ufeff- hosts: localhost\r\n  gather_facts: false\r\n  tasks:\r\n    - ping:\r\n",
+    ScriptType.terraform: '\ufeffvariable "x" {\r\n  default = 1\r\n}\r\n',
+}
+
+
+@pytest.mark.parametrize("script_type", list(ScriptType))
+async def test_windows_edited_content_checks_clean_in_every_type(script_type: ScriptType) -> None:
+    checks = await check(script_type, WINDOWS[script_type])
+    assert checks.problems == []
+    assert "\r" not in checks.content and not checks.content.startswith("\ufeff")
+    assert [n.code for n in checks.notices] == ["byte-order-mark", "crlf-line-endings"]
+    # No linter complains about what was normalised away (ShellCheck's SC1017 / SC1082).
+    assert {f.rule for f in checks.lint.findings} & {"SC1017", "SC1082"} == set()
+
+
+async def test_old_mac_line_endings_keep_line_numbers() -> None:
+    checks = await check(ScriptType.bash, "echo ok\rif true; then\r  echo x\r")
+    assert [n.code for n in checks.notices] == ["cr-line-endings"]
+    assert checks.problems[0].line == 4 and "end of file" in checks.problems[0].message
+
+
+def test_lint_numbers_lines_like_the_editor() -> None:
+    """A form feed or a Unicode line separator does not end a line in bash or the editor."""
+    content = "echo '\x0c'\necho '\u2028'\nrm -rf /\n"
+    assert [f.line for f in lint(ScriptType.bash, content)] == [3]
+
+
+async def test_python_compile_errors_are_syntax_errors() -> None:
+    problems = await syntax_errors(ScriptType.python, "x = 1\nreturn x\n")
+    assert problems[0].line == 2 and "outside function" in problems[0].message
+
+
+# --- the field's linters ------------------------------------------------------------------
+
+
+def _ran(report: linters.LintReport) -> dict[str, str]:
+    return {run.tool: run.status for run in report.linters}
+
+
+async def test_shellcheck_findings_have_line_column_and_code() -> None:
+    report = await linters.run(ScriptType.bash, '#!/bin/bash\necho $1\nunused=2\necho "$PARAM $param"\n')
+    assert _ran(report) == {"shellcheck": "ran"}
+    found = {(f.rule, f.line, f.column, f.severity) for f in report.findings}
+    assert ("SC2086", 2, 6, "info") in found
+    assert ("SC2034", 3, 1, "warning") in found
+    # Parameters and secrets are environment variables: never "referenced but not assigned".
+    assert not any(f.rule == "SC2154" for f in report.findings)
+
+
+async def test_ruff_findings_have_line_column_and_code() -> None:
+    report = await linters.run(ScriptType.python, "import os\n\nprint(undefined_name)\n")
+    assert _ran(report) == {"ruff": "ran"}
+    assert [(f.rule, f.line, f.column) for f in report.findings] == [("F401", 1, 8), ("F821", 3, 7)]
+    assert all(f.tool == "ruff" and f.severity == "warning" for f in report.findings)
+
+
+async def test_ansible_syntax_check_reports_an_unknown_module() -> None:
+    good = await linters.run(ScriptType.ansible, "- hosts: localhost\n  tasks:\n    - command: echo hi\n")
+    assert _ran(good) == {"ansible-playbook": "ran"} and good.findings == []
+    bad = await linters.run(ScriptType.ansible, "- hosts: localhost\n  tasks:\n    - no_such_module_x: a=b\n")
+    assert [(f.rule, f.line, f.severity) for f in bad.findings] == [("syntax-check", 3, "error")]
+    assert "no_such_module_x" in bad.findings[0].message
+
+
+@pytest.mark.parametrize(
+    "playbook",
+    [
+        "- import_playbook: \"{{ lookup('pipe', 'touch MARKER') }}.yml\"\n",
+        "- hosts: localhost\n  tasks:\n    - import_tasks: \"{{ lookup('pipe', 'touch MARKER') }}x.yml\"\n",
+        # YAML escapes make the same braces: the check reads values, not text.
+        "- import_playbook: \"\\x7b\\x7b lookup('pipe', 'touch MARKER') }}.yml\"\n",
+        "- hosts: localhost\n  tasks:\n    - import_tasks: /etc/passwd\n",
+        "- hosts: localhost\n  vars_files: [/etc/shadow]\n  tasks: []\n",
+    ],
+)
+async def test_ansible_check_never_evaluates_or_reads_on_the_server(playbook: str, tmp_path) -> None:
+    marker = tmp_path / "ran"
+    report = await linters.run(ScriptType.ansible, playbook.replace("MARKER", str(marker)))
+    assert _ran(report) == {"ansible-playbook": "skipped"}
+    assert not marker.exists()
+    assert not any("root:" in f.message for f in report.findings)
+
+
+def _terraform() -> None:
+    if linters.find_tool("terraform") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("terraform is required when CI=true")
+        pytest.skip("terraform is not installed")
+
+
+async def test_terraform_fmt_and_validate() -> None:
+    _terraform()
+    content = (
+        'variable "x" {\n  default = 1\n}\n'
+        'output "y" {\n  value   = var.x\n}\n'
+        'output "z" {\n  value = var.nope\n}\n'
+    )
+    report = await linters.run(ScriptType.terraform, content)
+    assert _ran(report) == {"terraform fmt": "ran", "terraform validate": "ran"}
+    found = [(f.rule, f.line, f.column, f.severity) for f in report.findings]
+    assert ("fmt", 5, None, "style") in found
+    assert ("validate", 8, 11, "error") in found
+    assert "undeclared input variable" in next(f.message for f in report.findings if f.rule == "validate")
+
+
+async def test_terraform_parse_errors_are_syntax_errors() -> None:
+    _terraform()
+    checks = await check(ScriptType.terraform, 'output "x" {\n  value = 1\n}\nlocals {\n  y = [1,\n}\n')
+    assert checks.problems and checks.problems[0].line in (5, 6)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ('resource "aws_instance" "x" {\n  ami = "a"\n}\n', "providers"),
+        ('output "x" {\n  value = file("/etc/passwd")\n}\n', "file function"),
+        ('module "m" {\n  source = "../../etc"\n}\n', "modules"),
+    ],
+)
+async def test_terraform_validate_never_downloads_or_reads_server_files(content: str, reason: str) -> None:
+    _terraform()
+    report = await linters.run(ScriptType.terraform, content)
+    validate = next(run for run in report.linters if run.tool == "terraform validate")
+    assert validate.status == "skipped" and reason in validate.detail
+
+
+async def test_a_missing_linter_is_reported_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(linters, "find_tool", lambda name: None)
+    monkeypatch.setattr(linters, "_cache", type(linters._cache)())
+    checks = await check(ScriptType.python, "import os\n")
+    assert checks.problems == [] and checks.lint.findings == []
+    assert [(r.tool, r.status) for r in checks.lint.linters] == [("ruff", "missing")]
+
+
+async def test_a_slow_linter_times_out_and_is_not_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(linters, "TIMEOUT_SECONDS", 0.0001)
+    content = f"print({os.getpid()!r}, 'timeout test')\n"
+    report = await linters.run(ScriptType.python, content)
+    assert [(r.tool, r.status) for r in report.linters] == [("ruff", "timeout")]
+    monkeypatch.setattr(linters, "TIMEOUT_SECONDS", 30.0)
+    assert _ran(await linters.run(ScriptType.python, content)) == {"ruff": "ran"}
+
+
+async def test_linters_get_none_of_the_servers_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPSCRAFT_MASTER_KEY", "must-not-leak")
+    result = await linters._exec(["/usr/bin/env"], Path(tempfile.gettempdir()))
+    assert "must-not-leak" not in result.stdout and "HOME=" in result.stdout

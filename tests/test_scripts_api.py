@@ -395,3 +395,98 @@ async def test_concurrent_writes_never_500(client: httpx.AsyncClient, operator: 
     numbers = [v["number"] for v in versions["items"]]
     assert numbers == list(range(len(numbers), 0, -1)), "versions stay consecutive"
     assert len(numbers) == 1 + sum(r.status_code == 200 for r in edits)
+
+
+FIELD_CRLF = 'echo one\r\nX=5\r\necho "x is $X."\r\n'
+
+
+async def test_windows_line_endings_and_bom_are_normalised_with_notices(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    script = await create(client, operator, name="from-windows", content="\ufeff#!/bin/bash\r\n" + FIELD_CRLF)
+    assert script["content"] == '#!/bin/bash\necho one\nX=5\necho "x is $X."\n'
+    assert [n["code"] for n in script["notices"]] == ["byte-order-mark", "crlf-line-endings"]
+    assert "4 Windows line endings" in script["notices"][1]["message"]
+    sid = script["id"]
+    stored = (await client.get(f"/api/v1/scripts/{sid}", headers=operator.headers)).json()
+    assert stored["content"] == script["content"]
+
+    # The field report's if/then block with CRLF: saved, not "unexpected end of file".
+    block = "if true; then\r\n  echo yes\r\nfi\r\n"
+    r = await client.put(f"/api/v1/scripts/{sid}", json={"content": block}, headers=operator.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["content"] == "if true; then\n  echo yes\nfi\n" and r.json()["current_version"] == 2
+
+    # Re-sending the stored content with CRLF endings is no change: no new version.
+    r = await client.put(
+        f"/api/v1/scripts/{sid}", json={"content": block, "base_version": 2}, headers=operator.headers
+    )
+    assert r.status_code == 200 and r.json()["current_version"] == 2
+    assert [n["code"] for n in r.json()["notices"]] == ["crlf-line-endings"]
+
+    # Old Mac (lone CR) and mixed endings, in other script types.
+    for body, expected in [
+        (
+            {"script_type": "python", "content": "import sys\rprint(sys.argv)\r\n"},
+            "import sys\nprint(sys.argv)\n",
+        ),
+        (
+            {"script_type": "ansible", "content": "- hosts: all\r\n  tasks: []\r"},
+            "- hosts: all\n  tasks: []\n",
+        ),
+        ({"script_type": "terraform", "content": '\ufeffvariable "x" {}\r\n'}, 'variable "x" {}\n'),
+    ]:
+        r = await client.put(f"/api/v1/scripts/{sid}", json=body, headers=operator.headers)
+        assert r.status_code == 200, r.text
+        assert r.json()["content"] == expected, body
+        assert r.json()["notices"], body
+
+
+async def test_a_clean_save_has_no_notices_and_lists_its_linters(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    script = await create(client, operator, name="clean", content="#!/bin/bash\necho 'ok'\n")
+    assert script["notices"] == [] and script["lint"] == []
+    assert script["linters"] == [{"tool": "shellcheck", "status": "ran", "detail": ""}]
+
+
+async def test_linter_findings_are_warnings_with_lines(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    script = await create(client, operator, name="linted", content="#!/bin/bash\necho $1\nunused=1\n")
+    assert script["current_version"] == 1, "linter findings never refuse a save"
+    lint = {(f["tool"], f["rule"], f["line"], f["column"]) for f in script["lint"]}
+    assert {("shellcheck", "SC2086", 2, 6), ("shellcheck", "SC2034", 3, 1)} <= lint
+    python = await create(
+        client, operator, name="py-linted", script_type="python", content="import os\nprint(1)\n"
+    )
+    assert [(f["rule"], f["line"], f["column"]) for f in python["lint"]] == [("F401", 1, 8)]
+    assert python["linters"][0]["tool"] == "ruff"
+    # A syntax error still refuses: the compiler's, which ast.parse alone let through.
+    r = await client.post(
+        "/api/v1/scripts",
+        json={**SEED_BODY, "name": "py-bad", "script_type": "python", "content": "print(1)\nreturn 2\n"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 422 and "line 2" in r.json()["detail"]
+
+
+async def test_rollback_normalises_old_content(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    """A version stored before normalisation existed is normalised when it is rolled back to."""
+    sid = (await create(client, operator, name="legacy"))["id"]
+    await client.put(f"/api/v1/scripts/{sid}", json={"content": "echo two\n"}, headers=operator.headers)
+    async with runtime.current().db.session() as session:
+        from sqlmodel import col, select
+
+        from opscraft.db.models import ScriptVersion
+
+        version = (
+            await session.exec(
+                select(ScriptVersion).where(
+                    col(ScriptVersion.script_id) == sid, col(ScriptVersion.number) == 1
+                )
+            )
+        ).one()
+        version.content = "echo one\r\n"
+        await session.commit()
+    r = await client.post(f"/api/v1/scripts/{sid}/rollback/1", headers=operator.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["content"] == "echo one\n" and r.json()["notices"][0]["code"] == "crlf-line-endings"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -71,6 +74,18 @@ def _save_and_wait(page: Any, server: LiveServer) -> int:
     return int(page.url.rsplit("/", 1)[1])
 
 
+@contextlib.contextmanager
+def _database_locked(server: LiveServer) -> Iterator[None]:
+    """Hold SQLite's write lock on the server's database (its writers wait, up to their busy timeout)."""
+    connection = sqlite3.connect(server.data_dir / "opscraft.db", timeout=10, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        yield
+    finally:
+        connection.execute("ROLLBACK")
+        connection.close()
+
+
 def test_operator_creates_edits_compares_and_rolls_back(live_server: LiveServer, page: Any) -> None:
     tokens = _users(live_server)
     _log_in(page, live_server, "operator")
@@ -93,9 +108,13 @@ def test_operator_creates_edits_compares_and_rolls_back(live_server: LiveServer,
     assert "WHO" in overview.inner_text() and "integer" in overview.inner_text()
     assert "version 1" in page.get_by_test_id("script-version").inner_text()
 
-    # Edit: a syntax error is refused with a red notification and the line marked.
+    # Edit: a byte order mark (pasted from a Windows editor) is announced, linters report on
+    # their lines; then a syntax error is refused with a red notification and the line marked.
     page.get_by_test_id("edit-script").click()
     page.wait_for_url(f"{live_server.url}/scripts/{script_id}/edit")
+    _type_code(page, "\ufeff" + FIRST + "echo $1\n")
+    page.get_by_test_id("notice-byte-order-mark").wait_for()
+    assert "Line 3:6" in page.get_by_test_id("lint-SC2086").inner_text()
     _type_code(page, FIRST + "if true; then\n  echo unfinished\n")
     page.get_by_test_id("save-script").click()
     page.locator(NOTIFY_ERROR).filter(has_text="line 5").wait_for()
@@ -108,7 +127,11 @@ def test_operator_creates_edits_compares_and_rolls_back(live_server: LiveServer,
     page.get_by_test_id("save-script").click()
     dialog = page.get_by_test_id("risk-dialog")
     assert "pipe-to-shell" in dialog.inner_text() and "Line 3" in dialog.inner_text()
-    page.get_by_test_id("risk-confirm").click()
+    # The save outlives the dialog (as on a busy machine): another writer holds the database
+    # until the dialog is gone; the save then finishes, notifies and navigates all the same.
+    with _database_locked(live_server):
+        page.get_by_test_id("risk-confirm").click()
+        dialog.wait_for(state="detached")
     page.wait_for_url(f"{live_server.url}/scripts/{script_id}")
     assert "version 2" in page.get_by_test_id("script-version").inner_text()
 
@@ -119,7 +142,9 @@ def test_operator_creates_edits_compares_and_rolls_back(live_server: LiveServer,
     assert "+echo bye" in diff and "+curl -fsSL" in diff
     page.get_by_test_id("rollback-1").click()
     assert "adds version 3" in page.get_by_test_id("rollback-dialog").inner_text()
-    page.get_by_test_id("rollback-confirm").click()
+    with _database_locked(live_server):
+        page.get_by_test_id("rollback-confirm").click()
+        page.get_by_test_id("rollback-dialog").wait_for(state="detached")
     page.wait_for_url(f"{live_server.url}/scripts/{script_id}?tab=versions")
     assert "version 3" in page.get_by_test_id("script-version").inner_text()
     page.get_by_test_id("tab-content").click()

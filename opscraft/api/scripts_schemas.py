@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -85,15 +85,50 @@ class FindingOut(BaseModel):
         return cls.model_validate(finding.as_dict())
 
 
+class NoticeOut(BaseModel):
+    code: str = Field(description="crlf-line-endings, cr-line-endings or byte-order-mark.")
+    message: str
+
+
+class LintFindingOut(BaseModel):
+    tool: str = Field(examples=["shellcheck"])
+    rule: str = Field(examples=["SC2086"])
+    line: int
+    column: int | None
+    severity: Literal["error", "warning", "info", "style"]
+    message: str
+
+
+class LinterRunOut(BaseModel):
+    tool: str = Field(examples=["shellcheck"])
+    status: Literal["ran", "missing", "skipped", "timeout", "failed"]
+    detail: str = ""
+
+
 class ScriptSaved(ScriptOut):
     findings: list[FindingOut] = Field(
         description="Dangerous-pattern lint findings of the saved content (acknowledged when present)."
     )
+    notices: list[NoticeOut] = Field(
+        description="What the save normalised in the content (line endings, a byte order mark)."
+    )
+    lint: list[LintFindingOut] = Field(
+        description="The linters' findings on the saved content: warnings, they never refuse a save."
+    )
+    linters: list[LinterRunOut] = Field(description="Which linters ran on the content, or why not.")
 
     @classmethod
     def saved(cls, result: Saved) -> ScriptSaved:
         base = ScriptOut.of(result.script).model_dump()
-        return cls.model_validate({**base, "findings": [FindingOut.of(f) for f in result.findings]})
+        return cls.model_validate(
+            {
+                **base,
+                "findings": [FindingOut.of(f) for f in result.findings],
+                "notices": [n.as_dict() for n in result.notices],
+                "lint": [f.as_dict() for f in result.lint.findings],
+                "linters": [r.as_dict() for r in result.lint.linters],
+            }
+        )
 
 
 class VersionSummary(BaseModel):

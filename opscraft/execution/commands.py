@@ -1,14 +1,14 @@
 """The command line and files of each script type. Only constants go on the command line:
-the script, the parameters and the secrets travel in files and environment variables.
+the script, the parameters and the secrets travel in files and environment variables, never
+as code (see `param_env` for how each program gets parameter values as data).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
-from opscraft.execution.spec import RunSpec
-from opscraft.services.parameters import to_env
+from opscraft.execution.param_env import ansible_extra_vars, interpreted_name, to_env
+from opscraft.execution.spec import RunnerError, RunSpec
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class Command:
     env: dict[str, str] = field(repr=False)  # holds secret values
 
 
-EXTRA_VARS_FILE = "extra_vars.json"
+EXTRA_VARS_FILE = "extra_vars.yml"
 TERRAFORM_STEPS = {
     "plan": "terraform init -input=false && exec terraform plan -input=false",
     "apply": "terraform init -input=false && exec terraform apply -auto-approve -input=false",
@@ -36,6 +36,11 @@ def build(spec: RunSpec) -> Command:
 
 
 def _build(spec: RunSpec) -> Command:
+    refused = {name: why for name in spec.parameters if (why := interpreted_name(name))}
+    if refused:  # saved before the rule existed: never hand such a name to a program
+        raise RunnerError(
+            "; ".join(f"parameter {name} cannot be used: {why}" for name, why in sorted(refused.items()))
+        )
     content = spec.content.encode()
     params = to_env(spec.parameters)
     if spec.script_type == "bash":
@@ -43,7 +48,7 @@ def _build(spec: RunSpec) -> Command:
     if spec.script_type == "python":
         return Command(["python3", "-u", "script.py"], {"script.py": content}, {**params, **spec.env})
     if spec.script_type == "ansible":
-        extra_vars = json.dumps(spec.parameters).encode()
+        extra_vars = ansible_extra_vars(spec.parameters)
         return Command(
             [
                 "ansible-playbook",

@@ -1,8 +1,10 @@
 """Replace secret values in execution output with `***` before it is stored or streamed.
 
-Each value of at least `MIN_LENGTH` characters is masked as itself, as its base64 forms (standard
-and URL-safe alphabet, padded or not, and the parts of it that survive inside a longer encoded
-blob) and as its URL-encoded forms. Matching runs on UTF-8 bytes: a Hyperscan scan (SIMD,
+Each value of at least `MIN_LENGTH` characters is masked as itself, as the quoted and escaped
+forms in which tools print it (`printed_forms`: shell quoting as bash's xtrace and `printf %q`
+write it, JSON, Python literals, YAML, HTML), as its base64 forms (standard and URL-safe
+alphabet, padded or not, and the parts of it that survive inside a longer encoded blob) and as
+its URL-encoded forms. Matching runs on UTF-8 bytes: a Hyperscan scan (SIMD,
 several GB/s, without the GIL) tells whether a chunk holds anything at all; only then does an
 Aho-Corasick automaton find every occurrence. Where Hyperscan has no wheel (Linux on ARM), a DFA
 automaton does the first pass (slower, same result). Per stream, the end of a chunk that could be
@@ -18,6 +20,8 @@ from dataclasses import dataclass
 from urllib.parse import quote, quote_plus
 
 from ahocorasick_rs import BytesAhoCorasick, Implementation, MatchKind
+
+from opscraft.execution.printed_forms import printed_forms
 
 try:
     import hyperscan
@@ -61,7 +65,8 @@ def patterns_for(value: str) -> set[bytes]:
     if len(value) < MIN_LENGTH:
         return set()
     raw = value.encode(_ENCODING, _ERRORS)
-    forms = {raw} | _base64_forms(raw) | _url_forms(value)
+    forms = {form.encode(_ENCODING, _ERRORS) for form in printed_forms(value)}
+    forms |= _base64_forms(raw) | _url_forms(value)
     # A multi-line value (a key file) also leaks line by line.
     lines = [line.strip() for line in value.splitlines()] if "\n" in value else []
     forms |= {line.encode(_ENCODING, _ERRORS) for line in lines if len(line) >= MIN_FRAGMENT}

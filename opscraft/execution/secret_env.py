@@ -12,10 +12,12 @@ from __future__ import annotations
 import base64
 
 # `value=$(...; printf .)` then `${value%.}` keeps trailing newlines that `$(...)` would strip.
+# The loader's own variables carry the reserved OPSCRAFT_ prefix: a parameter named `name` or
+# `value` (exported to this shell) would otherwise be overwritten, and the script would get it so.
 LOADER = (
-    'while IFS= read -r name && [ -n "$name" ]; do '
-    'IFS= read -r data; value=$(printf %s "$data" | base64 -d; printf .); '
-    'export "$name=${value%.}"; done; exec "$@"'
+    'while IFS= read -r OPSCRAFT_N && [ -n "$OPSCRAFT_N" ]; do '
+    'IFS= read -r OPSCRAFT_D; OPSCRAFT_V=$(printf %s "$OPSCRAFT_D" | base64 -d; printf .); '
+    'export "$OPSCRAFT_N=${OPSCRAFT_V%.}"; done; unset OPSCRAFT_N OPSCRAFT_D OPSCRAFT_V; exec "$@"'
 )
 
 

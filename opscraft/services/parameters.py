@@ -13,13 +13,10 @@ import re
 from enum import StrEnum
 from typing import Any
 
+from opscraft.execution.param_env import interpreted_name
 from opscraft.services.errors import Invalid
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-RESERVED_NAMES = frozenset(
-    {"PATH", "HOME", "HOSTNAME", "PWD", "OLDPWD", "SHELL", "USER", "IFS", "LD_PRELOAD", "LD_LIBRARY_PATH"}
-)
-RESERVED_PREFIX = "OPSCRAFT_"
 MAX_PARAMETERS = 100
 MAX_DESCRIPTION = 500
 MAX_OPTIONS = 100
@@ -134,8 +131,9 @@ def _check_name(name: object) -> str:
             "name must be an environment variable identifier: letters, digits and '_', "
             "not starting with a digit, at most 64 characters"
         )
-    if name.upper() in RESERVED_NAMES or name.upper().startswith(RESERVED_PREFIX):
-        raise _Bad(f"name is reserved (PATH, HOME, ... and the {RESERVED_PREFIX} prefix): choose another")
+    why = interpreted_name(name)
+    if why is not None:
+        raise _Bad(f"name {name} is reserved: {why}; choose another (see docs/scripts.md)")
     return name
 
 
@@ -254,7 +252,8 @@ def normalize(raw: dict[str, Any] | list[Any] | None) -> list[dict[str, Any]]:
 def resolve(schema: list[dict[str, Any]], values: dict[str, Any] | None) -> dict[str, Any]:
     """Merge runtime `values` over the schema's defaults and return typed values.
 
-    Unknown names, missing required parameters and values of the wrong type are each named in
+    Unknown names, names a program interprets (`param_env.interpreted_name`, for a schema saved
+    before the rule), missing required parameters and values of the wrong type are each named in
     one `Invalid`. Optional parameters without a default and without a value are left out.
     """
     if values is None:
@@ -272,6 +271,10 @@ def resolve(schema: list[dict[str, Any]], values: dict[str, Any] | None) -> dict
     ]
     resolved: dict[str, Any] = {}
     for name, spec in known.items():
+        why = interpreted_name(name)
+        if why is not None:  # declared before the rule existed: the script must rename it
+            errors.append({"field": _field(name, 0), "message": f"name is reserved: {why}; rename it"})
+            continue
         kind = ParamType(spec["type"])
         value = values.get(name)
         if value is None or (value == "" and kind is not ParamType.string):
@@ -287,14 +290,6 @@ def resolve(schema: list[dict[str, Any]], values: dict[str, Any] | None) -> dict
     if errors:
         raise _fail("invalid parameter values", errors)
     return resolved
-
-
-def to_env(resolved: dict[str, Any]) -> dict[str, str]:
-    """Environment variables for resolved values: booleans as "true"/"false", numbers via `str`."""
-    return {
-        name: ("true" if value else "false") if isinstance(value, bool) else str(value)
-        for name, value in resolved.items()
-    }
 
 
 def defaults(schema: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Syntax checks per script type and a lint for dangerous patterns.
+"""Syntax checks per script type, a lint for dangerous patterns, and the field's linters.
 
 The lint is a safety net for honest mistakes, not a sandbox: it reads lines, so a determined
 author can always hide a command from it. The container is the security boundary.
@@ -6,7 +6,6 @@ author can always hide a command from it. The container is the security boundary
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import re
 import shutil
@@ -20,6 +19,9 @@ import lark
 import yaml
 
 from opscraft.db.models.scripts import ScriptType
+from opscraft.services import line_endings, linters
+from opscraft.services.line_endings import Notice
+from opscraft.services.linters import LintReport
 
 BASH_TIMEOUT_SECONDS = 10
 EXCERPT_CHARS = 120
@@ -47,14 +49,39 @@ class Finding:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Checks:
+    """Everything a save checks, on the normalised `content` (see `line_endings`):
+
+    - `notices`: what the normalisation changed;
+    - `problems`: syntax errors, which refuse the save;
+    - `findings`: dangerous patterns, which need an acknowledgement;
+    - `lint`: the field's linters' findings (warnings) and which linters ran.
+    """
+
+    content: str
+    notices: list[Notice]
+    problems: list[SyntaxProblem]
+    findings: list[Finding]
+    lint: LintReport
+
+
 # --- syntax -------------------------------------------------------------------------------
 
 
-async def check(script_type: ScriptType, content: str) -> tuple[list[SyntaxProblem], list[Finding]]:
-    """Syntax problems and lint findings; CPU-heavy parsing runs off the event loop."""
-    problems = await syntax_errors(script_type, content)
-    findings = await asyncio.to_thread(lint, script_type, content)
-    return problems, findings
+async def check(script_type: ScriptType, content: str) -> Checks:
+    """Normalise line endings and a BOM, then run the syntax check, the dangerous-pattern lint
+    and the linters concurrently; CPU-heavy parsing runs off the event loop."""
+    content, notices = line_endings.normalize(content)
+    problems, findings, report = await asyncio.gather(
+        syntax_errors(script_type, content),
+        asyncio.to_thread(lint, script_type, content),
+        linters.run(script_type, content),
+    )
+    # A linter's parse errors are syntax errors too (terraform's own parser), once per line.
+    seen = {p.line for p in problems}
+    problems += [SyntaxProblem(line, message) for line, message in report.syntax if line not in seen]
+    return Checks(content, notices, sorted(problems, key=lambda p: p.line), findings, report)
 
 
 async def syntax_errors(script_type: ScriptType, content: str) -> list[SyntaxProblem]:
@@ -106,8 +133,10 @@ async def _bash(content: str) -> list[SyntaxProblem]:
 
 
 def _python(content: str) -> list[SyntaxProblem]:
+    # compile, not ast.parse: it also refuses what only the compiler checks ('return' outside a
+    # function, 'break' outside a loop, nonlocal at module level). It never runs the code.
     try:
-        ast.parse(content)
+        compile(content, "script.py", "exec", dont_inherit=True)
     except SyntaxError as exc:
         return [SyntaxProblem(exc.lineno or 1, exc.msg)]
     except (ValueError, RecursionError, MemoryError) as exc:
@@ -288,7 +317,9 @@ def _is_comment(line: str, script_type: ScriptType) -> bool:
 def lint(script_type: ScriptType, content: str) -> list[Finding]:
     """Dangerous patterns, one finding per rule per line; comment lines are ignored."""
     findings = []
-    for number, line in enumerate(content.splitlines(), start=1):
+    # Lines end at "\n" only, as in the editor and the tools (splitlines would also split at
+    # form feeds and Unicode separators, and shift every later line number).
+    for number, line in enumerate(content.split("\n"), start=1):
         if not line.strip() or _is_comment(line, script_type):
             continue
         excerpt = line.strip()[:EXCERPT_CHARS]

@@ -25,11 +25,13 @@ from opscraft import runtime
 from opscraft.db.models import Script, ScriptTag, ScriptVersion, User
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.types import utcnow
-from opscraft.services import audit, parameters, script_checks
+from opscraft.services import audit, line_endings, parameters, script_checks
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Invalid, NotFound
+from opscraft.services.line_endings import Notice
+from opscraft.services.linters import LintReport
 from opscraft.services.permissions import Permission, require
-from opscraft.services.script_checks import Finding
+from opscraft.services.script_checks import Checks, Finding
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 VERSION_LABEL_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,31}$")
@@ -139,10 +141,13 @@ class ScriptQuery:
 
 @dataclass(frozen=True)
 class Saved:
-    """A saved script and the lint findings of its content (acknowledged when non-empty)."""
+    """A saved script, the dangerous-pattern findings of its content (acknowledged when
+    non-empty), what the save normalised (`notices`) and the linters' report (`lint`)."""
 
     script: Script
     findings: list[Finding] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+    lint: LintReport = field(default_factory=LintReport)
 
 
 @dataclass(frozen=True)
@@ -272,10 +277,8 @@ async def tags_in_use(session: AsyncSession, actor: Actor) -> list[str]:
     return list(rows.all())
 
 
-async def check(
-    actor: Actor, script_type: ScriptType, content: str
-) -> tuple[list[script_checks.SyntaxProblem], list[Finding]]:
-    """Syntax problems and lint findings of unsaved content, for the editor."""
+async def check(actor: Actor, script_type: ScriptType, content: str) -> Checks:
+    """What a save would say about unsaved content, for the editor (see `script_checks.check`)."""
     require(actor.user, Permission.edit_scripts)
     return await script_checks.check(script_type, content)
 
@@ -331,10 +334,27 @@ def _run_settings(script: Script) -> dict[str, Any]:
     return {key: getattr(script, key) for key in RUN_SETTINGS}
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """Content as it will be stored (normalised) with its checks, and the parameter schema."""
+
+    checks: Checks
+    schema: list[dict[str, Any]]
+
+    @property
+    def content(self) -> str:
+        return self.checks.content
+
+    def saved(self, script: Script, findings: list[Finding] | None = None) -> Saved:
+        found = self.checks.findings if findings is None else findings
+        return Saved(script, found, self.checks.notices, self.checks.lint)
+
+
 async def _check_content(
     script_type: ScriptType, content: str, parameters_raw: Any, acknowledge: bool
-) -> tuple[list[dict[str, Any]], list[Finding]]:
-    """Size, syntax and parameters (all errors at once), then the lint; returns (schema, findings)."""
+) -> _Checked:
+    """Size, line endings, syntax and parameters (all errors at once), then the dangerous-pattern
+    lint; `Invalid` on any error. Linter findings are warnings and never refuse the save."""
     limit = runtime.current().settings.max_script_bytes
     errors: list[dict[str, Any]] = []
     if len(content.encode()) > limit:
@@ -347,7 +367,8 @@ async def _check_content(
         errors.append({"field": "content", "message": "must not be blank: write the script"})
     if "\x00" in content:
         errors.append({"field": "content", "message": "must not contain NUL characters"})
-    problems, findings = await script_checks.check(script_type, content)
+    checks = await script_checks.check(script_type, content)
+    problems, findings = checks.problems, checks.findings
     errors += [
         {"field": "content", "line": p.line, "message": f"line {p.line}: {p.message}"} for p in problems
     ]
@@ -367,7 +388,7 @@ async def _check_content(
             "with acknowledge_risks: true",
             details=[{"field": "content", **f.as_dict()} for f in findings],
         )
-    return schema, findings
+    return _Checked(checks, schema)
 
 
 def _snapshot(script: Script, actor: Actor, note: str) -> ScriptVersion:
@@ -430,17 +451,16 @@ def _audit_findings(session: AsyncSession, actor: Actor, script: Script, finding
 async def create(session: AsyncSession, actor: Actor, data: ScriptCreate | Mapping[str, Any]) -> Saved:
     require(actor.user, Permission.edit_scripts)
     body = parse(ScriptCreate, data)
-    schema, findings = await _check_content(
-        body.script_type, body.content, body.parameters, body.acknowledge_risks
-    )
+    checked = await _check_content(body.script_type, body.content, body.parameters, body.acknowledge_risks)
     if await _name_taken(session, body.name):
         raise Conflict("a script with this name already exists: choose another name")
     values = body.model_dump(exclude={"parameters", "change_note", "acknowledge_risks"}, exclude_none=True)
     if values.get("timeout_seconds"):
         _check_timeout(values["timeout_seconds"])
+    values["content"] = checked.content
     script = Script(
         **values,
-        parameters=schema,
+        parameters=checked.schema,
         search_text=search_text(body.name, body.description, body.tags),
         created_by=actor.user_id,
         updated_by=actor.user_id,
@@ -454,9 +474,9 @@ async def create(session: AsyncSession, actor: Actor, data: ScriptCreate | Mappi
     audit.record(
         session, actor, "script.create", "script", script.id, name=script.name, script_type=script.script_type
     )
-    _audit_findings(session, actor, script, findings)
+    _audit_findings(session, actor, script, checked.checks.findings)
     await session.commit()
-    return Saved(script, findings)
+    return checked.saved(script)
 
 
 def _check_timeout(seconds: int) -> None:
@@ -495,26 +515,32 @@ async def update(
     changes = {k: v for k, v in changes.items() if v is not None or k in nullable}
     if "timeout_seconds" in changes:
         _check_timeout(changes["timeout_seconds"])
-    findings: list[Finding] = []
+    checked: _Checked | None = None
     acknowledged: list[Finding] = []
     if changes.keys() & {"content", "script_type", "parameters"}:
         script_type = changes.get("script_type", script.script_type)
         content = changes.get("content", script.content)
         # Only new content needs a fresh acknowledgement; unchanged content was acknowledged before.
-        same_content = content == script.content and script_type == script.script_type
-        changes["parameters"], findings = await _check_content(
+        # Compared once normalised: re-sending the stored script with CRLF endings changes nothing.
+        same_content = (
+            line_endings.normalize(content)[0] == script.content and script_type == script.script_type
+        )
+        checked = await _check_content(
             script_type,
             content,
             changes.get("parameters", script.parameters),
             body.acknowledge_risks or same_content,
         )
-        acknowledged = [] if same_content else findings
+        changes["parameters"] = checked.schema
+        if "content" in changes:
+            changes["content"] = checked.content
+        acknowledged = [] if same_content else checked.checks.findings
         await _check_no_shadowing(session, script_id, changes["parameters"])
     if "name" in changes and await _name_taken(session, changes["name"], script.id):
         raise Conflict("a script with this name already exists: choose another name")
     changed = {k: v for k, v in changes.items() if getattr(script, k) != v}
     if not changed:
-        return Saved(script, findings)
+        return checked.saved(script) if checked else Saved(script)
     old_status = script.status
     for key, value in changed.items():
         setattr(script, key, value)
@@ -546,7 +572,7 @@ async def update(
     if new_version:
         _audit_findings(session, actor, script, acknowledged)
     await session.commit()
-    return Saved(script, findings)
+    return checked.saved(script) if checked else Saved(script)
 
 
 async def rollback(
@@ -564,12 +590,10 @@ async def rollback(
     script = await _locked(session, actor, script_id)
     if number == script.current_version:
         raise Conflict(f"version {number} is already the current version")
-    _, findings = await _check_content(
-        target.script_type, target.content, target.parameters, acknowledge_risks
-    )
+    checked = await _check_content(target.script_type, target.content, target.parameters, acknowledge_risks)
     await _check_no_shadowing(session, script_id, target.parameters)
     script.script_type = target.script_type
-    script.content = target.content
+    script.content = checked.content
     script.parameters = target.parameters
     script.version = target.version_label
     for key in RUN_SETTINGS:
@@ -589,9 +613,9 @@ async def rollback(
         to_version=number,
         version=script.current_version,
     )
-    _audit_findings(session, actor, script, findings)
+    _audit_findings(session, actor, script, checked.checks.findings)
     await session.commit()
-    return Saved(script, findings)
+    return checked.saved(script)
 
 
 async def delete(session: AsyncSession, actor: Actor, script_id: int) -> None:

@@ -20,8 +20,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.models import AuditEvent, Execution, Script, ScriptSecret, Secret, User
 from opscraft.db.types import utcnow
+from opscraft.execution import param_env
 from opscraft.security.vault import DecryptError
-from opscraft.services import audit, keyring, parameters, scripts
+from opscraft.services import audit, keyring, scripts
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Invalid, NotFound
 from opscraft.services.permissions import Permission, require
@@ -63,8 +64,8 @@ class SecretCreate(BaseModel):
             raise ValueError(
                 "must be an environment variable name: letters, digits and '_', not starting with a digit"
             )
-        if name.upper() in parameters.RESERVED_NAMES or name.upper().startswith(parameters.RESERVED_PREFIX):
-            raise ValueError(f"is reserved (PATH, HOME, ... and the {parameters.RESERVED_PREFIX} prefix)")
+        if param_env.runtime_name(name):
+            raise ValueError(f"is reserved (PATH, HOME, ... and the {param_env.RUNTIME_PREFIX} prefix)")
         return name
 
     @field_validator("value")

@@ -16,6 +16,8 @@ from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.services import scripts
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, ServiceError
+from opscraft.services.line_endings import Notice
+from opscraft.services.linters import LintFinding
 from opscraft.services.parameters import ParamType
 from opscraft.services.permissions import Permission
 from opscraft.services.script_checks import Finding, SyntaxProblem
@@ -253,17 +255,23 @@ class ScriptForm:
         if actor is None:
             return
         try:
-            problems, findings = await scripts.check(actor, ScriptType(current[0]), current[1])
+            checks = await scripts.check(actor, ScriptType(current[0]), current[1])
         except ServiceError as exc:
             notify_error(exc.message)
             return
-        self._show_checks(problems, findings)
+        self._show_checks(checks.problems, checks.findings, checks.lint.findings, checks.notices)
 
-    def _show_checks(self, problems: list[SyntaxProblem], findings: list[Finding]) -> None:
-        mark_lines(self.editor, problems, findings)
+    def _show_checks(
+        self,
+        problems: list[SyntaxProblem],
+        findings: list[Finding],
+        lint: list[LintFinding] | None = None,
+        notices: list[Notice] | None = None,
+    ) -> None:
+        mark_lines(self.editor, problems, findings, lint or [])
         self.checks.clear()
         with self.checks:
-            findings_list(problems, findings)
+            findings_list(problems, findings, lint or [], notices or [])
 
     def _type_changed(self) -> None:
         self.editor.set_language(LANGUAGES.get(self.script_type.value))
@@ -300,6 +308,8 @@ class ScriptForm:
         self.saved_state = self.payload()
         self._set_dirty(False)
         notify_ok(f"Saved {saved.script.name} (version {saved.script.current_version})")
+        for notice in saved.notices:
+            ui.notify(notice.message, type="info", position="top", multi_line=True)
         ui.navigate.to(f"/scripts/{saved.script.id}")
 
     def _show_invalid(self, exc: Invalid) -> None:

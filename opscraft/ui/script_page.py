@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nicegui import ui
+from nicegui import context, ui
 
 from opscraft.db.models import Script
 from opscraft.services import scripts
@@ -155,6 +155,7 @@ class VersionsView:
         self.changed.text = f"Also changed: {', '.join(others)}" if others else ""
 
     def confirm_rollback(self, number: int) -> None:
+        caller = context.slot  # the rollback outlives the dialog: see `risk_dialog`
         with ui.dialog() as dialog, ui.card().classes("gap-3").props('data-testid="rollback-dialog"'):
             ui.label(f"Roll back to version {number}?").classes("text-lg font-semibold")
             ui.label(
@@ -164,7 +165,8 @@ class VersionsView:
 
             async def confirm() -> None:
                 dialog.close()
-                await self.rollback(number, False)
+                with caller:
+                    await self.rollback(number, False)
 
             with ui.row().classes("w-full justify-end gap-2"):
                 ui.button("Cancel", on_click=dialog.close).props("flat no-caps")

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from nicegui import ui
+from nicegui import context, ui
 
 from opscraft.services.errors import Invalid
+from opscraft.services.line_endings import Notice
+from opscraft.services.linters import LintFinding
 from opscraft.services.script_checks import Finding, SyntaxProblem
 
 T = TypeVar("T")
@@ -25,6 +27,7 @@ STATUS_COLORS: dict[str, str] = {"draft": "grey-7", "active": "positive", "depre
 EDITOR_CSS = """
 .oc-lint-line { background: rgba(255, 152, 0, 0.18); }
 .oc-error-line { background: rgba(193, 0, 21, 0.16); }
+.oc-linter-line { background: rgba(255, 213, 79, 0.22); }
 .nicegui-codemirror { border: 1px solid rgba(127, 127, 127, 0.35); border-radius: 4px; }
 """
 
@@ -47,14 +50,22 @@ def editor(content: str, language: str, *, read_only: bool = False) -> ui.codemi
     return element
 
 
-def mark_lines(element: ui.codemirror, problems: list[SyntaxProblem], findings: list[Finding]) -> None:
-    """Highlight the lines with syntax errors (red) and lint findings (orange), with tooltips."""
+def mark_lines(
+    element: ui.codemirror,
+    problems: list[SyntaxProblem],
+    findings: list[Finding],
+    lint: list[LintFinding] | None = None,
+) -> None:
+    """Highlight the lines with syntax errors (red), dangerous patterns (orange) and linter
+    findings (amber), with tooltips."""
     lines = element.value.count("\n") + 1
     tips: dict[int, list[str]] = {}
     decorations = []
-    for line, text, css in [(p.line, p.message, "oc-error-line") for p in problems] + [
-        (f.line, f"{f.rule}: {f.message}", "oc-lint-line") for f in findings
-    ]:
+    for line, text, css in (
+        [(p.line, p.message, "oc-error-line") for p in problems]
+        + [(f.line, f"{f.rule}: {f.message}", "oc-lint-line") for f in findings]
+        + [(f.line, f"{f.rule}: {f.message}", "oc-linter-line") for f in lint or []]
+    ):
         line = min(max(line, 1), lines)
         tips.setdefault(line, []).append(text)
         decorations.append({"kind": "line", "line": line, "class": css})
@@ -62,8 +73,25 @@ def mark_lines(element: ui.codemirror, problems: list[SyntaxProblem], findings: 
     element.line_tooltips = {line: "\n".join(texts) for line, texts in tips.items()}
 
 
-def findings_list(problems: list[SyntaxProblem], findings: list[Finding]) -> None:
-    """The editor's problem list: syntax errors first, then lint findings, each with its line."""
+def findings_list(
+    problems: list[SyntaxProblem],
+    findings: list[Finding],
+    lint: list[LintFinding] | None = None,
+    notices: list[Notice] | None = None,
+) -> None:
+    """The editor's problem list: what saving will normalise, syntax errors, dangerous patterns,
+    then the linters' findings (warnings), each with its line (and column)."""
+    for notice in notices or []:
+        row = ui.row().classes("items-center gap-2 no-wrap text-info")
+        with row.props(f'data-testid="notice-{notice.code}"'):
+            ui.icon("info")
+            ui.label(f"On save: {notice.message}")
+    for item in lint or []:
+        row = ui.row().classes("items-center gap-2 no-wrap text-amber-10")
+        with row.props(f'data-testid="lint-{item.rule}"'):
+            ui.icon("rule")
+            where = f"Line {item.line}" + (f":{item.column}" if item.column else "")
+            ui.label(f"{where} · {item.tool} {item.rule} ({item.severity}): {item.message}")
     if not problems and not findings:
         with ui.row().classes("items-center gap-2 text-positive").props('data-testid="checks-ok"'):
             ui.icon("check_circle")
@@ -95,7 +123,13 @@ def findings_of(exc: Invalid) -> list[Finding]:
 
 
 def risk_dialog(findings: list[Finding], on_confirm: Callable[[], Awaitable[None]]) -> None:
-    """Ask to acknowledge dangerous patterns; `on_confirm` saves again with acknowledge_risks."""
+    """Ask to acknowledge dangerous patterns; `on_confirm` saves again with acknowledge_risks.
+
+    `on_confirm` runs in the caller's slot, not the dialog's: the dialog is deleted once the
+    browser reports it hidden, which on a busy server comes before a slow save returns, and
+    the save's notifications and navigation would then fail ("parent element ... deleted").
+    """
+    caller = context.slot
     with (
         ui.dialog() as dialog,
         ui.card().classes("w-[40rem] max-w-full gap-3").props('data-testid="risk-dialog"'),
@@ -111,7 +145,8 @@ def risk_dialog(findings: list[Finding], on_confirm: Callable[[], Awaitable[None
 
         async def confirm() -> None:
             dialog.close()
-            await on_confirm()
+            with caller:
+                await on_confirm()
 
         with ui.row().classes("w-full justify-end gap-2"):
             ui.button("Go back", on_click=dialog.close).props('flat no-caps data-testid="risk-cancel"')

@@ -1,0 +1,77 @@
+"""Scripts edited on Windows (or an old Mac): line endings and a leading byte order mark.
+
+Every save normalises content before it is checked and stored, for every script type:
+
+- line endings follow Python's "universal newlines" (PEP 278, `io.TextIOWrapper(newline=None)`):
+  `\\r\\n` (Windows) and a lone `\\r` (classic Mac OS) both become `\\n`, also when the kinds
+  are mixed in one file. A carriage return the script needs as a character must be written as
+  an escape (`\\r`, `$'\\r'`), as every style guide asks anyway;
+- byte order marks at the very start are removed: U+FEFF (a UTF-8, UTF-16 or UTF-32 BOM once
+  decoded) and its UTF-8 bytes read as Latin-1/Windows-1252 (`ï»¿`), which a tool writes when it
+  decoded a UTF-8 file with the wrong code page. bash, Python's shebang line, ansible and
+  terraform all choke on them (`#!/bin/bash` preceded by a BOM is no shebang).
+
+Each change is reported as a `Notice` so the API and the editor can say what was done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+BOMS = ("\ufeff", "\u00ef\u00bb\u00bf")
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A change made to the content on save: `code` is stable, `message` is for people."""
+
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def normalize(content: str) -> tuple[str, list[Notice]]:
+    """`content` with LF line endings and no leading byte order mark, and what was changed.
+
+    Returns (text, notices); the notices are empty when the content was already normal.
+    """
+    notices: list[Notice] = []
+    boms = 0
+    while content.startswith(BOMS):
+        content = content[1:] if content[0] == "\ufeff" else content[3:]
+        boms += 1
+    if boms:
+        notices.append(
+            Notice(
+                "byte-order-mark",
+                "removed the byte order mark (BOM) at the start: with it, the first line "
+                "(such as #!/bin/bash) is not recognised",
+            )
+        )
+    crlf = content.count("\r\n")
+    lone_cr = content.count("\r") - crlf
+    if crlf:
+        content = content.replace("\r\n", "\n")
+        notices.append(
+            Notice(
+                "crlf-line-endings",
+                f"converted {_plural(crlf, 'Windows line ending')} (CRLF) to LF: a script run on Linux "
+                "would read each CR as part of the line",
+            )
+        )
+    if lone_cr:
+        content = content.replace("\r", "\n")
+        notices.append(
+            Notice(
+                "cr-line-endings",
+                f"converted {_plural(lone_cr, 'carriage return')} (CR, classic Mac line endings) to LF: "
+                "write a CR the script needs as an escape such as \\r",
+            )
+        )
+    return content, notices

@@ -1,0 +1,64 @@
+"""Secrets printed quoted or escaped by the tools themselves are masked in stored output (real runs)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import LoggedIn
+from tests.executions.conftest import make_script, output, start, wait_for
+
+RUNNERS = pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
+
+
+@pytest.fixture
+def backend() -> str:
+    """Masking does not depend on the database: SQLite."""
+    return "sqlite"
+
+
+async def run_with_secret(
+    client: httpx.AsyncClient, operator: LoggedIn, value: str, content: str, runner: str, **fields: str
+) -> tuple[dict[str, object], str]:
+    r = await client.post("/api/v1/secrets", json={"name": "S", "value": value}, headers=operator.headers)
+    assert r.status_code == 201, r.text
+    script_id = await make_script(client, operator, content, **fields)
+    r = await client.post(f"/api/v1/scripts/{script_id}/secrets/{r.json()['id']}", headers=operator.headers)
+    assert r.status_code == 201, r.text
+    execution = await start(client, operator, script_id, runner)
+    final = await wait_for(client, operator, execution["id"], timeout=180)
+    return final, await output(client, operator, execution["id"])
+
+
+@RUNNERS
+async def test_bash_xtrace_and_printf_q_are_masked(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str
+) -> None:
+    value = "pa'ss word-42"
+    script = 'set -x\necho "$S"\nprintf "%q\\n" "$S"\necho "${S@Q}"\n'
+    final, text = await run_with_secret(client, operator, value, script, runner_name)
+    assert final["status"] == "success", (final, text)
+    # `set -x` quotes `${S@Q}` once more: the outer quotes stay, the value does not.
+    assert "+ echo '***'\n" in text and "+ echo ''\\''***'\\'''\n" in text, text
+    assert "ss word" not in text and "-42" not in text and "pa" not in text
+    assert text.count("***") == 6, text  # each line traced and printed
+
+
+@RUNNERS
+async def test_ansible_debug_json_escaping_is_masked(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str
+) -> None:
+    value = 'quote"back\\slash-123'
+    playbook = (
+        "- hosts: localhost\n"
+        "  gather_facts: false\n"
+        "  tasks:\n"
+        "    - debug:\n"
+        "        msg: \"{{ lookup('env', 'S') }}\"\n"
+        "    - debug:\n"
+        "        msg: \"{{ lookup('env', 'S') | to_json }}\"\n"
+    )
+    final, text = await run_with_secret(client, operator, value, playbook, runner_name, script_type="ansible")
+    assert final["status"] == "success", (final, text)
+    assert '"msg": "***"' in text and '"msg": "\\"***\\""' in text, text
+    assert "back" not in text and "slash-123" not in text

@@ -1,0 +1,252 @@
+"""No parameter value is evaluated by a tool, and no parameter takes a name a tool interprets.
+
+Real runs: Ansible (the test image's ansible-core 2.14 and this machine's 2.19), bash and Python
+in both runners; Terraform with the real binary at /usr/local/bin/terraform (the engine's runs use
+a stand-in, see conftest, so the Terraform case runs the built command directly).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from sqlmodel import col, update
+
+from opscraft import runtime
+from opscraft.db.models import Script
+from opscraft.execution.commands import build
+from opscraft.execution.param_env import (
+    INTERPRETED_NAMES,
+    INTERPRETED_PREFIXES,
+    RUNTIME_NAMES,
+    ansible_extra_vars,
+    interpreted_name,
+)
+from opscraft.execution.spec import RunnerError, RunSpec
+from opscraft.services.errors import Invalid
+from opscraft.services.parameters import normalize, resolve
+from tests.conftest import LoggedIn
+from tests.executions.conftest import make_script, output, run, start, wait_for
+
+RUNNERS = pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
+DBPW = "Tr0ub4dor-and-3-more"
+ENV_LOOKUP = "{{ lookup('env','DBPW') | reverse }}"
+PIPE_LOOKUP = "{{ lookup('pipe','id') }}"
+# One member of each prefix, as a program reads it.
+PREFIX_EXAMPLES = {
+    "BASH": ["BASH_ENV", "BASHOPTS", "BASH_XTRACEFD", "BASH_LOADABLES_PATH", "BASH_COMPAT"],
+    "PYTHON": ["PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PYTHONINSPECT", "PYTHONWARNINGS", "PYTHON_GIL"],
+    "ANSIBLE_": ["ANSIBLE_CONFIG", "ANSIBLE_LIBRARY", "ansible_python_interpreter", "ansible_connection"],
+    "TF_": ["TF_CLI_ARGS", "TF_CLI_ARGS_plan", "TF_CLI_CONFIG_FILE", "TF_DATA_DIR", "TF_VAR_x", "TF_LOG"],
+    "LD_": ["LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "LD_DEBUG_OUTPUT", "LD_BIND_NOW"],
+    "MALLOC_": ["MALLOC_TRACE", "MALLOC_CHECK_"],
+    "LC_": ["LC_CTYPE", "LC_MESSAGES"],
+    "OPENSSL_": ["OPENSSL_CONF", "OPENSSL_ENGINES", "OPENSSL_MODULES"],
+}
+REFUSED = sorted({*INTERPRETED_NAMES, *RUNTIME_NAMES, *(n for ns in PREFIX_EXAMPLES.values() for n in ns)})
+ALLOWED = ["VERSION", "ENV", "REGION", "DB_HOST", "LDAP_URL", "TFVERSION", "PY_VERSION", "name", "value"]
+
+
+@pytest.fixture
+def backend() -> str:
+    """Runner behaviour does not depend on the database: SQLite (the API tests cover PostgreSQL)."""
+    return "sqlite"
+
+
+def test_every_prefix_has_examples() -> None:
+    assert set(PREFIX_EXAMPLES) == set(INTERPRETED_PREFIXES)
+    for prefix, names in PREFIX_EXAMPLES.items():
+        assert all(n.upper().startswith(prefix) for n in names)
+
+
+@pytest.mark.parametrize("name", REFUSED)
+def test_interpreted_names_are_refused_at_save(name: str) -> None:
+    for spelling in {name, name.lower()}:
+        with pytest.raises(Invalid) as exc:
+            normalize({spelling: "x"})
+        message = {d["field"]: d["message"] for d in exc.value.details}[f"parameters.{spelling}"]
+        assert "reserved" in message and interpreted_name(spelling) in message
+
+
+@pytest.mark.parametrize("name", ALLOWED)
+def test_ordinary_names_are_allowed(name: str) -> None:
+    assert interpreted_name(name) is None
+    assert normalize({name: "x"})[0]["name"] == name
+
+
+def test_a_schema_saved_before_the_rule_is_refused_at_run() -> None:
+    schema = [{"name": "BASH_ENV", "type": "string", "required": False, "default": "x", "options": []}]
+    with pytest.raises(Invalid) as exc:
+        resolve(schema, {"BASH_ENV": "$(echo INJECTED >&2)"})
+    assert exc.value.details[0]["field"] == "parameters.BASH_ENV"
+    spec = RunSpec(1, "bash", "echo hi\n", {"BASH_ENV": "$(id)"}, {}, 10, 64, 1.0, False)
+    with pytest.raises(RunnerError, match="parameter BASH_ENV cannot be used: bash reads BASH_ENV"):
+        build(spec)
+
+
+def test_ansible_extra_vars_tag_every_string_unsafe() -> None:
+    values: dict[str, Any] = {"S": '{{ x }} "q" \\ é\n', "C": PIPE_LOOKUP, "I": 10**30, "F": 1e20, "B": True}
+    text = ansible_extra_vars(values).decode()
+    assert text.count("!unsafe") == 2 and "{{" in text
+    loader = type("Loader", (yaml.SafeLoader,), {})
+    loader.add_constructor("!unsafe", lambda ld, node: ("unsafe", ld.construct_scalar(node)))
+    loaded = yaml.load(text, Loader=loader)  # noqa: S506 (a SafeLoader that reads the !unsafe tag)
+    assert loaded == {**values, "S": ("unsafe", values["S"]), "C": ("unsafe", PIPE_LOOKUP)}
+
+
+async def test_api_refuses_bash_env_at_save(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    body = {
+        "name": "inject",
+        "script_type": "bash",
+        "content": "echo hi\n",
+        "parameters": {"BASH_ENV": "$(echo INJECTED >&2)"},
+    }
+    r = await client.post("/api/v1/scripts", json=body, headers=operator.headers)
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["parameters.BASH_ENV"]
+    assert "bash reads BASH_ENV" in r.json()["detail"]
+
+
+@RUNNERS
+async def test_bash_env_saved_before_the_rule_is_refused_at_run(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str
+) -> None:
+    script_id = await make_script(client, operator, "echo hi\n", parameters={"X": "$(echo INJECTED >&2)"})
+    async with runtime.current().db.session() as session:
+        stored = [{"name": "BASH_ENV", "type": "string", "required": False, "default": "$(echo X >&2)"}]
+        await session.exec(update(Script).where(col(Script.id) == script_id).values(parameters=stored))
+        await session.commit()
+    r = await client.post(
+        "/api/v1/executions", json={"script_id": script_id, "runner": runner_name}, headers=operator.headers
+    )
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["parameters.BASH_ENV"]
+
+
+ANSIBLE_PLAYBOOK = """- hosts: localhost
+  gather_facts: false
+  tasks:
+    - debug:
+        msg: "Deploying {{ VERSION }}"
+    - debug:
+        msg: "choice={{ CHOICE }} n={{ N }} x={{ X }} b={{ B }}"
+"""
+ANSIBLE_PARAMETERS = [
+    {"name": "VERSION", "type": "string", "required": True},
+    {"name": "CHOICE", "type": "choice", "options": [PIPE_LOOKUP, ENV_LOOKUP, "plain"], "default": "plain"},
+    {"name": "N", "type": "integer", "default": 3},
+    {"name": "X", "type": "number", "default": 2.5},
+    {"name": "B", "type": "boolean", "default": False},
+]
+
+
+@RUNNERS
+@pytest.mark.parametrize(("version", "choice"), [(ENV_LOOKUP, PIPE_LOOKUP), (PIPE_LOOKUP, ENV_LOOKUP)])
+async def test_viewer_cannot_make_ansible_template_a_parameter(
+    client: httpx.AsyncClient,
+    operator: LoggedIn,
+    viewer: LoggedIn,
+    runner_name: str,
+    version: str,
+    choice: str,
+) -> None:
+    r = await client.post("/api/v1/secrets", json={"name": "DBPW", "value": DBPW}, headers=operator.headers)
+    assert r.status_code == 201, r.text
+    script_id = await make_script(
+        client, operator, ANSIBLE_PLAYBOOK, script_type="ansible", parameters=ANSIBLE_PARAMETERS
+    )
+    r = await client.post(f"/api/v1/scripts/{script_id}/secrets/{r.json()['id']}", headers=operator.headers)
+    assert r.status_code == 201, r.text
+    values = {"VERSION": version, "CHOICE": choice, "N": "7", "X": "-1.5e3", "B": "yes"}
+    execution = await start(client, viewer, script_id, runner_name, parameters=values)
+    final = await wait_for(client, viewer, execution["id"], timeout=180)
+    text = await output(client, viewer, execution["id"])
+    assert final["status"] == "success", (final, text)
+    assert f'"msg": "Deploying {version}"' in text
+    assert f'"msg": "choice={choice} n=7 x=-1500.0 b=True"' in text
+    assert DBPW[::-1] not in text and DBPW not in text and "uid=" not in text
+    # A template in a typed parameter is refused before anything runs.
+    for name in ("N", "X", "B"):
+        r = await client.post(
+            "/api/v1/executions",
+            json={"script_id": script_id, "runner": runner_name, "parameters": {**values, name: version}},
+            headers=viewer.headers,
+        )
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == f"parameters.{name}"
+
+
+@RUNNERS
+@pytest.mark.parametrize("script_type", ["bash", "python"])
+async def test_bash_and_python_get_values_as_data(
+    client: httpx.AsyncClient, admin: LoggedIn, runner_name: str, script_type: str
+) -> None:
+    hostile = "$(echo INJECTED) `echo INJECTED` ${HOME} %s {0} __import__('os') \\n \"' é"
+    content = {"bash": 'printf "[%s]\\n" "$V"\n', "python": 'import os\nprint("[" + os.environ["V"] + "]")\n'}
+    fields = {"script_type": script_type, "parameters": {"V": "x"}, "run_parameters": {"V": hostile}}
+    final, text = await run(client, admin, content[script_type], runner_name, **fields)
+    assert final["status"] == "success", (final, text)
+    assert text == f"[{hostile}]\n"
+
+
+TERRAFORM = shutil.which("terraform", path="/usr/local/bin")
+MAIN_TF = """
+variable "region" {
+  type = string
+}
+variable "untyped" {}
+variable "tags" {
+  type    = list(string)
+  default = []
+}
+output "region" {
+  value = var.region
+}
+output "untyped" {
+  value = var.untyped
+}
+output "tags" {
+  value = var.tags
+}
+"""
+
+
+def _terraform(tmp_path: Path, parameters: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """Run the command `build` makes for an apply, with the real Terraform, in `tmp_path`."""
+    spec = RunSpec(1, "terraform", MAIN_TF, parameters, {}, 60, 256, 1.0, False, terraform_action="apply")
+    command = build(spec)
+    for name, data in command.files.items():
+        (tmp_path / name).write_bytes(data)
+    env = {
+        "PATH": f"{Path(TERRAFORM or '').parent}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "TF_CLI_CONFIG_FILE": os.devnull,
+        **command.env,
+    }
+    return subprocess.run(command.argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(TERRAFORM is None, reason="real Terraform at /usr/local/bin/terraform")
+def test_terraform_takes_string_values_literally(tmp_path: Path) -> None:
+    template = '${file("/etc/hostname")} %{ if true }x%{ endif } ${path.cwd}'
+    done = _terraform(tmp_path, {"region": template, "untyped": "${path.cwd}", "tags": '["a", "b\\"c"]'})
+    assert done.returncode == 0, done.stderr
+    outputs = done.stdout[done.stdout.index("Outputs:") :]
+    assert 'region = "${file(\\"/etc/hostname\\")} %{ if true }x%{ endif } ${path.cwd}"' in outputs
+    assert 'untyped = "${path.cwd}"' in outputs
+    assert str(tmp_path) not in outputs
+
+
+@pytest.mark.skipif(TERRAFORM is None, reason="real Terraform at /usr/local/bin/terraform")
+@pytest.mark.parametrize(
+    ("tags", "error"),
+    [('["a", upper("b")]', "Function calls not allowed"), ('["${path.cwd}"]', "Variables not allowed")],
+)
+def test_terraform_complex_values_are_literals_only(tmp_path: Path, tags: str, error: str) -> None:
+    done = _terraform(tmp_path, {"region": "eu", "untyped": "u", "tags": tags})
+    assert done.returncode != 0 and error in done.stdout + done.stderr
