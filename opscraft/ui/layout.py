@@ -31,10 +31,13 @@ NAV: list[NavItem] = [
     NavItem("Dashboard", "dashboard", "/"),
     NavItem("Scripts", "description", "/scripts", Permission.view_scripts),
     NavItem("Executions", "play_circle", "/executions", Permission.view_scripts),
+    NavItem("Schedules", "schedule", "/schedules", Permission.view_scripts),
     NavItem("Secrets", "key", "/secrets", Permission.manage_secrets),
     NavItem("Users", "group", "/users", Permission.manage_users),
     NavItem("Audit log", "policy", "/audit", Permission.view_audit),
     NavItem("Settings", "settings", "/settings", Permission.manage_settings),
+    NavItem("Notifications", "notifications", "/notifications", Permission.manage_settings),
+    NavItem("API tokens", "vpn_key", "/tokens"),
 ]
 
 

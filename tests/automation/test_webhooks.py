@@ -106,9 +106,7 @@ async def test_refusals_are_audited_without_the_payload(client: httpx.AsyncClien
     wrong = hook["url_path"].rsplit("/", 1)[0] + "/och_wrong"
     assert (await client.post(wrong, json=secret_body)).status_code == 404
     assert (await client.post(f"/api/v1/hooks/999999/{hook['token']}", json=secret_body)).status_code == 404
-    r = await client.post(
-        hook["url_path"], content=b"{not json", headers={"Content-Type": "text/plain"}
-    )
+    r = await client.post(hook["url_path"], content=b"{not json", headers={"Content-Type": "text/plain"})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body"
     r = await client.post(hook["url_path"], json={"commits": [{"n": 1}]})
     assert r.status_code == 422 and "BRANCH" in r.text, "required parameter missing: named"
