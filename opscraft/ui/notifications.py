@@ -216,4 +216,4 @@ async def notifications_page(actor: Actor) -> None:
         await rules_view()
         ui.label("Delivery log").classes("text-lg font-semibold mt-4")
         await deliveries_view()
-        ui.timer(5.0, deliveries_view.refresh)
+        ui.timer(5.0, deliveries_view.refresh, immediate=False)

@@ -212,4 +212,4 @@ async def schedules_page(actor: Actor) -> None:
             body.refresh()
 
         ui.timer(0.1, localize, once=True)
-        ui.timer(5.0, body.refresh)
+        ui.timer(5.0, body.refresh, immediate=False)
