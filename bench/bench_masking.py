@@ -33,7 +33,7 @@ from opscraft import lifecycle, runtime
 from opscraft.config import load_settings
 from opscraft.db.models import Execution, ExecutionLog, Role
 from opscraft.db.models.executions import FINAL_STATUSES
-from opscraft.execution import worker
+from opscraft.execution import executor
 from opscraft.execution.bus import LocalLogBus
 from opscraft.execution.events import LogEvent
 from opscraft.execution.masking import Masker, patterns_for
@@ -159,7 +159,7 @@ async def _one_run(mb: int, runner: str, with_secrets: bool, kind: str) -> tuple
 
 
 class TimedMasker(Masker):
-    """The engine's masker, counting the time it spends (swapped into the worker by `main`)."""
+    """The engine's masker, counting the time it spends (swapped into the executor by `main`)."""
 
     spent = 0.0
 
@@ -175,7 +175,7 @@ def bench_end_to_end(mb: int, runs: int, runner: str, kind: str) -> None:
     print(f"end-to-end: a {runner} run printing {mb} MB, stored in SQLite; {runs} runs each, alternated")
     times: dict[bool, list[float]] = {False: [], True: []}
     spent: list[float] = []
-    worker.Masker = TimedMasker  # type: ignore[misc]
+    executor.Masker = TimedMasker  # type: ignore[misc]
     for _ in range(runs):
         for with_secrets in (False, True):
             TimedMasker.spent = 0.0

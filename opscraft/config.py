@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -77,10 +77,29 @@ class Settings(BaseSettings):
     image_ansible: str = Field("cytopia/ansible:latest", validation_alias="OPSCRAFT_IMAGE_ANSIBLE")
     image_terraform: str = Field("hashicorp/terraform:1.9.8", validation_alias="OPSCRAFT_IMAGE_TERRAFORM")
 
+    # Worker identity: the id under which this process's worker registers in `workers` (default:
+    # one generated once and kept in the data directory), its heartbeat period, and how long
+    # without a heartbeat before another process declares it lost and ends its runs.
+    worker_id: str | None = Field(
+        None, max_length=64, pattern=r"^[A-Za-z0-9._-]+$", validation_alias="OPSCRAFT_WORKER_ID"
+    )
+    worker_heartbeat_seconds: float = Field(
+        5.0, gt=0, le=300, validation_alias="OPSCRAFT_WORKER_HEARTBEAT_SECONDS"
+    )
+    worker_lost_seconds: float = Field(30.0, gt=0, validation_alias="OPSCRAFT_WORKER_LOST_SECONDS")
+
     master_key: str | None = Field(None, validation_alias="OPSCRAFT_MASTER_KEY")
 
     # The address users reach this server at (links in notifications, webhook URLs).
     public_url: str | None = Field(None, validation_alias="OPSCRAFT_PUBLIC_URL")
+
+    @field_validator("worker_lost_seconds")
+    @classmethod
+    def _check_lost_after_heartbeats(cls, value: float, info: ValidationInfo) -> float:
+        heartbeat = info.data.get("worker_heartbeat_seconds")
+        if heartbeat is not None and value < 2 * heartbeat:
+            raise ValueError("must be at least twice OPSCRAFT_WORKER_HEARTBEAT_SECONDS")
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

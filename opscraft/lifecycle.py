@@ -1,42 +1,105 @@
-"""Start and stop the runtime: settings -> database (migrated) -> subsystems. No NiceGUI here."""
+"""Start and stop the runtime: settings -> database (migrated) -> vault -> execution. No NiceGUI here."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from opscraft import runtime
 from opscraft.config import Settings
 from opscraft.db.migrate import upgrade
-from opscraft.execution.engine import EXTRAS_KEY as ENGINE_KEY
-from opscraft.execution.engine import Engine
-from opscraft.services import automation, keyring
+from opscraft.db.types import utcnow
+from opscraft.execution import store
+from opscraft.execution.bus import LocalLogBus
+from opscraft.execution.cancel import LocalCancelSignal
+from opscraft.execution.client import ExecutionClient, LiveWorkers
+from opscraft.execution.run_events import RunEventDispatcher
+from opscraft.execution.worker import Worker, queue_for
+from opscraft.services import automation, keyring, notifications, run_audit
+from opscraft.services.secrets import VaultSecretSource
 
 log = logging.getLogger(__name__)
-AUTOMATION_KEY = "automation"
 
 
-async def start(settings: Settings, *, migrate: bool = True, engine: bool = True) -> runtime.Runtime:
+async def start(
+    settings: Settings,
+    *,
+    migrate: bool = True,
+    worker: bool | None = None,
+    dispatch: bool | None = None,
+    engine: bool | None = None,
+) -> runtime.Runtime:
     """Build the runtime, bring the schema up to date and install it as `runtime.current()`.
 
-    `engine=False` (one-shot CLI commands) leaves the execution engine off: it would recover and
-    run jobs that belong to a server running at the same time.
+    `worker=False` (one-shot CLI commands) starts no execution worker in this process: runs are
+    still enqueued (for workers elsewhere) and followed through the execution client. `dispatch`
+    (default: same as `worker`) delivers run events from this process. `engine` is the former
+    name of `worker`, kept for callers not yet renamed.
     """
+    run_worker = worker if worker is not None else engine if engine is not None else True
+    dispatching = run_worker if dispatch is None else dispatch
     rt = runtime.build(settings)
     if migrate:
         await upgrade(rt.db.engine)
     try:
-        rt.extras[keyring.EXTRAS_KEY] = await keyring.open_vault(rt.db, settings)
+        rt.vault = await keyring.open_vault(rt.db, settings)
     except BaseException:
         await rt.db.dispose()
         raise
     runtime.install(rt)
-    if engine:
-        rt.extras[ENGINE_KEY] = Engine(settings)
-        await asyncio.to_thread(rt.extras[ENGINE_KEY].start)
-        rt.extras[AUTOMATION_KEY] = automation.start(rt.db)
+    dispatcher: RunEventDispatcher | None = None
+    if dispatching:
+        process_id = f"web:{socket.gethostname()}:{os.getpid()}"
+        on_round = None if run_worker else _lost_worker_check(rt)
+        dispatcher = RunEventDispatcher(rt.db, process_id, on_round=on_round)
+        dispatcher.subscribe(run_audit.SUBSCRIBER, run_audit.record_finished)
+        dispatcher.subscribe(notifications.SUBSCRIBER, notifications.on_run_events)
+        rt.run_events = dispatcher
+    availability = LiveWorkers(rt.db, settings.worker_lost_seconds)
+    if run_worker:
+        rt.worker = Worker(
+            settings,
+            secrets=VaultSecretSource(rt.vault),
+            on_finished=(lambda _: dispatcher.wake()) if dispatcher is not None else lambda _: None,
+        )
+        await asyncio.to_thread(rt.worker.start)
+        if dispatcher is not None:
+            dispatcher.process_id = rt.worker.worker_id
+        rt.executions = ExecutionClient(
+            rt.db, rt.worker.queue, rt.worker.bus, rt.worker.cancels, availability
+        )
+    else:
+        rt.executions = ExecutionClient(
+            rt.db, queue_for(settings), LocalLogBus(), LocalCancelSignal(), availability
+        )
+    if dispatcher is not None:
+        dispatcher.start()
+        rt.automation = automation.start(rt.db)
     log.info("OpsCraft started: database=%s", "sqlite" if settings.is_sqlite else "postgresql")
     return rt
+
+
+def _lost_worker_check(rt: runtime.Runtime) -> Callable[[], Awaitable[None]]:
+    """For a process without a worker of its own: end lost workers' runs every heartbeat period."""
+    last = 0.0
+
+    async def check() -> None:
+        nonlocal last
+        if time.monotonic() - last < rt.settings.worker_heartbeat_seconds:
+            return
+        last = time.monotonic()
+        stale_before = utcnow() - timedelta(seconds=rt.settings.worker_lost_seconds)
+        async with rt.db.engine.begin() as conn:
+            ended = await conn.run_sync(store.end_lost, "", stale_before)
+        if ended:
+            log.warning("ended %d run(s) of lost workers: %s", len(ended), ended)
+
+    return check
 
 
 async def stop() -> None:
@@ -44,12 +107,19 @@ async def stop() -> None:
         rt = runtime.current()
     except RuntimeError:
         return
-    loops = rt.extras.pop(AUTOMATION_KEY, None)
-    if loops is not None:
-        await loops.stop()
-    execution_engine = rt.extras.pop(ENGINE_KEY, None)
-    if execution_engine is not None:
-        await asyncio.to_thread(execution_engine.stop)
+    if rt.automation is not None:
+        await rt.automation.stop()
+        rt.automation = None
+    if rt.worker is not None:
+        await asyncio.to_thread(rt.worker.stop)
+        rt.worker = None
+    if rt.run_events is not None:
+        await rt.run_events.stop()
+        try:  # what the worker's last runs wrote, before the database closes
+            await rt.run_events.deliver()
+        except Exception:
+            log.exception("delivering the last run events failed; the next start delivers them")
+        rt.run_events = None
     await rt.limiter.close()
     await rt.db.dispose()
     runtime.install(None)

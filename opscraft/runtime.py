@@ -1,28 +1,43 @@
-"""The process-wide objects (settings, database, rate limiter...) set up once at start.
+"""The process-wide objects (settings, database, rate limiter, vault, execution client...).
 
 Module import creates nothing; `install()` is called from the app's startup hook, the CLI
-or a test fixture, and everything else reads `current()`.
+or a test fixture (through `lifecycle.start`), and everything else reads `current()`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from opscraft.config import Settings
 from opscraft.db.engine import Database
 
 if TYPE_CHECKING:
+    from opscraft.execution.client import ExecutionClient
+    from opscraft.execution.run_events import RunEventDispatcher
+    from opscraft.execution.worker import Worker
     from opscraft.security.ratelimit import RateLimiter
+    from opscraft.security.vault import Vault
+    from opscraft.services.automation import AutomationLoops
 
 
 @dataclass
 class Runtime:
+    """What `lifecycle.start` set up; the optional parts are filled in as they start."""
+
     settings: Settings
     db: Database
     limiter: RateLimiter
-    # Filled by the subsystems that start later (execution engine, vault...).
-    extras: dict[str, Any] = field(default_factory=dict)
+    # The vault opened with the master key (checked against the database).
+    vault: Vault | None = None
+    # How services reach the execution engine, whether a worker runs here or not.
+    executions: ExecutionClient | None = None
+    # This process's execution worker; None in processes that run no executions.
+    worker: Worker | None = None
+    # Delivers run events to subscribers from this process; None when this process does not.
+    run_events: RunEventDispatcher | None = None
+    # The scheduler and the notification sender (services/automation.py), where events are dispatched.
+    automation: AutomationLoops | None = None
 
 
 _current: Runtime | None = None

@@ -57,6 +57,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         ("OPSCRAFT_RATE_LIMIT_API", "many", "valid integer"),
         ("OPSCRAFT_MAX_BODY_BYTES", "0", "greater than 0"),
         ("OPSCRAFT_WORKERS", "1000", "less than or equal to 64"),
+        ("OPSCRAFT_WORKER_ID", "a b", "should match pattern"),
+        ("OPSCRAFT_WORKER_HEARTBEAT_SECONDS", "0", "greater than 0"),
+        ("OPSCRAFT_WORKER_LOST_SECONDS", "9", "at least twice OPSCRAFT_WORKER_HEARTBEAT_SECONDS"),
     ],
 )
 def test_each_invalid_setting_is_one_line_naming_the_variable(

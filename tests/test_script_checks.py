@@ -13,6 +13,8 @@ from opscraft.db.models.scripts import ScriptType
 from opscraft.services import line_endings, linters
 from opscraft.services.script_checks import RULES, check, lint, syntax_errors
 
+pytestmark = pytest.mark.usefixtures("patient_linters")
+
 GOOD = {
     ScriptType.bash: '#!/bin/bash\nset -euo pipefail\nfor i in 1 2; do echo "$i"; done\n',
     ScriptType.python: "import os\n\n\ndef main() -> None:\n    print(os.getcwd())\n",

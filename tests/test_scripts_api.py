@@ -400,6 +400,7 @@ async def test_concurrent_writes_never_500(client: httpx.AsyncClient, operator: 
 FIELD_CRLF = 'echo one\r\nX=5\r\necho "x is $X."\r\n'
 
 
+@pytest.mark.usefixtures("patient_linters")
 async def test_windows_line_endings_and_bom_are_normalised_with_notices(
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:
@@ -442,6 +443,7 @@ async def test_windows_line_endings_and_bom_are_normalised_with_notices(
         assert r.json()["notices"], body
 
 
+@pytest.mark.usefixtures("patient_linters")
 async def test_a_clean_save_has_no_notices_and_lists_its_linters(
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:
@@ -450,6 +452,7 @@ async def test_a_clean_save_has_no_notices_and_lists_its_linters(
     assert script["linters"] == [{"tool": "shellcheck", "status": "ran", "detail": ""}]
 
 
+@pytest.mark.usefixtures("patient_linters")
 async def test_linter_findings_are_warnings_with_lines(client: httpx.AsyncClient, operator: LoggedIn) -> None:
     script = await create(client, operator, name="linted", content="#!/bin/bash\necho $1\nunused=1\n")
     assert script["current_version"] == 1, "linter findings never refuse a save"

@@ -100,7 +100,7 @@ async def test_rotation_reencrypts_everything_and_retires_the_old_key(
     restarted = await lifecycle.start(
         make_settings(tmp_path, url, OPSCRAFT_MASTER_KEY=new_key.encoded()), engine=False
     )
-    assert restarted.extras[keyring.EXTRAS_KEY].key_version == new.key_version
+    assert restarted.vault is not None and restarted.vault.key_version == new.key_version
 
 
 async def test_rotation_with_an_undecryptable_secret_changes_nothing(

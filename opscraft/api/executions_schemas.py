@@ -40,8 +40,11 @@ class ExecutionOut(BaseModel):
     status: ExecutionStatus
     parameters: dict[str, Any]
     terraform_action: str | None
-    triggered_by: int | None
+    triggered_by: int | None = Field(description="The user who started it, or on whose behalf it started")
     triggered_by_name: str | None
+    trigger: str = Field(description="How it started: ui, api, api_token, schedule, webhook or retry")
+    trigger_ref: str | None = Field(description="The system actor that started it (e.g. schedule:3), if any")
+    worker_id: str | None = Field(description="The worker that ran it (none while queued)")
     runner: str | None
     image: str | None
     exit_code: int | None

@@ -57,6 +57,5 @@ async def health() -> JSONResponse:
         "database_backend": "sqlite" if rt.settings.is_sqlite else "postgresql",
         "redis": redis_state,
         "version": __version__,
-        **{key: probe() for key, probe in rt.extras.get("health_probes", {}).items()},
     }
     return JSONResponse(body, status_code=200 if healthy else 503)

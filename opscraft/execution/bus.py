@@ -1,4 +1,4 @@
-"""The live-log bus: workers publish events, watchers subscribe, with no gap and no duplicate.
+"""The in-process live-log bus (`ports.LogBus`): workers publish, watchers subscribe, no gap, no duplicate.
 
 Published log events stay in the channel's `pending` list until storage reports them committed
 (`stored`). `subscribe` returns that list as the backlog together with a queue of everything
@@ -13,40 +13,11 @@ import asyncio
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Final, Protocol
 
 from opscraft.execution.events import Event, LogEvent, StatusEvent
+from opscraft.execution.ports import OVERFLOW
 
-OVERFLOW: Final = object()
 MAX_QUEUED_BYTES = 8 * 1024 * 1024
-
-
-class Subscription(Protocol):
-    """One watcher's view of an execution: the backlog at subscription time, then live events."""
-
-    backlog: list[LogEvent]
-
-    async def get(self) -> Event | object:
-        """The next live event, or `OVERFLOW` when this watcher fell behind."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class LogBus(Protocol):
-    """Carries events from the worker running an execution to everyone watching it."""
-
-    def publish(self, execution_id: int, event: Event) -> None:
-        """Deliver `event` to the watchers of `execution_id` (callable from any thread)."""
-        ...
-
-    def stored(self, execution_id: int, upto_seq: int) -> None:
-        """Storage has committed every log event up to `upto_seq`."""
-        ...
-
-    def subscribe(self, execution_id: int) -> Subscription:
-        """Watch an execution; call from the event loop that will read the subscription."""
-        ...
 
 
 class _LocalSubscription:
@@ -63,8 +34,14 @@ class _LocalSubscription:
         """Called with the bus lock held, from any thread."""
         self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
 
-    async def get(self) -> Event | object:
-        event = await self._queue.get()
+    async def get(self, wait_seconds: float | None = None) -> Event | object | None:
+        if not self._queue.empty():
+            event = self._queue.get_nowait()
+        else:
+            try:
+                event = await asyncio.wait_for(self._queue.get(), wait_seconds)
+            except TimeoutError:
+                return None
         if isinstance(event, LogEvent):
             with self._bus.lock:
                 self.queued_bytes -= len(event.content)
@@ -81,7 +58,7 @@ class _Channel:
 
 
 class LocalLogBus:
-    """In-process bus (one server process). A Redis-backed one serves `opscraft worker` processes."""
+    """In-process `ports.LogBus` (one process). A Redis-backed one serves `opscraft worker` processes."""
 
     def __init__(self, max_queued_bytes: int = MAX_QUEUED_BYTES) -> None:
         self.lock = threading.Lock()
@@ -116,10 +93,11 @@ class LocalLogBus:
             if not channel.pending and not channel.subscribers:
                 del self._channels[execution_id]
 
-    def subscribe(self, execution_id: int) -> _LocalSubscription:
+    def subscribe(self, execution_id: int, after_seq: int = 0) -> _LocalSubscription:
         with self.lock:
             channel = self._channels.setdefault(execution_id, _Channel())
-            sub = _LocalSubscription(self, execution_id, list(channel.pending))
+            backlog = [event for event in channel.pending if event.seq > after_seq]
+            sub = _LocalSubscription(self, execution_id, backlog)
             channel.subscribers.add(sub)
             return sub
 

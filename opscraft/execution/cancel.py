@@ -8,23 +8,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Protocol
-
-
-class CancelSignal(Protocol):
-    """Reaches the worker that runs an execution, wherever it runs."""
-
-    def request(self, execution_id: int) -> None:
-        """Ask whoever runs `execution_id` to kill it (a no-op when nobody here runs it)."""
-        ...
-
-    def watch(self, execution_id: int, on_cancel: Callable[[], None]) -> None: ...
-
-    def unwatch(self, execution_id: int) -> None: ...
 
 
 class LocalCancelSignal:
-    """In-process signal: the kill callbacks of this process's running executions."""
+    """In-process `ports.CancelSignal`: the kill callbacks of this process's running executions."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

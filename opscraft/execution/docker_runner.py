@@ -3,7 +3,10 @@
 Limits and hardening per run: memory (swap equal, so none extra), CPU share, a pids limit, no
 network unless the script enables it, a read-only root filesystem, `/tmp` as a small noexec
 tmpfs, every capability dropped, `no-new-privileges`, the `nobody` user, an init process, no
-logging driver (the output is read once, through the attach stream). The script and its files
+logging driver (the output is read once, through the attach stream). The work directory is
+also the run's HOME (with the variables of `run_env`). The container is a PID namespace whose
+init ends with the script's main process, so nothing the script started outlives the run, and
+a kill (timeout, cancel) ends every process in it. The script and its files
 go into an anonymous volume with `put_archive` before the start (which works on a read-only
 root filesystem because the target is a volume). Each worker thread has its own Docker client.
 """
@@ -25,10 +28,11 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from opscraft.execution import secret_env
 from opscraft.execution.commands import Command, build
 from opscraft.execution.events import Stream
+from opscraft.execution.run_env import run_env
 from opscraft.execution.spec import OutputSink, RunControl, RunnerError, RunResult, RunSpec
 
 LABEL_MANAGED = "opscraft.managed"
-LABEL_INSTANCE = "opscraft.instance"
+LABEL_WORKER = "opscraft.worker"
 LABEL_EXECUTION = "opscraft.execution"
 MOUNT = "/opscraft"
 WORKDIR = f"{MOUNT}/work"
@@ -46,8 +50,8 @@ class DockerRunner:
 
     name = "docker"
 
-    def __init__(self, instance: str) -> None:
-        self.instance = instance
+    def __init__(self, worker_id: str) -> None:
+        self.worker_id = worker_id
         self._local = threading.local()
 
     def _api(self) -> docker.APIClient:
@@ -70,9 +74,9 @@ class DockerRunner:
             client.close()
 
     def sweep(self) -> int:
-        """Remove containers a previous run of this instance left behind; returns how many."""
+        """Remove containers a previous run of this worker left behind; returns how many."""
         api = self._api()
-        found = api.containers(all=True, filters={"label": f"{LABEL_INSTANCE}={self.instance}"})
+        found = api.containers(all=True, filters={"label": f"{LABEL_WORKER}={self.worker_id}"})
         for container in found:
             with contextlib.suppress(NotFound):
                 api.remove_container(container["Id"], force=True, v=True)
@@ -132,11 +136,11 @@ class DockerRunner:
             "command": argv[1:],
             "user": USER,
             "working_dir": WORKDIR,
-            "environment": {"HOME": WORKDIR, "LANG": "C.UTF-8", **plain_env},
+            "environment": {**run_env(WORKDIR), **plain_env},
             "stdin_open": bool(spec.env),  # docker-py sets StdinOnce with it: EOF after the payload
             "labels": {
                 LABEL_MANAGED: "true",
-                LABEL_INSTANCE: self.instance,
+                LABEL_WORKER: self.worker_id,
                 LABEL_EXECUTION: str(spec.execution_id),
             },
             "volumes": [MOUNT],

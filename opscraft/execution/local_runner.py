@@ -1,10 +1,15 @@
 """LocalRunner: the script as a plain process on this machine, for hosts without Docker.
 
-Not isolated: it runs as the OpsCraft user. It gets its own session and process group (the whole
-group is killed at the end), rlimits set by `prlimit` before the script starts (CPU time, address
-space, processes, file size, no core dumps), a scratch work directory removed afterwards, and a
-minimal environment: PATH (plus the directory of OpsCraft's Python, where pip-installed tools such
-as ansible-playbook live), HOME and TMPDIR in the scratch directory, a UTF-8 locale.
+Not isolated: it runs as the OpsCraft user. The script starts under a supervisor process
+(`supervisor.py`), a child subreaper that keeps every process the script starts as its
+descendant, `setsid` and double forks included, and kills them all when the script ends, is
+cancelled or times out, or when the server dies. The run ends when the script's main process
+ends: output is read until then, and for at most `DRAIN_SECONDS` more from pipes a straggler
+still holds. The script gets rlimits set by `prlimit` before it starts (CPU time, address
+space, processes, file size, no core dumps), a scratch work directory removed afterwards (also
+its HOME and TMPDIR), and a minimal environment: PATH (plus the directory of OpsCraft's Python,
+where pip-installed tools such as ansible-playbook live), the variables of `run_env` (HOME,
+Ansible's directories and interpreter, a UTF-8 locale).
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from opscraft.execution.commands import Command, build
 from opscraft.execution.events import Stream
+from opscraft.execution.run_env import run_env
 from opscraft.execution.spec import OutputSink, RunControl, RunnerError, RunResult, RunSpec
 
 READ_SIZE = 1024 * 1024
@@ -33,6 +41,14 @@ MAX_FILE_BYTES = 1024 * 1024 * 1024
 CPU_GRACE_SECONDS = 5
 # Address space is not resident memory: interpreters reserve far more than they use.
 ADDRESS_SPACE_FACTOR = 4
+SUPERVISOR = str(Path(__file__).with_name("supervisor.py"))
+# After the main process ended (and the supervisor killed the rest): how long to read on from
+# pipes that are still open, i.e. held by a process outside the run (fd passing).
+DRAIN_SECONDS = 0.5
+# How long the supervisor gets to kill the run before it is killed itself.
+STOP_GRACE_SECONDS = 5
+# How often to check whether the supervisor ended, where the kernel has no pidfd (Linux < 5.3).
+POLL_SECONDS = 0.1
 
 
 def _search_path() -> str:
@@ -42,34 +58,21 @@ def _search_path() -> str:
 
 
 class LocalRunner:
-    """Runs a `RunSpec` as a limited process group on this machine (not isolated)."""
+    """Runs a `RunSpec` as a supervised, limited process tree on this machine (not isolated)."""
 
     name = "local"
 
-    def __init__(self, instance: str) -> None:
-        self.instance = instance
+    def __init__(self, worker_id: str) -> None:
+        self.worker_id = worker_id
 
     def sweep(self) -> int:
-        """Kill processes a previous run of this instance left behind (after a crash).
+        """Kill processes a previous run of this worker left behind (after a crash).
 
-        Every local run carries `OPSCRAFT_RUN=<instance>:<execution id>` in its environment; this
+        Every local run carries `OPSCRAFT_RUN=<worker id>:<execution id>` in its environment; this
         finds them through /proc (Linux), among the processes of the OpsCraft user.
         """
-        marker = f"{RUN_MARKER}={self.instance}:".encode()
-        killed = 0
-        proc = Path("/proc")
-        for entry in proc.iterdir() if proc.is_dir() else ():
-            if not entry.name.isdigit():
-                continue
-            try:
-                environ = (entry / "environ").read_bytes()
-            except OSError:
-                continue
-            if any(item.startswith(marker) for item in environ.split(b"\0")):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(entry.name), signal.SIGKILL)
-                    killed += 1
-        return killed
+        marker = f"{RUN_MARKER}={self.worker_id}:".encode()
+        return _kill_marked(lambda item: item.startswith(marker))
 
     def run(self, spec: RunSpec, output: OutputSink, control: RunControl) -> RunResult:
         command = build(spec)
@@ -83,14 +86,15 @@ class LocalRunner:
         with tempfile.TemporaryDirectory(prefix=f"opscraft-{spec.execution_id}-") as scratch:
             work = Path(scratch)
             _write_files(work, command)
-            argv = [prlimit, *_limits(spec), "--", *command.argv]
+            supervisor = [sys.executable, "-I", "-S", SUPERVISOR, str(os.getpid())]
+            argv = [*supervisor, prlimit, *_limits(spec), "--", *command.argv]
+            marker = f"{self.worker_id}:{spec.execution_id}"
             env = {
                 "PATH": path,
-                "HOME": scratch,
+                **run_env(scratch),
                 "TMPDIR": scratch,
-                "LANG": "C.UTF-8",
                 "LC_ALL": "C.UTF-8",
-                RUN_MARKER: f"{self.instance}:{spec.execution_id}",
+                RUN_MARKER: marker,
                 **command.env,
             }
             with subprocess.Popen(
@@ -103,11 +107,11 @@ class LocalRunner:
                 start_new_session=True,
                 close_fds=True,
             ) as proc:
-                control.on_kill(lambda: _kill_group(proc.pid))
+                control.on_kill(lambda: proc.send_signal(signal.SIGTERM))
                 try:
                     _pump(proc, output)
                 finally:
-                    _kill_group(proc.pid)
+                    _end(proc, f"{RUN_MARKER}={marker}".encode())
         return RunResult(exit_code=_exit_code(proc.returncode))
 
 
@@ -143,18 +147,36 @@ def _write_files(work: Path, command: Command) -> None:
 
 
 def _pump(proc: subprocess.Popen[bytes], output: OutputSink) -> None:
-    """Copy both pipes into `output` until they close; stragglers die with the main process."""
+    """Copy both pipes into `output` until the supervisor has ended (it ends when the script's
+    main process has ended and the rest is killed), then what is left in them, for at most
+    `DRAIN_SECONDS`. A script that closes its output early still runs to its end."""
     assert proc.stdout is not None and proc.stderr is not None
     streams: dict[int, Stream] = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
     enlarged: set[int] = set()
+    exit_fd = _pidfd(proc.pid)
+    drain_until: float | None = None
     with selectors.DefaultSelector() as selector:
         for fd in streams:
             os.set_blocking(fd, False)
             selector.register(fd, selectors.EVENT_READ)
+        if exit_fd is not None:
+            selector.register(exit_fd, selectors.EVENT_READ)  # readable once the process ended
         open_fds = set(streams)
-        while open_fds:
-            for key, _ in selector.select(output.tick()):
+        while True:
+            if drain_until is None and proc.poll() is not None:
+                drain_until = time.monotonic() + DRAIN_SECONDS
+            wait = output.tick()
+            if drain_until is not None:
+                wait = min(wait, drain_until - time.monotonic())
+                if not open_fds or wait <= 0:
+                    break
+            elif exit_fd is None:
+                wait = min(wait, POLL_SECONDS)
+            for key, _ in selector.select(wait):
                 fd = int(key.fd)
+                if fd == exit_fd:
+                    selector.unregister(fd)
+                    continue
                 with contextlib.suppress(BlockingIOError):
                     data = os.read(fd, READ_SIZE)
                     if data:
@@ -165,9 +187,52 @@ def _pump(proc: subprocess.Popen[bytes], output: OutputSink) -> None:
                     else:
                         selector.unregister(fd)
                         open_fds.discard(fd)
-            if proc.poll() is not None:
-                _kill_group(proc.pid)
+    if exit_fd is not None:
+        os.close(exit_fd)
     output.tick()
+
+
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when `pid` ends (Linux 5.3+), or None."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _end(proc: subprocess.Popen[bytes], marker: bytes) -> None:
+    """Make sure the run is over: the supervisor stops it (killed after `STOP_GRACE_SECONDS`).
+
+    A supervisor that was killed itself (by the script, or by the OOM killer) could not kill the
+    rest: they are found by the run's mark in their environment.
+    """
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.returncode < 0:
+        _kill_marked(lambda item: item == marker)
+
+
+def _kill_marked(match: Callable[[bytes], bool]) -> int:
+    """SIGKILL the processes with an environment item that `match`es (through /proc); how many."""
+    killed = 0
+    proc = Path("/proc")
+    for entry in proc.iterdir() if proc.is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if any(match(item) for item in environ.split(b"\0")):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed += 1
+    return killed
 
 
 def _enlarge(fd: int) -> None:
@@ -175,11 +240,6 @@ def _enlarge(fd: int) -> None:
     if hasattr(fcntl, "F_SETPIPE_SZ"):
         with contextlib.suppress(OSError):
             fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
 
 
 def _exit_code(returncode: int) -> int:

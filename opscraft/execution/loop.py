@@ -1,4 +1,4 @@
-"""The engine loop: a private asyncio loop in one thread, with its own database engine.
+"""The worker loop: a private asyncio loop in one thread, with its own database (SQLAlchemy) engine.
 
 The web server's AsyncEngine belongs to the server's event loop; worker threads hand their
 database work to this loop instead (`run` waits for the result, `submit` does not). One loop and
@@ -18,14 +18,14 @@ from opscraft.db.engine import Database
 T = TypeVar("T")
 
 
-class EngineLoop:
+class WorkerLoop:
     """A private event loop thread and its database, for work that must be async (PostgreSQL, the vault)."""
 
     def __init__(self, database_url: str) -> None:
         self.db = Database(database_url)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
-            target=self._loop.run_forever, name="opscraft-engine-loop", daemon=True
+            target=self._loop.run_forever, name="opscraft-worker-loop", daemon=True
         )
 
     def start(self) -> None:

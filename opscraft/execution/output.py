@@ -15,8 +15,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Protocol
 
-from opscraft.execution.bus import LogBus
 from opscraft.execution.events import LogEvent, Stream
+from opscraft.execution.ports import LogBus
 
 # A chunk is one WebSocket message: 128 Ki characters stay below the usual 1 MiB message limit
 # even when every character is escaped in JSON (6 bytes for a control character).

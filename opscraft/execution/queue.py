@@ -1,7 +1,7 @@
 """The job queue: Huey, with an in-process consumer that wakes the moment a job is enqueued.
 
 The payload of a job is the execution id only. `SqliteHuey` in the data directory is the default;
-a Redis-backed Huey (and `opscraft worker` processes) plug in behind the same `JobQueue`.
+a Redis-backed Huey (and `opscraft worker` processes) plug in behind the same `ports.JobQueue`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 from huey import SqliteHuey
 from huey.consumer import Consumer, Worker
@@ -22,26 +21,6 @@ log = logging.getLogger(__name__)
 
 # Safety net only: a consumer in another process may enqueue without notifying this one.
 IDLE_POLL_SECONDS = 1.0
-
-
-class JobQueue(Protocol):
-    """Hands execution ids to workers; the database, not the queue, says what is still to run."""
-
-    def enqueue(self, execution_id: int) -> None: ...
-
-    def start(self) -> None: ...
-
-    def stop(self) -> None:
-        """Stop taking jobs; running ones continue (the caller joins them with `join`)."""
-        ...
-
-    def join(self, timeout: float) -> bool:
-        """Wait for the running jobs; True when all finished within `timeout`."""
-        ...
-
-    def clear(self) -> None:
-        """Drop every waiting job (the database is the source of truth on start)."""
-        ...
 
 
 class _Wakeup:
@@ -123,28 +102,38 @@ class _QueueStorage(SqliteStorage):
 
 
 class HueyQueue:
-    """Huey on SQLite with an in-process consumer of `workers` threads calling `handler(execution_id)`."""
+    """`ports.JobQueue` on Huey on SQLite; with a `handler`, an in-process consumer of `workers`
+    threads calls `handler(execution_id)`; without one it only enqueues (for consumers in another
+    process on the same data directory, which poll it every `IDLE_POLL_SECONDS`)."""
 
-    def __init__(self, path: Path, workers: int, handler: Callable[[int], None]) -> None:
+    def __init__(self, path: Path, workers: int, handler: Callable[[int], None] | None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._huey = SqliteHuey("opscraft", filename=str(path), results=False, storage_class=_QueueStorage)
-        self._task = self._huey.task(name="run_execution")(handler)
+        self._task = self._huey.task(name="run_execution")(handler or _elsewhere)
         self._wakeup = _Wakeup()
-        self._consumer = _InProcessConsumer(self._huey, workers, self._wakeup)
+        self._consumer = _InProcessConsumer(self._huey, workers, self._wakeup) if handler else None
 
     def enqueue(self, execution_id: int) -> None:
         self._task(execution_id)
         self._wakeup.notify()
 
     def start(self) -> None:
+        if self._consumer is None:
+            raise RuntimeError("this queue only enqueues: it was made without a handler")
         self._consumer.start()
 
     def stop(self) -> None:
-        self._consumer.stop_flag.set()
-        self._wakeup.notify(everyone=True)
+        if self._consumer is not None:
+            self._consumer.stop_flag.set()
+            self._wakeup.notify(everyone=True)
 
     def join(self, timeout: float) -> bool:
-        return self._consumer.join(timeout)
+        return self._consumer.join(timeout) if self._consumer is not None else True
 
     def clear(self) -> None:
         self._huey.flush()
+
+
+def _elsewhere(execution_id: int) -> None:
+    """The task body of an enqueue-only queue: never called here (consumers run elsewhere)."""
+    raise RuntimeError(f"execution {execution_id} belongs to a consumer in another process")

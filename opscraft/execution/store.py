@@ -1,8 +1,8 @@
-"""The engine's database work: claim, store output, finish, recover.
+"""The worker's database work: register, heartbeat, claim, store output, finish, recover.
 
 Each step is a plain function over a synchronous SQLAlchemy `Connection` in one transaction.
 `Store` runs them where it is cheapest: on SQLite, straight in the worker thread on the stdlib
-driver (no event loop, no thread hop); on PostgreSQL, on the engine loop through `run_sync`
+driver (no event loop, no thread hop); on PostgreSQL, on the worker loop through `run_sync`
 (asyncpg). Output batches are written in the background (`submit`) so reading output goes on.
 """
 
@@ -15,34 +15,49 @@ from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Table, and_, bindparam, case, exists, func, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
 
 from opscraft.config import Settings
-from opscraft.db.engine import Database, create_sqlite_sync_engine
-from opscraft.db.models import AppSetting, Execution, ExecutionLog, Script, ScriptSecret, ScriptVersion
+from opscraft.db.engine import create_sqlite_sync_engine
+from opscraft.db.models import (
+    AppSetting,
+    Execution,
+    ExecutionLog,
+    RegisteredWorker,
+    RunEvent,
+    Script,
+    ScriptSecret,
+    ScriptVersion,
+)
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.models.scripts import ScriptType
+from opscraft.db.models.workers import FINISHED_DETAIL_KEYS, finished_event
 from opscraft.db.types import utcnow
 from opscraft.execution.events import LogEvent, StatusEvent
-from opscraft.execution.loop import EngineLoop
+from opscraft.execution.loop import WorkerLoop
 from opscraft.execution.spec import RunSpec
-from opscraft.services.secrets import inject_for_execution
 
 T = TypeVar("T")
 
 RESTART_MESSAGE = "interrupted by server restart"
+LOST_MESSAGE = "worker lost: the worker running it stopped sending heartbeats"
 EXECUTIONS = cast(Table, Execution.__table__)
 SCRIPTS = cast(Table, Script.__table__)
 VERSIONS = cast(Table, ScriptVersion.__table__)
 LOGS = cast(Table, ExecutionLog.__table__)
 SCRIPT_SECRETS = cast(Table, ScriptSecret.__table__)
 SETTINGS = cast(Table, AppSetting.__table__)
-_E, _S, _V = EXECUTIONS.c, SCRIPTS.c, VERSIONS.c
+WORKERS = cast(Table, RegisteredWorker.__table__)
+RUN_EVENTS = cast(Table, RunEvent.__table__)
+_E, _S, _V, _W = EXECUTIONS.c, SCRIPTS.c, VERSIONS.c, WORKERS.c
+# What a final-state UPDATE returns: enough for the final event and the run event (outbox).
+_FINAL_COLUMNS = [_E.id, _E.status, _E.started_at, _E.finished_at] + [_E[key] for key in FINISHED_DETAIL_KEYS]
 
 
 class Store:
     """Runs the steps below in one transaction each (see the module docstring)."""
 
-    def __init__(self, settings: Settings, loop: EngineLoop) -> None:
+    def __init__(self, settings: Settings, loop: WorkerLoop) -> None:
         self._loop = loop
         self._sync = (
             create_sqlite_sync_engine(settings.effective_database_url, pool_size=settings.workers + 2)
@@ -101,6 +116,7 @@ _CLAIM = (
     .where(_E.id == bindparam("eid"), _E.status == _QUEUED)
     .values(
         status=_RUNNING,
+        worker_id=bindparam("wid"),
         started_at=bindparam("now", type_=_E.started_at.type),
         image=case(
             (
@@ -152,8 +168,9 @@ _FINISH = (
         output_truncated=bindparam("output_truncated", type_=_E.output_truncated.type),
         finished_at=bindparam("now", type_=_E.finished_at.type),
     )
-    .returning(_E.script_id, _E.status, _E.exit_code, _E.error_message, _E.started_at, _E.finished_at)
+    .returning(*_FINAL_COLUMNS)
 )
+_INSERT_RUN_EVENTS = insert(RUN_EVENTS)
 _NEXT_WAITING = (
     select(_E.id)
     .join(SCRIPTS, _S.id == _E.script_id)
@@ -163,15 +180,16 @@ _NEXT_WAITING = (
 )
 
 
-def claim(conn: Connection, settings: Settings, execution_id: int) -> Claim | None:
-    """`queued -> running` in one conditional UPDATE, honouring the script's concurrency limit.
+def claim(conn: Connection, settings: Settings, worker_id: str, execution_id: int) -> Claim | None:
+    """`queued -> running` for worker `worker_id` in one conditional UPDATE, honouring the
+    script's concurrency limit.
 
     None when the run is not (or no longer) queued. Raises `HeldBack` (which rolls the claim
     back) when the script already runs its maximum number of times.
     """
     now = utcnow()
     images = {f"image_{t.value}": settings.image_for(t.value) for t in ScriptType}
-    row = conn.execute(_CLAIM, {"eid": execution_id, "now": now, **images}).first()
+    row = conn.execute(_CLAIM, {"eid": execution_id, "wid": worker_id, "now": now, **images}).first()
     if row is None:
         return None
     script = conn.execute(_SCRIPT, {"sid": row.script_id, "number": row.script_version}).one()
@@ -237,8 +255,11 @@ class Finish:
 
 
 def finish(conn: Connection, execution_id: int, result: Finish) -> tuple[StatusEvent, int | None]:
-    """Write the final state once; returns the final event and a waiting run of the same script
-    that a concurrency limit held back (to enqueue again), if any."""
+    """Write the final state once, with its run event; returns the final event and a waiting run
+    of the same script that a concurrency limit held back (to enqueue again), if any.
+
+    A run another process already ended (its worker was declared lost meanwhile) keeps that
+    end: the event returned is the stored one and no second run event is written."""
     row = conn.execute(
         _FINISH,
         {
@@ -250,7 +271,11 @@ def finish(conn: Connection, execution_id: int, result: Finish) -> tuple[StatusE
             "output_truncated": result.output_truncated,
             "now": utcnow(),
         },
-    ).one()
+    ).first()
+    if row is None:
+        row = conn.execute(select(*_FINAL_COLUMNS).where(_E.id == execution_id)).one()
+    else:
+        conn.execute(_INSERT_RUN_EVENTS, [finished_event(row._mapping)])
     event = StatusEvent(
         status=row.status,
         final=True,
@@ -283,22 +308,109 @@ def stalled(conn: Connection, before: datetime) -> list[int]:
     return [int(i) for i in conn.execute(_STALLED, {"before": before}).scalars()]
 
 
-def recover(conn: Connection) -> tuple[int, list[int]]:
-    """After a crash: `running` -> `error` (output kept); returns that count and the queued ids."""
-    interrupted = conn.execute(
-        update(EXECUTIONS)
-        .where(_E.status == ExecutionStatus.running.value)
-        .values(status=ExecutionStatus.error.value, error_message=RESTART_MESSAGE, finished_at=utcnow())
-    ).rowcount
+def _end_runs(conn: Connection, where: Any, message: str) -> list[RowMapping]:
+    """`running` -> `error` with `message` for the runs matching `where`, with their run events,
+    in the caller's transaction; the status condition makes each run end exactly once."""
+    rows = (
+        conn.execute(
+            update(EXECUTIONS)
+            .where(_E.status == _RUNNING, where)
+            .values(status=ExecutionStatus.error.value, error_message=message, finished_at=utcnow())
+            .returning(*_FINAL_COLUMNS)
+        )
+        .mappings()
+        .all()
+    )
+    if rows:
+        conn.execute(_INSERT_RUN_EVENTS, [finished_event(row) for row in rows])
+    return list(rows)
+
+
+def recover(conn: Connection, worker_id: str) -> tuple[int, list[int]]:
+    """After a crash of this worker: its own `running` runs (and any from before workers had ids)
+    -> `error` (output kept). Returns that count and every queued id, oldest first."""
+    mine = or_(_E.worker_id == worker_id, _E.worker_id.is_(None))
+    interrupted = _end_runs(conn, mine, RESTART_MESSAGE)
     queued = conn.execute(
         select(_E.id).where(_E.status == ExecutionStatus.queued.value).order_by(_E.queued_at, _E.id)
     ).scalars()
-    return int(interrupted), [int(i) for i in queued]
+    return len(interrupted), [int(i) for i in queued]
 
 
-async def inject_secrets(db: Database, execution_id: int) -> dict[str, str]:
-    """The attached secrets, decrypted and audited by the vault (on the engine loop)."""
-    async with db.session() as session:
-        execution = await session.get(Execution, execution_id)
-        assert execution is not None
-        return await inject_for_execution(session, execution)
+@dataclass(frozen=True)
+class WorkerInfo:
+    """What a worker says about itself in `workers`."""
+
+    worker_id: str
+    host_name: str
+    pid: int
+    slots: int
+
+
+def register(conn: Connection, worker: WorkerInfo, runners: list[str]) -> None:
+    """Insert or refresh this worker's row (a restart keeps its id and history)."""
+    now = utcnow()
+    values = {
+        "host_name": worker.host_name,
+        "pid": worker.pid,
+        "slots": worker.slots,
+        "runners": runners,
+        "started_at": now,
+        "heartbeat_at": now,
+        "stopped_at": None,
+    }
+    updated = conn.execute(update(WORKERS).where(_W.id == worker.worker_id).values(**values)).rowcount
+    if not updated:
+        conn.execute(insert(WORKERS).values(id=worker.worker_id, **values))
+
+
+def heartbeat(conn: Connection, worker_id: str, runners: list[str]) -> None:
+    """This worker is alive and offers `runners`."""
+    conn.execute(
+        update(WORKERS)
+        .where(_W.id == worker_id)
+        .values(heartbeat_at=utcnow(), runners=runners, stopped_at=None)
+    )
+
+
+def deregister(conn: Connection, worker_id: str) -> None:
+    """This worker stopped cleanly: it offers nothing any more."""
+    conn.execute(update(WORKERS).where(_W.id == worker_id).values(stopped_at=utcnow(), runners=[]))
+
+
+def live_workers(conn: Connection, since: datetime) -> list[str]:
+    """Ids of the workers that heartbeated after `since` and did not stop."""
+    query = select(_W.id).where(_W.stopped_at.is_(None), _W.heartbeat_at > since)
+    return [str(i) for i in conn.execute(query).scalars()]
+
+
+def end_lost(conn: Connection, worker_id: str, stale_before: datetime) -> list[int]:
+    """Runs of workers whose last heartbeat is older than `stale_before` -> `error` ("worker
+    lost"), once (a conditional UPDATE: any number of live processes may call this together);
+    those workers are marked stopped. `worker_id` (the caller) is never lost. Only reads when
+    no worker is lost (the usual case), so it takes no write lock then."""
+    lost = [
+        str(i)
+        for i in conn.execute(
+            select(_W.id).where(_W.stopped_at.is_(None), _W.heartbeat_at < stale_before, _W.id != worker_id)
+        ).scalars()
+    ]
+    if not lost:
+        return []
+    ended = _end_runs(conn, _E.worker_id.in_(lost), LOST_MESSAGE)
+    conn.execute(
+        update(WORKERS)
+        .where(_W.id.in_(lost), _W.stopped_at.is_(None), _W.heartbeat_at < stale_before)
+        .values(stopped_at=utcnow())
+    )
+    return [int(row["id"]) for row in ended]
+
+
+_CANCEL_REQUESTED = select(_E.id).where(
+    _E.worker_id == bindparam("wid"), _E.status == _RUNNING, _E.cancel_requested.is_(True)
+)
+
+
+def cancel_requested(conn: Connection, worker_id: str) -> list[int]:
+    """This worker's running runs whose cancel was requested (the durable half of a cancel)."""
+    return [int(i) for i in conn.execute(_CANCEL_REQUESTED, {"wid": worker_id}).scalars()]

@@ -1,179 +1,198 @@
-"""One execution in a worker thread: claim -> run -> store output -> final state, exactly once."""
+"""The worker: this process's part in running executions (queue consumer threads + runners).
+
+A worker has an identity (`worker_identity`), registers it in `workers` and heartbeats every
+`OPSCRAFT_WORKER_HEARTBEAT_SECONDS`. `start()` first recovers from its own crash (its runs left
+`running` become `error`, containers and processes labelled with its id are removed, `queued`
+runs are enqueued again, in order), then starts the consumer threads. Its housekeeping thread
+heartbeats, ends the runs of workers that stopped heartbeating (`store.end_lost`), applies
+cancels requested through the database and re-enqueues stalled runs. `stop()` stops taking jobs,
+gives running executions the grace period, then kills them; they end as `error` ("interrupted
+by server shutdown").
+
+Names: the *worker* is this object (one per process); its *consumer threads* are Huey's worker
+threads; the *executor* runs one claimed execution in one of them; the SQLAlchemy *engine* is
+only ever the database's.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import re
+import secrets
+import socket
 import threading
 import time
-from collections.abc import Mapping
-from concurrent.futures import Future
-from dataclasses import replace
-
-from sqlalchemy.exc import DBAPIError
+from collections.abc import Callable
+from datetime import timedelta
 
 from opscraft.config import Settings
-from opscraft.db.models.executions import ExecutionStatus
+from opscraft.db.types import utcnow
 from opscraft.execution import store
-from opscraft.execution.bus import LogBus
-from opscraft.execution.cancel import CancelSignal
-from opscraft.execution.events import LogEvent, StatusEvent
-from opscraft.execution.loop import EngineLoop
-from opscraft.execution.masking import Masker
-from opscraft.execution.output import OutputPipeline, StoreBatch
-from opscraft.execution.queue import JobQueue
-from opscraft.execution.spec import RunControl, Runner, RunnerError, RunResult, RunSpec, StopReason
-from opscraft.services.secrets import SecretUnavailable
+from opscraft.execution.bus import LocalLogBus
+from opscraft.execution.cancel import LocalCancelSignal
+from opscraft.execution.docker_runner import DockerRunner
+from opscraft.execution.executor import Executor
+from opscraft.execution.local_runner import LocalRunner
+from opscraft.execution.loop import WorkerLoop
+from opscraft.execution.ports import CancelSignal, JobQueue, LogBus, SecretSource
+from opscraft.execution.queue import HueyQueue
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_MESSAGE = "interrupted by server shutdown"
-FINISH_ATTEMPTS = 3
+KILL_WAIT_SECONDS = 15.0
+STALL_CHECK_SECONDS = 10.0
+CANCEL_CHECK_SECONDS = 1.0
+WORKER_ID_FILE = "worker-id"
+
+
+def worker_identity(settings: Settings) -> str:
+    """This process's worker id: `OPSCRAFT_WORKER_ID`, else one generated once (host name + random)
+    and kept in the data directory, so a restart recovers the runs of the same worker."""
+    if settings.worker_id:
+        return settings.worker_id
+    path = settings.data_dir / WORKER_ID_FILE
+    if not path.exists():
+        host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:40] or "worker"
+        path.write_text(f"{host}-{secrets.token_hex(4)}\n")
+    return path.read_text().strip()
+
+
+def queue_for(settings: Settings, handler: Callable[[int], None] | None = None) -> HueyQueue:
+    """The job queue of this installation (Huey on SQLite in the data directory); without a
+    `handler` it only enqueues (a process that runs no executions)."""
+    return HueyQueue(settings.data_dir / "queue.db", settings.workers, handler)
 
 
 class Worker:
-    """The body of the queue's job; its `active` runs are what a shutdown interrupts."""
+    """Everything that runs executions in this process (see the module docstring).
+
+    `secrets` decrypts a run's attached secrets (None: runs with secrets end in `error`);
+    `on_finished(execution_id)` is called after each final state and run event are written.
+    The ports default to the in-process ones; `make_queue(handler)` builds a consuming queue.
+    """
 
     def __init__(
         self,
         settings: Settings,
-        loop: EngineLoop,
-        db: store.Store,
-        bus: LogBus,
-        cancels: CancelSignal,
-        queue: JobQueue,
-        runners: Mapping[str, Runner],
+        *,
+        secrets: SecretSource | None,
+        on_finished: Callable[[int], None] = lambda _: None,
+        bus: LogBus | None = None,
+        cancels: CancelSignal | None = None,
+        make_queue: Callable[[Callable[[int], None]], JobQueue] | None = None,
     ) -> None:
         self.settings = settings
-        self.loop = loop
-        self.db = db
-        self.bus = bus
-        self.cancels = cancels
-        self.queue = queue
-        self.runners = runners
-        self._lock = threading.Lock()
-        self._active: dict[int, RunControl] = {}
-
-    def __call__(self, execution_id: int) -> None:
-        control = RunControl()
-        # Watch before claiming: a cancel that lands after the claim always finds this watcher.
-        self.cancels.watch(execution_id, lambda: control.stop(StopReason.cancelled))
-        with self._lock:
-            self._active[execution_id] = control
-        try:
-            try:
-                claim = self.db.run(store.claim, self.settings, execution_id)
-            except store.HeldBack:
-                return
-            if claim is None:
-                return
-            self.bus.publish(execution_id, StatusEvent(ExecutionStatus.running, started_at=claim.started_at))
-            if claim.cancel_requested:
-                control.stop(StopReason.cancelled)
-            result = self._run(claim, control)
-            final, waiting = self._finish(execution_id, result)
-            self.bus.publish(execution_id, final)
-            if waiting is not None:
-                self.queue.enqueue(waiting)
-        finally:
-            self.cancels.unwatch(execution_id)
-            with self._lock:
-                self._active.pop(execution_id, None)
-            control.finish()
-
-    def _finish(self, execution_id: int, result: store.Finish) -> tuple[StatusEvent, int | None]:
-        """Write the final state, retrying a database that is briefly unavailable or locked: a
-        run whose end is never written would show `running` until the next restart."""
-        attempt = 1
-        while True:
-            try:
-                return self.db.run(store.finish, execution_id, result)
-            except DBAPIError:
-                if attempt == FINISH_ATTEMPTS:
-                    raise
-                log.warning("execution %s: writing its final state failed, retrying", execution_id)
-                time.sleep(attempt)
-                attempt += 1
-
-    def interrupt_all(self) -> int:
-        """Kill every run in progress (server shutdown); they end as `error`."""
-        with self._lock:
-            controls = list(self._active.values())
-        for control in controls:
-            control.stop(StopReason.interrupted)
-        return len(controls)
-
-    def _run(self, claim: store.Claim, control: RunControl) -> store.Finish:
-        if claim.spec is None:
-            return store.Finish(ExecutionStatus.error, error_message=claim.error)
-        spec = claim.spec
-        if claim.has_secrets:
-            try:
-                secrets = self.loop.run(store.inject_secrets(self.loop.db, spec.execution_id))
-            except SecretUnavailable as exc:
-                message = f"a secret attached to the script cannot be used: {exc}"
-                return store.Finish(ExecutionStatus.error, error_message=message)
-            spec = replace(spec, env=secrets, secret_values=list(secrets.values()))
-        runner = self.runners.get(claim.runner)
-        if runner is None:
-            return store.Finish(
-                ExecutionStatus.error, error_message=f"the {claim.runner} runner is not available"
-            )
-        pipeline = OutputPipeline(
-            spec.execution_id,
+        self.worker_id = worker_identity(settings)
+        self.info = store.WorkerInfo(self.worker_id, socket.gethostname(), os.getpid(), settings.workers)
+        self.bus: LogBus = bus or LocalLogBus()
+        self.cancels: CancelSignal = cancels or LocalCancelSignal()
+        self.loop = WorkerLoop(settings.effective_database_url)
+        self.store = store.Store(settings, self.loop)
+        self.docker = DockerRunner(self.worker_id)
+        self.local = LocalRunner(self.worker_id)
+        self.queue: JobQueue = (make_queue or (lambda handler: queue_for(settings, handler)))(self._job)
+        self.executor = Executor(
+            settings,
+            self.worker_id,
+            self.loop,
+            self.store,
             self.bus,
-            self._store_batch(spec.execution_id),
-            Masker(spec.secret_values),
-            self.settings.max_output_bytes,
+            self.cancels,
+            self.queue,
+            {"docker": self.docker, "local": self.local},
+            secrets,
+            on_finished,
         )
-        control.arm(spec.timeout_seconds)
-        result: RunResult | None = None
-        error: str | None = None
+        self._stopping = threading.Event()
+        self._housekeeping = threading.Thread(
+            target=self._housekeep, name="opscraft-housekeeping", daemon=True
+        )
+
+    def _job(self, execution_id: int) -> None:
+        self.executor(execution_id)
+
+    def runners(self) -> list[str]:
+        """What this worker offers now: `docker` while a Docker engine answers, and `local`
+        (whether local runs are allowed is checked when a run is created and when it is claimed)."""
+        return (["docker"] if self.docker.available() else []) + ["local"]
+
+    def start(self) -> None:
+        self.loop.start()
+        offered = self.runners()
+        self.store.run(store.register, self.info, offered)
+        interrupted, queued = self.store.run(store.recover, self.worker_id)
+        swept = self.local.sweep() + (self.docker.sweep() if "docker" in offered else 0)
+        others = [w for w in self.store.run(store.live_workers, self._stale_before()) if w != self.worker_id]
+        if not others:  # nobody shares the queue: rebuild it from the database
+            self.queue.clear()
+        for execution_id in queued:
+            self.queue.enqueue(execution_id)
+        self.queue.start()
+        self._housekeeping.start()
+        log.info(
+            "worker %s started: %d consumer threads, docker %s; recovered %d interrupted, %d queued; "
+            "removed %d leftover containers or processes",
+            self.worker_id,
+            self.settings.workers,
+            "reachable" if "docker" in offered else "not reachable",
+            interrupted,
+            len(queued),
+            swept,
+        )
+
+    def _stale_before(self) -> object:
+        return utcnow() - timedelta(seconds=self.settings.worker_lost_seconds)
+
+    def _housekeep(self) -> None:
+        """Heartbeat, end lost workers' runs, apply cancels from the database, release stalled runs."""
+        heartbeat = stall = time.monotonic()
+        tick = min(CANCEL_CHECK_SECONDS, STALL_CHECK_SECONDS, self.settings.worker_heartbeat_seconds)
+        while not self._stopping.wait(tick):
+            now = time.monotonic()
+            try:
+                if self.executor.active():
+                    for execution_id in self.store.run(store.cancel_requested, self.worker_id):
+                        self.executor.cancel(execution_id)
+                if now - heartbeat >= self.settings.worker_heartbeat_seconds:
+                    heartbeat = now
+                    self.store.run(store.heartbeat, self.worker_id, self.runners())
+                    self.end_lost()
+                if now - stall >= STALL_CHECK_SECONDS:
+                    stall = now
+                    self._release_stalled()
+            except Exception:
+                log.exception("worker housekeeping failed; trying again")
+
+    def end_lost(self) -> list[int]:
+        """End (as `error`, "worker lost") the runs of workers whose heartbeat is stale."""
+        ended = self.store.run(store.end_lost, self.worker_id, self._stale_before())
+        if ended:
+            log.warning("ended %d run(s) of lost workers: %s", len(ended), ended)
+            for execution_id in ended:
+                self.executor.on_finished(execution_id)
+        return ended
+
+    def _release_stalled(self) -> None:
+        """A run held back by its script's concurrency limit is enqueued again when a run of that
+        script ends; this catches the rest (the limit raised or removed meanwhile, or a run queued
+        on a worker that was lost) within seconds."""
+        before = utcnow() - timedelta(seconds=STALL_CHECK_SECONDS)
+        for execution_id in self.store.run(store.stalled, before):
+            self.queue.enqueue(execution_id)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.queue.stop()
+        if not self.queue.join(self.settings.shutdown_grace_seconds):
+            killed = self.executor.interrupt_all()
+            log.warning("shutdown: killed %d execution(s) still running after the grace period", killed)
+            self.queue.join(KILL_WAIT_SECONDS)
+        if self._housekeeping.is_alive():
+            self._housekeeping.join()
         try:
-            result = runner.run(spec, pipeline, control)
-        except RunnerError as exc:
-            error = str(exc)
+            self.store.run(store.deregister, self.worker_id)
         except Exception:
-            log.exception("execution %s: the %s runner failed", spec.execution_id, claim.runner)
-            error = f"the {claim.runner} runner failed unexpectedly: see the server log"
-        finally:
-            control.finish()
-        try:
-            pipeline.close()
-        except Exception:
-            log.exception("execution %s: storing the output failed", spec.execution_id)
-            error = error or "storing the output failed: see the server log"
-        return _outcome(spec, control.reason, result, error, pipeline)
-
-    def _store_batch(self, execution_id: int) -> StoreBatch:
-        def store_batch(events: list[LogEvent], output_bytes: int) -> Future[None]:
-            return self.db.submit(store.store_logs, execution_id, events, output_bytes)
-
-        return store_batch
-
-
-def _outcome(
-    spec: RunSpec,
-    reason: StopReason | None,
-    result: RunResult | None,
-    error: str | None,
-    pipeline: OutputPipeline,
-) -> store.Finish:
-    exit_code = result.exit_code if result else None
-    sizes = {"output_bytes": pipeline.total_bytes, "output_truncated": pipeline.truncated}
-    if reason is StopReason.cancelled:
-        return store.Finish(ExecutionStatus.cancelled, exit_code, "cancelled by a user", **sizes)
-    if reason is StopReason.timed_out:
-        message = f"timed out after {spec.timeout_seconds} s and was killed"
-        return store.Finish(ExecutionStatus.timed_out, exit_code, message, **sizes)
-    if reason is StopReason.interrupted:
-        return store.Finish(ExecutionStatus.error, exit_code, SHUTDOWN_MESSAGE, **sizes)
-    if error is not None or result is None:
-        return store.Finish(ExecutionStatus.error, exit_code, error, **sizes)
-    if result.oom_killed:
-        message = f"out of memory: the script went over its {spec.memory_mb} MiB limit and was killed"
-        return store.Finish(ExecutionStatus.failed, exit_code, message, **sizes)
-    if exit_code == 0:
-        return store.Finish(ExecutionStatus.success, 0, **sizes)
-    return store.Finish(
-        ExecutionStatus.failed, exit_code, f"the script exited with code {exit_code}", **sizes
-    )
+            log.exception("worker %s: recording the stop failed", self.worker_id)
+        self.store.close()
+        self.loop.stop()

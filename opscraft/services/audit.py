@@ -26,7 +26,11 @@ def record(
     actor_name: str | None = None,
     **details: Any,
 ) -> AuditEvent:
-    """Add an audit event to the session; it is committed with the change it describes."""
+    """Add an audit event to the session; it is committed with the change it describes.
+
+    A system actor's name is kept in the details (`system_actor`) next to the user it acts for."""
+    if actor.system is not None:
+        details = {**details, "system_actor": actor.system}
     event = AuditEvent(
         actor_id=actor.user_id,
         actor_name=actor.name or actor_name,

@@ -6,9 +6,8 @@ cancelling is for the user who started it and for roles with `cancel_any_executi
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -17,16 +16,16 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
-from opscraft.db.models import Execution, ExecutionLog, Script
-from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
+from opscraft.db.models import Execution, ExecutionLog, RunEvent, Script, User
+from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus, Trigger
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
+from opscraft.db.models.workers import finished_event
 from opscraft.db.types import utcnow
-from opscraft.execution.bus import OVERFLOW
-from opscraft.execution.engine import Engine
-from opscraft.execution.events import Event, LogEvent, StatusEvent
+from opscraft.execution.client import ExecutionClient
+from opscraft.execution.events import Event
 from opscraft.services import app_settings, audit, parameters, secrets
 from opscraft.services.actor import Actor
-from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound
+from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from opscraft.services.permissions import Permission, can, require
 
 RUNNERS = ("docker", "local")
@@ -34,7 +33,8 @@ TERRAFORM_ACTIONS = ("plan", "apply")
 STATUS_ALIASES = {"pending": ExecutionStatus.queued}
 MAX_PAGE = 500
 MAX_LOG_PAGE = 1000
-REPLAY_PAGE = 200
+# Triggers only a system actor (acting on a user's behalf) may use; people use the others.
+SYSTEM_TRIGGERS = frozenset({Trigger.schedule, Trigger.webhook, Trigger.retry})
 
 
 @dataclass(frozen=True)
@@ -73,23 +73,25 @@ class DashboardStats:
     daily: list[DailyRate]
 
 
-def _engine() -> Engine | None:
-    """The execution engine of this process; None in commands that do not run jobs."""
-    engine = runtime.current().extras.get("execution")
-    return engine if isinstance(engine, Engine) else None
+def _client() -> ExecutionClient:
+    """The execution client of this process (`lifecycle.start` builds it, worker or not)."""
+    client = runtime.current().executions
+    if client is None:
+        raise RuntimeError("the execution client is not started")
+    return client
 
 
 async def runner_options(session: AsyncSession) -> RunnerOptions:
-    """Which runners can take a new execution now (Docker reachable, local runner allowed)."""
-    return RunnerOptions(docker=await _docker_reachable(), local=await _local_enabled(session))
+    """Which runners can take a new execution now: some live worker offers it (Docker answering
+    that worker), and for the local runner, an admin (or `OPSCRAFT_LOCAL_RUNNER`) allows it."""
+    offered = await _client().runners()
+    return RunnerOptions(
+        docker="docker" in offered, local="local" in offered and await _local_enabled(session)
+    )
 
 
 async def _docker_reachable() -> bool:
-    engine = _engine()
-    if engine is None:
-        return False
-    known = engine.docker_known()
-    return known if known is not None else await asyncio.to_thread(engine.docker_available)
+    return "docker" in await _client().runners()
 
 
 async def _local_enabled(session: AsyncSession) -> bool:
@@ -105,6 +107,8 @@ async def _choose_runner(session: AsyncSession, requested: str | None) -> str:
     if requested == "local":
         if not await _local_enabled(session):
             raise Conflict("the local runner is disabled: an admin can enable it under Settings")
+        if "local" not in await _client().runners():
+            raise Conflict("no worker is running: start `opscraft serve` or an execution worker")
         return requested
     if requested is not None:
         raise Invalid(
@@ -144,9 +148,20 @@ async def create(
     terraform_action: str | None = None,
     *,
     runner: str | None = None,
+    trigger: Trigger = Trigger.api,
 ) -> Execution:
-    """Queue a run of an active script with validated parameters; returns the `queued` row."""
-    user = require(actor.user, Permission.execute_scripts)
+    """Queue a run of an active script with validated parameters; returns the `queued` row.
+
+    `trigger` records how the run started. A system actor (`Actor.on_behalf_of`: a schedule, a
+    webhook, a retry) starts it with the permissions its user has now: an owner who was
+    deactivated, deleted or lost the permission means `Forbidden`, and the refusal is audited
+    (`execution.refused`). Humans use `ui`, `api` or `api_token`; system actors the others.
+    """
+    if (actor.system is not None) != (trigger in SYSTEM_TRIGGERS):
+        raise ValueError(f"trigger {trigger} does not fit actor {actor.system or actor.name!r}")
+    if trigger == Trigger.api and actor.token_id is not None:  # a personal access token
+        trigger = Trigger.api_token
+    user = await _permitted_starter(session, actor, script_id, trigger)
     script = await session.get(Script, script_id)
     if script is None or script.deleted_at is not None:
         raise NotFound(f"script {script_id} not found")
@@ -169,6 +184,8 @@ async def create(
         terraform_action=action,
         triggered_by=user.id,
         triggered_by_name=user.username,
+        trigger=trigger.value,
+        trigger_ref=actor.system,
         runner=chosen,
     )
     session.add(execution)
@@ -186,13 +203,34 @@ async def create(
         network_enabled=script.network_enabled,
         terraform_action=action,
         parameters=sorted(resolved),
+        trigger=trigger.value,
     )
     await session.commit()
-    engine = _engine()
-    if engine is not None:
-        assert execution.id is not None
-        engine.enqueue(execution.id)
+    assert execution.id is not None
+    _client().enqueue(execution.id)
     return execution
+
+
+async def _permitted_starter(session: AsyncSession, actor: Actor, script_id: int, trigger: Trigger) -> User:
+    """The user a run starts as; for a system actor, checked now and an audited refusal if not."""
+    if actor.system is None:
+        return require(actor.user, Permission.execute_scripts)
+    try:
+        return require(actor.user, Permission.execute_scripts)
+    except (Unauthorized, Forbidden) as exc:
+        reason = "the owner is deactivated or deleted" if isinstance(exc, Unauthorized) else str(exc)
+        audit.record(
+            session,
+            actor,
+            "execution.refused",
+            "script",
+            script_id,
+            actor_name=actor.system,
+            trigger=trigger.value,
+            reason=reason,
+        )
+        await session.commit()
+        raise Forbidden(f"{actor.system} may not start script {script_id}: {reason}") from None
 
 
 def _status_filter(status: str | None) -> ExecutionStatus | None:
@@ -314,7 +352,10 @@ async def cancel(session: AsyncSession, actor: Actor, execution_id: int) -> Exec
         .where(col(Execution.id) == execution_id, col(Execution.status) == ExecutionStatus.queued)
         .values(status=ExecutionStatus.cancelled, cancel_requested=True, finished_at=now)
     )
-    if queued.rowcount != 1:
+    if queued.rowcount == 1:
+        await session.refresh(execution)
+        session.add(RunEvent(**finished_event(execution.model_dump())))
+    else:
         await session.exec(
             update(Execution)
             .where(col(Execution.id) == execution_id, col(Execution.status) == ExecutionStatus.running)
@@ -330,14 +371,13 @@ async def cancel(session: AsyncSession, actor: Actor, execution_id: int) -> Exec
     )
     await session.commit()
     await session.refresh(execution)
-    engine = _engine()
-    if engine is not None:
-        if queued.rowcount == 1:
-            engine.bus.publish(
-                execution_id, StatusEvent(ExecutionStatus.cancelled, final=True, finished_at=now)
-            )
-        else:
-            engine.cancels.request(execution_id)
+    if queued.rowcount == 1:
+        _client().cancelled_while_queued(execution_id, now)
+        dispatcher = runtime.current().run_events
+        if dispatcher is not None:
+            dispatcher.wake()
+    else:
+        _client().cancel_running(execution_id)
     return execution
 
 
@@ -386,67 +426,7 @@ async def _daily_rates(session: AsyncSession, days: int) -> list[DailyRate]:
     ]
 
 
-async def follow(execution_id: int, after_seq: int = 0) -> AsyncGenerator[Event, None]:
-    """Every event of an execution after `after_seq`: stored output, then live, no gap, no duplicate.
-
-    Yields the current status first and ends after the final status. The caller has already
-    checked that the watcher may view the execution (`get`).
-    """
-    db = runtime.current().db
-    engine = _engine()
-    last = after_seq
-    first = True
-    shown: str | None = None
-    while True:
-        sub = engine.bus.subscribe(execution_id) if engine else None
-        try:
-            async with db.session() as session:
-                execution = await session.get(Execution, execution_id)
-            if execution is None:
-                return
-            if first:
-                shown = execution.status
-                yield replace(_status_event(execution), final=False)
-                first = False
-            while True:
-                async with db.session() as session:
-                    rows = await _stored_after(session, execution_id, last, REPLAY_PAGE)
-                for row in rows:
-                    last = row.seq
-                    yield LogEvent(row.seq, row.stream, row.content)  # type: ignore[arg-type]
-                if len(rows) < REPLAY_PAGE:
-                    break
-            if execution.status in FINAL_STATUSES or sub is None:
-                yield _status_event(execution)
-                return
-            for event in sub.backlog:
-                if event.seq > last:
-                    last = event.seq
-                    yield event
-            while True:
-                event = await sub.get()
-                if event is OVERFLOW:
-                    break
-                if isinstance(event, LogEvent):
-                    if event.seq > last:
-                        last = event.seq
-                        yield event
-                elif isinstance(event, StatusEvent) and (event.final or event.status != shown):
-                    shown = event.status
-                    yield event
-                    if event.final:
-                        return
-        finally:
-            if sub is not None:
-                sub.close()
-
-
-def _status_event(execution: Execution) -> StatusEvent:
-    return StatusEvent(
-        status=execution.status,
-        final=execution.status in FINAL_STATUSES,
-        exit_code=execution.exit_code,
-        error_message=execution.error_message,
-        started_at=execution.started_at,
-        finished_at=execution.finished_at,
-    )
+def follow(execution_id: int, after_seq: int = 0) -> AsyncGenerator[Event, None]:
+    """Every event of an execution after `after_seq`: stored output, then live, no gap, no duplicate
+    (`ExecutionClient.follow`). The caller has already checked that the watcher may view it (`get`)."""
+    return _client().follow(execution_id, after_seq)

@@ -21,12 +21,14 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid
 
 STATE_KEY = "vault"
-EXTRAS_KEY = "vault"
 
 
 def current_vault() -> Vault:
     """The vault opened at start (`lifecycle.start`)."""
-    return runtime.current().extras[EXTRAS_KEY]
+    vault = runtime.current().vault
+    if vault is None:
+        raise RuntimeError("the vault is not open")
+    return vault
 
 
 def reveal(vault: Vault, secret: Secret) -> str:

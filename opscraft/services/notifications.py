@@ -49,6 +49,7 @@ from opscraft.db.models import (
 from opscraft.db.models.automation import ChannelKind, DeliveryStatus
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
 from opscraft.db.types import utcnow
+from opscraft.execution.run_events import RunEventMessage
 from opscraft.security.vault import DecryptError
 from opscraft.services import audit, keyring
 from opscraft.services.actor import Actor
@@ -416,10 +417,30 @@ async def events_for(session: AsyncSession, execution: Execution) -> list[str]:
 
 
 async def enqueue_for_execution(session: AsyncSession, execution_id: int) -> int:
-    """Write the delivery rows for a run's current state (idempotent); returns how many are new.
+    """Write the delivery rows for a run's current state (idempotent) and commit; returns how
+    many are new. A repeated call adds nothing."""
+    added = await _enqueue(session, execution_id)
+    await session.commit()
+    if added:
+        wake()
+    return added
 
-    Commits. Called for each run event (at least once); a repeated call adds nothing.
-    """
+
+SUBSCRIBER = "notifications"
+
+
+async def on_run_events(session: AsyncSession, events: list[RunEventMessage]) -> None:
+    """Run-event subscriber (`lifecycle.start` registers it): the deliveries of each finished run,
+    written inside the dispatcher's transaction (so exactly once per event); the sender loop
+    sends them afterwards, outside the run's path."""
+    added = 0
+    for event in events:
+        added += await _enqueue(session, event.execution_id)
+    if added:  # after the dispatcher's commit, not before
+        asyncio.get_running_loop().call_later(0.2, wake)
+
+
+async def _enqueue(session: AsyncSession, execution_id: int) -> int:
     execution = await session.get(Execution, execution_id)
     if execution is None:
         return 0
@@ -442,27 +463,28 @@ async def enqueue_for_execution(session: AsyncSession, execution_id: int) -> int
             if event in rule.events:
                 wanted[(rule.channel_id, event)] = None
     added = 0
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     for channel_id, event in wanted:
         message = await build_message(session, event, execution)
-        values = {
-            "channel_id": channel_id,
-            "event_key": f"execution:{execution_id}:{event}",
-            "event": event,
-            "execution_id": execution_id,
-            "payload": message,
-            "status": DeliveryStatus.pending,
-            "attempts": 0,
-            "next_attempt_at": utcnow(),
-            "created_at": utcnow(),
-        }
-        dialect = session.bind.dialect.name if session.bind else "sqlite"
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        statement = insert(NotificationDelivery).values(**values).on_conflict_do_nothing()
+        now = utcnow()
+        statement = (
+            insert(NotificationDelivery)
+            .values(
+                channel_id=channel_id,
+                event_key=f"execution:{execution_id}:{event}",
+                event=event,
+                execution_id=execution_id,
+                payload=message,
+                status=DeliveryStatus.pending,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
         result = await session.exec(statement)  # type: ignore[call-overload]
         added += result.rowcount or 0
-    await session.commit()
-    if added:
-        wake()
     return added
 
 

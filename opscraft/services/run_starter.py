@@ -1,9 +1,8 @@
-"""Starting a run for a schedule or an inbound webhook: on behalf of the trigger's owner.
+"""Starting a run for a schedule or an inbound webhook: a system actor on behalf of its owner.
 
-ADAPTER (to be replaced by the engine seam, issue 9): until `services.executions.create`
-accepts a system actor and a trigger, this checks the owner here and calls it as that user.
-After the seam lands, `start_for` passes `Actor.on_behalf_of(owner, ref)` and the trigger, and
-the owner check moves into `executions.create` (audited there as `execution.refused`).
+`executions.create` checks the owner's permission at the time of the run (through the system
+actor, `Actor.on_behalf_of`) and audits a refusal as `execution.refused`; this turns that
+refusal into `OwnerRefused`, so the trigger can react (a schedule pauses itself).
 """
 
 from __future__ import annotations
@@ -13,10 +12,10 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.models import Execution, User
+from opscraft.db.models.executions import Trigger
 from opscraft.services import executions
 from opscraft.services.actor import Actor
-from opscraft.services.errors import Forbidden, Unauthorized
-from opscraft.services.permissions import Permission, require
+from opscraft.services.errors import Forbidden
 
 
 class OwnerRefused(Exception):
@@ -27,19 +26,17 @@ async def start_for(
     session: AsyncSession,
     owner_id: int | None,
     ref: str,
-    trigger: str,
+    trigger: Trigger,
     script_id: int,
     parameters: dict[str, Any],
 ) -> Execution:
-    """Start `script_id` with `parameters` for the trigger `ref` (e.g. "schedule:3") on behalf of
-    `owner_id`, whose permissions are checked now. Raises OwnerRefused, or the ServiceError of
-    `executions.create` (422 parameters, 409 script not active or no runner...)."""
-    del trigger  # recorded by the engine seam's `executions.create(trigger=...)`
+    """Start `script_id` with `parameters` for the system actor `ref` (e.g. "schedule:3") on
+    behalf of `owner_id`, whose permissions are checked now. Raises OwnerRefused, or the
+    ServiceError of `executions.create` (422 parameters, 409 script not active or no runner...)."""
     owner = await session.get(User, owner_id) if owner_id is not None else None
     try:
-        require(owner, Permission.execute_scripts)
-    except Unauthorized:
-        raise OwnerRefused("the owner is deactivated or deleted") from None
+        return await executions.create(
+            session, Actor.on_behalf_of(owner, ref), script_id, parameters, trigger=trigger
+        )
     except Forbidden as exc:
         raise OwnerRefused(exc.message) from None
-    return await executions.create(session, Actor(owner), script_id, parameters)

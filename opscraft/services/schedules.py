@@ -39,7 +39,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft.db.engine import Database
 from opscraft.db.models import Execution, Schedule, ScheduleFire, Script, User
 from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
-from opscraft.db.models.executions import FINAL_STATUSES
+from opscraft.db.models.executions import FINAL_STATUSES, Trigger
 from opscraft.db.types import utcnow
 from opscraft.services import audit, parameters
 from opscraft.services.actor import Actor
@@ -220,6 +220,95 @@ def process_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed fire, with the schedule's settings as they were at the claim (plain values: no
+    ORM object outlives the claim's transaction)."""
+
+    schedule_id: int
+    fire_time: datetime
+    script_id: int
+    owner_id: int | None
+    parameters: dict[str, Any]
+    overlap: OverlapPolicy
+    missed_skip: bool
+
+
+def _advance(row: Schedule, now: datetime) -> tuple[datetime, datetime]:
+    """(the fire time to handle, the next one after `now`) for a schedule due at `next_fire_at`."""
+    assert row.next_fire_at is not None
+    latest, following = row.next_fire_at, next_times(row.cron, row.timezone, row.next_fire_at)[0]
+    if following <= now:  # down for a while: jump to the last due time, not one by one
+        latest = max(row.next_fire_at, previous_time(row.cron, row.timezone, now))
+        following = next_times(row.cron, row.timezone, latest)[0]
+        while following <= now:
+            latest, following = following, next_times(row.cron, row.timezone, following)[0]
+    return latest, following
+
+
+async def _claim_batch(db: Database, now: datetime, me: str) -> list[Claimed]:
+    """Claim every due fire in one transaction; a conflict with another process (the primary
+    key of `schedule_fires`) makes it retry one by one, so each fire is claimed once."""
+    async with db.session() as session:
+        rows = list(
+            (
+                await session.exec(
+                    select(Schedule)
+                    .where(col(Schedule.enabled), col(Schedule.next_fire_at) <= now)
+                    .order_by(col(Schedule.next_fire_at))
+                    .limit(BATCH)
+                )
+            ).all()
+        )
+    if not rows:
+        return []
+    try:
+        async with db.session() as session:
+            claimed = [c for row in rows if (c := await _claim_one(session, row, now, me)) is not None]
+            await session.commit()
+            return claimed
+    except IntegrityError:
+        pass
+    claimed = []
+    for row in rows:
+        async with db.session() as session:
+            try:
+                found = await _claim_one(session, row, now, me)
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                continue
+            if found is not None:
+                claimed.append(found)
+    return claimed
+
+
+async def _claim_one(session: AsyncSession, row: Schedule, now: datetime, me: str) -> Claimed | None:
+    assert row.id is not None
+    latest, following = _advance(row, now)
+    moved = await session.exec(
+        update(Schedule)
+        .where(
+            col(Schedule.id) == row.id, col(Schedule.next_fire_at) == row.next_fire_at, col(Schedule.enabled)
+        )
+        .values(next_fire_at=following, last_fire_at=latest)
+    )
+    if moved.rowcount != 1:  # another process advanced it first
+        return None
+    missed_skip = now - latest > MISSED_GRACE and row.missed_policy == MissedPolicy.skip
+    session.add(ScheduleFire(schedule_id=row.id, fire_time=latest, claimed_by=me, outcome="due"))
+    await session.flush()
+    return Claimed(
+        row.id,
+        latest,
+        row.script_id,
+        row.owner_id,
+        dict(row.parameters),
+        OverlapPolicy(row.overlap_policy),
+        missed_skip,
+    )
+
+
 async def _active_run(session: AsyncSession, schedule_id: int) -> bool:
     """Whether a run started by this schedule is not finished yet."""
     rows = await session.exec(
@@ -232,125 +321,89 @@ async def _active_run(session: AsyncSession, schedule_id: int) -> bool:
     return any(status not in FINAL_STATUSES for status in rows.all())
 
 
-async def _claim(
-    db: Database, schedule_id: int, due_at: datetime, now: datetime, me: str
-) -> ScheduleFire | None:
-    """Claim the fire of `schedule_id` due at `due_at`; None when another process has it."""
-    async with db.session() as session:
-        schedule = await session.get(Schedule, schedule_id)
-        if schedule is None or not schedule.enabled or schedule.next_fire_at != due_at:
-            return None
-        latest, following = due_at, next_times(schedule.cron, schedule.timezone, due_at)[0]
-        if following <= now:  # down for a while: jump to the last due time, not one by one
-            latest = max(due_at, previous_time(schedule.cron, schedule.timezone, now))
-            following = next_times(schedule.cron, schedule.timezone, latest)[0]
-            while following <= now:
-                latest, following = following, next_times(schedule.cron, schedule.timezone, following)[0]
-        missed = now - latest > MISSED_GRACE
-        moved = await session.exec(
-            update(Schedule)
-            .where(col(Schedule.id) == schedule_id, col(Schedule.next_fire_at) == due_at)
-            .values(next_fire_at=following, last_fire_at=latest)
+async def _waiting(session: AsyncSession, schedule_id: int) -> bool:
+    found = await session.exec(
+        select(ScheduleFire.fire_time).where(
+            col(ScheduleFire.schedule_id) == schedule_id, col(ScheduleFire.outcome) == "waiting"
         )
-        if moved.rowcount != 1:
-            await session.rollback()
-            return None
-        outcome = "skipped_missed" if missed and schedule.missed_policy == MissedPolicy.skip else "due"
-        fire = ScheduleFire(schedule_id=schedule_id, fire_time=latest, claimed_by=me, outcome=outcome)
-        session.add(fire)
-        try:
-            await session.commit()
-        except IntegrityError:
-            await session.rollback()
-            return None
-        return fire
-
-
-async def _record(session: AsyncSession, fire: ScheduleFire, outcome: str, **values: Any) -> None:
-    await session.exec(
-        update(ScheduleFire)
-        .where(
-            col(ScheduleFire.schedule_id) == fire.schedule_id, col(ScheduleFire.fire_time) == fire.fire_time
-        )
-        .values(outcome=outcome, **values)
     )
-    last = {"last_outcome": outcome}
-    if values.get("execution_id"):
-        last["last_execution_id"] = values["execution_id"]
-    await session.exec(update(Schedule).where(col(Schedule.id) == fire.schedule_id).values(**last))
-    await session.commit()
+    return found.first() is not None
 
 
-async def _start(db: Database, fire: ScheduleFire) -> None:
-    """Start the run of a claimed fire (after the overlap policy said so); records the outcome."""
-    async with db.session() as session:
-        schedule = await session.get(Schedule, fire.schedule_id)
-        if schedule is None:
-            return
-        ref = f"schedule:{fire.schedule_id}"
-        try:
-            execution = await start_for(
-                session, schedule.owner_id, ref, "schedule", schedule.script_id, dict(schedule.parameters)
-            )
-        except OwnerRefused as exc:
-            await session.rollback()
-            await _pause(session, fire, str(exc))
-            return
-        except ServiceError as exc:
-            await session.rollback()
-            await _record(session, fire, "error", message=exc.message[:500])
-            return
-        await _record(session, fire, "started", execution_id=execution.id, message=None)
+@dataclass
+class Outcome:
+    fire: Claimed
+    outcome: str
+    execution_id: int | None = None
+    message: str | None = None
 
 
-async def _pause(session: AsyncSession, fire: ScheduleFire, reason: str) -> None:
-    schedule = await session.get(Schedule, fire.schedule_id)
-    assert schedule is not None
-    schedule.enabled, schedule.next_fire_at = False, None
-    schedule.paused_reason = f"paused: {reason}"[:255]
+async def _start(session: AsyncSession, fire: Claimed) -> Outcome:
+    """Start the run of a fire; on a refused owner, pause the schedule (committed at once)."""
+    ref = f"schedule:{fire.schedule_id}"
+    try:
+        execution = await start_for(
+            session, fire.owner_id, ref, Trigger.schedule, fire.script_id, fire.parameters
+        )
+    except OwnerRefused as exc:
+        await session.rollback()
+        await _pause(session, fire, str(exc))
+        return Outcome(fire, "paused_owner", message=str(exc)[:500])
+    except ServiceError as exc:
+        await session.rollback()
+        return Outcome(fire, "error", message=exc.message[:500])
+    return Outcome(fire, "started", execution_id=execution.id)
+
+
+async def _pause(session: AsyncSession, fire: Claimed, reason: str) -> None:
+    await session.exec(
+        update(Schedule)
+        .where(col(Schedule.id) == fire.schedule_id)
+        .values(enabled=False, next_fire_at=None, paused_reason=f"paused: {reason}"[:255])
+    )
     audit.record(
         session,
         Actor(None),
         "schedule.paused",
         "schedule",
-        schedule.id,
-        actor_name=f"schedule:{schedule.id}",
+        fire.schedule_id,
+        actor_name=f"schedule:{fire.schedule_id}",
         reason=reason,
         fire_time=fire.fire_time.isoformat(),
     )
     await session.commit()
-    await _record(session, fire, "paused_owner", message=reason[:500])
 
 
-async def _fire(db: Database, schedule_id: int, due_at: datetime, now: datetime, me: str) -> bool:
-    fire = await _claim(db, schedule_id, due_at, now, me)
-    if fire is None:
-        return False
-    if fire.outcome == "skipped_missed":
-        async with db.session() as session:
-            await _record(session, fire, "skipped_missed", message="the server was not running at this time")
-        return True
-    async with db.session() as session:
-        schedule = await session.get(Schedule, schedule_id)
-        assert schedule is not None
-        policy = schedule.overlap_policy
-        busy = policy != OverlapPolicy.allow and await _active_run(session, schedule_id)
-        if busy and policy == OverlapPolicy.queue:
-            waiting = (
-                await session.exec(
-                    select(ScheduleFire.fire_time).where(
-                        col(ScheduleFire.schedule_id) == schedule_id, col(ScheduleFire.outcome) == "waiting"
-                    )
-                )
-            ).first()
-            if waiting is None:
-                await _record(session, fire, "waiting", message="the previous run is still going")
-                return True
-        if busy:
-            await _record(session, fire, "skipped_overlap", message="the previous run is still going")
-            return True
-    await _start(db, fire)
-    return True
+async def _handle(session: AsyncSession, fire: Claimed) -> Outcome:
+    """Apply the missed-fire and overlap policies, then start the run if they allow it."""
+    if fire.missed_skip:
+        return Outcome(fire, "skipped_missed", message="the server was not running at this time")
+    if fire.overlap != OverlapPolicy.allow and await _active_run(session, fire.schedule_id):
+        if fire.overlap == OverlapPolicy.queue and not await _waiting(session, fire.schedule_id):
+            return Outcome(fire, "waiting", message="the previous run is still going")
+        return Outcome(fire, "skipped_overlap", message="the previous run is still going")
+    return await _start(session, fire)
+
+
+async def _record(session: AsyncSession, outcomes: list[Outcome]) -> None:
+    """Write the outcomes of a round (fire rows and each schedule's last result) in one commit."""
+    for o in outcomes:
+        values: dict[str, Any] = {"outcome": o.outcome, "message": o.message}
+        if o.execution_id is not None:
+            values["execution_id"] = o.execution_id
+        await session.exec(
+            update(ScheduleFire)
+            .where(
+                col(ScheduleFire.schedule_id) == o.fire.schedule_id,
+                col(ScheduleFire.fire_time) == o.fire.fire_time,
+            )
+            .values(**values)
+        )
+        last: dict[str, Any] = {"last_outcome": o.outcome}
+        if o.execution_id is not None:
+            last["last_execution_id"] = o.execution_id
+        await session.exec(update(Schedule).where(col(Schedule.id) == o.fire.schedule_id).values(**last))
+    await session.commit()
 
 
 async def _start_waiting(db: Database, me: str) -> None:
@@ -359,13 +412,21 @@ async def _start_waiting(db: Database, me: str) -> None:
         waiting = list(
             (
                 await session.exec(
-                    select(ScheduleFire)
+                    select(ScheduleFire, Schedule)
+                    .join(Schedule, col(Schedule.id) == col(ScheduleFire.schedule_id))
                     .where(col(ScheduleFire.outcome) == "waiting")
                     .order_by(col(ScheduleFire.fire_time))
                 )
             ).all()
         )
-    for fire in waiting:
+        pending = [
+            Claimed(
+                s.id, f.fire_time, s.script_id, s.owner_id, dict(s.parameters), OverlapPolicy.allow, False
+            )
+            for f, s in waiting
+            if s.id is not None
+        ]
+    for fire in pending:
         async with db.session() as session:
             if await _active_run(session, fire.schedule_id):
                 continue
@@ -381,7 +442,7 @@ async def _start_waiting(db: Database, me: str) -> None:
             await session.commit()
             if taken.rowcount != 1:
                 continue
-        await _start(db, fire)
+            await _record(session, [await _start(session, fire)])
 
 
 async def tick(db: Database, now: datetime | None = None, me: str | None = None) -> int:
@@ -389,22 +450,20 @@ async def tick(db: Database, now: datetime | None = None, me: str | None = None)
     fires this process claimed. Safe to call from any number of processes at once."""
     now = now or utcnow()
     me = me or process_name()
-    async with db.session() as session:
-        due = await session.exec(
-            select(Schedule.id, Schedule.next_fire_at)
-            .where(col(Schedule.enabled), col(Schedule.next_fire_at) <= now)
-            .order_by(col(Schedule.next_fire_at))
-            .limit(BATCH)
-        )
-        rows = list(due.all())
-    claimed = 0
-    for schedule_id, due_at in rows:
-        try:
-            claimed += await _fire(db, int(schedule_id), due_at, now, me)
-        except Exception:  # one broken schedule must not stop the others
-            log.exception("schedule %s: firing failed", schedule_id)
+    claimed = await _claim_batch(db, now, me)
+    if claimed:
+        async with db.session() as session:
+            outcomes = []
+            for fire in claimed:
+                try:
+                    outcomes.append(await _handle(session, fire))
+                except Exception:  # one broken schedule must not stop the others
+                    log.exception("schedule %s: firing failed", fire.schedule_id)
+                    await session.rollback()
+                    outcomes.append(Outcome(fire, "error", message="internal error: see the server log"))
+            await _record(session, outcomes)
     await _start_waiting(db, me)
-    return claimed
+    return len(claimed)
 
 
 async def seconds_to_next(db: Database) -> float:
@@ -413,7 +472,7 @@ async def seconds_to_next(db: Database) -> float:
         earliest = (
             await session.exec(
                 select(Schedule.next_fire_at)
-                .where(col(Schedule.enabled))
+                .where(col(Schedule.enabled), col(Schedule.next_fire_at).is_not(None))
                 .order_by(col(Schedule.next_fire_at))
                 .limit(1)
             )

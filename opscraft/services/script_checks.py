@@ -10,6 +10,7 @@ import asyncio
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,16 +31,24 @@ CRITICAL_DIRS = r"(?:bin|boot|dev|etc|home|lib|lib32|lib64|media|mnt|opt|proc|ro
 DISK_DEVICE = r"/dev/(?:sd[a-z]|hd[a-z]|vd[a-z]|xvd[a-z]|nvme\d|mmcblk\d|disk\d|md\d|dm-\d|mapper/|loop\d)"
 COMMAND_START = r"(?:^|[;&|({`]\s*|\$\(\s*|\bsudo\s+(?:-\S+\s+)*|\bexec\s+)"
 _QUOTES = "\"'`),;"
+# The compiler's warnings about a user's script ('"is" with a literal') are the linters' job,
+# not lines in the server's log.
+PYTHON_FILENAME = "<opscraft-script>"
+warnings.filterwarnings("ignore", category=SyntaxWarning, module=re.escape(PYTHON_FILENAME))
 
 
 @dataclass(frozen=True)
 class SyntaxProblem:
+    """A syntax error at 1-based `line`: it refuses the save."""
+
     line: int
     message: str
 
 
 @dataclass(frozen=True)
 class Finding:
+    """A dangerous pattern (`rule` is one of `RULES`) at 1-based `line`, with the line's text."""
+
     rule: str
     line: int
     excerpt: str
@@ -136,7 +145,7 @@ def _python(content: str) -> list[SyntaxProblem]:
     # compile, not ast.parse: it also refuses what only the compiler checks ('return' outside a
     # function, 'break' outside a loop, nonlocal at module level). It never runs the code.
     try:
-        compile(content, "script.py", "exec", dont_inherit=True)
+        compile(content, PYTHON_FILENAME, "exec", dont_inherit=True)
     except SyntaxError as exc:
         return [SyntaxProblem(exc.lineno or 1, exc.msg)]
     except (ValueError, RecursionError, MemoryError) as exc:

@@ -18,10 +18,12 @@ from sqlmodel import col, func, or_, select
 from sqlmodel import delete as sql_delete
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from opscraft.db.engine import Database
 from opscraft.db.models import AuditEvent, Execution, Script, ScriptSecret, Secret, User
 from opscraft.db.types import utcnow
 from opscraft.execution import param_env
-from opscraft.security.vault import DecryptError
+from opscraft.execution.ports import SecretUnavailable
+from opscraft.security.vault import DecryptError, Vault
 from opscraft.services import audit, keyring, scripts
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Invalid, NotFound
@@ -359,11 +361,21 @@ async def check_parameter_shadowing(session: AsyncSession, script_id: int, names
         )
 
 
-class SecretUnavailable(Exception):
-    """An attached secret cannot be decrypted; the execution must end in `error` with this message."""
+@dataclass(frozen=True)
+class VaultSecretSource:
+    """`execution.ports.SecretSource` over the vault opened at start (given to the worker)."""
+
+    vault: Vault
+
+    async def for_execution(self, db: Database, execution_id: int) -> dict[str, str]:
+        async with db.session() as session:
+            execution = await session.get(Execution, execution_id)
+            if execution is None:
+                raise SecretUnavailable(f"execution {execution_id} no longer exists")
+            return await inject_for_execution(session, execution, self.vault)
 
 
-async def inject_for_execution(session: AsyncSession, execution: Execution) -> dict[str, str]:
+async def inject_for_execution(session: AsyncSession, execution: Execution, vault: Vault) -> dict[str, str]:
     """Decrypt the secrets attached to the execution's script, as NAME -> value.
 
     Each injection is audited with the execution id (as the user who started the run) and
@@ -372,7 +384,6 @@ async def inject_for_execution(session: AsyncSession, execution: Execution) -> d
     """
     execution_id, script_id = execution.id, execution.script_id
     assert execution_id is not None
-    vault = keyring.current_vault()
     rows = (
         await session.exec(
             select(Secret)

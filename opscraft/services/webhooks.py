@@ -29,6 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
 from opscraft.db.models import Execution, Script, Secret, User, WebhookTrigger
+from opscraft.db.models.executions import Trigger
 from opscraft.db.types import utcnow
 from opscraft.security.tokens import hash_personal_token
 from opscraft.security.vault import DecryptError
@@ -293,7 +294,7 @@ async def receive(session: AsyncSession, call: Call) -> Execution:
         values = _values(hook, call.body)
         try:
             execution = await start_for(
-                session, hook.owner_id, f"webhook:{hook.id}", "webhook", hook.script_id, values
+                session, hook.owner_id, f"webhook:{hook.id}", Trigger.webhook, hook.script_id, values
             )
         except OwnerRefused as exc:
             raise Forbidden(f"the webhook's owner may not run this script now: {exc}") from None

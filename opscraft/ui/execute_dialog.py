@@ -170,6 +170,7 @@ async def open_dialog(actor: Actor, script_id: int) -> None:
                     _values(fields),
                     terraform_action=action.value if action else None,
                     runner=runner.value if runner else None,
+                    trigger=executions.Trigger.ui,
                 )
             except ServiceError as exc:
                 _show_field_errors(fields, exc)

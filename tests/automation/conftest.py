@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from opscraft import runtime
-from opscraft.lifecycle import AUTOMATION_KEY
 from tests.executions.conftest import engine_settings, rt, terraform_on_path
 
 __all__ = ["engine_settings", "rt", "terraform_on_path"]
@@ -15,4 +14,6 @@ __all__ = ["engine_settings", "rt", "terraform_on_path"]
 @pytest.fixture
 async def no_automation_loops(rt: runtime.Runtime) -> None:
     """Stop the runtime's background loops (sender, scheduler): the test drives them itself."""
-    await rt.extras.pop(AUTOMATION_KEY).stop()
+    assert rt.automation is not None
+    await rt.automation.stop()
+    rt.automation = None

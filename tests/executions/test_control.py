@@ -14,7 +14,7 @@ import pytest
 
 from opscraft import runtime
 from opscraft.db.models import Execution
-from opscraft.execution.engine import instance_id
+from opscraft.execution.worker import worker_identity
 from tests.conftest import LoggedIn, make_settings, make_user, start_server, stop_server
 from tests.executions.conftest import (
     DOCKER,
@@ -148,9 +148,10 @@ async def test_shutdown_interrupts_after_the_grace_period(client: httpx.AsyncCli
     long = await start(client, admin, await make_script(client, admin, "echo begun\nsleep 60\n"), "local")
     await wait_for(client, admin, long["id"], {"running"})
     await wait_output(client, admin, long["id"], "begun")
-    engine = runtime.current().extras["execution"]
+    worker = runtime.current().worker
+    assert worker is not None
     t0 = time.monotonic()
-    await asyncio.to_thread(engine.stop)
+    await asyncio.to_thread(worker.stop)
     assert time.monotonic() - t0 < 5
     async with runtime.current().db.session() as session:
         done = await session.get(Execution, short["id"])
@@ -162,7 +163,9 @@ async def test_shutdown_interrupts_after_the_grace_period(client: httpx.AsyncCli
 
 # --- recovery after SIGKILL of a real server process ------------------------------------------
 
-RECOVERY_SCRIPT = 'echo "run $MODE"\nif [ "$MODE" = long ]; then sleep 120; fi\necho "run $MODE done"\n'
+RECOVERY_SCRIPT = (
+    'echo "run $MODE"\nif [ "$MODE" = long ]; then setsid sleep 121 & sleep 120; fi\necho "run $MODE done"\n'
+)
 
 
 def _login(server_url: str, *, register: bool = False) -> dict[str, str]:
@@ -187,9 +190,16 @@ def _wait(url: str, headers: dict[str, str], check: Any, timeout: float = 60) ->
         time.sleep(0.1)
 
 
+def _wait_for(condition: Any, what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
+        time.sleep(0.05)
+
+
 def _orphans(data_dir: Path, execution_id: int) -> list[int]:
     """Processes of one local run of the server on `data_dir` (found by their OPSCRAFT_RUN mark)."""
-    mark = f"OPSCRAFT_RUN={instance_id(make_settings(data_dir))}:{execution_id}".encode()
+    mark = f"OPSCRAFT_RUN={worker_identity(make_settings(data_dir))}:{execution_id}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -235,12 +245,12 @@ def test_recovery_after_sigkill(tmp_path: Path, runner: str) -> None:
             headers,
             lambda page: any("run long" in c["content"] for c in page["items"]),
         )
+        if runner == "local":  # supervisor, script, the detached sleep and the other one
+            _wait_for(lambda: len(_orphans(server.data_dir, long_id)) == 4, "the run's 4 processes")
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait()
-        if runner == "local":
-            assert _orphans(server.data_dir, long_id), (
-                "the script outlives the killed server until the restart"
-            )
+        if runner == "local":  # the supervisor notices its parent's death and kills the whole run
+            _wait_for(lambda: not _orphans(server.data_dir, long_id), "no process outliving the server")
     finally:
         if server.process.poll() is None:
             stop_server(server)
@@ -263,8 +273,12 @@ def test_recovery_after_sigkill(tmp_path: Path, runner: str) -> None:
         elif DOCKER:
             import docker
 
+            labels = [
+                f"opscraft.worker={worker_identity(make_settings(server.data_dir))}",
+                f"opscraft.execution={long_id}",
+            ]  # other test sessions on this Docker host have an execution 1 too
             client = docker.from_env()
-            assert not client.containers.list(all=True, filters={"label": f"opscraft.execution={long_id}"})
+            assert not client.containers.list(all=True, filters={"label": labels})
             client.close()
     finally:
         stop_server(server)
@@ -272,10 +286,10 @@ def test_recovery_after_sigkill(tmp_path: Path, runner: str) -> None:
 
 @pytest.fixture
 def quick_stall_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Requested before the runtime starts, so the engine checks for stalled runs every 0.3 s."""
-    from opscraft.execution import engine
+    """Requested before the runtime starts, so the worker checks for stalled runs every 0.3 s."""
+    from opscraft.execution import worker
 
-    monkeypatch.setattr(engine, "STALL_CHECK_SECONDS", 0.3)
+    monkeypatch.setattr(worker, "STALL_CHECK_SECONDS", 0.3)
 
 
 async def test_held_back_run_starts_when_the_limit_is_lifted(

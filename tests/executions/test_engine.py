@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from opscraft import lifecycle
-from opscraft.execution.docker_runner import LABEL_EXECUTION, LABEL_INSTANCE, LABEL_MANAGED
-from opscraft.execution.engine import instance_id
+from opscraft.execution.docker_runner import LABEL_EXECUTION, LABEL_MANAGED, LABEL_WORKER
+from opscraft.execution.worker import worker_identity
 from tests.conftest import LoggedIn, make_settings
 from tests.executions.conftest import BUSYBOX_IMAGE, make_script, output, run, start, wait_for
 
@@ -81,7 +81,7 @@ async def test_an_idle_engine_starts_a_job_at_once(
 
 async def test_leftover_containers_are_removed_at_start(tmp_path: Path, docker_client: Any) -> None:
     settings = make_settings(tmp_path / "other", OPSCRAFT_IMAGE_BASH=BUSYBOX_IMAGE)
-    labels = {LABEL_MANAGED: "true", LABEL_INSTANCE: instance_id(settings), LABEL_EXECUTION: "1"}
+    labels = {LABEL_MANAGED: "true", LABEL_WORKER: worker_identity(settings), LABEL_EXECUTION: "1"}
     leftover = docker_client.containers.create(BUSYBOX_IMAGE, ["sleep", "600"], labels=labels)
     leftover.start()
     try:

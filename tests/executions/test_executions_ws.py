@@ -148,8 +148,9 @@ async def test_slow_watcher_catches_up_from_storage(
     client: httpx.AsyncClient, live_api: str, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A watcher that falls behind is cut from the live feed and re-attaches: still exactly once."""
-    engine = runtime.current().extras["execution"]
-    monkeypatch.setattr(engine.bus, "_max_queued", 20_000)
+    worker = runtime.current().worker
+    assert worker is not None
+    monkeypatch.setattr(worker.bus, "_max_queued", 20_000)
     script_id = await make_script(client, admin, "seq 1 200000\n")
     started = await start(client, admin, script_id, "local")
     async with connect(url(live_api, started["id"], token_of(admin))) as ws:

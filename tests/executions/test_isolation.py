@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from opscraft import runtime
+from opscraft.execution.worker import worker_identity
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, run, start, wait_for
 
@@ -29,6 +31,13 @@ def backend() -> str:
 @pytest.fixture(autouse=True)
 def _docker(docker_client: Any) -> None:
     """Every test here needs Docker."""
+
+
+def labels(execution_id: int) -> dict[str, list[str]]:
+    """A Docker filter for the container of one execution of this test's server (other test
+    sessions on the same Docker host have executions with the same ids)."""
+    worker = worker_identity(runtime.current().settings)
+    return {"label": [f"opscraft.worker={worker}", f"opscraft.execution={execution_id}"]}
 
 
 def interfaces(text: str) -> set[str]:
@@ -71,18 +80,14 @@ async def test_fork_bomb_is_contained(client: httpx.AsyncClient, admin: LoggedIn
     await asyncio.sleep(3)
     t0 = time.monotonic()
     subprocess.run(["true"], check=True)
-    ids = [
-        c.id for c in docker_client.containers.list(filters={"label": f"opscraft.execution={started['id']}"})
-    ]
+    ids = [c.id for c in docker_client.containers.list(filters=labels(started["id"]))]
     assert ids, "the fork bomb's container should still be running"
     pids = docker_client.api.inspect_container(ids[0])["HostConfig"]["PidsLimit"]
     assert 0 < pids <= 256
     assert time.monotonic() - t0 < 2, "the host should stay responsive"
     final = await wait_for(client, admin, started["id"], timeout=30)
     assert final["status"] in {"timed_out", "failed", "success"}
-    assert not docker_client.containers.list(
-        all=True, filters={"label": f"opscraft.execution={started['id']}"}
-    )
+    assert not docker_client.containers.list(all=True, filters=labels(started["id"]))
 
 
 async def test_no_network_by_default(client: httpx.AsyncClient, admin: LoggedIn) -> None:
@@ -146,12 +151,12 @@ async def test_containers_are_labelled_and_removed(
     script_id = await make_script(client, admin, "sleep 2\n")
     started = await start(client, admin, script_id, "docker")
     await wait_for(client, admin, started["id"], {"running"})
-    label = f"opscraft.execution={started['id']}"
     deadline = time.monotonic() + 10
     while (
-        not (found := docker_client.containers.list(filters={"label": label})) and time.monotonic() < deadline
+        not (found := docker_client.containers.list(filters=labels(started["id"])))
+        and time.monotonic() < deadline
     ):
         await asyncio.sleep(0.05)
     assert found and found[0].labels["opscraft.managed"] == "true"
     await wait_for(client, admin, started["id"])
-    assert not docker_client.containers.list(all=True, filters={"label": label})
+    assert not docker_client.containers.list(all=True, filters=labels(started["id"]))

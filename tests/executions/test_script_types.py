@@ -70,8 +70,14 @@ async def test_ansible_gets_parameters_as_extra_vars(
         "- hosts: localhost\n"
         "  gather_facts: false\n"
         "  tasks:\n"
+        "    - name: write\n"
+        '      copy:\n        content: "hello {{ TARGET }} x{{ REPLICAS }}"\n'
+        '        dest: "{{ playbook_dir }}/greeting.txt"\n'
+        "    - name: read\n"
+        '      command: cat "{{ playbook_dir }}/greeting.txt"\n'
+        "      register: greeting\n"
         "    - name: greet\n"
-        '      debug:\n        msg: "hello {{ TARGET }} x{{ REPLICAS }}"\n'
+        '      debug:\n        msg: "read {{ greeting.stdout }}"\n'
     )
     final, text = await run(
         client,
@@ -84,7 +90,7 @@ async def test_ansible_gets_parameters_as_extra_vars(
         timeout=120,
     )
     assert final["status"] == "success", (final, text)
-    assert "hello db x2" in text
+    assert "read hello db x2" in text
     failing = playbook + "    - name: stop\n      fail:\n        msg: boom\n"
     final, text = await run(
         client, admin, failing, runner_name, script_type="ansible", parameters={"TARGET": "x", "REPLICAS": 1}

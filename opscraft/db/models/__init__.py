@@ -15,6 +15,7 @@ from opscraft.db.models.scripts import Script, ScriptTag, ScriptVersion
 from opscraft.db.models.secrets import ScriptSecret, Secret
 from opscraft.db.models.settings import AppSetting
 from opscraft.db.models.users import RefreshToken, Role, User
+from opscraft.db.models.workers import RegisteredWorker, RunEvent, RunEventDelivery
 
 __all__ = [
     "ApiToken",
@@ -26,7 +27,10 @@ __all__ = [
     "NotificationDelivery",
     "NotificationRule",
     "RefreshToken",
+    "RegisteredWorker",
     "Role",
+    "RunEvent",
+    "RunEventDelivery",
     "Schedule",
     "ScheduleFire",
     "Script",

@@ -22,6 +22,17 @@ class ExecutionStatus(StrEnum):
     error = "error"
 
 
+class Trigger(StrEnum):
+    """How a run started: a person in the UI or over the API, or a system actor on a user's behalf."""
+
+    ui = "ui"
+    api = "api"
+    api_token = "api_token"
+    schedule = "schedule"
+    webhook = "webhook"
+    retry = "retry"
+
+
 FINAL_STATUSES = frozenset(
     {
         ExecutionStatus.success,
@@ -51,7 +62,13 @@ class Execution(SQLModel, table=True):
     triggered_by: int | None = Field(default=None, foreign_key="users.id", index=True, ondelete="SET NULL")
     # The username at the time of the run: history stays readable after the user is deleted.
     triggered_by_name: str | None = Field(default=None, max_length=64)
+    # How the run started; `trigger_ref` names the system actor (e.g. "schedule:3") that started
+    # it on behalf of `triggered_by`, None when that user started it themselves.
+    trigger: str = Field(default=Trigger.api.value, max_length=16)
+    trigger_ref: str | None = Field(default=None, max_length=128)
     runner: str | None = Field(default=None, max_length=16)
+    # The worker (`workers.id`) that claimed the run; None while queued.
+    worker_id: str | None = Field(default=None, max_length=64, index=True)
     image: str | None = Field(default=None, max_length=255)
     exit_code: int | None = None
     error_message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

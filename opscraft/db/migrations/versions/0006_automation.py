@@ -1,8 +1,8 @@
 """automation: API tokens, notifications, schedules, webhook triggers
 
 Revision ID: 0006
-Revises: 0004
-Create Date: 2026-11-30 11:35:33.484210
+Revises: 0005
+Create Date: 2026-11-30 12:10:26.505221
 """
 
 from collections.abc import Sequence
@@ -14,7 +14,7 @@ from alembic import op
 import opscraft.db.types
 
 revision: str = "0006"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

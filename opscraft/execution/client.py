@@ -1,0 +1,156 @@
+"""The execution client: the one way `services` reach the execution engine.
+
+Enqueue a run, follow it, cancel it, ask which runners some live worker offers. It behaves the
+same whether the worker runs in this process or in another one: it only uses the ports
+(`ports.py`) and the database. `follow` relies on the log bus for live output and on storage for
+the rest, and re-reads storage and the row whenever the bus is quiet for `poll_seconds`, so a
+run on a worker this process's bus does not reach is still followed to its end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from sqlmodel import col, select
+
+from opscraft.db.engine import Database
+from opscraft.db.models import Execution, ExecutionLog, RegisteredWorker
+from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
+from opscraft.db.types import utcnow
+from opscraft.execution.events import Event, LogEvent, StatusEvent
+from opscraft.execution.ports import OVERFLOW, CancelSignal, JobQueue, LogBus, RunnerAvailability
+
+REPLAY_PAGE = 200
+POLL_SECONDS = 1.0
+AVAILABILITY_CACHE_SECONDS = 1.0
+
+
+class LiveWorkers:
+    """`ports.RunnerAvailability` from the `workers` table: the runners of every worker that
+    heartbeated within `lost_seconds` and did not stop (cached for a second)."""
+
+    def __init__(self, db: Database, lost_seconds: float) -> None:
+        self.db = db
+        self.lost_seconds = lost_seconds
+        self._cached: tuple[float, frozenset[str]] | None = None
+
+    async def offered(self) -> frozenset[str]:
+        cached = self._cached
+        if cached is not None and time.monotonic() - cached[0] < AVAILABILITY_CACHE_SECONDS:
+            return cached[1]
+        since = utcnow() - timedelta(seconds=self.lost_seconds)
+        async with self.db.session() as session:
+            rows = await session.exec(
+                select(RegisteredWorker.runners).where(
+                    col(RegisteredWorker.stopped_at).is_(None), col(RegisteredWorker.heartbeat_at) > since
+                )
+            )
+            offered = frozenset(name for runners in rows.all() for name in runners)
+        self._cached = (time.monotonic(), offered)
+        return offered
+
+    def forget(self) -> None:
+        """Drop the cached answer (a worker of this process just registered or stopped)."""
+        self._cached = None
+
+
+@dataclass
+class ExecutionClient:
+    """What services may ask of the execution engine (see the module docstring)."""
+
+    db: Database
+    queue: JobQueue
+    bus: LogBus
+    cancels: CancelSignal
+    availability: RunnerAvailability
+    poll_seconds: float = POLL_SECONDS
+
+    def enqueue(self, execution_id: int) -> None:
+        """Hand a committed `queued` run to the workers (its id only)."""
+        self.queue.enqueue(execution_id)
+
+    async def runners(self) -> frozenset[str]:
+        """Runner names some live worker offers now (`docker`, `local`)."""
+        return await self.availability.offered()
+
+    def cancelled_while_queued(self, execution_id: int, finished_at: datetime) -> None:
+        """A queued run was cancelled (its row is final already): tell its watchers."""
+        self.bus.publish(
+            execution_id, StatusEvent(ExecutionStatus.cancelled, final=True, finished_at=finished_at)
+        )
+
+    def cancel_running(self, execution_id: int) -> None:
+        """Kill a running run now; its worker also finds `cancel_requested` in the database within
+        a second, so this works when the signal cannot reach that worker."""
+        self.cancels.request(execution_id)
+
+    async def follow(self, execution_id: int, after_seq: int = 0) -> AsyncGenerator[Event, None]:
+        """Every event of an execution after `after_seq`: stored output, then live, no gap, no
+        duplicate. Yields the current status first and ends after the final status; ends at once
+        (nothing yielded) when the execution does not exist. The caller checks permissions."""
+        last = after_seq
+        shown: str | None = None
+        while True:
+            sub = self.bus.subscribe(execution_id, last)
+            try:
+                async with self.db.session() as session:
+                    execution = await session.get(Execution, execution_id)
+                if execution is None:
+                    return
+                if shown is None or (execution.status != shown and execution.status not in FINAL_STATUSES):
+                    shown = execution.status
+                    yield replace(status_event(execution), final=False)
+                while True:
+                    rows = await self._stored_after(execution_id, last)
+                    for row in rows:
+                        last = row.seq
+                        yield LogEvent(row.seq, row.stream, row.content)  # type: ignore[arg-type]
+                    if len(rows) < REPLAY_PAGE:
+                        break
+                if execution.status in FINAL_STATUSES:
+                    yield status_event(execution)
+                    return
+                for event in sub.backlog:
+                    if event.seq > last:
+                        last = event.seq
+                        yield event
+                while True:
+                    event = await sub.get(self.poll_seconds)
+                    if event is None or event is OVERFLOW:
+                        break  # quiet (or behind): storage and the row say what happened meanwhile
+                    if isinstance(event, LogEvent):
+                        if event.seq > last:
+                            last = event.seq
+                            yield event
+                    elif isinstance(event, StatusEvent) and (event.final or event.status != shown):
+                        shown = event.status
+                        yield event
+                        if event.final:
+                            return
+            finally:
+                sub.close()
+
+    async def _stored_after(self, execution_id: int, after: int) -> list[ExecutionLog]:
+        async with self.db.session() as session:
+            rows = await session.exec(
+                select(ExecutionLog)
+                .where(col(ExecutionLog.execution_id) == execution_id, col(ExecutionLog.seq) > after)
+                .order_by(col(ExecutionLog.seq))
+                .limit(REPLAY_PAGE)
+            )
+            return list(rows.all())
+
+
+def status_event(execution: Execution) -> StatusEvent:
+    """The status event describing the row as it is."""
+    return StatusEvent(
+        status=execution.status,
+        final=execution.status in FINAL_STATUSES,
+        exit_code=execution.exit_code,
+        error_message=execution.error_message,
+        started_at=execution.started_at,
+        finished_at=execution.finished_at,
+    )

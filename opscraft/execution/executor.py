@@ -1,0 +1,199 @@
+"""One execution in a consumer thread: claim -> run -> store output -> final state, exactly once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import replace
+
+from sqlalchemy.exc import DBAPIError
+
+from opscraft.config import Settings
+from opscraft.db.models.executions import ExecutionStatus
+from opscraft.execution import store
+from opscraft.execution.events import LogEvent, StatusEvent
+from opscraft.execution.loop import WorkerLoop
+from opscraft.execution.masking import Masker
+from opscraft.execution.output import OutputPipeline, StoreBatch
+from opscraft.execution.ports import CancelSignal, JobQueue, LogBus, SecretSource, SecretUnavailable
+from opscraft.execution.spec import RunControl, Runner, RunnerError, RunResult, RunSpec, StopReason
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_MESSAGE = "interrupted by server shutdown"
+FINISH_ATTEMPTS = 3
+
+
+class Executor:
+    """The body of the queue's job, run in the worker's consumer threads; its active runs are
+    what a shutdown interrupts. `on_finished` is called after each final state is written."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        worker_id: str,
+        loop: WorkerLoop,
+        db: store.Store,
+        bus: LogBus,
+        cancels: CancelSignal,
+        queue: JobQueue,
+        runners: Mapping[str, Runner],
+        secrets: SecretSource | None,
+        on_finished: Callable[[int], None],
+    ) -> None:
+        self.settings = settings
+        self.worker_id = worker_id
+        self.loop = loop
+        self.db = db
+        self.bus = bus
+        self.cancels = cancels
+        self.queue = queue
+        self.runners = runners
+        self.secrets = secrets
+        self.on_finished = on_finished
+        self._lock = threading.Lock()
+        self._active: dict[int, RunControl] = {}
+
+    def __call__(self, execution_id: int) -> None:
+        control = RunControl()
+        # Watch before claiming: a cancel that lands after the claim always finds this watcher.
+        self.cancels.watch(execution_id, lambda: control.stop(StopReason.cancelled))
+        with self._lock:
+            self._active[execution_id] = control
+        try:
+            try:
+                claim = self.db.run(store.claim, self.settings, self.worker_id, execution_id)
+            except store.HeldBack:
+                return
+            if claim is None:
+                return
+            self.bus.publish(execution_id, StatusEvent(ExecutionStatus.running, started_at=claim.started_at))
+            if claim.cancel_requested:
+                control.stop(StopReason.cancelled)
+            result = self._run(claim, control)
+            final, waiting = self._finish(execution_id, result)
+            self.bus.publish(execution_id, final)
+            self.on_finished(execution_id)
+            if waiting is not None:
+                self.queue.enqueue(waiting)
+        finally:
+            self.cancels.unwatch(execution_id)
+            with self._lock:
+                self._active.pop(execution_id, None)
+            control.finish()
+
+    def _finish(self, execution_id: int, result: store.Finish) -> tuple[StatusEvent, int | None]:
+        """Write the final state, retrying a database that is briefly unavailable or locked: a
+        run whose end is never written would show `running` until the next restart."""
+        attempt = 1
+        while True:
+            try:
+                return self.db.run(store.finish, execution_id, result)
+            except DBAPIError:
+                if attempt == FINISH_ATTEMPTS:
+                    raise
+                log.warning("execution %s: writing its final state failed, retrying", execution_id)
+                time.sleep(attempt)
+                attempt += 1
+
+    def active(self) -> list[int]:
+        """The ids of the runs in progress here."""
+        with self._lock:
+            return list(self._active)
+
+    def cancel(self, execution_id: int) -> None:
+        """Kill a run in progress here (its cancel was requested); a no-op for any other id."""
+        with self._lock:
+            control = self._active.get(execution_id)
+        if control is not None:
+            control.stop(StopReason.cancelled)
+
+    def interrupt_all(self) -> int:
+        """Kill every run in progress (server shutdown); they end as `error`."""
+        with self._lock:
+            controls = list(self._active.values())
+        for control in controls:
+            control.stop(StopReason.interrupted)
+        return len(controls)
+
+    def _run(self, claim: store.Claim, control: RunControl) -> store.Finish:
+        if claim.spec is None:
+            return store.Finish(ExecutionStatus.error, error_message=claim.error)
+        spec = claim.spec
+        if claim.has_secrets:
+            if self.secrets is None:
+                message = "secrets are attached to the script but this worker has no vault"
+                return store.Finish(ExecutionStatus.error, error_message=message)
+            try:
+                secrets = self.loop.run(self.secrets.for_execution(self.loop.db, spec.execution_id))
+            except SecretUnavailable as exc:
+                message = f"a secret attached to the script cannot be used: {exc}"
+                return store.Finish(ExecutionStatus.error, error_message=message)
+            spec = replace(spec, env=secrets, secret_values=list(secrets.values()))
+        runner = self.runners.get(claim.runner)
+        if runner is None:
+            return store.Finish(
+                ExecutionStatus.error, error_message=f"the {claim.runner} runner is not available"
+            )
+        pipeline = OutputPipeline(
+            spec.execution_id,
+            self.bus,
+            self._store_batch(spec.execution_id),
+            Masker(spec.secret_values),
+            self.settings.max_output_bytes,
+        )
+        control.arm(spec.timeout_seconds)
+        result: RunResult | None = None
+        error: str | None = None
+        try:
+            result = runner.run(spec, pipeline, control)
+        except RunnerError as exc:
+            error = str(exc)
+        except Exception:
+            log.exception("execution %s: the %s runner failed", spec.execution_id, claim.runner)
+            error = f"the {claim.runner} runner failed unexpectedly: see the server log"
+        finally:
+            control.finish()
+        try:
+            pipeline.close()
+        except Exception:
+            log.exception("execution %s: storing the output failed", spec.execution_id)
+            error = error or "storing the output failed: see the server log"
+        return _outcome(spec, control.reason, result, error, pipeline)
+
+    def _store_batch(self, execution_id: int) -> StoreBatch:
+        def store_batch(events: list[LogEvent], output_bytes: int) -> Future[None]:
+            return self.db.submit(store.store_logs, execution_id, events, output_bytes)
+
+        return store_batch
+
+
+def _outcome(
+    spec: RunSpec,
+    reason: StopReason | None,
+    result: RunResult | None,
+    error: str | None,
+    pipeline: OutputPipeline,
+) -> store.Finish:
+    exit_code = result.exit_code if result else None
+    sizes = {"output_bytes": pipeline.total_bytes, "output_truncated": pipeline.truncated}
+    if reason is StopReason.cancelled:
+        return store.Finish(ExecutionStatus.cancelled, exit_code, "cancelled by a user", **sizes)
+    if reason is StopReason.timed_out:
+        message = f"timed out after {spec.timeout_seconds} s and was killed"
+        return store.Finish(ExecutionStatus.timed_out, exit_code, message, **sizes)
+    if reason is StopReason.interrupted:
+        return store.Finish(ExecutionStatus.error, exit_code, SHUTDOWN_MESSAGE, **sizes)
+    if error is not None or result is None:
+        return store.Finish(ExecutionStatus.error, exit_code, error, **sizes)
+    if result.oom_killed:
+        message = f"out of memory: the script went over its {spec.memory_mb} MiB limit and was killed"
+        return store.Finish(ExecutionStatus.failed, exit_code, message, **sizes)
+    if exit_code == 0:
+        return store.Finish(ExecutionStatus.success, 0, **sizes)
+    return store.Finish(
+        ExecutionStatus.failed, exit_code, f"the script exited with code {exit_code}", **sizes
+    )

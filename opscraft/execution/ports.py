@@ -1,0 +1,111 @@
+"""The ports of the execution engine: what moves runs, output, cancels and secrets between processes.
+
+Each is a small interface; the in-process implementations sit beside them (`queue.HueyQueue`,
+`bus.LocalLogBus`, `cancel.LocalCancelSignal`, `workers.LiveWorkers`), the vault's
+`SecretSource` is passed in by `lifecycle`, and scale-out adds Redis ones behind the same
+interfaces. The database row stays the truth: a queue or bus that loses a message delays a
+run or a live line, never loses it (claims are conditional updates, output is stored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final, Protocol
+
+from opscraft.db.engine import Database
+from opscraft.execution.events import Event, LogEvent
+
+OVERFLOW: Final = object()
+"""What `Subscription.get` returns once a watcher fell too far behind: re-read storage, re-subscribe."""
+
+
+class JobQueue(Protocol):
+    """Hands execution ids (nothing else) to workers; the database says what is still to run."""
+
+    def enqueue(self, execution_id: int) -> None:
+        """Queue a run (callable from any thread); a duplicate delivery is harmless (claims are atomic)."""
+        ...
+
+    def start(self) -> None:
+        """Start consuming (only in a process that runs executions)."""
+        ...
+
+    def stop(self) -> None:
+        """Stop taking jobs; running ones continue (the caller joins them with `join`)."""
+        ...
+
+    def join(self, timeout: float) -> bool:
+        """Wait for the running jobs; True when all finished within `timeout` seconds."""
+        ...
+
+    def clear(self) -> None:
+        """Drop every waiting job (on start, when no other worker shares the queue)."""
+        ...
+
+
+class Subscription(Protocol):
+    """One watcher's view of an execution: the unstored backlog at subscription time, then live events."""
+
+    backlog: list[LogEvent]
+
+    async def get(self, wait_seconds: float | None = None) -> Event | object | None:
+        """The next live event; `OVERFLOW` when this watcher fell behind; None when nothing came
+        within `wait_seconds` (None: wait as long as it takes)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LogBus(Protocol):
+    """Carries events from the worker running an execution to everyone watching it.
+
+    Resumable: `subscribe(execution_id, after_seq)` gives the events after `after_seq` that the
+    bus still holds (`backlog`) and everything published afterwards; what is older comes from
+    storage (`execution_logs`), so stored output + backlog + live covers every event, and
+    watchers drop duplicates by sequence number.
+    """
+
+    def publish(self, execution_id: int, event: Event) -> None:
+        """Deliver `event` to the watchers of `execution_id` (callable from any thread)."""
+        ...
+
+    def stored(self, execution_id: int, upto_seq: int) -> None:
+        """Storage has committed every log event up to `upto_seq` (the bus may forget them)."""
+        ...
+
+    def subscribe(self, execution_id: int, after_seq: int = 0) -> Subscription:
+        """Watch an execution from `after_seq` on; call from the event loop that reads it."""
+        ...
+
+
+class CancelSignal(Protocol):
+    """The immediate half of a cancel (the durable half is `executions.cancel_requested`)."""
+
+    def request(self, execution_id: int) -> None:
+        """Ask whoever runs `execution_id` to kill it (a no-op when nobody reachable runs it)."""
+        ...
+
+    def watch(self, execution_id: int, on_cancel: Callable[[], None]) -> None: ...
+
+    def unwatch(self, execution_id: int) -> None: ...
+
+
+class SecretUnavailable(Exception):
+    """An attached secret cannot be decrypted; the execution ends in `error` with this message."""
+
+
+class SecretSource(Protocol):
+    """Decrypts the secrets attached to a run's script (the vault, passed in by `lifecycle`)."""
+
+    async def for_execution(self, db: Database, execution_id: int) -> dict[str, str]:
+        """NAME -> plaintext for the run `execution_id`, each use audited with the execution id.
+
+        Runs on the worker's own event loop with its own `db`. Raises `SecretUnavailable`.
+        """
+        ...
+
+
+class RunnerAvailability(Protocol):
+    """Which runners some live worker offers now (`docker` while its Docker engine answers, `local`)."""
+
+    async def offered(self) -> frozenset[str]: ...

@@ -1,0 +1,179 @@
+"""Run events (the outbox) and system actors, on SQLite and PostgreSQL.
+
+Every final state writes one run event with it; each subscriber gets each event once, also
+across a restart and with two dispatchers at work; a failing subscriber gets it again. A system
+actor starts runs on a user's behalf with that user's permissions at that moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft import lifecycle, runtime
+from opscraft.db.models import AuditEvent, Execution, RunEvent, RunEventDelivery, User
+from opscraft.db.models.executions import Trigger
+from opscraft.execution.run_events import RunEventDispatcher, RunEventMessage
+from opscraft.services import executions
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Forbidden
+from tests.conftest import LoggedIn
+from tests.executions.conftest import make_script, run, start, wait_for
+
+
+class Probe:
+    """A subscriber that remembers what it was given; fails while `failing` is set."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+        self.failing = False
+
+    async def __call__(self, session: AsyncSession, events: list[RunEventMessage]) -> None:
+        if self.failing:
+            raise RuntimeError("subscriber down")
+        self.seen += [e.execution_id for e in events]
+
+
+async def test_each_final_state_writes_one_event_delivered_once_per_subscriber(
+    client: httpx.AsyncClient, admin: LoggedIn, tmp_path: Path
+) -> None:
+    ok, _ = await run(client, admin, "echo ok\n", "local")
+    failed, _ = await run(client, admin, "exit 3\n", "local")
+    script_id = await make_script(client, admin, "sleep 30\n", max_concurrent=1)
+    running = await start(client, admin, script_id, "local")
+    await wait_for(client, admin, running["id"], {"running"})
+    queued = await start(client, admin, script_id, "local")
+    for execution in (queued, running):  # a queued run ends in the service, a running one in the worker
+        r = await client.post(f"/api/v1/executions/{execution['id']}/cancel", headers=admin.headers)
+        assert r.status_code == 200, r.text
+    await wait_for(client, admin, running["id"])
+    ids = [ok["id"], failed["id"], queued["id"], running["id"]]
+    async with runtime.current().db.session() as session:
+        events = (await session.exec(select(RunEvent).order_by(col(RunEvent.id)))).all()
+    assert sorted(e.execution_id for e in events) == sorted(ids)
+    assert {e.execution_id: e.status for e in events} == {
+        ok["id"]: "success",
+        failed["id"]: "failed",
+        queued["id"]: "cancelled",
+        running["id"]: "cancelled",
+    }
+    failed_event = next(e for e in events if e.execution_id == failed["id"])
+    assert failed_event.details["exit_code"] == 3 and failed_event.details["trigger"] == "api"
+
+    db = runtime.current().db
+    probe = Probe()
+    first = RunEventDispatcher(db, "test-first")
+    first.subscribe("probe", probe)
+    probe.failing = True
+    assert await first.deliver() == 0  # nothing recorded: it comes again
+    probe.failing = False
+    assert await first.deliver() == len(ids)
+    assert await first.deliver() == 0
+    assert sorted(probe.seen) == sorted(ids)
+
+    # A restart: a new dispatcher with the same subscriber sees only what is new.
+    later, _ = await run(client, admin, "echo later\n", "local")
+    restarted = RunEventDispatcher(db, "test-restarted")
+    restarted.subscribe("probe", probe)
+    other = RunEventDispatcher(db, "test-other")
+    other.subscribe("probe", probe)
+    await asyncio.gather(restarted.deliver(), other.deliver())  # two processes at once
+    await restarted.deliver()
+    assert Counter(probe.seen) == Counter([*ids, later["id"]])
+
+    # The audit subscriber of the runtime, across a real restart of the runtime: once per run.
+    settings = runtime.current().settings
+    await lifecycle.stop()
+    await lifecycle.start(settings)
+    dispatcher = runtime.current().run_events
+    assert dispatcher is not None
+    await dispatcher.deliver()
+    async with runtime.current().db.session() as session:
+        audited = Counter(
+            (
+                await session.exec(
+                    select(AuditEvent.target_id).where(col(AuditEvent.action) == "execution.finished")
+                )
+            ).all()
+        )
+        deliveries = (
+            await session.exec(
+                select(func.count())
+                .select_from(RunEventDelivery)
+                .where(RunEventDelivery.subscriber == "audit")
+            )
+        ).one()
+    assert audited == Counter(str(i) for i in [*ids, later["id"]])
+    assert deliveries == len(ids) + 1
+
+
+async def _user(user_id: int) -> User:
+    async with runtime.current().db.session() as session:
+        user = await session.get(User, user_id)
+    assert user is not None
+    return user
+
+
+async def test_system_actor_runs_as_its_user_and_is_refused_for_a_deactivated_one(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn
+) -> None:
+    script_id = await make_script(client, admin, "echo scheduled\n")
+    db = runtime.current().db
+    async with db.session() as session:
+        owner = await session.get(User, operator.id)
+        started = await executions.create(
+            session,
+            Actor.on_behalf_of(owner, "schedule:7"),
+            script_id,
+            {},
+            runner="local",
+            trigger=Trigger.schedule,
+        )
+    final = await wait_for(client, admin, started.id)
+    assert final["status"] == "success"
+    assert final["triggered_by"] == operator.id
+    async with db.session() as session:
+        row = await session.get(Execution, started.id)
+    assert final["trigger"] == "schedule" and final["trigger_ref"] == "schedule:7"
+    assert row is not None and row.worker_id == final["worker_id"] is not None
+
+    r = await client.put(f"/api/v1/users/{operator.id}", json={"is_active": False}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    deactivated = await _user(operator.id)
+    attempts = [
+        (Actor.on_behalf_of(deactivated, "schedule:7"), Trigger.schedule),
+        (Actor.on_behalf_of(deactivated, "webhook:2"), Trigger.webhook),
+        (Actor.on_behalf_of(None, "schedule:9"), Trigger.schedule),  # the owner was deleted
+    ]
+    async with db.session() as session:
+        count_before = (await session.exec(select(func.count()).select_from(Execution))).one()
+    for actor, trigger in attempts:
+        async with db.session() as session:
+            with pytest.raises(Forbidden, match=str(actor.system)):
+                await executions.create(session, actor, script_id, {}, runner="local", trigger=trigger)
+    async with db.session() as session:
+        assert (await session.exec(select(func.count()).select_from(Execution))).one() == count_before
+        refused = (
+            await session.exec(
+                select(AuditEvent)
+                .where(col(AuditEvent.action) == "execution.refused")
+                .order_by(col(AuditEvent.id))
+            )
+        ).all()
+    assert [(e.actor_id, e.details["system_actor"], e.details["trigger"]) for e in refused] == [
+        (operator.id, "schedule:7", "schedule"),
+        (operator.id, "webhook:2", "webhook"),
+        (None, "schedule:9", "schedule"),
+    ]
+    assert all(e.target_id == str(script_id) and "deactivated" in e.details["reason"] for e in refused)
+    # A human actor cannot claim a system trigger, nor a system actor a human one.
+    for actor, trigger in ((Actor(await _user(admin.id)), Trigger.schedule), (attempts[0][0], Trigger.api)):
+        async with db.session() as session:
+            with pytest.raises(ValueError, match="does not fit"):
+                await executions.create(session, actor, script_id, {}, trigger=trigger)

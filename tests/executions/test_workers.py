@@ -1,0 +1,192 @@
+"""Several execution workers on one PostgreSQL database: identity, recovery of their own runs only,
+and a SIGKILLed worker's runs ended as "worker lost" by a survivor within the configured limit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import col, select
+
+from opscraft import runtime
+from opscraft.db.models import AuditEvent, Execution, RegisteredWorker
+from opscraft.execution.local_runner import LocalRunner
+from opscraft.execution.store import LOST_MESSAGE
+from opscraft.execution.worker import Worker, worker_identity
+from opscraft.security.vault import KEY_FILE
+from tests.conftest import (
+    PASSWORD,
+    PG_URL,
+    LoggedIn,
+    make_settings,
+    require_service,
+    start_server,
+    stop_server,
+)
+from tests.executions.conftest import IMAGES, make_script, start, wait_for
+
+LONG = 'echo "begun $N"\nsleep "$S"\necho "ended $N"\n'
+
+
+@pytest.fixture
+def backend() -> str:
+    """These tests need several processes or workers on one database server: PostgreSQL only."""
+    require_service(bool(PG_URL), "PostgreSQL (OPSCRAFT_TEST_PG_URL)")
+    return "postgresql"
+
+
+async def _row(execution_id: int) -> Execution:
+    async with runtime.current().db.session() as session:
+        execution = await session.get(Execution, execution_id)
+    assert execution is not None
+    return execution
+
+
+async def _enqueue_row(script_id: int, user_id: int, queue_of: Worker, **parameters: Any) -> int:
+    """A queued run written straight to the database and handed to one worker's queue."""
+    async with runtime.current().db.session() as session:
+        execution = Execution(
+            script_id=script_id,
+            script_version=1,
+            script_name="long",
+            script_type="bash",
+            parameters={k: str(v) for k, v in parameters.items()},
+            triggered_by=user_id,
+            runner="local",
+        )
+        session.add(execution)
+        await session.commit()
+        assert execution.id is not None
+        execution_id = execution.id
+    queue_of.queue.enqueue(execution_id)
+    return execution_id
+
+
+async def test_two_workers_keep_their_runs_through_each_others_start(
+    client: httpx.AsyncClient, admin: LoggedIn, tmp_path: Path
+) -> None:
+    first = runtime.current().worker
+    assert first is not None
+    script_id = await make_script(client, admin, LONG, parameters={"N": 0, "S": 2})
+    a_run = await start(client, admin, script_id, "local", parameters={"N": 1, "S": 3})
+    await wait_for(client, admin, a_run["id"], {"running"})
+
+    other_settings = make_settings(
+        tmp_path / "b", PG_URL, OPSCRAFT_LOCAL_RUNNER=True, OPSCRAFT_MASTER_KEY=_key(tmp_path), **IMAGES
+    )
+    second = Worker(other_settings, secrets=None)
+    assert second.worker_id != first.worker_id
+    await asyncio.to_thread(second.start)
+    restarted: Worker | None = None
+    try:
+        # The second worker's start recovered and swept only its own (none): the first run goes on.
+        assert (await _row(a_run["id"])).status == "running"
+        b_run = await _enqueue_row(script_id, admin.id, second, N=2, S=6)
+        await wait_for(client, admin, b_run, {"running"})
+        assert (await _row(b_run)).worker_id == second.worker_id
+        a_final = await wait_for(client, admin, a_run["id"])
+        assert a_final["status"] == "success", a_final
+        assert (await _row(a_run["id"])).worker_id == first.worker_id
+
+        # The first worker restarts (same identity) while the second one's run is in progress.
+        await asyncio.to_thread(first.stop)
+        restarted = Worker(runtime.current().settings, secrets=None)
+        assert restarted.worker_id == first.worker_id
+        await asyncio.to_thread(restarted.start)
+        runtime.current().worker = restarted  # lifecycle.stop stops it
+        assert (await _row(b_run)).status == "running"
+        b_final = await wait_for(client, admin, b_run)
+        assert b_final["status"] == "success", b_final
+        async with runtime.current().db.session() as session:
+            rows = (await session.exec(select(RegisteredWorker))).all()
+        live = {w.id for w in rows if w.stopped_at is None}
+        assert live == {first.worker_id, second.worker_id}
+        assert {w.id: w.slots for w in rows}[second.worker_id] == other_settings.workers
+        assert all("local" in w.runners and w.pid == os.getpid() for w in rows)
+    finally:
+        await asyncio.to_thread(second.stop)
+
+
+def _key(tmp_path: Path) -> str:
+    """The master key the runtime under test created in its data directory."""
+    return (tmp_path / KEY_FILE).read_text().strip()
+
+
+LOST_LIMIT = 3.0
+HEARTBEAT = 0.5
+
+
+@pytest.mark.parametrize(
+    "engine_settings",
+    [{"OPSCRAFT_WORKER_LOST_SECONDS": LOST_LIMIT, "OPSCRAFT_WORKER_HEARTBEAT_SECONDS": HEARTBEAT}],
+)
+async def test_a_killed_workers_run_is_ended_as_lost_by_a_survivor(
+    client: httpx.AsyncClient, admin: LoggedIn, tmp_path: Path
+) -> None:
+    server_dir = tmp_path / "server"
+    server_dir.mkdir()
+    shutil.copy(tmp_path / KEY_FILE, server_dir / KEY_FILE)
+    assert PG_URL
+    env = {
+        "DATABASE_URL": PG_URL,
+        "OPSCRAFT_LOCAL_RUNNER": "1",
+        "OPSCRAFT_WORKER_LOST_SECONDS": str(LOST_LIMIT),
+        "OPSCRAFT_WORKER_HEARTBEAT_SECONDS": str(HEARTBEAT),
+        **IMAGES,
+    }
+    server = start_server(server_dir, env)
+    server_worker = worker_identity(make_settings(server_dir))
+    try:
+        login = httpx.post(
+            f"{server.url}/api/v1/auth/login", json={"username": "admin", "password": PASSWORD}
+        ).json()
+        headers = {"Authorization": f"Bearer {login['access_token']}"}
+        script_id = await make_script(client, admin, LONG, parameters={"N": 0, "S": 120})
+        r = httpx.post(
+            f"{server.url}/api/v1/executions",
+            json={"script_id": script_id, "runner": "local", "parameters": {"N": 1, "S": 120}},
+            headers=headers,
+        )
+        assert r.status_code == 202, r.text
+        execution_id = r.json()["id"]
+        await wait_for(client, admin, execution_id, {"running"})
+        assert (await _row(execution_id)).worker_id == server_worker
+
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait()
+        killed_at = time.monotonic()
+        final = await wait_for(client, admin, execution_id, timeout=LOST_LIMIT + 30)
+        took = time.monotonic() - killed_at
+        assert final["status"] == "error" and final["error_message"] == LOST_MESSAGE, final
+        # Lost once the heartbeat is older than the limit; noticed within a heartbeat or two after.
+        assert took <= LOST_LIMIT + 4 * HEARTBEAT + 2, took
+        # The end was written once, with its run event, and the survivor's dispatcher audited it.
+        deadline = time.monotonic() + 20
+        while True:
+            async with runtime.current().db.session() as session:
+                audited = (
+                    await session.exec(
+                        select(AuditEvent).where(
+                            col(AuditEvent.action) == "execution.finished",
+                            col(AuditEvent.target_id) == str(execution_id),
+                        )
+                    )
+                ).all()
+            if audited or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        assert len(audited) == 1 and audited[0].details["status"] == "error"
+        async with runtime.current().db.session() as session:
+            lost = await session.get(RegisteredWorker, server_worker)
+        assert lost is not None and lost.stopped_at is not None
+    finally:
+        LocalRunner(server_worker).sweep()  # the killed server's orphaned `sleep`
+        if server.process.poll() is None:
+            stop_server(server)
