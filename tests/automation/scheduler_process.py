@@ -23,7 +23,7 @@ async def main(data_dir: str, go_file: str, base_iso: str, steps: int) -> None:
     import os
 
     settings = make_settings(Path(data_dir), os.environ["DATABASE_URL"], OPSCRAFT_LOCAL_RUNNER=True)
-    rt = await lifecycle.start(settings, migrate=False, engine=False)
+    rt = await lifecycle.start(settings, migrate=False, worker=False, dispatch=False)
     try:
         print("ready", flush=True)
         while not Path(go_file).exists():

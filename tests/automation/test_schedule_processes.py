@@ -20,6 +20,7 @@ from opscraft.services.schedules import ScheduleIn
 from opscraft.services.scripts import ScriptCreate
 from opscraft.services.users import UserCreate
 from tests.conftest import PG_URL, ROOT, _truncate_postgres, make_settings, require_service
+from tests.executions.conftest import IMAGES
 
 SCHEDULES = 20
 STEPS = 3
@@ -29,7 +30,13 @@ async def test_two_processes_fire_each_time_once(tmp_path: Path) -> None:
     require_service(bool(PG_URL), "PostgreSQL (OPSCRAFT_TEST_PG_URL)")
     assert PG_URL
     await _truncate_postgres(PG_URL)
-    rt = await lifecycle.start(make_settings(tmp_path, PG_URL), engine=False)
+    # This process runs the only worker (runs need a live worker offering a runner); the two
+    # scheduler processes run none.
+    settings = make_settings(tmp_path, PG_URL, OPSCRAFT_LOCAL_RUNNER=True, **IMAGES)
+    rt = await lifecycle.start(settings)
+    assert rt.automation is not None
+    await rt.automation.stop()  # this process's own scheduler stays out of the race
+    rt.automation = None
     try:
         async with rt.db.session() as session:
             owner = await users.bootstrap(
