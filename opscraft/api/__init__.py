@@ -6,6 +6,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from opscraft.api import (
+    approvals,
     audit,
     auth,
     executions,
@@ -31,6 +32,7 @@ ROUTERS: list[APIRouter] = [
     notifications.router,
     schedules.router,
     webhooks.router,
+    approvals.router,
     scripts.router,
     secrets.router,
     executions.router,

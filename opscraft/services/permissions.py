@@ -17,10 +17,16 @@ class Permission(StrEnum):
     view_audit = "view_audit"
     cancel_any_execution = "cancel_any_execution"
     manage_settings = "manage_settings"
+    approve_executions = "approve_executions"
 
 
 _VIEWER = frozenset({Permission.view_scripts, Permission.execute_scripts})
-_OPERATOR = _VIEWER | {Permission.edit_scripts, Permission.manage_secrets, Permission.cancel_any_execution}
+_OPERATOR = _VIEWER | {
+    Permission.edit_scripts,
+    Permission.manage_secrets,
+    Permission.cancel_any_execution,
+    Permission.approve_executions,
+}
 _ADMIN = frozenset(Permission)
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

@@ -41,7 +41,7 @@ from opscraft.db.models import Execution, Schedule, ScheduleFire, Script, User
 from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
 from opscraft.db.models.executions import FINAL_STATUSES, Trigger
 from opscraft.db.types import utcnow
-from opscraft.services import audit, parameters
+from opscraft.services import approvals, audit, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, NotFound, ServiceError
 from opscraft.services.permissions import Permission, require
@@ -483,12 +483,13 @@ async def seconds_to_next(db: Database) -> float:
 
 
 async def run_scheduler(db: Database) -> None:
-    """Fire schedules until cancelled: a tick, then sleep until the next fire time (at most
-    MAX_IDLE_SECONDS, so schedules saved by other processes are seen quickly)."""
+    """Fire schedules (and expire approval requests) until cancelled: a tick, then sleep until
+    the next fire time (at most MAX_IDLE_SECONDS, so schedules saved elsewhere are seen quickly)."""
     me = process_name()
     while True:
         try:
             await tick(db, me=me)
+            await approvals.expire_due(db)
             await asyncio.sleep(await seconds_to_next(db))
         except asyncio.CancelledError:
             raise

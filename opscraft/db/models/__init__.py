@@ -3,6 +3,9 @@
 from opscraft.db.models.audit import AuditEvent
 from opscraft.db.models.automation import (
     ApiToken,
+    ApprovalDecision,
+    ApprovalPolicy,
+    ApprovalRequest,
     NotificationChannel,
     NotificationDelivery,
     NotificationRule,
@@ -20,6 +23,9 @@ from opscraft.db.models.workers import RegisteredWorker, RunEvent, RunEventDeliv
 __all__ = [
     "ApiToken",
     "AppSetting",
+    "ApprovalDecision",
+    "ApprovalPolicy",
+    "ApprovalRequest",
     "AuditEvent",
     "Execution",
     "ExecutionLog",

@@ -1,5 +1,5 @@
 """Automation tables: personal API tokens, notifications (channels, rules, delivery log),
-schedules and their fires, inbound webhook triggers."""
+schedules and their fires, inbound webhook triggers, approvals."""
 
 from __future__ import annotations
 
@@ -179,4 +179,46 @@ class WebhookTrigger(SQLModel, table=True):
     enabled: bool = Field(default=True)
     owner_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     last_called_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ApprovalPolicy(SQLModel, table=True):
+    """A script whose runs need `required` approvals before they queue (expiring after
+    `expires_after_hours`)."""
+
+    __tablename__ = "approval_policies"
+
+    script_id: int = Field(foreign_key="scripts.id", primary_key=True, ondelete="CASCADE")
+    required: int = Field(default=1)
+    expires_after_hours: int = Field(default=24)
+    updated_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ApprovalRequest(SQLModel, table=True):
+    """A run waiting for approval: how many it needs and until when."""
+
+    __tablename__ = "approval_requests"
+
+    execution_id: int = Field(foreign_key="executions.id", primary_key=True, ondelete="CASCADE")
+    required: int
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    outcome: str | None = Field(default=None, max_length=16)
+
+
+class ApprovalDecision(SQLModel, table=True):
+    """One person's approve or reject of a run, with their comment (the decision trail)."""
+
+    __tablename__ = "approval_decisions"
+    __table_args__ = (
+        UniqueConstraint("execution_id", "user_id", name="uq_approval_decisions_execution_user"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    execution_id: int = Field(foreign_key="executions.id", index=True, ondelete="CASCADE")
+    user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    username: str = Field(max_length=64)
+    decision: str = Field(max_length=16)
+    comment: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
