@@ -23,6 +23,7 @@ PAGE_MODULES = [
     "schedules",
     "webhooks",
     "notifications",
+    "approvals",
 ]
 
 

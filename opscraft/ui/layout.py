@@ -25,6 +25,13 @@ class NavItem:
     icon: str
     path: str
     permission: Permission | None = None
+    # A key of NAV_BADGES: a count shown next to the label (e.g. runs awaiting approval).
+    badge: str | None = None
+
+
+# badge key -> async count for the acting user; pages register theirs (ui/approvals.py).
+NAV_BADGES: dict[str, Callable[[Actor], Awaitable[int]]] = {}
+BADGE_REFRESH_SECONDS = 10.0
 
 
 NAV: list[NavItem] = [
@@ -32,6 +39,7 @@ NAV: list[NavItem] = [
     NavItem("Scripts", "description", "/scripts", Permission.view_scripts),
     NavItem("Executions", "play_circle", "/executions", Permission.view_scripts),
     NavItem("Schedules", "schedule", "/schedules", Permission.view_scripts),
+    NavItem("Approvals", "how_to_reg", "/approvals", Permission.view_scripts, badge="approvals"),
     NavItem("Secrets", "key", "/secrets", Permission.manage_secrets),
     NavItem("Users", "group", "/users", Permission.manage_users),
     NavItem("Audit log", "policy", "/audit", Permission.view_audit),
@@ -133,6 +141,22 @@ def _request_path() -> str:
     return request.url.path + (f"?{request.url.query}" if request.url.query else "") if request else "/"
 
 
+def _nav_badge(actor: Actor, key: str) -> None:
+    """A red count beside a navigation entry, refreshed every few seconds; hidden at zero."""
+    badge = ui.badge("", color="negative").props(f'rounded data-testid="nav-badge-{key}"')
+    badge.set_visibility(False)
+
+    async def update() -> None:
+        try:
+            count = await NAV_BADGES[key](actor)
+        except ServiceError:
+            count = 0
+        badge.set_text(str(count))
+        badge.set_visibility(count > 0)
+
+    ui.timer(BADGE_REFRESH_SECONDS, update, immediate=True)
+
+
 @contextmanager
 def frame(actor: Actor, title: str) -> Iterator[None]:
     user = actor.user
@@ -171,6 +195,8 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
                     with ui.row().classes("items-center gap-3 px-3 py-2 no-wrap"):
                         ui.icon(item.icon).classes("text-xl")
                         ui.label(item.label).classes("text-body1")
+                        if item.badge in NAV_BADGES:
+                            _nav_badge(actor, item.badge)
     with ui.column().classes("w-full max-w-7xl mx-auto p-4 gap-4"):
         ui.label(title).classes("text-2xl font-semibold")
         yield
