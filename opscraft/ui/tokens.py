@@ -68,13 +68,20 @@ async def tokens_page(actor: Actor) -> None:
             if await run_action(lambda: call(api_tokens.revoke, current, info.token.id), "Token revoked"):
                 body.refresh()
 
+        # Built with the page (not inside the creation dialog, which is gone by then).
+        with ui.dialog() as shown, dialog_card("Your new token"):
+            ui.label("Copy it now: it is not shown again.").classes("text-warning")
+            shown_value = (
+                ui.input()
+                .props('readonly outlined dense data-testid="token-value"')
+                .classes("w-full font-mono")
+            )
+            ui.button("Done", on_click=lambda: (shown_value.set_value(""), shown.close())).props(
+                'unelevated data-testid="token-done"'
+            )
+
         def show_once(value: str) -> None:
-            with ui.dialog() as shown, dialog_card("Your new token"):
-                ui.label("Copy it now: it is not shown again.").classes("text-warning")
-                ui.input(value=value).props('readonly outlined dense data-testid="token-value"').classes(
-                    "w-full font-mono"
-                )
-                ui.button("Done", on_click=shown.delete).props('unelevated data-testid="token-done"')
+            shown_value.set_value(value)
             shown.open()
 
         async def open_create() -> None:

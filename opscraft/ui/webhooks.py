@@ -101,17 +101,27 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                     body.refresh()
                     hook, token = created
                     base = runtime.current().settings.public_url or ""
-                    with ui.dialog() as shown, dialog_card("Webhook URL"):
-                        ui.label("Copy it now: the token is not shown again.").classes("text-warning")
-                        ui.input(value=base + webhooks.hook_path(hook, token)).props(
-                            'readonly outlined dense data-testid="webhook-url"'
-                        ).classes("w-full font-mono")
-                        ui.button("Done", on_click=shown.delete).props("unelevated")
+                    shown_url.set_value(base + webhooks.hook_path(hook, token))
                     shown.open()
 
             dialog_buttons(dialog, "Add", "webhook-submit", submit)
         dialog.open()
 
+    # Built with the tab (not inside the creation dialog, which is gone by then).
+    with ui.dialog() as shown, dialog_card("Webhook URL"):
+        ui.label("Copy it now: the token is not shown again.").classes("text-warning")
+        shown_url = (
+            ui.input().props('readonly outlined dense data-testid="webhook-url"').classes("w-full font-mono")
+        )
+        ui.button("Done", on_click=lambda: (shown_url.set_value(""), shown.close())).props("unelevated")
+
     if edit:
         ui.button("Add webhook", icon="add", on_click=open_add).props('unelevated data-testid="webhook-add"')
-    await body()
+
+    async def render() -> None:
+        """Rendered once the browser is connected: the script page builds faster."""
+        with container:
+            await body()
+
+    container = ui.column().classes("w-full gap-2")
+    ui.timer(0.1, render, once=True)
