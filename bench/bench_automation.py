@@ -11,7 +11,8 @@
    FastAPI stack in process, against the bare baseline of `POST /api/v1/executions` with an
    access token (the same run start, without the webhook's checks).
 
-No worker runs (the runs stay queued): this measures the trigger side, not the runs.
+No worker runs (the runs stay queued): this measures the trigger side, not the runs. A
+`workers` row offering the local runner stands for a worker elsewhere, so runs can be created.
 
 Usage: .venv/bin/python bench/bench_automation.py [--schedules 1000] [--minutes 3] [--calls 300]
            [--pg postgresql+asyncpg://...]   (default SQLite in a temporary directory)
@@ -37,7 +38,7 @@ from sqlmodel import update
 from opscraft import lifecycle
 from opscraft.api import install_api
 from opscraft.config import load_settings
-from opscraft.db.models import Role, Schedule
+from opscraft.db.models import RegisteredWorker, Role, Schedule
 from opscraft.db.types import utcnow
 from opscraft.services import app_settings, executions, schedules, scripts, users
 from opscraft.services.actor import Actor
@@ -184,6 +185,17 @@ async def main() -> None:
                     actor,
                     ScriptCreate(name="tick", script_type="bash", content="true\n", status="active"),
                 )
+                session.add(
+                    RegisteredWorker(
+                        id="bench-elsewhere",
+                        host_name="bench",
+                        pid=0,
+                        runners=["local"],
+                        slots=4,
+                        heartbeat_at=utcnow() + timedelta(days=1),
+                    )
+                )
+                await session.commit()
             assert saved.script.id is not None
             print(f"database: {'postgresql' if args.pg else 'sqlite'}")
             await scheduler_bench(rt, actor, saved.script.id, args.schedules, args.minutes)

@@ -27,12 +27,14 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadCronError, croniter
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, bindparam, func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -247,8 +249,10 @@ def _advance(row: Schedule, now: datetime) -> tuple[datetime, datetime]:
 
 
 async def _claim_batch(db: Database, now: datetime, me: str) -> list[Claimed]:
-    """Claim every due fire in one transaction; a conflict with another process (the primary
-    key of `schedule_fires`) makes it retry one by one, so each fire is claimed once."""
+    """Claim every due fire with one statement: insert the (schedule, fire time) rows, skipping
+    those that exist (`ON CONFLICT DO NOTHING ... RETURNING`): the rows this process inserted
+    are its claims, whatever other processes do at the same moment. Then advance the claimed
+    schedules' `next_fire_at` (one executemany)."""
     async with db.session() as session:
         rows = list(
             (
@@ -260,53 +264,55 @@ async def _claim_batch(db: Database, now: datetime, me: str) -> list[Claimed]:
                 )
             ).all()
         )
-    if not rows:
-        return []
-    try:
-        async with db.session() as session:
-            claimed = [c for row in rows if (c := await _claim_one(session, row, now, me)) is not None]
-            await session.commit()
-            return claimed
-    except IntegrityError:
-        pass
-    claimed = []
-    for row in rows:
-        async with db.session() as session:
-            try:
-                found = await _claim_one(session, row, now, me)
-                await session.commit()
-            except IntegrityError:
-                await session.rollback()
-                continue
-            if found is not None:
-                claimed.append(found)
-    return claimed
-
-
-async def _claim_one(session: AsyncSession, row: Schedule, now: datetime, me: str) -> Claimed | None:
-    assert row.id is not None
-    latest, following = _advance(row, now)
-    moved = await session.exec(
-        update(Schedule)
-        .where(
-            col(Schedule.id) == row.id, col(Schedule.next_fire_at) == row.next_fire_at, col(Schedule.enabled)
+        if not rows:
+            return []
+        plans = {row.id: (row, *_advance(row, now)) for row in rows if row.id is not None}
+        dialect = session.bind.dialect.name if session.bind else "sqlite"
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        claimed_at = utcnow()
+        fires, table = cast(Table, ScheduleFire.__table__), cast(Table, Schedule.__table__)
+        connection = await session.connection()
+        statement = (
+            insert(fires)
+            .values(
+                [
+                    {
+                        "schedule_id": sid,
+                        "fire_time": latest,
+                        "claimed_at": claimed_at,
+                        "claimed_by": me,
+                        "outcome": "due",
+                    }
+                    for sid, (_, latest, _) in plans.items()
+                ]
+            )
+            .on_conflict_do_nothing()
+            .returning(fires.c.schedule_id)
         )
-        .values(next_fire_at=following, last_fire_at=latest)
-    )
-    if moved.rowcount != 1:  # another process advanced it first
-        return None
-    missed_skip = now - latest > MISSED_GRACE and row.missed_policy == MissedPolicy.skip
-    session.add(ScheduleFire(schedule_id=row.id, fire_time=latest, claimed_by=me, outcome="due"))
-    await session.flush()
-    return Claimed(
-        row.id,
-        latest,
-        row.script_id,
-        row.owner_id,
-        dict(row.parameters),
-        OverlapPolicy(row.overlap_policy),
-        missed_skip,
-    )
+        won = {int(sid) for sid in (await connection.execute(statement)).scalars().all()}
+        if won:
+            await connection.execute(
+                table.update()
+                .where(table.c.id == bindparam("sid"), table.c.next_fire_at < bindparam("following"))
+                .values(next_fire_at=bindparam("following"), last_fire_at=bindparam("latest")),
+                [{"sid": sid, "following": plans[sid][2], "latest": plans[sid][1]} for sid in won],
+            )
+        await session.commit()
+    claimed = []
+    for sid in sorted(won, key=lambda i: plans[i][1]):
+        row, latest, _ = plans[sid]
+        claimed.append(
+            Claimed(
+                sid,
+                latest,
+                row.script_id,
+                row.owner_id,
+                dict(row.parameters),
+                OverlapPolicy(row.overlap_policy),
+                now - latest > MISSED_GRACE and row.missed_policy == MissedPolicy.skip,
+            )
+        )
+    return claimed
 
 
 async def _active_run(session: AsyncSession, schedule_id: int) -> bool:
@@ -387,22 +393,34 @@ async def _handle(session: AsyncSession, fire: Claimed) -> Outcome:
 
 async def _record(session: AsyncSession, outcomes: list[Outcome]) -> None:
     """Write the outcomes of a round (fire rows and each schedule's last result) in one commit."""
-    for o in outcomes:
-        values: dict[str, Any] = {"outcome": o.outcome, "message": o.message}
-        if o.execution_id is not None:
-            values["execution_id"] = o.execution_id
-        await session.exec(
-            update(ScheduleFire)
-            .where(
-                col(ScheduleFire.schedule_id) == o.fire.schedule_id,
-                col(ScheduleFire.fire_time) == o.fire.fire_time,
-            )
-            .values(**values)
+    if outcomes:
+        fires, table = cast(Table, ScheduleFire.__table__), cast(Table, Schedule.__table__)
+        values = [
+            {
+                "sid": o.fire.schedule_id,
+                "ft": o.fire.fire_time,
+                "oc": o.outcome,
+                "ex": o.execution_id,
+                "msg": o.message,
+            }
+            for o in outcomes
+        ]
+        connection = await session.connection()
+        await connection.execute(
+            fires.update()
+            .where(fires.c.schedule_id == bindparam("sid"), fires.c.fire_time == bindparam("ft"))
+            .values(outcome=bindparam("oc"), execution_id=bindparam("ex"), message=bindparam("msg")),
+            values,
         )
-        last: dict[str, Any] = {"last_outcome": o.outcome}
-        if o.execution_id is not None:
-            last["last_execution_id"] = o.execution_id
-        await session.exec(update(Schedule).where(col(Schedule.id) == o.fire.schedule_id).values(**last))
+        await connection.execute(
+            table.update()
+            .where(table.c.id == bindparam("sid"))
+            .values(
+                last_outcome=bindparam("oc"),
+                last_execution_id=func.coalesce(bindparam("ex"), table.c.last_execution_id),
+            ),
+            values,
+        )
     await session.commit()
 
 
@@ -450,20 +468,25 @@ async def tick(db: Database, now: datetime | None = None, me: str | None = None)
     fires this process claimed. Safe to call from any number of processes at once."""
     now = now or utcnow()
     me = me or process_name()
-    claimed = await _claim_batch(db, now, me)
-    if claimed:
-        async with db.session() as session:
-            outcomes = []
-            for fire in claimed:
-                try:
-                    outcomes.append(await _handle(session, fire))
-                except Exception:  # one broken schedule must not stop the others
-                    log.exception("schedule %s: firing failed", fire.schedule_id)
-                    await session.rollback()
-                    outcomes.append(Outcome(fire, "error", message="internal error: see the server log"))
-            await _record(session, outcomes)
+    total = 0
+    while True:
+        claimed = await _claim_batch(db, now, me)
+        if claimed:
+            async with db.session() as session:
+                outcomes = []
+                for fire in claimed:
+                    try:
+                        outcomes.append(await _handle(session, fire))
+                    except Exception:  # one broken schedule must not stop the others
+                        log.exception("schedule %s: firing failed", fire.schedule_id)
+                        await session.rollback()
+                        outcomes.append(Outcome(fire, "error", message="internal error: see the server log"))
+                await _record(session, outcomes)
+        total += len(claimed)
+        if len(claimed) < BATCH:
+            break
     await _start_waiting(db, me)
-    return len(claimed)
+    return total
 
 
 async def seconds_to_next(db: Database) -> float:

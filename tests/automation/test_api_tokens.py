@@ -143,3 +143,16 @@ async def test_unknown_or_malformed_token_is_401(client: httpx.AsyncClient) -> N
         assert (await client.get("/api/v1/auth/me", headers=bearer(value))).status_code == 401
     r = await client.post("/api/v1/tokens", json={"name": ""}, headers=bearer("ocp_x"))
     assert r.status_code == 401
+
+
+async def test_a_token_request_records_trigger_api_token(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    from tests.executions.conftest import make_script
+
+    script_id = await make_script(client, admin, "true\n")
+    token = (await create(client, admin)).json()["token"]
+    body = {"script_id": script_id, "runner": "local"}
+    via_token = await client.post("/api/v1/executions", json=body, headers=bearer(token))
+    via_login = await client.post("/api/v1/executions", json=body, headers=admin.headers)
+    assert via_token.status_code == via_login.status_code == 202, via_token.text
+    assert (via_token.json()["trigger"], via_login.json()["trigger"]) == ("api_token", "api")
+    assert via_token.json()["triggered_by_name"] == "admin"

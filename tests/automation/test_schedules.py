@@ -222,3 +222,20 @@ async def test_schedule_fires_on_its_own(client: httpx.AsyncClient, admin: Logge
         await asyncio.sleep(0.2)
     (fire,) = await fires(schedule_id)
     assert fire.outcome == "started"
+
+
+async def test_runs_record_the_schedule_as_trigger(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    await local_runner(client, admin)
+    sid = await script(client, admin)
+    schedule_id = (await add(client, admin, sid)).json()["id"]
+    await due_now(schedule_id)
+    await schedules.tick(runtime.current().db)
+    (fire,) = await fires(schedule_id)
+    run = (await client.get(f"/api/v1/executions/{fire.execution_id}", headers=admin.headers)).json()
+    assert (run["trigger"], run["trigger_ref"], run["triggered_by_name"]) == (
+        "schedule",
+        f"schedule:{schedule_id}",
+        "admin",
+    )
