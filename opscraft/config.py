@@ -90,6 +90,9 @@ class Settings(BaseSettings):
 
     master_key: str | None = Field(None, validation_alias="OPSCRAFT_MASTER_KEY")
 
+    # The address users reach this server at (links in notifications, webhook URLs).
+    public_url: str | None = Field(None, validation_alias="OPSCRAFT_PUBLIC_URL")
+
     @field_validator("worker_lost_seconds")
     @classmethod
     def _check_lost_after_heartbeats(cls, value: float, info: ValidationInfo) -> float:
@@ -115,6 +118,16 @@ class Settings(BaseSettings):
         for origin in value:
             if origin != "*" and not _ORIGIN_RE.match(origin):
                 raise ValueError("each origin must look like https://host[:port] (or be *)")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        value = value.rstrip("/")
+        if not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+            raise ValueError("must look like https://host[:port][/path]")
         return value
 
     @field_validator("redis_url")

@@ -20,7 +20,7 @@ from opscraft.execution.cancel import LocalCancelSignal
 from opscraft.execution.client import ExecutionClient, LiveWorkers
 from opscraft.execution.run_events import RunEventDispatcher
 from opscraft.execution.worker import Worker, queue_for
-from opscraft.services import keyring, run_audit
+from opscraft.services import automation, keyring, notifications, run_audit
 from opscraft.services.secrets import VaultSecretSource
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ async def start(
         on_round = None if run_worker else _lost_worker_check(rt)
         dispatcher = RunEventDispatcher(rt.db, process_id, on_round=on_round)
         dispatcher.subscribe(run_audit.SUBSCRIBER, run_audit.record_finished)
+        dispatcher.subscribe(notifications.SUBSCRIBER, notifications.on_run_events)
         rt.run_events = dispatcher
     availability = LiveWorkers(rt.db, settings.worker_lost_seconds)
     if run_worker:
@@ -76,6 +77,7 @@ async def start(
         )
     if dispatcher is not None:
         dispatcher.start()
+        rt.automation = automation.start(rt.db)
     rt.ready = True
     log.info("OpsCraft started: database=%s", "sqlite" if settings.is_sqlite else "postgresql")
     return rt
@@ -104,6 +106,9 @@ async def stop() -> None:
         rt = runtime.current()
     except RuntimeError:
         return
+    if rt.automation is not None:
+        await rt.automation.stop()
+        rt.automation = None
     if rt.worker is not None:
         await asyncio.to_thread(rt.worker.stop)
         rt.worker = None

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from opscraft.execution.worker import Worker
     from opscraft.security.ratelimit import RateLimiter
     from opscraft.security.vault import Vault
+    from opscraft.services.automation import AutomationLoops
 
 
 @dataclass
@@ -37,6 +38,8 @@ class Runtime:
     run_events: RunEventDispatcher | None = None
     # Set by the last step of `lifecycle.start`; until then requests get a 503.
     ready: bool = False
+    # The scheduler and the notification sender (services/automation.py), where events are dispatched.
+    automation: AutomationLoops | None = None
 
 
 _current: Runtime | None = None

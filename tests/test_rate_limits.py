@@ -177,3 +177,21 @@ async def test_memory_window_and_retry_after() -> None:
     assert await limiter.hit("other", 1) == 0
     await asyncio.sleep(2.05)
     assert await limiter.hit("k", 1) == 0, "a new window starts from zero"
+
+
+async def test_personal_token_shares_its_owners_limit(clients: Clients, limiter_backend: str) -> None:
+    if limiter_backend == "redis":  # user ids restart with each test's database: forget their counts
+        import redis
+
+        with redis.from_url(str(REDIS_URL)) as r:
+            for key in r.scan_iter("opscraft:rl:api:user:*"):
+                r.delete(key)
+    client = clients(_ip())
+    carol = await make_user(client, "viewer", f"carol{secrets.token_hex(3)}")
+    created = await client.post("/api/v1/tokens", json={"name": "ci"}, headers=carol.headers)
+    assert created.status_code == 201, created.text
+    token = {"Authorization": f"Bearer {created.json()['token']}"}
+    for _ in range(2):
+        assert (await client.get("/api/v1/auth/me", headers=token)).status_code == 200
+    _assert_limited(await client.get("/api/v1/auth/me", headers=token))
+    _assert_limited(await client.get("/api/v1/auth/me", headers=carol.headers))

@@ -5,7 +5,22 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from opscraft.api import audit, auth, executions, health, scripts, secrets, settings, users, ws
+from opscraft.api import (
+    approvals,
+    audit,
+    auth,
+    executions,
+    health,
+    notifications,
+    schedules,
+    scripts,
+    secrets,
+    settings,
+    tokens,
+    users,
+    webhooks,
+    ws,
+)
 from opscraft.api.errors import InternalErrorMiddleware, install_error_handlers
 from opscraft.api.schemas import REQUEST_CHECKS, error_responses
 from opscraft.config import Settings
@@ -14,6 +29,11 @@ from opscraft.security.http import RequestLimitsMiddleware, SecurityHeadersMiddl
 ROUTERS: list[APIRouter] = [
     auth.router,
     users.router,
+    tokens.router,
+    notifications.router,
+    schedules.router,
+    webhooks.router,
+    approvals.router,
     scripts.router,
     secrets.router,
     executions.router,

@@ -14,7 +14,10 @@ from opscraft.services import auth
 from opscraft.services.actor import Actor
 from opscraft.services.errors import RateLimited, Unauthorized
 
-_bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/v1/auth/login")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="Access token from POST /api/v1/auth/login, or a personal access token (`ocp_...`)",
+)
 
 
 async def get_session() -> AsyncIterator[AsyncSession]:
@@ -34,15 +37,16 @@ async def current_actor(
     session: Session,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor:
-    """The authenticated caller; 401 without a valid access token, 429 past the per-user limit."""
+    """The authenticated caller; 401 without a valid access or personal token, 429 past the
+    per-user limit (shared by the user's sessions and personal tokens)."""
     if credentials is None:
         raise Unauthorized("authentication required: send 'Authorization: Bearer <access_token>'")
-    user = await auth.user_for_access_token(session, credentials.credentials)
+    actor = await auth.actor_for_bearer(session, credentials.credentials, client_ip(request))
     rt = runtime.current()
-    retry_after = await rt.limiter.hit(f"api:user:{user.id}", rt.settings.rate_limit_api_per_minute)
+    retry_after = await rt.limiter.hit(f"api:user:{actor.user_id}", rt.settings.rate_limit_api_per_minute)
     if retry_after:
         raise RateLimited("rate limit exceeded", retry_after=retry_after)
-    return Actor(user, client_ip(request))
+    return actor
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]

@@ -15,6 +15,7 @@ router = APIRouter(prefix="/api/v1/settings", tags=["settings"])
 class SettingsOut(BaseModel):
     registration_open: bool
     local_runner_enabled: bool
+    api_tokens_require_expiry: bool
 
 
 class SettingsPatch(BaseModel):
@@ -24,6 +25,7 @@ class SettingsPatch(BaseModel):
 
     registration_open: bool | None = None
     local_runner_enabled: bool | None = None
+    api_tokens_require_expiry: bool | None = None
 
 
 @router.get(

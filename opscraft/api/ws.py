@@ -1,5 +1,9 @@
 """WebSocket `/ws/executions/{id}?token=<access token>[&after=<seq>]`: an execution's output, live.
 
+The token is an access token or a personal access token (`ocp_...`), given as the `token`
+query parameter or as an `Authorization: Bearer <token>` header (clients that can set headers
+should: query strings end up in proxy logs).
+
 The server first replays the stored output, then streams new output as it is produced, with no
 gap and no duplicate (every `log` message has a `seq`; pass the last one as `after` when
 reconnecting). Messages are JSON:
@@ -11,7 +15,8 @@ reconnecting). Messages are JSON:
   closes with 1000.
 
 Close codes when the connection is refused: 4401 missing, invalid or expired token (log in or
-refresh, then reconnect), 4403 your role may not view executions, 4404 no such execution.
+refresh, then reconnect), 4403 your role may not view executions, 4404 no such execution,
+4429 past the per-user rate limit.
 """
 
 from __future__ import annotations
@@ -27,7 +32,6 @@ from starlette.websockets import WebSocketState
 from opscraft import runtime
 from opscraft.api.schemas import MAX_ID
 from opscraft.services import auth, executions
-from opscraft.services.actor import Actor
 from opscraft.services.errors import Forbidden, NotFound, Unauthorized
 
 router = APIRouter(tags=["websocket"])
@@ -35,6 +39,7 @@ router = APIRouter(tags=["websocket"])
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
+CLOSE_RATE_LIMITED = 4429
 
 
 @router.websocket("/ws/executions/{execution_id}")
@@ -45,7 +50,7 @@ async def execution_stream(
     after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> None:
     await websocket.accept()
-    refusal = await _refusal(websocket, execution_id, token)
+    refusal = await _refusal(websocket, execution_id, token or _bearer(websocket))
     if refusal is not None:
         code, reason = refusal
         await websocket.close(code, reason[:120])
@@ -62,15 +67,23 @@ async def execution_stream(
             await websocket.close(1000)
 
 
+def _bearer(websocket: WebSocket) -> str:
+    scheme, _, value = websocket.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else ""
+
+
 async def _refusal(websocket: WebSocket, execution_id: int, token: str) -> tuple[int, str] | None:
     """None when the token is valid and its user may view the execution, else (code, reason)."""
     if not token:
         return CLOSE_UNAUTHORIZED, "authentication required: pass ?token=<access token>"
     client_ip = websocket.client.host if websocket.client else None
-    async with runtime.current().db.session() as session:
+    rt = runtime.current()
+    async with rt.db.session() as session:
         try:
-            user = await auth.user_for_access_token(session, token)
-            await executions.get(session, Actor(user, client_ip), execution_id)
+            actor = await auth.actor_for_bearer(session, token, client_ip)
+            if await rt.limiter.hit(f"api:user:{actor.user_id}", rt.settings.rate_limit_api_per_minute):
+                return CLOSE_RATE_LIMITED, "rate limit exceeded: slow down"
+            await executions.get(session, actor, execution_id)
         except Unauthorized as exc:
             return CLOSE_UNAUTHORIZED, exc.message
         except Forbidden as exc:

@@ -1,7 +1,8 @@
-"""JWT access and refresh tokens (PyJWT, HS256) with a token-type claim."""
+"""JWT access and refresh tokens (PyJWT, HS256) with a token-type claim; personal access tokens."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -62,3 +63,30 @@ def decode_token(key: str, token: str, expected_type: TokenType) -> TokenClaims:
         )
     except (TypeError, ValueError):
         raise TokenError("token is invalid") from None
+
+
+# --- personal access tokens ------------------------------------------------------------------
+
+PAT_PREFIX = "ocp_"
+PAT_DISPLAY_CHARS = 8
+
+
+def new_personal_token() -> tuple[str, str, str]:
+    """A new personal access token: (the token shown once, its SHA-256 hex, its display prefix).
+
+    The token is `ocp_` + 43 URL-safe characters (256 random bits). A fast hash is enough for
+    a value of that entropy (no dictionary to guess from) and allows an indexed lookup; the
+    prefix makes leaked tokens recognisable by secret scanners and lets users tell tokens apart.
+    """
+    token = PAT_PREFIX + secrets.token_urlsafe(32)
+    return token, hash_personal_token(token), token[: len(PAT_PREFIX) + PAT_DISPLAY_CHARS]
+
+
+def hash_personal_token(token: str) -> str:
+    """SHA-256 hex digest of a personal access token (the only form stored)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def is_personal_token(token: str) -> bool:
+    """True when `token` has the personal access token form (not a JWT access token)."""
+    return token.startswith(PAT_PREFIX)

@@ -13,12 +13,14 @@ class Actor:
 
     `system` names the system actor, e.g. "schedule:3" or "webhook:7" (at most 128 characters);
     its `user` is the one on whose behalf it acts, whose permissions are checked at the time of
-    the action (None when that user no longer exists).
+    the action (None when that user no longer exists). `token_id` is set when the request was
+    authenticated with a personal access token (then `user` carries the token's role).
     """
 
     user: User | None
     client_ip: str | None = None
     system: str | None = None
+    token_id: int | None = None
 
     @classmethod
     def on_behalf_of(cls, user: User | None, system: str) -> Actor:

@@ -17,6 +17,8 @@ from opscraft.services.permissions import Permission, require
 KNOWN: dict[str, tuple[type, Any]] = {
     "registration_open": (bool, False),
     "local_runner_enabled": (bool, False),
+    # Personal access tokens must have an expiry date (services/api_tokens.py).
+    "api_tokens_require_expiry": (bool, False),
 }
 
 

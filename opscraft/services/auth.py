@@ -14,8 +14,8 @@ from opscraft import runtime
 from opscraft.db.models import RefreshToken, User
 from opscraft.db.types import utcnow
 from opscraft.security.passwords import hash_password, needs_rehash, verify_password
-from opscraft.security.tokens import TokenError, decode_token, issue_token
-from opscraft.services import audit
+from opscraft.security.tokens import TokenError, decode_token, is_personal_token, issue_token
+from opscraft.services import api_tokens, audit
 from opscraft.services.actor import Actor
 from opscraft.services.errors import RateLimited, Unauthorized
 
@@ -146,6 +146,14 @@ async def user_for_access_token(session: AsyncSession, token: str) -> User:
     except TokenError as exc:
         raise Unauthorized(f"access {exc}") from None
     return await user_for_session(session, claims.user_id, claims.version)
+
+
+async def actor_for_bearer(session: AsyncSession, token: str, client_ip: str | None) -> Actor:
+    """The actor behind an `Authorization: Bearer` value: a JWT access token or a personal
+    access token (`ocp_...`, services/api_tokens.py). Raises Unauthorized."""
+    if is_personal_token(token):
+        return await api_tokens.authenticate(session, token, client_ip)
+    return Actor(await user_for_access_token(session, token), client_ip)
 
 
 async def user_for_session(session: AsyncSession, user_id: int, version: int) -> User:

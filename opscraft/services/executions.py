@@ -23,7 +23,7 @@ from opscraft.db.models.workers import finished_event
 from opscraft.db.types import utcnow
 from opscraft.execution.client import ExecutionClient
 from opscraft.execution.events import Event
-from opscraft.services import app_settings, audit, parameters, secrets
+from opscraft.services import app_settings, approvals, audit, notifications, parameters, secrets
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from opscraft.services.permissions import Permission, can, require
@@ -160,6 +160,8 @@ async def create(
     """
     if (actor.system is not None) != (trigger in SYSTEM_TRIGGERS):
         raise ValueError(f"trigger {trigger} does not fit actor {actor.system or actor.name!r}")
+    if trigger == Trigger.api and actor.token_id is not None:  # a personal access token
+        trigger = Trigger.api_token
     user = await _permitted_starter(session, actor, script_id, trigger)
     script = await session.get(Script, script_id)
     if script is None or script.deleted_at is not None:
@@ -174,6 +176,7 @@ async def create(
         await secrets.check_parameter_shadowing(session, script_id, resolved)
     action = _terraform_action(script, terraform_action)
     chosen = await _choose_runner(session, runner)
+    policy = await approvals.policy_for(session, script_id)
     execution = Execution(
         script_id=script_id,
         script_version=script.current_version,
@@ -186,9 +189,13 @@ async def create(
         trigger=trigger.value,
         trigger_ref=actor.system,
         runner=chosen,
+        status=ExecutionStatus.awaiting_approval if policy else ExecutionStatus.queued,
     )
     session.add(execution)
     await session.flush()
+    if policy is not None:  # held until approved (services/approvals.py)
+        assert execution.id is not None
+        approvals.open_request(session, execution.id, policy)
     audit.record(
         session,
         actor,
@@ -203,10 +210,14 @@ async def create(
         terraform_action=action,
         parameters=sorted(resolved),
         trigger=trigger.value,
+        awaiting_approval=policy is not None,
     )
     await session.commit()
     assert execution.id is not None
-    _client().enqueue(execution.id)
+    if policy is None:
+        _client().enqueue(execution.id)
+    else:
+        await notifications.enqueue_for_execution(session, execution.id)
     return execution
 
 
@@ -348,7 +359,10 @@ async def cancel(session: AsyncSession, actor: Actor, execution_id: int) -> Exec
     now = utcnow()
     queued = await session.exec(
         update(Execution)
-        .where(col(Execution.id) == execution_id, col(Execution.status) == ExecutionStatus.queued)
+        .where(
+            col(Execution.id) == execution_id,
+            col(Execution.status).in_([ExecutionStatus.queued, ExecutionStatus.awaiting_approval]),
+        )
         .values(status=ExecutionStatus.cancelled, cancel_requested=True, finished_at=now)
     )
     if queued.rowcount == 1:

@@ -17,10 +17,16 @@ class Permission(StrEnum):
     view_audit = "view_audit"
     cancel_any_execution = "cancel_any_execution"
     manage_settings = "manage_settings"
+    approve_executions = "approve_executions"
 
 
 _VIEWER = frozenset({Permission.view_scripts, Permission.execute_scripts})
-_OPERATOR = _VIEWER | {Permission.edit_scripts, Permission.manage_secrets, Permission.cancel_any_execution}
+_OPERATOR = _VIEWER | {
+    Permission.edit_scripts,
+    Permission.manage_secrets,
+    Permission.cancel_any_execution,
+    Permission.approve_executions,
+}
 _ADMIN = frozenset(Permission)
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -28,6 +34,14 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.operator: frozenset(_OPERATOR),
     Role.admin: _ADMIN,
 }
+
+
+ROLE_RANK: dict[Role, int] = {Role.viewer: 0, Role.operator: 1, Role.admin: 2}
+
+
+def lower_role(a: Role | str, b: Role | str) -> Role:
+    """The less privileged of two roles."""
+    return min(Role(a), Role(b), key=ROLE_RANK.__getitem__)
 
 
 def can(user: User | None, permission: Permission) -> bool:

@@ -19,6 +19,11 @@ PAGE_MODULES = [
     "executions",
     "execution_page",
     "execute_dialog",
+    "tokens",
+    "schedules",
+    "webhooks",
+    "notifications",
+    "approvals",
 ]
 
 

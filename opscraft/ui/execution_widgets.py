@@ -22,6 +22,8 @@ STATUS_STYLE: dict[str, tuple[str, str]] = {
     ExecutionStatus.cancelled: ("grey-8", "block"),
     ExecutionStatus.timed_out: ("deep-orange-10", "timer_off"),
     ExecutionStatus.error: ("purple", "error"),
+    ExecutionStatus.awaiting_approval: ("amber-9", "how_to_reg"),
+    ExecutionStatus.rejected: ("brown", "do_not_disturb_on"),
 }
 STATUS_LABELS: dict[str, str] = {status.value: status.value.replace("_", " ") for status in ExecutionStatus}
 

@@ -29,16 +29,27 @@ class NavItem:
     icon: str
     path: str
     permission: Permission | None = None
+    # A key of NAV_BADGES: a count shown next to the label (e.g. runs awaiting approval).
+    badge: str | None = None
+
+
+# badge key -> async count for the acting user; pages register theirs (ui/approvals.py).
+NAV_BADGES: dict[str, Callable[[Actor], Awaitable[int]]] = {}
+BADGE_REFRESH_SECONDS = 10.0
 
 
 NAV: list[NavItem] = [
     NavItem("Dashboard", "dashboard", "/"),
     NavItem("Scripts", "description", "/scripts", Permission.view_scripts),
     NavItem("Executions", "play_circle", "/executions", Permission.view_scripts),
+    NavItem("Schedules", "schedule", "/schedules", Permission.view_scripts),
+    NavItem("Approvals", "how_to_reg", "/approvals", Permission.view_scripts, badge="approvals"),
     NavItem("Secrets", "key", "/secrets", Permission.manage_secrets),
     NavItem("Users", "group", "/users", Permission.manage_users),
     NavItem("Audit log", "policy", "/audit", Permission.view_audit),
     NavItem("Settings", "settings", "/settings", Permission.manage_settings),
+    NavItem("Notifications", "notifications", "/notifications", Permission.manage_settings),
+    NavItem("API tokens", "vpn_key", "/tokens"),
 ]
 
 
@@ -237,6 +248,22 @@ def editor_theme() -> str:
     return EDITOR_THEMES[bool(app.storage.user.get("dark"))]
 
 
+def _nav_badge(actor: Actor, key: str) -> None:
+    """A red count beside a navigation entry, refreshed every few seconds; hidden at zero."""
+    badge = ui.badge("", color="negative").props(f'rounded data-testid="nav-badge-{key}"')
+    badge.set_visibility(False)
+
+    async def update() -> None:
+        try:
+            count = await NAV_BADGES[key](actor)
+        except ServiceError:
+            count = 0
+        badge.set_text(str(count))
+        badge.set_visibility(count > 0)
+
+    ui.timer(BADGE_REFRESH_SECONDS, update, immediate=True)
+
+
 @contextmanager
 def frame(actor: Actor, title: str) -> Iterator[None]:
     """The page frame: header, navigation drawer (closed by default below 1024 px), skip link, and
@@ -305,6 +332,8 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
                     with ui.row().classes("items-center gap-3 px-3 py-2 no-wrap"):
                         ui.icon(item.icon).classes("text-xl").props('aria-hidden="true"')
                         ui.label(item.label).classes("text-body1")
+                        if item.badge in NAV_BADGES:
+                            _nav_badge(actor, item.badge)
     with ui.element("div").classes("w-full max-w-7xl mx-auto p-2 sm:p-4 column no-wrap gap-4"):
         ui.element("span").props("id=oc-main tabindex=-1")
         ui.label(title).classes("text-2xl font-semibold").props('role="heading" aria-level="1"')

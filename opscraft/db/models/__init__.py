@@ -1,6 +1,18 @@
 """All tables; importing this package registers them on `SQLModel.metadata`."""
 
 from opscraft.db.models.audit import AuditEvent
+from opscraft.db.models.automation import (
+    ApiToken,
+    ApprovalDecision,
+    ApprovalPolicy,
+    ApprovalRequest,
+    NotificationChannel,
+    NotificationDelivery,
+    NotificationRule,
+    Schedule,
+    ScheduleFire,
+    WebhookTrigger,
+)
 from opscraft.db.models.executions import Execution, ExecutionLog
 from opscraft.db.models.scripts import Script, ScriptTag, ScriptVersion
 from opscraft.db.models.secrets import ScriptSecret, Secret
@@ -9,19 +21,29 @@ from opscraft.db.models.users import RefreshToken, Role, User
 from opscraft.db.models.workers import RegisteredWorker, RunEvent, RunEventDelivery
 
 __all__ = [
+    "ApiToken",
     "AppSetting",
+    "ApprovalDecision",
+    "ApprovalPolicy",
+    "ApprovalRequest",
     "AuditEvent",
     "Execution",
     "ExecutionLog",
+    "NotificationChannel",
+    "NotificationDelivery",
+    "NotificationRule",
     "RefreshToken",
     "RegisteredWorker",
     "Role",
     "RunEvent",
     "RunEventDelivery",
+    "Schedule",
+    "ScheduleFire",
     "Script",
     "ScriptSecret",
     "ScriptTag",
     "ScriptVersion",
     "Secret",
     "User",
+    "WebhookTrigger",
 ]

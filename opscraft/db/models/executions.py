@@ -20,6 +20,10 @@ class ExecutionStatus(StrEnum):
     cancelled = "cancelled"
     timed_out = "timed_out"
     error = "error"
+    # A run of a script that requires approval waits here (services/approvals.py); a rejected or
+    # expired one ends `rejected`.
+    awaiting_approval = "awaiting_approval"
+    rejected = "rejected"
 
 
 class Trigger(StrEnum):
@@ -40,6 +44,7 @@ FINAL_STATUSES = frozenset(
         ExecutionStatus.cancelled,
         ExecutionStatus.timed_out,
         ExecutionStatus.error,
+        ExecutionStatus.rejected,
     }
 )
 

@@ -1,0 +1,141 @@
+"""Approvals: `/api/v1/approvals` (pending), `/api/v1/executions/{id}/approve|reject|approvals`,
+`/api/v1/scripts/{id}/approval` (policy). Rules: services/approvals.py."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.executions_schemas import ExecutionOut
+from opscraft.api.schemas import AUTHED, IdPath, error_responses
+from opscraft.db.models import ApprovalDecision, ApprovalPolicy
+from opscraft.services import approvals
+from opscraft.services.approvals import COMMENT_MAX, PolicyIn
+
+router = APIRouter(tags=["approvals"])
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    comment: str = Field(default="", max_length=COMMENT_MAX)
+
+
+class DecisionOut(BaseModel):
+    user_id: int | None
+    username: str
+    decision: str
+    comment: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, d: ApprovalDecision) -> DecisionOut:
+        return cls(
+            user_id=d.user_id,
+            username=d.username,
+            decision=d.decision,
+            comment=d.comment,
+            created_at=d.created_at,
+        )
+
+
+class PendingOut(BaseModel):
+    execution: ExecutionOut
+    required: int
+    approvals: int
+    expires_at: datetime
+
+
+class PolicyOut(BaseModel):
+    script_id: int
+    required: int
+    expires_after_hours: int
+
+    @classmethod
+    def of(cls, p: ApprovalPolicy) -> PolicyOut:
+        return cls(script_id=p.script_id, required=p.required, expires_after_hours=p.expires_after_hours)
+
+
+@router.get(
+    "/api/v1/approvals",
+    response_model=list[PendingOut],
+    summary="Runs awaiting approval, oldest first",
+    responses=error_responses(*AUTHED),
+)
+async def pending(session: Session, actor: CurrentActor) -> list[PendingOut]:
+    return [
+        PendingOut(
+            execution=ExecutionOut.of(p.execution),
+            required=p.request.required,
+            approvals=p.approvals,
+            expires_at=p.request.expires_at,
+        )
+        for p in await approvals.pending(session, actor)
+    ]
+
+
+@router.post(
+    "/api/v1/executions/{execution_id}/approve",
+    response_model=ExecutionOut,
+    summary="Approve a waiting run (not your own); it queues once enough approvals are in",
+    responses=error_responses(*AUTHED, 404, 409),
+)
+async def approve(
+    execution_id: IdPath, body: Decision, session: Session, actor: CurrentActor
+) -> ExecutionOut:
+    return ExecutionOut.of(await approvals.approve(session, actor, execution_id, body.comment))
+
+
+@router.post(
+    "/api/v1/executions/{execution_id}/reject",
+    response_model=ExecutionOut,
+    summary="Reject a waiting run (not your own): it ends `rejected`",
+    responses=error_responses(*AUTHED, 404, 409),
+)
+async def reject(execution_id: IdPath, body: Decision, session: Session, actor: CurrentActor) -> ExecutionOut:
+    return ExecutionOut.of(await approvals.reject(session, actor, execution_id, body.comment))
+
+
+@router.get(
+    "/api/v1/executions/{execution_id}/approvals",
+    response_model=list[DecisionOut],
+    summary="The decision trail of a run",
+    responses=error_responses(*AUTHED),
+)
+async def decisions(execution_id: IdPath, session: Session, actor: CurrentActor) -> list[DecisionOut]:
+    return [DecisionOut.of(d) for d in await approvals.trail(session, actor, execution_id)]
+
+
+@router.get(
+    "/api/v1/scripts/{script_id}/approval",
+    response_model=PolicyOut | None,
+    summary="The script's approval policy (null: runs need none)",
+    responses=error_responses(*AUTHED),
+)
+async def get_policy(script_id: IdPath, session: Session, actor: CurrentActor) -> PolicyOut | None:
+    policy = await approvals.get_policy(session, actor, script_id)
+    return PolicyOut.of(policy) if policy else None
+
+
+@router.put(
+    "/api/v1/scripts/{script_id}/approval",
+    response_model=PolicyOut,
+    summary="Require approvals for the script's runs",
+    responses=error_responses(*AUTHED, 404),
+)
+async def put_policy(script_id: IdPath, body: PolicyIn, session: Session, actor: CurrentActor) -> PolicyOut:
+    return PolicyOut.of(await approvals.set_policy(session, actor, script_id, body))
+
+
+@router.delete(
+    "/api/v1/scripts/{script_id}/approval",
+    status_code=204,
+    summary="Stop requiring approvals",
+    responses=error_responses(*AUTHED, 404),
+)
+async def delete_policy(script_id: IdPath, session: Session, actor: CurrentActor) -> Response:
+    await approvals.remove_policy(session, actor, script_id)
+    return Response(status_code=204)

@@ -1,0 +1,211 @@
+"""`/api/v1/notifications`: channels, rules and the delivery log (admins). Rules: services/notifications.py.
+
+No response carries a credential: channels name the vault secret (`secret_id`) that holds it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel
+
+from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.schemas import AUTHED, IdPath, IdQuery, Page, Skip, error_responses
+from opscraft.db.models import NotificationChannel, NotificationDelivery, NotificationRule
+from opscraft.db.models.automation import ChannelKind, DeliveryStatus
+from opscraft.services import notifications
+from opscraft.services.notifications import ChannelIn, DeliveryQuery, RuleIn
+
+router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
+
+
+class ChannelOut(BaseModel):
+    id: int
+    name: str
+    kind: ChannelKind
+    config: dict[str, Any]
+    secret_id: int | None
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, c: NotificationChannel) -> ChannelOut:
+        assert c.id is not None
+        return cls(
+            id=c.id,
+            name=c.name,
+            kind=c.kind,
+            config=c.config,
+            secret_id=c.secret_id,
+            enabled=c.enabled,
+            created_at=c.created_at,
+            updated_at=c.updated_at,
+        )
+
+
+class RuleOut(BaseModel):
+    id: int
+    channel_id: int
+    script_id: int | None
+    events: list[str]
+    enabled: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, r: NotificationRule) -> RuleOut:
+        assert r.id is not None
+        return cls(
+            id=r.id,
+            channel_id=r.channel_id,
+            script_id=r.script_id,
+            events=r.events,
+            enabled=r.enabled,
+            created_at=r.created_at,
+        )
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    channel_id: int
+    event: str
+    execution_id: int | None
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    subject: str | None
+
+    @classmethod
+    def of(cls, d: NotificationDelivery) -> DeliveryOut:
+        assert d.id is not None
+        return cls(
+            id=d.id,
+            channel_id=d.channel_id,
+            event=d.event,
+            execution_id=d.execution_id,
+            status=d.status,
+            attempts=d.attempts,
+            next_attempt_at=d.next_attempt_at,
+            last_error=d.last_error,
+            created_at=d.created_at,
+            delivered_at=d.delivered_at,
+            subject=d.payload.get("subject"),
+        )
+
+
+@router.get(
+    "/channels", response_model=list[ChannelOut], summary="Channels", responses=error_responses(*AUTHED)
+)
+async def list_channels(session: Session, actor: CurrentActor) -> list[ChannelOut]:
+    return [ChannelOut.of(c) for c in await notifications.list_channels(session, actor)]
+
+
+@router.post(
+    "/channels",
+    response_model=ChannelOut,
+    status_code=201,
+    summary="Add a channel: webhook, slack or email",
+    responses=error_responses(*AUTHED, 409),
+)
+async def create_channel(body: ChannelIn, session: Session, actor: CurrentActor) -> ChannelOut:
+    return ChannelOut.of(await notifications.create_channel(session, actor, body))
+
+
+@router.get(
+    "/channels/{channel_id}",
+    response_model=ChannelOut,
+    summary="A channel",
+    responses=error_responses(*AUTHED, 404),
+)
+async def get_channel(channel_id: IdPath, session: Session, actor: CurrentActor) -> ChannelOut:
+    return ChannelOut.of(await notifications.get_channel(session, actor, channel_id))
+
+
+@router.put(
+    "/channels/{channel_id}",
+    response_model=ChannelOut,
+    summary="Replace a channel's settings",
+    responses=error_responses(*AUTHED, 404, 409),
+)
+async def update_channel(
+    channel_id: IdPath, body: ChannelIn, session: Session, actor: CurrentActor
+) -> ChannelOut:
+    return ChannelOut.of(await notifications.update_channel(session, actor, channel_id, body))
+
+
+@router.delete(
+    "/channels/{channel_id}",
+    status_code=204,
+    summary="Delete a channel, its rules and its delivery log",
+    responses=error_responses(*AUTHED, 404),
+)
+async def delete_channel(channel_id: IdPath, session: Session, actor: CurrentActor) -> Response:
+    await notifications.delete_channel(session, actor, channel_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/channels/{channel_id}/test",
+    status_code=204,
+    summary="Send a test message now (409 with the receiver's error)",
+    responses=error_responses(*AUTHED, 404, 409),
+)
+async def test_channel(channel_id: IdPath, session: Session, actor: CurrentActor) -> Response:
+    await notifications.send_test(session, actor, channel_id)
+    return Response(status_code=204)
+
+
+@router.get("/rules", response_model=list[RuleOut], summary="Rules", responses=error_responses(*AUTHED))
+async def list_rules(session: Session, actor: CurrentActor, script_id: IdQuery = None) -> list[RuleOut]:
+    return [RuleOut.of(r) for r in await notifications.list_rules(session, actor, script_id=script_id)]
+
+
+@router.post(
+    "/rules",
+    response_model=RuleOut,
+    status_code=201,
+    summary="Send events (failure, success, recovery, approval_pending) of a script or all to a channel",
+    responses=error_responses(*AUTHED),
+)
+async def create_rule(body: RuleIn, session: Session, actor: CurrentActor) -> RuleOut:
+    return RuleOut.of(await notifications.create_rule(session, actor, body))
+
+
+@router.delete(
+    "/rules/{rule_id}", status_code=204, summary="Delete a rule", responses=error_responses(*AUTHED, 404)
+)
+async def delete_rule(rule_id: IdPath, session: Session, actor: CurrentActor) -> Response:
+    await notifications.delete_rule(session, actor, rule_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/deliveries",
+    response_model=Page[DeliveryOut],
+    summary="The delivery log, newest first",
+    responses=error_responses(*AUTHED),
+)
+async def list_deliveries(
+    session: Session,
+    actor: CurrentActor,
+    channel_id: IdQuery = None,
+    execution_id: IdQuery = None,
+    status: Annotated[
+        str | None, Query(max_length=16, description="pending, sending, delivered, failed")
+    ] = None,
+    skip: Skip = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Page[DeliveryOut]:
+    rows, total = await notifications.list_deliveries(
+        session,
+        actor,
+        DeliveryQuery(
+            channel_id=channel_id, execution_id=execution_id, status=status, skip=skip, limit=limit
+        ),
+    )
+    return Page(items=[DeliveryOut.of(d) for d in rows], total=total, skip=skip, limit=limit)

@@ -1,0 +1,158 @@
+"""`/api/v1/scripts/{id}/schedules` (CRUD), `/api/v1/schedules` (overview). Rules: services/schedules.py."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
+
+from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.schemas import AUTHED, IdPath, error_responses
+from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
+from opscraft.db.types import utcnow
+from opscraft.services import schedules
+from opscraft.services.schedules import PREVIEW, ScheduleIn, ScheduleView
+
+router = APIRouter(tags=["schedules"])
+PATH = "/api/v1/scripts/{script_id}/schedules"
+TZ_QUERY = Query(
+    max_length=64, description="Show `next_fire_times_local` in this IANA zone (default: the schedule's)"
+)
+
+
+class ScheduleOut(BaseModel):
+    id: int
+    script_id: int
+    script_name: str
+    name: str
+    cron: str
+    timezone: str
+    parameters: dict[str, Any]
+    enabled: bool
+    paused_reason: str | None
+    owner_id: int | None
+    owner_name: str | None
+    missed_policy: MissedPolicy
+    overlap_policy: OverlapPolicy
+    next_fire_times: list[datetime] = Field(description=f"The next {PREVIEW} fire times, UTC")
+    next_fire_times_local: list[datetime] = Field(description="The same, in the requested time zone")
+    last_fire_at: datetime | None
+    last_outcome: str | None
+    last_execution_id: int | None
+    last_status: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, view: ScheduleView, tz: str | None = None) -> ScheduleOut:
+        s = view.schedule
+        assert s.id is not None
+        upcoming = schedules.next_times(s.cron, s.timezone, utcnow(), PREVIEW) if s.enabled else []
+        zone = schedules.check_timezone(tz or s.timezone)
+        return cls(
+            id=s.id,
+            script_id=s.script_id,
+            script_name=view.script_name,
+            name=s.name,
+            cron=s.cron,
+            timezone=s.timezone,
+            parameters=s.parameters,
+            enabled=s.enabled,
+            paused_reason=s.paused_reason,
+            owner_id=s.owner_id,
+            owner_name=view.owner_name,
+            missed_policy=s.missed_policy,
+            overlap_policy=s.overlap_policy,
+            next_fire_times=upcoming,
+            next_fire_times_local=[t.astimezone(zone) for t in upcoming],
+            last_fire_at=s.last_fire_at,
+            last_outcome=s.last_outcome,
+            last_execution_id=s.last_execution_id,
+            last_status=view.last_status,
+            created_at=s.created_at,
+            updated_at=s.updated_at,
+        )
+
+
+async def _view(session: Session, actor: CurrentActor, script_id: int, schedule_id: int) -> ScheduleView:
+    for view in await schedules.list_schedules(session, actor, script_id):
+        if view.schedule.id == schedule_id:
+            return view
+    raise AssertionError("the schedule was just read")
+
+
+@router.get(
+    "/api/v1/schedules",
+    response_model=list[ScheduleOut],
+    summary="Every schedule, with its next fire times and last result",
+    responses=error_responses(*AUTHED),
+)
+async def overview(
+    session: Session, actor: CurrentActor, tz: Annotated[str | None, TZ_QUERY] = None
+) -> list[ScheduleOut]:
+    return [ScheduleOut.of(v, tz) for v in await schedules.list_schedules(session, actor)]
+
+
+@router.get(
+    PATH, response_model=list[ScheduleOut], summary="A script's schedules", responses=error_responses(*AUTHED)
+)
+async def list_for_script(
+    script_id: IdPath, session: Session, actor: CurrentActor, tz: Annotated[str | None, TZ_QUERY] = None
+) -> list[ScheduleOut]:
+    return [ScheduleOut.of(v, tz) for v in await schedules.list_schedules(session, actor, script_id)]
+
+
+@router.post(
+    PATH,
+    response_model=ScheduleOut,
+    status_code=201,
+    summary="Add a schedule (5-field cron in a time zone); runs start on your behalf",
+    responses=error_responses(*AUTHED, 404),
+)
+async def create(script_id: IdPath, body: ScheduleIn, session: Session, actor: CurrentActor) -> ScheduleOut:
+    schedule = await schedules.create(session, actor, script_id, body)
+    assert schedule.id is not None
+    return ScheduleOut.of(await _view(session, actor, script_id, schedule.id))
+
+
+@router.get(
+    PATH + "/{schedule_id}",
+    response_model=ScheduleOut,
+    summary="A schedule",
+    responses=error_responses(*AUTHED, 404),
+)
+async def get_one(
+    script_id: IdPath,
+    schedule_id: IdPath,
+    session: Session,
+    actor: CurrentActor,
+    tz: Annotated[str | None, TZ_QUERY] = None,
+) -> ScheduleOut:
+    await schedules.get(session, actor, schedule_id, script_id)
+    return ScheduleOut.of(await _view(session, actor, script_id, schedule_id), tz)
+
+
+@router.put(
+    PATH + "/{schedule_id}",
+    response_model=ScheduleOut,
+    summary="Replace a schedule's settings (you become its owner; a paused one resumes)",
+    responses=error_responses(*AUTHED, 404),
+)
+async def update(
+    script_id: IdPath, schedule_id: IdPath, body: ScheduleIn, session: Session, actor: CurrentActor
+) -> ScheduleOut:
+    await schedules.update_schedule(session, actor, schedule_id, body, script_id)
+    return ScheduleOut.of(await _view(session, actor, script_id, schedule_id))
+
+
+@router.delete(
+    PATH + "/{schedule_id}",
+    status_code=204,
+    summary="Delete a schedule",
+    responses=error_responses(*AUTHED, 404),
+)
+async def delete(script_id: IdPath, schedule_id: IdPath, session: Session, actor: CurrentActor) -> Response:
+    await schedules.delete(session, actor, schedule_id, script_id)
+    return Response(status_code=204)

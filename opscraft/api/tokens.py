@@ -1,0 +1,110 @@
+"""`/api/v1/tokens`: personal access tokens (create, list, revoke). Rules: services/api_tokens.py.
+
+Use a token as `Authorization: Bearer ocp_...` on the API and the WebSocket. Managing tokens
+needs a password sign-in (an access token): a personal token cannot create or revoke tokens.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.schemas import AUTHED, IdPath, error_responses
+from opscraft.db.models import Role
+from opscraft.services import api_tokens
+from opscraft.services.api_tokens import NAME_MAX, TokenInfo
+
+router = APIRouter(prefix="/api/v1/tokens", tags=["api tokens"])
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=NAME_MAX, examples=["ci-deploy"])
+    role: Role | None = Field(default=None, description="Default: your role; never higher than it")
+    expires_at: datetime | None = Field(
+        default=None,
+        description="With a time zone; omit for no expiry (refused when an admin requires expiry)",
+        examples=["2030-01-01T00:00:00Z"],
+    )
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    prefix: str = Field(description="The token's first characters, to tell tokens apart")
+    role: Role
+    user_id: int
+    username: str
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    last_used_ip: str | None
+    revoked_at: datetime | None
+    created_at: datetime
+    active: bool
+
+    @classmethod
+    def of(cls, info: TokenInfo) -> TokenOut:
+        t = info.token
+        assert t.id is not None
+        return cls(
+            id=t.id,
+            name=t.name,
+            prefix=t.prefix,
+            role=Role(t.role),
+            user_id=t.user_id,
+            username=info.username,
+            expires_at=t.expires_at,
+            last_used_at=t.last_used_at,
+            last_used_ip=t.last_used_ip,
+            revoked_at=t.revoked_at,
+            created_at=t.created_at,
+            active=info.active,
+        )
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The token itself: shown this once, store it now")
+
+
+@router.post(
+    "",
+    response_model=TokenCreated,
+    status_code=201,
+    summary="Create a personal access token (its value is in this response only)",
+    responses=error_responses(*AUTHED),
+)
+async def create_token(body: TokenCreate, session: Session, actor: CurrentActor) -> TokenCreated:
+    row, value = await api_tokens.create(
+        session, actor, body.name, role=body.role, expires_at=body.expires_at
+    )
+    assert actor.user is not None
+    return TokenCreated(**TokenOut.of(TokenInfo(row, actor.user.username)).model_dump(), token=value)
+
+
+@router.get(
+    "",
+    response_model=list[TokenOut],
+    summary="Your tokens (admins: `all=true` for everyone's), newest first",
+    responses=error_responses(*AUTHED),
+)
+async def list_tokens(
+    session: Session,
+    actor: CurrentActor,
+    all_users: Annotated[bool, Query(alias="all", description="Every user's tokens (admins only)")] = False,
+) -> list[TokenOut]:
+    return [TokenOut.of(i) for i in await api_tokens.list_tokens(session, actor, all_users=all_users)]
+
+
+@router.delete(
+    "/{token_id}",
+    response_model=TokenOut,
+    summary="Revoke a token (yours; admins: anyone's): it stops working at once",
+    responses=error_responses(*AUTHED, 404),
+)
+async def revoke_token(token_id: IdPath, session: Session, actor: CurrentActor) -> TokenOut:
+    return TokenOut.of(await api_tokens.revoke(session, actor, token_id))

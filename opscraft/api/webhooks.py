@@ -1,0 +1,151 @@
+"""Inbound webhooks: `/api/v1/scripts/{id}/webhooks` (manage) and `POST /api/v1/hooks/{id}/{token}`
+(call, no login: the token in the URL is the credential). Rules: services/webhooks.py."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
+
+from opscraft.api.deps import CurrentActor, Session, client_ip
+from opscraft.api.schemas import AUTHED, IdPath, error_responses
+from opscraft.db.models import WebhookTrigger
+from opscraft.services import webhooks
+from opscraft.services.webhooks import SIGNATURE_HEADER, SIGNATURE_WINDOW, TIMESTAMP_HEADER, Call, WebhookIn
+
+router = APIRouter(tags=["webhooks"])
+PATH = "/api/v1/scripts/{script_id}/webhooks"
+
+
+class WebhookOut(BaseModel):
+    id: int
+    script_id: int
+    name: str
+    prefix: str = Field(description="The token's first characters")
+    secret_id: int | None
+    signed: bool
+    mapping: dict[str, str]
+    parameters: dict[str, Any]
+    enabled: bool
+    owner_id: int | None
+    owner_name: str | None
+    last_called_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, hook: WebhookTrigger, owner_name: str | None) -> WebhookOut:
+        assert hook.id is not None
+        return cls(
+            id=hook.id,
+            script_id=hook.script_id,
+            name=hook.name,
+            prefix=hook.prefix,
+            secret_id=hook.secret_id,
+            signed=hook.secret_id is not None,
+            mapping=hook.mapping,
+            parameters=hook.parameters,
+            enabled=hook.enabled,
+            owner_id=hook.owner_id,
+            owner_name=owner_name,
+            last_called_at=hook.last_called_at,
+            created_at=hook.created_at,
+        )
+
+
+class WebhookCreated(WebhookOut):
+    url_path: str = Field(description="POST here; contains the token: shown this once")
+    token: str
+
+
+class HookAccepted(BaseModel):
+    execution_id: int
+    status: str
+
+
+@router.get(
+    PATH, response_model=list[WebhookOut], summary="A script's webhooks", responses=error_responses(*AUTHED)
+)
+async def list_webhooks(script_id: IdPath, session: Session, actor: CurrentActor) -> list[WebhookOut]:
+    rows = await webhooks.list_for_script(session, actor, script_id)
+    return [WebhookOut.of(h, await webhooks.owner_name(session, h)) for h in rows]
+
+
+@router.post(
+    PATH,
+    response_model=WebhookCreated,
+    status_code=201,
+    summary="Add a webhook (its URL and token are in this response only); runs start on your behalf",
+    responses=error_responses(*AUTHED, 404),
+)
+async def create_webhook(
+    script_id: IdPath, body: WebhookIn, session: Session, actor: CurrentActor
+) -> WebhookCreated:
+    hook, token = await webhooks.create(session, actor, script_id, body)
+    out = WebhookOut.of(hook, actor.name)
+    return WebhookCreated(**out.model_dump(), url_path=webhooks.hook_path(hook, token), token=token)
+
+
+@router.get(
+    PATH + "/{webhook_id}",
+    response_model=WebhookOut,
+    summary="A webhook",
+    responses=error_responses(*AUTHED, 404),
+)
+async def get_webhook(
+    script_id: IdPath, webhook_id: IdPath, session: Session, actor: CurrentActor
+) -> WebhookOut:
+    hook = await webhooks.get(session, actor, webhook_id, script_id)
+    return WebhookOut.of(hook, await webhooks.owner_name(session, hook))
+
+
+@router.put(
+    PATH + "/{webhook_id}",
+    response_model=WebhookOut,
+    summary="Replace a webhook's settings (the URL stays; you become its owner)",
+    responses=error_responses(*AUTHED, 404),
+)
+async def update_webhook(
+    script_id: IdPath, webhook_id: IdPath, body: WebhookIn, session: Session, actor: CurrentActor
+) -> WebhookOut:
+    hook = await webhooks.update_webhook(session, actor, webhook_id, body, script_id)
+    return WebhookOut.of(hook, actor.name)
+
+
+@router.delete(
+    PATH + "/{webhook_id}",
+    status_code=204,
+    summary="Delete a webhook",
+    responses=error_responses(*AUTHED, 404),
+)
+async def delete_webhook(
+    script_id: IdPath, webhook_id: IdPath, session: Session, actor: CurrentActor
+) -> Response:
+    await webhooks.delete(session, actor, webhook_id, script_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/api/v1/hooks/{webhook_id}/{token}",
+    response_model=HookAccepted,
+    status_code=202,
+    summary="Call a webhook: starts its script (JSON body mapped to parameters)",
+    description=(
+        "No login: the token in the URL is the credential. A signed webhook needs "
+        f"`{TIMESTAMP_HEADER}: <unix seconds>` (within {SIGNATURE_WINDOW} s) and "
+        f'`{SIGNATURE_HEADER}: sha256=<hex HMAC-SHA256 of "<timestamp>." + body>`.'
+    ),
+    responses=error_responses(401, 403, 404, 409, 422, 429),
+)
+async def call_webhook(webhook_id: IdPath, token: str, request: Request, session: Session) -> HookAccepted:
+    call = Call(
+        webhook_id=webhook_id,
+        token=token[:256],
+        body=await request.body(),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        client_ip=client_ip(request),
+    )
+    execution = await webhooks.receive(session, call)
+    assert execution.id is not None
+    return HookAccepted(execution_id=execution.id, status=str(execution.status))

@@ -1,0 +1,224 @@
+"""Automation tables: personal API tokens, notifications (channels, rules, delivery log),
+schedules and their fires, inbound webhook triggers, approvals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from opscraft.db.types import UTCDateTime, utcnow
+
+
+class ApiToken(SQLModel, table=True):
+    """A personal access token: only its SHA-256 is stored; `prefix` identifies it in lists."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=64)
+    prefix: str = Field(max_length=16)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    role: str = Field(max_length=16)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_used_ip: str | None = Field(default=None, max_length=64)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ChannelKind(StrEnum):
+    webhook = "webhook"
+    slack = "slack"
+    email = "email"
+
+
+class NotificationChannel(SQLModel, table=True):
+    """Where notifications go. `config` holds no credential: those are vault secrets (`secret_id`)."""
+
+    __tablename__ = "notification_channels"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    kind: ChannelKind = Field(max_length=16)
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    secret_id: int | None = Field(default=None, foreign_key="secrets.id", ondelete="SET NULL")
+    enabled: bool = Field(default=True)
+    created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class NotificationRule(SQLModel, table=True):
+    """Send run events of one script (or of every script, `script_id` NULL) to a channel."""
+
+    __tablename__ = "notification_rules"
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int = Field(foreign_key="notification_channels.id", index=True, ondelete="CASCADE")
+    script_id: int | None = Field(default=None, foreign_key="scripts.id", index=True, ondelete="CASCADE")
+    events: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    enabled: bool = Field(default=True)
+    created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class DeliveryStatus(StrEnum):
+    pending = "pending"
+    sending = "sending"
+    delivered = "delivered"
+    failed = "failed"
+
+
+class NotificationDelivery(SQLModel, table=True):
+    """One message for one channel: the delivery log and the retry queue at once.
+
+    `event_key` names what happened (e.g. `execution:42:failure`); the unique pair
+    (channel, event_key) makes a re-delivered run event produce no second message.
+    """
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "event_key", name="uq_notification_deliveries_channel_event"),
+        Index("ix_notification_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int = Field(foreign_key="notification_channels.id", index=True, ondelete="CASCADE")
+    event_key: str = Field(max_length=128)
+    event: str = Field(max_length=32)
+    execution_id: int | None = Field(default=None, foreign_key="executions.id", ondelete="SET NULL")
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: DeliveryStatus = Field(default=DeliveryStatus.pending, max_length=16)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class MissedPolicy(StrEnum):
+    run_once = "run_once"
+    skip = "skip"
+
+
+class OverlapPolicy(StrEnum):
+    skip = "skip"
+    queue = "queue"
+    allow = "allow"
+
+
+class Schedule(SQLModel, table=True):
+    """Run a script on a 5-field cron expression in a time zone, on behalf of `owner_id`.
+
+    `next_fire_at` (UTC) is the next fire time not yet claimed; the scheduler claims a fire by
+    advancing it with a conditional update and inserting the (schedule, fire time) row.
+    """
+
+    __tablename__ = "schedules"
+    __table_args__ = (Index("ix_schedules_due", "enabled", "next_fire_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    script_id: int = Field(foreign_key="scripts.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=64)
+    cron: str = Field(max_length=128)
+    timezone: str = Field(max_length=64)
+    parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    enabled: bool = Field(default=True)
+    owner_id: int | None = Field(default=None, foreign_key="users.id", index=True, ondelete="SET NULL")
+    missed_policy: MissedPolicy = Field(default=MissedPolicy.run_once, max_length=16)
+    overlap_policy: OverlapPolicy = Field(default=OverlapPolicy.skip, max_length=16)
+    next_fire_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_fire_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_execution_id: int | None = Field(default=None, foreign_key="executions.id", ondelete="SET NULL")
+    last_outcome: str | None = Field(default=None, max_length=32)
+    paused_reason: str | None = Field(default=None, max_length=255)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ScheduleFire(SQLModel, table=True):
+    """One fire time of one schedule: the primary key is the claim (at most one row, ever).
+
+    `outcome`: started, waiting (overlap policy queue), skipped_overlap, skipped_missed,
+    paused_owner or error.
+    """
+
+    __tablename__ = "schedule_fires"
+
+    schedule_id: int = Field(foreign_key="schedules.id", primary_key=True, ondelete="CASCADE")
+    fire_time: datetime = Field(sa_type=UTCDateTime, primary_key=True)
+    claimed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    claimed_by: str = Field(max_length=128)
+    outcome: str = Field(max_length=32)
+    execution_id: int | None = Field(default=None, foreign_key="executions.id", ondelete="SET NULL")
+    message: str | None = Field(default=None, max_length=500)
+
+
+class WebhookTrigger(SQLModel, table=True):
+    """An inbound webhook that starts a script: `/api/v1/hooks/{id}/{token}` (token stored hashed).
+
+    `secret_id` (optional) is the vault secret used as the HMAC-SHA256 signing key; `mapping`
+    maps parameter names to RFC 6901 JSON pointers into the request's JSON body.
+    """
+
+    __tablename__ = "webhook_triggers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    script_id: int = Field(foreign_key="scripts.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=64)
+    token_hash: str = Field(max_length=64)
+    prefix: str = Field(max_length=16)
+    secret_id: int | None = Field(default=None, foreign_key="secrets.id", ondelete="SET NULL")
+    mapping: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    enabled: bool = Field(default=True)
+    owner_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    last_called_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ApprovalPolicy(SQLModel, table=True):
+    """A script whose runs need `required` approvals before they queue (expiring after
+    `expires_after_hours`)."""
+
+    __tablename__ = "approval_policies"
+
+    script_id: int = Field(foreign_key="scripts.id", primary_key=True, ondelete="CASCADE")
+    required: int = Field(default=1)
+    expires_after_hours: int = Field(default=24)
+    updated_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ApprovalRequest(SQLModel, table=True):
+    """A run waiting for approval: how many it needs and until when."""
+
+    __tablename__ = "approval_requests"
+
+    execution_id: int = Field(foreign_key="executions.id", primary_key=True, ondelete="CASCADE")
+    required: int
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    outcome: str | None = Field(default=None, max_length=16)
+
+
+class ApprovalDecision(SQLModel, table=True):
+    """One person's approve or reject of a run, with their comment (the decision trail)."""
+
+    __tablename__ = "approval_decisions"
+    __table_args__ = (
+        UniqueConstraint("execution_id", "user_id", name="uq_approval_decisions_execution_user"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    execution_id: int = Field(foreign_key="executions.id", index=True, ondelete="CASCADE")
+    user_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    username: str = Field(max_length=64)
+    decision: str = Field(max_length=16)
+    comment: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

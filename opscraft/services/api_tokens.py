@@ -1,0 +1,177 @@
+"""Personal access tokens for CI pipelines and scripts: create (shown once), list, revoke, use.
+
+Rules:
+- any signed-in user creates tokens for themselves, with a role no higher than their own and an
+  expiry (required when the admin setting `api_tokens_require_expiry` is on);
+- the token is returned once; only its SHA-256 is stored (`security.tokens`);
+- a token authenticates as its owner with the lower of the token's and the owner's current role,
+  and stops at once when the owner is deactivated or deleted, the token revoked or expired;
+- tokens cannot manage tokens (a leaked token cannot mint a longer-lived one): that needs a
+  password sign-in; admins list and revoke everyone's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft.db.models import ApiToken, Role, User
+from opscraft.db.types import utcnow
+from opscraft.security.tokens import hash_personal_token, new_personal_token
+from opscraft.services import app_settings, audit
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Forbidden, Invalid, NotFound, Unauthorized
+from opscraft.services.permissions import ROLE_RANK, Permission, can, lower_role
+
+NAME_MAX = 64
+MAX_LIFETIME = timedelta(days=3650)
+# `last_used_at` is written at most this often per token, so a busy CI job does not write a
+# row on every request.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token as listed (never its value) with its owner's username."""
+
+    token: ApiToken
+    username: str
+
+    @property
+    def active(self) -> bool:
+        now = utcnow()
+        t = self.token
+        return t.revoked_at is None and (t.expires_at is None or t.expires_at > now)
+
+
+def _field_error(field: str, message: str) -> Invalid:
+    return Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+
+def _signed_in(actor: Actor) -> User:
+    user = actor.user
+    if user is None or not user.is_active:
+        raise Unauthorized("authentication required")
+    if actor.token_id is not None:
+        raise Forbidden("API tokens cannot manage API tokens: sign in with your password")
+    return user
+
+
+async def create(
+    session: AsyncSession,
+    actor: Actor,
+    name: str,
+    *,
+    role: Role | str | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[ApiToken, str]:
+    """A new token of the caller: (the stored row, the token value to show once).
+
+    `role` defaults to the caller's; a higher one is a 422 (field `role`). `expires_at` must be
+    in the future and within ten years; None means no expiry, refused (422, field `expires_at`)
+    while the admin setting `api_tokens_require_expiry` is on.
+    """
+    user = _signed_in(actor)
+    name = name.strip()
+    if not 1 <= len(name) <= NAME_MAX:
+        raise _field_error("name", f"must be 1 to {NAME_MAX} characters")
+    try:
+        wanted = Role(role) if role is not None else Role(user.role)
+    except ValueError:
+        raise _field_error("role", "must be viewer, operator or admin") from None
+    if ROLE_RANK[wanted] > ROLE_RANK[Role(user.role)]:
+        raise _field_error("role", f"may not be higher than your own role ({user.role})")
+    now = utcnow()
+    if expires_at is None:
+        if await app_settings.get(session, "api_tokens_require_expiry"):
+            raise _field_error("expires_at", "an administrator requires every token to expire: set a date")
+    else:
+        if expires_at.tzinfo is None:
+            raise _field_error("expires_at", "give a time zone (e.g. 2030-01-01T00:00:00Z)")
+        if expires_at <= now:
+            raise _field_error("expires_at", "must be in the future")
+        if expires_at > now + MAX_LIFETIME:
+            raise _field_error("expires_at", "must be within ten years")
+    value, digest, prefix = new_personal_token()
+    assert user.id is not None
+    row = ApiToken(
+        user_id=user.id, name=name, prefix=prefix, token_hash=digest, role=wanted, expires_at=expires_at
+    )
+    session.add(row)
+    await session.flush()
+    audit.record(
+        session,
+        actor,
+        "api_token.create",
+        "api_token",
+        row.id,
+        name=name,
+        role=wanted.value,
+        expires_at=expires_at.isoformat() if expires_at else None,
+    )
+    await session.commit()
+    await session.refresh(row)
+    return row, value
+
+
+async def list_tokens(session: AsyncSession, actor: Actor, *, all_users: bool = False) -> list[TokenInfo]:
+    """The caller's tokens, or (admins, `all_users`) everyone's; newest first, revoked included."""
+    user = _signed_in(actor)
+    query = select(ApiToken, User.username).join(User, col(User.id) == col(ApiToken.user_id))
+    if all_users:
+        if not can(user, Permission.manage_users):
+            raise Forbidden(f"your role ({user.role}) may not list other users' tokens")
+    else:
+        query = query.where(col(ApiToken.user_id) == user.id)
+    rows = await session.exec(query.order_by(col(ApiToken.created_at).desc(), col(ApiToken.id).desc()))
+    return [TokenInfo(token, username) for token, username in rows.all()]
+
+
+async def revoke(session: AsyncSession, actor: Actor, token_id: int) -> TokenInfo:
+    """Revoke one of the caller's tokens (admins: anyone's); it stops working at once."""
+    user = _signed_in(actor)
+    row = await session.get(ApiToken, token_id)
+    if row is None or (row.user_id != user.id and not can(user, Permission.manage_users)):
+        raise NotFound(f"API token {token_id} not found")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        audit.record(
+            session, actor, "api_token.revoke", "api_token", row.id, name=row.name, owner_id=row.user_id
+        )
+        await session.commit()
+        await session.refresh(row)
+    owner = await session.get(User, row.user_id)
+    return TokenInfo(row, owner.username if owner else "")
+
+
+async def authenticate(session: AsyncSession, token: str, client_ip: str | None) -> Actor:
+    """The actor behind a personal access token; `Unauthorized` when it is unknown, revoked,
+    expired or its owner is inactive. The actor's user carries the effective role (the lower of
+    the token's and the owner's); records the last use at most once a minute."""
+    found = (
+        await session.exec(select(ApiToken).where(col(ApiToken.token_hash) == hash_personal_token(token)))
+    ).first()
+    now = utcnow()
+    if found is None or found.revoked_at is not None:
+        raise Unauthorized("API token is invalid or revoked")
+    if found.expires_at is not None and found.expires_at <= now:
+        raise Unauthorized("API token has expired: create a new one")
+    owner = await session.get(User, found.user_id)
+    if owner is None or not owner.is_active:
+        raise Unauthorized("the owner of this API token is deactivated")
+    if found.last_used_at is None or now - found.last_used_at >= LAST_USED_RESOLUTION:
+        await session.exec(
+            update(ApiToken)
+            .where(col(ApiToken.id) == found.id)
+            .values(last_used_at=now, last_used_ip=client_ip)
+        )
+        await session.commit()
+    effective = lower_role(found.role, owner.role)
+    user = owner
+    if effective != owner.role:  # a detached copy: the stored account keeps its role
+        user = User.model_validate(owner.model_dump())
+        user.role = effective
+    return Actor(user, client_ip, token_id=found.id)

@@ -1,0 +1,296 @@
+"""Approvals: runs of a script that requires them wait as `awaiting_approval` until enough people
+approve; a rejection or the expiry ends them `rejected`.
+
+Rules:
+- operators and admins set a script's policy: `required` approvals (1-5) and an expiry (hours);
+- `executions.create` holds a run of such a script (no enqueue) and opens a request;
+- people with `approve_executions` (operators, admins) other than the run's requester decide,
+  with a comment; the requester can never decide on their own run, whichever way they are
+  signed in (a personal token acts as its owner, and a schedule's or webhook's runs are
+  requested by their owner); each person decides once;
+- the run queues once `required` distinct approvals are in; one rejection rejects it; a request
+  past its expiry is rejected by `expire_due` (the scheduler loop calls it). Rejection writes the
+  run event with the final status, like any end of a run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func
+from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft import runtime
+from opscraft.db.engine import Database
+from opscraft.db.models import ApprovalDecision, ApprovalPolicy, ApprovalRequest, Execution, RunEvent, Script
+from opscraft.db.models.executions import ExecutionStatus
+from opscraft.db.models.workers import finished_event
+from opscraft.db.types import utcnow
+from opscraft.services import audit
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound
+from opscraft.services.permissions import Permission, require
+
+MAX_REQUIRED = 5
+MAX_EXPIRY_HOURS = 24 * 30
+COMMENT_MAX = 2000
+
+
+class PolicyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    required: int = Field(default=1, ge=1, le=MAX_REQUIRED)
+    expires_after_hours: int = Field(default=24, ge=1, le=MAX_EXPIRY_HOURS)
+
+
+async def get_policy(session: AsyncSession, actor: Actor, script_id: int) -> ApprovalPolicy | None:
+    require(actor.user, Permission.view_scripts)
+    return await session.get(ApprovalPolicy, script_id)
+
+
+async def set_policy(session: AsyncSession, actor: Actor, script_id: int, data: PolicyIn) -> ApprovalPolicy:
+    """Require approvals for a script's runs (operators and admins)."""
+    user = require(actor.user, Permission.edit_scripts)
+    script = await session.get(Script, script_id)
+    if script is None or script.deleted_at is not None:
+        raise NotFound(f"script {script_id} not found")
+    policy = await session.get(ApprovalPolicy, script_id)
+    if policy is None:
+        policy = ApprovalPolicy(script_id=script_id)
+        session.add(policy)
+    policy.required, policy.expires_after_hours = data.required, data.expires_after_hours
+    policy.updated_by, policy.updated_at = user.id, utcnow()
+    audit.record(session, actor, "approval_policy.set", "script", script_id, **data.model_dump())
+    await session.commit()
+    return policy
+
+
+async def remove_policy(session: AsyncSession, actor: Actor, script_id: int) -> None:
+    require(actor.user, Permission.edit_scripts)
+    policy = await session.get(ApprovalPolicy, script_id)
+    if policy is None:
+        raise NotFound(f"script {script_id} requires no approval")
+    await session.delete(policy)
+    audit.record(session, actor, "approval_policy.remove", "script", script_id)
+    await session.commit()
+
+
+async def policy_for(session: AsyncSession, script_id: int) -> ApprovalPolicy | None:
+    """The policy `executions.create` applies (no permission check: it has made its own)."""
+    return await session.get(ApprovalPolicy, script_id)
+
+
+def open_request(session: AsyncSession, execution_id: int, policy: ApprovalPolicy) -> None:
+    """Add the request of a held run to the caller's transaction."""
+    expires = utcnow() + timedelta(hours=policy.expires_after_hours)
+    session.add(ApprovalRequest(execution_id=execution_id, required=policy.required, expires_at=expires))
+
+
+@dataclass(frozen=True)
+class Pending:
+    execution: Execution
+    request: ApprovalRequest
+    approvals: int
+
+
+async def pending(session: AsyncSession, actor: Actor) -> list[Pending]:
+    """Runs awaiting approval, oldest first."""
+    require(actor.user, Permission.view_scripts)
+    rows = await session.exec(
+        select(Execution, ApprovalRequest)
+        .join(ApprovalRequest, col(ApprovalRequest.execution_id) == col(Execution.id))
+        .where(col(Execution.status) == ExecutionStatus.awaiting_approval)
+        .order_by(col(Execution.queued_at))
+    )
+    found = list(rows.all())
+    counts = await _approval_counts(session, [e.id for e, _ in found if e.id is not None])
+    return [Pending(e, r, counts.get(e.id or 0, 0)) for e, r in found]
+
+
+async def pending_count(session: AsyncSession, actor: Actor) -> int:
+    """How many runs wait for a decision this user could give (the navigation badge)."""
+    if actor.user is None or not actor.user.is_active:
+        return 0
+    total = await session.exec(
+        select(func.count())
+        .select_from(Execution)
+        .where(
+            col(Execution.status) == ExecutionStatus.awaiting_approval,
+            col(Execution.triggered_by) != actor.user.id,
+        )
+    )
+    return int(total.one())
+
+
+async def _approval_counts(session: AsyncSession, ids: list[int]) -> dict[int, int]:
+    if not ids:
+        return {}
+    rows = await session.exec(
+        select(ApprovalDecision.execution_id, func.count())
+        .where(col(ApprovalDecision.execution_id).in_(ids), col(ApprovalDecision.decision) == "approve")
+        .group_by(ApprovalDecision.execution_id)
+    )
+    return {int(i): int(n) for i, n in rows.all()}
+
+
+async def trail(session: AsyncSession, actor: Actor, execution_id: int) -> list[ApprovalDecision]:
+    """The decisions on a run, in order."""
+    require(actor.user, Permission.view_scripts)
+    rows = await session.exec(
+        select(ApprovalDecision)
+        .where(col(ApprovalDecision.execution_id) == execution_id)
+        .order_by(col(ApprovalDecision.created_at), col(ApprovalDecision.id))
+    )
+    return list(rows.all())
+
+
+async def _decidable(session: AsyncSession, actor: Actor, execution_id: int, comment: str) -> Execution:
+    user = require(actor.user, Permission.approve_executions)
+    if len(comment) > COMMENT_MAX:
+        raise Invalid(
+            f"comment: at most {COMMENT_MAX} characters",
+            details=[{"field": "comment", "message": "too long"}],
+        )
+    execution = await session.get(Execution, execution_id)
+    if execution is None:
+        raise NotFound(f"execution {execution_id} not found")
+    if execution.status != ExecutionStatus.awaiting_approval:
+        raise Conflict(f"execution {execution_id} is not awaiting approval ({execution.status})")
+    if execution.triggered_by == user.id:
+        raise Forbidden("you requested this run: someone else must approve or reject it")
+    done = await session.exec(
+        select(ApprovalDecision.id).where(
+            col(ApprovalDecision.execution_id) == execution_id, col(ApprovalDecision.user_id) == user.id
+        )
+    )
+    if done.first() is not None:
+        raise Conflict("you have already decided on this run")
+    return execution
+
+
+async def approve(session: AsyncSession, actor: Actor, execution_id: int, comment: str = "") -> Execution:
+    """Record an approval; the run queues once enough are in. 403 self-approval, 409 not waiting."""
+    execution = await _decidable(session, actor, execution_id, comment)
+    assert actor.user is not None
+    session.add(
+        ApprovalDecision(
+            execution_id=execution_id,
+            user_id=actor.user.id,
+            username=actor.user.username,
+            decision="approve",
+            comment=comment,
+        )
+    )
+    await session.flush()
+    request = await session.get(ApprovalRequest, execution_id)
+    have = (await _approval_counts(session, [execution_id])).get(execution_id, 0)
+    queued = False
+    if request is None or have >= request.required:
+        moved = await session.exec(
+            update(Execution)
+            .where(
+                col(Execution.id) == execution_id, col(Execution.status) == ExecutionStatus.awaiting_approval
+            )
+            .values(status=ExecutionStatus.queued)
+        )
+        queued = moved.rowcount == 1
+        if request is not None:
+            request.decided_at, request.outcome = utcnow(), "approved"
+    audit.record(
+        session,
+        actor,
+        "execution.approve",
+        "execution",
+        execution_id,
+        approvals=have,
+        queued=queued,
+        comment=comment[:200],
+    )
+    await session.commit()
+    await session.refresh(execution)
+    if queued:
+        client = runtime.current().executions
+        if client is not None:
+            client.enqueue(execution_id)
+    return execution
+
+
+async def reject(session: AsyncSession, actor: Actor, execution_id: int, comment: str = "") -> Execution:
+    """Reject a waiting run: it ends `rejected` (a final state, with its run event)."""
+    execution = await _decidable(session, actor, execution_id, comment)
+    assert actor.user is not None
+    session.add(
+        ApprovalDecision(
+            execution_id=execution_id,
+            user_id=actor.user.id,
+            username=actor.user.username,
+            decision="reject",
+            comment=comment,
+        )
+    )
+    reason = f"rejected by {actor.user.username}" + (f": {comment[:200]}" if comment else "")
+    await _end(session, execution_id, reason, "rejected")
+    audit.record(session, actor, "execution.reject", "execution", execution_id, comment=comment[:200])
+    await session.commit()
+    _wake_events()
+    await session.refresh(execution)
+    return execution
+
+
+async def _end(session: AsyncSession, execution_id: int, reason: str, outcome: str) -> bool:
+    now = utcnow()
+    moved = await session.exec(
+        update(Execution)
+        .where(col(Execution.id) == execution_id, col(Execution.status) == ExecutionStatus.awaiting_approval)
+        .values(status=ExecutionStatus.rejected, finished_at=now, error_message=reason)
+    )
+    if moved.rowcount != 1:
+        return False
+    execution = await session.get(Execution, execution_id)
+    assert execution is not None
+    await session.refresh(execution)
+    session.add(RunEvent(**finished_event(execution.model_dump())))
+    request = await session.get(ApprovalRequest, execution_id)
+    if request is not None:
+        request.decided_at, request.outcome = now, outcome
+    return True
+
+
+def _wake_events() -> None:
+    dispatcher = runtime.current().run_events
+    if dispatcher is not None:
+        dispatcher.wake()
+
+
+async def expire_due(db: Database, now: datetime | None = None) -> int:
+    """Reject every waiting run whose request has expired; returns how many (any process may
+    call it: the conditional update ends each run once)."""
+    now = now or utcnow()
+    async with db.session() as session:
+        due = await session.exec(
+            select(ApprovalRequest.execution_id)
+            .join(Execution, col(Execution.id) == col(ApprovalRequest.execution_id))
+            .where(
+                col(ApprovalRequest.expires_at) <= now,
+                col(Execution.status) == ExecutionStatus.awaiting_approval,
+            )
+        )
+        ended = 0
+        for execution_id in list(due.all()):
+            if await _end(session, int(execution_id), "approval expired", "expired"):
+                audit.record(
+                    session,
+                    Actor(None),
+                    "execution.approval_expired",
+                    "execution",
+                    execution_id,
+                    actor_name="system",
+                )
+                ended += 1
+        await session.commit()
+    if ended:
+        _wake_events()
+    return ended

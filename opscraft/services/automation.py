@@ -1,0 +1,40 @@
+"""The background loops of automation in a server process: started and stopped by `lifecycle`.
+
+The notification sender (`notifications.run_sender`) and the scheduler
+(`schedules.run_scheduler`). Each loop is safe to run in any
+number of processes at once (database claims decide who does what).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+from opscraft.db.engine import Database
+from opscraft.services import notifications, schedules
+
+
+@dataclass
+class AutomationLoops:
+    """The running loops of this process."""
+
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks.clear()
+
+
+def start(db: Database) -> AutomationLoops:
+    """Start the loops on the running event loop."""
+    return AutomationLoops(
+        [
+            asyncio.create_task(notifications.run_sender(db), name="notifications"),
+            asyncio.create_task(schedules.run_scheduler(db), name="scheduler"),
+        ]
+    )

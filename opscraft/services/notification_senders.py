@@ -1,0 +1,127 @@
+"""Transports for notifications: generic webhook (JSON, optionally HMAC-signed), Slack incoming
+webhook, email over SMTP. Pure I/O: which message goes where is decided in `notifications`.
+
+Each `send_*` raises `SendError` with a message that is safe to log and show to admins (it
+never contains the credential, the URL's secret path or the message body).
+
+Formats:
+- generic webhook: `POST <url>` with the message as JSON (`Content-Type: application/json`);
+  with a signing key, `X-OpsCraft-Timestamp: <unix seconds>` and
+  `X-OpsCraft-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">` (the scheme of
+  GitHub's `X-Hub-Signature-256`, with Stripe's timestamp binding against replays);
+- Slack: `POST <incoming webhook URL>` with `{"text": ...}`
+  (https://api.slack.com/messaging/webhooks);
+- email: RFC 5322 message over SMTP (RFC 5321) with `security` none, `starttls` (RFC 3207) or
+  `ssl` (implicit TLS, RFC 8314), login when a username is given; certificates are verified
+  against the system's CA store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import smtplib
+import ssl
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+
+TIMEOUT_SECONDS = 10.0
+SMTP_SECURITY = ("none", "starttls", "ssl")
+
+
+class SendError(Exception):
+    """The receiver refused or could not be reached; the message is safe to store and show."""
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    host: str
+    port: int
+    security: str
+    sender: str
+    recipients: list[str]
+    username: str | None = None
+    password: str | None = None
+
+
+def signature(key: str, timestamp: str, body: bytes) -> str:
+    """`sha256=<hex>` of HMAC-SHA256(key, "<timestamp>." + body)."""
+    mac = hmac.new(key.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def _where(url: str) -> str:
+    """Scheme and host of a URL: enough to say where, without a secret path or query."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}" + (f":{parts.port}" if parts.port else "")
+
+
+async def _post_json(url: str, body: bytes, headers: dict[str, str]) -> None:
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client:
+            response = await client.post(
+                url, content=body, headers={"Content-Type": "application/json", **headers}
+            )
+    except httpx.HTTPError as exc:
+        raise SendError(f"{_where(url)} unreachable: {type(exc).__name__}") from None
+    if not 200 <= response.status_code < 300:
+        raise SendError(f"{_where(url)} answered HTTP {response.status_code}")
+
+
+async def send_webhook(url: str, message: dict[str, Any], signing_key: str | None = None) -> None:
+    """POST `message` as JSON; signed when `signing_key` is given. Raises SendError."""
+    body = orjson.dumps(message)
+    headers: dict[str, str] = {"User-Agent": "OpsCraft-Notifications"}
+    if signing_key:
+        timestamp = str(int(time.time()))
+        headers["X-OpsCraft-Timestamp"] = timestamp
+        headers["X-OpsCraft-Signature"] = signature(signing_key, timestamp, body)
+    await _post_json(url, body, headers)
+
+
+async def send_slack(url: str, text: str) -> None:
+    """POST `{"text": text}` to a Slack incoming webhook. Raises SendError."""
+    await _post_json(url, orjson.dumps({"text": text}), {"User-Agent": "OpsCraft-Notifications"})
+
+
+async def send_email(settings: EmailSettings, subject: str, text: str) -> None:
+    """Send a plain-text email. Raises SendError."""
+    message = EmailMessage()
+    message["From"] = settings.sender
+    message["To"] = ", ".join(settings.recipients)
+    message["Subject"] = subject
+    message.set_content(text)
+    await asyncio.to_thread(_smtp_send, settings, message)
+
+
+def _smtp_send(settings: EmailSettings, message: EmailMessage) -> None:
+    where = f"SMTP {settings.host}:{settings.port}"
+    context = ssl.create_default_context()
+    try:
+        if settings.security == "ssl":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                settings.host, settings.port, timeout=TIMEOUT_SECONDS, context=context
+            )
+        else:
+            smtp = smtplib.SMTP(settings.host, settings.port, timeout=TIMEOUT_SECONDS)
+        with smtp:
+            if settings.security == "starttls":
+                smtp.starttls(context=context)
+            if settings.username:
+                smtp.login(settings.username, settings.password or "")
+            smtp.send_message(message)
+    except smtplib.SMTPAuthenticationError:
+        raise SendError(f"{where}: authentication failed (check the username and the vault secret)") from None
+    except smtplib.SMTPException as exc:
+        raise SendError(f"{where}: {type(exc).__name__}") from None
+    except ssl.SSLError as exc:
+        raise SendError(f"{where}: TLS failed ({exc.reason or type(exc).__name__})") from None
+    except OSError as exc:
+        raise SendError(f"{where} unreachable: {type(exc).__name__}") from None

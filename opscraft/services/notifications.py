@@ -1,0 +1,698 @@
+"""Notifications: channels and rules (admins), the messages for run events, and their delivery.
+
+- A channel is a generic webhook (`config.url`, optional vault secret = HMAC signing key), a
+  Slack incoming webhook (the vault secret's value is the webhook URL: it is the credential) or
+  SMTP email (`config`: host, port, security none|starttls|ssl, from, to, username; the vault
+  secret is the password). No credential is stored outside the vault or shown by the API.
+- A rule sends the events of one script (or of all, `script_id` None) to a channel. Events:
+  `failure` (failed, timed_out, error), `success`, `recovery` (a success whose script's
+  previous finished run was a failure), `approval_pending`.
+- `enqueue_for_execution` turns a finished run (or a run awaiting approval) into one delivery
+  row per matching channel, idempotently (unique channel + event key), so a run event delivered
+  twice produces no second message. `deliver_due` sends due rows: claimed by a conditional
+  update (any number of processes), retried with exponential backoff, at most `MAX_ATTEMPTS`
+  times; every attempt is in the delivery log. Sending happens outside any run's path, so a
+  slow or dead receiver never delays a run.
+- Message content: the run's facts and an excerpt of its stored output, which passed the masker
+  before it was stored (docs/secrets.md): no secret value can be in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft import runtime
+from opscraft.db.engine import Database
+from opscraft.db.models import (
+    Execution,
+    ExecutionLog,
+    NotificationChannel,
+    NotificationDelivery,
+    NotificationRule,
+    Script,
+    Secret,
+)
+from opscraft.db.models.automation import ChannelKind, DeliveryStatus
+from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
+from opscraft.db.types import utcnow
+from opscraft.execution.run_events import RunEventMessage
+from opscraft.security.vault import DecryptError
+from opscraft.services import audit, keyring
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Conflict, Invalid, NotFound
+from opscraft.services.notification_senders import (
+    SMTP_SECURITY,
+    EmailSettings,
+    SendError,
+    send_email,
+    send_slack,
+    send_webhook,
+)
+from opscraft.services.permissions import Permission, require
+
+log = logging.getLogger(__name__)
+
+EVENTS = ("failure", "success", "recovery", "approval_pending")
+FAILURE_STATUSES = frozenset({ExecutionStatus.failed, ExecutionStatus.timed_out, ExecutionStatus.error})
+MAX_ATTEMPTS = 8
+FIRST_RETRY_SECONDS = 5.0
+MAX_RETRY_SECONDS = 3600.0
+LEASE = timedelta(seconds=60)
+BATCH = 20
+EXCERPT_LINES = 20
+EXCERPT_CHARS = 2000
+
+
+# --- channels --------------------------------------------------------------------------------
+
+
+class ChannelIn(BaseModel):
+    """A channel as submitted; `config` is checked per kind by `create_channel`/`update_channel`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    kind: ChannelKind
+    config: dict[str, Any] = Field(default_factory=dict)
+    secret_id: int | None = Field(default=None, ge=1)
+    enabled: bool = True
+
+
+def _bad(field: str, message: str) -> Invalid:
+    return Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+
+def _http_url(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise _bad(field, "required: an http:// or https:// URL")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _bad(field, "must be an http:// or https:// URL")
+    return value
+
+
+def _email(value: Any, field: str) -> str:
+    try:
+        return validate_email(str(value), check_deliverability=False).normalized
+    except EmailNotValidError:
+        raise _bad(field, "must be an email address") from None
+
+
+def _clean_config(kind: ChannelKind, config: dict[str, Any], secret_id: int | None) -> dict[str, Any]:
+    """The stored config for `kind`: known keys only, each checked (422 naming `config.<key>`)."""
+    if kind == ChannelKind.webhook:
+        unknown = set(config) - {"url"}
+        clean: dict[str, Any] = {"url": _http_url(config.get("url"), "config.url")}
+    elif kind == ChannelKind.slack:
+        unknown = set(config)
+        clean = {}
+        if secret_id is None:
+            raise _bad("secret_id", "a Slack channel needs the vault secret holding its incoming webhook URL")
+    else:
+        unknown = set(config) - {"host", "port", "security", "from", "to", "username"}
+        host = config.get("host")
+        if not isinstance(host, str) or not host.strip() or len(host) > 255:
+            raise _bad("config.host", "required: the SMTP server's host name")
+        security = config.get("security", "starttls")
+        if security not in SMTP_SECURITY:
+            raise _bad("config.security", f"must be one of: {', '.join(SMTP_SECURITY)}")
+        port = config.get("port", {"none": 25, "starttls": 587, "ssl": 465}[security])
+        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+            raise _bad("config.port", "must be a port number (1-65535)")
+        recipients = config.get("to")
+        if isinstance(recipients, str):
+            recipients = [r.strip() for r in recipients.split(",") if r.strip()]
+        if not isinstance(recipients, list) or not recipients or len(recipients) > 50:
+            raise _bad("config.to", "one to 50 recipient addresses")
+        username = config.get("username") or None
+        if username is not None and (not isinstance(username, str) or len(username) > 255):
+            raise _bad("config.username", "must be text of at most 255 characters")
+        if username and secret_id is None:
+            raise _bad("secret_id", "a login needs the vault secret holding the SMTP password")
+        clean = {
+            "host": host.strip(),
+            "port": port,
+            "security": security,
+            "from": _email(config.get("from"), "config.from"),
+            "to": [_email(r, "config.to") for r in recipients],
+            "username": username,
+        }
+    if unknown:
+        raise _bad("config", f"unknown keys for a {kind.value} channel: {', '.join(sorted(unknown))}")
+    return clean
+
+
+async def _check_secret(session: AsyncSession, secret_id: int | None) -> None:
+    if secret_id is not None and await session.get(Secret, secret_id) is None:
+        raise _bad("secret_id", f"no vault secret with id {secret_id}")
+
+
+async def _name_free(session: AsyncSession, name: str, own_id: int | None = None) -> None:
+    found = (
+        await session.exec(select(NotificationChannel).where(col(NotificationChannel.name) == name))
+    ).first()
+    if found is not None and found.id != own_id:
+        raise Conflict(f"a channel named {name!r} already exists: choose another name")
+
+
+async def list_channels(session: AsyncSession, actor: Actor) -> list[NotificationChannel]:
+    require(actor.user, Permission.manage_settings)
+    rows = await session.exec(select(NotificationChannel).order_by(col(NotificationChannel.name)))
+    return list(rows.all())
+
+
+async def get_channel(session: AsyncSession, actor: Actor, channel_id: int) -> NotificationChannel:
+    require(actor.user, Permission.manage_settings)
+    channel = await session.get(NotificationChannel, channel_id)
+    if channel is None:
+        raise NotFound(f"notification channel {channel_id} not found")
+    return channel
+
+
+async def create_channel(session: AsyncSession, actor: Actor, data: ChannelIn) -> NotificationChannel:
+    """A new channel (admins). 422 naming the field for a bad config, 409 for a taken name."""
+    user = require(actor.user, Permission.manage_settings)
+    name = data.name.strip()
+    config = _clean_config(data.kind, data.config, data.secret_id)
+    await _check_secret(session, data.secret_id)
+    await _name_free(session, name)
+    channel = NotificationChannel(
+        name=name,
+        kind=data.kind,
+        config=config,
+        secret_id=data.secret_id,
+        enabled=data.enabled,
+        created_by=user.id,
+    )
+    session.add(channel)
+    await session.flush()
+    audit.record(
+        session,
+        actor,
+        "notification_channel.create",
+        "notification_channel",
+        channel.id,
+        name=name,
+        kind=data.kind.value,
+    )
+    await session.commit()
+    return channel
+
+
+async def update_channel(
+    session: AsyncSession, actor: Actor, channel_id: int, data: ChannelIn
+) -> NotificationChannel:
+    """Replace a channel's settings (admins); same checks as `create_channel`."""
+    channel = await get_channel(session, actor, channel_id)
+    name = data.name.strip()
+    config = _clean_config(data.kind, data.config, data.secret_id)
+    await _check_secret(session, data.secret_id)
+    await _name_free(session, name, channel.id)
+    channel.name, channel.kind, channel.config = name, data.kind, config
+    channel.secret_id, channel.enabled, channel.updated_at = data.secret_id, data.enabled, utcnow()
+    audit.record(
+        session,
+        actor,
+        "notification_channel.update",
+        "notification_channel",
+        channel.id,
+        name=name,
+        kind=data.kind.value,
+    )
+    await session.commit()
+    return channel
+
+
+async def delete_channel(session: AsyncSession, actor: Actor, channel_id: int) -> None:
+    """Delete a channel with its rules and delivery log (admins)."""
+    channel = await get_channel(session, actor, channel_id)
+    await session.delete(channel)
+    audit.record(
+        session, actor, "notification_channel.delete", "notification_channel", channel_id, name=channel.name
+    )
+    await session.commit()
+
+
+# --- rules -----------------------------------------------------------------------------------
+
+
+class RuleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel_id: int = Field(ge=1)
+    script_id: int | None = Field(default=None, ge=1, description="None: every script")
+    events: list[str] = Field(min_length=1)
+    enabled: bool = True
+
+
+async def list_rules(
+    session: AsyncSession, actor: Actor, *, script_id: int | None = None
+) -> list[NotificationRule]:
+    require(actor.user, Permission.manage_settings)
+    query = select(NotificationRule)
+    if script_id is not None:
+        query = query.where(col(NotificationRule.script_id) == script_id)
+    return list((await session.exec(query.order_by(col(NotificationRule.id)))).all())
+
+
+async def create_rule(session: AsyncSession, actor: Actor, data: RuleIn) -> NotificationRule:
+    """A new rule (admins): 422 naming `events`, `channel_id` or `script_id` when wrong."""
+    user = require(actor.user, Permission.manage_settings)
+    bad = [e for e in data.events if e not in EVENTS]
+    if bad:
+        raise _bad("events", f"each must be one of: {', '.join(EVENTS)}")
+    if await session.get(NotificationChannel, data.channel_id) is None:
+        raise _bad("channel_id", f"no notification channel with id {data.channel_id}")
+    if data.script_id is not None:
+        script = await session.get(Script, data.script_id)
+        if script is None or script.deleted_at is not None:
+            raise _bad("script_id", f"no script with id {data.script_id}")
+    rule = NotificationRule(
+        channel_id=data.channel_id,
+        script_id=data.script_id,
+        events=sorted(set(data.events), key=EVENTS.index),
+        enabled=data.enabled,
+        created_by=user.id,
+    )
+    session.add(rule)
+    await session.flush()
+    audit.record(
+        session,
+        actor,
+        "notification_rule.create",
+        "notification_rule",
+        rule.id,
+        channel_id=rule.channel_id,
+        script_id=rule.script_id,
+        events=rule.events,
+    )
+    await session.commit()
+    return rule
+
+
+async def delete_rule(session: AsyncSession, actor: Actor, rule_id: int) -> None:
+    require(actor.user, Permission.manage_settings)
+    rule = await session.get(NotificationRule, rule_id)
+    if rule is None:
+        raise NotFound(f"notification rule {rule_id} not found")
+    await session.delete(rule)
+    audit.record(session, actor, "notification_rule.delete", "notification_rule", rule_id)
+    await session.commit()
+
+
+# --- messages --------------------------------------------------------------------------------
+
+
+TITLES = {
+    "failure": "failed",
+    "success": "succeeded",
+    "recovery": "recovered",
+    "approval_pending": "is waiting for approval",
+}
+
+
+def execution_url(execution_id: int) -> str | None:
+    base = runtime.current().settings.public_url
+    return f"{base}/executions/{execution_id}" if base else None
+
+
+async def _excerpt(session: AsyncSession, execution_id: int) -> str:
+    """The last lines of the stored (already masked) output."""
+    rows = await session.exec(
+        select(ExecutionLog.content)
+        .where(col(ExecutionLog.execution_id) == execution_id)
+        .order_by(col(ExecutionLog.seq).desc())
+        .limit(EXCERPT_LINES)
+    )
+    text = "".join(reversed(list(rows.all())))
+    lines = text.splitlines()[-EXCERPT_LINES:]
+    return "\n".join(lines)[-EXCERPT_CHARS:]
+
+
+async def build_message(session: AsyncSession, event: str, execution: Execution) -> dict[str, Any]:
+    """The JSON facts of a run event, with a one-line `text` and a `subject` for people."""
+    assert execution.id is not None
+    duration = (
+        round((execution.finished_at - execution.started_at).total_seconds(), 3)
+        if execution.finished_at and execution.started_at
+        else None
+    )
+    url = execution_url(execution.id)
+    subject = f"[OpsCraft] {execution.script_name} {TITLES[event]} (run #{execution.id})"
+    text = f"{subject}: status {execution.status}"
+    if execution.exit_code is not None:
+        text += f", exit code {execution.exit_code}"
+    if execution.triggered_by_name:
+        text += f", started by {execution.triggered_by_name}"
+    if url:
+        text += f"\n{url}"
+    excerpt = await _excerpt(session, execution.id) if execution.status in FINAL_STATUSES else ""
+    return {
+        "event": event,
+        "subject": subject,
+        "text": text,
+        "execution": {
+            "id": execution.id,
+            "script_id": execution.script_id,
+            "script_name": execution.script_name,
+            "script_version": execution.script_version,
+            "status": str(execution.status),
+            "exit_code": execution.exit_code,
+            "error_message": execution.error_message,
+            "triggered_by": execution.triggered_by_name,
+            "queued_at": _iso(execution.queued_at),
+            "started_at": _iso(execution.started_at),
+            "finished_at": _iso(execution.finished_at),
+            "duration_seconds": duration,
+            "url": url,
+        },
+        "output_excerpt": excerpt,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+# --- run events -> deliveries ----------------------------------------------------------------
+
+
+async def events_for(session: AsyncSession, execution: Execution) -> list[str]:
+    """The notification events a run's current state stands for."""
+    status = ExecutionStatus(execution.status)
+    if status in FAILURE_STATUSES:
+        return ["failure"]
+    if status == ExecutionStatus.success:
+        previous = (
+            await session.exec(
+                select(Execution.status)
+                .where(
+                    col(Execution.script_id) == execution.script_id,
+                    col(Execution.id) != execution.id,
+                    col(Execution.status).in_([*FAILURE_STATUSES, ExecutionStatus.success]),
+                    col(Execution.finished_at) <= (execution.finished_at or utcnow()),
+                )
+                .order_by(col(Execution.finished_at).desc(), col(Execution.id).desc())
+                .limit(1)
+            )
+        ).first()
+        return ["success", "recovery"] if previous in FAILURE_STATUSES else ["success"]
+    if status.value == "awaiting_approval":
+        return ["approval_pending"]
+    return []
+
+
+async def enqueue_for_execution(session: AsyncSession, execution_id: int) -> int:
+    """Write the delivery rows for a run's current state (idempotent) and commit; returns how
+    many are new. A repeated call adds nothing."""
+    added = await _enqueue(session, execution_id)
+    await session.commit()
+    if added:
+        wake()
+    return added
+
+
+SUBSCRIBER = "notifications"
+
+
+async def on_run_events(session: AsyncSession, events: list[RunEventMessage]) -> None:
+    """Run-event subscriber (`lifecycle.start` registers it): the deliveries of each finished run,
+    written inside the dispatcher's transaction (so exactly once per event); the sender loop
+    sends them afterwards, outside the run's path."""
+    added = 0
+    for event in events:
+        added += await _enqueue(session, event.execution_id)
+    if added:  # after the dispatcher's commit, not before
+        asyncio.get_running_loop().call_later(0.2, wake)
+
+
+async def _enqueue(session: AsyncSession, execution_id: int) -> int:
+    execution = await session.get(Execution, execution_id)
+    if execution is None:
+        return 0
+    events = await events_for(session, execution)
+    if not events:
+        return 0
+    rules = await session.exec(
+        select(NotificationRule)
+        .join(NotificationChannel, col(NotificationChannel.id) == col(NotificationRule.channel_id))
+        .where(
+            col(NotificationRule.enabled),
+            col(NotificationChannel.enabled),
+            (col(NotificationRule.script_id).is_(None))
+            | (col(NotificationRule.script_id) == execution.script_id),
+        )
+    )
+    wanted: dict[tuple[int, str], None] = {}
+    for rule in rules.all():
+        for event in events:
+            if event in rule.events:
+                wanted[(rule.channel_id, event)] = None
+    added = 0
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    for channel_id, event in wanted:
+        message = await build_message(session, event, execution)
+        now = utcnow()
+        statement = (
+            insert(NotificationDelivery)
+            .values(
+                channel_id=channel_id,
+                event_key=f"execution:{execution_id}:{event}",
+                event=event,
+                execution_id=execution_id,
+                payload=message,
+                status=DeliveryStatus.pending,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+        result = await session.exec(statement)  # type: ignore[call-overload]
+        added += result.rowcount or 0
+    return added
+
+
+# --- delivery --------------------------------------------------------------------------------
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Exponential backoff after `attempts` failed tries: 5 s, 10 s, 20 s ... at most an hour."""
+    return timedelta(seconds=min(FIRST_RETRY_SECONDS * 2 ** max(attempts - 1, 0), MAX_RETRY_SECONDS))
+
+
+def _reveal_secret(secret: Secret | None) -> str:
+    if secret is None:
+        raise SendError("the channel's vault secret was deleted: choose another secret")
+    try:
+        return keyring.reveal(keyring.current_vault(), secret)
+    except DecryptError:
+        raise SendError("the channel's vault secret does not decrypt") from None
+
+
+async def send_to_channel(
+    session: AsyncSession, channel: NotificationChannel, message: dict[str, Any]
+) -> None:
+    """Send one message through one channel. Raises SendError."""
+    secret = await session.get(Secret, channel.secret_id) if channel.secret_id else None
+    if channel.kind == ChannelKind.webhook:
+        key = _reveal_secret(secret) if channel.secret_id else None
+        await send_webhook(channel.config["url"], message, key)
+    elif channel.kind == ChannelKind.slack:
+        url = _reveal_secret(secret).strip()
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise SendError("the channel's vault secret is not an http(s) webhook URL")
+        await send_slack(url, message["text"] + _excerpt_block(message))
+    else:
+        c = channel.config
+        password = _reveal_secret(secret) if c.get("username") else None
+        settings = EmailSettings(
+            host=c["host"],
+            port=int(c["port"]),
+            security=c["security"],
+            sender=c["from"],
+            recipients=list(c["to"]),
+            username=c.get("username"),
+            password=password,
+        )
+        await send_email(settings, message["subject"], message["text"] + _excerpt_block(message, fence=False))
+
+
+def _excerpt_block(message: dict[str, Any], *, fence: bool = True) -> str:
+    excerpt = message.get("output_excerpt") or ""
+    if not excerpt:
+        return ""
+    return f"\n```\n{excerpt}\n```" if fence else f"\n\nLast output:\n{excerpt}\n"
+
+
+async def _claim(session: AsyncSession, now: datetime) -> list[int]:
+    due = await session.exec(
+        select(NotificationDelivery.id, NotificationDelivery.status, NotificationDelivery.next_attempt_at)
+        .where(
+            col(NotificationDelivery.status).in_([DeliveryStatus.pending, DeliveryStatus.sending]),
+            col(NotificationDelivery.next_attempt_at) <= now,
+        )
+        .order_by(col(NotificationDelivery.next_attempt_at))
+        .limit(BATCH)
+    )
+    claimed = []
+    for delivery_id, status, due_at in due.all():
+        result = await session.exec(
+            update(NotificationDelivery)
+            .where(
+                col(NotificationDelivery.id) == delivery_id,
+                col(NotificationDelivery.status) == status,
+                col(NotificationDelivery.next_attempt_at) == due_at,
+            )
+            .values(status=DeliveryStatus.sending, next_attempt_at=now + LEASE)
+        )
+        if result.rowcount == 1:
+            claimed.append(int(delivery_id))
+    await session.commit()
+    return claimed
+
+
+async def _deliver_one(db: Database, delivery_id: int) -> None:
+    async with db.session() as session:
+        delivery = await session.get(NotificationDelivery, delivery_id)
+        if delivery is None:
+            return
+        channel = await session.get(NotificationChannel, delivery.channel_id)
+        error: str | None = None
+        if channel is None or not channel.enabled:
+            error = "the channel is disabled"
+        else:
+            try:
+                await send_to_channel(session, channel, delivery.payload)
+            except SendError as exc:
+                error = str(exc)
+            except Exception as exc:  # a bug must not stop the other deliveries
+                log.exception("notification %s: unexpected error", delivery_id)
+                error = f"internal error ({type(exc).__name__})"
+        delivery.attempts += 1
+        now = utcnow()
+        if error is None:
+            delivery.status, delivery.delivered_at, delivery.last_error = DeliveryStatus.delivered, now, None
+        else:
+            delivery.last_error = error[:500]
+            if delivery.attempts >= MAX_ATTEMPTS or channel is None or not channel.enabled:
+                delivery.status = DeliveryStatus.failed
+            else:
+                delivery.status = DeliveryStatus.pending
+                delivery.next_attempt_at = now + retry_delay(delivery.attempts)
+        await session.commit()
+
+
+async def deliver_due(db: Database) -> int:
+    """Send every delivery that is due now (claimed first, so each is sent by one process);
+    returns how many were attempted. Sends run concurrently: one slow receiver does not hold
+    up the others past the transport timeout."""
+    async with db.session() as session:
+        claimed = await _claim(session, utcnow())
+    await asyncio.gather(*(_deliver_one(db, i) for i in claimed))
+    return len(claimed)
+
+
+async def send_test(session: AsyncSession, actor: Actor, channel_id: int) -> None:
+    """Send a test message through a channel now (admins); 409 with the transport's error."""
+    channel = await get_channel(session, actor, channel_id)
+    message = {
+        "event": "test",
+        "subject": "[OpsCraft] test notification",
+        "text": f"[OpsCraft] test notification for channel {channel.name!r}",
+        "execution": None,
+        "output_excerpt": "",
+    }
+    try:
+        await send_to_channel(session, channel, message)
+    except SendError as exc:
+        audit.record(
+            session, actor, "notification_channel.test", "notification_channel", channel_id, ok=False
+        )
+        await session.commit()
+        raise Conflict(f"the test message was not delivered: {exc}") from None
+    audit.record(session, actor, "notification_channel.test", "notification_channel", channel_id, ok=True)
+    await session.commit()
+
+
+@dataclass(frozen=True)
+class DeliveryQuery:
+    channel_id: int | None = None
+    execution_id: int | None = None
+    status: str | None = None
+    skip: int = 0
+    limit: int = 50
+
+
+async def list_deliveries(
+    session: AsyncSession, actor: Actor, query: DeliveryQuery
+) -> tuple[list[NotificationDelivery], int]:
+    """The delivery log, newest first (admins)."""
+    require(actor.user, Permission.manage_settings)
+    conditions = []
+    if query.channel_id is not None:
+        conditions.append(col(NotificationDelivery.channel_id) == query.channel_id)
+    if query.execution_id is not None:
+        conditions.append(col(NotificationDelivery.execution_id) == query.execution_id)
+    if query.status:
+        if query.status not in DeliveryStatus.__members__:
+            raise _bad("status", f"must be one of: {', '.join(DeliveryStatus.__members__)}")
+        conditions.append(col(NotificationDelivery.status) == query.status)
+    total = (
+        await session.exec(select(func.count()).select_from(NotificationDelivery).where(*conditions))
+    ).one()
+    rows = await session.exec(
+        select(NotificationDelivery)
+        .where(*conditions)
+        .order_by(col(NotificationDelivery.created_at).desc(), col(NotificationDelivery.id).desc())
+        .offset(query.skip)
+        .limit(query.limit)
+    )
+    return list(rows.all()), int(total)
+
+
+# --- the sender loop -------------------------------------------------------------------------
+
+_wakeup: asyncio.Event | None = None
+
+
+def wake() -> None:
+    """Tell this process's sender loop that new deliveries are due."""
+    if _wakeup is not None:
+        _wakeup.set()
+
+
+async def run_sender(db: Database, *, idle_seconds: float = 2.0) -> None:
+    """Deliver due notifications until cancelled; woken at once by `wake()` in this process,
+    else polls every `idle_seconds` (rows written by other processes, retries coming due)."""
+    global _wakeup
+    _wakeup = asyncio.Event()
+    try:
+        while True:
+            try:
+                sent = await deliver_due(db)
+            except Exception:
+                log.exception("notification delivery round failed; retrying")
+                sent = 0
+            if sent:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_wakeup.wait(), timeout=idle_seconds)
+            _wakeup.clear()
+    finally:
+        _wakeup = None

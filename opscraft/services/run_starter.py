@@ -1,0 +1,42 @@
+"""Starting a run for a schedule or an inbound webhook: a system actor on behalf of its owner.
+
+`executions.create` checks the owner's permission at the time of the run (through the system
+actor, `Actor.on_behalf_of`) and audits a refusal as `execution.refused`; this turns that
+refusal into `OwnerRefused`, so the trigger can react (a schedule pauses itself).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft.db.models import Execution, User
+from opscraft.db.models.executions import Trigger
+from opscraft.services import executions
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Forbidden
+
+
+class OwnerRefused(Exception):
+    """The trigger's owner may not start the run now (deactivated, deleted or no permission)."""
+
+
+async def start_for(
+    session: AsyncSession,
+    owner_id: int | None,
+    ref: str,
+    trigger: Trigger,
+    script_id: int,
+    parameters: dict[str, Any],
+) -> Execution:
+    """Start `script_id` with `parameters` for the system actor `ref` (e.g. "schedule:3") on
+    behalf of `owner_id`, whose permissions are checked now. Raises OwnerRefused, or the
+    ServiceError of `executions.create` (422 parameters, 409 script not active or no runner...)."""
+    owner = await session.get(User, owner_id) if owner_id is not None else None
+    try:
+        return await executions.create(
+            session, Actor.on_behalf_of(owner, ref), script_id, parameters, trigger=trigger
+        )
+    except Forbidden as exc:
+        raise OwnerRefused(exc.message) from None

@@ -1,0 +1,521 @@
+"""Schedules: run a script on a cron expression, on behalf of its owner, exactly once per fire time.
+
+Rules:
+- a schedule has a 5-field cron expression (minute hour day-of-month month day-of-week, as
+  croniter reads it) evaluated in an IANA time zone (zoneinfo), so "0 9 * * 1-5" in
+  Europe/Paris stays 09:00 local across daylight-saving changes; parameters are checked by the
+  script's parameter resolver when saved and again when it fires;
+- creating or editing needs `edit_scripts`; the runs start on behalf of the user who last saved
+  it (the owner), whose permission is checked at each fire: a deactivated or deleted owner
+  pauses the schedule (audited `schedule.paused`), until someone saves it again;
+- exactly once per fire time with any number of processes: a fire is claimed in one transaction
+  by advancing `next_fire_at` with a conditional update and inserting the (schedule, fire time)
+  row whose primary key forbids a second claim. A process that crashes right after the claim
+  loses that one fire (never runs it twice);
+- missed fires (the server was down past `MISSED_GRACE`): policy `run_once` runs once now for
+  the latest missed time, `skip` records it as skipped and waits for the next;
+- overlap, when the schedule's previous run is still queued or running: `skip` records the fire
+  as skipped, `queue` keeps it waiting and starts it when the previous run ends (fires beyond
+  one waiting are skipped), `allow` starts it anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import CroniterBadCronError, croniter
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Table, bindparam, func
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft.db.engine import Database
+from opscraft.db.models import Execution, Schedule, ScheduleFire, Script, User
+from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
+from opscraft.db.models.executions import FINAL_STATUSES, Trigger
+from opscraft.db.types import utcnow
+from opscraft.services import approvals, audit, parameters
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Invalid, NotFound, ServiceError
+from opscraft.services.permissions import Permission, require
+from opscraft.services.run_starter import OwnerRefused, start_for
+
+log = logging.getLogger(__name__)
+
+MISSED_GRACE = timedelta(seconds=60)
+BATCH = 200
+MAX_IDLE_SECONDS = 5.0
+MIN_IDLE_SECONDS = 0.2
+PREVIEW = 5
+
+
+class ScheduleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, examples=["nightly"])
+    cron: str = Field(min_length=1, max_length=128, examples=["30 2 * * *"])
+    timezone: str = Field(default="UTC", max_length=64, examples=["Europe/Paris"])
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    enabled: bool = True
+    missed_policy: MissedPolicy = MissedPolicy.run_once
+    overlap_policy: OverlapPolicy = OverlapPolicy.skip
+
+
+def _bad(field: str, message: str) -> Invalid:
+    return Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+
+def check_cron(expression: str) -> str:
+    """The expression, normalised to single spaces; 422 (field `cron`) unless 5 valid fields."""
+    fields = expression.split()
+    if len(fields) != 5:
+        raise _bad("cron", "needs 5 fields: minute hour day-of-month month day-of-week")
+    normal = " ".join(fields)
+    try:
+        croniter(normal)
+    except (CroniterBadCronError, ValueError, KeyError):
+        raise _bad("cron", "is not a valid cron expression") from None
+    return normal
+
+
+def check_timezone(name: str) -> ZoneInfo:
+    """The zone; 422 (field `timezone`) for a name the IANA database does not know."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _bad("timezone", "unknown time zone: use an IANA name such as Europe/Paris or UTC") from None
+
+
+def next_times(cron: str, timezone: str, after: datetime, count: int = 1) -> list[datetime]:
+    """The next `count` fire times strictly after `after`, as timezone-aware UTC datetimes."""
+    zone = ZoneInfo(timezone)
+    it = croniter(cron, after.astimezone(zone))
+    return [it.get_next(datetime).astimezone(ZoneInfo("UTC")) for _ in range(count)]
+
+
+def previous_time(cron: str, timezone: str, before: datetime) -> datetime:
+    """The latest fire time strictly before `before`, as timezone-aware UTC."""
+    it = croniter(cron, before.astimezone(ZoneInfo(timezone)))
+    return it.get_prev(datetime).astimezone(ZoneInfo("UTC"))
+
+
+async def _script(session: AsyncSession, script_id: int) -> Script:
+    script = await session.get(Script, script_id)
+    if script is None or script.deleted_at is not None:
+        raise NotFound(f"script {script_id} not found")
+    return script
+
+
+def _apply(schedule: Schedule, script: Script, data: ScheduleIn) -> None:
+    cron = check_cron(data.cron)
+    check_timezone(data.timezone)
+    resolved = parameters.resolve(script.parameters, data.parameters)
+    schedule.name = data.name.strip()
+    schedule.cron, schedule.timezone, schedule.parameters = cron, data.timezone, resolved
+    schedule.enabled = data.enabled
+    schedule.missed_policy, schedule.overlap_policy = data.missed_policy, data.overlap_policy
+    schedule.paused_reason = None
+    schedule.next_fire_at = next_times(cron, data.timezone, utcnow())[0] if data.enabled else None
+    schedule.updated_at = utcnow()
+
+
+async def create(session: AsyncSession, actor: Actor, script_id: int, data: ScheduleIn) -> Schedule:
+    """A new schedule of `script_id`, owned by the caller; 422 naming `cron`, `timezone` or a
+    parameter, 404 for an unknown script."""
+    user = require(actor.user, Permission.edit_scripts)
+    script = await _script(session, script_id)
+    schedule = Schedule(script_id=script_id, name="", cron="", timezone="UTC", owner_id=user.id)
+    _apply(schedule, script, data)
+    session.add(schedule)
+    await session.flush()
+    audit.record(session, actor, "schedule.create", "schedule", schedule.id, **_facts(schedule))
+    await session.commit()
+    return schedule
+
+
+def _facts(schedule: Schedule) -> dict[str, Any]:
+    return {
+        "script_id": schedule.script_id,
+        "name": schedule.name,
+        "cron": schedule.cron,
+        "timezone": schedule.timezone,
+        "enabled": schedule.enabled,
+        "parameters": sorted(schedule.parameters),
+    }
+
+
+async def get(
+    session: AsyncSession, actor: Actor, schedule_id: int, script_id: int | None = None
+) -> Schedule:
+    require(actor.user, Permission.view_scripts)
+    schedule = await session.get(Schedule, schedule_id)
+    if schedule is None or (script_id is not None and schedule.script_id != script_id):
+        raise NotFound(f"schedule {schedule_id} not found")
+    return schedule
+
+
+async def update_schedule(
+    session: AsyncSession, actor: Actor, schedule_id: int, data: ScheduleIn, script_id: int | None = None
+) -> Schedule:
+    """Replace a schedule's settings; the caller becomes its owner (runs start on their behalf)
+    and a paused schedule resumes. The next fire time is computed from now."""
+    user = require(actor.user, Permission.edit_scripts)
+    schedule = await get(session, actor, schedule_id, script_id)
+    _apply(schedule, await _script(session, schedule.script_id), data)
+    schedule.owner_id = user.id
+    audit.record(session, actor, "schedule.update", "schedule", schedule.id, **_facts(schedule))
+    await session.commit()
+    return schedule
+
+
+async def delete(session: AsyncSession, actor: Actor, schedule_id: int, script_id: int | None = None) -> None:
+    require(actor.user, Permission.edit_scripts)
+    schedule = await get(session, actor, schedule_id, script_id)
+    await session.delete(schedule)
+    audit.record(session, actor, "schedule.delete", "schedule", schedule_id, script_id=schedule.script_id)
+    await session.commit()
+
+
+@dataclass(frozen=True)
+class ScheduleView:
+    """A schedule with what lists show: script and owner names, last run's status."""
+
+    schedule: Schedule
+    script_name: str
+    owner_name: str | None
+    last_status: str | None
+
+
+async def list_schedules(
+    session: AsyncSession, actor: Actor, script_id: int | None = None
+) -> list[ScheduleView]:
+    """Every schedule (or a script's), by script and name."""
+    require(actor.user, Permission.view_scripts)
+    query = (
+        select(Schedule, Script.name, User.username, Execution.status)
+        .join(Script, col(Script.id) == col(Schedule.script_id))
+        .join(User, col(User.id) == col(Schedule.owner_id), isouter=True)
+        .join(Execution, col(Execution.id) == col(Schedule.last_execution_id), isouter=True)
+        .where(col(Script.deleted_at).is_(None))
+    )
+    if script_id is not None:
+        query = query.where(col(Schedule.script_id) == script_id)
+    rows = await session.exec(query.order_by(col(Script.name), col(Schedule.name), col(Schedule.id)))
+    return [
+        ScheduleView(s, name, owner, str(status) if status else None) for s, name, owner, status in rows.all()
+    ]
+
+
+# --- firing ----------------------------------------------------------------------------------
+
+
+def process_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed fire, with the schedule's settings as they were at the claim (plain values: no
+    ORM object outlives the claim's transaction)."""
+
+    schedule_id: int
+    fire_time: datetime
+    script_id: int
+    owner_id: int | None
+    parameters: dict[str, Any]
+    overlap: OverlapPolicy
+    missed_skip: bool
+
+
+def _advance(row: Schedule, now: datetime) -> tuple[datetime, datetime]:
+    """(the fire time to handle, the next one after `now`) for a schedule due at `next_fire_at`."""
+    assert row.next_fire_at is not None
+    latest, following = row.next_fire_at, next_times(row.cron, row.timezone, row.next_fire_at)[0]
+    if following <= now:  # down for a while: jump to the last due time, not one by one
+        latest = max(row.next_fire_at, previous_time(row.cron, row.timezone, now))
+        following = next_times(row.cron, row.timezone, latest)[0]
+        while following <= now:
+            latest, following = following, next_times(row.cron, row.timezone, following)[0]
+    return latest, following
+
+
+async def _claim_batch(db: Database, now: datetime, me: str) -> list[Claimed]:
+    """Claim every due fire with one statement: insert the (schedule, fire time) rows, skipping
+    those that exist (`ON CONFLICT DO NOTHING ... RETURNING`): the rows this process inserted
+    are its claims, whatever other processes do at the same moment. Then advance the claimed
+    schedules' `next_fire_at` (one executemany)."""
+    async with db.session() as session:
+        rows = list(
+            (
+                await session.exec(
+                    select(Schedule)
+                    .where(col(Schedule.enabled), col(Schedule.next_fire_at) <= now)
+                    .order_by(col(Schedule.next_fire_at))
+                    .limit(BATCH)
+                )
+            ).all()
+        )
+        if not rows:
+            return []
+        plans = {row.id: (row, *_advance(row, now)) for row in rows if row.id is not None}
+        dialect = session.bind.dialect.name if session.bind else "sqlite"
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        claimed_at = utcnow()
+        fires, table = cast(Table, ScheduleFire.__table__), cast(Table, Schedule.__table__)
+        connection = await session.connection()
+        statement = (
+            insert(fires)
+            .values(
+                [
+                    {
+                        "schedule_id": sid,
+                        "fire_time": latest,
+                        "claimed_at": claimed_at,
+                        "claimed_by": me,
+                        "outcome": "due",
+                    }
+                    for sid, (_, latest, _) in plans.items()
+                ]
+            )
+            .on_conflict_do_nothing()
+            .returning(fires.c.schedule_id)
+        )
+        won = {int(sid) for sid in (await connection.execute(statement)).scalars().all()}
+        if won:
+            await connection.execute(
+                table.update()
+                .where(table.c.id == bindparam("sid"), table.c.next_fire_at < bindparam("following"))
+                .values(next_fire_at=bindparam("following"), last_fire_at=bindparam("latest")),
+                [{"sid": sid, "following": plans[sid][2], "latest": plans[sid][1]} for sid in won],
+            )
+        await session.commit()
+    claimed = []
+    for sid in sorted(won, key=lambda i: plans[i][1]):
+        row, latest, _ = plans[sid]
+        claimed.append(
+            Claimed(
+                sid,
+                latest,
+                row.script_id,
+                row.owner_id,
+                dict(row.parameters),
+                OverlapPolicy(row.overlap_policy),
+                now - latest > MISSED_GRACE and row.missed_policy == MissedPolicy.skip,
+            )
+        )
+    return claimed
+
+
+async def _active_run(session: AsyncSession, schedule_id: int) -> bool:
+    """Whether a run started by this schedule is not finished yet."""
+    rows = await session.exec(
+        select(Execution.status)
+        .join(ScheduleFire, col(ScheduleFire.execution_id) == col(Execution.id))
+        .where(col(ScheduleFire.schedule_id) == schedule_id)
+        .order_by(col(ScheduleFire.fire_time).desc())
+        .limit(5)
+    )
+    return any(status not in FINAL_STATUSES for status in rows.all())
+
+
+async def _waiting(session: AsyncSession, schedule_id: int) -> bool:
+    found = await session.exec(
+        select(ScheduleFire.fire_time).where(
+            col(ScheduleFire.schedule_id) == schedule_id, col(ScheduleFire.outcome) == "waiting"
+        )
+    )
+    return found.first() is not None
+
+
+@dataclass
+class Outcome:
+    fire: Claimed
+    outcome: str
+    execution_id: int | None = None
+    message: str | None = None
+
+
+async def _start(session: AsyncSession, fire: Claimed) -> Outcome:
+    """Start the run of a fire; on a refused owner, pause the schedule (committed at once)."""
+    ref = f"schedule:{fire.schedule_id}"
+    try:
+        execution = await start_for(
+            session, fire.owner_id, ref, Trigger.schedule, fire.script_id, fire.parameters
+        )
+    except OwnerRefused as exc:
+        await session.rollback()
+        await _pause(session, fire, str(exc))
+        return Outcome(fire, "paused_owner", message=str(exc)[:500])
+    except ServiceError as exc:
+        await session.rollback()
+        return Outcome(fire, "error", message=exc.message[:500])
+    return Outcome(fire, "started", execution_id=execution.id)
+
+
+async def _pause(session: AsyncSession, fire: Claimed, reason: str) -> None:
+    await session.exec(
+        update(Schedule)
+        .where(col(Schedule.id) == fire.schedule_id)
+        .values(enabled=False, next_fire_at=None, paused_reason=f"paused: {reason}"[:255])
+    )
+    audit.record(
+        session,
+        Actor(None),
+        "schedule.paused",
+        "schedule",
+        fire.schedule_id,
+        actor_name=f"schedule:{fire.schedule_id}",
+        reason=reason,
+        fire_time=fire.fire_time.isoformat(),
+    )
+    await session.commit()
+
+
+async def _handle(session: AsyncSession, fire: Claimed) -> Outcome:
+    """Apply the missed-fire and overlap policies, then start the run if they allow it."""
+    if fire.missed_skip:
+        return Outcome(fire, "skipped_missed", message="the server was not running at this time")
+    if fire.overlap != OverlapPolicy.allow and await _active_run(session, fire.schedule_id):
+        if fire.overlap == OverlapPolicy.queue and not await _waiting(session, fire.schedule_id):
+            return Outcome(fire, "waiting", message="the previous run is still going")
+        return Outcome(fire, "skipped_overlap", message="the previous run is still going")
+    return await _start(session, fire)
+
+
+async def _record(session: AsyncSession, outcomes: list[Outcome]) -> None:
+    """Write the outcomes of a round (fire rows and each schedule's last result) in one commit."""
+    if outcomes:
+        fires, table = cast(Table, ScheduleFire.__table__), cast(Table, Schedule.__table__)
+        values = [
+            {
+                "sid": o.fire.schedule_id,
+                "ft": o.fire.fire_time,
+                "oc": o.outcome,
+                "ex": o.execution_id,
+                "msg": o.message,
+            }
+            for o in outcomes
+        ]
+        connection = await session.connection()
+        await connection.execute(
+            fires.update()
+            .where(fires.c.schedule_id == bindparam("sid"), fires.c.fire_time == bindparam("ft"))
+            .values(outcome=bindparam("oc"), execution_id=bindparam("ex"), message=bindparam("msg")),
+            values,
+        )
+        await connection.execute(
+            table.update()
+            .where(table.c.id == bindparam("sid"))
+            .values(
+                last_outcome=bindparam("oc"),
+                last_execution_id=func.coalesce(bindparam("ex"), table.c.last_execution_id),
+            ),
+            values,
+        )
+    await session.commit()
+
+
+async def _start_waiting(db: Database, me: str) -> None:
+    """Start queued fires (overlap policy `queue`) whose schedule has no active run any more."""
+    async with db.session() as session:
+        waiting = list(
+            (
+                await session.exec(
+                    select(ScheduleFire, Schedule)
+                    .join(Schedule, col(Schedule.id) == col(ScheduleFire.schedule_id))
+                    .where(col(ScheduleFire.outcome) == "waiting")
+                    .order_by(col(ScheduleFire.fire_time))
+                )
+            ).all()
+        )
+        pending = [
+            Claimed(
+                s.id, f.fire_time, s.script_id, s.owner_id, dict(s.parameters), OverlapPolicy.allow, False
+            )
+            for f, s in waiting
+            if s.id is not None
+        ]
+    for fire in pending:
+        async with db.session() as session:
+            if await _active_run(session, fire.schedule_id):
+                continue
+            taken = await session.exec(
+                update(ScheduleFire)
+                .where(
+                    col(ScheduleFire.schedule_id) == fire.schedule_id,
+                    col(ScheduleFire.fire_time) == fire.fire_time,
+                    col(ScheduleFire.outcome) == "waiting",
+                )
+                .values(outcome="starting", claimed_by=me)
+            )
+            await session.commit()
+            if taken.rowcount != 1:
+                continue
+            await _record(session, [await _start(session, fire)])
+
+
+async def tick(db: Database, now: datetime | None = None, me: str | None = None) -> int:
+    """Claim and handle every fire due at `now` (default: the current time); returns how many
+    fires this process claimed. Safe to call from any number of processes at once."""
+    now = now or utcnow()
+    me = me or process_name()
+    total = 0
+    while True:
+        claimed = await _claim_batch(db, now, me)
+        if claimed:
+            async with db.session() as session:
+                outcomes = []
+                for fire in claimed:
+                    try:
+                        outcomes.append(await _handle(session, fire))
+                    except Exception:  # one broken schedule must not stop the others
+                        log.exception("schedule %s: firing failed", fire.schedule_id)
+                        await session.rollback()
+                        outcomes.append(Outcome(fire, "error", message="internal error: see the server log"))
+                await _record(session, outcomes)
+        total += len(claimed)
+        if len(claimed) < BATCH:
+            break
+    await _start_waiting(db, me)
+    return total
+
+
+async def seconds_to_next(db: Database) -> float:
+    """Seconds until the earliest enabled fire time, between MIN_ and MAX_IDLE_SECONDS."""
+    async with db.session() as session:
+        earliest = (
+            await session.exec(
+                select(Schedule.next_fire_at)
+                .where(col(Schedule.enabled), col(Schedule.next_fire_at).is_not(None))
+                .order_by(col(Schedule.next_fire_at))
+                .limit(1)
+            )
+        ).first()
+    if earliest is None:
+        return MAX_IDLE_SECONDS
+    return min(max((earliest - utcnow()).total_seconds(), MIN_IDLE_SECONDS), MAX_IDLE_SECONDS)
+
+
+async def run_scheduler(db: Database) -> None:
+    """Fire schedules (and expire approval requests) until cancelled: a tick, then sleep until
+    the next fire time (at most MAX_IDLE_SECONDS, so schedules saved elsewhere are seen quickly)."""
+    me = process_name()
+    while True:
+        try:
+            await tick(db, me=me)
+            await approvals.expire_due(db)
+            await asyncio.sleep(await seconds_to_next(db))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("scheduler tick failed; retrying")
+            await asyncio.sleep(MAX_IDLE_SECONDS)

@@ -1,0 +1,325 @@
+"""Inbound webhooks: a URL that starts a script, `POST /api/v1/hooks/{id}/{token}`.
+
+Rules:
+- operators and admins create webhooks on a script; the token is shown once and stored as its
+  SHA-256; runs start on behalf of the user who last saved the webhook (checked at each call);
+- optional signature: with a vault secret as key, a call must carry
+  `X-OpsCraft-Timestamp: <unix seconds>` within `SIGNATURE_WINDOW` of now and
+  `X-OpsCraft-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>." + raw body>` (GitHub's
+  `sha256=` form, bound to a timestamp against replays);
+- the JSON body's values reach parameters through `mapping` (parameter name -> RFC 6901 JSON
+  pointer) over the fixed `parameters`; the result goes through the script's parameter
+  resolver, so a bad value is a 422 naming the parameter;
+- each call counts against a per-webhook rate limit and is audited (`webhook.call`, accepted or
+  refused with the reason), never with the payload.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft import runtime
+from opscraft.db.models import Execution, Script, Secret, User, WebhookTrigger
+from opscraft.db.models.executions import Trigger
+from opscraft.db.types import utcnow
+from opscraft.security.tokens import hash_personal_token
+from opscraft.security.vault import DecryptError
+from opscraft.services import audit, keyring
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Forbidden, Invalid, NotFound, RateLimited, ServiceError, Unauthorized
+from opscraft.services.permissions import Permission, require
+from opscraft.services.run_starter import OwnerRefused, start_for
+
+SIGNATURE_WINDOW = 300
+SIGNATURE_HEADER = "x-opscraft-signature"
+TIMESTAMP_HEADER = "x-opscraft-timestamp"
+TOKEN_PREFIX = "och_"
+
+
+class WebhookIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, examples=["on-push"])
+    secret_id: int | None = Field(default=None, ge=1, description="Vault secret used as the HMAC-SHA256 key")
+    mapping: dict[str, str] = Field(
+        default_factory=dict,
+        description="Parameter name -> JSON pointer (RFC 6901) into the request body",
+        examples=[{"BRANCH": "/ref", "COMMIT": "/head_commit/id"}],
+    )
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="Fixed values, under the mapped ones"
+    )
+    enabled: bool = True
+
+
+def _bad(field: str, message: str) -> Invalid:
+    return Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+
+_MISSING = object()
+
+
+def check_pointer(pointer: str) -> list[str]:
+    """The reference tokens of an RFC 6901 JSON pointer; ValueError when it is malformed."""
+    if pointer == "":
+        return []
+    if not pointer.startswith("/"):
+        raise ValueError("a JSON pointer starts with '/' (or is empty for the whole body)")
+    tokens = pointer[1:].split("/")
+    for token in tokens:
+        if "~" in token.replace("~0", "").replace("~1", ""):
+            raise ValueError("'~' must be escaped as ~0 (and '/' as ~1)")
+    return [t.replace("~1", "/").replace("~0", "~") for t in tokens]
+
+
+def resolve_pointer(document: Any, pointer: str) -> Any:
+    """The value at `pointer` in `document` (RFC 6901), or `_MISSING` when there is none."""
+    value = document
+    for token in check_pointer(pointer):
+        if isinstance(value, dict) and token in value:
+            value = value[token]
+        elif isinstance(value, list) and token.isdigit() and (token == "0" or not token.startswith("0")):
+            index = int(token)
+            if index >= len(value):
+                return _MISSING
+            value = value[index]
+        else:
+            return _MISSING
+    return value
+
+
+async def _script(session: AsyncSession, script_id: int) -> Script:
+    script = await session.get(Script, script_id)
+    if script is None or script.deleted_at is not None:
+        raise NotFound(f"script {script_id} not found")
+    return script
+
+
+async def _apply(session: AsyncSession, hook: WebhookTrigger, script: Script, data: WebhookIn) -> None:
+    declared = {spec["name"] for spec in script.parameters}
+    for name, pointer in data.mapping.items():
+        if name not in declared:
+            raise _bad(f"mapping.{name}", "unknown parameter: this script does not declare it")
+        try:
+            check_pointer(pointer)
+        except ValueError as exc:
+            raise _bad(f"mapping.{name}", str(exc)) from None
+    for name in data.parameters:
+        if name not in declared:
+            raise _bad(f"parameters.{name}", "unknown parameter: this script does not declare it")
+    if data.secret_id is not None and await session.get(Secret, data.secret_id) is None:
+        raise _bad("secret_id", f"no vault secret with id {data.secret_id}")
+    hook.name, hook.secret_id, hook.enabled = data.name.strip(), data.secret_id, data.enabled
+    hook.mapping, hook.parameters = dict(data.mapping), dict(data.parameters)
+
+
+async def create(
+    session: AsyncSession, actor: Actor, script_id: int, data: WebhookIn
+) -> tuple[WebhookTrigger, str]:
+    """A new webhook owned by the caller: (the row, its token, shown once)."""
+    user = require(actor.user, Permission.edit_scripts)
+    script = await _script(session, script_id)
+    token, digest, prefix = _new_token()
+    hook = WebhookTrigger(script_id=script_id, name="", token_hash=digest, prefix=prefix, owner_id=user.id)
+    await _apply(session, hook, script, data)
+    session.add(hook)
+    await session.flush()
+    audit.record(
+        session,
+        actor,
+        "webhook.create",
+        "webhook",
+        hook.id,
+        script_id=script_id,
+        name=hook.name,
+        signed=hook.secret_id is not None,
+    )
+    await session.commit()
+    return hook, token
+
+
+def _new_token() -> tuple[str, str, str]:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return token, hash_personal_token(token), token[:12]
+
+
+async def get(
+    session: AsyncSession, actor: Actor, webhook_id: int, script_id: int | None = None
+) -> WebhookTrigger:
+    require(actor.user, Permission.view_scripts)
+    hook = await session.get(WebhookTrigger, webhook_id)
+    if hook is None or (script_id is not None and hook.script_id != script_id):
+        raise NotFound(f"webhook {webhook_id} not found")
+    return hook
+
+
+async def list_for_script(session: AsyncSession, actor: Actor, script_id: int) -> list[WebhookTrigger]:
+    require(actor.user, Permission.view_scripts)
+    rows = await session.exec(
+        select(WebhookTrigger)
+        .where(col(WebhookTrigger.script_id) == script_id)
+        .order_by(col(WebhookTrigger.id))
+    )
+    return list(rows.all())
+
+
+async def update_webhook(
+    session: AsyncSession, actor: Actor, webhook_id: int, data: WebhookIn, script_id: int | None = None
+) -> WebhookTrigger:
+    """Replace a webhook's settings (its URL stays); the caller becomes its owner."""
+    user = require(actor.user, Permission.edit_scripts)
+    hook = await get(session, actor, webhook_id, script_id)
+    await _apply(session, hook, await _script(session, hook.script_id), data)
+    hook.owner_id = user.id
+    audit.record(
+        session,
+        actor,
+        "webhook.update",
+        "webhook",
+        hook.id,
+        name=hook.name,
+        signed=hook.secret_id is not None,
+    )
+    await session.commit()
+    return hook
+
+
+async def delete(session: AsyncSession, actor: Actor, webhook_id: int, script_id: int | None = None) -> None:
+    require(actor.user, Permission.edit_scripts)
+    hook = await get(session, actor, webhook_id, script_id)
+    await session.delete(hook)
+    audit.record(session, actor, "webhook.delete", "webhook", webhook_id, script_id=hook.script_id)
+    await session.commit()
+
+
+def hook_path(hook: WebhookTrigger, token: str) -> str:
+    return f"/api/v1/hooks/{hook.id}/{token}"
+
+
+# --- receiving -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    """An inbound call as the API received it."""
+
+    webhook_id: int
+    token: str
+    body: bytes
+    headers: dict[str, str]  # lower-case names
+    client_ip: str | None
+
+
+def _check_signature(key: str, call: Call) -> None:
+    signature = call.headers.get(SIGNATURE_HEADER, "")
+    timestamp = call.headers.get(TIMESTAMP_HEADER, "")
+    if not signature.startswith("sha256=") or not timestamp.isdigit():
+        raise Unauthorized(
+            f"signature required: send {TIMESTAMP_HEADER} and {SIGNATURE_HEADER}: sha256=<hex>"
+        )
+    if abs(time.time() - int(timestamp)) > SIGNATURE_WINDOW:
+        raise Unauthorized(f"timestamp outside the {SIGNATURE_WINDOW} s window: sign the call again")
+    expected = hmac.new(key.encode(), timestamp.encode() + b"." + call.body, "sha256").hexdigest()
+    if not hmac.compare_digest("sha256=" + expected, signature):
+        raise Unauthorized("signature does not match")
+
+
+def _values(hook: WebhookTrigger, body: bytes) -> dict[str, Any]:
+    document: Any = {}
+    if body.strip():
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise _bad("body", "must be JSON") from None
+    values = dict(hook.parameters)
+    for name, pointer in hook.mapping.items():
+        found = resolve_pointer(document, pointer)
+        if found is not _MISSING:
+            values[name] = found
+    return values
+
+
+def _refused(session: AsyncSession, call: Call, script_id: int | None, reason: str) -> None:
+    audit.record(
+        session,
+        Actor(None, call.client_ip),
+        "webhook.call",
+        "webhook",
+        call.webhook_id,
+        actor_name=f"webhook:{call.webhook_id}",
+        accepted=False,
+        reason=reason,
+        script_id=script_id,
+    )
+
+
+async def receive(session: AsyncSession, call: Call) -> Execution:
+    """Start the webhook's script for an inbound call; returns the queued execution.
+
+    Raises 429 (rate limit), 404 (unknown webhook or wrong token: indistinguishable), 401 (bad
+    or missing signature), 403 (the owner may not run it now), 422 (body or parameters), 409
+    (script not active, no runner). Every outcome is audited.
+    """
+    rt = runtime.current()
+    hook = await session.get(WebhookTrigger, call.webhook_id)
+    script_id = hook.script_id if hook else None
+    try:
+        retry = await rt.limiter.hit(f"hook:{call.webhook_id}", rt.settings.rate_limit_api_per_minute)
+        if retry:
+            raise RateLimited("rate limit exceeded for this webhook: slow down", retry_after=retry)
+        if (
+            hook is None
+            or not hmac.compare_digest(hook.token_hash, hash_personal_token(call.token))
+            or not hook.enabled
+        ):
+            raise NotFound("no such webhook (or it is disabled)")
+        if hook.secret_id is not None:
+            secret = await session.get(Secret, hook.secret_id)
+            try:
+                key = keyring.reveal(keyring.current_vault(), secret) if secret else None
+            except DecryptError:
+                key = None
+            if key is None:
+                raise Forbidden("the webhook's signing secret is missing from the vault: ask its owner")
+            _check_signature(key, call)
+        values = _values(hook, call.body)
+        try:
+            execution = await start_for(
+                session, hook.owner_id, f"webhook:{hook.id}", Trigger.webhook, hook.script_id, values
+            )
+        except OwnerRefused as exc:
+            raise Forbidden(f"the webhook's owner may not run this script now: {exc}") from None
+    except ServiceError as exc:
+        await session.rollback()
+        _refused(session, call, script_id, exc.message)
+        await session.commit()
+        raise
+    hook.last_called_at = utcnow()
+    audit.record(
+        session,
+        Actor(None, call.client_ip),
+        "webhook.call",
+        "webhook",
+        hook.id,
+        actor_name=f"webhook:{hook.id}",
+        accepted=True,
+        script_id=hook.script_id,
+        execution_id=execution.id,
+        parameters=sorted(values),
+    )
+    await session.commit()
+    return execution
+
+
+async def owner_name(session: AsyncSession, hook: WebhookTrigger) -> str | None:
+    owner = await session.get(User, hook.owner_id) if hook.owner_id else None
+    return owner.username if owner else None

@@ -1,0 +1,112 @@
+"""Approvals in the UI: the pending list (with the navigation badge) and the decision panel of
+the run page (trail, approve/reject with a comment)."""
+
+from __future__ import annotations
+
+from nicegui import ui
+
+from opscraft import runtime
+from opscraft.db.models import Execution
+from opscraft.db.models.executions import ExecutionStatus
+from opscraft.services import approvals
+from opscraft.services.actor import Actor
+from opscraft.services.permissions import Permission, can
+from opscraft.ui.layout import NAV_BADGES, frame, guard, protected_page, run_action
+from opscraft.ui.widgets import call, format_time
+
+
+async def _badge_count(actor: Actor) -> int:
+    if not can(actor.user, Permission.approve_executions):
+        return 0
+    async with runtime.current().db.session() as session:
+        return await approvals.pending_count(session, actor)
+
+
+NAV_BADGES["approvals"] = _badge_count
+
+
+def _decision_buttons(actor: Actor, execution: Execution, after: object) -> None:
+    """Comment box and Approve/Reject, for someone who may decide on this run."""
+    if not can(actor.user, Permission.approve_executions) or execution.triggered_by == actor.user_id:
+        if execution.triggered_by == actor.user_id:
+            ui.label("You requested this run: someone else must approve it.").classes(
+                "text-caption text-grey-7"
+            )
+        return
+    assert execution.id is not None
+    execution_id = execution.id
+    comment = (
+        ui.input("Comment")
+        .props(f'outlined dense data-testid="approval-comment-{execution_id}"')
+        .classes("w-72")
+    )
+
+    async def decide(verb: str) -> None:
+        current = await guard(Permission.approve_executions)
+        if current is None:
+            return
+        func = approvals.approve if verb == "approve" else approvals.reject
+        done = await run_action(
+            lambda: call(func, current, execution_id, comment.value or ""), f"Run {verb}d"
+        )
+        if done is not None:
+            after()  # type: ignore[operator]
+
+    ui.button("Approve", icon="check", on_click=lambda: decide("approve")).props(
+        f'unelevated color=positive data-testid="approve-{execution_id}"'
+    )
+    ui.button("Reject", icon="close", on_click=lambda: decide("reject")).props(
+        f'outline color=negative data-testid="reject-{execution_id}"'
+    )
+
+
+async def approval_panel(actor: Actor, execution: Execution) -> None:
+    """On the run page: the decision trail, and the decision buttons while the run waits."""
+    assert execution.id is not None
+    trail = await call(approvals.trail, actor, execution.id)
+    waiting = execution.status == ExecutionStatus.awaiting_approval
+    if not trail and not waiting:
+        return
+    with ui.card().classes("w-full gap-1").props('data-testid="approval-panel"'):
+        ui.label("Awaiting approval" if waiting else "Approval").classes("text-subtitle1 font-medium")
+        for d in trail:
+            verb = "approved" if d.decision == "approve" else "rejected"
+            note = f": {d.comment}" if d.comment else ""
+            ui.label(f"{d.username} {verb} at {format_time(d.created_at)}{note}").props(
+                f'data-testid="approval-trail-{d.username}"'
+            )
+        if waiting:
+            with ui.row().classes("items-center gap-2"):
+                _decision_buttons(actor, execution, ui.navigate.reload)
+
+
+@protected_page("/approvals", Permission.view_scripts, "Approvals")
+async def approvals_page(actor: Actor) -> None:
+    with frame(actor, "Approvals"):
+        ui.label(
+            "Runs of scripts that require approval wait here until enough other people approve."
+        ).classes("text-grey-7")
+
+        @ui.refreshable
+        async def body() -> None:
+            rows = await run_action(lambda: call(approvals.pending, actor))
+            if rows is None:
+                return
+            if not rows:
+                ui.label("Nothing is waiting for approval.").props('data-testid="approvals-empty"')
+            for p in rows:
+                e = p.execution
+                with ui.card().classes("w-full gap-1").props(f'data-testid="pending-{e.id}"'):
+                    with ui.row().classes("items-center gap-3 w-full"):
+                        ui.link(f"Run #{e.id}: {e.script_name}", f"/executions/{e.id}")
+                        ui.label(f"requested by {e.triggered_by_name or '?'} ({e.trigger})").classes(
+                            "text-caption"
+                        )
+                        ui.label(f"{p.approvals} of {p.request.required} approvals").classes("text-caption")
+                        ui.label(f"expires {format_time(p.request.expires_at)}").classes(
+                            "text-caption text-grey-7"
+                        )
+                    with ui.row().classes("items-center gap-2"):
+                        _decision_buttons(actor, e, body.refresh)
+
+        await body()

@@ -1,0 +1,219 @@
+"""The Notifications page (admins): channels (webhook, Slack, email), rules, the delivery log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nicegui import ui
+
+from opscraft.db.models import NotificationChannel
+from opscraft.db.models.automation import ChannelKind
+from opscraft.services import notifications, secrets
+from opscraft.services.actor import Actor
+from opscraft.services.notifications import EVENTS, ChannelIn, DeliveryQuery, RuleIn
+from opscraft.services.permissions import Permission
+from opscraft.ui.layout import frame, guard, protected_page, run_action
+from opscraft.ui.widgets import call, dialog_buttons, dialog_card, format_time, text_input
+
+ADMIN = Permission.manage_settings
+
+
+def _describe(channel: NotificationChannel) -> str:
+    c = channel.config
+    if channel.kind == ChannelKind.webhook:
+        return c.get("url", "")
+    if channel.kind == ChannelKind.slack:
+        return "incoming webhook URL from the vault"
+    return f"{c.get('security')} {c.get('host')}:{c.get('port')} → {', '.join(c.get('to', []))}"
+
+
+@protected_page("/notifications", ADMIN, "Notifications")
+async def notifications_page(actor: Actor) -> None:
+    with frame(actor, "Notifications"):
+
+        @ui.refreshable
+        async def channels_view() -> None:
+            rows = await run_action(lambda: call(notifications.list_channels, actor)) or []
+            if not rows:
+                ui.label("No channels yet.").props('data-testid="channels-empty"')
+            for channel in rows:
+                with (
+                    ui.row()
+                    .classes("items-center gap-3 w-full")
+                    .props(f'data-testid="channel-{channel.name}"')
+                ):
+                    ui.icon(
+                        {"webhook": "webhook", "slack": "tag", "email": "mail"}[channel.kind], color="primary"
+                    )
+                    ui.label(channel.name).classes("font-semibold")
+                    ui.label(channel.kind).classes("text-caption")
+                    ui.label(_describe(channel)).classes("text-caption text-grey-7 font-mono")
+                    ui.space()
+                    ui.button("Test", on_click=lambda c=channel: test(c)).props(
+                        f'flat dense data-testid="channel-test-{channel.name}"'
+                    )
+                    ui.button(icon="delete", on_click=lambda c=channel: remove(c)).props(
+                        "flat round dense color=negative"
+                    )
+
+        @ui.refreshable
+        async def rules_view() -> None:
+            rows = await run_action(lambda: call(notifications.list_rules, actor)) or []
+            channels = {c.id: c.name for c in await call(notifications.list_channels, actor)}
+            if not rows:
+                ui.label("No rules yet: nothing is sent.").props('data-testid="rules-empty"')
+            for rule in rows:
+                scope = f"script {rule.script_id}" if rule.script_id else "every script"
+                with ui.row().classes("items-center gap-3").props(f'data-testid="rule-{rule.id}"'):
+                    ui.label(f"{', '.join(rule.events)} of {scope} → {channels.get(rule.channel_id, '?')}")
+                    ui.button(icon="delete", on_click=lambda r=rule: remove_rule(r.id)).props(
+                        "flat round dense color=negative"
+                    )
+
+        @ui.refreshable
+        async def deliveries_view() -> None:
+            rows, total = await call(notifications.list_deliveries, actor, DeliveryQuery(limit=50))
+            ui.label(f"{total} deliveries").classes("text-caption")
+            columns = [
+                {"name": "created", "label": "Created", "field": "created"},
+                {"name": "event", "label": "Event", "field": "event"},
+                {"name": "run", "label": "Run", "field": "run"},
+                {"name": "status", "label": "Status", "field": "status"},
+                {"name": "attempts", "label": "Attempts", "field": "attempts"},
+                {"name": "error", "label": "Last error", "field": "error"},
+            ]
+            data = [
+                {
+                    "id": d.id,
+                    "created": format_time(d.created_at),
+                    "event": d.event,
+                    "run": d.execution_id,
+                    "status": d.status,
+                    "attempts": d.attempts,
+                    "error": d.last_error or "",
+                }
+                for d in rows
+            ]
+            ui.table(columns=columns, rows=data, row_key="id").props(
+                'flat dense data-testid="deliveries"'
+            ).classes("w-full")
+
+        async def test(channel: NotificationChannel) -> None:
+            current = await guard(ADMIN)
+            if current is not None and channel.id is not None:
+                await run_action(
+                    lambda: call(notifications.send_test, current, channel.id), "Test message sent"
+                )
+
+        async def remove(channel: NotificationChannel) -> None:
+            current = await guard(ADMIN)
+            if current is not None and channel.id is not None:
+                await run_action(
+                    lambda: call(notifications.delete_channel, current, channel.id), "Channel deleted"
+                )
+                channels_view.refresh()
+                rules_view.refresh()
+
+        async def remove_rule(rule_id: int | None) -> None:
+            current = await guard(ADMIN)
+            if current is not None and rule_id is not None:
+                await run_action(lambda: call(notifications.delete_rule, current, rule_id), "Rule deleted")
+                rules_view.refresh()
+
+        async def add_channel() -> None:
+            vault, _ = await call(secrets.list_secrets, actor, limit=200)
+            secret_options = {i.secret.id: i.secret.name for i in vault}
+            with ui.dialog() as dialog, dialog_card("Add a channel"):
+                name = text_input("Name", "channel-name", autofocus=True)
+                kind = ui.select([k.value for k in ChannelKind], value="slack", label="Kind").props(
+                    'outlined dense data-testid="channel-kind"'
+                )
+                url = text_input("Webhook URL (generic webhook)", "channel-url")
+                host = text_input("SMTP host", "channel-host")
+                port = text_input("SMTP port", "channel-port")
+                security = ui.select(
+                    ["none", "starttls", "ssl"], value="starttls", label="SMTP security"
+                ).props('outlined dense data-testid="channel-security"')
+                sender = text_input("From", "channel-from")
+                to = text_input("To (comma-separated)", "channel-to")
+                username = text_input("SMTP username (optional)", "channel-username")
+                secret = ui.select(
+                    secret_options, label="Vault secret (Slack URL, SMTP password, signing key)"
+                ).props('outlined dense clearable data-testid="channel-secret"')
+
+                async def submit() -> None:
+                    current = await guard(ADMIN)
+                    if current is None:
+                        return
+                    config: dict[str, Any] = {}
+                    if kind.value == "webhook":
+                        config = {"url": url.value}
+                    elif kind.value == "email":
+                        config = {
+                            "host": host.value,
+                            "security": security.value,
+                            "from": sender.value,
+                            "to": to.value,
+                            "username": username.value or None,
+                        }
+                        if (port.value or "").strip().isdigit():
+                            config["port"] = int(port.value)
+                    data = {
+                        "name": name.value or "",
+                        "kind": kind.value,
+                        "config": config,
+                        "secret_id": secret.value,
+                    }
+                    done = await run_action(
+                        lambda: call(notifications.create_channel, current, ChannelIn(**data)),
+                        "Channel added",
+                    )
+                    if done is not None:
+                        dialog.delete()
+                        channels_view.refresh()
+
+                dialog_buttons(dialog, "Add", "channel-submit", submit)
+            dialog.open()
+
+        async def add_rule() -> None:
+            channels = {c.id: c.name for c in await call(notifications.list_channels, actor)}
+            with ui.dialog() as dialog, dialog_card("Add a rule"):
+                channel = ui.select(channels, label="Channel").props(
+                    'outlined dense data-testid="rule-channel"'
+                )
+                events = ui.select(list(EVENTS), value=["failure"], multiple=True, label="Events").props(
+                    'outlined dense use-chips data-testid="rule-events"'
+                )
+                script = text_input("Script id (empty: every script)", "rule-script")
+
+                async def submit() -> None:
+                    current = await guard(ADMIN)
+                    if current is None:
+                        return
+                    script_id = int(script.value) if (script.value or "").strip().isdigit() else None
+                    data = {
+                        "channel_id": channel.value or 0,
+                        "events": events.value or [],
+                        "script_id": script_id,
+                    }
+                    done = await run_action(
+                        lambda: call(notifications.create_rule, current, RuleIn(**data)), "Rule added"
+                    )
+                    if done is not None:
+                        dialog.delete()
+                        rules_view.refresh()
+
+                dialog_buttons(dialog, "Add", "rule-submit", submit)
+            dialog.open()
+
+        ui.label("Channels").classes("text-lg font-semibold")
+        ui.button("Add channel", icon="add", on_click=add_channel).props(
+            'unelevated data-testid="channel-add"'
+        )
+        await channels_view()
+        ui.label("Rules").classes("text-lg font-semibold mt-4")
+        ui.button("Add rule", icon="add", on_click=add_rule).props('unelevated data-testid="rule-add"')
+        await rules_view()
+        ui.label("Delivery log").classes("text-lg font-semibold mt-4")
+        await deliveries_view()
+        ui.timer(5.0, deliveries_view.refresh, immediate=False)

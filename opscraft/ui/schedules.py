@@ -1,0 +1,215 @@
+"""Schedules in the UI: the script page's Schedules tab (add, pause/resume, delete; the next five
+fire times in the browser's time zone; last result) and the Schedules overview page."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from nicegui import ui
+
+from opscraft import runtime
+from opscraft.db.models import Script
+from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
+from opscraft.db.types import utcnow
+from opscraft.services import schedules
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Invalid
+from opscraft.services.permissions import Permission, can
+from opscraft.services.schedules import PREVIEW, ScheduleIn, ScheduleView
+from opscraft.ui.layout import frame, guard, protected_page, run_action
+from opscraft.ui.script_tabs import script_tab
+from opscraft.ui.widgets import call, dialog_buttons, dialog_card, text_input
+
+TZ_JS = "Intl.DateTimeFormat().resolvedOptions().timeZone"
+
+
+async def browser_zone() -> ZoneInfo:
+    """The browser's time zone (UTC when it cannot be had)."""
+    try:
+        name = await ui.run_javascript(TZ_JS, timeout=5)
+        return ZoneInfo(str(name))
+    except (TimeoutError, ZoneInfoNotFoundError, ValueError, RuntimeError):
+        return ZoneInfo("UTC")
+
+
+def _upcoming(view: ScheduleView, zone: ZoneInfo) -> str:
+    s = view.schedule
+    if not s.enabled:
+        return s.paused_reason or "disabled"
+    times = schedules.next_times(s.cron, s.timezone, utcnow(), PREVIEW)
+    return ", ".join(t.astimezone(zone).strftime("%a %d %b %H:%M") for t in times) + f" ({zone.key})"
+
+
+def _last(view: ScheduleView) -> None:
+    s = view.schedule
+    if s.last_outcome is None:
+        ui.label("not fired yet").classes("text-grey-7")
+        return
+    text = s.last_outcome.replace("_", " ")
+    if s.last_execution_id:
+        ui.link(
+            f"{text}: run #{s.last_execution_id} ({view.last_status or '?'})",
+            f"/executions/{s.last_execution_id}",
+        ).props(f'data-testid="schedule-last-{s.id}"')
+    else:
+        ui.label(text).props(f'data-testid="schedule-last-{s.id}"')
+
+
+def schedule_rows(
+    views: list[ScheduleView], zone: ZoneInfo, *, with_script: bool, on_change: Any = None
+) -> None:
+    """One card per schedule; `on_change(view, action)` for toggle/delete buttons (None: read-only)."""
+    if not views:
+        ui.label("No schedules yet.").props('data-testid="schedules-empty"')
+    for view in views:
+        s = view.schedule
+        with ui.card().classes("w-full gap-1").props(f'data-testid="schedule-{s.id}"'):
+            with ui.row().classes("items-center gap-3 w-full"):
+                ui.icon("schedule", color="primary" if s.enabled else "grey")
+                ui.label(s.name).classes("font-semibold")
+                if with_script:
+                    ui.link(view.script_name, f"/scripts/{s.script_id}")
+                ui.label(f"{s.cron} ({s.timezone})").classes("font-mono text-grey-8")
+                ui.label(f"as {view.owner_name or 'nobody'}").classes("text-caption text-grey-7")
+                ui.space()
+                if on_change is not None:
+                    ui.button(
+                        "Pause" if s.enabled else "Resume", on_click=lambda v=view: on_change(v, "toggle")
+                    ).props(f'flat dense data-testid="schedule-toggle-{s.id}"')
+                    ui.button(icon="delete", on_click=lambda v=view: on_change(v, "delete")).props(
+                        f'flat round dense color=negative data-testid="schedule-delete-{s.id}"'
+                    )
+            ui.label(f"Next: {_upcoming(view, zone)}").classes("text-caption").props(
+                f'data-testid="schedule-next-{s.id}"'
+            )
+            with ui.row().classes("items-center gap-2 text-caption"):
+                ui.label("Last:")
+                _last(view)
+
+
+def _same(view: ScheduleView, **changes: Any) -> ScheduleIn:
+    s = view.schedule
+    values = {
+        "name": s.name,
+        "cron": s.cron,
+        "timezone": s.timezone,
+        "parameters": s.parameters,
+        "enabled": s.enabled,
+        "missed_policy": s.missed_policy,
+        "overlap_policy": s.overlap_policy,
+    }
+    return ScheduleIn(**{**values, **changes})
+
+
+@script_tab("schedules", "Schedules", "schedule", order=60)
+async def schedules_tab(actor: Actor, script: Script) -> None:
+    assert script.id is not None
+    script_id = script.id
+    edit = can(actor.user, Permission.edit_scripts)
+    ui.label(
+        "Runs start on their own at each fire time, on behalf of the schedule's owner (who last saved it)."
+    ).classes("text-grey-7")
+    zone_box: dict[str, ZoneInfo] = {"zone": ZoneInfo("UTC")}
+
+    @ui.refreshable
+    async def body() -> None:
+        views = await run_action(lambda: call(schedules.list_schedules, actor, script_id))
+        if views is None:
+            return
+        schedule_rows(views, zone_box["zone"], with_script=False, on_change=change if edit else None)
+
+    async def change(view: ScheduleView, action: str) -> None:
+        current = await guard(Permission.edit_scripts)
+        if current is None:
+            return
+        s = view.schedule
+        assert s.id is not None
+        if action == "delete":
+            done = await run_action(
+                lambda: call(schedules.delete, current, s.id, script_id), "Schedule deleted"
+            )
+        else:
+            data = _same(view, enabled=not s.enabled)
+            done = await run_action(
+                lambda: call(schedules.update_schedule, current, s.id, data, script_id), "Saved"
+            )
+        if done is not None or action == "delete":
+            body.refresh()
+
+    async def open_add() -> None:
+        with ui.dialog() as dialog, dialog_card("Add a schedule"):
+            name = text_input("Name", "schedule-name", autofocus=True)
+            cron = text_input("Cron (minute hour day month weekday)", "schedule-cron")
+            cron.value = "0 3 * * *"
+            tz = text_input("Time zone (IANA, e.g. Europe/Paris)", "schedule-tz")
+            tz.value = zone_box["zone"].key
+            params = text_input("Parameters (JSON object)", "schedule-params")
+            params.value = "{}"
+            missed = ui.select(
+                [p.value for p in MissedPolicy], value="run_once", label="After downtime"
+            ).props('outlined dense data-testid="schedule-missed"')
+            overlap = ui.select(
+                [p.value for p in OverlapPolicy], value="skip", label="While the previous run goes"
+            ).props('outlined dense data-testid="schedule-overlap"')
+
+            async def submit() -> None:
+                current = await guard(Permission.edit_scripts)
+                if current is None:
+                    return
+
+                async def save() -> Any:
+                    try:
+                        values = json.loads(params.value or "{}")
+                    except json.JSONDecodeError:
+                        raise Invalid("parameters: must be a JSON object") from None
+                    data = ScheduleIn(
+                        name=name.value or "",
+                        cron=cron.value or "",
+                        timezone=tz.value or "UTC",
+                        parameters=values if isinstance(values, dict) else {"": values},
+                        missed_policy=missed.value,
+                        overlap_policy=overlap.value,
+                    )
+                    return await call(schedules.create, current, script_id, data)
+
+                if await run_action(save, "Schedule added") is not None:
+                    dialog.delete()
+                    body.refresh()
+
+            dialog_buttons(dialog, "Add", "schedule-submit", submit)
+        dialog.open()
+
+    if edit:
+        ui.button("Add schedule", icon="add", on_click=open_add).props(
+            'unelevated data-testid="schedule-add"'
+        )
+    await body()
+
+    async def localize() -> None:
+        zone_box["zone"] = await browser_zone()
+        body.refresh()
+
+    ui.timer(0.1, localize, once=True)
+
+
+@protected_page("/schedules", Permission.view_scripts, "Schedules")
+async def schedules_page(actor: Actor) -> None:
+    with frame(actor, "Schedules"):
+        zone_box: dict[str, ZoneInfo] = {"zone": ZoneInfo("UTC")}
+
+        @ui.refreshable
+        async def body() -> None:
+            async with runtime.current().db.session() as session:
+                views = await schedules.list_schedules(session, actor)
+            schedule_rows(views, zone_box["zone"], with_script=True)
+
+        await body()
+
+        async def localize() -> None:
+            zone_box["zone"] = await browser_zone()
+            body.refresh()
+
+        ui.timer(0.1, localize, once=True)
+        ui.timer(5.0, body.refresh, immediate=False)

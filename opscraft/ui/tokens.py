@@ -1,0 +1,130 @@
+"""The API tokens page: create a personal access token (shown once), see last use, revoke;
+admins can show everyone's tokens."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from nicegui import ui
+
+from opscraft.services import api_tokens
+from opscraft.services.actor import Actor
+from opscraft.services.api_tokens import TokenInfo
+from opscraft.services.permissions import Permission, can
+from opscraft.ui.layout import frame, guard, protected_page, run_action
+from opscraft.ui.widgets import call, dialog_buttons, dialog_card, format_time, text_input
+
+EXPIRY_CHOICES = {"7": "7 days", "30": "30 days", "90": "90 days", "365": "1 year", "": "No expiry"}
+
+
+def _row(info: TokenInfo, revoke: Any) -> None:
+    t = info.token
+    with ui.card().classes("w-full gap-1").props(f'data-testid="token-{t.id}"'):
+        with ui.row().classes("items-center gap-3 w-full"):
+            ui.icon("vpn_key", color="primary" if info.active else "grey")
+            ui.label(t.name).classes("font-semibold")
+            ui.label(f"{t.prefix}…").classes("font-mono text-grey-8")
+            ui.label(t.role).classes("text-caption")
+            ui.label(info.username).classes("text-caption text-grey-7")
+            ui.space()
+            if info.active:
+                ui.button("Revoke", on_click=lambda i=info: revoke(i)).props(
+                    f'flat dense color=negative data-testid="token-revoke-{t.id}"'
+                )
+            else:
+                ui.label("revoked" if t.revoked_at else "expired").classes("text-negative")
+        expires = format_time(t.expires_at, "never")
+        used = format_time(t.last_used_at)
+        ui.label(f"Created {format_time(t.created_at)} · expires {expires} · last used {used}").classes(
+            "text-caption text-grey-7"
+        )
+
+
+@protected_page("/tokens", None, "API tokens")
+async def tokens_page(actor: Actor) -> None:
+    with frame(actor, "API tokens"):
+        ui.label(
+            "Personal access tokens let scripts and CI pipelines call the API as you: "
+            "send `Authorization: Bearer <token>`. A token's role is never above yours."
+        ).classes("text-grey-7")
+        everyone = {"on": False}
+
+        @ui.refreshable
+        async def body() -> None:
+            rows = await run_action(lambda: call(api_tokens.list_tokens, actor, all_users=everyone["on"]))
+            if rows is None:
+                return
+            if not rows:
+                ui.label("No tokens yet.").props('data-testid="tokens-empty"')
+            for info in rows:
+                _row(info, revoke)
+
+        async def revoke(info: TokenInfo) -> None:
+            current = await guard()
+            if current is None:
+                return
+            assert info.token.id is not None
+            if await run_action(lambda: call(api_tokens.revoke, current, info.token.id), "Token revoked"):
+                body.refresh()
+
+        # Built with the page (not inside the creation dialog, which is gone by then).
+        with ui.dialog() as shown, dialog_card("Your new token"):
+            ui.label("Copy it now: it is not shown again.").classes("text-warning")
+            shown_value = (
+                ui.input()
+                .props('readonly outlined dense data-testid="token-value"')
+                .classes("w-full font-mono")
+            )
+            ui.button("Done", on_click=lambda: (shown_value.set_value(""), shown.close())).props(
+                'unelevated data-testid="token-done"'
+            )
+
+        def show_once(value: str) -> None:
+            shown_value.set_value(value)
+            shown.open()
+
+        async def open_create() -> None:
+            with ui.dialog() as dialog, dialog_card("Create a token"):
+                name = text_input("Name", "token-name", autofocus=True)
+                roles = ["viewer", "operator", "admin"]
+                assert actor.user is not None
+                allowed = roles[: roles.index(actor.user.role) + 1]
+                role = ui.select(allowed, value=allowed[-1], label="Role").props(
+                    'outlined dense data-testid="token-role"'
+                )
+                expiry = ui.select(EXPIRY_CHOICES, value="30", label="Expires").props(
+                    'outlined dense data-testid="token-expiry"'
+                )
+
+                async def submit() -> None:
+                    current = await guard()
+                    if current is None:
+                        return
+                    days = expiry.value
+                    expires = datetime.now(UTC) + timedelta(days=int(days)) if days else None
+                    created = await run_action(
+                        lambda: call(
+                            api_tokens.create, current, name.value or "", role=role.value, expires_at=expires
+                        )
+                    )
+                    if created is not None:
+                        dialog.delete()
+                        body.refresh()
+                        show_once(created[1])
+
+                dialog_buttons(dialog, "Create", "token-submit", submit)
+            dialog.open()
+
+        with ui.row().classes("items-center gap-4"):
+            ui.button("Create token", icon="add", on_click=open_create).props(
+                'unelevated data-testid="token-add"'
+            )
+            if can(actor.user, Permission.manage_users):
+
+                def toggle(e: Any) -> None:
+                    everyone["on"] = bool(e.value)
+                    body.refresh()
+
+                ui.switch("Show every user's tokens", on_change=toggle).props('data-testid="tokens-all"')
+        await body()

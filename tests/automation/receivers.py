@@ -1,0 +1,180 @@
+"""Real receivers on loopback for notification tests: an HTTP server (stdlib `http.server`) and an
+SMTP server (aiosmtpd), optionally with TLS from a self-signed certificate trusted through
+`SSL_CERT_FILE` (the sender verifies certificates against the system's CA store)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class HttpReceiver:
+    """Records every POST; `statuses` (popped per request, then 200) and `delay` shape answers."""
+
+    url: str
+    requests: list[Received] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+    delay: float = 0.0
+
+    async def wait_for(self, count: int, timeout: float = 30) -> list[Received]:
+        """Wait (without blocking the event loop, where the sender runs) for `count` requests."""
+        deadline = time.monotonic() + timeout
+        while len(self.requests) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected {count} requests, got {len(self.requests)}")
+            await asyncio.sleep(0.05)
+        return self.requests
+
+
+@contextmanager
+def http_receiver() -> Iterator[HttpReceiver]:
+    receiver = HttpReceiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            if receiver.delay:
+                time.sleep(receiver.delay)
+            receiver.requests.append(
+                Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+            )
+            status = receiver.statuses.pop(0) if receiver.statuses else 200
+            self.send_response(status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
+class SmtpReceiver:
+    host: str
+    port: int
+    messages: list[Message] = field(default_factory=list)
+    envelopes: list[Any] = field(default_factory=list)
+
+    async def wait_for(self, count: int, timeout: float = 30) -> list[Message]:
+        """Wait (without blocking the event loop) for `count` emails."""
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected {count} emails, got {len(self.messages)}")
+            await asyncio.sleep(0.05)
+        return self.messages
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost: (certificate PEM, key PEM)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+LoginCheck = Callable[[bytes, bytes], bool]
+
+
+@contextmanager
+def smtp_receiver(
+    *, tls: str = "none", cert: tuple[Path, Path] | None = None, login: tuple[str, str] | None = None
+) -> Iterator[SmtpReceiver]:
+    """aiosmtpd on 127.0.0.1: `tls` none, starttls (required) or ssl (implicit); `login` requires AUTH."""
+    from tests.conftest import free_port
+
+    port = free_port()
+    receiver = SmtpReceiver("127.0.0.1", port)
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            receiver.envelopes.append(envelope)
+            receiver.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+            return "250 OK"
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        ok = login is not None and (auth_data.login, auth_data.password) == (
+            login[0].encode(),
+            login[1].encode(),
+        )
+        return AuthResult(success=ok, handled=False)
+
+    context = None
+    if cert is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(cert[0]), str(cert[1]))
+    kwargs: dict[str, Any] = {}
+    if tls == "starttls":
+        kwargs |= {"tls_context": context, "require_starttls": True}
+    elif tls == "ssl":
+        # aiosmtpd does not count implicit TLS as TLS for AUTH: the connection is encrypted anyway
+        kwargs |= {"ssl_context": context, "server_hostname": "localhost", "auth_require_tls": False}
+    if login is not None:
+        kwargs |= {"authenticator": authenticator, "auth_required": True}
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port, **kwargs)
+    controller.start()
+    try:
+        yield receiver
+    finally:
+        controller.stop()

@@ -1,0 +1,158 @@
+"""Personal access tokens: shown once, hashed, role-capped, expiring, revocable, stopped with
+their owner; `Authorization: Bearer ocp_...` on the API and the WebSocket."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlmodel import select, update
+
+from opscraft import runtime
+from opscraft.db.models import ApiToken, AuditEvent
+from tests.conftest import LoggedIn, make_user
+
+
+async def create(client: httpx.AsyncClient, who: LoggedIn, **body: Any) -> httpx.Response:
+    return await client.post("/api/v1/tokens", json={"name": "ci", **body}, headers=who.headers)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_token_is_shown_once_and_stored_as_a_hash(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    response = await create(client, operator)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    token = body["token"]
+    assert token.startswith("ocp_") and len(token) > 40
+    assert body["role"] == "operator" and body["expires_at"] is None and body["active"]
+    assert token.startswith(body["prefix"])
+    listed = (await client.get("/api/v1/tokens", headers=operator.headers)).json()
+    assert [t["id"] for t in listed] == [body["id"]]
+    assert token not in str(listed)
+    async with runtime.current().db.session() as session:
+        row = await session.get(ApiToken, body["id"])
+        assert row is not None
+        assert row.token_hash == hashlib.sha256(token.encode()).hexdigest()
+        events = (await session.exec(select(AuditEvent).where(AuditEvent.action == "api_token.create"))).all()
+        assert len(events) == 1 and token not in str(events[0].details)
+
+
+async def test_bearer_token_acts_as_owner_with_capped_role(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    full = (await create(client, admin)).json()["token"]
+    viewer_token = (await create(client, admin, role="viewer", name="read-only")).json()["token"]
+    me = await client.get("/api/v1/auth/me", headers=bearer(full))
+    assert me.status_code == 200 and me.json()["username"] == "admin"
+    assert (await client.get("/api/v1/users", headers=bearer(full))).status_code == 200
+    assert (await client.get("/api/v1/users", headers=bearer(viewer_token))).status_code == 403
+    assert (await client.get("/api/v1/scripts", headers=bearer(viewer_token))).status_code == 200
+    async with runtime.current().db.session() as session:
+        row = (await session.exec(select(ApiToken).where(ApiToken.name == "ci"))).one()
+        assert row.last_used_at is not None and row.last_used_ip == "127.0.0.1"
+    # the stored account keeps its role
+    assert (await client.get("/api/v1/auth/me", headers=admin.headers)).json()["role"] == "admin"
+
+
+async def test_role_above_own_is_refused(client: httpx.AsyncClient, viewer: LoggedIn) -> None:
+    response = await create(client, viewer, role="admin")
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "role"
+
+
+async def test_owner_demoted_caps_the_token(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    other = await make_user(client, "admin", "second-admin")
+    token = (await create(client, other)).json()["token"]
+    assert (await client.get("/api/v1/users", headers=bearer(token))).status_code == 200
+    r = await client.put(f"/api/v1/users/{other.id}", json={"role": "viewer"}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    assert (await client.get("/api/v1/users", headers=bearer(token))).status_code == 403
+
+
+async def test_expiry_rules(client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn) -> None:
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    r = await create(client, viewer, expires_at=past)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "expires_at"
+    r = await client.put("/api/v1/settings", json={"api_tokens_require_expiry": True}, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["api_tokens_require_expiry"] is True
+    r = await create(client, viewer)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "expires_at"
+    soon = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    r = await create(client, viewer, expires_at=soon)
+    assert r.status_code == 201, r.text
+    token = r.json()["token"]
+    assert (await client.get("/api/v1/auth/me", headers=bearer(token))).status_code == 200
+    async with runtime.current().db.session() as session:
+        await session.exec(
+            update(ApiToken)
+            .where(ApiToken.id == r.json()["id"])
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+        await session.commit()
+    r = await client.get("/api/v1/auth/me", headers=bearer(token))
+    assert r.status_code == 401 and "expired" in r.json()["detail"]
+
+
+async def test_revoke_and_admin_oversight(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, viewer: LoggedIn
+) -> None:
+    mine = (await create(client, operator)).json()
+    theirs = (await create(client, viewer)).json()
+    # someone else's token is invisible to a non-admin
+    assert (
+        await client.delete(f"/api/v1/tokens/{theirs['id']}", headers=operator.headers)
+    ).status_code == 404
+    assert (await client.get("/api/v1/tokens?all=true", headers=operator.headers)).status_code == 403
+    everyone = (await client.get("/api/v1/tokens?all=true", headers=admin.headers)).json()
+    assert {t["username"] for t in everyone} == {"operator", "viewer"}
+    r = await client.delete(f"/api/v1/tokens/{theirs['id']}", headers=admin.headers)
+    assert r.status_code == 200 and r.json()["revoked_at"] and not r.json()["active"]
+    assert (await client.get("/api/v1/auth/me", headers=bearer(theirs["token"]))).status_code == 401
+    assert (await client.delete(f"/api/v1/tokens/{mine['id']}", headers=operator.headers)).status_code == 200
+    assert (await client.get("/api/v1/auth/me", headers=bearer(mine["token"]))).status_code == 401
+
+
+async def test_deactivated_owner_stops_at_once(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn
+) -> None:
+    token = (await create(client, operator)).json()["token"]
+    assert (await client.get("/api/v1/auth/me", headers=bearer(token))).status_code == 200
+    r = await client.put(f"/api/v1/users/{operator.id}", json={"is_active": False}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    r = await client.get("/api/v1/auth/me", headers=bearer(token))
+    assert r.status_code == 401 and "deactivated" in r.json()["detail"]
+
+
+async def test_a_token_cannot_manage_tokens(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    created = (await create(client, admin)).json()
+    token = created["token"]
+    assert (await create(client, LoggedIn(admin.id, "admin", admin.role, bearer(token)))).status_code == 403
+    assert (await client.get("/api/v1/tokens", headers=bearer(token))).status_code == 403
+    assert (await client.delete(f"/api/v1/tokens/{created['id']}", headers=bearer(token))).status_code == 403
+
+
+async def test_unknown_or_malformed_token_is_401(client: httpx.AsyncClient) -> None:
+    for value in ("ocp_nope", "ocp_" + "a" * 43, "not-a-jwt"):
+        assert (await client.get("/api/v1/auth/me", headers=bearer(value))).status_code == 401
+    r = await client.post("/api/v1/tokens", json={"name": ""}, headers=bearer("ocp_x"))
+    assert r.status_code == 401
+
+
+async def test_a_token_request_records_trigger_api_token(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    from tests.executions.conftest import make_script
+
+    script_id = await make_script(client, admin, "true\n")
+    token = (await create(client, admin)).json()["token"]
+    body = {"script_id": script_id, "runner": "local"}
+    via_token = await client.post("/api/v1/executions", json=body, headers=bearer(token))
+    via_login = await client.post("/api/v1/executions", json=body, headers=admin.headers)
+    assert via_token.status_code == via_login.status_code == 202, via_token.text
+    assert (via_token.json()["trigger"], via_login.json()["trigger"]) == ("api_token", "api")
+    assert via_token.json()["triggered_by_name"] == "admin"

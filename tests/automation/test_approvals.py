@@ -1,0 +1,150 @@
+"""Approvals: runs wait as awaiting_approval until N others approve; no self-approval (also not
+through the requester's API token); rejection and expiry end them `rejected`."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlmodel import col, select, update
+
+from opscraft import runtime
+from opscraft.db.models import ApprovalRequest, AuditEvent, NotificationDelivery
+from opscraft.db.types import utcnow
+from opscraft.services import approvals
+from tests.conftest import LoggedIn, make_user
+from tests.executions.conftest import make_script, wait_for
+
+
+async def held_run(
+    client: httpx.AsyncClient, requester: LoggedIn, admin: LoggedIn, required: int = 1
+) -> tuple[int, int]:
+    script_id = await make_script(client, admin, "echo approved-run\n")
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}/approval", json={"required": required}, headers=admin.headers
+    )
+    assert r.status_code == 200, r.text
+    r = await client.post(
+        "/api/v1/executions", json={"script_id": script_id, "runner": "local"}, headers=requester.headers
+    )
+    assert r.status_code == 202, r.text
+    assert r.json()["status"] == "awaiting_approval"
+    return script_id, int(r.json()["id"])
+
+
+async def decide(
+    client: httpx.AsyncClient, who: dict[str, str] | LoggedIn, execution_id: int, verb: str, comment: str = ""
+) -> httpx.Response:
+    headers = who.headers if isinstance(who, LoggedIn) else who
+    return await client.post(
+        f"/api/v1/executions/{execution_id}/{verb}", json={"comment": comment}, headers=headers
+    )
+
+
+async def status_of(client: httpx.AsyncClient, who: LoggedIn, execution_id: int) -> str:
+    return str((await client.get(f"/api/v1/executions/{execution_id}", headers=who.headers)).json()["status"])
+
+
+async def test_two_approvals_then_it_runs(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, viewer: LoggedIn
+) -> None:
+    second = await make_user(client, "operator", "second-operator")
+    _, run_id = await held_run(client, operator, admin, required=2)
+    pending = (await client.get("/api/v1/approvals", headers=viewer.headers)).json()
+    assert [p["execution"]["id"] for p in pending] == [run_id] and pending[0]["required"] == 2
+    assert (await decide(client, viewer, run_id, "approve")).status_code == 403, "viewers do not approve"
+    r = await decide(client, operator, run_id, "approve")
+    assert r.status_code == 403 and "someone else" in r.json()["detail"]
+    token = (await client.post("/api/v1/tokens", json={"name": "ci"}, headers=operator.headers)).json()[
+        "token"
+    ]
+    r = await decide(client, {"Authorization": f"Bearer {token}"}, run_id, "approve")
+    assert r.status_code == 403, "the requester's token is the requester"
+    r = await decide(client, second, run_id, "approve", "looks fine")
+    assert r.status_code == 200 and r.json()["status"] == "awaiting_approval", "one of two"
+    assert (await decide(client, second, run_id, "approve")).status_code == 409, "once per person"
+    r = await decide(client, admin, run_id, "approve")
+    assert r.status_code == 200 and r.json()["status"] in ("queued", "running", "success")
+    final = await wait_for(client, admin, run_id)
+    assert final["status"] == "success"
+    trail = (await client.get(f"/api/v1/executions/{run_id}/approvals", headers=viewer.headers)).json()
+    assert [(d["username"], d["decision"], d["comment"]) for d in trail] == [
+        ("second-operator", "approve", "looks fine"),
+        ("admin", "approve", ""),
+    ]
+    assert (await decide(client, second, run_id, "reject")).status_code == 409, "no longer waiting"
+
+
+async def test_reject_ends_the_run(client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn) -> None:
+    _, run_id = await held_run(client, viewer, admin)
+    r = await decide(client, admin, run_id, "reject", "not today")
+    assert r.status_code == 200 and r.json()["status"] == "rejected"
+    assert "not today" in r.json()["error_message"]
+    assert r.json()["finished_at"] is not None
+    # the run event of the final state reaches the audit subscriber
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        async with runtime.current().db.session() as session:
+            found = (
+                await session.exec(
+                    select(AuditEvent).where(
+                        col(AuditEvent.action) == "execution.finished",
+                        col(AuditEvent.target_id) == str(run_id),
+                    )
+                )
+            ).first()
+        if found is not None:
+            assert found.details["status"] == "rejected"
+            break
+        assert asyncio.get_running_loop().time() < deadline, "no run event for the rejection"
+        await asyncio.sleep(0.2)
+
+
+async def test_expiry_rejects(client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn) -> None:
+    _, run_id = await held_run(client, viewer, admin)
+    async with runtime.current().db.session() as session:
+        await session.exec(update(ApprovalRequest).values(expires_at=utcnow() - timedelta(seconds=1)))
+        await session.commit()
+    assert await approvals.expire_due(runtime.current().db) == 1
+    assert await status_of(client, admin, run_id) == "rejected"
+    assert (await decide(client, admin, run_id, "approve")).status_code == 409
+
+
+async def test_cancel_while_waiting_and_pending_notification(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn
+) -> None:
+    r = await client.post(
+        "/api/v1/notifications/channels",
+        json={"name": "hook", "kind": "webhook", "config": {"url": "http://127.0.0.1:9/"}},
+        headers=admin.headers,
+    )
+    channel_id = r.json()["id"]
+    r = await client.post(
+        "/api/v1/notifications/rules",
+        json={"channel_id": channel_id, "events": ["approval_pending"]},
+        headers=admin.headers,
+    )
+    assert r.status_code == 201
+    _, run_id = await held_run(client, viewer, admin)
+    async with runtime.current().db.session() as session:
+        rows = (await session.exec(select(NotificationDelivery))).all()
+    assert [(d.event, d.execution_id) for d in rows] == [("approval_pending", run_id)]
+    r = await client.post(f"/api/v1/executions/{run_id}/cancel", headers=viewer.headers)
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+
+
+async def test_policy_validation(client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn) -> None:
+    script_id = await make_script(client, admin, "true\n")
+    url = f"/api/v1/scripts/{script_id}/approval"
+    assert (await client.get(url, headers=viewer.headers)).json() is None
+    for body in ({"required": 0}, {"required": 6}, {"expires_after_hours": 0}):
+        r = await client.put(url, json=body, headers=admin.headers)
+        assert r.status_code == 422, body
+    assert (await client.put(url, json={"required": 1}, headers=viewer.headers)).status_code == 403
+    assert (await client.put(url, json={"required": 1}, headers=admin.headers)).status_code == 200
+    assert (await client.delete(url, headers=admin.headers)).status_code == 204
+    body: dict[str, Any] = {"script_id": script_id, "runner": "local"}
+    r = await client.post("/api/v1/executions", json=body, headers=viewer.headers)
+    assert r.json()["status"] != "awaiting_approval"

@@ -1,0 +1,221 @@
+"""Browser journeys of automation against a real `opscraft serve` process: a schedule created in
+the UI fires; personal tokens are created (shown once) and revoked."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer, start_server, stop_server
+from tests.test_executions_browser import SERVER_ENV, _cli_user, _token
+
+pytestmark = pytest.mark.browser
+
+
+@dataclass
+class Env:
+    server: LiveServer
+    admin: dict[str, str]
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.request(method, f"{self.server.url}{path}", headers=self.admin, timeout=30, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    server = start_server(Path(tmp_path_factory.mktemp("automation-ui")) / "server", SERVER_ENV)
+    try:
+        _cli_user(server, "admin", "admin")
+        _cli_user(server, "second", "operator")
+        yield Env(server, _token(server, "admin"))
+    finally:
+        stop_server(server)
+
+
+def log_in(page: Any, env: Env, username: str = "admin") -> None:
+    from tests.conftest import PASSWORD
+
+    page.goto(f"{env.server.url}/login")
+    page.get_by_test_id("login-username").fill(username)
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(f"{env.server.url}/")
+
+
+def bring_forward(env: Env, schedule_id: int) -> None:
+    """Move the schedule's next fire time to the minute that just began, as if the clock had
+    reached it (the live server's SQLite file; the scheduler re-reads it within seconds)."""
+    due = datetime.now(UTC).replace(second=0, microsecond=0).replace(tzinfo=None)
+    with sqlite3.connect(env.server.data_dir / "opscraft.db", timeout=30) as db:
+        db.execute(
+            "UPDATE schedules SET next_fire_at = ? WHERE id = ?",
+            (due.strftime("%Y-%m-%d %H:%M:%S.%f"), schedule_id),
+        )
+
+
+def test_create_a_schedule_and_see_it_fire(page: Any, env: Env) -> None:
+    body = {"name": "tick", "script_type": "python", "status": "active", "content": "print('tick')\n"}
+    r = env.api("POST", "/api/v1/scripts", json=body)
+    assert r.status_code == 201, r.text
+    script_id = r.json()["id"]
+    log_in(page, env)
+    page.goto(f"{env.server.url}/scripts/{script_id}")
+    page.get_by_test_id("tab-schedules").click()
+    page.get_by_test_id("schedule-add").click()
+    page.get_by_test_id("schedule-name").fill("every minute")
+    page.get_by_test_id("schedule-cron").fill("* * * * *")
+    page.get_by_test_id("schedule-submit").click()
+    page.get_by_text("every minute").wait_for()
+    (schedule,) = env.api("GET", f"/api/v1/scripts/{script_id}/schedules").json()
+    assert len(schedule["next_fire_times"]) == 5
+    next_shown = page.get_by_test_id(f"schedule-next-{schedule['id']}").inner_text()
+    assert next_shown.startswith("Next:") and next_shown.count(",") == 4, next_shown
+
+    bring_forward(env, schedule["id"])
+    page.goto(f"{env.server.url}/schedules")
+    last = page.get_by_test_id(f"schedule-last-{schedule['id']}")
+    deadline = time.monotonic() + 60
+    while "run #" not in (last.inner_text() if last.count() else ""):
+        assert time.monotonic() < deadline, "the schedule did not fire"
+        time.sleep(0.5)
+        page.reload()
+        last = page.get_by_test_id(f"schedule-last-{schedule['id']}")
+    last.click()
+    page.wait_for_url(f"{env.server.url}/executions/*")
+    runs = env.api("GET", f"/api/v1/executions?script_id={script_id}").json()
+    assert runs["total"] == 1
+
+
+def test_personal_token_shown_once_then_revoked(page: Any, env: Env) -> None:
+    log_in(page, env)
+    page.goto(f"{env.server.url}/tokens")
+    page.get_by_test_id("token-add").click()
+    page.get_by_test_id("token-name").fill("ci")
+    page.get_by_test_id("token-submit").click()
+    value = page.get_by_test_id("token-value").input_value()
+    assert value.startswith("ocp_")
+    me = httpx.get(f"{env.server.url}/api/v1/auth/me", headers={"Authorization": f"Bearer {value}"})
+    assert me.status_code == 200 and me.json()["username"] == "admin"
+    page.get_by_test_id("token-done").click()
+    page.reload()
+    page.get_by_test_id("token-add").wait_for()
+    assert value not in page.content(), "shown once"
+    token_id = env.api("GET", "/api/v1/tokens").json()[0]["id"]
+    page.get_by_test_id(f"token-revoke-{token_id}").click()
+    page.get_by_test_id(f"token-{token_id}").get_by_text("revoked", exact=True).wait_for()
+    me = httpx.get(f"{env.server.url}/api/v1/auth/me", headers={"Authorization": f"Bearer {value}"})
+    assert me.status_code == 401
+
+
+def wait_until(check: Any, what: str, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, what
+        time.sleep(0.3)
+
+
+def test_a_run_waits_until_a_second_user_approves(page: Any, env: Env) -> None:
+    body = {
+        "name": "guarded",
+        "script_type": "python",
+        "status": "active",
+        "content": "print('approved ok')\n",
+    }
+    script_id = env.api("POST", "/api/v1/scripts", json=body).json()["id"]
+    r = env.api("PUT", f"/api/v1/scripts/{script_id}/approval", json={"required": 1})
+    assert r.status_code == 200, r.text
+    # the admin requests the run in the UI
+    log_in(page, env)
+    page.goto(f"{env.server.url}/scripts/{script_id}")
+    page.get_by_test_id("execute-button").click()
+    page.get_by_test_id("execute-submit").click()
+    page.wait_for_url(f"{env.server.url}/executions/*")
+    run_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+    page.get_by_test_id("approval-panel").wait_for()
+    assert page.get_by_test_id(f"approve-{run_id}").count() == 0, "no self-approval"
+    time.sleep(2)  # give a wrongly queued run the time to start
+    assert env.api("GET", f"/api/v1/executions/{run_id}").json()["status"] == "awaiting_approval"
+
+    # a second user sees the badge, opens the pending list and approves
+    page.goto(f"{env.server.url}/logout")
+    log_in(page, env, "second")
+    page.get_by_test_id("nav-badge-approvals").wait_for()
+    assert page.get_by_test_id("nav-badge-approvals").inner_text() == "1"
+    page.get_by_test_id("nav-approvals").click()
+    page.get_by_test_id(f"pending-{run_id}").wait_for()
+    page.get_by_test_id(f"approval-comment-{run_id}").fill("go ahead")
+    page.get_by_test_id(f"approve-{run_id}").click()
+    page.get_by_test_id("approvals-empty").wait_for()
+    final = wait_until(
+        lambda: (b := env.api("GET", f"/api/v1/executions/{run_id}").json())["status"] == "success" and b,
+        "the approved run did not finish",
+    )
+    assert final["status"] == "success"
+    page.goto(f"{env.server.url}/executions/{run_id}")
+    assert "go ahead" in page.get_by_test_id("approval-trail-second").inner_text()
+
+
+def test_a_failing_run_sends_slack_and_email(page: Any, env: Env) -> None:
+    from tests.automation.receivers import http_receiver, smtp_receiver
+
+    with http_receiver() as slack, smtp_receiver() as smtp:
+        secret = env.api(
+            "POST", "/api/v1/secrets", json={"name": "SLACK_HOOK", "value": f"{slack.url}/services/T/B/X"}
+        )
+        assert secret.status_code == 201, secret.text
+        channels = [
+            {"name": "team-slack", "kind": "slack", "secret_id": secret.json()["id"]},
+            {
+                "name": "oncall-mail",
+                "kind": "email",
+                "config": {
+                    "host": smtp.host,
+                    "port": smtp.port,
+                    "security": "none",
+                    "from": "opscraft@example.com",
+                    "to": "oncall@example.com",
+                },
+            },
+        ]
+        body = {
+            "name": "breaks",
+            "script_type": "python",
+            "status": "active",
+            "content": "raise SystemExit('disk full')\n",
+        }
+        script_id = env.api("POST", "/api/v1/scripts", json=body).json()["id"]
+        for channel in channels:
+            r = env.api("POST", "/api/v1/notifications/channels", json=channel)
+            assert r.status_code == 201, r.text
+            rule = {"channel_id": r.json()["id"], "script_id": script_id, "events": ["failure"]}
+            assert env.api("POST", "/api/v1/notifications/rules", json=rule).status_code == 201
+
+        log_in(page, env)
+        page.goto(f"{env.server.url}/scripts/{script_id}")
+        page.get_by_test_id("execute-button").click()
+        page.get_by_test_id("execute-submit").click()
+        page.wait_for_url(f"{env.server.url}/executions/*")
+
+        wait_until(lambda: slack.requests, "no Slack message")
+        wait_until(lambda: smtp.messages, "no email")
+        text = json.loads(slack.requests[0].body)["text"]
+        assert slack.requests[0].path == "/services/T/B/X" and "breaks failed" in text
+        assert "disk full" in text, "the output excerpt"
+        mail = smtp.messages[0]
+        assert mail["To"] == "oncall@example.com" and "breaks failed" in mail["Subject"]
+
+        page.goto(f"{env.server.url}/notifications")
+        table = page.get_by_test_id("deliveries")
+        wait_until(lambda: table.inner_text().count("delivered") >= 2 or page.reload(), "delivery log")

@@ -1,0 +1,328 @@
+"""Notification channels, rules and delivery against real receivers on loopback: an HTTP server
+(generic webhook, Slack format) and aiosmtpd (plain, STARTTLS, implicit TLS, login)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import select, update
+
+from opscraft import runtime
+from opscraft.db.models import Execution, ExecutionLog, NotificationDelivery
+from opscraft.db.models.automation import DeliveryStatus
+from opscraft.db.types import utcnow
+from opscraft.services import notifications
+from tests.automation.receivers import http_receiver, self_signed, smtp_receiver
+from tests.conftest import LoggedIn
+
+
+async def secret(client: httpx.AsyncClient, admin: LoggedIn, name: str, value: str) -> int:
+    r = await client.post("/api/v1/secrets", json={"name": name, "value": value}, headers=admin.headers)
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+async def channel(client: httpx.AsyncClient, admin: LoggedIn, **body: Any) -> dict[str, Any]:
+    r = await client.post("/api/v1/notifications/channels", json=body, headers=admin.headers)
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+async def rule(
+    client: httpx.AsyncClient,
+    admin: LoggedIn,
+    channel_id: int,
+    events: list[str],
+    script_id: int | None = None,
+) -> None:
+    body = {"channel_id": channel_id, "events": events, "script_id": script_id}
+    r = await client.post("/api/v1/notifications/rules", json=body, headers=admin.headers)
+    assert r.status_code == 201, r.text
+
+
+async def script(client: httpx.AsyncClient, admin: LoggedIn, name: str = "deploy") -> int:
+    body = {"name": name, "script_type": "bash", "content": "true\n", "status": "active"}
+    r = await client.post("/api/v1/scripts", json=body, headers=admin.headers)
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+async def finished_run(script_id: int, status: str, output: str = "", exit_code: int | None = 1) -> int:
+    """A finished run written directly (what a worker leaves behind), with stored output."""
+    now = utcnow()
+    async with runtime.current().db.session() as session:
+        row = Execution(
+            script_id=script_id,
+            script_version=1,
+            script_name="deploy",
+            script_type="bash",
+            status=status,
+            exit_code=exit_code,
+            triggered_by_name="alice",
+            runner="local",
+            started_at=now - timedelta(seconds=2),
+            finished_at=now,
+        )
+        session.add(row)
+        await session.flush()
+        assert row.id is not None
+        if output:
+            session.add(ExecutionLog(execution_id=row.id, seq=1, stream="stdout", content=output))
+        await session.commit()
+        return row.id
+
+
+async def deliver_all() -> None:
+    db = runtime.current().db
+    while await notifications.deliver_due(db):
+        pass
+
+
+async def test_channel_validation(client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn) -> None:
+    url = "/api/v1/notifications/channels"
+    cases = [
+        ({"name": "w", "kind": "webhook", "config": {"url": "ftp://x"}}, "config.url"),
+        ({"name": "w", "kind": "webhook", "config": {}}, "config.url"),
+        ({"name": "w", "kind": "webhook", "config": {"url": "http://h", "extra": 1}}, "config"),
+        ({"name": "s", "kind": "slack"}, "secret_id"),
+        ({"name": "w", "kind": "webhook", "config": {"url": "http://h"}, "secret_id": 999}, "secret_id"),
+        ({"name": "e", "kind": "email", "config": {"from": "a@b.io", "to": ["c@d.io"]}}, "config.host"),
+        (
+            {"name": "e", "kind": "email", "config": {"host": "h", "from": "x", "to": ["c@d.io"]}},
+            "config.from",
+        ),
+        ({"name": "e", "kind": "email", "config": {"host": "h", "from": "a@b.io", "to": []}}, "config.to"),
+        (
+            {
+                "name": "e",
+                "kind": "email",
+                "config": {"host": "h", "security": "tls", "from": "a@b.io", "to": "c@d.io"},
+            },
+            "config.security",
+        ),
+        (
+            {
+                "name": "e",
+                "kind": "email",
+                "config": {"host": "h", "from": "a@b.io", "to": "c@d.io", "username": "u"},
+            },
+            "secret_id",
+        ),
+    ]
+    for body, field in cases:
+        r = await client.post(url, json=body, headers=admin.headers)
+        assert r.status_code == 422, (body, r.text)
+        assert r.json()["errors"][0]["field"] == field, (body, r.json())
+    ok = {"name": "hook", "kind": "webhook", "config": {"url": "http://127.0.0.1:9/x"}}
+    assert (await client.post(url, json=ok, headers=operator.headers)).status_code == 403
+    assert (await client.post(url, json=ok, headers=admin.headers)).status_code == 201
+    assert (await client.post(url, json=ok, headers=admin.headers)).status_code == 409
+
+
+async def test_signed_webhook_slack_and_email_on_failure(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    key_id = await secret(client, admin, "HOOK_KEY", "hmac-key-1")
+    with http_receiver() as hook, http_receiver() as slack, smtp_receiver() as smtp:
+        slack_url_id = await secret(client, admin, "SLACK_URL", f"{slack.url}/services/T000/B000/XXXX")
+        web = await channel(
+            client, admin, name="hook", kind="webhook", config={"url": f"{hook.url}/in"}, secret_id=key_id
+        )
+        sl = await channel(client, admin, name="slack", kind="slack", secret_id=slack_url_id)
+        mail = await channel(
+            client,
+            admin,
+            name="mail",
+            kind="email",
+            config={
+                "host": smtp.host,
+                "port": smtp.port,
+                "security": "none",
+                "from": "ops@example.com",
+                "to": "oncall@example.com",
+            },
+        )
+        assert "XXXX" not in json.dumps(sl), "the Slack URL stays in the vault"
+        sid = await script(client, admin)
+        for c in (web, sl, mail):
+            await rule(client, admin, c["id"], ["failure"], sid)
+        run_id = await finished_run(sid, "failed", "connecting\npassword=***\nboom\n")
+        async with runtime.current().db.session() as session:
+            assert await notifications.enqueue_for_execution(session, run_id) == 3
+            assert await notifications.enqueue_for_execution(session, run_id) == 0, "idempotent"
+        await deliver_all()
+
+        received = (await hook.wait_for(1))[0]
+        body = json.loads(received.body)
+        assert body["event"] == "failure" and body["execution"]["id"] == run_id
+        assert body["execution"]["status"] == "failed" and "boom" in body["output_excerpt"]
+        timestamp = received.headers["x-opscraft-timestamp"]
+        expected = hmac.new(
+            b"hmac-key-1", timestamp.encode() + b"." + received.body, hashlib.sha256
+        ).hexdigest()
+        assert received.headers["x-opscraft-signature"] == f"sha256={expected}"
+        assert abs(int(timestamp) - time.time()) < 300
+
+        slack_msg = (await slack.wait_for(1))[0]
+        assert slack_msg.path == "/services/T000/B000/XXXX"
+        assert set(json.loads(slack_msg.body)) == {"text"}
+        assert "deploy failed" in json.loads(slack_msg.body)["text"]
+
+        email = (await smtp.wait_for(1))[0]
+        assert email["To"] == "oncall@example.com" and "deploy failed" in email["Subject"]
+        text = email.get_content()
+        assert "boom" in text and "password=***" in text
+
+    r = await client.get("/api/v1/notifications/deliveries", headers=admin.headers)
+    assert r.status_code == 200 and r.json()["total"] == 3
+    assert {d["status"] for d in r.json()["items"]} == {"delivered"}
+
+
+async def test_retry_with_backoff_then_give_up(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    with http_receiver() as hook:
+        c = await channel(client, admin, name="hook", kind="webhook", config={"url": hook.url})
+        await rule(client, admin, c["id"], ["failure"])
+        sid = await script(client, admin)
+        run_id = await finished_run(sid, "timed_out")
+        hook.statuses = [500, 503]
+        async with runtime.current().db.session() as session:
+            await notifications.enqueue_for_execution(session, run_id)
+        await deliver_all()
+        async with runtime.current().db.session() as session:
+            row = (await session.exec(select(NotificationDelivery))).one()
+            assert row.status == DeliveryStatus.pending and row.attempts == 1
+            assert "HTTP 500" in (row.last_error or "")
+            wait = (row.next_attempt_at - utcnow()).total_seconds()
+            assert 3 < wait <= 5, "first retry after about five seconds"
+            await session.exec(update(NotificationDelivery).values(next_attempt_at=utcnow()))
+            await session.commit()
+        await deliver_all()  # 503
+        async with runtime.current().db.session() as session:
+            await session.exec(update(NotificationDelivery).values(next_attempt_at=utcnow()))
+            await session.commit()
+        await deliver_all()  # 200
+        assert len(hook.requests) == 3
+        async with runtime.current().db.session() as session:
+            row = (await session.exec(select(NotificationDelivery))).one()
+            await session.refresh(row)
+            assert row.status == DeliveryStatus.delivered and row.attempts == 3
+
+    # a dead receiver: retried until MAX_ATTEMPTS, then failed
+    run2 = await finished_run(sid, "error")
+    async with runtime.current().db.session() as session:
+        await notifications.enqueue_for_execution(session, run2)
+    for _ in range(notifications.MAX_ATTEMPTS):
+        async with runtime.current().db.session() as session:
+            await session.exec(update(NotificationDelivery).values(next_attempt_at=utcnow()))
+            await session.commit()
+        await deliver_all()
+    r = await client.get("/api/v1/notifications/deliveries?status=failed", headers=admin.headers)
+    item = r.json()["items"][0]
+    assert item["attempts"] == notifications.MAX_ATTEMPTS and "unreachable" in item["last_error"]
+
+
+def test_backoff_doubles_up_to_an_hour() -> None:
+    assert [notifications.retry_delay(n).total_seconds() for n in (1, 2, 3)] == [5, 10, 20]
+    assert notifications.retry_delay(30).total_seconds() == 3600
+
+
+async def test_recovery_and_success_events(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    with http_receiver() as hook:
+        c = await channel(client, admin, name="hook", kind="webhook", config={"url": hook.url})
+        await rule(client, admin, c["id"], ["recovery"])
+        sid = await script(client, admin)
+        ok1 = await finished_run(sid, "success", exit_code=0)
+        bad = await finished_run(sid, "failed")
+        ok2 = await finished_run(sid, "success", exit_code=0)
+        ok3 = await finished_run(sid, "success", exit_code=0)
+        async with runtime.current().db.session() as session:
+            counts = [await notifications.enqueue_for_execution(session, i) for i in (ok1, bad, ok2, ok3)]
+        assert counts == [0, 0, 1, 0], "only the first success after a failure is a recovery"
+        await deliver_all()
+        assert json.loads((await hook.wait_for(1))[0].body)["event"] == "recovery"
+
+
+async def test_slow_receiver_does_not_hold_up_enqueueing(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    with http_receiver() as hook:
+        hook.delay = 3
+        c = await channel(client, admin, name="hook", kind="webhook", config={"url": hook.url})
+        await rule(client, admin, c["id"], ["failure"])
+        sid = await script(client, admin)
+        run_id = await finished_run(sid, "failed")
+        started = time.monotonic()
+        async with runtime.current().db.session() as session:
+            await notifications.enqueue_for_execution(session, run_id)
+        assert time.monotonic() - started < 1, "recording the event never waits for the receiver"
+        # the process's sender loop (started with the runtime) delivers it in the background
+        await hook.wait_for(1)
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # aiosmtpd, implicit TLS
+@pytest.mark.parametrize("security", ["starttls", "ssl"])
+async def test_email_over_tls_with_login(
+    client: httpx.AsyncClient, admin: LoggedIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, security: str
+) -> None:
+    cert = self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))  # trust the test's own CA only
+    password_id = await secret(client, admin, "SMTP_PASSWORD", "s3cret-pw")
+    with smtp_receiver(tls=security, cert=cert, login=("bot", "s3cret-pw")) as smtp:
+        c = await channel(
+            client,
+            admin,
+            name="mail",
+            kind="email",
+            config={
+                "host": "127.0.0.1",
+                "port": smtp.port,
+                "security": security,
+                "from": "ops@example.com",
+                "to": ["a@example.com", "b@example.com"],
+                "username": "bot",
+            },
+            secret_id=password_id,
+        )
+        r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+        assert r.status_code == 204, r.text
+        message = (await smtp.wait_for(1))[0]
+        assert message["Subject"] == "[OpsCraft] test notification"
+        assert smtp.envelopes[0].rcpt_tos == ["a@example.com", "b@example.com"]
+        # a wrong password: 409 saying what failed, never the password
+        await client.put(f"/api/v1/secrets/{password_id}", json={"value": "wrong"}, headers=admin.headers)
+        r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+        assert r.status_code == 409 and "authentication failed" in r.json()["detail"]
+        assert "wrong" not in r.text
+
+
+async def test_untrusted_certificate_is_refused(
+    client: httpx.AsyncClient, admin: LoggedIn, tmp_path: Path
+) -> None:
+    cert = self_signed(tmp_path)
+    with smtp_receiver(tls="ssl", cert=cert) as smtp:
+        c = await channel(
+            client,
+            admin,
+            name="mail",
+            kind="email",
+            config={
+                "host": "127.0.0.1",
+                "port": smtp.port,
+                "security": "ssl",
+                "from": "o@example.com",
+                "to": "a@example.com",
+            },
+        )
+        r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+        assert r.status_code == 409 and "TLS failed" in r.json()["detail"]
+        assert smtp.messages == []

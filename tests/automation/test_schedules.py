@@ -1,0 +1,248 @@
+"""Schedules: validation, next fire times in a time zone, exactly once per fire time, missed
+fires, overlap, and the owner checked at each fire."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from sqlmodel import col, select, update
+
+from opscraft import runtime
+from opscraft.db.models import AuditEvent, Execution, Schedule, ScheduleFire
+from opscraft.db.types import utcnow
+from opscraft.services import schedules
+from tests.conftest import LoggedIn
+
+
+async def local_runner(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    r = await client.put("/api/v1/settings", json={"local_runner_enabled": True}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+
+
+async def script(client: httpx.AsyncClient, who: LoggedIn, content: str = "true\n", **fields: Any) -> int:
+    body = {
+        "name": f"s-{utcnow().timestamp()}",
+        "script_type": "bash",
+        "content": content,
+        "status": "active",
+        **fields,
+    }
+    r = await client.post("/api/v1/scripts", json=body, headers=who.headers)
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+async def add(client: httpx.AsyncClient, who: LoggedIn, script_id: int, **body: Any) -> httpx.Response:
+    payload = {"name": "nightly", "cron": "* * * * *", **body}
+    return await client.post(f"/api/v1/scripts/{script_id}/schedules", json=payload, headers=who.headers)
+
+
+async def due_now(schedule_id: int, ago: timedelta = timedelta(seconds=1)) -> datetime:
+    """Make the schedule's next fire time `ago` in the past (a fire time, as a real one would be)."""
+    async with runtime.current().db.session() as session:
+        row = await session.get(Schedule, schedule_id)
+        assert row is not None
+        when = schedules.previous_time(row.cron, row.timezone, utcnow() - ago + timedelta(microseconds=1))
+        await session.exec(update(Schedule).where(col(Schedule.id) == schedule_id).values(next_fire_at=when))
+        await session.commit()
+        return when
+
+
+async def fires(schedule_id: int) -> list[ScheduleFire]:
+    async with runtime.current().db.session() as session:
+        rows = await session.exec(select(ScheduleFire).where(col(ScheduleFire.schedule_id) == schedule_id))
+        return list(rows.all())
+
+
+async def test_validation_and_permissions(
+    client: httpx.AsyncClient, operator: LoggedIn, viewer: LoggedIn
+) -> None:
+    sid = await script(client, operator, parameters=[{"name": "COUNT", "type": "integer", "required": True}])
+    for body, field in [
+        ({"cron": "* * * *"}, "cron"),
+        ({"cron": "61 * * * *"}, "cron"),
+        ({"cron": "* * * * * *"}, "cron"),
+        ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"parameters": {}}, "parameters.COUNT"),
+        ({"parameters": {"COUNT": "many"}}, "parameters.COUNT"),
+        ({"overlap_policy": "sometimes", "parameters": {"COUNT": 1}}, "overlap_policy"),
+    ]:
+        r = await add(client, operator, sid, **body)
+        assert r.status_code == 422, (body, r.text)
+        assert field in {e["field"] for e in r.json()["errors"]} or field in r.text, (body, r.json())
+    assert (await add(client, viewer, sid, parameters={"COUNT": 1})).status_code == 403
+    assert (await add(client, operator, 999_999)).status_code == 404
+    r = await add(client, operator, sid, parameters={"COUNT": "3"})
+    assert r.status_code == 201, r.text
+    assert r.json()["parameters"] == {"COUNT": 3} and r.json()["owner_name"] == "operator"
+
+
+async def test_next_five_fire_times_in_a_time_zone(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    sid = await script(client, operator)
+    r = await add(client, operator, sid, cron="0 9 * * *", timezone="Europe/Paris")
+    assert r.status_code == 201, r.text
+    body = r.json()
+    times = [datetime.fromisoformat(t) for t in body["next_fire_times"]]
+    assert len(times) == 5 and times == sorted(times)
+    local = [t.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Paris")) for t in times]
+    assert {(t.hour, t.minute) for t in local} == {(9, 0)}, "09:00 Paris time, daylight saving or not"
+    r = await client.get(f"/api/v1/scripts/{sid}/schedules?tz=America/New_York", headers=operator.headers)
+    shown = datetime.fromisoformat(r.json()[0]["next_fire_times_local"][0])
+    assert shown.utcoffset() in (timedelta(hours=-5), timedelta(hours=-4))
+    overview = await client.get("/api/v1/schedules", headers=operator.headers)
+    assert [s["id"] for s in overview.json()] == [body["id"]]
+
+
+async def test_exactly_once_per_fire_time_with_concurrent_ticks(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    await local_runner(client, admin)
+    sid = await script(client, admin)
+    ids = [
+        (await add(client, admin, sid, name=f"s{i}", overlap_policy="allow")).json()["id"] for i in range(10)
+    ]
+    for schedule_id in ids:
+        await due_now(schedule_id)
+    db = runtime.current().db
+    claimed = await asyncio.gather(*(schedules.tick(db, me=f"p{i}") for i in range(4)))
+    assert sum(claimed) == 10
+    async with db.session() as session:
+        rows = (await session.exec(select(ScheduleFire))).all()
+        runs = (await session.exec(select(Execution).where(col(Execution.script_id) == sid))).all()
+    assert len(rows) == 10 and {f.outcome for f in rows} == {"started"}
+    assert len(runs) == 10 and {r.id for r in runs} == {f.execution_id for f in rows}
+    assert sum(await asyncio.gather(*(schedules.tick(db) for _ in range(3)))) == 0, "nothing due any more"
+
+
+async def test_missed_fires_follow_the_policy(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    await local_runner(client, admin)
+    sid = await script(client, admin)
+    once = (await add(client, admin, sid, name="once", cron="*/5 * * * *", missed_policy="run_once")).json()[
+        "id"
+    ]
+    skip = (await add(client, admin, sid, name="skip", cron="*/5 * * * *", missed_policy="skip")).json()["id"]
+    # the server was down for three hours (36 fire times) and comes back two minutes after one
+    latest = schedules.previous_time("*/5 * * * *", "UTC", utcnow())
+    async with runtime.current().db.session() as session:
+        await session.exec(
+            update(Schedule)
+            .where(col(Schedule.id).in_([once, skip]))
+            .values(next_fire_at=latest - timedelta(hours=3))
+        )
+        await session.commit()
+    db = runtime.current().db
+    assert await schedules.tick(db, now=latest + timedelta(minutes=2)) == 2
+    (ran,) = await fires(once)
+    (skipped,) = await fires(skip)
+    assert ran.outcome == "started" and ran.execution_id is not None
+    assert ran.fire_time == latest, "run once, for the latest missed time"
+    assert skipped.outcome == "skipped_missed" and skipped.execution_id is None
+    async with db.session() as session:
+        row = await session.get(Schedule, skip)
+        assert row is not None and row.next_fire_at is not None and row.next_fire_at > utcnow()
+
+
+async def test_overlap_policies(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    await local_runner(client, admin)
+    slow = await script(client, admin, "sleep 60\n")
+    ids = {
+        p: (await add(client, admin, slow, name=p, overlap_policy=p)).json()["id"]
+        for p in ("skip", "queue", "allow")
+    }
+    db = runtime.current().db
+    for schedule_id in ids.values():
+        await due_now(schedule_id)
+    await schedules.tick(db)  # first fires: all start
+    # the next fire time (a minute later) while the first runs are still going
+    await schedules.tick(db, now=utcnow().replace(second=0, microsecond=0) + timedelta(minutes=1, seconds=1))
+    outcomes = {p: sorted(f.outcome for f in await fires(i)) for p, i in ids.items()}
+    assert outcomes == {
+        "skip": ["skipped_overlap", "started"],
+        "queue": ["started", "waiting"],
+        "allow": ["started", "started"],
+    }
+    # the queued fire starts once the previous run ends
+    first = next(f for f in await fires(ids["queue"]) if f.outcome == "started")
+    r = await client.post(f"/api/v1/executions/{first.execution_id}/cancel", headers=admin.headers)
+    assert r.status_code == 200, r.text
+    deadline = asyncio.get_running_loop().time() + 30
+    while "waiting" in {f.outcome for f in await fires(ids["queue"])}:
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.2)
+        await schedules.tick(db)
+    assert sorted(f.outcome for f in await fires(ids["queue"])) == ["started", "started"]
+    async with db.session() as session:  # stop the sleepers
+        running = (
+            await session.exec(select(Execution.id).where(col(Execution.status).in_(["queued", "running"])))
+        ).all()
+    for execution_id in running:
+        await client.post(f"/api/v1/executions/{execution_id}/cancel", headers=admin.headers)
+
+
+async def test_deactivated_owner_pauses_the_schedule(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, no_automation_loops: None
+) -> None:
+    await local_runner(client, admin)
+    sid = await script(client, operator)
+    schedule_id = (await add(client, operator, sid)).json()["id"]
+    r = await client.put(f"/api/v1/users/{operator.id}", json={"is_active": False}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    await due_now(schedule_id)
+    db = runtime.current().db
+    assert await schedules.tick(db) == 1
+    (fire,) = await fires(schedule_id)
+    assert fire.outcome == "paused_owner" and fire.execution_id is None
+    r = await client.get(f"/api/v1/scripts/{sid}/schedules/{schedule_id}", headers=admin.headers)
+    assert r.json()["enabled"] is False and "deactivated" in r.json()["paused_reason"]
+    async with db.session() as session:
+        events = (
+            await session.exec(select(AuditEvent).where(col(AuditEvent.action) == "schedule.paused"))
+        ).all()
+        assert len(events) == 1 and events[0].target_id == str(schedule_id)
+        assert (await session.exec(select(Execution).where(col(Execution.script_id) == sid))).all() == []
+    # saving it again (by an active user) makes them the owner and resumes it
+    r = await client.put(
+        f"/api/v1/scripts/{sid}/schedules/{schedule_id}",
+        json={"name": "n", "cron": "* * * * *"},
+        headers=admin.headers,
+    )
+    assert r.status_code == 200 and r.json()["enabled"] and r.json()["owner_name"] == "admin"
+    assert r.json()["paused_reason"] is None
+
+
+async def test_schedule_fires_on_its_own(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """The runtime's scheduler loop (no test driving it) starts the run at the fire time."""
+    await local_runner(client, admin)
+    sid = await script(client, admin, "echo scheduled\n")
+    schedule_id = (await add(client, admin, sid)).json()["id"]
+    await due_now(schedule_id)
+    deadline = datetime.now(UTC) + timedelta(seconds=30)
+    while {f.outcome for f in await fires(schedule_id)} in (set(), {"due"}):
+        assert datetime.now(UTC) < deadline, "the scheduler did not fire"
+        await asyncio.sleep(0.2)
+    (fire,) = await fires(schedule_id)
+    assert fire.outcome == "started"
+
+
+async def test_runs_record_the_schedule_as_trigger(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    await local_runner(client, admin)
+    sid = await script(client, admin)
+    schedule_id = (await add(client, admin, sid)).json()["id"]
+    await due_now(schedule_id)
+    await schedules.tick(runtime.current().db)
+    (fire,) = await fires(schedule_id)
+    run = (await client.get(f"/api/v1/executions/{fire.execution_id}", headers=admin.headers)).json()
+    assert (run["trigger"], run["trigger_ref"], run["triggered_by_name"]) == (
+        "schedule",
+        f"schedule:{schedule_id}",
+        "admin",
+    )

@@ -1,0 +1,162 @@
+"""Inbound webhooks: token URL, HMAC signature with a timestamp window, JSON pointer mapping
+through the parameter resolver, rate limit, audit without the payload."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from sqlmodel import col, select
+
+from opscraft import runtime
+from opscraft.db.models import AuditEvent, Execution, WebhookTrigger
+from opscraft.services.webhooks import _MISSING, check_pointer, resolve_pointer
+from tests.conftest import LoggedIn
+
+PARAMS = [
+    {"name": "BRANCH", "type": "string", "required": True},
+    {"name": "COUNT", "type": "integer", "default": 1},
+]
+
+
+async def setup_hook(client: httpx.AsyncClient, who: LoggedIn, **body: Any) -> tuple[int, dict[str, Any]]:
+    r = await client.put("/api/v1/settings", json={"local_runner_enabled": True}, headers=who.headers)
+    script = {
+        "name": f"h-{time.monotonic_ns()}",
+        "script_type": "bash",
+        "content": 'echo "$BRANCH"\n',
+        "status": "active",
+        "parameters": PARAMS,
+    }
+    r = await client.post("/api/v1/scripts", json=script, headers=who.headers)
+    assert r.status_code == 201, r.text
+    script_id = int(r.json()["id"])
+    hook = {"name": "push", "mapping": {"BRANCH": "/ref", "COUNT": "/commits/0/n"}, **body}
+    r = await client.post(f"/api/v1/scripts/{script_id}/webhooks", json=hook, headers=who.headers)
+    assert r.status_code == 201, r.text
+    return script_id, dict(r.json())
+
+
+def signed(key: str, body: bytes, at: int | None = None) -> dict[str, str]:
+    ts = str(at if at is not None else int(time.time()))
+    mac = hmac.new(key.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return {
+        "X-OpsCraft-Timestamp": ts,
+        "X-OpsCraft-Signature": f"sha256={mac}",
+        "Content-Type": "application/json",
+    }
+
+
+async def audit_calls() -> list[AuditEvent]:
+    async with runtime.current().db.session() as session:
+        rows = await session.exec(
+            select(AuditEvent).where(col(AuditEvent.action) == "webhook.call").order_by(col(AuditEvent.id))
+        )
+        return list(rows.all())
+
+
+def test_json_pointer_rfc6901_examples() -> None:
+    doc = {"foo": ["bar", "baz"], "": 0, "a/b": 1, "m~n": 8, " ": 7}
+    assert resolve_pointer(doc, "") == doc
+    assert resolve_pointer(doc, "/foo") == ["bar", "baz"]
+    assert resolve_pointer(doc, "/foo/0") == "bar"
+    assert resolve_pointer(doc, "/") == 0
+    assert resolve_pointer(doc, "/a~1b") == 1
+    assert resolve_pointer(doc, "/m~0n") == 8
+    assert resolve_pointer(doc, "/ ") == 7
+    assert resolve_pointer(doc, "/foo/2") is _MISSING
+    assert resolve_pointer(doc, "/foo/01") is _MISSING
+    assert resolve_pointer(doc, "/nope/x") is _MISSING
+    for bad in ("foo", "/a~2"):
+        with pytest.raises(ValueError):
+            check_pointer(bad)
+
+
+async def test_call_maps_payload_to_parameters(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn
+) -> None:
+    script_id, hook = await setup_hook(client, admin)
+    assert hook["url_path"] == f"/api/v1/hooks/{hook['id']}/{hook['token']}"
+    async with runtime.current().db.session() as session:
+        row = await session.get(WebhookTrigger, hook["id"])
+        assert row is not None and row.token_hash == hashlib.sha256(hook["token"].encode()).hexdigest()
+    listed = await client.get(f"/api/v1/scripts/{script_id}/webhooks", headers=operator.headers)
+    assert hook["token"] not in listed.text
+    payload = {"ref": "refs/heads/main", "commits": [{"n": 3}], "password": "payload-secret-123"}
+    r = await client.post(hook["url_path"], json=payload)
+    assert r.status_code == 202, r.text
+    execution_id = r.json()["execution_id"]
+    async with runtime.current().db.session() as session:
+        run = await session.get(Execution, execution_id)
+        assert run is not None and run.parameters == {"BRANCH": "refs/heads/main", "COUNT": 3}
+        assert run.triggered_by_name == "admin", "on behalf of the webhook's owner"
+    (event,) = await audit_calls()
+    assert event.details["accepted"] is True and event.details["execution_id"] == execution_id
+    assert "payload-secret-123" not in str(event.details) and "refs/heads" not in str(event.details)
+
+
+async def test_refusals_are_audited_without_the_payload(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    _, hook = await setup_hook(client, admin)
+    secret_body = {"ref": "x", "token": "payload-secret-456"}
+    wrong = hook["url_path"].rsplit("/", 1)[0] + "/och_wrong"
+    assert (await client.post(wrong, json=secret_body)).status_code == 404
+    assert (await client.post(f"/api/v1/hooks/999999/{hook['token']}", json=secret_body)).status_code == 404
+    r = await client.post(hook["url_path"], content=b"{not json", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "body"
+    r = await client.post(hook["url_path"], json={"commits": [{"n": 1}]})
+    assert r.status_code == 422 and "BRANCH" in r.text, "required parameter missing: named"
+    r = await client.post(hook["url_path"], json={"ref": "x", "commits": [{"n": "three"}]})
+    assert r.status_code == 422 and "COUNT" in r.text
+    events = await audit_calls()
+    assert len(events) == 5 and not any(e.details["accepted"] for e in events)
+    assert all("payload-secret-456" not in str(e.details) for e in events)
+
+
+async def test_signature_and_replay_window(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    r = await client.post("/api/v1/secrets", json={"name": "HOOK_KEY", "value": "k3y"}, headers=admin.headers)
+    _, hook = await setup_hook(client, admin, secret_id=r.json()["id"])
+    body = orjson.dumps({"ref": "main"})
+    url = hook["url_path"]
+    assert (await client.post(url, content=body)).status_code == 401
+    assert (await client.post(url, content=body, headers=signed("other", body))).status_code == 401
+    old = signed("k3y", body, int(time.time()) - 3600)
+    r = await client.post(url, content=body, headers=old)
+    assert r.status_code == 401 and "window" in r.json()["detail"]
+    tampered = signed("k3y", body)
+    assert (await client.post(url, content=body + b" ", headers=tampered)).status_code == 401
+    r = await client.post(url, content=body, headers=signed("k3y", body))
+    assert r.status_code == 202, r.text
+
+
+async def test_save_time_validation(client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn) -> None:
+    script_id, _ = await setup_hook(client, admin)
+    url = f"/api/v1/scripts/{script_id}/webhooks"
+    for body, field in [
+        ({"name": "x", "mapping": {"NOPE": "/a"}}, "mapping.NOPE"),
+        ({"name": "x", "mapping": {"BRANCH": "ref"}}, "mapping.BRANCH"),
+        ({"name": "x", "parameters": {"NOPE": 1}}, "parameters.NOPE"),
+        ({"name": "x", "secret_id": 4242}, "secret_id"),
+    ]:
+        r = await client.post(url, json=body, headers=admin.headers)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, r.text
+    assert (await client.post(url, json={"name": "x"}, headers=viewer.headers)).status_code == 403
+
+
+async def test_rate_limit_and_owner_checks(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, hook = await setup_hook(client, operator)
+    r = await client.put(f"/api/v1/users/{operator.id}", json={"is_active": False}, headers=admin.headers)
+    assert r.status_code == 200
+    r = await client.post(hook["url_path"], json={"ref": "main"})
+    assert r.status_code == 403 and "deactivated" in r.json()["detail"]
+    _, other = await setup_hook(client, admin)
+    monkeypatch.setattr(runtime.current().settings, "rate_limit_api_per_minute", 1)
+    assert (await client.post(other["url_path"], json={"ref": "a"})).status_code == 202
+    r = await client.post(other["url_path"], json={"ref": "b"})
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
