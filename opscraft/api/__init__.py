@@ -5,7 +5,19 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from opscraft.api import audit, auth, executions, health, scripts, secrets, settings, users, ws
+from opscraft.api import (
+    audit,
+    auth,
+    executions,
+    health,
+    metrics,
+    scripts,
+    secrets,
+    settings,
+    users,
+    workers,
+    ws,
+)
 from opscraft.api.errors import install_error_handlers
 from opscraft.config import Settings
 from opscraft.security.http import RequestLimitsMiddleware, SecurityHeadersMiddleware
@@ -20,6 +32,8 @@ ROUTERS: list[APIRouter] = [
     audit.router,
     settings.router,
     health.router,
+    workers.router,
+    metrics.router,
 ]
 
 
@@ -43,3 +57,4 @@ def install_api(app: FastAPI, settings: Settings) -> None:
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(metrics.RequestMetricsMiddleware)

@@ -17,6 +17,7 @@ class Permission(StrEnum):
     view_audit = "view_audit"
     cancel_any_execution = "cancel_any_execution"
     manage_settings = "manage_settings"
+    view_system = "view_system"  # workers, /metrics
 
 
 _VIEWER = frozenset({Permission.view_scripts, Permission.execute_scripts})
