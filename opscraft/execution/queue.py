@@ -133,7 +133,7 @@ class HueyQueue:
 
     def __init__(self, huey: Huey, workers: int, handler: Callable[[int], None] | None) -> None:
         self._huey = huey
-        self._task = self._huey.task(name="run_execution")(handler or _elsewhere)
+        self._task = self._huey.task(name="run_execution")(_task_body(handler))
         self._wakeup = _Wakeup()
         self._consumer = _InProcessConsumer(self._huey, workers, self._wakeup) if handler else None
 
@@ -158,6 +158,15 @@ class HueyQueue:
         self._huey.flush()
 
 
-def _elsewhere(execution_id: int) -> None:
-    """The task body of an enqueue-only queue: never called here (consumers run elsewhere)."""
-    raise RuntimeError(f"execution {execution_id} belongs to a consumer in another process")
+def _task_body(handler: Callable[[int], None] | None) -> Callable[[int], None]:
+    """The job's function. Huey names a task by its function's module and name, and a consumer
+    runs only messages whose name it knows, so every process registers the same name
+    (`opscraft.execution.queue.run_execution`), whoever calls it; without a `handler` (an
+    enqueue-only queue) it is never called here."""
+
+    def run_execution(execution_id: int) -> None:
+        if handler is None:
+            raise RuntimeError(f"execution {execution_id} belongs to a consumer in another process")
+        handler(execution_id)
+
+    return run_execution

@@ -19,6 +19,7 @@ PAGE_MODULES = [
     "executions",
     "execution_page",
     "execute_dialog",
+    "workers",
 ]
 
 
