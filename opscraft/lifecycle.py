@@ -90,9 +90,10 @@ async def start(
         "yes" if settings.redis_url else "no",
         rt.worker.worker_id if rt.worker is not None else "none (runs execute in worker processes)",
     )
-    missing = transport.limitations(settings, runs_here=run_worker)
-    if missing and (dispatching or run_worker):  # long-running processes only, not one-shot commands
-        log.warning(missing)
+    if dispatching and not run_worker:  # a web-only process: its workers are other processes
+        missing = transport.limitations(settings, runs_here=False)
+        if missing:
+            log.warning(missing)
     return rt
 
 

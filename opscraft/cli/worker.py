@@ -56,6 +56,11 @@ async def _run(settings: Settings, runners: frozenset[str] | None) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    from opscraft.execution import transport
+
+    missing = transport.limitations(settings, runs_here=True)
+    if missing:
+        log.warning(missing)
     rt = await lifecycle.start(settings, worker=True, runners=runners)
     assert rt.worker is not None
     log.info(
