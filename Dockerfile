@@ -1,20 +1,36 @@
-# OpsCraft as a container for a team server. Scripts run in sibling containers through the host's
-# Docker engine: mount its socket (-v /var/run/docker.sock:/var/run/docker.sock).
-#   docker build -t opscraft .
-#   docker run -d -p 8080:8080 -v opscraft-data:/data -v /var/run/docker.sock:/var/run/docker.sock \
-#     --group-add "$(stat -c %g /var/run/docker.sock)" \
-#     -e SECRET_KEY=... -e OPSCRAFT_MASTER_KEY=... -e ENVIRONMENT=production opscraft
-FROM python:3.12-slim
+# OpsCraft as a container image, for the web process (`opscraft serve`) and for workers
+# (`opscraft worker`); docker-compose.yml runs both. Scripts run in sibling containers through
+# the host's Docker engine: only workers mount its socket.
+#
+#   docker build -t opscraft .                                   # python:3.11-slim, deps from PyPI
+#   docker build --build-arg BASE_IMAGE=my/debian-python:12 .    # any Debian/Ubuntu with python3 >= 3.11
+#
+# Offline builds: put wheels of every dependency (and of pip) in docker/wheels/ first
+# (`pip download -d docker/wheels . pip`), then nothing is fetched during the build.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     OPSCRAFT_DATA_DIR=/data \
-    OPSCRAFT_NO_BOOTSTRAP=1
+    OPSCRAFT_NO_BOOTSTRAP=1 \
+    PATH=/opt/venv/bin:$PATH
 
 WORKDIR /app
+COPY docker/wheels/ /wheels/
 COPY pyproject.toml README.md ./
 COPY opscraft ./opscraft
-RUN pip install --no-cache-dir . && useradd --system --home /data opscraft && mkdir -p /data && chown opscraft /data
+RUN set -eu; \
+    if ls /wheels/pip-*.whl >/dev/null 2>&1; then \
+      python3 -m venv --without-pip /opt/venv; \
+      /opt/venv/bin/python "$(ls /wheels/pip-*.whl | head -n 1)/pip" install --no-cache-dir --no-index \
+        --find-links /wheels /app; \
+    else \
+      python3 -m venv /opt/venv; \
+      /opt/venv/bin/pip install --no-cache-dir /app; \
+    fi; \
+    rm -rf /wheels; \
+    useradd --system --home /data opscraft; mkdir -p /data; chown opscraft /data
 
 USER opscraft
 VOLUME ["/data"]

@@ -42,8 +42,15 @@ def use_data_dir(settings: Settings) -> None:
 
 
 def configure(settings: Settings) -> None:
-    """Register API, pages and lifecycle hooks on NiceGUI's app (call once, before `ui.run`)."""
+    """Register API, pages and lifecycle hooks on NiceGUI's app (call once, before `ui.run`).
+
+    With `REDIS_URL`, NiceGUI keeps `app.storage.user` in Redis (`NICEGUI_REDIS_URL`), so a
+    browser session survives being served by another web process; its socket connection still
+    needs sticky sessions (docs/deployment.md)."""
     use_data_dir(settings)
+    if settings.redis_url:  # per-user storage shared by every web process (read when NiceGUI is imported)
+        os.environ.setdefault("NICEGUI_REDIS_URL", settings.redis_url)
+        os.environ.setdefault("NICEGUI_REDIS_KEY_PREFIX", f"{settings.redis_prefix}:nicegui:")
     from nicegui import app
 
     from opscraft.api import install_api

@@ -13,7 +13,7 @@ import secrets
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 import platformdirs
@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     db_port: int = 5432
     db_name: str | None = None
     redis_url: str | None = None
+    # Prefix of every Redis key of this installation (queue, live output, cancels); two
+    # installations sharing one Redis database need different prefixes.
+    redis_prefix: str = Field(
+        "opscraft",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        validation_alias="OPSCRAFT_REDIS_PREFIX",
+    )
 
     secret_key: str | None = None
     algorithm: str = "HS256"
@@ -58,6 +67,11 @@ class Settings(BaseSettings):
     refresh_token_expire_days: int = Field(7, gt=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
+    # `text` (one human-readable line) or `json` (one JSON object per line, with `execution_id`
+    # and `worker_id` on the execution engine's lines).
+    log_format: Literal["text", "json"] = "text"
+    # Bearer token that may read /metrics (besides admins); unset: admins only.
+    metrics_token: str | None = Field(None, min_length=16, validation_alias="OPSCRAFT_METRICS_TOKEN")
 
     rate_limit_auth_per_minute: int = Field(5, gt=0, validation_alias="OPSCRAFT_RATE_LIMIT_AUTH")
     rate_limit_api_per_minute: int = Field(60, gt=0, validation_alias="OPSCRAFT_RATE_LIMIT_API")
@@ -67,7 +81,9 @@ class Settings(BaseSettings):
 
     max_script_bytes: int = Field(256 * 1024, gt=0, validation_alias="OPSCRAFT_MAX_SCRIPT_BYTES")
 
-    workers: int = Field(4, gt=0, le=64, validation_alias="OPSCRAFT_WORKERS")
+    # Consumer threads (slots) of this process's worker; 0: run no executions here (web only,
+    # with `opscraft worker` processes elsewhere).
+    workers: int = Field(4, ge=0, le=64, validation_alias="OPSCRAFT_WORKERS")
     local_runner: bool = Field(False, validation_alias="OPSCRAFT_LOCAL_RUNNER")
     max_output_bytes: int = Field(50 * 1024 * 1024, gt=0, validation_alias="OPSCRAFT_MAX_OUTPUT_BYTES")
     max_timeout_seconds: int = Field(24 * 3600, gt=0, validation_alias="OPSCRAFT_MAX_TIMEOUT_SECONDS")

@@ -14,12 +14,10 @@ from opscraft import runtime
 from opscraft.config import Settings
 from opscraft.db.migrate import upgrade
 from opscraft.db.types import utcnow
-from opscraft.execution import store
-from opscraft.execution.bus import LocalLogBus
-from opscraft.execution.cancel import LocalCancelSignal
+from opscraft.execution import store, transport
 from opscraft.execution.client import ExecutionClient, LiveWorkers
 from opscraft.execution.run_events import RunEventDispatcher
-from opscraft.execution.worker import Worker, queue_for
+from opscraft.execution.worker import Worker
 from opscraft.services import automation, keyring, notifications, run_audit
 from opscraft.services.secrets import VaultSecretSource
 
@@ -32,14 +30,17 @@ async def start(
     migrate: bool = True,
     worker: bool | None = None,
     dispatch: bool | None = None,
+    runners: frozenset[str] | None = None,
 ) -> runtime.Runtime:
     """Build the runtime, bring the schema up to date and install it as `runtime.current()`.
 
-    `worker=False` (one-shot CLI commands) starts no execution worker in this process: runs are
-    still enqueued (for workers elsewhere) and followed through the execution client. `dispatch`
+    `worker=False` (one-shot CLI commands, `serve --workers 0`) starts no execution worker in this
+    process: runs are still enqueued (for workers elsewhere) and followed through the execution
+    client. The default is a worker when `settings.workers` (its slots) is above 0. `runners`
+    limits the runners the worker offers (`opscraft worker --runner`). `dispatch`
     (default: same as `worker`) delivers run events from this process.
     """
-    run_worker = True if worker is None else worker
+    run_worker = settings.workers > 0 if worker is None else worker
     dispatching = run_worker if dispatch is None else dispatch
     rt = runtime.build(settings)
     if migrate:
@@ -64,6 +65,7 @@ async def start(
             settings,
             secrets=VaultSecretSource(rt.vault),
             on_finished=(lambda _: dispatcher.wake()) if dispatcher is not None else lambda _: None,
+            runners=runners,
         )
         await asyncio.to_thread(rt.worker.start)
         if dispatcher is not None:
@@ -73,13 +75,26 @@ async def start(
         )
     else:
         rt.executions = ExecutionClient(
-            rt.db, queue_for(settings), LocalLogBus(), LocalCancelSignal(), availability
+            rt.db,
+            transport.queue_for(settings),
+            transport.bus_for(settings),
+            transport.cancel_signal_for(settings),
+            availability,
         )
     if dispatcher is not None:
         dispatcher.start()
         rt.automation = automation.start(rt.db)
+    log.info(
+        "OpsCraft started: database=%s, redis=%s, worker=%s",
+        "sqlite" if settings.is_sqlite else "postgresql",
+        "yes" if settings.redis_url else "no",
+        rt.worker.worker_id if rt.worker is not None else "none (runs execute in worker processes)",
+    )
+    if dispatching and not run_worker:  # a web-only process: its workers are other processes
+        missing = transport.limitations(settings, runs_here=False)
+        if missing:
+            log.warning(missing)
     rt.ready = True
-    log.info("OpsCraft started: database=%s", "sqlite" if settings.is_sqlite else "postgresql")
     return rt
 
 
@@ -112,6 +127,8 @@ async def stop() -> None:
     if rt.worker is not None:
         await asyncio.to_thread(rt.worker.stop)
         rt.worker = None
+    elif rt.executions is not None:
+        transport.close(rt.executions.bus, rt.executions.cancels)
     if rt.run_events is not None:
         await rt.run_events.stop()
         try:  # what the worker's last runs wrote, before the database closes

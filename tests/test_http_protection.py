@@ -127,6 +127,7 @@ async def test_health_reports_the_database(client: httpx.AsyncClient, rt: runtim
     body = r.json()
     assert body["status"] == "healthy" and body["database"] == "connected"
     assert body["redis"] == "not configured" and body["database_backend"] == "sqlite"
+    assert body["workers"] == 1 and body["queue"] == 0  # this process's worker, nothing waiting
     real = rt.db
     rt.db = Database("postgresql+asyncpg://nobody:x@127.0.0.1:1/none")
     try:
@@ -136,6 +137,7 @@ async def test_health_reports_the_database(client: httpx.AsyncClient, rt: runtim
         rt.db = real
     assert r.status_code == 503
     assert r.json()["status"] == "unhealthy" and r.json()["database"] == "disconnected"
+    assert r.json()["workers"] is None and r.json()["queue"] is None
 
 
 @pytest.mark.redis

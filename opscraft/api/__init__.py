@@ -11,6 +11,7 @@ from opscraft.api import (
     auth,
     executions,
     health,
+    metrics,
     notifications,
     schedules,
     scripts,
@@ -19,6 +20,7 @@ from opscraft.api import (
     tokens,
     users,
     webhooks,
+    workers,
     ws,
 )
 from opscraft.api.errors import InternalErrorMiddleware, install_error_handlers
@@ -41,6 +43,8 @@ ROUTERS: list[APIRouter] = [
     audit.router,
     settings.router,
     health.router,
+    workers.router,
+    metrics.router,
 ]
 
 
@@ -66,3 +70,4 @@ def install_api(app: FastAPI, settings: Settings) -> None:
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(metrics.RequestMetricsMiddleware)

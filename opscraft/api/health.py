@@ -1,4 +1,5 @@
-"""`/api/v1/health`: liveness of the process, the database and Redis."""
+"""`/api/v1/health`: liveness of the process, the database and Redis, with the number of live
+workers and the queue depth (two indexed counts, skipped while the database is down)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from opscraft import __version__, runtime
+from opscraft.services import workers
 
 router = APIRouter(prefix="/api/v1", tags=["health"])
 
@@ -23,6 +25,8 @@ class HealthOut(BaseModel):
     database_backend: Literal["sqlite", "postgresql"]
     redis: Literal["connected", "disconnected", "not configured"]
     version: str
+    workers: int | None = None
+    queue: int | None = None
 
 
 async def _redis_status(url: str | None) -> str:
@@ -49,6 +53,13 @@ async def _redis_status(url: str | None) -> str:
 async def health() -> JSONResponse:
     rt = runtime.current()
     database = "connected" if await rt.db.ping() else "disconnected"
+    alive = queued = None
+    if database == "connected":
+        try:
+            async with rt.db.session() as session:
+                alive, queued = await workers.health_counts(session)
+        except Exception:
+            database = "disconnected"
     redis_state = await _redis_status(rt.settings.redis_url)
     healthy = database == "connected" and redis_state != "disconnected"
     body = {
@@ -57,5 +68,7 @@ async def health() -> JSONResponse:
         "database_backend": "sqlite" if rt.settings.is_sqlite else "postgresql",
         "redis": redis_state,
         "version": __version__,
+        "workers": alive,
+        "queue": queued,
     }
     return JSONResponse(body, status_code=200 if healthy else 503)

@@ -1,25 +1,24 @@
 """The `opscraft` command line: one module per command group, each with `register(add_parser)`.
 
-`serve` (web app and API), `desktop` (native window, the default without arguments in a desktop
-session), `user create`, `db upgrade` and `secrets ...`; a new group (e.g. `worker`) is a module
-here with a `register` function, listed in `GROUPS`.
+`serve` (web app and API), `worker` (runs executions only), `desktop` (native window, the
+default without arguments in a desktop session), `user create`, `db upgrade` and `secrets ...`;
+a new group is a module here with a `register` function, listed in `GROUPS`.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from opscraft import __version__, bootstrap
-from opscraft.cli import db, desktop, secrets, serve, users
+from opscraft import __version__, bootstrap, logs
+from opscraft.cli import db, desktop, secrets, serve, users, worker
 from opscraft.cli.common import settings_for
 from opscraft.config import ConfigError
 
 #: Command groups in the order `--help` lists them.
-GROUPS = (serve, desktop, users, db, secrets)
+GROUPS = (serve, worker, desktop, users, db, secrets)
 #: Long-running commands log at the configured level; one-shot commands only warnings.
-SERVER_COMMANDS = frozenset({"serve", "desktop"})
+SERVER_COMMANDS = frozenset({"serve", "worker", "desktop"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,5 +40,5 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         sys.exit(f"opscraft: configuration error: {exc}")
     level = settings.log_level if args.command in SERVER_COMMANDS else "WARNING"
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(level, settings.log_format)
     args.func(args, settings)

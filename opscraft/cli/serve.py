@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from opscraft.cli.common import Factory, check_database, with_data_dir
 from opscraft.config import Settings
+
+MAX_SLOTS = 64
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     from opscraft.app import serve
 
+    if args.workers is not None:
+        if not 0 <= args.workers <= MAX_SLOTS:
+            sys.exit(f"opscraft: --workers must be between 0 and {MAX_SLOTS}")
+        settings = settings.model_copy(update={"workers": args.workers})
     check_database(settings)
     serve(settings, args.host, args.port)
 
@@ -20,4 +27,10 @@ def register(sub: Factory) -> None:
     serve = with_data_dir(sub("serve", help="run the web app and API"))
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="execution slots of the worker in this process (default: OPSCRAFT_WORKERS, 4); "
+        "0 serves the web app and API only, for `opscraft worker` processes",
+    )
     serve.set_defaults(func=cmd_serve)

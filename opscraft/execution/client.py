@@ -9,6 +9,7 @@ run on a worker this process's bus does not reach is still followed to its end.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, replace
@@ -22,6 +23,8 @@ from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
 from opscraft.db.types import utcnow
 from opscraft.execution.events import Event, LogEvent, StatusEvent
 from opscraft.execution.ports import OVERFLOW, CancelSignal, JobQueue, LogBus, RunnerAvailability
+
+log = logging.getLogger(__name__)
 
 REPLAY_PAGE = 200
 POLL_SECONDS = 1.0
@@ -69,8 +72,17 @@ class ExecutionClient:
     poll_seconds: float = POLL_SECONDS
 
     def enqueue(self, execution_id: int) -> None:
-        """Hand a committed `queued` run to the workers (its id only)."""
-        self.queue.enqueue(execution_id)
+        """Hand a committed `queued` run to the workers (its id only). When the queue cannot be
+        reached (Redis restarting) the run stays `queued` and a worker's stall check enqueues it
+        again within seconds: the row, not the queue, is the truth."""
+        try:
+            self.queue.enqueue(execution_id)
+        except Exception as exc:
+            log.warning(
+                "execution %s: the job queue is unreachable (%s); a worker picks it up later",
+                execution_id,
+                exc,
+            )
 
     async def runners(self) -> frozenset[str]:
         """Runner names some live worker offers now (`docker`, `local`)."""

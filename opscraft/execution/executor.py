@@ -20,11 +20,13 @@ from opscraft.execution.masking import Masker
 from opscraft.execution.output import OutputPipeline, StoreBatch
 from opscraft.execution.ports import CancelSignal, JobQueue, LogBus, SecretSource, SecretUnavailable
 from opscraft.execution.spec import RunControl, Runner, RunnerError, RunResult, RunSpec, StopReason
+from opscraft.logs import engine_context
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_MESSAGE = "interrupted by server shutdown"
 FINISH_ATTEMPTS = 3
+HAND_BACK_SECONDS = 0.5
 
 
 class Executor:
@@ -43,6 +45,7 @@ class Executor:
         runners: Mapping[str, Runner],
         secrets: SecretSource | None,
         on_finished: Callable[[int], None],
+        allowed: frozenset[str] | None = None,
     ) -> None:
         self.settings = settings
         self.worker_id = worker_id
@@ -54,10 +57,17 @@ class Executor:
         self.runners = runners
         self.secrets = secrets
         self.on_finished = on_finished
+        self.allowed = allowed
         self._lock = threading.Lock()
         self._active: dict[int, RunControl] = {}
 
     def __call__(self, execution_id: int) -> None:
+        with engine_context(worker_id=self.worker_id, execution_id=execution_id):
+            self._execute(execution_id)
+
+    def _execute(self, execution_id: int) -> None:
+        if self.allowed is not None and not self._mine(execution_id):
+            return
         control = RunControl()
         # Watch before claiming: a cancel that lands after the claim always finds this watcher.
         self.cancels.watch(execution_id, lambda: control.stop(StopReason.cancelled))
@@ -84,6 +94,17 @@ class Executor:
             with self._lock:
                 self._active.pop(execution_id, None)
             control.finish()
+
+    def _mine(self, execution_id: int) -> bool:
+        """Whether this worker (limited to `allowed` runners) may claim the run; a queued run for
+        another runner goes back to the queue for a worker that offers it (after a pause, so a
+        run nobody here can take does not spin)."""
+        runner = self.db.run(store.queued_runner, execution_id)
+        if runner is None or runner in (self.allowed or ()):
+            return True
+        time.sleep(HAND_BACK_SECONDS)
+        self.queue.enqueue(execution_id)
+        return False
 
     def _finish(self, execution_id: int, result: store.Finish) -> tuple[StatusEvent, int | None]:
         """Write the final state, retrying a database that is briefly unavailable or locked: a

@@ -1,7 +1,9 @@
 """The job queue: Huey, with an in-process consumer that wakes the moment a job is enqueued.
 
-The payload of a job is the execution id only. `SqliteHuey` in the data directory is the default;
-a Redis-backed Huey (and `opscraft worker` processes) plug in behind the same `ports.JobQueue`.
+The payload of a job is the execution id only. `SqliteHuey` in the data directory is the default
+(one machine); with `REDIS_URL`, `RedisHuey` with a blocking pop (`BRPOP`: a consumer in any
+process takes a job the moment it is pushed, no polling delay) serves web and `opscraft worker`
+processes on any machine, behind the same `ports.JobQueue`.
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from huey import SqliteHuey
+from huey import Huey, RedisHuey, SqliteHuey
 from huey.consumer import Consumer, Worker
-from huey.storage import SqliteStorage
+from huey.storage import RedisStorage, SqliteStorage
 
 log = logging.getLogger(__name__)
 
 # Safety net only: a consumer in another process may enqueue without notifying this one.
 IDLE_POLL_SECONDS = 1.0
+# How long a blocking pop (Redis) waits before the consumer checks whether it should stop.
+BLOCKING_READ_SECONDS = 1
+QUEUE_WARN_EVERY_SECONDS = 30.0
 
 
 class _Wakeup:
@@ -47,17 +52,21 @@ class _Wakeup:
 
 class _WakingWorker(Worker):
     wakeup: _Wakeup
+    blocking: bool
+    _last_warning = 0.0
 
     def loop(self, now: object = None) -> None:
         seen = self.wakeup.generation
         try:
             task = self.huey.dequeue()
-        except Exception:
-            self._logger.exception("error reading from the job queue")
+        except Exception as exc:
+            if time.monotonic() - _WakingWorker._last_warning >= QUEUE_WARN_EVERY_SECONDS:
+                _WakingWorker._last_warning = time.monotonic()
+                self._logger.warning("cannot read the job queue (%s); retrying every second", exc)
             self.wakeup.wait(seen, IDLE_POLL_SECONDS)
             return
         if task is None:
-            if not self.stop_flag.is_set():
+            if not self.blocking and not self.stop_flag.is_set():
                 self.wakeup.wait(seen, IDLE_POLL_SECONDS)
             return
         try:
@@ -71,13 +80,15 @@ class _InProcessConsumer(Consumer):
 
     worker_class = _WakingWorker
 
-    def __init__(self, huey: SqliteHuey, workers: int, wakeup: _Wakeup) -> None:
+    def __init__(self, huey: Huey, workers: int, wakeup: _Wakeup) -> None:
         self._wakeup = wakeup
+        self._blocking = isinstance(huey.storage, RedisStorage) and bool(huey.storage.blocking)
         super().__init__(huey, workers=workers, periodic=False, worker_type="thread")
 
     def _create_worker(self) -> Worker:
         worker = super()._create_worker()
         worker.wakeup = self._wakeup
+        worker.blocking = self._blocking
         return worker
 
     def start(self) -> None:
@@ -102,14 +113,27 @@ class _QueueStorage(SqliteStorage):
 
 
 class HueyQueue:
-    """`ports.JobQueue` on Huey on SQLite; with a `handler`, an in-process consumer of `workers`
-    threads calls `handler(execution_id)`; without one it only enqueues (for consumers in another
-    process on the same data directory, which poll it every `IDLE_POLL_SECONDS`)."""
+    """`ports.JobQueue` on a Huey (`sqlite` or `redis` below); with a `handler`, an in-process
+    consumer of `workers` threads calls `handler(execution_id)`; without one it only enqueues (for
+    consumers in other processes: on SQLite they poll every `IDLE_POLL_SECONDS`, on Redis they
+    block on the queue)."""
 
-    def __init__(self, path: Path, workers: int, handler: Callable[[int], None] | None) -> None:
+    @classmethod
+    def sqlite(cls, path: Path, workers: int, handler: Callable[[int], None] | None) -> HueyQueue:
+        """Huey on the SQLite file `path` (one machine)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._huey = SqliteHuey("opscraft", filename=str(path), results=False, storage_class=_QueueStorage)
-        self._task = self._huey.task(name="run_execution")(handler or _elsewhere)
+        huey = SqliteHuey("opscraft", filename=str(path), results=False, storage_class=_QueueStorage)
+        return cls(huey, workers, handler)
+
+    @classmethod
+    def redis(cls, url: str, name: str, workers: int, handler: Callable[[int], None] | None) -> HueyQueue:
+        """Huey on Redis at `url` (queue key `huey.redis.<name>`), consumers blocking on `BRPOP`."""
+        huey = RedisHuey(name, url=url, results=False, blocking=True, read_timeout=BLOCKING_READ_SECONDS)
+        return cls(huey, workers, handler)
+
+    def __init__(self, huey: Huey, workers: int, handler: Callable[[int], None] | None) -> None:
+        self._huey = huey
+        self._task = self._huey.task(name="run_execution")(_task_body(handler))
         self._wakeup = _Wakeup()
         self._consumer = _InProcessConsumer(self._huey, workers, self._wakeup) if handler else None
 
@@ -134,6 +158,15 @@ class HueyQueue:
         self._huey.flush()
 
 
-def _elsewhere(execution_id: int) -> None:
-    """The task body of an enqueue-only queue: never called here (consumers run elsewhere)."""
-    raise RuntimeError(f"execution {execution_id} belongs to a consumer in another process")
+def _task_body(handler: Callable[[int], None] | None) -> Callable[[int], None]:
+    """The job's function. Huey names a task by its function's module and name, and a consumer
+    runs only messages whose name it knows, so every process registers the same name
+    (`opscraft.execution.queue.run_execution`), whoever calls it; without a `handler` (an
+    enqueue-only queue) it is never called here."""
+
+    def run_execution(execution_id: int) -> None:
+        if handler is None:
+            raise RuntimeError(f"execution {execution_id} belongs to a consumer in another process")
+        handler(execution_id)
+
+    return run_execution

@@ -217,6 +217,15 @@ def claim(conn: Connection, settings: Settings, worker_id: str, execution_id: in
     return replace(base, spec=spec)
 
 
+_QUEUED_RUNNER = select(_E.runner).where(_E.id == bindparam("eid"), _E.status == _QUEUED)
+
+
+def queued_runner(conn: Connection, execution_id: int) -> str | None:
+    """The runner of a run that is still `queued`; None when it is not (any more)."""
+    runner = conn.execute(_QUEUED_RUNNER, {"eid": execution_id}).scalar()
+    return None if runner is None else str(runner)
+
+
 def _over_limit(conn: Connection, script_id: int, max_concurrent: int) -> bool:
     """Count this script's runs with ours included, after locking the script row (PostgreSQL:
     concurrent claims of one script queue up here; SQLite already holds the write lock)."""

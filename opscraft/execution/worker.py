@@ -28,15 +28,12 @@ from datetime import timedelta
 
 from opscraft.config import Settings
 from opscraft.db.types import utcnow
-from opscraft.execution import store
-from opscraft.execution.bus import LocalLogBus
-from opscraft.execution.cancel import LocalCancelSignal
+from opscraft.execution import store, transport
 from opscraft.execution.docker_runner import DockerRunner
 from opscraft.execution.executor import Executor
 from opscraft.execution.local_runner import LocalRunner
 from opscraft.execution.loop import WorkerLoop
 from opscraft.execution.ports import CancelSignal, JobQueue, LogBus, SecretSource
-from opscraft.execution.queue import HueyQueue
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +55,14 @@ def worker_identity(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-def queue_for(settings: Settings, handler: Callable[[int], None] | None = None) -> HueyQueue:
-    """The job queue of this installation (Huey on SQLite in the data directory); without a
-    `handler` it only enqueues (a process that runs no executions)."""
-    return HueyQueue(settings.data_dir / "queue.db", settings.workers, handler)
-
-
 class Worker:
     """Everything that runs executions in this process (see the module docstring).
 
     `secrets` decrypts a run's attached secrets (None: runs with secrets end in `error`);
     `on_finished(execution_id)` is called after each final state and run event are written.
-    The ports default to the in-process ones; `make_queue(handler)` builds a consuming queue.
+    The ports default to this installation's (`transport`: in-process, or Redis with
+    `REDIS_URL`); `make_queue(handler)` builds a consuming queue. `runners` limits what this
+    worker offers and claims (`opscraft worker --runner`); None: every runner it can use.
     """
 
     def __init__(
@@ -81,17 +74,21 @@ class Worker:
         bus: LogBus | None = None,
         cancels: CancelSignal | None = None,
         make_queue: Callable[[Callable[[int], None]], JobQueue] | None = None,
+        runners: frozenset[str] | None = None,
     ) -> None:
         self.settings = settings
         self.worker_id = worker_identity(settings)
         self.info = store.WorkerInfo(self.worker_id, socket.gethostname(), os.getpid(), settings.workers)
-        self.bus: LogBus = bus or LocalLogBus()
-        self.cancels: CancelSignal = cancels or LocalCancelSignal()
+        self.bus: LogBus = bus or transport.bus_for(settings)
+        self.cancels: CancelSignal = cancels or transport.cancel_signal_for(settings)
+        self.allowed = runners
         self.loop = WorkerLoop(settings.effective_database_url)
         self.store = store.Store(settings, self.loop)
         self.docker = DockerRunner(self.worker_id)
         self.local = LocalRunner(self.worker_id)
-        self.queue: JobQueue = (make_queue or (lambda handler: queue_for(settings, handler)))(self._job)
+        self.queue: JobQueue = (make_queue or (lambda handler: transport.queue_for(settings, handler)))(
+            self._job
+        )
         self.executor = Executor(
             settings,
             self.worker_id,
@@ -103,6 +100,7 @@ class Worker:
             {"docker": self.docker, "local": self.local},
             secrets,
             on_finished,
+            runners,
         )
         self._stopping = threading.Event()
         self._housekeeping = threading.Thread(
@@ -115,7 +113,8 @@ class Worker:
     def runners(self) -> list[str]:
         """What this worker offers now: `docker` while a Docker engine answers, and `local`
         (whether local runs are allowed is checked when a run is created and when it is claimed)."""
-        return (["docker"] if self.docker.available() else []) + ["local"]
+        offered = (["docker"] if self.docker.available() else []) + ["local"]
+        return [name for name in offered if self.allowed is None or name in self.allowed]
 
     def start(self) -> None:
         self.loop.start()
@@ -124,10 +123,18 @@ class Worker:
         interrupted, queued = self.store.run(store.recover, self.worker_id)
         swept = self.local.sweep() + (self.docker.sweep() if "docker" in offered else 0)
         others = [w for w in self.store.run(store.live_workers, self._stale_before()) if w != self.worker_id]
-        if not others:  # nobody shares the queue: rebuild it from the database
-            self.queue.clear()
-        for execution_id in queued:
-            self.queue.enqueue(execution_id)
+        try:
+            if not others:  # nobody shares the queue: rebuild it from the database
+                self.queue.clear()
+            for execution_id in queued:
+                self.queue.enqueue(execution_id)
+        except Exception as exc:  # Redis down: the stall check enqueues them once it is back
+            log.warning(
+                "worker %s: re-queueing %d run(s) failed (%s); retrying later",
+                self.worker_id,
+                len(queued),
+                exc,
+            )
         self.queue.start()
         self._housekeeping.start()
         log.info(
@@ -182,6 +189,7 @@ class Worker:
             self.queue.enqueue(execution_id)
 
     def stop(self) -> None:
+        """Stop taking jobs, give running ones the grace period (then kill them), deregister."""
         self._stopping.set()
         self.queue.stop()
         if not self.queue.join(self.settings.shutdown_grace_seconds):
@@ -196,3 +204,4 @@ class Worker:
             log.exception("worker %s: recording the stop failed", self.worker_id)
         self.store.close()
         self.loop.stop()
+        transport.close(self.bus, self.cancels)

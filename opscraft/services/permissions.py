@@ -18,6 +18,7 @@ class Permission(StrEnum):
     cancel_any_execution = "cancel_any_execution"
     manage_settings = "manage_settings"
     approve_executions = "approve_executions"
+    view_system = "view_system"  # workers, /metrics
 
 
 _VIEWER = frozenset({Permission.view_scripts, Permission.execute_scripts})

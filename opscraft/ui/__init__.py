@@ -24,6 +24,7 @@ PAGE_MODULES = [
     "webhooks",
     "notifications",
     "approvals",
+    "workers",
 ]
 
 

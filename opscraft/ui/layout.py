@@ -47,6 +47,7 @@ NAV: list[NavItem] = [
     NavItem("Secrets", "key", "/secrets", Permission.manage_secrets),
     NavItem("Users", "group", "/users", Permission.manage_users),
     NavItem("Audit log", "policy", "/audit", Permission.view_audit),
+    NavItem("Workers", "dns", "/workers", Permission.view_system),
     NavItem("Settings", "settings", "/settings", Permission.manage_settings),
     NavItem("Notifications", "notifications", "/notifications", Permission.manage_settings),
     NavItem("API tokens", "vpn_key", "/tokens"),

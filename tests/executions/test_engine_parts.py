@@ -128,7 +128,7 @@ async def test_bus_delivers_across_threads_in_order() -> None:
 
 def test_idle_queue_wakes_on_enqueue(tmp_path: Path) -> None:
     started: dict[int, float] = {}
-    queue = HueyQueue(tmp_path / "queue.db", 2, lambda i: started.setdefault(i, time.monotonic()))
+    queue = HueyQueue.sqlite(tmp_path / "queue.db", 2, lambda i: started.setdefault(i, time.monotonic()))
     queue.start()
     try:
         time.sleep(1.5)  # idle: Huey alone would be polling with a growing back-off

@@ -79,6 +79,8 @@ CASES = [
     Case("GET", "/api/v1/settings", allow("viewer")),
     Case("PUT", "/api/v1/settings", allow("admin"), lambda c, u: _json({"registration_open": False})),
     Case("GET", "/api/v1/health", public(200)),
+    Case("GET", "/api/v1/workers", allow("admin")),
+    Case("GET", "/metrics", allow("admin"), note="or the OPSCRAFT_METRICS_TOKEN bearer token"),
 ]
 
 

@@ -1,0 +1,161 @@
+"""Scale-out benchmarks: web-only `opscraft serve --workers 0` plus separate `opscraft worker`
+processes on a private PostgreSQL cluster and a private Redis (tests/scale/cluster.py), local
+runner. The baseline is the seed's Celery architecture, run in the same session:
+`bash /work/shared/baselines/celery/run latency` (see docs/benchmarks.md).
+
+  latency   submit (HTTP POST to the web process) -> first output byte on the web process's
+            WebSocket of `echo hi` run by a worker: p50 <= 25 ms, p99 <= 100 ms.
+  capacity  200 runs of `sleep 0.5` queued, then 4 slots per worker drain them: first start ->
+            last finish with 2 workers / with 1 <= 0.55.
+  api       p95 of GET /api/v1/executions on the web process while two workers each stream 50 MB:
+            <= 50 ms.
+
+Usage: .venv/bin/python -m bench.bench_scale_out latency|capacity|api [--samples N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import websockets
+
+from bench.exec_harness import describe, percentile
+from tests.scale.cluster import FINAL, Cluster, PostgresCluster, Proc, RedisServer, wait_for
+
+
+@contextmanager
+def cluster(workers: int, slots: int) -> Iterator[tuple[Cluster, Proc, list[str]]]:
+    root = Path(tempfile.mkdtemp(prefix="opscraft-bench-"))
+    redis, pg = RedisServer(root / "redis"), PostgresCluster()
+    redis.start()
+    pg.init()
+    pg.start()
+    c = Cluster(
+        root,
+        pg.url,
+        redis.url,
+        {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "LOG_LEVEL": "WARNING",
+            "OPSCRAFT_WORKER_LOST_SECONDS": "600",  # paused workers (capacity) are not lost
+        },
+    )
+    try:
+        web = c.web("web")
+        names = [f"bench-{i}-{secrets.token_hex(2)}" for i in range(workers)]
+        for name in names:
+            c.worker(name, slots=slots, runner="local")
+        if names:
+            c.wait_workers_alive(web, set(names))
+        yield c, web, names
+    finally:
+        c.stop_all()
+        pg.stop()
+        pg.remove()
+        redis.stop()
+
+
+async def first_byte(c: Cluster, web: Proc, client: httpx.AsyncClient, script_id: int) -> float:
+    assert web.url
+    t0 = time.perf_counter()
+    response = await client.post("/api/v1/executions", json={"script_id": script_id, "runner": "local"})
+    execution_id = response.json()["id"]
+    url = f"{web.url.replace('http', 'ws')}/ws/executions/{execution_id}?token={c.admin_token(web)}"
+    async with websockets.connect(url) as ws:
+        async for raw in ws:
+            if json.loads(raw)["type"] == "log":
+                break
+    return (time.perf_counter() - t0) * 1000
+
+
+def latency(samples: int) -> None:
+    with cluster(1, 4) as (c, web, _):
+        script_id = c.script(web, "echo hi\n")
+
+        async def run() -> list[float]:
+            headers = {"Authorization": f"Bearer {c.admin_token(web)}"}
+            async with httpx.AsyncClient(base_url=str(web.url), headers=headers, timeout=30) as client:
+                for _ in range(20):
+                    await first_byte(c, web, client, script_id)
+                return [await first_byte(c, web, client, script_id) for _ in range(samples)]
+
+        times = asyncio.run(run())
+    print(
+        f"latency (web -> Redis -> worker -> Redis -> web): {describe(times)}; load {os.getloadavg()[0]:.1f}"
+    )
+
+
+def capacity_run(workers: int, runs: int) -> float:
+    """Seconds from the first start to the last finish of `runs` runs queued while the workers
+    were paused (SIGSTOP), i.e. the drain time of the queue: submitting through one web process
+    is not what is measured."""
+    with cluster(workers, 4) as (c, web, names):
+        script_id = c.script(web, "sleep 0.5\n")
+        for name in names:
+            c.procs[name].process.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+        ids = [c.run(web, script_id) for _ in range(runs)]
+        for name in names:
+            c.procs[name].process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+        rows = [c.wait_status(web, execution_id, FINAL, timeout=900) for execution_id in ids]
+        assert all(row["status"] == "success" for row in rows)
+        started = min(datetime.fromisoformat(row["started_at"]) for row in rows)
+        finished = max(datetime.fromisoformat(row["finished_at"]) for row in rows)
+        return (finished - started).total_seconds()
+
+
+def capacity(runs: int) -> None:
+    one = capacity_run(1, runs)
+    two = capacity_run(2, runs)
+    print(
+        f"capacity: {runs} x sleep 0.5, 4 slots/worker: 1 worker {one:.1f} s, 2 workers {two:.1f} s, "
+        f"ratio {two / one:.2f}; load {os.getloadavg()[0]:.1f}"
+    )
+
+
+def api_under_output(samples: int) -> None:
+    with cluster(2, 1) as (c, web, names):
+        loud = c.script(web, "yes 0123456789012345678901234567890123456789012345678 | head -c 52000000\n")
+        quiet_ids = [c.run(web, c.script(web, "true\n")) for _ in range(50)]
+        for execution_id in quiet_ids:
+            c.wait_status(web, execution_id, FINAL)
+        streams = [c.run(web, loud) for _ in names]
+        wait_for(
+            lambda: all(c.execution(web, i)["status"] == "running" for i in streams), 120, "both streams"
+        )
+        client = c.api(web)
+        times = []
+        while len(times) < samples and any(c.execution(web, i)["status"] == "running" for i in streams):
+            t0 = time.perf_counter()
+            assert client.get("/api/v1/executions", params={"limit": 50}).status_code == 200
+            times.append((time.perf_counter() - t0) * 1000)
+        for execution_id in streams:
+            row = c.wait_status(web, execution_id, FINAL, timeout=600)
+            assert row["status"] == "success", row
+        print(
+            f"GET /api/v1/executions during 2 x 50 MB: {describe(times)} (n={len(times)}, "
+            f"p95 {percentile(times, 95):.1f} ms); load {os.getloadavg()[0]:.1f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["latency", "capacity", "api"])
+    parser.add_argument("--samples", type=int, default=200)
+    args = parser.parse_args()
+    {"latency": latency, "capacity": capacity, "api": api_under_output}[args.mode](args.samples)
+
+
+if __name__ == "__main__":
+    main()

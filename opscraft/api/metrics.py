@@ -1,0 +1,57 @@
+"""`GET /metrics` (Prometheus text format) and the middleware counting HTTP requests for it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from opscraft.api.deps import Session
+from opscraft.api.schemas import error_responses
+from opscraft.services import metrics
+
+router = APIRouter(tags=["health"])
+_bearer = HTTPBearer(auto_error=False, description="OPSCRAFT_METRICS_TOKEN or an admin's access token")
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {metrics.CONTENT_TYPE: {}}}, **error_responses(401, 403)},
+)
+async def get_metrics(
+    session: Session,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Response:
+    await metrics.authorize(session, credentials.credentials if credentials else None)
+    return Response(await metrics.render(session), media_type=metrics.CONTENT_TYPE)
+
+
+class RequestMetricsMiddleware:
+    """Counts each HTTP response by route template (`/api/v1/executions/{execution_id}`, or
+    `other` for paths no route matched, so the label set stays bounded), method and status."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_counting(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_counting)
+        finally:
+            route: Any = scope.get("route")
+            template = getattr(route, "path", None) or "other"
+            metrics.count_request(template, scope.get("method", "GET"), status)

@@ -1,0 +1,41 @@
+"""`/api/v1/workers`: the execution workers of the installation (admin)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.schemas import AUTHED, error_responses
+from opscraft.services import workers
+
+router = APIRouter(prefix="/api/v1/workers", tags=["workers"])
+
+
+class WorkerOut(BaseModel):
+    id: str
+    host_name: str
+    pid: int
+    runners: list[str]
+    slots: int
+    running: int
+    free_slots: int
+    state: Literal["alive", "late", "stopped"]
+    started_at: datetime
+    heartbeat_at: datetime
+    stopped_at: datetime | None
+
+    model_config = {"from_attributes": True}
+
+
+@router.get(
+    "",
+    response_model=list[WorkerOut],
+    summary="List execution workers (alive first)",
+    responses=error_responses(*AUTHED),
+)
+async def list_workers(session: Session, actor: CurrentActor) -> list[WorkerOut]:
+    return [WorkerOut.model_validate(w) for w in await workers.list_workers(session, actor)]

@@ -1,0 +1,103 @@
+"""`opscraft worker`: a process that runs executions only (no web server, no NiceGUI).
+
+It opens the same database (and Redis, for the job queue, live output and cancels) as the web
+processes, registers in `workers`, heartbeats, and runs what the queue hands it until SIGTERM or
+SIGINT; then it takes no new job, gives running ones `OPSCRAFT_SHUTDOWN_GRACE_SECONDS`, kills
+what is left (those end as `error`) and deregisters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import re
+import signal
+import sys
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from opscraft.cli.common import Factory, database_error, with_data_dir
+from opscraft.config import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+RUNNERS = ("docker", "local")
+MAX_SLOTS = 64
+NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def worker_settings(args: argparse.Namespace, settings: Settings) -> Settings:
+    """`settings` with the command line's `--slots` and `--name` applied, checked like the
+    variables they stand for (OPSCRAFT_WORKERS 1..64, OPSCRAFT_WORKER_ID); exits with one line."""
+    slots = settings.workers if args.slots is None else args.slots
+    if not 1 <= slots <= MAX_SLOTS:
+        sys.exit(f"opscraft: --slots (or OPSCRAFT_WORKERS) must be between 1 and {MAX_SLOTS} for a worker")
+    name = settings.worker_id if args.name is None else args.name
+    if name is not None and not NAME_RE.fullmatch(name):
+        sys.exit("opscraft: --name must be 1-64 letters, digits, '.', '_' or '-'")
+    return settings.model_copy(update={"workers": slots, "worker_id": name})
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
+    settings = worker_settings(args, settings)
+    runners = frozenset([args.runner]) if args.runner else None
+    try:
+        asyncio.run(_run(settings, runners))
+    except (OSError, SQLAlchemyError) as exc:
+        sys.exit(database_error(settings, exc))
+    except ConfigError as exc:
+        sys.exit(f"opscraft: configuration error: {exc}")
+
+
+async def _run(settings: Settings, runners: frozenset[str] | None) -> None:
+    from opscraft import lifecycle
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    from opscraft.execution import transport
+
+    missing = transport.limitations(settings, runs_here=True)
+    if missing:
+        log.warning(missing)
+    rt = await lifecycle.start(settings, worker=True, runners=runners)
+    assert rt.worker is not None
+    log.info(
+        "worker %s ready: %d slot(s), runners %s",
+        rt.worker.worker_id,
+        settings.workers,
+        ", ".join(rt.worker.runners()) or "none",
+    )
+    try:
+        await stop.wait()
+        log.info(
+            "worker %s stopping: no new jobs; running ones get %.0f s",
+            rt.worker.worker_id,
+            settings.shutdown_grace_seconds,
+        )
+    finally:
+        await lifecycle.stop()
+
+
+def register(sub: Factory) -> None:
+    """Add `worker` to the CLI's subparsers (`sub` is their `add_parser`)."""
+    worker = with_data_dir(
+        sub(
+            "worker",
+            help="run executions only (no web server): scale out with several of these",
+            description=(
+                "Runs executions taken from the job queue of the installation (DATABASE_URL and, "
+                "for workers on other machines, REDIS_URL). Stops on SIGTERM/SIGINT after a grace "
+                "period for running jobs (OPSCRAFT_SHUTDOWN_GRACE_SECONDS)."
+            ),
+        )
+    )
+    worker.add_argument("--slots", type=int, help="runs at once (default: OPSCRAFT_WORKERS, 4)")
+    worker.add_argument(
+        "--runner", choices=RUNNERS, help="offer only this runner (default: every available one)"
+    )
+    worker.add_argument(
+        "--name", help="worker id in `workers` (default: OPSCRAFT_WORKER_ID or one kept in the data dir)"
+    )
+    worker.set_defaults(func=cmd_worker)

@@ -1,0 +1,87 @@
+"""Log set-up: human-readable lines (`LOG_FORMAT=text`) or one JSON object per line (`json`).
+
+Engine code marks what it works on with `engine_context(worker_id=..., execution_id=...)`; every
+record logged inside carries those fields (`ContextFilter`), so in JSON each engine line has
+`execution_id` and `worker_id`, and a text line ends with them.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+_FIELDS = ("worker_id", "execution_id")
+_context: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar(
+    "opscraft_log_context", default=None
+)
+
+
+@contextmanager
+def engine_context(**fields: object) -> Iterator[None]:
+    """Within the block (this thread or task), log records carry `fields` (worker_id, execution_id)."""
+    token = _context.set({**(_context.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    """Copies the `engine_context` fields onto each record (None when not set)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = _context.get() or {}
+        for name in _FIELDS:
+            if not hasattr(record, name):
+                setattr(record, name, current.get(name))
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC ISO 8601), level, logger, message, worker_id,
+    execution_id (when set), exception (when any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in _FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                data[name] = value
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """`time LEVEL logger: message [worker=... execution=...]`."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        tags = [
+            f"{name.removesuffix('_id')}={getattr(record, name)}"
+            for name in _FIELDS
+            if getattr(record, name, None)
+        ]
+        return f"{line} [{' '.join(tags)}]" if tags else line
+
+
+def configure(level: str, log_format: str = "text") -> None:
+    """Set up the root logger once for a command (`LOG_LEVEL`, `LOG_FORMAT`)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    handler.addFilter(ContextFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

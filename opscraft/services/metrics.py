@@ -1,0 +1,158 @@
+"""Prometheus metrics (`/metrics`, text exposition format 0.0.4 via prometheus-client).
+
+Correct with any number of web and worker processes because nothing execution-related is
+counted in process memory: at each scrape the answering web process reads the installation's
+state from the database (`executions`, `workers`), so every process answers the same. Counters
+(`opscraft_executions_total`, `opscraft_execution_output_bytes_total`, the duration histogram)
+are aggregates over the finished rows; gauges (queue depth, running, workers alive, free
+slots) are counts of the current rows. The one per-process metric is HTTP traffic
+(`opscraft_http_requests_total`): it carries a `process` label (host:pid), so scrape each web
+process directly (not through the load balancer) and sum in PromQL.
+
+Access: a bearer token equal to `OPSCRAFT_METRICS_TOKEN` (for Prometheus), or a user access
+token with `Permission.view_system` (admins).
+Format: https://prometheus.io/docs/instrumenting/exposition_formats/
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import socket
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from sqlalchemy import Float, case, cast, func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft import runtime
+from opscraft.db.models import Execution
+from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
+from opscraft.services import auth, workers
+from opscraft.services.errors import Unauthorized
+from opscraft.services.permissions import Permission, require
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: Upper bounds (seconds) of the run duration histogram's buckets.
+DURATION_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+
+_http_registry = CollectorRegistry(auto_describe=True)
+HTTP_REQUESTS = Counter(
+    "opscraft_http_requests",
+    "HTTP requests answered by this web process, by route template, method and status code.",
+    ["process", "route", "method", "status"],
+    registry=_http_registry,
+)
+PROCESS = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def count_request(route: str, method: str, status: int) -> None:
+    """Count one answered HTTP request (called by the API's middleware)."""
+    HTTP_REQUESTS.labels(PROCESS, route, method, str(status)).inc()
+
+
+async def authorize(session: AsyncSession, bearer: str | None) -> None:
+    """Allow the metrics token or an admin's access token; raises Unauthorized/Forbidden."""
+    if bearer is None:
+        raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
+    token = runtime.current().settings.metrics_token
+    if token and hmac.compare_digest(token.encode(), bearer.encode()):
+        return
+    user = await auth.user_for_access_token(session, bearer)
+    require(user, Permission.view_system)
+
+
+def _duration_seconds(dialect: str) -> object:
+    if dialect == "sqlite":
+        return (func.julianday(Execution.finished_at) - func.julianday(Execution.started_at)) * 86400.0
+    return func.extract("epoch", col(Execution.finished_at) - col(Execution.started_at))
+
+
+async def _execution_families(session: AsyncSession) -> list[Metric]:
+    rows = await session.exec(
+        select(
+            Execution.status,
+            Execution.script_type,
+            func.count(),
+            func.coalesce(func.sum(Execution.output_bytes), 0),
+        ).group_by(col(Execution.status), col(Execution.script_type))
+    )
+    total = CounterMetricFamily(
+        "opscraft_executions", "Executions by status and script type.", labels=["status", "script_type"]
+    )
+    output = CounterMetricFamily(
+        "opscraft_execution_output_bytes", "Output bytes stored, by script type.", labels=["script_type"]
+    )
+    queued = GaugeMetricFamily("opscraft_queue_depth", "Executions waiting for a worker (status queued).")
+    running = GaugeMetricFamily("opscraft_executions_running", "Executions running now.")
+    by_type: dict[str, int] = {}
+    counts = {ExecutionStatus.queued.value: 0, ExecutionStatus.running.value: 0}
+    for status, script_type, count, size in rows.all():
+        total.add_metric([str(status), str(script_type)], int(count))
+        by_type[str(script_type)] = by_type.get(str(script_type), 0) + int(size)
+        if str(status) in counts:
+            counts[str(status)] += int(count)
+    for script_type, size in sorted(by_type.items()):
+        output.add_metric([script_type], size)
+    queued.add_metric([], counts[ExecutionStatus.queued.value])
+    running.add_metric([], counts[ExecutionStatus.running.value])
+    return [total, output, queued, running, await _duration_histogram(session)]
+
+
+async def _duration_histogram(session: AsyncSession) -> Metric:
+    dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
+    seconds = cast(_duration_seconds(dialect), Float)
+    finished = [s.value for s in FINAL_STATUSES]
+    columns = [func.sum(case((seconds <= bound, 1), else_=0)) for bound in DURATION_BUCKETS]
+    row = (
+        await session.exec(
+            select(func.count(), func.coalesce(func.sum(seconds), 0.0), *columns).where(
+                col(Execution.status).in_(finished),
+                col(Execution.started_at).is_not(None),
+                col(Execution.finished_at).is_not(None),
+            )
+        )
+    ).one()
+    count, total, *cumulative = row
+    histogram = HistogramMetricFamily(
+        "opscraft_execution_duration_seconds", "Run time of finished executions (started to finished)."
+    )
+    buckets = [(str(bound), int(n or 0)) for bound, n in zip(DURATION_BUCKETS, cumulative, strict=True)]
+    histogram.add_metric([], [*buckets, ("+Inf", int(count))], float(total or 0.0))
+    return histogram
+
+
+async def _worker_families(session: AsyncSession) -> list[Metric]:
+    alive = GaugeMetricFamily("opscraft_workers_alive", "Workers with a recent heartbeat.")
+    free = GaugeMetricFamily(
+        "opscraft_worker_free_slots", "Free execution slots of each live worker.", labels=["worker"]
+    )
+    slots = GaugeMetricFamily(
+        "opscraft_worker_slots", "Execution slots of each live worker.", labels=["worker"]
+    )
+    live = [w for w in await workers.statuses(session) if w.state == "alive"]
+    alive.add_metric([], len(live))
+    for worker in live:
+        free.add_metric([worker.id], worker.free_slots)
+        slots.add_metric([worker.id], worker.slots)
+    return [alive, free, slots]
+
+
+class _Families:
+    """A collector that yields metric families read beforehand (prometheus-client's collectors are
+    synchronous; the database is read asynchronously just before)."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return iter(self._families)
+
+
+async def render(session: AsyncSession) -> bytes:
+    """The exposition text: execution and worker metrics from the database, this process's HTTP counts."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(await _execution_families(session) + await _worker_families(session)))
+    return generate_latest(registry) + generate_latest(_http_registry)

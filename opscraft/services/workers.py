@@ -1,0 +1,109 @@
+"""The execution workers as the installation sees them: the Workers panel, `GET /api/v1/workers`,
+the health check's counts and the metrics' gauges. Read from the `workers` and `executions`
+tables, so every web process gives the same answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft import runtime
+from opscraft.db.models import Execution, RegisteredWorker
+from opscraft.db.models.executions import ExecutionStatus
+from opscraft.db.types import utcnow
+from opscraft.services.actor import Actor
+from opscraft.services.permissions import Permission, require
+
+HISTORY_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    """One worker: identity, what it offers, whether it is alive, and its load.
+
+    `state` is `alive` (heartbeat within OPSCRAFT_WORKER_LOST_SECONDS), `stopped` (stopped
+    cleanly or was declared lost) or `late` (no recent heartbeat, not yet declared lost);
+    `running` is its runs in progress and `free_slots` = slots - running (0 unless alive).
+    """
+
+    id: str
+    host_name: str
+    pid: int
+    runners: list[str]
+    slots: int
+    running: int
+    free_slots: int
+    state: str
+    started_at: datetime
+    heartbeat_at: datetime
+    stopped_at: datetime | None
+
+
+def _stale_before() -> datetime:
+    return utcnow() - timedelta(seconds=runtime.current().settings.worker_lost_seconds)
+
+
+async def statuses(session: AsyncSession) -> list[WorkerStatus]:
+    """Every registered worker (alive ones first, then the most recent), without a permission
+    check: for callers that checked already (`list_workers`, metrics)."""
+    stale = _stale_before()
+    running_rows = await session.exec(
+        select(Execution.worker_id, func.count())
+        .where(col(Execution.status) == ExecutionStatus.running)
+        .group_by(col(Execution.worker_id))
+    )
+    running = {str(worker_id): int(count) for worker_id, count in running_rows.all() if worker_id}
+    rows = await session.exec(
+        select(RegisteredWorker).order_by(col(RegisteredWorker.heartbeat_at).desc()).limit(HISTORY_LIMIT)
+    )
+    out = []
+    for worker in rows.all():
+        if worker.stopped_at is not None:
+            state = "stopped"
+        elif worker.heartbeat_at > stale:
+            state = "alive"
+        else:
+            state = "late"
+        busy = running.get(worker.id, 0)
+        out.append(
+            WorkerStatus(
+                id=worker.id,
+                host_name=worker.host_name,
+                pid=worker.pid,
+                runners=list(worker.runners),
+                slots=worker.slots,
+                running=busy,
+                free_slots=max(worker.slots - busy, 0) if state == "alive" else 0,
+                state=state,
+                started_at=worker.started_at,
+                heartbeat_at=worker.heartbeat_at,
+                stopped_at=worker.stopped_at,
+            )
+        )
+    out.sort(key=lambda w: w.state != "alive")
+    return out
+
+
+async def list_workers(session: AsyncSession, actor: Actor) -> list[WorkerStatus]:
+    """The workers panel and `GET /api/v1/workers` (admins: `Permission.view_system`)."""
+    require(actor.user, Permission.view_system)
+    return await statuses(session)
+
+
+async def health_counts(session: AsyncSession) -> tuple[int, int]:
+    """(alive workers, queued runs) for the health check: two indexed counts."""
+    alive = await session.exec(
+        select(func.count())
+        .select_from(RegisteredWorker)
+        .where(
+            col(RegisteredWorker.stopped_at).is_(None), col(RegisteredWorker.heartbeat_at) > _stale_before()
+        )
+    )
+    queued = await session.exec(
+        select(func.count()).select_from(Execution).where(col(Execution.status) == ExecutionStatus.queued)
+    )
+    return int(alive.one()), int(queued.one())

@@ -1,0 +1,61 @@
+"""The Workers panel (admin): every execution worker, alive first, refreshed every few seconds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nicegui import ui
+
+from opscraft import runtime
+from opscraft.services import workers
+from opscraft.services.actor import Actor
+from opscraft.services.permissions import Permission
+from opscraft.ui.layout import frame, guard, protected_page
+
+REFRESH_SECONDS = 3.0
+COLUMNS: list[dict[str, Any]] = [
+    {"name": "id", "label": "Worker", "field": "id", "align": "left"},
+    {"name": "state", "label": "State", "field": "state", "align": "left"},
+    {"name": "host", "label": "Host (pid)", "field": "host", "align": "left"},
+    {"name": "runners", "label": "Runners", "field": "runners", "align": "left"},
+    {"name": "load", "label": "Running / slots", "field": "load", "align": "right"},
+    {"name": "heartbeat", "label": "Last heartbeat (UTC)", "field": "heartbeat", "align": "left"},
+]
+
+
+def _rows(statuses: list[workers.WorkerStatus]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": w.id,
+            "state": w.state,
+            "host": f"{w.host_name} ({w.pid})",
+            "runners": ", ".join(w.runners) or "-",
+            "load": f"{w.running} / {w.slots}",
+            "heartbeat": w.heartbeat_at.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        for w in statuses
+    ]
+
+
+async def _load(actor: Actor) -> list[dict[str, Any]]:
+    async with runtime.current().db.session() as session:
+        return _rows(await workers.list_workers(session, actor))
+
+
+@protected_page("/workers", Permission.view_system, title="Workers")
+async def workers_page(actor: Actor) -> None:
+    with frame(actor, "Workers"):
+        ui.label(
+            "Processes that run executions: the worker inside `opscraft serve` and every "
+            "`opscraft worker`. A worker without a heartbeat for OPSCRAFT_WORKER_LOST_SECONDS is "
+            "declared lost and its running runs end as errors."
+        ).classes("text-grey-7")
+        table = ui.table(columns=COLUMNS, rows=await _load(actor), row_key="id").classes("w-full")
+        table.props('flat bordered data-testid="workers-table"')
+
+        async def refresh() -> None:
+            current = await guard(Permission.view_system)  # the user may have lost the role meanwhile
+            if current is not None:
+                table.rows = await _load(current)
+
+        ui.timer(REFRESH_SECONDS, refresh)

@@ -1,0 +1,151 @@
+"""docker/nginx.conf, tested: Debian's nginx in front of two web processes (`serve --workers 0`)
+on loopback, one worker, sessions in a private Redis, a scratch PostgreSQL database.
+
+A browser logs in through nginx; its session then works on the other web process too (NiceGUI's
+per-user storage is in Redis), the API and live output work through nginx, and the Workers page
+shows the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD, PG_URL, free_port, postgres_scratch_database, require_service
+from tests.scale.cluster import FINAL, Cluster, RedisServer, wait_for
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.browser]
+CONF = Path(__file__).resolve().parents[2] / "docker" / "nginx.conf"
+
+
+class _ScratchDatabase:
+    """`postgres_scratch_database` driven from synchronous fixtures."""
+
+    def __init__(self) -> None:
+        self._cm = postgres_scratch_database()
+        self._loop = asyncio.new_event_loop()
+
+    def __enter__(self) -> str:
+        return self._loop.run_until_complete(self._cm.__aenter__())
+
+    def __exit__(self, *exc: Any) -> None:
+        self._loop.run_until_complete(self._cm.__aexit__(None, None, None))
+        self._loop.close()
+
+
+def nginx_config(web_ports: list[int], port: int, prefix: Path) -> str:
+    """docker/nginx.conf with the test's ports, wrapped in a complete nginx.conf."""
+    snippet = CONF.read_text()
+    servers = "".join(f"    server 127.0.0.1:{p};\n" for p in web_ports)
+    snippet = re.sub(r"(    server 127\.0\.0\.1:\d+;\n)+", servers, snippet)
+    snippet = snippet.replace("listen 80;", f"listen 127.0.0.1:{port};")
+    temp = " ".join(
+        f"{name}_temp_path {prefix}/{name};" for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return (
+        f"pid {prefix}/nginx.pid;\nerror_log {prefix}/error.log;\nevents {{}}\n"
+        f"http {{\n access_log {prefix}/access.log;\n {temp}\n{snippet}\n}}\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def behind_nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, str]]:
+    require_service(bool(PG_URL), "PostgreSQL (OPSCRAFT_TEST_PG_URL)")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    require_service(Path(nginx).exists(), "nginx (Debian package nginx)")
+    root = tmp_path_factory.mktemp("nginx")
+    redis = RedisServer(root / "redis")
+    redis.start()
+    process = None
+    try:
+        with _ScratchDatabase() as url:
+            cluster = Cluster(root, url, redis.url)
+            try:
+                a, b = cluster.web("web-a"), cluster.web("web-b")
+                cluster.worker(f"wn-{secrets.token_hex(3)}", slots=2, runner="local")
+                port = free_port()
+                conf = root / "nginx.conf"
+                conf.write_text(
+                    nginx_config([int(a.url.rsplit(":", 1)[1]), int(b.url.rsplit(":", 1)[1])], port, root)
+                )  # type: ignore[union-attr]
+                process = subprocess.Popen([nginx, "-p", str(root), "-c", str(conf), "-g", "daemon off;"])
+                front = f"http://127.0.0.1:{port}"
+                wait_for(
+                    lambda: httpx.get(f"{front}/api/v1/health", timeout=2).status_code == 200, 60, "nginx"
+                )
+                yield cluster, front
+            finally:
+                if process is not None:
+                    process.terminate()
+                    process.wait(timeout=30)
+                cluster.stop_all()
+    finally:
+        redis.stop()
+
+
+def test_browser_session_through_nginx_survives_on_the_other_web_process(
+    behind_nginx: tuple[Cluster, str], page: Any
+) -> None:
+    cluster, front = behind_nginx
+    a, b = cluster.procs["web-a"], cluster.procs["web-b"]
+    token = cluster.admin_token(a)  # the first account (admin), made through the API
+    assert token
+    page.goto(f"{front}/login")
+    page.get_by_test_id("login-username").fill("admin")
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(re.compile(r".*/$"))
+    page.get_by_test_id("nav-workers").click()
+    page.wait_for_url(re.compile(r".*/workers$"))
+    page.get_by_test_id("workers-table").get_by_text("alive").first.wait_for()
+    # The same browser session, sent straight to each web process: both know the user, because
+    # the session's storage is in Redis, not in the process that served the login.
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    for web in (a, b):
+        response = httpx.get(f"{web.url}/workers", cookies=cookies, timeout=30, follow_redirects=False)
+        assert response.status_code == 200, (web.name, response.status_code, response.headers.get("location"))
+    anonymous = httpx.get(f"{b.url}/workers", timeout=30, follow_redirects=False)
+    assert anonymous.status_code == 303
+
+
+def test_api_and_live_output_through_nginx(behind_nginx: tuple[Cluster, str]) -> None:
+    import websockets
+
+    cluster, front = behind_nginx
+    a = cluster.procs["web-a"]
+    script = cluster.script(a, 'for i in 1 2 3; do echo "via nginx $i"; sleep 0.2; done\n')
+    headers = {"Authorization": f"Bearer {cluster.admin_token(a)}"}
+    response = httpx.post(
+        f"{front}/api/v1/executions",
+        json={"script_id": script, "runner": "local"},
+        headers=headers,
+        timeout=30,
+    )
+    assert response.status_code == 202, response.text
+    execution_id = response.json()["id"]
+
+    async def follow() -> str:
+        url = f"{front.replace('http', 'ws')}/ws/executions/{execution_id}?token={cluster.admin_token(a)}"
+        text = ""
+        async with websockets.connect(url, open_timeout=30) as ws:
+            async for raw in ws:
+                message = json.loads(raw)
+                if message["type"] == "log":
+                    text += message["content"]
+                if message["type"] == "end":
+                    assert message["status"] == "success"
+                    return text
+        return text
+
+    assert asyncio.run(asyncio.wait_for(follow(), 120)) == "via nginx 1\nvia nginx 2\nvia nginx 3\n"
+    assert cluster.wait_status(a, execution_id, FINAL)["status"] == "success"

@@ -1,0 +1,159 @@
+"""The Redis implementations of the engine's ports, in process against the test Redis (keys under
+a prefix of their own), plus the start-up warning without Redis and the JSON log format."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+from pathlib import Path
+
+import pytest
+
+from opscraft import lifecycle, logs
+from opscraft.execution.events import LogEvent, StatusEvent
+from opscraft.execution.ports import OVERFLOW
+from opscraft.execution.redis_bus import RedisLogBus
+from opscraft.execution.redis_cancel import RedisCancelSignal
+from opscraft.execution.transport import queue_for
+from tests.conftest import PG_URL, REDIS_URL, _truncate_postgres, make_settings, require_service
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def redis_url() -> str:
+    require_service(bool(REDIS_URL), "Redis (OPSCRAFT_TEST_REDIS_URL)")
+    assert REDIS_URL
+    return REDIS_URL
+
+
+async def _drain(sub: object, until_final: bool = True) -> list[object]:
+    events = []
+    while True:
+        event = await sub.get(5)  # type: ignore[attr-defined]
+        assert event is not None, f"nothing within 5 s after {events}"
+        events.append(event)
+        if event is OVERFLOW or (isinstance(event, StatusEvent) and event.final) or not until_final:
+            return events
+
+
+async def test_log_bus_resumes_from_a_sequence_number_without_gap_or_duplicate(redis_url: str) -> None:
+    bus = RedisLogBus(redis_url, f"test-{secrets.token_hex(4)}")
+    try:
+        bus.publish(7, StatusEvent("running"))
+        for seq in range(1, 6):
+            bus.publish(7, LogEvent(seq, "stdout", f"line {seq}\n"))
+        sub = bus.subscribe(7, after_seq=2)
+        assert sub.backlog == []
+        seen = [await sub.get(5) for _ in range(3)]
+        assert [e.seq for e in seen] == [3, 4, 5]  # type: ignore[union-attr]
+        # Published from another thread while the watcher blocks in XREAD.
+        threading.Timer(0.2, lambda: bus.publish(7, LogEvent(6, "stderr", "six\n"))).start()
+        threading.Timer(0.3, lambda: bus.publish(7, StatusEvent("success", final=True))).start()
+        rest = await _drain(sub)
+        assert rest[0] == LogEvent(6, "stderr", "six\n")
+        assert isinstance(rest[-1], StatusEvent) and rest[-1].status == "success"
+        # A second watcher from 0 sees everything once, in order, then the end.
+        everything = await _drain(bus.subscribe(7, 0))
+        assert [e.seq for e in everything if isinstance(e, LogEvent)] == [1, 2, 3, 4, 5, 6]
+    finally:
+        bus.close()
+
+
+async def test_log_bus_trimmed_after_storage_sends_watchers_to_storage(redis_url: str) -> None:
+    bus = RedisLogBus(redis_url, f"test-{secrets.token_hex(4)}")
+    try:
+        for seq in range(1, 11):
+            bus.publish(8, LogEvent(seq, "stdout", "x"))
+        bus.stored(8, 8)  # storage has 1..8: Redis keeps 8 on
+        assert await bus.subscribe(8, 2).get(5) is OVERFLOW  # 3..7 are only in storage
+        later = bus.subscribe(8, 8)
+        assert [(await later.get(5)).seq for _ in range(2)] == [9, 10]  # type: ignore[union-attr]
+    finally:
+        bus.close()
+
+
+async def test_log_bus_survives_an_unreachable_redis() -> None:
+    bus = RedisLogBus("redis://127.0.0.1:1/0", "test")
+    bus.publish(1, LogEvent(1, "stdout", "lost on the bus, kept in storage"))  # no exception
+    assert await bus.subscribe(1, 0).get(0.2) is None  # "quiet": the client re-reads storage
+    bus.close()
+
+
+def test_cancel_signal_reaches_the_watching_process(redis_url: str) -> None:
+    prefix = f"test-{secrets.token_hex(4)}"
+    worker_side, web_side = RedisCancelSignal(redis_url, prefix), RedisCancelSignal(redis_url, prefix)
+    killed = threading.Event()
+    try:
+        worker_side.watch(42, killed.set)
+        for _ in range(50):  # the listener subscribes in its thread: ask until it hears
+            web_side.request(42)
+            if killed.wait(0.1):
+                break
+        assert killed.is_set()
+        killed.clear()
+        web_side.request(43)  # not a run of that worker
+        assert not killed.wait(0.3)
+    finally:
+        worker_side.close()
+        web_side.close()
+
+
+def test_redis_queue_hands_jobs_to_a_blocking_consumer(redis_url: str, tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, REDIS_URL=redis_url, OPSCRAFT_REDIS_PREFIX=f"test-{secrets.token_hex(4)}"
+    )
+    got: list[int] = []
+    done = threading.Event()
+
+    def handler(execution_id: int) -> None:
+        got.append(execution_id)
+        if len(got) == 3:
+            done.set()
+
+    consumer, producer = queue_for(settings, handler), queue_for(settings)
+    consumer.start()
+    try:
+        for execution_id in (1, 2, 3):
+            producer.enqueue(execution_id)
+        assert done.wait(30)
+        assert sorted(got) == [1, 2, 3]
+    finally:
+        consumer.stop()
+        assert consumer.join(10)
+        consumer.clear()
+
+
+@pytest.mark.postgres
+async def test_web_process_on_postgres_without_redis_says_what_does_not_work(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    require_service(bool(PG_URL), "PostgreSQL (OPSCRAFT_TEST_PG_URL)")
+    assert PG_URL
+    await _truncate_postgres(PG_URL)
+    with caplog.at_level(logging.WARNING, logger="opscraft.lifecycle"):
+        await lifecycle.start(make_settings(tmp_path, PG_URL), worker=False, dispatch=True)
+        await lifecycle.stop()
+    assert any("no live bus" in r.getMessage() and "Set REDIS_URL" in r.getMessage() for r in caplog.records)
+
+
+def test_json_logs_carry_worker_and_execution_ids(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.configure("INFO", "json")
+        log = logging.getLogger("opscraft.execution.executor")
+        with logs.engine_context(worker_id="w-1", execution_id=12):
+            log.warning("execution %s: storing the output failed", 12)
+        log.info("no context")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert (
+        lines[0]["worker_id"] == "w-1" and lines[0]["execution_id"] == 12 and lines[0]["level"] == "WARNING"
+    )
+    assert lines[0]["message"] == "execution 12: storing the output failed"
+    assert "worker_id" not in lines[1]
