@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import signal
 import tempfile
 import time
@@ -65,6 +66,7 @@ def cluster(workers: int, slots: int) -> Iterator[tuple[Cluster, Proc, list[str]
         pg.stop()
         pg.remove()
         redis.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 async def first_byte(c: Cluster, web: Proc, client: httpx.AsyncClient, script_id: int) -> float:

@@ -15,6 +15,7 @@ import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -147,5 +148,8 @@ def test_api_and_live_output_through_nginx(behind_nginx: tuple[Cluster, str]) ->
                     return text
         return text
 
-    assert asyncio.run(asyncio.wait_for(follow(), 120)) == "via nginx 1\nvia nginx 2\nvia nginx 3\n"
+    # In a thread of its own: the module's Playwright browser keeps an event loop in this one.
+    with ThreadPoolExecutor(1) as pool:
+        text = pool.submit(asyncio.run, asyncio.wait_for(follow(), 120)).result()
+    assert text == "via nginx 1\nvia nginx 2\nvia nginx 3\n"
     assert cluster.wait_status(a, execution_id, FINAL)["status"] == "success"
