@@ -13,6 +13,20 @@ from opscraft.db.models.executions import ExecutionStatus
 from opscraft.services.executions import LogPage
 
 
+class AnsibleRunOptions(BaseModel):
+    """Ansible run options, each passed to `ansible-playbook` as one argument (never through a shell)."""
+
+    model_config = {"extra": "forbid"}
+
+    limit: str | None = Field(
+        default=None, max_length=512, description="Host pattern (--limit); not starting with '-' or '@'"
+    )
+    tags: list[str] | None = Field(default=None, max_length=50, description="--tags")
+    skip_tags: list[str] | None = Field(default=None, max_length=50, description="--skip-tags")
+    check: bool = Field(default=False, description="--check: dry run, change nothing")
+    diff: bool = Field(default=False, description="--diff: show what changes in files and templates")
+
+
 class ExecutionCreate(BaseModel):
     """The seed's body (`script_id`, `parameters`) plus the optional runner and Terraform action."""
 
@@ -29,6 +43,9 @@ class ExecutionCreate(BaseModel):
         default=None,
         description="Default: Docker when reachable, else the local runner when an admin enabled it",
     )
+    run_options: AnsibleRunOptions | None = Field(
+        default=None, description="Ansible scripts only: --limit, --tags, --skip-tags, --check, --diff"
+    )
 
 
 class ExecutionOut(BaseModel):
@@ -40,6 +57,7 @@ class ExecutionOut(BaseModel):
     status: ExecutionStatus
     parameters: dict[str, Any]
     terraform_action: str | None
+    run_options: dict[str, Any] | None = Field(description="Ansible run options, as validated")
     triggered_by: int | None = Field(description="The user who started it, or on whose behalf it started")
     triggered_by_name: str | None
     trigger: str = Field(description="How it started: ui, api, api_token, schedule, webhook or retry")

@@ -55,6 +55,9 @@ def _ansible(spec: RunSpec, secret_dir: str) -> Command:
     if spec.inventory:
         files[INVENTORY_FILE] = spec.inventory.encode()
         target = ["-i", INVENTORY_FILE]
+        # Remote hosts: their own Python, found by Ansible (not the controller's, see run_env).
+        env["ANSIBLE_PYTHON_INTERPRETER"] = "auto_silent"
+        env["ANSIBLE_REMOTE_TEMP"] = "~/.ansible/tmp"  # on the host: its user's home
         if spec.ssh_user:
             env["ANSIBLE_REMOTE_USER"] = spec.ssh_user
         if spec.ssh_key_secret:
@@ -67,7 +70,10 @@ def _ansible(spec: RunSpec, secret_dir: str) -> Command:
             known = f"{secret_dir}/{KNOWN_HOSTS_SECRET}"
             env["ANSIBLE_SSH_COMMON_ARGS"] = f"-o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes"
         else:
-            env["ANSIBLE_SSH_COMMON_ARGS"] = "-o StrictHostKeyChecking=accept-new"
+            # ssh finds `~/.ssh` through the password database, not HOME: no file to keep keys in.
+            env["ANSIBLE_SSH_COMMON_ARGS"] = (
+                "-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/dev/null"
+            )
     else:
         target = ["-i", "localhost,", "-c", "local"]
     try:

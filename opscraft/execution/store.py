@@ -132,6 +132,7 @@ _CLAIM = (
         _E.runner,
         _E.parameters,
         _E.terraform_action,
+        _E.run_options,
         _E.cancel_requested,
         _E.image,
     )
@@ -213,6 +214,10 @@ def claim(conn: Connection, settings: Settings, worker_id: str, execution_id: in
         network_enabled=bool(run.get("network_enabled", False)),
         image=row.image,
         terraform_action=row.terraform_action,
+        inventory=run.get("inventory"),
+        ssh_user=run.get("ssh_user"),
+        ssh_key_secret=run.get("ssh_key_secret"),
+        run_options=dict(row.run_options or {}),
     )
     return replace(base, spec=spec)
 

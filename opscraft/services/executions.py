@@ -21,6 +21,7 @@ from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus, Trigg
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.workers import finished_event
 from opscraft.db.types import utcnow
+from opscraft.execution import ansible_options
 from opscraft.execution.client import ExecutionClient
 from opscraft.execution.events import Event
 from opscraft.services import app_settings, audit, parameters, secrets
@@ -140,6 +141,21 @@ def _terraform_action(script: Script, action: str | None) -> str | None:
     return action
 
 
+def _run_options(script: Script, options: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Ansible's `--limit`, `--tags`, `--skip-tags`, `--check`, `--diff` (see ansible_options)."""
+    if not options:
+        return None
+    if script.script_type != ScriptType.ansible:
+        raise Invalid(
+            "run_options apply only to ansible scripts: leave them out",
+            details=[{"field": "run_options", "message": "only for ansible scripts"}],
+        )
+    try:
+        return ansible_options.normalize(options) or None
+    except ansible_options.OptionError as exc:
+        raise Invalid(str(exc), details=[{"field": exc.field, "message": exc.message}]) from None
+
+
 async def create(
     session: AsyncSession,
     actor: Actor,
@@ -149,6 +165,7 @@ async def create(
     *,
     runner: str | None = None,
     trigger: Trigger = Trigger.api,
+    run_options: dict[str, Any] | None = None,
 ) -> Execution:
     """Queue a run of an active script with validated parameters; returns the `queued` row.
 
@@ -172,6 +189,7 @@ async def create(
     if resolved:
         await secrets.check_parameter_shadowing(session, script_id, resolved)
     action = _terraform_action(script, terraform_action)
+    options = _run_options(script, run_options)
     chosen = await _choose_runner(session, runner)
     execution = Execution(
         script_id=script_id,
@@ -180,6 +198,7 @@ async def create(
         script_type=script.script_type,
         parameters=resolved,
         terraform_action=action,
+        run_options=options,
         triggered_by=user.id,
         triggered_by_name=user.username,
         trigger=trigger.value,
@@ -200,6 +219,7 @@ async def create(
         runner=chosen,
         network_enabled=script.network_enabled,
         terraform_action=action,
+        run_options=options,
         parameters=sorted(resolved),
         trigger=trigger.value,
     )
