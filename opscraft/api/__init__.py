@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from opscraft.api import audit, auth, executions, health, scripts, secrets, settings, users, ws
+from opscraft.api import audit, auth, executions, health, scripts, secrets, settings, terraform, users, ws
 from opscraft.api.errors import install_error_handlers
 from opscraft.config import Settings
 from opscraft.security.http import RequestLimitsMiddleware, SecurityHeadersMiddleware
@@ -19,6 +19,7 @@ ROUTERS: list[APIRouter] = [
     ws.router,
     audit.router,
     settings.router,
+    terraform.router,
     health.router,
 ]
 

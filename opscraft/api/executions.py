@@ -32,6 +32,7 @@ async def create_execution(body: ExecutionCreate, session: Session, actor: Curre
         body.terraform_action,
         runner=body.runner,
         run_options=body.run_options.model_dump(exclude_defaults=True) if body.run_options else None,
+        confirm_destroy=body.confirm_destroy,
     )
     return ExecutionOut.of(execution)
 

@@ -36,9 +36,10 @@ class ExecutionCreate(BaseModel):
     parameters: dict[str, Any] = Field(
         default_factory=dict, examples=[{"ENV": "production", "VERSION": "2.0.1"}]
     )
-    terraform_action: Literal["plan", "apply"] | None = Field(
-        default=None, description="Terraform scripts only: `plan` (default) or `apply`"
+    terraform_action: Literal["plan", "apply", "destroy"] | None = Field(
+        default=None, description="Terraform scripts only: `plan` (default), `apply` or `destroy`"
     )
+    confirm_destroy: bool = Field(default=False, description="Required (true) with terraform_action destroy")
     runner: Literal["docker", "local"] | None = Field(
         default=None,
         description="Default: Docker when reachable, else the local runner when an admin enabled it",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from opscraft.execution import ansible_options
+from opscraft.execution import ansible_options, terraform_backend
 from opscraft.execution.param_env import ansible_extra_vars, interpreted_name, to_env
 from opscraft.execution.spec import RunnerError, RunSpec
 
@@ -32,6 +32,7 @@ KNOWN_HOSTS_SECRET = "SSH_KNOWN_HOSTS"
 TERRAFORM_STEPS = {
     "plan": "terraform init -input=false && exec terraform plan -input=false",
     "apply": "terraform init -input=false && exec terraform apply -auto-approve -input=false",
+    "destroy": "terraform init -input=false && exec terraform destroy -auto-approve -input=false",
 }
 
 
@@ -102,9 +103,12 @@ def _build(spec: RunSpec, secret_dir: str) -> Command:
         return Command(command.argv, command.files, {**command.env, **secrets})
     if spec.script_type == "terraform":
         tf_vars = {f"TF_VAR_{name}": value for name, value in params.items()}
+        files = {"main.tf": content}
+        if "TF_HTTP_ADDRESS" in spec.env:  # OpsCraft keeps the state (terraform_backend)
+            files[terraform_backend.OVERRIDE_FILE] = terraform_backend.OVERRIDE
         return Command(
             ["/bin/sh", "-c", TERRAFORM_STEPS[spec.terraform_action or "plan"]],
-            {"main.tf": content},
+            files,
             {"TF_IN_AUTOMATION": "1", **tf_vars, **secrets},
         )
     raise ValueError(f"unknown script type {spec.script_type!r}")

@@ -47,6 +47,9 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+RAW_JSON_PREFIX = "/api/v1/terraform/state/"
+
+
 def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope.get("headers", []):
         if key.lower() == name:
@@ -114,7 +117,10 @@ class RequestLimitsMiddleware:
             more = message.get("more_body", False)
         body = b"".join(chunks)
         content_type = _header(scope, b"content-type") or b""
-        if body and content_type.startswith(b"application/json"):
+        # Terraform states are stored as sent, never parsed into objects by a route: they may be
+        # deeper and have more keys than any request body the API reads.
+        raw = scope["path"].startswith(RAW_JSON_PREFIX)
+        if body and content_type.startswith(b"application/json") and not raw:
             try:
                 depth, keys = _json_shape(json.loads(body))
             except RecursionError:  # deeper than the parser goes: far beyond any limit

@@ -30,7 +30,7 @@ from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Una
 from opscraft.services.permissions import Permission, can, require
 
 RUNNERS = ("docker", "local")
-TERRAFORM_ACTIONS = ("plan", "apply")
+TERRAFORM_ACTIONS = ("plan", "apply", "destroy")
 STATUS_ALIASES = {"pending": ExecutionStatus.queued}
 MAX_PAGE = 500
 MAX_LOG_PAGE = 1000
@@ -124,7 +124,7 @@ async def _choose_runner(session: AsyncSession, requested: str | None) -> str:
     return chosen
 
 
-def _terraform_action(script: Script, action: str | None) -> str | None:
+def _terraform_action(script: Script, action: str | None, confirm_destroy: bool) -> str | None:
     if script.script_type != ScriptType.terraform:
         if action is not None:
             raise Invalid(
@@ -135,8 +135,13 @@ def _terraform_action(script: Script, action: str | None) -> str | None:
     action = action or "plan"
     if action not in TERRAFORM_ACTIONS:
         raise Invalid(
-            "terraform_action must be 'plan' or 'apply'",
-            details=[{"field": "terraform_action", "message": "must be 'plan' or 'apply'"}],
+            "terraform_action must be 'plan', 'apply' or 'destroy'",
+            details=[{"field": "terraform_action", "message": "must be 'plan', 'apply' or 'destroy'"}],
+        )
+    if action == "destroy" and not confirm_destroy:
+        raise Invalid(
+            "destroy removes every resource the state holds: confirm it (confirm_destroy: true)",
+            details=[{"field": "confirm_destroy", "message": "must be true to destroy"}],
         )
     return action
 
@@ -166,6 +171,7 @@ async def create(
     runner: str | None = None,
     trigger: Trigger = Trigger.api,
     run_options: dict[str, Any] | None = None,
+    confirm_destroy: bool = False,
 ) -> Execution:
     """Queue a run of an active script with validated parameters; returns the `queued` row.
 
@@ -188,7 +194,7 @@ async def create(
     resolved = parameters.resolve(script.parameters, parameters_in)
     if resolved:
         await secrets.check_parameter_shadowing(session, script_id, resolved)
-    action = _terraform_action(script, terraform_action)
+    action = _terraform_action(script, terraform_action, confirm_destroy)
     options = _run_options(script, run_options)
     chosen = await _choose_runner(session, runner)
     execution = Execution(
