@@ -29,7 +29,6 @@ from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.models.scripts import ScriptType
 from opscraft.db.types import utcnow
 from opscraft.execution import terraform_backend
-from opscraft.security.vault import Sealed, Vault
 from opscraft.services import audit, keyring
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
@@ -106,30 +105,6 @@ async def _state(
     return state
 
 
-def _aad_name(state_id: int, number: int) -> str:
-    # Not a secret name (those have no ':'): a sealed state never opens as a secret, nor the reverse.
-    return f"terraform-state:{state_id}:{number}"
-
-
-def _seal(vault: Vault, version: TerraformStateVersion, text: str) -> None:
-    assert version.id is not None
-    box = vault.seal(text, secret_id=version.id, name=_aad_name(version.state_id, version.number))
-    version.ciphertext, version.salt, version.nonce = box.ciphertext, box.salt, box.nonce
-    version.key_version = vault.key_version
-
-
-def reveal(vault: Vault, version: TerraformStateVersion) -> str:
-    """The plaintext state of `version`; `DecryptError` when it does not decrypt for this row."""
-    assert version.id is not None
-    box = Sealed(version.ciphertext, version.salt, version.nonce)
-    return vault.open(
-        box,
-        secret_id=version.id,
-        name=_aad_name(version.state_id, version.number),
-        key_version=version.key_version,
-    )
-
-
 async def _current(session: AsyncSession, state: TerraformState) -> TerraformStateVersion | None:
     if not state.current_version:
         return None
@@ -147,7 +122,7 @@ async def read(session: AsyncSession, run: Execution, workspace: str) -> str | N
     """The current state (JSON text) of the run's script in `workspace`, or None (no state yet)."""
     state = await _state(session, run.script_id, _workspace(workspace), create=False)
     version = await _current(session, state) if state is not None else None
-    return reveal(keyring.current_vault(), version) if version is not None else None
+    return keyring.reveal_state(keyring.current_vault(), version) if version is not None else None
 
 
 async def _add_version(
@@ -186,7 +161,7 @@ async def _add_version(
     )
     session.add(version)
     await session.flush()
-    _seal(keyring.current_vault(), version, text)
+    keyring.seal_state(keyring.current_vault(), version, text)
     state.current_version = version.number
     state.updated_at = utcnow()
     return version
@@ -351,7 +326,7 @@ async def download(session: AsyncSession, actor: Actor, script_id: int, workspac
     require(actor.user, Permission.edit_scripts)
     state = await _existing(session, actor, script_id, workspace)
     version = await _version(session, state, number)
-    text = reveal(keyring.current_vault(), version)
+    text = keyring.reveal_state(keyring.current_vault(), version)
     audit.record(
         session, actor, "terraform.state_download", TARGET, state.id, script_id=script_id, version=number
     )
@@ -368,7 +343,7 @@ async def rollback(session: AsyncSession, actor: Actor, script_id: int, workspac
             f"the state is locked by execution {state.locked_by_execution}: wait for it to end, "
             "or have an admin break the lock"
         )
-    text = reveal(keyring.current_vault(), await _version(session, state, number))
+    text = keyring.reveal_state(keyring.current_vault(), await _version(session, state, number))
     highest = (
         await session.exec(
             select(func.max(TerraformStateVersion.serial)).where(
