@@ -54,7 +54,8 @@ def current() -> Runtime:
 def build(settings: Settings) -> Runtime:
     """Create (but do not start) the runtime for `settings`."""
     from opscraft.security.ratelimit import make_rate_limiter
+    from opscraft.services import storable
 
-    return Runtime(
-        settings=settings, db=Database(settings.effective_database_url), limiter=make_rate_limiter(settings)
-    )
+    db = Database(settings.effective_database_url)
+    storable.install(db.engine.sync_engine)
+    return Runtime(settings=settings, db=db, limiter=make_rate_limiter(settings))

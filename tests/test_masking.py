@@ -11,6 +11,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -255,3 +256,23 @@ def test_token_like_values_take_the_short_way() -> None:
         value = "".join(rng.choice(alphabet) for _ in range(rng.randint(4, 30)))
         assert printed_forms(value) == printed_forms_module._all_forms(value) == {value}
     assert printed_forms("a b") != {"a b"} and printed_forms("a,b") != {"a,b"}
+
+
+def test_key_file_printed_as_json_is_masked_whole_and_by_line() -> None:
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\n" + "\n".join(
+        f"b3BlbnNzaC1rZXktdjEAAAAA{i:040d}" for i in range(40)
+    )
+    key += "\n-----END OPENSSH PRIVATE KEY-----\n"
+    masker = Masker([key])
+    assert run(masker, [json.dumps({"msg": key}) + "\n"]) == f'{{"msg": "{MASK}"}}\n'
+    lines = key.splitlines()
+    assert run(masker, [f"{lines[3]}\n{lines[7]}\n"]) == f"{MASK}\n{MASK}\n"
+
+
+def test_a_64_kib_value_builds_its_masker_quickly() -> None:
+    """A long value (a certificate bundle) skips the printed forms; the automaton is an NFA."""
+    value = "pa'ss wörd-" * 6000
+    started = time.monotonic()
+    masker = Masker([value])
+    assert time.monotonic() - started < 10  # 0.7 s here; the DFA took minutes
+    assert run(masker, [f"x {value} y\n"]) == f"x {MASK} y\n"

@@ -87,7 +87,7 @@ async def test_create_list_get_metadata_only(
         ({"name": "OK_NAME"}, "value", "Field required"),
         # JSON may escape a lone surrogate, which no UTF-8 text (or database) can hold.
         ('{"name": "OK_NAME", "value": "ab\\ud800cd"}', "value", "valid Unicode"),
-        ('{"name": "OK_NAME", "value": "abcd", "description": "x\\udfff"}', "description", "valid string"),
+        ('{"name": "OK_NAME", "value": "abcd", "description": "x\\udfff"}', "description", "valid Unicode"),
     ],
     ids=[
         "digit-first",

@@ -6,7 +6,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from opscraft.api import audit, auth, executions, health, scripts, secrets, settings, terraform, users, ws
-from opscraft.api.errors import install_error_handlers
+from opscraft.api.errors import InternalErrorMiddleware, install_error_handlers
+from opscraft.api.schemas import REQUEST_CHECKS, error_responses
 from opscraft.config import Settings
 from opscraft.security.http import RequestLimitsMiddleware, SecurityHeadersMiddleware
 
@@ -27,7 +28,7 @@ ROUTERS: list[APIRouter] = [
 def install_api(app: FastAPI, settings: Settings) -> None:
     """Add the API's routers, error handlers and middleware to `app` (NiceGUI's or a bare FastAPI)."""
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, responses=error_responses(*REQUEST_CHECKS))
     install_error_handlers(app)
     app.add_middleware(
         RequestLimitsMiddleware,
@@ -35,6 +36,8 @@ def install_api(app: FastAPI, settings: Settings) -> None:
         max_depth=settings.max_json_depth,
         max_keys=settings.max_json_keys,
     )
+    # Inside CORS and the security headers, so a 500 carries them too.
+    app.add_middleware(InternalErrorMiddleware, handlers=app.exception_handlers)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,10 +12,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opscraft.services.errors import RateLimited, ServiceError
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
+log = logging.getLogger(__name__)
 
 
 def _loc(loc: tuple[object, ...] | list[object]) -> str:
@@ -75,3 +78,44 @@ def install_error_handlers(app: FastAPI) -> None:
     # NiceGUI renders HTML pages for 404 and 500; API clients get the JSON error shape instead.
     app.add_exception_handler(404, _api_first(app.exception_handlers.get(404), _http_error))
     app.add_exception_handler(Exception, _api_first(app.exception_handlers.get(Exception), _internal_error))
+
+
+class InternalErrorMiddleware:
+    """Answer an unhandled exception with the app's 500 handler, and keep the connection open.
+
+    Starlette's own `ServerErrorMiddleware` sends the 500 and then re-raises, so that the server
+    logs it; uvicorn then sees an exception after the response started and closes the connection,
+    and a client reusing that keep-alive connection gets `Connection reset by peer` on its *next*
+    request. Here the traceback is logged (method and path only: query strings may carry tokens)
+    and the error never reaches the server. When the response had already started nothing else can
+    be sent: the exception goes on and the server closes the connection, as it must.
+
+    `handlers` is the app's `exception_handlers` mapping, read at request time (the `Exception`
+    entry: JSON under /api/, NiceGUI's error page elsewhere).
+    """
+
+    def __init__(self, app: ASGIApp, handlers: Mapping[Any, Any]) -> None:
+        self.app = app
+        self.handlers = handlers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            log.error("unhandled error in %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
+            handler = self.handlers.get(Exception, _internal_error)
+            response = handler(Request(scope), exc)
+            response = await response if inspect.isawaitable(response) else response
+            await response(scope, receive, send)

@@ -11,7 +11,7 @@ from opscraft.api.deps import CurrentActor, Session
 from opscraft.api.executions_schemas import ExecutionCreate, ExecutionOut, LogsOut
 from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, IdQuery, Page, Skip, error_responses
 from opscraft.services import executions
-from opscraft.services.executions import MAX_LOG_PAGE, MAX_PAGE
+from opscraft.services.executions import MAX_LOG_PAGE, MAX_PAGE, STATUS_FILTERS
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
 
@@ -49,7 +49,11 @@ async def list_executions(
     script_id: IdQuery = None,
     status: Annotated[
         str | None,
-        Query(max_length=16, description="queued (or the seed's `pending`), running, success, failed, ..."),
+        Query(
+            max_length=16,
+            description="queued (or the seed's `pending`), running, success, failed, ...",
+            json_schema_extra={"enum": STATUS_FILTERS},
+        ),
     ] = None,
     user_id: IdQuery = None,
     since: Annotated[datetime | None, Query(description="Queued at or after (ISO 8601)")] = None,

@@ -53,3 +53,6 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 AUTHED = (401, 403, 422, 429)
+# Answered on every route by `security.http.RequestLimitsMiddleware` before the route runs: a body
+# that is not JSON, too large, too deep, or any text that cannot be stored.
+REQUEST_CHECKS = (400, 413, 422)

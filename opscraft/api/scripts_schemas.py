@@ -13,6 +13,7 @@ from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.services import parameters
 from opscraft.services.script_checks import Finding
 from opscraft.services.scripts import MAX_NOTE, Diff, Saved, VersionRow
+from opscraft.services.storable import Text
 
 
 class ParameterOut(BaseModel):
@@ -183,4 +184,4 @@ class RollbackRequest(BaseModel):
     model_config = {"extra": "forbid"}
 
     acknowledge_risks: bool = False
-    change_note: str | None = Field(default=None, max_length=MAX_NOTE)
+    change_note: Text | None = Field(default=None, max_length=MAX_NOTE)

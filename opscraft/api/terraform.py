@@ -26,6 +26,10 @@ Workspace = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0
 VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
+LOCKED = {423: {"description": "Locked by another run: the body is the holder's lock info (JSON)"}}
+BACKEND_ERRORS = {**error_responses(401, 403, 422), **LOCKED}
+
+
 def _basic(request: Request) -> tuple[str | None, str | None]:
     header = request.headers.get("authorization", "")
     scheme, _, encoded = header.partition(" ")
@@ -47,7 +51,11 @@ def _locked(exc: Locked) -> JSONResponse:
     return JSONResponse(exc.info, status_code=423)
 
 
-@router.get(BACKEND, summary="Backend: the current state (runs only)", include_in_schema=True)
+@router.get(
+    BACKEND,
+    summary="Backend: the current state (runs only)",
+    responses={**BACKEND_ERRORS, 204: {"description": "No state yet"}},
+)
 async def backend_get(
     request: Request, session: Session, script_id: IdPath, workspace: Workspace
 ) -> Response:
@@ -58,7 +66,7 @@ async def backend_get(
     return Response(text, media_type="application/json")
 
 
-@router.post(BACKEND, summary="Backend: store a new state version (runs only)")
+@router.post(BACKEND, summary="Backend: store a new state version (runs only)", responses=BACKEND_ERRORS)
 async def backend_post(
     request: Request, session: Session, script_id: IdPath, workspace: Workspace, ID: str | None = None
 ) -> Response:
@@ -73,7 +81,9 @@ async def backend_post(
     return Response(status_code=200)
 
 
-@router.delete(BACKEND, summary="Backend: purge the state (versions are kept; runs only)")
+@router.delete(
+    BACKEND, summary="Backend: purge the state (versions are kept; runs only)", responses=BACKEND_ERRORS
+)
 async def backend_delete(
     request: Request, session: Session, script_id: IdPath, workspace: Workspace, ID: str | None = None
 ) -> Response:
@@ -85,7 +95,12 @@ async def backend_delete(
     return Response(status_code=200)
 
 
-@router.api_route(f"{BACKEND}/lock", methods=["LOCK"], summary="Backend: take the lock (runs only)")
+@router.api_route(
+    f"{BACKEND}/lock",
+    methods=["LOCK"],
+    summary="Backend: take the lock (runs only)",
+    responses=BACKEND_ERRORS,
+)
 async def backend_lock(
     request: Request, session: Session, script_id: IdPath, workspace: Workspace
 ) -> Response:
@@ -97,7 +112,12 @@ async def backend_lock(
     return Response(json.dumps(info), media_type="application/json")
 
 
-@router.api_route(f"{BACKEND}/lock", methods=["UNLOCK"], summary="Backend: release the lock (runs only)")
+@router.api_route(
+    f"{BACKEND}/lock",
+    methods=["UNLOCK"],
+    summary="Backend: release the lock (runs only)",
+    responses=BACKEND_ERRORS,
+)
 async def backend_unlock(
     request: Request, session: Session, script_id: IdPath, workspace: Workspace
 ) -> Response:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from opscraft.db.models import Role
+from opscraft.services.storable import Text
+from opscraft.services.users import MIN_PASSWORD
+
+# Documented only: `services.users.check_password_rules` enforces it with a message naming the rule.
+NEW_PASSWORD_SCHEMA: dict[str, Any] = {"minLength": MIN_PASSWORD, "description": "At least 8 characters"}
 
 
 class UserOut(BaseModel):
@@ -24,8 +30,8 @@ class UserOut(BaseModel):
 
 
 class LoginRequest(BaseModel):
-    username: str = Field(min_length=1, max_length=64, examples=["john_doe"])
-    password: str = Field(min_length=1, max_length=256, examples=["SecurePass123"])
+    username: Text = Field(min_length=1, max_length=64, examples=["john_doe"])
+    password: Text = Field(min_length=1, max_length=256, examples=["SecurePass123"])
 
 
 class RefreshRequest(BaseModel):
@@ -43,9 +49,9 @@ class TokenResponse(BaseModel):
 
 
 class ChangePasswordRequest(BaseModel):
-    current_password: str = Field(min_length=1, max_length=256)
-    new_password: str = Field(min_length=1, max_length=256)
+    current_password: Text = Field(min_length=1, max_length=256)
+    new_password: Text = Field(min_length=1, max_length=256, json_schema_extra=NEW_PASSWORD_SCHEMA)
 
 
 class ResetPasswordRequest(BaseModel):
-    new_password: str = Field(min_length=1, max_length=256)
+    new_password: Text = Field(min_length=1, max_length=256, json_schema_extra=NEW_PASSWORD_SCHEMA)

@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from opscraft.db import text as storable
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 CONNECT_TIMEOUT_SECONDS = 10
 PING_TIMEOUT_SECONDS = 5
@@ -35,6 +37,7 @@ def create_sqlite_sync_engine(url: str, **kwargs: Any) -> Engine:
     engine = create_sync_engine(
         url.replace("sqlite+aiosqlite://", "sqlite://", 1),
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        json_deserializer=storable.json_loads,
         **kwargs,
     )
     event.listen(engine, "connect", _sqlite_pragmas)
@@ -42,7 +45,12 @@ def create_sqlite_sync_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An engine with the pragmas (SQLite) or pool settings (PostgreSQL) OpsCraft relies on."""
+    """An engine with the pragmas (SQLite) or pool settings (PostgreSQL) OpsCraft relies on.
+
+    JSON columns load through `db.text.json_loads`, so an old row holding an escaped lone
+    surrogate still reads as text every response can encode.
+    """
+    kwargs.setdefault("json_deserializer", storable.json_loads)
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:":

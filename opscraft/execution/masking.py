@@ -34,8 +34,14 @@ MIN_LENGTH = 4
 # be masked; shorter fragments would hide unrelated output.
 MIN_FRAGMENT = 8
 _HEAD = 4
-# A DFA scans fastest but needs memory per pattern byte: only for usual sizes.
-_DFA_MAX_PATTERN_BYTES = 256 * 1024
+# Longer values (key files, certificates) are masked as themselves, encoded and line by line, but
+# not in every printed form: those would be megabytes of patterns for a 64 KiB value, while its
+# lines (base64 text) survive quoting and escaping unchanged.
+MAX_PRINTED_FORMS_LENGTH = 4096
+# A DFA scans fastest but takes memory and time to build per pattern byte (seconds for 100 KB of
+# long patterns, as a 64 KiB key file with its printed forms makes): only for usual sizes; above,
+# a contiguous NFA builds in milliseconds and scans a little slower.
+_DFA_MAX_PATTERN_BYTES = 16 * 1024
 # Hyperscan limits literal lengths; a prefix of every pattern is enough to tell "maybe here".
 _PREFILTER_BYTES = 256
 _ENCODING = "utf-8"
@@ -65,7 +71,8 @@ def patterns_for(value: str) -> set[bytes]:
     if len(value) < MIN_LENGTH:
         return set()
     raw = value.encode(_ENCODING, _ERRORS)
-    forms = {form.encode(_ENCODING, _ERRORS) for form in printed_forms(value)}
+    printed = printed_forms(value) if len(value) <= MAX_PRINTED_FORMS_LENGTH else {value}
+    forms = {form.encode(_ENCODING, _ERRORS) for form in printed}
     forms |= _base64_forms(raw) | _url_forms(value)
     # A multi-line value (a key file) also leaks line by line.
     lines = [line.strip() for line in value.splitlines()] if "\n" in value else []
@@ -89,9 +96,10 @@ class Masker:
         if not self._active:
             return
         self._max_len = len(patterns[0])
-        dfa = Implementation.DFA if sum(map(len, patterns)) <= _DFA_MAX_PATTERN_BYTES else None
+        small = sum(map(len, patterns)) <= _DFA_MAX_PATTERN_BYTES
+        dfa = Implementation.DFA if small else Implementation.ContiguousNFA
         self._maybe = _prefilter(patterns, dfa)
-        self._all = BytesAhoCorasick(patterns)
+        self._all = BytesAhoCorasick(patterns, implementation=dfa)
         self._by_head: dict[bytes, list[bytes]] = {}
         for pattern in patterns:
             self._by_head.setdefault(pattern[:_HEAD], []).append(pattern)
@@ -155,7 +163,7 @@ class Masker:
         return size
 
 
-def _prefilter(patterns: list[bytes], dfa: Implementation | None) -> Callable[[bytes], bool]:
+def _prefilter(patterns: list[bytes], dfa: Implementation) -> Callable[[bytes], bool]:
     """A fast test for "some pattern may occur here" (never a false no)."""
     if hyperscan is None:
         finder = BytesAhoCorasick(patterns, matchkind=MatchKind.LeftmostLongest, implementation=dfa)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Protocol
 
+from opscraft.db.text import REPLACEMENT
 from opscraft.execution.events import LogEvent, Stream
 from opscraft.execution.ports import LogBus
 
@@ -122,6 +123,8 @@ class OutputPipeline:
     def _add(self, stream: Stream, text: str) -> None:
         if not text:
             return
+        # PostgreSQL cannot store NUL (`find -print0`, binary output): U+FFFD, as for bad UTF-8.
+        text = text.replace("\x00", REPLACEMENT)
         if self._pending and self._pending[-1][0] == stream:
             self._pending[-1][1].append(text)
         else:

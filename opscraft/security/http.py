@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+from itertools import islice
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from opscraft.db.text import find_unstorable, problem
+
+MAX_REPORTED = 20
 
 # NiceGUI (Vue + Quasar) needs inline scripts/styles and 'unsafe-eval' for its templates;
 # everything else is locked to this origin.
@@ -72,8 +78,32 @@ def _json_shape(value: Any) -> tuple[int, int]:
     return deepest, keys
 
 
-async def _reject(send: Send, status: int, detail: str) -> None:
-    body = json.dumps({"detail": detail, "errors": []}).encode()
+def _is_json(content_type: bytes | None) -> bool:
+    """What FastAPI parses as JSON: no content type, `application/json` or `application/*+json`."""
+    if not content_type:
+        return True
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
+
+
+def unstorable_in_request(scope: Scope, document: Any) -> list[dict[str, str]]:
+    """`{field, message}` for each text in the path, query string or parsed JSON body that the
+    databases cannot store (NUL, lone surrogate; see `db.text`); fields are named like the 422s
+    of request validation: `description`, `parameters.P`, `search`."""
+    errors: list[dict[str, str]] = []
+    path_problem = problem(scope["path"])
+    if path_problem:
+        errors.append({"field": "path", "message": path_problem})
+    query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    for key, value in query:
+        errors += ({"field": f, "message": m} for f, m in find_unstorable({key: value}))
+    if document is not None:
+        errors += ({"field": f, "message": m} for f, m in islice(find_unstorable(document), MAX_REPORTED))
+    return errors[:MAX_REPORTED]
+
+
+async def _reject(send: Send, status: int, detail: str, errors: list[dict[str, str]] | None = None) -> None:
+    body = json.dumps({"detail": detail, "errors": errors or []}).encode()
     await send(
         {
             "type": "http.response.start",
@@ -85,7 +115,8 @@ async def _reject(send: Send, status: int, detail: str) -> None:
 
 
 class RequestLimitsMiddleware:
-    """For `/api/` requests: cap the body size, and the depth and key count of JSON bodies."""
+    """For `/api/` requests: cap the body size, and the depth and key count of JSON bodies; refuse
+    (422 naming the field) text the databases cannot store anywhere in the path, query or body."""
 
     def __init__(self, app: ASGIApp, max_body: int, max_depth: int, max_keys: int) -> None:
         self.app = app
@@ -116,13 +147,14 @@ class RequestLimitsMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        content_type = _header(scope, b"content-type") or b""
+        document: Any = None
         # Terraform states are stored as sent, never parsed into objects by a route: they may be
         # deeper and have more keys than any request body the API reads.
         raw = scope["path"].startswith(RAW_JSON_PREFIX)
-        if body and content_type.startswith(b"application/json") and not raw:
+        if body and _is_json(_header(scope, b"content-type")) and not raw:
             try:
-                depth, keys = _json_shape(json.loads(body))
+                document = json.loads(body)
+                depth, keys = _json_shape(document)
             except RecursionError:  # deeper than the parser goes: far beyond any limit
                 depth, keys = self.max_depth + 1, 0
             except ValueError:
@@ -134,6 +166,11 @@ class RequestLimitsMiddleware:
             if keys > self.max_keys:
                 await _reject(send, 422, f"JSON body has too many keys: at most {self.max_keys}")
                 return
+        errors = unstorable_in_request(scope, document)
+        if errors:
+            summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+            await _reject(send, 422, f"invalid input: {summary}", errors)
+            return
         replayed = False
 
         async def replay() -> Message:

@@ -8,7 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.models import AppSetting
 from opscraft.db.types import utcnow
-from opscraft.services import audit
+from opscraft.services import audit, conflicts
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid
 from opscraft.services.permissions import Permission, require
@@ -49,5 +49,5 @@ async def update(session: AsyncSession, actor: Actor, values: dict[str, Any]) ->
         else:
             continue
         audit.record(session, actor, "setting.update", "setting", key, value=value)
-    await session.commit()
+    await conflicts.commit(session)
     return await get_all(session)

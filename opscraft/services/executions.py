@@ -32,6 +32,7 @@ from opscraft.services.permissions import Permission, can, require
 RUNNERS = ("docker", "local")
 TERRAFORM_ACTIONS = ("plan", "apply", "destroy")
 STATUS_ALIASES = {"pending": ExecutionStatus.queued}
+STATUS_FILTERS = [*STATUS_ALIASES, *(s.value for s in ExecutionStatus)]
 MAX_PAGE = 500
 MAX_LOG_PAGE = 1000
 # Triggers only a system actor (acting on a user's behalf) may use; people use the others.
@@ -265,7 +266,7 @@ def _status_filter(status: str | None) -> ExecutionStatus | None:
     try:
         return ExecutionStatus(status)
     except ValueError:
-        allowed = ", ".join([*STATUS_ALIASES, *(s.value for s in ExecutionStatus)])
+        allowed = ", ".join(STATUS_FILTERS)
         raise Invalid(
             f"status must be one of: {allowed}",
             details=[{"field": "status", "message": f"must be one of: {allowed}"}],

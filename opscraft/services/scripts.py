@@ -11,11 +11,10 @@ import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy import exists, func
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 from sqlmodel import col, select
 from sqlmodel import delete as sql_delete
@@ -26,13 +25,14 @@ from opscraft.db.models import Script, ScriptTag, ScriptVersion, Secret, User
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.secrets import SecretKind
 from opscraft.db.types import utcnow
-from opscraft.services import audit, inventories, line_endings, parameters, script_checks
+from opscraft.services import audit, conflicts, inventories, line_endings, parameters, script_checks
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Invalid, NotFound
 from opscraft.services.line_endings import Notice
 from opscraft.services.linters import LintReport
 from opscraft.services.permissions import Permission, require
 from opscraft.services.script_checks import Checks, Finding
+from opscraft.services.storable import Text
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 VERSION_LABEL_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,31}$")
@@ -53,6 +53,9 @@ SSH_USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
 SECRET_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 VERSIONED = ("script_type", "content", "parameters", *RUN_SETTINGS)
 Sort = Literal["name", "-name", "updated_at", "-updated_at"]
+# What `_check_tags` accepts, for the OpenAPI schema: no control character, not blank.
+TAG_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+Tag = Annotated[Text, Field(max_length=MAX_TAG, json_schema_extra={"pattern": TAG_PATTERN})]
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -77,14 +80,16 @@ class _ScriptFields(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
+    description: Text | None = Field(default=None, max_length=MAX_DESCRIPTION)
     script_type: ScriptType | None = None
-    content: str | None = Field(default=None, min_length=1)
+    content: Text | None = Field(default=None, min_length=1)
     parameters: dict[str, Any] | list[Any] | None = Field(
         default=None, examples=[{"ENV": "prod"}, [{"name": "COUNT", "type": "integer", "default": 3}]]
     )
-    version: str | None = Field(default=None, examples=["1.0.0"])
-    tags: list[str] | None = Field(default=None, examples=[["deployment", "production"]])
+    version: str | None = Field(
+        default=None, examples=["1.0.0"], json_schema_extra={"pattern": VERSION_LABEL_RE.pattern}
+    )
+    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS, examples=[["deployment", "production"]])
     status: ScriptStatus | None = None
     timeout_seconds: int | None = Field(default=None, ge=1)
     memory_mb: int | None = Field(default=None, ge=16, le=65536)
@@ -98,15 +103,19 @@ class _ScriptFields(BaseModel):
         examples=["[web]\nweb1 ansible_host=192.0.2.10\n\n[web:vars]\nhttp_port=8080\n"],
     )
     ssh_user: str | None = Field(
-        default=None, max_length=64, description="Ansible only: the SSH user name on the hosts"
+        default=None,
+        max_length=64,
+        description="Ansible only: the SSH user name on the hosts",
+        json_schema_extra={"pattern": SSH_USER_RE.pattern},
     )
     ssh_key_secret: str | None = Field(
         default=None,
         max_length=128,
+        json_schema_extra={"pattern": SECRET_NAME_RE.pattern},
         description="Ansible only: name of the `file` secret (attached to the script) "
         "holding the SSH private key",
     )
-    change_note: str = Field(default="", max_length=MAX_NOTE)
+    change_note: Text = Field(default="", max_length=MAX_NOTE)
     acknowledge_risks: bool = Field(
         default=False, description="Required (true) to save content with dangerous-pattern findings."
     )
@@ -155,12 +164,14 @@ class _ScriptFields(BaseModel):
 
 
 class ScriptCreate(_ScriptFields):
-    name: str = Field(examples=["deploy-app"])
-    description: str = Field(default="", max_length=MAX_DESCRIPTION, examples=["Deploy application"])
+    name: str = Field(examples=["deploy-app"], json_schema_extra={"pattern": NAME_RE.pattern})
+    description: Text = Field(default="", max_length=MAX_DESCRIPTION, examples=["Deploy application"])
     script_type: ScriptType = Field(examples=["bash"])
-    content: str = Field(min_length=1, examples=["#!/bin/bash\necho 'Deploying...'"])
-    version: str = "1.0.0"
-    tags: list[str] = Field(default_factory=list, examples=[["deployment", "production"]])
+    content: Text = Field(min_length=1, examples=["#!/bin/bash\necho 'Deploying...'"])
+    version: str = Field(default="1.0.0", json_schema_extra={"pattern": VERSION_LABEL_RE.pattern})
+    tags: list[Tag] = Field(
+        default_factory=list, max_length=MAX_TAGS, examples=[["deployment", "production"]]
+    )
     status: ScriptStatus = ScriptStatus.draft
     network_enabled: bool = False
     # Run settings left out take the defaults in `Script`.
@@ -169,7 +180,7 @@ class ScriptCreate(_ScriptFields):
 class ScriptUpdate(_ScriptFields):
     """Partial update: only the fields sent change."""
 
-    name: str | None = None
+    name: str | None = Field(default=None, json_schema_extra={"pattern": NAME_RE.pattern})
     base_version: int | None = Field(
         default=None, ge=1, description="The version the edit started from; 409 if the script moved on."
     )
@@ -471,17 +482,6 @@ async def _replace_tags(session: AsyncSession, script_id: int, tags: list[str]) 
     session.add_all(ScriptTag(script_id=script_id, tag=tag) for tag in tags)
 
 
-async def _flush_or_conflict(session: AsyncSession) -> None:
-    try:
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
-        raise Conflict(
-            "a live script with this name already exists, or the script was changed at the same time: "
-            "reload and try again"
-        ) from None
-
-
 def _audit_findings(session: AsyncSession, actor: Actor, script: Script, findings: list[Finding]) -> None:
     if findings:
         audit.record(
@@ -514,11 +514,11 @@ async def create(session: AsyncSession, actor: Actor, data: ScriptCreate | Mappi
         updated_by=actor.user_id,
     )
     session.add(script)
-    await _flush_or_conflict(session)
+    await conflicts.flush(session)
     assert script.id is not None
     await _replace_tags(session, script.id, body.tags)
     session.add(_snapshot(script, actor, body.change_note or "created"))
-    await _flush_or_conflict(session)
+    await conflicts.flush(session)
     audit.record(
         session, actor, "script.create", "script", script.id, name=script.name, script_type=script.script_type
     )
@@ -630,7 +630,7 @@ async def update(
     if new_version:
         script.current_version += 1
         session.add(_snapshot(script, actor, body.change_note))
-    await _flush_or_conflict(session)  # before any statement that would autoflush it
+    await conflicts.flush(session)  # before any statement that would autoflush it
     if "tags" in changed:
         await _replace_tags(session, script_id, script.tags)
     fields = sorted(changed.keys() - {"status"})
@@ -682,7 +682,7 @@ async def rollback(
     script.updated_by = actor.user_id
     script.updated_at = utcnow()
     session.add(_snapshot(script, actor, change_note or f"rollback to version {number}"))
-    await _flush_or_conflict(session)
+    await conflicts.flush(session)
     audit.record(
         session,
         actor,

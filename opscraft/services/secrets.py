@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
-from sqlalchemy.exc import IntegrityError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import col, func, or_, select
 from sqlmodel import delete as sql_delete
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -25,15 +24,18 @@ from opscraft.db.types import utcnow
 from opscraft.execution import param_env
 from opscraft.execution.ports import RunSecrets, SecretUnavailable
 from opscraft.security.vault import DecryptError, Vault
-from opscraft.services import audit, keyring, scripts
+from opscraft.services import audit, conflicts, keyring, partial, scripts
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Invalid, NotFound
 from opscraft.services.permissions import Permission, require
+from opscraft.services.storable import Text
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MAX_VALUE_BYTES = 64 * 1024
 MAX_DESCRIPTION = 1000
 TARGET = "secret"
+# Documented only: `_check_value` enforces it with messages that say what to fix.
+VALUE_SCHEMA: dict[str, Any] = {"minLength": 1, "description": "Not empty, at most 64 KiB in UTF-8"}
 
 
 def _utf8(text: str) -> bytes:
@@ -54,9 +56,15 @@ def _check_value(value: str) -> str:
 
 
 class SecretCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=128, examples=["DATABASE_PASSWORD"])
-    value: str = Field(examples=["super_secret_password"])
-    description: str = Field(
+    name: str = Field(
+        min_length=1,
+        max_length=128,
+        examples=["DATABASE_PASSWORD"],
+        json_schema_extra={"pattern": NAME_RE.pattern},
+        description="An environment variable name; PATH, HOME, ... and the OPSCRAFT_ prefix are reserved",
+    )
+    value: Text = Field(examples=["super_secret_password"], json_schema_extra=VALUE_SCHEMA)
+    description: Text = Field(
         default="", max_length=MAX_DESCRIPTION, examples=["Production database password"]
     )
     kind: SecretKind = Field(
@@ -83,8 +91,10 @@ class SecretCreate(BaseModel):
 
 
 class SecretUpdate(BaseModel):
-    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
-    value: str | None = None
+    model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
+
+    description: Text | None = Field(default=None, max_length=MAX_DESCRIPTION)
+    value: Text | None = Field(default=None, json_schema_extra=VALUE_SCHEMA)
 
     @field_validator("value")
     @classmethod
@@ -218,11 +228,7 @@ async def create(session: AsyncSession, actor: Actor, data: SecretCreate | Mappi
         updated_by=actor.user_id,
     )
     session.add(secret)
-    try:
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
-        raise Conflict(f"a secret named {body.name} already exists: choose another name") from None
+    await conflicts.flush(session, {"secrets.name": f"a secret named {body.name} already exists"})
     keyring.seal_into(keyring.current_vault(), secret, body.value)
     audit.record(session, actor, "secret.create", TARGET, secret.id, name=secret.name, kind=secret.kind)
     await session.commit()
@@ -320,11 +326,8 @@ async def attach(session: AsyncSession, actor: Actor, script_id: int, secret_id:
         script_id=script_id,
         script_name=script.name,
     )
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        raise Conflict(f"secret {secret.name} is already attached to script {script.name}") from None
+    message = f"secret {secret.name} is already attached to script {script.name}"
+    await conflicts.commit(session, {"script_secrets.script_id,secret_id": message})
     return Attachment(secret_id, secret.name, actor.user_id, actor.name, link.attached_at)
 
 

@@ -6,17 +6,17 @@ import re
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 from sqlalchemy import func, or_
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.models import AppSetting, RefreshToken, Role, User
 from opscraft.db.types import utcnow
 from opscraft.security.passwords import hash_password, verify_password
-from opscraft.services import app_settings, audit
+from opscraft.services import app_settings, audit, conflicts, partial
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from opscraft.services.permissions import Permission, require
+from opscraft.services.storable import Text
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
 MIN_PASSWORD = 8
@@ -26,10 +26,21 @@ MAX_PASSWORD = 256
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(min_length=3, max_length=64, examples=["john_doe"])
-    email: EmailStr = Field(examples=["john@example.com"])
-    password: str = Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD, examples=["SecurePass123"])
-    full_name: str = Field(default="", max_length=200, examples=["John Doe"])
+    username: str = Field(
+        min_length=3,
+        max_length=64,
+        examples=["john_doe"],
+        json_schema_extra={"pattern": USERNAME_RE.pattern},
+        description="Unique, ignoring case",
+    )
+    email: EmailStr = Field(examples=["john@example.com"], description="Unique, ignoring case")
+    password: Text = Field(
+        min_length=MIN_PASSWORD,
+        max_length=MAX_PASSWORD,
+        examples=["SecurePass123"],
+        description="Must differ from the username",
+    )
+    full_name: Text = Field(default="", max_length=200, examples=["John Doe"])
     role: Role = Role.viewer
 
     @field_validator("username")
@@ -43,10 +54,10 @@ class UserCreate(BaseModel):
 
 
 class UserUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=partial.at_least_one_field)
 
-    email: EmailStr | None = None
-    full_name: str | None = Field(default=None, max_length=200)
+    email: EmailStr | None = Field(default=None, description="Unique, ignoring case")
+    full_name: Text | None = Field(default=None, max_length=200)
     role: Role | None = None
     is_active: bool | None = None
 
@@ -82,11 +93,7 @@ async def _insert(session: AsyncSession, data: UserCreate) -> User:
         role=data.role,
     )
     session.add(user)
-    try:
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
-        raise Conflict("a user with this username or email already exists") from None
+    await conflicts.flush(session)
     return user
 
 
@@ -96,13 +103,8 @@ FIRST_ADMIN_CLAIM = "first_admin_claimed"
 async def _claim_first_admin(session: AsyncSession) -> None:
     """Of two registrations racing to be the first, only one may insert this primary key."""
     session.add(AppSetting(key=FIRST_ADMIN_CLAIM, value=True))
-    try:
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
-        raise Conflict(
-            "another account became the administrator a moment ago: log in, or ask them for an account"
-        ) from None
+    message = "another account became the administrator a moment ago: log in, or ask them for an account"
+    await conflicts.flush(session, {"app_settings.key": message})
 
 
 async def register(session: AsyncSession, actor: Actor, data: UserCreate) -> User:
@@ -201,14 +203,11 @@ async def update_user(session: AsyncSession, actor: Actor, user_id: int, data: U
     before = {key: getattr(user, key) for key in changes}
     for key, value in changes.items():
         setattr(user, key, value)
+    user.updated_at = utcnow()
+    # Before any other statement, which would autoflush the change outside this translation.
+    await conflicts.flush(session)
     if changes.get("is_active") is False:
         await _revoke_sessions(session, user)
-    user.updated_at = utcnow()
-    try:
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
-        raise Conflict("a user with this email already exists") from None
     audit.record(
         session,
         actor,

@@ -178,6 +178,16 @@ async def test_ansi_and_utf8_split_across_chunks(client: httpx.AsyncClient, admi
     assert text == "\x1b[31mred\x1b[0m € \ufffd end\n"
 
 
+async def test_nul_in_output_is_stored_as_a_replacement_character(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """`find -print0` and binary output: PostgreSQL cannot store NUL (the run ended in `error`,
+    "storing the output failed"), so every backend stores U+FFFD instead."""
+    final, text = await run(client, admin, "printf 'a\\0b\\n'\n", "local")
+    assert final["status"] == "success", final
+    assert text == "a\ufffdb\n"
+
+
 @pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_MAX_OUTPUT_BYTES": 5000}])
 async def test_output_cap_truncates_visibly(client: httpx.AsyncClient, admin: LoggedIn) -> None:
     final, text = await run(client, admin, "seq 1 20000\necho last >&2\nexit 4\n", "local")

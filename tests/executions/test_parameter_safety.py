@@ -250,3 +250,20 @@ def test_terraform_takes_string_values_literally(tmp_path: Path) -> None:
 def test_terraform_complex_values_are_literals_only(tmp_path: Path, tags: str, error: str) -> None:
     done = _terraform(tmp_path, {"region": "eu", "untyped": "u", "tags": tags})
     assert done.returncode != 0 and error in done.stdout + done.stderr
+
+
+@RUNNERS
+async def test_parameters_named_like_the_secret_loaders_variables_arrive_intact(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str
+) -> None:
+    """The Docker runner's secret loader once used `name`, `data` and `value` and overwrote them."""
+    r = await client.post("/api/v1/secrets", json={"name": "DBPW", "value": DBPW}, headers=operator.headers)
+    assert r.status_code == 201, r.text
+    params = {"name": "n-param", "data": "d-param", "value": "v-param"}
+    script_id = await make_script(client, operator, 'echo "$name $data $value"\n', parameters=params)
+    r = await client.post(f"/api/v1/scripts/{script_id}/secrets/{r.json()['id']}", headers=operator.headers)
+    assert r.status_code == 201, r.text
+    execution = await start(client, operator, script_id, runner_name)
+    final = await wait_for(client, operator, execution["id"])
+    assert final["status"] == "success"
+    assert await output(client, operator, execution["id"]) == "n-param d-param v-param\n"

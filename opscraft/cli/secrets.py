@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
+from opscraft.cli.common import Factory, run_with_runtime, with_data_dir
 from opscraft.config import ConfigError, Settings
 from opscraft.security import vault
 
@@ -34,7 +34,6 @@ def _new_key(args: argparse.Namespace, settings: Settings) -> vault.MasterKey:
 def cmd_rotate_key(args: argparse.Namespace, settings: Settings) -> None:
     """Re-encrypt every secret under a new master key; the old key is the configured one."""
     from opscraft import runtime
-    from opscraft.cli import _run_with_runtime
     from opscraft.services import keyring
     from opscraft.services.errors import ServiceError
 
@@ -64,13 +63,10 @@ def cmd_rotate_key(args: argparse.Namespace, settings: Settings) -> None:
         print(f"re-encrypted {count} secret(s) under key version {new.key_version}; {where}")
         print("restart every OpsCraft process: the old key no longer opens the vault")
 
-    _run_with_runtime(settings, body)
+    run_with_runtime(settings, body)
 
 
-Factory = Callable[..., argparse.ArgumentParser]
-
-
-def register(sub: Factory, with_data_dir: Factory) -> None:
+def register(sub: Factory) -> None:
     """Add the `secrets` command group to the CLI's subparsers (`sub` is its `add_parser`)."""
     group = sub("secrets", help="master key of the secrets vault").add_subparsers(
         dest="secrets_command", required=True

@@ -1,0 +1,81 @@
+"""What every CLI command shares: settings, one-line errors, and running a body inside a runtime."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from opscraft import lifecycle
+from opscraft.config import ConfigError, Settings, load_settings
+
+#: `add_parser` of the top-level subparsers (or of a command group's subparsers).
+Factory = Callable[..., argparse.ArgumentParser]
+
+
+def with_data_dir(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the `--data-dir` option (overrides OPSCRAFT_DATA_DIR) to a command's parser."""
+    parser.add_argument("--data-dir", help="data directory (default: OPSCRAFT_DATA_DIR or the user data dir)")
+    return parser
+
+
+def settings_for(args: argparse.Namespace) -> Settings:
+    """The settings for a parsed command line; raises ConfigError (one line) when invalid."""
+    overrides: dict[str, Any] = {}
+    if getattr(args, "data_dir", None):
+        overrides["OPSCRAFT_DATA_DIR"] = Path(args.data_dir)
+    return load_settings(**overrides)
+
+
+def database_error(settings: Settings, exc: Exception) -> str:
+    """One line for a database that cannot be opened or migrated (no stack trace, no password)."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    backend = "SQLite" if settings.is_sqlite else "PostgreSQL"
+    return f"opscraft: cannot open the {backend} database: {reason[0] if reason else type(exc).__name__}"
+
+
+def run_with_runtime(settings: Settings, body: Callable[[], Awaitable[None]]) -> None:
+    """Start the runtime without the execution engine, await `body()`, stop; exits with one line
+    when the database cannot be opened or the configuration is wrong."""
+
+    async def _main() -> None:
+        try:
+            await lifecycle.start(settings, engine=False)
+        except (OSError, SQLAlchemyError) as exc:
+            sys.exit(database_error(settings, exc))
+        except ConfigError as exc:
+            sys.exit(f"opscraft: configuration error: {exc}")
+        try:
+            await body()
+        finally:
+            await lifecycle.stop()
+
+    asyncio.run(_main())
+
+
+def check_database(settings: Settings) -> None:
+    """Open and migrate the database and check the master key before serving, so a bad
+    DATABASE_URL or a wrong OPSCRAFT_MASTER_KEY is one clear line (exits 1)."""
+    from opscraft.db.engine import Database
+    from opscraft.db.migrate import upgrade
+    from opscraft.services import keyring
+
+    async def _check() -> None:
+        db = Database(settings.effective_database_url)
+        try:
+            await upgrade(db.engine)
+            await keyring.open_vault(db, settings)
+        finally:
+            await db.dispose()
+
+    try:
+        asyncio.run(_check())
+    except (OSError, SQLAlchemyError) as exc:
+        sys.exit(database_error(settings, exc))
+    except ConfigError as exc:
+        sys.exit(f"opscraft: configuration error: {exc}")

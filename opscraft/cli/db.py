@@ -1,0 +1,24 @@
+"""`opscraft db upgrade`: apply the schema migrations (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+import argparse
+
+from opscraft.cli.common import Factory, run_with_runtime, with_data_dir
+from opscraft.config import Settings
+
+
+def cmd_db_upgrade(_args: argparse.Namespace, settings: Settings) -> None:
+    from opscraft import runtime
+    from opscraft.db.migrate import current_revision
+
+    async def body() -> None:  # the runtime's start already migrated to the head
+        print(f"database is at revision {await current_revision(runtime.current().db.engine)}")
+
+    run_with_runtime(settings, body)
+
+
+def register(sub: Factory) -> None:
+    """Add the `db` command group to the CLI's subparsers (`sub` is their `add_parser`)."""
+    db = sub("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
+    with_data_dir(db.add_parser("upgrade", help="apply schema migrations")).set_defaults(func=cmd_db_upgrade)

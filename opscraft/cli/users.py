@@ -1,0 +1,62 @@
+"""`opscraft user create`: accounts from the command line (e.g. the first admin of a server)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+
+from pydantic import ValidationError
+
+from opscraft.cli.common import Factory, run_with_runtime, with_data_dir
+from opscraft.config import Settings
+
+
+def _read_password(confirm: bool = True) -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    password = getpass.getpass("Password: ")
+    if confirm and getpass.getpass("Repeat password: ") != password:
+        sys.exit("opscraft: passwords do not match")
+    return password
+
+
+def cmd_user_create(args: argparse.Namespace, settings: Settings) -> None:
+    from opscraft import runtime
+    from opscraft.db.models import Role
+    from opscraft.services import users
+    from opscraft.services.errors import ServiceError
+
+    password = _read_password()
+    try:
+        data = users.UserCreate(
+            username=args.username,
+            email=args.email or f"{args.username}@localhost.localdomain",
+            full_name=args.full_name or "",
+            password=password,
+            role=Role(args.role),
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        sys.exit(f"opscraft: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}")
+
+    async def body() -> None:
+        async with runtime.current().db.session() as session:
+            try:
+                user = await users.bootstrap(session, data)
+            except ServiceError as exc:
+                sys.exit(f"opscraft: {exc.message}")
+            print(f"created {user.role} {user.username!r} (id {user.id})")
+
+    run_with_runtime(settings, body)
+
+
+def register(sub: Factory) -> None:
+    """Add the `user` command group to the CLI's subparsers (`sub` is their `add_parser`)."""
+    user = sub("user", help="manage users").add_subparsers(dest="user_command", required=True)
+    create = with_data_dir(user.add_parser("create", help="create a user (password from prompt or stdin)"))
+    create.add_argument("username")
+    create.add_argument("--role", choices=["admin", "operator", "viewer"], default="viewer")
+    create.add_argument("--email")
+    create.add_argument("--full-name")
+    create.set_defaults(func=cmd_user_create)

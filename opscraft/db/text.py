@@ -1,0 +1,83 @@
+"""Text both databases can store: no NUL character, no lone UTF-16 surrogate.
+
+PostgreSQL refuses U+0000 in `text` and `json` values (`invalid byte sequence for encoding
+"UTF8": 0x00`); SQLite takes it. A lone surrogate (U+D800-U+DFFF, e.g. from the valid JSON
+`"\\ud800"`) cannot be encoded as UTF-8 at all (RFC 3629, section 3), so neither driver can send
+it, and a JSON column that stored it as an escape cannot be written out as a UTF-8 response.
+OpsCraft refuses both everywhere, on both databases, so the same input behaves the same way.
+
+The checks walk JSON-like values (dicts, lists, strings; keys too) and name each bad place with a
+dotted path (`parameters.P`, `tags.2`), never quoting the value (it may be a secret).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+# A lone surrogate, or NUL. Surrogate pairs never reach here as two code points: Python's JSON
+# parser joins a valid escaped pair into one character.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+REPLACEMENT = "\ufffd"
+NUL_MESSAGE = "must not contain NUL characters (U+0000): PostgreSQL cannot store them"
+SURROGATE_MESSAGE = (
+    "must be valid Unicode text: it contains a lone surrogate (U+D800-U+DFFF), "
+    "which cannot be encoded as UTF-8"
+)
+
+
+def problem(text: str) -> str | None:
+    """What is wrong with `text` for storage (a message naming the rule), or None when it is fine."""
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    return NUL_MESSAGE if found.group() == "\x00" else SURROGATE_MESSAGE
+
+
+def find_unstorable(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(dotted path, message) for every string, or object key, in `value` that cannot be stored.
+
+    `value` is a JSON-like structure: dict, list/tuple, str or a scalar (ignored). A bad key is
+    named by its parent's path. Iterative, so a deep document cannot exhaust the stack.
+    """
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            message = problem(item)
+            if message:
+                yield where or "body", message
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                key_text = str(key)
+                message = problem(key_text)
+                if message:
+                    yield where or "body", f"has a key that {message}"
+                    key_text = _SURROGATE.sub(REPLACEMENT, key_text).replace("\x00", REPLACEMENT)
+                stack.append((child, f"{where}.{key_text}" if where else key_text))
+        elif isinstance(item, list | tuple):
+            stack.extend((child, f"{where}.{i}" if where else str(i)) for i, child in enumerate(item))
+
+
+def replace_surrogates(value: Any) -> Any:
+    """`value` with every lone surrogate in its strings (and keys) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub(REPLACEMENT, value) if _SURROGATE.search(value) else value
+    if isinstance(value, dict):
+        return {replace_surrogates(k): replace_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [replace_surrogates(v) for v in value]
+    return value
+
+
+def json_loads(text: str | bytes) -> Any:
+    """The JSON columns' decoder: a row stored before these checks (an escaped lone surrogate)
+    still loads as text that can be written out as UTF-8 (the surrogate becomes U+FFFD)."""
+    value = json.loads(text)
+    raw = text if isinstance(text, str) else text.decode("utf-8", "replace")
+    # A valid pair is two escapes too: the walk leaves the joined character alone.
+    return replace_surrogates(value) if _ESCAPED_SURROGATE.search(raw) else value

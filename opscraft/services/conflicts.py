@@ -1,0 +1,122 @@
+"""Unique constraints as `Conflict` (409) naming the field, on create and on update, even when two
+requests race past the services' own "is it taken?" checks and the database has the last word.
+
+Every unique index and primary key of `db.models` is found from the metadata, by the column list
+SQLite reports (`UNIQUE constraint failed: users.email`) or by the constraint name PostgreSQL
+reports (`ix_users_email`, `app_settings_pkey`). A foreign key violation (a row referred to was
+deleted at the same moment) is a `Conflict` too. Messages never quote the submitted value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+
+from sqlalchemy import Index, PrimaryKeyConstraint, UniqueConstraint
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft.services.errors import Conflict
+
+# "table.column[,column]" -> (request field, what to tell the user); a constraint not listed here
+# names its last column and says the value is taken.
+MESSAGES: dict[str, tuple[str, str]] = {
+    "users.username": ("username", "a user with this username already exists (usernames ignore case)"),
+    "users.email": ("email", "a user with this email already exists"),
+    "scripts.name": ("name", "a live script with this name already exists: choose another name"),
+    "secrets.name": (
+        "name",
+        "a secret with this name already exists: choose another name or update it",
+    ),
+    "script_versions.script_id,number": (
+        "base_version",
+        "the script was changed at the same time: reload it and apply your change again",
+    ),
+    "script_secrets.script_id,secret_id": ("secret_id", "this secret is already attached to this script"),
+    "app_settings.key": ("body", "the setting was changed at the same time: reload and try again"),
+}
+FOREIGN_KEY_MESSAGE = "something this refers to was deleted at the same time: reload and try again"
+SQLSTATE_UNIQUE = "23505"
+SQLSTATE_FOREIGN_KEY = "23503"
+
+
+@cache
+def _constraints() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Constraint or index name (as PostgreSQL reports it) -> (table, columns), for unique ones."""
+    found: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for table in SQLModel.metadata.tables.values():
+        for index in table.indexes:
+            if isinstance(index, Index) and index.unique and index.name:
+                found[str(index.name)] = (table.name, tuple(c.name for c in index.columns))
+        for constraint in table.constraints:
+            columns = tuple(c.name for c in constraint.columns)
+            if isinstance(constraint, PrimaryKeyConstraint):
+                found[f"{table.name}_pkey"] = (table.name, columns)
+            elif isinstance(constraint, UniqueConstraint) and constraint.name:
+                found[str(constraint.name)] = (table.name, columns)
+    return found
+
+
+def _unique_key(exc: IntegrityError) -> str | None:
+    """ "table.col[,col]" of the unique constraint `exc` violated, or None when it was another kind."""
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    name = getattr(cause, "constraint_name", None)
+    if getattr(cause, "sqlstate", None) == SQLSTATE_UNIQUE and name in _constraints():
+        table, columns = _constraints()[name]
+        return f"{table}.{','.join(columns)}"
+    text = str(exc.orig)
+    if text.startswith("UNIQUE constraint failed: "):  # SQLite: "t.a, t.b"
+        qualified = [part.strip() for part in text.removeprefix("UNIQUE constraint failed: ").split(",")]
+        table = qualified[0].split(".", 1)[0]
+        return f"{table}.{','.join(part.split('.', 1)[-1] for part in qualified)}"
+    return None
+
+
+def _is_foreign_key(exc: IntegrityError) -> bool:
+    cause = exc.orig.__cause__ if exc.orig is not None else None
+    return getattr(cause, "sqlstate", None) == SQLSTATE_FOREIGN_KEY or "FOREIGN KEY constraint failed" in str(
+        exc.orig
+    )
+
+
+def conflict_for(exc: IntegrityError, messages: Mapping[str, str] | None = None) -> Conflict | None:
+    """The `Conflict` for a unique or foreign key violation (`details` names the field), else None.
+
+    `messages` overrides the message of `MESSAGES` for one call ("table.column" -> message).
+    """
+    key = _unique_key(exc)
+    if key is not None:
+        column = key.rsplit(",", 1)[-1].rsplit(".", 1)[-1]
+        field, message = MESSAGES.get(key, (column, f"{column}: this value is already taken"))
+        message = (messages or {}).get(key, message)
+        return Conflict(message, details=[{"field": field, "message": message}])
+    if _is_foreign_key(exc):
+        return Conflict(FOREIGN_KEY_MESSAGE)
+    return None
+
+
+async def flush(session: AsyncSession, messages: Mapping[str, str] | None = None) -> None:
+    """`session.flush()`; a violated unique constraint rolls back and raises `Conflict`."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        await _raise_conflict(session, exc, messages)
+
+
+async def commit(session: AsyncSession, messages: Mapping[str, str] | None = None) -> None:
+    """`session.commit()`; a violated unique constraint rolls back and raises `Conflict`."""
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        await _raise_conflict(session, exc, messages)
+
+
+async def _raise_conflict(
+    session: AsyncSession, exc: IntegrityError, messages: Mapping[str, str] | None
+) -> None:
+    await session.rollback()
+    conflict = conflict_for(exc, messages)
+    if conflict is None:
+        raise exc
+    raise conflict from None

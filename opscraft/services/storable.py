@@ -1,0 +1,92 @@
+"""Every write and every query refuses text the databases cannot store (see `db.text`), whatever
+the caller: API, UI pages or CLI. Nothing is half-written: the check runs before any SQL is sent.
+
+- Before each flush, every new row and every changed column of a changed row is checked, JSON
+  columns to their last nested key and value: `Invalid` names the field (`description`,
+  `parameters.P`), so the UI can show the message next to it.
+- Before each statement the runtime's engine sends, its bound text is checked (search terms,
+  login names...): `Invalid` naming the query. This also catches what no flush sees.
+
+The API refuses such text earlier, at the door (`security.http.RequestLimitsMiddleware`); these
+hooks make the same rule hold for every other way in. `Text` is the request models' type for free
+text: the same rule as a field validator (so a form names the field before anything is written),
+and documented in the OpenAPI schema as a pattern.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field
+from sqlalchemy import event, inspect
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from opscraft.db.text import find_unstorable, problem
+from opscraft.services.errors import Invalid
+
+MAX_REPORTED = 20
+# ECMA-262 (JSON Schema) form of "no NUL"; a lone surrogate cannot be sent as UTF-8 at all.
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+
+
+def _storable(value: str) -> str:
+    message = problem(value)
+    if message:
+        raise ValueError(message)
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable), Field(json_schema_extra={"pattern": NO_NUL_PATTERN})]
+"""Free text both databases can store (a `str` field type for request models)."""
+
+
+def _invalid(errors: list[dict[str, str]]) -> Invalid:
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+    return Invalid(f"invalid input: {summary}", details=errors[:MAX_REPORTED])
+
+
+def _changed_values(obj: object, new: bool) -> Iterable[tuple[str, Any]]:
+    state = inspect(obj)
+    for attr in state.mapper.column_attrs:
+        if new or state.attrs[attr.key].history.has_changes():
+            yield attr.key, state.attrs[attr.key].value
+
+
+def _before_flush(session: Session, _context: object, _instances: object) -> None:
+    errors: list[dict[str, str]] = []
+    for objects, new in ((session.new, True), (session.dirty, False)):
+        for obj in objects:
+            for key, value in _changed_values(obj, new):
+                errors += (
+                    {"field": path, "message": message} for path, message in find_unstorable(value, key)
+                )
+    if errors:
+        raise _invalid(errors)
+
+
+def _texts(parameters: Any) -> Iterable[str]:
+    """The text values of a statement's parameters (a dict, a sequence, or many of them)."""
+    rows = parameters if isinstance(parameters, list) else [parameters]
+    for row in rows:
+        values = row.values() if isinstance(row, dict) else row if isinstance(row, tuple | list) else ()
+        yield from (v for v in values if isinstance(v, str))
+
+
+def _before_cursor_execute(
+    _conn: object, _cursor: object, statement: str, parameters: Any, _context: object, _many: bool
+) -> None:
+    for text in _texts(parameters):
+        message = problem(text)
+        if message:
+            raise _invalid([{"field": "query", "message": message}])
+
+
+def install(engine: Engine) -> None:
+    """Register both checks: the flush check for every ORM session, the statement check on `engine`
+    (the sync engine behind the runtime's AsyncEngine). Idempotent."""
+    if not event.contains(Session, "before_flush", _before_flush):
+        event.listen(Session, "before_flush", _before_flush)
+    if not event.contains(engine, "before_cursor_execute", _before_cursor_execute):
+        event.listen(engine, "before_cursor_execute", _before_cursor_execute)

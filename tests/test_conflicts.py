@@ -1,0 +1,217 @@
+"""Unique constraints are a 409 naming the field, on create and update, also when two requests race
+(SQLite and PostgreSQL: the `backend` fixture behind `client` and `rt`)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import SQLModel
+
+from opscraft import runtime
+from opscraft.db.models import AppSetting, Script, ScriptSecret, ScriptTag, ScriptVersion, Secret, User
+from opscraft.services import conflicts, scripts
+from tests.conftest import LoggedIn
+
+
+def user_body(name: str, email: str | None = None) -> dict[str, Any]:
+    return {"username": name, "email": email or f"{name}@example.com", "password": "Long-Enough-1"}
+
+
+def conflict_fields(response: httpx.Response) -> set[str]:
+    assert response.status_code == 409, response.text
+    return {e["field"] for e in response.json()["errors"]}
+
+
+async def test_update_to_another_users_email_is_409(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """The fuzzer's input: PUT /users/2 with an email another user has (was a 500 from an autoflush)."""
+    first = await client.post("/api/v1/users", json=user_body("zero", "0@0.com"), headers=admin.headers)
+    second = await client.post("/api/v1/users", json=user_body("other"), headers=admin.headers)
+    assert second.json()["id"] == 3 and first.status_code == 201
+    r = await client.put("/api/v1/users/3", json={"email": "0@0.com"}, headers=admin.headers)
+    assert conflict_fields(r) == {"email"}
+    # With the other fields the fuzzer sent, deactivation included (its session revocation autoflushed).
+    r = await client.put(
+        "/api/v1/users/3",
+        json={"email": "0@0.COM", "full_name": "x", "role": "viewer", "is_active": False},
+        headers=admin.headers,
+    )
+    assert conflict_fields(r) == {"email"}
+    unchanged = (await client.get("/api/v1/users/3", headers=admin.headers)).json()
+    assert unchanged["email"] == "other@example.com" and unchanged["is_active"] is True
+
+
+async def test_script_rename_to_a_taken_name_is_409(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    ids = []
+    for name in ("alpha", "beta"):
+        body = {"name": name, "script_type": "bash", "content": "echo\n"}
+        r = await client.post("/api/v1/scripts", json=body, headers=admin.headers)
+        ids.append(r.json()["id"])
+    r = await client.put(f"/api/v1/scripts/{ids[1]}", json={"name": "alpha"}, headers=admin.headers)
+    assert r.status_code == 409 and "name" in r.json()["detail"]
+
+
+async def test_the_database_has_the_last_word_when_the_check_loses_the_race(
+    client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both requests passed "is the name taken?" before either wrote: the unique index answers 409."""
+    body = {"name": "racer", "script_type": "bash", "content": "echo\n"}
+    assert (await client.post("/api/v1/scripts", json=body, headers=admin.headers)).status_code == 201
+
+    async def never_taken(*_args: object, **_kwargs: object) -> bool:
+        return False
+
+    monkeypatch.setattr(scripts, "_name_taken", never_taken)
+    assert conflict_fields(await client.post("/api/v1/scripts", json=body, headers=admin.headers)) == {"name"}
+    other = await client.post("/api/v1/scripts", json={**body, "name": "other"}, headers=admin.headers)
+    r = await client.put(
+        f"/api/v1/scripts/{other.json()['id']}", json={"name": "racer"}, headers=admin.headers
+    )
+    assert conflict_fields(r) == {"name"}
+    listing = await client.get("/api/v1/scripts", headers=admin.headers)
+    assert sorted(s["name"] for s in listing.json()["items"]) == ["other", "racer"]
+
+
+RACES: list[tuple[str, str, list[dict[str, Any]], str]] = [
+    ("POST", "/api/v1/users", [user_body("twin"), user_body("twin", "twin2@example.com")], "username"),
+    (
+        "POST",
+        "/api/v1/users",
+        [user_body("twin3", "same@example.com"), user_body("twin4", "same@example.com")],
+        "email",
+    ),
+    ("POST", "/api/v1/secrets", [{"name": "TWIN", "value": "a"}, {"name": "TWIN", "value": "b"}], "name"),
+    (
+        "POST",
+        "/api/v1/scripts",
+        [{"name": "twin", "script_type": "bash", "content": "echo\n"}] * 2,
+        "name",
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "url", "bodies", "field"), RACES, ids=[f"{r[1]}-{r[3]}" for r in RACES])
+async def test_two_concurrent_creates_one_wins_the_other_409(
+    client: httpx.AsyncClient,
+    admin: LoggedIn,
+    method: str,
+    url: str,
+    bodies: list[dict[str, Any]],
+    field: str,
+) -> None:
+    before = (await client.get(url, headers=admin.headers)).json()["total"]
+    responses = await asyncio.gather(
+        *(client.request(method, url, json=b, headers=admin.headers) for b in bodies)
+    )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [201, 409], [r.text for r in responses]
+    (lost,) = [r for r in responses if r.status_code == 409]
+    assert field in lost.json()["detail"]
+    assert (await client.get(url, headers=admin.headers)).json()["total"] == before + 1
+
+
+async def test_two_concurrent_updates_to_one_email(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    ids = []
+    for name in ("upd1", "upd2"):
+        ids.append(
+            (await client.post("/api/v1/users", json=user_body(name), headers=admin.headers)).json()["id"]
+        )
+    responses = await asyncio.gather(
+        *(
+            client.put(f"/api/v1/users/{i}", json={"email": "wanted@example.com"}, headers=admin.headers)
+            for i in ids
+        )
+    )
+    assert sorted(r.status_code for r in responses) == [200, 409], [r.text for r in responses]
+    (lost,) = [r for r in responses if r.status_code == 409]
+    assert conflict_fields(lost) == {"email"}
+
+
+def _unique_rows() -> dict[str, tuple[str, list[SQLModel]]]:
+    """For each unique constraint of the models: (field the 409 must name, rows that violate it)."""
+
+    def script(i: int, name: str = "dup") -> Script:
+        return Script(id=i, name=name, script_type="bash", content="echo\n", search_text=name)
+
+    def version(script_id: int) -> ScriptVersion:
+        return ScriptVersion(
+            script_id=script_id, number=1, script_type="bash", content="echo\n", parameters=[]
+        )
+
+    return {
+        "users.username": (
+            "username",
+            [
+                User(username="u", email="a@x.io", hashed_password="h"),
+                User(username="u", email="b@x.io", hashed_password="h"),
+            ],
+        ),
+        "users.email": (
+            "email",
+            [
+                User(username="u1", email="a@x.io", hashed_password="h"),
+                User(username="u2", email="a@x.io", hashed_password="h"),
+            ],
+        ),
+        "scripts.name": ("name", [script(1), script(2)]),
+        "secrets.name": (
+            "name",
+            [
+                Secret(name="S", ciphertext=b"", salt=b"", nonce=b""),
+                Secret(name="S", ciphertext=b"", salt=b"", nonce=b""),
+            ],
+        ),
+        "script_versions.script_id,number": ("base_version", [script(1), version(1), version(1)]),
+        "script_tags.script_id,tag": (
+            "tag",
+            [script(1), ScriptTag(script_id=1, tag="t"), ScriptTag(script_id=1, tag="t")],
+        ),
+        "script_secrets.script_id,secret_id": (
+            "secret_id",
+            [
+                script(1),
+                Secret(id=1, name="S", ciphertext=b"", salt=b"", nonce=b""),
+                ScriptSecret(script_id=1, secret_id=1),
+                ScriptSecret(script_id=1, secret_id=1),
+            ],
+        ),
+        "app_settings.key": ("body", [AppSetting(key="k", value=1), AppSetting(key="k", value=2)]),
+    }
+
+
+def test_every_unique_index_has_a_case() -> None:
+    unique_indexes = {
+        f"{t.name}.{','.join(c.name for c in i.columns)}"
+        for t in SQLModel.metadata.tables.values()
+        for i in t.indexes
+        if i.unique
+    }
+    # Output chunks are numbered by the worker alone, never from a request.
+    internal = {"execution_logs.execution_id,seq"}
+    assert unique_indexes - internal <= _unique_rows().keys(), (
+        "a new unique index needs a case (and a message)"
+    )
+
+
+@pytest.mark.parametrize("key", sorted(_unique_rows()))
+async def test_every_unique_constraint_is_named_on_both_databases(rt: runtime.Runtime, key: str) -> None:
+    """The constraint's real IntegrityError (SQLite's text, PostgreSQL's constraint name), raised in
+    a second session as in a race, maps to a Conflict naming the field."""
+    field, rows = _unique_rows()[key]
+    *first, duplicate = rows
+    async with rt.db.session() as session:
+        for row in first:  # in order: no relationships tell the unit of work which goes first
+            session.add(row)
+            await session.flush()
+        await session.commit()
+    async with rt.db.session() as session:
+        session.add(duplicate)
+        with pytest.raises(IntegrityError) as caught:
+            await session.flush()
+        await session.rollback()
+    conflict = conflicts.conflict_for(caught.value)
+    assert conflict is not None and conflict.status_code == 409
+    assert conflict.details[0]["field"] == field, conflict.details

@@ -1,0 +1,171 @@
+"""Schemathesis over `/openapi.json` of a real server: every route, as an authenticated admin.
+
+No generated request may get a 5xx, every response must match its documented schema and status
+codes, and a request the schema calls valid must not be refused with a 422 for a rule the schema
+could have stated (names, lengths, enums, patterns): clients and generated SDKs then agree with the
+server. A bounded number of examples per route keeps the module well under a minute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from fastapi import FastAPI
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from opscraft.api import install_api
+from opscraft.config import load_settings
+from tests.conftest import PASSWORD, LiveServer, start_server, stop_server
+
+EXAMPLES_PER_ROUTE = 4
+ADMIN_ID = 1  # the first registered user
+# Rules no JSON Schema can state: script syntax and lint, parameter declarations (checked by the
+# resolver), the configured maximum timeout, "the password is not the username", email
+# deliverability rules of email-validator. A 422 of a schema-valid request may only name these.
+SEMANTIC_FIELDS = {"content", "parameters", "timeout_seconds", "password", "new_password", "email"}
+# Rules about other rows or tools: Ansible settings only on Ansible scripts, an inventory that
+# ansible-inventory parses, a key secret that exists and is a file; run options only for
+# Ansible, destroy only when confirmed.
+SEMANTIC_FIELDS |= {"inventory", "ssh_key_secret", "run_options", "confirm_destroy", "terraform_action"}
+
+
+class Admin:
+    """The admin's token; logged in again when a fuzzed request ended its sessions (reset-password,
+    logout and change-password are fuzzed too)."""
+
+    def __init__(self, server: LiveServer) -> None:
+        self.server = server
+        self.token = ""
+        self.login()
+
+    def login(self) -> None:
+        r = httpx.post(
+            f"{self.server.url}/api/v1/auth/login",
+            json={"username": "admin", "password": PASSWORD},
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+        self.token = r.json()["access_token"]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def _seed(server: LiveServer) -> None:
+    """An admin, and a few rows of each kind so that generated ids 1..3 often exist."""
+    url = server.url
+    body = {"username": "admin", "email": "admin@example.com", "password": PASSWORD}
+    assert httpx.post(f"{url}/api/v1/auth/register", json=body, timeout=30).status_code == 201
+    login = httpx.post(
+        f"{url}/api/v1/auth/login", json={"username": "admin", "password": PASSWORD}, timeout=30
+    )
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    for i in range(1, 4):
+        # Drafts: an execution of a generated request is refused (409) instead of running a container.
+        script = {"name": f"seed-{i}", "script_type": "bash", "content": f"echo {i}\n", "tags": ["seed"]}
+        assert (
+            httpx.post(f"{url}/api/v1/scripts", json=script, headers=headers, timeout=30).status_code == 201
+        )
+        secret = {"name": f"SEED_{i}", "value": f"value-{i}"}
+        assert (
+            httpx.post(f"{url}/api/v1/secrets", json=secret, headers=headers, timeout=30).status_code == 201
+        )
+        user = {"username": f"seed{i}", "email": f"seed{i}@example.com", "password": PASSWORD}
+        assert httpx.post(f"{url}/api/v1/users", json=user, headers=headers, timeout=30).status_code == 201
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    server = start_server(tmp_path_factory.mktemp("fuzz") / "server")
+    try:
+        _seed(server)
+        yield server
+    finally:
+        stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def admin_session(fuzz_server: LiveServer) -> Admin:
+    return Admin(fuzz_server)
+
+
+def _document() -> dict[str, Any]:
+    """The OpenAPI document the server serves, built without starting anything (the routers are
+    the same; `test_the_live_server_serves_this_schema` checks it)."""
+    app = FastAPI()
+    install_api(app, load_settings(SECRET_KEY="x" * 40))
+    return app.openapi()
+
+
+# The explicit examples and the random phase, EXAMPLES_PER_ROUTE each; not the coverage phase,
+# whose boundary cases are unbounded in number (and slow on routes that hash a password).
+CONFIG = schemathesis.Config.from_dict(
+    {
+        "phases": {"coverage": {"enabled": False}, "stateful": {"enabled": False}},
+        "generation": {"max-examples": EXAMPLES_PER_ROUTE},
+    }
+)
+schema = schemathesis.openapi.from_dict(_document(), config=CONFIG)
+
+
+def _refused_for_a_stateable_rule(case: Any, response: Any) -> list[str]:
+    """Fields of a 422 to a schema-valid request that the schema could have constrained."""
+    meta = getattr(case, "meta", None)
+    positive = meta is not None and meta.generation.mode.is_positive
+    if not positive or response.status_code != 422:
+        return []
+    fields = [str(e.get("field", "")) for e in response.json().get("errors", [])]
+    return [f for f in fields if f.split(".", 1)[0].split("[", 1)[0] not in SEMANTIC_FIELDS]
+
+
+@schema.parametrize()
+@settings(
+    max_examples=EXAMPLES_PER_ROUTE,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
+def test_no_route_answers_a_server_error_or_off_its_schema(case: Any, admin_session: Admin) -> None:
+    url = admin_session.server.url
+    if case.path.endswith("/reset-password") and case.path_parameters.get("user_id") == ADMIN_ID:
+        case.path_parameters["user_id"] = ADMIN_ID + 1  # a seeded user: the admin keeps its password
+    response = case.call(base_url=url, headers=admin_session.headers, timeout=30)
+    if response.status_code == 401 and not case.path.startswith("/api/v1/auth/"):
+        admin_session.login()  # a fuzzed reset-password or logout ended the admin's sessions
+        response = case.call(base_url=url, headers=admin_session.headers, timeout=30)
+    case.validate_response(
+        response,
+        checks=[
+            not_a_server_error,
+            response_schema_conformance,
+            status_code_conformance,
+            content_type_conformance,
+        ],
+    )
+    assert not _refused_for_a_stateable_rule(case, response), (case.method, case.path, response.text)
+
+
+def test_the_live_server_serves_this_schema(fuzz_server: LiveServer) -> None:
+    served = httpx.get(f"{fuzz_server.url}/openapi.json", timeout=30).json()
+    assert served["paths"] == _document()["paths"]
+
+
+def test_the_schema_states_the_real_constraints() -> None:
+    """The rules the fuzzer found missing are in the documented request bodies."""
+    models = _document()["components"]["schemas"]
+    assert models["ScriptCreate"]["properties"]["name"]["pattern"].startswith("^[A-Za-z0-9]")
+    assert models["SecretCreate"]["properties"]["name"]["pattern"].startswith("^[A-Za-z_]")
+    assert models["UserCreate"]["properties"]["username"]["pattern"].startswith("^[A-Za-z0-9]")
+    assert models["ScriptCreate"]["properties"]["tags"]["maxItems"] == 20
+    assert "pattern" in models["ScriptCreate"]["properties"]["description"], "no NUL: PostgreSQL refuses it"
