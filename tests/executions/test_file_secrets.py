@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from opscraft.execution.docker_runner import LABEL_EXECUTION
+from opscraft.execution.docker_runner import LABEL_EXECUTION, LABEL_WORKER
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, output, start, wait_for
 
@@ -77,10 +77,12 @@ async def test_docker_keeps_the_file_secret_out_of_the_container_config(
 ) -> None:
     script_id = await _script(client, operator)
     started = await start(client, operator, script_id, "docker", parameters={"PAUSE": "30"})
-    await wait_for(client, operator, started["id"], {"running"})
+    running = await wait_for(client, operator, started["id"], {"running"})
+    # Other test sessions on this Docker host have an execution of this id too: name the worker.
+    labels = [f"{LABEL_WORKER}={running['worker_id']}", f"{LABEL_EXECUTION}={started['id']}"]
     found: list[Any] = []
     for _ in range(200):
-        found = docker_client.containers.list(filters={"label": f"{LABEL_EXECUTION}={started['id']}"})
+        found = docker_client.containers.list(filters={"label": labels})
         if found:
             break
         await asyncio.sleep(0.05)
