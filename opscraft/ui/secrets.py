@@ -150,17 +150,33 @@ class SecretsView(PagedTable):
             name = text_input(
                 "Name (environment variable, e.g. DATABASE_PASSWORD)", "create-name", autofocus=True
             )
+            kind = ui.toggle(
+                {"env": "Environment variable", "file": "File (key, kubeconfig, ...)"}, value="env"
+            ).props('no-caps data-testid="create-kind"')
             value = _value_input("Value", "create-value")
+            file_value = (
+                ui.textarea("File content (e.g. a private key)")
+                .props('outlined autogrow input-class="font-mono" data-testid="create-file-value"')
+                .classes("w-full")
+            )
+            file_value.bind_visibility_from(kind, "value", value="file")
+            value.bind_visibility_from(kind, "value", value="env")
+            ui.label(
+                "A file secret is written into the run (mode 0400, removed afterwards); the variable "
+                "holds its path."
+            ).classes("text-caption text-grey-7").bind_visibility_from(kind, "value", value="file")
             description = text_input("Description", "create-description")
             ui.label("Values shorter than 4 characters cannot be masked in the output.").classes(
                 "text-caption text-grey-7"
             )
 
             def body() -> dict[str, Any]:
+                is_file = kind.value == "file"
                 return {
                     "name": (name.value or "").strip(),
-                    "value": value.value or "",
+                    "value": (file_value.value if is_file else value.value) or "",
                     "description": (description.value or "").strip(),
+                    "kind": kind.value,
                 }
 
             dialog_buttons(
