@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     image_python: str = Field("python:3.12-slim", validation_alias="OPSCRAFT_IMAGE_PYTHON")
     image_ansible: str = Field("cytopia/ansible:latest", validation_alias="OPSCRAFT_IMAGE_ANSIBLE")
     image_terraform: str = Field("hashicorp/terraform:1.9.8", validation_alias="OPSCRAFT_IMAGE_TERRAFORM")
+    # The base URL Terraform runs use to reach this server's state backend (e.g.
+    # http://127.0.0.1:8080; for Docker runs an address the container reaches, such as the
+    # bridge gateway http://172.17.0.1:8080, with the script's network enabled). Unset: runs
+    # keep Terraform's local state, thrown away with the run.
+    state_backend_url: str | None = Field(None, validation_alias="OPSCRAFT_STATE_BACKEND_URL")
 
     # Worker identity: the id under which this process's worker registers in `workers` (default:
     # one generated once and kept in the data directory), its heartbeat period, and how long
@@ -127,6 +132,13 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [item.strip() for item in text.split(",") if item.strip()]
         return value
+
+    @field_validator("state_backend_url")
+    @classmethod
+    def _check_state_backend_url(cls, value: str | None) -> str | None:
+        if value and not re.match(r"^https?://[^\s/?#]+/?$", value):
+            raise ValueError("must be the server's base URL, like http://127.0.0.1:8080")
+        return value.rstrip("/") if value else None
 
     @field_validator("cors_origins")
     @classmethod

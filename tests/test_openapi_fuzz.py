@@ -33,6 +33,10 @@ ADMIN_ID = 1  # the first registered user
 # resolver), the configured maximum timeout, "the password is not the username", email
 # deliverability rules of email-validator. A 422 of a schema-valid request may only name these.
 SEMANTIC_FIELDS = {"content", "parameters", "timeout_seconds", "password", "new_password", "email"}
+# Rules about other rows or tools: Ansible settings only on Ansible scripts, an inventory that
+# ansible-inventory parses, a key secret that exists and is a file; run options only for
+# Ansible, destroy only when confirmed.
+SEMANTIC_FIELDS |= {"inventory", "ssh_key_secret", "run_options", "confirm_destroy", "terraform_action"}
 
 
 class Admin:

@@ -25,7 +25,14 @@ router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
 )
 async def create_execution(body: ExecutionCreate, session: Session, actor: CurrentActor) -> ExecutionOut:
     execution = await executions.create(
-        session, actor, body.script_id, body.parameters, body.terraform_action, runner=body.runner
+        session,
+        actor,
+        body.script_id,
+        body.parameters,
+        body.terraform_action,
+        runner=body.runner,
+        run_options=body.run_options.model_dump(exclude_defaults=True) if body.run_options else None,
+        confirm_destroy=body.confirm_destroy,
     )
     return ExecutionOut.of(execution)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -11,6 +11,29 @@ from opscraft.api.schemas import MAX_ID
 from opscraft.db.models import Execution, ExecutionLog
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.services.executions import LogPage
+
+TagName = Annotated[
+    str, Field(max_length=64, json_schema_extra={"pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"})
+]
+
+
+class AnsibleRunOptions(BaseModel):
+    """Ansible run options, each passed to `ansible-playbook` as one argument (never through a shell)."""
+
+    model_config = {"extra": "forbid"}
+
+    limit: str | None = Field(
+        default=None,
+        max_length=512,
+        description="Host pattern (--limit); not starting with '-' or '@'",
+        json_schema_extra={
+            "pattern": r"^[A-Za-z0-9_.*?~\[\]:!&,^$|()+\\/=%][A-Za-z0-9_.*?~\[\]:!&,^$|()+\\/=%-]*$"
+        },
+    )
+    tags: list[TagName] | None = Field(default=None, max_length=50, description="--tags")
+    skip_tags: list[TagName] | None = Field(default=None, max_length=50, description="--skip-tags")
+    check: bool = Field(default=False, description="--check: dry run, change nothing")
+    diff: bool = Field(default=False, description="--diff: show what changes in files and templates")
 
 
 class ExecutionCreate(BaseModel):
@@ -22,12 +45,16 @@ class ExecutionCreate(BaseModel):
     parameters: dict[str, Any] = Field(
         default_factory=dict, examples=[{"ENV": "production", "VERSION": "2.0.1"}]
     )
-    terraform_action: Literal["plan", "apply"] | None = Field(
-        default=None, description="Terraform scripts only: `plan` (default) or `apply`"
+    terraform_action: Literal["plan", "apply", "destroy"] | None = Field(
+        default=None, description="Terraform scripts only: `plan` (default), `apply` or `destroy`"
     )
+    confirm_destroy: bool = Field(default=False, description="Required (true) with terraform_action destroy")
     runner: Literal["docker", "local"] | None = Field(
         default=None,
         description="Default: Docker when reachable, else the local runner when an admin enabled it",
+    )
+    run_options: AnsibleRunOptions | None = Field(
+        default=None, description="Ansible scripts only: --limit, --tags, --skip-tags, --check, --diff"
     )
 
 
@@ -40,6 +67,7 @@ class ExecutionOut(BaseModel):
     status: ExecutionStatus
     parameters: dict[str, Any]
     terraform_action: str | None
+    run_options: dict[str, Any] | None = Field(description="Ansible run options, as validated")
     triggered_by: int | None = Field(description="The user who started it, or on whose behalf it started")
     triggered_by_name: str | None
     trigger: str = Field(description="How it started: ui, api, api_token, schedule, webhook or retry")

@@ -73,6 +73,9 @@ class ScriptSummary(BaseModel):
 
 class ScriptOut(ScriptSummary):
     content: str
+    inventory: str | None = Field(description="Ansible: the inventory (INI or YAML); null: localhost")
+    ssh_user: str | None
+    ssh_key_secret: str | None = Field(description="Ansible: the file secret holding the SSH key")
 
 
 class FindingOut(BaseModel):

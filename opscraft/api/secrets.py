@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from opscraft.api.deps import CurrentActor, Session
 from opscraft.api.schemas import AUTHED, IdPath, Page, Skip, error_responses
 from opscraft.db.models import AuditEvent
+from opscraft.db.models.secrets import SecretKind
 from opscraft.services import secrets
 from opscraft.services.secrets import Attachment, SecretCreate, SecretInfo, SecretUpdate
 
@@ -31,6 +32,7 @@ class SecretOut(BaseModel):
     id: int
     name: str
     description: str
+    kind: SecretKind
     key_version: int
     created_by: int | None
     created_by_name: str | None
@@ -49,6 +51,7 @@ class SecretOut(BaseModel):
             id=s.id,
             name=s.name,
             description=s.description,
+            kind=SecretKind(s.kind),
             key_version=s.key_version,
             created_by=s.created_by,
             created_by_name=info.created_by_name,

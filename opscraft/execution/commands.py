@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from opscraft.execution import ansible_options, terraform_backend
 from opscraft.execution.param_env import ansible_extra_vars, interpreted_name, to_env
 from opscraft.execution.spec import RunnerError, RunSpec
 
@@ -21,21 +22,70 @@ class Command:
 
 
 EXTRA_VARS_FILE = "extra_vars.yml"
+INVENTORY_FILE = "inventory.yml"
+# Only the inventory plugins that read data: no script, no `plugin:` configuration (which could
+# load a plugin that runs code or templates values), see services/inventories.py.
+INVENTORY_PLUGINS = "yaml,ini"
+# The known_hosts a script may attach as a `file` secret of this name; without it each run
+# accepts the host keys it meets (trust on first use, per run: see docs/scripts.md).
+KNOWN_HOSTS_SECRET = "SSH_KNOWN_HOSTS"
 TERRAFORM_STEPS = {
     "plan": "terraform init -input=false && exec terraform plan -input=false",
     "apply": "terraform init -input=false && exec terraform apply -auto-approve -input=false",
+    "destroy": "terraform init -input=false && exec terraform destroy -auto-approve -input=false",
 }
 
 
-def build(spec: RunSpec) -> Command:
-    """The command for `spec`; every run also sees OPSCRAFT_EXECUTION_ID."""
-    command = _build(spec)
+def build(spec: RunSpec, secret_dir: str) -> Command:
+    """The command for `spec`, whose `file` secrets the runner writes into `secret_dir` (an
+    absolute path in the run); every run also sees OPSCRAFT_EXECUTION_ID."""
+    command = _build(spec, secret_dir)
     return Command(
         command.argv, command.files, {**command.env, "OPSCRAFT_EXECUTION_ID": str(spec.execution_id)}
     )
 
 
-def _build(spec: RunSpec) -> Command:
+def secret_file_env(spec: RunSpec, secret_dir: str) -> dict[str, str]:
+    """NAME -> path of each `file` secret (the path is not secret; the content never leaves the file)."""
+    return {name: f"{secret_dir}/{name}" for name in spec.secret_files}
+
+
+def _ansible(spec: RunSpec, secret_dir: str) -> Command:
+    files = {"playbook.yml": spec.content.encode(), EXTRA_VARS_FILE: ansible_extra_vars(spec.parameters)}
+    env = {"ANSIBLE_FORCE_COLOR": "1", "ANSIBLE_INVENTORY_ENABLED": INVENTORY_PLUGINS}
+    if spec.inventory:
+        files[INVENTORY_FILE] = spec.inventory.encode()
+        target = ["-i", INVENTORY_FILE]
+        # Remote hosts: their own Python, found by Ansible (not the controller's, see run_env).
+        env["ANSIBLE_PYTHON_INTERPRETER"] = "auto_silent"
+        env["ANSIBLE_REMOTE_TEMP"] = "~/.ansible/tmp"  # on the host: its user's home
+        if spec.ssh_user:
+            env["ANSIBLE_REMOTE_USER"] = spec.ssh_user
+        if spec.ssh_key_secret:
+            if spec.ssh_key_secret not in spec.secret_files:
+                raise RunnerError(
+                    f"the SSH key secret {spec.ssh_key_secret} is not attached to the script as a file secret"
+                )
+            env["ANSIBLE_PRIVATE_KEY_FILE"] = f"{secret_dir}/{spec.ssh_key_secret}"
+        if KNOWN_HOSTS_SECRET in spec.secret_files:
+            known = f"{secret_dir}/{KNOWN_HOSTS_SECRET}"
+            env["ANSIBLE_SSH_COMMON_ARGS"] = f"-o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes"
+        else:
+            # ssh finds `~/.ssh` through the password database, not HOME: no file to keep keys in.
+            env["ANSIBLE_SSH_COMMON_ARGS"] = (
+                "-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/dev/null"
+            )
+    else:
+        target = ["-i", "localhost,", "-c", "local"]
+    try:
+        options = ansible_options.argv(spec.run_options)
+    except ansible_options.OptionError as exc:
+        raise RunnerError(f"run option {exc}") from None
+    argv = ["ansible-playbook", *target, "-e", f"@{EXTRA_VARS_FILE}", *options, "playbook.yml"]
+    return Command(argv, files, env)
+
+
+def _build(spec: RunSpec, secret_dir: str) -> Command:
     refused = {name: why for name in spec.parameters if (why := interpreted_name(name))}
     if refused:  # saved before the rule existed: never hand such a name to a program
         raise RunnerError(
@@ -43,31 +93,22 @@ def _build(spec: RunSpec) -> Command:
         )
     content = spec.content.encode()
     params = to_env(spec.parameters)
+    secrets = {**spec.env, **secret_file_env(spec, secret_dir)}
     if spec.script_type == "bash":
-        return Command(["bash", "script.sh"], {"script.sh": content}, {**params, **spec.env})
+        return Command(["bash", "script.sh"], {"script.sh": content}, {**params, **secrets})
     if spec.script_type == "python":
-        return Command(["python3", "-u", "script.py"], {"script.py": content}, {**params, **spec.env})
+        return Command(["python3", "-u", "script.py"], {"script.py": content}, {**params, **secrets})
     if spec.script_type == "ansible":
-        extra_vars = ansible_extra_vars(spec.parameters)
-        return Command(
-            [
-                "ansible-playbook",
-                "-i",
-                "localhost,",
-                "-c",
-                "local",
-                "-e",
-                f"@{EXTRA_VARS_FILE}",
-                "playbook.yml",
-            ],
-            {"playbook.yml": content, EXTRA_VARS_FILE: extra_vars},
-            {"ANSIBLE_FORCE_COLOR": "1", **spec.env},
-        )
+        command = _ansible(spec, secret_dir)
+        return Command(command.argv, command.files, {**command.env, **secrets})
     if spec.script_type == "terraform":
         tf_vars = {f"TF_VAR_{name}": value for name, value in params.items()}
+        files = {"main.tf": content}
+        if "TF_HTTP_ADDRESS" in spec.env:  # OpsCraft keeps the state (terraform_backend)
+            files[terraform_backend.OVERRIDE_FILE] = terraform_backend.OVERRIDE
         return Command(
             ["/bin/sh", "-c", TERRAFORM_STEPS[spec.terraform_action or "plan"]],
-            {"main.tf": content},
-            {"TF_IN_AUTOMATION": "1", **tf_vars, **spec.env},
+            files,
+            {"TF_IN_AUTOMATION": "1", **tf_vars, **secrets},
         )
     raise ValueError(f"unknown script type {spec.script_type!r}")

@@ -22,9 +22,9 @@ import tarfile
 import threading
 from typing import Any
 
-import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
+import docker
 from opscraft.execution import secret_env
 from opscraft.execution.commands import Command, build
 from opscraft.execution.events import Stream
@@ -39,6 +39,8 @@ WORKDIR = f"{MOUNT}/work"
 USER = "65534:65534"
 PIDS_LIMIT = 256
 TMPFS = {"/tmp": "rw,noexec,nosuid,size=100m"}  # noqa: S108 (inside the container)
+# `file` secrets: written by the loader (secret_env), readable by the run's user only.
+SECRET_TMPFS = "rw,noexec,nosuid,nodev,size=4m,mode=0700,uid={uid},gid={gid}"
 READ_SIZE = 65536
 PING_TIMEOUT = 3
 _FRAME = struct.Struct(">BxxxI")
@@ -84,21 +86,22 @@ class DockerRunner:
 
     def run(self, spec: RunSpec, output: OutputSink, control: RunControl) -> RunResult:
         api = self._api()
-        command = build(spec)
+        command = build(spec, secret_env.SECRET_DIR)
+        secret_stdin = bool(spec.env or spec.secret_files)
         try:
             container = self._create(api, spec, command)
         except APIError as exc:
             raise RunnerError(f"Docker could not create the container: {exc.explanation or exc}") from None
         try:
             api.put_archive(container, MOUNT, _archive(command.files))
-            params = {"stdout": 1, "stderr": 1, "stream": 1, "stdin": int(bool(spec.env))}
+            params = {"stdout": 1, "stderr": 1, "stream": 1, "stdin": int(secret_stdin)}
             sock = api.attach_socket(container, params=params)
             control.on_kill(lambda: _kill(container))
             try:
                 api.start(container)
                 raw = getattr(sock, "_sock", sock)
-                if spec.env:  # secrets travel on stdin, never in the stored container config
-                    raw.sendall(secret_env.payload(spec.env))
+                if secret_stdin:  # secrets travel on stdin, never in the stored container config
+                    raw.sendall(secret_env.payload(spec.env, spec.secret_files))
                     raw.shutdown(socket.SHUT_WR)
                 _pump(raw, output)
             finally:
@@ -123,13 +126,14 @@ class DockerRunner:
             pids_limit=PIDS_LIMIT,
             network_mode="bridge" if spec.network_enabled else "none",
             read_only=True,
-            tmpfs=TMPFS,
+            tmpfs=_tmpfs(spec),
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             init=True,
             log_config={"type": "none"},
         )
-        argv = secret_env.wrap(command.argv) if spec.env else command.argv
+        secret_stdin = bool(spec.env or spec.secret_files)
+        argv = secret_env.wrap(command.argv) if secret_stdin else command.argv
         plain_env = {name: value for name, value in command.env.items() if name not in spec.env}
         options: dict[str, Any] = {
             "entrypoint": argv[:1],
@@ -137,7 +141,7 @@ class DockerRunner:
             "user": USER,
             "working_dir": WORKDIR,
             "environment": {**run_env(WORKDIR), **plain_env},
-            "stdin_open": bool(spec.env),  # docker-py sets StdinOnce with it: EOF after the payload
+            "stdin_open": secret_stdin,  # docker-py sets StdinOnce with it: EOF after the payload
             "labels": {
                 LABEL_MANAGED: "true",
                 LABEL_WORKER: self.worker_id,
@@ -157,6 +161,14 @@ class DockerRunner:
                     f"image {spec.image} is not available: pull it or configure another"
                 ) from None
             return str(api.create_container(spec.image, **options)["Id"])
+
+
+def _tmpfs(spec: RunSpec) -> dict[str, str]:
+    """`/tmp`, and for `file` secrets a small tmpfs of the run's user at `secret_env.SECRET_DIR`."""
+    if not spec.secret_files:
+        return TMPFS
+    uid, gid = USER.split(":")
+    return {**TMPFS, secret_env.SECRET_DIR: SECRET_TMPFS.format(uid=uid, gid=gid)}
 
 
 def _archive(files: dict[str, bytes]) -> bytes:

@@ -153,7 +153,7 @@ class Executor:
             except SecretUnavailable as exc:
                 message = f"a secret attached to the script cannot be used: {exc}"
                 return store.Finish(ExecutionStatus.error, error_message=message)
-            spec = replace(spec, env=secrets, secret_values=list(secrets.values()))
+            spec = replace(spec, env=secrets.env, secret_files=secrets.files, secret_values=secrets.values())
         runner = self.runners.get(claim.runner)
         if runner is None:
             return store.Finish(

@@ -10,6 +10,10 @@ space, processes, file size, no core dumps), a scratch work directory removed af
 its HOME and TMPDIR), and a minimal environment: PATH (plus the directory of OpsCraft's Python,
 where pip-installed tools such as ansible-playbook live), the variables of `run_env` (HOME,
 Ansible's directories and interpreter, a UTF-8 locale).
+
+`file` secrets are written into a directory of their own (mode 0700, files 0400) on a tmpfs
+(`/dev/shm`, so they never reach a disk; the system temporary directory where there is none), named for
+the worker and removed with the run; a sweep after a crash removes what a killed worker left.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from opscraft.execution.commands import Command, build
@@ -49,6 +53,7 @@ DRAIN_SECONDS = 0.5
 STOP_GRACE_SECONDS = 5
 # How often to check whether the supervisor ended, where the kernel has no pidfd (Linux < 5.3).
 POLL_SECONDS = 0.1
+SECRET_TMPFS = Path("/dev/shm")  # noqa: S108 (a private mkdtemp directory inside it)
 
 
 def _search_path() -> str:
@@ -72,10 +77,18 @@ class LocalRunner:
         finds them through /proc (Linux), among the processes of the OpsCraft user.
         """
         marker = f"{RUN_MARKER}={self.worker_id}:".encode()
-        return _kill_marked(lambda item: item.startswith(marker))
+        killed = _kill_marked(lambda item: item.startswith(marker))
+        if SECRET_TMPFS.is_dir():
+            for left in SECRET_TMPFS.glob(f"{_secret_prefix(self.worker_id)}*"):
+                shutil.rmtree(left, ignore_errors=True)
+        return killed
 
     def run(self, spec: RunSpec, output: OutputSink, control: RunControl) -> RunResult:
-        command = build(spec)
+        with _secret_dir(spec, self.worker_id) as secret_dir:
+            return self._run(spec, output, control, secret_dir)
+
+    def _run(self, spec: RunSpec, output: OutputSink, control: RunControl, secret_dir: str) -> RunResult:
+        command = build(spec, secret_dir)
         path = _search_path()
         prlimit = _which("prlimit", path)
         if prlimit is None:
@@ -116,6 +129,29 @@ class LocalRunner:
 
 
 _found: dict[tuple[str, str], str | None] = {}
+
+
+def _secret_prefix(worker_id: str) -> str:
+    return f"opscraft-secrets-{worker_id}-"
+
+
+@contextlib.contextmanager
+def _secret_dir(spec: RunSpec, worker_id: str) -> Iterator[str]:
+    """A private directory holding the run's `file` secrets (0400), removed afterwards."""
+    if not spec.secret_files:
+        yield ""
+        return
+    base = SECRET_TMPFS if SECRET_TMPFS.is_dir() and os.access(SECRET_TMPFS, os.W_OK) else None
+    folder = Path(tempfile.mkdtemp(prefix=f"{_secret_prefix(worker_id)}{spec.execution_id}-", dir=base))
+    try:
+        for name, value in spec.secret_files.items():
+            target = folder / name
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+            with os.fdopen(fd, "wb") as file:
+                file.write(value.encode())
+        yield str(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _which(program: str, path: str) -> str | None:

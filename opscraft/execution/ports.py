@@ -10,6 +10,7 @@ run or a live line, never loses it (claims are conditional updates, output is st
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from opscraft.db.engine import Database
@@ -94,11 +95,24 @@ class SecretUnavailable(Exception):
     """An attached secret cannot be decrypted; the execution ends in `error` with this message."""
 
 
+@dataclass(frozen=True)
+class RunSecrets:
+    """A run's decrypted secrets: `env` NAME -> value as environment variables, `files` NAME ->
+    content written to a file in the run whose path is in the environment variable NAME."""
+
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    files: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def values(self) -> list[str]:
+        """Every plaintext value, for the masker."""
+        return [*self.env.values(), *self.files.values()]
+
+
 class SecretSource(Protocol):
     """Decrypts the secrets attached to a run's script (the vault, passed in by `lifecycle`)."""
 
-    async def for_execution(self, db: Database, execution_id: int) -> dict[str, str]:
-        """NAME -> plaintext for the run `execution_id`, each use audited with the execution id.
+    async def for_execution(self, db: Database, execution_id: int) -> RunSecrets:
+        """The plaintexts for the run `execution_id`, each use audited with the execution id.
 
         Runs on the worker's own event loop with its own `db`. Raises `SecretUnavailable`.
         """

@@ -39,6 +39,15 @@ class RunSpec:
     image: str | None = None
     terraform_action: str | None = None
     secret_values: list[str] = field(default_factory=list, repr=False)
+    # `file` secrets: NAME -> content, written by the runner into a tmpfs of the run (0400), NAME
+    # set to its path (see `commands.secret_file_env`).
+    secret_files: dict[str, str] = field(default_factory=dict, repr=False)
+    # Ansible: the inventory text, the SSH user and the name of the file secret with its key,
+    # and the run options (`--limit`, `--tags`, `--skip-tags`, `--check`, `--diff`).
+    inventory: str | None = None
+    ssh_user: str | None = None
+    ssh_key_secret: str | None = None
+    run_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.models.scripts import ScriptType
 from opscraft.db.models.workers import FINISHED_DETAIL_KEYS, finished_event
 from opscraft.db.types import utcnow
+from opscraft.execution import terraform_backend
 from opscraft.execution.events import LogEvent, StatusEvent
 from opscraft.execution.loop import WorkerLoop
 from opscraft.execution.spec import RunSpec
@@ -132,6 +133,7 @@ _CLAIM = (
         _E.runner,
         _E.parameters,
         _E.terraform_action,
+        _E.run_options,
         _E.cancel_requested,
         _E.image,
     )
@@ -201,18 +203,32 @@ def claim(conn: Connection, settings: Settings, worker_id: str, execution_id: in
     if row.runner == "local" and not settings.local_runner and not conn.execute(_LOCAL_ALLOWED).scalar():
         return replace(base, error="the local runner was disabled by an admin after this run was queued")
     run: dict[str, Any] = script.run_settings or {}
+    backend: dict[str, str] = {}
+    if script.script_type == ScriptType.terraform and settings.state_backend_url and settings.secret_key:
+        backend = terraform_backend.env(
+            settings.state_backend_url,
+            row.script_id,
+            terraform_backend.DEFAULT_WORKSPACE,
+            execution_id,
+            settings.secret_key,
+        )
     spec = RunSpec(
         execution_id=execution_id,
         script_type=str(script.script_type),
         content=script.content,
         parameters=dict(row.parameters),
-        env={},
+        env=backend,  # the backend password is a secret: it travels like one
+        secret_values=[backend["TF_HTTP_PASSWORD"]] if backend else [],
         timeout_seconds=min(int(run.get("timeout_seconds", 3600)), settings.max_timeout_seconds),
         memory_mb=int(run.get("memory_mb", 512)),
         cpus=float(run.get("cpus", 0.5)),
         network_enabled=bool(run.get("network_enabled", False)),
         image=row.image,
         terraform_action=row.terraform_action,
+        inventory=run.get("inventory"),
+        ssh_user=run.get("ssh_user"),
+        ssh_key_secret=run.get("ssh_key_secret"),
+        run_options=dict(row.run_options or {}),
     )
     return replace(base, spec=spec)
 

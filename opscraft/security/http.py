@@ -55,6 +55,9 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+RAW_JSON_PREFIX = "/api/v1/terraform/state/"
+
+
 def _header(scope: Scope, name: bytes) -> bytes | None:
     for key, value in scope.get("headers", []):
         if key.lower() == name:
@@ -147,7 +150,10 @@ class RequestLimitsMiddleware:
             more = message.get("more_body", False)
         body = b"".join(chunks)
         document: Any = None
-        if body and _is_json(_header(scope, b"content-type")):
+        # Terraform states are stored as sent, never parsed into objects by a route: they may be
+        # deeper and have more keys than any request body the API reads.
+        raw = scope["path"].startswith(RAW_JSON_PREFIX)
+        if body and _is_json(_header(scope, b"content-type")) and not raw:
             try:
                 document = json.loads(body)
                 depth, keys = _json_shape(document)

@@ -21,6 +21,7 @@ from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus, Trigg
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.workers import finished_event
 from opscraft.db.types import utcnow
+from opscraft.execution import ansible_options
 from opscraft.execution.client import ExecutionClient
 from opscraft.execution.events import Event
 from opscraft.services import app_settings, approvals, audit, notifications, parameters, secrets
@@ -29,7 +30,7 @@ from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Una
 from opscraft.services.permissions import Permission, can, require
 
 RUNNERS = ("docker", "local")
-TERRAFORM_ACTIONS = ("plan", "apply")
+TERRAFORM_ACTIONS = ("plan", "apply", "destroy")
 STATUS_ALIASES = {"pending": ExecutionStatus.queued}
 STATUS_FILTERS = [*STATUS_ALIASES, *(s.value for s in ExecutionStatus)]
 MAX_PAGE = 500
@@ -124,7 +125,7 @@ async def _choose_runner(session: AsyncSession, requested: str | None) -> str:
     return chosen
 
 
-def _terraform_action(script: Script, action: str | None) -> str | None:
+def _terraform_action(script: Script, action: str | None, confirm_destroy: bool) -> str | None:
     if script.script_type != ScriptType.terraform:
         if action is not None:
             raise Invalid(
@@ -135,10 +136,30 @@ def _terraform_action(script: Script, action: str | None) -> str | None:
     action = action or "plan"
     if action not in TERRAFORM_ACTIONS:
         raise Invalid(
-            "terraform_action must be 'plan' or 'apply'",
-            details=[{"field": "terraform_action", "message": "must be 'plan' or 'apply'"}],
+            "terraform_action must be 'plan', 'apply' or 'destroy'",
+            details=[{"field": "terraform_action", "message": "must be 'plan', 'apply' or 'destroy'"}],
+        )
+    if action == "destroy" and not confirm_destroy:
+        raise Invalid(
+            "destroy removes every resource the state holds: confirm it (confirm_destroy: true)",
+            details=[{"field": "confirm_destroy", "message": "must be true to destroy"}],
         )
     return action
+
+
+def _run_options(script: Script, options: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Ansible's `--limit`, `--tags`, `--skip-tags`, `--check`, `--diff` (see ansible_options)."""
+    if not options:
+        return None
+    if script.script_type != ScriptType.ansible:
+        raise Invalid(
+            "run_options apply only to ansible scripts: leave them out",
+            details=[{"field": "run_options", "message": "only for ansible scripts"}],
+        )
+    try:
+        return ansible_options.normalize(options) or None
+    except ansible_options.OptionError as exc:
+        raise Invalid(str(exc), details=[{"field": exc.field, "message": exc.message}]) from None
 
 
 async def create(
@@ -150,6 +171,8 @@ async def create(
     *,
     runner: str | None = None,
     trigger: Trigger = Trigger.api,
+    run_options: dict[str, Any] | None = None,
+    confirm_destroy: bool = False,
 ) -> Execution:
     """Queue a run of an active script with validated parameters; returns the `queued` row.
 
@@ -174,7 +197,8 @@ async def create(
     resolved = parameters.resolve(script.parameters, parameters_in)
     if resolved:
         await secrets.check_parameter_shadowing(session, script_id, resolved)
-    action = _terraform_action(script, terraform_action)
+    action = _terraform_action(script, terraform_action, confirm_destroy)
+    options = _run_options(script, run_options)
     chosen = await _choose_runner(session, runner)
     policy = await approvals.policy_for(session, script_id)
     execution = Execution(
@@ -184,6 +208,7 @@ async def create(
         script_type=script.script_type,
         parameters=resolved,
         terraform_action=action,
+        run_options=options,
         triggered_by=user.id,
         triggered_by_name=user.username,
         trigger=trigger.value,
@@ -208,6 +233,7 @@ async def create(
         runner=chosen,
         network_enabled=script.network_enabled,
         terraform_action=action,
+        run_options=options,
         parameters=sorted(resolved),
         trigger=trigger.value,
         awaiting_approval=policy is not None,

@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft import runtime
 from opscraft.config import ConfigError, Settings
 from opscraft.db.engine import Database
-from opscraft.db.models import AppSetting, Secret
+from opscraft.db.models import AppSetting, Secret, TerraformStateVersion
 from opscraft.db.types import utcnow
 from opscraft.security.vault import DecryptError, MasterKey, Sealed, Vault, load_master_key
 from opscraft.services import audit
@@ -44,6 +44,27 @@ def seal_into(vault: Vault, secret: Secret, value: str) -> None:
     box = vault.seal(value, secret_id=secret.id, name=secret.name)
     secret.ciphertext, secret.salt, secret.nonce = box.ciphertext, box.salt, box.nonce
     secret.key_version = vault.key_version
+
+
+def _state_aad_name(version: TerraformStateVersion) -> str:
+    # Not a secret name (those have no ':'): a sealed state never opens as a secret, nor the reverse.
+    return f"terraform-state:{version.state_id}:{version.number}"
+
+
+def reveal_state(vault: Vault, version: TerraformStateVersion) -> str:
+    """The plaintext Terraform state of `version`; `DecryptError` when it does not decrypt."""
+    assert version.id is not None
+    box = Sealed(version.ciphertext, version.salt, version.nonce)
+    name = _state_aad_name(version)
+    return vault.open(box, secret_id=version.id, name=name, key_version=version.key_version)
+
+
+def seal_state(vault: Vault, version: TerraformStateVersion, text: str) -> None:
+    """Encrypt the state `text` for the (already inserted) row `version`."""
+    assert version.id is not None
+    box = vault.seal(text, secret_id=version.id, name=_state_aad_name(version))
+    version.ciphertext, version.salt, version.nonce = box.ciphertext, box.salt, box.nonce
+    version.key_version = vault.key_version
 
 
 def _mismatch(master: MasterKey) -> ConfigError:
@@ -117,6 +138,18 @@ async def rotate(session: AsyncSession, old: Vault, new_key: MasterKey) -> tuple
             actor_name="cli",
             key_version=new.key_version,
         )
+    states = (
+        await session.exec(
+            select(TerraformStateVersion).order_by(col(TerraformStateVersion.id)).with_for_update()
+        )
+    ).all()
+    for version in states:  # Terraform states are sealed by the same vault
+        try:
+            text = reveal_state(old, version)
+        except DecryptError as exc:
+            await session.rollback()
+            raise Invalid(f"{exc}; nothing was rotated") from None
+        seal_state(new, version, text)
     state = await session.get(AppSetting, STATE_KEY)
     assert state is not None, "the vault is opened at start, which stores its state"
     state.value = _state(new)
@@ -130,6 +163,7 @@ async def rotate(session: AsyncSession, old: Vault, new_key: MasterKey) -> tuple
         actor_name="cli",
         key_version=new.key_version,
         secrets=len(rows),
+        terraform_states=len(states),
     )
     await session.commit()
     return new, len(rows)

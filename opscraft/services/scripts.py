@@ -21,10 +21,11 @@ from sqlmodel import delete as sql_delete
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
-from opscraft.db.models import Script, ScriptTag, ScriptVersion, User
+from opscraft.db.models import Script, ScriptTag, ScriptVersion, Secret, User
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
+from opscraft.db.models.secrets import SecretKind
 from opscraft.db.types import utcnow
-from opscraft.services import audit, conflicts, line_endings, parameters, script_checks
+from opscraft.services import audit, conflicts, inventories, line_endings, parameters, script_checks
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Invalid, NotFound
 from opscraft.services.line_endings import Notice
@@ -39,7 +40,17 @@ MAX_DESCRIPTION = 2000
 MAX_TAGS = 20
 MAX_TAG = 50
 MAX_NOTE = 500
-RUN_SETTINGS = ("timeout_seconds", "memory_mb", "cpus", "network_enabled", "max_concurrent")
+ANSIBLE_SETTINGS = ("inventory", "ssh_user", "ssh_key_secret")
+RUN_SETTINGS = (
+    "timeout_seconds",
+    "memory_mb",
+    "cpus",
+    "network_enabled",
+    "max_concurrent",
+    *ANSIBLE_SETTINGS,
+)
+SSH_USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
+SECRET_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 VERSIONED = ("script_type", "content", "parameters", *RUN_SETTINGS)
 Sort = Literal["name", "-name", "updated_at", "-updated_at"]
 # What `_check_tags` accepts, for the OpenAPI schema: no control character, not blank.
@@ -85,6 +96,25 @@ class _ScriptFields(BaseModel):
     cpus: float | None = Field(default=None, ge=0.1, le=64)
     network_enabled: bool | None = None
     max_concurrent: int | None = Field(default=None, ge=1, le=100)
+    inventory: str | None = Field(
+        default=None,
+        description="Ansible only: INI or YAML inventory (data only: no plugin, no script); "
+        "empty or null: localhost",
+        examples=["[web]\nweb1 ansible_host=192.0.2.10\n\n[web:vars]\nhttp_port=8080\n"],
+    )
+    ssh_user: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Ansible only: the SSH user name on the hosts",
+        json_schema_extra={"pattern": SSH_USER_RE.pattern},
+    )
+    ssh_key_secret: str | None = Field(
+        default=None,
+        max_length=128,
+        json_schema_extra={"pattern": SECRET_NAME_RE.pattern},
+        description="Ansible only: name of the `file` secret (attached to the script) "
+        "holding the SSH private key",
+    )
     change_note: Text = Field(default="", max_length=MAX_NOTE)
     acknowledge_risks: bool = Field(
         default=False, description="Required (true) to save content with dangerous-pattern findings."
@@ -103,6 +133,27 @@ class _ScriptFields(BaseModel):
                 "must be 1-128 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
             )
         return value
+
+    @field_validator("ssh_user")
+    @classmethod
+    def _ssh_user(cls, value: str | None) -> str | None:
+        if value and not SSH_USER_RE.match(value):
+            raise ValueError(
+                "must be a user name: letters, digits, '_', '.', '@' or '-', not starting with '-'"
+            )
+        return value or None
+
+    @field_validator("ssh_key_secret")
+    @classmethod
+    def _ssh_key_secret(cls, value: str | None) -> str | None:
+        if value and not SECRET_NAME_RE.match(value):
+            raise ValueError("must be the name of a secret")
+        return value or None
+
+    @field_validator("inventory")
+    @classmethod
+    def _inventory(cls, value: str | None) -> str | None:
+        return value if value and value.strip() else None
 
     @field_validator("version")
     @classmethod
@@ -470,6 +521,7 @@ async def create(session: AsyncSession, actor: Actor, data: ScriptCreate | Mappi
     values = body.model_dump(exclude={"parameters", "change_note", "acknowledge_risks"}, exclude_none=True)
     if values.get("timeout_seconds"):
         _check_timeout(values["timeout_seconds"])
+    await _check_ansible_settings(session, body.script_type, values, set(values))
     values["content"] = checked.content
     script = Script(
         **values,
@@ -490,6 +542,31 @@ async def create(session: AsyncSession, actor: Actor, data: ScriptCreate | Mappi
     _audit_findings(session, actor, script, checked.checks.findings)
     await session.commit()
     return checked.saved(script)
+
+
+async def _check_ansible_settings(
+    session: AsyncSession, script_type: ScriptType, values: Mapping[str, Any], changed: set[str]
+) -> None:
+    """Inventory and SSH credential: Ansible scripts only; the inventory is data that
+    `ansible-inventory` parses (checked when it changed); the key is a `file` secret."""
+    given = [key for key in ANSIBLE_SETTINGS if values.get(key)]
+    if given and script_type != ScriptType.ansible:
+        raise Invalid(
+            f"{given[0]} applies only to ansible scripts: leave it out",
+            details=[{"field": key, "message": "only for ansible scripts"} for key in given],
+        )
+    if values.get("inventory") and "inventory" in changed:
+        await inventories.validate(values["inventory"])
+    key_name = values.get("ssh_key_secret")
+    if key_name and "ssh_key_secret" in changed:
+        kind = (await session.exec(select(Secret.kind).where(col(Secret.name) == key_name))).first()
+        if kind != SecretKind.file:
+            message = "no such secret" if kind is None else "must be a secret of kind file"
+            raise Invalid(
+                f"ssh_key_secret: {message}: create a file secret holding the private key, attach it "
+                "to the script and name it here",
+                details=[{"field": "ssh_key_secret", "message": message}],
+            )
 
 
 def _check_timeout(seconds: int) -> None:
@@ -524,10 +601,16 @@ async def update(
     changes = body.model_dump(
         exclude_unset=True, exclude={"base_version", "change_note", "acknowledge_risks"}
     )
-    nullable = {"max_concurrent"}
+    nullable = {"max_concurrent", *ANSIBLE_SETTINGS}
     changes = {k: v for k, v in changes.items() if v is not None or k in nullable}
     if "timeout_seconds" in changes:
         _check_timeout(changes["timeout_seconds"])
+    if changes.keys() & {"script_type", *ANSIBLE_SETTINGS}:
+        effective = {key: changes.get(key, getattr(script, key)) for key in ANSIBLE_SETTINGS}
+        changed_keys = {k for k in changes if changes[k] != getattr(script, k)}
+        await _check_ansible_settings(
+            session, changes.get("script_type", script.script_type), effective, changed_keys
+        )
     checked: _Checked | None = None
     acknowledged: list[Finding] = []
     if changes.keys() & {"content", "script_type", "parameters"}:

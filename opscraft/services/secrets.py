@@ -19,9 +19,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.engine import Database
 from opscraft.db.models import AuditEvent, Execution, Script, ScriptSecret, Secret, User
+from opscraft.db.models.secrets import SecretKind
 from opscraft.db.types import utcnow
 from opscraft.execution import param_env
-from opscraft.execution.ports import SecretUnavailable
+from opscraft.execution.ports import RunSecrets, SecretUnavailable
 from opscraft.security.vault import DecryptError, Vault
 from opscraft.services import audit, conflicts, keyring, partial, scripts
 from opscraft.services.actor import Actor
@@ -65,6 +66,11 @@ class SecretCreate(BaseModel):
     value: Text = Field(examples=["super_secret_password"], json_schema_extra=VALUE_SCHEMA)
     description: Text = Field(
         default="", max_length=MAX_DESCRIPTION, examples=["Production database password"]
+    )
+    kind: SecretKind = Field(
+        default=SecretKind.env,
+        description="env: the value in the environment variable NAME; file: the value written to "
+        "a file in the run (tmpfs, mode 0400) whose path is in NAME (SSH key, kubeconfig, ...)",
     )
 
     @field_validator("name")
@@ -217,6 +223,7 @@ async def create(session: AsyncSession, actor: Actor, data: SecretCreate | Mappi
     secret = Secret(
         name=body.name,
         description=body.description,
+        kind=body.kind.value,
         ciphertext=b"",
         salt=b"",
         nonce=b"",
@@ -226,7 +233,7 @@ async def create(session: AsyncSession, actor: Actor, data: SecretCreate | Mappi
     session.add(secret)
     await conflicts.flush(session, {"secrets.name": f"a secret named {body.name} already exists"})
     keyring.seal_into(keyring.current_vault(), secret, body.value)
-    audit.record(session, actor, "secret.create", TARGET, secret.id, name=secret.name)
+    audit.record(session, actor, "secret.create", TARGET, secret.id, name=secret.name, kind=secret.kind)
     await session.commit()
     return (await _infos(session, [secret]))[0]
 
@@ -373,7 +380,7 @@ class VaultSecretSource:
 
     vault: Vault
 
-    async def for_execution(self, db: Database, execution_id: int) -> dict[str, str]:
+    async def for_execution(self, db: Database, execution_id: int) -> RunSecrets:
         async with db.session() as session:
             execution = await session.get(Execution, execution_id)
             if execution is None:
@@ -381,8 +388,8 @@ class VaultSecretSource:
             return await inject_for_execution(session, execution, self.vault)
 
 
-async def inject_for_execution(session: AsyncSession, execution: Execution, vault: Vault) -> dict[str, str]:
-    """Decrypt the secrets attached to the execution's script, as NAME -> value.
+async def inject_for_execution(session: AsyncSession, execution: Execution, vault: Vault) -> RunSecrets:
+    """Decrypt the secrets attached to the execution's script, NAME -> value per kind.
 
     Each injection is audited with the execution id (as the user who started the run) and
     updates `last_used_at`; all of it is committed together. A secret that does not decrypt
@@ -400,8 +407,9 @@ async def inject_for_execution(session: AsyncSession, execution: Execution, vaul
     ).all()
     user = await session.get(User, execution.triggered_by) if execution.triggered_by else None
     actor = Actor(user)
-    values: dict[str, str] = {}
+    found = RunSecrets()
     for secret in rows:
+        values = found.files if secret.kind == SecretKind.file else found.env
         try:
             values[secret.name] = keyring.reveal(vault, secret)
         except DecryptError as exc:
@@ -432,4 +440,4 @@ async def inject_for_execution(session: AsyncSession, execution: Execution, vaul
             script_id=script_id,
         )
     await session.commit()
-    return values
+    return found

@@ -22,7 +22,7 @@ from opscraft.ui.layout import guard, notify_error, run_action
 from opscraft.ui.script_tabs import script_action
 from opscraft.ui.widgets import call
 
-TERRAFORM_ACTIONS = {"plan": "Plan (no changes)", "apply": "Apply (-auto-approve)"}
+TERRAFORM_ACTIONS = {"plan": "Plan (no changes)", "apply": "Apply (-auto-approve)", "destroy": "Destroy"}
 
 
 def _validator(spec: dict[str, Any]) -> Any:
@@ -152,11 +152,14 @@ async def open_dialog(actor: Actor, script_id: int) -> None:
             action = ui.toggle(TERRAFORM_ACTIONS, value="plan").props(
                 'no-caps data-testid="terraform-action"'
             )
+        options = _ansible_options(script) if script.script_type == ScriptType.ansible else None
         runner = _runner_choice(runners)
 
         async def submit() -> None:
             current = await guard(Permission.execute_scripts)
             if current is None:
+                return
+            if action is not None and action.value == "destroy" and not await _confirm_destroy(script.name):
                 return
             invalid = [
                 name for name, el in fields.items() if isinstance(el, ValidationElement) and not el.validate()
@@ -174,6 +177,8 @@ async def open_dialog(actor: Actor, script_id: int) -> None:
                     terraform_action=action.value if action else None,
                     runner=runner.value if runner else None,
                     trigger=executions.Trigger.ui,
+                    run_options=_option_values(options) if options else None,
+                    confirm_destroy=action is not None and action.value == "destroy",
                 )
             except ServiceError as exc:
                 _show_field_errors(fields, exc)
@@ -199,6 +204,48 @@ async def open_dialog(actor: Actor, script_id: int) -> None:
 def run_draft_key(script_id: int) -> str:
     """The browser-tab draft of a script's run form (see `ui.drafts`)."""
     return f"run:{script_id}"
+
+
+def _ansible_options(script: Script) -> dict[str, Any]:
+    """Ansible's run options; a notice when the playbook targets hosts without the network."""
+    ui.label("Ansible options").classes("text-subtitle2 text-grey-8 mt-2")
+    if script.inventory and not script.network_enabled:
+        ui.label(
+            "This playbook targets hosts from its inventory, but the script's network is off: "
+            "in Docker the run cannot reach them. An operator can enable Network in the script's settings."
+        ).classes("text-caption text-warning").props('data-testid="ansible-network-notice"')
+    with ui.row().classes("w-full gap-2"):
+        limit = ui.input("Limit (host pattern)").props('outlined dense data-testid="ansible-limit"')
+        tags = ui.input("Tags (comma-separated)").props('outlined dense data-testid="ansible-tags"')
+    with ui.row().classes("gap-4"):
+        check = ui.checkbox("Check (dry run)").props('data-testid="ansible-check"')
+        diff = ui.checkbox("Diff").props('data-testid="ansible-diff"')
+    return {"limit": limit, "tags": tags, "check": check, "diff": diff}
+
+
+def _option_values(options: dict[str, Any]) -> dict[str, Any] | None:
+    values = {
+        "limit": (options["limit"].value or "").strip() or None,
+        "tags": (options["tags"].value or "").strip() or None,
+        "check": bool(options["check"].value),
+        "diff": bool(options["diff"].value),
+    }
+    return {k: v for k, v in values.items() if v} or None
+
+
+async def _confirm_destroy(name: str) -> bool:
+    """Destroy always asks: it removes every resource the state holds."""
+    with ui.dialog() as confirm, ui.card():
+        ui.label(f"Destroy every resource of {name}?").classes("text-h6")
+        ui.label("terraform destroy removes everything this script's state holds.").classes("text-grey-8")
+        with ui.row().classes("w-full justify-end gap-2"):
+            ui.button("Cancel", on_click=lambda: confirm.submit(False)).props("flat no-caps")
+            ui.button("Destroy", on_click=lambda: confirm.submit(True)).props(
+                'no-caps unelevated color=negative data-testid="confirm-destroy"'
+            )
+    answer = await confirm
+    confirm.delete()
+    return bool(answer)
 
 
 @script_action("execute")

@@ -265,6 +265,21 @@ class ScriptForm:
         self.network = ui.switch("Network access", value=s.network_enabled if s else False).props(
             'data-testid="network"'
         )
+        with ui.column().classes("w-full gap-1") as ansible_hosts:
+            ui.label("Ansible hosts (empty inventory: localhost)").classes("text-subtitle2 mt-2")
+            self.inventory = (
+                ui.textarea("Inventory (INI or YAML; host and group variables included)")
+                .props('outlined autogrow input-class="font-mono" data-testid="inventory"')
+                .classes("w-full")
+            )
+            self.inventory.value = (s.inventory or "") if s else ""
+            self.ssh_user = ui.input("SSH user", value=(s.ssh_user or "") if s else "").props(
+                'outlined dense data-testid="ssh-user"'
+            )
+            self.ssh_key_secret = ui.input(
+                "SSH key: name of an attached file secret", value=(s.ssh_key_secret or "") if s else ""
+            ).props('outlined dense data-testid="ssh-key-secret"')
+        ansible_hosts.bind_visibility_from(self.script_type, "value", value="ansible")
         self.change_note = ui.input("Change note (optional)").props(
             'outlined dense data-testid="change-note"'
         )
@@ -292,6 +307,10 @@ class ScriptForm:
             "max_concurrent": self.max_concurrent.value,
             "network_enabled": bool(self.network.value),
         }
+        if self.script_type.value == "ansible":
+            body["inventory"] = self.inventory.value or None
+            body["ssh_user"] = (self.ssh_user.value or "").strip() or None
+            body["ssh_key_secret"] = (self.ssh_key_secret.value or "").strip() or None
         return body
 
     def _set_dirty(self, dirty: bool) -> None:

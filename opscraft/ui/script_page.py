@@ -12,6 +12,7 @@ from typing import Any
 from nicegui import ui
 
 from opscraft.db.models import Script
+from opscraft.db.models.scripts import ScriptType
 from opscraft.services import scripts
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, ServiceError
@@ -45,6 +46,7 @@ SETTING_LABELS = {
     "network_enabled": "Network access",
     "max_concurrent": "Max concurrent runs",
 }
+ANSIBLE_LABELS = {"ssh_user": "SSH user", "ssh_key_secret": "SSH key (file secret)"}
 
 
 def _overview(script: Script) -> None:
@@ -75,10 +77,18 @@ def _overview(script: Script) -> None:
         ui.label("Run settings").classes("text-subtitle1 font-medium")
         with ui.grid(columns=2).classes("gap-x-8 gap-y-1").props('data-testid="run-settings"'):
             for key in RUN_SETTINGS:
+                if key not in SETTING_LABELS:
+                    continue
                 value = getattr(script, key)
                 ui.label(SETTING_LABELS[key]).classes("text-grey-7")
                 shown = ("on" if value else "off") if isinstance(value, bool) else value or "no limit"
                 ui.label(str(shown))
+            if script.script_type == ScriptType.ansible:
+                ui.label("Inventory").classes("text-grey-7")
+                ui.label("from the script" if script.inventory else "localhost")
+                for key, label in ANSIBLE_LABELS.items():
+                    ui.label(label).classes("text-grey-7")
+                    ui.label(getattr(script, key) or "none")
             ui.label("Created").classes("text-grey-7")
             ui.label(format_time(script.created_at))
             ui.label("Updated").classes("text-grey-7")

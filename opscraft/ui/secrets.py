@@ -223,7 +223,14 @@ class SecretsView(PagedTable):
             name = text_input(
                 "Name (environment variable, e.g. DATABASE_PASSWORD)", "create-name", autofocus=True
             )
-            value = SecretValueField("Value", "create-value")
+            kind = ui.toggle(
+                {"env": "Environment variable", "file": "File (key, kubeconfig, ...)"}, value="env"
+            ).props('no-caps data-testid="create-kind"')
+            value = SecretValueField("Value (several lines are kept as they are)", "create-value")
+            ui.label(
+                "A file secret is written into the run (mode 0400, removed afterwards); the variable "
+                "holds its path."
+            ).classes("text-caption text-grey-7").bind_visibility_from(kind, "value", value="file")
             description = text_input("Description", "create-description")
             draft.field("name", name)
             draft.field("description", description)
@@ -235,8 +242,9 @@ class SecretsView(PagedTable):
             def body() -> dict[str, Any]:
                 return {
                     "name": (name.value or "").strip(),
-                    "value": value.value,
+                    "value": value.value or "",
                     "description": (description.value or "").strip(),
+                    "kind": kind.value,
                 }
 
             dialog_buttons(

@@ -87,7 +87,7 @@ def test_a_schema_saved_before_the_rule_is_refused_at_run() -> None:
     assert exc.value.details[0]["field"] == "parameters.BASH_ENV"
     spec = RunSpec(1, "bash", "echo hi\n", {"BASH_ENV": "$(id)"}, {}, 10, 64, 1.0, False)
     with pytest.raises(RunnerError, match="parameter BASH_ENV cannot be used: bash reads BASH_ENV"):
-        build(spec)
+        build(spec, "")
 
 
 def test_ansible_extra_vars_tag_every_string_unsafe() -> None:
@@ -219,7 +219,7 @@ output "tags" {
 def _terraform(tmp_path: Path, parameters: dict[str, Any]) -> subprocess.CompletedProcess[str]:
     """Run the command `build` makes for an apply, with the real Terraform, in `tmp_path`."""
     spec = RunSpec(1, "terraform", MAIN_TF, parameters, {}, 60, 256, 1.0, False, terraform_action="apply")
-    command = build(spec)
+    command = build(spec, "")
     for name, data in command.files.items():
         (tmp_path / name).write_bytes(data)
     env = {

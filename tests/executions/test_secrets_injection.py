@@ -156,7 +156,7 @@ def test_run_spec_and_command_do_not_show_values_in_repr() -> None:
         network_enabled=False,
         secret_values=[VALUE],
     )
-    assert VALUE not in repr(spec) and VALUE not in repr(build(spec))
+    assert VALUE not in repr(spec) and VALUE not in repr(build(spec, "/run/s"))
 
 
 async def test_docker_gets_secrets_on_stdin_not_in_its_stored_config(

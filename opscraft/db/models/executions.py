@@ -64,6 +64,8 @@ class Execution(SQLModel, table=True):
     status: ExecutionStatus = Field(default=ExecutionStatus.queued, max_length=16)
     parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     terraform_action: str | None = Field(default=None, max_length=16)
+    # Ansible run options ({"limit", "tags", "skip_tags", "check", "diff"}), validated at start.
+    run_options: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     triggered_by: int | None = Field(default=None, foreign_key="users.id", index=True, ondelete="SET NULL")
     # The username at the time of the run: history stays readable after the user is deleted.
     triggered_by_name: str | None = Field(default=None, max_length=64)

@@ -72,6 +72,11 @@ class Script(SQLModel, table=True):
     cpus: float = Field(default=0.5)
     network_enabled: bool = Field(default=False)
     max_concurrent: int | None = Field(default=None)
+    # Ansible only: the inventory (INI or YAML text) and the SSH credential (user name, and the
+    # name of an attached `file` secret holding the private key). None: localhost.
+    inventory: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    ssh_user: str | None = Field(default=None, max_length=64)
+    ssh_key_secret: str | None = Field(default=None, max_length=128)
     current_version: int = Field(default=1)
     created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     updated_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")

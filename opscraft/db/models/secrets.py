@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import Column, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 from opscraft.db.types import UTCDateTime, utcnow
+
+
+class SecretKind(StrEnum):
+    """How a run receives the value: as an environment variable, or as a file (SSH key,
+    kubeconfig, credentials JSON, CA bundle) whose path is in the environment variable."""
+
+    env = "env"
+    file = "file"
 
 
 class Secret(SQLModel, table=True):
@@ -20,6 +29,7 @@ class Secret(SQLModel, table=True):
     salt: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     key_version: int = Field(default=1)
+    kind: str = Field(default=SecretKind.env.value, max_length=8)  # a SecretKind value
     created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     updated_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

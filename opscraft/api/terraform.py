@@ -1,0 +1,250 @@
+"""Terraform state: the HTTP backend runs use (`/api/v1/terraform/state/...`, per-run Basic
+credentials) and the operators' routes under `/api/v1/scripts/{id}/terraform/states`."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.schemas import AUTHED, IdPath, error_responses
+from opscraft.db.models import Execution, TerraformState, TerraformStateVersion
+from opscraft.services import terraform_state
+from opscraft.services.terraform_state import Locked
+
+router = APIRouter(tags=["terraform"])
+BACKEND = "/api/v1/terraform/state/{script_id}/{workspace}"
+STATES = "/api/v1/scripts/{script_id}/terraform/states"
+Workspace = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+LOCKED = {423: {"description": "Locked by another run: the body is the holder's lock info (JSON)"}}
+BACKEND_ERRORS = {**error_responses(401, 403, 422), **LOCKED}
+
+
+def _basic(request: Request) -> tuple[str | None, str | None]:
+    header = request.headers.get("authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None, None
+    try:
+        user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None, None
+    return user, password
+
+
+async def _run(request: Request, session: Session, script_id: int) -> Execution:
+    user, password = _basic(request)
+    return await terraform_state.authenticate_run(session, script_id, user, password)
+
+
+def _locked(exc: Locked) -> JSONResponse:
+    return JSONResponse(exc.info, status_code=423)
+
+
+@router.get(
+    BACKEND,
+    summary="Backend: the current state (runs only)",
+    responses={**BACKEND_ERRORS, 204: {"description": "No state yet"}},
+)
+async def backend_get(
+    request: Request, session: Session, script_id: IdPath, workspace: Workspace
+) -> Response:
+    run = await _run(request, session, script_id)
+    text = await terraform_state.read(session, run, workspace)
+    if text is None:
+        return Response(status_code=204)
+    return Response(text, media_type="application/json")
+
+
+@router.post(BACKEND, summary="Backend: store a new state version (runs only)", responses=BACKEND_ERRORS)
+async def backend_post(
+    request: Request, session: Session, script_id: IdPath, workspace: Workspace, ID: str | None = None
+) -> Response:
+    run = await _run(request, session, script_id)
+    body = await request.body()
+    try:
+        await terraform_state.write(session, run, workspace, body.decode(), ID)
+    except UnicodeDecodeError:
+        return JSONResponse({"detail": "the state must be UTF-8 JSON", "errors": []}, status_code=422)
+    except Locked as exc:
+        return _locked(exc)
+    return Response(status_code=200)
+
+
+@router.delete(
+    BACKEND, summary="Backend: purge the state (versions are kept; runs only)", responses=BACKEND_ERRORS
+)
+async def backend_delete(
+    request: Request, session: Session, script_id: IdPath, workspace: Workspace, ID: str | None = None
+) -> Response:
+    run = await _run(request, session, script_id)
+    try:
+        await terraform_state.purge(session, run, workspace, ID)
+    except Locked as exc:
+        return _locked(exc)
+    return Response(status_code=200)
+
+
+@router.api_route(
+    f"{BACKEND}/lock",
+    methods=["LOCK"],
+    summary="Backend: take the lock (runs only)",
+    responses=BACKEND_ERRORS,
+)
+async def backend_lock(
+    request: Request, session: Session, script_id: IdPath, workspace: Workspace
+) -> Response:
+    run = await _run(request, session, script_id)
+    try:
+        info = await terraform_state.lock(session, run, workspace, await request.body())
+    except Locked as exc:
+        return _locked(exc)
+    return Response(json.dumps(info), media_type="application/json")
+
+
+@router.api_route(
+    f"{BACKEND}/lock",
+    methods=["UNLOCK"],
+    summary="Backend: release the lock (runs only)",
+    responses=BACKEND_ERRORS,
+)
+async def backend_unlock(
+    request: Request, session: Session, script_id: IdPath, workspace: Workspace
+) -> Response:
+    run = await _run(request, session, script_id)
+    try:
+        await terraform_state.unlock(session, run, workspace, await request.body())
+    except Locked as exc:
+        return _locked(exc)
+    return Response(status_code=200)
+
+
+class StateOut(BaseModel):
+    id: int
+    script_id: int
+    workspace: str
+    current_version: int
+    locked: bool
+    locked_by_execution: int | None
+    locked_at: datetime | None
+    lock_info: dict[str, object] | None
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, state: TerraformState) -> StateOut:
+        assert state.id is not None
+        return cls(
+            id=state.id,
+            script_id=state.script_id,
+            workspace=state.workspace,
+            current_version=state.current_version,
+            locked=state.lock_id is not None,
+            locked_by_execution=state.locked_by_execution,
+            locked_at=state.locked_at,
+            lock_info=state.lock_info,
+            updated_at=state.updated_at,
+        )
+
+
+class StateVersionOut(BaseModel):
+    number: int
+    serial: int | None
+    lineage: str | None
+    size_bytes: int
+    sha256: str
+    execution_id: int | None
+    created_by: int | None
+    note: str
+    created_at: datetime
+    current: bool
+
+    @classmethod
+    def of(cls, version: TerraformStateVersion, current: int) -> StateVersionOut:
+        fields = version.model_dump(include=set(cls.model_fields) - {"current"})
+        return cls(**fields, current=version.number == current)
+
+
+class StateVersionsOut(BaseModel):
+    state: StateOut
+    versions: list[StateVersionOut]
+
+
+class RolledBack(BaseModel):
+    version: int
+
+
+@router.get(
+    STATES,
+    response_model=list[StateOut],
+    summary="A script's Terraform states (operators)",
+    responses=error_responses(*AUTHED, 404),
+)
+async def list_states(session: Session, actor: CurrentActor, script_id: IdPath) -> list[StateOut]:
+    return [StateOut.of(s) for s in await terraform_state.list_states(session, actor, script_id)]
+
+
+@router.get(
+    f"{STATES}/{{workspace}}/versions",
+    response_model=StateVersionsOut,
+    summary="Every version of a state, newest first (operators)",
+    responses=error_responses(*AUTHED, 404),
+)
+async def list_versions(
+    session: Session, actor: CurrentActor, script_id: IdPath, workspace: Workspace
+) -> StateVersionsOut:
+    state, versions = await terraform_state.list_versions(session, actor, script_id, workspace)
+    return StateVersionsOut(
+        state=StateOut.of(state), versions=[StateVersionOut.of(v, state.current_version) for v in versions]
+    )
+
+
+@router.get(
+    f"{STATES}/{{workspace}}/versions/{{number}}",
+    summary="Download a state version (operators, audited)",
+    responses=error_responses(*AUTHED, 404),
+)
+async def download(
+    session: Session, actor: CurrentActor, script_id: IdPath, workspace: Workspace, number: VersionNumber
+) -> Response:
+    text = await terraform_state.download(session, actor, script_id, workspace, number)
+    filename = f"terraform-{script_id}-{workspace}-v{number}.tfstate"
+    return Response(
+        text,
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.post(
+    f"{STATES}/{{workspace}}/versions/{{number}}/rollback",
+    response_model=RolledBack,
+    summary="Make a version current again, as a new version (operators)",
+    responses=error_responses(*AUTHED, 404, 409),
+)
+async def rollback(
+    session: Session, actor: CurrentActor, script_id: IdPath, workspace: Workspace, number: VersionNumber
+) -> RolledBack:
+    return RolledBack(version=await terraform_state.rollback(session, actor, script_id, workspace, number))
+
+
+@router.delete(
+    f"{STATES}/{{workspace}}/lock",
+    status_code=204,
+    summary="Break the lock a crashed run left (admins, audited)",
+    responses=error_responses(*AUTHED, 404, 409),
+)
+async def break_lock(
+    session: Session, actor: CurrentActor, script_id: IdPath, workspace: Workspace
+) -> Response:
+    await terraform_state.break_lock(session, actor, script_id, workspace)
+    return Response(status_code=204)

@@ -1,0 +1,107 @@
+"""Ansible run options (`--limit`, `--tags`, `--skip-tags`, `--check`, `--diff`) as argv items.
+
+Whoever starts a run (a viewer may) picks these, so each value is checked against the form
+Ansible documents for it and handed over as one `--option=value` argv item: no shell sees it,
+and a value can never become another option. Sources: `ansible-playbook --help` and Ansible's
+"Patterns: targeting hosts and groups" (host patterns: names, groups, `all`, `*` and `?`
+wildcards, `[1:3]` ranges, `:`/`,` unions, `:&` intersections, `:!` exclusions, `~regex`).
+A limit starting with `@` would make Ansible read a file of host names, one starting with `-`
+looks like an option: both are refused.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+MAX_LIMIT = 512
+MAX_TAGS = 50
+MAX_TAG = 64
+# A host pattern: no white space, no quote, no shell or template syntax; '@' and '-' not first.
+LIMIT_RE = re.compile(r"^[A-Za-z0-9_.*?~\[\]:!&,^$|()+\\/=%-]+$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+FLAGS = ("check", "diff")
+KEYS = ("limit", "tags", "skip_tags", *FLAGS)
+
+
+class OptionError(ValueError):
+    """An option is not valid: `field` names it (e.g. `run_options.limit`), the message says why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def normalize(options: dict[str, Any] | None) -> dict[str, Any]:
+    """The options in canonical form: `{"limit": str, "tags": [str], "skip_tags": [str],
+    "check": bool, "diff": bool}`, unset ones left out. Raises `OptionError` for the first bad one."""
+    if not options:
+        return {}
+    if not isinstance(options, dict):
+        raise OptionError("run_options", "must be an object")
+    unknown = sorted(set(options) - set(KEYS))
+    if unknown:
+        raise OptionError(f"run_options.{unknown[0]}", f"unknown option: use one of {', '.join(KEYS)}")
+    found: dict[str, Any] = {}
+    limit = options.get("limit")
+    if limit not in (None, ""):
+        found["limit"] = _limit(limit)
+    for key in ("tags", "skip_tags"):
+        value = options.get(key)
+        if value not in (None, "", []):
+            found[key] = _tags(key, value)
+    for key in FLAGS:
+        value = options.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, bool):
+            raise OptionError(f"run_options.{key}", "must be true or false")
+        if value:
+            found[key] = True
+    return found
+
+
+def _limit(value: Any) -> str:
+    field = "run_options.limit"
+    if not isinstance(value, str):
+        raise OptionError(field, "must be a host pattern (text)")
+    if len(value) > MAX_LIMIT:
+        raise OptionError(field, f"must be at most {MAX_LIMIT} characters")
+    if value[0] in "-@":
+        raise OptionError(field, "must not start with '-' or '@' (an option, or a file of host names)")
+    if not LIMIT_RE.match(value):
+        raise OptionError(
+            field, "must be an Ansible host pattern: names, groups, wildcards, ':', ',', '&', '!', '~'"
+        )
+    return value
+
+
+def _tags(key: str, value: Any) -> list[str]:
+    field = f"run_options.{key}"
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise OptionError(field, "must be a list of tag names (or one comma-separated text)")
+    tags = [item.strip() for item in items if item.strip()]
+    if len(tags) > MAX_TAGS:
+        raise OptionError(field, f"at most {MAX_TAGS} tags")
+    for tag in tags:
+        if len(tag) > MAX_TAG or not TAG_RE.match(tag):
+            raise OptionError(
+                field, f"each tag must be 1-{MAX_TAG} letters, digits, '_', '.' or '-', not starting with '-'"
+            )
+    return list(dict.fromkeys(tags))
+
+
+def argv(options: dict[str, Any]) -> list[str]:
+    """`ansible-playbook` arguments for already normalized options, one item per option."""
+    checked = normalize(options)
+    items = []
+    if "limit" in checked:
+        items.append(f"--limit={checked['limit']}")
+    if "tags" in checked:
+        items.append(f"--tags={','.join(checked['tags'])}")
+    if "skip_tags" in checked:
+        items.append(f"--skip-tags={','.join(checked['skip_tags'])}")
+    items += [f"--{key}" for key in FLAGS if checked.get(key)]
+    return items

@@ -1,0 +1,109 @@
+"""Ansible inventories of scripts: INI or YAML text, checked at save with `ansible-inventory --list`.
+
+An inventory source can run code on the machine that reads it: an executable file is run as an
+inventory script, and a YAML file with a `plugin:` key loads an inventory plugin (`constructed`
+templates values, cloud plugins call out, `script` runs commands). So only data is accepted:
+the check runs `ansible-inventory` with the `yaml` and `ini` plugins only
+(`ANSIBLE_INVENTORY_ENABLED`, which the runs use too), on a non-executable file, with a minimal
+environment and no configuration file, and a YAML document with a `plugin` key is refused
+before any tool sees it. `ansible-inventory --list` does not template variables (a value such
+as `{{ lookup('pipe', 'id') }}` is listed as that text); templating happens in the run, like
+the playbook's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from opscraft.execution.commands import INVENTORY_FILE, INVENTORY_PLUGINS
+from opscraft.services.errors import Invalid
+from opscraft.services.linters import find_tool
+
+MAX_INVENTORY_BYTES = 64 * 1024
+TIMEOUT_SECONDS = 60.0
+FIELD = "inventory"
+
+
+def _invalid(message: str) -> Invalid:
+    return Invalid(f"{FIELD}: {message}", details=[{"field": FIELD, "message": message}])
+
+
+def _refuse_plugin_form(text: str) -> None:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return  # not YAML: INI, checked by ansible-inventory
+    if isinstance(data, dict) and "plugin" in data:
+        raise _invalid(
+            "inventory plugin configurations (a 'plugin:' key) are not accepted, they can run code "
+            "on the server: write the hosts and groups as YAML or INI data"
+        )
+
+
+async def validate(text: str) -> list[str]:
+    """The host names of the inventory `text`, sorted; `Invalid` (field `inventory`) naming what to
+    fix when it is too large, holds NUL, is a plugin configuration or does not parse as an INI or
+    YAML inventory. Without `ansible-inventory` on this machine, only the plugin form is checked
+    and the result is empty."""
+    if "\x00" in text:
+        raise _invalid("must not contain NUL characters")
+    if len(text.encode()) > MAX_INVENTORY_BYTES:
+        raise _invalid(f"must be at most {MAX_INVENTORY_BYTES // 1024} KiB")
+    if not text.strip():
+        raise _invalid("must not be blank: write the hosts, or leave the inventory out (localhost)")
+    _refuse_plugin_form(text)
+    tool = find_tool("ansible-inventory")
+    if tool is None:
+        return []
+    with tempfile.TemporaryDirectory(prefix="opscraft-inventory-") as scratch:
+        folder = Path(scratch)
+        (folder / INVENTORY_FILE).write_text(text, encoding="utf-8")
+        (folder / INVENTORY_FILE).chmod(0o600)
+        code, out, err = await _run([tool, "-i", INVENTORY_FILE, "--list"], folder)
+    if code != 0:
+        lines = [line.strip() for line in err.splitlines() if line.strip()]
+        detail = next((line for line in lines if "ERROR" in line or "Unable to parse" in line), "")
+        reason = detail.replace(str(folder) + "/", "")[:300] if detail else "see the inventory format"
+        raise _invalid(f"is not a valid INI or YAML inventory ({reason})")
+    listing = json.loads(out)
+    return sorted(listing.get("_meta", {}).get("hostvars", {}))
+
+
+async def _run(argv: list[str], folder: Path) -> tuple[int, str, str]:
+    env = {
+        "PATH": f"{Path(argv[0]).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(folder),
+        "LC_ALL": "C.UTF-8",
+        "ANSIBLE_CONFIG": str(folder / "ansible.cfg"),  # absent: no configuration file is read
+        "ANSIBLE_HOME": str(folder / ".ansible"),
+        "ANSIBLE_LOCAL_TEMP": str(folder / ".ansible" / "tmp"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_INVENTORY_ENABLED": INVENTORY_PLUGINS,
+        "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
+        "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "True",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=folder,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_SECONDS)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        raise _invalid("could not be checked in time: try again") from None
+    return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")

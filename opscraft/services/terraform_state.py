@@ -1,0 +1,403 @@
+"""Terraform state kept by OpsCraft: the HTTP backend runs talk to, and what operators do with it.
+
+Backend side (Terraform's "http" backend protocol: GET fetches the state, POST stores it, with
+`?ID=<lock id>` while locked, DELETE purges it; LOCK and UNLOCK carry Terraform's lock info as
+JSON and a taken lock answers 423 with the holder's lock info): callers are runs, authenticated
+with their per-run credentials (`execution.terraform_backend`), valid only while the run is
+`running` and only for its own script's state.
+
+Operator side: list a script's states and their versions, download one (audited), roll back
+to one (a new version with its content), and, for admins, break the lock a crashed run left
+(audited). Every stored state is a new encrypted version (the vault, like secrets); none is
+ever changed or dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft import runtime
+from opscraft.db.models import Execution, Script, TerraformState, TerraformStateVersion
+from opscraft.db.models.executions import ExecutionStatus
+from opscraft.db.models.scripts import ScriptType
+from opscraft.db.types import utcnow
+from opscraft.execution import terraform_backend
+from opscraft.services import audit, keyring
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from opscraft.services.permissions import Permission, require
+
+TARGET = "terraform_state"
+MAX_LOCK_INFO_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class Lock:
+    """A held lock: Terraform's lock info (with the holding execution in `Info`)."""
+
+    info: dict[str, Any]
+
+
+class Locked(Conflict):
+    """The state is locked by someone else (HTTP 423 for Terraform, with the holder's lock info)."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        super().__init__("the state is locked by another run")
+        self.info = info
+
+
+# --- the backend (runs) -----------------------------------------------------------------------
+
+
+def _workspace(workspace: str) -> str:
+    if not terraform_backend.WORKSPACE_RE.match(workspace):
+        raise Invalid(
+            "workspace must be 1-64 letters, digits, '_', '.' or '-'",
+            details=[{"field": "workspace", "message": "1-64 letters, digits, '_', '.' or '-'"}],
+        )
+    return workspace
+
+
+async def authenticate_run(
+    session: AsyncSession, script_id: int, username: str | None, password: str | None
+) -> Execution:
+    """The running execution whose credentials these are, for the state of `script_id`.
+
+    `Unauthorized` for missing or wrong credentials; `Forbidden` when the run is over (its
+    credentials died with it) or belongs to another script.
+    """
+    execution_id = terraform_backend.execution_of(username or "")
+    secret_key = runtime.current().settings.secret_key
+    if execution_id is None or not password or not secret_key:
+        raise Unauthorized("run credentials required (TF_HTTP_USERNAME / TF_HTTP_PASSWORD)")
+    if not terraform_backend.verify(secret_key, execution_id, password):
+        raise Unauthorized("wrong run credentials")
+    execution = await session.get(Execution, execution_id)
+    if execution is None or execution.status != ExecutionStatus.running:
+        raise Forbidden("these run credentials are no longer valid: the run is over")
+    if execution.script_id != script_id or execution.script_type != ScriptType.terraform:
+        raise Forbidden("these run credentials are for another script's state")
+    return execution
+
+
+async def _state(
+    session: AsyncSession, script_id: int, workspace: str, *, create: bool
+) -> TerraformState | None:
+    stmt = select(TerraformState).where(
+        col(TerraformState.script_id) == script_id, col(TerraformState.workspace) == workspace
+    )
+    state = (await session.exec(stmt.with_for_update())).first()
+    if state is None and create:
+        state = TerraformState(script_id=script_id, workspace=workspace)
+        session.add(state)
+        try:
+            await session.flush()
+        except IntegrityError:  # created at the same time by another request
+            await session.rollback()
+            state = (await session.exec(stmt.with_for_update())).one()
+    return state
+
+
+async def _current(session: AsyncSession, state: TerraformState) -> TerraformStateVersion | None:
+    if not state.current_version:
+        return None
+    return (
+        await session.exec(
+            select(TerraformStateVersion).where(
+                col(TerraformStateVersion.state_id) == state.id,
+                col(TerraformStateVersion.number) == state.current_version,
+            )
+        )
+    ).one()
+
+
+async def read(session: AsyncSession, run: Execution, workspace: str) -> str | None:
+    """The current state (JSON text) of the run's script in `workspace`, or None (no state yet)."""
+    state = await _state(session, run.script_id, _workspace(workspace), create=False)
+    version = await _current(session, state) if state is not None else None
+    return keyring.reveal_state(keyring.current_vault(), version) if version is not None else None
+
+
+async def _add_version(
+    session: AsyncSession,
+    state: TerraformState,
+    text: str,
+    *,
+    execution_id: int | None,
+    user_id: int | None,
+    note: str,
+) -> TerraformStateVersion:
+    serial, lineage = _serial_lineage(text)
+    number = int(
+        (
+            await session.exec(
+                select(func.coalesce(func.max(TerraformStateVersion.number), 0)).where(
+                    col(TerraformStateVersion.state_id) == state.id
+                )
+            )
+        ).one()
+    )
+    assert state.id is not None
+    version = TerraformStateVersion(
+        state_id=state.id,
+        number=number + 1,
+        serial=serial,
+        lineage=lineage,
+        size_bytes=len(text.encode()),
+        sha256=hashlib.sha256(text.encode()).hexdigest(),
+        execution_id=execution_id,
+        created_by=user_id,
+        note=note,
+        ciphertext=b"",
+        salt=b"",
+        nonce=b"",
+    )
+    session.add(version)
+    await session.flush()
+    keyring.seal_state(keyring.current_vault(), version, text)
+    state.current_version = version.number
+    state.updated_at = utcnow()
+    return version
+
+
+def _serial_lineage(text: str) -> tuple[int | None, str | None]:
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise Invalid("the state is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise Invalid("the state must be a JSON object")
+    serial = data.get("serial")
+    lineage = data.get("lineage")
+    return (
+        serial if isinstance(serial, int) and 0 <= serial < 2**31 else None,
+        lineage[:64] if isinstance(lineage, str) else None,
+    )
+
+
+async def write(session: AsyncSession, run: Execution, workspace: str, text: str, lock_id: str | None) -> int:
+    """Store `text` as the next version; the run must hold the lock when the state is locked
+    (`Locked` otherwise). Returns the version number."""
+    state = await _state(session, run.script_id, _workspace(workspace), create=True)
+    assert state is not None and run.id is not None
+    if state.lock_id is not None and state.lock_id != lock_id:
+        raise Locked(state.lock_info or {})
+    version = await _add_version(session, state, text, execution_id=run.id, user_id=None, note="")
+    audit.record(
+        session,
+        Actor(None),
+        "terraform.state_write",
+        TARGET,
+        state.id,
+        actor_name=terraform_backend.username(run.id),
+        script_id=run.script_id,
+        workspace=workspace,
+        version=version.number,
+        execution_id=run.id,
+    )
+    await session.commit()
+    return version.number
+
+
+async def purge(session: AsyncSession, run: Execution, workspace: str, lock_id: str | None) -> None:
+    """Terraform's DELETE: the state becomes empty; its versions are kept."""
+    state = await _state(session, run.script_id, _workspace(workspace), create=False)
+    if state is None:
+        return
+    if state.lock_id is not None and state.lock_id != lock_id:
+        raise Locked(state.lock_info or {})
+    state.current_version = 0
+    state.updated_at = utcnow()
+    await session.commit()
+
+
+def _lock_info(body: bytes) -> dict[str, Any]:
+    if len(body) > MAX_LOCK_INFO_BYTES:
+        raise Invalid("lock info too large")
+    try:
+        info = json.loads(body or b"{}")
+    except ValueError:
+        raise Invalid("lock info must be JSON") from None
+    if not isinstance(info, dict) or not isinstance(info.get("ID"), str) or not 0 < len(info["ID"]) <= 64:
+        raise Invalid("lock info must be a JSON object with an ID")
+    return info
+
+
+async def lock(session: AsyncSession, run: Execution, workspace: str, body: bytes) -> dict[str, Any]:
+    """Take the lock for the run; `Locked` (with the holder's info) when another holds it."""
+    info = _lock_info(body)
+    state = await _state(session, run.script_id, _workspace(workspace), create=True)
+    assert state is not None
+    if state.lock_id is not None:
+        if state.lock_id == info["ID"]:
+            return state.lock_info or info
+        raise Locked(state.lock_info or {})
+    info["Info"] = f"OpsCraft execution {run.id} ({run.script_name})"
+    state.lock_id, state.lock_info = info["ID"], info
+    state.locked_by_execution, state.locked_at = run.id, utcnow()
+    await session.commit()
+    return info
+
+
+async def unlock(session: AsyncSession, run: Execution, workspace: str, body: bytes) -> None:
+    """Release the lock the run holds (the ID in `body` must match)."""
+    info = _lock_info(body)
+    state = await _state(session, run.script_id, _workspace(workspace), create=False)
+    if state is None or state.lock_id is None:
+        return
+    if state.lock_id != info["ID"]:
+        raise Locked(state.lock_info or {})
+    _release(state)
+    await session.commit()
+
+
+def _release(state: TerraformState) -> None:
+    state.lock_id = state.lock_info = state.locked_by_execution = state.locked_at = None
+
+
+# --- operators ----------------------------------------------------------------------------------
+
+
+async def _script(session: AsyncSession, actor: Actor, script_id: int) -> Script:
+    script = await session.get(Script, script_id)
+    if script is None or script.deleted_at is not None:
+        raise NotFound(f"script {script_id} not found")
+    if script.script_type != ScriptType.terraform:
+        raise NotFound(f"script {script_id} is not a terraform script: it has no state")
+    return script
+
+
+async def list_states(session: AsyncSession, actor: Actor, script_id: int) -> list[TerraformState]:
+    """The script's states (one per workspace), with their locks."""
+    require(actor.user, Permission.edit_scripts)
+    await _script(session, actor, script_id)
+    rows = await session.exec(
+        select(TerraformState)
+        .where(col(TerraformState.script_id) == script_id)
+        .order_by(col(TerraformState.workspace))
+    )
+    return list(rows.all())
+
+
+async def _existing(session: AsyncSession, actor: Actor, script_id: int, workspace: str) -> TerraformState:
+    await _script(session, actor, script_id)
+    state = await _state(session, script_id, _workspace(workspace), create=False)
+    if state is None:
+        raise NotFound(f"script {script_id} has no state in workspace {workspace}")
+    return state
+
+
+async def list_versions(
+    session: AsyncSession, actor: Actor, script_id: int, workspace: str
+) -> tuple[TerraformState, list[TerraformStateVersion]]:
+    """Every version of a state, newest first (metadata only)."""
+    require(actor.user, Permission.edit_scripts)
+    state = await _existing(session, actor, script_id, workspace)
+    rows = await session.exec(
+        select(TerraformStateVersion)
+        .where(col(TerraformStateVersion.state_id) == state.id)
+        .order_by(col(TerraformStateVersion.number).desc())
+    )
+    return state, list(rows.all())
+
+
+async def _version(session: AsyncSession, state: TerraformState, number: int) -> TerraformStateVersion:
+    version = (
+        await session.exec(
+            select(TerraformStateVersion).where(
+                col(TerraformStateVersion.state_id) == state.id, col(TerraformStateVersion.number) == number
+            )
+        )
+    ).first()
+    if version is None:
+        raise NotFound(f"state version {number} not found")
+    return version
+
+
+async def download(session: AsyncSession, actor: Actor, script_id: int, workspace: str, number: int) -> str:
+    """The plaintext of one version (it may hold secrets: operators only, audited)."""
+    require(actor.user, Permission.edit_scripts)
+    state = await _existing(session, actor, script_id, workspace)
+    version = await _version(session, state, number)
+    text = keyring.reveal_state(keyring.current_vault(), version)
+    audit.record(
+        session, actor, "terraform.state_download", TARGET, state.id, script_id=script_id, version=number
+    )
+    await session.commit()
+    return text
+
+
+async def rollback(session: AsyncSession, actor: Actor, script_id: int, workspace: str, number: int) -> int:
+    """Make version `number`'s content current again as a new version (refused while locked)."""
+    require(actor.user, Permission.edit_scripts)
+    state = await _existing(session, actor, script_id, workspace)
+    if state.lock_id is not None:
+        raise Conflict(
+            f"the state is locked by execution {state.locked_by_execution}: wait for it to end, "
+            "or have an admin break the lock"
+        )
+    text = keyring.reveal_state(keyring.current_vault(), await _version(session, state, number))
+    highest = (
+        await session.exec(
+            select(func.max(TerraformStateVersion.serial)).where(
+                col(TerraformStateVersion.state_id) == state.id
+            )
+        )
+    ).one()
+    version = await _add_version(
+        session,
+        state,
+        _with_serial(text, (highest or 0) + 1),
+        execution_id=None,
+        user_id=actor.user_id,
+        note=f"rollback to {number}",
+    )
+    audit.record(
+        session,
+        actor,
+        "terraform.state_rollback",
+        TARGET,
+        state.id,
+        script_id=script_id,
+        workspace=workspace,
+        to_version=number,
+        version=version.number,
+    )
+    await session.commit()
+    return version.number
+
+
+def _with_serial(text: str, serial: int) -> str:
+    """The old content with `serial`, above every stored one: Terraform treats a state whose
+    serial went backwards for the same lineage as older than the one it has."""
+    data = json.loads(text)
+    data["serial"] = serial
+    return json.dumps(data, indent=2) + "\n"
+
+
+async def break_lock(session: AsyncSession, actor: Actor, script_id: int, workspace: str) -> None:
+    """Admin: release a lock a crashed run left (audited with the holder's lock info)."""
+    require(actor.user, Permission.manage_settings)
+    state = await _existing(session, actor, script_id, workspace)
+    if state.lock_id is None:
+        raise Conflict("the state is not locked")
+    audit.record(
+        session,
+        actor,
+        "terraform.lock_break",
+        TARGET,
+        state.id,
+        script_id=script_id,
+        workspace=workspace,
+        execution_id=state.locked_by_execution,
+        lock_id=state.lock_id,
+    )
+    _release(state)
+    await session.commit()

@@ -1,0 +1,207 @@
+"""Ansible over real SSH: a real `sshd` (Debian's openssh-server) as the test host.
+
+The test host is this machine's sshd, started by the test on a free port, listening on loopback
+for the local runner and on the Docker bridge's gateway address for the Docker runner (the run
+has network enabled; the bridge is local to the machine): no traffic leaves the machine. The
+run logs in with a key kept in the vault as a `file` secret, as the user running the tests.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import LoggedIn, free_port, require_service
+from tests.executions.conftest import make_script, output, start, wait_for
+
+SSHD = "/usr/sbin/sshd"
+DOCKER_GATEWAY = "172.17.0.1"
+PLAYBOOK = """- hosts: targets
+  gather_facts: false
+  tasks:
+    - name: write the marker file
+      copy:
+        dest: "{{ marker }}"
+        content: "configured by opscraft\\n"
+        mode: "0644"
+"""
+
+
+@pytest.fixture
+def backend() -> str:
+    """SSH does not depend on the database: SQLite."""
+    return "sqlite"
+
+
+@dataclass(frozen=True)
+class SshHost:
+    address: str
+    port: int
+    user: str
+    key: str  # the private key authorized on the host
+    wrong_key: str  # a private key it does not know
+    marker: Path  # the file the playbook writes on the host
+
+
+def _keypair(folder: Path, name: str) -> str:
+    path = folder / name
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path.read_text()
+
+
+def _wait_listening(address: str, port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"sshd ended: {proc.stderr.read().decode() if proc.stderr else ''}")
+        try:
+            with socket.create_connection((address, port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"sshd is not listening on {address}:{port}") from None
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def ssh_host(runner_name: str, tmp_path: Path) -> Iterator[SshHost]:
+    require_service(os.access(SSHD, os.X_OK), "sshd (Debian's openssh-server)")
+    folder = tmp_path / "sshd"
+    folder.mkdir()
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / "host_key")], check=True
+    )
+    key = _keypair(folder, "client")
+    wrong = _keypair(folder, "stranger")
+    (folder / "authorized_keys").write_text((folder / "client.pub").read_text())
+    address = DOCKER_GATEWAY if runner_name == "docker" else "127.0.0.1"
+    port = free_port()
+    config = folder / "sshd_config"
+    config.write_text(
+        f"Port {port}\nListenAddress {address}\nHostKey {folder / 'host_key'}\n"
+        f"AuthorizedKeysFile {folder / 'authorized_keys'}\nPidFile {folder / 'sshd.pid'}\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+        "PermitRootLogin prohibit-password\nPubkeyAuthentication yes\n"
+        "Subsystem sftp internal-sftp\n"
+    )
+    Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory (when root)
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
+    try:
+        _wait_listening(address, port, proc)
+        marker = tmp_path / "host-files" / "motd"
+        marker.parent.mkdir()
+        marker.parent.chmod(0o777)
+        yield SshHost(address, port, getpass.getuser(), key, wrong, marker)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def _file_secret(client: httpx.AsyncClient, who: LoggedIn, name: str, value: str) -> int:
+    r = await client.post(
+        "/api/v1/secrets", json={"name": name, "value": value, "kind": "file"}, headers=who.headers
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["kind"] == "file"
+    return int(r.json()["id"])
+
+
+async def _ssh_script(
+    client: httpx.AsyncClient, who: LoggedIn, host: SshHost, runner: str
+) -> tuple[int, int]:
+    secret_id = await _file_secret(client, who, "DEPLOY_KEY", host.key)
+    inventory = (
+        f"[targets]\ntesthost ansible_host={host.address} ansible_port={host.port}\n\n"
+        f"[targets:vars]\nmarker={host.marker}\n"
+        # A host variable: this machine's PATH may lead discovery to a broken shim (pyenv).
+        "ansible_python_interpreter=/usr/bin/python3\n"
+    )
+    script_id = await make_script(
+        client,
+        who,
+        PLAYBOOK,
+        script_type="ansible",
+        inventory=inventory,
+        ssh_user=host.user,
+        ssh_key_secret="DEPLOY_KEY",
+        network_enabled=runner == "docker",
+    )
+    r = await client.post(f"/api/v1/scripts/{script_id}/secrets/{secret_id}", headers=who.headers)
+    assert r.status_code == 201, r.text
+    return script_id, secret_id
+
+
+async def _run(
+    client: httpx.AsyncClient, who: LoggedIn, script_id: int, runner: str, **body: object
+) -> tuple[dict, str]:
+    started = await start(client, who, script_id, runner, parameters={}, **body)
+    final = await wait_for(client, who, started["id"], timeout=180)
+    return final, await output(client, who, started["id"])
+
+
+@pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
+async def test_playbook_configures_a_host_over_ssh_then_check_reports_no_change(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str, ssh_host: SshHost
+) -> None:
+    script_id, _ = await _ssh_script(client, operator, ssh_host, runner_name)
+
+    final, text = await _run(client, operator, script_id, runner_name)
+    assert final["status"] == "success", text
+    assert ssh_host.marker.read_text() == "configured by opscraft\n"
+    assert "changed=1" in text and "unreachable=0" in text, text
+    # The key is masked line by line wherever it would appear; it never does here.
+    assert ssh_host.key.splitlines()[1] not in text
+
+    final, text = await _run(
+        client, operator, script_id, runner_name, run_options={"check": True, "diff": True}
+    )
+    assert final["status"] == "success", text
+    assert final["run_options"] == {"check": True, "diff": True}
+    assert "changed=0" in text and "ok=1" in text, text
+
+    ssh_host.marker.write_text("drifted\n")
+    final, text = await _run(
+        client, operator, script_id, runner_name, run_options={"check": True, "diff": True}
+    )
+    assert final["status"] == "success", text
+    assert "changed=1" in text and "+configured by opscraft" in text, text
+    assert ssh_host.marker.read_text() == "drifted\n"  # --check changed nothing
+
+
+@pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
+async def test_wrong_key_fails_with_ansibles_unreachable_message(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str, ssh_host: SshHost
+) -> None:
+    script_id, secret_id = await _ssh_script(client, operator, ssh_host, runner_name)
+    r = await client.put(
+        f"/api/v1/secrets/{secret_id}", json={"value": ssh_host.wrong_key}, headers=operator.headers
+    )
+    assert r.status_code == 200, r.text
+    final, text = await _run(client, operator, script_id, runner_name)
+    assert final["status"] == "failed", text
+    assert "UNREACHABLE!" in text and "Permission denied" in text, text
+    assert not ssh_host.marker.exists()
+
+
+@pytest.mark.parametrize("runner_name", ["local"], indirect=True)
+async def test_limit_and_tags_select_hosts_and_tasks(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str, ssh_host: SshHost
+) -> None:
+    script_id, _ = await _ssh_script(client, operator, ssh_host, runner_name)
+    final, text = await _run(client, operator, script_id, runner_name, run_options={"limit": "nosuchhost"})
+    assert final["status"] == "failed", text
+    assert "Specified inventory, host pattern and/or --limit leaves us with no hosts" in text, text
+    final, text = await _run(
+        client, operator, script_id, runner_name, run_options={"limit": "targets", "tags": ["other"]}
+    )
+    assert final["status"] == "success", text
+    assert "TASK [" not in text and not ssh_host.marker.exists(), text

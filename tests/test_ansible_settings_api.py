@@ -1,0 +1,132 @@
+"""Ansible settings of a script (inventory, SSH credential) and run options: checked at the door."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LoggedIn
+
+PLAYBOOK = "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n"
+INI = "[web]\nweb1 ansible_host=192.0.2.10\n\n[web:vars]\nhttp_port=8080\n"
+YAML = "all:\n  children:\n    db:\n      hosts:\n        db1:\n          ansible_host: 192.0.2.11\n"
+
+
+@pytest.fixture
+def backend() -> str:
+    """The rules are the services' own, not the database's (and ansible-inventory is slow): SQLite."""
+    return "sqlite"
+
+
+async def _create(client: httpx.AsyncClient, who: LoggedIn, **fields: Any) -> httpx.Response:
+    body = {
+        "name": f"a-{time.monotonic_ns()}",
+        "script_type": "ansible",
+        "content": PLAYBOOK,
+        "status": "active",
+        **fields,
+    }
+    return await client.post("/api/v1/scripts", json=body, headers=who.headers)
+
+
+@pytest.mark.parametrize("inventory", [INI, YAML])
+async def test_ini_and_yaml_inventories_are_kept_and_versioned(
+    client: httpx.AsyncClient, operator: LoggedIn, inventory: str
+) -> None:
+    r = await _create(client, operator, inventory=inventory, ssh_user="deploy")
+    assert r.status_code == 201, r.text
+    script = r.json()
+    assert script["inventory"] == inventory and script["ssh_user"] == "deploy"
+    r = await client.put(
+        f"/api/v1/scripts/{script['id']}", json={"inventory": None}, headers=operator.headers
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["inventory"] is None and r.json()["current_version"] == 2
+    r = await client.get(f"/api/v1/scripts/{script['id']}/versions/1", headers=operator.headers)
+    assert r.json()["run_settings"]["inventory"] == inventory
+
+
+@pytest.mark.parametrize(
+    ("inventory", "message"),
+    [
+        ("plugin: constructed\ncompose:\n  x: lookup('pipe', 'id')\n", "plugin"),
+        ("plugin: ansible.builtin.script\n", "plugin"),
+        ("all:\n  hosts: [1, 2\n", "not a valid INI or YAML inventory"),
+        ("[web\nweb1\n", "not a valid INI or YAML inventory"),
+        ("a\x00b", "NUL"),
+    ],
+)
+async def test_inventory_that_is_not_data_or_does_not_parse_is_refused(
+    client: httpx.AsyncClient, operator: LoggedIn, inventory: str, message: str
+) -> None:
+    r = await _create(client, operator, inventory=inventory)
+    assert r.status_code == 422, r.text
+    assert message in r.json()["detail"]
+    assert any(e["field"] == "inventory" for e in r.json()["errors"])
+
+
+async def test_ansible_settings_are_for_ansible_scripts_and_the_key_is_a_file_secret(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    r = await _create(client, operator, script_type="bash", content="echo hi\n", inventory=INI)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "inventory"
+    r = await _create(client, operator, inventory=INI, ssh_key_secret="MISSING")
+    assert r.status_code == 422 and "no such secret" in r.json()["detail"]
+    r = await client.post(
+        "/api/v1/secrets", json={"name": "ENV_KEY", "value": "abcd"}, headers=operator.headers
+    )
+    assert r.status_code == 201
+    r = await _create(client, operator, inventory=INI, ssh_key_secret="ENV_KEY")
+    assert r.status_code == 422 and "kind file" in r.json()["detail"]
+    r = await _create(client, operator, inventory=INI, ssh_user="-oProxyCommand=x")
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "ssh_user"
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"limit": "-i /etc/passwd"}, "run_options.limit"),
+        ({"limit": "--module-path=/tmp"}, "run_options.limit"),
+        ({"limit": "@/etc/hosts"}, "run_options.limit"),
+        ({"limit": "web {{ lookup('pipe','id') }}"}, "run_options.limit"),
+        ({"limit": "a;b"}, "run_options.limit"),
+        ({"tags": ["-x"]}, "run_options.tags"),
+        ({"skip_tags": ["a b"]}, "run_options.skip_tags"),
+        ({"tags": ["ok", "{{ x }}"]}, "run_options.tags"),
+    ],
+)
+async def test_run_options_that_could_become_options_or_code_are_refused(
+    client: httpx.AsyncClient, operator: LoggedIn, options: dict[str, Any], field: str
+) -> None:
+    script_id = (await _create(client, operator)).json()["id"]
+    r = await client.post(
+        "/api/v1/executions",
+        json={"script_id": script_id, "run_options": options, "runner": "local"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 422, r.text
+    assert field in r.text
+    r = await client.get("/api/v1/executions", headers=operator.headers)
+    assert r.json()["total"] == 0  # nothing stored
+
+
+async def test_run_options_are_for_ansible_scripts(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    r = await _create(client, operator, script_type="bash", content="echo hi\n")
+    r = await client.post(
+        "/api/v1/executions",
+        json={"script_id": r.json()["id"], "run_options": {"check": True}, "runner": "local"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 422 and "only to ansible scripts" in r.json()["detail"]
+
+
+def test_options_become_single_argv_items() -> None:
+    from opscraft.execution import ansible_options
+
+    argv = ansible_options.argv(
+        {"limit": "web:&prod:!web3", "tags": "a, b", "skip_tags": ["c"], "check": True, "diff": True}
+    )
+    assert argv == ["--limit=web:&prod:!web3", "--tags=a,b", "--skip-tags=c", "--check", "--diff"]
