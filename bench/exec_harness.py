@@ -74,7 +74,8 @@ def server(extra_env: dict[str, str] | None = None) -> Iterator[Server]:
 
 def create_script(srv: Server, name: str, content: str, script_type: str = "bash", **fields: Any) -> int:
     body = {"name": name, "script_type": script_type, "content": content, "status": "active", **fields}
-    response = httpx.post(f"{srv.url}/api/v1/scripts", json=body, headers=srv.headers)
+    # Saving runs the linters, which take seconds on a busy machine.
+    response = httpx.post(f"{srv.url}/api/v1/scripts", json=body, headers=srv.headers, timeout=120)
     response.raise_for_status()
     return int(response.json()["id"])
 

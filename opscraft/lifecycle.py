@@ -81,6 +81,7 @@ async def start(
             transport.cancel_signal_for(settings),
             availability,
         )
+    await availability.offered()  # read once before any request: requests never wait for it
     if dispatcher is not None:
         dispatcher.start()
         rt.automation = automation.start(rt.db)

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from opscraft.db.engine import is_busy
 from opscraft.services.errors import RateLimited, ServiceError
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
@@ -54,7 +55,16 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _internal_error(_request: Request, _exc: Exception) -> JSONResponse:
+BUSY_RETRY_SECONDS = 1
+
+
+async def _internal_error(_request: Request, exc: Exception) -> JSONResponse:
+    if is_busy(exc):  # overload, not a fault: the request may be sent again as it is
+        return JSONResponse(
+            {"detail": "the server is busy: try again in a moment", "errors": []},
+            status_code=503,
+            headers={"Retry-After": str(BUSY_RETRY_SECONDS)},
+        )
     # The server logs the traceback; the client learns nothing about the internals.
     return JSONResponse({"detail": "internal error: the server log has the details", "errors": []}, 500)
 

@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -66,6 +68,15 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
         **kwargs,
     )
+
+
+def is_busy(exc: BaseException) -> bool:
+    """True for the database being too busy to answer in time, not broken: no pooled connection
+    free within the pool's timeout, or SQLite's write lock still held after its busy timeout.
+    Such a request may be retried as it is (HTTP 503 with Retry-After)."""
+    if isinstance(exc, PoolTimeoutError):
+        return True
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
 
 
 class Database:

@@ -9,6 +9,7 @@ run on a worker this process's bus does not reach is still followed to its end.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator
@@ -33,17 +34,37 @@ AVAILABILITY_CACHE_SECONDS = 1.0
 
 class LiveWorkers:
     """`ports.RunnerAvailability` from the `workers` table: the runners of every worker that
-    heartbeated within `lost_seconds` and did not stop (cached for a second)."""
+    heartbeated within `lost_seconds` and did not stop (cached for a second).
+
+    Callers are requests that already hold a database connection, so a read here is a second
+    connection per request: were every request to wait for one, a burst larger than the pool
+    would deadlock until the pool's timeout (an HTTP 500). So only the first answer is waited
+    for (one read for all callers); afterwards callers get the cached answer at once and an
+    answer older than a second is refreshed in the background.
+    """
 
     def __init__(self, db: Database, lost_seconds: float) -> None:
         self.db = db
         self.lost_seconds = lost_seconds
         self._cached: tuple[float, frozenset[str]] | None = None
+        self._first = asyncio.Lock()
+        self._refresh: asyncio.Task[None] | None = None
 
     async def offered(self) -> frozenset[str]:
         cached = self._cached
-        if cached is not None and time.monotonic() - cached[0] < AVAILABILITY_CACHE_SECONDS:
-            return cached[1]
+        if cached is None:
+            async with self._first:
+                if self._cached is None:
+                    await self._reload()
+            assert self._cached is not None
+            return self._cached[1]
+        if time.monotonic() - cached[0] >= AVAILABILITY_CACHE_SECONDS and (
+            self._refresh is None or self._refresh.done()
+        ):
+            self._refresh = asyncio.create_task(self._reload())
+        return cached[1]
+
+    async def _reload(self) -> None:
         since = utcnow() - timedelta(seconds=self.lost_seconds)
         async with self.db.session() as session:
             rows = await session.exec(
@@ -53,7 +74,6 @@ class LiveWorkers:
             )
             offered = frozenset(name for runners in rows.all() for name in runners)
         self._cached = (time.monotonic(), offered)
-        return offered
 
     def forget(self) -> None:
         """Drop the cached answer (a worker of this process just registered or stopped)."""
