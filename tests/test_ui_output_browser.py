@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="module")
-def finished_run(server: LiveServer) -> int:
-    tokens = make_users(server)
+def tokens(server: LiveServer) -> dict[str, dict[str, str]]:
+    return make_users(server)
+
+
+@pytest.fixture(scope="module")
+def finished_run(server: LiveServer, tokens: dict[str, dict[str, str]]) -> int:
     script = create_script(server, tokens["admin"], "rows", ROWS, status="active")
     execution_id = start_run(server, tokens["admin"], script["id"])
     assert "row 150" in wait_run(server, tokens["admin"], execution_id)["output"]
@@ -110,3 +115,40 @@ def test_output_tools_fit_a_phone(server: LiveServer, finished_run: int, page: A
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, (testid, box)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert re.search(r"#L40$", page.url)
+
+
+def test_audit_log_filters_by_the_executions_date_range(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/audit")
+    wait_connected(page)
+    summary = page.get_by_test_id("audit-summary")
+    summary.get_by_text(re.compile(r"^[1-9]\d* events?$")).wait_for()
+    everything = summary.inner_text()
+
+    # Today only: the same events (all happened today, UTC); the field says the range.
+    page.get_by_test_id("audit-dates").click()
+    page.locator(".q-date__today").click()
+    page.locator(".q-date__today").click()
+    page.get_by_test_id("audit-dates-apply").click()
+    today = datetime.now(UTC).date().isoformat()
+    page.wait_for_function(
+        f"() => document.querySelector('[data-testid=\"audit-dates\"]').value === '{today} → {today}'"
+    )
+    summary.get_by_text(everything, exact=True).wait_for()
+
+    # A day of last month: nothing happened then.
+    page.get_by_test_id("audit-dates").click()
+    page.locator(".q-date__arrow button").first.click()
+    day = page.locator(".q-date__calendar-item--in button").first
+    day.click()
+    day.click()
+    page.get_by_test_id("audit-dates-apply").click()
+    summary.get_by_text("0 events", exact=True).wait_for()
+    assert page.get_by_test_id("audit-table").get_by_text("login").count() == 0
+
+    # Clearing the filters clears the range too and shows everything again.
+    page.get_by_role("button", name="Clear the filters").click()
+    page.wait_for_function("() => document.querySelector('[data-testid=\"audit-dates\"]').value === ''")
+    summary.get_by_text(re.compile(r"^[1-9]\d* events?$")).wait_for()
