@@ -139,7 +139,7 @@ class ExecutionClient:
                     rows = await self._stored_after(execution_id, last)
                     for row in rows:
                         last = row.seq
-                        yield LogEvent(row.seq, row.stream, row.content)  # type: ignore[arg-type]
+                        yield LogEvent(row.seq, row.stream, row.content, row.created_at)  # type: ignore[arg-type]
                     if len(rows) < REPLAY_PAGE:
                         break
                 if execution.status in FINAL_STATUSES:

@@ -11,11 +11,13 @@ Stream = Literal["stdout", "stderr"]
 
 @dataclass(frozen=True, slots=True)
 class LogEvent:
-    """One chunk of output; `seq` orders chunks within an execution (1, 2, ...)."""
+    """One chunk of output; `seq` orders chunks within an execution (1, 2, ...); `at` is when it
+    was produced (UTC), None when unknown."""
 
     seq: int
     stream: Stream
     content: str
+    at: datetime | None = None
 
     def message(self) -> dict[str, Any]:
         return {"type": "log", "seq": self.seq, "stream": self.stream, "content": self.content}

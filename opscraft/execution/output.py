@@ -13,6 +13,7 @@ import codecs
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from datetime import UTC, datetime
 from typing import Protocol
 
 from opscraft.db.text import REPLACEMENT
@@ -136,11 +137,12 @@ class OutputPipeline:
             return
         if not self._batch:
             self._batch_started = now
+        at = datetime.now(UTC)
         for stream, parts in self._pending:
             text = "".join(parts)
             for start in range(0, len(text), CHUNK_CHARS):  # no chunk above CHUNK_CHARS
                 self._seq += 1
-                event = LogEvent(self._seq, stream, text[start : start + CHUNK_CHARS])
+                event = LogEvent(self._seq, stream, text[start : start + CHUNK_CHARS], at)
                 self._bus.publish(self.execution_id, event)
                 self._batch.append(event)
                 self._batch_chars += len(event.content)

@@ -14,6 +14,7 @@ from opscraft.services import audit
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid
 from opscraft.services.permissions import Permission
+from opscraft.ui.date_range import DateRange
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 
 PAGE_SIZE = 50
@@ -102,8 +103,7 @@ class AuditView:
                 ui.select(targets, label="Target type", clearable=True), "target-type", "w-32"
             )
             self.target_id = _filter(ui.input("Target id"), "target-id", "w-24", "clearable")
-            self.since = _filter(ui.input("From"), "since", "w-36", "type=date stack-label")
-            self.until = _filter(ui.input("To"), "until", "w-36", "type=date stack-label")
+            self.dates = DateRange("Between", "audit-dates", self._dates_changed)
             ui.button("Filter", icon="filter_alt", on_click=self.apply).props(
                 'unelevated data-testid="audit-apply"'
             )
@@ -126,8 +126,12 @@ class AuditView:
         await self.refresh()
 
     async def clear(self) -> None:
-        for field in (self.actor, self.action, self.target_type, self.target_id, self.since, self.until):
+        for field in (self.actor, self.action, self.target_type, self.target_id):
             field.value = None
+        self.dates.set(None, None)
+        await self.apply()
+
+    async def _dates_changed(self, since: str | None, until: str | None) -> None:
         await self.apply()
 
     async def _on_page(self, event: Any) -> None:
@@ -141,8 +145,8 @@ class AuditView:
             action=self.action.value or None,
             target_type=self.target_type.value or None,
             target_id=(self.target_id.value or "").strip() or None,
-            since=_day(self.since.value),
-            until=_day(self.until.value, end=True),
+            since=_day(self.dates.since),
+            until=_day(self.dates.until, end=True),
             skip=(self.page - 1) * PAGE_SIZE,
             limit=PAGE_SIZE,
         )

@@ -47,6 +47,53 @@ def _size(count: int) -> str:
     return f"{count / (1024 * 1024):.1f} MiB"
 
 
+def _output_tools(terminal: LiveTerminal, autoscroll: ui.switch) -> None:
+    """Timestamps toggle, search with previous/next, and a link to the selected line (`#L<n>`)."""
+    ui.switch("Timestamps (UTC)", on_change=lambda e: terminal.set_timestamps(e.value)).props(
+        'dense data-testid="timestamps"'
+    )
+    with ui.row().classes("items-center gap-1 flex-nowrap"):
+        query = (
+            ui.input(placeholder="Search the output")
+            .props('outlined dense clearable aria-label="Search the output" data-testid="output-search"')
+            .classes("w-44")
+        )
+        found = (
+            ui.label()
+            .classes("text-caption text-grey-7 min-w-16")
+            .props('aria-live="polite" data-testid="search-result"')
+        )
+
+        async def search(step: int) -> None:
+            needle = query.value or ""
+            if not needle:
+                found.text = ""
+                return
+            autoscroll.value = False  # stay on the match while output arrives
+            number, total, line = await terminal.search(needle, step)
+            found.text = f"{number} of {total} (line {line})" if total else "no match"
+
+        query.on("keydown.enter", lambda: search(1))
+        query.on("clear", lambda: search(0))
+        ui.button(icon="keyboard_arrow_up", on_click=lambda: search(-1)).props(
+            'flat round dense aria-label="Previous match" data-testid="search-previous"'
+        ).tooltip("Previous match")
+        ui.button(icon="keyboard_arrow_down", on_click=lambda: search(1)).props(
+            'flat round dense aria-label="Next match" data-testid="search-next"'
+        ).tooltip("Next match")
+
+    async def link_to_line() -> None:
+        line = await terminal.link_to_line()
+        if line is None:
+            notify_error("Select text on a line of the output (or search for it) first")
+        else:
+            notify_ok(f"Link to line {line} copied (#L{line})")
+
+    ui.button("Link to line", icon="link", on_click=link_to_line).props(
+        'flat dense no-caps aria-label="Copy a link to the selected line" data-testid="link-to-line"'
+    ).tooltip("Copy a link to the line of the selection or search match")
+
+
 class ExecutionView:
     """The page's state: the latest row and the summary drawn from it (status, facts, parameters)."""
 
@@ -187,7 +234,7 @@ async def _follow(client: Client, view: ExecutionView, terminal: LiveTerminal) -
     with client:
         async for event in executions.follow(execution_id):
             if isinstance(event, LogEvent):
-                terminal.write(event.content, stderr=event.stream == "stderr")
+                terminal.write(event.content, stderr=event.stream == "stderr", at=event.at)
                 await terminal.wait_for_room()
             elif event.final or event.status != view.execution.status:
                 await terminal.drain()
@@ -228,8 +275,11 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
                 ).props(
                     'flat round dense aria-label="Download the full log" data-testid="download-output"'
                 ).tooltip("Download the full log")
+        tools = ui.row().classes("w-full items-center gap-x-3 gap-y-1").props('data-testid="output-tools"')
         terminal = LiveTerminal()
         autoscroll.bind_value_to(terminal, "autoscroll")
+        with tools:
+            _output_tools(terminal, autoscroll)
 
         async def copy_output() -> None:
             copied = await terminal.copy()

@@ -15,6 +15,7 @@ from opscraft.services import executions, scripts
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.services.permissions import Permission
+from opscraft.ui.date_range import DateRange
 from opscraft.ui.execution_widgets import STATUS_LABELS, run_rows, runs_table
 from opscraft.ui.layout import frame, guard, notify_error, protected_page
 from opscraft.ui.script_tabs import script_tab
@@ -23,8 +24,6 @@ from opscraft.ui.widgets import call, live_timer
 PAGE_SIZE = 25
 REFRESH_SECONDS = 3.0
 MAX_SCRIPT_OPTIONS = 500
-# A read-only field (typing is done in the date picker) drawn like the other filters, not dashed.
-DATE_FIELD_CSS = ".oc-date-range .q-field__control:before { border-style: solid !important; }"
 
 
 @dataclass(frozen=True)
@@ -62,11 +61,6 @@ def _day(value: str | None, at: time) -> datetime | None:
         return datetime.combine(date.fromisoformat(value), at, tzinfo=UTC)
     except ValueError:
         return None
-
-
-def _range_text(filters: RunFilter) -> str:
-    start, end = filters.since, filters.until
-    return f"{start or '…'} → {end or '…'}" if start or end else ""
 
 
 class RunHistory:
@@ -113,45 +107,17 @@ class RunHistory:
                 clearable=True,
                 on_change=lambda e: self.apply(user_id=e.value),
             ).props('outlined dense data-testid="filter-user"').classes("w-44")
-            self._date_range()
+            DateRange(
+                "Queued between",
+                "filter-dates",
+                lambda since, until: self.apply(since=since, until=until),
+                self.filters.since,
+                self.filters.until,
+            )
             if self.fixed_script is not None:
                 ui.link(
                     "Open in the executions history", f"/executions?script_id={self.fixed_script}"
                 ).classes("ml-auto self-center text-sm")
-
-    def _date_range(self) -> None:
-        ui.add_css(DATE_FIELD_CSS)
-        with (
-            ui.input("Queued between", value=_range_text(self.filters))
-            .props('outlined dense readonly clearable data-testid="filter-dates"')
-            .classes("w-64 oc-date-range") as field
-        ):
-            with field.add_slot("prepend"):
-                ui.icon("event").classes("cursor-pointer")
-            with ui.menu().props("no-parent-event") as menu:
-                start, end = self.filters.since, self.filters.until
-                picker = ui.date(
-                    value={"from": start, "to": end} if start and end else None, mask="YYYY-MM-DD"
-                ).props("range today-btn")
-                with ui.row().classes("justify-end w-full p-2 gap-2"):
-                    ui.button("Close", on_click=menu.close).props("flat no-caps")
-                    ui.button("Apply", on_click=lambda: apply_dates(picker.value)).props(
-                        'unelevated no-caps data-testid="filter-dates-apply"'
-                    )
-
-        async def apply_dates(value: Any) -> None:
-            """A range arrives as {"from", "to"}, a single day as a string."""
-            menu.close()
-            since, until = (value.get("from"), value.get("to")) if isinstance(value, dict) else (value, value)
-            await self.apply(since=since or None, until=until or None)
-            field.value = _range_text(self.filters)
-
-        async def clear() -> None:
-            picker.value = None
-            await self.apply(since=None, until=None)
-
-        field.on("click", menu.open)
-        field.on("clear", clear)
 
     async def apply(self, **changes: Any) -> None:
         """Change filters (back to page 1 unless the page itself changes) and redraw."""

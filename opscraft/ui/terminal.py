@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from datetime import datetime
 
 from nicegui import ui
 
@@ -20,6 +21,10 @@ MAX_PENDING_CHARS = 2 * 1024 * 1024
 SCROLLBACK_LINES = 100_000
 STDERR_ON, STDERR_OFF = "\x1b[91m", "\x1b[39m"
 RESET_RE = re.compile(r"\x1b\[0?m")
+LINE_END_RE = re.compile(r"(?<=\n)")
+# Dim (not a colour) so a red stderr line stays red after its stamp.
+STAMP_ON, STAMP_OFF = "\x1b[2m", "\x1b[22m"
+MAX_KEPT_CHARS = 8 * 1024 * 1024
 
 OPTIONS = {
     "convertEol": True,
@@ -52,6 +57,86 @@ try {
 return text.length;
 """
 
+# Logical lines (wrapped rows joined) of the terminal's buffer: [{row, text}], row 0 = line 1.
+_LINES_JS = """
+const lines = (term) => {
+  const buf = term.buffer.active, out = [];
+  for (let i = 0; i < buf.length; i++) {
+    const row = buf.getLine(i), next = buf.getLine(i + 1);
+    if (!row.isWrapped || !out.length) out.push({row: i, text: ""});
+    out[out.length - 1].text += row.translateToString(!(next && next.isWrapped));
+  }
+  return out;
+};
+const mark = (term, row, col, length) => {
+  term.scrollToLine(Math.max(0, row - Math.floor(term.rows / 2)));
+  term.select(col, row, Math.max(length, 1));
+};
+"""
+
+# Finds %s (case-insensitive) and selects the match `step` (+1/-1) from the current one.
+_SEARCH_JS = (
+    _LINES_JS
+    + """
+const term = getElement(%d).terminal, needle = %s.toLowerCase(), step = %d;
+const state = window.__ocSearch || (window.__ocSearch = {needle: null, at: -1});
+if (state.needle !== needle) { state.needle = needle; state.at = -1; }
+if (!needle) { term.clearSelection(); return [0, 0, 0]; }
+const hits = [];
+lines(term).forEach((line, index) => {
+  const text = line.text.toLowerCase();
+  for (let col = text.indexOf(needle); col >= 0; col = text.indexOf(needle, col + 1))
+    hits.push([index + 1, line.row + Math.floor(col / term.cols), col %% term.cols]);
+});
+if (!hits.length) { term.clearSelection(); state.at = -1; return [0, 0, 0]; }
+state.at = state.at < 0 ? (step > 0 ? 0 : hits.length - 1) : (state.at + step + hits.length) %% hits.length;
+const [line, row, col] = hits[state.at];
+mark(term, row, col, needle.length);
+return [state.at + 1, hits.length, line];
+"""
+)
+
+# `#L120` in the address: once line 120 has arrived, scroll to it and select it (also on hash change).
+_LINE_LINK_JS = (
+    _LINES_JS
+    + """
+const term = getElement(%d).terminal;
+const jump = () => {
+  const wanted = Number((/^#L(\\d+)$/.exec(location.hash) || [])[1]);
+  if (!wanted) return true;
+  const all = lines(term);
+  if (all.length <= wanted) return false;  // the last line may still be growing
+  const start = all[wanted - 1].row, end = all[wanted].row - 1;
+  term.scrollToLine(Math.max(0, start - Math.floor(term.rows / 2)));
+  term.selectLines(start, end);
+  return true;
+};
+const poll = (tries) => { if (!jump() && tries > 0) setTimeout(() => poll(tries - 1), 250); };
+poll(480);
+window.addEventListener("hashchange", () => poll(40));
+"""
+)
+
+# The line of the selection (or search match) as `#L<n>`: put in the address and copied; -1 if none.
+_LINK_TO_LINE_JS = (
+    _LINES_JS
+    + """
+const term = getElement(%d).terminal, position = term.getSelectionPosition();
+if (!position) return -1;
+const number = lines(term).filter((line) => line.row <= position.start.y).length;
+history.replaceState(history.state, "", "#L" + number);
+const url = location.href;
+try {
+  if (navigator.clipboard && window.isSecureContext) await navigator.clipboard.writeText(url);
+  else {
+    const area = Object.assign(document.createElement("textarea"), {value: url});
+    document.body.appendChild(area); area.select(); document.execCommand("copy"); area.remove();
+  }
+} catch (error) {}
+return number;
+"""
+)
+
 # Re-fits the terminal whenever its container changes size (window, drawer).
 _FIT_JS = """
 const el = getElement(%d);
@@ -60,7 +145,11 @@ new ResizeObserver(() => el.fit()).observe(getHtmlElement(%d).parentElement);
 
 
 class LiveTerminal:
-    """The output panel: write text from any coroutine; the browser gets it in batches."""
+    """The output panel: write text from any coroutine; the browser gets it in batches.
+
+    The text written is kept (up to `MAX_KEPT_CHARS`, oldest dropped) so the timestamps toggle can
+    redraw it with or without a `HH:MM:SS.mmm` (UTC) stamp at the start of each line.
+    """
 
     def __init__(self) -> None:
         with ui.element("div").classes(
@@ -74,14 +163,57 @@ class LiveTerminal:
         self._room.set()
         self._empty = asyncio.Event()
         self._empty.set()
+        self.timestamps = False
+        self._kept: list[tuple[datetime | None, str]] = []
+        self._kept_chars = 0
+        self._line_start = True
         live_timer(FLUSH_SECONDS, self.flush)
-        ui.context.client.run_javascript(_FIT_JS % (self.xterm.id, self.xterm.id))
+        client = ui.context.client
+        client.run_javascript(_FIT_JS % (self.xterm.id, self.xterm.id))
+        client.run_javascript(_LINE_LINK_JS % self.xterm.id)
 
-    def write(self, text: str, *, stderr: bool = False) -> None:
+    def write(self, text: str, *, stderr: bool = False, at: datetime | None = None) -> None:
+        """Queue `text` (one output chunk produced at `at`, UTC); stderr is drawn red."""
         if not text:
             return
         if stderr:  # red, kept red after the script's own colour resets
             text = STDERR_ON + RESET_RE.sub(lambda m: m.group(0) + STDERR_ON, text) + STDERR_OFF
+        self._kept.append((at, text))
+        self._kept_chars += len(text)
+        while self._kept_chars > MAX_KEPT_CHARS and len(self._kept) > 1:
+            self._kept_chars -= len(self._kept.pop(0)[1])
+        self._queue(self._stamped(text, at) if self.timestamps else text)
+
+    def _stamped(self, text: str, at: datetime | None) -> str:
+        stamp = f"{STAMP_ON}{at:%H:%M:%S}.{at.microsecond // 1000:03d}{STAMP_OFF} " if at else ""
+        parts = []
+        for piece in LINE_END_RE.split(text):
+            if piece:
+                parts.append(stamp + piece if self._line_start else piece)
+                self._line_start = piece.endswith("\n")
+        return "".join(parts)
+
+    def set_timestamps(self, shown: bool) -> None:
+        """Redraw everything kept with (or without) a timestamp at the start of each line."""
+        self.timestamps = shown
+        self._pending, self._pending_chars, self._line_start = [], 0, True
+        self.xterm.run_terminal_method("reset")
+        for at, text in self._kept:
+            self._queue(self._stamped(text, at) if shown else text)
+        self.flush()
+
+    async def search(self, needle: str, step: int) -> tuple[int, int, int]:
+        """Select the next (`step` 1) or previous (-1) match of `needle`, case-insensitive:
+        (match number from 1, matches, line number from 1); (0, 0, 0) when nothing matches."""
+        found = await ui.run_javascript(_SEARCH_JS % (self.xterm.id, json.dumps(needle), step), timeout=10)
+        return int(found[0]), int(found[1]), int(found[2])
+
+    async def link_to_line(self) -> int | None:
+        """Put `#L<n>` for the selected line in the address and copy the link; None without selection."""
+        number = int(await ui.run_javascript(_LINK_TO_LINE_JS % self.xterm.id, timeout=10))
+        return number if number > 0 else None
+
+    def _queue(self, text: str) -> None:
         self._pending.append(text)
         self._pending_chars += len(text)
         self._empty.clear()

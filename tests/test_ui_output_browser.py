@@ -1,0 +1,154 @@
+"""An execution's output: timestamps per line, search with next/previous, links to a line (#L120);
+and the audit log's date filter (the Executions page's widget)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import LiveServer, start_server, stop_server
+from tests.ui_journey import (
+    RUN_ENV,
+    check_accessibility,
+    create_script,
+    log_in,
+    make_users,
+    start_run,
+    wait_connected,
+    wait_run,
+)
+
+pytestmark = pytest.mark.browser
+
+# 150 lines; "needle" on lines 40 and 120 only.
+ROWS = (
+    "#!/bin/bash\nfor i in $(seq 1 150); do\n"
+    '  case $i in 40|120) echo "row $i needle";; *) echo "row $i";; esac\ndone\n'
+)
+TERMINAL_JS = "getElement(document.querySelector('[data-testid=\"terminal\"]').id.slice(1)).terminal"
+SELECTION_JS = f"() => {TERMINAL_JS}.getSelection().trim()"
+FIRST_LINE_JS = f"() => {TERMINAL_JS}.buffer.active.getLine(0).translateToString(true)"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = start_server(Path(tmp_path_factory.mktemp("output-ui")) / "server", RUN_ENV)
+    try:
+        yield live
+    finally:
+        stop_server(live)
+
+
+@pytest.fixture(scope="module")
+def tokens(server: LiveServer) -> dict[str, dict[str, str]]:
+    return make_users(server)
+
+
+@pytest.fixture(scope="module")
+def finished_run(server: LiveServer, tokens: dict[str, dict[str, str]]) -> int:
+    script = create_script(server, tokens["admin"], "rows", ROWS, status="active")
+    execution_id = start_run(server, tokens["admin"], script["id"])
+    assert "row 150" in wait_run(server, tokens["admin"], execution_id)["output"]
+    return execution_id
+
+
+def _wait_js(page: Any, script: str, expected: str) -> None:
+    page.wait_for_function(f"() => ({script})() === {expected!r}", timeout=30_000)
+
+
+def test_link_to_a_line_search_and_timestamps(server: LiveServer, finished_run: int, page: Any) -> None:
+    log_in(page, server, "viewer")
+    # #L120 in the address: the terminal scrolls to line 120 and selects it.
+    page.goto(f"{server.url}/executions/{finished_run}#L120")
+    wait_connected(page)
+    _wait_js(page, SELECTION_JS, "row 120 needle")
+
+    # Search: Enter finds the first match; next and previous wrap around; the line is said.
+    search = page.get_by_test_id("output-search")
+    result = page.get_by_test_id("search-result")
+    search.fill("NEEDLE")
+    search.press("Enter")
+    result.get_by_text("1 of 2 (line 40)").wait_for()
+    _wait_js(page, SELECTION_JS, "needle")
+    page.get_by_test_id("search-next").click()
+    result.get_by_text("2 of 2 (line 120)").wait_for()
+    page.get_by_test_id("search-next").click()
+    result.get_by_text("1 of 2 (line 40)").wait_for()
+    page.get_by_test_id("search-previous").click()
+    result.get_by_text("2 of 2 (line 120)").wait_for()
+    search.fill("absent")
+    search.press("Enter")
+    result.get_by_text("no match").wait_for()
+
+    # Link to the line of the selection: the address gets #L40 (and the link is copied).
+    search.fill("row 40 ")
+    search.press("Enter")
+    result.get_by_text("1 of 1 (line 40)").wait_for()
+    page.get_by_test_id("link-to-line").click()
+    page.wait_for_function("() => location.hash === '#L40'")
+    page.get_by_text("Link to line 40 copied").wait_for()
+
+    # Timestamps: each line starts with the UTC time it was produced; off again restores the text.
+    assert page.evaluate(FIRST_LINE_JS) == "row 1"
+    page.get_by_test_id("timestamps").click()
+    page.wait_for_function(
+        f"() => /^\\d\\d:\\d\\d:\\d\\d\\.\\d{{3}} row 1$/.test(({FIRST_LINE_JS})())", timeout=30_000
+    )
+    page.get_by_test_id("timestamps").click()
+    _wait_js(page, FIRST_LINE_JS, "row 1")
+    check_accessibility(page, "execution-output-tools")
+
+
+def test_output_tools_fit_a_phone(server: LiveServer, finished_run: int, page: Any) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, server, "viewer")
+    page.goto(f"{server.url}/executions/{finished_run}#L40")
+    wait_connected(page)
+    _wait_js(page, SELECTION_JS, "row 40 needle")
+    for testid in ("output-search", "search-next", "search-previous", "timestamps", "link-to-line"):
+        box = page.get_by_test_id(testid).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, (testid, box)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert re.search(r"#L40$", page.url)
+
+
+def test_audit_log_filters_by_the_executions_date_range(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/audit")
+    wait_connected(page)
+    summary = page.get_by_test_id("audit-summary")
+    summary.get_by_text(re.compile(r"^[1-9]\d* events?$")).wait_for()
+    everything = summary.inner_text()
+
+    # Today only: the same events (all happened today, UTC); the field says the range.
+    page.get_by_test_id("audit-dates").click()
+    page.locator(".q-date__today").click()
+    page.locator(".q-date__today").click()
+    page.get_by_test_id("audit-dates-apply").click()
+    today = datetime.now(UTC).date().isoformat()
+    page.wait_for_function(
+        f"() => document.querySelector('[data-testid=\"audit-dates\"]').value === '{today} → {today}'"
+    )
+    summary.get_by_text(everything, exact=True).wait_for()
+
+    # A day of last month: nothing happened then.
+    page.get_by_test_id("audit-dates").click()
+    page.locator(".q-date__arrow button").first.click()
+    day = page.locator(".q-date__calendar-item--in button").first
+    day.click()
+    day.click()
+    page.get_by_test_id("audit-dates-apply").click()
+    summary.get_by_text("0 events", exact=True).wait_for()
+    assert page.get_by_test_id("audit-table").get_by_text("login").count() == 0
+
+    # Clearing the filters clears the range too and shows everything again.
+    page.get_by_role("button", name="Clear the filters").click()
+    page.wait_for_function("() => document.querySelector('[data-testid=\"audit-dates\"]').value === ''")
+    summary.get_by_text(re.compile(r"^[1-9]\d* events?$")).wait_for()
