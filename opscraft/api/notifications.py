@@ -196,7 +196,12 @@ async def list_deliveries(
     channel_id: IdQuery = None,
     execution_id: IdQuery = None,
     status: Annotated[
-        str | None, Query(max_length=16, description="pending, sending, delivered, failed")
+        str | None,
+        Query(
+            max_length=16,
+            description="pending, sending, delivered, failed",
+            json_schema_extra={"enum": [s.value for s in DeliveryStatus]},
+        ),
     ] = None,
     skip: Skip = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,

@@ -255,7 +255,9 @@ class RuleIn(BaseModel):
 
     channel_id: int = Field(ge=1)
     script_id: int | None = Field(default=None, ge=1, description="None: every script")
-    events: list[str] = Field(min_length=1)
+    events: list[str] = Field(
+        min_length=1, json_schema_extra={"items": {"type": "string", "enum": list(EVENTS)}}
+    )
     enabled: bool = True
 
 
