@@ -52,6 +52,7 @@ GREET_PARAMETERS = [
 # The terminal's whole buffer (scrollback included), one string per line.
 TERMINAL_TEXT_JS = """() => {
   const el = document.querySelector('[data-testid="terminal"]');
+  if (!el || !getElement(el.id.slice(1))) return "";  // the page is still being built
   const buffer = getElement(el.id.slice(1)).terminal.buffer.active;
   const lines = [];
   for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i).translateToString(true));

@@ -37,8 +37,9 @@ SEMANTIC_FIELDS = {"content", "parameters", "timeout_seconds", "password", "new_
 # ansible-inventory parses, a key secret that exists and is a file; run options only for
 # Ansible, destroy only when confirmed.
 SEMANTIC_FIELDS |= {"inventory", "ssh_key_secret", "run_options", "confirm_destroy", "terraform_action"}
-# The current password is checked against the stored hash; a channel's config depends on its kind.
-SEMANTIC_FIELDS |= {"current_password", "config"}
+# The current password is checked against the stored hash; a channel's config depends on its
+# kind; a rule names a channel that must exist.
+SEMANTIC_FIELDS |= {"current_password", "config", "channel_id"}
 
 
 class Admin:
