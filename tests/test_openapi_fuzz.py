@@ -40,6 +40,8 @@ SEMANTIC_FIELDS |= {"inventory", "ssh_key_secret", "run_options", "confirm_destr
 # The current password is checked against the stored hash; a channel's config depends on its
 # kind; a rule names a channel that must exist.
 SEMANTIC_FIELDS |= {"current_password", "config", "channel_id"}
+# A cron expression's fields (croniter parses it); a webhook's mapping names declared parameters.
+SEMANTIC_FIELDS |= {"cron", "mapping"}
 
 
 class Admin:

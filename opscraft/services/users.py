@@ -200,7 +200,10 @@ async def update_user(session: AsyncSession, actor: Actor, user_id: int, data: U
     user = await get(session, actor, user_id)
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
     if not changes:
-        raise Invalid("nothing to change: send at least one of email, full_name, role, is_active")
+        raise Invalid(
+            "nothing to change: send at least one of email, full_name, role, is_active",
+            details=[{"field": "body", "message": "send at least one of email, full_name, role, is_active"}],
+        )
     if "email" in changes:
         changes["email"] = str(changes["email"]).lower()
     losing_admin = (
