@@ -56,6 +56,8 @@ def _check_value(value: str) -> str:
 
 
 class SecretCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not silently dropped
+
     name: str = Field(
         min_length=1,
         max_length=128,
@@ -91,7 +93,7 @@ class SecretCreate(BaseModel):
 
 
 class SecretUpdate(BaseModel):
-    model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=partial.at_least_one_field)
 
     description: Text | None = Field(default=None, max_length=MAX_DESCRIPTION)
     value: Text | None = Field(default=None, json_schema_extra=VALUE_SCHEMA)
