@@ -119,7 +119,8 @@ def test_first_admin_operator_and_password_change(page: Any, live_server: LiveSe
     page.get_by_test_id("new-password").fill("Oscar-New-456")
     page.get_by_test_id("repeat-password").fill("Oscar-New-456")
     page.get_by_test_id("change-password").click()
-    j.notification("current password is incorrect")
+    # the refusal is shown under the field it is about
+    page.locator(".q-field--error").filter(has_text="ncorrect").first.wait_for()
     page.get_by_test_id("current-password").fill(OPERATOR[1])
     page.get_by_test_id("change-password").click()
     j.wait_path("/login")
@@ -210,7 +211,7 @@ def test_admin_pages(page: Any, live_server: LiveServer) -> None:
     page.get_by_test_id("reset-oscar").click()
     page.get_by_test_id("reset-password").fill("short")
     page.get_by_test_id("reset-submit").click()
-    j.notification("at least 8 characters")
+    page.locator(".q-field--error").filter(has_text="at least 8 characters").first.wait_for()
     page.get_by_test_id("reset-password").fill("Fresh-Pass-789")
     page.get_by_test_id("reset-submit").click()
     j.notification("Password reset")
