@@ -40,7 +40,8 @@ class LiveWorkers:
     connection per request: were every request to wait for one, a burst larger than the pool
     would deadlock until the pool's timeout (an HTTP 500). So only the first answer is waited
     for (one read for all callers); afterwards callers get the cached answer at once and an
-    answer older than a second is refreshed in the background.
+    answer older than a second is refreshed in the background, except a stale empty answer,
+    which would refuse the request and is read again first.
     """
 
     def __init__(self, db: Database, lost_seconds: float) -> None:
@@ -52,6 +53,13 @@ class LiveWorkers:
 
     async def offered(self) -> frozenset[str]:
         cached = self._cached
+        if (
+            cached is not None
+            and not cached[1]
+            and time.monotonic() - cached[0] >= AVAILABILITY_CACHE_SECONDS
+        ):
+            # A stale "no runner" would refuse the request: read again (this is not the hot path).
+            self._cached = cached = None
         if cached is None:
             async with self._first:
                 if self._cached is None:
