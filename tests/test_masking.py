@@ -22,6 +22,7 @@ from opscraft.execution import masking
 from opscraft.execution import printed_forms as printed_forms_module
 from opscraft.execution.masking import MASK, Masker, patterns_for
 from opscraft.execution.printed_forms import printed_forms
+from tests.conftest import IN_CI
 
 SECRET = "p@ss/w0rd+Zeta 9&x"
 OTHER = "tok-1234567890"
@@ -226,7 +227,7 @@ def test_plain_values_add_no_patterns() -> None:
 TERRAFORM = shutil.which("terraform", path="/usr/local/bin")
 
 
-@pytest.mark.skipif(TERRAFORM is None, reason="real Terraform at /usr/local/bin/terraform")
+@pytest.mark.skipif(TERRAFORM is None and not IN_CI, reason="no Terraform binary (tests/run provides one)")
 def test_terraform_output_forms_are_masked(tmp_path: Path, first_pass: None) -> None:
     """Terraform's human output and its `-json` output (Go's escaping) of a value."""
     value = "a<b&c>'\"\\ é\u2028x-\x01"

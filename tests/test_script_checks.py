@@ -12,6 +12,7 @@ import pytest
 from opscraft.db.models.scripts import ScriptType
 from opscraft.services import line_endings, linters
 from opscraft.services.script_checks import RULES, check, lint, syntax_errors
+from tests.conftest import require_service
 
 pytestmark = pytest.mark.usefixtures("patient_linters")
 
@@ -292,7 +293,7 @@ def _terraform() -> None:
     if linters.find_tool("terraform") is None:
         if os.environ.get("CI") == "true":
             pytest.fail("terraform is required when CI=true")
-        pytest.skip("terraform is not installed")
+        require_service(False, "Terraform (tests/run provides one)")
 
 
 async def test_terraform_fmt_and_validate() -> None:
