@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import PASSWORD, ROOT, LiveServer, start_server, stop_server
+from tests.ui_journey import terminal_js
 
 pytestmark = pytest.mark.browser
 
@@ -50,14 +51,10 @@ GREET_PARAMETERS = [
     {"name": "LOUD", "type": "boolean", "default": False},
 ]
 # The terminal's whole buffer (scrollback included), one string per line.
-TERMINAL_TEXT_JS = """() => {
-  const el = document.querySelector('[data-testid="terminal"]');
-  if (!el || !getElement(el.id.slice(1))) return "";  // the page is still being built
-  const buffer = getElement(el.id.slice(1)).terminal.buffer.active;
-  const lines = [];
-  for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i).translateToString(true));
-  return lines.join("\\n");
-}"""
+TERMINAL_TEXT_JS = terminal_js(
+    "Array.from({length: t.buffer.active.length},"
+    " (_, i) => t.buffer.active.getLine(i).translateToString(true)).join('\\n')"
+)
 
 
 @dataclass

@@ -95,10 +95,10 @@ async def test_rotation_reencrypts_everything_and_retires_the_old_key(
         ConfigError, match="not the master key the secrets in the database were encrypted with"
     ):
         await lifecycle.start(
-            make_settings(tmp_path, url, OPSCRAFT_MASTER_KEY=old.master.encoded()), engine=False
+            make_settings(tmp_path, url, OPSCRAFT_MASTER_KEY=old.master.encoded()), worker=False
         )
     restarted = await lifecycle.start(
-        make_settings(tmp_path, url, OPSCRAFT_MASTER_KEY=new_key.encoded()), engine=False
+        make_settings(tmp_path, url, OPSCRAFT_MASTER_KEY=new_key.encoded()), worker=False
     )
     assert restarted.vault is not None and restarted.vault.key_version == new.key_version
 

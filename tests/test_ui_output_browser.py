@@ -19,6 +19,7 @@ from tests.ui_journey import (
     log_in,
     make_users,
     start_run,
+    terminal_js,
     wait_connected,
     wait_run,
 )
@@ -30,9 +31,8 @@ ROWS = (
     "#!/bin/bash\nfor i in $(seq 1 150); do\n"
     '  case $i in 40|120) echo "row $i needle";; *) echo "row $i";; esac\ndone\n'
 )
-TERMINAL_JS = "getElement(document.querySelector('[data-testid=\"terminal\"]').id.slice(1)).terminal"
-SELECTION_JS = f"() => {TERMINAL_JS}.getSelection().trim()"
-FIRST_LINE_JS = f"() => {TERMINAL_JS}.buffer.active.getLine(0).translateToString(true)"
+SELECTION_JS = terminal_js("t.getSelection().trim()")
+FIRST_LINE_JS = terminal_js("t.buffer.active.getLine(0).translateToString(true)")
 
 
 @pytest.fixture(scope="module")

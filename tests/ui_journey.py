@@ -82,6 +82,16 @@ def wait_connected(page: Any) -> None:
     page.wait_for_function("window.did_handshake === true && window.socket && window.socket.connected")
 
 
+def terminal_js(expression: str) -> str:
+    """A JS function for `page.evaluate`/`wait_for_function` that evaluates `expression` with `t`
+    bound to the page's xterm.js terminal; "" while the page is still being built (no terminal)."""
+    return (
+        "() => { const el = document.querySelector('[data-testid=\"terminal\"]');"
+        " const c = el && getElement(el.id.slice(1)); if (!c || !c.terminal) return '';"
+        f" const t = c.terminal; return ({expression}); }}"
+    )
+
+
 def script_id_from_url(page: Any) -> int:
     match = re.search(r"/scripts/(\d+)", page.url)
     assert match, page.url
@@ -101,6 +111,12 @@ def check_accessibility(page: Any, label: str) -> None:
     """Run axe-core on the current page: no serious or critical violation (the report is kept)."""
     require_service(AXE.exists(), f"axe-core ({AXE}; run `npm ci --prefix tests/js`)")
     page.wait_for_load_state("load")
+    # Colours are judged at rest: a notification fading in or out has transitional colours.
+    page.wait_for_function(
+        """() => document.getAnimations().every(a => a.playState !== "running"
+            || !isFinite(a.effect.getComputedTiming().endTime))""",
+        timeout=30_000,
+    )
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.add_script_tag(path=str(AXE))
     result = page.evaluate(

@@ -26,7 +26,25 @@ Workspace = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0
 VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-LOCKED = {423: {"description": "Locked by another run: the body is the holder's lock info (JSON)"}}
+class LockInfo(BaseModel):
+    """Terraform's lock info, as its HTTP backend sends it with LOCK (Terraform's
+    `statemgr.LockInfo`; field names are Terraform's)."""
+
+    ID: str
+    Operation: str | None = None
+    Info: str | None = None
+    Who: str | None = None
+    Version: str | None = None
+    Created: str | None = None
+    Path: str | None = None
+
+
+LOCKED = {
+    423: {
+        "description": "Locked by another run: the body is the holder's lock info (Terraform's protocol)",
+        "model": LockInfo,
+    }
+}
 BACKEND_ERRORS = {**error_responses(401, 403, 422), **LOCKED}
 
 
