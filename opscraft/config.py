@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     # bridge gateway http://172.17.0.1:8080, with the script's network enabled). Unset: runs
     # keep Terraform's local state, thrown away with the run.
     state_backend_url: str | None = Field(None, validation_alias="OPSCRAFT_STATE_BACKEND_URL")
+    # How long a Terraform run waits for a state lock another run holds (`-lock-timeout`).
+    terraform_lock_timeout_seconds: int = Field(
+        60, ge=0, le=3600, validation_alias="OPSCRAFT_TERRAFORM_LOCK_TIMEOUT_SECONDS"
+    )
 
     # Worker identity: the id under which this process's worker registers in `workers` (default:
     # one generated once and kept in the data directory), its heartbeat period, and how long

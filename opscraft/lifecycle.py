@@ -20,6 +20,7 @@ from opscraft.execution.run_events import RunEventDispatcher
 from opscraft.execution.worker import Worker
 from opscraft.services import automation, keyring, notifications, run_audit
 from opscraft.services.secrets import VaultSecretSource
+from opscraft.services.terraform_plans import VaultPlanStore
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ async def start(
         rt.worker = Worker(
             settings,
             secrets=VaultSecretSource(rt.vault),
+            plans=VaultPlanStore(rt.vault),
             on_finished=(lambda _: dispatcher.wake()) if dispatcher is not None else lambda _: None,
             runners=runners,
         )

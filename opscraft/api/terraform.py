@@ -1,5 +1,6 @@
 """Terraform state: the HTTP backend runs use (`/api/v1/terraform/state/...`, per-run Basic
-credentials) and the operators' routes under `/api/v1/scripts/{id}/terraform/states`."""
+credentials) and the operators' routes under `/api/v1/scripts/{id}/terraform/states`; saved
+plans: `/api/v1/executions/{id}/terraform/plan` (read) and `.../apply` (apply exactly it)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,17 @@ import base64
 import binascii
 import json
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.executions_schemas import ExecutionOut
 from opscraft.api.schemas import AUTHED, IdPath, error_responses
-from opscraft.db.models import Execution, TerraformState, TerraformStateVersion
-from opscraft.services import terraform_state
+from opscraft.db.models import Execution, TerraformPlan, TerraformState, TerraformStateVersion
+from opscraft.services import terraform_plans, terraform_state
 from opscraft.services.terraform_state import Locked
 
 router = APIRouter(tags=["terraform"])
@@ -266,3 +268,75 @@ async def break_lock(
 ) -> Response:
     await terraform_state.break_lock(session, actor, script_id, workspace)
     return Response(status_code=204)
+
+
+PLAN = "/api/v1/executions/{execution_id}/terraform/plan"
+
+
+class PlanOut(BaseModel):
+    """The saved plan of a plan run: what it changes (from `terraform show -json`), the state
+    it was made against, whether that state has changed since (`stale`), and its apply run."""
+
+    execution_id: int
+    script_id: int
+    workspace: str
+    script_version: int
+    to_add: int
+    to_change: int
+    to_destroy: int
+    resources: list[dict[str, object]] = Field(description="Changed resources: address, actions")
+    outputs: list[dict[str, object]] = Field(description="Changed outputs: name, actions")
+    truncated: bool = Field(description="More than 1000 resources or outputs changed; the first are listed")
+    prior_serial: int = Field(description="Serial of the state the plan was made against (0: none)")
+    prior_lineage: str
+    stale: bool = Field(description="The state changed since the plan: it can no longer be applied")
+    apply_execution_id: int | None = Field(description="The run that applies it, if any")
+    size_bytes: int
+    sha256: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, plan: TerraformPlan, stale: bool) -> PlanOut:
+        detail = plan.summary or {}
+        return cls(
+            **plan.model_dump(exclude={"summary", "ciphertext", "salt", "nonce", "key_version", "id"}),
+            resources=list(detail.get("resources", [])),
+            outputs=list(detail.get("outputs", [])),
+            truncated=bool(detail.get("truncated", False)),
+            stale=stale,
+        )
+
+
+class PlanApply(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    runner: Literal["docker", "local"] | None = Field(
+        default=None, description="Default: the runner of the plan run"
+    )
+
+
+@router.get(
+    PLAN,
+    response_model=PlanOut,
+    summary="The saved plan of a plan run and its summary",
+    responses=error_responses(*AUTHED, 404),
+)
+async def get_plan(session: Session, actor: CurrentActor, execution_id: IdPath) -> PlanOut:
+    plan, stale = await terraform_plans.get(session, actor, execution_id)
+    return PlanOut.of(plan, stale)
+
+
+@router.post(
+    f"{PLAN}/apply",
+    response_model=ExecutionOut,
+    status_code=202,
+    summary="Apply exactly this saved plan (operators; held for approval when the script requires it)",
+    responses=error_responses(*AUTHED, 404, 409),
+)
+async def apply_plan(
+    session: Session, actor: CurrentActor, execution_id: IdPath, body: PlanApply | None = None
+) -> ExecutionOut:
+    execution = await terraform_plans.apply(
+        session, actor, execution_id, runner=body.runner if body is not None else None
+    )
+    return ExecutionOut.of(execution)

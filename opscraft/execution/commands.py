@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from opscraft.execution import ansible_options, terraform_backend
+from opscraft.execution import ansible_options, terraform_backend, terraform_plan
 from opscraft.execution.param_env import ansible_extra_vars, interpreted_name, to_env
 from opscraft.execution.spec import RunnerError, RunSpec
 
@@ -29,11 +29,6 @@ INVENTORY_PLUGINS = "yaml,ini"
 # The known_hosts a script may attach as a `file` secret of this name; without it each run
 # accepts the host keys it meets (trust on first use, per run: see docs/scripts.md).
 KNOWN_HOSTS_SECRET = "SSH_KNOWN_HOSTS"
-TERRAFORM_STEPS = {
-    "plan": "terraform init -input=false && exec terraform plan -input=false",
-    "apply": "terraform init -input=false && exec terraform apply -auto-approve -input=false",
-    "destroy": "terraform init -input=false && exec terraform destroy -auto-approve -input=false",
-}
 
 
 def build(spec: RunSpec, secret_dir: str) -> Command:
@@ -106,8 +101,13 @@ def _build(spec: RunSpec, secret_dir: str) -> Command:
         files = {"main.tf": content}
         if "TF_HTTP_ADDRESS" in spec.env:  # OpsCraft keeps the state (terraform_backend)
             files[terraform_backend.OVERRIDE_FILE] = terraform_backend.OVERRIDE
+        action = spec.terraform_action or "plan"
+        if action == terraform_plan.APPLY_PLAN:
+            if spec.plan_file is None:
+                raise RunnerError("the saved plan this run applies is not available")
+            files[terraform_plan.PLAN_FILE] = spec.plan_file
         return Command(
-            ["/bin/sh", "-c", TERRAFORM_STEPS[spec.terraform_action or "plan"]],
+            ["/bin/sh", "-c", terraform_plan.steps(action, spec.lock_timeout_seconds)],
             files,
             {"TF_IN_AUTOMATION": "1", **tf_vars, **secrets},
         )

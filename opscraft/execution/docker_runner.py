@@ -25,7 +25,7 @@ from typing import Any
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 import docker
-from opscraft.execution import secret_env
+from opscraft.execution import secret_env, terraform_plan
 from opscraft.execution.commands import Command, build
 from opscraft.execution.events import Stream
 from opscraft.execution.run_env import run_env
@@ -108,7 +108,11 @@ class DockerRunner:
                 sock.close()
             status = api.wait(container)
             state = api.inspect_container(container)["State"]
-            return RunResult(exit_code=int(status["StatusCode"]), oom_killed=bool(state.get("OOMKilled")))
+            return RunResult(
+                exit_code=int(status["StatusCode"]),
+                oom_killed=bool(state.get("OOMKilled")),
+                files=_collect(api, container, spec.collect),
+            )
         except APIError as exc:
             raise RunnerError(
                 f"Docker failed while running the container: {exc.explanation or exc}"
@@ -184,6 +188,25 @@ def _archive(files: dict[str, bytes]) -> bytes:
             info.size, info.mode, info.uid, info.gid = len(data), 0o600, uid, gid
             tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+def _collect(api: docker.APIClient, container: str, names: tuple[str, ...]) -> dict[str, bytes]:
+    """The files `names` of the ended container's work directory that exist (regular files of
+    at most `terraform_plan.MAX_FILE_BYTES`; the volume outlives the stop until removal)."""
+    found: dict[str, bytes] = {}
+    for name in names:
+        try:
+            stream, stat = api.get_archive(container, f"{WORKDIR}/{name}")
+        except NotFound:
+            continue
+        if int(stat.get("size", 0)) > terraform_plan.MAX_FILE_BYTES:
+            continue
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            extracted = tar.extractfile(member) if member is not None and member.isfile() else None
+            if extracted is not None:
+                found[name] = extracted.read()
+    return found
 
 
 def _kill(container: str) -> None:

@@ -13,12 +13,20 @@ from sqlalchemy.exc import DBAPIError
 
 from opscraft.config import Settings
 from opscraft.db.models.executions import ExecutionStatus
-from opscraft.execution import store
+from opscraft.execution import store, terraform_plan
 from opscraft.execution.events import LogEvent, StatusEvent
 from opscraft.execution.loop import WorkerLoop
 from opscraft.execution.masking import Masker
 from opscraft.execution.output import OutputPipeline, StoreBatch
-from opscraft.execution.ports import CancelSignal, JobQueue, LogBus, SecretSource, SecretUnavailable
+from opscraft.execution.ports import (
+    CancelSignal,
+    JobQueue,
+    LogBus,
+    PlanStore,
+    PlanUnavailable,
+    SecretSource,
+    SecretUnavailable,
+)
 from opscraft.execution.spec import RunControl, Runner, RunnerError, RunResult, RunSpec, StopReason
 from opscraft.logs import engine_context
 
@@ -46,6 +54,7 @@ class Executor:
         secrets: SecretSource | None,
         on_finished: Callable[[int], None],
         allowed: frozenset[str] | None = None,
+        plans: PlanStore | None = None,
     ) -> None:
         self.settings = settings
         self.worker_id = worker_id
@@ -58,6 +67,7 @@ class Executor:
         self.secrets = secrets
         self.on_finished = on_finished
         self.allowed = allowed
+        self.plans = plans
         self._lock = threading.Lock()
         self._active: dict[int, RunControl] = {}
 
@@ -154,6 +164,12 @@ class Executor:
                 message = f"a secret attached to the script cannot be used: {exc}"
                 return store.Finish(ExecutionStatus.error, error_message=message)
             spec = replace(spec, env=secrets.env, secret_files=secrets.files, secret_values=secrets.values())
+        if spec.terraform_action == terraform_plan.APPLY_PLAN:
+            try:
+                spec = replace(spec, plan_file=self._plan_file(spec.execution_id))
+            except PlanUnavailable as exc:
+                message = f"the saved plan cannot be used: {exc}"
+                return store.Finish(ExecutionStatus.error, error_message=message)
         runner = self.runners.get(claim.runner)
         if runner is None:
             return store.Finish(
@@ -178,12 +194,31 @@ class Executor:
             error = f"the {claim.runner} runner failed unexpectedly: see the server log"
         finally:
             control.finish()
+        if result is not None and result.files and result.exit_code == 0 and control.reason is None:
+            error = self._keep_plan(spec.execution_id, result.files)
         try:
             pipeline.close()
         except Exception:
             log.exception("execution %s: storing the output failed", spec.execution_id)
             error = error or "storing the output failed: see the server log"
         return _outcome(spec, control.reason, result, error, pipeline)
+
+    def _plan_file(self, execution_id: int) -> bytes:
+        """The saved plan an `apply_plan` run applies; raises `PlanUnavailable`."""
+        if self.plans is None:
+            raise PlanUnavailable("this worker keeps no plans")
+        return self.loop.run(self.plans.plan_file(self.loop.db, execution_id))
+
+    def _keep_plan(self, execution_id: int, files: dict[str, bytes]) -> str | None:
+        """Hand a plan run's files to the plan store; the run's error message when that fails."""
+        try:
+            if self.plans is None:
+                raise RuntimeError("this worker keeps no plans")
+            self.loop.run(self.plans.keep(self.loop.db, execution_id, files))
+        except Exception:
+            log.exception("execution %s: keeping its plan failed", execution_id)
+            return "keeping the saved plan failed: see the server log"
+        return None
 
     def _store_batch(self, execution_id: int) -> StoreBatch:
         def store_batch(events: list[LogEvent], output_bytes: int) -> Future[None]:

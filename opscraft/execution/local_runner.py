@@ -24,6 +24,7 @@ import os
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from opscraft.execution import terraform_plan
 from opscraft.execution.commands import Command, build
 from opscraft.execution.events import Stream
 from opscraft.execution.run_env import run_env
@@ -125,7 +127,22 @@ class LocalRunner:
                     _pump(proc, output)
                 finally:
                     _end(proc, f"{RUN_MARKER}={marker}".encode())
-        return RunResult(exit_code=_exit_code(proc.returncode))
+            return RunResult(exit_code=_exit_code(proc.returncode), files=_collect(work, spec.collect))
+
+
+def _collect(work: Path, names: tuple[str, ...]) -> dict[str, bytes]:
+    """The files `names` of the work directory that exist: regular files (never a link the
+    script planted) of at most `terraform_plan.MAX_FILE_BYTES`."""
+    found: dict[str, bytes] = {}
+    for name in names:
+        path = work / name
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(info.st_mode) and info.st_size <= terraform_plan.MAX_FILE_BYTES:
+            found[name] = path.read_bytes()
+    return found
 
 
 _found: dict[tuple[str, str], str | None] = {}

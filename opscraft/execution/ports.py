@@ -119,6 +119,23 @@ class SecretSource(Protocol):
         ...
 
 
+class PlanUnavailable(Exception):
+    """The saved plan an `apply_plan` run needs cannot be had (gone, or does not decrypt)."""
+
+
+class PlanStore(Protocol):
+    """Keeps Terraform's saved plans (services/terraform_plans.py, encrypted with the vault)."""
+
+    async def keep(self, db: Database, execution_id: int, files: dict[str, bytes]) -> None:
+        """Store the plan of the finished `plan` run `execution_id` from the files it left
+        (`terraform_plan.COLLECT`); a run that left none stores nothing."""
+        ...
+
+    async def plan_file(self, db: Database, execution_id: int) -> bytes:
+        """The plan file the `apply_plan` run `execution_id` applies; raises `PlanUnavailable`."""
+        ...
+
+
 class RunnerAvailability(Protocol):
     """Which runners some live worker offers now (`docker` while its Docker engine answers, `local`)."""
 

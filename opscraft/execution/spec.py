@@ -48,14 +48,23 @@ class RunSpec:
     ssh_user: str | None = None
     ssh_key_secret: str | None = None
     run_options: dict[str, Any] = field(default_factory=dict)
+    # Terraform: the saved plan an `apply_plan` run applies (a plan file, see terraform_plan),
+    # and how long a run waits for the state lock (seconds).
+    plan_file: bytes | None = field(default=None, repr=False)
+    lock_timeout_seconds: int = 60
+    # Files the runner reads back from the work directory once the run ended (a plan run's plan
+    # file and its JSON form), each at most `terraform_plan.MAX_FILE_BYTES`.
+    collect: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """How the process or container ended (exit code 128+N when killed by signal N)."""
+    """How the process or container ended (exit code 128+N when killed by signal N), and the
+    files of `RunSpec.collect` found in the work directory afterwards (name -> content)."""
 
     exit_code: int | None
     oom_killed: bool = False
+    files: dict[str, bytes] = field(default_factory=dict, repr=False)
 
 
 class RunnerError(Exception):

@@ -33,7 +33,7 @@ from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.models.scripts import ScriptType
 from opscraft.db.models.workers import FINISHED_DETAIL_KEYS, finished_event
 from opscraft.db.types import utcnow
-from opscraft.execution import terraform_backend
+from opscraft.execution import terraform_backend, terraform_plan
 from opscraft.execution.events import LogEvent, StatusEvent
 from opscraft.execution.loop import WorkerLoop
 from opscraft.execution.spec import RunSpec
@@ -229,6 +229,8 @@ def claim(conn: Connection, settings: Settings, worker_id: str, execution_id: in
         ssh_user=run.get("ssh_user"),
         ssh_key_secret=run.get("ssh_key_secret"),
         run_options=dict(row.run_options or {}),
+        lock_timeout_seconds=settings.terraform_lock_timeout_seconds,
+        collect=terraform_plan.COLLECT if row.terraform_action == "plan" else (),
     )
     return replace(base, spec=spec)
 

@@ -33,7 +33,7 @@ from opscraft.execution.docker_runner import DockerRunner
 from opscraft.execution.executor import Executor
 from opscraft.execution.local_runner import LocalRunner
 from opscraft.execution.loop import WorkerLoop
-from opscraft.execution.ports import CancelSignal, JobQueue, LogBus, SecretSource
+from opscraft.execution.ports import CancelSignal, JobQueue, LogBus, PlanStore, SecretSource
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ class Worker:
         cancels: CancelSignal | None = None,
         make_queue: Callable[[Callable[[int], None]], JobQueue] | None = None,
         runners: frozenset[str] | None = None,
+        plans: PlanStore | None = None,
     ) -> None:
         self.settings = settings
         self.worker_id = worker_identity(settings)
@@ -101,6 +102,7 @@ class Worker:
             secrets,
             on_finished,
             runners,
+            plans,
         )
         self._stopping = threading.Event()
         self._housekeeping = threading.Thread(

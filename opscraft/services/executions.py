@@ -16,12 +16,12 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
-from opscraft.db.models import Execution, ExecutionLog, RunEvent, Script, User
+from opscraft.db.models import Execution, ExecutionLog, RunEvent, Script, TerraformPlan, User
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus, Trigger
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.workers import finished_event
 from opscraft.db.types import utcnow
-from opscraft.execution import ansible_options
+from opscraft.execution import ansible_options, terraform_plan
 from opscraft.execution.client import ExecutionClient
 from opscraft.execution.events import Event
 from opscraft.services import app_settings, approvals, audit, notifications, parameters, secrets
@@ -134,6 +134,11 @@ def _terraform_action(script: Script, action: str | None, confirm_destroy: bool)
             )
         return None
     action = action or "plan"
+    if action == terraform_plan.APPLY_PLAN:
+        raise Invalid(
+            "a saved plan is applied from its plan run ('Apply this plan'), not started directly",
+            details=[{"field": "terraform_action", "message": "apply a saved plan from its plan run"}],
+        )
     if action not in TERRAFORM_ACTIONS:
         raise Invalid(
             "terraform_action must be 'plan', 'apply' or 'destroy'",
@@ -173,8 +178,12 @@ async def create(
     trigger: Trigger = Trigger.api,
     run_options: dict[str, Any] | None = None,
     confirm_destroy: bool = False,
+    saved_plan: TerraformPlan | None = None,
 ) -> Execution:
     """Queue a run of an active script with validated parameters; returns the `queued` row.
+
+    `saved_plan` (from `terraform_plans.apply`, which has checked it) makes the run an apply of
+    exactly that plan: the plan run's script version and parameters, action `apply_plan`.
 
     `trigger` records how the run started. A system actor (`Actor.on_behalf_of`: a schedule, a
     webhook, a retry) starts it with the permissions its user has now: an owner who was
@@ -194,16 +203,21 @@ async def create(
             f"script {script.name!r} is {script.status}: only active scripts can be executed; "
             "activate it first (operators and admins can)"
         )
-    resolved = parameters.resolve(script.parameters, parameters_in)
+    version = script.current_version
+    if saved_plan is None:
+        resolved = parameters.resolve(script.parameters, parameters_in)
+        action = _terraform_action(script, terraform_action, confirm_destroy)
+    else:  # exactly what was planned: Terraform keeps the variables and configuration in the plan
+        resolved, action = dict(parameters_in or {}), terraform_plan.APPLY_PLAN
+        version = saved_plan.script_version
     if resolved:
         await secrets.check_parameter_shadowing(session, script_id, resolved)
-    action = _terraform_action(script, terraform_action, confirm_destroy)
     options = _run_options(script, run_options)
     chosen = await _choose_runner(session, runner)
     policy = await approvals.policy_for(session, script_id)
     execution = Execution(
         script_id=script_id,
-        script_version=script.current_version,
+        script_version=version,
         script_name=script.name,
         script_type=script.script_type,
         parameters=resolved,
@@ -218,6 +232,8 @@ async def create(
     )
     session.add(execution)
     await session.flush()
+    if saved_plan is not None:  # linked before the enqueue: the worker finds the plan by it
+        saved_plan.apply_execution_id = execution.id
     if policy is not None:  # held until approved (services/approvals.py)
         assert execution.id is not None
         approvals.open_request(session, execution.id, policy)
@@ -229,7 +245,7 @@ async def create(
         execution.id,
         script_id=script_id,
         script_name=script.name,
-        script_version=script.current_version,
+        script_version=version,
         runner=chosen,
         network_enabled=script.network_enabled,
         terraform_action=action,

@@ -6,6 +6,8 @@ not one of the admin-editable settings (`app_settings.KNOWN`), so no API shows o
 
 from __future__ import annotations
 
+import base64
+
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -13,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft import runtime
 from opscraft.config import ConfigError, Settings
 from opscraft.db.engine import Database
-from opscraft.db.models import AppSetting, Secret, TerraformStateVersion
+from opscraft.db.models import AppSetting, Secret, TerraformPlan, TerraformStateVersion
 from opscraft.db.types import utcnow
 from opscraft.security.vault import DecryptError, MasterKey, Sealed, Vault, load_master_key
 from opscraft.services import audit
@@ -65,6 +67,28 @@ def seal_state(vault: Vault, version: TerraformStateVersion, text: str) -> None:
     box = vault.seal(text, secret_id=version.id, name=_state_aad_name(version))
     version.ciphertext, version.salt, version.nonce = box.ciphertext, box.salt, box.nonce
     version.key_version = vault.key_version
+
+
+def _plan_aad_name(plan: TerraformPlan) -> str:
+    # Neither a secret name nor a state's: a sealed plan opens only as this plan.
+    return f"terraform-plan:{plan.execution_id}"
+
+
+def reveal_plan(vault: Vault, plan: TerraformPlan) -> bytes:
+    """The plan file of `plan` (Terraform's zip, sealed as base64 text); `DecryptError` when it
+    does not decrypt."""
+    assert plan.id is not None
+    box = Sealed(plan.ciphertext, plan.salt, plan.nonce)
+    text = vault.open(box, secret_id=plan.id, name=_plan_aad_name(plan), key_version=plan.key_version)
+    return base64.b64decode(text)
+
+
+def seal_plan(vault: Vault, plan: TerraformPlan, data: bytes) -> None:
+    """Encrypt the plan file `data` for the (already inserted) row `plan`."""
+    assert plan.id is not None
+    box = vault.seal(base64.b64encode(data).decode(), secret_id=plan.id, name=_plan_aad_name(plan))
+    plan.ciphertext, plan.salt, plan.nonce = box.ciphertext, box.salt, box.nonce
+    plan.key_version = vault.key_version
 
 
 def _mismatch(master: MasterKey) -> ConfigError:
@@ -150,6 +174,16 @@ async def rotate(session: AsyncSession, old: Vault, new_key: MasterKey) -> tuple
             await session.rollback()
             raise Invalid(f"{exc}; nothing was rotated") from None
         seal_state(new, version, text)
+    plans = (
+        await session.exec(select(TerraformPlan).order_by(col(TerraformPlan.id)).with_for_update())
+    ).all()
+    for plan in plans:  # and so are saved plans
+        try:
+            data = reveal_plan(old, plan)
+        except DecryptError as exc:
+            await session.rollback()
+            raise Invalid(f"{exc}; nothing was rotated") from None
+        seal_plan(new, plan, data)
     state = await session.get(AppSetting, STATE_KEY)
     assert state is not None, "the vault is opened at start, which stores its state"
     state.value = _state(new)
@@ -164,6 +198,7 @@ async def rotate(session: AsyncSession, old: Vault, new_key: MasterKey) -> tuple
         key_version=new.key_version,
         secrets=len(rows),
         terraform_states=len(states),
+        terraform_plans=len(plans),
     )
     await session.commit()
     return new, len(rows)

@@ -118,6 +118,16 @@ async def _current(session: AsyncSession, state: TerraformState) -> TerraformSta
     ).one()
 
 
+async def identity(session: AsyncSession, script_id: int, workspace: str) -> tuple[int, str, int]:
+    """(serial, lineage, version number) of the current state of a script's workspace, as
+    Terraform tells states apart; (0, "", 0) when there is none (never written, or deleted)."""
+    state = await _state(session, script_id, _workspace(workspace), create=False)
+    version = await _current(session, state) if state is not None else None
+    if version is None:
+        return 0, "", 0
+    return version.serial or 0, version.lineage or "", version.number
+
+
 async def read(session: AsyncSession, run: Execution, workspace: str) -> str | None:
     """The current state (JSON text) of the run's script in `workspace`, or None (no state yet)."""
     state = await _state(session, run.script_id, _workspace(workspace), create=False)

@@ -17,7 +17,7 @@ from opscraft.db.models.executions import Execution, ExecutionLog
 from opscraft.db.models.scripts import Script, ScriptTag, ScriptVersion
 from opscraft.db.models.secrets import ScriptSecret, Secret
 from opscraft.db.models.settings import AppSetting
-from opscraft.db.models.terraform import TerraformState, TerraformStateVersion
+from opscraft.db.models.terraform import TerraformPlan, TerraformState, TerraformStateVersion
 from opscraft.db.models.users import RefreshToken, Role, User
 from opscraft.db.models.workers import RegisteredWorker, RunEvent, RunEventDelivery
 
@@ -45,6 +45,7 @@ __all__ = [
     "ScriptTag",
     "ScriptVersion",
     "Secret",
+    "TerraformPlan",
     "TerraformState",
     "TerraformStateVersion",
     "User",

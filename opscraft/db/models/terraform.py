@@ -52,3 +52,39 @@ class TerraformStateVersion(SQLModel, table=True):
     salt: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     key_version: int = Field(default=1)
+
+
+class TerraformPlan(SQLModel, table=True):
+    """The saved plan of one successful `plan` run, encrypted with the vault (never changed).
+
+    `prior_serial`/`prior_lineage` are those of the state the plan was made against (the
+    `tfstate` entry of Terraform's plan file; serial 0 and lineage "" when there was none): an
+    apply of the plan is refused once the state's current version differs (stale plan).
+    `summary` is `{"resources": [{"address", "actions"}], "outputs": [{"name", "actions"}]}`
+    from `terraform show -json`; `apply_execution_id` is the run that applies it (one at most).
+    """
+
+    __tablename__ = "terraform_plans"
+    __table_args__ = (Index("ux_terraform_plans_execution", "execution_id", unique=True),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    execution_id: int = Field(foreign_key="executions.id", ondelete="CASCADE")
+    script_id: int = Field(foreign_key="scripts.id", ondelete="CASCADE")
+    workspace: str = Field(max_length=64)
+    script_version: int  # the version the plan run ran: its apply runs the same
+    prior_serial: int = Field(default=0)
+    prior_lineage: str = Field(default="", max_length=64)
+    to_add: int = Field(default=0)
+    to_change: int = Field(default=0)
+    to_destroy: int = Field(default=0)
+    summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    size_bytes: int = Field(default=0)
+    sha256: str = Field(max_length=64)
+    apply_execution_id: int | None = Field(
+        default=None, foreign_key="executions.id", ondelete="SET NULL", index=True
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    salt: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    key_version: int = Field(default=1)

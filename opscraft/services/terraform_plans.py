@@ -1,0 +1,237 @@
+"""Terraform plan -> review -> apply: the saved plan of a `plan` run, its summary, and "Apply this plan".
+
+- A successful `plan` run leaves its plan file and `terraform show -json` of it
+  (execution/terraform_plan.py); `VaultPlanStore.keep` stores the plan encrypted with the vault
+  (like states) with a summary: resources to add / change / destroy, counted as Terraform's own
+  "Plan: X to add, Y to change, Z to destroy" line does (a replacement counts once to add and
+  once to destroy), and the serial and lineage of the state the plan was made against (the
+  `tfstate` entry of the plan file, Terraform's planfile format).
+- Anyone who may view runs reads the summary; operators and admins apply a plan (`apply`): a
+  new run (action `apply_plan`) of the plan run's script version that runs
+  `terraform apply <plan file>`, held for approval like any run when the script requires it
+  (services/approvals.py).
+- A plan is stale, and its apply refused (409), when the state's current serial or lineage is no
+  longer the one it was made against (Terraform refuses such a plan too: "Saved plan is stale").
+  A plan is applied once; a new apply is allowed only after the previous one never ran
+  (rejected or cancelled before it started).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft.db.engine import Database
+from opscraft.db.models import Execution, TerraformPlan
+from opscraft.db.models.executions import ExecutionStatus, Trigger
+from opscraft.db.models.scripts import ScriptType
+from opscraft.execution import terraform_backend, terraform_plan
+from opscraft.execution.ports import PlanUnavailable
+from opscraft.security.vault import DecryptError, Vault
+from opscraft.services import audit, executions, keyring, terraform_state
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Conflict, Invalid, NotFound
+from opscraft.services.permissions import Permission, require
+
+MAX_LISTED = 1000  # resources and outputs kept in a summary; `truncated` says when more changed
+# An apply that never ran leaves the plan free to be applied again.
+NEVER_RAN = frozenset({ExecutionStatus.rejected, ExecutionStatus.cancelled})
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a plan changes: counts and the changed resources and outputs (addresses, actions)."""
+
+    to_add: int
+    to_change: int
+    to_destroy: int
+    detail: dict[str, Any]
+
+
+def summarize(plan_json: dict[str, Any]) -> Summary:
+    """The summary of `terraform show -json <plan>` (Terraform's "JSON Output Format":
+    `resource_changes[].change.actions`, `output_changes`). Data sources (`mode: data`) and
+    `no-op`/`read` changes are not counted, as Terraform's own summary line does not."""
+    add = change = destroy = 0
+    resources: list[dict[str, Any]] = []
+    for item in plan_json.get("resource_changes") or []:
+        actions = list((item.get("change") or {}).get("actions") or [])
+        if item.get("mode") == "data" or not set(actions) - {"no-op", "read"}:
+            continue
+        add += "create" in actions
+        destroy += "delete" in actions
+        change += actions == ["update"]
+        resources.append({"address": str(item.get("address", "")), "actions": actions})
+    outputs = [
+        {"name": str(name), "actions": list(value.get("actions") or [])}
+        for name, value in sorted((plan_json.get("output_changes") or {}).items())
+        if set(value.get("actions") or []) - {"no-op"}
+    ]
+    detail = {
+        "resources": resources[:MAX_LISTED],
+        "outputs": outputs[:MAX_LISTED],
+        "truncated": len(resources) > MAX_LISTED or len(outputs) > MAX_LISTED,
+    }
+    return Summary(add, change, destroy, detail)
+
+
+def prior_state(plan_file: bytes) -> tuple[int, str]:
+    """(serial, lineage) of the state a plan was made against: its `tfstate` entry (serial 0 and
+    lineage "" when there was no state). Raises `ValueError` for a file that is not a plan."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(plan_file)) as archive:
+            info = archive.getinfo("tfstate")
+            if info.file_size > terraform_plan.MAX_FILE_BYTES:
+                raise ValueError("the plan's state is too large")
+            state = json.loads(archive.read(info))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not a Terraform plan file: {exc}") from None
+    serial, lineage = state.get("serial"), state.get("lineage")
+    return (
+        serial if isinstance(serial, int) and 0 <= serial < 2**31 else 0,
+        lineage[:64] if isinstance(lineage, str) else "",
+    )
+
+
+@dataclass(frozen=True)
+class VaultPlanStore:
+    """`execution.ports.PlanStore` over the vault opened at start (given to the worker)."""
+
+    vault: Vault
+
+    async def keep(self, db: Database, execution_id: int, files: dict[str, bytes]) -> None:
+        """Store the plan of plan run `execution_id` (`ValueError` when its files are not a plan)."""
+        plan_file = files.get(terraform_plan.PLAN_FILE)
+        shown = files.get(terraform_plan.PLAN_JSON_FILE)
+        if plan_file is None or shown is None:
+            return
+        summary = summarize(json.loads(shown))
+        serial, lineage = prior_state(plan_file)
+        async with db.session() as session:
+            execution = await session.get(Execution, execution_id)
+            if execution is None:
+                return
+            plan = TerraformPlan(
+                execution_id=execution_id,
+                script_id=execution.script_id,
+                workspace=terraform_backend.DEFAULT_WORKSPACE,
+                script_version=execution.script_version,
+                prior_serial=serial,
+                prior_lineage=lineage,
+                to_add=summary.to_add,
+                to_change=summary.to_change,
+                to_destroy=summary.to_destroy,
+                summary=summary.detail,
+                size_bytes=len(plan_file),
+                sha256=hashlib.sha256(plan_file).hexdigest(),
+                ciphertext=b"",
+                salt=b"",
+                nonce=b"",
+            )
+            session.add(plan)
+            await session.flush()
+            keyring.seal_plan(self.vault, plan, plan_file)
+            await session.commit()
+
+    async def plan_file(self, db: Database, execution_id: int) -> bytes:
+        """The plan the `apply_plan` run `execution_id` applies (`PlanUnavailable` if none)."""
+        async with db.session() as session:
+            plan = (
+                await session.exec(
+                    select(TerraformPlan).where(col(TerraformPlan.apply_execution_id) == execution_id)
+                )
+            ).first()
+            if plan is None:
+                raise PlanUnavailable("no saved plan is linked to this run")
+            try:
+                return keyring.reveal_plan(self.vault, plan)
+            except DecryptError:
+                raise PlanUnavailable("the saved plan does not decrypt with the current master key") from None
+
+
+async def _plan_of(session: AsyncSession, execution_id: int) -> TerraformPlan:
+    plan = (
+        await session.exec(select(TerraformPlan).where(col(TerraformPlan.execution_id) == execution_id))
+    ).first()
+    if plan is None:
+        raise NotFound(f"execution {execution_id} has no saved plan (only a successful plan run has one)")
+    return plan
+
+
+async def is_stale(session: AsyncSession, plan: TerraformPlan) -> bool:
+    """True when the state changed since the plan was made (serial or lineage differ)."""
+    serial, lineage, _ = await terraform_state.identity(session, plan.script_id, plan.workspace)
+    return (serial, lineage) != (plan.prior_serial, plan.prior_lineage)
+
+
+async def get(session: AsyncSession, actor: Actor, execution_id: int) -> tuple[TerraformPlan, bool]:
+    """The saved plan of plan run `execution_id` and whether it is stale (anyone who views runs)."""
+    require(actor.user, Permission.view_scripts)
+    plan = await _plan_of(session, execution_id)
+    return plan, await is_stale(session, plan)
+
+
+async def apply(
+    session: AsyncSession,
+    actor: Actor,
+    execution_id: int,
+    runner: str | None = None,
+    trigger: Trigger = Trigger.api,
+) -> Execution:
+    """Start an apply of exactly the plan saved by plan run `execution_id` (operators, admins).
+
+    Returns the new run (`queued`, or `awaiting_approval` when the script requires approval).
+    Raises NotFound (no saved plan), Conflict (stale plan, already applied, script not active),
+    Invalid (bad runner), Forbidden.
+    """
+    require(actor.user, Permission.edit_scripts)
+    plan = await _plan_of(session, execution_id)
+    plan = (
+        await session.exec(select(TerraformPlan).where(col(TerraformPlan.id) == plan.id).with_for_update())
+    ).one()
+    if plan.apply_execution_id is not None:
+        previous = await session.get(Execution, plan.apply_execution_id)
+        if previous is not None and previous.status not in NEVER_RAN:
+            raise Conflict(
+                f"this plan is already applied by execution {previous.id} ({previous.status}): plan again"
+            )
+    serial, lineage, version = await terraform_state.identity(session, plan.script_id, plan.workspace)
+    if (serial, lineage) != (plan.prior_serial, plan.prior_lineage):
+        raise Conflict(
+            f"the plan is stale: the state changed since it was made (serial {plan.prior_serial} -> "
+            f"{serial}, now version {version}); run a new plan and apply that"
+        )
+    source = await session.get(Execution, execution_id)
+    if source is None or source.script_type != ScriptType.terraform:
+        raise NotFound(f"execution {execution_id} has no saved plan")
+    if runner is not None and runner not in executions.RUNNERS:
+        raise Invalid(
+            f"runner must be one of: {', '.join(executions.RUNNERS)}",
+            details=[{"field": "runner", "message": f"must be one of: {', '.join(executions.RUNNERS)}"}],
+        )
+    audit.record(
+        session,
+        actor,
+        "terraform.plan_apply",
+        "execution",
+        execution_id,
+        script_id=plan.script_id,
+        plan_sha256=plan.sha256,
+        state_serial=serial,
+    )
+    return await executions.create(
+        session,
+        actor,
+        plan.script_id,
+        dict(source.parameters),
+        runner=runner or source.runner,
+        trigger=trigger,
+        saved_plan=plan,
+    )
