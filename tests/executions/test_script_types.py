@@ -118,7 +118,11 @@ async def test_terraform_plan_or_apply_with_tf_vars(
     steps = [
         line for line in text.splitlines() if line.startswith("terraform-standin ") and " env " not in line
     ]
-    expected = "apply -auto-approve -input=false" if action == "apply" else "plan -input=false"
+    expected = (
+        "apply -auto-approve -input=false -lock-timeout=60s"
+        if action == "apply"
+        else "plan -input=false -lock-timeout=60s -out=opscraft.tfplan"
+    )
     assert steps == ["terraform-standin init -input=false", f"terraform-standin {expected}"]
     assert text.count("terraform-standin env TF_VAR_region=us-east-2") == 2
 

@@ -56,7 +56,11 @@ def terraform_on_path() -> None:
 
 @pytest.fixture
 def engine_settings() -> dict[str, Any]:
-    return {"OPSCRAFT_STATE_BACKEND_URL": f"http://127.0.0.1:{PORT}"}
+    # A held lock is waited for this long (test_terraform_plans.py shows the wait succeeding).
+    return {
+        "OPSCRAFT_STATE_BACKEND_URL": f"http://127.0.0.1:{PORT}",
+        "OPSCRAFT_TERRAFORM_LOCK_TIMEOUT_SECONDS": 2,
+    }
 
 
 @pytest.fixture

@@ -1,17 +1,22 @@
 """Matrix cases for Terraform state: operators read, download and roll back states; admins
 break locks; the backend routes answer only a running run's own credentials (never a user's
-token: 401 for everyone here)."""
+token: 401 for everyone here). Saved plans: everyone who views runs reads a plan's summary;
+operators and admins apply it (tests/executions/test_terraform_plans.py covers the rules)."""
 
 from __future__ import annotations
 
+import io
+import json
 import secrets
+import zipfile
 from typing import Any
 
 import httpx
 
 from opscraft import runtime
-from opscraft.db.models import TerraformState
-from opscraft.services import terraform_state
+from opscraft.db.models import Execution, TerraformPlan, TerraformState
+from opscraft.db.models.executions import ExecutionStatus
+from opscraft.services import keyring, terraform_state
 from tests.rbac_cases import ROLES, Case, allow
 
 BACKEND = "/api/v1/terraform/state/{script_id}/{workspace}"
@@ -20,7 +25,12 @@ STATE = '{"version": 4, "serial": 1, "lineage": "l", "outputs": {}}'
 
 
 async def _script(c: httpx.AsyncClient, u: dict[str, Any]) -> int:
-    body = {"name": f"tf-{secrets.token_hex(4)}", "script_type": "terraform", "content": "locals {}\n"}
+    body = {
+        "name": f"tf-{secrets.token_hex(4)}",
+        "script_type": "terraform",
+        "content": "locals {}\n",
+        "status": "active",
+    }
     r = await c.post("/api/v1/scripts", json=body, headers=u["admin"].headers)
     assert r.status_code == 201, r.text
     return int(r.json()["id"])
@@ -55,7 +65,51 @@ async def lock_body(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
     return {**await script_path(c, u), "json": {"ID": "x"}}
 
 
+def _plan_file() -> bytes:
+    """A plan file as far as OpsCraft reads one: a zip whose `tfstate` is the prior state."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("tfstate", json.dumps({"version": 4, "serial": 0, "lineage": ""}))
+    return buffer.getvalue()
+
+
+async def plan_path(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
+    """A successful plan run with its saved plan (the local runner allowed for its apply)."""
+    r = await c.put("/api/v1/settings", json={"local_runner_enabled": True}, headers=u["admin"].headers)
+    assert r.status_code == 200, r.text
+    script_id = await _script(c, u)
+    async with runtime.current().db.session() as session:
+        run = Execution(
+            script_id=script_id,
+            script_version=1,
+            script_name="plan",
+            script_type="terraform",
+            terraform_action="plan",
+            status=ExecutionStatus.success,
+            runner="local",
+        )
+        session.add(run)
+        await session.flush()
+        assert run.id is not None
+        plan = TerraformPlan(
+            execution_id=run.id,
+            script_id=script_id,
+            workspace="default",
+            script_version=1,
+            sha256="0" * 64,
+            ciphertext=b"",
+            salt=b"",
+            nonce=b"",
+        )
+        session.add(plan)
+        await session.flush()
+        keyring.seal_plan(keyring.current_vault(), plan, _plan_file())
+        await session.commit()
+        return {"path": {"execution_id": run.id}}
+
+
 RUN_ONLY = dict.fromkeys(ROLES, 401)
+PLAN = "/api/v1/executions/{execution_id}/terraform/plan"
 
 CASES = [
     Case("GET", BACKEND, RUN_ONLY, script_path, note="Basic run credentials only"),
@@ -68,4 +122,6 @@ CASES = [
     Case("GET", f"{STATES}/{{workspace}}/versions/{{number}}", allow("operator"), state_path),
     Case("POST", f"{STATES}/{{workspace}}/versions/{{number}}/rollback", allow("operator"), state_path),
     Case("DELETE", f"{STATES}/{{workspace}}/lock", allow("admin", 204), locked_path),
+    Case("GET", PLAN, allow("viewer"), plan_path),
+    Case("POST", f"{PLAN}/apply", allow("operator", 202), plan_path),
 ]

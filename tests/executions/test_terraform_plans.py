@@ -1,0 +1,227 @@
+"""Plan -> review -> apply with real Terraform and OpsCraft's state backend (local runner; the
+Docker runner in test_terraform_docker.py), and the wait for a state lock another run holds.
+
+The configuration needs no provider download: `terraform_data` (built in since Terraform 1.4)
+when the binary has it, else outputs only (Terraform 1.0.3 of tests/run on a clean machine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from opscraft import runtime
+from opscraft.db.models import Execution
+from opscraft.db.models.executions import ExecutionStatus
+from opscraft.execution import terraform_backend
+from opscraft.services import terraform_plans
+from tests.conftest import LoggedIn, make_user
+from tests.executions import test_terraform_state as state_tests
+from tests.executions.conftest import make_script, output, start, wait_for
+
+OUTPUT_TF = """variable "greeting" {
+  type    = string
+  default = "hello"
+}
+
+output "message" {
+  value = "${var.greeting} from opscraft"
+}
+"""
+RESOURCE_TF = """
+resource "terraform_data" "greeting" {
+  input = var.greeting
+}
+"""
+
+
+def _has_terraform_data() -> bool:
+    text = subprocess.run(["terraform", "version"], capture_output=True, text=True, check=True).stdout
+    found = re.search(r"Terraform v(\d+)\.(\d+)", text)
+    return found is not None and (int(found[1]), int(found[2])) >= (1, 4)
+
+
+# The same served API, SQLite and real Terraform on PATH as the state tests.
+PORT = state_tests.PORT
+backend = state_tests.backend
+served = state_tests.served
+terraform_on_path = state_tests.terraform_on_path
+WITH_RESOURCE = _has_terraform_data()
+MAIN_TF = OUTPUT_TF + (RESOURCE_TF if WITH_RESOURCE else "")
+
+
+@pytest.fixture
+def engine_settings() -> dict[str, Any]:
+    return {
+        "OPSCRAFT_STATE_BACKEND_URL": f"http://127.0.0.1:{PORT}",
+        "OPSCRAFT_TERRAFORM_LOCK_TIMEOUT_SECONDS": 120,
+    }
+
+
+async def _finished(client: httpx.AsyncClient, who: LoggedIn, execution_id: int) -> tuple[dict, str]:
+    final = await wait_for(client, who, execution_id, timeout=180)
+    return final, await output(client, who, execution_id)
+
+
+async def _plan(client: httpx.AsyncClient, who: LoggedIn, script_id: int, **parameters: str) -> int:
+    started = await start(client, who, script_id, "local", terraform_action="plan", parameters=parameters)
+    final, text = await _finished(client, who, started["id"])
+    assert final["status"] == "success", text
+    return int(started["id"])
+
+
+async def _get_plan(client: httpx.AsyncClient, who: LoggedIn, execution_id: int) -> dict[str, Any]:
+    r = await client.get(f"/api/v1/executions/{execution_id}/terraform/plan", headers=who.headers)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def _apply(client: httpx.AsyncClient, who: LoggedIn, execution_id: int) -> Any:
+    return client.post(f"/api/v1/executions/{execution_id}/terraform/plan/apply", headers=who.headers)
+
+
+async def test_plan_is_saved_summarized_and_applied_exactly_once_then_stale(
+    client: httpx.AsyncClient, operator: LoggedIn, viewer: LoggedIn, served: None
+) -> None:
+    script_id = await make_script(
+        client, operator, MAIN_TF, script_type="terraform", parameters={"greeting": "hello"}
+    )
+    plan_id = await _plan(client, operator, script_id, greeting="hi")
+
+    plan = await _get_plan(client, viewer, plan_id)  # anyone who views runs reads the summary
+    assert plan["outputs"] == [{"name": "message", "actions": ["create"]}]
+    assert plan["to_add"] == (1 if WITH_RESOURCE else 0) and plan["to_change"] == plan["to_destroy"] == 0
+    if WITH_RESOURCE:
+        assert plan["resources"] == [{"address": "terraform_data.greeting", "actions": ["create"]}]
+    assert (plan["prior_serial"], plan["prior_lineage"], plan["stale"]) == (0, "", False)
+    assert plan["apply_execution_id"] is None and plan["size_bytes"] > 0
+    # The plan file is kept encrypted: no plaintext zip in the row.
+    async with runtime.current().db.session() as session:
+        row = await terraform_plans._plan_of(session, plan_id)
+        assert not row.ciphertext.startswith(b"PK") and b"from opscraft" not in row.ciphertext
+
+    r = await _apply(client, viewer, plan_id)
+    assert r.status_code == 403, r.text
+    r = await _apply(client, operator, plan_id)
+    assert r.status_code == 202, r.text
+    applying = r.json()
+    assert applying["terraform_action"] == "apply_plan" and applying["parameters"] == {"greeting": "hi"}
+    final, text = await _finished(client, operator, applying["id"])
+    assert final["status"] == "success", text
+    assert 'message = "hi from opscraft"' in text, text
+    if WITH_RESOURCE:
+        assert "Resources: 1 added, 0 changed, 0 destroyed" in text, text
+    r = await client.get(
+        f"/api/v1/scripts/{script_id}/terraform/states/default/versions", headers=operator.headers
+    )
+    assert [(v["number"], v["execution_id"]) for v in r.json()["versions"]] == [(1, applying["id"])]
+    assert (await _get_plan(client, operator, plan_id))["apply_execution_id"] == applying["id"]
+
+    r = await _apply(client, operator, plan_id)
+    assert r.status_code == 409 and "already applied" in r.json()["detail"], r.text
+
+    # Two plans against the same state: applying one makes the other stale.
+    first = await _plan(client, operator, script_id, greeting="one")
+    second = await _plan(client, operator, script_id, greeting="two")
+    first_plan = await _get_plan(client, operator, first)
+    assert first_plan["prior_serial"] >= 1 and first_plan["prior_lineage"] and not first_plan["stale"]
+    r = await _apply(client, operator, second)
+    assert r.status_code == 202, r.text
+    final, text = await _finished(client, operator, r.json()["id"])
+    assert final["status"] == "success" and 'message = "two from opscraft"' in text, text
+    assert (await _get_plan(client, operator, first))["stale"]
+    r = await _apply(client, operator, first)
+    assert r.status_code == 409, r.text
+    assert "the plan is stale" in r.json()["detail"] and "run a new plan" in r.json()["detail"]
+
+    r = await client.get("/api/v1/executions/999999/terraform/plan", headers=operator.headers)
+    assert r.status_code == 404
+    r = await client.post(
+        "/api/v1/executions",
+        json={"script_id": script_id, "terraform_action": "apply_plan", "runner": "local"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 422, r.text
+
+
+async def test_applying_a_plan_waits_for_approval_by_someone_else(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn, served: None
+) -> None:
+    script_id = await make_script(
+        client, operator, MAIN_TF, script_type="terraform", parameters={"greeting": "hello"}
+    )
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}/approval", json={"required": 1}, headers=operator.headers
+    )
+    assert r.status_code == 200, r.text
+    approver = await make_user(client, "operator")
+    started = await start(client, operator, script_id, "local", terraform_action="plan", parameters={})
+    assert started["status"] == "awaiting_approval"
+    r = await client.post(f"/api/v1/executions/{started['id']}/approve", json={}, headers=approver.headers)
+    assert r.status_code == 200, r.text
+    final, text = await _finished(client, operator, started["id"])
+    assert final["status"] == "success", text
+
+    r = await _apply(client, operator, started["id"])
+    assert r.status_code == 202 and r.json()["status"] == "awaiting_approval", r.text
+    applying = r.json()["id"]
+    r = await client.post(f"/api/v1/executions/{applying}/approve", json={}, headers=operator.headers)
+    assert r.status_code == 403  # never one's own run
+    r = await client.post(f"/api/v1/executions/{applying}/approve", json={}, headers=approver.headers)
+    assert r.status_code == 200, r.text
+    final, text = await _finished(client, operator, applying)
+    assert final["status"] == "success" and 'message = "hello from opscraft"' in text, text
+    r = await client.get("/api/v1/audit", params={"action": "terraform.plan_apply"}, headers=admin.headers)
+    assert r.json()["total"] == 1, r.text
+
+
+async def test_a_run_waits_for_the_state_lock_and_goes_on_once_it_is_released(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn, served: None
+) -> None:
+    script_id = await make_script(
+        client, operator, MAIN_TF, script_type="terraform", parameters={"greeting": "hello"}
+    )
+    async with runtime.current().db.session() as session:  # another run, holding the lock
+        holder = Execution(
+            script_id=script_id,
+            script_version=1,
+            script_name="holder",
+            script_type="terraform",
+            status=ExecutionStatus.running,
+            runner="local",
+        )
+        session.add(holder)
+        await session.commit()
+        assert holder.id is not None
+        holder_id = holder.id
+    secret_key = runtime.current().settings.secret_key
+    assert secret_key
+    auth = (terraform_backend.username(holder_id), terraform_backend.password(secret_key, holder_id))
+    r = await client.request(
+        "LOCK", f"/api/v1/terraform/state/{script_id}/default/lock", json={"ID": "held-1"}, auth=auth
+    )
+    assert r.status_code == 200, r.text
+
+    started = await start(client, operator, script_id, "local", terraform_action="apply", parameters={})
+    deadline = time.monotonic() + 120
+    while "Acquiring state lock" not in await output(client, operator, started["id"]):
+        assert time.monotonic() < deadline, "the run never tried the lock"
+        await asyncio.sleep(0.2)
+    # It keeps waiting (Terraform retries the lock) rather than failing at once.
+    await asyncio.sleep(2)
+    r = await client.get(f"/api/v1/executions/{started['id']}", headers=operator.headers)
+    assert r.json()["status"] == "running", await output(client, operator, started["id"])
+
+    r = await client.request(
+        "UNLOCK", f"/api/v1/terraform/state/{script_id}/default/lock", json={"ID": "held-1"}, auth=auth
+    )
+    assert r.status_code == 200, r.text
+    final, text = await _finished(client, operator, started["id"])
+    assert final["status"] == "success", text
+    assert 'message = "hello from opscraft"' in text
