@@ -210,9 +210,12 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(data_dir: Path, extra_env: dict[str, str] | None = None) -> LiveServer:
-    """Run `opscraft serve` as a real process on a free port and wait until it is healthy."""
-    port = free_port()
+def start_server(
+    data_dir: Path, extra_env: dict[str, str] | None = None, port: int | None = None
+) -> LiveServer:
+    """Run `opscraft serve` as a real process on `port` (default: a free one) and wait until it
+    is healthy."""
+    port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {
         # Without pytest's marker: NiceGUI would otherwise run the server in its test mode.

@@ -23,6 +23,7 @@ from opscraft.ui.approvals import approval_panel
 from opscraft.ui.execution_widgets import banner, elapsed, format_duration, status_badge
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.terminal import SCROLLBACK_LINES, LiveTerminal
+from opscraft.ui.terraform_panel import TerraformPanel
 from opscraft.ui.widgets import call, close_then, live_timer
 
 SESSION_RECHECK_SECONDS = 15.0
@@ -103,6 +104,7 @@ class ExecutionView:
         self.duration: ui.label | None = None
         self.header = ui.refreshable(self._header)
         self.details = ui.refreshable(self._details)
+        self.terraform = TerraformPanel(actor, execution)
 
     def _header(self) -> None:
         """Status, script, actions and banners: above the output, so a phone shows the output early."""
@@ -189,6 +191,7 @@ class ExecutionView:
             return False
         self.header.refresh()
         self.details.refresh()
+        await self.terraform.refresh(actor, self.execution)
         return True
 
     def _confirm_cancel(self) -> None:
@@ -256,6 +259,7 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
         view = ExecutionView(actor, execution)
         view.header()
         await approval_panel(actor, execution)
+        await view.terraform.draw()
         with ui.row().classes("w-full items-center justify-between"):
             with ui.row().classes("items-baseline gap-3"):
                 ui.label("Output").classes("text-subtitle1 font-medium")

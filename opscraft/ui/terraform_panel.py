@@ -1,0 +1,148 @@
+"""Terraform on the run page: the saved plan of a plan run (summary, "Apply this plan") and, for
+operators, the versions of the state the run works on, the ones it wrote marked."""
+
+from __future__ import annotations
+
+from nicegui import ui
+
+from opscraft.db.models import Execution, TerraformPlan
+from opscraft.db.models.executions import ExecutionStatus, Trigger
+from opscraft.db.models.scripts import ScriptType
+from opscraft.execution import terraform_backend
+from opscraft.services import terraform_plans, terraform_state
+from opscraft.services.actor import Actor
+from opscraft.services.errors import NotFound
+from opscraft.services.permissions import Permission, can
+from opscraft.ui.execution_widgets import banner
+from opscraft.ui.layout import guard, run_action
+from opscraft.ui.widgets import call, format_time
+
+ACTION_SIGNS = {"create": "+", "update": "~", "delete": "-", "read": "<="}
+
+
+def _actions(actions: list[str]) -> str:
+    if sorted(actions) == ["create", "delete"]:
+        return "-/+ replace"
+    return ", ".join(f"{ACTION_SIGNS.get(a, '')} {a}".strip() for a in actions)
+
+
+def summary_line(plan: TerraformPlan) -> str:
+    """Terraform's own summary line: `Plan: 1 to add, 0 to change, 0 to destroy.`"""
+    return f"Plan: {plan.to_add} to add, {plan.to_change} to change, {plan.to_destroy} to destroy."
+
+
+class TerraformPanel:
+    """Redrawn with the page (`refresh`) when the run's status changes."""
+
+    def __init__(self, actor: Actor, execution: Execution) -> None:
+        self.actor = actor
+        self.execution = execution
+        self.draw = ui.refreshable(self._draw)
+
+    async def refresh(self, actor: Actor, execution: Execution) -> None:
+        self.actor, self.execution = actor, execution
+        await self.draw.refresh()
+
+    async def _draw(self) -> None:
+        run = self.execution
+        if run.script_type != ScriptType.terraform or run.status != ExecutionStatus.success:
+            return
+        if run.terraform_action == "plan":
+            await self._plan()
+        if can(self.actor.user, Permission.edit_scripts):
+            await self._state()
+
+    async def _plan(self) -> None:
+        try:
+            plan, stale = await call(terraform_plans.get, self.actor, self.execution.id)
+        except NotFound:
+            return
+        with ui.card().classes("w-full gap-2").props('flat bordered data-testid="plan-panel"'):
+            with ui.row().classes("w-full items-center justify-between"):
+                ui.label("Saved plan").classes("text-subtitle1 font-medium")
+                self._apply_button(plan, stale)
+            ui.label(summary_line(plan)).classes("text-body1 font-medium").props('data-testid="plan-summary"')
+            if stale:
+                banner(
+                    "history",
+                    "orange",
+                    "The state changed since this plan was made: it can no longer be applied. Plan again.",
+                    "plan-stale",
+                )
+            if plan.apply_execution_id is not None:
+                with ui.row().classes("items-center gap-1").props('data-testid="plan-applied"'):
+                    ui.label("Applied by")
+                    ui.link(f"execution #{plan.apply_execution_id}", f"/executions/{plan.apply_execution_id}")
+            detail = plan.summary or {}
+            rows = [(r["address"], r["actions"]) for r in detail.get("resources", [])]
+            rows += [(f"output.{o['name']}", o["actions"]) for o in detail.get("outputs", [])]
+            if rows:
+                with ui.grid(columns="auto 1fr").classes("gap-x-6 gap-y-1"):
+                    for address, actions in rows:
+                        ui.label(_actions(actions)).classes("font-mono text-grey-8")
+                        ui.label(address).classes("font-mono break-all").props('data-testid="plan-change"')
+            if detail.get("truncated"):
+                ui.label("More changes than listed: see the plan output above.").classes("text-grey-7")
+
+    def _apply_button(self, plan: TerraformPlan, stale: bool) -> None:
+        if not can(self.actor.user, Permission.edit_scripts) or stale:
+            return
+        if plan.apply_execution_id is not None:
+            return
+        ui.button("Apply this plan", icon="play_arrow", on_click=self._confirm_apply).props(
+            'unelevated no-caps color=primary data-testid="apply-plan"'
+        ).tooltip("Apply exactly this plan (terraform apply of the saved plan)")
+
+    def _confirm_apply(self) -> None:
+        with ui.dialog() as dialog, ui.card().classes("gap-3"):
+            ui.label(f"Apply the plan of execution #{self.execution.id}?").classes("text-lg font-semibold")
+            ui.label(
+                "Exactly the changes listed are made. A script that requires approval waits for it."
+            ).classes("text-grey-8")
+            with ui.row().classes("w-full justify-end gap-2"):
+                ui.button("Not now", on_click=dialog.close).props("flat no-caps")
+
+                async def confirmed() -> None:
+                    dialog.close()
+                    await self.apply()
+
+                ui.button("Apply", on_click=confirmed).props(
+                    'unelevated no-caps color=primary data-testid="apply-plan-confirm"'
+                )
+        dialog.on("hide", dialog.delete)
+        dialog.open()
+
+    async def apply(self) -> None:
+        actor = await guard(Permission.edit_scripts)
+        if actor is None:
+            return
+        started = await run_action(
+            lambda: call(terraform_plans.apply, actor, self.execution.id, trigger=Trigger.ui)
+        )
+        if started is not None:
+            ui.navigate.to(f"/executions/{started.id}")
+
+    async def _state(self) -> None:
+        run = self.execution
+        try:
+            _, versions = await call(
+                terraform_state.list_versions, self.actor, run.script_id, terraform_backend.DEFAULT_WORKSPACE
+            )
+        except NotFound:
+            return
+        with ui.card().classes("w-full gap-2").props('flat bordered data-testid="state-panel"'):
+            ui.label("Terraform state (workspace default)").classes("text-subtitle1 font-medium")
+            with ui.grid(columns="auto auto auto 1fr").classes("gap-x-6 gap-y-1"):
+                for version in versions[:10]:
+                    mine = version.execution_id == run.id
+                    ui.label(f"v{version.number}").classes(
+                        "font-mono" + (" font-bold" if mine else "")
+                    ).props(f'data-testid="state-version-{version.number}"')
+                    ui.label(f"serial {version.serial}").classes("font-mono text-grey-8")
+                    ui.label(format_time(version.created_at)).classes("text-grey-8")
+                    written = (
+                        "written by this run"
+                        if mine
+                        else (f"run #{version.execution_id}" if version.execution_id else version.note)
+                    )
+                    ui.label(written).classes("text-grey-8")

@@ -1,0 +1,121 @@
+"""Browser journey of plan -> review -> apply against a real `opscraft serve` process and real
+Terraform (local runner, state kept by the server): an operator plans, sees the summary, a second
+user approves, the operator applies exactly that plan, and the state version appears.
+
+The script requires one approval, so both the plan run and the apply run wait for the second
+user (every run of such a script does, see docs/executions.md).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer, free_port, require_service, start_server, stop_server
+from tests.test_executions_browser import SERVER_ENV, _cli_user, _token
+from tests.ui_journey import check_accessibility, log_in, wait_run
+
+pytestmark = pytest.mark.browser
+
+MAIN_TF = """variable "greeting" {
+  type    = string
+  default = "hello"
+}
+
+output "message" {
+  value = "${var.greeting} from opscraft"
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    require_service(shutil.which("terraform") is not None, "a real terraform binary on PATH")
+    port = free_port()
+    env = {**SERVER_ENV, "OPSCRAFT_STATE_BACKEND_URL": f"http://127.0.0.1:{port}"}
+    live = start_server(Path(tmp_path_factory.mktemp("tf-plans-ui")) / "server", env, port=port)
+    try:
+        _cli_user(live, "admin", "admin")
+        _cli_user(live, "planner", "operator")
+        _cli_user(live, "reviewer", "operator")
+        yield live
+    finally:
+        stop_server(live)
+
+
+def _approve_as_reviewer(page: Any, server: LiveServer, run_id: int) -> None:
+    page.goto(f"{server.url}/logout")
+    log_in(page, server, "reviewer")
+    page.get_by_test_id("nav-approvals").click()
+    page.get_by_test_id(f"pending-{run_id}").wait_for()
+    page.get_by_test_id(f"approve-{run_id}").click()
+    page.get_by_test_id("approvals-empty").wait_for()
+    page.goto(f"{server.url}/logout")
+    log_in(page, server, "planner")
+
+
+def _run_id(page: Any, server: LiveServer, other_than: int = 0) -> int:
+    page.wait_for_url(lambda url: "/executions/" in url and not url.endswith(f"/executions/{other_than}"))
+    return int(page.url.rstrip("/").rsplit("/", 1)[1])
+
+
+def test_plan_review_approve_apply_and_see_the_state_version(page: Any, server: LiveServer) -> None:
+    admin = _token(server, "admin")
+    body = {
+        "name": "network",
+        "script_type": "terraform",
+        "status": "active",
+        "content": MAIN_TF,
+        "parameters": [{"name": "greeting", "type": "string", "default": "hello"}],
+    }
+    r = httpx.post(f"{server.url}/api/v1/scripts", json=body, headers=admin)
+    assert r.status_code == 201, r.text
+    script_id = r.json()["id"]
+    r = httpx.put(f"{server.url}/api/v1/scripts/{script_id}/approval", json={"required": 1}, headers=admin)
+    assert r.status_code == 200, r.text
+
+    # The planner plans (the default action) with the local runner.
+    log_in(page, server, "planner")
+    page.goto(f"{server.url}/scripts/{script_id}")
+    page.get_by_test_id("execute-button").click()
+    page.get_by_test_id("param-greeting").fill("hi")
+    choice = page.get_by_test_id("runner-choice")
+    if choice.count():
+        choice.get_by_text("Local process").click()
+    page.get_by_test_id("execute-submit").click()
+    plan_id = _run_id(page, server)
+    _approve_as_reviewer(page, server, plan_id)
+    assert wait_run(server, admin, plan_id, timeout=180)["status"] == "success"
+
+    # The summary and the plan output are on the plan run's page.
+    page.goto(f"{server.url}/executions/{plan_id}")
+    page.get_by_test_id("plan-summary").get_by_text("Plan: 0 to add, 0 to change, 0 to destroy.").wait_for()
+    page.get_by_test_id("plan-change").get_by_text("output.message").wait_for()
+    check_accessibility(page, "terraform-plan")
+
+    # Apply this plan: held until the reviewer approves, then applied; the state version appears.
+    page.get_by_test_id("apply-plan").click()
+    page.get_by_test_id("apply-plan-confirm").click()
+    apply_id = _run_id(page, server, other_than=plan_id)
+    assert apply_id != plan_id
+    _approve_as_reviewer(page, server, apply_id)
+    final = wait_run(server, admin, apply_id, timeout=180)
+    assert final["status"] == "success" and 'message = "hi from opscraft"' in final["output"], final
+    page.goto(f"{server.url}/executions/{apply_id}")
+    page.get_by_test_id("state-panel").get_by_text("written by this run").wait_for()
+    page.get_by_test_id("state-version-1").wait_for()
+
+    # The plan's page now links to its apply and offers no second apply.
+    page.goto(f"{server.url}/executions/{plan_id}")
+    page.get_by_test_id("plan-applied").get_by_text(f"execution #{apply_id}").wait_for()
+    assert page.get_by_test_id("apply-plan").count() == 0
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and page.get_by_test_id("plan-stale").count() == 0:
+        time.sleep(0.2)
+    assert page.get_by_test_id("plan-stale").count() == 1  # the state moved on: stale now
