@@ -76,3 +76,32 @@ async def test_docker_run_keeps_its_state_in_opscraft(
         f"/api/v1/scripts/{script_id}/terraform/states/default/versions", headers=operator.headers
     )
     assert [v["number"] for v in r.json()["versions"]] == [1], r.text
+
+
+async def test_docker_plan_is_saved_and_applied_exactly(
+    client: httpx.AsyncClient, operator: LoggedIn, served: None
+) -> None:
+    script_id = await make_script(
+        client,
+        operator,
+        MAIN_TF,
+        script_type="terraform",
+        network_enabled=True,
+        parameters={"greeting": "hello"},
+    )
+    started = await start(
+        client, operator, script_id, "docker", terraform_action="plan", parameters={"greeting": "ahoy"}
+    )
+    final = await wait_for(client, operator, started["id"], timeout=180)
+    assert final["status"] == "success", await output(client, operator, started["id"])
+    # The plan file and its JSON came back out of the container.
+    r = await client.get(f"/api/v1/executions/{started['id']}/terraform/plan", headers=operator.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["outputs"] == [{"name": "message", "actions": ["create"]}] and not r.json()["stale"]
+    r = await client.post(
+        f"/api/v1/executions/{started['id']}/terraform/plan/apply", headers=operator.headers
+    )
+    assert r.status_code == 202 and r.json()["runner"] == "docker", r.text
+    final = await wait_for(client, operator, r.json()["id"], timeout=180)
+    text = await output(client, operator, r.json()["id"])
+    assert final["status"] == "success" and 'message = "ahoy from opscraft"' in text, text
