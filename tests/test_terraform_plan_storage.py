@@ -1,0 +1,103 @@
+"""Saved Terraform plans at rest (sealed by the vault, re-sealed by a key rotation) and the
+summary read from `terraform show -json` (counted as Terraform's own "Plan:" line counts)."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from opscraft import runtime
+from opscraft.db.models import Execution, TerraformPlan
+from opscraft.db.models.executions import ExecutionStatus
+from opscraft.security.vault import DecryptError, generate_key_text, parse_key
+from opscraft.services import keyring, terraform_plans
+from opscraft.services.terraform_plans import VaultPlanStore
+from tests.conftest import LoggedIn
+
+
+def _plan_file(serial: int, lineage: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("tfplan", b"Plan-Marker-5d1e")
+        archive.writestr("tfstate", json.dumps({"version": 4, "serial": serial, "lineage": lineage}))
+    return buffer.getvalue()
+
+
+SHOWN = {
+    "resource_changes": [
+        {"address": "a.new", "mode": "managed", "change": {"actions": ["create"]}},
+        {"address": "a.edit", "mode": "managed", "change": {"actions": ["update"]}},
+        {"address": "a.gone", "mode": "managed", "change": {"actions": ["delete"]}},
+        {"address": "a.swap", "mode": "managed", "change": {"actions": ["delete", "create"]}},
+        {"address": "a.swap2", "mode": "managed", "change": {"actions": ["create", "delete"]}},
+        {"address": "a.same", "mode": "managed", "change": {"actions": ["no-op"]}},
+        {"address": "data.x.y", "mode": "data", "change": {"actions": ["read"]}},
+    ],
+    "output_changes": {"kept": {"actions": ["no-op"]}, "url": {"actions": ["update"]}},
+}
+
+
+def test_summary_counts_as_terraform_does() -> None:
+    summary = terraform_plans.summarize(SHOWN)
+    # Terraform: "Plan: 3 to add, 1 to change, 3 to destroy." (a replacement adds and destroys)
+    assert (summary.to_add, summary.to_change, summary.to_destroy) == (3, 1, 3)
+    assert [r["address"] for r in summary.detail["resources"]] == [
+        "a.new",
+        "a.edit",
+        "a.gone",
+        "a.swap",
+        "a.swap2",
+    ]
+    assert summary.detail["outputs"] == [{"name": "url", "actions": ["update"]}]
+    assert terraform_plans.summarize({}).detail == {"resources": [], "outputs": [], "truncated": False}
+
+
+def test_prior_state_is_read_from_the_plan_file() -> None:
+    assert terraform_plans.prior_state(_plan_file(7, "lin-1")) == (7, "lin-1")
+    assert terraform_plans.prior_state(_plan_file(0, "")) == (0, "")
+    with pytest.raises(ValueError, match="not a Terraform plan file"):
+        terraform_plans.prior_state(b"not a zip")
+
+
+async def test_plans_are_sealed_and_follow_a_key_rotation(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    body = {"name": "tf-plan-at-rest", "script_type": "terraform", "content": "locals {}\n"}
+    script_id = (await client.post("/api/v1/scripts", json=body, headers=operator.headers)).json()["id"]
+    db = runtime.current().db
+    async with db.session() as session:
+        run = Execution(
+            script_id=script_id,
+            script_version=1,
+            script_name="p",
+            script_type="terraform",
+            terraform_action="plan",
+            status=ExecutionStatus.success,
+        )
+        session.add(run)
+        await session.commit()
+        assert run.id is not None
+        run_id = run.id
+    data = _plan_file(2, "lin")
+    store = VaultPlanStore(keyring.current_vault())
+    await store.keep(db, run_id, {"opscraft.tfplan": data, "opscraft-plan.json": json.dumps(SHOWN).encode()})
+    async with db.session() as session:
+        plan = (await session.exec(select(TerraformPlan))).one()
+        assert b"Plan-Marker" not in plan.ciphertext and b"PK" not in plan.ciphertext[:4]
+        assert (plan.prior_serial, plan.prior_lineage, plan.to_add, plan.to_destroy) == (2, "lin", 3, 3)
+        plan.apply_execution_id = run_id  # as `executions.create` links an apply run
+        await session.commit()
+    assert await store.plan_file(db, run_id) == data
+    old = keyring.current_vault()
+    async with db.session() as session:
+        new, _ = await keyring.rotate(session, old, parse_key(generate_key_text(), "test"))
+    async with db.session() as session:
+        stored = (await session.exec(select(TerraformPlan))).one()
+        assert stored.key_version == new.key_version and keyring.reveal_plan(new, stored) == data
+        with pytest.raises(DecryptError):
+            keyring.reveal_plan(old, stored)
