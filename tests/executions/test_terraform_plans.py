@@ -47,9 +47,8 @@ def _has_terraform_data() -> bool:
     return found is not None and (int(found[1]), int(found[2])) >= (1, 4)
 
 
-# The same served API, SQLite and real Terraform on PATH as the state tests.
+# The same served API and real Terraform on PATH as the state tests (on both databases here).
 PORT = state_tests.PORT
-backend = state_tests.backend
 served = state_tests.served
 terraform_on_path = state_tests.terraform_on_path
 WITH_RESOURCE = _has_terraform_data()
