@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import LiveServer, free_port, require_service, start_server, stop_server
 from tests.test_executions_browser import SERVER_ENV, _cli_user, _token
-from tests.ui_journey import check_accessibility, log_in, wait_run
+from tests.ui_journey import check_accessibility, log_in, screenshot, wait_run
 
 pytestmark = pytest.mark.browser
 
@@ -97,7 +97,9 @@ def test_plan_review_approve_apply_and_see_the_state_version(page: Any, server: 
     page.goto(f"{server.url}/executions/{plan_id}")
     page.get_by_test_id("plan-summary").get_by_text("Plan: 0 to add, 0 to change, 0 to destroy.").wait_for()
     page.get_by_test_id("plan-change").get_by_text("output.message").wait_for()
+    page.get_by_test_id("state-panel").get_by_text("No state stored yet").wait_for()
     check_accessibility(page, "terraform-plan")
+    screenshot(page, "terraform-plan")
 
     # Apply this plan: held until the reviewer approves, then applied; the state version appears.
     page.get_by_test_id("apply-plan").click()
@@ -110,6 +112,7 @@ def test_plan_review_approve_apply_and_see_the_state_version(page: Any, server: 
     page.goto(f"{server.url}/executions/{apply_id}")
     page.get_by_test_id("state-panel").get_by_text("written by this run").wait_for()
     page.get_by_test_id("state-version-1").wait_for()
+    assert page.get_by_test_id("run-again").count() == 0  # an apply of a plan starts from its plan
 
     # The plan's page now links to its apply and offers no second apply.
     page.goto(f"{server.url}/executions/{plan_id}")

@@ -13,6 +13,7 @@ from nicegui import Client, app, background_tasks, ui
 
 from opscraft.db.models import Execution
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
+from opscraft.execution import terraform_plan
 from opscraft.execution.events import LogEvent
 from opscraft.services import executions, runs
 from opscraft.services.actor import Actor
@@ -115,7 +116,9 @@ class ExecutionView:
                 ui.link(f"{run.script_name}", f"/scripts/{run.script_id}").classes("text-lg font-medium")
                 ui.label(f"version {run.script_version}").classes("text-grey-7")
             with ui.row().classes("items-center gap-2"):
-                if run.status in FINAL_STATUSES and can(self.actor.user, Permission.execute_scripts):
+                # An apply of a saved plan starts only from its plan run (terraform_plans.apply).
+                again = run.status in FINAL_STATUSES and run.terraform_action != terraform_plan.APPLY_PLAN
+                if again and can(self.actor.user, Permission.execute_scripts):
                     ui.button("Run again", icon="replay", on_click=self.run_again).props(
                         'unelevated no-caps color=positive data-testid="run-again"'
                     ).tooltip("A new run of this script with the same parameters")

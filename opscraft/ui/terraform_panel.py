@@ -132,6 +132,9 @@ class TerraformPanel:
             return
         with ui.card().classes("w-full gap-2").props('flat bordered data-testid="state-panel"'):
             ui.label("Terraform state (workspace default)").classes("text-subtitle1 font-medium")
+            if not versions:
+                ui.label("No state stored yet: an apply writes the first version.").classes("text-grey-7")
+                return
             with ui.grid(columns="auto auto auto 1fr").classes("gap-x-6 gap-y-1"):
                 for version in versions[:10]:
                     mine = version.execution_id == run.id
