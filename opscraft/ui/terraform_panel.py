@@ -6,7 +6,7 @@ from __future__ import annotations
 from nicegui import ui
 
 from opscraft.db.models import Execution, TerraformPlan
-from opscraft.db.models.executions import ExecutionStatus, Trigger
+from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus, Trigger
 from opscraft.db.models.scripts import ScriptType
 from opscraft.execution import terraform_backend
 from opscraft.services import terraform_plans, terraform_state
@@ -45,9 +45,9 @@ class TerraformPanel:
 
     async def _draw(self) -> None:
         run = self.execution
-        if run.script_type != ScriptType.terraform or run.status != ExecutionStatus.success:
+        if run.script_type != ScriptType.terraform or run.status not in FINAL_STATUSES:
             return
-        if run.terraform_action == "plan":
+        if run.terraform_action == "plan" and run.status == ExecutionStatus.success:
             await self._plan()
         if can(self.actor.user, Permission.edit_scripts):
             await self._state()
@@ -125,13 +125,23 @@ class TerraformPanel:
     async def _state(self) -> None:
         run = self.execution
         try:
-            _, versions = await call(
+            state, versions = await call(
                 terraform_state.list_versions, self.actor, run.script_id, terraform_backend.DEFAULT_WORKSPACE
             )
         except NotFound:
             return
         with ui.card().classes("w-full gap-2").props('flat bordered data-testid="state-panel"'):
             ui.label("Terraform state (workspace default)").classes("text-subtitle1 font-medium")
+            if state.lock_id is not None:
+                with ui.row().classes("items-center gap-1").props('data-testid="state-locked"'):
+                    ui.icon("lock", color="orange-9")
+                    ui.label("Locked by")
+                    holder = state.locked_by_execution
+                    if holder is not None:
+                        ui.link(f"execution #{holder}", f"/executions/{holder}")
+                    else:
+                        ui.label("an unknown run")
+                    ui.label(f"since {format_time(state.locked_at)}").classes("text-grey-8")
             if not versions:
                 ui.label("No state stored yet: an apply writes the first version.").classes("text-grey-7")
                 return

@@ -196,6 +196,7 @@ async def test_a_held_lock_fails_the_next_run_clearly_and_an_admin_breaks_it(
     assert final["status"] == "failed", text
     assert "Error acquiring the state lock" in text, text
     assert f"ID={lock['ID']}" in text, text  # the holder's lock
+    assert "Acquiring state lock" in text  # it waited (2 s here) before giving up
 
     r = await client.get(f"/api/v1/scripts/{script_id}/terraform/states", headers=operator.headers)
     assert r.json()[0]["locked"] and r.json()[0]["locked_by_execution"] == crashed_id
