@@ -1,6 +1,6 @@
 """terraform plans: the saved (encrypted) plan of each plan run, its summary, and its apply run
 
-Revision ID: 0011_terraform_plans
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-11-30 15:00:00
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 import opscraft.db.types
 
-revision: str = "0011_terraform_plans"
+revision: str = "0009"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
