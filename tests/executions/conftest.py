@@ -227,7 +227,9 @@ def container_of(execution_id: int) -> str | None:
 async def removed(docker_client: Any, *containers: str, timeout: float = 60) -> bool:
     """Wait until none of `containers` exists (a run's container is removed just after its end)."""
     deadline = time.monotonic() + timeout
-    while docker_client.containers.list(all=True, filters={"id": list(containers)}):
+    # The low-level list: `containers.list` inspects each one it found, which fails (404) when
+    # the removal happens in between.
+    while docker_client.api.containers(all=True, filters={"id": list(containers)}):
         if time.monotonic() > deadline:
             return False
         await asyncio.sleep(0.05)
