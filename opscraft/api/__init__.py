@@ -20,6 +20,7 @@ from opscraft.api import (
     terraform,
     tokens,
     users,
+    warm_pools,
     webhooks,
     workers,
     ws,
@@ -46,6 +47,7 @@ ROUTERS: list[APIRouter] = [
     terraform.router,
     health.router,
     workers.router,
+    warm_pools.router,
     metrics.router,
 ]
 

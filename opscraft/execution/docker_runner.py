@@ -3,18 +3,28 @@
 Limits and hardening per run: memory (swap equal, so none extra), CPU share, a pids limit, no
 network unless the script enables it, a read-only root filesystem, `/tmp` as a small noexec
 tmpfs, every capability dropped, `no-new-privileges`, the `nobody` user, an init process, no
-logging driver (the output is read once, through the attach stream). The work directory is
-also the run's HOME (with the variables of `run_env`). The container is a PID namespace whose
-init ends with the script's main process, so nothing the script started outlives the run, and
-a kill (timeout, cancel) ends every process in it. The script and its files
-go into an anonymous volume with `put_archive` before the start (which works on a read-only
-root filesystem because the target is a volume). Each worker thread has its own Docker client.
+logging driver (the output is read once, through the attach stream). The work directory is a
+tmpfs owned by the run's user (its pages count against the memory limit) and is also the run's
+HOME (with the variables of `run_env`). The container is a PID namespace whose init ends with
+the script's main process, so nothing the script started outlives the run, and a kill
+(timeout, cancel) ends every process in it.
+
+Every container runs the loader of `container_job`: the command, the parameters, the secrets
+and the script's files reach it over its attached stdin, never through the container's stored
+configuration or a volume; `file` secrets are written by the loader into a small tmpfs of the
+run's user (`container_job.SECRET_DIR`, in every container). A run takes a warm container of
+its profile from the worker's pool (`warm_pool.py`: created and started beforehand with the
+same configuration) or, when none is warm, creates and starts one itself (a cold start); either
+way the container serves that one run and is removed afterwards. A run that leaves files to
+collect (`RunSpec.collect`: a Terraform plan) starts cold with its work directory on an
+anonymous volume instead of the tmpfs, so the files can be read after the container stopped. Each worker thread has its own Docker client.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import queue
 import selectors
 import socket
 import struct
@@ -25,36 +35,52 @@ from typing import Any
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 import docker
-from opscraft.execution import secret_env, terraform_plan
-from opscraft.execution.commands import Command, build
+from opscraft.execution import container_job, terraform_plan
+from opscraft.execution.commands import build
 from opscraft.execution.events import Stream
 from opscraft.execution.run_env import run_env
 from opscraft.execution.spec import OutputSink, RunControl, RunnerError, RunResult, RunSpec
+from opscraft.execution.warm_pool import Profile, WarmPool
 
 LABEL_MANAGED = "opscraft.managed"
 LABEL_WORKER = "opscraft.worker"
 LABEL_EXECUTION = "opscraft.execution"
+LABEL_WARM = "opscraft.warm"
 MOUNT = "/opscraft"
 WORKDIR = f"{MOUNT}/work"
 USER = "65534:65534"
 PIDS_LIMIT = 256
-TMPFS = {"/tmp": "rw,noexec,nosuid,size=100m"}  # noqa: S108 (inside the container)
-# `file` secrets: written by the loader (secret_env), readable by the run's user only.
-SECRET_TMPFS = "rw,noexec,nosuid,nodev,size=4m,mode=0700,uid={uid},gid={gid}"
+TMPFS = {
+    "/tmp": "rw,noexec,nosuid,size=100m",  # noqa: S108 (inside the container)
+    WORKDIR: "rw,exec,nosuid,nodev,size=1g,mode=700,uid=65534,gid=65534",
+    # `file` secrets, written by the loader (`container_job`), readable by the run's user only.
+    container_job.SECRET_DIR: "rw,noexec,nosuid,nodev,size=4m,mode=0700,uid=65534,gid=65534",
+}
+KILLED = 128 + 9  # exit code of a process ended by SIGKILL
 READ_SIZE = 65536
 PING_TIMEOUT = 3
 _FRAME = struct.Struct(">BxxxI")
 _STREAMS: dict[int, Stream] = {1: "stdout", 2: "stderr"}
+_ATTACH = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
 
 
 class DockerRunner:
-    """Runs a `RunSpec` in a fresh container and reports its exit code and whether it ran out of memory."""
+    """Runs a `RunSpec` in a fresh container and reports its exit code and whether it ran out of memory.
+
+    `warm_pool_size` containers per profile are kept warm (0: every run starts cold) for the
+    profiles used within `warm_pool_idle_seconds`; `start_pool`/`stop_pool` run the pool.
+    """
 
     name = "docker"
 
-    def __init__(self, worker_id: str) -> None:
+    def __init__(self, worker_id: str, warm_pool_size: int = 0, warm_pool_idle_seconds: float = 3600) -> None:
         self.worker_id = worker_id
         self._local = threading.local()
+        self._removals: queue.SimpleQueue[str] = queue.SimpleQueue()
+        threading.Thread(target=self._remover, name="opscraft-docker-remove", daemon=True).start()
+        self.containers: dict[int, str] = {}
+        """Execution id -> id of the container running it, while it runs (warm or cold)."""
+        self.pool = WarmPool(self._create_warm, self._remove, warm_pool_size, warm_pool_idle_seconds)
 
     def _api(self) -> docker.APIClient:
         api = getattr(self._local, "api", None)
@@ -76,7 +102,8 @@ class DockerRunner:
             client.close()
 
     def sweep(self) -> int:
-        """Remove containers a previous run of this worker left behind; returns how many."""
+        """Remove containers a previous run of this worker left behind, warm ones included;
+        returns how many."""
         api = self._api()
         found = api.containers(all=True, filters={"label": f"{LABEL_WORKER}={self.worker_id}"})
         for container in found:
@@ -84,109 +111,181 @@ class DockerRunner:
                 api.remove_container(container["Id"], force=True, v=True)
         return len(found)
 
+    def start_pool(self) -> None:
+        """Start keeping containers warm (after `sweep`)."""
+        self.pool.start()
+
+    def stop_pool(self) -> None:
+        """Remove the warm containers and stop refilling; finish the removals still queued."""
+        self.pool.stop()
+        while True:
+            try:
+                self._remove(self._removals.get_nowait())
+            except queue.Empty:
+                return
+
     def run(self, spec: RunSpec, output: OutputSink, control: RunControl) -> RunResult:
         api = self._api()
-        command = build(spec, secret_env.SECRET_DIR)
-        secret_stdin = bool(spec.env or spec.secret_files)
+        command = build(spec, container_job.SECRET_DIR)
+        assert spec.image
+        profile = Profile(spec.image, spec.memory_mb, spec.cpus, spec.network_enabled, USER)
         try:
-            container = self._create(api, spec, command)
-        except APIError as exc:
-            raise RunnerError(f"Docker could not create the container: {exc.explanation or exc}") from None
+            job = container_job.payload(command.argv, command.env, command.files, _owner(), spec.secret_files)
+        except ValueError as exc:
+            raise RunnerError(f"the run cannot be handed to its container: {exc}") from None
+        # A run that leaves files behind (a Terraform plan) starts cold with its work directory on
+        # a volume, which outlives the container's stop; a tmpfs would be gone by then.
+        container = None if spec.collect else self.pool.take(profile)
+        sock = None
+        if container is not None:
+            try:
+                sock = api.attach_socket(container, params=_ATTACH)
+            except APIError:  # the warm container died meanwhile: start cold
+                self._remove(container)
+                container = None
+        if container is None:
+            try:
+                labels = {LABEL_EXECUTION: str(spec.execution_id)}
+                container = self._create(api, profile, labels, keep_workdir=bool(spec.collect))
+            except APIError as exc:
+                raise RunnerError(
+                    f"Docker could not create the container: {exc.explanation or exc}"
+                ) from None
+        self.containers[spec.execution_id] = container
         try:
-            api.put_archive(container, MOUNT, _archive(command.files))
-            params = {"stdout": 1, "stderr": 1, "stream": 1, "stdin": int(secret_stdin)}
-            sock = api.attach_socket(container, params=params)
+            cold = sock is None
+            if sock is None:
+                sock = api.attach_socket(container, params=_ATTACH)
             control.on_kill(lambda: _kill(container))
             try:
-                api.start(container)
+                if cold:
+                    api.start(container)
                 raw = getattr(sock, "_sock", sock)
-                if secret_stdin:  # secrets travel on stdin, never in the stored container config
-                    raw.sendall(secret_env.payload(spec.env, spec.secret_files))
-                    raw.shutdown(socket.SHUT_WR)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # killed already
+                    raw.sendall(job)
+                    raw.shutdown(socket.SHUT_WR)  # StdinOnce: the loader's stdin ends here
                 _pump(raw, output)
             finally:
                 sock.close()
-            status = api.wait(container)
-            state = api.inspect_container(container)["State"]
+            exit_code = int(api.wait(container)["StatusCode"])
+            # The kernel's OOM killer sends SIGKILL: only then is the state worth asking for.
+            oom = exit_code == KILLED and bool(api.inspect_container(container)["State"].get("OOMKilled"))
             return RunResult(
-                exit_code=int(status["StatusCode"]),
-                oom_killed=bool(state.get("OOMKilled")),
-                files=_collect(api, container, spec.collect),
+                exit_code=exit_code, oom_killed=oom, files=_collect(api, container, spec.collect)
             )
         except APIError as exc:
             raise RunnerError(
                 f"Docker failed while running the container: {exc.explanation or exc}"
             ) from None
         finally:
-            with contextlib.suppress(DockerException):
-                api.remove_container(container, force=True, v=True)
+            self.containers.pop(spec.execution_id, None)
+            # The container has ended (or is killed by the removal): its removal need not delay
+            # the run's end. A removal a crash interrupts is finished by the next start's sweep.
+            self._removals.put(container)
 
-    def _create(self, api: docker.APIClient, spec: RunSpec, command: Command) -> str:
-        assert spec.image
+    def _remover(self) -> None:
+        """Remove ended runs' containers, one after the other, off the runs' path."""
+        while True:
+            self._remove(self._removals.get())
+
+    def _remove(self, container: str) -> None:
+        with contextlib.suppress(DockerException):
+            self._api().remove_container(container, force=True, v=True)
+
+    def _create_warm(self, profile: Profile) -> str:
+        """A started container of `profile` waiting for its job (the pool's thread calls this)."""
+        api = self._api()
+        container = self._create(api, profile, {LABEL_WARM: "true"}, pull=False)
+        try:
+            api.start(container)
+        except DockerException:
+            self._remove(container)
+            raise
+        return container
+
+    def _create(
+        self,
+        api: docker.APIClient,
+        profile: Profile,
+        labels: dict[str, str],
+        *,
+        pull: bool = True,
+        keep_workdir: bool = False,
+    ) -> str:
+        """A created (not started) container of `profile`: the one configuration of every run.
+        `keep_workdir`: the work directory is on an anonymous volume (removed with the container)
+        instead of a tmpfs, so its files can be read after the run (`_collect`)."""
+        container = self._create_container(api, profile, labels, pull=pull, keep_workdir=keep_workdir)
+        if keep_workdir:
+            try:
+                api.put_archive(container, MOUNT, _workdir_archive())
+            except DockerException:
+                self._remove(container)
+                raise
+        return container
+
+    def _create_container(
+        self,
+        api: docker.APIClient,
+        profile: Profile,
+        labels: dict[str, str],
+        *,
+        pull: bool,
+        keep_workdir: bool,
+    ) -> str:
+        tmpfs = {path: options for path, options in TMPFS.items() if not (keep_workdir and path == WORKDIR)}
         host_config = api.create_host_config(
-            mem_limit=f"{spec.memory_mb}m",
-            memswap_limit=f"{spec.memory_mb}m",
-            nano_cpus=int(spec.cpus * 1e9),
+            mem_limit=f"{profile.memory_mb}m",
+            memswap_limit=f"{profile.memory_mb}m",
+            nano_cpus=int(profile.cpus * 1e9),
             pids_limit=PIDS_LIMIT,
-            network_mode="bridge" if spec.network_enabled else "none",
+            network_mode="bridge" if profile.network_enabled else "none",
             read_only=True,
-            tmpfs=_tmpfs(spec),
+            tmpfs=tmpfs,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             init=True,
             log_config={"type": "none"},
         )
-        secret_stdin = bool(spec.env or spec.secret_files)
-        argv = secret_env.wrap(command.argv) if secret_stdin else command.argv
-        plain_env = {name: value for name, value in command.env.items() if name not in spec.env}
         options: dict[str, Any] = {
-            "entrypoint": argv[:1],
-            "command": argv[1:],
-            "user": USER,
+            "entrypoint": container_job.ENTRYPOINT[:1],
+            "command": container_job.ENTRYPOINT[1:],
+            "user": profile.user,
             "working_dir": WORKDIR,
-            "environment": {**run_env(WORKDIR), **plain_env},
-            "stdin_open": secret_stdin,  # docker-py sets StdinOnce with it: EOF after the payload
-            "labels": {
-                LABEL_MANAGED: "true",
-                LABEL_WORKER: self.worker_id,
-                LABEL_EXECUTION: str(spec.execution_id),
-            },
-            "volumes": [MOUNT],
-            "network_disabled": not spec.network_enabled,
+            "environment": run_env(WORKDIR),
+            "stdin_open": True,  # docker-py sets StdinOnce with it: EOF after the job
+            "labels": {LABEL_MANAGED: "true", LABEL_WORKER: self.worker_id, **labels},
+            "network_disabled": not profile.network_enabled,
             "host_config": host_config,
+            "volumes": [MOUNT] if keep_workdir else [],
         }
         try:
-            return str(api.create_container(spec.image, **options)["Id"])
+            return str(api.create_container(profile.image, **options)["Id"])
         except ImageNotFound:
+            if not pull:
+                raise
             try:
-                api.pull(spec.image)
+                api.pull(profile.image)
             except DockerException:
                 raise RunnerError(
-                    f"image {spec.image} is not available: pull it or configure another"
+                    f"image {profile.image} is not available: pull it or configure another"
                 ) from None
-            return str(api.create_container(spec.image, **options)["Id"])
+            return str(api.create_container(profile.image, **options)["Id"])
 
 
-def _tmpfs(spec: RunSpec) -> dict[str, str]:
-    """`/tmp`, and for `file` secrets a small tmpfs of the run's user at `secret_env.SECRET_DIR`."""
-    if not spec.secret_files:
-        return TMPFS
-    uid, gid = USER.split(":")
-    return {**TMPFS, secret_env.SECRET_DIR: SECRET_TMPFS.format(uid=uid, gid=gid)}
-
-
-def _archive(files: dict[str, bytes]) -> bytes:
-    """A tar of the work directory, owned by the container user so the script may write there."""
+def _owner() -> tuple[int, int]:
     uid, gid = (int(part) for part in USER.split(":"))
+    return uid, gid
+
+
+def _workdir_archive() -> bytes:
+    """A tar of the empty work directory, owned by the run's user (mode 0700), for the volume."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         folder = tarfile.TarInfo(WORKDIR.rsplit("/", 1)[-1])
-        folder.type, folder.mode, folder.uid, folder.gid = tarfile.DIRTYPE, 0o700, uid, gid
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o700
+        folder.uid, folder.gid = _owner()
         tar.addfile(folder)
-        for name, data in files.items():
-            info = tarfile.TarInfo(f"{folder.name}/{name}")
-            info.size, info.mode, info.uid, info.gid = len(data), 0o600, uid, gid
-            tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
 
 

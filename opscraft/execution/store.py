@@ -374,14 +374,18 @@ class WorkerInfo:
     slots: int
 
 
-def register(conn: Connection, worker: WorkerInfo, runners: list[str]) -> None:
-    """Insert or refresh this worker's row (a restart keeps its id and history)."""
+def register(
+    conn: Connection, worker: WorkerInfo, runners: list[str], warm_pool: dict[str, Any] | None = None
+) -> None:
+    """Insert or refresh this worker's row (a restart keeps its id and history); `warm_pool` as
+    in `heartbeat`."""
     now = utcnow()
     values = {
         "host_name": worker.host_name,
         "pid": worker.pid,
         "slots": worker.slots,
         "runners": runners,
+        "warm_pool": warm_pool,
         "started_at": now,
         "heartbeat_at": now,
         "stopped_at": None,
@@ -391,12 +395,14 @@ def register(conn: Connection, worker: WorkerInfo, runners: list[str]) -> None:
         conn.execute(insert(WORKERS).values(id=worker.worker_id, **values))
 
 
-def heartbeat(conn: Connection, worker_id: str, runners: list[str]) -> None:
-    """This worker is alive and offers `runners`."""
+def heartbeat(
+    conn: Connection, worker_id: str, runners: list[str], warm_pool: dict[str, Any] | None = None
+) -> None:
+    """This worker is alive, offers `runners` and has these warm containers (`WarmPool.stats()`)."""
     conn.execute(
         update(WORKERS)
         .where(_W.id == worker_id)
-        .values(heartbeat_at=utcnow(), runners=runners, stopped_at=None)
+        .values(heartbeat_at=utcnow(), runners=runners, stopped_at=None, warm_pool=warm_pool)
     )
 
 

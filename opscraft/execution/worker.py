@@ -85,7 +85,7 @@ class Worker:
         self.allowed = runners
         self.loop = WorkerLoop(settings.effective_database_url)
         self.store = store.Store(settings, self.loop)
-        self.docker = DockerRunner(self.worker_id)
+        self.docker = DockerRunner(self.worker_id, settings.warm_pool_size, settings.warm_pool_idle_seconds)
         self.local = LocalRunner(self.worker_id)
         self.queue: JobQueue = (make_queue or (lambda handler: transport.queue_for(settings, handler)))(
             self._job
@@ -121,10 +121,11 @@ class Worker:
     def start(self) -> None:
         self.loop.start()
         offered = self.runners()
-        self.store.run(store.register, self.info, offered)
+        self.store.run(store.register, self.info, offered, self.docker.pool.stats())
         interrupted, queued = self.store.run(store.recover, self.worker_id)
         swept = self.local.sweep() + (self.docker.sweep() if "docker" in offered else 0)
         others = [w for w in self.store.run(store.live_workers, self._stale_before()) if w != self.worker_id]
+        self.docker.start_pool()
         try:
             if not others:  # nobody shares the queue: rebuild it from the database
                 self.queue.clear()
@@ -165,7 +166,7 @@ class Worker:
                         self.executor.cancel(execution_id)
                 if now - heartbeat >= self.settings.worker_heartbeat_seconds:
                     heartbeat = now
-                    self.store.run(store.heartbeat, self.worker_id, self.runners())
+                    self.store.run(store.heartbeat, self.worker_id, self.runners(), self.docker.pool.stats())
                     self.end_lost()
                 if now - stall >= STALL_CHECK_SECONDS:
                     stall = now
@@ -200,6 +201,7 @@ class Worker:
             self.queue.join(KILL_WAIT_SECONDS)
         if self._housekeeping.is_alive():
             self._housekeeping.join()
+        self.docker.stop_pool()
         try:
             self.store.run(store.deregister, self.worker_id)
         except Exception:

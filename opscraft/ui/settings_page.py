@@ -7,7 +7,7 @@ from typing import Any
 from nicegui import ui
 
 from opscraft import __version__, runtime
-from opscraft.services import app_settings
+from opscraft.services import app_settings, warm_pools
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui.drafts import Draft
@@ -41,6 +41,7 @@ def _system_facts() -> list[tuple[str, str]]:
 async def settings_page(actor: Actor) -> None:
     async with runtime.current().db.session() as s:
         values = await app_settings.get_all(s)
+        pools = await warm_pools.list_pools(s, actor, runtime.current().settings.worker_lost_seconds)
     forced_local = runtime.current().settings.local_runner
     with frame(actor, "Settings"), ui.row().classes("w-full gap-4 items-start"):
         with ui.card().classes("w-[36rem] max-w-full gap-4") as card:
@@ -82,3 +83,11 @@ async def settings_page(actor: Actor) -> None:
                 with ui.row().classes("w-full justify-between no-wrap gap-4"):
                     ui.label(label).classes("text-grey-7 whitespace-nowrap")
                     ui.label(value).classes("text-right break-all")
+            ui.label("Warm containers").classes("text-subtitle2 mt-2")
+            if not pools:
+                ui.label("No live worker.").classes("text-caption text-grey-7")
+            for pool in pools:
+                ui.label(
+                    f"{pool.worker_id}: {pool.warm} warm ({pool.size} per profile in use), "
+                    f"{pool.warm_starts} warm starts, {pool.cold_starts} cold starts"
+                ).classes("text-caption break-all").props('data-testid="warm-pool"')

@@ -9,7 +9,9 @@ Python, and the same Terraform stand-in put on PATH.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import queue
 import shutil
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -189,3 +191,125 @@ def docker_client() -> Iterator[Any]:
         yield client
     finally:
         client.close()
+
+
+def pool_profile(image: str = TEST_IMAGE, **fields: Any) -> Any:
+    """The warm-pool profile of a run of a script with these fields (the model's defaults)."""
+    from opscraft.execution.docker_runner import USER
+    from opscraft.execution.warm_pool import Profile
+
+    return Profile(
+        image,
+        int(fields.get("memory_mb", 512)),
+        float(fields.get("cpus", 0.5)),
+        bool(fields.get("network_enabled", False)),
+        USER,
+    )
+
+
+async def prewarm(**fields: Any) -> None:
+    """Wait (generously: the machine is busy) until this server's worker has a warm container
+    for the profile of a script with `fields`, so its next run of that profile starts warm."""
+    worker = runtime.current().worker
+    assert worker is not None
+    pool = worker.docker.pool
+    profile = pool_profile(**fields)
+    assert await asyncio.to_thread(pool.wait_warm, profile, 1, 120), "no warm container within 120 s"
+
+
+def container_of(execution_id: int) -> str | None:
+    """The id of the container running `execution_id` on this server's worker (warm or cold)."""
+    worker = runtime.current().worker
+    assert worker is not None
+    return worker.docker.containers.get(execution_id)
+
+
+async def removed(docker_client: Any, *containers: str, timeout: float = 60) -> bool:
+    """Wait until none of `containers` exists (a run's container is removed just after its end)."""
+    deadline = time.monotonic() + timeout
+    # The low-level list: `containers.list` inspects each one it found, which fails (404) when
+    # the removal happens in between.
+    while docker_client.api.containers(all=True, filters={"id": list(containers)}):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+def pool_counts() -> tuple[int, int]:
+    """(warm starts, cold starts) of this server's worker so far."""
+    worker = runtime.current().worker
+    assert worker is not None
+    return worker.docker.pool.warm_starts, worker.docker.pool.cold_starts
+
+
+async def start_checked(
+    client: httpx.AsyncClient,
+    who: LoggedIn,
+    script_id: int,
+    runner: str,
+    profile: dict[str, Any] | None = None,
+    **body: Any,
+) -> dict[str, Any]:
+    """`start`, on a container warmed for the script's profile when the pool is on (`profile`:
+    the script's limit fields); for Docker, asserts the run's container started warm (pool on)
+    or cold (pool off)."""
+    warm = runtime.current().settings.warm_pool_size > 0 and runner == "docker"
+    if warm:
+        await prewarm(**(profile or {}))
+    before = pool_counts()
+    started = await start(client, who, script_id, runner, **body)
+    if runner == "docker":
+        await wait_for(client, who, started["id"], {"running", *FINAL})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (
+            pool_counts() == before or container_of(started["id"]) is None
+        ):
+            response = await client.get(f"/api/v1/executions/{started['id']}", headers=who.headers)
+            if response.json()["status"] in FINAL:
+                break
+            await asyncio.sleep(0.02)
+        warm_starts, cold_starts = pool_counts()
+        assert (warm_starts - before[0], cold_starts - before[1]) == ((1, 0) if warm else (0, 1))
+    return started
+
+
+class HeldRemovals:
+    """The containers of the runs that ended while `removals_held` was open (not removed yet)."""
+
+    def __init__(self, held: queue.SimpleQueue[str]) -> None:
+        self._held = held
+        self.containers: list[str] = []
+
+    def ended(self) -> list[str]:
+        """Every container held so far (the runs' ends queued them)."""
+        while not self._held.empty():
+            self.containers.append(self._held.get())
+        return list(self.containers)
+
+
+@contextlib.contextmanager
+def removals_held() -> Iterator[HeldRemovals]:
+    """While open, this server's worker keeps the containers of the runs that end instead of
+    removing them, so a test can inspect a container after its run; on exit they are removed."""
+    worker = runtime.current().worker
+    assert worker is not None
+    original = worker.docker._removals
+    held = HeldRemovals(queue.SimpleQueue())
+    worker.docker._removals = held._held
+    try:
+        yield held
+    finally:
+        worker.docker._removals = original
+        for container in held.ended():
+            original.put(container)
+
+
+def warm_containers(docker_client: Any) -> list[Any]:
+    """The warm containers (waiting for a run) of this server's worker."""
+    from opscraft.execution.docker_runner import LABEL_WARM, LABEL_WORKER
+    from opscraft.execution.worker import worker_identity
+
+    worker = worker_identity(runtime.current().settings)
+    filters = {"label": [f"{LABEL_WORKER}={worker}", f"{LABEL_WARM}=true"]}
+    return list(docker_client.containers.list(all=True, filters=filters))

@@ -1,9 +1,9 @@
 """File secrets in real runs: a tmpfs file of the run's user (0400), its path in the variable,
-never in Docker's stored configuration, gone after the run, masked line by line."""
+never in Docker's stored configuration (warm or cold container, before, during and after the
+run), gone after the run, masked line by line."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from pathlib import Path
@@ -12,9 +12,19 @@ from typing import Any
 import httpx
 import pytest
 
-from opscraft.execution.docker_runner import LABEL_EXECUTION, LABEL_WORKER
+from opscraft import runtime
 from tests.conftest import LoggedIn
-from tests.executions.conftest import make_script, output, start, wait_for
+from tests.executions.conftest import (
+    container_of,
+    make_script,
+    output,
+    prewarm,
+    removals_held,
+    removed,
+    start_checked,
+    wait_for,
+    warm_containers,
+)
 
 KEY = (
     "-----BEGIN TEST KEY-----\n"
@@ -51,13 +61,20 @@ async def _script(client: httpx.AsyncClient, who: LoggedIn) -> int:
     return script_id
 
 
-@pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
+COLD, WARM = {"OPSCRAFT_WARM_POOL_SIZE": 0}, {"OPSCRAFT_WARM_POOL_SIZE": 1}
+
+
+@pytest.mark.parametrize(
+    ("runner_name", "engine_settings"),
+    [("docker", COLD), ("docker", WARM), ("local", COLD)],
+    indirect=["runner_name"],
+    ids=["docker-cold", "docker-warm", "local"],
+)
 async def test_file_secret_is_a_private_tmpfs_file_masked_line_by_line(
     client: httpx.AsyncClient, operator: LoggedIn, runner_name: str
 ) -> None:
-
     script_id = await _script(client, operator)
-    started = await start(client, operator, script_id, runner_name, parameters={})
+    started = await start_checked(client, operator, script_id, runner_name, parameters={})
     final = await wait_for(client, operator, started["id"])
     text = await output(client, operator, started["id"])
     assert final["status"] == "success", text
@@ -72,28 +89,37 @@ async def test_file_secret_is_a_private_tmpfs_file_masked_line_by_line(
         assert not Path(path).exists() and not Path(path).parent.exists()  # removed with the run
 
 
+def _assert_no_secret(inspected: dict[str, Any]) -> None:
+    stored = json.dumps(inspected)
+    assert all(line not in stored for line in KEY.splitlines())
+    assert "KUBECONFIG" not in stored  # not even the variable holding the path
+
+
+@pytest.mark.parametrize("engine_settings", [COLD, WARM], ids=["cold", "warm"])
 async def test_docker_keeps_the_file_secret_out_of_the_container_config(
     client: httpx.AsyncClient, operator: LoggedIn, docker_client: Any
 ) -> None:
+    """Before (a warm container waiting), during and after the run: `docker inspect` of the
+    run's container holds neither the value nor the variable."""
     script_id = await _script(client, operator)
-    started = await start(client, operator, script_id, "docker", parameters={"PAUSE": "30"})
-    running = await wait_for(client, operator, started["id"], {"running"})
-    # Other test sessions on this Docker host have an execution of this id too: name the worker.
-    labels = [f"{LABEL_WORKER}={running['worker_id']}", f"{LABEL_EXECUTION}={started['id']}"]
-    found: list[Any] = []
-    for _ in range(200):
-        found = docker_client.containers.list(filters={"label": labels})
-        if found:
-            break
-        await asyncio.sleep(0.05)
-    assert found
-    stored = json.dumps(found[0].attrs)
-    assert all(line not in stored for line in KEY.splitlines())
-    assert "KUBECONFIG=/run/opscraft/secrets/KUBECONFIG" in found[0].attrs["Config"]["Env"]
-    assert "KUBECONFIG" not in " ".join(found[0].attrs["Config"].get("Cmd") or [])
-    r = await client.post(f"/api/v1/executions/{started['id']}/cancel", headers=operator.headers)
-    assert r.status_code in (200, 202), r.text
-    await wait_for(client, operator, started["id"])
+    pooled = runtime.current().settings.warm_pool_size > 0
+    if pooled:
+        await prewarm()
+        for container in warm_containers(docker_client):
+            _assert_no_secret(docker_client.api.inspect_container(container.id))
+    with removals_held() as held:
+        started = await start_checked(client, operator, script_id, "docker", parameters={"PAUSE": "1"})
+        container = container_of(started["id"])
+        assert container is not None
+        _assert_no_secret(docker_client.api.inspect_container(container))  # during the run
+        final = await wait_for(client, operator, started["id"])
+        assert final["status"] == "success", await output(client, operator, started["id"])
+        assert container in held.ended()
+        after = docker_client.api.inspect_container(container)
+        assert not after["State"]["Running"]
+        _assert_no_secret(after)
+        assert (after["Config"]["Labels"].get("opscraft.warm") == "true") == pooled
+    assert await removed(docker_client, container)
 
 
 async def test_kind_is_checked_and_shown(client: httpx.AsyncClient, operator: LoggedIn) -> None:

@@ -1,6 +1,9 @@
 """The container limits hold, in real Docker containers: memory, processes, network, filesystem,
 user and capabilities, deadline. No test sends traffic anywhere: "network" is judged by the
 container's interfaces and routes only.
+
+Every test runs twice: with cold starts only (the warm pool disabled), and on warm containers
+(each run's profile is warmed first, and the test checks the run took a warm container).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import pytest
 from opscraft import runtime
 from opscraft.execution.worker import worker_identity
 from tests.conftest import LoggedIn
-from tests.executions.conftest import make_script, run, start, wait_for
+from tests.executions import conftest as engine
+from tests.executions.conftest import container_of, make_script, removed, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -33,11 +37,31 @@ def _docker(docker_client: Any) -> None:
     """Every test here needs Docker."""
 
 
-def labels(execution_id: int) -> dict[str, list[str]]:
-    """A Docker filter for the container of one execution of this test's server (other test
-    sessions on the same Docker host have executions with the same ids)."""
-    worker = worker_identity(runtime.current().settings)
-    return {"label": [f"opscraft.worker={worker}", f"opscraft.execution={execution_id}"]}
+@pytest.fixture(params=["cold", "warm"])
+def container_start(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def engine_settings(container_start: str) -> dict[str, Any]:
+    return {"OPSCRAFT_WARM_POOL_SIZE": 1 if container_start == "warm" else 0}
+
+
+async def start(
+    client: httpx.AsyncClient, who: LoggedIn, script_id: int, runner: str, **fields: Any
+) -> dict[str, Any]:
+    """`engine.start_checked`: warm when the pool is on (`fields`: the script's limits)."""
+    return await engine.start_checked(client, who, script_id, runner, fields)
+
+
+async def run(
+    client: httpx.AsyncClient, who: LoggedIn, content: str, runner: str, **fields: Any
+) -> tuple[dict[str, Any], str]:
+    """`engine.run` through `start` above: (final execution, stored output)."""
+    script_id = await make_script(client, who, content, **fields)
+    started = await start(client, who, script_id, runner, **fields)
+    final = await wait_for(client, who, started["id"])
+    return final, await engine.output(client, who, started["id"])
 
 
 def interfaces(text: str) -> set[str]:
@@ -77,17 +101,17 @@ async def test_fork_bomb_is_contained(client: httpx.AsyncClient, admin: LoggedIn
 
     script_id = await make_script(client, admin, ":(){ :|:& };:\nsleep 30\n", timeout_seconds=8)
     started = await start(client, admin, script_id, "docker")
+    container = container_of(started["id"])
+    assert container, "the fork bomb's container should be running"
     await asyncio.sleep(3)
     t0 = time.monotonic()
     subprocess.run(["true"], check=True)
-    ids = [c.id for c in docker_client.containers.list(filters=labels(started["id"]))]
-    assert ids, "the fork bomb's container should still be running"
-    pids = docker_client.api.inspect_container(ids[0])["HostConfig"]["PidsLimit"]
+    pids = docker_client.api.inspect_container(container)["HostConfig"]["PidsLimit"]
     assert 0 < pids <= 256
     assert time.monotonic() - t0 < 2, "the host should stay responsive"
     final = await wait_for(client, admin, started["id"], timeout=30)
     assert final["status"] in {"timed_out", "failed", "success"}
-    assert not docker_client.containers.list(all=True, filters=labels(started["id"]))
+    assert await removed(docker_client, container)
 
 
 async def test_no_network_by_default(client: httpx.AsyncClient, admin: LoggedIn) -> None:
@@ -151,12 +175,13 @@ async def test_containers_are_labelled_and_removed(
     script_id = await make_script(client, admin, "sleep 2\n")
     started = await start(client, admin, script_id, "docker")
     await wait_for(client, admin, started["id"], {"running"})
-    deadline = time.monotonic() + 10
-    while (
-        not (found := docker_client.containers.list(filters=labels(started["id"])))
-        and time.monotonic() < deadline
-    ):
-        await asyncio.sleep(0.05)
-    assert found and found[0].labels["opscraft.managed"] == "true"
+    container = container_of(started["id"])
+    assert container is not None
+    found = docker_client.api.inspect_container(container)["Config"]["Labels"]
+    assert found["opscraft.managed"] == "true"
+    assert found["opscraft.worker"] == worker_identity(runtime.current().settings)
+    warm = runtime.current().settings.warm_pool_size > 0
+    assert found.get("opscraft.warm") == ("true" if warm else None)
+    assert found.get("opscraft.execution") == (None if warm else str(started["id"]))
     await wait_for(client, admin, started["id"])
-    assert not docker_client.containers.list(all=True, filters=labels(started["id"]))
+    assert await removed(docker_client, container)

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -17,10 +18,9 @@ from sqlmodel import col, update
 from opscraft import runtime
 from opscraft.db.models import Secret
 from opscraft.execution.commands import build
-from opscraft.execution.docker_runner import LABEL_EXECUTION
 from opscraft.execution.spec import RunSpec
 from tests.conftest import LoggedIn
-from tests.executions.conftest import make_script, output, start, wait_for
+from tests.executions.conftest import container_of, make_script, output, start, start_checked, wait_for
 
 RUNNERS = pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
 VALUE = "Hunter2/correct+horse Zx9!"
@@ -159,25 +159,29 @@ def test_run_spec_and_command_do_not_show_values_in_repr() -> None:
     assert VALUE not in repr(spec) and VALUE not in repr(build(spec, "/run/s"))
 
 
+@pytest.mark.parametrize(
+    "engine_settings", [{"OPSCRAFT_WARM_POOL_SIZE": 0}, {"OPSCRAFT_WARM_POOL_SIZE": 1}], ids=["cold", "warm"]
+)
 async def test_docker_gets_secrets_on_stdin_not_in_its_stored_config(
     client: httpx.AsyncClient, operator: LoggedIn, docker_client: Any
 ) -> None:
-    """Docker keeps a container's environment on disk: the values must not be in it."""
+    """Docker keeps a container's environment on disk: the values must not be in it (a warm
+    container as well as a cold one)."""
     value = "line one\nline 'two' $(id) \"3\"\n"
     r = await client.post("/api/v1/secrets", json={"name": "MULTI", "value": value}, headers=operator.headers)
     assert r.status_code == 201, r.text
-    script = 'printf %s "$MULTI" | sha256sum\necho ready\nsleep 5\n'
+    script = 'printf %s "$MULTI" | sha256sum\necho ready\nsleep 30\n'
     script_id = await make_script(client, operator, script)
     r = await client.post(f"/api/v1/scripts/{script_id}/secrets/{r.json()['id']}", headers=operator.headers)
     assert r.status_code == 201, r.text
-    execution = await start(client, operator, script_id, "docker", parameters={})
-    await wait_for(client, operator, execution["id"], {"running"})
-    for _ in range(100):
-        found = docker_client.containers.list(filters={"label": f"{LABEL_EXECUTION}={execution['id']}"})
-        if found:
-            break
+    execution = await start_checked(client, operator, script_id, "docker", parameters={})
+    container = container_of(execution["id"])
+    assert container is not None
+    deadline = time.monotonic() + 60
+    while "ready" not in await output(client, operator, execution["id"]):
+        assert time.monotonic() < deadline, "the script never printed"
         await asyncio.sleep(0.05)
-    config = found[0].attrs
+    config = docker_client.api.inspect_container(container)
     assert "MULTI=" not in json.dumps(config["Config"]["Env"])
     assert "line one" not in json.dumps(config)
     r = await client.post(f"/api/v1/executions/{execution['id']}/cancel", headers=operator.headers)

@@ -1,0 +1,52 @@
+"""`/api/v1/warm-pools`: the warm container pools of the live workers (admin)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from opscraft import runtime
+from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.schemas import AUTHED, error_responses
+from opscraft.services import warm_pools
+
+router = APIRouter(prefix="/api/v1/warm-pools", tags=["workers"])
+
+
+class ProfileOut(BaseModel):
+    image: str
+    memory_mb: int
+    cpus: float
+    network_enabled: bool
+    user: str
+    warm: int
+
+
+class WorkerPoolOut(BaseModel):
+    worker_id: str
+    host_name: str
+    heartbeat_at: datetime
+    size: int
+    warm: int
+    warm_starts: int
+    cold_starts: int
+    profiles: list[ProfileOut]
+
+
+class WarmPoolsOut(BaseModel):
+    items: list[WorkerPoolOut]
+
+
+@router.get(
+    "",
+    response_model=WarmPoolsOut,
+    summary="Warm containers of each live worker (admin)",
+    responses=error_responses(*AUTHED),
+)
+async def list_pools(session: Session, actor: CurrentActor) -> WarmPoolsOut:
+    lost_seconds = runtime.current().settings.worker_lost_seconds
+    pools = await warm_pools.list_pools(session, actor, lost_seconds)
+    return WarmPoolsOut(items=[WorkerPoolOut.model_validate(asdict(pool)) for pool in pools])

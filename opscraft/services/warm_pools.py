@@ -1,0 +1,53 @@
+"""What admins see of the warm container pools: per live worker, as of its last heartbeat."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft.db.models import RegisteredWorker
+from opscraft.db.types import utcnow
+from opscraft.services.actor import Actor
+from opscraft.services.permissions import Permission, require
+
+
+@dataclass(frozen=True)
+class WorkerPool:
+    """One worker's pool: `size` per profile (0: disabled), containers `warm` now, runs started
+    warm and cold since the worker started, and per profile (image, memory_mb, cpus,
+    network_enabled, user) how many are warm."""
+
+    worker_id: str
+    host_name: str
+    heartbeat_at: datetime
+    size: int = 0
+    warm: int = 0
+    warm_starts: int = 0
+    cold_starts: int = 0
+    profiles: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def list_pools(session: AsyncSession, actor: Actor, lost_seconds: float) -> list[WorkerPool]:
+    """The pools of the workers that heartbeated within `lost_seconds` and did not stop, by
+    worker id (admin: `manage_settings`). Raises `Unauthorized` / `Forbidden`."""
+    require(actor.user, Permission.manage_settings)
+    since = utcnow() - timedelta(seconds=lost_seconds)
+    rows = await session.exec(
+        select(RegisteredWorker)
+        .where(col(RegisteredWorker.stopped_at).is_(None), col(RegisteredWorker.heartbeat_at) > since)
+        .order_by(col(RegisteredWorker.id))
+    )
+    keys = ("size", "warm", "warm_starts", "cold_starts", "profiles")
+    return [
+        WorkerPool(
+            row.id,
+            row.host_name,
+            row.heartbeat_at,
+            **{key: value for key, value in (row.warm_pool or {}).items() if key in keys},
+        )
+        for row in rows.all()
+    ]

@@ -1,0 +1,230 @@
+"""Warm containers in real Docker: a run takes a started container of its profile, hands it its
+job over stdin, and the container is removed after that one run; secrets never reach the
+container's configuration; cancel, masking, output order and the deadline hold; the pool
+refills, never reuses a container, shrinks when idle, and a crash's leftovers are swept.
+(Limits, OOM, pids, network, read-only root, user and privileges on warm containers:
+test_isolation.py runs each of its tests warm and cold.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from opscraft import lifecycle, runtime
+from opscraft.execution.docker_runner import DockerRunner
+from opscraft.execution.warm_pool import WarmPool
+from opscraft.execution.worker import worker_identity
+from tests.conftest import LoggedIn, make_settings
+from tests.executions.conftest import (
+    BUSYBOX_IMAGE,
+    container_of,
+    make_script,
+    output,
+    pool_profile,
+    prewarm,
+    removals_held,
+    removed,
+    start,
+    wait_for,
+    warm_containers,
+)
+
+pytestmark = pytest.mark.docker
+
+VALUE = "warm-s3cret\nsecond line 'q' $(id)"
+PARAMETER = "two\nlines and a 'quote'"
+
+
+@pytest.fixture
+def backend() -> str:
+    return "sqlite"
+
+
+@pytest.fixture(autouse=True)
+def _docker(docker_client: Any) -> None:
+    """Every test here needs Docker."""
+
+
+@pytest.fixture
+def engine_settings() -> dict[str, Any]:
+    return {"OPSCRAFT_WARM_POOL_SIZE": 2}
+
+
+def pool() -> WarmPool:
+    worker = runtime.current().worker
+    assert worker is not None
+    return worker.docker.pool
+
+
+async def running_container(client: httpx.AsyncClient, who: LoggedIn, execution_id: int) -> str:
+    await wait_for(client, who, execution_id, {"running"})
+    deadline = time.monotonic() + 30
+    while (container := container_of(execution_id)) is None:
+        assert time.monotonic() < deadline, "the run never got a container"
+        await asyncio.sleep(0.02)
+    return container
+
+
+async def test_secrets_and_parameters_never_in_a_pooled_containers_config(
+    client: httpx.AsyncClient, operator: LoggedIn, docker_client: Any
+) -> None:
+    r = await client.post("/api/v1/secrets", json={"name": "TOKEN", "value": VALUE}, headers=operator.headers)
+    assert r.status_code == 201, r.text
+    script = (
+        'printf "%s|" "$TOKEN" | sha256sum\n'
+        'printf "%s|" "$TARGET" | sha256sum\n'
+        'echo "token: $TOKEN"\n'
+        "cat script.sh | head -n 1\n"
+        "sleep 2\n"
+    )
+    parameters = [{"name": "TARGET", "type": "string", "required": True}]
+    script_id = await make_script(client, operator, script, parameters=parameters)
+    r = await client.post(f"/api/v1/scripts/{script_id}/secrets/{r.json()['id']}", headers=operator.headers)
+    assert r.status_code == 201, r.text
+    await prewarm()
+    before = warm_containers(docker_client)
+    assert before
+    for container in before:
+        config = json.dumps(container.attrs)
+        assert "warm-s3cret" not in config and "TOKEN" not in config and "two\\nlines" not in config
+
+    warm_starts = pool().warm_starts
+    with removals_held() as held:
+        execution = await start(client, operator, script_id, "docker", parameters={"TARGET": PARAMETER})
+        container = await running_container(client, operator, execution["id"])
+        assert container in {c.id for c in before}, "the run should have taken a warm container"
+        assert pool().warm_starts == warm_starts + 1
+        during = json.dumps(docker_client.api.inspect_container(container))  # the script sleeps
+        final = await wait_for(client, operator, execution["id"])
+        text = await output(client, operator, execution["id"])
+        assert final["status"] == "success", text
+        assert container in held.ended()
+        after = docker_client.api.inspect_container(container)  # ended, not removed yet
+        assert not after["State"]["Running"]
+        for inspected in (during, json.dumps(after)):
+            for leak in ("warm-s3cret", "second line", "TOKEN=", "TARGET=", "two\\nlines", "sha256sum"):
+                assert leak not in inspected
+
+    digest = hashlib.sha256(f"{VALUE}|".encode()).hexdigest()
+    assert digest in text and hashlib.sha256(f"{PARAMETER}|".encode()).hexdigest() in text
+    assert "token: ***" in text and "warm-s3cret" not in text
+    assert 'printf "%s|" "$TOKEN" | sha256sum' in text  # the script arrived as a file
+    assert await removed(docker_client, container)
+
+
+async def test_cancel_a_pooled_run(client: httpx.AsyncClient, admin: LoggedIn, docker_client: Any) -> None:
+    script_id = await make_script(client, admin, "echo started\nsleep 60\necho never\n")
+    await prewarm()
+    execution = await start(client, admin, script_id, "docker")
+    container = await running_container(client, admin, execution["id"])
+    deadline = time.monotonic() + 30
+    while "started" not in await output(client, admin, execution["id"]):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    t0 = time.monotonic()
+    r = await client.post(f"/api/v1/executions/{execution['id']}/cancel", headers=admin.headers)
+    assert r.status_code == 200, r.text
+    final = await wait_for(client, admin, execution["id"], timeout=10)
+    assert final["status"] == "cancelled" and time.monotonic() - t0 < 3
+    assert await output(client, admin, execution["id"]) == "started\n"
+    assert await removed(docker_client, container)
+
+
+async def test_pooled_output_keeps_its_order(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    script = 'for i in $(seq 1 300); do echo "out $i"; echo "err $i" >&2; done\n'
+    script_id = await make_script(client, admin, script)
+    await prewarm()
+    warm_starts = pool().warm_starts
+    execution = await start(client, admin, script_id, "docker")
+    final = await wait_for(client, admin, execution["id"])
+    assert final["status"] == "success" and pool().warm_starts == warm_starts + 1
+    assert await output(client, admin, execution["id"], "stdout") == "".join(
+        f"out {i}\n" for i in range(1, 301)
+    )
+    assert await output(client, admin, execution["id"], "stderr") == "".join(
+        f"err {i}\n" for i in range(1, 301)
+    )
+
+
+async def test_deadline_counts_from_the_runs_start_not_the_containers(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    script_id = await make_script(client, admin, "sleep 1\necho in-time\n", timeout_seconds=3)
+    await prewarm()
+    await asyncio.sleep(4)  # the warm container is now older than the run's deadline
+    warm_starts = pool().warm_starts
+    execution = await start(client, admin, script_id, "docker")
+    final = await wait_for(client, admin, execution["id"])
+    assert final["status"] == "success", final
+    assert pool().warm_starts == warm_starts + 1
+    assert await output(client, admin, execution["id"]) == "in-time\n"
+
+
+@pytest.mark.parametrize(
+    "engine_settings", [{"OPSCRAFT_WARM_POOL_SIZE": 2, "OPSCRAFT_WARM_POOL_IDLE_SECONDS": 6}]
+)
+async def test_pool_refills_never_reuses_and_shrinks_when_idle(
+    client: httpx.AsyncClient, admin: LoggedIn, docker_client: Any
+) -> None:
+    script_id = await make_script(client, admin, "sleep 0.3\necho one run\n")
+    used: list[str] = []
+    for _ in range(3):
+        assert await asyncio.to_thread(pool().wait_warm, pool_profile(), 2, 120)
+        execution = await start(client, admin, script_id, "docker")
+        used.append(await running_container(client, admin, execution["id"]))
+        assert (await wait_for(client, admin, execution["id"]))["status"] == "success"
+    assert len(set(used)) == 3, "a container serves one run only"
+    assert await removed(docker_client, *used)
+    stats = pool().stats()
+    assert stats["warm_starts"] == 3 and stats["size"] == 2
+    deadline = time.monotonic() + 60
+    while warm_containers(docker_client) or pool().stats()["warm"]:
+        assert time.monotonic() < deadline, "an idle pool should shrink to nothing"
+        await asyncio.sleep(0.2)
+
+
+async def test_warm_container_left_by_a_crash_is_removed_at_start(tmp_path: Path, docker_client: Any) -> None:
+    settings = make_settings(tmp_path / "other", OPSCRAFT_IMAGE_BASH=BUSYBOX_IMAGE)
+    crashed = DockerRunner(worker_identity(settings))  # what the crashed worker had warmed
+    leftover = crashed._create_warm(pool_profile(BUSYBOX_IMAGE))
+    try:
+        assert docker_client.api.inspect_container(leftover)["State"]["Running"]
+        await lifecycle.start(settings)
+        await lifecycle.stop()
+        assert not docker_client.containers.list(all=True, filters={"id": leftover})
+    finally:
+        if docker_client.containers.list(all=True, filters={"id": leftover}):
+            docker_client.api.remove_container(leftover, force=True)
+
+
+@pytest.mark.parametrize(
+    "engine_settings", [{"OPSCRAFT_WARM_POOL_SIZE": 1, "OPSCRAFT_WORKER_HEARTBEAT_SECONDS": 0.5}]
+)
+async def test_admins_see_warm_and_cold_starts(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    script_id = await make_script(client, admin, "echo hi\n", memory_mb=96)
+    cold = await start(client, admin, script_id, "docker")  # first use of the profile: cold
+    assert (await wait_for(client, admin, cold["id"]))["status"] == "success"
+    await prewarm(memory_mb=96)
+    warm = await start(client, admin, script_id, "docker")
+    assert (await wait_for(client, admin, warm["id"]))["status"] == "success"
+    worker = worker_identity(runtime.current().settings)
+    deadline = time.monotonic() + 30
+    while True:
+        r = await client.get("/api/v1/warm-pools", headers=admin.headers)
+        assert r.status_code == 200, r.text
+        mine = [item for item in r.json()["items"] if item["worker_id"] == worker]
+        if mine and mine[0]["warm_starts"] == 1 and mine[0]["warm"] == 1:
+            break
+        assert time.monotonic() < deadline, r.json()
+        await asyncio.sleep(0.2)
+    assert mine[0]["cold_starts"] == 1 and mine[0]["size"] == 1
+    (profile,) = mine[0]["profiles"]
+    assert profile == {**vars(pool_profile(memory_mb=96)), "warm": 1}
