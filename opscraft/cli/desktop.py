@@ -27,8 +27,7 @@ def cmd_desktop(args: argparse.Namespace, settings: Settings) -> None:
             except ServiceError as exc:
                 sys.exit(f"opscraft: {exc.message}")
 
-    run_with_runtime(settings, ensure_local_admin)
-    launch.open_window(settings, args.port)
+    launch.open_window(settings, args.port, prepare=lambda: run_with_runtime(settings, ensure_local_admin))
 
 
 def register(sub: Factory) -> None:
