@@ -17,7 +17,10 @@ CPU is user + system seconds of the whole process tree at the moment it was read
 2-core machine it is far steadier than the wall time, so both are printed, with the load average.
 
 Usage: .venv/bin/python -m bench.bench_startup [--runs 3] [--binary dist/opscraft/opscraft]
-       [--skip-desktop] [--skip-binary]
+       [--skip-desktop] [--skip-binary] [--compare OTHER_CHECKOUT]
+
+`--compare` starts `serve` from another checkout and from this one in turns (same load for both),
+for a before/after on a busy machine.
 """
 
 from __future__ import annotations
@@ -94,13 +97,16 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def health_ready(command: list[str], data_dir: Path, binary: bool, port: int) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) from launching `command` until /api/v1/health answers 200."""
+def health_ready(
+    command: list[str], data_dir: Path, binary: bool, port: int, cwd: Path = ROOT
+) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) from launching `command` (from the checkout at `cwd`) until
+    /api/v1/health answers 200."""
     start = time.monotonic()
     process = subprocess.Popen(
         command,
         env=environment(data_dir, binary),
-        cwd=data_dir if binary else ROOT,
+        cwd=data_dir if binary else cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -198,12 +204,35 @@ def bench_desktop(
     )
 
 
+def compare_serve(table: Table, other: Path, runs: int, tmp: Path) -> None:
+    """Warm `serve` of another checkout (e.g. the base commit) and of this one, started in turns
+    so that both see the same load; the first start of each (it migrates) is left out."""
+    results: dict[str, list[tuple[float, float]]] = {"other": [], "this": []}
+    for label in results:
+        (tmp / f"compare-{label}").mkdir()
+    for round_number in range(runs + 1):
+        for label, root in (("other", other), ("this", ROOT)):
+            port = free_port()
+            command = [sys.executable, "-m", "opscraft", "serve", "--port", str(port)]
+            measured = health_ready(command, tmp / f"compare-{label}", False, port, cwd=root)
+            if round_number:
+                results[label].append(measured)
+    for label, name in (("other", f"{other}"), ("this", "this checkout")):
+        rows = results[label]
+        table.row(f"serve, warm, in turns: {name}", [r[0] for r in rows], [r[1] for r in rows], "bare server")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", default=str(ROOT / "dist" / "opscraft" / "opscraft"))
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-desktop", action="store_true")
     parser.add_argument("--skip-binary", action="store_true")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        help="another checkout (e.g. `git archive` of the base commit): warm serve in turns",
+    )
     args = parser.parse_args()
     binary = Path(args.binary)
     targets: list[tuple[str, list[str], bool]] = [("source", [sys.executable, "-m", "opscraft"], False)]
@@ -229,6 +258,8 @@ def main() -> None:
             [b[1] for b in bare],
             name="bare server",
         )
+        if args.compare:
+            compare_serve(table, args.compare.resolve(), args.runs, tmp)
         for label, command, is_binary in targets:
             bench_serve(table, label, command, is_binary, args.runs, tmp)
         if not args.skip_desktop:
