@@ -35,10 +35,14 @@ class RedactTokens(logging.Filter):
         return True
 
 
-def use_data_dir(settings: Settings) -> None:
-    """Keep NiceGUI's session storage in the data directory; must run before nicegui is imported
-    (it reads NICEGUI_STORAGE_PATH once, at import, and else writes `.nicegui/` in the cwd)."""
+def nicegui_environment(settings: Settings) -> None:
+    """Set the variables NiceGUI reads once, when it is imported (so call this before): session
+    storage in the data directory (else it writes `.nicegui/` in the cwd) and, with `REDIS_URL`,
+    per-user storage in Redis, shared by every web process."""
     os.environ.setdefault("NICEGUI_STORAGE_PATH", str(settings.data_dir / "ui-storage"))
+    if settings.redis_url:
+        os.environ.setdefault("NICEGUI_REDIS_URL", settings.redis_url)
+        os.environ.setdefault("NICEGUI_REDIS_KEY_PREFIX", f"{settings.redis_prefix}:nicegui:")
 
 
 def configure(settings: Settings) -> None:
@@ -47,10 +51,7 @@ def configure(settings: Settings) -> None:
     With `REDIS_URL`, NiceGUI keeps `app.storage.user` in Redis (`NICEGUI_REDIS_URL`), so a
     browser session survives being served by another web process; its socket connection still
     needs sticky sessions (docs/deployment.md)."""
-    use_data_dir(settings)
-    if settings.redis_url:  # per-user storage shared by every web process (read when NiceGUI is imported)
-        os.environ.setdefault("NICEGUI_REDIS_URL", settings.redis_url)
-        os.environ.setdefault("NICEGUI_REDIS_KEY_PREFIX", f"{settings.redis_prefix}:nicegui:")
+    nicegui_environment(settings)
     from nicegui import app
 
     from opscraft.api import install_api
@@ -70,16 +71,9 @@ def configure(settings: Settings) -> None:
     app.on_shutdown(lifecycle.stop)
 
 
-def serve(
-    settings: Settings,
-    host: str,
-    port: int,
-    *,
-    native: bool = False,
-    window_size: tuple[int, int] | None = None,
-) -> None:
-    """Run the app until stopped; `native=True` shows it in a pywebview window of `window_size`
-    pixels (set up by opscraft.desktop.launch) instead of serving browsers."""
+def serve(settings: Settings, host: str, port: int) -> None:
+    """Run the app until stopped (the desktop window, when there is one, was started before by
+    opscraft.desktop.launch and talks to this server like a browser)."""
     configure(settings)
     from nicegui import ui
 
@@ -91,8 +85,6 @@ def serve(
         dark=None,
         reload=False,
         show=False,
-        native=native,
-        window_size=window_size if native else None,
         storage_secret=storage_secret(settings),
         uvicorn_logging_level=settings.log_level.lower(),
         show_welcome_message=False,

@@ -30,7 +30,10 @@ from opscraft.api.schemas import REQUEST_CHECKS, error_responses
 from opscraft.config import Settings
 from opscraft.security.http import RequestLimitsMiddleware, SecurityHeadersMiddleware
 
+# Health first: FastAPI builds an included router's routes when a request is first matched
+# against it, so a health probe after start-up builds only this one (docs/benchmarks.md).
 ROUTERS: list[APIRouter] = [
+    health.router,
     auth.router,
     users.router,
     tokens.router,
@@ -45,7 +48,6 @@ ROUTERS: list[APIRouter] = [
     audit.router,
     settings.router,
     terraform.router,
-    health.router,
     workers.router,
     warm_pools.router,
     metrics.router,

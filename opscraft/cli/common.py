@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from opscraft import lifecycle
 from opscraft.config import ConfigError, Settings, load_settings
 
 #: `add_parser` of the top-level subparsers (or of a command group's subparsers).
@@ -43,6 +42,8 @@ def run_with_runtime(settings: Settings, body: Callable[[], Awaitable[None]]) ->
     """Start the runtime without a worker (it would recover and run the jobs of a server running
     at the same time), await `body()`, stop; exits with one line when the database cannot be
     opened or the configuration is wrong."""
+
+    from opscraft import lifecycle  # here: the desktop launch starts its window before this import
 
     async def _main() -> None:
         try:

@@ -10,10 +10,7 @@ from opscraft.config import Settings
 
 
 def cmd_desktop(args: argparse.Namespace, settings: Settings) -> None:
-    from opscraft import runtime
     from opscraft.desktop import launch, toolkit
-    from opscraft.services import desktop
-    from opscraft.services.errors import ServiceError
 
     problem = toolkit.problem()
     if problem:
@@ -21,14 +18,17 @@ def cmd_desktop(args: argparse.Namespace, settings: Settings) -> None:
     toolkit.prepare_environment()
 
     async def ensure_local_admin() -> None:  # before the port opens: no stranger can claim /setup
+        from opscraft import runtime
+        from opscraft.services import desktop
+        from opscraft.services.errors import ServiceError
+
         async with runtime.current().db.session() as session:
             try:
                 await desktop.local_admin(session)
             except ServiceError as exc:
                 sys.exit(f"opscraft: {exc.message}")
 
-    run_with_runtime(settings, ensure_local_admin)
-    launch.open_window(settings, args.port)
+    launch.open_window(settings, args.port, prepare=lambda: run_with_runtime(settings, ensure_local_admin))
 
 
 def register(sub: Factory) -> None:

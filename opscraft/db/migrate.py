@@ -1,13 +1,21 @@
-"""Apply Alembic migrations programmatically (on start and by `opscraft db upgrade`)."""
+"""Apply Alembic migrations programmatically (on start and by `opscraft db upgrade`).
+
+A database already at the head costs one query: the head is read from the revision files
+themselves (`head_revisions`), so Alembic is neither imported nor run (about 0.3-0.5 s of CPU
+at every start; docs/benchmarks.md, "Start-up").
+"""
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 HEAD = "head"
@@ -17,6 +25,8 @@ _PG_LOCK_ID = 7_243_001
 
 
 def alembic_config(url: str | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if url:
@@ -24,8 +34,47 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
+def head_revisions(versions: Path = MIGRATIONS_DIR / "versions") -> set[str]:
+    """The head revision ids of the migration scripts in `versions`: revisions no other script
+    names as its `down_revision`. Read from the module-level `revision` and `down_revision`
+    assignments of Alembic's script format (a string, None, or a tuple of strings for a merge)
+    with `ast`, without importing the scripts or Alembic. Raises ValueError for a script without
+    a literal `revision`."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in versions.glob("*.py"):
+        values: dict[str, object] = {}
+        for node in ast.parse(path.read_text(encoding="utf-8"), str(path)).body:
+            target = node.target if isinstance(node, ast.AnnAssign) else None
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                values[target.id] = ast.literal_eval(node.value) if node.value is not None else None
+        if not isinstance(values.get("revision"), str):
+            raise ValueError(f'{path}: no literal `revision = "..."`')
+        revisions.add(str(values["revision"]))
+        down = values.get("down_revision")
+        if isinstance(down, str):
+            parents.add(down)
+        elif isinstance(down, tuple | list):
+            parents.update(str(parent) for parent in down)
+    return revisions - parents
+
+
+def _applied_revisions(connection: Connection) -> set[str]:
+    if not inspect(connection).has_table("alembic_version"):
+        return set()
+    return {row[0] for row in connection.execute(text("SELECT version_num FROM alembic_version"))}
+
+
 async def upgrade(engine: AsyncEngine, revision: str = HEAD) -> None:
-    """Bring the database at `engine` up to `revision` in one transaction."""
+    """Bring the database at `engine` up to `revision` in one transaction; to the head, a
+    database already there is left alone after one query."""
+    if revision == HEAD:
+        async with engine.connect() as conn:
+            if await conn.run_sync(_applied_revisions) == head_revisions():
+                return
+    from alembic import command
 
     def _upgrade(connection: Connection) -> None:
         if connection.dialect.name == "postgresql":

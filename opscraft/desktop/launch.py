@@ -8,11 +8,12 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from opscraft.config import Settings
-from opscraft.desktop import sign_in, toolkit, window_state
+from opscraft.desktop import sign_in, toolkit, window_process, window_state
 from opscraft.security.one_time import OneTimeSecret
 
 log = logging.getLogger(__name__)
@@ -29,21 +30,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def open_window(settings: Settings, port: int | None = None) -> None:
-    """Serve on 127.0.0.1 and show the window until it is closed; the process then exits.
+def open_window(
+    settings: Settings, port: int | None = None, prepare: Callable[[], None] | None = None
+) -> None:
+    """Show the window at once, serve on 127.0.0.1 and keep the window until it is closed; the
+    process then exits.
 
+    The window process starts first and shows a start-up page (opscraft.desktop.window_process);
+    `prepare()` (the launch's checks that must pass before any port opens) and the server's own
+    start run meanwhile, and the window loads the one-time sign-in URL once the server is ready.
     Closing the window runs the server's shutdown (runs get the grace period, then are killed;
     NiceGUI allows it 30 s) and exits 0. When the window process ends without ever showing its
     window (the toolkit failed; its own messages are above), it exits 1 after one line saying so.
     """
-    from opscraft.app import serve, use_data_dir
+    from opscraft.app import nicegui_environment
 
-    use_data_dir(settings)
+    nicegui_environment(settings)
     from nicegui import app
 
     port = port or free_port()
     secret = OneTimeSecret()
-    sign_in.install(secret)
     shown: list[bool] = []
 
     def remember_size(event: Any) -> None:
@@ -60,7 +66,13 @@ def open_window(settings: Settings, port: int | None = None) -> None:
     # NiceGUI ends native mode with os._exit(0) after the shutdown hooks and atexit handlers.
     atexit.register(_exit_if_never_shown, shown)
     app.native.on("resized", remember_size)
-    serve(settings, "127.0.0.1", port, native=True, window_size=window_state.load(settings.data_dir))
+    window_process.start("127.0.0.1", port, TITLE, window_state.load(settings.data_dir))
+    if prepare is not None:
+        prepare()
+    from opscraft.app import serve
+
+    sign_in.install(secret)
+    serve(settings, "127.0.0.1", port)
 
 
 def _exit_if_never_shown(shown: list[bool]) -> None:

@@ -6,10 +6,7 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import RedirectResponse
 
-from opscraft import runtime
 from opscraft.security.one_time import OneTimeSecret
-from opscraft.services import desktop
-from opscraft.services.errors import ServiceError
 
 PATH = "/desktop/sign-in"
 _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
@@ -20,6 +17,9 @@ def install(secret: OneTimeSecret) -> None:
     token is the launch's unspent secret, else to the login page, which then asks for a password."""
     from nicegui import app
 
+    from opscraft import runtime
+    from opscraft.services import desktop
+    from opscraft.services.errors import ServiceError
     from opscraft.ui import session
 
     @app.get(PATH, include_in_schema=False)

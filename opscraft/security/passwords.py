@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 
-# Verified against when the username is unknown, so a miss costs as much as a hit.
-_DUMMY_HASH = _hasher.hash("opscraft-timing-equalizer")
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so a miss costs as much as a hit. Made on
+    first use, not at import: one argon2 hash is ~0.25 s of CPU that start-up does not need."""
+    return _hasher.hash("opscraft-timing-equalizer")
 
 
 def hash_password(password: str) -> str:
@@ -17,7 +23,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(password: str, hashed: str | None) -> bool:
     try:
-        return _hasher.verify(hashed or _DUMMY_HASH, password) and hashed is not None
+        return _hasher.verify(hashed or _dummy_hash(), password) and hashed is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

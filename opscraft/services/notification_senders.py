@@ -29,7 +29,6 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import orjson
 
 TIMEOUT_SECONDS = 10.0
@@ -64,6 +63,8 @@ def _where(url: str) -> str:
 
 
 async def _post_json(url: str, body: bytes, headers: dict[str, str]) -> None:
+    import httpx  # here, not at import: start-up does not need it (docs/benchmarks.md, "Start-up")
+
     try:
         async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client:
             response = await client.post(

@@ -15,8 +15,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import hcl2
-import lark
 import yaml
 
 from opscraft.db.models.scripts import ScriptType
@@ -177,6 +175,9 @@ def _ansible(content: str) -> list[SyntaxProblem]:
 
 
 def _terraform(content: str) -> list[SyntaxProblem]:
+    import hcl2  # here, not at import: its grammar loads slowly and start-up does not need it
+    import lark
+
     try:
         hcl2.loads(content)
     except lark.exceptions.UnexpectedEOF:

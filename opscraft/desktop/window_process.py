@@ -1,0 +1,104 @@
+"""The desktop window's own process: shown at once with a start-up page, then the app.
+
+NiceGUI's native mode starts its window process only when `ui.run` is called and keeps the
+window hidden until the server's port is open, so a launch shows nothing while the server
+imports and starts. `start(...)` instead spawns the window process first (through NiceGUI's
+public `nicegui.native.activate`, so NiceGUI's window events, window methods and
+shutdown-on-close keep working) and runs `show` in it: the window appears with `STARTING_PAGE`
+while the server boots in the parent, and loads the app once `GET /api/v1/health` answers 200.
+This process imports neither OpsCraft's server nor (until the window is up) NiceGUI.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+#: How often the window process asks whether the server is ready (seconds).
+POLL_SECONDS = 0.1
+STARTING_PAGE = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>OpsCraft</title></head>'
+    '<body style="font-family:system-ui,sans-serif;display:flex;align-items:center;'
+    'justify-content:center;height:90vh;color:#475569">'
+    "<main><h1>OpsCraft is starting…</h1><p>The window opens the app in a moment.</p></main></body></html>"
+)
+
+
+def start(host: str, port: int, title: str, size: tuple[int, int]) -> None:
+    """Spawn the window process now (call before the server is started; `app.native` window and
+    start arguments must be set already). Closing the window stops the server, as in NiceGUI."""
+    from nicegui import native
+    from nicegui.native import native_mode
+
+    # NiceGUI's activate() spawns `native_mode._open_window`, which waits for the port before it
+    # creates the window; `show` has its signature and creates the window at once instead.
+    native_mode._open_window = show  # type: ignore[assignment]
+    native.activate("http", host, port, title, size[0], size[1], False, False)
+
+
+def server_ready(host: str, port: int) -> bool:
+    """True once `GET /api/v1/health` on host:port answers 200 (the runtime is up)."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/api/v1/health", timeout=2) as response:
+            return bool(response.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def show(
+    protocol: str,
+    host: str,
+    port: int,
+    title: str,
+    width: int,
+    height: int,
+    fullscreen: bool,
+    frameless: bool,
+    method_queue: Any,
+    response_queue: Any,
+    event_sender: Connection,
+    favicon: str | Path | None = None,
+    window_args: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
+    start_args: dict[str, Any] | None = None,
+    dropped_keys: dict[str, list[str]] | None = None,
+) -> None:
+    """Body of the window process (NiceGUI's `_open_window` signature): create the window with
+    `STARTING_PAGE`, hook NiceGUI's event bridge and window-method executor up once it runs,
+    load `window_args["url"]` when the server is ready, and run the GUI loop until closed."""
+    import webview
+
+    window_args = dict(window_args or {})
+    url = window_args.pop("url", f"{protocol}://{host}:{port}/")
+    webview.settings.update(**(settings or {}))
+    window = webview.create_window(
+        title=title,
+        html=STARTING_PAGE,
+        width=width,
+        height=height,
+        fullscreen=fullscreen,
+        frameless=frameless,
+        **window_args,
+    )
+    assert window is not None
+    closed = threading.Event()
+    window.events.closed += closed.set
+
+    def connect_and_navigate() -> None:  # pywebview runs it in a thread once the GUI loop runs
+        from nicegui.native import native_mode
+
+        native_mode._bind_pywebview_events(window, event_sender)
+        native_mode._start_window_method_executor(window, method_queue, response_queue, closed)
+        if window.events.shown.is_set():  # shown before the bridge was bound: tell the server now
+            event_sender.send({"type": "shown", "args": {}})
+        while not closed.is_set() and not server_ready(host, port):
+            time.sleep(POLL_SECONDS)
+        if not closed.is_set():
+            window.load_url(url)
+
+    webview.start(connect_and_navigate, **(start_args or {}))
