@@ -636,3 +636,15 @@ async def chain_of(session: AsyncSession, actor: Actor, execution_id: int) -> Ex
         started_by=ChainStep(parent, source.script_name if source else None) if parent else None,
         started=[ChainStep(c, names.get(c.target_script_id)) for c in children],
     )
+
+
+async def target_choices(session: AsyncSession, actor: Actor, script_id: int) -> list[tuple[int, str]]:
+    """(id, name) of the scripts a link from `script_id` could start (not deleted, not itself),
+    by name: the choices a form offers (cycles are still checked when the link is saved)."""
+    require(actor.user, Permission.view_scripts)
+    rows = await session.exec(
+        select(Script.id, Script.name)
+        .where(col(Script.deleted_at).is_(None), col(Script.id) != script_id)
+        .order_by(col(Script.name))
+    )
+    return [(int(i), n) for i, n in rows.all()]
