@@ -69,6 +69,8 @@ BATCH = 20
 # A claimed row whose run was committed but whose bookkeeping was not (the process died in
 # between) is looked at again after this long.
 LOST_AFTER = timedelta(seconds=60)
+# A run that ended this long ago has had its links fired (the outbox is delivered within seconds).
+SETTLED_AFTER = timedelta(seconds=60)
 _PG_LOCK_ID = 0x0C4A1
 OUTPUT_LINE = re.compile(r"^::set-output name=([A-Za-z_][A-Za-z0-9_]{0,63})::(.*?)\r?$")
 
@@ -608,10 +610,12 @@ class ChainStep:
 @dataclass(frozen=True)
 class ExecutionChain:
     """How a run sits in a chain: the firing that started it (None if it was not chained),
-    and the firings it caused (started, refused or failed to start)."""
+    and the firings it caused (started, refused or failed to start). `settled`: the run ended
+    over `SETTLED_AFTER` ago and none of its firings is still pending: nothing will change."""
 
     started_by: ChainStep | None
     started: list[ChainStep]
+    settled: bool
 
 
 async def chain_of(session: AsyncSession, actor: Actor, execution_id: int) -> ExecutionChain:
@@ -632,9 +636,12 @@ async def chain_of(session: AsyncSession, actor: Actor, execution_id: int) -> Ex
     )
     source = await session.get(Execution, parent.source_execution_id) if parent else None
     names = await script_names(session, {c.target_script_id for c in children})
+    ended_long_ago = execution.finished_at is not None and execution.finished_at < utcnow() - SETTLED_AFTER
+    pending = any(c.status in (ChainRunStatus.pending, ChainRunStatus.starting) for c in children)
     return ExecutionChain(
         started_by=ChainStep(parent, source.script_name if source else None) if parent else None,
         started=[ChainStep(c, names.get(c.target_script_id)) for c in children],
+        settled=ended_long_ago and not pending,
     )
 
 

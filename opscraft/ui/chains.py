@@ -233,5 +233,8 @@ async def chain_panel(actor: Actor, execution: Execution) -> None:
         if _chain_key(chain) != _chain_key(state["chain"]):
             state["chain"] = chain
             panel.refresh()
+        if chain.settled:
+            timer.deactivate()
 
-    live_timer(2.0, follow)
+    if not state["chain"].settled:
+        timer = live_timer(2.0, follow)

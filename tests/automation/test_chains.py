@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -13,8 +14,11 @@ from sqlmodel import col, select
 
 from opscraft import runtime
 from opscraft.db.models import AuditEvent, ChainRun, Execution
-from opscraft.execution.run_events import RunEventDispatcher
+from opscraft.db.models.executions import Trigger
+from opscraft.db.types import utcnow
+from opscraft.execution.run_events import RunEventDispatcher, RunEventMessage
 from opscraft.services import chains
+from opscraft.services.run_starter import start_for
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, start, wait_for
 
@@ -312,3 +316,78 @@ async def test_approval_and_rbac_of_chained_runs(
     (step,) = await wait_chained(client, admin, second["id"])
     assert step["status"] == "refused" and "author" in step["error"] and step["execution_id"] is None
     assert len(await audit_actions("chain_run.refused")) == 1
+
+
+async def wait_rows(source_id: int, count: int, timeout: float = 60) -> list[ChainRun]:
+    """The chain_runs rows of a source run once the dispatcher has written `count` of them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        async with runtime.current().db.session() as session:
+            rows = list(
+                (
+                    await session.exec(
+                        select(ChainRun)
+                        .where(col(ChainRun.source_execution_id) == source_id)
+                        .order_by(col(ChainRun.id))
+                    )
+                ).all()
+            )
+        if len(rows) >= count:
+            return rows
+        assert time.monotonic() < deadline, f"run {source_id}: {len(rows)} chain rows after {timeout} s"
+        await asyncio.sleep(0.1)
+
+
+async def test_bad_values_runaway_chains_and_lost_starts(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, no_automation_loops: None
+) -> None:
+    """The starter loop is driven by the test: a value the target's resolver refuses stops the
+    link; a chain deeper than MAX_DEPTH stops; a start whose bookkeeping was lost is recovered."""
+    await allow_local(client, admin)
+    db = runtime.current().db
+    a = await make_script(client, admin, "echo a\n")
+    typed = await make_script(client, admin, "echo typed\n", parameters=TARGET_PARAMS)
+    plain = await make_script(client, admin, "echo plain\n")
+    bad_map = {"ENV": "/run/status", "SOURCE_RUN": "/run/status"}  # "success" is no integer
+    assert (await add_link(client, operator, a, typed, mapping=bad_map)).status_code == 201
+    assert (await add_link(client, operator, a, plain)).status_code == 201
+    first = await start(client, operator, a, "local")
+    await wait_for(client, operator, first["id"])
+    rows = await wait_rows(first["id"], 2)
+    assert [r.status for r in rows] == ["pending", "pending"]
+    assert rows[0].parameters == {"ENV": "success", "SOURCE_RUN": "success"}
+    # the process that claims the second row dies after its run committed, before the bookkeeping
+    async with db.session() as session:
+        row = await session.get(ChainRun, rows[1].id)
+        assert row is not None
+        row.status, row.started_at = "starting", utcnow() - timedelta(minutes=5)
+        await session.commit()
+        lost = await start_for(session, operator.id, f"execution:{first['id']}", Trigger.chain, plain, {})
+    assert await chains.start_due(db) == 1
+    assert await chains.recover_lost(db) == 1
+    typed_row, plain_row = await wait_rows(first["id"], 2)
+    assert typed_row.status == "error" and "SOURCE_RUN" in (typed_row.error or "")
+    assert plain_row.status == "started" and plain_row.execution_id == lost.id
+    async with db.session() as session:
+        assert (await session.exec(select(Execution).where(col(Execution.script_id) == typed))).all() == []
+    # a run deep in a chain: its links stop at MAX_DEPTH (a guard behind the cycle check)
+    deep = await make_script(client, admin, "echo deep\n")
+    assert (await add_link(client, operator, a, deep)).status_code == 201
+    async with db.session() as session:
+        session.add(
+            ChainRun(
+                source_execution_id=first["id"],
+                target_script_id=a,
+                execution_id=first["id"],
+                status="started",
+                depth=chains.MAX_DEPTH,
+            )
+        )
+        await session.commit()
+        await chains.on_run_events(
+            session, [RunEventMessage(0, first["id"], "execution.finished", "success", {}, utcnow())]
+        )
+        await session.commit()
+    rows = await wait_rows(first["id"], 3)
+    assert rows[-1].target_script_id == deep and rows[-1].status == "error"
+    assert f"longer than {chains.MAX_DEPTH}" in (rows[-1].error or "")
