@@ -14,7 +14,7 @@ from opscraft.db.models.chains import ChainOutcome
 from opscraft.services import chains
 from opscraft.services.actor import Actor
 from opscraft.services.chains import ExecutionChain, LinkIn
-from opscraft.services.errors import Invalid, ServiceError
+from opscraft.services.errors import Invalid
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.script_tabs import script_tab
@@ -44,17 +44,15 @@ async def _top_level_fields(action: Any) -> Any:
     mapping or parameters field, with the parameter's name in the message."""
     try:
         return await action()
-    except ServiceError as exc:
-        details = [
-            {
-                "field": d["field"].split(".", 1)[0],
-                "message": f"{d['field'].split('.', 1)[-1]}: {d['message']}",
-            }
-            if "." in str(d.get("field", ""))
-            else d
-            for d in exc.details or []
-        ]
-        raise type(exc)(exc.message, details=details) from None
+    except Invalid as exc:
+        details = []
+        for detail in exc.details or []:
+            field = str(detail.get("field", ""))
+            if "." in field:
+                top, name = field.split(".", 1)
+                detail = {"field": top, "message": f"{name}: {detail['message']}"}
+            details.append(detail)
+        raise Invalid(exc.message, details=details) from None
 
 
 @script_tab("chains", "Then run", "account_tree", order=75)
