@@ -110,8 +110,8 @@ async def test_two_processes_start_each_chained_run_once(tmp_path: Path) -> None
         stop.touch()
         for p in procs:
             try:
-                _, err = p.communicate(timeout=60)
-                assert p.returncode == 0, err
+                out, err = p.communicate(timeout=60)
+                assert p.returncode == 0, out + err
             finally:
                 if p.poll() is None:
                     p.kill()
