@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -266,7 +267,6 @@ async def create(session: AsyncSession, actor: Actor, script_id: int, data: Link
     link = ChainLink(script_id=script_id, target_script_id=0, outcome=data.outcome.value, owner_id=user.id)
     await _apply(session, link, data)
     session.add(link)
-    await session.flush()
     await _checked(session, link)
     _audit_link(session, actor, "chain_link.create", link)
     await session.commit()
@@ -274,8 +274,14 @@ async def create(session: AsyncSession, actor: Actor, script_id: int, data: Link
 
 
 async def _checked(session: AsyncSession, link: ChainLink) -> None:
+    """Flush the link and check it closes no cycle; rolls back on a refusal. A duplicate saved
+    at the same moment by someone else (SQLite: the unique constraint decides) is a 409."""
     try:
+        await session.flush()
         await _check_acyclic(session, link)
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict("an identical link was saved at the same moment: reload the links") from None
     except Invalid:
         await session.rollback()
         raise
@@ -308,7 +314,6 @@ async def update_link(
     link = await get(session, actor, link_id, script_id)
     await _apply(session, link, data)
     link.owner_id, link.updated_at = user.id, utcnow()
-    await session.flush()
     await _checked(session, link)
     _audit_link(session, actor, "chain_link.update", link)
     await session.commit()
