@@ -1,8 +1,8 @@
 """The background loops of automation in a server process: started and stopped by `lifecycle`.
 
 The notification sender (`notifications.run_sender`), the scheduler
-(`schedules.run_scheduler`) and the starter of chained runs (`chains.run_starter`). Each loop is safe to run in any
-number of processes at once (database claims decide who does what).
+(`schedules.run_scheduler`) and the starter of chained runs (`chains.run_starter`). Each loop
+is safe to run in any number of processes at once (database claims decide who does what).
 """
 
 from __future__ import annotations
