@@ -18,7 +18,7 @@ from opscraft.execution import store, transport
 from opscraft.execution.client import ExecutionClient, LiveWorkers
 from opscraft.execution.run_events import RunEventDispatcher
 from opscraft.execution.worker import Worker
-from opscraft.services import automation, keyring, notifications, run_audit
+from opscraft.services import automation, chains, keyring, notifications, run_audit
 from opscraft.services.secrets import VaultSecretSource
 from opscraft.services.terraform_plans import VaultPlanStore
 
@@ -59,6 +59,7 @@ async def start(
         dispatcher = RunEventDispatcher(rt.db, process_id, on_round=on_round)
         dispatcher.subscribe(run_audit.SUBSCRIBER, run_audit.record_finished)
         dispatcher.subscribe(notifications.SUBSCRIBER, notifications.on_run_events)
+        dispatcher.subscribe(chains.SUBSCRIBER, chains.on_run_events)
         rt.run_events = dispatcher
     availability = LiveWorkers(rt.db, settings.worker_lost_seconds)
     if run_worker:

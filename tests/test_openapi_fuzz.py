@@ -42,6 +42,8 @@ SEMANTIC_FIELDS |= {"inventory", "ssh_key_secret", "run_options", "confirm_destr
 SEMANTIC_FIELDS |= {"current_password", "config", "channel_id"}
 # A cron expression's fields (croniter parses it); a webhook's mapping names declared parameters.
 SEMANTIC_FIELDS |= {"cron", "mapping"}
+# A chain link's target must be an existing script that does not close a cycle of links.
+SEMANTIC_FIELDS |= {"target_script_id"}
 
 
 class Admin:

@@ -44,6 +44,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer,
             parameters=body,
             status="active",
         )
+        then = create_script(
+            server, admin, "notify-team", 'echo "deployed $TARGET"\n', parameters=body, status="active"
+        )
+        link = {"target_script_id": then["id"], "mapping": {"TARGET": "/parameters/TARGET"}}
+        r = httpx.post(f"{server.url}/api/v1/scripts/{script['id']}/chains", json=link, headers=admin)
+        assert r.status_code == 201, r.text
         run_id = start_run(server, admin, script["id"])
         wait_run(server, admin, run_id)
         secret = {"name": "API_TOKEN", "value": "s3cr3t-value", "description": "deploy token"}
@@ -53,6 +59,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer,
             "scripts": "/scripts",
             "script": f"/scripts/{script['id']}",
             "script-versions": f"/scripts/{script['id']}?tab=versions",
+            "script-chains": f"/scripts/{script['id']}?tab=chains",
             "script-edit": f"/scripts/{script['id']}/edit",
             "script-new": "/scripts/new",
             "executions": "/executions",

@@ -70,8 +70,10 @@ class ExecutionOut(BaseModel):
     run_options: dict[str, Any] | None = Field(description="Ansible run options, as validated")
     triggered_by: int | None = Field(description="The user who started it, or on whose behalf it started")
     triggered_by_name: str | None
-    trigger: str = Field(description="How it started: ui, api, api_token, schedule, webhook or retry")
-    trigger_ref: str | None = Field(description="The system actor that started it (e.g. schedule:3), if any")
+    trigger: str = Field(description="How it started: ui, api, api_token, schedule, webhook, retry or chain")
+    trigger_ref: str | None = Field(
+        description="The system actor that started it, if any (schedule:3; execution:12 for a chained run)"
+    )
     worker_id: str | None = Field(description="The worker that ran it (none while queued)")
     runner: str | None
     image: str | None

@@ -1,8 +1,8 @@
 """The background loops of automation in a server process: started and stopped by `lifecycle`.
 
-The notification sender (`notifications.run_sender`) and the scheduler
-(`schedules.run_scheduler`). Each loop is safe to run in any
-number of processes at once (database claims decide who does what).
+The notification sender (`notifications.run_sender`), the scheduler
+(`schedules.run_scheduler`) and the starter of chained runs (`chains.run_starter`). Each loop
+is safe to run in any number of processes at once (database claims decide who does what).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 from opscraft.db.engine import Database
-from opscraft.services import notifications, schedules
+from opscraft.services import chains, notifications, schedules
 
 
 @dataclass
@@ -36,5 +36,6 @@ def start(db: Database) -> AutomationLoops:
         [
             asyncio.create_task(notifications.run_sender(db), name="notifications"),
             asyncio.create_task(schedules.run_scheduler(db), name="scheduler"),
+            asyncio.create_task(chains.run_starter(db), name="chains"),
         ]
     )

@@ -36,7 +36,7 @@ STATUS_FILTERS = [*STATUS_ALIASES, *(s.value for s in ExecutionStatus)]
 MAX_PAGE = 500
 MAX_LOG_PAGE = 1000
 # Triggers only a system actor (acting on a user's behalf) may use; people use the others.
-SYSTEM_TRIGGERS = frozenset({Trigger.schedule, Trigger.webhook, Trigger.retry})
+SYSTEM_TRIGGERS = frozenset({Trigger.schedule, Trigger.webhook, Trigger.retry, Trigger.chain})
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ PAGE_MODULES = [
     "tokens",
     "schedules",
     "webhooks",
+    "chains",
     "notifications",
     "approvals",
     "workers",

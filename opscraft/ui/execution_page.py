@@ -21,6 +21,7 @@ from opscraft.services.errors import ServiceError
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import session
 from opscraft.ui.approvals import approval_panel
+from opscraft.ui.chains import chain_panel
 from opscraft.ui.execution_widgets import banner, elapsed, format_duration, status_badge
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.terminal import SCROLLBACK_LINES, LiveTerminal
@@ -262,6 +263,7 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
         view = ExecutionView(actor, execution)
         view.header()
         await approval_panel(actor, execution)
+        await chain_panel(actor, execution)
         await view.terraform.draw()
         with ui.row().classes("w-full items-center justify-between"):
             with ui.row().classes("items-baseline gap-3"):

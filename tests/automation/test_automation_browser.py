@@ -219,3 +219,56 @@ def test_a_failing_run_sends_slack_and_email(page: Any, env: Env) -> None:
         page.goto(f"{env.server.url}/notifications")
         table = page.get_by_test_id("deliveries")
         wait_until(lambda: table.inner_text().count("delivered") >= 2 or page.reload(), "delivery log")
+
+
+def test_configure_a_then_run_link_and_follow_the_chain(page: Any, env: Env) -> None:
+    """A link configured in the UI (a refusal shown under its field first); a run of the first
+    script starts the second with a printed output; each run's page links to the other."""
+    first = {
+        "name": "build-then",
+        "script_type": "python",
+        "status": "active",
+        "content": "print('::set-output name=version::7.1')\n",
+    }
+    second = {
+        "name": "deploy-after",
+        "script_type": "python",
+        "status": "active",
+        "content": "import os\nprint('deploying', os.environ['VERSION'])\n",
+        "parameters": [{"name": "VERSION", "type": "string", "required": True}],
+    }
+    first_id = env.api("POST", "/api/v1/scripts", json=first).json()["id"]
+    second_id = env.api("POST", "/api/v1/scripts", json=second).json()["id"]
+    log_in(page, env)
+    page.goto(f"{env.server.url}/scripts/{first_id}")
+    page.get_by_test_id("tab-chains").click()
+    page.get_by_test_id("chains-empty").wait_for()
+    page.get_by_test_id("chain-add").click()
+    page.get_by_test_id("chain-target").click()
+    page.get_by_role("option", name="deploy-after").click()
+    page.get_by_test_id("chain-mapping").fill('{"NOPE": "/outputs/version"}')
+    page.get_by_test_id("chain-submit").click()
+    field = page.locator(".q-field", has=page.get_by_test_id("chain-mapping"))
+    field.get_by_text("unknown parameter").wait_for()
+    page.get_by_test_id("chain-mapping").fill('{"VERSION": "/outputs/version"}')
+    page.get_by_test_id("chain-submit").click()
+    (link,) = wait_until(lambda: env.api("GET", f"/api/v1/scripts/{first_id}/chains").json(), "no link saved")
+    assert link["target_script_id"] == second_id and link["mapping"] == {"VERSION": "/outputs/version"}
+    page.get_by_test_id(f"chain-target-{link['id']}").wait_for()
+
+    page.get_by_test_id("execute-button").click()
+    page.get_by_test_id("execute-submit").click()
+    page.wait_for_url(f"{env.server.url}/executions/*")
+    run_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+    started = page.get_by_test_id("chain-panel").locator("[data-testid^=chain-started-]")
+    started.wait_for(timeout=60_000)
+    chained_id = int(str(started.get_attribute("data-testid")).rsplit("-", 1)[1])
+    started.click()
+    page.wait_for_url(f"{env.server.url}/executions/{chained_id}")
+    assert page.get_by_test_id("chain-started-by").inner_text() == f"run #{run_id}"
+    assert page.get_by_test_id("param-value-VERSION").inner_text() == "7.1"
+    final = wait_until(
+        lambda: (b := env.api("GET", f"/api/v1/executions/{chained_id}").json())["status"] == "success" and b,
+        "the chained run did not finish",
+    )
+    assert final["trigger"] == "chain" and final["trigger_ref"] == f"execution:{run_id}"

@@ -13,6 +13,7 @@ from opscraft.db.models.automation import (
     ScheduleFire,
     WebhookTrigger,
 )
+from opscraft.db.models.chains import ChainLink, ChainRun
 from opscraft.db.models.executions import Execution, ExecutionLog
 from opscraft.db.models.scripts import Script, ScriptTag, ScriptVersion
 from opscraft.db.models.secrets import ScriptSecret, Secret
@@ -28,6 +29,8 @@ __all__ = [
     "ApprovalPolicy",
     "ApprovalRequest",
     "AuditEvent",
+    "ChainLink",
+    "ChainRun",
     "Execution",
     "ExecutionLog",
     "NotificationChannel",

@@ -35,6 +35,7 @@ class Trigger(StrEnum):
     schedule = "schedule"
     webhook = "webhook"
     retry = "retry"
+    chain = "chain"  # a "then run" link of another run (trigger_ref "execution:<id>")
 
 
 FINAL_STATUSES = frozenset(

@@ -1,0 +1,152 @@
+"""Chained runs: `/api/v1/scripts/{id}/chains` ("then run" links) and
+`/api/v1/executions/{id}/chain` (the runs a run was started by and started). Rules:
+services/chains.py."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, Field
+
+from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.schemas import AUTHED, IdPath, error_responses
+from opscraft.db.models import ChainLink
+from opscraft.services import chains
+from opscraft.services.chains import ChainStep, LinkIn
+
+router = APIRouter(tags=["chains"])
+PATH = "/api/v1/scripts/{script_id}/chains"
+
+
+class LinkOut(BaseModel):
+    id: int
+    script_id: int
+    target_script_id: int
+    target_script_name: str | None
+    outcome: str
+    mapping: dict[str, str]
+    parameters: dict[str, Any]
+    enabled: bool
+    owner_id: int | None = Field(description="The link's author: the user who last saved it")
+    owner_name: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, link: ChainLink, target_name: str | None, owner_name: str | None) -> LinkOut:
+        assert link.id is not None
+        return cls(
+            id=link.id,
+            script_id=link.script_id,
+            target_script_id=link.target_script_id,
+            target_script_name=target_name,
+            outcome=str(link.outcome),
+            mapping=link.mapping,
+            parameters=link.parameters,
+            enabled=link.enabled,
+            owner_id=link.owner_id,
+            owner_name=owner_name,
+            created_at=link.created_at,
+            updated_at=link.updated_at,
+        )
+
+
+async def _out(session: Session, link: ChainLink) -> LinkOut:
+    names = await chains.script_names(session, {link.target_script_id})
+    return LinkOut.of(link, names.get(link.target_script_id), await chains.owner_name(session, link))
+
+
+class ChainStepOut(BaseModel):
+    link_id: int | None
+    source_execution_id: int
+    source_script_name: str | None = None
+    execution_id: int | None = Field(description="The chained run; None when it did not start")
+    target_script_id: int
+    target_script_name: str | None = None
+    status: str = Field(description="pending, starting, started, refused or error")
+    error: str | None
+    created_at: datetime
+
+
+class ExecutionChainOut(BaseModel):
+    started_by: ChainStepOut | None = Field(description="The firing that started this run, if chained")
+    started: list[ChainStepOut] = Field(description="The firings this run's end caused")
+
+
+def _step(step: ChainStep, *, source_side: bool) -> ChainStepOut:
+    run = step.run
+    return ChainStepOut(
+        link_id=run.link_id,
+        source_execution_id=run.source_execution_id,
+        source_script_name=step.script_name if source_side else None,
+        execution_id=run.execution_id,
+        target_script_id=run.target_script_id,
+        target_script_name=None if source_side else step.script_name,
+        status=str(run.status),
+        error=run.error,
+        created_at=run.created_at,
+    )
+
+
+@router.get(
+    PATH,
+    response_model=list[LinkOut],
+    summary='A script\'s "then run" links',
+    responses=error_responses(*AUTHED, 404),
+)
+async def list_links(script_id: IdPath, session: Session, actor: CurrentActor) -> list[LinkOut]:
+    return [await _out(session, link) for link in await chains.list_for_script(session, actor, script_id)]
+
+
+@router.post(
+    PATH,
+    response_model=LinkOut,
+    status_code=201,
+    summary='Add a "then run" link (422 naming target_script_id for a cycle; 409 for a duplicate)',
+    responses=error_responses(*AUTHED, 404, 409),
+)
+async def create_link(script_id: IdPath, body: LinkIn, session: Session, actor: CurrentActor) -> LinkOut:
+    return await _out(session, await chains.create(session, actor, script_id, body))
+
+
+@router.get(
+    PATH + "/{link_id}", response_model=LinkOut, summary="A link", responses=error_responses(*AUTHED, 404)
+)
+async def get_link(script_id: IdPath, link_id: IdPath, session: Session, actor: CurrentActor) -> LinkOut:
+    return await _out(session, await chains.get(session, actor, link_id, script_id))
+
+
+@router.put(
+    PATH + "/{link_id}",
+    response_model=LinkOut,
+    summary="Replace a link's settings (you become its author)",
+    responses=error_responses(*AUTHED, 404, 409),
+)
+async def update_link(
+    script_id: IdPath, link_id: IdPath, body: LinkIn, session: Session, actor: CurrentActor
+) -> LinkOut:
+    return await _out(session, await chains.update_link(session, actor, link_id, body, script_id))
+
+
+@router.delete(
+    PATH + "/{link_id}", status_code=204, summary="Delete a link", responses=error_responses(*AUTHED, 404)
+)
+async def delete_link(script_id: IdPath, link_id: IdPath, session: Session, actor: CurrentActor) -> Response:
+    await chains.delete(session, actor, link_id, script_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/api/v1/executions/{execution_id}/chain",
+    response_model=ExecutionChainOut,
+    summary="The chained runs around a run: the run that started it, the runs it started",
+    responses=error_responses(*AUTHED, 404),
+)
+async def execution_chain(execution_id: IdPath, session: Session, actor: CurrentActor) -> ExecutionChainOut:
+    chain = await chains.chain_of(session, actor, execution_id)
+    return ExecutionChainOut(
+        started_by=_step(chain.started_by, source_side=True) if chain.started_by else None,
+        started=[_step(s, source_side=False) for s in chain.started],
+    )

@@ -1,0 +1,662 @@
+"""Chained runs: a script's "then run" links, fired from the run-events outbox.
+
+Rules:
+- operators and admins add links to a script: when a run of it ends with the link's `outcome`
+  (`success`; `failure` = failed, timed_out or error; `any` = either), start `target_script_id`;
+  a cancelled or rejected run starts nothing;
+- a link that would close a cycle (the target can already reach the source through links,
+  or is the source) is refused when saved: 422 naming `target_script_id`; a second link with
+  the same source, target and outcome is a 409;
+- the target's parameters: `mapping` (target parameter -> RFC 6901 JSON pointer into the source
+  run's facts `{"parameters": {...}, "outputs": {...}, "run": {"id", "status", "exit_code"}}`)
+  over the fixed `parameters`, then the target's parameter resolver (a bad value stops the
+  chain with the resolver's message). Values are data: they reach the script as parameters,
+  never as code or a template;
+- outputs are the lines `::set-output name=NAME::VALUE` (GitHub Actions' workflow-command form,
+  `%25`, `%0D`, `%0A` escaping `%`, CR and LF in VALUE) that the source printed on stdout, read
+  from its STORED output, which passed the masker: a secret value can only be there as `***`,
+  and an output holding `***` is never passed on (the chain stops with an error saying so);
+- the chained run starts on behalf of the source run's user (the requester, as Rundeck job
+  references and AWX workflow nodes run as the user who launched the parent), by the system
+  actor `execution:<source id>` (its `trigger_ref`; `trigger` is `chain`), with that user's
+  permissions now; the link's author must also still be active. Approvals apply as to any run;
+- exactly once: the `chains` run-event subscriber writes one `chain_runs` row per (link, source
+  run), unique, inside the outbox delivery's transaction; the starter loop in each process claims
+  a `pending` row with a conditional update in the same transaction that creates the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft.db.engine import Database
+from opscraft.db.models import ChainLink, ChainRun, Execution, ExecutionLog, Script, User
+from opscraft.db.models.chains import ChainOutcome, ChainRunStatus
+from opscraft.db.models.executions import ExecutionStatus, Trigger
+from opscraft.db.types import utcnow
+from opscraft.execution.masking import MASK
+from opscraft.execution.run_events import RunEventMessage
+from opscraft.services import audit
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Conflict, Invalid, NotFound, ServiceError
+from opscraft.services.permissions import Permission, can, require
+from opscraft.services.run_starter import OwnerRefused, start_for
+from opscraft.services.webhooks import _MISSING, check_pointer, resolve_pointer
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBER = "chains"
+FAILURE_STATUSES = frozenset({ExecutionStatus.failed, ExecutionStatus.timed_out, ExecutionStatus.error})
+FACT_ROOTS = ("parameters", "outputs", "run")
+RUN_FACTS = ("id", "status", "exit_code")
+# A chain longer than this stops (a guard; cycles are refused when links are saved).
+MAX_DEPTH = 20
+MAX_OUTPUTS = 100
+BATCH = 20
+# A claimed row whose run was committed but whose bookkeeping was not (the process died in
+# between) is looked at again after this long.
+LOST_AFTER = timedelta(seconds=60)
+# A run that ended this long ago has had its links fired (the outbox is delivered within seconds).
+SETTLED_AFTER = timedelta(seconds=60)
+_PG_LOCK_ID = 0x0C4A1
+OUTPUT_LINE = re.compile(r"^::set-output name=([A-Za-z_][A-Za-z0-9_]{0,63})::(.*?)\r?$")
+
+
+class LinkIn(BaseModel):
+    """A link as submitted (create and replace)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target_script_id: int = Field(ge=1, description="The script to start")
+    outcome: ChainOutcome = Field(
+        default=ChainOutcome.success,
+        description="success; failure (failed, timed_out, error); any (either)",
+    )
+    mapping: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Target parameter name -> JSON pointer (RFC 6901) into the source run's facts: "
+            "/parameters/NAME, /outputs/NAME (::set-output lines), /run/id, /run/status, /run/exit_code"
+        ),
+        examples=[{"ENV": "/parameters/ENV", "VERSION": "/outputs/version"}],
+    )
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="Fixed values, under the mapped ones"
+    )
+    enabled: bool = True
+
+
+def _bad(field: str, message: str) -> Invalid:
+    return Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+
+# --- outputs ---------------------------------------------------------------------------------
+
+
+def _unescape(value: str) -> str:
+    """GitHub Actions' command-value escaping (toolkit `escapeData`): %0D, %0A, %25."""
+    return value.replace("%0D", "\r").replace("%0A", "\n").replace("%25", "%")
+
+
+def parse_outputs(stdout: str) -> dict[str, str]:
+    """The outputs a run printed: each line `::set-output name=NAME::VALUE` (NAME a letter or
+    `_` then up to 63 letters, digits or `_`) at the start of a stdout line; the last line for a
+    name wins; at most MAX_OUTPUTS names (later new names are ignored). Never evaluated."""
+    found: dict[str, str] = {}
+    for line in stdout.split("\n"):
+        match = OUTPUT_LINE.match(line)
+        if match is None:
+            continue
+        name, value = match.group(1), _unescape(match.group(2))
+        if name in found or len(found) < MAX_OUTPUTS:
+            found[name] = value
+    return found
+
+
+async def stored_outputs(session: AsyncSession, execution_id: int) -> dict[str, str]:
+    """`parse_outputs` of the run's stored stdout (already masked: docs/secrets.md)."""
+    rows = await session.exec(
+        select(ExecutionLog.content)
+        .where(col(ExecutionLog.execution_id) == execution_id, col(ExecutionLog.stream) == "stdout")
+        .order_by(col(ExecutionLog.seq))
+    )
+    return parse_outputs("".join(rows.all()))
+
+
+# --- links -----------------------------------------------------------------------------------
+
+
+async def _script(session: AsyncSession, script_id: int, field: str | None = None) -> Script:
+    script = await session.get(Script, script_id)
+    if script is None or script.deleted_at is not None:
+        if field is not None:
+            raise _bad(field, f"no script with id {script_id}")
+        raise NotFound(f"script {script_id} not found")
+    return script
+
+
+async def _serialize_link_changes(session: AsyncSession) -> None:
+    """One link change at a time, so two saves cannot close a cycle together: a transaction
+    lock on PostgreSQL; SQLite serializes writers (the caller writes before it checks)."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.exec(text(f"SELECT pg_advisory_xact_lock({_PG_LOCK_ID})"))  # type: ignore[call-overload]
+
+
+async def _apply(session: AsyncSession, link: ChainLink, data: LinkIn) -> None:
+    target = await _script(session, data.target_script_id, "target_script_id")
+    declared = {spec["name"] for spec in target.parameters}
+    for name, pointer in data.mapping.items():
+        if name not in declared:
+            raise _bad(f"mapping.{name}", f"unknown parameter: script {target.name!r} does not declare it")
+        try:
+            tokens = check_pointer(pointer)
+        except ValueError as exc:
+            raise _bad(f"mapping.{name}", str(exc)) from None
+        if (
+            len(tokens) != 2
+            or tokens[0] not in FACT_ROOTS
+            or (tokens[0] == "run" and tokens[1] not in RUN_FACTS)
+        ):
+            raise _bad(
+                f"mapping.{name}",
+                "must be /parameters/NAME, /outputs/NAME, /run/id, /run/status or /run/exit_code",
+            )
+    for name in data.parameters:
+        if name not in declared:
+            raise _bad(f"parameters.{name}", f"unknown parameter: script {target.name!r} does not declare it")
+    duplicate = (
+        await session.exec(
+            select(ChainLink.id).where(
+                col(ChainLink.script_id) == link.script_id,
+                col(ChainLink.target_script_id) == data.target_script_id,
+                col(ChainLink.outcome) == data.outcome.value,
+                col(ChainLink.id) != (link.id or 0),
+            )
+        )
+    ).first()
+    if duplicate is not None:
+        raise Conflict(
+            f"link {duplicate} already starts {target.name!r} on {data.outcome.value}: edit it instead"
+        )
+    link.target_script_id, link.outcome, link.enabled = (
+        data.target_script_id,
+        data.outcome.value,
+        data.enabled,
+    )
+    link.mapping, link.parameters = dict(data.mapping), dict(data.parameters)
+
+
+async def _check_acyclic(session: AsyncSession, link: ChainLink) -> None:
+    """After the link is flushed (the write lock on SQLite), under the lock on PostgreSQL."""
+    others = await session.exec(
+        select(ChainLink.script_id, ChainLink.target_script_id).where(col(ChainLink.id) != link.id)
+    )
+    edges: dict[int, set[int]] = {}
+    for frm, to in others.all():
+        edges.setdefault(frm, set()).add(to)
+    path = _path(edges, link.target_script_id, link.script_id)
+    if path is not None:
+        names = {
+            s.id: s.name
+            for s in (
+                await session.exec(select(Script).where(col(Script.id).in_([link.script_id, *path])))
+            ).all()
+        }
+        chain = " -> ".join(repr(names.get(i, i)) for i in [link.script_id, *path])
+        raise _bad("target_script_id", f"this link would make a cycle: {chain}")
+
+
+def _path(edges: dict[int, set[int]], start: int, goal: int) -> list[int] | None:
+    """A path start -> ... -> goal through `edges` (breadth first), or None."""
+    came_from: dict[int, int | None] = {start: None}
+    queue = [start]
+    while queue:
+        node = queue.pop(0)
+        if node == goal:
+            path: list[int] = []
+            at: int | None = node
+            while at is not None:
+                path.append(at)
+                at = came_from[at]
+            return path[::-1]
+        for nxt in sorted(edges.get(node, ())):
+            if nxt not in came_from:
+                came_from[nxt] = node
+                queue.append(nxt)
+    return None
+
+
+def _audit_link(session: AsyncSession, actor: Actor, action: str, link: ChainLink) -> None:
+    audit.record(
+        session,
+        actor,
+        action,
+        "chain_link",
+        link.id,
+        script_id=link.script_id,
+        target_script_id=link.target_script_id,
+        outcome=str(link.outcome),
+        mapping=dict(link.mapping),
+        parameters=sorted(link.parameters),
+        enabled=link.enabled,
+    )
+
+
+async def create(session: AsyncSession, actor: Actor, script_id: int, data: LinkIn) -> ChainLink:
+    """A new link on `script_id`, authored by the caller (operators and admins).
+
+    Raises NotFound (script), Invalid naming the field (target, mapping, parameters, cycle),
+    Conflict (same source, target and outcome)."""
+    user = require(actor.user, Permission.edit_scripts)
+    await _script(session, script_id)
+    await _serialize_link_changes(session)
+    link = ChainLink(script_id=script_id, target_script_id=0, outcome=data.outcome.value, owner_id=user.id)
+    await _apply(session, link, data)
+    session.add(link)
+    await _checked(session, link)
+    _audit_link(session, actor, "chain_link.create", link)
+    await session.commit()
+    return link
+
+
+async def _checked(session: AsyncSession, link: ChainLink) -> None:
+    """Flush the link and check it closes no cycle; rolls back on a refusal. A duplicate saved
+    at the same moment by someone else (SQLite: the unique constraint decides) is a 409."""
+    try:
+        await session.flush()
+        await _check_acyclic(session, link)
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict("an identical link was saved at the same moment: reload the links") from None
+    except Invalid:
+        await session.rollback()
+        raise
+
+
+async def get(session: AsyncSession, actor: Actor, link_id: int, script_id: int | None = None) -> ChainLink:
+    require(actor.user, Permission.view_scripts)
+    link = await session.get(ChainLink, link_id)
+    if link is None or (script_id is not None and link.script_id != script_id):
+        raise NotFound(f"chain link {link_id} not found")
+    return link
+
+
+async def list_for_script(session: AsyncSession, actor: Actor, script_id: int) -> list[ChainLink]:
+    """The links leaving `script_id`, oldest first."""
+    require(actor.user, Permission.view_scripts)
+    await _script(session, script_id)
+    rows = await session.exec(
+        select(ChainLink).where(col(ChainLink.script_id) == script_id).order_by(col(ChainLink.id))
+    )
+    return list(rows.all())
+
+
+async def update_link(
+    session: AsyncSession, actor: Actor, link_id: int, data: LinkIn, script_id: int | None = None
+) -> ChainLink:
+    """Replace a link's settings; the caller becomes its author. Same checks as `create`."""
+    user = require(actor.user, Permission.edit_scripts)
+    await _serialize_link_changes(session)
+    link = await get(session, actor, link_id, script_id)
+    await _apply(session, link, data)
+    link.owner_id, link.updated_at = user.id, utcnow()
+    await _checked(session, link)
+    _audit_link(session, actor, "chain_link.update", link)
+    await session.commit()
+    return link
+
+
+async def delete(session: AsyncSession, actor: Actor, link_id: int, script_id: int | None = None) -> None:
+    require(actor.user, Permission.edit_scripts)
+    link = await get(session, actor, link_id, script_id)
+    _audit_link(session, actor, "chain_link.delete", link)
+    await session.delete(link)
+    await session.commit()
+
+
+async def script_names(session: AsyncSession, script_ids: set[int]) -> dict[int, str]:
+    """id -> name of the given scripts (for lists)."""
+    if not script_ids:
+        return {}
+    rows = await session.exec(select(Script.id, Script.name).where(col(Script.id).in_(script_ids)))
+    return {int(i): n for i, n in rows.all()}
+
+
+async def owner_name(session: AsyncSession, link: ChainLink) -> str | None:
+    owner = await session.get(User, link.owner_id) if link.owner_id else None
+    return owner.username if owner else None
+
+
+# --- firing ----------------------------------------------------------------------------------
+
+
+def outcome_matches(outcome: ChainOutcome | str, status: str) -> bool:
+    """Does a run that ended with `status` fire a link with `outcome`?"""
+    succeeded = status == ExecutionStatus.success
+    failed = status in FAILURE_STATUSES
+    return {
+        ChainOutcome.success: succeeded,
+        ChainOutcome.failure: failed,
+        ChainOutcome.any: succeeded or failed,
+    }[ChainOutcome(outcome)]
+
+
+def map_parameters(link: ChainLink, facts: dict[str, Any]) -> dict[str, Any]:
+    """The target's parameter values before its resolver: `parameters`, then each mapped fact
+    found (a pointer that finds nothing leaves the parameter to its default). Raises Invalid
+    naming `mapping.NAME` when the fact is an output that held a masked secret value."""
+    values = dict(link.parameters)
+    for name, pointer in link.mapping.items():
+        found = resolve_pointer(facts, pointer)
+        if found is _MISSING:
+            continue
+        if pointer.startswith("/outputs/") and isinstance(found, str) and MASK in found:
+            raise _bad(
+                f"mapping.{name}",
+                f"output {pointer[9:]!r} holds a masked secret value ({MASK}): secrets are never "
+                "passed on; attach the secret to the target script instead",
+            )
+        values[name] = found
+    return values
+
+
+async def on_run_events(session: AsyncSession, events: list[RunEventMessage]) -> None:
+    """Run-event subscriber (`lifecycle.start` registers it): one `chain_runs` row per enabled
+    link whose outcome the finished run matches, written inside the dispatcher's transaction
+    (exactly once per event); the starter loop starts them after the commit."""
+    added = False
+    for event in events:
+        if not outcome_matches(ChainOutcome.any, event.status):
+            continue
+        added |= await _fire_links(session, event.execution_id)
+    if added:
+        asyncio.get_running_loop().call_later(0.2, wake)
+
+
+async def _fire_links(session: AsyncSession, execution_id: int) -> bool:
+    source = await session.get(Execution, execution_id)
+    if source is None:
+        return False
+    links = [
+        link
+        for link in (
+            await session.exec(
+                select(ChainLink)
+                .where(col(ChainLink.script_id) == source.script_id, col(ChainLink.enabled))
+                .order_by(col(ChainLink.id))
+            )
+        ).all()
+        if outcome_matches(link.outcome, source.status)
+    ]
+    if not links:
+        return False
+    parent = (
+        await session.exec(select(ChainRun.depth).where(col(ChainRun.execution_id) == execution_id))
+    ).first()
+    depth = (parent or 0) + 1
+    facts = {
+        "parameters": dict(source.parameters),
+        "outputs": await stored_outputs(session, execution_id),
+        "run": {"id": source.id, "status": str(source.status), "exit_code": source.exit_code},
+    }
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    for link in links:
+        status, error, values = ChainRunStatus.pending, None, {}
+        if depth > MAX_DEPTH:
+            status, error = ChainRunStatus.error, f"the chain is longer than {MAX_DEPTH} runs: stopped"
+        else:
+            try:
+                values = map_parameters(link, facts)
+            except Invalid as exc:
+                status, error = ChainRunStatus.error, exc.message
+        await session.exec(
+            insert(ChainRun)  # type: ignore[call-overload]
+            .values(
+                link_id=link.id,
+                source_execution_id=execution_id,
+                target_script_id=link.target_script_id,
+                status=status,
+                parameters=values,
+                depth=depth,
+                error=error,
+                created_at=utcnow(),
+            )
+            .on_conflict_do_nothing()
+        )
+        if error is not None:
+            audit.record(
+                session,
+                Actor(None),
+                "chain_run.error",
+                "chain_link",
+                link.id,
+                actor_name=f"execution:{execution_id}",
+                source_execution_id=execution_id,
+                target_script_id=link.target_script_id,
+                reason=error,
+            )
+    return True
+
+
+_wakeup: asyncio.Event | None = None
+
+
+def wake() -> None:
+    """Tell this process's starter loop that chained runs are due."""
+    if _wakeup is not None:
+        _wakeup.set()
+
+
+async def start_due(db: Database) -> int:
+    """Start every pending chained run (any number of processes at once); returns how many
+    this call handled. Each row is claimed in the transaction that creates its run."""
+    async with db.session() as session:
+        due = (
+            await session.exec(
+                select(ChainRun.id)
+                .where(col(ChainRun.status) == ChainRunStatus.pending)
+                .order_by(col(ChainRun.id))
+                .limit(BATCH)
+            )
+        ).all()
+    handled = 0
+    for chain_run_id in due:
+        assert chain_run_id is not None
+        async with db.session() as session:
+            handled += await _start_one(session, chain_run_id)
+    return handled
+
+
+async def _start_one(session: AsyncSession, chain_run_id: int) -> int:
+    claimed = await session.exec(
+        update(ChainRun)
+        .where(col(ChainRun.id) == chain_run_id, col(ChainRun.status) == ChainRunStatus.pending)
+        .values(status=ChainRunStatus.starting, started_at=utcnow())
+    )
+    if claimed.rowcount != 1:  # another process took it
+        await session.rollback()
+        return 0
+    row = await session.get(ChainRun, chain_run_id)
+    assert row is not None
+    source = await session.get(Execution, row.source_execution_id)
+    link = await session.get(ChainLink, row.link_id) if row.link_id is not None else None
+    author = await session.get(User, link.owner_id) if link is not None and link.owner_id else None
+    ref = f"execution:{row.source_execution_id}"
+    try:
+        if link is None or source is None:
+            raise _bad("link_id", "the link was deleted before the run could start")
+        if not can(author, Permission.execute_scripts):
+            raise OwnerRefused(
+                "the link's author is deactivated or deleted: someone must save the link again"
+            )
+        execution = await start_for(
+            session, source.triggered_by, ref, Trigger.chain, row.target_script_id, dict(row.parameters)
+        )
+    except (OwnerRefused, ServiceError) as exc:
+        refused = isinstance(exc, OwnerRefused)
+        message = str(exc) if refused else exc.message  # type: ignore[union-attr]
+        await session.rollback()
+        return await _end(
+            session, chain_run_id, ChainRunStatus.refused if refused else ChainRunStatus.error, message
+        )
+    row = await session.get(ChainRun, chain_run_id)
+    assert row is not None
+    row.status, row.execution_id = ChainRunStatus.started, execution.id
+    await session.commit()
+    return 1
+
+
+async def _end(session: AsyncSession, chain_run_id: int, status: ChainRunStatus, message: str) -> int:
+    """Record a chained run that could not start (from `pending` or `starting`), audited."""
+    ended = await session.exec(
+        update(ChainRun)
+        .where(
+            col(ChainRun.id) == chain_run_id,
+            col(ChainRun.status).in_([ChainRunStatus.pending, ChainRunStatus.starting]),
+        )
+        .values(status=status, error=message[:1000])
+    )
+    if ended.rowcount == 1:
+        row = await session.get(ChainRun, chain_run_id)
+        assert row is not None
+        audit.record(
+            session,
+            Actor(None),
+            "chain_run.refused" if status == ChainRunStatus.refused else "chain_run.error",
+            "chain_link",
+            row.link_id,
+            actor_name=f"execution:{row.source_execution_id}",
+            source_execution_id=row.source_execution_id,
+            target_script_id=row.target_script_id,
+            reason=message[:1000],
+        )
+    await session.commit()
+    return 1
+
+
+async def recover_lost(db: Database) -> int:
+    """Rows left `starting` by a process that died after its run was committed but before the
+    bookkeeping: attach the chained run (found by its `trigger_ref`), or mark the row `error`."""
+    async with db.session() as session:
+        stale = (
+            await session.exec(
+                select(ChainRun).where(
+                    col(ChainRun.status) == ChainRunStatus.starting,
+                    col(ChainRun.started_at) < utcnow() - LOST_AFTER,
+                )
+            )
+        ).all()
+        for row in stale:
+            attached = select(ChainRun.execution_id).where(col(ChainRun.execution_id).is_not(None))
+            found = (
+                await session.exec(
+                    select(Execution.id)
+                    .where(
+                        col(Execution.trigger) == Trigger.chain.value,
+                        col(Execution.trigger_ref) == f"execution:{row.source_execution_id}",
+                        col(Execution.script_id) == row.target_script_id,
+                        col(Execution.id).not_in(attached),
+                    )
+                    .order_by(col(Execution.id))
+                )
+            ).first()
+            if found is not None:
+                row.status, row.execution_id = ChainRunStatus.started, found
+            else:
+                row.status, row.error = ChainRunStatus.error, "the process starting the run stopped"
+        await session.commit()
+        return len(stale)
+
+
+async def run_starter(db: Database, *, idle_seconds: float = 2.0) -> None:
+    """Start pending chained runs until cancelled; woken at once by `wake()` in this process,
+    else polls every `idle_seconds` (rows written by other processes)."""
+    global _wakeup
+    _wakeup = asyncio.Event()
+    while True:
+        try:
+            await recover_lost(db)
+            await start_due(db)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("starting chained runs failed; retrying")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(_wakeup.wait(), idle_seconds)
+        _wakeup.clear()
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainStep:
+    """One firing, seen from either end: the row, the other run's script name."""
+
+    run: ChainRun
+    script_name: str | None
+
+
+@dataclass(frozen=True)
+class ExecutionChain:
+    """How a run sits in a chain: the firing that started it (None if it was not chained),
+    and the firings it caused (started, refused or failed to start). `settled`: the run ended
+    over `SETTLED_AFTER` ago and none of its firings is still pending: nothing will change."""
+
+    started_by: ChainStep | None
+    started: list[ChainStep]
+    settled: bool
+
+
+async def chain_of(session: AsyncSession, actor: Actor, execution_id: int) -> ExecutionChain:
+    """The chain around a run (anyone who may view runs). Raises NotFound."""
+    require(actor.user, Permission.view_scripts)
+    execution = await session.get(Execution, execution_id)
+    if execution is None:
+        raise NotFound(f"execution {execution_id} not found")
+    parent = (await session.exec(select(ChainRun).where(col(ChainRun.execution_id) == execution_id))).first()
+    children = list(
+        (
+            await session.exec(
+                select(ChainRun)
+                .where(col(ChainRun.source_execution_id) == execution_id)
+                .order_by(col(ChainRun.id))
+            )
+        ).all()
+    )
+    source = await session.get(Execution, parent.source_execution_id) if parent else None
+    names = await script_names(session, {c.target_script_id for c in children})
+    ended_long_ago = execution.finished_at is not None and execution.finished_at < utcnow() - SETTLED_AFTER
+    pending = any(c.status in (ChainRunStatus.pending, ChainRunStatus.starting) for c in children)
+    return ExecutionChain(
+        started_by=ChainStep(parent, source.script_name if source else None) if parent else None,
+        started=[ChainStep(c, names.get(c.target_script_id)) for c in children],
+        settled=ended_long_ago and not pending,
+    )
+
+
+async def target_choices(session: AsyncSession, actor: Actor, script_id: int) -> list[tuple[int, str]]:
+    """(id, name) of the scripts a link from `script_id` could start (not deleted, not itself),
+    by name: the choices a form offers (cycles are still checked when the link is saved)."""
+    require(actor.user, Permission.view_scripts)
+    rows = await session.exec(
+        select(Script.id, Script.name)
+        .where(col(Script.deleted_at).is_(None), col(Script.id) != script_id)
+        .order_by(col(Script.name))
+    )
+    return [(int(i), n) for i, n in rows.all()]

@@ -1,0 +1,238 @@
+"""Chained runs in the UI: the script page's "Then run" tab (links) and, on a run's page, the
+runs it was started by and started."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nicegui import ui
+from pydantic import ValidationError
+
+from opscraft.db.models import ChainLink, Execution, Script
+from opscraft.db.models.chains import ChainOutcome
+from opscraft.services import chains
+from opscraft.services.actor import Actor
+from opscraft.services.chains import ExecutionChain, LinkIn
+from opscraft.services.errors import Invalid
+from opscraft.services.permissions import Permission, can
+from opscraft.ui.layout import guard, run_action
+from opscraft.ui.script_tabs import script_tab
+from opscraft.ui.widgets import call, dialog_buttons, dialog_card, live_timer, text_input
+
+OUTCOME_LABELS = {
+    ChainOutcome.success.value: "succeeds",
+    ChainOutcome.failure.value: "fails (failed, timed out, error)",
+    ChainOutcome.any.value: "ends (success or failure)",
+}
+
+
+def _json_object(text: str | None, field: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise Invalid(
+            f"{field}: must be a JSON object", details=[{"field": field, "message": "must be a JSON object"}]
+        )
+    return value
+
+
+async def _top_level_fields(action: Any) -> Any:
+    """Run `action`; a problem with `mapping.NAME` or `parameters.NAME` is shown under the
+    mapping or parameters field, with the parameter's name in the message."""
+    try:
+        return await action()
+    except Invalid as exc:
+        details = []
+        for detail in exc.details or []:
+            field = str(detail.get("field", ""))
+            if "." in field:
+                top, name = field.split(".", 1)
+                detail = {"field": top, "message": f"{name}: {detail['message']}"}
+            details.append(detail)
+        raise Invalid(exc.message, details=details) from None
+
+
+@script_tab("chains", "Then run", "account_tree", order=75)
+async def chains_tab(actor: Actor, script: Script) -> None:
+    assert script.id is not None
+    script_id = script.id
+    edit = can(actor.user, Permission.edit_scripts)
+    ui.label(
+        "When a run of this script ends, start another script. Map its parameters from this run's "
+        "parameters and from lines it prints as ::set-output name=NAME::VALUE (docs/automation.md)."
+    ).classes("text-grey-7")
+
+    @ui.refreshable
+    async def body() -> None:
+        rows = await run_action(lambda: call(chains.list_for_script, actor, script_id))
+        if rows is None:
+            return
+        if not rows:
+            ui.label("No links yet.").props('data-testid="chains-empty"')
+        names = await call(chains.script_names, {link.target_script_id for link in rows})
+        for link in rows:
+            _row(link, names.get(link.target_script_id, f"script {link.target_script_id}"))
+
+    def _row(link: ChainLink, target: str) -> None:
+        with ui.card().classes("w-full gap-1").props(f'data-testid="chain-{link.id}"'):
+            with ui.row().classes("items-center gap-3 w-full"):
+                ui.icon("account_tree", color="primary" if link.enabled else "grey")
+                ui.label(f"When a run {OUTCOME_LABELS.get(link.outcome, link.outcome)}, run").classes(
+                    "text-grey-8"
+                )
+                ui.link(target, f"/scripts/{link.target_script_id}").classes("font-semibold").props(
+                    f'data-testid="chain-target-{link.id}"'
+                )
+                if not link.enabled:
+                    ui.label("disabled").classes("text-caption text-grey-7")
+                ui.space()
+                if edit:
+                    ui.button(icon="delete", on_click=lambda k=link: remove(k)).props(
+                        'flat round dense color=negative aria-label="Delete link" '
+                        f'data-testid="chain-delete-{link.id}"'
+                    )
+            mapping = ", ".join(f"{k} ← {v}" for k, v in link.mapping.items()) or "no mapping"
+            fixed = ", ".join(f"{k} = {json.dumps(v)}" for k, v in link.parameters.items())
+            ui.label(mapping + (f" · {fixed}" if fixed else "")).classes("text-caption font-mono")
+
+    async def remove(link: ChainLink) -> None:
+        current = await guard(Permission.edit_scripts)
+        if current is None or link.id is None:
+            return
+        await run_action(lambda: call(chains.delete, current, link.id, script_id), "Link deleted")
+        body.refresh()
+
+    async def open_add() -> None:
+        choices = dict(await call(chains.target_choices, actor, script_id))
+        with ui.dialog() as dialog, dialog_card("Then run"):
+            target = (
+                ui.select(choices, label="Script to start", with_input=True)
+                .props('outlined dense data-testid="chain-target"')
+                .classes("w-full")
+            )
+            outcome = (
+                ui.select(
+                    {k: f"when a run {v}" for k, v in OUTCOME_LABELS.items()}, value="success", label="When"
+                )
+                .props('outlined dense data-testid="chain-outcome"')
+                .classes("w-full")
+            )
+            mapping = text_input(
+                'Mapping (JSON: {"PARAM": "/parameters/NAME" or "/outputs/NAME"})', "chain-mapping"
+            )
+            mapping.value = "{}"
+            fixed = text_input("Fixed parameters (JSON object)", "chain-params")
+            fixed.value = "{}"
+            fields = {"target_script_id": target, "outcome": outcome, "mapping": mapping, "parameters": fixed}
+
+            async def submit() -> None:
+                current = await guard(Permission.edit_scripts)
+                if current is None:
+                    return
+
+                async def save() -> Any:
+                    if target.value is None:
+                        raise Invalid(
+                            "target_script_id: choose a script",
+                            details=[{"field": "target_script_id", "message": "choose a script"}],
+                        )
+                    try:
+                        data = LinkIn(
+                            target_script_id=int(target.value),
+                            outcome=outcome.value,
+                            mapping=_json_object(mapping.value, "mapping"),
+                            parameters=_json_object(fixed.value, "parameters"),
+                        )
+                    except ValidationError:
+                        raise Invalid(
+                            "mapping: each value must be a JSON pointer string",
+                            details=[
+                                {"field": "mapping", "message": "each value must be a JSON pointer string"}
+                            ],
+                        ) from None
+                    return await call(chains.create, current, script_id, data)
+
+                created = await run_action(lambda: _top_level_fields(save), "Link added", fields)
+                if created is not None:
+                    dialog.delete()
+                    body.refresh()
+
+            dialog_buttons(dialog, "Add", "chain-submit", submit)
+        dialog.open()
+
+    if edit:
+        ui.button("Add link", icon="add", on_click=open_add).props('unelevated data-testid="chain-add"')
+
+    async def render() -> None:
+        """Rendered once the browser is connected: the script page builds faster."""
+        with container:
+            await body()
+
+    container = ui.column().classes("w-full gap-2")
+    ui.timer(0.1, render, once=True)
+
+
+def _chain_key(chain: ExecutionChain) -> tuple[Any, ...]:
+    return (
+        chain.started_by.run.id if chain.started_by else None,
+        tuple((s.run.id, s.run.status, s.run.execution_id) for s in chain.started),
+    )
+
+
+async def chain_panel(actor: Actor, execution: Execution) -> None:
+    """On the run page: "Started by run #N" and "Started run #M" (or why a link did not start
+    a run); follows the run until its links have fired."""
+    assert execution.id is not None
+    execution_id = execution.id
+    state: dict[str, Any] = {"chain": await call(chains.chain_of, actor, execution_id)}
+
+    @ui.refreshable
+    def panel() -> None:
+        chain: ExecutionChain = state["chain"]
+        if chain.started_by is None and not chain.started:
+            return
+        with ui.card().classes("w-full gap-1").props('data-testid="chain-panel"'):
+            ui.label("Chained runs").classes("text-subtitle1 font-medium")
+            if chain.started_by is not None:
+                parent = chain.started_by.run
+                with ui.row().classes("items-center gap-2"):
+                    ui.icon("north_west", color="primary")
+                    ui.label("Started by")
+                    ui.link(
+                        f"run #{parent.source_execution_id}", f"/executions/{parent.source_execution_id}"
+                    ).props('data-testid="chain-started-by"')
+                    ui.label(f"of {chain.started_by.script_name or 'a deleted script'}").classes(
+                        "text-grey-8"
+                    )
+            for step in chain.started:
+                run = step.run
+                with ui.row().classes("items-center gap-2").props(f'data-testid="chain-step-{run.id}"'):
+                    ui.icon("south_east", color="primary" if run.execution_id else "grey")
+                    if run.execution_id is not None:
+                        ui.label("Started")
+                        ui.link(f"run #{run.execution_id}", f"/executions/{run.execution_id}").props(
+                            f'data-testid="chain-started-{run.execution_id}"'
+                        )
+                        ui.label(f"of {step.script_name or 'a deleted script'}").classes("text-grey-8")
+                    elif run.status in ("pending", "starting"):
+                        ui.label(f"Starting {step.script_name or 'a script'}…").classes("text-grey-8")
+                    else:
+                        ui.label(
+                            f"Did not start {step.script_name or 'a script'}: {run.error or run.status}"
+                        ).classes("text-negative")
+
+    panel()
+
+    async def follow() -> None:
+        chain = await call(chains.chain_of, actor, execution_id)
+        if _chain_key(chain) != _chain_key(state["chain"]):
+            state["chain"] = chain
+            panel.refresh()
+        if chain.settled:
+            timer.deactivate()
+
+    if not state["chain"].settled:
+        timer = live_timer(2.0, follow)
