@@ -17,7 +17,8 @@ its profile from the worker's pool (`warm_pool.py`: created and started beforeha
 same configuration) or, when none is warm, creates and starts one itself (a cold start); either
 way the container serves that one run and is removed afterwards. A run that leaves files to
 collect (`RunSpec.collect`: a Terraform plan) starts cold with its work directory on an
-anonymous volume instead of the tmpfs, so the files can be read after the container stopped. Each worker thread has its own Docker client.
+anonymous volume instead of the tmpfs, so the files can be read after the container stopped.
+Each worker thread has its own Docker client.
 """
 
 from __future__ import annotations
