@@ -72,6 +72,11 @@ class ExecutionOut(BaseModel):
     triggered_by_name: str | None
     trigger: str = Field(description="How it started: ui, api, api_token, schedule, webhook or retry")
     trigger_ref: str | None = Field(description="The system actor that started it (e.g. schedule:3), if any")
+    draft: bool = Field(
+        default=False,
+        description="A test run of unsaved editor content (not a saved version); "
+        "`script_version` is the version the edit started from; GET .../content has what ran",
+    )
     worker_id: str | None = Field(description="The worker that ran it (none while queued)")
     runner: str | None
     image: str | None
@@ -124,3 +129,13 @@ class LogsOut(BaseModel):
             next_offset=page.next_offset,
             complete=page.complete,
         )
+
+
+class RanContentOut(BaseModel):
+    """What exactly an execution ran."""
+
+    execution_id: int
+    draft: bool = Field(description="True: unsaved editor content (a test run), not a saved version")
+    script_type: str
+    script_version: int = Field(description="The saved version that ran, or a test run's base version")
+    content: str

@@ -413,7 +413,7 @@ def _run_settings(script: Script) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class _Checked:
+class CheckedContent:
     """Content as it will be stored (normalised) with its checks, and the parameter schema."""
 
     checks: Checks
@@ -428,11 +428,15 @@ class _Checked:
         return Saved(script, found, self.checks.notices, self.checks.lint)
 
 
-async def _check_content(
+async def check_content(
     script_type: ScriptType, content: str, parameters_raw: Any, acknowledge: bool
-) -> _Checked:
+) -> CheckedContent:
     """Size, line endings, syntax and parameters (all errors at once), then the dangerous-pattern
-    lint; `Invalid` on any error. Linter findings are warnings and never refuse the save."""
+    lint; `Invalid` on any error. Linter findings are warnings and never refuse the save.
+
+    The checks of every save, and of a test run of unsaved content (services/draft_runs.py).
+    `acknowledge`: the author has reviewed the dangerous-pattern findings (else `Invalid` lists
+    them, each with `rule`, `line`, `excerpt` and `message`)."""
     check_size(content)
     errors: list[dict[str, Any]] = []
     if not content.strip():
@@ -460,7 +464,7 @@ async def _check_content(
             "with acknowledge_risks: true",
             details=[{"field": "content", **f.as_dict()} for f in findings],
         )
-    return _Checked(checks, schema)
+    return CheckedContent(checks, schema)
 
 
 def _snapshot(script: Script, actor: Actor, note: str) -> ScriptVersion:
@@ -512,7 +516,7 @@ def _audit_findings(session: AsyncSession, actor: Actor, script: Script, finding
 async def create(session: AsyncSession, actor: Actor, data: ScriptCreate | Mapping[str, Any]) -> Saved:
     require(actor.user, Permission.edit_scripts)
     body = parse(ScriptCreate, data)
-    checked = await _check_content(body.script_type, body.content, body.parameters, body.acknowledge_risks)
+    checked = await check_content(body.script_type, body.content, body.parameters, body.acknowledge_risks)
     if await _name_taken(session, body.name):
         raise Conflict(
             "a script with this name already exists: choose another name",
@@ -611,7 +615,7 @@ async def update(
         await _check_ansible_settings(
             session, changes.get("script_type", script.script_type), effective, changed_keys
         )
-    checked: _Checked | None = None
+    checked: CheckedContent | None = None
     acknowledged: list[Finding] = []
     if changes.keys() & {"content", "script_type", "parameters"}:
         script_type = changes.get("script_type", script.script_type)
@@ -621,7 +625,7 @@ async def update(
         same_content = (
             line_endings.normalize(content)[0] == script.content and script_type == script.script_type
         )
-        checked = await _check_content(
+        checked = await check_content(
             script_type,
             content,
             changes.get("parameters", script.parameters),
@@ -689,7 +693,7 @@ async def rollback(
     script = await _locked(session, actor, script_id)
     if number == script.current_version:
         raise Conflict(f"version {number} is already the current version")
-    checked = await _check_content(target.script_type, target.content, target.parameters, acknowledge_risks)
+    checked = await check_content(target.script_type, target.content, target.parameters, acknowledge_risks)
     await _check_no_shadowing(session, script_id, target.parameters)
     script.script_type = target.script_type
     script.content = checked.content

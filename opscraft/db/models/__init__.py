@@ -13,7 +13,7 @@ from opscraft.db.models.automation import (
     ScheduleFire,
     WebhookTrigger,
 )
-from opscraft.db.models.executions import Execution, ExecutionLog
+from opscraft.db.models.executions import Execution, ExecutionDraft, ExecutionLog
 from opscraft.db.models.scripts import Script, ScriptTag, ScriptVersion
 from opscraft.db.models.secrets import ScriptSecret, Secret
 from opscraft.db.models.settings import AppSetting
@@ -29,6 +29,7 @@ __all__ = [
     "ApprovalRequest",
     "AuditEvent",
     "Execution",
+    "ExecutionDraft",
     "ExecutionLog",
     "NotificationChannel",
     "NotificationDelivery",
