@@ -159,3 +159,37 @@ async def test_script_update_reports_every_field_error_at_once(
         "ssh_user",
         "name",
     }
+
+
+async def test_a_script_that_cannot_run_says_who_can_fix_it(
+    client: httpx.AsyncClient, viewer: LoggedIn, operator: LoggedIn
+) -> None:
+    body = {"name": "not-yet", "script_type": "bash", "content": "echo hi\n"}
+    script_id = (await client.post("/api/v1/scripts", json=body, headers=operator.headers)).json()["id"]
+    messages = {}
+    for who in (viewer, operator):
+        r = await client.post("/api/v1/executions", json={"script_id": script_id}, headers=who.headers)
+        assert r.status_code == 409
+        messages[who.username] = r.json()["detail"]
+    assert messages == {
+        "viewer": "script 'not-yet' is draft: only active scripts can be executed; "
+        "ask an operator or an admin to activate it first",
+        "operator": "script 'not-yet' is draft: only active scripts can be executed; "
+        "activate it first, or test-run it from its editor",
+    }
+
+
+async def test_used_and_unknown_credentials_say_what_to_do(
+    client: httpx.AsyncClient, viewer: LoggedIn
+) -> None:
+    login = await client.post("/api/v1/auth/login", json={"username": "viewer", "password": PASSWORD})
+    refresh_token = login.json()["refresh_token"]
+    assert (
+        await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
+    ).status_code == 200
+    reused = await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
+    assert reused.json()["detail"] == "the refresh token has been used or revoked: log in again"
+    unknown = await client.get("/api/v1/auth/me", headers={"Authorization": "Bearer ocp_" + "x" * 40})
+    assert unknown.json()["detail"] == (
+        "API token is invalid or revoked: check it, or create a new one on the API tokens page"
+    )

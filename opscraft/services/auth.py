@@ -113,7 +113,7 @@ async def refresh(session: AsyncSession, token: str) -> TokenPair:
     )
     if revoked.rowcount != 1:
         await session.rollback()
-        raise Unauthorized("refresh token has been revoked")
+        raise Unauthorized("the refresh token has been used or revoked: log in again")
     user = await session.get(User, claims.user_id)
     if user is None or not user.is_active or user.token_version != claims.version:
         await session.rollback()

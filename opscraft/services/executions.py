@@ -207,9 +207,13 @@ async def create(
     if script is None or script.deleted_at is not None:
         raise NotFound(f"script {script_id} not found")
     if draft is None and script.status != ScriptStatus.active:
+        fix = (
+            "activate it first, or test-run it from its editor"
+            if can(user, Permission.edit_scripts)
+            else "ask an operator or an admin to activate it first"
+        )
         raise Conflict(
-            f"script {script.name!r} is {script.status}: only active scripts can be executed; "
-            "activate it first (operators and admins can)"
+            f"script {script.name!r} is {script.status}: only active scripts can be executed; {fix}"
         )
     script_type = draft.script_type if draft else script.script_type
     resolved = parameters.resolve(draft.schema if draft else script.parameters, parameters_in)
