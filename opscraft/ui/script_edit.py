@@ -461,6 +461,8 @@ class ScriptForm:
         ui.navigate.to(f"/scripts/{saved.script.id}")
 
     def _show_invalid(self, exc: Invalid) -> None:
+        """Every problem of a refused save at once: syntax errors on their lines, a content refusal
+        under the editor, field errors under their fields, the rest (parameter rows) in a toast."""
         findings = findings_of(exc)
         if findings:
             self._show_checks([], findings)
@@ -471,16 +473,30 @@ class ScriptForm:
             for d in exc.details
             if "line" in d
         ]
+        content = [d for d in exc.details if d.get("field") == "content"]
         if problems:
             self._show_checks(problems, [])
             self._checked = None  # the next tick shows the lint findings next to these errors
-            return
-        content = [d for d in exc.details if d.get("field") == "content"]
-        if content:
-            self._show_refusal(exc.message)
-            return
-        fields = {"name": self.name, "version": self.version, "description": self.description}
-        if not show_field_errors(fields, exc):
+        elif content:
+            alone = len(content) == len(exc.details)  # e.g. the size: the message says the limit
+            self._show_refusal(exc.message if alone else "; ".join(str(d["message"]) for d in content))
+        fields = {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "timeout_seconds": self.timeout,
+            "memory_mb": self.memory,
+            "cpus": self.cpus,
+            "max_concurrent": self.max_concurrent,
+            "inventory": self.inventory,
+            "ssh_user": self.ssh_user,
+            "ssh_key_secret": self.ssh_key_secret,
+        }
+        others = [d for d in exc.details if d.get("field") != "content"]
+        unplaced = [d for d in others if not show_field_errors(fields, Invalid(exc.message, details=[d]))]
+        if unplaced:
+            notify_error("; ".join(f"{d.get('field', 'input')}: {d.get('message', '')}" for d in unplaced))
+        elif not exc.details:
             notify_error(exc.message)
 
 
