@@ -245,7 +245,6 @@ async def create(
     if draft is not None:
         session.add(ExecutionDraft(execution_id=execution.id, content=draft.content))
     if policy is not None:  # held until approved (services/approvals.py)
-        assert execution.id is not None
         approvals.open_request(session, execution.id, policy)
     audit.record(
         session,
