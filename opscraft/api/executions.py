@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from opscraft.api.deps import CurrentActor, Session
-from opscraft.api.executions_schemas import ExecutionCreate, ExecutionOut, LogsOut
+from opscraft.api.executions_schemas import ExecutionCreate, ExecutionOut, LogsOut, RanContentOut
 from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, IdQuery, Page, Skip, error_responses
 from opscraft.services import executions, runs
 from opscraft.services.executions import MAX_LOG_PAGE, MAX_PAGE, STATUS_FILTERS
@@ -83,6 +83,24 @@ async def list_executions(
 )
 async def get_execution(execution_id: IdPath, session: Session, actor: CurrentActor) -> ExecutionOut:
     return ExecutionOut.of(await executions.get(session, actor, execution_id))
+
+
+@router.get(
+    "/{execution_id}/content",
+    response_model=RanContentOut,
+    summary="The exact script content the execution ran (a test run's unsaved content included)",
+    responses=error_responses(*AUTHED, 404),
+)
+async def get_ran_content(execution_id: IdPath, session: Session, actor: CurrentActor) -> RanContentOut:
+    execution = await executions.get(session, actor, execution_id)
+    content = await executions.ran_content(session, actor, execution_id)
+    return RanContentOut(
+        execution_id=execution_id,
+        draft=execution.draft,
+        script_type=execution.script_type,
+        script_version=execution.script_version,
+        content=content,
+    )
 
 
 @router.get(

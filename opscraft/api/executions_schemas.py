@@ -74,6 +74,11 @@ class ExecutionOut(BaseModel):
     trigger_ref: str | None = Field(
         description="The system actor that started it, if any (schedule:3; execution:12 for a chained run)"
     )
+    draft: bool = Field(
+        default=False,
+        description="A test run of unsaved editor content (not a saved version); "
+        "`script_version` is the version the edit started from; GET .../content has what ran",
+    )
     worker_id: str | None = Field(description="The worker that ran it (none while queued)")
     runner: str | None
     image: str | None
@@ -126,3 +131,13 @@ class LogsOut(BaseModel):
             next_offset=page.next_offset,
             complete=page.complete,
         )
+
+
+class RanContentOut(BaseModel):
+    """What exactly an execution ran."""
+
+    execution_id: int
+    draft: bool = Field(description="True: unsaved editor content (a test run), not a saved version")
+    script_type: str
+    script_version: int = Field(description="The saved version that ran, or a test run's base version")
+    content: str

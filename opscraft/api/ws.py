@@ -32,7 +32,7 @@ from starlette.websockets import WebSocketState
 from opscraft import runtime
 from opscraft.api.schemas import MAX_ID
 from opscraft.services import auth, executions
-from opscraft.services.errors import Forbidden, NotFound, Unauthorized
+from opscraft.services.errors import Forbidden, NotFound, Unauthorized, retry_text
 
 router = APIRouter(tags=["websocket"])
 
@@ -81,8 +81,9 @@ async def _refusal(websocket: WebSocket, execution_id: int, token: str) -> tuple
     async with rt.db.session() as session:
         try:
             actor = await auth.actor_for_bearer(session, token, client_ip)
-            if await rt.limiter.hit(f"api:user:{actor.user_id}", rt.settings.rate_limit_api_per_minute):
-                return CLOSE_RATE_LIMITED, "rate limit exceeded: slow down"
+            retry = await rt.limiter.hit(f"api:user:{actor.user_id}", rt.settings.rate_limit_api_per_minute)
+            if retry:
+                return CLOSE_RATE_LIMITED, f"rate limit exceeded: try again in {retry_text(retry)}"
             await executions.get(session, actor, execution_id)
         except Unauthorized as exc:
             return CLOSE_UNAUTHORIZED, exc.message

@@ -23,7 +23,7 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 REPLACEMENT = "\ufffd"
-NUL_MESSAGE = "must not contain NUL characters (U+0000): PostgreSQL cannot store them"
+NUL_MESSAGE = "must not contain NUL characters (U+0000): remove them"
 SURROGATE_MESSAGE = (
     "must be valid Unicode text: it contains a lone surrogate (U+D800-U+DFFF), "
     "which cannot be encoded as UTF-8"

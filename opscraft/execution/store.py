@@ -22,6 +22,7 @@ from opscraft.db.engine import create_sqlite_sync_engine
 from opscraft.db.models import (
     AppSetting,
     Execution,
+    ExecutionDraft,
     ExecutionLog,
     RegisteredWorker,
     RunEvent,
@@ -46,6 +47,7 @@ EXECUTIONS = cast(Table, Execution.__table__)
 SCRIPTS = cast(Table, Script.__table__)
 VERSIONS = cast(Table, ScriptVersion.__table__)
 LOGS = cast(Table, ExecutionLog.__table__)
+DRAFTS = cast(Table, ExecutionDraft.__table__)
 SCRIPT_SECRETS = cast(Table, ScriptSecret.__table__)
 SETTINGS = cast(Table, AppSetting.__table__)
 WORKERS = cast(Table, RegisteredWorker.__table__)
@@ -136,8 +138,11 @@ _CLAIM = (
         _E.run_options,
         _E.cancel_requested,
         _E.image,
+        _E.draft,
+        _E.script_type,
     )
 )
+_DRAFT_CONTENT = select(DRAFTS.c.content).where(DRAFTS.c.execution_id == bindparam("eid"))
 _SCRIPT = (
     select(
         _S.max_concurrent,
@@ -198,13 +203,17 @@ def claim(conn: Connection, settings: Settings, worker_id: str, execution_id: in
     if script.max_concurrent and _over_limit(conn, row.script_id, script.max_concurrent):
         raise HeldBack
     base = Claim(execution_id, str(row.runner), row.script_id, now, row.cancel_requested, script.has_secrets)
-    if script.content is None:
-        return replace(base, error=f"version {row.script_version} of the script no longer exists")
+    # A test run (services/draft_runs.py) runs its stored content, of its own type.
+    content = conn.execute(_DRAFT_CONTENT, {"eid": execution_id}).scalar() if row.draft else script.content
+    script_type = row.script_type if row.draft else script.script_type
+    if content is None:
+        gone = "the content of this test run" if row.draft else f"version {row.script_version} of the script"
+        return replace(base, error=f"{gone} no longer exists")
     if row.runner == "local" and not settings.local_runner and not conn.execute(_LOCAL_ALLOWED).scalar():
         return replace(base, error="the local runner was disabled by an admin after this run was queued")
     run: dict[str, Any] = script.run_settings or {}
     backend: dict[str, str] = {}
-    if script.script_type == ScriptType.terraform and settings.state_backend_url and settings.secret_key:
+    if script_type == ScriptType.terraform and settings.state_backend_url and settings.secret_key:
         backend = terraform_backend.env(
             settings.state_backend_url,
             row.script_id,
@@ -214,8 +223,8 @@ def claim(conn: Connection, settings: Settings, worker_id: str, execution_id: in
         )
     spec = RunSpec(
         execution_id=execution_id,
-        script_type=str(script.script_type),
-        content=script.content,
+        script_type=str(script_type),
+        content=content,
         parameters=dict(row.parameters),
         env=backend,  # the backend password is a secret: it travels like one
         secret_values=[backend["TF_HTTP_PASSWORD"]] if backend else [],
@@ -230,7 +239,8 @@ def claim(conn: Connection, settings: Settings, worker_id: str, execution_id: in
         ssh_key_secret=run.get("ssh_key_secret"),
         run_options=dict(row.run_options or {}),
         lock_timeout_seconds=settings.terraform_lock_timeout_seconds,
-        collect=terraform_plan.COLLECT if row.terraform_action == "plan" else (),
+        # A test run's plan is of unsaved content: it is shown, never kept to be applied.
+        collect=terraform_plan.COLLECT if row.terraform_action == "plan" and not row.draft else (),
     )
     return replace(base, spec=spec)
 

@@ -14,7 +14,14 @@ TokenType = Literal["access", "refresh"]
 
 
 class TokenError(Exception):
-    """The token is malformed, expired, of the wrong type or signed with another key."""
+    """The token is malformed, expired, of the wrong type or signed with another key.
+
+    `reason` is "expired", "invalid" or "wrong_type"; the message is a complete sentence
+    ("the access token has expired")."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -48,11 +55,15 @@ def decode_token(key: str, token: str, expected_type: TokenType) -> TokenClaims:
             token, key, algorithms=["HS256"], options={"require": ["exp", "sub", "type", "jti"]}
         )
     except jwt.ExpiredSignatureError:
-        raise TokenError("token has expired") from None
+        raise TokenError(f"the {expected_type} token has expired", "expired") from None
     except jwt.PyJWTError:
-        raise TokenError("token is invalid") from None
+        raise TokenError(f"the {expected_type} token is invalid", "invalid") from None
     if payload.get("type") != expected_type:
-        raise TokenError(f"expected a {expected_type} token")
+        actual = str(payload.get("type"))
+        raise TokenError(
+            f"this is {_article(actual)} {actual} token, not {_article(expected_type)} {expected_type} token",
+            "wrong_type",
+        )
     try:
         return TokenClaims(
             user_id=int(payload["sub"]),
@@ -62,7 +73,11 @@ def decode_token(key: str, token: str, expected_type: TokenType) -> TokenClaims:
             expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
         )
     except (TypeError, ValueError):
-        raise TokenError("token is invalid") from None
+        raise TokenError(f"the {expected_type} token is invalid", "invalid") from None
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 # --- personal access tokens ------------------------------------------------------------------

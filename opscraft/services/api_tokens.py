@@ -156,7 +156,9 @@ async def authenticate(session: AsyncSession, token: str, client_ip: str | None)
     ).first()
     now = utcnow()
     if found is None or found.revoked_at is not None:
-        raise Unauthorized("API token is invalid or revoked")
+        raise Unauthorized(
+            "API token is invalid or revoked: check it, or create a new one on the API tokens page"
+        )
     if found.expires_at is not None and found.expires_at <= now:
         raise Unauthorized("API token has expired: create a new one")
     owner = await session.get(User, found.user_id)

@@ -104,7 +104,8 @@ async def refresh(session: AsyncSession, token: str) -> TokenPair:
     try:
         claims = decode_token(settings.secret_key, token, "refresh")
     except TokenError as exc:
-        raise Unauthorized(f"refresh {exc}") from None
+        fix = "send the refresh_token of the login response" if exc.reason == "wrong_type" else "log in again"
+        raise Unauthorized(f"{exc}: {fix}") from None
     revoked = await session.exec(
         update(RefreshToken)
         .where(col(RefreshToken.jti) == claims.jti, col(RefreshToken.revoked_at).is_(None))
@@ -112,7 +113,7 @@ async def refresh(session: AsyncSession, token: str) -> TokenPair:
     )
     if revoked.rowcount != 1:
         await session.rollback()
-        raise Unauthorized("refresh token has been revoked")
+        raise Unauthorized("the refresh token has been used or revoked: log in again")
     user = await session.get(User, claims.user_id)
     if user is None or not user.is_active or user.token_version != claims.version:
         await session.rollback()
@@ -144,7 +145,11 @@ async def user_for_access_token(session: AsyncSession, token: str) -> User:
     try:
         claims = decode_token(settings.secret_key, token, "access")
     except TokenError as exc:
-        raise Unauthorized(f"access {exc}") from None
+        fix = {
+            "expired": "get a new one (POST /api/v1/auth/refresh) or log in again",
+            "wrong_type": "send the access_token of the login response",
+        }.get(exc.reason, "log in again")
+        raise Unauthorized(f"{exc}: {fix}") from None
     return await user_for_session(session, claims.user_id, claims.version)
 
 

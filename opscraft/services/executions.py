@@ -6,6 +6,7 @@ cancelling is for the user who started it and for roles with `cancel_any_executi
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -16,7 +17,16 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
-from opscraft.db.models import Execution, ExecutionLog, RunEvent, Script, TerraformPlan, User
+from opscraft.db.models import (
+    Execution,
+    ExecutionDraft,
+    ExecutionLog,
+    RunEvent,
+    Script,
+    ScriptVersion,
+    TerraformPlan,
+    User,
+)
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus, Trigger
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.workers import finished_event
@@ -125,8 +135,8 @@ async def _choose_runner(session: AsyncSession, requested: str | None) -> str:
     return chosen
 
 
-def _terraform_action(script: Script, action: str | None, confirm_destroy: bool) -> str | None:
-    if script.script_type != ScriptType.terraform:
+def _terraform_action(script_type: str, action: str | None, confirm_destroy: bool) -> str | None:
+    if script_type != ScriptType.terraform:
         if action is not None:
             raise Invalid(
                 "terraform_action applies only to terraform scripts: leave it out",
@@ -152,11 +162,11 @@ def _terraform_action(script: Script, action: str | None, confirm_destroy: bool)
     return action
 
 
-def _run_options(script: Script, options: dict[str, Any] | None) -> dict[str, Any] | None:
+def _run_options(script_type: str, options: dict[str, Any] | None) -> dict[str, Any] | None:
     """Ansible's `--limit`, `--tags`, `--skip-tags`, `--check`, `--diff` (see ansible_options)."""
     if not options:
         return None
-    if script.script_type != ScriptType.ansible:
+    if script_type != ScriptType.ansible:
         raise Invalid(
             "run_options apply only to ansible scripts: leave them out",
             details=[{"field": "run_options", "message": "only for ansible scripts"}],
@@ -165,6 +175,18 @@ def _run_options(script: Script, options: dict[str, Any] | None) -> dict[str, An
         return ansible_options.normalize(options) or None
     except ansible_options.OptionError as exc:
         raise Invalid(str(exc), details=[{"field": exc.field, "message": exc.message}]) from None
+
+
+@dataclass(frozen=True)
+class DraftRun:
+    """Unsaved editor content to run instead of the script's saved version (a test run), already
+    through the save-time checks (`scripts.check_content`): `content` normalised, `schema` the
+    normalised parameter declaration, `findings` the acknowledged dangerous patterns."""
+
+    script_type: ScriptType
+    content: str
+    schema: list[dict[str, Any]]
+    findings: list[dict[str, Any]]
 
 
 async def create(
@@ -179,11 +201,14 @@ async def create(
     run_options: dict[str, Any] | None = None,
     confirm_destroy: bool = False,
     saved_plan: TerraformPlan | None = None,
+    draft: DraftRun | None = None,
 ) -> Execution:
     """Queue a run of an active script with validated parameters; returns the `queued` row.
 
     `saved_plan` (from `terraform_plans.apply`, which has checked it) makes the run an apply of
     exactly that plan: the plan run's script version and parameters, action `apply_plan`.
+    With `draft` (services/draft_runs.py), the run is a test run of that content, of a script in
+    any status; the row is marked `draft`, the content is stored with it, the script is unchanged.
 
     `trigger` records how the run started. A system actor (`Actor.on_behalf_of`: a schedule, a
     webhook, a retry) starts it with the permissions its user has now: an owner who was
@@ -198,28 +223,33 @@ async def create(
     script = await session.get(Script, script_id)
     if script is None or script.deleted_at is not None:
         raise NotFound(f"script {script_id} not found")
-    if script.status != ScriptStatus.active:
-        raise Conflict(
-            f"script {script.name!r} is {script.status}: only active scripts can be executed; "
-            "activate it first (operators and admins can)"
+    if draft is None and script.status != ScriptStatus.active:
+        fix = (
+            "activate it first, or test-run it from its editor"
+            if can(user, Permission.edit_scripts)
+            else "ask an operator or an admin to activate it first"
         )
+        raise Conflict(
+            f"script {script.name!r} is {script.status}: only active scripts can be executed; {fix}"
+        )
+    script_type = draft.script_type if draft else script.script_type
     version = script.current_version
     if saved_plan is None:
-        resolved = parameters.resolve(script.parameters, parameters_in)
-        action = _terraform_action(script, terraform_action, confirm_destroy)
+        resolved = parameters.resolve(draft.schema if draft else script.parameters, parameters_in)
+        action = _terraform_action(script_type, terraform_action, confirm_destroy)
     else:  # exactly what was planned: Terraform keeps the variables and configuration in the plan
         resolved, action = dict(parameters_in or {}), terraform_plan.APPLY_PLAN
         version = saved_plan.script_version
     if resolved:
         await secrets.check_parameter_shadowing(session, script_id, resolved)
-    options = _run_options(script, run_options)
+    options = _run_options(script_type, run_options)
     chosen = await _choose_runner(session, runner)
     policy = await approvals.policy_for(session, script_id)
     execution = Execution(
         script_id=script_id,
         script_version=version,
         script_name=script.name,
-        script_type=script.script_type,
+        script_type=script_type,
         parameters=resolved,
         terraform_action=action,
         run_options=options,
@@ -229,13 +259,16 @@ async def create(
         trigger_ref=actor.system,
         runner=chosen,
         status=ExecutionStatus.awaiting_approval if policy else ExecutionStatus.queued,
+        draft=draft is not None,
     )
     session.add(execution)
     await session.flush()
+    assert execution.id is not None
     if saved_plan is not None:  # linked before the enqueue: the worker finds the plan by it
         saved_plan.apply_execution_id = execution.id
+    if draft is not None:
+        session.add(ExecutionDraft(execution_id=execution.id, content=draft.content))
     if policy is not None:  # held until approved (services/approvals.py)
-        assert execution.id is not None
         approvals.open_request(session, execution.id, policy)
     audit.record(
         session,
@@ -253,6 +286,7 @@ async def create(
         parameters=sorted(resolved),
         trigger=trigger.value,
         awaiting_approval=policy is not None,
+        **_draft_details(draft),
     )
     await session.commit()
     assert execution.id is not None
@@ -261,6 +295,40 @@ async def create(
     else:
         await notifications.enqueue_for_execution(session, execution.id)
     return execution
+
+
+def _draft_details(draft: DraftRun | None) -> dict[str, Any]:
+    """What the audit keeps of a test run: that it was one, the type, the content's SHA-256 (the
+    content itself is stored with the execution) and the acknowledged dangerous patterns."""
+    if draft is None:
+        return {}
+    return {
+        "draft": True,
+        "draft_script_type": draft.script_type.value,
+        "content_sha256": hashlib.sha256(draft.content.encode()).hexdigest(),
+        "risks_acknowledged": draft.findings,
+    }
+
+
+async def ran_content(session: AsyncSession, actor: Actor, execution_id: int) -> str:
+    """The exact content execution `execution_id` ran: the stored content of a test run, else its
+    script version's content. Raises NotFound (no such execution, or its version is gone)."""
+    execution = await get(session, actor, execution_id)
+    if execution.draft:
+        row = await session.get(ExecutionDraft, execution_id)
+        content = row.content if row else None
+    else:
+        content = (
+            await session.exec(
+                select(ScriptVersion.content).where(
+                    col(ScriptVersion.script_id) == execution.script_id,
+                    col(ScriptVersion.number) == execution.script_version,
+                )
+            )
+        ).first()
+    if content is None:
+        raise NotFound(f"the content execution {execution_id} ran is no longer stored")
+    return content
 
 
 async def _permitted_starter(session: AsyncSession, actor: Actor, script_id: int, trigger: Trigger) -> User:

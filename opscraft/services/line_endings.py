@@ -8,8 +8,9 @@ Every save normalises content before it is checked and stored, for every script 
   an escape (`\\r`, `$'\\r'`), as every style guide asks anyway;
 - byte order marks at the very start are removed: U+FEFF (a UTF-8, UTF-16 or UTF-32 BOM once
   decoded) and its UTF-8 bytes read as Latin-1/Windows-1252 (`ï»¿`), which a tool writes when it
-  decoded a UTF-8 file with the wrong code page. bash, Python's shebang line, ansible and
-  terraform all choke on them (`#!/bin/bash` preceded by a BOM is no shebang).
+  decoded a UTF-8 file with the wrong code page. bash and Python choke on U+FEFF
+  (`#!/bin/bash` preceded by a BOM is no shebang; `compile` refuses the character); PyYAML and
+  Terraform skip it, and the mis-decoded form breaks every type.
 
 Each change is reported as a `Notice` so the API and the editor can say what was done.
 """
@@ -19,6 +20,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 BOMS = ("\ufeff", "\u00ef\u00bb\u00bf")
+# What a byte order mark breaks, per script type (said in the notice). YAML (PyYAML) and
+# Terraform's HCL parser skip a leading U+FEFF, so for them it is only removed.
+BOM_EFFECTS = {
+    "bash": "with it, the first line (such as #!/bin/bash) is not read as a shebang",
+    "python": "with it, Python refuses line 1 (invalid non-printable character U+FEFF)",
+}
 
 
 @dataclass(frozen=True)
@@ -36,10 +43,11 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" + ("" if count == 1 else "s")
 
 
-def normalize(content: str) -> tuple[str, list[Notice]]:
+def normalize(content: str, script_type: str | None = None) -> tuple[str, list[Notice]]:
     """`content` with LF line endings and no leading byte order mark, and what was changed.
 
     Returns (text, notices); the notices are empty when the content was already normal.
+    `script_type` (bash, python, ansible, terraform) names what a BOM would have broken.
     """
     notices: list[Notice] = []
     boms = 0
@@ -50,8 +58,8 @@ def normalize(content: str) -> tuple[str, list[Notice]]:
         notices.append(
             Notice(
                 "byte-order-mark",
-                "removed the byte order mark (BOM) at the start: with it, the first line "
-                "(such as #!/bin/bash) is not recognised",
+                "removed the invisible byte order mark (BOM) at the start: "
+                + BOM_EFFECTS.get(script_type or "", "scripts are stored without one"),
             )
         )
     crlf = content.count("\r\n")

@@ -52,7 +52,7 @@ def can(user: User | None, permission: Permission) -> bool:
 def require(user: User | None, permission: Permission) -> User:
     """Return the user if allowed, else raise 401 (nobody) or 403 (not allowed)."""
     if user is None or not user.is_active:
-        raise Unauthorized("authentication required")
+        raise Unauthorized("authentication required: log in")
     if not can(user, permission):
         raise Forbidden(f"your role ({user.role}) may not {permission.value.replace('_', ' ')}")
     return user

@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft.db.models import Execution
 from opscraft.services import executions
 from opscraft.services.actor import Actor
+from opscraft.services.errors import Conflict
 from opscraft.services.permissions import Permission, require
 
 
@@ -19,9 +20,15 @@ async def rerun(session: AsyncSession, actor: Actor, execution_id: int) -> Execu
     active, the parameters must still fit its current schema).
 
     Raises NotFound (no such execution or script), Conflict (script not active), Invalid
-    (parameters no longer valid), Forbidden (no permission to execute)."""
+    (parameters no longer valid), Forbidden (no permission to execute). A test run of unsaved
+    content (`draft`) is not run again: its content was never saved (Conflict)."""
     require(actor.user, Permission.execute_scripts)
     previous = await executions.get(session, actor, execution_id)
+    if previous.draft:
+        raise Conflict(
+            f"execution {execution_id} was a test run of unsaved content: test-run it again from the "
+            "script's editor, or save the script and run it"
+        )
     return await executions.create(
         session,
         actor,

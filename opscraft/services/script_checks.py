@@ -79,7 +79,7 @@ class Checks:
 async def check(script_type: ScriptType, content: str) -> Checks:
     """Normalise line endings and a BOM, then run the syntax check, the dangerous-pattern lint
     and the linters concurrently; CPU-heavy parsing runs off the event loop."""
-    content, notices = line_endings.normalize(content)
+    content, notices = line_endings.normalize(content, script_type.value)
     problems, findings, report = await asyncio.gather(
         syntax_errors(script_type, content),
         asyncio.to_thread(lint, script_type, content),

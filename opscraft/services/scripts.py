@@ -8,8 +8,9 @@ stay so past executions remain readable, and the name becomes free for a new scr
 from __future__ import annotations
 
 import difflib
+import inspect
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -413,7 +414,7 @@ def _run_settings(script: Script) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class _Checked:
+class CheckedContent:
     """Content as it will be stored (normalised) with its checks, and the parameter schema."""
 
     checks: Checks
@@ -428,11 +429,15 @@ class _Checked:
         return Saved(script, found, self.checks.notices, self.checks.lint)
 
 
-async def _check_content(
+async def check_content(
     script_type: ScriptType, content: str, parameters_raw: Any, acknowledge: bool
-) -> _Checked:
+) -> CheckedContent:
     """Size, line endings, syntax and parameters (all errors at once), then the dangerous-pattern
-    lint; `Invalid` on any error. Linter findings are warnings and never refuse the save."""
+    lint; `Invalid` on any error. Linter findings are warnings and never refuse the save.
+
+    The checks of every save, and of a test run of unsaved content (services/draft_runs.py).
+    `acknowledge`: the author has reviewed the dangerous-pattern findings (else `Invalid` lists
+    them, each with `rule`, `line`, `excerpt` and `message`)."""
     check_size(content)
     errors: list[dict[str, Any]] = []
     if not content.strip():
@@ -460,7 +465,7 @@ async def _check_content(
             "with acknowledge_risks: true",
             details=[{"field": "content", **f.as_dict()} for f in findings],
         )
-    return _Checked(checks, schema)
+    return CheckedContent(checks, schema)
 
 
 def _snapshot(script: Script, actor: Actor, note: str) -> ScriptVersion:
@@ -509,19 +514,55 @@ def _audit_findings(session: AsyncSession, actor: Actor, script: Script, finding
         )
 
 
+NAME_TAKEN = "a script with this name already exists: choose another name"
+
+
+async def _all_checks(name_taken: bool, *checks: Callable[[], Any]) -> list[Any]:
+    """Run every check and return their results; every field error at once in one `Invalid`.
+
+    A check fails by raising `Invalid`. A name in use (`name_taken`) is a 409 `Conflict` on its
+    own, and one more field error when there are others. Dangerous-pattern findings (details
+    with a `rule`) are raised only when nothing else is wrong: they ask for an acknowledgement,
+    which makes sense once the content is otherwise acceptable."""
+    results: list[Any] = []
+    failed: list[Invalid] = []
+    risks: Invalid | None = None
+    for check in checks:
+        try:
+            result = check()
+            results.append(await result if inspect.isawaitable(result) else result)
+        except Invalid as exc:
+            results.append(None)
+            if exc.details and all("rule" in d for d in exc.details):
+                risks = exc
+            else:
+                failed.append(exc)
+    if failed:
+        details = [d for exc in failed for d in (exc.details or [{"field": "body", "message": exc.message}])]
+        messages = [exc.message for exc in failed]
+        if name_taken:
+            details.append({"field": "name", "message": "another script has this name"})
+            messages.append(NAME_TAKEN)
+        raise Invalid("; ".join(messages), details=details)
+    if name_taken:
+        raise Conflict(NAME_TAKEN, details=[{"field": "name", "message": "another script has this name"}])
+    if risks is not None:
+        raise risks
+    return results
+
+
 async def create(session: AsyncSession, actor: Actor, data: ScriptCreate | Mapping[str, Any]) -> Saved:
+    """A new script at version 1. Every field error is reported at once (`Invalid`, 422); a name
+    in use alone is a `Conflict` (409); dangerous patterns need `acknowledge_risks`."""
     require(actor.user, Permission.edit_scripts)
     body = parse(ScriptCreate, data)
-    checked = await _check_content(body.script_type, body.content, body.parameters, body.acknowledge_risks)
-    if await _name_taken(session, body.name):
-        raise Conflict(
-            "a script with this name already exists: choose another name",
-            details=[{"field": "name", "message": "another script has this name"}],
-        )
     values = body.model_dump(exclude={"parameters", "change_note", "acknowledge_risks"}, exclude_none=True)
-    if values.get("timeout_seconds"):
-        _check_timeout(values["timeout_seconds"])
-    await _check_ansible_settings(session, body.script_type, values, set(values))
+    checked, _, _ = await _all_checks(
+        await _name_taken(session, body.name),
+        lambda: check_content(body.script_type, body.content, body.parameters, body.acknowledge_risks),
+        lambda: _check_timeout(values["timeout_seconds"]) if values.get("timeout_seconds") else None,
+        lambda: _check_ansible_settings(session, body.script_type, values, set(values)),
+    )
     values["content"] = checked.content
     script = Script(
         **values,
@@ -603,40 +644,41 @@ async def update(
     )
     nullable = {"max_concurrent", *ANSIBLE_SETTINGS}
     changes = {k: v for k, v in changes.items() if v is not None or k in nullable}
-    if "timeout_seconds" in changes:
-        _check_timeout(changes["timeout_seconds"])
-    if changes.keys() & {"script_type", *ANSIBLE_SETTINGS}:
-        effective = {key: changes.get(key, getattr(script, key)) for key in ANSIBLE_SETTINGS}
-        changed_keys = {k for k in changes if changes[k] != getattr(script, k)}
-        await _check_ansible_settings(
-            session, changes.get("script_type", script.script_type), effective, changed_keys
-        )
-    checked: _Checked | None = None
+    script_type = changes.get("script_type", script.script_type)
+    content = changes.get("content", script.content)
+    # Only new content needs a fresh acknowledgement; unchanged content was acknowledged before.
+    # Compared once normalised: re-sending the stored script with CRLF endings changes nothing.
+    same_content = line_endings.normalize(content)[0] == script.content and script_type == script.script_type
+    effective = {key: changes.get(key, getattr(script, key)) for key in ANSIBLE_SETTINGS}
+    changed_keys = {k for k in changes if changes[k] != getattr(script, k)}
+    content_changes = bool(changes.keys() & {"content", "script_type", "parameters"})
+    checked: CheckedContent | None
+    checked, _, _ = await _all_checks(
+        "name" in changes and await _name_taken(session, changes["name"], script.id),
+        lambda: (
+            check_content(
+                script_type,
+                content,
+                changes.get("parameters", script.parameters),
+                body.acknowledge_risks or same_content,
+            )
+            if content_changes
+            else None
+        ),
+        lambda: _check_timeout(changes["timeout_seconds"]) if "timeout_seconds" in changes else None,
+        lambda: (
+            _check_ansible_settings(session, script_type, effective, changed_keys)
+            if changes.keys() & {"script_type", *ANSIBLE_SETTINGS}
+            else None
+        ),
+    )
     acknowledged: list[Finding] = []
-    if changes.keys() & {"content", "script_type", "parameters"}:
-        script_type = changes.get("script_type", script.script_type)
-        content = changes.get("content", script.content)
-        # Only new content needs a fresh acknowledgement; unchanged content was acknowledged before.
-        # Compared once normalised: re-sending the stored script with CRLF endings changes nothing.
-        same_content = (
-            line_endings.normalize(content)[0] == script.content and script_type == script.script_type
-        )
-        checked = await _check_content(
-            script_type,
-            content,
-            changes.get("parameters", script.parameters),
-            body.acknowledge_risks or same_content,
-        )
+    if checked is not None:
         changes["parameters"] = checked.schema
         if "content" in changes:
             changes["content"] = checked.content
         acknowledged = [] if same_content else checked.checks.findings
         await _check_no_shadowing(session, script_id, changes["parameters"])
-    if "name" in changes and await _name_taken(session, changes["name"], script.id):
-        raise Conflict(
-            "a script with this name already exists: choose another name",
-            details=[{"field": "name", "message": "another script has this name"}],
-        )
     changed = {k: v for k, v in changes.items() if getattr(script, k) != v}
     if not changed:
         return checked.saved(script) if checked else Saved(script)
@@ -689,7 +731,7 @@ async def rollback(
     script = await _locked(session, actor, script_id)
     if number == script.current_version:
         raise Conflict(f"version {number} is already the current version")
-    checked = await _check_content(target.script_type, target.content, target.parameters, acknowledge_risks)
+    checked = await check_content(target.script_type, target.content, target.parameters, acknowledge_risks)
     await _check_no_shadowing(session, script_id, target.parameters)
     script.script_type = target.script_type
     script.content = checked.content

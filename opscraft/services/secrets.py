@@ -49,7 +49,10 @@ def _check_value(value: str) -> str:
     if value == "":
         raise ValueError("must not be empty")
     if "\x00" in value:
-        raise ValueError("must not contain NUL characters (environment variables cannot hold them)")
+        raise ValueError(
+            "must not contain NUL characters (U+0000): store binary content base64-encoded and decode it "
+            "in the script"
+        )
     if len(_utf8(value)) > MAX_VALUE_BYTES:
         raise ValueError(f"must be at most {MAX_VALUE_BYTES} bytes (64 KiB) in UTF-8")
     return value

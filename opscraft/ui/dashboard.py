@@ -19,6 +19,7 @@ from opscraft.ui.execution_widgets import (
     elapsed,
     format_duration,
     run_rows,
+    run_title,
     runs_table,
 )
 from opscraft.ui.layout import frame, guard, notify_error, protected_page
@@ -57,7 +58,7 @@ def _running_now(stats: DashboardStats) -> None:
                 target = f"/executions/{run.id}"
                 with ui.item(on_click=lambda _, t=target: ui.navigate.to(t)).props("clickable"):
                     with ui.item_section():
-                        ui.item_label(f"#{run.id} {run.script_name}").classes("font-medium")
+                        ui.item_label(f"#{run.id} {run_title(run)}").classes("font-medium")
                         who = run.triggered_by_name or "—"
                         ui.item_label(f"{who} · {run.runner or '—'}").props("caption")
                     with ui.item_section().props("side"):

@@ -1,17 +1,22 @@
-"""The "Execute" button of the script page: a form generated from the script's parameter schema."""
+"""The "Execute" button of the script page: a form generated from the script's parameter schema.
+
+The same form starts a test run of the editor's unsaved content (`TestRun`, services/draft_runs.py).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from nicegui import ui
 from nicegui.elements.mixins.validation_element import ValidationElement
 
-from opscraft.db.models import Script
+from opscraft.db.models import Execution, Script
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
-from opscraft.services import executions, parameters, scripts
+from opscraft.services import draft_runs, executions, parameters, scripts
 from opscraft.services.actor import Actor
-from opscraft.services.errors import ServiceError
+from opscraft.services.errors import Invalid, ServiceError
 from opscraft.services.executions import RunnerOptions
 from opscraft.services.parameters import ParamType
 from opscraft.services.permissions import Permission, can
@@ -20,6 +25,7 @@ from opscraft.ui.drafts import Draft
 from opscraft.ui.execution_widgets import banner
 from opscraft.ui.layout import guard, notify_error, run_action
 from opscraft.ui.script_tabs import script_action
+from opscraft.ui.script_widgets import findings_of, risk_dialog
 from opscraft.ui.widgets import call
 
 TERRAFORM_ACTIONS = {"plan": "Plan (no changes)", "apply": "Apply (-auto-approve)", "destroy": "Destroy"}
@@ -119,8 +125,20 @@ def _runner_choice(options: RunnerOptions) -> ui.toggle | None:
     return toggle
 
 
-async def open_dialog(actor: Actor, script_id: int) -> None:
-    """Build and open the dialog for the script as it is now; submitting starts the run."""
+@dataclass(frozen=True)
+class TestRun:
+    """What the editor holds (type, content, normalised parameter schema) for a test run, and
+    what to do with the started run (the editor links to it: leaving would lose the edit)."""
+
+    script_type: ScriptType
+    content: str
+    schema: list[dict[str, Any]]
+    on_started: Callable[[Execution], None]
+
+
+async def open_dialog(actor: Actor, script_id: int, test_run: TestRun | None = None) -> None:
+    """Build and open the dialog for the script as it is now (or, with `test_run`, for the
+    editor's unsaved content); submitting starts the run."""
     try:
         script = await call(scripts.get, actor, script_id)
         runners = await call(executions.runner_options)
@@ -132,31 +150,44 @@ async def open_dialog(actor: Actor, script_id: int) -> None:
         ui.dialog() as dialog,
         ui.card().classes("w-[34rem] max-w-full gap-3").props('data-testid="execute-dialog"') as card,
     ):
-        draft = Draft(run_draft_key(script_id), card)
+        draft = Draft(f"test-{run_draft_key(script_id)}" if test_run else run_draft_key(script_id), card)
+        schema = test_run.schema if test_run else script.parameters
+        script_type = test_run.script_type if test_run else script.script_type
         with ui.row().classes("items-center gap-2 w-full"):
-            ui.icon("play_circle", color="primary").classes("text-3xl")
+            ui.icon("science" if test_run else "play_circle", color="primary").classes("text-3xl")
             with ui.column().classes("gap-0"):
-                ui.label(f"Run {script.name}").classes("text-lg font-semibold")
-                ui.label(f"{script.script_type} · version {script.current_version}").classes(
+                title = f"Test run of {script.name}" if test_run else f"Run {script.name}"
+                ui.label(title).classes("text-lg font-semibold")
+                ui.label(f"{script_type} · version {script.current_version}").classes(
                     "text-caption text-grey-7"
                 )
-        if script.parameters:
+        if test_run:
+            banner(
+                "science",
+                "deep-purple",
+                "Runs the unsaved content in the editor as a draft run, in your name. Nothing is saved: "
+                f"the script stays at version {script.current_version}.",
+                "test-run-notice",
+            )
+        if schema:
             ui.label("Parameters").classes("text-subtitle2 text-grey-8 mt-2")
-            for spec in script.parameters:
+            for spec in schema:
                 fields[spec["name"]] = draft.field(spec["name"], _field(spec))
         else:
             ui.label("This script takes no parameters.").classes("text-grey-7")
         action = None
-        if script.script_type == ScriptType.terraform:
+        if script_type == ScriptType.terraform and test_run:
+            ui.label("Terraform: a test run only plans (no changes).").classes("text-grey-8")
+        elif script_type == ScriptType.terraform:
             ui.label("Terraform action").classes("text-subtitle2 text-grey-8 mt-2")
             action = ui.toggle(TERRAFORM_ACTIONS, value="plan").props(
                 'no-caps data-testid="terraform-action"'
             )
-        options = _ansible_options(script) if script.script_type == ScriptType.ansible else None
+        options = _ansible_options(script) if script_type == ScriptType.ansible else None
         runner = _runner_choice(runners)
 
-        async def submit() -> None:
-            current = await guard(Permission.execute_scripts)
+        async def submit(acknowledge: bool = False) -> None:
+            current = await guard(Permission.edit_scripts if test_run else Permission.execute_scripts)
             if current is None:
                 return
             if action is not None and action.value == "destroy" and not await _confirm_destroy(script.name):
@@ -169,35 +200,60 @@ async def open_dialog(actor: Actor, script_id: int) -> None:
                 return
             submit_button.props("loading")
             try:
-                execution = await call(
-                    executions.create,
-                    current,
-                    script_id,
-                    _values(fields),
-                    terraform_action=action.value if action else None,
-                    runner=runner.value if runner else None,
-                    trigger=executions.Trigger.ui,
-                    run_options=_option_values(options) if options else None,
-                    confirm_destroy=action is not None and action.value == "destroy",
-                )
-            except ServiceError as exc:
+                if test_run:
+                    execution = await call(
+                        draft_runs.start,
+                        current,
+                        script_id,
+                        test_run.content,
+                        script_type=test_run.script_type,
+                        parameter_schema=test_run.schema,
+                        parameters_in=_values(fields),
+                        runner=runner.value if runner else None,
+                        trigger=executions.Trigger.ui,
+                        run_options=_option_values(options) if options else None,
+                        acknowledge_risks=acknowledge,
+                    )
+                else:
+                    execution = await call(
+                        executions.create,
+                        current,
+                        script_id,
+                        _values(fields),
+                        terraform_action=action.value if action else None,
+                        runner=runner.value if runner else None,
+                        trigger=executions.Trigger.ui,
+                        run_options=_option_values(options) if options else None,
+                        confirm_destroy=action is not None and action.value == "destroy",
+                    )
+            except Invalid as exc:
+                findings = findings_of(exc)
+                if findings and test_run:
+                    risk_dialog(findings, lambda: submit(True), action="run")
+                    return
                 _show_field_errors(fields, exc)
+                notify_error(exc.message)
+                return
+            except ServiceError as exc:
                 notify_error(exc.message)
                 return
             finally:
                 submit_button.props(remove="loading")
             draft.clear()
             dialog.close()
-            ui.navigate.to(f"/executions/{execution.id}")
+            if test_run:
+                test_run.on_started(execution)
+            else:
+                ui.navigate.to(f"/executions/{execution.id}")
 
         with ui.row().classes("w-full justify-end gap-2 mt-2"):
             ui.button("Cancel", on_click=lambda: (draft.clear(), dialog.close())).props("flat no-caps")
-            submit_button = ui.button("Run", icon="play_arrow", on_click=submit).props(
-                'no-caps unelevated data-testid="execute-submit"'
-            )
+            submit_button = ui.button(
+                "Test run" if test_run else "Run", icon="play_arrow", on_click=lambda: submit()
+            ).props('no-caps unelevated data-testid="execute-submit"')
     dialog.on("hide", dialog.delete)
     dialog.open()
-    if script.parameters:
+    if schema:
         ui.timer(0, draft.restore, once=True)
 
 

@@ -100,9 +100,11 @@ def _output_tools(terminal: LiveTerminal, autoscroll: ui.switch) -> None:
 class ExecutionView:
     """The page's state: the latest row and the summary drawn from it (status, facts, parameters)."""
 
-    def __init__(self, actor: Actor, execution: Execution) -> None:
+    def __init__(self, actor: Actor, execution: Execution, ran_content: str | None = None) -> None:
         self.actor = actor
         self.execution = execution
+        # A test run's content (never saved as a version): shown below the output.
+        self.ran_content = ran_content
         self.duration: ui.label | None = None
         self.header = ui.refreshable(self._header)
         self.details = ui.refreshable(self._details)
@@ -115,10 +117,21 @@ class ExecutionView:
             with ui.row().classes("items-center gap-3"):
                 status_badge(run.status).classes("text-base")
                 ui.link(f"{run.script_name}", f"/scripts/{run.script_id}").classes("text-lg font-medium")
-                ui.label(f"version {run.script_version}").classes("text-grey-7")
+                if run.draft:
+                    ui.badge("Test run", color="deep-purple").props('data-testid="draft-badge"')
+                    ui.label(f"unsaved content, edited from version {run.script_version}").classes(
+                        "text-grey-7"
+                    )
+                else:
+                    ui.label(f"version {run.script_version}").classes("text-grey-7")
             with ui.row().classes("items-center gap-2"):
-                # An apply of a saved plan starts only from its plan run (terraform_plans.apply).
-                again = run.status in FINAL_STATUSES and run.terraform_action != terraform_plan.APPLY_PLAN
+                # An apply of a saved plan starts only from its plan run (terraform_plans.apply);
+                # a test run's content was never saved.
+                again = (
+                    run.status in FINAL_STATUSES
+                    and run.terraform_action != terraform_plan.APPLY_PLAN
+                    and not run.draft
+                )
                 if again and can(self.actor.user, Permission.execute_scripts):
                     ui.button("Run again", icon="replay", on_click=self.run_again).props(
                         'unelevated no-caps color=positive data-testid="run-again"'
@@ -127,6 +140,16 @@ class ExecutionView:
                     ui.button("Cancel run", icon="stop_circle", on_click=self._confirm_cancel).props(
                         'outline no-caps color=negative data-testid="cancel-button"'
                     )
+        if run.draft:
+            who = run.triggered_by_name or "a deleted user"
+            banner(
+                "science",
+                "deep-purple",
+                f"A test run of unsaved editor content, started by {who}:"
+                " no version was saved and the script did not change. "
+                "The content that ran is below the output.",
+                "draft-notice",
+            )
         if run.runner == "local":
             banner(
                 "warning",
@@ -176,6 +199,13 @@ class ExecutionView:
                         ).props(f'data-testid="param-value-{name}"')
             else:
                 ui.label("No parameters.").classes("text-grey-7 px-4 pb-2")
+        if self.ran_content is not None:
+            with (
+                ui.expansion("Content that ran (unsaved)", icon="science")
+                .classes("w-full")
+                .props('dense header-class="text-subtitle1" data-testid="draft-content"')
+            ):
+                ui.code(self.ran_content).classes("w-full text-sm")
 
     def tick(self) -> None:
         """Advance the duration while the run is going."""
@@ -259,8 +289,12 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
             ui.label(exc.message).classes("text-negative text-lg").props('data-testid="not-found"')
             ui.link("Back to the executions", "/executions")
         return
-    with frame(actor, f"Execution #{execution_id}"):
-        view = ExecutionView(actor, execution)
+    ran_content = None
+    if execution.draft:
+        ran_content = await call(executions.ran_content, actor, execution_id)
+    title = f"Test run #{execution_id}" if execution.draft else f"Execution #{execution_id}"
+    with frame(actor, title):
+        view = ExecutionView(actor, execution, ran_content)
         view.header()
         await approval_panel(actor, execution)
         await chain_panel(actor, execution)

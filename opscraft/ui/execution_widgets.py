@@ -86,11 +86,18 @@ _STATUS_SLOT = "".join(
 )
 
 
+def run_title(run: Execution) -> str:
+    """`deploy · v3`, or for a test run of unsaved content `deploy · test run (unsaved, from v3)`."""
+    if run.draft:
+        return f"{run.script_name} · test run (unsaved, from v{run.script_version})"
+    return f"{run.script_name} · v{run.script_version}"
+
+
 def run_rows(rows: list[Execution]) -> list[dict[str, Any]]:
     return [
         {
             "id": row.id,
-            "script": f"{row.script_name} · v{row.script_version}",
+            "script": run_title(row),
             "status": row.status,
             "user": row.triggered_by_name or "—",
             "queued": format_time(row.queued_at, "—"),

@@ -11,9 +11,9 @@ from typing import Any
 
 from nicegui import ui
 
-from opscraft.db.models import Script
+from opscraft.db.models import Execution, Script
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
-from opscraft.services import scripts
+from opscraft.services import parameters, scripts
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, ServiceError
 from opscraft.services.line_endings import Notice
@@ -21,6 +21,7 @@ from opscraft.services.linters import LintFinding
 from opscraft.services.parameters import ParamType
 from opscraft.services.permissions import Permission
 from opscraft.services.script_checks import Finding, SyntaxProblem
+from opscraft.ui import execute_dialog
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, show_field_errors
 from opscraft.ui.script_widgets import LANGUAGES, editor, findings_list, findings_of, mark_lines, risk_dialog
@@ -224,6 +225,7 @@ class ScriptForm:
                 .props('data-testid="content-size" aria-live="polite"')
             )
         self.checks = ui.column().classes("w-full gap-1").props('data-testid="checks"')
+        self.test_runs = ui.column().classes("w-full gap-1").props('data-testid="test-runs"')
         ui.label("Parameters").classes("text-subtitle1 font-medium mt-2")
         self.parameters = ParameterRows(s.parameters if s else [], self.draft)
 
@@ -286,9 +288,51 @@ class ScriptForm:
         self.change_note.classes("w-full")
         with ui.row().classes("w-full justify-end gap-2 mt-2"):
             ui.button("Cancel", on_click=self._cancel).props('flat no-caps data-testid="cancel"')
+            self._test_run_button()
             self.save_button = ui.button("Save", icon="save", on_click=lambda: self.save(False)).props(
                 'unelevated no-caps data-testid="save-script"'
             )
+
+    def _test_run_button(self) -> None:
+        """Test run: run the editor's content unsaved (services/draft_runs.py); a new script has
+        nothing to attach the run to yet, so the button says to save it first."""
+        button = ui.button("Test run", icon="science", on_click=self.test_run).props(
+            'outline no-caps data-testid="test-run"'
+        )
+        if self.script is None:
+            button.disable()
+            button.tooltip("Save the script first (new scripts are saved as drafts): then test-run edits")
+        else:
+            button.tooltip("Run the content in the editor without saving it")
+
+    async def test_run(self) -> None:
+        """Open the run form for the unsaved content and parameters of the editor."""
+        actor = await guard(Permission.edit_scripts)
+        if actor is None or self.script is None or self.script.id is None:
+            return
+        try:
+            schema = parameters.normalize(self.parameters.value())
+        except Invalid as exc:
+            notify_error(exc.message)
+            return
+        test_run = execute_dialog.TestRun(
+            ScriptType(self.script_type.value), self.editor.value, schema, self._test_run_started
+        )
+        await execute_dialog.open_dialog(actor, self.script.id, test_run)
+
+    def _test_run_started(self, execution: Execution) -> None:
+        """A link to the run's output, opened in a new tab so the unsaved edit stays here."""
+        with self.test_runs:
+            with (
+                ui.row()
+                .classes("items-center gap-2 no-wrap text-deep-purple-10")
+                .props(f'data-testid="test-run-started-{execution.id}"')
+            ):
+                ui.icon("science").props('aria-hidden="true"')
+                ui.label(f"Test run #{execution.id} started (nothing saved):")
+                ui.link("open its output", f"/executions/{execution.id}", new_tab=True).props(
+                    'data-testid="test-run-link"'
+                )
 
     def payload(self) -> dict[str, Any]:
         """The form as the API's create/update body."""
@@ -417,6 +461,8 @@ class ScriptForm:
         ui.navigate.to(f"/scripts/{saved.script.id}")
 
     def _show_invalid(self, exc: Invalid) -> None:
+        """Every problem of a refused save at once: syntax errors on their lines, a content refusal
+        under the editor, field errors under their fields, the rest (parameter rows) in a toast."""
         findings = findings_of(exc)
         if findings:
             self._show_checks([], findings)
@@ -427,16 +473,30 @@ class ScriptForm:
             for d in exc.details
             if "line" in d
         ]
+        content = [d for d in exc.details if d.get("field") == "content"]
         if problems:
             self._show_checks(problems, [])
             self._checked = None  # the next tick shows the lint findings next to these errors
-            return
-        content = [d for d in exc.details if d.get("field") == "content"]
-        if content:
-            self._show_refusal(exc.message)
-            return
-        fields = {"name": self.name, "version": self.version, "description": self.description}
-        if not show_field_errors(fields, exc):
+        elif content:
+            alone = len(content) == len(exc.details)  # e.g. the size: the message says the limit
+            self._show_refusal(exc.message if alone else "; ".join(str(d["message"]) for d in content))
+        fields = {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "timeout_seconds": self.timeout,
+            "memory_mb": self.memory,
+            "cpus": self.cpus,
+            "max_concurrent": self.max_concurrent,
+            "inventory": self.inventory,
+            "ssh_user": self.ssh_user,
+            "ssh_key_secret": self.ssh_key_secret,
+        }
+        others = [d for d in exc.details if d.get("field") != "content"]
+        unplaced = [d for d in others if not show_field_errors(fields, Invalid(exc.message, details=[d]))]
+        if unplaced:
+            notify_error("; ".join(f"{d.get('field', 'input')}: {d.get('message', '')}" for d in unplaced))
+        elif not exc.details:
             notify_error(exc.message)
 
 

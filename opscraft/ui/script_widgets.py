@@ -127,8 +127,11 @@ def findings_of(exc: Invalid) -> list[Finding]:
     return [Finding(d["rule"], d["line"], d["excerpt"], d["message"]) for d in exc.details if "rule" in d]
 
 
-def risk_dialog(findings: list[Finding], on_confirm: Callable[[], Awaitable[None]]) -> None:
-    """Ask to acknowledge dangerous patterns; `on_confirm` saves again with acknowledge_risks.
+def risk_dialog(
+    findings: list[Finding], on_confirm: Callable[[], Awaitable[None]], *, action: str = "save"
+) -> None:
+    """Ask to acknowledge dangerous patterns; `on_confirm` saves (or, `action="run"`, test-runs)
+    again with acknowledge_risks.
 
     `on_confirm` runs in the caller's slot, not the dialog's: the dialog is deleted once the
     browser reports it hidden, which on a busy server comes before a slow save returns, and
@@ -144,7 +147,7 @@ def risk_dialog(findings: list[Finding], on_confirm: Callable[[], Awaitable[None
         findings_list([], findings)
         ui.label(
             "The lint is a safety net, not a guarantee: the container is the security boundary. "
-            "Saving anyway is recorded in the audit log."
+            f"{'Saving' if action == 'save' else 'Running'} anyway is recorded in the audit log."
         ).classes("text-grey-8")
 
         async def confirm() -> None:
@@ -152,7 +155,7 @@ def risk_dialog(findings: list[Finding], on_confirm: Callable[[], Awaitable[None
 
         with ui.row().classes("w-full justify-end gap-2"):
             ui.button("Go back", on_click=dialog.close).props('flat no-caps data-testid="risk-cancel"')
-            ui.button("Save anyway", icon="warning", on_click=confirm).props(
+            ui.button(f"{action.capitalize()} anyway", icon="warning", on_click=confirm).props(
                 'unelevated no-caps color=deep-orange-10 data-testid="risk-confirm"'
             )
     dialog.on("hide", dialog.delete)

@@ -73,8 +73,14 @@ async def test_refusals_have_distinct_close_codes(
     assert (await close_code(url(live_api, execution_id, None)))[0] == 4401
     assert (await close_code(url(live_api, execution_id, "not-a-jwt")))[0] == 4401
     code, reason = await close_code(url(live_api, execution_id, expired))
-    assert code == 4401 and "expired" in reason
-    assert (await close_code(url(live_api, execution_id, refresh)))[0] == 4401
+    assert (code, reason) == (
+        4401,
+        "the access token has expired: get a new one (POST /api/v1/auth/refresh) or log in again",
+    )
+    assert await close_code(url(live_api, execution_id, refresh)) == (
+        4401,
+        "this is a refresh token, not an access token: send the access_token of the login response",
+    )
     assert (await close_code(url(live_api, 987654, token_of(viewer))))[0] == 4404
 
     monkeypatch.setitem(permissions.ROLE_PERMISSIONS, Role.viewer, frozenset())

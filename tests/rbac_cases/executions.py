@@ -60,11 +60,25 @@ async def rerun_path(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
     return await execution_path(c, u)
 
 
+async def draft_run_body(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
+    body = await run_body(c, u)
+    script_id = body["json"]["script_id"]
+    return {"path": {"script_id": script_id}, "json": {"content": "echo test\n", "runner": "local"}}
+
+
 CASES = [
     Case("POST", "/api/v1/executions", allow("viewer", 202), run_body),
     Case("GET", "/api/v1/executions", allow("viewer")),
     Case("GET", "/api/v1/executions/{execution_id}", allow("viewer"), execution_path),
     Case("GET", "/api/v1/executions/{execution_id}/logs", allow("viewer"), execution_path),
+    Case("GET", "/api/v1/executions/{execution_id}/content", allow("viewer"), execution_path),
+    Case(
+        "POST",
+        "/api/v1/scripts/{script_id}/test-runs",
+        allow("operator", 202),
+        draft_run_body,
+        note="test runs of unsaved content: roles that may edit scripts (they could save it anyway)",
+    ),
     Case(
         "POST",
         "/api/v1/executions/{execution_id}/cancel",

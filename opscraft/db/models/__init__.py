@@ -14,7 +14,7 @@ from opscraft.db.models.automation import (
     WebhookTrigger,
 )
 from opscraft.db.models.chains import ChainLink, ChainRun
-from opscraft.db.models.executions import Execution, ExecutionLog
+from opscraft.db.models.executions import Execution, ExecutionDraft, ExecutionLog
 from opscraft.db.models.scripts import Script, ScriptTag, ScriptVersion
 from opscraft.db.models.secrets import ScriptSecret, Secret
 from opscraft.db.models.settings import AppSetting
@@ -32,6 +32,7 @@ __all__ = [
     "ChainLink",
     "ChainRun",
     "Execution",
+    "ExecutionDraft",
     "ExecutionLog",
     "NotificationChannel",
     "NotificationDelivery",

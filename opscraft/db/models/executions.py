@@ -75,6 +75,9 @@ class Execution(SQLModel, table=True):
     trigger: str = Field(default=Trigger.api.value, max_length=16)
     trigger_ref: str | None = Field(default=None, max_length=128)
     runner: str | None = Field(default=None, max_length=16)
+    # A test run of unsaved editor content (services/draft_runs.py): the content that ran is in
+    # `ExecutionDraft`; `script_version` is the saved version the edit started from.
+    draft: bool = Field(default=False)
     # The worker (`workers.id`) that claimed the run; None while queued.
     worker_id: str | None = Field(default=None, max_length=64, index=True)
     image: str | None = Field(default=None, max_length=255)
@@ -86,6 +89,16 @@ class Execution(SQLModel, table=True):
     queued_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ExecutionDraft(SQLModel, table=True):
+    """The exact content a test run (`Execution.draft`) ran, normalised as a save would store it;
+    kept apart so listing executions never reads it."""
+
+    __tablename__ = "execution_drafts"
+
+    execution_id: int = Field(foreign_key="executions.id", primary_key=True, ondelete="CASCADE")
+    content: str = Field(sa_column=Column(Text, nullable=False))
 
 
 class ExecutionLog(SQLModel, table=True):

@@ -1,0 +1,72 @@
+"""`/api/v1/scripts/{script_id}/test-runs`: run unsaved content of a script (services/draft_runs.py)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.executions_schemas import AnsibleRunOptions, ExecutionOut
+from opscraft.api.schemas import AUTHED, IdPath, error_responses
+from opscraft.db.models.scripts import ScriptType
+from opscraft.services import draft_runs
+from opscraft.services.storable import Text
+
+router = APIRouter(prefix="/api/v1/scripts", tags=["executions"])
+
+
+class TestRunCreate(BaseModel):
+    """The editor's unsaved content and the run's values; checked as a save would check them."""
+
+    model_config = {"extra": "forbid"}
+
+    content: Text = Field(min_length=1, examples=["#!/bin/bash\necho 'trying a change'"])
+    script_type: ScriptType | None = Field(default=None, description="Default: the saved script's type")
+    parameter_schema: dict[str, Any] | list[Any] | None = Field(
+        default=None,
+        description="The parameter declaration in the editor, in any form a save accepts "
+        "(default: the saved script's)",
+        examples=[[{"name": "COUNT", "type": "integer", "default": 3}]],
+    )
+    parameters: dict[str, Any] = Field(default_factory=dict, examples=[{"COUNT": 5}])
+    terraform_action: Literal["plan"] | None = Field(
+        default=None, description="Terraform scripts only: a test run only plans"
+    )
+    runner: Literal["docker", "local"] | None = Field(
+        default=None,
+        description="Default: Docker when reachable, else the local runner when an admin enabled it",
+    )
+    run_options: AnsibleRunOptions | None = Field(
+        default=None, description="Ansible scripts only: --limit, --tags, --skip-tags, --check, --diff"
+    )
+    acknowledge_risks: bool = Field(
+        default=False, description="Required (true) to run content with dangerous-pattern findings"
+    )
+
+
+@router.post(
+    "/{script_id}/test-runs",
+    response_model=ExecutionOut,
+    status_code=202,
+    summary="Test run: run unsaved content as a draft run (no version is saved, the script is unchanged)",
+    responses=error_responses(*AUTHED, 404, 409),
+)
+async def create_test_run(
+    script_id: IdPath, body: TestRunCreate, session: Session, actor: CurrentActor
+) -> ExecutionOut:
+    execution = await draft_runs.start(
+        session,
+        actor,
+        script_id,
+        body.content,
+        script_type=body.script_type,
+        parameter_schema=body.parameter_schema,
+        parameters_in=body.parameters,
+        terraform_action=body.terraform_action,
+        runner=body.runner,
+        run_options=body.run_options.model_dump(exclude_defaults=True) if body.run_options else None,
+        acknowledge_risks=body.acknowledge_risks,
+    )
+    return ExecutionOut.of(execution)

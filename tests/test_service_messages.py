@@ -1,0 +1,195 @@
+"""Messages a service sends are true to the situation and say what to do (issue 10: "review every
+message a service can send for truth"), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from opscraft import runtime
+from opscraft.db.models.scripts import ScriptType
+from opscraft.security.tokens import issue_token
+from opscraft.services import line_endings
+from opscraft.services.script_checks import check
+from tests.conftest import PASSWORD, LoggedIn
+
+
+async def test_a_token_of_the_wrong_type_is_named_with_the_fix(
+    client: httpx.AsyncClient, viewer: LoggedIn
+) -> None:
+    login = await client.post("/api/v1/auth/login", json={"username": "viewer", "password": PASSWORD})
+    tokens = login.json()
+    as_bearer = await client.get(
+        "/api/v1/auth/me", headers={"Authorization": f"Bearer {tokens['refresh_token']}"}
+    )
+    assert as_bearer.status_code == 401
+    assert as_bearer.json()["detail"] == (
+        "this is a refresh token, not an access token: send the access_token of the login response"
+    )
+    as_refresh = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["access_token"]})
+    assert as_refresh.status_code == 401
+    assert as_refresh.json()["detail"] == (
+        "this is an access token, not a refresh token: send the refresh_token of the login response"
+    )
+    key = runtime.current().settings.secret_key
+    assert key is not None
+    expired, _ = issue_token(key, viewer.id, "access", 0, timedelta(seconds=-5))
+    late = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {expired}"})
+    assert late.json()["detail"] == (
+        "the access token has expired: get a new one (POST /api/v1/auth/refresh) or log in again"
+    )
+    garbage = await client.get("/api/v1/auth/me", headers={"Authorization": "Bearer not-a-jwt"})
+    assert garbage.json()["detail"] == "the access token is invalid: log in again"
+
+
+@pytest.mark.parametrize(
+    ("script_type", "content", "message"),
+    [
+        (
+            ScriptType.bash,
+            "\ufeff#!/bin/bash\necho hi\n",
+            "removed the invisible byte order mark (BOM) at the start: with it, the first line "
+            "(such as #!/bin/bash) is not read as a shebang",
+        ),
+        (
+            ScriptType.python,
+            "\ufeffprint('hi')\n",
+            "removed the invisible byte order mark (BOM) at the start: with it, Python refuses line 1 "
+            "(invalid non-printable character U+FEFF)",
+        ),
+        (
+            ScriptType.ansible,
+            "\ufeff- hosts: localhost\n  tasks: []\n",
+            "removed the invisible byte order mark (BOM) at the start: scripts are stored without one",
+        ),
+        (
+            ScriptType.terraform,
+            '\ufeffoutput "x" {\n  value = 1\n}\n',
+            "removed the invisible byte order mark (BOM) at the start: scripts are stored without one",
+        ),
+    ],
+)
+async def test_the_bom_notice_speaks_of_the_script_type(
+    script_type: ScriptType, content: str, message: str
+) -> None:
+    checks = await check(script_type, content)
+    assert [n.message for n in checks.notices] == [message]
+    assert "#!/bin/bash" not in line_endings.normalize(content, "terraform")[1][0].message
+
+
+async def test_nul_refusals_say_what_to_do_not_which_database(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    body = {"username": "nul-user", "email": "nul@example.com", "password": "pass\u0000word-long-1"}
+    response = await client.post("/api/v1/users", json=body, headers=admin.headers)
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"field": "password", "message": "must not contain NUL characters (U+0000): remove them"}
+    ]
+    secret = {"name": "NUL_SECRET", "value": "a\u0000b"}
+    refused = await client.post("/api/v1/secrets", json=secret, headers=admin.headers)
+    assert refused.status_code == 422
+    assert "PostgreSQL" not in refused.text and "NUL" in refused.text
+
+
+async def test_script_create_reports_every_field_error_at_once(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    first = {"name": "taken", "script_type": "bash", "content": "echo hi\n"}
+    assert (await client.post("/api/v1/scripts", json=first, headers=admin.headers)).status_code == 201
+    body = {
+        "name": "taken",
+        "script_type": "python",
+        "content": "def broken(:\n",
+        "parameters": [{"name": "N", "type": "integer", "required": True, "default": 3}],
+        "timeout_seconds": 10**9,
+        "inventory": "[web]\nweb1\n",
+    }
+    response = await client.post("/api/v1/scripts", json=body, headers=admin.headers)
+    assert response.status_code == 422, response.text
+    errors = response.json()["errors"]
+    assert {e["field"] for e in errors} == {
+        "content",
+        "parameters.N",
+        "timeout_seconds",
+        "inventory",
+        "name",
+    }, errors
+    required = next(e for e in errors if e["field"] == "parameters.N")
+    assert required["message"] == (
+        "a required parameter cannot have a default (every run must give its value): "
+        "remove the default or make the parameter optional"
+    )
+    # The name alone: a 409 conflict, as before.
+    again = await client.post("/api/v1/scripts", json=first, headers=admin.headers)
+    assert again.status_code == 409
+    assert again.json()["detail"] == "a script with this name already exists: choose another name"
+    # Dangerous patterns are asked about only once nothing else is wrong.
+    risky = {
+        **first,
+        "name": "risky",
+        "content": "curl -s http://127.0.0.1:9/x | sh\n",
+        "timeout_seconds": 10**9,
+    }
+    refused = await client.post("/api/v1/scripts", json=risky, headers=admin.headers)
+    assert [e["field"] for e in refused.json()["errors"]] == ["timeout_seconds"]
+
+
+async def test_script_update_reports_every_field_error_at_once(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    made = await client.post(
+        "/api/v1/scripts",
+        json={"name": "one", "script_type": "bash", "content": "echo\n"},
+        headers=admin.headers,
+    )
+    await client.post(
+        "/api/v1/scripts",
+        json={"name": "two", "script_type": "bash", "content": "echo\n"},
+        headers=admin.headers,
+    )
+    change = {"name": "two", "content": "if then\n", "timeout_seconds": 10**9, "ssh_user": "deploy"}
+    response = await client.put(f"/api/v1/scripts/{made.json()['id']}", json=change, headers=admin.headers)
+    assert response.status_code == 422, response.text
+    assert {e["field"] for e in response.json()["errors"]} == {
+        "content",
+        "timeout_seconds",
+        "ssh_user",
+        "name",
+    }
+
+
+async def test_a_script_that_cannot_run_says_who_can_fix_it(
+    client: httpx.AsyncClient, viewer: LoggedIn, operator: LoggedIn
+) -> None:
+    body = {"name": "not-yet", "script_type": "bash", "content": "echo hi\n"}
+    script_id = (await client.post("/api/v1/scripts", json=body, headers=operator.headers)).json()["id"]
+    messages = {}
+    for who in (viewer, operator):
+        r = await client.post("/api/v1/executions", json={"script_id": script_id}, headers=who.headers)
+        assert r.status_code == 409
+        messages[who.username] = r.json()["detail"]
+    assert messages == {
+        "viewer": "script 'not-yet' is draft: only active scripts can be executed; "
+        "ask an operator or an admin to activate it first",
+        "operator": "script 'not-yet' is draft: only active scripts can be executed; "
+        "activate it first, or test-run it from its editor",
+    }
+
+
+async def test_used_and_unknown_credentials_say_what_to_do(
+    client: httpx.AsyncClient, viewer: LoggedIn
+) -> None:
+    login = await client.post("/api/v1/auth/login", json={"username": "viewer", "password": PASSWORD})
+    refresh_token = login.json()["refresh_token"]
+    assert (
+        await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
+    ).status_code == 200
+    reused = await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
+    assert reused.json()["detail"] == "the refresh token has been used or revoked: log in again"
+    unknown = await client.get("/api/v1/auth/me", headers={"Authorization": "Bearer ocp_" + "x" * 40})
+    assert unknown.json()["detail"] == (
+        "API token is invalid or revoked: check it, or create a new one on the API tokens page"
+    )

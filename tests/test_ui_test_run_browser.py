@@ -1,0 +1,97 @@
+"""Test run from the editor: the unsaved content runs as a draft run, marked as such on its page
+and in the lists, in the operator's name; nothing is saved and the edit stays in the editor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer, start_server, stop_server
+from tests.ui_journey import (
+    RUN_ENV,
+    code,
+    create_script,
+    log_in,
+    make_users,
+    type_code,
+    wait_connected,
+    wait_run,
+)
+
+pytestmark = pytest.mark.browser
+
+SAVED = '#!/bin/bash\necho "saved $WHO"\n'
+EDITED = '#!/bin/bash\necho "unsaved edit says $WHO"\n'
+PARAMS = [{"name": "WHO", "type": "string", "required": True}]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = start_server(Path(tmp_path_factory.mktemp("test-run-ui")) / "server", RUN_ENV)
+    try:
+        yield live
+    finally:
+        stop_server(live)
+
+
+@pytest.fixture(scope="module")
+def tokens(server: LiveServer) -> dict[str, dict[str, str]]:
+    return make_users(server)
+
+
+def test_test_run_of_unsaved_edit(server: LiveServer, tokens: dict[str, dict[str, str]], page: Any) -> None:
+    admin = tokens["admin"]
+    script = create_script(server, admin, "try-me", SAVED, parameters=PARAMS)
+    assert script["status"] == "draft"  # a draft cannot run normally; a test run can
+
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{script['id']}/edit")
+    wait_connected(page)
+    type_code(page, EDITED)
+    page.get_by_test_id("test-run").click()
+    dialog = page.get_by_test_id("execute-dialog")
+    dialog.get_by_test_id("test-run-notice").get_by_text("Nothing is saved").wait_for()
+    dialog.get_by_test_id("param-WHO").fill("the editor")
+    dialog.get_by_test_id("execute-submit").click()
+
+    # The editor stays, with the unsaved edit, and links to the run's output in a new tab.
+    link = page.get_by_test_id("test-run-link")
+    link.wait_for()
+    execution_id = int(str(link.get_attribute("href")).rsplit("/", 1)[1])
+    assert code(page) == EDITED
+    run = wait_run(server, admin, execution_id)
+    assert run["status"] == "success" and run["output"] == "unsaved edit says the editor\n"
+    assert run["draft"] is True and run["triggered_by_name"] == "operator"
+
+    with page.context.expect_page() as opened:
+        link.click()
+    output_page = opened.value
+    output_page.get_by_test_id("draft-badge").wait_for()
+    output_page.get_by_test_id("draft-notice").get_by_text("started by operator").wait_for()
+    assert output_page.get_by_test_id("run-again").count() == 0  # its content was never saved
+    output_page.get_by_test_id("draft-content").click()
+    output_page.get_by_text('echo "unsaved edit says $WHO"').wait_for()
+
+    # The executions list marks it too.
+    output_page.goto(f"{server.url}/executions")
+    output_page.get_by_test_id("runs-table").get_by_text("try-me · test run (unsaved, from v1)").wait_for()
+    output_page.close()
+
+    # Nothing was saved: same content, status and version; one version in the history.
+    saved = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=admin).json()
+    assert (saved["content"], saved["status"], saved["current_version"]) == (SAVED, "draft", 1)
+    versions = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}/versions", headers=admin).json()
+    assert versions["total"] == 1
+
+
+def test_a_new_script_is_saved_before_a_test_run(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/scripts/new")
+    wait_connected(page)
+    assert page.get_by_test_id("test-run").is_disabled()
