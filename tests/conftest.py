@@ -6,6 +6,7 @@ fails the test instead of skipping it.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import socket
@@ -95,9 +96,25 @@ async def postgres_scratch_database() -> AsyncIterator[str]:
         try:
             yield server.set(database=name).render_as_string(hide_password=False)
         finally:
-            await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            await _drop_database(conn, name)
     finally:
         await conn.close()
+
+
+async def _drop_database(conn: Any, name: str, within: float = 60.0) -> None:
+    """DROP DATABASE ... WITH (FORCE), again while an autovacuum worker (a superuser process
+    the test role may not terminate) is busy in it: that refusal lasts only as long as its pass."""
+    import asyncpg
+
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            return
+        except (asyncpg.InsufficientPrivilegeError, asyncpg.ObjectInUseError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
 
 
 @pytest.fixture(scope="session", autouse=True)
