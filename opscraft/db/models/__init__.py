@@ -13,7 +13,7 @@ from opscraft.db.models.automation import (
     ScheduleFire,
     WebhookTrigger,
 )
-from opscraft.db.models.executions import Execution, ExecutionLog
+from opscraft.db.models.executions import Execution, ExecutionLog, ExecutionTally
 from opscraft.db.models.scripts import Script, ScriptTag, ScriptVersion
 from opscraft.db.models.secrets import ScriptSecret, Secret
 from opscraft.db.models.settings import AppSetting
@@ -30,6 +30,7 @@ __all__ = [
     "AuditEvent",
     "Execution",
     "ExecutionLog",
+    "ExecutionTally",
     "NotificationChannel",
     "NotificationDelivery",
     "NotificationRule",
