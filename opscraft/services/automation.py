@@ -1,7 +1,8 @@
 """The background loops of automation in a server process: started and stopped by `lifecycle`.
 
-The notification sender (`notifications.run_sender`) and the scheduler
-(`schedules.run_scheduler`). Each loop is safe to run in any
+The notification sender (`notifications.run_sender`), the scheduler
+(`schedules.run_scheduler`) and the history upkeep (`retention.run_upkeep`: output retention and
+the dashboard's status tally). Each loop is safe to run in any
 number of processes at once (database claims decide who does what).
 """
 
@@ -12,7 +13,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 from opscraft.db.engine import Database
-from opscraft.services import notifications, schedules
+from opscraft.services import notifications, retention, schedules
 
 
 @dataclass
@@ -36,5 +37,6 @@ def start(db: Database) -> AutomationLoops:
         [
             asyncio.create_task(notifications.run_sender(db), name="notifications"),
             asyncio.create_task(schedules.run_scheduler(db), name="scheduler"),
+            asyncio.create_task(retention.run_upkeep(db), name="history-upkeep"),
         ]
     )
