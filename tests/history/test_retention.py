@@ -28,7 +28,9 @@ async def _settings(client: httpx.AsyncClient, admin: LoggedIn, **values: Any) -
 async def _chunks(execution_id: int) -> int:
     async with runtime.current().db.session() as s:
         found = await s.exec(
-            select(func.count()).select_from(ExecutionLog).where(col(ExecutionLog.execution_id) == execution_id)
+            select(func.count())
+            .select_from(ExecutionLog)
+            .where(col(ExecutionLog.execution_id) == execution_id)
         )
         return int(found.one())
 
@@ -107,7 +109,9 @@ async def test_deleting_rows_keeps_audit_events_and_dashboard_counts_true(
         r = await client.get(f"/api/v1/executions/{execution_id}", headers=operator.headers)
         assert r.status_code == 404
         assert await _chunks(execution_id) == 0
-    assert (await client.get(f"/api/v1/executions/{kept}", headers=operator.headers)).json()["output_removed_at"] is None
+    assert (await client.get(f"/api/v1/executions/{kept}", headers=operator.headers)).json()[
+        "output_removed_at"
+    ] is None
     assert await _audit_count() == audit_before + 1
     async with runtime.current().db.session() as s:
         about = await s.exec(select(AuditEvent).where(col(AuditEvent.target_id) == str(old[0])))
