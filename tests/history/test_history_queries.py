@@ -87,6 +87,7 @@ async def history(admin: LoggedIn) -> dict[str, int]:
         ({"script_id": "script"}, "ix_executions_script_queued"),
         ({"user_id": "user"}, "ix_executions_user_queued"),
         ({"trigger": "schedule"}, "ix_executions_trigger_queued"),
+        ({"script_id": "script", "status": "failed"}, "ix_executions_script_status_queued"),
     ],
 )
 async def test_each_history_filter_pages_through_its_index(
@@ -114,7 +115,10 @@ async def test_dashboard_and_retention_queries_use_their_indexes(
     assert "ix_executions_output_kept" in kept[0], kept[0]
     async with runtime.current().db.session() as s:
         users = await _plans_of(lambda: executions.triggering_users(s, actor), "EXISTS")
-    assert "ix_executions_user_queued" in users[0] or "ix_executions_triggered_by" in users[0], users[0]
+    assert "ix_executions_user_queued" in users[0], users[0]
+    async with runtime.current().db.session() as s:
+        counts = await _plans_of(lambda: execution_counts.status_counts(s), "GROUP BY")
+    assert "ix_executions_status_queued" not in counts[0], f"a pass over every run: {counts[0]}"
 
 
 async def test_total_is_counted_up_to_the_cap(

@@ -56,6 +56,7 @@ class Execution(SQLModel, table=True):
         Index("ix_executions_status_queued", "status", "queued_at"),
         # History filters and the dashboard at a million rows (docs/benchmarks.md shows the plans).
         Index("ix_executions_user_queued", "triggered_by", "queued_at"),
+        Index("ix_executions_script_status_queued", "script_id", "status", "queued_at"),
         Index("ix_executions_trigger_queued", "trigger", "queued_at"),
         Index("ix_executions_finished_status", "finished_at", "status"),
         # Output retention's work list: finished runs whose output is still stored, oldest first.
@@ -77,7 +78,8 @@ class Execution(SQLModel, table=True):
     terraform_action: str | None = Field(default=None, max_length=16)
     # Ansible run options ({"limit", "tags", "skip_tags", "check", "diff"}), validated at start.
     run_options: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
-    triggered_by: int | None = Field(default=None, foreign_key="users.id", index=True, ondelete="SET NULL")
+    # Indexed by ix_executions_user_queued (its first column).
+    triggered_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     # The username at the time of the run: history stays readable after the user is deleted.
     triggered_by_name: str | None = Field(default=None, max_length=64)
     # How the run started; `trigger_ref` names the system actor (e.g. "schedule:3") that started

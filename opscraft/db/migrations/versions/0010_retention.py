@@ -26,6 +26,9 @@ def upgrade() -> None:
     with op.batch_alter_table("executions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("output_removed_at", opscraft.db.types.UTCDateTime(), nullable=True))
     op.create_index("ix_executions_user_queued", "executions", ["triggered_by", "queued_at"])
+    # The user filter's index starts with triggered_by: it serves the foreign key's lookups too.
+    op.drop_index("ix_executions_triggered_by", table_name="executions")
+    op.create_index("ix_executions_script_status_queued", "executions", ["script_id", "status", "queued_at"])
     op.create_index("ix_executions_trigger_queued", "executions", ["trigger", "queued_at"])
     op.create_index("ix_executions_finished_status", "executions", ["finished_at", "status"])
     op.create_index(
@@ -51,8 +54,10 @@ def downgrade() -> None:
         "ix_executions_output_kept",
         "ix_executions_finished_status",
         "ix_executions_trigger_queued",
+        "ix_executions_script_status_queued",
         "ix_executions_user_queued",
     ):
         op.drop_index(name, table_name="executions")
+    op.create_index("ix_executions_triggered_by", "executions", ["triggered_by"])
     with op.batch_alter_table("executions", schema=None) as batch_op:
         batch_op.drop_column("output_removed_at")
