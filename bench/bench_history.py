@@ -266,7 +266,8 @@ async def _plans(rt: Any) -> None:
         "LIMIT 10001) AS m",
         "daily rates": "SELECT date(finished_at), count(*) FROM executions "
         f"WHERE finished_at >= {week} GROUP BY date(finished_at)",
-        "tally + recent": "SELECT status, count(*) FROM executions WHERE id > 999000 GROUP BY status",
+        "tally + recent": "SELECT status, count(*) FROM (SELECT status FROM executions WHERE id > 999000 "
+        "ORDER BY id) AS r GROUP BY status",
         "retention work list": "SELECT id FROM executions WHERE output_removed_at IS NULL "
         f"AND finished_at IS NOT NULL AND finished_at < {week} ORDER BY finished_at LIMIT 200",
     }
