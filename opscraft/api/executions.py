@@ -8,8 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from opscraft.api.deps import CurrentActor, Session
-from opscraft.api.executions_schemas import ExecutionCreate, ExecutionOut, LogsOut, RanContentOut
-from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, IdQuery, Page, Skip, error_responses
+from opscraft.api.executions_schemas import (
+    ExecutionCreate,
+    ExecutionOut,
+    ExecutionPage,
+    LogsOut,
+    RanContentOut,
+)
+from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, IdQuery, Skip, error_responses
+from opscraft.db.models.executions import Trigger
 from opscraft.services import executions, runs
 from opscraft.services.executions import MAX_LOG_PAGE, MAX_PAGE, STATUS_FILTERS
 
@@ -39,8 +46,8 @@ async def create_execution(body: ExecutionCreate, session: Session, actor: Curre
 
 @router.get(
     "",
-    response_model=Page[ExecutionOut],
-    summary="List executions, newest first",
+    response_model=ExecutionPage,
+    summary="List executions, newest first (`total` is counted up to 10,000: see `total_capped`)",
     responses=error_responses(*AUTHED),
 )
 async def list_executions(
@@ -58,10 +65,14 @@ async def list_executions(
     user_id: IdQuery = None,
     since: Annotated[datetime | None, Query(description="Queued at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="Queued at or before (ISO 8601)")] = None,
+    trigger: Annotated[
+        str | None,
+        Query(max_length=16, description="How it started", json_schema_extra={"enum": list(Trigger)}),
+    ] = None,
     skip: Skip = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-) -> Page[ExecutionOut]:
-    rows, total = await executions.list_executions(
+) -> ExecutionPage:
+    rows, total, capped = await executions.list_executions(
         session,
         actor,
         script_id=script_id,
@@ -69,10 +80,13 @@ async def list_executions(
         user_id=user_id,
         since=since,
         until=until,
+        trigger=trigger,
         skip=skip,
         limit=limit,
     )
-    return Page(items=[ExecutionOut.of(e) for e in rows], total=total, skip=skip, limit=limit)
+    return ExecutionPage(
+        items=[ExecutionOut.of(e) for e in rows], total=total, total_capped=capped, skip=skip, limit=limit
+    )
 
 
 @router.get(

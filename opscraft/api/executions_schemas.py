@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from opscraft.api.schemas import MAX_ID
+from opscraft.api.schemas import MAX_ID, Page
 from opscraft.db.models import Execution, ExecutionLog
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.services.executions import LogPage
@@ -86,6 +86,9 @@ class ExecutionOut(BaseModel):
     error_message: str | None
     output_bytes: int
     output_truncated: bool
+    output_removed_at: datetime | None = Field(
+        description="When output retention deleted the stored output (its size stays in output_bytes)"
+    )
     cancel_requested: bool
     queued_at: datetime
     started_at: datetime | None
@@ -97,6 +100,13 @@ class ExecutionOut(BaseModel):
         return cls.model_validate(
             {**execution.model_dump(), "duration_seconds": _duration(execution)}, from_attributes=True
         )
+
+
+class ExecutionPage(Page[ExecutionOut]):
+    """A page of executions. `total` counts the matching runs up to 10,000; `total_capped` is
+    true when more match (then `total` is a lower bound: show it as "10,000+")."""
+
+    total_capped: bool = Field(description="True when more than `total` runs match")
 
 
 def _duration(execution: Execution) -> float | None:

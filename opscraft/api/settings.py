@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 from opscraft.api.deps import CurrentActor, Session
 from opscraft.api.schemas import AUTHED, error_responses
@@ -16,16 +16,24 @@ class SettingsOut(BaseModel):
     registration_open: bool
     local_runner_enabled: bool
     api_tokens_require_expiry: bool
+    output_retention_days: int = Field(description="Delete stored output older than this many days (0: keep)")
+    output_retention_gb: float = Field(description="Delete the oldest output beyond this many GB (0: no cap)")
+    retention_delete_executions: bool = Field(
+        description="Past output_retention_days, delete the execution rows too (audit events stay)"
+    )
 
 
 class SettingsPatch(BaseModel):
-    """Only the settings given change."""
+    """Only the settings given change. Values are JSON's own types (no "true" for true)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    registration_open: bool | None = None
-    local_runner_enabled: bool | None = None
-    api_tokens_require_expiry: bool | None = None
+    registration_open: StrictBool | None = None
+    local_runner_enabled: StrictBool | None = None
+    api_tokens_require_expiry: StrictBool | None = None
+    output_retention_days: StrictInt | None = Field(default=None, description="0 to 36500; 0 keeps output")
+    output_retention_gb: StrictFloat | None = Field(default=None, description="0 to 1000000; 0 means no cap")
+    retention_delete_executions: StrictBool | None = None
 
 
 @router.get(

@@ -19,6 +19,16 @@ KNOWN: dict[str, tuple[type, Any]] = {
     "local_runner_enabled": (bool, False),
     # Personal access tokens must have an expiry date (services/api_tokens.py).
     "api_tokens_require_expiry": (bool, False),
+    # Output retention (services/retention.py): 0 keeps output for ever.
+    "output_retention_days": (int, 0),
+    "output_retention_gb": (float, 0.0),
+    # With a retention period: also delete the execution rows (not their audit events) past it.
+    "retention_delete_executions": (bool, False),
+}
+# Numeric settings: inclusive (lowest, highest) values; 0 means "off" for both retention limits.
+RANGES: dict[str, tuple[float, float]] = {
+    "output_retention_days": (0, 36_500),
+    "output_retention_gb": (0, 1_000_000),
 }
 
 
@@ -32,15 +42,30 @@ async def get_all(session: AsyncSession) -> dict[str, Any]:
     return {key: await get(session, key) for key in KNOWN}
 
 
+def _checked(key: str, value: Any) -> Any:
+    """`value` as the setting's type; `Invalid` (naming the field) when unknown, mistyped or out of range."""
+    if key not in KNOWN:
+        raise Invalid(f"unknown setting {key!r}; known settings: {', '.join(sorted(KNOWN))}")
+    kind, _ = KNOWN[key]
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    fits = {bool: isinstance(value, bool), int: number and isinstance(value, int), float: number}
+    if not fits[kind]:
+        raise Invalid(
+            f"setting {key!r} must be a {kind.__name__}",
+            details=[{"field": key, "message": f"must be a {kind.__name__}"}],
+        )
+    if key in RANGES:
+        low, high = RANGES[key]
+        if not low <= value <= high:
+            message = f"must be between {low:g} and {high:g} (0 turns it off)"
+            raise Invalid(f"setting {key!r} {message}", details=[{"field": key, "message": message}])
+    return kind(value)
+
+
 async def update(session: AsyncSession, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
     """Change several settings at once (all or none); returns every setting."""
     require(actor.user, Permission.manage_settings)
-    for key, value in values.items():
-        if key not in KNOWN:
-            raise Invalid(f"unknown setting {key!r}; known settings: {', '.join(sorted(KNOWN))}")
-        kind, _ = KNOWN[key]
-        if not isinstance(value, kind):
-            raise Invalid(f"setting {key!r} must be a {kind.__name__}")
+    values = {key: _checked(key, value) for key, value in values.items()}
     for key, value in values.items():
         row = await session.get(AppSetting, key)
         if row is None:

@@ -1,8 +1,9 @@
 """The background loops of automation in a server process: started and stopped by `lifecycle`.
 
 The notification sender (`notifications.run_sender`), the scheduler
-(`schedules.run_scheduler`) and the starter of chained runs (`chains.run_starter`). Each loop
-is safe to run in any number of processes at once (database claims decide who does what).
+(`schedules.run_scheduler`), the starter of chained runs (`chains.run_starter`) and the history
+upkeep (`retention.run_upkeep`: output retention and the dashboard's status tally). Each loop is
+safe to run in any number of processes at once (database claims decide who does what).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import contextlib
 from dataclasses import dataclass, field
 
 from opscraft.db.engine import Database
-from opscraft.services import chains, notifications, schedules
+from opscraft.services import chains, notifications, retention, schedules
 
 
 @dataclass
@@ -37,5 +38,6 @@ def start(db: Database) -> AutomationLoops:
             asyncio.create_task(notifications.run_sender(db), name="notifications"),
             asyncio.create_task(schedules.run_scheduler(db), name="scheduler"),
             asyncio.create_task(chains.run_starter(db), name="chains"),
+            asyncio.create_task(retention.run_upkeep(db), name="history-upkeep"),
         ]
     )

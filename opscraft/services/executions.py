@@ -34,7 +34,15 @@ from opscraft.db.types import utcnow
 from opscraft.execution import ansible_options, terraform_plan
 from opscraft.execution.client import ExecutionClient
 from opscraft.execution.events import Event
-from opscraft.services import app_settings, approvals, audit, notifications, parameters, secrets
+from opscraft.services import (
+    app_settings,
+    approvals,
+    audit,
+    execution_counts,
+    notifications,
+    parameters,
+    secrets,
+)
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from opscraft.services.permissions import Permission, can, require
@@ -377,13 +385,21 @@ async def list_executions(
     user_id: int | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    trigger: str | None = None,
     skip: int = 0,
     limit: int = 50,
-) -> tuple[list[Execution], int]:
-    """Executions newest first, with the total matching the filters."""
+) -> tuple[list[Execution], int, bool]:
+    """Executions newest first, the number matching the filters counted up to
+    `execution_counts.COUNT_CAP`, and whether more match (then the number is a lower bound)."""
     require(actor.user, Permission.view_scripts)
     if skip < 0 or not 1 <= limit <= MAX_PAGE:
         raise Invalid(f"skip must be >= 0 and limit between 1 and {MAX_PAGE}")
+    if trigger is not None and trigger not in Trigger.__members__:
+        allowed = ", ".join(Trigger.__members__)
+        raise Invalid(
+            f"trigger must be one of: {allowed}",
+            details=[{"field": "trigger", "message": f"must be one of: {allowed}"}],
+        )
     wanted = _status_filter(status)
     conditions = []
     if script_id is not None:
@@ -396,7 +412,12 @@ async def list_executions(
         conditions.append(col(Execution.queued_at) >= since)
     if until is not None:
         conditions.append(col(Execution.queued_at) <= until)
-    total = (await session.exec(select(func.count()).select_from(Execution).where(*conditions))).one()
+    if trigger is not None:
+        conditions.append(col(Execution.trigger) == trigger)
+    # Counting stops at the cap (or just past this page, for a deep page): COUNT(*) over a
+    # million rows would cost more than the page itself.
+    cap = max(execution_counts.COUNT_CAP, skip + limit)
+    total, capped = await execution_counts.capped_count(session, conditions, cap)
     rows = await session.exec(
         select(Execution)
         .where(*conditions)
@@ -404,18 +425,16 @@ async def list_executions(
         .offset(skip)
         .limit(limit)
     )
-    return list(rows.all()), int(total)
+    return list(rows.all()), total, capped
 
 
 async def triggering_users(session: AsyncSession, actor: Actor) -> list[tuple[int, str]]:
     """(user id, username) of everyone who has started an execution: the history's user filter."""
     require(actor.user, Permission.view_scripts)
-    rows = await session.exec(
-        select(Execution.triggered_by, func.max(Execution.triggered_by_name))
-        .where(col(Execution.triggered_by).is_not(None))
-        .group_by(Execution.triggered_by)
-    )
-    return sorted(((int(uid), name or f"user {uid}") for uid, name in rows.all()), key=lambda u: u[1].lower())
+    # One index probe per user (ix_executions_user_queued), not a pass over every run.
+    started = select(Execution.id).where(col(Execution.triggered_by) == col(User.id)).exists()
+    rows = await session.exec(select(User.id, User.username).where(started))
+    return sorted(((int(uid), name) for uid, name in rows.all()), key=lambda u: u[1].lower())
 
 
 async def get(session: AsyncSession, actor: Actor, execution_id: int) -> Execution:
@@ -509,9 +528,7 @@ async def dashboard_stats(
 ) -> DashboardStats:
     """Counts by status, what runs now, the latest runs and the success rate per day."""
     require(actor.user, Permission.view_scripts)
-    counted = await session.exec(select(Execution.status, func.count()).group_by(Execution.status))
-    counts = {status.value: 0 for status in ExecutionStatus}
-    counts.update({str(status): int(n) for status, n in counted.all()})
+    counts = await execution_counts.status_counts(session)
     running = await session.exec(
         select(Execution)
         .where(col(Execution.status) == ExecutionStatus.running)

@@ -158,6 +158,14 @@ class ExecutionView:
                 "(with resource limits, but no container).",
                 "not-isolated",
             )
+        if run.output_removed_at is not None:
+            banner(
+                "auto_delete",
+                "grey",
+                f"Output removed by retention on {_moment(run.output_removed_at)}: an admin's setting "
+                f"keeps output for a limited time (it was {_size(run.output_bytes)}).",
+                "output-removed",
+            )
         if run.error_message:
             expected = run.status in (ExecutionStatus.cancelled, ExecutionStatus.timed_out)
             banner(
@@ -184,7 +192,8 @@ class ExecutionView:
                     _fact("Terraform", run.terraform_action, "terraform-action")
                 if run.status in FINAL_STATUSES:
                     truncated = " (truncated)" if run.output_truncated else ""
-                    _fact("Output", _size(run.output_bytes) + truncated, "size")
+                    removed = " (removed by retention)" if run.output_removed_at else ""
+                    _fact("Output", _size(run.output_bytes) + truncated + removed, "size")
         with (
             ui.expansion("Parameters", icon="tune", value=bool(run.parameters))
             .classes("w-full")

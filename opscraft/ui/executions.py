@@ -141,7 +141,9 @@ class RunHistory:
 
     async def _results(self) -> None:
         try:
-            rows, total = await call(executions.list_executions, self.actor, **self.filters.service_args())
+            rows, total, capped = await call(
+                executions.list_executions, self.actor, **self.filters.service_args()
+            )
         except ServiceError as exc:
             notify_error(exc.message)
             return
@@ -151,7 +153,8 @@ class RunHistory:
                 ui.icon("history", size="3rem")
                 if total:
                     ui.label(
-                        f"This page is past the last one ({total} run{'s' if total > 1 else ''} in all)."
+                        f"This page is past the last one ({total}{'+' if capped else ''} "
+                        f"run{'s' if total > 1 else ''} in all)."
                     )
                     ui.button("First page", on_click=lambda: self.apply(page=1)).props("flat no-caps")
                 elif replace(self.filters, page=1) != RunFilter(script_id=self.fixed_script):
@@ -163,7 +166,8 @@ class RunHistory:
         pages = max(1, -(-total // PAGE_SIZE))
         first = (self.filters.page - 1) * PAGE_SIZE + 1
         with ui.row().classes("w-full items-center justify-between"):
-            ui.label(f"{first}-{first + len(rows) - 1} of {total}").classes("text-grey-7").props(
+            shown = f"{total:,}+" if capped else str(total)
+            ui.label(f"{first}-{first + len(rows) - 1} of {shown}").classes("text-grey-7").props(
                 'data-testid="runs-count"'
             )
             if pages > 1:

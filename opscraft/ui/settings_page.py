@@ -24,6 +24,20 @@ SWITCHES = {
         "They are not isolated: enable only on a machine you trust the script authors with.",
     ),
 }
+# Output retention (services/retention.py): number inputs, then the switch for execution rows.
+RETENTION_NUMBERS = {
+    "output_retention_days": ("Keep output for (days)", 0, "0 keeps output for ever."),
+    "output_retention_gb": (
+        "Keep at most (GB of output)",
+        2,
+        "0: no cap. Beyond it the oldest output goes first.",
+    ),
+}
+RETENTION_SWITCH = (
+    "retention_delete_executions",
+    "Also delete execution rows past the retention period",
+    "Their output, status and parameters go too; audit events are always kept.",
+)
 
 
 def _system_facts() -> list[tuple[str, str]]:
@@ -35,6 +49,38 @@ def _system_facts() -> list[tuple[str, str]]:
         ("Redis", "configured" if settings.redis_url else "not configured"),
         ("Data directory", str(settings.data_dir)),
     ]
+
+
+def _retention_fields(
+    draft: Draft, values: dict[str, Any], switches: dict[str, ui.switch]
+) -> dict[str, ui.number]:
+    """The output retention section; adds its switch to `switches`, returns its number inputs."""
+    ui.separator()
+    ui.label("Output retention").classes("text-subtitle1 font-medium")
+    numbers: dict[str, ui.number] = {}
+    with ui.row().classes("w-full gap-4 items-start"):
+        for key, (label, decimals, hint) in RETENTION_NUMBERS.items():
+            numbers[key] = (
+                ui.number(label, value=values[key], min=0, precision=decimals)
+                .props(f'outlined dense hint="{hint}" data-testid="setting-{key}"')
+                .classes("w-60")
+            )
+            draft.field(key, numbers[key])
+    key, label, help_text = RETENTION_SWITCH
+    with ui.column().classes("gap-0"):
+        switches[key] = ui.switch(label, value=values[key]).props(f'data-testid="setting-{key}"')
+        draft.field(key, switches[key])
+        ui.label(help_text).classes("text-caption text-grey-7 pl-12")
+    return numbers
+
+
+def _number(key: str, value: float | None) -> Any:
+    """The input's value as the setting's type (an empty input is 0: off); a fraction where a whole
+    number is wanted is passed on as it is, so the service refuses it under the field."""
+    kind, _ = app_settings.KNOWN[key]
+    if value is None:
+        return kind(0)
+    return int(value) if kind is int and float(value).is_integer() else float(value)
 
 
 @protected_page("/settings", Permission.manage_settings, title="Settings")
@@ -53,6 +99,7 @@ async def settings_page(actor: Actor) -> None:
                     switches[key] = ui.switch(label, value=values[key]).props(f'data-testid="setting-{key}"')
                     draft.field(key, switches[key])
                     ui.label(help_text).classes("text-caption text-grey-7 pl-12")
+            numbers = _retention_fields(draft, values, switches)
             if forced_local:
                 ui.label(
                     "OPSCRAFT_LOCAL_RUNNER=1 allows the local runner on this server whatever the switch says."
@@ -62,17 +109,18 @@ async def settings_page(actor: Actor) -> None:
                 current = await guard(Permission.manage_settings)
                 if current is None:
                     return
-                changes = {key: bool(switch.value) for key, switch in switches.items()}
+                changes: dict[str, Any] = {key: bool(switch.value) for key, switch in switches.items()}
+                changes |= {key: _number(key, field.value) for key, field in numbers.items()}
 
                 async def update() -> dict[str, Any]:
                     async with runtime.current().db.session() as s:
                         return await app_settings.update(s, current, changes)
 
-                saved = await run_action(update, "Settings saved")
+                saved = await run_action(update, "Settings saved", numbers)
                 if saved is not None:
                     draft.clear()
-                    for key, switch in switches.items():
-                        switch.value = saved[key]
+                    for key, element in {**switches, **numbers}.items():
+                        element.value = saved[key]
 
             ui.button("Save", icon="save", on_click=save).props('unelevated data-testid="settings-save"')
             ui.timer(0, draft.restore, once=True)

@@ -14,7 +14,7 @@ from opscraft.db.models.automation import (
     WebhookTrigger,
 )
 from opscraft.db.models.chains import ChainLink, ChainRun
-from opscraft.db.models.executions import Execution, ExecutionDraft, ExecutionLog
+from opscraft.db.models.executions import Execution, ExecutionDraft, ExecutionLog, ExecutionTally
 from opscraft.db.models.scripts import Script, ScriptTag, ScriptVersion
 from opscraft.db.models.secrets import ScriptSecret, Secret
 from opscraft.db.models.settings import AppSetting
@@ -34,6 +34,7 @@ __all__ = [
     "Execution",
     "ExecutionDraft",
     "ExecutionLog",
+    "ExecutionTally",
     "NotificationChannel",
     "NotificationDelivery",
     "NotificationRule",

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text
+from sqlalchemy import JSON, Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from opscraft.db.types import UTCDateTime, utcnow
@@ -55,6 +55,18 @@ class Execution(SQLModel, table=True):
     __table_args__ = (
         Index("ix_executions_script_queued", "script_id", "queued_at"),
         Index("ix_executions_status_queued", "status", "queued_at"),
+        # History filters and the dashboard at a million rows (docs/benchmarks.md shows the plans).
+        Index("ix_executions_user_queued", "triggered_by", "queued_at"),
+        Index("ix_executions_script_status_queued", "script_id", "status", "queued_at"),
+        Index("ix_executions_trigger_queued", "trigger", "queued_at"),
+        Index("ix_executions_finished_status", "finished_at", "status"),
+        # Output retention's work list: finished runs whose output is still stored, oldest first.
+        Index(
+            "ix_executions_output_kept",
+            "finished_at",
+            sqlite_where=text("output_removed_at IS NULL"),
+            postgresql_where=text("output_removed_at IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -67,7 +79,8 @@ class Execution(SQLModel, table=True):
     terraform_action: str | None = Field(default=None, max_length=16)
     # Ansible run options ({"limit", "tags", "skip_tags", "check", "diff"}), validated at start.
     run_options: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
-    triggered_by: int | None = Field(default=None, foreign_key="users.id", index=True, ondelete="SET NULL")
+    # Indexed by ix_executions_user_queued (its first column).
+    triggered_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     # The username at the time of the run: history stays readable after the user is deleted.
     triggered_by_name: str | None = Field(default=None, max_length=64)
     # How the run started; `trigger_ref` names the system actor (e.g. "schedule:3") that started
@@ -85,6 +98,8 @@ class Execution(SQLModel, table=True):
     error_message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     output_bytes: int = Field(default=0)
     output_truncated: bool = Field(default=False)
+    # When output retention (services/retention.py) deleted the stored output; None while kept.
+    output_removed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     cancel_requested: bool = Field(default=False)
     queued_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -113,3 +128,15 @@ class ExecutionLog(SQLModel, table=True):
     stream: str = Field(max_length=8)
     content: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ExecutionTally(SQLModel, table=True):
+    """How many finished runs with `id <= upto_id` ended in each status: the dashboard adds the
+    runs after `upto_id` to it instead of counting a million rows (services/history_counts.py)."""
+
+    __tablename__ = "execution_tallies"
+
+    status: str = Field(primary_key=True, max_length=32)
+    count: int
+    upto_id: int
+    computed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

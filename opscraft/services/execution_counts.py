@@ -1,0 +1,91 @@
+"""Execution counts that stay cheap at a million runs.
+
+- `status_counts`: the dashboard's all-time count per status, exact, without counting every row:
+  a stored tally (`execution_tallies`) of the finished runs up to a watermark id, refreshed in the
+  background (`refresh_tally`), plus a count of the few runs after the watermark (a primary-key
+  range). A finished run never changes status again, so the tally stays true until retention
+  deletes rows, after which retention refreshes it.
+- `capped_count`: how many rows a history filter matches, counting at most `COUNT_CAP` + 1 rows
+  (GitLab's and GitHub's lists do the same: "10,000+"); an exact total over a million rows is
+  the slow part of a page.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft.db.engine import Database
+from opscraft.db.models import Execution, ExecutionTally
+from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
+from opscraft.db.types import utcnow
+
+COUNT_CAP = 10_000
+# A run queued this recently may still be in an uncommitted transaction: the watermark stays below it.
+SETTLE_SECONDS = 60
+ACTIVE = [s for s in ExecutionStatus if s not in FINAL_STATUSES]
+
+
+async def capped_count(
+    session: AsyncSession, conditions: list[Any], cap: int = COUNT_CAP
+) -> tuple[int, bool]:
+    """(matching rows, capped): at most `cap`, and `capped` True when more rows match."""
+    matching = select(col(Execution.id)).where(*conditions).limit(cap + 1).subquery()
+    found = int((await session.exec(select(func.count()).select_from(matching))).one())
+    return min(found, cap), found > cap
+
+
+async def status_counts(session: AsyncSession) -> dict[str, int]:
+    """Runs per status, all time, every status present (0 when none): tally + runs after it."""
+    counts = {status.value: 0 for status in ExecutionStatus}
+    tallies = list((await session.exec(select(ExecutionTally))).all())
+    upto = max((t.upto_id for t in tallies), default=0)
+    for tally in tallies:
+        counts[tally.status] = counts.get(tally.status, 0) + tally.count
+    # A subquery on the primary-key range: grouped directly, SQLite's planner walks the whole
+    # status index instead of the few rows after the watermark (docs/benchmarks.md).
+    after = select(Execution.status).where(col(Execution.id) > upto).order_by(col(Execution.id)).subquery()
+    recent = await session.exec(select(after.c.status, func.count()).group_by(after.c.status))
+    for status, n in recent.all():
+        counts[str(status)] = counts.get(str(status), 0) + int(n)
+    return counts
+
+
+async def refresh_tally(db: Database) -> int:
+    """Recount the finished runs up to a new watermark and store the tally; returns the watermark.
+
+    The watermark is below every unfinished run and below the runs of the last `SETTLE_SECONDS`,
+    so every run at or under it is final and committed. The recount reads (one full pass, in the
+    background); the write is one short transaction."""
+    async with db.session() as s:
+        first_active = (
+            await s.exec(select(func.min(Execution.id)).where(col(Execution.status).in_(ACTIVE)))
+        ).one()
+        settled = (
+            await s.exec(
+                select(Execution.id)
+                .where(col(Execution.queued_at) < utcnow() - timedelta(seconds=SETTLE_SECONDS))
+                .order_by(col(Execution.queued_at).desc())
+                .limit(1)
+            )
+        ).first()
+        upto = min(settled or 0, (first_active - 1) if first_active is not None else settled or 0)
+        rows = await s.exec(
+            select(Execution.status, func.count()).where(col(Execution.id) <= upto).group_by(Execution.status)
+        )
+        found = {str(status): int(n) for status, n in rows.all()}
+        await s.rollback()  # end the read before the short write
+        await s.exec(delete(ExecutionTally))
+        now = utcnow()
+        for status in sorted(FINAL_STATUSES):
+            s.add(
+                ExecutionTally(
+                    status=status.value, count=found.get(status.value, 0), upto_id=upto, computed_at=now
+                )
+            )
+        await s.commit()
+    return upto

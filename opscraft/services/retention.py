@@ -1,0 +1,206 @@
+"""Output retention: delete stored output (and optionally execution rows) past an age or a size.
+
+Settings (admin, `app_settings`): `output_retention_days` (0 keeps output for ever),
+`output_retention_gb` (0: no cap; beyond it the oldest finished runs lose their output first),
+`retention_delete_executions` (past the age, delete the execution rows too).
+
+The work runs in the background (`run_upkeep`, started by `services/automation.py` in every
+process that dispatches run events) in batches of `BATCH` runs, each its own short transaction, so
+runs are never blocked for long; several processes may run it at once (every step is idempotent:
+a batch another process already did changes nothing). Only finished runs are touched. A run whose
+output was removed keeps its row and size, with `output_removed_at` set, which the API and the
+execution page show. Audit events are never deleted: each round that removed something records
+one `retention.apply` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, update
+from sqlmodel import col, select
+
+from opscraft.db.engine import Database
+from opscraft.db.models import Execution, ExecutionLog
+from opscraft.db.models.executions import FINAL_STATUSES
+from opscraft.db.types import utcnow
+from opscraft.services import app_settings, audit, execution_counts
+from opscraft.services.actor import Actor
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+GB = 1024**3
+INTERVAL_SECONDS = 600.0
+# Between two batches: other writers (runs storing output) get the database.
+PAUSE_SECONDS = 0.02
+ACTOR = Actor.on_behalf_of(None, "retention")
+
+
+@dataclass
+class RetentionRound:
+    """What one round did: runs whose output was removed, rows deleted, output bytes freed."""
+
+    outputs_removed: int = 0
+    executions_deleted: int = 0
+    bytes_freed: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.outputs_removed or self.executions_deleted)
+
+
+async def run_once(db: Database, *, now: datetime | None = None, batch: int = BATCH) -> RetentionRound:
+    """Apply the retention settings once, in batches of `batch` runs; returns what it did."""
+    now = now or utcnow()
+    async with db.session() as s:
+        days = await app_settings.get(s, "output_retention_days")
+        cap_gb = await app_settings.get(s, "output_retention_gb")
+        delete_rows = await app_settings.get(s, "retention_delete_executions")
+    done = RetentionRound()
+    if days > 0:
+        cutoff = now - timedelta(days=days)
+        if delete_rows:
+            while ids := await _finished_before(db, cutoff, batch):
+                done.bytes_freed += await _delete_executions(db, ids)
+                done.executions_deleted += len(ids)
+                await asyncio.sleep(PAUSE_SECONDS)
+        while kept := await _kept(db, batch, cutoff):
+            await _remove_output(db, [i for i, _ in kept], now, done)
+            await asyncio.sleep(PAUSE_SECONDS)
+    if cap_gb > 0:
+        await _cap_size(db, int(cap_gb * GB), now, batch, done)
+    if done.changed:
+        await _audit(db, done, days, cap_gb, delete_rows)
+        if done.executions_deleted:
+            await execution_counts.refresh_tally(db)
+    return done
+
+
+async def _finished_before(db: Database, cutoff: datetime, batch: int) -> list[int]:
+    async with db.session() as s:
+        rows = await s.exec(
+            select(Execution.id)
+            .where(col(Execution.finished_at) < cutoff, col(Execution.status).in_(FINAL_STATUSES))
+            .order_by(col(Execution.finished_at))
+            .limit(batch)
+        )
+        return [int(i) for i in rows.all()]
+
+
+async def _kept(db: Database, batch: int, cutoff: datetime | None = None) -> list[tuple[int, int]]:
+    """(id, output bytes) of finished runs whose output is still stored, oldest finished first
+    (`ix_executions_output_kept`, a partial index on exactly these rows)."""
+    conditions = [col(Execution.output_removed_at).is_(None), col(Execution.finished_at).is_not(None)]
+    if cutoff is not None:
+        conditions.append(col(Execution.finished_at) < cutoff)
+    async with db.session() as s:
+        rows = await s.exec(
+            select(Execution.id, Execution.output_bytes)
+            .where(*conditions)
+            .order_by(col(Execution.finished_at))
+            .limit(batch)
+        )
+        return [(int(i), int(n)) for i, n in rows.all()]
+
+
+async def _remove_output(db: Database, ids: list[int], now: datetime, done: RetentionRound) -> None:
+    """Delete the output chunks of `ids` and mark them removed, in one short transaction."""
+    async with db.session() as s:
+        freed = (
+            await s.exec(
+                select(func.coalesce(func.sum(Execution.output_bytes), 0)).where(
+                    col(Execution.id).in_(ids), col(Execution.output_removed_at).is_(None)
+                )
+            )
+        ).one()
+        await s.exec(delete(ExecutionLog).where(col(ExecutionLog.execution_id).in_(ids)))
+        marked = await s.exec(
+            update(Execution)
+            .where(col(Execution.id).in_(ids), col(Execution.output_removed_at).is_(None))
+            .values(output_removed_at=now)
+        )
+        await s.commit()
+    done.outputs_removed += marked.rowcount
+    done.bytes_freed += int(freed)
+
+
+async def _delete_executions(db: Database, ids: list[int]) -> int:
+    """Delete execution rows (their output, run events and approvals go with them: ON DELETE
+    CASCADE; references from schedules and deliveries become NULL); returns output bytes freed."""
+    async with db.session() as s:
+        freed = (
+            await s.exec(
+                select(func.coalesce(func.sum(Execution.output_bytes), 0)).where(
+                    col(Execution.id).in_(ids), col(Execution.output_removed_at).is_(None)
+                )
+            )
+        ).one()
+        await s.exec(delete(ExecutionLog).where(col(ExecutionLog.execution_id).in_(ids)))
+        await s.exec(delete(Execution).where(col(Execution.id).in_(ids)))
+        await s.commit()
+    return int(freed)
+
+
+async def _cap_size(db: Database, limit: int, now: datetime, batch: int, done: RetentionRound) -> None:
+    """Remove the oldest finished runs' output until the output still stored fits in `limit` bytes."""
+    async with db.session() as s:
+        stored = (
+            await s.exec(
+                select(func.coalesce(func.sum(Execution.output_bytes), 0)).where(
+                    col(Execution.output_removed_at).is_(None)
+                )
+            )
+        ).one()
+    excess = int(stored) - limit
+    while excess > 0 and (kept := await _kept(db, batch)):
+        chosen: list[int] = []
+        for execution_id, size in kept:
+            chosen.append(execution_id)
+            excess -= size
+            if excess <= 0:
+                break
+        await _remove_output(db, chosen, now, done)
+        await asyncio.sleep(PAUSE_SECONDS)
+
+
+async def _audit(db: Database, done: RetentionRound, days: int, cap_gb: float, delete_rows: bool) -> None:
+    async with db.session() as s:
+        audit.record(
+            s,
+            ACTOR,
+            "retention.apply",
+            "execution",
+            None,
+            actor_name="retention",
+            outputs_removed=done.outputs_removed,
+            executions_deleted=done.executions_deleted,
+            bytes_freed=done.bytes_freed,
+            output_retention_days=days,
+            output_retention_gb=cap_gb,
+            retention_delete_executions=delete_rows,
+        )
+        await s.commit()
+
+
+async def run_upkeep(db: Database, interval: float = INTERVAL_SECONDS) -> None:
+    """Until cancelled: refresh the dashboard's tally, apply retention, sleep `interval` seconds."""
+    while True:
+        try:
+            await execution_counts.refresh_tally(db)
+            done = await run_once(db)
+            if done.changed:
+                log.info(
+                    "retention: output of %d run(s) removed, %d run(s) deleted, %d bytes freed",
+                    done.outputs_removed,
+                    done.executions_deleted,
+                    done.bytes_freed,
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("history upkeep failed; retrying in %s s", interval)
+        await asyncio.sleep(interval)

@@ -1,0 +1,52 @@
+"""Rows for the history tests: executions with stored output, written straight to the database."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from opscraft import runtime
+from opscraft.db.models import Execution, ExecutionLog, Script
+from opscraft.db.models.executions import ExecutionStatus
+from opscraft.db.models.scripts import ScriptType
+
+
+async def script() -> int:
+    async with runtime.current().db.session() as s:
+        row = Script(name="history", script_type=ScriptType.bash, content="true")
+        s.add(row)
+        await s.commit()
+        assert row.id is not None
+        return row.id
+
+
+async def execution(
+    script_id: int,
+    finished_at: datetime | None,
+    *,
+    status: ExecutionStatus = ExecutionStatus.success,
+    chunks: int = 2,
+    chunk_bytes: int = 10,
+    user_id: int | None = None,
+    trigger: str = "api",
+) -> int:
+    """An execution queued and finished at `finished_at` (running when None) with `chunks` of output."""
+    async with runtime.current().db.session() as s:
+        row = Execution(
+            script_id=script_id,
+            script_version=1,
+            script_name="history",
+            script_type="bash",
+            status=status if finished_at else ExecutionStatus.running,
+            output_bytes=chunks * chunk_bytes,
+            triggered_by=user_id,
+            trigger=trigger,
+            **({"queued_at": finished_at, "started_at": finished_at} if finished_at else {}),
+            finished_at=finished_at,
+        )
+        s.add(row)
+        await s.flush()
+        assert row.id is not None
+        for seq in range(1, chunks + 1):
+            s.add(ExecutionLog(execution_id=row.id, seq=seq, stream="stdout", content="x" * chunk_bytes))
+        await s.commit()
+        return row.id

@@ -1,0 +1,176 @@
+"""Output retention on SQLite and PostgreSQL: what it deletes, in batches, what it keeps, and how
+the API and the setting's validation and permissions behave."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from opscraft import runtime
+from opscraft.db.models import AuditEvent, Execution, ExecutionLog
+from opscraft.db.types import utcnow
+from opscraft.services import retention
+from tests.conftest import LoggedIn
+from tests.history import seeding
+
+
+async def _settings(client: httpx.AsyncClient, admin: LoggedIn, **values: Any) -> dict[str, Any]:
+    r = await client.put("/api/v1/settings", json=values, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def _chunks(execution_id: int) -> int:
+    async with runtime.current().db.session() as s:
+        found = await s.exec(
+            select(func.count())
+            .select_from(ExecutionLog)
+            .where(col(ExecutionLog.execution_id) == execution_id)
+        )
+        return int(found.one())
+
+
+async def _audit_count() -> int:
+    async with runtime.current().db.session() as s:
+        return int((await s.exec(select(func.count()).select_from(AuditEvent))).one())
+
+
+@pytest.fixture
+def batches(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
+    """The id lists of each output-removing transaction, in order."""
+    seen: list[list[int]] = []
+    real = retention._remove_output
+
+    async def spy(db: Any, ids: list[int], *args: Any) -> None:
+        seen.append(list(ids))
+        await real(db, ids, *args)
+
+    monkeypatch.setattr(retention, "_remove_output", spy)
+    return seen
+
+
+async def test_age_removes_old_output_in_batches_and_keeps_the_rest(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn, batches: list[list[int]]
+) -> None:
+    script_id = await seeding.script()
+    now = utcnow()
+    old = [await seeding.execution(script_id, now - timedelta(days=40 + i)) for i in range(5)]
+    recent = await seeding.execution(script_id, now - timedelta(days=1))
+    running = await seeding.execution(script_id, None)
+    saved = await _settings(client, admin, output_retention_days=30)
+    assert saved["output_retention_days"] == 30
+    audit_before = await _audit_count()
+
+    done = await retention.run_once(runtime.current().db, now=now, batch=2)
+
+    assert (done.outputs_removed, done.executions_deleted, done.bytes_freed) == (5, 0, 5 * 20)
+    assert [len(b) for b in batches] == [2, 2, 1], "small batches, each its own transaction"
+    assert sorted(i for b in batches for i in b) == sorted(old)
+    for execution_id in old:
+        assert await _chunks(execution_id) == 0
+        shown = (await client.get(f"/api/v1/executions/{execution_id}", headers=viewer.headers)).json()
+        assert shown["output_removed_at"] is not None and shown["output_bytes"] == 20
+        logs = (await client.get(f"/api/v1/executions/{execution_id}/logs", headers=viewer.headers)).json()
+        assert logs["items"] == [] and logs["complete"] is True
+    for execution_id in (recent, running):
+        assert await _chunks(execution_id) == 2
+        shown = (await client.get(f"/api/v1/executions/{execution_id}", headers=viewer.headers)).json()
+        assert shown["output_removed_at"] is None
+    assert await _audit_count() == audit_before + 1, "nothing deleted from the audit; one event added"
+    events = (await client.get("/api/v1/audit?action=retention.apply", headers=admin.headers)).json()
+    assert events["items"][0]["details"]["outputs_removed"] == 5
+
+    again = await retention.run_once(runtime.current().db, now=now, batch=2)
+    assert not again.changed, "a second round (or another process) finds nothing left to do"
+
+
+async def test_deleting_rows_keeps_audit_events_and_dashboard_counts_true(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn
+) -> None:
+    script_id = await seeding.script()
+    now = utcnow()
+    old = [await seeding.execution(script_id, now - timedelta(days=100 + i)) for i in range(3)]
+    kept = await seeding.execution(script_id, now - timedelta(days=2))
+    async with runtime.current().db.session() as s:  # an audit event about an execution retention deletes
+        s.add(AuditEvent(action="execution.create", target_type="execution", target_id=str(old[0])))
+        await s.commit()
+    await _settings(client, admin, output_retention_days=90, retention_delete_executions=True)
+    audit_before = await _audit_count()
+
+    done = await retention.run_once(runtime.current().db, now=now, batch=2)
+
+    assert (done.executions_deleted, done.bytes_freed) == (3, 60)
+    for execution_id in old:
+        r = await client.get(f"/api/v1/executions/{execution_id}", headers=operator.headers)
+        assert r.status_code == 404
+        assert await _chunks(execution_id) == 0
+    assert (await client.get(f"/api/v1/executions/{kept}", headers=operator.headers)).json()[
+        "output_removed_at"
+    ] is None
+    assert await _audit_count() == audit_before + 1
+    async with runtime.current().db.session() as s:
+        about = await s.exec(select(AuditEvent).where(col(AuditEvent.target_id) == str(old[0])))
+        assert about.first() is not None, "audit events outlive the rows they describe"
+    listed = (await client.get("/api/v1/executions", headers=operator.headers)).json()
+    assert [e["id"] for e in listed["items"]] == [kept] and listed["total"] == 1
+
+
+async def test_size_cap_removes_the_oldest_output_first(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    script_id = await seeding.script()
+    now = utcnow()
+    runs = [
+        await seeding.execution(script_id, now - timedelta(hours=10 - i), chunks=4, chunk_bytes=250)
+        for i in range(4)
+    ]  # 1,000 bytes each, oldest first
+    await _settings(client, admin, output_retention_gb=2_500 / retention.GB)
+
+    done = await retention.run_once(runtime.current().db, now=now)
+
+    assert (done.outputs_removed, done.bytes_freed) == (2, 2_000), "4,000 stored, 2,500 allowed"
+    assert [await _chunks(i) for i in runs] == [0, 0, 4, 4]
+    async with runtime.current().db.session() as s:
+        removed = await s.exec(select(Execution.id).where(col(Execution.output_removed_at).is_not(None)))
+        assert sorted(removed.all()) == runs[:2]
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"output_retention_days": -1}, "output_retention_days"),
+        ({"output_retention_days": 36_501}, "output_retention_days"),
+        ({"output_retention_days": 1.5}, "output_retention_days"),
+        ({"output_retention_days": "30"}, "output_retention_days"),
+        ({"output_retention_days": True}, "output_retention_days"),
+        ({"output_retention_gb": -0.5}, "output_retention_gb"),
+        ({"output_retention_gb": "lots"}, "output_retention_gb"),
+        ({"retention_delete_executions": "yes"}, "retention_delete_executions"),
+    ],
+)
+async def test_invalid_retention_settings_are_422_naming_the_field(
+    client: httpx.AsyncClient, admin: LoggedIn, values: dict[str, Any], field: str
+) -> None:
+    before = (await client.get("/api/v1/settings", headers=admin.headers)).json()
+    r = await client.put("/api/v1/settings", json=values, headers=admin.headers)
+    assert r.status_code == 422, r.text
+    assert field in r.json()["detail"]
+    assert any(field in e["field"] for e in r.json()["errors"]), r.json()
+    assert (await client.get("/api/v1/settings", headers=admin.headers)).json() == before
+
+
+async def test_only_admins_change_retention_and_the_change_is_audited(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, viewer: LoggedIn
+) -> None:
+    for user in (viewer, operator):
+        r = await client.put("/api/v1/settings", json={"output_retention_days": 1}, headers=user.headers)
+        assert r.status_code == 403, r.text
+    assert (await client.get("/api/v1/settings", headers=viewer.headers)).json()["output_retention_days"] == 0
+    await _settings(client, admin, output_retention_days=7, output_retention_gb=1.5)
+    events = (await client.get("/api/v1/audit?action=setting.update", headers=admin.headers)).json()["items"]
+    changed = {e["target_id"]: e["details"]["value"] for e in events}
+    assert changed == {"output_retention_days": 7, "output_retention_gb": 1.5}
+    assert all(e["actor_name"] == "admin" for e in events)
