@@ -53,13 +53,14 @@ def configure(settings: Settings) -> None:
         os.environ.setdefault("NICEGUI_REDIS_KEY_PREFIX", f"{settings.redis_prefix}:nicegui:")
     from nicegui import app
 
-    from opscraft.api import install_api
+    from opscraft.api import install_api, lean_path
     from opscraft.api.docs import install_docs
     from opscraft.ui import register_pages
 
     install_api(app, settings)
     install_docs(app)
     register_pages()
+    lean_path.install(app)
     for name in ("uvicorn.access", "uvicorn.error"):
         logging.getLogger(name).addFilter(RedactTokens())
 
