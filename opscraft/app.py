@@ -54,13 +54,14 @@ def configure(settings: Settings) -> None:
     nicegui_environment(settings)
     from nicegui import app
 
-    from opscraft.api import install_api
+    from opscraft.api import install_api, lean_path
     from opscraft.api.docs import install_docs
     from opscraft.ui import register_pages
 
     install_api(app, settings)
     install_docs(app)
     register_pages()
+    lean_path.install(app)
     for name in ("uvicorn.access", "uvicorn.error"):
         logging.getLogger(name).addFilter(RedactTokens())
 

@@ -15,7 +15,7 @@ from opscraft.db.models import RefreshToken, User
 from opscraft.db.types import utcnow
 from opscraft.security.passwords import hash_password, needs_rehash, verify_password
 from opscraft.security.tokens import TokenError, decode_token, is_personal_token, issue_token
-from opscraft.services import api_tokens, audit
+from opscraft.services import api_tokens, audit, user_cache
 from opscraft.services.actor import Actor
 from opscraft.services.errors import RateLimited, Unauthorized
 
@@ -140,6 +140,9 @@ async def logout(session: AsyncSession, actor: Actor, refresh_token: str | None)
 
 
 async def user_for_access_token(session: AsyncSession, token: str) -> User:
+    """The user behind a JWT access token, if the token is valid and so is its user (active, same
+    token version); the row may come from `user_cache` (at most `TTL_SECONDS` old, dropped
+    when the user changes). Raises Unauthorized."""
     settings = runtime.current().settings
     assert settings.secret_key
     try:
@@ -150,7 +153,8 @@ async def user_for_access_token(session: AsyncSession, token: str) -> User:
             "wrong_type": "send the access_token of the login response",
         }.get(exc.reason, "log in again")
         raise Unauthorized(f"{exc}: {fix}") from None
-    return await user_for_session(session, claims.user_id, claims.version)
+    user = await user_cache.get(session.bind, claims.user_id, lambda user_id: session.get(User, user_id))
+    return _valid_user(user, claims.version)
 
 
 async def actor_for_bearer(session: AsyncSession, token: str, client_ip: str | None) -> Actor:
@@ -163,7 +167,10 @@ async def actor_for_bearer(session: AsyncSession, token: str, client_ip: str | N
 
 async def user_for_session(session: AsyncSession, user_id: int, version: int) -> User:
     """The user behind a token or UI session, if it is still valid (active, same token version)."""
-    user = await session.get(User, user_id)
+    return _valid_user(await session.get(User, user_id), version)
+
+
+def _valid_user(user: User | None, version: int) -> User:
     if user is None or not user.is_active or user.token_version != version:
         raise Unauthorized("your session has ended: log in again")
     return user

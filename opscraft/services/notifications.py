@@ -434,33 +434,43 @@ SUBSCRIBER = "notifications"
 async def on_run_events(session: AsyncSession, events: list[RunEventMessage]) -> None:
     """Run-event subscriber (`lifecycle.start` registers it): the deliveries of each finished run,
     written inside the dispatcher's transaction (so exactly once per event); the sender loop
-    sends them afterwards, outside the run's path."""
+    sends them afterwards, outside the run's path. The enabled rules are read once per batch:
+    with none (the common case), a batch costs that one query."""
+    rules = await _enabled_rules(session)
     added = 0
-    for event in events:
-        added += await _enqueue(session, event.execution_id)
+    if rules:
+        for event in events:
+            added += await _enqueue(session, event.execution_id, rules)
     if added:  # after the dispatcher's commit, not before
         asyncio.get_running_loop().call_later(0.2, wake)
 
 
-async def _enqueue(session: AsyncSession, execution_id: int) -> int:
-    execution = await session.get(Execution, execution_id)
-    if execution is None:
-        return 0
-    events = await events_for(session, execution)
-    if not events:
-        return 0
+async def _enabled_rules(session: AsyncSession) -> list[NotificationRule]:
+    """Every enabled rule whose channel is enabled too."""
     rules = await session.exec(
         select(NotificationRule)
         .join(NotificationChannel, col(NotificationChannel.id) == col(NotificationRule.channel_id))
-        .where(
-            col(NotificationRule.enabled),
-            col(NotificationChannel.enabled),
-            (col(NotificationRule.script_id).is_(None))
-            | (col(NotificationRule.script_id) == execution.script_id),
-        )
+        .where(col(NotificationRule.enabled), col(NotificationChannel.enabled))
     )
+    return list(rules.all())
+
+
+async def _enqueue(
+    session: AsyncSession, execution_id: int, enabled: list[NotificationRule] | None = None
+) -> int:
+    """Write the delivery rows of run `execution_id`'s current state for the rules that want
+    them (`enabled`: the enabled rules, read here when not given); returns how many are new."""
+    if enabled is None:
+        enabled = await _enabled_rules(session)
+    execution = await session.get(Execution, execution_id) if enabled else None
+    if execution is None:
+        return 0
+    rules = [rule for rule in enabled if rule.script_id in (None, execution.script_id)]
+    events = await events_for(session, execution) if rules else []
+    if not events:
+        return 0
     wanted: dict[tuple[int, str], None] = {}
-    for rule in rules.all():
+    for rule in rules:
         for event in events:
             if event in rule.events:
                 wanted[(rule.channel_id, event)] = None

@@ -1,0 +1,87 @@
+"""A short-lived, per-process cache of the user row behind an access token (issue 15).
+
+Every authenticated API request and WebSocket checked its access token against the `users` row
+(active, same token version), one ORM round trip each, a large part of a run's server CPU. The
+row is now kept here for `TTL_SECONDS`; the checks themselves still run on every request
+(`services.auth.user_for_session`), on the cached values.
+
+Invalidation: any ORM update or delete of a `User` (role, deactivation, password change, token
+version bump) drops its entry at flush and again after the commit, and an entry read before the
+latest change of its user is never stored, so a change is seen at once by every later request
+of this process. Another web process sees it within `TTL_SECONDS` (there is no cross-process
+signal; the same bound as its own cache's age).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session, object_session
+
+from opscraft.db.models import User
+
+TTL_SECONDS = 1.0
+MAX_ENTRIES = 10_000
+_CHANGED_KEY = "opscraft_changed_users"
+
+# Keyed by (database engine, user id): one process may serve several databases (the tests do).
+_entries: dict[tuple[object, int], tuple[float, dict[str, Any]]] = {}
+_changed_at: dict[int, float] = {}
+
+
+def forget(user_id: int) -> None:
+    """Drop `user_id`'s entries; reads that began before now will not store theirs."""
+    for key in [key for key in _entries if key[1] == user_id]:
+        del _entries[key]
+    _changed_at[user_id] = time.monotonic()
+
+
+def clear() -> None:
+    """Drop every entry (tests, and a new database behind the same process)."""
+    _entries.clear()
+    _changed_at.clear()
+
+
+async def get(database: object, user_id: int, load: Callable[[int], Awaitable[User | None]]) -> User | None:
+    """The user `user_id`: from the cache when fresh, as a detached copy (never attached to a
+    session: services reload a user they change), else the row `load(user_id)` returns, which
+    is then cached. None when no such user exists (not cached). `database` identifies the
+    database (its engine)."""
+    now = time.monotonic()
+    key = (database, user_id)
+    cached = _entries.get(key)
+    if cached is not None and cached[0] > now:
+        return User.model_validate(cached[1])
+    user = await load(user_id)
+    if user is None:
+        return None
+    if _changed_at.get(user_id, 0.0) < now:
+        if len(_entries) >= MAX_ENTRIES:
+            _entries.clear()
+        _entries[key] = (now + TTL_SECONDS, user.model_dump())
+    return user
+
+
+@event.listens_for(User, "after_update")
+@event.listens_for(User, "after_delete")
+def _user_changed(_mapper: Any, _connection: Any, target: User) -> None:
+    if target.id is None:
+        return
+    forget(target.id)
+    session = object_session(target)
+    if session is not None:
+        session.info.setdefault(_CHANGED_KEY, set()).add(target.id)
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    for user_id in session.info.pop(_CHANGED_KEY, ()):
+        forget(user_id)
+
+
+@event.listens_for(Session, "after_rollback")
+def _rolled_back(session: Session) -> None:
+    session.info.pop(_CHANGED_KEY, None)
