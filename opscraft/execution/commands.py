@@ -72,6 +72,8 @@ def _ansible(spec: RunSpec, secret_dir: str) -> Command:
             )
     else:
         target = ["-i", "localhost,", "-c", "local"]
+        # `localhost,` is a host list: only its plugin reads this constant (no inventory text).
+        env["ANSIBLE_INVENTORY_ENABLED"] = "host_list"
     try:
         options = ansible_options.argv(spec.run_options)
     except ansible_options.OptionError as exc:

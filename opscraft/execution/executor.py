@@ -163,7 +163,13 @@ class Executor:
             except SecretUnavailable as exc:
                 message = f"a secret attached to the script cannot be used: {exc}"
                 return store.Finish(ExecutionStatus.error, error_message=message)
-            spec = replace(spec, env=secrets.env, secret_files=secrets.files, secret_values=secrets.values())
+            # The run's own settings (the Terraform backend's) win over a secret of the same name.
+            spec = replace(
+                spec,
+                env={**secrets.env, **spec.env},
+                secret_files=secrets.files,
+                secret_values=[*spec.secret_values, *secrets.values()],
+            )
         if spec.terraform_action == terraform_plan.APPLY_PLAN:
             try:
                 spec = replace(spec, plan_file=self._plan_file(spec.execution_id))

@@ -99,6 +99,22 @@ async def test_ansible_gets_parameters_as_extra_vars(
 
 
 @RUNNERS
+async def test_ansible_without_inventory_targets_localhost_as_all(
+    client: httpx.AsyncClient, admin: LoggedIn, runner_name: str
+) -> None:
+    """Without an inventory the run's only host is `localhost` (`-i localhost,`), so a play
+    for `hosts: all` runs there instead of matching no host and "succeeding" having done nothing."""
+    playbook = (
+        "- hosts: all\n  gather_facts: false\n  tasks:\n"
+        '    - debug:\n        msg: "on {{ inventory_hostname }}"\n'
+    )
+    final, text = await run(client, admin, playbook, runner_name, script_type="ansible", timeout=120)
+    assert final["status"] == "success", (final, text)
+    assert '"msg": "on localhost"' in text, text
+    assert "no hosts matched" not in text and "Unable to parse" not in text, text
+
+
+@RUNNERS
 @pytest.mark.parametrize("action", ["plan", "apply"])
 async def test_terraform_plan_or_apply_with_tf_vars(
     client: httpx.AsyncClient, admin: LoggedIn, runner_name: str, action: str

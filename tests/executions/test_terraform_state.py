@@ -157,6 +157,43 @@ async def test_state_is_kept_versioned_rolled_back_and_destroyed(
     assert _download_outputs(await _download(client, operator, script_id, 4)) == {}
 
 
+SENSITIVE_TF = """variable "db_password" {
+  type      = string
+  sensitive = true
+}
+
+resource "terraform_data" "db" {
+  input = var.db_password
+}
+"""
+
+
+async def test_a_script_with_attached_secrets_keeps_its_state_in_opscraft(
+    client: httpx.AsyncClient, operator: LoggedIn, served: None
+) -> None:
+    """A sensitive variable's secret (`TF_VAR_<name>`, the documented way) must not cost the
+    script its kept state: the run gets the backend settings and the secrets together."""
+    script_id = await make_script(client, operator, SENSITIVE_TF, script_type="terraform")
+    r = await client.post(
+        "/api/v1/secrets",
+        json={"name": "TF_VAR_db_password", "value": "s3cr3t-db-pw"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 201, r.text
+    r = await client.post(f"/api/v1/scripts/{script_id}/secrets/{r.json()['id']}", headers=operator.headers)
+    assert r.status_code == 201, r.text
+
+    final, text = await _run(client, operator, script_id, terraform_action="apply", parameters={})
+    assert final["status"] == "success", text
+    assert 'Successfully configured the backend "http"' in text, text
+    assert "s3cr3t-db-pw" not in text
+    versions = await _versions(client, operator, script_id)
+    assert [v["execution_id"] for v in versions] == [final["id"]]
+    # The next plan starts from that state: nothing to do.
+    final, text = await _run(client, operator, script_id, terraform_action="plan", parameters={})
+    assert final["status"] == "success" and "No changes" in text, text
+
+
 def _output(state: dict[str, Any]) -> str:
     return str(state["outputs"]["message"]["value"])
 
