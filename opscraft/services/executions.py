@@ -194,7 +194,7 @@ async def create(
             f"script {script.name!r} is {script.status}: only active scripts can be executed; "
             "activate it first (operators and admins can)"
         )
-    resolved = parameters.resolve(script.parameters, parameters_in)
+    resolved = parameters.resolve(script.parameters, parameters_in, script.script_type)
     if resolved:
         await secrets.check_parameter_shadowing(session, script_id, resolved)
     action = _terraform_action(script, terraform_action, confirm_destroy)

@@ -118,7 +118,7 @@ async def _script(session: AsyncSession, script_id: int) -> Script:
 def _apply(schedule: Schedule, script: Script, data: ScheduleIn) -> None:
     cron = check_cron(data.cron)
     check_timezone(data.timezone)
-    resolved = parameters.resolve(script.parameters, data.parameters)
+    resolved = parameters.resolve(script.parameters, data.parameters, script.script_type)
     schedule.name = data.name.strip()
     schedule.cron, schedule.timezone, schedule.parameters = cron, data.timezone, resolved
     schedule.enabled = data.enabled

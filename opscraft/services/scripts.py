@@ -446,7 +446,7 @@ async def _check_content(
     ]
     schema: list[dict[str, Any]] = []
     try:
-        schema = parameters.normalize(parameters_raw)
+        schema = parameters.normalize(parameters_raw, script_type.value)
     except Invalid as exc:
         errors += exc.details
     if errors:
