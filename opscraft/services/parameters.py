@@ -15,6 +15,7 @@ from typing import Any
 
 from opscraft.execution.param_env import interpreted_name
 from opscraft.services.errors import Invalid
+from opscraft.services.invisible import bidi_problem
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_PARAMETERS = 100
@@ -118,6 +119,9 @@ def _to_text(value: Any) -> str:
         raise _Bad("must be a string")
     if "\x00" in text:
         raise _Bad("must not contain NUL characters")
+    bidi = bidi_problem(text)
+    if bidi:
+        raise _Bad(bidi)
     if len(text) > MAX_VALUE_CHARS:
         raise _Bad(f"must be at most {MAX_VALUE_CHARS} characters")
     return text
@@ -126,7 +130,7 @@ def _to_text(value: Any) -> str:
 def _check_name(name: object, script_type: str | None) -> str:
     if not isinstance(name, str) or not name:
         raise _Bad("each parameter needs a name")
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise _Bad(
             "name must be an environment variable identifier: letters, digits and '_', "
             "not starting with a digit, at most 64 characters"
