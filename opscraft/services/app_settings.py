@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from opscraft.db.models import AppSetting
+from opscraft.db.models import AppSetting, Role
 from opscraft.db.types import utcnow
 from opscraft.services import audit, conflicts
 from opscraft.services.actor import Actor
@@ -17,9 +17,13 @@ from opscraft.services.permissions import Permission, require
 KNOWN: dict[str, tuple[type, Any]] = {
     "registration_open": (bool, False),
     "local_runner_enabled": (bool, False),
+    # The lowest role that may run on the local runner (viewer, operator or admin).
+    "local_runner_role": (str, "operator"),
     # Personal access tokens must have an expiry date (services/api_tokens.py).
     "api_tokens_require_expiry": (bool, False),
 }
+# Settings with a fixed set of values.
+CHOICES: dict[str, tuple[str, ...]] = {"local_runner_role": tuple(role.value for role in Role)}
 
 
 async def get(session: AsyncSession, key: str) -> Any:
@@ -41,6 +45,11 @@ async def update(session: AsyncSession, actor: Actor, values: dict[str, Any]) ->
         kind, _ = KNOWN[key]
         if not isinstance(value, kind):
             raise Invalid(f"setting {key!r} must be a {kind.__name__}")
+        if key in CHOICES and value not in CHOICES[key]:
+            raise Invalid(
+                f"setting {key!r} must be one of: {', '.join(CHOICES[key])}",
+                details=[{"field": key, "message": f"must be one of: {', '.join(CHOICES[key])}"}],
+            )
     for key, value in values.items():
         row = await session.get(AppSetting, key)
         if row is None:
