@@ -138,7 +138,9 @@ async def test_bad_requests_say_what_to_fix(
     assert (await client.get("/api/v1/executions/0/logs", headers=viewer.headers)).status_code == 422
 
 
-@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_LOCAL_RUNNER": False}])
+@pytest.mark.parametrize(
+    "engine_settings", [{"OPSCRAFT_LOCAL_RUNNER": False, "OPSCRAFT_LOCAL_RUNNER_ROLE": None}]
+)
 async def test_local_runner_needs_an_admin(
     client: httpx.AsyncClient, viewer: LoggedIn, operator: LoggedIn, admin: LoggedIn
 ) -> None:
@@ -177,6 +179,7 @@ def docker_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
 
 
+@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_LOCAL_RUNNER_ROLE": None}])
 async def test_viewer_without_docker_is_told_why_the_local_runner_is_not_for_them(
     docker_unreachable: None, client: httpx.AsyncClient, viewer: LoggedIn, operator: LoggedIn
 ) -> None:
