@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     # with `opscraft worker` processes elsewhere).
     workers: int = Field(4, ge=0, le=64, validation_alias="OPSCRAFT_WORKERS")
     local_runner: bool = Field(False, validation_alias="OPSCRAFT_LOCAL_RUNNER")
+    # The lowest role that may run scripts on the local runner; unset: the `local_runner_role`
+    # setting an admin chooses (default operator). See docs/executions.md, "Local runner".
+    local_runner_role: Literal["viewer", "operator", "admin"] | None = Field(
+        None, validation_alias="OPSCRAFT_LOCAL_RUNNER_ROLE"
+    )
     max_output_bytes: int = Field(50 * 1024 * 1024, gt=0, validation_alias="OPSCRAFT_MAX_OUTPUT_BYTES")
     max_timeout_seconds: int = Field(24 * 3600, gt=0, validation_alias="OPSCRAFT_MAX_TIMEOUT_SECONDS")
     shutdown_grace_seconds: float = Field(10.0, ge=0, validation_alias="OPSCRAFT_SHUTDOWN_GRACE_SECONDS")

@@ -27,6 +27,8 @@ pytestmark = pytest.mark.browser
 TEST_IMAGE = "opscraft-test/runner:1"
 SERVER_ENV = {
     "OPSCRAFT_LOCAL_RUNNER": "1",
+    # The viewer's runs use the local runner where Docker is missing, and one test on purpose.
+    "OPSCRAFT_LOCAL_RUNNER_ROLE": "viewer",
     **{f"OPSCRAFT_IMAGE_{kind}": TEST_IMAGE for kind in ("BASH", "PYTHON", "ANSIBLE", "TERRAFORM")},
 }
 GREET = """\

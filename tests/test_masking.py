@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import platform
@@ -11,6 +12,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote, quote_plus
@@ -277,3 +279,110 @@ def test_a_64_kib_value_builds_its_masker_quickly() -> None:
     masker = Masker([value])
     assert time.monotonic() - started < 10  # 0.7 s here; the DFA took minutes
     assert run(masker, [f"x {value} y\n"]) == f"x {MASK} y\n"
+
+
+# Nested printing, as real programs do it: `python3 -c PROGRAM` prints `PROGRAM`'s expressions of
+# the value in `S`, NUL-separated.
+NESTED_PYTHON = r"""
+import json, os, shlex, sys, yaml
+v = os.environ["S"]
+forms = [
+    json.dumps(json.dumps(v)),  # JSON inside JSON (a tool's JSON result holding a JSON string)
+    json.dumps(json.dumps(v, ensure_ascii=False), ensure_ascii=False),
+    json.dumps(repr(v)),  # Python repr inside JSON
+    json.dumps(shlex.quote(v)),  # shell quoting inside JSON (a command in a JSON result)
+    repr(json.dumps(v)),  # JSON inside a Python literal
+    str({"k": json.dumps(v)}),  # printing a dict that holds a JSON string
+    yaml.safe_dump(json.dumps(v), default_style='"', width=10**9).removesuffix("\n"),
+]
+sys.stdout.write("".join(form + "\0" for form in forms))
+"""
+# bash tracing and quoting a JSON document that holds the value (`curl -d "$BODY"` under set -x).
+NESTED_BASH = (
+    'J=$(python3 -c \'import json, os; print(json.dumps({"p": os.environ["S"]}))\'); '
+    'printf "%q\\0" "$J"; printf "%s\\0" "${J@Q}"; { set -x; : "$J"; } 2>&1; printf "\\0"'
+)
+NESTED_VALUES = TRICKY[:6]
+
+
+def _assert_masked_once(masker: Masker, text: str, origin: str) -> None:
+    """The value is gone: one mask, and what is left is only quoting (no letter of the value)."""
+    masked = run(masker, [text + "\n"])
+    assert masked.count(MASK) == 1, (origin, text, masked)
+    assert set(masked.replace(MASK, "")) <= set(" \"'\\$+:{}pkb\n"), (origin, text, masked)
+
+
+@pytest.mark.parametrize("value", NESTED_VALUES)
+def test_nested_forms_printed_by_python_and_bash_are_masked(value: str) -> None:
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "LC_ALL": "C.UTF-8", "S": value}
+    python = subprocess.run(
+        [sys.executable, "-c", NESTED_PYTHON], env=env, capture_output=True, check=True
+    ).stdout.decode()
+    traced = subprocess.run(["bash", "-c", NESTED_BASH], env=env, capture_output=True, check=True)
+    bash = traced.stdout.decode()
+    masker = Masker([value])
+    for origin, texts in (("python", python), ("bash", bash)):
+        for text in texts.split("\0")[:-1]:
+            _assert_masked_once(masker, text.strip("\n").removeprefix("+ : "), origin)
+
+
+@functools.cache
+def _ansible_debug_of_to_json(value: str) -> str:
+    """What a real `ansible-playbook` prints for `debug` of values built with `to_json`."""
+    with tempfile.TemporaryDirectory() as work:
+        playbook = Path(work) / "p.yml"
+        playbook.write_text(
+            "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+            "    - debug:\n        var: x\n"
+            "      vars:\n        x: \"{{ {'a': lookup('env', 'S')} | to_json }}\"\n"
+            "    - debug:\n        msg: \"{{ [lookup('env', 'S')] | to_json(ensure_ascii=False) }}\"\n"
+        )
+        env = {
+            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            "HOME": work,
+            "LC_ALL": "C.UTF-8",
+            "S": value,
+            "ANSIBLE_LOCALHOST_WARNING": "0",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+            "ANSIBLE_NOCOLOR": "1",
+        }
+        done = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "ansible-playbook"),
+                "-i", "localhost,", "-c", "local",
+                "-e", f"ansible_python_interpreter={sys.executable}",
+                str(playbook),
+            ],
+            env=env, capture_output=True, check=True, cwd=work,
+        )  # fmt: skip
+        return done.stdout.decode()
+
+
+@pytest.mark.parametrize("value", ['quote"back\\slash-123', "pa'ss \"wörd\\-42"])
+def test_ansible_debug_of_to_json_is_masked(value: str) -> None:
+    """JSON string escaping applied twice: `to_json` of a value, shown by `debug` as JSON."""
+    out = _ansible_debug_of_to_json(value)
+    lines = [line.strip() for line in out.splitlines() if line.strip().startswith(('"x"', '"msg"'))]
+    assert len(lines) == 2, out
+    masker = Masker([value])
+    assert run(masker, [lines[0] + "\n"]) == f'"x": "{{\\"a\\": \\"{MASK}\\"}}"\n', lines[0]
+    assert run(masker, [lines[1] + "\n"]) == f'"msg": "[\\"{MASK}\\"]"\n', lines[1]
+
+
+def test_nested_forms_are_bounded() -> None:
+    """Two layers at most, few distinct forms, and one layer only for long values."""
+    layers = len(printed_forms_module.LAYERS)
+    for value in TRICKY:
+        forms = printed_forms(value)
+        assert len(forms) <= 1 + layers + layers**2 and len(forms) < 120, (value, len(forms))
+    value = 'quote"back\\slash'
+    json1 = json.dumps(value)[1:-1]
+    json2 = json.dumps(json1)[1:-1]
+    assert json1 in printed_forms(value) and json2 in printed_forms(value)
+    assert json.dumps(json2)[1:-1] not in printed_forms(value)  # three layers: not covered
+    long_value = "pa'ss wörd-" * 60  # over MAX_NESTED_LENGTH
+    assert printed_forms(long_value) == printed_forms_module._all_forms(long_value, depth=1)
+    started = time.perf_counter()
+    for value in TRICKY * 10:
+        printed_forms(value)
+    assert time.perf_counter() - started < 1.0  # about 0.5 ms per value here

@@ -151,6 +151,8 @@ RUN_IMAGE = "opscraft-test/runner:1"
 # Runs go to Docker with the locally built test image when the engine answers, else to the local runner.
 RUN_ENV = {
     "OPSCRAFT_LOCAL_RUNNER": "1",
+    # Viewers run scripts in these journeys: on the local runner where Docker is missing.
+    "OPSCRAFT_LOCAL_RUNNER_ROLE": "viewer",
     **{f"OPSCRAFT_IMAGE_{kind}": RUN_IMAGE for kind in ("BASH", "PYTHON", "ANSIBLE", "TERRAFORM")},
 }
 

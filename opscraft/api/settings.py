@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, Stri
 
 from opscraft.api.deps import CurrentActor, Session
 from opscraft.api.schemas import AUTHED, error_responses
+from opscraft.db.models import Role
 from opscraft.services import app_settings
 
 router = APIRouter(prefix="/api/v1/settings", tags=["settings"])
@@ -15,6 +16,9 @@ router = APIRouter(prefix="/api/v1/settings", tags=["settings"])
 class SettingsOut(BaseModel):
     registration_open: bool
     local_runner_enabled: bool
+    local_runner_role: Role = Field(
+        description="The lowest role that may run scripts on the local runner (docs/executions.md)"
+    )
     api_tokens_require_expiry: bool
     output_retention_days: int = Field(description="Delete stored output older than this many days (0: keep)")
     output_retention_gb: float = Field(description="Delete the oldest output beyond this many GB (0: no cap)")
@@ -30,6 +34,7 @@ class SettingsPatch(BaseModel):
 
     registration_open: StrictBool | None = None
     local_runner_enabled: StrictBool | None = None
+    local_runner_role: Role | None = None
     api_tokens_require_expiry: StrictBool | None = None
     output_retention_days: StrictInt | None = Field(default=None, description="0 to 36500; 0 keeps output")
     output_retention_gb: StrictFloat | None = Field(default=None, description="0 to 1000000; 0 means no cap")
@@ -50,4 +55,5 @@ async def get_settings(session: Session, actor: CurrentActor) -> SettingsOut:
     responses=error_responses(*AUTHED),
 )
 async def put_settings(body: SettingsPatch, session: Session, actor: CurrentActor) -> SettingsOut:
-    return SettingsOut(**await app_settings.update(session, actor, body.model_dump(exclude_none=True)))
+    changes = body.model_dump(exclude_none=True, mode="json")
+    return SettingsOut(**await app_settings.update(session, actor, changes))

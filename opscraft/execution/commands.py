@@ -83,7 +83,7 @@ def _ansible(spec: RunSpec, secret_dir: str) -> Command:
 
 
 def _build(spec: RunSpec, secret_dir: str) -> Command:
-    refused = {name: why for name in spec.parameters if (why := interpreted_name(name))}
+    refused = {name: why for name in spec.parameters if (why := interpreted_name(name, spec.script_type))}
     if refused:  # saved before the rule existed: never hand such a name to a program
         raise RunnerError(
             "; ".join(f"parameter {name} cannot be used: {why}" for name, why in sorted(refused.items()))

@@ -97,10 +97,99 @@ INTERPRETED_NAMES: dict[str, str] = {
         "Go (Terraform) interprets it",
     ),
     **dict.fromkeys(
-        ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "SSL_CERT_FILE", "SSL_CERT_DIR"),
-        "Terraform, Python and Ansible route or trust network connections by it",
+        ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "FTP_PROXY"),
+        "it routes the run's network connections through another host (Terraform, Python, "
+        "Ansible, curl, git, pip read it)",
+    ),
+    **dict.fromkeys(
+        (
+            "SSL_CERT_FILE",
+            "SSL_CERT_DIR",
+            "REQUESTS_CA_BUNDLE",
+            "CURL_CA_BUNDLE",
+            "AWS_CA_BUNDLE",
+            "NODE_EXTRA_CA_CERTS",
+            "NODE_TLS_REJECT_UNAUTHORIZED",
+            "SSLKEYLOGFILE",
+            "CURL_HOME",
+            "WGETRC",
+        ),
+        "it changes which TLS certificates a tool trusts (OpenSSL, Go, requests, curl, botocore, "
+        "Node) or where TLS keys are written",
+    ),
+    **dict.fromkeys(
+        (
+            "GIT_SSH",
+            "GIT_SSH_COMMAND",
+            "GIT_ASKPASS",
+            "SSH_ASKPASS",
+            "SSH_AUTH_SOCK",
+            "GIT_EXEC_PATH",
+            "GIT_PROXY_COMMAND",
+            "GIT_EXTERNAL_DIFF",
+            "GIT_PAGER",
+            "GIT_EDITOR",
+            "GIT_SEQUENCE_EDITOR",
+            "GIT_TEMPLATE_DIR",
+            "GIT_DIR",
+            "GIT_WORK_TREE",
+            "NODE_OPTIONS",
+            "NODE_PATH",
+            "PERLLIB",
+            "RUBYOPT",
+            "RUBYLIB",
+            "JAVA_TOOL_OPTIONS",
+            "_JAVA_OPTIONS",
+            "JDK_JAVA_OPTIONS",
+            "KUBECONFIG",
+            "DOCKER_HOST",
+            "DOCKER_CONFIG",
+            "DOCKER_CONTEXT",
+            "DOCKER_CERT_PATH",
+            "DOCKER_TLS_VERIFY",
+            "AWS_CONFIG_FILE",
+            "AWS_SHARED_CREDENTIALS_FILE",
+        ),
+        "a tool the script calls (git, ssh, Node, Perl, Ruby, Java, kubectl, docker, the AWS "
+        "SDKs) runs a command, loads code or picks credentials or a daemon by it",
     ),
 }
+# Prefixes of whole families of such names (see `INTERPRETED_NAMES` for the single ones).
+INTERPRETED_PREFIXES.update(
+    {
+        "GIT_CONFIG": "git reads configuration (core.sshCommand, ...) from GIT_CONFIG_*",
+        "GIT_SSL_": "git trusts TLS certificates by GIT_SSL_CAINFO, GIT_SSL_NO_VERIFY, ...",
+        "PERL5": "Perl loads code by PERL5LIB, PERL5OPT, PERL5DB",
+        "PIP_": "pip reads every option (PIP_INDEX_URL, PIP_CERT, ...) from PIP_*",
+    }
+)
+
+# Ansible's own variable names, compared as written (Ansible's variables are case-sensitive, so
+# a parameter `ENVIRONMENT` stays allowed while `environment` is refused). The union of, in
+# ansible-core: `ansible.vars.reserved.get_reserved_names()` (play keywords and Jinja2 globals:
+# `omit`, `vars`, `environment`, `lookup`, ...), `ansible.constants.INTERNAL_STATIC_VARS` (magic
+# variables: `hostvars`, `groups`, `inventory_hostname`, `playbook_dir`, ...),
+# `COMMON_CONNECTION_VARS` and `MAGIC_VARIABLE_MAPPING` (`ansible_*`, refused by the
+# `ANSIBLE_` prefix already). tests/test_parameters.py checks it against the installed Ansible.
+ANSIBLE_RESERVED = frozenset(
+    {
+        *("action", "always", "any_errors_fatal", "args", "async", "async_val", "become"),
+        *("become_exe", "become_flags", "become_method", "become_user", "block", "changed_when"),
+        *("check_mode", "collections", "connection", "cycler", "debugger", "delay"),
+        *("delegate_facts", "delegate_to", "dict", "diff", "environment", "fact_path"),
+        *("failed_when", "force_handlers", "gather_facts", "gather_timeout", "handlers", "hosts"),
+        *("ignore_errors", "ignore_unreachable", "joiner", "lipsum", "local_action", "lookup"),
+        *("loop", "loop_control", "loop_with", "max_fail_percentage", "module_defaults", "name"),
+        *("namespace", "no_log", "notify", "now", "omit", "order", "poll", "port", "post_tasks"),
+        *("pre_tasks", "q", "query", "range", "register", "remote_user", "rescue", "retries"),
+        *("roles", "run_once", "serial", "strategy", "tags", "tasks", "throttle", "timeout"),
+        *("undef", "until", "vars", "vars_files", "vars_prompt", "when", "with_"),
+        *("inventory_dir", "inventory_file", "inventory_hostname", "inventory_hostname_short"),
+        *("groups", "group_names", "hostvars", "playbook_dir", "play_hosts", "role_name"),
+        *("role_names", "role_path", "role_uuid"),
+    }
+)
+ANSIBLE_RESERVED_PREFIX = "with_"
 
 
 def runtime_name(name: str) -> bool:
@@ -109,10 +198,12 @@ def runtime_name(name: str) -> bool:
     return upper in RUNTIME_NAMES or upper.startswith(RUNTIME_PREFIX)
 
 
-def interpreted_name(name: str) -> str | None:
+def interpreted_name(name: str, script_type: str | None = None) -> str | None:
     """Why `name` cannot be a parameter (a program would interpret it), or None when it can.
 
-    Compared in upper case, so `ansible_python_interpreter` is refused with `ANSIBLE_*`.
+    Compared in upper case, so `ansible_python_interpreter` is refused with `ANSIBLE_*`. For an
+    Ansible script (`script_type == "ansible"`), Ansible's reserved and magic variable names
+    (`ANSIBLE_RESERVED`, and loop keywords `with_*`) are refused too, compared as written.
     """
     upper = name.upper()
     if runtime_name(name):
@@ -122,6 +213,11 @@ def interpreted_name(name: str) -> str | None:
     for prefix, reason in INTERPRETED_PREFIXES.items():
         if upper.startswith(prefix):
             return reason
+    if script_type == "ansible" and (name in ANSIBLE_RESERVED or name.startswith(ANSIBLE_RESERVED_PREFIX)):
+        return (
+            "Ansible reserves it (a play keyword, a Jinja2 global or a magic variable such as "
+            "omit, hostvars, groups, inventory_hostname, environment, vars)"
+        )
     return None
 
 

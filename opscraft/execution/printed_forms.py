@@ -3,7 +3,9 @@
 `printed_forms(value)` gives the text between the quotes of each form (the quotes themselves
 are not part of a value, and a value is often printed inside a longer quoted string). Each
 function follows the tool's own rule, cited in its docstring; tests/test_masking.py checks
-them against bash, `json`, `repr`, PyYAML, `shlex` and `html` themselves.
+them against bash, `json`, `repr`, PyYAML, `shlex` and `html` themselves. A printed form is a
+string too, and tools print it again: the forms are composed up to two layers deep
+(`MAX_DEPTH`), which real Ansible, Python and bash output of nested strings is tested against.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import html
 import json
 import re
 import unicodedata
+from collections.abc import Callable
+from functools import partial
 
 # Characters `printf %q` (bash lib/sh/shquote.c, `sh_backslash_quote`) puts a backslash before.
 _BACKSLASHED = frozenset(" !\"$&'()*,;<>?[\\]^`{|}")
@@ -62,17 +66,17 @@ def shlex_quoted(value: str) -> str:
     return value.replace("'", "'\"'\"'")
 
 
-def shell_backslashed(value: str) -> str:
+def shell_backslashed(value: str, *, at_start: bool = True) -> str:
     """As `printf %q` writes a value without control characters: a backslash before each shell
-    metacharacter, before `#` at the start and before `~` at the start or after `=` or `:`."""
+    metacharacter, before `#` at the start and before `~` at the start or after `=` or `:`.
+
+    `at_start=False`: the value inside a longer quoted string, after an ordinary character.
+    """
     out = []
     for index, ch in enumerate(value):
+        first = index == 0 and at_start
         previous = value[index - 1] if index else ""
-        if (
-            ch in _BACKSLASHED
-            or (ch == "#" and index == 0)
-            or (ch == "~" and (index == 0 or previous in "=:"))
-        ):
+        if ch in _BACKSLASHED or (ch == "#" and first) or (ch == "~" and (first or previous in "=:")):
             out.append("\\")
         out.append(ch)
     return "".join(out)
@@ -182,40 +186,68 @@ def html_escaped(value: str) -> str:
     return html.escape(value)
 
 
+def shell_printf_q(value: str, *, utf8: bool = True) -> str:
+    """As bash's `printf %q` writes a value: backslashes when every character prints (in the
+    locale: `utf8=False` is the C locale, where non-ASCII bytes do not), else ANSI-C quoting."""
+    if all(_shell_printable(ch) and (utf8 or ch.isascii()) for ch in value):
+        return shell_backslashed(value)
+    return shell_ansi_c(value, utf8=utf8)
+
+
+def shell_printf_q_inside(value: str) -> str:
+    """`printf %q` of a longer string holding the value after an ordinary character: a `#` or
+    `~` that starts the value is not escaped there."""
+    if all(_shell_printable(ch) for ch in value):
+        return shell_backslashed(value, at_start=False)
+    return shell_ansi_c(value)
+
+
+# Every single escaping above: each is a layer a value may be printed through, and a printed
+# form is itself a string that another tool may print again (Ansible's `debug` of `to_json`,
+# `print(json.dumps(repr(x)))`, `set -x` of `curl -d '{"p": ...}'`).
+LAYERS: tuple[Callable[[str], str], ...] = (
+    shell_single_quoted,
+    shlex_quoted,
+    shell_printf_q,
+    partial(shell_printf_q, utf8=False),
+    shell_printf_q_inside,
+    partial(json_string, ascii_only=True),
+    partial(json_string, ascii_only=False),
+    go_json_string,
+    terraform_string,
+    partial(python_literal, quote="'"),
+    partial(python_literal, quote='"'),
+    partial(python_literal, quote="'", ascii_only=True),
+    python_bytes_literal,
+    partial(yaml_double_quoted, allow_unicode=True),
+    partial(yaml_double_quoted, allow_unicode=False),
+    yaml_single_quoted,
+    html_escaped,
+)
+# Nesting depth composed: a value printed through up to this many layers.
+MAX_DEPTH = 2
+# Values longer than this get only single layers: nested forms grow up to 12 times the value
+# (an emoji as `\\U0001f600`), and long values (keys, certificates) are masked line by line.
+MAX_NESTED_LENGTH = 512
+
+
 def printed_forms(value: str) -> set[str]:
-    """The value and every quoted or escaped form above, plus the value and its shell-quoted
-    forms quoted once more as a JSON string or in shell single quotes (a tool's JSON output
-    showing a command that quotes the value; `set -x` tracing `echo "${S@Q}"`). Mostly they all
-    equal the value: only values holding quotes, backslashes, control, non-ASCII or shell
-    characters add patterns (20 to 40 for such a value)."""
+    """The value and its form through every composition of up to `MAX_DEPTH` of the `LAYERS`
+    (only one layer for values longer than `MAX_NESTED_LENGTH` characters).
+
+    At most 1 + 17 + 17 * 17 = 307 strings, but most compositions coincide: a value holding
+    quotes, backslashes, control, non-ASCII or shell characters gives 10 to 70 distinct forms,
+    in well under a millisecond; a token-like value gives only itself.
+    """
     if _UNCHANGED.fullmatch(value):  # a token-like value: every form is the value itself
         return {value}
-    return _all_forms(value)
+    return _all_forms(value, MAX_DEPTH if len(value) <= MAX_NESTED_LENGTH else 1)
 
 
-def _all_forms(value: str) -> set[str]:
-    shell = {value, shell_single_quoted(value), shlex_quoted(value)}
-    if all(_shell_printable(ch) for ch in value):
-        shell.add(shell_backslashed(value))
-    else:
-        shell.add(shell_ansi_c(value))
-    if not value.isascii():
-        shell.add(shell_ansi_c(value, utf8=False))
-    nested = {json_string(form, ascii_only=ascii) for form in shell for ascii in (True, False)}
-    nested |= {shell_single_quoted(form) for form in shell}
-    return (
-        shell
-        | nested
-        | {
-            go_json_string(value),
-            terraform_string(value),
-            python_literal(value, "'"),
-            python_literal(value, '"'),
-            python_literal(value, "'", ascii_only=True),
-            python_bytes_literal(value),
-            yaml_double_quoted(value, allow_unicode=True),
-            yaml_double_quoted(value, allow_unicode=False),
-            yaml_single_quoted(value),
-            html_escaped(value),
-        }
-    )
+def _all_forms(value: str, depth: int = MAX_DEPTH) -> set[str]:
+    forms = {value}
+    layer = {value}
+    for _ in range(depth):
+        layer = {escape(form) for form in layer for escape in LAYERS} - forms
+        forms |= layer
+    return forms

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from opscraft.db.models import AppSetting
+from opscraft.db.models import AppSetting, Role
 from opscraft.db.types import utcnow
 from opscraft.services import audit, conflicts
 from opscraft.services.actor import Actor
@@ -17,6 +17,8 @@ from opscraft.services.permissions import Permission, require
 KNOWN: dict[str, tuple[type, Any]] = {
     "registration_open": (bool, False),
     "local_runner_enabled": (bool, False),
+    # The lowest role that may run on the local runner (viewer, operator or admin).
+    "local_runner_role": (str, "operator"),
     # Personal access tokens must have an expiry date (services/api_tokens.py).
     "api_tokens_require_expiry": (bool, False),
     # Output retention (services/retention.py): 0 keeps output for ever.
@@ -30,6 +32,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "output_retention_days": (0, 36_500),
     "output_retention_gb": (0, 1_000_000),
 }
+# Settings with a fixed set of values.
+CHOICES: dict[str, tuple[str, ...]] = {"local_runner_role": tuple(role.value for role in Role)}
 
 
 async def get(session: AsyncSession, key: str) -> Any:
@@ -48,7 +52,12 @@ def _checked(key: str, value: Any) -> Any:
         raise Invalid(f"unknown setting {key!r}; known settings: {', '.join(sorted(KNOWN))}")
     kind, _ = KNOWN[key]
     number = isinstance(value, int | float) and not isinstance(value, bool)
-    fits = {bool: isinstance(value, bool), int: number and isinstance(value, int), float: number}
+    fits = {
+        bool: isinstance(value, bool),
+        int: number and isinstance(value, int),
+        float: number,
+        str: isinstance(value, str),
+    }
     if not fits[kind]:
         raise Invalid(
             f"setting {key!r} must be a {kind.__name__}",
@@ -59,6 +68,9 @@ def _checked(key: str, value: Any) -> Any:
         if not low <= value <= high:
             message = f"must be between {low:g} and {high:g} (0 turns it off)"
             raise Invalid(f"setting {key!r} {message}", details=[{"field": key, "message": message}])
+    if key in CHOICES and value not in CHOICES[key]:
+        message = f"must be one of: {', '.join(CHOICES[key])}"
+        raise Invalid(f"setting {key!r} {message}", details=[{"field": key, "message": message}])
     return kind(value)
 
 

@@ -21,6 +21,7 @@ from opscraft.db.models import (
     Execution,
     ExecutionDraft,
     ExecutionLog,
+    Role,
     RunEvent,
     Script,
     ScriptVersion,
@@ -45,7 +46,7 @@ from opscraft.services import (
 )
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
-from opscraft.services.permissions import Permission, can, require
+from opscraft.services.permissions import ROLE_RANK, Permission, can, require
 
 RUNNERS = ("docker", "local")
 TERRAFORM_ACTIONS = ("plan", "apply", "destroy")
@@ -61,6 +62,8 @@ SYSTEM_TRIGGERS = frozenset({Trigger.schedule, Trigger.webhook, Trigger.retry, T
 class RunnerOptions:
     docker: bool
     local: bool
+    # Why the local runner, though enabled, is not for this user (their role), else None.
+    local_refusal: str | None = None
 
     @property
     def default(self) -> str | None:
@@ -101,13 +104,14 @@ def _client() -> ExecutionClient:
     return client
 
 
-async def runner_options(session: AsyncSession) -> RunnerOptions:
+async def runner_options(session: AsyncSession, user: User | None = None) -> RunnerOptions:
     """Which runners can take a new execution now: some live worker offers it (Docker answering
-    that worker), and for the local runner, an admin (or `OPSCRAFT_LOCAL_RUNNER`) allows it."""
+    that worker), and for the local runner, an admin (or `OPSCRAFT_LOCAL_RUNNER`) allows it and,
+    when `user` is given, their role is at least `local_runner_role`."""
     offered = await _client().runners()
-    return RunnerOptions(
-        docker="docker" in offered, local="local" in offered and await _local_enabled(session)
-    )
+    local = "local" in offered and await _local_enabled(session)
+    refusal = await _local_refusal(session, user) if local and user is not None else None
+    return RunnerOptions(docker="docker" in offered, local=local and refusal is None, local_refusal=refusal)
 
 
 async def _docker_reachable() -> bool:
@@ -119,7 +123,27 @@ async def _local_enabled(session: AsyncSession) -> bool:
     return settings.local_runner or bool(await app_settings.get(session, "local_runner_enabled"))
 
 
-async def _choose_runner(session: AsyncSession, requested: str | None) -> str:
+async def local_runner_role(session: AsyncSession) -> Role:
+    """The lowest role that may run on the local runner: `OPSCRAFT_LOCAL_RUNNER_ROLE` when set,
+    else the `local_runner_role` setting (default operator)."""
+    forced = runtime.current().settings.local_runner_role
+    return Role(forced or await app_settings.get(session, "local_runner_role"))
+
+
+async def _local_refusal(session: AsyncSession, user: User) -> str | None:
+    """Why `user` may not run scripts on the local runner, or None when they may."""
+    lowest = await local_runner_role(session)
+    if ROLE_RANK[Role(user.role)] >= ROLE_RANK[lowest]:
+        return None
+    allowed = "admins" if lowest == Role.admin else f"{lowest.value}s and admins"
+    return (
+        f"only {allowed} may run scripts on the local runner (setting local_runner_role); your role "
+        f"is {user.role}: a local run is a process of the server's own user and could read the "
+        "server's secret key and master key. Run it in Docker, or ask an operator to run it"
+    )
+
+
+async def _choose_runner(session: AsyncSession, requested: str | None, user: User) -> str:
     if requested == "docker":
         if not await _docker_reachable():
             raise Conflict("the Docker engine is not reachable: start it, or choose the local runner")
@@ -127,6 +151,9 @@ async def _choose_runner(session: AsyncSession, requested: str | None) -> str:
     if requested == "local":
         if not await _local_enabled(session):
             raise Conflict("the local runner is disabled: an admin can enable it under Settings")
+        refusal = await _local_refusal(session, user)
+        if refusal is not None:
+            raise Forbidden(refusal)
         if "local" not in await _client().runners():
             raise Conflict("no worker is running: start `opscraft serve` or an execution worker")
         return requested
@@ -135,12 +162,14 @@ async def _choose_runner(session: AsyncSession, requested: str | None) -> str:
             f"runner must be one of: {', '.join(RUNNERS)}",
             details=[{"field": "runner", "message": f"must be one of: {', '.join(RUNNERS)}"}],
         )
-    chosen = (await runner_options(session)).default
-    if chosen is None:
+    options = await runner_options(session, user)
+    if options.default is None:
+        if options.local_refusal is not None:
+            raise Forbidden(f"the Docker engine is not reachable, and {options.local_refusal}")
         raise Conflict(
             "no runner is available: start the Docker engine, or have an admin enable the local runner"
         )
-    return chosen
+    return options.default
 
 
 def _terraform_action(script_type: str, action: str | None, confirm_destroy: bool) -> str | None:
@@ -243,15 +272,22 @@ async def create(
     script_type = draft.script_type if draft else script.script_type
     version = script.current_version
     if saved_plan is None:
-        resolved = parameters.resolve(draft.schema if draft else script.parameters, parameters_in)
+        schema = draft.schema if draft else script.parameters
+        resolved = parameters.resolve(schema, parameters_in, script_type)
         action = _terraform_action(script_type, terraform_action, confirm_destroy)
     else:  # exactly what was planned: Terraform keeps the variables and configuration in the plan
         resolved, action = dict(parameters_in or {}), terraform_plan.APPLY_PLAN
         version = saved_plan.script_version
+    if action == "destroy" and not can(user, Permission.destroy_infrastructure):
+        raise Forbidden(
+            f"your role ({user.role}) may plan and apply this Terraform script but not destroy: destroy "
+            "removes every resource its state holds, which is not running the script as written; "
+            "ask an operator or admin"
+        )
     if resolved:
         await secrets.check_parameter_shadowing(session, script_id, resolved)
     options = _run_options(script_type, run_options)
-    chosen = await _choose_runner(session, runner)
+    chosen = await _choose_runner(session, runner, user)
     policy = await approvals.policy_for(session, script_id)
     execution = Execution(
         script_id=script_id,

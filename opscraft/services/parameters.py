@@ -15,6 +15,7 @@ from typing import Any
 
 from opscraft.execution.param_env import interpreted_name
 from opscraft.services.errors import Invalid
+from opscraft.services.invisible import bidi_problem
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_PARAMETERS = 100
@@ -118,20 +119,23 @@ def _to_text(value: Any) -> str:
         raise _Bad("must be a string")
     if "\x00" in text:
         raise _Bad("must not contain NUL characters")
+    bidi = bidi_problem(text)
+    if bidi:
+        raise _Bad(bidi)
     if len(text) > MAX_VALUE_CHARS:
         raise _Bad(f"must be at most {MAX_VALUE_CHARS} characters")
     return text
 
 
-def _check_name(name: object) -> str:
+def _check_name(name: object, script_type: str | None) -> str:
     if not isinstance(name, str) or not name:
         raise _Bad("each parameter needs a name")
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise _Bad(
             "name must be an environment variable identifier: letters, digits and '_', "
             "not starting with a digit, at most 64 characters"
         )
-    why = interpreted_name(name)
+    why = interpreted_name(name, script_type)
     if why is not None:
         raise _Bad(f"name {name} is reserved: {why}; choose another (see docs/scripts.md)")
     return name
@@ -153,13 +157,13 @@ def _simple_spec(name: str, default: Any) -> dict[str, Any]:
     return {"name": name, "type": kind.value, "default": default}
 
 
-def _normalize_one(spec: Any) -> dict[str, Any]:
+def _normalize_one(spec: Any, script_type: str | None) -> dict[str, Any]:
     if not isinstance(spec, dict):
         raise _Bad("must be an object with name, type, required, default, description, options")
     unknown = sorted(str(k) for k in spec if k not in SPEC_KEYS)
     if unknown:
         raise _Bad(f"unknown keys {', '.join(unknown)}; allowed: {', '.join(sorted(SPEC_KEYS))}")
-    name = _check_name(spec.get("name"))
+    name = _check_name(spec.get("name"), script_type)
     try:
         kind = ParamType(spec.get("type") or ParamType.string.value)
     except ValueError:
@@ -212,8 +216,12 @@ def _normalize_options(kind: ParamType, options: Any) -> list[str]:
     return texts
 
 
-def normalize(raw: dict[str, Any] | list[Any] | None) -> list[dict[str, Any]]:
-    """Validate a parameter declaration in any accepted form and return the normalized schema."""
+def normalize(raw: dict[str, Any] | list[Any] | None, script_type: str | None = None) -> list[dict[str, Any]]:
+    """Validate a parameter declaration in any accepted form and return the normalized schema.
+
+    `script_type` ("bash", "ansible", ...) adds the names that type's program reserves
+    (`param_env.interpreted_name`); `Invalid` names each parameter in error.
+    """
     if raw is None:
         return []
     if isinstance(raw, dict):
@@ -239,7 +247,7 @@ def normalize(raw: dict[str, Any] | list[Any] | None) -> list[dict[str, Any]]:
     for index, spec in enumerate(specs):
         name = spec.get("name") if isinstance(spec, dict) else None
         try:
-            normalized = _normalize_one(spec)
+            normalized = _normalize_one(spec, script_type)
             if normalized["name"] in seen:
                 raise _Bad("is declared twice")
         except _Bad as exc:
@@ -252,7 +260,9 @@ def normalize(raw: dict[str, Any] | list[Any] | None) -> list[dict[str, Any]]:
     return result
 
 
-def resolve(schema: list[dict[str, Any]], values: dict[str, Any] | None) -> dict[str, Any]:
+def resolve(
+    schema: list[dict[str, Any]], values: dict[str, Any] | None, script_type: str | None = None
+) -> dict[str, Any]:
     """Merge runtime `values` over the schema's defaults and return typed values.
 
     Unknown names, names a program interprets (`param_env.interpreted_name`, for a schema saved
@@ -274,7 +284,7 @@ def resolve(schema: list[dict[str, Any]], values: dict[str, Any] | None) -> dict
     ]
     resolved: dict[str, Any] = {}
     for name, spec in known.items():
-        why = interpreted_name(name)
+        why = interpreted_name(name, script_type)
         if why is not None:  # declared before the rule existed: the script must rename it
             errors.append({"field": _field(name, 0), "message": f"name is reserved: {why}; rename it"})
             continue

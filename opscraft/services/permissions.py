@@ -19,6 +19,8 @@ class Permission(StrEnum):
     manage_settings = "manage_settings"
     approve_executions = "approve_executions"
     view_system = "view_system"  # workers, /metrics
+    # Terraform `destroy`: not the script as written but its inverse, chosen at run time.
+    destroy_infrastructure = "destroy_infrastructure"
 
 
 _VIEWER = frozenset({Permission.view_scripts, Permission.execute_scripts})
@@ -27,6 +29,7 @@ _OPERATOR = _VIEWER | {
     Permission.manage_secrets,
     Permission.cancel_any_execution,
     Permission.approve_executions,
+    Permission.destroy_infrastructure,
 }
 _ADMIN = frozenset(Permission)
 

@@ -46,6 +46,7 @@ from opscraft.db.types import utcnow
 from opscraft.services import approvals, audit, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, NotFound, ServiceError
+from opscraft.services.invisible import Label
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 
@@ -61,7 +62,7 @@ PREVIEW = 5
 class ScheduleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=64, examples=["nightly"])
+    name: Label = Field(min_length=1, max_length=64, examples=["nightly"])
     cron: str = Field(min_length=1, max_length=128, examples=["30 2 * * *"])
     timezone: str = Field(default="UTC", max_length=64, examples=["Europe/Paris"])
     parameters: dict[str, Any] = Field(default_factory=dict)
@@ -118,7 +119,7 @@ async def _script(session: AsyncSession, script_id: int) -> Script:
 def _apply(schedule: Schedule, script: Script, data: ScheduleIn) -> None:
     cron = check_cron(data.cron)
     check_timezone(data.timezone)
-    resolved = parameters.resolve(script.parameters, data.parameters)
+    resolved = parameters.resolve(script.parameters, data.parameters, script.script_type)
     schedule.name = data.name.strip()
     schedule.cron, schedule.timezone, schedule.parameters = cron, data.timezone, resolved
     schedule.enabled = data.enabled

@@ -26,7 +26,15 @@ from opscraft.db.models import Script, ScriptTag, ScriptVersion, Secret, User
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.secrets import SecretKind
 from opscraft.db.types import utcnow
-from opscraft.services import audit, conflicts, inventories, line_endings, parameters, script_checks
+from opscraft.services import (
+    audit,
+    conflicts,
+    inventories,
+    invisible,
+    line_endings,
+    parameters,
+    script_checks,
+)
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Invalid, NotFound
 from opscraft.services.line_endings import Notice
@@ -55,7 +63,9 @@ SECRET_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 VERSIONED = ("script_type", "content", "parameters", *RUN_SETTINGS)
 Sort = Literal["name", "-name", "updated_at", "-updated_at"]
 # What `_check_tags` accepts, for the OpenAPI schema: no control character, not blank.
-TAG_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+# and no invisible or bidi control character (`invisible.INVISIBLE`).
+_NOT_TAG = f"\\x00-\\x1f\\x7f-\\x9f{invisible.INVISIBLE}"
+TAG_PATTERN = f"^[^{_NOT_TAG}]*[^\\s{_NOT_TAG}][^{_NOT_TAG}]*$"
 Tag = Annotated[Text, Field(max_length=MAX_TAG, json_schema_extra={"pattern": TAG_PATTERN})]
 M = TypeVar("M", bound=BaseModel)
 
@@ -69,6 +79,9 @@ def _check_tags(tags: list[str]) -> list[str]:
             raise ValueError(f"each tag must be at most {MAX_TAG} characters")
         if any(ord(c) < 32 for c in tag):
             raise ValueError("tags must not contain control characters")
+        problem = invisible.invisible_problem(tag)
+        if problem:
+            raise ValueError(f"tags {problem}")
         if tag not in cleaned:
             cleaned.append(tag)
     if len(cleaned) > MAX_TAGS:
@@ -129,7 +142,7 @@ class _ScriptFields(BaseModel):
     @field_validator("name", check_fields=False)
     @classmethod
     def _name(cls, value: str | None) -> str | None:
-        if value is not None and not NAME_RE.match(value):
+        if value is not None and not NAME_RE.fullmatch(value):
             raise ValueError(
                 "must be 1-128 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
             )
@@ -138,7 +151,7 @@ class _ScriptFields(BaseModel):
     @field_validator("ssh_user")
     @classmethod
     def _ssh_user(cls, value: str | None) -> str | None:
-        if value and not SSH_USER_RE.match(value):
+        if value and not SSH_USER_RE.fullmatch(value):
             raise ValueError(
                 "must be a user name: letters, digits, '_', '.', '@' or '-', not starting with '-'"
             )
@@ -147,7 +160,7 @@ class _ScriptFields(BaseModel):
     @field_validator("ssh_key_secret")
     @classmethod
     def _ssh_key_secret(cls, value: str | None) -> str | None:
-        if value and not SECRET_NAME_RE.match(value):
+        if value and not SECRET_NAME_RE.fullmatch(value):
             raise ValueError("must be the name of a secret")
         return value or None
 
@@ -159,7 +172,7 @@ class _ScriptFields(BaseModel):
     @field_validator("version")
     @classmethod
     def _version(cls, value: str | None) -> str | None:
-        if value is not None and not VERSION_LABEL_RE.match(value):
+        if value is not None and not VERSION_LABEL_RE.fullmatch(value):
             raise ValueError("must be 1-32 characters: letters, digits, '.', '+', '_' or '-', like 1.0.0")
         return value
 
@@ -451,7 +464,7 @@ async def check_content(
     ]
     schema: list[dict[str, Any]] = []
     try:
-        schema = parameters.normalize(parameters_raw)
+        schema = parameters.normalize(parameters_raw, script_type.value)
     except Invalid as exc:
         errors += exc.details
     if errors:

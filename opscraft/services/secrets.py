@@ -81,7 +81,7 @@ class SecretCreate(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, name: str) -> str:
-        if not NAME_RE.match(name):
+        if not NAME_RE.fullmatch(name):
             raise ValueError(
                 "must be an environment variable name: letters, digits and '_', not starting with a digit"
             )

@@ -47,7 +47,7 @@ class UserCreate(BaseModel):
     @field_validator("username")
     @classmethod
     def _username(cls, value: str) -> str:
-        if not USERNAME_RE.match(value):
+        if not USERNAME_RE.fullmatch(value):
             raise ValueError(
                 "must be 3-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
             )

@@ -144,7 +144,7 @@ class Dashboard:
             return
         if not any(stats.counts.values()):
             self._first_steps()
-        runner = (await call(executions.runner_options)).default
+        runner = (await call(executions.runner_options, self.actor.user)).default
         if runner == "local":
             banner(
                 "warning",

@@ -101,11 +101,13 @@ def _runner_choice(options: RunnerOptions) -> ui.toggle | None:
     """A runner toggle when both runners can take the run; a warning when only the local one can."""
     available = [name for name in ("docker", "local") if getattr(options, name)]
     if not available:
-        banner(
-            "error",
-            "red",
-            "No runner is available: start the Docker engine or ask an admin to enable the local runner.",
+        why = options.local_refusal
+        message = (
+            "No runner is available: start the Docker engine or ask an admin to enable the local runner."
         )
+        if why:
+            message = f"No runner is available to you: the Docker engine is not reachable, and {why}."
+        banner("error", "red", message)
         return None
     toggle = None
     if len(available) > 1:
@@ -141,7 +143,7 @@ async def open_dialog(actor: Actor, script_id: int, test_run: TestRun | None = N
     editor's unsaved content); submitting starts the run."""
     try:
         script = await call(scripts.get, actor, script_id)
-        runners = await call(executions.runner_options)
+        runners = await call(executions.runner_options, actor.user)
     except ServiceError as exc:
         notify_error(exc.message)
         return

@@ -18,6 +18,7 @@ from opscraft.execution.events import LogEvent
 from opscraft.services import executions, runs
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
+from opscraft.services.invisible import visible
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import session
 from opscraft.ui.approvals import approval_panel
@@ -203,7 +204,7 @@ class ExecutionView:
                 with ui.grid(columns="auto 1fr").classes("gap-x-6 gap-y-1 px-4 pb-2"):
                     for name, value in run.parameters.items():
                         ui.label(name).classes("font-mono text-grey-8")
-                        ui.label(json.dumps(value) if not isinstance(value, str) else value).classes(
+                        ui.label(json.dumps(value) if not isinstance(value, str) else visible(value)).classes(
                             "font-mono break-all"
                         ).props(f'data-testid="param-value-{name}"')
             else:

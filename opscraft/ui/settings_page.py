@@ -39,6 +39,8 @@ RETENTION_SWITCH = (
     "Their output, status and parameters go too; audit events are always kept.",
 )
 
+LOCAL_RUNNER_ROLES = {"viewer": "Everyone", "operator": "Operators and admins", "admin": "Admins only"}
+
 
 def _system_facts() -> list[tuple[str, str]]:
     settings = runtime.current().settings
@@ -89,6 +91,7 @@ async def settings_page(actor: Actor) -> None:
         values = await app_settings.get_all(s)
         pools = await warm_pools.list_pools(s, actor, runtime.current().settings.worker_lost_seconds)
     forced_local = runtime.current().settings.local_runner
+    forced_role = runtime.current().settings.local_runner_role
     with frame(actor, "Settings"), ui.row().classes("w-full gap-4 items-start"):
         with ui.card().classes("w-[36rem] max-w-full gap-4") as card:
             ui.label("Run-time settings").classes("text-lg font-semibold")
@@ -99,11 +102,26 @@ async def settings_page(actor: Actor) -> None:
                     switches[key] = ui.switch(label, value=values[key]).props(f'data-testid="setting-{key}"')
                     draft.field(key, switches[key])
                     ui.label(help_text).classes("text-caption text-grey-7 pl-12")
-            numbers = _retention_fields(draft, values, switches)
             if forced_local:
                 ui.label(
                     "OPSCRAFT_LOCAL_RUNNER=1 allows the local runner on this server whatever the switch says."
                 ).classes("text-caption text-warning")
+            with ui.column().classes("gap-0"):
+                role = ui.select(
+                    LOCAL_RUNNER_ROLES,
+                    value=values["local_runner_role"],
+                    label="Who may run scripts on the local runner",
+                ).props('outlined dense data-testid="setting-local_runner_role"')
+                draft.field("local_runner_role", role)
+                ui.label(
+                    "A local run can read this server's secret key and master key: allow only roles "
+                    "you would trust with them."
+                ).classes("text-caption text-grey-7")
+                if forced_role:
+                    ui.label(
+                        f"OPSCRAFT_LOCAL_RUNNER_ROLE={forced_role} decides this on this server."
+                    ).classes("text-caption text-warning")
+            numbers = _retention_fields(draft, values, switches)
 
             async def save() -> None:
                 current = await guard(Permission.manage_settings)
@@ -111,6 +129,7 @@ async def settings_page(actor: Actor) -> None:
                     return
                 changes: dict[str, Any] = {key: bool(switch.value) for key, switch in switches.items()}
                 changes |= {key: _number(key, field.value) for key, field in numbers.items()}
+                changes["local_runner_role"] = role.value
 
                 async def update() -> dict[str, Any]:
                     async with runtime.current().db.session() as s:
@@ -121,6 +140,7 @@ async def settings_page(actor: Actor) -> None:
                     draft.clear()
                     for key, element in {**switches, **numbers}.items():
                         element.value = saved[key]
+                    role.value = saved["local_runner_role"]
 
             ui.button("Save", icon="save", on_click=save).props('unelevated data-testid="settings-save"')
             ui.timer(0, draft.restore, once=True)

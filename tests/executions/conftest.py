@@ -81,6 +81,9 @@ async def rt(
         await _truncate_postgres(PG_URL)
     overrides = {
         "OPSCRAFT_LOCAL_RUNNER": True,
+        # These servers stand for a trusted team's machine: viewers run on the local runner too.
+        # Tests of the default (operators and up) set it back to None through `engine_settings`.
+        "OPSCRAFT_LOCAL_RUNNER_ROLE": "viewer",
         "OPSCRAFT_SHUTDOWN_GRACE_SECONDS": 2,
         **IMAGES,
         **engine_settings,

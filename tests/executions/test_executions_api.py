@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -137,18 +138,61 @@ async def test_bad_requests_say_what_to_fix(
     assert (await client.get("/api/v1/executions/0/logs", headers=viewer.headers)).status_code == 422
 
 
-@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_LOCAL_RUNNER": False}])
+@pytest.mark.parametrize(
+    "engine_settings", [{"OPSCRAFT_LOCAL_RUNNER": False, "OPSCRAFT_LOCAL_RUNNER_ROLE": None}]
+)
 async def test_local_runner_needs_an_admin(
-    client: httpx.AsyncClient, viewer: LoggedIn, admin: LoggedIn
+    client: httpx.AsyncClient, viewer: LoggedIn, operator: LoggedIn, admin: LoggedIn
 ) -> None:
+    """Enabled by an admin, and then only for the roles `local_runner_role` allows (operators)."""
     script_id = await make_script(client, admin, "echo local\n")
     body = {"script_id": script_id, "runner": "local"}
     r = await client.post("/api/v1/executions", json=body, headers=viewer.headers)
     assert r.status_code == 409 and "an admin can enable it" in r.json()["detail"]
-    await client.put("/api/v1/settings", json={"local_runner_enabled": True}, headers=admin.headers)
+    r = await client.put("/api/v1/settings", json={"local_runner_enabled": True}, headers=admin.headers)
+    assert r.json()["local_runner_role"] == "operator"
     r = await client.post("/api/v1/executions", json=body, headers=viewer.headers)
-    assert r.status_code == 202
+    assert r.status_code == 403, r.text
+    assert "only operators and admins may run scripts on the local runner" in r.json()["detail"]
+    assert "master key" in r.json()["detail"]
+    for who in (operator, admin):
+        r = await client.post("/api/v1/executions", json=body, headers=who.headers)
+        assert r.status_code == 202, r.text
+        assert (await wait_for(client, who, r.json()["id"]))["status"] == "success"
+    r = await client.put("/api/v1/settings", json={"local_runner_role": "root"}, headers=admin.headers)
+    assert r.status_code == 422, r.text
+    r = await client.put("/api/v1/settings", json={"local_runner_role": "viewer"}, headers=operator.headers)
+    assert r.status_code == 403, r.text
+    r = await client.put("/api/v1/settings", json={"local_runner_role": "viewer"}, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["local_runner_role"] == "viewer"
+    r = await client.post("/api/v1/executions", json=body, headers=viewer.headers)
+    assert r.status_code == 202, r.text
     assert (await wait_for(client, viewer, r.json()["id"]))["status"] == "success"
+    await client.put("/api/v1/settings", json={"local_runner_role": "admin"}, headers=admin.headers)
+    r = await client.post("/api/v1/executions", json=body, headers=operator.headers)
+    assert r.status_code == 403 and "only admins may" in r.json()["detail"], r.text
+
+
+@pytest.fixture
+def docker_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker started after this sees no Docker engine (a socket that does not exist)."""
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+
+
+@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_LOCAL_RUNNER_ROLE": None}])
+async def test_viewer_without_docker_is_told_why_the_local_runner_is_not_for_them(
+    docker_unreachable: None, client: httpx.AsyncClient, viewer: LoggedIn, operator: LoggedIn
+) -> None:
+    """A local-runner-only setup: a viewer's run (no runner named) is refused with the reason."""
+    script_id = await make_script(client, operator, "echo local\n")
+    r = await client.post("/api/v1/executions", json={"script_id": script_id}, headers=viewer.headers)
+    assert r.status_code == 403, r.text
+    detail = r.json()["detail"]
+    assert "Docker engine is not reachable" in detail and "local_runner_role" in detail, detail
+    r = await client.post("/api/v1/executions", json={"script_id": script_id}, headers=operator.headers)
+    assert r.status_code == 202 and r.json()["runner"] == "local", r.text
+    r = await client.get("/api/v1/executions", headers=operator.headers)
+    assert r.json()["total"] == 1
 
 
 async def test_logs_are_ranged_and_streams_kept_apart(client: httpx.AsyncClient, admin: LoggedIn) -> None:
@@ -210,3 +254,67 @@ async def test_dashboard_stats(client: httpx.AsyncClient, admin: LoggedIn) -> No
     assert len(stats.daily) == 7 and stats.daily[-1].day == datetime.now(UTC).date()
     assert (stats.daily[-1].total, stats.daily[-1].success, stats.daily[-1].rate) == (4, 3, 0.75)
     assert stats.daily[0].rate is None
+
+
+@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_LOCAL_RUNNER_ROLE": "viewer"}])
+async def test_viewers_plan_and_apply_terraform_but_only_operators_destroy(
+    client: httpx.AsyncClient, viewer: LoggedIn, operator: LoggedIn
+) -> None:
+    """Viewers execute scripts as written (the seed's role table); `destroy` is the inverse of
+    the script, chosen at run time: operators and admins only, and confirmed (issue 12)."""
+    main_tf = 'output "greeting" {\n  value = "hi"\n}\n'
+    script_id = await make_script(client, operator, main_tf, script_type="terraform")
+    body = {"script_id": script_id, "runner": "local"}
+    for action in ("plan", "apply"):
+        r = await client.post(
+            "/api/v1/executions", json={**body, "terraform_action": action}, headers=viewer.headers
+        )
+        assert r.status_code == 202, r.text
+        assert (await wait_for(client, viewer, r.json()["id"]))["status"] == "success"
+    destroy = {**body, "terraform_action": "destroy", "confirm_destroy": True}
+    r = await client.post("/api/v1/executions", json=destroy, headers=viewer.headers)
+    assert r.status_code == 403, r.text
+    assert "may plan and apply this Terraform script but not destroy" in r.json()["detail"]
+    r = await client.get("/api/v1/executions", headers=operator.headers)
+    assert r.json()["total"] == 2
+    r = await client.post(
+        "/api/v1/executions", json={**destroy, "confirm_destroy": False}, headers=operator.headers
+    )
+    assert r.status_code == 422 and "confirm_destroy" in r.text
+    r = await client.post("/api/v1/executions", json=destroy, headers=operator.headers)
+    assert r.status_code == 202, r.text
+    assert (await wait_for(client, operator, r.json()["id"]))["status"] == "success"
+
+
+@pytest.fixture
+def server_environment(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Variables the server process has (as a deployment would: cloud credentials, a key)."""
+    marker = "server-only-4f1c9"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", marker)
+    monkeypatch.setenv("OPSCRAFT_TEST_SERVER_ONLY", marker)
+    return marker
+
+
+PROBE = """import os
+print("ENV", sorted(os.environ))
+print("VALUES", any("server-only" in v for v in os.environ.values()))
+for fd in sorted(int(n) for n in os.listdir("/proc/self/fd")):
+    try:
+        print("FD", fd, os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        pass
+"""
+
+
+async def test_a_local_run_inherits_neither_the_servers_environment_nor_its_open_files(
+    server_environment: str, client: httpx.AsyncClient, operator: LoggedIn, tmp_path: Path
+) -> None:
+    final, text = await run(client, operator, PROBE, "local", script_type="python")
+    assert final["status"] == "success", text
+    assert "VALUES False" in text and server_environment not in text, text
+    assert "AWS_SECRET_ACCESS_KEY" not in text and "OPSCRAFT_TEST_SERVER_ONLY" not in text, text
+    fds = [line.split(" ", 2) for line in text.splitlines() if line.startswith("FD ")]
+    # 0: /dev/null, 1 and 2: the output pipes; the listing's own descriptor is gone when read.
+    assert [int(fd) for _, fd, _ in fds] == [0, 1, 2], fds
+    assert fds[0][2] == "/dev/null" and all(target.startswith("pipe:") for _, _, target in fds[1:]), fds
+    assert str(tmp_path) not in "".join(target for _, _, target in fds)

@@ -57,8 +57,13 @@ async def test_ansible_debug_json_escaping_is_masked(
         "        msg: \"{{ lookup('env', 'S') }}\"\n"
         "    - debug:\n"
         "        msg: \"{{ lookup('env', 'S') | to_json }}\"\n"
+        "    - debug:\n"
+        "        var: x\n"
+        "      vars:\n"
+        "        x: \"{{ {'a': lookup('env', 'S')} | to_json }}\"\n"
     )
     final, text = await run_with_secret(client, operator, value, playbook, runner_name, script_type="ansible")
     assert final["status"] == "success", (final, text)
     assert '"msg": "***"' in text and '"msg": "\\"***\\""' in text, text
+    assert '"x": "{\\"a\\": \\"***\\"}"' in text, text  # JSON inside JSON
     assert "back" not in text and "slash-123" not in text

@@ -48,9 +48,31 @@ PREFIX_EXAMPLES = {
     "MALLOC_": ["MALLOC_TRACE", "MALLOC_CHECK_"],
     "LC_": ["LC_CTYPE", "LC_MESSAGES"],
     "OPENSSL_": ["OPENSSL_CONF", "OPENSSL_ENGINES", "OPENSSL_MODULES"],
+    "GIT_CONFIG": ["GIT_CONFIG_COUNT", "GIT_CONFIG_KEY_0", "GIT_CONFIG_VALUE_0", "GIT_CONFIG_GLOBAL"],
+    "GIT_SSL_": ["GIT_SSL_NO_VERIFY", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH"],
+    "PERL5": ["PERL5LIB", "PERL5OPT", "PERL5DB"],
+    "PIP_": ["PIP_INDEX_URL", "PIP_CERT", "PIP_TRUSTED_HOST"],
 }
-REFUSED = sorted({*INTERPRETED_NAMES, *RUNTIME_NAMES, *(n for ns in PREFIX_EXAMPLES.values() for n in ns)})
+# Names that change what a tool trusts or runs, one family each (docs/scripts.md).
+FAMILIES = {
+    "TLS trust": ["SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE"],
+    "TLS trust (Node, keys)": ["NODE_EXTRA_CA_CERTS", "NODE_TLS_REJECT_UNAUTHORIZED", "SSLKEYLOGFILE"],
+    "proxies": ["HTTP_PROXY", "https_proxy", "ALL_PROXY", "no_proxy", "FTP_PROXY"],
+    "commands run by git and ssh": ["GIT_SSH_COMMAND", "GIT_ASKPASS", "SSH_ASKPASS", "GIT_EXEC_PATH"],
+    "code loaded by other runtimes": ["NODE_OPTIONS", "RUBYOPT", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS"],
+    "credentials and daemons": ["KUBECONFIG", "DOCKER_HOST", "AWS_CONFIG_FILE", "SSH_AUTH_SOCK"],
+}
+REFUSED = sorted(
+    {
+        *INTERPRETED_NAMES,
+        *RUNTIME_NAMES,
+        *(n for ns in PREFIX_EXAMPLES.values() for n in ns),
+        *(n for ns in FAMILIES.values() for n in ns),
+    }
+)
 ALLOWED = ["VERSION", "ENV", "REGION", "DB_HOST", "LDAP_URL", "TFVERSION", "PY_VERSION", "name", "value"]
+# Ordinary names that only look like a refused family.
+ALLOWED += ["NODE_NAME", "GIT_BRANCH", "GIT_REF", "AWS_REGION", "DOCKER_IMAGE", "PROXY_URL", "ENVIRONMENT"]
 
 
 @pytest.fixture
@@ -78,6 +100,51 @@ def test_interpreted_names_are_refused_at_save(name: str) -> None:
 def test_ordinary_names_are_allowed(name: str) -> None:
     assert interpreted_name(name) is None
     assert normalize({name: "x"})[0]["name"] == name
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_each_family_of_trust_and_command_names_is_refused(family: str) -> None:
+    for name in FAMILIES[family]:
+        for script_type in ("bash", "python", "ansible", "terraform"):
+            with pytest.raises(Invalid) as exc:
+                normalize({name: "x"}, script_type)
+            assert [d["field"] for d in exc.value.details] == [f"parameters.{name}"], name
+
+
+def _ansible_own_names() -> dict[str, set[str]]:
+    """Ansible's reserved and magic variable names, from the installed ansible-core's source."""
+    import ansible.constants as ansible_constants
+    from ansible.vars.reserved import get_reserved_names
+
+    connection = {n for names in ansible_constants.MAGIC_VARIABLE_MAPPING.values() for n in names}
+    return {
+        "play keywords and Jinja2 globals (get_reserved_names)": set(get_reserved_names()),
+        "magic variables (INTERNAL_STATIC_VARS)": set(ansible_constants.INTERNAL_STATIC_VARS),
+        "connection variables": set(ansible_constants.COMMON_CONNECTION_VARS) | connection,
+    }
+
+
+@pytest.mark.parametrize("family", sorted(_ansible_own_names()))
+def test_ansible_reserved_names_are_refused_for_ansible_scripts(family: str) -> None:
+    names = _ansible_own_names()[family]
+    assert names >= ({"omit", "vars"} if "keywords" in family else set())
+    for name in sorted(names):
+        with pytest.raises(Invalid) as exc:
+            normalize({name: "x"}, "ansible")
+        assert [d["field"] for d in exc.value.details] == [f"parameters.{name}"], name
+        schema = [{"name": name, "type": "string", "required": False, "default": "x", "options": []}]
+        with pytest.raises(Invalid):
+            resolve(schema, {}, "ansible")
+        spec = RunSpec(1, "ansible", "- hosts: all\n", {name: "x"}, {}, 10, 64, 1.0, False)
+        with pytest.raises(RunnerError, match=f"parameter {name} cannot be used"):
+            build(spec, "")
+
+
+def test_ansible_names_stay_allowed_for_other_types_and_in_other_case() -> None:
+    """Ansible's variables are case-sensitive: `ENVIRONMENT` is not `environment`."""
+    for name in ("omit", "hostvars", "environment", "inventory_hostname", "with_items"):
+        assert interpreted_name(name, "bash") is None and interpreted_name(name, "ansible") is not None
+        assert normalize({name.upper(): "x"}, "ansible")[0]["name"] == name.upper()
 
 
 def test_a_schema_saved_before_the_rule_is_refused_at_run() -> None:
@@ -127,6 +194,30 @@ async def test_bash_env_saved_before_the_rule_is_refused_at_run(
     )
     assert r.status_code == 422, r.text
     assert [e["field"] for e in r.json()["errors"]] == ["parameters.BASH_ENV"]
+
+
+@pytest.mark.parametrize("name", ["omit", "hostvars", "inventory_hostname", "REQUESTS_CA_BUNDLE"])
+async def test_api_refuses_ansible_and_trust_names_at_save_and_at_run(
+    client: httpx.AsyncClient, operator: LoggedIn, name: str
+) -> None:
+    playbook = "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - debug:\n        msg: hi\n"
+    body = {
+        "name": f"reserved-{name}",
+        "script_type": "ansible",
+        "content": playbook,
+        "parameters": {name: "x"},
+    }
+    r = await client.post("/api/v1/scripts", json=body, headers=operator.headers)
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == [f"parameters.{name}"]
+    script_id = await make_script(client, operator, playbook, script_type="ansible", parameters={"X": "x"})
+    async with runtime.current().db.session() as session:
+        stored = [{"name": name, "type": "string", "required": False, "default": "x"}]
+        await session.exec(update(Script).where(col(Script.id) == script_id).values(parameters=stored))
+        await session.commit()
+    r = await client.post("/api/v1/executions", json={"script_id": script_id}, headers=operator.headers)
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == [f"parameters.{name}"]
 
 
 ANSIBLE_PLAYBOOK = """- hosts: localhost

@@ -38,6 +38,11 @@ class Case:
         return f"{self.method} {self.path}"
 
 
+# Settings for routes that start runs: the local runner on, for every role (the matrix checks
+# the roles' permissions, not the `local_runner_role` refinement, which has its own tests).
+LOCAL_FOR_ALL = {"local_runner_enabled": True, "local_runner_role": "viewer"}
+
+
 def allow(min_role: str, ok: int = 200) -> dict[str, int]:
     """Roles from `min_role` up get `ok`, lower roles 403, anonymous 401."""
     order = ROLES[1:]

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.rbac_cases import Case, allow
+from tests.rbac_cases import LOCAL_FOR_ALL, Case, allow
 
 
 async def _script(c: httpx.AsyncClient, u: dict[str, Any], approval: bool) -> int:
@@ -32,7 +32,7 @@ async def _script(c: httpx.AsyncClient, u: dict[str, Any], approval: bool) -> in
 
 async def waiting(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
     """A run requested by `target` (a viewer nobody else is), waiting for approval."""
-    r = await c.put("/api/v1/settings", json={"local_runner_enabled": True}, headers=u["admin"].headers)
+    r = await c.put("/api/v1/settings", json=LOCAL_FOR_ALL, headers=u["admin"].headers)
     assert r.status_code == 200, r.text
     script_id = await _script(c, u, approval=True)
     body = {"script_id": script_id, "runner": "local"}

@@ -11,7 +11,7 @@ import httpx
 
 from opscraft import runtime
 from opscraft.db.models import Execution
-from tests.rbac_cases import Case, allow
+from tests.rbac_cases import LOCAL_FOR_ALL, Case, allow
 
 
 async def _script(c: httpx.AsyncClient, u: dict[str, Any]) -> int:
@@ -45,7 +45,7 @@ async def _queued(c: httpx.AsyncClient, u: dict[str, Any]) -> int:
 
 
 async def run_body(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
-    r = await c.put("/api/v1/settings", json={"local_runner_enabled": True}, headers=u["admin"].headers)
+    r = await c.put("/api/v1/settings", json=LOCAL_FOR_ALL, headers=u["admin"].headers)
     assert r.status_code == 200, r.text
     return {"json": {"script_id": await _script(c, u), "parameters": {}, "runner": "local"}}
 
@@ -55,7 +55,7 @@ async def execution_path(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, A
 
 
 async def rerun_path(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
-    r = await c.put("/api/v1/settings", json={"local_runner_enabled": True}, headers=u["admin"].headers)
+    r = await c.put("/api/v1/settings", json=LOCAL_FOR_ALL, headers=u["admin"].headers)
     assert r.status_code == 200, r.text
     return await execution_path(c, u)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.rbac_cases import Case, allow, public
+from tests.rbac_cases import LOCAL_FOR_ALL, Case, allow, public
 
 PATH = "/api/v1/scripts/{script_id}/webhooks"
 BODY = {"name": "on-push"}
@@ -44,7 +44,7 @@ async def hook_path(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
 
 
 async def call_path(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
-    r = await c.put("/api/v1/settings", json={"local_runner_enabled": True}, headers=u["admin"].headers)
+    r = await c.put("/api/v1/settings", json=LOCAL_FOR_ALL, headers=u["admin"].headers)
     assert r.status_code == 200, r.text
     _, hook = await _hook(c, u)
     return {"path": {"webhook_id": hook["id"], "token": hook["token"]}, "json": {}}

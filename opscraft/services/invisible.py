@@ -1,0 +1,78 @@
+"""Invisible and bidirectional control characters: refused in names, shown in values.
+
+A name (a tag, a schedule's name) is read by people choosing what to run: a character that
+prints as nothing (U+200B ZERO WIDTH SPACE) or reorders what follows (U+202E RIGHT-TO-LEFT
+OVERRIDE, the "Trojan Source" trick, CVE-2021-42574) makes two different names look the same,
+so names refuse every character of `INVISIBLE`. A parameter value is data for the script and
+may hold right-to-left text, emoji sequences (U+200D ZERO WIDTH JOINER) or a soft hyphen, so it
+refuses only the bidirectional embedding, override and isolate controls (`BIDI_CONTROLS`, which
+change how everything after them is displayed); the UI shows its other invisible characters
+as `<U+200B>` (`visible`). Script, secret, user and parameter names are ASCII identifiers and
+never hold such characters. Source of the character classes: Unicode's Bidi_Control property
+(UAX #9) and the Default_Ignorable_Code_Point characters of general category Cf, Zl and Zp.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+# UAX #9 explicit embedding, override and isolate controls (LRE, RLE, PDF, LRO, RLO; LRI, RLI,
+# FSI, PDI). The implicit marks (LRM U+200E, RLM U+200F, ALM U+061C) do not reorder other text.
+BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
+# Characters that print as nothing or steer the display: soft hyphen, Arabic letter mark,
+# Mongolian vowel separator, zero-width space/joiners, LRM/RLM, line and paragraph separators,
+# bidi controls, word joiner and invisible operators, deprecated format controls, BOM,
+# interlinear annotation controls, tag characters.
+INVISIBLE = (
+    "\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+    "\U000e0000-\U000e007f"
+)
+_INVISIBLE_RE = re.compile(f"[{INVISIBLE}]")
+_BIDI_RE = re.compile(f"[{BIDI_CONTROLS}]")
+# The same class for JSON Schema, so the OpenAPI schema says what the server accepts.
+NAME_PATTERN = f"^[^{INVISIBLE}]*$"
+
+
+def _codes(found: list[str]) -> str:
+    return ", ".join(f"U+{ord(ch):04X}" for ch in dict.fromkeys(found))
+
+
+def invisible_problem(text: str) -> str | None:
+    """Why `text` cannot be a name (it holds an invisible or bidi control character), or None."""
+    found = _INVISIBLE_RE.findall(text)
+    if not found:
+        return None
+    return (
+        f"must not contain invisible or bidirectional control characters ({_codes(found)}): "
+        "they make different names look the same"
+    )
+
+
+def bidi_problem(text: str) -> str | None:
+    """Why `text` cannot be a parameter value (a bidi embedding/override/isolate), or None."""
+    found = _BIDI_RE.findall(text)
+    if not found:
+        return None
+    return (
+        f"must not contain bidirectional control characters ({_codes(found)}): they reorder how "
+        "the value is displayed to others; type right-to-left text without them"
+    )
+
+
+def visible(text: str) -> str:
+    """`text` with each invisible character written as `<U+XXXX>` (for showing values)."""
+    return _INVISIBLE_RE.sub(lambda m: f"<U+{ord(m.group()):04X}>", text)
+
+
+def _visible_name(value: str) -> str:
+    problem = invisible_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+Label = Annotated[str, AfterValidator(_visible_name), Field(json_schema_extra={"pattern": NAME_PATTERN})]
+"""A name people read (a schedule's name): no invisible or bidi control characters."""

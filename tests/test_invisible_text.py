@@ -1,0 +1,133 @@
+"""Invisible and bidirectional control characters: refused in names (422 naming the field),
+refused in parameter values when they reorder text (bidi controls), shown as `<U+XXXX>` otherwise.
+
+Every API test runs on SQLite and PostgreSQL (the `backend` fixture behind `client`).
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from opscraft.services.errors import Invalid
+from opscraft.services.invisible import INVISIBLE, visible
+from opscraft.services.parameters import normalize, resolve
+from tests.conftest import LoggedIn
+
+# Unicode's bidi embedding/override/isolate controls (UAX #9), each of them.
+BIDI = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"]
+# Other characters that print as nothing: zero-width space/joiners, LRM/RLM/ALM, word joiner,
+# BOM, soft hyphen, line separator, a tag character.
+OTHER_INVISIBLE = [
+    "\u200b",
+    "\u200d",
+    "\u200e",
+    "\u200f",
+    "\u061c",
+    "\u2060",
+    "\ufeff",
+    "\u00ad",
+    "\u2028",
+    "\U000e0041",
+]
+PLAYBOOK = "echo hi\n"
+
+
+def fields(response: httpx.Response) -> list[str]:
+    return [e["field"] for e in response.json()["errors"]]
+
+
+async def test_script_names_refuse_every_invisible_character(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    for ch in [*BIDI, *OTHER_INVISIBLE, "\n"]:
+        body = {"name": f"deploy{ch}prod", "script_type": "bash", "content": PLAYBOOK}
+        r = await client.post("/api/v1/scripts", json=body, headers=operator.headers)
+        assert r.status_code == 422 and fields(r) == ["name"], (repr(ch), r.text)
+    # A trailing newline used to pass the `^...$` name rules.
+    r = await client.post(
+        "/api/v1/scripts",
+        json={"name": "deploy\n", "script_type": "bash", "content": PLAYBOOK},
+        headers=operator.headers,
+    )
+    assert r.status_code == 422 and fields(r) == ["name"], r.text
+    r = await client.get("/api/v1/scripts", headers=operator.headers)
+    assert r.json()["total"] == 0
+
+
+async def test_tags_and_schedule_names_refuse_invisible_characters(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    for ch in ["\u202e", "\u2067", "\u200b", "\ufeff", "\U000e0041"]:
+        body = {"name": "tagged", "script_type": "bash", "content": PLAYBOOK, "tags": [f"prod{ch}"]}
+        r = await client.post("/api/v1/scripts", json=body, headers=operator.headers)
+        assert r.status_code == 422 and fields(r)[0].startswith("tags"), (repr(ch), r.text)
+        assert f"U+{ord(ch):04X}" in r.text
+    body = {
+        "name": "tagged",
+        "script_type": "bash",
+        "content": PLAYBOOK,
+        "status": "active",
+        "tags": ["prod"],
+    }
+    r = await client.post("/api/v1/scripts", json=body, headers=operator.headers)
+    assert r.status_code == 201, r.text
+    url = f"/api/v1/scripts/{r.json()['id']}/schedules"
+    for ch in ["\u202e", "\u200b"]:
+        r = await client.post(
+            url, json={"name": f"night{ch}ly", "cron": "0 3 * * *"}, headers=operator.headers
+        )
+        assert r.status_code == 422 and fields(r) == ["name"], r.text
+    r = await client.get(url, headers=operator.headers)
+    assert r.status_code == 200 and r.json() == []
+
+
+async def test_parameter_values_refuse_bidi_controls_at_save_and_at_run(
+    client: httpx.AsyncClient, operator: LoggedIn, viewer: LoggedIn
+) -> None:
+    body = {
+        "name": "p",
+        "script_type": "bash",
+        "content": PLAYBOOK,
+        "parameters": {"V": "abc"},
+        "status": "active",
+    }
+    r = await client.post("/api/v1/scripts", json=body, headers=operator.headers)
+    assert r.status_code == 201, r.text
+    script_id = r.json()["id"]
+    for ch in BIDI:
+        bad = {**body, "name": "q", "parameters": {"V": f"ab{ch}c"}}
+        r = await client.post("/api/v1/scripts", json=bad, headers=operator.headers)
+        assert r.status_code == 422 and fields(r) == ["parameters.V"], r.text
+        run = {"script_id": script_id, "parameters": {"V": f"v1{ch}.2"}}
+        r = await client.post("/api/v1/executions", json=run, headers=viewer.headers)
+        assert r.status_code == 422 and fields(r) == ["parameters.V"], r.text
+        assert f"U+{ord(ch):04X}" in r.json()["detail"] and "reorder" in r.json()["detail"]
+    r = await client.get("/api/v1/executions", headers=operator.headers)
+    assert r.json()["total"] == 0
+
+
+def test_other_invisible_characters_are_values_and_shown_visibly() -> None:
+    """Emoji sequences (ZWJ), right-to-left text with its marks, soft hyphens: data, kept as is."""
+    schema = normalize({"V": "x", "C": {"type": "choice", "options": ["a\u200bb", "ab"]}})
+    for ch in OTHER_INVISIBLE:
+        assert resolve(schema, {"V": f"a{ch}b"})["V"] == f"a{ch}b"
+        assert visible(f"a{ch}b") == f"a<U+{ord(ch):04X}>b"
+    assert resolve(schema, {"C": "a\u200bb"})["C"] == "a\u200bb"
+    assert visible("👩\u200d💻 שלום\u200f") == "👩<U+200D>💻 שלום<U+200F>"
+    assert visible("a\u202eb") == "a<U+202E>b"  # bidi controls, were one stored before the rule
+    with pytest.raises(Invalid):
+        resolve(schema, {"V": "\u202e"})
+
+
+def test_the_invisible_class_covers_unicode_bidi_controls_and_zero_width_format_characters() -> None:
+    import re
+    import unicodedata
+
+    pattern = re.compile(f"[{INVISIBLE}]")
+    for code in range(0x110000):
+        ch = chr(code)
+        if unicodedata.bidirectional(ch) in {"LRE", "RLE", "PDF", "LRO", "RLO", "LRI", "RLI", "FSI", "PDI"}:
+            assert pattern.match(ch), hex(code)
+        if unicodedata.category(ch) == "Cf" and unicodedata.name(ch, "").startswith(("ZERO WIDTH", "TAG ")):
+            assert pattern.match(ch), hex(code)
