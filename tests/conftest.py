@@ -323,7 +323,12 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
         yield pg
     finally:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        from playwright.sync_api import Error as PlaywrightError
+
+        try:  # an artifact for a human; a slow screenshot on a busy machine is not a failure
+            pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True, timeout=60_000)
+        except PlaywrightError as exc:
+            print(f"artifact screenshot of {request.node.name} skipped: {exc.message.splitlines()[0]}")
         context.close()
 
 

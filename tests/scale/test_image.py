@@ -157,7 +157,9 @@ def test_image_runs_web_and_worker_end_to_end(containers: tuple[str, list[str]])
     url, (web, worker) = containers
     try:
         wait_for(
-            lambda: httpx.get(f"{url}/api/v1/health", timeout=2).json()["workers"] == 1, 180, "web and worker"
+            lambda: httpx.get(f"{url}/api/v1/health", timeout=2).json().get("workers") == 1,
+            180,
+            "web and worker",
         )
     except AssertionError:
         raise AssertionError(_logs(web) + _logs(worker)) from None
