@@ -190,12 +190,15 @@ def test_every_unique_index_has_a_case() -> None:
         if i.unique
     }
     # Values no request chooses: output chunks are numbered by the worker, token hashes are of
-    # random tokens, Terraform states are created and their versions numbered by the backend.
+    # random tokens, Terraform states are created and their versions numbered by the backend, a
+    # plan run's saved plan is stored by its worker, a chained run is recorded by the chain starter.
     internal = {
         "execution_logs.execution_id,seq",
         "api_tokens.token_hash",
         "terraform_states.script_id,workspace",
         "terraform_state_versions.state_id,number",
+        "terraform_plans.execution_id",
+        "chain_runs.execution_id",
     }
     assert unique_indexes - internal <= _unique_rows().keys(), (
         "a new unique index needs a case (and a message)"
