@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from sqlalchemy import Column, Text
@@ -26,3 +27,8 @@ class Inventory(SQLModel, table=True):
     updated_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+def content_sha256(content: str) -> str:
+    """Hex SHA-256 of the UTF-8 `content`: what a run records of the inventory it used."""
+    return hashlib.sha256(content.encode()).hexdigest()
