@@ -198,3 +198,20 @@ async def test_script_inventory_id_rules(client: httpx.AsyncClient, operator: Lo
     # ...clearing the text in the same change is the switch.
     r = await client.put(url, json={"inventory_id": inv["id"], "inventory": None}, headers=operator.headers)
     assert r.status_code == 200 and r.json()["inventory_id"] == inv["id"], r.text
+
+
+async def test_rollback_restores_the_inventory_choice(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    inv = (await _inventory(client, operator)).json()
+    script = (await _script(client, operator, inventory=INI)).json()
+    url = f"/api/v1/scripts/{script['id']}"
+    r = await client.put(url, json={"inventory": None, "inventory_id": inv["id"]}, headers=operator.headers)
+    assert r.status_code == 200 and r.json()["current_version"] == 2, r.text
+    # Back to version 1: its own text again, and no shared inventory next to it.
+    r = await client.post(f"{url}/rollback/1", headers=operator.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["inventory"] == INI and r.json()["inventory_id"] is None
+    # Version 2's inventory is deleted (nothing uses it now): rolling back to it is refused.
+    assert (await client.delete(f"{PATH}/{inv['id']}", headers=operator.headers)).status_code == 204
+    r = await client.post(f"{url}/rollback/2", headers=operator.headers)
+    assert r.status_code == 409 and r.json()["errors"][0]["field"] == "inventory_id", r.text
+    assert (await client.get(url, headers=operator.headers)).json()["current_version"] == 3

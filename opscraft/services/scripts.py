@@ -773,9 +773,17 @@ async def rollback(
     script.content = checked.content
     script.parameters = target.parameters
     script.version = target.version_label
+    shared = target.run_settings.get("inventory_id")
+    if shared and await session.get(Inventory, shared) is None:
+        raise Conflict(
+            f"version {number} uses shared inventory {shared}, which was deleted: roll back to "
+            "another version, or edit the script and choose an inventory",
+            details=[{"field": "inventory_id", "message": "deleted"}],
+        )
     for key in RUN_SETTINGS:
         if key in target.run_settings:
             setattr(script, key, target.run_settings[key])
+    script.inventory_id = shared  # versions from before shared inventories had none
     script.current_version += 1
     script.updated_by = actor.user_id
     script.updated_at = utcnow()
