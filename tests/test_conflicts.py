@@ -12,7 +12,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 
 from opscraft import runtime
-from opscraft.db.models import AppSetting, Script, ScriptSecret, ScriptTag, ScriptVersion, Secret, User
+from opscraft.db.models import (
+    AppSetting,
+    Inventory,
+    Script,
+    ScriptSecret,
+    ScriptTag,
+    ScriptVersion,
+    Secret,
+    User,
+)
 from opscraft.services import conflicts, scripts
 from tests.conftest import LoggedIn
 
@@ -179,6 +188,10 @@ def _unique_rows() -> dict[str, tuple[str, list[SQLModel]]]:
             ],
         ),
         "app_settings.key": ("body", [AppSetting(key="k", value=1), AppSetting(key="k", value=2)]),
+        "inventories.name": (
+            "name",
+            [Inventory(name="web", content="w\n"), Inventory(name="web", content="x\n")],
+        ),
     }
 
 

@@ -35,8 +35,8 @@ ADMIN_ID = 1  # the first registered user
 SEMANTIC_FIELDS = {"content", "parameters", "timeout_seconds", "password", "new_password", "email"}
 # Rules about other rows or tools: Ansible settings only on Ansible scripts, an inventory that
 # ansible-inventory parses, a key secret that exists and is a file; run options only for
-# Ansible, destroy only when confirmed.
-SEMANTIC_FIELDS |= {"inventory", "ssh_user", "ssh_key_secret", "run_options"}
+# Ansible, destroy only when confirmed; a shared inventory that exists, and not with `inventory`.
+SEMANTIC_FIELDS |= {"inventory", "inventory_id", "ssh_user", "ssh_key_secret", "run_options"}
 SEMANTIC_FIELDS |= {"confirm_destroy", "terraform_action"}
 # The current password is checked against the stored hash; a channel's config depends on its
 # kind; a rule names a channel that must exist.

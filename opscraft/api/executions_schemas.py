@@ -68,6 +68,12 @@ class ExecutionOut(BaseModel):
     parameters: dict[str, Any]
     terraform_action: str | None
     run_options: dict[str, Any] | None = Field(description="Ansible run options, as validated")
+    inventory_id: int | None = Field(
+        default=None, description="Ansible: the shared inventory the run used (set when it started)"
+    )
+    inventory_sha256: str | None = Field(
+        default=None, description="Hex SHA-256 of that inventory's content as the run read it"
+    )
     triggered_by: int | None = Field(description="The user who started it, or on whose behalf it started")
     triggered_by_name: str | None
     trigger: str = Field(description="How it started: ui, api, api_token, schedule, webhook, retry or chain")

@@ -74,6 +74,9 @@ class ScriptSummary(BaseModel):
 class ScriptOut(ScriptSummary):
     content: str
     inventory: str | None = Field(description="Ansible: the inventory (INI or YAML); null: localhost")
+    inventory_id: int | None = Field(
+        description="Ansible: the shared inventory used instead of `inventory` (/api/v1/inventories)"
+    )
     ssh_user: str | None
     ssh_key_secret: str | None = Field(description="Ansible: the file secret holding the SSH key")
 

@@ -24,6 +24,7 @@ from opscraft.db.models import (
     Execution,
     ExecutionDraft,
     ExecutionLog,
+    Inventory,
     RegisteredWorker,
     RunEvent,
     Script,
@@ -31,6 +32,7 @@ from opscraft.db.models import (
     ScriptVersion,
 )
 from opscraft.db.models.executions import ExecutionStatus
+from opscraft.db.models.inventories import content_sha256
 from opscraft.db.models.scripts import ScriptType
 from opscraft.db.models.workers import FINISHED_DETAIL_KEYS, finished_event
 from opscraft.db.types import utcnow
@@ -52,6 +54,7 @@ SCRIPT_SECRETS = cast(Table, ScriptSecret.__table__)
 SETTINGS = cast(Table, AppSetting.__table__)
 WORKERS = cast(Table, RegisteredWorker.__table__)
 RUN_EVENTS = cast(Table, RunEvent.__table__)
+INVENTORIES = cast(Table, Inventory.__table__)
 _E, _S, _V, _W = EXECUTIONS.c, SCRIPTS.c, VERSIONS.c, WORKERS.c
 # What a final-state UPDATE returns: enough for the final event and the run event (outbox).
 _FINAL_COLUMNS = [_E.id, _E.status, _E.started_at, _E.finished_at] + [_E[key] for key in FINISHED_DETAIL_KEYS]
@@ -161,6 +164,12 @@ _COUNT_RUNNING = (
     .select_from(EXECUTIONS)
     .where(_E.script_id == bindparam("sid"), _E.status == _RUNNING)
 )
+_INVENTORY = select(INVENTORIES.c.content).where(INVENTORIES.c.id == bindparam("iid"))
+_RECORD_INVENTORY = (
+    update(EXECUTIONS)
+    .where(_E.id == bindparam("eid"))
+    .values(inventory_id=bindparam("iid"), inventory_sha256=bindparam("sha"))
+)
 _LOCAL_ALLOWED = select(SETTINGS.c.value).where(SETTINGS.c.key == "local_runner_enabled")
 _INSERT_LOGS = insert(LOGS)
 _OUTPUT_BYTES = update(EXECUTIONS).where(_E.id == bindparam("eid")).values(output_bytes=bindparam("size"))
@@ -212,6 +221,14 @@ def claim(conn: Connection, settings: Settings, worker_id: str, execution_id: in
     if row.runner == "local" and not settings.local_runner and not conn.execute(_LOCAL_ALLOWED).scalar():
         return replace(base, error="the local runner was disabled by an admin after this run was queued")
     run: dict[str, Any] = script.run_settings or {}
+    inventory = run.get("inventory")
+    if run.get("inventory_id"):
+        # A shared inventory: its content as of now (the run's start), recorded by its hash.
+        inventory = conn.execute(_INVENTORY, {"iid": run["inventory_id"]}).scalar()
+        if inventory is None:
+            return replace(base, error=f"the shared inventory {run['inventory_id']} no longer exists")
+        sha = content_sha256(inventory)
+        conn.execute(_RECORD_INVENTORY, {"eid": execution_id, "iid": run["inventory_id"], "sha": sha})
     backend: dict[str, str] = {}
     if script_type == ScriptType.terraform and settings.state_backend_url and settings.secret_key:
         backend = terraform_backend.env(
@@ -234,7 +251,7 @@ def claim(conn: Connection, settings: Settings, worker_id: str, execution_id: in
         network_enabled=bool(run.get("network_enabled", False)),
         image=row.image,
         terraform_action=row.terraform_action,
-        inventory=run.get("inventory"),
+        inventory=inventory,
         ssh_user=run.get("ssh_user"),
         ssh_key_secret=run.get("ssh_key_secret"),
         run_options=dict(row.run_options or {}),

@@ -34,6 +34,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "the script was changed at the same time: reload it and apply your change again",
     ),
     "script_secrets.script_id,secret_id": ("secret_id", "this secret is already attached to this script"),
+    "inventories.name": ("name", "an inventory with this name already exists: choose another name"),
     "app_settings.key": ("body", "the setting was changed at the same time: reload and try again"),
 }
 FOREIGN_KEY_MESSAGE = "something this refers to was deleted at the same time: reload and try again"

@@ -32,11 +32,11 @@ TIMEOUT_SECONDS = 60.0
 FIELD = "inventory"
 
 
-def _invalid(message: str) -> Invalid:
-    return Invalid(f"{FIELD}: {message}", details=[{"field": FIELD, "message": message}])
+def _invalid(message: str, field: str = FIELD) -> Invalid:
+    return Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
 
 
-def _refuse_plugin_form(text: str) -> None:
+def _refuse_plugin_form(text: str, field: str) -> None:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError:
@@ -44,22 +44,23 @@ def _refuse_plugin_form(text: str) -> None:
     if isinstance(data, dict) and "plugin" in data:
         raise _invalid(
             "inventory plugin configurations (a 'plugin:' key) are not accepted, they can run code "
-            "on the server: write the hosts and groups as YAML or INI data"
+            "on the server: write the hosts and groups as YAML or INI data",
+            field,
         )
 
 
-async def validate(text: str) -> list[str]:
-    """The host names of the inventory `text`, sorted; `Invalid` (field `inventory`) naming what to
-    fix when it is too large, holds NUL, is a plugin configuration or does not parse as an INI or
-    YAML inventory. Without `ansible-inventory` on this machine, only the plugin form is checked
-    and the result is empty."""
+async def validate(text: str, field: str = FIELD) -> list[str]:
+    """The host names of the inventory `text`, sorted; `Invalid` (naming `field`: `inventory` of
+    a script, `content` of a shared inventory) saying what to fix when it is too large, holds NUL,
+    is a plugin configuration or does not parse as an INI or YAML inventory. Without
+    `ansible-inventory` on this machine, only the plugin form is checked and the result is empty."""
     if "\x00" in text:
-        raise _invalid("must not contain NUL characters")
+        raise _invalid("must not contain NUL characters", field)
     if len(text.encode()) > MAX_INVENTORY_BYTES:
-        raise _invalid(f"must be at most {MAX_INVENTORY_BYTES // 1024} KiB")
+        raise _invalid(f"must be at most {MAX_INVENTORY_BYTES // 1024} KiB", field)
     if not text.strip():
-        raise _invalid("must not be blank: write the hosts, or leave the inventory out (localhost)")
-    _refuse_plugin_form(text)
+        raise _invalid("must not be blank: write the hosts, or leave the inventory out (localhost)", field)
+    _refuse_plugin_form(text, field)
     tool = find_tool("ansible-inventory")
     if tool is None:
         return []
@@ -67,17 +68,17 @@ async def validate(text: str) -> list[str]:
         folder = Path(scratch)
         (folder / INVENTORY_FILE).write_text(text, encoding="utf-8")
         (folder / INVENTORY_FILE).chmod(0o600)
-        code, out, err = await _run([tool, "-i", INVENTORY_FILE, "--list"], folder)
+        code, out, err = await _run([tool, "-i", INVENTORY_FILE, "--list"], folder, field)
     if code != 0:
         lines = [line.strip() for line in err.splitlines() if line.strip()]
         detail = next((line for line in lines if "ERROR" in line or "Unable to parse" in line), "")
         reason = detail.replace(str(folder) + "/", "")[:300] if detail else "see the inventory format"
-        raise _invalid(f"is not a valid INI or YAML inventory ({reason})")
+        raise _invalid(f"is not a valid INI or YAML inventory ({reason})", field)
     listing = json.loads(out)
     return sorted(listing.get("_meta", {}).get("hostvars", {}))
 
 
-async def _run(argv: list[str], folder: Path) -> tuple[int, str, str]:
+async def _run(argv: list[str], folder: Path, field: str) -> tuple[int, str, str]:
     env = {
         "PATH": f"{Path(argv[0]).parent}:/usr/local/bin:/usr/bin:/bin",
         "HOME": str(folder),
@@ -105,5 +106,5 @@ async def _run(argv: list[str], folder: Path) -> tuple[int, str, str]:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
-        raise _invalid("could not be checked in time: try again") from None
+        raise _invalid("could not be checked in time: try again", field) from None
     return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")

@@ -22,7 +22,7 @@ from sqlmodel import delete as sql_delete
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
-from opscraft.db.models import Script, ScriptTag, ScriptVersion, Secret, User
+from opscraft.db.models import Inventory, Script, ScriptTag, ScriptVersion, Secret, User
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.secrets import SecretKind
 from opscraft.db.types import utcnow
@@ -49,7 +49,7 @@ MAX_DESCRIPTION = 2000
 MAX_TAGS = 20
 MAX_TAG = 50
 MAX_NOTE = 500
-ANSIBLE_SETTINGS = ("inventory", "ssh_user", "ssh_key_secret")
+ANSIBLE_SETTINGS = ("inventory", "inventory_id", "ssh_user", "ssh_key_secret")
 RUN_SETTINGS = (
     "timeout_seconds",
     "memory_mb",
@@ -115,6 +115,12 @@ class _ScriptFields(BaseModel):
         description="Ansible only: INI or YAML inventory (data only: no plugin, no script); "
         "empty or null: localhost",
         examples=["[web]\nweb1 ansible_host=192.0.2.10\n\n[web:vars]\nhttp_port=8080\n"],
+    )
+    inventory_id: int | None = Field(
+        default=None,
+        ge=1,
+        description="Ansible only: the id of a shared inventory (/api/v1/inventories) to use instead "
+        "of the script's own `inventory` (set one or the other)",
     )
     ssh_user: str | None = Field(
         default=None,
@@ -602,15 +608,32 @@ async def _check_ansible_settings(
     session: AsyncSession, script_type: ScriptType, values: Mapping[str, Any], changed: set[str]
 ) -> None:
     """Inventory and SSH credential: Ansible scripts only; the inventory is data that
-    `ansible-inventory` parses (checked when it changed); the key is a `file` secret."""
+    `ansible-inventory` parses (checked when it changed), or an existing shared inventory
+    (`inventory_id`), never both; the key is a `file` secret."""
     given = [key for key in ANSIBLE_SETTINGS if values.get(key)]
     if given and script_type != ScriptType.ansible:
         raise Invalid(
             f"{given[0]} applies only to ansible scripts: leave it out",
             details=[{"field": key, "message": "only for ansible scripts"} for key in given],
         )
+    if values.get("inventory") and values.get("inventory_id"):
+        raise Invalid(
+            "inventory_id: a script uses either its own inventory text or a shared inventory, not "
+            "both: clear the inventory text or leave inventory_id out",
+            details=[{"field": "inventory_id", "message": "leave out inventory, or this"}],
+        )
     if values.get("inventory") and "inventory" in changed:
         await inventories.validate(values["inventory"])
+    if values.get("inventory_id") and "inventory_id" in changed:
+        # Locked (PostgreSQL) like a delete locks it: a deleted inventory is never picked up.
+        found = await session.exec(
+            select(Inventory.id).where(col(Inventory.id) == values["inventory_id"]).with_for_update()
+        )
+        if found.first() is None:
+            raise Invalid(
+                "inventory_id: no such shared inventory: choose one from the inventories list",
+                details=[{"field": "inventory_id", "message": "no such inventory"}],
+            )
     key_name = values.get("ssh_key_secret")
     if key_name and "ssh_key_secret" in changed:
         kind = (await session.exec(select(Secret.kind).where(col(Secret.name) == key_name))).first()
@@ -750,9 +773,17 @@ async def rollback(
     script.content = checked.content
     script.parameters = target.parameters
     script.version = target.version_label
+    shared = target.run_settings.get("inventory_id")
+    if shared and await session.get(Inventory, shared) is None:
+        raise Conflict(
+            f"version {number} uses shared inventory {shared}, which was deleted: roll back to "
+            "another version, or edit the script and choose an inventory",
+            details=[{"field": "inventory_id", "message": "deleted"}],
+        )
     for key in RUN_SETTINGS:
         if key in target.run_settings:
             setattr(script, key, target.run_settings[key])
+    script.inventory_id = shared  # versions from before shared inventories had none
     script.current_version += 1
     script.updated_by = actor.user_id
     script.updated_at = utcnow()

@@ -16,6 +16,7 @@ PAGE_MODULES = [
     "settings_page",
     "secrets",
     "script_secrets",
+    "inventories",
     "executions",
     "execution_page",
     "execute_dialog",

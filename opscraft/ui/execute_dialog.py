@@ -267,7 +267,7 @@ def run_draft_key(script_id: int) -> str:
 def _ansible_options(script: Script) -> dict[str, Any]:
     """Ansible's run options; a notice when the playbook targets hosts without the network."""
     ui.label("Ansible options").classes("text-subtitle2 text-grey-8 mt-2")
-    if script.inventory and not script.network_enabled:
+    if (script.inventory or script.inventory_id) and not script.network_enabled:
         ui.label(
             "This playbook targets hosts from its inventory, but the script's network is off: "
             "in Docker the run cannot reach them. An operator can enable Network in the script's settings."

@@ -43,6 +43,7 @@ NAV: list[NavItem] = [
     NavItem("Scripts", "description", "/scripts", Permission.view_scripts),
     NavItem("Executions", "play_circle", "/executions", Permission.view_scripts),
     NavItem("Schedules", "schedule", "/schedules", Permission.view_scripts),
+    NavItem("Inventories", "lan", "/inventories", Permission.view_scripts),
     NavItem("Approvals", "how_to_reg", "/approvals", Permission.view_scripts, badge="approvals"),
     NavItem("Secrets", "key", "/secrets", Permission.manage_secrets),
     NavItem("Users", "group", "/users", Permission.manage_users),

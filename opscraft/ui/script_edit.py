@@ -13,7 +13,7 @@ from nicegui import ui
 
 from opscraft.db.models import Execution, Script
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
-from opscraft.services import parameters, scripts
+from opscraft.services import parameters, scripts, shared_inventories
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, ServiceError
 from opscraft.services.line_endings import Notice
@@ -166,8 +166,10 @@ def _text(value: Any) -> str:
 class ScriptForm:
     """The whole form; `script` is None when creating."""
 
-    def __init__(self, script: Script | None) -> None:
+    def __init__(self, script: Script | None, inventories: dict[int, str]) -> None:
+        """`inventories`: the shared inventories to choose from, id -> name."""
         self.script = script
+        self.inventories = inventories
         self._checked: tuple[str, str] | None = None
         self._dirty = False
         ui.add_head_html(UNLOAD_GUARD)
@@ -269,12 +271,19 @@ class ScriptForm:
         )
         with ui.column().classes("w-full gap-1") as ansible_hosts:
             ui.label("Ansible hosts (empty inventory: localhost)").classes("text-subtitle2 mt-2")
+            self.inventory_id = ui.select(
+                {0: "None: the script's own text", **self.inventories},
+                label="Shared inventory",
+                value=(s.inventory_id or 0) if s else 0,
+            ).props('outlined dense data-testid="inventory-id"')
+            self.inventory_id.classes("w-full")
             self.inventory = (
                 ui.textarea("Inventory (INI or YAML; host and group variables included)")
                 .props('outlined autogrow input-class="font-mono" data-testid="inventory"')
                 .classes("w-full")
             )
             self.inventory.value = (s.inventory or "") if s else ""
+            self.inventory.bind_visibility_from(self.inventory_id, "value", value=0)
             self.ssh_user = ui.input("SSH user", value=(s.ssh_user or "") if s else "").props(
                 'outlined dense data-testid="ssh-user"'
             )
@@ -352,7 +361,9 @@ class ScriptForm:
             "network_enabled": bool(self.network.value),
         }
         if self.script_type.value == "ansible":
-            body["inventory"] = self.inventory.value or None
+            shared = self.inventory_id.value or None
+            body["inventory_id"] = shared
+            body["inventory"] = None if shared else (self.inventory.value or None)
             body["ssh_user"] = (self.ssh_user.value or "").strip() or None
             body["ssh_key_secret"] = (self.ssh_key_secret.value or "").strip() or None
         return body
@@ -489,6 +500,7 @@ class ScriptForm:
             "cpus": self.cpus,
             "max_concurrent": self.max_concurrent,
             "inventory": self.inventory,
+            "inventory_id": self.inventory_id,
             "ssh_user": self.ssh_user,
             "ssh_key_secret": self.ssh_key_secret,
         }
@@ -502,8 +514,9 @@ class ScriptForm:
 
 @protected_page("/scripts/new", Permission.edit_scripts, title="New script")
 async def new_script_page(actor: Actor) -> None:
+    choices = await _inventory_choices(actor)
     with frame(actor, "New script"):
-        ScriptForm(None)
+        ScriptForm(None, choices)
 
 
 @protected_page("/scripts/{script_id}/edit", Permission.edit_scripts, title="Edit script")
@@ -515,5 +528,11 @@ async def edit_script_page(actor: Actor, script_id: int) -> None:
             ui.label(exc.message).classes("text-negative text-lg").props('data-testid="not-found"')
             ui.link("Back to the scripts", "/scripts")
         return
+    choices = await _inventory_choices(actor)
     with frame(actor, f"Edit {script.name}"):
-        ScriptForm(script)
+        ScriptForm(script, choices)
+
+
+async def _inventory_choices(actor: Actor) -> dict[int, str]:
+    """The shared inventories a script may use, id -> name."""
+    return {i.id: i.name for i in await call(shared_inventories.list_all, actor) if i.id is not None}

@@ -85,7 +85,10 @@ def _overview(script: Script) -> None:
                 ui.label(str(shown))
             if script.script_type == ScriptType.ansible:
                 ui.label("Inventory").classes("text-grey-7")
-                ui.label("from the script" if script.inventory else "localhost")
+                if script.inventory_id:
+                    ui.link(f"shared inventory {script.inventory_id}", "/inventories")
+                else:
+                    ui.label("from the script" if script.inventory else "localhost")
                 for key, label in ANSIBLE_LABELS.items():
                     ui.label(label).classes("text-grey-7")
                     ui.label(getattr(script, key) or "none")

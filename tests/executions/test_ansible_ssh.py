@@ -205,3 +205,30 @@ async def test_limit_and_tags_select_hosts_and_tasks(
     )
     assert final["status"] == "success", text
     assert "TASK [" not in text and not ssh_host.marker.exists(), text
+
+
+@pytest.mark.parametrize("runner_name", ["local"], indirect=True)
+async def test_a_shared_inventory_reaches_the_host_over_ssh(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str, ssh_host: SshHost
+) -> None:
+    """The hosts come from a shared inventory (`inventory_id`) instead of the script's own text."""
+    script_id, _ = await _ssh_script(client, operator, ssh_host, runner_name)
+    script = (await client.get(f"/api/v1/scripts/{script_id}", headers=operator.headers)).json()
+    r = await client.post(
+        "/api/v1/inventories",
+        json={"name": "ssh-targets", "content": script["inventory"]},
+        headers=operator.headers,
+    )
+    assert r.status_code == 201, r.text
+    inventory_id = r.json()["id"]
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}",
+        json={"inventory": None, "inventory_id": inventory_id},
+        headers=operator.headers,
+    )
+    assert r.status_code == 200, r.text
+    final, text = await _run(client, operator, script_id, runner_name)
+    assert final["status"] == "success", text
+    assert final["inventory_id"] == inventory_id
+    assert ssh_host.marker.read_text() == "configured by opscraft\n"
+    assert "changed=1" in text and "unreachable=0" in text, text

@@ -15,6 +15,7 @@ from opscraft.db.models.automation import (
 )
 from opscraft.db.models.chains import ChainLink, ChainRun
 from opscraft.db.models.executions import Execution, ExecutionDraft, ExecutionLog, ExecutionTally
+from opscraft.db.models.inventories import Inventory
 from opscraft.db.models.scripts import Script, ScriptTag, ScriptVersion
 from opscraft.db.models.secrets import ScriptSecret, Secret
 from opscraft.db.models.settings import AppSetting
@@ -35,6 +36,7 @@ __all__ = [
     "ExecutionDraft",
     "ExecutionLog",
     "ExecutionTally",
+    "Inventory",
     "NotificationChannel",
     "NotificationDelivery",
     "NotificationRule",

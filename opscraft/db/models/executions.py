@@ -79,6 +79,10 @@ class Execution(SQLModel, table=True):
     terraform_action: str | None = Field(default=None, max_length=16)
     # Ansible run options ({"limit", "tags", "skip_tags", "check", "diff"}), validated at start.
     run_options: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # The shared inventory the run used (no foreign key: history outlives it) and the SHA-256
+    # (hex) of its content as read when the run started.
+    inventory_id: int | None = Field(default=None)
+    inventory_sha256: str | None = Field(default=None, max_length=64)
     # Indexed by ix_executions_user_queued (its first column).
     triggered_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     # The username at the time of the run: history stays readable after the user is deleted.

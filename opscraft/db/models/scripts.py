@@ -77,6 +77,8 @@ class Script(SQLModel, table=True):
     inventory: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     ssh_user: str | None = Field(default=None, max_length=64)
     ssh_key_secret: str | None = Field(default=None, max_length=128)
+    # Ansible only: a shared inventory (`inventories.id`) instead of the script's own text.
+    inventory_id: int | None = Field(default=None, foreign_key="inventories.id", index=True)
     current_version: int = Field(default=1)
     created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     updated_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")

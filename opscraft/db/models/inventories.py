@@ -1,0 +1,34 @@
+"""Shared Ansible inventories: named INI or YAML text that several scripts use."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from sqlalchemy import Column, Text
+from sqlmodel import Field, SQLModel
+
+from opscraft.db.types import UTCDateTime, utcnow
+
+
+class Inventory(SQLModel, table=True):
+    """A named inventory (services/inventories.py checks its content like a script's own).
+
+    Scripts refer to it by `scripts.inventory_id`; a run reads its content when it starts and
+    records the id and the SHA-256 of that content on the execution."""
+
+    __tablename__ = "inventories"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128, unique=True, index=True)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    updated_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+def content_sha256(content: str) -> str:
+    """Hex SHA-256 of the UTF-8 `content`: what a run records of the inventory it used."""
+    return hashlib.sha256(content.encode()).hexdigest()

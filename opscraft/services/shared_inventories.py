@@ -1,0 +1,161 @@
+"""Shared Ansible inventories: named INI or YAML text that several scripts use (`inventory_id`).
+
+Content is checked exactly as a script's own inventory is (`inventories.validate`: data only,
+parsed by `ansible-inventory --list`). Everyone with a role reads them; operators and admins
+create, change and delete them (`edit_scripts`), each change audited. A run reads the content
+when it starts (execution/store.py) and records the inventory's id and the SHA-256 of what it used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft.db.models import Inventory, Script
+from opscraft.db.models.inventories import content_sha256
+from opscraft.db.types import utcnow
+from opscraft.services import audit, conflicts, inventories
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Conflict, NotFound
+from opscraft.services.permissions import Permission, require
+from opscraft.services.scripts import MAX_DESCRIPTION, NAME_RE, parse
+from opscraft.services.storable import Text
+
+NAME_TAKEN = "an inventory with this name already exists: choose another name"
+
+
+class InventoryIn(BaseModel):
+    """Create or replace a shared inventory (PUT sends every field)."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str = Field(examples=["web-servers"], json_schema_extra={"pattern": NAME_RE.pattern})
+    description: Text = Field(default="", max_length=MAX_DESCRIPTION)
+    content: Text = Field(
+        description="INI or YAML inventory (data only: no plugin, no script), at most 64 KiB",
+        examples=["[web]\nweb1 ansible_host=192.0.2.10\n\n[web:vars]\nhttp_port=8080\n"],
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_RE.fullmatch(value):
+            raise ValueError(
+                "must be 1-128 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
+            )
+        return value
+
+
+async def list_all(session: AsyncSession, actor: Actor) -> list[Inventory]:
+    """Every shared inventory, by name."""
+    require(actor.user, Permission.view_scripts)
+    return list((await session.exec(select(Inventory).order_by(col(Inventory.name)))).all())
+
+
+async def get(session: AsyncSession, actor: Actor, inventory_id: int) -> Inventory:
+    """One shared inventory; `NotFound` (404) when there is none with this id."""
+    require(actor.user, Permission.view_scripts)
+    inventory = await session.get(Inventory, inventory_id)
+    if inventory is None:
+        raise NotFound(f"inventory {inventory_id} not found")
+    return inventory
+
+
+async def used_by(session: AsyncSession, inventory_id: int) -> list[str]:
+    """Names of the live scripts that use the inventory, sorted."""
+    rows = await session.exec(
+        select(Script.name)
+        .where(col(Script.inventory_id) == inventory_id, col(Script.deleted_at).is_(None))
+        .order_by(col(Script.name))
+    )
+    return list(rows.all())
+
+
+async def _check_name_free(session: AsyncSession, name: str, except_id: int | None = None) -> None:
+    stmt = select(Inventory.id).where(col(Inventory.name) == name)
+    if except_id is not None:
+        stmt = stmt.where(col(Inventory.id) != except_id)
+    if (await session.exec(stmt)).first() is not None:
+        raise Conflict(NAME_TAKEN, details=[{"field": "name", "message": "another inventory has this name"}])
+
+
+async def create(session: AsyncSession, actor: Actor, data: InventoryIn | Mapping[str, Any]) -> Inventory:
+    """A new shared inventory. `Invalid` (422) naming the field (content: Ansible's reason);
+    `Conflict` (409, field `name`) when the name is taken, also when two creates race."""
+    require(actor.user, Permission.edit_scripts)
+    body = parse(InventoryIn, data)
+    await inventories.validate(body.content, "content")
+    await _check_name_free(session, body.name)
+    inventory = Inventory(**body.model_dump(), created_by=actor.user_id, updated_by=actor.user_id)
+    session.add(inventory)
+    await conflicts.flush(session)
+    audit.record(session, actor, "inventory.create", "inventory", inventory.id, name=inventory.name)
+    await conflicts.commit(session)
+    return inventory
+
+
+async def update(
+    session: AsyncSession, actor: Actor, inventory_id: int, data: InventoryIn | Mapping[str, Any]
+) -> Inventory:
+    """Replace name, description and content; the next run of every script using it reads the
+    new content. Errors as in `create`; `NotFound` (404) for an unknown id."""
+    require(actor.user, Permission.edit_scripts)
+    body = parse(InventoryIn, data)
+    inventory = await _locked(session, actor, inventory_id)
+    values = body.model_dump()
+    changed = sorted(k for k, v in values.items() if getattr(inventory, k) != v)
+    if not changed:
+        return inventory
+    if "content" in changed:
+        await inventories.validate(body.content, "content")
+    if "name" in changed:
+        await _check_name_free(session, body.name, inventory_id)
+    for key in changed:
+        setattr(inventory, key, values[key])
+    inventory.updated_by = actor.user_id
+    inventory.updated_at = utcnow()
+    await conflicts.flush(session)
+    details: dict[str, Any] = {"fields": changed, "name": inventory.name}
+    if "content" in changed:
+        details["content_sha256"] = content_sha256(inventory.content)
+    audit.record(session, actor, "inventory.update", "inventory", inventory_id, **details)
+    await conflicts.commit(session)
+    return inventory
+
+
+async def delete(session: AsyncSession, actor: Actor, inventory_id: int) -> None:
+    """Delete an inventory no live script uses; `Conflict` (409) naming the scripts otherwise.
+
+    The row is locked first (PostgreSQL), as a script save that selects it does, so a script
+    cannot start using it while it is deleted."""
+    require(actor.user, Permission.edit_scripts)
+    inventory = await _locked(session, actor, inventory_id)
+    users = await used_by(session, inventory_id)
+    if users:
+        shown = ", ".join(users[:10]) + (f" and {len(users) - 10} more" if len(users) > 10 else "")
+        raise Conflict(
+            f"inventory {inventory.name} is used by script(s) {shown}: choose another inventory for "
+            "them first",
+            details=[{"field": "inventory_id", "message": "in use", "scripts": users}],
+        )
+    # Deleted scripts keep their rows: let go of their reference so the row can go.
+    deleted = await session.exec(select(Script).where(col(Script.inventory_id) == inventory_id))
+    for script in deleted.all():
+        script.inventory_id = None
+    await conflicts.flush(session)
+    audit.record(session, actor, "inventory.delete", "inventory", inventory_id, name=inventory.name)
+    await session.delete(inventory)
+    await conflicts.commit(session)
+
+
+async def _locked(session: AsyncSession, actor: Actor, inventory_id: int) -> Inventory:
+    await get(session, actor, inventory_id)
+    inventory = (
+        await session.exec(select(Inventory).where(col(Inventory.id) == inventory_id).with_for_update())
+    ).one()
+    await session.refresh(inventory)
+    return inventory

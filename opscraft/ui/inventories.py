@@ -1,0 +1,117 @@
+"""The Inventories page: shared Ansible inventories (everyone reads; operators and admins edit).
+
+Rules and checks are services/shared_inventories.py's; problems show under their fields."""
+
+from __future__ import annotations
+
+from nicegui import ui
+
+from opscraft.db.models import Inventory
+from opscraft.services import shared_inventories
+from opscraft.services.actor import Actor
+from opscraft.services.permissions import Permission, can
+from opscraft.ui.layout import frame, guard, protected_page, run_action
+from opscraft.ui.widgets import call, dialog_buttons, dialog_card, format_time, text_input
+
+
+@protected_page("/inventories", Permission.view_scripts, title="Inventories")
+async def inventories_page(actor: Actor) -> None:
+    edit = can(actor.user, Permission.edit_scripts)
+    with frame(actor, "Inventories"):
+        ui.label(
+            "Shared Ansible inventories (INI or YAML): an Ansible script uses one instead of its own "
+            "inventory text; each run reads it when it starts."
+        ).classes("text-grey-7")
+
+        @ui.refreshable
+        async def body() -> None:
+            rows = await run_action(lambda: call(shared_inventories.list_all, actor))
+            if rows is None:
+                return
+            if not rows:
+                ui.label("No shared inventories yet.").props('data-testid="inventories-empty"')
+            for inventory in rows:
+                await _row(inventory)
+
+        async def _row(inventory: Inventory) -> None:
+            assert inventory.id is not None
+            used = await call(shared_inventories.used_by, inventory.id)
+            with ui.card().classes("w-full gap-1").props(f'data-testid="inventory-{inventory.name}"'):
+                with ui.row().classes("items-center gap-3 w-full"):
+                    ui.icon("lan", color="primary")
+                    ui.label(inventory.name).classes("font-semibold")
+                    ui.label(inventory.description).classes("text-grey-8")
+                    ui.space()
+                    ui.label(f"updated {format_time(inventory.updated_at)}").classes("text-caption")
+                    if edit:
+                        ui.button(icon="edit", on_click=lambda i=inventory: open_form(i)).props(
+                            'flat round dense aria-label="Edit" '
+                            f'data-testid="inventory-edit-{inventory.name}"'
+                        )
+                        ui.button(icon="delete", on_click=lambda i=inventory: remove(i)).props(
+                            f'flat round dense color=negative aria-label="Delete" '
+                            f'data-testid="inventory-delete-{inventory.name}"'
+                        )
+                ui.label(f"Used by: {', '.join(used)}" if used else "Not used by any script").classes(
+                    "text-caption"
+                )
+                ui.code(inventory.content, language="ini").classes("w-full")
+
+        async def remove(inventory: Inventory) -> None:
+            current = await guard(Permission.edit_scripts)
+            if current is None or inventory.id is None:
+                return
+            done = await run_action(
+                lambda: _delete(current, inventory.id or 0), f"Inventory {inventory.name} deleted"
+            )
+            if done:
+                body.refresh()
+
+        async def _delete(current: Actor, inventory_id: int) -> bool:
+            await call(shared_inventories.delete, current, inventory_id)
+            return True
+
+        async def _save(current: Actor, inventory: Inventory | None, data: dict[str, str]) -> Inventory:
+            if inventory is None or inventory.id is None:
+                return await call(shared_inventories.create, current, data)
+            return await call(shared_inventories.update, current, inventory.id, data)
+
+        async def open_form(inventory: Inventory | None) -> None:
+            title = f"Edit {inventory.name}" if inventory else "New inventory"
+            with ui.dialog() as dialog, dialog_card(title).classes("w-[48rem]"):
+                name = text_input("Name", "inventory-name", autofocus=True)
+                description = text_input("Description", "inventory-description")
+                content = (
+                    ui.textarea("Inventory (INI or YAML; host and group variables included)")
+                    .props('outlined autogrow input-class="font-mono" data-testid="inventory-content"')
+                    .classes("w-full")
+                )
+                if inventory:
+                    name.value, description.value = inventory.name, inventory.description
+                    content.value = inventory.content
+                fields = {"name": name, "description": description, "content": content}
+
+                async def submit() -> None:
+                    current = await guard(Permission.edit_scripts)
+                    if current is None:
+                        return
+                    data = {
+                        "name": (name.value or "").strip(),
+                        "description": description.value or "",
+                        "content": content.value or "",
+                    }
+                    saved = await run_action(
+                        lambda: _save(current, inventory, data), "Inventory saved", fields
+                    )
+                    if saved is not None:
+                        dialog.delete()
+                        body.refresh()
+
+                dialog_buttons(dialog, "Save", "inventory-save", submit)
+            dialog.open()
+
+        if edit:
+            ui.button("New inventory", icon="add", on_click=lambda: open_form(None)).props(
+                'unelevated no-caps data-testid="inventory-new"'
+            )
+        await body()

@@ -1,0 +1,75 @@
+"""Browser journey of shared inventories against a real `opscraft serve`: an operator creates one
+(a bad one first: Ansible's reason under the field), selects it in a script's Ansible settings,
+and a viewer sees the page without editing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer, start_server, stop_server
+from tests.test_executions_browser import SERVER_ENV, _cli_user, _token
+from tests.test_secrets_browser import log_in
+
+pytestmark = pytest.mark.browser
+
+PLAYBOOK = "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n"
+INVENTORY = "[web]\nweb1 ansible_host=192.0.2.10\n"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    live = start_server(Path(tmp_path_factory.mktemp("inventories-ui")) / "server", SERVER_ENV)
+    try:
+        _cli_user(live, "operator", "operator")
+        _cli_user(live, "viewer", "viewer")
+        yield live
+    finally:
+        stop_server(live)
+
+
+def test_create_an_inventory_and_select_it_on_a_script(page: Any, server: LiveServer) -> None:
+    operator = _token(server, "operator")
+    body = {"name": "site", "script_type": "ansible", "status": "active", "content": PLAYBOOK}
+    r = httpx.post(f"{server.url}/api/v1/scripts", json=body, headers=operator)
+    assert r.status_code == 201, r.text
+    script_id = r.json()["id"]
+
+    log_in(page, server, "operator")
+    page.get_by_test_id("nav-inventories").click()
+    page.wait_for_url(f"{server.url}/inventories")
+    page.get_by_test_id("inventory-new").click()
+    page.get_by_test_id("inventory-name").fill("web")
+    page.get_by_test_id("inventory-content").fill("[web\nweb1\n")
+    page.get_by_test_id("inventory-save").click()
+    # Ansible's verdict, under the content field; nothing saved.
+    field = page.locator(".q-field--error", has=page.get_by_test_id("inventory-content"))
+    field.filter(has_text="not a valid INI or YAML inventory").wait_for()
+    page.get_by_test_id("inventory-content").fill(INVENTORY)
+    page.get_by_test_id("inventory-save").click()
+    page.get_by_test_id("inventory-web").wait_for()
+    assert page.get_by_test_id("inventory-web").filter(has_text="Not used by any script").count() == 1
+
+    page.goto(f"{server.url}/scripts/{script_id}/edit")
+    page.get_by_test_id("inventory-id").click()
+    page.get_by_role("option", name="web", exact=True).click()
+    assert not page.get_by_test_id("inventory").is_visible()  # the own text is not used
+    page.get_by_test_id("save-script").click()
+    page.wait_for_url(re.compile(rf"{re.escape(server.url)}/scripts/{script_id}$"))
+    script = httpx.get(f"{server.url}/api/v1/scripts/{script_id}", headers=operator).json()
+    inventories = httpx.get(f"{server.url}/api/v1/inventories", headers=operator).json()
+    assert script["inventory_id"] == inventories[0]["id"] and script["inventory"] is None
+    assert inventories[0]["used_by"] == ["site"]
+
+    # A viewer reads the page from the navigation, with no editing.
+    page.context.clear_cookies()
+    log_in(page, server, "viewer")
+    page.get_by_test_id("nav-inventories").click()
+    page.get_by_test_id("inventory-web").filter(has_text="Used by: site").wait_for()
+    assert page.get_by_test_id("inventory-new").count() == 0
+    assert page.get_by_test_id("inventory-edit-web").count() == 0

@@ -1,0 +1,217 @@
+"""Shared inventories on SQLite and PostgreSQL: CRUD, names (409, also racing), content checked by
+`ansible-inventory` (422 naming `content`), scripts that refer to one (`inventory_id`), and
+deleting one that scripts use (409 naming them). Every change is audited."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from opscraft.services import shared_inventories
+from tests.conftest import LoggedIn, make_user
+
+PATH = "/api/v1/inventories"
+PLAYBOOK = "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n"
+INI = "[web]\nweb1 ansible_host=192.0.2.10\n\n[web:vars]\nhttp_port=8080\n"
+YAML = "all:\n  children:\n    db:\n      hosts:\n        db1:\n          ansible_host: 192.0.2.11\n"
+
+
+def _name(prefix: str = "inv") -> str:
+    return f"{prefix}-{time.monotonic_ns()}"
+
+
+async def _inventory(client: httpx.AsyncClient, who: LoggedIn, **fields: Any) -> httpx.Response:
+    body = {"name": _name(), "description": "web tier", "content": INI, **fields}
+    return await client.post(PATH, json=body, headers=who.headers)
+
+
+async def _script(client: httpx.AsyncClient, who: LoggedIn, **fields: Any) -> httpx.Response:
+    body = {"name": _name("play"), "script_type": "ansible", "content": PLAYBOOK, "status": "active"}
+    return await client.post("/api/v1/scripts", json={**body, **fields}, headers=who.headers)
+
+
+async def _audit(client: httpx.AsyncClient, action: str) -> list[dict[str, Any]]:
+    admin = await make_user(client, "admin")
+    r = await client.get("/api/v1/audit", params={"action": action}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    return list(r.json()["items"])
+
+
+@pytest.mark.parametrize("content", [INI, YAML])
+async def test_create_read_update_delete(
+    client: httpx.AsyncClient, operator: LoggedIn, viewer: LoggedIn, content: str
+) -> None:
+    r = await _inventory(client, operator, content=content)
+    assert r.status_code == 201, r.text
+    inv = r.json()
+    assert inv["content"] == content and inv["used_by"] == []
+    assert inv["content_sha256"] == hashlib.sha256(content.encode()).hexdigest()
+    assert inv["created_by"] == operator.id
+    r = await client.get(f"{PATH}/{inv['id']}", headers=viewer.headers)
+    assert r.status_code == 200 and r.json()["name"] == inv["name"]
+    assert inv["id"] in [i["id"] for i in (await client.get(PATH, headers=viewer.headers)).json()]
+    other = YAML if content == INI else INI
+    body = {"name": inv["name"] + "-b", "description": "", "content": other}
+    r = await client.put(f"{PATH}/{inv['id']}", json=body, headers=operator.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["content"] == other and r.json()["name"] == body["name"]
+    update = (await _audit(client, "inventory.update"))[0]
+    assert update["target_id"] == str(inv["id"])
+    assert update["details"]["fields"] == ["content", "description", "name"]
+    assert update["details"]["content_sha256"] == hashlib.sha256(other.encode()).hexdigest()
+    assert (await client.delete(f"{PATH}/{inv['id']}", headers=operator.headers)).status_code == 204
+    assert (await client.get(f"{PATH}/{inv['id']}", headers=viewer.headers)).status_code == 404
+    assert [e["target_id"] for e in await _audit(client, "inventory.create")] == [str(inv["id"])]
+    assert (await _audit(client, "inventory.delete"))[0]["details"]["name"] == body["name"]
+
+
+async def test_viewers_read_only(client: httpx.AsyncClient, operator: LoggedIn, viewer: LoggedIn) -> None:
+    assert (await _inventory(client, viewer)).status_code == 403
+    inv = (await _inventory(client, operator)).json()
+    body = {"name": inv["name"], "content": YAML}
+    assert (await client.put(f"{PATH}/{inv['id']}", json=body, headers=viewer.headers)).status_code == 403
+    assert (await client.delete(f"{PATH}/{inv['id']}", headers=viewer.headers)).status_code == 403
+
+
+async def test_a_name_in_use_is_409_on_create_and_update(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    first = (await _inventory(client, operator)).json()
+    r = await _inventory(client, operator, name=first["name"])
+    assert r.status_code == 409 and r.json()["errors"][0]["field"] == "name"
+    other = (await _inventory(client, operator)).json()
+    body = {"name": first["name"], "content": INI}
+    r = await client.put(f"{PATH}/{other['id']}", json=body, headers=operator.headers)
+    assert r.status_code == 409 and r.json()["errors"][0]["field"] == "name"
+    assert (await client.get(f"{PATH}/{other['id']}", headers=operator.headers)).json()["name"] == other[
+        "name"
+    ]
+
+
+async def test_racing_creates_of_one_name_give_one_201_and_one_409(
+    client: httpx.AsyncClient, operator: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both requests pass the service's "is it taken?" check (skipped here, as when they run at
+    the same moment): the unique index decides, and the loser is a 409 naming `name`."""
+
+    async def not_checked(*_args: Any, **_kwargs: Any) -> None:
+        return None
+
+    monkeypatch.setattr(shared_inventories, "_check_name_free", not_checked)
+    name = _name()
+    results = await asyncio.gather(*(_inventory(client, operator, name=name) for _ in range(2)))
+    assert sorted(r.status_code for r in results) == [201, 409], [r.text for r in results]
+    loser = next(r for r in results if r.status_code == 409)
+    assert loser.json()["errors"][0]["field"] == "name"
+    listed = [i for i in (await client.get(PATH, headers=operator.headers)).json() if i["name"] == name]
+    assert len(listed) == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"content": "plugin: constructed\ncompose:\n  x: lookup('pipe', 'id')\n"}, "content", "plugin"),
+        ({"content": "all:\n  hosts: [1, 2\n"}, "content", "not a valid INI or YAML inventory"),
+        ({"content": "[web\nweb1\n"}, "content", "not a valid INI or YAML inventory"),
+        ({"content": "a\x00b"}, "content", "NUL"),
+        ({"content": "  \n"}, "content", "blank"),
+        ({"content": "x" * (64 * 1024 + 1)}, "content", "64 KiB"),
+        ({"name": "-bad name"}, "name", "letters, digits"),
+        ({"name": "x" * 129}, "name", "letters, digits"),
+        ({"surprise": 1}, "surprise", ""),
+    ],
+)
+async def test_bad_input_is_422_naming_the_field(
+    client: httpx.AsyncClient, operator: LoggedIn, fields: dict[str, Any], field: str, message: str
+) -> None:
+    r = await _inventory(client, operator, **fields)
+    assert r.status_code == 422, r.text
+    assert message in r.text
+    assert any(e["field"].endswith(field) for e in r.json()["errors"]), r.json()
+    assert all(
+        i["name"] != fields.get("name") for i in (await client.get(PATH, headers=operator.headers)).json()
+    )
+
+
+async def test_an_update_with_bad_content_changes_nothing(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    inv = (await _inventory(client, operator)).json()
+    body = {"name": inv["name"], "content": "[web\nweb1\n"}
+    r = await client.put(f"{PATH}/{inv['id']}", json=body, headers=operator.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "content"
+    assert (await client.get(f"{PATH}/{inv['id']}", headers=operator.headers)).json()["content"] == INI
+
+
+async def test_a_script_uses_a_shared_inventory_and_delete_is_refused_while_it_does(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    inv = (await _inventory(client, operator)).json()
+    r = await _script(client, operator, inventory_id=inv["id"])
+    assert r.status_code == 201, r.text
+    script = r.json()
+    assert script["inventory_id"] == inv["id"] and script["inventory"] is None
+    assert (await client.get(f"{PATH}/{inv['id']}", headers=operator.headers)).json()["used_by"] == [
+        script["name"]
+    ]
+    r = await client.delete(f"{PATH}/{inv['id']}", headers=operator.headers)
+    assert r.status_code == 409 and script["name"] in r.json()["detail"]
+    # The script lets go (a new version), then the inventory can go.
+    r = await client.put(
+        f"/api/v1/scripts/{script['id']}", json={"inventory_id": None}, headers=operator.headers
+    )
+    assert r.status_code == 200 and r.json()["inventory_id"] is None and r.json()["current_version"] == 2
+    r = await client.get(f"/api/v1/scripts/{script['id']}/versions/1", headers=operator.headers)
+    assert r.json()["run_settings"]["inventory_id"] == inv["id"]
+    assert (await client.delete(f"{PATH}/{inv['id']}", headers=operator.headers)).status_code == 204
+
+
+async def test_a_deleted_script_does_not_hold_an_inventory(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    inv = (await _inventory(client, operator)).json()
+    script = (await _script(client, operator, inventory_id=inv["id"])).json()
+    assert (
+        await client.delete(f"/api/v1/scripts/{script['id']}", headers=operator.headers)
+    ).status_code == 204
+    assert (await client.delete(f"{PATH}/{inv['id']}", headers=operator.headers)).status_code == 204
+
+
+async def test_script_inventory_id_rules(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    inv = (await _inventory(client, operator)).json()
+    r = await _script(client, operator, inventory_id=inv["id"], inventory=INI)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "inventory_id"
+    r = await _script(client, operator, inventory_id=999999)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "inventory_id"
+    r = await _script(client, operator, script_type="bash", content="echo hi\n", inventory_id=inv["id"])
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "inventory_id"
+    own = (await _script(client, operator, inventory=INI)).json()
+    # Switching from the script's own text to a shared inventory: both in the result is refused...
+    url = f"/api/v1/scripts/{own['id']}"
+    r = await client.put(url, json={"inventory_id": inv["id"]}, headers=operator.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "inventory_id"
+    # ...clearing the text in the same change is the switch.
+    r = await client.put(url, json={"inventory_id": inv["id"], "inventory": None}, headers=operator.headers)
+    assert r.status_code == 200 and r.json()["inventory_id"] == inv["id"], r.text
+
+
+async def test_rollback_restores_the_inventory_choice(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    inv = (await _inventory(client, operator)).json()
+    script = (await _script(client, operator, inventory=INI)).json()
+    url = f"/api/v1/scripts/{script['id']}"
+    r = await client.put(url, json={"inventory": None, "inventory_id": inv["id"]}, headers=operator.headers)
+    assert r.status_code == 200 and r.json()["current_version"] == 2, r.text
+    # Back to version 1: its own text again, and no shared inventory next to it.
+    r = await client.post(f"{url}/rollback/1", headers=operator.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["inventory"] == INI and r.json()["inventory_id"] is None
+    # Version 2's inventory is deleted (nothing uses it now): rolling back to it is refused.
+    assert (await client.delete(f"{PATH}/{inv['id']}", headers=operator.headers)).status_code == 204
+    r = await client.post(f"{url}/rollback/2", headers=operator.headers)
+    assert r.status_code == 409 and r.json()["errors"][0]["field"] == "inventory_id", r.text
+    assert (await client.get(url, headers=operator.headers)).json()["current_version"] == 3
