@@ -259,6 +259,35 @@ async def test_failure_outcome_and_masked_outputs(
     assert len(errors) == 1 and value not in str(errors[0].details)
 
 
+async def test_a_test_run_of_unsaved_content_starts_no_chained_run(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn
+) -> None:
+    """A test run (draft) tries content nobody saved: its result must not start the scripts
+    downstream (a deploy after an untested build), while a run of the saved script still does."""
+    await allow_local(client, admin)
+    a = await make_script(client, admin, 'echo "::set-output name=version::saved"\n')
+    b = await make_script(client, admin, 'echo "got $ENV"\n', parameters=TARGET_PARAMS)
+    body = {"outcome": "any", "mapping": {"ENV": "/outputs/version"}}
+    assert (await add_link(client, operator, a, b, **body)).status_code == 201
+    r = await client.post(
+        f"/api/v1/scripts/{a}/test-runs",
+        json={"content": 'echo "::set-output name=version::draft"\n', "runner": "local"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 202, r.text
+    draft = r.json()
+    assert (await wait_for(client, operator, draft["id"]))["status"] == "success"
+    saved = await start(client, operator, a, "local")
+    assert (await wait_for(client, operator, saved["id"]))["status"] == "success"
+    (step,) = await wait_chained(client, operator, saved["id"])
+    assert step["status"] == "started"
+    # run events are delivered in order: the test run's was handled before the saved run's
+    assert (await chain_view(client, operator, draft["id"]))["started"] == []
+    async with runtime.current().db.session() as session:
+        runs = (await session.exec(select(Execution).where(col(Execution.script_id) == b))).all()
+        assert [run.parameters["ENV"] for run in runs] == ["saved"]
+
+
 async def test_exactly_once_with_several_dispatchers_and_starters(
     client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, no_automation_loops: None
 ) -> None:
