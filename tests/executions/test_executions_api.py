@@ -155,6 +155,7 @@ async def test_local_runner_needs_an_admin(
     assert r.status_code == 403, r.text
     assert "only operators and admins may run scripts on the local runner" in r.json()["detail"]
     assert "master key" in r.json()["detail"]
+    assert "ask one of the operators and admins to run it" in r.json()["detail"]
     for who in (operator, admin):
         r = await client.post("/api/v1/executions", json=body, headers=who.headers)
         assert r.status_code == 202, r.text
@@ -171,6 +172,8 @@ async def test_local_runner_needs_an_admin(
     await client.put("/api/v1/settings", json={"local_runner_role": "admin"}, headers=admin.headers)
     r = await client.post("/api/v1/executions", json=body, headers=operator.headers)
     assert r.status_code == 403 and "only admins may" in r.json()["detail"], r.text
+    # the way forward names who may: not "an operator", who may not either
+    assert "ask one of the admins to run it" in r.json()["detail"], r.text
 
 
 @pytest.fixture
