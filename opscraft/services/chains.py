@@ -51,7 +51,7 @@ from opscraft.db.models.executions import ExecutionStatus, Trigger
 from opscraft.db.types import utcnow
 from opscraft.execution.masking import MASK
 from opscraft.execution.run_events import RunEventMessage
-from opscraft.services import audit
+from opscraft.services import audit, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Invalid, NotFound, ServiceError
 from opscraft.services.permissions import Permission, can, require
@@ -179,6 +179,7 @@ async def _apply(session: AsyncSession, link: ChainLink, data: LinkIn) -> None:
     for name in data.parameters:
         if name not in declared:
             raise _bad(f"parameters.{name}", f"unknown parameter: script {target.name!r} does not declare it")
+    parameters.check_fixed(target.parameters, data.parameters)
     duplicate = (
         await session.exec(
             select(ChainLink.id).where(

@@ -33,7 +33,7 @@ from opscraft.db.models.executions import Trigger
 from opscraft.db.types import utcnow
 from opscraft.security.tokens import hash_personal_token
 from opscraft.security.vault import DecryptError
-from opscraft.services import audit, keyring
+from opscraft.services import audit, keyring, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Forbidden, Invalid, NotFound, RateLimited, ServiceError, Unauthorized
 from opscraft.services.permissions import Permission, require
@@ -116,6 +116,7 @@ async def _apply(session: AsyncSession, hook: WebhookTrigger, script: Script, da
     for name in data.parameters:
         if name not in declared:
             raise _bad(f"parameters.{name}", "unknown parameter: this script does not declare it")
+    parameters.check_fixed(script.parameters, data.parameters)
     if data.secret_id is not None and await session.get(Secret, data.secret_id) is None:
         raise _bad("secret_id", f"no vault secret with id {data.secret_id}")
     hook.name, hook.secret_id, hook.enabled = data.name.strip(), data.secret_id, data.enabled

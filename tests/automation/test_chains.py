@@ -117,6 +117,10 @@ async def test_links_crud_refusals_and_audit(
         ({"target_script_id": b, "mapping": {"ENV": "/secrets/X"}}, "mapping.ENV"),
         ({"target_script_id": b, "mapping": {"ENV": "/run/triggered_by"}}, "mapping.ENV"),
         ({"target_script_id": b, "parameters": {"NOPE": 1}}, "parameters.NOPE"),
+        # fixed values are checked as the target's resolver will check them when the link fires
+        ({"target_script_id": b, "parameters": {"SOURCE_RUN": "abc"}}, "parameters.SOURCE_RUN"),
+        ({"target_script_id": b, "parameters": {"ENV": "x\u202ey"}}, "parameters.ENV"),
+        ({"target_script_id": b, "parameters": {"VERSION": {"a": 1}}}, "parameters.VERSION"),
         ({"target_script_id": a}, "target_script_id"),  # a link to itself is a cycle
     ]:
         r = await client.post(links_path(a), json=bad, headers=operator.headers)
