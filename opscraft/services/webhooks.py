@@ -36,6 +36,7 @@ from opscraft.security.vault import DecryptError
 from opscraft.services import audit, keyring, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Forbidden, Invalid, NotFound, RateLimited, ServiceError, Unauthorized
+from opscraft.services.invisible import Label
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 
@@ -48,7 +49,7 @@ TOKEN_PREFIX = "och_"
 class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=64, examples=["on-push"])
+    name: Label = Field(min_length=1, max_length=64, examples=["on-push"])
     secret_id: int | None = Field(default=None, ge=1, description="Vault secret used as the HMAC-SHA256 key")
     mapping: dict[str, str] = Field(
         default_factory=dict,
