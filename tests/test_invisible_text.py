@@ -82,6 +82,31 @@ async def test_tags_and_schedule_names_refuse_invisible_characters(
     assert r.status_code == 200 and r.json() == []
 
 
+async def test_webhook_token_and_channel_names_refuse_invisible_characters(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn
+) -> None:
+    """The other names people pick from a list (a webhook, a personal token, a notification
+    channel) follow the schedule names' rule; nothing is written for a refused name."""
+    body = {"name": "hooked", "script_type": "bash", "content": PLAYBOOK, "status": "active"}
+    r = await client.post("/api/v1/scripts", json=body, headers=operator.headers)
+    assert r.status_code == 201, r.text
+    hooks = f"/api/v1/scripts/{r.json()['id']}/webhooks"
+    channel = {"kind": "webhook", "config": {"url": "http://127.0.0.1:9/x"}}
+    for ch in ["\u202e", "\u2066", "\u200b", "\ufeff"]:
+        name = f"deploy{ch}prod"
+        for url, extra, who in [
+            (hooks, {}, operator),
+            ("/api/v1/tokens", {}, operator),
+            ("/api/v1/notifications/channels", channel, admin),
+        ]:
+            r = await client.post(url, json={"name": name, **extra}, headers=who.headers)
+            assert r.status_code == 422 and fields(r) == ["name"], (url, repr(ch), r.text)
+            assert f"U+{ord(ch):04X}" in r.text
+    assert (await client.get(hooks, headers=operator.headers)).json() == []
+    assert (await client.get("/api/v1/tokens", headers=operator.headers)).json() == []
+    assert (await client.get("/api/v1/notifications/channels", headers=admin.headers)).json() == []
+
+
 async def test_parameter_values_refuse_bidi_controls_at_save_and_at_run(
     client: httpx.AsyncClient, operator: LoggedIn, viewer: LoggedIn
 ) -> None:

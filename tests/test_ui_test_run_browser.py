@@ -95,3 +95,40 @@ def test_a_new_script_is_saved_before_a_test_run(
     page.goto(f"{server.url}/scripts/new")
     wait_connected(page)
     assert page.get_by_test_id("test-run").is_disabled()
+
+
+def test_a_bad_parameter_declaration_is_shown_under_its_row(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A declaration the save refuses (here a name Ansible reserves, `hostvars`) is shown under the
+    parameter row's field, for Test run and for Save alike, and no run starts."""
+    admin = tokens["admin"]
+    playbook = "- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug: {msg: hi}\n"
+    script = create_script(server, admin, "declared", playbook, script_type="ansible")
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{script['id']}/edit")
+    wait_connected(page)
+    page.get_by_test_id("add-parameter").click()
+    page.get_by_test_id("param-name-0").fill("hostvars")
+    page.get_by_test_id("param-default-0").fill("ok")
+    page.get_by_test_id("add-parameter").click()
+    page.get_by_test_id("param-name-1").fill("REGION")
+    page.get_by_test_id("param-default-1").fill("eu\u202ewest")
+    row = page.get_by_test_id("param-row-0")
+    other = page.get_by_test_id("param-row-1")
+
+    page.get_by_test_id("test-run").click()
+    row.get_by_text("Name hostvars is reserved").wait_for()
+    other.get_by_text("Default must not contain bidirectional control characters").wait_for()
+    assert page.get_by_test_id("execute-dialog").count() == 0, "no run form for a refused declaration"
+    runs = httpx.get(
+        f"{server.url}/api/v1/executions", params={"script_id": script["id"]}, headers=admin
+    ).json()
+    assert runs["total"] == 0
+
+    page.get_by_test_id("param-name-0").fill("groups")
+    page.get_by_test_id("param-default-1").fill("eu-west")
+    page.get_by_test_id("save-script").click()
+    row.get_by_text("Name groups is reserved").wait_for()
+    saved = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=admin).json()
+    assert saved["parameters"] == {} and saved["current_version"] == 1

@@ -12,6 +12,7 @@ from opscraft.api.executions_schemas import AnsibleRunOptions, ExecutionOut
 from opscraft.api.schemas import AUTHED, IdPath, error_responses
 from opscraft.db.models.scripts import ScriptType
 from opscraft.services import draft_runs
+from opscraft.services.errors import Invalid
 from opscraft.services.storable import Text
 
 router = APIRouter(prefix="/api/v1/scripts", tags=["executions"])
@@ -46,6 +47,20 @@ class TestRunCreate(BaseModel):
     )
 
 
+def _schema_fields(exc: Invalid) -> Invalid:
+    """The save checks name a bad declaration `parameters.X` (a save's field); in this body
+    `parameters` are the run's values and the declaration is `parameter_schema`, so rename
+    those fields (a value error stays `parameters.X`)."""
+    renamed = [dict(e) for e in exc.details]
+    message = exc.message
+    for error in renamed:
+        field = str(error.get("field", ""))
+        if field == "parameters" or field.startswith(("parameters.", "parameters[")):
+            error["field"] = "parameter_schema" + field.removeprefix("parameters")
+            message = message.replace(f"{field}: ", f"{error['field']}: ")
+    return Invalid(message, details=renamed)
+
+
 @router.post(
     "/{script_id}/test-runs",
     response_model=ExecutionOut,
@@ -56,17 +71,20 @@ class TestRunCreate(BaseModel):
 async def create_test_run(
     script_id: IdPath, body: TestRunCreate, session: Session, actor: CurrentActor
 ) -> ExecutionOut:
-    execution = await draft_runs.start(
-        session,
-        actor,
-        script_id,
-        body.content,
-        script_type=body.script_type,
-        parameter_schema=body.parameter_schema,
-        parameters_in=body.parameters,
-        terraform_action=body.terraform_action,
-        runner=body.runner,
-        run_options=body.run_options.model_dump(exclude_defaults=True) if body.run_options else None,
-        acknowledge_risks=body.acknowledge_risks,
-    )
+    try:
+        execution = await draft_runs.start(
+            session,
+            actor,
+            script_id,
+            body.content,
+            script_type=body.script_type,
+            parameter_schema=body.parameter_schema,
+            parameters_in=body.parameters,
+            terraform_action=body.terraform_action,
+            runner=body.runner,
+            run_options=body.run_options.model_dump(exclude_defaults=True) if body.run_options else None,
+            acknowledge_risks=body.acknowledge_risks,
+        )
+    except draft_runs.DeclarationInvalid as exc:
+        raise _schema_fields(exc) from None
     return ExecutionOut.of(execution)

@@ -14,6 +14,7 @@ from opscraft.api.executions_schemas import (
     ExecutionPage,
     LogsOut,
     RanContentOut,
+    RerunCreate,
 )
 from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, IdQuery, Skip, error_responses
 from opscraft.db.models.executions import Trigger
@@ -151,5 +152,8 @@ async def cancel_execution(execution_id: IdPath, session: Session, actor: Curren
     summary="Run again: a new run of the same script with the same parameters, action and runner",
     responses=error_responses(*AUTHED, 404, 409, 422),
 )
-async def rerun_execution(execution_id: IdPath, session: Session, actor: CurrentActor) -> ExecutionOut:
-    return ExecutionOut.of(await runs.rerun(session, actor, execution_id))
+async def rerun_execution(
+    execution_id: IdPath, session: Session, actor: CurrentActor, body: RerunCreate | None = None
+) -> ExecutionOut:
+    confirm = body.confirm_destroy if body is not None else False
+    return ExecutionOut.of(await runs.rerun(session, actor, execution_id, confirm_destroy=confirm))

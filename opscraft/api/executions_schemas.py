@@ -36,6 +36,17 @@ class AnsibleRunOptions(BaseModel):
     diff: bool = Field(default=False, description="--diff: show what changes in files and templates")
 
 
+class RerunCreate(BaseModel):
+    """Optional body of "Run again"."""
+
+    model_config = {"extra": "forbid"}
+
+    confirm_destroy: bool = Field(
+        default=False,
+        description="Required (true) to run a Terraform destroy again (every destroy is confirmed)",
+    )
+
+
 class ExecutionCreate(BaseModel):
     """The seed's body (`script_id`, `parameters`) plus the optional runner and Terraform action."""
 

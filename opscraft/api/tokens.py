@@ -17,6 +17,7 @@ from opscraft.api.schemas import AUTHED, IdPath, error_responses
 from opscraft.db.models import Role
 from opscraft.services import api_tokens
 from opscraft.services.api_tokens import NAME_MAX, TokenInfo
+from opscraft.services.invisible import Label
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["api tokens"])
 
@@ -24,7 +25,7 @@ router = APIRouter(prefix="/api/v1/tokens", tags=["api tokens"])
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=NAME_MAX, examples=["ci-deploy"])
+    name: Label = Field(min_length=1, max_length=NAME_MAX, examples=["ci-deploy"])
     role: Role | None = Field(default=None, description="Default: your role; never higher than it")
     expires_at: datetime | None = Field(
         default=None,

@@ -24,6 +24,7 @@ from opscraft.security.tokens import hash_personal_token, new_personal_token
 from opscraft.services import app_settings, audit
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Forbidden, Invalid, NotFound, Unauthorized
+from opscraft.services.invisible import invisible_problem
 from opscraft.services.permissions import ROLE_RANK, Permission, can, lower_role
 
 NAME_MAX = 64
@@ -78,6 +79,9 @@ async def create(
     name = name.strip()
     if not 1 <= len(name) <= NAME_MAX:
         raise _field_error("name", f"must be 1 to {NAME_MAX} characters")
+    problem = invisible_problem(name)
+    if problem:
+        raise _field_error("name", problem)
     try:
         wanted = Role(role) if role is not None else Role(user.role)
     except ValueError:

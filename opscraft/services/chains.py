@@ -3,7 +3,8 @@
 Rules:
 - operators and admins add links to a script: when a run of it ends with the link's `outcome`
   (`success`; `failure` = failed, timed_out or error; `any` = either), start `target_script_id`;
-  a cancelled or rejected run starts nothing;
+  a cancelled or rejected run starts nothing, nor does a test run of unsaved content (its
+  content was never saved, so nothing downstream runs on its result);
 - a link that would close a cycle (the target can already reach the source through links,
   or is the source) is refused when saved: 422 naming `target_script_id`; a second link with
   the same source, target and outcome is a 409;
@@ -50,7 +51,7 @@ from opscraft.db.models.executions import ExecutionStatus, Trigger
 from opscraft.db.types import utcnow
 from opscraft.execution.masking import MASK
 from opscraft.execution.run_events import RunEventMessage
-from opscraft.services import audit
+from opscraft.services import audit, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Invalid, NotFound, ServiceError
 from opscraft.services.permissions import Permission, can, require
@@ -178,6 +179,7 @@ async def _apply(session: AsyncSession, link: ChainLink, data: LinkIn) -> None:
     for name in data.parameters:
         if name not in declared:
             raise _bad(f"parameters.{name}", f"unknown parameter: script {target.name!r} does not declare it")
+    parameters.check_fixed(target.parameters, data.parameters)
     duplicate = (
         await session.exec(
             select(ChainLink.id).where(
@@ -389,7 +391,7 @@ async def on_run_events(session: AsyncSession, events: list[RunEventMessage]) ->
 
 async def _fire_links(session: AsyncSession, execution_id: int) -> bool:
     source = await session.get(Execution, execution_id)
-    if source is None:
+    if source is None or source.draft:  # a test run's content was never saved: it starts nothing
         return False
     links = [
         link

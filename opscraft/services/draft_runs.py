@@ -27,6 +27,12 @@ from opscraft.services.errors import Invalid
 from opscraft.services.permissions import Permission, require
 
 
+class DeclarationInvalid(Invalid):
+    """The content or the parameter declaration refused as a save would refuse them
+    (`scripts.check_content`): its fields are a save's (`content`, `parameters.X` for the
+    declaration), unlike the run's parameter values that `executions.create` refuses."""
+
+
 async def start(
     session: AsyncSession,
     actor: Actor,
@@ -47,9 +53,9 @@ async def start(
 
     `script_type` and `parameter_schema` are the editor's (default: the saved script's);
     `parameters_in` are the run's values. Raises Forbidden (a role that may not edit scripts),
-    NotFound (no such script), Invalid (content refused as a save would refuse it, dangerous
-    patterns not acknowledged, a Terraform action other than plan, bad parameters), Conflict
-    (no runner).
+    NotFound (no such script), DeclarationInvalid (content or declaration refused as a save
+    would refuse them, dangerous patterns not acknowledged), Invalid (a Terraform action other
+    than plan, bad parameter values), Conflict (no runner).
     """
     require(actor.user, Permission.edit_scripts)
     require(actor.user, Permission.execute_scripts)
@@ -62,7 +68,10 @@ async def start(
             details=[{"field": "terraform_action", "message": "must be 'plan' in a test run"}],
         )
     schema_raw = script.parameters if parameter_schema is None else parameter_schema
-    checked = await scripts.check_content(kind, content, schema_raw, acknowledge_risks)
+    try:
+        checked = await scripts.check_content(kind, content, schema_raw, acknowledge_risks)
+    except Invalid as exc:
+        raise DeclarationInvalid(exc.message, details=exc.details) from None
     draft = executions.DraftRun(
         script_type=kind,
         content=checked.content,

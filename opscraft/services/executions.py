@@ -139,7 +139,7 @@ async def _local_refusal(session: AsyncSession, user: User) -> str | None:
     return (
         f"only {allowed} may run scripts on the local runner (setting local_runner_role); your role "
         f"is {user.role}: a local run is a process of the server's own user and could read the "
-        "server's secret key and master key. Run it in Docker, or ask an operator to run it"
+        f"server's secret key and master key. Run it in Docker, or ask one of the {allowed} to run it"
     )
 
 

@@ -1,9 +1,10 @@
 """Invisible and bidirectional control characters: refused in names, shown in values.
 
-A name (a tag, a schedule's name) is read by people choosing what to run: a character that
-prints as nothing (U+200B ZERO WIDTH SPACE) or reorders what follows (U+202E RIGHT-TO-LEFT
-OVERRIDE, the "Trojan Source" trick, CVE-2021-42574) makes two different names look the same,
-so names refuse every character of `INVISIBLE`. A parameter value is data for the script and
+A name (a tag; a schedule's, webhook's, API token's or notification channel's name) is read by
+people choosing what to run: a character that prints as nothing (U+200B ZERO WIDTH SPACE) or
+reorders what follows (U+202E RIGHT-TO-LEFT OVERRIDE, the "Trojan Source" trick, CVE-2021-42574)
+makes two different names look the same, so names refuse every character of `INVISIBLE`. A
+parameter value is data for the script and
 may hold right-to-left text, emoji sequences (U+200D ZERO WIDTH JOINER) or a soft hyphen, so it
 refuses only the bidirectional embedding, override and isolate controls (`BIDI_CONTROLS`, which
 change how everything after them is displayed); the UI shows its other invisible characters

@@ -54,6 +54,7 @@ from opscraft.security.vault import DecryptError
 from opscraft.services import audit, keyring
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Invalid, NotFound
+from opscraft.services.invisible import Label
 from opscraft.services.notification_senders import (
     SMTP_SECURITY,
     EmailSettings,
@@ -85,7 +86,7 @@ class ChannelIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=64)
+    name: Label = Field(min_length=1, max_length=64)
     kind: ChannelKind
     config: dict[str, Any] = Field(default_factory=dict)
     secret_id: int | None = Field(default=None, ge=1)

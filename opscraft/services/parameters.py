@@ -305,6 +305,30 @@ def resolve(
     return resolved
 
 
+def check_fixed(schema: list[dict[str, Any]], values: dict[str, Any]) -> None:
+    """Check preset values saved for later runs (a webhook's or a chain link's fixed
+    `parameters`) as `resolve` will check them at run time, without requiring the parameters
+    left out: each value of a declared parameter must convert to its type (bidi controls, NUL,
+    length and choice rules included). Raises one `Invalid` naming every bad `parameters.NAME`;
+    undeclared names are the caller's to refuse (it words that message).
+    """
+    known = {spec["name"]: spec for spec in schema}
+    errors: list[dict[str, Any]] = []
+    for name, value in values.items():
+        spec = known.get(name)
+        if spec is None or value is None:
+            continue
+        kind = ParamType(spec["type"])
+        if value == "" and kind is not ParamType.string:
+            continue  # the resolver falls back to the default, as for a run's empty field
+        try:
+            convert(kind, value, spec.get("options"))
+        except _Bad as exc:
+            errors.append({"field": _field(name, 0), "message": str(exc)})
+    if errors:
+        raise _fail("invalid parameter values", errors)
+
+
 def defaults(schema: list[dict[str, Any]]) -> dict[str, Any]:
     """The seed's simple form of a schema: NAME -> default (null when there is none)."""
     return {spec["name"]: spec.get("default") for spec in schema}

@@ -14,13 +14,17 @@ from opscraft.services.errors import Conflict
 from opscraft.services.permissions import Permission, require
 
 
-async def rerun(session: AsyncSession, actor: Actor, execution_id: int) -> Execution:
+async def rerun(
+    session: AsyncSession, actor: Actor, execution_id: int, *, confirm_destroy: bool = False
+) -> Execution:
     """Queue a new run of the same script with the parameters, Terraform action and runner of
     execution `execution_id`; every rule of `executions.create` applies (the script must still be
     active, the parameters must still fit its current schema).
 
-    Raises NotFound (no such execution or script), Conflict (script not active), Invalid
-    (parameters no longer valid), Forbidden (no permission to execute). A test run of unsaved
+    A Terraform `destroy` is confirmed again for every run (`confirm_destroy`, as for
+    `executions.create`). Raises NotFound (no such execution or script), Conflict (script not
+    active), Invalid (parameters no longer valid, a destroy not confirmed), Forbidden (no
+    permission to execute, or to destroy). A test run of unsaved
     content (`draft`) is not run again: its content was never saved (Conflict)."""
     require(actor.user, Permission.execute_scripts)
     previous = await executions.get(session, actor, execution_id)
@@ -36,6 +40,7 @@ async def rerun(session: AsyncSession, actor: Actor, execution_id: int) -> Execu
         dict(previous.parameters),
         previous.terraform_action,
         runner=previous.runner,
+        confirm_destroy=confirm_destroy,
     )
 
 

@@ -33,9 +33,10 @@ from opscraft.db.models.executions import Trigger
 from opscraft.db.types import utcnow
 from opscraft.security.tokens import hash_personal_token
 from opscraft.security.vault import DecryptError
-from opscraft.services import audit, keyring
+from opscraft.services import audit, keyring, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Forbidden, Invalid, NotFound, RateLimited, ServiceError, Unauthorized
+from opscraft.services.invisible import Label
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 
@@ -48,7 +49,7 @@ TOKEN_PREFIX = "och_"
 class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=64, examples=["on-push"])
+    name: Label = Field(min_length=1, max_length=64, examples=["on-push"])
     secret_id: int | None = Field(default=None, ge=1, description="Vault secret used as the HMAC-SHA256 key")
     mapping: dict[str, str] = Field(
         default_factory=dict,
@@ -116,6 +117,7 @@ async def _apply(session: AsyncSession, hook: WebhookTrigger, script: Script, da
     for name in data.parameters:
         if name not in declared:
             raise _bad(f"parameters.{name}", "unknown parameter: this script does not declare it")
+    parameters.check_fixed(script.parameters, data.parameters)
     if data.secret_id is not None and await session.get(Secret, data.secret_id) is None:
         raise _bad("secret_id", f"no vault secret with id {data.secret_id}")
     hook.name, hook.secret_id, hook.enabled = data.name.strip(), data.secret_id, data.enabled

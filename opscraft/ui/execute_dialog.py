@@ -192,7 +192,7 @@ async def open_dialog(actor: Actor, script_id: int, test_run: TestRun | None = N
             current = await guard(Permission.edit_scripts if test_run else Permission.execute_scripts)
             if current is None:
                 return
-            if action is not None and action.value == "destroy" and not await _confirm_destroy(script.name):
+            if action is not None and action.value == "destroy" and not await confirm_destroy(script.name):
                 return
             invalid = [
                 name for name, el in fields.items() if isinstance(el, ValidationElement) and not el.validate()
@@ -291,7 +291,7 @@ def _option_values(options: dict[str, Any]) -> dict[str, Any] | None:
     return {k: v for k, v in values.items() if v} or None
 
 
-async def _confirm_destroy(name: str) -> bool:
+async def confirm_destroy(name: str) -> bool:
     """Destroy always asks: it removes every resource the state holds."""
     with ui.dialog() as confirm, ui.card():
         ui.label(f"Destroy every resource of {name}?").classes("text-h6")

@@ -20,7 +20,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.services.invisible import visible
 from opscraft.services.permissions import Permission, can
-from opscraft.ui import session
+from opscraft.ui import execute_dialog, session
 from opscraft.ui.approvals import approval_panel
 from opscraft.ui.chains import chain_panel
 from opscraft.ui.execution_widgets import banner, elapsed, format_duration, status_badge
@@ -258,7 +258,12 @@ class ExecutionView:
         actor = await guard(Permission.execute_scripts)
         if actor is None:
             return
-        execution = await run_action(lambda: call(runs.rerun, actor, self.execution.id))
+        destroy = self.execution.terraform_action == "destroy"
+        if destroy and not await execute_dialog.confirm_destroy(self.execution.script_name):
+            return
+        execution = await run_action(
+            lambda: call(runs.rerun, actor, self.execution.id, confirm_destroy=destroy)
+        )
         if execution is not None:
             ui.navigate.to(f"/executions/{execution.id}")
 

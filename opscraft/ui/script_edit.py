@@ -71,6 +71,8 @@ class ParameterRows:
             }
             for spec in schema
         ]
+        # Each row's inputs by key ("name", "type", "default", ...), for errors under them.
+        self.inputs: list[dict[str, Any]] = []
         self.container = ui.column().classes("w-full gap-2").props('data-testid="parameter-rows"')
         ui.button("Add parameter", icon="add", on_click=self.add).props(
             'flat no-caps data-testid="add-parameter"'
@@ -109,6 +111,7 @@ class ParameterRows:
         for name in [key for key in self.draft.fields if key.startswith("param-")]:
             del self.draft.fields[name]
         self.container.clear()
+        self.inputs = []
         with self.container:
             if not self.rows:
                 ui.label("No parameters. Values reach the script as environment variables.").classes(
@@ -120,6 +123,8 @@ class ParameterRows:
                     .classes("w-full items-start gap-2 flex-wrap lg:flex-nowrap")
                     .props(f'data-testid="param-row-{index}"')
                 ):
+                    inputs: dict[str, Any] = {}
+                    self.inputs.append(inputs)
                     for key, element, width in (
                         ("name", ui.input("Name"), "w-44"),
                         ("type", ui.select([t.value for t in ParamType], label="Type"), "w-32"),
@@ -127,7 +132,7 @@ class ParameterRows:
                         ("options", ui.input("Options (comma-separated)"), "w-48"),
                         ("description", ui.input("Description"), "flex-grow"),
                     ):
-                        element.bind_value(row, key).classes(width)
+                        inputs[key] = element.bind_value(row, key).classes(width)
                         element.props(f'outlined dense data-testid="param-{key}-{index}"')
                         self.draft.field(f"param-{key}-{index}", element)
                         if key == "options":
@@ -140,6 +145,35 @@ class ParameterRows:
                         f'flat round dense color=negative aria-label="Remove parameter {index + 1}" '
                         f'data-testid="param-remove-{index}"'
                     ).tooltip("Remove parameter")
+
+    def show_errors(self, details: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Put each declaration error (`parameters.NAME` or `parameters[i]`, as
+        `parameters.normalize` names them) under its row: a default's under Default, an option's
+        under Options, any other under Name. Returns the errors that name no row."""
+        unplaced = []
+        for detail in details:
+            field, message = str(detail.get("field", "")), str(detail.get("message", ""))
+            index = self._row_of(field)
+            if index is None:
+                unplaced.append(detail)
+                continue
+            inputs = self.inputs[index]
+            key = "default" if message.startswith("default") else "name"
+            if "option" in message and self.rows[index]["type"] == ParamType.choice:
+                key = "options"
+            show_field_errors({field: inputs[key]}, Invalid(message, details=[detail]))
+        return unplaced
+
+    def _row_of(self, field: str) -> int | None:
+        if field.startswith("parameters[") and field.endswith("]"):
+            position = field.removeprefix("parameters[").removesuffix("]")
+            return int(position) if position.isdigit() and int(position) < len(self.inputs) else None
+        if field.startswith("parameters."):
+            name = field.removeprefix("parameters.")
+            for index, row in enumerate(self.rows):
+                if row["name"].strip()[:64] == name and index < len(self.inputs):
+                    return index
+        return None
 
     def value(self) -> list[dict[str, Any]]:
         """The typed list form the service accepts; the service validates and converts."""
@@ -320,9 +354,10 @@ class ScriptForm:
         if actor is None or self.script is None or self.script.id is None:
             return
         try:
-            schema = parameters.normalize(self.parameters.value())
+            schema = parameters.normalize(self.parameters.value(), self.script_type.value)
         except Invalid as exc:
-            notify_error(exc.message)
+            if self.parameters.show_errors(exc.details):
+                notify_error(exc.message)
             return
         test_run = execute_dialog.TestRun(
             ScriptType(self.script_type.value), self.editor.value, schema, self._test_run_started
@@ -473,7 +508,8 @@ class ScriptForm:
 
     def _show_invalid(self, exc: Invalid) -> None:
         """Every problem of a refused save at once: syntax errors on their lines, a content refusal
-        under the editor, field errors under their fields, the rest (parameter rows) in a toast."""
+        under the editor, field errors under their fields (a parameter's under its row), the rest
+        in a toast."""
         findings = findings_of(exc)
         if findings:
             self._show_checks([], findings)
@@ -504,7 +540,7 @@ class ScriptForm:
             "ssh_user": self.ssh_user,
             "ssh_key_secret": self.ssh_key_secret,
         }
-        others = [d for d in exc.details if d.get("field") != "content"]
+        others = self.parameters.show_errors([d for d in exc.details if d.get("field") != "content"])
         unplaced = [d for d in others if not show_field_errors(fields, Invalid(exc.message, details=[d]))]
         if unplaced:
             notify_error("; ".join(f"{d.get('field', 'input')}: {d.get('message', '')}" for d in unplaced))

@@ -117,6 +117,10 @@ async def test_links_crud_refusals_and_audit(
         ({"target_script_id": b, "mapping": {"ENV": "/secrets/X"}}, "mapping.ENV"),
         ({"target_script_id": b, "mapping": {"ENV": "/run/triggered_by"}}, "mapping.ENV"),
         ({"target_script_id": b, "parameters": {"NOPE": 1}}, "parameters.NOPE"),
+        # fixed values are checked as the target's resolver will check them when the link fires
+        ({"target_script_id": b, "parameters": {"SOURCE_RUN": "abc"}}, "parameters.SOURCE_RUN"),
+        ({"target_script_id": b, "parameters": {"ENV": "x\u202ey"}}, "parameters.ENV"),
+        ({"target_script_id": b, "parameters": {"VERSION": {"a": 1}}}, "parameters.VERSION"),
         ({"target_script_id": a}, "target_script_id"),  # a link to itself is a cycle
     ]:
         r = await client.post(links_path(a), json=bad, headers=operator.headers)
@@ -257,6 +261,35 @@ async def test_failure_outcome_and_masked_outputs(
         assert value not in str(row.parameters)
     errors = await audit_actions("chain_run.error")
     assert len(errors) == 1 and value not in str(errors[0].details)
+
+
+async def test_a_test_run_of_unsaved_content_starts_no_chained_run(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn
+) -> None:
+    """A test run (draft) tries content nobody saved: its result must not start the scripts
+    downstream (a deploy after an untested build), while a run of the saved script still does."""
+    await allow_local(client, admin)
+    a = await make_script(client, admin, 'echo "::set-output name=version::saved"\n')
+    b = await make_script(client, admin, 'echo "got $ENV"\n', parameters=TARGET_PARAMS)
+    body = {"outcome": "any", "mapping": {"ENV": "/outputs/version"}}
+    assert (await add_link(client, operator, a, b, **body)).status_code == 201
+    r = await client.post(
+        f"/api/v1/scripts/{a}/test-runs",
+        json={"content": 'echo "::set-output name=version::draft"\n', "runner": "local"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 202, r.text
+    draft = r.json()
+    assert (await wait_for(client, operator, draft["id"]))["status"] == "success"
+    saved = await start(client, operator, a, "local")
+    assert (await wait_for(client, operator, saved["id"]))["status"] == "success"
+    (step,) = await wait_chained(client, operator, saved["id"])
+    assert step["status"] == "started"
+    # run events are delivered in order: the test run's was handled before the saved run's
+    assert (await chain_view(client, operator, draft["id"]))["started"] == []
+    async with runtime.current().db.session() as session:
+        runs = (await session.exec(select(Execution).where(col(Execution.script_id) == b))).all()
+        assert [run.parameters["ENV"] for run in runs] == ["saved"]
 
 
 async def test_exactly_once_with_several_dispatchers_and_starters(

@@ -140,10 +140,17 @@ async def test_save_time_validation(client: httpx.AsyncClient, admin: LoggedIn, 
         ({"name": "x", "mapping": {"NOPE": "/a"}}, "mapping.NOPE"),
         ({"name": "x", "mapping": {"BRANCH": "ref"}}, "mapping.BRANCH"),
         ({"name": "x", "parameters": {"NOPE": 1}}, "parameters.NOPE"),
+        # fixed values are checked as the resolver will check them at each call
+        ({"name": "x", "parameters": {"COUNT": "many"}}, "parameters.COUNT"),
+        ({"name": "x", "parameters": {"BRANCH": "main\u202e"}}, "parameters.BRANCH"),
+        ({"name": "x", "parameters": {"BRANCH": ["a"]}}, "parameters.BRANCH"),
         ({"name": "x", "secret_id": 4242}, "secret_id"),
     ]:
         r = await client.post(url, json=body, headers=admin.headers)
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, r.text
+    assert len((await client.get(url, headers=admin.headers)).json()) == 1, "nothing half-written"
+    r = await client.post(url, json={"name": "x", "parameters": {"COUNT": "7"}}, headers=admin.headers)
+    assert r.status_code == 201 and r.json()["parameters"] == {"COUNT": "7"}, r.text
     assert (await client.post(url, json={"name": "x"}, headers=viewer.headers)).status_code == 403
 
 

@@ -92,7 +92,12 @@ async def test_a_test_run_is_checked_as_a_save_is(client: httpx.AsyncClient, ope
     bad = await post(content="if then\n", parameter_schema=[{"name": "1bad", "type": "string"}])
     assert bad.status_code == 422, bad.text
     fields = {e["field"] for e in bad.json()["errors"]}
-    assert "content" in fields and any(f.startswith("parameters") for f in fields), bad.json()
+    # the declaration is this body's `parameter_schema` (`parameters` are the run's values)
+    assert fields == {"content", "parameter_schema.1bad"}, bad.json()
+    assert "parameter_schema.1bad: " in bad.json()["detail"]
+    reserved = await post(content="echo ok\n", parameter_schema={"BASH_ENV": "x"})
+    assert reserved.status_code == 422, reserved.text
+    assert [e["field"] for e in reserved.json()["errors"]] == ["parameter_schema.BASH_ENV"]
     # A dangerous pattern needs the acknowledgement, as a save does.
     # (Harmless should it ever run: nothing listens on port 9 of loopback.)
     risky = await post(content="curl -s http://127.0.0.1:9/x | sh\n")

@@ -155,6 +155,7 @@ async def test_local_runner_needs_an_admin(
     assert r.status_code == 403, r.text
     assert "only operators and admins may run scripts on the local runner" in r.json()["detail"]
     assert "master key" in r.json()["detail"]
+    assert "ask one of the operators and admins to run it" in r.json()["detail"]
     for who in (operator, admin):
         r = await client.post("/api/v1/executions", json=body, headers=who.headers)
         assert r.status_code == 202, r.text
@@ -171,6 +172,8 @@ async def test_local_runner_needs_an_admin(
     await client.put("/api/v1/settings", json={"local_runner_role": "admin"}, headers=admin.headers)
     r = await client.post("/api/v1/executions", json=body, headers=operator.headers)
     assert r.status_code == 403 and "only admins may" in r.json()["detail"], r.text
+    # the way forward names who may: not "an operator", who may not either
+    assert "ask one of the admins to run it" in r.json()["detail"], r.text
 
 
 @pytest.fixture
@@ -283,6 +286,16 @@ async def test_viewers_plan_and_apply_terraform_but_only_operators_destroy(
     assert r.status_code == 422 and "confirm_destroy" in r.text
     r = await client.post("/api/v1/executions", json=destroy, headers=operator.headers)
     assert r.status_code == 202, r.text
+    destroyed = r.json()["id"]
+    assert (await wait_for(client, operator, destroyed))["status"] == "success"
+    # Run again: a destroy is confirmed again (the run page asks), and stays an operator's
+    again = f"/api/v1/executions/{destroyed}/rerun"
+    r = await client.post(again, headers=operator.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "confirm_destroy", r.text
+    r = await client.post(again, json={"confirm_destroy": True}, headers=viewer.headers)
+    assert r.status_code == 403 and "not destroy" in r.json()["detail"], r.text
+    r = await client.post(again, json={"confirm_destroy": True}, headers=operator.headers)
+    assert r.status_code == 202 and r.json()["terraform_action"] == "destroy", r.text
     assert (await wait_for(client, operator, r.json()["id"]))["status"] == "success"
 
 
