@@ -61,10 +61,15 @@ async def _out(session: Session, link: ChainLink) -> LinkOut:
 class ChainStepOut(BaseModel):
     link_id: int | None
     source_execution_id: int
-    source_script_name: str | None = None
+    source_script_name: str | None = Field(
+        default=None,
+        description="Set in `started_by` (the run that started this one); in `started` it is this run",
+    )
     execution_id: int | None = Field(description="The chained run; None when it did not start")
     target_script_id: int
-    target_script_name: str | None = None
+    target_script_name: str | None = Field(
+        default=None, description="Set in `started`; in `started_by` the target is this run"
+    )
     status: str = Field(description="pending, starting, started, refused or error")
     error: str | None
     created_at: datetime

@@ -46,6 +46,9 @@ async def get_all(session: AsyncSession) -> dict[str, Any]:
     return {key: await get(session, key) for key in KNOWN}
 
 
+_KIND_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+
+
 def _checked(key: str, value: Any) -> Any:
     """`value` as the setting's type; `Invalid` (naming the field) when unknown, mistyped or out of range."""
     if key not in KNOWN:
@@ -59,10 +62,8 @@ def _checked(key: str, value: Any) -> Any:
         str: isinstance(value, str),
     }
     if not fits[kind]:
-        raise Invalid(
-            f"setting {key!r} must be a {kind.__name__}",
-            details=[{"field": key, "message": f"must be a {kind.__name__}"}],
-        )
+        message = f"must be {_KIND_WORDS[kind]}"
+        raise Invalid(f"setting {key!r} {message}", details=[{"field": key, "message": message}])
     if key in RANGES:
         low, high = RANGES[key]
         if not low <= value <= high:

@@ -26,10 +26,9 @@ SWITCHES = {
 }
 # Output retention (services/retention.py): number inputs, then the switch for execution rows.
 RETENTION_NUMBERS = {
-    "output_retention_days": ("Keep output for (days)", 0, "0 keeps output for ever."),
+    "output_retention_days": ("Keep output for (days)", "0 keeps output for ever."),
     "output_retention_gb": (
         "Keep at most (GB of output)",
-        2,
         "0: no cap. Beyond it the oldest output goes first.",
     ),
 }
@@ -61,9 +60,11 @@ def _retention_fields(
     ui.label("Output retention").classes("text-subtitle1 font-medium")
     numbers: dict[str, ui.number] = {}
     with ui.row().classes("w-full gap-4 items-start"):
-        for key, (label, decimals, hint) in RETENTION_NUMBERS.items():
+        # No rounding in the browser: a fraction of a day reaches the service, which refuses it
+        # under the field (a silently rounded value would be saved as something nobody typed).
+        for key, (label, hint) in RETENTION_NUMBERS.items():
             numbers[key] = (
-                ui.number(label, value=values[key], min=0, precision=decimals)
+                ui.number(label, value=values[key], min=0)
                 .props(f'outlined dense hint="{hint}" data-testid="setting-{key}"')
                 .classes("w-60")
             )

@@ -64,6 +64,13 @@ def test_settings_form_and_removed_output_on_the_execution_page(server: LiveServ
     page.get_by_text("must be between 0 and 36500").wait_for()
     settings = httpx.get(f"{server.url}/api/v1/settings", headers=tokens["admin"]).json()
     assert settings["output_retention_days"] == 0, "nothing saved"
+    days.fill("2.5")  # not rounded in the browser: refused under the field
+    page.get_by_test_id("settings-save").click()
+    page.get_by_text("must be a whole number").wait_for()
+    assert (
+        httpx.get(f"{server.url}/api/v1/settings", headers=tokens["admin"]).json()["output_retention_days"]
+        == 0
+    )
     days.fill("30")
     page.get_by_test_id("settings-save").click()
     page.get_by_text("Settings saved").wait_for()
