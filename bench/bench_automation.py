@@ -171,7 +171,7 @@ async def main() -> None:
         if args.pg:
             values["DATABASE_URL"] = args.pg
         settings = load_settings(**values)
-        rt = await lifecycle.start(settings, engine=False)
+        rt = await lifecycle.start(settings, worker=False)
         try:
             async with rt.db.session() as session:
                 admin = await users.bootstrap(
