@@ -260,14 +260,20 @@ async def _claim_batch(db: Database, now: datetime, me: str) -> list[Claimed]:
                 await session.exec(
                     select(Schedule)
                     .where(col(Schedule.enabled), col(Schedule.next_fire_at) <= now)
-                    .order_by(col(Schedule.next_fire_at))
+                    .order_by(col(Schedule.next_fire_at), col(Schedule.id))
                     .limit(BATCH)
                 )
             ).all()
         )
         if not rows:
             return []
-        plans = {row.id: (row, *_advance(row, now)) for row in rows if row.id is not None}
+        # Every process inserts and updates in schedule-id order: concurrent claims of the same
+        # fires then wait on each other instead of deadlocking (PostgreSQL's unique-index waits).
+        plans = {
+            row.id: (row, *_advance(row, now))
+            for row in sorted(rows, key=lambda r: r.id or 0)
+            if row.id is not None
+        }
         dialect = session.bind.dialect.name if session.bind else "sqlite"
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
         claimed_at = utcnow()
@@ -296,7 +302,7 @@ async def _claim_batch(db: Database, now: datetime, me: str) -> list[Claimed]:
                 table.update()
                 .where(table.c.id == bindparam("sid"), table.c.next_fire_at < bindparam("following"))
                 .values(next_fire_at=bindparam("following"), last_fire_at=bindparam("latest")),
-                [{"sid": sid, "following": plans[sid][2], "latest": plans[sid][1]} for sid in won],
+                [{"sid": sid, "following": plans[sid][2], "latest": plans[sid][1]} for sid in sorted(won)],
             )
         await session.commit()
     claimed = []
