@@ -12,8 +12,9 @@ The fork server (`serve`) reads one byte per request on its control socket (an A
 SOCK_SEQPACKET socket from the runner), forks, and answers with the new supervisor's pid as text,
 passing two descriptors along (SCM_RIGHTS): the runner's end of a stream socket to that
 supervisor (its *channel*) and a pidfd of it (Linux 5.3+; without it, the pid only). It exits
-when the runner closes the control socket (the runner stopped or its process died). The kernel
-reaps its children (SIGCHLD ignored).
+when the runner closes the control socket (the runner stopped or its process died). It reaps
+its children as they end, so their CPU time adds up in its own `/proc/PID/stat` (`cutime`,
+`cstime`), where a benchmark finds what the runs' supervisors and scripts cost.
 
 A forked supervisor (`Supervisor`)
 
@@ -228,7 +229,7 @@ def _supervise(channel: socket.socket) -> None:
 
     It does not end with the fork server: a fork server that died is replaced while the runs it
     forked go on. It ends with its runner, whose death closes the channel."""
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the fork server's SIG_IGN would reap for it
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the fork server's handler would reap for it
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     os.setsid()
     try:
@@ -247,7 +248,7 @@ def _supervise(channel: socket.socket) -> None:
 
 def serve(control: socket.socket) -> int:
     """The fork server's loop (see the module docstring); returns when the runner is gone."""
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, _reap_children)
     while True:
         try:
             request = control.recv(16)
@@ -274,6 +275,13 @@ def serve(control: socket.socket) -> int:
             theirs.close()
             if pidfd is not None:
                 os.close(pidfd)
+
+
+def _reap_children(signum: int, frame: object) -> None:
+    """The fork server's SIGCHLD handler: collect every ended supervisor."""
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
 
 
 def _pidfd(pid: int) -> int | None:

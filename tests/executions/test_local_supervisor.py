@@ -8,11 +8,13 @@ those of a plain process.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
 import resource
 import signal
+import sys
 import threading
 import time
 import uuid
@@ -102,31 +104,35 @@ cd /
 echo "secret $SECRET_A supervisor $PPID"
 """
 
-# Run B describes what it got (a Python probe, so that no shell adds variables).
-PROBE = """import json, os, resource
+# Run B describes what it got: bash prints the environment it was started with (exactly what
+# the supervisor gave it, before bash adds variables of its own), then the test's Python (not a
+# version manager's `python3` shim, which would change the environment) describes the rest.
+PROBE = f"""echo "ENV $(base64 -w0 < /proc/$$/environ)"
+exec {sys.executable} -I -S - <<'EOF'
+import json, os, resource
 supervisor = os.getppid()
 def read(path):
     try:
         with open(path, "rb") as file:
             return file.read().decode(errors="replace")
     except OSError as exc:
-        return f"unreadable: {exc}"
-limits = {name: resource.getrlimit(getattr(resource, name)) for name in
-          ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_NPROC", "RLIMIT_FSIZE", "RLIMIT_CORE", "RLIMIT_NOFILE")}
+        return f"unreadable: {{exc}}"
+limits = {{name: resource.getrlimit(getattr(resource, name)) for name in
+          ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_NPROC", "RLIMIT_FSIZE", "RLIMIT_CORE", "RLIMIT_NOFILE")}}
 umask = os.umask(0)
-print(json.dumps({
-    "env": dict(os.environ),
+print(json.dumps({{
     "umask": umask,
     "limits": limits,
     "cwd": os.getcwd(),
     "fds": [fd for fd in sorted(int(n) for n in os.listdir("/proc/self/fd"))
-            if os.path.exists(f"/proc/self/fd/{fd}")],  # the listing's own descriptor is gone
+            if os.path.exists(f"/proc/self/fd/{{fd}}")],  # the listing's own descriptor is gone
     "session": os.getsid(0) == os.getpid(),
     "supervisor": supervisor,
-    "supervisor_environ": read(f"/proc/{supervisor}/environ"),
-    "supervisor_cmdline": read(f"/proc/{supervisor}/cmdline"),
+    "supervisor_environ": read(f"/proc/{{supervisor}}/environ"),
+    "supervisor_cmdline": read(f"/proc/{{supervisor}}/cmdline"),
     "mask": read("/proc/self/status"),
-}))
+}}))
+EOF
 """
 
 
@@ -139,15 +145,16 @@ def test_consecutive_runs_on_one_fork_server_share_nothing(runner: LocalRunner) 
     assert output.text().startswith(f"secret {secret_a} ")
 
     second, output = run(
-        runner,
-        spec(PROBE, "python", env={"SECRET_B": secret_b}, parameters={"NAME": "b"}, execution_id=102),
+        runner, spec(PROBE, env={"SECRET_B": secret_b}, parameters={"NAME": "b"}, execution_id=102)
     )
     assert second.exit_code == 0, output.chunks
-    seen = json.loads(output.text())
+    first_line, rest = output.text().split("\n", 1)
+    seen = json.loads(rest)
+    initial = base64.b64decode(first_line.removeprefix("ENV ")).decode().split("\0")
+    env = dict(item.split("=", 1) for item in initial if item)
     assert runner.forks.pid == server_pid, "the fork server is reused"
     assert seen["supervisor"] != supervisor_a, "each run has a supervisor of its own"
 
-    env = seen["env"]
     assert env.pop("SECRET_B") == secret_b and env.pop("NAME") == "b"
     assert env.pop("OPSCRAFT_RUN") == f"{runner.worker_id}:102"
     assert env.pop("OPSCRAFT_EXECUTION_ID") == "102"
