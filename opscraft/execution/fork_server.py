@@ -47,16 +47,25 @@ class RunSupervisor:
         self._received = b""
 
     def start(
-        self, argv: list[str], env: dict[str, str], cwd: str, limits: dict[str, int], stdout: int, stderr: int
+        self,
+        program: str,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: str,
+        limits: dict[str, int],
+        stdout: int,
+        stderr: int,
     ) -> None:
-        """Hand over the job: run `argv` with exactly `env` in `cwd`, each `resource.RLIMIT_*`
+        """Hand over the job: run the executable `program` (a path) with `argv`, with exactly
+        `env`, in `cwd`, each `resource.RLIMIT_*`
         named in `limits` set to its value, writing to the descriptors `stdout` and `stderr`
         (the supervisor gets copies; the caller still closes its own). Raises RunnerError when
         the supervisor is gone."""
-        job = json.dumps({"argv": argv, "env": env, "cwd": cwd, "limits": limits}).encode()
+        job = {"program": program, "argv": argv, "env": env, "cwd": cwd, "limits": limits}
+        data = json.dumps(job).encode()
         try:
-            socket.send_fds(self.channel, [len(job).to_bytes(8, "big")], [stdout, stderr])
-            self.channel.sendall(job)
+            socket.send_fds(self.channel, [len(data).to_bytes(8, "big")], [stdout, stderr])
+            self.channel.sendall(data)
         except OSError as exc:
             raise RunnerError(f"the run's supervisor ended before it started the script: {exc}") from exc
 

@@ -107,9 +107,9 @@ class LocalRunner:
     def _run(self, spec: RunSpec, output: OutputSink, control: RunControl, secret_dir: str) -> RunResult:
         command = build(spec, secret_dir)
         path = _search_path()
-        program = command.argv[0]
-        if _which(program, path) is None:
-            raise RunnerError(f"{program} is not installed on this machine: install it or use Docker")
+        program = _which(command.argv[0], path)
+        if program is None:
+            raise RunnerError(f"{command.argv[0]} is not installed on this machine: install it or use Docker")
         with tempfile.TemporaryDirectory(prefix=f"opscraft-{spec.execution_id}-") as scratch:
             work = Path(scratch)
             _write_files(work, command)
@@ -124,7 +124,9 @@ class LocalRunner:
             }
             supervisor = self.forks.supervisor()
             try:
-                status = _supervise(supervisor, command.argv, env, scratch, _limits(spec), output, control)
+                status = _supervise(
+                    supervisor, program, command.argv, env, scratch, _limits(spec), output, control
+                )
             finally:
                 _end(supervisor, f"{RUN_MARKER}={marker}".encode())
                 supervisor.close()
@@ -133,6 +135,7 @@ class LocalRunner:
 
 def _supervise(
     supervisor: RunSupervisor,
+    program: str,
     argv: list[str],
     env: dict[str, str],
     cwd: str,
@@ -145,7 +148,7 @@ def _supervise(
     err_read, err_write = os.pipe()
     try:
         try:
-            supervisor.start(argv, env, cwd, limits, out_write, err_write)
+            supervisor.start(program, argv, env, cwd, limits, out_write, err_write)
         finally:
             os.close(out_write)
             os.close(err_write)

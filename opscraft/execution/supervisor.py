@@ -22,12 +22,14 @@ A forked supervisor (`Supervisor`)
    below it, e.g. by `setsid cmd &` or a double fork, is re-parented to it instead of to init, so
    every process the script starts stays its descendant;
 2. reads its job from the channel: an 8-byte big-endian length, then that many bytes of JSON
-   `{"argv": [...], "env": {...}, "cwd": "...", "limits": {"RLIMIT_CPU": n, ...}}`, with the
+   `{"program": "/path", "argv": [...], "env": {...}, "cwd": "...", "limits": {"RLIMIT_CPU": n,
+   ...}}`, with the
    run's stdout and stderr pipes passed alongside the length (SCM_RIGHTS); they become its fd 1
    and 2;
 3. forks the program: in a session of its own, stdin `/dev/null`, the job's directory, the
    rlimits (soft = hard = n, kept within the current hard limit), default signal dispositions,
-   an empty signal mask, no descriptor but 0-2, exactly the job's environment; `execvpe`;
+   an empty signal mask, no descriptor but 0-2, exactly the job's environment; `execve` of the
+   program (its path, found by the runner on the run's PATH);
 4. waits until the program exits, or until it is told to stop: a byte on the channel, the channel
    closed (the runner is gone: stopped, or its process died), or SIGTERM, SIGINT or SIGHUP;
 5. kills every descendant with SIGKILL, scan after scan of /proc, until it has no child left: a
@@ -140,8 +142,7 @@ def _exec(job: dict[str, Any]) -> None:
             if hard != resource.RLIM_INFINITY:
                 value = min(value, hard)
             resource.setrlimit(limit, (value, value))
-        argv = job["argv"]
-        os.execvpe(argv[0], argv, job["env"])
+        os.execve(job["program"], job["argv"], job["env"])
     except OSError as exc:
         os.write(2, f"opscraft: cannot start {job['argv'][0]}: {exc.strerror}\n".encode())
     finally:

@@ -303,3 +303,15 @@ def test_a_runner_without_start_starts_its_fork_server_with_the_first_run() -> N
     finally:
         lazy.stop()
     wait_until(lambda: process_gone(pid), "the stopped fork server to exit")
+
+
+def test_a_program_that_cannot_be_executed_ends_with_127(
+    runner: LocalRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found on PATH but not executable by the kernel: the supervisor says so on stderr."""
+    (tmp_path / "bash").write_bytes(b"\x00not a program\n")
+    (tmp_path / "bash").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    result, output = run(runner, spec("true\n"))
+    assert result.exit_code == 127
+    assert output.text("stderr") == "opscraft: cannot start bash: Exec format error\n"
