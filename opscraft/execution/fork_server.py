@@ -147,9 +147,9 @@ class ForkServer:
         RunnerError when even a new fork server does not answer."""
         with self._lock:
             for attempt in range(2):
-                if self.pid is None or attempt:
-                    self._replace()  # its runs in progress go on (see supervisor.py)
                 try:
+                    if self.pid is None or attempt:
+                        self._replace()  # its runs in progress go on (see supervisor.py)
                     return self._fork()
                 except (OSError, ValueError) as exc:
                     failure = exc

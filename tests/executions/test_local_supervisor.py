@@ -8,6 +8,7 @@ those of a plain process.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -24,12 +25,18 @@ from typing import Any
 
 import pytest
 
+from opscraft import runtime
 from opscraft.execution import fork_server, local_runner
 from opscraft.execution.local_runner import LocalRunner
 from opscraft.execution.spec import RunControl, RunResult, RunSpec, StopReason
 from tests.executions.test_process_tree import alive, mark
 
 SERVER_ONLY = "server-only-7d2e1"
+
+
+@pytest.fixture
+def backend() -> str:
+    return "sqlite"
 
 
 class Output:
@@ -315,3 +322,12 @@ def test_a_program_that_cannot_be_executed_ends_with_127(
     result, output = run(runner, spec("true\n"))
     assert result.exit_code == 127
     assert output.text("stderr") == "opscraft: cannot start bash: Exec format error\n"
+
+
+async def test_the_worker_pre_starts_its_fork_server_and_stops_it(rt: runtime.Runtime) -> None:
+    """Started with the worker (the first run does not wait for a Python start), ended with it."""
+    assert rt.worker is not None
+    pid = rt.worker.local.forks.pid
+    assert pid is not None and not process_gone(pid)
+    await asyncio.to_thread(rt.worker.local.stop)
+    wait_until(lambda: process_gone(pid), "the fork server to exit")
