@@ -1,8 +1,10 @@
 """What the local runner costs per run, without server or database: `LocalRunner.run` of a bash
-script `true` (supervisor, prlimit, bash, pipes) against the bare baseline, `bash script.sh`
-spawned with `subprocess.run`, interleaved in the same invocation. Reports the median and p90
-wall time and the CPU time of the child processes per run (what competes with the server for
-the CPUs when many runs start at once).
+script `true` (a supervisor forked from the fork server, bash, pipes) against the bare baseline,
+`bash script.sh` spawned with `subprocess.run`, interleaved in the same invocation. Reports the
+median and p90 wall time and the CPU time of the processes outside this one per run (what
+competes with the server for the CPUs when many runs start at once): for the runner, the fork
+server's own CPU time plus what its reaped children (the supervisors and their scripts) used,
+from its `/proc/PID/stat`; for the baseline, this process's reaped children.
 
 Usage: .venv/bin/python -m bench.bench_local_spawn [--runs 200]
 """
@@ -10,6 +12,7 @@ Usage: .venv/bin/python -m bench.bench_local_spawn [--runs 200]
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
@@ -49,12 +52,21 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _measure(run: Callable[[], None], walls: list[float]) -> float:
-    """Run once; append the wall time to `walls`, return the children's CPU seconds."""
-    cpu, t0 = _children_cpu(), time.perf_counter()
+def _fork_server_cpu(runner: LocalRunner) -> float:
+    """CPU seconds of the runner's fork server and of its reaped children (0 before it started)."""
+    pid = runner.forks.pid
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime..cstime
+
+
+def _measure(run: Callable[[], object], walls: list[float], cpu_used: Callable[[], float]) -> float:
+    """Run once; append the wall time to `walls`, return the CPU seconds `cpu_used` grew by."""
+    cpu, t0 = cpu_used(), time.perf_counter()
     run()
     walls.append(time.perf_counter() - t0)
-    return _children_cpu() - cpu
+    return cpu_used() - cpu
 
 
 def main(runs: int) -> None:
@@ -63,15 +75,21 @@ def main(runs: int) -> None:
         script = Path(tmp) / "script.sh"
         script.write_text("true\n")
         env = bare_env(tmp)
-        cases: dict[str, Callable[[], None]] = {
-            "local runner": lambda: runner.run(SPEC, _Discard(), RunControl()),
-            "bare bash": lambda: subprocess.run(["bash", str(script)], check=True, env=env),
+        cases: dict[str, tuple[Callable[[], object], Callable[[], float]]] = {
+            "local runner": (
+                lambda: runner.run(SPEC, _Discard(), RunControl()),
+                lambda: _fork_server_cpu(runner),
+            ),
+            "bare bash": (
+                lambda: subprocess.run(["bash", str(script)], check=True, env=env),
+                _children_cpu,
+            ),
         }
         walls: dict[str, list[float]] = {name: [] for name in cases}
         cpu = dict.fromkeys(cases, 0.0)
         for i in range(WARM_UP + runs):
-            for name, case in cases.items():
-                used = _measure(case, walls[name])
+            for name, (case, cpu_used) in cases.items():
+                used = _measure(case, walls[name], cpu_used)
                 if i >= WARM_UP:
                     cpu[name] += used
     for name in cases:
@@ -79,8 +97,9 @@ def main(runs: int) -> None:
         print(
             f"{name}: wall median {statistics.median(kept) * 1e3:.1f} ms, "
             f"p90 {kept[int(len(kept) * 0.9)] * 1e3:.1f} ms; "
-            f"child CPU {cpu[name] / runs * 1e3:.1f} ms per run"
+            f"CPU outside this process {cpu[name] / runs * 1e3:.1f} ms per run"
         )
+    runner.stop()
 
 
 if __name__ == "__main__":

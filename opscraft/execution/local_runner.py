@@ -1,19 +1,23 @@
 """LocalRunner: the script as a plain process on this machine, for hosts without Docker.
 
-Not isolated: it runs as the OpsCraft user. The script starts under a supervisor process
-(`supervisor.py`), a child subreaper that keeps every process the script starts as its
-descendant, `setsid` and double forks included, and kills them all when the script ends, is
-cancelled or times out, or when the server dies. The run ends when the script's main process
-ends: output is read until then, and for at most `DRAIN_SECONDS` more from pipes a straggler
-still holds. The script gets rlimits set by `prlimit` before it starts (CPU time, address
+Not isolated: it runs as the OpsCraft user. The script starts under a supervisor process, a
+child subreaper that keeps every process the script starts as its descendant, `setsid` and
+double forks included, and kills them all when the script ends, is cancelled or times out, or
+when the server dies. Each run gets a fresh supervisor, forked from the runner's pre-started fork
+server (`supervisor.py`, `fork_server.py`), so a run pays no interpreter start. The run ends when
+the script's main process ends: output is read until then, and for at most `DRAIN_SECONDS` more
+from pipes a straggler still holds. The script gets rlimits before it starts (CPU time, address
 space, processes, file size, no core dumps), a scratch work directory removed afterwards (also
 its HOME and TMPDIR), and a minimal environment: PATH (plus the directory of OpsCraft's Python,
 where pip-installed tools such as ansible-playbook live), the variables of `run_env` (HOME,
-Ansible's directories and interpreter, a UTF-8 locale).
+Ansible's directories and interpreter, a UTF-8 locale). Nothing else of the server's
+environment: the fork server starts with an empty one, and the script's is built per run.
 
 `file` secrets are written into a directory of their own (mode 0700, files 0400) on a tmpfs
 (`/dev/shm`, so they never reach a disk; the system temporary directory where there is none), named for
 the worker and removed with the run; a sweep after a crash removes what a killed worker left.
+Other secrets reach the script's environment through the supervisor's socket, never through a
+command line.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ import selectors
 import shutil
 import signal
 import stat
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +38,7 @@ from pathlib import Path
 from opscraft.execution import terraform_plan
 from opscraft.execution.commands import Command, build
 from opscraft.execution.events import Stream
+from opscraft.execution.fork_server import ForkServer, RunSupervisor
 from opscraft.execution.run_env import run_env
 from opscraft.execution.spec import OutputSink, RunControl, RunnerError, RunResult, RunSpec
 
@@ -47,14 +51,13 @@ MAX_FILE_BYTES = 1024 * 1024 * 1024
 CPU_GRACE_SECONDS = 5
 # Address space is not resident memory: interpreters reserve far more than they use.
 ADDRESS_SPACE_FACTOR = 4
-SUPERVISOR = str(Path(__file__).with_name("supervisor.py"))
 # After the main process ended (and the supervisor killed the rest): how long to read on from
 # pipes that are still open, i.e. held by a process outside the run (fd passing).
 DRAIN_SECONDS = 0.5
 # How long the supervisor gets to kill the run before it is killed itself.
 STOP_GRACE_SECONDS = 5
-# How often to check whether the supervisor ended, where the kernel has no pidfd (Linux < 5.3).
-POLL_SECONDS = 0.1
+# The status of a run whose supervisor was killed (it could not say how the script ended).
+KILLED = 128 + signal.SIGKILL
 SECRET_TMPFS = Path("/dev/shm")  # noqa: S108 (a private mkdtemp directory inside it)
 
 
@@ -65,12 +68,24 @@ def _search_path() -> str:
 
 
 class LocalRunner:
-    """Runs a `RunSpec` as a supervised, limited process tree on this machine (not isolated)."""
+    """Runs a `RunSpec` as a supervised, limited process tree on this machine (not isolated).
+
+    Thread-safe: the worker's consumer threads share one runner and its fork server.
+    """
 
     name = "local"
 
     def __init__(self, worker_id: str) -> None:
         self.worker_id = worker_id
+        self.forks = ForkServer()
+
+    def start(self) -> None:
+        """Pre-start the fork server, so that the first run does not wait for its start."""
+        self.forks.start()
+
+    def stop(self) -> None:
+        """Stop the fork server (after the runs ended; a later run would start a new one)."""
+        self.forks.stop()
 
     def sweep(self) -> int:
         """Kill processes a previous run of this worker left behind (after a crash).
@@ -92,17 +107,12 @@ class LocalRunner:
     def _run(self, spec: RunSpec, output: OutputSink, control: RunControl, secret_dir: str) -> RunResult:
         command = build(spec, secret_dir)
         path = _search_path()
-        prlimit = _which("prlimit", path)
-        if prlimit is None:
-            raise RunnerError("the local runner needs prlimit (util-linux): install it or use Docker")
-        program = command.argv[0]
-        if _which(program, path) is None:
-            raise RunnerError(f"{program} is not installed on this machine: install it or use Docker")
+        program = _which(command.argv[0], path)
+        if program is None:
+            raise RunnerError(f"{command.argv[0]} is not installed on this machine: install it or use Docker")
         with tempfile.TemporaryDirectory(prefix=f"opscraft-{spec.execution_id}-") as scratch:
             work = Path(scratch)
             _write_files(work, command)
-            supervisor = [sys.executable, "-I", "-S", SUPERVISOR, str(os.getpid())]
-            argv = [*supervisor, prlimit, *_limits(spec), "--", *command.argv]
             marker = f"{self.worker_id}:{spec.execution_id}"
             env = {
                 "PATH": path,
@@ -112,22 +122,42 @@ class LocalRunner:
                 RUN_MARKER: marker,
                 **command.env,
             }
-            with subprocess.Popen(
-                argv,
-                cwd=scratch,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-                close_fds=True,
-            ) as proc:
-                control.on_kill(lambda: proc.send_signal(signal.SIGTERM))
-                try:
-                    _pump(proc, output)
-                finally:
-                    _end(proc, f"{RUN_MARKER}={marker}".encode())
-            return RunResult(exit_code=_exit_code(proc.returncode), files=_collect(work, spec.collect))
+            supervisor = self.forks.supervisor()
+            try:
+                status = _supervise(
+                    supervisor, program, command.argv, env, scratch, _limits(spec), output, control
+                )
+            finally:
+                _end(supervisor, f"{RUN_MARKER}={marker}".encode())
+                supervisor.close()
+            return RunResult(exit_code=status, files=_collect(work, spec.collect))
+
+
+def _supervise(
+    supervisor: RunSupervisor,
+    program: str,
+    argv: list[str],
+    env: dict[str, str],
+    cwd: str,
+    limits: dict[str, int],
+    output: OutputSink,
+    control: RunControl,
+) -> int:
+    """Hand the run to `supervisor`, copy its output into `output` until it is over; its status."""
+    out_read, out_write = os.pipe()
+    err_read, err_write = os.pipe()
+    try:
+        try:
+            supervisor.start(program, argv, env, cwd, limits, out_write, err_write)
+        finally:
+            os.close(out_write)
+            os.close(err_write)
+        control.on_kill(supervisor.stop)
+        _pump({out_read: "stdout", err_read: "stderr"}, supervisor, output)
+    finally:
+        os.close(out_read)
+        os.close(err_read)
+    return KILLED if supervisor.status is None else supervisor.status
 
 
 def _collect(work: Path, names: tuple[str, ...]) -> dict[str, bytes]:
@@ -181,15 +211,15 @@ def _which(program: str, path: str) -> str | None:
     return found
 
 
-def _limits(spec: RunSpec) -> list[str]:
-    address_space = spec.memory_mb * 1024 * 1024 * ADDRESS_SPACE_FACTOR
-    return [
-        f"--cpu={spec.timeout_seconds + CPU_GRACE_SECONDS}",
-        f"--as={address_space}",
-        f"--nproc={MAX_PROCESSES}",
-        f"--fsize={MAX_FILE_BYTES}",
-        "--core=0",
-    ]
+def _limits(spec: RunSpec) -> dict[str, int]:
+    """The script's rlimits, by `resource` name (soft = hard)."""
+    return {
+        "RLIMIT_CPU": spec.timeout_seconds + CPU_GRACE_SECONDS,
+        "RLIMIT_AS": spec.memory_mb * 1024 * 1024 * ADDRESS_SPACE_FACTOR,
+        "RLIMIT_NPROC": MAX_PROCESSES,
+        "RLIMIT_FSIZE": MAX_FILE_BYTES,
+        "RLIMIT_CORE": 0,
+    }
 
 
 def _write_files(work: Path, command: Command) -> None:
@@ -199,37 +229,31 @@ def _write_files(work: Path, command: Command) -> None:
         target.chmod(0o600)
 
 
-def _pump(proc: subprocess.Popen[bytes], output: OutputSink) -> None:
-    """Copy both pipes into `output` until the supervisor has ended (it ends when the script's
-    main process has ended and the rest is killed), then what is left in them, for at most
+def _pump(streams: dict[int, Stream], supervisor: RunSupervisor, output: OutputSink) -> None:
+    """Copy both pipes into `output` until the supervisor says the run is over (the script's main
+    process ended and the rest is killed), then what is left in them, for at most
     `DRAIN_SECONDS`. A script that closes its output early still runs to its end."""
-    assert proc.stdout is not None and proc.stderr is not None
-    streams: dict[int, Stream] = {proc.stdout.fileno(): "stdout", proc.stderr.fileno(): "stderr"}
     enlarged: set[int] = set()
-    exit_fd = _pidfd(proc.pid)
     drain_until: float | None = None
     with selectors.DefaultSelector() as selector:
         for fd in streams:
             os.set_blocking(fd, False)
             selector.register(fd, selectors.EVENT_READ)
-        if exit_fd is not None:
-            selector.register(exit_fd, selectors.EVENT_READ)  # readable once the process ended
+        selector.register(supervisor.channel, selectors.EVENT_READ)
         open_fds = set(streams)
         while True:
-            if drain_until is None and proc.poll() is not None:
-                drain_until = time.monotonic() + DRAIN_SECONDS
             wait = output.tick()
             if drain_until is not None:
                 wait = min(wait, drain_until - time.monotonic())
                 if not open_fds or wait <= 0:
                     break
-            elif exit_fd is None:
-                wait = min(wait, POLL_SECONDS)
             for key, _ in selector.select(wait):
-                fd = int(key.fd)
-                if fd == exit_fd:
-                    selector.unregister(fd)
+                if key.fileobj is supervisor.channel:
+                    if supervisor.read_status():
+                        selector.unregister(supervisor.channel)
+                        drain_until = time.monotonic() + DRAIN_SECONDS
                     continue
+                fd = int(key.fd)
                 with contextlib.suppress(BlockingIOError):
                     data = os.read(fd, READ_SIZE)
                     if data:
@@ -240,33 +264,21 @@ def _pump(proc: subprocess.Popen[bytes], output: OutputSink) -> None:
                     else:
                         selector.unregister(fd)
                         open_fds.discard(fd)
-    if exit_fd is not None:
-        os.close(exit_fd)
     output.tick()
 
 
-def _pidfd(pid: int) -> int | None:
-    """A descriptor that becomes readable when `pid` ends (Linux 5.3+), or None."""
-    try:
-        return os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        return None
-
-
-def _end(proc: subprocess.Popen[bytes], marker: bytes) -> None:
+def _end(supervisor: RunSupervisor, marker: bytes) -> None:
     """Make sure the run is over: the supervisor stops it (killed after `STOP_GRACE_SECONDS`).
 
     A supervisor that was killed itself (by the script, or by the OOM killer) could not kill the
     rest: they are found by the run's mark in their environment.
     """
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    if proc.returncode < 0:
+    if not supervisor.ended:
+        supervisor.stop()
+        if not supervisor.wait(STOP_GRACE_SECONDS):
+            supervisor.kill()
+            supervisor.wait(STOP_GRACE_SECONDS)
+    if supervisor.status is None:
         _kill_marked(lambda item: item == marker)
 
 
@@ -293,8 +305,3 @@ def _enlarge(fd: int) -> None:
     if hasattr(fcntl, "F_SETPIPE_SZ"):
         with contextlib.suppress(OSError):
             fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-
-
-def _exit_code(returncode: int) -> int:
-    """Shell convention: killed by signal N -> 128 + N."""
-    return 128 - returncode if returncode < 0 else returncode

@@ -1,46 +1,73 @@
-"""The supervisor of one local run: no process the script starts outlives the run.
+"""The local runner's processes: a fork server, and a fresh supervisor forked from it for each run.
 
-Started by the local runner as `python -I -S supervisor.py PARENT_PID PROGRAM [ARG...]`; it uses
-the standard library only, so it starts in milliseconds without the virtualenv. It
+A Python start costs about 12-17 ms of CPU, too much to pay per run. So the local runner starts
+this module once (`python -I -S supervisor.py CONTROL_FD`, standard library only, an empty
+environment, `/` as its directory) as a *fork server*, and every run gets a supervisor forked
+from it: a new process with the interpreter already loaded (about 1 ms), used for one run and
+then gone. The fork server never sees a run's data (command, environment, secrets): each forked
+supervisor receives its one job directly from the runner, so nothing of a run can be inherited
+by the next one. (This is the forkserver idea of Python's multiprocessing.)
 
-1. becomes a child subreaper (`prctl(PR_SET_CHILD_SUBREAPER)`, Linux 3.4+, see prctl(2)): a
-   process orphaned anywhere below it, e.g. by `setsid cmd &` or a double fork, is re-parented to
-   it instead of to init, so every process the script starts stays its descendant;
-2. asks for SIGTERM when its parent dies (`PR_SET_PDEATHSIG`), so a server killed with SIGKILL
-   takes its local runs along;
-3. starts PROGRAM in a session of its own, with default signal dispositions and an empty mask;
-4. waits until PROGRAM exits, or until it is told to stop (SIGTERM, SIGINT or SIGHUP);
+The fork server (`serve`) reads one byte per request on its control socket (an AF_UNIX
+SOCK_SEQPACKET socket from the runner), forks, and answers with the new supervisor's pid as text,
+passing two descriptors along (SCM_RIGHTS): the runner's end of a stream socket to that
+supervisor (its *channel*) and a pidfd of it (Linux 5.3+; without it, the pid only). It exits
+when the runner closes the control socket (the runner stopped or its process died). It reaps
+its children as they end, so their CPU time adds up in its own `/proc/PID/stat` (`cutime`,
+`cstime`), where a benchmark finds what the runs' supervisors and scripts cost.
+
+A forked supervisor (`Supervisor`)
+
+1. becomes a child subreaper (`PR_SET_CHILD_SUBREAPER`, Linux 3.4+, see prctl(2)): a process orphaned anywhere
+   below it, e.g. by `setsid cmd &` or a double fork, is re-parented to it instead of to init, so
+   every process the script starts stays its descendant;
+2. reads its job from the channel: an 8-byte big-endian length, then that many bytes of JSON
+   `{"program": "/path", "argv": [...], "env": {...}, "cwd": "...", "limits": {"RLIMIT_CPU": n,
+   ...}}`, with the
+   run's stdout and stderr pipes passed alongside the length (SCM_RIGHTS); they become its fd 1
+   and 2;
+3. forks the program: in a session of its own, stdin `/dev/null`, the job's directory, the
+   rlimits (soft = hard = n, kept within the current hard limit), default signal dispositions,
+   an empty signal mask, no descriptor but 0-2, exactly the job's environment; `execve` of the
+   program (its path, found by the runner on the run's PATH);
+4. waits until the program exits, or until it is told to stop: a byte on the channel, the channel
+   closed (the runner is gone: stopped, or its process died), or SIGTERM, SIGINT or SIGHUP;
 5. kills every descendant with SIGKILL, scan after scan of /proc, until it has no child left: a
    process forked while the others are killed is re-parented to it and found by the next scan;
-6. exits with PROGRAM's status: its exit code, or 128 + N when signal N ended it.
+6. sends the program's status on the channel as text and a newline (its exit code, or 128 + N
+   when signal N ended it), and exits.
 
-It writes to stderr only when PROGRAM cannot be started (exit code 127), or when it may not kill
-a descendant.
-
-It starts once per local run, so its start-up is kept small: it uses the C cores `_signal` and
-`_ctypes` (the same functions as `signal` and `ctypes`) because importing the public wrappers
-(`enum`, ctypes' type zoo) would double its CPU time, about 10 ms more per run.
+It writes to the run's stderr only when the program cannot be started (status 127), or when it
+may not kill a descendant.
 """
 
 from __future__ import annotations
 
 import _ctypes
-import _signal as signal
+import contextlib
+import json
 import os
+import resource
+import select
+import signal
+import socket
 import sys
 import time
+from typing import Any
 
-PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
-STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
-# Python ignores these; the program gets the default back.
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+# Handled (or ignored, by Python) here; the program gets the default back.
 DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, *STOP_SIGNALS)
 KILL_PAUSE_SECONDS = 0.002
 KILL_DEADLINE_SECONDS = 5
 CANNOT_START = 127
+HEADER_BYTES = 8
+# The longest job accepted: far above what execve(2) takes for a command and its environment.
+MAX_JOB_BYTES = 64 * 1024 * 1024
 
 
-class _CInt(_ctypes._SimpleCData):  # ctypes.c_int
+class _CInt(_ctypes._SimpleCData):  # ctypes.c_int, without importing ctypes' type zoo
     _type_ = "i"
 
 
@@ -77,28 +104,84 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
-class Supervisor:
-    """Starts the program, reaps whatever ends below it, kills the rest at the end."""
+def _read_exactly(channel: socket.socket, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = channel.recv(min(size - len(data), 1 << 20))
+        if not chunk:
+            raise EOFError("the runner closed the channel before sending the whole job")
+        data += chunk
+    return bytes(data)
 
-    def __init__(self, argv: list[str]) -> None:
-        self.argv = argv
+
+def receive_job(channel: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    """The job and the descriptors sent with it (see the module docstring, step 2)."""
+    header, fds, _, _ = socket.recv_fds(channel, HEADER_BYTES, 2, socket.MSG_CMSG_CLOEXEC)
+    if not header:
+        raise EOFError("the runner closed the channel without sending a job")
+    header += _read_exactly(channel, HEADER_BYTES - len(header))
+    size = int.from_bytes(header, "big")
+    if size > MAX_JOB_BYTES or len(fds) != 2:
+        raise ValueError(f"not a job: {size} bytes, {len(fds)} descriptors")
+    return json.loads(_read_exactly(channel, size)), fds
+
+
+def _exec(job: dict[str, Any]) -> None:
+    """In the program's process, between fork and exec: never returns."""
+    try:
+        signal.set_wakeup_fd(-1)
+        for signum in DEFAULT_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        os.setsid()
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        os.chdir(job["cwd"])
+        for name, value in job["limits"].items():
+            limit = getattr(resource, name)
+            hard = resource.getrlimit(limit)[1]
+            if hard != resource.RLIM_INFINITY:
+                value = min(value, hard)
+            resource.setrlimit(limit, (value, value))
+        os.execve(job["program"], job["argv"], job["env"])
+    except OSError as exc:
+        os.write(2, f"opscraft: cannot start {job['argv'][0]}: {exc.strerror}\n".encode())
+    finally:
+        os._exit(CANNOT_START)
+
+
+class Supervisor:
+    """One run: starts its program, reaps whatever ends below it, kills the rest at the end."""
+
+    def __init__(self, channel: socket.socket) -> None:
+        self.channel = channel
         self.main = 0
         self.status: int | None = None
 
-    def run(self) -> int:
-        wanted = {signal.SIGCHLD, *STOP_SIGNALS}
-        signal.pthread_sigmask(signal.SIG_BLOCK, wanted)
+    def run(self, job: dict[str, Any]) -> int:
+        """The program's status (see the module docstring, steps 3-5)."""
+        wake_read, wake_write = os.pipe()
+        os.set_blocking(wake_write, False)
+        for signum in (signal.SIGCHLD, *STOP_SIGNALS):
+            signal.signal(signum, _noted)
+        signal.set_wakeup_fd(wake_write)
         try:
-            self.main = os.posix_spawnp(
-                self.argv[0], self.argv, os.environ, setsid=True, setsigmask=(), setsigdef=DEFAULT_SIGNALS
-            )
-        except OSError as exc:
-            sys.stderr.write(f"opscraft: cannot start {self.argv[0]}: {exc.strerror}\n")
+            self.main = os.fork()
+        except OSError as exc:  # e.g. the user's process limit is reached
+            sys.stderr.write(f"opscraft: cannot start {job['argv'][0]}: {exc.strerror}\n")
             return CANNOT_START
-        while self.status is None:
-            if signal.sigwaitinfo(wanted).si_signo != signal.SIGCHLD:
-                break
-            self._reap()
+        if self.main == 0:
+            _exec(job)
+        events = select.poll()
+        events.register(wake_read, select.POLLIN)
+        events.register(self.channel, select.POLLIN)
+        stop = False
+        while self.status is None and not stop:
+            for fd, _ in events.poll():
+                if fd == wake_read:
+                    stop = stop or not STOP_SIGNALS.isdisjoint(os.read(wake_read, 64))
+                    self._reap()
+                else:  # a stop request, or the runner is gone
+                    stop = True
         self.kill_all()
         # None only when the program itself could not be killed (see kill_all).
         return 128 + signal.SIGKILL if self.status is None else self.status
@@ -138,15 +221,76 @@ class Supervisor:
                 self.status = 128 - code if code < 0 else code
 
 
-def main(args: list[str]) -> int:
-    """`PARENT_PID PROGRAM [ARG...]` -> PROGRAM's exit status (see the module docstring)."""
-    parent, argv = int(args[0]), args[1:]
+def _noted(signum: int, frame: object) -> None:
+    """The signal is seen through the wake-up descriptor; nothing to do here."""
+
+
+def _supervise(channel: socket.socket) -> None:
+    """The forked supervisor's life (see the module docstring); ends in `os._exit`.
+
+    It does not end with the fork server: a fork server that died is replaced while the runs it
+    forked go on. It ends with its runner, whose death closes the channel."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the fork server's handler would reap for it
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:  # the parent died before PR_SET_PDEATHSIG took effect
-        return 128 + signal.SIGTERM
-    return Supervisor(argv).run()
+    os.setsid()
+    try:
+        job, (stdout, stderr) = receive_job(channel)
+    except (OSError, EOFError, ValueError):
+        os._exit(CANNOT_START)
+    os.dup2(stdout, 1)
+    os.dup2(stderr, 2)
+    os.close(stdout)
+    os.close(stderr)
+    status = Supervisor(channel).run(job)
+    with contextlib.suppress(OSError):  # the runner is gone
+        channel.sendall(f"{status}\n".encode())
+    os._exit(0)
+
+
+def serve(control: socket.socket) -> int:
+    """The fork server's loop (see the module docstring); returns when the runner is gone."""
+    signal.signal(signal.SIGCHLD, _reap_children)
+    while True:
+        try:
+            request = control.recv(16)
+        except ConnectionResetError:
+            request = b""
+        if not request:
+            return 0
+        theirs, mine = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                control.close()
+                theirs.close()
+                _supervise(mine)
+            finally:  # never back into the fork server's loop
+                os._exit(CANNOT_START)
+        mine.close()
+        pidfd = _pidfd(pid)
+        try:
+            socket.send_fds(control, [str(pid).encode()], [theirs.fileno(), *([pidfd] if pidfd else [])])
+        except OSError:  # the runner is gone
+            return 0
+        finally:
+            theirs.close()
+            if pidfd is not None:
+                os.close(pidfd)
+
+
+def _reap_children(signum: int, frame: object) -> None:
+    """The fork server's SIGCHLD handler: collect every ended supervisor."""
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(serve(socket.socket(fileno=int(sys.argv[1]))))

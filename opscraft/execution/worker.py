@@ -126,6 +126,8 @@ class Worker:
         swept = self.local.sweep() + (self.docker.sweep() if "docker" in offered else 0)
         others = [w for w in self.store.run(store.live_workers, self._stale_before()) if w != self.worker_id]
         self.docker.start_pool()
+        if "local" in offered:
+            self.local.start()
         try:
             if not others:  # nobody shares the queue: rebuild it from the database
                 self.queue.clear()
@@ -202,6 +204,7 @@ class Worker:
         if self._housekeeping.is_alive():
             self._housekeeping.join()
         self.docker.stop_pool()
+        self.local.stop()
         try:
             self.store.run(store.deregister, self.worker_id)
         except Exception:

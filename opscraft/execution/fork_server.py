@@ -1,0 +1,198 @@
+"""The local runner's side of `supervisor.py`: its fork server, and one forked supervisor per run.
+
+`ForkServer` keeps one pre-started fork server per local runner (started by `start()`, or by the
+first run); `ForkServer.supervisor()` returns a `RunSupervisor`, a fresh process forked for one
+run, which `RunSupervisor.start` hands the run's job. A fork server that died or stopped
+answering is replaced by a new one at the next run; a supervisor is never used for two runs.
+The wire format is in `supervisor.py`'s docstring.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from opscraft.execution.spec import RunnerError
+
+SUPERVISOR = str(Path(__file__).with_name("supervisor.py"))
+# How long a fork may take before the fork server counts as hung (its first answer includes
+# its own start, which a busy machine can stretch to seconds).
+FORK_TIMEOUT_SECONDS = 30
+STOP_WAIT_SECONDS = 5
+STATUS_BYTES = 32
+
+
+class RunSupervisor:
+    """One forked supervisor (process `pid`), for one run.
+
+    `channel` is the runner's end of its stream socket, `pidfd` a pidfd of it (None on kernels
+    without pidfd). After `start`, `channel` becomes readable when the run is over: `read_status`
+    then gives its status.
+    """
+
+    def __init__(self, pid: int, channel: socket.socket, pidfd: int | None) -> None:
+        self.pid = pid
+        self.channel = channel
+        self.pidfd = pidfd
+        self.ended = False
+        self.status: int | None = None
+        self._received = b""
+
+    def start(
+        self,
+        program: str,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: str,
+        limits: dict[str, int],
+        stdout: int,
+        stderr: int,
+    ) -> None:
+        """Hand over the job: run the executable `program` (a path) with `argv`, with exactly
+        `env`, in `cwd`, each `resource.RLIMIT_*`
+        named in `limits` set to its value, writing to the descriptors `stdout` and `stderr`
+        (the supervisor gets copies; the caller still closes its own). Raises RunnerError when
+        the supervisor is gone."""
+        job = {"program": program, "argv": argv, "env": env, "cwd": cwd, "limits": limits}
+        data = json.dumps(job).encode()
+        try:
+            socket.send_fds(self.channel, [len(data).to_bytes(8, "big")], [stdout, stderr])
+            self.channel.sendall(data)
+        except OSError as exc:
+            raise RunnerError(f"the run's supervisor ended before it started the script: {exc}") from exc
+
+    def read_status(self) -> bool:
+        """Read what the supervisor sent (without blocking); True once the run is over: its
+        status was received (`status`), or the supervisor ended without sending one (`status`
+        None: it was killed)."""
+        try:
+            data = self.channel.recv(STATUS_BYTES, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:
+            data = b""
+        self._received += data
+        if data and not self._received.endswith(b"\n"):
+            return False
+        self.ended = True
+        if self._received.endswith(b"\n"):
+            self.status = int(self._received)
+        return True
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the run to be over; whether it is."""
+        while not self.ended:
+            if not select.select([self.channel], [], [], timeout)[0]:
+                return False
+            self.read_status()
+        return True
+
+    def stop(self) -> None:
+        """Ask the supervisor to end the run (it kills the whole process tree); callable from any
+        thread, a no-op once it is gone."""
+        with contextlib.suppress(OSError):
+            self.channel.send(b"s")
+
+    def kill(self) -> None:
+        """SIGKILL the supervisor itself (it did not stop in time)."""
+        with contextlib.suppress(OSError):
+            if self.pidfd is not None:
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            elif not self.ended:  # without a pidfd, only while it is known to be alive
+                os.kill(self.pid, signal.SIGKILL)
+
+    def close(self) -> None:
+        self.channel.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
+class ForkServer:
+    """A pre-started `supervisor.py` that forks a `RunSupervisor` per run (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._control: socket.socket | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The fork server's process id while it runs."""
+        process = self._process
+        return process.pid if process is not None and process.poll() is None else None
+
+    def start(self) -> None:
+        """Start the fork server now (it would start with the first run otherwise); no waiting."""
+        with self._lock:
+            if self.pid is None:
+                self._replace()
+
+    def stop(self) -> None:
+        """End the fork server (it exits once its control socket is closed); supervisors still
+        running are not affected."""
+        with self._lock:
+            self._discard(kill=False)
+
+    def supervisor(self) -> RunSupervisor:
+        """A new supervisor for one run; a dead or hung fork server is replaced (once). Raises
+        RunnerError when even a new fork server does not answer."""
+        with self._lock:
+            for attempt in range(2):
+                try:
+                    if self.pid is None or attempt:
+                        self._replace()  # its runs in progress go on (see supervisor.py)
+                    return self._fork()
+                except (OSError, ValueError) as exc:
+                    failure = exc
+            raise RunnerError(f"the local runner cannot start a supervisor: {failure}")
+
+    def _fork(self) -> RunSupervisor:
+        assert self._control is not None
+        self._control.settimeout(FORK_TIMEOUT_SECONDS)
+        self._control.send(b"f")
+        message, fds, _, _ = socket.recv_fds(self._control, STATUS_BYTES, 2, socket.MSG_CMSG_CLOEXEC)
+        if not message or not fds:
+            for fd in fds:
+                os.close(fd)
+            raise ConnectionError("the fork server ended")
+        return RunSupervisor(int(message), socket.socket(fileno=fds[0]), fds[1] if len(fds) > 1 else None)
+
+    def _replace(self) -> None:
+        self._discard(kill=True)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with theirs:
+            self._process = subprocess.Popen(
+                [sys.executable, "-I", "-S", SUPERVISOR, str(theirs.fileno())],
+                env={},
+                cwd="/",
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(),),
+                start_new_session=True,
+            )
+        self._control = ours
+
+    def _discard(self, kill: bool) -> None:
+        """Close the control socket (the fork server then exits) and reap the fork server;
+        `kill`: at once (it did not answer), else after `STOP_WAIT_SECONDS`."""
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        if self._process is not None:
+            if kill:
+                self._process.kill()
+            try:
+                self._process.wait(STOP_WAIT_SECONDS)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None

@@ -1,0 +1,333 @@
+"""The local runner's fork server and per-run supervisors (`supervisor.py`, `fork_server.py`).
+
+These drive `LocalRunner` directly (no server, no database) with real processes: consecutive
+runs on the same fork server share nothing, a fork server that dies or hangs is replaced without
+harming the runs in progress, cancel kills the whole tree, and exit codes and output order are
+those of a plain process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import resource
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opscraft import runtime
+from opscraft.execution import fork_server, local_runner
+from opscraft.execution.local_runner import LocalRunner
+from opscraft.execution.spec import RunControl, RunResult, RunSpec, StopReason
+from tests.executions.test_process_tree import alive, mark
+
+SERVER_ONLY = "server-only-7d2e1"
+
+
+@pytest.fixture
+def backend() -> str:
+    return "sqlite"
+
+
+class Output:
+    """An output sink keeping every chunk (thread-safe reads of the text so far)."""
+
+    def __init__(self) -> None:
+        self.chunks: list[tuple[str, bytes]] = []
+
+    def feed(self, stream: str, data: bytes) -> None:
+        self.chunks.append((stream, data))
+
+    def tick(self) -> float:
+        return 0.5
+
+    def text(self, stream: str = "stdout") -> str:
+        return b"".join(data for name, data in list(self.chunks) if name == stream).decode()
+
+
+def spec(content: str, script_type: str = "bash", execution_id: int = 1, **fields: Any) -> RunSpec:
+    values: dict[str, Any] = {
+        "parameters": {},
+        "env": {},
+        "timeout_seconds": 60,
+        "memory_mb": 256,
+        "cpus": 1.0,
+        "network_enabled": False,
+        **fields,
+    }
+    return RunSpec(execution_id=execution_id, script_type=script_type, content=content, **values)
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalRunner]:
+    """A started local runner, in a server process whose environment holds a variable of its own."""
+    monkeypatch.setenv("OPSCRAFT_TEST_SERVER_ONLY", SERVER_ONLY)
+    made = LocalRunner(f"test-{uuid.uuid4().hex[:8]}")
+    made.start()
+    yield made
+    made.stop()
+    made.sweep()
+
+
+def run(
+    runner: LocalRunner, run_spec: RunSpec, control: RunControl | None = None
+) -> tuple[RunResult, Output]:
+    output = Output()
+    return runner.run(run_spec, output, control or RunControl()), output
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
+        time.sleep(0.02)
+
+
+def process_gone(pid: int) -> bool:
+    """Whether `pid` ended (a zombie counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+# Run A changes every piece of process state it can, and prints its secret.
+DIRTY = """export LEFT_BEHIND=from-run-a
+umask 0077
+ulimit -S -n 64
+trap '' TERM INT
+cd /
+echo "secret $SECRET_A supervisor $PPID"
+"""
+
+# Run B describes what it got: bash prints the environment it was started with (exactly what
+# the supervisor gave it, before bash adds variables of its own), then the test's Python (not a
+# version manager's `python3` shim, which would change the environment) describes the rest.
+PROBE = f"""echo "ENV $(base64 -w0 < /proc/$$/environ)"
+exec {sys.executable} -I -S - <<'EOF'
+import json, os, resource
+supervisor = os.getppid()
+def read(path):
+    try:
+        with open(path, "rb") as file:
+            return file.read().decode(errors="replace")
+    except OSError as exc:
+        return f"unreadable: {{exc}}"
+limits = {{name: resource.getrlimit(getattr(resource, name)) for name in
+          ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_NPROC", "RLIMIT_FSIZE", "RLIMIT_CORE", "RLIMIT_NOFILE")}}
+umask = os.umask(0)
+print(json.dumps({{
+    "umask": umask,
+    "limits": limits,
+    "cwd": os.getcwd(),
+    "fds": [fd for fd in sorted(int(n) for n in os.listdir("/proc/self/fd"))
+            if os.path.exists(f"/proc/self/fd/{{fd}}")],  # the listing's own descriptor is gone
+    "session": os.getsid(0) == os.getpid(),
+    "supervisor": supervisor,
+    "supervisor_environ": read(f"/proc/{{supervisor}}/environ"),
+    "supervisor_cmdline": read(f"/proc/{{supervisor}}/cmdline"),
+    "mask": read("/proc/self/status"),
+}}))
+EOF
+"""
+
+
+def test_consecutive_runs_on_one_fork_server_share_nothing(runner: LocalRunner) -> None:
+    secret_a, secret_b = f"s3cret-a-{uuid.uuid4().hex}", f"s3cret-b-{uuid.uuid4().hex}"
+    server_pid = runner.forks.pid
+    first, output = run(runner, spec(DIRTY, env={"SECRET_A": secret_a}, execution_id=101))
+    assert first.exit_code == 0, output.chunks
+    supervisor_a = int(output.text().split()[-1])
+    assert output.text().startswith(f"secret {secret_a} ")
+
+    second, output = run(
+        runner, spec(PROBE, env={"SECRET_B": secret_b}, parameters={"NAME": "b"}, execution_id=102)
+    )
+    assert second.exit_code == 0, output.chunks
+    first_line, rest = output.text().split("\n", 1)
+    seen = json.loads(rest)
+    initial = base64.b64decode(first_line.removeprefix("ENV ")).decode().split("\0")
+    env = dict(item.split("=", 1) for item in initial if item)
+    assert runner.forks.pid == server_pid, "the fork server is reused"
+    assert seen["supervisor"] != supervisor_a, "each run has a supervisor of its own"
+
+    assert env.pop("SECRET_B") == secret_b and env.pop("NAME") == "b"
+    assert env.pop("OPSCRAFT_RUN") == f"{runner.worker_id}:102"
+    assert env.pop("OPSCRAFT_EXECUTION_ID") == "102"
+    assert env.pop("HOME") == env.pop("TMPDIR") == seen["cwd"] != "/"
+    assert env.pop("PATH") == local_runner._search_path()
+    assert env == {
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "ANSIBLE_LOCAL_TEMP": f"{seen['cwd']}/.ansible/tmp",
+        "ANSIBLE_REMOTE_TEMP": f"{seen['cwd']}/.ansible/tmp",
+        "ANSIBLE_PYTHON_INTERPRETER": "{{ ansible_playbook_python }}",
+    }, "nothing of the server's or of run A's environment"
+    assert not Path(seen["cwd"]).exists(), "the scratch directory is removed with the run"
+
+    # Run A's umask, soft limit and ignored signals did not carry over; the run's own limits apply.
+    assert seen["umask"] == os.umask(os.umask(0o022))
+    limits = {name: tuple(value) for name, value in seen["limits"].items()}
+    assert limits.pop("RLIMIT_NOFILE") == resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert limits == {
+        "RLIMIT_CPU": (65, 65),
+        "RLIMIT_AS": (256 * 1024 * 1024 * 4,) * 2,
+        "RLIMIT_NPROC": (1024, 1024),
+        "RLIMIT_FSIZE": (1024**3, 1024**3),
+        "RLIMIT_CORE": (0, 0),
+    }
+    status = dict(line.split(":\t", 1) for line in seen["mask"].splitlines() if ":\t" in line)
+    ignored = {n for n in range(1, 65) if int(status["SigIgn"], 16) >> (n - 1) & 1}
+    assert int(status["SigBlk"], 16) == 0, status
+    assert ignored <= {signal.SIGPIPE, signal.SIGXFSZ}, "only what Python itself ignores"
+    assert seen["fds"] == [0, 1, 2]
+    assert seen["session"], "the script leads a session of its own"
+
+    # The supervisor got nothing of a run through its command line or its environment.
+    for text in (seen["supervisor_environ"], seen["supervisor_cmdline"]):
+        assert secret_a not in text and secret_b not in text and SERVER_ONLY not in text, text
+    assert seen["supervisor_environ"] == "", "the fork server starts with an empty environment"
+    assert secret_b not in Path(f"/proc/{server_pid}/cmdline").read_text()
+
+
+def test_a_dead_fork_server_is_replaced_and_its_runs_go_on(runner: LocalRunner, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    waiting = f"echo waiting\nwhile [ ! -e {go} ]; do sleep 0.02; done\necho 'went on' >&2\nexit 7\n"
+    output = Output()
+    results: list[RunResult] = []
+    thread = threading.Thread(target=lambda: results.append(runner.run(spec(waiting), output, RunControl())))
+    thread.start()
+    wait_until(lambda: "waiting" in output.text(), "the first run to start")
+    old = runner.forks.pid
+    assert old is not None
+    os.kill(old, signal.SIGKILL)
+    wait_until(lambda: runner.forks.pid is None, "the fork server to die")
+
+    result, text = run(runner, spec("echo fresh\n", execution_id=2))
+    assert result.exit_code == 0 and text.text() == "fresh\n"
+    assert runner.forks.pid not in (None, old)
+
+    go.touch()
+    thread.join(20)
+    assert not thread.is_alive()
+    assert results[0].exit_code == 7 and output.text("stderr") == "went on\n", output.chunks
+
+
+def test_a_hung_fork_server_is_replaced(runner: LocalRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    run(runner, spec("true\n"))  # the fork server has started and answered
+    old = runner.forks.pid
+    assert old is not None
+    monkeypatch.setattr(fork_server, "FORK_TIMEOUT_SECONDS", 0.5)
+    os.kill(old, signal.SIGSTOP)
+    try:
+        result, output = run(runner, spec("echo after\n"))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(old, signal.SIGKILL)
+    assert result.exit_code == 0 and output.text() == "after\n"
+    assert runner.forks.pid not in (None, old)
+    wait_until(lambda: process_gone(old), "the hung fork server to be killed")
+
+
+def test_cancel_kills_children_and_grandchildren(runner: LocalRunner) -> None:
+    token = mark()
+    script = (
+        "trap '' TERM INT HUP\n"
+        f"bash -c \"trap '' TERM; sleep {token} & sleep {token}\" &\n"  # a child with a child
+        f"( setsid bash -c \"trap '' TERM; sleep {token}\" & )\n"  # a grandchild, detached
+        "echo started\n"
+        "sleep 600\n"
+    )
+    control, output = RunControl(), Output()
+    results: list[RunResult] = []
+    thread = threading.Thread(target=lambda: results.append(runner.run(spec(script), output, control)))
+    thread.start()
+    wait_until(lambda: "started" in output.text() and len(alive(token)) >= 3, "the run's sleepers")
+    t0 = time.monotonic()
+    control.stop(StopReason.cancelled)
+    thread.join(10)
+    assert not thread.is_alive() and time.monotonic() - t0 < 2, "cancel ends the run within 2 s"
+    assert results[0].exit_code == 128 + signal.SIGKILL
+    wait_until(lambda: not alive(token), "no process of the run left", timeout=5)
+
+
+def test_a_killed_run_supervisor_leaves_nothing(runner: LocalRunner) -> None:
+    token = mark()
+    script = f"setsid sleep {token} &\nkill -9 $PPID\necho still here\nsleep {token}\n"
+    t0 = time.monotonic()
+    result, _ = run(runner, spec(script))
+    assert result.exit_code == 128 + signal.SIGKILL
+    assert time.monotonic() - t0 < 5
+    wait_until(lambda: not alive(token), "no process of the run left", timeout=5)
+    result, output = run(runner, spec("echo next\n"))  # the fork server is unaffected
+    assert result.exit_code == 0 and output.text() == "next\n"
+
+
+@pytest.mark.parametrize(
+    ("script", "exit_code"),
+    [("exit 3\n", 3), ("kill -TERM $$\n", 128 + signal.SIGTERM), ("kill -KILL $$\n", 128 + signal.SIGKILL)],
+)
+def test_exit_codes_are_those_of_the_script(runner: LocalRunner, script: str, exit_code: int) -> None:
+    result, _ = run(runner, spec(script))
+    assert result.exit_code == exit_code
+
+
+def test_output_keeps_its_order_within_each_stream(runner: LocalRunner) -> None:
+    script = "for i in $(seq 1 2000); do echo out $i; echo err $i >&2; done\n"
+    result, output = run(runner, spec(script))
+    assert result.exit_code == 0
+    assert output.text() == "".join(f"out {i}\n" for i in range(1, 2001))
+    assert output.text("stderr") == "".join(f"err {i}\n" for i in range(1, 2001))
+
+
+def test_a_cancel_before_the_start_ends_the_run_at_once(runner: LocalRunner) -> None:
+    control = RunControl()
+    control.stop(StopReason.cancelled)
+    t0 = time.monotonic()
+    result, _ = run(runner, spec("sleep 600\n"), control)
+    assert result.exit_code == 128 + signal.SIGKILL and time.monotonic() - t0 < 5
+
+
+def test_a_runner_without_start_starts_its_fork_server_with_the_first_run() -> None:
+    lazy = LocalRunner(f"test-{uuid.uuid4().hex[:8]}")
+    assert lazy.forks.pid is None
+    try:
+        result, output = run(lazy, spec("echo lazy\n"))
+        assert result.exit_code == 0 and output.text() == "lazy\n"
+        pid = lazy.forks.pid
+        assert pid is not None
+    finally:
+        lazy.stop()
+    wait_until(lambda: process_gone(pid), "the stopped fork server to exit")
+
+
+def test_a_program_that_cannot_be_executed_ends_with_127(
+    runner: LocalRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found on PATH but not executable by the kernel: the supervisor says so on stderr."""
+    (tmp_path / "bash").write_bytes(b"\x00not a program\n")
+    (tmp_path / "bash").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    result, output = run(runner, spec("true\n"))
+    assert result.exit_code == 127
+    assert output.text("stderr") == "opscraft: cannot start bash: Exec format error\n"
+
+
+async def test_the_worker_pre_starts_its_fork_server_and_stops_it(rt: runtime.Runtime) -> None:
+    """Started with the worker (the first run does not wait for a Python start), ended with it."""
+    assert rt.worker is not None
+    pid = rt.worker.local.forks.pid
+    assert pid is not None and not process_gone(pid)
+    await asyncio.to_thread(rt.worker.local.stop)
+    wait_until(lambda: process_gone(pid), "the fork server to exit")
