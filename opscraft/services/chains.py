@@ -382,10 +382,11 @@ async def on_run_events(session: AsyncSession, events: list[RunEventMessage]) ->
     (exactly once per event); the starter loop starts them after the commit. The scripts with an
     enabled link are read once per batch: with none (the usual case) a batch costs that query."""
     ended = [e for e in events if outcome_matches(ChainOutcome.any, e.status)]
-    linked = await _scripts_with_links(session, {e.details.get("script_id") for e in ended} - {None})
+    said = {e.details["script_id"] for e in ended if "script_id" in e.details}
+    linked = await _scripts_with_links(session, said - {None})
     added = False
-    for event in ended:
-        if event.details.get("script_id") in linked:
+    for event in ended:  # an event that does not name its script is looked up
+        if "script_id" not in event.details or event.details["script_id"] in linked:
             added |= await _fire_links(session, event.execution_id)
     if added:
         asyncio.get_running_loop().call_later(0.2, wake)
