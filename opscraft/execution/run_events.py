@@ -181,8 +181,7 @@ class RunEventDispatcher:
                             DELIVERIES.c.subscriber.in_(names),
                         )
                     )
-                )
-                .all()
+                ).all()
             )
             events = [
                 RunEventMessage(r.id, r.execution_id, r.kind, r.status, dict(r.details), r.created_at)
@@ -206,7 +205,8 @@ class RunEventDispatcher:
         `FLOOR_CHECK_SECONDS`: the floor only saves re-reading, it is never needed at once)."""
         key = tuple(names)
         now = time.monotonic()
-        if self._floors_checked.get(key, 0.0) > now - FLOOR_CHECK_SECONDS:
+        checked = self._floors_checked.get(key)
+        if checked is not None and checked > now - FLOOR_CHECK_SECONDS:
             return
         self._floors_checked[key] = now
         settled = utcnow() - timedelta(seconds=SETTLED_SECONDS)
