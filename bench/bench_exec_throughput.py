@@ -4,8 +4,8 @@ All submissions go out over HTTP at once (on 32 keep-alive connections, from a l
 generator); the rate is executions completed per second from the first submission to the last
 completion (the server's `finished_at`, read after the last run has ended). Target (issue 15):
 >= 300 per second, and at least the Celery baseline's rate measured in the same session
-(`bash ../shared/baselines/celery/run throughput`). Baseline in the same run: 1,000 `bash script.sh` spawned directly, as many at a time as
-the server has workers.
+(`bash ../shared/baselines/celery/run throughput`). Bare baseline in the same run: 1,000
+`bash script.sh` spawned directly, as many at a time as the server has workers.
 
 Usage: .venv/bin/python -m bench.bench_exec_throughput [--count 1000] [--workers 4]
 """
