@@ -18,8 +18,12 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db import text as storable
+from opscraft.db.write_gate import WriteGate, WriteQueueTimeout
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# How long a write through the async engine may wait for its turn (db/write_gate.py) before the
+# request is answered 503 as overload: the same bound as the connection pool's checkout timeout.
+WRITE_QUEUE_TIMEOUT_SECONDS = 30.0
 CONNECT_TIMEOUT_SECONDS = 10
 PING_TIMEOUT_SECONDS = 5
 
@@ -50,7 +54,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An engine with the pragmas (SQLite) or pool settings (PostgreSQL) OpsCraft relies on.
 
     JSON columns load through `db.text.json_loads`, so an old row holding an escaped lone
-    surrogate still reads as text every response can encode.
+    surrogate still reads as text every response can encode. On SQLite, the engine's writers take
+    turns in arrival order (`db.write_gate`) instead of racing in SQLite's busy handler.
     """
     kwargs.setdefault("json_deserializer", storable.json_loads)
     if url.startswith("sqlite"):
@@ -59,6 +64,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        WriteGate(WRITE_QUEUE_TIMEOUT_SECONDS).install(engine)
         return engine
     return create_async_engine(
         url,
@@ -72,9 +78,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def is_busy(exc: BaseException) -> bool:
     """True for the database being too busy to answer in time, not broken: no pooled connection
-    free within the pool's timeout, or SQLite's write lock still held after its busy timeout.
-    Such a request may be retried as it is (HTTP 503 with Retry-After)."""
-    if isinstance(exc, PoolTimeoutError):
+    free within the pool's timeout, no turn to write within `WRITE_QUEUE_TIMEOUT_SECONDS`, or
+    SQLite's write lock still held after its busy timeout. Such a request may be retried as it
+    is (HTTP 503 with Retry-After)."""
+    if isinstance(exc, PoolTimeoutError | WriteQueueTimeout):
         return True
     return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.engine import Database
 from opscraft.db.models import Execution, ExecutionLog, RegisteredWorker
@@ -136,20 +137,22 @@ class ExecutionClient:
         while True:
             sub = self.bus.subscribe(execution_id, last)
             try:
-                async with self.db.session() as session:
+                async with self.db.session() as session:  # the row and the first page: one checkout
                     execution = await session.get(Execution, execution_id)
+                    rows = await self._stored_after(session, execution_id, last) if execution else []
                 if execution is None:
                     return
                 if shown is None or (execution.status != shown and execution.status not in FINAL_STATUSES):
                     shown = execution.status
                     yield replace(status_event(execution), final=False)
                 while True:
-                    rows = await self._stored_after(execution_id, last)
                     for row in rows:
                         last = row.seq
                         yield LogEvent(row.seq, row.stream, row.content, row.created_at)  # type: ignore[arg-type]
                     if len(rows) < REPLAY_PAGE:
                         break
+                    async with self.db.session() as session:
+                        rows = await self._stored_after(session, execution_id, last)
                 if execution.status in FINAL_STATUSES:
                     yield status_event(execution)
                     return
@@ -173,15 +176,15 @@ class ExecutionClient:
             finally:
                 sub.close()
 
-    async def _stored_after(self, execution_id: int, after: int) -> list[ExecutionLog]:
-        async with self.db.session() as session:
-            rows = await session.exec(
-                select(ExecutionLog)
-                .where(col(ExecutionLog.execution_id) == execution_id, col(ExecutionLog.seq) > after)
-                .order_by(col(ExecutionLog.seq))
-                .limit(REPLAY_PAGE)
-            )
-            return list(rows.all())
+    @staticmethod
+    async def _stored_after(session: AsyncSession, execution_id: int, after: int) -> list[ExecutionLog]:
+        rows = await session.exec(
+            select(ExecutionLog)
+            .where(col(ExecutionLog.execution_id) == execution_id, col(ExecutionLog.seq) > after)
+            .order_by(col(ExecutionLog.seq))
+            .limit(REPLAY_PAGE)
+        )
+        return list(rows.all())
 
 
 def status_event(execution: Execution) -> StatusEvent:

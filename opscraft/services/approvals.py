@@ -78,9 +78,20 @@ async def remove_policy(session: AsyncSession, actor: Actor, script_id: int) -> 
     await session.commit()
 
 
-async def policy_for(session: AsyncSession, script_id: int) -> ApprovalPolicy | None:
-    """The policy `executions.create` applies (no permission check: it has made its own)."""
-    return await session.get(ApprovalPolicy, script_id)
+async def script_with_policy(
+    session: AsyncSession, script_id: int
+) -> tuple[Script | None, ApprovalPolicy | None]:
+    """Script `script_id` (None when there is no such row) and the policy `executions.create`
+    applies to its runs (None when runs need no approval), read in one statement: the submit
+    path's first query (issue 15). No permission check: the caller has made its own."""
+    found = (
+        await session.exec(
+            select(Script, ApprovalPolicy)
+            .outerjoin(ApprovalPolicy, col(ApprovalPolicy.script_id) == col(Script.id))
+            .where(col(Script.id) == script_id)
+        )
+    ).first()
+    return (found[0], found[1]) if found is not None else (None, None)
 
 
 def open_request(session: AsyncSession, execution_id: int, policy: ApprovalPolicy) -> None:

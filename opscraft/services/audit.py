@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -29,9 +29,24 @@ def record(
     """Add an audit event to the session; it is committed with the change it describes.
 
     A system actor's name is kept in the details (`system_actor`) next to the user it acts for."""
+    event = build(actor, action, target_type, target_id, actor_name=actor_name, **details)
+    session.add(event)
+    return event
+
+
+def build(
+    actor: Actor,
+    action: str,
+    target_type: str | None = None,
+    target_id: object | None = None,
+    *,
+    actor_name: str | None = None,
+    **details: Any,
+) -> AuditEvent:
+    """The audit event `record` would add, not yet added anywhere (see `record_all`)."""
     if actor.system is not None:
         details = {**details, "system_actor": actor.system}
-    event = AuditEvent(
+    return AuditEvent(
         actor_id=actor.user_id,
         actor_name=actor.name or actor_name,
         action=action,
@@ -40,8 +55,13 @@ def record(
         client_ip=actor.client_ip,
         details=details,
     )
-    session.add(event)
-    return event
+
+
+async def record_all(session: AsyncSession, events: list[AuditEvent]) -> None:
+    """Insert `events` (from `build`) in the caller's transaction as one statement (an
+    executemany: their ids are not read back), e.g. one per finished run of a batch."""
+    if events:
+        await session.exec(insert(AuditEvent), params=[e.model_dump(exclude={"id"}) for e in events])
 
 
 @dataclass(frozen=True)

@@ -379,14 +379,29 @@ def map_parameters(link: ChainLink, facts: dict[str, Any]) -> dict[str, Any]:
 async def on_run_events(session: AsyncSession, events: list[RunEventMessage]) -> None:
     """Run-event subscriber (`lifecycle.start` registers it): one `chain_runs` row per enabled
     link whose outcome the finished run matches, written inside the dispatcher's transaction
-    (exactly once per event); the starter loop starts them after the commit."""
+    (exactly once per event); the starter loop starts them after the commit. The scripts with an
+    enabled link are read once per batch: with none (the usual case) a batch costs that query."""
+    ended = [e for e in events if outcome_matches(ChainOutcome.any, e.status)]
+    said = {e.details["script_id"] for e in ended if "script_id" in e.details}
+    linked = await _scripts_with_links(session, said - {None})
     added = False
-    for event in events:
-        if not outcome_matches(ChainOutcome.any, event.status):
-            continue
-        added |= await _fire_links(session, event.execution_id)
+    for event in ended:  # an event that does not name its script is looked up
+        if "script_id" not in event.details or event.details["script_id"] in linked:
+            added |= await _fire_links(session, event.execution_id)
     if added:
         asyncio.get_running_loop().call_later(0.2, wake)
+
+
+async def _scripts_with_links(session: AsyncSession, script_ids: set[Any]) -> set[int]:
+    """Those of `script_ids` that have an enabled chain link."""
+    if not script_ids:
+        return set()
+    rows = await session.exec(
+        select(ChainLink.script_id)
+        .where(col(ChainLink.script_id).in_(script_ids), col(ChainLink.enabled))
+        .distinct()
+    )
+    return set(rows.all())
 
 
 async def _fire_links(session: AsyncSession, execution_id: int) -> bool:

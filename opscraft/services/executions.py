@@ -23,7 +23,6 @@ from opscraft.db.models import (
     ExecutionLog,
     Role,
     RunEvent,
-    Script,
     ScriptVersion,
     TerraformPlan,
     User,
@@ -257,7 +256,7 @@ async def create(
     if trigger == Trigger.api and actor.token_id is not None:  # a personal access token
         trigger = Trigger.api_token
     user = await _permitted_starter(session, actor, script_id, trigger)
-    script = await session.get(Script, script_id)
+    script, policy = await approvals.script_with_policy(session, script_id)
     if script is None or script.deleted_at is not None:
         raise NotFound(f"script {script_id} not found")
     if draft is None and script.status != ScriptStatus.active:
@@ -288,7 +287,6 @@ async def create(
         await secrets.check_parameter_shadowing(session, script_id, resolved)
     options = _run_options(script_type, run_options)
     chosen = await _choose_runner(session, runner, user)
-    policy = await approvals.policy_for(session, script_id)
     execution = Execution(
         script_id=script_id,
         script_version=version,

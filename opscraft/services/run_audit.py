@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from opscraft.db.models import AuditEvent
 from opscraft.execution.run_events import RunEventMessage
 from opscraft.services import audit
 from opscraft.services.actor import Actor
@@ -17,20 +18,23 @@ ACTION = "execution.finished"
 
 
 async def record_finished(session: AsyncSession, events: list[RunEventMessage]) -> None:
-    """Add one audit event per run event (actor "system"; the run's status and how it started)."""
-    for event in events:
-        details = event.details
-        audit.record(
-            session,
-            Actor(None),
-            ACTION,
-            "execution",
-            event.execution_id,
-            actor_name="system",
-            status=event.status,
-            exit_code=details.get("exit_code"),
-            script_id=details.get("script_id"),
-            trigger=details.get("trigger"),
-            triggered_by=details.get("triggered_by"),
-            worker_id=details.get("worker_id"),
-        )
+    """Add one audit event per run event (actor "system"; the run's status and how it started),
+    all in one statement."""
+    await audit.record_all(session, [_finished(event) for event in events])
+
+
+def _finished(event: RunEventMessage) -> AuditEvent:
+    details = event.details
+    return audit.build(
+        Actor(None),
+        ACTION,
+        "execution",
+        event.execution_id,
+        actor_name="system",
+        status=event.status,
+        exit_code=details.get("exit_code"),
+        script_id=details.get("script_id"),
+        trigger=details.get("trigger"),
+        triggered_by=details.get("triggered_by"),
+        worker_id=details.get("worker_id"),
+    )

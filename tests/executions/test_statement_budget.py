@@ -1,0 +1,117 @@
+"""How many SQL statements a run costs on the event loop (issue 15's lean request path), pinned so
+the count cannot silently regrow (SQLite and PostgreSQL).
+
+Counted with SQLAlchemy's `before_cursor_execute`, per asyncio task: the submit is the request's
+own task, the run-event delivery the dispatcher's. Every rule still runs (authentication from
+the user cache, RBAC, validation, audit, rate limit, one commit); a change that adds a statement
+to these paths must say why here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine, event
+from sqlmodel import col, func, select
+
+from opscraft import runtime
+from opscraft.db.models import AuditEvent, RunEventDelivery
+from opscraft.execution import run_events
+from opscraft.execution.run_events import RunEventDispatcher
+from opscraft.services import chains, notifications, run_audit, user_cache
+from tests.conftest import LoggedIn
+from tests.executions.conftest import make_script, start, wait_for
+
+# script + approval policy (one join), INSERT execution, INSERT audit event; the user comes from
+# the user cache and the runners on offer from the availability cache.
+SUBMIT_STATEMENTS = 3
+# A batch of finished runs, whatever its size (up to run_events.BATCH), with no notification rule
+# and no chain link: the events not yet handled by every subscriber, who handled which, the
+# settled floor (at most every FLOOR_CHECK_SECONDS), and per subscriber its delivery rows plus
+# its own work (audit: the `execution.finished` events; notifications: the enabled rules; chains:
+# the scripts with an enabled link).
+DELIVERY_STATEMENTS = 3 + 2 + 2 + 2
+
+
+class StatementsByTask:
+    """Every statement any engine of this process executes, keyed by the asyncio task (None off
+    any event loop, e.g. the workers' threads)."""
+
+    def __init__(self) -> None:
+        self.by_task: dict[asyncio.Task[Any] | None, list[str]] = {}
+
+    def __call__(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:
+            task = None
+        self.by_task.setdefault(task, []).append(statement)
+
+    def of_this_task(self) -> list[str]:
+        return self.by_task.get(asyncio.current_task(), [])
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[StatementsByTask]:
+    monkeypatch.setattr(user_cache, "TTL_SECONDS", 600.0)  # a slow machine must not expire it
+    counter = StatementsByTask()
+    event.listen(Engine, "before_cursor_execute", counter)
+    try:
+        yield counter
+    finally:
+        event.remove(Engine, "before_cursor_execute", counter)
+
+
+async def test_a_submit_costs_three_statements(
+    client: httpx.AsyncClient, admin: LoggedIn, statements: StatementsByTask
+) -> None:
+    script_id = await make_script(client, admin, "true\n")
+    await start(client, admin, script_id, "local")  # warms the user and availability caches
+    statements.by_task.clear()
+    started = await start(client, admin, script_id, "local")
+    submitted = statements.of_this_task()
+    assert len(submitted) == SUBMIT_STATEMENTS, submitted
+    assert (await wait_for(client, admin, started["id"]))["status"] == "success"
+
+
+async def test_a_batch_of_finished_runs_costs_a_fixed_number_of_statements_to_deliver(
+    client: httpx.AsyncClient,
+    admin: LoggedIn,
+    statements: StatementsByTask,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(run_events, "FLOOR_CHECK_SECONDS", 600.0)  # once, however slow the machine
+    rt = runtime.current()
+    assert rt.run_events is not None
+    await rt.run_events.stop()  # this test delivers them itself
+    script_id = await make_script(client, admin, "true\n")
+    ids = [(await start(client, admin, script_id, "local"))["id"] for _ in range(5)]
+    for execution_id in ids:
+        assert (await wait_for(client, admin, execution_id))["status"] == "success"
+    dispatcher = RunEventDispatcher(rt.db, "test")
+    dispatcher.subscribe(run_audit.SUBSCRIBER, run_audit.record_finished)
+    dispatcher.subscribe(notifications.SUBSCRIBER, notifications.on_run_events)
+    dispatcher.subscribe(chains.SUBSCRIBER, chains.on_run_events)
+    statements.by_task.clear()
+    assert await dispatcher.deliver() == 3 * len(ids)
+    delivered = statements.of_this_task()
+    assert len(delivered) == DELIVERY_STATEMENTS, "\n".join(s[:90] for s in delivered)
+    statements.by_task.clear()
+    assert await dispatcher.deliver() == 0
+    assert len(statements.of_this_task()) == 1, "an idle round is one query"
+    async with rt.db.session() as session:
+        audited = await session.exec(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(
+                col(AuditEvent.action) == run_audit.ACTION,
+                col(AuditEvent.target_id).in_([str(i) for i in ids]),
+            )
+        )
+        assert audited.one() == len(ids)
+        deliveries = await session.exec(select(func.count()).select_from(RunEventDelivery))
+        assert deliveries.one() == 3 * len(ids)
