@@ -15,9 +15,9 @@ Why the output's real size does not matter: no list or dashboard query reads `ex
 (the plans printed by `--plans` show only `executions` and its indexes), so the rows' 20 GB would
 change only the size of a table these queries never open.
 
-Usage: .venv/bin/python bench/bench_history.py [--executions 1000000] [--log-rows 100000]
+Usage: .venv/bin/python -m bench.bench_history [--executions 1000000] [--log-rows 100000]
            [--requests 40] [--rounds 3] [--pg postgresql+asyncpg://user:pass@host/db] [--no-sqlite]
-           [--plans]
+           [--plans] [--pre-ping-too]
        (--pg defaults to $OPSCRAFT_TEST_PG_URL; the role needs CREATEDB)
 """
 
@@ -46,6 +46,7 @@ from sqlalchemy.engine import make_url
 from opscraft import lifecycle
 from opscraft.api import install_api
 from opscraft.config import load_settings
+from opscraft.db.engine import Database
 from opscraft.db.models import Role, Script, User
 from opscraft.db.models.scripts import ScriptType
 from opscraft.db.types import utcnow
@@ -225,24 +226,37 @@ async def _measure(settings: Any, bare: Callable[[str], Awaitable[Any]], args: a
             async with rt.db.session() as s:
                 await executions.dashboard_stats(s, actor)
 
-        for params in queries.values():  # warm-up: pools, statement caches, page cache
-            await route(params)
+        # The engines measured in turns: this one, and on request (PostgreSQL) one with
+        # SQLAlchemy's pre-ping as before issue 15 (three more round trips per request).
+        engines = {"": rt.db}
+        if args.pre_ping_too and not rt.settings.is_sqlite:
+            engines[" [pre-ping]"] = Database(rt.settings.effective_database_url, pool_pre_ping=True)
+        for db in engines.values():  # warm-up: pools, statement caches, page cache
+            rt.db = db
+            for params in queries.values():
+                await route(params)
         results: dict[str, list[float]] = {}
         for number in range(1, args.rounds + 1):
-            everything: list[float] = []
-            for name, params in queries.items():
-                got = await _timed(lambda p=params: route(p), args.requests)  # type: ignore[misc]
-                results.setdefault(name, []).extend(got)
-                everything += got
-            got = await _timed(dashboard, args.requests)
-            results.setdefault("dashboard figures", []).extend(got)
-            base = await _timed(lambda: bare("page"), args.requests)
-            results.setdefault("baseline: bare page SQL (driver)", []).extend(base)
-            print(
-                f"  round {number}: all list routes {_summary(everything)}; "
-                f"dashboard p95 {_p95(got):.2f} ms; bare SQL p95 {_p95(base):.2f} ms "
-                f"(load {os.getloadavg()[0]:.1f})"
-            )
+            for tag, db in engines.items():
+                rt.db = db
+                everything: list[float] = []
+                for name, params in queries.items():
+                    got = await _timed(lambda p=params: route(p), args.requests)  # type: ignore[misc]
+                    results.setdefault(name + tag, []).extend(got)
+                    everything += got
+                got = await _timed(dashboard, args.requests)
+                results.setdefault("dashboard figures" + tag, []).extend(got)
+                base = await _timed(lambda: bare("page"), args.requests)
+                results.setdefault("baseline: bare page SQL (driver)", []).extend(base)
+                print(
+                    f"  round {number}{tag}: all list routes {_summary(everything)}; "
+                    f"dashboard p95 {_p95(got):.2f} ms; bare SQL p95 {_p95(base):.2f} ms "
+                    f"(load {os.getloadavg()[0]:.1f})"
+                )
+        for tag, db in engines.items():
+            if tag:
+                await db.dispose()
+        rt.db = engines[""]
         for name in ("exact COUNT(*) (no longer run)", "exact GROUP BY status (no longer run)"):
             results[name] = await _timed(lambda n=name: bare(n), 5)  # type: ignore[misc]
         total = (await client.get("/api/v1/executions", headers=headers)).json()
@@ -360,6 +374,11 @@ def main() -> None:
     parser.add_argument("--pg", default=os.environ.get("OPSCRAFT_TEST_PG_URL"))
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--plans", action="store_true", help="print the query plans the routes rely on")
+    parser.add_argument(
+        "--pre-ping-too",
+        action="store_true",
+        help="PostgreSQL: also measure, in turns, an engine with pool_pre_ping (the path before the fix)",
+    )
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
     print(
