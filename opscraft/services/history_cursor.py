@@ -57,10 +57,11 @@ def decode(cursor: str) -> tuple[datetime, int]:
         queued_at = datetime.fromisoformat(text)
         if queued_at.tzinfo is None:
             raise ValueError("no time zone")
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        queued_at = queued_at.astimezone(UTC)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         message = "not a cursor from this API: pass back the `next_cursor` of a previous page"
         raise Invalid(f"cursor is {message}", details=[{"field": "cursor", "message": message}]) from None
-    return queued_at.astimezone(UTC), execution_id
+    return queued_at, execution_id
 
 
 def after(cursor: str) -> ColumnElement[bool]:

@@ -118,6 +118,7 @@ def _cursor(value: Any) -> str:
         _cursor(["2026-01-01T00:00:00+00:00"]),
         _cursor(["2026-01-01T00:00:00", 3]),  # no time zone
         _cursor(["yesterday", 3]),
+        _cursor(["0001-01-01T00:00:00+01:00", 3]),  # before year 1 in UTC
         _cursor(["2026-01-01T00:00:00+00:00", 0]),
         _cursor(["2026-01-01T00:00:00+00:00", True]),
         _cursor(["2026-01-01T00:00:00+00:00", 2**63]),
