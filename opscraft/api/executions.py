@@ -80,6 +80,7 @@ async def list_executions(
         str | None,
         Query(
             max_length=history_cursor.MAX_CURSOR_LENGTH,
+            pattern=history_cursor.CURSOR_PATTERN,
             description="Continue after a previous page: its `next_cursor` (opaque; not with `skip`)",
         ),
     ] = None,

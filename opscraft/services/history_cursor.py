@@ -28,6 +28,7 @@ from opscraft.db.models import Execution
 from opscraft.services.errors import Invalid
 
 MAX_CURSOR_LENGTH = 200
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"  # the URL-safe base64 alphabet, no padding
 MAX_ID = 2**63 - 1
 
 
