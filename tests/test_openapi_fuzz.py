@@ -45,6 +45,8 @@ SEMANTIC_FIELDS |= {"current_password", "config", "channel_id"}
 SEMANTIC_FIELDS |= {"cron", "mapping"}
 # A chain link's target must be an existing script that does not close a cycle of links.
 SEMANTIC_FIELDS |= {"target_script_id"}
+# A history cursor is one this API made (`next_cursor`), and comes without `skip`.
+SEMANTIC_FIELDS |= {"cursor", "skip"}
 # A name another row has: a 409 alone, one more field error of a 422 that has others.
 TAKEN_MESSAGES = {"another script has this name"}
 

@@ -18,7 +18,7 @@ from opscraft.api.executions_schemas import (
 )
 from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, IdQuery, Skip, error_responses
 from opscraft.db.models.executions import Trigger
-from opscraft.services import executions, runs
+from opscraft.services import executions, history_cursor, runs
 from opscraft.services.executions import MAX_LOG_PAGE, MAX_PAGE, STATUS_FILTERS
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
@@ -49,6 +49,10 @@ async def create_execution(body: ExecutionCreate, session: Session, actor: Curre
     "",
     response_model=ExecutionPage,
     summary="List executions, newest first (`total` is counted up to 10,000: see `total_capped`)",
+    description="Page with `skip` and `limit`, or with `cursor`: pass back the previous page's "
+    "`next_cursor` (keyset paging: every page costs the same at any depth, and runs started "
+    "between two pages neither shift nor repeat the later ones). `next_cursor` is null on the "
+    "last page. An invalid cursor, or a cursor with a non-zero `skip`, is refused with 422.",
     responses=error_responses(*AUTHED),
 )
 async def list_executions(
@@ -72,8 +76,16 @@ async def list_executions(
     ] = None,
     skip: Skip = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=history_cursor.MAX_CURSOR_LENGTH,
+            pattern=history_cursor.CURSOR_PATTERN,
+            description="Continue after a previous page: its `next_cursor` (opaque; not with `skip`)",
+        ),
+    ] = None,
 ) -> ExecutionPage:
-    rows, total, capped = await executions.list_executions(
+    page = await executions.list_executions(
         session,
         actor,
         script_id=script_id,
@@ -84,9 +96,15 @@ async def list_executions(
         trigger=trigger,
         skip=skip,
         limit=limit,
+        cursor=cursor,
     )
     return ExecutionPage(
-        items=[ExecutionOut.of(e) for e in rows], total=total, total_capped=capped, skip=skip, limit=limit
+        items=[ExecutionOut.of(e) for e in page.rows],
+        total=page.total,
+        total_capped=page.capped,
+        skip=skip,
+        limit=limit,
+        next_cursor=page.next_cursor,
     )
 
 

@@ -124,6 +124,10 @@ class ExecutionPage(Page[ExecutionOut]):
     true when more match (then `total` is a lower bound: show it as "10,000+")."""
 
     total_capped: bool = Field(description="True when more than `total` runs match")
+    next_cursor: str | None = Field(
+        default=None,
+        description="Pass as `cursor` for the next page (opaque); null when this page is the last",
+    )
 
 
 def _duration(execution: Execution) -> float | None:

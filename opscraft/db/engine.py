@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -11,10 +12,10 @@ from typing import Any
 from sqlalchemy import Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db import text as storable
@@ -26,6 +27,9 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 WRITE_QUEUE_TIMEOUT_SECONDS = 30.0
 CONNECT_TIMEOUT_SECONDS = 10
 PING_TIMEOUT_SECONDS = 5
+# A pooled PostgreSQL connection idle longer than this is pinged before use (see `_checked_out`).
+IDLE_PING_SECONDS = 30.0
+_RETURNED_AT = "opscraft_returned_at"
 
 
 def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
@@ -66,14 +70,45 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         WriteGate(WRITE_QUEUE_TIMEOUT_SECONDS).install(engine)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
-        pool_pre_ping=True,
         pool_size=10,
         max_overflow=20,
         connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
         **kwargs,
     )
+    event.listen(engine.sync_engine.pool, "checkout", _checked_out)
+    event.listen(engine.sync_engine.pool, "checkin", _checked_in)
+    return engine
+
+
+def _checked_in(_dbapi_conn: DBAPIConnection | None, record: ConnectionPoolEntry) -> None:
+    record.info[_RETURNED_AT] = time.monotonic()
+
+
+def _checked_out(
+    dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+) -> None:
+    """Hand out only a live PostgreSQL connection, without a round trip on the hot path.
+
+    SQLAlchemy's `pool_pre_ping` costs three round trips on every checkout with asyncpg (BEGIN,
+    an empty query, ROLLBACK: `AsyncAdapt_asyncpg_connection.ping`), as many as a history page's
+    own statements; on a loaded machine each is a wake-up of the server process (issue 15,
+    docs/benchmarks.md). A connection the server closed (restart, `pg_terminate_backend`, idle
+    timeout) is already known closed to asyncpg, whose protocol saw the end of the stream while it
+    sat in the pool: that check is free. Only a connection idle for more than
+    `IDLE_PING_SECONDS` (where a silent network drop may hide) is still pinged. Raising
+    `DisconnectionError` makes the pool discard the connection and check out another (SQLAlchemy
+    "Disconnect Handling - Pessimistic", custom checkout event)."""
+    driver = record.driver_connection
+    if driver is None or driver.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
+    returned = record.info.get(_RETURNED_AT)
+    if returned is not None and time.monotonic() - returned > IDLE_PING_SECONDS:
+        try:
+            dbapi_conn.ping()  # type: ignore[attr-defined]
+        except Exception as exc:
+            raise DisconnectionError("a pooled connection did not answer its ping") from exc
 
 
 def is_busy(exc: BaseException) -> bool:

@@ -39,6 +39,7 @@ from opscraft.services import (
     approvals,
     audit,
     execution_counts,
+    history_cursor,
     notifications,
     parameters,
     secrets,
@@ -410,6 +411,18 @@ def _status_filter(status: str | None) -> ExecutionStatus | None:
         ) from None
 
 
+@dataclass
+class HistoryPage:
+    """One page of the history: `rows` newest first; `total` runs match the filters, counted up
+    to `execution_counts.COUNT_CAP` (`capped`: more match, `total` is a lower bound);
+    `next_cursor` continues after the last row (`history_cursor`), None on the last page."""
+
+    rows: list[Execution]
+    total: int
+    capped: bool
+    next_cursor: str | None
+
+
 async def list_executions(
     session: AsyncSession,
     actor: Actor,
@@ -422,12 +435,18 @@ async def list_executions(
     trigger: str | None = None,
     skip: int = 0,
     limit: int = 50,
-) -> tuple[list[Execution], int, bool]:
-    """Executions newest first, the number matching the filters counted up to
-    `execution_counts.COUNT_CAP`, and whether more match (then the number is a lower bound)."""
+    cursor: str | None = None,
+) -> HistoryPage:
+    """Executions newest first, from `skip` rows in or after `cursor` (`history_cursor`; not
+    both). Raises Invalid (422 naming the field) for a bad filter, cursor or page size."""
     require(actor.user, Permission.view_scripts)
     if skip < 0 or not 1 <= limit <= MAX_PAGE:
         raise Invalid(f"skip must be >= 0 and limit between 1 and {MAX_PAGE}")
+    if cursor is not None and skip:
+        raise Invalid(
+            "pass either skip or cursor, not both",
+            details=[{"field": "skip", "message": "must be 0 (or absent) with a cursor"}],
+        )
     if trigger is not None and trigger not in Trigger.__members__:
         allowed = ", ".join(Trigger.__members__)
         raise Invalid(
@@ -448,18 +467,26 @@ async def list_executions(
         conditions.append(col(Execution.queued_at) <= until)
     if trigger is not None:
         conditions.append(col(Execution.trigger) == trigger)
+    position = [history_cursor.after(cursor)] if cursor is not None else []
     # Counting stops at the cap (or just past this page, for a deep page): COUNT(*) over a
-    # million rows would cost more than the page itself.
+    # million rows would cost more than the page itself. The total ignores the cursor.
     cap = max(execution_counts.COUNT_CAP, skip + limit)
     total, capped = await execution_counts.capped_count(session, conditions, cap)
-    rows = await session.exec(
-        select(Execution)
-        .where(*conditions)
-        .order_by(col(Execution.queued_at).desc(), col(Execution.id).desc())
-        .offset(skip)
-        .limit(limit)
+    found = list(
+        (
+            await session.exec(
+                select(Execution)
+                .where(*conditions, *position)
+                .order_by(col(Execution.queued_at).desc(), col(Execution.id).desc())
+                .offset(skip)
+                .limit(limit + 1)  # one more tells whether a next page exists
+            )
+        ).all()
     )
-    return list(rows.all()), total, capped
+    rows = found[:limit]
+    last = rows[-1] if len(found) > limit else None
+    next_cursor = history_cursor.encode(last.queued_at, last.id) if last is not None and last.id else None
+    return HistoryPage(rows, total, capped, next_cursor)
 
 
 async def triggering_users(session: AsyncSession, actor: Actor) -> list[tuple[int, str]]:

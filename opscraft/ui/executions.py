@@ -141,12 +141,11 @@ class RunHistory:
 
     async def _results(self) -> None:
         try:
-            rows, total, capped = await call(
-                executions.list_executions, self.actor, **self.filters.service_args()
-            )
+            page = await call(executions.list_executions, self.actor, **self.filters.service_args())
         except ServiceError as exc:
             notify_error(exc.message)
             return
+        rows, total, capped = page.rows, page.total, page.capped
         self.live = any(row.status not in FINAL_STATUSES for row in rows)
         if not rows:
             with ui.column().classes("w-full items-center py-10 text-grey-7").props('data-testid="no-runs"'):

@@ -1,0 +1,175 @@
+"""Keyset (cursor) paging of `GET /api/v1/executions`, on SQLite and PostgreSQL: the pages walk
+the history in order without duplicates or gaps, runs queued between two pages do not shift the
+later ones, the cursor page uses the filter's index, and a bad cursor is a 422 naming it."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from opscraft import runtime
+from opscraft.db.models import User
+from opscraft.db.models.executions import ExecutionStatus
+from opscraft.db.types import utcnow
+from opscraft.services import executions, history_cursor
+from opscraft.services.actor import Actor
+from tests.conftest import LoggedIn
+from tests.history import seeding
+from tests.history.test_history_queries import _plans_of
+
+URL = "/api/v1/executions"
+
+
+@pytest.fixture
+async def runs(admin: LoggedIn) -> dict[str, Any]:
+    """23 finished runs an hour apart, newest first in `ids`, three of them queued at the same
+    instant (so only the id orders them), every third one failed."""
+    script_id = await seeding.script()
+    now = utcnow()
+    made: list[tuple[datetime, int]] = []
+    for i in range(20):
+        at = now - timedelta(hours=i + 1)
+        status = ExecutionStatus.failed if i % 3 == 0 else ExecutionStatus.success
+        made.append((at, await seeding.execution(script_id, at, status=status, chunks=0)))
+    tie = now - timedelta(minutes=30)
+    for _ in range(3):
+        made.append((tie, await seeding.execution(script_id, tie, chunks=0)))
+    ordered = [i for _, i in sorted(made, key=lambda m: (m[0], m[1]), reverse=True)]
+    return {"script_id": script_id, "ids": ordered, "now": now}
+
+
+async def _walk(client: httpx.AsyncClient, headers: dict[str, str], **params: Any) -> list[list[int]]:
+    """Every page's ids, following `next_cursor` from the first page to the last."""
+    pages: list[list[int]] = []
+    cursor: str | None = None
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        r = await client.get(URL, params=query, headers=headers)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        pages.append([e["id"] for e in body["items"]])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return pages
+        assert len(pages) < 50, "the cursor does not advance"
+
+
+async def test_cursor_pages_walk_the_history_in_order(
+    client: httpx.AsyncClient, viewer: LoggedIn, runs: dict[str, Any]
+) -> None:
+    pages = await _walk(client, viewer.headers, limit=5)
+    assert [len(p) for p in pages] == [5, 5, 5, 5, 3]
+    assert [i for p in pages for i in p] == runs["ids"], "newest first, ties by id, no gap, no repeat"
+    by_skip = (await client.get(URL, params={"limit": 100}, headers=viewer.headers)).json()
+    assert [e["id"] for e in by_skip["items"]] == runs["ids"] and by_skip["next_cursor"] is None
+    exact = (await client.get(URL, params={"limit": 23}, headers=viewer.headers)).json()
+    assert exact["next_cursor"] is None, "a page that ends with the last run has no next page"
+    failed = await _walk(client, viewer.headers, limit=3, status="failed")
+    flat = [i for p in failed for i in p]
+    assert len(flat) == 7 and len(set(flat)) == 7
+    assert flat == [i for i in runs["ids"] if i in set(flat)], "a filter keeps the order"
+    first = (await client.get(URL, params={"limit": 3, "status": "failed"}, headers=viewer.headers)).json()
+    assert (first["total"], first["total_capped"]) == (7, False), "the total counts the whole filter"
+
+
+async def test_runs_queued_between_pages_do_not_shift_the_next_page(
+    client: httpx.AsyncClient, viewer: LoggedIn, runs: dict[str, Any]
+) -> None:
+    first = (await client.get(URL, params={"limit": 8}, headers=viewer.headers)).json()
+    assert [e["id"] for e in first["items"]] == runs["ids"][:8]
+    for _ in range(4):  # new runs arrive while the reader looks at page 1
+        await seeding.execution(runs["script_id"], utcnow(), chunks=0)
+    by_cursor = await client.get(
+        URL, params={"limit": 8, "cursor": first["next_cursor"]}, headers=viewer.headers
+    )
+    assert [e["id"] for e in by_cursor.json()["items"]] == runs["ids"][8:16]
+    by_skip = (await client.get(URL, params={"limit": 8, "skip": 8}, headers=viewer.headers)).json()
+    repeated = {e["id"] for e in by_skip["items"]} & set(runs["ids"][:8])
+    assert len(repeated) == 4, "skip paging repeats what the new runs pushed down: why cursors exist"
+    rest = await _walk(client, viewer.headers, limit=8)
+    assert [i for p in rest for i in p][4:] == runs["ids"], "a fresh walk shows the new runs first"
+
+
+async def test_a_skip_page_gives_a_cursor_to_continue(
+    client: httpx.AsyncClient, viewer: LoggedIn, runs: dict[str, Any]
+) -> None:
+    deep = (await client.get(URL, params={"limit": 4, "skip": 10}, headers=viewer.headers)).json()
+    assert [e["id"] for e in deep["items"]] == runs["ids"][10:14]
+    after = await client.get(URL, params={"limit": 4, "cursor": deep["next_cursor"]}, headers=viewer.headers)
+    assert [e["id"] for e in after.json()["items"]] == runs["ids"][14:18]
+
+
+def _cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not a cursor!",
+        "%%%",
+        _cursor({"queued_at": "2026-01-01T00:00:00+00:00", "id": 3}),
+        _cursor(["2026-01-01T00:00:00+00:00"]),
+        _cursor(["2026-01-01T00:00:00", 3]),  # no time zone
+        _cursor(["yesterday", 3]),
+        _cursor(["0001-01-01T00:00:00+01:00", 3]),  # before year 1 in UTC
+        _cursor(["2026-01-01T00:00:00+00:00", 0]),
+        _cursor(["2026-01-01T00:00:00+00:00", True]),
+        _cursor(["2026-01-01T00:00:00+00:00", 2**63]),
+        _cursor(["2026-01-01T00:00:00+00:00", "3"]),
+        base64.urlsafe_b64encode(b"\xff\xfe[1]").decode(),
+        "A" * 201,
+    ],
+)
+async def test_a_bad_cursor_is_a_422_naming_it(
+    client: httpx.AsyncClient, viewer: LoggedIn, backend: str, cursor: str
+) -> None:
+    r = await client.get(URL, params={"cursor": cursor}, headers=viewer.headers)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "cursor", r.text
+
+
+async def test_a_cursor_with_skip_is_refused(
+    client: httpx.AsyncClient, viewer: LoggedIn, runs: dict[str, Any]
+) -> None:
+    first = (await client.get(URL, params={"limit": 2}, headers=viewer.headers)).json()
+    r = await client.get(URL, params={"cursor": first["next_cursor"], "skip": 2}, headers=viewer.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "skip", r.text
+
+
+def test_a_cursor_round_trips_any_time_zone() -> None:
+    at = datetime.fromisoformat("2026-11-30T19:00:00.000123+02:00")
+    assert history_cursor.decode(history_cursor.encode(at, 42)) == (at, 42)
+    naive = datetime(2026, 11, 30, 17, 0, 0, 123)  # stored naive UTC
+    assert history_cursor.decode(history_cursor.encode(naive, 7))[0] == at
+
+
+@pytest.mark.parametrize(
+    ("filters", "index"),
+    [
+        ({}, "ix_executions_queued_at"),
+        ({"status": "failed"}, "ix_executions_status_queued"),
+        ({"script_id": "script"}, "ix_executions_script_queued"),
+    ],
+)
+async def test_a_cursor_page_reads_its_filter_index(
+    admin: LoggedIn, runs: dict[str, Any], filters: dict[str, Any], index: str
+) -> None:
+    async with runtime.current().db.engine.begin() as conn:
+        await conn.execute(text("ANALYZE"))
+    async with runtime.current().db.session() as s:
+        actor = Actor(await s.get(User, admin.id))
+    resolved = {k: runs["script_id"] if v == "script" else v for k, v in filters.items()}
+    cursor = history_cursor.encode(runs["now"] - timedelta(hours=5), runs["ids"][5])
+    async with runtime.current().db.session() as s:
+        plans = await _plans_of(
+            lambda: executions.list_executions(s, actor, **resolved, limit=5, cursor=cursor),
+            "ORDER BY executions.queued_at DESC",
+        )
+    assert index in plans[0], plans[0]
