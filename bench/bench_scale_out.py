@@ -7,12 +7,15 @@ runner. The baseline is the seed's Celery architecture, run in the same session:
             WebSocket of `echo hi` run by a worker: p50 <= 25 ms, p99 <= 100 ms.
   phases    where S1's time goes: per-phase medians of `latency`'s path, from the client's clock
             and the rows' timestamps (same machine, same clock).
+  fanout    the web process's side of S3: a watcher reads a 50 MB run (400 chunks of 128 KiB)
+            from its Redis stream; the longest stall of the event loop (a 1 ms sleeper's
+            overshoot) with the shipped XREAD COUNT and with the former 500.
   capacity  200 runs of `sleep 0.5` queued, then 4 slots per worker drain them: first start ->
             last finish with 2 workers / with 1 <= 0.55.
   api       p95 of GET /api/v1/executions on the web process while two workers each stream 50 MB:
             <= 50 ms.
 
-Usage: .venv/bin/python -m bench.bench_scale_out latency|phases|capacity|api [--samples N]
+Usage: .venv/bin/python -m bench.bench_scale_out latency|phases|fanout|capacity|api [--samples N]
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ import httpx
 import websockets
 
 from bench.exec_harness import describe, percentile
+from opscraft.execution import redis_bus
+from opscraft.execution.events import LogEvent, StatusEvent
+from opscraft.execution.redis_bus import RedisLogBus
 from tests.scale.cluster import FINAL, Cluster, PostgresCluster, Proc, RedisServer, wait_for
 
 
@@ -165,6 +171,54 @@ def phases(samples: int) -> None:
     print(f"phases: n={len(marks)}; load {os.getloadavg()[0]:.1f}")
 
 
+async def _read_stream(bus: RedisLogBus, execution_id: int) -> tuple[float, float]:
+    """(seconds to read the stream to its end, longest event-loop stall in seconds)."""
+    sub = bus.subscribe(execution_id, 0)
+    stalls: list[float] = []
+    done = asyncio.Event()
+
+    async def sleeper() -> None:
+        while not done.is_set():
+            t0 = time.perf_counter()
+            await asyncio.sleep(0.001)
+            stalls.append(time.perf_counter() - t0 - 0.001)
+
+    probe = asyncio.create_task(sleeper())
+    t0 = time.perf_counter()
+    while not isinstance(event := await sub.get(5), StatusEvent) or not event.final:
+        assert event is not None, "the stream ended early"
+    total = time.perf_counter() - t0
+    done.set()
+    await probe
+    return total, max(stalls)
+
+
+def fanout(rounds: int) -> None:
+    root = Path(tempfile.mkdtemp(prefix="opscraft-bench-"))
+    server = RedisServer(root / "redis")
+    server.start()
+    shipped = redis_bus.READ_COUNT
+    try:
+        bus = RedisLogBus(server.url, "bench")
+        chunk = ("0123456789" * 13108)[: 128 * 1024]
+        for seq in range(1, 401):
+            bus.publish(1, LogEvent(seq, "stdout", chunk))
+        bus.publish(1, StatusEvent("success", final=True))
+        for _ in range(min(rounds, 3)):
+            for count in (shipped, 500):
+                redis_bus.READ_COUNT = count
+                total, stall = asyncio.run(_read_stream(bus, 1))
+                print(
+                    f"fanout: 50 MB read by one watcher, XREAD COUNT {count}: {total * 1000:.0f} ms, "
+                    f"longest event-loop stall {stall * 1000:.1f} ms; load {os.getloadavg()[0]:.1f}"
+                )
+        bus.close()
+    finally:
+        redis_bus.READ_COUNT = shipped
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def capacity_run(workers: int, runs: int) -> float:
     """Seconds from the first start to the last finish of `runs` runs queued while the workers
     were paused (SIGSTOP), i.e. the drain time of the queue: submitting through one web process
@@ -255,10 +309,16 @@ def api_under_output(samples: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["latency", "phases", "capacity", "api"])
+    parser.add_argument("mode", choices=["latency", "phases", "fanout", "capacity", "api"])
     parser.add_argument("--samples", type=int, default=200)
     args = parser.parse_args()
-    modes = {"latency": latency, "phases": phases, "capacity": capacity, "api": api_under_output}
+    modes = {
+        "latency": latency,
+        "phases": phases,
+        "fanout": fanout,
+        "capacity": capacity,
+        "api": api_under_output,
+    }
     modes[args.mode](args.samples)
 
 
