@@ -141,5 +141,6 @@ async def stop() -> None:
             log.exception("delivering the last run events failed; the next start delivers them")
         rt.run_events = None
     await rt.limiter.close()
+    await rt.request_counts.close()
     await rt.db.dispose()
     runtime.install(None)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from opscraft.security.ratelimit import RateLimiter
     from opscraft.security.vault import Vault
     from opscraft.services.automation import AutomationLoops
+    from opscraft.services.request_counts import RequestCounts
 
 
 @dataclass
@@ -28,6 +29,8 @@ class Runtime:
     settings: Settings
     db: Database
     limiter: RateLimiter
+    # HTTP request counts for /metrics (in Redis when REDIS_URL is set: every web process's).
+    request_counts: RequestCounts
     # The vault opened with the master key (checked against the database).
     vault: Vault | None = None
     # How services reach the execution engine, whether a worker runs here or not.
@@ -66,7 +69,13 @@ def build(settings: Settings) -> Runtime:
     """Create (but do not start) the runtime for `settings`."""
     from opscraft.security.ratelimit import make_rate_limiter
     from opscraft.services import storable
+    from opscraft.services.request_counts import make_request_counts
 
     db = Database(settings.effective_database_url)
     storable.install(db.engine.sync_engine)
-    return Runtime(settings=settings, db=db, limiter=make_rate_limiter(settings))
+    return Runtime(
+        settings=settings,
+        db=db,
+        limiter=make_rate_limiter(settings),
+        request_counts=make_request_counts(settings.redis_url, settings.redis_prefix),
+    )

@@ -76,19 +76,19 @@ class Executor:
             self._execute(execution_id)
 
     def _execute(self, execution_id: int) -> None:
-        if self.allowed is not None and not self._mine(execution_id):
-            return
         control = RunControl()
         # Watch before claiming: a cancel that lands after the claim always finds this watcher.
         self.cancels.watch(execution_id, lambda: control.stop(StopReason.cancelled))
         with self._lock:
             self._active[execution_id] = control
+        missed = False  # not claimed: no longer queued, or for a runner not offered here
         try:
             try:
-                claim = self.db.run(store.claim, self.settings, self.worker_id, execution_id)
+                claim = self.db.run(store.claim, self.settings, self.worker_id, execution_id, self.allowed)
             except store.HeldBack:
                 return
             if claim is None:
+                missed = True
                 return
             self.bus.publish(execution_id, StatusEvent(ExecutionStatus.running, started_at=claim.started_at))
             if claim.cancel_requested:
@@ -104,17 +104,18 @@ class Executor:
             with self._lock:
                 self._active.pop(execution_id, None)
             control.finish()
+            if missed and self.allowed is not None:
+                self._hand_back(execution_id)
 
-    def _mine(self, execution_id: int) -> bool:
-        """Whether this worker (limited to `allowed` runners) may claim the run; a queued run for
-        another runner goes back to the queue for a worker that offers it (after a pause, so a
-        run nobody here can take does not spin)."""
-        runner = self.db.run(store.queued_runner, execution_id)
-        if runner is None or runner in (self.allowed or ()):
-            return True
+    def _hand_back(self, execution_id: int) -> None:
+        """After a claim limited to `allowed` runners found nothing: a run still queued is for
+        another runner and goes back to the queue for a worker that offers it (after a pause, so
+        a run nobody here can take does not spin). Checked only then, so a claim costs one
+        transaction whatever the worker offers."""
+        if self.db.run(store.queued_runner, execution_id) is None:
+            return
         time.sleep(HAND_BACK_SECONDS)
         self.queue.enqueue(execution_id)
-        return False
 
     def _finish(self, execution_id: int, result: store.Finish) -> tuple[StatusEvent, int | None]:
         """Write the final state, retrying a database that is briefly unavailable or locked: a

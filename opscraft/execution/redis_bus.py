@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 import weakref
+from collections import deque
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +34,11 @@ log = logging.getLogger(__name__)
 
 FINAL_EXPIRY_SECONDS = 300
 STREAM_EXPIRY_SECONDS = 24 * 3600
-READ_COUNT = 500
+# Entries per XREAD. A log entry holds up to `output.CHUNK_CHARS` (128 KiB), so a watcher of a
+# loud run reads about 1 MiB at a time and decodes it one entry per `get`: the web process's
+# event loop, which serves every other request too, is never held for a whole backlog (500
+# entries were up to 64 MB decoded in one step; docs/benchmarks.md, S3).
+READ_COUNT = 8
 WARN_EVERY_SECONDS = 30.0
 RETRY_SECONDS = 0.5
 
@@ -82,7 +87,7 @@ class RedisSubscription:
         self._key = key
         self._position = f"{after_seq}-0"
         self._last_seq = after_seq
-        self._ready: list[Event] = []
+        self._ready: deque[dict[bytes, bytes]] = deque()  # read, decoded when handed out
 
     async def get(self, wait_seconds: float | None = None) -> Event | object | None:
         if not self._ready:
@@ -96,10 +101,10 @@ class RedisSubscription:
             for _, entries in reply or []:
                 for entry_id, fields in entries:
                     self._position = entry_id.decode()
-                    self._ready.append(decode(fields))
+                    self._ready.append(fields)
             if not self._ready:
                 return None
-        event = self._ready.pop(0)
+        event = decode(self._ready.popleft())
         if isinstance(event, LogEvent):
             if event.seq > self._last_seq + 1:
                 self._ready.clear()

@@ -145,6 +145,8 @@ _CLAIM = (
         _E.script_type,
     )
 )
+# A worker limited to some runners (`opscraft worker --runner`) claims only runs for them.
+_CLAIM_FOR_RUNNERS = _CLAIM.where(_E.runner.in_(bindparam("runners", expanding=True)))
 _DRAFT_CONTENT = select(DRAFTS.c.content).where(DRAFTS.c.execution_id == bindparam("eid"))
 _SCRIPT = (
     select(
@@ -196,16 +198,26 @@ _NEXT_WAITING = (
 )
 
 
-def claim(conn: Connection, settings: Settings, worker_id: str, execution_id: int) -> Claim | None:
+def claim(
+    conn: Connection,
+    settings: Settings,
+    worker_id: str,
+    execution_id: int,
+    runners: frozenset[str] | None = None,
+) -> Claim | None:
     """`queued -> running` for worker `worker_id` in one conditional UPDATE, honouring the
-    script's concurrency limit.
+    script's concurrency limit and, when `runners` is given, only for a run of one of them.
 
-    None when the run is not (or no longer) queued. Raises `HeldBack` (which rolls the claim
-    back) when the script already runs its maximum number of times.
+    None when the run is not (or no longer) queued, or is for another runner. Raises `HeldBack`
+    (which rolls the claim back) when the script already runs its maximum number of times.
     """
     now = utcnow()
     images = {f"image_{t.value}": settings.image_for(t.value) for t in ScriptType}
-    row = conn.execute(_CLAIM, {"eid": execution_id, "wid": worker_id, "now": now, **images}).first()
+    values = {"eid": execution_id, "wid": worker_id, "now": now, **images}
+    if runners is None:
+        row = conn.execute(_CLAIM, values).first()
+    else:
+        row = conn.execute(_CLAIM_FOR_RUNNERS, {**values, "runners": sorted(runners)}).first()
     if row is None:
         return None
     script = conn.execute(_SCRIPT, {"sid": row.script_id, "number": row.script_version}).one()

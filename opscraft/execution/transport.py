@@ -65,5 +65,6 @@ def limitations(settings: Settings, *, runs_here: bool) -> str | None:
         "queue is SQLite in this data directory (workers on other machines only pick up runs "
         "through the 10 s stall check), live output of runs on other workers arrives by polling "
         "storage once a second, cancels reach other workers through the database within a "
-        "second, and NiceGUI sessions are not shared between web processes. Set REDIS_URL."
+        "second, NiceGUI sessions are not shared between web processes, and /metrics counts "
+        "the HTTP requests of the web process that answers the scrape only. Set REDIS_URL."
     )

@@ -1,13 +1,18 @@
 """Prometheus metrics (`/metrics`, text exposition format 0.0.4 via prometheus-client).
 
-Correct with any number of web and worker processes because nothing execution-related is
-counted in process memory: at each scrape the answering web process reads the installation's
-state from the database (`executions`, `workers`), so every process answers the same. Counters
-(`opscraft_executions_total`, `opscraft_execution_output_bytes_total`, the duration histogram)
-are aggregates over the finished rows; gauges (queue depth, running, workers alive, free
-slots) are counts of the current rows. The one per-process metric is HTTP traffic
-(`opscraft_http_requests_total`): it carries a `process` label (host:pid), so scrape each web
-process directly (not through the load balancer) and sum in PromQL.
+Correct with any number of web and worker processes because no metric is a count kept in one
+process's memory (prometheus-client's default, which would make each scrape see only the
+process that answered it):
+- execution and worker metrics are read from the database at each scrape (`executions`,
+  `workers`), so every web process answers the same and a restart loses nothing. Counters
+  (`opscraft_executions_total`, by final status, `opscraft_execution_output_bytes_total`, the
+  duration histogram) are aggregates over the rows; gauges (queue depth, running, workers alive,
+  free slots) count the current rows.
+- HTTP requests (`opscraft_http_requests_total`) are counted in Redis when `REDIS_URL` is set,
+  one hash for the installation (`services/request_counts.py`), so every web process reports
+  the installation's totals; without Redis there is one web process and they are its counts.
+prometheus-client's multiprocess mode was not used: it sums files in one directory, so it only
+covers processes on one machine and a web process on another host would be missing.
 
 Access: a bearer token equal to `OPSCRAFT_METRICS_TOKEN` (for Prometheus), or a user access
 token with `Permission.view_system` (admins).
@@ -17,11 +22,9 @@ Format: https://prometheus.io/docs/instrumenting/exposition_formats/
 from __future__ import annotations
 
 import hmac
-import os
-import socket
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from sqlalchemy import Float, case, cast, func
 from sqlmodel import col, select
@@ -38,19 +41,15 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Upper bounds (seconds) of the run duration histogram's buckets.
 DURATION_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
-_http_registry = CollectorRegistry(auto_describe=True)
-HTTP_REQUESTS = Counter(
-    "opscraft_http_requests",
-    "HTTP requests answered by this web process, by route template, method and status code.",
-    ["process", "route", "method", "status"],
-    registry=_http_registry,
-)
-PROCESS = f"{socket.gethostname()}:{os.getpid()}"
-
 
 def count_request(route: str, method: str, status: int) -> None:
-    """Count one answered HTTP request (called by the API's middleware)."""
-    HTTP_REQUESTS.labels(PROCESS, route, method, str(status)).inc()
+    """Count one answered HTTP request (called by the API's middleware; no I/O). Requests
+    answered before the runtime exists (start-up) are not counted."""
+    try:
+        counts = runtime.current().request_counts
+    except RuntimeError:
+        return
+    counts.count((route, method, str(status)))
 
 
 async def authorize(session: AsyncSession, bearer: str | None) -> None:
@@ -80,7 +79,9 @@ async def _execution_families(session: AsyncSession) -> list[Metric]:
         ).group_by(col(Execution.status), col(Execution.script_type))
     )
     total = CounterMetricFamily(
-        "opscraft_executions", "Executions by status and script type.", labels=["status", "script_type"]
+        "opscraft_executions",
+        "Finished executions by final status and script type (queued and running are gauges).",
+        labels=["status", "script_type"],
     )
     output = CounterMetricFamily(
         "opscraft_execution_output_bytes", "Output bytes stored, by script type.", labels=["script_type"]
@@ -89,8 +90,10 @@ async def _execution_families(session: AsyncSession) -> list[Metric]:
     running = GaugeMetricFamily("opscraft_executions_running", "Executions running now.")
     by_type: dict[str, int] = {}
     counts = {ExecutionStatus.queued.value: 0, ExecutionStatus.running.value: 0}
+    final = {s.value for s in FINAL_STATUSES}
     for status, script_type, count, size in rows.all():
-        total.add_metric([str(status), str(script_type)], int(count))
+        if str(status) in final:
+            total.add_metric([str(status), str(script_type)], int(count))
         by_type[str(script_type)] = by_type.get(str(script_type), 0) + int(size)
         if str(status) in counts:
             counts[str(status)] += int(count)
@@ -151,8 +154,24 @@ class _Families:
         return iter(self._families)
 
 
+async def _http_families() -> list[Metric]:
+    totals = await runtime.current().request_counts.totals()
+    if totals is None:  # Redis unreachable: no sample rather than one process's part
+        return []
+    requests = CounterMetricFamily(
+        "opscraft_http_requests",
+        "HTTP requests answered by every web process, by route template, method and status code.",
+        labels=["route", "method", "status"],
+    )
+    for (route, method, status), n in sorted(totals.items()):
+        requests.add_metric([route, method, status], n)
+    return [requests]
+
+
 async def render(session: AsyncSession) -> bytes:
-    """The exposition text: execution and worker metrics from the database, this process's HTTP counts."""
+    """The exposition text: execution and worker metrics from the database, HTTP counts of every
+    web process (from Redis when configured)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(await _execution_families(session) + await _worker_families(session)))
-    return generate_latest(registry) + generate_latest(_http_registry)
+    families = await _execution_families(session) + await _worker_families(session)
+    registry.register(_Families(families + await _http_families()))
+    return generate_latest(registry)

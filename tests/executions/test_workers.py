@@ -114,6 +114,39 @@ async def test_two_workers_keep_their_runs_through_each_others_start(
         await asyncio.to_thread(second.stop)
 
 
+async def test_a_worker_limited_to_other_runners_leaves_the_run_to_one_that_offers_it(
+    client: httpx.AsyncClient, admin: LoggedIn, tmp_path: Path
+) -> None:
+    """`opscraft worker --runner docker` handed a local run: its claim (limited to its runners
+    in the UPDATE itself) takes nothing, the run stays queued and goes back to the queue; a
+    worker that offers the local runner runs it."""
+    first = runtime.current().worker
+    assert first is not None
+    script_id = await make_script(client, admin, LONG, parameters={"N": 0, "S": 0})
+    other_settings = make_settings(
+        tmp_path / "b", PG_URL, OPSCRAFT_LOCAL_RUNNER=True, OPSCRAFT_MASTER_KEY=_key(tmp_path), **IMAGES
+    )
+    docker_only = Worker(other_settings, secrets=None, runners=frozenset({"docker"}))
+    handed_back: list[int] = []
+    enqueue = docker_only.queue.enqueue
+    docker_only.queue.enqueue = lambda eid: (handed_back.append(eid), enqueue(eid))  # type: ignore[method-assign]
+    await asyncio.to_thread(docker_only.start)
+    try:
+        run = await _enqueue_row(script_id, admin.id, docker_only, N=1, S=0)
+        deadline = time.monotonic() + 60
+        while len(handed_back) < 2:  # the row's enqueue, then at least one hand-back
+            assert time.monotonic() < deadline, "the docker-only worker never handed the run back"
+            await asyncio.sleep(0.05)
+        row = await _row(run)
+        assert row.status == "queued" and row.worker_id is None
+        first.queue.enqueue(run)
+        final = await wait_for(client, admin, run)
+        assert final["status"] == "success", final
+        assert (await _row(run)).worker_id == first.worker_id
+    finally:
+        await asyncio.to_thread(docker_only.stop)
+
+
 def _key(tmp_path: Path) -> str:
     """The master key the runtime under test created in its data directory."""
     return (tmp_path / KEY_FILE).read_text().strip()

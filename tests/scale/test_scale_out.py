@@ -21,7 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT, require_service
 from tests.executions.conftest import IMAGES, require_docker
@@ -137,7 +139,22 @@ def test_workers_panel_api_health_and_metrics(cluster: Cluster) -> None:
     assert "opscraft_workers_alive 2.0" in text
     assert f'opscraft_worker_free_slots{{worker="{WA}"}} 4.0' in text
     assert "opscraft_queue_depth 0.0" in text
-    assert 'opscraft_http_requests_total{method="GET",process=' in text
+    assert 'opscraft_http_requests_total{method="GET",route="/api/v1/workers",status="200"}' in text
+
+
+def _http_count(client: httpx.Client, route: str, method: str, status: str) -> float:
+    """`opscraft_http_requests_total{route, method, status}` in one scrape of `client`'s web process."""
+    response = client.get("/metrics")
+    assert response.status_code == 200, response.text
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == "opscraft_http_requests_total" and sample.labels == {
+                "route": route,
+                "method": method,
+                "status": status,
+            }:
+                return sample.value
+    return 0.0
 
 
 def test_hundred_runs_over_both_workers_each_exactly_once(cluster: Cluster, tmp_path: Path) -> None:
@@ -188,6 +205,37 @@ def _check_lines(logs: list[dict[str, Any]], count: int) -> None:
     assert seqs == sorted(set(seqs)), "a line came twice or out of order"
     text = "".join(m["content"] for m in logs)
     assert text == "".join(f"tick {i}\n" for i in range(1, count + 1))
+
+
+def test_metrics_count_requests_of_every_web_process_once(cluster: Cluster) -> None:
+    """Two web processes: a request answered by each is in one scrape of either, each once
+    (HTTP counts are kept in Redis, not in the memory of the process that answered)."""
+    a = cluster.api(_web(cluster))
+    second = cluster.web("web-2")
+    try:
+        _count_on_both(a, cluster.api(second))
+    finally:
+        cluster.procs.pop("web-2").stop()
+
+
+def _count_on_both(a: httpx.Client, b: httpx.Client) -> None:
+    route, method, status = "/api/v1/executions/{execution_id}", "GET", "404"
+    before = _http_count(a, route, method, status)
+    assert a.get("/api/v1/executions/987654321").status_code == 404
+    assert b.get("/api/v1/executions/987654321").status_code == 404
+    wait_for(lambda: _http_count(a, route, method, status) == before + 2, 30, "both requests in A's scrape")
+    # The scrapes on B and on A agree, and stay at + 2 (nothing counted twice or later again).
+    assert _http_count(b, route, method, status) == before + 2
+    assert _http_count(a, route, method, status) == before + 2
+    executions = [
+        s
+        for f in text_string_to_metric_families(a.get("/metrics").text)
+        for s in f.samples
+        if s.name == "opscraft_executions_total"
+    ]
+    assert {s.labels["status"] for s in executions} <= FINAL  # queued/running are gauges
+    done = {(s.labels["status"], s.labels["script_type"]): s.value for s in executions}
+    assert done[("success", "bash")] >= 100  # the hundred runs above
 
 
 def test_watcher_on_web_follows_a_run_on_a_worker_and_resumes(cluster: Cluster) -> None:
