@@ -1,4 +1,5 @@
-"""Helpers for the first-hour browser journeys: users through the API, log-in, editor typing, axe-core.
+"""Helpers of the browser journeys: a live server per test module with its users (the API or the
+CLI), log-in, editor typing, runs through the API, axe-core.
 
 axe-core comes from the npm registry (tests/js/package.json, installed by tests/run with
 `npm ci --prefix tests/js`); it is injected into each page by Playwright, never fetched at run time.
@@ -8,13 +9,18 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.conftest import ARTIFACTS, PASSWORD, ROOT, LiveServer, require_service
+from tests.conftest import ARTIFACTS, PASSWORD, ROOT, LiveServer, require_service, start_server, stop_server
 
 AXE = ROOT / "tests" / "js" / "node_modules" / "axe-core" / "axe.min.js"
 # Rules whose failures are reported as serious or critical and that the journeys must pass.
@@ -39,6 +45,19 @@ def make_users(server: LiveServer) -> dict[str, dict[str, str]]:
         response = httpx.post(f"{server.url}/api/v1/users", json=body, headers=admin)
         assert response.status_code == 201, response.text
     return {name: token(server, name) for name in ("admin", "operator", "viewer")}
+
+
+def cli_user(server: LiveServer, username: str, role: str) -> None:
+    """Create a user with `opscraft user create` against the server's database (password on stdin)."""
+    subprocess.run(
+        [sys.executable, "-m", "opscraft", "user", "create", username, "--role", role],
+        input=PASSWORD + "\n",
+        text=True,
+        env=server.env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
 
 
 def log_in(page: Any, server: LiveServer, username: str) -> None:
@@ -155,6 +174,53 @@ RUN_ENV = {
     "OPSCRAFT_LOCAL_RUNNER_ROLE": "viewer",
     **{f"OPSCRAFT_IMAGE_{kind}": RUN_IMAGE for kind in ("BASH", "PYTHON", "ANSIBLE", "TERRAFORM")},
 }
+
+
+# (user name, role) pairs made with the CLI by `serving`.
+OPERATOR_AND_VIEWER = (("operator", "operator"), ("viewer", "viewer"))
+
+
+@contextmanager
+def serving(
+    tmp_path_factory: pytest.TempPathFactory,
+    label: str,
+    env: Mapping[str, str] = RUN_ENV,
+    *,
+    users: Sequence[tuple[str, str]] = (),
+    port: int | None = None,
+) -> Iterator[LiveServer]:
+    """A live `opscraft serve` for one test module in a fresh data folder named after `label`,
+    with `users` (user name, role) made by the CLI; stopped when the block ends."""
+    live = start_server(Path(tmp_path_factory.mktemp(label)) / "server", dict(env), port=port)
+    try:
+        for username, role in users:
+            cli_user(live, username, role)
+        yield live
+    finally:
+        stop_server(live)
+
+
+def journey_server(label: str, *, users: Sequence[tuple[str, str]] = ()) -> Any:
+    """A module-scoped `server` fixture (assign it as `server = journey_server(...)`): `serving`
+    with the run settings of the journeys (`RUN_ENV`)."""
+
+    @pytest.fixture(scope="module")
+    def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+        with serving(tmp_path_factory, label, users=users) as live:
+            yield live
+
+    return server
+
+
+def journey_tokens() -> Any:
+    """A module-scoped `tokens` fixture (assign it as `tokens = journey_tokens()`): the bearer
+    headers of the admin, operator and viewer `make_users` registers on the module's `server`."""
+
+    @pytest.fixture(scope="module")
+    def tokens(server: LiveServer) -> dict[str, dict[str, str]]:
+        return make_users(server)
+
+    return tokens
 
 
 def start_run(server: LiveServer, headers: dict[str, str], script_id: int, **parameters: Any) -> int:

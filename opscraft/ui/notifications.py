@@ -8,7 +8,7 @@ from nicegui import ui
 
 from opscraft.db.models import NotificationChannel
 from opscraft.db.models.automation import ChannelKind
-from opscraft.services import notifications, secrets
+from opscraft.services import chains, notifications, secrets
 from opscraft.services.actor import Actor
 from opscraft.services.notifications import EVENTS, ChannelIn, DeliveryQuery, RuleIn
 from opscraft.services.permissions import Permission
@@ -62,8 +62,13 @@ async def notifications_page(actor: Actor) -> None:
             channels = {c.id: c.name for c in await call(notifications.list_channels, actor)}
             if not rows:
                 ui.label("No rules yet: nothing is sent.").props('data-testid="rules-empty"')
+            names = await call(chains.script_names, {r.script_id for r in rows if r.script_id})
             for rule in rows:
-                scope = f"script {rule.script_id}" if rule.script_id else "every script"
+                scope = (
+                    f"script {names.get(rule.script_id, rule.script_id)}"
+                    if rule.script_id
+                    else "every script"
+                )
                 with ui.row().classes("items-center gap-3").props(f'data-testid="rule-{rule.id}"'):
                     ui.label(f"{', '.join(rule.events)} of {scope} → {channels.get(rule.channel_id, '?')}")
                     ui.button(icon="delete", on_click=lambda r=rule: remove_rule(r.id)).props(
