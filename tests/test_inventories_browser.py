@@ -37,7 +37,7 @@ def test_create_an_inventory_and_select_it_on_a_script(page: Any, server: LiveSe
     page.get_by_test_id("inventory-save").click()
     # Ansible's verdict, under the content field; nothing saved.
     field = page.locator(".q-field--error", has=page.get_by_test_id("inventory-content"))
-    field.filter(has_text="not a valid INI or YAML inventory").wait_for()
+    field.filter(has_text="line 1: the group header [web has no closing ']'").wait_for()
     page.get_by_test_id("inventory-content").fill(INVENTORY)
     page.get_by_test_id("inventory-save").click()
     page.get_by_test_id("inventory-web").wait_for()
