@@ -49,6 +49,8 @@ def test_create_an_inventory_and_select_it_on_a_script(page: Any, server: LiveSe
     assert not page.get_by_test_id("inventory").is_visible()  # the own text is not used
     page.get_by_test_id("save-script").click()
     page.wait_for_url(re.compile(rf"{re.escape(server.url)}/scripts/{script_id}$"))
+    # The script page names the inventory it uses.
+    assert page.get_by_test_id("shared-inventory").inner_text() == "shared inventory web"
     script = httpx.get(f"{server.url}/api/v1/scripts/{script_id}", headers=operator).json()
     inventories = httpx.get(f"{server.url}/api/v1/inventories", headers=operator).json()
     assert script["inventory_id"] == inventories[0]["id"] and script["inventory"] is None

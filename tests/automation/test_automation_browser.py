@@ -260,3 +260,37 @@ def test_configure_a_then_run_link_and_follow_the_chain(page: Any, env: Env) -> 
         "the chained run did not finish",
     )
     assert final["trigger"] == "chain" and final["trigger_ref"] == f"execution:{run_id}"
+
+
+def test_a_notification_rule_and_a_webhook_name_their_script_and_secret(page: Any, env: Env) -> None:
+    """Shared objects are chosen and shown by name, not typed in or shown as ids."""
+    body = {"name": "nightly-report", "script_type": "bash", "content": "echo hi\n", "status": "active"}
+    r = env.api("POST", "/api/v1/scripts", json=body)
+    assert r.status_code == 201, r.text
+    script_id = r.json()["id"]
+    hook = {"name": "ops-hook", "kind": "webhook", "config": {"url": "http://127.0.0.1:9/hook"}}
+    assert env.api("POST", "/api/v1/notifications/channels", json=hook).status_code == 201
+    r = env.api("POST", "/api/v1/secrets", json={"name": "HOOK_SIGNING_KEY", "value": "k" * 32})
+    assert r.status_code == 201, r.text
+    secret_id = r.json()["id"]
+
+    log_in(page, env.server, "admin")
+    page.goto(f"{env.server.url}/notifications")
+    page.get_by_test_id("rule-add").click()
+    page.get_by_test_id("rule-channel").click()
+    page.get_by_role("option", name="ops-hook").click()
+    page.get_by_test_id("rule-script").click()
+    page.get_by_role("option", name="nightly-report").click()
+    page.get_by_test_id("rule-submit").click()
+    page.locator("[data-testid^=rule-]").filter(has_text="of script nightly-report → ops-hook").wait_for()
+
+    page.goto(f"{env.server.url}/scripts/{script_id}?tab=webhooks")
+    page.get_by_test_id("webhook-add").click()
+    page.get_by_test_id("webhook-name").fill("signed-hook")
+    page.get_by_test_id("webhook-secret").click()
+    page.get_by_role("option", name="HOOK_SIGNING_KEY").click()
+    page.get_by_test_id("webhook-submit").click()
+    (created,) = wait_until(
+        lambda: env.api("GET", f"/api/v1/scripts/{script_id}/webhooks").json(), "no webhook"
+    )
+    assert created["secret_id"] == secret_id
