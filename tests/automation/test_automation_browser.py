@@ -262,6 +262,12 @@ def test_configure_a_then_run_link_and_follow_the_chain(page: Any, env: Env) -> 
     assert final["trigger"] == "chain" and final["trigger_ref"] == f"execution:{run_id}"
 
 
+def choose(page: Any, testid: str, option: str) -> None:
+    """Pick `option` in an empty select (its field is what takes the click)."""
+    page.locator(".q-field", has=page.get_by_test_id(testid)).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
 def test_a_notification_rule_and_a_webhook_name_their_script_and_secret(page: Any, env: Env) -> None:
     """Shared objects are chosen and shown by name, not typed in or shown as ids."""
     body = {"name": "nightly-report", "script_type": "bash", "content": "echo hi\n", "status": "active"}
@@ -277,18 +283,15 @@ def test_a_notification_rule_and_a_webhook_name_their_script_and_secret(page: An
     log_in(page, env.server, "admin")
     page.goto(f"{env.server.url}/notifications")
     page.get_by_test_id("rule-add").click()
-    page.get_by_test_id("rule-channel").click()
-    page.get_by_role("option", name="ops-hook").click()
-    page.get_by_test_id("rule-script").click()
-    page.get_by_role("option", name="nightly-report").click()
+    choose(page, "rule-channel", "ops-hook")
+    choose(page, "rule-script", "nightly-report")
     page.get_by_test_id("rule-submit").click()
     page.locator("[data-testid^=rule-]").filter(has_text="of script nightly-report → ops-hook").wait_for()
 
     page.goto(f"{env.server.url}/scripts/{script_id}?tab=webhooks")
     page.get_by_test_id("webhook-add").click()
     page.get_by_test_id("webhook-name").fill("signed-hook")
-    page.get_by_test_id("webhook-secret").click()
-    page.get_by_role("option", name="HOOK_SIGNING_KEY").click()
+    choose(page, "webhook-secret", "HOOK_SIGNING_KEY")
     page.get_by_test_id("webhook-submit").click()
     (created,) = wait_until(
         lambda: env.api("GET", f"/api/v1/scripts/{script_id}/webhooks").json(), "no webhook"
