@@ -23,13 +23,18 @@ import pytest
 from tests.conftest import ARTIFACTS, PASSWORD, ROOT, LiveServer, require_service, start_server, stop_server
 
 AXE = ROOT / "tests" / "js" / "node_modules" / "axe-core" / "axe.min.js"
+# Seconds an API call of a journey may take: a login hashes with the server's real argon2
+# parameters, slow on a busy machine (httpx's default is 5 s).
+API_TIMEOUT = 60
 # Rules whose failures are reported as serious or critical and that the journeys must pass.
 BLOCKING_IMPACTS = ("serious", "critical")
 
 
 def token(server: LiveServer, username: str) -> dict[str, str]:
     response = httpx.post(
-        f"{server.url}/api/v1/auth/login", json={"username": username, "password": PASSWORD}
+        f"{server.url}/api/v1/auth/login",
+        json={"username": username, "password": PASSWORD},
+        timeout=API_TIMEOUT,
     )
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
@@ -38,11 +43,11 @@ def token(server: LiveServer, username: str) -> dict[str, str]:
 def make_users(server: LiveServer) -> dict[str, dict[str, str]]:
     """The first registration makes the admin; the admin adds an operator and a viewer."""
     body = {"username": "admin", "email": "admin@example.com", "password": PASSWORD, "full_name": "Ada Admin"}
-    assert httpx.post(f"{server.url}/api/v1/auth/register", json=body).status_code == 201
+    assert httpx.post(f"{server.url}/api/v1/auth/register", json=body, timeout=API_TIMEOUT).status_code == 201
     admin = token(server, "admin")
     for role in ("operator", "viewer"):
         body = {"username": role, "email": f"{role}@example.com", "password": PASSWORD, "role": role}
-        response = httpx.post(f"{server.url}/api/v1/users", json=body, headers=admin)
+        response = httpx.post(f"{server.url}/api/v1/users", json=body, headers=admin, timeout=API_TIMEOUT)
         assert response.status_code == 201, response.text
     return {name: token(server, name) for name in ("admin", "operator", "viewer")}
 
@@ -121,7 +126,7 @@ def create_script(
     server: LiveServer, headers: dict[str, str], name: str, content: str, **extra: Any
 ) -> dict[str, Any]:
     body = {"name": name, "script_type": "bash", "content": content, **extra}
-    response = httpx.post(f"{server.url}/api/v1/scripts", json=body, headers=headers)
+    response = httpx.post(f"{server.url}/api/v1/scripts", json=body, headers=headers, timeout=API_TIMEOUT)
     assert response.status_code == 201, response.text
     return dict(response.json())
 
@@ -225,7 +230,7 @@ def journey_tokens() -> Any:
 
 def start_run(server: LiveServer, headers: dict[str, str], script_id: int, **parameters: Any) -> int:
     body = {"script_id": script_id, "parameters": parameters}
-    response = httpx.post(f"{server.url}/api/v1/executions", json=body, headers=headers)
+    response = httpx.post(f"{server.url}/api/v1/executions", json=body, headers=headers, timeout=API_TIMEOUT)
     assert response.status_code == 202, response.text
     return int(response.json()["id"])
 
@@ -236,11 +241,14 @@ def wait_run(
     """Until the run has finished; returns the execution with its stdout joined as `output`."""
     deadline = time.monotonic() + timeout
     while True:
-        run = httpx.get(f"{server.url}/api/v1/executions/{execution_id}", headers=headers).json()
+        url = f"{server.url}/api/v1/executions/{execution_id}"
+        run = httpx.get(url, headers=headers, timeout=API_TIMEOUT).json()
         if run["finished_at"] is not None:
             break
         assert time.monotonic() < deadline, run
         time.sleep(0.3)
-    logs = httpx.get(f"{server.url}/api/v1/executions/{execution_id}/logs", headers=headers).json()
+    logs = httpx.get(
+        f"{server.url}/api/v1/executions/{execution_id}/logs", headers=headers, timeout=API_TIMEOUT
+    ).json()
     run["output"] = "".join(chunk["content"] for chunk in logs["items"] if chunk["stream"] == "stdout")
     return dict(run)
