@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui_journey import log_in, serving, terminal_js, token
+from tests.ui_journey import log_in, serving, terminal_text, token, wait_for_output
 
 pytestmark = pytest.mark.browser
 
@@ -42,11 +42,6 @@ GREET_PARAMETERS = [
     {"name": "ENV", "type": "choice", "options": ["dev", "staging", "prod"], "default": "dev"},
     {"name": "LOUD", "type": "boolean", "default": False},
 ]
-# The terminal's whole buffer (scrollback included), one string per line.
-TERMINAL_TEXT_JS = terminal_js(
-    "Array.from({length: t.buffer.active.length},"
-    " (_, i) => t.buffer.active.getLine(i).translateToString(true)).join('\\n')"
-)
 
 
 @dataclass
@@ -87,21 +82,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         greet_id = _script(server, admin, "greet", GREET, parameters=GREET_PARAMETERS)
         ticker_id = _script(server, admin, "ticker", TICKER)
         yield Env(server, admin, token(server, "viewer"), greet_id, ticker_id)
-
-
-def terminal_text(page: Any) -> str:
-    return str(page.evaluate(TERMINAL_TEXT_JS))
-
-
-def wait_for_output(page: Any, pattern: str, timeout: float = 30) -> str:
-    """Poll the terminal until `pattern` (a regex) appears; return the text then."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = terminal_text(page)
-        if re.search(pattern, text, re.M):
-            return text
-        time.sleep(0.1)
-    raise AssertionError(f"{pattern!r} not in the terminal:\n{terminal_text(page)[-2000:]}")
 
 
 def ticker_lines(text: str) -> list[int]:

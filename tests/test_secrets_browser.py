@@ -9,8 +9,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import LiveServer
-from tests.test_executions_browser import wait_for_output
-from tests.ui_journey import OPERATOR_AND_VIEWER, create_script, journey_server, log_in, token
+from tests.ui_journey import (
+    OPERATOR_AND_VIEWER,
+    create_script,
+    journey_server,
+    log_in,
+    token,
+    wait_for_output,
+)
 
 pytestmark = pytest.mark.browser
 

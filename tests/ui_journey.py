@@ -116,6 +116,28 @@ def terminal_js(expression: str) -> str:
     )
 
 
+# The terminal's whole buffer (scrollback included), one string per line.
+TERMINAL_TEXT_JS = terminal_js(
+    "Array.from({length: t.buffer.active.length},"
+    " (_, i) => t.buffer.active.getLine(i).translateToString(true)).join('\\n')"
+)
+
+
+def terminal_text(page: Any) -> str:
+    return str(page.evaluate(TERMINAL_TEXT_JS))
+
+
+def wait_for_output(page: Any, pattern: str, timeout: float = 30) -> str:
+    """Poll the terminal until `pattern` (a regex) appears; return the text then."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = terminal_text(page)
+        if re.search(pattern, text, re.M):
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"{pattern!r} not in the terminal:\n{terminal_text(page)[-2000:]}")
+
+
 def script_id_from_url(page: Any) -> int:
     match = re.search(r"/scripts/(\d+)", page.url)
     assert match, page.url
