@@ -54,8 +54,8 @@ async def test_ini_and_yaml_inventories_are_kept_and_versioned(
     [
         ("plugin: constructed\ncompose:\n  x: lookup('pipe', 'id')\n", "plugin"),
         ("plugin: ansible.builtin.script\n", "plugin"),
-        ("all:\n  hosts: [1, 2\n", "not a valid INI or YAML inventory"),
-        ("[web\nweb1\n", "not a valid INI or YAML inventory"),
+        ("all:\n  hosts: [1, 2\n", "not a valid INI or YAML inventory: line 2: YAML parsing failed"),
+        ("[web\nweb1\n", "line 1: the group header [web has no closing ']'"),
         ("a\x00b", "NUL"),
     ],
 )

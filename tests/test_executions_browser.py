@@ -7,30 +7,20 @@ the local runner (enabled here); the scripts are Python, which both have.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD, ROOT, LiveServer, start_server, stop_server
-from tests.ui_journey import terminal_js
+from tests.conftest import LiveServer
+from tests.ui_journey import log_in, serving, terminal_text, token, wait_for_output
 
 pytestmark = pytest.mark.browser
 
-TEST_IMAGE = "opscraft-test/runner:1"
-SERVER_ENV = {
-    "OPSCRAFT_LOCAL_RUNNER": "1",
-    # The viewer's runs use the local runner where Docker is missing, and one test on purpose.
-    "OPSCRAFT_LOCAL_RUNNER_ROLE": "viewer",
-    **{f"OPSCRAFT_IMAGE_{kind}": TEST_IMAGE for kind in ("BASH", "PYTHON", "ANSIBLE", "TERRAFORM")},
-}
 GREET = """\
 import os, sys, time
 count = int(os.environ["COUNT"])
@@ -52,11 +42,6 @@ GREET_PARAMETERS = [
     {"name": "ENV", "type": "choice", "options": ["dev", "staging", "prod"], "default": "dev"},
     {"name": "LOUD", "type": "boolean", "default": False},
 ]
-# The terminal's whole buffer (scrollback included), one string per line.
-TERMINAL_TEXT_JS = terminal_js(
-    "Array.from({length: t.buffer.active.length},"
-    " (_, i) => t.buffer.active.getLine(i).translateToString(true)).join('\\n')"
-)
 
 
 @dataclass
@@ -82,26 +67,6 @@ class Env:
         httpx.post(f"{self.server.url}/api/v1/executions/{execution_id}/cancel", headers=self.admin)
 
 
-def _cli_user(server: LiveServer, username: str, role: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "opscraft", "user", "create", username, "--role", role],
-        input=PASSWORD + "\n",
-        text=True,
-        env=server.env,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
-
-
-def _token(server: LiveServer, username: str) -> dict[str, str]:
-    response = httpx.post(
-        f"{server.url}/api/v1/auth/login", json={"username": username, "password": PASSWORD}
-    )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
 def _script(server: LiveServer, admin: dict[str, str], name: str, content: str, **extra: Any) -> int:
     body = {"name": name, "script_type": "python", "status": "active", "content": content, **extra}
     response = httpx.post(f"{server.url}/api/v1/scripts", json=body, headers=admin)
@@ -111,39 +76,12 @@ def _script(server: LiveServer, admin: dict[str, str], name: str, content: str, 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    server = start_server(Path(tmp_path_factory.mktemp("executions-ui")) / "server", SERVER_ENV)
-    try:
-        _cli_user(server, "admin", "admin")
-        _cli_user(server, "viewer", "viewer")
-        admin = _token(server, "admin")
+    users = (("admin", "admin"), ("viewer", "viewer"))
+    with serving(tmp_path_factory, "executions-ui", users=users) as server:
+        admin = token(server, "admin")
         greet_id = _script(server, admin, "greet", GREET, parameters=GREET_PARAMETERS)
         ticker_id = _script(server, admin, "ticker", TICKER)
-        yield Env(server, admin, _token(server, "viewer"), greet_id, ticker_id)
-    finally:
-        stop_server(server)
-
-
-def log_in(page: Any, env: Env, username: str = "viewer") -> None:
-    page.goto(f"{env.server.url}/login")
-    page.get_by_test_id("login-username").fill(username)
-    page.get_by_test_id("login-password").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(f"{env.server.url}/")
-
-
-def terminal_text(page: Any) -> str:
-    return str(page.evaluate(TERMINAL_TEXT_JS))
-
-
-def wait_for_output(page: Any, pattern: str, timeout: float = 30) -> str:
-    """Poll the terminal until `pattern` (a regex) appears; return the text then."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = terminal_text(page)
-        if re.search(pattern, text, re.M):
-            return text
-        time.sleep(0.1)
-    raise AssertionError(f"{pattern!r} not in the terminal:\n{terminal_text(page)[-2000:]}")
+        yield Env(server, admin, token(server, "viewer"), greet_id, ticker_id)
 
 
 def ticker_lines(text: str) -> list[int]:
@@ -151,7 +89,7 @@ def ticker_lines(text: str) -> list[int]:
 
 
 def test_viewer_runs_a_script_with_parameters_and_finds_it_in_history(page: Any, env: Env) -> None:
-    log_in(page, env)
+    log_in(page, env.server, "viewer")
     page.goto(f"{env.server.url}/scripts/{env.greet_id}")
     page.get_by_test_id("execute-button").click()
     dialog = page.get_by_test_id("execute-dialog")
@@ -214,7 +152,7 @@ def test_viewer_runs_a_script_with_parameters_and_finds_it_in_history(page: Any,
 
 def test_script_page_tab_lists_the_scripts_runs(page: Any, env: Env) -> None:
     execution_id = env.start(env.greet_id, env.viewer, WHO="tab", COUNT=1)
-    log_in(page, env)
+    log_in(page, env.server, "viewer")
     page.goto(f"{env.server.url}/scripts/{env.greet_id}")
     page.get_by_role("tab", name="Executions").click()
     page.get_by_test_id(f"run-link-{execution_id}").wait_for()
@@ -224,7 +162,7 @@ def test_cancel_a_running_execution_from_its_page(page: Any, env: Env) -> None:
     own = env.start(env.ticker_id, env.viewer)
     others = env.start(env.ticker_id, env.admin)
     try:
-        log_in(page, env)
+        log_in(page, env.server, "viewer")
         page.goto(f"{env.server.url}/executions/{others}")
         wait_for_output(page, r"^line 3$")
         assert page.get_by_test_id("cancel-button").count() == 0, "a viewer may not cancel another's run"
@@ -245,7 +183,7 @@ def test_cancel_a_running_execution_from_its_page(page: Any, env: Env) -> None:
 def test_reload_mid_run_replays_the_output_and_continues_live(page: Any, env: Env) -> None:
     execution_id = env.start(env.ticker_id, env.viewer)
     try:
-        log_in(page, env)
+        log_in(page, env.server, "viewer")
         page.goto(f"{env.server.url}/executions/{execution_id}")
         wait_for_output(page, r"^line 20$")
         page.reload()
@@ -261,7 +199,7 @@ def test_reload_mid_run_replays_the_output_and_continues_live(page: Any, env: En
 
 def test_a_local_runner_run_is_flagged_not_isolated(page: Any, env: Env) -> None:
     execution_id = env.start(env.greet_id, env.viewer, runner="local", WHO="host", COUNT=1)
-    log_in(page, env)
+    log_in(page, env.server, "viewer")
     page.goto(f"{env.server.url}/executions/{execution_id}")
     page.get_by_test_id("not-isolated").wait_for()
     assert page.get_by_test_id("runner").inner_text() == "local"

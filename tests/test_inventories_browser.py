@@ -5,16 +5,13 @@ and a viewer sees the page without editing."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, start_server, stop_server
-from tests.test_executions_browser import SERVER_ENV, _cli_user, _token
-from tests.test_secrets_browser import log_in
+from tests.conftest import LiveServer
+from tests.ui_journey import OPERATOR_AND_VIEWER, create_script, journey_server, log_in, token
 
 pytestmark = pytest.mark.browser
 
@@ -22,23 +19,14 @@ PLAYBOOK = "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n
 INVENTORY = "[web]\nweb1 ansible_host=192.0.2.10\n"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = start_server(Path(tmp_path_factory.mktemp("inventories-ui")) / "server", SERVER_ENV)
-    try:
-        _cli_user(live, "operator", "operator")
-        _cli_user(live, "viewer", "viewer")
-        yield live
-    finally:
-        stop_server(live)
+server = journey_server("inventories-ui", users=OPERATOR_AND_VIEWER)
 
 
 def test_create_an_inventory_and_select_it_on_a_script(page: Any, server: LiveServer) -> None:
-    operator = _token(server, "operator")
-    body = {"name": "site", "script_type": "ansible", "status": "active", "content": PLAYBOOK}
-    r = httpx.post(f"{server.url}/api/v1/scripts", json=body, headers=operator)
-    assert r.status_code == 201, r.text
-    script_id = r.json()["id"]
+    operator = token(server, "operator")
+    script_id = create_script(server, operator, "site", PLAYBOOK, script_type="ansible", status="active")[
+        "id"
+    ]
 
     log_in(page, server, "operator")
     page.get_by_test_id("nav-inventories").click()
@@ -49,7 +37,7 @@ def test_create_an_inventory_and_select_it_on_a_script(page: Any, server: LiveSe
     page.get_by_test_id("inventory-save").click()
     # Ansible's verdict, under the content field; nothing saved.
     field = page.locator(".q-field--error", has=page.get_by_test_id("inventory-content"))
-    field.filter(has_text="not a valid INI or YAML inventory").wait_for()
+    field.filter(has_text="line 1: the group header [web has no closing ']'").wait_for()
     page.get_by_test_id("inventory-content").fill(INVENTORY)
     page.get_by_test_id("inventory-save").click()
     page.get_by_test_id("inventory-web").wait_for()
@@ -61,6 +49,8 @@ def test_create_an_inventory_and_select_it_on_a_script(page: Any, server: LiveSe
     assert not page.get_by_test_id("inventory").is_visible()  # the own text is not used
     page.get_by_test_id("save-script").click()
     page.wait_for_url(re.compile(rf"{re.escape(server.url)}/scripts/{script_id}$"))
+    # The script page names the inventory it uses.
+    assert page.get_by_test_id("shared-inventory").inner_text() == "shared inventory web"
     script = httpx.get(f"{server.url}/api/v1/scripts/{script_id}", headers=operator).json()
     inventories = httpx.get(f"{server.url}/api/v1/inventories", headers=operator).json()
     assert script["inventory_id"] == inventories[0]["id"] and script["inventory"] is None

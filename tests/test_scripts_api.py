@@ -109,8 +109,15 @@ async def test_versions_diff_and_rollback(
     same = (await client.get(f"/api/v1/scripts/{sid}/diff?from=1&to=4", headers=operator.headers)).json()
     assert same["diff"] == "" and same["changed"] == []
 
+    # Nothing to roll back: the current version, or one equal to it, writes no version.
     r = await client.post(f"/api/v1/scripts/{sid}/rollback/4", headers=operator.headers)
-    assert r.status_code == 409
+    assert r.status_code == 409 and "already the current version" in r.json()["detail"]
+    r = await client.post(f"/api/v1/scripts/{sid}/rollback/1", headers=operator.headers)
+    assert r.status_code == 409, r.text
+    assert "version 1 is the same as the current version 4" in r.json()["detail"]
+    assert (await client.get(f"/api/v1/scripts/{sid}", headers=operator.headers)).json()[
+        "current_version"
+    ] == 4
     r = await client.post(f"/api/v1/scripts/{sid}/rollback/9", headers=operator.headers)
     assert r.status_code == 404
     assert "no version 9" in r.json()["detail"]

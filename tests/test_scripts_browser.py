@@ -11,48 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD, LiveServer
+from tests.conftest import LiveServer
+from tests.ui_journey import log_in, make_users, type_code
 
 pytestmark = pytest.mark.browser
 
 FIRST = '#!/bin/bash\necho "Hello $WHO x $COUNT"\n'
 NOTIFY_ERROR = ".q-notification.bg-negative"
-
-
-def _token(server: LiveServer, username: str) -> dict[str, str]:
-    response = httpx.post(
-        f"{server.url}/api/v1/auth/login", json={"username": username, "password": PASSWORD}
-    )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
-def _users(server: LiveServer) -> dict[str, dict[str, str]]:
-    """The first registration makes the admin; the admin creates an operator and a viewer."""
-    body = {"username": "admin", "email": "admin@example.com", "password": PASSWORD}
-    assert httpx.post(f"{server.url}/api/v1/auth/register", json=body).status_code == 201
-    admin = _token(server, "admin")
-    for role in ("operator", "viewer"):
-        body = {"username": role, "email": f"{role}@example.com", "password": PASSWORD, "role": role}
-        response = httpx.post(f"{server.url}/api/v1/users", json=body, headers=admin)
-        assert response.status_code == 201, response.text
-    return {name: _token(server, name) for name in ("admin", "operator", "viewer")}
-
-
-def _log_in(page: Any, server: LiveServer, username: str) -> None:
-    page.goto(f"{server.url}/login")
-    page.get_by_test_id("login-username").fill(username)
-    page.get_by_test_id("login-password").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(f"{server.url}/")
-
-
-def _type_code(page: Any, text: str) -> None:
-    """Replace the editor's content by typing, as a person would."""
-    page.locator('[data-testid="script-editor"] .cm-content').click()
-    page.keyboard.press("Control+a")
-    page.keyboard.press("Delete")
-    page.keyboard.insert_text(text)
 
 
 def _code(page: Any, testid: str) -> str:
@@ -87,8 +52,8 @@ def _database_locked(server: LiveServer) -> Iterator[None]:
 
 
 def test_operator_creates_edits_compares_and_rolls_back(live_server: LiveServer, page: Any) -> None:
-    tokens = _users(live_server)
-    _log_in(page, live_server, "operator")
+    tokens = make_users(live_server)
+    log_in(page, live_server, "operator")
     page.get_by_test_id("nav-scripts").click()
     page.get_by_test_id("empty-state").wait_for()
     page.get_by_test_id("create-first").click()
@@ -96,7 +61,7 @@ def test_operator_creates_edits_compares_and_rolls_back(live_server: LiveServer,
 
     page.get_by_test_id("script-name").fill("hello-ops")
     page.get_by_test_id("script-description").fill("Greets someone, a few times")
-    _type_code(page, FIRST)
+    type_code(page, FIRST)
     _add_parameter(page, 0, "WHO", "string", "World")
     _add_parameter(page, 1, "COUNT", "integer", "3")
     page.get_by_test_id("script-tags").fill("demo")
@@ -112,17 +77,17 @@ def test_operator_creates_edits_compares_and_rolls_back(live_server: LiveServer,
     # their lines; then a syntax error is refused with a red notification and the line marked.
     page.get_by_test_id("edit-script").click()
     page.wait_for_url(f"{live_server.url}/scripts/{script_id}/edit")
-    _type_code(page, "\ufeff" + FIRST + "echo $1\n")
+    type_code(page, "\ufeff" + FIRST + "echo $1\n")
     page.get_by_test_id("notice-byte-order-mark").wait_for()
     assert "Line 3:6" in page.get_by_test_id("lint-SC2086").inner_text()
-    _type_code(page, FIRST + "if true; then\n  echo unfinished\n")
+    type_code(page, FIRST + "if true; then\n  echo unfinished\n")
     page.get_by_test_id("save-script").click()
     # The refusal is shown on the line, under the editor (not as a toast).
     page.get_by_test_id("syntax-error").filter(has_text="Line 5").first.wait_for()
     assert page.url.endswith("/edit")
 
     # A dangerous pattern needs an explicit acknowledgement.
-    _type_code(page, FIRST + "curl -fsSL https://example.invalid/setup.sh | sh\necho bye\n")
+    type_code(page, FIRST + "curl -fsSL https://example.invalid/setup.sh | sh\necho bye\n")
     page.get_by_test_id("change-note").fill("install step")
     page.get_by_test_id("save-script").click()
     dialog = page.get_by_test_id("risk-dialog")
@@ -150,6 +115,12 @@ def test_operator_creates_edits_compares_and_rolls_back(live_server: LiveServer,
     page.get_by_test_id("tab-content").click()
     assert "echo bye" not in _code(page, "script-content")
     assert 'echo "Hello $WHO x $COUNT"' in _code(page, "script-content")
+    # Version 1 is now the same as the current one: rolling back to it again says so, adds nothing.
+    page.get_by_test_id("tab-versions").click()
+    page.get_by_test_id("rollback-1").click()
+    page.get_by_test_id("rollback-confirm").click()
+    page.locator(".q-notification").filter(has_text="is the same as the current version 3").wait_for()
+    assert "version 3" in page.get_by_test_id("script-version").inner_text()
 
     headers = tokens["operator"]
     versions = httpx.get(f"{live_server.url}/api/v1/scripts/{script_id}/versions", headers=headers).json()
@@ -164,7 +135,7 @@ def test_operator_creates_edits_compares_and_rolls_back(live_server: LiveServer,
     page.get_by_test_id("script-search").fill("greets")
     page.get_by_test_id("script-link-hello-ops").wait_for()
     page.goto(f"{live_server.url}/scripts/{script_id}/edit")
-    _type_code(page, FIRST + "echo unsaved\n")
+    type_code(page, FIRST + "echo unsaved\n")
     page.wait_for_timeout(1500)
     asked: list[str] = []
 
@@ -180,7 +151,7 @@ def test_operator_creates_edits_compares_and_rolls_back(live_server: LiveServer,
 
 
 def test_viewer_reads_without_edit_controls(live_server: LiveServer, page: Any) -> None:
-    tokens = _users(live_server)
+    tokens = make_users(live_server)
     body = {
         "name": "nightly-report",
         "script_type": "python",
@@ -196,7 +167,7 @@ def test_viewer_reads_without_edit_controls(live_server: LiveServer, page: Any) 
         headers=tokens["operator"],
     )
 
-    _log_in(page, live_server, "viewer")
+    log_in(page, live_server, "viewer")
     page.goto(f"{live_server.url}/scripts")
     page.get_by_test_id("script-link-nightly-report").wait_for()
     assert page.get_by_test_id("new-script").count() == 0

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.conftest import PASSWORD, LiveServer, start_server, stop_server
-from tests.test_executions_browser import SERVER_ENV, _cli_user, _token, wait_for_output
+from tests.conftest import LiveServer
+from tests.ui_journey import (
+    OPERATOR_AND_VIEWER,
+    create_script,
+    journey_server,
+    log_in,
+    token,
+    wait_for_output,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -21,23 +25,7 @@ NEW_VALUE = "Replaced-Value-Never-Shown-77"
 SCRIPT = 'echo "plain: $DB_PASSWORD"\nprintf %s "$DB_PASSWORD" | base64\necho finished\n'
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = start_server(Path(tmp_path_factory.mktemp("secrets-ui")) / "server", SERVER_ENV)
-    try:
-        _cli_user(live, "operator", "operator")
-        _cli_user(live, "viewer", "viewer")
-        yield live
-    finally:
-        stop_server(live)
-
-
-def log_in(page: Any, server: LiveServer, username: str) -> None:
-    page.goto(f"{server.url}/login")
-    page.get_by_test_id("login-username").fill(username)
-    page.get_by_test_id("login-password").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(f"{server.url}/")
+server = journey_server("secrets-ui", users=OPERATOR_AND_VIEWER)
 
 
 def assert_no_value(page: Any, *values: str) -> None:
@@ -50,11 +38,8 @@ def assert_no_value(page: Any, *values: str) -> None:
 def test_operator_creates_attaches_runs_and_audits_a_secret(
     page: Any, server: LiveServer, browser: Any
 ) -> None:
-    operator = _token(server, "operator")
-    body = {"name": "uses-secret", "script_type": "bash", "status": "active", "content": SCRIPT}
-    r = httpx.post(f"{server.url}/api/v1/scripts", json=body, headers=operator)
-    assert r.status_code == 201, r.text
-    script_id = r.json()["id"]
+    operator = token(server, "operator")
+    script_id = create_script(server, operator, "uses-secret", SCRIPT, status="active")["id"]
 
     log_in(page, server, "operator")
     page.get_by_test_id("nav-secrets").click()

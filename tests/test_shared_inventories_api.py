@@ -138,6 +138,43 @@ async def test_bad_input_is_422_naming_the_field(
     )
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("all:\n  hosts: [1, 2\n", "line 2: YAML parsing failed"),
+        ("all:\n  hosts:\n    web1:\n  - db1\n", "line 4: YAML parsing failed"),
+        ("[web]\nweb1\n\n[db\ndb1\n", "line 4: the group header [db has no closing ']'"),
+        ("[web:vars]\nhttp_port\n", "line 2: Expected key=value, got: http_port"),
+        ("[web]\nweb1\nnot a host line\n", "line 3: "),
+        (
+            "all:\n  children:\n    db:\n      hosts: [db1, db2]\n",
+            'Invalid "hosts" entry for "db" group, requires a dictionary, found a list instead',
+        ),
+    ],
+)
+async def test_a_bad_inventory_says_the_line_or_group_to_fix(
+    client: httpx.AsyncClient, operator: LoggedIn, content: str, message: str
+) -> None:
+    """Ansible's own reason (ansible-inventory --list), with the line or group at fault."""
+    r = await _inventory(client, operator, content=content)
+    assert r.status_code == 422, r.text
+    error = r.json()["errors"][0]
+    assert error["field"] == "content" and message in error["message"], error
+    assert "/tmp" not in r.text and "opscraft-inventory-" not in r.text  # no scratch path
+
+
+async def test_a_bad_inventory_line_is_repeated_without_its_values(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """A host line Ansible quotes back may carry a password: the values are cut."""
+    content = '[web]\nweb1 ansible_host=192.0.2.10 ansible_password=Hunter2-secret "unclosed\n'
+    r = await _inventory(client, operator, content=content)
+    assert r.status_code == 422, r.text
+    message = r.json()["errors"][0]["message"]
+    assert "line 2: Error parsing host definition 'web1 ansible_host=… ansible_password=…" in message, message
+    assert "Hunter2-secret" not in r.text and "192.0.2.10" not in r.text
+
+
 async def test_an_update_with_bad_content_changes_nothing(
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:

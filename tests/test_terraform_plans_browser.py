@@ -11,15 +11,13 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, free_port, require_service, start_server, stop_server
-from tests.test_executions_browser import SERVER_ENV, _cli_user, _token
-from tests.ui_journey import check_accessibility, log_in, screenshot, wait_run
+from tests.conftest import LiveServer, free_port, require_service
+from tests.ui_journey import RUN_ENV, check_accessibility, log_in, screenshot, serving, token, wait_run
 
 pytestmark = pytest.mark.browser
 
@@ -38,15 +36,10 @@ output "message" {
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     require_service(shutil.which("terraform") is not None, "a real terraform binary on PATH")
     port = free_port()
-    env = {**SERVER_ENV, "OPSCRAFT_STATE_BACKEND_URL": f"http://127.0.0.1:{port}"}
-    live = start_server(Path(tmp_path_factory.mktemp("tf-plans-ui")) / "server", env, port=port)
-    try:
-        _cli_user(live, "admin", "admin")
-        _cli_user(live, "planner", "operator")
-        _cli_user(live, "reviewer", "operator")
+    env = {**RUN_ENV, "OPSCRAFT_STATE_BACKEND_URL": f"http://127.0.0.1:{port}"}
+    users = (("admin", "admin"), ("planner", "operator"), ("reviewer", "operator"))
+    with serving(tmp_path_factory, "tf-plans-ui", env, users=users, port=port) as live:
         yield live
-    finally:
-        stop_server(live)
 
 
 def _approve_as_reviewer(page: Any, server: LiveServer, run_id: int) -> None:
@@ -66,7 +59,7 @@ def _run_id(page: Any, server: LiveServer, other_than: int = 0) -> int:
 
 
 def test_plan_review_approve_apply_and_see_the_state_version(page: Any, server: LiveServer) -> None:
-    admin = _token(server, "admin")
+    admin = token(server, "admin")
     body = {
         "name": "network",
         "script_type": "terraform",
@@ -112,6 +105,9 @@ def test_plan_review_approve_apply_and_see_the_state_version(page: Any, server: 
     page.goto(f"{server.url}/executions/{apply_id}")
     page.get_by_test_id("state-panel").get_by_text("written by this run").wait_for()
     page.get_by_test_id("state-version-1").wait_for()
+    # The only version is the current one: badged, and no rollback is offered to it.
+    page.get_by_test_id("state-current-1").wait_for()
+    assert page.get_by_test_id("state-rollback-1").count() == 0
     assert page.get_by_test_id("run-again").count() == 0  # an apply of a plan starts from its plan
 
     # The plan's page now links to its apply and offers no second apply.

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, start_server, stop_server
-from tests.ui_journey import RUN_ENV, create_script, log_in, make_users, start_run, wait_run
+from tests.conftest import LiveServer
+from tests.ui_journey import (
+    create_script,
+    journey_server,
+    journey_tokens,
+    log_in,
+    start_run,
+    wait_run,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -25,18 +31,8 @@ KUBECONFIG = b"apiVersion: v1\r\nclusters:\r\n- cluster:\r\n    server: https://
 PRINT_HASH = 'printf %s "$SSH_KEY" | sha256sum\nprintf %s "$KUBECONFIG" | sha256sum\n'
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = start_server(Path(tmp_path_factory.mktemp("forms-ui")) / "server", RUN_ENV)
-    try:
-        yield live
-    finally:
-        stop_server(live)
-
-
-@pytest.fixture(scope="module")
-def tokens(server: LiveServer) -> dict[str, dict[str, str]]:
-    return make_users(server)
+server = journey_server("forms-ui")
+tokens = journey_tokens()
 
 
 def test_multiline_secret_values_are_stored_byte_exact(

@@ -4,20 +4,18 @@ and the audit log's date filter (the Executions page's widget)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import LiveServer, start_server, stop_server
+from tests.conftest import LiveServer
 from tests.ui_journey import (
-    RUN_ENV,
     check_accessibility,
     create_script,
+    journey_server,
+    journey_tokens,
     log_in,
-    make_users,
     start_run,
     terminal_js,
     wait_connected,
@@ -35,18 +33,8 @@ SELECTION_JS = terminal_js("t.getSelection().trim()")
 FIRST_LINE_JS = terminal_js("t.buffer.active.getLine(0).translateToString(true)")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = start_server(Path(tmp_path_factory.mktemp("output-ui")) / "server", RUN_ENV)
-    try:
-        yield live
-    finally:
-        stop_server(live)
-
-
-@pytest.fixture(scope="module")
-def tokens(server: LiveServer) -> dict[str, dict[str, str]]:
-    return make_users(server)
+server = journey_server("output-ui")
+tokens = journey_tokens()
 
 
 @pytest.fixture(scope="module")

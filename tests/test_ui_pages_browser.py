@@ -5,19 +5,18 @@ header, nothing wider than the screen)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD, LiveServer, start_server, stop_server
+from tests.conftest import PASSWORD, LiveServer
 from tests.ui_journey import (
-    RUN_ENV,
     check_accessibility,
     create_script,
     make_users,
     screenshot,
+    serving,
     start_run,
     wait_connected,
     wait_run,
@@ -31,8 +30,7 @@ VIEWPORTS = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, dict[str, str]]]:
     """A server with one script, one finished run and one secret; returns it and the page paths."""
-    server = start_server(Path(tmp_path_factory.mktemp("pages-ui")) / "server", RUN_ENV)
-    try:
+    with serving(tmp_path_factory, "pages-ui") as server:
         tokens = make_users(server)
         admin = tokens["admin"]
         body = [{"name": "TARGET", "type": "string", "default": "web-1"}]
@@ -71,8 +69,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer,
             "profile": "/profile",
         }
         yield server, paths
-    finally:
-        stop_server(server)
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

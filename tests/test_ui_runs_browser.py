@@ -4,15 +4,20 @@ scripts list with the last run shown; Run again with the same parameters."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, start_server, stop_server
-from tests.ui_journey import RUN_ENV, create_script, log_in, make_users, wait_connected, wait_run
+from tests.conftest import LiveServer
+from tests.ui_journey import (
+    create_script,
+    journey_server,
+    journey_tokens,
+    log_in,
+    wait_connected,
+    wait_run,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -20,18 +25,8 @@ GREET = '#!/bin/bash\necho "hello $WHO"\n'
 PARAMS = [{"name": "WHO", "type": "string", "required": True}]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = start_server(Path(tmp_path_factory.mktemp("runs-ui")) / "server", RUN_ENV)
-    try:
-        yield live
-    finally:
-        stop_server(live)
-
-
-@pytest.fixture(scope="module")
-def tokens(server: LiveServer) -> dict[str, dict[str, str]]:
-    return make_users(server)
+server = journey_server("runs-ui")
+tokens = journey_tokens()
 
 
 def _execution_id(page: Any) -> int:

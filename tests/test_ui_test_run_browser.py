@@ -3,20 +3,18 @@ and in the lists, in the operator's name; nothing is saved and the edit stays in
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, start_server, stop_server
+from tests.conftest import LiveServer
 from tests.ui_journey import (
-    RUN_ENV,
     code,
     create_script,
+    journey_server,
+    journey_tokens,
     log_in,
-    make_users,
     type_code,
     wait_connected,
     wait_run,
@@ -29,18 +27,8 @@ EDITED = '#!/bin/bash\necho "unsaved edit says $WHO"\n'
 PARAMS = [{"name": "WHO", "type": "string", "required": True}]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    live = start_server(Path(tmp_path_factory.mktemp("test-run-ui")) / "server", RUN_ENV)
-    try:
-        yield live
-    finally:
-        stop_server(live)
-
-
-@pytest.fixture(scope="module")
-def tokens(server: LiveServer) -> dict[str, dict[str, str]]:
-    return make_users(server)
+server = journey_server("test-run-ui")
+tokens = journey_tokens()
 
 
 def test_test_run_of_unsaved_edit(server: LiveServer, tokens: dict[str, dict[str, str]], page: Any) -> None:

@@ -6,19 +6,15 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PASSWORD, LiveServer
-from tests.ui_journey import make_users
+from tests.conftest import LiveServer
+from tests.ui_journey import log_in, make_users
 
 pytestmark = pytest.mark.browser
 
 
 def test_settings_page_shows_the_warm_pool(live_server: LiveServer, page: Any) -> None:
     make_users(live_server)
-    page.goto(f"{live_server.url}/login")
-    page.get_by_test_id("login-username").fill("admin")
-    page.get_by_test_id("login-password").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(f"{live_server.url}/")
+    log_in(page, live_server, "admin")
     page.goto(f"{live_server.url}/settings")
     line = page.get_by_test_id("warm-pool")
     line.wait_for(timeout=60_000)

@@ -1,4 +1,5 @@
-"""Helpers for the first-hour browser journeys: users through the API, log-in, editor typing, axe-core.
+"""Helpers of the browser journeys: a live server per test module with its users (the API or the
+CLI), log-in, editor typing, runs through the API, axe-core.
 
 axe-core comes from the npm registry (tests/js/package.json, installed by tests/run with
 `npm ci --prefix tests/js`); it is injected into each page by Playwright, never fetched at run time.
@@ -8,22 +9,32 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.conftest import ARTIFACTS, PASSWORD, ROOT, LiveServer, require_service
+from tests.conftest import ARTIFACTS, PASSWORD, ROOT, LiveServer, require_service, start_server, stop_server
 
 AXE = ROOT / "tests" / "js" / "node_modules" / "axe-core" / "axe.min.js"
+# Seconds an API call of a journey may take: a login hashes with the server's real argon2
+# parameters, slow on a busy machine (httpx's default is 5 s).
+API_TIMEOUT = 60
 # Rules whose failures are reported as serious or critical and that the journeys must pass.
 BLOCKING_IMPACTS = ("serious", "critical")
 
 
 def token(server: LiveServer, username: str) -> dict[str, str]:
     response = httpx.post(
-        f"{server.url}/api/v1/auth/login", json={"username": username, "password": PASSWORD}
+        f"{server.url}/api/v1/auth/login",
+        json={"username": username, "password": PASSWORD},
+        timeout=API_TIMEOUT,
     )
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
@@ -32,13 +43,26 @@ def token(server: LiveServer, username: str) -> dict[str, str]:
 def make_users(server: LiveServer) -> dict[str, dict[str, str]]:
     """The first registration makes the admin; the admin adds an operator and a viewer."""
     body = {"username": "admin", "email": "admin@example.com", "password": PASSWORD, "full_name": "Ada Admin"}
-    assert httpx.post(f"{server.url}/api/v1/auth/register", json=body).status_code == 201
+    assert httpx.post(f"{server.url}/api/v1/auth/register", json=body, timeout=API_TIMEOUT).status_code == 201
     admin = token(server, "admin")
     for role in ("operator", "viewer"):
         body = {"username": role, "email": f"{role}@example.com", "password": PASSWORD, "role": role}
-        response = httpx.post(f"{server.url}/api/v1/users", json=body, headers=admin)
+        response = httpx.post(f"{server.url}/api/v1/users", json=body, headers=admin, timeout=API_TIMEOUT)
         assert response.status_code == 201, response.text
     return {name: token(server, name) for name in ("admin", "operator", "viewer")}
+
+
+def cli_user(server: LiveServer, username: str, role: str) -> None:
+    """Create a user with `opscraft user create` against the server's database (password on stdin)."""
+    subprocess.run(
+        [sys.executable, "-m", "opscraft", "user", "create", username, "--role", role],
+        input=PASSWORD + "\n",
+        text=True,
+        env=server.env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
 
 
 def log_in(page: Any, server: LiveServer, username: str) -> None:
@@ -92,6 +116,28 @@ def terminal_js(expression: str) -> str:
     )
 
 
+# The terminal's whole buffer (scrollback included), one string per line.
+TERMINAL_TEXT_JS = terminal_js(
+    "Array.from({length: t.buffer.active.length},"
+    " (_, i) => t.buffer.active.getLine(i).translateToString(true)).join('\\n')"
+)
+
+
+def terminal_text(page: Any) -> str:
+    return str(page.evaluate(TERMINAL_TEXT_JS))
+
+
+def wait_for_output(page: Any, pattern: str, timeout: float = 30) -> str:
+    """Poll the terminal until `pattern` (a regex) appears; return the text then."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = terminal_text(page)
+        if re.search(pattern, text, re.M):
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"{pattern!r} not in the terminal:\n{terminal_text(page)[-2000:]}")
+
+
 def script_id_from_url(page: Any) -> int:
     match = re.search(r"/scripts/(\d+)", page.url)
     assert match, page.url
@@ -102,7 +148,7 @@ def create_script(
     server: LiveServer, headers: dict[str, str], name: str, content: str, **extra: Any
 ) -> dict[str, Any]:
     body = {"name": name, "script_type": "bash", "content": content, **extra}
-    response = httpx.post(f"{server.url}/api/v1/scripts", json=body, headers=headers)
+    response = httpx.post(f"{server.url}/api/v1/scripts", json=body, headers=headers, timeout=API_TIMEOUT)
     assert response.status_code == 201, response.text
     return dict(response.json())
 
@@ -157,9 +203,56 @@ RUN_ENV = {
 }
 
 
+# (user name, role) pairs made with the CLI by `serving`.
+OPERATOR_AND_VIEWER = (("operator", "operator"), ("viewer", "viewer"))
+
+
+@contextmanager
+def serving(
+    tmp_path_factory: pytest.TempPathFactory,
+    label: str,
+    env: Mapping[str, str] = RUN_ENV,
+    *,
+    users: Sequence[tuple[str, str]] = (),
+    port: int | None = None,
+) -> Iterator[LiveServer]:
+    """A live `opscraft serve` for one test module in a fresh data folder named after `label`,
+    with `users` (user name, role) made by the CLI; stopped when the block ends."""
+    live = start_server(Path(tmp_path_factory.mktemp(label)) / "server", dict(env), port=port)
+    try:
+        for username, role in users:
+            cli_user(live, username, role)
+        yield live
+    finally:
+        stop_server(live)
+
+
+def journey_server(label: str, *, users: Sequence[tuple[str, str]] = ()) -> Any:
+    """A module-scoped `server` fixture (assign it as `server = journey_server(...)`): `serving`
+    with the run settings of the journeys (`RUN_ENV`)."""
+
+    @pytest.fixture(scope="module")
+    def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+        with serving(tmp_path_factory, label, users=users) as live:
+            yield live
+
+    return server
+
+
+def journey_tokens() -> Any:
+    """A module-scoped `tokens` fixture (assign it as `tokens = journey_tokens()`): the bearer
+    headers of the admin, operator and viewer `make_users` registers on the module's `server`."""
+
+    @pytest.fixture(scope="module")
+    def tokens(server: LiveServer) -> dict[str, dict[str, str]]:
+        return make_users(server)
+
+    return tokens
+
+
 def start_run(server: LiveServer, headers: dict[str, str], script_id: int, **parameters: Any) -> int:
     body = {"script_id": script_id, "parameters": parameters}
-    response = httpx.post(f"{server.url}/api/v1/executions", json=body, headers=headers)
+    response = httpx.post(f"{server.url}/api/v1/executions", json=body, headers=headers, timeout=API_TIMEOUT)
     assert response.status_code == 202, response.text
     return int(response.json()["id"])
 
@@ -170,11 +263,14 @@ def wait_run(
     """Until the run has finished; returns the execution with its stdout joined as `output`."""
     deadline = time.monotonic() + timeout
     while True:
-        run = httpx.get(f"{server.url}/api/v1/executions/{execution_id}", headers=headers).json()
+        url = f"{server.url}/api/v1/executions/{execution_id}"
+        run = httpx.get(url, headers=headers, timeout=API_TIMEOUT).json()
         if run["finished_at"] is not None:
             break
         assert time.monotonic() < deadline, run
         time.sleep(0.3)
-    logs = httpx.get(f"{server.url}/api/v1/executions/{execution_id}/logs", headers=headers).json()
+    logs = httpx.get(
+        f"{server.url}/api/v1/executions/{execution_id}/logs", headers=headers, timeout=API_TIMEOUT
+    ).json()
     run["output"] = "".join(chunk["content"] for chunk in logs["items"] if chunk["stream"] == "stdout")
     return dict(run)

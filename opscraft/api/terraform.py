@@ -62,9 +62,11 @@ def _basic(request: Request) -> tuple[str | None, str | None]:
     return user, password
 
 
-async def _run(request: Request, session: Session, script_id: int) -> Execution:
+async def _run(
+    request: Request, session: Session, script_id: int, workspace: str, *, write: bool = False
+) -> Execution:
     user, password = _basic(request)
-    return await terraform_state.authenticate_run(session, script_id, user, password)
+    return await terraform_state.authenticate_run(session, script_id, workspace, user, password, write=write)
 
 
 def _locked(exc: Locked) -> JSONResponse:
@@ -79,7 +81,7 @@ def _locked(exc: Locked) -> JSONResponse:
 async def backend_get(
     request: Request, session: Session, script_id: IdPath, workspace: Workspace
 ) -> Response:
-    run = await _run(request, session, script_id)
+    run = await _run(request, session, script_id, workspace)
     text = await terraform_state.read(session, run, workspace)
     if text is None:
         return Response(status_code=204)
@@ -90,7 +92,7 @@ async def backend_get(
 async def backend_post(
     request: Request, session: Session, script_id: IdPath, workspace: Workspace, ID: str | None = None
 ) -> Response:
-    run = await _run(request, session, script_id)
+    run = await _run(request, session, script_id, workspace, write=True)
     body = await request.body()
     try:
         await terraform_state.write(session, run, workspace, body.decode(), ID)
@@ -107,7 +109,7 @@ async def backend_post(
 async def backend_delete(
     request: Request, session: Session, script_id: IdPath, workspace: Workspace, ID: str | None = None
 ) -> Response:
-    run = await _run(request, session, script_id)
+    run = await _run(request, session, script_id, workspace, write=True)
     try:
         await terraform_state.purge(session, run, workspace, ID)
     except Locked as exc:
@@ -124,7 +126,7 @@ async def backend_delete(
 async def backend_lock(
     request: Request, session: Session, script_id: IdPath, workspace: Workspace
 ) -> Response:
-    run = await _run(request, session, script_id)
+    run = await _run(request, session, script_id, workspace)
     try:
         info = await terraform_state.lock(session, run, workspace, await request.body())
     except Locked as exc:
@@ -141,7 +143,7 @@ async def backend_lock(
 async def backend_unlock(
     request: Request, session: Session, script_id: IdPath, workspace: Workspace
 ) -> Response:
-    run = await _run(request, session, script_id)
+    run = await _run(request, session, script_id, workspace)
     try:
         await terraform_state.unlock(session, run, workspace, await request.body())
     except Locked as exc:

@@ -21,6 +21,7 @@ from opscraft.config import Settings
 from opscraft.db.engine import create_sqlite_sync_engine
 from opscraft.db.models import (
     AppSetting,
+    AuditEvent,
     Execution,
     ExecutionDraft,
     ExecutionLog,
@@ -55,6 +56,7 @@ SETTINGS = cast(Table, AppSetting.__table__)
 WORKERS = cast(Table, RegisteredWorker.__table__)
 RUN_EVENTS = cast(Table, RunEvent.__table__)
 INVENTORIES = cast(Table, Inventory.__table__)
+AUDIT = cast(Table, AuditEvent.__table__)
 _E, _S, _V, _W = EXECUTIONS.c, SCRIPTS.c, VERSIONS.c, WORKERS.c
 # What a final-state UPDATE returns: enough for the final event and the run event (outbox).
 _FINAL_COLUMNS = [_E.id, _E.status, _E.started_at, _E.finished_at] + [_E[key] for key in FINISHED_DETAIL_KEYS]
@@ -167,6 +169,17 @@ _COUNT_RUNNING = (
     .where(_E.script_id == bindparam("sid"), _E.status == _RUNNING)
 )
 _INVENTORY = select(INVENTORIES.c.content).where(INVENTORIES.c.id == bindparam("iid"))
+# The name a deleted inventory had, from its deletion's audit event (services/shared_inventories.py).
+_DELETED_INVENTORY_NAME = (
+    select(AUDIT.c.details)
+    .where(
+        AUDIT.c.action == "inventory.delete",
+        AUDIT.c.target_type == "inventory",
+        AUDIT.c.target_id == bindparam("iid"),
+    )
+    .order_by(AUDIT.c.id.desc())
+    .limit(1)
+)
 _RECORD_INVENTORY = (
     update(EXECUTIONS)
     .where(_E.id == bindparam("eid"))
@@ -238,18 +251,13 @@ def claim(
         # A shared inventory: its content as of now (the run's start), recorded by its hash.
         inventory = conn.execute(_INVENTORY, {"iid": run["inventory_id"]}).scalar()
         if inventory is None:
-            return replace(base, error=f"the shared inventory {run['inventory_id']} no longer exists")
+            return replace(base, error=_inventory_gone(conn, int(run["inventory_id"])))
         sha = content_sha256(inventory)
         conn.execute(_RECORD_INVENTORY, {"eid": execution_id, "iid": run["inventory_id"], "sha": sha})
     backend: dict[str, str] = {}
     if script_type == ScriptType.terraform and settings.state_backend_url and settings.secret_key:
-        backend = terraform_backend.env(
-            settings.state_backend_url,
-            row.script_id,
-            terraform_backend.DEFAULT_WORKSPACE,
-            execution_id,
-            settings.secret_key,
-        )
+        scope = terraform_backend.Scope(execution_id, row.script_id, terraform_backend.DEFAULT_WORKSPACE, now)
+        backend = terraform_backend.env(settings.state_backend_url, scope, settings.secret_key)
     spec = RunSpec(
         execution_id=execution_id,
         script_type=str(script_type),
@@ -272,6 +280,17 @@ def claim(
         collect=terraform_plan.COLLECT if row.terraform_action == "plan" and not row.draft else (),
     )
     return replace(base, spec=spec)
+
+
+def _inventory_gone(conn: Connection, inventory_id: int) -> str:
+    """Why a run whose shared inventory was deleted after it was queued cannot start, naming it."""
+    details = conn.execute(_DELETED_INVENTORY_NAME, {"iid": str(inventory_id)}).scalar()
+    name = details.get("name") if isinstance(details, dict) else None
+    shown = f"{name} (id {inventory_id})" if name else f"id {inventory_id}"
+    return (
+        f"the shared inventory {shown} that this run's script version uses was deleted after the run "
+        "was queued: choose another inventory for the script and run it again"
+    )
 
 
 _QUEUED_RUNNER = select(_E.runner).where(_E.id == bindparam("eid"), _E.status == _QUEUED)

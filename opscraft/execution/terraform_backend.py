@@ -1,12 +1,19 @@
 """How a Terraform run reaches OpsCraft's HTTP state backend, and the credentials it uses.
 
-Each run gets its own credentials: user `run-<execution id>` and a password that is an HMAC of
-the execution id under the server's SECRET_KEY (so every worker with the configuration can issue
-it and the server can check it without storing it). The server accepts them only while that
-execution is `running` and only for the state of its own script (services/terraform_state.py):
-they are worthless once the run ended. They reach Terraform as `TF_HTTP_USERNAME` and
-`TF_HTTP_PASSWORD` (Terraform's http backend reads them from the environment), treated as
-secrets: on stdin into a container, masked in the output, never on a command line.
+Each run gets its own credentials: user `run-<execution id>` and a password that is an HMAC-SHA256,
+under the server's SECRET_KEY, of the execution id, the script id, the workspace and the second
+the run started (so every worker with the configuration can issue it and the server can check
+it without storing it). The server (services/terraform_state.py) accepts them only
+- for the one state they were issued for: that script's workspace (another workspace's or
+  script's address does not match the HMAC);
+- while that execution is `running`, and never longer than the longest run allows
+  (OPSCRAFT_MAX_TIMEOUT_SECONDS after its start, plus a minute): they are worthless once the
+  run ended, even if a crashed worker left its row `running`;
+- to write or purge the state only for a run that changes it (`apply`, `destroy`, the apply of
+  a saved plan): a `plan` run reads and locks.
+They reach Terraform as `TF_HTTP_USERNAME` and `TF_HTTP_PASSWORD` (Terraform's http backend
+reads them from the environment), treated as secrets: on stdin into a container, masked in the
+output, never on a command line.
 
 The backend itself is set by an override file (`opscraft_backend_override.tf`, see Terraform's
 "Override Files"), so a configuration's own `backend` block, if any, is replaced, and by
@@ -19,6 +26,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from opscraft.execution import terraform_plan
 
 USERNAME_PREFIX = "run-"
 OVERRIDE_FILE = "opscraft_backend_override.tf"
@@ -27,6 +38,10 @@ STATE_PATH = "/api/v1/terraform/state"
 WORKSPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 DEFAULT_WORKSPACE = "default"
 _CONTEXT = b"opscraft-terraform-state\x00"
+# Actions whose credentials may store or purge the state; a `plan` run only reads and locks it.
+WRITING_ACTIONS = frozenset({"apply", "destroy", terraform_plan.APPLY_PLAN})
+# Credentials outlive their run's start by at most the longest timeout plus this margin.
+GRACE_SECONDS = 60
 
 
 def username(execution_id: int) -> str:
@@ -42,15 +57,27 @@ def execution_of(name: str) -> int | None:
     return int(digits)
 
 
-def password(secret_key: str, execution_id: int) -> str:
-    """The backend password of run `execution_id` (64 hex characters)."""
-    message = _CONTEXT + str(execution_id).encode()
+@dataclass(frozen=True)
+class Scope:
+    """What one set of credentials opens: the state of `script_id` in `workspace`, for the run
+    `execution_id` that started at `started_at` (its `executions.started_at`, whole seconds count)."""
+
+    execution_id: int
+    script_id: int
+    workspace: str
+    started_at: datetime
+
+
+def password(secret_key: str, scope: Scope) -> str:
+    """The backend password of a run for one state (64 hex characters)."""
+    fields = (scope.execution_id, scope.script_id, scope.workspace, int(scope.started_at.timestamp()))
+    message = _CONTEXT + "\x00".join(str(f) for f in fields).encode()
     return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()
 
 
-def verify(secret_key: str, execution_id: int, given: str) -> bool:
-    """True when `given` is the password of run `execution_id` (constant-time comparison)."""
-    return hmac.compare_digest(password(secret_key, execution_id), given)
+def verify(secret_key: str, scope: Scope, given: str) -> bool:
+    """True when `given` is the password issued for `scope` (constant-time comparison)."""
+    return hmac.compare_digest(password(secret_key, scope), given)
 
 
 def state_url(base_url: str, script_id: int, workspace: str) -> str:
@@ -58,15 +85,15 @@ def state_url(base_url: str, script_id: int, workspace: str) -> str:
     return f"{base_url.rstrip('/')}{STATE_PATH}/{script_id}/{workspace}"
 
 
-def env(base_url: str, script_id: int, workspace: str, execution_id: int, secret_key: str) -> dict[str, str]:
+def env(base_url: str, scope: Scope, secret_key: str) -> dict[str, str]:
     """Terraform's http backend settings for one run (`TF_HTTP_PASSWORD` is a secret)."""
-    address = state_url(base_url, script_id, workspace)
+    address = state_url(base_url, scope.script_id, scope.workspace)
     return {
         "TF_HTTP_ADDRESS": address,
         "TF_HTTP_LOCK_ADDRESS": f"{address}/lock",
         "TF_HTTP_UNLOCK_ADDRESS": f"{address}/lock",
         "TF_HTTP_LOCK_METHOD": "LOCK",
         "TF_HTTP_UNLOCK_METHOD": "UNLOCK",
-        "TF_HTTP_USERNAME": username(execution_id),
-        "TF_HTTP_PASSWORD": password(secret_key, execution_id),
+        "TF_HTTP_USERNAME": username(scope.execution_id),
+        "TF_HTTP_PASSWORD": password(secret_key, scope),
     }

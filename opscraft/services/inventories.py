@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from opscraft.execution.commands import INVENTORY_FILE, INVENTORY_PLUGINS
+from opscraft.services import inventory_errors
 from opscraft.services.errors import Invalid
 from opscraft.services.linters import find_tool
 
@@ -70,10 +71,8 @@ async def validate(text: str, field: str = FIELD) -> list[str]:
         (folder / INVENTORY_FILE).chmod(0o600)
         code, out, err = await _run([tool, "-i", INVENTORY_FILE, "--list"], folder, field)
     if code != 0:
-        lines = [line.strip() for line in err.splitlines() if line.strip()]
-        detail = next((line for line in lines if "ERROR" in line or "Unable to parse" in line), "")
-        reason = detail.replace(str(folder) + "/", "")[:300] if detail else "see the inventory format"
-        raise _invalid(f"is not a valid INI or YAML inventory ({reason})", field)
+        reason = inventory_errors.explain(text, err, str(folder))
+        raise _invalid(f"is not a valid INI or YAML inventory: {reason}", field)
     listing = json.loads(out)
     return sorted(listing.get("_meta", {}).get("hostvars", {}))
 

@@ -405,6 +405,11 @@ def _version_fields(version: ScriptVersion) -> dict[str, Any]:
     }
 
 
+def _same_version(first: ScriptVersion, second: ScriptVersion) -> bool:
+    """Two versions that a rollback from one to the other would not change."""
+    return first.content == second.content and _version_fields(first) == _version_fields(second)
+
+
 async def diff(session: AsyncSession, actor: Actor, script_id: int, from_n: int, to_n: int) -> Diff:
     """Unified diff of the content of two versions, and the names of the other fields that differ."""
     script = await get(session, actor, script_id)
@@ -761,12 +766,21 @@ async def rollback(
     acknowledge_risks: bool = False,
     change_note: str | None = None,
 ) -> Saved:
-    """Write a new version equal to version `number` (content, type, parameters, run settings, label)."""
+    """Write a new version equal to version `number` (content, type, parameters, run settings, label).
+
+    `Conflict` (409) when there is nothing to roll back (`number` is the current version, or
+    equal to it in all of those) or when the version's shared inventory was deleted."""
     require(actor.user, Permission.edit_scripts)
     target = (await get_version(session, actor, script_id, number)).version
     script = await _locked(session, actor, script_id)
     if number == script.current_version:
-        raise Conflict(f"version {number} is already the current version")
+        raise Conflict(f"version {number} is already the current version: there is nothing to roll back")
+    current = (await get_version(session, actor, script_id, script.current_version)).version
+    if _same_version(target, current):
+        raise Conflict(
+            f"version {number} is the same as the current version {current.number} (content, type, "
+            "parameters, run settings and label): there is nothing to roll back"
+        )
     checked = await check_content(target.script_type, target.content, target.parameters, acknowledge_risks)
     await _check_no_shadowing(session, script_id, target.parameters)
     script.script_type = target.script_type

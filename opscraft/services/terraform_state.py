@@ -4,7 +4,8 @@ Backend side (Terraform's "http" backend protocol: GET fetches the state, POST s
 `?ID=<lock id>` while locked, DELETE purges it; LOCK and UNLOCK carry Terraform's lock info as
 JSON and a taken lock answers 423 with the holder's lock info): callers are runs, authenticated
 with their per-run credentials (`execution.terraform_backend`), valid only while the run is
-`running` and only for its own script's state.
+`running`, only for its own script's workspace, and for storing or purging only in a run that
+changes the state.
 
 Operator side: list a script's states and their versions, download one (audited), roll back
 to one (a new version with its content), and, for admins, break the lock a crashed run left
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -66,24 +68,46 @@ def _workspace(workspace: str) -> str:
 
 
 async def authenticate_run(
-    session: AsyncSession, script_id: int, username: str | None, password: str | None
+    session: AsyncSession,
+    script_id: int,
+    workspace: str,
+    username: str | None,
+    password: str | None,
+    *,
+    write: bool = False,
 ) -> Execution:
-    """The running execution whose credentials these are, for the state of `script_id`.
+    """The running execution whose credentials these are, for the state of `script_id` in
+    `workspace` (the scope rules are execution/terraform_backend.py's).
 
-    `Unauthorized` for missing or wrong credentials; `Forbidden` when the run is over (its
-    credentials died with it) or belongs to another script.
+    `Unauthorized` for missing or wrong credentials, and for credentials issued for another
+    state (another workspace or script: the password does not match); `Forbidden` when the run
+    is over or past the longest run's lifetime (its credentials died with it), or when a run
+    that only plans asks to store or purge the state (`write`).
     """
     execution_id = terraform_backend.execution_of(username or "")
-    secret_key = runtime.current().settings.secret_key
-    if execution_id is None or not password or not secret_key:
+    settings = runtime.current().settings
+    if execution_id is None or not password or not settings.secret_key:
         raise Unauthorized("run credentials required (TF_HTTP_USERNAME / TF_HTTP_PASSWORD)")
-    if not terraform_backend.verify(secret_key, execution_id, password):
-        raise Unauthorized("wrong run credentials")
     execution = await session.get(Execution, execution_id)
-    if execution is None or execution.status != ExecutionStatus.running:
+    scope = (
+        terraform_backend.Scope(execution_id, script_id, _workspace(workspace), execution.started_at)
+        if execution is not None and execution.started_at is not None
+        else None
+    )
+    if scope is None or not terraform_backend.verify(settings.secret_key, scope, password):
+        raise Unauthorized(
+            "wrong run credentials: a run's credentials open only the state of its own script and workspace"
+        )
+    assert execution is not None and execution.started_at is not None
+    if execution.status != ExecutionStatus.running:
         raise Forbidden("these run credentials are no longer valid: the run is over")
+    lifetime = timedelta(seconds=settings.max_timeout_seconds + terraform_backend.GRACE_SECONDS)
+    if utcnow() > execution.started_at + lifetime:
+        raise Forbidden("these run credentials are no longer valid: they outlived the longest run")
     if execution.script_id != script_id or execution.script_type != ScriptType.terraform:
         raise Forbidden("these run credentials are for another script's state")
+    if write and (execution.terraform_action or "plan") not in terraform_backend.WRITING_ACTIONS:
+        raise Forbidden("a plan run reads and locks the state, it never stores or purges it")
     return execution
 
 
@@ -345,7 +369,11 @@ async def download(session: AsyncSession, actor: Actor, script_id: int, workspac
 
 
 async def rollback(session: AsyncSession, actor: Actor, script_id: int, workspace: str, number: int) -> int:
-    """Make version `number`'s content current again as a new version (refused while locked)."""
+    """Make version `number`'s content current again as a new version; returns its number.
+
+    `Conflict` (409) while the state is locked, and when there is nothing to roll back: the
+    version is the current one, or has the current one's content (serial aside, which a rollback
+    raises anyway). `NotFound` for an unknown script, workspace or version."""
     require(actor.user, Permission.edit_scripts)
     state = await _existing(session, actor, script_id, workspace)
     if state.lock_id is not None:
@@ -353,7 +381,17 @@ async def rollback(session: AsyncSession, actor: Actor, script_id: int, workspac
             f"the state is locked by execution {state.locked_by_execution}: wait for it to end, "
             "or have an admin break the lock"
         )
-    text = keyring.reveal_state(keyring.current_vault(), await _version(session, state, number))
+    target = await _version(session, state, number)
+    if number == state.current_version:
+        raise Conflict(f"version {number} is already the current state: there is nothing to roll back")
+    vault = keyring.current_vault()
+    text = keyring.reveal_state(vault, target)
+    current = await _current(session, state)
+    if current is not None and _same_content(text, keyring.reveal_state(vault, current)):
+        raise Conflict(
+            f"version {number} has the same content as the current version {current.number}: there "
+            "is nothing to roll back"
+        )
     highest = (
         await session.exec(
             select(func.max(TerraformStateVersion.serial)).where(
@@ -382,6 +420,12 @@ async def rollback(session: AsyncSession, actor: Actor, script_id: int, workspac
     )
     await session.commit()
     return version.number
+
+
+def _same_content(first: str, second: str) -> bool:
+    """Two states alike but for their serial (Terraform's counter of writes)."""
+    a, b = json.loads(first), json.loads(second)
+    return {**a, "serial": None} == {**b, "serial": None}
 
 
 def _with_serial(text: str, serial: int) -> str:

@@ -8,10 +8,11 @@ from nicegui import ui
 
 from opscraft.db.models import NotificationChannel
 from opscraft.db.models.automation import ChannelKind
-from opscraft.services import notifications, secrets
+from opscraft.services import chains, notifications, scripts, secrets
 from opscraft.services.actor import Actor
 from opscraft.services.notifications import EVENTS, ChannelIn, DeliveryQuery, RuleIn
 from opscraft.services.permissions import Permission
+from opscraft.services.scripts import ScriptQuery
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.widgets import call, dialog_buttons, dialog_card, format_time, text_input
 
@@ -62,8 +63,13 @@ async def notifications_page(actor: Actor) -> None:
             channels = {c.id: c.name for c in await call(notifications.list_channels, actor)}
             if not rows:
                 ui.label("No rules yet: nothing is sent.").props('data-testid="rules-empty"')
+            names = await call(chains.script_names, {r.script_id for r in rows if r.script_id})
             for rule in rows:
-                scope = f"script {rule.script_id}" if rule.script_id else "every script"
+                scope = (
+                    f"script {names.get(rule.script_id, rule.script_id)}"
+                    if rule.script_id
+                    else "every script"
+                )
                 with ui.row().classes("items-center gap-3").props(f'data-testid="rule-{rule.id}"'):
                     ui.label(f"{', '.join(rule.events)} of {scope} → {channels.get(rule.channel_id, '?')}")
                     ui.button(icon="delete", on_click=lambda r=rule: remove_rule(r.id)).props(
@@ -177,6 +183,7 @@ async def notifications_page(actor: Actor) -> None:
 
         async def add_rule() -> None:
             channels = {c.id: c.name for c in await call(notifications.list_channels, actor)}
+            listed, _ = await call(scripts.list_scripts, actor, ScriptQuery(limit=200))
             with ui.dialog() as dialog, dialog_card("Add a rule"):
                 channel = ui.select(channels, label="Channel").props(
                     'outlined dense data-testid="rule-channel"'
@@ -184,13 +191,15 @@ async def notifications_page(actor: Actor) -> None:
                 events = ui.select(list(EVENTS), value=["failure"], multiple=True, label="Events").props(
                     'outlined dense use-chips data-testid="rule-events"'
                 )
-                script = text_input("Script id (empty: every script)", "rule-script")
+                script = ui.select(
+                    {s.id: s.name for s in listed}, label="Script (empty: every script)"
+                ).props('outlined dense clearable data-testid="rule-script"')
 
                 async def submit() -> None:
                     current = await guard(ADMIN)
                     if current is None:
                         return
-                    script_id = int(script.value) if (script.value or "").strip().isdigit() else None
+                    script_id = script.value or None
                     data = {
                         "channel_id": channel.value or 0,
                         "events": events.value or [],

@@ -13,7 +13,7 @@ from nicegui import ui
 
 from opscraft.db.models import Script
 from opscraft.db.models.scripts import ScriptType
-from opscraft.services import scripts
+from opscraft.services import scripts, shared_inventories
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, ServiceError
 from opscraft.services.permissions import Permission, can
@@ -49,7 +49,7 @@ SETTING_LABELS = {
 ANSIBLE_LABELS = {"ssh_user": "SSH user", "ssh_key_secret": "SSH key (file secret)"}
 
 
-def _overview(script: Script) -> None:
+def _overview(script: Script, inventory_name: str | None) -> None:
     with ui.column().classes("w-full gap-4").props('data-testid="overview"'):
         ui.label(script.description or "No description.").classes("text-body1 whitespace-pre-wrap")
         if script.tags:
@@ -86,7 +86,9 @@ def _overview(script: Script) -> None:
             if script.script_type == ScriptType.ansible:
                 ui.label("Inventory").classes("text-grey-7")
                 if script.inventory_id:
-                    ui.link(f"shared inventory {script.inventory_id}", "/inventories")
+                    ui.link(f"shared inventory {inventory_name}", "/inventories").props(
+                        'data-testid="shared-inventory"'
+                    )
                 else:
                     ui.label("from the script" if script.inventory else "localhost")
                 for key, label in ANSIBLE_LABELS.items():
@@ -96,6 +98,13 @@ def _overview(script: Script) -> None:
             ui.label(format_time(script.created_at))
             ui.label("Updated").classes("text-grey-7")
             ui.label(format_time(script.updated_at))
+
+
+async def _inventory_name(actor: Actor, script: Script) -> str | None:
+    """The name of the script's shared inventory (None: it has none)."""
+    if not script.inventory_id:
+        return None
+    return (await call(shared_inventories.get, actor, script.inventory_id)).name
 
 
 class VersionsView:
@@ -322,7 +331,7 @@ async def script_page(actor: Actor, script_id: int, tab: str = "overview") -> No
             element.props(f'data-testid="tab-{key}"')
         with ui.tab_panels(tabs, value=own.get(tab, own["overview"])).classes("w-full"):
             with ui.tab_panel(own["overview"]):
-                _overview(script)
+                _overview(script, await _inventory_name(actor, script))
             with ui.tab_panel(own["content"]):
                 editor(script.content, LANGUAGES[script.script_type], read_only=True).props(
                     'data-testid="script-content"'

@@ -1,5 +1,7 @@
 """Terraform on the run page: the saved plan of a plan run (summary, "Apply this plan") and, for
-operators, the versions of the state the run works on, the ones it wrote marked."""
+operators, the versions of the state the run works on, the ones it wrote marked, the current one
+badged, and "Roll back" to any other (services/terraform_state.py refuses one with the current
+content, and the refusal is shown)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from opscraft.services.errors import NotFound
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.execution_widgets import banner
 from opscraft.ui.layout import guard, run_action
-from opscraft.ui.widgets import call, format_time
+from opscraft.ui.widgets import call, close_then, format_time
 
 ACTION_SIGNS = {"create": "+", "update": "~", "delete": "-", "read": "<="}
 
@@ -145,7 +147,7 @@ class TerraformPanel:
             if not versions:
                 ui.label("No state stored yet: an apply writes the first version.").classes("text-grey-7")
                 return
-            with ui.grid(columns="auto auto auto 1fr").classes("gap-x-6 gap-y-1"):
+            with ui.grid(columns="auto auto auto 1fr auto").classes("gap-x-6 gap-y-1 items-center"):
                 for version in versions[:10]:
                     mine = version.execution_id == run.id
                     ui.label(f"v{version.number}").classes(
@@ -159,3 +161,49 @@ class TerraformPanel:
                         else (f"run #{version.execution_id}" if version.execution_id else version.note)
                     )
                     ui.label(written).classes("text-grey-8")
+                    if version.number == state.current_version:
+                        ui.badge("current", color="primary").props(
+                            f'data-testid="state-current-{version.number}"'
+                        )
+                    else:
+                        ui.button(
+                            "Roll back",
+                            icon="history",
+                            on_click=lambda n=version.number: self._confirm_rollback(n),
+                        ).props(
+                            f'flat dense no-caps color=primary data-testid="state-rollback-{version.number}"'
+                        )
+
+    def _confirm_rollback(self, number: int) -> None:
+        with ui.dialog() as dialog, ui.card().classes("gap-3"):
+            ui.label(f"Roll the state back to version {number}?").classes("text-lg font-semibold")
+            ui.label(
+                "Its content becomes the current state, as a new version; no version is lost. The "
+                "next plan compares the configuration with it."
+            ).classes("text-grey-8")
+            with ui.row().classes("w-full justify-end gap-2"):
+                ui.button("Cancel", on_click=dialog.close).props("flat no-caps")
+
+                async def confirmed() -> None:
+                    await close_then(dialog, lambda: self.rollback(number))
+
+                ui.button("Roll back", icon="history", on_click=confirmed).props(
+                    'unelevated no-caps color=primary data-testid="state-rollback-confirm"'
+                )
+        dialog.on("hide", dialog.delete)
+        dialog.open()
+
+    async def rollback(self, number: int) -> None:
+        """Roll the run's state back to version `number` (the service's refusal is shown as is)."""
+        actor = await guard(Permission.edit_scripts)
+        if actor is None:
+            return
+        run = self.execution
+        done = await run_action(
+            lambda: call(
+                terraform_state.rollback, actor, run.script_id, terraform_backend.DEFAULT_WORKSPACE, number
+            ),
+            f"State rolled back to version {number}",
+        )
+        if done is not None:
+            await self.draw.refresh()

@@ -9,7 +9,7 @@ from nicegui import ui
 
 from opscraft import runtime
 from opscraft.db.models import Script, WebhookTrigger
-from opscraft.services import webhooks
+from opscraft.services import secrets, webhooks
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid
 from opscraft.services.permissions import Permission, can
@@ -73,13 +73,16 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
         body.refresh()
 
     async def open_add() -> None:
+        vault, _ = await call(secrets.list_secrets, actor, limit=200)
         with ui.dialog() as dialog, dialog_card("Add a webhook"):
             name = text_input("Name", "webhook-name", autofocus=True)
             mapping = text_input('Mapping (JSON: {"PARAM": "/json/pointer"})', "webhook-mapping")
             mapping.value = "{}"
             fixed = text_input("Fixed parameters (JSON object)", "webhook-params")
             fixed.value = "{}"
-            secret = text_input("Signing secret id (vault, optional)", "webhook-secret")
+            secret = ui.select(
+                {i.secret.id: i.secret.name for i in vault}, label="Signing secret (vault, optional)"
+            ).props('outlined dense clearable data-testid="webhook-secret"')
 
             async def submit() -> None:
                 current = await guard(Permission.edit_scripts)
@@ -91,7 +94,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                         name=name.value or "",
                         mapping=_json_object(mapping.value, "mapping"),
                         parameters=_json_object(fixed.value, "parameters"),
-                        secret_id=int(secret.value) if (secret.value or "").strip().isdigit() else None,
+                        secret_id=secret.value or None,
                     )
                     return await call(webhooks.create, current, script_id, data)
 

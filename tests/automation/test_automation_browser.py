@@ -9,14 +9,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, start_server, stop_server
-from tests.test_executions_browser import SERVER_ENV, _cli_user, _token
+from tests.conftest import LiveServer
+from tests.ui_journey import log_in, serving, token
 
 pytestmark = pytest.mark.browser
 
@@ -32,23 +31,9 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    server = start_server(Path(tmp_path_factory.mktemp("automation-ui")) / "server", SERVER_ENV)
-    try:
-        _cli_user(server, "admin", "admin")
-        _cli_user(server, "second", "operator")
-        yield Env(server, _token(server, "admin"))
-    finally:
-        stop_server(server)
-
-
-def log_in(page: Any, env: Env, username: str = "admin") -> None:
-    from tests.conftest import PASSWORD
-
-    page.goto(f"{env.server.url}/login")
-    page.get_by_test_id("login-username").fill(username)
-    page.get_by_test_id("login-password").fill(PASSWORD)
-    page.get_by_test_id("login-submit").click()
-    page.wait_for_url(f"{env.server.url}/")
+    users = (("admin", "admin"), ("second", "operator"))
+    with serving(tmp_path_factory, "automation-ui", users=users) as server:
+        yield Env(server, token(server, "admin"))
 
 
 def bring_forward(env: Env, schedule_id: int) -> None:
@@ -67,7 +52,7 @@ def test_create_a_schedule_and_see_it_fire(page: Any, env: Env) -> None:
     r = env.api("POST", "/api/v1/scripts", json=body)
     assert r.status_code == 201, r.text
     script_id = r.json()["id"]
-    log_in(page, env)
+    log_in(page, env.server, "admin")
     page.goto(f"{env.server.url}/scripts/{script_id}")
     page.get_by_test_id("tab-schedules").click()
     page.get_by_test_id("schedule-add").click()
@@ -99,7 +84,7 @@ def test_create_a_schedule_and_see_it_fire(page: Any, env: Env) -> None:
 
 
 def test_personal_token_shown_once_then_revoked(page: Any, env: Env) -> None:
-    log_in(page, env)
+    log_in(page, env.server, "admin")
     page.goto(f"{env.server.url}/tokens")
     page.get_by_test_id("token-add").click()
     page.get_by_test_id("token-name").fill("ci")
@@ -140,7 +125,7 @@ def test_a_run_waits_until_a_second_user_approves(page: Any, env: Env) -> None:
     r = env.api("PUT", f"/api/v1/scripts/{script_id}/approval", json={"required": 1})
     assert r.status_code == 200, r.text
     # the admin requests the run in the UI
-    log_in(page, env)
+    log_in(page, env.server, "admin")
     page.goto(f"{env.server.url}/scripts/{script_id}")
     page.get_by_test_id("execute-button").click()
     page.get_by_test_id("execute-submit").click()
@@ -153,7 +138,7 @@ def test_a_run_waits_until_a_second_user_approves(page: Any, env: Env) -> None:
 
     # a second user sees the badge, opens the pending list and approves
     page.goto(f"{env.server.url}/logout")
-    log_in(page, env, "second")
+    log_in(page, env.server, "second")
     page.get_by_test_id("nav-badge-approvals").wait_for()
     assert page.get_by_test_id("nav-badge-approvals").inner_text() == "1"
     page.get_by_test_id("nav-approvals").click()
@@ -205,7 +190,7 @@ def test_a_failing_run_sends_slack_and_email(page: Any, env: Env) -> None:
             rule = {"channel_id": r.json()["id"], "script_id": script_id, "events": ["failure"]}
             assert env.api("POST", "/api/v1/notifications/rules", json=rule).status_code == 201
 
-        log_in(page, env)
+        log_in(page, env.server, "admin")
         page.goto(f"{env.server.url}/scripts/{script_id}")
         page.get_by_test_id("execute-button").click()
         page.get_by_test_id("execute-submit").click()
@@ -242,7 +227,7 @@ def test_configure_a_then_run_link_and_follow_the_chain(page: Any, env: Env) -> 
     }
     first_id = env.api("POST", "/api/v1/scripts", json=first).json()["id"]
     second_id = env.api("POST", "/api/v1/scripts", json=second).json()["id"]
-    log_in(page, env)
+    log_in(page, env.server, "admin")
     page.goto(f"{env.server.url}/scripts/{first_id}")
     page.get_by_test_id("tab-chains").click()
     page.get_by_test_id("chains-empty").wait_for()
@@ -275,3 +260,40 @@ def test_configure_a_then_run_link_and_follow_the_chain(page: Any, env: Env) -> 
         "the chained run did not finish",
     )
     assert final["trigger"] == "chain" and final["trigger_ref"] == f"execution:{run_id}"
+
+
+def choose(page: Any, testid: str, option: str) -> None:
+    """Pick `option` in an empty select (its field is what takes the click)."""
+    page.locator(".q-field", has=page.get_by_test_id(testid)).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_a_notification_rule_and_a_webhook_name_their_script_and_secret(page: Any, env: Env) -> None:
+    """Shared objects are chosen and shown by name, not typed in or shown as ids."""
+    body = {"name": "nightly-report", "script_type": "bash", "content": "echo hi\n", "status": "active"}
+    r = env.api("POST", "/api/v1/scripts", json=body)
+    assert r.status_code == 201, r.text
+    script_id = r.json()["id"]
+    hook = {"name": "ops-hook", "kind": "webhook", "config": {"url": "http://127.0.0.1:9/hook"}}
+    assert env.api("POST", "/api/v1/notifications/channels", json=hook).status_code == 201
+    r = env.api("POST", "/api/v1/secrets", json={"name": "HOOK_SIGNING_KEY", "value": "k" * 32})
+    assert r.status_code == 201, r.text
+    secret_id = r.json()["id"]
+
+    log_in(page, env.server, "admin")
+    page.goto(f"{env.server.url}/notifications")
+    page.get_by_test_id("rule-add").click()
+    choose(page, "rule-channel", "ops-hook")
+    choose(page, "rule-script", "nightly-report")
+    page.get_by_test_id("rule-submit").click()
+    page.locator("[data-testid^=rule-]").filter(has_text="of script nightly-report → ops-hook").wait_for()
+
+    page.goto(f"{env.server.url}/scripts/{script_id}?tab=webhooks")
+    page.get_by_test_id("webhook-add").click()
+    page.get_by_test_id("webhook-name").fill("signed-hook")
+    choose(page, "webhook-secret", "HOOK_SIGNING_KEY")
+    page.get_by_test_id("webhook-submit").click()
+    (created,) = wait_until(
+        lambda: env.api("GET", f"/api/v1/scripts/{script_id}/webhooks").json(), "no webhook"
+    )
+    assert created["secret_id"] == secret_id

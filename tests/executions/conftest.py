@@ -24,6 +24,10 @@ import uvicorn
 from fastapi import FastAPI
 
 from opscraft import lifecycle, runtime
+from opscraft.db.models import Execution
+from opscraft.db.models.executions import ExecutionStatus
+from opscraft.db.types import utcnow
+from opscraft.execution import terraform_backend
 from tests.conftest import (
     PG_URL,
     ROOT,
@@ -107,6 +111,39 @@ async def make_script(client: httpx.AsyncClient, who: LoggedIn, content: str, **
     response = await client.post("/api/v1/scripts", json=body, headers=who.headers)
     assert response.status_code == 201, response.text
     return int(response.json()["id"])
+
+
+async def terraform_run_row(
+    script_id: int, workspace: str = "default", **fields: Any
+) -> tuple[int, tuple[str, str]]:
+    """A `running` Terraform execution of `script_id` written straight to the database (a run
+    that crashed, or one holding the state while a test looks on) and the backend credentials
+    it was issued for `workspace`: (execution id, (user name, password)). `fields` override the
+    row's columns (`status`, `terraform_action`, `started_at`, ...)."""
+    row = {
+        "script_id": script_id,
+        "script_version": 1,
+        "script_name": "held",
+        "script_type": "terraform",
+        "status": ExecutionStatus.running,
+        "runner": "local",
+        "terraform_action": "apply",
+        "started_at": utcnow(),
+        **fields,
+    }
+    async with runtime.current().db.session() as session:
+        execution = Execution(**row)
+        session.add(execution)
+        await session.commit()
+        assert execution.id is not None
+        execution_id = execution.id
+    secret_key = runtime.current().settings.secret_key
+    assert secret_key
+    scope = terraform_backend.Scope(execution_id, script_id, workspace, row["started_at"])
+    return execution_id, (
+        terraform_backend.username(execution_id),
+        terraform_backend.password(secret_key, scope),
+    )
 
 
 async def start(

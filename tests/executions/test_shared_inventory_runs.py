@@ -64,3 +64,52 @@ async def test_a_run_uses_the_shared_inventory_as_of_its_start(
     # The first run's record still names what it used.
     r = await client.get(f"/api/v1/executions/{final['id']}", headers=operator.headers)
     assert r.json()["inventory_sha256"] == hashlib.sha256(first.encode()).hexdigest()
+
+
+@pytest.mark.parametrize("runner_name", ["local"], indirect=True)
+async def test_a_queued_run_whose_inventory_was_deleted_fails_naming_it(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn, runner_name: str
+) -> None:
+    """The run waits (for an approval here) with version 1, which uses the shared inventory; the
+    script moves to its own inventory (version 2), so the shared one can be deleted; once
+    approved, the run fails at its start with a message naming the inventory, and the worker
+    goes on: the next run succeeds."""
+    name = f"gone-{time.monotonic_ns()}"
+    r = await client.post(
+        "/api/v1/inventories", json={"name": name, "content": _inventory("blue")}, headers=operator.headers
+    )
+    assert r.status_code == 201, r.text
+    inventory_id = r.json()["id"]
+    script_id = await make_script(
+        client, operator, PLAYBOOK, script_type="ansible", inventory_id=inventory_id
+    )
+    r = await client.put(f"/api/v1/scripts/{script_id}/approval", json={"required": 1}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    held = await start(client, operator, script_id, runner_name, parameters={})
+    assert held["status"] == "awaiting_approval"
+
+    # While a live script uses it, the inventory stays (409 naming the script).
+    r = await client.delete(f"/api/v1/inventories/{inventory_id}", headers=operator.headers)
+    assert r.status_code == 409 and r.json()["errors"][0]["scripts"], r.text
+    body = {"inventory_id": None, "inventory": _inventory("red")}
+    r = await client.put(f"/api/v1/scripts/{script_id}", json=body, headers=operator.headers)
+    assert r.status_code == 200 and r.json()["current_version"] == 2, r.text
+    r = await client.delete(f"/api/v1/inventories/{inventory_id}", headers=operator.headers)
+    assert r.status_code == 204, r.text
+
+    r = await client.post(f"/api/v1/executions/{held['id']}/approve", json={}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    final = await wait_for(client, operator, held["id"], timeout=120)
+    assert final["status"] == "error", final
+    assert final["error_message"] == (
+        f"the shared inventory {name} (id {inventory_id}) that this run's script version uses was "
+        "deleted after the run was queued: choose another inventory for the script and run it again"
+    )
+
+    # The worker is unharmed: the next run (version 2, its own inventory) runs.
+    started = await start(client, operator, script_id, runner_name, parameters={})
+    r = await client.post(f"/api/v1/executions/{started['id']}/approve", json={}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    again = await wait_for(client, operator, started["id"], timeout=180)
+    text = await output(client, operator, started["id"])
+    assert again["status"] == "success" and "tier=red host=box1" in text, text

@@ -17,13 +17,10 @@ import httpx
 import pytest
 
 from opscraft import runtime
-from opscraft.db.models import Execution
-from opscraft.db.models.executions import ExecutionStatus
-from opscraft.execution import terraform_backend
 from opscraft.services import terraform_plans
 from tests.conftest import LoggedIn, make_user
 from tests.executions import test_terraform_state as state_tests
-from tests.executions.conftest import make_script, output, start, wait_for
+from tests.executions.conftest import make_script, output, start, terraform_run_row, wait_for
 
 OUTPUT_TF = """variable "greeting" {
   type    = string
@@ -186,22 +183,7 @@ async def test_a_run_waits_for_the_state_lock_and_goes_on_once_it_is_released(
     script_id = await make_script(
         client, operator, MAIN_TF, script_type="terraform", parameters={"greeting": "hello"}
     )
-    async with runtime.current().db.session() as session:  # another run, holding the lock
-        holder = Execution(
-            script_id=script_id,
-            script_version=1,
-            script_name="holder",
-            script_type="terraform",
-            status=ExecutionStatus.running,
-            runner="local",
-        )
-        session.add(holder)
-        await session.commit()
-        assert holder.id is not None
-        holder_id = holder.id
-    secret_key = runtime.current().settings.secret_key
-    assert secret_key
-    auth = (terraform_backend.username(holder_id), terraform_backend.password(secret_key, holder_id))
+    _, auth = await terraform_run_row(script_id)  # another run, holding the lock
     r = await client.request(
         "LOCK", f"/api/v1/terraform/state/{script_id}/default/lock", json={"ID": "held-1"}, auth=auth
     )

@@ -12,6 +12,7 @@ import asyncio
 import json
 import shutil
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -21,11 +22,9 @@ from fastapi import FastAPI
 
 from opscraft import runtime
 from opscraft.config import load_settings
-from opscraft.db.models import Execution
-from opscraft.db.models.executions import ExecutionStatus
 from opscraft.execution import terraform_backend
 from tests.conftest import LoggedIn, free_port, require_service
-from tests.executions.conftest import make_script, output, start, wait_for
+from tests.executions.conftest import make_script, output, start, terraform_run_row, wait_for
 
 MAIN_TF = """variable "greeting" {
   type    = string
@@ -129,7 +128,9 @@ async def test_state_is_kept_versioned_rolled_back_and_destroyed(
     # The run's credentials died with it.
     secret_key = runtime.current().settings.secret_key
     assert secret_key
-    auth = (terraform_backend.username(final["id"]), terraform_backend.password(secret_key, final["id"]))
+    started_at = datetime.fromisoformat(final["started_at"])
+    scope = terraform_backend.Scope(final["id"], script_id, "default", started_at)
+    auth = (terraform_backend.username(final["id"]), terraform_backend.password(secret_key, scope))
     r = await client.get(f"/api/v1/terraform/state/{script_id}/default", auth=auth)
     assert r.status_code == 403 and "no longer valid" in r.json()["detail"]
     r = await client.get(f"/api/v1/terraform/state/{script_id}/default", auth=(auth[0], "0" * 64))
@@ -143,6 +144,14 @@ async def test_state_is_kept_versioned_rolled_back_and_destroyed(
     assert r.status_code == 200, r.text
     assert r.json()["version"] == 3
     assert _output(await _download(client, operator, script_id, 3)) == "hello from opscraft"
+    # Nothing to roll back: to the current version, or to one with its content (serial aside).
+    for number, message in ((3, "already the current state"), (1, "same content as the current version 3")):
+        r = await client.post(
+            f"/api/v1/scripts/{script_id}/terraform/states/default/versions/{number}/rollback",
+            headers=operator.headers,
+        )
+        assert r.status_code == 409 and message in r.json()["detail"], r.text
+    assert (await _versions(client, operator, script_id))[0]["number"] == 3
 
     r = await client.post(
         "/api/v1/executions",
@@ -207,22 +216,7 @@ async def test_a_held_lock_fails_the_next_run_clearly_and_an_admin_breaks_it(
 ) -> None:
     script_id = await make_script(client, operator, MAIN_TF, script_type="terraform")
     # A run that crashed while holding the lock: its row still says running.
-    async with runtime.current().db.session() as session:
-        crashed = Execution(
-            script_id=script_id,
-            script_version=1,
-            script_name="crashed",
-            script_type="terraform",
-            status=ExecutionStatus.running,
-            runner="local",
-        )
-        session.add(crashed)
-        await session.commit()
-        assert crashed.id is not None
-        crashed_id = crashed.id
-    secret_key = runtime.current().settings.secret_key
-    assert secret_key
-    auth = (terraform_backend.username(crashed_id), terraform_backend.password(secret_key, crashed_id))
+    crashed_id, auth = await terraform_run_row(script_id)
     lock = {"ID": "11111111-2222-3333-4444-555555555555", "Operation": "OperationTypeApply", "Who": "x@y"}
     r = await client.request(
         "LOCK", f"/api/v1/terraform/state/{script_id}/default/lock", json=lock, auth=auth

@@ -22,6 +22,7 @@ from tests.rbac_cases import ROLES, Case, allow
 BACKEND = "/api/v1/terraform/state/{script_id}/{workspace}"
 STATES = "/api/v1/scripts/{script_id}/terraform/states"
 STATE = '{"version": 4, "serial": 1, "lineage": "l", "outputs": {}}'
+NEWER_STATE = '{"version": 4, "serial": 2, "lineage": "l", "outputs": {"x": {"value": 1, "type": "number"}}}'
 
 
 async def _script(c: httpx.AsyncClient, u: dict[str, Any]) -> int:
@@ -36,13 +37,17 @@ async def _script(c: httpx.AsyncClient, u: dict[str, Any]) -> int:
     return int(r.json()["id"])
 
 
-async def _with_state(c: httpx.AsyncClient, u: dict[str, Any], *, locked: bool = False) -> dict[str, Any]:
+async def _with_state(
+    c: httpx.AsyncClient, u: dict[str, Any], *, locked: bool = False, newer: bool = False
+) -> dict[str, Any]:
+    """A state whose version 1 is `STATE`; with `newer`, version 2 (current) is another content."""
     script_id = await _script(c, u)
     async with runtime.current().db.session() as session:
         state = TerraformState(script_id=script_id, workspace="default")
         session.add(state)
         await session.flush()
-        await terraform_state._add_version(session, state, STATE, execution_id=None, user_id=None, note="")
+        for text in (STATE, NEWER_STATE) if newer else (STATE,):
+            await terraform_state._add_version(session, state, text, execution_id=None, user_id=None, note="")
         if locked:
             state.lock_id, state.lock_info = "lock-1", {"ID": "lock-1"}
         await session.commit()
@@ -55,6 +60,11 @@ async def script_path(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]
 
 async def state_path(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
     return await _with_state(c, u)
+
+
+async def older_version_path(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 of a state whose current version differs: something to roll back to."""
+    return await _with_state(c, u, newer=True)
 
 
 async def locked_path(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +130,9 @@ CASES = [
     Case("GET", STATES, allow("operator"), script_path),
     Case("GET", f"{STATES}/{{workspace}}/versions", allow("operator"), state_path),
     Case("GET", f"{STATES}/{{workspace}}/versions/{{number}}", allow("operator"), state_path),
-    Case("POST", f"{STATES}/{{workspace}}/versions/{{number}}/rollback", allow("operator"), state_path),
+    Case(
+        "POST", f"{STATES}/{{workspace}}/versions/{{number}}/rollback", allow("operator"), older_version_path
+    ),
     Case("DELETE", f"{STATES}/{{workspace}}/lock", allow("admin", 204), locked_path),
     Case("GET", PLAN, allow("viewer"), plan_path),
     Case("POST", f"{PLAN}/apply", allow("operator", 202), plan_path),

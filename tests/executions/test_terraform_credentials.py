@@ -1,0 +1,132 @@
+"""The scope of a run's Terraform backend credentials, on SQLite and PostgreSQL: one state (its
+script's workspace), while the run runs and no longer than the longest run, and writes only
+for a run that changes the state. Runs are rows written straight to the database (their
+credentials are what a worker issues for them): what is checked is the server's answer.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from opscraft import runtime
+from opscraft.db.models import Execution
+from opscraft.db.models.executions import ExecutionStatus
+from opscraft.db.types import utcnow
+from opscraft.execution import terraform_backend
+from tests.conftest import LoggedIn
+from tests.executions.conftest import make_script, terraform_run_row
+
+TF = 'output "x" {\n  value = 1\n}\n'
+STATE = '{"version": 4, "serial": 1, "lineage": "l-1", "outputs": {}, "resources": []}'
+LOCK = {"ID": "lock-1", "Operation": "OperationTypeApply"}
+
+
+def _url(script_id: int, workspace: str = "default") -> str:
+    return f"/api/v1/terraform/state/{script_id}/{workspace}"
+
+
+async def _calls(client: httpx.AsyncClient, url: str, auth: tuple[str, str]) -> dict[str, httpx.Response]:
+    """Every backend call of Terraform's http protocol against `url`, answered."""
+    return {
+        "GET": await client.get(url, auth=auth),
+        "LOCK": await client.request("LOCK", f"{url}/lock", json=LOCK, auth=auth),
+        "POST": await client.post(url, params={"ID": LOCK["ID"]}, content=STATE, auth=auth),
+        "UNLOCK": await client.request("UNLOCK", f"{url}/lock", json=LOCK, auth=auth),
+        "DELETE": await client.delete(url, auth=auth),
+    }
+
+
+async def _versions(client: httpx.AsyncClient, who: LoggedIn, script_id: int, workspace: str) -> Any:
+    r = await client.get(
+        f"/api/v1/scripts/{script_id}/terraform/states/{workspace}/versions", headers=who.headers
+    )
+    return r.status_code, r.json()
+
+
+async def test_a_runs_credentials_open_only_its_own_workspace(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    script_id = await make_script(client, operator, TF, script_type="terraform")
+    other_script = await make_script(client, operator, TF, script_type="terraform")
+    _, auth = await terraform_run_row(script_id, "default")
+
+    own = await _calls(client, _url(script_id), auth)
+    assert {m: r.status_code for m, r in own.items()} == dict.fromkeys(own, 200) | {"GET": 204}, {
+        m: r.text for m, r in own.items()
+    }
+    # Another workspace of the same script, and another script's state: neither read nor locked.
+    for url in (_url(script_id, "staging"), _url(other_script)):
+        answers = await _calls(client, url, auth)
+        assert {r.status_code for r in answers.values()} == {401}, {m: r.text for m, r in answers.items()}
+        assert "only the state of its own script and workspace" in answers["GET"].json()["detail"]
+    # Nothing was created or stored there.
+    assert (await _versions(client, operator, script_id, "staging"))[0] == 404
+    r = await client.get(f"/api/v1/scripts/{other_script}/terraform/states", headers=operator.headers)
+    assert r.status_code == 200 and r.json() == []
+    # A run's credentials for another workspace are not these: they open that one only.
+    _, staging = await terraform_run_row(script_id, "staging")
+    assert (await client.get(_url(script_id, "staging"), auth=staging)).status_code == 204
+    assert (await client.get(_url(script_id), auth=staging)).status_code == 401
+
+
+async def test_credentials_die_with_the_run(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    script_id = await make_script(client, operator, TF, script_type="terraform")
+    run_id, auth = await terraform_run_row(script_id)
+    r = await client.request("LOCK", f"{_url(script_id)}/lock", json=LOCK, auth=auth)
+    assert r.status_code == 200, r.text
+    async with runtime.current().db.session() as session:
+        execution = await session.get(Execution, run_id)
+        assert execution is not None
+        execution.status = ExecutionStatus.success
+        execution.finished_at = utcnow()
+        await session.commit()
+    answers = await _calls(client, _url(script_id), auth)
+    assert {r.status_code for r in answers.values()} == {403}, {m: r.text for m, r in answers.items()}
+    assert "the run is over" in answers["GET"].json()["detail"]
+
+
+async def test_credentials_of_a_run_left_running_expire(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """A crashed worker can leave a row `running`: its credentials still end, at the longest
+    run's timeout (plus a minute) after the start."""
+    script_id = await make_script(client, operator, TF, script_type="terraform")
+    limit = runtime.current().settings.max_timeout_seconds + terraform_backend.GRACE_SECONDS
+    _, auth = await terraform_run_row(script_id, started_at=utcnow() - timedelta(seconds=limit + 5))
+    r = await client.get(_url(script_id), auth=auth)
+    assert r.status_code == 403 and "outlived the longest run" in r.json()["detail"], r.text
+    _, auth = await terraform_run_row(script_id, started_at=utcnow() - timedelta(seconds=limit - 60))
+    assert (await client.get(_url(script_id), auth=auth)).status_code == 204
+
+
+async def test_credentials_are_bound_to_the_start_of_the_run(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """Execution ids repeat across databases (a restored copy, a staging server with the same
+    SECRET_KEY): the run's start is in the password, so another run with that id gets nothing."""
+    script_id = await make_script(client, operator, TF, script_type="terraform")
+    run_id, _ = await terraform_run_row(script_id)
+    secret_key = runtime.current().settings.secret_key
+    assert secret_key
+    elsewhere = terraform_backend.Scope(run_id, script_id, "default", utcnow() - timedelta(hours=1))
+    auth = (terraform_backend.username(run_id), terraform_backend.password(secret_key, elsewhere))
+    assert (await client.get(_url(script_id), auth=auth)).status_code == 401
+
+
+@pytest.mark.parametrize("action", ["plan", None])
+async def test_a_plan_runs_credentials_read_and_lock_but_never_write(
+    client: httpx.AsyncClient, operator: LoggedIn, action: str | None
+) -> None:
+    script_id = await make_script(client, operator, TF, script_type="terraform")
+    _, auth = await terraform_run_row(script_id, terraform_action=action)
+    answers = await _calls(client, _url(script_id), auth)
+    codes = {m: r.status_code for m, r in answers.items()}
+    assert codes == {"GET": 204, "LOCK": 200, "POST": 403, "UNLOCK": 200, "DELETE": 403}, codes
+    assert "never stores or purges it" in answers["POST"].json()["detail"]
+    # Nothing stored: the state has no version.
+    status, body = await _versions(client, operator, script_id, "default")
+    assert status == 200 and body["versions"] == [] and body["state"]["locked"] is False
