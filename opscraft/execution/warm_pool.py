@@ -3,11 +3,18 @@ waiting for its one job on its attached stdin (`container_job.py`).
 
 A profile is everything a container's configuration depends on (image, memory, CPUs, network
 on or off, user); a warm container has exactly the limits and hardening a cold one of the same
-profile gets, since both are created by the same function. A run takes one (`take`), hands it
+profile gets, since both are created by the same function. A run takes one (`use`), hands it
 its job, and the container is removed after that single run; it is never reused. The pool's
 thread refills it in the background, up to `size` containers for every profile used within
 `idle_seconds`, and removes the warm containers of profiles unused for longer (idle pools
-shrink to nothing). `size` 0 disables the pool: every run starts cold.
+shrink to nothing). `size` 0 disables the pool: every run starts cold; `resize` changes it
+while the pool runs (an admin setting, read at each heartbeat).
+
+Creating and starting a container keeps the Docker engine busy for a while: a refill that
+overlaps a run slows that run down on a small machine. So while a run of a profile is in
+progress and the profile still has a warm container, its refill waits for the run's end (at
+most `REFILL_DEFER_SECONDS` after the last take, so steady traffic still keeps the pool full);
+a profile with no warm container left refills at once.
 
 Warm containers carry the worker's label (`opscraft.worker`) and `opscraft.warm`, so the
 worker's start-up sweep removes those a crash left behind.
@@ -19,13 +26,18 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 5.0
 """After a failed creation, how long before the pool tries that profile again."""
+REFILL_DEFER_SECONDS = 1.0
+"""The longest a refill waits for the runs of its profile to end (see the module docstring)."""
+
+W = TypeVar("W")
 
 
 @dataclass(frozen=True)
@@ -40,62 +52,89 @@ class Profile:
 
 
 @dataclass
-class _Slot:
-    warm: list[str]
-    last_used: float
+class _Slot(Generic[W]):
+    warm: list[W] = field(default_factory=list)
+    last_used: float = 0.0
+    running: int = 0
     retry_after: float = 0.0
 
 
-class WarmPool:
+class WarmPool(Generic[W]):
     """The warm containers of one worker (see the module docstring).
 
-    `create(profile)` creates and starts a container and returns its id (raising on failure);
-    `remove(container_id)` removes one; both are called from the pool's own thread (and
-    `remove` from `stop`). `take` is thread-safe.
+    `create(profile)` creates and starts a container and returns its handle `W` (raising on
+    failure); `remove(handle)` removes one; both are called from the pool's own thread (and
+    `remove` from `stop`). `waiting(handle)` tells, quickly and without blocking, whether a warm
+    container still waits for its job: one that died meanwhile is never handed to a run (it is
+    removed and the next one is tried). `use` and `resize` are thread-safe.
     """
 
     def __init__(
         self,
-        create: Callable[[Profile], str],
-        remove: Callable[[str], None],
+        create: Callable[[Profile], W],
+        remove: Callable[[W], None],
         size: int,
         idle_seconds: float,
+        waiting: Callable[[W], bool] = lambda _: True,
     ) -> None:
         self.size = size
         self.idle_seconds = idle_seconds
         self._create = create
         self._remove = remove
+        self._waiting = waiting
+        self._dead: list[W] = []
         self._cond = threading.Condition()
-        self._slots: dict[Profile, _Slot] = {}
+        self._slots: dict[Profile, _Slot[W]] = {}
         self._thread: threading.Thread | None = None
+        self._started = False
         self._stopping = False
         self.warm_starts = 0
         self.cold_starts = 0
 
     def start(self) -> None:
-        """Start the refilling thread (a no-op when the pool is disabled)."""
-        if self.size <= 0 or self._thread is not None:
-            return
-        self._stopping = False
-        self._thread = threading.Thread(target=self._maintain, name="opscraft-warm-pool", daemon=True)
-        self._thread.start()
-
-    def take(self, profile: Profile) -> str | None:
-        """A warm container of `profile` for one run (it is the caller's to remove), or None:
-        start cold. Either way the profile counts as used now, so its pool fills up."""
+        """Start keeping containers warm: the refilling thread runs while `size` is above 0."""
         with self._cond:
-            if self.size <= 0:
-                self.cold_starts += 1
-                return None
-            slot = self._slots.setdefault(profile, _Slot([], 0.0))
+            self._started = True
+            self._stopping = False
+            self._ensure_thread()
+
+    def resize(self, size: int) -> None:
+        """Keep `size` containers per profile in use from now on (0: none, every run starts
+        cold); the pool's thread removes the ones above it."""
+        with self._cond:
+            if size == self.size:
+                return
+            self.size = size
+            self._ensure_thread()
+            self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def use(self, profile: Profile) -> Iterator[W | None]:
+        """For the duration of one run of `profile`: a warm container (the caller's to remove),
+        or None: start cold. Either way the profile counts as used now, so its pool fills up,
+        and its refill waits for the run's end (see the module docstring)."""
+        with self._cond:
+            # A disabled pool keeps no profiles: the run counts in a slot of its own.
+            slot = self._slots.setdefault(profile, _Slot()) if self.size > 0 else _Slot[W]()
             slot.last_used = time.monotonic()
-            container = slot.warm.pop(0) if slot.warm else None
+            slot.running += 1
+            container = None
+            while slot.warm and container is None:
+                container = slot.warm.pop(0)
+                if not self._waiting(container):
+                    self._dead.append(container)
+                    container = None
             if container is None:
                 self.cold_starts += 1
             else:
                 self.warm_starts += 1
-            self._cond.notify()
-            return container
+            self._cond.notify_all()
+        try:
+            yield container
+        finally:
+            with self._cond:
+                slot.running -= 1
+                self._cond.notify_all()
 
     def stats(self) -> dict[str, object]:
         """What admins see: the size setting, warm and cold start counts since the start, and
@@ -115,7 +154,7 @@ class WarmPool:
         `timeout` seconds passed (False). For tests and benchmarks that need a warm start."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            slot = self._slots.setdefault(profile, _Slot([], 0.0))
+            slot = self._slots.setdefault(profile, _Slot())
             slot.last_used = time.monotonic()
             self._cond.notify_all()
             while len(slot.warm) < count:
@@ -128,6 +167,7 @@ class WarmPool:
     def stop(self) -> None:
         """Stop refilling and remove every warm container."""
         with self._cond:
+            self._started = False
             self._stopping = True
             self._cond.notify_all()
             thread, self._thread = self._thread, None
@@ -135,9 +175,18 @@ class WarmPool:
             thread.join()
         with self._cond:
             leftover = [container for slot in self._slots.values() for container in slot.warm]
+            leftover += self._dead
             self._slots.clear()
+            self._dead = []
         for container in leftover:
             self._remove_quietly(container)
+
+    def _ensure_thread(self) -> None:
+        """Under the lock: the refilling thread runs when started and `size` is above 0 (it ends
+        by itself once the pool is disabled and empty)."""
+        if self._started and self.size > 0 and self._thread is None:
+            self._thread = threading.Thread(target=self._maintain, name="opscraft-warm-pool", daemon=True)
+            self._thread.start()
 
     def _maintain(self) -> None:
         while True:
@@ -146,11 +195,14 @@ class WarmPool:
                     return
                 work = self._next_work()
                 if work is None:
+                    if self.size <= 0:  # disabled and empty: `resize` starts a new thread
+                        self._thread = None
+                        return
                     self._cond.wait(self._wake_in())
                     continue
-            action, profile, container = work
-            if action == "remove":
-                self._remove_quietly(container)
+            doomed, profile = work
+            if profile is None:
+                self._remove_quietly(doomed)
                 continue
             try:
                 created = self._create(profile)
@@ -163,34 +215,48 @@ class WarmPool:
                 continue
             with self._cond:
                 slot = self._slots.get(profile)
-                if slot is not None and not self._stopping:
+                if slot is not None and not self._stopping and len(slot.warm) < self.size:
                     slot.warm.append(created)
                     self._cond.notify_all()
-                    created = ""
-            if created:  # stopped meanwhile
-                self._remove_quietly(created)
+                    continue
+            self._remove_quietly(created)  # stopped, shrunk or gone idle meanwhile
 
-    def _next_work(self) -> tuple[str, Profile, str] | None:
-        """Under the lock: shrink an idle or oversized pool first, then fill one that is short."""
+    def _next_work(self) -> tuple[W, None] | tuple[None, Profile] | None:
+        """Under the lock: (a container to remove, None) or (None, a profile to fill). Dead
+        containers go first, then those of idle or oversized pools; then a pool that is short
+        is filled (unless its refill waits for a run, see the module docstring)."""
         now = time.monotonic()
+        if self._dead:
+            return self._dead.pop(), None
         for profile, slot in list(self._slots.items()):
             idle = now - slot.last_used > self.idle_seconds
             if slot.warm and (idle or len(slot.warm) > self.size):
-                return "remove", profile, slot.warm.pop()
-            if idle:
+                return slot.warm.pop(), None
+            if (idle or self.size <= 0) and not slot.warm and not slot.running:
                 del self._slots[profile]
         for profile, slot in self._slots.items():
-            if len(slot.warm) < self.size and slot.retry_after <= now:
-                return "create", profile, ""
+            if len(slot.warm) < self.size and slot.retry_after <= now and not self._deferred(slot, now):
+                return None, profile
         return None
 
+    @staticmethod
+    def _deferred(slot: _Slot[W], now: float) -> bool:
+        return bool(slot.warm) and slot.running > 0 and now - slot.last_used < REFILL_DEFER_SECONDS
+
     def _wake_in(self) -> float:
-        """Under the lock: seconds until a pool goes idle or a retry is due."""
+        """Under the lock: seconds until a pool goes idle, a retry is due or a refill stops waiting."""
         now = time.monotonic()
         due = [slot.last_used + self.idle_seconds - now for slot in self._slots.values()]
         due += [slot.retry_after - now for slot in self._slots.values() if slot.retry_after > now]
+        due += [
+            slot.last_used + REFILL_DEFER_SECONDS - now
+            for slot in self._slots.values()
+            if self._deferred(slot, now)
+        ]
         return max(0.05, min(due, default=self.idle_seconds))
 
-    def _remove_quietly(self, container: str) -> None:
+    def _remove_quietly(self, container: W | None) -> None:
+        if container is None:
+            return
         with contextlib.suppress(Exception):
             self._remove(container)

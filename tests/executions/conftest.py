@@ -239,6 +239,13 @@ async def removed(docker_client: Any, *containers: str, timeout: float = 60) -> 
     return True
 
 
+def pooled() -> bool:
+    """Whether this server's worker keeps warm containers (OPSCRAFT_WARM_POOL_SIZE or the setting)."""
+    worker = runtime.current().worker
+    assert worker is not None
+    return worker.docker.pool.size > 0
+
+
 def pool_counts() -> tuple[int, int]:
     """(warm starts, cold starts) of this server's worker so far."""
     worker = runtime.current().worker
@@ -257,7 +264,7 @@ async def start_checked(
     """`start`, on a container warmed for the script's profile when the pool is on (`profile`:
     the script's limit fields); for Docker, asserts the run's container started warm (pool on)
     or cold (pool off)."""
-    warm = runtime.current().settings.warm_pool_size > 0 and runner == "docker"
+    warm = pooled() and runner == "docker"
     if warm:
         await prewarm(**(profile or {}))
     before = pool_counts()
