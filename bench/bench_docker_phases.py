@@ -15,7 +15,8 @@ would. Timestamps are taken by wrapping the engine's steps (nothing in the produ
     job written       the job went over stdin; reading the output starts (`_pump` entered)
     first output      the first output bytes reached the output pipeline (and the live bus)
     ws first log      the client has the first `log` message on the WebSocket
-    runner returned   the exit status is known (`DockerRunner.run` returned)
+    output closed     the attach stream ended (every process of the container ended)
+    runner returned   the exit status is known (`DockerRunner.run` returned: Docker's `wait`)
     ws end            the client has the `end` message
 
 Each sample submits `echo hi` and opens the WebSocket right after the 202 (as bench_exec_docker
@@ -66,6 +67,7 @@ PHASES = (
     "job written",
     "first output",
     "ws first log",
+    "output closed",
     "runner returned",
     "ws end",
 )
@@ -153,6 +155,7 @@ class Recorder:
         def timed_pump(sock: Any, output: Any) -> None:
             recorder.mark(recorder.here(), "job written")
             pump(sock, output)
+            recorder.mark(recorder.here(), "output closed")
 
         docker_runner._pump = timed_pump
 

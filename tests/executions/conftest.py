@@ -321,5 +321,13 @@ def warm_containers(docker_client: Any) -> list[Any]:
     from opscraft.execution.worker import worker_identity
 
     worker = worker_identity(runtime.current().settings)
+    from docker.errors import NotFound
+
     filters = {"label": [f"{LABEL_WORKER}={worker}", f"{LABEL_WARM}=true"]}
-    return list(docker_client.containers.list(all=True, filters=filters))
+    found = []
+    # The low-level list, then each one inspected: the pool may remove one in between (an idle
+    # pool shrinking), which `containers.list` would turn into a 404.
+    for summary in docker_client.api.containers(all=True, filters=filters):
+        with contextlib.suppress(NotFound):
+            found.append(docker_client.containers.get(summary["Id"]))
+    return found
