@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import functools
 import os
 import statistics
@@ -40,7 +39,6 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,26 +114,15 @@ class Recorder:
 
         runner.run = timed_run  # type: ignore[method-assign]
 
-        if hasattr(runner.pool, "use"):
-            use = runner.pool.use
+        take = runner.pool.take
 
-            @contextlib.contextmanager
-            def timed_use(profile: Any) -> Iterator[Any]:
-                with use(profile) as container:
-                    recorder.mark(recorder.here(), "taken")
-                    yield container
+        def timed_take(profile: Any) -> Any:
+            try:
+                return take(profile)
+            finally:
+                recorder.mark(recorder.here(), "taken")
 
-            runner.pool.use = timed_use  # type: ignore[method-assign]
-        else:  # before the pool's `use` (main at 99cf730): `take`
-            take = runner.pool.take
-
-            def timed_take(profile: Any) -> Any:
-                try:
-                    return take(profile)
-                finally:
-                    recorder.mark(recorder.here(), "taken")
-
-            runner.pool.take = timed_take
+        runner.pool.take = timed_take  # type: ignore[method-assign]
 
         for method, phase in (("attach_socket", "attached"), ("start", "started")):
             original = getattr(docker.api.client.APIClient, method)

@@ -155,9 +155,8 @@ class DockerRunner:
             # A run that leaves files behind (a Terraform plan) starts cold with its work
             # directory on a volume, which outlives the container's stop; a tmpfs would be gone.
             return self._run_in(api, self._start_cold(api, spec, profile), job, spec, output, control)
-        with self.pool.use(profile) as warm:
-            attached = warm or self._start_cold(api, spec, profile)
-            return self._run_in(api, attached, job, spec, output, control)
+        attached = self.pool.take(profile) or self._start_cold(api, spec, profile)
+        return self._run_in(api, attached, job, spec, output, control)
 
     def _start_cold(self, api: docker.APIClient, spec: RunSpec, profile: Profile) -> _Attached:
         """A container of its own for the run of `spec`, created, attached and started."""

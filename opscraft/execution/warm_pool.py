@@ -3,18 +3,16 @@ waiting for its one job on its attached stdin (`container_job.py`).
 
 A profile is everything a container's configuration depends on (image, memory, CPUs, network
 on or off, user); a warm container has exactly the limits and hardening a cold one of the same
-profile gets, since both are created by the same function. A run takes one (`use`), hands it
+profile gets, since both are created by the same function. A run takes one (`take`), hands it
 its job, and the container is removed after that single run; it is never reused. The pool's
 thread refills it in the background, up to `size` containers for every profile used within
 `idle_seconds`, and removes the warm containers of profiles unused for longer (idle pools
 shrink to nothing). `size` 0 disables the pool: every run starts cold; `resize` changes it
 while the pool runs (an admin setting, read at each heartbeat).
 
-Creating and starting a container keeps the Docker engine busy for a while: a refill that
-overlaps a run slows that run down on a small machine. So while a run of a profile is in
-progress and the profile still has a warm container, its refill waits for the run's end (at
-most `REFILL_DEFER_SECONDS` after the last take, so steady traffic still keeps the pool full);
-a profile with no warm container left refills at once.
+A refill starts as soon as a container is taken, beside the run that took it: waiting for the
+run's end was measured to leave the pool empty more often for runs in quick succession (more
+cold starts, a later first byte; docs/benchmarks.md).
 
 Warm containers carry the worker's label (`opscraft.worker`) and `opscraft.warm`, so the
 worker's start-up sweep removes those a crash left behind.
@@ -26,7 +24,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Generic, TypeVar
 
@@ -34,8 +32,6 @@ log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 5.0
 """After a failed creation, how long before the pool tries that profile again."""
-REFILL_DEFER_SECONDS = 1.0
-"""The longest a refill waits for the runs of its profile to end (see the module docstring)."""
 
 W = TypeVar("W")
 
@@ -55,7 +51,6 @@ class Profile:
 class _Slot(Generic[W]):
     warm: list[W] = field(default_factory=list)
     last_used: float = 0.0
-    running: int = 0
     retry_after: float = 0.0
 
 
@@ -66,7 +61,7 @@ class WarmPool(Generic[W]):
     failure); `remove(handle)` removes one; both are called from the pool's own thread (and
     `remove` from `stop`). `waiting(handle)` tells, quickly and without blocking, whether a warm
     container still waits for its job: one that died meanwhile is never handed to a run (it is
-    removed and the next one is tried). `use` and `resize` are thread-safe.
+    removed and the next one is tried). `take` and `resize` are thread-safe.
     """
 
     def __init__(
@@ -108,16 +103,13 @@ class WarmPool(Generic[W]):
             self._ensure_thread()
             self._cond.notify_all()
 
-    @contextlib.contextmanager
-    def use(self, profile: Profile) -> Iterator[W | None]:
-        """For the duration of one run of `profile`: a warm container (the caller's to remove),
-        or None: start cold. Either way the profile counts as used now, so its pool fills up,
-        and its refill waits for the run's end (see the module docstring)."""
+    def take(self, profile: Profile) -> W | None:
+        """A warm container of `profile` for one run (it is the caller's to remove), or None:
+        start cold. Either way the profile counts as used now, so its pool fills up."""
         with self._cond:
             # A disabled pool keeps no profiles: the run counts in a slot of its own.
             slot = self._slots.setdefault(profile, _Slot()) if self.size > 0 else _Slot[W]()
             slot.last_used = time.monotonic()
-            slot.running += 1
             container = None
             while slot.warm and container is None:
                 container = slot.warm.pop(0)
@@ -129,12 +121,7 @@ class WarmPool(Generic[W]):
             else:
                 self.warm_starts += 1
             self._cond.notify_all()
-        try:
-            yield container
-        finally:
-            with self._cond:
-                slot.running -= 1
-                self._cond.notify_all()
+            return container
 
     def stats(self) -> dict[str, object]:
         """What admins see: the size setting, warm and cold start counts since the start, and
@@ -224,7 +211,7 @@ class WarmPool(Generic[W]):
     def _next_work(self) -> tuple[W, None] | tuple[None, Profile] | None:
         """Under the lock: (a container to remove, None) or (None, a profile to fill). Dead
         containers go first, then those of idle or oversized pools; then a pool that is short
-        is filled (unless its refill waits for a run, see the module docstring)."""
+        is filled."""
         now = time.monotonic()
         if self._dead:
             return self._dead.pop(), None
@@ -232,27 +219,18 @@ class WarmPool(Generic[W]):
             idle = now - slot.last_used > self.idle_seconds
             if slot.warm and (idle or len(slot.warm) > self.size):
                 return slot.warm.pop(), None
-            if (idle or self.size <= 0) and not slot.warm and not slot.running:
+            if (idle or self.size <= 0) and not slot.warm:
                 del self._slots[profile]
         for profile, slot in self._slots.items():
-            if len(slot.warm) < self.size and slot.retry_after <= now and not self._deferred(slot, now):
+            if len(slot.warm) < self.size and slot.retry_after <= now:
                 return None, profile
         return None
 
-    @staticmethod
-    def _deferred(slot: _Slot[W], now: float) -> bool:
-        return bool(slot.warm) and slot.running > 0 and now - slot.last_used < REFILL_DEFER_SECONDS
-
     def _wake_in(self) -> float:
-        """Under the lock: seconds until a pool goes idle, a retry is due or a refill stops waiting."""
+        """Under the lock: seconds until a pool goes idle or a retry is due."""
         now = time.monotonic()
         due = [slot.last_used + self.idle_seconds - now for slot in self._slots.values()]
         due += [slot.retry_after - now for slot in self._slots.values() if slot.retry_after > now]
-        due += [
-            slot.last_used + REFILL_DEFER_SECONDS - now
-            for slot in self._slots.values()
-            if self._deferred(slot, now)
-        ]
         return max(0.05, min(due, default=self.idle_seconds))
 
     def _remove_quietly(self, container: W | None) -> None:
