@@ -125,19 +125,21 @@ async def settings_page(actor: Actor) -> None:
                     ui.label(
                         f"OPSCRAFT_LOCAL_RUNNER_ROLE={forced_role} decides this on this server."
                     ).classes("text-caption text-warning")
-            numbers = _retention_fields(draft, values, switches)
             ui.separator()
             ui.label("Warm containers").classes("text-subtitle1 font-medium")
-            numbers["warm_pool_size"] = (
+            pool_size = (
                 ui.number("Warm containers per profile in use", value=values["warm_pool_size"], min=0)
                 .props(f'outlined dense hint="{WARM_POOL_HINT}" data-testid="setting-warm_pool_size"')
                 .classes("w-60")
             )
-            draft.field("warm_pool_size", numbers["warm_pool_size"])
+            draft.field("warm_pool_size", pool_size)
             if forced_pool is not None:
                 ui.label(
                     f"OPSCRAFT_WARM_POOL_SIZE={forced_pool} decides this for this server's worker."
                 ).classes("text-caption text-warning")
+
+            numbers = _retention_fields(draft, values, switches)
+            numbers["warm_pool_size"] = pool_size
 
             async def save() -> None:
                 current = await guard(Permission.manage_settings)
