@@ -34,6 +34,10 @@ class Environment(StrEnum):
 _SECRET_KEY_FILE = "secret_key"
 _MIN_SECRET_KEY = 32
 _ORIGIN_RE = re.compile(r"^https?://[^/\s]+$")
+DEFAULT_WARM_POOL_SIZE = 2
+"""Warm Docker containers per isolation profile used recently, unless an admin or
+OPSCRAFT_WARM_POOL_SIZE says otherwise (docs/executions.md, "Warm containers")."""
+MAX_WARM_POOL_SIZE = 16
 
 
 class Settings(BaseSettings):
@@ -93,8 +97,11 @@ class Settings(BaseSettings):
     max_output_bytes: int = Field(50 * 1024 * 1024, gt=0, validation_alias="OPSCRAFT_MAX_OUTPUT_BYTES")
     max_timeout_seconds: int = Field(24 * 3600, gt=0, validation_alias="OPSCRAFT_MAX_TIMEOUT_SECONDS")
     shutdown_grace_seconds: float = Field(10.0, ge=0, validation_alias="OPSCRAFT_SHUTDOWN_GRACE_SECONDS")
-    # Warm containers per isolation profile used within the idle time (0: every run starts cold).
-    warm_pool_size: int = Field(2, ge=0, le=16, validation_alias="OPSCRAFT_WARM_POOL_SIZE")
+    # Warm containers per isolation profile used within the idle time (0: every run starts cold);
+    # unset: the `warm_pool_size` setting an admin chooses (default DEFAULT_WARM_POOL_SIZE).
+    warm_pool_size: int | None = Field(
+        None, ge=0, le=MAX_WARM_POOL_SIZE, validation_alias="OPSCRAFT_WARM_POOL_SIZE"
+    )
     warm_pool_idle_seconds: float = Field(3600.0, gt=0, validation_alias="OPSCRAFT_WARM_POOL_IDLE_SECONDS")
     image_bash: str = Field("bash:5.2", validation_alias="OPSCRAFT_IMAGE_BASH")
     image_python: str = Field("python:3.12-slim", validation_alias="OPSCRAFT_IMAGE_PYTHON")

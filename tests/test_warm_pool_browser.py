@@ -1,9 +1,12 @@
-"""The Settings page shows each live worker's warm containers (admins only reach the page)."""
+"""The Settings page shows each live worker's warm containers (admins only reach the page) and
+sets how many a worker keeps per profile (refused under the field when out of range)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import LiveServer
@@ -12,11 +15,32 @@ from tests.ui_journey import log_in, make_users
 pytestmark = pytest.mark.browser
 
 
-def test_settings_page_shows_the_warm_pool(live_server: LiveServer, page: Any) -> None:
-    make_users(live_server)
+def test_settings_page_shows_and_sets_the_warm_pool(live_server: LiveServer, page: Any) -> None:
+    tokens = make_users(live_server)
     log_in(page, live_server, "admin")
     page.goto(f"{live_server.url}/settings")
     line = page.get_by_test_id("warm-pool")
     line.wait_for(timeout=60_000)
     text = line.inner_text()
     assert " warm (2 per profile in use), " in text and "warm starts" in text and "cold starts" in text
+
+    size = page.get_by_test_id("setting-warm_pool_size")
+    size.fill("17")
+    page.get_by_test_id("settings-save").click()
+    page.get_by_text("must be between 0 and 16").wait_for()
+    settings = httpx.get(f"{live_server.url}/api/v1/settings", headers=tokens["admin"]).json()
+    assert settings["warm_pool_size"] == 2, "nothing saved"
+    size.fill("0")
+    page.get_by_test_id("settings-save").click()
+    page.get_by_text("Settings saved").wait_for()
+    settings = httpx.get(f"{live_server.url}/api/v1/settings", headers=tokens["admin"]).json()
+    assert settings["warm_pool_size"] == 0
+    deadline = time.monotonic() + 60  # the worker applies it at its next heartbeat
+    while True:
+        pools = httpx.get(f"{live_server.url}/api/v1/warm-pools", headers=tokens["admin"]).json()["items"]
+        if pools and pools[0]["size"] == 0:
+            break
+        assert time.monotonic() < deadline, pools
+        time.sleep(0.2)
+    page.reload()
+    assert " warm (0 per profile in use), " in page.get_by_test_id("warm-pool").inner_text()

@@ -25,6 +25,10 @@ class SettingsOut(BaseModel):
     retention_delete_executions: bool = Field(
         description="Past output_retention_days, delete the execution rows too (audit events stay)"
     )
+    warm_pool_size: int = Field(
+        description="Warm Docker containers per isolation profile used recently (0: every run starts cold); "
+        "a worker started with OPSCRAFT_WARM_POOL_SIZE keeps that number instead"
+    )
 
 
 class SettingsPatch(BaseModel):
@@ -39,6 +43,7 @@ class SettingsPatch(BaseModel):
     output_retention_days: StrictInt | None = Field(default=None, description="0 to 36500; 0 keeps output")
     output_retention_gb: StrictFloat | None = Field(default=None, description="0 to 1000000; 0 means no cap")
     retention_delete_executions: StrictBool | None = None
+    warm_pool_size: StrictInt | None = Field(default=None, description="0 to 16; 0 disables the warm pool")
 
 
 @router.get(

@@ -8,7 +8,6 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from opscraft import runtime
 from opscraft.api.deps import CurrentActor, Session
 from opscraft.api.schemas import AUTHED, error_responses
 from opscraft.services import warm_pools
@@ -47,6 +46,5 @@ class WarmPoolsOut(BaseModel):
     responses=error_responses(*AUTHED),
 )
 async def list_pools(session: Session, actor: CurrentActor) -> WarmPoolsOut:
-    lost_seconds = runtime.current().settings.worker_lost_seconds
-    pools = await warm_pools.list_pools(session, actor, lost_seconds)
+    pools = await warm_pools.list_pools(session, actor)
     return WarmPoolsOut(items=[WorkerPoolOut.model_validate(asdict(pool)) for pool in pools])

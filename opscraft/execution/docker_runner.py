@@ -13,9 +13,10 @@ Every container runs the loader of `container_job`: the command, the parameters,
 and the script's files reach it over its attached stdin, never through the container's stored
 configuration or a volume; `file` secrets are written by the loader into a small tmpfs of the
 run's user (`container_job.SECRET_DIR`, in every container). A run takes a warm container of
-its profile from the worker's pool (`warm_pool.py`: created and started beforehand with the
-same configuration) or, when none is warm, creates and starts one itself (a cold start); either
-way the container serves that one run and is removed afterwards. A run that leaves files to
+its profile from the worker's pool (`warm_pool.py`: created, attached and started beforehand
+with the same configuration, so a warm run's first Docker call is the `wait` for its end) or,
+when none is warm, creates, attaches and starts one itself (a cold start); either way the
+container serves that one run and is removed afterwards, off the run's path. A run that leaves files to
 collect (`RunSpec.collect`: a Terraform plan) starts cold with its work directory on an
 anonymous volume instead of the tmpfs, so the files can be read after the container stopped.
 Each worker thread has its own Docker client.
@@ -26,11 +27,13 @@ from __future__ import annotations
 import contextlib
 import io
 import queue
+import select
 import selectors
 import socket
 import struct
 import tarfile
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
@@ -65,6 +68,14 @@ _STREAMS: dict[int, Stream] = {1: "stdout", 2: "stderr"}
 _ATTACH = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
 
 
+@dataclass(frozen=True)
+class _Attached:
+    """A started container waiting for its job, and its attach stream (stdin, stdout, stderr)."""
+
+    container: str
+    sock: Any
+
+
 class DockerRunner:
     """Runs a `RunSpec` in a fresh container and reports its exit code and whether it ran out of memory.
 
@@ -81,7 +92,13 @@ class DockerRunner:
         threading.Thread(target=self._remover, name="opscraft-docker-remove", daemon=True).start()
         self.containers: dict[int, str] = {}
         """Execution id -> id of the container running it, while it runs (warm or cold)."""
-        self.pool = WarmPool(self._create_warm, self._remove, warm_pool_size, warm_pool_idle_seconds)
+        self.pool: WarmPool[_Attached] = WarmPool(
+            self._create_warm,
+            self._discard,
+            warm_pool_size,
+            warm_pool_idle_seconds,
+            waiting=lambda warm: _waiting(warm.sock),
+        )
 
     def _api(self) -> docker.APIClient:
         api = getattr(self._local, "api", None)
@@ -134,40 +151,61 @@ class DockerRunner:
             job = container_job.payload(command.argv, command.env, command.files, _owner(), spec.secret_files)
         except ValueError as exc:
             raise RunnerError(f"the run cannot be handed to its container: {exc}") from None
-        # A run that leaves files behind (a Terraform plan) starts cold with its work directory on
-        # a volume, which outlives the container's stop; a tmpfs would be gone by then.
-        container = None if spec.collect else self.pool.take(profile)
-        sock = None
-        if container is not None:
-            try:
-                sock = api.attach_socket(container, params=_ATTACH)
-            except APIError:  # the warm container died meanwhile: start cold
-                self._remove(container)
-                container = None
-        if container is None:
-            try:
-                labels = {LABEL_EXECUTION: str(spec.execution_id)}
-                container = self._create(api, profile, labels, keep_workdir=bool(spec.collect))
-            except APIError as exc:
-                raise RunnerError(
-                    f"Docker could not create the container: {exc.explanation or exc}"
-                ) from None
+        if spec.collect:
+            # A run that leaves files behind (a Terraform plan) starts cold with its work
+            # directory on a volume, which outlives the container's stop; a tmpfs would be gone.
+            return self._run_in(api, self._start_cold(api, spec, profile), job, spec, output, control)
+        attached = self.pool.take(profile) or self._start_cold(api, spec, profile)
+        return self._run_in(api, attached, job, spec, output, control)
+
+    def _start_cold(self, api: docker.APIClient, spec: RunSpec, profile: Profile) -> _Attached:
+        """A container of its own for the run of `spec`, created, attached and started."""
+        try:
+            labels = {LABEL_EXECUTION: str(spec.execution_id)}
+            container = self._create(api, profile, labels, keep_workdir=bool(spec.collect))
+        except APIError as exc:
+            raise RunnerError(f"Docker could not create the container: {exc.explanation or exc}") from None
+        try:
+            return self._attach_and_start(api, container)
+        except APIError as exc:
+            self._removals.put(container)
+            raise RunnerError(f"Docker could not start the container: {exc.explanation or exc}") from None
+
+    def _attach_and_start(self, api: docker.APIClient, container: str) -> _Attached:
+        """Attach to the created `container` (before it starts: no output can be missed), then
+        start it; its loader then waits for its job on stdin."""
+        sock = api.attach_socket(container, params=_ATTACH)
+        try:
+            api.start(container)
+        except BaseException:
+            sock.close()
+            raise
+        return _Attached(container, sock)
+
+    def _run_in(
+        self,
+        api: docker.APIClient,
+        attached: _Attached,
+        job: bytes,
+        spec: RunSpec,
+        output: OutputSink,
+        control: RunControl,
+    ) -> RunResult:
+        """Hand the started, attached container its job, stream its output, and queue its
+        removal once it ended (whatever happens)."""
+        container = attached.container
         self.containers[spec.execution_id] = container
         try:
-            cold = sock is None
-            if sock is None:
-                sock = api.attach_socket(container, params=_ATTACH)
+            # After the start: a stop requested before (a cancel at claim time) kills it at once.
             control.on_kill(lambda: _kill(container))
+            raw = getattr(attached.sock, "_sock", attached.sock)
             try:
-                if cold:
-                    api.start(container)
-                raw = getattr(sock, "_sock", sock)
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # killed already
                     raw.sendall(job)
                     raw.shutdown(socket.SHUT_WR)  # StdinOnce: the loader's stdin ends here
                 _pump(raw, output)
             finally:
-                sock.close()
+                attached.sock.close()
             exit_code = int(api.wait(container)["StatusCode"])
             # The kernel's OOM killer sends SIGKILL: only then is the state worth asking for.
             oom = exit_code == KILLED and bool(api.inspect_container(container)["State"].get("OOMKilled"))
@@ -193,16 +231,22 @@ class DockerRunner:
         with contextlib.suppress(DockerException):
             self._api().remove_container(container, force=True, v=True)
 
-    def _create_warm(self, profile: Profile) -> str:
-        """A started container of `profile` waiting for its job (the pool's thread calls this)."""
+    def _create_warm(self, profile: Profile) -> _Attached:
+        """A started container of `profile`, attached already, waiting for its job (the pool's
+        thread calls this): a warm run makes no Docker call before its job is on its way."""
         api = self._api()
         container = self._create(api, profile, {LABEL_WARM: "true"}, pull=False)
         try:
-            api.start(container)
+            return self._attach_and_start(api, container)
         except DockerException:
             self._remove(container)
             raise
-        return container
+
+    def _discard(self, warm: _Attached) -> None:
+        """Close a warm container's attach stream and remove it (never run)."""
+        with contextlib.suppress(OSError):
+            warm.sock.close()
+        self._remove(warm.container)
 
     def _create(
         self,
@@ -320,6 +364,17 @@ def _kill(container: str) -> None:
             raise
     finally:
         client.close()
+
+
+def _waiting(sock: Any) -> bool:
+    """Whether a warm container's attach stream is still open: its loader writes nothing before
+    its job, so a readable stream means it ended (the container died, the engine restarted)."""
+    raw = getattr(sock, "_sock", sock)
+    try:
+        readable, _, _ = select.select([raw], [], [], 0)
+    except (OSError, ValueError):  # closed
+        return False
+    return not readable
 
 
 def _pump(sock: Any, output: OutputSink) -> None:

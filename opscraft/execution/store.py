@@ -17,7 +17,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Connection, Table, and_, bindparam, case, exists, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
-from opscraft.config import Settings
+from opscraft.config import DEFAULT_WARM_POOL_SIZE, Settings
 from opscraft.db.engine import create_sqlite_sync_engine
 from opscraft.db.models import (
     AppSetting,
@@ -186,6 +186,7 @@ _RECORD_INVENTORY = (
     .values(inventory_id=bindparam("iid"), inventory_sha256=bindparam("sha"))
 )
 _LOCAL_ALLOWED = select(SETTINGS.c.value).where(SETTINGS.c.key == "local_runner_enabled")
+_WARM_POOL_SIZE = select(SETTINGS.c.value).where(SETTINGS.c.key == "warm_pool_size")
 _INSERT_LOGS = insert(LOGS)
 _OUTPUT_BYTES = update(EXECUTIONS).where(_E.id == bindparam("eid")).values(output_bytes=bindparam("size"))
 _FINISH = (
@@ -462,6 +463,13 @@ def heartbeat(
         .where(_W.id == worker_id)
         .values(heartbeat_at=utcnow(), runners=runners, stopped_at=None, warm_pool=warm_pool)
     )
+
+
+def warm_pool_size(conn: Connection) -> int:
+    """The `warm_pool_size` setting an admin chose (services/app_settings.py keeps it within
+    0..MAX_WARM_POOL_SIZE), else `DEFAULT_WARM_POOL_SIZE`."""
+    stored = conn.execute(_WARM_POOL_SIZE).scalar()
+    return DEFAULT_WARM_POOL_SIZE if stored is None else int(stored)
 
 
 def deregister(conn: Connection, worker_id: str) -> None:

@@ -7,7 +7,12 @@ profile gets, since both are created by the same function. A run takes one (`tak
 its job, and the container is removed after that single run; it is never reused. The pool's
 thread refills it in the background, up to `size` containers for every profile used within
 `idle_seconds`, and removes the warm containers of profiles unused for longer (idle pools
-shrink to nothing). `size` 0 disables the pool: every run starts cold.
+shrink to nothing). `size` 0 disables the pool: every run starts cold; `resize` changes it
+while the pool runs (an admin setting, read at each heartbeat).
+
+A refill starts as soon as a container is taken, beside the run that took it: waiting for the
+run's end was measured to leave the pool empty more often for runs in quick succession (more
+cold starts, a later first byte; docs/benchmarks.md).
 
 Warm containers carry the worker's label (`opscraft.worker`) and `opscraft.warm`, so the
 worker's start-up sweep removes those a crash left behind.
@@ -20,12 +25,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 5.0
 """After a failed creation, how long before the pool tries that profile again."""
+
+W = TypeVar("W")
 
 
 @dataclass(frozen=True)
@@ -40,61 +48,79 @@ class Profile:
 
 
 @dataclass
-class _Slot:
-    warm: list[str]
-    last_used: float
+class _Slot(Generic[W]):
+    warm: list[W] = field(default_factory=list)
+    last_used: float = 0.0
     retry_after: float = 0.0
 
 
-class WarmPool:
+class WarmPool(Generic[W]):
     """The warm containers of one worker (see the module docstring).
 
-    `create(profile)` creates and starts a container and returns its id (raising on failure);
-    `remove(container_id)` removes one; both are called from the pool's own thread (and
-    `remove` from `stop`). `take` is thread-safe.
+    `create(profile)` creates and starts a container and returns its handle `W` (raising on
+    failure); `remove(handle)` removes one; both are called from the pool's own thread (and
+    `remove` from `stop`). `waiting(handle)` tells, quickly and without blocking, whether a warm
+    container still waits for its job: one that died meanwhile is never handed to a run (it is
+    removed and the next one is tried). `take` and `resize` are thread-safe.
     """
 
     def __init__(
         self,
-        create: Callable[[Profile], str],
-        remove: Callable[[str], None],
+        create: Callable[[Profile], W],
+        remove: Callable[[W], None],
         size: int,
         idle_seconds: float,
+        waiting: Callable[[W], bool] = lambda _: True,
     ) -> None:
         self.size = size
         self.idle_seconds = idle_seconds
         self._create = create
         self._remove = remove
+        self._waiting = waiting
+        self._dead: list[W] = []
         self._cond = threading.Condition()
-        self._slots: dict[Profile, _Slot] = {}
+        self._slots: dict[Profile, _Slot[W]] = {}
         self._thread: threading.Thread | None = None
+        self._started = False
         self._stopping = False
         self.warm_starts = 0
         self.cold_starts = 0
 
     def start(self) -> None:
-        """Start the refilling thread (a no-op when the pool is disabled)."""
-        if self.size <= 0 or self._thread is not None:
-            return
-        self._stopping = False
-        self._thread = threading.Thread(target=self._maintain, name="opscraft-warm-pool", daemon=True)
-        self._thread.start()
+        """Start keeping containers warm: the refilling thread runs while `size` is above 0."""
+        with self._cond:
+            self._started = True
+            self._stopping = False
+            self._ensure_thread()
 
-    def take(self, profile: Profile) -> str | None:
+    def resize(self, size: int) -> None:
+        """Keep `size` containers per profile in use from now on (0: none, every run starts
+        cold); the pool's thread removes the ones above it."""
+        with self._cond:
+            if size == self.size:
+                return
+            self.size = size
+            self._ensure_thread()
+            self._cond.notify_all()
+
+    def take(self, profile: Profile) -> W | None:
         """A warm container of `profile` for one run (it is the caller's to remove), or None:
         start cold. Either way the profile counts as used now, so its pool fills up."""
         with self._cond:
-            if self.size <= 0:
-                self.cold_starts += 1
-                return None
-            slot = self._slots.setdefault(profile, _Slot([], 0.0))
+            # A disabled pool keeps no profiles: the run counts in a slot of its own.
+            slot = self._slots.setdefault(profile, _Slot()) if self.size > 0 else _Slot[W]()
             slot.last_used = time.monotonic()
-            container = slot.warm.pop(0) if slot.warm else None
+            container = None
+            while slot.warm and container is None:
+                container = slot.warm.pop(0)
+                if not self._waiting(container):
+                    self._dead.append(container)
+                    container = None
             if container is None:
                 self.cold_starts += 1
             else:
                 self.warm_starts += 1
-            self._cond.notify()
+            self._cond.notify_all()
             return container
 
     def stats(self) -> dict[str, object]:
@@ -115,7 +141,7 @@ class WarmPool:
         `timeout` seconds passed (False). For tests and benchmarks that need a warm start."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            slot = self._slots.setdefault(profile, _Slot([], 0.0))
+            slot = self._slots.setdefault(profile, _Slot())
             slot.last_used = time.monotonic()
             self._cond.notify_all()
             while len(slot.warm) < count:
@@ -128,6 +154,7 @@ class WarmPool:
     def stop(self) -> None:
         """Stop refilling and remove every warm container."""
         with self._cond:
+            self._started = False
             self._stopping = True
             self._cond.notify_all()
             thread, self._thread = self._thread, None
@@ -135,9 +162,18 @@ class WarmPool:
             thread.join()
         with self._cond:
             leftover = [container for slot in self._slots.values() for container in slot.warm]
+            leftover += self._dead
             self._slots.clear()
+            self._dead = []
         for container in leftover:
             self._remove_quietly(container)
+
+    def _ensure_thread(self) -> None:
+        """Under the lock: the refilling thread runs when started and `size` is above 0 (it ends
+        by itself once the pool is disabled and empty)."""
+        if self._started and self.size > 0 and self._thread is None:
+            self._thread = threading.Thread(target=self._maintain, name="opscraft-warm-pool", daemon=True)
+            self._thread.start()
 
     def _maintain(self) -> None:
         while True:
@@ -146,11 +182,14 @@ class WarmPool:
                     return
                 work = self._next_work()
                 if work is None:
+                    if self.size <= 0:  # disabled and empty: `resize` starts a new thread
+                        self._thread = None
+                        return
                     self._cond.wait(self._wake_in())
                     continue
-            action, profile, container = work
-            if action == "remove":
-                self._remove_quietly(container)
+            doomed, profile = work
+            if profile is None:
+                self._remove_quietly(doomed)
                 continue
             try:
                 created = self._create(profile)
@@ -163,25 +202,28 @@ class WarmPool:
                 continue
             with self._cond:
                 slot = self._slots.get(profile)
-                if slot is not None and not self._stopping:
+                if slot is not None and not self._stopping and len(slot.warm) < self.size:
                     slot.warm.append(created)
                     self._cond.notify_all()
-                    created = ""
-            if created:  # stopped meanwhile
-                self._remove_quietly(created)
+                    continue
+            self._remove_quietly(created)  # stopped, shrunk or gone idle meanwhile
 
-    def _next_work(self) -> tuple[str, Profile, str] | None:
-        """Under the lock: shrink an idle or oversized pool first, then fill one that is short."""
+    def _next_work(self) -> tuple[W, None] | tuple[None, Profile] | None:
+        """Under the lock: (a container to remove, None) or (None, a profile to fill). Dead
+        containers go first, then those of idle or oversized pools; then a pool that is short
+        is filled."""
         now = time.monotonic()
+        if self._dead:
+            return self._dead.pop(), None
         for profile, slot in list(self._slots.items()):
             idle = now - slot.last_used > self.idle_seconds
             if slot.warm and (idle or len(slot.warm) > self.size):
-                return "remove", profile, slot.warm.pop()
-            if idle:
+                return slot.warm.pop(), None
+            if (idle or self.size <= 0) and not slot.warm:
                 del self._slots[profile]
         for profile, slot in self._slots.items():
             if len(slot.warm) < self.size and slot.retry_after <= now:
-                return "create", profile, ""
+                return None, profile
         return None
 
     def _wake_in(self) -> float:
@@ -191,6 +233,8 @@ class WarmPool:
         due += [slot.retry_after - now for slot in self._slots.values() if slot.retry_after > now]
         return max(0.05, min(due, default=self.idle_seconds))
 
-    def _remove_quietly(self, container: str) -> None:
+    def _remove_quietly(self, container: W | None) -> None:
+        if container is None:
+            return
         with contextlib.suppress(Exception):
             self._remove(container)

@@ -1,9 +1,10 @@
 """The worker: this process's part in running executions (queue consumer threads + runners).
 
 A worker has an identity (`worker_identity`), registers it in `workers` and heartbeats every
-`OPSCRAFT_WORKER_HEARTBEAT_SECONDS`. `start()` first recovers from its own crash (its runs left
-`running` become `error`, containers and processes labelled with its id are removed, `queued`
-runs are enqueued again, in order), then starts the consumer threads. Its housekeeping thread
+`OPSCRAFT_WORKER_HEARTBEAT_SECONDS`, applying the warm pool's size setting at each heartbeat.
+`start()` first recovers from its own crash (its runs left `running` become `error`,
+containers and processes labelled with its id are removed, `queued` runs are enqueued again,
+in order), then starts the consumer threads. Its housekeeping thread
 heartbeats, ends the runs of workers that stopped heartbeating (`store.end_lost`), applies
 cancels requested through the database and re-enqueues stalled runs. `stop()` stops taking jobs,
 gives running executions the grace period, then kills them; they end as `error` ("interrupted
@@ -85,7 +86,8 @@ class Worker:
         self.allowed = runners
         self.loop = WorkerLoop(settings.effective_database_url)
         self.store = store.Store(settings, self.loop)
-        self.docker = DockerRunner(self.worker_id, settings.warm_pool_size, settings.warm_pool_idle_seconds)
+        # The pool's size is known once the database is reachable (`start`, `_pool_size`).
+        self.docker = DockerRunner(self.worker_id, 0, settings.warm_pool_idle_seconds)
         self.local = LocalRunner(self.worker_id)
         self.queue: JobQueue = (make_queue or (lambda handler: transport.queue_for(settings, handler)))(
             self._job
@@ -121,6 +123,7 @@ class Worker:
     def start(self) -> None:
         self.loop.start()
         offered = self.runners()
+        self.docker.pool.resize(self._pool_size())
         self.store.run(store.register, self.info, offered, self.docker.pool.stats())
         interrupted, queued = self.store.run(store.recover, self.worker_id)
         swept = self.local.sweep() + (self.docker.sweep() if "docker" in offered else 0)
@@ -153,6 +156,12 @@ class Worker:
             swept,
         )
 
+    def _pool_size(self) -> int:
+        """Warm containers per profile: OPSCRAFT_WARM_POOL_SIZE when set, else the admin's setting."""
+        if self.settings.warm_pool_size is not None:
+            return self.settings.warm_pool_size
+        return self.store.run(store.warm_pool_size)
+
     def _stale_before(self) -> object:
         return utcnow() - timedelta(seconds=self.settings.worker_lost_seconds)
 
@@ -168,6 +177,7 @@ class Worker:
                         self.executor.cancel(execution_id)
                 if now - heartbeat >= self.settings.worker_heartbeat_seconds:
                     heartbeat = now
+                    self.docker.pool.resize(self._pool_size())
                     self.store.run(store.heartbeat, self.worker_id, self.runners(), self.docker.pool.stats())
                     self.end_lost()
                 if now - stall >= STALL_CHECK_SECONDS:

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from opscraft.config import DEFAULT_WARM_POOL_SIZE, MAX_WARM_POOL_SIZE
 from opscraft.db.models import AppSetting, Role
 from opscraft.db.types import utcnow
 from opscraft.services import audit, conflicts
@@ -26,11 +27,15 @@ KNOWN: dict[str, tuple[type, Any]] = {
     "output_retention_gb": (float, 0.0),
     # With a retention period: also delete the execution rows (not their audit events) past it.
     "retention_delete_executions": (bool, False),
+    # Warm Docker containers per isolation profile used recently (execution/warm_pool.py); each
+    # worker applies it at its next heartbeat, unless OPSCRAFT_WARM_POOL_SIZE is set there.
+    "warm_pool_size": (int, DEFAULT_WARM_POOL_SIZE),
 }
-# Numeric settings: inclusive (lowest, highest) values; 0 means "off" for both retention limits.
+# Numeric settings: inclusive (lowest, highest) values; 0 means "off" for each of them.
 RANGES: dict[str, tuple[float, float]] = {
     "output_retention_days": (0, 36_500),
     "output_retention_gb": (0, 1_000_000),
+    "warm_pool_size": (0, MAX_WARM_POOL_SIZE),
 }
 # Settings with a fixed set of values.
 CHOICES: dict[str, tuple[str, ...]] = {"local_runner_role": tuple(role.value for role in Role)}

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.models import RegisteredWorker
-from opscraft.db.types import utcnow
+from opscraft.services import workers
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, require
 
@@ -31,15 +31,12 @@ class WorkerPool:
     profiles: list[dict[str, Any]] = field(default_factory=list)
 
 
-async def list_pools(session: AsyncSession, actor: Actor, lost_seconds: float) -> list[WorkerPool]:
-    """The pools of the workers that heartbeated within `lost_seconds` and did not stop, by
-    worker id (admin: `manage_settings`). Raises `Unauthorized` / `Forbidden`."""
+async def list_pools(session: AsyncSession, actor: Actor) -> list[WorkerPool]:
+    """The pools of the live workers (`workers.alive`), by worker id (admin: `manage_settings`).
+    Raises `Unauthorized` / `Forbidden`."""
     require(actor.user, Permission.manage_settings)
-    since = utcnow() - timedelta(seconds=lost_seconds)
     rows = await session.exec(
-        select(RegisteredWorker)
-        .where(col(RegisteredWorker.stopped_at).is_(None), col(RegisteredWorker.heartbeat_at) > since)
-        .order_by(col(RegisteredWorker.id))
+        select(RegisteredWorker).where(workers.alive()).order_by(col(RegisteredWorker.id))
     )
     keys = ("size", "warm", "warm_starts", "cold_starts", "profiles")
     return [

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import ColumnElement, and_, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -45,6 +45,14 @@ class WorkerStatus:
 
 def _stale_before() -> datetime:
     return utcnow() - timedelta(seconds=runtime.current().settings.worker_lost_seconds)
+
+
+def alive() -> ColumnElement[bool]:
+    """The condition on `workers` rows of the live workers: they heartbeated within
+    OPSCRAFT_WORKER_LOST_SECONDS and did not stop."""
+    return and_(
+        col(RegisteredWorker.stopped_at).is_(None), col(RegisteredWorker.heartbeat_at) > _stale_before()
+    )
 
 
 async def statuses(session: AsyncSession) -> list[WorkerStatus]:
@@ -96,14 +104,8 @@ async def list_workers(session: AsyncSession, actor: Actor) -> list[WorkerStatus
 
 async def health_counts(session: AsyncSession) -> tuple[int, int]:
     """(alive workers, queued runs) for the health check: two indexed counts."""
-    alive = await session.exec(
-        select(func.count())
-        .select_from(RegisteredWorker)
-        .where(
-            col(RegisteredWorker.stopped_at).is_(None), col(RegisteredWorker.heartbeat_at) > _stale_before()
-        )
-    )
+    live = await session.exec(select(func.count()).select_from(RegisteredWorker).where(alive()))
     queued = await session.exec(
         select(func.count()).select_from(Execution).where(col(Execution.status) == ExecutionStatus.queued)
     )
-    return int(alive.one()), int(queued.one())
+    return int(live.one()), int(queued.one())

@@ -38,6 +38,8 @@ RETENTION_SWITCH = (
     "Their output, status and parameters go too; audit events are always kept.",
 )
 
+WARM_POOL_HINT = "0: every Docker run creates its container. Workers apply it within a heartbeat."
+
 LOCAL_RUNNER_ROLES = {"viewer": "Everyone", "operator": "Operators and admins", "admin": "Admins only"}
 
 
@@ -90,9 +92,10 @@ def _number(key: str, value: float | None) -> Any:
 async def settings_page(actor: Actor) -> None:
     async with runtime.current().db.session() as s:
         values = await app_settings.get_all(s)
-        pools = await warm_pools.list_pools(s, actor, runtime.current().settings.worker_lost_seconds)
+        pools = await warm_pools.list_pools(s, actor)
     forced_local = runtime.current().settings.local_runner
     forced_role = runtime.current().settings.local_runner_role
+    forced_pool = runtime.current().settings.warm_pool_size
     with frame(actor, "Settings"), ui.row().classes("w-full gap-4 items-start"):
         with ui.card().classes("w-[36rem] max-w-full gap-4") as card:
             ui.label("Run-time settings").classes("text-lg font-semibold")
@@ -122,7 +125,21 @@ async def settings_page(actor: Actor) -> None:
                     ui.label(
                         f"OPSCRAFT_LOCAL_RUNNER_ROLE={forced_role} decides this on this server."
                     ).classes("text-caption text-warning")
+            ui.separator()
+            ui.label("Warm containers").classes("text-subtitle1 font-medium")
+            pool_size = (
+                ui.number("Warm containers per profile in use", value=values["warm_pool_size"], min=0)
+                .props(f'outlined dense hint="{WARM_POOL_HINT}" data-testid="setting-warm_pool_size"')
+                .classes("w-60")
+            )
+            draft.field("warm_pool_size", pool_size)
+            if forced_pool is not None:
+                ui.label(
+                    f"OPSCRAFT_WARM_POOL_SIZE={forced_pool} decides this for this server's worker."
+                ).classes("text-caption text-warning")
+
             numbers = _retention_fields(draft, values, switches)
+            numbers["warm_pool_size"] = pool_size
 
             async def save() -> None:
                 current = await guard(Permission.manage_settings)

@@ -276,6 +276,13 @@ async def removed(docker_client: Any, *containers: str, timeout: float = 60) -> 
     return True
 
 
+def pooled() -> bool:
+    """Whether this server's worker keeps warm containers (OPSCRAFT_WARM_POOL_SIZE or the setting)."""
+    worker = runtime.current().worker
+    assert worker is not None
+    return worker.docker.pool.size > 0
+
+
 def pool_counts() -> tuple[int, int]:
     """(warm starts, cold starts) of this server's worker so far."""
     worker = runtime.current().worker
@@ -294,7 +301,7 @@ async def start_checked(
     """`start`, on a container warmed for the script's profile when the pool is on (`profile`:
     the script's limit fields); for Docker, asserts the run's container started warm (pool on)
     or cold (pool off)."""
-    warm = runtime.current().settings.warm_pool_size > 0 and runner == "docker"
+    warm = pooled() and runner == "docker"
     if warm:
         await prewarm(**(profile or {}))
     before = pool_counts()
@@ -351,5 +358,13 @@ def warm_containers(docker_client: Any) -> list[Any]:
     from opscraft.execution.worker import worker_identity
 
     worker = worker_identity(runtime.current().settings)
+    from docker.errors import NotFound
+
     filters = {"label": [f"{LABEL_WORKER}={worker}", f"{LABEL_WARM}=true"]}
-    return list(docker_client.containers.list(all=True, filters=filters))
+    found = []
+    # The low-level list, then each one inspected: the pool may remove one in between (an idle
+    # pool shrinking), which `containers.list` would turn into a 404.
+    for summary in docker_client.api.containers(all=True, filters=filters):
+        with contextlib.suppress(NotFound):
+            found.append(docker_client.containers.get(summary["Id"]))
+    return found

@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from opscraft import runtime
 from tests.conftest import LoggedIn
 from tests.executions.conftest import (
     container_of,
     make_script,
     output,
+    pooled,
     prewarm,
     removals_held,
     removed,
@@ -102,8 +102,7 @@ async def test_docker_keeps_the_file_secret_out_of_the_container_config(
     """Before (a warm container waiting), during and after the run: `docker inspect` of the
     run's container holds neither the value nor the variable."""
     script_id = await _script(client, operator)
-    pooled = runtime.current().settings.warm_pool_size > 0
-    if pooled:
+    if pooled():
         await prewarm()
         for container in warm_containers(docker_client):
             _assert_no_secret(docker_client.api.inspect_container(container.id))
@@ -118,7 +117,7 @@ async def test_docker_keeps_the_file_secret_out_of_the_container_config(
         after = docker_client.api.inspect_container(container)
         assert not after["State"]["Running"]
         _assert_no_secret(after)
-        assert (after["Config"]["Labels"].get("opscraft.warm") == "true") == pooled
+        assert (after["Config"]["Labels"].get("opscraft.warm") == "true") == pooled()
     assert await removed(docker_client, container)
 
 

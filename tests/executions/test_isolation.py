@@ -20,7 +20,7 @@ from opscraft import runtime
 from opscraft.execution.worker import worker_identity
 from tests.conftest import LoggedIn
 from tests.executions import conftest as engine
-from tests.executions.conftest import container_of, make_script, removed, wait_for
+from tests.executions.conftest import container_of, make_script, pooled, removed, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -180,7 +180,7 @@ async def test_containers_are_labelled_and_removed(
     found = docker_client.api.inspect_container(container)["Config"]["Labels"]
     assert found["opscraft.managed"] == "true"
     assert found["opscraft.worker"] == worker_identity(runtime.current().settings)
-    warm = runtime.current().settings.warm_pool_size > 0
+    warm = pooled()
     assert found.get("opscraft.warm") == ("true" if warm else None)
     assert found.get("opscraft.execution") == (None if warm else str(started["id"]))
     await wait_for(client, admin, started["id"])

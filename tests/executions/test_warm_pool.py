@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -194,7 +195,7 @@ async def test_pool_refills_never_reuses_and_shrinks_when_idle(
 async def test_warm_container_left_by_a_crash_is_removed_at_start(tmp_path: Path, docker_client: Any) -> None:
     settings = make_settings(tmp_path / "other", OPSCRAFT_IMAGE_BASH=BUSYBOX_IMAGE)
     crashed = DockerRunner(worker_identity(settings))  # what the crashed worker had warmed
-    leftover = crashed._create_warm(pool_profile(BUSYBOX_IMAGE))
+    leftover = crashed._create_warm(pool_profile(BUSYBOX_IMAGE)).container
     try:
         assert docker_client.api.inspect_container(leftover)["State"]["Running"]
         await lifecycle.start(settings)
@@ -228,3 +229,132 @@ async def test_admins_see_warm_and_cold_starts(client: httpx.AsyncClient, admin:
     assert mine[0]["cold_starts"] == 1 and mine[0]["size"] == 1
     (profile,) = mine[0]["profiles"]
     assert profile == {**vars(pool_profile(memory_mb=96)), "warm": 1}
+
+
+class _ApiSpy:
+    """Records (thread name, method) of every Docker API call made through it."""
+
+    def __init__(self, api: Any, calls: list[tuple[str, str]]) -> None:
+        self._api = api
+        self._calls = calls
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._api, name)
+        if not callable(value):
+            return value
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._calls.append((threading.current_thread().name, name))
+            return value(*args, **kwargs)
+
+        return call
+
+
+async def test_a_warm_run_makes_no_docker_call_before_its_job(
+    client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The container was attached when it was pooled: the run's only Docker call is the `wait`
+    for its exit status (its removal happens on the remover thread, after the run's end)."""
+    script_id = await make_script(client, admin, "echo hi\n")
+    runner = runtime.current().worker.docker  # type: ignore[union-attr]
+    calls: list[tuple[str, str]] = []
+    real = runner._api
+    monkeypatch.setattr(runner, "_api", lambda: _ApiSpy(real(), calls))
+    await prewarm()
+    calls.clear()
+    warm_starts = pool().warm_starts
+    execution = await start(client, admin, script_id, "docker")
+    final = await wait_for(client, admin, execution["id"])
+    assert final["status"] == "success" and pool().warm_starts == warm_starts + 1
+    assert await output(client, admin, execution["id"]) == "hi\n"
+    on_the_run = [
+        name for thread, name in calls if thread not in ("opscraft-warm-pool", "opscraft-docker-remove")
+    ]
+    assert on_the_run == ["wait"], calls
+
+
+async def test_a_warm_container_that_died_is_never_handed_a_run(
+    client: httpx.AsyncClient, admin: LoggedIn, docker_client: Any
+) -> None:
+    script_id = await make_script(client, admin, "echo alive\n")
+    # The pool full (2): no creation is under way, so every warm container is killed below.
+    assert await asyncio.to_thread(pool().wait_warm, pool_profile(), 2, 120)
+    dead = warm_containers(docker_client)
+    assert len(dead) == 2
+    for container in dead:
+        docker_client.api.kill(container.id)  # e.g. killed by hand, or the engine restarted
+        docker_client.api.wait(container.id)
+    warm_starts, cold_starts = pool().warm_starts, pool().cold_starts
+    execution = await start(client, admin, script_id, "docker")
+    final = await wait_for(client, admin, execution["id"])
+    assert final["status"] == "success", final
+    assert await output(client, admin, execution["id"]) == "alive\n"
+    assert (pool().warm_starts, pool().cold_starts) == (warm_starts, cold_starts + 1)
+    assert await removed(docker_client, *(container.id for container in dead))
+
+
+@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_WORKER_HEARTBEAT_SECONDS": 0.5}])
+async def test_admins_set_the_pool_size_and_workers_apply_it(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, docker_client: Any
+) -> None:
+    assert (await client.get("/api/v1/settings", headers=admin.headers)).json()["warm_pool_size"] == 2
+    assert pool().size == 2
+    await prewarm()
+    r = await client.put("/api/v1/settings", json={"warm_pool_size": 1}, headers=operator.headers)
+    assert r.status_code == 403, r.text
+    r = await client.put("/api/v1/settings", json={"warm_pool_size": 0}, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["warm_pool_size"] == 0, r.text
+    deadline = time.monotonic() + 60
+    while pool().size != 0 or warm_containers(docker_client):
+        assert time.monotonic() < deadline, "the worker should disable its pool at its next heartbeat"
+        await asyncio.sleep(0.1)
+    script_id = await make_script(client, admin, "echo cold\n")
+    cold_starts = pool().cold_starts
+    execution = await start(client, admin, script_id, "docker")
+    assert (await wait_for(client, admin, execution["id"]))["status"] == "success"
+    assert pool().cold_starts == cold_starts + 1
+    r = await client.put("/api/v1/settings", json={"warm_pool_size": 1}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    while pool().size != 1:
+        assert time.monotonic() < deadline + 60
+        await asyncio.sleep(0.1)
+    await prewarm()
+    events = (await client.get("/api/v1/audit?action=setting.update", headers=admin.headers)).json()["items"]
+    assert [e["details"]["value"] for e in events if e["target_id"] == "warm_pool_size"] == [1, 0]
+
+
+@pytest.mark.parametrize(
+    "engine_settings", [{"OPSCRAFT_WARM_POOL_SIZE": 1, "OPSCRAFT_WORKER_HEARTBEAT_SECONDS": 0.5}]
+)
+async def test_the_environment_variable_decides_over_the_setting(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    r = await client.put("/api/v1/settings", json={"warm_pool_size": 0}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    worker = worker_identity(runtime.current().settings)
+    heartbeat = None
+    deadline = time.monotonic() + 30
+    while True:  # two heartbeats later the worker still keeps OPSCRAFT_WARM_POOL_SIZE's one
+        items = (await client.get("/api/v1/warm-pools", headers=admin.headers)).json()["items"]
+        mine = [item for item in items if item["worker_id"] == worker]
+        if mine and heartbeat is not None and mine[0]["heartbeat_at"] > heartbeat:
+            break
+        if mine and heartbeat is None:
+            heartbeat = mine[0]["heartbeat_at"]
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.2)
+    assert mine[0]["size"] == 1 and pool().size == 1
+
+
+@pytest.mark.parametrize("value", [-1, 17, 1.5, "2", True, None])
+async def test_an_invalid_pool_size_is_422_naming_the_field(
+    client: httpx.AsyncClient, admin: LoggedIn, value: Any
+) -> None:
+    before = (await client.get("/api/v1/settings", headers=admin.headers)).json()
+    r = await client.put("/api/v1/settings", json={"warm_pool_size": value}, headers=admin.headers)
+    if value is None:  # JSON null: no change asked for
+        assert r.status_code == 200, r.text
+    else:
+        assert r.status_code == 422, r.text
+        assert any("warm_pool_size" in e["field"] for e in r.json()["errors"]), r.json()
+    assert (await client.get("/api/v1/settings", headers=admin.headers)).json() == before

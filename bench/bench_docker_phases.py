@@ -1,0 +1,271 @@
+"""Where a Docker run's time goes, phase by phase, from submit to its first output byte and end.
+
+One process: the runtime (`lifecycle.start`, SQLite, its worker with the warm pool) and the API
+served by uvicorn on a local port, driven over real HTTP and a real WebSocket as an API user
+would. Timestamps are taken by wrapping the engine's steps (nothing in the product is changed):
+
+    submitted         the client sends `POST /api/v1/executions`
+    accepted          the 202 is back
+    claim start/end   the consumer thread's claim transaction (`store.claim`)
+    runner            `DockerRunner.run` entered (secrets and the output pipeline are ready)
+    taken             `WarmPool.take` returned (a warm container, or none: cold)
+    attached          `attach_socket` on the run's thread returned (absent when it was opened
+                      when the container was pooled)
+    started           `start` on the run's thread returned (cold runs only)
+    job written       the job went over stdin; reading the output starts (`_pump` entered)
+    first output      the first output bytes reached the output pipeline (and the live bus)
+    ws first log      the client has the first `log` message on the WebSocket
+    output closed     the attach stream ended (every process of the container ended)
+    runner returned   the exit status is known (`DockerRunner.run` returned: Docker's `wait`)
+    ws end            the client has the `end` message
+
+Each sample submits `echo hi` and opens the WebSocket right after the 202 (as bench_exec_docker
+does), then waits until the pool is full again, so every warm sample is a warm start and no
+refill of a previous sample runs beside it (`--overlap` skips that wait: the refill then
+competes with the next run, as with runs in quick succession). Prints the median and p90 of each
+timestamp (ms after `submitted`) and of each step.
+
+Usage: .venv/bin/python -m bench.bench_docker_phases [--samples 30] [--pool 2] [--overlap]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import docker.api.client
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+from bench.exec_harness import PASSWORD, RUNNER_IMAGE, percentile, watch
+from opscraft import lifecycle
+from opscraft.api import install_api
+from opscraft.execution import docker_runner, store
+from opscraft.execution.output import OutputPipeline
+from tests.conftest import free_port, make_settings
+
+PHASES = (
+    "accepted",
+    "claim start",
+    "claim end",
+    "runner",
+    "taken",
+    "attached",
+    "started",
+    "job written",
+    "first output",
+    "ws first log",
+    "output closed",
+    "runner returned",
+    "ws end",
+)
+
+
+class Recorder:
+    """Timestamps (`time.perf_counter`) per execution id and phase; the first one of a phase wins."""
+
+    def __init__(self) -> None:
+        self.marks: dict[int, dict[str, float]] = defaultdict(dict)
+        self._current = threading.local()
+
+    def mark(self, execution_id: int | None, phase: str) -> None:
+        if execution_id is not None:
+            self.marks[execution_id].setdefault(phase, time.perf_counter())
+
+    def here(self) -> int | None:
+        """The execution the calling thread runs (set while `DockerRunner.run` runs)."""
+        return getattr(self._current, "execution_id", None)
+
+    def install(self, runner: docker_runner.DockerRunner) -> None:
+        """Wrap the engine's steps (see the module docstring)."""
+        recorder = self
+        claim = store.claim
+
+        @functools.wraps(claim)
+        def timed_claim(conn: Any, settings: Any, worker_id: str, execution_id: int) -> Any:
+            recorder.mark(execution_id, "claim start")
+            try:
+                return claim(conn, settings, worker_id, execution_id)
+            finally:
+                recorder.mark(execution_id, "claim end")
+
+        store.claim = timed_claim
+
+        run = runner.run
+
+        def timed_run(spec: Any, output: Any, control: Any) -> Any:
+            recorder._current.execution_id = spec.execution_id
+            recorder.mark(spec.execution_id, "runner")
+            try:
+                return run(spec, output, control)
+            finally:
+                recorder.mark(spec.execution_id, "runner returned")
+                recorder._current.execution_id = None
+
+        runner.run = timed_run  # type: ignore[method-assign]
+
+        take = runner.pool.take
+
+        def timed_take(profile: Any) -> Any:
+            try:
+                return take(profile)
+            finally:
+                recorder.mark(recorder.here(), "taken")
+
+        runner.pool.take = timed_take  # type: ignore[method-assign]
+
+        for method, phase in (("attach_socket", "attached"), ("start", "started")):
+            original = getattr(docker.api.client.APIClient, method)
+
+            def timed(
+                self: Any, *args: Any, _original: Any = original, _phase: str = phase, **kw: Any
+            ) -> Any:
+                try:
+                    return _original(self, *args, **kw)
+                finally:
+                    recorder.mark(recorder.here(), _phase)
+
+            setattr(docker.api.client.APIClient, method, timed)
+
+        pump = docker_runner._pump
+
+        def timed_pump(sock: Any, output: Any) -> None:
+            recorder.mark(recorder.here(), "job written")
+            pump(sock, output)
+            recorder.mark(recorder.here(), "output closed")
+
+        docker_runner._pump = timed_pump
+
+        feed = OutputPipeline.feed
+
+        def timed_feed(self: OutputPipeline, stream: Any, data: bytes) -> None:
+            feed(self, stream, data)
+            recorder.mark(self.execution_id, "first output")
+
+        OutputPipeline.feed = timed_feed  # type: ignore[method-assign]
+
+
+class _Server:
+    """Just what `exec_harness.watch` needs of a server."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url
+        self.ws_url = url.replace("http://", "ws://", 1)
+        self.token = token
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+
+async def sample(client: httpx.AsyncClient, srv: _Server, script_id: int, recorder: Recorder) -> None:
+    t0 = time.perf_counter()
+    response = await client.post(
+        "/api/v1/executions", json={"script_id": script_id, "runner": "docker"}, headers=srv.headers
+    )
+    response.raise_for_status()
+    execution_id = int(response.json()["id"])
+    marks = recorder.marks[execution_id]
+    marks["submitted"] = t0
+    marks["accepted"] = time.perf_counter()
+    message, _ = await watch(srv, execution_id, until="log")
+    marks["ws first log"] = time.perf_counter()
+    assert message["content"] == "hi\n", message
+    end, _ = await watch(srv, execution_id)
+    marks["ws end"] = time.perf_counter()
+    assert end["status"] == "success", end
+
+
+def report(recorder: Recorder, ids: list[int]) -> None:
+    print(f"{'phase (ms after submitted)':<28} {'p50':>8} {'p90':>8}   step p50")
+    previous = "submitted"
+    for phase in PHASES:
+        values = [
+            (recorder.marks[i][phase] - recorder.marks[i]["submitted"]) * 1000
+            for i in ids
+            if phase in recorder.marks[i]
+        ]
+        if not values:
+            print(f"{phase:<28} {'-':>8} {'-':>8}   (never on a run's thread)")
+            continue
+        steps = [
+            (recorder.marks[i][phase] - recorder.marks[i][previous]) * 1000
+            for i in ids
+            if phase in recorder.marks[i] and previous in recorder.marks[i]
+        ]
+        step = f"{statistics.median(steps):8.1f}  (after {previous})" if steps else ""
+        print(f"{phase:<28} {statistics.median(values):8.1f} {percentile(values, 90):8.1f}   {step}")
+        previous = phase
+
+
+async def main(samples: int, pool_size: int, overlap: bool) -> None:
+    print(f"# load average at start: {os.getloadavg()}")
+    with tempfile.TemporaryDirectory(prefix="opscraft-bench-") as tmp:
+        images = {
+            f"OPSCRAFT_IMAGE_{kind}": RUNNER_IMAGE for kind in ("BASH", "PYTHON", "ANSIBLE", "TERRAFORM")
+        }
+        settings = make_settings(Path(tmp), **images, OPSCRAFT_WARM_POOL_SIZE=pool_size)
+        rt = await lifecycle.start(settings)
+        try:
+            worker = rt.worker
+            assert worker is not None
+            recorder = Recorder()
+            recorder.install(worker.docker)
+            app = FastAPI()
+            install_api(app, settings)
+            port = free_port()
+            config = uvicorn.Config(
+                app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="wsproto"
+            )
+            server = uvicorn.Server(config)
+            task = asyncio.create_task(server.serve())
+            while not server.started:
+                await asyncio.sleep(0.01)
+            url = f"http://127.0.0.1:{port}"
+            async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+                account = {"username": "bench", "email": "bench@example.com", "password": PASSWORD}
+                (await client.post("/api/v1/auth/register", json=account)).raise_for_status()
+                login = await client.post(
+                    "/api/v1/auth/login", json={"username": "bench", "password": PASSWORD}
+                )
+                srv = _Server(url, login.json()["access_token"])
+                body = {"name": "hi", "script_type": "bash", "content": "echo hi\n", "status": "active"}
+                created = await client.post("/api/v1/scripts", json=body, headers=srv.headers)
+                created.raise_for_status()
+                script_id = int(created.json()["id"])
+                profile = docker_runner.Profile(RUNNER_IMAGE, 512, 0.5, False, docker_runner.USER)
+                before = set(recorder.marks)
+                for i in range(samples + 3):  # 3 warm-up runs (the profile's first is cold)
+                    if pool_size and not overlap:
+                        assert await asyncio.to_thread(worker.docker.pool.wait_warm, profile, pool_size, 120)
+                    await sample(client, srv, script_id, recorder)
+                    if i == 2:
+                        before = set(recorder.marks)
+                ids = sorted(set(recorder.marks) - before)
+            server.should_exit = True
+            await task
+            stats = worker.docker.pool.stats()
+        finally:
+            await lifecycle.stop()
+    print(f"# load average at end: {os.getloadavg()}")
+    print(
+        f"# {len(ids)} samples, pool size {pool_size}{' (refills overlap)' if overlap else ''}: "
+        f"{stats['warm_starts']} warm starts, {stats['cold_starts']} cold starts in all"
+    )
+    report(recorder, ids)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--pool", type=int, default=2, help="warm containers per profile (0: cold)")
+    parser.add_argument("--overlap", action="store_true", help="do not wait for the pool to refill")
+    args = parser.parse_args()
+    asyncio.run(main(args.samples, args.pool, args.overlap))

@@ -1,0 +1,142 @@
+"""The warm pool's bookkeeping, with containers stood in for by numbers (the Docker side is in
+tests/executions/test_warm_pool.py): a container serves one run, a refill starts at once, a
+container that died while it waited is never handed out, `resize` grows and shrinks the pool
+while it runs, and an idle profile's pool shrinks to nothing."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from opscraft.execution.warm_pool import Profile, WarmPool
+
+PROFILE = Profile("image:1", 512, 0.5, False, "65534:65534")
+OTHER = Profile("image:1", 96, 0.5, False, "65534:65534")
+
+
+class FakeDocker:
+    """Counts creations and removals; `create` returns a new number each time."""
+
+    def __init__(self) -> None:
+        self._numbers = itertools.count(1)
+        self.lock = threading.Lock()
+        self.created: list[int] = []
+        self.removed: list[int] = []
+
+    def create(self, profile: Profile) -> int:
+        with self.lock:
+            number = next(self._numbers)
+            self.created.append(number)
+            return number
+
+    def remove(self, container: int) -> None:
+        with self.lock:
+            self.removed.append(container)
+
+
+def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def docker() -> FakeDocker:
+    return FakeDocker()
+
+
+@pytest.fixture
+def pool(docker: FakeDocker) -> Iterator[WarmPool[int]]:
+    started = WarmPool(docker.create, docker.remove, size=2, idle_seconds=3600)
+    started.start()
+    yield started
+    started.stop()
+
+
+def test_each_container_serves_one_run_and_the_pool_refills(pool: WarmPool[int], docker: FakeDocker) -> None:
+    assert pool.wait_warm(PROFILE, 2, 10)
+    used = []
+    for _ in range(5):
+        assert pool.wait_warm(PROFILE, 2, 10)
+        container = pool.take(PROFILE)
+        assert container is not None
+        used.append(container)
+    assert len(set(used)) == 5, "a container is never handed out twice"
+    stats = pool.stats()
+    assert stats["warm_starts"] == 5 and stats["cold_starts"] == 0
+    until(lambda: pool.stats()["warm"] == 2)
+    assert not docker.removed
+
+
+def test_a_refill_starts_at_once_after_a_take(pool: WarmPool[int], docker: FakeDocker) -> None:
+    """Beside the run that took the container (waiting for its end left the pool empty more
+    often for runs in quick succession: docs/benchmarks.md)."""
+    assert pool.wait_warm(PROFILE, 2, 10)
+    assert pool.take(PROFILE) is not None  # its run goes on
+    until(lambda: pool.stats()["warm"] == 2)
+    assert len(docker.created) == 3
+
+
+def test_a_dead_warm_container_is_never_handed_out(docker: FakeDocker) -> None:
+    dead: set[int] = set()
+    pool = WarmPool(docker.create, docker.remove, size=2, idle_seconds=3600, waiting=lambda c: c not in dead)
+    pool.start()
+    try:
+        assert pool.wait_warm(PROFILE, 2, 10)
+        dead.update(docker.created[:2])  # both died while they waited
+        assert pool.take(PROFILE) is None  # so the run starts cold
+        assert (pool.warm_starts, pool.cold_starts) == (0, 1)
+        until(lambda: sorted(docker.removed) == sorted(dead))
+        assert pool.wait_warm(PROFILE, 2, 10)
+        assert pool.take(PROFILE) not in dead
+    finally:
+        pool.stop()
+
+
+def test_resize_shrinks_disables_and_grows_the_pool(pool: WarmPool[int], docker: FakeDocker) -> None:
+    assert pool.wait_warm(PROFILE, 2, 10)
+    pool.resize(1)
+    until(lambda: len(docker.removed) == 1 and pool.stats()["warm"] == 1)
+    pool.resize(0)
+    until(lambda: len(docker.removed) == 2 and pool.stats()["warm"] == 0)
+    assert pool.take(PROFILE) is None  # disabled: cold
+    assert pool.stats()["cold_starts"] == 1 and pool.stats()["size"] == 0
+    pool.resize(3)
+    assert pool.wait_warm(PROFILE, 3, 10)
+    assert not set(docker.removed) & set(docker.created[-3:]), "the warm containers are new ones"
+
+
+def test_resize_before_start_creates_nothing(docker: FakeDocker) -> None:
+    pool = WarmPool(docker.create, docker.remove, size=0, idle_seconds=3600)
+    pool.resize(2)
+    assert pool.take(PROFILE) is None
+    time.sleep(0.2)
+    assert not docker.created
+    pool.start()
+    try:
+        assert pool.wait_warm(PROFILE, 2, 10)
+    finally:
+        pool.stop()
+    assert sorted(docker.removed) == sorted(docker.created), "stop removes every warm container"
+
+
+def test_an_idle_profile_shrinks_to_nothing_and_a_used_one_stays(docker: FakeDocker) -> None:
+    pool = WarmPool(docker.create, docker.remove, size=1, idle_seconds=0.5)
+    pool.start()
+    try:
+        assert pool.wait_warm(OTHER, 1, 10)
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:  # PROFILE is used all along, OTHER is not
+            pool.take(PROFILE)
+            time.sleep(0.05)
+        profiles = {(p["memory_mb"], p["warm"]) for p in pool.stats()["profiles"]}  # type: ignore[union-attr]
+        assert (96, 1) not in profiles
+        assert docker.removed == docker.created[:1], "the idle profile's container is removed"
+        until(lambda: pool.stats()["warm"] == 1)
+    finally:
+        pool.stop()
