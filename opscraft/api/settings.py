@@ -31,6 +31,16 @@ class SettingsOut(BaseModel):
     )
 
 
+def _low(key: str) -> int:
+    """The lowest value of a numeric setting (`app_settings.RANGES`), for the schema."""
+    return int(app_settings.RANGES[key][0])
+
+
+def _high(key: str) -> int:
+    """The highest value of a numeric setting (`app_settings.RANGES`), for the schema."""
+    return int(app_settings.RANGES[key][1])
+
+
 class SettingsPatch(BaseModel):
     """Only the settings given change. Values are JSON's own types (no "true" for true)."""
 
@@ -40,10 +50,25 @@ class SettingsPatch(BaseModel):
     local_runner_enabled: StrictBool | None = None
     local_runner_role: Role | None = None
     api_tokens_require_expiry: StrictBool | None = None
-    output_retention_days: StrictInt | None = Field(default=None, description="0 to 36500; 0 keeps output")
-    output_retention_gb: StrictFloat | None = Field(default=None, description="0 to 1000000; 0 means no cap")
+    output_retention_days: StrictInt | None = Field(
+        default=None,
+        ge=_low("output_retention_days"),
+        le=_high("output_retention_days"),
+        description="0 keeps output",
+    )
+    output_retention_gb: StrictFloat | None = Field(
+        default=None,
+        ge=_low("output_retention_gb"),
+        le=_high("output_retention_gb"),
+        description="0 means no cap",
+    )
     retention_delete_executions: StrictBool | None = None
-    warm_pool_size: StrictInt | None = Field(default=None, description="0 to 16; 0 disables the warm pool")
+    warm_pool_size: StrictInt | None = Field(
+        default=None,
+        ge=_low("warm_pool_size"),
+        le=_high("warm_pool_size"),
+        description="0 disables the warm pool",
+    )
 
 
 @router.get(

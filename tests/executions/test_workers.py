@@ -88,7 +88,9 @@ async def test_two_workers_keep_their_runs_through_each_others_start(
     try:
         # The second worker's start recovered and swept only its own (none): the first run goes on.
         assert (await _row(a_run["id"])).status == "running"
-        b_run = await _enqueue_row(script_id, admin.id, second, N=2, S=6)
+        b_run = await _enqueue_row(
+            script_id, admin.id, second, N=2, S=20
+        )  # outlasts the first worker's stop and restart under load
         await wait_for(client, admin, b_run, {"running"})
         assert (await _row(b_run)).worker_id == second.worker_id
         a_final = await wait_for(client, admin, a_run["id"])
