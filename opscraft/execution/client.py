@@ -139,7 +139,7 @@ class ExecutionClient:
             try:
                 async with self.db.session() as session:  # the row and the first page: one checkout
                     execution = await session.get(Execution, execution_id)
-                    rows = await self._stored_after(session, execution_id, last) if execution else []
+                    rows = await stored_after(session, execution_id, last) if execution else []
                 if execution is None:
                     return
                 if shown is None or (execution.status != shown and execution.status not in FINAL_STATUSES):
@@ -152,7 +152,7 @@ class ExecutionClient:
                     if len(rows) < REPLAY_PAGE:
                         break
                     async with self.db.session() as session:
-                        rows = await self._stored_after(session, execution_id, last)
+                        rows = await stored_after(session, execution_id, last)
                 if execution.status in FINAL_STATUSES:
                     yield status_event(execution)
                     return
@@ -176,15 +176,18 @@ class ExecutionClient:
             finally:
                 sub.close()
 
-    @staticmethod
-    async def _stored_after(session: AsyncSession, execution_id: int, after: int) -> list[ExecutionLog]:
-        rows = await session.exec(
-            select(ExecutionLog)
-            .where(col(ExecutionLog.execution_id) == execution_id, col(ExecutionLog.seq) > after)
-            .order_by(col(ExecutionLog.seq))
-            .limit(REPLAY_PAGE)
-        )
-        return list(rows.all())
+
+async def stored_after(
+    session: AsyncSession, execution_id: int, after: int, limit: int = REPLAY_PAGE
+) -> list[ExecutionLog]:
+    """A run's stored output chunks with `seq > after`, in order, at most `limit` of them."""
+    rows = await session.exec(
+        select(ExecutionLog)
+        .where(col(ExecutionLog.execution_id) == execution_id, col(ExecutionLog.seq) > after)
+        .order_by(col(ExecutionLog.seq))
+        .limit(limit)
+    )
+    return list(rows.all())
 
 
 def status_event(execution: Execution) -> StatusEvent:

@@ -32,7 +32,7 @@ from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.workers import finished_event
 from opscraft.db.types import utcnow
 from opscraft.execution import ansible_options, terraform_plan
-from opscraft.execution.client import ExecutionClient
+from opscraft.execution.client import ExecutionClient, stored_after
 from opscraft.execution.events import Event
 from opscraft.services import (
     app_settings,
@@ -514,21 +514,9 @@ async def read_logs(
         raise Invalid(f"offset must be >= 0 and limit between 1 and {MAX_LOG_PAGE}")
     execution = await get(session, actor, execution_id)
     final = execution.status in FINAL_STATUSES
-    rows = await _stored_after(session, execution_id, offset, limit)
+    rows = await stored_after(session, execution_id, offset, limit)
     next_offset = rows[-1].seq if rows else offset
     return LogPage(items=rows, next_offset=next_offset, complete=final and len(rows) < limit)
-
-
-async def _stored_after(
-    session: AsyncSession, execution_id: int, after: int, limit: int
-) -> list[ExecutionLog]:
-    rows = await session.exec(
-        select(ExecutionLog)
-        .where(col(ExecutionLog.execution_id) == execution_id, col(ExecutionLog.seq) > after)
-        .order_by(col(ExecutionLog.seq))
-        .limit(limit)
-    )
-    return list(rows.all())
 
 
 def may_cancel(actor: Actor, execution: Execution) -> bool:
