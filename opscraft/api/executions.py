@@ -51,8 +51,9 @@ async def create_execution(body: ExecutionCreate, session: Session, actor: Curre
     summary="List executions, newest first (`total` is counted up to 10,000: see `total_capped`)",
     description="Page with `skip` and `limit`, or with `cursor`: pass back the previous page's "
     "`next_cursor` (keyset paging: every page costs the same at any depth, and runs started "
-    "between two pages neither shift nor repeat the later ones). `next_cursor` is null on the "
-    "last page. An invalid cursor, or a cursor with a non-zero `skip`, is refused with 422.",
+    "between two pages neither shift nor repeat the later ones), or its `prev_cursor` to go back "
+    "to newer runs. `next_cursor` is null on the last page, `prev_cursor` on the newest. An "
+    "invalid cursor, or a cursor with a non-zero `skip`, is refused with 422.",
     responses=error_responses(*AUTHED),
 )
 async def list_executions(
@@ -81,7 +82,8 @@ async def list_executions(
         Query(
             max_length=history_cursor.MAX_CURSOR_LENGTH,
             pattern=history_cursor.CURSOR_PATTERN,
-            description="Continue after a previous page: its `next_cursor` (opaque; not with `skip`)",
+            description="Continue from a previous page: its `next_cursor` or `prev_cursor` "
+            "(opaque; not with `skip`)",
         ),
     ] = None,
 ) -> ExecutionPage:
@@ -105,6 +107,7 @@ async def list_executions(
         skip=skip,
         limit=limit,
         next_cursor=page.next_cursor,
+        prev_cursor=page.prev_cursor,
     )
 
 

@@ -128,6 +128,11 @@ class ExecutionPage(Page[ExecutionOut]):
         default=None,
         description="Pass as `cursor` for the next page (opaque); null when this page is the last",
     )
+    prev_cursor: str | None = Field(
+        default=None,
+        description="Pass as `cursor` for the runs just newer than this page (opaque); "
+        "null on the newest page",
+    )
 
 
 def _duration(execution: Execution) -> float | None:

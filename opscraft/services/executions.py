@@ -415,12 +415,14 @@ def _status_filter(status: str | None) -> ExecutionStatus | None:
 class HistoryPage:
     """One page of the history: `rows` newest first; `total` runs match the filters, counted up
     to `execution_counts.COUNT_CAP` (`capped`: more match, `total` is a lower bound);
-    `next_cursor` continues after the last row (`history_cursor`), None on the last page."""
+    `next_cursor` continues after the last row (`history_cursor`), None on the last page;
+    `prev_cursor` reads the runs just newer than the first row, None on the newest page."""
 
     rows: list[Execution]
     total: int
     capped: bool
     next_cursor: str | None
+    prev_cursor: str | None = None
 
 
 async def list_executions(
@@ -437,8 +439,9 @@ async def list_executions(
     limit: int = 50,
     cursor: str | None = None,
 ) -> HistoryPage:
-    """Executions newest first, from `skip` rows in or after `cursor` (`history_cursor`; not
-    both). Raises Invalid (422 naming the field) for a bad filter, cursor or page size."""
+    """Executions newest first, from `skip` rows in or on the side of `cursor` it names
+    (`history_cursor`: older, or newer for a `prev_cursor`; not both). Raises Invalid (422
+    naming the field) for a bad filter, cursor or page size."""
     require(actor.user, Permission.view_scripts)
     if skip < 0 or not 1 <= limit <= MAX_PAGE:
         raise Invalid(f"skip must be >= 0 and limit between 1 and {MAX_PAGE}")
@@ -467,7 +470,7 @@ async def list_executions(
         conditions.append(col(Execution.queued_at) <= until)
     if trigger is not None:
         conditions.append(col(Execution.trigger) == trigger)
-    position = [history_cursor.after(cursor)] if cursor is not None else []
+    keyset = history_cursor.Keyset(cursor)
     # Counting stops at the cap (or just past this page, for a deep page): COUNT(*) over a
     # million rows would cost more than the page itself. The total ignores the cursor.
     cap = max(execution_counts.COUNT_CAP, skip + limit)
@@ -476,17 +479,15 @@ async def list_executions(
         (
             await session.exec(
                 select(Execution)
-                .where(*conditions, *position)
-                .order_by(col(Execution.queued_at).desc(), col(Execution.id).desc())
+                .where(*conditions, *keyset.conditions())
+                .order_by(*keyset.order())
                 .offset(skip)
                 .limit(limit + 1)  # one more tells whether a next page exists
             )
         ).all()
     )
-    rows = found[:limit]
-    last = rows[-1] if len(found) > limit else None
-    next_cursor = history_cursor.encode(last.queued_at, last.id) if last is not None and last.id else None
-    return HistoryPage(rows, total, capped, next_cursor)
+    rows, next_cursor, prev_cursor = keyset.page(found, limit, skipped=skip > 0)
+    return HistoryPage(rows, total, capped, next_cursor, prev_cursor)
 
 
 async def triggering_users(session: AsyncSession, actor: Actor) -> list[tuple[int, str]]:

@@ -7,8 +7,14 @@ id < i)` so that the `queued_at` bound is an index condition on every history in
 with `queued_at`). Unlike `skip`, a page costs the same at any depth, and runs queued between two
 pages (newer than the cursor) neither shift nor repeat the later pages.
 
-Format (opaque to clients, which only pass back `next_cursor`): URL-safe base64 without padding
-of the JSON array `[queued_at, id]`, `queued_at` as ISO 8601 UTC with microseconds, e.g.
+A *newer* cursor (a page's `prev_cursor`) goes the other way: the `limit` runs just newer than a
+run, read oldest first on the same index (`queued_at >= q AND (queued_at > q OR id > i)`, `ORDER BY
+queued_at, id`) and handed back newest first. The UI's "Newer" and "Older" buttons and API
+clients that page back use the two; both read about one page of index entries at any depth.
+
+Format (opaque to clients, which only pass back `next_cursor` or `prev_cursor`): URL-safe base64
+without padding of the JSON array `[queued_at, id]` (older) or `[queued_at, id, "newer"]`,
+`queued_at` as ISO 8601 UTC with microseconds, e.g.
 `WyIyMDI2LTExLTMwVDE4OjAwOjAwLjEyMzQ1NiswMDowMCIsNDJd`.
 """
 
@@ -17,11 +23,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, or_
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
 from sqlmodel import col
 
 from opscraft.db.models import Execution
@@ -30,29 +38,43 @@ from opscraft.services.errors import Invalid
 MAX_CURSOR_LENGTH = 200
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"  # the URL-safe base64 alphabet, no padding
 MAX_ID = 2**63 - 1
+NEWER = "newer"
 
 
-def encode(queued_at: datetime, execution_id: int) -> str:
-    """The cursor that continues after the run (`queued_at`, `execution_id`)."""
+@dataclass(frozen=True)
+class Position:
+    """A run's place in the history (`queued_at` aware UTC, `id`); `newer`: the page is the runs
+    newer than it, else the runs older than it."""
+
+    queued_at: datetime
+    id: int
+    newer: bool = False
+
+
+def encode(queued_at: datetime, execution_id: int, *, newer: bool = False) -> str:
+    """The cursor of the runs older than the run (`queued_at`, `execution_id`), or newer than it
+    with `newer` (a naive `queued_at` is UTC, as stored)."""
     if queued_at.tzinfo is None:
         queued_at = queued_at.replace(tzinfo=UTC)
-    position = [queued_at.astimezone(UTC).isoformat(timespec="microseconds"), execution_id]
+    position: list[Any] = [queued_at.astimezone(UTC).isoformat(timespec="microseconds"), execution_id]
+    if newer:
+        position.append(NEWER)
     raw = json.dumps(position, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def decode(cursor: str) -> tuple[datetime, int]:
-    """(queued_at, id) of a cursor made by `encode`. Raises Invalid (HTTP 422, field `cursor`)
-    for anything else: bad base64 or JSON, another shape, a naive or unparsable time, an id out
-    of range."""
+def decode(cursor: str) -> Position:
+    """The position of a cursor made by `encode`. Raises Invalid (HTTP 422, field `cursor`) for
+    anything else: bad base64 or JSON, another shape, a naive or unparsable time, an id out of
+    range."""
     try:
         if len(cursor) > MAX_CURSOR_LENGTH:
             raise ValueError("too long")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         position: Any = json.loads(raw)
-        if not (isinstance(position, list) and len(position) == 2):
+        if not (isinstance(position, list) and (len(position) == 2 or position[2:] == [NEWER])):
             raise ValueError("not a position")
-        text, execution_id = position
+        text, execution_id = position[:2]
         if not isinstance(text, str) or type(execution_id) is not int or not 1 <= execution_id <= MAX_ID:
             raise ValueError("not a position")
         queued_at = datetime.fromisoformat(text)
@@ -62,11 +84,54 @@ def decode(cursor: str) -> tuple[datetime, int]:
     except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         message = "not a cursor from this API: pass back the `next_cursor` of a previous page"
         raise Invalid(f"cursor is {message}", details=[{"field": "cursor", "message": message}]) from None
-    return queued_at, execution_id
+    return Position(queued_at, execution_id, newer=len(position) == 3)
 
 
-def after(cursor: str) -> ColumnElement[bool]:
-    """The condition selecting the runs after `cursor` in history order. Raises Invalid."""
-    queued_at, execution_id = decode(cursor)
-    queued = col(Execution.queued_at)
-    return and_(queued <= queued_at, or_(queued < queued_at, col(Execution.id) < execution_id))
+class Keyset:
+    """One history page by keyset: the conditions and order to add to the filters' query (which
+    fetches `limit + 1` rows), then `page` to cut what it found into the page and its cursors.
+    `cursor` None is the newest page. Raises Invalid for a bad cursor."""
+
+    def __init__(self, cursor: str | None) -> None:
+        self.position = decode(cursor) if cursor is not None else None
+
+    @property
+    def newer(self) -> bool:
+        return self.position is not None and self.position.newer
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        """WHERE terms: none on the newest page, else the runs on the cursor's side of its run."""
+        if self.position is None:
+            return []
+        at, execution_id = self.position.queued_at, self.position.id
+        queued, ident = col(Execution.queued_at), col(Execution.id)
+        if self.position.newer:
+            return [and_(queued >= at, or_(queued > at, ident > execution_id))]
+        return [and_(queued <= at, or_(queued < at, ident < execution_id))]
+
+    def order(self) -> list[UnaryExpression[Any]]:
+        """ORDER BY: newest first, or oldest first for a newer page (the index read forward)."""
+        queued, ident = col(Execution.queued_at), col(Execution.id)
+        return [queued.asc(), ident.asc()] if self.newer else [queued.desc(), ident.desc()]
+
+    def page(
+        self, found: Sequence[Execution], limit: int, *, skipped: bool = False
+    ) -> tuple[list[Execution], str | None, str | None]:
+        """(rows newest first, next_cursor, prev_cursor) from the up to `limit + 1` rows the query
+        found; `skipped`: the page started `skip` rows in. `next_cursor` (older runs) is exact
+        when read older; `prev_cursor` (newer runs) exact when read newer. The other way, the
+        page was reached from there, so it is given whenever the page has rows (it leads to an
+        empty page only if those runs were deleted since)."""
+        more = len(found) > limit
+        rows = list(found[:limit])
+        if self.newer:
+            rows.reverse()
+            older_exists, newer_exists = bool(rows), more
+        else:
+            older_exists, newer_exists = more, bool(rows) and (skipped or self.position is not None)
+        first, last = (rows[0], rows[-1]) if rows else (None, None)
+        next_cursor = encode(last.queued_at, int(last.id or 0)) if older_exists and last else None
+        prev_cursor = (
+            encode(first.queued_at, int(first.id or 0), newer=True) if newer_exists and first else None
+        )
+        return rows, next_cursor, prev_cursor

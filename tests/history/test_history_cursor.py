@@ -1,6 +1,7 @@
 """Keyset (cursor) paging of `GET /api/v1/executions`, on SQLite and PostgreSQL: the pages walk
-the history in order without duplicates or gaps, runs queued between two pages do not shift the
-later ones, the cursor page uses the filter's index, and a bad cursor is a 422 naming it."""
+the history in order without duplicates or gaps, forward by `next_cursor` and back by
+`prev_cursor`, runs queued between two pages do not shift the later ones, the cursor page uses
+the filter's index either way, and a bad cursor is a 422 naming it."""
 
 from __future__ import annotations
 
@@ -105,6 +106,71 @@ async def test_a_skip_page_gives_a_cursor_to_continue(
     assert [e["id"] for e in after.json()["items"]] == runs["ids"][14:18]
 
 
+async def test_prev_cursor_walks_back_to_the_newest_page(
+    client: httpx.AsyncClient, viewer: LoggedIn, runs: dict[str, Any]
+) -> None:
+    for filters, expected in (({}, runs["ids"]), ({"status": "failed"}, None)):
+        forward: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            query = {"limit": 3, **filters, **({"cursor": cursor} if cursor else {})}
+            forward.append((await client.get(URL, params=query, headers=viewer.headers)).json())
+            cursor = forward[-1]["next_cursor"]
+            if cursor is None:
+                break
+        ids = [[e["id"] for e in page["items"]] for page in forward]
+        if expected is not None:
+            assert [i for p in ids for i in p] == expected
+        assert forward[0]["prev_cursor"] is None, "the newest page has no newer page"
+        assert all(page["prev_cursor"] for page in forward[1:])
+        back: list[list[int]] = [ids[-1]]
+        cursor = forward[-1]["prev_cursor"]
+        while cursor is not None:
+            page = (
+                await client.get(
+                    URL, params={"limit": 3, **filters, "cursor": cursor}, headers=viewer.headers
+                )
+            ).json()
+            back.append([e["id"] for e in page["items"]])
+            assert page["next_cursor"], "a newer page always leads back to the older runs"
+            assert (page["total"], page["total_capped"]) == (forward[0]["total"], False)
+            cursor = page["prev_cursor"]
+            assert len(back) < 50, "the newer cursor does not advance"
+        assert back == ids[::-1], f"{filters}: back through the same pages, newest first within each"
+    # A newer page's next_cursor continues older from its last row.
+    second = (
+        await client.get(
+            URL, params={"limit": 5, "cursor": forward[0]["next_cursor"]}, headers=viewer.headers
+        )
+    ).json()
+    newer = (
+        await client.get(URL, params={"limit": 5, "cursor": second["prev_cursor"]}, headers=viewer.headers)
+    ).json()
+    older = (
+        await client.get(URL, params={"limit": 5, "cursor": newer["next_cursor"]}, headers=viewer.headers)
+    ).json()
+    assert [e["id"] for e in older["items"]] == [e["id"] for e in second["items"]]
+
+
+async def test_a_newer_page_shows_runs_queued_since(
+    client: httpx.AsyncClient, viewer: LoggedIn, runs: dict[str, Any]
+) -> None:
+    first = (await client.get(URL, params={"limit": 4}, headers=viewer.headers)).json()
+    second = (
+        await client.get(URL, params={"limit": 4, "cursor": first["next_cursor"]}, headers=viewer.headers)
+    ).json()
+    fresh = [await seeding.execution(runs["script_id"], utcnow(), chunks=0) for _ in range(2)]
+    back = (
+        await client.get(URL, params={"limit": 4, "cursor": second["prev_cursor"]}, headers=viewer.headers)
+    ).json()
+    assert [e["id"] for e in back["items"]] == runs["ids"][:4], "the 4 runs just newer than page 2"
+    assert back["prev_cursor"], "the new runs are newer still"
+    top = (
+        await client.get(URL, params={"limit": 4, "cursor": back["prev_cursor"]}, headers=viewer.headers)
+    ).json()
+    assert [e["id"] for e in top["items"]] == fresh[::-1] and top["prev_cursor"] is None
+
+
 def _cursor(value: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
 
@@ -123,6 +189,8 @@ def _cursor(value: Any) -> str:
         _cursor(["2026-01-01T00:00:00+00:00", True]),
         _cursor(["2026-01-01T00:00:00+00:00", 2**63]),
         _cursor(["2026-01-01T00:00:00+00:00", "3"]),
+        _cursor(["2026-01-01T00:00:00+00:00", 3, "older"]),
+        _cursor(["2026-01-01T00:00:00+00:00", 3, "newer", "newer"]),
         base64.urlsafe_b64encode(b"\xff\xfe[1]").decode(),
         "A" * 201,
     ],
@@ -145,11 +213,14 @@ async def test_a_cursor_with_skip_is_refused(
 
 def test_a_cursor_round_trips_any_time_zone() -> None:
     at = datetime.fromisoformat("2026-11-30T19:00:00.000123+02:00")
-    assert history_cursor.decode(history_cursor.encode(at, 42)) == (at, 42)
+    assert history_cursor.decode(history_cursor.encode(at, 42)) == history_cursor.Position(at, 42)
     naive = datetime(2026, 11, 30, 17, 0, 0, 123)  # stored naive UTC
-    assert history_cursor.decode(history_cursor.encode(naive, 7))[0] == at
+    assert history_cursor.decode(history_cursor.encode(naive, 7)).queued_at == at
+    newer = history_cursor.decode(history_cursor.encode(at, 42, newer=True))
+    assert newer == history_cursor.Position(at, 42, newer=True)
 
 
+@pytest.mark.parametrize("newer", [False, True], ids=["older", "newer"])
 @pytest.mark.parametrize(
     ("filters", "index"),
     [
@@ -159,17 +230,17 @@ def test_a_cursor_round_trips_any_time_zone() -> None:
     ],
 )
 async def test_a_cursor_page_reads_its_filter_index(
-    admin: LoggedIn, runs: dict[str, Any], filters: dict[str, Any], index: str
+    admin: LoggedIn, runs: dict[str, Any], filters: dict[str, Any], index: str, newer: bool
 ) -> None:
     async with runtime.current().db.engine.begin() as conn:
         await conn.execute(text("ANALYZE"))
     async with runtime.current().db.session() as s:
         actor = Actor(await s.get(User, admin.id))
     resolved = {k: runs["script_id"] if v == "script" else v for k, v in filters.items()}
-    cursor = history_cursor.encode(runs["now"] - timedelta(hours=5), runs["ids"][5])
+    cursor = history_cursor.encode(runs["now"] - timedelta(hours=5), runs["ids"][5], newer=newer)
     async with runtime.current().db.session() as s:
         plans = await _plans_of(
             lambda: executions.list_executions(s, actor, **resolved, limit=5, cursor=cursor),
-            "ORDER BY executions.queued_at DESC",
+            f"ORDER BY executions.queued_at {'ASC' if newer else 'DESC'}",
         )
     assert index in plans[0], plans[0]
