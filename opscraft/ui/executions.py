@@ -35,11 +35,10 @@ class RunFilter:
     user_id: int | None = None
     since: str | None = None
     until: str | None = None
-    page: int = 1
+    cursor: str | None = None  # `history_cursor`: None is the newest page
 
     def query(self) -> str:
-        values = {k: v for k, v in vars(self).items() if v not in (None, "") and not (k == "page" and v == 1)}
-        return urlencode(values)
+        return urlencode({k: v for k, v in vars(self).items() if v not in (None, "")})
 
     def service_args(self) -> dict[str, Any]:
         """Keyword arguments for `executions.list_executions`; dates are whole UTC days."""
@@ -49,7 +48,7 @@ class RunFilter:
             "user_id": self.user_id,
             "since": _day(self.since, time.min),
             "until": _day(self.until, time.max),
-            "skip": (self.page - 1) * PAGE_SIZE,
+            "cursor": self.cursor or None,
             "limit": PAGE_SIZE,
         }
 
@@ -64,7 +63,9 @@ def _day(value: str | None, at: time) -> datetime | None:
 
 
 class RunHistory:
-    """A filterable, paginated list of runs; `fixed_script` pins it to one script (the script tab)."""
+    """A filterable list of runs, newest first, paged by keyset cursor (Newer / Older, as the API's
+    `cursor`: a page costs the same at any depth); `fixed_script` pins it to one script (the
+    script tab). The count under the table is the service's capped count ("10,000+")."""
 
     def __init__(self, actor: Actor, filters: RunFilter, *, fixed_script: int | None = None) -> None:
         self.actor = actor
@@ -120,12 +121,12 @@ class RunHistory:
                 ).classes("ml-auto self-center text-sm")
 
     async def apply(self, **changes: Any) -> None:
-        """Change filters (back to page 1 unless the page itself changes) and redraw."""
+        """Change filters (back to the newest page unless the cursor itself changes) and redraw."""
         actor = await guard(Permission.view_scripts)
         if actor is None:
             return
         self.actor = actor
-        self.filters = replace(self.filters, **{"page": 1, **changes})
+        self.filters = replace(self.filters, **{"cursor": None, **changes})
         if self.fixed_script is None:  # the history page keeps its filters in the address
             query = self.filters.query()
             ui.navigate.history.replace(f"/executions{'?' + query if query else ''}")
@@ -144,39 +145,50 @@ class RunHistory:
             page = await call(executions.list_executions, self.actor, **self.filters.service_args())
         except ServiceError as exc:
             notify_error(exc.message)
+            self._newest_link("This link's page of runs is not valid.")
             return
-        rows, total, capped = page.rows, page.total, page.capped
+        rows = page.rows
         self.live = any(row.status not in FINAL_STATUSES for row in rows)
         if not rows:
+            if self.filters.cursor:
+                self._newest_link("No more runs this way.")
+                return
             with ui.column().classes("w-full items-center py-10 text-grey-7").props('data-testid="no-runs"'):
                 ui.icon("history", size="3rem")
-                if total:
-                    ui.label(
-                        f"This page is past the last one ({total}{'+' if capped else ''} "
-                        f"run{'s' if total > 1 else ''} in all)."
-                    )
-                    ui.button("First page", on_click=lambda: self.apply(page=1)).props("flat no-caps")
-                elif replace(self.filters, page=1) != RunFilter(script_id=self.fixed_script):
+                if self.filters != RunFilter(script_id=self.fixed_script):
                     ui.label("No executions match these filters.")
                 else:
                     ui.label("Nothing has run yet.")
             return
         runs_table(run_rows(rows), hide_script=self.fixed_script is not None)
-        pages = max(1, -(-total // PAGE_SIZE))
-        first = (self.filters.page - 1) * PAGE_SIZE + 1
-        with ui.row().classes("w-full items-center justify-between"):
-            shown = f"{total:,}+" if capped else str(total)
-            ui.label(f"{first}-{first + len(rows) - 1} of {shown}").classes("text-grey-7").props(
-                'data-testid="runs-count"'
+        with ui.row().classes("w-full items-center gap-2"):
+            matching = f"{page.total:,}+" if page.capped else f"{page.total:,}"
+            where = "" if self.filters.cursor else "newest "
+            ui.label(f"{len(rows)} {where}of {matching} run{'s' if page.total != 1 else ''}").classes(
+                "text-grey-7"
+            ).props('data-testid="runs-count"')
+            if page.next_cursor is None:
+                ui.label("· no older runs").classes("text-grey-7").props('data-testid="runs-end"')
+            ui.space()
+            self._pager_button("Newest", "first_page", None, self.filters.cursor is not None, "runs-newest")
+            self._pager_button(
+                "Newer", "chevron_left", page.prev_cursor, page.prev_cursor is not None, "runs-newer"
             )
-            if pages > 1:
-                ui.pagination(
-                    1,
-                    pages,
-                    direction_links=True,
-                    value=min(self.filters.page, pages),
-                    on_change=lambda e: self.apply(page=e.value),
-                ).props('max-pages=7 boundary-numbers data-testid="runs-pages"')
+            self._pager_button(
+                "Older", "chevron_right", page.next_cursor, page.next_cursor is not None, "runs-older"
+            )
+
+    def _pager_button(self, text: str, icon: str, cursor: str | None, enabled: bool, testid: str) -> None:
+        button = ui.button(text, icon=icon, on_click=lambda: self.apply(cursor=cursor))
+        button.props(f'flat no-caps dense data-testid="{testid}"').set_enabled(enabled)
+
+    def _newest_link(self, message: str) -> None:
+        with ui.column().classes("w-full items-center py-10 text-grey-7").props('data-testid="no-runs"'):
+            ui.icon("history", size="3rem")
+            ui.label(message)
+            ui.button("Newest runs", on_click=lambda: self.apply(cursor=None)).props(
+                'flat no-caps data-testid="runs-back-to-newest"'
+            )
 
 
 @protected_page("/executions", Permission.view_scripts, title="Executions")
@@ -187,10 +199,10 @@ async def history_page(
     user_id: int | None = None,
     since: str | None = None,
     until: str | None = None,
-    page: int = 1,
+    cursor: str | None = None,
 ) -> None:
     status = executions.STATUS_ALIASES.get(status or "", status) or None  # the seed's "pending"
-    filters = RunFilter(script_id, status, user_id, since, until, max(page, 1))
+    filters = RunFilter(script_id, status, user_id, since, until, cursor or None)
     with frame(actor, "Executions"):
         await RunHistory(actor, filters).render()
 
