@@ -11,13 +11,21 @@ and the dashboard's figures
 page query through the driver (sqlite3 / asyncpg: the floor any route pays), and the exact
 `COUNT(*)` and `GROUP BY status` over every row that the routes no longer run.
 
+The UI's history page (and a script's executions tab) reads its data with one service call per
+page load, `executions.list_executions` with `RunFilter.service_args()` (25 runs by keyset cursor
+and the capped count): it is timed the same way, at the newest page and deep pages (5,000 and
+50,000 failed runs back, halfway back unfiltered, a script tab's last page, the Newer page from
+a deep one), against the bare cursor page SQL at the same depth and the bare capped count, and
+against what the UI did before (`skip` = 500,000: OFFSET and a count past it). `--ui-only`
+measures these rows only.
+
 Why the output's real size does not matter: no list or dashboard query reads `execution_logs`
 (the plans printed by `--plans` show only `executions` and its indexes), so the rows' 20 GB would
 change only the size of a table these queries never open.
 
 Usage: .venv/bin/python -m bench.bench_history [--executions 1000000] [--log-rows 100000]
            [--requests 40] [--rounds 3] [--pg postgresql+asyncpg://user:pass@host/db] [--no-sqlite]
-           [--plans] [--pre-ping-too]
+           [--plans] [--pre-ping-too] [--ui-only]
        (--pg defaults to $OPSCRAFT_TEST_PG_URL; the role needs CREATEDB)
 """
 
@@ -41,18 +49,23 @@ from typing import Any
 import asyncpg
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import func
 from sqlalchemy.engine import make_url
+from sqlmodel import col, select
 
 from opscraft import lifecycle
 from opscraft.api import install_api
 from opscraft.config import load_settings
 from opscraft.db.engine import Database
 from opscraft.db.models import Role, Script, User
+from opscraft.db.models.executions import Execution
 from opscraft.db.models.scripts import ScriptType
 from opscraft.db.types import utcnow
-from opscraft.services import execution_counts, executions, users
+from opscraft.services import execution_counts, executions, history_cursor, users
 from opscraft.services.actor import Actor
 from opscraft.services.users import UserCreate
+from opscraft.ui.executions import PAGE_SIZE, RunFilter
+from opscraft.ui.widgets import call
 
 PASSWORD = "Bench-Password-9"
 SCRIPTS = 200
@@ -66,6 +79,14 @@ COLUMNS = (
     "queued_at, started_at, finished_at"
 )
 BARE_PAGE = "SELECT * FROM executions WHERE status = {p} ORDER BY queued_at DESC, id DESC LIMIT 50"
+# The UI's cursor page as bare SQL: 25 runs + 1 older than a position, newest first.
+BARE_CURSOR_PAGE = (
+    "SELECT * FROM executions WHERE {where} queued_at <= '{q}' AND (queued_at < '{q}' OR id < {i}) "
+    f"ORDER BY queued_at DESC, id DESC LIMIT {PAGE_SIZE + 1}"
+)
+BARE_CAPPED_COUNT = (
+    "SELECT count(*) FROM (SELECT id FROM executions WHERE status = 'failed' LIMIT 10001) AS m"
+)
 
 
 def _rows(count: int, user_ids: list[int]) -> list[tuple[Any, ...]]:
@@ -200,8 +221,104 @@ def _queries(user_id: int) -> dict[str, dict[str, Any]]:
     }
 
 
+async def _position(rt: Any, depth: int, **where: Any) -> tuple[datetime, int]:
+    """(queued_at, id) of the run `depth` runs back in history order among those matching `where`
+    (one OFFSET query, at set-up only)."""
+    async with rt.db.session() as s:
+        query = select(Execution.queued_at, Execution.id).filter_by(**where)
+        newest_first = query.order_by(col(Execution.queued_at).desc(), col(Execution.id).desc())
+        queued_at, execution_id = (await s.exec(newest_first.offset(depth).limit(1))).one()
+    return queued_at, int(execution_id)
+
+
+async def _measure_ui(
+    rt: Any, actor: Actor, bare: Callable[[str], Awaitable[Any]], args: argparse.Namespace
+) -> None:
+    """The UI history page's data query (one `call` per page load, as `RunHistory` makes it) at
+    the newest page and deep pages, against the bare cursor page SQL at the same depth."""
+    text = "%Y-%m-%d %H:%M:%S.%f"
+    failed_runs = args.executions // 10 - 1  # 10 % of the runs failed (`STATUSES`)
+    deep_failed = await _position(rt, min(5_000, failed_runs // 10), status="failed")
+    deeper_failed = await _position(rt, min(50_000, failed_runs // 2), status="failed")
+    halfway = await _position(rt, args.executions // 2)
+    async with rt.db.session() as s:
+        script_runs = await s.exec(
+            select(func.count()).select_from(Execution).where(col(Execution.script_id) == 7)
+        )
+        script_total = int(script_runs.one())
+    script_last = await _position(rt, max(script_total - PAGE_SIZE - 1, 0), script_id=7)
+    failed = "status = 'failed' AND"
+
+    def cursor(at: tuple[datetime, int], newer: bool = False) -> str:
+        return history_cursor.encode(at[0], at[1], newer=newer)
+
+    def bare_page(at: tuple[datetime, int], where: str = "") -> str:
+        return BARE_CURSOR_PAGE.format(where=where, q=at[0].strftime(text), i=at[1])
+
+    pages: dict[str, tuple[RunFilter, str]] = {
+        "UI newest page, status=failed": (RunFilter(status="failed"), BARE_PAGE.format(p="'failed'")),
+        "UI 5,000 failed runs back": (
+            RunFilter(status="failed", cursor=cursor(deep_failed)),
+            bare_page(deep_failed, failed),
+        ),
+        "UI 50,000 failed runs back": (
+            RunFilter(status="failed", cursor=cursor(deeper_failed)),
+            bare_page(deeper_failed, failed),
+        ),
+        "UI Newer from 5,000 failed back": (
+            RunFilter(status="failed", cursor=cursor(deep_failed, newer=True)),
+            bare_page(deep_failed, failed),
+        ),
+        f"UI {args.executions // 2:,} runs back, unfiltered": (
+            RunFilter(cursor=cursor(halfway)),
+            bare_page(halfway),
+        ),
+        "UI script tab, newest": (RunFilter(script_id=7), bare_page((utcnow(), 2**62), "script_id = 7 AND")),
+        f"UI script tab, last page ({script_total:,} runs)": (
+            RunFilter(script_id=7, cursor=cursor(script_last)),
+            bare_page(script_last, "script_id = 7 AND"),
+        ),
+    }
+
+    async def ui_page(filters: RunFilter) -> None:
+        await call(executions.list_executions, actor, **filters.service_args())
+
+    async def before(skip: int) -> None:  # the numbered pages the UI had: OFFSET and a count past it
+        await call(
+            executions.list_executions, actor, **{**RunFilter().service_args(), "cursor": None, "skip": skip}
+        )
+
+    for filters, _ in pages.values():  # warm-up
+        await ui_page(filters)
+    results: dict[str, list[float]] = {}
+    for number in range(1, args.rounds + 1):
+        for name, (filters, sql) in pages.items():
+            results.setdefault(name, []).extend(await _timed(lambda f=filters: ui_page(f), args.requests))  # type: ignore[misc]
+            results.setdefault(name + " [bare SQL]", []).extend(
+                await _timed(lambda q=sql: bare(q), args.requests)
+            )  # type: ignore[misc]
+        results.setdefault("bare capped count (status=failed)", []).extend(
+            await _timed(lambda: bare(BARE_CAPPED_COUNT), args.requests)
+        )
+        results.setdefault("before: UI page 20,001 (skip 500,000 + count)", []).extend(
+            await _timed(lambda: before(500_000), 3)
+        )
+        print(f"  UI round {number} done (load {os.getloadavg()[0]:.1f})")
+    print("  UI history page data query (one service call per page load), all rounds:")
+    for name, values in results.items():
+        print(f"    {name:<58} {_summary(values)}")
+
+
 async def _measure(settings: Any, bare: Callable[[str], Awaitable[Any]], args: argparse.Namespace) -> None:
     rt = await lifecycle.start(settings, migrate=False, worker=False)
+    if args.ui_only:
+        async with rt.db.session() as s:
+            admin = await s.get(User, 1)
+        await _measure_ui(rt, Actor(admin), bare, args)
+        if args.plans:
+            await _plans(rt)
+        await lifecycle.stop()
+        return
     started = time.perf_counter()
     await execution_counts.refresh_tally(rt.db)
     print(f"  dashboard tally refreshed (background job) in {(time.perf_counter() - started):.2f} s")
@@ -246,7 +363,7 @@ async def _measure(settings: Any, bare: Callable[[str], Awaitable[Any]], args: a
                     everything += got
                 got = await _timed(dashboard, args.requests)
                 results.setdefault("dashboard figures" + tag, []).extend(got)
-                base = await _timed(lambda: bare("page"), args.requests)
+                base = await _timed(lambda: bare(BARE_SQL["page"]), args.requests)
                 results.setdefault("baseline: bare page SQL (driver)", []).extend(base)
                 print(
                     f"  round {number}{tag}: all list routes {_summary(everything)}; "
@@ -258,13 +375,14 @@ async def _measure(settings: Any, bare: Callable[[str], Awaitable[Any]], args: a
                 await db.dispose()
         rt.db = engines[""]
         for name in ("exact COUNT(*) (no longer run)", "exact GROUP BY status (no longer run)"):
-            results[name] = await _timed(lambda n=name: bare(n), 5)  # type: ignore[misc]
+            results[name] = await _timed(lambda n=name: bare(BARE_SQL[n]), 5)  # type: ignore[misc]
         total = (await client.get("/api/v1/executions", headers=headers)).json()
     floor = _p95(results["baseline: bare page SQL (driver)"])
     print(f"  total shown: {total['total']} (capped: {total['total_capped']})")
     print("  all rounds:")
     for name, values in results.items():
         print(f"    {name:<42} {_summary(values)}  p95/bare {(_p95(values) / floor):5.1f}x")
+    await _measure_ui(rt, actor, bare, args)
     if args.plans:
         await _plans(rt)
     await lifecycle.stop()
@@ -282,6 +400,12 @@ async def _plans(rt: Any) -> None:
         "user page": f"SELECT id FROM executions WHERE triggered_by = 2 {newest}",
         "capped count": "SELECT count(*) FROM (SELECT id FROM executions WHERE status = 'failed' "
         "LIMIT 10001) AS m",
+        "UI cursor page, older": "SELECT id FROM executions WHERE status = 'failed' AND queued_at <= "
+        f"{week} AND (queued_at < {week} OR id < 500000) ORDER BY queued_at DESC, id DESC LIMIT 26",
+        "UI cursor page, newer": "SELECT id FROM executions WHERE status = 'failed' AND queued_at >= "
+        f"{week} AND (queued_at > {week} OR id > 500000) ORDER BY queued_at, id LIMIT 26",
+        "UI script tab, older": "SELECT id FROM executions WHERE script_id = 7 AND queued_at <= "
+        f"{week} AND (queued_at < {week} OR id < 500000) ORDER BY queued_at DESC, id DESC LIMIT 26",
         "daily rates": "SELECT date(finished_at), count(*) FROM executions "
         f"WHERE finished_at >= {week} GROUP BY date(finished_at)",
         "tally + recent": "SELECT status, count(*) FROM (SELECT status FROM executions WHERE id > 999000 "
@@ -323,8 +447,8 @@ async def _sqlite(folder: Path, rows: list[tuple[Any, ...]], args: argparse.Name
     _seeded(rows, args, started)
     conn = sqlite3.connect(path)
 
-    async def bare(name: str) -> None:
-        conn.execute(BARE_SQL[name]).fetchall()
+    async def bare(sql: str) -> None:
+        conn.execute(sql).fetchall()
 
     try:
         await _measure(settings, bare, args)
@@ -353,8 +477,8 @@ async def _pg(url: str, folder: Path, rows: list[tuple[Any, ...]], args: argpars
         _seeded(rows, args, started)
         conn = await asyncpg.connect(dsn)
 
-        async def bare(which: str) -> None:
-            await conn.fetch(BARE_SQL[which])
+        async def bare(sql: str) -> None:
+            await conn.fetch(sql)
 
         try:
             await _measure(settings, bare, args)
@@ -374,6 +498,7 @@ def main() -> None:
     parser.add_argument("--pg", default=os.environ.get("OPSCRAFT_TEST_PG_URL"))
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--plans", action="store_true", help="print the query plans the routes rely on")
+    parser.add_argument("--ui-only", action="store_true", help="only the UI history page's data queries")
     parser.add_argument(
         "--pre-ping-too",
         action="store_true",
