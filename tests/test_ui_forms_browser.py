@@ -125,3 +125,23 @@ def test_rollback_to_a_version_with_findings_asks_to_acknowledge(
     assert split.locator(".diff_chg, .diff_add, .diff_sub").count() >= 1
     shown = split.inner_text().replace("\xa0", " ")  # HtmlDiff keeps spaces as non-breaking ones
     assert "rm -rf /" in shown and "echo safe" in shown
+
+
+def test_out_of_range_numbers_are_refused_under_their_fields_never_clamped(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A number typed outside its range reaches the service as typed: NiceGUI's `min`/`precision`
+    used to clamp it when the field lost focus (racing Save), saving a value nobody typed."""
+    admin = tokens["admin"]
+    script = create_script(server, admin, "bounded", "#!/bin/bash\necho bounded\n")
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/scripts/{script['id']}/edit")
+    page.get_by_test_id("memory").fill("8")  # below 16 MiB
+    page.get_by_test_id("timeout").fill("0")  # below 1 s
+    page.get_by_test_id("save-script").click()
+    for testid, bound in (("memory", 16), ("timeout", 1)):
+        field = page.locator(".q-field", has=page.get_by_test_id(testid))
+        field.get_by_text(f"greater than or equal to {bound}").wait_for()
+    assert page.get_by_test_id("memory").input_value() == "8"
+    current = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=admin, timeout=60).json()
+    assert (current["memory_mb"], current["timeout_seconds"], current["current_version"]) == (512, 3600, 1)

@@ -12,7 +12,7 @@ from opscraft.services import auth, users
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.ui import session
-from opscraft.ui.layout import LANGUAGE, run_action, theme
+from opscraft.ui.layout import LANGUAGE, RESPONSE_TIMEOUT_SECONDS, run_action, theme
 from opscraft.ui.widgets import form, password_hint, password_input, text_input
 
 
@@ -39,7 +39,7 @@ def _card(title: str, subtitle: str) -> ui.card:
     return card
 
 
-@ui.page("/setup", title="Set up · OpsCraft", language=LANGUAGE)
+@ui.page("/setup", title="Set up · OpsCraft", language=LANGUAGE, response_timeout=RESPONSE_TIMEOUT_SECONDS)
 async def setup_page() -> Response | None:
     if not await _no_users():
         return RedirectResponse("/login", status_code=303)
@@ -80,7 +80,7 @@ async def setup_page() -> Response | None:
     return None
 
 
-@ui.page("/login", title="Log in · OpsCraft", language=LANGUAGE)
+@ui.page("/login", title="Log in · OpsCraft", language=LANGUAGE, response_timeout=RESPONSE_TIMEOUT_SECONDS)
 async def login_page(next: str | None = None, notice: str | None = None) -> Response | None:
     if await _no_users():
         return RedirectResponse("/setup", status_code=303)
@@ -129,7 +129,7 @@ async def login_page(next: str | None = None, notice: str | None = None) -> Resp
     return None
 
 
-@ui.page("/logout", title="Log out · OpsCraft", language=LANGUAGE)
+@ui.page("/logout", title="Log out · OpsCraft", language=LANGUAGE, response_timeout=RESPONSE_TIMEOUT_SECONDS)
 async def logout_page() -> Response:
     actor = await session.current_actor()
     if actor is not None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from nicegui import ui
 
+from opscraft.db.models import Execution
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.services import executions
 from opscraft.services.actor import Actor
@@ -23,7 +24,7 @@ from opscraft.ui.execution_widgets import (
     runs_table,
 )
 from opscraft.ui.layout import frame, guard, notify_error, protected_page
-from opscraft.ui.widgets import call, live_timer
+from opscraft.ui.widgets import Redrawn, call, live_timer
 
 REFRESH_SECONDS = 5.0
 # Quasar colour names used by the badges, as chart/hex colours.
@@ -56,7 +57,9 @@ def _running_now(stats: DashboardStats) -> None:
         with ui.list().props("separator").classes("w-full"):
             for run in stats.running[:8]:
                 target = f"/executions/{run.id}"
-                with ui.item(on_click=lambda _, t=target: ui.navigate.to(t)).props("clickable"):
+                # A link (the browser follows it), not a server click handler: the list is redrawn
+                # while runs go, and the server drops a click sent to a replaced item.
+                with ui.item().props(f'clickable tag=a href="{target}"'):
                     with ui.item_section():
                         ui.item_label(f"#{run.id} {run_title(run)}").classes("font-medium")
                         who = run.triggered_by_name or "—"
@@ -65,6 +68,15 @@ def _running_now(stats: DashboardStats) -> None:
                         ui.label(format_duration(elapsed(run))).classes("text-grey-8")
         if len(stats.running) > 8:
             ui.link(f"All {len(stats.running)} running", "/executions?status=running").classes("text-sm")
+
+
+def _running_key(running: list[Execution]) -> tuple[Any, ...]:
+    """What `_running_now` shows of the running runs."""
+    shown = [
+        (run.id, run_title(run), run.triggered_by_name, run.runner, format_duration(elapsed(run)))
+        for run in running[:8]
+    ]
+    return len(running), shown
 
 
 def _chart_options(daily: list[DailyRate]) -> dict[str, Any]:
@@ -125,9 +137,9 @@ class Dashboard:
 
     def __init__(self, actor: Actor) -> None:
         self.actor = actor
-        self.counts = ui.refreshable(_counts)
-        self.running = ui.refreshable(_running_now)
-        self.recent = ui.refreshable(_recent)
+        self.counts: Redrawn[DashboardStats] | None = None
+        self.running: Redrawn[DashboardStats] | None = None
+        self.recent: Redrawn[DashboardStats] | None = None
         self.chart: ui.echart | None = None
         self.summary: ui.label | None = None
 
@@ -161,18 +173,18 @@ class Dashboard:
                 "runner under Settings. New runs cannot start until then.",
                 "no-runner",
             )
-        self.counts(stats)
+        self.counts = Redrawn(_counts, stats, lambda shown: shown.counts)
         with ui.row().classes("w-full gap-4 items-stretch"):
             with ui.card().classes("flex-[2] min-w-80").props('flat bordered data-testid="success-chart"'):
                 ui.label("Success rate, last 7 days").classes("text-subtitle1 font-medium")
                 self.summary = ui.label(_success_summary(stats.daily)).classes("text-grey-7 text-sm")
                 self.chart = ui.echart(_chart_options(stats.daily)).classes("w-full h-72")
             with ui.column().classes("flex-1 min-w-72"):
-                self.running(stats)
+                self.running = Redrawn(_running_now, stats, lambda shown: _running_key(shown.running))
         with ui.row().classes("w-full items-center justify-between"):
             ui.label("Recent executions").classes("text-subtitle1 font-medium")
             ui.link("Full history", "/executions").classes("text-sm")
-        self.recent(stats)
+        self.recent = Redrawn(_recent, stats, lambda shown: run_rows(shown.recent))
         live_timer(REFRESH_SECONDS, self.refresh)
 
     def _first_steps(self) -> None:
@@ -205,9 +217,9 @@ class Dashboard:
         stats = await self._stats()
         if stats is None:
             return
-        self.counts.refresh(stats)
-        self.running.refresh(stats)
-        self.recent.refresh(stats)
+        for region in (self.counts, self.running, self.recent):
+            if region is not None:
+                region.show(stats)
         if self.chart is not None and self.summary is not None:
             self.chart.options.update(_chart_options(stats.daily))
             self.chart.update()

@@ -101,7 +101,8 @@ class Draft:
         self.key = key
         self.container = container
         container.props(f'data-draft-form="{key}"')
-        self.fields: dict[str, tuple[Any, Converter]] = {}
+        # name -> (element, converter, the value the form was built with)
+        self.fields: dict[str, tuple[Any, Converter, Any]] = {}
         with container:
             self.notice = ui.row().classes("w-full")
         self.notice.set_visibility(False)
@@ -112,11 +113,14 @@ class Draft:
         element.props(f'data-draft="{name}"')
         if convert is None:
             convert = _number if isinstance(element, ui.number) else (lambda value: value)
-        self.fields[name] = (element, convert)
+        self.fields[name] = (element, convert, element.value)
         return element
 
     async def restore(self) -> bool:
-        """Ask the tab for this form's draft and apply what differs; True when something came back."""
+        """Ask the tab for this form's draft and apply what differs; True when something came back.
+
+        A field changed since the form was built (typed into on a slow connection before the
+        draft came back) keeps what was typed: the newer input wins over the stored one."""
         try:
             stored = await ui.run_javascript(f"return ocDrafts.take({json.dumps(self.key)})", timeout=10)
         except TimeoutError:
@@ -129,8 +133,10 @@ class Draft:
         for name, raw in stored.items():
             if name not in self.fields:
                 continue
-            element, convert = self.fields[name]
+            element, convert, built = self.fields[name]
             value = convert(raw)
+            if element.value != built:
+                continue
             if value != element.value:
                 element.value = value
                 changed = True

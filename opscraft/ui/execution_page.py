@@ -223,16 +223,23 @@ class ExecutionView:
             self.duration.set_text(format_duration(elapsed(self.execution)))
 
     async def reload(self) -> bool:
-        """Re-check the session, re-read the row through the service and redraw the summary."""
+        """Re-check the session and re-read the row through the service; redraw the summary only
+        when the row changed. A redraw replaces its buttons with new elements, and the server drops
+        a click sent to a replaced one: the follow of a finished run ends with its final status
+        right after the page connects, just when a person may click Run again.
+        False when the session ended or the run can no longer be read."""
         actor = await guard(Permission.view_scripts)
         if actor is None:
             return False
         self.actor = actor
         try:
-            self.execution = await call(executions.get, actor, self.execution.id)
+            execution = await call(executions.get, actor, self.execution.id)
         except ServiceError as exc:
             notify_error(exc.message)
             return False
+        if execution.model_dump() == self.execution.model_dump():
+            return True  # redrawing would only replace the buttons a click may be on its way to
+        self.execution = execution
         self.header.refresh()
         self.details.refresh()
         await self.terraform.refresh(actor, self.execution)

@@ -62,6 +62,16 @@ def _day(value: str | None, at: time) -> datetime | None:
         return None
 
 
+def _live(page: executions.HistoryPage) -> bool:
+    """Whether a run of the page may still change (the history re-reads it then)."""
+    return any(row.status not in FINAL_STATUSES for row in page.rows)
+
+
+def _frame(page: executions.HistoryPage) -> tuple[Any, ...]:
+    """What the results show besides the table's rows: the count line and the paging."""
+    return (page.total, page.capped, len(page.rows), page.prev_cursor, page.next_cursor)
+
+
 class RunHistory:
     """A filterable list of runs, newest first, paged by keyset cursor (Newer / Older, as the API's
     `cursor`: a page costs the same at any depth); `fixed_script` pins it to one script (the
@@ -73,6 +83,11 @@ class RunHistory:
         self.fixed_script = fixed_script
         self.live = False
         self.results = ui.refreshable(self._results)
+        # The drawn table and what fixes the rest of the results (counts, paging): a live re-read
+        # that only changes rows updates the table in place instead of redrawing the results,
+        # whose pagination a click may be on its way to.
+        self.table: ui.table | None = None
+        self.frame: tuple[Any, ...] | None = None
 
     async def render(self) -> None:
         await self._filter_bar()
@@ -136,19 +151,36 @@ class RunHistory:
         if not self.live:
             return
         actor = await guard(Permission.view_scripts)
-        if actor is not None:
-            self.actor = actor
+        if actor is None:
+            return
+        self.actor = actor
+        page = await self._load()
+        if page is None:
+            return
+        if self.table is None or _frame(page) != self.frame:
             await self.results.refresh()
+            return
+        self.live = _live(page)
+        rows = run_rows(page.rows)
+        if rows != self.table.rows:
+            self.table.rows = rows
 
-    async def _results(self) -> None:
+    async def _load(self) -> executions.HistoryPage | None:
         try:
-            page = await call(executions.list_executions, self.actor, **self.filters.service_args())
+            return await call(executions.list_executions, self.actor, **self.filters.service_args())
         except ServiceError as exc:
             notify_error(exc.message)
+            return None
+
+    async def _results(self) -> None:
+        self.table = self.frame = None
+        page = await self._load()
+        if page is None:
             self._newest_link("This link's page of runs is not valid.")
             return
         rows = page.rows
-        self.live = any(row.status not in FINAL_STATUSES for row in rows)
+        self.live = _live(page)
+        self.frame = _frame(page)
         if not rows:
             if self.filters.cursor:
                 self._newest_link("No more runs this way.")
@@ -160,7 +192,7 @@ class RunHistory:
                 else:
                     ui.label("Nothing has run yet.")
             return
-        runs_table(run_rows(rows), hide_script=self.fixed_script is not None)
+        self.table = runs_table(run_rows(rows), hide_script=self.fixed_script is not None)
         with ui.row().classes("w-full items-center gap-2"):
             matching = f"{page.total:,}+" if page.capped else f"{page.total:,}"
             where = "" if self.filters.cursor else "newest "

@@ -21,6 +21,10 @@ from opscraft.ui import drafts, session
 # How long the server keeps a page whose browser lost its connection (laptop lid, flaky VPN)
 # before dropping it; a browser that comes back within it carries on where it was.
 RECONNECT_SECONDS = 300.0
+# How long a page may take to build before NiceGUI gives up on it. NiceGUI's default (3 s) turns a
+# page built slowly on a busy server (a few database reads queued behind other work) into an error
+# page; serving it late is better.
+RESPONSE_TIMEOUT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,7 @@ def protected_page(path: str, permission: Permission | None = None, title: str =
             path,
             title=f"{title} · OpsCraft" if title else "OpsCraft",
             reconnect_timeout=RECONNECT_SECONDS,
+            response_timeout=RESPONSE_TIMEOUT_SECONDS,
             language=LANGUAGE,
         )(page)
         return func

@@ -14,9 +14,17 @@ from opscraft.services.notifications import EVENTS, ChannelIn, DeliveryQuery, Ru
 from opscraft.services.permissions import Permission
 from opscraft.services.scripts import ScriptQuery
 from opscraft.ui.layout import frame, guard, protected_page, run_action
-from opscraft.ui.widgets import call, dialog_buttons, dialog_card, format_time, text_input
+from opscraft.ui.widgets import call, dialog_buttons, dialog_card, format_time, live_timer, text_input
 
 ADMIN = Permission.manage_settings
+DELIVERY_COLUMNS = [
+    {"name": "created", "label": "Created", "field": "created"},
+    {"name": "event", "label": "Event", "field": "event"},
+    {"name": "run", "label": "Run", "field": "run"},
+    {"name": "status", "label": "Status", "field": "status"},
+    {"name": "attempts", "label": "Attempts", "field": "attempts"},
+    {"name": "error", "label": "Last error", "field": "error"},
+]
 
 
 def _describe(channel: NotificationChannel) -> str:
@@ -76,18 +84,9 @@ async def notifications_page(actor: Actor) -> None:
                         "flat round dense color=negative"
                     )
 
-        @ui.refreshable
-        async def deliveries_view() -> None:
+        async def deliveries() -> tuple[str, list[dict[str, Any]]]:
+            """The delivery log's count line and table rows, newest first."""
             rows, total = await call(notifications.list_deliveries, actor, DeliveryQuery(limit=50))
-            ui.label(f"{total} deliveries").classes("text-caption")
-            columns = [
-                {"name": "created", "label": "Created", "field": "created"},
-                {"name": "event", "label": "Event", "field": "event"},
-                {"name": "run", "label": "Run", "field": "run"},
-                {"name": "status", "label": "Status", "field": "status"},
-                {"name": "attempts", "label": "Attempts", "field": "attempts"},
-                {"name": "error", "label": "Last error", "field": "error"},
-            ]
             data = [
                 {
                     "id": d.id,
@@ -100,9 +99,7 @@ async def notifications_page(actor: Actor) -> None:
                 }
                 for d in rows
             ]
-            ui.table(columns=columns, rows=data, row_key="id").props(
-                'flat dense data-testid="deliveries"'
-            ).classes("w-full")
+            return f"{total} deliveries", data
 
         async def test(channel: NotificationChannel) -> None:
             current = await guard(ADMIN)
@@ -224,5 +221,17 @@ async def notifications_page(actor: Actor) -> None:
         ui.button("Add rule", icon="add", on_click=add_rule).props('unelevated data-testid="rule-add"')
         await rules_view()
         ui.label("Delivery log").classes("text-lg font-semibold mt-4")
-        await deliveries_view()
-        ui.timer(5.0, deliveries_view.refresh, immediate=False)
+        count, data = await deliveries()
+        count_label = ui.label(count).classes("text-caption")
+        table = ui.table(columns=DELIVERY_COLUMNS, rows=data, row_key="id")
+        table.props('flat dense data-testid="deliveries"').classes("w-full")
+
+        async def update_deliveries() -> None:
+            """Every 5 s: the table's rows change in place (its paging and sorting stay), and only
+            when the log changed."""
+            count, data = await deliveries()
+            count_label.set_text(count)
+            if data != table.rows:
+                table.rows = data
+
+        live_timer(5.0, update_deliveries)

@@ -20,7 +20,7 @@ from opscraft.services.permissions import Permission, can
 from opscraft.services.schedules import PREVIEW, ScheduleIn, ScheduleView
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.script_tabs import script_tab
-from opscraft.ui.widgets import call, dialog_buttons, dialog_card, text_input
+from opscraft.ui.widgets import Redrawn, call, dialog_buttons, dialog_card, live_timer, text_input
 
 TZ_JS = "Intl.DateTimeFormat().resolvedOptions().timeZone"
 
@@ -87,6 +87,15 @@ def schedule_rows(
             with ui.row().classes("items-center gap-2 text-caption"):
                 ui.label("Last:")
                 _last(view)
+
+
+def _picture(data: tuple[list[ScheduleView], ZoneInfo]) -> tuple[Any, ...]:
+    """What `schedule_rows` shows of `data` (views, zone), to redraw only when it changed."""
+    views, zone = data
+    return tuple(
+        (v.schedule.model_dump(), v.script_name, v.owner_name, v.last_status, _upcoming(v, zone))
+        for v in views
+    )
 
 
 def _same(view: ScheduleView, **changes: Any) -> ScheduleIn:
@@ -188,8 +197,10 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
     await body()
 
     async def localize() -> None:
-        zone_box["zone"] = await browser_zone()
-        body.refresh()
+        zone = await browser_zone()
+        if zone.key != zone_box["zone"].key:  # a redraw would replace the buttons under a click
+            zone_box["zone"] = zone
+            body.refresh()
 
     ui.timer(0.1, localize, once=True)
 
@@ -199,17 +210,18 @@ async def schedules_page(actor: Actor) -> None:
     with frame(actor, "Schedules"):
         zone_box: dict[str, ZoneInfo] = {"zone": ZoneInfo("UTC")}
 
-        @ui.refreshable
-        async def body() -> None:
+        async def load() -> tuple[list[ScheduleView], ZoneInfo]:
             async with runtime.current().db.session() as session:
-                views = await schedules.list_schedules(session, actor)
-            schedule_rows(views, zone_box["zone"], with_script=True)
+                return await schedules.list_schedules(session, actor), zone_box["zone"]
 
-        await body()
+        shown = Redrawn(lambda data: schedule_rows(*data, with_script=True), await load(), _picture)
 
         async def localize() -> None:
             zone_box["zone"] = await browser_zone()
-            body.refresh()
+            shown.show(await load())
+
+        async def update() -> None:
+            shown.show(await load())
 
         ui.timer(0.1, localize, once=True)
-        ui.timer(5.0, body.refresh, immediate=False)
+        live_timer(5.0, update)

@@ -285,13 +285,14 @@ class ScriptForm:
             .classes("w-full")
         )
         ui.label("Run settings").classes("text-subtitle2 mt-2")
-        self.timeout = ui.number(
-            "Timeout (seconds)", value=s.timeout_seconds if s else 3600, min=1, precision=0
-        )
-        self.memory = ui.number("Memory (MiB)", value=s.memory_mb if s else 512, min=16, precision=0)
-        self.cpus = ui.number("CPUs", value=s.cpus if s else 0.5, min=0.1, step=0.1, precision=2)
+        # No `min`/`precision`: NiceGUI would clamp or round what was typed when the field loses
+        # focus (racing the Save click), and save a value nobody typed; the service refuses an
+        # out-of-range value under its field instead (`ScriptIn`).
+        self.timeout = ui.number("Timeout (seconds)", value=s.timeout_seconds if s else 3600)
+        self.memory = ui.number("Memory (MiB)", value=s.memory_mb if s else 512)
+        self.cpus = ui.number("CPUs", value=s.cpus if s else 0.5, step=0.1)
         self.max_concurrent = ui.number(
-            "Max concurrent runs (empty: no limit)", value=s.max_concurrent if s else None, min=1, precision=0
+            "Max concurrent runs (empty: no limit)", value=s.max_concurrent if s else None
         )
         for element, testid in (
             (self.timeout, "timeout"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from nicegui import context, ui
 
@@ -37,6 +37,33 @@ def live_timer(interval: float, callback: Callable[[], Any]) -> ui.timer:
             await result
 
     return ui.timer(interval, tick)
+
+
+class Redrawn(Generic[T]):
+    """A part of a page drawn by `draw(value)`; `show(value)` redraws it only when `key(value)`
+    differs from what is on screen.
+
+    A redraw replaces every element of the part with new ones, and NiceGUI's server silently drops
+    an event (a click, typing) that a browser sent to a replaced element. A page that re-reads its
+    data on a timer must therefore not redraw when nothing changed, or it takes buttons, paging and
+    fields from under the person using them. `key` gives a comparable picture of what `draw` shows
+    (default: the value itself).
+    """
+
+    def __init__(self, draw: Callable[[T], None], value: T, key: Callable[[T], Any] | None = None) -> None:
+        self._key = key or (lambda shown: shown)
+        self._draw = ui.refreshable(draw)
+        self._shown = self._key(value)
+        self._draw(value)
+
+    def show(self, value: T) -> bool:
+        """Redraw with `value` when it looks different; True when it did."""
+        key = self._key(value)
+        if key == self._shown:
+            return False
+        self._shown = key
+        self._draw.refresh(value)
+        return True
 
 
 async def close_then(dialog: ui.dialog, action: Callable[[], Awaitable[Any]]) -> None:
