@@ -14,9 +14,10 @@ and the script's files reach it over its attached stdin, never through the conta
 configuration or a volume; `file` secrets are written by the loader into a small tmpfs of the
 run's user (`container_job.SECRET_DIR`, in every container). A run takes a warm container of
 its profile from the worker's pool (`warm_pool.py`: created, attached and started beforehand
-with the same configuration, so a warm run's first Docker call is the `wait` for its end) or,
-when none is warm, creates, attaches and starts one itself (a cold start); either way the
-container serves that one run and is removed afterwards, off the run's path. A run that leaves files to
+with the same configuration, so a warm run whose script exits makes no Docker call: its exit
+status comes with the loader's end record, `container_job`) or, when none is warm, creates,
+attaches and starts one itself (a cold start); either way the container serves that one run
+and is removed afterwards, off the run's path. A run that leaves files to
 collect (`RunSpec.collect`: a Terraform plan) starts cold with its work directory on an
 anonymous volume instead of the tmpfs, so the files can be read after the container stopped.
 Each worker thread has its own Docker client.
