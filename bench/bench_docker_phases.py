@@ -15,8 +15,10 @@ would. Timestamps are taken by wrapping the engine's steps (nothing in the produ
     job written       the job went over stdin; reading the output starts (`_pump` entered)
     first output      the first output bytes reached the output pipeline (and the live bus)
     ws first log      the client has the first `log` message on the WebSocket
-    output closed     the attach stream ended (every process of the container ended)
-    runner returned   the exit status is known (`DockerRunner.run` returned: Docker's `wait`)
+    output closed     the output ended: the loader's end record was read on both streams (or,
+                      without one, the attach stream ended: every process of the container ended)
+    runner returned   the exit status is known (`DockerRunner.run` returned: from the end
+                      record, or Docker's `wait` when there was none)
     ws end            the client has the `end` message
 
 Each sample submits `echo hi` and opens the WebSocket right after the 202 (as bench_exec_docker
@@ -92,10 +94,10 @@ class Recorder:
         claim = store.claim
 
         @functools.wraps(claim)
-        def timed_claim(conn: Any, settings: Any, worker_id: str, execution_id: int) -> Any:
+        def timed_claim(conn: Any, settings: Any, worker_id: str, execution_id: int, *rest: Any) -> Any:
             recorder.mark(execution_id, "claim start")
             try:
-                return claim(conn, settings, worker_id, execution_id)
+                return claim(conn, settings, worker_id, execution_id, *rest)
             finally:
                 recorder.mark(execution_id, "claim end")
 
@@ -139,10 +141,12 @@ class Recorder:
 
         pump = docker_runner._pump
 
-        def timed_pump(sock: Any, output: Any) -> None:
+        def timed_pump(sock: Any, output: Any, *rest: Any) -> Any:
             recorder.mark(recorder.here(), "job written")
-            pump(sock, output)
-            recorder.mark(recorder.here(), "output closed")
+            try:
+                return pump(sock, output, *rest)
+            finally:
+                recorder.mark(recorder.here(), "output closed")
 
         docker_runner._pump = timed_pump
 

@@ -140,3 +140,52 @@ def test_an_idle_profile_shrinks_to_nothing_and_a_used_one_stays(docker: FakeDoc
         until(lambda: pool.stats()["warm"] == 1)
     finally:
         pool.stop()
+
+
+def test_a_run_waits_for_the_container_being_created_rather_than_start_cold(docker: FakeDocker) -> None:
+    """The pool empty, its thread creating one of the run's profile: the run gets that one."""
+    release = threading.Event()
+    creating = threading.Event()
+
+    def slow_create(profile: Profile) -> int:
+        if docker.created:  # the first one is warm at once, the second takes its time
+            creating.set()
+            assert release.wait(10)
+        return docker.create(profile)
+
+    pool = WarmPool(slow_create, docker.remove, size=1, idle_seconds=3600)
+    pool.start()
+    try:
+        assert pool.wait_warm(PROFILE, 1, 10)
+        assert pool.take(PROFILE) == 1  # the refill starts, and is slow
+        assert creating.wait(10)
+        threading.Timer(0.2, release.set).start()
+        assert pool.take(PROFILE) == 2
+        assert (pool.warm_starts, pool.cold_starts) == (2, 0)
+        assert pool.take(OTHER) is None  # nothing of that profile is being created: cold at once
+    finally:
+        release.set()
+        pool.stop()
+
+
+def test_a_failed_creation_sends_the_waiting_run_cold(docker: FakeDocker) -> None:
+    failing = threading.Event()
+
+    def create(profile: Profile) -> int:
+        if docker.created:
+            failing.set()
+            time.sleep(0.2)
+            raise RuntimeError("the image is gone")
+        return docker.create(profile)
+
+    pool = WarmPool(create, docker.remove, size=1, idle_seconds=3600)
+    pool.start()
+    try:
+        assert pool.wait_warm(PROFILE, 1, 10)
+        assert pool.take(PROFILE) == 1
+        assert failing.wait(10)
+        t0 = time.monotonic()
+        assert pool.take(PROFILE) is None
+        assert time.monotonic() - t0 < 4 and pool.cold_starts == 1
+    finally:
+        pool.stop()

@@ -14,9 +14,10 @@ and the script's files reach it over its attached stdin, never through the conta
 configuration or a volume; `file` secrets are written by the loader into a small tmpfs of the
 run's user (`container_job.SECRET_DIR`, in every container). A run takes a warm container of
 its profile from the worker's pool (`warm_pool.py`: created, attached and started beforehand
-with the same configuration, so a warm run's first Docker call is the `wait` for its end) or,
-when none is warm, creates, attaches and starts one itself (a cold start); either way the
-container serves that one run and is removed afterwards, off the run's path. A run that leaves files to
+with the same configuration, so a warm run whose script exits makes no Docker call: its exit
+status comes with the loader's end record, `container_job`) or, when none is warm, creates,
+attaches and starts one itself (a cold start); either way the container serves that one run
+and is removed afterwards, off the run's path. A run that leaves files to
 collect (`RunSpec.collect`: a Terraform plan) starts cold with its work directory on an
 anonymous volume instead of the tmpfs, so the files can be read after the container stopped.
 Each worker thread has its own Docker client.
@@ -61,11 +62,20 @@ TMPFS = {
     container_job.SECRET_DIR: "rw,noexec,nosuid,nodev,size=4m,mode=0700,uid=65534,gid=65534",
 }
 KILLED = 128 + 9  # exit code of a process ended by SIGKILL
+SIGNALLED = 128  # from here on, an exit code says a signal ended the process
 READ_SIZE = 65536
 PING_TIMEOUT = 3
 _FRAME = struct.Struct(">BxxxI")
 _STREAMS: dict[int, Stream] = {1: "stdout", 2: "stderr"}
 _ATTACH = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What a run writes on its container's stdin, and the end token its loader will echo."""
+
+    payload: bytes
+    end_token: str
 
 
 @dataclass(frozen=True)
@@ -147,16 +157,20 @@ class DockerRunner:
         command = build(spec, container_job.SECRET_DIR)
         assert spec.image
         profile = Profile(spec.image, spec.memory_mb, spec.cpus, spec.network_enabled, USER)
+        end_token = container_job.new_end_token()
         try:
-            job = container_job.payload(command.argv, command.env, command.files, _owner(), spec.secret_files)
+            job = container_job.payload(
+                command.argv, command.env, command.files, _owner(), spec.secret_files, end_token
+            )
         except ValueError as exc:
             raise RunnerError(f"the run cannot be handed to its container: {exc}") from None
         if spec.collect:
             # A run that leaves files behind (a Terraform plan) starts cold with its work
             # directory on a volume, which outlives the container's stop; a tmpfs would be gone.
-            return self._run_in(api, self._start_cold(api, spec, profile), job, spec, output, control)
-        attached = self.pool.take(profile) or self._start_cold(api, spec, profile)
-        return self._run_in(api, attached, job, spec, output, control)
+            attached = self._start_cold(api, spec, profile)
+        else:
+            attached = self.pool.take(profile) or self._start_cold(api, spec, profile)
+        return self._run_in(api, attached, _Job(job, end_token), spec, output, control)
 
     def _start_cold(self, api: docker.APIClient, spec: RunSpec, profile: Profile) -> _Attached:
         """A container of its own for the run of `spec`, created, attached and started."""
@@ -186,13 +200,18 @@ class DockerRunner:
         self,
         api: docker.APIClient,
         attached: _Attached,
-        job: bytes,
+        job: _Job,
         spec: RunSpec,
         output: OutputSink,
         control: RunControl,
     ) -> RunResult:
-        """Hand the started, attached container its job, stream its output, and queue its
-        removal once it ended (whatever happens)."""
+        """Hand the started, attached container its job, stream its output until the loader's
+        end record (or the stream's end), and queue the container's removal (whatever happens).
+
+        The record's exit status ends the run at once; Docker's `wait` (and, after a SIGKILL,
+        its state, to tell an OOM kill) decides when the record is missing (the container was
+        killed), when the status says a signal ended the script, and for a run that leaves files
+        to collect (read after the container's end)."""
         container = attached.container
         self.containers[spec.execution_id] = container
         try:
@@ -201,11 +220,13 @@ class DockerRunner:
             raw = getattr(attached.sock, "_sock", attached.sock)
             try:
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # killed already
-                    raw.sendall(job)
+                    raw.sendall(job.payload)
                     raw.shutdown(socket.SHUT_WR)  # StdinOnce: the loader's stdin ends here
-                _pump(raw, output)
+                status = _pump(raw, output, job.end_token)
             finally:
                 attached.sock.close()
+            if status is not None and status < SIGNALLED and not spec.collect:
+                return RunResult(exit_code=status, oom_killed=False)
             exit_code = int(api.wait(container)["StatusCode"])
             # The kernel's OOM killer sends SIGKILL: only then is the state worth asking for.
             oom = exit_code == KILLED and bool(api.inspect_container(container)["State"].get("OOMKilled"))
@@ -218,8 +239,9 @@ class DockerRunner:
             ) from None
         finally:
             self.containers.pop(spec.execution_id, None)
-            # The container has ended (or is killed by the removal): its removal need not delay
-            # the run's end. A removal a crash interrupts is finished by the next start's sweep.
+            # The run's status is known: the container's end and removal need not delay it (the
+            # removal kills what is left of it). A removal a crash interrupts is finished by the
+            # next start's sweep.
             self._removals.put(container)
 
     def _remover(self) -> None:
@@ -377,9 +399,12 @@ def _waiting(sock: Any) -> bool:
     return not readable
 
 
-def _pump(sock: Any, output: OutputSink) -> None:
-    """Demultiplex the attach stream (8-byte frame headers) into `output` until it closes."""
+def _pump(sock: Any, output: OutputSink, end_token: str) -> int | None:
+    """Demultiplex the attach stream (8-byte frame headers) into `output` until the loader's end
+    record was read on both stdout and stderr (returns its exit status) or the stream closes
+    (returns None: the container ended without one)."""
     buffer = bytearray()
+    scanners = {kind: container_job.EndScanner(end_token) for kind in _STREAMS}
     with selectors.DefaultSelector() as selector:
         selector.register(sock, selectors.EVENT_READ)
         while True:
@@ -389,12 +414,20 @@ def _pump(sock: Any, output: OutputSink) -> None:
             if not data:
                 break
             buffer += data
-            del buffer[: _demux(buffer, output)]
+            del buffer[: _demux(buffer, output, scanners)]
+            if all(scanner.status is not None for scanner in scanners.values()):
+                output.tick()
+                return scanners[1].status
+    for kind, scanner in scanners.items():
+        if held := scanner.flush():
+            output.feed(_STREAMS[kind], held)
     output.tick()
+    return None
 
 
-def _demux(buffer: bytearray, output: OutputSink) -> int:
-    """Feed every complete frame in `buffer` (adjacent frames of a stream together); return bytes used."""
+def _demux(buffer: bytearray, output: OutputSink, scanners: dict[int, container_job.EndScanner]) -> int:
+    """Feed every complete frame in `buffer` (adjacent frames of a stream together), through its
+    stream's end scanner, to `output`; return the bytes used."""
     pos = 0
     run: list[bytes] = []
     run_kind = 0
@@ -404,12 +437,17 @@ def _demux(buffer: bytearray, output: OutputSink) -> int:
         if len(buffer) < end:
             break
         if kind != run_kind and run:
-            output.feed(_STREAMS[run_kind], b"".join(run))
+            _feed(output, run_kind, run)
             run = []
         if kind in _STREAMS:
             run_kind = kind
-            run.append(bytes(buffer[pos + _FRAME.size : end]))
+            run.append(scanners[kind].feed(bytes(buffer[pos + _FRAME.size : end])))
         pos = end
     if run:
-        output.feed(_STREAMS[run_kind], b"".join(run))
+        _feed(output, run_kind, run)
     return pos
+
+
+def _feed(output: OutputSink, kind: int, parts: list[bytes]) -> None:
+    if data := b"".join(parts):
+        output.feed(_STREAMS[kind], data)

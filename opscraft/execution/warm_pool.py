@@ -12,7 +12,10 @@ while the pool runs (an admin setting, read at each heartbeat).
 
 A refill starts as soon as a container is taken, beside the run that took it: waiting for the
 run's end was measured to leave the pool empty more often for runs in quick succession (more
-cold starts, a later first byte; docs/benchmarks.md).
+cold starts, a later first byte; docs/benchmarks.md). A run that finds its pool empty while
+the pool's thread is creating a container of its profile waits for that one (at most
+`CREATION_WAIT_SECONDS`) instead of starting cold: with runs in quick succession (each one
+ending as soon as its script does) the refill is often just behind.
 
 Warm containers carry the worker's label (`opscraft.worker`) and `opscraft.warm`, so the
 worker's start-up sweep removes those a crash left behind.
@@ -32,6 +35,11 @@ log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 5.0
 """After a failed creation, how long before the pool tries that profile again."""
+
+CREATION_WAIT_SECONDS = 5.0
+"""How long a run with no warm container waits for one of its profile that the pool is creating
+right now, before it starts cold. That creation is already under way, so it is ready before a
+cold start (the same create, attach and start, from the beginning) would be."""
 
 W = TypeVar("W")
 
@@ -78,6 +86,7 @@ class WarmPool(Generic[W]):
         self._remove = remove
         self._waiting = waiting
         self._dead: list[W] = []
+        self._creating: Profile | None = None
         self._cond = threading.Condition()
         self._slots: dict[Profile, _Slot[W]] = {}
         self._thread: threading.Thread | None = None
@@ -105,17 +114,25 @@ class WarmPool(Generic[W]):
 
     def take(self, profile: Profile) -> W | None:
         """A warm container of `profile` for one run (it is the caller's to remove), or None:
-        start cold. Either way the profile counts as used now, so its pool fills up."""
+        start cold. When none is warm but the pool's thread is creating one of `profile`, waits
+        for it (at most `CREATION_WAIT_SECONDS`). Either way the profile counts as used now, so
+        its pool fills up."""
         with self._cond:
             # A disabled pool keeps no profiles: the run counts in a slot of its own.
             slot = self._slots.setdefault(profile, _Slot()) if self.size > 0 else _Slot[W]()
             slot.last_used = time.monotonic()
+            deadline = slot.last_used + CREATION_WAIT_SECONDS
             container = None
-            while slot.warm and container is None:
-                container = slot.warm.pop(0)
-                if not self._waiting(container):
-                    self._dead.append(container)
-                    container = None
+            while container is None:
+                while slot.warm and container is None:
+                    container = slot.warm.pop(0)
+                    if not self._waiting(container):
+                        self._dead.append(container)
+                        container = None
+                left = deadline - time.monotonic()
+                if container is not None or self._creating != profile or self._stopping or left <= 0:
+                    break
+                self._cond.wait(left)
             if container is None:
                 self.cold_starts += 1
             else:
@@ -187,6 +204,7 @@ class WarmPool(Generic[W]):
                         return
                     self._cond.wait(self._wake_in())
                     continue
+                self._creating = work[1]  # a run that finds its pool empty waits for this one
             doomed, profile = work
             if profile is None:
                 self._remove_quietly(doomed)
@@ -196,15 +214,18 @@ class WarmPool(Generic[W]):
             except Exception as exc:  # an image missing, Docker gone: try again later
                 log.warning("warm pool: creating a container for %s failed: %s", profile.image, exc)
                 with self._cond:
+                    self._creating = None
+                    self._cond.notify_all()  # a run waiting for it starts cold now
                     slot = self._slots.get(profile)
                     if slot is not None:
                         slot.retry_after = time.monotonic() + RETRY_SECONDS
                 continue
             with self._cond:
+                self._creating = None
+                self._cond.notify_all()
                 slot = self._slots.get(profile)
                 if slot is not None and not self._stopping and len(slot.warm) < self.size:
                     slot.warm.append(created)
-                    self._cond.notify_all()
                     continue
             self._remove_quietly(created)  # stopped, shrunk or gone idle meanwhile
 

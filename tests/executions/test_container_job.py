@@ -69,3 +69,76 @@ def test_archive_files_are_private_to_the_runs_user() -> None:
     with tarfile.open(fileobj=io.BytesIO(job[job.index(b"true\n\n") + 6 :])) as tar:
         (member,) = tar.getmembers()
     assert (member.name, member.mode, member.uid, member.gid) == ("script.sh", 0o600, 65534, 65534)
+
+
+def _record(token: str, status: int) -> bytes:
+    return b"\x1eopscraft-end " + token.encode() + b" " + str(status).encode() + b"\n"
+
+
+def test_the_loader_ends_with_an_end_record_on_both_streams(tmp_path: Path) -> None:
+    token = container_job.new_end_token()
+    script = b'printf "no newline"; printf "err" >&2; exit 3\n'
+    job = container_job.payload(["/bin/sh", "run.sh"], {}, {"run.sh": script}, (0, 0), end_token=token)
+    done = _run_loader(tmp_path, job)
+    assert done.returncode == 3
+    assert done.stdout == b"no newline" + _record(token, 3)
+    assert done.stderr == b"err" + _record(token, 3)
+
+
+def test_the_script_never_sees_its_runs_end_token(tmp_path: Path) -> None:
+    """Not in its environment, its arguments, or its parent's (the loader's) command line."""
+    token = container_job.new_end_token()
+    script = b'env; echo "$@"; tr "\\0" " " < /proc/$PPID/cmdline; tr "\\0" " " < /proc/$PPID/environ\n'
+    files = {"run.sh": script}
+    job = container_job.payload(["/bin/sh", "run.sh"], {"A": "1"}, files, (0, 0), end_token=token)
+    done = _run_loader(tmp_path, job)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.removesuffix(_record(token, 0))
+    assert b"A=1" in out and token.encode() not in out
+
+
+@pytest.mark.parametrize("name", ["OPSCRAFT_T", "OPSCRAFT_S", "OPSCRAFT_K"])
+def test_the_loaders_own_variables_cannot_be_set_by_a_job(name: str) -> None:
+    with pytest.raises(ValueError, match="loader uses itself"):
+        container_job.payload(["true"], {name: "v"}, {}, (0, 0))
+
+
+def _scan(token: str, chunks: list[bytes]) -> tuple[bytes, int | None]:
+    scanner = container_job.EndScanner(token)
+    out = b"".join(scanner.feed(chunk) for chunk in chunks)
+    return out + scanner.flush(), scanner.status
+
+
+def test_the_end_record_is_found_across_reads_and_never_output() -> None:
+    token = "ab12"
+    record = _record(token, 42)
+    whole = b"line 1\nlast, no newline" + record + b"after the record is dropped\n"
+    for size in (1, 2, 3, 7, len(whole)):
+        chunks = [whole[i : i + size] for i in range(0, len(whole), size)]
+        assert _scan(token, chunks) == (b"line 1\nlast, no newline", 42)
+
+
+def test_a_record_with_another_token_is_ordinary_output() -> None:
+    """What the script prints (or a file it cats) cannot end its run: it does not know the token."""
+    forged = _record("00000000000000000000000000000000", 0)
+    partial = b"\x1eopscraft-end ab1"
+    assert _scan("ab12", [b"x" + forged, b"y\n"]) == (b"x" + forged + b"y\n", None)
+    assert _scan("ab12", [b"x" + partial]) == (b"x" + partial, None)  # held, then flushed at the end
+    malformed = b"\x1eopscraft-end ab12 9999\n"
+    assert _scan("ab12", [malformed, _record("ab12", 1)]) == (malformed, 1)
+
+
+def test_ordinary_output_is_never_held_back() -> None:
+    scanner = container_job.EndScanner("ab12")
+    assert scanner.feed(b"progress 10%\r") == b"progress 10%\r"
+    assert scanner.feed(b"\x1e[not a record]") == b"\x1e[not a record]"
+
+
+def test_a_script_ended_by_a_signal_leaves_no_message_of_the_loaders(tmp_path: Path) -> None:
+    """With `exec` gone, the loader's shell would print `Killed`: the script's stderr stays its own."""
+    token = container_job.new_end_token()
+    job = container_job.payload(
+        ["/bin/sh", "run.sh"], {}, {"run.sh": b"kill -KILL $$\n"}, (0, 0), end_token=token
+    )
+    done = _run_loader(tmp_path, job)
+    assert (done.returncode, done.stdout, done.stderr) == (137, _record(token, 137), _record(token, 137))

@@ -253,8 +253,9 @@ class _ApiSpy:
 async def test_a_warm_run_makes_no_docker_call_before_its_job(
     client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The container was attached when it was pooled: the run's only Docker call is the `wait`
-    for its exit status (its removal happens on the remover thread, after the run's end)."""
+    """The container was attached when it was pooled, and the loader's end record carries the
+    exit status: the run makes no Docker call at all (its removal happens on the remover
+    thread, after the run's end)."""
     script_id = await make_script(client, admin, "echo hi\n")
     runner = runtime.current().worker.docker  # type: ignore[union-attr]
     calls: list[tuple[str, str]] = []
@@ -270,7 +271,66 @@ async def test_a_warm_run_makes_no_docker_call_before_its_job(
     on_the_run = [
         name for thread, name in calls if thread not in ("opscraft-warm-pool", "opscraft-docker-remove")
     ]
-    assert on_the_run == ["wait"], calls
+    assert on_the_run == [], calls
+
+
+async def test_a_script_ended_by_a_signal_gets_its_status_from_docker(
+    client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A status of 128 and above (a signal) is Docker's to tell: `wait`, and after a SIGKILL the
+    container's state (was it the OOM killer?)."""
+    script_id = await make_script(client, admin, "echo before\nkill -KILL $$\necho never\n")
+    runner = runtime.current().worker.docker  # type: ignore[union-attr]
+    calls: list[tuple[str, str]] = []
+    real = runner._api
+    monkeypatch.setattr(runner, "_api", lambda: _ApiSpy(real(), calls))
+    await prewarm()
+    calls.clear()
+    execution = await start(client, admin, script_id, "docker")
+    final = await wait_for(client, admin, execution["id"])
+    assert (final["status"], final["exit_code"]) == ("failed", 137), final
+    assert await output(client, admin, execution["id"]) == "before\n"
+    on_the_run = [
+        name for thread, name in calls if thread not in ("opscraft-warm-pool", "opscraft-docker-remove")
+    ]
+    assert on_the_run == ["wait", "inspect_container"], calls
+
+
+async def test_a_forged_end_record_neither_ends_the_run_nor_sets_its_status(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """The script prints end records (as a file it cats could hold them): without the run's
+    token, generated anew for each run and never in the script's reach, they are output."""
+    forged = "\\036opscraft-end %s 0\\n"
+    script = (
+        f"printf '{forged}' 00000000000000000000000000000000\n"
+        f"printf '{forged}' \"$OPSCRAFT_T\" >&2\n"
+        "sleep 0.5\necho still running\nexit 3\n"
+    )
+    script_id = await make_script(client, admin, script)
+    await prewarm()
+    warm_starts = pool().warm_starts
+    execution = await start(client, admin, script_id, "docker")
+    final = await wait_for(client, admin, execution["id"])
+    assert (final["status"], final["exit_code"]) == ("failed", 3), final
+    assert pool().warm_starts == warm_starts + 1
+    stdout = await output(client, admin, execution["id"], "stdout")
+    assert stdout == "\x1eopscraft-end 00000000000000000000000000000000 0\nstill running\n"
+    assert await output(client, admin, execution["id"], "stderr") == "\x1eopscraft-end  0\n"
+
+
+async def test_the_last_output_of_both_streams_arrives_before_the_end(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """The run ends on the loader's record, which each stream carries after the script's own
+    output: the script's last bytes (no newline) on either stream are never cut off."""
+    script_id = await make_script(client, admin, "echo out\nprintf 'last err' >&2\nprintf 'last out'\n")
+    for _ in range(5):
+        await prewarm()
+        execution = await start(client, admin, script_id, "docker")
+        assert (await wait_for(client, admin, execution["id"]))["status"] == "success"
+        assert await output(client, admin, execution["id"], "stdout") == "out\nlast out"
+        assert await output(client, admin, execution["id"], "stderr") == "last err"
 
 
 async def test_a_warm_container_that_died_is_never_handed_a_run(
