@@ -9,7 +9,8 @@ UPDATE or DELETE: each is two thread wake-ups and one round of the event loop. W
 closed in a single call on the connection's thread, so a statement costs one hop whatever its
 kind. Results, errors, `rowcount` and `lastrowid` are the same as before: they are read from the
 same `sqlite3` cursor, after its rows were fetched, as the adapter did. Server-side (streaming)
-cursors keep SQLAlchemy's own adapter.
+cursors keep SQLAlchemy's own adapter. A commit or rollback with no transaction open (a session
+that only read) makes no hop at all (`OneHopConnection`).
 
 It relies on aiosqlite's `Connection._execute(function, *args)` (run `function` on the
 connection's thread) and `Connection._conn` (the `sqlite3.Connection`), the same private
@@ -118,10 +119,30 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
-    """SQLAlchemy's aiosqlite connection adapter, with `OneHopCursor` for buffered cursors."""
+    """SQLAlchemy's aiosqlite connection adapter, with `OneHopCursor` for buffered cursors, whose
+    commit and rollback make no hop when no transaction is open.
+
+    `sqlite3` opens a transaction only before a writing statement, so a connection that only
+    read has none: its commit and rollback (the pool's reset when every session ends) would be
+    a hop to run a no-op (`sqlite3.Connection.commit` and `rollback` themselves do nothing
+    without an open transaction). `in_transaction` reads SQLite's autocommit flag without
+    running anything; nothing else runs on the connection meanwhile (its user is the caller).
+    """
 
     __slots__ = ()
     _cursor_cls = OneHopCursor
+
+    def _in_transaction(self) -> bool:
+        connection = self._connection._connection
+        return connection is not None and connection.in_transaction
+
+    def commit(self) -> None:
+        if self._in_transaction():
+            super().commit()
+
+    def rollback(self) -> None:
+        if self._in_transaction():
+            super().rollback()
 
 
 class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
