@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Annotated
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
@@ -32,7 +33,10 @@ from starlette.websockets import WebSocketState
 from opscraft import runtime
 from opscraft.api.schemas import MAX_ID
 from opscraft.services import auth, executions
-from opscraft.services.errors import Forbidden, NotFound, Unauthorized, retry_text
+from opscraft.services.errors import Forbidden, Unauthorized, retry_text
+
+if TYPE_CHECKING:
+    from opscraft.execution.events import Event
 
 router = APIRouter(tags=["websocket"])
 
@@ -50,19 +54,20 @@ async def execution_stream(
     after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> None:
     await websocket.accept()
-    refusal = await _refusal(websocket, execution_id, token or _bearer(websocket))
-    if refusal is not None:
-        code, reason = refusal
+    events = await _events_or_refusal(websocket, execution_id, token or _bearer(websocket), after)
+    if isinstance(events, tuple):
+        code, reason = events
         await websocket.close(code, reason[:120])
         return
-    sender = asyncio.create_task(_send_events(websocket, execution_id, after))
+    sender = asyncio.create_task(_send_events(websocket, execution_id, events))
     receiver = asyncio.create_task(_until_disconnect(websocket))
     done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
     for task in (sender, receiver):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
             await task
-    if sender in done and websocket.client_state is WebSocketState.CONNECTED:
+    connected = websocket.client_state is websocket.application_state is WebSocketState.CONNECTED
+    if sender in done and connected:  # not after `_send_events` closed it (4404)
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await websocket.close(1000)
 
@@ -72,8 +77,12 @@ def _bearer(websocket: WebSocket) -> str:
     return value.strip() if scheme.lower() == "bearer" else ""
 
 
-async def _refusal(websocket: WebSocket, execution_id: int, token: str) -> tuple[int, str] | None:
-    """None when the token is valid and its user may view the execution, else (code, reason)."""
+async def _events_or_refusal(
+    websocket: WebSocket, execution_id: int, token: str, after: int
+) -> AsyncGenerator[Event, None] | tuple[int, str]:
+    """The execution's events when the token is valid and its user may view executions, else
+    (close code, reason). Authentication reads no row while the user cache is warm, and the
+    execution's row is read once, by the event stream (a missing one: `_send_events`)."""
     if not token:
         return CLOSE_UNAUTHORIZED, "authentication required: pass ?token=<access token>"
     client_ip = websocket.client.host if websocket.client else None
@@ -84,20 +93,22 @@ async def _refusal(websocket: WebSocket, execution_id: int, token: str) -> tuple
             retry = await rt.limiter.hit(f"api:user:{actor.user_id}", rt.settings.rate_limit_api_per_minute)
             if retry:
                 return CLOSE_RATE_LIMITED, f"rate limit exceeded: try again in {retry_text(retry)}"
-            await executions.get(session, actor, execution_id)
+            return executions.follow(actor, execution_id, after)
         except Unauthorized as exc:
             return CLOSE_UNAUTHORIZED, exc.message
         except Forbidden as exc:
             return CLOSE_FORBIDDEN, exc.message
-        except NotFound as exc:
-            return CLOSE_NOT_FOUND, exc.message
-    return None
 
 
-async def _send_events(websocket: WebSocket, execution_id: int, after: int) -> None:
-    async with contextlib.aclosing(executions.follow(execution_id, after)) as events:
+async def _send_events(websocket: WebSocket, execution_id: int, events: AsyncGenerator[Event, None]) -> None:
+    """Send every event; close with 4404 when the execution does not exist (no event at all)."""
+    sent = False
+    async with contextlib.aclosing(events):
         async for event in events:
             await websocket.send_text(orjson.dumps(event.message()).decode())
+            sent = True
+    if not sent:
+        await websocket.close(CLOSE_NOT_FOUND, f"execution {execution_id} not found")
 
 
 async def _until_disconnect(websocket: WebSocket) -> None:

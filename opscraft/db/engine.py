@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from opscraft.db import sqlite_one_hop
 from opscraft.db import text as storable
 from opscraft.db.write_gate import WriteGate, WriteQueueTimeout
 
@@ -59,13 +60,15 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
     JSON columns load through `db.text.json_loads`, so an old row holding an escaped lone
     surrogate still reads as text every response can encode. On SQLite, the engine's writers take
-    turns in arrival order (`db.write_gate`) instead of racing in SQLite's busy handler.
+    turns in arrival order (`db.write_gate`) instead of racing in SQLite's busy handler, and each
+    statement is one call on aiosqlite's thread (`db.sqlite_one_hop`).
     """
     kwargs.setdefault("json_deserializer", storable.json_loads)
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("module", sqlite_one_hop.dbapi())
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         WriteGate(WRITE_QUEUE_TIMEOUT_SECONDS).install(engine)

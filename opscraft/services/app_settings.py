@@ -1,9 +1,20 @@
-"""Run-time settings an admin can change (stored in `app_settings`)."""
+"""Run-time settings an admin can change (stored in `app_settings`).
+
+`get` answers from a per-process cache of at most `CACHE_SECONDS` (issue 15: the local-runner
+checks read a setting on every submission). Any ORM insert, update or delete of an `AppSetting`
+empties it at flush, after the commit and after a rollback, and a value read before the latest
+change is never stored, so a change made in this process is seen at once by every later read
+here; another web process sees it within `CACHE_SECONDS` (the user cache's bound,
+services/user_cache.py).
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.orm import Session, object_session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.config import DEFAULT_WARM_POOL_SIZE, MAX_WARM_POOL_SIZE
@@ -41,10 +52,50 @@ RANGES: dict[str, tuple[float, float]] = {
 CHOICES: dict[str, tuple[str, ...]] = {"local_runner_role": tuple(role.value for role in Role)}
 
 
+CACHE_SECONDS = 1.0
+_CHANGED_KEY = "opscraft_changed_settings"
+# (database engine, key) -> (expires at, value): one process may serve several databases (tests).
+_cache: dict[tuple[object, str], tuple[float, Any]] = {}
+_changed_at = 0.0
+
+
 async def get(session: AsyncSession, key: str) -> Any:
+    """The setting `key` (one of `KNOWN`), its default when never set; cached (module docstring)."""
     kind, default = KNOWN[key]
+    now = time.monotonic()
+    cache_key = (session.bind, key)
+    cached = _cache.get(cache_key)
+    if cached is not None and cached[0] > now:
+        return cached[1]
     row = await session.get(AppSetting, key)
-    return default if row is None or row.value is None else kind(row.value)
+    value = default if row is None or row.value is None else kind(row.value)
+    if _changed_at < now:
+        _cache[cache_key] = (now + CACHE_SECONDS, value)
+    return value
+
+
+def forget() -> None:
+    """Empty the cache; reads that began before now will not store their values."""
+    global _changed_at
+    _cache.clear()
+    _changed_at = time.monotonic()
+
+
+@event.listens_for(AppSetting, "after_insert")
+@event.listens_for(AppSetting, "after_update")
+@event.listens_for(AppSetting, "after_delete")
+def _setting_changed(_mapper: Any, _connection: Any, target: AppSetting) -> None:
+    forget()
+    session = object_session(target)
+    if session is not None:
+        session.info[_CHANGED_KEY] = True
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _transaction_ended(session: Session) -> None:
+    if session.info.pop(_CHANGED_KEY, False):
+        forget()
 
 
 async def get_all(session: AsyncSession) -> dict[str, Any]:

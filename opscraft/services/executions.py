@@ -616,7 +616,9 @@ async def _daily_rates(session: AsyncSession, days: int) -> list[DailyRate]:
     ]
 
 
-def follow(execution_id: int, after_seq: int = 0) -> AsyncGenerator[Event, None]:
+def follow(actor: Actor, execution_id: int, after_seq: int = 0) -> AsyncGenerator[Event, None]:
     """Every event of an execution after `after_seq`: stored output, then live, no gap, no duplicate
-    (`ExecutionClient.follow`). The caller has already checked that the watcher may view it (`get`)."""
+    (`ExecutionClient.follow`); nothing when it does not exist. Raises Unauthorized or Forbidden
+    at once (before any read) when `actor` may not view executions (the rule of `get`)."""
+    require(actor.user, Permission.view_scripts)
     return _client().follow(execution_id, after_seq)

@@ -291,7 +291,7 @@ async def _follow(client: Client, view: ExecutionView, terminal: LiveTerminal) -
     execution_id = view.execution.id
     assert execution_id is not None
     with client:
-        async for event in executions.follow(execution_id):
+        async for event in executions.follow(view.actor, execution_id):
             if isinstance(event, LogEvent):
                 terminal.write(event.content, stderr=event.stream == "stderr", at=event.at)
                 await terminal.wait_for_room()

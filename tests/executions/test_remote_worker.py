@@ -82,7 +82,7 @@ async def test_services_without_a_worker_here_use_a_worker_elsewhere(server: Liv
             started = await executions.create(session, Actor(admin), printing, {}, runner="local")
         events = []
         async with asyncio.timeout(60):
-            async for event in executions.follow(started.id):
+            async for event in executions.follow(Actor(admin), started.id):
                 events.append(event)
         logs = "".join(e.content for e in events if isinstance(e, LogEvent))
         assert logs == "line 1\nline 2\nline 3\n"

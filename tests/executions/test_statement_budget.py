@@ -17,14 +17,16 @@ import httpx
 import pytest
 from sqlalchemy import Engine, event
 from sqlmodel import col, func, select
+from websockets.asyncio.client import connect
 
 from opscraft import runtime
 from opscraft.db.models import AuditEvent, RunEventDelivery
 from opscraft.execution import run_events
 from opscraft.execution.run_events import RunEventDispatcher
-from opscraft.services import chains, notifications, run_audit, user_cache
+from opscraft.services import app_settings, chains, notifications, run_audit, user_cache
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, start, wait_for
+from tests.executions.test_executions_ws import collect, token_of, url
 
 # script + approval policy (one join), INSERT execution, INSERT audit event; the user comes from
 # the user cache and the runners on offer from the availability cache.
@@ -35,6 +37,9 @@ SUBMIT_STATEMENTS = 3
 # its own work (audit: the `execution.finished` events; notifications: the enabled rules; chains:
 # the scripts with an enabled link).
 DELIVERY_STATEMENTS = 3 + 2 + 2 + 2
+# Watching an ended run over the WebSocket: its row and its stored output, read together by the
+# event stream; authentication and the view permission read nothing while the user cache is warm.
+WATCH_STATEMENTS = 2
 
 
 class StatementsByTask:
@@ -115,3 +120,47 @@ async def test_a_batch_of_finished_runs_costs_a_fixed_number_of_statements_to_de
         assert audited.one() == len(ids)
         deliveries = await session.exec(select(func.count()).select_from(RunEventDelivery))
         assert deliveries.one() == 3 * len(ids)
+
+
+@pytest.mark.parametrize("role_from", ["environment", "setting"])
+async def test_a_submit_costs_three_statements_whoever_sets_the_local_runner_role(
+    client: httpx.AsyncClient,
+    admin: LoggedIn,
+    statements: StatementsByTask,
+    role_from: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With `OPSCRAFT_LOCAL_RUNNER_ROLE` unset, the role comes from the `local_runner_role`
+    setting: read from the settings cache, not per submission."""
+    if role_from == "setting":
+        monkeypatch.setattr(runtime.current().settings, "local_runner_role", None)
+    monkeypatch.setattr(app_settings, "CACHE_SECONDS", 600.0)
+    script_id = await make_script(client, admin, "true\n")
+    await start(client, admin, script_id, "local")  # warms the caches
+    statements.by_task.clear()
+    started = await start(client, admin, script_id, "local")
+    assert len(statements.of_this_task()) == SUBMIT_STATEMENTS, statements.of_this_task()
+    assert (await wait_for(client, admin, started["id"]))["status"] == "success"
+
+
+async def test_watching_an_ended_run_costs_two_statements(
+    client: httpx.AsyncClient, live_api: str, admin: LoggedIn, statements: StatementsByTask
+) -> None:
+    script_id = await make_script(client, admin, "echo hi\n")
+    execution_id = (await start(client, admin, script_id, "local"))["id"]
+    assert (await wait_for(client, admin, execution_id))["status"] == "success"
+    # wait_for's reads have put the admin in the user cache
+    statements.by_task.clear()
+    async with connect(url(live_api, execution_id, token_of(admin))) as ws:
+        messages, code = await collect(ws)
+    assert code == 1000
+    assert [m["type"] for m in messages] == ["status", "log", "end"]
+    # The WebSocket's own task (uvicorn's `run_asgi`) and the one sending its events.
+    watchers = {"WSProtocol.run_asgi", "_send_events"}
+    watched = [
+        statement
+        for task, seen in statements.by_task.items()
+        if task is not None and getattr(task.get_coro(), "__qualname__", "") in watchers
+        for statement in seen
+    ]
+    assert len(watched) == WATCH_STATEMENTS, watched
