@@ -150,7 +150,8 @@ class Database:
                 await conn.execute(text("SELECT 1"))
 
         try:
-            await asyncio.wait_for(_select_one(), PING_TIMEOUT_SECONDS)
+            async with asyncio.timeout(PING_TIMEOUT_SECONDS):
+                await _select_one()
         except Exception:
             return False
         return True

@@ -90,14 +90,15 @@ class WriteGate:
         turn = self._loop.create_future()
         self._queue.append(turn)
         try:
-            await asyncio.wait_for(turn, self.timeout)
-        except TimeoutError:
-            raise WriteQueueTimeout(
-                f"waited {self.timeout:g} s for a turn to write to the database: overloaded"
-            ) from None
-        except BaseException:
+            async with asyncio.timeout(self.timeout):
+                await turn
+        except BaseException as exc:
             if turn.done() and not turn.cancelled():  # handed over just now: pass it on
                 self._release()
+            if isinstance(exc, TimeoutError):
+                raise WriteQueueTimeout(
+                    f"waited {self.timeout:g} s for a turn to write to the database: overloaded"
+                ) from None
             raise
 
     def _returned(self, _dbapi_connection: Any, record: Any) -> None:

@@ -39,7 +39,8 @@ class _LocalSubscription:
             event = self._queue.get_nowait()
         else:
             try:
-                event = await asyncio.wait_for(self._queue.get(), wait_seconds)
+                async with asyncio.timeout(wait_seconds):
+                    event = await self._queue.get()
             except TimeoutError:
                 return None
         if isinstance(event, LogEvent):

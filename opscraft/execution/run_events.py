@@ -128,7 +128,8 @@ class RunEventDispatcher:
                 log.exception("delivering run events failed; trying again")
             await asyncio.sleep(MIN_ROUND_SECONDS)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def deliver(self) -> int:

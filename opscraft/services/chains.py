@@ -614,7 +614,8 @@ async def run_starter(db: Database, *, idle_seconds: float = 2.0) -> None:
         except Exception:
             log.exception("starting chained runs failed; retrying")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(_wakeup.wait(), idle_seconds)
+            async with asyncio.timeout(idle_seconds):
+                await _wakeup.wait()
         _wakeup.clear()
 
 

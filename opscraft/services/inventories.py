@@ -100,7 +100,8 @@ async def _run(argv: list[str], folder: Path, field: str) -> tuple[int, str, str
         start_new_session=True,
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_SECONDS)
+        async with asyncio.timeout(TIMEOUT_SECONDS):
+            out, err = await proc.communicate()
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)

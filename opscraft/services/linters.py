@@ -174,10 +174,10 @@ async def _exec(argv: list[str], cwd: Path) -> _Result:
     )
     assert proc.stdout is not None and proc.stderr is not None
     try:
-        out, err, _ = await asyncio.wait_for(
-            asyncio.gather(_read_capped(proc.stdout), _read_capped(proc.stderr), proc.wait()),
-            TIMEOUT_SECONDS,
-        )
+        async with asyncio.timeout(TIMEOUT_SECONDS):
+            out, err, _ = await asyncio.gather(
+                _read_capped(proc.stdout), _read_capped(proc.stderr), proc.wait()
+            )
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)

@@ -705,7 +705,8 @@ async def run_sender(db: Database, *, idle_seconds: float = 2.0) -> None:
             if sent:
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_wakeup.wait(), timeout=idle_seconds)
+                async with asyncio.timeout(idle_seconds):
+                    await _wakeup.wait()
             _wakeup.clear()
     finally:
         _wakeup = None

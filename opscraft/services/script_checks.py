@@ -123,7 +123,8 @@ async def _bash(content: str) -> list[SyntaxProblem]:
             env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
         )
         try:
-            _, stderr = await asyncio.wait_for(proc.communicate(), BASH_TIMEOUT_SECONDS)
+            async with asyncio.timeout(BASH_TIMEOUT_SECONDS):
+                _, stderr = await proc.communicate()
         except TimeoutError:
             proc.kill()
             await proc.wait()
