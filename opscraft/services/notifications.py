@@ -187,7 +187,7 @@ async def get_channel(session: AsyncSession, actor: Actor, channel_id: int) -> N
 async def create_channel(session: AsyncSession, actor: Actor, data: ChannelIn) -> NotificationChannel:
     """A new channel (admins). 422 naming the field for a bad config, 409 for a taken name."""
     user = require(actor.user, Permission.manage_settings)
-    name = data.name.strip()
+    name = data.name
     config = _clean_config(data.kind, data.config, data.secret_id)
     await _check_secret(session, data.secret_id)
     await _name_free(session, name)
@@ -219,7 +219,7 @@ async def update_channel(
 ) -> NotificationChannel:
     """Replace a channel's settings (admins); same checks as `create_channel`."""
     channel = await get_channel(session, actor, channel_id)
-    name = data.name.strip()
+    name = data.name
     config = _clean_config(data.kind, data.config, data.secret_id)
     await _check_secret(session, data.secret_id)
     await _name_free(session, name, channel.id)
