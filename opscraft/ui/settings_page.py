@@ -62,11 +62,12 @@ def _retention_fields(
     ui.label("Output retention").classes("text-subtitle1 font-medium")
     numbers: dict[str, ui.number] = {}
     with ui.row().classes("w-full gap-4 items-start"):
-        # No rounding in the browser: a fraction of a day reaches the service, which refuses it
-        # under the field (a silently rounded value would be saved as something nobody typed).
+        # No rounding or clamping in the browser (`min`/`max` would turn -3 into 0 on leaving the
+        # field): what was typed reaches the service, which refuses it under the field (a silently
+        # changed value would be saved as something nobody typed).
         for key, (label, hint) in RETENTION_NUMBERS.items():
             numbers[key] = (
-                ui.number(label, value=values[key], min=0)
+                ui.number(label, value=values[key])
                 .props(f'outlined dense hint="{hint}" data-testid="setting-{key}"')
                 .classes("w-60")
             )
@@ -128,7 +129,7 @@ async def settings_page(actor: Actor) -> None:
             ui.separator()
             ui.label("Warm containers").classes("text-subtitle1 font-medium")
             pool_size = (
-                ui.number("Warm containers per profile in use", value=values["warm_pool_size"], min=0)
+                ui.number("Warm containers per profile in use", value=values["warm_pool_size"])
                 .props(f'outlined dense hint="{WARM_POOL_HINT}" data-testid="setting-warm_pool_size"')
                 .classes("w-60")
             )
