@@ -167,7 +167,10 @@ async def _name_free(session: AsyncSession, name: str, own_id: int | None = None
         await session.exec(select(NotificationChannel).where(col(NotificationChannel.name) == name))
     ).first()
     if found is not None and found.id != own_id:
-        raise Conflict(f"a channel named {name!r} already exists: choose another name")
+        raise Conflict(
+            f"a channel named {name!r} already exists: choose another name",
+            details=[{"field": "name", "message": "another channel has this name"}],
+        )
 
 
 async def list_channels(session: AsyncSession, actor: Actor) -> list[NotificationChannel]:
