@@ -440,8 +440,17 @@ async def list_executions(
     """Executions newest first, from `skip` rows in or after `cursor` (`history_cursor`; not
     both). Raises Invalid (422 naming the field) for a bad filter, cursor or page size."""
     require(actor.user, Permission.view_scripts)
-    if skip < 0 or not 1 <= limit <= MAX_PAGE:
-        raise Invalid(f"skip must be >= 0 and limit between 1 and {MAX_PAGE}")
+    # The UI passes its address's numbers here unchecked: each must fit the database's integers.
+    bounds = {
+        "limit": (limit, 1, MAX_PAGE),
+        "skip": (skip, 0, history_cursor.MAX_ID),
+        "script_id": (script_id, 1, history_cursor.MAX_ID),
+        "user_id": (user_id, 1, history_cursor.MAX_ID),
+    }
+    for field, (value, low, high) in bounds.items():
+        if value is not None and not low <= value <= high:
+            message = f"must be between {low} and {high}"
+            raise Invalid(f"{field} {message}", details=[{"field": field, "message": message}])
     if cursor is not None and skip:
         raise Invalid(
             "pass either skip or cursor, not both",

@@ -29,7 +29,8 @@ from opscraft.services.errors import Invalid
 
 MAX_CURSOR_LENGTH = 200
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"  # the URL-safe base64 alphabet, no padding
-MAX_ID = 2**63 - 1
+# Ids are INTEGER columns: 32-bit on PostgreSQL, which refuses a larger bound value (a 500).
+MAX_ID = 2**31 - 1
 
 
 def encode(queued_at: datetime, execution_id: int) -> str:

@@ -19,6 +19,7 @@ from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.types import utcnow
 from opscraft.services import executions, history_cursor
 from opscraft.services.actor import Actor
+from opscraft.services.errors import Invalid
 from tests.conftest import LoggedIn
 from tests.history import seeding
 from tests.history.test_history_queries import _plans_of
@@ -122,6 +123,7 @@ def _cursor(value: Any) -> str:
         _cursor(["2026-01-01T00:00:00+00:00", 0]),
         _cursor(["2026-01-01T00:00:00+00:00", True]),
         _cursor(["2026-01-01T00:00:00+00:00", 2**63]),
+        _cursor(["2026-01-01T00:00:00+00:00", 2**31]),  # past PostgreSQL's INTEGER ids: was a 500
         _cursor(["2026-01-01T00:00:00+00:00", "3"]),
         base64.urlsafe_b64encode(b"\xff\xfe[1]").decode(),
         "A" * 201,
@@ -133,6 +135,28 @@ async def test_a_bad_cursor_is_a_422_naming_it(
     r = await client.get(URL, params={"cursor": cursor}, headers=viewer.headers)
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["field"] == "cursor", r.text
+
+
+@pytest.mark.parametrize(
+    ("filters", "field"),
+    [
+        ({"script_id": 10**30}, "script_id"),
+        ({"script_id": 2**31}, "script_id"),
+        ({"user_id": 2**40}, "user_id"),
+        ({"skip": 10**30}, "skip"),
+    ],
+)
+async def test_out_of_range_filters_of_the_service_are_422_naming_them(
+    admin: LoggedIn, backend: str, filters: dict[str, int], field: str
+) -> None:
+    """The history page passes its address's numbers (`/executions?page=10**24`, `?script_id=...`)
+    to the service, not through the API's bounds: a number no id or offset can be is refused naming
+    it (it reached the database and ended the page with a server error)."""
+    async with runtime.current().db.session() as s:
+        user = await s.get(User, admin.id)
+        with pytest.raises(Invalid) as refused:
+            await executions.list_executions(s, Actor(user), **filters)
+    assert [d["field"] for d in refused.value.details] == [field]
 
 
 async def test_a_cursor_with_skip_is_refused(
