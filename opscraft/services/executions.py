@@ -30,7 +30,7 @@ from opscraft.db.models import (
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus, Trigger
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.workers import finished_event
-from opscraft.db.types import utcnow
+from opscraft.db.types import MAX_ID, utcnow
 from opscraft.execution import ansible_options, terraform_plan
 from opscraft.execution.client import ExecutionClient, stored_after
 from opscraft.execution.events import Event
@@ -443,9 +443,9 @@ async def list_executions(
     # The UI passes its address's numbers here unchecked: each must fit the database's integers.
     bounds = {
         "limit": (limit, 1, MAX_PAGE),
-        "skip": (skip, 0, history_cursor.MAX_ID),
-        "script_id": (script_id, 1, history_cursor.MAX_ID),
-        "user_id": (user_id, 1, history_cursor.MAX_ID),
+        "skip": (skip, 0, MAX_ID),
+        "script_id": (script_id, 1, MAX_ID),
+        "user_id": (user_id, 1, MAX_ID),
     }
     for field, (value, low, high) in bounds.items():
         if value is not None and not low <= value <= high:
@@ -509,7 +509,7 @@ async def triggering_users(session: AsyncSession, actor: Actor) -> list[tuple[in
 
 async def get(session: AsyncSession, actor: Actor, execution_id: int) -> Execution:
     require(actor.user, Permission.view_scripts)
-    execution = await session.get(Execution, execution_id)
+    execution = await session.get(Execution, execution_id) if 1 <= execution_id <= MAX_ID else None
     if execution is None:
         raise NotFound(f"execution {execution_id} not found")
     return execution

@@ -25,12 +25,11 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
 from opscraft.db.models import Execution
+from opscraft.db.types import MAX_ID
 from opscraft.services.errors import Invalid
 
 MAX_CURSOR_LENGTH = 200
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"  # the URL-safe base64 alphabet, no padding
-# Ids are INTEGER columns: 32-bit on PostgreSQL, which refuses a larger bound value (a 500).
-MAX_ID = 2**31 - 1
 
 
 def encode(queued_at: datetime, execution_id: int) -> str:

@@ -25,7 +25,7 @@ from opscraft import runtime
 from opscraft.db.models import Inventory, Script, ScriptTag, ScriptVersion, Secret, User
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.secrets import SecretKind
-from opscraft.db.types import utcnow
+from opscraft.db.types import MAX_ID, utcnow
 from opscraft.services import (
     audit,
     conflicts,
@@ -266,9 +266,9 @@ def parse(model: type[M], data: M | Mapping[str, Any]) -> M:
 
 
 async def get(session: AsyncSession, actor: Actor, script_id: int) -> Script:
-    """A live script; 404 when missing or deleted."""
+    """A live script; 404 when missing or deleted (or the id is out of the databases' range)."""
     require(actor.user, Permission.view_scripts)
-    script = await session.get(Script, script_id)
+    script = await session.get(Script, script_id) if 1 <= script_id <= MAX_ID else None
     if script is None or script.deleted_at is not None:
         raise NotFound(f"script {script_id} not found")
     return script

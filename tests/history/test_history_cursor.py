@@ -17,9 +17,9 @@ from opscraft import runtime
 from opscraft.db.models import User
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.types import utcnow
-from opscraft.services import executions, history_cursor
+from opscraft.services import executions, history_cursor, scripts
 from opscraft.services.actor import Actor
-from opscraft.services.errors import Invalid
+from opscraft.services.errors import Invalid, NotFound
 from tests.conftest import LoggedIn
 from tests.history import seeding
 from tests.history.test_history_queries import _plans_of
@@ -197,3 +197,18 @@ async def test_a_cursor_page_reads_its_filter_index(
             "ORDER BY executions.queued_at DESC",
         )
     assert index in plans[0], plans[0]
+
+
+@pytest.mark.parametrize("wanted", [2**31, 10**23, -1])
+async def test_a_page_address_with_an_id_no_row_can_have_is_not_found(
+    admin: LoggedIn, backend: str, wanted: int
+) -> None:
+    """`/scripts/{id}`, `/scripts/{id}/edit` and `/executions/{id}` hand their address's number to
+    these getters without the API's bounds: past the databases' integers (2**31 on PostgreSQL,
+    2**63 on SQLite) it is a 404 like any missing row, not a server error page."""
+    async with runtime.current().db.session() as s:
+        actor = Actor(await s.get(User, admin.id))
+        with pytest.raises(NotFound):
+            await scripts.get(s, actor, wanted)
+        with pytest.raises(NotFound):
+            await executions.get(s, actor, wanted)
