@@ -514,7 +514,11 @@ async def _check_no_shadowing(session: AsyncSession, script_id: int, params: lis
 
 
 async def _name_taken(session: AsyncSession, name: str, except_id: int | None = None) -> bool:
-    stmt = select(Script.id).where(col(Script.name) == name, col(Script.deleted_at).is_(None))
+    """Whether another live script has this name, ignoring case ("Deploy" and "deploy" read as one
+    script in a list; names are ASCII, so SQL's and Python's lower case agree)."""
+    stmt = select(Script.id).where(
+        func.lower(col(Script.name)) == name.lower(), col(Script.deleted_at).is_(None)
+    )
     if except_id is not None:
         stmt = stmt.where(col(Script.id) != except_id)
     return (await session.exec(stmt)).first() is not None
