@@ -156,3 +156,43 @@ def test_the_invisible_class_covers_unicode_bidi_controls_and_zero_width_format_
             assert pattern.match(ch), hex(code)
         if unicodedata.category(ch) == "Cf" and unicodedata.name(ch, "").startswith(("ZERO WIDTH", "TAG ")):
             assert pattern.match(ch), hex(code)
+
+
+async def test_picked_names_are_trimmed_and_refuse_blank_and_control_characters(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn
+) -> None:
+    """A schedule's, webhook's, personal token's or channel's name: only spaces (a row with no
+    visible name) and control characters (a newline, a tab, a bell or an ESC, which break a list's
+    line or a terminal showing it) are 422 naming `name`, nothing written; surrounding spaces are
+    trimmed, so " nightly " and "nightly" are the same name."""
+    body = {"name": "named", "script_type": "bash", "content": PLAYBOOK, "status": "active"}
+    r = await client.post("/api/v1/scripts", json=body, headers=operator.headers)
+    assert r.status_code == 201, r.text
+    script = f"/api/v1/scripts/{r.json()['id']}"
+    channel = {"kind": "webhook", "config": {"url": "http://127.0.0.1:9/x"}}
+    kinds = [
+        (f"{script}/schedules", {"cron": "0 3 * * *"}, operator),
+        (f"{script}/webhooks", {}, operator),
+        ("/api/v1/tokens", {}, operator),
+        ("/api/v1/notifications/channels", channel, admin),
+    ]
+    for url, extra, who in kinds:
+        for name in [
+            " ",
+            "   ",
+            "\t",
+            "\u3000",
+            "a\nb",
+            "a\tb",
+            "deploy\x07",
+            "\x1b[31mred",
+            "a\x7fb",
+            "a\x85b",
+        ]:
+            r = await client.post(url, json={"name": name, **extra}, headers=who.headers)
+            assert r.status_code == 422 and fields(r) == ["name"], (url, repr(name), r.text)
+        assert (await client.get(url, headers=who.headers)).json() in ([], {"items": []}), url
+        r = await client.post(url, json={"name": "  nightly  ", **extra}, headers=who.headers)
+        assert r.status_code == 201 and r.json()["name"] == "nightly", (url, r.text)
+        r = await client.post(url, json={"name": "שלום 🚀 ünï", **extra}, headers=who.headers)
+        assert r.status_code == 201 and r.json()["name"] == "שלום 🚀 ünï", (url, r.text)

@@ -39,8 +39,9 @@ SEMANTIC_FIELDS = {"content", "parameters", "timeout_seconds", "password", "new_
 SEMANTIC_FIELDS |= {"inventory", "inventory_id", "ssh_user", "ssh_key_secret", "run_options"}
 SEMANTIC_FIELDS |= {"confirm_destroy", "terraform_action"}
 # The current password is checked against the stored hash; a channel's config depends on its
-# kind; a rule names a channel that must exist.
-SEMANTIC_FIELDS |= {"current_password", "config", "channel_id"}
+# kind, and so does whether it needs a vault secret (Slack, an SMTP login), which must exist; a
+# rule names a channel that must exist.
+SEMANTIC_FIELDS |= {"current_password", "config", "secret_id", "channel_id"}
 # A cron expression's fields (croniter parses it); a webhook's mapping names declared parameters.
 SEMANTIC_FIELDS |= {"cron", "mapping"}
 # A chain link's target must be an existing script that does not close a cycle of links.

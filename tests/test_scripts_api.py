@@ -210,6 +210,13 @@ async def test_soft_delete_frees_the_name(
     second = await create(client, operator, name="second")
     r = await client.put(f"/api/v1/scripts/{second['id']}", json={"name": "other"}, headers=operator.headers)
     assert r.status_code == 409
+    # Names differing only in case read as the same script in a list: taken too.
+    r = await client.put(f"/api/v1/scripts/{second['id']}", json={"name": "Other"}, headers=operator.headers)
+    assert r.status_code == 409 and [e["field"] for e in r.json()["errors"]] == ["name"], r.text
+    r = await client.post("/api/v1/scripts", json={**SEED_BODY, "name": "OTHER"}, headers=operator.headers)
+    assert r.status_code == 409 and [e["field"] for e in r.json()["errors"]] == ["name"], r.text
+    r = await client.put(f"/api/v1/scripts/{again['id']}", json={"name": "Other"}, headers=operator.headers)
+    assert r.status_code == 200, "its own name in another case is a rename"
 
 
 @pytest.mark.parametrize(

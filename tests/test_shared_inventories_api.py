@@ -91,6 +91,15 @@ async def test_a_name_in_use_is_409_on_create_and_update(
     assert (await client.get(f"{PATH}/{other['id']}", headers=operator.headers)).json()["name"] == other[
         "name"
     ]
+    # Names differing only in case read as the same inventory in a list: taken too.
+    r = await _inventory(client, operator, name=first["name"].upper())
+    assert r.status_code == 409 and r.json()["errors"][0]["field"] == "name", r.text
+    body = {"name": first["name"].upper(), "content": INI}
+    r = await client.put(f"{PATH}/{other['id']}", json=body, headers=operator.headers)
+    assert r.status_code == 409 and r.json()["errors"][0]["field"] == "name", r.text
+    body = {"name": first["name"].upper(), "content": INI}  # its own name in another case: a rename
+    r = await client.put(f"{PATH}/{first['id']}", json=body, headers=operator.headers)
+    assert r.status_code == 200 and r.json()["name"] == first["name"].upper(), r.text
 
 
 async def test_racing_creates_of_one_name_give_one_201_and_one_409(

@@ -1,5 +1,6 @@
 """The Settings page shows each live worker's warm containers (admins only reach the page) and
-sets how many a worker keeps per profile (refused under the field when out of range)."""
+sets how many a worker keeps per profile (refused under the field when out of range, with every
+other bad field of the same save)."""
 
 from __future__ import annotations
 
@@ -26,10 +27,17 @@ def test_settings_page_shows_and_sets_the_warm_pool(live_server: LiveServer, pag
 
     size = page.get_by_test_id("setting-warm_pool_size")
     size.fill("17")
+    days = page.get_by_test_id("setting-output_retention_days")
+    days.fill("-3")
+    days.press("Tab")  # leaving the field kept -3 (not turned into 0 in the browser)
     page.get_by_test_id("settings-save").click()
+    # Every bad field of one save has its message under it, not only the first.
     page.get_by_text("must be between 0 and 16").wait_for()
+    page.get_by_text("must be between 0 and 36500").wait_for()
+    assert days.input_value() == "-3"
     settings = httpx.get(f"{live_server.url}/api/v1/settings", headers=tokens["admin"]).json()
-    assert settings["warm_pool_size"] == 2, "nothing saved"
+    assert settings["warm_pool_size"] == 2 and settings["output_retention_days"] == 0, "nothing saved"
+    days.fill("0")
     size.fill("0")
     page.get_by_test_id("settings-save").click()
     page.get_by_text("Settings saved").wait_for()

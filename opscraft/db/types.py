@@ -8,6 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
+# The largest id: ids are INTEGER columns, 32-bit on PostgreSQL (which refuses a larger bound
+# value with an error, where SQLite just finds nothing).
+MAX_ID = 2**31 - 1
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

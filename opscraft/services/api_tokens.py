@@ -24,7 +24,7 @@ from opscraft.security.tokens import hash_personal_token, new_personal_token
 from opscraft.services import app_settings, audit
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Forbidden, Invalid, NotFound, Unauthorized
-from opscraft.services.invisible import invisible_problem
+from opscraft.services.invisible import name_problem
 from opscraft.services.permissions import ROLE_RANK, Permission, can, lower_role
 
 NAME_MAX = 64
@@ -77,9 +77,9 @@ async def create(
     """
     user = _signed_in(actor)
     name = name.strip()
-    if not 1 <= len(name) <= NAME_MAX:
+    if len(name) > NAME_MAX:
         raise _field_error("name", f"must be 1 to {NAME_MAX} characters")
-    problem = invisible_problem(name)
+    problem = name_problem(name)
     if problem:
         raise _field_error("name", problem)
     try:

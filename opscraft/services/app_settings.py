@@ -105,10 +105,14 @@ async def get_all(session: AsyncSession) -> dict[str, Any]:
 _KIND_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
 
 
-def _checked(key: str, value: Any) -> Any:
-    """`value` as the setting's type; `Invalid` (naming the field) when unknown, mistyped or out of range."""
-    if key not in KNOWN:
-        raise Invalid(f"unknown setting {key!r}; known settings: {', '.join(sorted(KNOWN))}")
+def _number_text(value: float) -> str:
+    """`16`, `1000000`, `0.5`: a bound as people write it (`:g` would print 1e+06)."""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _problem(key: str, value: Any) -> str | None:
+    """What is wrong with `value` for the known setting `key` (mistyped, out of range, not one of
+    its choices), or None."""
     kind, _ = KNOWN[key]
     number = isinstance(value, int | float) and not isinstance(value, bool)
     fits = {
@@ -118,23 +122,38 @@ def _checked(key: str, value: Any) -> Any:
         str: isinstance(value, str),
     }
     if not fits[kind]:
-        message = f"must be {_KIND_WORDS[kind]}"
-        raise Invalid(f"setting {key!r} {message}", details=[{"field": key, "message": message}])
+        return f"must be {_KIND_WORDS[kind]}"
     if key in RANGES:
         low, high = RANGES[key]
         if not low <= value <= high:
-            message = f"must be between {low:g} and {high:g} (0 turns it off)"
-            raise Invalid(f"setting {key!r} {message}", details=[{"field": key, "message": message}])
+            return f"must be between {_number_text(low)} and {_number_text(high)} (0 turns it off)"
     if key in CHOICES and value not in CHOICES[key]:
-        message = f"must be one of: {', '.join(CHOICES[key])}"
-        raise Invalid(f"setting {key!r} {message}", details=[{"field": key, "message": message}])
-    return kind(value)
+        return f"must be one of: {', '.join(CHOICES[key])}"
+    return None
+
+
+def _checked(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` as their settings' types. `Invalid` naming every unknown key, or else every
+    mistyped or out-of-range value (one detail per field, so a form marks each of them)."""
+    unknown = sorted(key for key in values if key not in KNOWN)
+    if unknown:
+        raise Invalid(
+            f"unknown setting(s) {', '.join(map(repr, unknown))}; known settings: {', '.join(sorted(KNOWN))}",
+            details=[{"field": key, "message": "unknown setting"} for key in unknown],
+        )
+    problems = {key: _problem(key, value) for key, value in values.items()}
+    details = [{"field": key, "message": message} for key, message in problems.items() if message]
+    if details:
+        summary = "; ".join(f"setting {d['field']!r} {d['message']}" for d in details)
+        raise Invalid(summary, details=details)
+    return {key: KNOWN[key][0](value) for key, value in values.items()}
 
 
 async def update(session: AsyncSession, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
-    """Change several settings at once (all or none); returns every setting."""
+    """Change several settings at once (all or none); returns every setting. `Invalid` (422)
+    names every bad value at once; `Forbidden` (403) for anyone but an admin."""
     require(actor.user, Permission.manage_settings)
-    values = {key: _checked(key, value) for key, value in values.items()}
+    values = _checked(values)
     for key, value in values.items():
         row = await session.get(AppSetting, key)
         if row is None:

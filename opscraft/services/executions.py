@@ -30,7 +30,7 @@ from opscraft.db.models import (
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus, Trigger
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.workers import finished_event
-from opscraft.db.types import utcnow
+from opscraft.db.types import MAX_ID, utcnow
 from opscraft.execution import ansible_options, terraform_plan
 from opscraft.execution.client import ExecutionClient, stored_after
 from opscraft.execution.events import Event
@@ -443,8 +443,17 @@ async def list_executions(
     (`history_cursor`: older, or newer for a `prev_cursor`; not both). Raises Invalid (422
     naming the field) for a bad filter, cursor or page size."""
     require(actor.user, Permission.view_scripts)
-    if skip < 0 or not 1 <= limit <= MAX_PAGE:
-        raise Invalid(f"skip must be >= 0 and limit between 1 and {MAX_PAGE}")
+    # The UI passes its address's numbers here unchecked: each must fit the database's integers.
+    bounds = {
+        "limit": (limit, 1, MAX_PAGE),
+        "skip": (skip, 0, MAX_ID),
+        "script_id": (script_id, 1, MAX_ID),
+        "user_id": (user_id, 1, MAX_ID),
+    }
+    for field, (value, low, high) in bounds.items():
+        if value is not None and not low <= value <= high:
+            message = f"must be between {low} and {high}"
+            raise Invalid(f"{field} {message}", details=[{"field": field, "message": message}])
     if cursor is not None and skip:
         raise Invalid(
             "pass either skip or cursor, not both",
@@ -501,7 +510,7 @@ async def triggering_users(session: AsyncSession, actor: Actor) -> list[tuple[in
 
 async def get(session: AsyncSession, actor: Actor, execution_id: int) -> Execution:
     require(actor.user, Permission.view_scripts)
-    execution = await session.get(Execution, execution_id)
+    execution = await session.get(Execution, execution_id) if 1 <= execution_id <= MAX_ID else None
     if execution is None:
         raise NotFound(f"execution {execution_id} not found")
     return execution

@@ -33,11 +33,11 @@ from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
 from sqlmodel import col
 
 from opscraft.db.models import Execution
+from opscraft.db.types import MAX_ID
 from opscraft.services.errors import Invalid
 
 MAX_CURSOR_LENGTH = 200
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"  # the URL-safe base64 alphabet, no padding
-MAX_ID = 2**63 - 1
 NEWER = "newer"
 
 

@@ -3,7 +3,8 @@
 A name (a tag; a schedule's, webhook's, API token's or notification channel's name) is read by
 people choosing what to run: a character that prints as nothing (U+200B ZERO WIDTH SPACE) or
 reorders what follows (U+202E RIGHT-TO-LEFT OVERRIDE, the "Trojan Source" trick, CVE-2021-42574)
-makes two different names look the same, so names refuse every character of `INVISIBLE`. A
+makes two different names look the same, so names refuse every character of `INVISIBLE`; they
+are also trimmed of surrounding whitespace and refuse control characters and being empty. A
 parameter value is data for the script and
 may hold right-to-left text, emoji sequences (U+200D ZERO WIDTH JOINER) or a soft hyphen, so it
 refuses only the bidirectional embedding, override and isolate controls (`BIDI_CONTROLS`, which
@@ -33,8 +34,13 @@ INVISIBLE = (
 )
 _INVISIBLE_RE = re.compile(f"[{INVISIBLE}]")
 _BIDI_RE = re.compile(f"[{BIDI_CONTROLS}]")
-# The same class for JSON Schema, so the OpenAPI schema says what the server accepts.
-NAME_PATTERN = f"^[^{INVISIBLE}]*$"
+# C0 and C1 control characters (Unicode general category Cc): a newline or tab breaks the line a
+# name is listed on, an ESC sequence recolours or rewrites a terminal that prints it.
+CONTROLS = "\\x00-\\x1f\\x7f-\\x9f"
+_CONTROL_RE = re.compile(f"[{CONTROLS}]")
+# The name rule for JSON Schema, so the OpenAPI schema says what the server accepts: no control or
+# invisible character, and something besides spaces.
+NAME_PATTERN = f"^[^{CONTROLS}{INVISIBLE}]*[^{CONTROLS}{INVISIBLE}\\s][^{CONTROLS}{INVISIBLE}]*$"
 
 
 def _codes(found: list[str]) -> str:
@@ -68,12 +74,25 @@ def visible(text: str) -> str:
     return _INVISIBLE_RE.sub(lambda m: f"<U+{ord(m.group()):04X}>", text)
 
 
+def name_problem(name: str) -> str | None:
+    """Why `name` (already trimmed) cannot be a name people read, or None: empty (it was only
+    spaces), a control character (category Cc), or an invisible or bidi control character."""
+    if not name:
+        return "must not be empty or only spaces"
+    found = _CONTROL_RE.findall(name)
+    if found:
+        return f"must not contain control characters ({_codes(found)}) such as a newline or a tab"
+    return invisible_problem(name)
+
+
 def _visible_name(value: str) -> str:
-    problem = invisible_problem(value)
+    value = value.strip()
+    problem = name_problem(value)
     if problem:
         raise ValueError(problem)
     return value
 
 
 Label = Annotated[str, AfterValidator(_visible_name), Field(json_schema_extra={"pattern": NAME_PATTERN})]
-"""A name people read (a schedule's name): no invisible or bidi control characters."""
+"""A name people read (a schedule's name), trimmed of surrounding whitespace: not empty, no
+control characters (Cc), no invisible or bidi control characters."""

@@ -167,7 +167,10 @@ async def _name_free(session: AsyncSession, name: str, own_id: int | None = None
         await session.exec(select(NotificationChannel).where(col(NotificationChannel.name) == name))
     ).first()
     if found is not None and found.id != own_id:
-        raise Conflict(f"a channel named {name!r} already exists: choose another name")
+        raise Conflict(
+            f"a channel named {name!r} already exists: choose another name",
+            details=[{"field": "name", "message": "another channel has this name"}],
+        )
 
 
 async def list_channels(session: AsyncSession, actor: Actor) -> list[NotificationChannel]:
@@ -187,7 +190,7 @@ async def get_channel(session: AsyncSession, actor: Actor, channel_id: int) -> N
 async def create_channel(session: AsyncSession, actor: Actor, data: ChannelIn) -> NotificationChannel:
     """A new channel (admins). 422 naming the field for a bad config, 409 for a taken name."""
     user = require(actor.user, Permission.manage_settings)
-    name = data.name.strip()
+    name = data.name
     config = _clean_config(data.kind, data.config, data.secret_id)
     await _check_secret(session, data.secret_id)
     await _name_free(session, name)
@@ -219,7 +222,7 @@ async def update_channel(
 ) -> NotificationChannel:
     """Replace a channel's settings (admins); same checks as `create_channel`."""
     channel = await get_channel(session, actor, channel_id)
-    name = data.name.strip()
+    name = data.name
     config = _clean_config(data.kind, data.config, data.secret_id)
     await _check_secret(session, data.secret_id)
     await _name_free(session, name, channel.id)

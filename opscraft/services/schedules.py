@@ -120,7 +120,7 @@ def _apply(schedule: Schedule, script: Script, data: ScheduleIn) -> None:
     cron = check_cron(data.cron)
     check_timezone(data.timezone)
     resolved = parameters.resolve(script.parameters, data.parameters, script.script_type)
-    schedule.name = data.name.strip()
+    schedule.name = data.name
     schedule.cron, schedule.timezone, schedule.parameters = cron, data.timezone, resolved
     schedule.enabled = data.enabled
     schedule.missed_policy, schedule.overlap_policy = data.missed_policy, data.overlap_policy

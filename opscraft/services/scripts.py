@@ -25,7 +25,7 @@ from opscraft import runtime
 from opscraft.db.models import Inventory, Script, ScriptTag, ScriptVersion, Secret, User
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.secrets import SecretKind
-from opscraft.db.types import utcnow
+from opscraft.db.types import MAX_ID, utcnow
 from opscraft.services import (
     audit,
     conflicts,
@@ -266,9 +266,9 @@ def parse(model: type[M], data: M | Mapping[str, Any]) -> M:
 
 
 async def get(session: AsyncSession, actor: Actor, script_id: int) -> Script:
-    """A live script; 404 when missing or deleted."""
+    """A live script; 404 when missing or deleted (or the id is out of the databases' range)."""
     require(actor.user, Permission.view_scripts)
-    script = await session.get(Script, script_id)
+    script = await session.get(Script, script_id) if 1 <= script_id <= MAX_ID else None
     if script is None or script.deleted_at is not None:
         raise NotFound(f"script {script_id} not found")
     return script
@@ -514,7 +514,11 @@ async def _check_no_shadowing(session: AsyncSession, script_id: int, params: lis
 
 
 async def _name_taken(session: AsyncSession, name: str, except_id: int | None = None) -> bool:
-    stmt = select(Script.id).where(col(Script.name) == name, col(Script.deleted_at).is_(None))
+    """Whether another live script has this name, ignoring case ("Deploy" and "deploy" read as one
+    script in a list; names are ASCII, so SQL's and Python's lower case agree)."""
+    stmt = select(Script.id).where(
+        func.lower(col(Script.name)) == name.lower(), col(Script.deleted_at).is_(None)
+    )
     if except_id is not None:
         stmt = stmt.where(col(Script.id) != except_id)
     return (await session.exec(stmt)).first() is not None

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
+from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -76,7 +77,9 @@ async def used_by(session: AsyncSession, inventory_id: int) -> list[str]:
 
 
 async def _check_name_free(session: AsyncSession, name: str, except_id: int | None = None) -> None:
-    stmt = select(Inventory.id).where(col(Inventory.name) == name)
+    """`Conflict` (409, field `name`) when another inventory has this name, ignoring case (names
+    are ASCII: SQL's and Python's lower case agree)."""
+    stmt = select(Inventory.id).where(func.lower(col(Inventory.name)) == name.lower())
     if except_id is not None:
         stmt = stmt.where(col(Inventory.id) != except_id)
     if (await session.exec(stmt)).first() is not None:

@@ -120,7 +120,7 @@ async def _apply(session: AsyncSession, hook: WebhookTrigger, script: Script, da
     parameters.check_fixed(script.parameters, data.parameters)
     if data.secret_id is not None and await session.get(Secret, data.secret_id) is None:
         raise _bad("secret_id", f"no vault secret with id {data.secret_id}")
-    hook.name, hook.secret_id, hook.enabled = data.name.strip(), data.secret_id, data.enabled
+    hook.name, hook.secret_id, hook.enabled = data.name, data.secret_id, data.enabled
     hook.mapping, hook.parameters = dict(data.mapping), dict(data.parameters)
 
 

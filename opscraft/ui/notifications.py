@@ -167,9 +167,13 @@ async def notifications_page(actor: Actor) -> None:
                         "config": config,
                         "secret_id": secret.value,
                     }
+                    # A config problem names `config.url`, `config.host`...: each under its input.
+                    fields = {"name": name, "kind": kind, "secret_id": secret, "url": url, "host": host}
+                    fields |= {"port": port, "security": security, "from": sender, "to": to}
                     done = await run_action(
                         lambda: call(notifications.create_channel, current, ChannelIn(**data)),
                         "Channel added",
+                        fields | {"username": username},
                     )
                     if done is not None:
                         dialog.delete()
@@ -203,7 +207,9 @@ async def notifications_page(actor: Actor) -> None:
                         "script_id": script_id,
                     }
                     done = await run_action(
-                        lambda: call(notifications.create_rule, current, RuleIn(**data)), "Rule added"
+                        lambda: call(notifications.create_rule, current, RuleIn(**data)),
+                        "Rule added",
+                        {"channel_id": channel, "events": events, "script_id": script},
                     )
                     if done is not None:
                         dialog.delete()

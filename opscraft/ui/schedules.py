@@ -172,7 +172,9 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                     try:
                         values = json.loads(params.value or "{}")
                     except json.JSONDecodeError:
-                        raise Invalid("parameters: must be a JSON object") from None
+                        message = "must be a JSON object"
+                        details = [{"field": "parameters", "message": message}]
+                        raise Invalid(f"parameters: {message}", details=details) from None
                     data = ScheduleIn(
                         name=name.value or "",
                         cron=cron.value or "",
@@ -183,7 +185,8 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                     )
                     return await call(schedules.create, current, script_id, data)
 
-                if await run_action(save, "Schedule added") is not None:
+                fields = {"name": name, "cron": cron, "timezone": tz, "parameters": params}
+                if await run_action(save, "Schedule added", fields) is not None:
                     dialog.delete()
                     body.refresh()
 

@@ -106,7 +106,8 @@ async def tokens_page(actor: Actor) -> None:
                     created = await run_action(
                         lambda: call(
                             api_tokens.create, current, name.value or "", role=role.value, expires_at=expires
-                        )
+                        ),
+                        fields={"name": name, "role": role, "expires_at": expiry},
                     )
                     if created is not None:
                         dialog.delete()

@@ -20,12 +20,15 @@ from opscraft.ui.widgets import call, dialog_buttons, dialog_card, format_time, 
 
 
 def _json_object(text: str | None, field: str) -> dict[str, Any]:
+    problem = Invalid(
+        f"{field}: must be a JSON object", details=[{"field": field, "message": "must be a JSON object"}]
+    )
     try:
         value = json.loads(text or "{}")
     except json.JSONDecodeError:
-        raise Invalid(f"{field}: must be a JSON object") from None
+        raise problem from None
     if not isinstance(value, dict):
-        raise Invalid(f"{field}: must be a JSON object")
+        raise problem
     return value
 
 
@@ -98,7 +101,8 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                     )
                     return await call(webhooks.create, current, script_id, data)
 
-                created = await run_action(save, "Webhook added")
+                fields = {"name": name, "mapping": mapping, "parameters": fixed, "secret_id": secret}
+                created = await run_action(save, "Webhook added", fields)
                 if created is not None:
                     dialog.delete()
                     body.refresh()

@@ -297,3 +297,59 @@ def test_a_notification_rule_and_a_webhook_name_their_script_and_secret(page: An
         lambda: env.api("GET", f"/api/v1/scripts/{script_id}/webhooks").json(), "no webhook"
     )
     assert created["secret_id"] == secret_id
+
+
+def field_message(page: Any, testid: str) -> str:
+    """The message under the input `testid` (its error once the form refused it), in lower case."""
+    field = page.get_by_test_id(testid).locator("xpath=ancestor::label[contains(@class, 'q-field')]")
+    messages = field.locator(".q-field__messages")
+    wait_until(lambda: messages.inner_text().strip(), f"a message under {testid}")
+    return messages.inner_text().lower()
+
+
+def test_automation_forms_put_each_problem_under_its_field(page: Any, env: Env) -> None:
+    """A schedule, a webhook, a personal token and a notification channel: a refused name, cron,
+    mapping or URL is said under that input (not only in a passing notification); nothing is saved."""
+    body = {"name": "forms", "script_type": "bash", "status": "active", "content": "echo hi\n"}
+    r = env.api("POST", "/api/v1/scripts", json=body)
+    assert r.status_code == 201, r.text
+    script_id = r.json()["id"]
+    log_in(page, env.server, "admin")
+    page.goto(f"{env.server.url}/scripts/{script_id}")
+    page.get_by_test_id("tab-schedules").click()
+    page.get_by_test_id("schedule-add").click()
+    page.get_by_test_id("schedule-name").fill("   ")
+    page.get_by_test_id("schedule-submit").click()
+    assert "must not be empty or only spaces" in field_message(page, "schedule-name")
+    page.get_by_test_id("schedule-name").fill("nightly")
+    page.get_by_test_id("schedule-cron").fill("61 * * * *")
+    page.get_by_test_id("schedule-submit").click()
+    assert "not a valid cron expression" in field_message(page, "schedule-cron")
+    page.keyboard.press("Escape")
+
+    page.get_by_test_id("tab-webhooks").click()
+    page.get_by_test_id("webhook-add").click()
+    page.get_by_test_id("webhook-name").fill("on\tpush")
+    page.get_by_test_id("webhook-submit").click()
+    assert "control characters" in field_message(page, "webhook-name")
+    page.keyboard.press("Escape")
+
+    page.goto(f"{env.server.url}/tokens")
+    page.get_by_test_id("token-add").click()
+    page.get_by_test_id("token-name").fill(" ")
+    page.get_by_test_id("token-submit").click()
+    assert "must not be empty or only spaces" in field_message(page, "token-name")
+    page.keyboard.press("Escape")
+
+    page.goto(f"{env.server.url}/notifications")
+    page.get_by_test_id("channel-add").click()
+    page.get_by_test_id("channel-name").fill("ops hook")
+    page.get_by_test_id("channel-kind").click()
+    page.get_by_role("option", name="webhook", exact=True).click()
+    page.get_by_test_id("channel-url").fill("ftp://example.com/x")
+    page.get_by_test_id("channel-submit").click()
+    assert field_message(page, "channel-url").strip()
+    assert env.api("GET", f"/api/v1/scripts/{script_id}/schedules").json() == []
+    assert env.api("GET", f"/api/v1/scripts/{script_id}/webhooks").json() == []
+    channels = env.api("GET", "/api/v1/notifications/channels").json()
+    assert "ops hook" not in [c["name"] for c in channels]

@@ -18,8 +18,9 @@ from opscraft import runtime
 from opscraft.db.models import User
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.types import utcnow
-from opscraft.services import executions, history_cursor
+from opscraft.services import executions, history_cursor, scripts
 from opscraft.services.actor import Actor
+from opscraft.services.errors import Invalid, NotFound
 from tests.conftest import LoggedIn
 from tests.history import seeding
 from tests.history.test_history_queries import _plans_of
@@ -188,6 +189,7 @@ def _cursor(value: Any) -> str:
         _cursor(["2026-01-01T00:00:00+00:00", 0]),
         _cursor(["2026-01-01T00:00:00+00:00", True]),
         _cursor(["2026-01-01T00:00:00+00:00", 2**63]),
+        _cursor(["2026-01-01T00:00:00+00:00", 2**31]),  # past PostgreSQL's INTEGER ids: was a 500
         _cursor(["2026-01-01T00:00:00+00:00", "3"]),
         _cursor(["2026-01-01T00:00:00+00:00", 3, "older"]),
         _cursor(["2026-01-01T00:00:00+00:00", 3, "newer", "newer"]),
@@ -201,6 +203,28 @@ async def test_a_bad_cursor_is_a_422_naming_it(
     r = await client.get(URL, params={"cursor": cursor}, headers=viewer.headers)
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["field"] == "cursor", r.text
+
+
+@pytest.mark.parametrize(
+    ("filters", "field"),
+    [
+        ({"script_id": 10**30}, "script_id"),
+        ({"script_id": 2**31}, "script_id"),
+        ({"user_id": 2**40}, "user_id"),
+        ({"skip": 10**30}, "skip"),
+    ],
+)
+async def test_out_of_range_filters_of_the_service_are_422_naming_them(
+    admin: LoggedIn, backend: str, filters: dict[str, int], field: str
+) -> None:
+    """The history page passes its address's numbers (`/executions?page=10**24`, `?script_id=...`)
+    to the service, not through the API's bounds: a number no id or offset can be is refused naming
+    it (it reached the database and ended the page with a server error)."""
+    async with runtime.current().db.session() as s:
+        user = await s.get(User, admin.id)
+        with pytest.raises(Invalid) as refused:
+            await executions.list_executions(s, Actor(user), **filters)
+    assert [d["field"] for d in refused.value.details] == [field]
 
 
 async def test_a_cursor_with_skip_is_refused(
@@ -244,3 +268,18 @@ async def test_a_cursor_page_reads_its_filter_index(
             f"ORDER BY executions.queued_at {'ASC' if newer else 'DESC'}",
         )
     assert index in plans[0], plans[0]
+
+
+@pytest.mark.parametrize("wanted", [2**31, 10**23, -1])
+async def test_a_page_address_with_an_id_no_row_can_have_is_not_found(
+    admin: LoggedIn, backend: str, wanted: int
+) -> None:
+    """`/scripts/{id}`, `/scripts/{id}/edit` and `/executions/{id}` hand their address's number to
+    these getters without the API's bounds: past the databases' integers (2**31 on PostgreSQL,
+    2**63 on SQLite) it is a 404 like any missing row, not a server error page."""
+    async with runtime.current().db.session() as s:
+        actor = Actor(await s.get(User, admin.id))
+        with pytest.raises(NotFound):
+            await scripts.get(s, actor, wanted)
+        with pytest.raises(NotFound):
+            await executions.get(s, actor, wanted)

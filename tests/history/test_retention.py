@@ -12,9 +12,11 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from opscraft import runtime
-from opscraft.db.models import AuditEvent, Execution, ExecutionLog
+from opscraft.db.models import AuditEvent, Execution, ExecutionLog, User
 from opscraft.db.types import utcnow
-from opscraft.services import retention
+from opscraft.services import app_settings, retention
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Invalid
 from tests.conftest import LoggedIn
 from tests.history import seeding
 
@@ -159,6 +161,31 @@ async def test_invalid_retention_settings_are_422_naming_the_field(
     assert r.status_code == 422, r.text
     assert field in r.json()["detail"]
     assert any(field in e["field"] for e in r.json()["errors"]), r.json()
+    assert (await client.get("/api/v1/settings", headers=admin.headers)).json() == before
+
+
+async def test_every_bad_setting_of_one_save_is_named_at_once(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """The settings page saves every field through the service at once: each bad one is named (so
+    each gets its message under it), not only the first, and nothing is saved."""
+    before = (await client.get("/api/v1/settings", headers=admin.headers)).json()
+    async with runtime.current().db.session() as s:
+        user = await s.get(User, admin.id)
+        with pytest.raises(Invalid) as refused:
+            await app_settings.update(
+                s,
+                Actor(user),
+                {"warm_pool_size": 99, "output_retention_days": 1.5, "output_retention_gb": -3.0},
+            )
+    named = {d["field"]: d["message"] for d in refused.value.details}
+    assert named == {
+        "warm_pool_size": "must be between 0 and 16 (0 turns it off)",
+        "output_retention_days": "must be a whole number",
+        "output_retention_gb": "must be between 0 and 1000000 (0 turns it off)",
+    }
+    for field in named:
+        assert field in refused.value.message
     assert (await client.get("/api/v1/settings", headers=admin.headers)).json() == before
 
 
