@@ -29,10 +29,17 @@ def missing_tools() -> list[str]:
 
 @contextmanager
 def xvfb(width: int = 1600, height: int = 1000) -> Iterator[str]:
-    """A fresh Xvfb server; yields its DISPLAY (`:N`, a number Xvfb picks itself)."""
+    """A fresh Xvfb server; yields its DISPLAY (`:N`, a number Xvfb picks itself).
+
+    `-noreset`: by default an X server regenerates itself when its last client disconnects, and
+    the tests' clients come and go (the toolkit probe, xdotool, a window closing), so the next one
+    could try to connect during a reset: a CI run's desktop launch failed with "could not connect
+    to display" right after the probe had succeeded."""
     read_fd, write_fd = os.pipe()
+    screen = f"{width}x{height}x24"
+    args = ["-displayfd", str(write_fd), "-screen", "0", screen, "-nolisten", "tcp", "-noreset"]
     process = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+        ["Xvfb", *args],
         pass_fds=(write_fd,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
