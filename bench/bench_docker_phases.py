@@ -46,15 +46,12 @@ from typing import Any
 
 import docker.api.client
 import httpx
-import uvicorn
-from fastapi import FastAPI
 
-from bench.exec_harness import PASSWORD, RUNNER_IMAGE, percentile, watch
+from bench.exec_harness import PASSWORD, RUNNER_IMAGE, percentile, serve_api, watch
 from opscraft import lifecycle
-from opscraft.api import install_api
 from opscraft.execution import docker_runner, store
 from opscraft.execution.output import OutputPipeline
-from tests.conftest import free_port, make_settings
+from tests.conftest import make_settings
 
 PHASES = (
     "accepted",
@@ -222,17 +219,8 @@ async def main(samples: int, pool_size: int, overlap: bool) -> None:
             assert worker is not None
             recorder = Recorder()
             recorder.install(worker.docker)
-            app = FastAPI()
-            install_api(app, settings)
-            port = free_port()
-            config = uvicorn.Config(
-                app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="wsproto"
-            )
-            server = uvicorn.Server(config)
-            task = asyncio.create_task(server.serve())
-            while not server.started:
-                await asyncio.sleep(0.01)
-            url = f"http://127.0.0.1:{port}"
+            api = await serve_api(settings)
+            url = api.url
             async with httpx.AsyncClient(base_url=url, timeout=120) as client:
                 account = {"username": "bench", "email": "bench@example.com", "password": PASSWORD}
                 (await client.post("/api/v1/auth/register", json=account)).raise_for_status()
@@ -253,8 +241,7 @@ async def main(samples: int, pool_size: int, overlap: bool) -> None:
                     if i == 2:
                         before = set(recorder.marks)
                 ids = sorted(set(recorder.marks) - before)
-            server.should_exit = True
-            await task
+            await api.stop()
             stats = worker.docker.pool.stats()
         finally:
             await lifecycle.stop()

@@ -35,16 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
-from fastapi import FastAPI
 
 from bench.bench_docker_phases import _Server
-from bench.exec_harness import PASSWORD, SYSTEM_PATH, bare_env, watch
+from bench.exec_harness import PASSWORD, SYSTEM_PATH, bare_env, serve_api, watch
 from opscraft import lifecycle
-from opscraft.api import install_api
 from opscraft.execution import store
 from opscraft.execution.output import OutputPipeline
-from tests.conftest import free_port, make_settings
+from tests.conftest import make_settings
 
 PHASES = (
     "accepted",
@@ -153,17 +150,8 @@ async def main(idle: float, rounds: int, warmup: int) -> None:
         recorder = Recorder()
         assert rt.worker is not None
         recorder.install(rt.worker)
-        app = FastAPI()
-        install_api(app, settings)
-        port = free_port()
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="wsproto"
-        )
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.01)
-        url = f"http://127.0.0.1:{port}"
+        api = await serve_api(settings)
+        url = api.url
         after_idle: list[float] = []
         steady: list[float] = []
         async with httpx.AsyncClient(base_url=url, timeout=120) as client:
@@ -199,8 +187,7 @@ async def main(idle: float, rounds: int, warmup: int) -> None:
                 )
                 print(f"  after idle: {recorder.line(first)}")
                 print(f"  at once:    {recorder.line(then)}")
-        server.should_exit = True
-        await task
+        await api.stop()
         await lifecycle.stop()
     with tempfile.TemporaryDirectory() as folder:
         await asyncio.sleep(idle)

@@ -17,9 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
+from fastapi import FastAPI
 from websockets.asyncio.client import connect
 
-from tests.conftest import start_server, stop_server
+from opscraft.api import install_api
+from opscraft.config import Settings
+from tests.conftest import free_port, start_server, stop_server
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "Bench-Password-9"
@@ -157,3 +161,33 @@ def describe(values: list[float], unit: str = "ms") -> str:
         f"p50 {percentile(values, 50):.1f} {unit}, p99 {percentile(values, 99):.1f} {unit}, "
         f"mean {statistics.mean(values):.1f} {unit}, n={len(values)}"
     )
+
+
+@dataclass
+class InProcessApi:
+    """The API served by uvicorn in this process (see `serve_api`); `url` is its base URL."""
+
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+    url: str
+
+    async def stop(self) -> None:
+        """Stop serving and wait for uvicorn to finish."""
+        self.server.should_exit = True
+        await self.task
+
+
+async def serve_api(settings: Settings) -> InProcessApi:
+    """Serve the API of a started runtime (`settings`) on a free loopback port in this process,
+    over real HTTP and WebSocket (wsproto, as NiceGUI's server does); returns once it listens."""
+    app = FastAPI()
+    install_api(app, settings)
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="wsproto"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    return InProcessApi(server, task, f"http://127.0.0.1:{port}")
