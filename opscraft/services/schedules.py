@@ -44,7 +44,7 @@ from opscraft.db.models import Execution, Schedule, ScheduleFire, Script, User
 from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
 from opscraft.db.models.executions import FINAL_STATUSES, Trigger
 from opscraft.db.types import utcnow
-from opscraft.services import approvals, audit, parameters
+from opscraft.services import approvals, audit, conflicts, names, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, NotFound, ServiceError
 from opscraft.services.invisible import Label
@@ -177,16 +177,25 @@ def _apply(schedule: Schedule, script: Script, data: ScheduleIn) -> None:
 
 async def create(session: AsyncSession, actor: Actor, script_id: int, data: ScheduleIn) -> Schedule:
     """A new schedule of `script_id`, owned by the caller; 422 naming `cron`, `timezone` or a
-    parameter, 404 for an unknown script."""
+    parameter, 409 (field `name`) when the script has a schedule of that name (`names`), 404 for
+    an unknown script."""
     user = require(actor.user, Permission.edit_scripts)
     script = await _script(session, script_id)
     schedule = Schedule(script_id=script_id, name="", cron="", timezone="UTC", owner_id=user.id)
     _apply(schedule, script, data)
+    await _check_name(session, schedule)
     session.add(schedule)
-    await session.flush()
+    await conflicts.flush(session)
     audit.record(session, actor, "schedule.create", "schedule", schedule.id, **_facts(schedule))
-    await session.commit()
+    await conflicts.commit(session)
     return schedule
+
+
+async def _check_name(session: AsyncSession, schedule: Schedule) -> None:
+    scope = [col(Schedule.script_id) == schedule.script_id]
+    await names.check_free(
+        session, Schedule, schedule.name, scope, names.SCHEDULE_TAKEN, except_id=schedule.id
+    )
 
 
 def _facts(schedule: Schedule) -> dict[str, Any]:
@@ -218,9 +227,10 @@ async def update_schedule(
     user = require(actor.user, Permission.edit_scripts)
     schedule = await get(session, actor, schedule_id, script_id)
     _apply(schedule, await _script(session, schedule.script_id), data)
+    await _check_name(session, schedule)
     schedule.owner_id = user.id
     audit.record(session, actor, "schedule.update", "schedule", schedule.id, **_facts(schedule))
-    await session.commit()
+    await conflicts.commit(session)
     return schedule
 
 
