@@ -56,7 +56,7 @@ def _constraints() -> dict[str, tuple[str, tuple[str, ...]]]:
     for table in SQLModel.metadata.tables.values():
         for index in table.indexes:
             if isinstance(index, Index) and index.unique and index.name:
-                found[str(index.name)] = (table.name, _index_columns(index))
+                found[str(index.name)] = (table.name, index_columns(index))
         for constraint in table.constraints:
             columns = tuple(c.name for c in constraint.columns)
             if isinstance(constraint, PrimaryKeyConstraint):
@@ -66,7 +66,7 @@ def _constraints() -> dict[str, tuple[str, tuple[str, ...]]]:
     return found
 
 
-def _index_columns(index: Index) -> tuple[str, ...]:
+def index_columns(index: Index) -> tuple[str, ...]:
     """The columns of an index in order; an expression on one column (`lower(name)`) counts as it."""
     columns = []
     for expression in index.expressions:
