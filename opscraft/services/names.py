@@ -8,6 +8,8 @@ The rule, for the objects named with free text (`invisible.Label`):
   again; an expired one is still listed, and must be revoked to reuse its name);
 - a notification channel's name, among all channels (they are shared by the whole server).
 
+Secret names are not: they are environment variable names, which are case-sensitive.
+
 Two names are the same when their NFKC forms fold to the same case (`name_key`: "Nightly",
 "NIGHTLY" and the same in full-width letters U+FF2E... are one name), as script and inventory names, whose
 ASCII names are compared with SQL's `lower`. A clash is a `Conflict` (409) naming the field
