@@ -13,14 +13,17 @@ from sqlmodel import SQLModel
 
 from opscraft import runtime
 from opscraft.db.models import (
+    ApiToken,
     AppSetting,
     Inventory,
+    Schedule,
     Script,
     ScriptSecret,
     ScriptTag,
     ScriptVersion,
     Secret,
     User,
+    WebhookTrigger,
 )
 from opscraft.services import conflicts, scripts
 from tests.conftest import LoggedIn
@@ -192,12 +195,37 @@ def _unique_rows() -> dict[str, tuple[str, list[SQLModel]]]:
             "name",
             [Inventory(name="web", content="w\n"), Inventory(name="web", content="x\n")],
         ),
+        # Names unique ignoring case (services/names.py): the second differs in case only.
+        "schedules.script_id,name": (
+            "name",
+            [
+                script(1),
+                Schedule(script_id=1, name="nightly", cron="0 3 * * *", timezone="UTC"),
+                Schedule(script_id=1, name="Nightly", cron="0 3 * * *", timezone="UTC"),
+            ],
+        ),
+        "webhook_triggers.script_id,name": (
+            "name",
+            [
+                script(1),
+                WebhookTrigger(script_id=1, name="push", token_hash="a", prefix="a"),
+                WebhookTrigger(script_id=1, name="PUSH", token_hash="b", prefix="b"),
+            ],
+        ),
+        "api_tokens.user_id,name": (
+            "name",
+            [
+                User(id=1, username="u", email="a@x.io", hashed_password="h"),
+                ApiToken(user_id=1, name="ci", prefix="a", token_hash="a", role="admin"),
+                ApiToken(user_id=1, name="CI", prefix="b", token_hash="b", role="admin"),
+            ],
+        ),
     }
 
 
 def test_every_unique_index_has_a_case() -> None:
     unique_indexes = {
-        f"{t.name}.{','.join(c.name for c in i.columns)}"
+        f"{t.name}.{','.join(conflicts.index_columns(i))}"
         for t in SQLModel.metadata.tables.values()
         for i in t.indexes
         if i.unique

@@ -66,6 +66,7 @@ def test_empty_declarations() -> None:
         ([{"name": "A", "options": ["x"]}], "parameters.A", "only allowed for the choice type"),
         ([{"name": "A", "type": "choice", "options": ["x"], "default": "y"}], "parameters.A", "one of: x"),
         ([{"name": "A", "type": "boolean", "default": "maybe"}], "parameters.A", "boolean"),
+        ([{"name": "A", "type": "integer", "default": 2**70}], "parameters.A", "64-bit integer"),
         (
             [{"name": "A", "required": True, "default": "x"}],
             "parameters.A",
@@ -153,6 +154,13 @@ def test_empty_values_fall_back_to_defaults_for_typed_parameters() -> None:
         ({"TARGET": "t", "COUNT": 1.5}, "parameters.COUNT", "must be an integer"),
         ({"TARGET": "t", "COUNT": True}, "parameters.COUNT", "not a boolean"),
         ({"TARGET": "t", "RATIO": "nan"}, "parameters.RATIO", "finite number"),
+        # Past 64 bits: was stored, then every history list answered 500 (orjson cannot write it).
+        ({"TARGET": "t", "COUNT": 2**63}, "parameters.COUNT", "64-bit integer"),
+        ({"TARGET": "t", "COUNT": -(2**63) - 1}, "parameters.COUNT", "64-bit integer"),
+        ({"TARGET": "t", "COUNT": str(2**70)}, "parameters.COUNT", "64-bit integer"),
+        ({"TARGET": "t", "COUNT": 1e300}, "parameters.COUNT", "64-bit integer"),
+        ({"TARGET": "t", "RATIO": 2**64}, "parameters.RATIO", "64-bit integer"),
+        ({"TARGET": "t", "RATIO": "-18446744073709551616"}, "parameters.RATIO", "64-bit integer"),
         ({"TARGET": "t", "DRY_RUN": "maybe"}, "parameters.DRY_RUN", "must be a boolean"),
         ({"TARGET": "t", "DRY_RUN": 2}, "parameters.DRY_RUN", "must be a boolean"),
         ({"TARGET": "t", "ENV": "staging"}, "parameters.ENV", "one of: dev, prod"),
@@ -195,3 +203,8 @@ def test_to_env() -> None:
         "D": "2.5",
         "E": "x y",
     }
+
+
+def test_the_64_bit_bounds_are_accepted() -> None:
+    resolved = resolve(SCHEMA, {"TARGET": "t", "COUNT": 2**63 - 1, "RATIO": -(2**63)})
+    assert (resolved["COUNT"], resolved["RATIO"]) == (2**63 - 1, -(2**63))

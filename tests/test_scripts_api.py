@@ -508,3 +508,27 @@ async def test_rollback_normalises_old_content(client: httpx.AsyncClient, operat
     r = await client.post(f"/api/v1/scripts/{sid}/rollback/1", headers=operator.headers)
     assert r.status_code == 200, r.text
     assert r.json()["content"] == "echo one\n" and r.json()["notices"][0]["code"] == "crlf-line-endings"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"tags": ["x" * 51]}, "each tag must be at most 50 characters"),  # was "at most 50 items"
+        ({"tags": [f"t{i}" for i in range(21)]}, "at most 20 tags"),
+        ({"cpus": "NaN"}, "Input should be a finite number"),  # was "less than or equal to 64"
+        ({"cpus": "Infinity"}, "Input should be a finite number"),
+    ],
+)
+async def test_tag_and_cpu_bounds_say_what_is_wrong(
+    client: httpx.AsyncClient, operator: LoggedIn, overrides: dict[str, Any], message: str
+) -> None:
+    r = await client.post("/api/v1/scripts", json={**SEED_BODY, **overrides}, headers=operator.headers)
+    assert r.status_code == 422, r.text
+    assert [e["message"] for e in r.json()["errors"]] == [message], r.text
+
+
+async def test_tags_differing_only_in_case_are_one_tag(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    body = {**SEED_BODY, "tags": ["Prod", "prod", " PROD ", "web"]}
+    r = await client.post("/api/v1/scripts", json=body, headers=operator.headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["tags"] == ["Prod", "web"]

@@ -248,3 +248,46 @@ async def test_a_stored_lone_surrogate_never_breaks_a_list(
     assert detail.status_code == 200 and detail.json()["parameters"] == {"P": "x\ufffdy"}
     for query in ("?status=failed", f"?script_id={script_id}"):
         assert (await client.get(f"/api/v1/executions{query}", headers=admin.headers)).status_code == 200
+
+
+async def test_an_integer_past_64_bits_is_422_and_a_stored_one_never_breaks_a_list(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """`{"N": 2**70}` for an integer parameter was stored, and then every history list and the
+    run's page answered 500 (the JSON encoder holds 64 bits): now a 422 naming it, nothing stored;
+    a row stored before reads the number as its digits."""
+    body = {
+        "name": "count",
+        "script_type": "bash",
+        "content": 'echo "$N"\n',
+        "parameters": [{"name": "N", "type": "integer", "default": 1}],
+        "status": "active",
+    }
+    r = await client.post("/api/v1/scripts", json=body, headers=admin.headers)
+    assert r.status_code == 201, r.text
+    script_id = r.json()["id"]
+    for value in (2**70, -(2**70), str(2**64), 1e300):
+        r = await client.post(
+            "/api/v1/executions",
+            json={"script_id": script_id, "parameters": {"N": value}},
+            headers=admin.headers,
+        )
+        assert r.status_code == 422 and fields(r) == {"parameters.N"}, r.text
+        assert "64-bit integer" in r.json()["detail"]
+    assert (await client.get("/api/v1/executions", headers=admin.headers)).json()["total"] == 0
+    async with runtime.current().db.session() as session:
+        await session.exec(
+            text(
+                "INSERT INTO executions (script_id, script_version, script_name, script_type, status,"
+                " parameters, output_bytes, output_truncated, cancel_requested, queued_at)"
+                " VALUES (:sid, 1, 'count', 'bash', 'failed', :params, 0, false, false, CURRENT_TIMESTAMP)"
+            ),
+            params={"sid": script_id, "params": json.dumps({"N": 2**70, "M": 2**63 - 1})},
+        )
+        await session.commit()
+    listing = await client.get("/api/v1/executions", headers=admin.headers)
+    assert listing.status_code == 200, listing.text
+    (item,) = listing.json()["items"]
+    assert item["parameters"] == {"N": str(2**70), "M": 2**63 - 1}
+    detail = await client.get(f"/api/v1/executions/{item['id']}", headers=admin.headers)
+    assert detail.status_code == 200, detail.text

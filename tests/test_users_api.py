@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.conftest import PASSWORD, LoggedIn, make_user
 
@@ -197,3 +198,42 @@ async def test_users_can_read_only_themselves(
     assert (await client.get(f"/api/v1/users/{admin.id}", headers=viewer.headers)).status_code == 403
     r = await client.put(f"/api/v1/users/{viewer.id}", json={"role": "admin"}, headers=viewer.headers)
     assert r.status_code == 403 and "viewer" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("full_name", "message"),
+    [
+        ("Eve\u0007", "control characters (U+0007)"),
+        ("Eve\nAdmin", "control characters (U+000A)"),
+        ("\u202eeve", "bidirectional control characters (U+202E)"),
+        ("Ev\u200be", "invisible or bidirectional control characters (U+200B)"),
+    ],
+)
+async def test_a_full_name_refuses_control_and_invisible_characters(
+    client: httpx.AsyncClient, admin: LoggedIn, full_name: str, message: str
+) -> None:
+    """A full name is shown to others (the header, the users list, who asked for an approval): a
+    newline, a bell or a right-to-left override in it spoofs what they read, as in other names."""
+    body = {
+        "username": "eve",
+        "email": "eve@example.com",
+        "password": "SecurePass123",
+        "full_name": full_name,
+    }
+    r = await client.post("/api/v1/users", json=body, headers=admin.headers)
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["full_name"]
+    assert message in r.json()["errors"][0]["message"]
+    r = await client.put(f"/api/v1/users/{admin.id}", json={"full_name": full_name}, headers=admin.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "full_name", r.text
+
+
+async def test_a_full_name_is_trimmed_and_may_be_empty(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    for given, stored in (("  Zoë Brontë  ", "Zoë Brontë"), ("", ""), ("   ", "")):
+        body = {
+            "username": f"zed{len(given)}",
+            "email": f"zed{len(given)}@example.com",
+            "password": "SecurePass123",
+        }
+        r = await client.post("/api/v1/users", json={**body, "full_name": given}, headers=admin.headers)
+        assert r.status_code == 201 and r.json()["full_name"] == stored, r.text

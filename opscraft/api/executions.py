@@ -80,8 +80,11 @@ async def list_executions(
     cursor: Annotated[
         str | None,
         Query(
-            max_length=history_cursor.MAX_CURSOR_LENGTH,
-            pattern=history_cursor.CURSOR_PATTERN,
+            # Checked by the service (one message for every bad cursor); here for the schema only.
+            json_schema_extra={
+                "maxLength": history_cursor.MAX_CURSOR_LENGTH,
+                "pattern": history_cursor.CURSOR_PATTERN,
+            },
             description="Continue from a previous page: its `next_cursor` or `prev_cursor` "
             "(opaque; not with `skip`)",
         ),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 from opscraft.api.deps import CurrentActor, Session
 from opscraft.api.schemas import AUTHED, error_responses
@@ -41,29 +43,48 @@ def _high(key: str) -> int:
     return int(app_settings.RANGES[key][1])
 
 
+def _checked_by_service(key: str) -> BeforeValidator:
+    """Refuse a bad value of setting `key` with the service's message (`app_settings.problem`),
+    before pydantic's own checks would word the same bound another way."""
+
+    def check(value: Any) -> Any:
+        message = None if value is None else app_settings.problem(key, value)
+        if message:
+            raise ValueError(message)
+        return value
+
+    return BeforeValidator(check)
+
+
 class SettingsPatch(BaseModel):
-    """Only the settings given change. Values are JSON's own types (no "true" for true)."""
+    """Only the settings given change. Values are JSON's own types (no "true" for true). Each value
+    is checked by the service first, so a bad one gets the settings page's message; the bounds
+    below are for the schema."""
 
     model_config = ConfigDict(extra="forbid")
 
-    registration_open: StrictBool | None = None
-    local_runner_enabled: StrictBool | None = None
-    local_runner_role: Role | None = None
-    api_tokens_require_expiry: StrictBool | None = None
-    output_retention_days: StrictInt | None = Field(
+    registration_open: Annotated[StrictBool | None, _checked_by_service("registration_open")] = None
+    local_runner_enabled: Annotated[StrictBool | None, _checked_by_service("local_runner_enabled")] = None
+    local_runner_role: Annotated[Role | None, _checked_by_service("local_runner_role")] = None
+    api_tokens_require_expiry: Annotated[
+        StrictBool | None, _checked_by_service("api_tokens_require_expiry")
+    ] = None
+    output_retention_days: Annotated[StrictInt | None, _checked_by_service("output_retention_days")] = Field(
         default=None,
         ge=_low("output_retention_days"),
         le=_high("output_retention_days"),
         description="0 keeps output",
     )
-    output_retention_gb: StrictFloat | None = Field(
+    output_retention_gb: Annotated[StrictFloat | None, _checked_by_service("output_retention_gb")] = Field(
         default=None,
         ge=_low("output_retention_gb"),
         le=_high("output_retention_gb"),
         description="0 means no cap",
     )
-    retention_delete_executions: StrictBool | None = None
-    warm_pool_size: StrictInt | None = Field(
+    retention_delete_executions: Annotated[
+        StrictBool | None, _checked_by_service("retention_delete_executions")
+    ] = None
+    warm_pool_size: Annotated[StrictInt | None, _checked_by_service("warm_pool_size")] = Field(
         default=None,
         ge=_low("warm_pool_size"),
         le=_high("warm_pool_size"),

@@ -25,7 +25,8 @@ router = APIRouter(prefix="/api/v1/tokens", tags=["api tokens"])
 class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Label = Field(min_length=1, max_length=NAME_MAX, examples=["ci-deploy"])
+    # The length is checked by the service, which words it as the tokens page shows it.
+    name: Label = Field(json_schema_extra={"minLength": 1, "maxLength": NAME_MAX}, examples=["ci-deploy"])
     role: Role | None = Field(default=None, description="Default: your role; never higher than it")
     expires_at: datetime | None = Field(
         default=None,

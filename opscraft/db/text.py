@@ -74,10 +74,17 @@ def replace_surrogates(value: Any) -> Any:
     return value
 
 
+def _int_or_digits(digits: str) -> int | str:
+    """A JSON integer as an int when it fits 64 bits (what JSON encoders write), else its digits."""
+    number = int(digits)
+    return number if -(2**63) <= number < 2**63 else digits
+
+
 def json_loads(text: str | bytes) -> Any:
-    """The JSON columns' decoder: a row stored before these checks (an escaped lone surrogate)
-    still loads as text that can be written out as UTF-8 (the surrogate becomes U+FFFD)."""
-    value = json.loads(text)
+    """The JSON columns' decoder: a row stored before these checks (an escaped lone surrogate, an
+    integer past 64 bits) still loads as values that can be written out (the surrogate becomes
+    U+FFFD, the integer its digits as text)."""
+    value = json.loads(text, parse_int=_int_or_digits)
     raw = text if isinstance(text, str) else text.decode("utf-8", "replace")
     # A valid pair is two escapes too: the walk leaves the joined character alone.
     return replace_surrogates(value) if _ESCAPED_SURROGATE.search(raw) else value

@@ -23,6 +23,23 @@ class Command:
 
 EXTRA_VARS_FILE = "extra_vars.yml"
 INVENTORY_FILE = "inventory.yml"
+# Read before the script's inventory, so any `ansible_remote_tmp` it sets wins (a later source's
+# `all` vars override an earlier one's; a group's or host's own vars override `all`'s). A host of
+# the inventory with `ansible_connection=local` runs modules here, in the run: Ansible expands its
+# `~/.ansible/tmp` as `~USER`, the password database's home (`/nonexistent` for the container
+# user), so such hosts get a directory under the run's HOME; other hosts keep their user's home.
+# Their modules run with the Python running Ansible (run_env: the one Ansible would discover here
+# may be a broken shim); other hosts' Python is discovered. A constant: no user-supplied value is
+# templated.
+LOCAL_TMP_INVENTORY_FILE = "opscraft_local_tmp.yml"
+LOCAL_TMP_INVENTORY = (
+    b"all:\n"
+    b"  vars:\n"
+    b"    ansible_remote_tmp: \"{{ lookup('env', 'HOME') ~ '/.ansible/tmp'"
+    b" if (ansible_connection | default('ssh')) == 'local' else '~/.ansible/tmp' }}\"\n"
+    b'    ansible_python_interpreter: "{{ ansible_playbook_python'
+    b" if (ansible_connection | default('ssh')) == 'local' else 'auto_silent' }}\"\n"
+)
 # Only the inventory plugins that read data: no script, no `plugin:` configuration (which could
 # load a plugin that runs code or templates values), see services/inventories.py.
 INVENTORY_PLUGINS = "yaml,ini"
@@ -50,7 +67,8 @@ def _ansible(spec: RunSpec, secret_dir: str) -> Command:
     env = {"ANSIBLE_FORCE_COLOR": "1", "ANSIBLE_INVENTORY_ENABLED": INVENTORY_PLUGINS}
     if spec.inventory:
         files[INVENTORY_FILE] = spec.inventory.encode()
-        target = ["-i", INVENTORY_FILE]
+        files[LOCAL_TMP_INVENTORY_FILE] = LOCAL_TMP_INVENTORY
+        target = ["-i", LOCAL_TMP_INVENTORY_FILE, "-i", INVENTORY_FILE]
         # Remote hosts: their own Python, found by Ansible (not the controller's, see run_env).
         env["ANSIBLE_PYTHON_INTERPRETER"] = "auto_silent"
         env["ANSIBLE_REMOTE_TEMP"] = "~/.ansible/tmp"  # on the host: its user's home

@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft.db.models import ApiToken, Role, User
 from opscraft.db.types import utcnow
 from opscraft.security.tokens import hash_personal_token, new_personal_token
-from opscraft.services import app_settings, audit
+from opscraft.services import app_settings, audit, conflicts, names
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Forbidden, Invalid, NotFound, Unauthorized
 from opscraft.services.invisible import name_problem
@@ -99,13 +99,15 @@ async def create(
             raise _field_error("expires_at", "must be in the future")
         if expires_at > now + MAX_LIFETIME:
             raise _field_error("expires_at", "must be within ten years")
-    value, digest, prefix = new_personal_token()
     assert user.id is not None
+    in_use = [col(ApiToken.user_id) == user.id, col(ApiToken.revoked_at).is_(None)]
+    await names.check_free(session, ApiToken, name, in_use, names.TOKEN_TAKEN)
+    value, digest, prefix = new_personal_token()
     row = ApiToken(
         user_id=user.id, name=name, prefix=prefix, token_hash=digest, role=wanted, expires_at=expires_at
     )
     session.add(row)
-    await session.flush()
+    await conflicts.flush(session)
     audit.record(
         session,
         actor,

@@ -110,9 +110,10 @@ def _number_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def _problem(key: str, value: Any) -> str | None:
+def problem(key: str, value: Any) -> str | None:
     """What is wrong with `value` for the known setting `key` (mistyped, out of range, not one of
-    its choices), or None."""
+    its choices), or None: the one wording of each bound, for the API's schema and the settings
+    page alike."""
     kind, _ = KNOWN[key]
     number = isinstance(value, int | float) and not isinstance(value, bool)
     fits = {
@@ -141,7 +142,7 @@ def _checked(values: dict[str, Any]) -> dict[str, Any]:
             f"unknown setting(s) {', '.join(map(repr, unknown))}; known settings: {', '.join(sorted(KNOWN))}",
             details=[{"field": key, "message": "unknown setting"} for key in unknown],
         )
-    problems = {key: _problem(key, value) for key, value in values.items()}
+    problems = {key: problem(key, value) for key, value in values.items()}
     details = [{"field": key, "message": message} for key, message in problems.items() if message]
     if details:
         summary = "; ".join(f"setting {d['field']!r} {d['message']}" for d in details)

@@ -9,14 +9,16 @@ deleted at the same moment) is a `Conflict` too. Messages never quote the submit
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import cache
 
-from sqlalchemy import Index, PrimaryKeyConstraint, UniqueConstraint
+from sqlalchemy import Column, Index, PrimaryKeyConstraint, UniqueConstraint
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from opscraft.services import names
 from opscraft.services.errors import Conflict
 
 # "table.column[,column]" -> (request field, what to tell the user); a constraint not listed here
@@ -36,6 +38,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "script_secrets.script_id,secret_id": ("secret_id", "this secret is already attached to this script"),
     "inventories.name": ("name", "an inventory with this name already exists: choose another name"),
     "app_settings.key": ("body", "the setting was changed at the same time: reload and try again"),
+    # Indexes on (scope, lower(name)): services/names.py.
+    "schedules.script_id,name": ("name", names.SCHEDULE_TAKEN),
+    "webhook_triggers.script_id,name": ("name", names.WEBHOOK_TAKEN),
+    "api_tokens.user_id,name": ("name", names.TOKEN_TAKEN),
+    "notification_channels.name": ("name", names.CHANNEL_TAKEN),
 }
 FOREIGN_KEY_MESSAGE = "something this refers to was deleted at the same time: reload and try again"
 SQLSTATE_UNIQUE = "23505"
@@ -49,7 +56,7 @@ def _constraints() -> dict[str, tuple[str, tuple[str, ...]]]:
     for table in SQLModel.metadata.tables.values():
         for index in table.indexes:
             if isinstance(index, Index) and index.unique and index.name:
-                found[str(index.name)] = (table.name, tuple(c.name for c in index.columns))
+                found[str(index.name)] = (table.name, index_columns(index))
         for constraint in table.constraints:
             columns = tuple(c.name for c in constraint.columns)
             if isinstance(constraint, PrimaryKeyConstraint):
@@ -57,6 +64,18 @@ def _constraints() -> dict[str, tuple[str, tuple[str, ...]]]:
             elif isinstance(constraint, UniqueConstraint) and constraint.name:
                 found[str(constraint.name)] = (table.name, columns)
     return found
+
+
+def index_columns(index: Index) -> tuple[str, ...]:
+    """The columns of an index in order; an expression on one column (`lower(name)`) counts as it."""
+    columns = []
+    for expression in index.expressions:
+        if isinstance(expression, Column):
+            columns.append(expression.name)
+        else:
+            found = re.search(r"\((\w+)\)", str(expression))
+            columns.append(found.group(1) if found else str(expression))
+    return tuple(columns)
 
 
 def _unique_key(exc: IntegrityError) -> str | None:
@@ -67,6 +86,10 @@ def _unique_key(exc: IntegrityError) -> str | None:
         table, columns = _constraints()[name]
         return f"{table}.{','.join(columns)}"
     text = str(exc.orig)
+    index = re.fullmatch(r"UNIQUE constraint failed: index '(\w+)'", text)
+    if index and index.group(1) in _constraints():  # SQLite, an index on an expression
+        table, columns = _constraints()[index.group(1)]
+        return f"{table}.{','.join(columns)}"
     if text.startswith("UNIQUE constraint failed: "):  # SQLite: "t.a, t.b"
         qualified = [part.strip() for part in text.removeprefix("UNIQUE constraint failed: ").split(",")]
         table = qualified[0].split(".", 1)[0]

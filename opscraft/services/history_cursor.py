@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +40,10 @@ from opscraft.services.errors import Invalid
 MAX_CURSOR_LENGTH = 200
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"  # the URL-safe base64 alphabet, no padding
 NEWER = "newer"
+# The time as `encode` writes it (ISO 8601 with a UTC offset), and nothing else: Python's
+# `datetime.fromisoformat` also takes any separator (a NUL, a control character, a space), a
+# trailing NUL, week dates and commas, so a cursor edited by hand used to read as some other time.
+TIME_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -65,8 +70,8 @@ def encode(queued_at: datetime, execution_id: int, *, newer: bool = False) -> st
 
 def decode(cursor: str) -> Position:
     """The position of a cursor made by `encode`. Raises Invalid (HTTP 422, field `cursor`) for
-    anything else: bad base64 or JSON, another shape, a naive or unparsable time, an id out of
-    range."""
+    anything else: bad base64 or JSON, another shape, a time not in `TIME_PATTERN` (a control
+    character anywhere, another separator, no time zone), an id out of range."""
     try:
         if len(cursor) > MAX_CURSOR_LENGTH:
             raise ValueError("too long")
@@ -77,6 +82,8 @@ def decode(cursor: str) -> Position:
         text, execution_id = position[:2]
         if not isinstance(text, str) or type(execution_id) is not int or not 1 <= execution_id <= MAX_ID:
             raise ValueError("not a position")
+        if not TIME_PATTERN.fullmatch(text):
+            raise ValueError("not a time as encode writes it")
         queued_at = datetime.fromisoformat(text)
         if queued_at.tzinfo is None:
             raise ValueError("no time zone")

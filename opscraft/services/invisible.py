@@ -1,17 +1,17 @@
 """Invisible and bidirectional control characters: refused in names, shown in values.
 
-A name (a tag; a schedule's, webhook's, API token's or notification channel's name) is read by
-people choosing what to run: a character that prints as nothing (U+200B ZERO WIDTH SPACE) or
-reorders what follows (U+202E RIGHT-TO-LEFT OVERRIDE, the "Trojan Source" trick, CVE-2021-42574)
-makes two different names look the same, so names refuse every character of `INVISIBLE`; they
-are also trimmed of surrounding whitespace and refuse control characters and being empty. A
-parameter value is data for the script and
-may hold right-to-left text, emoji sequences (U+200D ZERO WIDTH JOINER) or a soft hyphen, so it
+A name (a tag; a schedule's, webhook's, API token's or notification channel's name; a user's
+full name) is read by people choosing what to run: a character that prints as nothing (U+200B
+ZERO WIDTH SPACE) or reorders what follows (U+202E RIGHT-TO-LEFT OVERRIDE, the "Trojan Source"
+trick, CVE-2021-42574) makes two different names look the same, so names refuse every character
+of `INVISIBLE`; they are also trimmed of surrounding whitespace and refuse control characters
+and being empty (a full name may be empty). A parameter value is data for the script and may
+hold right-to-left text, emoji sequences (U+200D ZERO WIDTH JOINER) or a soft hyphen, so it
 refuses only the bidirectional embedding, override and isolate controls (`BIDI_CONTROLS`, which
-change how everything after them is displayed); the UI shows its other invisible characters
-as `<U+200B>` (`visible`). Script, secret, user and parameter names are ASCII identifiers and
-never hold such characters. Source of the character classes: Unicode's Bidi_Control property
-(UAX #9) and the Default_Ignorable_Code_Point characters of general category Cf, Zl and Zp.
+change how everything after them is displayed); the UI shows its other invisible characters as
+`<U+200B>` (`visible`). Script, secret, user and parameter names are ASCII identifiers and never
+hold such characters. Source of the character classes: Unicode's Bidi_Control property (UAX #9)
+and the Default_Ignorable_Code_Point characters of general category Cf, Zl and Zp.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import re
 from typing import Annotated
 
 from pydantic import AfterValidator, Field
+
+from opscraft.services.storable import Text
 
 # UAX #9 explicit embedding, override and isolate controls (LRE, RLE, PDF, LRO, RLO; LRI, RLI,
 # FSI, PDI). The implicit marks (LRM U+200E, RLM U+200F, ALM U+061C) do not reorder other text.
@@ -96,3 +98,18 @@ def _visible_name(value: str) -> str:
 Label = Annotated[str, AfterValidator(_visible_name), Field(json_schema_extra={"pattern": NAME_PATTERN})]
 """A name people read (a schedule's name), trimmed of surrounding whitespace: not empty, no
 control characters (Cc), no invisible or bidi control characters."""
+
+
+def _visible_or_empty(value: str) -> str:
+    value = value.strip()
+    problem = name_problem(value) if value else None
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+OptionalLabel = Annotated[
+    Text, AfterValidator(_visible_or_empty), Field(json_schema_extra={"pattern": f"^$|{NAME_PATTERN}"})
+]
+"""Text people read that may be left empty (a user's full name), trimmed: when not empty, the
+rules of `Label`."""

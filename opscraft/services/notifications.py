@@ -51,7 +51,7 @@ from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
 from opscraft.db.types import utcnow
 from opscraft.execution.run_events import RunEventMessage
 from opscraft.security.vault import DecryptError
-from opscraft.services import audit, keyring
+from opscraft.services import audit, conflicts, keyring, names
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Invalid, NotFound
 from opscraft.services.invisible import Label
@@ -163,14 +163,7 @@ async def _check_secret(session: AsyncSession, secret_id: int | None) -> None:
 
 
 async def _name_free(session: AsyncSession, name: str, own_id: int | None = None) -> None:
-    found = (
-        await session.exec(select(NotificationChannel).where(col(NotificationChannel.name) == name))
-    ).first()
-    if found is not None and found.id != own_id:
-        raise Conflict(
-            f"a channel named {name!r} already exists: choose another name",
-            details=[{"field": "name", "message": "another channel has this name"}],
-        )
+    await names.check_free(session, NotificationChannel, name, [], names.CHANNEL_TAKEN, except_id=own_id)
 
 
 async def list_channels(session: AsyncSession, actor: Actor) -> list[NotificationChannel]:
@@ -203,7 +196,7 @@ async def create_channel(session: AsyncSession, actor: Actor, data: ChannelIn) -
         created_by=user.id,
     )
     session.add(channel)
-    await session.flush()
+    await conflicts.flush(session)
     audit.record(
         session,
         actor,
@@ -213,7 +206,7 @@ async def create_channel(session: AsyncSession, actor: Actor, data: ChannelIn) -
         name=name,
         kind=data.kind.value,
     )
-    await session.commit()
+    await conflicts.commit(session)
     return channel
 
 
@@ -237,7 +230,7 @@ async def update_channel(
         name=name,
         kind=data.kind.value,
     )
-    await session.commit()
+    await conflicts.commit(session)
     return channel
 
 

@@ -78,18 +78,32 @@ def _to_bool(value: Any) -> bool:
     raise _Bad("must be a boolean: true/false, yes/no, on/off or 1/0")
 
 
+# Integers are 64-bit signed, as bash arithmetic and JSON encoders (orjson) hold them: a larger one
+# was stored and then made every list of runs that showed it fail.
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+OUT_OF_RANGE = f"must be a 64-bit integer, between {INT_MIN} and {INT_MAX}"
+
+
+def _in_range(number: int) -> int:
+    if not INT_MIN <= number <= INT_MAX:
+        raise _Bad(OUT_OF_RANGE)
+    return number
+
+
 def _to_int(value: Any) -> int:
     if isinstance(value, bool):
         raise _Bad("must be an integer, not a boolean")
     if isinstance(value, int):
-        return value
+        return _in_range(value)
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        return _in_range(int(value))
     if isinstance(value, str):
         try:
-            return int(value.strip())
+            number = int(value.strip())
         except ValueError:
             pass
+        else:
+            return _in_range(number)
     raise _Bad("must be an integer, e.g. 42")
 
 
@@ -107,7 +121,7 @@ def _to_number(value: Any) -> int | float:
                 number = None
     if number is None or (isinstance(number, float) and not math.isfinite(number)):
         raise _Bad("must be a finite number, e.g. 1.5")
-    return number
+    return _in_range(number) if isinstance(number, int) else number
 
 
 def _to_text(value: Any) -> str:

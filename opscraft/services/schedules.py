@@ -24,13 +24,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import socket
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterBadCronError, croniter
+from croniter import CroniterError, croniter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Table, bindparam, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -43,7 +44,7 @@ from opscraft.db.models import Execution, Schedule, ScheduleFire, Script, User
 from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
 from opscraft.db.models.executions import FINAL_STATUSES, Trigger
 from opscraft.db.types import utcnow
-from opscraft.services import approvals, audit, parameters
+from opscraft.services import approvals, audit, conflicts, names, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, NotFound, ServiceError
 from opscraft.services.invisible import Label
@@ -75,16 +76,61 @@ def _bad(field: str, message: str) -> Invalid:
     return Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
 
 
+# The five fields (name, lowest, highest, the names it also takes), as croniter reads them.
+CRON_FIELDS = (
+    ("minute", 0, 59, ""),
+    ("hour", 0, 23, ""),
+    ("day-of-month", 1, 31, ""),
+    ("month", 1, 12, " or JAN-DEC"),
+    ("day-of-week", 0, 7, " (0 and 7 are Sunday) or SUN-SAT"),
+)
+_CRON_FORMS = "numbers, * for every value, lists (1,15), ranges (1-5) and steps (*/15)"
+
+
+def _cron_field_problem(index: int, text: str) -> str | None:
+    """What is wrong with field `index` (0: minute ... 4: day-of-week) of a cron expression, read
+    alone (the others `*`) by croniter, or None. Names the bound or the step that is wrong when it
+    can, else the forms the field takes."""
+    probe = ["*"] * 5
+    probe[index] = text
+    try:
+        croniter(" ".join(probe))
+        return None
+    except (CroniterError, ValueError, KeyError, IndexError):
+        pass
+    name, low, high, names = CRON_FIELDS[index]
+    start = f"{name} field {text!r}:"
+    for part in text.split(","):
+        values, _, step = part.partition("/")
+        if step and not (step.isascii() and step.isdigit() and int(step) >= 1):
+            return f"{start} the step after / must be a whole number of at least 1"
+        for number in re.findall(r"(?<![-\d])\d+", values.split("#")[0], re.ASCII):
+            if not low <= int(number) <= high:
+                return f"{start} {number} is out of range, use {low}-{high}{names}"
+    return f"{start} is not valid: use {low}-{high}{names}; {_CRON_FORMS}"
+
+
 def check_cron(expression: str) -> str:
-    """The expression, normalised to single spaces; 422 (field `cron`) unless 5 valid fields."""
+    """The expression, normalised to single spaces. `Invalid` (422, field `cron`) unless it has 5
+    fields croniter reads and matches some date; the message names the wrong field and what it
+    takes ("minute field '61': 61 is out of range, use 0-59"). Syntax: croniter's, i.e. Vixie
+    cron's five fields plus `L`, `W`, `#` and `?`."""
     fields = expression.split()
     if len(fields) != 5:
-        raise _bad("cron", "needs 5 fields: minute hour day-of-month month day-of-week")
+        names = " ".join(field[0] for field in CRON_FIELDS)
+        raise _bad("cron", f"needs 5 fields ({names}): found {len(fields)}, e.g. 30 2 * * * for 02:30 daily")
+    for index, text in enumerate(fields):
+        problem = _cron_field_problem(index, text)
+        if problem:
+            raise _bad("cron", problem)
     normal = " ".join(fields)
     try:
-        croniter(normal)
-    except (CroniterBadCronError, ValueError, KeyError):
-        raise _bad("cron", "is not a valid cron expression") from None
+        croniter(normal, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except (CroniterError, ValueError, KeyError, IndexError):
+        raise _bad(
+            "cron",
+            "matches no date: the day-of-month never occurs in the month(s) given (e.g. 30 in February)",
+        ) from None
     return normal
 
 
@@ -131,16 +177,25 @@ def _apply(schedule: Schedule, script: Script, data: ScheduleIn) -> None:
 
 async def create(session: AsyncSession, actor: Actor, script_id: int, data: ScheduleIn) -> Schedule:
     """A new schedule of `script_id`, owned by the caller; 422 naming `cron`, `timezone` or a
-    parameter, 404 for an unknown script."""
+    parameter, 409 (field `name`) when the script has a schedule of that name (`names`), 404 for
+    an unknown script."""
     user = require(actor.user, Permission.edit_scripts)
     script = await _script(session, script_id)
     schedule = Schedule(script_id=script_id, name="", cron="", timezone="UTC", owner_id=user.id)
     _apply(schedule, script, data)
+    await _check_name(session, schedule)
     session.add(schedule)
-    await session.flush()
+    await conflicts.flush(session)
     audit.record(session, actor, "schedule.create", "schedule", schedule.id, **_facts(schedule))
-    await session.commit()
+    await conflicts.commit(session)
     return schedule
+
+
+async def _check_name(session: AsyncSession, schedule: Schedule) -> None:
+    scope = [col(Schedule.script_id) == schedule.script_id]
+    await names.check_free(
+        session, Schedule, schedule.name, scope, names.SCHEDULE_TAKEN, except_id=schedule.id
+    )
 
 
 def _facts(schedule: Schedule) -> dict[str, Any]:
@@ -172,9 +227,10 @@ async def update_schedule(
     user = require(actor.user, Permission.edit_scripts)
     schedule = await get(session, actor, schedule_id, script_id)
     _apply(schedule, await _script(session, schedule.script_id), data)
+    await _check_name(session, schedule)
     schedule.owner_id = user.id
     audit.record(session, actor, "schedule.update", "schedule", schedule.id, **_facts(schedule))
-    await session.commit()
+    await conflicts.commit(session)
     return schedule
 
 

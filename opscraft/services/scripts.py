@@ -66,12 +66,16 @@ Sort = Literal["name", "-name", "updated_at", "-updated_at"]
 # and no invisible or bidi control character (`invisible.INVISIBLE`).
 _NOT_TAG = f"\\x00-\\x1f\\x7f-\\x9f{invisible.INVISIBLE}"
 TAG_PATTERN = f"^[^{_NOT_TAG}]*[^\\s{_NOT_TAG}][^{_NOT_TAG}]*$"
-Tag = Annotated[Text, Field(max_length=MAX_TAG, json_schema_extra={"pattern": TAG_PATTERN})]
+# Lengths are checked by `_check_tags`, which words them for a tag (pydantic said "items").
+Tag = Annotated[Text, Field(json_schema_extra={"pattern": TAG_PATTERN, "maxLength": MAX_TAG})]
 M = TypeVar("M", bound=BaseModel)
 
 
 def _check_tags(tags: list[str]) -> list[str]:
+    """The tags trimmed, each once: tags that differ only in case are one tag (the first spelling
+    stays). `ValueError` saying what is wrong with a tag or the list."""
     cleaned: list[str] = []
+    seen: set[str] = set()
     for tag in (t.strip() for t in tags):
         if not tag:
             raise ValueError("tags must not be empty")
@@ -82,7 +86,8 @@ def _check_tags(tags: list[str]) -> list[str]:
         problem = invisible.invisible_problem(tag)
         if problem:
             raise ValueError(f"tags {problem}")
-        if tag not in cleaned:
+        if tag.casefold() not in seen:
+            seen.add(tag.casefold())
             cleaned.append(tag)
     if len(cleaned) > MAX_TAGS:
         raise ValueError(f"at most {MAX_TAGS} tags")
@@ -103,11 +108,13 @@ class _ScriptFields(BaseModel):
     version: str | None = Field(
         default=None, examples=["1.0.0"], json_schema_extra={"pattern": VERSION_LABEL_RE.pattern}
     )
-    tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS, examples=[["deployment", "production"]])
+    tags: list[Tag] | None = Field(
+        default=None, json_schema_extra={"maxItems": MAX_TAGS}, examples=[["deployment", "production"]]
+    )
     status: ScriptStatus | None = None
     timeout_seconds: int | None = Field(default=None, ge=1)
     memory_mb: int | None = Field(default=None, ge=16, le=65536)
-    cpus: float | None = Field(default=None, ge=0.1, le=64)
+    cpus: float | None = Field(default=None, ge=0.1, le=64, allow_inf_nan=False)
     network_enabled: bool | None = None
     max_concurrent: int | None = Field(default=None, ge=1, le=100)
     inventory: str | None = Field(
@@ -190,7 +197,9 @@ class ScriptCreate(_ScriptFields):
     content: Text = Field(min_length=1, examples=["#!/bin/bash\necho 'Deploying...'"])
     version: str = Field(default="1.0.0", json_schema_extra={"pattern": VERSION_LABEL_RE.pattern})
     tags: list[Tag] = Field(
-        default_factory=list, max_length=MAX_TAGS, examples=[["deployment", "production"]]
+        default_factory=list,
+        json_schema_extra={"maxItems": MAX_TAGS},
+        examples=[["deployment", "production"]],
     )
     status: ScriptStatus = ScriptStatus.draft
     network_enabled: bool = False

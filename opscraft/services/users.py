@@ -16,6 +16,7 @@ from opscraft.security.passwords import hash_password, verify_password
 from opscraft.services import app_settings, audit, conflicts, partial
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from opscraft.services.invisible import OptionalLabel
 from opscraft.services.permissions import Permission, require
 from opscraft.services.storable import Text
 
@@ -41,7 +42,7 @@ class UserCreate(BaseModel):
         examples=["SecurePass123"],
         description="Must differ from the username",
     )
-    full_name: Text = Field(default="", max_length=200, examples=["John Doe"])
+    full_name: OptionalLabel = Field(default="", max_length=200, examples=["John Doe"])
     role: Role = Role.viewer
 
     @field_validator("username")
@@ -58,7 +59,7 @@ class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=partial.at_least_one_field)
 
     email: EmailStr | None = Field(default=None, description="Unique, ignoring case")
-    full_name: Text | None = Field(default=None, max_length=200)
+    full_name: OptionalLabel | None = Field(default=None, max_length=200)
     role: Role | None = None
     is_active: bool | None = None
 

@@ -33,7 +33,7 @@ from opscraft.db.models.executions import Trigger
 from opscraft.db.types import utcnow
 from opscraft.security.tokens import hash_personal_token
 from opscraft.security.vault import DecryptError
-from opscraft.services import audit, keyring, parameters
+from opscraft.services import audit, conflicts, keyring, names, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Forbidden, Invalid, NotFound, RateLimited, ServiceError, Unauthorized
 from opscraft.services.invisible import Label
@@ -133,8 +133,9 @@ async def create(
     token, digest, prefix = _new_token()
     hook = WebhookTrigger(script_id=script_id, name="", token_hash=digest, prefix=prefix, owner_id=user.id)
     await _apply(session, hook, script, data)
+    await _check_name(session, hook)
     session.add(hook)
-    await session.flush()
+    await conflicts.flush(session)
     audit.record(
         session,
         actor,
@@ -145,8 +146,13 @@ async def create(
         name=hook.name,
         signed=hook.secret_id is not None,
     )
-    await session.commit()
+    await conflicts.commit(session)
     return hook, token
+
+
+async def _check_name(session: AsyncSession, hook: WebhookTrigger) -> None:
+    scope = [col(WebhookTrigger.script_id) == hook.script_id]
+    await names.check_free(session, WebhookTrigger, hook.name, scope, names.WEBHOOK_TAKEN, except_id=hook.id)
 
 
 def _new_token() -> tuple[str, str, str]:
@@ -181,6 +187,7 @@ async def update_webhook(
     user = require(actor.user, Permission.edit_scripts)
     hook = await get(session, actor, webhook_id, script_id)
     await _apply(session, hook, await _script(session, hook.script_id), data)
+    await _check_name(session, hook)
     hook.owner_id = user.id
     audit.record(
         session,
@@ -191,7 +198,7 @@ async def update_webhook(
         name=hook.name,
         signed=hook.secret_id is not None,
     )
-    await session.commit()
+    await conflicts.commit(session)
     return hook
 
 

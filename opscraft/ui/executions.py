@@ -15,9 +15,10 @@ from opscraft.services import executions, scripts
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.services.permissions import Permission
+from opscraft.ui.address import Day
 from opscraft.ui.date_range import DateRange
 from opscraft.ui.execution_widgets import STATUS_LABELS, run_rows, runs_table
-from opscraft.ui.layout import frame, guard, notify_error, protected_page
+from opscraft.ui.layout import frame, guard, protected_page
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import call, live_timer
 
@@ -88,6 +89,7 @@ class RunHistory:
         # whose pagination a click may be on its way to.
         self.table: ui.table | None = None
         self.frame: tuple[Any, ...] | None = None
+        self.refused: str | None = None
 
     async def render(self) -> None:
         await self._filter_bar()
@@ -166,17 +168,20 @@ class RunHistory:
             self.table.rows = rows
 
     async def _load(self) -> executions.HistoryPage | None:
+        """The page of runs the filters select; None (the reason in `self.refused`) when the service
+        refuses them (a hand-edited address: `?status=zzz`, `?cursor=...`)."""
+        self.refused = None
         try:
             return await call(executions.list_executions, self.actor, **self.filters.service_args())
         except ServiceError as exc:
-            notify_error(exc.message)
+            self.refused = exc.message
             return None
 
     async def _results(self) -> None:
         self.table = self.frame = None
         page = await self._load()
         if page is None:
-            self._newest_link("This link's page of runs is not valid.")
+            self._newest_link(f"This link's page of runs is not valid: {self.refused}.")
             return
         rows = page.rows
         self.live = _live(page)
@@ -229,12 +234,13 @@ async def history_page(
     script_id: int | None = None,
     status: str | None = None,
     user_id: int | None = None,
-    since: str | None = None,
-    until: str | None = None,
+    since: Day | None = None,
+    until: Day | None = None,
     cursor: str | None = None,
 ) -> None:
     status = executions.STATUS_ALIASES.get(status or "", status) or None  # the seed's "pending"
-    filters = RunFilter(script_id, status, user_id, since, until, cursor or None)
+    days = (day.isoformat() if day else None for day in (since, until))
+    filters = RunFilter(script_id, status, user_id, *days, cursor or None)
     with frame(actor, "Executions"):
         await RunHistory(actor, filters).render()
 

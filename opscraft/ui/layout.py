@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.services.permissions import Permission, can
-from opscraft.ui import drafts, session
+from opscraft.ui import address, drafts, session
 
 # How long the server keeps a page whose browser lost its connection (laptop lid, flaky VPN)
 # before dropping it; a browser that comes back within it carries on where it was.
@@ -197,12 +197,20 @@ def protected_page(path: str, permission: Permission | None = None, title: str =
                         ).classes("text-negative text-lg").props('data-testid="forbidden"')
                         ui.link("Back to the dashboard", "/")
                 return None
+            kwargs, problems = address.parse(converters, kwargs)
+            if problems:
+                with frame(actor, title or "OpsCraft"):
+                    address.show_bad_address(problems, path, context.client.request.url.path)
+                return None
             await func(actor, *args, **kwargs)
             return None
 
         # FastAPI reads the page's parameters from this signature: all of func's but the actor, with
-        # annotations resolved in func's own module.
-        params = list(inspect.signature(func, eval_str=True).parameters.values())[1:]
+        # annotations resolved in func's own module; typed ones as text, converted by the page
+        # (ui/address.py: a malformed address is a page saying what is wrong, not JSON).
+        params, converters = address.exposed_parameters(
+            list(inspect.signature(func, eval_str=True).parameters.values())[1:]
+        )
         page.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         page.__name__ = func.__name__
         page.__doc__ = func.__doc__

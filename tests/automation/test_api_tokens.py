@@ -8,10 +8,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlmodel import select, update
 
 from opscraft import runtime
-from opscraft.db.models import ApiToken, AuditEvent
+from opscraft.db.models import ApiToken, AuditEvent, User
+from opscraft.services import api_tokens
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Invalid
 from tests.conftest import LoggedIn, make_user
 
 
@@ -156,3 +160,17 @@ async def test_a_token_request_records_trigger_api_token(client: httpx.AsyncClie
     assert via_token.status_code == via_login.status_code == 202, via_token.text
     assert (via_token.json()["trigger"], via_login.json()["trigger"]) == ("api_token", "api")
     assert via_token.json()["triggered_by_name"] == "admin"
+
+
+@pytest.mark.parametrize("name", ["x" * 65, "   "])
+async def test_a_bad_token_name_is_worded_as_on_the_tokens_page(
+    client: httpx.AsyncClient, admin: LoggedIn, name: str
+) -> None:
+    """The API answered pydantic's "String should have at most 64 characters" where the page
+    (the service) said "must be 1 to 64 characters": one message, from the service."""
+    r = await client.post("/api/v1/tokens", json={"name": name}, headers=admin.headers)
+    assert r.status_code == 422, r.text
+    async with runtime.current().db.session() as s:
+        with pytest.raises(Invalid) as refused:
+            await api_tokens.create(s, Actor(await s.get(User, admin.id)), name)
+    assert r.json()["errors"] == refused.value.details

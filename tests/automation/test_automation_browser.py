@@ -310,11 +310,24 @@ def field_message(page: Any, testid: str) -> str:
 
 def test_automation_forms_put_each_problem_under_its_field(page: Any, env: Env) -> None:
     """A schedule, a webhook, a personal token and a notification channel: a refused name, cron,
-    mapping or URL is said under that input (not only in a passing notification); nothing is saved."""
+    mapping or URL, or a name taken in another case, is said under that input (not only in a
+    passing notification); nothing is saved."""
     body = {"name": "forms", "script_type": "bash", "status": "active", "content": "echo hi\n"}
     r = env.api("POST", "/api/v1/scripts", json=body)
     assert r.status_code == 201, r.text
     script_id = r.json()["id"]
+    taken = {
+        f"/api/v1/scripts/{script_id}/schedules": {"name": "nightly", "cron": "0 3 * * *"},
+        f"/api/v1/scripts/{script_id}/webhooks": {"name": "push"},
+        "/api/v1/tokens": {"name": "deploy"},
+        "/api/v1/notifications/channels": {
+            "name": "alerts",
+            "kind": "webhook",
+            "config": {"url": "https://example.com/hook"},
+        },
+    }
+    for url, existing in taken.items():
+        assert env.api("POST", url, json=existing).status_code == 201
     log_in(page, env.server, "admin")
     page.goto(f"{env.server.url}/scripts/{script_id}")
     page.get_by_test_id("tab-schedules").click()
@@ -325,7 +338,11 @@ def test_automation_forms_put_each_problem_under_its_field(page: Any, env: Env) 
     page.get_by_test_id("schedule-name").fill("nightly")
     page.get_by_test_id("schedule-cron").fill("61 * * * *")
     page.get_by_test_id("schedule-submit").click()
-    assert "not a valid cron expression" in field_message(page, "schedule-cron")
+    assert "minute field '61': 61 is out of range, use 0-59" in field_message(page, "schedule-cron")
+    page.get_by_test_id("schedule-cron").fill("0 3 * * *")
+    page.get_by_test_id("schedule-name").fill("NIGHTLY")
+    page.get_by_test_id("schedule-submit").click()
+    assert "already has a schedule with this name" in field_message(page, "schedule-name")
     page.keyboard.press("Escape")
 
     page.get_by_test_id("tab-webhooks").click()
@@ -333,6 +350,9 @@ def test_automation_forms_put_each_problem_under_its_field(page: Any, env: Env) 
     page.get_by_test_id("webhook-name").fill("on\tpush")
     page.get_by_test_id("webhook-submit").click()
     assert "control characters" in field_message(page, "webhook-name")
+    page.get_by_test_id("webhook-name").fill("Push")
+    page.get_by_test_id("webhook-submit").click()
+    assert "already has a webhook with this name" in field_message(page, "webhook-name")
     page.keyboard.press("Escape")
 
     page.goto(f"{env.server.url}/tokens")
@@ -340,6 +360,9 @@ def test_automation_forms_put_each_problem_under_its_field(page: Any, env: Env) 
     page.get_by_test_id("token-name").fill(" ")
     page.get_by_test_id("token-submit").click()
     assert "must not be empty or only spaces" in field_message(page, "token-name")
+    page.get_by_test_id("token-name").fill("Deploy")
+    page.get_by_test_id("token-submit").click()
+    assert "you already have a token with this name" in field_message(page, "token-name")
     page.keyboard.press("Escape")
 
     page.goto(f"{env.server.url}/notifications")
@@ -350,7 +373,12 @@ def test_automation_forms_put_each_problem_under_its_field(page: Any, env: Env) 
     page.get_by_test_id("channel-url").fill("ftp://example.com/x")
     page.get_by_test_id("channel-submit").click()
     assert field_message(page, "channel-url").strip()
-    assert env.api("GET", f"/api/v1/scripts/{script_id}/schedules").json() == []
-    assert env.api("GET", f"/api/v1/scripts/{script_id}/webhooks").json() == []
+    page.get_by_test_id("channel-url").fill("https://example.com/other")
+    page.get_by_test_id("channel-name").fill("ALERTS")
+    page.get_by_test_id("channel-submit").click()
+    assert "a channel with this name already exists" in field_message(page, "channel-name")
+    for url, existing in taken.items():
+        names = [item["name"] for item in env.api("GET", url).json()]
+        assert [n for n in names if n.lower() == existing["name"]] == [existing["name"]], (url, names)
     channels = env.api("GET", "/api/v1/notifications/channels").json()
     assert "ops hook" not in [c["name"] for c in channels]

@@ -8,12 +8,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlmodel import col, select, update
 
 from opscraft import runtime
 from opscraft.db.models import AuditEvent, Execution, Schedule, ScheduleFire
 from opscraft.db.types import utcnow
 from opscraft.services import schedules
+from opscraft.services.errors import Invalid
 from tests.conftest import LoggedIn
 
 
@@ -78,6 +80,48 @@ async def test_validation_and_permissions(
     r = await add(client, operator, sid, parameters={"COUNT": "3"})
     assert r.status_code == 201, r.text
     assert r.json()["parameters"] == {"COUNT": 3} and r.json()["owner_name"] == "operator"
+
+
+@pytest.mark.parametrize(
+    ("cron", "message"),
+    [
+        ("* * * *", "needs 5 fields (minute hour day-of-month month day-of-week): found 4"),
+        ("* * * * * *", "needs 5 fields (minute hour day-of-month month day-of-week): found 6"),
+        ("61 * * * *", "minute field '61': 61 is out of range, use 0-59"),
+        ("0 24 * * *", "hour field '24': 24 is out of range, use 0-23"),
+        ("0 0 0 * *", "day-of-month field '0': 0 is out of range, use 1-31"),
+        ("0 0 1 13 *", "month field '13': 13 is out of range, use 1-12 or JAN-DEC"),
+        ("0 0 * * 8", "day-of-week field '8': 8 is out of range, use 0-7 (0 and 7 are Sunday) or SUN-SAT"),
+        ("*/0 * * * *", "minute field '*/0': the step after / must be a whole number of at least 1"),
+        ("-1 * * * *", "minute field '-1': is not valid"),
+        ("1,,2 * * * *", "minute field '1,,2': is not valid"),
+        ("0 0 * FOO *", "month field 'FOO': is not valid"),
+        ("0 0 30 2 *", "matches no date: the day-of-month never occurs in the month(s) given"),
+    ],
+)
+async def test_a_bad_cron_expression_names_its_field_and_the_fix(
+    client: httpx.AsyncClient, operator: LoggedIn, backend: str, cron: str, message: str
+) -> None:
+    """A cron error says which of the five fields is wrong and what it takes (it said "is not a
+    valid cron expression"); an expression no date matches is refused at save (it was a 500)."""
+    with pytest.raises(Invalid) as refused:
+        schedules.check_cron(cron)
+    [detail] = refused.value.details
+    assert detail["field"] == "cron" and detail["message"].startswith(message), detail
+    sid = await script(client, operator)
+    r = await add(client, operator, sid, cron=cron)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [detail]
+    listed = await client.get(f"/api/v1/scripts/{sid}/schedules", headers=operator.headers)
+    assert listed.status_code == 200 and listed.json() == [], listed.text
+
+
+@pytest.mark.parametrize(
+    "cron",
+    ["*/15 9-17 * * MON-FRI", "0 0 L * *", "0 0 * * 1#2", "0 0 29 2 *", "0 12 * jan-mar 7", "5-1 * * * *"],
+)
+def test_cron_forms_croniter_reads_are_still_accepted(cron: str) -> None:
+    assert schedules.check_cron(f"  {cron} ") == cron
 
 
 async def test_next_five_fire_times_in_a_time_zone(client: httpx.AsyncClient, operator: LoggedIn) -> None:

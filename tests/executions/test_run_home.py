@@ -95,3 +95,36 @@ async def test_scripts_write_under_their_home(
     else:  # a scratch directory of the run, removed with it
         assert Path(home).name.startswith(f"opscraft-{final['id']}-")
         assert not Path(home).exists()
+
+
+INVENTORY_PLAYBOOK = """\
+- hosts: web
+  gather_facts: false
+  tasks:
+    - command: echo "module ran on {{ inventory_hostname }}"
+      register: said
+    - debug:
+        msg: "{{ said.stdout }}"
+"""
+
+
+@RUNNERS
+async def test_ansible_modules_work_on_inventory_hosts_with_a_local_connection(
+    client: httpx.AsyncClient, admin: LoggedIn, runner_name: str
+) -> None:
+    """An inventory host with `ansible_connection=local` (the usual first try of an inventory) ran
+    no module in the Docker runner: Ansible put its temporary directory under `~nobody`
+    (`/nonexistent/.ansible/tmp`, UNREACHABLE). Remote hosts keep `~/.ansible/tmp` of their user."""
+    inventory = "[web]\nweb1 ansible_connection=local\nweb2 ansible_connection=local\n"
+    final, text = await run(
+        client,
+        admin,
+        INVENTORY_PLAYBOOK,
+        runner_name,
+        script_type="ansible",
+        inventory=inventory,
+        timeout=120,
+    )
+    assert final["status"] == "success", (final, text)
+    assert "module ran on web1" in text and "module ran on web2" in text, text
+    assert "unreachable=0" in text, text

@@ -189,6 +189,37 @@ async def test_every_bad_setting_of_one_save_is_named_at_once(
     assert (await client.get("/api/v1/settings", headers=admin.headers)).json() == before
 
 
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"warm_pool_size": 99}, "must be between 0 and 16 (0 turns it off)"),
+        ({"warm_pool_size": -1}, "must be between 0 and 16 (0 turns it off)"),
+        ({"warm_pool_size": 1.5}, "must be a whole number"),
+        ({"output_retention_days": 36_501}, "must be between 0 and 36500 (0 turns it off)"),
+        ({"output_retention_days": "7"}, "must be a whole number"),
+        ({"output_retention_gb": -3.0}, "must be between 0 and 1000000 (0 turns it off)"),
+        ({"output_retention_gb": "lots"}, "must be a number"),
+        ({"registration_open": "yes"}, "must be true or false"),
+        ({"local_runner_role": "root"}, "must be one of: viewer, operator, admin"),
+    ],
+)
+async def test_the_api_words_each_bad_setting_as_the_settings_page_does(
+    client: httpx.AsyncClient, admin: LoggedIn, values: dict[str, Any], message: str
+) -> None:
+    """One message per bound, from the service: the API answered pydantic's "Input should be less
+    than or equal to 16" where the settings page said "must be between 0 and 16"."""
+    r = await client.put("/api/v1/settings", json=values, headers=admin.headers)
+    assert r.status_code == 422, r.text
+    [field] = values
+    assert r.json()["errors"] == [{"field": field, "message": message}]
+    assert message in r.json()["detail"]
+    async with runtime.current().db.session() as s:
+        user = await s.get(User, admin.id)
+        with pytest.raises(Invalid) as refused:
+            await app_settings.update(s, Actor(user), values)
+    assert refused.value.details == [{"field": field, "message": message}]
+
+
 async def test_only_admins_change_retention_and_the_change_is_audited(
     client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, viewer: LoggedIn
 ) -> None:

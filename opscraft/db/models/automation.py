@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from opscraft.db.types import UTCDateTime, utcnow
@@ -17,6 +17,17 @@ class ApiToken(SQLModel, table=True):
     """A personal access token: only its SHA-256 is stored; `prefix` identifies it in lists."""
 
     __tablename__ = "api_tokens"
+    # A user's tokens in use have names unique ignoring case (services/names.py).
+    __table_args__ = (
+        Index(
+            "ux_api_tokens_user_name",
+            "user_id",
+            text("lower(name)"),
+            unique=True,
+            sqlite_where=text("revoked_at IS NULL"),
+            postgresql_where=text("revoked_at IS NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
@@ -120,7 +131,11 @@ class Schedule(SQLModel, table=True):
     """
 
     __tablename__ = "schedules"
-    __table_args__ = (Index("ix_schedules_due", "enabled", "next_fire_at"),)
+    __table_args__ = (
+        Index("ix_schedules_due", "enabled", "next_fire_at"),
+        # A script's schedules have names unique ignoring case (services/names.py).
+        Index("ux_schedules_script_name", "script_id", text("lower(name)"), unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     script_id: int = Field(foreign_key="scripts.id", index=True, ondelete="CASCADE")
@@ -167,6 +182,10 @@ class WebhookTrigger(SQLModel, table=True):
     """
 
     __tablename__ = "webhook_triggers"
+    # A script's webhooks have names unique ignoring case (services/names.py).
+    __table_args__ = (
+        Index("ux_webhook_triggers_script_name", "script_id", text("lower(name)"), unique=True),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     script_id: int = Field(foreign_key="scripts.id", index=True, ondelete="CASCADE")

@@ -1,0 +1,97 @@
+"""The typed parts of a page's address (path and query parameters), read by the page, not by FastAPI.
+
+FastAPI answers a path or query parameter it cannot convert (`/executions?script_id=abc`,
+`/executions/abc`) with its JSON 422 body, which a browser shows as raw JSON. Pages therefore
+declare their typed parameters to FastAPI as text (`exposed_parameters`), and `parse` converts
+them with the page's own annotations (pydantic's lax conversion, the one FastAPI applies): a part
+that does not convert is named with what it must be, and the page shows that (`show_bad_address`)
+under the frame instead of its content, with status 400.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from datetime import date
+from typing import Annotated, Any
+
+from nicegui import context, ui
+from pydantic import BeforeValidator, TypeAdapter, ValidationError
+
+BAD_ADDRESS_STATUS = 400
+# pydantic error types -> what the part must be, for a person reading the address bar.
+_EXPECTED = {
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "bool_parsing": "must be true or false",
+    "date_from_datetime_parsing": "must be a date written YYYY-MM-DD",
+}
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+
+def _iso_day(value: Any) -> Any:
+    if isinstance(value, str) and not _DAY.fullmatch(value):
+        raise ValueError("must be a date written YYYY-MM-DD")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_iso_day)]
+"""A calendar day in an address, written as the date inputs write it (`2026-11-30`) and nothing
+else (pydantic alone also reads `0` as 1970-01-01)."""
+
+
+def exposed_parameters(
+    params: list[inspect.Parameter],
+) -> tuple[list[inspect.Parameter], dict[str, TypeAdapter[Any]]]:
+    """The page's parameters as FastAPI should read them (each typed one as text, its default kept),
+    and a converter for each typed one, by name. Text parameters (`str`, `str | None`) stay."""
+    exposed: list[inspect.Parameter] = []
+    converters: dict[str, TypeAdapter[Any]] = {}
+    for param in params:
+        if param.annotation in (str, str | None) or param.annotation is inspect.Parameter.empty:
+            exposed.append(param)
+            continue
+        converters[param.name] = TypeAdapter(param.annotation)
+        optional = param.default is not inspect.Parameter.empty
+        exposed.append(param.replace(annotation=str | None if optional else str))
+    return exposed, converters
+
+
+def parse(
+    converters: dict[str, TypeAdapter[Any]], values: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """`values` with each typed part converted, and what each part that does not convert must be,
+    by name ("must be a whole number"); the submitted text is never repeated (it may be long or
+    hold markup)."""
+    converted = dict(values)
+    problems: dict[str, str] = {}
+    for name, converter in converters.items():
+        if name not in values or values[name] is None:
+            continue
+        try:
+            converted[name] = converter.validate_python(values[name])
+        except ValidationError as error:
+            first = error.errors()[0]
+            message = str(first["msg"]).removeprefix("Value error, ")
+            problems[name] = _EXPECTED.get(first["type"], message)
+    return converted, problems
+
+
+def show_bad_address(problems: dict[str, str], template: str, path: str) -> None:
+    """The page's content when its address has parts that do not convert (`problems` from `parse`):
+    what is wrong, and a link to the page without its query string (`path`), or to the list above
+    it when a part of the path (`template`: `/executions/{execution_id}`) is wrong. Sets the
+    response status to 400."""
+    context.client.status_code = BAD_ADDRESS_STATUS
+    with ui.card().classes("p-6 gap-2").props('data-testid="bad-address"'):
+        ui.label("This address is not valid").classes("text-lg font-semibold")
+        for name, problem in problems.items():
+            ui.label(f"{name} {problem}.").classes("text-negative").props('data-testid="bad-address-problem"')
+        if any(f"{{{name}}}" in template for name in problems):
+            ui.link("Back to the list", template.split("/{")[0] or "/").props(
+                'data-testid="bad-address-reset"'
+            )
+        else:
+            ui.link("Open the page without its filters", path).props('data-testid="bad-address-reset"')

@@ -1,0 +1,205 @@
+"""Names people tell objects apart by are unique in their scope, ignoring case (services/names.py):
+a script's schedules and webhooks, a user's tokens in use, the notification channels. A clash is
+a 409 naming `name` on create and on update, also when two requests race, and nothing is stored;
+existing duplicates are renamed, not lost, when the database is upgraded (migration 0018)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import select
+
+import opscraft.db.models  # noqa: F401  (registers the tables)
+from opscraft.db.engine import Database
+from opscraft.db.migrate import upgrade
+from opscraft.db.models import ApiToken, Schedule, Script, User, WebhookTrigger
+from opscraft.db.types import utcnow
+from opscraft.services import names
+from tests.conftest import LoggedIn, postgres_scratch_database
+
+SAME_NAMES = [
+    "nightly",
+    "Nightly",
+    " NIGHTLY ",
+    "\uff2e\uff49\uff47\uff48\uff54\uff4c\uff59",
+]  # last: full width
+
+
+async def _script(client: httpx.AsyncClient, who: LoggedIn) -> int:
+    body = {
+        "name": f"s-{time.monotonic_ns()}",
+        "script_type": "bash",
+        "content": "true\n",
+        "status": "active",
+    }
+    r = await client.post("/api/v1/scripts", json=body, headers=who.headers)
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+def _refused(r: httpx.Response, message: str) -> None:
+    assert r.status_code == 409, r.text
+    assert r.json()["errors"] == [{"field": "name", "message": message}], r.text
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"), [("schedules", names.SCHEDULE_TAKEN), ("webhooks", names.WEBHOOK_TAKEN)]
+)
+async def test_a_scripts_schedules_and_webhooks_have_unique_names(
+    client: httpx.AsyncClient, operator: LoggedIn, backend: str, kind: str, message: str
+) -> None:
+    body = {"schedules": {"cron": "0 3 * * *"}, "webhooks": {}}[kind]
+    first, second = await _script(client, operator), await _script(client, operator)
+    url = f"/api/v1/scripts/{first}/{kind}"
+    r = await client.post(url, json={"name": SAME_NAMES[0], **body}, headers=operator.headers)
+    assert r.status_code == 201, r.text
+    for same in SAME_NAMES[1:]:
+        _refused(await client.post(url, json={"name": same, **body}, headers=operator.headers), message)
+    # Another script may use the name; the script's own object keeps it on update.
+    other = f"/api/v1/scripts/{second}/{kind}"
+    assert (
+        await client.post(other, json={"name": "Nightly", **body}, headers=operator.headers)
+    ).status_code == 201
+    own = r.json()["id"]
+    kept = await client.put(f"{url}/{own}", json={"name": "NIGHTLY", **body}, headers=operator.headers)
+    assert kept.status_code == 200 and kept.json()["name"] == "NIGHTLY", kept.text
+    r = await client.post(url, json={"name": "weekly", **body}, headers=operator.headers)
+    assert r.status_code == 201, r.text
+    renamed = await client.put(
+        f"{url}/{r.json()['id']}", json={"name": "nightly", **body}, headers=operator.headers
+    )
+    _refused(renamed, message)
+    listed = (await client.get(url, headers=operator.headers)).json()
+    assert sorted(item["name"] for item in listed) == ["NIGHTLY", "weekly"]
+
+
+async def test_two_creates_of_one_name_at_once_store_one(
+    client: httpx.AsyncClient, operator: LoggedIn, backend: str
+) -> None:
+    """The database's unique index has the last word when both pass the services' check (it
+    compares `lower(name)`: ASCII case on SQLite, so these are ASCII variants)."""
+    script_id = await _script(client, operator)
+    url = f"/api/v1/scripts/{script_id}/schedules"
+    answers = await asyncio.gather(
+        *(
+            client.post(url, json={"name": name, "cron": "0 3 * * *"}, headers=operator.headers)
+            for name in ["nightly", "Nightly", " NIGHTLY ", "nightlY"]
+        )
+    )
+    assert sorted(r.status_code for r in answers) == [201, 409, 409, 409], [r.text for r in answers]
+    for r in answers:
+        if r.status_code == 409:
+            _refused(r, names.SCHEDULE_TAKEN)
+    assert len((await client.get(url, headers=operator.headers)).json()) == 1
+
+
+async def test_a_users_tokens_in_use_have_unique_names(
+    client: httpx.AsyncClient, operator: LoggedIn, viewer: LoggedIn, backend: str
+) -> None:
+    r = await client.post("/api/v1/tokens", json={"name": "ci"}, headers=operator.headers)
+    assert r.status_code == 201, r.text
+    _refused(
+        await client.post("/api/v1/tokens", json={"name": " CI "}, headers=operator.headers),
+        names.TOKEN_TAKEN,
+    )
+    assert (
+        await client.post("/api/v1/tokens", json={"name": "ci"}, headers=viewer.headers)
+    ).status_code == 201
+    assert (
+        await client.delete(f"/api/v1/tokens/{r.json()['id']}", headers=operator.headers)
+    ).status_code in (200, 204)
+    again = await client.post("/api/v1/tokens", json={"name": "CI"}, headers=operator.headers)
+    assert again.status_code == 201, again.text  # a revoked token's name is free again
+    mine = (await client.get("/api/v1/tokens", headers=operator.headers)).json()
+    assert sorted((t["name"], t["active"]) for t in mine) == [("CI", True), ("ci", False)]
+
+
+async def test_notification_channels_have_unique_names_ignoring_case(
+    client: httpx.AsyncClient, admin: LoggedIn, backend: str
+) -> None:
+    url = "/api/v1/notifications/channels"
+    body: dict[str, Any] = {"kind": "webhook", "config": {"url": "https://example.com/hook"}}
+    first = await client.post(url, json={"name": "Ops", **body}, headers=admin.headers)
+    assert first.status_code == 201, first.text
+    _refused(await client.post(url, json={"name": "ops", **body}, headers=admin.headers), names.CHANNEL_TAKEN)
+    second = await client.post(url, json={"name": "dev", **body}, headers=admin.headers)
+    renamed = await client.put(
+        f"{url}/{second.json()['id']}", json={"name": "OPS", **body}, headers=admin.headers
+    )
+    _refused(renamed, names.CHANNEL_TAKEN)
+    assert sorted(c["name"] for c in (await client.get(url, headers=admin.headers)).json()) == ["Ops", "dev"]
+
+
+@pytest.fixture
+async def scratch(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
+    if backend == "sqlite":
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}")
+        yield db
+        await db.dispose()
+        return
+    async with postgres_scratch_database() as url:
+        db = Database(url)
+        try:
+            yield db
+        finally:
+            await db.dispose()
+
+
+async def test_upgrading_renames_existing_duplicates_and_keeps_every_row(scratch: Database) -> None:
+    await upgrade(scratch.engine, "0014")
+    long = "x" * 64
+    async with scratch.session() as s:
+        user = User(username="old", email="old@example.com", full_name="", hashed_password="x", role="admin")
+        s.add(user)
+        await s.flush()
+        scripts = [
+            Script(name=f"s{i}", script_type="bash", content="true\n", created_by=user.id) for i in (1, 2)
+        ]
+        s.add_all(scripts)
+        await s.flush()
+        one, two = (script.id for script in scripts)
+        for script_id, name in [
+            (one, "nightly"),
+            (one, "Nightly"),
+            (one, "nightly (2)"),
+            (one, long),
+            (one, long),
+        ]:
+            s.add(Schedule(script_id=script_id, name=name, cron="0 3 * * *", timezone="UTC"))
+        s.add(Schedule(script_id=two, name="NIGHTLY", cron="0 3 * * *", timezone="UTC"))
+        for name in ("push", "PUSH"):
+            s.add(WebhookTrigger(script_id=one, name=name, token_hash=name + "h", prefix="p"))
+        revoked = ApiToken(
+            user_id=user.id, name="ci", prefix="a", token_hash="a", role="admin", revoked_at=utcnow()
+        )
+        s.add_all(
+            [
+                revoked,
+                ApiToken(user_id=user.id, name="ci", prefix="b", token_hash="b", role="admin"),
+                ApiToken(user_id=user.id, name="CI", prefix="c", token_hash="c", role="admin"),
+            ]
+        )
+        await s.commit()
+    await upgrade(scratch.engine)
+    async with scratch.session() as s:
+        schedules = [
+            (r.script_id, r.name) for r in (await s.exec(select(Schedule).order_by(Schedule.id))).all()
+        ]
+        hooks = [r.name for r in (await s.exec(select(WebhookTrigger).order_by(WebhookTrigger.id))).all()]
+        tokens = [r.name for r in (await s.exec(select(ApiToken).order_by(ApiToken.id))).all()]
+    assert schedules == [
+        (one, "nightly"),
+        (one, "Nightly (3)"),  # " (2)" is another schedule's name
+        (one, "nightly (2)"),
+        (one, long),
+        (one, "x" * 60 + " (2)"),
+        (two, "NIGHTLY"),
+    ]
+    assert hooks == ["push", "PUSH (2)"]
+    assert tokens == ["ci", "ci", "CI (2)"]  # the revoked token is not in use: it keeps its name

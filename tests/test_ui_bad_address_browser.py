@@ -1,0 +1,54 @@
+"""A page address edited by hand (a malformed filter, cursor or id) shows a page saying what is
+wrong, never FastAPI's raw 422 JSON or a server error page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import LiveServer
+from tests.ui_journey import log_in, make_users
+
+pytestmark = pytest.mark.browser
+
+# address -> (status, the message shown, where the page's link leads)
+BAD_ADDRESSES = {
+    "/executions?script_id=abc": (400, "script_id must be a whole number.", "/executions?script_id=abc"),
+    "/executions?script_id=1&user_id=1.5": (400, "user_id must be a whole number.", None),
+    "/executions?since=garbage": (400, "since must be a date written YYYY-MM-DD.", None),
+    "/executions?until=0": (400, "until must be a date written YYYY-MM-DD.", None),
+    "/executions/abc": (400, "execution_id must be a whole number.", "/executions"),
+    "/scripts/abc": (400, "script_id must be a whole number.", "/scripts"),
+    "/scripts/1.5/edit": (400, "script_id must be a whole number.", "/scripts"),
+}
+# Addresses that convert but that the history's service refuses: the results say why.
+REFUSED_FILTERS = {
+    "/executions?status=zzz": "status must be one of:",
+    "/executions?user_id=-5": "user_id must be between 1 and 2147483647",
+    "/executions?cursor=abc": "cursor is not a cursor from this API",
+}
+
+
+def test_malformed_addresses_show_a_page_saying_what_is_wrong(live_server: LiveServer, page: Any) -> None:
+    make_users(live_server)
+    log_in(page, live_server, "admin")
+    for path, (status, message, link) in BAD_ADDRESSES.items():
+        response = page.goto(live_server.url + path)
+        assert response.status == status, path
+        assert "application/json" not in response.headers["content-type"], path
+        problem = page.get_by_test_id("bad-address-problem")
+        problem.wait_for()
+        assert problem.inner_text() == message, path
+        page.get_by_test_id("whoami").wait_for()  # inside the usual frame
+        if link is not None:
+            page.get_by_test_id("bad-address-reset").click()
+            page.wait_for_url(live_server.url + link.split("?")[0])
+    for path, message in REFUSED_FILTERS.items():
+        response = page.goto(live_server.url + path)
+        assert response.status == 200, path
+        page.get_by_test_id("no-runs").get_by_text(message).wait_for()
+    # A well-formed day still filters.
+    page.goto(live_server.url + "/executions?since=2026-11-30")
+    page.get_by_test_id("run-filters").wait_for()
+    assert page.get_by_test_id("bad-address").count() == 0
