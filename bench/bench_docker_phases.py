@@ -75,6 +75,9 @@ class Recorder:
 
     def __init__(self) -> None:
         self.marks: dict[int, dict[str, float]] = defaultdict(dict)
+        self.durations: dict[str, list[float]] = defaultdict(list)
+        """Off the runs' path: ms per container creation (create, attach, start) on the pool's
+        thread and per removal; on it: ms per `take`."""
         self._current = threading.local()
 
     def mark(self, execution_id: int | None, phase: str) -> None:
@@ -116,12 +119,27 @@ class Recorder:
         take = runner.pool.take
 
         def timed_take(profile: Any) -> Any:
+            t0 = time.perf_counter()
             try:
                 return take(profile)
             finally:
                 recorder.mark(recorder.here(), "taken")
+                recorder.durations["take"].append((time.perf_counter() - t0) * 1000)
 
         runner.pool.take = timed_take  # type: ignore[method-assign]
+
+        steps = ((runner.pool, "_create", "create warm"), (runner, "_remove", "remove"))
+        for owner, attribute, name in steps:
+            original_step = getattr(owner, attribute)
+
+            def timed_step(*args: Any, _original: Any = original_step, _name: str = name) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return _original(*args)
+                finally:
+                    recorder.durations[_name].append((time.perf_counter() - t0) * 1000)
+
+            setattr(owner, attribute, timed_step)
 
         for method, phase in (("attach_socket", "attached"), ("start", "started")):
             original = getattr(docker.api.client.APIClient, method)
@@ -166,7 +184,14 @@ class _Server:
         self.headers = {"Authorization": f"Bearer {token}"}
 
 
-async def sample(client: httpx.AsyncClient, srv: _Server, script_id: int, recorder: Recorder) -> None:
+FIB = "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n\nprint(fib(10))\n"
+SCRIPTS = {"hi": ("bash", "echo hi\n", "hi\n"), "fib": ("python", FIB, "55\n")}
+"""--script: (script type, content, its first output)."""
+
+
+async def sample(
+    client: httpx.AsyncClient, srv: _Server, script_id: int, recorder: Recorder, expected: str
+) -> None:
     t0 = time.perf_counter()
     response = await client.post(
         "/api/v1/executions", json={"script_id": script_id, "runner": "docker"}, headers=srv.headers
@@ -178,7 +203,7 @@ async def sample(client: httpx.AsyncClient, srv: _Server, script_id: int, record
     marks["accepted"] = time.perf_counter()
     message, _ = await watch(srv, execution_id, until="log")
     marks["ws first log"] = time.perf_counter()
-    assert message["content"] == "hi\n", message
+    assert message["content"].strip() == expected.strip(), message
     end, _ = await watch(srv, execution_id)
     marks["ws end"] = time.perf_counter()
     assert end["status"] == "success", end
@@ -206,7 +231,8 @@ def report(recorder: Recorder, ids: list[int]) -> None:
         previous = phase
 
 
-async def main(samples: int, pool_size: int, overlap: bool) -> None:
+async def main(samples: int, pool_size: int, overlap: bool, script: str) -> None:
+    script_type, content, expected = SCRIPTS[script]
     print(f"# load average at start: {os.getloadavg()}")
     with tempfile.TemporaryDirectory(prefix="opscraft-bench-") as tmp:
         images = {
@@ -228,7 +254,7 @@ async def main(samples: int, pool_size: int, overlap: bool) -> None:
                     "/api/v1/auth/login", json={"username": "bench", "password": PASSWORD}
                 )
                 srv = _Server(url, login.json()["access_token"])
-                body = {"name": "hi", "script_type": "bash", "content": "echo hi\n", "status": "active"}
+                body = {"name": script, "script_type": script_type, "content": content, "status": "active"}
                 created = await client.post("/api/v1/scripts", json=body, headers=srv.headers)
                 created.raise_for_status()
                 script_id = int(created.json()["id"])
@@ -237,10 +263,11 @@ async def main(samples: int, pool_size: int, overlap: bool) -> None:
                 for i in range(samples + 3):  # 3 warm-up runs (the profile's first is cold)
                     if pool_size and not overlap:
                         assert await asyncio.to_thread(worker.docker.pool.wait_warm, profile, pool_size, 120)
-                    await sample(client, srv, script_id, recorder)
+                    await sample(client, srv, script_id, recorder, expected)
                     if i == 2:
                         before = set(recorder.marks)
                 ids = sorted(set(recorder.marks) - before)
+                elapsed = time.perf_counter() - recorder.marks[ids[0]]["submitted"]
             await api.stop()
             stats = worker.docker.pool.stats()
         finally:
@@ -250,7 +277,14 @@ async def main(samples: int, pool_size: int, overlap: bool) -> None:
         f"# {len(ids)} samples, pool size {pool_size}{' (refills overlap)' if overlap else ''}: "
         f"{stats['warm_starts']} warm starts, {stats['cold_starts']} cold starts in all"
     )
+    print(f"# {len(ids)} runs one after the other: {elapsed:.3f} s from the first submit to the last end")
     report(recorder, ids)
+    for name, values in recorder.durations.items():
+        slow = sum(1 for value in values if value > 1) if name == "take" else None
+        print(
+            f"{name:<28} {statistics.median(values):8.1f} {percentile(values, 90):8.1f}   n={len(values)}"
+            + (f", {slow} took more than 1 ms (waited for a creation)" if slow is not None else "")
+        )
 
 
 if __name__ == "__main__":
@@ -258,5 +292,6 @@ if __name__ == "__main__":
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--pool", type=int, default=2, help="warm containers per profile (0: cold)")
     parser.add_argument("--overlap", action="store_true", help="do not wait for the pool to refill")
+    parser.add_argument("--script", choices=sorted(SCRIPTS), default="hi", help="fib: python fib(10)")
     args = parser.parse_args()
-    asyncio.run(main(args.samples, args.pool, args.overlap))
+    asyncio.run(main(args.samples, args.pool, args.overlap, args.script))
