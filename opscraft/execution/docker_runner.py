@@ -65,6 +65,9 @@ KILLED = 128 + 9  # exit code of a process ended by SIGKILL
 SIGNALLED = 128  # from here on, an exit code says a signal ended the process
 READ_SIZE = 65536
 PING_TIMEOUT = 3
+REMOVAL_DEFER_SECONDS = 2.0
+"""At most how long an ended run's container waits for its removal while warm containers are
+being created (`DockerRunner._remover`)."""
 _FRAME = struct.Struct(">BxxxI")
 _STREAMS: dict[int, Stream] = {1: "stdout", 2: "stderr"}
 _ATTACH = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
@@ -245,9 +248,19 @@ class DockerRunner:
             self._removals.put(container)
 
     def _remover(self) -> None:
-        """Remove ended runs' containers, one after the other, off the runs' path."""
+        """Remove ended runs' containers, one after the other, off the runs' path. A removal
+        waits while the pool creates containers (at most `REMOVAL_DEFER_SECONDS`): those are on
+        the path of the next runs, a removal is on none; what was queued meanwhile has waited
+        already and is removed at once."""
         while True:
-            self._remove(self._removals.get())
+            container = self._removals.get()
+            self.pool.wait_creations(REMOVAL_DEFER_SECONDS)
+            self._remove(container)
+            while True:
+                try:
+                    self._remove(self._removals.get_nowait())
+                except queue.Empty:
+                    break
 
     def _remove(self, container: str) -> None:
         with contextlib.suppress(DockerException):

@@ -189,6 +189,18 @@ class WarmPool(Generic[W]):
                 self._cond.wait(left)
             return True
 
+    def wait_creations(self, timeout: float) -> bool:
+        """Wait until no container is being created (True) or `timeout` seconds passed (False):
+        the runner's remover lets the creations (on the path of the next runs) go first."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while any(slot.creating for slot in self._slots.values()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
     def stop(self) -> None:
         """Stop refilling and remove every warm container (a creation under way is removed by
         its thread, which this waits for)."""
