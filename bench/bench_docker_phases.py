@@ -21,13 +21,18 @@ would. Timestamps are taken by wrapping the engine's steps (nothing in the produ
                       record, or Docker's `wait` when there was none)
     ws end            the client has the `end` message
 
-Each sample submits `echo hi` and opens the WebSocket right after the 202 (as bench_exec_docker
-does), then waits until the pool is full again, so every warm sample is a warm start and no
-refill of a previous sample runs beside it (`--overlap` skips that wait: the refill then
-competes with the next run, as with runs in quick succession). Prints the median and p90 of each
-timestamp (ms after `submitted`) and of each step.
+Each sample submits `echo hi` (`--script fib`: python fib(10)) and opens the WebSocket right
+after the 202 (as bench_exec_docker does), then waits until the pool is full again, so every
+warm sample is a warm start and no refill of a previous sample runs beside it (`--overlap` skips
+that wait: the refill then competes with the next run, as with runs in quick succession; with
+`--script fib` this is bench_exec_docker's 40 sequential runs, phase by phase). Prints the time
+from the first submit to the last end, the median and p90 of each timestamp (ms after
+`submitted`) and of each step, and off the runs' path the ms per container creation on the
+pool's threads (`create warm`: create, attach, start) and per removal (`remove`), and per
+`take` (more than 1 ms: the run found its pool empty and waited for a creation).
 
 Usage: .venv/bin/python -m bench.bench_docker_phases [--samples 30] [--pool 2] [--overlap]
+       [--script hi|fib]
 """
 
 from __future__ import annotations
