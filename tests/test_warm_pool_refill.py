@@ -238,43 +238,30 @@ def test_refills_of_several_taken_containers_run_at_once() -> None:
         pool.stop()
 
 
-def test_a_pool_that_runs_empty_grows_up_to_twice_its_size_then_shrinks_back(
+def test_a_profile_never_has_more_than_size_containers_warm_and_being_created(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Runs that find their pool empty ask for one more container each (never more than twice
-    `size` per profile, warm or being created); once no run found it empty for
-    `DEMAND_SECONDS`, the extra containers are removed."""
-    monkeypatch.setattr(warm_pool, "DEMAND_SECONDS", 1.0)
+    """Runs that find their pool empty start cold; they never make the pool create more than
+    the admin's setting (`size`) for their profile."""
     monkeypatch.setattr(warm_pool, "CREATION_WAIT_SECONDS", 0.05)
-    docker = BlockedDocker(free=1)
-    pool = WarmPool(docker.create, docker.remove, size=1, idle_seconds=3600)
+    docker = BlockedDocker(free=2)
+    pool = WarmPool(docker.create, docker.remove, size=2, idle_seconds=3600)
     pool.start()
     try:
-        assert pool.wait_warm(PROFILE, 1, 10)
-        assert pool.take(PROFILE) is not None
-        for _ in range(4):  # the pool is empty, its refill blocked: these start cold
+        assert pool.wait_warm(PROFILE, 2, 10)
+        for _ in range(2):
+            assert pool.take(PROFILE) is not None
+        for _ in range(4):  # the pool is empty, its refills held: these start cold
             assert pool.take(PROFILE) is None
         until(lambda: docker.in_flight == 2)
         time.sleep(0.2)
-        assert docker.most == 2, "size 1 grows to 2 at most"
+        assert docker.most == 2 and pool.cold_starts == 4
         docker.release.set()
         until(lambda: pool.stats()["warm"] == 2)
-        until(lambda: pool.stats()["warm"] == 1, timeout=10)  # demand gone: back to `size`
-        assert len(docker.removed) == 1
+        time.sleep(0.2)
+        assert len(docker.created) == 4 and not docker.removed
     finally:
         docker.release.set()
-        pool.stop()
-
-
-def test_a_profiles_first_run_does_not_grow_its_pool(docker: FakeDocker) -> None:
-    pool = WarmPool(docker.create, docker.remove, size=1, idle_seconds=3600)
-    pool.start()
-    try:
-        assert pool.take(PROFILE) is None  # first use: nothing was kept for it
-        assert pool.wait_warm(PROFILE, 1, 10)
-        time.sleep(0.2)
-        assert pool.stats()["warm"] == 1 and len(docker.created) == 1
-    finally:
         pool.stop()
 
 

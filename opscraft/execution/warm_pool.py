@@ -14,13 +14,11 @@ A refill starts as soon as a container is taken, beside the run that took it: wa
 run's end was measured to leave the pool empty more often for runs in quick succession (more
 cold starts, a later first byte; docs/benchmarks.md). Up to `CREATORS` containers are created
 at once (one thread each), so a refill per taken container runs beside the others: one
-creation (create, attach, start: 90-170 ms) takes longer than a short run, and one creation at
-a time left every run of a sequence waiting for it. The pool follows demand within the
-setting: a run that finds its profile's pool empty (it waits, or starts cold) raises that
-profile's count by one, up to twice `size`, for `DEMAND_SECONDS`; after that quiet period the
-extra containers are removed. A run that finds its pool empty while the pool's threads are
-creating a container of its profile waits for the first one ready (at most
-`CREATION_WAIT_SECONDS`) instead of starting cold.
+creation (create, attach, start: 90-170 ms on a quiet machine) takes longer than a short run,
+and one creation at a time left every run of a sequence waiting for it. A profile never has
+more than `size` containers, warm and being created together. A run that finds its pool empty
+while the pool's threads are creating containers of its profile waits for the first one ready
+(at most `CREATION_WAIT_SECONDS`) instead of starting cold.
 
 Warm containers carry the worker's label (`opscraft.worker`) and `opscraft.warm`, so the
 worker's start-up sweep removes those a crash left behind.
@@ -51,9 +49,6 @@ CREATORS = 3
 python runs (docs/benchmarks.md, "Docker warm and cold, session 11"): one creator left every run
 waiting for the refill its predecessor started."""
 
-DEMAND_SECONDS = 30.0
-"""How long a profile keeps the extra containers a run that found its pool empty asked for."""
-
 W = TypeVar("W")
 
 
@@ -70,13 +65,10 @@ class Profile:
 
 @dataclass
 class _Slot(Generic[W]):
-    """One profile's pool: its warm containers, how many are being created, and the extra
-    containers recent demand asked for (`extra`, until `extra_until`)."""
+    """One profile's pool: its warm containers and how many are being created."""
 
     warm: list[W] = field(default_factory=list)
     creating: int = 0
-    extra: int = 0
-    extra_until: float = 0.0
     last_used: float = 0.0
     retry_after: float = 0.0
 
@@ -134,20 +126,14 @@ class WarmPool(Generic[W]):
     def take(self, profile: Profile) -> W | None:
         """A warm container of `profile` for one run (it is the caller's to remove), or None:
         start cold. When none is warm but the pool's threads are creating some of `profile`,
-        waits for the first one ready (at most `CREATION_WAIT_SECONDS`); finding none warm in a
-        pool already kept for `profile` also asks it for one more container (up to twice
-        `size`, for `DEMAND_SECONDS`). Either way the profile counts as used now, so its pool fills up."""
+        waits for the first one ready (at most `CREATION_WAIT_SECONDS`). Either way the profile
+        counts as used now, so its pool fills up."""
         with self._cond:
             # A disabled pool keeps no profiles: the run counts in a slot of its own.
-            kept = profile in self._slots
             slot = self._slots.setdefault(profile, _Slot()) if self.size > 0 else _Slot[W]()
             slot.last_used = time.monotonic()
             deadline = slot.last_used + CREATION_WAIT_SECONDS
             container = self._pop_waiting(slot)
-            if container is None and kept and self.size > 0:  # demand outpaces the pool: grow it
-                slot.extra = min(self.size, slot.extra + 1)
-                slot.extra_until = slot.last_used + DEMAND_SECONDS
-                self._cond.notify_all()
             while container is None:
                 left = deadline - time.monotonic()
                 if not slot.creating or self._stopping or left <= 0:
@@ -278,18 +264,10 @@ class WarmPool(Generic[W]):
             if slot is not None:
                 slot.creating -= 1
             self._cond.notify_all()
-            wanted = 0 if slot is None or self._stopping else self._wanted(slot, time.monotonic())
-            if slot is not None and len(slot.warm) < wanted:
+            if slot is not None and not self._stopping and len(slot.warm) < self.size:
                 slot.warm.append(created)
                 return
         self._remove_quietly(created)  # stopped, shrunk or gone idle meanwhile
-
-    def _wanted(self, slot: _Slot[W], now: float) -> int:
-        """Under the lock: how many containers `slot`'s profile should have, warm or being
-        created: `size`, plus the extra recent demand asked for."""
-        if slot.extra and now > slot.extra_until:
-            slot.extra = 0
-        return self.size + slot.extra if self.size > 0 else 0
 
     def _next_work(self) -> tuple[W, None] | tuple[None, Profile] | None:
         """Under the lock: (a container to remove, None) or (None, a profile to fill, counted
@@ -300,23 +278,21 @@ class WarmPool(Generic[W]):
             return self._dead.pop(), None
         for profile, slot in list(self._slots.items()):
             idle = now - slot.last_used > self.idle_seconds
-            if slot.warm and (idle or len(slot.warm) > self._wanted(slot, now)):
+            if slot.warm and (idle or len(slot.warm) > self.size):
                 return slot.warm.pop(), None
             if (idle or self.size <= 0) and not slot.warm and not slot.creating:
                 del self._slots[profile]
         for profile, slot in self._slots.items():
-            short = len(slot.warm) + slot.creating < self._wanted(slot, now)
+            short = len(slot.warm) + slot.creating < self.size
             if short and now - slot.last_used <= self.idle_seconds and slot.retry_after <= now:
                 slot.creating += 1
                 return None, profile
         return None
 
     def _wake_in(self) -> float:
-        """Under the lock: seconds until a pool goes idle, its extra containers lapse, or a
-        retry is due."""
+        """Under the lock: seconds until a pool goes idle or a retry is due."""
         now = time.monotonic()
         due = [slot.last_used + self.idle_seconds - now for slot in self._slots.values()]
-        due += [slot.extra_until - now for slot in self._slots.values() if slot.extra]
         due += [slot.retry_after - now for slot in self._slots.values() if slot.retry_after > now]
         return max(0.05, min(due, default=self.idle_seconds))
 
