@@ -3,14 +3,13 @@
 Limits and hardening per run: memory (swap equal, so none extra), CPU share, a pids limit, no
 network unless the script enables it, a read-only root filesystem, `/tmp` as a small noexec
 tmpfs, every capability dropped, `no-new-privileges`, the `nobody` user, no logging driver (the
-output is read once, through the attach stream). The work directory is a
-tmpfs owned by the run's user (its pages count against the memory limit) and is also the run's
-HOME (with the variables of `run_env`). The container is a PID namespace whose PID 1 is the
-loader of `container_job` (no separate init process: Docker's `init` made every start 7-20 %
-slower, docs/benchmarks.md): the loader waits for the script, which reaps every process
-orphaned in the container meanwhile (any POSIX shell's wait does), and ends with the script's
-main process, so nothing the script started outlives the run; a kill (timeout, cancel) ends
-every process in it.
+output is read once, through the attach stream). The work directory is a tmpfs owned by the
+run's user (its pages count against the memory limit) and is also the run's HOME (with the
+variables of `run_env`). The container is a PID namespace whose PID 1 is the loader of
+`container_job` (no separate init process: Docker's `init` made every start 7-20 % slower,
+docs/benchmarks.md). The loader waits for the script, and a POSIX shell's wait reaps every
+process orphaned in the container meanwhile; it ends with the script's main process, so
+nothing the script started outlives the run; a kill (timeout, cancel) ends every process in it.
 
 Every container runs the loader of `container_job`: the command, the parameters, the secrets
 and the script's files reach it over its attached stdin, never through the container's stored
