@@ -21,13 +21,18 @@ would. Timestamps are taken by wrapping the engine's steps (nothing in the produ
                       record, or Docker's `wait` when there was none)
     ws end            the client has the `end` message
 
-Each sample submits `echo hi` and opens the WebSocket right after the 202 (as bench_exec_docker
-does), then waits until the pool is full again, so every warm sample is a warm start and no
-refill of a previous sample runs beside it (`--overlap` skips that wait: the refill then
-competes with the next run, as with runs in quick succession). Prints the median and p90 of each
-timestamp (ms after `submitted`) and of each step.
+Each sample submits `echo hi` (`--script fib`: python fib(10)) and opens the WebSocket right
+after the 202 (as bench_exec_docker does), then waits until the pool is full again, so every
+warm sample is a warm start and no refill of a previous sample runs beside it (`--overlap` skips
+that wait: the refill then competes with the next run, as with runs in quick succession; with
+`--script fib` this is bench_exec_docker's 40 sequential runs, phase by phase). Prints the time
+from the first submit to the last end, the median and p90 of each timestamp (ms after
+`submitted`) and of each step, and off the runs' path the ms per container creation on the
+pool's threads (`create warm`: create, attach, start) and per removal (`remove`), and per
+`take` (more than 1 ms: the run found its pool empty and waited for a creation).
 
 Usage: .venv/bin/python -m bench.bench_docker_phases [--samples 30] [--pool 2] [--overlap]
+       [--script hi|fib]
 """
 
 from __future__ import annotations
@@ -75,6 +80,9 @@ class Recorder:
 
     def __init__(self) -> None:
         self.marks: dict[int, dict[str, float]] = defaultdict(dict)
+        self.durations: dict[str, list[float]] = defaultdict(list)
+        """Off the runs' path: ms per container creation (create, attach, start) on the pool's
+        thread and per removal; on it: ms per `take`."""
         self._current = threading.local()
 
     def mark(self, execution_id: int | None, phase: str) -> None:
@@ -116,12 +124,27 @@ class Recorder:
         take = runner.pool.take
 
         def timed_take(profile: Any) -> Any:
+            t0 = time.perf_counter()
             try:
                 return take(profile)
             finally:
                 recorder.mark(recorder.here(), "taken")
+                recorder.durations["take"].append((time.perf_counter() - t0) * 1000)
 
         runner.pool.take = timed_take  # type: ignore[method-assign]
+
+        steps = ((runner.pool, "_create", "create warm"), (runner, "_remove", "remove"))
+        for owner, attribute, name in steps:
+            original_step = getattr(owner, attribute)
+
+            def timed_step(*args: Any, _original: Any = original_step, _name: str = name) -> Any:
+                t0 = time.perf_counter()
+                try:
+                    return _original(*args)
+                finally:
+                    recorder.durations[_name].append((time.perf_counter() - t0) * 1000)
+
+            setattr(owner, attribute, timed_step)
 
         for method, phase in (("attach_socket", "attached"), ("start", "started")):
             original = getattr(docker.api.client.APIClient, method)
@@ -166,7 +189,14 @@ class _Server:
         self.headers = {"Authorization": f"Bearer {token}"}
 
 
-async def sample(client: httpx.AsyncClient, srv: _Server, script_id: int, recorder: Recorder) -> None:
+FIB = "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n\nprint(fib(10))\n"
+SCRIPTS = {"hi": ("bash", "echo hi\n", "hi\n"), "fib": ("python", FIB, "55\n")}
+"""--script: (script type, content, its first output)."""
+
+
+async def sample(
+    client: httpx.AsyncClient, srv: _Server, script_id: int, recorder: Recorder, expected: str
+) -> None:
     t0 = time.perf_counter()
     response = await client.post(
         "/api/v1/executions", json={"script_id": script_id, "runner": "docker"}, headers=srv.headers
@@ -178,7 +208,7 @@ async def sample(client: httpx.AsyncClient, srv: _Server, script_id: int, record
     marks["accepted"] = time.perf_counter()
     message, _ = await watch(srv, execution_id, until="log")
     marks["ws first log"] = time.perf_counter()
-    assert message["content"] == "hi\n", message
+    assert message["content"].strip() == expected.strip(), message
     end, _ = await watch(srv, execution_id)
     marks["ws end"] = time.perf_counter()
     assert end["status"] == "success", end
@@ -206,7 +236,8 @@ def report(recorder: Recorder, ids: list[int]) -> None:
         previous = phase
 
 
-async def main(samples: int, pool_size: int, overlap: bool) -> None:
+async def main(samples: int, pool_size: int, overlap: bool, script: str) -> None:
+    script_type, content, expected = SCRIPTS[script]
     print(f"# load average at start: {os.getloadavg()}")
     with tempfile.TemporaryDirectory(prefix="opscraft-bench-") as tmp:
         images = {
@@ -228,7 +259,7 @@ async def main(samples: int, pool_size: int, overlap: bool) -> None:
                     "/api/v1/auth/login", json={"username": "bench", "password": PASSWORD}
                 )
                 srv = _Server(url, login.json()["access_token"])
-                body = {"name": "hi", "script_type": "bash", "content": "echo hi\n", "status": "active"}
+                body = {"name": script, "script_type": script_type, "content": content, "status": "active"}
                 created = await client.post("/api/v1/scripts", json=body, headers=srv.headers)
                 created.raise_for_status()
                 script_id = int(created.json()["id"])
@@ -237,10 +268,11 @@ async def main(samples: int, pool_size: int, overlap: bool) -> None:
                 for i in range(samples + 3):  # 3 warm-up runs (the profile's first is cold)
                     if pool_size and not overlap:
                         assert await asyncio.to_thread(worker.docker.pool.wait_warm, profile, pool_size, 120)
-                    await sample(client, srv, script_id, recorder)
+                    await sample(client, srv, script_id, recorder, expected)
                     if i == 2:
                         before = set(recorder.marks)
                 ids = sorted(set(recorder.marks) - before)
+                elapsed = time.perf_counter() - recorder.marks[ids[0]]["submitted"]
             await api.stop()
             stats = worker.docker.pool.stats()
         finally:
@@ -250,7 +282,14 @@ async def main(samples: int, pool_size: int, overlap: bool) -> None:
         f"# {len(ids)} samples, pool size {pool_size}{' (refills overlap)' if overlap else ''}: "
         f"{stats['warm_starts']} warm starts, {stats['cold_starts']} cold starts in all"
     )
+    print(f"# {len(ids)} runs one after the other: {elapsed:.3f} s from the first submit to the last end")
     report(recorder, ids)
+    for name, values in recorder.durations.items():
+        slow = sum(1 for value in values if value > 1) if name == "take" else None
+        print(
+            f"{name:<28} {statistics.median(values):8.1f} {percentile(values, 90):8.1f}   n={len(values)}"
+            + (f", {slow} took more than 1 ms (waited for a creation)" if slow is not None else "")
+        )
 
 
 if __name__ == "__main__":
@@ -258,5 +297,6 @@ if __name__ == "__main__":
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--pool", type=int, default=2, help="warm containers per profile (0: cold)")
     parser.add_argument("--overlap", action="store_true", help="do not wait for the pool to refill")
+    parser.add_argument("--script", choices=sorted(SCRIPTS), default="hi", help="fib: python fib(10)")
     args = parser.parse_args()
-    asyncio.run(main(args.samples, args.pool, args.overlap))
+    asyncio.run(main(args.samples, args.pool, args.overlap, args.script))

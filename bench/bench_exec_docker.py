@@ -11,7 +11,11 @@ baseline's Docker run (`bash ../shared/baselines/celery/run docker`) is run besi
 Targets (issue 15): warm `true` <= 0.3 x bare; warm first byte p50 <= 40 ms, p99 <= 120 ms;
 40 x fib(10) warm <= 3 s; cold <= 1.0 x the Celery baseline's docker SDK run.
 
+`--phases cold` runs the cold phase only (`warm` the warm one only), for pairs of runs beside the
+Celery baseline.
+
 Usage: .venv/bin/python -m bench.bench_exec_docker [--samples 30] [--image opscraft-test/runner:1]
+       [--phases warm,cold]
 """
 
 from __future__ import annotations
@@ -95,20 +99,32 @@ async def sequential_fib(srv: Server, runs: int = 40) -> float:
     return time.perf_counter() - t0
 
 
-async def main(samples: int, image: str) -> None:
+async def main(samples: int, image: str, phases: set[str]) -> None:
     images = {f"OPSCRAFT_IMAGE_{kind}": image for kind in ("BASH", "PYTHON", "ANSIBLE", "TERRAFORM")}
     print(f"# load average at start: {os.getloadavg()}")
-    with server({**images, "OPSCRAFT_WARM_POOL_SIZE": "2"}) as srv:
-        warm, warm_base = await end_to_end(srv, image, samples)
-        hi = await first_byte(srv, samples)
-        fib = await sequential_fib(srv)
-        warm_pool = pool_line(srv)
-    with server({**images, "OPSCRAFT_WARM_POOL_SIZE": "0"}) as srv:
-        cold, cold_base = await end_to_end(srv, image, samples)
-        cold_pool = pool_line(srv)
+    if "warm" in phases:
+        with server({**images, "OPSCRAFT_WARM_POOL_SIZE": "2"}) as srv:
+            warm, warm_base = await end_to_end(srv, image, samples)
+            hi = await first_byte(srv, samples)
+            fib = await sequential_fib(srv)
+            warm_pool = pool_line(srv)
+    if "cold" in phases:
+        with server({**images, "OPSCRAFT_WARM_POOL_SIZE": "0"}) as srv:
+            cold, cold_base = await end_to_end(srv, image, samples)
+            cold_pool = pool_line(srv)
     print(f"# load average at end: {os.getloadavg()}")
+    if "warm" in phases:
+        report_warm(image, warm, warm_base, hi, fib, warm_pool)
+    if "cold" in phases:
+        cold_ratio = statistics.median(cold) / statistics.median(cold_base)
+        print(f"cold `true` (submit -> end): {describe(cold)}  [{cold_pool}]")
+        print(f"  bare `docker run`, same phase: {describe(cold_base)}; ratio of medians {cold_ratio:.2f}")
+
+
+def report_warm(
+    image: str, warm: list[float], warm_base: list[float], hi: list[float], fib: float, warm_pool: str
+) -> None:
     warm_ratio = statistics.median(warm) / statistics.median(warm_base)
-    cold_ratio = statistics.median(cold) / statistics.median(cold_base)
     print(f"warm `true` (submit -> end): {describe(warm)}  [{warm_pool}]")
     print(f"  bare `docker run --rm --network none {image} true`, same phase: {describe(warm_base)}")
     print(f"  ratio of medians: {warm_ratio:.2f} (target <= 0.3)")
@@ -118,13 +134,12 @@ async def main(samples: int, image: str) -> None:
         f"(target p50 <= 40, p99 <= 120: {'met' if met else 'NOT met'})"
     )
     print(f"40 sequential python fib(10), warm: {fib:.3f} s (target <= 3 s)")
-    print(f"cold `true` (submit -> end): {describe(cold)}  [{cold_pool}]")
-    print(f"  bare `docker run`, same phase: {describe(cold_base)}; ratio of medians {cold_ratio:.2f}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--image", default=RUNNER_IMAGE)
+    parser.add_argument("--phases", default="warm,cold", help="warm, cold or both (comma-separated)")
     args = parser.parse_args()
-    asyncio.run(main(args.samples, args.image))
+    asyncio.run(main(args.samples, args.image, set(args.phases.split(","))))

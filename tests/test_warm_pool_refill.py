@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from opscraft.execution import warm_pool
 from opscraft.execution.warm_pool import Profile, WarmPool
 
 PROFILE = Profile("image:1", 512, 0.5, False, "65534:65534")
@@ -188,4 +189,97 @@ def test_a_failed_creation_sends_the_waiting_run_cold(docker: FakeDocker) -> Non
         assert pool.take(PROFILE) is None
         assert time.monotonic() - t0 < 4 and pool.cold_starts == 1
     finally:
+        pool.stop()
+
+
+class BlockedDocker(FakeDocker):
+    """Creations after the first `free` ones block until `release` is set; `in_flight` counts
+    the creations under way, `most` the most that were under way at once."""
+
+    def __init__(self, free: int) -> None:
+        super().__init__()
+        self.free = free
+        self.release = threading.Event()
+        self.in_flight = 0
+        self.most = 0
+        self._started = 0
+
+    def create(self, profile: Profile) -> int:
+        with self.lock:
+            self._started += 1
+            blocked = self._started > self.free
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+        try:
+            if blocked:
+                assert self.release.wait(10)
+            return super().create(profile)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def test_refills_of_several_taken_containers_run_at_once() -> None:
+    """One creation takes longer than a short run: each taken container's refill starts at once,
+    beside the others (up to `CREATORS`), not one after the other."""
+    docker = BlockedDocker(free=2)
+    pool = WarmPool(docker.create, docker.remove, size=2, idle_seconds=3600)
+    pool.start()
+    try:
+        assert pool.wait_warm(PROFILE, 2, 10)
+        assert pool.take(PROFILE) is not None
+        assert pool.take(PROFILE) is not None
+        until(lambda: docker.in_flight == 2)  # both refills under way while neither is done
+        docker.release.set()
+        assert pool.wait_warm(PROFILE, 2, 10)
+        assert docker.most == 2
+    finally:
+        docker.release.set()
+        pool.stop()
+
+
+def test_a_profile_never_has_more_than_size_containers_warm_and_being_created(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Runs that find their pool empty start cold; they never make the pool create more than
+    the admin's setting (`size`) for their profile."""
+    monkeypatch.setattr(warm_pool, "CREATION_WAIT_SECONDS", 0.05)
+    docker = BlockedDocker(free=2)
+    pool = WarmPool(docker.create, docker.remove, size=2, idle_seconds=3600)
+    pool.start()
+    try:
+        assert pool.wait_warm(PROFILE, 2, 10)
+        for _ in range(2):
+            assert pool.take(PROFILE) is not None
+        for _ in range(4):  # the pool is empty, its refills held: these start cold
+            assert pool.take(PROFILE) is None
+        until(lambda: docker.in_flight == 2)
+        time.sleep(0.2)
+        assert docker.most == 2 and pool.cold_starts == 4
+        docker.release.set()
+        until(lambda: pool.stats()["warm"] == 2)
+        time.sleep(0.2)
+        assert len(docker.created) == 4 and not docker.removed
+    finally:
+        docker.release.set()
+        pool.stop()
+
+
+def test_wait_creations_returns_once_none_is_under_way() -> None:
+    """The runner's remover lets creations go first, for a bounded time."""
+    docker = BlockedDocker(free=1)
+    pool = WarmPool(docker.create, docker.remove, size=1, idle_seconds=3600)
+    pool.start()
+    try:
+        assert pool.wait_warm(PROFILE, 1, 10)
+        assert pool.wait_creations(0.01)
+        assert pool.take(PROFILE) is not None
+        until(lambda: docker.in_flight == 1)
+        t0 = time.monotonic()
+        assert not pool.wait_creations(0.3)
+        assert time.monotonic() - t0 >= 0.3
+        threading.Timer(0.2, docker.release.set).start()
+        assert pool.wait_creations(10)
+    finally:
+        docker.release.set()
         pool.stop()

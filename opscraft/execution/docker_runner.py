@@ -2,12 +2,14 @@
 
 Limits and hardening per run: memory (swap equal, so none extra), CPU share, a pids limit, no
 network unless the script enables it, a read-only root filesystem, `/tmp` as a small noexec
-tmpfs, every capability dropped, `no-new-privileges`, the `nobody` user, an init process, no
-logging driver (the output is read once, through the attach stream). The work directory is a
-tmpfs owned by the run's user (its pages count against the memory limit) and is also the run's
-HOME (with the variables of `run_env`). The container is a PID namespace whose init ends with
-the script's main process, so nothing the script started outlives the run, and a kill
-(timeout, cancel) ends every process in it.
+tmpfs, every capability dropped, `no-new-privileges`, the `nobody` user, no logging driver (the
+output is read once, through the attach stream). The work directory is a tmpfs owned by the
+run's user (its pages count against the memory limit) and is also the run's HOME (with the
+variables of `run_env`). The container is a PID namespace whose PID 1 is the loader of
+`container_job` (no separate init process: Docker's `init` made every start 7-20 % slower,
+docs/benchmarks.md). The loader waits for the script, and a POSIX shell's wait reaps every
+process orphaned in the container meanwhile; it ends with the script's main process, so
+nothing the script started outlives the run; a kill (timeout, cancel) ends every process in it.
 
 Every container runs the loader of `container_job`: the command, the parameters, the secrets
 and the script's files reach it over its attached stdin, never through the container's stored
@@ -65,6 +67,9 @@ KILLED = 128 + 9  # exit code of a process ended by SIGKILL
 SIGNALLED = 128  # from here on, an exit code says a signal ended the process
 READ_SIZE = 65536
 PING_TIMEOUT = 3
+REMOVAL_DEFER_SECONDS = 2.0
+"""At most how long an ended run's container waits for its removal while warm containers are
+being created (`DockerRunner._remover`)."""
 _FRAME = struct.Struct(">BxxxI")
 _STREAMS: dict[int, Stream] = {1: "stdout", 2: "stderr"}
 _ATTACH = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
@@ -245,9 +250,19 @@ class DockerRunner:
             self._removals.put(container)
 
     def _remover(self) -> None:
-        """Remove ended runs' containers, one after the other, off the runs' path."""
+        """Remove ended runs' containers, one after the other, off the runs' path. A removal
+        waits while the pool creates containers (at most `REMOVAL_DEFER_SECONDS`): those are on
+        the path of the next runs, a removal is on none; what was queued meanwhile has waited
+        already and is removed at once."""
         while True:
-            self._remove(self._removals.get())
+            container = self._removals.get()
+            self.pool.wait_creations(REMOVAL_DEFER_SECONDS)
+            self._remove(container)
+            while True:
+                try:
+                    self._remove(self._removals.get_nowait())
+                except queue.Empty:
+                    break
 
     def _remove(self, container: str) -> None:
         with contextlib.suppress(DockerException):
@@ -311,7 +326,6 @@ class DockerRunner:
             tmpfs=tmpfs,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
-            init=True,
             log_config={"type": "none"},
         )
         options: dict[str, Any] = {

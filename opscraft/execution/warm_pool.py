@@ -5,17 +5,20 @@ A profile is everything a container's configuration depends on (image, memory, C
 on or off, user); a warm container has exactly the limits and hardening a cold one of the same
 profile gets, since both are created by the same function. A run takes one (`take`), hands it
 its job, and the container is removed after that single run; it is never reused. The pool's
-thread refills it in the background, up to `size` containers for every profile used within
-`idle_seconds`, and removes the warm containers of profiles unused for longer (idle pools
+threads refill it in the background, up to `size` containers for every profile used within
+`idle_seconds`, and remove the warm containers of profiles unused for longer (idle pools
 shrink to nothing). `size` 0 disables the pool: every run starts cold; `resize` changes it
 while the pool runs (an admin setting, read at each heartbeat).
 
 A refill starts as soon as a container is taken, beside the run that took it: waiting for the
 run's end was measured to leave the pool empty more often for runs in quick succession (more
-cold starts, a later first byte; docs/benchmarks.md). A run that finds its pool empty while
-the pool's thread is creating a container of its profile waits for that one (at most
-`CREATION_WAIT_SECONDS`) instead of starting cold: with runs in quick succession (each one
-ending as soon as its script does) the refill is often just behind.
+cold starts, a later first byte; docs/benchmarks.md). Up to `CREATORS` containers are created
+at once (one thread each), so a refill per taken container runs beside the others: one
+creation (create, attach, start: 90-170 ms on a quiet machine) takes longer than a short run,
+and one creation at a time left every run of a sequence waiting for it. A profile never has
+more than `size` containers, warm and being created together. A run that finds its pool empty
+while the pool's threads are creating containers of its profile waits for the first one ready
+(at most `CREATION_WAIT_SECONDS`) instead of starting cold.
 
 Warm containers carry the worker's label (`opscraft.worker`) and `opscraft.warm`, so the
 worker's start-up sweep removes those a crash left behind.
@@ -41,6 +44,11 @@ CREATION_WAIT_SECONDS = 5.0
 right now, before it starts cold. That creation is already under way, so it is ready before a
 cold start (the same create, attach and start, from the beginning) would be."""
 
+CREATORS = 3
+"""How many containers the pool creates at once (one thread each). Measured with 40 sequential
+python runs (docs/benchmarks.md, "Docker warm and cold, session 11"): one creator left every run
+waiting for the refill its predecessor started."""
+
 W = TypeVar("W")
 
 
@@ -57,7 +65,10 @@ class Profile:
 
 @dataclass
 class _Slot(Generic[W]):
+    """One profile's pool: its warm containers and how many are being created."""
+
     warm: list[W] = field(default_factory=list)
+    creating: int = 0
     last_used: float = 0.0
     retry_after: float = 0.0
 
@@ -66,10 +77,11 @@ class WarmPool(Generic[W]):
     """The warm containers of one worker (see the module docstring).
 
     `create(profile)` creates and starts a container and returns its handle `W` (raising on
-    failure); `remove(handle)` removes one; both are called from the pool's own thread (and
-    `remove` from `stop`). `waiting(handle)` tells, quickly and without blocking, whether a warm
-    container still waits for its job: one that died meanwhile is never handed to a run (it is
-    removed and the next one is tried). `take` and `resize` are thread-safe.
+    failure); `remove(handle)` removes one; both are called from the pool's own threads (up to
+    `CREATORS` at once, and `remove` from `stop`). `waiting(handle)` tells, quickly and without
+    blocking, whether a warm container still waits for its job: one that died meanwhile is never
+    handed to a run (it is removed and the next one is tried). `take` and `resize` are
+    thread-safe.
     """
 
     def __init__(
@@ -86,53 +98,48 @@ class WarmPool(Generic[W]):
         self._remove = remove
         self._waiting = waiting
         self._dead: list[W] = []
-        self._creating: Profile | None = None
         self._cond = threading.Condition()
         self._slots: dict[Profile, _Slot[W]] = {}
-        self._thread: threading.Thread | None = None
+        self._threads: set[threading.Thread] = set()
         self._started = False
         self._stopping = False
         self.warm_starts = 0
         self.cold_starts = 0
 
     def start(self) -> None:
-        """Start keeping containers warm: the refilling thread runs while `size` is above 0."""
+        """Start keeping containers warm: the refilling threads run while `size` is above 0."""
         with self._cond:
             self._started = True
             self._stopping = False
-            self._ensure_thread()
+            self._ensure_threads()
 
     def resize(self, size: int) -> None:
         """Keep `size` containers per profile in use from now on (0: none, every run starts
-        cold); the pool's thread removes the ones above it."""
+        cold); the pool's threads remove the ones above it."""
         with self._cond:
             if size == self.size:
                 return
             self.size = size
-            self._ensure_thread()
+            self._ensure_threads()
             self._cond.notify_all()
 
     def take(self, profile: Profile) -> W | None:
         """A warm container of `profile` for one run (it is the caller's to remove), or None:
-        start cold. When none is warm but the pool's thread is creating one of `profile`, waits
-        for it (at most `CREATION_WAIT_SECONDS`). Either way the profile counts as used now, so
-        its pool fills up."""
+        start cold. When none is warm but the pool's threads are creating some of `profile`,
+        waits for the first one ready (at most `CREATION_WAIT_SECONDS`). Either way the profile
+        counts as used now, so its pool fills up."""
         with self._cond:
             # A disabled pool keeps no profiles: the run counts in a slot of its own.
             slot = self._slots.setdefault(profile, _Slot()) if self.size > 0 else _Slot[W]()
             slot.last_used = time.monotonic()
             deadline = slot.last_used + CREATION_WAIT_SECONDS
-            container = None
+            container = self._pop_waiting(slot)
             while container is None:
-                while slot.warm and container is None:
-                    container = slot.warm.pop(0)
-                    if not self._waiting(container):
-                        self._dead.append(container)
-                        container = None
                 left = deadline - time.monotonic()
-                if container is not None or self._creating != profile or self._stopping or left <= 0:
+                if not slot.creating or self._stopping or left <= 0:
                     break
                 self._cond.wait(left)
+                container = self._pop_waiting(slot)
             if container is None:
                 self.cold_starts += 1
             else:
@@ -168,14 +175,27 @@ class WarmPool(Generic[W]):
                 self._cond.wait(left)
             return True
 
+    def wait_creations(self, timeout: float) -> bool:
+        """Wait until no container is being created (True) or `timeout` seconds passed (False):
+        the runner's remover lets the creations (on the path of the next runs) go first."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while any(slot.creating for slot in self._slots.values()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
     def stop(self) -> None:
-        """Stop refilling and remove every warm container."""
+        """Stop refilling and remove every warm container (a creation under way is removed by
+        its thread, which this waits for)."""
         with self._cond:
             self._started = False
             self._stopping = True
             self._cond.notify_all()
-            thread, self._thread = self._thread, None
-        if thread is not None:
+            threads, self._threads = self._threads, set()
+        for thread in threads:
             thread.join()
         with self._cond:
             leftover = [container for slot in self._slots.values() for container in slot.warm]
@@ -185,54 +205,74 @@ class WarmPool(Generic[W]):
         for container in leftover:
             self._remove_quietly(container)
 
-    def _ensure_thread(self) -> None:
-        """Under the lock: the refilling thread runs when started and `size` is above 0 (it ends
-        by itself once the pool is disabled and empty)."""
-        if self._started and self.size > 0 and self._thread is None:
-            self._thread = threading.Thread(target=self._maintain, name="opscraft-warm-pool", daemon=True)
-            self._thread.start()
+    def _pop_waiting(self, slot: _Slot[W]) -> W | None:
+        """Under the lock: the oldest warm container of `slot` that still waits for its job (the
+        dead ones before it go to be removed), or None."""
+        while slot.warm:
+            container = slot.warm.pop(0)
+            if self._waiting(container):
+                return container
+            self._dead.append(container)
+            self._cond.notify_all()
+        return None
+
+    def _ensure_threads(self) -> None:
+        """Under the lock: `CREATORS` refilling threads run when started and `size` is above 0
+        (each ends by itself once the pool is disabled and empty)."""
+        if not self._started or self.size <= 0:
+            return
+        while len(self._threads) < CREATORS:
+            thread = threading.Thread(target=self._maintain, name="opscraft-warm-pool", daemon=True)
+            self._threads.add(thread)
+            thread.start()
 
     def _maintain(self) -> None:
+        me = threading.current_thread()
         while True:
             with self._cond:
                 if self._stopping:
                     return
                 work = self._next_work()
                 if work is None:
-                    if self.size <= 0:  # disabled and empty: `resize` starts a new thread
-                        self._thread = None
+                    if self.size <= 0:  # disabled and empty: `resize` starts new threads
+                        self._threads.discard(me)
                         return
                     self._cond.wait(self._wake_in())
                     continue
-                self._creating = work[1]  # a run that finds its pool empty waits for this one
             doomed, profile = work
             if profile is None:
                 self._remove_quietly(doomed)
                 continue
-            try:
-                created = self._create(profile)
-            except Exception as exc:  # an image missing, Docker gone: try again later
-                log.warning("warm pool: creating a container for %s failed: %s", profile.image, exc)
-                with self._cond:
-                    self._creating = None
-                    self._cond.notify_all()  # a run waiting for it starts cold now
-                    slot = self._slots.get(profile)
-                    if slot is not None:
-                        slot.retry_after = time.monotonic() + RETRY_SECONDS
-                continue
+            self._fill(profile)
+
+    def _fill(self, profile: Profile) -> None:
+        """Create one container of `profile` (counted in its slot's `creating` by `_next_work`)
+        and pool it, or remove it when the pool no longer wants it."""
+        try:
+            created = self._create(profile)
+        except Exception as exc:  # an image missing, Docker gone: try again later
+            log.warning("warm pool: creating a container for %s failed: %s", profile.image, exc)
             with self._cond:
-                self._creating = None
-                self._cond.notify_all()
                 slot = self._slots.get(profile)
-                if slot is not None and not self._stopping and len(slot.warm) < self.size:
-                    slot.warm.append(created)
-                    continue
-            self._remove_quietly(created)  # stopped, shrunk or gone idle meanwhile
+                if slot is not None:
+                    slot.creating -= 1
+                    slot.retry_after = time.monotonic() + RETRY_SECONDS
+                self._cond.notify_all()  # a run waiting for it starts cold now
+            return
+        with self._cond:
+            slot = self._slots.get(profile)
+            if slot is not None:
+                slot.creating -= 1
+            self._cond.notify_all()
+            if slot is not None and not self._stopping and len(slot.warm) < self.size:
+                slot.warm.append(created)
+                return
+        self._remove_quietly(created)  # stopped, shrunk or gone idle meanwhile
 
     def _next_work(self) -> tuple[W, None] | tuple[None, Profile] | None:
-        """Under the lock: (a container to remove, None) or (None, a profile to fill). Dead
-        containers go first, then those of idle or oversized pools; then a pool that is short
-        is filled."""
+        """Under the lock: (a container to remove, None) or (None, a profile to fill, counted
+        in its `creating`). Dead containers go first, then those of idle or oversized pools;
+        then a pool that is short is filled."""
         now = time.monotonic()
         if self._dead:
             return self._dead.pop(), None
@@ -240,10 +280,12 @@ class WarmPool(Generic[W]):
             idle = now - slot.last_used > self.idle_seconds
             if slot.warm and (idle or len(slot.warm) > self.size):
                 return slot.warm.pop(), None
-            if (idle or self.size <= 0) and not slot.warm:
+            if (idle or self.size <= 0) and not slot.warm and not slot.creating:
                 del self._slots[profile]
         for profile, slot in self._slots.items():
-            if len(slot.warm) < self.size and slot.retry_after <= now:
+            short = len(slot.warm) + slot.creating < self.size
+            if short and now - slot.last_used <= self.idle_seconds and slot.retry_after <= now:
+                slot.creating += 1
                 return None, profile
         return None
 

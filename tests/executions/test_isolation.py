@@ -143,6 +143,11 @@ async def test_filesystem_user_and_privileges(client: httpx.AsyncClient, admin: 
         "/tmp/x.sh 2>&1 || true\n"
         "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status\n"
         "head -c 200m /dev/zero > /tmp/big 2>&1 || echo tmp-full\n"
+        # Orphans (re-parented to PID 1) that ended are reaped while the script still runs.
+        "for i in 1 2 3 4 5; do (sleep 0.1 &); done; sleep 1\n"
+        "z=0; for f in /proc/[0-9]*/stat; do\n"
+        "  [ \"$(cut -d' ' -f3 $f 2>/dev/null)\" = Z ] && z=$((z+1)); done\n"
+        "echo zombies=$z\n"
         "cat /proc/1/comm\n"
     )
     final, text = await run(client, admin, probe, "docker")
@@ -154,7 +159,8 @@ async def test_filesystem_user_and_privileges(client: httpx.AsyncClient, admin: 
     assert "Permission denied" in text and "\nran" not in text  # /tmp is noexec
     assert "CapEff:\t0000000000000000" in text and "NoNewPrivs:\t1" in text
     assert "tmp-full" in text  # /tmp is 100 MiB
-    assert lines[-1] == "docker-init"  # an init process is PID 1
+    assert lines[-1] == "sh"  # PID 1 is the loader (`container_job`), which waits for the script
+    assert lines[-2] == "zombies=0"
 
 
 @pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import socket
 import threading
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ import httpx
 import pytest
 
 from opscraft import lifecycle, runtime
+from opscraft.execution import docker_runner
 from opscraft.execution.docker_runner import DockerRunner
 from opscraft.execution.warm_pool import WarmPool
 from opscraft.execution.worker import worker_identity
@@ -193,17 +195,81 @@ async def test_pool_refills_never_reuses_and_shrinks_when_idle(
 
 
 async def test_warm_container_left_by_a_crash_is_removed_at_start(tmp_path: Path, docker_client: Any) -> None:
+    """A crash leaves warm containers and ended runs' containers whose removal was still
+    queued (it waits while the pool creates containers): the next start's sweep removes both."""
     settings = make_settings(tmp_path / "other", OPSCRAFT_IMAGE_BASH=BUSYBOX_IMAGE)
     crashed = DockerRunner(worker_identity(settings))  # what the crashed worker had warmed
-    leftover = crashed._create_warm(pool_profile(BUSYBOX_IMAGE)).container
+    warm = crashed._create_warm(pool_profile(BUSYBOX_IMAGE))
+    ended = crashed._create_warm(pool_profile(BUSYBOX_IMAGE))
+    getattr(ended.sock, "_sock", ended.sock).shutdown(socket.SHUT_WR)  # no job: its loader ends
+    leftovers = [warm.container, ended.container]
     try:
-        assert docker_client.api.inspect_container(leftover)["State"]["Running"]
+        docker_client.api.wait(ended.container, timeout=60)
+        assert docker_client.api.inspect_container(warm.container)["State"]["Running"]
         await lifecycle.start(settings)
         await lifecycle.stop()
-        assert not docker_client.containers.list(all=True, filters={"id": leftover})
+        assert not docker_client.api.containers(all=True, filters={"id": leftovers})
     finally:
-        if docker_client.containers.list(all=True, filters={"id": leftover}):
-            docker_client.api.remove_container(leftover, force=True)
+        for container in docker_client.api.containers(all=True, filters={"id": leftovers}):
+            docker_client.api.remove_container(container["Id"], force=True)
+
+
+class _HeldCreations:
+    """Holds the pool's container creations until `release` (at most 60 s)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.release = threading.Event()
+        self.under_way = threading.Event()
+        create = pool()._create
+
+        def held(profile: Any) -> Any:
+            self.under_way.set()
+            self.release.wait(60)
+            return create(profile)
+
+        monkeypatch.setattr(pool(), "_create", held)
+
+
+async def _run_warm_and_get_its_container(
+    client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, _HeldCreations]:
+    script_id = await make_script(client, admin, "sleep 0.3\necho one run\n")
+    await prewarm()
+    held = _HeldCreations(monkeypatch)
+    execution = await start(client, admin, script_id, "docker")
+    container = await running_container(client, admin, execution["id"])
+    assert (await wait_for(client, admin, execution["id"]))["status"] == "success"
+    assert held.under_way.is_set(), "taking the container started its refill"
+    return container, held
+
+
+async def test_a_used_containers_removal_lets_creations_go_first(
+    client: httpx.AsyncClient, admin: LoggedIn, docker_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(docker_runner, "REMOVAL_DEFER_SECONDS", 120.0)
+    container, held = await _run_warm_and_get_its_container(client, admin, monkeypatch)
+    try:
+        await asyncio.sleep(1)
+        assert docker_client.api.containers(all=True, filters={"id": container}), (
+            "removed while a creation was under way"
+        )
+        held.release.set()
+        assert await removed(docker_client, container)
+    finally:
+        held.release.set()
+
+
+async def test_a_used_container_is_removed_even_while_creations_go_on(
+    client: httpx.AsyncClient, admin: LoggedIn, docker_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait for the creations is bounded (`REMOVAL_DEFER_SECONDS`)."""
+    monkeypatch.setattr(docker_runner, "REMOVAL_DEFER_SECONDS", 0.5)
+    container, held = await _run_warm_and_get_its_container(client, admin, monkeypatch)
+    try:
+        assert await removed(docker_client, container, timeout=30)
+        assert not held.release.is_set() and pool().stats()["warm"] < 2, "the creation is still held"
+    finally:
+        held.release.set()
 
 
 @pytest.mark.parametrize(
