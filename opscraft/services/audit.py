@@ -11,7 +11,6 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.models import AuditEvent
-from opscraft.services import storable
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid
 from opscraft.services.permissions import Permission, require
@@ -60,13 +59,9 @@ def build(
 
 async def record_all(session: AsyncSession, events: list[AuditEvent]) -> None:
     """Insert `events` (from `build`) in the caller's transaction as one statement (an
-    executemany: their ids are not read back), e.g. one per finished run of a batch. Text the
-    databases cannot store is refused as a flush would (`storable.check_row`: Invalid)."""
+    executemany: their ids are not read back), e.g. one per finished run of a batch."""
     if events:
-        rows = [e.model_dump(exclude={"id"}) for e in events]
-        for row in rows:
-            storable.check_row(row)
-        await session.exec(insert(AuditEvent), params=rows)
+        await session.exec(insert(AuditEvent), params=[e.model_dump(exclude={"id"}) for e in events])
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, insert
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy import case, func
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -44,7 +43,6 @@ from opscraft.services import (
     notifications,
     parameters,
     secrets,
-    storable,
 )
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
@@ -58,7 +56,6 @@ MAX_PAGE = 500
 MAX_LOG_PAGE = 1000
 # Triggers only a system actor (acting on a user's behalf) may use; people use the others.
 SYSTEM_TRIGGERS = frozenset({Trigger.schedule, Trigger.webhook, Trigger.retry, Trigger.chain})
-_INSERT_EXECUTION = insert(Execution.__table__)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -307,14 +304,17 @@ async def create(
         status=ExecutionStatus.awaiting_approval if policy else ExecutionStatus.queued,
         draft=draft is not None,
     )
-    execution.id = await _insert(session, execution)
+    session.add(execution)
+    await session.flush()
+    assert execution.id is not None
     if saved_plan is not None:  # linked before the enqueue: the worker finds the plan by it
         saved_plan.apply_execution_id = execution.id
     if draft is not None:
         session.add(ExecutionDraft(execution_id=execution.id, content=draft.content))
     if policy is not None:  # held until approved (services/approvals.py)
         approvals.open_request(session, execution.id, policy)
-    created = audit.build(
+    audit.record(
+        session,
         actor,
         "execution.create",
         "execution",
@@ -331,7 +331,6 @@ async def create(
         awaiting_approval=policy is not None,
         **_draft_details(draft),
     )
-    await audit.record_all(session, [created])
     await session.commit()
     assert execution.id is not None
     if policy is None:
@@ -339,20 +338,6 @@ async def create(
     else:
         await notifications.enqueue_for_execution(session, execution.id)
     return execution
-
-
-async def _insert(session: AsyncSession, execution: Execution) -> int:
-    """INSERT the new run's row as a Core statement in the session's transaction (no unit of
-    work to flush for it: issue 15's lean request path), checked as a flush would check it
-    (`storable.check_row`); `execution` then joins the session as the persistent row it
-    describes. Returns its id."""
-    values = execution.model_dump(exclude={"id"})
-    storable.check_row(values)
-    result = await session.exec(_INSERT_EXECUTION, params=values)
-    execution.id = int(result.inserted_primary_key[0])
-    make_transient_to_detached(execution)
-    session.add(execution)
-    return execution.id
 
 
 def _draft_details(draft: DraftRun | None) -> dict[str, Any]:

@@ -15,7 +15,7 @@ and documented in the OpenAPI schema as a pattern.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
@@ -54,27 +54,14 @@ def _changed_values(obj: object, new: bool) -> Iterable[tuple[str, Any]]:
             yield attr.key, state.attrs[attr.key].value
 
 
-def _errors(values: Iterable[tuple[str, Any]]) -> list[dict[str, str]]:
-    return [
-        {"field": path, "message": message}
-        for key, value in values
-        for path, message in find_unstorable(value, key)
-    ]
-
-
 def _before_flush(session: Session, _context: object, _instances: object) -> None:
     errors: list[dict[str, str]] = []
     for objects, new in ((session.new, True), (session.dirty, False)):
         for obj in objects:
-            errors += _errors(_changed_values(obj, new))
-    if errors:
-        raise _invalid(errors)
-
-
-def check_row(values: Mapping[str, Any]) -> None:
-    """The flush check for a row a Core INSERT writes (no flush sees it): `values` by column
-    name, JSON values to their last nested key and value. Raises Invalid naming each field."""
-    errors = _errors(values.items())
+            for key, value in _changed_values(obj, new):
+                errors += (
+                    {"field": path, "message": message} for path, message in find_unstorable(value, key)
+                )
     if errors:
         raise _invalid(errors)
 
