@@ -6,8 +6,9 @@ N executions, each submitted over HTTP (POST /api/v1/executions) and watched ove
 until its `end`, one after the other, local runner. Target (issue 15): <= 8 ms per execution.
 
 With `--profile SECONDS`, py-spy (`$PY_SPY`, default `py-spy` on PATH) records the server for that
-long while the runs continue and writes its folded stacks (`--format raw`, for flamegraph.pl or
-speedscope) to `--output`.
+long while the runs continue (`--gil --idle --threads`: each sample is the thread holding the
+GIL, named) and writes its folded stacks (`--format raw`, for flamegraph.pl or speedscope) to
+`--output`.
 
 Usage: .venv/bin/python -m bench.bench_exec_cpu [--runs 300] [--rounds 3] [--profile 0]
 """
@@ -106,6 +107,7 @@ async def main(runs: int, rounds: int, profile: float, output: Path, parts: int)
             if profile:
                 py_spy = os.environ.get("PY_SPY") or shutil.which("py-spy") or "py-spy"
                 args = ["record", "--pid", str(pid), "--duration", str(int(profile)), "--rate", "250"]
+                args += ["--gil", "--idle", "--threads"]  # samples holding the GIL, by thread
                 args += ["--format", "raw", "--output", str(output)]
                 record = subprocess.Popen([py_spy, *args])
                 deadline = time.monotonic() + profile

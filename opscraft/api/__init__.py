@@ -34,9 +34,14 @@ from opscraft.config import Settings
 from opscraft.security.http import RequestLimitsMiddleware, SecurityHeadersMiddleware
 
 # Health first: FastAPI builds an included router's routes when a request is first matched
-# against it, so a health probe after start-up builds only this one (docs/benchmarks.md).
+# against it, so a health probe after start-up builds only this one (docs/benchmarks.md). Then
+# the run path's routers: FastAPI tries routers in this order, so submitting and watching a run
+# no longer first tries a hundred other routes (issue 15). No route of a later router is
+# shadowed by theirs (tests/test_api_route_order.py).
+HOT_ROUTERS: list[APIRouter] = [executions.router, ws.router]
 ROUTERS: list[APIRouter] = [
     health.router,
+    *HOT_ROUTERS,
     auth.router,
     users.router,
     tokens.router,
@@ -49,8 +54,6 @@ ROUTERS: list[APIRouter] = [
     draft_runs.router,
     secrets.router,
     inventories.router,
-    executions.router,
-    ws.router,
     audit.router,
     settings.router,
     terraform.router,

@@ -15,7 +15,9 @@ import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy import Row, bindparam, true
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -31,6 +33,25 @@ log = logging.getLogger(__name__)
 REPLAY_PAGE = 200
 POLL_SECONDS = 1.0
 AVAILABILITY_CACHE_SECONDS = 1.0
+
+_E = Execution.__table__.c  # type: ignore[attr-defined]
+_L = ExecutionLog.__table__.c  # type: ignore[attr-defined]
+_PAGE = (
+    select(_L.seq, _L.stream, _L.content, _L.created_at)
+    .where(_L.execution_id == bindparam("eid"), _L.seq > bindparam("after"))
+    .order_by(_L.seq)
+    .limit(REPLAY_PAGE)
+    .subquery()
+)
+# A run's status columns and its next page of stored output, in one statement (issue 15's lean
+# request path): one row per chunk, or one row with a NULL `seq` when there is none after
+# `after`; no row when the run does not exist.
+_REPLAY = (
+    select(_E.status, _E.exit_code, _E.error_message, _E.started_at, _E.finished_at, *_PAGE.c)
+    .select_from(Execution.__table__.outerjoin(_PAGE, true()))  # type: ignore[attr-defined]
+    .where(_E.id == bindparam("eid"))
+    .order_by(_PAGE.c.seq)
+)
 
 
 class LiveWorkers:
@@ -137,24 +158,22 @@ class ExecutionClient:
         while True:
             sub = self.bus.subscribe(execution_id, last)
             try:
-                async with self.db.session() as session:  # the row and the first page: one checkout
-                    execution = await session.get(Execution, execution_id)
-                    rows = await stored_after(session, execution_id, last) if execution else []
-                if execution is None:
+                rows = await self._replay(execution_id, last)
+                if not rows:
                     return
-                if shown is None or (execution.status != shown and execution.status not in FINAL_STATUSES):
-                    shown = execution.status
-                    yield replace(status_event(execution), final=False)
-                while True:
+                run = rows[0]
+                if shown is None or (run.status != shown and run.status not in FINAL_STATUSES):
+                    shown = run.status
+                    yield replace(status_event(run), final=False)
+                while rows and rows[0].seq is not None:
                     for row in rows:
                         last = row.seq
-                        yield LogEvent(row.seq, row.stream, row.content, row.created_at)  # type: ignore[arg-type]
+                        yield LogEvent(row.seq, row.stream, row.content, row.created_at)
                     if len(rows) < REPLAY_PAGE:
                         break
-                    async with self.db.session() as session:
-                        rows = await stored_after(session, execution_id, last)
-                if execution.status in FINAL_STATUSES:
-                    yield status_event(execution)
+                    rows = await self._replay(execution_id, last)
+                if run.status in FINAL_STATUSES:
+                    yield status_event(run)
                     return
                 for event in sub.backlog:
                     if event.seq > last:
@@ -176,6 +195,12 @@ class ExecutionClient:
             finally:
                 sub.close()
 
+    async def _replay(self, execution_id: int, after: int) -> list[Row[Any]]:
+        """`_REPLAY`'s rows: the run's status columns with each stored chunk after `after` (at
+        most `REPLAY_PAGE`), by `seq`; a Core statement on one pooled connection, no ORM session."""
+        async with self.db.engine.connect() as conn:
+            return list((await conn.execute(_REPLAY, {"eid": execution_id, "after": after})).all())
+
 
 async def stored_after(
     session: AsyncSession, execution_id: int, after: int, limit: int = REPLAY_PAGE
@@ -190,8 +215,9 @@ async def stored_after(
     return list(rows.all())
 
 
-def status_event(execution: Execution) -> StatusEvent:
-    """The status event describing the row as it is."""
+def status_event(execution: Execution | Row[Any]) -> StatusEvent:
+    """The status event describing the row as it is (an `Execution`, or a row with its status
+    columns)."""
     return StatusEvent(
         status=execution.status,
         final=execution.status in FINAL_STATUSES,

@@ -117,12 +117,20 @@ class RunSupervisor:
 
 
 class ForkServer:
-    """A pre-started `supervisor.py` that forks a `RunSupervisor` per run (thread-safe)."""
+    """A pre-started `supervisor.py` that forks a `RunSupervisor` per run (thread-safe).
+
+    The fork for the next run is asked for as soon as a run takes its supervisor (one request in
+    flight): the next run finds its supervisor forked already and waiting for its job, so the
+    fork server's round trip (its wake-up, the fork, the answer) is off the run's path. That
+    spare supervisor has only what any freshly forked one has (nothing of a run: it gets its
+    job from the runner), and it exits when the fork server's answer is never read (the
+    control socket closed)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
+        self._requested = False  # a fork was asked for and its answer not yet read
 
     @property
     def pid(self) -> int | None:
@@ -131,10 +139,12 @@ class ForkServer:
         return process.pid if process is not None and process.poll() is None else None
 
     def start(self) -> None:
-        """Start the fork server now (it would start with the first run otherwise); no waiting."""
+        """Start the fork server now (it would start with the first run otherwise) and ask it
+        for the first run's supervisor; no waiting."""
         with self._lock:
             if self.pid is None:
                 self._replace()
+                self._request()
 
     def stop(self) -> None:
         """End the fork server (it exits once its control socket is closed); supervisors still
@@ -143,22 +153,37 @@ class ForkServer:
             self._discard(kill=False)
 
     def supervisor(self) -> RunSupervisor:
-        """A new supervisor for one run; a dead or hung fork server is replaced (once). Raises
-        RunnerError when even a new fork server does not answer."""
+        """A new supervisor for one run (forked ahead, see the class docstring); a dead or hung
+        fork server is replaced (once). Raises RunnerError when even a new fork server does not
+        answer."""
         with self._lock:
             for attempt in range(2):
                 try:
                     if self.pid is None or attempt:
                         self._replace()  # its runs in progress go on (see supervisor.py)
-                    return self._fork()
+                    supervisor = self._fork()
+                    break
                 except (OSError, ValueError) as exc:
                     failure = exc
-            raise RunnerError(f"the local runner cannot start a supervisor: {failure}")
+            else:
+                raise RunnerError(f"the local runner cannot start a supervisor: {failure}")
+            with contextlib.suppress(OSError):  # a fork server gone now is replaced next run
+                self._request()
+            return supervisor
+
+    def _request(self) -> None:
+        """Ask the fork server for a supervisor, unless one was asked for already."""
+        assert self._control is not None
+        if not self._requested:
+            self._control.settimeout(FORK_TIMEOUT_SECONDS)
+            self._control.send(b"f")
+            self._requested = True
 
     def _fork(self) -> RunSupervisor:
+        """The supervisor asked for (asking now when nothing was)."""
+        self._request()
         assert self._control is not None
-        self._control.settimeout(FORK_TIMEOUT_SECONDS)
-        self._control.send(b"f")
+        self._requested = False
         message, fds, _, _ = socket.recv_fds(self._control, STATUS_BYTES, 2, socket.MSG_CMSG_CLOEXEC)
         if not message or not fds:
             for fd in fds:
@@ -187,6 +212,7 @@ class ForkServer:
         if self._control is not None:
             self._control.close()
             self._control = None
+        self._requested = False
         if self._process is not None:
             if kill:
                 self._process.kill()

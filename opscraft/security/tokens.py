@@ -49,7 +49,30 @@ def issue_token(
     return jwt.encode(payload, key, algorithm="HS256"), claims
 
 
+# Access tokens already verified, by (key, token): every API request and WebSocket presents one,
+# and checking its signature again each time was a visible part of a run's server CPU (issue 15).
+# A hit is still refused once `exp` has passed, exactly when PyJWT would refuse it.
+VERIFIED_ACCESS_TOKENS = 1024
+_verified: dict[tuple[str, str], TokenClaims] = {}
+
+
 def decode_token(key: str, token: str, expected_type: TokenType) -> TokenClaims:
+    """The claims of `token`, signed with `key` (HS256), of type `expected_type`, not expired.
+    Raises TokenError. An access token verified before is taken from a bounded per-process
+    memo until it expires (the user behind it is still checked by the caller on every use)."""
+    if expected_type == "access":
+        known = _verified.get((key, token))
+        if known is not None and datetime.now(UTC) < known.expires_at:
+            return known
+    claims = _verify(key, token, expected_type)
+    if expected_type == "access":
+        if len(_verified) >= VERIFIED_ACCESS_TOKENS:
+            _verified.pop(next(iter(_verified)), None)  # the oldest
+        _verified[(key, token)] = claims
+    return claims
+
+
+def _verify(key: str, token: str, expected_type: TokenType) -> TokenClaims:
     try:
         payload = jwt.decode(
             token, key, algorithms=["HS256"], options={"require": ["exp", "sub", "type", "jti"]}

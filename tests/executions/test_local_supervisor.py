@@ -231,12 +231,15 @@ def test_a_hung_fork_server_is_replaced(runner: LocalRunner, monkeypatch: pytest
     monkeypatch.setattr(fork_server, "FORK_TIMEOUT_SECONDS", 0.5)
     os.kill(old, signal.SIGSTOP)
     try:
-        result, output = run(runner, spec("echo after\n"))
+        # The first run may take the supervisor forked for it before the hang (forked ahead);
+        # the second needs a fork from the hung server, which is then replaced.
+        for text in ("after\n", "again\n"):
+            result, output = run(runner, spec(f"echo {text}"))
+            assert result.exit_code == 0 and output.text() == text
+        assert runner.forks.pid not in (None, old)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(old, signal.SIGKILL)
-    assert result.exit_code == 0 and output.text() == "after\n"
-    assert runner.forks.pid not in (None, old)
     wait_until(lambda: process_gone(old), "the hung fork server to be killed")
 
 
@@ -331,3 +334,42 @@ async def test_the_worker_pre_starts_its_fork_server_and_stops_it(rt: runtime.Ru
     assert pid is not None and not process_gone(pid)
     await asyncio.to_thread(rt.worker.local.stop)
     wait_until(lambda: process_gone(pid), "the fork server to exit")
+
+
+def _live_children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`, zombies left out."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+                if int(fields[1]) == pid and fields[0] != "Z":
+                    found.append(int(entry.name))
+    return found
+
+
+def test_the_next_runs_supervisor_is_forked_ahead_and_exits_with_its_fork_server() -> None:
+    """The fork server's round trip is off a run's path: a supervisor waits, forked, for the
+    next run's job; it runs exactly one run, and one never used exits with the fork server."""
+    ahead = LocalRunner(f"test-{uuid.uuid4().hex[:8]}")
+    ahead.start()
+    server = ahead.forks.pid
+    assert server is not None
+    try:
+        wait_until(lambda: len(_live_children(server)) == 1, "the first supervisor to be forked")
+        (waiting,) = _live_children(server)
+        assert Path(f"/proc/{waiting}/environ").read_bytes() == b"", "nothing of any run yet"
+        result, output = run(ahead, spec("echo $PPID\n"))
+        assert result.exit_code == 0 and int(output.text()) == waiting, "the run used it"
+        wait_until(lambda: process_gone(waiting), "the used supervisor to exit")
+        wait_until(lambda: len(_live_children(server)) == 1, "the next supervisor to be forked")
+        (spare,) = _live_children(server)
+        assert spare != waiting
+        result, output = run(ahead, spec("echo $PPID\n", execution_id=2))
+        assert result.exit_code == 0 and int(output.text()) == spare, "a supervisor per run"
+        wait_until(lambda: len(_live_children(server)) == 1, "the next supervisor to be forked")
+        (unused,) = _live_children(server)
+    finally:
+        ahead.stop()
+    wait_until(lambda: process_gone(server), "the stopped fork server to exit")
+    wait_until(lambda: process_gone(unused), "the supervisor no run took to exit")
