@@ -14,7 +14,7 @@ Two names are the same when their NFKC forms fold to the same case (`name_key`: 
 "NIGHTLY" and the same in full-width letters U+FF2E... are one name), as script and inventory names, whose
 ASCII names are compared with SQL's `lower`. A clash is a `Conflict` (409) naming the field
 `name`. The database has the last word under a race: a unique index on (scope, `lower(name)`)
-(migration 0018), whose violation `conflicts` turns into the same 409. SQL's `lower` is weaker
+(migration 0015), whose violation `conflicts` turns into the same 409. SQL's `lower` is weaker
 than `name_key` (ASCII only on SQLite, no NFKC anywhere): two non-ASCII variants of one name
 saved at the same instant can both be stored; one at a time, the second is refused.
 """

@@ -1,7 +1,7 @@
 """Names people tell objects apart by are unique in their scope, ignoring case (services/names.py):
 a script's schedules and webhooks, a user's tokens in use, the notification channels. A clash is
 a 409 naming `name` on create and on update, also when two requests race, and nothing is stored;
-existing duplicates are renamed, not lost, when the database is upgraded (migration 0018)."""
+existing duplicates are renamed, not lost, when the database is upgraded (migration 0015)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ scope, the oldest row keeps its name and each later one gets the first free ` (2
 suffix (cut to fit 64 characters). Names are compared as services/names.py compares them (NFKC,
 case folded), which is at least as strict as the indexes' `lower(name)`.
 
-Revision ID: 0018
+Revision ID: 0015
 Revises: 0014
 Create Date: 2026-12-01 02:30:00
 """
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0018"
+revision: str = "0015"
 down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
