@@ -133,7 +133,11 @@ class Database:
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = create_engine(url, **engine_kwargs)
-        self.group = GroupInsert(self.engine, is_busy)
+        path = url.split(":///", 1)[-1] if url.startswith("sqlite") else ""
+        on_file = bool(path) and path != ":memory:"  # another connection sees the same database
+        self.group = GroupInsert(
+            self.engine, is_busy, create_sqlite_sync_engine(url, pool_size=1) if on_file else None
+        )
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
 
     @asynccontextmanager
@@ -161,4 +165,5 @@ class Database:
         return True
 
     async def dispose(self) -> None:
+        self.group.close()
         await self.engine.dispose()

@@ -29,11 +29,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Connection, Engine, Table, insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
 log = logging.getLogger(__name__)
@@ -76,22 +77,41 @@ def _values(row: SQLModel) -> dict[str, Any]:
 
 
 class GroupInsert:
-    """Inserts of one engine, committed in groups (see the module docstring).
+    """Inserts of one database, committed in groups (see the module docstring).
 
+    `engine`: the async engine; with `sqlite_engine` (a synchronous engine on the same SQLite
+    file), each group's transaction runs on a thread of its own instead, from BEGIN to COMMIT
+    without a hop through the event loop: SQLite's write lock is held for the statements' time
+    only, not across a busy loop's rounds, so the workers' claims and finishes (the same lock,
+    `execution.store`) are not starved while a burst of submissions is written.
     `checks`: callables run on every row (parent and dependents) before it is written; one that
     raises fails that member only (`services.storable` installs its unstorable-text check).
     `is_busy(exc)`: whether an error is the database being too busy (the group's outcome).
     `groups` and `members` count committed transactions and the members in them.
     """
 
-    def __init__(self, engine: AsyncEngine, is_busy: Callable[[BaseException], bool]) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        is_busy: Callable[[BaseException], bool],
+        sqlite_engine: Engine | None = None,
+    ) -> None:
         self._engine = engine
+        self._sqlite = sqlite_engine
+        self._thread = ThreadPoolExecutor(1, TASK_NAME) if sqlite_engine is not None else None
         self._is_busy = is_busy
         self.checks: list[Callable[[SQLModel], None]] = []
         self._pending: list[_Member] = []
         self._committer: asyncio.Task[None] | None = None
         self.groups = 0
         self.members = 0
+
+    def close(self) -> None:
+        """Release the SQLite thread and its connection (after the last insert)."""
+        if self._thread is not None:
+            self._thread.shutdown()
+        if self._sqlite is not None:
+            self._sqlite.dispose()
 
     async def insert(
         self,
@@ -103,7 +123,7 @@ class GroupInsert:
         commit, set `row.id` and return it; then `after_commit(id)` has run.
 
         Raises what writing this member alone would raise (`IntegrityError`, a check's error),
-        or the group's busy error (`WriteQueueTimeout`, a pool timeout)."""
+        or the group's busy error (`WriteQueueTimeout`, a pool timeout, SQLite's lock)."""
         for check in self.checks:
             check(row)
         member = _Member(row, dependents, after_commit, asyncio.get_running_loop().create_future())
@@ -158,29 +178,39 @@ class GroupInsert:
                 member.done.set_result(new_id)
 
     async def _transaction(self, batch: list[_Member]) -> list[int]:
-        """One transaction for `batch`: parents per table (ids in the members' order), then the
-        dependents per table, then COMMIT; the members' ids."""
+        """One transaction for `batch` (see `_write_group`): on the SQLite thread, or on the
+        async engine's connection (PostgreSQL)."""
+        if self._thread is not None:
+            return await asyncio.get_running_loop().run_in_executor(self._thread, self._on_thread, batch)
         async with self._engine.begin() as conn:
-            ids = await self._insert_parents(conn, batch)
-            dependents: dict[Table, list[dict[str, Any]]] = {}
-            for member, new_id in zip(batch, ids, strict=True):
-                for row in member.dependents(new_id):
-                    for check in self.checks:
-                        check(row)
-                    dependents.setdefault(_table(row), []).append(_values(row))
-            for table, rows in dependents.items():
-                await conn.execute(insert(table), rows)
-        return ids
+            return await conn.run_sync(_write_group, batch, self.checks)
 
-    @staticmethod
-    async def _insert_parents(conn: AsyncConnection, batch: list[_Member]) -> list[int]:
-        by_table: dict[Table, list[int]] = {}
-        for index, member in enumerate(batch):
-            by_table.setdefault(_table(member.row), []).append(index)
-        ids = [0] * len(batch)
-        for table, indexes in by_table.items():
-            statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-            result = await conn.execute(statement, [_values(batch[i].row) for i in indexes])
-            for index, new_id in zip(indexes, result.scalars().all(), strict=True):
-                ids[index] = int(new_id)
-        return ids
+    def _on_thread(self, batch: list[_Member]) -> list[int]:
+        assert self._sqlite is not None
+        with self._sqlite.begin() as conn:
+            return _write_group(conn, batch, self.checks)
+
+
+def _write_group(
+    conn: Connection, batch: list[_Member], checks: list[Callable[[SQLModel], None]]
+) -> list[int]:
+    """In the caller's transaction: the parents per table (ids returned in the members' order),
+    then every member's dependents per table; returns the members' ids."""
+    by_table: dict[Table, list[int]] = {}
+    for index, member in enumerate(batch):
+        by_table.setdefault(_table(member.row), []).append(index)
+    ids = [0] * len(batch)
+    for table, indexes in by_table.items():
+        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        result = conn.execute(statement, [_values(batch[i].row) for i in indexes])
+        for index, new_id in zip(indexes, result.scalars().all(), strict=True):
+            ids[index] = int(new_id)
+    dependents: dict[Table, list[dict[str, Any]]] = {}
+    for member, new_id in zip(batch, ids, strict=True):
+        for row in member.dependents(new_id):
+            for check in checks:
+                check(row)
+            dependents.setdefault(_table(row), []).append(_values(row))
+    for table, rows in dependents.items():
+        conn.execute(insert(table), rows)
+    return ids

@@ -10,6 +10,7 @@ to these paths must say why here.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,28 +46,31 @@ WATCH_STATEMENTS = 2
 
 
 class StatementsByTask:
-    """Every statement any engine of this process executes, keyed by the asyncio task (None off
-    any event loop, e.g. the workers' threads)."""
+    """Every statement any engine of this process executes, keyed by the asyncio task (the
+    thread's name off any event loop, e.g. the workers' threads)."""
 
     def __init__(self) -> None:
-        self.by_task: dict[asyncio.Task[Any] | None, list[str]] = {}
+        self.by_task: dict[asyncio.Task[Any] | str | None, list[str]] = {}
 
     def __call__(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         try:
-            task = asyncio.current_task()
+            task: asyncio.Task[Any] | str | None = asyncio.current_task()
         except RuntimeError:
-            task = None
+            task = threading.current_thread().name
         self.by_task.setdefault(task, []).append(statement)
 
     def of_this_task(self) -> list[str]:
         return self.by_task.get(asyncio.current_task(), [])
 
     def of_group_commits(self) -> list[str]:
-        """What the group committer (db/group_commit.py) wrote."""
+        """What the group committer (db/group_commit.py) wrote: its task's statements, or its
+        thread's on SQLite."""
         return [
             statement
             for task, statements in self.by_task.items()
-            if task is not None and task.get_name() == group_commit.TASK_NAME
+            if (task.get_name() if isinstance(task, asyncio.Task) else str(task)).startswith(
+                group_commit.TASK_NAME
+            )
             for statement in statements
         ]
 
@@ -172,7 +176,7 @@ async def test_watching_an_ended_run_costs_two_statements(
     watched = [
         statement
         for task, seen in statements.by_task.items()
-        if task is not None and getattr(task.get_coro(), "__qualname__", "") in watchers
+        if isinstance(task, asyncio.Task) and getattr(task.get_coro(), "__qualname__", "") in watchers
         for statement in seen
     ]
     assert len(watched) == WATCH_STATEMENTS, watched
