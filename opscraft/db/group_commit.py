@@ -200,10 +200,15 @@ def _write_group(
     for index, member in enumerate(batch):
         by_table.setdefault(_table(member.row), []).append(index)
     ids = [0] * len(batch)
+    sqlite = conn.dialect.name == "sqlite"
     for table, indexes in by_table.items():
-        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        result = conn.execute(statement, [_values(batch[i].row) for i in indexes])
-        for index, new_id in zip(indexes, result.scalars().all(), strict=True):
+        # SQLAlchemy can only keep RETURNING in the rows' order on SQLite by sending them one
+        # statement each. SQLite gives a new row a rowid one above the table's largest ("ROWID
+        # and the INTEGER PRIMARY KEY", sqlite.org/autoinc.html), and one INSERT adds its rows
+        # in VALUES order under the write lock: the ids, ascending, are the rows' in order.
+        statement = insert(table).returning(table.c.id, sort_by_parameter_order=not sqlite)
+        returned = conn.execute(statement, [_values(batch[i].row) for i in indexes]).scalars().all()
+        for index, new_id in zip(indexes, sorted(returned) if sqlite else returned, strict=True):
             ids[index] = int(new_id)
     dependents: dict[Table, list[dict[str, Any]]] = {}
     for member, new_id in zip(batch, ids, strict=True):

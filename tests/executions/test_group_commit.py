@@ -14,6 +14,7 @@ from collections import Counter
 
 import httpx
 import pytest
+from sqlalchemy import Engine, event
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -92,6 +93,49 @@ async def test_a_burst_of_submissions_commits_in_fewer_transactions_each_with_it
     assert details.actor_name == admin.username and details.details["script_id"] == script_id
     for execution_id in (ids[0], ids[-1]):  # each was handed to the queue once committed
         assert (await wait_for(client, admin, execution_id))["status"] == "success"
+
+
+async def test_a_group_is_one_insert_per_table_and_each_member_gets_its_own_id(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """30 inserts queued together: one INSERT of the executions and one of their audit events,
+    and each row's id is its own (its name and its audit event's marker match)."""
+    script_id = await make_script(client, admin, "true\n")
+    group = runtime.current().db.group
+    inserts: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.startswith("INSERT INTO"):
+            inserts.append(statement.split("(", 1)[0])
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        rows = [_row(script_id, f"member-{n}") for n in range(30)]
+        ids = await asyncio.gather(
+            *(group.insert(r, lambda i, n=n: _audit(i, f"member-{n}")) for n, r in enumerate(rows))
+        )
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    assert sorted(inserts) == ["INSERT INTO audit_events ", "INSERT INTO executions "], inserts
+    assert ids == [r.id for r in rows] and len(set(ids)) == 30
+    async with runtime.current().db.session() as session:
+        names = dict(
+            (
+                await session.exec(
+                    select(Execution.id, Execution.script_name).where(col(Execution.id).in_(ids))
+                )
+            ).all()
+        )
+        markers = dict(
+            (
+                await session.exec(
+                    select(AuditEvent.target_id, AuditEvent.details).where(
+                        col(AuditEvent.action) == "test.create"
+                    )
+                )
+            ).all()
+        )
+    assert all(names[i] == f"member-{n}" == markers[str(i)]["m"] for n, i in enumerate(ids))
 
 
 async def test_a_member_that_fails_fails_alone_and_leaves_no_row(
