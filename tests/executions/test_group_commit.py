@@ -203,7 +203,7 @@ async def test_busy_is_every_members_answer_and_nothing_is_written(
 
 
 async def test_the_action_after_the_commit_runs_for_a_caller_that_gave_up(
-    client: httpx.AsyncClient, admin: LoggedIn
+    client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A request cancelled while its row is being written: the row is committed and handed on
     (after_commit), so no committed execution is left unqueued; a caller cancelled before its
@@ -211,13 +211,22 @@ async def test_the_action_after_the_commit_runs_for_a_caller_that_gave_up(
     script_id = await make_script(client, admin, "true\n")
     group = runtime.current().db.group
     handed: list[int] = []
+    writing, go_on = asyncio.Event(), asyncio.Event()
+    transaction = group._transaction
+
+    async def held(batch: list[object]) -> list[int]:  # the first group's write, held open
+        writing.set()
+        await go_on.wait()
+        return await transaction(batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(group, "_transaction", held)
     first = asyncio.create_task(group.insert(_row(script_id, "kept"), _audit, handed.append))
-    while group._committer is None or group._pending != []:
-        await asyncio.sleep(0)  # the committer took the first member
+    await asyncio.wait_for(writing.wait(), 60)
     gone = asyncio.create_task(group.insert(_row(script_id, "never"), _audit, handed.append))
     await asyncio.sleep(0)  # queued behind the write in progress
     gone.cancel()
     first.cancel()
+    go_on.set()
     for task in (first, gone):
         with pytest.raises(asyncio.CancelledError):
             await task
