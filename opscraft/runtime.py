@@ -73,6 +73,7 @@ def build(settings: Settings) -> Runtime:
 
     db = Database(settings.effective_database_url)
     storable.install(db.engine.sync_engine)
+    db.group.checks.append(storable.check_new_row)
     return Runtime(
         settings=settings,
         db=db,

@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db import sqlite_one_hop
 from opscraft.db import text as storable
+from opscraft.db.group_commit import GroupInsert
 from opscraft.db.write_gate import WriteGate, WriteQueueTimeout
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -125,11 +126,18 @@ def is_busy(exc: BaseException) -> bool:
 
 
 class Database:
-    """One engine plus its session factory; owned by the event loop that created it."""
+    """One engine plus its session factory; owned by the event loop that created it.
+
+    `group` commits concurrent inserts together (`db.group_commit`: the burst of submissions)."""
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = create_engine(url, **engine_kwargs)
+        path = url.split(":///", 1)[-1] if url.startswith("sqlite") else ""
+        on_file = bool(path) and path != ":memory:"  # another connection sees the same database
+        self.group = GroupInsert(
+            self.engine, is_busy, create_sqlite_sync_engine(url, pool_size=1) if on_file else None
+        )
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
 
     @asynccontextmanager
@@ -157,4 +165,5 @@ class Database:
         return True
 
     async def dispose(self) -> None:
+        self.group.close()
         await self.engine.dispose()

@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import case, func
@@ -251,6 +252,8 @@ async def create(
     webhook, a retry) starts it with the permissions its user has now: an owner who was
     deactivated, deleted or lost the permission means `Forbidden`, and the refusal is audited
     (`execution.refused`). Humans use `ui`, `api` or `api_token`; system actors the others.
+    A person's run with nothing else to write (no plan, draft or approval) is committed together
+    with concurrent ones (`db.group_commit`); the others commit in the caller's `session`.
     """
     if (actor.system is not None) != (trigger in SYSTEM_TRIGGERS):
         raise ValueError(f"trigger {trigger} does not fit actor {actor.system or actor.name!r}")
@@ -304,21 +307,11 @@ async def create(
         status=ExecutionStatus.awaiting_approval if policy else ExecutionStatus.queued,
         draft=draft is not None,
     )
-    session.add(execution)
-    await session.flush()
-    assert execution.id is not None
-    if saved_plan is not None:  # linked before the enqueue: the worker finds the plan by it
-        saved_plan.apply_execution_id = execution.id
-    if draft is not None:
-        session.add(ExecutionDraft(execution_id=execution.id, content=draft.content))
-    if policy is not None:  # held until approved (services/approvals.py)
-        approvals.open_request(session, execution.id, policy)
-    audit.record(
-        session,
+    audited = partial(
+        audit.build,
         actor,
         "execution.create",
         "execution",
-        execution.id,
         script_id=script_id,
         script_name=script.name,
         script_version=version,
@@ -331,8 +324,23 @@ async def create(
         awaiting_approval=policy is not None,
         **_draft_details(draft),
     )
-    await session.commit()
+    if actor.system is None and saved_plan is None and draft is None and policy is None:
+        # A person's plain run has nothing else to write: committed with concurrent ones, once
+        # this session gave its connection back (waiters holding them all would starve the pool).
+        await session.commit()
+        await runtime.current().db.group.insert(execution, lambda i: [audited(i)], _client().enqueue)
+        return execution
+    session.add(execution)
+    await session.flush()
     assert execution.id is not None
+    if saved_plan is not None:  # linked before the enqueue: the worker finds the plan by it
+        saved_plan.apply_execution_id = execution.id
+    if draft is not None:
+        session.add(ExecutionDraft(execution_id=execution.id, content=draft.content))
+    if policy is not None:  # held until approved (services/approvals.py)
+        approvals.open_request(session, execution.id, policy)
+    session.add(audited(execution.id))
+    await session.commit()
     if policy is None:
         _client().enqueue(execution.id)
     else:

@@ -54,16 +54,23 @@ def _changed_values(obj: object, new: bool) -> Iterable[tuple[str, Any]]:
             yield attr.key, state.attrs[attr.key].value
 
 
-def _before_flush(session: Session, _context: object, _instances: object) -> None:
+def _check(rows: Iterable[tuple[object, bool]]) -> None:
     errors: list[dict[str, str]] = []
-    for objects, new in ((session.new, True), (session.dirty, False)):
-        for obj in objects:
-            for key, value in _changed_values(obj, new):
-                errors += (
-                    {"field": path, "message": message} for path, message in find_unstorable(value, key)
-                )
+    for obj, new in rows:
+        for key, value in _changed_values(obj, new):
+            errors += ({"field": path, "message": message} for path, message in find_unstorable(value, key))
     if errors:
         raise _invalid(errors)
+
+
+def _before_flush(session: Session, _context: object, _instances: object) -> None:
+    _check([*((obj, True) for obj in session.new), *((obj, False) for obj in session.dirty)])
+
+
+def check_new_row(row: object) -> None:
+    """The flush check for a new row that no session flushes (`db.group_commit`): raises `Invalid`
+    naming each field whose text the databases cannot store."""
+    _check([(row, True)])
 
 
 def _texts(parameters: Any) -> Iterable[str]:
