@@ -53,3 +53,19 @@ async def test_plain_filter_text_still_answers_200(
     value = {"status": "failed", "trigger": "api"}.get(param, "web server é")
     r = await client.get(url, params={param: value}, headers=admin.headers)
     assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("tz", ["%01", "Mars%2FOlympus"])
+async def test_unknown_display_zone_is_422_even_for_an_empty_list(
+    client: httpx.AsyncClient, admin: LoggedIn, tz: str
+) -> None:
+    """`?tz=` was only checked per schedule: with none yet, any text answered 200 `[]`."""
+    body = {"name": "s", "script_type": "bash", "content": "echo\n", "status": "active"}
+    script_id = (await client.post("/api/v1/scripts", json=body, headers=admin.headers)).json()["id"]
+    for url in ("/api/v1/schedules", f"/api/v1/scripts/{script_id}/schedules"):
+        r = await client.get(f"{url}?tz={tz}", headers=admin.headers)
+        assert r.status_code == 422, r.text
+        assert [e["field"] for e in r.json()["errors"]] == ["tz"]
+        assert "unknown time zone" in r.json()["detail"]
+    ok = await client.get("/api/v1/schedules?tz=Europe%2FParis", headers=admin.headers)
+    assert ok.status_code == 200 and ok.json() == []
