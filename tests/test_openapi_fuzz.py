@@ -44,6 +44,8 @@ SEMANTIC_FIELDS |= {"confirm_destroy", "terraform_action"}
 SEMANTIC_FIELDS |= {"current_password", "config", "secret_id", "channel_id"}
 # A cron expression's fields (croniter parses it); a webhook's mapping names declared parameters.
 SEMANTIC_FIELDS |= {"cron", "mapping"}
+# A time zone is a name the IANA database (zoneinfo) knows.
+SEMANTIC_FIELDS |= {"timezone", "tz"}
 # A chain link's target must be an existing script that does not close a cycle of links.
 SEMANTIC_FIELDS |= {"target_script_id"}
 # A history cursor is one this API made (`next_cursor`), and comes without `skip`.

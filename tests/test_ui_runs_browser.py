@@ -89,3 +89,39 @@ def test_rerun_api_keeps_parameters_and_follows_the_rules(
     assert refused.status_code == 409 and "activate it first" in refused.json()["detail"]
     missing = httpx.post(f"{server.url}/api/v1/executions/999999/rerun", headers=headers)
     assert missing.status_code == 404
+
+
+BIG = "9007199254740993"  # 2**53 + 1: a JavaScript double rounds it to ...992
+COUNT = '#!/bin/bash\necho "n=$N x=$X"\n'
+COUNT_PARAMS = [
+    {"name": "N", "type": "integer", "default": int(BIG)},
+    {"name": "X", "type": "number"},
+]
+
+
+def test_run_dialog_sends_integers_exactly_as_typed(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Field report: an integer parameter typed as 9007199254740993 ran with ...992. Numbers are
+    sent as typed (beyond 2**53 too) or refused under the field; never rounded."""
+    headers = tokens["admin"]
+    script = create_script(server, headers, "count", COUNT, parameters=COUNT_PARAMS, status="active")
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{script['id']}")
+    page.locator('[data-testid="execute-button"]:not([disabled])').click()
+    field = page.get_by_test_id("param-N")
+    assert field.input_value() == BIG, "the default is shown exactly"
+
+    # Beyond 64 bits: refused under the field, nothing runs.
+    field.fill(str(2**63))
+    page.get_by_test_id("execute-submit").click()
+    page.get_by_text("must be a 64-bit integer").wait_for()
+    runs = httpx.get(f"{server.url}/api/v1/executions", params={"script_id": script["id"]}, headers=headers)
+    assert runs.json()["total"] == 0
+
+    field.fill("-9223372036854775807")
+    page.get_by_test_id("param-X").fill(BIG)
+    page.get_by_test_id("execute-submit").click()
+    run = wait_run(server, headers, _execution_id(page))
+    assert run["parameters"] == {"N": -9223372036854775807, "X": int(BIG)}
+    assert f"n=-9223372036854775807 x={BIG}" in run["output"]

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from opscraft.api.deps import CurrentActor, Session
 from opscraft.api.schemas import AUTHED, IdQuery, Page, Skip, error_responses
 from opscraft.services import audit
+from opscraft.services.invisible import FilterText
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
@@ -36,10 +37,10 @@ async def list_events(
     session: Session,
     actor: CurrentActor,
     actor_id: IdQuery = None,
-    actor_name: Annotated[str | None, Query(max_length=64)] = None,
-    action: Annotated[str | None, Query(max_length=64)] = None,
-    target_type: Annotated[str | None, Query(max_length=32)] = None,
-    target_id: Annotated[str | None, Query(max_length=64)] = None,
+    actor_name: Annotated[FilterText | None, Query(max_length=64)] = None,
+    action: Annotated[FilterText | None, Query(max_length=64)] = None,
+    target_type: Annotated[FilterText | None, Query(max_length=32)] = None,
+    target_id: Annotated[FilterText | None, Query(max_length=64)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
     skip: Skip = 0,

@@ -20,6 +20,7 @@ from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, IdQuery, Skip, error_re
 from opscraft.db.models.executions import Trigger
 from opscraft.services import executions, history_cursor, runs
 from opscraft.services.executions import MAX_LOG_PAGE, MAX_PAGE, STATUS_FILTERS
+from opscraft.services.invisible import FilterText
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
 
@@ -61,7 +62,7 @@ async def list_executions(
     actor: CurrentActor,
     script_id: IdQuery = None,
     status: Annotated[
-        str | None,
+        FilterText | None,
         Query(
             max_length=16,
             description="queued (or the seed's `pending`), running, success, failed, ...",
@@ -72,7 +73,7 @@ async def list_executions(
     since: Annotated[datetime | None, Query(description="Queued at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="Queued at or before (ISO 8601)")] = None,
     trigger: Annotated[
-        str | None,
+        FilterText | None,
         Query(max_length=16, description="How it started", json_schema_extra={"enum": list(Trigger)}),
     ] = None,
     skip: Skip = 0,

@@ -16,6 +16,7 @@ from opscraft.api.schemas import AUTHED, IdPath, IdQuery, Page, Skip, error_resp
 from opscraft.db.models import NotificationChannel, NotificationDelivery, NotificationRule
 from opscraft.db.models.automation import ChannelKind, DeliveryStatus
 from opscraft.services import notifications
+from opscraft.services.invisible import FilterText
 from opscraft.services.notifications import ChannelIn, DeliveryQuery, RuleIn
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
@@ -196,7 +197,7 @@ async def list_deliveries(
     channel_id: IdQuery = None,
     execution_id: IdQuery = None,
     status: Annotated[
-        str | None,
+        FilterText | None,
         Query(
             max_length=16,
             description="pending, sending, delivered, failed",

@@ -22,6 +22,12 @@ TZ_QUERY = Query(
 )
 
 
+def _check_tz(tz: str | None) -> None:
+    """422 naming `tz` for an unknown zone even when the list is empty (no row would check it)."""
+    if tz:  # empty: each schedule's own zone, as `ScheduleOut.of` reads it
+        schedules.check_timezone(tz, field="tz")
+
+
 class ScheduleOut(BaseModel):
     id: int
     script_id: int
@@ -92,6 +98,7 @@ async def _view(session: Session, actor: CurrentActor, script_id: int, schedule_
 async def overview(
     session: Session, actor: CurrentActor, tz: Annotated[str | None, TZ_QUERY] = None
 ) -> list[ScheduleOut]:
+    _check_tz(tz)
     return [ScheduleOut.of(v, tz) for v in await schedules.list_schedules(session, actor)]
 
 
@@ -101,6 +108,7 @@ async def overview(
 async def list_for_script(
     script_id: IdPath, session: Session, actor: CurrentActor, tz: Annotated[str | None, TZ_QUERY] = None
 ) -> list[ScheduleOut]:
+    _check_tz(tz)
     return [ScheduleOut.of(v, tz) for v in await schedules.list_schedules(session, actor, script_id)]
 
 

@@ -19,6 +19,7 @@ from opscraft.api.scripts_schemas import (
 )
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.services import scripts
+from opscraft.services.invisible import FilterText
 from opscraft.services.scripts import ScriptCreate, ScriptQuery, ScriptUpdate, Sort
 
 router = APIRouter(prefix="/api/v1/scripts", tags=["scripts"])
@@ -34,11 +35,11 @@ async def list_scripts(
     session: Session,
     actor: CurrentActor,
     search: Annotated[
-        str | None, Query(max_length=200, description="Words matched in name, description and tags")
+        FilterText | None, Query(max_length=200, description="Words matched in name, description and tags")
     ] = None,
     script_type: ScriptType | None = None,
     status: ScriptStatus | None = None,
-    tag: Annotated[str | None, Query(max_length=50)] = None,
+    tag: Annotated[FilterText | None, Query(max_length=50)] = None,
     sort: Sort = "name",
     skip: Skip = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,

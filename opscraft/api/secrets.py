@@ -16,6 +16,7 @@ from opscraft.api.schemas import AUTHED, IdPath, Page, Skip, error_responses
 from opscraft.db.models import AuditEvent
 from opscraft.db.models.secrets import SecretKind
 from opscraft.services import secrets
+from opscraft.services.invisible import FilterText
 from opscraft.services.secrets import Attachment, SecretCreate, SecretInfo, SecretUpdate
 
 router = APIRouter(tags=["secrets"])
@@ -132,7 +133,7 @@ async def list_secrets(
     session: Session,
     actor: CurrentActor,
     search: Annotated[
-        str | None, Query(max_length=100, description="Part of the name or description")
+        FilterText | None, Query(max_length=100, description="Part of the name or description")
     ] = None,
     skip: Skip = 0,
     limit: Limit = 50,

@@ -10,6 +10,7 @@ from opscraft.api.deps import CurrentActor, Session
 from opscraft.api.schemas import AUTHED, IdPath, Message, Page, Skip, error_responses
 from opscraft.api.users_schemas import ResetPasswordRequest, UserOut
 from opscraft.services import users
+from opscraft.services.invisible import FilterText
 from opscraft.services.users import UserCreate, UserUpdate
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/api/v1/users", tags=["users"])
 async def list_users(
     session: Session,
     actor: CurrentActor,
-    search: Annotated[str | None, Query(max_length=100)] = None,
+    search: Annotated[FilterText | None, Query(max_length=100)] = None,
     skip: Skip = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[UserOut]:

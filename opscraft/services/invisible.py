@@ -113,3 +113,21 @@ OptionalLabel = Annotated[
 ]
 """Text people read that may be left empty (a user's full name), trimmed: when not empty, the
 rules of `Label`."""
+
+
+def _filter_text(value: str) -> str:
+    found = _CONTROL_RE.findall(value)
+    if found:
+        raise ValueError(
+            f"must not contain control characters ({_codes(found)}): a search or filter is one line "
+            "of printable text; remove them"
+        )
+    return value
+
+
+FilterText = Annotated[
+    str, AfterValidator(_filter_text), Field(json_schema_extra={"pattern": f"^[^{CONTROLS}]*$"})
+]
+"""A list route's free-text filter (`?search=`, `?target_id=`): no control character (Cc, NUL
+included). Nothing stored holds one, so such a filter is a typo to report with a 422 naming the
+parameter, not a silent empty page (or, for NUL, a PostgreSQL error)."""

@@ -134,12 +134,12 @@ def check_cron(expression: str) -> str:
     return normal
 
 
-def check_timezone(name: str) -> ZoneInfo:
-    """The zone; 422 (field `timezone`) for a name the IANA database does not know."""
+def check_timezone(name: str, field: str = "timezone") -> ZoneInfo:
+    """The zone; 422 naming `field` for a name the IANA database does not know."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise _bad("timezone", "unknown time zone: use an IANA name such as Europe/Paris or UTC") from None
+        raise _bad(field, "unknown time zone: use an IANA name such as Europe/Paris or UTC") from None
 
 
 def next_times(cron: str, timezone: str, after: datetime, count: int = 1) -> list[datetime]:

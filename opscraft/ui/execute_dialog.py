@@ -62,9 +62,8 @@ def _field(spec: dict[str, Any]) -> ui.element:
             spec.get("options") or [], label=label, value=default, validation=_validator(spec)
         ).props("outlined dense options-dense")
     elif kind in (ParamType.integer, ParamType.number):
-        element = ui.number(label, value=default, validation=_validator(spec)).props("outlined dense")
-        if kind is ParamType.integer:
-            element.props("step=1")
+        text = "" if default is None else str(default)
+        element = NumberText(label, value=text, validation=_validator(spec)).props("outlined dense")
     else:
         element = ui.input(label, value="" if default is None else str(default), validation=_validator(spec))
         element.props("outlined dense")
@@ -73,15 +72,33 @@ def _field(spec: dict[str, Any]) -> ui.element:
     return element.props(testid).classes("w-full")
 
 
+class NumberText(ui.input):
+    """A number parameter's field: a text box whose digits are sent as typed.
+
+    A browser number field (`ui.number`) goes through a JavaScript double, which rounds integers
+    beyond 2**53 (`9007199254740993` became `...992`); the service converts the typed text itself
+    (`parameters.convert`: exact 64-bit integers, finite floats) or refuses it under the field.
+    """
+
+    def __init__(self, label: str, value: str, validation: Callable[[Any], str | None]) -> None:
+        super().__init__(label, value=value, validation=validation)
+        self.props('inputmode="decimal" autocomplete="off"')
+
+
 def _values(fields: dict[str, ui.element]) -> dict[str, Any]:
-    """The submitted values; empty optional fields are left out so the script's defaults apply."""
+    """The submitted values; empty optional fields are left out so the script's defaults apply.
+
+    Numbers are sent as the typed text (trimmed), never through a float.
+    """
     values: dict[str, Any] = {}
     for name, element in fields.items():
         value = element.value  # type: ignore[attr-defined]
-        if value is None or (value == "" and not isinstance(element, ui.input)):
+        if isinstance(element, NumberText):
+            value = value.strip() if isinstance(value, str) else value
+            if value in (None, ""):
+                continue
+        elif value is None or (value == "" and not isinstance(element, ui.input)):
             continue
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
         values[name] = value
     return values
 
