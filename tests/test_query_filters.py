@@ -9,9 +9,17 @@ otherwise fail on NUL with a 500 and SQLite answer an empty 200.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import httpx
 import pytest
 
+from opscraft import runtime
+from opscraft.db.models import User
+from opscraft.services import audit, scripts, secrets, users
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Invalid
 from tests.conftest import LoggedIn
 
 # (list route, its free-text filter parameter).
@@ -43,6 +51,60 @@ async def test_control_character_in_a_filter_is_422_naming_it(
     # rule; `status` and `trigger` list their allowed values instead.
     if param not in ("status", "trigger"):
         assert ("NUL" if bad == "%00" else "control character") in body["detail"], body
+
+
+# (list route, free-text filter, its longest accepted value in characters).
+LENGTHS: list[tuple[str, str, int]] = [
+    ("/api/v1/audit", "actor_name", 64),
+    ("/api/v1/audit", "target_id", 64),
+    ("/api/v1/audit", "target_type", 32),
+    ("/api/v1/scripts", "search", 200),
+    ("/api/v1/scripts", "tag", 50),
+    ("/api/v1/secrets", "search", 100),
+    ("/api/v1/users", "search", 100),
+]
+
+
+@pytest.mark.parametrize(("url", "param", "longest"), LENGTHS)
+async def test_a_filter_over_its_length_is_422_saying_the_bound(
+    client: httpx.AsyncClient, admin: LoggedIn, url: str, param: str, longest: int
+) -> None:
+    ok = await client.get(url, params={param: "é" * longest}, headers=admin.headers)
+    assert ok.status_code == 200, ok.text
+    r = await client.get(url, params={param: "é" * (longest + 1)}, headers=admin.headers)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [
+        {"field": param, "message": f"must be at most {longest} characters (it has {longest + 1})"}
+    ]
+
+
+# What the UI's search boxes call: (service call with the filter, the field it names).
+Query = Callable[[Any, Actor, str], Awaitable[Any]]
+SERVICE_FILTERS: list[tuple[str, Query]] = [
+    ("search", lambda s, a, v: scripts.list_scripts(s, a, scripts.ScriptQuery(search=v))),
+    ("tag", lambda s, a, v: scripts.list_scripts(s, a, scripts.ScriptQuery(tag=v))),
+    ("search", lambda s, a, v: secrets.list_secrets(s, a, search=v)),
+    ("search", lambda s, a, v: users.list_users(s, a, search=v)),
+    ("actor_name", lambda s, a, v: audit.search(s, a, audit.AuditQuery(actor_name=v))),
+    ("target_id", lambda s, a, v: audit.search(s, a, audit.AuditQuery(target_id=v))),
+]
+
+
+@pytest.mark.parametrize("bad", ["\x00", "web\x01", "\x85", "x" * 5000])
+@pytest.mark.parametrize(("field", "query"), SERVICE_FILTERS)
+async def test_the_services_refuse_the_filters_the_ui_passes(
+    client: httpx.AsyncClient, admin: LoggedIn, field: str, query: Query, bad: str
+) -> None:
+    """The rule lives in the services: the UI's search boxes call them without the API's layer, and
+    get the same 422 naming the field (shown under the box), never an empty page or a 500."""
+    async with runtime.current().db.session() as session:
+        actor = Actor(await session.get(User, admin.id))
+        with pytest.raises(Invalid) as raised:
+            await query(session, actor, bad)
+        assert [d["field"] for d in raised.value.details] == [field]
+        expected = "at most" if len(bad) > 100 else "control character"
+        assert expected in raised.value.details[0]["message"]
+        await query(session, actor, "web server é")  # plain text: no error
 
 
 @pytest.mark.parametrize(("url", "param"), FILTERS)

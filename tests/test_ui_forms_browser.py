@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +146,36 @@ def test_out_of_range_numbers_are_refused_under_their_fields_never_clamped(
     assert page.get_by_test_id("memory").input_value() == "8"
     current = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=admin, timeout=60).json()
     assert (current["memory_mb"], current["timeout_seconds"], current["current_version"]) == (512, 3600, 1)
+
+
+def test_a_refused_search_is_said_under_its_box_and_lists_nothing(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The search boxes call the services, which refuse a control character or an over-long search
+    (as the API does): the message is under the box, the table holds no rows of an earlier search,
+    and a plain search lists again. Before, `web<U+0001>` was a silent empty list (a NUL a red
+    toast naming `query`)."""
+    create_script(server, tokens["admin"], "web-restart", "#!/bin/bash\necho restart\n")
+    log_in(page, server, "admin")
+    cases = [
+        ("/scripts", "script-search", "scripts-summary", "web\x01", "control characters (U+0001)"),
+        ("/scripts", "script-search", "scripts-summary", "w" * 201, "at most 200 characters"),
+        ("/users", "user-search", "users-summary", "adm\x1b[31m", "control characters (U+001B)"),
+        ("/secrets", "secret-search", "secrets-summary", "\x00", "control characters (U+0000)"),
+        ("/audit", "audit-target-id", "audit-summary", "1\x7f", "control characters (U+007F)"),
+    ]
+    for path, box, summary, bad, said in cases:
+        page.goto(f"{server.url}{path}")
+        page.get_by_test_id(summary).get_by_text(re.compile(r"^\d+ ")).wait_for()
+        page.get_by_test_id(box).fill(bad)
+        if path == "/audit":
+            page.get_by_test_id("audit-apply").click()
+        field = page.locator(".q-field", has=page.get_by_test_id(box))
+        field.get_by_text(said).wait_for()
+        page.get_by_test_id(summary).get_by_text("Nothing listed").wait_for()
+        assert page.locator(".q-notification").count() == 0, path  # said at the box, not in a toast
+        page.get_by_test_id(box).fill("web" if path == "/scripts" else "")
+        if path == "/audit":
+            page.get_by_test_id("audit-apply").click()
+        field.get_by_text(said).wait_for(state="detached")
+        page.get_by_test_id(summary).get_by_text(re.compile(r"^\d+ ")).wait_for()

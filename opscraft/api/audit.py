@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from opscraft.api.deps import CurrentActor, Session
-from opscraft.api.schemas import AUTHED, IdQuery, Page, Skip, error_responses
+from opscraft.api.schemas import AUTHED, IdQuery, Page, Skip, error_responses, filter_query
 from opscraft.services import audit
+from opscraft.services.audit import FILTER_LENGTHS
 from opscraft.services.invisible import FilterText
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -37,10 +38,10 @@ async def list_events(
     session: Session,
     actor: CurrentActor,
     actor_id: IdQuery = None,
-    actor_name: Annotated[FilterText | None, Query(max_length=64)] = None,
-    action: Annotated[FilterText | None, Query(max_length=64)] = None,
-    target_type: Annotated[FilterText | None, Query(max_length=32)] = None,
-    target_id: Annotated[FilterText | None, Query(max_length=64)] = None,
+    actor_name: Annotated[FilterText | None, filter_query(FILTER_LENGTHS["actor_name"])] = None,
+    action: Annotated[FilterText | None, filter_query(FILTER_LENGTHS["action"])] = None,
+    target_type: Annotated[FilterText | None, filter_query(FILTER_LENGTHS["target_type"])] = None,
+    target_id: Annotated[FilterText | None, filter_query(FILTER_LENGTHS["target_id"])] = None,
     since: datetime | None = None,
     until: datetime | None = None,
     skip: Skip = 0,

@@ -16,6 +16,13 @@ IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 Skip = Annotated[int, Query(ge=0, le=MAX_ID, description="Items to skip (pagination)")]
 
 
+def filter_query(max_length: int, description: str | None = None) -> Any:
+    """The `Query` of a free-text list filter (`FilterText`): its bound documented in the OpenAPI
+    schema, and checked by the service (`invisible.check_filters`) so the API and the UI refuse
+    the same value with the same message."""
+    return Query(description=description, json_schema_extra={"maxLength": max_length})
+
+
 class ErrorDetail(BaseModel):
     field: str | None = None
     message: str

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response
 
 from opscraft.api.deps import CurrentActor, Session
-from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, Page, Skip, error_responses
+from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, Page, Skip, error_responses, filter_query
 from opscraft.api.scripts_schemas import (
     DiffOut,
     RollbackRequest,
@@ -35,11 +35,11 @@ async def list_scripts(
     session: Session,
     actor: CurrentActor,
     search: Annotated[
-        FilterText | None, Query(max_length=200, description="Words matched in name, description and tags")
+        FilterText | None, filter_query(scripts.MAX_SEARCH, "Words matched in name, description and tags")
     ] = None,
     script_type: ScriptType | None = None,
     status: ScriptStatus | None = None,
-    tag: Annotated[FilterText | None, Query(max_length=50)] = None,
+    tag: Annotated[FilterText | None, filter_query(scripts.MAX_TAG)] = None,
     sort: Sort = "name",
     skip: Skip = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from opscraft.api.deps import CurrentActor, Session
-from opscraft.api.schemas import AUTHED, IdPath, Page, Skip, error_responses
+from opscraft.api.schemas import AUTHED, IdPath, Page, Skip, error_responses, filter_query
 from opscraft.db.models import AuditEvent
 from opscraft.db.models.secrets import SecretKind
 from opscraft.services import secrets
@@ -133,7 +133,7 @@ async def list_secrets(
     session: Session,
     actor: CurrentActor,
     search: Annotated[
-        FilterText | None, Query(max_length=100, description="Part of the name or description")
+        FilterText | None, filter_query(secrets.MAX_SEARCH, "Part of the name or description")
     ] = None,
     skip: Skip = 0,
     limit: Limit = 50,

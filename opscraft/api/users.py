@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from opscraft.api.deps import CurrentActor, Session
-from opscraft.api.schemas import AUTHED, IdPath, Message, Page, Skip, error_responses
+from opscraft.api.schemas import AUTHED, IdPath, Message, Page, Skip, error_responses, filter_query
 from opscraft.api.users_schemas import ResetPasswordRequest, UserOut
 from opscraft.services import users
 from opscraft.services.invisible import FilterText
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/v1/users", tags=["users"])
 async def list_users(
     session: Session,
     actor: CurrentActor,
-    search: Annotated[FilterText | None, Query(max_length=100)] = None,
+    search: Annotated[FilterText | None, filter_query(users.MAX_SEARCH)] = None,
     skip: Skip = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> Page[UserOut]:

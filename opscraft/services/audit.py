@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft.db.models import AuditEvent
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid
+from opscraft.services.invisible import check_filters
 from opscraft.services.permissions import Permission, require
 
 
@@ -64,6 +65,10 @@ async def record_all(session: AsyncSession, events: list[AuditEvent]) -> None:
         await session.exec(insert(AuditEvent), params=[e.model_dump(exclude={"id"}) for e in events])
 
 
+# Characters of each free-text filter of `AuditQuery` (the columns' own lengths).
+FILTER_LENGTHS = {"actor_name": 64, "action": 64, "target_type": 32, "target_id": 64}
+
+
 @dataclass(frozen=True)
 class AuditQuery:
     actor_id: int | None = None
@@ -78,7 +83,11 @@ class AuditQuery:
 
 
 async def search(session: AsyncSession, actor: Actor, query: AuditQuery) -> tuple[list[AuditEvent], int]:
+    """A page of events matching `query`, newest first, and the total. Raises `Invalid` naming
+    a text filter that is too long or holds a control character (`FILTER_LENGTHS`), or when
+    `since` is later than `until`."""
     require(actor.user, Permission.view_audit)
+    check_filters(**{field: (getattr(query, field), n) for field, n in FILTER_LENGTHS.items()})
     query = replace(query, since=_as_utc(query.since), until=_as_utc(query.until))
     if query.since and query.until and query.since > query.until:
         raise Invalid("since must not be later than until")

@@ -21,6 +21,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from opscraft.services.errors import Invalid
 from opscraft.services.storable import Text
 
 # UAX #9 explicit embedding, override and isolate controls (LRE, RLE, PDF, LRO, RLO; LRI, RLI,
@@ -115,19 +116,37 @@ OptionalLabel = Annotated[
 rules of `Label`."""
 
 
-def _filter_text(value: str) -> str:
+def filter_problem(value: str, max_length: int) -> str | None:
+    """Why `value` cannot be a list's free-text filter (a search box, `?search=`, `?target_id=`),
+    or None: longer than `max_length` characters, or a control character (Cc, NUL included)."""
+    if len(value) > max_length:
+        return f"must be at most {max_length} characters (it has {len(value)})"
     found = _CONTROL_RE.findall(value)
     if found:
-        raise ValueError(
+        return (
             f"must not contain control characters ({_codes(found)}): a search or filter is one line "
             "of printable text; remove them"
         )
-    return value
+    return None
 
 
-FilterText = Annotated[
-    str, AfterValidator(_filter_text), Field(json_schema_extra={"pattern": f"^[^{CONTROLS}]*$"})
-]
-"""A list route's free-text filter (`?search=`, `?target_id=`): no control character (Cc, NUL
-included). Nothing stored holds one, so such a filter is a typo to report with a 422 naming the
-parameter, not a silent empty page (or, for NUL, a PostgreSQL error)."""
+def check_filters(**filters: tuple[str | None, int]) -> None:
+    """The rule of every list's free-text filters, for the API and the UI alike: raises `Invalid`
+    (422) naming each filter (`search=(value, max_length)`) that `filter_problem` refuses.
+
+    Nothing stored holds a control character, so such a filter is a typo to report, not a silent
+    empty page (or, for NUL, a PostgreSQL error); the length bound keeps a pasted page of text
+    out of a `LIKE` over every row."""
+    errors = [
+        {"field": field, "message": problem}
+        for field, (value, max_length) in filters.items()
+        if value is not None and (problem := filter_problem(value, max_length))
+    ]
+    if errors:
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise Invalid(f"invalid filter: {summary}", details=errors)
+
+
+FilterText = Annotated[str, Field(json_schema_extra={"pattern": f"^[^{CONTROLS}]*$"})]
+"""A list route's free-text filter parameter, as the OpenAPI schema documents it (no control
+character); the service checks it (`check_filters`), so the API and the UI answer the same."""

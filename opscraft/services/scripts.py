@@ -49,6 +49,7 @@ MAX_DESCRIPTION = 2000
 MAX_TAGS = 20
 MAX_TAG = 50
 MAX_NOTE = 500
+MAX_SEARCH = 200  # characters of a list's `search` filter
 ANSIBLE_SETTINGS = ("inventory", "inventory_id", "ssh_user", "ssh_key_secret")
 RUN_SETTINGS = (
     "timeout_seconds",
@@ -296,8 +297,11 @@ async def list_scripts(session: AsyncSession, actor: Actor, query: ScriptQuery) 
     """A page of live scripts (without their content) and the total matching `query`.
 
     `search` matches name, description and tags, case-insensitively; several words must all match.
+    Raises `Invalid` naming `search` or `tag` when one is too long or holds a control character
+    (`invisible.check_filters`).
     """
     require(actor.user, Permission.view_scripts)
+    invisible.check_filters(search=(query.search, MAX_SEARCH), tag=(query.tag, MAX_TAG))
     conditions: list[Any] = [col(Script.deleted_at).is_(None)]
     for word in (query.search or "").split():
         conditions.append(col(Script.search_text).like(_like(word), escape="\\"))

@@ -27,12 +27,14 @@ from opscraft.security.vault import DecryptError, Vault
 from opscraft.services import audit, conflicts, keyring, partial, scripts
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Invalid, NotFound
+from opscraft.services.invisible import check_filters
 from opscraft.services.permissions import Permission, require
 from opscraft.services.storable import Text
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MAX_VALUE_BYTES = 64 * 1024
 MAX_DESCRIPTION = 1000
+MAX_SEARCH = 100  # characters of the list's `search` filter
 TARGET = "secret"
 # Documented only: `_check_value` enforces it with messages that say what to fix.
 VALUE_SCHEMA: dict[str, Any] = {"minLength": 1, "description": "Not empty, at most 64 KiB in UTF-8"}
@@ -185,7 +187,10 @@ async def _infos(session: AsyncSession, rows: list[Secret]) -> list[SecretInfo]:
 async def list_secrets(
     session: AsyncSession, actor: Actor, *, search: str | None = None, skip: int = 0, limit: int = 50
 ) -> tuple[list[SecretInfo], int]:
+    """A page of secrets by name whose name or description holds `search` (any case), and the
+    total; `Invalid` naming `search` when it is too long or holds a control character."""
     require(actor.user, Permission.manage_secrets)
+    check_filters(search=(search, MAX_SEARCH))
     conditions = []
     if search:
         pattern = f"%{search.lower()}%"

@@ -16,13 +16,14 @@ from opscraft.security.passwords import hash_password, verify_password
 from opscraft.services import app_settings, audit, conflicts, partial
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
-from opscraft.services.invisible import OptionalLabel
+from opscraft.services.invisible import OptionalLabel, check_filters
 from opscraft.services.permissions import Permission, require
 from opscraft.services.storable import Text
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256
+MAX_SEARCH = 100  # characters of the list's `search` filter
 
 
 class UserCreate(BaseModel):
@@ -167,7 +168,10 @@ async def get(session: AsyncSession, actor: Actor, user_id: int) -> User:
 async def list_users(
     session: AsyncSession, actor: Actor, *, search: str | None = None, skip: int = 0, limit: int = 50
 ) -> tuple[list[User], int]:
+    """A page of users by username whose username, email or full name holds `search` (any case),
+    and the total; `Invalid` naming `search` when it is too long or holds a control character."""
     require(actor.user, Permission.manage_users)
+    check_filters(search=(search, MAX_SEARCH))
     conditions = []
     if search:
         pattern = "%" + re.sub(r"([\\%_])", r"\\\1", search.lower()) + "%"

@@ -161,8 +161,12 @@ class AuditView:
             async with runtime.current().db.session() as s:
                 return await audit.search(s, actor, query)
 
-        result = await run_action(load)
+        # A refused filter (a control character, too long) is said under its input.
+        result = await run_action(load, fields={"actor_name": self.actor, "target_id": self.target_id})
         if result is None:
+            self.table.rows = []
+            self.pager.set_visibility(False)
+            self.summary.text = "Nothing listed: see the message above"
             return
         events, total = result
         self.table.rows = [_row(e) for e in events]

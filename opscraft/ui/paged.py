@@ -15,6 +15,9 @@ from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.widgets import call
 
+Listed = tuple[list[Any], int]
+"""A service list call's answer: a page of rows and the total."""
+
 
 class PagedTable(ABC):
     """Owns the page number, a flat table and the summary/pager row below it.
@@ -26,17 +29,21 @@ class PagedTable(ABC):
     def __init__(self, page_size: int) -> None:
         self.page = 1
         self.page_size = page_size
+        # The service's filter names -> their inputs, for `load`.
+        self.filter_fields: dict[str, Any] = {}
 
     @property
     def skip(self) -> int:
         return (self.page - 1) * self.page_size
 
     def search_box(self, placeholder: str, testid: str) -> ui.input:
-        """A debounced search input; its text is `self.search`."""
+        """A debounced search input; its text is `self.search`, its service field `search`
+        (`self.filter_fields`: a refused search is said under the box)."""
         self.search = ""
         box = ui.input(placeholder=placeholder, on_change=self._on_search)
         box.props(f'outlined dense clearable debounce=300 data-testid="{testid}"').classes("w-96")
         box.add_slot("prepend", '<q-icon name="search" />')
+        self.filter_fields["search"] = box
         return box
 
     async def _on_search(self, event: Any) -> None:
@@ -65,6 +72,17 @@ class PagedTable(ABC):
         if event.value and event.value != self.page:
             self.page = int(event.value)
             await self.refresh()
+
+    async def load(self, fetch: Callable[[], Awaitable[Listed]]) -> Listed | None:
+        """`fetch()` (a service's list call) through `run_action`; when the service refuses a
+        filter, its message is under that filter's input and the table is emptied (no rows of an
+        earlier search under a refused one), and None is returned."""
+        result: Listed | None = await run_action(fetch, fields=self.filter_fields)
+        if result is None:
+            self.table.rows = []
+            self.pager.set_visibility(False)
+            self.summary.text = "Nothing listed: see the message above"
+        return result
 
     def show_total(self, total: int, noun: str, suffix: str = "") -> None:
         pages = max(1, -(-total // self.page_size))

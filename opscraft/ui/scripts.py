@@ -14,7 +14,7 @@ from opscraft.services.permissions import Permission, can
 from opscraft.services.scripts import ScriptQuery
 from opscraft.ui.execute_dialog import open_dialog
 from opscraft.ui.execution_widgets import STATUS_STYLE
-from opscraft.ui.layout import frame, guard, protected_page, run_action
+from opscraft.ui.layout import frame, guard, protected_page
 from opscraft.ui.paged import PagedTable
 from opscraft.ui.script_widgets import STATUS_COLORS, TYPE_COLORS
 from opscraft.ui.widgets import call, format_time
@@ -134,9 +134,11 @@ class ScriptList(PagedTable):
                 .classes("w-80")
             )
             self.search.add_slot("prepend", '<q-icon name="search" />')
+            self.filter_fields["search"] = self.search
             self.script_type = self._select("Type", [t.value for t in ScriptType], "filter-type")
             self.status = self._select("Status", [s.value for s in ScriptStatus], "filter-status")
             self.tag = self._select("Tag", tags, "filter-tag")
+            self.filter_fields["tag"] = self.tag
             self.sort = ui.select(SORTS, value="name", label="Sort", on_change=self.reload)
             self.sort.props('outlined dense data-testid="sort"').classes("w-44")
             ui.space()
@@ -179,8 +181,10 @@ class ScriptList(PagedTable):
             skip=self.skip,
             limit=self.page_size,
         )
-        result = await run_action(lambda: call(scripts.list_scripts, actor, query))
+        result = await self.load(lambda: call(scripts.list_scripts, actor, query))
         if result is None:
+            self.table.set_visibility(False)
+            self.empty.set_visibility(False)
             return
         rows, total = result
         last = await call(runs.last_runs, actor, [s.id for s in rows if s.id is not None])

@@ -205,7 +205,7 @@ class SecretsView(PagedTable):
         if actor is None:
             return
 
-        result = await run_action(
+        result = await self.load(
             lambda: call(
                 secrets.list_secrets, actor, search=self.search, skip=self.skip, limit=self.page_size
             )

@@ -12,7 +12,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui import drafts
 from opscraft.ui.drafts import Draft
-from opscraft.ui.layout import frame, guard, protected_page, run_action
+from opscraft.ui.layout import frame, guard, protected_page
 from opscraft.ui.paged import PagedTable
 from opscraft.ui.widgets import (
     call,
@@ -104,7 +104,7 @@ class UsersView(PagedTable):
         if actor is None:
             return
 
-        result = await run_action(
+        result = await self.load(
             lambda: call(users.list_users, actor, search=self.search, skip=self.skip, limit=self.page_size)
         )
         if result is None:
