@@ -26,18 +26,30 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
+from opscraft.db import text
 from opscraft.db.models import Execution, Script, TerraformState, TerraformStateVersion
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.models.scripts import ScriptType
 from opscraft.db.types import utcnow
 from opscraft.execution import terraform_backend
-from opscraft.services import audit, keyring
+from opscraft.services import audit, invisible, keyring
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from opscraft.services.permissions import Permission, require
 
 TARGET = "terraform_state"
 MAX_LOCK_INFO_BYTES = 4096
+MAX_LOCK_ID = 64
+MAX_LOCK_FIELD = 1024
+# Terraform's lock info (`statemgr.LockInfo` in its source: every field a string); a field it
+# does not send is dropped, so nothing else is stored or handed to the next run's Terraform.
+LOCK_INFO_FIELDS = ("ID", "Operation", "Info", "Who", "Version", "Created", "Path")
+# `terraform force-unlock` over the http backend sends UNLOCK without a body (the ID typed stays
+# in Terraform): whose lock it would release is unknown, and a run may not break another's.
+NO_LOCK_INFO = (
+    "the lock info is missing (Terraform's force-unlock sends none): a run releases only its own "
+    "lock; an admin breaks a stale one (DELETE /api/v1/scripts/{id}/terraform/states/{workspace}/lock)"
+)
 
 
 @dataclass(frozen=True)
@@ -218,7 +230,9 @@ def _serial_lineage(text: str) -> tuple[int | None, str | None]:
 
 async def write(session: AsyncSession, run: Execution, workspace: str, text: str, lock_id: str | None) -> int:
     """Store `text` as the next version; the run must hold the lock when the state is locked
-    (`Locked` otherwise). Returns the version number."""
+    (`Locked` otherwise); `Invalid` naming `ID` for a malformed `lock_id` (`check_lock_id`). Returns
+    the version number."""
+    lock_id = check_lock_id(lock_id)
     state = await _state(session, run.script_id, _workspace(workspace), create=True)
     assert state is not None and run.id is not None
     if state.lock_id is not None and state.lock_id != lock_id:
@@ -241,7 +255,9 @@ async def write(session: AsyncSession, run: Execution, workspace: str, text: str
 
 
 async def purge(session: AsyncSession, run: Execution, workspace: str, lock_id: str | None) -> None:
-    """Terraform's DELETE: the state becomes empty; its versions are kept."""
+    """Terraform's DELETE: the state becomes empty; its versions are kept. `Invalid` naming `ID`
+    for a malformed `lock_id`."""
+    lock_id = check_lock_id(lock_id)
     state = await _state(session, run.script_id, _workspace(workspace), create=False)
     if state is None:
         return
@@ -252,16 +268,79 @@ async def purge(session: AsyncSession, run: Execution, workspace: str, lock_id: 
     await session.commit()
 
 
+def _bad(field: str, message: str) -> Invalid:
+    return Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+
+def check_lock_id(value: str | None) -> str | None:
+    """The lock ID Terraform sends as `?ID=` while it holds the lock (None: no lock held).
+
+    Raises `Invalid` (422 naming `ID`, an error to Terraform's protocol) for an ID no lock can
+    have: not 1-64 characters, or a control, invisible or bidi control character, or text the
+    databases cannot store (NUL, a lone surrogate). Terraform's own IDs are UUIDs; one typed for
+    `terraform force-unlock` is checked the same way."""
+    if value is None:
+        return None
+    problem = (
+        f"must be 1-{MAX_LOCK_ID} characters (it has {len(value)})"
+        if not 0 < len(value) <= MAX_LOCK_ID
+        else text.problem(value) or invisible.name_problem(value)
+    )
+    if problem:
+        raise _bad("ID", problem)
+    return value
+
+
+def _lock_field(field: str, value: Any) -> str | None:
+    if value is None and field != "ID":
+        return None
+    if not isinstance(value, str):
+        kind = (
+            "missing"
+            if value is None
+            else f"{value.name}, which is not JSON"
+            if isinstance(value, _NotJson)
+            else f"a JSON {_JSON_TYPES.get(type(value), 'value')}"
+        )
+        raise _bad(field, f"must be a string (it is {kind}), as Terraform's lock info has it")
+    if field == "ID":
+        return check_lock_id(value)
+    problem = (
+        f"must be at most {MAX_LOCK_FIELD} characters (it has {len(value)})"
+        if len(value) > MAX_LOCK_FIELD
+        else text.problem(value) or invisible.name_problem(value or "-")
+    )
+    if problem:
+        raise _bad(field, problem)
+    return value
+
+
+_JSON_TYPES = {bool: "boolean", int: "number", float: "number", list: "array", dict: "object"}
+
+
+@dataclass(frozen=True)
+class _NotJson:
+    """Where a body had `NaN`, `Infinity` or `-Infinity` (Python's parser takes them)."""
+
+    name: str
+
+
 def _lock_info(body: bytes) -> dict[str, Any]:
+    """The lock info of a LOCK or UNLOCK body: Terraform's fields (`LOCK_INFO_FIELDS`), each a
+    string; `Invalid` naming the field otherwise (`body` when it is no JSON object). NaN and
+    Infinity, which are not JSON (RFC 8259), are refused under the field holding them."""
+    if not body.strip():
+        raise _bad("body", NO_LOCK_INFO)
     if len(body) > MAX_LOCK_INFO_BYTES:
-        raise Invalid("lock info too large")
+        raise _bad("body", f"lock info must be at most {MAX_LOCK_INFO_BYTES} bytes")
     try:
-        info = json.loads(body or b"{}")
-    except ValueError:
-        raise Invalid("lock info must be JSON") from None
-    if not isinstance(info, dict) or not isinstance(info.get("ID"), str) or not 0 < len(info["ID"]) <= 64:
-        raise Invalid("lock info must be a JSON object with an ID")
-    return info
+        info = json.loads(body, parse_constant=_NotJson)
+    except (ValueError, RecursionError):
+        raise _bad("body", "lock info must be a JSON object (Terraform's lock info)") from None
+    if not isinstance(info, dict):
+        raise _bad("body", f"lock info must be a JSON object, not a JSON {type(info).__name__}")
+    checked = {field: _lock_field(field, info.get(field)) for field in LOCK_INFO_FIELDS}
+    return {field: value for field, value in checked.items() if value is not None}
 
 
 async def lock(session: AsyncSession, run: Execution, workspace: str, body: bytes) -> dict[str, Any]:

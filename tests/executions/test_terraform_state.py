@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -253,3 +255,62 @@ def test_backend_url_setting_is_checked() -> None:
         json.dumps(load_settings(OPSCRAFT_STATE_BACKEND_URL="http://h:1/").state_backend_url)
         == '"http://h:1"'
     )
+
+
+async def test_force_unlock_is_refused_and_the_lock_kept_for_an_admin_to_break(
+    client: httpx.AsyncClient,
+    operator: LoggedIn,
+    admin: LoggedIn,
+    served: None,
+    terraform_on_path: None,
+    tmp_path: Path,
+) -> None:
+    """`terraform force-unlock ID` over the http backend sends UNLOCK with no lock info at all (the
+    ID typed, well-formed or not, e.g. a pasted one ending in an escape sequence, never leaves
+    Terraform): the backend cannot tell whose lock it would release, so it refuses with a 422
+    that Terraform reports, and the lock stays until an admin breaks it in OpsCraft."""
+    script_id = await make_script(client, operator, MAIN_TF, script_type="terraform")
+    _, (user, password) = await terraform_run_row(script_id)
+    held = {"ID": "0b0c4c0e-6f5e-4f8c-9a8b-3d2c1b0a9f8e", "Operation": "OperationTypeApply"}
+    url = f"/api/v1/terraform/state/{script_id}/default"
+    r = await client.request("LOCK", f"{url}/lock", json=held, auth=(user, password))
+    assert r.status_code == 200, r.text
+    (tmp_path / "main.tf").write_text(MAIN_TF)
+    (tmp_path / terraform_backend.OVERRIDE_FILE).write_bytes(terraform_backend.OVERRIDE)
+    address = f"http://127.0.0.1:{PORT}{url}"
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "TF_IN_AUTOMATION": "1",
+        "TF_HTTP_ADDRESS": address,
+        "TF_HTTP_LOCK_ADDRESS": f"{address}/lock",
+        "TF_HTTP_UNLOCK_ADDRESS": f"{address}/lock",
+        "TF_HTTP_LOCK_METHOD": "LOCK",
+        "TF_HTTP_UNLOCK_METHOD": "UNLOCK",
+        "TF_HTTP_USERNAME": user,
+        "TF_HTTP_PASSWORD": password,
+    }
+
+    async def terraform(*args: str) -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            "terraform",
+            *args,
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await process.communicate()
+        return process.returncode or 0, out.decode(errors="replace")
+
+    code, text = await terraform("init", "-input=false", "-no-color")
+    assert code == 0, text
+    states = f"/api/v1/scripts/{script_id}/terraform/states"
+    for typed in (held["ID"], f"{held['ID']}\x1b[2K", "x" * 65):
+        code, text = await terraform("force-unlock", "-force", "-no-color", typed)
+        assert code != 0 and "Unexpected HTTP response code 422" in text, text
+        assert (await client.get(states, headers=operator.headers)).json()[0]["locked"]
+    r = await client.request("UNLOCK", f"{url}/lock", auth=(user, password))  # what Terraform sent
+    assert r.status_code == 422 and "force-unlock" in r.json()["detail"], r.text
+    assert (await client.delete(f"{states}/default/lock", headers=admin.headers)).status_code == 204
+    assert not (await client.get(states, headers=operator.headers)).json()[0]["locked"]

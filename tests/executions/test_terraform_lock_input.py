@@ -1,0 +1,146 @@
+"""Bad input on the Terraform HTTP state backend: the lock `?ID=` and the lock info body.
+
+Terraform's http backend sends the lock's ID as `?ID=` on POST and DELETE while it holds the lock,
+and its lock info (`statemgr.LockInfo`: ID, Operation, Info, Who, Version, Created, Path, all
+strings) as the JSON body of LOCK and UNLOCK; `terraform force-unlock ID` sends an ID a person
+typed. The protocol answers 200 for success and 423/409 (with the holder's lock info) for a held
+lock; any other status is an error Terraform reports. A value no lock can have (a control or
+invisible character, longer than 64 characters, empty, a number beyond 64 bits, NaN, a lone
+surrogate, the wrong JSON type) is a 422 naming the field, and nothing is stored or locked by it:
+before, `?ID=a%01` on an unlocked state stored a version, a NaN in the lock info was stored and
+made the operators' state list a 500, and a lone surrogate was a 500. Runs are rows written
+straight to the database, on SQLite and PostgreSQL (the credentials are what a worker issues).
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import LoggedIn
+from tests.executions.conftest import make_script, terraform_run_row
+
+TF = 'output "x" {\n  value = 1\n}\n'
+STATE = '{"version": 4, "serial": 1, "lineage": "l-1", "outputs": {}, "resources": []}'
+# What Terraform 1.x sends with LOCK (its field names and string forms).
+REAL_LOCK = {
+    "ID": "0b0c4c0e-6f5e-4f8c-9a8b-3d2c1b0a9f8e",
+    "Operation": "OperationTypeApply",
+    "Info": "",
+    "Who": "runner@host-1",
+    "Version": "1.9.8",
+    "Created": "2026-12-01T05:00:00.123456789Z",
+    "Path": "",
+}
+
+# (the `?ID=` value, words of the message naming what to fix).
+BAD_IDS = [
+    ("a\x01b", "control characters (U+0001)"),
+    ("\x1b[2J", "control characters (U+001B)"),
+    ("id\x7f", "control characters (U+007F)"),
+    ("x" * 65, "1-64 characters (it has 65)"),
+    ("", "1-64 characters (it has 0)"),
+    ("lock\u200b", "invisible"),
+    ("lock\u202e", "invisible"),
+]
+
+
+def _url(script_id: int) -> str:
+    return f"/api/v1/terraform/state/{script_id}/default"
+
+
+async def _state_row(client: httpx.AsyncClient, who: LoggedIn, script_id: int) -> list[dict]:
+    r = await client.get(f"/api/v1/scripts/{script_id}/terraform/states", headers=who.headers)
+    assert r.status_code == 200, r.text  # a refused value never breaks this later read
+    return list(r.json())
+
+
+@pytest.mark.parametrize(("bad", "said"), BAD_IDS)
+async def test_a_bad_lock_id_query_is_422_naming_ID_and_stores_nothing(
+    client: httpx.AsyncClient, operator: LoggedIn, bad: str, said: str
+) -> None:
+    script_id = await make_script(client, operator, TF, script_type="terraform")
+    _, auth = await terraform_run_row(script_id)
+    url = _url(script_id)
+    for locked in (False, True):  # an unlocked state used to take the POST whatever the ID
+        for method in ("POST", "DELETE"):
+            r = await client.request(method, url, params={"ID": bad}, content=STATE, auth=auth)
+            assert r.status_code == 422, (method, locked, r.text)
+            errors = r.json()["errors"]
+            assert [e["field"] for e in errors] == ["ID"], errors
+            assert said in errors[0]["message"], errors
+        if not locked:
+            assert await _state_row(client, operator, script_id) == []  # no state row was made
+            lock = await client.request("LOCK", f"{url}/lock", json=REAL_LOCK, auth=auth)
+            assert lock.status_code == 200, lock.text
+    [state] = await _state_row(client, operator, script_id)
+    assert (state["current_version"], state["lock_info"]["ID"]) == (0, REAL_LOCK["ID"])
+    # The right ID still works.
+    r = await client.post(url, params={"ID": REAL_LOCK["ID"]}, content=STATE, auth=auth)
+    assert r.status_code == 200, r.text
+
+
+# (LOCK/UNLOCK body, the field the 422 names).
+BAD_BODIES = [
+    ({**REAL_LOCK, "ID": "a\x01b"}, "ID"),
+    ({**REAL_LOCK, "ID": "y" * 65}, "ID"),
+    ({**REAL_LOCK, "ID": ""}, "ID"),
+    ({**REAL_LOCK, "ID": 7}, "ID"),
+    ({**REAL_LOCK, "ID": None}, "ID"),
+    ({k: v for k, v in REAL_LOCK.items() if k != "ID"}, "ID"),
+    ({**REAL_LOCK, "Who": "root\x1b]0;owned\x07"}, "Who"),
+    ({**REAL_LOCK, "Who": "w" * 1025}, "Who"),
+    ({**REAL_LOCK, "Operation": 2**70}, "Operation"),
+    ({**REAL_LOCK, "Path": ["../../etc/passwd"]}, "Path"),
+    ({**REAL_LOCK, "Created": {"at": 1}}, "Created"),
+    ({**REAL_LOCK, "Version": True}, "Version"),
+]
+# Bodies Python's json cannot write: NaN, Infinity, a lone surrogate, NUL (raw JSON text).
+RAW_BAD_BODIES = [
+    (b'{"ID": "nan-lock", "Version": NaN}', "Version"),
+    (b'{"ID": "inf-lock", "Created": -Infinity}', "Created"),
+    (b'{"ID": "s-lock", "Who": "x\\ud800y"}', "Who"),
+    (b'{"ID": "\\ud800"}', "ID"),
+    (b'{"ID": "n-lock", "Info": "a\\u0000b"}', "Info"),
+    (b"", "body"),
+    (b"[]", "body"),
+    (b'"ID"', "body"),
+    (b"{not json", "body"),
+    (b'{"ID": "dup", "ID": "\\u0001"}', "ID"),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [(httpx.Request("LOCK", "http://x", json=b).content, f) for b, f in BAD_BODIES] + RAW_BAD_BODIES,
+)
+async def test_bad_lock_info_is_422_naming_the_field_and_locks_nothing(
+    client: httpx.AsyncClient, operator: LoggedIn, body: bytes, field: str
+) -> None:
+    script_id = await make_script(client, operator, TF, script_type="terraform")
+    _, auth = await terraform_run_row(script_id)
+    url = f"{_url(script_id)}/lock"
+    headers = {"Content-Type": "application/json"}
+    r = await client.request("LOCK", url, content=body, headers=headers, auth=auth)
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == [field], r.text
+    assert all(not s["locked"] for s in await _state_row(client, operator, script_id))
+    # UNLOCK checks its body the same way (a held lock is never released by a malformed one).
+    assert (await client.request("LOCK", url, json=REAL_LOCK, auth=auth)).status_code == 200
+    r = await client.request("UNLOCK", url, content=body, headers=headers, auth=auth)
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == [field], r.text
+    [state] = await _state_row(client, operator, script_id)
+    assert state["locked"] and state["lock_info"]["ID"] == REAL_LOCK["ID"]
+
+
+async def test_lock_info_keeps_terraforms_fields_only(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    """A field Terraform does not send is not stored (nor echoed to the next run's Terraform)."""
+    script_id = await make_script(client, operator, TF, script_type="terraform")
+    run_id, auth = await terraform_run_row(script_id)
+    body = {**REAL_LOCK, "Extra": {"deep": [1, 2**80]}, "ID": "keep-1"}
+    r = await client.request("LOCK", f"{_url(script_id)}/lock", json=body, auth=auth)
+    assert r.status_code == 200, r.text
+    [state] = await _state_row(client, operator, script_id)
+    assert state["lock_info"] == {**REAL_LOCK, "ID": "keep-1", "Info": f"OpsCraft execution {run_id} (held)"}
+    assert r.json() == state["lock_info"]
