@@ -48,7 +48,7 @@ from opscraft.db.engine import Database
 from opscraft.db.models import ChainLink, ChainRun, Execution, ExecutionLog, Script, User
 from opscraft.db.models.chains import ChainOutcome, ChainRunStatus
 from opscraft.db.models.executions import ExecutionStatus, Trigger
-from opscraft.db.types import utcnow
+from opscraft.db.types import MAX_ID, utcnow
 from opscraft.execution.masking import MASK
 from opscraft.execution.run_events import RunEventMessage
 from opscraft.services import audit, parameters
@@ -82,7 +82,7 @@ class LinkIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    target_script_id: int = Field(ge=1, description="The script to start")
+    target_script_id: int = Field(ge=1, le=MAX_ID, description="The script to start")
     outcome: ChainOutcome = Field(
         default=ChainOutcome.success,
         description="success; failure (failed, timed_out, error); any (either)",

@@ -48,7 +48,7 @@ from opscraft.db.models import (
 )
 from opscraft.db.models.automation import ChannelKind, DeliveryStatus
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
-from opscraft.db.types import utcnow
+from opscraft.db.types import MAX_ID, utcnow
 from opscraft.execution.run_events import RunEventMessage
 from opscraft.security.vault import DecryptError
 from opscraft.services import audit, conflicts, keyring, names
@@ -89,7 +89,7 @@ class ChannelIn(BaseModel):
     name: Label = Field(min_length=1, max_length=64)
     kind: ChannelKind
     config: dict[str, Any] = Field(default_factory=dict)
-    secret_id: int | None = Field(default=None, ge=1)
+    secret_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     enabled: bool = True
 
 
@@ -250,8 +250,8 @@ async def delete_channel(session: AsyncSession, actor: Actor, channel_id: int) -
 class RuleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    channel_id: int = Field(ge=1)
-    script_id: int | None = Field(default=None, ge=1, description="None: every script")
+    channel_id: int = Field(ge=1, le=MAX_ID)
+    script_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="None: every script")
     events: list[str] = Field(
         min_length=1, json_schema_extra={"items": {"type": "string", "enum": list(EVENTS)}}
     )

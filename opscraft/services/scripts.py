@@ -127,6 +127,7 @@ class _ScriptFields(BaseModel):
     inventory_id: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_ID,
         description="Ansible only: the id of a shared inventory (/api/v1/inventories) to use instead "
         "of the script's own `inventory` (set one or the other)",
     )
@@ -212,7 +213,10 @@ class ScriptUpdate(_ScriptFields):
 
     name: str | None = Field(default=None, json_schema_extra={"pattern": NAME_RE.pattern})
     base_version: int | None = Field(
-        default=None, ge=1, description="The version the edit started from; 409 if the script moved on."
+        default=None,
+        ge=1,
+        le=MAX_ID,
+        description="The version the edit started from; 409 if the script moved on.",
     )
 
 

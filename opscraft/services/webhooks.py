@@ -30,7 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft import runtime
 from opscraft.db.models import Execution, Script, Secret, User, WebhookTrigger
 from opscraft.db.models.executions import Trigger
-from opscraft.db.types import utcnow
+from opscraft.db.types import MAX_ID, utcnow
 from opscraft.security.tokens import hash_personal_token
 from opscraft.security.vault import DecryptError
 from opscraft.services import audit, conflicts, keyring, names, parameters
@@ -50,7 +50,9 @@ class WebhookIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Label = Field(min_length=1, max_length=64, examples=["on-push"])
-    secret_id: int | None = Field(default=None, ge=1, description="Vault secret used as the HMAC-SHA256 key")
+    secret_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="Vault secret used as the HMAC-SHA256 key"
+    )
     mapping: dict[str, str] = Field(
         default_factory=dict,
         description="Parameter name -> JSON pointer (RFC 6901) into the request body",
