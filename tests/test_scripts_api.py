@@ -532,3 +532,22 @@ async def test_tags_differing_only_in_case_are_one_tag(client: httpx.AsyncClient
     r = await client.post("/api/v1/scripts", json=body, headers=operator.headers)
     assert r.status_code == 201, r.text
     assert r.json()["tags"] == ["Prod", "web"]
+
+
+async def test_a_tag_is_one_tag_across_scripts_whatever_its_case(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """Scripts tagged `Prod`, `PROD` and `prod` in full-width letters (U+FF50...) carry one tag
+    (compared as names are: NFKC, then case folding; `Straße` is `STRASSE`): the filter finds all
+    of them whatever spelling is asked, and the filter's choices list it once (the first spelling
+    in code point order)."""
+    wide = "\uff50\uff52\uff4f\uff44"  # "prod" in full-width letters
+    for i, tag in enumerate(["Prod", "PROD", wide, "Straße", "STRASSE", "web"]):
+        body = {**SEED_BODY, "name": f"tagged-{i}", "tags": [tag]}
+        assert (await client.post("/api/v1/scripts", json=body, headers=operator.headers)).status_code == 201
+    for asked, found in (("prod", 3), ("PROD", 3), (wide, 3), ("strasse", 2), ("Straße", 2), ("web", 1)):
+        r = await client.get("/api/v1/scripts", params={"tag": asked}, headers=operator.headers)
+        assert r.json()["total"] == found, (asked, r.text)
+    async with runtime.current().db.session() as session:
+        user = await session.get(User, operator.id)
+        assert await scripts.tags_in_use(session, Actor(user)) == ["PROD", "STRASSE", "web"]

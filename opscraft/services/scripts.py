@@ -39,6 +39,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Invalid, NotFound
 from opscraft.services.line_endings import Notice
 from opscraft.services.linters import LintReport
+from opscraft.services.names import name_key
 from opscraft.services.permissions import Permission, require
 from opscraft.services.script_checks import Checks, Finding
 from opscraft.services.storable import Text
@@ -73,8 +74,9 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def _check_tags(tags: list[str]) -> list[str]:
-    """The tags trimmed, each once: tags that differ only in case are one tag (the first spelling
-    stays). `ValueError` saying what is wrong with a tag or the list."""
+    """The tags trimmed, each once: tags that differ only in case (or in compatibility forms, as
+    names: `names.name_key`) are one tag (the first spelling stays). `ValueError` saying what is
+    wrong with a tag or the list."""
     cleaned: list[str] = []
     seen: set[str] = set()
     for tag in (t.strip() for t in tags):
@@ -87,8 +89,8 @@ def _check_tags(tags: list[str]) -> list[str]:
         problem = invisible.invisible_problem(tag)
         if problem:
             raise ValueError(f"tags {problem}")
-        if tag.casefold() not in seen:
-            seen.add(tag.casefold())
+        if name_key(tag) not in seen:
+            seen.add(name_key(tag))
             cleaned.append(tag)
     if len(cleaned) > MAX_TAGS:
         raise ValueError(f"at most {MAX_TAGS} tags")
@@ -314,8 +316,9 @@ async def list_scripts(session: AsyncSession, actor: Actor, query: ScriptQuery) 
     if query.status:
         conditions.append(col(Script.status) == query.status)
     if query.tag:
+        spellings = await _spellings(session, query.tag)
         conditions.append(
-            exists().where(col(ScriptTag.script_id) == col(Script.id), col(ScriptTag.tag) == query.tag)
+            exists().where(col(ScriptTag.script_id) == col(Script.id), col(ScriptTag.tag).in_(spellings))
         )
     total = (await session.exec(select(func.count()).select_from(Script).where(*conditions))).one()
     # Two steps: the page's ids (from an index on SQLite), then those rows without their content.
@@ -365,11 +368,25 @@ async def list_versions(
     return [VersionRow(version, name) for version, name in rows.all()], int(total)
 
 
+async def _stored_tags(session: AsyncSession) -> list[str]:
+    """Every spelling of a tag stored on a live script (an index-only scan), sorted."""
+    return sorted((await session.exec(select(ScriptTag.tag).distinct())).all())
+
+
+async def _spellings(session: AsyncSession, tag: str) -> list[str]:
+    """The stored spellings of `tag` (`Prod`, `PROD`...): one tag, as `_check_tags` has it."""
+    key = name_key(tag.strip())
+    return [stored for stored in await _stored_tags(session) if name_key(stored) == key]
+
+
 async def tags_in_use(session: AsyncSession, actor: Actor) -> list[str]:
-    """Every tag of a live script, sorted: the choices of the tag filter (an index-only scan)."""
+    """Every tag of a live script, once each whatever its case on different scripts (its first
+    spelling in code point order), sorted by `names.name_key`: the choices of the tag filter."""
     require(actor.user, Permission.view_scripts)
-    rows = await session.exec(select(ScriptTag.tag).distinct().order_by(col(ScriptTag.tag)))
-    return list(rows.all())
+    first: dict[str, str] = {}
+    for stored in await _stored_tags(session):
+        first.setdefault(name_key(stored), stored)
+    return [first[key] for key in sorted(first)]
 
 
 async def check(actor: Actor, script_type: ScriptType, content: str) -> Checks:
