@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from opscraft import runtime
 from opscraft.db.models import User
-from opscraft.services import scripts, users
+from opscraft.services import audit, scripts, users
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid
 from tests.conftest import LoggedIn
@@ -215,8 +215,13 @@ async def test_services_refuse_it_for_the_ui_too(rt: runtime.Runtime) -> None:
             await users.update_user(session, actor, admin.id or 0, unchecked)
         assert {d["field"] for d in caught.value.details} == {"full_name"}
     async with rt.db.session() as session:
+        # A list's filter names itself (`invisible.check_filters`, which the search boxes show)...
         with pytest.raises(Invalid) as caught:
             await users.list_users(session, actor, search=NUL)
+        assert {d["field"] for d in caught.value.details} == {"search"}
+        # ... and any other text a query would send is caught by the statement check.
+        with pytest.raises(Invalid) as caught:
+            await audit.for_target(session, "secret", NUL)
         assert {d["field"] for d in caught.value.details} == {"query"}
     async with rt.db.session() as session:
         stored = await session.get(User, admin.id)
