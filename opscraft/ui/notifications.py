@@ -159,8 +159,9 @@ async def notifications_page(actor: Actor) -> None:
                             "to": to.value,
                             "username": username.value or None,
                         }
-                        if (port.value or "").strip().isdigit():
-                            config["port"] = int(port.value)
+                        typed = (port.value or "").strip()
+                        if typed:  # empty: the security's usual port; not a number: refused under it
+                            config["port"] = int(typed) if typed.isdecimal() else typed
                     data = {
                         "name": name.value or "",
                         "kind": kind.value,

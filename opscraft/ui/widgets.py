@@ -108,8 +108,8 @@ def password_hint(min_length: int) -> None:
 
 
 def dialog_card(title: str) -> ui.card:
-    """The card inside a form dialog, with its title."""
-    card = ui.card().classes("w-[32rem] max-w-full gap-3")
+    """The card inside a form dialog, with its title (its selects span its width: layout.THEME_CSS)."""
+    card = ui.card().classes("oc-form-card w-[32rem] max-w-full gap-3")
     with card:
         ui.label(title).classes("text-lg font-semibold")
     return card

@@ -1,0 +1,113 @@
+"""Dialog forms as a new team meets them: a problem inside a JSON box is said under that box, a
+typo in a number is refused rather than replaced, every select shows its whole label, and help
+texts show code as code (not raw Markdown backticks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer
+from tests.ui_journey import create_script, journey_server, journey_tokens, log_in
+
+pytestmark = pytest.mark.browser
+
+server = journey_server("dialog-fields-ui")
+tokens = journey_tokens()
+
+
+def _field(page: Any, testid: str) -> Any:
+    return page.locator(".q-field", has=page.get_by_test_id(testid))
+
+
+def _pick(page: Any, testid: str, option: str) -> None:
+    page.get_by_test_id(testid).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_a_bad_key_in_a_json_box_is_said_under_the_box(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """`parameters.NOPE` from the service goes under the Parameters box of the schedule dialog
+    (it used to be a toast with the raw path), with every bad key named, and nothing is saved."""
+    script = create_script(
+        server, tokens["admin"], "greet", "#!/bin/bash\necho $NAME\n", parameters={"NAME": "x"}
+    )
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{script['id']}?tab=schedules")
+    page.get_by_test_id("schedule-add").click()
+    page.get_by_test_id("schedule-name").fill("nightly")
+    page.get_by_test_id("schedule-params").fill('{"NOPE": 1, "NAME": {"deep": 1}}')
+    page.get_by_test_id("schedule-submit").click()
+    messages = _field(page, "schedule-params").locator(".q-field__messages")
+    messages.get_by_text("NOPE: unknown parameter").wait_for()
+    assert "NAME: must be a single string value" in messages.inner_text()
+    assert page.locator(".q-notification").count() == 0
+    listed = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}/schedules", headers=tokens["admin"])
+    assert listed.json() == []
+    # Fixed, the schedule is added and the error goes.
+    page.get_by_test_id("schedule-params").fill('{"NAME": "night"}')
+    page.get_by_test_id("schedule-submit").click()
+    page.locator(".q-notification", has_text="Schedule added").wait_for()
+    listed = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}/schedules", headers=tokens["admin"])
+    assert [s["parameters"] for s in listed.json()] == [{"NAME": "night"}]
+
+
+def test_a_mistyped_smtp_port_is_refused_under_the_port_not_replaced(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A port that is not a number used to be dropped silently: the channel was saved with the
+    default port (25) and mail went nowhere the admin had typed."""
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/notifications")
+    page.get_by_test_id("channel-add").click()
+    page.get_by_test_id("channel-name").fill("mail")
+    _pick(page, "channel-kind", "email")
+    page.get_by_test_id("channel-host").fill("127.0.0.1")
+    page.get_by_test_id("channel-port").fill("86 25")
+    page.get_by_test_id("channel-from").fill("opscraft@example.com")
+    page.get_by_test_id("channel-to").fill("ops@example.com")
+    page.get_by_test_id("channel-submit").click()
+    _field(page, "channel-port").get_by_text("must be a port number").wait_for()
+    channels = httpx.get(f"{server.url}/api/v1/notifications/channels", headers=tokens["admin"])
+    assert channels.json() == []
+    page.get_by_test_id("channel-port").fill("8625")
+    page.get_by_test_id("channel-submit").click()
+    page.locator(".q-notification", has_text="Channel added").wait_for()
+    channels = httpx.get(f"{server.url}/api/v1/notifications/channels", headers=tokens["admin"]).json()
+    assert [c["config"]["port"] for c in channels] == [8625]
+
+
+def test_selects_in_dialogs_show_their_whole_label(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A select in a dialog was as narrow as its value: "SMTP s...", "After dow...", and the vault
+    secret select of a channel showed no label at all. Each is as wide as the dialog's inputs."""
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/notifications")
+    page.get_by_test_id("channel-add").click()
+    name_width = _field(page, "channel-name").bounding_box()["width"]
+    for testid in ("channel-kind", "channel-security", "channel-secret"):
+        assert _field(page, testid).bounding_box()["width"] == pytest.approx(name_width, abs=2), testid
+        _assert_label_whole(page, testid)
+    # The same on the Settings page: "Who may run scripts on the ..." was cut.
+    page.goto(f"{server.url}/settings")
+    _assert_label_whole(page, "setting-local_runner_role")
+
+
+def _assert_label_whole(page: Any, testid: str) -> None:
+    label = _field(page, testid).locator(".q-field__label")
+    clipped = label.evaluate("e => e.scrollWidth > e.clientWidth + 1")
+    assert not clipped, f"{testid}: label {label.inner_text()!r} is cut"
+
+
+def test_help_texts_show_code_as_code(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    log_in(page, server, "admin")
+    for path, code in (("/tokens", "Authorization: Bearer <token>"), ("/workers", "opscraft worker")):
+        page.goto(f"{server.url}{path}")
+        page.locator("main code", has_text=code).first.wait_for()
+        assert "`" not in page.locator("main").inner_text(), path
