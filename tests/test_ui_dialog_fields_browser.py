@@ -103,6 +103,29 @@ def _assert_label_whole(page: Any, testid: str) -> None:
     assert not clipped, f"{testid}: label {label.inner_text()!r} is cut"
 
 
+def test_a_new_user_form_restored_after_a_reload_keeps_the_chosen_role(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The draft of the New user dialog brought back the names but not the role: after a reload
+    the form said "Restored unsaved changes" and quietly offered `viewer` again."""
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/users")
+    page.get_by_test_id("new-user").click()
+    page.get_by_test_id("create-username").fill("olga")
+    _pick(page, "create-role", "operator")
+    page.wait_for_function("(sessionStorage.getItem('oc-draft:user:new') || '').includes('operator')")
+    page.reload()
+    page.get_by_test_id("draft-restored").wait_for()
+    assert page.get_by_test_id("create-username").input_value() == "olga"
+    _field(page, "create-role").get_by_text("operator", exact=True).wait_for()
+    page.get_by_test_id("create-email").fill("olga@example.com")
+    page.get_by_test_id("create-password").fill("Long-Enough-Pass-1")
+    page.get_by_test_id("create-submit").click()
+    page.locator(".q-notification", has_text="User created").wait_for()
+    listed = httpx.get(f"{server.url}/api/v1/users", headers=tokens["admin"]).json()["items"]
+    assert {u["username"]: u["role"] for u in listed}["olga"] == "operator"
+
+
 def test_help_texts_show_code_as_code(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
