@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import LiveServer
-from tests.ui_journey import create_script, journey_server, journey_tokens, log_in
+from tests.conftest import LiveServer, free_port
+from tests.ui_journey import check_accessibility, create_script, journey_server, journey_tokens, log_in
 
 pytestmark = pytest.mark.browser
 
@@ -134,3 +134,58 @@ def test_help_texts_show_code_as_code(
         page.goto(f"{server.url}{path}")
         page.locator("main code", has_text=code).first.wait_for()
         assert "`" not in page.locator("main").inner_text(), path
+
+
+def test_an_error_notification_can_be_read_and_closed(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Its Close button was primary blue on the red notification (contrast 1.1:1)."""
+    config = {"host": "127.0.0.1", "port": free_port(), "security": "none"}  # nothing listens there
+    config |= {"from": "opscraft@example.com", "to": ["ops@example.com"]}
+    body = {"name": "unreachable", "kind": "email", "config": config}
+    response = httpx.post(f"{server.url}/api/v1/notifications/channels", json=body, headers=tokens["admin"])
+    assert response.status_code == 201, response.text
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/notifications")
+    page.get_by_test_id("channel-test-unreachable").click()
+    toast = page.locator(".q-notification", has_text="not delivered")
+    toast.wait_for()
+    check_accessibility(page, "error-notification")
+    toast.get_by_role("button", name="Close").click()
+    toast.wait_for(state="detached")
+
+
+def test_free_text_names_stay_text_in_attributes(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A channel name went into a props string (`data-testid="channel-{name}"`), whose parser read
+    `" onmouseover="...` in it as an attribute of its own: script ran in the next admin's page.
+    Names of channels, schedules and webhooks are free text; each delete button is named by it."""
+    odd = 'x" onmouseover="document.title=1337'
+    admin = tokens["admin"]
+    body = {"name": odd, "kind": "webhook", "config": {"url": "https://hooks.example.com/opscraft"}}
+    response = httpx.post(f"{server.url}/api/v1/notifications/channels", json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    channel = response.json()
+    rule = {"channel_id": channel["id"], "events": ["failure"]}
+    assert httpx.post(f"{server.url}/api/v1/notifications/rules", json=rule, headers=admin).status_code == 201
+    script = create_script(server, admin, "named-things", "#!/bin/bash\necho hi\n")
+    base = f"{server.url}/api/v1/scripts/{script['id']}"
+    schedule = {"name": odd, "cron": "0 3 * * *", "timezone": "UTC"}
+    assert httpx.post(f"{base}/schedules", json=schedule, headers=admin).status_code == 201
+    assert httpx.post(f"{base}/webhooks", json={"name": odd}, headers=admin).status_code == 201
+
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/notifications")
+    page.get_by_test_id(f"channel-{odd}").wait_for()
+    page.get_by_role("button", name=f"Delete channel {odd}").wait_for()
+    page.get_by_role("button", name="Delete rule").wait_for()
+    assert page.locator("[onmouseover]").count() == 0
+    page.get_by_test_id(f"channel-test-{odd}").hover()
+    check_accessibility(page, "notifications-odd-names")
+    page.goto(f"{server.url}/scripts/{script['id']}?tab=schedules")
+    page.get_by_role("button", name=f"Delete schedule {odd}").wait_for()
+    page.goto(f"{server.url}/scripts/{script['id']}?tab=webhooks")
+    page.get_by_role("button", name=f"Delete webhook {odd}").wait_for()
+    assert page.locator("[onmouseover]").count() == 0
+    assert page.title() != "1337"

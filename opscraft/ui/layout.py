@@ -75,6 +75,8 @@ THEME_CSS = """
   .body--dark .text-negative { color: #ef9a9a !important; }
   .body--dark .text-positive { color: #a5d6a7 !important; }
   .body--dark .text-deep-orange-10 { color: #ffab91 !important; }
+  /* The Close button of an error notification: it came out primary blue on red (1.1:1). */
+  .q-notification.bg-negative .q-btn { color: #fff !important; }
 }
 /* A select in a form dialog is as wide as the dialog's inputs: sized to its value, its label was cut. */
 .oc-form-card > .q-select { align-self: stretch; }

@@ -46,11 +46,10 @@ async def notifications_page(actor: Actor) -> None:
             if not rows:
                 ui.label("No channels yet.").props('data-testid="channels-empty"')
             for channel in rows:
-                with (
-                    ui.row()
-                    .classes("items-center gap-3 w-full")
-                    .props(f'data-testid="channel-{channel.name}"')
-                ):
+                # The name is free text: it goes into attributes as values, never into a props
+                # string, whose parser would read `" onclick="...` in it as attributes of its own.
+                with ui.row().classes("items-center gap-3 w-full") as row:
+                    row.props["data-testid"] = f"channel-{channel.name}"
                     ui.icon(
                         {"webhook": "webhook", "slack": "tag", "email": "mail"}[channel.kind], color="primary"
                     )
@@ -58,12 +57,12 @@ async def notifications_page(actor: Actor) -> None:
                     ui.label(channel.kind).classes("text-caption")
                     ui.label(_describe(channel)).classes("text-caption text-grey-7 font-mono")
                     ui.space()
-                    ui.button("Test", on_click=lambda c=channel: test(c)).props(
-                        f'flat dense data-testid="channel-test-{channel.name}"'
-                    )
-                    ui.button(icon="delete", on_click=lambda c=channel: remove(c)).props(
-                        "flat round dense color=negative"
-                    )
+                    test_button = ui.button("Test", on_click=lambda c=channel: test(c)).props("flat dense")
+                    test_button.props["data-testid"] = f"channel-test-{channel.name}"
+                    delete = ui.button(icon="delete", on_click=lambda c=channel: remove(c))
+                    delete.props("flat round dense color=negative")
+                    delete.props["aria-label"] = f"Delete channel {channel.name}"
+                    delete.props["data-testid"] = f"channel-delete-{channel.name}"
 
         @ui.refreshable
         async def rules_view() -> None:
@@ -81,7 +80,8 @@ async def notifications_page(actor: Actor) -> None:
                 with ui.row().classes("items-center gap-3").props(f'data-testid="rule-{rule.id}"'):
                     ui.label(f"{', '.join(rule.events)} of {scope} → {channels.get(rule.channel_id, '?')}")
                     ui.button(icon="delete", on_click=lambda r=rule: remove_rule(r.id)).props(
-                        "flat round dense color=negative"
+                        'flat round dense color=negative aria-label="Delete rule" '
+                        f'data-testid="rule-delete-{rule.id}"'
                     )
 
         async def deliveries() -> tuple[str, list[dict[str, Any]]]:

@@ -78,9 +78,10 @@ def schedule_rows(
                     ui.button(
                         "Pause" if s.enabled else "Resume", on_click=lambda v=view: on_change(v, "toggle")
                     ).props(f'flat dense data-testid="schedule-toggle-{s.id}"')
-                    ui.button(icon="delete", on_click=lambda v=view: on_change(v, "delete")).props(
+                    delete = ui.button(icon="delete", on_click=lambda v=view: on_change(v, "delete")).props(
                         f'flat round dense color=negative data-testid="schedule-delete-{s.id}"'
                     )
+                    delete.props["aria-label"] = f"Delete schedule {s.name}"  # free text: a value, not props
             ui.label(f"Next: {_upcoming(view, zone)}").classes("text-caption").props(
                 f'data-testid="schedule-next-{s.id}"'
             )

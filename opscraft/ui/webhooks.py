@@ -62,8 +62,11 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                     ui.label("signed").classes("text-caption text-positive")
                 ui.space()
                 if edit:
-                    ui.button(icon="delete", on_click=lambda h=hook: remove(h)).props(
+                    delete = ui.button(icon="delete", on_click=lambda h=hook: remove(h)).props(
                         f'flat round dense color=negative data-testid="webhook-delete-{hook.id}"'
+                    )
+                    delete.props["aria-label"] = (
+                        f"Delete webhook {hook.name}"  # free text: a value, not props
                     )
             mapping = ", ".join(f"{k} ← {v}" for k, v in hook.mapping.items()) or "no mapping"
             ui.label(f"{mapping} · last called {format_time(hook.last_called_at)}").classes("text-caption")
