@@ -189,3 +189,23 @@ def test_free_text_names_stay_text_in_attributes(
     page.get_by_role("button", name=f"Delete webhook {odd}").wait_for()
     assert page.locator("[onmouseover]").count() == 0
     assert page.title() != "1337"
+
+
+def test_users_edit_their_own_email_and_full_name_on_the_profile_page(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A viewer who typed a wrong email could not fix it: the profile showed it read-only."""
+    log_in(page, server, "viewer")
+    page.goto(f"{server.url}/profile")
+    page.get_by_test_id("profile-full-name").fill("Vera Viewer")
+    page.get_by_test_id("profile-email").fill("ADMIN@example.com")  # the admin's, in other letters
+    page.get_by_test_id("profile-save").click()
+    _field(page, "profile-email").get_by_text("already exists").wait_for()
+    page.get_by_test_id("profile-email").fill("vera@example.com")
+    page.get_by_test_id("profile-save").click()
+    page.locator(".q-notification", has_text="Profile saved").wait_for()
+    me = httpx.get(f"{server.url}/api/v1/auth/me", headers=tokens["viewer"]).json()
+    assert (me["full_name"], me["email"], me["role"]) == ("Vera Viewer", "vera@example.com", "viewer")
+    page.reload()
+    assert page.get_by_test_id("profile-email").input_value() == "vera@example.com"
+    page.get_by_test_id("whoami").get_by_text("Vera Viewer").wait_for()
