@@ -209,3 +209,23 @@ def test_users_edit_their_own_email_and_full_name_on_the_profile_page(
     page.reload()
     assert page.get_by_test_id("profile-email").input_value() == "vera@example.com"
     page.get_by_test_id("whoami").get_by_text("Vera Viewer").wait_for()
+
+
+def test_a_viewer_is_not_offered_terraform_destroy(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Destroy needs an operator or admin (the service refuses a viewer's): the run dialog offered
+    it to viewers anyway, asked them to confirm, then refused."""
+    content = 'output "greeting" { value = "hi" }\n'
+    script = create_script(
+        server, tokens["admin"], "tf-net", content, script_type="terraform", status="active"
+    )
+    for username, offered in (("viewer", False), ("operator", True)):
+        log_in(page, server, username)
+        page.goto(f"{server.url}/scripts/{script['id']}")
+        page.get_by_test_id("execute-button").click()
+        actions = page.get_by_test_id("terraform-action")
+        actions.get_by_text("Plan (no changes)").wait_for()
+        assert (actions.get_by_text("Destroy", exact=True).count() == 1) is offered, username
+        assert (page.get_by_test_id("destroy-not-allowed").count() == 0) is offered, username
+        page.context.clear_cookies()

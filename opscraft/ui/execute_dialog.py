@@ -199,9 +199,14 @@ async def open_dialog(actor: Actor, script_id: int, test_run: TestRun | None = N
             ui.label("Terraform: a test run only plans (no changes).").classes("text-grey-8")
         elif script_type == ScriptType.terraform:
             ui.label("Terraform action").classes("text-subtitle2 text-grey-8 mt-2")
-            action = ui.toggle(TERRAFORM_ACTIONS, value="plan").props(
-                'no-caps data-testid="terraform-action"'
-            )
+            # Destroy is offered only to the roles the service lets destroy (services/executions.py).
+            may_destroy = can(actor.user, Permission.destroy_infrastructure)
+            offered = {k: v for k, v in TERRAFORM_ACTIONS.items() if k != "destroy" or may_destroy}
+            action = ui.toggle(offered, value="plan").props('no-caps data-testid="terraform-action"')
+            if not may_destroy:
+                ui.label("Destroy: operators and admins only.").classes("text-caption text-grey-7").props(
+                    'data-testid="destroy-not-allowed"'
+                )
         options = _ansible_options(script) if script_type == ScriptType.ansible else None
         runner = _runner_choice(runners)
 
