@@ -88,9 +88,18 @@ def test_selects_in_dialogs_show_their_whole_label(
     log_in(page, server, "admin")
     page.goto(f"{server.url}/notifications")
     page.get_by_test_id("channel-add").click()
-    name_width = _field(page, "channel-name").bounding_box()["width"]
+    page.get_by_test_id("channel-name").wait_for()
+    # Widths measured together: the dialog scales in, so two moments would compare two scales.
+    widths = page.evaluate(
+        """ids => ids.map(id => document.querySelector(`[data-testid="${id}"]`)
+            .closest(".q-field").getBoundingClientRect().width)""",
+        ["channel-name", "channel-kind", "channel-security", "channel-secret"],
+    )
+    assert widths[1:] == [pytest.approx(widths[0], abs=2)] * 3, widths
+    page.locator(".q-dialog__inner--minimized").evaluate(
+        "e => Promise.all(e.getAnimations().map(a => a.finished))"
+    )
     for testid in ("channel-kind", "channel-security", "channel-secret"):
-        assert _field(page, testid).bounding_box()["width"] == pytest.approx(name_width, abs=2), testid
         _assert_label_whole(page, testid)
     # The same on the Settings page: "Who may run scripts on the ..." was cut.
     page.goto(f"{server.url}/settings")
@@ -229,3 +238,60 @@ def test_a_viewer_is_not_offered_terraform_destroy(
         assert (actions.get_by_text("Destroy", exact=True).count() == 1) is offered, username
         assert (page.get_by_test_id("destroy-not-allowed").count() == 0) is offered, username
         page.context.clear_cookies()
+
+
+def test_deleting_a_schedule_webhook_link_channel_or_inventory_asks_first(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """One click on a bin icon deleted at once, with no way back: a webhook's URL (wired into a CI
+    pipeline) died with it. Each now asks; Cancel keeps the thing, Delete removes it."""
+    admin = tokens["admin"]
+    script = create_script(server, admin, "kept-things", "#!/bin/bash\necho hi\n")
+    target = create_script(server, admin, "kept-target", "#!/bin/bash\necho next\n")
+    base = f"{server.url}/api/v1/scripts/{script['id']}"
+    api = f"{server.url}/api/v1"
+    made = {
+        "schedule": httpx.post(
+            f"{base}/schedules",
+            json={"name": "nightly", "cron": "0 3 * * *", "timezone": "UTC"},
+            headers=admin,
+        ),
+        "webhook": httpx.post(f"{base}/webhooks", json={"name": "ci"}, headers=admin),
+        "chain": httpx.post(f"{base}/chains", json={"target_script_id": target["id"]}, headers=admin),
+        "inventory": httpx.post(
+            f"{api}/inventories", json={"name": "web", "content": "[web]\nweb1\n"}, headers=admin
+        ),
+        "channel": httpx.post(
+            f"{api}/notifications/channels",
+            json={"name": "hook", "kind": "webhook", "config": {"url": "https://hooks.example.com/x"}},
+            headers=admin,
+        ),
+    }
+    assert all(r.status_code == 201 for r in made.values()), {k: r.text for k, r in made.items()}
+    ids = {kind: r.json()["id"] for kind, r in made.items()}
+    cases = [
+        ("schedule", f"/scripts/{script['id']}?tab=schedules", f"{base}/schedules"),
+        ("webhook", f"/scripts/{script['id']}?tab=webhooks", f"{base}/webhooks"),
+        ("chain", f"/scripts/{script['id']}?tab=chains", f"{base}/chains"),
+        ("inventory", "/inventories", f"{api}/inventories"),
+        ("channel", "/notifications", f"{api}/notifications/channels"),
+    ]
+    testids = {"channel": "channel-delete-hook", "inventory": None}
+    log_in(page, server, "admin")
+    for kind, path, listing in cases:
+        page.goto(f"{server.url}{path}")
+        testid = testids.get(kind, f"{kind}-delete-{ids[kind]}")
+        button = page.get_by_test_id(testid) if testid else page.get_by_role("button", name="Delete")
+        button.click()
+        page.get_by_role("button", name="Cancel").click()
+        page.get_by_test_id("confirm-delete").wait_for(state="detached")
+        assert ids[kind] in _listed_ids(listing, admin), path
+        button.click()
+        page.get_by_test_id("confirm-delete").click()
+        page.locator(".q-notification", has_text="deleted").first.wait_for()
+        assert ids[kind] not in _listed_ids(listing, admin), path
+
+
+def _listed_ids(url: str, headers: dict[str, str]) -> list[int]:
+    body = httpx.get(url, headers=headers).json()
+    return [item["id"] for item in (body["items"] if isinstance(body, dict) else body)]

@@ -26,7 +26,7 @@ from opscraft.ui.execution_widgets import banner
 from opscraft.ui.layout import guard, notify_error, run_action
 from opscraft.ui.script_tabs import script_action
 from opscraft.ui.script_widgets import findings_of, risk_dialog
-from opscraft.ui.widgets import call
+from opscraft.ui.widgets import call, confirm
 
 TERRAFORM_ACTIONS = {"plan": "Plan (no changes)", "apply": "Apply (-auto-approve)", "destroy": "Destroy"}
 
@@ -315,17 +315,12 @@ def _option_values(options: dict[str, Any]) -> dict[str, Any] | None:
 
 async def confirm_destroy(name: str) -> bool:
     """Destroy always asks: it removes every resource the state holds."""
-    with ui.dialog() as confirm, ui.card():
-        ui.label(f"Destroy every resource of {name}?").classes("text-h6")
-        ui.label("terraform destroy removes everything this script's state holds.").classes("text-grey-8")
-        with ui.row().classes("w-full justify-end gap-2"):
-            ui.button("Cancel", on_click=lambda: confirm.submit(False)).props("flat no-caps")
-            ui.button("Destroy", on_click=lambda: confirm.submit(True)).props(
-                'no-caps unelevated color=negative data-testid="confirm-destroy"'
-            )
-    answer = await confirm
-    confirm.delete()
-    return bool(answer)
+    return await confirm(
+        f"Destroy every resource of {name}?",
+        "terraform destroy removes everything this script's state holds.",
+        "Destroy",
+        "confirm-destroy",
+    )
 
 
 @script_action("execute")

@@ -14,7 +14,15 @@ from opscraft.services.notifications import EVENTS, ChannelIn, DeliveryQuery, Ru
 from opscraft.services.permissions import Permission
 from opscraft.services.scripts import ScriptQuery
 from opscraft.ui.layout import frame, guard, protected_page, run_action
-from opscraft.ui.widgets import call, dialog_buttons, dialog_card, format_time, live_timer, text_input
+from opscraft.ui.widgets import (
+    call,
+    confirm,
+    dialog_buttons,
+    dialog_card,
+    format_time,
+    live_timer,
+    text_input,
+)
 
 ADMIN = Permission.manage_settings
 DELIVERY_COLUMNS = [
@@ -110,7 +118,8 @@ async def notifications_page(actor: Actor) -> None:
 
         async def remove(channel: NotificationChannel) -> None:
             current = await guard(ADMIN)
-            if current is not None and channel.id is not None:
+            question, consequence = f"Delete the channel {channel.name}?", "Its rules go with it."
+            if current is not None and channel.id is not None and await confirm(question, consequence):
                 await run_action(
                     lambda: call(notifications.delete_channel, current, channel.id), "Channel deleted"
                 )
@@ -119,7 +128,8 @@ async def notifications_page(actor: Actor) -> None:
 
         async def remove_rule(rule_id: int | None) -> None:
             current = await guard(ADMIN)
-            if current is not None and rule_id is not None:
+            question, consequence = "Delete this rule?", "Its events are no longer sent."
+            if current is not None and rule_id is not None and await confirm(question, consequence):
                 await run_action(lambda: call(notifications.delete_rule, current, rule_id), "Rule deleted")
                 rules_view.refresh()
 

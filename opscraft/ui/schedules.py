@@ -20,7 +20,7 @@ from opscraft.services.permissions import Permission, can
 from opscraft.services.schedules import PREVIEW, ScheduleIn, ScheduleView
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.script_tabs import script_tab
-from opscraft.ui.widgets import Redrawn, call, dialog_buttons, dialog_card, live_timer, text_input
+from opscraft.ui.widgets import Redrawn, call, confirm, dialog_buttons, dialog_card, live_timer, text_input
 
 TZ_JS = "Intl.DateTimeFormat().resolvedOptions().timeZone"
 
@@ -137,6 +137,8 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
         s = view.schedule
         assert s.id is not None
         if action == "delete":
+            if not await confirm(f"Delete the schedule {s.name}?", "It no longer starts runs."):
+                return
             done = await run_action(
                 lambda: call(schedules.delete, current, s.id, script_id), "Schedule deleted"
             )
