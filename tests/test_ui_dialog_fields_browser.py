@@ -64,7 +64,15 @@ def test_a_mistyped_smtp_port_is_refused_under_the_port_not_replaced(
     page.goto(f"{server.url}/notifications")
     page.get_by_test_id("channel-add").click()
     page.get_by_test_id("channel-name").fill("mail")
+    # Only the chosen kind's fields are shown (Slack: none but the vault secret).
+    page.get_by_test_id("channel-secret").wait_for()
+    assert (
+        not page.get_by_test_id("channel-url").is_visible()
+        and not page.get_by_test_id("channel-host").is_visible()
+    )
     _pick(page, "channel-kind", "email")
+    page.get_by_test_id("channel-host").wait_for()
+    assert not page.get_by_test_id("channel-url").is_visible()
     page.get_by_test_id("channel-host").fill("127.0.0.1")
     page.get_by_test_id("channel-port").fill("86 25")
     page.get_by_test_id("channel-from").fill("opscraft@example.com")
@@ -88,7 +96,8 @@ def test_selects_in_dialogs_show_their_whole_label(
     log_in(page, server, "admin")
     page.goto(f"{server.url}/notifications")
     page.get_by_test_id("channel-add").click()
-    page.get_by_test_id("channel-name").wait_for()
+    _pick(page, "channel-kind", "email")  # the SMTP security select is an email channel's
+    page.get_by_test_id("channel-security").wait_for()
     # Widths measured together: the dialog scales in, so two moments would compare two scales.
     widths = page.evaluate(
         """ids => ids.map(id => document.querySelector(`[data-testid="${id}"]`)

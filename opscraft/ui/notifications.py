@@ -153,6 +153,10 @@ async def notifications_page(actor: Actor) -> None:
                 secret = ui.select(
                     secret_options, label="Vault secret (Slack URL, SMTP password, signing key)"
                 ).props('outlined dense clearable data-testid="channel-secret"')
+                # Only the chosen kind's fields: a Slack channel showed a webhook URL and SMTP boxes.
+                email_fields = (host, port, security, sender, to, username)
+                for element, used_by in ((url, "webhook"), *((e, "email") for e in email_fields)):
+                    element.bind_visibility_from(kind, "value", backward=lambda value, k=used_by: value == k)
 
                 async def submit() -> None:
                     current = await guard(ADMIN)
