@@ -10,7 +10,14 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer, free_port
-from tests.ui_journey import check_accessibility, create_script, journey_server, journey_tokens, log_in
+from tests.ui_journey import (
+    check_accessibility,
+    create_script,
+    journey_server,
+    journey_tokens,
+    log_in,
+    wait_connected,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -215,6 +222,7 @@ def test_users_edit_their_own_email_and_full_name_on_the_profile_page(
     """A viewer who typed a wrong email could not fix it: the profile showed it read-only."""
     log_in(page, server, "viewer")
     page.goto(f"{server.url}/profile")
+    wait_connected(page)  # typed before the socket is up, a value is replaced by the server's
     page.get_by_test_id("profile-full-name").fill("Vera Viewer")
     page.get_by_test_id("profile-email").fill("ADMIN@example.com")  # the admin's, in other letters
     page.get_by_test_id("profile-save").click()
