@@ -237,3 +237,38 @@ async def test_a_full_name_is_trimmed_and_may_be_empty(client: httpx.AsyncClient
         }
         r = await client.post("/api/v1/users", json={**body, "full_name": given}, headers=admin.headers)
         assert r.status_code == 201 and r.json()["full_name"] == stored, r.text
+
+
+async def test_users_change_their_own_email_and_full_name(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn
+) -> None:
+    """The seed's self-service "profile management": `PUT /api/v1/auth/me`, any role; the role and
+    the active state are not part of it (422), a taken email is a 409 naming `email`."""
+    body = {"email": "Viewer.New@Example.com", "full_name": "  Vera Viewer "}
+    r = await client.put("/api/v1/auth/me", json=body, headers=viewer.headers)
+    assert r.status_code == 200, r.text
+    assert (r.json()["email"], r.json()["full_name"], r.json()["role"]) == (
+        "viewer.new@example.com",
+        "Vera Viewer",
+        "viewer",
+    )
+    me = (await client.get("/api/v1/auth/me", headers=viewer.headers)).json()
+    assert (me["email"], me["full_name"]) == ("viewer.new@example.com", "Vera Viewer")
+    for refused in ({"role": "admin"}, {"is_active": False}, {"username": "root"}):
+        r = await client.put("/api/v1/auth/me", json=refused, headers=viewer.headers)
+        assert r.status_code == 422, r.text
+        assert [e["field"] for e in r.json()["errors"]] == list(refused)
+    assert (await client.get("/api/v1/auth/me", headers=viewer.headers)).json()["role"] == "viewer"
+    r = await client.put("/api/v1/auth/me", json={}, headers=viewer.headers)
+    assert r.status_code == 422, r.text
+    r = await client.put("/api/v1/auth/me", json={"email": "not-an-email"}, headers=viewer.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "email", r.text
+    r = await client.put("/api/v1/auth/me", json={"full_name": "Eve\u202e"}, headers=viewer.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "full_name", r.text
+    admin_email = (await client.get("/api/v1/auth/me", headers=admin.headers)).json()["email"]
+    r = await client.put("/api/v1/auth/me", json={"email": admin_email.upper()}, headers=viewer.headers)
+    assert r.status_code == 409 and r.json()["errors"][0]["field"] == "email", r.text
+    audit = (
+        await client.get("/api/v1/audit", params={"action": "user.update"}, headers=admin.headers)
+    ).json()
+    assert [e["actor_id"] for e in audit["items"] if e["target_id"] == str(viewer.id)] == [viewer.id]

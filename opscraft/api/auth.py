@@ -1,4 +1,4 @@
-"""`/api/v1/auth`: register, login, refresh, logout, me, change-password (the seed's shapes)."""
+"""`/api/v1/auth`: register, login, refresh, logout, me (read, edit), change-password (seed shapes)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from opscraft.api.users_schemas import (
     UserOut,
 )
 from opscraft.services import auth, users
-from opscraft.services.users import UserCreate
+from opscraft.services.users import ProfileUpdate, UserCreate
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -69,6 +69,16 @@ async def logout(session: Session, actor: CurrentActor, body: LogoutRequest | No
 @router.get("/me", response_model=UserOut, summary="The current user", responses=error_responses(401, 429))
 async def me(actor: CurrentActor) -> UserOut:
     return UserOut.model_validate(actor.user)
+
+
+@router.put(
+    "/me",
+    response_model=UserOut,
+    summary="Change your own email or full name",
+    responses=error_responses(*AUTHED, 409),
+)
+async def update_me(body: ProfileUpdate, session: Session, actor: CurrentActor) -> UserOut:
+    return UserOut.model_validate(await users.update_profile(session, actor, body))
 
 
 @router.post(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 from sqlalchemy import func, or_
@@ -63,6 +64,16 @@ class UserUpdate(BaseModel):
     full_name: OptionalLabel | None = Field(default=None, max_length=200)
     role: Role | None = None
     is_active: bool | None = None
+
+
+class ProfileUpdate(BaseModel):
+    """What users change of their own account (`PUT /api/v1/auth/me`, the Profile page): the seed's
+    self-service "profile management". Role and active state stay an admin's (`UserUpdate`)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=partial.at_least_one_field)
+
+    email: EmailStr | None = Field(default=None, description="Unique, ignoring case")
+    full_name: OptionalLabel | None = Field(default=None, max_length=200)
 
 
 def check_password_rules(password: str, username: str) -> None:
@@ -209,8 +220,6 @@ async def update_user(session: AsyncSession, actor: Actor, user_id: int, data: U
             "nothing to change: send at least one of email, full_name, role, is_active",
             details=[{"field": "body", "message": "send at least one of email, full_name, role, is_active"}],
         )
-    if "email" in changes:
-        changes["email"] = str(changes["email"]).lower()
     losing_admin = (
         user.role == Role.admin
         and user.is_active
@@ -221,6 +230,30 @@ async def update_user(session: AsyncSession, actor: Actor, user_id: int, data: U
             raise Forbidden("you cannot remove your own admin role or deactivate yourself")
         if await _count_active_admins(session) <= 1:
             raise Conflict("this is the last active admin: make another user admin first")
+    return await _apply(session, actor, user, changes)
+
+
+async def update_profile(session: AsyncSession, actor: Actor, data: ProfileUpdate) -> User:
+    """Change the acting user's own email and/or full name (any role). 422 when nothing is sent,
+    409 naming `email` when another account has it; audited as `user.update` like an admin's edit."""
+    if actor.user is None:
+        raise Unauthorized("authentication required")
+    user = await session.get(User, actor.user.id)
+    if user is None:
+        raise NotFound("user not found")
+    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    if not changes:
+        raise Invalid(
+            "nothing to change: send email or full_name",
+            details=[{"field": "body", "message": "send email or full_name"}],
+        )
+    return await _apply(session, actor, user, changes)
+
+
+async def _apply(session: AsyncSession, actor: Actor, user: User, changes: dict[str, Any]) -> User:
+    """Write checked `changes` (field -> new value) to `user`, audit them, commit."""
+    if "email" in changes:
+        changes["email"] = str(changes["email"]).lower()
     before = {key: getattr(user, key) for key in changes}
     for key, value in changes.items():
         setattr(user, key, value)

@@ -18,7 +18,7 @@ from opscraft.services.errors import Invalid
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.script_tabs import script_tab
-from opscraft.ui.widgets import call, dialog_buttons, dialog_card, live_timer, text_input
+from opscraft.ui.widgets import call, confirm, dialog_buttons, dialog_card, live_timer, text_input
 
 OUTCOME_LABELS = {
     ChainOutcome.success.value: "succeeds",
@@ -101,6 +101,8 @@ async def chains_tab(actor: Actor, script: Script) -> None:
     async def remove(link: ChainLink) -> None:
         current = await guard(Permission.edit_scripts)
         if current is None or link.id is None:
+            return
+        if not await confirm("Delete this link?", "Runs of this script no longer start the other one."):
             return
         await run_action(lambda: call(chains.delete, current, link.id, script_id), "Link deleted")
         body.refresh()

@@ -26,7 +26,7 @@ from opscraft.ui.execution_widgets import banner
 from opscraft.ui.layout import guard, notify_error, run_action
 from opscraft.ui.script_tabs import script_action
 from opscraft.ui.script_widgets import findings_of, risk_dialog
-from opscraft.ui.widgets import call
+from opscraft.ui.widgets import call, confirm
 
 TERRAFORM_ACTIONS = {"plan": "Plan (no changes)", "apply": "Apply (-auto-approve)", "destroy": "Destroy"}
 
@@ -199,9 +199,14 @@ async def open_dialog(actor: Actor, script_id: int, test_run: TestRun | None = N
             ui.label("Terraform: a test run only plans (no changes).").classes("text-grey-8")
         elif script_type == ScriptType.terraform:
             ui.label("Terraform action").classes("text-subtitle2 text-grey-8 mt-2")
-            action = ui.toggle(TERRAFORM_ACTIONS, value="plan").props(
-                'no-caps data-testid="terraform-action"'
-            )
+            # Destroy is offered only to the roles the service lets destroy (services/executions.py).
+            may_destroy = can(actor.user, Permission.destroy_infrastructure)
+            offered = {k: v for k, v in TERRAFORM_ACTIONS.items() if k != "destroy" or may_destroy}
+            action = ui.toggle(offered, value="plan").props('no-caps data-testid="terraform-action"')
+            if not may_destroy:
+                ui.label("Destroy: operators and admins only.").classes("text-caption text-grey-7").props(
+                    'data-testid="destroy-not-allowed"'
+                )
         options = _ansible_options(script) if script_type == ScriptType.ansible else None
         runner = _runner_choice(runners)
 
@@ -310,17 +315,12 @@ def _option_values(options: dict[str, Any]) -> dict[str, Any] | None:
 
 async def confirm_destroy(name: str) -> bool:
     """Destroy always asks: it removes every resource the state holds."""
-    with ui.dialog() as confirm, ui.card():
-        ui.label(f"Destroy every resource of {name}?").classes("text-h6")
-        ui.label("terraform destroy removes everything this script's state holds.").classes("text-grey-8")
-        with ui.row().classes("w-full justify-end gap-2"):
-            ui.button("Cancel", on_click=lambda: confirm.submit(False)).props("flat no-caps")
-            ui.button("Destroy", on_click=lambda: confirm.submit(True)).props(
-                'no-caps unelevated color=negative data-testid="confirm-destroy"'
-            )
-    answer = await confirm
-    confirm.delete()
-    return bool(answer)
+    return await confirm(
+        f"Destroy every resource of {name}?",
+        "terraform destroy removes everything this script's state holds.",
+        "Destroy",
+        "confirm-destroy",
+    )
 
 
 @script_action("execute")

@@ -11,7 +11,7 @@ from opscraft.services import shared_inventories
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.layout import frame, guard, protected_page, run_action
-from opscraft.ui.widgets import call, dialog_buttons, dialog_card, format_time, text_input
+from opscraft.ui.widgets import call, confirm, dialog_buttons, dialog_card, format_time, text_input
 
 
 @protected_page("/inventories", Permission.view_scripts, title="Inventories")
@@ -60,6 +60,11 @@ async def inventories_page(actor: Actor) -> None:
         async def remove(inventory: Inventory) -> None:
             current = await guard(Permission.edit_scripts)
             if current is None or inventory.id is None:
+                return
+            if not await confirm(
+                f"Delete the inventory {inventory.name}?",
+                "It is removed for good (one a script uses is refused).",
+            ):
                 return
             done = await run_action(
                 lambda: _delete(current, inventory.id or 0), f"Inventory {inventory.name} deleted"

@@ -75,7 +75,11 @@ THEME_CSS = """
   .body--dark .text-negative { color: #ef9a9a !important; }
   .body--dark .text-positive { color: #a5d6a7 !important; }
   .body--dark .text-deep-orange-10 { color: #ffab91 !important; }
+  /* The Close button of an error notification: it came out primary blue on red (1.1:1). */
+  .q-notification.bg-negative .q-btn { color: #fff !important; }
 }
+/* A select in a form dialog is as wide as the dialog's inputs: sized to its value, its label was cut. */
+.oc-form-card > .q-select { align-self: stretch; }
 """
 NAV_CSS = """
 .oc-nav { display: block; width: 100%; border-radius: 6px; color: inherit; text-decoration: none; }
@@ -112,24 +116,43 @@ def _problems(exc: ValidationError | ServiceError) -> list[tuple[str, str]]:
     return [(str(d.get("field", "")), str(d.get("message", ""))) for d in exc.details if d.get("message")]
 
 
+def _field_for(fields: Mapping[str, Any], field: str, message: str) -> tuple[Any, str] | None:
+    """The input element a problem of `field` belongs to, and the text to show under it.
+
+    The field itself or its last part (`parameters.count` -> `count`) when the form has an input
+    of that name; otherwise the input holding the whole value (a JSON `parameters` box for
+    `parameters.NOPE`), with the part it names before the message."""
+    for name in (field, field.rsplit(".", 1)[-1], field.split(".", 1)[-1]):
+        element = fields.get(name)
+        if element is not None:
+            return element, plain(message)
+    head, _, rest = field.partition(".")
+    element = fields.get(head) if rest else None
+    if element is not None:
+        return element, f"{rest}: {message}"
+    return None
+
+
 def show_field_errors(fields: Mapping[str, Any], exc: ValidationError | ServiceError) -> bool:
     """Put each problem under its field (in plain words); True when every problem found its field.
 
     `fields` maps the service's field names (`username`, `parameters.count`...) to input elements;
-    an element's error goes away as soon as its value changes.
+    a problem inside a field's value (`parameters.NOPE` of a JSON box named `parameters`) goes under
+    that field. Several problems of one field are all shown. An element's error goes away as soon
+    as its value changes.
     """
-    problems = _problems(exc)
-    placed = False
-    for field, message in problems:
-        for name in (field, field.rsplit(".", 1)[-1], field.split(".", 1)[-1]):
-            element = fields.get(name)
-            if element is not None:
-                element.error = plain(message)
-                placed = True
-                break
-        else:
-            return False
-    return placed
+    shown: dict[int, tuple[Any, list[str]]] = {}
+    every = True
+    for field, message in _problems(exc):
+        found = _field_for(fields, field, message)
+        if found is None:
+            every = False
+            continue
+        element, text = found
+        shown.setdefault(id(element), (element, []))[1].append(text)
+    for element, texts in shown.values():
+        element.error = "; ".join(dict.fromkeys(texts))
+    return every and bool(shown)
 
 
 def clear_field_errors(fields: Mapping[str, Any]) -> None:

@@ -14,7 +14,15 @@ from opscraft.services.notifications import EVENTS, ChannelIn, DeliveryQuery, Ru
 from opscraft.services.permissions import Permission
 from opscraft.services.scripts import ScriptQuery
 from opscraft.ui.layout import frame, guard, protected_page, run_action
-from opscraft.ui.widgets import call, dialog_buttons, dialog_card, format_time, live_timer, text_input
+from opscraft.ui.widgets import (
+    call,
+    confirm,
+    dialog_buttons,
+    dialog_card,
+    format_time,
+    live_timer,
+    text_input,
+)
 
 ADMIN = Permission.manage_settings
 DELIVERY_COLUMNS = [
@@ -46,11 +54,10 @@ async def notifications_page(actor: Actor) -> None:
             if not rows:
                 ui.label("No channels yet.").props('data-testid="channels-empty"')
             for channel in rows:
-                with (
-                    ui.row()
-                    .classes("items-center gap-3 w-full")
-                    .props(f'data-testid="channel-{channel.name}"')
-                ):
+                # The name is free text: it goes into attributes as values, never into a props
+                # string, whose parser would read `" onclick="...` in it as attributes of its own.
+                with ui.row().classes("items-center gap-3 w-full") as row:
+                    row.props["data-testid"] = f"channel-{channel.name}"
                     ui.icon(
                         {"webhook": "webhook", "slack": "tag", "email": "mail"}[channel.kind], color="primary"
                     )
@@ -58,12 +65,12 @@ async def notifications_page(actor: Actor) -> None:
                     ui.label(channel.kind).classes("text-caption")
                     ui.label(_describe(channel)).classes("text-caption text-grey-7 font-mono")
                     ui.space()
-                    ui.button("Test", on_click=lambda c=channel: test(c)).props(
-                        f'flat dense data-testid="channel-test-{channel.name}"'
-                    )
-                    ui.button(icon="delete", on_click=lambda c=channel: remove(c)).props(
-                        "flat round dense color=negative"
-                    )
+                    test_button = ui.button("Test", on_click=lambda c=channel: test(c)).props("flat dense")
+                    test_button.props["data-testid"] = f"channel-test-{channel.name}"
+                    delete = ui.button(icon="delete", on_click=lambda c=channel: remove(c))
+                    delete.props("flat round dense color=negative")
+                    delete.props["aria-label"] = f"Delete channel {channel.name}"
+                    delete.props["data-testid"] = f"channel-delete-{channel.name}"
 
         @ui.refreshable
         async def rules_view() -> None:
@@ -81,7 +88,8 @@ async def notifications_page(actor: Actor) -> None:
                 with ui.row().classes("items-center gap-3").props(f'data-testid="rule-{rule.id}"'):
                     ui.label(f"{', '.join(rule.events)} of {scope} → {channels.get(rule.channel_id, '?')}")
                     ui.button(icon="delete", on_click=lambda r=rule: remove_rule(r.id)).props(
-                        "flat round dense color=negative"
+                        'flat round dense color=negative aria-label="Delete rule" '
+                        f'data-testid="rule-delete-{rule.id}"'
                     )
 
         async def deliveries() -> tuple[str, list[dict[str, Any]]]:
@@ -110,7 +118,8 @@ async def notifications_page(actor: Actor) -> None:
 
         async def remove(channel: NotificationChannel) -> None:
             current = await guard(ADMIN)
-            if current is not None and channel.id is not None:
+            question, consequence = f"Delete the channel {channel.name}?", "Its rules go with it."
+            if current is not None and channel.id is not None and await confirm(question, consequence):
                 await run_action(
                     lambda: call(notifications.delete_channel, current, channel.id), "Channel deleted"
                 )
@@ -119,7 +128,8 @@ async def notifications_page(actor: Actor) -> None:
 
         async def remove_rule(rule_id: int | None) -> None:
             current = await guard(ADMIN)
-            if current is not None and rule_id is not None:
+            question, consequence = "Delete this rule?", "Its events are no longer sent."
+            if current is not None and rule_id is not None and await confirm(question, consequence):
                 await run_action(lambda: call(notifications.delete_rule, current, rule_id), "Rule deleted")
                 rules_view.refresh()
 
@@ -143,6 +153,10 @@ async def notifications_page(actor: Actor) -> None:
                 secret = ui.select(
                     secret_options, label="Vault secret (Slack URL, SMTP password, signing key)"
                 ).props('outlined dense clearable data-testid="channel-secret"')
+                # Only the chosen kind's fields: a Slack channel showed a webhook URL and SMTP boxes.
+                email_fields = (host, port, security, sender, to, username)
+                for element, used_by in ((url, "webhook"), *((e, "email") for e in email_fields)):
+                    element.bind_visibility_from(kind, "value", backward=lambda value, k=used_by: value == k)
 
                 async def submit() -> None:
                     current = await guard(ADMIN)
@@ -159,8 +173,9 @@ async def notifications_page(actor: Actor) -> None:
                             "to": to.value,
                             "username": username.value or None,
                         }
-                        if (port.value or "").strip().isdigit():
-                            config["port"] = int(port.value)
+                        typed = (port.value or "").strip()
+                        if typed:  # empty: the security's usual port; not a number: refused under it
+                            config["port"] = int(typed) if typed.isdecimal() else typed
                     data = {
                         "name": name.value or "",
                         "kind": kind.value,

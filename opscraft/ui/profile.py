@@ -1,4 +1,4 @@
-"""The profile page: who you are, and changing your own password."""
+"""The profile page: who you are, your email and full name (editable), changing your own password."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from nicegui import ui
 from opscraft import runtime
 from opscraft.services import users
 from opscraft.services.actor import Actor
+from opscraft.services.users import ProfileUpdate
 from opscraft.ui import session
 from opscraft.ui.layout import frame, guard, protected_page, run_action
-from opscraft.ui.widgets import form, format_time, password_hint, password_input
+from opscraft.ui.widgets import call, form, format_time, password_hint, password_input, text_input
 
 
 @protected_page("/profile", title="Profile")
@@ -21,8 +22,6 @@ async def profile_page(actor: Actor) -> None:
             ui.label("Account").classes("text-lg font-semibold")
             for label, value in (
                 ("Username", user.username),
-                ("Full name", user.full_name or "-"),
-                ("Email", user.email),
                 ("Role", user.role),
                 ("Last login", format_time(user.last_login_at)),
                 ("Member since", format_time(user.created_at)),
@@ -30,6 +29,25 @@ async def profile_page(actor: Actor) -> None:
                 with ui.row().classes("w-full justify-between"):
                     ui.label(label).classes("text-grey-7")
                     ui.label(str(value)).props(f'data-testid="profile-{label.lower().replace(" ", "-")}"')
+            email = text_input("Email", "profile-email")
+            email.value = user.email
+            full_name = text_input("Full name", "profile-full-name")
+            full_name.value = user.full_name
+
+            async def save() -> None:
+                me = await guard()
+                if me is None:
+                    return
+                data = {"email": (email.value or "").strip(), "full_name": full_name.value or ""}
+                saved = await run_action(
+                    lambda: call(users.update_profile, me, ProfileUpdate(**data)),
+                    "Profile saved",
+                    {"email": email, "full_name": full_name},
+                )
+                if saved is not None:
+                    email.value, full_name.value = saved.email, saved.full_name
+
+            ui.button("Save", icon="save", on_click=save).props('unelevated data-testid="profile-save"')
 
         with ui.card().classes("w-96 gap-3"):
             ui.label("Change password").classes("text-lg font-semibold")

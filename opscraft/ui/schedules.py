@@ -20,7 +20,7 @@ from opscraft.services.permissions import Permission, can
 from opscraft.services.schedules import PREVIEW, ScheduleIn, ScheduleView
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.script_tabs import script_tab
-from opscraft.ui.widgets import Redrawn, call, dialog_buttons, dialog_card, live_timer, text_input
+from opscraft.ui.widgets import Redrawn, call, confirm, dialog_buttons, dialog_card, live_timer, text_input
 
 TZ_JS = "Intl.DateTimeFormat().resolvedOptions().timeZone"
 
@@ -78,9 +78,10 @@ def schedule_rows(
                     ui.button(
                         "Pause" if s.enabled else "Resume", on_click=lambda v=view: on_change(v, "toggle")
                     ).props(f'flat dense data-testid="schedule-toggle-{s.id}"')
-                    ui.button(icon="delete", on_click=lambda v=view: on_change(v, "delete")).props(
+                    delete = ui.button(icon="delete", on_click=lambda v=view: on_change(v, "delete")).props(
                         f'flat round dense color=negative data-testid="schedule-delete-{s.id}"'
                     )
+                    delete.props["aria-label"] = f"Delete schedule {s.name}"  # free text: a value, not props
             ui.label(f"Next: {_upcoming(view, zone)}").classes("text-caption").props(
                 f'data-testid="schedule-next-{s.id}"'
             )
@@ -136,6 +137,8 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
         s = view.schedule
         assert s.id is not None
         if action == "delete":
+            if not await confirm(f"Delete the schedule {s.name}?", "It no longer starts runs."):
+                return
             done = await run_action(
                 lambda: call(schedules.delete, current, s.id, script_id), "Schedule deleted"
             )

@@ -113,11 +113,15 @@ async def settings_page(actor: Actor) -> None:
                     "OPSCRAFT_LOCAL_RUNNER=1 allows the local runner on this server whatever the switch says."
                 ).classes("text-caption text-warning")
             with ui.column().classes("gap-0"):
-                role = ui.select(
-                    LOCAL_RUNNER_ROLES,
-                    value=values["local_runner_role"],
-                    label="Who may run scripts on the local runner",
-                ).props('outlined dense data-testid="setting-local_runner_role"')
+                role = (
+                    ui.select(
+                        LOCAL_RUNNER_ROLES,
+                        value=values["local_runner_role"],
+                        label="Who may run scripts on the local runner",
+                    )
+                    .props('outlined dense data-testid="setting-local_runner_role"')
+                    .classes("w-80 max-w-full")
+                )
                 draft.field("local_runner_role", role)
                 ui.label(
                     "A local run can read this server's secret key and master key: allow only roles "

@@ -44,7 +44,7 @@ def _row(info: TokenInfo, revoke: Any) -> None:
 @protected_page("/tokens", None, "API tokens")
 async def tokens_page(actor: Actor) -> None:
     with frame(actor, "API tokens"):
-        ui.label(
+        ui.markdown(
             "Personal access tokens let scripts and CI pipelines call the API as you: "
             "send `Authorization: Bearer <token>`. A token's role is never above yours."
         ).classes("text-grey-7")

@@ -126,6 +126,7 @@ class UsersView(PagedTable):
                 'outlined dense data-testid="create-role"'
             )
             role.classes("w-full")
+            draft.field("role", role)
             with form():
                 password = password_input("Initial password", "create-password")
                 password_hint(users.MIN_PASSWORD)

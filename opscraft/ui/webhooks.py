@@ -16,7 +16,7 @@ from opscraft.services.permissions import Permission, can
 from opscraft.services.webhooks import WebhookIn
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.script_tabs import script_tab
-from opscraft.ui.widgets import call, dialog_buttons, dialog_card, format_time, text_input
+from opscraft.ui.widgets import call, confirm, dialog_buttons, dialog_card, format_time, text_input
 
 
 def _json_object(text: str | None, field: str) -> dict[str, Any]:
@@ -62,8 +62,11 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                     ui.label("signed").classes("text-caption text-positive")
                 ui.space()
                 if edit:
-                    ui.button(icon="delete", on_click=lambda h=hook: remove(h)).props(
+                    delete = ui.button(icon="delete", on_click=lambda h=hook: remove(h)).props(
                         f'flat round dense color=negative data-testid="webhook-delete-{hook.id}"'
+                    )
+                    delete.props["aria-label"] = (
+                        f"Delete webhook {hook.name}"  # free text: a value, not props
                     )
             mapping = ", ".join(f"{k} ← {v}" for k, v in hook.mapping.items()) or "no mapping"
             ui.label(f"{mapping} · last called {format_time(hook.last_called_at)}").classes("text-caption")
@@ -71,6 +74,8 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
     async def remove(hook: WebhookTrigger) -> None:
         current = await guard(Permission.edit_scripts)
         if current is None or hook.id is None:
+            return
+        if not await confirm(f"Delete the webhook {hook.name}?", "Callers of its URL get 404 from then on."):
             return
         await run_action(lambda: call(webhooks.delete, current, hook.id, script_id), "Webhook deleted")
         body.refresh()

@@ -78,6 +78,23 @@ async def close_then(dialog: ui.dialog, action: Callable[[], Awaitable[Any]]) ->
         await action()
 
 
+async def confirm(
+    question: str, consequence: str, verb: str = "Delete", testid: str = "confirm-delete"
+) -> bool:
+    """Ask before something is removed for good (one click on a bin icon used to delete at once);
+    True when the person pressed `verb`, False on Cancel or when the dialog was dismissed."""
+    with ui.dialog() as dialog, dialog_card(question):
+        ui.label(consequence).classes("text-grey-8")
+        with ui.row().classes("w-full justify-end gap-2 mt-2"):
+            ui.button("Cancel", on_click=lambda: dialog.submit(False)).props("flat no-caps")
+            ui.button(verb, on_click=lambda: dialog.submit(True), color="negative").props(
+                f'no-caps unelevated data-testid="{testid}"'
+            )
+    answer = await dialog
+    dialog.delete()
+    return bool(answer)
+
+
 def format_time(value: datetime | None, empty: str = "never") -> str:
     """`2026-01-31 14:05 UTC`, or `empty` when there is no time."""
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else empty
@@ -108,8 +125,8 @@ def password_hint(min_length: int) -> None:
 
 
 def dialog_card(title: str) -> ui.card:
-    """The card inside a form dialog, with its title."""
-    card = ui.card().classes("w-[32rem] max-w-full gap-3")
+    """The card inside a form dialog, with its title (its selects span its width: layout.THEME_CSS)."""
+    card = ui.card().classes("oc-form-card w-[32rem] max-w-full gap-3")
     with card:
         ui.label(title).classes("text-lg font-semibold")
     return card

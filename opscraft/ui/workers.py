@@ -45,9 +45,9 @@ async def _load(actor: Actor) -> list[dict[str, Any]]:
 @protected_page("/workers", Permission.view_system, title="Workers")
 async def workers_page(actor: Actor) -> None:
     with frame(actor, "Workers"):
-        ui.label(
+        ui.markdown(
             "Processes that run executions: the worker inside `opscraft serve` and every "
-            "`opscraft worker`. A worker without a heartbeat for OPSCRAFT_WORKER_LOST_SECONDS is "
+            "`opscraft worker`. A worker without a heartbeat for `OPSCRAFT_WORKER_LOST_SECONDS` is "
             "declared lost and its running runs end as errors."
         ).classes("text-grey-7")
         table = ui.table(columns=COLUMNS, rows=await _load(actor), row_key="id").classes("w-full")

@@ -68,6 +68,7 @@ CASES = [
     Case("POST", "/api/v1/auth/refresh", public(200), refresh_body),
     Case("POST", "/api/v1/auth/logout", allow("viewer")),
     Case("GET", "/api/v1/auth/me", allow("viewer")),
+    Case("PUT", "/api/v1/auth/me", allow("viewer"), lambda c, u: _json({"full_name": "Renamed Me"})),
     Case("POST", "/api/v1/auth/change-password", allow("viewer"), change_password_body),
     Case("GET", "/api/v1/users", allow("admin")),
     Case("POST", "/api/v1/users", allow("admin", 201), new_user_body),

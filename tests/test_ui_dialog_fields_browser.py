@@ -1,0 +1,314 @@
+"""Dialog forms as a new team meets them: a problem inside a JSON box is said under that box, a
+typo in a number is refused rather than replaced, every select shows its whole label, and help
+texts show code as code (not raw Markdown backticks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer, free_port
+from tests.ui_journey import (
+    check_accessibility,
+    create_script,
+    journey_server,
+    journey_tokens,
+    log_in,
+    wait_connected,
+)
+
+pytestmark = pytest.mark.browser
+
+server = journey_server("dialog-fields-ui")
+tokens = journey_tokens()
+
+
+def _field(page: Any, testid: str) -> Any:
+    return page.locator(".q-field", has=page.get_by_test_id(testid))
+
+
+def _pick(page: Any, testid: str, option: str) -> None:
+    page.get_by_test_id(testid).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_a_bad_key_in_a_json_box_is_said_under_the_box(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """`parameters.NOPE` from the service goes under the Parameters box of the schedule dialog
+    (it used to be a toast with the raw path), with every bad key named, and nothing is saved."""
+    script = create_script(
+        server, tokens["admin"], "greet", "#!/bin/bash\necho $NAME\n", parameters={"NAME": "x"}
+    )
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{script['id']}?tab=schedules")
+    page.get_by_test_id("schedule-add").click()
+    page.get_by_test_id("schedule-name").fill("nightly")
+    page.get_by_test_id("schedule-params").fill('{"NOPE": 1, "NAME": {"deep": 1}}')
+    page.get_by_test_id("schedule-submit").click()
+    messages = _field(page, "schedule-params").locator(".q-field__messages")
+    messages.get_by_text("NOPE: unknown parameter").wait_for()
+    assert "NAME: must be a single string value" in messages.inner_text()
+    assert page.locator(".q-notification").count() == 0
+    listed = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}/schedules", headers=tokens["admin"])
+    assert listed.json() == []
+    # Fixed, the schedule is added and the error goes.
+    page.get_by_test_id("schedule-params").fill('{"NAME": "night"}')
+    page.get_by_test_id("schedule-submit").click()
+    page.locator(".q-notification", has_text="Schedule added").wait_for()
+    listed = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}/schedules", headers=tokens["admin"])
+    assert [s["parameters"] for s in listed.json()] == [{"NAME": "night"}]
+
+
+def test_a_mistyped_smtp_port_is_refused_under_the_port_not_replaced(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A port that is not a number used to be dropped silently: the channel was saved with the
+    default port (25) and mail went nowhere the admin had typed."""
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/notifications")
+    page.get_by_test_id("channel-add").click()
+    page.get_by_test_id("channel-name").fill("mail")
+    # Only the chosen kind's fields are shown (Slack: none but the vault secret).
+    page.get_by_test_id("channel-secret").wait_for()
+    assert (
+        not page.get_by_test_id("channel-url").is_visible()
+        and not page.get_by_test_id("channel-host").is_visible()
+    )
+    _pick(page, "channel-kind", "email")
+    page.get_by_test_id("channel-host").wait_for()
+    assert not page.get_by_test_id("channel-url").is_visible()
+    page.get_by_test_id("channel-host").fill("127.0.0.1")
+    page.get_by_test_id("channel-port").fill("86 25")
+    page.get_by_test_id("channel-from").fill("opscraft@example.com")
+    page.get_by_test_id("channel-to").fill("ops@example.com")
+    page.get_by_test_id("channel-submit").click()
+    _field(page, "channel-port").get_by_text("must be a port number").wait_for()
+    channels = httpx.get(f"{server.url}/api/v1/notifications/channels", headers=tokens["admin"])
+    assert channels.json() == []
+    page.get_by_test_id("channel-port").fill("8625")
+    page.get_by_test_id("channel-submit").click()
+    page.locator(".q-notification", has_text="Channel added").wait_for()
+    channels = httpx.get(f"{server.url}/api/v1/notifications/channels", headers=tokens["admin"]).json()
+    assert [c["config"]["port"] for c in channels] == [8625]
+
+
+def test_selects_in_dialogs_show_their_whole_label(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A select in a dialog was as narrow as its value: "SMTP s...", "After dow...", and the vault
+    secret select of a channel showed no label at all. Each is as wide as the dialog's inputs."""
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/notifications")
+    page.get_by_test_id("channel-add").click()
+    _pick(page, "channel-kind", "email")  # the SMTP security select is an email channel's
+    page.get_by_test_id("channel-security").wait_for()
+    # Widths measured together: the dialog scales in, so two moments would compare two scales.
+    widths = page.evaluate(
+        """ids => ids.map(id => document.querySelector(`[data-testid="${id}"]`)
+            .closest(".q-field").getBoundingClientRect().width)""",
+        ["channel-name", "channel-kind", "channel-security", "channel-secret"],
+    )
+    assert widths[1:] == [pytest.approx(widths[0], abs=2)] * 3, widths
+    page.locator(".q-dialog__inner--minimized").evaluate(
+        "e => Promise.all(e.getAnimations().map(a => a.finished))"
+    )
+    for testid in ("channel-kind", "channel-security", "channel-secret"):
+        _assert_label_whole(page, testid)
+    # The same on the Settings page: "Who may run scripts on the ..." was cut.
+    page.goto(f"{server.url}/settings")
+    _assert_label_whole(page, "setting-local_runner_role")
+
+
+def _assert_label_whole(page: Any, testid: str) -> None:
+    label = _field(page, testid).locator(".q-field__label")
+    clipped = label.evaluate("e => e.scrollWidth > e.clientWidth + 1")
+    assert not clipped, f"{testid}: label {label.inner_text()!r} is cut"
+
+
+def test_a_new_user_form_restored_after_a_reload_keeps_the_chosen_role(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The draft of the New user dialog brought back the names but not the role: after a reload
+    the form said "Restored unsaved changes" and quietly offered `viewer` again."""
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/users")
+    page.get_by_test_id("new-user").click()
+    page.get_by_test_id("create-username").fill("olga")
+    _pick(page, "create-role", "operator")
+    page.wait_for_function("(sessionStorage.getItem('oc-draft:user:new') || '').includes('operator')")
+    page.reload()
+    page.get_by_test_id("draft-restored").wait_for()
+    assert page.get_by_test_id("create-username").input_value() == "olga"
+    _field(page, "create-role").get_by_text("operator", exact=True).wait_for()
+    page.get_by_test_id("create-email").fill("olga@example.com")
+    page.get_by_test_id("create-password").fill("Long-Enough-Pass-1")
+    page.get_by_test_id("create-submit").click()
+    page.locator(".q-notification", has_text="User created").wait_for()
+    listed = httpx.get(f"{server.url}/api/v1/users", headers=tokens["admin"]).json()["items"]
+    assert {u["username"]: u["role"] for u in listed}["olga"] == "operator"
+
+
+def test_help_texts_show_code_as_code(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    log_in(page, server, "admin")
+    for path, code in (("/tokens", "Authorization: Bearer <token>"), ("/workers", "opscraft worker")):
+        page.goto(f"{server.url}{path}")
+        page.locator("main code", has_text=code).first.wait_for()
+        assert "`" not in page.locator("main").inner_text(), path
+
+
+def test_an_error_notification_can_be_read_and_closed(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Its Close button was primary blue on the red notification (contrast 1.1:1)."""
+    config = {"host": "127.0.0.1", "port": free_port(), "security": "none"}  # nothing listens there
+    config |= {"from": "opscraft@example.com", "to": ["ops@example.com"]}
+    body = {"name": "unreachable", "kind": "email", "config": config}
+    response = httpx.post(f"{server.url}/api/v1/notifications/channels", json=body, headers=tokens["admin"])
+    assert response.status_code == 201, response.text
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/notifications")
+    page.get_by_test_id("channel-test-unreachable").click()
+    toast = page.locator(".q-notification", has_text="not delivered")
+    toast.wait_for()
+    check_accessibility(page, "error-notification")
+    toast.get_by_role("button", name="Close").click()
+    toast.wait_for(state="detached")
+
+
+def test_free_text_names_stay_text_in_attributes(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A channel name went into a props string (`data-testid="channel-{name}"`), whose parser read
+    `" onmouseover="...` in it as an attribute of its own: script ran in the next admin's page.
+    Names of channels, schedules and webhooks are free text; each delete button is named by it."""
+    odd = 'x" onmouseover="document.title=1337'
+    admin = tokens["admin"]
+    body = {"name": odd, "kind": "webhook", "config": {"url": "https://hooks.example.com/opscraft"}}
+    response = httpx.post(f"{server.url}/api/v1/notifications/channels", json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    channel = response.json()
+    rule = {"channel_id": channel["id"], "events": ["failure"]}
+    assert httpx.post(f"{server.url}/api/v1/notifications/rules", json=rule, headers=admin).status_code == 201
+    script = create_script(server, admin, "named-things", "#!/bin/bash\necho hi\n")
+    base = f"{server.url}/api/v1/scripts/{script['id']}"
+    schedule = {"name": odd, "cron": "0 3 * * *", "timezone": "UTC"}
+    assert httpx.post(f"{base}/schedules", json=schedule, headers=admin).status_code == 201
+    assert httpx.post(f"{base}/webhooks", json={"name": odd}, headers=admin).status_code == 201
+
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/notifications")
+    page.get_by_test_id(f"channel-{odd}").wait_for()
+    page.get_by_role("button", name=f"Delete channel {odd}").wait_for()
+    page.get_by_role("button", name="Delete rule").wait_for()
+    assert page.locator("[onmouseover]").count() == 0
+    page.get_by_test_id(f"channel-test-{odd}").hover()
+    check_accessibility(page, "notifications-odd-names")
+    page.goto(f"{server.url}/scripts/{script['id']}?tab=schedules")
+    page.get_by_role("button", name=f"Delete schedule {odd}").wait_for()
+    page.goto(f"{server.url}/scripts/{script['id']}?tab=webhooks")
+    page.get_by_role("button", name=f"Delete webhook {odd}").wait_for()
+    assert page.locator("[onmouseover]").count() == 0
+    assert page.title() != "1337"
+
+
+def test_users_edit_their_own_email_and_full_name_on_the_profile_page(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A viewer who typed a wrong email could not fix it: the profile showed it read-only."""
+    log_in(page, server, "viewer")
+    page.goto(f"{server.url}/profile")
+    wait_connected(page)  # typed before the socket is up, a value is replaced by the server's
+    page.get_by_test_id("profile-full-name").fill("Vera Viewer")
+    page.get_by_test_id("profile-email").fill("ADMIN@example.com")  # the admin's, in other letters
+    page.get_by_test_id("profile-save").click()
+    _field(page, "profile-email").get_by_text("already exists").wait_for()
+    page.get_by_test_id("profile-email").fill("vera@example.com")
+    page.get_by_test_id("profile-save").click()
+    page.locator(".q-notification", has_text="Profile saved").wait_for()
+    me = httpx.get(f"{server.url}/api/v1/auth/me", headers=tokens["viewer"]).json()
+    assert (me["full_name"], me["email"], me["role"]) == ("Vera Viewer", "vera@example.com", "viewer")
+    page.reload()
+    assert page.get_by_test_id("profile-email").input_value() == "vera@example.com"
+    page.get_by_test_id("whoami").get_by_text("Vera Viewer").wait_for()
+
+
+def test_a_viewer_is_not_offered_terraform_destroy(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Destroy needs an operator or admin (the service refuses a viewer's): the run dialog offered
+    it to viewers anyway, asked them to confirm, then refused."""
+    content = 'output "greeting" { value = "hi" }\n'
+    script = create_script(
+        server, tokens["admin"], "tf-net", content, script_type="terraform", status="active"
+    )
+    for username, offered in (("viewer", False), ("operator", True)):
+        log_in(page, server, username)
+        page.goto(f"{server.url}/scripts/{script['id']}")
+        page.get_by_test_id("execute-button").click()
+        actions = page.get_by_test_id("terraform-action")
+        actions.get_by_text("Plan (no changes)").wait_for()
+        assert (actions.get_by_text("Destroy", exact=True).count() == 1) is offered, username
+        assert (page.get_by_test_id("destroy-not-allowed").count() == 0) is offered, username
+        page.context.clear_cookies()
+
+
+def test_deleting_a_schedule_webhook_link_channel_or_inventory_asks_first(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """One click on a bin icon deleted at once, with no way back: a webhook's URL (wired into a CI
+    pipeline) died with it. Each now asks; Cancel keeps the thing, Delete removes it."""
+    admin = tokens["admin"]
+    script = create_script(server, admin, "kept-things", "#!/bin/bash\necho hi\n")
+    target = create_script(server, admin, "kept-target", "#!/bin/bash\necho next\n")
+    base = f"{server.url}/api/v1/scripts/{script['id']}"
+    api = f"{server.url}/api/v1"
+    made = {
+        "schedule": httpx.post(
+            f"{base}/schedules",
+            json={"name": "nightly", "cron": "0 3 * * *", "timezone": "UTC"},
+            headers=admin,
+        ),
+        "webhook": httpx.post(f"{base}/webhooks", json={"name": "ci"}, headers=admin),
+        "chain": httpx.post(f"{base}/chains", json={"target_script_id": target["id"]}, headers=admin),
+        "inventory": httpx.post(
+            f"{api}/inventories", json={"name": "web", "content": "[web]\nweb1\n"}, headers=admin
+        ),
+        "channel": httpx.post(
+            f"{api}/notifications/channels",
+            json={"name": "hook", "kind": "webhook", "config": {"url": "https://hooks.example.com/x"}},
+            headers=admin,
+        ),
+    }
+    assert all(r.status_code == 201 for r in made.values()), {k: r.text for k, r in made.items()}
+    ids = {kind: r.json()["id"] for kind, r in made.items()}
+    cases = [
+        ("schedule", f"/scripts/{script['id']}?tab=schedules", f"{base}/schedules"),
+        ("webhook", f"/scripts/{script['id']}?tab=webhooks", f"{base}/webhooks"),
+        ("chain", f"/scripts/{script['id']}?tab=chains", f"{base}/chains"),
+        ("inventory", "/inventories", f"{api}/inventories"),
+        ("channel", "/notifications", f"{api}/notifications/channels"),
+    ]
+    testids = {"channel": "channel-delete-hook", "inventory": None}
+    log_in(page, server, "admin")
+    for kind, path, listing in cases:
+        page.goto(f"{server.url}{path}")
+        testid = testids.get(kind, f"{kind}-delete-{ids[kind]}")
+        button = page.get_by_test_id(testid) if testid else page.get_by_role("button", name="Delete")
+        button.click()
+        page.get_by_role("button", name="Cancel").click()
+        page.get_by_test_id("confirm-delete").wait_for(state="detached")
+        assert ids[kind] in _listed_ids(listing, admin), path
+        button.click()
+        page.get_by_test_id("confirm-delete").click()
+        page.locator(".q-notification", has_text="deleted").first.wait_for()
+        assert ids[kind] not in _listed_ids(listing, admin), path
+
+
+def _listed_ids(url: str, headers: dict[str, str]) -> list[int]:
+    body = httpx.get(url, headers=headers).json()
+    return [item["id"] for item in (body["items"] if isinstance(body, dict) else body)]
