@@ -48,6 +48,29 @@ def require_service(available: bool, what: str) -> None:
     pytest.skip(f"{what} not available (run the suite through tests/run)")
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test that used a live `server` (or a browser `page`) carries the server's last log
+    lines and the page's visible notifications in its report: CI keeps only the report, and a
+    browser test that timed out waiting for a message otherwise says nothing of why."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed:
+        return
+    funcargs = getattr(item, "funcargs", {})
+    server = funcargs.get("server")
+    if isinstance(server, LiveServer) and server.log_path.exists():
+        tail = server.log().splitlines()[-80:]
+        report.sections.append(("live server log (last 80 lines)", "\n".join(tail)))
+    page = funcargs.get("page")
+    if page is not None:
+        try:
+            shown = page.locator(".q-notification, .q-field--error").all_inner_texts()
+            report.sections.append(("page", f"url {page.url}\nnotifications and field errors: {shown}"))
+        except Exception as exc:  # a closed or hung page: the report still says what it could
+            report.sections.append(("page", f"unreadable: {exc}"))
+
+
 def make_settings(tmp_path: Path, database_url: str | None = None, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "OPSCRAFT_DATA_DIR": tmp_path,
