@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import LiveServer
@@ -56,3 +57,32 @@ def test_ctrl_s_saves_size_refusal_stays_and_dark_editor(live_server: LiveServer
     )
     assert sum(light) > 600
     page.get_by_test_id("dark-toggle").click()  # back to light for the next tests of this browser
+
+
+def test_a_new_script_whose_page_stays_after_save_saves_the_next_edit_as_a_new_version(
+    live_server: LiveServer, page: Any
+) -> None:
+    """Field report: "Saved ui-two (version 1)" showed but the page stayed on /scripts/new (the
+    navigation did not happen); the next Save created the script again, was refused as a
+    duplicate name, and that edit was lost. Here the navigation does not happen (the page's
+    `window.open`, which NiceGUI navigates with, does nothing: a stand-in for a lost socket
+    message): the form has become the saved script's, so the next Save is version 2 with the edit."""
+    tokens = make_users(live_server)
+    log_in(page, live_server, "operator")
+    page.goto(f"{live_server.url}/scripts/new")
+    wait_connected(page)
+    page.evaluate("window.open = () => null")
+    page.get_by_test_id("script-name").fill("stays-here")
+    type_code(page, "#!/bin/bash\necho one\n")
+    page.get_by_test_id("save-script").click()
+    page.locator(".q-notification", has_text="Saved stays-here (version 1)").wait_for()
+    page.wait_for_url(re.compile(r"/scripts/\d+/edit$"))  # the address names the saved script
+    type_code(page, "#!/bin/bash\necho two\n")
+    page.get_by_test_id("save-script").click()
+    page.locator(".q-notification", has_text="Saved stays-here (version 2)").wait_for()
+    listed = httpx.get(f"{live_server.url}/api/v1/scripts", headers=tokens["operator"]).json()
+    items = listed["items"] if isinstance(listed, dict) else listed
+    assert [s["name"] for s in items] == ["stays-here"]
+    url = f"{live_server.url}/api/v1/scripts/{items[0]['id']}"
+    script = httpx.get(url, headers=tokens["operator"]).json()
+    assert (script["current_version"], script["content"]) == (2, "#!/bin/bash\necho two\n")

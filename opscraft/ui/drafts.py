@@ -108,6 +108,12 @@ class Draft:
         self.notice.set_visibility(False)
         self.on_restore: list[Callable[[dict[str, Any]], None]] = []
 
+    def rename(self, key: str) -> None:
+        """The form now edits another thing (a new script once saved is `script:<id>`): what is
+        typed from here is kept under `key`, never restored into a later new form."""
+        self.key = key
+        self.container.props(f'data-draft-form="{key}"')
+
     def field(self, name: str, element: Any, convert: Converter | None = None) -> Any:
         """Mark `element` as part of the draft under `name`; returns the element."""
         element.props(f'data-draft="{name}"')

@@ -499,12 +499,18 @@ class ScriptForm:
             return
         finally:
             self.save_button.props(remove="loading")
+        # From here the form edits the saved script: should the page stay (the navigation below
+        # did not happen: a dropped socket, a slow browser), the next Save is an update of this
+        # script at its new version, never a second create refused as a duplicate name.
+        self.script = saved.script
         self.saved_state = self.payload()
         self._set_dirty(False)
         self.draft.clear()
+        self.draft.rename(f"script:{saved.script.id}")
         notify_ok(f"Saved {saved.script.name} (version {saved.script.current_version})")
         for notice in saved.notices:
             ui.notify(notice.message, type="info", position="top", multi_line=True)
+        ui.navigate.history.replace(f"/scripts/{saved.script.id}/edit")
         ui.navigate.to(f"/scripts/{saved.script.id}")
 
     def _show_invalid(self, exc: Invalid) -> None:
