@@ -14,11 +14,12 @@ from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.deps import CurrentActor, Session, permitted
 from opscraft.api.executions_schemas import ExecutionOut
 from opscraft.api.schemas import AUTHED, IdPath, error_responses
 from opscraft.db.models import Execution, TerraformPlan, TerraformState, TerraformStateVersion
 from opscraft.services import terraform_plans, terraform_state
+from opscraft.services.permissions import Permission
 from opscraft.services.terraform_state import Locked
 
 router = APIRouter(tags=["terraform"])
@@ -249,6 +250,7 @@ async def download(
 
 @router.post(
     f"{STATES}/{{workspace}}/versions/{{number}}/rollback",
+    dependencies=[permitted(Permission.edit_scripts)],
     response_model=RolledBack,
     summary="Make a version current again, as a new version (operators)",
     responses=error_responses(*AUTHED, 404, 409),
@@ -261,6 +263,7 @@ async def rollback(
 
 @router.delete(
     f"{STATES}/{{workspace}}/lock",
+    dependencies=[permitted(Permission.manage_settings)],
     status_code=204,
     summary="Break the lock a crashed run left (admins, audited)",
     responses=error_responses(*AUTHED, 404, 409),
@@ -330,6 +333,7 @@ async def get_plan(session: Session, actor: CurrentActor, execution_id: IdPath) 
 
 @router.post(
     f"{PLAN}/apply",
+    dependencies=[permitted(Permission.edit_scripts)],
     response_model=ExecutionOut,
     status_code=202,
     summary="Apply exactly this saved plan (operators; held for approval when the script requires it)",
