@@ -59,3 +59,27 @@ async def test_matrix(case: Case, role: str, client: httpx.AsyncClient) -> None:
         case.method, path, headers=headers, json=spec.get("json"), params=spec.get("params")
     )
     assert response.status_code == case.expected[role], f"{case.id} as {role}: {response.text}"
+
+
+BAD_BODY = {"no_such_field": [None], "name": 12345, "required": "many", "comment": ["x"]}
+# Registration is refused by a setting, not by a role: its body is checked first.
+REFUSED = [
+    (case, role)
+    for case in CASES
+    if case.method in ("POST", "PUT", "PATCH") and case.path != "/api/v1/auth/register"
+    for role in ROLES
+    if case.expected[role] in (401, 403)
+]
+
+
+@pytest.mark.parametrize(("case", "role"), REFUSED, ids=[f"{c.id} as {r}" for c, r in REFUSED])
+async def test_refusal_comes_before_the_body_check(case: Case, role: str, client: httpx.AsyncClient) -> None:
+    """A role that may not use a route is told so (403; 401 without a token) whatever the body:
+    a malformed one does not get the body's 422 first (deps.Permitted)."""
+    people = {r: await make_user(client, r, r) for r in ("viewer", "operator", "admin")}
+    people["target"] = await make_user(client, "viewer", "target")
+    spec = await case.setup(client, people)
+    path = case.path.format(**spec.get("path", {}))
+    headers = people[role].headers if role != "anonymous" else {}
+    response = await client.request(case.method, path, headers=headers, json=BAD_BODY)
+    assert response.status_code == case.expected[role], f"{case.id} as {role}: {response.text}"

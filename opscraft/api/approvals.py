@@ -8,12 +8,13 @@ from datetime import datetime
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.deps import CurrentActor, Session, permitted
 from opscraft.api.executions_schemas import ExecutionOut
 from opscraft.api.schemas import AUTHED, IdPath, error_responses
 from opscraft.db.models import ApprovalDecision, ApprovalPolicy
 from opscraft.services import approvals
 from opscraft.services.approvals import COMMENT_MAX, PolicyIn
+from opscraft.services.permissions import Permission
 
 router = APIRouter(tags=["approvals"])
 
@@ -79,6 +80,7 @@ async def pending(session: Session, actor: CurrentActor) -> list[PendingOut]:
 
 @router.post(
     "/api/v1/executions/{execution_id}/approve",
+    dependencies=[permitted(Permission.approve_executions)],
     response_model=ExecutionOut,
     summary="Approve a waiting run (not your own); it queues once enough approvals are in",
     responses=error_responses(*AUTHED, 404, 409),
@@ -91,6 +93,7 @@ async def approve(
 
 @router.post(
     "/api/v1/executions/{execution_id}/reject",
+    dependencies=[permitted(Permission.approve_executions)],
     response_model=ExecutionOut,
     summary="Reject a waiting run (not your own): it ends `rejected`",
     responses=error_responses(*AUTHED, 404, 409),
@@ -122,6 +125,7 @@ async def get_policy(script_id: IdPath, session: Session, actor: CurrentActor) -
 
 @router.put(
     "/api/v1/scripts/{script_id}/approval",
+    dependencies=[permitted(Permission.edit_scripts)],
     response_model=PolicyOut,
     summary="Require approvals for the script's runs",
     responses=error_responses(*AUTHED, 404),
@@ -132,6 +136,7 @@ async def put_policy(script_id: IdPath, body: PolicyIn, session: Session, actor:
 
 @router.delete(
     "/api/v1/scripts/{script_id}/approval",
+    dependencies=[permitted(Permission.edit_scripts)],
     status_code=204,
     summary="Stop requiring approvals",
     responses=error_responses(*AUTHED, 404),

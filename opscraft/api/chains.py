@@ -10,11 +10,12 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
-from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.deps import CurrentActor, Session, permitted
 from opscraft.api.schemas import AUTHED, IdPath, error_responses
 from opscraft.db.models import ChainLink
 from opscraft.services import chains
 from opscraft.services.chains import ChainStep, LinkIn
+from opscraft.services.permissions import Permission
 
 router = APIRouter(tags=["chains"])
 PATH = "/api/v1/scripts/{script_id}/chains"
@@ -107,6 +108,7 @@ async def list_links(script_id: IdPath, session: Session, actor: CurrentActor) -
 
 @router.post(
     PATH,
+    dependencies=[permitted(Permission.edit_scripts)],
     response_model=LinkOut,
     status_code=201,
     summary='Add a "then run" link (422 naming target_script_id for a cycle; 409 for a duplicate)',
@@ -125,6 +127,7 @@ async def get_link(script_id: IdPath, link_id: IdPath, session: Session, actor: 
 
 @router.put(
     PATH + "/{link_id}",
+    dependencies=[permitted(Permission.edit_scripts)],
     response_model=LinkOut,
     summary="Replace a link's settings (you become its author)",
     responses=error_responses(*AUTHED, 404, 409),
@@ -136,7 +139,11 @@ async def update_link(
 
 
 @router.delete(
-    PATH + "/{link_id}", status_code=204, summary="Delete a link", responses=error_responses(*AUTHED, 404)
+    PATH + "/{link_id}",
+    status_code=204,
+    summary="Delete a link",
+    responses=error_responses(*AUTHED, 404),
+    dependencies=[permitted(Permission.edit_scripts)],
 )
 async def delete_link(script_id: IdPath, link_id: IdPath, session: Session, actor: CurrentActor) -> Response:
     await chains.delete(session, actor, link_id, script_id)

@@ -7,12 +7,13 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.deps import CurrentActor, Session, permitted
 from opscraft.api.executions_schemas import AnsibleRunOptions, ExecutionOut
 from opscraft.api.schemas import AUTHED, IdPath, error_responses
 from opscraft.db.models.scripts import ScriptType
 from opscraft.services import draft_runs
 from opscraft.services.errors import Invalid
+from opscraft.services.permissions import Permission
 from opscraft.services.storable import Text
 
 router = APIRouter(prefix="/api/v1/scripts", tags=["executions"])
@@ -63,6 +64,7 @@ def _schema_fields(exc: Invalid) -> Invalid:
 
 @router.post(
     "/{script_id}/test-runs",
+    dependencies=[permitted(Permission.edit_scripts)],
     response_model=ExecutionOut,
     status_code=202,
     summary="Test run: run unsaved content as a draft run (no version is saved, the script is unchanged)",

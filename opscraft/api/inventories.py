@@ -9,11 +9,12 @@ from datetime import datetime
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
-from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.deps import CurrentActor, Session, permitted
 from opscraft.api.schemas import AUTHED, IdPath, error_responses
 from opscraft.db.models import Inventory
 from opscraft.db.models.inventories import content_sha256
 from opscraft.services import shared_inventories
+from opscraft.services.permissions import Permission
 from opscraft.services.shared_inventories import InventoryIn
 
 router = APIRouter(tags=["inventories"])
@@ -66,6 +67,7 @@ async def list_inventories(session: Session, actor: CurrentActor) -> list[Invent
 
 @router.post(
     PREFIX,
+    dependencies=[permitted(Permission.edit_scripts)],
     response_model=InventoryOut,
     status_code=201,
     summary="Create a shared inventory (content checked with ansible-inventory --list)",
@@ -87,6 +89,7 @@ async def get_inventory(inventory_id: IdPath, session: Session, actor: CurrentAc
 
 @router.put(
     PREFIX + "/{inventory_id}",
+    dependencies=[permitted(Permission.edit_scripts)],
     response_model=InventoryOut,
     summary="Replace a shared inventory (the next runs of its scripts use the new content)",
     responses=error_responses(*AUTHED, 404, 409),
@@ -99,6 +102,7 @@ async def update_inventory(
 
 @router.delete(
     PREFIX + "/{inventory_id}",
+    dependencies=[permitted(Permission.edit_scripts)],
     status_code=204,
     summary="Delete a shared inventory (409 naming the scripts while any uses it)",
     responses=error_responses(*AUTHED, 404, 409),

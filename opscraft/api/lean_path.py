@@ -17,6 +17,8 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from opscraft.api.client_gone import ClientGoneMiddleware
+
 LEAN_PREFIXES = ("/api/", "/ws/")
 UI_ONLY_MIDDLEWARE = frozenset(
     {
@@ -26,6 +28,7 @@ UI_ONLY_MIDDLEWARE = frozenset(
         "SetCacheControlMiddleware",
     }
 )
+CLIENT_GONE = Middleware(ClientGoneMiddleware)
 
 
 def _is_ui_only(middleware: Middleware) -> bool:
@@ -50,14 +53,17 @@ class PathDispatch:
 def install(app: FastAPI) -> None:
     """Make `app` build two middleware stacks from its middleware list (when it first serves,
     after NiceGUI's `ui.run` has added its own): the full one, and one without the UI-only
-    middlewares for `/api/` and `/ws/`. Call once, before the app serves."""
+    middlewares for `/api/` and `/ws/`. Both end (innermost) with `ClientGoneMiddleware`, so that a
+    request its client abandoned ends quietly whatever the middlewares outside it. Call once,
+    before the app serves."""
     build_full = app.build_middleware_stack
 
     def build() -> ASGIApp:
-        full = build_full()
         every = app.user_middleware
-        app.user_middleware = [m for m in every if not _is_ui_only(m)]
         try:
+            app.user_middleware = [*every, CLIENT_GONE]
+            full = build_full()
+            app.user_middleware = [*(m for m in every if not _is_ui_only(m)), CLIENT_GONE]
             lean = build_full()
         finally:
             app.user_middleware = every

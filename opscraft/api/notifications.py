@@ -11,13 +11,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
-from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.deps import CurrentActor, Session, permitted
 from opscraft.api.schemas import AUTHED, IdPath, IdQuery, Page, Skip, error_responses
 from opscraft.db.models import NotificationChannel, NotificationDelivery, NotificationRule
 from opscraft.db.models.automation import ChannelKind, DeliveryStatus
 from opscraft.services import notifications
 from opscraft.services.invisible import FilterText
 from opscraft.services.notifications import ChannelIn, DeliveryQuery, RuleIn
+from opscraft.services.permissions import Permission
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
 
@@ -108,6 +109,7 @@ async def list_channels(session: Session, actor: CurrentActor) -> list[ChannelOu
 
 @router.post(
     "/channels",
+    dependencies=[permitted(Permission.manage_settings)],
     response_model=ChannelOut,
     status_code=201,
     summary="Add a channel: webhook, slack or email",
@@ -129,6 +131,7 @@ async def get_channel(channel_id: IdPath, session: Session, actor: CurrentActor)
 
 @router.put(
     "/channels/{channel_id}",
+    dependencies=[permitted(Permission.manage_settings)],
     response_model=ChannelOut,
     summary="Replace a channel's settings",
     responses=error_responses(*AUTHED, 404, 409),
@@ -141,6 +144,7 @@ async def update_channel(
 
 @router.delete(
     "/channels/{channel_id}",
+    dependencies=[permitted(Permission.manage_settings)],
     status_code=204,
     summary="Delete a channel, its rules and its delivery log",
     responses=error_responses(*AUTHED, 404),
@@ -152,6 +156,7 @@ async def delete_channel(channel_id: IdPath, session: Session, actor: CurrentAct
 
 @router.post(
     "/channels/{channel_id}/test",
+    dependencies=[permitted(Permission.manage_settings)],
     status_code=204,
     summary="Send a test message now (409 with the receiver's error)",
     responses=error_responses(*AUTHED, 404, 409),
@@ -168,6 +173,7 @@ async def list_rules(session: Session, actor: CurrentActor, script_id: IdQuery =
 
 @router.post(
     "/rules",
+    dependencies=[permitted(Permission.manage_settings)],
     response_model=RuleOut,
     status_code=201,
     summary="Send events (failure, success, recovery, approval_pending) of a script or all to a channel",
@@ -178,7 +184,11 @@ async def create_rule(body: RuleIn, session: Session, actor: CurrentActor) -> Ru
 
 
 @router.delete(
-    "/rules/{rule_id}", status_code=204, summary="Delete a rule", responses=error_responses(*AUTHED, 404)
+    "/rules/{rule_id}",
+    status_code=204,
+    summary="Delete a rule",
+    responses=error_responses(*AUTHED, 404),
+    dependencies=[permitted(Permission.manage_settings)],
 )
 async def delete_rule(rule_id: IdPath, session: Session, actor: CurrentActor) -> Response:
     await notifications.delete_rule(session, actor, rule_id)

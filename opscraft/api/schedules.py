@@ -8,11 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.deps import CurrentActor, Session, permitted
 from opscraft.api.schemas import AUTHED, IdPath, error_responses
 from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
 from opscraft.db.types import utcnow
 from opscraft.services import schedules
+from opscraft.services.permissions import Permission
 from opscraft.services.schedules import PREVIEW, ScheduleIn, ScheduleView
 
 router = APIRouter(tags=["schedules"])
@@ -114,6 +115,7 @@ async def list_for_script(
 
 @router.post(
     PATH,
+    dependencies=[permitted(Permission.edit_scripts)],
     response_model=ScheduleOut,
     status_code=201,
     summary="Add a schedule (5-field cron in a time zone); runs start on your behalf",
@@ -144,6 +146,7 @@ async def get_one(
 
 @router.put(
     PATH + "/{schedule_id}",
+    dependencies=[permitted(Permission.edit_scripts)],
     response_model=ScheduleOut,
     summary="Replace a schedule's settings (you become its owner; a paused one resumes)",
     responses=error_responses(*AUTHED, 404),
@@ -157,6 +160,7 @@ async def update(
 
 @router.delete(
     PATH + "/{schedule_id}",
+    dependencies=[permitted(Permission.edit_scripts)],
     status_code=204,
     summary="Delete a schedule",
     responses=error_responses(*AUTHED, 404),

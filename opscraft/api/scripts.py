@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
 
-from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.deps import CurrentActor, Session, permitted
 from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, Page, Skip, error_responses, filter_query
 from opscraft.api.scripts_schemas import (
     DiffOut,
@@ -20,6 +20,7 @@ from opscraft.api.scripts_schemas import (
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.services import scripts
 from opscraft.services.invisible import FilterText
+from opscraft.services.permissions import Permission
 from opscraft.services.scripts import ScriptCreate, ScriptQuery, ScriptUpdate, Sort
 
 router = APIRouter(prefix="/api/v1/scripts", tags=["scripts"])
@@ -51,6 +52,7 @@ async def list_scripts(
 
 @router.post(
     "",
+    dependencies=[permitted(Permission.edit_scripts)],
     response_model=ScriptSaved,
     status_code=201,
     summary="Create a script (version 1)",
@@ -69,6 +71,7 @@ async def get_script(script_id: IdPath, session: Session, actor: CurrentActor) -
 
 @router.put(
     "/{script_id}",
+    dependencies=[permitted(Permission.edit_scripts)],
     response_model=ScriptSaved,
     summary="Update a script (partial); content, type, parameter or run-setting changes add a version",
     responses=error_responses(*AUTHED, 404, 409),
@@ -81,6 +84,7 @@ async def update_script(
 
 @router.delete(
     "/{script_id}",
+    dependencies=[permitted(Permission.edit_scripts)],
     status_code=204,
     summary="Delete a script (soft: past executions stay readable)",
     responses=error_responses(*AUTHED, 404),
@@ -135,6 +139,7 @@ async def diff_versions(
 
 @router.post(
     "/{script_id}/rollback/{number}",
+    dependencies=[permitted(Permission.edit_scripts)],
     response_model=ScriptSaved,
     summary="Roll back: add a new version equal to version `number`",
     responses=error_responses(*AUTHED, 404, 409),

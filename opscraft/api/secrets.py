@@ -11,12 +11,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
-from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.deps import CurrentActor, Session, permitted
 from opscraft.api.schemas import AUTHED, IdPath, Page, Skip, error_responses, filter_query
 from opscraft.db.models import AuditEvent
 from opscraft.db.models.secrets import SecretKind
 from opscraft.services import secrets
 from opscraft.services.invisible import FilterText
+from opscraft.services.permissions import Permission
 from opscraft.services.secrets import Attachment, SecretCreate, SecretInfo, SecretUpdate
 
 router = APIRouter(tags=["secrets"])
@@ -114,6 +115,7 @@ Limit = Annotated[int, Query(ge=1, le=200)]
 
 @router.post(
     PREFIX,
+    dependencies=[permitted(Permission.manage_secrets)],
     response_model=SecretOut,
     status_code=201,
     summary="Create a secret (the value is encrypted and never returned)",
@@ -154,6 +156,7 @@ async def get_secret(secret_id: IdPath, session: Session, actor: CurrentActor) -
 
 @router.put(
     PREFIX + "/{secret_id}",
+    dependencies=[permitted(Permission.manage_secrets)],
     response_model=SecretOut,
     summary="Change the description and/or replace the value",
     responses=error_responses(*AUTHED, 404),
@@ -166,6 +169,7 @@ async def update_secret(
 
 @router.delete(
     PREFIX + "/{secret_id}",
+    dependencies=[permitted(Permission.manage_secrets)],
     status_code=204,
     summary="Delete a secret (refused while attached to a script unless force=true)",
     responses=error_responses(*AUTHED, 404, 409),
@@ -205,6 +209,7 @@ async def script_secrets(script_id: IdPath, session: Session, actor: CurrentActo
 
 @router.post(
     SCRIPT_PATH + "/{secret_id}",
+    dependencies=[permitted(Permission.manage_secrets)],
     response_model=AttachmentOut,
     status_code=201,
     summary="Attach a secret to a script: it is injected as an environment variable into every run",
@@ -218,6 +223,7 @@ async def attach_secret(
 
 @router.delete(
     SCRIPT_PATH + "/{secret_id}",
+    dependencies=[permitted(Permission.manage_secrets)],
     status_code=204,
     summary="Detach a secret from a script",
     responses=error_responses(*AUTHED, 404),

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
-from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.deps import CurrentActor, Session, permitted
 from opscraft.api.schemas import AUTHED, error_responses
 from opscraft.db.models import Role
 from opscraft.services import app_settings
+from opscraft.services.permissions import Permission
 
 router = APIRouter(prefix="/api/v1/settings", tags=["settings"])
 
@@ -101,6 +102,7 @@ async def get_settings(session: Session, actor: CurrentActor) -> SettingsOut:
 
 @router.put(
     "",
+    dependencies=[permitted(Permission.manage_settings)],
     response_model=SettingsOut,
     summary="Change run-time settings (admin)",
     responses=error_responses(*AUTHED),

@@ -10,29 +10,41 @@ import json
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.deps import CurrentActor, Session, permitted
 from opscraft.api.executions_schemas import ExecutionOut
 from opscraft.api.schemas import AUTHED, IdPath, error_responses
 from opscraft.db.models import Execution, TerraformPlan, TerraformState, TerraformStateVersion
 from opscraft.services import terraform_plans, terraform_state
-from opscraft.services.terraform_state import Locked
+from opscraft.services.permissions import Permission
+from opscraft.services.terraform_state import MAX_LOCK_ID, Locked
 
 router = APIRouter(tags=["terraform"])
 BACKEND = "/api/v1/terraform/state/{script_id}/{workspace}"
 STATES = "/api/v1/scripts/{script_id}/terraform/states"
 Workspace = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
+LOCK_ID_TEXT = (
+    f"The lock's ID: 1-{MAX_LOCK_ID} characters, no control or invisible character "
+    "(Terraform sends a UUID); anything else is refused with a 422 naming `ID`"
+)
+# The bound as the schema states it; `terraform_state.check_lock_id` enforces it (and says why).
+LOCK_ID_BOUNDS = {"minLength": 1, "maxLength": MAX_LOCK_ID}
+# `?ID=` on POST and DELETE: the lock the run holds, when it holds one.
+LockIdQuery = Annotated[
+    str | None,
+    Query(description=LOCK_ID_TEXT + "; only while the state is locked", json_schema_extra=LOCK_ID_BOUNDS),
+]
 
 
 class LockInfo(BaseModel):
     """Terraform's lock info, as its HTTP backend sends it with LOCK (Terraform's
     `statemgr.LockInfo`; field names are Terraform's)."""
 
-    ID: str
+    ID: str = Field(description=LOCK_ID_TEXT, json_schema_extra=LOCK_ID_BOUNDS)
     Operation: str | None = None
     Info: str | None = None
     Who: str | None = None
@@ -48,6 +60,13 @@ LOCKED = {
     }
 }
 BACKEND_ERRORS = {**error_responses(401, 403, 422), **LOCKED}
+# LOCK and UNLOCK read their body themselves (lock info is stored as sent); the schema says its shape.
+LOCK_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LockInfo"}}},
+    }
+}
 
 
 def _basic(request: Request) -> tuple[str | None, str | None]:
@@ -90,7 +109,7 @@ async def backend_get(
 
 @router.post(BACKEND, summary="Backend: store a new state version (runs only)", responses=BACKEND_ERRORS)
 async def backend_post(
-    request: Request, session: Session, script_id: IdPath, workspace: Workspace, ID: str | None = None
+    request: Request, session: Session, script_id: IdPath, workspace: Workspace, ID: LockIdQuery = None
 ) -> Response:
     run = await _run(request, session, script_id, workspace, write=True)
     body = await request.body()
@@ -107,7 +126,7 @@ async def backend_post(
     BACKEND, summary="Backend: purge the state (versions are kept; runs only)", responses=BACKEND_ERRORS
 )
 async def backend_delete(
-    request: Request, session: Session, script_id: IdPath, workspace: Workspace, ID: str | None = None
+    request: Request, session: Session, script_id: IdPath, workspace: Workspace, ID: LockIdQuery = None
 ) -> Response:
     run = await _run(request, session, script_id, workspace, write=True)
     try:
@@ -120,6 +139,7 @@ async def backend_delete(
 @router.api_route(
     f"{BACKEND}/lock",
     methods=["LOCK"],
+    openapi_extra=LOCK_BODY,
     summary="Backend: take the lock (runs only)",
     responses=BACKEND_ERRORS,
 )
@@ -137,6 +157,7 @@ async def backend_lock(
 @router.api_route(
     f"{BACKEND}/lock",
     methods=["UNLOCK"],
+    openapi_extra=LOCK_BODY,
     summary="Backend: release the lock (runs only)",
     responses=BACKEND_ERRORS,
 )
@@ -249,6 +270,7 @@ async def download(
 
 @router.post(
     f"{STATES}/{{workspace}}/versions/{{number}}/rollback",
+    dependencies=[permitted(Permission.edit_scripts)],
     response_model=RolledBack,
     summary="Make a version current again, as a new version (operators)",
     responses=error_responses(*AUTHED, 404, 409),
@@ -261,6 +283,7 @@ async def rollback(
 
 @router.delete(
     f"{STATES}/{{workspace}}/lock",
+    dependencies=[permitted(Permission.manage_settings)],
     status_code=204,
     summary="Break the lock a crashed run left (admins, audited)",
     responses=error_responses(*AUTHED, 404, 409),
@@ -330,6 +353,7 @@ async def get_plan(session: Session, actor: CurrentActor, execution_id: IdPath) 
 
 @router.post(
     f"{PLAN}/apply",
+    dependencies=[permitted(Permission.edit_scripts)],
     response_model=ExecutionOut,
     status_code=202,
     summary="Apply exactly this saved plan (operators; held for approval when the script requires it)",

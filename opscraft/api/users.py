@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.deps import CurrentActor, Session, permitted
 from opscraft.api.schemas import AUTHED, IdPath, Message, Page, Skip, error_responses, filter_query
 from opscraft.api.users_schemas import ResetPasswordRequest, UserOut
 from opscraft.services import users
 from opscraft.services.invisible import FilterText
+from opscraft.services.permissions import Permission
 from opscraft.services.users import UserCreate, UserUpdate
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
@@ -30,6 +31,7 @@ async def list_users(
 
 @router.post(
     "",
+    dependencies=[permitted(Permission.manage_users)],
     response_model=UserOut,
     status_code=201,
     summary="Create a user",
@@ -48,6 +50,7 @@ async def get_user(user_id: IdPath, session: Session, actor: CurrentActor) -> Us
 
 @router.put(
     "/{user_id}",
+    dependencies=[permitted(Permission.manage_users)],
     response_model=UserOut,
     summary="Update role, active flag, email or full name",
     responses=error_responses(*AUTHED, 404, 409),
@@ -58,6 +61,7 @@ async def update_user(user_id: IdPath, body: UserUpdate, session: Session, actor
 
 @router.post(
     "/{user_id}/reset-password",
+    dependencies=[permitted(Permission.manage_users)],
     response_model=Message,
     summary="Set a new password for a user (ends their sessions)",
     responses=error_responses(*AUTHED, 404),
@@ -70,7 +74,11 @@ async def reset_password(
 
 
 @router.delete(
-    "/{user_id}", status_code=204, summary="Delete a user", responses=error_responses(*AUTHED, 404, 409)
+    "/{user_id}",
+    status_code=204,
+    summary="Delete a user",
+    responses=error_responses(*AUTHED, 404, 409),
+    dependencies=[permitted(Permission.manage_users)],
 )
 async def delete_user(user_id: IdPath, session: Session, actor: CurrentActor) -> Response:
     await users.delete(session, actor, user_id)

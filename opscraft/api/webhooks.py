@@ -9,10 +9,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from opscraft.api.deps import CurrentActor, Session, client_ip
+from opscraft.api.deps import CurrentActor, Session, client_ip, permitted
 from opscraft.api.schemas import AUTHED, IdPath, error_responses
 from opscraft.db.models import WebhookTrigger
 from opscraft.services import webhooks
+from opscraft.services.permissions import Permission
 from opscraft.services.webhooks import SIGNATURE_HEADER, SIGNATURE_WINDOW, TIMESTAMP_HEADER, Call, WebhookIn
 
 router = APIRouter(tags=["webhooks"])
@@ -74,6 +75,7 @@ async def list_webhooks(script_id: IdPath, session: Session, actor: CurrentActor
 
 @router.post(
     PATH,
+    dependencies=[permitted(Permission.edit_scripts)],
     response_model=WebhookCreated,
     status_code=201,
     summary="Add a webhook (its URL and token are in this response only); runs start on your behalf",
@@ -102,6 +104,7 @@ async def get_webhook(
 
 @router.put(
     PATH + "/{webhook_id}",
+    dependencies=[permitted(Permission.edit_scripts)],
     response_model=WebhookOut,
     summary="Replace a webhook's settings (the URL stays; you become its owner)",
     responses=error_responses(*AUTHED, 404),
@@ -115,6 +118,7 @@ async def update_webhook(
 
 @router.delete(
     PATH + "/{webhook_id}",
+    dependencies=[permitted(Permission.edit_scripts)],
     status_code=204,
     summary="Delete a webhook",
     responses=error_responses(*AUTHED, 404),

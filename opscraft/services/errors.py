@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from pydantic import ValidationError
 
 
 class ServiceError(Exception):
@@ -51,3 +55,37 @@ def retry_text(seconds: int) -> str:
         return f"{seconds} second{'s' if seconds != 1 else ''}"
     minutes = round(seconds / 60)
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+class Problems:
+    """The problems of a form's independent checks, gathered so that all are reported at once.
+
+    `with problems.check(): ...` runs one check and keeps its `Invalid` details, or a pydantic
+    `ValidationError`'s (field: the location joined with dots; message without pydantic's
+    "Value error, " prefix); `add` records one found by hand; `raise_if_any` then raises a single
+    `Invalid` (422) whose details list every problem, in the order found.
+    """
+
+    def __init__(self) -> None:
+        self.details: list[dict[str, Any]] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.details.append({"field": field, "message": message})
+
+    @contextmanager
+    def check(self) -> Iterator[None]:
+        try:
+            yield
+        except Invalid as exc:
+            self.details.extend(exc.details or [{"field": "", "message": exc.message}])
+        except ValidationError as exc:
+            for err in exc.errors():
+                field = ".".join(str(part) for part in err["loc"])
+                self.add(field, str(err["msg"]).removeprefix("Value error, "))
+
+    def raise_if_any(self) -> None:
+        if self.details:
+            summary = "; ".join(
+                f"{d['field']}: {d['message']}" if d["field"] else d["message"] for d in self.details
+            )
+            raise Invalid(summary, details=self.details)

@@ -26,13 +26,14 @@ import logging
 import os
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Table, bindparam, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -60,6 +61,9 @@ MIN_IDLE_SECONDS = 0.2
 PREVIEW = 5
 
 
+T = TypeVar("T")
+
+
 class ScheduleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -70,6 +74,27 @@ class ScheduleIn(BaseModel):
     enabled: bool = True
     missed_policy: MissedPolicy = MissedPolicy.run_once
     overlap_policy: OverlapPolicy = OverlapPolicy.skip
+
+    # Checked with the other fields, so that a form shows every field's problem at once.
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        """Normalised by `check_cron` (its message when it refuses)."""
+        return _as_value_error(check_cron, value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        _as_value_error(check_timezone, value)
+        return value
+
+
+def _as_value_error(check: Callable[[str], T], value: str) -> T:
+    """`check(value)`, its `Invalid` turned into the `ValueError` a pydantic validator raises."""
+    try:
+        return check(value)
+    except Invalid as exc:
+        raise ValueError(exc.details[0]["message"]) from None
 
 
 def _bad(field: str, message: str) -> Invalid:
@@ -163,8 +188,8 @@ async def _script(session: AsyncSession, script_id: int) -> Script:
 
 
 def _apply(schedule: Schedule, script: Script, data: ScheduleIn) -> None:
-    cron = check_cron(data.cron)
-    check_timezone(data.timezone)
+    """`data`'s cron and time zone are checked (and the cron normalised) by `ScheduleIn`."""
+    cron = data.cron
     resolved = parameters.resolve(script.parameters, data.parameters, script.script_type)
     schedule.name = data.name
     schedule.cron, schedule.timezone, schedule.parameters = cron, data.timezone, resolved

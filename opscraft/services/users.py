@@ -6,7 +6,7 @@ import asyncio
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
 from sqlalchemy import func, or_
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -54,6 +54,16 @@ class UserCreate(BaseModel):
             raise ValueError(
                 "must be 3-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
             )
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _not_the_username(cls, value: str, info: ValidationInfo) -> str:
+        """Checked with the other fields (the username when it is valid), so that a form shows it
+        with their problems; `check_password_rules` states the same rule for later changes."""
+        username = info.data.get("username")
+        if username and value.lower() == username.lower():
+            raise ValueError("must not be the same as the username")
         return value
 
 

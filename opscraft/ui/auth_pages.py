@@ -10,7 +10,7 @@ from opscraft import runtime
 from opscraft.db.models import User
 from opscraft.services import auth, users
 from opscraft.services.actor import Actor
-from opscraft.services.errors import ServiceError
+from opscraft.services.errors import Problems, ServiceError
 from opscraft.ui import session
 from opscraft.ui.layout import LANGUAGE, RESPONSE_TIMEOUT_SECONDS, run_action, theme
 from opscraft.ui.widgets import form, password_hint, password_input, text_input
@@ -53,21 +53,31 @@ async def setup_page() -> Response | None:
             password_hint(users.MIN_PASSWORD)
 
         async def create() -> None:
-            if password.value != repeat.value:
-                repeat.error = "Differs from the password: type the same password twice"
-                return
-
             async def register() -> User:
-                data = users.UserCreate(
-                    username=username.value.strip(),
-                    email=email.value.strip(),
-                    full_name=full_name.value.strip(),
-                    password=password.value,
-                )
+                # Every field's problem at once, the two passwords' difference with the rest.
+                problems = Problems()
+                data: users.UserCreate | None = None
+                with problems.check():
+                    data = users.UserCreate(
+                        username=username.value.strip(),
+                        email=email.value.strip(),
+                        full_name=full_name.value.strip(),
+                        password=password.value,
+                    )
+                if password.value != repeat.value:
+                    problems.add("repeat", "differs from the password: type the same password twice")
+                problems.raise_if_any()
+                assert data is not None
                 async with runtime.current().db.session() as s:
                     return await users.register(s, Actor(None, session.client_ip()), data)
 
-            fields = {"username": username, "email": email, "full_name": full_name, "password": password}
+            fields = {
+                "username": username,
+                "email": email,
+                "full_name": full_name,
+                "password": password,
+                "repeat": repeat,
+            }
             user = await run_action(register, fields=fields)
             if user is not None:
                 session.log_in(user)

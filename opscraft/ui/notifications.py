@@ -8,11 +8,11 @@ from nicegui import ui
 
 from opscraft.db.models import NotificationChannel
 from opscraft.db.models.automation import ChannelKind
-from opscraft.services import chains, notifications, scripts, secrets
+from opscraft.services import chains, notifications
 from opscraft.services.actor import Actor
 from opscraft.services.notifications import EVENTS, ChannelIn, DeliveryQuery, RuleIn
 from opscraft.services.permissions import Permission
-from opscraft.services.scripts import ScriptQuery
+from opscraft.ui.choices import script_search, searched_select, secret_search
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.widgets import (
     call,
@@ -134,8 +134,6 @@ async def notifications_page(actor: Actor) -> None:
                 rules_view.refresh()
 
         async def add_channel() -> None:
-            vault, _ = await call(secrets.list_secrets, actor, limit=200)
-            secret_options = {i.secret.id: i.secret.name for i in vault}
             with ui.dialog() as dialog, dialog_card("Add a channel"):
                 name = text_input("Name", "channel-name", autofocus=True)
                 kind = ui.select([k.value for k in ChannelKind], value="slack", label="Kind").props(
@@ -150,9 +148,12 @@ async def notifications_page(actor: Actor) -> None:
                 sender = text_input("From", "channel-from")
                 to = text_input("To (comma-separated)", "channel-to")
                 username = text_input("SMTP username (optional)", "channel-username")
-                secret = ui.select(
-                    secret_options, label="Vault secret (Slack URL, SMTP password, signing key)"
-                ).props('outlined dense clearable data-testid="channel-secret"')
+                secret = await searched_select(
+                    "Vault secret (Slack URL, SMTP password, signing key)",
+                    "channel-secret",
+                    secret_search(actor),
+                    clearable=True,
+                )
                 # Only the chosen kind's fields: a Slack channel showed a webhook URL and SMTP boxes.
                 email_fields = (host, port, security, sender, to, username)
                 for element, used_by in ((url, "webhook"), *((e, "email") for e in email_fields)):
@@ -199,7 +200,6 @@ async def notifications_page(actor: Actor) -> None:
 
         async def add_rule() -> None:
             channels = {c.id: c.name for c in await call(notifications.list_channels, actor)}
-            listed, _ = await call(scripts.list_scripts, actor, ScriptQuery(limit=200))
             with ui.dialog() as dialog, dialog_card("Add a rule"):
                 channel = ui.select(channels, label="Channel").props(
                     'outlined dense data-testid="rule-channel"'
@@ -207,9 +207,9 @@ async def notifications_page(actor: Actor) -> None:
                 events = ui.select(list(EVENTS), value=["failure"], multiple=True, label="Events").props(
                     'outlined dense use-chips data-testid="rule-events"'
                 )
-                script = ui.select(
-                    {s.id: s.name for s in listed}, label="Script (empty: every script)"
-                ).props('outlined dense clearable data-testid="rule-script"')
+                script = await searched_select(
+                    "Script (empty: every script)", "rule-script", script_search(actor), clearable=True
+                )
 
                 async def submit() -> None:
                     current = await guard(ADMIN)

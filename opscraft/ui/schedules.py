@@ -15,7 +15,7 @@ from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
 from opscraft.db.types import utcnow
 from opscraft.services import schedules
 from opscraft.services.actor import Actor
-from opscraft.services.errors import Invalid
+from opscraft.services.errors import Problems
 from opscraft.services.permissions import Permission, can
 from opscraft.services.schedules import PREVIEW, ScheduleIn, ScheduleView
 from opscraft.ui.layout import frame, guard, protected_page, run_action
@@ -172,20 +172,25 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                     return
 
                 async def save() -> Any:
+                    # Every field's problem at once: the JSON box's with the model's.
+                    problems = Problems()
+                    values: Any = {}
                     try:
                         values = json.loads(params.value or "{}")
                     except json.JSONDecodeError:
-                        message = "must be a JSON object"
-                        details = [{"field": "parameters", "message": message}]
-                        raise Invalid(f"parameters: {message}", details=details) from None
-                    data = ScheduleIn(
-                        name=name.value or "",
-                        cron=cron.value or "",
-                        timezone=tz.value or "UTC",
-                        parameters=values if isinstance(values, dict) else {"": values},
-                        missed_policy=missed.value,
-                        overlap_policy=overlap.value,
-                    )
+                        problems.add("parameters", "must be a JSON object")
+                    data: ScheduleIn | None = None
+                    with problems.check():
+                        data = ScheduleIn(
+                            name=name.value or "",
+                            cron=cron.value or "",
+                            timezone=tz.value or "UTC",
+                            parameters=values if isinstance(values, dict) else {"": values},
+                            missed_policy=missed.value,
+                            overlap_policy=overlap.value,
+                        )
+                    problems.raise_if_any()
+                    assert data is not None
                     return await call(schedules.create, current, script_id, data)
 
                 fields = {"name": name, "cron": cron, "timezone": tz, "parameters": params}

@@ -16,11 +16,10 @@ from opscraft.services import secrets
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.services.secrets import Attachment
+from opscraft.ui.choices import searched_select, secret_search
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import format_time
-
-CHOICES_LIMIT = 200
 
 
 async def _attached(actor: Actor, script_id: int) -> list[Attachment] | None:
@@ -29,20 +28,6 @@ async def _attached(actor: Actor, script_id: int) -> list[Attachment] | None:
             return await secrets.list_for_script(s, actor, script_id)
 
     return await run_action(load)
-
-
-async def _choices(actor: Actor, attached: list[Attachment]) -> dict[int, str]:
-    """Secrets that could still be attached, id -> name."""
-
-    async def load() -> dict[int, str]:
-        async with runtime.current().db.session() as s:
-            rows, _ = await secrets.list_secrets(s, actor, limit=CHOICES_LIMIT)
-        taken = {a.secret_id for a in attached}
-        return {
-            i.secret.id: i.secret.name for i in rows if i.secret.id is not None and i.secret.id not in taken
-        }
-
-    return await run_action(load) or {}
 
 
 @script_tab("secrets", "Secrets", "key")
@@ -81,18 +66,15 @@ async def secrets_tab(actor: Actor, script: Script) -> None:
                 ).tooltip("Detach")
 
     async def _attach_form(attached: list[Attachment]) -> None:
-        options = await _choices(actor, attached)
+        taken = {a.secret_id for a in attached}
         with ui.row().classes("items-center gap-2 mt-2"):
-            select = (
-                ui.select(options, label="Secret to attach", with_input=True)
-                .props('outlined dense data-testid="attach-select"')
-                .classes("w-72")
-            )
+            select = await searched_select("Secret to attach", "attach-select", secret_search(actor, taken))
+            select.classes("w-72")
             ui.button("Attach", icon="link", on_click=lambda: attach(select.value)).props(
                 'unelevated data-testid="attach-submit"'
             )
             ui.link("Manage secrets", "/secrets").classes("text-caption")
-        if not options:
+        if not select.options:
             ui.label(
                 "Every secret is attached already, or none exists: create one on the Secrets page."
             ).classes("text-caption text-grey-7")

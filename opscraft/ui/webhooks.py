@@ -9,11 +9,12 @@ from nicegui import ui
 
 from opscraft import runtime
 from opscraft.db.models import Script, WebhookTrigger
-from opscraft.services import secrets, webhooks
+from opscraft.services import webhooks
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid
 from opscraft.services.permissions import Permission, can
 from opscraft.services.webhooks import WebhookIn
+from opscraft.ui.choices import searched_select, secret_search
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import call, confirm, dialog_buttons, dialog_card, format_time, text_input
@@ -81,16 +82,15 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
         body.refresh()
 
     async def open_add() -> None:
-        vault, _ = await call(secrets.list_secrets, actor, limit=200)
         with ui.dialog() as dialog, dialog_card("Add a webhook"):
             name = text_input("Name", "webhook-name", autofocus=True)
             mapping = text_input('Mapping (JSON: {"PARAM": "/json/pointer"})', "webhook-mapping")
             mapping.value = "{}"
             fixed = text_input("Fixed parameters (JSON object)", "webhook-params")
             fixed.value = "{}"
-            secret = ui.select(
-                {i.secret.id: i.secret.name for i in vault}, label="Signing secret (vault, optional)"
-            ).props('outlined dense clearable data-testid="webhook-secret"')
+            secret = await searched_select(
+                "Signing secret (vault, optional)", "webhook-secret", secret_search(actor), clearable=True
+            )
 
             async def submit() -> None:
                 current = await guard(Permission.edit_scripts)

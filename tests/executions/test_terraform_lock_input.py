@@ -144,3 +144,24 @@ async def test_lock_info_keeps_terraforms_fields_only(client: httpx.AsyncClient,
     [state] = await _state_row(client, operator, script_id)
     assert state["lock_info"] == {**REAL_LOCK, "ID": "keep-1", "Info": f"OpsCraft execution {run_id} (held)"}
     assert r.json() == state["lock_info"]
+
+
+async def test_the_openapi_schema_states_the_lock_ids_bound(client: httpx.AsyncClient) -> None:
+    """The lock `ID` the service refuses outside 1-64 characters is documented with that bound,
+    as the `?ID=` of POST and DELETE and in the lock info of LOCK, UNLOCK and the 423."""
+    r = await client.get("/openapi.json")
+    assert r.status_code == 200, r.text
+    spec = r.json()
+    backend = spec["paths"]["/api/v1/terraform/state/{script_id}/{workspace}"]
+    for method in ("post", "delete"):
+        [query] = [p for p in backend[method]["parameters"] if p["name"] == "ID"]
+        assert query["in"] == "query" and not query.get("required", False)
+        assert (query["schema"]["minLength"], query["schema"]["maxLength"]) == (1, 64), query
+        assert "1-64 characters" in query["description"]
+    lock_id = spec["components"]["schemas"]["LockInfo"]["properties"]["ID"]
+    assert (lock_id["minLength"], lock_id["maxLength"]) == (1, 64), lock_id
+    assert "1-64 characters" in lock_id["description"]
+    lock = spec["paths"]["/api/v1/terraform/state/{script_id}/{workspace}/lock"]
+    for method in ("lock", "unlock"):
+        body = lock[method]["requestBody"]["content"]["application/json"]["schema"]
+        assert body == {"$ref": "#/components/schemas/LockInfo"}

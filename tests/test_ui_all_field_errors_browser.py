@@ -1,0 +1,96 @@
+"""Forms say every field's problem at once, each under its field: the first-run setup form and
+the schedule dialog used to show one problem, then the next after it was fixed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer
+from tests.ui_journey import create_script, journey_server, journey_tokens, log_in, wait_connected
+
+pytestmark = pytest.mark.browser
+
+server = journey_server("all-field-errors-ui")
+tokens = journey_tokens()
+
+
+def _messages(page: Any, testid: str) -> Any:
+    return page.locator(".q-field", has=page.get_by_test_id(testid)).locator(".q-field__messages")
+
+
+def test_the_setup_form_shows_every_problem_at_once(live_server: LiveServer, page: Any) -> None:
+    page.goto(f"{live_server.url}/setup")
+    wait_connected(page)
+    page.get_by_test_id("setup-username").fill("a")
+    page.get_by_test_id("setup-email").fill("not-an-email")
+    page.get_by_test_id("setup-password").fill("short")
+    page.get_by_test_id("setup-repeat").fill("other")
+    page.get_by_test_id("setup-submit").click()
+    expected = {
+        "setup-username": "at least 3 characters",
+        "setup-email": "email address",
+        "setup-password": "at least 8 characters",
+        "setup-repeat": "Differs from the password",
+    }
+    for testid, text in expected.items():
+        _messages(page, testid).get_by_text(text).wait_for()
+    assert page.locator(".q-notification").count() == 0
+    assert page.url == f"{live_server.url}/setup"
+    # Fixed, the administrator is created and the dashboard opens.
+    page.get_by_test_id("setup-username").fill("admin")
+    page.get_by_test_id("setup-email").fill("admin@example.com")
+    page.get_by_test_id("setup-password").fill("SecurePass123")
+    page.get_by_test_id("setup-repeat").fill("SecurePass123")
+    page.get_by_test_id("setup-submit").click()
+    page.wait_for_url(f"{live_server.url}/")
+
+
+def test_the_schedule_dialog_shows_every_problem_at_once(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    script = create_script(server, tokens["admin"], "nightly-job", "#!/bin/bash\necho hi\n")
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{script['id']}?tab=schedules")
+    wait_connected(page)
+    page.get_by_test_id("schedule-add").click()
+    page.get_by_test_id("schedule-name").fill("")
+    page.get_by_test_id("schedule-cron").fill("61 * * * *")
+    page.get_by_test_id("schedule-tz").fill("Mars/Olympus_Mons")
+    page.get_by_test_id("schedule-params").fill("{not json")
+    page.get_by_test_id("schedule-submit").click()
+    expected = {
+        "schedule-name": "at least 1 character",
+        "schedule-cron": "minute field '61': 61 is out of range, use 0-59",
+        "schedule-tz": "unknown time zone",
+        "schedule-params": "must be a JSON object",
+    }
+    for testid, text in expected.items():
+        _messages(page, testid).get_by_text(text).wait_for()
+    assert page.locator(".q-notification").count() == 0
+    listed = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}/schedules", headers=tokens["admin"])
+    assert listed.json() == []
+    # Fixed, the schedule is added.
+    page.get_by_test_id("schedule-name").fill("nightly")
+    page.get_by_test_id("schedule-cron").fill("0 3 * * *")
+    page.get_by_test_id("schedule-tz").fill("Europe/Paris")
+    page.get_by_test_id("schedule-params").fill("{}")
+    page.get_by_test_id("schedule-submit").click()
+    page.locator(".q-notification", has_text="Schedule added").wait_for()
+    listed = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}/schedules", headers=tokens["admin"])
+    assert [s["name"] for s in listed.json()] == ["nightly"]
+
+
+def test_the_api_names_every_schedule_field_at_once(
+    server: LiveServer, tokens: dict[str, dict[str, str]]
+) -> None:
+    """The API gets the same rules in one 422 (cron and time zone are checked by `ScheduleIn`)."""
+    script = create_script(server, tokens["admin"], "api-job", "#!/bin/bash\necho hi\n")
+    body = {"name": "", "cron": "* * *", "timezone": "Nowhere/Else"}
+    r = httpx.post(
+        f"{server.url}/api/v1/scripts/{script['id']}/schedules", json=body, headers=tokens["admin"]
+    )
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["name", "cron", "timezone"], r.text
