@@ -113,7 +113,8 @@ class DockerRunner:
             warm_pool_idle_seconds,
             waiting=lambda warm: _waiting(warm.sock),
         )
-        self._removals = DeferredRemovals(self._remove, busy=self.pool.creating)
+        # `_remove` looked up at each call (as the pool's): a wrapper on the runner sees them all.
+        self._removals = DeferredRemovals(lambda container: self._remove(container), busy=self.pool.creating)
         """Used containers, removed when the runner is quiet (`removals.py`)."""
 
     def _api(self) -> docker.APIClient:
