@@ -17,10 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import docker.api.client
 import httpx
 import pytest
 
 from opscraft import lifecycle, runtime
+from opscraft.execution import docker_runner
 from opscraft.execution.docker_runner import DockerRunner
 from opscraft.execution.removals import DEADLINE_SECONDS, DeferredRemovals
 from opscraft.execution.warm_pool import WarmPool
@@ -536,3 +538,24 @@ async def test_an_invalid_pool_size_is_422_naming_the_field(
         assert r.status_code == 422, r.text
         assert any("warm_pool_size" in e["field"] for e in r.json()["errors"]), r.json()
     assert (await client.get("/api/v1/settings", headers=admin.headers)).json() == before
+
+
+def test_docker_clients_negotiate_the_api_version_once_and_skip_environment_lookups(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new client (a new run thread, a kill) reuses the version the first one negotiated (no
+    `GET /version` round trip) and its session ignores proxy and `.netrc` settings."""
+    first = docker_runner._client()
+    first.close()
+
+    def no_round_trip(self: Any) -> str:
+        raise AssertionError("asked the engine for its version again")
+
+    monkeypatch.setattr(docker.api.client.APIClient, "_retrieve_server_version", no_round_trip)
+    client = docker_runner._client()
+    try:
+        assert client.api.api_version == first.api.api_version
+        assert client.api.trust_env is False
+        assert client.ping()
+    finally:
+        client.close()
