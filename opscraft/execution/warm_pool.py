@@ -175,17 +175,12 @@ class WarmPool(Generic[W]):
                 self._cond.wait(left)
             return True
 
-    def wait_creations(self, timeout: float) -> bool:
-        """Wait until no container is being created (True) or `timeout` seconds passed (False):
-        the runner's remover lets the creations (on the path of the next runs) go first."""
-        deadline = time.monotonic() + timeout
+    def creating(self) -> bool:
+        """Whether a container is being created right now (without blocking on the pool's
+        threads): the runner's deferred removals let the creations, on the path of the next
+        runs, go first (`removals.py`)."""
         with self._cond:
-            while any(slot.creating for slot in self._slots.values()):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-            return True
+            return any(slot.creating for slot in self._slots.values())
 
     def stop(self) -> None:
         """Stop refilling and remove every warm container (a creation under way is removed by

@@ -338,18 +338,19 @@ class HeldRemovals:
 @contextlib.contextmanager
 def removals_held() -> Iterator[HeldRemovals]:
     """While open, this server's worker keeps the containers of the runs that end instead of
-    removing them, so a test can inspect a container after its run; on exit they are removed."""
+    removing them, so a test can inspect a container after its run; on exit they are queued
+    for removal as usual."""
     worker = runtime.current().worker
     assert worker is not None
-    original = worker.docker._removals
+    removals = worker.docker._removals
     held = HeldRemovals(queue.SimpleQueue())
-    worker.docker._removals = held._held
+    removals.put = held._held.put  # type: ignore[method-assign]
     try:
         yield held
     finally:
-        worker.docker._removals = original
+        del removals.put  # the class's own again
         for container in held.ended():
-            original.put(container)
+            removals.put(container)
 
 
 def warm_containers(docker_client: Any) -> list[Any]:

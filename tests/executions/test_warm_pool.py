@@ -17,12 +17,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import docker.api.client
 import httpx
 import pytest
 
 from opscraft import lifecycle, runtime
 from opscraft.execution import docker_runner
 from opscraft.execution.docker_runner import DockerRunner
+from opscraft.execution.removals import DEADLINE_SECONDS, DeferredRemovals
 from opscraft.execution.warm_pool import WarmPool
 from opscraft.execution.worker import worker_identity
 from tests.conftest import LoggedIn, make_settings
@@ -243,10 +245,16 @@ async def _run_warm_and_get_its_container(
     return container, held
 
 
+def removals() -> DeferredRemovals:
+    worker = runtime.current().worker
+    assert worker is not None
+    return worker.docker._removals
+
+
 async def test_a_used_containers_removal_lets_creations_go_first(
     client: httpx.AsyncClient, admin: LoggedIn, docker_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(docker_runner, "REMOVAL_DEFER_SECONDS", 120.0)
+    monkeypatch.setattr(removals(), "deadline_seconds", 120.0)
     container, held = await _run_warm_and_get_its_container(client, admin, monkeypatch)
     try:
         await asyncio.sleep(1)
@@ -259,17 +267,63 @@ async def test_a_used_containers_removal_lets_creations_go_first(
         held.release.set()
 
 
-async def test_a_used_container_is_removed_even_while_creations_go_on(
+async def test_a_used_container_is_removed_by_its_deadline_even_while_creations_go_on(
     client: httpx.AsyncClient, admin: LoggedIn, docker_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The wait for the creations is bounded (`REMOVAL_DEFER_SECONDS`)."""
-    monkeypatch.setattr(docker_runner, "REMOVAL_DEFER_SECONDS", 0.5)
+    """The wait for quiet is bounded (`DeferredRemovals.deadline_seconds`)."""
+    monkeypatch.setattr(removals(), "deadline_seconds", 0.5)
     container, held = await _run_warm_and_get_its_container(client, admin, monkeypatch)
     try:
         assert await removed(docker_client, container, timeout=30)
         assert not held.release.is_set() and pool().stats()["warm"] < 2, "the creation is still held"
     finally:
         held.release.set()
+
+
+async def test_a_finished_runs_container_is_gone_within_the_bound_and_its_end_waits_for_no_removal(
+    client: httpx.AsyncClient, admin: LoggedIn, docker_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Removals held (a removal that takes forever): the run still ends, its container still
+    exists; released, the container is gone within `DEADLINE_SECONDS` of the run's end."""
+    queued = removals()
+    release = threading.Event()
+    remove = queued._remove
+
+    def slow_remove(container: str) -> None:
+        release.wait(60)
+        remove(container)
+
+    monkeypatch.setattr(queued, "_remove", slow_remove)
+    script_id = await make_script(client, admin, "sleep 0.3\necho one run\n")
+    await prewarm()
+    execution = await start(client, admin, script_id, "docker")
+    container = await running_container(client, admin, execution["id"])
+    try:
+        assert (await wait_for(client, admin, execution["id"]))["status"] == "success"
+        ended = time.monotonic()
+        assert docker_client.api.containers(all=True, filters={"id": container}), "its removal is held"
+    finally:
+        release.set()
+    assert await removed(docker_client, container, timeout=DEADLINE_SECONDS + 5)
+    assert time.monotonic() - ended < DEADLINE_SECONDS + 5
+
+
+async def test_used_containers_queued_for_removal_are_removed_on_shutdown(
+    tmp_path: Path, docker_client: Any
+) -> None:
+    """Containers whose removal waits (for quiet, up to the deadline) are removed by `stop`."""
+    settings = make_settings(tmp_path / "other", OPSCRAFT_IMAGE_BASH=BUSYBOX_IMAGE)
+    runner = DockerRunner(worker_identity(settings))
+    runner._removals.deadline_seconds = 3600
+    with runner._removals.starting():  # a run starting: the runner is not quiet
+        used = [runner._create_warm(pool_profile(BUSYBOX_IMAGE)) for _ in range(2)]
+        for attached in used:
+            attached.sock.close()
+            runner._removals.put(attached.container)
+        ids = [attached.container for attached in used]
+        assert len(docker_client.api.containers(all=True, filters={"id": ids})) == 2
+        await asyncio.to_thread(runner.stop_pool)
+        assert not docker_client.api.containers(all=True, filters={"id": ids})
 
 
 @pytest.mark.parametrize(
@@ -484,3 +538,24 @@ async def test_an_invalid_pool_size_is_422_naming_the_field(
         assert r.status_code == 422, r.text
         assert any("warm_pool_size" in e["field"] for e in r.json()["errors"]), r.json()
     assert (await client.get("/api/v1/settings", headers=admin.headers)).json() == before
+
+
+def test_docker_clients_negotiate_the_api_version_once_and_skip_environment_lookups(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new client (a new run thread, a kill) reuses the version the first one negotiated (no
+    `GET /version` round trip) and its session ignores proxy and `.netrc` settings."""
+    first = docker_runner._client()
+    first.close()
+
+    def no_round_trip(self: Any) -> str:
+        raise AssertionError("asked the engine for its version again")
+
+    monkeypatch.setattr(docker.api.client.APIClient, "_retrieve_server_version", no_round_trip)
+    client = docker_runner._client()
+    try:
+        assert client.api.api_version == first.api.api_version
+        assert client.api.trust_env is False
+        assert client.ping()
+    finally:
+        client.close()
