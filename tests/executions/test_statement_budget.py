@@ -36,10 +36,11 @@ from tests.executions.test_executions_ws import collect, token_of, url
 SUBMIT_STATEMENTS = 3
 # A batch of finished runs, whatever its size (up to run_events.BATCH), with no notification rule
 # and no chain link: the events not yet handled by every subscriber, who handled which, the
-# settled floor (at most every FLOOR_CHECK_SECONDS), and per subscriber its delivery rows plus
-# its own work (audit: the `execution.finished` events; notifications: the enabled rules; chains:
-# the scripts with an enabled link).
-DELIVERY_STATEMENTS = 3 + 2 + 2 + 2
+# settled floor (at most every FLOOR_CHECK_SECONDS), then in one transaction every subscriber's
+# delivery rows (one INSERT) and each subscriber's own work (audit: the `execution.finished`
+# events; notifications: the enabled rules; chains: the scripts with an enabled link). (It was
+# 3 + 2 + 2 + 2, a delivery INSERT and a transaction per subscriber.)
+DELIVERY_STATEMENTS = 3 + 1 + 3
 # Watching an ended run over the WebSocket: its status columns and its stored output, one
 # statement (a join, `client._REPLAY`) read by the event stream; authentication and the view
 # permission read nothing while the user cache is warm. (It was 2, the row then the output.)
