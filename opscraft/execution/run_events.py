@@ -54,9 +54,10 @@ _HANDLED = (
     .where(DELIVERIES.c.event_id == EVENTS.c.id, DELIVERIES.c.subscriber.in_(_NAMES))
     .scalar_subquery()
 )
-# The events some of `names` (`subscribers` of them) have not handled, above `floor`.
+# The events some of `names` (`subscribers` of them) have not handled, above `floor`, each with
+# how many of them have (0, the common case, spares reading who).
 _DUE = (
-    select(EVENTS)
+    select(EVENTS, _HANDLED.label("handled"))
     .where(EVENTS.c.id > bindparam("floor"), bindparam("subscribers") > _HANDLED)
     .order_by(EVENTS.c.id)
     .limit(BATCH)
@@ -159,11 +160,12 @@ class RunEventDispatcher:
         """Deliver everything due to every subscriber; returns how many deliveries were recorded.
 
         The subscribers share each batch: one query for the events some of them have not
-        handled, one for who handled which, then one transaction for all their deliveries (one
-        INSERT) and their effects. A subscriber that fails has the batch's transaction rolled
-        back and is left out of it, and the others' deliveries are written again at once
-        without it, so it holds back only itself; until one of its batches succeeds it reads
-        its own, so that events it keeps failing on do not fill the shared batches.
+        handled (and by how many), one for who handled which when some did, then one
+        transaction for all their deliveries (one INSERT) and their effects. A subscriber that
+        fails has the batch's transaction rolled back and is left out of it, and the others'
+        deliveries are written again at once without it, so it holds back only itself; until
+        one of its batches succeeds it reads its own, so that events it keeps failing on do not
+        fill the shared batches.
         """
         healthy = [name for name in self._handlers if name not in self._failing]
         groups = ([healthy] if healthy else []) + [[name] for name in self._handlers if name in self._failing]
@@ -187,7 +189,11 @@ class RunEventDispatcher:
             await self._raise_floors(conn, names, floor, rows[0].id if rows else None)
             if not rows:
                 return 0, False
-            done = set((await conn.execute(_DONE, {"ids": [r.id for r in rows], "names": names})).all())
+            done = (
+                set((await conn.execute(_DONE, {"ids": [r.id for r in rows], "names": names})).all())
+                if any(r.handled for r in rows)
+                else set()
+            )
             events = [
                 RunEventMessage(r.id, r.execution_id, r.kind, r.status, dict(r.details), r.created_at)
                 for r in rows

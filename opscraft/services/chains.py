@@ -404,8 +404,8 @@ async def _scripts_with_links(session: AsyncSession, script_ids: set[Any]) -> se
     """Those of `script_ids` that have an enabled chain link."""
     if not script_ids:
         return set()
-    rows = await session.exec(_SCRIPTS_WITH_LINKS, params={"script_ids": sorted(script_ids)})
-    return set(rows.all())
+    rows = await (await session.connection()).execute(_SCRIPTS_WITH_LINKS, {"script_ids": sorted(script_ids)})
+    return set(rows.scalars().all())
 
 
 async def _fire_links(session: AsyncSession, execution_id: int) -> bool:
