@@ -49,8 +49,9 @@ class Server:
 
 
 @contextmanager
-def server(extra_env: dict[str, str] | None = None) -> Iterator[Server]:
-    """`opscraft serve` (tests' launcher) with the local runner allowed and generous API rate limits."""
+def server(extra_env: dict[str, str] | None = None, root: Path = ROOT) -> Iterator[Server]:
+    """`opscraft serve` (tests' launcher) with the local runner allowed and generous API rate limits,
+    from the source tree `root` (default: this one)."""
     with tempfile.TemporaryDirectory(prefix="opscraft-bench-") as tmp:
         env = {
             "OPSCRAFT_LOCAL_RUNNER": "1",
@@ -59,7 +60,7 @@ def server(extra_env: dict[str, str] | None = None) -> Iterator[Server]:
             "PATH": SYSTEM_PATH,
             **(extra_env or {}),
         }
-        live = start_server(Path(tmp), env)
+        live = start_server(Path(tmp), env, root=root)
         try:
             httpx.post(
                 f"{live.url}/api/v1/auth/register",

@@ -251,10 +251,10 @@ class LiveServer:
 
 
 def start_server(
-    data_dir: Path, extra_env: dict[str, str] | None = None, port: int | None = None
+    data_dir: Path, extra_env: dict[str, str] | None = None, port: int | None = None, root: Path = ROOT
 ) -> LiveServer:
     """Run `opscraft serve` as a real process on `port` (default: a free one) and wait until it
-    is healthy."""
+    is healthy. `root`: the source tree it runs (another worktree, for paired benchmarks)."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {
@@ -271,7 +271,7 @@ def start_server(
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [sys.executable, "-m", "opscraft", "serve", "--port", str(port)],
-            cwd=ROOT,
+            cwd=root,
             env=env,
             stdout=log_file,
             stderr=subprocess.STDOUT,

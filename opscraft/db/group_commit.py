@@ -31,9 +31,10 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, insert
+from sqlalchemy import Connection, Engine, Insert, Table, insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
@@ -66,14 +67,35 @@ def _table(row: SQLModel) -> Table:
     return row.__table__  # type: ignore[attr-defined, no-any-return]
 
 
+@cache
+def _columns(table: Table) -> tuple[tuple[str, bool], ...]:
+    """(name, whether part of the primary key) of each of `table`'s columns."""
+    return tuple((column.name, column.primary_key) for column in table.columns)
+
+
+# Statements are built once per table (issue 15: building one costs more than running it).
+@cache
+def _insert_returning_ids(table: Table, sqlite: bool) -> Insert:
+    # SQLAlchemy can only keep RETURNING in the rows' order on SQLite by sending them one
+    # statement each. SQLite gives a new row a rowid one above the table's largest ("ROWID
+    # and the INTEGER PRIMARY KEY", sqlite.org/autoinc.html), and one INSERT adds its rows
+    # in VALUES order under the write lock: the ids, ascending, are the rows' in order.
+    return insert(table).returning(table.c.id, sort_by_parameter_order=not sqlite)
+
+
+@cache
+def _insert(table: Table) -> Insert:
+    return insert(table)
+
+
 def _values(row: SQLModel) -> dict[str, Any]:
     """The row's column values for a Core INSERT; an unset primary key is left to the database."""
-    table = _table(row)
-    return {
-        column.name: getattr(row, column.name)
-        for column in table.columns
-        if not (column.primary_key and getattr(row, column.name) is None)
-    }
+    values = {}
+    for name, primary in _columns(_table(row)):
+        value = getattr(row, name)
+        if not (primary and value is None):
+            values[name] = value
+    return values
 
 
 class GroupInsert:
@@ -202,11 +224,7 @@ def _write_group(
     ids = [0] * len(batch)
     sqlite = conn.dialect.name == "sqlite"
     for table, indexes in by_table.items():
-        # SQLAlchemy can only keep RETURNING in the rows' order on SQLite by sending them one
-        # statement each. SQLite gives a new row a rowid one above the table's largest ("ROWID
-        # and the INTEGER PRIMARY KEY", sqlite.org/autoinc.html), and one INSERT adds its rows
-        # in VALUES order under the write lock: the ids, ascending, are the rows' in order.
-        statement = insert(table).returning(table.c.id, sort_by_parameter_order=not sqlite)
+        statement = _insert_returning_ids(table, sqlite)
         returned = conn.execute(statement, [_values(batch[i].row) for i in indexes]).scalars().all()
         for index, new_id in zip(indexes, sorted(returned) if sqlite else returned, strict=True):
             ids[index] = int(new_id)
@@ -217,5 +235,5 @@ def _write_group(
                 check(row)
             dependents.setdefault(_table(row), []).append(_values(row))
     for table, rows in dependents.items():
-        conn.execute(insert(table), rows)
+        conn.execute(_insert(table), rows)
     return ids

@@ -3,10 +3,11 @@
 A run's end writes its event in the same transaction as its final status (`store.finish`,
 `store.end_lost`, `store.recover`, a cancel of a queued run). The dispatcher runs in every
 process that starts one (the web process, `opscraft worker` processes) and, per subscriber,
-hands it the events it has not handled yet, in id order, in batches. The handler works inside the
-dispatcher's transaction, which also inserts the `run_event_deliveries` rows: a handler that
-only writes to the database takes effect exactly once; one that also talks to the outside
-(a webhook) may see an event again after a crash or a failure: at least once, never lost.
+hands it the events it has not handled yet, in id order, in batches. The handlers of a batch
+work inside one transaction of the dispatcher, which also inserts their `run_event_deliveries`
+rows (one statement for all of them): a handler that only writes to the database takes effect
+exactly once; one that also talks to the outside (a webhook) may see an event again after a
+crash or a failure, its own or another handler's of the same batch: at least once, never lost.
 Two processes delivering at the same moment cannot both record a delivery: the second insert
 waits for the first (primary key) and then finds it, and its transaction is rolled back.
 """
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -45,6 +46,29 @@ SETTLED_SECONDS = 60.0
 # How often the floors are moved up (one query): between two checks a round re-reads at most the
 # events of the last FLOOR_CHECK_SECONDS + SETTLED_SECONDS, through the primary key.
 FLOOR_CHECK_SECONDS = 10.0
+
+# Statements are built once (issue 15): building one costs more than running it.
+_NAMES = bindparam("names", expanding=True)
+_HANDLED = (
+    select(func.count())
+    .where(DELIVERIES.c.event_id == EVENTS.c.id, DELIVERIES.c.subscriber.in_(_NAMES))
+    .scalar_subquery()
+)
+# The events some of `names` (`subscribers` of them) have not handled, above `floor`, each with
+# how many of them have (0, the common case, spares reading who).
+_DUE = (
+    select(EVENTS, _HANDLED.label("handled"))
+    .where(EVENTS.c.id > bindparam("floor"), bindparam("subscribers") > _HANDLED)
+    .order_by(EVENTS.c.id)
+    .limit(BATCH)
+)
+_DONE = select(DELIVERIES.c.event_id, DELIVERIES.c.subscriber).where(
+    DELIVERIES.c.event_id.in_(bindparam("ids", expanding=True)), DELIVERIES.c.subscriber.in_(_NAMES)
+)
+_SETTLED_MAX = select(func.max(EVENTS.c.id)).where(
+    EVENTS.c.id > bindparam("floor"), EVENTS.c.created_at < bindparam("settled")
+)
+_INSERT_DELIVERIES = insert(DELIVERIES)
 
 
 @dataclass(frozen=True)
@@ -135,11 +159,13 @@ class RunEventDispatcher:
     async def deliver(self) -> int:
         """Deliver everything due to every subscriber; returns how many deliveries were recorded.
 
-        The subscribers share each batch's reads (one query for the events some of them have
-        not handled, one for who handled which); each writes its deliveries and its effects in
-        a transaction of its own, so one that fails holds back only itself. A subscriber whose
-        last batch failed reads its own batches until one succeeds, so that events it keeps
-        failing on do not fill the shared batches.
+        The subscribers share each batch: one query for the events some of them have not
+        handled (and by how many), one for who handled which when some did, then one
+        transaction for all their deliveries (one INSERT) and their effects. A subscriber that
+        fails has the batch's transaction rolled back and is left out of it, and the others'
+        deliveries are written again at once without it, so it holds back only itself; until
+        one of its batches succeeds it reads its own, so that events it keeps failing on do not
+        fill the shared batches.
         """
         healthy = [name for name in self._handlers if name not in self._failing]
         groups = ([healthy] if healthy else []) + [[name] for name in self._handlers if name in self._failing]
@@ -155,49 +181,35 @@ class RunEventDispatcher:
     async def _deliver_batch(self, names: list[str]) -> tuple[int, bool]:
         """One batch for the subscribers `names`: (deliveries recorded, whether the batch was full)."""
         floor = min(self._floors.get(name, 0) for name in names)
-        handled = (
-            select(func.count())
-            .where(DELIVERIES.c.event_id == EVENTS.c.id, DELIVERIES.c.subscriber.in_(names))
-            .scalar_subquery()
-        )
-        total = 0
         async with self.db.session() as session:
             conn = await session.connection()
             rows = (
-                await conn.execute(
-                    select(EVENTS)
-                    .where(EVENTS.c.id > floor, handled < len(names))
-                    .order_by(EVENTS.c.id)
-                    .limit(BATCH)
-                )
+                await conn.execute(_DUE, {"floor": floor, "names": names, "subscribers": len(names)})
             ).all()
             await self._raise_floors(conn, names, floor, rows[0].id if rows else None)
             if not rows:
                 return 0, False
-            done = set(
-                (
-                    await conn.execute(
-                        select(DELIVERIES.c.event_id, DELIVERIES.c.subscriber).where(
-                            DELIVERIES.c.event_id.in_([r.id for r in rows]),
-                            DELIVERIES.c.subscriber.in_(names),
-                        )
-                    )
-                ).all()
+            done = (
+                set((await conn.execute(_DONE, {"ids": [r.id for r in rows], "names": names})).all())
+                if any(r.handled for r in rows)
+                else set()
             )
             events = [
                 RunEventMessage(r.id, r.execution_id, r.kind, r.status, dict(r.details), r.created_at)
                 for r in rows
             ]
+            due = {name: [e for e in events if (e.id, name) not in done] for name in names}
+            due = {name: handed for name, handed in due.items() if handed}
             complete = True
-            for name in names:
-                due = [e for e in events if (e.id, name) not in done]
-                if not due:
-                    continue
-                if await self._hand_over(session, name, due):
-                    total += len(due)
-                else:  # the same batch would come back: wait for the next round
-                    complete = False
-        return total, complete and len(rows) == BATCH
+            while due:
+                failed = await self._hand_over(session, due)
+                if failed is None:
+                    break
+                complete = False  # the same batch would come back: wait for the next round
+                if failed == "":  # another process delivered some of them meanwhile
+                    return 0, False
+                del due[failed]
+        return sum(len(handed) for handed in due.values()), complete and len(rows) == BATCH
 
     async def _raise_floors(
         self, conn: AsyncConnection, names: list[str], floor: int, first_due: int | None
@@ -211,43 +223,39 @@ class RunEventDispatcher:
             return
         self._floors_checked[key] = now
         settled = utcnow() - timedelta(seconds=SETTLED_SECONDS)
-        settled_max = (
-            await conn.execute(
-                select(func.max(EVENTS.c.id)).where(EVENTS.c.id > floor, EVENTS.c.created_at < settled)
-            )
-        ).scalar()
+        settled_max = (await conn.execute(_SETTLED_MAX, {"floor": floor, "settled": settled})).scalar()
         if settled_max is not None:
             for name in names:
                 self._floors[name] = min(settled_max, first_due - 1) if first_due is not None else settled_max
 
-    async def _hand_over(self, session: AsyncSession, name: str, events: list[RunEventMessage]) -> bool:
-        """Record `events` as delivered to `name` and run its handler, in one transaction;
-        True when committed."""
-        now = utcnow()
+    async def _hand_over(self, session: AsyncSession, due: dict[str, list[RunEventMessage]]) -> str | None:
+        """Record the events `due` to each subscriber as delivered and run the handlers, in one
+        transaction. None when committed; else it was rolled back and the result names the
+        subscriber whose handler failed, or is "" when some delivery was recorded meanwhile
+        by another process (the primary key)."""
+        now, by, name = utcnow(), self.process_id, ""
         try:
             await (await session.connection()).execute(
-                insert(DELIVERIES),
+                _INSERT_DELIVERIES,
                 [
-                    {
-                        "event_id": e.id,
-                        "subscriber": name,
-                        "delivered_by": self.process_id,
-                        "delivered_at": now,
-                    }
-                    for e in events
+                    {"event_id": e.id, "subscriber": sub, "delivered_by": by, "delivered_at": now}
+                    for sub, handed in due.items()
+                    for e in handed
                 ],
             )
-            await self._handlers[name](session, events)
+            for name, events in due.items():
+                await self._handlers[name](session, events)
             await session.commit()
-        except IntegrityError:  # another process delivered some of them meanwhile: next round
+        except IntegrityError:
             await session.rollback()
-            return False
+            return ""
         except Exception:
             await session.rollback()
             self._failing.add(name)
+            events = due[name]
             log.exception(
                 "run event subscriber %s failed on events %s..%s", name, events[0].id, events[-1].id
             )
-            return False
-        self._failing.discard(name)
-        return True
+            return name
+        self._failing.difference_update(due)
+        return None

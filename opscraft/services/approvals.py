@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -78,19 +78,21 @@ async def remove_policy(session: AsyncSession, actor: Actor, script_id: int) -> 
     await session.commit()
 
 
+# Built once: every submission runs it (issue 15).
+_SCRIPT_WITH_POLICY = (
+    select(Script, ApprovalPolicy)
+    .outerjoin(ApprovalPolicy, col(ApprovalPolicy.script_id) == col(Script.id))
+    .where(col(Script.id) == bindparam("script_id"))
+)
+
+
 async def script_with_policy(
     session: AsyncSession, script_id: int
 ) -> tuple[Script | None, ApprovalPolicy | None]:
     """Script `script_id` (None when there is no such row) and the policy `executions.create`
     applies to its runs (None when runs need no approval), read in one statement: the submit
     path's first query (issue 15). No permission check: the caller has made its own."""
-    found = (
-        await session.exec(
-            select(Script, ApprovalPolicy)
-            .outerjoin(ApprovalPolicy, col(ApprovalPolicy.script_id) == col(Script.id))
-            .where(col(Script.id) == script_id)
-        )
-    ).first()
+    found = (await session.exec(_SCRIPT_WITH_POLICY, params={"script_id": script_id})).first()
     return (found[0], found[1]) if found is not None else (None, None)
 
 

@@ -11,6 +11,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.models import AuditEvent
+from opscraft.db.rows import new_row
+from opscraft.db.types import utcnow
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid
 from opscraft.services.invisible import check_filters
@@ -44,25 +46,45 @@ def build(
     actor_name: str | None = None,
     **details: Any,
 ) -> AuditEvent:
-    """The audit event `record` would add, not yet added anywhere (see `record_all`)."""
+    """The audit event `record` would add, not yet added anywhere (e.g. a group commit's row)."""
+    values = columns(actor, action, target_type, target_id, actor_name=actor_name, **details)
+    return new_row(AuditEvent, **values)
+
+
+def columns(
+    actor: Actor,
+    action: str,
+    target_type: str | None = None,
+    target_id: object | None = None,
+    *,
+    actor_name: str | None = None,
+    **details: Any,
+) -> dict[str, Any]:
+    """Every column of the audit event `record` would add but its id (`time` now, UTC), as a
+    plain dict for `record_all` or `rows.new_row`. `actor_name` is used when the actor has no
+    name; the values are what the service already checked (lengths: the model's)."""
     if actor.system is not None:
         details = {**details, "system_actor": actor.system}
-    return AuditEvent(
-        actor_id=actor.user_id,
-        actor_name=actor.name or actor_name,
-        action=action,
-        target_type=target_type,
-        target_id=None if target_id is None else str(target_id),
-        client_ip=actor.client_ip,
-        details=details,
-    )
+    return {
+        "time": utcnow(),
+        "actor_id": actor.user_id,
+        "actor_name": actor.name or actor_name,
+        "action": action,
+        "target_type": target_type,
+        "target_id": None if target_id is None else str(target_id),
+        "client_ip": actor.client_ip,
+        "details": details,
+    }
 
 
-async def record_all(session: AsyncSession, events: list[AuditEvent]) -> None:
-    """Insert `events` (from `build`) in the caller's transaction as one statement (an
+_INSERT = insert(AuditEvent)
+
+
+async def record_all(session: AsyncSession, events: list[dict[str, Any]]) -> None:
+    """Insert `events` (from `columns`) in the caller's transaction as one statement (an
     executemany: their ids are not read back), e.g. one per finished run of a batch."""
     if events:
-        await session.exec(insert(AuditEvent), params=[e.model_dump(exclude={"id"}) for e in events])
+        await (await session.connection()).execute(_INSERT, events)
 
 
 # Characters of each free-text filter of `AuditQuery` (the columns' own lengths).

@@ -37,7 +37,7 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -392,16 +392,20 @@ async def on_run_events(session: AsyncSession, events: list[RunEventMessage]) ->
         asyncio.get_running_loop().call_later(0.2, wake)
 
 
+# Built once: the run-event delivery runs it for every batch of finished runs (issue 15).
+_SCRIPTS_WITH_LINKS = (
+    select(ChainLink.script_id)
+    .where(col(ChainLink.script_id).in_(bindparam("script_ids", expanding=True)), col(ChainLink.enabled))
+    .distinct()
+)
+
+
 async def _scripts_with_links(session: AsyncSession, script_ids: set[Any]) -> set[int]:
     """Those of `script_ids` that have an enabled chain link."""
     if not script_ids:
         return set()
-    rows = await session.exec(
-        select(ChainLink.script_id)
-        .where(col(ChainLink.script_id).in_(script_ids), col(ChainLink.enabled))
-        .distinct()
-    )
-    return set(rows.all())
+    rows = await (await session.connection()).execute(_SCRIPTS_WITH_LINKS, {"script_ids": sorted(script_ids)})
+    return set(rows.scalars().all())
 
 
 async def _fire_links(session: AsyncSession, execution_id: int) -> bool:

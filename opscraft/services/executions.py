@@ -31,6 +31,7 @@ from opscraft.db.models import (
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus, Trigger
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.workers import finished_event
+from opscraft.db.rows import new_row
 from opscraft.db.types import MAX_ID, utcnow
 from opscraft.execution import ansible_options, terraform_plan
 from opscraft.execution.client import ExecutionClient, stored_after
@@ -291,7 +292,8 @@ async def create(
         await secrets.check_parameter_shadowing(session, script_id, resolved)
     options = _run_options(script_type, run_options)
     chosen = await _choose_runner(session, runner, user)
-    execution = Execution(
+    execution = new_row(  # every value checked above or from the script row
+        Execution,
         script_id=script_id,
         script_version=version,
         script_name=script.name,

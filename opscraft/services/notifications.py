@@ -442,14 +442,17 @@ async def on_run_events(session: AsyncSession, events: list[RunEventMessage]) ->
         asyncio.get_running_loop().call_later(0.2, wake)
 
 
+# Built once: the run-event delivery runs it for every batch of finished runs (issue 15).
+_ENABLED_RULES = (
+    select(NotificationRule)
+    .join(NotificationChannel, col(NotificationChannel.id) == col(NotificationRule.channel_id))
+    .where(col(NotificationRule.enabled), col(NotificationChannel.enabled))
+)
+
+
 async def _enabled_rules(session: AsyncSession) -> list[NotificationRule]:
     """Every enabled rule whose channel is enabled too."""
-    rules = await session.exec(
-        select(NotificationRule)
-        .join(NotificationChannel, col(NotificationChannel.id) == col(NotificationRule.channel_id))
-        .where(col(NotificationRule.enabled), col(NotificationChannel.enabled))
-    )
-    return list(rules.all())
+    return list((await session.exec(_ENABLED_RULES)).all())
 
 
 async def _enqueue(

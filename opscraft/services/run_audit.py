@@ -6,9 +6,10 @@ transaction, so each run's end is audited exactly once, whichever process delive
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from opscraft.db.models import AuditEvent
 from opscraft.execution.run_events import RunEventMessage
 from opscraft.services import audit
 from opscraft.services.actor import Actor
@@ -23,9 +24,9 @@ async def record_finished(session: AsyncSession, events: list[RunEventMessage]) 
     await audit.record_all(session, [_finished(event) for event in events])
 
 
-def _finished(event: RunEventMessage) -> AuditEvent:
+def _finished(event: RunEventMessage) -> dict[str, Any]:
     details = event.details
-    return audit.build(
+    return audit.columns(
         Actor(None),
         ACTION,
         "execution",

@@ -50,7 +50,9 @@ def _invalid(errors: list[dict[str, str]]) -> Invalid:
 def _changed_values(obj: object, new: bool) -> Iterable[tuple[str, Any]]:
     state = inspect(obj)
     for attr in state.mapper.column_attrs:
-        if new or state.attrs[attr.key].history.has_changes():
+        if new:  # every value (read as `AttributeState.value` does, without building one)
+            yield attr.key, getattr(obj, attr.key)
+        elif state.attrs[attr.key].history.has_changes():
             yield attr.key, state.attrs[attr.key].value
 
 

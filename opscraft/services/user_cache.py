@@ -22,6 +22,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, object_session
 
 from opscraft.db.models import User
+from opscraft.db.rows import new_row
 
 TTL_SECONDS = 1.0
 MAX_ENTRIES = 10_000
@@ -54,7 +55,7 @@ async def get(database: object, user_id: int, load: Callable[[int], Awaitable[Us
     key = (database, user_id)
     cached = _entries.get(key)
     if cached is not None and cached[0] > now:
-        return User.model_validate(cached[1])
+        return new_row(User, **cached[1])  # a copy of a row read from the database: valid
     user = await load(user_id)
     if user is None:
         return None

@@ -20,7 +20,7 @@ from opscraft import lifecycle, runtime
 from opscraft.db.models import AuditEvent, Execution, RunEvent, RunEventDelivery, User
 from opscraft.db.models.executions import Trigger
 from opscraft.execution.run_events import RunEventDispatcher, RunEventMessage
-from opscraft.services import executions
+from opscraft.services import audit, executions
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Forbidden
 from tests.conftest import LoggedIn
@@ -177,3 +177,48 @@ async def test_system_actor_runs_as_its_user_and_is_refused_for_a_deactivated_on
         async with db.session() as session:
             with pytest.raises(ValueError, match="does not fit"):
                 await executions.create(session, actor, script_id, {}, trigger=trigger)
+
+
+async def test_a_failing_subscriber_holds_back_only_itself_in_the_shared_transaction(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """The subscribers of a batch share one transaction: when one fails, it is rolled back and
+    written again at once without it, so the others' database work lands exactly once."""
+    ids = [(await run(client, admin, "echo ok\n", "local"))[0]["id"] for _ in range(3)]
+
+    async def record(session: AsyncSession, events: list[RunEventMessage]) -> None:
+        rows = [audit.columns(Actor(None), "test.delivered", "execution", e.execution_id) for e in events]
+        await audit.record_all(session, rows)
+
+    db = runtime.current().db
+    dispatcher = RunEventDispatcher(db, "test-shared")
+    dispatcher.subscribe("test-recorder", record)  # its work is written, then rolled back once
+    broken = Probe()
+    broken.failing = True
+    dispatcher.subscribe("test-broken", broken)
+    async with db.session() as session:
+        events = (await session.exec(select(func.count()).select_from(RunEvent))).one()
+    assert await dispatcher.deliver() == events  # the recorder's deliveries only
+    broken.failing = False
+    assert await dispatcher.deliver() == events  # now the broken one's, alone
+    assert await dispatcher.deliver() == 0
+    async with db.session() as session:
+        recorded = Counter(
+            (
+                await session.exec(
+                    select(AuditEvent.target_id).where(col(AuditEvent.action) == "test.delivered")
+                )
+            ).all()
+        )
+        delivered = Counter(
+            (
+                await session.exec(
+                    select(RunEventDelivery.subscriber).where(
+                        col(RunEventDelivery.subscriber).in_(["test-recorder", "test-broken"])
+                    )
+                )
+            ).all()
+        )
+    assert all(recorded[str(i)] == 1 for i in ids) and sum(recorded.values()) == events
+    assert delivered == {"test-recorder": events, "test-broken": events}
+    assert sorted(broken.seen) == sorted(int(target) for target in recorded)

@@ -1,0 +1,60 @@
+"""Execution engine 6, paired: server CPU per execution of two source trees measured at once.
+
+On a shared machine the load moves by tens of percent from one minute to the next, so two
+`bench_exec_cpu` runs taken one after the other compare the load as much as the code. This one
+starts an `opscraft serve` from each tree (e.g. a baseline worktree and this one), then runs
+`--blocks` blocks of `--per-block` executions (submit, WebSocket watch to the end, `echo hi`,
+local runner), alternating the trees block by block (and which goes first), and counts each
+server's CPU time (all threads, children excluded) during its own blocks only.
+
+Usage: .venv/bin/python -m bench.bench_exec_cpu_pair BASELINE_TREE [TREE] [--blocks 20] [--per-block 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+from pathlib import Path
+
+import httpx
+
+from bench.bench_exec_cpu import SCRIPT, process_cpu_seconds, run_many
+from bench.exec_harness import ROOT, create_script, server
+
+
+async def main(trees: list[Path], blocks: int, per_block: int) -> None:
+    with contextlib.ExitStack() as stack:
+        servers = [stack.enter_context(server(root=tree)) for tree in trees]
+        scripts = [create_script(srv, "echo-hi", SCRIPT) for srv in servers]
+        cpu, runs = [0.0] * len(trees), [0] * len(trees)
+        async with contextlib.AsyncExitStack() as open_clients:
+            clients = [
+                await open_clients.enter_async_context(httpx.AsyncClient(base_url=s.url)) for s in servers
+            ]
+            for srv, client, script_id in zip(servers, clients, scripts, strict=True):
+                await run_many(client, srv, script_id, 20)  # warm-up: connections, caches
+            for block in range(blocks):
+                order = range(len(trees)) if block % 2 == 0 else reversed(range(len(trees)))
+                for i in order:
+                    cpu0 = process_cpu_seconds(servers[i].process.pid)[0]
+                    await run_many(clients[i], servers[i], scripts[i], per_block)
+                    cpu[i] += process_cpu_seconds(servers[i].process.pid)[0] - cpu0
+                    runs[i] += per_block
+                if block % 5 == 4 or block == blocks - 1:
+                    per_run = zip(trees, cpu, runs, strict=True)
+                    figures = ", ".join(f"{t}: {c / n * 1000:.2f} ms" for t, c, n in per_run)
+                    print(f"after {block + 1} blocks (load {os.getloadavg()[0]:.1f}): {figures}", flush=True)
+    for tree, seconds, count in zip(trees, cpu, runs, strict=True):
+        print(f"{tree}: {seconds / count * 1000:.2f} ms server CPU per execution over {count} runs")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("baseline", type=Path, help="the other source tree (e.g. a worktree of main)")
+    parser.add_argument("tree", type=Path, nargs="?", default=ROOT, help="default: this tree")
+    parser.add_argument("--blocks", type=int, default=20)
+    parser.add_argument("--per-block", type=int, default=30)
+    args = parser.parse_args()
+    asyncio.run(main([args.baseline.resolve(), args.tree.resolve()], args.blocks, args.per_block))
