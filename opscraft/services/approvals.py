@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy import func
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -34,6 +34,7 @@ from opscraft.db.models.workers import finished_event
 from opscraft.db.types import utcnow
 from opscraft.services import audit
 from opscraft.services.actor import Actor
+from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound
 from opscraft.services.permissions import Permission, can, require
 
@@ -42,9 +43,7 @@ MAX_EXPIRY_HOURS = 24 * 30
 COMMENT_MAX = 2000
 
 
-class PolicyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PolicyIn(Body):
     required: int = Field(default=1, ge=1, le=MAX_REQUIRED)
     expires_after_hours: int = Field(default=24, ge=1, le=MAX_EXPIRY_HOURS)
 

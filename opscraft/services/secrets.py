@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from sqlmodel import col, func, or_, select
 from sqlmodel import delete as sql_delete
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -35,6 +35,7 @@ from opscraft.execution.ports import RunSecrets, SecretUnavailable
 from opscraft.security.vault import DecryptError, Vault
 from opscraft.services import audit, conflicts, keyring, partial, scripts
 from opscraft.services.actor import Actor
+from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound
 from opscraft.services.invisible import check_filters
 from opscraft.services.permissions import Permission, require
@@ -69,9 +70,7 @@ def _check_value(value: str) -> str:
     return value
 
 
-class SecretCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not silently dropped
-
+class SecretCreate(Body):
     name: str = Field(
         min_length=1,
         max_length=128,
@@ -106,8 +105,8 @@ class SecretCreate(BaseModel):
         return _check_value(value)
 
 
-class SecretUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra=partial.at_least_one_field)
+class SecretUpdate(Body):
+    model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
 
     description: Text | None = Field(default=None, max_length=MAX_DESCRIPTION)
     value: Text | None = Field(default=None, json_schema_extra=VALUE_SCHEMA)

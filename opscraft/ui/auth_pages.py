@@ -58,7 +58,7 @@ async def setup_page() -> Response | None:
                 return
 
             async def register() -> User:
-                data = users.UserCreate(
+                data = users.Registration(
                     username=username.value.strip(),
                     email=email.value.strip(),
                     full_name=full_name.value.strip(),
