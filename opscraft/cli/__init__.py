@@ -8,12 +8,14 @@ a new group is a module here with a `register` function, listed in `GROUPS`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from opscraft import __version__, bootstrap, logs
 from opscraft.cli import db, desktop, secrets, serve, users, worker
 from opscraft.cli.common import settings_for
 from opscraft.config import ConfigError
+from opscraft.security import private_files
 
 #: Command groups in the order `--help` lists them.
 GROUPS = (serve, worker, desktop, users, db, secrets)
@@ -35,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `opscraft` console script (and of the packaged binary): without arguments
     in a desktop session it opens the desktop window. Exits with one line on a configuration error."""
     args = build_parser().parse_args(bootstrap.with_default_command(sys.argv[1:] if argv is None else argv))
+    os.umask(private_files.PRIVATE_UMASK)  # the data directory's files are born private
     try:
         settings = settings_for(args)
     except ConfigError as exc:
