@@ -29,7 +29,7 @@ FORK_TIMEOUT_SECONDS = 30
 STOP_WAIT_SECONDS = 5
 STATUS_BYTES = 32
 # Runs create files with the usual default, not the server's private umask
-# (security/private_files.py).
+# (opscraft/data_dir.py).
 RUN_UMASK = 0o022
 
 

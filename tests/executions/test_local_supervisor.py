@@ -376,7 +376,7 @@ def test_the_next_runs_supervisor_is_forked_ahead_and_exits_with_its_fork_server
 
 
 def test_runs_get_the_usual_umask_not_the_servers_private_one() -> None:
-    """The CLI sets umask 077 so the data directory's files are private (security/private_files.py);
+    """The CLI sets umask 077 so the data directory's files are private (opscraft/data_dir.py);
     a run's fork server starts with 022, so scripts create files as they would anywhere else."""
     old = os.umask(0o077)
     fresh = LocalRunner(f"test-{uuid.uuid4().hex[:8]}")
