@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import tempfile
 import types
-from typing import Any, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import httpx
 import pytest
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from opscraft.api import install_api
 from opscraft.config import load_settings
-from opscraft.services.bodies import BOOL_MESSAGE, INT_MESSAGE, Body, scalar_problem
+from opscraft.services.bodies import Body
 from tests.conftest import LoggedIn
 
 
@@ -52,16 +52,26 @@ def _body_models() -> list[type[BaseModel]]:
 
 
 MODELS = _body_models()
-WRONG = {BOOL_MESSAGE: ["yes", "false", 1, 0], INT_MESSAGE: [True, "5"]}
+WRONG: dict[type, list[Any]] = {bool: ["yes", "false", 1, 0], int: [True, "5"]}
 
 
-def _strict_fields(model: type[BaseModel]) -> list[tuple[str, str]]:
-    """(field, the message a wrong value gets) for each boolean or whole-number field."""
+def _scalar(annotation: Any) -> type | None:
+    """bool or int when the field holds one (through `Annotated` and `X | None`), else None."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _scalar(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        return _scalar(members[0]) if len(members) == 1 else None
+    return annotation if annotation in WRONG else None
+
+
+def _strict_fields(model: type[BaseModel]) -> list[tuple[str, type]]:
+    """(field, bool or int) for each boolean or whole-number field of `model`."""
     found = []
     for name, field in model.model_fields.items():
-        for message, values in WRONG.items():
-            if all(scalar_problem(field.annotation, v) == message for v in values):
-                found.append((field.alias or name, message))
+        if (kind := _scalar(field.annotation)) is not None:
+            found.append((field.alias or name, kind))
     return found
 
 
@@ -76,12 +86,14 @@ def test_every_body_refuses_unknown_keys_and_lax_scalars(model: type[BaseModel])
     with pytest.raises(ValidationError) as raised:
         model.model_validate({"no_such_key": 1})
     assert ("no_such_key",) in [(e["loc"]) for e in raised.value.errors() if e["type"] == "extra_forbidden"]
-    for name, message in _strict_fields(model):
-        for value in WRONG[message]:
+    for name, kind in _strict_fields(model):
+        for value in WRONG[kind]:
             with pytest.raises(ValidationError) as raised:
                 model.model_validate({name: value})
             mine = [e["msg"] for e in raised.value.errors() if e["loc"][:1] == (name,)]
-            assert message in mine, f"{model.__qualname__}.{name} took {value!r}: {raised.value.errors()}"
+            assert mine, f"{model.__qualname__}.{name} took {value!r}: {raised.value.errors()}"
+            words = "true or false" if kind is bool else "whole number"
+            assert any(words in m for m in mine), f"{model.__qualname__}.{name}, {value!r}: {mine}"
 
 
 def _field_error(response: httpx.Response, field: str, message: str) -> None:

@@ -9,7 +9,9 @@ Rules, the same for every body:
   or a date given as text, which JSON can only send as text.
 
 The check runs before each field's own validation and looks through `X | None`, `Annotated`,
-lists and dict values; unions of several types keep Pydantic's own choice.
+lists and dict values; unions of several types keep Pydantic's own choice, and a field declared
+`StrictBool`/`StrictInt`/`StrictFloat` is left to Pydantic's strict mode (so its own validators,
+e.g. the settings' service messages, speak first).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import types
 from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Strict, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 BOOL_MESSAGE = "must be true or false (a JSON boolean, not text or a number)"
@@ -37,7 +39,10 @@ def scalar_problem(annotation: Any, value: Any) -> str | None:
         return None
     origin = get_origin(annotation)
     if origin is Annotated:
-        return scalar_problem(get_args(annotation)[0], value)
+        inner, *metadata = get_args(annotation)
+        if any(isinstance(m, Strict) and m.strict for m in metadata):
+            return None  # StrictBool, StrictInt...: Pydantic checks it (after the field's own validators)
+        return scalar_problem(inner, value)
     if origin in (Union, types.UnionType):
         members = [a for a in get_args(annotation) if a is not type(None)]
         return scalar_problem(members[0], value) if len(members) == 1 else None
