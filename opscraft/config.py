@@ -20,6 +20,8 @@ import platformdirs
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from opscraft.data_dir import make_private
+
 
 class ConfigError(Exception):
     """An invalid setting; the message is one line meant for the operator."""
@@ -251,7 +253,7 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(f"invalid setting: {exc}") from None
     settings.effective_database_url  # noqa: B018  (validates DATABASE_URL early)
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private(settings.data_dir)
     except OSError as exc:
         raise ConfigError(f"OPSCRAFT_DATA_DIR: cannot create {settings.data_dir}: {exc.strerror}") from None
     settings.secret_key = _resolve_secret_key(settings)

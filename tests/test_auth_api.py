@@ -38,10 +38,10 @@ async def test_registration_closed_after_first_user(client: httpx.AsyncClient, a
     assert "closed" in r.json()["detail"]
     r = await client.put("/api/v1/settings", json={"registration_open": True}, headers=admin.headers)
     assert r.status_code == 200 and r.json()["registration_open"] is True
-    r = await client.post(
-        "/api/v1/auth/register",
-        json={**SEED_REGISTER, "username": "john", "email": "j@example.com", "role": "admin"},
-    )
+    john = {**SEED_REGISTER, "username": "john", "email": "j@example.com"}
+    r = await client.post("/api/v1/auth/register", json={**john, "role": "admin"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "role", "refused, not ignored"
+    r = await client.post("/api/v1/auth/register", json=john)
     assert r.status_code == 201 and r.json()["role"] == "viewer"
 
 

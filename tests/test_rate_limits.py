@@ -1,4 +1,5 @@
-"""Rate limits: auth endpoints per client IP and per username, the API per user; in memory and in Redis."""
+"""Rate limits: auth endpoints per client IP, per (username, IP) and (looser) per username, the API
+per user; in memory and in Redis."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from fastapi import FastAPI
 from opscraft import lifecycle
 from opscraft.api import install_api
 from opscraft.security.ratelimit import MemoryRateLimiter, RedisRateLimiter
-from tests.conftest import REDIS_URL, make_settings, make_user, require_service
+from tests.conftest import PASSWORD, REDIS_URL, make_settings, make_user, require_service
 
 Clients = Callable[[str], httpx.AsyncClient]
 
@@ -96,12 +97,26 @@ async def test_auth_limit_per_client_ip(clients: Clients) -> None:
     assert r.status_code == 401, "another address is not affected"
 
 
-async def test_auth_limit_per_username(clients: Clients) -> None:
-    victim = f"victim{secrets.token_hex(3)}"
+async def test_wrong_guesses_from_one_address_do_not_lock_the_user_out(clients: Clients) -> None:
+    """The tight limit is per (username, client IP): the guessing address is limited, the real
+    user signing in from elsewhere is not (the issue: 5 wrong logins made the right password
+    return 429)."""
+    user = await make_user(clients(_ip()), "viewer", f"victim{secrets.token_hex(3)}")
+    attacker = clients(_ip())
     for _ in range(5):
-        r = await clients(_ip()).post(
-            "/api/v1/auth/login", json={"username": victim, "password": "nope-nope"}
-        )
+        r = await attacker.post("/api/v1/auth/login", json={"username": user.username, "password": "nope"})
+        assert r.status_code == 401, r.text
+    right = {"username": user.username.upper(), "password": PASSWORD}
+    _assert_limited(await attacker.post("/api/v1/auth/login", json=right))
+    r = await clients(_ip()).post("/api/v1/auth/login", json=right)
+    assert r.status_code == 200, r.text
+
+
+async def test_auth_limit_per_username_across_addresses(clients: Clients) -> None:
+    """Guessing spread over many addresses meets the looser per-username limit (10 x 5)."""
+    victim = f"victim{secrets.token_hex(3)}"
+    for _ in range(50):
+        r = await clients(_ip()).post("/api/v1/auth/login", json={"username": victim, "password": "nope"})
         assert r.status_code == 401
     fresh_address = clients(_ip())
     _assert_limited(

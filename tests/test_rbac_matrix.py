@@ -10,7 +10,7 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from opscraft.api import install_api
 from opscraft.config import load_settings
 from tests.conftest import make_user
-from tests.rbac_cases import ROLES, Case, all_cases
+from tests.rbac_cases import ROLES, Case, all_cases, no_setup
 
 CASES = all_cases()
 
@@ -83,3 +83,23 @@ async def test_refusal_comes_before_the_body_check(case: Case, role: str, client
     headers = people[role].headers if role != "anonymous" else {}
     response = await client.request(case.method, path, headers=headers, json=BAD_BODY)
     assert response.status_code == case.expected[role], f"{case.id} as {role}: {response.text}"
+
+
+# Not /api/v1/tokens: a token may not manage tokens, by rule (docs/api.md, 403 naming it).
+TOKEN_CASES = [c for c in CASES if c.method == "GET" and c.setup is no_setup and c.path != "/api/v1/tokens"]
+
+
+@pytest.mark.parametrize("role", ROLES[1:])
+@pytest.mark.parametrize("case", TOKEN_CASES, ids=lambda c: c.id)
+async def test_a_personal_token_gets_what_its_login_gets(
+    case: Case, role: str, client: httpx.AsyncClient
+) -> None:
+    """Every route authenticates through the one shared path: a personal access token (`ocp_...`,
+    full role) gets the status its owner's login token gets, 403 included (the issue: /metrics
+    answered an admin's token 401 and a viewer's 401 where the login got 403)."""
+    who = await make_user(client, role, role)
+    r = await client.post("/api/v1/tokens", json={"name": "matrix"}, headers=who.headers)
+    assert r.status_code == 201, r.text
+    headers = {"Authorization": f"Bearer {r.json()['token']}"}
+    response = await client.get(case.path, headers=headers)
+    assert response.status_code == case.expected[role], f"{case.id} as {role}'s token: {response.text}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -515,14 +516,21 @@ async def test_rollback_normalises_old_content(client: httpx.AsyncClient, operat
     [
         ({"tags": ["x" * 51]}, "each tag must be at most 50 characters"),  # was "at most 50 items"
         ({"tags": [f"t{i}" for i in range(21)]}, "at most 20 tags"),
-        ({"cpus": "NaN"}, "Input should be a finite number"),  # was "less than or equal to 64"
-        ({"cpus": "Infinity"}, "Input should be a finite number"),
+        # JSON's NaN and Infinity literals (which Python's parser takes): was "less than or equal to 64"
+        ('"cpus": NaN', "Input should be a finite number"),
+        ('"cpus": Infinity', "Input should be a finite number"),
+        ({"cpus": "NaN"}, "must be a number (a JSON number, not text or true/false)"),  # strict bodies
     ],
 )
 async def test_tag_and_cpu_bounds_say_what_is_wrong(
-    client: httpx.AsyncClient, operator: LoggedIn, overrides: dict[str, Any], message: str
+    client: httpx.AsyncClient, operator: LoggedIn, overrides: dict[str, Any] | str, message: str
 ) -> None:
-    r = await client.post("/api/v1/scripts", json={**SEED_BODY, **overrides}, headers=operator.headers)
+    if isinstance(overrides, str):  # a literal JSON encoders refuse to write
+        body = json.dumps(SEED_BODY)[:-1] + ", " + overrides + "}"
+        headers = {**operator.headers, "Content-Type": "application/json"}
+        r = await client.post("/api/v1/scripts", content=body, headers=headers)
+    else:
+        r = await client.post("/api/v1/scripts", json={**SEED_BODY, **overrides}, headers=operator.headers)
     assert r.status_code == 422, r.text
     assert [e["message"] for e in r.json()["errors"]] == [message], r.text
 

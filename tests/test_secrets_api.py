@@ -228,3 +228,47 @@ async def test_deleting_a_script_frees_its_secrets(
         "scripts"
     ] == []
     assert (await client.delete(f"/api/v1/secrets/{secret_id}", headers=operator.headers)).status_code == 204
+
+
+async def test_a_secret_in_use_by_a_webhook_or_channel_is_not_deleted_even_forced(
+    client: httpx.AsyncClient, admin: LoggedIn, seen: list
+) -> None:
+    """Deleting a webhook's signing key would turn signing off (ON DELETE SET NULL), and a
+    channel's credential would silently stop it: 409 naming each use, force or not, until the
+    use is removed; then the delete goes through."""
+    key = await make_secret(client, admin, "HOOK_KEY_A")
+    script_id = await make_script(client, admin, name="deploy")
+    r = await client.post(
+        f"/api/v1/scripts/{script_id}/webhooks",
+        json={"name": "signed", "secret_id": key["id"]},
+        headers=admin.headers,
+    )
+    assert r.status_code == 201, r.text
+    hook_id = r.json()["id"]
+    r = await client.post(
+        "/api/v1/notifications/channels",
+        json={"name": "ops-hook", "kind": "webhook", "config": {"url": "http://h/in"}}
+        | {"secret_id": key["id"]},
+        headers=admin.headers,
+    )
+    assert r.status_code == 201, r.text
+    channel_id = r.json()["id"]
+    for force in ("false", "true"):
+        r = await client.delete(f"/api/v1/secrets/{key['id']}?force={force}", headers=admin.headers)
+        assert r.status_code == 409, r.text
+        message = r.json()["detail"]
+        assert "signs 1 webhook(s) (deploy/signed)" in message, message
+        assert "notification channel(s) (ops-hook)" in message, message
+    r = await client.get(f"/api/v1/scripts/{script_id}/webhooks/{hook_id}", headers=admin.headers)
+    assert r.json()["signed"] is True and r.json()["secret_id"] == key["id"]
+
+    r = await client.delete(f"/api/v1/notifications/channels/{channel_id}", headers=admin.headers)
+    assert r.status_code == 204, r.text
+    r = await client.delete(f"/api/v1/secrets/{key['id']}", headers=admin.headers)
+    assert r.status_code == 409 and "ops-hook" not in r.json()["detail"], r.text
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}/webhooks/{hook_id}", json={"name": "signed"}, headers=admin.headers
+    )
+    assert r.status_code == 200 and r.json()["signed"] is False, r.text
+    r = await client.delete(f"/api/v1/secrets/{key['id']}", headers=admin.headers)
+    assert r.status_code == 204, r.text

@@ -1,18 +1,21 @@
 """Start-up shortcuts stay correct: the migration head read without Alembic, and a database at
-the head upgraded without importing Alembic (docs/benchmarks.md, "Start-up")."""
+the head upgraded without importing Alembic (docs/benchmarks.md, "Start-up"); a real start keeps
+the data directory private."""
 
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import httpx
 from alembic.script import ScriptDirectory
 
 from opscraft.db.migrate import alembic_config, head_revisions
-from tests.conftest import ROOT
+from tests.conftest import ROOT, start_server, stop_server
 
 
 def test_head_revisions_agree_with_alembic() -> None:
@@ -62,3 +65,33 @@ def test_upgrade_at_head_does_not_load_alembic(tmp_path: Path) -> None:
         for _ in range(2)
     ]
     assert [run.stdout.strip() for run in runs] == ["True", "False"], [run.stderr for run in runs]
+
+
+def test_a_real_start_keeps_the_data_directory_private(tmp_path: Path) -> None:
+    """The data directory is 0700 and every file in it 0600: those a start creates (databases,
+    queue, keys, UI storage; umask) and those an older version left readable (fixed at start)."""
+    data = tmp_path / "data"
+    (data / "ui-storage").mkdir(parents=True)
+    data.chmod(0o755)
+    (data / "ui-storage").chmod(0o755)
+    old = data / "ui-storage" / "storage-general.json"
+    old.write_text("{}")
+    old.chmod(0o644)
+    server = start_server(data)
+    try:
+        r = httpx.post(
+            f"{server.url}/api/v1/auth/register",
+            json={"username": "admin", "email": "a@example.com", "password": "SecurePass123"},
+        )
+        assert r.status_code == 201, r.text
+        assert httpx.get(f"{server.url}/login").status_code == 200
+        found = {p.relative_to(data).as_posix(): stat.S_IMODE(p.lstat().st_mode) for p in data.rglob("*")}
+        found["."] = stat.S_IMODE(data.stat().st_mode)
+    finally:
+        stop_server(server)
+    assert {"opscraft.db", "queue.db", "master.key", "server.log", "ui-storage/storage-general.json"} <= set(
+        found
+    ), sorted(found)
+    loose = {name: oct(mode) for name, mode in found.items() if mode & 0o077}
+    assert loose == {}, f"group/other access in the data directory: {loose}"
+    assert found["."] == 0o700 and found["ui-storage"] == 0o700

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from opscraft.api.deps import CurrentActor, Session, permitted
 from opscraft.api.executions_schemas import ExecutionOut
@@ -14,14 +14,13 @@ from opscraft.api.schemas import AUTHED, IdPath, error_responses
 from opscraft.db.models import ApprovalDecision, ApprovalPolicy
 from opscraft.services import approvals
 from opscraft.services.approvals import COMMENT_MAX, PolicyIn
+from opscraft.services.bodies import Body
 from opscraft.services.permissions import Permission
 
 router = APIRouter(tags=["approvals"])
 
 
-class Decision(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Decision(Body):
     comment: str = Field(default="", max_length=COMMENT_MAX)
 
 

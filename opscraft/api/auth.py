@@ -15,13 +15,9 @@ from opscraft.api.users_schemas import (
     UserOut,
 )
 from opscraft.services import auth, users
-from opscraft.services.users import ProfileUpdate, UserCreate
+from opscraft.services.users import ProfileUpdate, Registration
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
-
-
-class RegisterRequest(UserCreate):
-    """The seed's register body; `role` is ignored (first user: admin, later: viewer)."""
 
 
 @router.post(
@@ -31,7 +27,7 @@ class RegisterRequest(UserCreate):
     summary="Register (the first user becomes admin)",
     responses=error_responses(403, 409, 422, 429),
 )
-async def register(body: RegisterRequest, session: Session, actor: AnonymousActor) -> UserOut:
+async def register(body: Registration, session: Session, actor: AnonymousActor) -> UserOut:
     await auth.check_auth_rate(actor.client_ip, body.username)
     user = await users.register(session, actor, body)
     return UserOut.model_validate(user)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from opscraft.api.deps import CurrentActor, Session, permitted
 from opscraft.api.executions_schemas import AnsibleRunOptions, ExecutionOut
 from opscraft.api.schemas import AUTHED, IdPath, error_responses
 from opscraft.db.models.scripts import ScriptType
 from opscraft.services import draft_runs
+from opscraft.services.bodies import Body
 from opscraft.services.errors import Invalid
 from opscraft.services.permissions import Permission
 from opscraft.services.storable import Text
@@ -19,7 +20,7 @@ from opscraft.services.storable import Text
 router = APIRouter(prefix="/api/v1/scripts", tags=["executions"])
 
 
-class TestRunCreate(BaseModel):
+class TestRunCreate(Body):
     """The editor's unsaved content and the run's values; checked as a save would check them."""
 
     model_config = {"extra": "forbid"}

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from opscraft.api.schemas import MAX_ID, Page
 from opscraft.db.models import Execution, ExecutionLog
 from opscraft.db.models.executions import ExecutionStatus
+from opscraft.services.bodies import Body
 from opscraft.services.executions import LogPage
 
 TagName = Annotated[
@@ -17,7 +18,7 @@ TagName = Annotated[
 ]
 
 
-class AnsibleRunOptions(BaseModel):
+class AnsibleRunOptions(Body):
     """Ansible run options, each passed to `ansible-playbook` as one argument (never through a shell)."""
 
     model_config = {"extra": "forbid"}
@@ -36,7 +37,7 @@ class AnsibleRunOptions(BaseModel):
     diff: bool = Field(default=False, description="--diff: show what changes in files and templates")
 
 
-class RerunCreate(BaseModel):
+class RerunCreate(Body):
     """Optional body of "Run again"."""
 
     model_config = {"extra": "forbid"}
@@ -47,7 +48,7 @@ class RerunCreate(BaseModel):
     )
 
 
-class ExecutionCreate(BaseModel):
+class ExecutionCreate(Body):
     """The seed's body (`script_id`, `parameters`) plus the optional runner and Terraform action."""
 
     model_config = {"extra": "forbid"}

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from opscraft.api.deps import Session
+from opscraft.api.deps import Session, current_actor
 from opscraft.api.schemas import error_responses
 from opscraft.services import metrics
 
 router = APIRouter(tags=["health"])
-_bearer = HTTPBearer(auto_error=False, description="OPSCRAFT_METRICS_TOKEN or an admin's access token")
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="OPSCRAFT_METRICS_TOKEN, or an admin's access token or personal access token (`ocp_...`)",
+)
 
 
 @router.get(
@@ -23,10 +26,14 @@ _bearer = HTTPBearer(auto_error=False, description="OPSCRAFT_METRICS_TOKEN or an
     responses={200: {"content": {metrics.CONTENT_TYPE: {}}}, **error_responses(401, 403)},
 )
 async def get_metrics(
+    request: Request,
     session: Session,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Response:
-    await metrics.authorize(session, credentials.credentials if credentials else None)
+    """The metrics token, or any bearer the rest of the API takes, through the same path
+    (`deps.current_actor`: 401 for a bad token, 403 for a role that may not view the system)."""
+    if not metrics.is_metrics_token(credentials.credentials if credentials else None):
+        metrics.authorize(await current_actor(request, session, credentials))
     return Response(await metrics.render(session), media_type=metrics.CONTENT_TYPE)
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from opscraft.db.models import Script
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.services import parameters
+from opscraft.services.bodies import Body
 from opscraft.services.script_checks import Finding
 from opscraft.services.scripts import MAX_NOTE, Diff, Saved, VersionRow
 from opscraft.services.storable import Text
@@ -183,7 +184,7 @@ class DiffOut(BaseModel):
         return cls.model_validate(asdict(result))
 
 
-class RollbackRequest(BaseModel):
+class RollbackRequest(Body):
     model_config = {"extra": "forbid"}
 
     acknowledge_risks: bool = False

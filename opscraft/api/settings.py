@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool, StrictFloat, StrictInt
 
 from opscraft.api.deps import CurrentActor, Session, permitted
 from opscraft.api.schemas import AUTHED, error_responses
 from opscraft.db.models import Role
 from opscraft.services import app_settings
+from opscraft.services.bodies import Body
 from opscraft.services.permissions import Permission
 
 router = APIRouter(prefix="/api/v1/settings", tags=["settings"])
@@ -57,12 +58,10 @@ def _checked_by_service(key: str) -> BeforeValidator:
     return BeforeValidator(check)
 
 
-class SettingsPatch(BaseModel):
+class SettingsPatch(Body):
     """Only the settings given change. Values are JSON's own types (no "true" for true). Each value
     is checked by the service first, so a bad one gets the settings page's message; the bounds
     below are for the schema."""
-
-    model_config = ConfigDict(extra="forbid")
 
     registration_open: Annotated[StrictBool | None, _checked_by_service("registration_open")] = None
     local_runner_enabled: Annotated[StrictBool | None, _checked_by_service("local_runner_enabled")] = None

@@ -19,6 +19,7 @@ from opscraft.api.executions_schemas import ExecutionOut
 from opscraft.api.schemas import AUTHED, IdPath, error_responses
 from opscraft.db.models import Execution, TerraformPlan, TerraformState, TerraformStateVersion
 from opscraft.services import terraform_plans, terraform_state
+from opscraft.services.bodies import Body
 from opscraft.services.permissions import Permission
 from opscraft.services.terraform_state import MAX_LOCK_ID, Locked
 
@@ -332,7 +333,7 @@ class PlanOut(BaseModel):
         )
 
 
-class PlanApply(BaseModel):
+class PlanApply(Body):
     model_config = {"extra": "forbid"}
 
     runner: Literal["docker", "local"] | None = Field(

@@ -10,21 +10,20 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from opscraft.api.deps import CurrentActor, Session
 from opscraft.api.schemas import AUTHED, IdPath, error_responses
 from opscraft.db.models import Role
 from opscraft.services import api_tokens
 from opscraft.services.api_tokens import NAME_MAX, TokenInfo
+from opscraft.services.bodies import Body
 from opscraft.services.invisible import Label
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["api tokens"])
 
 
-class TokenCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TokenCreate(Body):
     # The length is checked by the service, which words it as the tokens page shows it.
     name: Label = Field(json_schema_extra={"minLength": 1, "maxLength": NAME_MAX}, examples=["ci-deploy"])
     role: Role | None = Field(default=None, description="Default: your role; never higher than it")

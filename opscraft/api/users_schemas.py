@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from opscraft.db.models import Role
+from opscraft.services.bodies import Body
 from opscraft.services.storable import Text
 from opscraft.services.users import MIN_PASSWORD
 
@@ -29,16 +30,16 @@ class UserOut(BaseModel):
     model_config = {"from_attributes": True}
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(Body):
     username: Text = Field(min_length=1, max_length=64, examples=["john_doe"])
     password: Text = Field(min_length=1, max_length=256, examples=["SecurePass123"])
 
 
-class RefreshRequest(BaseModel):
+class RefreshRequest(Body):
     refresh_token: str = Field(min_length=1, max_length=4096)
 
 
-class LogoutRequest(BaseModel):
+class LogoutRequest(Body):
     refresh_token: str | None = Field(default=None, max_length=4096)
 
 
@@ -48,10 +49,10 @@ class TokenResponse(BaseModel):
     token_type: str = "bearer"
 
 
-class ChangePasswordRequest(BaseModel):
+class ChangePasswordRequest(Body):
     current_password: Text = Field(min_length=1, max_length=256)
     new_password: Text = Field(min_length=1, max_length=256, json_schema_extra=NEW_PASSWORD_SCHEMA)
 
 
-class ResetPasswordRequest(BaseModel):
+class ResetPasswordRequest(Body):
     new_password: Text = Field(min_length=1, max_length=256, json_schema_extra=NEW_PASSWORD_SCHEMA)

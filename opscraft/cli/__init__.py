@@ -8,9 +8,10 @@ a new group is a module here with a `register` function, listed in `GROUPS`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from opscraft import __version__, bootstrap, logs
+from opscraft import __version__, bootstrap, data_dir, logs
 from opscraft.cli import db, desktop, secrets, serve, users, worker
 from opscraft.cli.common import settings_for
 from opscraft.config import ConfigError
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the `opscraft` console script (and of the packaged binary): without arguments
     in a desktop session it opens the desktop window. Exits with one line on a configuration error."""
     args = build_parser().parse_args(bootstrap.with_default_command(sys.argv[1:] if argv is None else argv))
+    os.umask(data_dir.PRIVATE_UMASK)  # the data directory's files are born private
     try:
         settings = settings_for(args)
     except ConfigError as exc:

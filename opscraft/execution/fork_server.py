@@ -28,6 +28,9 @@ SUPERVISOR = str(Path(__file__).with_name("supervisor.py"))
 FORK_TIMEOUT_SECONDS = 30
 STOP_WAIT_SECONDS = 5
 STATUS_BYTES = 32
+# Runs create files with the usual default, not the server's private umask
+# (opscraft/data_dir.py).
+RUN_UMASK = 0o022
 
 
 class RunSupervisor:
@@ -203,6 +206,7 @@ class ForkServer:
                 stdout=subprocess.DEVNULL,
                 pass_fds=(theirs.fileno(),),
                 start_new_session=True,
+                umask=RUN_UMASK,
             )
         self._control = ours
 

@@ -3,6 +3,9 @@ approve; a rejection or the expiry ends them `rejected`.
 
 Rules:
 - operators and admins set a script's policy: `required` approvals (1-5) and an expiry (hours);
+  lowering `required` or removing the policy needs an admin (`relax_approvals`), otherwise the
+  operator a run waits on could switch the rule off and run again; runs already waiting keep
+  the requirement they were held with (their request holds its own `required`);
 - `executions.create` holds a run of such a script (no enqueue) and opens a request;
 - people with `approve_executions` (operators, admins) other than the run's requester decide,
   with a comment; the requester can never decide on their own run, whichever way they are
@@ -18,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy import bindparam, func
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -31,17 +34,16 @@ from opscraft.db.models.workers import finished_event
 from opscraft.db.types import utcnow
 from opscraft.services import audit
 from opscraft.services.actor import Actor
+from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound
-from opscraft.services.permissions import Permission, require
+from opscraft.services.permissions import Permission, can, require
 
 MAX_REQUIRED = 5
 MAX_EXPIRY_HOURS = 24 * 30
 COMMENT_MAX = 2000
 
 
-class PolicyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PolicyIn(Body):
     required: int = Field(default=1, ge=1, le=MAX_REQUIRED)
     expires_after_hours: int = Field(default=24, ge=1, le=MAX_EXPIRY_HOURS)
 
@@ -61,6 +63,8 @@ async def set_policy(session: AsyncSession, actor: Actor, script_id: int, data: 
     if policy is None:
         policy = ApprovalPolicy(script_id=script_id)
         session.add(policy)
+    elif data.required < policy.required:
+        _require_relaxing(actor, f"lower the approvals script {script.name} requires ({policy.required})")
     policy.required, policy.expires_after_hours = data.required, data.expires_after_hours
     policy.updated_by, policy.updated_at = user.id, utcnow()
     audit.record(session, actor, "approval_policy.set", "script", script_id, **data.model_dump())
@@ -68,11 +72,23 @@ async def set_policy(session: AsyncSession, actor: Actor, script_id: int, data: 
     return policy
 
 
+def _require_relaxing(actor: Actor, what: str) -> None:
+    """`Forbidden` (403) unless the actor may relax approval requirements (admins)."""
+    if not can(actor.user, Permission.relax_approvals):
+        raise Forbidden(
+            f"only an admin may {what}: operators may add an approval requirement or raise it, "
+            "never lower or remove it"
+        )
+
+
 async def remove_policy(session: AsyncSession, actor: Actor, script_id: int) -> None:
+    """Let the script's runs start without approval (admins: `Forbidden` for operators); runs
+    already awaiting approval still need theirs."""
     require(actor.user, Permission.edit_scripts)
     policy = await session.get(ApprovalPolicy, script_id)
     if policy is None:
         raise NotFound(f"script {script_id} requires no approval")
+    _require_relaxing(actor, f"remove the approval requirement of script {script_id}")
     await session.delete(policy)
     audit.record(session, actor, "approval_policy.remove", "script", script_id)
     await session.commit()

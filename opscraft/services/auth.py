@@ -27,15 +27,33 @@ class TokenPair:
     token_type: str = "bearer"
 
 
+# The per-username limit is this many times the per-(username, IP) one: loose enough that
+# someone guessing a user's password from one address cannot lock the user out, tight enough
+# to slow guessing spread over many addresses.
+USERNAME_LIMIT_FACTOR = 10
+
+
 async def check_auth_rate(client_ip: str | None, username: str | None) -> None:
-    """Auth endpoints: N attempts a minute per client IP and, separately, per username."""
+    """Count an attempt on an auth endpoint; `RateLimited` (429) past a limit.
+
+    With N = `OPSCRAFT_RATE_LIMIT_AUTH` attempts a minute: N per client IP, N per (username,
+    client IP), and `USERNAME_LIMIT_FACTOR` x N per username from all addresses. The client IP
+    is the one the API and UI read everywhere (behind a trusted proxy, its X-Forwarded-For).
+    Keying the tight username limit on the address too keeps wrong guesses from one address
+    from locking the real user, signing in from another, out of the account.
+    """
     rt = runtime.current()
     limit = rt.settings.rate_limit_auth_per_minute
-    keys = [f"auth:ip:{client_ip or 'unknown'}"]
+    address = client_ip or "unknown"
+    keys = [(f"auth:ip:{address}", limit)]
     if username:
-        keys.append(f"auth:user:{username.lower()}")
-    for key in keys:
-        retry_after = await rt.limiter.hit(key, limit)
+        name = username.lower()
+        keys += [
+            (f"auth:user-ip:{name}:{address}", limit),
+            (f"auth:user:{name}", limit * USERNAME_LIMIT_FACTOR),
+        ]
+    for key, key_limit in keys:
+        retry_after = await rt.limiter.hit(key, key_limit)
         if retry_after:
             raise RateLimited("too many authentication attempts", retry_after=retry_after)
 

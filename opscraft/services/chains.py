@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -53,6 +53,7 @@ from opscraft.execution.masking import MASK
 from opscraft.execution.run_events import RunEventMessage
 from opscraft.services import audit, parameters
 from opscraft.services.actor import Actor
+from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound, ServiceError
 from opscraft.services.permissions import Permission, can, require
 from opscraft.services.run_starter import OwnerRefused, start_for
@@ -77,10 +78,8 @@ _PG_LOCK_ID = 0x0C4A1
 OUTPUT_LINE = re.compile(r"^::set-output name=([A-Za-z_][A-Za-z0-9_]{0,63})::(.*?)\r?$")
 
 
-class LinkIn(BaseModel):
+class LinkIn(Body):
     """A link as submitted (create and replace)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     target_script_id: int = Field(ge=1, le=MAX_ID, description="The script to start")
     outcome: ChainOutcome = Field(

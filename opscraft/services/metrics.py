@@ -33,8 +33,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft import runtime
 from opscraft.db.models import Execution
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
-from opscraft.services import auth, workers
-from opscraft.services.errors import Unauthorized
+from opscraft.services import workers
+from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, require
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -52,15 +52,17 @@ def count_request(route: str, method: str, status: int) -> None:
     counts.count((route, method, str(status)))
 
 
-async def authorize(session: AsyncSession, bearer: str | None) -> None:
-    """Allow the metrics token or an admin's access token; raises Unauthorized/Forbidden."""
-    if bearer is None:
-        raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
+def is_metrics_token(bearer: str | None) -> bool:
+    """Whether `bearer` is `OPSCRAFT_METRICS_TOKEN` (compared in constant time; False when unset)."""
     token = runtime.current().settings.metrics_token
-    if token and hmac.compare_digest(token.encode(), bearer.encode()):
-        return
-    user = await auth.user_for_access_token(session, bearer)
-    require(user, Permission.view_system)
+    return bool(token and bearer and hmac.compare_digest(token.encode(), bearer.encode()))
+
+
+def authorize(actor: Actor) -> None:
+    """Allow a caller authenticated the usual way (access token or personal token, see
+    `auth.actor_for_bearer`) whose effective role may view the system (admins): `Forbidden`
+    otherwise. The metrics token is checked before, by `is_metrics_token`."""
+    require(actor.user, Permission.view_system)
 
 
 def _duration_seconds(dialect: str) -> object:

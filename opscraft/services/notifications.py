@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -53,6 +53,7 @@ from opscraft.execution.run_events import RunEventMessage
 from opscraft.security.vault import DecryptError
 from opscraft.services import audit, conflicts, keyring, names
 from opscraft.services.actor import Actor
+from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound
 from opscraft.services.invisible import Label
 from opscraft.services.notification_senders import (
@@ -81,10 +82,8 @@ EXCERPT_CHARS = 2000
 # --- channels --------------------------------------------------------------------------------
 
 
-class ChannelIn(BaseModel):
+class ChannelIn(Body):
     """A channel as submitted; `config` is checked per kind by `create_channel`/`update_channel`."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: Label = Field(min_length=1, max_length=64)
     kind: ChannelKind
@@ -247,9 +246,7 @@ async def delete_channel(session: AsyncSession, actor: Actor, channel_id: int) -
 # --- rules -----------------------------------------------------------------------------------
 
 
-class RuleIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RuleIn(Body):
     channel_id: int = Field(ge=1, le=MAX_ID)
     script_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="None: every script")
     events: list[str] = Field(

@@ -21,6 +21,9 @@ class Permission(StrEnum):
     view_system = "view_system"  # workers, /metrics
     # Terraform `destroy`: not the script as written but its inverse, chosen at run time.
     destroy_infrastructure = "destroy_infrastructure"
+    # Lower or remove a script's approval requirement (services/approvals.py): admins only, so
+    # the "second person" rule cannot be switched off by the operator it constrains.
+    relax_approvals = "relax_approvals"
 
 
 _VIEWER = frozenset({Permission.view_scripts, Permission.execute_scripts})

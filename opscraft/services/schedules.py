@@ -33,7 +33,7 @@ from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 from sqlalchemy import Table, bindparam, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -47,6 +47,7 @@ from opscraft.db.models.executions import FINAL_STATUSES, Trigger
 from opscraft.db.types import utcnow
 from opscraft.services import approvals, audit, conflicts, names, parameters
 from opscraft.services.actor import Actor
+from opscraft.services.bodies import Body
 from opscraft.services.errors import Invalid, NotFound, ServiceError
 from opscraft.services.invisible import Label
 from opscraft.services.permissions import Permission, require
@@ -64,9 +65,7 @@ PREVIEW = 5
 T = TypeVar("T")
 
 
-class ScheduleIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ScheduleIn(Body):
     name: Label = Field(min_length=1, max_length=64, examples=["nightly"])
     cron: str = Field(min_length=1, max_length=128, examples=["30 2 * * *"])
     timezone: str = Field(default="UTC", max_length=64, examples=["Europe/Paris"])

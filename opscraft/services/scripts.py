@@ -36,6 +36,7 @@ from opscraft.services import (
     script_checks,
 )
 from opscraft.services.actor import Actor
+from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound
 from opscraft.services.line_endings import Notice
 from opscraft.services.linters import LintReport
@@ -97,7 +98,7 @@ def _check_tags(tags: list[str]) -> list[str]:
     return cleaned
 
 
-class _ScriptFields(BaseModel):
+class _ScriptFields(Body):
     """Field rules shared by create and update (every field optional here)."""
 
     model_config = {"extra": "forbid"}

@@ -12,13 +12,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from sqlmodel import col, func, or_, select
 from sqlmodel import delete as sql_delete
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.engine import Database
-from opscraft.db.models import AuditEvent, Execution, Script, ScriptSecret, Secret, User
+from opscraft.db.models import (
+    AuditEvent,
+    Execution,
+    NotificationChannel,
+    Script,
+    ScriptSecret,
+    Secret,
+    User,
+    WebhookTrigger,
+)
 from opscraft.db.models.secrets import SecretKind
 from opscraft.db.types import utcnow
 from opscraft.execution import param_env
@@ -26,6 +35,7 @@ from opscraft.execution.ports import RunSecrets, SecretUnavailable
 from opscraft.security.vault import DecryptError, Vault
 from opscraft.services import audit, conflicts, keyring, partial, scripts
 from opscraft.services.actor import Actor
+from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound
 from opscraft.services.invisible import check_filters
 from opscraft.services.permissions import Permission, require
@@ -60,9 +70,7 @@ def _check_value(value: str) -> str:
     return value
 
 
-class SecretCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not silently dropped
-
+class SecretCreate(Body):
     name: str = Field(
         min_length=1,
         max_length=128,
@@ -97,8 +105,8 @@ class SecretCreate(BaseModel):
         return _check_value(value)
 
 
-class SecretUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra=partial.at_least_one_field)
+class SecretUpdate(Body):
+    model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
 
     description: Text | None = Field(default=None, max_length=MAX_DESCRIPTION)
     value: Text | None = Field(default=None, json_schema_extra=VALUE_SCHEMA)
@@ -272,16 +280,58 @@ async def update(
     return (await _infos(session, [secret]))[0]
 
 
+def _listed(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+
+
+async def _guarding_uses(session: AsyncSession, secret_id: int) -> list[str]:
+    """What relies on the secret for a security feature or a credential, beyond script
+    attachments: webhooks signing with it ("script/webhook") and notification channels sending
+    with it. Each such use must be changed by hand before the secret may go: deleting the secret
+    under them would silently turn signing off (their `secret_id` is ON DELETE SET NULL)."""
+    hooks = await session.exec(
+        select(Script.name, WebhookTrigger.name)
+        .join(Script, col(Script.id) == col(WebhookTrigger.script_id))
+        .where(col(WebhookTrigger.secret_id) == secret_id)
+        .order_by(col(Script.name), col(WebhookTrigger.name))
+    )
+    channels = await session.exec(
+        select(NotificationChannel.name)
+        .where(col(NotificationChannel.secret_id) == secret_id)
+        .order_by(col(NotificationChannel.name))
+    )
+    uses = []
+    if signing := [f"{script}/{hook}" for script, hook in hooks.all()]:
+        uses.append(f"it signs {len(signing)} webhook(s) ({_listed(signing)})")
+    if sending := list(channels.all()):
+        uses.append(f"it is the credential of {len(sending)} notification channel(s) ({_listed(sending)})")
+    return uses
+
+
 async def delete(session: AsyncSession, actor: Actor, secret_id: int, *, force: bool = False) -> None:
-    """Delete a secret; refused while a live script uses it, unless `force` (which detaches it)."""
+    """Delete a secret.
+
+    `Conflict` (409) naming the users while a webhook signs with it or a notification channel
+    sends with it (`force` does not override this: change or delete those first), and while a
+    live script has it attached unless `force`, which detaches it from those scripts.
+    """
     require(actor.user, Permission.manage_secrets)
-    secret = await _get(session, secret_id)
+    # Locked (PostgreSQL) so that no webhook or channel starts using it while we look.
+    secret = (await session.exec(select(Secret).where(col(Secret.id) == secret_id).with_for_update())).first()
+    if secret is None:
+        raise NotFound(f"secret {secret_id} not found")
+    uses = await _guarding_uses(session, secret_id)
+    if uses:
+        raise Conflict(
+            f"secret {secret.name} is in use: {'; '.join(uses)}: remove it from those (or delete them) "
+            "first; force=true only detaches scripts"
+        )
     attached = (await _scripts_of(session, [secret_id]))[secret_id]
     if attached and not force:
-        names = ", ".join(s.name for s in attached[:5]) + (", ..." if len(attached) > 5 else "")
         raise Conflict(
-            f"secret {secret.name} is attached to {len(attached)} script(s) ({names}): "
-            "detach it first, or force the deletion (API: force=true), which detaches it everywhere"
+            f"secret {secret.name} is attached to {len(attached)} script(s) "
+            f"({_listed([s.name for s in attached])}): detach it first, or force the deletion "
+            "(API: force=true), which detaches it everywhere"
         )
     await session.exec(sql_delete(ScriptSecret).where(col(ScriptSecret.secret_id) == secret_id))
     await session.delete(secret)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -21,6 +21,7 @@ from opscraft.db.models.inventories import content_sha256
 from opscraft.db.types import utcnow
 from opscraft.services import audit, conflicts, inventories
 from opscraft.services.actor import Actor
+from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, NotFound
 from opscraft.services.permissions import Permission, require
 from opscraft.services.scripts import MAX_DESCRIPTION, NAME_RE, parse
@@ -29,7 +30,7 @@ from opscraft.services.storable import Text
 NAME_TAKEN = "an inventory with this name already exists: choose another name"
 
 
-class InventoryIn(BaseModel):
+class InventoryIn(Body):
     """Create or replace a shared inventory (PUT sends every field)."""
 
     model_config = {"extra": "forbid"}

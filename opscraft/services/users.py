@@ -6,7 +6,7 @@ import asyncio
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, EmailStr, Field, ValidationInfo, field_validator
 from sqlalchemy import func, or_
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -16,6 +16,7 @@ from opscraft.db.types import utcnow
 from opscraft.security.passwords import hash_password, verify_password
 from opscraft.services import app_settings, audit, conflicts, partial
 from opscraft.services.actor import Actor
+from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from opscraft.services.invisible import OptionalLabel, check_filters
 from opscraft.services.permissions import Permission, require
@@ -27,8 +28,10 @@ MAX_PASSWORD = 256
 MAX_SEARCH = 100  # characters of the list's `search` filter
 
 
-class UserCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Registration(Body):
+    """A self-registration (`POST /api/v1/auth/register`, the set-up page): the seed's body. No
+    role: the first user becomes admin, later ones viewers (`register`); a `role` key is refused
+    like any unknown key."""
 
     username: str = Field(
         min_length=3,
@@ -45,7 +48,6 @@ class UserCreate(BaseModel):
         description="Must differ from the username",
     )
     full_name: OptionalLabel = Field(default="", max_length=200, examples=["John Doe"])
-    role: Role = Role.viewer
 
     @field_validator("username")
     @classmethod
@@ -67,8 +69,14 @@ class UserCreate(BaseModel):
         return value
 
 
-class UserUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra=partial.at_least_one_field)
+class UserCreate(Registration):
+    """An account an admin creates (`POST /api/v1/users`), with its role."""
+
+    role: Role = Role.viewer
+
+
+class UserUpdate(Body):
+    model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
 
     email: EmailStr | None = Field(default=None, description="Unique, ignoring case")
     full_name: OptionalLabel | None = Field(default=None, max_length=200)
@@ -76,11 +84,11 @@ class UserUpdate(BaseModel):
     is_active: bool | None = None
 
 
-class ProfileUpdate(BaseModel):
+class ProfileUpdate(Body):
     """What users change of their own account (`PUT /api/v1/auth/me`, the Profile page): the seed's
     self-service "profile management". Role and active state stay an admin's (`UserUpdate`)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=partial.at_least_one_field)
+    model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
 
     email: EmailStr | None = Field(default=None, description="Unique, ignoring case")
     full_name: OptionalLabel | None = Field(default=None, max_length=200)
@@ -143,17 +151,16 @@ async def _claim_first_admin(session: AsyncSession) -> None:
     await conflicts.flush(session, {"app_settings.key": message})
 
 
-async def register(session: AsyncSession, actor: Actor, data: UserCreate) -> User:
-    """Self-registration: the first user becomes admin; later ones only when an admin opened it."""
+async def register(session: AsyncSession, actor: Actor, data: Registration) -> User:
+    """Self-registration: the first user becomes admin; later ones (viewers) only when an admin
+    opened it."""
     first = await count_users(session) == 0
     if first:
         await _claim_first_admin(session)
-        data = data.model_copy(update={"role": Role.admin})
     elif not await app_settings.get(session, "registration_open"):
         raise Forbidden("self-registration is closed: ask an administrator to create your account")
-    else:
-        data = data.model_copy(update={"role": Role.viewer})
-    user = await _insert(session, data)
+    role = Role.admin if first else Role.viewer
+    user = await _insert(session, UserCreate.model_construct(**dict(data), role=role))
     audit.record(
         session, Actor(user, actor.client_ip), "user.register", "user", user.id, role=user.role, first=first
     )

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -35,6 +35,7 @@ from opscraft.security.tokens import hash_personal_token
 from opscraft.security.vault import DecryptError
 from opscraft.services import audit, conflicts, keyring, names, parameters
 from opscraft.services.actor import Actor
+from opscraft.services.bodies import Body
 from opscraft.services.errors import Forbidden, Invalid, NotFound, RateLimited, ServiceError, Unauthorized
 from opscraft.services.invisible import Label
 from opscraft.services.permissions import Permission, require
@@ -46,9 +47,7 @@ TIMESTAMP_HEADER = "x-opscraft-timestamp"
 TOKEN_PREFIX = "och_"
 
 
-class WebhookIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class WebhookIn(Body):
     name: Label = Field(min_length=1, max_length=64, examples=["on-push"])
     secret_id: int | None = Field(
         default=None, ge=1, le=MAX_ID, description="Vault secret used as the HMAC-SHA256 key"

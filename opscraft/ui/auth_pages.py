@@ -56,9 +56,9 @@ async def setup_page() -> Response | None:
             async def register() -> User:
                 # Every field's problem at once, the two passwords' difference with the rest.
                 problems = Problems()
-                data: users.UserCreate | None = None
+                data: users.Registration | None = None
                 with problems.check():
-                    data = users.UserCreate(
+                    data = users.Registration(
                         username=username.value.strip(),
                         email=email.value.strip(),
                         full_name=full_name.value.strip(),

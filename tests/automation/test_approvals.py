@@ -148,3 +148,35 @@ async def test_policy_validation(client: httpx.AsyncClient, admin: LoggedIn, vie
     body: dict[str, Any] = {"script_id": script_id, "runner": "local"}
     r = await client.post("/api/v1/executions", json=body, headers=viewer.headers)
     assert r.json()["status"] != "awaiting_approval"
+
+
+async def test_only_an_admin_lowers_or_removes_a_requirement_and_waiting_runs_keep_theirs(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn
+) -> None:
+    """The requester of a held run cannot switch the rule off and run again: an operator may add
+    or raise a requirement, never lower or remove it (403 saying so); an admin may, and the run
+    already waiting still needs its approval."""
+    script_id, run_id = await held_run(client, operator, admin, required=2)
+    url = f"/api/v1/scripts/{script_id}/approval"
+    r = await client.delete(url, headers=operator.headers)
+    assert r.status_code == 403 and "only an admin may remove" in r.json()["detail"], r.text
+    r = await client.put(url, json={"required": 1}, headers=operator.headers)
+    assert r.status_code == 403 and "only an admin may lower" in r.json()["detail"], r.text
+    r = await client.put(url, json={"required": 3, "expires_after_hours": 2}, headers=operator.headers)
+    assert r.status_code == 200 and r.json()["required"] == 3, "raising is allowed"
+    r = await client.put(url, json={"required": 3, "expires_after_hours": 48}, headers=operator.headers)
+    assert r.status_code == 200, "the same requirement with another expiry is not a lowering"
+    body: dict[str, Any] = {"script_id": script_id, "runner": "local"}
+    r = await client.post("/api/v1/executions", json=body, headers=operator.headers)
+    assert r.status_code == 202 and r.json()["status"] == "awaiting_approval", r.text
+
+    assert (await client.put(url, json={"required": 1}, headers=admin.headers)).status_code == 200
+    assert (await client.delete(url, headers=admin.headers)).status_code == 204
+    pending = {
+        p["execution"]["id"]: p["required"]
+        for p in (await client.get("/api/v1/approvals", headers=admin.headers)).json()
+    }
+    assert pending[run_id] == 2, "a waiting run keeps the requirement it was held with"
+    assert await status_of(client, operator, run_id) == "awaiting_approval"
+    r = await client.post("/api/v1/executions", json=body, headers=operator.headers)
+    assert r.status_code == 202 and r.json()["status"] != "awaiting_approval", r.text

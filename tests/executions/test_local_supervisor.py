@@ -373,3 +373,16 @@ def test_the_next_runs_supervisor_is_forked_ahead_and_exits_with_its_fork_server
         ahead.stop()
     wait_until(lambda: process_gone(server), "the stopped fork server to exit")
     wait_until(lambda: process_gone(unused), "the supervisor no run took to exit")
+
+
+def test_runs_get_the_usual_umask_not_the_servers_private_one() -> None:
+    """The CLI sets umask 077 so the data directory's files are private (opscraft/data_dir.py);
+    a run's fork server starts with 022, so scripts create files as they would anywhere else."""
+    old = os.umask(0o077)
+    fresh = LocalRunner(f"test-{uuid.uuid4().hex[:8]}")
+    try:
+        result, output = run(fresh, spec("umask\n"))
+    finally:
+        os.umask(old)
+        fresh.stop()
+    assert result.exit_code == 0 and output.text() == "0022\n", output.text("stderr")

@@ -1,5 +1,5 @@
 """Matrix cases for approvals: everyone sees the pending list, the trail and the policy;
-operators and admins decide (never on their own runs) and set policies
+operators and admins decide (never on their own runs) and set policies, admins remove them
 (tests/automation/test_approvals.py covers the rules)."""
 
 from __future__ import annotations
@@ -52,5 +52,6 @@ CASES = [
     Case("GET", "/api/v1/executions/{execution_id}/approvals", allow("viewer"), waiting),
     Case("GET", "/api/v1/scripts/{script_id}/approval", allow("viewer"), script_path),
     Case("PUT", "/api/v1/scripts/{script_id}/approval", allow("operator"), script_path),
-    Case("DELETE", "/api/v1/scripts/{script_id}/approval", allow("operator", 204), script_path),
+    # Removing the requirement is for admins: operators may only add or raise it.
+    Case("DELETE", "/api/v1/scripts/{script_id}/approval", allow("admin", 204), script_path),
 ]

@@ -1,0 +1,79 @@
+"""`Body`: the one base of every request body model (API and UI submit through the same models).
+
+Rules, the same for every body:
+- an unknown key is refused (422 naming it: "Extra inputs are not permitted"), never dropped;
+- a boolean is only a JSON `true`/`false`: not `"yes"`, `"false"`, `1` or `0`;
+- a whole number is never a boolean or a string (`true` is not 1, `"5"` is not 5); a decimal
+  field takes numbers only. Pydantic's lax mode would convert all of these silently (so
+  `{"is_active": "false"}` deactivated a user), while its strict mode would also refuse an enum
+  or a date given as text, which JSON can only send as text.
+
+The check runs before each field's own validation and looks through `X | None`, `Annotated`,
+lists and dict values; unions of several types keep Pydantic's own choice, and a field declared
+`StrictBool`/`StrictInt`/`StrictFloat` is left to Pydantic's strict mode (so its own validators,
+e.g. the settings' service messages, speak first).
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Annotated, Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Strict, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+BOOL_MESSAGE = "must be true or false (a JSON boolean, not text or a number)"
+INT_MESSAGE = "must be a whole number (a JSON number, not text or true/false)"
+NUMBER_MESSAGE = "must be a number (a JSON number, not text or true/false)"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def scalar_problem(annotation: Any, value: Any) -> str | None:
+    """Why `value` is not a JSON value of the boolean or numeric type `annotation` declares
+    (`BOOL_MESSAGE`, `INT_MESSAGE` or `NUMBER_MESSAGE`), or None when it is, or when the type
+    is none of those (other types are left to Pydantic)."""
+    if value is None:
+        return None
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        inner, *metadata = get_args(annotation)
+        if any(isinstance(m, Strict) and m.strict for m in metadata):
+            return None  # StrictBool, StrictInt...: Pydantic checks it (after the field's own validators)
+        return scalar_problem(inner, value)
+    if origin in (Union, types.UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        return scalar_problem(members[0], value) if len(members) == 1 else None
+    if annotation is bool:
+        return None if isinstance(value, bool) else BOOL_MESSAGE
+    if annotation is int:
+        return None if _is_number(value) else INT_MESSAGE
+    if annotation is float:
+        return None if _is_number(value) else NUMBER_MESSAGE
+    if origin in (list, set, frozenset, tuple) and isinstance(value, list | tuple):
+        args = get_args(annotation)
+        inner = args[0] if args else Any
+        return next((p for v in value if (p := scalar_problem(inner, v))), None)
+    if origin is dict and isinstance(value, dict):
+        args = get_args(annotation)
+        inner = args[1] if len(args) == 2 else Any
+        return next((p for v in value.values() if (p := scalar_problem(inner, v))), None)
+    return None
+
+
+class Body(BaseModel):
+    """Base of request bodies: unknown keys refused, booleans and numbers strict (module doc)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_scalars(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        problem = scalar_problem(field.annotation, value) if field is not None else None
+        if problem is not None:
+            kind = "bool_type" if problem == BOOL_MESSAGE else "int_type"
+            raise PydanticCustomError(kind, problem)
+        return value

@@ -1,0 +1,138 @@
+"""Request bodies, all through one base (`services.bodies.Body`): unknown keys refused, booleans
+only from JSON true/false, whole numbers never from text or a boolean; per body model, and on
+the real API (SQLite and PostgreSQL) for the cases a tester found."""
+
+from __future__ import annotations
+
+import tempfile
+import types
+from typing import Annotated, Any, Union, get_args, get_origin
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
+
+from opscraft.api import install_api
+from opscraft.config import load_settings
+from opscraft.services.bodies import Body
+from tests.conftest import LoggedIn
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    """The models in a body annotation (`X | None` included) and, recursively, in their fields."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        return [m for a in get_args(annotation) for m in _models(a)]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        nested = [m for f in annotation.model_fields.values() for m in _models(f.annotation)]
+        return [annotation, *nested]
+    return [m for a in get_args(annotation) for m in _models(a)]
+
+
+def _body_models() -> list[type[BaseModel]]:
+    """Every model the API takes as a request body, nested ones included."""
+    app = FastAPI()
+    with tempfile.TemporaryDirectory() as data:
+        install_api(app, load_settings(OPSCRAFT_DATA_DIR=data, SECRET_KEY="k" * 40))
+
+    def walk(routes: list) -> list[APIRoute]:
+        found: list[APIRoute] = []
+        for route in routes:
+            if hasattr(route, "original_router"):
+                found += walk(route.original_router.routes)
+            elif isinstance(route, APIRoute):
+                found.append(route)
+        return found
+
+    models = {
+        m for r in walk(app.routes) for p in r.dependant.body_params for m in _models(p.field_info.annotation)
+    }
+    return sorted(models, key=lambda m: m.__qualname__)
+
+
+MODELS = _body_models()
+WRONG: dict[type, list[Any]] = {bool: ["yes", "false", 1, 0], int: [True, "5"]}
+
+
+def _scalar(annotation: Any) -> type | None:
+    """bool or int when the field holds one (through `Annotated` and `X | None`), else None."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _scalar(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        return _scalar(members[0]) if len(members) == 1 else None
+    return annotation if annotation in WRONG else None
+
+
+def _strict_fields(model: type[BaseModel]) -> list[tuple[str, type]]:
+    """(field, bool or int) for each boolean or whole-number field of `model`."""
+    found = []
+    for name, field in model.model_fields.items():
+        if (kind := _scalar(field.annotation)) is not None:
+            found.append((field.alias or name, kind))
+    return found
+
+
+def test_the_api_takes_bodies() -> None:
+    assert len(MODELS) > 20, [m.__qualname__ for m in MODELS]
+    assert any(_strict_fields(m) for m in MODELS)
+
+
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__qualname__)
+def test_every_body_refuses_unknown_keys_and_lax_scalars(model: type[BaseModel]) -> None:
+    assert issubclass(model, Body), f"{model.__qualname__}: derive request bodies from services.bodies.Body"
+    with pytest.raises(ValidationError) as raised:
+        model.model_validate({"no_such_key": 1})
+    assert ("no_such_key",) in [(e["loc"]) for e in raised.value.errors() if e["type"] == "extra_forbidden"]
+    for name, kind in _strict_fields(model):
+        for value in WRONG[kind]:
+            with pytest.raises(ValidationError) as raised:
+                model.model_validate({name: value})
+            mine = [e["msg"] for e in raised.value.errors() if e["loc"][:1] == (name,)]
+            assert mine, f"{model.__qualname__}.{name} took {value!r}: {raised.value.errors()}"
+            words = "true or false" if kind is bool else "whole number"
+            assert any(words in m for m in mine), f"{model.__qualname__}.{name}, {value!r}: {mine}"
+
+
+def _field_error(response: httpx.Response, field: str, message: str) -> None:
+    assert response.status_code == 422, response.text
+    errors = response.json()["errors"]
+    assert any(e["field"] == field and message in e["message"] for e in errors), errors
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "message"),
+    [
+        ({"network_enabled": "yes"}, "network_enabled", "true or false"),
+        ({"network_enabled": 1}, "network_enabled", "true or false"),
+        ({"timeout_seconds": True}, "timeout_seconds", "whole number"),
+        ({"timeout_seconds": "60"}, "timeout_seconds", "whole number"),
+        ({"colour": "red"}, "colour", "Extra inputs are not permitted"),
+    ],
+    ids=["bool-text", "bool-number", "int-bool", "int-text", "unknown-key"],
+)
+async def test_script_body_is_strict(
+    client: httpx.AsyncClient, operator: LoggedIn, extra: dict[str, Any], field: str, message: str
+) -> None:
+    body = {"name": "strict", "script_type": "bash", "content": "echo hi\n", **extra}
+    _field_error(await client.post("/api/v1/scripts", json=body, headers=operator.headers), field, message)
+    assert (await client.get("/api/v1/scripts", headers=operator.headers)).json()["total"] == 0
+
+
+async def test_user_update_and_register_are_strict(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn
+) -> None:
+    r = await client.put(f"/api/v1/users/{viewer.id}", json={"is_active": "false"}, headers=admin.headers)
+    _field_error(r, "is_active", "true or false")
+    assert (await client.get("/api/v1/auth/me", headers=viewer.headers)).status_code == 200, "still active"
+    r = await client.put("/api/v1/settings", json={"registration_open": True}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    body = {"username": "john", "email": "j@example.com", "password": "SecurePass123", "role": "admin"}
+    _field_error(
+        await client.post("/api/v1/auth/register", json=body), "role", "Extra inputs are not permitted"
+    )
+    del body["role"]
+    r = await client.post("/api/v1/auth/register", json=body)
+    assert r.status_code == 201 and r.json()["role"] == "viewer", r.text
