@@ -16,6 +16,7 @@ from opscraft.db.models import (
     ApiToken,
     AppSetting,
     Inventory,
+    NotificationChannel,
     Schedule,
     Script,
     ScriptSecret,
@@ -158,7 +159,7 @@ def _unique_rows() -> dict[str, tuple[str, list[SQLModel]]]:
             "username",
             [
                 User(username="u", email="a@x.io", hashed_password="h"),
-                User(username="u", email="b@x.io", hashed_password="h"),
+                User(username="U", email="b@x.io", hashed_password="h"),
             ],
         ),
         "users.email": (
@@ -168,7 +169,7 @@ def _unique_rows() -> dict[str, tuple[str, list[SQLModel]]]:
                 User(username="u2", email="a@x.io", hashed_password="h"),
             ],
         ),
-        "scripts.name": ("name", [script(1), script(2)]),
+        "scripts.name": ("name", [script(1), script(2, "DUP")]),
         "secrets.name": (
             "name",
             [
@@ -193,9 +194,16 @@ def _unique_rows() -> dict[str, tuple[str, list[SQLModel]]]:
         "app_settings.key": ("body", [AppSetting(key="k", value=1), AppSetting(key="k", value=2)]),
         "inventories.name": (
             "name",
-            [Inventory(name="web", content="w\n"), Inventory(name="web", content="x\n")],
+            [Inventory(name="web", content="w\n"), Inventory(name="WEB", content="x\n")],
         ),
         # Names unique ignoring case (services/names.py): the second differs in case only.
+        "notification_channels.name": (
+            "name",
+            [
+                NotificationChannel(name="Ops", kind="webhook", config={}),
+                NotificationChannel(name="OPS", kind="webhook", config={}),
+            ],
+        ),
         "schedules.script_id,name": (
             "name",
             [

@@ -35,7 +35,7 @@ async def test_a_token_of_the_wrong_type_is_named_with_the_fix(
     )
     key = runtime.current().settings.secret_key
     assert key is not None
-    expired, _ = issue_token(key, viewer.id, "access", 0, timedelta(seconds=-5))
+    expired, _ = issue_token(key, viewer.id, "access", 0, timedelta(seconds=-5), "k")
     late = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {expired}"})
     assert late.json()["detail"] == (
         "the access token has expired: get a new one (POST /api/v1/auth/refresh) or log in again"

@@ -15,7 +15,7 @@ KEY = "k" * 32
 
 
 def test_an_access_token_is_verified_once_then_taken_from_the_memo(monkeypatch: pytest.MonkeyPatch) -> None:
-    token, claims = issue_token(KEY, 7, "access", 3, timedelta(minutes=5))
+    token, claims = issue_token(KEY, 7, "access", 3, timedelta(minutes=5), "k")
     assert decode_token(KEY, token, "access").jti == claims.jti
     with monkeypatch.context() as patch:
         patch.setattr(tokens.jwt, "decode", lambda *a, **k: pytest.fail("verified again"))
@@ -27,7 +27,7 @@ def test_an_access_token_is_verified_once_then_taken_from_the_memo(monkeypatch: 
 
 
 def test_a_memoised_token_is_refused_once_it_expires() -> None:
-    token, _ = issue_token(KEY, 7, "access", 0, timedelta(seconds=2))
+    token, _ = issue_token(KEY, 7, "access", 0, timedelta(seconds=2), "k")
     decode_token(KEY, token, "access")
     assert (KEY, token) in tokens._verified
     deadline = time.monotonic() + 10
@@ -43,7 +43,7 @@ def test_a_memoised_token_is_refused_once_it_expires() -> None:
 
 
 def test_refresh_tokens_and_wrong_types_are_not_memoised() -> None:
-    refresh, _ = issue_token(KEY, 7, "refresh", 0, timedelta(minutes=5))
+    refresh, _ = issue_token(KEY, 7, "refresh", 0, timedelta(minutes=5), "k")
     decode_token(KEY, refresh, "refresh")
     assert (KEY, refresh) not in tokens._verified
     with pytest.raises(TokenError) as wrong:
@@ -55,7 +55,7 @@ def test_refresh_tokens_and_wrong_types_are_not_memoised() -> None:
 def test_the_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tokens, "VERIFIED_ACCESS_TOKENS", 3)
     monkeypatch.setattr(tokens, "_verified", {})
-    issued = [issue_token(KEY, i, "access", 0, timedelta(minutes=5))[0] for i in range(5)]
+    issued = [issue_token(KEY, i, "access", 0, timedelta(minutes=5), "k")[0] for i in range(5)]
     for token in issued:
         decode_token(KEY, token, "access")
     assert list(tokens._verified) == [(KEY, t) for t in issued[-3:]], "the oldest go first"

@@ -69,7 +69,8 @@ def _applied_revisions(connection: Connection) -> set[str]:
 
 async def upgrade(engine: AsyncEngine, revision: str = HEAD) -> None:
     """Bring the database at `engine` up to `revision` in one transaction; to the head, a
-    database already there is left alone after one query."""
+    database already there is left alone after one query. SQLite: with foreign keys off until
+    the commit, checked before it (`_dangling`)."""
     if revision == HEAD:
         async with engine.connect() as conn:
             if await conn.run_sync(_applied_revisions) == head_revisions():
@@ -83,8 +84,32 @@ async def upgrade(engine: AsyncEngine, revision: str = HEAD) -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade)
+    async with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:  # a pragma only takes effect outside a transaction
+            await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            await conn.commit()
+        try:
+            before = await conn.run_sync(_dangling) if sqlite else set()
+            await conn.run_sync(_upgrade)
+            if sqlite and (new := await conn.run_sync(_dangling) - before):
+                raise RuntimeError(f"the migration left rows referring to missing ones: {list(new)[:5]}")
+            await conn.commit()
+        finally:
+            if sqlite:
+                await conn.rollback()
+                await conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                await conn.commit()
+
+
+def _dangling(connection: Connection) -> set[tuple[object, ...]]:
+    """SQLite's rows referring to a row that does not exist (table, rowid, parent, key number).
+
+    On SQLite migrations run with foreign keys off, as SQLite's own procedure for changing a
+    table's definition asks (https://sqlite.org/lang_altertable.html#otheralter): rebuilding a
+    table drops the old one, which with foreign keys on would delete or orphan the rows referring
+    to it. A migration that leaves a new one is rolled back."""
+    return {tuple(row) for row in connection.exec_driver_sql("PRAGMA foreign_key_check")}
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

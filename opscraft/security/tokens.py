@@ -26,20 +26,26 @@ class TokenError(Exception):
 
 @dataclass(frozen=True)
 class TokenClaims:
+    """A token's claims: `sub` (user id), `type`, `ver` (the user's token version), `acct` (the
+    account's `User.account_key`: an id alone could name a later account), `jti`, `exp`."""
+
     user_id: int
     token_type: TokenType
     version: int
     jti: str
     expires_at: datetime
+    account_key: str = ""
 
 
 def issue_token(
-    key: str, user_id: int, token_type: TokenType, version: int, lifetime: timedelta
+    key: str, user_id: int, token_type: TokenType, version: int, lifetime: timedelta, account_key: str
 ) -> tuple[str, TokenClaims]:
+    """A signed token (HS256 with `key`) for the account (`user_id`, `account_key`), and its claims."""
     now = datetime.now(UTC)
-    claims = TokenClaims(user_id, token_type, version, secrets.token_hex(16), now + lifetime)
+    claims = TokenClaims(user_id, token_type, version, secrets.token_hex(16), now + lifetime, account_key)
     payload = {
         "sub": str(user_id),
+        "acct": account_key,
         "type": token_type,
         "ver": version,
         "jti": claims.jti,
@@ -94,6 +100,7 @@ def _verify(key: str, token: str, expected_type: TokenType) -> TokenClaims:
             version=int(payload.get("ver", 0)),
             jti=str(payload["jti"]),
             expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
+            account_key=str(payload.get("acct", "")),  # none before migration 0016: refused
         )
     except (TypeError, ValueError):
         raise TokenError(f"the {expected_type} token is invalid", "invalid") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -67,6 +68,7 @@ async def issue_pair(session: AsyncSession, user: User) -> TokenPair:
         "access",
         user.token_version,
         timedelta(minutes=settings.access_token_expire_minutes),
+        user.account_key,
     )
     refresh, claims = issue_token(
         settings.secret_key,
@@ -74,6 +76,7 @@ async def issue_pair(session: AsyncSession, user: User) -> TokenPair:
         "refresh",
         user.token_version,
         timedelta(days=settings.refresh_token_expire_days),
+        user.account_key,
     )
     session.add(RefreshToken(jti=claims.jti, user_id=user.id, expires_at=claims.expires_at))
     return TokenPair(access, refresh)
@@ -133,9 +136,10 @@ async def refresh(session: AsyncSession, token: str) -> TokenPair:
         await session.rollback()
         raise Unauthorized("the refresh token has been used or revoked: log in again")
     user = await session.get(User, claims.user_id)
-    if user is None or not user.is_active or user.token_version != claims.version:
+    if not _still_valid(user, claims.version, claims.account_key):
         await session.rollback()
         raise Unauthorized("refresh token is no longer valid: log in again")
+    assert user is not None
     pair = await issue_pair(session, user)
     await session.commit()
     return pair
@@ -172,7 +176,7 @@ async def user_for_access_token(session: AsyncSession, token: str) -> User:
         }.get(exc.reason, "log in again")
         raise Unauthorized(f"{exc}: {fix}") from None
     user = await user_cache.get(session.bind, claims.user_id, lambda user_id: session.get(User, user_id))
-    return _valid_user(user, claims.version)
+    return _valid_user(user, claims.version, claims.account_key)
 
 
 async def actor_for_bearer(session: AsyncSession, token: str, client_ip: str | None) -> Actor:
@@ -183,12 +187,23 @@ async def actor_for_bearer(session: AsyncSession, token: str, client_ip: str | N
     return Actor(await user_for_access_token(session, token), client_ip)
 
 
-async def user_for_session(session: AsyncSession, user_id: int, version: int) -> User:
-    """The user behind a token or UI session, if it is still valid (active, same token version)."""
-    return _valid_user(await session.get(User, user_id), version)
+async def user_for_session(session: AsyncSession, user_id: int, version: int, account_key: str) -> User:
+    """The user behind a UI session, if it is still valid: the same account (`account_key`: a
+    deleted account's id may name a later one), active, same token version. Raises Unauthorized."""
+    return _valid_user(await session.get(User, user_id), version, account_key)
 
 
-def _valid_user(user: User | None, version: int) -> User:
-    if user is None or not user.is_active or user.token_version != version:
+def _still_valid(user: User | None, version: int, account_key: str) -> bool:
+    return (
+        user is not None
+        and user.is_active
+        and user.token_version == version
+        and secrets.compare_digest(user.account_key, account_key)
+    )
+
+
+def _valid_user(user: User | None, version: int, account_key: str) -> User:
+    if not _still_valid(user, version, account_key):
         raise Unauthorized("your session has ended: log in again")
+    assert user is not None
     return user

@@ -8,15 +8,24 @@ The rule, for the objects named with free text (`invisible.Label`):
   again; an expired one is still listed, and must be revoked to reuse its name);
 - a notification channel's name, among all channels (they are shared by the whole server).
 
-Secret names are not: they are environment variable names, which are case-sensitive.
+Usernames, live scripts' names and shared inventories' names are unique ignoring case too, in
+the whole server; they are ASCII, so SQL's `lower` compares them exactly as Python does (their
+services check with `lower`; unique indexes on `lower(...)`, migration 0016).
+
+Secret names are not: they are environment variable names, which are case-sensitive (`KEY` and
+`key` are two variables), so two secrets may differ only in case; the exact name is unique (a
+unique index). A script's tags are compared with `name_key` when it is saved; concurrent saves of
+one script are serialized by its version number (a unique index), so tags need no index of
+their own.
 
 Two names are the same when their NFKC forms fold to the same case (`name_key`: "Nightly",
 "NIGHTLY" and the same in full-width letters U+FF2E... are one name), as script and inventory names, whose
 ASCII names are compared with SQL's `lower`. A clash is a `Conflict` (409) naming the field
 `name`. The database has the last word under a race: a unique index on (scope, `lower(name)`)
-(migration 0015), whose violation `conflicts` turns into the same 409. SQL's `lower` is weaker
-than `name_key` (ASCII only on SQLite, no NFKC anywhere): two non-ASCII variants of one name
-saved at the same instant can both be stored; one at a time, the second is refused.
+(migration 0015; 0016 for the channels), whose violation `conflicts` turns into the same 409.
+SQL's `lower` is weaker than `name_key` (ASCII only on SQLite, no NFKC anywhere): two non-ASCII
+variants of one name saved at the same instant can both be stored; one at a time, the second is
+refused.
 """
 
 from __future__ import annotations

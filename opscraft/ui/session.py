@@ -22,7 +22,11 @@ def client_ip() -> str | None:
 
 
 def log_in(user: User) -> None:
-    app.storage.user.update({"user_id": user.id, "token_version": user.token_version})
+    """Remember `user` in this browser's session: the account (id and `account_key`, so the
+    session never passes to a later account given the same id) and its token version."""
+    app.storage.user.update(
+        {"user_id": user.id, "account_key": user.account_key, "token_version": user.token_version}
+    )
 
 
 def log_out() -> None:
@@ -37,7 +41,10 @@ async def current_actor() -> Actor | None:
     async with runtime.current().db.session() as session:
         try:
             user = await auth.user_for_session(
-                session, int(user_id), int(app.storage.user.get("token_version", -1))
+                session,
+                int(user_id),
+                int(app.storage.user.get("token_version", -1)),
+                str(app.storage.user.get("account_key", "")),
             )
         except Unauthorized:
             log_out()

@@ -13,12 +13,23 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func
+from sqlalchemy import text as sql_text
 from sqlmodel import select
 
 import opscraft.db.models  # noqa: F401  (registers the tables)
+from opscraft import runtime
 from opscraft.db.engine import Database
 from opscraft.db.migrate import upgrade
-from opscraft.db.models import ApiToken, Schedule, Script, User, WebhookTrigger
+from opscraft.db.models import (
+    ApiToken,
+    Inventory,
+    NotificationChannel,
+    Schedule,
+    Script,
+    User,
+    WebhookTrigger,
+)
 from opscraft.db.types import utcnow
 from opscraft.services import names
 from tests.conftest import LoggedIn, postgres_scratch_database
@@ -151,13 +162,24 @@ async def scratch(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
             await db.dispose()
 
 
+async def _old_user(s: Any) -> User:
+    """A user row of a database before 0016 (no `account_key` yet)."""
+    await s.exec(
+        sql_text(
+            "INSERT INTO users (username, email, full_name, hashed_password, role, is_active, token_version,"
+            " created_at, updated_at) VALUES ('old', 'old@example.com', '', 'x', 'admin', true, 0,"
+            " '2024-01-01', '2024-01-01')"
+        )
+    )
+    user_id = (await s.exec(sql_text("SELECT id FROM users WHERE username = 'old'"))).one()[0]
+    return User(id=user_id, username="old", email="", hashed_password="x")
+
+
 async def test_upgrading_renames_existing_duplicates_and_keeps_every_row(scratch: Database) -> None:
     await upgrade(scratch.engine, "0014")
     long = "x" * 64
     async with scratch.session() as s:
-        user = User(username="old", email="old@example.com", full_name="", hashed_password="x", role="admin")
-        s.add(user)
-        await s.flush()
+        user = await _old_user(s)
         scripts = [
             Script(name=f"s{i}", script_type="bash", content="true\n", created_by=user.id) for i in (1, 2)
         ]
@@ -203,3 +225,135 @@ async def test_upgrading_renames_existing_duplicates_and_keeps_every_row(scratch
     ]
     assert hooks == ["push", "PUSH (2)"]
     assert tokens == ["ci", "ci", "CI (2)"]  # the revoked token is not in use: it keeps its name
+
+
+RACING = ["race-x", "RACE-X", "Race-X", "rAce-x", "race-X", "RACE-x"]
+# kind -> (URL, body for a name, field the 409 names, listing query that finds the rows)
+RACES: dict[str, tuple[str, Any, str]] = {
+    "scripts": (
+        "/api/v1/scripts",
+        lambda name: {"name": name, "script_type": "bash", "content": "true\n", "status": "active"},
+        "name",
+    ),
+    "users": (
+        "/api/v1/users",
+        lambda name: {
+            "username": name,
+            "email": f"{name}-{time.monotonic_ns()}@example.com",
+            "password": "Correct-Horse-9",
+            "role": "viewer",
+        },
+        "username",
+    ),
+    "inventories": ("/api/v1/inventories", lambda name: {"name": name, "content": "[web]\nweb1\n"}, "name"),
+    "channels": (
+        "/api/v1/notifications/channels",
+        lambda name: {"name": name, "kind": "webhook", "config": {"url": "https://example.com/hook"}},
+        "name",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", RACES)
+async def test_one_name_in_any_case_created_at_once_stores_one(
+    client: httpx.AsyncClient, admin: LoggedIn, backend: str, kind: str
+) -> None:
+    """Concurrent creates of one name in different cases: one 201, the others 409 naming the
+    field, and one row (the database's unique index on `lower(...)` decides the race)."""
+    url, body, field = RACES[kind]
+    answers = await asyncio.gather(
+        *(client.post(url, json=body(name), headers=admin.headers) for name in RACING)
+    )
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [201] + [409] * (len(RACING) - 1), [r.text for r in answers]
+    for r in answers:
+        if r.status_code == 409:
+            assert [e["field"] for e in r.json()["errors"]] == [field], r.text
+    async with runtime.current().db.session() as s:
+        model, column = {
+            "scripts": (Script, Script.name),
+            "users": (User, User.username),
+            "inventories": (Inventory, Inventory.name),
+            "channels": (NotificationChannel, NotificationChannel.name),
+        }[kind]
+        stored = (await s.exec(select(column).where(func.lower(column) == "race-x"))).all()
+    assert len(stored) == 1, (model, stored)
+
+
+async def test_upgrading_to_0016_renames_duplicate_names_and_keeps_every_row(scratch: Database) -> None:
+    await upgrade(scratch.engine, "0015")
+    users = ", ".join(
+        f"('{name}', '{name}-{i}@example.com', '', 'x', 'admin', true, 0, '2024-01-01', '2024-01-01')"
+        for i, name in enumerate(["Ann", "ann", "ANN", "ann-2"])
+    )
+    scripts = ", ".join(
+        f"('{name}', 'bash', '{name.lower()}\n\n', 'true', {deleted}, '2024-01-01', '2024-01-01', '',"
+        " '[]', '1', '[]', 'active', 60, 64, 0.5, false, 1)"
+        for name, deleted in [("Deploy", "NULL"), ("deploy", "NULL"), ("DEPLOY", "'2024-01-02'")]
+    )
+    async with scratch.engine.begin() as conn:
+        await conn.execute(
+            sql_text(
+                "INSERT INTO users (username, email, full_name, hashed_password, role, is_active,"
+                f" token_version, created_at, updated_at) VALUES {users}"
+            )
+        )
+        await conn.execute(
+            sql_text(
+                "INSERT INTO scripts (name, script_type, search_text, content, deleted_at, created_at,"
+                " updated_at, description, parameters, version, tags, status, timeout_seconds, memory_mb,"
+                f" cpus, network_enabled, current_version) VALUES {scripts}"
+            )
+        )
+        for name in ("Web", "web"):
+            await conn.execute(
+                sql_text(
+                    "INSERT INTO inventories (name, description, content, created_at, updated_at)"
+                    " VALUES (:n, '', '[web]', '2024-01-01', '2024-01-01')"
+                ),
+                {"n": name},
+            )
+        for name in ("Ops", "OPS"):
+            await conn.execute(
+                sql_text(
+                    "INSERT INTO notification_channels (name, kind, config, enabled, created_at, updated_at)"
+                    " VALUES (:n, 'webhook', '{}', true, '2024-01-01', '2024-01-01')"
+                ),
+                {"n": name},
+            )
+    await upgrade(scratch.engine)
+    async with scratch.engine.connect() as conn:
+
+        async def column(query: str) -> list[Any]:
+            return [tuple(row) for row in (await conn.execute(sql_text(query))).all()]
+
+        assert await column("SELECT username FROM users ORDER BY id") == [
+            ("Ann",),
+            ("ann-3",),  # "-2" is another user's name
+            ("ANN-4",),
+            ("ann-2",),
+        ]
+        assert await column("SELECT name, search_text FROM scripts ORDER BY id") == [
+            ("Deploy", "deploy\n\n"),
+            ("deploy-2", "deploy-2\n\n"),
+            ("DEPLOY", "deploy\n\n"),  # deleted: not renamed
+        ]
+        assert await column("SELECT name FROM inventories ORDER BY id") == [("Web",), ("web-2",)]
+        assert await column("SELECT name FROM notification_channels ORDER BY id") == [("Ops",), ("OPS (2)",)]
+        keys = await column("SELECT account_key FROM users")
+        assert len({key for (key,) in keys}) == 4 and all(len(key) == 16 for (key,) in keys)
+
+
+async def test_secret_names_are_exact_environment_variable_names(
+    client: httpx.AsyncClient, admin: LoggedIn, backend: str
+) -> None:
+    """Case-sensitive by design (`KEY` and `key` are two variables); one exact name, created by
+    several requests at once, is stored once and the others get 409 naming `name`."""
+    url = "/api/v1/secrets"
+    answers = await asyncio.gather(
+        *(client.post(url, json={"name": "API_KEY", "value": "v"}, headers=admin.headers) for _ in range(4))
+    )
+    assert sorted(r.status_code for r in answers) == [201, 409, 409, 409], [r.text for r in answers]
+    assert all(r.json()["errors"][0]["field"] == "name" for r in answers if r.status_code == 409)
+    other_case = await client.post(url, json={"name": "api_key", "value": "v"}, headers=admin.headers)
+    assert other_case.status_code == 201, other_case.text

@@ -67,8 +67,8 @@ async def test_refusals_have_distinct_close_codes(
     execution_id = final["id"]
     secret_key = runtime.current().settings.secret_key
     assert secret_key is not None
-    expired, _ = issue_token(secret_key, viewer.id, "access", 0, timedelta(seconds=-5))
-    refresh, _ = issue_token(secret_key, viewer.id, "refresh", 0, timedelta(days=1))
+    expired, _ = issue_token(secret_key, viewer.id, "access", 0, timedelta(seconds=-5), "k")
+    refresh, _ = issue_token(secret_key, viewer.id, "refresh", 0, timedelta(days=1), "k")
 
     assert (await close_code(url(live_api, execution_id, None)))[0] == 4401
     assert (await close_code(url(live_api, execution_id, "not-a-jwt")))[0] == 4401

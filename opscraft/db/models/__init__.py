@@ -1,5 +1,7 @@
 """All tables; importing this package registers them on `SQLModel.metadata`."""
 
+from sqlmodel import SQLModel
+
 from opscraft.db.models.audit import AuditEvent
 from opscraft.db.models.automation import (
     ApiToken,
@@ -58,3 +60,19 @@ __all__ = [
     "User",
     "WebhookTrigger",
 ]
+
+
+def _never_reuse_ids() -> None:
+    """SQLite `AUTOINCREMENT` on every table whose primary key is a generated integer id.
+
+    Without it SQLite gives a new row the largest id in use plus one, so deleting the newest user,
+    script or secret hands its id to the next one created, and with it anything that still points
+    at the number (a session, a token, audit events). With it, ids only grow (SQLite keeps the
+    highest ever given in `sqlite_sequence`). PostgreSQL's sequences never reuse a value.
+    Migration 0016 rebuilds the tables of an older SQLite database so."""
+    for table in SQLModel.metadata.tables.values():
+        if table.autoincrement_column is not None:
+            table.dialect_options["sqlite"]["autoincrement"] = True
+
+
+_never_reuse_ids()

@@ -52,9 +52,11 @@ class NotificationChannel(SQLModel, table=True):
     """Where notifications go. `config` holds no credential: those are vault secrets (`secret_id`)."""
 
     __tablename__ = "notification_channels"
+    # Channels have names unique ignoring case (services/names.py).
+    __table_args__ = (Index("ux_notification_channels_name", text("lower(name)"), unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=64, unique=True)
+    name: str = Field(max_length=64)
     kind: ChannelKind = Field(max_length=16)
     config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     secret_id: int | None = Field(default=None, foreign_key="secrets.id", ondelete="SET NULL")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import Column, Text
+from sqlalchemy import Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from opscraft.db.types import UTCDateTime, utcnow
@@ -18,9 +18,11 @@ class Inventory(SQLModel, table=True):
     records the id and the SHA-256 of that content on the execution."""
 
     __tablename__ = "inventories"
+    # Names are unique ignoring case (names are ASCII: `lower` is exact).
+    __table_args__ = (Index("ux_inventories_name", text("lower(name)"), unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=128, unique=True, index=True)
+    name: str = Field(max_length=128)
     description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     content: str = Field(sa_column=Column(Text, nullable=False))
     created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")

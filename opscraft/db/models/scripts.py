@@ -32,13 +32,16 @@ COVERED = ("search_text", "script_type", "status", "deleted_at")
 class Script(SQLModel, table=True):
     """A script; soft-deleted rows keep their name so past executions stay readable.
 
-    Names are unique among live scripts only (a partial unique index), so a deleted script's
-    name can be reused.
+    Names are unique among live scripts only, ignoring case (a partial unique index on
+    `lower(name)`), so a deleted script's name can be reused.
     """
 
     __tablename__ = "scripts"
     __table_args__ = (
-        Index("ux_scripts_live_name", "name", unique=True, sqlite_where=LIVE, postgresql_where=LIVE),
+        # Live scripts' names are unique ignoring case (names are ASCII: `lower` is exact).
+        Index(
+            "ux_scripts_live_name", text("lower(name)"), unique=True, sqlite_where=LIVE, postgresql_where=LIVE
+        ),
         # Listing and search (see services.scripts.list_scripts). SQLite: covering indexes, so
         # counting and paging scan the index, never the rows with their content. PostgreSQL:
         # a trigram index (pg_trgm) for `LIKE '%word%'` (search_text may exceed a btree entry).

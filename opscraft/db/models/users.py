@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
 from opscraft.db.types import UTCDateTime, utcnow
@@ -16,11 +18,18 @@ class Role(StrEnum):
     admin = "admin"
 
 
+def new_account_key() -> str:
+    """A new `User.account_key`: 64 random bits, as 16 hex digits."""
+    return secrets.token_hex(8)
+
+
 class User(SQLModel, table=True):
     __tablename__ = "users"
+    # Usernames are unique ignoring case (they are ASCII: `lower` is exact); logins compare so.
+    __table_args__ = (Index("ux_users_username", text("lower(username)"), unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
-    username: str = Field(max_length=64, unique=True, index=True)
+    username: str = Field(max_length=64)
     email: str = Field(max_length=254, unique=True, index=True)
     full_name: str = Field(default="", max_length=200)
     hashed_password: str = Field(max_length=255)
@@ -29,6 +38,10 @@ class User(SQLModel, table=True):
     # Bumped on password change, deactivation and reset: every token and UI session carrying
     # an older value stops working at once.
     token_version: int = Field(default=0)
+    # Random, set once when the account is created, never changed. Tokens and UI sessions carry
+    # it with the id and are refused unless it matches, so one issued to a deleted account never
+    # fits a later account, even one given the same id (ids are not reused: models/__init__.py).
+    account_key: str = Field(default_factory=new_account_key, max_length=16)
     last_login_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
