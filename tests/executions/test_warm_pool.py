@@ -179,7 +179,7 @@ async def test_deadline_counts_from_the_runs_start_not_the_containers(
 async def test_pool_refills_never_reuses_and_shrinks_when_idle(
     client: httpx.AsyncClient, admin: LoggedIn, docker_client: Any
 ) -> None:
-    script_id = await make_script(client, admin, "sleep 0.3\necho one run\n")
+    script_id = await make_script(client, admin, "sleep 2\necho one run\n")
     used: list[str] = []
     for _ in range(3):
         assert await asyncio.to_thread(pool().wait_warm, pool_profile(), 2, 120)
@@ -235,7 +235,7 @@ class _HeldCreations:
 async def _run_warm_and_get_its_container(
     client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[str, _HeldCreations]:
-    script_id = await make_script(client, admin, "sleep 0.3\necho one run\n")
+    script_id = await make_script(client, admin, "sleep 2\necho one run\n")
     await prewarm()
     held = _HeldCreations(monkeypatch)
     execution = await start(client, admin, script_id, "docker")
@@ -294,7 +294,7 @@ async def test_a_finished_runs_container_is_gone_within_the_bound_and_its_end_wa
         remove(container)
 
     monkeypatch.setattr(queued, "_remove", slow_remove)
-    script_id = await make_script(client, admin, "sleep 0.3\necho one run\n")
+    script_id = await make_script(client, admin, "sleep 2\necho one run\n")
     await prewarm()
     execution = await start(client, admin, script_id, "docker")
     container = await running_container(client, admin, execution["id"])
