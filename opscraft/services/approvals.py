@@ -53,7 +53,7 @@ async def get_policy(session: AsyncSession, actor: Actor, script_id: int) -> App
 
 async def set_policy(session: AsyncSession, actor: Actor, script_id: int, data: PolicyIn) -> ApprovalPolicy:
     """Require approvals for a script's runs (operators and admins)."""
-    user = require(actor.user, Permission.edit_scripts)
+    user = require(actor.user, Permission.edit_scripts, "set an approval policy")
     script = await session.get(Script, script_id)
     if script is None or script.deleted_at is not None:
         raise NotFound(f"script {script_id} not found")
@@ -69,7 +69,7 @@ async def set_policy(session: AsyncSession, actor: Actor, script_id: int, data: 
 
 
 async def remove_policy(session: AsyncSession, actor: Actor, script_id: int) -> None:
-    require(actor.user, Permission.edit_scripts)
+    require(actor.user, Permission.edit_scripts, "remove an approval policy")
     policy = await session.get(ApprovalPolicy, script_id)
     if policy is None:
         raise NotFound(f"script {script_id} requires no approval")
