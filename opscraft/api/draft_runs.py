@@ -13,6 +13,7 @@ from opscraft.api.schemas import AUTHED, IdPath, error_responses
 from opscraft.db.models.scripts import ScriptType
 from opscraft.services import draft_runs
 from opscraft.services.errors import Invalid
+from opscraft.services.parameters import ParameterValues
 from opscraft.services.storable import Text
 
 router = APIRouter(prefix="/api/v1/scripts", tags=["executions"])
@@ -31,7 +32,7 @@ class TestRunCreate(BaseModel):
         "(default: the saved script's)",
         examples=[[{"name": "COUNT", "type": "integer", "default": 3}]],
     )
-    parameters: dict[str, Any] = Field(default_factory=dict, examples=[{"COUNT": 5}])
+    parameters: ParameterValues = Field(default_factory=dict, examples=[{"COUNT": 5}])
     terraform_action: Literal["plan"] | None = Field(
         default=None, description="Terraform scripts only: a test run only plans"
     )

@@ -54,6 +54,7 @@ from opscraft.execution.run_events import RunEventMessage
 from opscraft.services import audit, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Invalid, NotFound, ServiceError
+from opscraft.services.parameters import ParameterValues
 from opscraft.services.permissions import Permission, can, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 from opscraft.services.webhooks import _MISSING, check_pointer, resolve_pointer
@@ -95,7 +96,7 @@ class LinkIn(BaseModel):
         ),
         examples=[{"ENV": "/parameters/ENV", "VERSION": "/outputs/version"}],
     )
-    parameters: dict[str, Any] = Field(
+    parameters: ParameterValues = Field(
         default_factory=dict, description="Fixed values, under the mapped ones"
     )
     enabled: bool = True

@@ -48,6 +48,7 @@ from opscraft.services import approvals, audit, conflicts, names, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, NotFound, ServiceError
 from opscraft.services.invisible import Label
+from opscraft.services.parameters import ParameterValues
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 
@@ -66,7 +67,7 @@ class ScheduleIn(BaseModel):
     name: Label = Field(min_length=1, max_length=64, examples=["nightly"])
     cron: str = Field(min_length=1, max_length=128, examples=["30 2 * * *"])
     timezone: str = Field(default="UTC", max_length=64, examples=["Europe/Paris"])
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: ParameterValues = Field(default_factory=dict)
     enabled: bool = True
     missed_policy: MissedPolicy = MissedPolicy.run_once
     overlap_policy: OverlapPolicy = OverlapPolicy.skip

@@ -37,6 +37,7 @@ from opscraft.services import audit, conflicts, keyring, names, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Forbidden, Invalid, NotFound, RateLimited, ServiceError, Unauthorized
 from opscraft.services.invisible import Label
+from opscraft.services.parameters import ParameterValues
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 
@@ -58,7 +59,7 @@ class WebhookIn(BaseModel):
         description="Parameter name -> JSON pointer (RFC 6901) into the request body",
         examples=[{"BRANCH": "/ref", "COMMIT": "/head_commit/id"}],
     )
-    parameters: dict[str, Any] = Field(
+    parameters: ParameterValues = Field(
         default_factory=dict, description="Fixed values, under the mapped ones"
     )
     enabled: bool = True
