@@ -26,7 +26,11 @@ async def test_a_parameter_change_names_every_trigger_it_breaks(
     source = await _script(client, operator, "source", [])
     h = operator.headers
     for path, body in {
-        f"/api/v1/scripts/{target}/schedules": {"name": "nightly", "cron": "0 1 * * *", "parameters": {"P": 5}},
+        f"/api/v1/scripts/{target}/schedules": {
+            "name": "nightly",
+            "cron": "0 1 * * *",
+            "parameters": {"P": 5},
+        },
         f"/api/v1/scripts/{target}/webhooks": {"name": "on-push", "parameters": {"P": 7}},
         f"/api/v1/scripts/{source}/chains": {"target_script_id": target, "parameters": {"P": 9}},
     }.items():
