@@ -147,6 +147,13 @@ async def _approval_counts(session: AsyncSession, ids: list[int]) -> dict[int, i
     return {int(i): int(n) for i, n in rows.all()}
 
 
+async def request_of(session: AsyncSession, actor: Actor, execution_id: int) -> ApprovalRequest | None:
+    """The approval request of a run (how many approvals it needs, until when, its outcome), or
+    None for a run that never waited for approval."""
+    require(actor.user, Permission.view_scripts)
+    return await session.get(ApprovalRequest, execution_id)
+
+
 async def trail(session: AsyncSession, actor: Actor, execution_id: int) -> list[ApprovalDecision]:
     """The decisions on a run, in order."""
     require(actor.user, Permission.view_scripts)
