@@ -150,3 +150,26 @@ def test_binary_output_does_not_flood_the_console(
     wait_for_output(page, "BINARY-DONE")
     parse_errors = [e for e in errors if "Parsing error" in e]
     assert parse_errors == [], f"{len(parse_errors)} xterm.js parse errors, first: {parse_errors[:3]}"
+
+
+def test_a_rollback_that_breaks_a_schedule_says_so_after_the_page_changes(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The notices of a save or rollback were toasts on the page the save left at once: a
+    schedule whose stored parameters no longer fit must be said on the page shown next."""
+    choice = [{"name": "P", "type": "choice", "options": ["x"], "default": "x"}]
+    script = create_script(server, tokens["admin"], "param-change", "echo $P\n", parameters=choice)
+    integer = [{"name": "P", "type": "integer", "default": 1}]
+    url = f"{server.url}/api/v1/scripts/{script['id']}"
+    assert httpx.put(url, json={"parameters": integer}, headers=tokens["admin"]).status_code == 200
+    body = {"name": "nightly", "cron": "0 1 * * *", "parameters": {"P": 5}}
+    assert httpx.post(f"{url}/schedules", json=body, headers=tokens["admin"]).status_code == 201
+    log_in(page, server, "operator")
+    page.goto(f"{url.replace('/api/v1', '')}?tab=versions")
+    wait_connected(page)
+    page.get_by_test_id("rollback-1").click()
+    page.get_by_test_id("rollback-confirm").click()
+    page.wait_for_url(f"{server.url}/scripts/{script['id']}?tab=versions")
+    notice = page.locator(".q-notification", has_text="schedule 'nightly' stores parameters")
+    notice.wait_for()
+    assert "its next fire will fail; edit it" in notice.inner_text()

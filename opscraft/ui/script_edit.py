@@ -25,7 +25,15 @@ from opscraft.ui import execute_dialog
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, show_field_errors
 from opscraft.ui.not_found import missing
-from opscraft.ui.script_widgets import LANGUAGES, editor, findings_list, findings_of, mark_lines, risk_dialog
+from opscraft.ui.script_widgets import (
+    LANGUAGES,
+    editor,
+    findings_list,
+    findings_of,
+    keep_notices,
+    mark_lines,
+    risk_dialog,
+)
 from opscraft.ui.widgets import call, live_timer
 
 CHECK_INTERVAL_SECONDS = 1.0
@@ -504,8 +512,7 @@ class ScriptForm:
         self._set_dirty(False)
         self.draft.clear()
         notify_ok(f"Saved {saved.script.name} (version {saved.script.current_version})")
-        for notice in saved.notices:
-            ui.notify(notice.message, type="info", position="top", multi_line=True)
+        keep_notices(saved.notices)
         ui.navigate.to(f"/scripts/{saved.script.id}")
 
     def _show_invalid(self, exc: Invalid) -> None:

@@ -30,10 +30,25 @@ LINE_END_RE = re.compile(r"(?<=\n)")
 # An SOS, PM or APC string (ESC X, ESC ^, ESC _) may not hold a non-ASCII character either;
 # C0 controls other than CAN, SUB and ESC run inside a sequence without ending it.
 UNPARSABLE_RE = re.compile(
-    r"[\x7f-\x9f]|\x1b(?=(?:[\[P][\x00-\x17\x19\x1c-\x3f]*|[\x00-\x17\x19\x1c-\x2f]*|[X^_][^\x1b]*?)[^\x00-\x7e])"
+    r"[\x7f-\x9f]|\x1b(?=[\x00-\x17\x19\x1c-\x1f]*"
+    r"(?:[\[P][\x00-\x17\x19\x1c-\x3f]*|[\x00-\x17\x19\x1c-\x2f]*|[X^_][^\x1b]*?)[^\x00-\x7e])"
 )
+
+
+def displayable(text: str) -> str:
+    """`text` with what xterm.js cannot parse (`UNPARSABLE_RE`) as U+FFFD. Repeated until nothing
+    changes: an ESC followed by another that is replaced (ESC ESC U+00E9) is then unparsable too."""
+    while True:
+        shown = UNPARSABLE_RE.sub("\ufffd", text)
+        if shown == text:
+            return shown
+        text = shown
+
+
 # A sequence cut at the end of an output chunk: held back and judged with the next chunk.
-CUT_RE = re.compile(r"\x1b(?:[\[P][\x00-\x17\x19\x1c-\x3f]{0,64}|[\x00-\x17\x19\x1c-\x2f]{0,64})\Z")
+CUT_RE = re.compile(
+    r"\x1b[\x00-\x17\x19\x1c-\x1f]{0,64}(?:[\[P][\x00-\x17\x19\x1c-\x3f]{0,64}|[\x00-\x17\x19\x1c-\x2f]{0,64})\Z"
+)
 # Dim (not a colour) so a red stderr line stays red after its stamp.
 STAMP_ON, STAMP_OFF = "\x1b[2m", "\x1b[22m"
 MAX_KEPT_CHARS = 8 * 1024 * 1024
@@ -194,7 +209,7 @@ class LiveTerminal:
             self._cut[stderr], text = text[cut.start() :], text[: cut.start()]
         if not text:
             return
-        text = UNPARSABLE_RE.sub("\ufffd", text)
+        text = displayable(text)
         if stderr:  # red, kept red after the script's own colour resets
             text = STDERR_ON + RESET_RE.sub(lambda m: m.group(0) + STDERR_ON, text) + STDERR_OFF
         self._kept.append((at, text))
