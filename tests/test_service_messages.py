@@ -193,3 +193,27 @@ async def test_used_and_unknown_credentials_say_what_to_do(
     assert unknown.json()["detail"] == (
         "API token is invalid or revoked: check it, or create a new one on the API tokens page"
     )
+
+
+async def test_a_refusal_names_what_was_refused_and_who_may(
+    client: httpx.AsyncClient, viewer: LoggedIn, operator: LoggedIn
+) -> None:
+    """Actions checked with another permission said that permission ("your role (viewer) may not
+    edit scripts" for a schedule or a plan's apply): each says its own action and the roles it needs."""
+    body = {"name": "refusals", "script_type": "bash", "content": "echo hi\n"}
+    script_id = (await client.post("/api/v1/scripts", json=body, headers=operator.headers)).json()["id"]
+    cases = {
+        f"/api/v1/scripts/{script_id}/schedules": ({"name": "n", "cron": "0 1 * * *"}, "manage schedules"),
+        f"/api/v1/scripts/{script_id}/webhooks": ({"name": "n"}, "manage webhooks"),
+        f"/api/v1/scripts/{script_id}/test-runs": (
+            {"content": "echo x\n"},
+            "start a test run of unsaved code",
+        ),
+        "/api/v1/scripts": (body, "edit scripts"),
+    }
+    for path, (payload, action) in cases.items():
+        r = await client.post(path, json=payload, headers=viewer.headers)
+        assert r.status_code == 403, (path, r.text)
+        assert r.json()["detail"] == f"your role (viewer) may not {action}: that needs operator or admin"
+    r = await client.get("/api/v1/users", headers=operator.headers)
+    assert r.json()["detail"] == "your role (operator) may not manage users: that needs admin"

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from pydantic import BaseModel
 
 from opscraft.api.deps import CurrentActor, Session
-from opscraft.api.schemas import AUTHED, IdQuery, Page, Skip, error_responses, filter_query
+from opscraft.api.schemas import AUTHED, IdQuery, Limit, Page, Skip, error_responses, filter_query
 from opscraft.services import audit
 from opscraft.services.audit import FILTER_LENGTHS
 from opscraft.services.invisible import FilterText
@@ -45,7 +45,7 @@ async def list_events(
     since: datetime | None = None,
     until: datetime | None = None,
     skip: Skip = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Limit = 50,
 ) -> Page[AuditEventOut]:
     query = audit.AuditQuery(actor_id, actor_name, action, target_type, target_id, since, until, skip, limit)
     rows, total = await audit.search(session, actor, query)

@@ -14,6 +14,7 @@ from opscraft.db.models.scripts import ScriptType
 from opscraft.services import draft_runs
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Invalid
+from opscraft.services.parameters import ParameterValues
 from opscraft.services.permissions import Permission
 from opscraft.services.storable import Text
 
@@ -33,7 +34,7 @@ class TestRunCreate(Body):
         "(default: the saved script's)",
         examples=[[{"name": "COUNT", "type": "integer", "default": 3}]],
     )
-    parameters: dict[str, Any] = Field(default_factory=dict, examples=[{"COUNT": 5}])
+    parameters: ParameterValues = Field(default_factory=dict, examples=[{"COUNT": 5}])
     terraform_action: Literal["plan"] | None = Field(
         default=None, description="Terraform scripts only: a test run only plans"
     )

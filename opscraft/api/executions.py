@@ -16,10 +16,10 @@ from opscraft.api.executions_schemas import (
     RanContentOut,
     RerunCreate,
 )
-from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, IdQuery, Skip, error_responses
+from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, IdQuery, Limit, Skip, error_responses
 from opscraft.db.models.executions import Trigger
 from opscraft.services import executions, history_cursor, runs
-from opscraft.services.executions import MAX_LOG_PAGE, MAX_PAGE, STATUS_FILTERS
+from opscraft.services.executions import MAX_LOG_PAGE, STATUS_FILTERS
 from opscraft.services.invisible import FilterText
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
@@ -77,7 +77,7 @@ async def list_executions(
         Query(max_length=16, description="How it started", json_schema_extra={"enum": list(Trigger)}),
     ] = None,
     skip: Skip = 0,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    limit: Limit = 50,
     cursor: Annotated[
         str | None,
         Query(

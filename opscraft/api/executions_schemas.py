@@ -12,6 +12,7 @@ from opscraft.db.models import Execution, ExecutionLog
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.services.bodies import Body
 from opscraft.services.executions import LogPage
+from opscraft.services.parameters import ParameterValues
 
 TagName = Annotated[
     str, Field(max_length=64, json_schema_extra={"pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"})
@@ -54,7 +55,7 @@ class ExecutionCreate(Body):
     model_config = {"extra": "forbid"}
 
     script_id: int = Field(ge=1, le=MAX_ID, examples=[1])
-    parameters: dict[str, Any] = Field(
+    parameters: ParameterValues = Field(
         default_factory=dict, examples=[{"ENV": "production", "VERSION": "2.0.1"}]
     )
     terraform_action: Literal["plan", "apply", "destroy"] | None = Field(

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from opscraft.api.deps import CurrentActor, Session, permitted
-from opscraft.api.schemas import AUTHED, IdPath, IdQuery, Page, Skip, error_responses
+from opscraft.api.schemas import AUTHED, IdPath, IdQuery, Limit, Page, Skip, error_responses
 from opscraft.db.models import NotificationChannel, NotificationDelivery, NotificationRule
 from opscraft.db.models.automation import ChannelKind, DeliveryStatus
 from opscraft.services import notifications
@@ -215,7 +215,7 @@ async def list_deliveries(
         ),
     ] = None,
     skip: Skip = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Limit = 50,
 ) -> Page[DeliveryOut]:
     rows, total = await notifications.list_deliveries(
         session,

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Path, Query
 from pydantic import BaseModel
 
+from opscraft.services.paging import MAX_PAGE
+
 T = TypeVar("T")
 
 # Database ids are 32-bit on PostgreSQL: a larger number is a 422, not a database error.
@@ -14,6 +16,7 @@ MAX_ID = 2_147_483_647
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Numeric id")]
 IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 Skip = Annotated[int, Query(ge=0, le=MAX_ID, description="Items to skip (pagination)")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Items to return at most (pagination)")]
 
 
 def filter_query(max_length: int, description: str | None = None) -> Any:

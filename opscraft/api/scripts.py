@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response
 
 from opscraft.api.deps import CurrentActor, Session, permitted
-from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, Page, Skip, error_responses, filter_query
+from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, Limit, Page, Skip, error_responses, filter_query
 from opscraft.api.scripts_schemas import (
     DiffOut,
     RollbackRequest,
@@ -43,7 +43,7 @@ async def list_scripts(
     tag: Annotated[FilterText | None, filter_query(scripts.MAX_TAG)] = None,
     sort: Sort = "name",
     skip: Skip = 0,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Limit = 50,
 ) -> Page[ScriptSummary]:
     query = ScriptQuery(search, script_type, status, tag, sort, skip, limit)
     rows, total = await scripts.list_scripts(session, actor, query)
@@ -105,7 +105,7 @@ async def list_versions(
     session: Session,
     actor: CurrentActor,
     skip: Skip = 0,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Limit = 50,
 ) -> Page[VersionSummary]:
     rows, total = await scripts.list_versions(session, actor, script_id, skip=skip, limit=limit)
     return Page(items=[VersionSummary.of(v) for v in rows], total=total, skip=skip, limit=limit)

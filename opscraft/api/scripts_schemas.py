@@ -118,7 +118,8 @@ class ScriptSaved(ScriptOut):
         description="Dangerous-pattern lint findings of the saved content (acknowledged when present)."
     )
     notices: list[NoticeOut] = Field(
-        description="What the save normalised in the content (line endings, a byte order mark)."
+        description="What the save normalised in the content (line endings, a byte order mark), "
+        "and the schedules, webhooks and links whose stored parameters no longer fit."
     )
     lint: list[LintFindingOut] = Field(
         description="The linters' findings on the saved content: warnings, they never refuse a save."

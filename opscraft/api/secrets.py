@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from opscraft.api.deps import CurrentActor, Session, permitted
-from opscraft.api.schemas import AUTHED, IdPath, Page, Skip, error_responses, filter_query
+from opscraft.api.schemas import AUTHED, IdPath, Limit, Page, Skip, error_responses, filter_query
 from opscraft.db.models import AuditEvent
 from opscraft.db.models.secrets import SecretKind
 from opscraft.services import secrets
@@ -108,9 +108,6 @@ class AttachmentOut(BaseModel):
             attached_by_name=a.attached_by_name,
             attached_at=a.attached_at,
         )
-
-
-Limit = Annotated[int, Query(ge=1, le=200)]
 
 
 @router.post(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from opscraft.api.deps import CurrentActor, Session, permitted
-from opscraft.api.schemas import AUTHED, IdPath, Message, Page, Skip, error_responses, filter_query
+from opscraft.api.schemas import AUTHED, IdPath, Limit, Message, Page, Skip, error_responses, filter_query
 from opscraft.api.users_schemas import ResetPasswordRequest, UserOut
 from opscraft.services import users
 from opscraft.services.invisible import FilterText
@@ -23,7 +23,7 @@ async def list_users(
     actor: CurrentActor,
     search: Annotated[FilterText | None, filter_query(users.MAX_SEARCH)] = None,
     skip: Skip = 0,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Limit = 50,
 ) -> Page[UserOut]:
     rows, total = await users.list_users(session, actor, search=search, skip=skip, limit=limit)
     return Page(items=[UserOut.model_validate(u) for u in rows], total=total, skip=skip, limit=limit)

@@ -55,7 +55,7 @@ async def get_policy(session: AsyncSession, actor: Actor, script_id: int) -> App
 
 async def set_policy(session: AsyncSession, actor: Actor, script_id: int, data: PolicyIn) -> ApprovalPolicy:
     """Require approvals for a script's runs (operators and admins)."""
-    user = require(actor.user, Permission.edit_scripts)
+    user = require(actor.user, Permission.edit_scripts, "set an approval policy")
     script = await session.get(Script, script_id)
     if script is None or script.deleted_at is not None:
         raise NotFound(f"script {script_id} not found")
@@ -84,7 +84,7 @@ def _require_relaxing(actor: Actor, what: str) -> None:
 async def remove_policy(session: AsyncSession, actor: Actor, script_id: int) -> None:
     """Let the script's runs start without approval (admins: `Forbidden` for operators); runs
     already awaiting approval still need theirs."""
-    require(actor.user, Permission.edit_scripts)
+    require(actor.user, Permission.edit_scripts, "remove an approval policy")
     policy = await session.get(ApprovalPolicy, script_id)
     if policy is None:
         raise NotFound(f"script {script_id} requires no approval")
@@ -163,6 +163,13 @@ async def _approval_counts(session: AsyncSession, ids: list[int]) -> dict[int, i
         .group_by(ApprovalDecision.execution_id)
     )
     return {int(i): int(n) for i, n in rows.all()}
+
+
+async def request_of(session: AsyncSession, actor: Actor, execution_id: int) -> ApprovalRequest | None:
+    """The approval request of a run (how many approvals it needs, until when, its outcome), or
+    None for a run that never waited for approval."""
+    require(actor.user, Permission.view_scripts)
+    return await session.get(ApprovalRequest, execution_id)
 
 
 async def trail(session: AsyncSession, actor: Actor, execution_id: int) -> list[ApprovalDecision]:

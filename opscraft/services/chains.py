@@ -55,6 +55,7 @@ from opscraft.services import audit, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound, ServiceError
+from opscraft.services.parameters import ParameterValues
 from opscraft.services.permissions import Permission, can, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 from opscraft.services.webhooks import _MISSING, check_pointer, resolve_pointer
@@ -94,7 +95,7 @@ class LinkIn(Body):
         ),
         examples=[{"ENV": "/parameters/ENV", "VERSION": "/outputs/version"}],
     )
-    parameters: dict[str, Any] = Field(
+    parameters: ParameterValues = Field(
         default_factory=dict, description="Fixed values, under the mapped ones"
     )
     enabled: bool = True
@@ -262,7 +263,7 @@ async def create(session: AsyncSession, actor: Actor, script_id: int, data: Link
 
     Raises NotFound (script), Invalid naming the field (target, mapping, parameters, cycle),
     Conflict (same source, target and outcome)."""
-    user = require(actor.user, Permission.edit_scripts)
+    user = require(actor.user, Permission.edit_scripts, 'manage "then run" links')
     await _script(session, script_id)
     await _serialize_link_changes(session)
     link = ChainLink(script_id=script_id, target_script_id=0, outcome=data.outcome.value, owner_id=user.id)
@@ -310,7 +311,7 @@ async def update_link(
     session: AsyncSession, actor: Actor, link_id: int, data: LinkIn, script_id: int | None = None
 ) -> ChainLink:
     """Replace a link's settings; the caller becomes its author. Same checks as `create`."""
-    user = require(actor.user, Permission.edit_scripts)
+    user = require(actor.user, Permission.edit_scripts, 'manage "then run" links')
     await _serialize_link_changes(session)
     link = await get(session, actor, link_id, script_id)
     await _apply(session, link, data)
@@ -322,7 +323,7 @@ async def update_link(
 
 
 async def delete(session: AsyncSession, actor: Actor, link_id: int, script_id: int | None = None) -> None:
-    require(actor.user, Permission.edit_scripts)
+    require(actor.user, Permission.edit_scripts, 'manage "then run" links')
     link = await get(session, actor, link_id, script_id)
     _audit_link(session, actor, "chain_link.delete", link)
     await session.delete(link)

@@ -57,7 +57,7 @@ async def start(
     would refuse them, dangerous patterns not acknowledged), Invalid (a Terraform action other
     than plan, bad parameter values), Conflict (no runner).
     """
-    require(actor.user, Permission.edit_scripts)
+    require(actor.user, Permission.edit_scripts, "start a test run of unsaved code")
     require(actor.user, Permission.execute_scripts)
     script = await scripts.get(session, actor, script_id)
     kind = ScriptType(script_type or script.script_type)

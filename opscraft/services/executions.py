@@ -48,13 +48,13 @@ from opscraft.services import (
 )
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from opscraft.services.paging import MAX_PAGE
 from opscraft.services.permissions import ROLE_RANK, Permission, can, require
 
 RUNNERS = ("docker", "local")
 TERRAFORM_ACTIONS = ("plan", "apply", "destroy")
 STATUS_ALIASES = {"pending": ExecutionStatus.queued}
 STATUS_FILTERS = [*STATUS_ALIASES, *(s.value for s in ExecutionStatus)]
-MAX_PAGE = 500
 MAX_LOG_PAGE = 1000
 # Triggers only a system actor (acting on a user's behalf) may use; people use the others.
 SYSTEM_TRIGGERS = frozenset({Trigger.schedule, Trigger.webhook, Trigger.retry, Trigger.chain})

@@ -348,7 +348,9 @@ async def build_message(session: AsyncSession, event: str, execution: Execution)
         else None
     )
     url = execution_url(execution.id)
-    subject = f"[OpsCraft] {execution.script_name} {TITLES[event]} (run #{execution.id})"
+    # A test run of unsaved content is marked as everywhere else (README: "marked Test run").
+    what = f"test run of {execution.script_name}" if execution.draft else execution.script_name
+    subject = f"[OpsCraft] {what} {TITLES[event]} (run #{execution.id})"
     text = f"{subject}: status {execution.status}"
     if execution.exit_code is not None:
         text += f", exit code {execution.exit_code}"
@@ -366,6 +368,7 @@ async def build_message(session: AsyncSession, event: str, execution: Execution)
             "script_id": execution.script_id,
             "script_name": execution.script_name,
             "script_version": execution.script_version,
+            "test_run": execution.draft,
             "status": str(execution.status),
             "exit_code": execution.exit_code,
             "error_message": execution.error_message,

@@ -8,10 +8,14 @@ Error messages name the parameter and the rule, never the submitted value (it ma
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from opscraft.execution.param_env import interpreted_name
 from opscraft.services.errors import Invalid
@@ -25,6 +29,32 @@ MAX_VALUE_CHARS = 32 * 1024
 TRUE_WORDS = frozenset({"true", "1", "yes", "y", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "n", "off"})
 SPEC_KEYS = frozenset({"name", "type", "required", "default", "description", "options"})
+
+
+NOT_AN_OBJECT = "must be a JSON object"
+
+
+def _an_object(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise PydanticCustomError("dict_type", NOT_AN_OBJECT)
+    return value
+
+
+# Parameter values in a request body (`{"NAME": value}`): anything else is refused with the one
+# message the UI's JSON boxes give too (`values_from_text`), naming the field.
+ParameterValues = Annotated[dict[str, Any], BeforeValidator(_an_object)]
+
+
+def values_from_text(text: str | None, field: str = "parameters") -> dict[str, Any]:
+    """The JSON object typed in a form's box (empty: `{}`). Raises Invalid naming `field` ("must
+    be a JSON object") for text that is not JSON or not an object, as the API says for its body."""
+    try:
+        value = json.loads(text or "{}")
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise Invalid(f"{field}: {NOT_AN_OBJECT}", details=[{"field": field, "message": NOT_AN_OBJECT}])
+    return value
 
 
 class ParamType(StrEnum):
@@ -287,8 +317,8 @@ def resolve(
         values = {}
     if not isinstance(values, dict):
         raise Invalid(
-            "parameters must be an object of NAME -> value",
-            details=[{"field": "parameters", "message": "must be an object"}],
+            f"parameters: {NOT_AN_OBJECT} of NAME -> value",
+            details=[{"field": "parameters", "message": NOT_AN_OBJECT}],
         )
     known = {spec["name"]: spec for spec in schema}
     errors = [

@@ -55,10 +55,23 @@ def can(user: User | None, permission: Permission) -> bool:
     return user is not None and user.is_active and permission in ROLE_PERMISSIONS[Role(user.role)]
 
 
-def require(user: User | None, permission: Permission) -> User:
-    """Return the user if allowed, else raise 401 (nobody) or 403 (not allowed)."""
+def roles_with(permission: Permission) -> list[Role]:
+    """The roles that hold `permission`, least privileged first."""
+    holders = (role for role, held in ROLE_PERMISSIONS.items() if permission in held)
+    return sorted(holders, key=ROLE_RANK.__getitem__)
+
+
+def require(user: User | None, permission: Permission, action: str | None = None) -> User:
+    """Return the user if allowed, else raise 401 (nobody) or 403 (not allowed).
+
+    The 403 says what was refused and which roles may do it: "your role (viewer) may not apply a
+    reviewed plan: that needs operator or admin". `action` names what the caller does when the
+    permission's own name ("edit scripts") would not say it (a schedule, a plan's apply...).
+    """
     if user is None or not user.is_active:
         raise Unauthorized("authentication required: log in")
     if not can(user, permission):
-        raise Forbidden(f"your role ({user.role}) may not {permission.value.replace('_', ' ')}")
+        what = action or permission.value.replace("_", " ")
+        needed = " or ".join(r.value for r in roles_with(permission))
+        raise Forbidden(f"your role ({user.role}) may not {what}: that needs {needed}")
     return user

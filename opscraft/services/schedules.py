@@ -50,6 +50,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Invalid, NotFound, ServiceError
 from opscraft.services.invisible import Label
+from opscraft.services.parameters import ParameterValues
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 
@@ -69,7 +70,7 @@ class ScheduleIn(Body):
     name: Label = Field(min_length=1, max_length=64, examples=["nightly"])
     cron: str = Field(min_length=1, max_length=128, examples=["30 2 * * *"])
     timezone: str = Field(default="UTC", max_length=64, examples=["Europe/Paris"])
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: ParameterValues = Field(default_factory=dict)
     enabled: bool = True
     missed_policy: MissedPolicy = MissedPolicy.run_once
     overlap_policy: OverlapPolicy = OverlapPolicy.skip
@@ -203,7 +204,7 @@ async def create(session: AsyncSession, actor: Actor, script_id: int, data: Sche
     """A new schedule of `script_id`, owned by the caller; 422 naming `cron`, `timezone` or a
     parameter, 409 (field `name`) when the script has a schedule of that name (`names`), 404 for
     an unknown script."""
-    user = require(actor.user, Permission.edit_scripts)
+    user = require(actor.user, Permission.edit_scripts, "manage schedules")
     script = await _script(session, script_id)
     schedule = Schedule(script_id=script_id, name="", cron="", timezone="UTC", owner_id=user.id)
     _apply(schedule, script, data)
@@ -248,7 +249,7 @@ async def update_schedule(
 ) -> Schedule:
     """Replace a schedule's settings; the caller becomes its owner (runs start on their behalf)
     and a paused schedule resumes. The next fire time is computed from now."""
-    user = require(actor.user, Permission.edit_scripts)
+    user = require(actor.user, Permission.edit_scripts, "manage schedules")
     schedule = await get(session, actor, schedule_id, script_id)
     _apply(schedule, await _script(session, schedule.script_id), data)
     await _check_name(session, schedule)
@@ -259,7 +260,7 @@ async def update_schedule(
 
 
 async def delete(session: AsyncSession, actor: Actor, schedule_id: int, script_id: int | None = None) -> None:
-    require(actor.user, Permission.edit_scripts)
+    require(actor.user, Permission.edit_scripts, "manage schedules")
     schedule = await get(session, actor, schedule_id, script_id)
     await session.delete(schedule)
     audit.record(session, actor, "schedule.delete", "schedule", schedule_id, script_id=schedule.script_id)

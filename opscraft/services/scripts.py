@@ -11,7 +11,7 @@ import difflib
 import inspect
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -34,6 +34,7 @@ from opscraft.services import (
     line_endings,
     parameters,
     script_checks,
+    stored_values,
 )
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
@@ -644,8 +645,10 @@ async def create(session: AsyncSession, actor: Actor, data: ScriptCreate | Mappi
         session, actor, "script.create", "script", script.id, name=script.name, script_type=script.script_type
     )
     _audit_findings(session, actor, script, checked.checks.findings)
+    broken = await stored_values.broken_by(session, script)
     await session.commit()
-    return checked.saved(script)
+    saved = checked.saved(script)
+    return replace(saved, notices=[*saved.notices, *broken])
 
 
 async def _check_ansible_settings(
@@ -710,7 +713,10 @@ async def _locked(session: AsyncSession, actor: Actor, script_id: int) -> Script
 async def update(
     session: AsyncSession, actor: Actor, script_id: int, data: ScriptUpdate | Mapping[str, Any]
 ) -> Saved:
-    """Partial update; a change to a versioned field writes the next version."""
+    """Partial update; a change to a versioned field writes the next version.
+
+    A change of the parameters (or type) that breaks values stored by a schedule, webhook or
+    incoming link is saved, with one notice per such trigger (services/stored_values.py)."""
     require(actor.user, Permission.edit_scripts)
     body = parse(ScriptUpdate, data)
     script = await _locked(session, actor, script_id)
@@ -792,8 +798,14 @@ async def update(
         )
     if new_version:
         _audit_findings(session, actor, script, acknowledged)
+    broken = (
+        await stored_values.broken_by(session, script)
+        if changed.keys() & {"parameters", "script_type"}
+        else []
+    )
     await session.commit()
-    return checked.saved(script) if checked else Saved(script)
+    saved = checked.saved(script) if checked else Saved(script)
+    return replace(saved, notices=[*saved.notices, *broken])
 
 
 async def rollback(
@@ -808,7 +820,8 @@ async def rollback(
     """Write a new version equal to version `number` (content, type, parameters, run settings, label).
 
     `Conflict` (409) when there is nothing to roll back (`number` is the current version, or
-    equal to it in all of those) or when the version's shared inventory was deleted."""
+    equal to it in all of those) or when the version's shared inventory was deleted. Stored
+    trigger values the version's parameters refuse are notices, as for `update`."""
     require(actor.user, Permission.edit_scripts)
     target = (await get_version(session, actor, script_id, number)).version
     script = await _locked(session, actor, script_id)
@@ -852,8 +865,10 @@ async def rollback(
         version=script.current_version,
     )
     _audit_findings(session, actor, script, checked.checks.findings)
+    broken = await stored_values.broken_by(session, script)
     await session.commit()
-    return checked.saved(script)
+    saved = checked.saved(script)
+    return replace(saved, notices=[*saved.notices, *broken])
 
 
 async def delete(session: AsyncSession, actor: Actor, script_id: int) -> None:

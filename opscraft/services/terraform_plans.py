@@ -191,7 +191,7 @@ async def apply(
     Raises NotFound (no saved plan), Conflict (stale plan, already applied, script not active),
     Invalid (bad runner), Forbidden.
     """
-    require(actor.user, Permission.edit_scripts)
+    require(actor.user, Permission.edit_scripts, "apply a reviewed plan")
     plan = await _plan_of(session, execution_id)
     plan = (
         await session.exec(select(TerraformPlan).where(col(TerraformPlan.id) == plan.id).with_for_update())

@@ -38,6 +38,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Forbidden, Invalid, NotFound, RateLimited, ServiceError, Unauthorized
 from opscraft.services.invisible import Label
+from opscraft.services.parameters import ParameterValues
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 
@@ -57,7 +58,7 @@ class WebhookIn(Body):
         description="Parameter name -> JSON pointer (RFC 6901) into the request body",
         examples=[{"BRANCH": "/ref", "COMMIT": "/head_commit/id"}],
     )
-    parameters: dict[str, Any] = Field(
+    parameters: ParameterValues = Field(
         default_factory=dict, description="Fixed values, under the mapped ones"
     )
     enabled: bool = True
@@ -129,7 +130,7 @@ async def create(
     session: AsyncSession, actor: Actor, script_id: int, data: WebhookIn
 ) -> tuple[WebhookTrigger, str]:
     """A new webhook owned by the caller: (the row, its token, shown once)."""
-    user = require(actor.user, Permission.edit_scripts)
+    user = require(actor.user, Permission.edit_scripts, "manage webhooks")
     script = await _script(session, script_id)
     token, digest, prefix = _new_token()
     hook = WebhookTrigger(script_id=script_id, name="", token_hash=digest, prefix=prefix, owner_id=user.id)
@@ -185,7 +186,7 @@ async def update_webhook(
     session: AsyncSession, actor: Actor, webhook_id: int, data: WebhookIn, script_id: int | None = None
 ) -> WebhookTrigger:
     """Replace a webhook's settings (its URL stays); the caller becomes its owner."""
-    user = require(actor.user, Permission.edit_scripts)
+    user = require(actor.user, Permission.edit_scripts, "manage webhooks")
     hook = await get(session, actor, webhook_id, script_id)
     await _apply(session, hook, await _script(session, hook.script_id), data)
     await _check_name(session, hook)
@@ -204,7 +205,7 @@ async def update_webhook(
 
 
 async def delete(session: AsyncSession, actor: Actor, webhook_id: int, script_id: int | None = None) -> None:
-    require(actor.user, Permission.edit_scripts)
+    require(actor.user, Permission.edit_scripts, "manage webhooks")
     hook = await get(session, actor, webhook_id, script_id)
     await session.delete(hook)
     audit.record(session, actor, "webhook.delete", "webhook", webhook_id, script_id=hook.script_id)

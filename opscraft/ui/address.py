@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Collection, Iterable
 from datetime import date
 from typing import Annotated, Any
 
@@ -77,6 +78,14 @@ def parse(
             message = str(first["msg"]).removeprefix("Value error, ")
             problems[name] = _EXPECTED.get(first["type"], message)
     return converted, problems
+
+
+def unknown_parameters(sent: Iterable[str], read: Collection[str]) -> dict[str, str]:
+    """The query parameters in `sent` that the page does not read (`read`: its parameter names),
+    each with what the page reads instead: `/audit?actor_id=abc` is as wrong an address as
+    `/executions?script_id=abc`, not a filter silently ignored."""
+    reads = f"it reads only {', '.join(sorted(read))}" if read else "it reads none"
+    return {name: f"is not a parameter of this page ({reads})" for name in sent if name not in read}
 
 
 def show_bad_address(problems: dict[str, str], template: str, path: str) -> None:

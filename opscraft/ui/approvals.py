@@ -11,6 +11,7 @@ from opscraft.db.models.executions import ExecutionStatus
 from opscraft.services import approvals
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
+from opscraft.ui.execution_widgets import run_title
 from opscraft.ui.layout import NAV_BADGES, frame, guard, protected_page, run_action
 from opscraft.ui.widgets import call, format_time
 
@@ -23,6 +24,11 @@ async def _badge_count(actor: Actor) -> int:
 
 
 NAV_BADGES["approvals"] = _badge_count
+
+
+def _progress(approved: int, required: int) -> str:
+    """ "1 of 2 approvals": the same words on the Approvals page and the run page."""
+    return f"{approved} of {required} approval{'' if required == 1 else 's'}"
 
 
 def _decision_buttons(actor: Actor, execution: Execution, after: object) -> None:
@@ -64,11 +70,18 @@ async def approval_panel(actor: Actor, execution: Execution) -> None:
     """On the run page: the decision trail, and the decision buttons while the run waits."""
     assert execution.id is not None
     trail = await call(approvals.trail, actor, execution.id)
+    request = await call(approvals.request_of, actor, execution.id)
     waiting = execution.status == ExecutionStatus.awaiting_approval
     if not trail and not waiting:
         return
     with ui.card().classes("w-full gap-1").props('data-testid="approval-panel"'):
-        ui.label("Awaiting approval" if waiting else "Approval").classes("text-subtitle1 font-medium")
+        with ui.row().classes("items-center gap-3"):
+            ui.label("Awaiting approval" if waiting else "Approval").classes("text-subtitle1 font-medium")
+            if request is not None:
+                approved = sum(d.decision == "approve" for d in trail)
+                ui.label(_progress(approved, request.required)).props('data-testid="approval-progress"')
+                if waiting:
+                    ui.label(f"expires {format_time(request.expires_at)}").classes("text-caption text-grey-7")
         for d in trail:
             verb = "approved" if d.decision == "approve" else "rejected"
             note = f": {d.comment}" if d.comment else ""
@@ -98,11 +111,11 @@ async def approvals_page(actor: Actor) -> None:
                 e = p.execution
                 with ui.card().classes("w-full gap-1").props(f'data-testid="pending-{e.id}"'):
                     with ui.row().classes("items-center gap-3 w-full"):
-                        ui.link(f"Run #{e.id}: {e.script_name}", f"/executions/{e.id}")
+                        ui.link(f"Run #{e.id}: {run_title(e)}", f"/executions/{e.id}")
                         ui.label(f"requested by {e.triggered_by_name or '?'} ({e.trigger})").classes(
                             "text-caption"
                         )
-                        ui.label(f"{p.approvals} of {p.request.required} approvals").classes("text-caption")
+                        ui.label(_progress(p.approvals, p.request.required)).classes("text-caption")
                         ui.label(f"expires {format_time(p.request.expires_at)}").classes(
                             "text-caption text-grey-7"
                         )

@@ -15,6 +15,7 @@ from opscraft.services import chains
 from opscraft.services.actor import Actor
 from opscraft.services.chains import ExecutionChain, LinkIn
 from opscraft.services.errors import Invalid
+from opscraft.services.parameters import values_from_text
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.script_tabs import script_tab
@@ -25,18 +26,6 @@ OUTCOME_LABELS = {
     ChainOutcome.failure.value: "fails (failed, timed out, error)",
     ChainOutcome.any.value: "ends (success or failure)",
 }
-
-
-def _json_object(text: str | None, field: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text or "{}")
-    except json.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise Invalid(
-            f"{field}: must be a JSON object", details=[{"field": field, "message": "must be a JSON object"}]
-        )
-    return value
 
 
 async def _top_level_fields(action: Any) -> Any:
@@ -145,8 +134,8 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                         data = LinkIn(
                             target_script_id=int(target.value),
                             outcome=outcome.value,
-                            mapping=_json_object(mapping.value, "mapping"),
-                            parameters=_json_object(fixed.value, "parameters"),
+                            mapping=values_from_text(mapping.value, "mapping"),
+                            parameters=values_from_text(fixed.value, "parameters"),
                         )
                     except ValidationError:
                         raise Invalid(

@@ -25,6 +25,7 @@ from opscraft.ui.approvals import approval_panel
 from opscraft.ui.chains import chain_panel
 from opscraft.ui.execution_widgets import banner, elapsed, format_duration, status_badge
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
+from opscraft.ui.not_found import missing
 from opscraft.ui.terminal import SCROLLBACK_LINES, LiveTerminal
 from opscraft.ui.terraform_panel import TerraformPanel
 from opscraft.ui.widgets import call, close_then, live_timer
@@ -306,10 +307,8 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
     try:
         execution = await call(executions.get, actor, execution_id)
     except ServiceError as exc:
-        with frame(actor, "Execution"), ui.card().classes("p-6 items-center gap-2"):
-            ui.icon("search_off", color="grey-7").classes("text-5xl")
-            ui.label(exc.message).classes("text-negative text-lg").props('data-testid="not-found"')
-            ui.link("Back to the executions", "/executions")
+        with frame(actor, "Execution"):
+            missing(exc.message, "Back to the executions", "/executions", exc.status_code)
         return
     ran_content = None
     if execution.draft:

@@ -72,6 +72,7 @@ def elapsed(execution: Execution) -> float | None:
 RUN_COLUMNS: list[dict[str, Any]] = [
     {"name": "id", "label": "#", "field": "id", "align": "left"},
     {"name": "script", "label": "Script", "field": "script", "align": "left"},
+    {"name": "version", "label": "Version", "field": "version", "align": "left"},
     {"name": "status", "label": "Status", "field": "status", "align": "left"},
     {"name": "user", "label": "Triggered by", "field": "user", "align": "left"},
     {"name": "queued", "label": "Queued", "field": "queued", "align": "left"},
@@ -86,11 +87,17 @@ _STATUS_SLOT = "".join(
 )
 
 
+def run_version(run: Execution) -> str:
+    """`v3`, or for a test run of unsaved content `test run (unsaved, from v3)`: the marker every
+    list of runs shows (README: test runs are marked everywhere)."""
+    if run.draft:
+        return f"test run (unsaved, from v{run.script_version})"
+    return f"v{run.script_version}"
+
+
 def run_title(run: Execution) -> str:
     """`deploy · v3`, or for a test run of unsaved content `deploy · test run (unsaved, from v3)`."""
-    if run.draft:
-        return f"{run.script_name} · test run (unsaved, from v{run.script_version})"
-    return f"{run.script_name} · v{run.script_version}"
+    return f"{run.script_name} · {run_version(run)}"
 
 
 def run_rows(rows: list[Execution]) -> list[dict[str, Any]]:
@@ -98,6 +105,7 @@ def run_rows(rows: list[Execution]) -> list[dict[str, Any]]:
         {
             "id": row.id,
             "script": run_title(row),
+            "version": run_version(row),
             "status": row.status,
             "user": row.triggered_by_name or "—",
             "queued": format_time(row.queued_at, "—"),
@@ -108,8 +116,10 @@ def run_rows(rows: list[Execution]) -> list[dict[str, Any]]:
 
 
 def runs_table(rows: list[dict[str, Any]], *, hide_script: bool = False) -> ui.table:
-    """A table of runs; each row links to its execution page."""
-    columns = [c for c in RUN_COLUMNS if not (hide_script and c["name"] == "script")]
+    """A table of runs; each row links to its execution page. The script column names the
+    script and version; with `hide_script` (one script's runs) a version column replaces it."""
+    hidden = "script" if hide_script else "version"
+    columns = [c for c in RUN_COLUMNS if c["name"] != hidden]
     table = ui.table(columns=columns, rows=rows, row_key="id").classes("w-full")
     table.props('flat bordered hide-bottom data-testid="runs-table"')
     table.add_slot("body-cell-status", f'<q-td :props="props">{_STATUS_SLOT}</q-td>')

@@ -221,6 +221,8 @@ def protected_page(path: str, permission: Permission | None = None, title: str =
                         ui.link("Back to the dashboard", "/")
                 return None
             kwargs, problems = address.parse(converters, kwargs)
+            request = context.client.request
+            problems |= address.unknown_parameters(request.query_params if request else (), names)
             if problems:
                 with frame(actor, title or "OpsCraft"):
                     address.show_bad_address(problems, path, context.client.request.url.path)
@@ -234,6 +236,7 @@ def protected_page(path: str, permission: Permission | None = None, title: str =
         params, converters = address.exposed_parameters(
             list(inspect.signature(func, eval_str=True).parameters.values())[1:]
         )
+        names = frozenset(p.name for p in params)
         page.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         page.__name__ = func.__name__
         page.__doc__ = func.__doc__

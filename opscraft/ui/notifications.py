@@ -10,8 +10,9 @@ from opscraft.db.models import NotificationChannel
 from opscraft.db.models.automation import ChannelKind
 from opscraft.services import chains, notifications
 from opscraft.services.actor import Actor
-from opscraft.services.notifications import EVENTS, ChannelIn, DeliveryQuery, RuleIn
+from opscraft.services.notifications import ChannelIn, DeliveryQuery, RuleIn
 from opscraft.services.permissions import Permission
+from opscraft.ui import labels
 from opscraft.ui.choices import script_search, searched_select, secret_search
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.widgets import (
@@ -41,7 +42,8 @@ def _describe(channel: NotificationChannel) -> str:
         return c.get("url", "")
     if channel.kind == ChannelKind.slack:
         return "incoming webhook URL from the vault"
-    return f"{c.get('security')} {c.get('host')}:{c.get('port')} → {', '.join(c.get('to', []))}"
+    security = labels.SMTP_SECURITY.get(c.get("security", ""), c.get("security"))
+    return f"{security} {c.get('host')}:{c.get('port')} → {', '.join(c.get('to', []))}"
 
 
 @protected_page("/notifications", ADMIN, "Notifications")
@@ -86,7 +88,8 @@ async def notifications_page(actor: Actor) -> None:
                     else "every script"
                 )
                 with ui.row().classes("items-center gap-3").props(f'data-testid="rule-{rule.id}"'):
-                    ui.label(f"{', '.join(rule.events)} of {scope} → {channels.get(rule.channel_id, '?')}")
+                    events = ", ".join(labels.NOTIFY_EVENTS.get(e, e) for e in rule.events)
+                    ui.label(f"{events} of {scope} → {channels.get(rule.channel_id, '?')}")
                     ui.button(icon="delete", on_click=lambda r=rule: remove_rule(r.id)).props(
                         'flat round dense color=negative aria-label="Delete rule" '
                         f'data-testid="rule-delete-{rule.id}"'
@@ -142,9 +145,9 @@ async def notifications_page(actor: Actor) -> None:
                 url = text_input("Webhook URL (generic webhook)", "channel-url")
                 host = text_input("SMTP host", "channel-host")
                 port = text_input("SMTP port", "channel-port")
-                security = ui.select(
-                    ["none", "starttls", "ssl"], value="starttls", label="SMTP security"
-                ).props('outlined dense data-testid="channel-security"')
+                security = ui.select(labels.SMTP_SECURITY, value="starttls", label="SMTP security").props(
+                    'outlined dense data-testid="channel-security"'
+                )
                 sender = text_input("From", "channel-from")
                 to = text_input("To (comma-separated)", "channel-to")
                 username = text_input("SMTP username (optional)", "channel-username")
@@ -204,9 +207,9 @@ async def notifications_page(actor: Actor) -> None:
                 channel = ui.select(channels, label="Channel").props(
                     'outlined dense data-testid="rule-channel"'
                 )
-                events = ui.select(list(EVENTS), value=["failure"], multiple=True, label="Events").props(
-                    'outlined dense use-chips data-testid="rule-events"'
-                )
+                events = ui.select(
+                    labels.NOTIFY_EVENTS, value=["failure"], multiple=True, label="Events"
+                ).props('outlined dense use-chips data-testid="rule-events"')
                 script = await searched_select(
                     "Script (empty: every script)", "rule-script", script_search(actor), clearable=True
                 )

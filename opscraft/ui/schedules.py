@@ -3,7 +3,6 @@ fire times in the browser's time zone; last result) and the Schedules overview p
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -16,8 +15,10 @@ from opscraft.db.types import utcnow
 from opscraft.services import schedules
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Problems
+from opscraft.services.parameters import values_from_text
 from opscraft.services.permissions import Permission, can
 from opscraft.services.schedules import PREVIEW, ScheduleIn, ScheduleView
+from opscraft.ui import labels
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import Redrawn, call, confirm, dialog_buttons, dialog_card, live_timer, text_input
@@ -160,10 +161,10 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
             params = text_input("Parameters (JSON object)", "schedule-params")
             params.value = "{}"
             missed = ui.select(
-                [p.value for p in MissedPolicy], value="run_once", label="After downtime"
+                labels.MISSED_POLICY, value=MissedPolicy.run_once.value, label="After downtime"
             ).props('outlined dense data-testid="schedule-missed"')
             overlap = ui.select(
-                [p.value for p in OverlapPolicy], value="skip", label="While the previous run goes"
+                labels.OVERLAP_POLICY, value=OverlapPolicy.skip.value, label="While the previous run goes"
             ).props('outlined dense data-testid="schedule-overlap"')
 
             async def submit() -> None:
@@ -174,18 +175,16 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                 async def save() -> Any:
                     # Every field's problem at once: the JSON box's with the model's.
                     problems = Problems()
-                    values: Any = {}
-                    try:
-                        values = json.loads(params.value or "{}")
-                    except json.JSONDecodeError:
-                        problems.add("parameters", "must be a JSON object")
+                    values: dict[str, Any] = {}
+                    with problems.check():
+                        values = values_from_text(params.value)
                     data: ScheduleIn | None = None
                     with problems.check():
                         data = ScheduleIn(
                             name=name.value or "",
                             cron=cron.value or "",
                             timezone=tz.value or "UTC",
-                            parameters=values if isinstance(values, dict) else {"": values},
+                            parameters=values,
                             missed_policy=missed.value,
                             overlap_policy=overlap.value,
                         )

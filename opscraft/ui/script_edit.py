@@ -24,7 +24,16 @@ from opscraft.services.script_checks import Finding, SyntaxProblem
 from opscraft.ui import execute_dialog
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, show_field_errors
-from opscraft.ui.script_widgets import LANGUAGES, editor, findings_list, findings_of, mark_lines, risk_dialog
+from opscraft.ui.not_found import missing
+from opscraft.ui.script_widgets import (
+    LANGUAGES,
+    editor,
+    findings_list,
+    findings_of,
+    keep_notices,
+    mark_lines,
+    risk_dialog,
+)
 from opscraft.ui.widgets import call, live_timer
 
 CHECK_INTERVAL_SECONDS = 1.0
@@ -508,8 +517,7 @@ class ScriptForm:
         self.draft.clear()
         self.draft.rename(f"script:{saved.script.id}")
         notify_ok(f"Saved {saved.script.name} (version {saved.script.current_version})")
-        for notice in saved.notices:
-            ui.notify(notice.message, type="info", position="top", multi_line=True)
+        keep_notices(saved.notices)
         ui.navigate.history.replace(f"/scripts/{saved.script.id}/edit")
         ui.navigate.to(f"/scripts/{saved.script.id}")
 
@@ -568,8 +576,7 @@ async def edit_script_page(actor: Actor, script_id: int) -> None:
         script = await call(scripts.get, actor, script_id)
     except ServiceError as exc:
         with frame(actor, "Edit script"):
-            ui.label(exc.message).classes("text-negative text-lg").props('data-testid="not-found"')
-            ui.link("Back to the scripts", "/scripts")
+            missing(exc.message, "Back to the scripts", "/scripts", exc.status_code)
         return
     choices = await _inventory_choices(actor)
     with frame(actor, f"Edit {script.name}"):

@@ -19,8 +19,18 @@ from opscraft.services.errors import Invalid, ServiceError
 from opscraft.services.permissions import Permission, can
 from opscraft.services.scripts import RUN_SETTINGS
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
+from opscraft.ui.not_found import missing
 from opscraft.ui.script_tabs import ACTIONS, ordered_tabs
-from opscraft.ui.script_widgets import LANGUAGES, editor, findings_of, risk_dialog, status_badge, type_badge
+from opscraft.ui.script_widgets import (
+    LANGUAGES,
+    editor,
+    findings_of,
+    keep_notices,
+    risk_dialog,
+    show_kept_notices,
+    status_badge,
+    type_badge,
+)
 from opscraft.ui.widgets import call, close_then, format_time
 
 VERSIONS_PAGE = 20
@@ -233,6 +243,7 @@ class VersionsView:
             notify_error(exc.message)
             return
         notify_ok(f"Rolled back to version {number}: now version {saved.script.current_version}")
+        keep_notices(saved.notices)
         ui.navigate.to(f"/scripts/{self.script.id}?tab=versions")
 
 
@@ -310,10 +321,10 @@ async def script_page(actor: Actor, script_id: int, tab: str = "overview") -> No
         script = await call(scripts.get, actor, script_id)
     except ServiceError as exc:
         with frame(actor, "Script"):
-            ui.label(exc.message).classes("text-negative text-lg").props('data-testid="not-found"')
-            ui.link("Back to the scripts", "/scripts")
+            missing(exc.message, "Back to the scripts", "/scripts", exc.status_code)
         return
     with frame(actor, script.name):
+        show_kept_notices()
         with ui.row().classes("w-full items-center justify-between"):
             _header(script)
             with ui.row().classes("items-center gap-2"):

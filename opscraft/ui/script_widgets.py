@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from nicegui import ui
+from nicegui import app, ui
 
 from opscraft.services.errors import Invalid
 from opscraft.services.line_endings import Notice
@@ -160,3 +160,20 @@ def risk_dialog(
             )
     dialog.on("hide", dialog.delete)
     dialog.open()
+
+
+# app.storage.user key: the notices of the last save, shown by the page the save goes to.
+_KEPT_NOTICES = "script-save-notices"
+
+
+def keep_notices(notices: list[Notice]) -> None:
+    """Keep a save's (or rollback's) notices for the page shown next: a notification made before
+    `ui.navigate.to` would vanish with the page it was made on."""
+    app.storage.user[_KEPT_NOTICES] = [n.message for n in notices]
+
+
+def show_kept_notices() -> None:
+    """Show, once, the notices `keep_notices` kept: blue, each until dismissed (a stored-parameters
+    notice asks the reader to fix a schedule, webhook or link)."""
+    for message in app.storage.user.pop(_KEPT_NOTICES, []):
+        ui.notify(message, type="info", position="top", multi_line=True, timeout=0, close_button="OK")

@@ -22,6 +22,33 @@ SCROLLBACK_LINES = 100_000
 STDERR_ON, STDERR_OFF = "\x1b[91m", "\x1b[39m"
 RESET_RE = re.compile(r"\x1b\[0?m")
 LINE_END_RE = re.compile(r"(?<=\n)")
+# What xterm.js cannot parse, and logs a "Parsing error" to the console for (binary output holds
+# thousands): DEL, the C1 controls U+0080-U+009F (xterm's 8-bit CSI, OSC, DCS..., which UTF-8
+# output never means) and an ESC whose sequence (ESC, CSI or DCS so far) goes on with one of
+# those or a non-ASCII character (the ESC only: the rest is then plain text). Each is shown as
+# U+FFFD, as undecodable bytes already are.
+# An SOS, PM or APC string (ESC X, ESC ^, ESC _) may not hold a non-ASCII character either;
+# C0 controls other than CAN, SUB and ESC run inside a sequence without ending it.
+UNPARSABLE_RE = re.compile(
+    r"[\x7f-\x9f]|\x1b(?=[\x00-\x17\x19\x1c-\x1f]*"
+    r"(?:[\[P][\x00-\x17\x19\x1c-\x3f]*|[\x00-\x17\x19\x1c-\x2f]*|[X^_][^\x1b]*?)[^\x00-\x7e])"
+)
+
+
+def displayable(text: str) -> str:
+    """`text` with what xterm.js cannot parse (`UNPARSABLE_RE`) as U+FFFD. Repeated until nothing
+    changes: an ESC followed by another that is replaced (ESC ESC U+00E9) is then unparsable too."""
+    while True:
+        shown = UNPARSABLE_RE.sub("\ufffd", text)
+        if shown == text:
+            return shown
+        text = shown
+
+
+# A sequence cut at the end of an output chunk: held back and judged with the next chunk.
+CUT_RE = re.compile(
+    r"\x1b[\x00-\x17\x19\x1c-\x1f]{0,64}(?:[\[P][\x00-\x17\x19\x1c-\x3f]{0,64}|[\x00-\x17\x19\x1c-\x2f]{0,64})\Z"
+)
 # Dim (not a colour) so a red stderr line stays red after its stamp.
 STAMP_ON, STAMP_OFF = "\x1b[2m", "\x1b[22m"
 MAX_KEPT_CHARS = 8 * 1024 * 1024
@@ -167,15 +194,22 @@ class LiveTerminal:
         self._kept: list[tuple[datetime | None, str]] = []
         self._kept_chars = 0
         self._line_start = True
+        self._cut: dict[bool, str] = {}  # by stream (stderr?): the start of a sequence cut off
         live_timer(FLUSH_SECONDS, self.flush)
         client = ui.context.client
         client.run_javascript(_FIT_JS % (self.xterm.id, self.xterm.id))
         client.run_javascript(_LINE_LINK_JS % self.xterm.id)
 
     def write(self, text: str, *, stderr: bool = False, at: datetime | None = None) -> None:
-        """Queue `text` (one output chunk produced at `at`, UTC); stderr is drawn red."""
+        """Queue `text` (one output chunk produced at `at`, UTC); stderr is drawn red. What
+        xterm.js cannot parse is shown as U+FFFD (`UNPARSABLE_RE`)."""
+        text = self._cut.pop(stderr, "") + text
+        cut = CUT_RE.search(text)
+        if cut:
+            self._cut[stderr], text = text[cut.start() :], text[: cut.start()]
         if not text:
             return
+        text = displayable(text)
         if stderr:  # red, kept red after the script's own colour resets
             text = STDERR_ON + RESET_RE.sub(lambda m: m.group(0) + STDERR_ON, text) + STDERR_OFF
         self._kept.append((at, text))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from nicegui import ui
@@ -11,26 +10,13 @@ from opscraft import runtime
 from opscraft.db.models import Script, WebhookTrigger
 from opscraft.services import webhooks
 from opscraft.services.actor import Actor
-from opscraft.services.errors import Invalid
+from opscraft.services.parameters import values_from_text
 from opscraft.services.permissions import Permission, can
 from opscraft.services.webhooks import WebhookIn
 from opscraft.ui.choices import searched_select, secret_search
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import call, confirm, dialog_buttons, dialog_card, format_time, text_input
-
-
-def _json_object(text: str | None, field: str) -> dict[str, Any]:
-    problem = Invalid(
-        f"{field}: must be a JSON object", details=[{"field": field, "message": "must be a JSON object"}]
-    )
-    try:
-        value = json.loads(text or "{}")
-    except json.JSONDecodeError:
-        raise problem from None
-    if not isinstance(value, dict):
-        raise problem
-    return value
 
 
 @script_tab("webhooks", "Webhooks", "webhook", order=70)
@@ -100,8 +86,8 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                 async def save() -> Any:
                     data = WebhookIn(
                         name=name.value or "",
-                        mapping=_json_object(mapping.value, "mapping"),
-                        parameters=_json_object(fixed.value, "parameters"),
+                        mapping=values_from_text(mapping.value, "mapping"),
+                        parameters=values_from_text(fixed.value, "parameters"),
                         secret_id=secret.value or None,
                     )
                     return await call(webhooks.create, current, script_id, data)

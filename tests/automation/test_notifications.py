@@ -55,7 +55,9 @@ async def script(client: httpx.AsyncClient, admin: LoggedIn, name: str = "deploy
     return int(r.json()["id"])
 
 
-async def finished_run(script_id: int, status: str, output: str = "", exit_code: int | None = 1) -> int:
+async def finished_run(
+    script_id: int, status: str, output: str = "", exit_code: int | None = 1, draft: bool = False
+) -> int:
     """A finished run written directly (what a worker leaves behind), with stored output."""
     now = utcnow()
     async with runtime.current().db.session() as session:
@@ -70,6 +72,7 @@ async def finished_run(script_id: int, status: str, output: str = "", exit_code:
             runner="local",
             started_at=now - timedelta(seconds=2),
             finished_at=now,
+            draft=draft,
         )
         session.add(row)
         await session.flush()
@@ -186,6 +189,20 @@ async def test_signed_webhook_slack_and_email_on_failure(
     r = await client.get("/api/v1/notifications/deliveries", headers=admin.headers)
     assert r.status_code == 200 and r.json()["total"] == 3
     assert {d["status"] for d in r.json()["items"]} == {"delivered"}
+
+
+async def test_a_test_run_is_marked_in_its_message(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """README: test runs are marked "Test run" everywhere; a notification said "deploy failed"."""
+    sid = await script(client, admin)
+    async with runtime.current().db.session() as session:
+        for draft, subject in ((True, "test run of deploy failed"), (False, "deploy failed")):
+            run_id = await finished_run(sid, "failed", draft=draft)
+            execution = await session.get(Execution, run_id)
+            assert execution is not None
+            message = await notifications.build_message(session, "failure", execution)
+            assert message["subject"] == f"[OpsCraft] {subject} (run #{run_id})"
+            assert message["text"].startswith(message["subject"])
+            assert message["execution"]["test_run"] is draft
 
 
 async def test_retry_with_backoff_then_give_up(

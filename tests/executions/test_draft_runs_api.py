@@ -127,7 +127,9 @@ async def test_only_editors_start_test_runs(
         json={"content": "echo viewer\n", "runner": "local"},
         headers=viewer.headers,
     )
-    assert response.status_code == 403 and "edit scripts" in response.json()["detail"]
+    assert response.status_code == 403 and response.json()["detail"] == (
+        "your role (viewer) may not start a test run of unsaved code: that needs operator or admin"
+    )
     missing = await client.post(
         "/api/v1/scripts/999999/test-runs", json={"content": "echo x\n"}, headers=operator.headers
     )

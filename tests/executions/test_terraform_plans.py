@@ -104,6 +104,10 @@ async def test_plan_is_saved_summarized_and_applied_exactly_once_then_stale(
 
     r = await _apply(client, viewer, plan_id)
     assert r.status_code == 403, r.text
+    # What is needed, not the permission it is checked with ("may not edit scripts").
+    assert r.json()["detail"] == (
+        "your role (viewer) may not apply a reviewed plan: that needs operator or admin"
+    )
     r = await _apply(client, operator, plan_id)
     assert r.status_code == 202, r.text
     applying = r.json()

@@ -1,0 +1,26 @@
+"""Words for people in place of the stored values a select offers (`run_once`, `starttls`...).
+
+Each map is value -> label, in the order the select lists them; the select still sends the
+value. The meanings are docs/automation.md's (schedules, notification channels and rules).
+"""
+
+from __future__ import annotations
+
+from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
+
+MISSED_POLICY = {
+    MissedPolicy.run_once.value: "Run once, for the latest missed time",
+    MissedPolicy.skip.value: "Skip the missed runs",
+}
+OVERLAP_POLICY = {
+    OverlapPolicy.skip.value: "Skip this run",
+    OverlapPolicy.queue.value: "Queue it until the previous run ends",
+    OverlapPolicy.allow.value: "Start it anyway",
+}
+SMTP_SECURITY = {"none": "None (plain text)", "starttls": "STARTTLS", "ssl": "SSL/TLS"}
+NOTIFY_EVENTS = {
+    "failure": "Failure (failed, timed out, error)",
+    "success": "Success",
+    "recovery": "Recovery (success after a failure)",
+    "approval_pending": "Approval pending",
+}

@@ -1,0 +1,49 @@
+"""Parameter values that are not a JSON object are refused with one message, naming `parameters`,
+wherever values are stored or sent (a schedule's used to say "parameters[0]: unknown
+parameter..." in the UI and "Input should be a valid dictionary" in the API)."""
+
+from __future__ import annotations
+
+import httpx
+
+from opscraft.services import parameters
+from opscraft.services.errors import Invalid
+from tests.conftest import LoggedIn
+
+
+async def test_every_body_with_parameter_values_says_they_must_be_an_object(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    body = {"name": "shape", "script_type": "bash", "content": "echo $N\n", "status": "active"}
+    created = await client.post(
+        "/api/v1/scripts", json={**body, "parameters": {"N": "1"}}, headers=operator.headers
+    )
+    assert created.status_code == 201, created.text
+    script_id = created.json()["id"]
+    bodies = {
+        f"/api/v1/scripts/{script_id}/schedules": {"name": "n", "cron": "0 1 * * *"},
+        f"/api/v1/scripts/{script_id}/webhooks": {"name": "n"},
+        f"/api/v1/scripts/{script_id}/chains": {"target_script_id": script_id},
+        f"/api/v1/scripts/{script_id}/test-runs": {"content": "echo x\n"},
+        "/api/v1/executions": {"script_id": script_id},
+    }
+    for path, payload in bodies.items():
+        for wrong in ([1, 2], "N=1", 3):
+            r = await client.post(path, json={**payload, "parameters": wrong}, headers=operator.headers)
+            assert r.status_code == 422, (path, r.text)
+            assert r.json()["errors"] == [{"field": "parameters", "message": "must be a JSON object"}], (
+                path,
+                r.text,
+            )
+
+
+def test_a_form_box_says_the_same_as_the_api() -> None:
+    assert parameters.values_from_text(' {"N": 1} ') == {"N": 1}
+    assert parameters.values_from_text("") == {}
+    for text in ("[1,2]", "{", "3", "null"):
+        try:
+            parameters.values_from_text(text, "mapping")
+        except Invalid as exc:
+            assert exc.details == [{"field": "mapping", "message": "must be a JSON object"}]
+        else:
+            raise AssertionError(f"{text!r} was accepted")

@@ -1,0 +1,175 @@
+"""What a new user met (issue: a tester's first hour): test runs unmarked on the Approvals page,
+the run page's approval card without its count, a schedule's JSON list answered with a raw path,
+stored values shown as `run_once`, missing pages answering 200 or NiceGUI's raw 404, unknown
+address parameters ignored, and binary output flooding the console with xterm.js errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer
+from tests.ui_journey import (
+    create_script,
+    journey_server,
+    journey_tokens,
+    log_in,
+    start_run,
+    wait_connected,
+    wait_for_output,
+    wait_run,
+)
+
+pytestmark = pytest.mark.browser
+
+server = journey_server("new-user-ui")
+tokens = journey_tokens()
+
+
+def _field(page: Any, testid: str) -> Any:
+    return page.locator(".q-field", has=page.get_by_test_id(testid))
+
+
+def test_a_test_run_is_marked_in_every_list_and_its_card_counts_approvals(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    script = create_script(server, tokens["admin"], "t-bash", "echo SAVED\n", status="active")
+    policy = {"required": 2, "expires_after_hours": 24}
+    url = f"{server.url}/api/v1/scripts/{script['id']}/approval"
+    assert httpx.put(url, json=policy, headers=tokens["admin"]).status_code == 200
+    r = httpx.post(
+        f"{server.url}/api/v1/scripts/{script['id']}/test-runs",
+        json={"content": "echo DRAFT\n"},
+        headers=tokens["operator"],
+    )
+    assert r.status_code == 202, r.text
+    run_id = r.json()["id"]
+    log_in(page, server, "admin")
+    # Approvals: the pending run says it is a test run, and its count.
+    page.goto(f"{server.url}/approvals")
+    pending = page.get_by_test_id(f"pending-{run_id}")
+    pending.get_by_text("test run (unsaved, from v1)").wait_for()
+    assert "0 of 2 approvals" in pending.inner_text()
+    # The run page's approval card counts too, and after one approval says so.
+    page.goto(f"{server.url}/executions/{run_id}")
+    wait_connected(page)
+    progress = page.get_by_test_id("approval-progress")
+    assert progress.inner_text() == "0 of 2 approvals"
+    page.get_by_test_id(f"approve-{run_id}").click()  # the page reloads once it is recorded
+    page.wait_for_function(
+        "document.querySelector('[data-testid=\"approval-progress\"]')?.innerText === '1 of 2 approvals'"
+    )
+    # The lists of runs: the executions history, the script's tab, the dashboard.
+    for address, shown in {
+        "/executions": "t-bash · test run (unsaved, from v1)",
+        f"/scripts/{script['id']}?tab=executions": "test run (unsaved, from v1)",  # its version column
+        "/": "t-bash · test run (unsaved, from v1)",
+    }.items():
+        page.goto(server.url + address)
+        page.get_by_test_id("runs-table").get_by_text(shown, exact=True).first.wait_for()
+
+
+def test_the_schedule_dialog_says_what_parameters_must_be_and_shows_labels(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    script = create_script(server, tokens["admin"], "greet", "echo $NAME\n", parameters={"NAME": "x"})
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{script['id']}?tab=schedules")
+    wait_connected(page)
+    page.get_by_test_id("schedule-add").click()
+    page.get_by_test_id("schedule-name").fill("nightly")
+    page.get_by_test_id("schedule-params").fill("[1,2]")
+    # The selects show words for people; the stored values are what is saved.
+    assert "Run once, for the latest missed time" in _field(page, "schedule-missed").inner_text()
+    assert "Skip this run" in _field(page, "schedule-overlap").inner_text()
+    page.get_by_test_id("schedule-overlap").click()
+    page.get_by_role("option", name="Queue it until the previous run ends", exact=True).click()
+    page.get_by_test_id("schedule-submit").click()
+    messages = _field(page, "schedule-params").locator(".q-field__messages")
+    messages.get_by_text("must be a JSON object").wait_for()
+    assert "unknown parameter" not in messages.inner_text()
+    page.get_by_test_id("schedule-params").fill('{"NAME": "night"}')
+    page.get_by_test_id("schedule-submit").click()
+    page.locator(".q-notification", has_text="Schedule added").wait_for()
+    listed = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}/schedules", headers=tokens["admin"])
+    assert [(s["missed_policy"], s["overlap_policy"]) for s in listed.json()] == [("run_once", "queue")]
+
+
+# address -> (status, the message shown, where the page's link leads)
+MISSING = {
+    "/nonexistent": (404, "There is no page at /nonexistent.", "/"),
+    "/scripts/99999": (404, "script 99999 not found", "/scripts"),
+    "/scripts/99999/edit": (404, "script 99999 not found", "/scripts"),
+    "/executions/99999": (404, "execution 99999 not found", "/executions"),
+}
+
+
+def test_a_missing_page_answers_404_inside_the_frame_and_unknown_parameters_are_named(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    log_in(page, server, "admin")
+    for path, (status, message, back) in MISSING.items():
+        response = page.goto(server.url + path)
+        assert response.status == status, path
+        assert page.get_by_test_id("not-found").inner_text() == message, path
+        page.get_by_test_id("whoami").wait_for()  # inside the usual frame
+        page.get_by_test_id("not-found-back").click()
+        page.wait_for_url(server.url + back)
+    # An API address keeps its JSON.
+    missing_api = httpx.get(f"{server.url}/api/v1/nonexistent", headers=tokens["admin"])
+    assert missing_api.status_code == 404 and missing_api.json()["detail"] == "Not Found"
+    # An address parameter a page does not read is as wrong as one that does not convert.
+    for path, problem in {
+        "/audit?actor_id=abc": "actor_id is not a parameter of this page (it reads none).",
+        "/executions?scrip_id=1": "scrip_id is not a parameter of this page (it reads only cursor, "
+        "script_id, since, status, until, user_id).",
+    }.items():
+        response = page.goto(server.url + path)
+        assert response.status == 400, path
+        assert page.get_by_test_id("bad-address-problem").inner_text() == problem
+        page.get_by_test_id("bad-address-reset").click()
+        page.wait_for_url(server.url + path.split("?")[0])
+
+
+def test_binary_output_does_not_flood_the_console(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Random bytes hold ESC and C1 controls (U+0080-U+009F, xterm's 8-bit CSI, OSC, DCS) followed
+    by anything: xterm.js logged a "Parsing error" for each."""
+    content = "#!/bin/bash\nhead -c 200000 /dev/urandom\necho\necho BINARY-DONE\n"
+    script = create_script(server, tokens["admin"], "noise", content, status="active")
+    run_id = start_run(server, tokens["admin"], script["id"])
+    assert "BINARY-DONE" in wait_run(server, tokens["admin"], run_id)["output"]
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
+    log_in(page, server, "viewer")
+    page.goto(f"{server.url}/executions/{run_id}")
+    wait_connected(page)
+    wait_for_output(page, "BINARY-DONE")
+    parse_errors = [e for e in errors if "Parsing error" in e]
+    assert parse_errors == [], f"{len(parse_errors)} xterm.js parse errors, first: {parse_errors[:3]}"
+
+
+def test_a_rollback_that_breaks_a_schedule_says_so_after_the_page_changes(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The notices of a save or rollback were toasts on the page the save left at once: a
+    schedule whose stored parameters no longer fit must be said on the page shown next."""
+    choice = [{"name": "P", "type": "choice", "options": ["x"], "default": "x"}]
+    script = create_script(server, tokens["admin"], "param-change", "echo $P\n", parameters=choice)
+    integer = [{"name": "P", "type": "integer", "default": 1}]
+    url = f"{server.url}/api/v1/scripts/{script['id']}"
+    assert httpx.put(url, json={"parameters": integer}, headers=tokens["admin"]).status_code == 200
+    body = {"name": "nightly", "cron": "0 1 * * *", "parameters": {"P": 5}}
+    assert httpx.post(f"{url}/schedules", json=body, headers=tokens["admin"]).status_code == 201
+    log_in(page, server, "operator")
+    page.goto(f"{url.replace('/api/v1', '')}?tab=versions")
+    wait_connected(page)
+    page.get_by_test_id("rollback-1").click()
+    page.get_by_test_id("rollback-confirm").click()
+    page.wait_for_url(f"{server.url}/scripts/{script['id']}?tab=versions")
+    notice = page.locator(".q-notification", has_text="schedule 'nightly' stores parameters")
+    notice.wait_for()
+    assert "its next fire will fail; edit it" in notice.inner_text()
