@@ -124,7 +124,7 @@ async def get_policy(script_id: IdPath, session: Session, actor: CurrentActor) -
 
 @router.put(
     "/api/v1/scripts/{script_id}/approval",
-    dependencies=[permitted(Permission.edit_scripts)],
+    dependencies=[permitted(Permission.edit_scripts, approvals.SET_POLICY)],
     response_model=PolicyOut,
     summary="Require approvals for the script's runs",
     responses=error_responses(*AUTHED, 404),
@@ -135,7 +135,7 @@ async def put_policy(script_id: IdPath, body: PolicyIn, session: Session, actor:
 
 @router.delete(
     "/api/v1/scripts/{script_id}/approval",
-    dependencies=[permitted(Permission.edit_scripts)],
+    dependencies=[permitted(Permission.edit_scripts, approvals.REMOVE_POLICY)],
     status_code=204,
     summary="Stop requiring approvals",
     responses=error_responses(*AUTHED, 404),

@@ -68,16 +68,19 @@ class Permitted:
     role that may not use the route learns that (403) whatever body it sent, rather than being
     told how to fix a body it may not send anyway (422). The service behind the route checks the
     same permission again (services/permissions.py holds the table); this only moves the answer
-    ahead of the body's. Use as `dependencies=[permitted(Permission.x)]` on the route.
+    ahead of the body's. Use as `dependencies=[permitted(Permission.x)]` on the route, with the
+    service's `action` when its refusal names one (`schedules.MANAGE`: "manage schedules"), so
+    the early 403 says what the service's would.
     """
 
-    def __init__(self, permission: Permission) -> None:
+    def __init__(self, permission: Permission, action: str | None = None) -> None:
         self.permission = permission
+        self.action = action
 
     async def __call__(self, actor: CurrentActor) -> None:
-        require(actor.user, self.permission)
+        require(actor.user, self.permission, self.action)
 
 
-def permitted(permission: Permission) -> Any:
-    """`Depends(Permitted(permission))`, for a route's `dependencies=[...]`."""
-    return Depends(Permitted(permission))
+def permitted(permission: Permission, action: str | None = None) -> Any:
+    """`Depends(Permitted(permission, action))`, for a route's `dependencies=[...]`."""
+    return Depends(Permitted(permission, action))

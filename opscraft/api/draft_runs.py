@@ -66,7 +66,7 @@ def _schema_fields(exc: Invalid) -> Invalid:
 
 @router.post(
     "/{script_id}/test-runs",
-    dependencies=[permitted(Permission.edit_scripts)],
+    dependencies=[permitted(Permission.edit_scripts, draft_runs.START)],
     response_model=ExecutionOut,
     status_code=202,
     summary="Test run: run unsaved content as a draft run (no version is saved, the script is unchanged)",

@@ -67,7 +67,7 @@ async def list_inventories(session: Session, actor: CurrentActor) -> list[Invent
 
 @router.post(
     PREFIX,
-    dependencies=[permitted(Permission.edit_scripts)],
+    dependencies=[permitted(Permission.edit_scripts, shared_inventories.MANAGE)],
     response_model=InventoryOut,
     status_code=201,
     summary="Create a shared inventory (content checked with ansible-inventory --list)",
@@ -89,7 +89,7 @@ async def get_inventory(inventory_id: IdPath, session: Session, actor: CurrentAc
 
 @router.put(
     PREFIX + "/{inventory_id}",
-    dependencies=[permitted(Permission.edit_scripts)],
+    dependencies=[permitted(Permission.edit_scripts, shared_inventories.MANAGE)],
     response_model=InventoryOut,
     summary="Replace a shared inventory (the next runs of its scripts use the new content)",
     responses=error_responses(*AUTHED, 404, 409),
@@ -102,7 +102,7 @@ async def update_inventory(
 
 @router.delete(
     PREFIX + "/{inventory_id}",
-    dependencies=[permitted(Permission.edit_scripts)],
+    dependencies=[permitted(Permission.edit_scripts, shared_inventories.MANAGE)],
     status_code=204,
     summary="Delete a shared inventory (409 naming the scripts while any uses it)",
     responses=error_responses(*AUTHED, 404, 409),

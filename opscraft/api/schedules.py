@@ -115,7 +115,7 @@ async def list_for_script(
 
 @router.post(
     PATH,
-    dependencies=[permitted(Permission.edit_scripts)],
+    dependencies=[permitted(Permission.edit_scripts, schedules.MANAGE)],
     response_model=ScheduleOut,
     status_code=201,
     summary="Add a schedule (5-field cron in a time zone); runs start on your behalf",
@@ -146,7 +146,7 @@ async def get_one(
 
 @router.put(
     PATH + "/{schedule_id}",
-    dependencies=[permitted(Permission.edit_scripts)],
+    dependencies=[permitted(Permission.edit_scripts, schedules.MANAGE)],
     response_model=ScheduleOut,
     summary="Replace a schedule's settings (you become its owner; a paused one resumes)",
     responses=error_responses(*AUTHED, 404),
@@ -160,7 +160,7 @@ async def update(
 
 @router.delete(
     PATH + "/{schedule_id}",
-    dependencies=[permitted(Permission.edit_scripts)],
+    dependencies=[permitted(Permission.edit_scripts, schedules.MANAGE)],
     status_code=204,
     summary="Delete a schedule",
     responses=error_responses(*AUTHED, 404),

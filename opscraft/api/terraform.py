@@ -271,7 +271,7 @@ async def download(
 
 @router.post(
     f"{STATES}/{{workspace}}/versions/{{number}}/rollback",
-    dependencies=[permitted(Permission.edit_scripts)],
+    dependencies=[permitted(Permission.edit_scripts, terraform_state.ROLL_BACK)],
     response_model=RolledBack,
     summary="Make a version current again, as a new version (operators)",
     responses=error_responses(*AUTHED, 404, 409),
@@ -354,7 +354,7 @@ async def get_plan(session: Session, actor: CurrentActor, execution_id: IdPath) 
 
 @router.post(
     f"{PLAN}/apply",
-    dependencies=[permitted(Permission.edit_scripts)],
+    dependencies=[permitted(Permission.edit_scripts, terraform_plans.APPLY_PLAN)],
     response_model=ExecutionOut,
     status_code=202,
     summary="Apply exactly this saved plan (operators; held for approval when the script requires it)",

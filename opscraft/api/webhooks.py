@@ -75,7 +75,7 @@ async def list_webhooks(script_id: IdPath, session: Session, actor: CurrentActor
 
 @router.post(
     PATH,
-    dependencies=[permitted(Permission.edit_scripts)],
+    dependencies=[permitted(Permission.edit_scripts, webhooks.MANAGE)],
     response_model=WebhookCreated,
     status_code=201,
     summary="Add a webhook (its URL and token are in this response only); runs start on your behalf",
@@ -104,7 +104,7 @@ async def get_webhook(
 
 @router.put(
     PATH + "/{webhook_id}",
-    dependencies=[permitted(Permission.edit_scripts)],
+    dependencies=[permitted(Permission.edit_scripts, webhooks.MANAGE)],
     response_model=WebhookOut,
     summary="Replace a webhook's settings (the URL stays; you become its owner)",
     responses=error_responses(*AUTHED, 404),
@@ -118,7 +118,7 @@ async def update_webhook(
 
 @router.delete(
     PATH + "/{webhook_id}",
-    dependencies=[permitted(Permission.edit_scripts)],
+    dependencies=[permitted(Permission.edit_scripts, webhooks.MANAGE)],
     status_code=204,
     summary="Delete a webhook",
     responses=error_responses(*AUTHED, 404),

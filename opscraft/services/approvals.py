@@ -38,6 +38,10 @@ from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound
 from opscraft.services.permissions import Permission, can, require
 
+# What a refusal names (services/permissions.require; the routes' early check says the same).
+SET_POLICY = "set an approval policy"
+REMOVE_POLICY = "remove an approval policy"
+
 MAX_REQUIRED = 5
 MAX_EXPIRY_HOURS = 24 * 30
 COMMENT_MAX = 2000
@@ -55,7 +59,7 @@ async def get_policy(session: AsyncSession, actor: Actor, script_id: int) -> App
 
 async def set_policy(session: AsyncSession, actor: Actor, script_id: int, data: PolicyIn) -> ApprovalPolicy:
     """Require approvals for a script's runs (operators and admins)."""
-    user = require(actor.user, Permission.edit_scripts, "set an approval policy")
+    user = require(actor.user, Permission.edit_scripts, SET_POLICY)
     script = await session.get(Script, script_id)
     if script is None or script.deleted_at is not None:
         raise NotFound(f"script {script_id} not found")
@@ -84,7 +88,7 @@ def _require_relaxing(actor: Actor, what: str) -> None:
 async def remove_policy(session: AsyncSession, actor: Actor, script_id: int) -> None:
     """Let the script's runs start without approval (admins: `Forbidden` for operators); runs
     already awaiting approval still need theirs."""
-    require(actor.user, Permission.edit_scripts, "remove an approval policy")
+    require(actor.user, Permission.edit_scripts, REMOVE_POLICY)
     policy = await session.get(ApprovalPolicy, script_id)
     if policy is None:
         raise NotFound(f"script {script_id} requires no approval")

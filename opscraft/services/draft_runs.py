@@ -26,6 +26,9 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid
 from opscraft.services.permissions import Permission, require
 
+# What a refusal names (services/permissions.require; the routes' early check says the same).
+START = "start a test run of unsaved code"
+
 
 class DeclarationInvalid(Invalid):
     """The content or the parameter declaration refused as a save would refuse them
@@ -57,7 +60,7 @@ async def start(
     would refuse them, dangerous patterns not acknowledged), Invalid (a Terraform action other
     than plan, bad parameter values), Conflict (no runner).
     """
-    require(actor.user, Permission.edit_scripts, "start a test run of unsaved code")
+    require(actor.user, Permission.edit_scripts, START)
     require(actor.user, Permission.execute_scripts)
     script = await scripts.get(session, actor, script_id)
     kind = ScriptType(script_type or script.script_type)

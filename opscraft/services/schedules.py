@@ -54,6 +54,9 @@ from opscraft.services.parameters import ParameterValues
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 
+# What a refusal names (services/permissions.require; the routes' early check says the same).
+MANAGE = "manage schedules"
+
 log = logging.getLogger(__name__)
 
 MISSED_GRACE = timedelta(seconds=60)
@@ -204,7 +207,7 @@ async def create(session: AsyncSession, actor: Actor, script_id: int, data: Sche
     """A new schedule of `script_id`, owned by the caller; 422 naming `cron`, `timezone` or a
     parameter, 409 (field `name`) when the script has a schedule of that name (`names`), 404 for
     an unknown script."""
-    user = require(actor.user, Permission.edit_scripts, "manage schedules")
+    user = require(actor.user, Permission.edit_scripts, MANAGE)
     script = await _script(session, script_id)
     schedule = Schedule(script_id=script_id, name="", cron="", timezone="UTC", owner_id=user.id)
     _apply(schedule, script, data)
@@ -249,7 +252,7 @@ async def update_schedule(
 ) -> Schedule:
     """Replace a schedule's settings; the caller becomes its owner (runs start on their behalf)
     and a paused schedule resumes. The next fire time is computed from now."""
-    user = require(actor.user, Permission.edit_scripts, "manage schedules")
+    user = require(actor.user, Permission.edit_scripts, MANAGE)
     schedule = await get(session, actor, schedule_id, script_id)
     _apply(schedule, await _script(session, schedule.script_id), data)
     await _check_name(session, schedule)
@@ -260,7 +263,7 @@ async def update_schedule(
 
 
 async def delete(session: AsyncSession, actor: Actor, schedule_id: int, script_id: int | None = None) -> None:
-    require(actor.user, Permission.edit_scripts, "manage schedules")
+    require(actor.user, Permission.edit_scripts, MANAGE)
     schedule = await get(session, actor, schedule_id, script_id)
     await session.delete(schedule)
     audit.record(session, actor, "schedule.delete", "schedule", schedule_id, script_id=schedule.script_id)

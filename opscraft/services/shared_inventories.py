@@ -27,6 +27,9 @@ from opscraft.services.permissions import Permission, require
 from opscraft.services.scripts import MAX_DESCRIPTION, NAME_RE, parse
 from opscraft.services.storable import Text
 
+# What a refusal names (services/permissions.require; the routes' early check says the same).
+MANAGE = "manage shared inventories"
+
 NAME_TAKEN = "an inventory with this name already exists: choose another name"
 
 
@@ -90,7 +93,7 @@ async def _check_name_free(session: AsyncSession, name: str, except_id: int | No
 async def create(session: AsyncSession, actor: Actor, data: InventoryIn | Mapping[str, Any]) -> Inventory:
     """A new shared inventory. `Invalid` (422) naming the field (content: Ansible's reason);
     `Conflict` (409, field `name`) when the name is taken, also when two creates race."""
-    require(actor.user, Permission.edit_scripts, "manage shared inventories")
+    require(actor.user, Permission.edit_scripts, MANAGE)
     body = parse(InventoryIn, data)
     await inventories.validate(body.content, "content")
     await _check_name_free(session, body.name)
@@ -107,7 +110,7 @@ async def update(
 ) -> Inventory:
     """Replace name, description and content; the next run of every script using it reads the
     new content. Errors as in `create`; `NotFound` (404) for an unknown id."""
-    require(actor.user, Permission.edit_scripts, "manage shared inventories")
+    require(actor.user, Permission.edit_scripts, MANAGE)
     body = parse(InventoryIn, data)
     inventory = await _locked(session, actor, inventory_id)
     values = body.model_dump()
@@ -136,7 +139,7 @@ async def delete(session: AsyncSession, actor: Actor, inventory_id: int) -> None
 
     The row is locked first (PostgreSQL), as a script save that selects it does, so a script
     cannot start using it while it is deleted."""
-    require(actor.user, Permission.edit_scripts, "manage shared inventories")
+    require(actor.user, Permission.edit_scripts, MANAGE)
     inventory = await _locked(session, actor, inventory_id)
     users = await used_by(session, inventory_id)
     if users:

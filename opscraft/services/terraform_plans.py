@@ -40,6 +40,9 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Invalid, NotFound
 from opscraft.services.permissions import Permission, require
 
+# What a refusal names (services/permissions.require; the routes' early check says the same).
+APPLY_PLAN = "apply a reviewed plan"
+
 MAX_LISTED = 1000  # resources and outputs kept in a summary; `truncated` says when more changed
 # An apply that never ran leaves the plan free to be applied again.
 NEVER_RAN = frozenset({ExecutionStatus.rejected, ExecutionStatus.cancelled})
@@ -191,7 +194,7 @@ async def apply(
     Raises NotFound (no saved plan), Conflict (stale plan, already applied, script not active),
     Invalid (bad runner), Forbidden.
     """
-    require(actor.user, Permission.edit_scripts, "apply a reviewed plan")
+    require(actor.user, Permission.edit_scripts, APPLY_PLAN)
     plan = await _plan_of(session, execution_id)
     plan = (
         await session.exec(select(TerraformPlan).where(col(TerraformPlan.id) == plan.id).with_for_update())

@@ -37,6 +37,10 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from opscraft.services.permissions import Permission, require
 
+# What a refusal names (services/permissions.require; the routes' early check says the same).
+READ_STATE = "read Terraform state"
+ROLL_BACK = "roll back Terraform state"
+
 TARGET = "terraform_state"
 MAX_LOCK_INFO_BYTES = 4096
 MAX_LOCK_ID = 64
@@ -389,7 +393,7 @@ async def _script(session: AsyncSession, actor: Actor, script_id: int) -> Script
 
 async def list_states(session: AsyncSession, actor: Actor, script_id: int) -> list[TerraformState]:
     """The script's states (one per workspace), with their locks."""
-    require(actor.user, Permission.edit_scripts, "read Terraform state")
+    require(actor.user, Permission.edit_scripts, READ_STATE)
     await _script(session, actor, script_id)
     rows = await session.exec(
         select(TerraformState)
@@ -411,7 +415,7 @@ async def list_versions(
     session: AsyncSession, actor: Actor, script_id: int, workspace: str
 ) -> tuple[TerraformState, list[TerraformStateVersion]]:
     """Every version of a state, newest first (metadata only)."""
-    require(actor.user, Permission.edit_scripts, "read Terraform state")
+    require(actor.user, Permission.edit_scripts, READ_STATE)
     state = await _existing(session, actor, script_id, workspace)
     rows = await session.exec(
         select(TerraformStateVersion)
@@ -436,7 +440,7 @@ async def _version(session: AsyncSession, state: TerraformState, number: int) ->
 
 async def download(session: AsyncSession, actor: Actor, script_id: int, workspace: str, number: int) -> str:
     """The plaintext of one version (it may hold secrets: operators only, audited)."""
-    require(actor.user, Permission.edit_scripts, "read Terraform state")
+    require(actor.user, Permission.edit_scripts, READ_STATE)
     state = await _existing(session, actor, script_id, workspace)
     version = await _version(session, state, number)
     text = keyring.reveal_state(keyring.current_vault(), version)
@@ -453,7 +457,7 @@ async def rollback(session: AsyncSession, actor: Actor, script_id: int, workspac
     `Conflict` (409) while the state is locked, and when there is nothing to roll back: the
     version is the current one, or has the current one's content (serial aside, which a rollback
     raises anyway). `NotFound` for an unknown script, workspace or version."""
-    require(actor.user, Permission.edit_scripts, "roll back Terraform state")
+    require(actor.user, Permission.edit_scripts, ROLL_BACK)
     state = await _existing(session, actor, script_id, workspace)
     if state.lock_id is not None:
         raise Conflict(

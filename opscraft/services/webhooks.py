@@ -42,6 +42,9 @@ from opscraft.services.parameters import ParameterValues
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 
+# What a refusal names (services/permissions.require; the routes' early check says the same).
+MANAGE = "manage webhooks"
+
 SIGNATURE_WINDOW = 300
 SIGNATURE_HEADER = "x-opscraft-signature"
 TIMESTAMP_HEADER = "x-opscraft-timestamp"
@@ -130,7 +133,7 @@ async def create(
     session: AsyncSession, actor: Actor, script_id: int, data: WebhookIn
 ) -> tuple[WebhookTrigger, str]:
     """A new webhook owned by the caller: (the row, its token, shown once)."""
-    user = require(actor.user, Permission.edit_scripts, "manage webhooks")
+    user = require(actor.user, Permission.edit_scripts, MANAGE)
     script = await _script(session, script_id)
     token, digest, prefix = _new_token()
     hook = WebhookTrigger(script_id=script_id, name="", token_hash=digest, prefix=prefix, owner_id=user.id)
@@ -186,7 +189,7 @@ async def update_webhook(
     session: AsyncSession, actor: Actor, webhook_id: int, data: WebhookIn, script_id: int | None = None
 ) -> WebhookTrigger:
     """Replace a webhook's settings (its URL stays); the caller becomes its owner."""
-    user = require(actor.user, Permission.edit_scripts, "manage webhooks")
+    user = require(actor.user, Permission.edit_scripts, MANAGE)
     hook = await get(session, actor, webhook_id, script_id)
     await _apply(session, hook, await _script(session, hook.script_id), data)
     await _check_name(session, hook)
@@ -205,7 +208,7 @@ async def update_webhook(
 
 
 async def delete(session: AsyncSession, actor: Actor, webhook_id: int, script_id: int | None = None) -> None:
-    require(actor.user, Permission.edit_scripts, "manage webhooks")
+    require(actor.user, Permission.edit_scripts, MANAGE)
     hook = await get(session, actor, webhook_id, script_id)
     await session.delete(hook)
     audit.record(session, actor, "webhook.delete", "webhook", webhook_id, script_id=hook.script_id)
