@@ -69,6 +69,9 @@ def parse(
     converted = dict(values)
     problems: dict[str, str] = {}
     for name, converter in converters.items():
+        if values.get(name) == "":  # `?script_id=` (an emptied filter box): as if absent
+            del converted[name]  # the page's own default applies
+            continue
         if name not in values or values[name] is None:
             continue
         try:
@@ -82,10 +85,18 @@ def parse(
 
 def unknown_parameters(sent: Iterable[str], read: Collection[str]) -> dict[str, str]:
     """The query parameters in `sent` that the page does not read (`read`: its parameter names),
-    each with what the page reads instead: `/audit?actor_id=abc` is as wrong an address as
-    `/executions?script_id=abc`, not a filter silently ignored."""
+    each with what the page reads instead (`scrip_id` for `script_id`: the filter the person
+    meant is not applied, and is named rather than silently dropped)."""
     reads = f"it reads only {', '.join(sorted(read))}" if read else "it reads none"
     return {name: f"is not a parameter of this page ({reads})" for name in sent if name not in read}
+
+
+def say_ignored(ignored: dict[str, str]) -> None:
+    """A warning on the page naming the query parameters it ignored (`unknown_parameters`). The
+    page itself still opens (200): a link with a tracking tag (`?utm_source=mail`) or from an
+    older version must not break, but a mistyped filter must not pass for an applied one."""
+    problems = "; ".join(f"{name} {problem}" for name, problem in ignored.items())
+    ui.notify(f"Ignored in the address: {problems}", type="warning", position="top", multi_line=True)
 
 
 def show_bad_address(problems: dict[str, str], template: str, path: str) -> None:

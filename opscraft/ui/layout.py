@@ -221,13 +221,15 @@ def protected_page(path: str, permission: Permission | None = None, title: str =
                         ui.link("Back to the dashboard", "/")
                 return None
             kwargs, problems = address.parse(converters, kwargs)
-            request = context.client.request
-            problems |= address.unknown_parameters(request.query_params if request else (), names)
             if problems:
                 with frame(actor, title or "OpsCraft"):
                     address.show_bad_address(problems, path, context.client.request.url.path)
                 return None
             await func(actor, *args, **kwargs)
+            request = context.client.request
+            ignored = address.unknown_parameters(request.query_params if request else (), names)
+            if ignored:
+                address.say_ignored(ignored)
             return None
 
         # FastAPI reads the page's parameters from this signature: all of func's but the actor, with
