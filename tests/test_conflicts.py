@@ -196,36 +196,37 @@ def _unique_rows() -> dict[str, tuple[str, list[SQLModel]]]:
             "name",
             [Inventory(name="web", content="w\n"), Inventory(name="WEB", content="x\n")],
         ),
-        # Names unique ignoring case (services/names.py): the second differs in case only.
-        "notification_channels.name": (
+        # Names unique by `name_key` (services/names.py): the second is a variant only its folding
+        # (NFKC, full case folding) equates: full-width letters, "ß" and "SS".
+        "notification_channels.name_key": (
             "name",
             [
                 NotificationChannel(name="Ops", kind="webhook", config={}),
-                NotificationChannel(name="OPS", kind="webhook", config={}),
+                NotificationChannel(name="\uff2f\uff30\uff33", kind="webhook", config={}),
             ],
         ),
-        "schedules.script_id,name": (
+        "schedules.script_id,name_key": (
             "name",
             [
                 script(1),
                 Schedule(script_id=1, name="nightly", cron="0 3 * * *", timezone="UTC"),
-                Schedule(script_id=1, name="Nightly", cron="0 3 * * *", timezone="UTC"),
+                Schedule(script_id=1, name="\uff2eightly", cron="0 3 * * *", timezone="UTC"),
             ],
         ),
-        "webhook_triggers.script_id,name": (
+        "webhook_triggers.script_id,name_key": (
             "name",
             [
                 script(1),
-                WebhookTrigger(script_id=1, name="push", token_hash="a", prefix="a"),
-                WebhookTrigger(script_id=1, name="PUSH", token_hash="b", prefix="b"),
+                WebhookTrigger(script_id=1, name="straße", token_hash="a", prefix="a"),
+                WebhookTrigger(script_id=1, name="STRASSE", token_hash="b", prefix="b"),
             ],
         ),
-        "api_tokens.user_id,name": (
+        "api_tokens.user_id,name_key": (
             "name",
             [
                 User(id=1, username="u", email="a@x.io", hashed_password="h"),
                 ApiToken(user_id=1, name="ci", prefix="a", token_hash="a", role="admin"),
-                ApiToken(user_id=1, name="CI", prefix="b", token_hash="b", role="admin"),
+                ApiToken(user_id=1, name="\uff23I", prefix="b", token_hash="b", role="admin"),
             ],
         ),
     }

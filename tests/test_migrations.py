@@ -9,7 +9,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, inspect, text
 from sqlmodel import SQLModel
 
 import opscraft.db.models  # noqa: F401  (registers the tables)
@@ -66,11 +66,14 @@ async def test_database_at_an_earlier_revision_upgrades_keeping_its_data(
     await upgrade(scratch.engine, start)
     assert await current_revision(scratch.engine) == start
     async with scratch.engine.begin() as conn:
+        # From 0016 on, `users.account_key` is NOT NULL without a default.
+        columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("users")})
+        key = ("", "") if "account_key" not in columns else (", account_key", ", '0123456789abcdef'")
         await conn.execute(
             text(
                 "INSERT INTO users (username, email, full_name, hashed_password, role, is_active,"
-                " token_version, created_at, updated_at) VALUES ('old', 'old@example.com', 'Old Timer',"
-                " 'x', 'admin', true, 3, '2024-01-01 00:00:00', '2024-01-01 00:00:00')"
+                f" token_version, created_at, updated_at{key[0]}) VALUES ('old', 'old@example.com',"
+                f" 'Old Timer', 'x', 'admin', true, 3, '2024-01-01 00:00:00', '2024-01-01 00:00:00'{key[1]})"
             )
         )
     await upgrade(scratch.engine)

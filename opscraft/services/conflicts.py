@@ -38,11 +38,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "script_secrets.script_id,secret_id": ("secret_id", "this secret is already attached to this script"),
     "inventories.name": ("name", "an inventory with this name already exists: choose another name"),
     "app_settings.key": ("body", "the setting was changed at the same time: reload and try again"),
-    # Indexes on (scope, lower(name)): services/names.py.
-    "schedules.script_id,name": ("name", names.SCHEDULE_TAKEN),
-    "webhook_triggers.script_id,name": ("name", names.WEBHOOK_TAKEN),
-    "api_tokens.user_id,name": ("name", names.TOKEN_TAKEN),
-    "notification_channels.name": ("name", names.CHANNEL_TAKEN),
+    # Indexes on (scope, name_key): services/names.py.
+    "schedules.script_id,name_key": ("name", names.SCHEDULE_TAKEN),
+    "webhook_triggers.script_id,name_key": ("name", names.WEBHOOK_TAKEN),
+    "api_tokens.user_id,name_key": ("name", names.TOKEN_TAKEN),
+    "notification_channels.name_key": ("name", names.CHANNEL_TAKEN),
 }
 FOREIGN_KEY_MESSAGE = "something this refers to was deleted at the same time: reload and try again"
 SQLSTATE_UNIQUE = "23505"

@@ -9,8 +9,9 @@ The rule, for the objects named with free text (`invisible.Label`):
 - a notification channel's name, among all channels (they are shared by the whole server).
 
 Usernames, live scripts' names and shared inventories' names are unique ignoring case too, in
-the whole server; they are ASCII, so SQL's `lower` compares them exactly as Python does (their
-services check with `lower`; unique indexes on `lower(...)`, migration 0016).
+the whole server; they are ASCII (their services refuse any other character), and for ASCII
+`name_key` is `lower`, so their services check with `lower` and unique indexes on `lower(...)`
+(migration 0016) enforce exactly this rule.
 
 Secret names are not: they are environment variable names, which are case-sensitive (`KEY` and
 `key` are two variables), so two secrets may differ only in case; the exact name is unique (a
@@ -19,13 +20,13 @@ one script are serialized by its version number (a unique index), so tags need n
 their own.
 
 Two names are the same when their NFKC forms fold to the same case (`name_key`: "Nightly",
-"NIGHTLY" and the same in full-width letters U+FF2E... are one name), as script and inventory names, whose
-ASCII names are compared with SQL's `lower`. A clash is a `Conflict` (409) naming the field
-`name`. The database has the last word under a race: a unique index on (scope, `lower(name)`)
-(migration 0015; 0016 for the channels), whose violation `conflicts` turns into the same 409.
-SQL's `lower` is weaker than `name_key` (ASCII only on SQLite, no NFKC anywhere): two non-ASCII
-variants of one name saved at the same instant can both be stored; one at a time, the second is
-refused.
+"NIGHTLY" and the same in full-width letters U+FF2E... are one name; so are "straße" and
+"STRASSE"). A clash is a `Conflict` (409) naming the field `name`. The free-text named tables
+store each row's `name_key` in a column of that name, set by the mapper hooks below on every
+insert and update through the ORM (registered when this module is imported, as every service
+writing those tables does), and the database has the last word under a race: a
+unique index on (scope, `name_key`) (migration 0017, which also fills the column and renames the
+rows that only this folding equates), whose violation `conflicts` turns into the same 409.
 """
 
 from __future__ import annotations
@@ -34,10 +35,12 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from opscraft.db.models import ApiToken, NotificationChannel, Schedule, WebhookTrigger
 from opscraft.services.errors import Conflict
 
 SCHEDULE_TAKEN = "this script already has a schedule with this name (names ignore case): choose another name"
@@ -54,6 +57,17 @@ def name_key(name: str) -> str:
     return unicodedata.normalize("NFKC", name).casefold()
 
 
+def _store_key(_mapper: object, _connection: object, row: Any) -> None:
+    """Mapper hook: `row.name_key` follows `row.name` on every insert and update."""
+    row.name_key = name_key(row.name)
+
+
+KEYED = (ApiToken, NotificationChannel, Schedule, WebhookTrigger)
+for _model in KEYED:
+    event.listen(_model, "before_insert", _store_key)
+    event.listen(_model, "before_update", _store_key)
+
+
 async def check_free(
     session: AsyncSession,
     model: Any,
@@ -63,11 +77,13 @@ async def check_free(
     *,
     except_id: int | None = None,
 ) -> None:
-    """`Conflict` (409, field `name`, `message`) when a row of `model` matching `scope` other than
-    `except_id` has the same name as `name` (`name_key`). Scopes are small (a script's schedules,
-    a user's tokens), so the names are compared here, in Python's full Unicode case folding."""
+    """`Conflict` (409, field `name`, `message`) when a row of `model` (one of `KEYED`) matching
+    `scope` other than `except_id` has the same name as `name` (equal `name_key` columns, what
+    the unique index compares)."""
     with session.no_autoflush:  # the row being saved may already carry the new name
-        rows = await session.exec(select(col(model.id), col(model.name)).where(*scope))
-    key = name_key(name)
-    if any(row_id != except_id and name_key(other) == key for row_id, other in rows.all()):
+        stmt = select(col(model.id)).where(*scope, col(model.name_key) == name_key(name))
+        if except_id is not None:
+            stmt = stmt.where(col(model.id) != except_id)
+        taken = (await session.exec(stmt)).first() is not None
+    if taken:
         raise Conflict(message, details=[{"field": "name", "message": message}])

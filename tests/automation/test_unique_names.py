@@ -1,7 +1,7 @@
 """Names people tell objects apart by are unique in their scope, ignoring case (services/names.py):
 a script's schedules and webhooks, a user's tokens in use, the notification channels. A clash is
 a 409 naming `name` on create and on update, also when two requests race, and nothing is stored;
-existing duplicates are renamed, not lost, when the database is upgraded (migration 0015)."""
+existing duplicates are renamed, not lost, when the database is upgraded (migrations 0015 to 0017)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import func
 from sqlalchemy import text as sql_text
 from sqlmodel import select
@@ -93,8 +94,8 @@ async def test_a_scripts_schedules_and_webhooks_have_unique_names(
 async def test_two_creates_of_one_name_at_once_store_one(
     client: httpx.AsyncClient, operator: LoggedIn, backend: str
 ) -> None:
-    """The database's unique index has the last word when both pass the services' check (it
-    compares `lower(name)`: ASCII case on SQLite, so these are ASCII variants)."""
+    """The database's unique index has the last word when both pass the services' check (ASCII
+    case variants here; `FOLDED` has the others)."""
     script_id = await _script(client, operator)
     url = f"/api/v1/scripts/{script_id}/schedules"
     answers = await asyncio.gather(
@@ -145,6 +146,12 @@ async def test_notification_channels_have_unique_names_ignoring_case(
     )
     _refused(renamed, names.CHANNEL_TAKEN)
     assert sorted(c["name"] for c in (await client.get(url, headers=admin.headers)).json()) == ["Ops", "dev"]
+    # A channel takes a variant of its own name (full width here): its stored key stays its own.
+    own = await client.put(
+        f"{url}/{first.json()['id']}", json={"name": "\uff2f\uff50\uff53", **body}, headers=admin.headers
+    )
+    assert own.status_code == 200 and own.json()["name"] == "\uff2f\uff50\uff53", own.text
+    _refused(await client.post(url, json={"name": "OPS", **body}, headers=admin.headers), names.CHANNEL_TAKEN)
 
 
 @pytest.fixture
@@ -175,6 +182,15 @@ async def _old_user(s: Any) -> User:
     return User(id=user_id, username="old", email="", hashed_password="x")
 
 
+def _old_insert(row: Any) -> Any:
+    """The INSERT of `row` into a database before 0017 (no `name_key` column yet): the columns the
+    row has a value for, through a table clause that knows no defaults."""
+    table = type(row).__table__
+    columns = [c for c in table.columns if c.name != "name_key" and getattr(row, c.name) is not None]
+    bare = sa.table(table.name, *(sa.column(c.name, c.type) for c in columns))
+    return sa.insert(bare).values({c.name: getattr(row, c.name) for c in columns})
+
+
 async def test_upgrading_renames_existing_duplicates_and_keeps_every_row(scratch: Database) -> None:
     await upgrade(scratch.engine, "0014")
     long = "x" * 64
@@ -186,27 +202,29 @@ async def test_upgrading_renames_existing_duplicates_and_keeps_every_row(scratch
         s.add_all(scripts)
         await s.flush()
         one, two = (script.id for script in scripts)
-        for script_id, name in [
-            (one, "nightly"),
-            (one, "Nightly"),
-            (one, "nightly (2)"),
-            (one, long),
-            (one, long),
-        ]:
-            s.add(Schedule(script_id=script_id, name=name, cron="0 3 * * *", timezone="UTC"))
-        s.add(Schedule(script_id=two, name="NIGHTLY", cron="0 3 * * *", timezone="UTC"))
-        for name in ("push", "PUSH"):
-            s.add(WebhookTrigger(script_id=one, name=name, token_hash=name + "h", prefix="p"))
-        revoked = ApiToken(
-            user_id=user.id, name="ci", prefix="a", token_hash="a", role="admin", revoked_at=utcnow()
-        )
-        s.add_all(
-            [
-                revoked,
-                ApiToken(user_id=user.id, name="ci", prefix="b", token_hash="b", role="admin"),
-                ApiToken(user_id=user.id, name="CI", prefix="c", token_hash="c", role="admin"),
+        old_rows: list[Any] = [
+            Schedule(script_id=script_id, name=name, cron="0 3 * * *", timezone="UTC")
+            for script_id, name in [
+                (one, "nightly"),
+                (one, "Nightly"),
+                (one, "nightly (2)"),
+                (one, long),
+                (one, long),
+                (two, "NIGHTLY"),
             ]
-        )
+        ]
+        old_rows += [
+            WebhookTrigger(script_id=one, name=n, token_hash=n + "h", prefix="p") for n in ("push", "PUSH")
+        ]
+        old_rows += [
+            ApiToken(
+                user_id=user.id, name="ci", prefix="a", token_hash="a", role="admin", revoked_at=utcnow()
+            ),
+            ApiToken(user_id=user.id, name="ci", prefix="b", token_hash="b", role="admin"),
+            ApiToken(user_id=user.id, name="CI", prefix="c", token_hash="c", role="admin"),
+        ]
+        for row in old_rows:
+            await s.exec(_old_insert(row))
         await s.commit()
     await upgrade(scratch.engine)
     async with scratch.session() as s:
@@ -259,7 +277,7 @@ async def test_one_name_in_any_case_created_at_once_stores_one(
     client: httpx.AsyncClient, admin: LoggedIn, backend: str, kind: str
 ) -> None:
     """Concurrent creates of one name in different cases: one 201, the others 409 naming the
-    field, and one row (the database's unique index on `lower(...)` decides the race)."""
+    field, and one row (the database's unique index decides the race)."""
     url, body, field = RACES[kind]
     answers = await asyncio.gather(
         *(client.post(url, json=body(name), headers=admin.headers) for name in RACING)
@@ -357,3 +375,109 @@ async def test_secret_names_are_exact_environment_variable_names(
     assert all(r.json()["errors"][0]["field"] == "name" for r in answers if r.status_code == 409)
     other_case = await client.post(url, json={"name": "api_key", "value": "v"}, headers=admin.headers)
     assert other_case.status_code == 201, other_case.text
+
+
+# One name as a tester sent it at once: plain case, full-width letters, "ß" for "ss". Only
+# `names.name_key` (NFKC, full case folding) equates them all; SQL's `lower` does not.
+FOLDED = [
+    "ch-strasse",
+    "CH-STRASSE",
+    "\uff43\uff48-\uff53\uff54\uff52\uff41\uff53\uff53\uff45",
+    "\uff23\uff48-Stra\u00dfe",
+    "ch-stra\u00dfe",
+]
+# kind -> (collection URL for a script id, body for a name, 409 message, model)
+FREE_TEXT: dict[str, tuple[Any, Any, str, Any]] = {
+    "schedules": (
+        lambda script_id: f"/api/v1/scripts/{script_id}/schedules",
+        lambda name: {"name": name, "cron": "0 3 * * *"},
+        names.SCHEDULE_TAKEN,
+        Schedule,
+    ),
+    "webhooks": (
+        lambda script_id: f"/api/v1/scripts/{script_id}/webhooks",
+        lambda name: {"name": name},
+        names.WEBHOOK_TAKEN,
+        WebhookTrigger,
+    ),
+    "tokens": (lambda _: "/api/v1/tokens", lambda name: {"name": name}, names.TOKEN_TAKEN, ApiToken),
+    "channels": (
+        lambda _: "/api/v1/notifications/channels",
+        lambda name: {"name": name, "kind": "webhook", "config": {"url": "https://example.com/hook"}},
+        names.CHANNEL_TAKEN,
+        NotificationChannel,
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", FREE_TEXT)
+async def test_variants_only_the_folding_equates_created_at_once_store_one(
+    client: httpx.AsyncClient, admin: LoggedIn, backend: str, kind: str
+) -> None:
+    """Concurrent creates of `FOLDED`: one 201, the others 409 naming `name`, one row. The unique
+    index on (scope, `name_key`) decides the race with the services' own equality."""
+    url, body, message, model = FREE_TEXT[kind]
+    collection = url(await _script(client, admin))
+    answers = await asyncio.gather(
+        *(client.post(collection, json=body(name), headers=admin.headers) for name in FOLDED)
+    )
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [201] + [409] * (len(FOLDED) - 1), [r.text for r in answers]
+    for r in answers:
+        if r.status_code == 409:
+            _refused(r, message)
+    async with runtime.current().db.session() as s:
+        stored = (await s.exec(select(model.name).where(model.name_key == "ch-strasse"))).all()
+    assert len(stored) == 1, stored
+
+
+@pytest.mark.parametrize("kind", ["scripts", "users", "inventories"])
+async def test_ascii_names_refuse_what_only_the_folding_would_equate(
+    client: httpx.AsyncClient, admin: LoggedIn, backend: str, kind: str
+) -> None:
+    """Usernames, script and inventory names are ASCII, where `lower` is the folding, so their
+    `lower(...)` indexes enforce the rule: full-width letters and "ß" are refused (422 naming
+    the field), never stored beside their ASCII twin."""
+    url, body, field = RACES[kind]
+    for name in FOLDED[2:4]:
+        r = await client.post(url, json=body(name), headers=admin.headers)
+        assert r.status_code == 422 and field in [e["field"] for e in r.json()["errors"]], r.text
+
+
+async def test_upgrading_to_0017_renames_names_only_the_folding_equates(scratch: Database) -> None:
+    """0016's `lower(name)` indexes let these in (SQL's `lower` neither applies NFKC nor folds
+    "ß"); 0017 keeps the oldest of each, renames the later ones and stores every row's key."""
+    await upgrade(scratch.engine, "0016")
+    full_width = {"push": "\uff50\uff55\uff53\uff48", "ci": "\uff43\uff49", "ch": "\uff43\uff48"}
+    rows: list[Any] = [
+        User(id=1, username="old", email="old@example.com", hashed_password="x"),
+        *(Script(id=i, name=f"s{i}", script_type="bash", content="true\n") for i in (1, 2)),
+        *(
+            Schedule(script_id=script_id, name=name, cron="0 3 * * *", timezone="UTC")
+            for script_id, name in [(1, "stra\u00dfe"), (1, "STRASSE"), (1, "strasse (2)"), (2, "Strasse")]
+        ),
+        WebhookTrigger(script_id=1, name="push", token_hash="a", prefix="p"),
+        WebhookTrigger(script_id=1, name=full_width["push"], token_hash="b", prefix="p"),
+        ApiToken(user_id=1, name="ci", prefix="a", token_hash="a", role="admin", revoked_at=utcnow()),
+        ApiToken(user_id=1, name="ci", prefix="b", token_hash="b", role="admin"),
+        ApiToken(user_id=1, name=full_width["ci"], prefix="c", token_hash="c", role="admin"),
+        NotificationChannel(name="ch3479", kind="webhook", config={}),
+        NotificationChannel(name=full_width["ch"] + "3479", kind="webhook", config={}),
+    ]
+    async with scratch.session() as s:
+        for row in rows:
+            await s.exec(_old_insert(row))
+        await s.commit()
+    await upgrade(scratch.engine)
+    async with scratch.engine.connect() as conn:
+
+        async def stored(table: str) -> list[Any]:
+            query = f"SELECT name, name_key FROM {table} ORDER BY id"
+            found = [tuple(row) for row in (await conn.execute(sql_text(query))).all()]
+            assert all(key == names.name_key(name) for name, key in found), found
+            return [name for name, _ in found]
+
+        assert await stored("schedules") == ["stra\u00dfe", "STRASSE (3)", "strasse (2)", "Strasse"]
+        assert await stored("webhook_triggers") == ["push", full_width["push"] + " (2)"]
+        assert await stored("api_tokens") == ["ci", "ci", full_width["ci"] + " (2)"]  # one revoked
+        assert await stored("notification_channels") == ["ch3479", full_width["ch"] + "3479 (2)"]

@@ -20,9 +20,9 @@ class ApiToken(SQLModel, table=True):
     # A user's tokens in use have names unique ignoring case (services/names.py).
     __table_args__ = (
         Index(
-            "ux_api_tokens_user_name",
+            "ux_api_tokens_user_name_key",
             "user_id",
-            text("lower(name)"),
+            "name_key",
             unique=True,
             sqlite_where=text("revoked_at IS NULL"),
             postgresql_where=text("revoked_at IS NULL"),
@@ -32,6 +32,9 @@ class ApiToken(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
     name: str = Field(max_length=64)
+    # `names.name_key(name)`, set by services/names.py's mapper hooks, compared by the unique index
+    # (no length limit: NFKC may lengthen a name).
+    name_key: str = Field(default="", sa_column_kwargs={"server_default": ""})
     prefix: str = Field(max_length=16)
     token_hash: str = Field(max_length=64, unique=True, index=True)
     role: str = Field(max_length=16)
@@ -53,10 +56,13 @@ class NotificationChannel(SQLModel, table=True):
 
     __tablename__ = "notification_channels"
     # Channels have names unique ignoring case (services/names.py).
-    __table_args__ = (Index("ux_notification_channels_name", text("lower(name)"), unique=True),)
+    __table_args__ = (Index("ux_notification_channels_name_key", "name_key", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=64)
+    # `names.name_key(name)`, set by services/names.py's mapper hooks, compared by the unique index
+    # (no length limit: NFKC may lengthen a name).
+    name_key: str = Field(default="", sa_column_kwargs={"server_default": ""})
     kind: ChannelKind = Field(max_length=16)
     config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     secret_id: int | None = Field(default=None, foreign_key="secrets.id", ondelete="SET NULL")
@@ -136,12 +142,15 @@ class Schedule(SQLModel, table=True):
     __table_args__ = (
         Index("ix_schedules_due", "enabled", "next_fire_at"),
         # A script's schedules have names unique ignoring case (services/names.py).
-        Index("ux_schedules_script_name", "script_id", text("lower(name)"), unique=True),
+        Index("ux_schedules_script_name_key", "script_id", "name_key", unique=True),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     script_id: int = Field(foreign_key="scripts.id", index=True, ondelete="CASCADE")
     name: str = Field(max_length=64)
+    # `names.name_key(name)`, set by services/names.py's mapper hooks, compared by the unique index
+    # (no length limit: NFKC may lengthen a name).
+    name_key: str = Field(default="", sa_column_kwargs={"server_default": ""})
     cron: str = Field(max_length=128)
     timezone: str = Field(max_length=64)
     parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
@@ -185,13 +194,14 @@ class WebhookTrigger(SQLModel, table=True):
 
     __tablename__ = "webhook_triggers"
     # A script's webhooks have names unique ignoring case (services/names.py).
-    __table_args__ = (
-        Index("ux_webhook_triggers_script_name", "script_id", text("lower(name)"), unique=True),
-    )
+    __table_args__ = (Index("ux_webhook_triggers_script_name_key", "script_id", "name_key", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
     script_id: int = Field(foreign_key="scripts.id", index=True, ondelete="CASCADE")
     name: str = Field(max_length=64)
+    # `names.name_key(name)`, set by services/names.py's mapper hooks, compared by the unique index
+    # (no length limit: NFKC may lengthen a name).
+    name_key: str = Field(default="", sa_column_kwargs={"server_default": ""})
     token_hash: str = Field(max_length=64)
     prefix: str = Field(max_length=16)
     secret_id: int | None = Field(default=None, foreign_key="secrets.id", ondelete="SET NULL")
