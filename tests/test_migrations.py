@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
-from sqlmodel import SQLModel
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import SQLModel, select
+from sqlmodel import delete as sql_delete
 
-import opscraft.db.models  # noqa: F401  (registers the tables)
 from opscraft.db.engine import Database
 from opscraft.db.migrate import alembic_config, current_revision, upgrade
+from opscraft.db.models import NotificationChannel, Script, Secret, WebhookTrigger
 from tests.conftest import postgres_scratch_database
 
 SCRIPTS = ScriptDirectory.from_config(alembic_config())
@@ -66,16 +69,14 @@ async def test_database_at_an_earlier_revision_upgrades_keeping_its_data(
     await upgrade(scratch.engine, start)
     assert await current_revision(scratch.engine) == start
     async with scratch.engine.begin() as conn:
-        # From 0016 on, `users.account_key` is NOT NULL without a default.
         columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("users")})
-        key = ("", "") if "account_key" not in columns else (", account_key", ", '0123456789abcdef'")
-        await conn.execute(
-            text(
-                "INSERT INTO users (username, email, full_name, hashed_password, role, is_active,"
-                f" token_version, created_at, updated_at{key[0]}) VALUES ('old', 'old@example.com',"
-                f" 'Old Timer', 'x', 'admin', true, 3, '2024-01-01 00:00:00', '2024-01-01 00:00:00'{key[1]})"
-            )
-        )
+        row = {"username": "old", "email": "old@example.com", "full_name": "Old Timer"}
+        row |= {"hashed_password": "x", "role": "admin", "is_active": True, "token_version": 3}
+        row |= {"created_at": datetime(2024, 1, 1), "updated_at": datetime(2024, 1, 1)}
+        if "account_key" in columns:  # required from 0016 on
+            row["account_key"] = "0123456789abcdef"
+        values = ", ".join(f":{name}" for name in row)
+        await conn.execute(text(f"INSERT INTO users ({', '.join(row)}) VALUES ({values})"), row)
     await upgrade(scratch.engine)
     assert await current_revision(scratch.engine) == HEAD
     async with scratch.engine.connect() as conn:
@@ -86,3 +87,40 @@ async def test_database_at_an_earlier_revision_upgrades_keeping_its_data(
 def test_previous_revision_is_among_the_starting_points() -> None:
     previous = SCRIPTS.get_revision(HEAD).down_revision
     assert previous in EARLIER and len(EARLIER) == len(list(SCRIPTS.walk_revisions())) - 1
+
+
+async def test_0018_keeps_the_uses_of_secrets_and_their_tables_indexes(scratch: Database) -> None:
+    """The webhook and channel tables, rebuilt on SQLite, keep their rows, unique name indexes and
+    ids; a secret they use can no longer be deleted (it was SET NULL before 0018)."""
+    await upgrade(scratch.engine, SCRIPTS.get_revision("0018").down_revision)
+    async with scratch.session() as session:
+        secret = Secret(name="KEY", ciphertext=b"", salt=b"", nonce=b"")
+        script = Script(name="deploy", script_type="bash", content="echo\n", search_text="deploy")
+        session.add_all([secret, script])
+        await session.flush()
+        hook = WebhookTrigger(script_id=script.id, name="w", token_hash="h", prefix="p", secret_id=secret.id)
+        session.add_all(
+            [hook, NotificationChannel(name="ops", kind="webhook", config={}, secret_id=secret.id)]
+        )
+        await session.commit()
+        ids = (secret.id, hook.id, script.id)
+    await upgrade(scratch.engine)
+    async with scratch.session() as session:
+        (hook,) = (await session.exec(select(WebhookTrigger))).all()
+        (channel,) = (await session.exec(select(NotificationChannel))).all()
+        assert (hook.secret_id, hook.id, hook.script_id) == ids and channel.secret_id == ids[0]
+        with pytest.raises(IntegrityError):
+            await session.exec(sql_delete(Secret))
+        await session.rollback()
+        for duplicate in (
+            WebhookTrigger(script_id=ids[2], name="W", token_hash="i", prefix="q"),
+            NotificationChannel(name="OPS", kind="webhook", config={}),
+        ):
+            session.add(duplicate)
+            with pytest.raises(IntegrityError, match=r"(?i)unique"):
+                await session.flush()
+            await session.rollback()
+        await session.exec(sql_delete(WebhookTrigger))  # SQLite's AUTOINCREMENT kept: no id again
+        session.add(WebhookTrigger(script_id=ids[2], name="new", token_hash="j", prefix="r"))
+        await session.commit()
+        assert (await session.exec(select(WebhookTrigger.id))).one() > ids[1]

@@ -233,9 +233,9 @@ async def test_deleting_a_script_frees_its_secrets(
 async def test_a_secret_in_use_by_a_webhook_or_channel_is_not_deleted_even_forced(
     client: httpx.AsyncClient, admin: LoggedIn, seen: list
 ) -> None:
-    """Deleting a webhook's signing key would turn signing off (ON DELETE SET NULL), and a
-    channel's credential would silently stop it: 409 naming each use, force or not, until the
-    use is removed; then the delete goes through."""
+    """Deleting a webhook's signing key would turn signing off, and a channel's credential would
+    silently stop it: 409 naming each use (in `detail` and as `secret_id` errors), force or not,
+    until the use is removed; then the delete goes through. Races: test_secret_use_races.py."""
     key = await make_secret(client, admin, "HOOK_KEY_A")
     script_id = await make_script(client, admin, name="deploy")
     r = await client.post(
@@ -259,6 +259,8 @@ async def test_a_secret_in_use_by_a_webhook_or_channel_is_not_deleted_even_force
         message = r.json()["detail"]
         assert "signs 1 webhook(s) (deploy/signed)" in message, message
         assert "notification channel(s) (ops-hook)" in message, message
+        assert [e["field"] for e in r.json()["errors"]] == ["secret_id", "secret_id"], r.text
+        assert "(deploy/signed)" in r.json()["errors"][0]["message"], r.text
     r = await client.get(f"/api/v1/scripts/{script_id}/webhooks/{hook_id}", headers=admin.headers)
     assert r.json()["signed"] is True and r.json()["secret_id"] == key["id"]
 

@@ -79,7 +79,7 @@ async def list_webhooks(script_id: IdPath, session: Session, actor: CurrentActor
     response_model=WebhookCreated,
     status_code=201,
     summary="Add a webhook (its URL and token are in this response only); runs start on your behalf",
-    responses=error_responses(*AUTHED, 404),
+    responses=error_responses(*AUTHED, 404, 409),
 )
 async def create_webhook(
     script_id: IdPath, body: WebhookIn, session: Session, actor: CurrentActor
@@ -107,7 +107,7 @@ async def get_webhook(
     dependencies=[permitted(Permission.edit_scripts, webhooks.MANAGE)],
     response_model=WebhookOut,
     summary="Replace a webhook's settings (the URL stays; you become its owner)",
-    responses=error_responses(*AUTHED, 404),
+    responses=error_responses(*AUTHED, 404, 409),
 )
 async def update_webhook(
     script_id: IdPath, webhook_id: IdPath, body: WebhookIn, session: Session, actor: CurrentActor

@@ -4,7 +4,8 @@ requests race past the services' own "is it taken?" checks and the database has 
 Every unique index and primary key of `db.models` is found from the metadata, by the column list
 SQLite reports (`UNIQUE constraint failed: users.email`) or by the constraint name PostgreSQL
 reports (`ix_users_email`, `app_settings_pkey`). A foreign key violation (a row referred to was
-deleted at the same moment) is a `Conflict` too. Messages never quote the submitted value.
+deleted at the same moment) is a `Conflict` too, naming the field whose row is gone: the one of the
+rows being written that refers to a row no longer there. Messages never quote the submitted value.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from functools import cache
+from typing import Any
 
 from sqlalchemy import Column, Index, PrimaryKeyConstraint, UniqueConstraint
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.services import names
@@ -45,6 +48,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "notification_channels.name_key": ("name", names.CHANNEL_TAKEN),
 }
 FOREIGN_KEY_MESSAGE = "something this refers to was deleted at the same time: reload and try again"
+# Referred table -> what to tell the user when the row a field refers to was deleted meanwhile; a
+# table not listed gets FOREIGN_KEY_MESSAGE.
+GONE_MESSAGES: dict[str, str] = {
+    "secrets": "the vault secret was deleted at the same time: choose another one",
+}
 SQLSTATE_UNIQUE = "23505"
 SQLSTATE_FOREIGN_KEY = "23503"
 
@@ -120,27 +128,59 @@ def conflict_for(exc: IntegrityError, messages: Mapping[str, str] | None = None)
     return None
 
 
+Reference = tuple[Column[Any], Column[Any], object]  # (referring column, referred column, value)
+
+
+def _references(session: AsyncSession) -> list[Reference]:
+    """(referring column, referred column, value) of each foreign key set on the rows the session
+    is about to write (new or changed): taken before the flush, as a failed flush forgets them."""
+    found: list[Reference] = []
+    for row in (*session.new, *session.dirty):
+        state = sa_inspect(row)
+        for table in state.mapper.tables:
+            for key in table.foreign_keys:
+                value = state.dict.get(state.mapper.get_property_by_column(key.parent).key)
+                if value is not None:
+                    found.append((key.parent, key.column, value))
+    return found
+
+
+async def _gone(session: AsyncSession, references: list[Reference]) -> Conflict | None:
+    """The `Conflict` naming the first field of `references` whose row no longer exists, if any."""
+    for parent, column, value in references:
+        if (await session.exec(select(column).where(column == value))).first() is None:
+            message = GONE_MESSAGES.get(column.table.name, FOREIGN_KEY_MESSAGE)
+            return Conflict(f"{parent.name}: {message}", details=[{"field": parent.name, "message": message}])
+    return None
+
+
 async def flush(session: AsyncSession, messages: Mapping[str, str] | None = None) -> None:
-    """`session.flush()`; a violated unique constraint rolls back and raises `Conflict`."""
+    """`session.flush()`; a violated unique or foreign key rolls back and raises `Conflict`."""
+    references = _references(session)
     try:
         await session.flush()
     except IntegrityError as exc:
-        await _raise_conflict(session, exc, messages)
+        await _raise_conflict(session, exc, messages, references)
 
 
 async def commit(session: AsyncSession, messages: Mapping[str, str] | None = None) -> None:
-    """`session.commit()`; a violated unique constraint rolls back and raises `Conflict`."""
+    """`session.commit()`; a violated unique or foreign key rolls back and raises `Conflict`."""
+    references = _references(session)
     try:
         await session.commit()
     except IntegrityError as exc:
-        await _raise_conflict(session, exc, messages)
+        await _raise_conflict(session, exc, messages, references)
 
 
 async def _raise_conflict(
-    session: AsyncSession, exc: IntegrityError, messages: Mapping[str, str] | None
+    session: AsyncSession,
+    exc: IntegrityError,
+    messages: Mapping[str, str] | None,
+    references: list[Reference],
 ) -> None:
     await session.rollback()
     conflict = conflict_for(exc, messages)
     if conflict is None:
         raise exc
-    raise conflict from None
+    gone = await _gone(session, references) if _is_foreign_key(exc) else None
+    raise (gone or conflict) from None

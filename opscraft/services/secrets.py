@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ConfigDict, Field, field_validator
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, or_, select
 from sqlmodel import delete as sql_delete
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -284,11 +285,13 @@ def _listed(names: list[str]) -> str:
     return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
 
 
-async def _guarding_uses(session: AsyncSession, secret_id: int) -> list[str]:
-    """What relies on the secret for a security feature or a credential, beyond script
-    attachments: webhooks signing with it ("script/webhook") and notification channels sending
-    with it. Each such use must be changed by hand before the secret may go: deleting the secret
-    under them would silently turn signing off (their `secret_id` is ON DELETE SET NULL)."""
+async def _in_use(session: AsyncSession, secret_id: int, name: str) -> Conflict | None:
+    """The `Conflict` (409) naming what relies on the secret for a security feature or a
+    credential, beyond script attachments: webhooks signing with it ("script/webhook") and
+    notification channels sending with it; None when nothing does. Each such use must be changed
+    by hand before the secret may go: deleting the secret under them would silently turn signing
+    off. Their `secret_id` keys are ON DELETE RESTRICT (migration 0018), so the database refuses
+    such a delete too when a use appears after this check."""
     hooks = await session.exec(
         select(Script.name, WebhookTrigger.name)
         .join(Script, col(Script.id) == col(WebhookTrigger.script_id))
@@ -305,27 +308,31 @@ async def _guarding_uses(session: AsyncSession, secret_id: int) -> list[str]:
         uses.append(f"it signs {len(signing)} webhook(s) ({_listed(signing)})")
     if sending := list(channels.all()):
         uses.append(f"it is the credential of {len(sending)} notification channel(s) ({_listed(sending)})")
-    return uses
+    if not uses:
+        return None
+    return Conflict(
+        f"secret {name} is in use: {'; '.join(uses)}: remove it from those (or delete them) "
+        "first; force=true only detaches scripts",
+        details=[{"field": "secret_id", "message": use} for use in uses],
+    )
 
 
 async def delete(session: AsyncSession, actor: Actor, secret_id: int, *, force: bool = False) -> None:
     """Delete a secret.
 
     `Conflict` (409) naming the users while a webhook signs with it or a notification channel
-    sends with it (`force` does not override this: change or delete those first), and while a
-    live script has it attached unless `force`, which detaches it from those scripts.
+    sends with it (`force` does not override this: change or delete those first; `details` has
+    one entry per kind of use, field `secret_id`), and while a live script has it attached unless
+    `force`, which detaches it from those scripts.
     """
     require(actor.user, Permission.manage_secrets)
     # Locked (PostgreSQL) so that no webhook or channel starts using it while we look.
     secret = (await session.exec(select(Secret).where(col(Secret.id) == secret_id).with_for_update())).first()
     if secret is None:
         raise NotFound(f"secret {secret_id} not found")
-    uses = await _guarding_uses(session, secret_id)
-    if uses:
-        raise Conflict(
-            f"secret {secret.name} is in use: {'; '.join(uses)}: remove it from those (or delete them) "
-            "first; force=true only detaches scripts"
-        )
+    name = secret.name
+    if (in_use := await _in_use(session, secret_id, name)) is not None:
+        raise in_use
     attached = (await _scripts_of(session, [secret_id]))[secret_id]
     if attached and not force:
         raise Conflict(
@@ -341,10 +348,18 @@ async def delete(session: AsyncSession, actor: Actor, secret_id: int, *, force: 
         "secret.delete",
         TARGET,
         secret_id,
-        name=secret.name,
+        name=name,
         detached=[s.id for s in attached],
     )
-    await session.commit()
+    try:
+        await session.commit()
+    except IntegrityError:
+        # A webhook or channel started using it after the check (SQLite locks nothing on reading):
+        # its ON DELETE RESTRICT key refused the delete.
+        await session.rollback()
+        if (in_use := await _in_use(session, secret_id, name)) is None:
+            raise
+        raise in_use from None
 
 
 # --- attachments ---------------------------------------------------------------------------

@@ -52,7 +52,8 @@ class ChannelKind(StrEnum):
 
 
 class NotificationChannel(SQLModel, table=True):
-    """Where notifications go. `config` holds no credential: those are vault secrets (`secret_id`)."""
+    """Where notifications go. `config` holds no credential: those are vault secrets (`secret_id`,
+    ON DELETE RESTRICT: a secret a channel sends with cannot be deleted, migration 0018)."""
 
     __tablename__ = "notification_channels"
     # Channels have names unique ignoring case (services/names.py).
@@ -65,7 +66,7 @@ class NotificationChannel(SQLModel, table=True):
     name_key: str = Field(default="", sa_column_kwargs={"server_default": ""})
     kind: ChannelKind = Field(max_length=16)
     config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    secret_id: int | None = Field(default=None, foreign_key="secrets.id", ondelete="SET NULL")
+    secret_id: int | None = Field(default=None, foreign_key="secrets.id", ondelete="RESTRICT")
     enabled: bool = Field(default=True)
     created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -188,8 +189,9 @@ class ScheduleFire(SQLModel, table=True):
 class WebhookTrigger(SQLModel, table=True):
     """An inbound webhook that starts a script: `/api/v1/hooks/{id}/{token}` (token stored hashed).
 
-    `secret_id` (optional) is the vault secret used as the HMAC-SHA256 signing key; `mapping`
-    maps parameter names to RFC 6901 JSON pointers into the request's JSON body.
+    `secret_id` (optional) is the vault secret used as the HMAC-SHA256 signing key (ON DELETE
+    RESTRICT: deleting it would turn signing off, migration 0018); `mapping` maps parameter names
+    to RFC 6901 JSON pointers into the request's JSON body.
     """
 
     __tablename__ = "webhook_triggers"
@@ -204,7 +206,7 @@ class WebhookTrigger(SQLModel, table=True):
     name_key: str = Field(default="", sa_column_kwargs={"server_default": ""})
     token_hash: str = Field(max_length=64)
     prefix: str = Field(max_length=16)
-    secret_id: int | None = Field(default=None, foreign_key="secrets.id", ondelete="SET NULL")
+    secret_id: int | None = Field(default=None, foreign_key="secrets.id", ondelete="RESTRICT")
     mapping: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     enabled: bool = Field(default=True)
