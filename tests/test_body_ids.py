@@ -21,7 +21,12 @@ ID_FIELDS: list[tuple[str, str, dict[str, Any], str]] = [
     ("POST", "/api/v1/scripts/1/chains", {"target_script_id": 1}, "target_script_id"),
     ("POST", "/api/v1/notifications/rules", {"channel_id": 1, "events": ["failed"]}, "channel_id"),
     ("POST", "/api/v1/notifications/rules", {"channel_id": 1, "events": ["failed"]}, "script_id"),
-    ("POST", "/api/v1/notifications/channels", {"name": "c", "kind": "webhook"}, "secret_id"),
+    (
+        "POST",
+        "/api/v1/notifications/channels",
+        {"name": "c", "kind": "webhook", "config": {"url": "http://h"}},
+        "secret_id",
+    ),
     ("POST", "/api/v1/scripts/1/webhooks", {"name": "w"}, "secret_id"),
     ("PUT", "/api/v1/scripts/1", {"description": "d"}, "inventory_id"),
     ("PUT", "/api/v1/scripts/1", {"description": "d"}, "base_version"),

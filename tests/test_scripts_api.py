@@ -559,3 +559,45 @@ async def test_a_tag_is_one_tag_across_scripts_whatever_its_case(
     async with runtime.current().db.session() as session:
         user = await session.get(User, operator.id)
         assert await scripts.tags_in_use(session, Actor(user)) == ["PROD", "STRASSE", "web"]
+
+
+BAD_PARAMETER = [{"name": "9bad name", "type": "string"}]
+
+
+async def test_create_names_every_problem_in_one_422(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    """Field errors of the body and the parameter, syntax and timeout checks: one answer."""
+    body = {
+        **SEED_BODY,
+        "name": "",
+        "memory_mb": -5,
+        "content": "#!/bin/bash\nif then\n",
+        "parameters": BAD_PARAMETER,
+        "timeout_seconds": 10**9,
+    }
+    r = await client.post("/api/v1/scripts", json=body, headers=operator.headers)
+    assert r.status_code == 422, r.text
+    fields = {e["field"] for e in r.json()["errors"]}
+    assert fields == {"name", "memory_mb", "content", "parameters.9bad name", "timeout_seconds"}, r.text
+    assert "name:" in r.json()["detail"] and "parameters.9bad name" in r.json()["detail"]
+    # The type refused too: the parameters are still checked, alone.
+    r = await client.post(
+        "/api/v1/scripts",
+        json={**SEED_BODY, "name": "", "script_type": "cobol", "parameters": BAD_PARAMETER},
+        headers=operator.headers,
+    )
+    assert r.status_code == 422, r.text
+    assert {e["field"] for e in r.json()["errors"]} == {"name", "script_type", "parameters.9bad name"}
+    assert (await client.get("/api/v1/scripts", headers=operator.headers)).json()["total"] == 0
+
+
+async def test_update_names_every_problem_in_one_422(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    script = await create(client, operator)
+    r = await client.put(
+        f"/api/v1/scripts/{script['id']}",
+        json={"name": "", "memory_mb": -5, "parameters": BAD_PARAMETER},
+        headers=operator.headers,
+    )
+    assert r.status_code == 422, r.text
+    assert {e["field"] for e in r.json()["errors"]} == {"name", "memory_mb", "parameters.9bad name"}
+    stored = (await client.get(f"/api/v1/scripts/{script['id']}", headers=operator.headers)).json()
+    assert stored["name"] == "deploy-app" and stored["current_version"] == 1

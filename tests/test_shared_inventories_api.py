@@ -261,3 +261,18 @@ async def test_rollback_restores_the_inventory_choice(client: httpx.AsyncClient,
     r = await client.post(f"{url}/rollback/2", headers=operator.headers)
     assert r.status_code == 409 and r.json()["errors"][0]["field"] == "inventory_id", r.text
     assert (await client.get(url, headers=operator.headers)).json()["current_version"] == 3
+
+
+async def test_a_bad_name_and_bad_content_are_named_in_one_422(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """The content is checked by Ansible even when the body refuses the name (create and update)."""
+    r = await _inventory(client, operator, name="", content="[web\nweb1\n")
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["name", "content"], r.text
+    inv = (await _inventory(client, operator)).json()
+    body = {"name": "bad name!", "description": "x" * 5000, "content": "[web\nweb1\n"}
+    r = await client.put(f"{PATH}/{inv['id']}", json=body, headers=operator.headers)
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["name", "description", "content"], r.text
+    assert (await client.get(f"{PATH}/{inv['id']}", headers=operator.headers)).json()["content"] == INI

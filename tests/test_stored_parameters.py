@@ -67,3 +67,37 @@ async def test_a_parameter_change_names_every_trigger_it_breaks(
     assert r.status_code == 200 and r.json()["notices"] == [], r.text
     r = await client.post(f"/api/v1/scripts/{target}/rollback/3", json={}, headers=h)
     assert r.status_code == 200 and len(r.json()["notices"]) == 3, r.text
+
+
+async def test_a_new_required_parameter_is_named_for_the_triggers_that_lack_it(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """Adding a required parameter (no default) breaks every trigger that neither stores a value
+    for it nor maps it; one with a default breaks nothing."""
+    target = await _script(client, operator, "target", INTEGER_P)
+    source = await _script(client, operator, "source", [])
+    h = operator.headers
+    for path, body in {
+        f"/api/v1/scripts/{target}/schedules": {"name": "nightly", "cron": "0 1 * * *", "parameters": {}},
+        f"/api/v1/scripts/{target}/webhooks": {"name": "on-push", "parameters": {"P": 7}},
+        f"/api/v1/scripts/{source}/chains": {"target_script_id": target, "parameters": {}},
+    }.items():
+        r = await client.post(path, json=body, headers=h)
+        assert r.status_code == 201, r.text
+    with_default = [*INTEGER_P, {"name": "R", "type": "string", "default": "main"}]
+    r = await client.put(f"/api/v1/scripts/{target}", json={"parameters": with_default}, headers=h)
+    assert r.status_code == 200 and r.json()["notices"] == [], r.text
+    mapped = {"name": "mapped", "mapping": {"R": "/ref"}}
+    r = await client.post(f"/api/v1/scripts/{target}/webhooks", json=mapped, headers=h)
+    assert r.status_code == 201, r.text
+
+    required = [*INTEGER_P, {"name": "R", "type": "string", "required": True}]
+    r = await client.put(f"/api/v1/scripts/{target}", json={"parameters": required}, headers=h)
+    assert r.status_code == 200, r.text
+    messages = [n["message"] for n in r.json()["notices"]]
+    assert len(messages) == 3, messages  # not the webhook that maps R
+    assert messages[0].startswith("schedule 'nightly'") and "parameters.R: is required" in messages[0]
+    assert messages[1].startswith("webhook 'on-push'")
+    assert messages[2].startswith("the 'then run' link from script 'source'")
+    for message in messages[1:]:
+        assert "(parameters.R: is required and neither mapped nor given a value)" in message, message

@@ -94,3 +94,31 @@ def test_the_api_names_every_schedule_field_at_once(
     )
     assert r.status_code == 422, r.text
     assert [e["field"] for e in r.json()["errors"]] == ["name", "cron", "timezone"], r.text
+
+
+def test_the_script_editor_shows_name_memory_and_parameter_errors_together(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The body's field errors and the parameter declaration's come back in one refusal (the
+    parameter's used to appear only once the name and memory were fixed)."""
+    parameters = [{"name": "TARGET", "type": "string", "default": "web"}]
+    script = create_script(
+        server, tokens["admin"], "two-rounds", "#!/bin/bash\necho $TARGET\n", parameters=parameters
+    )
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{script['id']}/edit")
+    wait_connected(page)
+    page.get_by_test_id("script-name").fill("")
+    page.get_by_test_id("memory").fill("-5")
+    page.get_by_test_id("param-name-0").fill("9bad name")
+    page.get_by_test_id("save-script").click()
+    expected = {
+        "script-name": "must be 1-128 characters",
+        "memory": "greater than or equal to 16",
+        "param-name-0": "name must be an environment variable identifier",
+    }
+    for testid, text in expected.items():
+        _messages(page, testid).get_by_text(text).wait_for()
+    assert page.url == f"{server.url}/scripts/{script['id']}/edit"
+    stored = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=tokens["admin"]).json()
+    assert (stored["name"], stored["current_version"]) == ("two-rounds", 1)

@@ -5,12 +5,13 @@ Everyone with a role reads them; operators and admins create, replace and delete
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from opscraft.api.deps import CurrentActor, Session, permitted
-from opscraft.api.schemas import AUTHED, IdPath, error_responses
+from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, error_responses
 from opscraft.db.models import Inventory
 from opscraft.db.models.inventories import content_sha256
 from opscraft.services import shared_inventories
@@ -73,7 +74,9 @@ async def list_inventories(session: Session, actor: CurrentActor) -> list[Invent
     summary="Create a shared inventory (content checked with ansible-inventory --list)",
     responses=error_responses(*AUTHED, 409),
 )
-async def create_inventory(body: InventoryIn, session: Session, actor: CurrentActor) -> InventoryOut:
+async def create_inventory(
+    body: Annotated[InventoryIn, CheckedByService], session: Session, actor: CurrentActor
+) -> InventoryOut:
     return await _out(session, await shared_inventories.create(session, actor, body))
 
 
@@ -95,7 +98,10 @@ async def get_inventory(inventory_id: IdPath, session: Session, actor: CurrentAc
     responses=error_responses(*AUTHED, 404, 409),
 )
 async def update_inventory(
-    inventory_id: IdPath, body: InventoryIn, session: Session, actor: CurrentActor
+    inventory_id: IdPath,
+    body: Annotated[InventoryIn, CheckedByService],
+    session: Session,
+    actor: CurrentActor,
 ) -> InventoryOut:
     return await _out(session, await shared_inventories.update(session, actor, inventory_id, body))
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from opscraft.api.deps import CurrentActor, Session, permitted
-from opscraft.api.schemas import AUTHED, IdPath, IdQuery, Limit, Page, Skip, error_responses
+from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, IdQuery, Limit, Page, Skip, error_responses
 from opscraft.db.models import NotificationChannel, NotificationDelivery, NotificationRule
 from opscraft.db.models.automation import ChannelKind, DeliveryStatus
 from opscraft.services import notifications
@@ -115,7 +115,9 @@ async def list_channels(session: Session, actor: CurrentActor) -> list[ChannelOu
     summary="Add a channel: webhook, slack or email",
     responses=error_responses(*AUTHED, 409),
 )
-async def create_channel(body: ChannelIn, session: Session, actor: CurrentActor) -> ChannelOut:
+async def create_channel(
+    body: Annotated[ChannelIn, CheckedByService], session: Session, actor: CurrentActor
+) -> ChannelOut:
     return ChannelOut.of(await notifications.create_channel(session, actor, body))
 
 
@@ -137,7 +139,7 @@ async def get_channel(channel_id: IdPath, session: Session, actor: CurrentActor)
     responses=error_responses(*AUTHED, 404, 409),
 )
 async def update_channel(
-    channel_id: IdPath, body: ChannelIn, session: Session, actor: CurrentActor
+    channel_id: IdPath, body: Annotated[ChannelIn, CheckedByService], session: Session, actor: CurrentActor
 ) -> ChannelOut:
     return ChannelOut.of(await notifications.update_channel(session, actor, channel_id, body))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Path, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 
 from opscraft.services.paging import MAX_PAGE
 
@@ -24,6 +24,19 @@ def filter_query(max_length: int, description: str | None = None) -> Any:
     schema, and checked by the service (`invisible.check_filters`) so the API and the UI refuse
     the same value with the same message."""
     return Query(description=description, json_schema_extra={"maxLength": max_length})
+
+
+def _as_sent(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    try:
+        return handler(value)
+    except ValidationError:
+        return value
+
+
+# A request body documented as its model but handed over as sent when the model refuses it: the
+# service validates it again together with its own checks, so that one 422 names every problem
+# (a bad name and a bad parameter declaration at once), as the UI's forms show them.
+CheckedByService = WrapValidator(_as_sent)
 
 
 class ErrorDetail(BaseModel):

@@ -7,7 +7,17 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response
 
 from opscraft.api.deps import CurrentActor, Session, permitted
-from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, Limit, Page, Skip, error_responses, filter_query
+from opscraft.api.schemas import (
+    AUTHED,
+    MAX_ID,
+    CheckedByService,
+    IdPath,
+    Limit,
+    Page,
+    Skip,
+    error_responses,
+    filter_query,
+)
 from opscraft.api.scripts_schemas import (
     DiffOut,
     RollbackRequest,
@@ -58,7 +68,9 @@ async def list_scripts(
     summary="Create a script (version 1)",
     responses=error_responses(*AUTHED, 409),
 )
-async def create_script(body: ScriptCreate, session: Session, actor: CurrentActor) -> ScriptSaved:
+async def create_script(
+    body: Annotated[ScriptCreate, CheckedByService], session: Session, actor: CurrentActor
+) -> ScriptSaved:
     return ScriptSaved.saved(await scripts.create(session, actor, body))
 
 
@@ -77,7 +89,7 @@ async def get_script(script_id: IdPath, session: Session, actor: CurrentActor) -
     responses=error_responses(*AUTHED, 404, 409),
 )
 async def update_script(
-    script_id: IdPath, body: ScriptUpdate, session: Session, actor: CurrentActor
+    script_id: IdPath, body: Annotated[ScriptUpdate, CheckedByService], session: Session, actor: CurrentActor
 ) -> ScriptSaved:
     return ScriptSaved.saved(await scripts.update(session, actor, script_id, body))
 

@@ -54,7 +54,7 @@ from opscraft.execution.run_events import RunEventMessage
 from opscraft.services import audit, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
-from opscraft.services.errors import Conflict, Invalid, NotFound, ServiceError
+from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, ServiceError
 from opscraft.services.parameters import ParameterValues
 from opscraft.services.permissions import Permission, can, require
 from opscraft.services.run_starter import OwnerRefused, start_for
@@ -159,27 +159,33 @@ async def _serialize_link_changes(session: AsyncSession) -> None:
 
 async def _apply(session: AsyncSession, link: ChainLink, data: LinkIn) -> None:
     target = await _script(session, data.target_script_id, "target_script_id")
+    problems = Problems()  # every mapping and fixed value named at once
     declared = {spec["name"] for spec in target.parameters}
+    undeclared = f"unknown parameter: script {target.name!r} does not declare it"
     for name, pointer in data.mapping.items():
         if name not in declared:
-            raise _bad(f"mapping.{name}", f"unknown parameter: script {target.name!r} does not declare it")
+            problems.add(f"mapping.{name}", undeclared)
+            continue
         try:
             tokens = check_pointer(pointer)
         except ValueError as exc:
-            raise _bad(f"mapping.{name}", str(exc)) from None
+            problems.add(f"mapping.{name}", str(exc))
+            continue
         if (
             len(tokens) != 2
             or tokens[0] not in FACT_ROOTS
             or (tokens[0] == "run" and tokens[1] not in RUN_FACTS)
         ):
-            raise _bad(
+            problems.add(
                 f"mapping.{name}",
                 "must be /parameters/NAME, /outputs/NAME, /run/id, /run/status or /run/exit_code",
             )
     for name in data.parameters:
         if name not in declared:
-            raise _bad(f"parameters.{name}", f"unknown parameter: script {target.name!r} does not declare it")
-    parameters.check_fixed(target.parameters, data.parameters)
+            problems.add(f"parameters.{name}", undeclared)
+    with problems.check():
+        parameters.check_fixed(target.parameters, data.parameters)
+    problems.raise_if_any()
     duplicate = (
         await session.exec(
             select(ChainLink.id).where(

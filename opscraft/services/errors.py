@@ -83,6 +83,11 @@ class Problems:
                 field = ".".join(str(part) for part in err["loc"])
                 self.add(field, str(err["msg"]).removeprefix("Value error, "))
 
+    def fields(self) -> set[str]:
+        """The top-level fields named so far (`tags` for `tags.0`): those a body model refused, so
+        that the checks of the fields it accepted can still run on the values sent."""
+        return {str(d["field"]).split(".")[0] for d in self.details}
+
     def raise_if_any(self) -> None:
         if self.details:
             summary = "; ".join(

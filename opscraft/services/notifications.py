@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,7 +55,7 @@ from opscraft.security.vault import DecryptError
 from opscraft.services import audit, conflicts, keyring, names
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
-from opscraft.services.errors import Conflict, Invalid, NotFound
+from opscraft.services.errors import Conflict, Invalid, NotFound, Problems
 from opscraft.services.invisible import Label
 from opscraft.services.notification_senders import (
     SMTP_SECURITY,
@@ -112,48 +113,80 @@ def _email(value: Any, field: str) -> str:
         raise _bad(field, "must be an email address") from None
 
 
-def _clean_config(kind: ChannelKind, config: dict[str, Any], secret_id: int | None) -> dict[str, Any]:
-    """The stored config for `kind`: known keys only, each checked (422 naming `config.<key>`)."""
+def _clean_email_config(config: dict[str, Any], has_secret: bool, problems: Problems) -> dict[str, Any]:
+    host = config.get("host")
+    if not isinstance(host, str) or not host.strip() or len(host) > 255:
+        problems.add("config.host", "required: the SMTP server's host name")
+        host = ""
+    security = config.get("security", "starttls")
+    if security not in SMTP_SECURITY:
+        problems.add("config.security", f"must be one of: {', '.join(SMTP_SECURITY)}")
+        security = "starttls"
+    port = config.get("port", {"none": 25, "starttls": 587, "ssl": 465}[security])
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        problems.add("config.port", "must be a port number (1-65535)")
+    recipients = config.get("to")
+    if isinstance(recipients, str):
+        recipients = [r.strip() for r in recipients.split(",") if r.strip()]
+    if not isinstance(recipients, list) or not recipients or len(recipients) > 50:
+        problems.add("config.to", "one to 50 recipient addresses")
+        recipients = []
+    username = config.get("username") or None
+    if username is not None and (not isinstance(username, str) or len(username) > 255):
+        problems.add("config.username", "must be text of at most 255 characters")
+    if username and not has_secret:
+        problems.add("secret_id", "a login needs the vault secret holding the SMTP password")
+    clean: dict[str, Any] = {"host": host.strip(), "port": port, "security": security, "username": username}
+    with problems.check():
+        clean["from"] = _email(config.get("from"), "config.from")
+    with problems.check():
+        clean["to"] = [_email(r, "config.to") for r in recipients]
+    return clean
+
+
+def _clean_config(
+    kind: ChannelKind, config: dict[str, Any], has_secret: bool, problems: Problems
+) -> dict[str, Any]:
+    """The stored config for `kind`: known keys only, each checked; every problem (naming
+    `config.<key>`, or `secret_id` when the kind needs a vault secret) goes to `problems`."""
+    clean: dict[str, Any] = {}
     if kind == ChannelKind.webhook:
         unknown = set(config) - {"url"}
-        clean: dict[str, Any] = {"url": _http_url(config.get("url"), "config.url")}
+        with problems.check():
+            clean = {"url": _http_url(config.get("url"), "config.url")}
     elif kind == ChannelKind.slack:
         unknown = set(config)
-        clean = {}
-        if secret_id is None:
-            raise _bad("secret_id", "a Slack channel needs the vault secret holding its incoming webhook URL")
+        if not has_secret:
+            problems.add(
+                "secret_id", "a Slack channel needs the vault secret holding its incoming webhook URL"
+            )
     else:
         unknown = set(config) - {"host", "port", "security", "from", "to", "username"}
-        host = config.get("host")
-        if not isinstance(host, str) or not host.strip() or len(host) > 255:
-            raise _bad("config.host", "required: the SMTP server's host name")
-        security = config.get("security", "starttls")
-        if security not in SMTP_SECURITY:
-            raise _bad("config.security", f"must be one of: {', '.join(SMTP_SECURITY)}")
-        port = config.get("port", {"none": 25, "starttls": 587, "ssl": 465}[security])
-        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
-            raise _bad("config.port", "must be a port number (1-65535)")
-        recipients = config.get("to")
-        if isinstance(recipients, str):
-            recipients = [r.strip() for r in recipients.split(",") if r.strip()]
-        if not isinstance(recipients, list) or not recipients or len(recipients) > 50:
-            raise _bad("config.to", "one to 50 recipient addresses")
-        username = config.get("username") or None
-        if username is not None and (not isinstance(username, str) or len(username) > 255):
-            raise _bad("config.username", "must be text of at most 255 characters")
-        if username and secret_id is None:
-            raise _bad("secret_id", "a login needs the vault secret holding the SMTP password")
-        clean = {
-            "host": host.strip(),
-            "port": port,
-            "security": security,
-            "from": _email(config.get("from"), "config.from"),
-            "to": [_email(r, "config.to") for r in recipients],
-            "username": username,
-        }
+        clean = _clean_email_config(config, has_secret, problems)
     if unknown:
-        raise _bad("config", f"unknown keys for a {kind.value} channel: {', '.join(sorted(unknown))}")
+        problems.add("config", f"unknown keys for a {kind.value} channel: {', '.join(sorted(unknown))}")
     return clean
+
+
+def _checked_channel(data: ChannelIn | Mapping[str, Any]) -> tuple[ChannelIn, dict[str, Any]]:
+    """The body and its clean config; one `Invalid` (422) naming every problem, the config's
+    checked even when the body refuses another field (the name, say) as long as its kind and
+    config were accepted."""
+    problems = Problems()
+    body: ChannelIn | None = data if isinstance(data, ChannelIn) else None
+    if body is None:
+        with problems.check():
+            body = ChannelIn.model_validate(data)
+    sent: Mapping[str, Any] = body.model_dump() if body else data if isinstance(data, Mapping) else {}
+    refused = problems.fields()
+    config: dict[str, Any] = {}
+    if not refused & {"kind", "config"} and isinstance(sent.get("config", {}), dict):
+        has_secret = "secret_id" in refused or sent.get("secret_id") is not None  # a bad id is named
+        kind = ChannelKind(sent["kind"])
+        config = _clean_config(kind, sent.get("config", {}), has_secret, problems)
+    problems.raise_if_any()
+    assert body is not None  # else raised above
+    return body, config
 
 
 async def _check_secret(session: AsyncSession, secret_id: int | None) -> None:
@@ -179,11 +212,13 @@ async def get_channel(session: AsyncSession, actor: Actor, channel_id: int) -> N
     return channel
 
 
-async def create_channel(session: AsyncSession, actor: Actor, data: ChannelIn) -> NotificationChannel:
-    """A new channel (admins). 422 naming the field for a bad config, 409 for a taken name."""
+async def create_channel(
+    session: AsyncSession, actor: Actor, data: ChannelIn | Mapping[str, Any]
+) -> NotificationChannel:
+    """A new channel (admins). 422 naming every bad field and config key, 409 for a taken name."""
     user = require(actor.user, Permission.manage_settings)
+    data, config = _checked_channel(data)
     name = data.name
-    config = _clean_config(data.kind, data.config, data.secret_id)
     await _check_secret(session, data.secret_id)
     await _name_free(session, name)
     channel = NotificationChannel(
@@ -210,12 +245,12 @@ async def create_channel(session: AsyncSession, actor: Actor, data: ChannelIn) -
 
 
 async def update_channel(
-    session: AsyncSession, actor: Actor, channel_id: int, data: ChannelIn
+    session: AsyncSession, actor: Actor, channel_id: int, data: ChannelIn | Mapping[str, Any]
 ) -> NotificationChannel:
     """Replace a channel's settings (admins); same checks as `create_channel`."""
     channel = await get_channel(session, actor, channel_id)
+    data, config = _checked_channel(data)
     name = data.name
-    config = _clean_config(data.kind, data.config, data.secret_id)
     await _check_secret(session, data.secret_id)
     await _name_free(session, name, channel.id)
     channel.name, channel.kind, channel.config = name, data.kind, config

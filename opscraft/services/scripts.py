@@ -38,7 +38,7 @@ from opscraft.services import (
 )
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
-from opscraft.services.errors import Conflict, Invalid, NotFound
+from opscraft.services.errors import Conflict, Invalid, NotFound, Problems
 from opscraft.services.line_endings import Notice
 from opscraft.services.linters import LintReport
 from opscraft.services.names import name_key
@@ -262,6 +262,10 @@ class Diff:
     changed: list[str]
 
 
+def _summary(details: list[dict[str, Any]]) -> str:
+    return "invalid input: " + "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
+
+
 def parse(model: type[M], data: M | Mapping[str, Any]) -> M:
     """Validate a dict from the UI the way the API validates a body: `Invalid` naming each field."""
     if isinstance(data, model):
@@ -276,8 +280,7 @@ def parse(model: type[M], data: M | Mapping[str, Any]) -> M:
             }
             for e in exc.errors()
         ]
-        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-        raise Invalid(f"invalid input: {summary}", details=errors) from None
+        raise Invalid(_summary(errors), details=errors) from None
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -581,15 +584,16 @@ def _audit_findings(session: AsyncSession, actor: Actor, script: Script, finding
 NAME_TAKEN = "a script with this name already exists: choose another name"
 
 
-async def _all_checks(name_taken: bool, *checks: Callable[[], Any]) -> list[Any]:
+async def _all_checks(problems: Problems, name_taken: bool, *checks: Callable[[], Any]) -> list[Any]:
     """Run every check and return their results; every field error at once in one `Invalid`.
 
-    A check fails by raising `Invalid`. A name in use (`name_taken`) is a 409 `Conflict` on its
+    `problems` holds the body's own field errors (`_readable`), reported with the checks'. A
+    check fails by raising `Invalid`. A name in use (`name_taken`) is a 409 `Conflict` on its
     own, and one more field error when there are others. Dangerous-pattern findings (details
     with a `rule`) are raised only when nothing else is wrong: they ask for an acknowledgement,
     which makes sense once the content is otherwise acceptable."""
     results: list[Any] = []
-    failed: list[Invalid] = []
+    messages = [_summary(problems.details)] if problems.details else []
     risks: Invalid | None = None
     for check in checks:
         try:
@@ -600,14 +604,13 @@ async def _all_checks(name_taken: bool, *checks: Callable[[], Any]) -> list[Any]
             if exc.details and all("rule" in d for d in exc.details):
                 risks = exc
             else:
-                failed.append(exc)
-    if failed:
-        details = [d for exc in failed for d in (exc.details or [{"field": "body", "message": exc.message}])]
-        messages = [exc.message for exc in failed]
+                problems.details.extend(exc.details or [{"field": "body", "message": exc.message}])
+                messages.append(exc.message)
+    if problems.details:
         if name_taken:
-            details.append({"field": "name", "message": "another script has this name"})
+            problems.add("name", "another script has this name")
             messages.append(NAME_TAKEN)
-        raise Invalid("; ".join(messages), details=details)
+        raise Invalid("; ".join(messages), details=problems.details)
     if name_taken:
         raise Conflict(NAME_TAKEN, details=[{"field": "name", "message": "another script has this name"}])
     if risks is not None:
@@ -615,18 +618,51 @@ async def _all_checks(name_taken: bool, *checks: Callable[[], Any]) -> list[Any]
     return results
 
 
+def _readable(model: type[M], data: M | Mapping[str, Any], problems: Problems) -> M | ScriptUpdate:
+    """`data` as `model`; when `model` refuses it, its field errors go to `problems` and the
+    fields it accepted are returned (a `ScriptUpdate`, every field optional) for the checks that
+    can still run on them (content, parameters, timeout...): one 422 then names every problem of
+    the save instead of the body's first and the rest on the next try."""
+    with problems.check():
+        return parse(model, data)
+    refused = problems.fields()
+    accepted = {k: v for k, v in data.items() if k not in refused} if isinstance(data, Mapping) else {}
+    try:
+        return ScriptUpdate.model_validate(accepted)
+    except ValidationError:  # a rule across fields: check nothing more than the body
+        return ScriptUpdate()
+
+
+async def _check_content_of(
+    script_type: ScriptType | None, content: str | None, parameters_raw: Any, acknowledge: bool
+) -> CheckedContent | None:
+    """`check_content`; the parameters alone when the body's type or content was refused, so
+    that their errors are reported with the body's (None: nothing will be saved)."""
+    if script_type is None or content is None:
+        parameters.normalize(parameters_raw, script_type.value if script_type else None)
+        return None
+    return await check_content(script_type, content, parameters_raw, acknowledge)
+
+
 async def create(session: AsyncSession, actor: Actor, data: ScriptCreate | Mapping[str, Any]) -> Saved:
     """A new script at version 1. Every field error is reported at once (`Invalid`, 422); a name
     in use alone is a `Conflict` (409); dangerous patterns need `acknowledge_risks`."""
     require(actor.user, Permission.edit_scripts)
-    body = parse(ScriptCreate, data)
+    problems = Problems()
+    body = _readable(ScriptCreate, data, problems)
     values = body.model_dump(exclude={"parameters", "change_note", "acknowledge_risks"}, exclude_none=True)
     checked, _, _ = await _all_checks(
-        await _name_taken(session, body.name),
-        lambda: check_content(body.script_type, body.content, body.parameters, body.acknowledge_risks),
+        problems,
+        body.name is not None and await _name_taken(session, body.name),
+        lambda: _check_content_of(body.script_type, body.content, body.parameters, body.acknowledge_risks),
         lambda: _check_timeout(values["timeout_seconds"]) if values.get("timeout_seconds") else None,
-        lambda: _check_ansible_settings(session, body.script_type, values, set(values)),
+        lambda: (
+            _check_ansible_settings(session, body.script_type, values, set(values))
+            if body.script_type
+            else None
+        ),
     )
+    assert isinstance(body, ScriptCreate) and checked is not None  # else _all_checks raised
     values["content"] = checked.content
     script = Script(
         **values,
@@ -718,7 +754,8 @@ async def update(
     A change of the parameters (or type) that breaks values stored by a schedule, webhook or
     incoming link is saved, with one notice per such trigger (services/stored_values.py)."""
     require(actor.user, Permission.edit_scripts)
-    body = parse(ScriptUpdate, data)
+    problems = Problems()
+    body = _readable(ScriptUpdate, data, problems)
     script = await _locked(session, actor, script_id)
     if body.base_version is not None and body.base_version != script.current_version:
         raise Conflict(
@@ -740,6 +777,7 @@ async def update(
     content_changes = bool(changes.keys() & {"content", "script_type", "parameters"})
     checked: CheckedContent | None
     checked, _, _ = await _all_checks(
+        problems,
         "name" in changes and await _name_taken(session, changes["name"], script.id),
         lambda: (
             check_content(

@@ -22,7 +22,7 @@ from opscraft.db.types import utcnow
 from opscraft.services import audit, conflicts, inventories
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
-from opscraft.services.errors import Conflict, NotFound
+from opscraft.services.errors import Conflict, NotFound, Problems
 from opscraft.services.permissions import Permission, require
 from opscraft.services.scripts import MAX_DESCRIPTION, NAME_RE, parse
 from opscraft.services.storable import Text
@@ -90,12 +90,29 @@ async def _check_name_free(session: AsyncSession, name: str, except_id: int | No
         raise Conflict(NAME_TAKEN, details=[{"field": "name", "message": "another inventory has this name"}])
 
 
+async def _checked(data: InventoryIn | Mapping[str, Any], stored: str | None = None) -> InventoryIn:
+    """The body, its content checked by Ansible unless it is the `stored` one. The content is
+    checked even when the body refuses other fields, so one `Invalid` (422) names every problem."""
+    problems = Problems()
+    body: InventoryIn | None = None
+    with problems.check():
+        body = parse(InventoryIn, data)
+    content = body.content if body else None
+    if body is None and isinstance(data, Mapping) and "content" not in problems.fields():
+        content = data.get("content")
+    if isinstance(content, str) and content != stored:
+        with problems.check():
+            await inventories.validate(content, "content")
+    problems.raise_if_any()
+    assert body is not None  # else raised above
+    return body
+
+
 async def create(session: AsyncSession, actor: Actor, data: InventoryIn | Mapping[str, Any]) -> Inventory:
     """A new shared inventory. `Invalid` (422) naming the field (content: Ansible's reason);
     `Conflict` (409, field `name`) when the name is taken, also when two creates race."""
     require(actor.user, Permission.edit_scripts, MANAGE)
-    body = parse(InventoryIn, data)
-    await inventories.validate(body.content, "content")
+    body = await _checked(data)
     await _check_name_free(session, body.name)
     inventory = Inventory(**body.model_dump(), created_by=actor.user_id, updated_by=actor.user_id)
     session.add(inventory)
@@ -111,14 +128,12 @@ async def update(
     """Replace name, description and content; the next run of every script using it reads the
     new content. Errors as in `create`; `NotFound` (404) for an unknown id."""
     require(actor.user, Permission.edit_scripts, MANAGE)
-    body = parse(InventoryIn, data)
     inventory = await _locked(session, actor, inventory_id)
+    body = await _checked(data, inventory.content)
     values = body.model_dump()
     changed = sorted(k for k, v in values.items() if getattr(inventory, k) != v)
     if not changed:
         return inventory
-    if "content" in changed:
-        await inventories.validate(body.content, "content")
     if "name" in changed:
         await _check_name_free(session, body.name, inventory_id)
     for key in changed:

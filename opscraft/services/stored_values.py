@@ -29,10 +29,21 @@ MAX_PROBLEMS = 3  # named per trigger in its notice; "..." says there are more
 def _problems_of_preset(
     schema: list[dict[str, Any]], mapping: dict[str, str], values: dict[str, Any]
 ) -> list[str]:
-    """What the run-time check will refuse in a webhook's or link's `mapping` and fixed `values`."""
+    """What the run-time check will refuse in a webhook's or link's `mapping` and fixed `values`:
+    undeclared names, bad values, and a required parameter (without a default) that neither
+    gives, so that every call or chained run lacks it (`parameters.resolve` refuses "is required";
+    a mapped one may come from the payload, so it is not counted)."""
     declared = {spec["name"] for spec in schema}
     problems = [f"mapping.{n}: no longer declared" for n in mapping if n not in declared]
     problems += [f"parameters.{n}: no longer declared" for n in values if n not in declared]
+    problems += [
+        f"parameters.{spec['name']}: is required and neither mapped nor given a value"
+        for spec in schema
+        if spec.get("required")
+        and spec.get("default") is None
+        and spec["name"] not in mapping
+        and values.get(spec["name"]) in (None, "")
+    ]
     try:
         parameters.check_fixed(schema, {n: v for n, v in values.items() if n in declared})
     except Invalid as exc:

@@ -36,7 +36,15 @@ from opscraft.security.vault import DecryptError
 from opscraft.services import audit, conflicts, keyring, names, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
-from opscraft.services.errors import Forbidden, Invalid, NotFound, RateLimited, ServiceError, Unauthorized
+from opscraft.services.errors import (
+    Forbidden,
+    Invalid,
+    NotFound,
+    Problems,
+    RateLimited,
+    ServiceError,
+    Unauthorized,
+)
 from opscraft.services.invisible import Label
 from opscraft.services.parameters import ParameterValues
 from opscraft.services.permissions import Permission, require
@@ -111,20 +119,25 @@ async def _script(session: AsyncSession, script_id: int) -> Script:
 
 
 async def _apply(session: AsyncSession, hook: WebhookTrigger, script: Script, data: WebhookIn) -> None:
+    """Check every mapping, fixed value and the secret (one `Invalid` naming all), then set them."""
+    problems = Problems()
     declared = {spec["name"] for spec in script.parameters}
     for name, pointer in data.mapping.items():
         if name not in declared:
-            raise _bad(f"mapping.{name}", "unknown parameter: this script does not declare it")
+            problems.add(f"mapping.{name}", "unknown parameter: this script does not declare it")
+            continue
         try:
             check_pointer(pointer)
         except ValueError as exc:
-            raise _bad(f"mapping.{name}", str(exc)) from None
+            problems.add(f"mapping.{name}", str(exc))
     for name in data.parameters:
         if name not in declared:
-            raise _bad(f"parameters.{name}", "unknown parameter: this script does not declare it")
-    parameters.check_fixed(script.parameters, data.parameters)
+            problems.add(f"parameters.{name}", "unknown parameter: this script does not declare it")
+    with problems.check():
+        parameters.check_fixed(script.parameters, data.parameters)
     if data.secret_id is not None and await session.get(Secret, data.secret_id) is None:
-        raise _bad("secret_id", f"no vault secret with id {data.secret_id}")
+        problems.add("secret_id", f"no vault secret with id {data.secret_id}")
+    problems.raise_if_any()
     hook.name, hook.secret_id, hook.enabled = data.name, data.secret_id, data.enabled
     hook.mapping, hook.parameters = dict(data.mapping), dict(data.parameters)
 

@@ -10,7 +10,7 @@ from opscraft.db.models import NotificationChannel
 from opscraft.db.models.automation import ChannelKind
 from opscraft.services import chains, notifications
 from opscraft.services.actor import Actor
-from opscraft.services.notifications import ChannelIn, DeliveryQuery, RuleIn
+from opscraft.services.notifications import DeliveryQuery, RuleIn
 from opscraft.services.permissions import Permission
 from opscraft.ui import labels
 from opscraft.ui.choices import script_search, searched_select, secret_search
@@ -190,7 +190,7 @@ async def notifications_page(actor: Actor) -> None:
                     fields = {"name": name, "kind": kind, "secret_id": secret, "url": url, "host": host}
                     fields |= {"port": port, "security": security, "from": sender, "to": to}
                     done = await run_action(
-                        lambda: call(notifications.create_channel, current, ChannelIn(**data)),
+                        lambda: call(notifications.create_channel, current, data),
                         "Channel added",
                         fields | {"username": username},
                     )

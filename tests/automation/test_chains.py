@@ -126,6 +126,11 @@ async def test_links_crud_refusals_and_audit(
         r = await client.post(links_path(a), json=bad, headers=operator.headers)
         assert r.status_code == 422, (bad, r.text)
         assert r.json()["errors"][0]["field"] == field, r.text
+    every = {"mapping": {"NOPE": "/parameters/ENV", "ENV": "/secrets/X"}, "parameters": {"SOURCE_RUN": "abc"}}
+    r = await client.post(links_path(a), json={"target_script_id": b, **every}, headers=operator.headers)
+    assert r.status_code == 422, r.text
+    fields = [e["field"] for e in r.json()["errors"]]
+    assert fields == ["mapping.NOPE", "mapping.ENV", "parameters.SOURCE_RUN"], "all at once: " + r.text
     r = await client.post(
         links_path(a), json={"target_script_id": b, "outcome": "sometimes"}, headers=operator.headers
     )

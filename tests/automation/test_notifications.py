@@ -124,6 +124,13 @@ async def test_channel_validation(client: httpx.AsyncClient, admin: LoggedIn, op
         r = await client.post(url, json=body, headers=admin.headers)
         assert r.status_code == 422, (body, r.text)
         assert r.json()["errors"][0]["field"] == field, (body, r.json())
+    # Every problem at once: the body's field and each config key, not one per try.
+    config = {"host": " ", "security": "tls", "from": "x", "to": [], "username": "u"}
+    r = await client.post(url, json={"name": "", "kind": "email", "config": config}, headers=admin.headers)
+    assert r.status_code == 422, r.text
+    fields = [e["field"] for e in r.json()["errors"]]
+    expected = ["name", "config.host", "config.security", "config.to", "secret_id", "config.from"]
+    assert fields == expected, r.text
     ok = {"name": "hook", "kind": "webhook", "config": {"url": "http://127.0.0.1:9/x"}}
     assert (await client.post(url, json=ok, headers=operator.headers)).status_code == 403
     assert (await client.post(url, json=ok, headers=admin.headers)).status_code == 201

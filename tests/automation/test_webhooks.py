@@ -148,6 +148,12 @@ async def test_save_time_validation(client: httpx.AsyncClient, admin: LoggedIn, 
     ]:
         r = await client.post(url, json=body, headers=admin.headers)
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, r.text
+    # Every problem at once, not the first one and the next after it is fixed.
+    body = {"name": "x", "mapping": {"NOPE": "/a", "BRANCH": "ref"}, "parameters": {"COUNT": "many"}}
+    r = await client.post(url, json={**body, "secret_id": 4242}, headers=admin.headers)
+    assert r.status_code == 422, r.text
+    fields = [e["field"] for e in r.json()["errors"]]
+    assert fields == ["mapping.NOPE", "mapping.BRANCH", "parameters.COUNT", "secret_id"], r.text
     assert len((await client.get(url, headers=admin.headers)).json()) == 1, "nothing half-written"
     r = await client.post(url, json={"name": "x", "parameters": {"COUNT": "7"}}, headers=admin.headers)
     assert r.status_code == 201 and r.json()["parameters"] == {"COUNT": "7"}, r.text
