@@ -122,10 +122,12 @@ async def test_rotate_key_environment_setup(tmp_path: Path) -> None:
         await readable_with(tmp_path, OPSCRAFT_MASTER_KEY=old)
 
 
-async def test_rotate_key_from_a_key_file(tmp_path: Path) -> None:
+async def test_rotate_key_from_a_key_file(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     old = base64.b64encode(os.urandom(32)).decode()
     await seed(tmp_path, OPSCRAFT_MASTER_KEY=old)
-    new_file = tmp_path / "new.key"
+    # Outside the data directory: every start makes what is in there private (data_dir.py), which
+    # would tighten a loose key file before the refusal under test could see it.
+    new_file = tmp_path_factory.mktemp("keys") / "new.key"
     new_file.write_text(base64.b64encode(os.urandom(32)).decode())
     new_file.chmod(0o644)
     loose = opscraft(

@@ -13,6 +13,7 @@ script of the origin could read it (the long reconnect window keeps them across 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -165,14 +166,21 @@ class Draft:
                 )
         self.notice.set_visibility(True)
 
-    def discard(self) -> None:
+    async def discard(self) -> None:
         """Forget the draft and show the form as the server has it."""
-        self.clear()
+        await self.clear()
         ui.navigate.reload()
 
-    def clear(self) -> None:
-        ui.run_javascript(f"ocDrafts.clear({json.dumps(self.key)})")
+    async def clear(self) -> None:
+        """Forget the draft in the tab (after a save or a cancel), returning once the tab has.
+
+        Awaited, never fired and forgotten: NiceGUI sends an un-awaited JavaScript call a loop
+        turn later, after a navigation requested meanwhile (`ui.navigate.to` is sent at once),
+        and the tab would leave with the draft kept, to restore it into the next new form. A tab
+        that does not answer within 5 seconds (connection down) keeps its draft."""
         self.notice.set_visibility(False)
+        with contextlib.suppress(TimeoutError):
+            await ui.run_javascript(f"ocDrafts.clear({json.dumps(self.key)})", timeout=5)
 
 
 async def pending(key: str) -> bool:

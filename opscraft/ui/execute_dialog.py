@@ -263,7 +263,7 @@ async def open_dialog(actor: Actor, script_id: int, test_run: TestRun | None = N
                 return
             finally:
                 submit_button.props(remove="loading")
-            draft.clear()
+            await draft.clear()
             dialog.close()
             if test_run:
                 test_run.on_started(execution)
@@ -271,7 +271,12 @@ async def open_dialog(actor: Actor, script_id: int, test_run: TestRun | None = N
                 ui.navigate.to(f"/executions/{execution.id}")
 
         with ui.row().classes("w-full justify-end gap-2 mt-2"):
-            ui.button("Cancel", on_click=lambda: (draft.clear(), dialog.close())).props("flat no-caps")
+
+            async def cancel() -> None:
+                await draft.clear()
+                dialog.close()
+
+            ui.button("Cancel", on_click=cancel).props("flat no-caps")
             submit_button = ui.button(
                 "Test run" if test_run else "Run", icon="play_arrow", on_click=lambda: submit()
             ).props('no-caps unelevated data-testid="execute-submit"')

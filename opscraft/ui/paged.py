@@ -113,7 +113,7 @@ class PagedTable(ABC):
 
         if await run_action(action, done, fields):
             if draft is not None:
-                draft.clear()
+                await draft.clear()
             dialog.delete()
             await self.refresh()
 

@@ -480,8 +480,8 @@ class ScriptForm:
         if self.script is None and self.editor.value in STARTER.values():
             self.editor.set_value(STARTER[self.script_type.value])
 
-    def _cancel(self) -> None:
-        self.draft.clear()
+    async def _cancel(self) -> None:
+        await self.draft.clear()
         ui.navigate.to(f"/scripts/{self.script.id}" if self.script else "/scripts")
 
     async def save(self, acknowledge: bool) -> None:
@@ -514,7 +514,7 @@ class ScriptForm:
         self.script = saved.script
         self.saved_state = self.payload()
         self._set_dirty(False)
-        self.draft.clear()
+        await self.draft.clear()
         self.draft.rename(f"script:{saved.script.id}")
         notify_ok(f"Saved {saved.script.name} (version {saved.script.current_version})")
         keep_notices(saved.notices)

@@ -161,7 +161,7 @@ async def settings_page(actor: Actor) -> None:
 
                 saved = await run_action(update, "Settings saved", numbers)
                 if saved is not None:
-                    draft.clear()
+                    await draft.clear()
                     for key, element in {**switches, **numbers}.items():
                         element.value = saved[key]
                     role.value = saved["local_runner_role"]

@@ -138,14 +138,14 @@ def dialog_buttons(
     testid: str,
     on_submit: Callable[[], Awaitable[None]],
     color: str = "primary",
-    on_cancel: Callable[[], None] | None = None,
+    on_cancel: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Cancel (drops the dialog and what was typed in it; `on_cancel` first, e.g. to drop its
     draft) and the submit button."""
 
-    def cancel() -> None:
+    async def cancel() -> None:
         if on_cancel is not None:
-            on_cancel()
+            await on_cancel()
         dialog.delete()
 
     with ui.row().classes("w-full justify-end gap-2 mt-2"):
