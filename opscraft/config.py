@@ -40,6 +40,10 @@ DEFAULT_WARM_POOL_SIZE = 2
 """Warm Docker containers per isolation profile used recently, unless an admin or
 OPSCRAFT_WARM_POOL_SIZE says otherwise (docs/executions.md, "Warm containers")."""
 MAX_WARM_POOL_SIZE = 16
+DEFAULT_WARM_POOL_BURST = 4
+"""At most this many containers per profile, warm and being created, while its runs take them
+faster than they are created (OPSCRAFT_WARM_POOL_BURST; docs/benchmarks.md, "Docker: a pool that
+grows with demand")."""
 
 
 class Settings(BaseSettings):
@@ -105,6 +109,11 @@ class Settings(BaseSettings):
         None, ge=0, le=MAX_WARM_POOL_SIZE, validation_alias="OPSCRAFT_WARM_POOL_SIZE"
     )
     warm_pool_idle_seconds: float = Field(3600.0, gt=0, validation_alias="OPSCRAFT_WARM_POOL_IDLE_SECONDS")
+    # At most this many containers per profile (warm and being created) while its runs take them
+    # faster than they are created (execution/warm_pool.py); at or below the size: no growth.
+    warm_pool_burst: int = Field(
+        DEFAULT_WARM_POOL_BURST, ge=0, le=MAX_WARM_POOL_SIZE, validation_alias="OPSCRAFT_WARM_POOL_BURST"
+    )
     image_bash: str = Field("bash:5.2", validation_alias="OPSCRAFT_IMAGE_BASH")
     image_python: str = Field("python:3.12-slim", validation_alias="OPSCRAFT_IMAGE_PYTHON")
     image_ansible: str = Field("cytopia/ansible:latest", validation_alias="OPSCRAFT_IMAGE_ANSIBLE")

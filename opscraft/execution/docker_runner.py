@@ -97,12 +97,19 @@ class DockerRunner:
     """Runs a `RunSpec` in a fresh container and reports its exit code and whether it ran out of memory.
 
     `warm_pool_size` containers per profile are kept warm (0: every run starts cold) for the
-    profiles used within `warm_pool_idle_seconds`; `start_pool`/`stop_pool` run the pool.
+    profiles used within `warm_pool_idle_seconds`, up to `warm_pool_burst` while its runs take
+    them faster than they are created (`warm_pool.py`); `start_pool`/`stop_pool` run the pool.
     """
 
     name = "docker"
 
-    def __init__(self, worker_id: str, warm_pool_size: int = 0, warm_pool_idle_seconds: float = 3600) -> None:
+    def __init__(
+        self,
+        worker_id: str,
+        warm_pool_size: int = 0,
+        warm_pool_idle_seconds: float = 3600,
+        warm_pool_burst: int = 0,
+    ) -> None:
         self.worker_id = worker_id
         self._local = threading.local()
         self.containers: dict[int, str] = {}
@@ -113,6 +120,7 @@ class DockerRunner:
             warm_pool_size,
             warm_pool_idle_seconds,
             waiting=lambda warm: _waiting(warm.sock),
+            burst=warm_pool_burst,
         )
         # `_remove` looked up at each call (as the pool's): a wrapper on the runner sees them all.
         self._removals = DeferredRemovals(lambda container: self._remove(container), busy=self.pool.creating)

@@ -16,9 +16,19 @@ cold starts, a later first byte; docs/benchmarks.md). Up to `CREATORS` container
 at once (one thread each), so a refill per taken container runs beside the others: one
 creation (create, attach, start: 90-170 ms on a quiet machine) takes longer than a short run,
 and one creation at a time left every run of a sequence waiting for it. A profile never has
-more than `size` containers, warm and being created together. A run that finds its pool empty
-while the pool's threads are creating containers of its profile waits for the first one ready
-(at most `CREATION_WAIT_SECONDS`) instead of starting cold.
+more than its target of containers, warm and being created together. A run that finds its pool
+empty while the pool's threads are creating containers of its profile waits for the first one
+ready (at most `CREATION_WAIT_SECONDS`) instead of starting cold.
+
+A profile's target is `size`, raised while its runs take containers faster than the pool
+creates them (runs in quick succession): by Little's law, keeping up with `r` takes per second
+when a creation takes `c` seconds needs about `r * c` creations under way, so the target is
+`size + round(r * c)` (`r` from the takes of the last `DEMAND_WINDOW_SECONDS`, `c` a moving
+average of the profile's own creations), never above `burst` (a setting: a laptop is not
+flooded with containers). It falls back to `size` once the takes stop for `DEMAND_WINDOW_SECONDS`,
+and the containers above it are removed. Measured with 40 sequential python runs
+(docs/benchmarks.md, "Docker: a pool that grows with demand"): with two containers at most in
+flight, 23-29 of the 40 runs waited for a creation.
 
 Warm containers carry the worker's label (`opscraft.worker`) and `opscraft.warm`, so the
 worker's start-up sweep removes those a crash left behind.
@@ -26,6 +36,7 @@ worker's start-up sweep removes those a crash left behind.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import threading
@@ -49,6 +60,13 @@ CREATORS = 3
 python runs (docs/benchmarks.md, "Docker warm and cold, session 11"): one creator left every run
 waiting for the refill its predecessor started."""
 
+DEMAND_WINDOW_SECONDS = 3.0
+"""The takes of the last this many seconds set a profile's take rate (its demand); a profile
+with no take for that long is back to `size`."""
+
+CREATION_AVERAGE_WEIGHT = 0.3
+"""Weight of the newest creation in a profile's moving average of creation times."""
+
 W = TypeVar("W")
 
 
@@ -71,6 +89,10 @@ class _Slot(Generic[W]):
     creating: int = 0
     last_used: float = 0.0
     retry_after: float = 0.0
+    takes: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=32))
+    """When the latest takes happened (monotonic seconds): the profile's demand."""
+    creation_seconds: float = 0.0
+    """Moving average of this profile's creations (0: none measured yet)."""
 
 
 class WarmPool(Generic[W]):
@@ -78,7 +100,8 @@ class WarmPool(Generic[W]):
 
     `create(profile)` creates and starts a container and returns its handle `W` (raising on
     failure); `remove(handle)` removes one; both are called from the pool's own threads (up to
-    `CREATORS` at once, and `remove` from `stop`). `waiting(handle)` tells, quickly and without
+    `CREATORS` at once, and `remove` from `stop`). `burst` bounds a profile's target under
+    demand (at or below `size`: the target stays `size`). `waiting(handle)` tells, quickly and without
     blocking, whether a warm container still waits for its job: one that died meanwhile is never
     handed to a run (it is removed and the next one is tried). `take` and `resize` are
     thread-safe.
@@ -91,8 +114,10 @@ class WarmPool(Generic[W]):
         size: int,
         idle_seconds: float,
         waiting: Callable[[W], bool] = lambda _: True,
+        burst: int = 0,
     ) -> None:
         self.size = size
+        self.burst = burst
         self.idle_seconds = idle_seconds
         self._create = create
         self._remove = remove
@@ -132,6 +157,7 @@ class WarmPool(Generic[W]):
             # A disabled pool keeps no profiles: the run counts in a slot of its own.
             slot = self._slots.setdefault(profile, _Slot()) if self.size > 0 else _Slot[W]()
             slot.last_used = time.monotonic()
+            slot.takes.append(slot.last_used)
             deadline = slot.last_used + CREATION_WAIT_SECONDS
             container = self._pop_waiting(slot)
             while container is None:
@@ -148,12 +174,18 @@ class WarmPool(Generic[W]):
             return container
 
     def stats(self) -> dict[str, object]:
-        """What admins see: the size setting, warm and cold start counts since the start, and
-        per profile in the pool its fields and how many containers are warm."""
+        """What admins see: the size setting and the most under demand (`burst`), warm and cold
+        start counts since the start, and per profile in the pool its fields, how many
+        containers are warm and its target now (`size`, more under demand)."""
         with self._cond:
-            profiles = [{**asdict(profile), "warm": len(slot.warm)} for profile, slot in self._slots.items()]
+            now = time.monotonic()
+            profiles = [
+                {**asdict(profile), "warm": len(slot.warm), "target": self._target(slot, now)}
+                for profile, slot in self._slots.items()
+            ]
             return {
                 "size": self.size,
+                "burst": max(self.size, self.burst) if self.size > 0 else 0,
                 "warm": sum(len(slot.warm) for slot in self._slots.values()),
                 "warm_starts": self.warm_starts,
                 "cold_starts": self.cold_starts,
@@ -243,6 +275,7 @@ class WarmPool(Generic[W]):
     def _fill(self, profile: Profile) -> None:
         """Create one container of `profile` (counted in its slot's `creating` by `_next_work`)
         and pool it, or remove it when the pool no longer wants it."""
+        began = time.monotonic()
         try:
             created = self._create(profile)
         except Exception as exc:  # an image missing, Docker gone: try again later
@@ -255,11 +288,14 @@ class WarmPool(Generic[W]):
                 self._cond.notify_all()  # a run waiting for it starts cold now
             return
         with self._cond:
+            now = time.monotonic()
             slot = self._slots.get(profile)
             if slot is not None:
                 slot.creating -= 1
+                took, weight = now - began, CREATION_AVERAGE_WEIGHT if slot.creation_seconds else 1.0
+                slot.creation_seconds += weight * (took - slot.creation_seconds)
             self._cond.notify_all()
-            if slot is not None and not self._stopping and len(slot.warm) < self.size:
+            if slot is not None and not self._stopping and len(slot.warm) < self._target(slot, now):
                 slot.warm.append(created)
                 return
         self._remove_quietly(created)  # stopped, shrunk or gone idle meanwhile
@@ -273,22 +309,39 @@ class WarmPool(Generic[W]):
             return self._dead.pop(), None
         for profile, slot in list(self._slots.items()):
             idle = now - slot.last_used > self.idle_seconds
-            if slot.warm and (idle or len(slot.warm) > self.size):
+            if slot.warm and (idle or len(slot.warm) > self._target(slot, now)):
                 return slot.warm.pop(), None
             if (idle or self.size <= 0) and not slot.warm and not slot.creating:
                 del self._slots[profile]
         for profile, slot in self._slots.items():
-            short = len(slot.warm) + slot.creating < self.size
+            short = len(slot.warm) + slot.creating < self._target(slot, now)
             if short and now - slot.last_used <= self.idle_seconds and slot.retry_after <= now:
                 slot.creating += 1
                 return None, profile
         return None
 
+    def _target(self, slot: _Slot[W], now: float) -> int:
+        """Under the lock: how many containers `slot` keeps, warm and being created together:
+        `size`, plus about the creations needed under way to keep up with its recent takes,
+        at most `burst` (the module docstring)."""
+        if self.size <= 0 or self.burst <= self.size or not slot.creation_seconds:
+            return max(self.size, 0)
+        recent = [taken for taken in slot.takes if now - taken <= DEMAND_WINDOW_SECONDS]
+        if len(recent) < 2:
+            return self.size
+        rate = (len(recent) - 1) / max(recent[-1] - recent[0], 1e-3)  # takes per second
+        return min(self.burst, self.size + round(rate * slot.creation_seconds))
+
     def _wake_in(self) -> float:
-        """Under the lock: seconds until a pool goes idle or a retry is due."""
+        """Under the lock: seconds until a pool goes idle, a retry is due or a raised target
+        may fall back (its takes leave the demand window)."""
         now = time.monotonic()
         due = [slot.last_used + self.idle_seconds - now for slot in self._slots.values()]
         due += [slot.retry_after - now for slot in self._slots.values() if slot.retry_after > now]
+        for slot in self._slots.values():
+            recent = [taken for taken in slot.takes if now - taken <= DEMAND_WINDOW_SECONDS]
+            if recent and len(slot.warm) > self.size:
+                due.append(recent[0] + DEMAND_WINDOW_SECONDS - now)
         return max(0.05, min(due, default=self.idle_seconds))
 
     def _remove_quietly(self, container: W | None) -> None:

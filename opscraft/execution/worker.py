@@ -87,7 +87,9 @@ class Worker:
         self.loop = WorkerLoop(settings.effective_database_url)
         self.store = store.Store(settings, self.loop)
         # The pool's size is known once the database is reachable (`start`, `_pool_size`).
-        self.docker = DockerRunner(self.worker_id, 0, settings.warm_pool_idle_seconds)
+        self.docker = DockerRunner(
+            self.worker_id, 0, settings.warm_pool_idle_seconds, settings.warm_pool_burst
+        )
         self.local = LocalRunner(self.worker_id)
         self.queue: JobQueue = (make_queue or (lambda handler: transport.queue_for(settings, handler)))(
             self._job
