@@ -31,8 +31,8 @@ from the first submit to the last end, the median and p90 of each timestamp (ms 
 pool's threads (`create warm`: create, attach, start) and per removal (`remove`), and per
 `take` (more than 1 ms: the run found its pool empty and waited for a creation).
 
-Usage: .venv/bin/python -m bench.bench_docker_phases [--samples 30] [--pool 2] [--overlap]
-       [--script hi|fib]
+Usage: .venv/bin/python -m bench.bench_docker_phases [--samples 30] [--pool 2] [--burst N]
+       [--overlap] [--script hi|fib]
 """
 
 from __future__ import annotations
@@ -236,14 +236,15 @@ def report(recorder: Recorder, ids: list[int]) -> None:
         previous = phase
 
 
-async def main(samples: int, pool_size: int, overlap: bool, script: str) -> None:
+async def main(samples: int, pool_size: int, overlap: bool, script: str, burst: int | None) -> None:
     script_type, content, expected = SCRIPTS[script]
     print(f"# load average at start: {os.getloadavg()}")
     with tempfile.TemporaryDirectory(prefix="opscraft-bench-") as tmp:
         images = {
             f"OPSCRAFT_IMAGE_{kind}": RUNNER_IMAGE for kind in ("BASH", "PYTHON", "ANSIBLE", "TERRAFORM")
         }
-        settings = make_settings(Path(tmp), **images, OPSCRAFT_WARM_POOL_SIZE=pool_size)
+        bursts = {} if burst is None else {"OPSCRAFT_WARM_POOL_BURST": burst}
+        settings = make_settings(Path(tmp), **images, OPSCRAFT_WARM_POOL_SIZE=pool_size, **bursts)
         rt = await lifecycle.start(settings)
         try:
             worker = rt.worker
@@ -279,7 +280,8 @@ async def main(samples: int, pool_size: int, overlap: bool, script: str) -> None
             await lifecycle.stop()
     print(f"# load average at end: {os.getloadavg()}")
     print(
-        f"# {len(ids)} samples, pool size {pool_size}{' (refills overlap)' if overlap else ''}: "
+        f"# {len(ids)} samples, pool size {pool_size}, burst {stats.get('burst', '-')}"
+        f"{' (refills overlap)' if overlap else ''}: "
         f"{stats['warm_starts']} warm starts, {stats['cold_starts']} cold starts in all"
     )
     print(f"# {len(ids)} runs one after the other: {elapsed:.3f} s from the first submit to the last end")
@@ -296,7 +298,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--pool", type=int, default=2, help="warm containers per profile (0: cold)")
+    parser.add_argument("--burst", type=int, help="most per profile under demand (default: the product's)")
     parser.add_argument("--overlap", action="store_true", help="do not wait for the pool to refill")
     parser.add_argument("--script", choices=sorted(SCRIPTS), default="hi", help="fib: python fib(10)")
     args = parser.parse_args()
-    asyncio.run(main(args.samples, args.pool, args.overlap, args.script))
+    asyncio.run(main(args.samples, args.pool, args.overlap, args.script, args.burst))

@@ -281,3 +281,81 @@ def test_creating_says_whether_a_creation_is_under_way() -> None:
     finally:
         docker.release.set()
         pool.stop()
+
+
+class SlowDocker(FakeDocker):
+    """A creation takes `seconds` (Docker's own time, stood in for), and how many are under
+    way at once, and at most, is counted."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.in_flight = 0
+        self.most = 0
+
+    def create(self, profile: Profile) -> int:
+        with self.lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+        try:
+            time.sleep(self.seconds)  # the creation's own duration, not a wait for a condition
+            return super().create(profile)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def target(pool: WarmPool[int], profile: Profile = PROFILE) -> int:
+    """The profile's target in the pool's stats (what admins see)."""
+    profiles = pool.stats()["profiles"]
+    assert isinstance(profiles, list)
+    (found,) = [item for item in profiles if item["memory_mb"] == profile.memory_mb]
+    return int(found["target"])
+
+
+def test_a_profile_taken_faster_than_created_grows_up_to_burst_and_shrinks_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Runs in quick succession take containers faster than one is created: the profile's
+    target rises above `size` (more creations under way, fewer runs wait), never above `burst`,
+    and falls back to `size` once the takes stop, the containers above it removed."""
+    monkeypatch.setattr(warm_pool, "DEMAND_WINDOW_SECONDS", 1.0)
+    docker = SlowDocker(0.2)
+    pool = WarmPool(docker.create, docker.remove, size=1, idle_seconds=3600, burst=3)
+    pool.start()
+    try:
+        assert pool.wait_warm(PROFILE, 1, 10)
+        assert target(pool) == 1 and pool.stats()["burst"] == 3
+        taken: list[int | None] = []
+        most_target = 1
+        for _ in range(12):  # a run takes one every 50 ms; a creation takes 200 ms
+            taken.append(pool.take(PROFILE))
+            most_target = max(most_target, target(pool))
+            time.sleep(0.05)  # the runs' pace, not a wait for a condition
+        served = [container for container in taken if container is not None]
+        assert len(set(served)) == len(served), "a container serves one run only"
+        # How far it rises depends on the pace the machine allows; it rises, and not past burst.
+        assert 2 <= most_target <= 3 and 2 <= docker.most <= 3, (most_target, docker.most)
+        until(lambda: target(pool) == 1 and pool.stats()["warm"] == 1 and docker.in_flight == 0)
+        with docker.lock:
+            kept = set(docker.created) - set(served) - set(docker.removed)
+        assert len(kept) == 1, "the containers above `size` are removed once the takes stop"
+    finally:
+        pool.stop()
+
+
+def test_without_burst_above_size_the_target_never_grows() -> None:
+    """`burst` at or below `size` (2 here; 0 by default): runs in quick succession keep the pool
+    at `size`, warm and being created together."""
+    docker = SlowDocker(0.1)
+    pool = WarmPool(docker.create, docker.remove, size=2, idle_seconds=3600, burst=2)
+    pool.start()
+    try:
+        assert pool.wait_warm(PROFILE, 2, 10)
+        for _ in range(10):
+            pool.take(PROFILE)
+            assert target(pool) == 2
+            time.sleep(0.02)  # the runs' pace
+        assert docker.most <= 2
+    finally:
+        pool.stop()

@@ -22,6 +22,7 @@ class ProfileOut(BaseModel):
     network_enabled: bool
     user: str
     warm: int
+    target: int = 0  # containers kept now, warm and being created: size, more under demand
 
 
 class WorkerPoolOut(BaseModel):
@@ -29,6 +30,7 @@ class WorkerPoolOut(BaseModel):
     host_name: str
     heartbeat_at: datetime
     size: int
+    burst: int = 0  # at most this many per profile while its runs take them faster than created
     warm: int
     warm_starts: int
     cold_starts: int

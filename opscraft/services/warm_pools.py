@@ -17,14 +17,16 @@ from opscraft.services.permissions import Permission, require
 
 @dataclass(frozen=True)
 class WorkerPool:
-    """One worker's pool: `size` per profile (0: disabled), containers `warm` now, runs started
-    warm and cold since the worker started, and per profile (image, memory_mb, cpus,
-    network_enabled, user) how many are warm."""
+    """One worker's pool: `size` per profile (0: disabled), at most `burst` per profile while
+    its runs take them faster than they are created, containers `warm` now, runs started warm
+    and cold since the worker started, and per profile (image, memory_mb, cpus,
+    network_enabled, user) how many are warm and its `target` now (`size`, more under demand)."""
 
     worker_id: str
     host_name: str
     heartbeat_at: datetime
     size: int = 0
+    burst: int = 0
     warm: int = 0
     warm_starts: int = 0
     cold_starts: int = 0
@@ -38,7 +40,7 @@ async def list_pools(session: AsyncSession, actor: Actor) -> list[WorkerPool]:
     rows = await session.exec(
         select(RegisteredWorker).where(workers.alive()).order_by(col(RegisteredWorker.id))
     )
-    keys = ("size", "warm", "warm_starts", "cold_starts", "profiles")
+    keys = ("size", "burst", "warm", "warm_starts", "cold_starts", "profiles")
     return [
         WorkerPool(
             row.id,

@@ -180,6 +180,7 @@ async def settings_page(actor: Actor) -> None:
                 ui.label("No live worker.").classes("text-caption text-grey-7")
             for pool in pools:
                 ui.label(
-                    f"{pool.worker_id}: {pool.warm} warm ({pool.size} per profile in use), "
+                    f"{pool.worker_id}: {pool.warm} warm ({pool.size} per profile in use"
+                    f"{f', up to {pool.burst} under demand' if pool.burst > pool.size else ''}), "
                     f"{pool.warm_starts} warm starts, {pool.cold_starts} cold starts"
                 ).classes("text-caption break-all").props('data-testid="warm-pool"')
