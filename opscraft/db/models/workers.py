@@ -31,7 +31,7 @@ class RegisteredWorker(SQLModel, table=True):
     slots: int
     started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     heartbeat_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
-    # Its warm containers as of the last heartbeat (`WarmPool.stats()`: size, warm, warm_starts,
+    # Its warm containers as of the last heartbeat (`WarmPool.stats()`: size, burst, warm, warm_starts,
     # cold_starts, profiles); None before the first heartbeat.
     warm_pool: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # Set when the worker stopped cleanly or was declared lost; a live worker has none.
