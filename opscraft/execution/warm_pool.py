@@ -28,7 +28,9 @@ average of the profile's own creations), never above `burst` (a setting: a lapto
 flooded with containers). It falls back to `size` once the takes stop for `DEMAND_WINDOW_SECONDS`,
 and the containers above it are removed. Measured with 40 sequential python runs
 (docs/benchmarks.md, "Docker: a pool that grows with demand"): with two containers at most in
-flight, 23-29 of the 40 runs waited for a creation.
+flight 18-34 of 43 takes waited for a creation, with the growth 8-17, and the sequence took
+0.75-1.00 x as long on a loaded machine with CPU to spare (1.03-1.12 x on a saturated one: the
+creations under way slow the runs; set `burst` to `size` there).
 
 Warm containers carry the worker's label (`opscraft.worker`) and `opscraft.warm`, so the
 worker's start-up sweep removes those a crash left behind.
