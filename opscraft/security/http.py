@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from opscraft.db.digits import ascii_int
 from opscraft.db.text import find_unstorable, problem
 
 MAX_REPORTED = 20
@@ -131,7 +132,8 @@ class RequestLimitsMiddleware:
             await self.app(scope, receive, send)
             return
         length = _header(scope, b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body:
+        declared = ascii_int(length, 20) if length is not None else None
+        if declared is not None and declared > self.max_body:
             await _reject(send, 413, f"request body too large: at most {self.max_body} bytes")
             return
         chunks: list[bytes] = []

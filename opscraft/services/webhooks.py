@@ -28,6 +28,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
+from opscraft.db.digits import ascii_int
 from opscraft.db.models import Execution, Script, Secret, User, WebhookTrigger
 from opscraft.db.models.executions import Trigger
 from opscraft.db.types import MAX_ID, utcnow
@@ -56,6 +57,8 @@ MANAGE = "manage webhooks"
 SIGNATURE_WINDOW = 300
 SIGNATURE_HEADER = "x-opscraft-signature"
 TIMESTAMP_HEADER = "x-opscraft-timestamp"
+MAX_TIMESTAMP_DIGITS = 12  # Unix seconds: 10 digits until 2286
+MAX_INDEX_DIGITS = 18  # no list has 10**18 items
 TOKEN_PREFIX = "och_"
 
 
@@ -101,9 +104,10 @@ def resolve_pointer(document: Any, pointer: str) -> Any:
     for token in check_pointer(pointer):
         if isinstance(value, dict) and token in value:
             value = value[token]
-        elif isinstance(value, list) and token.isdigit() and (token == "0" or not token.startswith("0")):
-            index = int(token)
-            if index >= len(value):
+        elif isinstance(value, list) and (token == "0" or not token.startswith("0")):
+            # RFC 6901: an index is ASCII digits; one with more digits than any list holds is missing
+            index = ascii_int(token, MAX_INDEX_DIGITS)
+            if index is None or index >= len(value):
                 return _MISSING
             value = value[index]
         else:
@@ -249,11 +253,12 @@ class Call:
 def _check_signature(key: str, call: Call) -> None:
     signature = call.headers.get(SIGNATURE_HEADER, "")
     timestamp = call.headers.get(TIMESTAMP_HEADER, "")
-    if not signature.startswith("sha256=") or not timestamp.isdigit():
+    seconds = ascii_int(timestamp, MAX_TIMESTAMP_DIGITS)
+    if not signature.startswith("sha256=") or seconds is None:
         raise Unauthorized(
-            f"signature required: send {TIMESTAMP_HEADER} and {SIGNATURE_HEADER}: sha256=<hex>"
+            f"signature required: send {TIMESTAMP_HEADER} (Unix seconds) and {SIGNATURE_HEADER}: sha256=<hex>"
         )
-    if abs(time.time() - int(timestamp)) > SIGNATURE_WINDOW:
+    if abs(time.time() - seconds) > SIGNATURE_WINDOW:
         raise Unauthorized(f"timestamp outside the {SIGNATURE_WINDOW} s window: sign the call again")
     expected = hmac.new(key.encode(), timestamp.encode() + b"." + call.body, "sha256").hexdigest()
     if not hmac.compare_digest("sha256=" + expected, signature):
