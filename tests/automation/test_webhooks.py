@@ -3,6 +3,7 @@ through the parameter resolver, rate limit, audit without the payload."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -163,6 +164,31 @@ async def test_signature_and_replay_window(client: httpx.AsyncClient, admin: Log
     assert (await client.post(url, content=body + b" ", headers=tampered)).status_code == 401
     r = await client.post(url, content=body, headers=signed("k3y", body))
     assert r.status_code == 202, r.text
+
+
+async def test_a_signed_call_is_accepted_once(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """The same signed call sent again inside the window (captured from a proxy log, a retry
+    by a tool) is refused: it started the script a second time."""
+    r = await client.post("/api/v1/secrets", json={"name": "HOOK_KEY", "value": "k3y"}, headers=admin.headers)
+    script_id, hook = await setup_hook(client, admin, secret_id=r.json()["id"])
+    body = orjson.dumps({"ref": "main"})
+    url = hook["url_path"]
+    now = int(time.time())
+    first = signed("k3y", body, now)
+    assert (await client.post(url, content=body, headers=first)).status_code == 202
+    r = await client.post(url, content=body, headers=first)
+    assert r.status_code == 401 and "already used" in r.json()["detail"], r.text
+    # Two copies of one new call at the same moment: one run.
+    twice = signed("k3y", body, now - 1)
+    answers = await asyncio.gather(*(client.post(url, content=body, headers=twice) for _ in range(2)))
+    assert sorted(a.status_code for a in answers) == [202, 401], [a.text for a in answers]
+    # A call signed anew (its own timestamp) is another call.
+    assert (await client.post(url, content=body, headers=signed("k3y", body, now + 1))).status_code == 202
+    async with runtime.current().db.session() as session:
+        runs = (await session.exec(select(Execution).where(col(Execution.script_id) == script_id))).all()
+    assert len(runs) == 3
+    refused = [e for e in await audit_calls() if not e.details["accepted"]]
+    assert [e.details["reason"].split(":")[0] for e in refused] == ["signature already used"] * 2
 
 
 async def test_save_time_validation(client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn) -> None:
