@@ -23,6 +23,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any, TypeVar, cast
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from croniter import CroniterError, croniter
 from pydantic import Field, field_validator
@@ -164,8 +165,20 @@ def check_cron(expression: str) -> str:
     return normal
 
 
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    """The IANA zone names (`zoneinfo.available_timezones()`), without `localtime`: that one is
+    the zone of whichever machine reads it (the tz directory's link to /etc/localtime), so two
+    server processes on machines set differently would fire one schedule at two times. Files of
+    the tz directory that are no zone name (`posixrules`, the `posix/` and `right/` copies) are
+    not in the list either, though `ZoneInfo` opens them."""
+    return frozenset(available_timezones() - {"localtime"})
+
+
 def check_timezone(name: str, field: str = "timezone") -> ZoneInfo:
-    """The zone; 422 naming `field` for a name the IANA database does not know."""
+    """The zone; 422 naming `field` for a name that is no IANA zone name (`_zone_names`)."""
+    if name not in _zone_names():
+        raise _bad(field, "unknown time zone: use an IANA name such as Europe/Paris or UTC")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

@@ -140,6 +140,21 @@ async def test_next_five_fire_times_in_a_time_zone(client: httpx.AsyncClient, op
     assert [s["id"] for s in overview.json()] == [body["id"]]
 
 
+@pytest.mark.parametrize(
+    "zone", ["localtime", "posixrules", "right/UTC", "posix/Europe/Paris", "Europe/Paris "]
+)
+def test_a_time_zone_is_an_iana_name(zone: str) -> None:
+    """ZoneInfo opens any file of the tz directory: `localtime` (the zone of whichever server
+    process reads it), `posixrules`, the `right/` and `posix/` copies were accepted."""
+    with pytest.raises(Invalid) as refused:
+        schedules.check_timezone(zone)
+    assert refused.value.details == [
+        {"field": "timezone", "message": "unknown time zone: use an IANA name such as Europe/Paris or UTC"}
+    ]
+    assert schedules.check_timezone("Europe/Paris").key == "Europe/Paris"
+    assert schedules.check_timezone("Etc/GMT-14").key == "Etc/GMT-14"
+
+
 PARIS_FALL_BACK = datetime(2027, 10, 31, 0, 30, tzinfo=UTC)  # 02:30 CEST; 01:30Z is 02:30 CET
 
 
