@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     rate_limit_auth_per_minute: int = Field(5, gt=0, validation_alias="OPSCRAFT_RATE_LIMIT_AUTH")
     rate_limit_api_per_minute: int = Field(60, gt=0, validation_alias="OPSCRAFT_RATE_LIMIT_API")
     max_body_bytes: int = Field(1_048_576, gt=0, validation_alias="OPSCRAFT_MAX_BODY_BYTES")
+    # Terraform states POSTed by runs to the state backend: documents, not API requests (a few
+    # hundred resources of a real provider are several MiB).
+    max_state_bytes: int = Field(64 * 1_048_576, gt=0, validation_alias="OPSCRAFT_MAX_STATE_BYTES")
     max_json_depth: int = Field(20, gt=0, validation_alias="OPSCRAFT_MAX_JSON_DEPTH")
     max_json_keys: int = Field(1000, gt=0, validation_alias="OPSCRAFT_MAX_JSON_KEYS")
 

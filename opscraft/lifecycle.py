@@ -113,7 +113,7 @@ def _lost_worker_check(rt: runtime.Runtime) -> Callable[[], Awaitable[None]]:
         last = time.monotonic()
         stale_before = utcnow() - timedelta(seconds=rt.settings.worker_lost_seconds)
         async with rt.db.engine.begin() as conn:
-            ended = await conn.run_sync(store.end_lost, "", stale_before)
+            _, ended = await conn.run_sync(store.end_lost, "", stale_before)
         if ended:
             log.warning("ended %d run(s) of lost workers: %s", len(ended), ended)
 

@@ -71,6 +71,7 @@ def install_api(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(
         RequestLimitsMiddleware,
         max_body=settings.max_body_bytes,
+        max_state=settings.max_state_bytes,
         max_depth=settings.max_json_depth,
         max_keys=settings.max_json_keys,
     )

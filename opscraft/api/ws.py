@@ -16,7 +16,9 @@ reconnecting). Messages are JSON:
 
 Close codes when the connection is refused: 4401 missing, invalid or expired token (log in or
 refresh, then reconnect), 4403 your role may not view executions, 4404 no such execution,
-4429 past the per-user rate limit.
+4429 past the per-user rate limit. An open stream lives no longer than its token: the token is
+checked again every `RECHECK_SECONDS`, and the stream closes with 4401 once it is expired or
+revoked, or its user deactivated, deleted or signed out everywhere (a password change).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_RATE_LIMITED = 4429
+# How long an open stream may outlive its token (expired, revoked, user deactivated), at most.
+RECHECK_SECONDS = 5.0
 
 
 @router.websocket("/ws/executions/{execution_id}")
@@ -61,15 +65,34 @@ async def execution_stream(
         return
     sender = asyncio.create_task(_send_events(websocket, execution_id, events))
     receiver = asyncio.create_task(_until_disconnect(websocket))
-    done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
-    for task in (sender, receiver):
+    guard = asyncio.create_task(_until_token_ends(token or _bearer(websocket), _client_ip(websocket)))
+    done, _ = await asyncio.wait({sender, receiver, guard}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (sender, receiver, guard):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
             await task
     connected = websocket.client_state is websocket.application_state is WebSocketState.CONNECTED
-    if sender in done and connected:  # not after `_send_events` closed it (4404)
+    if connected and (sender in done or guard in done):  # not after `_send_events` closed it (4404)
+        code, reason = guard.result() if guard in done else (1000, "")
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-            await websocket.close(1000)
+            await websocket.close(code, reason[:120])
+
+
+def _client_ip(websocket: WebSocket) -> str | None:
+    return websocket.client.host if websocket.client else None
+
+
+async def _until_token_ends(token: str, client_ip: str | None) -> tuple[int, str]:
+    """Authenticate `token` again every `RECHECK_SECONDS` (the same check as on connect, so no
+    row is read while the user cache is warm); (4401, the reason) once it no longer passes."""
+    rt = runtime.current()
+    while True:
+        await asyncio.sleep(RECHECK_SECONDS)
+        async with rt.db.session() as session:
+            try:
+                await auth.actor_for_bearer(session, token, client_ip)
+            except Unauthorized as exc:
+                return CLOSE_UNAUTHORIZED, exc.message
 
 
 def _bearer(websocket: WebSocket) -> str:
@@ -85,7 +108,7 @@ async def _events_or_refusal(
     execution's row is read once, by the event stream (a missing one: `_send_events`)."""
     if not token:
         return CLOSE_UNAUTHORIZED, "authentication required: pass ?token=<access token>"
-    client_ip = websocket.client.host if websocket.client else None
+    client_ip = _client_ip(websocket)
     rt = runtime.current()
     async with rt.db.session() as session:
         try:

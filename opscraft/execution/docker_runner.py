@@ -145,11 +145,11 @@ class DockerRunner:
         finally:
             client.close()
 
-    def sweep(self) -> int:
-        """Remove containers a previous run of this worker left behind, warm ones included;
-        returns how many."""
+    def sweep(self, worker_id: str | None = None) -> int:
+        """Remove containers a previous run of this worker (or of the lost worker `worker_id`)
+        left behind, warm ones included; returns how many."""
         api = self._api()
-        found = api.containers(all=True, filters={"label": f"{LABEL_WORKER}={self.worker_id}"})
+        found = api.containers(all=True, filters={"label": f"{LABEL_WORKER}={worker_id or self.worker_id}"})
         for container in found:
             with contextlib.suppress(NotFound):
                 api.remove_container(container["Id"], force=True, v=True)

@@ -483,11 +483,12 @@ def live_workers(conn: Connection, since: datetime) -> list[str]:
     return [str(i) for i in conn.execute(query).scalars()]
 
 
-def end_lost(conn: Connection, worker_id: str, stale_before: datetime) -> list[int]:
+def end_lost(conn: Connection, worker_id: str, stale_before: datetime) -> tuple[list[str], list[int]]:
     """Runs of workers whose last heartbeat is older than `stale_before` -> `error` ("worker
     lost"), once (a conditional UPDATE: any number of live processes may call this together);
     those workers are marked stopped. `worker_id` (the caller) is never lost. Only reads when
-    no worker is lost (the usual case), so it takes no write lock then."""
+    no worker is lost (the usual case), so it takes no write lock then. Returns (the workers
+    found lost, the runs this call ended)."""
     lost = [
         str(i)
         for i in conn.execute(
@@ -495,14 +496,14 @@ def end_lost(conn: Connection, worker_id: str, stale_before: datetime) -> list[i
         ).scalars()
     ]
     if not lost:
-        return []
+        return [], []
     ended = _end_runs(conn, _E.worker_id.in_(lost), LOST_MESSAGE)
     conn.execute(
         update(WORKERS)
         .where(_W.id.in_(lost), _W.stopped_at.is_(None), _W.heartbeat_at < stale_before)
         .values(stopped_at=utcnow())
     )
-    return [int(row["id"]) for row in ended]
+    return lost, [int(row["id"]) for row in ended]
 
 
 _CANCEL_REQUESTED = select(_E.id).where(

@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from opscraft.db.digits import ascii_int
 from opscraft.execution import terraform_plan
 
 USERNAME_PREFIX = "run-"
@@ -52,9 +53,7 @@ def username(execution_id: int) -> str:
 def execution_of(name: str) -> int | None:
     """The execution id in a backend user name, or None when it is not one."""
     digits = name.removeprefix(USERNAME_PREFIX)
-    if name == digits or not digits.isdigit() or len(digits) > 10:
-        return None
-    return int(digits)
+    return None if name == digits else ascii_int(digits, 10)
 
 
 @dataclass(frozen=True)

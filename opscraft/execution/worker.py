@@ -189,12 +189,20 @@ class Worker:
                 log.exception("worker housekeeping failed; trying again")
 
     def end_lost(self) -> list[int]:
-        """End (as `error`, "worker lost") the runs of workers whose heartbeat is stale."""
-        ended = self.store.run(store.end_lost, self.worker_id, self._stale_before())
+        """End (as `error`, "worker lost") the runs of workers whose heartbeat is stale, and stop
+        what those runs left running where this worker reaches it: the lost workers' containers
+        on this worker's Docker engine and their local processes on this machine (a run recorded
+        as ended went on running its script, unwatched, until the lost worker came back)."""
+        lost, ended = self.store.run(store.end_lost, self.worker_id, self._stale_before())
         if ended:
             log.warning("ended %d run(s) of lost workers: %s", len(ended), ended)
             for execution_id in ended:
                 self.executor.on_finished(execution_id)
+        docker = self.docker.available()
+        for worker_id in lost:
+            swept = LocalRunner(worker_id).sweep() + (self.docker.sweep(worker_id) if docker else 0)
+            if swept:
+                log.warning("removed %d container(s) or process(es) of lost worker %s", swept, worker_id)
         return ended
 
     def _release_stalled(self) -> None:

@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from opscraft.db.digits import ascii_int
 from opscraft.db.text import find_unstorable, problem
 
 MAX_REPORTED = 20
@@ -117,12 +118,14 @@ async def _reject(send: Send, status: int, detail: str, errors: list[dict[str, s
 
 
 class RequestLimitsMiddleware:
-    """For `/api/` requests: cap the body size, and the depth and key count of JSON bodies; refuse
+    """For `/api/` requests: cap the body size (`max_body`; `max_state` for the Terraform state
+    backend, whose bodies are whole states), and the depth and key count of JSON bodies; refuse
     (422 naming the field) text the databases cannot store anywhere in the path, query or body."""
 
-    def __init__(self, app: ASGIApp, max_body: int, max_depth: int, max_keys: int) -> None:
+    def __init__(self, app: ASGIApp, max_body: int, max_depth: int, max_keys: int, max_state: int) -> None:
         self.app = app
         self.max_body = max_body
+        self.max_state = max_state
         self.max_depth = max_depth
         self.max_keys = max_keys
 
@@ -130,9 +133,15 @@ class RequestLimitsMiddleware:
         if scope["type"] != "http" or not scope["path"].startswith("/api/"):
             await self.app(scope, receive, send)
             return
+        # Terraform states are stored as sent, never parsed into objects by a route: they may be
+        # larger, deeper and have more keys than any request body the API reads.
+        raw = scope["path"].startswith(RAW_JSON_PREFIX)
+        limit, setting = (self.max_state, "OPSCRAFT_MAX_STATE_BYTES") if raw else (self.max_body, "")
+        too_large = f"request body too large: at most {limit} bytes" + (f" ({setting})" if setting else "")
         length = _header(scope, b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body:
-            await _reject(send, 413, f"request body too large: at most {self.max_body} bytes")
+        declared = ascii_int(length, 20) if length is not None else None
+        if declared is not None and declared > limit:
+            await _reject(send, 413, too_large)
             return
         chunks: list[bytes] = []
         size = 0
@@ -143,16 +152,13 @@ class RequestLimitsMiddleware:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body:
-                await _reject(send, 413, f"request body too large: at most {self.max_body} bytes")
+            if size > limit:
+                await _reject(send, 413, too_large)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
         document: Any = None
-        # Terraform states are stored as sent, never parsed into objects by a route: they may be
-        # deeper and have more keys than any request body the API reads.
-        raw = scope["path"].startswith(RAW_JSON_PREFIX)
         if body and _is_json(_header(scope, b"content-type")) and not raw:
             try:
                 document = json.loads(body)

@@ -3,7 +3,8 @@
 Rules:
 - a schedule has a 5-field cron expression (minute hour day-of-month month day-of-week, as
   croniter reads it) evaluated in an IANA time zone (zoneinfo), so "0 9 * * 1-5" in
-  Europe/Paris stays 09:00 local across daylight-saving changes; parameters are checked by the
+  Europe/Paris stays 09:00 local across daylight-saving changes (a wall-clock time the fall-back
+  repeats fires once, as in cronie: `_fires_in_repeated_hour`); parameters are checked by the
   script's parameter resolver when saved and again when it fires;
 - creating or editing needs `edit_scripts`; the runs start on behalf of the user who last saved
   it (the owner), whose permission is checked at each fire: a deactivated or deleted owner
@@ -22,15 +23,17 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any, TypeVar, cast
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from croniter import CroniterError, croniter
 from pydantic import Field, field_validator
@@ -162,25 +165,65 @@ def check_cron(expression: str) -> str:
     return normal
 
 
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    """The IANA zone names (`zoneinfo.available_timezones()`), without `localtime`: that one is
+    the zone of whichever machine reads it (the tz directory's link to /etc/localtime), so two
+    server processes on machines set differently would fire one schedule at two times. Files of
+    the tz directory that are no zone name (`posixrules`, the `posix/` and `right/` copies) are
+    not in the list either, though `ZoneInfo` opens them."""
+    return frozenset(available_timezones() - {"localtime"})
+
+
 def check_timezone(name: str, field: str = "timezone") -> ZoneInfo:
-    """The zone; 422 naming `field` for a name the IANA database does not know."""
+    """The zone; 422 naming `field` for a name that is no IANA zone name (`_zone_names`)."""
+    if name not in _zone_names():
+        raise _bad(field, "unknown time zone: use an IANA name such as Europe/Paris or UTC")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise _bad(field, "unknown time zone: use an IANA name such as Europe/Paris or UTC") from None
 
 
-def next_times(cron: str, timezone: str, after: datetime, count: int = 1) -> list[datetime]:
-    """The next `count` fire times strictly after `after`, as timezone-aware UTC datetimes."""
+def _fires_in_repeated_hour(cron: str) -> bool:
+    """Whether the schedule fires at each matching instant of the hour a fall-back to standard
+    time repeats: cronie's rule for "wildcard" jobs, whose minute or hour field starts with `*`
+    (`*/30 * * * *`, `0 * * * *`). Others (`30 2 * * *`) name a wall-clock time and fire once,
+    at its first occurrence, as in cronie and Vixie cron."""
+    minute, hour = cron.split()[:2]
+    return minute.startswith("*") or hour.startswith("*")
+
+
+def _repeated(local: datetime) -> bool:
+    """Whether `local` (aware, in the schedule's zone) is the second occurrence of a wall-clock
+    time that a fall-back repeats (fold=1 with another UTC offset than the first)."""
+    return local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
+
+
+def _times(cron: str, timezone: str, start: datetime, forward: bool) -> Iterator[datetime]:
+    """Fire times from `start` (excluded), forward or backward, as aware UTC datetimes: croniter's,
+    minus the second occurrence of a repeated wall-clock time unless `_fires_in_repeated_hour`."""
     zone = ZoneInfo(timezone)
-    it = croniter(cron, after.astimezone(zone))
-    return [it.get_next(datetime).astimezone(ZoneInfo("UTC")) for _ in range(count)]
+    every_instant = _fires_in_repeated_hour(cron)
+    it = croniter(cron, start.astimezone(zone))
+    step = it.get_next if forward else it.get_prev
+    while True:
+        local = step(datetime).astimezone(zone)
+        if every_instant or not _repeated(local):
+            yield local.astimezone(UTC)
+
+
+def next_times(cron: str, timezone: str, after: datetime, count: int = 1) -> list[datetime]:
+    """The next `count` fire times strictly after `after`, as timezone-aware UTC datetimes. A
+    wall-clock time that daylight saving skips fires at the first instant after the gap
+    (croniter's reading); one it repeats fires once (see `_fires_in_repeated_hour`)."""
+    return list(islice(_times(cron, timezone, after, forward=True), count))
 
 
 def previous_time(cron: str, timezone: str, before: datetime) -> datetime:
-    """The latest fire time strictly before `before`, as timezone-aware UTC."""
-    it = croniter(cron, before.astimezone(ZoneInfo(timezone)))
-    return it.get_prev(datetime).astimezone(ZoneInfo("UTC"))
+    """The latest fire time strictly before `before`, as timezone-aware UTC (the same fire times
+    as `next_times`)."""
+    return next(_times(cron, timezone, before, forward=False))
 
 
 async def _script(session: AsyncSession, script_id: int) -> Script:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
@@ -217,9 +218,29 @@ async def _add_version(
     return version
 
 
+def _not_a_number(name: str) -> NoReturn:
+    raise Invalid(
+        f"the state is not valid JSON: {name} is not a JSON number (RFC 8259), "
+        "and Terraform could not read it back"
+    )
+
+
+def _finite(literal: str) -> float:
+    value = float(literal)
+    if math.isinf(value):
+        raise Invalid(
+            f"the state is not valid JSON for Terraform: the number {literal[:32]} is beyond "
+            "a double (it reads as Infinity)"
+        )
+    return value
+
+
 def _serial_lineage(text: str) -> tuple[int | None, str | None]:
+    """(serial, lineage) of a state a run POSTs. `Invalid` (422) for anything the next run's
+    Terraform could not read back: no JSON object, or NaN, Infinity or a number beyond a double,
+    which Python's parser takes and Go's (Terraform's) refuses."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_not_a_number, parse_float=_finite)
     except (ValueError, RecursionError):
         raise Invalid("the state is not valid JSON") from None
     if not isinstance(data, dict):

@@ -20,15 +20,19 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from pydantic import Field
+from sqlalchemy import delete as sql_delete
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
-from opscraft.db.models import Execution, Script, Secret, User, WebhookTrigger
+from opscraft.db.digits import ascii_int
+from opscraft.db.models import Execution, Script, Secret, User, WebhookSignature, WebhookTrigger
 from opscraft.db.models.executions import Trigger
 from opscraft.db.types import MAX_ID, utcnow
 from opscraft.security.tokens import hash_personal_token
@@ -56,6 +60,8 @@ MANAGE = "manage webhooks"
 SIGNATURE_WINDOW = 300
 SIGNATURE_HEADER = "x-opscraft-signature"
 TIMESTAMP_HEADER = "x-opscraft-timestamp"
+MAX_TIMESTAMP_DIGITS = 12  # Unix seconds: 10 digits until 2286
+MAX_INDEX_DIGITS = 18  # no list has 10**18 items
 TOKEN_PREFIX = "och_"
 
 
@@ -101,9 +107,10 @@ def resolve_pointer(document: Any, pointer: str) -> Any:
     for token in check_pointer(pointer):
         if isinstance(value, dict) and token in value:
             value = value[token]
-        elif isinstance(value, list) and token.isdigit() and (token == "0" or not token.startswith("0")):
-            index = int(token)
-            if index >= len(value):
+        elif isinstance(value, list) and (token == "0" or not token.startswith("0")):
+            # RFC 6901: an index is ASCII digits; one with more digits than any list holds is missing
+            index = ascii_int(token, MAX_INDEX_DIGITS)
+            if index is None or index >= len(value):
                 return _MISSING
             value = value[index]
         else:
@@ -246,18 +253,45 @@ class Call:
     client_ip: str | None
 
 
-def _check_signature(key: str, call: Call) -> None:
+def _check_signature(key: str, call: Call) -> tuple[str, int]:
+    """(the signature's hex digest, the call's timestamp in Unix seconds) of a correctly signed
+    call in the window; `Unauthorized` otherwise."""
     signature = call.headers.get(SIGNATURE_HEADER, "")
     timestamp = call.headers.get(TIMESTAMP_HEADER, "")
-    if not signature.startswith("sha256=") or not timestamp.isdigit():
+    seconds = ascii_int(timestamp, MAX_TIMESTAMP_DIGITS)
+    if not signature.startswith("sha256=") or seconds is None:
         raise Unauthorized(
-            f"signature required: send {TIMESTAMP_HEADER} and {SIGNATURE_HEADER}: sha256=<hex>"
+            f"signature required: send {TIMESTAMP_HEADER} (Unix seconds) and {SIGNATURE_HEADER}: sha256=<hex>"
         )
-    if abs(time.time() - int(timestamp)) > SIGNATURE_WINDOW:
+    if abs(time.time() - seconds) > SIGNATURE_WINDOW:
         raise Unauthorized(f"timestamp outside the {SIGNATURE_WINDOW} s window: sign the call again")
     expected = hmac.new(key.encode(), timestamp.encode() + b"." + call.body, "sha256").hexdigest()
     if not hmac.compare_digest("sha256=" + expected, signature):
         raise Unauthorized("signature does not match")
+    return expected, seconds
+
+
+async def _first_use(session: AsyncSession, hook_id: int, digest: str, seconds: int) -> None:
+    """Record a signed call's signature; `Unauthorized` when this webhook accepted it before (a
+    replay inside the window). In the call's transaction: a refused or failed call leaves no
+    row, and of two identical calls at once the second waits on the first's key and is refused.
+    Drops this webhook's rows that no timestamp check can pass any more."""
+    cutoff = datetime.fromtimestamp(time.time() - 2 * SIGNATURE_WINDOW, UTC)
+    await session.exec(
+        sql_delete(WebhookSignature).where(
+            col(WebhookSignature.webhook_id) == hook_id, col(WebhookSignature.signed_at) < cutoff
+        )
+    )
+    session.add(
+        WebhookSignature(webhook_id=hook_id, signature=digest, signed_at=datetime.fromtimestamp(seconds, UTC))
+    )
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Unauthorized(
+            "signature already used: this signed call was received before (a replay); "
+            "sign each call with its own timestamp"
+        ) from None
 
 
 def _values(hook: WebhookTrigger, body: bytes) -> dict[str, Any]:
@@ -317,7 +351,7 @@ async def receive(session: AsyncSession, call: Call) -> Execution:
                 key = None
             if key is None:
                 raise Forbidden("the webhook's signing secret is missing from the vault: ask its owner")
-            _check_signature(key, call)
+            await _first_use(session, hook.id, *_check_signature(key, call))
         values = _values(hook, call.body)
         try:
             execution = await start_for(

@@ -6,6 +6,7 @@ from typing import Any
 
 from nicegui import ui
 
+from opscraft.db.digits import ascii_int
 from opscraft.db.models import NotificationChannel
 from opscraft.db.models.automation import ChannelKind
 from opscraft.services import chains, notifications
@@ -179,7 +180,8 @@ async def notifications_page(actor: Actor) -> None:
                         }
                         typed = (port.value or "").strip()
                         if typed:  # empty: the security's usual port; not a number: refused under it
-                            config["port"] = int(typed) if typed.isdecimal() else typed
+                            number = ascii_int(typed, 5)
+                            config["port"] = typed if number is None else number
                     data = {
                         "name": name.value or "",
                         "kind": kind.value,

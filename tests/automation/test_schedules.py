@@ -140,6 +140,66 @@ async def test_next_five_fire_times_in_a_time_zone(client: httpx.AsyncClient, op
     assert [s["id"] for s in overview.json()] == [body["id"]]
 
 
+@pytest.mark.parametrize(
+    "zone", ["localtime", "posixrules", "right/UTC", "posix/Europe/Paris", "Europe/Paris "]
+)
+def test_a_time_zone_is_an_iana_name(zone: str) -> None:
+    """ZoneInfo opens any file of the tz directory: `localtime` (the zone of whichever server
+    process reads it), `posixrules`, the `right/` and `posix/` copies were accepted."""
+    with pytest.raises(Invalid) as refused:
+        schedules.check_timezone(zone)
+    assert refused.value.details == [
+        {"field": "timezone", "message": "unknown time zone: use an IANA name such as Europe/Paris or UTC"}
+    ]
+    assert schedules.check_timezone("Europe/Paris").key == "Europe/Paris"
+    assert schedules.check_timezone("Etc/GMT-14").key == "Etc/GMT-14"
+
+
+PARIS_FALL_BACK = datetime(2027, 10, 31, 0, 30, tzinfo=UTC)  # 02:30 CEST; 01:30Z is 02:30 CET
+
+
+@pytest.mark.parametrize(
+    ("cron", "expected"),
+    [
+        # a wall-clock time in the repeated hour: once, at its first occurrence (cronie, Vixie cron)
+        ("30 2 * * *", ["2027-10-31T00:30", "2027-11-01T01:30"]),
+        ("30 1-3 * * *", ["2027-10-31T00:30", "2027-10-31T02:30"]),
+        # minute or hour starting with `*`: every matching instant, the repeated hour too
+        ("30 * * * *", ["2027-10-31T00:30", "2027-10-31T01:30"]),
+        ("*/30 2 * * *", ["2027-10-31T00:30", "2027-10-31T01:00"]),
+    ],
+)
+def test_a_wall_clock_time_the_fall_back_repeats_fires_once(cron: str, expected: list[str]) -> None:
+    start = PARIS_FALL_BACK - timedelta(minutes=1)
+    got = [t.strftime("%Y-%m-%dT%H:%M") for t in schedules.next_times(cron, "Europe/Paris", start, 2)]
+    assert got == expected
+    # the same fire times read backwards (the missed-fire policy reads them so)
+    later = datetime.fromisoformat(expected[1]).replace(tzinfo=UTC) + timedelta(minutes=1)
+    assert schedules.previous_time(cron, "Europe/Paris", later).strftime("%Y-%m-%dT%H:%M") == expected[1]
+
+
+async def test_a_daily_schedule_runs_once_on_the_fall_back_night(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """`30 2 * * *` in Europe/Paris ran twice on the night clocks go back (02:30 CEST and 02:30
+    CET, an hour apart): a daily backup or report ran twice."""
+    await local_runner(client, admin)
+    sid = await script(client, admin)
+    schedule_id = (await add(client, admin, sid, cron="30 2 * * *", timezone="Europe/Paris")).json()["id"]
+    async with runtime.current().db.session() as session:
+        await session.exec(
+            update(Schedule).where(col(Schedule.id) == schedule_id).values(next_fire_at=PARIS_FALL_BACK)
+        )
+        await session.commit()
+    db = runtime.current().db
+    assert await schedules.tick(db, now=PARIS_FALL_BACK + timedelta(seconds=5)) == 1
+    assert await schedules.tick(db, now=PARIS_FALL_BACK + timedelta(hours=1, seconds=5)) == 0
+    assert [f.fire_time for f in await fires(schedule_id)] == [PARIS_FALL_BACK]
+    async with db.session() as session:
+        row = await session.get(Schedule, schedule_id)
+        assert row is not None and row.next_fire_at == datetime(2027, 11, 1, 1, 30, tzinfo=UTC)
+
+
 async def test_exactly_once_per_fire_time_with_concurrent_ticks(
     client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
 ) -> None:

@@ -3,6 +3,7 @@ through the parameter resolver, rate limit, audit without the payload."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -77,6 +78,38 @@ def test_json_pointer_rfc6901_examples() -> None:
             check_pointer(bad)
 
 
+@pytest.mark.parametrize("token", ["\u00b2", "\u0661", "9" * 5000, "-1", "1e2", " 1"])
+def test_pointer_index_is_ascii_digits_only(token: str) -> None:
+    """RFC 6901 indexes are ASCII digits: a superscript, another script's digit ("\u0661" is
+    Arabic-Indic 1) or more digits than Python's int() reads find nothing (they were a 500, or
+    an index int() read anyway)."""
+    assert resolve_pointer({"a": ["x", "y"]}, f"/a/{token}") is _MISSING
+
+
+async def test_odd_digits_in_a_call_are_refusals_not_errors(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    r = await client.post("/api/v1/secrets", json={"name": "HOOK_KEY", "value": "k3y"}, headers=admin.headers)
+    _, signed_hook = await setup_hook(client, admin, secret_id=r.json()["id"])
+    body = orjson.dumps({"ref": "main"})
+    huge = {**signed("k3y", body), "X-OpsCraft-Timestamp": "9" * 5000}
+    r = await client.post(signed_hook["url_path"], content=body, headers=huge)
+    assert r.status_code == 401 and "Unix seconds" in r.json()["detail"], r.text
+    _, hook = await setup_hook(client, admin)
+    for token in ("\u00b2", "9" * 5000):
+        r = await client.put(
+            f"/api/v1/scripts/{hook['script_id']}/webhooks/{hook['id']}",
+            json={"name": "push", "mapping": {"BRANCH": "/ref", "COUNT": f"/commits/{token}"}},
+            headers=admin.headers,
+        )
+        assert r.status_code == 200, r.text
+        r = await client.post(hook["url_path"], json={"ref": "main", "commits": [5]})
+        assert r.status_code == 202, r.text
+        async with runtime.current().db.session() as session:
+            run = await session.get(Execution, r.json()["execution_id"])
+            assert run is not None and run.parameters["COUNT"] == 1, "the pointer found nothing: default"
+
+
 async def test_call_maps_payload_to_parameters(
     client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn
 ) -> None:
@@ -131,6 +164,31 @@ async def test_signature_and_replay_window(client: httpx.AsyncClient, admin: Log
     assert (await client.post(url, content=body + b" ", headers=tampered)).status_code == 401
     r = await client.post(url, content=body, headers=signed("k3y", body))
     assert r.status_code == 202, r.text
+
+
+async def test_a_signed_call_is_accepted_once(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """The same signed call sent again inside the window (captured from a proxy log, a retry
+    by a tool) is refused: it started the script a second time."""
+    r = await client.post("/api/v1/secrets", json={"name": "HOOK_KEY", "value": "k3y"}, headers=admin.headers)
+    script_id, hook = await setup_hook(client, admin, secret_id=r.json()["id"])
+    body = orjson.dumps({"ref": "main"})
+    url = hook["url_path"]
+    now = int(time.time())
+    first = signed("k3y", body, now)
+    assert (await client.post(url, content=body, headers=first)).status_code == 202
+    r = await client.post(url, content=body, headers=first)
+    assert r.status_code == 401 and "already used" in r.json()["detail"], r.text
+    # Two copies of one new call at the same moment: one run.
+    twice = signed("k3y", body, now - 1)
+    answers = await asyncio.gather(*(client.post(url, content=body, headers=twice) for _ in range(2)))
+    assert sorted(a.status_code for a in answers) == [202, 401], [a.text for a in answers]
+    # A call signed anew (its own timestamp) is another call.
+    assert (await client.post(url, content=body, headers=signed("k3y", body, now + 1))).status_code == 202
+    async with runtime.current().db.session() as session:
+        runs = (await session.exec(select(Execution).where(col(Execution.script_id) == script_id))).all()
+    assert len(runs) == 3
+    refused = [e for e in await audit_calls() if not e.details["accepted"]]
+    assert [e.details["reason"].split(":")[0] for e in refused] == ["signature already used"] * 2
 
 
 async def test_save_time_validation(client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn) -> None:

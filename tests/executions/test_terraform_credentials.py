@@ -6,6 +6,7 @@ credentials are what a worker issues for them): what is checked is the server's 
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 from typing import Any
 
@@ -71,6 +72,20 @@ async def test_a_runs_credentials_open_only_its_own_workspace(
     _, staging = await terraform_run_row(script_id, "staging")
     assert (await client.get(_url(script_id, "staging"), auth=staging)).status_code == 204
     assert (await client.get(_url(script_id), auth=staging)).status_code == 401
+
+
+@pytest.mark.parametrize("name", ["run-\u00b2", "run-\u0661", "run-" + "9" * 5000])
+async def test_odd_run_user_names_are_refused(
+    client: httpx.AsyncClient, operator: LoggedIn, name: str
+) -> None:
+    """A user name whose "id" is not ASCII digits is no run's: 401, never a 500 (a superscript
+    passed str.isdigit() and failed int())."""
+    script_id = await make_script(client, operator, TF, script_type="terraform")
+    basic = base64.b64encode(f"{name}:pw".encode()).decode()
+    r = await client.request(
+        "LOCK", f"{_url(script_id)}/lock", json=LOCK, headers={"Authorization": f"Basic {basic}"}
+    )
+    assert r.status_code == 401, r.text
 
 
 async def test_credentials_die_with_the_run(client: httpx.AsyncClient, operator: LoggedIn) -> None:

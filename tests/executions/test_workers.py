@@ -4,6 +4,7 @@ and a SIGKILLed worker's runs ended as "worker lost" by a survivor within the co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -17,7 +18,7 @@ from sqlmodel import col, select
 
 from opscraft import runtime
 from opscraft.db.models import AuditEvent, Execution, RegisteredWorker
-from opscraft.execution.local_runner import LocalRunner
+from opscraft.execution.local_runner import RUN_MARKER, LocalRunner
 from opscraft.execution.store import LOST_MESSAGE
 from opscraft.execution.worker import Worker, worker_identity
 from opscraft.security.vault import KEY_FILE
@@ -223,5 +224,89 @@ async def test_a_killed_workers_run_is_ended_as_lost_by_a_survivor(
         assert lost is not None and lost.stopped_at is not None
     finally:
         LocalRunner(server_worker).sweep()  # the killed server's orphaned `sleep`
+        if server.process.poll() is None:
+            stop_server(server)
+
+
+def _marked_processes(worker_id: str) -> int:
+    """Processes of this machine carrying the local run marker of `worker_id`."""
+    marker = f"{RUN_MARKER}={worker_id}:".encode()
+    count = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            environ = (entry / "environ").read_bytes() if entry.name.isdigit() else b""
+        except OSError:
+            continue
+        count += any(item.startswith(marker) for item in environ.split(b"\0"))
+    return count
+
+
+@pytest.mark.parametrize("runner", ["local", "docker"])
+@pytest.mark.parametrize(
+    "engine_settings",
+    [{"OPSCRAFT_WORKER_LOST_SECONDS": LOST_LIMIT, "OPSCRAFT_WORKER_HEARTBEAT_SECONDS": HEARTBEAT}],
+)
+async def test_a_lost_workers_script_is_stopped_by_a_survivor(
+    client: httpx.AsyncClient, admin: LoggedIn, tmp_path: Path, request: pytest.FixtureRequest, runner: str
+) -> None:
+    """The run of a SIGKILLed worker was recorded as ended ("worker lost") while its script went
+    on in its container (or process) until that worker came back: a survivor that reaches the
+    same Docker engine, or machine, now removes what the lost worker left."""
+    docker_client = request.getfixturevalue("docker_client") if runner == "docker" else None
+    server_dir = tmp_path / "server"
+    server_dir.mkdir()
+    shutil.copy(tmp_path / KEY_FILE, server_dir / KEY_FILE)
+    assert PG_URL
+    env = {
+        "DATABASE_URL": PG_URL,
+        "OPSCRAFT_LOCAL_RUNNER": "1",
+        "OPSCRAFT_WORKER_LOST_SECONDS": str(LOST_LIMIT),
+        "OPSCRAFT_WORKER_HEARTBEAT_SECONDS": str(HEARTBEAT),
+        "OPSCRAFT_WARM_POOL_SIZE": "1",
+        **IMAGES,
+    }
+    server = start_server(server_dir, env)
+    server_worker = worker_identity(make_settings(server_dir))
+
+    def left() -> int:
+        if docker_client is None:
+            return _marked_processes(server_worker)
+        return len(
+            docker_client.containers.list(all=True, filters={"label": f"opscraft.worker={server_worker}"})
+        )
+
+    try:
+        login = httpx.post(
+            f"{server.url}/api/v1/auth/login", json={"username": "admin", "password": PASSWORD}
+        ).json()
+        script_id = await make_script(client, admin, LONG, parameters={"N": 0, "S": 120})
+        r = httpx.post(
+            f"{server.url}/api/v1/executions",
+            json={"script_id": script_id, "runner": runner, "parameters": {"N": 1, "S": 120}},
+            headers={"Authorization": f"Bearer {login['access_token']}"},
+        )
+        assert r.status_code == 202, r.text
+        execution_id = r.json()["id"]
+        await wait_for(client, admin, execution_id, {"running"}, timeout=120)
+        deadline = time.monotonic() + 60
+        while not left() and time.monotonic() < deadline:  # "running" comes before the start
+            await asyncio.sleep(0.1)
+        assert left() >= 1, "the run's container or process"
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait()
+        final = await wait_for(client, admin, execution_id, timeout=LOST_LIMIT + 30)
+        assert final["error_message"] == LOST_MESSAGE, final
+        deadline = time.monotonic() + 30
+        while left() and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert left() == 0, "the lost worker's script still runs, unwatched"
+    finally:
+        LocalRunner(server_worker).sweep()
+        if docker_client is not None:
+            for container in docker_client.api.containers(
+                all=True, filters={"label": f"opscraft.worker={server_worker}"}
+            ):
+                with contextlib.suppress(Exception):
+                    docker_client.api.remove_container(container["Id"], force=True)
         if server.process.poll() is None:
             stop_server(server)

@@ -13,6 +13,7 @@ from opscraft.db.models.automation import (
     NotificationRule,
     Schedule,
     ScheduleFire,
+    WebhookSignature,
     WebhookTrigger,
 )
 from opscraft.db.models.chains import ChainLink, ChainRun
@@ -58,6 +59,7 @@ __all__ = [
     "TerraformState",
     "TerraformStateVersion",
     "User",
+    "WebhookSignature",
     "WebhookTrigger",
 ]
 

@@ -215,6 +215,20 @@ class WebhookTrigger(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class WebhookSignature(SQLModel, table=True):
+    """A signed call a webhook accepted (migration 0019): the primary key refuses the same
+    signature a second time, so a call captured on the way cannot be replayed while its timestamp
+    is still inside the signature window. `signed_at` is the call's own timestamp; rows older than
+    twice the window can never match again and are removed by the webhook's next signed call."""
+
+    __tablename__ = "webhook_signatures"
+
+    webhook_id: int = Field(foreign_key="webhook_triggers.id", primary_key=True, ondelete="CASCADE")
+    # hex HMAC-SHA256 of "<timestamp>." + body: already a digest, the key never in it
+    signature: str = Field(max_length=64, primary_key=True)
+    signed_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class ApprovalPolicy(SQLModel, table=True):
     """A script whose runs need `required` approvals before they queue (expiring after
     `expires_after_hours`)."""
