@@ -190,7 +190,11 @@ def test_consecutive_runs_on_one_fork_server_share_nothing(runner: LocalRunner) 
     status = dict(line.split(":\t", 1) for line in seen["mask"].splitlines() if ":\t" in line)
     ignored = {n for n in range(1, 65) if int(status["SigIgn"], 16) >> (n - 1) & 1}
     assert int(status["SigBlk"], 16) == 0, status
-    assert ignored <= {signal.SIGPIPE, signal.SIGXFSZ}, "only what Python itself ignores"
+    # glibc's posix_spawn leaves its own reserved signals (32 and 33: no program can set them
+    # through glibc, `signal.valid_signals()` omits them) ignored; glibc installs their handlers
+    # in a program that needs them.
+    reserved = set(range(1, signal.NSIG)) - set(signal.valid_signals())
+    assert ignored - reserved <= {signal.SIGPIPE, signal.SIGXFSZ}, "only what Python itself ignores"
     assert seen["fds"] == [0, 1, 2]
     assert seen["session"], "the script leads a session of its own"
 
