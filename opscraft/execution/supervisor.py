@@ -39,8 +39,9 @@ A forked supervisor (`Supervisor`)
    closed (the runner is gone: stopped, or its process died), or SIGTERM, SIGINT or SIGHUP;
 5. kills every descendant with SIGKILL, scan after scan of /proc, until it has no child left: a
    process forked while the others are killed is re-parented to it and found by the next scan;
-6. sends the program's status on the channel as text and a newline (its exit code, or 128 + N
-   when signal N ended it), and exits.
+6. closes its copies of the run's output pipes, so that the runner reads their end at once,
+   not after this process's exit; sends the program's status on the channel as text and a
+   newline (its exit code, or 128 + N when signal N ended it), and exits.
 
 It writes to the run's stderr only when the program cannot be started (status 127), or when it
 may not kill a descendant.
@@ -245,10 +246,17 @@ def _supervise(channel: socket.socket) -> None:
     os.dup2(stderr, 2)
     os.close(stdout)
     os.close(stderr)
-    status = Supervisor(channel).run(job)
-    with contextlib.suppress(OSError):  # the runner is gone
-        channel.sendall(f"{status}\n".encode())
+    report(channel, Supervisor(channel).run(job))
     os._exit(0)
+
+
+def report(channel: socket.socket, status: int) -> None:
+    """The run is over (see the module docstring, step 6): close the output (descriptors 1 and
+    2), then send `status`; a runner that is gone is ignored."""
+    os.close(1)  # nothing is buffered: stderr is written line by line, stdout never
+    os.close(2)
+    with contextlib.suppress(OSError):
+        channel.sendall(f"{status}\n".encode())
 
 
 def serve(control: socket.socket) -> int:

@@ -15,6 +15,7 @@ import json
 import os
 import resource
 import signal
+import socket
 import sys
 import threading
 import time
@@ -26,7 +27,7 @@ from typing import Any
 import pytest
 
 from opscraft import runtime
-from opscraft.execution import fork_server, local_runner
+from opscraft.execution import fork_server, local_runner, supervisor
 from opscraft.execution.local_runner import LocalRunner
 from opscraft.execution.spec import RunControl, RunResult, RunSpec, StopReason
 from tests.executions.test_process_tree import alive, mark
@@ -390,3 +391,39 @@ def test_runs_get_the_usual_umask_not_the_servers_private_one() -> None:
         os.umask(old)
         fresh.stop()
     assert result.exit_code == 0 and output.text() == "0022\n", output.text("stderr")
+
+
+def test_the_output_is_closed_before_the_status_is_sent() -> None:
+    """A run's end waits for no process exit: the supervisor closes its copies of the output
+    pipes before it sends the status, so the runner finds the end of the output with the status
+    (here the supervisor's side stays alive, and the pipes are already at their end)."""
+    out_read, out_write = os.pipe()
+    err_read, err_write = os.pipe()
+    ours, theirs = socket.socketpair()
+    child = os.fork()
+    if child == 0:  # the supervisor's side: the pipes as its output, then the report
+        try:
+            os.dup2(out_write, 1)
+            os.dup2(err_write, 2)
+            for fd in (out_read, err_read, out_write, err_write):
+                os.close(fd)
+            supervisor.report(theirs, 3)
+            time.sleep(60)  # alive: only the report can have closed the output
+        finally:
+            os._exit(0)
+    try:
+        for fd in (out_write, err_write):
+            os.close(fd)
+        theirs.close()
+        ours.settimeout(20)
+        assert ours.recv(16) == b"3\n"
+        for fd in (out_read, err_read):
+            os.set_blocking(fd, False)
+            assert os.read(fd, 16) == b"", "the output ended with the status"
+        assert not process_gone(child), "the supervisor's side was still running"
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        for fd in (out_read, err_read):
+            os.close(fd)
+        ours.close()
