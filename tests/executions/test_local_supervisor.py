@@ -427,3 +427,33 @@ def test_the_output_is_closed_before_the_status_is_sent() -> None:
         for fd in (out_read, err_read):
             os.close(fd)
         ours.close()
+
+
+def test_the_next_supervisor_is_forked_when_a_run_ends_not_while_one_starts(tmp_path: Path) -> None:
+    """Waking the fork server at a run's start would compete with that start for the CPUs: the
+    spare supervisor for the next run is forked once a run has ended."""
+    ahead = LocalRunner(f"test-{uuid.uuid4().hex[:8]}")
+    ahead.start()
+    server = ahead.forks.pid
+    assert server is not None
+    go = tmp_path / "go"
+    results: list[RunResult] = []
+    try:
+        wait_until(lambda: len(_live_children(server)) == 1, "the first supervisor to be forked")
+        (first,) = _live_children(server)
+        script = f"echo started\nwhile [ ! -e {go} ]; do sleep 0.01; done\n"
+        output = Output()
+        thread = threading.Thread(
+            target=lambda: results.append(ahead.run(spec(script), output, RunControl()))
+        )
+        thread.start()
+        wait_until(lambda: output.text() == "started\n", "the run to start")
+        time.sleep(0.3)  # a fork asked for at the start would be done by now
+        assert _live_children(server) == [first], "no spare is forked while a run is in progress"
+        go.touch()
+        thread.join(30)
+        assert results and results[0].exit_code == 0
+        wait_until(lambda: len(set(_live_children(server)) - {first}) == 1, "the spare after the run")
+    finally:
+        go.touch()
+        ahead.stop()
