@@ -122,9 +122,11 @@ class RunSupervisor:
 class ForkServer:
     """A pre-started `supervisor.py` that forks a `RunSupervisor` per run (thread-safe).
 
-    The fork for the next run is asked for as soon as a run takes its supervisor (one request in
-    flight): the next run finds its supervisor forked already and waiting for its job, so the
-    fork server's round trip (its wake-up, the fork, the answer) is off the run's path. That
+    The fork for the next run is asked for when a run has ended (`ahead`; one request in flight),
+    not when it takes its supervisor: the fork then competes with no run's start for the CPUs
+    (on a busy machine, waking the fork server at a run's start cost that run about a
+    millisecond). The next run finds its supervisor forked already and waiting for its job, so
+    the fork server's round trip (its wake-up, the fork, the answer) is off the run's path. That
     spare supervisor has only what any freshly forked one has (nothing of a run: it gets its
     job from the runner), and it exits when the fork server's answer is never read (the
     control socket closed)."""
@@ -170,9 +172,15 @@ class ForkServer:
                     failure = exc
             else:
                 raise RunnerError(f"the local runner cannot start a supervisor: {failure}")
-            with contextlib.suppress(OSError):  # a fork server gone now is replaced next run
-                self._request()
             return supervisor
+
+    def ahead(self) -> None:
+        """Ask for the next run's supervisor now (after a run ended), unless one was asked for
+        already or no fork server runs; a fork server gone now is replaced at the next run."""
+        with self._lock:
+            if self._control is not None and self.pid is not None:
+                with contextlib.suppress(OSError):
+                    self._request()
 
     def _request(self) -> None:
         """Ask the fork server for a supervisor, unless one was asked for already."""

@@ -130,6 +130,7 @@ class LocalRunner:
             finally:
                 _end(supervisor, f"{RUN_MARKER}={marker}".encode())
                 supervisor.close()
+                self.forks.ahead()  # the next run's supervisor, forked while none is starting
             return RunResult(exit_code=status, files=_collect(work, spec.collect))
 
 

@@ -4,6 +4,12 @@ The payload of a job is the execution id only. `SqliteHuey` in the data director
 (one machine); with `REDIS_URL`, `RedisHuey` with a blocking pop (`BRPOP`: a consumer in any
 process takes a job the moment it is pushed, no polling delay) serves web and `opscraft worker`
 processes on any machine, behind the same `ports.JobQueue`.
+
+On a SQLite database (one process runs everything: `transport.limitations`) a job enqueued by
+the process that consumes it is handed to a consumer thread in memory (`in_process`), without
+the queue file's write and its consumer's exclusive read (issue 15: two SQLite transactions per
+run, off the request path). Nothing is lost that was not lost before: the queue is rebuilt from
+the `queued` rows at every start (`worker.start`), which covers a job in memory at a crash.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,10 +60,22 @@ class _Wakeup:
 class _WakingWorker(Worker):
     wakeup: _Wakeup
     blocking: bool
+    handed: deque[int]
+    handler: Callable[[int], None]
     _last_warning = 0.0
 
     def loop(self, now: object = None) -> None:
         seen = self.wakeup.generation
+        try:
+            execution_id = self.handed.popleft()
+        except IndexError:
+            pass
+        else:
+            try:
+                self.handler(execution_id)
+            except Exception:
+                self._logger.exception("unhandled error in the job of execution %s", execution_id)
+            return
         try:
             task = self.huey.dequeue()
         except Exception as exc:
@@ -80,8 +99,17 @@ class _InProcessConsumer(Consumer):
 
     worker_class = _WakingWorker
 
-    def __init__(self, huey: Huey, workers: int, wakeup: _Wakeup) -> None:
+    def __init__(
+        self,
+        huey: Huey,
+        workers: int,
+        wakeup: _Wakeup,
+        handed: deque[int],
+        handler: Callable[[int], None],
+    ) -> None:
         self._wakeup = wakeup
+        self._handed = handed
+        self._handler = handler
         self._blocking = isinstance(huey.storage, RedisStorage) and bool(huey.storage.blocking)
         super().__init__(huey, workers=workers, periodic=False, worker_type="thread")
 
@@ -89,6 +117,8 @@ class _InProcessConsumer(Consumer):
         worker = super()._create_worker()
         worker.wakeup = self._wakeup
         worker.blocking = self._blocking
+        worker.handed = self._handed
+        worker.handler = self._handler
         return worker
 
     def start(self) -> None:
@@ -116,14 +146,18 @@ class HueyQueue:
     """`ports.JobQueue` on a Huey (`sqlite` or `redis` below); with a `handler`, an in-process
     consumer of `workers` threads calls `handler(execution_id)`; without one it only enqueues (for
     consumers in other processes: on SQLite they poll every `IDLE_POLL_SECONDS`, on Redis they
-    block on the queue)."""
+    block on the queue). `in_process` (with a `handler`): jobs enqueued here go to this
+    process's consumer in memory (see the module docstring); jobs in the storage (enqueued by
+    another process) are still taken."""
 
     @classmethod
-    def sqlite(cls, path: Path, workers: int, handler: Callable[[int], None] | None) -> HueyQueue:
+    def sqlite(
+        cls, path: Path, workers: int, handler: Callable[[int], None] | None, *, in_process: bool = False
+    ) -> HueyQueue:
         """Huey on the SQLite file `path` (one machine)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         huey = SqliteHuey("opscraft", filename=str(path), results=False, storage_class=_QueueStorage)
-        return cls(huey, workers, handler)
+        return cls(huey, workers, handler, in_process=in_process)
 
     @classmethod
     def redis(cls, url: str, name: str, workers: int, handler: Callable[[int], None] | None) -> HueyQueue:
@@ -131,14 +165,23 @@ class HueyQueue:
         huey = RedisHuey(name, url=url, results=False, blocking=True, read_timeout=BLOCKING_READ_SECONDS)
         return cls(huey, workers, handler)
 
-    def __init__(self, huey: Huey, workers: int, handler: Callable[[int], None] | None) -> None:
+    def __init__(
+        self, huey: Huey, workers: int, handler: Callable[[int], None] | None, *, in_process: bool = False
+    ) -> None:
         self._huey = huey
         self._task = self._huey.task(name="run_execution")(_task_body(handler))
         self._wakeup = _Wakeup()
-        self._consumer = _InProcessConsumer(self._huey, workers, self._wakeup) if handler else None
+        self._handed: deque[int] = deque()  # thread-safe appends and pops
+        self._in_process = in_process and handler is not None
+        self._consumer = (
+            _InProcessConsumer(self._huey, workers, self._wakeup, self._handed, handler) if handler else None
+        )
 
     def enqueue(self, execution_id: int) -> None:
-        self._task(execution_id)
+        if self._in_process:
+            self._handed.append(execution_id)
+        else:
+            self._task(execution_id)
         self._wakeup.notify()
 
     def start(self) -> None:
@@ -155,6 +198,7 @@ class HueyQueue:
         return self._consumer.join(timeout) if self._consumer is not None else True
 
     def clear(self) -> None:
+        self._handed.clear()
         self._huey.flush()
 
 

@@ -25,7 +25,10 @@ def queue_for(settings: Settings, handler: Callable[[int], None] | None = None) 
         return HueyQueue.redis(
             settings.redis_url, f"{settings.redis_prefix}:queue", settings.workers, handler
         )
-    return HueyQueue.sqlite(settings.data_dir / "queue.db", settings.workers, handler)
+    # On a SQLite database this process runs everything: its own jobs are handed over in memory.
+    return HueyQueue.sqlite(
+        settings.data_dir / "queue.db", settings.workers, handler, in_process=settings.is_sqlite
+    )
 
 
 def bus_for(settings: Settings) -> LogBus:

@@ -147,6 +147,39 @@ def test_idle_queue_wakes_on_enqueue(tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert queue.join(5)
 
 
+def test_in_process_jobs_skip_the_queue_file_and_stored_ones_still_run(tmp_path: Path) -> None:
+    """On a SQLite database the consumer's own jobs are handed over in memory: they run, in
+    order, and the queue file never holds them; a job another process stored there (a queue
+    that only enqueues) is still taken by the same consumer."""
+    ran: list[int] = []
+    done = threading.Event()
+
+    def handler(execution_id: int) -> None:
+        ran.append(execution_id)
+        if execution_id == 99:
+            done.set()
+        if execution_id == 3:
+            raise RuntimeError("a failing job is logged, the consumer goes on")
+
+    queue = HueyQueue.sqlite(tmp_path / "queue.db", 1, handler, in_process=True)
+    other = HueyQueue.sqlite(tmp_path / "queue.db", 1, None)  # another process's enqueue-only queue
+    stored: list[int] = []
+    queue.start()
+    try:
+        for execution_id in range(1, 6):
+            queue.enqueue(execution_id)
+            stored.append(queue._huey.pending_count())
+        other.enqueue(99)
+        queue._wakeup.notify()  # another process cannot wake this one: its idle poll would
+        assert done.wait(30), f"the stored job was not taken (ran {ran})"
+    finally:
+        queue.stop()
+        assert queue.join(5)
+    assert ran[:5] == [1, 2, 3, 4, 5] and ran[5:] == [99], ran
+    assert stored == [0] * 5, "nothing of this process's own jobs was written to the queue file"
+    assert other._huey.pending_count() == 0
+
+
 @pytest.mark.parametrize("early", [True, False])
 def test_run_control_kills_once_whenever_the_stop_comes(early: bool) -> None:
     kills: list[str] = []

@@ -10,6 +10,7 @@ answer (no retry into a longer wait); the action after the commit runs for a cal
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter
 
 import httpx
@@ -19,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from opscraft import runtime
-from opscraft.db.group_commit import GroupInsert
+from opscraft.db.group_commit import TASK_NAME, GroupInsert
 from opscraft.db.models import AuditEvent, Execution
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.write_gate import WriteQueueTimeout
@@ -242,3 +243,38 @@ async def test_the_action_after_the_commit_runs_for_a_caller_that_gave_up(
         status = (await session.exec(select(Execution.status).where(col(Execution.id) == handed[0]))).one()
     assert names == ["kept"]
     assert status in {ExecutionStatus.queued, ExecutionStatus.running, ExecutionStatus.success}
+
+
+async def test_the_action_after_the_commit_sees_the_row_committed_without_the_event_loop(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """On SQLite the run is handed to the queue on the group's thread, right after its COMMIT
+    (not after the event loop took the result back): another connection already reads the row
+    then. On PostgreSQL (no group thread) it runs on the event loop, after the commit too."""
+    script_id = await make_script(client, admin, "true\n")
+    db = runtime.current().db
+    group = db.group
+    loop_thread = threading.current_thread()
+    seen: list[tuple[threading.Thread, int]] = []
+
+    def hand_over(execution_id: int) -> None:
+        on_loop = threading.current_thread() is loop_thread
+        if not on_loop:  # SQLite's group thread: read on a connection of our own
+            assert group._sqlite is not None
+            with group._sqlite.connect() as conn:
+                count = conn.execute(select(Execution.id).where(col(Execution.id) == execution_id)).all()
+            seen.append((threading.current_thread(), len(count)))
+        else:
+            seen.append((threading.current_thread(), -1))
+
+    row = _row(script_id, "handed")
+    new_id = await group.insert(row, _audit, hand_over)
+    assert len(seen) == 1, "after_commit runs once"
+    thread, found = seen[0]
+    if runtime.current().settings.is_sqlite:
+        assert thread is not loop_thread and thread.name.startswith(TASK_NAME)
+        assert found == 1, "the row is committed when the queue gets its id"
+    else:
+        assert thread is loop_thread
+    rows, audits = await _stored([new_id])
+    assert rows == Counter([new_id]) and audits == Counter([str(new_id)])
