@@ -120,6 +120,10 @@ def _smtp_send(settings: EmailSettings, message: EmailMessage) -> None:
             smtp.send_message(message)
     except smtplib.SMTPAuthenticationError:
         raise SendError(f"{where}: authentication failed (check the username and the vault secret)") from None
+    except smtplib.SMTPNotSupportedError as exc:
+        # smtplib's own fixed text: the extension the server lacks (STARTTLS, AUTH, or SMTPUTF8,
+        # which a non-ASCII address needs: RFC 6531)
+        raise SendError(f"{where}: the server does not offer what this channel needs: {exc}") from None
     except smtplib.SMTPException as exc:
         raise SendError(f"{where}: {type(exc).__name__}") from None
     except ssl.SSLError as exc:

@@ -139,9 +139,14 @@ LoginCheck = Callable[[bytes, bytes], bool]
 
 @contextmanager
 def smtp_receiver(
-    *, tls: str = "none", cert: tuple[Path, Path] | None = None, login: tuple[str, str] | None = None
+    *,
+    tls: str = "none",
+    cert: tuple[Path, Path] | None = None,
+    login: tuple[str, str] | None = None,
+    smtputf8: bool = False,
 ) -> Iterator[SmtpReceiver]:
-    """aiosmtpd on 127.0.0.1: `tls` none, starttls (required) or ssl (implicit); `login` requires AUTH."""
+    """aiosmtpd on 127.0.0.1: `tls` none, starttls (required) or ssl (implicit); `login` requires AUTH;
+    `smtputf8` offers the SMTPUTF8 extension (RFC 6531, non-ASCII addresses)."""
     from tests.conftest import free_port
 
     port = free_port()
@@ -164,7 +169,7 @@ def smtp_receiver(
     if cert is not None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(str(cert[0]), str(cert[1]))
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
     if tls == "starttls":
         kwargs |= {"tls_context": context, "require_starttls": True}
     elif tls == "ssl":

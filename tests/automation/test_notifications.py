@@ -331,6 +331,35 @@ async def test_email_over_tls_with_login(
         assert "wrong" not in r.text
 
 
+@pytest.mark.parametrize("smtputf8", [False, True])
+async def test_a_non_ascii_address_needs_a_server_offering_smtputf8(
+    client: httpx.AsyncClient, admin: LoggedIn, smtputf8: bool
+) -> None:
+    with smtp_receiver(smtputf8=smtputf8) as smtp:
+        c = await channel(
+            client,
+            admin,
+            name="mail",
+            kind="email",
+            config={
+                "host": "127.0.0.1",
+                "port": smtp.port,
+                "security": "none",
+                "from": "ops@example.com",
+                "to": "jürgen@exämple.de",
+            },
+        )
+        r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+        if smtputf8:
+            assert r.status_code == 204, r.text
+            await smtp.wait_for(1)
+            assert smtp.envelopes[0].rcpt_tos == ["jürgen@exämple.de"]
+        else:
+            assert r.status_code == 409, r.text
+            assert "does not offer" in r.json()["detail"] and "SMTPUTF8" in r.json()["detail"]
+            assert smtp.messages == []
+
+
 async def test_untrusted_certificate_is_refused(
     client: httpx.AsyncClient, admin: LoggedIn, tmp_path: Path
 ) -> None:
