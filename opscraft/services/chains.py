@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -56,8 +57,10 @@ from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, ServiceError
 from opscraft.services.parameters import ParameterValues
+from opscraft.services.partial import over_stored
 from opscraft.services.permissions import Permission, can, require
 from opscraft.services.run_starter import OwnerRefused, start_for
+from opscraft.services.scripts import parse
 from opscraft.services.webhooks import _MISSING, check_pointer, resolve_pointer
 
 log = logging.getLogger(__name__)
@@ -157,7 +160,8 @@ async def _serialize_link_changes(session: AsyncSession) -> None:
         await session.exec(text(f"SELECT pg_advisory_xact_lock({_PG_LOCK_ID})"))  # type: ignore[call-overload]
 
 
-async def _apply(session: AsyncSession, link: ChainLink, data: LinkIn) -> None:
+async def _apply(session: AsyncSession, link: ChainLink, data: LinkIn | Mapping[str, Any]) -> None:
+    data = parse(LinkIn, data)
     target = await _script(session, data.target_script_id, "target_script_id")
     problems = Problems()  # every mapping and fixed value named at once
     declared = {spec["name"] for spec in target.parameters}
@@ -264,7 +268,9 @@ def _audit_link(session: AsyncSession, actor: Actor, action: str, link: ChainLin
     )
 
 
-async def create(session: AsyncSession, actor: Actor, script_id: int, data: LinkIn) -> ChainLink:
+async def create(
+    session: AsyncSession, actor: Actor, script_id: int, data: LinkIn | Mapping[str, Any]
+) -> ChainLink:
     """A new link on `script_id`, authored by the caller (operators and admins).
 
     Raises NotFound (script), Invalid naming the field (target, mapping, parameters, cycle),
@@ -272,7 +278,9 @@ async def create(session: AsyncSession, actor: Actor, script_id: int, data: Link
     user = require(actor.user, Permission.edit_scripts, 'manage "then run" links')
     await _script(session, script_id)
     await _serialize_link_changes(session)
-    link = ChainLink(script_id=script_id, target_script_id=0, outcome=data.outcome.value, owner_id=user.id)
+    link = ChainLink(
+        script_id=script_id, target_script_id=0, outcome=ChainOutcome.success.value, owner_id=user.id
+    )
     await _apply(session, link, data)
     session.add(link)
     await _checked(session, link)
@@ -314,12 +322,18 @@ async def list_for_script(session: AsyncSession, actor: Actor, script_id: int) -
 
 
 async def update_link(
-    session: AsyncSession, actor: Actor, link_id: int, data: LinkIn, script_id: int | None = None
+    session: AsyncSession,
+    actor: Actor,
+    link_id: int,
+    data: LinkIn | Mapping[str, Any],
+    script_id: int | None = None,
 ) -> ChainLink:
-    """Replace a link's settings; the caller becomes its author. Same checks as `create`."""
+    """Change a link's settings (a field `data` leaves out keeps its stored value:
+    `partial.over_stored`); the caller becomes its author. Same checks as `create`."""
     user = require(actor.user, Permission.edit_scripts, 'manage "then run" links')
     await _serialize_link_changes(session)
     link = await get(session, actor, link_id, script_id)
+    data = parse(LinkIn, over_stored(LinkIn, data, link))
     await _apply(session, link, data)
     link.owner_id, link.updated_at = user.id, utcnow()
     await _checked(session, link)

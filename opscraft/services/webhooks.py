@@ -19,6 +19,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,8 +48,10 @@ from opscraft.services.errors import (
 )
 from opscraft.services.invisible import Label
 from opscraft.services.parameters import ParameterValues
+from opscraft.services.partial import over_stored
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
+from opscraft.services.scripts import parse
 
 # What a refusal names (services/permissions.require; the routes' early check says the same).
 MANAGE = "manage webhooks"
@@ -118,8 +121,11 @@ async def _script(session: AsyncSession, script_id: int) -> Script:
     return script
 
 
-async def _apply(session: AsyncSession, hook: WebhookTrigger, script: Script, data: WebhookIn) -> None:
+async def _apply(
+    session: AsyncSession, hook: WebhookTrigger, script: Script, data: WebhookIn | Mapping[str, Any]
+) -> None:
     """Check every mapping, fixed value and the secret (one `Invalid` naming all), then set them."""
+    data = parse(WebhookIn, data)
     problems = Problems()
     declared = {spec["name"] for spec in script.parameters}
     for name, pointer in data.mapping.items():
@@ -143,7 +149,7 @@ async def _apply(session: AsyncSession, hook: WebhookTrigger, script: Script, da
 
 
 async def create(
-    session: AsyncSession, actor: Actor, script_id: int, data: WebhookIn
+    session: AsyncSession, actor: Actor, script_id: int, data: WebhookIn | Mapping[str, Any]
 ) -> tuple[WebhookTrigger, str]:
     """A new webhook owned by the caller: (the row, its token, shown once)."""
     user = require(actor.user, Permission.edit_scripts, MANAGE)
@@ -199,11 +205,17 @@ async def list_for_script(session: AsyncSession, actor: Actor, script_id: int) -
 
 
 async def update_webhook(
-    session: AsyncSession, actor: Actor, webhook_id: int, data: WebhookIn, script_id: int | None = None
+    session: AsyncSession,
+    actor: Actor,
+    webhook_id: int,
+    data: WebhookIn | Mapping[str, Any],
+    script_id: int | None = None,
 ) -> WebhookTrigger:
-    """Replace a webhook's settings (its URL stays); the caller becomes its owner."""
+    """Change a webhook's settings (its URL stays); a field `data` leaves out keeps its stored
+    value (`partial.over_stored`). The caller becomes its owner."""
     user = require(actor.user, Permission.edit_scripts, MANAGE)
     hook = await get(session, actor, webhook_id, script_id)
+    data = parse(WebhookIn, over_stored(WebhookIn, data, hook))
     await _apply(session, hook, await _script(session, hook.script_id), data)
     await _check_name(session, hook)
     hook.owner_id = user.id
