@@ -125,8 +125,8 @@ def _to_int(value: Any) -> int:
         raise _Bad("must be an integer, not a boolean")
     if isinstance(value, int):
         return _in_range(value)
-    if isinstance(value, float) and value.is_integer():
-        return _in_range(int(value))
+    if isinstance(value, float):  # 5.0 too: one rule for every integer (services/bodies.py)
+        raise _Bad("must be an integer, e.g. 42, without a fraction (not 5.0)")
     if isinstance(value, str):
         try:
             number = int(value.strip())

@@ -19,6 +19,8 @@ from typing import Annotated, Any
 from nicegui import context, ui
 from pydantic import BeforeValidator, TypeAdapter, ValidationError
 
+from opscraft.services.bodies import WHOLE_TEXT
+
 BAD_ADDRESS_STATUS = 400
 # pydantic error types -> what the part must be, for a person reading the address bar.
 _EXPECTED = {
@@ -54,7 +56,10 @@ def exposed_parameters(
         if param.annotation in (str, str | None) or param.annotation is inspect.Parameter.empty:
             exposed.append(param)
             continue
-        converters[param.name] = TypeAdapter(param.annotation)
+        whole = param.annotation in (int, int | None)  # digits only: `5.0` is no id (services/bodies.py)
+        converters[param.name] = TypeAdapter(
+            Annotated[param.annotation, WHOLE_TEXT] if whole else param.annotation
+        )
         optional = param.default is not inspect.Parameter.empty
         exposed.append(param.replace(annotation=str | None if optional else str))
     return exposed, converters
