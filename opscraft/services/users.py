@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft.db.models import AppSetting, RefreshToken, Role, User
 from opscraft.db.types import utcnow
 from opscraft.security.passwords import hash_password, verify_password
-from opscraft.services import app_settings, audit, conflicts, partial
+from opscraft.services import api_tokens, app_settings, audit, conflicts, partial
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
@@ -219,7 +219,8 @@ async def list_users(
 
 
 async def _revoke_sessions(session: AsyncSession, user: User) -> None:
-    """End every token and UI session of `user` (password change, deactivation, reset)."""
+    """End every JWT (access and refresh) and UI session of `user` (password change,
+    deactivation, reset): all carry `token_version`, which moves on."""
     user.token_version += 1
     await session.exec(
         update(RefreshToken)
@@ -277,8 +278,11 @@ async def _apply(session: AsyncSession, actor: Actor, user: User, changes: dict[
     user.updated_at = utcnow()
     # Before any other statement, which would autoflush the change outside this translation.
     await conflicts.flush(session)
+    revoked: dict[str, int] = {}
     if changes.get("is_active") is False:
         await _revoke_sessions(session, user)
+        assert user.id is not None
+        revoked["api_tokens_revoked"] = await api_tokens.revoke_all_of(session, user.id)
     audit.record(
         session,
         actor,
@@ -286,19 +290,25 @@ async def _apply(session: AsyncSession, actor: Actor, user: User, changes: dict[
         "user",
         user.id,
         changes={k: {"from": str(before[k]), "to": str(v)} for k, v in changes.items() if before[k] != v},
+        **revoked,
     )
     await session.commit()
     return user
 
 
 async def reset_password(session: AsyncSession, actor: Actor, user_id: int, new_password: str) -> None:
+    """Set `user_id`'s password (admins) and end every credential the old one could have
+    produced: sessions and JWTs (`_revoke_sessions`) and personal API tokens
+    (`api_tokens.revoke_all_of`). `Invalid` (422) for a password the rules refuse."""
     require(actor.user, Permission.manage_users)
     user = await get(session, actor, user_id)
     check_password_rules(new_password, user.username)
     user.hashed_password = await asyncio.to_thread(hash_password, new_password)
     user.updated_at = utcnow()
     await _revoke_sessions(session, user)
-    audit.record(session, actor, "user.reset_password", "user", user.id)
+    assert user.id is not None
+    revoked = await api_tokens.revoke_all_of(session, user.id)
+    audit.record(session, actor, "user.reset_password", "user", user.id, api_tokens_revoked=revoked)
     await session.commit()
 
 
