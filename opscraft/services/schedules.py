@@ -48,13 +48,12 @@ from opscraft.db.types import utcnow
 from opscraft.services import approvals, audit, conflicts, names, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
-from opscraft.services.errors import Invalid, NotFound, ServiceError
+from opscraft.services.errors import Invalid, NotFound, Problems, ServiceError
 from opscraft.services.invisible import Label
 from opscraft.services.parameters import ParameterValues
 from opscraft.services.partial import over_stored
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
-from opscraft.services.scripts import parse
 
 # What a refusal names (services/permissions.require; the routes' early check says the same).
 MANAGE = "manage schedules"
@@ -193,10 +192,18 @@ async def _script(session: AsyncSession, script_id: int) -> Script:
 
 
 def _apply(schedule: Schedule, script: Script, data: ScheduleIn | Mapping[str, Any]) -> None:
-    """`data`'s cron and time zone are checked (and the cron normalised) by `ScheduleIn`."""
-    data = parse(ScheduleIn, data)
-    cron = data.cron
-    resolved = parameters.resolve(script.parameters, data.parameters, script.script_type)
+    """Check the body (cron and time zone by `ScheduleIn`, which normalises the cron) and its
+    parameters with the script's resolver: one `Invalid` naming every problem, the parameters
+    checked even when the model refuses another field. Then set them on `schedule`."""
+    problems = Problems()
+    body, sent = problems.body(ScheduleIn, data)
+    resolved: dict[str, Any] = {}
+    if "parameters" not in problems.fields():
+        with problems.check():
+            resolved = parameters.resolve(script.parameters, sent.get("parameters", {}), script.script_type)
+    problems.raise_if_any()
+    assert body is not None  # else raised above
+    data, cron = body, body.cron
     schedule.name = data.name
     schedule.cron, schedule.timezone, schedule.parameters = cron, data.timezone, resolved
     schedule.enabled = data.enabled
@@ -268,7 +275,7 @@ async def update_schedule(
     sent = data.model_fields_set if isinstance(data, ScheduleIn) else data
     if schedule.paused_reason is not None and "enabled" not in sent:
         merged["enabled"] = True  # paused by the system, not disabled by a user: a save resumes it
-    data = parse(ScheduleIn, merged)
+    data = merged
     _apply(schedule, await _script(session, schedule.script_id), data)
     await _check_name(session, schedule)
     schedule.owner_id = user.id
