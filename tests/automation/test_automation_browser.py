@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from opscraft.ui import labels
 from tests.conftest import LiveServer
 from tests.ui_journey import log_in, serving, token
 
@@ -369,7 +370,7 @@ def test_automation_forms_put_each_problem_under_its_field(page: Any, env: Env) 
     page.get_by_test_id("channel-add").click()
     page.get_by_test_id("channel-name").fill("ops hook")
     page.get_by_test_id("channel-kind").click()
-    page.get_by_role("option", name="webhook", exact=True).click()
+    page.get_by_role("option", name=labels.CHANNEL_KIND["webhook"], exact=True).click()
     page.get_by_test_id("channel-url").fill("ftp://example.com/x")
     page.get_by_test_id("channel-submit").click()
     assert field_message(page, "channel-url").strip()
