@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from datetime import date
 from typing import Annotated, Any
 
@@ -94,6 +94,13 @@ def unknown_parameters(sent: Iterable[str], read: Collection[str]) -> dict[str, 
     meant is not applied, and is named rather than silently dropped)."""
     reads = f"it reads only {', '.join(sorted(read))}" if read else "it reads none"
     return {name: f"is not a parameter of this page ({reads})" for name in sent if name not in read}
+
+
+def unknown_choice(name: str, value: str, choices: Sequence[str]) -> dict[str, str]:
+    """For `say_ignored`: query parameter `name` holds `value`, none of the page's `choices` (an
+    unknown `?tab=`): the value (cut to 40 characters, as plain text) and the choices."""
+    shown = value if len(value) <= 40 else value[:40] + "…"
+    return {name: f"{shown!r} is not one of this page's: {', '.join(choices)}"}
 
 
 def say_ignored(ignored: dict[str, str]) -> None:
