@@ -96,6 +96,8 @@ class Problems:
             body = model.model_validate(data)
         if body is not None:
             return body, body.model_dump()
+        if not isinstance(data, Mapping):  # a JSON list or scalar for an object: nothing to check
+            return None, {}
         refused = self.fields()
         return None, {key: value for key, value in data.items() if key not in refused}
 

@@ -32,12 +32,12 @@ def at_least_one_field(schema: dict[str, Any]) -> None:
             prop.update(kept[0] if len(kept) == 1 else {"anyOf": kept})
 
 
-def over_stored(
-    model: type[BaseModel], data: BaseModel | Mapping[str, Any], stored: object
-) -> dict[str, Any]:
+def over_stored(model: type[BaseModel], data: BaseModel | Mapping[str, Any], stored: object) -> Any:
     """The body of a `PUT` (a validated `model`, or the raw mapping sent when the model refused
     it) completed with the `stored` row's attribute for every field of `model` it leaves out
     (module rule). The result is to be validated as `model` again, with the service's checks."""
+    if not isinstance(data, BaseModel | Mapping):
+        return data  # a JSON list or scalar where an object belongs: the model refuses it (422)
     sent = data.model_dump(exclude_unset=True) if isinstance(data, BaseModel) else dict(data)
     kept = {
         name: getattr(stored, name)

@@ -66,3 +66,23 @@ async def test_every_problem_of_a_webhook_link_or_schedule_in_one_answer(
     assert fields_of(await client.post(schedules, json=bad, headers=h)) == {"name", "cron", "parameters.N"}
     for url in (hooks, chains, schedules):
         assert len((await client.get(url, headers=h)).json()) == (1 if url == hooks else 0), url
+
+
+async def test_a_body_that_is_no_object_is_a_422(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    script_id = await make_script(client, operator, "true\n")
+    for kind in ("webhooks", "chains", "schedules"):
+        for body in ([1], "x", 3):
+            r = await client.post(f"/api/v1/scripts/{script_id}/{kind}", json=body, headers=operator.headers)
+            assert r.status_code == 422, (kind, body, r.text)
+    hook = await client.post(
+        f"/api/v1/scripts/{script_id}/webhooks", json={"name": "h"}, headers=operator.headers
+    )
+    inventory = await client.post(
+        "/api/v1/inventories", json={"name": "inv", "content": "[web]\nw1\n"}, headers=operator.headers
+    )
+    for url in (
+        f"/api/v1/scripts/{script_id}/webhooks/{hook.json()['id']}",
+        f"/api/v1/inventories/{inventory.json()['id']}",
+    ):
+        r = await client.put(url, json=[1], headers=operator.headers)
+        assert r.status_code == 422, (url, r.text)
