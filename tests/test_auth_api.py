@@ -147,3 +147,28 @@ async def test_two_first_registrations_racing_make_one_admin(client: httpx.Async
     assert codes[0] == 201 and codes[1] in (403, 409), [r.text for r in responses]
     loser = next(r for r in responses if r.status_code != 201)
     assert "administrator" in loser.json()["detail"] or "closed" in loser.json()["detail"]
+
+
+async def test_change_password_names_every_problem_at_once(
+    client: httpx.AsyncClient, viewer: LoggedIn
+) -> None:
+    """A wrong current password and a new one the rules refuse are both named in one 422 (the
+    profile form shows them together); nothing changes."""
+    r = await client.post(
+        "/api/v1/auth/change-password",
+        json={"current_password": "not-mine", "new_password": "short"},
+        headers=viewer.headers,
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [
+        {"field": "current_password", "message": "incorrect"},
+        {"field": "new_password", "message": "at least 8 characters"},
+    ]
+    r = await client.post(
+        "/api/v1/auth/change-password",
+        json={"current_password": "not-mine", "new_password": "VIEWER"},
+        headers=viewer.headers,
+    )
+    assert {e["field"] for e in r.json()["errors"]} == {"current_password", "new_password"}, r.text
+    assert "the same as the username" in r.json()["detail"]
+    assert (await client.get("/api/v1/auth/me", headers=viewer.headers)).status_code == 200, "unchanged"

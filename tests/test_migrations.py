@@ -17,7 +17,7 @@ from sqlmodel import delete as sql_delete
 
 from opscraft.db.engine import Database
 from opscraft.db.migrate import alembic_config, current_revision, upgrade
-from opscraft.db.models import NotificationChannel, Script, Secret, WebhookTrigger
+from opscraft.db.models import NotificationChannel, Script, ScriptSecret, Secret, WebhookTrigger
 from tests.conftest import postgres_scratch_database
 
 SCRIPTS = ScriptDirectory.from_config(alembic_config())
@@ -87,6 +87,33 @@ async def test_database_at_an_earlier_revision_upgrades_keeping_its_data(
 def test_previous_revision_is_among_the_starting_points() -> None:
     previous = SCRIPTS.get_revision(HEAD).down_revision
     assert previous in EARLIER and len(EARLIER) == len(list(SCRIPTS.walk_revisions())) - 1
+
+
+async def test_0020_keeps_attachments_and_refuses_deleting_an_attached_secret(scratch: Database) -> None:
+    """`script_secrets`, rebuilt on SQLite, keeps its rows and index; an attached secret can no
+    longer be deleted under its attachment (it was CASCADE before 0020), a script still can."""
+    await upgrade(scratch.engine, "0019")
+    async with scratch.session() as session:
+        secret = Secret(name="KEY", ciphertext=b"", salt=b"", nonce=b"")
+        script = Script(name="deploy", script_type="bash", content="echo\n", search_text="deploy")
+        session.add_all([secret, script])
+        await session.flush()
+        session.add(ScriptSecret(script_id=script.id, secret_id=secret.id))
+        await session.commit()
+        ids = (script.id, secret.id)
+    await upgrade(scratch.engine)
+    async with scratch.session() as session:
+        (link,) = (await session.exec(select(ScriptSecret))).all()
+        assert (link.script_id, link.secret_id) == ids
+        with pytest.raises(IntegrityError):
+            await session.exec(sql_delete(Secret))
+        await session.rollback()
+        await session.exec(sql_delete(Script))  # the script's key still cascades
+        await session.commit()
+        assert (await session.exec(select(ScriptSecret))).all() == []
+    async with scratch.engine.connect() as conn:
+        indexes = await conn.run_sync(lambda c: [i["name"] for i in inspect(c).get_indexes("script_secrets")])
+    assert "ix_script_secrets_secret_id" in indexes
 
 
 async def test_0018_keeps_the_uses_of_secrets_and_their_tables_indexes(scratch: Database) -> None:

@@ -184,3 +184,65 @@ async def test_a_row_saved_with_a_secret_that_is_gone_is_409_naming_secret_id(
             await conflicts.flush(session)
     assert caught.value.details == [{"field": "secret_id", "message": conflicts.GONE_MESSAGES["secrets"]}]
     assert caught.value.message.startswith("secret_id: the vault secret was deleted at the same time")
+
+
+async def test_an_attach_racing_a_delete_without_force(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """A non-forced delete and an attach of the same secret at the same moment: either the
+    attach wins (the delete's 409 names the script; the secret stays, attached) or the delete
+    wins (the attach is refused naming the secret; it is gone). Never both succeed, which left
+    a script told its secret was attached while the delete dropped the attachment."""
+    r = await client.post(
+        "/api/v1/scripts",
+        json={"name": "att", "script_type": "bash", "content": "echo\n"},
+        headers=admin.headers,
+    )
+    attachments = f"/api/v1/scripts/{r.json()['id']}/secrets"
+    outcomes = set()
+    for n in range(ROUNDS):
+        secret_id = await _secret(client, admin, f"ATT_KEY_{n}")
+        attached, deleted = await asyncio.gather(
+            client.post(f"{attachments}/{secret_id}", headers=admin.headers),
+            client.delete(f"/api/v1/secrets/{secret_id}", headers=admin.headers),
+        )
+        secret = await client.get(f"/api/v1/secrets/{secret_id}", headers=admin.headers)
+        names = [a["name"] for a in (await client.get(attachments, headers=admin.headers)).json()]
+        if attached.status_code in (200, 201):
+            assert deleted.status_code == 409 and "attached to 1 script(s) (att)" in deleted.text, (
+                deleted.text
+            )
+            assert secret.status_code == 200 and f"ATT_KEY_{n}" in names
+            outcomes.add("attach won")
+        else:
+            assert deleted.status_code == 204, (attached.text, deleted.text)
+            assert attached.status_code in (404, 409), attached.text
+            assert secret.status_code == 404 and f"ATT_KEY_{n}" not in names
+            outcomes.add("delete won")
+    assert outcomes, "no round ran"
+
+
+async def test_the_database_refuses_a_delete_whose_attachment_check_lost_the_race(
+    client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The delete's "is it attached?" check saw nothing (as when an attach commits just after
+    it): the RESTRICT key of migration 0020 refuses the delete, answered by the 409 naming the
+    script, and the attachment stays."""
+    r = await client.post(
+        "/api/v1/scripts",
+        json={"name": "late-att", "script_type": "bash", "content": "echo\n"},
+        headers=admin.headers,
+    )
+    attachments = f"/api/v1/scripts/{r.json()['id']}/secrets"
+    secret_id = await _secret(client, admin, "LATE_ATT")
+    assert (await client.post(f"{attachments}/{secret_id}", headers=admin.headers)).status_code in (200, 201)
+    real = secrets._scripts_of
+    calls = []
+
+    async def blind_once(session: AsyncSession, secret_ids: list[int]) -> Any:
+        calls.append(secret_ids)
+        return {i: [] for i in secret_ids} if len(calls) == 1 else await real(session, secret_ids)
+
+    monkeypatch.setattr(secrets, "_scripts_of", blind_once)
+    r = await client.delete(f"/api/v1/secrets/{secret_id}", headers=admin.headers)
+    assert r.status_code == 409 and len(calls) == 2, r.text
+    assert r.json()["errors"] == [{"field": "secret_id", "message": "attached to late-att"}], r.text
+    assert [a["name"] for a in (await client.get(attachments, headers=admin.headers)).json()] == ["LATE_ATT"]

@@ -268,9 +268,10 @@ async def test_a_secret_in_use_by_a_webhook_or_channel_is_not_deleted_even_force
     assert r.status_code == 204, r.text
     r = await client.delete(f"/api/v1/secrets/{key['id']}", headers=admin.headers)
     assert r.status_code == 409 and "ops-hook" not in r.json()["detail"], r.text
-    r = await client.put(
-        f"/api/v1/scripts/{script_id}/webhooks/{hook_id}", json={"name": "signed"}, headers=admin.headers
-    )
+    hook_url = f"/api/v1/scripts/{script_id}/webhooks/{hook_id}"
+    r = await client.put(hook_url, json={"name": "signed"}, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["signed"] is True, "a field left out keeps its value"
+    r = await client.put(hook_url, json={"secret_id": None}, headers=admin.headers)
     assert r.status_code == 200 and r.json()["signed"] is False, r.text
     r = await client.delete(f"/api/v1/secrets/{key['id']}", headers=admin.headers)
     assert r.status_code == 204, r.text

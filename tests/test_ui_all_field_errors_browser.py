@@ -122,3 +122,25 @@ def test_the_script_editor_shows_name_memory_and_parameter_errors_together(
     assert page.url == f"{server.url}/scripts/{script['id']}/edit"
     stored = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=tokens["admin"]).json()
     assert (stored["name"], stored["current_version"]) == ("two-rounds", 1)
+
+
+def test_the_change_password_form_shows_every_problem_at_once(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A wrong current password, a too-short new one and a repeat that differs: all three said
+    at once under their fields (services/users.change_password); the session goes on."""
+    log_in(page, server, "viewer")
+    page.goto(f"{server.url}/profile")
+    wait_connected(page)
+    page.get_by_test_id("current-password").fill("not-my-password")
+    page.get_by_test_id("new-password").fill("short")
+    page.get_by_test_id("repeat-password").fill("other")
+    page.get_by_test_id("change-password").click()
+    expected = {
+        "current-password": "Incorrect",
+        "new-password": "At least 8 characters",
+        "repeat-password": "Differs from the new password",
+    }
+    for testid, text in expected.items():
+        _messages(page, testid).get_by_text(text).wait_for()
+    assert page.url == f"{server.url}/profile"

@@ -21,6 +21,8 @@ BAD_ADDRESSES = {
     "/executions/abc": (400, "execution_id must be a whole number.", "/executions"),
     "/scripts/abc": (400, "script_id must be a whole number.", "/scripts"),
     "/scripts/1.5/edit": (400, "script_id must be a whole number.", "/scripts"),
+    "/scripts/1.0/edit": (400, "script_id must be a whole number.", "/scripts"),
+    "/executions?script_id=1.0": (400, "script_id must be a whole number.", None),
 }
 # Addresses that convert but that the history's service refuses: the results say why.
 REFUSED_FILTERS = {

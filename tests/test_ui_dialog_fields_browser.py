@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from opscraft.ui import labels
 from tests.conftest import LiveServer, free_port
 from tests.ui_journey import (
     check_accessibility,
@@ -77,7 +78,11 @@ def test_a_mistyped_smtp_port_is_refused_under_the_port_not_replaced(
         not page.get_by_test_id("channel-url").is_visible()
         and not page.get_by_test_id("channel-host").is_visible()
     )
-    _pick(page, "channel-kind", "email")
+    page.get_by_test_id("channel-kind").click()
+    shown = page.get_by_role("option")
+    shown.first.wait_for()
+    assert shown.all_inner_texts() == list(labels.CHANNEL_KIND.values()), "words, not stored values"
+    page.get_by_role("option", name=labels.CHANNEL_KIND["email"], exact=True).click()
     page.get_by_test_id("channel-host").wait_for()
     assert not page.get_by_test_id("channel-url").is_visible()
     page.get_by_test_id("channel-host").fill("127.0.0.1")
@@ -111,7 +116,8 @@ def test_selects_in_dialogs_show_their_whole_label(
     log_in(page, server, "admin")
     page.goto(f"{server.url}/notifications")
     page.get_by_test_id("channel-add").click()
-    _pick(page, "channel-kind", "email")  # the SMTP security select is an email channel's
+    # the SMTP security select is an email channel's
+    _pick(page, "channel-kind", labels.CHANNEL_KIND["email"])
     page.get_by_test_id("channel-security").wait_for()
     # Widths measured together: the dialog scales in, so two moments would compare two scales.
     widths = page.evaluate(

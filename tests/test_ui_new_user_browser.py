@@ -180,3 +180,25 @@ def test_a_rollback_that_breaks_a_schedule_says_so_after_the_page_changes(
     notice = page.locator(".q-notification", has_text="schedule 'nightly' stores parameters")
     notice.wait_for()
     assert "its next fire will fail; edit it" in notice.inner_text()
+
+
+def test_an_unknown_tab_is_named_not_silently_the_overview(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """`?tab=` naming no tab of the script page (a typo, an old link) opens the overview with a
+    warning naming the value and the page's tabs, like any address part the page ignores; a
+    known tab opens without one."""
+    script = create_script(server, tokens["admin"], "tabbed", "echo hi\n")
+    log_in(page, server, "viewer")
+    response = page.goto(f"{server.url}/scripts/{script['id']}?tab=webhoks")
+    assert response is not None and response.status == 200
+    note = page.locator(".q-notification", has_text="Ignored in the address: tab 'webhoks' is not one of")
+    note.wait_for()
+    assert "overview, content, versions" in note.inner_text() and "webhooks" in note.inner_text()
+    page.get_by_test_id("tab-overview").wait_for()
+    assert "q-tab--active" in (page.get_by_test_id("tab-overview").get_attribute("class") or "")
+    page.goto(f"{server.url}/scripts/{script['id']}?tab=versions")
+    wait_connected(page)
+    page.get_by_test_id("tab-versions").wait_for()
+    assert "q-tab--active" in (page.get_by_test_id("tab-versions").get_attribute("class") or "")
+    assert page.locator(".q-notification", has_text="Ignored in the address").count() == 0

@@ -5,13 +5,13 @@ services/chains.py."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from opscraft.api.deps import CurrentActor, Session, permitted
-from opscraft.api.schemas import AUTHED, IdPath, error_responses
+from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, error_responses
 from opscraft.db.models import ChainLink
 from opscraft.services import chains
 from opscraft.services.chains import ChainStep, LinkIn
@@ -114,7 +114,9 @@ async def list_links(script_id: IdPath, session: Session, actor: CurrentActor) -
     summary='Add a "then run" link (422 naming target_script_id for a cycle; 409 for a duplicate)',
     responses=error_responses(*AUTHED, 404, 409),
 )
-async def create_link(script_id: IdPath, body: LinkIn, session: Session, actor: CurrentActor) -> LinkOut:
+async def create_link(
+    script_id: IdPath, body: Annotated[LinkIn, CheckedByService], session: Session, actor: CurrentActor
+) -> LinkOut:
     return await _out(session, await chains.create(session, actor, script_id, body))
 
 
@@ -129,11 +131,15 @@ async def get_link(script_id: IdPath, link_id: IdPath, session: Session, actor: 
     PATH + "/{link_id}",
     dependencies=[permitted(Permission.edit_scripts)],
     response_model=LinkOut,
-    summary="Replace a link's settings (you become its author)",
+    summary="Change a link's settings (fields left out keep their values; you become its author)",
     responses=error_responses(*AUTHED, 404, 409),
 )
 async def update_link(
-    script_id: IdPath, link_id: IdPath, body: LinkIn, session: Session, actor: CurrentActor
+    script_id: IdPath,
+    link_id: IdPath,
+    body: Annotated[LinkIn, CheckedByService],
+    session: Session,
+    actor: CurrentActor,
 ) -> LinkOut:
     return await _out(session, await chains.update_link(session, actor, link_id, body, script_id))
 

@@ -19,6 +19,7 @@ from opscraft.api.executions_schemas import (
 from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, IdQuery, Limit, Skip, error_responses
 from opscraft.db.models.executions import Trigger
 from opscraft.services import executions, history_cursor, runs
+from opscraft.services.bodies import WHOLE_TEXT
 from opscraft.services.executions import MAX_LOG_PAGE, STATUS_FILTERS
 from opscraft.services.invisible import FilterText
 
@@ -153,8 +154,12 @@ async def get_logs(
     execution_id: IdPath,
     session: Session,
     actor: CurrentActor,
-    offset: Annotated[int, Query(ge=0, le=MAX_ID, description="Return chunks with `seq` above this")] = 0,
-    limit: Annotated[int, Query(ge=1, le=MAX_LOG_PAGE, description="Chunks to return at most")] = 500,
+    offset: Annotated[
+        int, WHOLE_TEXT, Query(ge=0, le=MAX_ID, description="Return chunks with `seq` above this")
+    ] = 0,
+    limit: Annotated[
+        int, WHOLE_TEXT, Query(ge=1, le=MAX_LOG_PAGE, description="Chunks to return at most")
+    ] = 500,
 ) -> LogsOut:
     page = await executions.read_logs(session, actor, execution_id, offset, limit)
     return LogsOut.of(execution_id, page)

@@ -94,7 +94,7 @@ async def get_inventory(inventory_id: IdPath, session: Session, actor: CurrentAc
     PREFIX + "/{inventory_id}",
     dependencies=[permitted(Permission.edit_scripts, shared_inventories.MANAGE)],
     response_model=InventoryOut,
-    summary="Replace a shared inventory (the next runs of its scripts use the new content)",
+    summary="Change a shared inventory (fields left out keep their values; its scripts' next runs use it)",
     responses=error_responses(*AUTHED, 404, 409),
 )
 async def update_inventory(

@@ -135,7 +135,7 @@ async def get_channel(channel_id: IdPath, session: Session, actor: CurrentActor)
     "/channels/{channel_id}",
     dependencies=[permitted(Permission.manage_settings)],
     response_model=ChannelOut,
-    summary="Replace a channel's settings",
+    summary="Change a channel's settings (fields left out keep their values)",
     responses=error_responses(*AUTHED, 404, 409),
 )
 async def update_channel(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from opscraft.api.deps import CurrentActor, Session, permitted
-from opscraft.api.schemas import AUTHED, IdPath, error_responses
+from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, error_responses
 from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
 from opscraft.db.types import utcnow
 from opscraft.services import schedules
@@ -121,7 +121,9 @@ async def list_for_script(
     summary="Add a schedule (5-field cron in a time zone); runs start on your behalf",
     responses=error_responses(*AUTHED, 404),
 )
-async def create(script_id: IdPath, body: ScheduleIn, session: Session, actor: CurrentActor) -> ScheduleOut:
+async def create(
+    script_id: IdPath, body: Annotated[ScheduleIn, CheckedByService], session: Session, actor: CurrentActor
+) -> ScheduleOut:
     schedule = await schedules.create(session, actor, script_id, body)
     assert schedule.id is not None
     return ScheduleOut.of(await _view(session, actor, script_id, schedule.id))
@@ -148,11 +150,15 @@ async def get_one(
     PATH + "/{schedule_id}",
     dependencies=[permitted(Permission.edit_scripts, schedules.MANAGE)],
     response_model=ScheduleOut,
-    summary="Replace a schedule's settings (you become its owner; a paused one resumes)",
+    summary="Change a schedule (fields left out keep their values; you own it; a paused one resumes)",
     responses=error_responses(*AUTHED, 404),
 )
 async def update(
-    script_id: IdPath, schedule_id: IdPath, body: ScheduleIn, session: Session, actor: CurrentActor
+    script_id: IdPath,
+    schedule_id: IdPath,
+    body: Annotated[ScheduleIn, CheckedByService],
+    session: Session,
+    actor: CurrentActor,
 ) -> ScheduleOut:
     await schedules.update_schedule(session, actor, schedule_id, body, script_id)
     return ScheduleOut.of(await _view(session, actor, script_id, schedule_id))

@@ -7,16 +7,19 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Path, Query
 from pydantic import BaseModel, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 
+from opscraft.services.bodies import WHOLE_TEXT
 from opscraft.services.paging import MAX_PAGE
 
 T = TypeVar("T")
 
 # Database ids are 32-bit on PostgreSQL: a larger number is a 422, not a database error.
 MAX_ID = 2_147_483_647
-IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Numeric id")]
-IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
-Skip = Annotated[int, Query(ge=0, le=MAX_ID, description="Items to skip (pagination)")]
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Items to return at most (pagination)")]
+IdPath = Annotated[int, WHOLE_TEXT, Path(ge=1, le=MAX_ID, description="Numeric id")]
+IdQuery = Annotated[int | None, WHOLE_TEXT, Query(ge=1, le=MAX_ID)]
+Skip = Annotated[int, WHOLE_TEXT, Query(ge=0, le=MAX_ID, description="Items to skip (pagination)")]
+Limit = Annotated[
+    int, WHOLE_TEXT, Query(ge=1, le=MAX_PAGE, description="Items to return at most (pagination)")
+]
 
 
 def filter_query(max_length: int, description: str | None = None) -> Any:

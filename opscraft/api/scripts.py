@@ -29,6 +29,7 @@ from opscraft.api.scripts_schemas import (
 )
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.services import scripts
+from opscraft.services.bodies import WHOLE_TEXT
 from opscraft.services.invisible import FilterText
 from opscraft.services.permissions import Permission
 from opscraft.services.scripts import ScriptCreate, ScriptQuery, ScriptUpdate, Sort
@@ -143,8 +144,8 @@ async def diff_versions(
     script_id: IdPath,
     session: Session,
     actor: CurrentActor,
-    from_version: Annotated[int, Query(alias="from", ge=1, le=MAX_ID)],
-    to_version: Annotated[int, Query(alias="to", ge=1, le=MAX_ID)],
+    from_version: Annotated[int, WHOLE_TEXT, Query(alias="from", ge=1, le=MAX_ID)],
+    to_version: Annotated[int, WHOLE_TEXT, Query(alias="to", ge=1, le=MAX_ID)],
 ) -> DiffOut:
     return DiffOut.of(await scripts.diff(session, actor, script_id, from_version, to_version))
 

@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from opscraft.api.deps import CurrentActor, Session, client_ip, permitted
-from opscraft.api.schemas import AUTHED, IdPath, error_responses
+from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, error_responses
 from opscraft.db.models import WebhookTrigger
 from opscraft.services import webhooks
 from opscraft.services.permissions import Permission
@@ -82,7 +82,7 @@ async def list_webhooks(script_id: IdPath, session: Session, actor: CurrentActor
     responses=error_responses(*AUTHED, 404, 409),
 )
 async def create_webhook(
-    script_id: IdPath, body: WebhookIn, session: Session, actor: CurrentActor
+    script_id: IdPath, body: Annotated[WebhookIn, CheckedByService], session: Session, actor: CurrentActor
 ) -> WebhookCreated:
     hook, token = await webhooks.create(session, actor, script_id, body)
     out = WebhookOut.of(hook, actor.name)
@@ -106,11 +106,15 @@ async def get_webhook(
     PATH + "/{webhook_id}",
     dependencies=[permitted(Permission.edit_scripts, webhooks.MANAGE)],
     response_model=WebhookOut,
-    summary="Replace a webhook's settings (the URL stays; you become its owner)",
+    summary="Change a webhook (fields left out keep their values; the URL stays; you own it)",
     responses=error_responses(*AUTHED, 404, 409),
 )
 async def update_webhook(
-    script_id: IdPath, webhook_id: IdPath, body: WebhookIn, session: Session, actor: CurrentActor
+    script_id: IdPath,
+    webhook_id: IdPath,
+    body: Annotated[WebhookIn, CheckedByService],
+    session: Session,
+    actor: CurrentActor,
 ) -> WebhookOut:
     hook = await webhooks.update_webhook(session, actor, webhook_id, body, script_id)
     return WebhookOut.of(hook, actor.name)

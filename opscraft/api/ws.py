@@ -35,6 +35,7 @@ from starlette.websockets import WebSocketState
 from opscraft import runtime
 from opscraft.api.schemas import MAX_ID
 from opscraft.services import auth, executions
+from opscraft.services.bodies import WHOLE_TEXT
 from opscraft.services.errors import Forbidden, Unauthorized, retry_text
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ async def execution_stream(
     websocket: WebSocket,
     execution_id: int,
     token: Annotated[str, Query(max_length=4096)] = "",
-    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    after: Annotated[int, WHOLE_TEXT, Query(ge=0, le=MAX_ID)] = 0,
 ) -> None:
     await websocket.accept()
     events = await _events_or_refusal(websocket, execution_id, token or _bearer(websocket), after)

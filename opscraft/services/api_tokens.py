@@ -6,6 +6,10 @@ Rules:
 - the token is returned once; only its SHA-256 is stored (`security.tokens`);
 - a token authenticates as its owner with the lower of the token's and the owner's current role,
   and stops at once when the owner is deactivated or deleted, the token revoked or expired;
+- an admin's password reset of the owner, and the owner's deactivation, revoke every token of
+  theirs (`revoke_all_of`): a token minted with a password someone else knew ends with it, and
+  reactivating an account does not bring its old tokens back; a role change revokes none (each
+  request uses the owner's current role), nor does the owner's own password change;
 - tokens cannot manage tokens (a leaked token cannot mint a longer-lived one): that needs a
   password sign-in; admins list and revoke everyone's.
 """
@@ -151,6 +155,17 @@ async def revoke(session: AsyncSession, actor: Actor, token_id: int) -> TokenInf
         await session.refresh(row)
     owner = await session.get(User, row.user_id)
     return TokenInfo(row, owner.username if owner else "")
+
+
+async def revoke_all_of(session: AsyncSession, user_id: int) -> int:
+    """Revoke every live token of user `user_id` in the caller's transaction (password reset,
+    deactivation: module rules); the number revoked. The caller audits and commits."""
+    result = await session.exec(
+        update(ApiToken)
+        .where(col(ApiToken.user_id) == user_id, col(ApiToken.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return int(result.rowcount or 0)
 
 
 async def authenticate(session: AsyncSession, token: str, client_ip: str | None) -> Actor:

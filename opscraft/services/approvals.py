@@ -36,7 +36,9 @@ from opscraft.services import audit
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound
+from opscraft.services.partial import over_stored
 from opscraft.services.permissions import Permission, can, require
+from opscraft.services.scripts import parse
 
 # What a refusal names (services/permissions.require; the routes' early check says the same).
 SET_POLICY = "set an approval policy"
@@ -58,7 +60,9 @@ async def get_policy(session: AsyncSession, actor: Actor, script_id: int) -> App
 
 
 async def set_policy(session: AsyncSession, actor: Actor, script_id: int, data: PolicyIn) -> ApprovalPolicy:
-    """Require approvals for a script's runs (operators and admins)."""
+    """Require approvals for a script's runs (operators and admins). A field `data` leaves out
+    keeps its stored value (`partial.over_stored`; the model's default for a new policy), so an
+    operator may change the expiry alone; `Forbidden` (403) when a non-admin lowers `required`."""
     user = require(actor.user, Permission.edit_scripts, SET_POLICY)
     script = await session.get(Script, script_id)
     if script is None or script.deleted_at is not None:
@@ -67,7 +71,9 @@ async def set_policy(session: AsyncSession, actor: Actor, script_id: int, data: 
     if policy is None:
         policy = ApprovalPolicy(script_id=script_id)
         session.add(policy)
-    elif data.required < policy.required:
+    else:
+        data = parse(PolicyIn, over_stored(PolicyIn, data, policy))
+    if data.required < policy.required:
         _require_relaxing(actor, f"lower the approvals script {script.name} requires ({policy.required})")
     policy.required, policy.expires_after_hours = data.required, data.expires_after_hours
     policy.updated_by, policy.updated_at = user.id, utcnow()

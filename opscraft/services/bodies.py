@@ -3,8 +3,11 @@
 Rules, the same for every body:
 - an unknown key is refused (422 naming it: "Extra inputs are not permitted"), never dropped;
 - a boolean is only a JSON `true`/`false`: not `"yes"`, `"false"`, `1` or `0`;
-- a whole number is never a boolean or a string (`true` is not 1, `"5"` is not 5); a decimal
-  field takes numbers only. Pydantic's lax mode would convert all of these silently (so
+- a whole number is never a boolean, a string or a number with a fraction (`true` is not 1,
+  `"5"` is not 5, and neither is `5.0`: one rule for every integer field, the settings' too); a
+  decimal field takes numbers only. The same rule holds for an integer in the path or the query
+  (`WHOLE_TEXT`: `?limit=5.0` and `/scripts/5.0` are 422 naming the parameter).
+  Pydantic's lax mode would convert all of these silently (so
   `{"is_active": "false"}` deactivated a user), while its strict mode would also refuse an enum
   or a date given as text, which JSON can only send as text.
 
@@ -16,14 +19,16 @@ e.g. the settings' service messages, speak first).
 
 from __future__ import annotations
 
+import re
 import types
 from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Strict, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Strict, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 BOOL_MESSAGE = "must be true or false (a JSON boolean, not text or a number)"
-INT_MESSAGE = "must be a whole number (a JSON number, not text or true/false)"
+INT_MESSAGE = "must be a whole number (a JSON number without a fraction: not 5.0, text or true/false)"
+TEXT_INT_MESSAGE = "must be a whole number, e.g. 42 (digits only: not 5.0)"
 NUMBER_MESSAGE = "must be a number (a JSON number, not text or true/false)"
 
 
@@ -49,7 +54,7 @@ def scalar_problem(annotation: Any, value: Any) -> str | None:
     if annotation is bool:
         return None if isinstance(value, bool) else BOOL_MESSAGE
     if annotation is int:
-        return None if _is_number(value) else INT_MESSAGE
+        return None if isinstance(value, int) and not isinstance(value, bool) else INT_MESSAGE
     if annotation is float:
         return None if _is_number(value) else NUMBER_MESSAGE
     if origin in (list, set, frozenset, tuple) and isinstance(value, list | tuple):
@@ -61,6 +66,18 @@ def scalar_problem(annotation: Any, value: Any) -> str | None:
         inner = args[1] if len(args) == 2 else Any
         return next((p for v in value.values() if (p := scalar_problem(inner, v))), None)
     return None
+
+
+def _whole_text(value: Any) -> Any:
+    """An integer path or query parameter as sent: digits with an optional sign, nothing else
+    (pydantic's lax mode would read `5.0` as 5)."""
+    if isinstance(value, str) and not re.fullmatch(r"[+-]?[0-9]+", value):
+        raise PydanticCustomError("int_parsing", TEXT_INT_MESSAGE)
+    return value
+
+
+# Metadata of every integer path or query parameter: `Annotated[int, WHOLE_TEXT, Query(...)]`.
+WHOLE_TEXT = BeforeValidator(_whole_text)
 
 
 class Body(BaseModel):

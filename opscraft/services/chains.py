@@ -32,11 +32,12 @@ import asyncio
 import contextlib
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -55,7 +56,8 @@ from opscraft.services import audit, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, ServiceError
-from opscraft.services.parameters import ParameterValues
+from opscraft.services.parameters import ParameterValues, PointerMapping
+from opscraft.services.partial import over_stored
 from opscraft.services.permissions import Permission, can, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 from opscraft.services.webhooks import _MISSING, check_pointer, resolve_pointer
@@ -79,15 +81,24 @@ _PG_LOCK_ID = 0x0C4A1
 OUTPUT_LINE = re.compile(r"^::set-output name=([A-Za-z_][A-Za-z0-9_]{0,63})::(.*?)\r?$")
 
 
+def _chosen(value: Any) -> Any:
+    """`target_script_id: null` (a form with no script chosen) said as what to do."""
+    if value is None:
+        raise ValueError("choose a script to start")
+    return value
+
+
 class LinkIn(Body):
     """A link as submitted (create and replace)."""
 
-    target_script_id: int = Field(ge=1, le=MAX_ID, description="The script to start")
+    target_script_id: Annotated[int, BeforeValidator(_chosen)] = Field(
+        ge=1, le=MAX_ID, description="The script to start"
+    )
     outcome: ChainOutcome = Field(
         default=ChainOutcome.success,
         description="success; failure (failed, timed_out, error); any (either)",
     )
-    mapping: dict[str, str] = Field(
+    mapping: PointerMapping = Field(
         default_factory=dict,
         description=(
             "Target parameter name -> JSON pointer (RFC 6901) into the source run's facts: "
@@ -157,13 +168,20 @@ async def _serialize_link_changes(session: AsyncSession) -> None:
         await session.exec(text(f"SELECT pg_advisory_xact_lock({_PG_LOCK_ID})"))  # type: ignore[call-overload]
 
 
-async def _apply(session: AsyncSession, link: ChainLink, data: LinkIn) -> None:
-    target = await _script(session, data.target_script_id, "target_script_id")
-    problems = Problems()  # every mapping and fixed value named at once
-    declared = {spec["name"] for spec in target.parameters}
-    undeclared = f"unknown parameter: script {target.name!r} does not declare it"
-    for name, pointer in data.mapping.items():
-        if name not in declared:
+async def _apply(session: AsyncSession, link: ChainLink, data: LinkIn | Mapping[str, Any]) -> None:
+    """Check the body (its fields, target, every mapping and fixed value: one `Invalid` naming
+    all, each check run on the fields the body model accepted), refuse a duplicate link
+    (`Conflict`), then set them on `link`."""
+    problems = Problems()
+    body, sent = problems.body(LinkIn, data)
+    target: Script | None = None
+    if "target_script_id" in sent:
+        with problems.check():
+            target = await _script(session, sent["target_script_id"], "target_script_id")
+    declared = {spec["name"] for spec in target.parameters} if target else None
+    undeclared = f"unknown parameter: script {target.name!r} does not declare it" if target else ""
+    for name, pointer in sent.get("mapping", {}).items():
+        if declared is not None and name not in declared:
             problems.add(f"mapping.{name}", undeclared)
             continue
         try:
@@ -180,12 +198,16 @@ async def _apply(session: AsyncSession, link: ChainLink, data: LinkIn) -> None:
                 f"mapping.{name}",
                 "must be /parameters/NAME, /outputs/NAME, /run/id, /run/status or /run/exit_code",
             )
-    for name in data.parameters:
-        if name not in declared:
+    fixed = sent.get("parameters", {})
+    for name in fixed:
+        if declared is not None and name not in declared:
             problems.add(f"parameters.{name}", undeclared)
-    with problems.check():
-        parameters.check_fixed(target.parameters, data.parameters)
+    if target is not None:
+        with problems.check():
+            parameters.check_fixed(target.parameters, fixed)
     problems.raise_if_any()
+    assert body is not None and target is not None  # else raised above
+    data = body
     duplicate = (
         await session.exec(
             select(ChainLink.id).where(
@@ -264,7 +286,9 @@ def _audit_link(session: AsyncSession, actor: Actor, action: str, link: ChainLin
     )
 
 
-async def create(session: AsyncSession, actor: Actor, script_id: int, data: LinkIn) -> ChainLink:
+async def create(
+    session: AsyncSession, actor: Actor, script_id: int, data: LinkIn | Mapping[str, Any]
+) -> ChainLink:
     """A new link on `script_id`, authored by the caller (operators and admins).
 
     Raises NotFound (script), Invalid naming the field (target, mapping, parameters, cycle),
@@ -272,7 +296,9 @@ async def create(session: AsyncSession, actor: Actor, script_id: int, data: Link
     user = require(actor.user, Permission.edit_scripts, 'manage "then run" links')
     await _script(session, script_id)
     await _serialize_link_changes(session)
-    link = ChainLink(script_id=script_id, target_script_id=0, outcome=data.outcome.value, owner_id=user.id)
+    link = ChainLink(
+        script_id=script_id, target_script_id=0, outcome=ChainOutcome.success.value, owner_id=user.id
+    )
     await _apply(session, link, data)
     session.add(link)
     await _checked(session, link)
@@ -314,12 +340,18 @@ async def list_for_script(session: AsyncSession, actor: Actor, script_id: int) -
 
 
 async def update_link(
-    session: AsyncSession, actor: Actor, link_id: int, data: LinkIn, script_id: int | None = None
+    session: AsyncSession,
+    actor: Actor,
+    link_id: int,
+    data: LinkIn | Mapping[str, Any],
+    script_id: int | None = None,
 ) -> ChainLink:
-    """Replace a link's settings; the caller becomes its author. Same checks as `create`."""
+    """Change a link's settings (a field `data` leaves out keeps its stored value:
+    `partial.over_stored`); the caller becomes its author. Same checks as `create`."""
     user = require(actor.user, Permission.edit_scripts, 'manage "then run" links')
     await _serialize_link_changes(session)
     link = await get(session, actor, link_id, script_id)
+    data = over_stored(LinkIn, data, link)
     await _apply(session, link, data)
     link.owner_id, link.updated_at = user.id, utcnow()
     await _checked(session, link)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class ServiceError(Exception):
@@ -82,6 +84,22 @@ class Problems:
             for err in exc.errors():
                 field = ".".join(str(part) for part in err["loc"])
                 self.add(field, str(err["msg"]).removeprefix("Value error, "))
+
+    def body(self, model: type[M], data: M | Mapping[str, Any]) -> tuple[M | None, dict[str, Any]]:
+        """`data` validated as `model` (None when the model refuses it: its problems are kept)
+        and the values of the fields it accepted (all of the model's, or the sent ones the model
+        did not name), for the body's later checks, so that one 422 names every problem."""
+        if isinstance(data, model):
+            return data, data.model_dump()
+        body: M | None = None
+        with self.check():
+            body = model.model_validate(data)
+        if body is not None:
+            return body, body.model_dump()
+        if not isinstance(data, Mapping):  # a JSON list or scalar for an object: nothing to check
+            return None, {}
+        refused = self.fields()
+        return None, {key: value for key, value in data.items() if key not in refused}
 
     def fields(self) -> set[str]:
         """The top-level fields named so far (`tags` for `tags.0`): those a body model refused, so

@@ -65,6 +65,7 @@ from opscraft.services.notification_senders import (
     send_slack,
     send_webhook,
 )
+from opscraft.services.partial import over_stored
 from opscraft.services.permissions import Permission, require
 
 log = logging.getLogger(__name__)
@@ -247,9 +248,10 @@ async def create_channel(
 async def update_channel(
     session: AsyncSession, actor: Actor, channel_id: int, data: ChannelIn | Mapping[str, Any]
 ) -> NotificationChannel:
-    """Replace a channel's settings (admins); same checks as `create_channel`."""
+    """Change a channel's settings (admins; a field `data` leaves out keeps its stored value:
+    `partial.over_stored`); same checks as `create_channel`."""
     channel = await get_channel(session, actor, channel_id)
-    data, config = _checked_channel(data)
+    data, config = _checked_channel(over_stored(ChannelIn, data, channel))
     name = data.name
     await _check_secret(session, data.secret_id)
     await _name_free(session, name, channel.id)

@@ -41,20 +41,21 @@ def _an_object(value: Any) -> Any:
 
 
 # Parameter values in a request body (`{"NAME": value}`): anything else is refused with the one
-# message the UI's JSON boxes give too (`values_from_text`), naming the field.
+# message the UI's JSON boxes give too (`json_from_text`), naming the field.
 ParameterValues = Annotated[dict[str, Any], BeforeValidator(_an_object)]
+# A mapping of parameter names to JSON pointers (webhooks, "then run" links): the same rule.
+PointerMapping = Annotated[dict[str, str], BeforeValidator(_an_object)]
 
 
-def values_from_text(text: str | None, field: str = "parameters") -> dict[str, Any]:
-    """The JSON object typed in a form's box (empty: `{}`). Raises Invalid naming `field` ("must
-    be a JSON object") for text that is not JSON or not an object, as the API says for its body."""
+def json_from_text(text: str | None) -> Any:
+    """What a form's JSON box holds, for a body model to check with the body's other fields
+    (empty: `{}`); text that is not JSON is passed on as it is, so the model refuses it
+    ("must be a JSON object", `ParameterValues`, `PointerMapping`) in the same answer as the
+    form's other problems."""
     try:
-        value = json.loads(text or "{}")
+        return json.loads(text or "{}")
     except json.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise Invalid(f"{field}: {NOT_AN_OBJECT}", details=[{"field": field, "message": NOT_AN_OBJECT}])
-    return value
+        return text
 
 
 class ParamType(StrEnum):
@@ -125,8 +126,8 @@ def _to_int(value: Any) -> int:
         raise _Bad("must be an integer, not a boolean")
     if isinstance(value, int):
         return _in_range(value)
-    if isinstance(value, float) and value.is_integer():
-        return _in_range(int(value))
+    if isinstance(value, float):  # 5.0 too: one rule for every integer (services/bodies.py)
+        raise _Bad("must be an integer, e.g. 42, without a fraction (not 5.0)")
     if isinstance(value, str):
         try:
             number = int(value.strip())

@@ -1,13 +1,23 @@
-"""The OpenAPI shape of a partial update ("only the fields sent change; send at least one").
+"""Partial updates: the OpenAPI shape of one, and the rule of every `PUT` that updates a row.
 
-The models accept `null` for a field (it means "no change") and refuse a body that changes
-nothing with a 422; their documented schema states the stricter, exact contract instead: at least
-one property, and no `null`. A request the schema calls valid is then always accepted.
+Rule (issue: an operator's `PUT` of only an approval policy's expiry was read as lowering its
+`required` to the default): a `PUT` body is merged over the stored row, so a field the body
+leaves out keeps its stored value, never the model's default (a webhook's signing secret, a
+schedule's time zone or `enabled`, a channel's or link's `enabled`, an inventory's description).
+Sending a field as `null` is sending it (a webhook's `secret_id: null` removes the secret).
+
+The partial-update models (users, secrets, settings) accept `null` for a field (it means "no
+change") and refuse a body that changes nothing with a 422; their documented schema states the
+stricter, exact contract instead: at least one property, and no `null`. A request the schema
+calls valid is then always accepted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from pydantic import BaseModel
 
 
 def at_least_one_field(schema: dict[str, Any]) -> None:
@@ -20,3 +30,18 @@ def at_least_one_field(schema: dict[str, Any]) -> None:
             prop.pop("anyOf")
             prop.pop("default", None)
             prop.update(kept[0] if len(kept) == 1 else {"anyOf": kept})
+
+
+def over_stored(model: type[BaseModel], data: BaseModel | Mapping[str, Any], stored: object) -> Any:
+    """The body of a `PUT` (a validated `model`, or the raw mapping sent when the model refused
+    it) completed with the `stored` row's attribute for every field of `model` it leaves out
+    (module rule). The result is to be validated as `model` again, with the service's checks."""
+    if not isinstance(data, BaseModel | Mapping):
+        return data  # a JSON list or scalar where an object belongs: the model refuses it (422)
+    sent = data.model_dump(exclude_unset=True) if isinstance(data, BaseModel) else dict(data)
+    kept = {
+        name: getattr(stored, name)
+        for name in model.model_fields
+        if name not in sent and hasattr(stored, name)
+    }
+    return {**kept, **sent}

@@ -28,7 +28,7 @@ import logging
 import os
 import re
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -51,9 +51,10 @@ from opscraft.db.types import utcnow
 from opscraft.services import approvals, audit, conflicts, names, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
-from opscraft.services.errors import Invalid, NotFound, ServiceError
+from opscraft.services.errors import Invalid, NotFound, Problems, ServiceError
 from opscraft.services.invisible import Label
 from opscraft.services.parameters import ParameterValues
+from opscraft.services.partial import over_stored
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 
@@ -233,10 +234,19 @@ async def _script(session: AsyncSession, script_id: int) -> Script:
     return script
 
 
-def _apply(schedule: Schedule, script: Script, data: ScheduleIn) -> None:
-    """`data`'s cron and time zone are checked (and the cron normalised) by `ScheduleIn`."""
-    cron = data.cron
-    resolved = parameters.resolve(script.parameters, data.parameters, script.script_type)
+def _apply(schedule: Schedule, script: Script, data: ScheduleIn | Mapping[str, Any]) -> None:
+    """Check the body (cron and time zone by `ScheduleIn`, which normalises the cron) and its
+    parameters with the script's resolver: one `Invalid` naming every problem, the parameters
+    checked even when the model refuses another field. Then set them on `schedule`."""
+    problems = Problems()
+    body, sent = problems.body(ScheduleIn, data)
+    resolved: dict[str, Any] = {}
+    if "parameters" not in problems.fields():
+        with problems.check():
+            resolved = parameters.resolve(script.parameters, sent.get("parameters", {}), script.script_type)
+    problems.raise_if_any()
+    assert body is not None  # else raised above
+    data, cron = body, body.cron
     schedule.name = data.name
     schedule.cron, schedule.timezone, schedule.parameters = cron, data.timezone, resolved
     schedule.enabled = data.enabled
@@ -246,7 +256,9 @@ def _apply(schedule: Schedule, script: Script, data: ScheduleIn) -> None:
     schedule.updated_at = utcnow()
 
 
-async def create(session: AsyncSession, actor: Actor, script_id: int, data: ScheduleIn) -> Schedule:
+async def create(
+    session: AsyncSession, actor: Actor, script_id: int, data: ScheduleIn | Mapping[str, Any]
+) -> Schedule:
     """A new schedule of `script_id`, owned by the caller; 422 naming `cron`, `timezone` or a
     parameter, 409 (field `name`) when the script has a schedule of that name (`names`), 404 for
     an unknown script."""
@@ -291,12 +303,22 @@ async def get(
 
 
 async def update_schedule(
-    session: AsyncSession, actor: Actor, schedule_id: int, data: ScheduleIn, script_id: int | None = None
+    session: AsyncSession,
+    actor: Actor,
+    schedule_id: int,
+    data: ScheduleIn | Mapping[str, Any],
+    script_id: int | None = None,
 ) -> Schedule:
-    """Replace a schedule's settings; the caller becomes its owner (runs start on their behalf)
-    and a paused schedule resumes. The next fire time is computed from now."""
+    """Change a schedule's settings (a field `data` leaves out keeps its stored value:
+    `partial.over_stored`); the caller becomes its owner (runs start on their behalf) and a
+    paused schedule resumes. The next fire time is computed from now."""
     user = require(actor.user, Permission.edit_scripts, MANAGE)
     schedule = await get(session, actor, schedule_id, script_id)
+    merged = over_stored(ScheduleIn, data, schedule)
+    sent = data.model_fields_set if isinstance(data, ScheduleIn) else data
+    if schedule.paused_reason is not None and "enabled" not in sent:
+        merged["enabled"] = True  # paused by the system, not disabled by a user: a save resumes it
+    data = merged
     _apply(schedule, await _script(session, schedule.script_id), data)
     await _check_name(session, schedule)
     schedule.owner_id = user.id

@@ -323,7 +323,10 @@ async def delete(session: AsyncSession, actor: Actor, secret_id: int, *, force: 
     `Conflict` (409) naming the users while a webhook signs with it or a notification channel
     sends with it (`force` does not override this: change or delete those first; `details` has
     one entry per kind of use, field `secret_id`), and while a live script has it attached unless
-    `force`, which detaches it from those scripts.
+    `force`, which detaches it from those scripts. Atomic against a racing attach, webhook or
+    channel save: the row lock (PostgreSQL) makes their key checks wait, and the RESTRICT keys
+    (migrations 0018, 0020) refuse the delete if one commits after the checks (SQLite): then the
+    same 409 is raised, never a delete that silently drops the new use.
     """
     require(actor.user, Permission.manage_secrets)
     # Locked (PostgreSQL) so that no webhook or channel starts using it while we look.
@@ -335,12 +338,14 @@ async def delete(session: AsyncSession, actor: Actor, secret_id: int, *, force: 
         raise in_use
     attached = (await _scripts_of(session, [secret_id]))[secret_id]
     if attached and not force:
-        raise Conflict(
-            f"secret {secret.name} is attached to {len(attached)} script(s) "
-            f"({_listed([s.name for s in attached])}): detach it first, or force the deletion "
-            "(API: force=true), which detaches it everywhere"
-        )
-    await session.exec(sql_delete(ScriptSecret).where(col(ScriptSecret.secret_id) == secret_id))
+        raise _attached_conflict(name, attached)
+    # Detached here: from deleted scripts always, from live ones when forced. The key (RESTRICT,
+    # 0020) refuses the delete if a live script attached it since the check.
+    links = sql_delete(ScriptSecret).where(col(ScriptSecret.secret_id) == secret_id)
+    if not attached:
+        deleted_scripts = select(Script.id).where(col(Script.deleted_at).is_not(None))
+        links = links.where(col(ScriptSecret.script_id).in_(deleted_scripts))
+    await session.exec(links)
     await session.delete(secret)
     audit.record(
         session,
@@ -354,12 +359,24 @@ async def delete(session: AsyncSession, actor: Actor, secret_id: int, *, force: 
     try:
         await session.commit()
     except IntegrityError:
-        # A webhook or channel started using it after the check (SQLite locks nothing on reading):
-        # its ON DELETE RESTRICT key refused the delete.
+        # A webhook, channel or script started using it after the checks (SQLite locks nothing on
+        # reading): an ON DELETE RESTRICT key (0018, 0020) refused the delete.
         await session.rollback()
-        if (in_use := await _in_use(session, secret_id, name)) is None:
-            raise
-        raise in_use from None
+        if (in_use := await _in_use(session, secret_id, name)) is not None:
+            raise in_use from None
+        if now_attached := (await _scripts_of(session, [secret_id]))[secret_id]:
+            raise _attached_conflict(name, now_attached) from None
+        raise
+
+
+def _attached_conflict(name: str, attached: list[Script]) -> Conflict:
+    """The `Conflict` (409) of a delete without `force` of a secret attached to `attached`."""
+    return Conflict(
+        f"secret {name} is attached to {len(attached)} script(s) "
+        f"({_listed([s.name for s in attached])}): detach it first, or force the deletion "
+        "(API: force=true), which detaches it everywhere",
+        details=[{"field": "secret_id", "message": f"attached to {_listed([s.name for s in attached])}"}],
+    )
 
 
 # --- attachments ---------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from opscraft.services import audit, conflicts, inventories
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, NotFound, Problems
+from opscraft.services.partial import over_stored
 from opscraft.services.permissions import Permission, require
 from opscraft.services.scripts import MAX_DESCRIPTION, NAME_RE, parse
 from opscraft.services.storable import Text
@@ -125,11 +126,12 @@ async def create(session: AsyncSession, actor: Actor, data: InventoryIn | Mappin
 async def update(
     session: AsyncSession, actor: Actor, inventory_id: int, data: InventoryIn | Mapping[str, Any]
 ) -> Inventory:
-    """Replace name, description and content; the next run of every script using it reads the
-    new content. Errors as in `create`; `NotFound` (404) for an unknown id."""
+    """Change name, description and/or content (a field `data` leaves out keeps its stored
+    value: `partial.over_stored`); the next run of every script using it reads the new content.
+    Errors as in `create`; `NotFound` (404) for an unknown id."""
     require(actor.user, Permission.edit_scripts, MANAGE)
     inventory = await _locked(session, actor, inventory_id)
-    body = await _checked(data, inventory.content)
+    body = await _checked(over_stored(InventoryIn, data, inventory), inventory.content)
     values = body.model_dump()
     changed = sorted(k for k, v in values.items() if getattr(inventory, k) != v)
     if not changed:

@@ -14,10 +14,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft.db.models import AppSetting, RefreshToken, Role, User
 from opscraft.db.types import utcnow
 from opscraft.security.passwords import hash_password, verify_password
-from opscraft.services import app_settings, audit, conflicts, partial
+from opscraft.services import api_tokens, app_settings, audit, conflicts, partial
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
-from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Problems, Unauthorized
 from opscraft.services.invisible import OptionalLabel, check_filters
 from opscraft.services.permissions import Permission, require
 from opscraft.services.storable import Text
@@ -94,22 +94,24 @@ class ProfileUpdate(Body):
     full_name: OptionalLabel | None = Field(default=None, max_length=200)
 
 
-def check_password_rules(password: str, username: str) -> None:
+def password_problems(password: str, username: str, field: str = "password") -> list[dict[str, str]]:
+    """Every rule `password` breaks (length, the username), as error details naming `field`."""
+    problems = []
     if len(password) < MIN_PASSWORD:
-        raise Invalid(
-            f"password must be at least {MIN_PASSWORD} characters",
-            details=[{"field": "password", "message": f"at least {MIN_PASSWORD} characters"}],
-        )
+        problems.append({"field": field, "message": f"at least {MIN_PASSWORD} characters"})
     if len(password) > MAX_PASSWORD:
-        raise Invalid(
-            f"password must be at most {MAX_PASSWORD} characters",
-            details=[{"field": "password", "message": f"at most {MAX_PASSWORD} characters"}],
-        )
+        problems.append({"field": field, "message": f"at most {MAX_PASSWORD} characters"})
     if password.lower() == username.lower():
-        raise Invalid(
-            "password must not be the same as the username",
-            details=[{"field": "password", "message": "must not be the same as the username"}],
-        )
+        problems.append({"field": field, "message": "must not be the same as the username"})
+    return problems
+
+
+def check_password_rules(password: str, username: str) -> None:
+    """`Invalid` (422) naming `password` with each rule `password` breaks (`password_problems`)."""
+    problems = password_problems(password, username)
+    if problems:
+        words = "; ".join(p["message"] for p in problems)
+        raise Invalid(f"password: {words}", details=problems)
 
 
 async def count_users(session: AsyncSession) -> int:
@@ -219,7 +221,8 @@ async def list_users(
 
 
 async def _revoke_sessions(session: AsyncSession, user: User) -> None:
-    """End every token and UI session of `user` (password change, deactivation, reset)."""
+    """End every JWT (access and refresh) and UI session of `user` (password change,
+    deactivation, reset): all carry `token_version`, which moves on."""
     user.token_version += 1
     await session.exec(
         update(RefreshToken)
@@ -277,8 +280,11 @@ async def _apply(session: AsyncSession, actor: Actor, user: User, changes: dict[
     user.updated_at = utcnow()
     # Before any other statement, which would autoflush the change outside this translation.
     await conflicts.flush(session)
+    revoked: dict[str, int] = {}
     if changes.get("is_active") is False:
         await _revoke_sessions(session, user)
+        assert user.id is not None
+        revoked["api_tokens_revoked"] = await api_tokens.revoke_all_of(session, user.id)
     audit.record(
         session,
         actor,
@@ -286,40 +292,50 @@ async def _apply(session: AsyncSession, actor: Actor, user: User, changes: dict[
         "user",
         user.id,
         changes={k: {"from": str(before[k]), "to": str(v)} for k, v in changes.items() if before[k] != v},
+        **revoked,
     )
     await session.commit()
     return user
 
 
 async def reset_password(session: AsyncSession, actor: Actor, user_id: int, new_password: str) -> None:
+    """Set `user_id`'s password (admins) and end every credential the old one could have
+    produced: sessions and JWTs (`_revoke_sessions`) and personal API tokens
+    (`api_tokens.revoke_all_of`). `Invalid` (422) for a password the rules refuse."""
     require(actor.user, Permission.manage_users)
     user = await get(session, actor, user_id)
     check_password_rules(new_password, user.username)
     user.hashed_password = await asyncio.to_thread(hash_password, new_password)
     user.updated_at = utcnow()
     await _revoke_sessions(session, user)
-    audit.record(session, actor, "user.reset_password", "user", user.id)
+    assert user.id is not None
+    revoked = await api_tokens.revoke_all_of(session, user.id)
+    audit.record(session, actor, "user.reset_password", "user", user.id, api_tokens_revoked=revoked)
     await session.commit()
 
 
-async def change_password(session: AsyncSession, actor: Actor, current: str, new_password: str) -> None:
+async def change_password(
+    session: AsyncSession, actor: Actor, current: str, new_password: str, repeated: str | None = None
+) -> None:
+    """Change the acting user's own password and end all their sessions. Every problem is named
+    in one `Invalid` (422), so a form shows them all at once: a wrong `current_password`, each
+    rule the `new_password` breaks (`password_problems`), one equal to the current one, and,
+    when a form sends it (`repeated`), a `repeat_password` that differs from the new one."""
     user = actor.user
     if user is None:
         raise Unauthorized("authentication required")
     user = await session.get(User, user.id)
     if user is None:
         raise NotFound("user not found")
+    problems = Problems()
     if not await asyncio.to_thread(verify_password, current, user.hashed_password):
-        raise Invalid(
-            "current password is incorrect",
-            details=[{"field": "current_password", "message": "incorrect"}],
-        )
-    if current == new_password:
-        raise Invalid(
-            "the new password must differ from the current one",
-            details=[{"field": "new_password", "message": "must differ from the current one"}],
-        )
-    check_password_rules(new_password, user.username)
+        problems.add("current_password", "incorrect")
+    elif current == new_password:
+        problems.add("new_password", "must differ from the current one")
+    problems.details.extend(password_problems(new_password, user.username, "new_password"))
+    if repeated is not None and repeated != new_password:
+        problems.add("repeat_password", "differs from the new password: type the same password twice")
+    problems.raise_if_any()
     user.hashed_password = await asyncio.to_thread(hash_password, new_password)
     user.updated_at = utcnow()
     await _revoke_sessions(session, user)

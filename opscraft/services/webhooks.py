@@ -19,6 +19,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -50,7 +51,8 @@ from opscraft.services.errors import (
     Unauthorized,
 )
 from opscraft.services.invisible import Label
-from opscraft.services.parameters import ParameterValues
+from opscraft.services.parameters import ParameterValues, PointerMapping
+from opscraft.services.partial import over_stored
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 
@@ -70,7 +72,7 @@ class WebhookIn(Body):
     secret_id: int | None = Field(
         default=None, ge=1, le=MAX_ID, description="Vault secret used as the HMAC-SHA256 key"
     )
-    mapping: dict[str, str] = Field(
+    mapping: PointerMapping = Field(
         default_factory=dict,
         description="Parameter name -> JSON pointer (RFC 6901) into the request body",
         examples=[{"BRANCH": "/ref", "COMMIT": "/head_commit/id"}],
@@ -125,11 +127,15 @@ async def _script(session: AsyncSession, script_id: int) -> Script:
     return script
 
 
-async def _apply(session: AsyncSession, hook: WebhookTrigger, script: Script, data: WebhookIn) -> None:
-    """Check every mapping, fixed value and the secret (one `Invalid` naming all), then set them."""
+async def _apply(
+    session: AsyncSession, hook: WebhookTrigger, script: Script, data: WebhookIn | Mapping[str, Any]
+) -> None:
+    """Check the body's fields, every mapping, fixed value and the secret (one `Invalid` naming
+    all, each check run on the fields the body model accepted), then set them."""
     problems = Problems()
+    body, sent = problems.body(WebhookIn, data)
     declared = {spec["name"] for spec in script.parameters}
-    for name, pointer in data.mapping.items():
+    for name, pointer in sent.get("mapping", {}).items():
         if name not in declared:
             problems.add(f"mapping.{name}", "unknown parameter: this script does not declare it")
             continue
@@ -137,20 +143,24 @@ async def _apply(session: AsyncSession, hook: WebhookTrigger, script: Script, da
             check_pointer(pointer)
         except ValueError as exc:
             problems.add(f"mapping.{name}", str(exc))
-    for name in data.parameters:
+    fixed = sent.get("parameters", {})
+    for name in fixed:
         if name not in declared:
             problems.add(f"parameters.{name}", "unknown parameter: this script does not declare it")
     with problems.check():
-        parameters.check_fixed(script.parameters, data.parameters)
-    if data.secret_id is not None and await session.get(Secret, data.secret_id) is None:
-        problems.add("secret_id", f"no vault secret with id {data.secret_id}")
+        parameters.check_fixed(script.parameters, fixed)
+    secret_id = sent.get("secret_id")
+    if secret_id is not None and await session.get(Secret, secret_id) is None:
+        problems.add("secret_id", f"no vault secret with id {secret_id}")
     problems.raise_if_any()
+    assert body is not None  # else raised above
+    data = body
     hook.name, hook.secret_id, hook.enabled = data.name, data.secret_id, data.enabled
     hook.mapping, hook.parameters = dict(data.mapping), dict(data.parameters)
 
 
 async def create(
-    session: AsyncSession, actor: Actor, script_id: int, data: WebhookIn
+    session: AsyncSession, actor: Actor, script_id: int, data: WebhookIn | Mapping[str, Any]
 ) -> tuple[WebhookTrigger, str]:
     """A new webhook owned by the caller: (the row, its token, shown once)."""
     user = require(actor.user, Permission.edit_scripts, MANAGE)
@@ -206,11 +216,17 @@ async def list_for_script(session: AsyncSession, actor: Actor, script_id: int) -
 
 
 async def update_webhook(
-    session: AsyncSession, actor: Actor, webhook_id: int, data: WebhookIn, script_id: int | None = None
+    session: AsyncSession,
+    actor: Actor,
+    webhook_id: int,
+    data: WebhookIn | Mapping[str, Any],
+    script_id: int | None = None,
 ) -> WebhookTrigger:
-    """Replace a webhook's settings (its URL stays); the caller becomes its owner."""
+    """Change a webhook's settings (its URL stays); a field `data` leaves out keeps its stored
+    value (`partial.over_stored`). The caller becomes its owner."""
     user = require(actor.user, Permission.edit_scripts, MANAGE)
     hook = await get(session, actor, webhook_id, script_id)
+    data = over_stored(WebhookIn, data, hook)
     await _apply(session, hook, await _script(session, hook.script_id), data)
     await _check_name(session, hook)
     hook.owner_id = user.id

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from datetime import date
 from typing import Annotated, Any
 
 from nicegui import context, ui
 from pydantic import BeforeValidator, TypeAdapter, ValidationError
+
+from opscraft.services.bodies import WHOLE_TEXT
 
 BAD_ADDRESS_STATUS = 400
 # pydantic error types -> what the part must be, for a person reading the address bar.
@@ -54,7 +56,10 @@ def exposed_parameters(
         if param.annotation in (str, str | None) or param.annotation is inspect.Parameter.empty:
             exposed.append(param)
             continue
-        converters[param.name] = TypeAdapter(param.annotation)
+        whole = param.annotation in (int, int | None)  # digits only: `5.0` is no id (services/bodies.py)
+        converters[param.name] = TypeAdapter(
+            Annotated[param.annotation, WHOLE_TEXT] if whole else param.annotation
+        )
         optional = param.default is not inspect.Parameter.empty
         exposed.append(param.replace(annotation=str | None if optional else str))
     return exposed, converters
@@ -89,6 +94,13 @@ def unknown_parameters(sent: Iterable[str], read: Collection[str]) -> dict[str, 
     meant is not applied, and is named rather than silently dropped)."""
     reads = f"it reads only {', '.join(sorted(read))}" if read else "it reads none"
     return {name: f"is not a parameter of this page ({reads})" for name in sent if name not in read}
+
+
+def unknown_choice(name: str, value: str, choices: Sequence[str]) -> dict[str, str]:
+    """For `say_ignored`: query parameter `name` holds `value`, none of the page's `choices` (an
+    unknown `?tab=`): the value (cut to 40 characters, as plain text) and the choices."""
+    shown = value if len(value) <= 40 else value[:40] + "…"
+    return {name: f"{shown!r} is not one of this page's: {', '.join(choices)}"}
 
 
 def say_ignored(ignored: dict[str, str]) -> None:

@@ -7,15 +7,14 @@ import json
 from typing import Any
 
 from nicegui import ui
-from pydantic import ValidationError
 
 from opscraft.db.models import ChainLink, Execution, Script
 from opscraft.db.models.chains import ChainOutcome
 from opscraft.services import chains
 from opscraft.services.actor import Actor
-from opscraft.services.chains import ExecutionChain, LinkIn
+from opscraft.services.chains import ExecutionChain
 from opscraft.services.errors import Invalid
-from opscraft.services.parameters import values_from_text
+from opscraft.services.parameters import json_from_text
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.script_tabs import script_tab
@@ -125,25 +124,12 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                     return
 
                 async def save() -> Any:
-                    if target.value is None:
-                        raise Invalid(
-                            "target_script_id: choose a script",
-                            details=[{"field": "target_script_id", "message": "choose a script"}],
-                        )
-                    try:
-                        data = LinkIn(
-                            target_script_id=int(target.value),
-                            outcome=outcome.value,
-                            mapping=values_from_text(mapping.value, "mapping"),
-                            parameters=values_from_text(fixed.value, "parameters"),
-                        )
-                    except ValidationError:
-                        raise Invalid(
-                            "mapping: each value must be a JSON pointer string",
-                            details=[
-                                {"field": "mapping", "message": "each value must be a JSON pointer string"}
-                            ],
-                        ) from None
+                    data = {  # checked by the service as a whole: every problem at once
+                        "target_script_id": target.value,
+                        "outcome": outcome.value,
+                        "mapping": json_from_text(mapping.value),
+                        "parameters": json_from_text(fixed.value),
+                    }
                     return await call(chains.create, current, script_id, data)
 
                 created = await run_action(lambda: _top_level_fields(save), "Link added", fields)

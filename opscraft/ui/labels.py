@@ -1,12 +1,14 @@
 """Words for people in place of the stored values a select offers (`run_once`, `starttls`...).
 
 Each map is value -> label, in the order the select lists them; the select still sends the
-value. The meanings are docs/automation.md's (schedules, notification channels and rules).
+value. The meanings are docs/automation.md's (schedules, notification channels and rules), docs/api.md's
+(roles).
 """
 
 from __future__ import annotations
 
-from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
+from opscraft.db.models import Role
+from opscraft.db.models.automation import ChannelKind, MissedPolicy, OverlapPolicy
 
 MISSED_POLICY = {
     MissedPolicy.run_once.value: "Run once, for the latest missed time",
@@ -16,6 +18,16 @@ OVERLAP_POLICY = {
     OverlapPolicy.skip.value: "Skip this run",
     OverlapPolicy.queue.value: "Queue it until the previous run ends",
     OverlapPolicy.allow.value: "Start it anyway",
+}
+CHANNEL_KIND = {
+    ChannelKind.webhook.value: "Webhook (HTTP POST of JSON)",
+    ChannelKind.slack.value: "Slack",
+    ChannelKind.email.value: "Email (SMTP)",
+}
+ROLE = {
+    Role.viewer.value: "Viewer (views and runs scripts)",
+    Role.operator.value: "Operator (also edits scripts and secrets)",
+    Role.admin.value: "Admin (also users and settings)",
 }
 SMTP_SECURITY = {"none": "None (plain text)", "starttls": "STARTTLS", "ssl": "SSL/TLS"}
 NOTIFY_EVENTS = {

@@ -65,7 +65,7 @@ async def notifications_page(actor: Actor) -> None:
                         {"webhook": "webhook", "slack": "tag", "email": "mail"}[channel.kind], color="primary"
                     )
                     ui.label(channel.name).classes("font-semibold")
-                    ui.label(channel.kind).classes("text-caption")
+                    ui.label(labels.CHANNEL_KIND.get(channel.kind, channel.kind)).classes("text-caption")
                     ui.label(_describe(channel)).classes("text-caption text-grey-7 font-mono")
                     ui.space()
                     test_button = ui.button("Test", on_click=lambda c=channel: test(c)).props("flat dense")
@@ -140,7 +140,7 @@ async def notifications_page(actor: Actor) -> None:
         async def add_channel() -> None:
             with ui.dialog() as dialog, dialog_card("Add a channel"):
                 name = text_input("Name", "channel-name", autofocus=True)
-                kind = ui.select([k.value for k in ChannelKind], value="slack", label="Kind").props(
+                kind = ui.select(labels.CHANNEL_KIND, value="slack", label="Kind").props(
                     'outlined dense data-testid="channel-kind"'
                 )
                 url = text_input("Webhook URL (generic webhook)", "channel-url")

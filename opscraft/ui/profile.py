@@ -66,16 +66,15 @@ async def profile_page(actor: Actor) -> None:
                 me = await guard()
                 if me is None:
                     return
-                if new.value != repeat.value:
-                    repeat.error = "Differs from the new password: type the same password twice"
-                    return
 
                 async def do_change() -> bool:
                     async with runtime.current().db.session() as s:
-                        await users.change_password(s, me, current.value or "", new.value or "")
+                        await users.change_password(
+                            s, me, current.value or "", new.value or "", repeat.value or ""
+                        )
                     return True
 
-                fields = {"current_password": current, "new_password": new, "password": new}
+                fields = {"current_password": current, "new_password": new, "repeat_password": repeat}
                 if await run_action(do_change, fields=fields):
                     session.log_out()
                     ui.navigate.to(session.login_url(notice="password"))

@@ -14,8 +14,7 @@ from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
 from opscraft.db.types import utcnow
 from opscraft.services import schedules
 from opscraft.services.actor import Actor
-from opscraft.services.errors import Problems
-from opscraft.services.parameters import values_from_text
+from opscraft.services.parameters import json_from_text
 from opscraft.services.permissions import Permission, can
 from opscraft.services.schedules import PREVIEW, ScheduleIn, ScheduleView
 from opscraft.ui import labels
@@ -173,23 +172,14 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                     return
 
                 async def save() -> Any:
-                    # Every field's problem at once: the JSON box's with the model's.
-                    problems = Problems()
-                    values: dict[str, Any] = {}
-                    with problems.check():
-                        values = values_from_text(params.value)
-                    data: ScheduleIn | None = None
-                    with problems.check():
-                        data = ScheduleIn(
-                            name=name.value or "",
-                            cron=cron.value or "",
-                            timezone=tz.value or "UTC",
-                            parameters=values,
-                            missed_policy=missed.value,
-                            overlap_policy=overlap.value,
-                        )
-                    problems.raise_if_any()
-                    assert data is not None
+                    data = {  # checked by the service as a whole: every problem at once
+                        "name": name.value or "",
+                        "cron": cron.value or "",
+                        "timezone": tz.value or "UTC",
+                        "parameters": json_from_text(params.value),
+                        "missed_policy": missed.value,
+                        "overlap_policy": overlap.value,
+                    }
                     return await call(schedules.create, current, script_id, data)
 
                 fields = {"name": name, "cron": cron, "timezone": tz, "parameters": params}

@@ -18,6 +18,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, ServiceError
 from opscraft.services.permissions import Permission, can
 from opscraft.services.scripts import RUN_SETTINGS
+from opscraft.ui import address
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.not_found import missing
 from opscraft.ui.script_tabs import ACTIONS, ordered_tabs
@@ -340,6 +341,8 @@ async def script_page(actor: Actor, script_id: int, tab: str = "overview") -> No
                 own[ext.key] = ui.tab(ext.key, ext.label, icon=ext.icon)
         for key, element in own.items():
             element.props(f'data-testid="tab-{key}"')
+        if tab not in own:  # named, like any address part the page does not read (ui/address.py)
+            address.say_ignored(address.unknown_choice("tab", tab, list(own)))
         with ui.tab_panels(tabs, value=own.get(tab, own["overview"])).classes("w-full"):
             with ui.tab_panel(own["overview"]):
                 _overview(script, await _inventory_name(actor, script))

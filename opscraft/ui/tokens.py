@@ -12,6 +12,7 @@ from opscraft.services import api_tokens
 from opscraft.services.actor import Actor
 from opscraft.services.api_tokens import TokenInfo
 from opscraft.services.permissions import Permission, can
+from opscraft.ui import labels
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.widgets import call, dialog_buttons, dialog_card, format_time, text_input
 
@@ -87,10 +88,10 @@ async def tokens_page(actor: Actor) -> None:
         async def open_create() -> None:
             with ui.dialog() as dialog, dialog_card("Create a token"):
                 name = text_input("Name", "token-name", autofocus=True)
-                roles = ["viewer", "operator", "admin"]
+                roles = list(labels.ROLE)
                 assert actor.user is not None
-                allowed = roles[: roles.index(actor.user.role) + 1]
-                role = ui.select(allowed, value=allowed[-1], label="Role").props(
+                allowed = {r: labels.ROLE[r] for r in roles[: roles.index(actor.user.role) + 1]}
+                role = ui.select(allowed, value=actor.user.role, label="Role").props(
                     'outlined dense data-testid="token-role"'
                 )
                 expiry = ui.select(EXPIRY_CHOICES, value="30", label="Expires").props(

@@ -26,8 +26,9 @@ from opscraft.ui.widgets import (
 )
 
 PAGE_SIZE = 20
-CREATE_DRAFT = "user:new"
+# Raw values: the New user dialog's draft (ui/drafts.py) stores and restores the select's text.
 ROLES = [role.value for role in Role]
+CREATE_DRAFT = "user:new"
 
 COLUMNS: list[dict[str, Any]] = [
     {"name": "username", "label": "Username", "field": "username", "align": "left"},

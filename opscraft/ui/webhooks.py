@@ -10,9 +10,8 @@ from opscraft import runtime
 from opscraft.db.models import Script, WebhookTrigger
 from opscraft.services import webhooks
 from opscraft.services.actor import Actor
-from opscraft.services.parameters import values_from_text
+from opscraft.services.parameters import json_from_text
 from opscraft.services.permissions import Permission, can
-from opscraft.services.webhooks import WebhookIn
 from opscraft.ui.choices import searched_select, secret_search
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.script_tabs import script_tab
@@ -84,12 +83,12 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                     return
 
                 async def save() -> Any:
-                    data = WebhookIn(
-                        name=name.value or "",
-                        mapping=values_from_text(mapping.value, "mapping"),
-                        parameters=values_from_text(fixed.value, "parameters"),
-                        secret_id=secret.value or None,
-                    )
+                    data = {  # checked by the service as a whole: every problem at once
+                        "name": name.value or "",
+                        "mapping": json_from_text(mapping.value),
+                        "parameters": json_from_text(fixed.value),
+                        "secret_id": secret.value or None,
+                    }
                     return await call(webhooks.create, current, script_id, data)
 
                 fields = {"name": name, "mapping": mapping, "parameters": fixed, "secret_id": secret}

@@ -16,7 +16,7 @@ from opscraft.db.models import ApiToken, AuditEvent, User
 from opscraft.services import api_tokens
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid
-from tests.conftest import LoggedIn, make_user
+from tests.conftest import PASSWORD, LoggedIn, make_user
 
 
 async def create(client: httpx.AsyncClient, who: LoggedIn, **body: Any) -> httpx.Response:
@@ -174,3 +174,61 @@ async def test_a_bad_token_name_is_worded_as_on_the_tokens_page(
         with pytest.raises(Invalid) as refused:
             await api_tokens.create(s, Actor(await s.get(User, admin.id)), name)
     assert r.json()["errors"] == refused.value.details
+
+
+async def test_a_password_reset_ends_every_credential_of_the_old_password(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """An admin's reset revokes the user's personal tokens as well as their JWTs (access and
+    refresh): a token minted by someone who knew the old password stops with it (audited with
+    the count)."""
+    user = await make_user(client, "operator", "reset-me")
+    login = await client.post("/api/v1/auth/login", json={"username": "reset-me", "password": PASSWORD})
+    refresh = login.json()["refresh_token"]
+    token = (await create(client, user)).json()["token"]
+    assert (await client.get("/api/v1/auth/me", headers=bearer(token))).status_code == 200
+    r = await client.post(
+        f"/api/v1/users/{user.id}/reset-password",
+        json={"new_password": "Another-pass-42"},
+        headers=admin.headers,
+    )
+    assert r.status_code == 200, r.text
+    assert (await client.get("/api/v1/auth/me", headers=bearer(token))).status_code == 401, "token revoked"
+    assert (await client.get("/api/v1/auth/me", headers=user.headers)).status_code == 401, "JWT ended"
+    r = await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh})
+    assert r.status_code == 401, "refresh token revoked"
+    listed = (await client.get("/api/v1/tokens?all=true", headers=admin.headers)).json()
+    assert [t["active"] for t in listed if t["username"] == "reset-me"] == [False]
+    async with runtime.current().db.session() as session:
+        (event,) = (
+            await session.exec(select(AuditEvent).where(AuditEvent.action == "user.reset_password"))
+        ).all()
+    assert event.details["api_tokens_revoked"] == 1
+
+
+async def test_deactivation_revokes_tokens_a_role_change_and_own_password_change_do_not(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """Deactivation revokes the tokens (reactivating does not bring them back); a demotion caps
+    them at the new role at once, and the owner's own password change keeps them (docs/api.md)."""
+    user = await make_user(client, "operator", "tokens-kept")
+    token = (await create(client, user)).json()["token"]
+    r = await client.put(f"/api/v1/users/{user.id}", json={"role": "viewer"}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    assert (await client.get("/api/v1/auth/me", headers=bearer(token))).json()["role"] == "viewer"
+    assert (
+        await client.post("/api/v1/secrets", json={"name": "X", "value": "y"}, headers=bearer(token))
+    ).status_code == 403
+    relogin = await client.post("/api/v1/auth/login", json={"username": "tokens-kept", "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {relogin.json()['access_token']}"}
+    r = await client.post(
+        "/api/v1/auth/change-password",
+        json={"current_password": PASSWORD, "new_password": "Changed-pass-42"},
+        headers=headers,
+    )
+    assert r.status_code == 200, r.text
+    assert (await client.get("/api/v1/auth/me", headers=bearer(token))).status_code == 200, "kept"
+    for active in (False, True):
+        r = await client.put(f"/api/v1/users/{user.id}", json={"is_active": active}, headers=admin.headers)
+        assert r.status_code == 200, r.text
+    assert (await client.get("/api/v1/auth/me", headers=bearer(token))).status_code == 401, "revoked for good"

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from opscraft.ui import labels
 from tests.conftest import LiveServer
 from tests.ui_journey import log_in, serving, token
 
@@ -369,7 +370,7 @@ def test_automation_forms_put_each_problem_under_its_field(page: Any, env: Env) 
     page.get_by_test_id("channel-add").click()
     page.get_by_test_id("channel-name").fill("ops hook")
     page.get_by_test_id("channel-kind").click()
-    page.get_by_role("option", name="webhook", exact=True).click()
+    page.get_by_role("option", name=labels.CHANNEL_KIND["webhook"], exact=True).click()
     page.get_by_test_id("channel-url").fill("ftp://example.com/x")
     page.get_by_test_id("channel-submit").click()
     assert field_message(page, "channel-url").strip()
@@ -382,3 +383,52 @@ def test_automation_forms_put_each_problem_under_its_field(page: Any, env: Env) 
         assert [n for n in names if n.lower() == existing["name"]] == [existing["name"]], (url, names)
     channels = env.api("GET", "/api/v1/notifications/channels").json()
     assert "ops hook" not in [c["name"] for c in channels]
+
+
+def test_webhook_link_and_schedule_forms_show_every_problem_at_once(page: Any, env: Env) -> None:
+    """One submit of a webhook, "then run" link or schedule form with a bad name (or no target)
+    and a bad mapping or parameter puts each problem under its own field (one round, not the
+    name first and the mapping after it is fixed); nothing is saved."""
+    body = {
+        "name": "one-round",
+        "script_type": "bash",
+        "status": "active",
+        "content": 'echo "$N"\n',
+        "parameters": [{"name": "N", "type": "integer", "default": 1}],
+    }
+    r = env.api("POST", "/api/v1/scripts", json=body)
+    assert r.status_code == 201, r.text
+    script_id = r.json()["id"]
+    log_in(page, env.server, "admin")
+    page.goto(f"{env.server.url}/scripts/{script_id}?tab=webhooks")
+    page.get_by_test_id("webhook-add").click()
+    page.get_by_test_id("webhook-name").fill("on\tpush")
+    page.get_by_test_id("webhook-mapping").fill('{"NOPE": "/ref"}')
+    page.get_by_test_id("webhook-params").fill('{"N": "abc"}')
+    page.get_by_test_id("webhook-submit").click()
+    assert "control characters" in field_message(page, "webhook-name")
+    assert "nope: unknown parameter" in field_message(page, "webhook-mapping")
+    assert "n: must be an integer" in field_message(page, "webhook-params")
+    page.keyboard.press("Escape")
+
+    page.get_by_test_id("tab-chains").click()
+    page.get_by_test_id("chain-add").click()
+    page.get_by_test_id("chain-mapping").fill("{not json")
+    page.get_by_test_id("chain-params").fill("[1]")
+    page.get_by_test_id("chain-submit").click()
+    assert "choose a script to start" in field_message(page, "chain-target")
+    assert "must be a json object" in field_message(page, "chain-mapping")
+    assert "must be a json object" in field_message(page, "chain-params")
+    page.keyboard.press("Escape")
+
+    page.get_by_test_id("tab-schedules").click()
+    page.get_by_test_id("schedule-add").click()
+    page.get_by_test_id("schedule-name").fill("   ")
+    page.get_by_test_id("schedule-cron").fill("61 * * * *")
+    page.get_by_test_id("schedule-params").fill('{"N": 1.5}')
+    page.get_by_test_id("schedule-submit").click()
+    assert "must not be empty or only spaces" in field_message(page, "schedule-name")
+    assert "minute field '61'" in field_message(page, "schedule-cron")
+    assert "n: must be an integer" in field_message(page, "schedule-params")
+    for kind in ("webhooks", "chains", "schedules"):
+        assert env.api("GET", f"/api/v1/scripts/{script_id}/{kind}").json() == [], kind

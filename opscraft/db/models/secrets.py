@@ -41,6 +41,7 @@ class ScriptSecret(SQLModel, table=True):
     __tablename__ = "script_secrets"
 
     script_id: int = Field(foreign_key="scripts.id", primary_key=True, ondelete="CASCADE")
-    secret_id: int = Field(foreign_key="secrets.id", primary_key=True, index=True, ondelete="CASCADE")
+    # RESTRICT (0020): a delete racing an attach is refused, never drops it (services/secrets.delete).
+    secret_id: int = Field(foreign_key="secrets.id", primary_key=True, index=True, ondelete="RESTRICT")
     attached_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     attached_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

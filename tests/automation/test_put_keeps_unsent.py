@@ -1,0 +1,109 @@
+"""Every `PUT` that updates a row keeps the stored value of a field the body leaves out
+(`services/partial.over_stored`), never the model's default: an operator changing only an
+approval policy's expiry is not "lowering" its requirement, a webhook renamed keeps its signing
+secret, a disabled schedule, link or channel stays disabled, an inventory keeps its description.
+Only a real lowering of an approval requirement is an admin's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.conftest import LoggedIn
+from tests.executions.conftest import make_script
+
+
+async def put(client: httpx.AsyncClient, who: LoggedIn, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    r = await client.put(url, json=body, headers=who.headers)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def post(client: httpx.AsyncClient, who: LoggedIn, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    r = await client.post(url, json=body, headers=who.headers)
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+async def test_an_operator_changes_only_the_expiry_of_an_approval_policy(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn
+) -> None:
+    script_id = await make_script(client, admin, "true\n")
+    url = f"/api/v1/scripts/{script_id}/approval"
+    await put(client, admin, url, {"required": 3, "expires_after_hours": 24})
+    policy = await put(client, operator, url, {"expires_after_hours": 48})
+    assert (policy["required"], policy["expires_after_hours"]) == (3, 48), "required kept"
+    assert (await put(client, operator, url, {"required": 4}))["expires_after_hours"] == 48
+    r = await client.put(url, json={"required": 2}, headers=operator.headers)
+    assert r.status_code == 403 and "only an admin may lower" in r.json()["detail"], r.text
+    assert (await put(client, admin, url, {"required": 2}))["required"] == 2, "an admin lowers it"
+
+
+async def test_webhook_schedule_and_link_keep_unsent_fields(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn
+) -> None:
+    script_id = await make_script(
+        client, admin, 'echo "$ENV"\n', parameters=[{"name": "ENV", "type": "string", "default": "dev"}]
+    )
+    target_id = await make_script(
+        client, admin, 'echo "$ENV"\n', parameters=[{"name": "ENV", "type": "string", "default": "dev"}]
+    )
+    secret = await post(client, operator, "/api/v1/secrets", {"name": "HOOK_KEY", "value": "k" * 32})
+
+    hooks = f"/api/v1/scripts/{script_id}/webhooks"
+    hook = await post(
+        client,
+        operator,
+        hooks,
+        {"name": "push", "secret_id": secret["id"], "mapping": {"ENV": "/env"}, "enabled": False},
+    )
+    hook = await put(client, operator, f"{hooks}/{hook['id']}", {"name": "on-push"})
+    assert hook["name"] == "on-push" and hook["secret_id"] == secret["id"] and hook["signed"]
+    assert hook["mapping"] == {"ENV": "/env"} and hook["enabled"] is False
+    hook = await put(client, operator, f"{hooks}/{hook['id']}", {"secret_id": None})
+    assert hook["secret_id"] is None and hook["name"] == "on-push", "an explicit null is sent"
+
+    schedules = f"/api/v1/scripts/{script_id}/schedules"
+    body = {"name": "nightly", "cron": "0 3 * * *", "timezone": "Europe/Paris", "enabled": False}
+    schedule = await post(client, operator, schedules, {**body, "parameters": {"ENV": "prod"}})
+    await put(client, operator, f"{schedules}/{schedule['id']}", {"cron": "0 4 * * *"})
+    (stored,) = (await client.get(schedules, headers=operator.headers)).json()
+    assert (stored["cron"], stored["timezone"], stored["enabled"]) == ("0 4 * * *", "Europe/Paris", False)
+    assert stored["parameters"]["ENV"] == "prod" and stored["name"] == "nightly"
+
+    chains = f"/api/v1/scripts/{script_id}/chains"
+    link = await post(
+        client,
+        operator,
+        chains,
+        {"target_script_id": target_id, "outcome": "failure", "mapping": {"ENV": "/parameters/ENV"}},
+    )
+    link = await put(client, operator, f"{chains}/{link['id']}", {"enabled": False})
+    assert (link["target_script_id"], link["outcome"], link["enabled"]) == (target_id, "failure", False)
+    assert link["mapping"] == {"ENV": "/parameters/ENV"}
+
+
+async def test_channel_and_inventory_keep_unsent_fields(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    channels = "/api/v1/notifications/channels"
+    channel = await post(
+        client,
+        admin,
+        channels,
+        {"name": "hook", "kind": "webhook", "config": {"url": "http://127.0.0.1:9/"}, "enabled": False},
+    )
+    channel = await put(client, admin, f"{channels}/{channel['id']}", {"name": "ops-hook"})
+    assert channel["config"] == {"url": "http://127.0.0.1:9/"} and channel["enabled"] is False
+    assert (channel["name"], channel["kind"]) == ("ops-hook", "webhook")
+
+    inventory = await post(
+        client,
+        admin,
+        "/api/v1/inventories",
+        {"name": "web", "description": "the web tier", "content": "[web]\nweb1\n"},
+    )
+    inventory = await put(
+        client, admin, f"/api/v1/inventories/{inventory['id']}", {"content": "[web]\nweb2\n"}
+    )
+    assert inventory["description"] == "the web tier" and inventory["name"] == "web"
+    assert inventory["content"] == "[web]\nweb2\n"
