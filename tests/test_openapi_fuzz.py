@@ -188,3 +188,38 @@ def test_the_schema_states_the_real_constraints() -> None:
     assert models["UserCreate"]["properties"]["username"]["pattern"].startswith("^[A-Za-z0-9]")
     assert models["ScriptCreate"]["properties"]["tags"]["maxItems"] == 20
     assert "pattern" in models["ScriptCreate"]["properties"]["description"], "no NUL: PostgreSQL refuses it"
+
+
+# Pydantic's names of numeric bounds: in a schema they are unknown keys no client enforces.
+NOT_JSON_SCHEMA = {"ge", "gt", "le", "lt"}
+
+
+def test_every_parameter_bound_is_a_json_schema_keyword() -> None:
+    """Ids, pages and versions state their bounds as `minimum`/`maximum` (a validator placed
+    before `Path`/`Query` once turned them into `ge`/`le` keys, and a client sent 0 or 2**31)."""
+    found = 0
+    for path, operations in _document()["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                schema = parameter["schema"]
+                choices = [schema, *schema.get("anyOf", [])]
+                assert not NOT_JSON_SCHEMA & {key for choice in choices for key in choice}, (
+                    method,
+                    path,
+                    schema,
+                )
+                found += any(choice.get("type") == "integer" and "maximum" in choice for choice in choices)
+    assert found > 50, "the integer parameters of the API state their maximum"
+
+
+def test_a_put_body_requires_no_field_and_shows_no_default() -> None:
+    """A field a `PUT` leaves out keeps its stored value (services/partial.py), so its schema
+    requires none and shows no create-time default."""
+    document = _document()
+    models = document["components"]["schemas"]
+    for name in ["ScheduleChanges", "WebhookChanges", "LinkChanges", "ChannelChanges", "InventoryChanges"]:
+        assert "required" not in models[name] and models[name]["properties"], name
+        assert not [field for field, prop in models[name]["properties"].items() if "default" in prop], name
+    put = document["paths"]["/api/v1/scripts/{script_id}/schedules/{schedule_id}"]["put"]
+    assert put["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ScheduleChanges")
+    assert models["ScheduleIn"]["required"] == ["name", "cron"], "the POST body still requires them"

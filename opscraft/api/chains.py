@@ -14,7 +14,7 @@ from opscraft.api.deps import CurrentActor, Session, permitted
 from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, error_responses
 from opscraft.db.models import ChainLink
 from opscraft.services import chains
-from opscraft.services.chains import ChainStep, LinkIn
+from opscraft.services.chains import ChainStep, LinkChanges, LinkIn
 from opscraft.services.permissions import Permission
 
 router = APIRouter(tags=["chains"])
@@ -137,7 +137,7 @@ async def get_link(script_id: IdPath, link_id: IdPath, session: Session, actor: 
 async def update_link(
     script_id: IdPath,
     link_id: IdPath,
-    body: Annotated[LinkIn, CheckedByService],
+    body: Annotated[LinkChanges, CheckedByService],
     session: Session,
     actor: CurrentActor,
 ) -> LinkOut:

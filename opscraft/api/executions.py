@@ -155,10 +155,10 @@ async def get_logs(
     session: Session,
     actor: CurrentActor,
     offset: Annotated[
-        int, WHOLE_TEXT, Query(ge=0, le=MAX_ID, description="Return chunks with `seq` above this")
+        int, Query(ge=0, le=MAX_ID, description="Return chunks with `seq` above this"), WHOLE_TEXT
     ] = 0,
     limit: Annotated[
-        int, WHOLE_TEXT, Query(ge=1, le=MAX_LOG_PAGE, description="Chunks to return at most")
+        int, Query(ge=1, le=MAX_LOG_PAGE, description="Chunks to return at most"), WHOLE_TEXT
     ] = 500,
 ) -> LogsOut:
     page = await executions.read_logs(session, actor, execution_id, offset, limit)

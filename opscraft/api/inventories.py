@@ -16,7 +16,7 @@ from opscraft.db.models import Inventory
 from opscraft.db.models.inventories import content_sha256
 from opscraft.services import shared_inventories
 from opscraft.services.permissions import Permission
-from opscraft.services.shared_inventories import InventoryIn
+from opscraft.services.shared_inventories import InventoryChanges, InventoryIn
 
 router = APIRouter(tags=["inventories"])
 PREFIX = "/api/v1/inventories"
@@ -99,7 +99,7 @@ async def get_inventory(inventory_id: IdPath, session: Session, actor: CurrentAc
 )
 async def update_inventory(
     inventory_id: IdPath,
-    body: Annotated[InventoryIn, CheckedByService],
+    body: Annotated[InventoryChanges, CheckedByService],
     session: Session,
     actor: CurrentActor,
 ) -> InventoryOut:

@@ -17,7 +17,7 @@ from opscraft.db.models import NotificationChannel, NotificationDelivery, Notifi
 from opscraft.db.models.automation import ChannelKind, DeliveryStatus
 from opscraft.services import notifications
 from opscraft.services.invisible import FilterText
-from opscraft.services.notifications import ChannelIn, DeliveryQuery, RuleIn
+from opscraft.services.notifications import ChannelChanges, ChannelIn, DeliveryQuery, RuleIn
 from opscraft.services.permissions import Permission
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
@@ -139,7 +139,10 @@ async def get_channel(channel_id: IdPath, session: Session, actor: CurrentActor)
     responses=error_responses(*AUTHED, 404, 409),
 )
 async def update_channel(
-    channel_id: IdPath, body: Annotated[ChannelIn, CheckedByService], session: Session, actor: CurrentActor
+    channel_id: IdPath,
+    body: Annotated[ChannelChanges, CheckedByService],
+    session: Session,
+    actor: CurrentActor,
 ) -> ChannelOut:
     return ChannelOut.of(await notifications.update_channel(session, actor, channel_id, body))
 

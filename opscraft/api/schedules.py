@@ -14,7 +14,7 @@ from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
 from opscraft.db.types import utcnow
 from opscraft.services import schedules
 from opscraft.services.permissions import Permission
-from opscraft.services.schedules import PREVIEW, ScheduleIn, ScheduleView
+from opscraft.services.schedules import PREVIEW, ScheduleChanges, ScheduleIn, ScheduleView
 
 router = APIRouter(tags=["schedules"])
 PATH = "/api/v1/scripts/{script_id}/schedules"
@@ -156,7 +156,7 @@ async def get_one(
 async def update(
     script_id: IdPath,
     schedule_id: IdPath,
-    body: Annotated[ScheduleIn, CheckedByService],
+    body: Annotated[ScheduleChanges, CheckedByService],
     session: Session,
     actor: CurrentActor,
 ) -> ScheduleOut:

@@ -14,11 +14,11 @@ T = TypeVar("T")
 
 # Database ids are 32-bit on PostgreSQL: a larger number is a 422, not a database error.
 MAX_ID = 2_147_483_647
-IdPath = Annotated[int, WHOLE_TEXT, Path(ge=1, le=MAX_ID, description="Numeric id")]
-IdQuery = Annotated[int | None, WHOLE_TEXT, Query(ge=1, le=MAX_ID)]
-Skip = Annotated[int, WHOLE_TEXT, Query(ge=0, le=MAX_ID, description="Items to skip (pagination)")]
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Numeric id"), WHOLE_TEXT]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID), WHOLE_TEXT]
+Skip = Annotated[int, Query(ge=0, le=MAX_ID, description="Items to skip (pagination)"), WHOLE_TEXT]
 Limit = Annotated[
-    int, WHOLE_TEXT, Query(ge=1, le=MAX_PAGE, description="Items to return at most (pagination)")
+    int, Query(ge=1, le=MAX_PAGE, description="Items to return at most (pagination)"), WHOLE_TEXT
 ]
 
 

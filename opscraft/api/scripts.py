@@ -144,8 +144,8 @@ async def diff_versions(
     script_id: IdPath,
     session: Session,
     actor: CurrentActor,
-    from_version: Annotated[int, WHOLE_TEXT, Query(alias="from", ge=1, le=MAX_ID)],
-    to_version: Annotated[int, WHOLE_TEXT, Query(alias="to", ge=1, le=MAX_ID)],
+    from_version: Annotated[int, Query(alias="from", ge=1, le=MAX_ID), WHOLE_TEXT],
+    to_version: Annotated[int, Query(alias="to", ge=1, le=MAX_ID), WHOLE_TEXT],
 ) -> DiffOut:
     return DiffOut.of(await scripts.diff(session, actor, script_id, from_version, to_version))
 

@@ -27,7 +27,7 @@ router = APIRouter(tags=["terraform"])
 BACKEND = "/api/v1/terraform/state/{script_id}/{workspace}"
 STATES = "/api/v1/scripts/{script_id}/terraform/states"
 Workspace = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
-VersionNumber = Annotated[int, WHOLE_TEXT, Path(ge=1, le=2**31 - 1)]
+VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1), WHOLE_TEXT]
 LOCK_ID_TEXT = (
     f"The lock's ID: 1-{MAX_LOCK_ID} characters, no control or invisible character "
     "(Terraform sends a UUID); anything else is refused with a 422 naming `ID`"

@@ -14,7 +14,14 @@ from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, error_respons
 from opscraft.db.models import WebhookTrigger
 from opscraft.services import webhooks
 from opscraft.services.permissions import Permission
-from opscraft.services.webhooks import SIGNATURE_HEADER, SIGNATURE_WINDOW, TIMESTAMP_HEADER, Call, WebhookIn
+from opscraft.services.webhooks import (
+    SIGNATURE_HEADER,
+    SIGNATURE_WINDOW,
+    TIMESTAMP_HEADER,
+    Call,
+    WebhookChanges,
+    WebhookIn,
+)
 
 router = APIRouter(tags=["webhooks"])
 PATH = "/api/v1/scripts/{script_id}/webhooks"
@@ -112,7 +119,7 @@ async def get_webhook(
 async def update_webhook(
     script_id: IdPath,
     webhook_id: IdPath,
-    body: Annotated[WebhookIn, CheckedByService],
+    body: Annotated[WebhookChanges, CheckedByService],
     session: Session,
     actor: CurrentActor,
 ) -> WebhookOut:

@@ -56,7 +56,7 @@ async def execution_stream(
     websocket: WebSocket,
     execution_id: int,
     token: Annotated[str, Query(max_length=4096)] = "",
-    after: Annotated[int, WHOLE_TEXT, Query(ge=0, le=MAX_ID)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID), WHOLE_TEXT] = 0,
 ) -> None:
     await websocket.accept()
     events = await _events_or_refusal(websocket, execution_id, token or _bearer(websocket), after)

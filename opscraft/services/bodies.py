@@ -76,7 +76,9 @@ def _whole_text(value: Any) -> Any:
     return value
 
 
-# Metadata of every integer path or query parameter: `Annotated[int, WHOLE_TEXT, Query(...)]`.
+# Metadata of every integer path or query parameter, after its `Path`/`Query` (before it, FastAPI
+# documents `ge`/`le` as unknown keys instead of `minimum`/`maximum`):
+# `Annotated[int, Query(...), WHOLE_TEXT]`.
 WHOLE_TEXT = BeforeValidator(_whole_text)
 
 

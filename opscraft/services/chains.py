@@ -57,7 +57,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, ServiceError
 from opscraft.services.parameters import ParameterValues, PointerMapping
-from opscraft.services.partial import over_stored
+from opscraft.services.partial import CHANGES, over_stored
 from opscraft.services.permissions import Permission, can, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 from opscraft.services.webhooks import _MISSING, check_pointer, resolve_pointer
@@ -110,6 +110,12 @@ class LinkIn(Body):
         default_factory=dict, description="Fixed values, under the mapped ones"
     )
     enabled: bool = True
+
+
+class LinkChanges(LinkIn):
+    """`LinkIn` as a `PUT` body, every field optional (`partial.CHANGES`)."""
+
+    model_config = CHANGES
 
 
 def _bad(field: str, message: str) -> Invalid:

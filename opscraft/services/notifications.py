@@ -65,7 +65,7 @@ from opscraft.services.notification_senders import (
     send_slack,
     send_webhook,
 )
-from opscraft.services.partial import over_stored
+from opscraft.services.partial import CHANGES, over_stored
 from opscraft.services.permissions import Permission, require
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,12 @@ class ChannelIn(Body):
     config: dict[str, Any] = Field(default_factory=dict)
     secret_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     enabled: bool = True
+
+
+class ChannelChanges(ChannelIn):
+    """`ChannelIn` as a `PUT` body, every field optional (`partial.CHANGES`)."""
+
+    model_config = CHANGES
 
 
 def _bad(field: str, message: str) -> Invalid:

@@ -6,6 +6,10 @@ leaves out keeps its stored value, never the model's default (a webhook's signin
 schedule's time zone or `enabled`, a channel's or link's `enabled`, an inventory's description).
 Sending a field as `null` is sending it (a webhook's `secret_id: null` removes the secret).
 
+The `PUT` bodies of rows created by a `POST` of the same model (schedules, webhooks, links,
+channels, inventories) are documented as that model's `Changes` subclass (`CHANGES`): the same
+fields and checks, none required and no default, as a field left out keeps its stored value.
+
 The partial-update models (users, secrets, settings) accept `null` for a field (it means "no
 change") and refuse a body that changes nothing with a 422; their documented schema states the
 stricter, exact contract instead: at least one property, and no `null`. A request the schema
@@ -17,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 
 def at_least_one_field(schema: dict[str, Any]) -> None:
@@ -30,6 +34,17 @@ def at_least_one_field(schema: dict[str, Any]) -> None:
             prop.pop("anyOf")
             prop.pop("default", None)
             prop.update(kept[0] if len(kept) == 1 else {"anyOf": kept})
+
+
+def _as_changes(schema: dict[str, Any]) -> None:
+    schema.pop("required", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("default", None)
+
+
+# `model_config` of a `PUT` body's `Changes` subclass (module doc): its JSON schema requires no
+# field and shows no default; validation is the base model's.
+CHANGES = ConfigDict(json_schema_extra=_as_changes)
 
 
 def over_stored(model: type[BaseModel], data: BaseModel | Mapping[str, Any], stored: object) -> Any:

@@ -54,7 +54,7 @@ from opscraft.services.bodies import Body
 from opscraft.services.errors import Invalid, NotFound, Problems, ServiceError
 from opscraft.services.invisible import Label
 from opscraft.services.parameters import ParameterValues
-from opscraft.services.partial import over_stored
+from opscraft.services.partial import CHANGES, over_stored
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 
@@ -94,6 +94,12 @@ class ScheduleIn(Body):
     def _timezone(cls, value: str) -> str:
         _as_value_error(check_timezone, value)
         return value
+
+
+class ScheduleChanges(ScheduleIn):
+    """`ScheduleIn` as a `PUT` body, every field optional (`partial.CHANGES`)."""
+
+    model_config = CHANGES
 
 
 def _as_value_error(check: Callable[[str], T], value: str) -> T:

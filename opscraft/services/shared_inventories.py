@@ -23,7 +23,7 @@ from opscraft.services import audit, conflicts, inventories
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, NotFound, Problems
-from opscraft.services.partial import over_stored
+from opscraft.services.partial import CHANGES, over_stored
 from opscraft.services.permissions import Permission, require
 from opscraft.services.scripts import MAX_DESCRIPTION, NAME_RE, parse
 from opscraft.services.storable import Text
@@ -54,6 +54,12 @@ class InventoryIn(Body):
                 "must be 1-128 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
             )
         return value
+
+
+class InventoryChanges(InventoryIn):
+    """`InventoryIn` as a `PUT` body, every field optional (`partial.CHANGES`)."""
+
+    model_config = CHANGES
 
 
 async def list_all(session: AsyncSession, actor: Actor) -> list[Inventory]:

@@ -52,7 +52,7 @@ from opscraft.services.errors import (
 )
 from opscraft.services.invisible import Label
 from opscraft.services.parameters import ParameterValues, PointerMapping
-from opscraft.services.partial import over_stored
+from opscraft.services.partial import CHANGES, over_stored
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 
@@ -81,6 +81,12 @@ class WebhookIn(Body):
         default_factory=dict, description="Fixed values, under the mapped ones"
     )
     enabled: bool = True
+
+
+class WebhookChanges(WebhookIn):
+    """`WebhookIn` as a `PUT` body, every field optional (`partial.CHANGES`)."""
+
+    model_config = CHANGES
 
 
 def _bad(field: str, message: str) -> Invalid:
