@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from opscraft.ui import labels
 from tests.conftest import LiveServer
 from tests.ui_journey import log_in, make_users, type_code
 
@@ -29,7 +30,7 @@ def _add_parameter(page: Any, index: int, name: str, kind: str, default: str) ->
     page.get_by_test_id(f"param-name-{index}").fill(name)
     if kind != "string":
         page.get_by_test_id(f"param-type-{index}").click()
-        page.get_by_role("option", name=kind, exact=True).click()
+        page.get_by_role("option", name=labels.PARAM_TYPE[kind], exact=True).click()
     page.get_by_test_id(f"param-default-{index}").fill(default)
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import httpx
 import pytest
 
+from opscraft.ui import labels
 from tests.conftest import LiveServer
 from tests.ui_journey import code, create_script, log_in, make_users, type_code, wait_connected
 
@@ -24,6 +26,8 @@ def test_new_script_survives_offline_and_reload(live_server: LiveServer, page: A
     type_code(page, CONTENT)
     page.get_by_test_id("add-parameter").click()
     page.get_by_test_id("param-name-0").fill("TARGET")
+    page.get_by_test_id("param-type-0").click()  # the select shows labels, the tab keeps "Integer"
+    page.get_by_role("option", name=labels.PARAM_TYPE["integer"], exact=True).click()
 
     # The connection drops for about 20 s (laptop lid, VPN); typing goes on meanwhile.
     page.context.set_offline(True)
@@ -42,6 +46,8 @@ def test_new_script_survives_offline_and_reload(live_server: LiveServer, page: A
     assert page.get_by_test_id("script-name").input_value() == "deploy-web"
     assert page.get_by_test_id("script-description").input_value() == "typed while offline"
     assert page.get_by_test_id("param-name-0").input_value() == "TARGET"
+    type_field = page.locator(".q-field").filter(has=page.get_by_test_id("param-type-0"))
+    type_field.get_by_text(labels.PARAM_TYPE["integer"], exact=True).wait_for()
     deadline = time.monotonic() + 30
     while code(page) != CONTENT and time.monotonic() < deadline:
         page.wait_for_timeout(100)
@@ -51,6 +57,9 @@ def test_new_script_survives_offline_and_reload(live_server: LiveServer, page: A
     page.get_by_test_id("save-script").click()
     page.wait_for_url(lambda url: "/scripts/" in url and not url.endswith("/new"))
     page.get_by_text("deploy-web").first.wait_for()
+    script_id = int(page.url.rstrip("/").split("/")[-1])
+    saved = httpx.get(f"{live_server.url}/api/v1/scripts/{script_id}", headers=tokens["operator"]).json()
+    assert {name: p["type"] for name, p in saved["parameters"].items()} == {"TARGET": "integer"}
     page.goto(f"{live_server.url}/scripts/new")
     wait_connected(page)
     page.get_by_test_id("script-name").wait_for()

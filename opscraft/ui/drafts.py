@@ -14,6 +14,7 @@ script of the origin could read it (the long reconnect window keeps them across 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -91,6 +92,16 @@ def _number(raw: Any) -> float | None:
         return None
 
 
+def _option_value(select: ui.select, shown: Any) -> Any:
+    """The value of `select`'s option labelled `shown` (options given as value -> label, e.g.
+    ui/labels.py), else `shown` itself (options that are their own labels)."""
+    if isinstance(select.options, dict):
+        for value, label in select.options.items():
+            if label == shown:
+                return value
+    return shown
+
+
 class Draft:
     """The draft of one form. `KEY` names the form in the tab (e.g. `script:new`, `script:7`).
 
@@ -116,10 +127,17 @@ class Draft:
         self.container.props(f'data-draft-form="{key}"')
 
     def field(self, name: str, element: Any, convert: Converter | None = None) -> Any:
-        """Mark `element` as part of the draft under `name`; returns the element."""
+        """Mark `element` as part of the draft under `name`; returns the element. The tab keeps
+        what the field shows: a number's text, a select's label (`convert`, by default, turns
+        them back into the number and the option's value)."""
         element.props(f'data-draft="{name}"')
         if convert is None:
-            convert = _number if isinstance(element, ui.number) else (lambda value: value)
+            if isinstance(element, ui.number):
+                convert = _number
+            elif isinstance(element, ui.select):
+                convert = functools.partial(_option_value, element)
+            else:
+                convert = lambda value: value  # noqa: E731
         self.fields[name] = (element, convert, element.value)
         return element
 

@@ -1,14 +1,15 @@
 """Words for people in place of the stored values a select offers (`run_once`, `starttls`...).
 
 Each map is value -> label, in the order the select lists them; the select still sends the
-value. The meanings are docs/automation.md's (schedules, notification channels and rules), docs/api.md's
-(roles).
+value. The meanings are docs/automation.md's (schedules, notification channels and rules), docs/scripts.md's
+(parameter types) and docs/api.md's (roles).
 """
 
 from __future__ import annotations
 
 from opscraft.db.models import Role
 from opscraft.db.models.automation import ChannelKind, MissedPolicy, OverlapPolicy
+from opscraft.services.parameters import ParamType
 
 MISSED_POLICY = {
     MissedPolicy.run_once.value: "Run once, for the latest missed time",
@@ -23,6 +24,13 @@ CHANNEL_KIND = {
     ChannelKind.webhook.value: "Webhook (HTTP POST of JSON)",
     ChannelKind.slack.value: "Slack",
     ChannelKind.email.value: "Email (SMTP)",
+}
+PARAM_TYPE = {
+    ParamType.string.value: "Text",
+    ParamType.integer.value: "Integer",
+    ParamType.number.value: "Number",
+    ParamType.boolean.value: "True/false",
+    ParamType.choice.value: "Choice",
 }
 ROLE = {
     Role.viewer.value: "Viewer (views and runs scripts)",

@@ -21,7 +21,7 @@ from opscraft.services.linters import LintFinding
 from opscraft.services.parameters import ParamType
 from opscraft.services.permissions import Permission
 from opscraft.services.script_checks import Finding, SyntaxProblem
-from opscraft.ui import execute_dialog
+from opscraft.ui import execute_dialog, labels
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, show_field_errors
 from opscraft.ui.not_found import missing
@@ -136,7 +136,7 @@ class ParameterRows:
                     self.inputs.append(inputs)
                     for key, element, width in (
                         ("name", ui.input("Name"), "w-44"),
-                        ("type", ui.select([t.value for t in ParamType], label="Type"), "w-32"),
+                        ("type", ui.select(labels.PARAM_TYPE, label="Type"), "w-32"),
                         ("default", ui.input("Default"), "w-40"),
                         ("options", ui.input("Options (comma-separated)"), "w-48"),
                         ("description", ui.input("Description"), "flex-grow"),

@@ -10,7 +10,7 @@ from opscraft.db.models import Role, User
 from opscraft.services import users
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
-from opscraft.ui import drafts
+from opscraft.ui import drafts, labels
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, protected_page
 from opscraft.ui.paged import PagedTable
@@ -26,8 +26,6 @@ from opscraft.ui.widgets import (
 )
 
 PAGE_SIZE = 20
-# Raw values: the New user dialog's draft (ui/drafts.py) stores and restores the select's text.
-ROLES = [role.value for role in Role]
 CREATE_DRAFT = "user:new"
 
 COLUMNS: list[dict[str, Any]] = [
@@ -123,7 +121,7 @@ class UsersView(PagedTable):
             full_name = text_input("Full name", "create-fullname")
             for name, element in (("username", username), ("email", email), ("full_name", full_name)):
                 draft.field(name, element)
-            role = ui.select(ROLES, value=Role.viewer.value, label="Role").props(
+            role = ui.select(labels.ROLE, value=Role.viewer.value, label="Role").props(
                 'outlined dense data-testid="create-role"'
             )
             role.classes("w-full")
@@ -164,7 +162,7 @@ class UsersView(PagedTable):
             email.value = row["email"]
             full_name = text_input("Full name", "edit-fullname")
             full_name.value = row["full_name"]
-            role = ui.select(ROLES, value=row["role"], label="Role").props(
+            role = ui.select(labels.ROLE, value=row["role"], label="Role").props(
                 'outlined dense data-testid="edit-role"'
             )
             role.classes("w-full")
