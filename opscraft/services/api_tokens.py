@@ -176,15 +176,18 @@ async def authenticate(session: AsyncSession, token: str, client_ip: str | None)
         await session.exec(select(ApiToken).where(col(ApiToken.token_hash) == hash_personal_token(token)))
     ).first()
     now = utcnow()
-    if found is None or found.revoked_at is not None:
-        raise Unauthorized(
-            "API token is invalid or revoked: check it, or create a new one on the API tokens page"
-        )
-    if found.expires_at is not None and found.expires_at <= now:
-        raise Unauthorized("API token has expired: create a new one")
+    invalid = "API token is invalid or revoked: check it, or create a new one on the API tokens page"
+    if found is None:
+        raise Unauthorized(invalid)
     owner = await session.get(User, found.user_id)
+    # Before the revocation: a deactivation revokes the owner's tokens too, and its holder is
+    # better told why than that the token is revoked.
     if owner is None or not owner.is_active:
         raise Unauthorized("the owner of this API token is deactivated")
+    if found.revoked_at is not None:
+        raise Unauthorized(invalid)
+    if found.expires_at is not None and found.expires_at <= now:
+        raise Unauthorized("API token has expired: create a new one")
     if found.last_used_at is None or now - found.last_used_at >= LAST_USED_RESOLUTION:
         await session.exec(
             update(ApiToken)
