@@ -146,6 +146,17 @@ def test_out_of_range_numbers_are_refused_under_their_fields_never_clamped(
     assert page.get_by_test_id("memory").input_value() == "8"
     current = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=admin, timeout=60).json()
     assert (current["memory_mb"], current["timeout_seconds"], current["current_version"]) == (512, 3600, 1)
+    # Whole numbers typed in these boxes save (the box hands 256.0: sent as the integer 256), and
+    # a fraction is refused under its field, not rounded.
+    page.get_by_test_id("memory").fill("256.5")
+    page.get_by_test_id("timeout").fill("60")
+    page.get_by_test_id("save-script").click()
+    page.locator(".q-field", has=page.get_by_test_id("memory")).get_by_text("whole number").wait_for()
+    page.get_by_test_id("memory").fill("256")
+    page.get_by_test_id("save-script").click()
+    page.wait_for_url(f"{server.url}/scripts/{script['id']}")
+    current = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=admin, timeout=60).json()
+    assert (current["memory_mb"], current["timeout_seconds"], current["current_version"]) == (256, 60, 2)
 
 
 def test_a_refused_search_is_said_under_its_box_and_lists_nothing(

@@ -34,7 +34,7 @@ from opscraft.ui.script_widgets import (
     mark_lines,
     risk_dialog,
 )
-from opscraft.ui.widgets import call, live_timer
+from opscraft.ui.widgets import call, live_timer, whole
 
 CHECK_INTERVAL_SECONDS = 1.0
 STARTER = {
@@ -399,10 +399,10 @@ class ScriptForm:
             "version": (self.version.value or "").strip(),
             "tags": list(self.tags.value or []),
             "status": self.status.value,
-            "timeout_seconds": self.timeout.value,
-            "memory_mb": self.memory.value,
+            "timeout_seconds": whole(self.timeout.value),
+            "memory_mb": whole(self.memory.value),
             "cpus": self.cpus.value,
-            "max_concurrent": self.max_concurrent.value,
+            "max_concurrent": whole(self.max_concurrent.value),
             "network_enabled": bool(self.network.value),
         }
         if self.script_type.value == "ansible":

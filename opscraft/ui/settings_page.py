@@ -12,6 +12,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, protected_page, run_action
+from opscraft.ui.widgets import whole
 
 SWITCHES = {
     "registration_open": (
@@ -87,7 +88,7 @@ def _number(key: str, value: float | None) -> Any:
     kind, _ = app_settings.KNOWN[key]
     if value is None:
         return kind(0)
-    return int(value) if kind is int and float(value).is_integer() else float(value)
+    return whole(float(value)) if kind is int else float(value)
 
 
 @protected_page("/settings", Permission.manage_settings, title="Settings")

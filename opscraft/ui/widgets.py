@@ -20,6 +20,13 @@ async def call(func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> 
         return await func(session, *args, **kwargs)
 
 
+def whole(value: float | None) -> int | float | None:
+    """A `ui.number`'s value for an integer field: NiceGUI hands a float (8.0 for "8"), which
+    the services refuse as no whole number (`services/bodies.py`); a whole one becomes an int,
+    a fraction (8.5) is passed on so the service refuses it under its field, empty stays None."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def live_timer(interval: float, callback: Callable[[], Any]) -> ui.timer:
     """`ui.timer` that skips its ticks while the browser is disconnected.
 
