@@ -4,6 +4,8 @@ Reads the `opscraft serve` process's CPU time (`utime + stime` of /proc/<pid>/st
 threads; its children, such as the local runner's processes, are not included) before and after
 N executions, each submitted over HTTP (POST /api/v1/executions) and watched over the WebSocket
 until its `end`, one after the other, local runner. Target (issue 15): <= 8 ms per execution.
+Each round also measures N executions each started and followed in one request instead (POST
+/api/v1/executions/stream, Server-Sent Events), right after the first N.
 
 With `--profile SECONDS`, py-spy (`$PY_SPY`, default `py-spy` on PATH) records the server for that
 long while the runs continue (`--gil --idle --threads`: each sample is the thread holding the
@@ -19,13 +21,14 @@ import argparse
 import asyncio
 import os
 import shutil
+import statistics
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
 
-from bench.exec_harness import Server, create_script, server, submit, watch
+from bench.exec_harness import Server, create_script, server, stream_run, submit, watch
 
 SCRIPT = "echo hi\n"
 TARGET_MS = 8.0
@@ -45,12 +48,18 @@ def process_cpu_seconds(pid: int) -> tuple[float, float]:
     return cpu_seconds(Path(f"/proc/{pid}/stat")), cpu_seconds(Path(f"/proc/{pid}/task/{pid}/stat"))
 
 
-async def run_many(client: httpx.AsyncClient, srv: Server, script_id: int, count: int) -> None:
+async def run_many(
+    client: httpx.AsyncClient, srv: Server, script_id: int, count: int, *, streamed: bool = False
+) -> None:
+    """`count` executions one after the other: POST then WebSocket, or (`streamed`) one
+    `POST .../stream` each; each followed to its end."""
     for _ in range(count):
-        execution_id = await submit(client, srv, script_id)
-        message, _ = await watch(srv, execution_id)
+        if streamed:
+            message, _ = await stream_run(client, srv, script_id)
+        else:
+            message, _ = await watch(srv, await submit(client, srv, script_id))
         if message.get("status") != "success":
-            raise RuntimeError(f"execution {execution_id} ended {message}")
+            raise RuntimeError(f"script {script_id}: an execution ended {message}")
 
 
 async def breakdown(client: httpx.AsyncClient, srv: Server, script_id: int, count: int) -> None:
@@ -91,19 +100,22 @@ async def main(runs: int, rounds: int, profile: float, output: Path, parts: int)
             await run_many(client, srv, script_id, 20)  # warm-up: connections, caches
             if parts:
                 await breakdown(client, srv, script_id, parts)
-            per_run = []
+            await run_many(client, srv, script_id, 20, streamed=True)
+            per_run: dict[bool, list[float]] = {False: [], True: []}
             for _ in range(rounds):
-                (cpu0, loop0), wall0 = process_cpu_seconds(pid), time.perf_counter()
-                await run_many(client, srv, script_id, runs)
-                cpu1, loop1 = process_cpu_seconds(pid)
-                cpu, loop = cpu1 - cpu0, loop1 - loop0
-                wall = time.perf_counter() - wall0
-                per_run.append(cpu / runs * 1000)
-                print(
-                    f"{runs} runs: server CPU {cpu * 1000:.0f} ms = {cpu / runs * 1000:.2f} ms per run, "
-                    f"{loop / runs * 1000:.2f} ms of it on the event loop's thread "
-                    f"({wall / runs * 1000:.1f} ms wall each, load {os.getloadavg()[0]:.2f})"
-                )
+                for streamed in (False, True):
+                    (cpu0, loop0), wall0 = process_cpu_seconds(pid), time.perf_counter()
+                    await run_many(client, srv, script_id, runs, streamed=streamed)
+                    cpu1, loop1 = process_cpu_seconds(pid)
+                    cpu, loop = cpu1 - cpu0, loop1 - loop0
+                    wall = time.perf_counter() - wall0
+                    per_run[streamed].append(cpu / runs * 1000)
+                    print(
+                        f"{runs} runs{' (stream)' if streamed else ''}: server CPU {cpu * 1000:.0f} ms = "
+                        f"{cpu / runs * 1000:.2f} ms per run, {loop / runs * 1000:.2f} ms of it on the event "
+                        f"loop's thread ({wall / runs * 1000:.1f} ms wall each, "
+                        f"load {os.getloadavg()[0]:.2f})"
+                    )
             if profile:
                 py_spy = os.environ.get("PY_SPY") or shutil.which("py-spy") or "py-spy"
                 args = ["record", "--pid", str(pid), "--duration", str(int(profile)), "--rate", "250"]
@@ -115,9 +127,12 @@ async def main(runs: int, rounds: int, profile: float, output: Path, parts: int)
                     await run_many(client, srv, script_id, 10)
                 record.wait()
                 print(f"profile: {output}")
-    per_run.sort()
-    median = per_run[len(per_run) // 2]
-    print(f"server CPU per execution, median of {rounds} rounds: {median:.2f} ms (target <= {TARGET_MS} ms)")
+    for streamed, how in ((False, "POST + WebSocket"), (True, "POST .../stream")):
+        median = statistics.median(per_run[streamed])
+        print(
+            f"server CPU per execution ({how}), median of {rounds} rounds: {median:.2f} ms "
+            f"(target <= {TARGET_MS} ms)"
+        )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 
 Each sample: POST /api/v1/executions, open the WebSocket for the returned id, stop at the first
 `log` message. Targets: p50 <= 25 ms, p99 <= 100 ms, also after the server sat idle for 60 s.
-Baseline in the same run: spawning `bash script.sh` directly and reading its first byte.
+The same in one request, measured in the same run, sample for sample alternating with the first
+way: POST /api/v1/executions/stream (the run's events in the answer, Server-Sent Events), stop at
+the first `log` event. Baseline in the same run: spawning `bash script.sh` directly and reading
+its first byte.
 
 `--phases` splits each sample's wall time, as medians in ms from the moment the POST was sent:
 the run's row made (`queued_at`, server clock), the POST's answer received, the WebSocket open
@@ -32,7 +35,17 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import connect
 
-from bench.exec_harness import Server, bare_env, create_script, describe, percentile, server, submit, watch
+from bench.exec_harness import (
+    Server,
+    bare_env,
+    create_script,
+    describe,
+    percentile,
+    server,
+    stream_run,
+    submit,
+    watch,
+)
 
 SCRIPT = "echo hi\n"
 
@@ -41,6 +54,12 @@ async def one(client: httpx.AsyncClient, srv: Server, script_id: int) -> float:
     t0 = time.perf_counter()
     execution_id = await submit(client, srv, script_id)
     await watch(srv, execution_id, until="log")
+    return (time.perf_counter() - t0) * 1000
+
+
+async def one_streamed(client: httpx.AsyncClient, srv: Server, script_id: int) -> float:
+    t0 = time.perf_counter()
+    await stream_run(client, srv, script_id, until="log")
     return (time.perf_counter() - t0) * 1000
 
 
@@ -123,15 +142,20 @@ async def main(samples: int, idle: float, idle_samples: int, phases: bool) -> No
         async with httpx.AsyncClient(base_url=srv.url) as client:
             for _ in range(20):  # warm-up: connections, caches
                 await one(client, srv, script_id)
+                await one_streamed(client, srv, script_id)
             if phases:
                 print_phases([await one_phased(client, srv, script_id) for _ in range(samples)])
-            busy = [await one(client, srv, script_id) for _ in range(samples)]
+            busy, streamed = [], []
+            for _ in range(samples):
+                busy.append(await one(client, srv, script_id))
+                streamed.append(await one_streamed(client, srv, script_id))
             after_idle = []
             for _ in range(idle_samples):
                 await asyncio.sleep(idle)
                 after_idle.append(await one(client, srv, script_id))
     baseline = bare(samples)
     print(f"submit -> first byte (HTTP + WebSocket, local runner): {describe(busy)}")
+    print(f"same in one request (POST .../stream, SSE):           {describe(streamed)}")
     print(f"after {idle:.0f} s idle: {', '.join(f'{t:.1f} ms' for t in after_idle)}")
     print(f"bare baseline (spawn bash, first byte):               {describe(baseline)}")
     ok = percentile(busy, 50) <= 25 and percentile(busy, 99) <= 100 and max(after_idle, default=0) <= 100

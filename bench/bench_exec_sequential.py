@@ -1,5 +1,6 @@
 """Execution engine 3: 40 sequential Python executions of fib(10) with the local runner, each
-submitted when the previous one has ended (over HTTP, ends seen on the WebSocket).
+submitted when the previous one has ended (over HTTP, ends seen on the WebSocket); then the same
+40 each started and followed in one request (POST /api/v1/executions/stream, Server-Sent Events).
 
 Target: <= 1.5 s in total. Baseline in the same run: the same 40 scripts run one after another
 as `python3 -u script.py` directly.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.exec_harness import bare_env, create_script, server, submit, watch
+from bench.exec_harness import bare_env, create_script, server, stream_run, submit, watch
 
 FIB = "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n\nprint(fib(10))\n"
 
@@ -39,14 +40,22 @@ async def main(runs: int) -> None:
         async with httpx.AsyncClient(base_url=srv.url) as client:
             for _ in range(3):  # warm-up
                 await watch(srv, await submit(client, srv, script_id))
+                await stream_run(client, srv, script_id)
             t0 = time.perf_counter()
             for _ in range(runs):
                 end, received = await watch(srv, await submit(client, srv, script_id))
                 assert end["status"] == "success" and received == 3, (end, received)
             total = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            for _ in range(runs):
+                end, received = await stream_run(client, srv, script_id)
+                assert end["status"] == "success" and received == 3, (end, received)
+            streamed = time.perf_counter() - t0
     baseline = bare(runs)
     each, bare_each = total / runs * 1000, baseline / runs * 1000
     print(f"{runs} sequential fib(10) executions, local runner: {total:.3f} s ({each:.1f} ms each)")
+    stream_each = streamed / runs * 1000
+    print(f"same, each in one request (POST .../stream, SSE):  {streamed:.3f} s ({stream_each:.1f} ms each)")
     print(f"bare baseline, {runs} x `python3 -u script.py`:       {baseline:.3f} s ({bare_each:.1f} ms each)")
     print("target (<= 1.5 s in total):", "met" if total <= 1.5 else "NOT met")
 

@@ -114,6 +114,31 @@ async def watch(srv: Server, execution_id: int, *, until: str = "end") -> tuple[
     raise RuntimeError(f"execution {execution_id}: the WebSocket closed before its end")
 
 
+async def stream_run(
+    client: httpx.AsyncClient, srv: Server, script_id: int, *, until: str = "end", runner: str = "local"
+) -> tuple[dict[str, Any], int]:
+    """Start and follow one execution in one request (`POST /api/v1/executions/stream`, Server-Sent
+    Events) until its first log (`until="log"`) or its end, as `watch` does over the WebSocket.
+
+    Returns (the last message, bytes of log content received)."""
+    received = 0
+    body = {"script_id": script_id, "runner": runner}
+    async with client.stream("POST", "/api/v1/executions/stream", json=body, headers=srv.headers) as response:
+        if response.status_code != 200:
+            raise RuntimeError((await response.aread()).decode())
+        async for line in response.aiter_lines():
+            if not line.startswith("data: "):
+                continue
+            message = json.loads(line[6:])
+            if message.get("type") == "log":
+                received += len(message["content"].encode())
+                if until == "log":
+                    return message, received
+            elif message.get("type") == "end":
+                return message, received
+    raise RuntimeError(f"script {script_id}: the stream closed before the run's end")
+
+
 class RawPoster:
     """A load generator's HTTP/1.1 client: keep-alive connections sending one prebuilt POST
     each in turn. It costs the machine far less CPU than a general client, so the server, not

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
 
-from opscraft.api.deps import CurrentActor, Session
+from opscraft.api import sse, token_watch
+from opscraft.api.deps import CurrentActor, Session, client_ip
 from opscraft.api.executions_schemas import (
     ExecutionCreate,
     ExecutionOut,
@@ -34,6 +36,42 @@ router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
     responses=error_responses(*AUTHED, 404, 409),
 )
 async def create_execution(body: ExecutionCreate, session: Session, actor: CurrentActor) -> ExecutionOut:
+    return await _create(body, session, actor)
+
+
+@router.post(
+    "/stream",
+    response_class=StreamingResponse,
+    status_code=200,
+    summary="Run a script and follow it in this answer (Server-Sent Events)",
+    description="The body, the rules and the refusals of `POST /api/v1/executions`; the answer is "
+    "an event stream: `execution` (the run as created), then the WebSocket's `status`, `log` and "
+    "`end` messages as they happen (stored output first, no gap, no duplicate), ending after `end`; "
+    "`error` (401) when the token stops authenticating meanwhile. Leaving ends the stream, not the "
+    "run. Format and examples: docs/executions.md.",
+    responses={
+        200: {
+            "description": "The run's events, as they happen",
+            "content": {sse.MEDIA_TYPE: {"schema": {"type": "string"}}},
+        },
+        **error_responses(*AUTHED, 404, 409),
+    },
+)
+async def create_execution_stream(
+    body: ExecutionCreate, session: Session, actor: CurrentActor, request: Request
+) -> StreamingResponse:
+    created = await _create(body, session, actor)
+    # The answer may last hours: give the request's database connection back now, not at its end.
+    await session.close()
+    events = executions.follow(actor, created.id)
+    stream = sse.run_stream(
+        created.model_dump(mode="json"), events, token_watch.bearer(request.headers), client_ip(request)
+    )
+    return StreamingResponse(stream, media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
+
+
+async def _create(body: ExecutionCreate, session: Session, actor: CurrentActor) -> ExecutionOut:
+    """A run of `body` (every rule of `executions.create`), as the API shows it."""
     execution = await executions.create(
         session,
         actor,

@@ -17,8 +17,8 @@ reconnecting). Messages are JSON:
 Close codes when the connection is refused: 4401 missing, invalid or expired token (log in or
 refresh, then reconnect), 4403 your role may not view executions, 4404 no such execution,
 4429 past the per-user rate limit. An open stream lives no longer than its token: the token is
-checked again every `RECHECK_SECONDS`, and the stream closes with 4401 once it is expired or
-revoked, or its user deactivated, deleted or signed out everywhere (a password change).
+checked again every `token_watch.RECHECK_SECONDS`, and the stream closes with 4401 once it is
+expired or revoked, or its user deactivated, deleted or signed out everywhere (a password change).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from opscraft import runtime
+from opscraft.api import token_watch
 from opscraft.api.schemas import MAX_ID
 from opscraft.services import auth, executions
 from opscraft.services.bodies import WHOLE_TEXT
@@ -47,8 +48,6 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_RATE_LIMITED = 4429
-# How long an open stream may outlive its token (expired, revoked, user deactivated), at most.
-RECHECK_SECONDS = 5.0
 
 
 @router.websocket("/ws/executions/{execution_id}")
@@ -59,14 +58,15 @@ async def execution_stream(
     after: Annotated[int, Query(ge=0, le=MAX_ID), WHOLE_TEXT] = 0,
 ) -> None:
     await websocket.accept()
-    events = await _events_or_refusal(websocket, execution_id, token or _bearer(websocket), after)
+    token = token or token_watch.bearer(websocket.headers)
+    events = await _events_or_refusal(websocket, execution_id, token, after)
     if isinstance(events, tuple):
         code, reason = events
         await websocket.close(code, reason[:120])
         return
     sender = asyncio.create_task(_send_events(websocket, execution_id, events))
     receiver = asyncio.create_task(_until_disconnect(websocket))
-    guard = asyncio.create_task(_until_token_ends(token or _bearer(websocket), _client_ip(websocket)))
+    guard = asyncio.create_task(token_watch.until_token_ends(token, _client_ip(websocket)))
     done, _ = await asyncio.wait({sender, receiver, guard}, return_when=asyncio.FIRST_COMPLETED)
     for task in (sender, receiver, guard):
         task.cancel()
@@ -74,31 +74,13 @@ async def execution_stream(
             await task
     connected = websocket.client_state is websocket.application_state is WebSocketState.CONNECTED
     if connected and (sender in done or guard in done):  # not after `_send_events` closed it (4404)
-        code, reason = guard.result() if guard in done else (1000, "")
+        code, reason = (CLOSE_UNAUTHORIZED, guard.result()) if guard in done else (1000, "")
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await websocket.close(code, reason[:120])
 
 
 def _client_ip(websocket: WebSocket) -> str | None:
     return websocket.client.host if websocket.client else None
-
-
-async def _until_token_ends(token: str, client_ip: str | None) -> tuple[int, str]:
-    """Authenticate `token` again every `RECHECK_SECONDS` (the same check as on connect, so no
-    row is read while the user cache is warm); (4401, the reason) once it no longer passes."""
-    rt = runtime.current()
-    while True:
-        await asyncio.sleep(RECHECK_SECONDS)
-        async with rt.db.session() as session:
-            try:
-                await auth.actor_for_bearer(session, token, client_ip)
-            except Unauthorized as exc:
-                return CLOSE_UNAUTHORIZED, exc.message
-
-
-def _bearer(websocket: WebSocket) -> str:
-    scheme, _, value = websocket.headers.get("authorization", "").partition(" ")
-    return value.strip() if scheme.lower() == "bearer" else ""
 
 
 async def _events_or_refusal(

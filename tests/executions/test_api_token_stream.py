@@ -10,7 +10,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from opscraft.api import ws
+from opscraft.api import token_watch
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, run, start, wait_for
 from tests.executions.test_executions_ws import close_code, collect, url
@@ -51,7 +51,7 @@ async def test_an_open_stream_ends_with_its_token(
     """A stream opened with a token kept streaming after the token expired or was revoked, or
     its owner was deactivated (the output of an hours-long run, to whoever held it): it now
     closes with 4401 once the token no longer authenticates, while the run goes on."""
-    monkeypatch.setattr(ws, "RECHECK_SECONDS", 0.2)
+    monkeypatch.setattr(token_watch, "RECHECK_SECONDS", 0.2)
     script_id = await make_script(client, admin, "while :; do echo tick; sleep 0.2; done\n")
     started = await start(client, admin, script_id, "local")
     await wait_for(client, admin, started["id"], {"running"})

@@ -68,6 +68,13 @@ async def draft_run_body(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, A
 
 CASES = [
     Case("POST", "/api/v1/executions", allow("viewer", 202), run_body),
+    Case(
+        "POST",
+        "/api/v1/executions/stream",
+        allow("viewer"),
+        run_body,
+        note="read to the run's end (tests/executions/test_executions_stream.py)",
+    ),
     Case("GET", "/api/v1/executions", allow("viewer")),
     Case("GET", "/api/v1/executions/{execution_id}", allow("viewer"), execution_path),
     Case("GET", "/api/v1/executions/{execution_id}/logs", allow("viewer"), execution_path),

@@ -73,7 +73,8 @@ def behind_nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Clu
             cluster = Cluster(root, url, redis.url)
             try:
                 a, b = cluster.web("web-a"), cluster.web("web-b")
-                cluster.worker(f"wn-{secrets.token_hex(3)}", slots=2, runner="local")
+                worker = f"wn-{secrets.token_hex(3)}"
+                cluster.worker(worker, slots=2, runner="local")
                 port = free_port()
                 conf = root / "nginx.conf"
                 conf.write_text(
@@ -84,6 +85,8 @@ def behind_nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Clu
                 wait_for(
                     lambda: httpx.get(f"{front}/api/v1/health", timeout=2).status_code == 200, 60, "nginx"
                 )
+                # Runs are refused (409) until the worker has registered: tests must not race it.
+                cluster.wait_workers_alive(a, {worker})
                 yield cluster, front
             finally:
                 if process is not None:
@@ -153,3 +156,37 @@ def test_api_and_live_output_through_nginx(behind_nginx: tuple[Cluster, str]) ->
         text = pool.submit(asyncio.run, asyncio.wait_for(follow(), 120)).result()
     assert text == "via nginx 1\nvia nginx 2\nvia nginx 3\n"
     assert cluster.wait_status(a, execution_id, FINAL)["status"] == "success"
+
+
+def test_a_run_streamed_in_its_answer_passes_nginx_unbuffered(behind_nginx: tuple[Cluster, str]) -> None:
+    """`POST /api/v1/executions/stream` through nginx: each event arrives as it happens (nginx
+    buffers no part of the answer), not once the run is over."""
+    cluster, front = behind_nginx
+    a = cluster.procs["web-a"]
+    script = cluster.script(a, "echo first\nsleep 60\necho last\n")
+    headers = {"Authorization": f"Bearer {cluster.admin_token(a)}"}
+    body = {"script_id": script, "runner": "local"}
+    names: list[str] = []
+    with httpx.stream(
+        "POST", f"{front}/api/v1/executions/stream", json=body, headers=headers, timeout=120
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if not line.startswith("data: "):
+                continue
+            message = json.loads(line.removeprefix("data: "))
+            names.append(message.get("type", "execution"))
+            if names[-1] == "execution":
+                execution_id = message["id"]
+            elif names[-1] == "log":
+                assert message["content"] == "first\n"
+                running = httpx.get(f"{front}/api/v1/executions/{execution_id}", headers=headers, timeout=30)
+                assert running.json()["status"] == "running", "the first line came while the run went on"
+                cancel = httpx.post(
+                    f"{front}/api/v1/executions/{execution_id}/cancel", headers=headers, timeout=30
+                )
+                assert cancel.status_code in (200, 202), cancel.text
+            elif names[-1] == "end":
+                assert message["status"] == "cancelled"
+    assert names[0] == "execution" and names[-1] == "end" and "log" in names, names

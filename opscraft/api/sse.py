@@ -1,0 +1,87 @@
+"""A run followed in the answer to the request that started it: Server-Sent Events.
+
+`POST /api/v1/executions/stream` starts a run as `POST /api/v1/executions` does and answers with
+an event stream (`text/event-stream`, the WHATWG HTML standard's "Server-sent events" format):
+one client round trip from submit to output, no WebSocket to open afterwards (`curl -N`, a CI
+job, a CLI). Each event is one JSON object on one `data:` line, named by `event:`:
+
+- `execution`: the run as created (the body `POST /api/v1/executions` answers with), first;
+- `status`, `log`, `end`: exactly the WebSocket's messages (`ws.py`), with the same guarantees
+  (stored output first, then live, no gap, no duplicate, `seq` order); a `log` event also
+  carries its `seq` as the event's `id:`; the stream ends after `end`;
+- `error`: `{"type": "error", "status": 401, "detail": ...}` when the caller's token stopped
+  authenticating while the stream was open (`token_watch`); the stream ends, the run goes on.
+
+A comment line (`: keep-alive`) follows each passed token check (`token_watch.RECHECK_SECONDS`),
+so proxies do not cut a quiet run's stream. A client that goes away ends the stream, not the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+import orjson
+
+from opscraft.api import token_watch
+from opscraft.execution.events import Event, LogEvent
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPE = "text/event-stream"
+# No cache may keep it; nginx passes it on as it comes (docs/deployment.md).
+HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+KEEP_ALIVE = b": keep-alive\n\n"
+# Events buffered for a slow client before the run's event stream waits for it (it then catches
+# up from storage, as a slow WebSocket client does).
+BUFFERED_EVENTS = 64
+
+
+def frame(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
+    """One event in the event-stream format: `event:`, optional `id:`, one `data:` line (compact
+    JSON holds no newline), a blank line."""
+    head = f"event: {event}\n" if event_id is None else f"event: {event}\nid: {event_id}\n"
+    return head.encode() + b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+def event_frame(event: Event) -> bytes:
+    """A run event as the WebSocket's message, named by its `type`."""
+    message = event.message()
+    return frame(message["type"], message, event.seq if isinstance(event, LogEvent) else None)
+
+
+async def run_stream(
+    created: dict[str, Any], events: AsyncGenerator[Event, None], token: str, client_ip: str | None
+) -> AsyncIterator[bytes]:
+    """The answer's body: `created` as the `execution` event, then every run event, until `end`,
+    or an `error` event once `token` stops authenticating (see the module docstring)."""
+    yield frame("execution", created)
+    frames: asyncio.Queue[bytes | None] = asyncio.Queue(BUFFERED_EVENTS)
+
+    async def relay() -> None:
+        try:
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    await frames.put(event_frame(event))
+        except Exception:  # the answer has started: no status left to send, end the stream
+            log.exception("the event stream of execution %s failed", created.get("id"))
+        await frames.put(None)
+
+    async def guard() -> None:
+        reason = await token_watch.until_token_ends(token, client_ip, lambda: frames.put(KEEP_ALIVE))
+        await frames.put(frame("error", {"type": "error", "status": 401, "detail": reason}))
+        await frames.put(None)
+
+    tasks = (asyncio.create_task(relay()), asyncio.create_task(guard()))
+    try:
+        while (item := await frames.get()) is not None:
+            yield item
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
