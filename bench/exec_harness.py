@@ -122,6 +122,7 @@ async def stream_run(
 
     Returns (the last message, bytes of log content received)."""
     received = 0
+    end: dict[str, Any] | None = None
     body = {"script_id": script_id, "runner": runner}
     async with client.stream("POST", "/api/v1/executions/stream", json=body, headers=srv.headers) as response:
         if response.status_code != 200:
@@ -133,10 +134,12 @@ async def stream_run(
             if message.get("type") == "log":
                 received += len(message["content"].encode())
                 if until == "log":
-                    return message, received
+                    return message, received  # leaves mid-answer: the connection is closed
             elif message.get("type") == "end":
-                return message, received
-    raise RuntimeError(f"script {script_id}: the stream closed before the run's end")
+                end = message  # read on to the answer's end, so the connection is kept alive
+    if end is None:
+        raise RuntimeError(f"script {script_id}: the stream closed before the run's end")
+    return end, received
 
 
 class RawPoster:
