@@ -93,17 +93,17 @@ def websocket_protocol(name: str = WS_PROTOCOL) -> Iterator[None]:
     0.50 (`ws="auto"`). NiceGUI chose wsproto only to leave the deprecated `websockets.legacy`
     implementation (zauberzeug/nicegui#5256: "We can choose anything but `auto` ... and
     `websockets`"; "we may use `websockets-sansio` as well"), not for a behaviour of wsproto's.
-    Issue 15 measured wsproto's handshake and sends at about a quarter of the server CPU a watched
-    run costs. Both sockets keep the same ASGI contract; uvicorn 0.54's sans-I/O protocol
-    negotiates permessage-deflate with 12-bit windows (wsproto: 15), which is how a client can
-    tell them apart (tests/test_ws_protocol.py).
+    Measured (docs/benchmarks.md, issue 15): 1-7 % less server CPU per watched run, 17 % less per
+    connection with permessage-deflate. Both sockets keep the same ASGI contract; uvicorn 0.54's
+    sans-I/O protocol negotiates permessage-deflate with 12-bit windows (wsproto: 15), which is
+    how a client can tell them apart (tests/test_ws_protocol.py).
 
     Replaces `nicegui.ui_run.CustomServerConfig` by a subclass for the duration (restored on exit);
     raises AttributeError if a NiceGUI upgrade renamed it, rather than silently serving wsproto."""
     ui_run = importlib.import_module("nicegui.ui_run")
     nicegui_config: type[Any] = ui_run.CustomServerConfig
 
-    class ServerConfig(nicegui_config):  # type: ignore[misc, valid-type]
+    class ServerConfig(nicegui_config):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **{**kwargs, "ws": name})
 
