@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import importlib
 import logging
 import os
 import re
+from collections.abc import Iterator
+from typing import Any
 
 from opscraft import lifecycle
 from opscraft.config import Settings
 
 log = logging.getLogger(__name__)
+
+# uvicorn's WebSocket implementation for every socket the server accepts: the API's `/ws/` and
+# NiceGUI's socket.io connection (`/_nicegui_ws/`). See `websocket_protocol`.
+WS_PROTOCOL = "websockets-sansio"
 
 
 def storage_secret(settings: Settings) -> str:
@@ -72,22 +80,58 @@ def configure(settings: Settings) -> None:
     app.on_shutdown(lifecycle.stop)
 
 
+@contextlib.contextmanager
+def websocket_protocol(name: str = WS_PROTOCOL) -> Iterator[None]:
+    """While inside, NiceGUI's `ui.run` builds its uvicorn config with `ws=name` (a key of
+    `uvicorn.config.WS_PROTOCOLS`) instead of the `ws='wsproto'` it hard-codes
+    (nicegui/ui_run.py, `config = CustomServerConfig(..., ws='wsproto', **kwargs)`, NiceGUI 3.18;
+    passing `ws=` to `ui.run` is a duplicate keyword, hence this seam).
+
+    Why: wsproto is uvicorn's pure-Python implementation (the handshake is parsed again by h11,
+    every frame built in Python); `websockets-sansio` runs the `websockets` package's sans-I/O
+    protocol (C-accelerated framing, its own handshake parser) and is uvicorn's own default since
+    0.50 (`ws="auto"`). NiceGUI chose wsproto only to leave the deprecated `websockets.legacy`
+    implementation (zauberzeug/nicegui#5256: "We can choose anything but `auto` ... and
+    `websockets`"; "we may use `websockets-sansio` as well"), not for a behaviour of wsproto's.
+    Measured (docs/benchmarks.md, issue 15): 1-7 % less server CPU per watched run, 17 % less per
+    connection with permessage-deflate. Both sockets keep the same ASGI contract; uvicorn 0.54's
+    sans-I/O protocol negotiates permessage-deflate with 12-bit windows (wsproto: 15), which is
+    how a client can tell them apart (tests/test_ws_protocol.py).
+
+    Replaces `nicegui.ui_run.CustomServerConfig` by a subclass for the duration (restored on exit);
+    raises AttributeError if a NiceGUI upgrade renamed it, rather than silently serving wsproto."""
+    ui_run = importlib.import_module("nicegui.ui_run")
+    nicegui_config: type[Any] = ui_run.CustomServerConfig
+
+    class ServerConfig(nicegui_config):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **{**kwargs, "ws": name})
+
+    ui_run.CustomServerConfig = ServerConfig
+    try:
+        yield
+    finally:
+        ui_run.CustomServerConfig = nicegui_config
+
+
 def serve(settings: Settings, host: str, port: int) -> None:
     """Run the app until stopped (the desktop window, when there is one, was started before by
-    opscraft.desktop.launch and talks to this server like a browser)."""
+    opscraft.desktop.launch and talks to this server like a browser). Every WebSocket is served by
+    uvicorn's `WS_PROTOCOL` implementation (`websocket_protocol`)."""
     configure(settings)
     from nicegui import ui
 
-    ui.run(
-        host=host,
-        port=port,
-        title="OpsCraft",
-        favicon="🛠",
-        dark=None,
-        reload=False,
-        show=False,
-        storage_secret=storage_secret(settings),
-        uvicorn_logging_level=settings.log_level.lower(),
-        show_welcome_message=False,
-        reconnect_timeout=10,
-    )
+    with websocket_protocol():
+        ui.run(
+            host=host,
+            port=port,
+            title="OpsCraft",
+            favicon="🛠",
+            dark=None,
+            reload=False,
+            show=False,
+            storage_secret=storage_secret(settings),
+            uvicorn_logging_level=settings.log_level.lower(),
+            show_welcome_message=False,
+            reconnect_timeout=10,
+        )

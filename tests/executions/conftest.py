@@ -24,6 +24,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from opscraft import lifecycle, runtime
+from opscraft.app import WS_PROTOCOL
 from opscraft.db.models import Execution
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.types import utcnow
@@ -204,11 +205,12 @@ async def run(
 
 @pytest.fixture
 async def live_api(api_app: FastAPI) -> AsyncIterator[str]:
-    """The API app served by uvicorn (with wsproto, as NiceGUI runs it) on a free port in this loop."""
+    """The API app served by uvicorn (with `opscraft.app.WS_PROTOCOL`, as `opscraft serve` runs it)
+    on a free port in this loop."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            api_app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="wsproto"
+            api_app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws=WS_PROTOCOL
         )
     )
     task = asyncio.create_task(server.serve())
