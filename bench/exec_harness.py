@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from websockets.asyncio.client import connect
 
 from opscraft.api import install_api
+from opscraft.app import WS_PROTOCOL
 from opscraft.config import Settings
 from tests.conftest import free_port, start_server, stop_server
 
@@ -208,12 +209,12 @@ class InProcessApi:
 
 async def serve_api(settings: Settings) -> InProcessApi:
     """Serve the API of a started runtime (`settings`) on a free loopback port in this process,
-    over real HTTP and WebSocket (wsproto, as NiceGUI's server does); returns once it listens."""
+    over real HTTP and WebSocket (the implementation `opscraft serve` uses); returns once it listens."""
     app = FastAPI()
     install_api(app, settings)
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="wsproto"
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws=WS_PROTOCOL
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
