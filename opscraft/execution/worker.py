@@ -22,7 +22,6 @@ import os
 import re
 import secrets
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -39,12 +38,6 @@ from opscraft.execution.ports import CancelSignal, JobQueue, LogBus, PlanStore, 
 
 log = logging.getLogger(__name__)
 
-# How long a thread holds the GIL while another waits for it (Python's default: 5 ms). A consumer
-# thread waits for something real (SQLite's commit, the fork server's answer, the script's end)
-# several times per run, and gets the GIL back only after the busy thread beside it (the web
-# server's event loop, under a burst of submissions) has run this long: with 5 ms, a `true` run
-# spent most of its time there, 25-50 runs/s while submissions were still arriving (issue 15).
-GIL_SWITCH_SECONDS = 0.0005
 KILL_WAIT_SECONDS = 15.0
 STALL_CHECK_SECONDS = 10.0
 CANCEL_CHECK_SECONDS = 1.0
@@ -130,9 +123,6 @@ class Worker:
         return [name for name in offered if self.allowed is None or name in self.allowed]
 
     def start(self) -> None:
-        """Recover (see the module docstring), then take jobs. Sets this process's GIL switch
-        interval to at most `GIL_SWITCH_SECONDS` (process-wide, for as long as it runs)."""
-        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_SECONDS))
         self.loop.start()
         offered = self.runners()
         self.docker.pool.resize(self._pool_size())

@@ -30,7 +30,6 @@ from opscraft import runtime
 from opscraft.execution import fork_server, local_runner, supervisor
 from opscraft.execution.local_runner import LocalRunner
 from opscraft.execution.spec import RunControl, RunResult, RunSpec, StopReason
-from opscraft.execution.worker import GIL_SWITCH_SECONDS
 from tests.executions.test_process_tree import alive, mark
 
 SERVER_ONLY = "server-only-7d2e1"
@@ -340,14 +339,6 @@ async def test_the_worker_pre_starts_its_fork_server_and_stops_it(rt: runtime.Ru
     assert pid is not None and not process_gone(pid)
     await asyncio.to_thread(rt.worker.local.stop)
     wait_until(lambda: process_gone(pid), "the fork server to exit")
-
-
-async def test_the_worker_hands_the_gil_over_within_half_a_millisecond(rt: runtime.Runtime) -> None:
-    """A consumer thread gets the GIL back after each real wait (SQLite's commit, the fork
-    server's answer, the script's end) once the busy event loop beside it has run for the switch
-    interval: Python's 5 ms default paced a burst's runs (issue 15, docs/benchmarks.md)."""
-    assert rt.worker is not None
-    assert sys.getswitchinterval() <= GIL_SWITCH_SECONDS == 0.0005
 
 
 def _live_children(pid: int) -> list[int]:
