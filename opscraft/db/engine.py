@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from opscraft.db import sqlite_one_hop, thread_write_gate
+from opscraft.db import sqlite_one_hop
 from opscraft.db import text as storable
 from opscraft.db.group_commit import GroupInsert
 from opscraft.db.write_gate import WriteGate, WriteQueueTimeout
@@ -46,8 +45,7 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -
 
 def create_sqlite_sync_engine(url: str, **kwargs: Any) -> Engine:
     """A synchronous engine (stdlib sqlite3) on the same SQLite file, with the same pragmas: for
-    threads that have no event loop (the execution engine's workers). Its writers take turns
-    with those of this process's other synchronous engines on the file (`db.thread_write_gate`)."""
+    threads that have no event loop (the execution engine's workers)."""
     engine = create_sync_engine(
         url.replace("sqlite+aiosqlite://", "sqlite://", 1),
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
@@ -55,9 +53,6 @@ def create_sqlite_sync_engine(url: str, **kwargs: Any) -> Engine:
         **kwargs,
     )
     event.listen(engine, "connect", _sqlite_pragmas)
-    path = url.split(":///", 1)[-1]
-    if path and path != ":memory:":
-        thread_write_gate.for_file(os.path.abspath(path), SQLITE_BUSY_TIMEOUT_MS / 1000).install(engine)
     return engine
 
 
