@@ -60,3 +60,28 @@ def test_a_user_edit_keeps_a_role_changed_since_the_page_opened(
         "operator",
         viewer["email"],
     )
+
+
+def test_an_inventory_edit_keeps_content_changed_since_the_page_opened(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    operator = tokens["operator"]
+    r = httpx.post(
+        f"{server.url}/api/v1/inventories",
+        json={"name": "web", "content": "[web]\nold.example\n"},
+        headers=operator,
+        timeout=60,
+    )
+    assert r.status_code == 201, r.text
+    inventory_id = r.json()["id"]
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/inventories")
+    page.get_by_test_id("inventory-edit-web").click()
+    page.get_by_test_id("inventory-description").wait_for()
+    newer = "[web]\nnew.example\n"
+    _api(server, operator, "PUT", f"/inventories/{inventory_id}", json={"content": newer})  # another tab
+    page.get_by_test_id("inventory-description").fill("the web tier")
+    page.get_by_test_id("inventory-save").click()
+    page.locator(".q-notification", has_text="Inventory saved").wait_for()
+    stored = _api(server, operator, "GET", f"/inventories/{inventory_id}")
+    assert (stored["description"], stored["content"]) == ("the web tier", newer)
