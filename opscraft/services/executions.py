@@ -42,6 +42,7 @@ from opscraft.services import (
     audit,
     execution_counts,
     history_cursor,
+    instants,
     notifications,
     parameters,
     secrets,
@@ -476,6 +477,7 @@ async def list_executions(
             details=[{"field": "trigger", "message": f"must be one of: {allowed}"}],
         )
     wanted = _status_filter(status)
+    since, until = instants.time_range(since, until)
     conditions = []
     if script_id is not None:
         conditions.append(col(Execution.script_id) == script_id)
