@@ -14,6 +14,7 @@ from opscraft import bootstrap, runtime
 from opscraft.db.models import AuditEvent, Role, User
 from opscraft.desktop import toolkit, window_state
 from opscraft.security.one_time import OneTimeSecret
+from opscraft.security.tokens import same_secret
 from opscraft.services import desktop
 from opscraft.services.errors import Forbidden
 
@@ -28,6 +29,19 @@ def test_the_secret_opens_once() -> None:
     assert not secret.consume(value[:-1] + ("A" if value[-1] != "A" else "B"))
     assert secret.consume(value)  # a wrong guess did not spend it
     assert not secret.consume(value)  # spent
+
+
+def test_a_candidate_with_non_ascii_text_or_a_lone_surrogate_is_only_wrong() -> None:
+    """`same_secret` (every constant-time comparison of a caller's text) answers False for text
+    `hmac.compare_digest` or UTF-8 refuses, never raises: a webhook signature or Terraform
+    password holding `é` was a 500."""
+    secret = OneTimeSecret()
+    value = secret.issue()
+    for odd in ("é" * 43, value[:-1] + "\ud800", "\uff46"):
+        assert not secret.consume(odd)
+        assert not same_secret(value, odd) and not same_secret(odd, value)
+    assert same_secret("é\ud800", "é\ud800")
+    assert secret.consume(value)
 
 
 def test_the_secret_expires(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -155,6 +155,12 @@ def test_pages_carry_security_headers(server: LiveServer) -> None:
 def test_api_errors_stay_json_next_to_pages(server: LiveServer) -> None:
     r = httpx.get(f"{server.url}/api/v1/missing")
     assert r.status_code == 404 and r.json() == {"detail": "Not Found", "errors": []}
+    # A WebSocket address fetched as a page (a browser tab, curl without the upgrade): JSON too,
+    # it was a 500 with a traceback (no page can be built outside the UI's middlewares).
+    for path in ("/ws/executions/1", "/ws/executions/abc", "/ws/nothing"):
+        r = httpx.get(f"{server.url}{path}")
+        assert r.status_code == 404 and r.json() == {"detail": "Not Found", "errors": []}, path
+    assert "Traceback" not in server.log()
     page = httpx.get(f"{server.url}/missing-page")
     assert page.status_code == 404 and "text/html" in page.headers["content-type"]
     r = httpx.get(f"{server.url}/api/v1/users/99999999999", headers={"Authorization": "Bearer x"})

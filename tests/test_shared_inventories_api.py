@@ -125,6 +125,7 @@ async def test_racing_creates_of_one_name_give_one_201_and_one_409(
     ("fields", "field", "message"),
     [
         ({"content": "plugin: constructed\ncompose:\n  x: lookup('pipe', 'id')\n"}, "content", "plugin"),
+        ({"content": "plugin: constructed\nwhen: 0000-01-01\n"}, "content", "plugin"),  # a date YAML refuses
         ({"content": "all:\n  hosts: [1, 2\n"}, "content", "not a valid INI or YAML inventory"),
         ({"content": "[web\nweb1\n"}, "content", "not a valid INI or YAML inventory"),
         ({"content": "a\x00b"}, "content", "NUL"),
@@ -145,6 +146,27 @@ async def test_bad_input_is_422_naming_the_field(
     assert all(
         i["name"] != fields.get("name") for i in (await client.get(PATH, headers=operator.headers)).json()
     )
+
+
+@pytest.mark.parametrize(
+    "content", ["0000-01-01\n", "2026-12-01T18:00:00+25:00\n", "all:\n  vars: {d: 2026-02-30}\n"]
+)
+async def test_a_date_yaml_cannot_build_is_never_a_500(
+    client: httpx.AsyncClient, operator: LoggedIn, content: str
+) -> None:
+    """A YAML date no calendar holds (year 0, an offset past 24 h, 30 February): PyYAML's
+    `safe_load` raised ValueError, a 500 for a shared inventory and for a script's inventory.
+    Only the syntax is read now: Ansible decides (a 201, or a 422 naming the field)."""
+    r = await _inventory(client, operator, content=content)
+    assert r.status_code in (201, 422), r.text
+    if r.status_code == 422:
+        assert [e["field"] for e in r.json()["errors"]] == ["content"], r.text
+    script = {"name": f"p{abs(hash(content))}", "script_type": "ansible", "inventory": content}
+    script["content"] = "- hosts: all\n  gather_facts: false\n  tasks: []\n"
+    r = await client.post("/api/v1/scripts", json=script, headers=operator.headers)
+    assert r.status_code in (201, 422), r.text
+    if r.status_code == 422:
+        assert "inventory" in [e["field"] for e in r.json()["errors"]], r.text
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from opscraft.api.lean_path import LEAN_PREFIXES
 from opscraft.db.engine import is_busy
 from opscraft.services.errors import RateLimited, ServiceError
 
@@ -70,10 +71,11 @@ async def _internal_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def _api_first(previous: Any, api_handler: Handler) -> Handler:
-    """Use `api_handler` under /api/, and the handler already installed (NiceGUI's pages) elsewhere."""
+    """Use `api_handler` under /api/ and /ws/ (`LEAN_PREFIXES`: no page can be built there, outside
+    the UI's middlewares), and the handler already installed (NiceGUI's pages) elsewhere."""
 
     async def handler(request: Request, exc: Exception) -> Response:
-        if previous is None or request.url.path.startswith("/api/"):
+        if previous is None or request.url.path.startswith(LEAN_PREFIXES):
             return await api_handler(request, exc)
         result = previous(request, exc)
         return await result if inspect.isawaitable(result) else result

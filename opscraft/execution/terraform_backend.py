@@ -74,11 +74,6 @@ def password(secret_key: str, scope: Scope) -> str:
     return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()
 
 
-def verify(secret_key: str, scope: Scope, given: str) -> bool:
-    """True when `given` is the password issued for `scope` (constant-time comparison)."""
-    return hmac.compare_digest(password(secret_key, scope), given)
-
-
 def state_url(base_url: str, script_id: int, workspace: str) -> str:
     """The address of a script's workspace state under the server's base URL."""
     return f"{base_url.rstrip('/')}{STATE_PATH}/{script_id}/{workspace}"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import hmac
 import secrets
 import threading
 import time
+
+from opscraft.security.tokens import same_secret
 
 
 class OneTimeSecret:
@@ -14,7 +15,7 @@ class OneTimeSecret:
     `consume(candidate)` is true for the first matching candidate presented before `ttl_seconds`
     have passed since `issue()`, and false for every other call: a match spends the secret, a
     wrong guess does not (256 bits cannot be guessed, and a stranger's wrong guess must not
-    lock the window out). Comparison is constant-time (`hmac.compare_digest`).
+    lock the window out). Comparison is constant-time (`tokens.same_secret`).
     """
 
     def __init__(self, ttl_seconds: float = 300.0) -> None:
@@ -38,7 +39,7 @@ class OneTimeSecret:
             if time.monotonic() - self._issued_at > self._ttl:
                 self._value = None
                 return False
-            if not hmac.compare_digest(self._value.encode(), candidate.encode()):
+            if not same_secret(self._value, candidate):
                 return False
             self._value = None
             return True

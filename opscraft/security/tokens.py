@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -135,3 +136,13 @@ def hash_personal_token(token: str) -> str:
 def is_personal_token(token: str) -> bool:
     """True when `token` has the personal access token form (not a JWT access token)."""
     return token.startswith(PAT_PREFIX)
+
+
+def same_secret(expected: str, given: str) -> bool:
+    """Whether `given` (a caller's text: a header, a password) equals `expected`, compared in
+    constant time as UTF-8 bytes. `hmac.compare_digest` refuses a `str` holding a non-ASCII
+    character with a TypeError, which a caller's `é` turned into a 500; as bytes it is simply
+    not equal (lone surrogates included, through `surrogatepass`)."""
+    return hmac.compare_digest(
+        expected.encode("utf-8", "surrogatepass"), given.encode("utf-8", "surrogatepass")
+    )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from pydantic import Field
 from sqlalchemy import bindparam, func
@@ -218,7 +219,8 @@ async def _decidable(session: AsyncSession, actor: Actor, execution_id: int, com
 
 
 async def approve(session: AsyncSession, actor: Actor, execution_id: int, comment: str = "") -> Execution:
-    """Record an approval; the run queues once enough are in. 403 self-approval, 409 not waiting."""
+    """Record an approval; the run queues once enough are in. 403 self-approval, 409 not waiting
+    (also when it was cancelled, rejected or expired as the decision arrived: nothing is kept)."""
     execution = await _decidable(session, actor, execution_id, comment)
     assert actor.user is not None
     session.add(
@@ -233,18 +235,18 @@ async def approve(session: AsyncSession, actor: Actor, execution_id: int, commen
     await session.flush()
     request = await session.get(ApprovalRequest, execution_id)
     have = (await _approval_counts(session, [execution_id])).get(execution_id, 0)
-    queued = False
-    if request is None or have >= request.required:
-        moved = await session.exec(
-            update(Execution)
-            .where(
-                col(Execution.id) == execution_id, col(Execution.status) == ExecutionStatus.awaiting_approval
-            )
-            .values(status=ExecutionStatus.queued)
-        )
-        queued = moved.rowcount == 1
-        if request is not None:
-            request.decided_at, request.outcome = utcnow(), "approved"
+    queued = request is None or have >= request.required
+    # Conditional on the run still waiting (a no-op below the quorum): a run cancelled, rejected
+    # or expired since it was read takes no decision.
+    moved = await session.exec(
+        update(Execution)
+        .where(col(Execution.id) == execution_id, col(Execution.status) == ExecutionStatus.awaiting_approval)
+        .values(status=ExecutionStatus.queued if queued else ExecutionStatus.awaiting_approval)
+    )
+    if moved.rowcount != 1:
+        await _no_longer_waiting(session, execution)
+    if queued and request is not None:
+        request.decided_at, request.outcome = utcnow(), "approved"
     audit.record(
         session,
         actor,
@@ -265,7 +267,8 @@ async def approve(session: AsyncSession, actor: Actor, execution_id: int, commen
 
 
 async def reject(session: AsyncSession, actor: Actor, execution_id: int, comment: str = "") -> Execution:
-    """Reject a waiting run: it ends `rejected` (a final state, with its run event)."""
+    """Reject a waiting run: it ends `rejected` (a final state, with its run event). 403
+    self-decision, 409 not waiting (also when it stopped waiting as the decision arrived)."""
     execution = await _decidable(session, actor, execution_id, comment)
     assert actor.user is not None
     session.add(
@@ -278,12 +281,21 @@ async def reject(session: AsyncSession, actor: Actor, execution_id: int, comment
         )
     )
     reason = f"rejected by {actor.user.username}" + (f": {comment[:200]}" if comment else "")
-    await _end(session, execution_id, reason, "rejected")
+    if not await _end(session, execution_id, reason, "rejected"):
+        await _no_longer_waiting(session, execution)
     audit.record(session, actor, "execution.reject", "execution", execution_id, comment=comment[:200])
     await session.commit()
     _wake_events()
     await session.refresh(execution)
     return execution
+
+
+async def _no_longer_waiting(session: AsyncSession, execution: Execution) -> NoReturn:
+    """Undo a decision on a run that stopped waiting after `_decidable` read it (cancelled,
+    rejected or expired meanwhile) and raise the Conflict `_decidable` would have raised."""
+    await session.rollback()
+    await session.refresh(execution)
+    raise Conflict(f"execution {execution.id} is not awaiting approval ({execution.status})")
 
 
 async def _end(session: AsyncSession, execution_id: int, reason: str, outcome: str) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert
@@ -13,8 +13,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft.db.models import AuditEvent
 from opscraft.db.rows import new_row
 from opscraft.db.types import utcnow
+from opscraft.services import instants
 from opscraft.services.actor import Actor
-from opscraft.services.errors import Invalid
 from opscraft.services.invisible import check_filters
 from opscraft.services.permissions import Permission, require
 
@@ -110,9 +110,8 @@ async def search(session: AsyncSession, actor: Actor, query: AuditQuery) -> tupl
     `since` is later than `until`."""
     require(actor.user, Permission.view_audit)
     check_filters(**{field: (getattr(query, field), n) for field, n in FILTER_LENGTHS.items()})
-    query = replace(query, since=_as_utc(query.since), until=_as_utc(query.until))
-    if query.since and query.until and query.since > query.until:
-        raise Invalid("since must not be later than until")
+    since, until = instants.time_range(query.since, query.until)
+    query = replace(query, since=since, until=until)
     return await _search(session, query)
 
 
@@ -127,13 +126,6 @@ async def facets(session: AsyncSession, actor: Actor) -> tuple[list[str], list[s
         .order_by(col(AuditEvent.target_type))
     )
     return list(actions.all()), [t for t in targets.all() if t]
-
-
-def _as_utc(value: datetime | None) -> datetime | None:
-    """Times without a zone are UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
 
 
 async def _search(session: AsyncSession, query: AuditQuery) -> tuple[list[AuditEvent], int]:

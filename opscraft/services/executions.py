@@ -42,6 +42,7 @@ from opscraft.services import (
     audit,
     execution_counts,
     history_cursor,
+    instants,
     notifications,
     parameters,
     secrets,
@@ -476,6 +477,7 @@ async def list_executions(
             details=[{"field": "trigger", "message": f"must be one of: {allowed}"}],
         )
     wanted = _status_filter(status)
+    since, until = instants.time_range(since, until)
     conditions = []
     if script_id is not None:
         conditions.append(col(Execution.script_id) == script_id)
@@ -548,7 +550,12 @@ def may_cancel(actor: Actor, execution: Execution) -> bool:
 
 
 async def cancel(session: AsyncSession, actor: Actor, execution_id: int) -> Execution:
-    """Cancel a queued run (it never starts) or a running one (killed within two seconds)."""
+    """Cancel a queued run (it never starts) or a running one (killed within two seconds).
+
+    Raises Conflict when the run has finished, also when it finished between being read and
+    being marked (a run that ends as the cancel arrives): the 409 says how it ended, and no
+    `execution.cancel` is audited for a cancel that changed nothing.
+    """
     execution = await get(session, actor, execution_id)
     if not may_cancel(actor, execution):
         raise Forbidden("only the user who started this execution, an operator or an admin may cancel it")
@@ -567,11 +574,15 @@ async def cancel(session: AsyncSession, actor: Actor, execution_id: int) -> Exec
         await session.refresh(execution)
         session.add(RunEvent(**finished_event(execution.model_dump())))
     else:
-        await session.exec(
+        running = await session.exec(
             update(Execution)
             .where(col(Execution.id) == execution_id, col(Execution.status) == ExecutionStatus.running)
             .values(cancel_requested=True)
         )
+        if running.rowcount != 1:  # it ended since it was read: nothing to cancel, nothing to audit
+            await session.rollback()
+            await session.refresh(execution)
+            raise Conflict(f"execution {execution_id} has already finished ({execution.status})")
     audit.record(
         session,
         actor,

@@ -38,8 +38,8 @@ def _invalid(message: str, field: str = FIELD) -> Invalid:
 
 
 def _refuse_plugin_form(text: str, field: str) -> None:
-    try:
-        data = yaml.safe_load(text)
+    try:  # every scalar as text: safe_load's dates raised ValueError on `0000-01-01` (a 500)
+        data = yaml.load(text, Loader=yaml.BaseLoader)  # noqa: S506 (BaseLoader builds only str, list, dict)
     except yaml.YAMLError:
         return  # not YAML: INI, checked by ansible-inventory
     if isinstance(data, dict) and "plugin" in data:

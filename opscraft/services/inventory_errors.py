@@ -98,8 +98,8 @@ def _line(text: str, reason: str, plugin: str) -> tuple[int | None, str]:
 def _yaml_line(text: str) -> int | None:
     """Where PyYAML finds the syntax error: where the construct it could not finish began when
     the text ended first (an unclosed `[`), else where it stopped."""
-    try:
-        yaml.safe_load(text)
+    try:  # syntax only: BaseLoader builds no dates (safe_load raised ValueError on `0000-01-01`)
+        yaml.load(text, Loader=yaml.BaseLoader)  # noqa: S506 (BaseLoader builds only str, list, dict)
     except yaml.MarkedYAMLError as exc:
         ended = "<stream end>" in (exc.problem or "")
         mark = exc.context_mark if ended and exc.context_mark is not None else exc.problem_mark

@@ -21,7 +21,6 @@ Format: https://prometheus.io/docs/instrumenting/exposition_formats/
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -33,6 +32,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft import runtime
 from opscraft.db.models import Execution
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
+from opscraft.security.tokens import same_secret
 from opscraft.services import workers
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, require
@@ -55,7 +55,7 @@ def count_request(route: str, method: str, status: int) -> None:
 def is_metrics_token(bearer: str | None) -> bool:
     """Whether `bearer` is `OPSCRAFT_METRICS_TOKEN` (compared in constant time; False when unset)."""
     token = runtime.current().settings.metrics_token
-    return bool(token and bearer and hmac.compare_digest(token.encode(), bearer.encode()))
+    return bool(token and bearer and same_secret(token, bearer))
 
 
 def authorize(actor: Actor) -> None:

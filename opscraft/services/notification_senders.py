@@ -56,14 +56,45 @@ def signature(key: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
+def host_name_ok(host: str) -> bool:
+    """Whether `host` can be looked up at all: it has an IDNA (ASCII) form. A host name holding a
+    control or bidi character (`\u202e`) has none, and a send to it raised UnicodeError (a 500 on
+    **Test**) instead of failing as an unreachable receiver."""
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return False
+    return True
+
+
+def valid_http_url(url: str) -> bool:
+    """Whether `url` is an http(s) URL a send can try: a scheme, a host with an IDNA form and a
+    port in 1-65535 (or none). `http://[::1` and port 99999 were 500s (saving a channel, or a
+    Slack URL from the vault on **Test**): urlsplit and httpx raise on them, not HTTPError."""
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port != 0
+    except ValueError:
+        return False
+    host = parts.hostname or ""
+    return parts.scheme in ("http", "https") and bool(host) and port_ok and host_name_ok(host)
+
+
 def _where(url: str) -> str:
-    """Scheme and host of a URL: enough to say where, without a secret path or query."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or '?'}" + (f":{parts.port}" if parts.port else "")
+    """Scheme and host of a URL: enough to say where, without a secret path or query ("an
+    invalid URL" for one that does not parse: never the URL itself, which may be a secret)."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname or '?'}" + (f":{parts.port}" if parts.port else "")
+    except ValueError:
+        return "an invalid URL"
 
 
 async def _post_json(url: str, body: bytes, headers: dict[str, str]) -> None:
     import httpx  # here, not at import: start-up does not need it (docs/benchmarks.md, "Start-up")
+
+    if not valid_http_url(url):
+        raise SendError(f"{_where(url)}: not a valid http:// or https:// URL")
 
     try:
         async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client:
@@ -128,5 +159,5 @@ def _smtp_send(settings: EmailSettings, message: EmailMessage) -> None:
         raise SendError(f"{where}: {type(exc).__name__}") from None
     except ssl.SSLError as exc:
         raise SendError(f"{where}: TLS failed ({exc.reason or type(exc).__name__})") from None
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a host name with no IDNA form
         raise SendError(f"{where} unreachable: {type(exc).__name__}") from None

@@ -26,7 +26,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import Field
@@ -61,9 +60,11 @@ from opscraft.services.notification_senders import (
     SMTP_SECURITY,
     EmailSettings,
     SendError,
+    host_name_ok,
     send_email,
     send_slack,
     send_webhook,
+    valid_http_url,
 )
 from opscraft.services.partial import CHANGES, over_stored
 from opscraft.services.permissions import Permission, require
@@ -107,8 +108,7 @@ def _bad(field: str, message: str) -> Invalid:
 def _http_url(value: Any, field: str) -> str:
     if not isinstance(value, str) or not value:
         raise _bad(field, "required: an http:// or https:// URL")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if not valid_http_url(value):
         raise _bad(field, "must be an http:// or https:// URL")
     return value
 
@@ -122,7 +122,7 @@ def _email(value: Any, field: str) -> str:
 
 def _clean_email_config(config: dict[str, Any], has_secret: bool, problems: Problems) -> dict[str, Any]:
     host = config.get("host")
-    if not isinstance(host, str) or not host.strip() or len(host) > 255:
+    if not isinstance(host, str) or not host.strip() or len(host) > 255 or not host_name_ok(host.strip()):
         problems.add("config.host", "required: the SMTP server's host name")
         host = ""
     security = config.get("security", "starttls")
@@ -570,8 +570,8 @@ async def send_to_channel(
         await send_webhook(channel.config["url"], message, key)
     elif channel.kind == ChannelKind.slack:
         url = _reveal_secret(secret).strip()
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise SendError("the channel's vault secret is not an http(s) webhook URL")
+        if not valid_http_url(url):  # the same rule as a webhook channel's saved URL
+            raise SendError("the channel's vault secret is not a valid http:// or https:// webhook URL")
         await send_slack(url, message["text"] + _excerpt_block(message))
     else:
         c = channel.config

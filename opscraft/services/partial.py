@@ -60,3 +60,14 @@ def over_stored(model: type[BaseModel], data: BaseModel | Mapping[str, Any], sto
         if name not in sent and hasattr(stored, name)
     }
     return {**kept, **sent}
+
+
+def edited(shown: Mapping[str, Any], form: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of a form (`form`, every field of it) whose value differs from the one the page
+    showed when it loaded (`shown`): what the person changed, and all a UI save may send.
+
+    Rule (the same edit from two tabs): a form that sends its untouched fields sends the page's
+    old copy of them, undoing what another tab or the API saved since (a settings switch, a
+    user's role). Sending only the edited fields keeps those changes, as the partial `PUT`s do.
+    """
+    return {key: value for key, value in form.items() if key not in shown or shown[key] != value}

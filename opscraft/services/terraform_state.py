@@ -33,6 +33,7 @@ from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.models.scripts import ScriptType
 from opscraft.db.types import utcnow
 from opscraft.execution import terraform_backend
+from opscraft.security.tokens import same_secret
 from opscraft.services import audit, invisible, keyring
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
@@ -111,7 +112,7 @@ async def authenticate_run(
         if execution is not None and execution.started_at is not None
         else None
     )
-    if scope is None or not terraform_backend.verify(settings.secret_key, scope, password):
+    if scope is None or not same_secret(terraform_backend.password(settings.secret_key, scope), password):
         raise Unauthorized(
             "wrong run credentials: a run's credentials open only the state of its own script and workspace"
         )

@@ -36,7 +36,7 @@ from opscraft.db.digits import ascii_int
 from opscraft.db.models import Execution, Script, Secret, User, WebhookSignature, WebhookTrigger
 from opscraft.db.models.executions import Trigger
 from opscraft.db.types import MAX_ID, utcnow
-from opscraft.security.tokens import hash_personal_token
+from opscraft.security.tokens import hash_personal_token, same_secret
 from opscraft.security.vault import DecryptError
 from opscraft.services import audit, conflicts, keyring, names, parameters
 from opscraft.services.actor import Actor
@@ -288,7 +288,7 @@ def _check_signature(key: str, call: Call) -> tuple[str, int]:
     if abs(time.time() - seconds) > SIGNATURE_WINDOW:
         raise Unauthorized(f"timestamp outside the {SIGNATURE_WINDOW} s window: sign the call again")
     expected = hmac.new(key.encode(), timestamp.encode() + b"." + call.body, "sha256").hexdigest()
-    if not hmac.compare_digest("sha256=" + expected, signature):
+    if not same_secret("sha256=" + expected, signature):
         raise Unauthorized("signature does not match")
     return expected, seconds
 
@@ -361,7 +361,7 @@ async def receive(session: AsyncSession, call: Call) -> Execution:
             raise RateLimited("rate limit exceeded for this webhook: slow down", retry_after=retry)
         if (
             hook is None
-            or not hmac.compare_digest(hook.token_hash, hash_personal_token(call.token))
+            or not same_secret(hook.token_hash, hash_personal_token(call.token))
             or not hook.enabled
         ):
             raise NotFound("no such webhook (or it is disabled)")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from nicegui import ui
 
 from opscraft.db.models import Inventory
-from opscraft.services import shared_inventories
+from opscraft.services import partial, shared_inventories
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.layout import frame, guard, protected_page, run_action
@@ -105,6 +105,9 @@ async def inventories_page(actor: Actor) -> None:
                         "description": description.value or "",
                         "content": content.value or "",
                     }
+                    if inventory is not None:  # only what was edited: another tab's save stays
+                        shown = {"name": inventory.name, "description": inventory.description}
+                        data = partial.edited(shown | {"content": inventory.content}, data)
                     saved = await run_action(
                         lambda: _save(current, inventory, data), "Inventory saved", fields
                     )

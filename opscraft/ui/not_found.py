@@ -18,6 +18,10 @@ from opscraft.ui import session
 from opscraft.ui.layout import LANGUAGE, frame
 
 NOT_FOUND = 404
+# Addresses that are no page's: the API, the WebSocket streams (a plain HTTP GET of
+# `/ws/executions/1` runs outside NiceGUI's middlewares, so a page could not even be built:
+# it was a 500) and NiceGUI's assets.
+NOT_PAGES = ("/api/", "/ws/", "/_nicegui/")
 
 
 def missing(message: str, back_label: str, back_url: str, status: int = NOT_FOUND) -> None:
@@ -43,13 +47,13 @@ async def _page(request: Request) -> Response:
 
 
 def install() -> None:
-    """Answer page addresses no route matches with `_page`; API addresses, static files and
-    other non-page routes keep the handler installed before (JSON)."""
+    """Answer page addresses no route matches with `_page`; API and WebSocket addresses, static
+    files and other non-page routes keep the handler installed before (JSON)."""
     previous: Any = app.exception_handlers.get(NOT_FOUND)
 
     async def handler(request: Request, exc: Exception) -> Response:
         routed = request.scope.get("endpoint") is not None  # a route that matched raised it
-        if routed or request.url.path.startswith(("/api/", "/_nicegui/")):
+        if routed or request.url.path.startswith(NOT_PAGES):
             return await previous(request, exc)
         return await _page(request)
 

@@ -16,7 +16,7 @@ from opscraft.services import schedules
 from opscraft.services.actor import Actor
 from opscraft.services.parameters import json_from_text
 from opscraft.services.permissions import Permission, can
-from opscraft.services.schedules import PREVIEW, ScheduleIn, ScheduleView
+from opscraft.services.schedules import PREVIEW, ScheduleView
 from opscraft.ui import labels
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.script_tabs import script_tab
@@ -99,20 +99,6 @@ def _picture(data: tuple[list[ScheduleView], ZoneInfo]) -> tuple[Any, ...]:
     )
 
 
-def _same(view: ScheduleView, **changes: Any) -> ScheduleIn:
-    s = view.schedule
-    values = {
-        "name": s.name,
-        "cron": s.cron,
-        "timezone": s.timezone,
-        "parameters": s.parameters,
-        "enabled": s.enabled,
-        "missed_policy": s.missed_policy,
-        "overlap_policy": s.overlap_policy,
-    }
-    return ScheduleIn(**{**values, **changes})
-
-
 @script_tab("schedules", "Schedules", "schedule", order=60)
 async def schedules_tab(actor: Actor, script: Script) -> None:
     assert script.id is not None
@@ -143,7 +129,9 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                 lambda: call(schedules.delete, current, s.id, script_id), "Schedule deleted"
             )
         else:
-            data = _same(view, enabled=not s.enabled)
+            # Only the switch: the page's copy of the other fields may be older than another tab's
+            # or the API's save, which sending them back would undo.
+            data = {"enabled": not s.enabled}
             done = await run_action(
                 lambda: call(schedules.update_schedule, current, s.id, data, script_id), "Saved"
             )

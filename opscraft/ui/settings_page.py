@@ -7,7 +7,7 @@ from typing import Any
 from nicegui import ui
 
 from opscraft import __version__, runtime
-from opscraft.services import app_settings, warm_pools
+from opscraft.services import app_settings, partial, warm_pools
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui.drafts import Draft
@@ -155,6 +155,7 @@ async def settings_page(actor: Actor) -> None:
                 changes: dict[str, Any] = {key: bool(switch.value) for key, switch in switches.items()}
                 changes |= {key: _number(key, field.value) for key, field in numbers.items()}
                 changes["local_runner_role"] = role.value
+                changes = partial.edited(values, changes)
 
                 async def update() -> dict[str, Any]:
                     async with runtime.current().db.session() as s:
@@ -162,6 +163,7 @@ async def settings_page(actor: Actor) -> None:
 
                 saved = await run_action(update, "Settings saved", numbers)
                 if saved is not None:
+                    values.update(saved)
                     await draft.clear()
                     for key, element in {**switches, **numbers}.items():
                         element.value = saved[key]

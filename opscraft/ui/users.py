@@ -7,7 +7,7 @@ from typing import Any
 from nicegui import ui
 
 from opscraft.db.models import Role, User
-from opscraft.services import users
+from opscraft.services import partial, users
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui import drafts, labels
@@ -172,12 +172,13 @@ class UsersView(PagedTable):
             ui.label("Deactivating ends the user's sessions at once.").classes("text-caption text-grey-7")
 
             def build() -> users.UserUpdate:
-                return users.UserUpdate(
-                    email=(email.value or "").strip(),
-                    full_name=(full_name.value or "").strip(),
-                    role=Role(role.value),
-                    is_active=bool(active.value),
-                )
+                form = {
+                    "email": (email.value or "").strip(),
+                    "full_name": (full_name.value or "").strip(),
+                    "role": Role(role.value),
+                    "is_active": bool(active.value),
+                }
+                return users.UserUpdate(**partial.edited(row, form))
 
             dialog_buttons(
                 dialog,

@@ -8,12 +8,22 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlmodel import col, select, update
 
 from opscraft import runtime
-from opscraft.db.models import ApprovalRequest, AuditEvent, NotificationDelivery
+from opscraft.db.models import (
+    ApprovalDecision,
+    ApprovalRequest,
+    AuditEvent,
+    Execution,
+    NotificationDelivery,
+    User,
+)
 from opscraft.db.types import utcnow
 from opscraft.services import approvals
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Conflict
 from tests.conftest import LoggedIn, make_user
 from tests.executions.conftest import make_script, wait_for
 
@@ -180,3 +190,30 @@ async def test_only_an_admin_lowers_or_removes_a_requirement_and_waiting_runs_ke
     assert await status_of(client, operator, run_id) == "awaiting_approval"
     r = await client.post("/api/v1/executions", json=body, headers=operator.headers)
     assert r.status_code == 202 and r.json()["status"] != "awaiting_approval", r.text
+
+
+@pytest.mark.parametrize(("verb", "required"), [("approve", 1), ("approve", 2), ("reject", 1)])
+async def test_a_decision_on_a_run_cancelled_as_it_arrives_is_a_conflict(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn, verb: str, required: int
+) -> None:
+    """The decider's session read the run waiting; the requester cancels it before the decision is
+    written: 409 naming how it ended, and neither the decision nor its audit event is kept (an
+    approval used to be recorded, and a rejection audited, on the cancelled run)."""
+    _, run_id = await held_run(client, viewer, admin, required=required)
+    async with runtime.current().db.session() as session:
+        decider = await session.get(User, admin.id)
+        read_waiting = await session.get(Execution, run_id)  # held: the session's map is weak
+        assert decider is not None and read_waiting is not None
+        r = await client.post(f"/api/v1/executions/{run_id}/cancel", headers=viewer.headers)
+        assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
+        with pytest.raises(Conflict, match=r"not awaiting approval \(cancelled\)"):
+            await getattr(approvals, verb)(session, Actor(decider), run_id, "ok")
+    async with runtime.current().db.session() as session:
+        assert (await session.exec(select(ApprovalDecision))).all() == []
+        decided = await session.exec(
+            select(AuditEvent.action).where(
+                col(AuditEvent.action).in_(["execution.approve", "execution.reject"])
+            )
+        )
+        assert decided.all() == []
+    assert await status_of(client, admin, run_id) == "cancelled"

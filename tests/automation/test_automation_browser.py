@@ -432,3 +432,29 @@ def test_webhook_link_and_schedule_forms_show_every_problem_at_once(page: Any, e
     assert "n: must be an integer" in field_message(page, "schedule-params")
     for kind in ("webhooks", "chains", "schedules"):
         assert env.api("GET", f"/api/v1/scripts/{script_id}/{kind}").json() == [], kind
+
+
+def test_pausing_a_schedule_keeps_what_another_tab_saved_since(page: Any, env: Env) -> None:
+    """The page was opened before the schedule's cron, zone and parameters changed (another tab,
+    the API); Pause then changes only `enabled`: it used to send the page's old copy of every
+    field back and silently undo that change."""
+    body = {"name": "paused-keeps", "script_type": "bash", "status": "active", "content": "echo $N\n"}
+    r = env.api("POST", "/api/v1/scripts", json=body | {"parameters": {"N": "a"}})
+    assert r.status_code == 201, r.text
+    script_id = r.json()["id"]
+    url = f"/api/v1/scripts/{script_id}/schedules"
+    r = env.api("POST", url, json={"name": "yearly", "cron": "0 0 1 1 *", "parameters": {"N": "old"}})
+    assert r.status_code == 201, r.text
+    schedule_id = r.json()["id"]
+    log_in(page, env.server, "admin")
+    page.goto(f"{env.server.url}/scripts/{script_id}?tab=schedules")
+    toggle = page.get_by_test_id(f"schedule-toggle-{schedule_id}")
+    toggle.filter(has_text="Pause").wait_for()
+    newer = {"cron": "30 2 1 1 *", "timezone": "Europe/Paris", "parameters": {"N": "new"}}
+    r = env.api("PUT", f"{url}/{schedule_id}", json=newer)
+    assert r.status_code == 200, r.text
+    toggle.click()
+    page.locator(".q-notification", has_text="Saved").wait_for()
+    (stored,) = env.api("GET", url).json()
+    assert stored["enabled"] is False
+    assert {k: stored[k] for k in newer} == newer

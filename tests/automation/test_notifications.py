@@ -381,3 +381,46 @@ async def test_untrusted_certificate_is_refused(
         r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
         assert r.status_code == 409 and "TLS failed" in r.json()["detail"]
         assert smtp.messages == []
+
+
+@pytest.mark.parametrize(
+    "bad", ["http://[::1", "http://127.0.0.1:99999/", "http://\u202e.example/", "http://h:0/"]
+)
+async def test_a_url_no_send_could_use_is_refused_when_saved_and_said_on_test(
+    client: httpx.AsyncClient, admin: LoggedIn, bad: str
+) -> None:
+    """A webhook URL that does not parse, has a port past 65535 or a host with no IDNA form is a
+    422 naming `config.url` (saving one was a 500, or saved and made Test a 500); the same URL as
+    a Slack channel's vault secret makes Test a 409 saying so, never a 500, and never the URL."""
+    r = await client.post(
+        "/api/v1/notifications/channels",
+        json={"name": "w", "kind": "webhook", "config": {"url": bad}},
+        headers=admin.headers,
+    )
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["config.url"], r.text
+    r = await client.post("/api/v1/secrets", json={"name": "SLACK_URL", "value": bad}, headers=admin.headers)
+    assert r.status_code == 201, r.text
+    slack = await channel(client, admin, name="s", kind="slack", secret_id=r.json()["id"])
+    r = await client.post(f"/api/v1/notifications/channels/{slack['id']}/test", headers=admin.headers)
+    assert r.status_code == 409 and "not a valid http:// or https:// webhook URL" in r.json()["detail"], (
+        r.text
+    )
+    assert bad not in r.text
+
+
+async def test_an_smtp_host_with_no_idna_form_is_refused(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """A host name holding a bidi control character cannot be looked up: 422 naming
+    `config.host` (it was saved, and Test was a 500: UnicodeError is no OSError)."""
+    config = {
+        "host": "smtp\u202e.example",
+        "port": 2525,
+        "security": "none",
+        "from": "a@b.io",
+        "to": "c@d.io",
+    }
+    r = await client.post(
+        "/api/v1/notifications/channels",
+        json={"name": "e", "kind": "email", "config": config},
+        headers=admin.headers,
+    )
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["config.host"], r.text

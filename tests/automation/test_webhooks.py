@@ -166,6 +166,21 @@ async def test_signature_and_replay_window(client: httpx.AsyncClient, admin: Log
     assert r.status_code == 202, r.text
 
 
+@pytest.mark.parametrize("mac", ["é" * 64, "\u00ff" + "0" * 63, "\uff46" * 64])
+async def test_a_signature_with_non_ascii_characters_is_a_mismatch(
+    client: httpx.AsyncClient, admin: LoggedIn, mac: str
+) -> None:
+    """A signature header holding non-ASCII characters (sent as UTF-8 bytes) is 401 "does not
+    match" and audited as refused; it was a 500 (the comparison refused non-ASCII text)."""
+    r = await client.post("/api/v1/secrets", json={"name": "HOOK_KEY", "value": "k3y"}, headers=admin.headers)
+    _, hook = await setup_hook(client, admin, secret_id=r.json()["id"])
+    body = orjson.dumps({"ref": "main"})
+    headers = signed("k3y", body) | {"X-OpsCraft-Signature": f"sha256={mac}"}
+    r = await client.post(hook["url_path"], content=body, headers={k: v.encode() for k, v in headers.items()})
+    assert r.status_code == 401 and r.json()["detail"] == "signature does not match", r.text
+    assert [e.details.get("reason") for e in await audit_calls()] == ["signature does not match"]
+
+
 async def test_a_signed_call_is_accepted_once(client: httpx.AsyncClient, admin: LoggedIn) -> None:
     """The same signed call sent again inside the window (captured from a proxy log, a retry
     by a tool) is refused: it started the script a second time."""

@@ -88,6 +88,23 @@ async def test_odd_run_user_names_are_refused(
     assert r.status_code == 401, r.text
 
 
+@pytest.mark.parametrize("password", ["é" * 64, "\u00ff", "\uff46" * 64])
+async def test_a_non_ascii_password_is_wrong_credentials(
+    client: httpx.AsyncClient, operator: LoggedIn, password: str
+) -> None:
+    """A running run's user name with a password holding non-ASCII characters is 401 "wrong run
+    credentials" on every call; it was a 500 (the comparison refused non-ASCII text)."""
+    script_id = await make_script(client, operator, TF, script_type="terraform")
+    _, (user, _) = await terraform_run_row(script_id)
+    headers = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+    answers = [
+        await client.get(_url(script_id), headers=headers),
+        await client.request("LOCK", f"{_url(script_id)}/lock", json=LOCK, headers=headers),
+    ]
+    assert [r.status_code for r in answers] == [401, 401], [r.text for r in answers]
+    assert all("wrong run credentials" in r.json()["detail"] for r in answers)
+
+
 async def test_credentials_die_with_the_run(client: httpx.AsyncClient, operator: LoggedIn) -> None:
     script_id = await make_script(client, operator, TF, script_type="terraform")
     run_id, auth = await terraform_run_row(script_id)

@@ -1,0 +1,38 @@
+"""Times a caller gives as filters (`since`, `until` of the audit trail and the run history):
+one rule for the API and the UI's date pickers.
+
+A time without a zone is UTC; one with a zone is converted to UTC, as the databases store UTC.
+Rule (a 500 found by trying): an ISO 8601 time at the edge of the calendar with an offset,
+`9999-12-31T23:59:59-14:00` or `0001-01-01T00:00:00+14:00`, has no UTC form (year 10000 or 0):
+the conversion raised OverflowError. It is a 422 naming the field instead.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from opscraft.services.errors import Invalid
+
+
+def utc_instant(field: str, value: datetime | None) -> datetime | None:
+    """`value` in UTC (a naive one is taken as UTC), None for None. Raises `Invalid` naming
+    `field` when the time has no UTC form within years 1-9999."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        message = "must be a time between years 1 and 9999 in UTC"
+        raise Invalid(f"{field}: {message}", details=[{"field": field, "message": message}]) from None
+
+
+def time_range(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """(`since`, `until`) in UTC. Raises `Invalid` naming the field without a UTC form, or
+    `since` when it is later than `until`."""
+    start, end = utc_instant("since", since), utc_instant("until", until)
+    if start is not None and end is not None and start > end:
+        message = "must not be later than until"
+        raise Invalid(f"since {message}", details=[{"field": "since", "message": message}])
+    return start, end

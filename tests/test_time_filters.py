@@ -1,0 +1,47 @@
+"""The `since`/`until` filters of the audit trail and the run history (`services.instants`, SQLite
+and PostgreSQL): a time at the edge of the calendar whose offset takes it past year 9999 or
+before year 1 in UTC is a 422 naming the field (it was a 500: OverflowError), and `since` later
+than `until` is a 422 naming `since` on both lists (the run history answered an empty page)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.conftest import LoggedIn
+
+LISTS = ["/api/v1/audit", "/api/v1/executions"]
+
+
+@pytest.mark.parametrize("path", LISTS)
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("since", "9999-12-31T23:59:59-14:00"),
+        ("until", "9999-12-31T23:00:00-01:00"),
+        ("since", "0001-01-01T00:00:00+14:00"),
+        ("until", "0001-01-01T13:59:59+14:00"),
+    ],
+)
+async def test_a_time_without_a_utc_form_is_refused_naming_the_field(
+    client: httpx.AsyncClient, admin: LoggedIn, path: str, field: str, value: str
+) -> None:
+    r = await client.get(path, params={field: value}, headers=admin.headers)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [
+        {"field": field, "message": "must be a time between years 1 and 9999 in UTC"}
+    ]
+
+
+@pytest.mark.parametrize("path", LISTS)
+async def test_the_calendars_edges_in_utc_and_a_reversed_range(
+    client: httpx.AsyncClient, admin: LoggedIn, path: str
+) -> None:
+    edges = {"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T23:59:59.999999+00:00"}
+    r = await client.get(path, params=edges, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["total"] >= 0, r.text
+    reversed_range = {"since": "2030-01-01T00:00:00Z", "until": "2020-01-01T00:00:00"}
+    r = await client.get(path, params=reversed_range, headers=admin.headers)
+    assert r.status_code == 422 and r.json()["errors"] == [
+        {"field": "since", "message": "must not be later than until"}
+    ], r.text

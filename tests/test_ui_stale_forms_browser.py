@@ -1,0 +1,87 @@
+"""A form saved from a page opened before another tab (or the API) changed the same row sends
+only the fields edited on it (`services.partial.edited`): the settings page and a user's edit
+dialog used to send their old copy of every other field back and undo that change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer
+from tests.ui_journey import journey_server, journey_tokens, log_in
+
+pytestmark = pytest.mark.browser
+
+server = journey_server("stale-forms-ui")
+tokens = journey_tokens()
+
+
+def _api(server: LiveServer, admin: dict[str, str], method: str, path: str, **kwargs: Any) -> Any:
+    r = httpx.request(method, f"{server.url}/api/v1{path}", headers=admin, timeout=60, **kwargs)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_a_settings_save_keeps_a_setting_changed_since_the_page_opened(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    admin = tokens["admin"]
+    _api(server, admin, "PUT", "/settings", json={"registration_open": False, "output_retention_days": 0})
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/settings")
+    days = page.get_by_test_id("setting-output_retention_days")
+    days.wait_for()
+    _api(server, admin, "PUT", "/settings", json={"registration_open": True})  # another tab
+    days.fill("30")
+    page.get_by_test_id("settings-save").click()
+    page.locator(".q-notification", has_text="Settings saved").wait_for()
+    stored = _api(server, admin, "GET", "/settings")
+    assert (stored["output_retention_days"], stored["registration_open"]) == (30, True)
+
+
+def test_a_user_edit_keeps_a_role_changed_since_the_page_opened(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    admin = tokens["admin"]
+    (viewer,) = _api(server, admin, "GET", "/users", params={"search": "viewer@"})["items"]
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/users")
+    page.get_by_test_id("edit-viewer").click()
+    page.get_by_test_id("edit-fullname").wait_for()
+    _api(server, admin, "PUT", f"/users/{viewer['id']}", json={"role": "operator"})  # another tab
+    page.get_by_test_id("edit-fullname").fill("Vera Viewer")
+    page.get_by_test_id("edit-submit").click()
+    page.locator(".q-notification", has_text="User updated").wait_for()
+    stored = _api(server, admin, "GET", f"/users/{viewer['id']}")
+    assert (stored["full_name"], stored["role"], stored["email"]) == (
+        "Vera Viewer",
+        "operator",
+        viewer["email"],
+    )
+
+
+def test_an_inventory_edit_keeps_content_changed_since_the_page_opened(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    operator = tokens["operator"]
+    r = httpx.post(
+        f"{server.url}/api/v1/inventories",
+        json={"name": "web", "content": "[web]\nold.example\n"},
+        headers=operator,
+        timeout=60,
+    )
+    assert r.status_code == 201, r.text
+    inventory_id = r.json()["id"]
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/inventories")
+    page.get_by_test_id("inventory-edit-web").click()
+    page.get_by_test_id("inventory-description").wait_for()
+    newer = "[web]\nnew.example\n"
+    _api(server, operator, "PUT", f"/inventories/{inventory_id}", json={"content": newer})  # another tab
+    page.get_by_test_id("inventory-description").fill("the web tier")
+    page.get_by_test_id("inventory-save").click()
+    page.locator(".q-notification", has_text="Inventory saved").wait_for()
+    stored = _api(server, operator, "GET", f"/inventories/{inventory_id}")
+    assert (stored["description"], stored["content"]) == ("the web tier", newer)
