@@ -1,13 +1,16 @@
 """The `since`/`until` filters of the audit trail and the run history (`services.instants`, SQLite
 and PostgreSQL): a time at the edge of the calendar whose offset takes it past year 9999 or
 before year 1 in UTC is a 422 naming the field (it was a 500: OverflowError), and `since` later
-than `until` is a 422 naming `since` on both lists (the run history answered an empty page)."""
+than `until` is a 422 naming `since` on both lists (the run history answered an empty page).
+A number is not a time: Pydantic read `?since=2026` as a Unix time (1970-01-01T00:33:46Z), so a
+year typed alone filtered from 1970 (`services.bodies.ISO_TEXT`; bodies: `expires_at`)."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 
+from opscraft.services.bodies import DATETIME_MESSAGE
 from tests.conftest import LoggedIn
 
 LISTS = ["/api/v1/audit", "/api/v1/executions"]
@@ -45,3 +48,28 @@ async def test_the_calendars_edges_in_utc_and_a_reversed_range(
     assert r.status_code == 422 and r.json()["errors"] == [
         {"field": "since", "message": "must not be later than until"}
     ], r.text
+
+
+@pytest.mark.parametrize("path", LISTS)
+@pytest.mark.parametrize(
+    ("field", "value"), [("since", "2026"), ("until", "1893456000"), ("since", "2026.5")]
+)
+async def test_a_number_is_not_read_as_a_unix_time(
+    client: httpx.AsyncClient, admin: LoggedIn, path: str, field: str, value: str
+) -> None:
+    r = await client.get(path, params={field: value}, headers=admin.headers)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [{"field": field, "message": DATETIME_MESSAGE}]
+    r = await client.get(path, params={field: "2026-01-01"}, headers=admin.headers)
+    assert r.status_code == 200, "a date alone is ISO 8601"
+
+
+@pytest.mark.parametrize("value", [1893456000, "1893456000", 2030])
+async def test_a_token_expiry_given_as_a_number_is_refused(
+    client: httpx.AsyncClient, admin: LoggedIn, value: object
+) -> None:
+    r = await client.post("/api/v1/tokens", json={"name": "ci", "expires_at": value}, headers=admin.headers)
+    assert r.status_code == 422, r.text
+    assert {"field": "expires_at", "message": DATETIME_MESSAGE} in r.json()["errors"]
+    listed = await client.get("/api/v1/tokens", headers=admin.headers)
+    assert listed.json() == [], "nothing was created"

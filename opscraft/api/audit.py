@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from opscraft.api.deps import CurrentActor, Session
 from opscraft.api.schemas import AUTHED, IdQuery, Limit, Page, Skip, error_responses, filter_query
 from opscraft.services import audit
 from opscraft.services.audit import FILTER_LENGTHS
+from opscraft.services.bodies import ISO_TEXT
 from opscraft.services.invisible import FilterText
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -42,8 +43,8 @@ async def list_events(
     action: Annotated[FilterText | None, filter_query(FILTER_LENGTHS["action"])] = None,
     target_type: Annotated[FilterText | None, filter_query(FILTER_LENGTHS["target_type"])] = None,
     target_id: Annotated[FilterText | None, filter_query(FILTER_LENGTHS["target_id"])] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[datetime | None, Query(description="At or after (ISO 8601)"), ISO_TEXT] = None,
+    until: Annotated[datetime | None, Query(description="At or before (ISO 8601)"), ISO_TEXT] = None,
     skip: Skip = 0,
     limit: Limit = 50,
 ) -> Page[AuditEventOut]:

@@ -6,7 +6,10 @@ Rules, the same for every body:
 - a whole number is never a boolean, a string or a number with a fraction (`true` is not 1,
   `"5"` is not 5, and neither is `5.0`: one rule for every integer field, the settings' too); a
   decimal field takes numbers only. The same rule holds for an integer in the path or the query
-  (`WHOLE_TEXT`: `?limit=5.0` and `/scripts/5.0` are 422 naming the parameter).
+  (`WHOLE_TEXT`: `?limit=5.0` and `/scripts/5.0` are 422 naming the parameter);
+- a date and time is ISO 8601 text, never a number or digits alone: Pydantic reads `2026` as a
+  Unix time (1970-01-01T00:33:46Z), so a year typed as `?since=2026` filtered from 1970 and an
+  `expires_at` of `2030` was 1970. The same rule holds in the query (`ISO_TEXT`).
   Pydantic's lax mode would convert all of these silently (so
   `{"is_active": "false"}` deactivated a user), while its strict mode would also refuse an enum
   or a date given as text, which JSON can only send as text.
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import re
 import types
+from datetime import datetime
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Strict, ValidationInfo, field_validator
@@ -30,16 +34,25 @@ BOOL_MESSAGE = "must be true or false (a JSON boolean, not text or a number)"
 INT_MESSAGE = "must be a whole number (a JSON number without a fraction: not 5.0, text or true/false)"
 TEXT_INT_MESSAGE = "must be a whole number, e.g. 42 (digits only: not 5.0)"
 NUMBER_MESSAGE = "must be a number (a JSON number, not text or true/false)"
+DATETIME_MESSAGE = (
+    "must be an ISO 8601 date and time, e.g. 2030-01-31T12:00:00Z (a bare number is not read as a Unix time)"
+)
+_NUMERIC_TEXT = re.compile(r"\s*[+-]?[0-9]*\.?[0-9]+\s*")
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _is_numeric_time(value: Any) -> bool:
+    """A value Pydantic would read as a Unix time: a number, or text that is only a number."""
+    return isinstance(value, int | float) or (isinstance(value, str) and bool(_NUMERIC_TEXT.fullmatch(value)))
+
+
 def scalar_problem(annotation: Any, value: Any) -> str | None:
-    """Why `value` is not a JSON value of the boolean or numeric type `annotation` declares
-    (`BOOL_MESSAGE`, `INT_MESSAGE` or `NUMBER_MESSAGE`), or None when it is, or when the type
-    is none of those (other types are left to Pydantic)."""
+    """Why `value` is not a JSON value of the boolean, numeric or date-and-time type `annotation`
+    declares (`BOOL_MESSAGE`, `INT_MESSAGE`, `NUMBER_MESSAGE` or `DATETIME_MESSAGE`), or None when
+    it is, or when the type is none of those (other types are left to Pydantic)."""
     if value is None:
         return None
     origin = get_origin(annotation)
@@ -57,6 +70,8 @@ def scalar_problem(annotation: Any, value: Any) -> str | None:
         return None if isinstance(value, int) and not isinstance(value, bool) else INT_MESSAGE
     if annotation is float:
         return None if _is_number(value) else NUMBER_MESSAGE
+    if annotation is datetime:
+        return DATETIME_MESSAGE if _is_numeric_time(value) else None
     if origin in (list, set, frozenset, tuple) and isinstance(value, list | tuple):
         args = get_args(annotation)
         inner = args[0] if args else Any
@@ -80,6 +95,18 @@ def _whole_text(value: Any) -> Any:
 # documents `ge`/`le` as unknown keys instead of `minimum`/`maximum`):
 # `Annotated[int, Query(...), WHOLE_TEXT]`.
 WHOLE_TEXT = BeforeValidator(_whole_text)
+
+
+def _iso_text(value: Any) -> Any:
+    """A date-and-time query parameter as sent: ISO 8601 text, not a number (module doc)."""
+    if _is_numeric_time(value):
+        raise PydanticCustomError("datetime_from_number", DATETIME_MESSAGE)
+    return value
+
+
+# Metadata of every date-and-time query parameter, after its `Query`:
+# `Annotated[datetime | None, Query(...), ISO_TEXT]`.
+ISO_TEXT = BeforeValidator(_iso_text)
 
 
 class Body(BaseModel):
