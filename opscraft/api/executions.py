@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
 from opscraft.api import sse, token_watch
@@ -68,6 +68,19 @@ async def create_execution_stream(
         created.model_dump(mode="json"), events, token_watch.bearer(request.headers), client_ip(request)
     )
     return StreamingResponse(stream, media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
+
+
+@router.get("/stream", include_in_schema=False)
+async def stream_is_post_only() -> None:
+    """`GET /stream` is `405` naming the method to use, as `PUT`, `DELETE` or `HEAD` are:
+    without this route `GET /{execution_id}` took it and answered `422` "execution_id: must be a
+    whole number". A browser's `EventSource` sends GET: the detail says what to do instead."""
+    raise HTTPException(
+        405,
+        "the event stream is started with POST /api/v1/executions/stream and the run's JSON body "
+        "(EventSource sends GET: read the answer with fetch, or follow the run over the WebSocket)",
+        headers={"Allow": "POST"},
+    )
 
 
 async def _create(body: ExecutionCreate, session: Session, actor: CurrentActor) -> ExecutionOut:

@@ -227,3 +227,16 @@ async def test_open_streams_hold_no_database_connection(
             await client.post(f"/api/v1/executions/{execution_id}/cancel", headers=admin.headers)
     for execution_id in ids:
         assert (await wait_for(client, admin, execution_id))["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "DELETE"])
+async def test_other_methods_on_the_stream_path_are_405(
+    http: httpx.AsyncClient, admin: LoggedIn, method: str
+) -> None:
+    """Only POST starts a stream. GET was taken by `GET /executions/{execution_id}` and answered
+    422 "execution_id: must be a whole number"; it is 405 with `Allow: POST` like the others."""
+    r = await http.request(method, "/api/v1/executions/stream", headers=admin.headers)
+    assert r.status_code == 405, r.text
+    assert r.headers["allow"] == "POST"
+    if method == "GET":
+        assert "POST /api/v1/executions/stream" in r.json()["detail"]
