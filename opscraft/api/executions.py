@@ -54,12 +54,19 @@ async def create_execution(body: ExecutionCreate, session: Session, actor: Curre
             "description": "The run's events, as they happen",
             "content": {sse.MEDIA_TYPE: {"schema": {"type": "string"}}},
         },
+        406: {"description": "The `Accept` header refuses `text/event-stream`: no run started"},
         **error_responses(*AUTHED, 404, 409),
     },
 )
 async def create_execution_stream(
     body: ExecutionCreate, session: Session, actor: CurrentActor, request: Request
 ) -> StreamingResponse:
+    if not sse.accepts_event_stream(request.headers.get("accept")):
+        raise HTTPException(
+            406,
+            f"this answer is an event stream ({sse.MEDIA_TYPE}): accept it, or start the run "
+            "with POST /api/v1/executions for a JSON answer; no run was started",
+        )
     created = await _create(body, session, actor)
     # The answer may last hours: give the request's database connection back now, not at its end.
     await session.close()

@@ -40,6 +40,35 @@ KEEP_ALIVE = b": keep-alive\n\n"
 BUFFERED_EVENTS = 64
 
 
+def _range_weight(media_range: str) -> tuple[str, float]:
+    """(`type/subtype`, q) of one `Accept` element (RFC 9110, 12.5.1); q is 1 unless given, 0
+    when unreadable."""
+    kind, *params = (part.strip() for part in media_range.split(";"))
+    q = 1.0
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                q = float(value)
+            except ValueError:
+                q = 0.0
+    return kind.lower(), q
+
+
+def accepts_event_stream(accept: str | None) -> bool:
+    """Whether a request's `Accept` header lets the answer be `MEDIA_TYPE`: no header, or the
+    most specific range that matches it (`text/event-stream`, `text/*`, `*/*`) with a q above 0
+    (RFC 9110, 12.5.1). `Accept: application/json` is False: such a client cannot read the
+    stream, and is told so before a run starts."""
+    if accept is None or not accept.strip():
+        return True
+    weights = dict(_range_weight(r) for r in accept.split(",") if r.strip())
+    for kind in (MEDIA_TYPE, "text/*", "*/*"):
+        if kind in weights:
+            return weights[kind] > 0
+    return False
+
+
 def frame(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
     """One event in the event-stream format: `event:`, optional `id:`, one `data:` line (compact
     JSON holds no newline), a blank line."""

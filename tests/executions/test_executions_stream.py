@@ -240,3 +240,35 @@ async def test_other_methods_on_the_stream_path_are_405(
     assert r.headers["allow"] == "POST"
     if method == "GET":
         assert "POST /api/v1/executions/stream" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "accept, status",
+    [
+        ("application/json", 406),
+        ("text/event-stream;q=0, application/json", 406),
+        ("text/html, */*;q=0", 406),
+        ("text/event-stream", 200),
+        ("application/json, text/event-stream;q=0.5", 200),
+        ("text/*", 200),
+        ("*/*", 200),
+    ],
+)
+async def test_a_client_that_refuses_an_event_stream_is_406_and_no_run_starts(
+    client: httpx.AsyncClient, http: httpx.AsyncClient, admin: LoggedIn, accept: str, status: int
+) -> None:
+    """`Accept: application/json` got an event stream (and a run) it could not read; now it is
+    told before anything starts (RFC 9110, 12.5.1), and pointed at `POST /executions`."""
+    script_id = await make_script(client, admin, "echo hi\n")
+    headers = {**admin.headers, "Accept": accept}
+    body = {"script_id": script_id, "runner": "local"}
+    async with http.stream("POST", "/api/v1/executions/stream", json=body, headers=headers) as response:
+        assert response.status_code == status
+        if status == 200:
+            events = [event async for event in events_of(response)]
+            assert events[-1][0] == "end"
+        else:
+            await response.aread()
+            assert "POST /api/v1/executions" in response.json()["detail"]
+    runs = await client.get(f"/api/v1/executions?script_id={script_id}", headers=admin.headers)
+    assert runs.json()["total"] == (1 if status == 200 else 0)
