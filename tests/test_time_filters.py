@@ -73,3 +73,20 @@ async def test_a_token_expiry_given_as_a_number_is_refused(
     assert {"field": "expires_at", "message": DATETIME_MESSAGE} in r.json()["errors"]
     listed = await client.get("/api/v1/tokens", headers=admin.headers)
     assert listed.json() == [], "nothing was created"
+
+
+@pytest.mark.parametrize("value", ["2030-01-01", "2030-01-01T00:00:00"])
+async def test_a_token_expiry_needs_its_time_zone_unlike_the_query(
+    client: httpx.AsyncClient, admin: LoggedIn, value: str
+) -> None:
+    """docs/api.md said "or a date alone" for `expires_at` too: a date alone (or a time without a
+    zone) is refused there, naming the field; the query reads either as UTC."""
+    r = await client.post("/api/v1/tokens", json={"name": "ci", "expires_at": value}, headers=admin.headers)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [
+        {"field": "expires_at", "message": "give a time zone (e.g. 2030-01-01T00:00:00Z)"}
+    ]
+    r = await client.post(
+        "/api/v1/tokens", json={"name": "ci", "expires_at": f"{value[:10]}T00:00:00Z"}, headers=admin.headers
+    )
+    assert r.status_code == 201, r.text
