@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from opscraft import lifecycle
+from opscraft.api.sse import SERVER_STOP_SECONDS
 from opscraft.config import Settings
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,8 @@ def websocket_protocol(name: str = WS_PROTOCOL) -> Iterator[None]:
 def serve(settings: Settings, host: str, port: int) -> None:
     """Run the app until stopped (the desktop window, when there is one, was started before by
     opscraft.desktop.launch and talks to this server like a browser). Every WebSocket is served by
-    uvicorn's `WS_PROTOCOL` implementation (`websocket_protocol`)."""
+    uvicorn's `WS_PROTOCOL` implementation (`websocket_protocol`). On SIGTERM, answers still open
+    after `SERVER_STOP_SECONDS` (event streams of runs) are cut, so a stop is not held by them."""
     configure(settings)
     from nicegui import ui
 
@@ -134,4 +136,5 @@ def serve(settings: Settings, host: str, port: int) -> None:
             uvicorn_logging_level=settings.log_level.lower(),
             show_welcome_message=False,
             reconnect_timeout=10,
+            timeout_graceful_shutdown=SERVER_STOP_SECONDS,
         )

@@ -35,6 +35,10 @@ MEDIA_TYPE = "text/event-stream"
 # No cache may keep it; nginx passes it on as it comes (docs/deployment.md).
 HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 KEEP_ALIVE = b": keep-alive\n\n"
+# How long a stopping server lets open answers (these streams above all) go on before it cuts
+# them (uvicorn's `timeout_graceful_shutdown`, set by `opscraft serve`). Unset, uvicorn waited
+# for every open stream to end, so one stream of a two-hour run held a restart for two hours.
+SERVER_STOP_SECONDS = 5
 # Events buffered for a slow client before the run's event stream waits for it (it then catches
 # up from storage, as a slow WebSocket client does).
 BUFFERED_EVENTS = 64

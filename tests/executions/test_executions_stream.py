@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,8 +18,9 @@ from sqlalchemy.pool import QueuePool
 
 from opscraft import runtime
 from opscraft.api import token_watch
+from opscraft.db.models import Role
 from opscraft.services import user_cache
-from tests.conftest import LoggedIn
+from tests.conftest import LoggedIn, start_server, stop_server
 from tests.executions.conftest import make_script, output, wait_for
 from tests.executions.test_secrets_injection import VALUE, assert_no_value, secret_with_script
 
@@ -272,3 +275,39 @@ async def test_a_client_that_refuses_an_event_stream_is_406_and_no_run_starts(
             assert "POST /api/v1/executions" in response.json()["detail"]
     runs = await client.get(f"/api/v1/executions?script_id={script_id}", headers=admin.headers)
     assert runs.json()["total"] == (1 if status == 200 else 0)
+
+
+async def test_an_open_stream_does_not_hold_a_stopping_server(tmp_path: Path) -> None:
+    """`opscraft serve` on SIGTERM waited for every open answer to end: a stream of a long run held
+    the stop for the whole run (measured: 120 s for `sleep 120`). It now cuts open answers after
+    `sse.SERVER_STOP_SECONDS`; the client sees the answer cut before `end`."""
+    server = start_server(tmp_path / "server", {"OPSCRAFT_LOCAL_RUNNER": "true"})
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            account = {"username": "admin", "email": "admin@example.com", "password": "Correct-Horse-9"}
+            assert (await client.post("/api/v1/auth/register", json=account)).status_code == 201
+            credentials = {k: account[k] for k in ("username", "password")}
+            token = (await client.post("/api/v1/auth/login", json=credentials)).json()["access_token"]
+            who = LoggedIn(1, "admin", Role.admin, {"Authorization": f"Bearer {token}"})
+            script_id = await make_script(client, who, "echo up\nsleep 600\n")
+            body = {"script_id": script_id, "runner": "local"}
+            names: list[str] = []
+            path = "/api/v1/executions/stream"
+            # The cut: a chunked answer left open. The timeout only keeps a regression from hanging.
+            async with (
+                asyncio.timeout(120),
+                client.stream("POST", path, json=body, headers=who.headers) as response,
+            ):
+                with contextlib.suppress(httpx.RemoteProtocolError):
+                    async for name, _, _ in events_of(response):
+                        names.append(name)
+                        if name == "log":
+                            stopped_at = time.monotonic()
+                            server.process.terminate()
+        assert "end" not in names and "log" in names, names
+        # Before: the server went on until the run's end (600 s); the bound leaves room for a busy CI.
+        server.process.wait(timeout=120)
+        assert time.monotonic() - stopped_at < 120
+        assert "timeout graceful shutdown exceeded" in server.log()
+    finally:
+        stop_server(server)
