@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import StreamingResponse
 
 from opscraft.api import sse, token_watch
 from opscraft.api.deps import CurrentActor, Session, client_ip
@@ -41,14 +40,14 @@ async def create_execution(body: ExecutionCreate, session: Session, actor: Curre
 
 @router.post(
     "/stream",
-    response_class=StreamingResponse,
+    response_class=sse.EventStreamResponse,
     status_code=200,
     summary="Run a script and follow it in this answer (Server-Sent Events)",
     description="The body, the rules and the refusals of `POST /api/v1/executions`; the answer is "
     "an event stream: `execution` (the run as created), then the WebSocket's `status`, `log` and "
     "`end` messages as they happen (stored output first, no gap, no duplicate), ending after `end`; "
-    "`error` (401) when the token stops authenticating meanwhile. Leaving ends the stream, not the "
-    "run. Format and examples: docs/executions.md.",
+    "`error` (401) when the token stops authenticating meanwhile, (503) when the server stops. "
+    "Leaving ends the stream, not the run. Format and examples: docs/executions.md.",
     responses={
         200: {
             "description": "The run's events, as they happen",
@@ -60,7 +59,7 @@ async def create_execution(body: ExecutionCreate, session: Session, actor: Curre
 )
 async def create_execution_stream(
     body: ExecutionCreate, session: Session, actor: CurrentActor, request: Request
-) -> StreamingResponse:
+) -> sse.EventStreamResponse:
     if not sse.accepts_event_stream(request.headers.get("accept")):
         raise HTTPException(
             406,
@@ -74,7 +73,7 @@ async def create_execution_stream(
     stream = sse.run_stream(
         created.model_dump(mode="json"), events, token_watch.bearer(request.headers), client_ip(request)
     )
-    return StreamingResponse(stream, media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
+    return sse.EventStreamResponse(stream, headers=sse.HEADERS)
 
 
 @router.get("/stream", include_in_schema=False)

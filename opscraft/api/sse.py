@@ -10,7 +10,8 @@ job, a CLI). Each event is one JSON object on one `data:` line, named by `event:
   (stored output first, then live, no gap, no duplicate, `seq` order); a `log` event also
   carries its `seq` as the event's `id:`; the stream ends after `end`;
 - `error`: `{"type": "error", "status": 401, "detail": ...}` when the caller's token stopped
-  authenticating while the stream was open (`token_watch`); the stream ends, the run goes on.
+  authenticating while the stream was open (`token_watch`); the stream ends, the run goes on;
+  `{"type": "error", "status": 503, ...}` when the server stops (`EventStreamResponse`).
 
 A comment line (`: keep-alive`) follows each passed token check (`token_watch.RECHECK_SECONDS`),
 so proxies do not cut a quiet run's stream. A client that goes away ends the stream, not the run.
@@ -25,6 +26,8 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import orjson
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from opscraft.api import token_watch
 from opscraft.execution.events import Event, LogEvent
@@ -39,6 +42,13 @@ KEEP_ALIVE = b": keep-alive\n\n"
 # them (uvicorn's `timeout_graceful_shutdown`, set by `opscraft serve`). Unset, uvicorn waited
 # for every open stream to end, so one stream of a two-hour run held a restart for two hours.
 SERVER_STOP_SECONDS = 5
+STOPPING = {
+    "type": "error",
+    "status": 503,
+    "detail": "the server is stopping: the stream ends here, the run is the worker's "
+    "(docs/deployment.md); read the rest of its output after the last id "
+    "(GET /api/v1/executions/{id}/logs?offset=<id>, or the WebSocket with ?after=<id>)",
+}
 # Events buffered for a slow client before the run's event stream waits for it (it then catches
 # up from storage, as a slow WebSocket client does).
 BUFFERED_EVENTS = 64
@@ -118,3 +128,28 @@ async def run_stream(
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+class EventStreamResponse(StreamingResponse):
+    """A `StreamingResponse` of `MEDIA_TYPE` that a stopping server ends with an event.
+
+    uvicorn cancels the answers still open `SERVER_STOP_SECONDS` after a stop began; a plain
+    streaming answer then died mid-stream (the client saw the chunked body cut: curl's exit 18)
+    and uvicorn logged the cancellation as "Exception in ASGI application" with a traceback. This
+    one takes the cancellation as the end: it sends `STOPPING` as an `error` event (status 503)
+    and completes the body. A client that left is not a cancellation of the task (Starlette ends
+    the answer inside), so only a stop reaches the handler below."""
+
+    media_type = MEDIA_TYPE
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # handled here: the answer ends, the stop goes on
+            last = {"type": "http.response.body", "body": frame("error", STOPPING), "more_body": False}
+            with contextlib.suppress(Exception):  # a connection already gone: nothing to tell
+                async with asyncio.timeout(1):  # never let a full socket hold the stop
+                    await send(last)
