@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
 
 from opscraft.api import sse, token_watch
 from opscraft.api.deps import CurrentActor, Session, client_ip
@@ -40,7 +41,7 @@ async def create_execution(body: ExecutionCreate, session: Session, actor: Curre
 
 @router.post(
     "/stream",
-    response_class=sse.EventStreamResponse,
+    response_class=StreamingResponse,
     status_code=200,
     summary="Run a script and follow it in this answer (Server-Sent Events)",
     description="The body, the rules and the refusals of `POST /api/v1/executions`; the answer is "
@@ -53,8 +54,7 @@ async def create_execution(body: ExecutionCreate, session: Session, actor: Curre
             "description": "The run's events, as they happen",
             "content": {sse.MEDIA_TYPE: {"schema": {"type": "string"}}},
         },
-        406: {"description": "The `Accept` header refuses `text/event-stream`: no run started"},
-        **error_responses(*AUTHED, 404, 409),
+        **error_responses(*AUTHED, 404, 406, 409),
     },
 )
 async def create_execution_stream(

@@ -70,6 +70,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing, invalid or expired token",
         403: "Your role may not do this",
         404: "Not found",
+        406: "The `Accept` header refuses the answer's media type",
         409: "Conflicts with existing data",
         413: "Request body too large",
         422: "Invalid input: `errors` names each field",
