@@ -11,7 +11,7 @@ import httpx
 
 from opscraft import runtime
 from opscraft.db.models import Execution
-from tests.rbac_cases import LOCAL_FOR_ALL, Case, allow
+from tests.rbac_cases import LOCAL_FOR_ALL, Case, allow, public
 
 
 async def _script(c: httpx.AsyncClient, u: dict[str, Any]) -> int:
@@ -74,6 +74,12 @@ CASES = [
         allow("viewer"),
         run_body,
         note="read to the run's end (tests/executions/test_executions_stream.py)",
+    ),
+    Case(
+        "GET",
+        "/api/v1/executions/stream",
+        public(405),
+        note="POST only (GET /{execution_id} would take it): 405 for everyone, before authentication",
     ),
     Case("GET", "/api/v1/executions", allow("viewer")),
     Case("GET", "/api/v1/executions/{execution_id}", allow("viewer"), execution_path),
