@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +21,7 @@ from sqlmodel import delete as sql_delete
 from opscraft.db.engine import Database
 from opscraft.db.migrate import alembic_config, current_revision, upgrade
 from opscraft.db.models import NotificationChannel, Script, ScriptSecret, Secret, WebhookTrigger
-from tests.conftest import postgres_scratch_database
+from tests.conftest import ROOT, postgres_scratch_database
 
 SCRIPTS = ScriptDirectory.from_config(alembic_config())
 HEAD = SCRIPTS.get_current_head()
@@ -59,6 +62,63 @@ async def test_empty_database_upgrades_to_head_matching_the_models(scratch: Data
     async with scratch.engine.connect() as conn:
         assert await conn.run_sync(_schema_diff) == [], "models and migrations disagree: add a revision"
     await upgrade(scratch.engine)  # a second run is a no-op
+    assert await current_revision(scratch.engine) == HEAD
+
+
+# A process of its own: once imported, says so (creates the file argv[3]), waits for the start
+# signal (the file argv[2]), then upgrades the database at argv[1].
+_UPGRADE_WHEN_TOLD = """
+import asyncio, sys, time
+from pathlib import Path
+from opscraft.db.engine import create_engine
+from opscraft.db.migrate import upgrade
+
+Path(sys.argv[3]).touch()
+go = Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.001)
+
+async def main() -> None:
+    engine = create_engine(sys.argv[1])
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+asyncio.run(main())
+"""
+
+
+async def test_processes_starting_together_on_an_empty_database_take_turns(
+    scratch: Database, tmp_path: Path
+) -> None:
+    """`opscraft serve`, `opscraft user create` and workers started at the same moment on a new
+    database all migrate: on SQLite all but one failed ("table app_settings already exists"),
+    each having read the version before any of them wrote. They now take turns (a file lock next
+    to an SQLite file, an advisory lock on PostgreSQL) and the later ones find the head."""
+    url = scratch.engine.url.render_as_string(hide_password=False)
+    go = tmp_path / "go"
+    ready = [tmp_path / f"ready-{i}" for i in range(3)]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", _UPGRADE_WHEN_TOLD, url, str(go), str(flag)],
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for flag in ready
+    ]
+    try:
+        async with asyncio.timeout(120):  # imports take seconds on a busy machine
+            while not all(flag.exists() for flag in ready):
+                assert all(child.poll() is None for child in children), "a child ended before the start"
+                await asyncio.sleep(0.02)
+        go.touch()  # the children poll for it every millisecond: they start within one of another
+        errors = [child.communicate(timeout=180)[1] for child in children]
+    finally:
+        for child in children:
+            child.kill()
+    assert [child.returncode for child in children] == [0, 0, 0], [e[-400:] for e in errors]
     assert await current_revision(scratch.engine) == HEAD
 
 

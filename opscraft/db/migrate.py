@@ -8,6 +8,9 @@ at every start; docs/benchmarks.md, "Start-up").
 from __future__ import annotations
 
 import ast
+import asyncio
+import fcntl
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +25,14 @@ HEAD = "head"
 # Held for the migration's transaction on PostgreSQL, so a server and workers starting together
 # migrate one after the other.
 _PG_LOCK_ID = 7_243_001
+# On SQLite the same is an exclusive lock (flock(2)) on this file next to the database: a
+# transaction there takes SQLite's write lock only at its first write, after reading the
+# version, so two processes starting on a fresh file both created the tables and all but one
+# failed ("table app_settings already exists"; e.g. `opscraft serve` and `opscraft user create`
+# started together). Not the database file itself: closing any descriptor of it would drop the
+# POSIX locks SQLite holds on it in this process (fcntl(2), "the lock is released when any file
+# descriptor is closed").
+SQLITE_LOCK_SUFFIX = "-migrate.lock"
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -69,12 +80,37 @@ def _applied_revisions(connection: Connection) -> set[str]:
 
 async def upgrade(engine: AsyncEngine, revision: str = HEAD) -> None:
     """Bring the database at `engine` up to `revision` in one transaction; to the head, a
-    database already there is left alone after one query. SQLite: with foreign keys off until
-    the commit, checked before it (`_dangling`)."""
+    database already there is left alone after one query. Processes migrating the same database
+    at once take turns (PostgreSQL: an advisory lock; an SQLite file: `SQLITE_LOCK_SUFFIX`), and
+    each finds what the previous one did. SQLite: with foreign keys off until the commit,
+    checked before it (`_dangling`)."""
     if revision == HEAD:
         async with engine.connect() as conn:
             if await conn.run_sync(_applied_revisions) == head_revisions():
                 return
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        await _migrate(engine, revision)
+        return
+    lock = await asyncio.to_thread(_lock_file, Path(f"{database}{SQLITE_LOCK_SUFFIX}"))
+    try:
+        await _migrate(engine, revision)
+    finally:
+        os.close(lock)  # releases the flock
+
+
+def _lock_file(path: Path) -> int:
+    """Open `path` (created 0600) and wait for an exclusive flock on it; the descriptor."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+async def _migrate(engine: AsyncEngine, revision: str) -> None:
     from alembic import command
 
     def _upgrade(connection: Connection) -> None:
