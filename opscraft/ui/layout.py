@@ -333,6 +333,8 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
                 )
             except TimeoutError:
                 return  # the browser left meanwhile
+            if app.storage.user.get("dark") is not None:
+                return  # toggled while the browser answered: that choice stands, not the older answer
             for element in context.client.elements.values():
                 if isinstance(element, ui.codemirror):
                     element.theme = EDITOR_THEMES[bool(browser_dark)]
