@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from opscraft import lifecycle
-from opscraft.api.sse import SERVER_STOP_SECONDS
 from opscraft.config import Settings
 
 log = logging.getLogger(__name__)
@@ -122,6 +121,8 @@ def serve(settings: Settings, host: str, port: int) -> None:
     after `SERVER_STOP_SECONDS` (event streams of runs) are cut, so a stop is not held by them."""
     configure(settings)
     from nicegui import ui
+
+    from opscraft.api.sse import SERVER_STOP_SECONDS  # here: the desktop launcher imports this module
 
     with websocket_protocol():
         ui.run(
