@@ -33,6 +33,43 @@ from opscraft.services.users import UserCreate
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+def _services_of_this_worker() -> None:
+    """Under pytest-xdist (`tests/run` runs the suite in several worker processes) each worker
+    gets a PostgreSQL database and a Redis database of its own, created empty here, so that one
+    worker's truncations and flushes never reach another's tests; the environment variables are
+    rewritten so that every server process a test starts uses them too."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ...
+    if not worker.startswith("gw"):
+        return
+    index = int(worker[2:])
+    redis_url = os.environ.get("OPSCRAFT_TEST_REDIS_URL")
+    if redis_url:  # redis://host:port/15 -> /15, /14, ... (Redis has 16 databases)
+        base, _, db = redis_url.rpartition("/")
+        os.environ["OPSCRAFT_TEST_REDIS_URL"] = f"{base}/{int(db) - index}"
+    pg_url = os.environ.get("OPSCRAFT_TEST_PG_URL")
+    if pg_url:
+        import asyncpg
+        from sqlalchemy.engine import make_url
+
+        server = make_url(pg_url)
+        name = f"{server.database}_{worker}"
+
+        async def fresh() -> None:
+            admin_url = server.set(drivername="postgresql").render_as_string(hide_password=False)
+            conn = await asyncpg.connect(admin_url)
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                await conn.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await conn.close()
+
+        asyncio.run(fresh())
+        os.environ["OPSCRAFT_TEST_PG_URL"] = server.set(database=name).render_as_string(hide_password=False)
+
+
+_services_of_this_worker()
 PG_URL = os.environ.get("OPSCRAFT_TEST_PG_URL")
 REDIS_URL = os.environ.get("OPSCRAFT_TEST_REDIS_URL")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -46,6 +83,32 @@ def require_service(available: bool, what: str) -> None:
     if IN_CI:
         pytest.fail(f"{what} is required when CI=true (run the suite through tests/run)")
     pytest.skip(f"{what} not available (run the suite through tests/run)")
+
+
+# Modules that take longest run first: `tests/run` spreads whole modules over several processes
+# (pytest-xdist, --dist loadfile), and a long module started last would run alone at the end.
+HEAVY_FIRST = ("binary", "desktop", "browser", "docker")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order modules by their heaviest marker (HEAVY_FIRST), keeping the order within a module
+    and, between modules of the same weight, the order pytest collected them in."""
+    weight: dict[str, int] = {}
+    first_seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        module = item.nodeid.split("::")[0]
+        first_seen.setdefault(module, index)
+        marks = {mark.name for mark in item.iter_markers()}
+        rank = min((HEAVY_FIRST.index(name) for name in marks & set(HEAVY_FIRST)), default=len(HEAVY_FIRST))
+        weight[module] = min(weight.get(module, rank), rank)
+    position = {id(item): index for index, item in enumerate(items)}
+    items.sort(
+        key=lambda item: (
+            weight[item.nodeid.split("::")[0]],
+            first_seen[item.nodeid.split("::")[0]],
+            position[id(item)],
+        )
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)

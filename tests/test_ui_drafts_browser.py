@@ -28,6 +28,8 @@ def test_new_script_survives_offline_and_reload(live_server: LiveServer, page: A
     page.get_by_test_id("param-name-0").fill("TARGET")
     page.get_by_test_id("param-type-0").click()  # the select shows labels, the tab keeps "Integer"
     page.get_by_role("option", name=labels.PARAM_TYPE["integer"], exact=True).click()
+    type_field = page.locator(".q-field").filter(has=page.get_by_test_id("param-type-0"))
+    type_field.get_by_text(labels.PARAM_TYPE["integer"], exact=True).wait_for()  # what the user saw
 
     # The connection drops for about 20 s (laptop lid, VPN); typing goes on meanwhile.
     page.context.set_offline(True)
@@ -46,7 +48,6 @@ def test_new_script_survives_offline_and_reload(live_server: LiveServer, page: A
     assert page.get_by_test_id("script-name").input_value() == "deploy-web"
     assert page.get_by_test_id("script-description").input_value() == "typed while offline"
     assert page.get_by_test_id("param-name-0").input_value() == "TARGET"
-    type_field = page.locator(".q-field").filter(has=page.get_by_test_id("param-type-0"))
     type_field.get_by_text(labels.PARAM_TYPE["integer"], exact=True).wait_for()
     deadline = time.monotonic() + 30
     while code(page) != CONTENT and time.monotonic() < deadline:

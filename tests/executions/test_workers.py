@@ -34,6 +34,9 @@ from tests.conftest import (
 from tests.executions.conftest import IMAGES, make_script, start, wait_for
 
 LONG = 'echo "begun $N"\nsleep "$S"\necho "ended $N"\n'
+# Runs until the test creates the file GATE: a run that must outlast a worker's start or restart
+# (any length of time on a loaded machine) ends when the test says, not after a guessed sleep.
+GATED = 'echo "begun $N"\nwhile [ ! -e "$GATE" ]; do sleep 0.05; done\necho "ended $N"\n'
 
 
 @pytest.fixture
@@ -75,8 +78,9 @@ async def test_two_workers_keep_their_runs_through_each_others_start(
 ) -> None:
     first = runtime.current().worker
     assert first is not None
-    script_id = await make_script(client, admin, LONG, parameters={"N": 0, "S": 2})
-    a_run = await start(client, admin, script_id, "local", parameters={"N": 1, "S": 3})
+    script_id = await make_script(client, admin, GATED, parameters={"N": 0, "GATE": "none"})
+    a_gate, b_gate = tmp_path / "a-ends", tmp_path / "b-ends"
+    a_run = await start(client, admin, script_id, "local", parameters={"N": 1, "GATE": str(a_gate)})
     await wait_for(client, admin, a_run["id"], {"running"})
 
     other_settings = make_settings(
@@ -89,11 +93,10 @@ async def test_two_workers_keep_their_runs_through_each_others_start(
     try:
         # The second worker's start recovered and swept only its own (none): the first run goes on.
         assert (await _row(a_run["id"])).status == "running"
-        b_run = await _enqueue_row(
-            script_id, admin.id, second, N=2, S=20
-        )  # outlasts the first worker's stop and restart under load
+        b_run = await _enqueue_row(script_id, admin.id, second, N=2, GATE=b_gate)
         await wait_for(client, admin, b_run, {"running"})
         assert (await _row(b_run)).worker_id == second.worker_id
+        a_gate.touch()
         a_final = await wait_for(client, admin, a_run["id"])
         assert a_final["status"] == "success", a_final
         assert (await _row(a_run["id"])).worker_id == first.worker_id
@@ -105,6 +108,7 @@ async def test_two_workers_keep_their_runs_through_each_others_start(
         await asyncio.to_thread(restarted.start)
         runtime.current().worker = restarted  # lifecycle.stop stops it
         assert (await _row(b_run)).status == "running"
+        b_gate.touch()
         b_final = await wait_for(client, admin, b_run)
         assert b_final["status"] == "success", b_final
         async with runtime.current().db.session() as session:
