@@ -41,8 +41,11 @@ def _services_of_this_worker() -> None:
     worker's truncations and flushes never reach another's tests; the environment variables are
     rewritten so that every server process a test starts uses them too."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ...
-    if not worker.startswith("gw"):
+    # Once per worker: a helper process a test starts (it inherits the rewritten variables)
+    # may import this module too, and must neither rename nor empty the worker's databases.
+    if not worker.startswith("gw") or os.environ.get("OPSCRAFT_TEST_SERVICES_OF") == worker:
         return
+    os.environ["OPSCRAFT_TEST_SERVICES_OF"] = worker
     index = int(worker[2:])
     redis_url = os.environ.get("OPSCRAFT_TEST_REDIS_URL")
     if redis_url:  # redis://host:port/15 -> /15, /14, ... (Redis has 16 databases)

@@ -278,6 +278,18 @@ async def removed(docker_client: Any, *containers: str, timeout: float = 60) -> 
     return True
 
 
+async def stopped(docker_client: Any, container: str, timeout: float = 60) -> bool:
+    """Wait until `container` is no longer running. A run ends on its loader's end record
+    (docker_runner), which the loader writes just before it exits: on a loaded machine the
+    container may still be running for a moment after the run's end is reported."""
+    deadline = time.monotonic() + timeout
+    while docker_client.api.inspect_container(container)["State"]["Running"]:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
 def pooled() -> bool:
     """Whether this server's worker keeps warm containers (OPSCRAFT_WARM_POOL_SIZE or the setting)."""
     worker = runtime.current().worker

@@ -22,6 +22,7 @@ from tests.executions.conftest import (
     removals_held,
     removed,
     start_checked,
+    stopped,
     wait_for,
     warm_containers,
 )
@@ -114,8 +115,8 @@ async def test_docker_keeps_the_file_secret_out_of_the_container_config(
         final = await wait_for(client, operator, started["id"])
         assert final["status"] == "success", await output(client, operator, started["id"])
         assert container in held.ended()
+        assert await stopped(docker_client, container), "the loader exits after its end record"
         after = docker_client.api.inspect_container(container)
-        assert not after["State"]["Running"]
         _assert_no_secret(after)
         assert (after["Config"]["Labels"].get("opscraft.warm") == "true") == pooled()
     assert await removed(docker_client, container)

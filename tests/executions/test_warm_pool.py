@@ -38,6 +38,7 @@ from tests.executions.conftest import (
     removals_held,
     removed,
     start,
+    stopped,
     wait_for,
     warm_containers,
 )
@@ -112,8 +113,8 @@ async def test_secrets_and_parameters_never_in_a_pooled_containers_config(
         text = await output(client, operator, execution["id"])
         assert final["status"] == "success", text
         assert container in held.ended()
+        assert await stopped(docker_client, container), "the loader exits after its end record"
         after = docker_client.api.inspect_container(container)  # ended, not removed yet
-        assert not after["State"]["Running"]
         for inspected in (during, json.dumps(after)):
             for leak in ("warm-s3cret", "second line", "TOKEN=", "TARGET=", "two\\nlines", "sha256sum"):
                 assert leak not in inspected
