@@ -73,6 +73,13 @@ def _services_of_this_worker() -> None:
 
 
 _services_of_this_worker()
+
+# httpx's default timeout (5 s) failed tests on a loaded CI machine where a live server was only
+# slow (a POST /api/v1/scripts read timed out): every httpx call of the suite that does not pass
+# its own timeout now waits up to 60 s. The default object is shared by reference by httpx.get,
+# httpx.post, ... and httpx.Client, so it is changed in place.
+for _phase in ("connect", "read", "write", "pool"):
+    setattr(httpx._config.DEFAULT_TIMEOUT_CONFIG, _phase, 60.0)
 PG_URL = os.environ.get("OPSCRAFT_TEST_PG_URL")
 REDIS_URL = os.environ.get("OPSCRAFT_TEST_REDIS_URL")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -86,32 +93,6 @@ def require_service(available: bool, what: str) -> None:
     if IN_CI:
         pytest.fail(f"{what} is required when CI=true (run the suite through tests/run)")
     pytest.skip(f"{what} not available (run the suite through tests/run)")
-
-
-# Modules that take longest run first: `tests/run` spreads whole modules over several processes
-# (pytest-xdist, --dist loadfile), and a long module started last would run alone at the end.
-HEAVY_FIRST = ("binary", "desktop", "browser", "docker")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Order modules by their heaviest marker (HEAVY_FIRST), keeping the order within a module
-    and, between modules of the same weight, the order pytest collected them in."""
-    weight: dict[str, int] = {}
-    first_seen: dict[str, int] = {}
-    for index, item in enumerate(items):
-        module = item.nodeid.split("::")[0]
-        first_seen.setdefault(module, index)
-        marks = {mark.name for mark in item.iter_markers()}
-        rank = min((HEAVY_FIRST.index(name) for name in marks & set(HEAVY_FIRST)), default=len(HEAVY_FIRST))
-        weight[module] = min(weight.get(module, rank), rank)
-    position = {id(item): index for index, item in enumerate(items)}
-    items.sort(
-        key=lambda item: (
-            weight[item.nodeid.split("::")[0]],
-            first_seen[item.nodeid.split("::")[0]],
-            position[id(item)],
-        )
-    )
 
 
 @pytest.hookimpl(hookwrapper=True)

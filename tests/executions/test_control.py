@@ -279,7 +279,7 @@ def test_recovery_after_sigkill(tmp_path: Path, runner: str) -> None:
                 f"opscraft.execution={long_id}",
             ]  # other test sessions on this Docker host have an execution 1 too
             client = docker.from_env()
-            assert not client.containers.list(all=True, filters={"label": labels})
+            assert not client.api.containers(all=True, filters={"label": labels})
             client.close()
     finally:
         stop_server(server)

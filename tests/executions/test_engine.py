@@ -92,9 +92,9 @@ async def test_leftover_containers_are_removed_at_start(tmp_path: Path, docker_c
     try:
         await lifecycle.start(settings)
         await lifecycle.stop()
-        assert not docker_client.containers.list(all=True, filters={"id": leftover.id})
+        assert not docker_client.api.containers(all=True, filters={"id": leftover.id})
     finally:
-        if docker_client.containers.list(all=True, filters={"id": leftover.id}):
+        if docker_client.api.containers(all=True, filters={"id": leftover.id}):
             leftover.remove(force=True)
 
 
