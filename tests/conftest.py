@@ -30,6 +30,8 @@ from opscraft.config import Settings, load_settings
 from opscraft.db.models import Role
 from opscraft.services import users
 from opscraft.services.users import UserCreate
+from tests import migrated_sqlite
+from tests.migrated_sqlite import DATABASE_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -118,7 +120,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             report.sections.append(("page", f"unreadable: {exc}"))
 
 
-def make_settings(tmp_path: Path, database_url: str | None = None, **overrides: Any) -> Settings:
+def make_settings(
+    tmp_path: Path, database_url: str | None = None, *, migrated: bool = True, **overrides: Any
+) -> Settings:
+    """Settings of a test's data directory `tmp_path`. On the default SQLite database in it,
+    `migrated` puts an empty database already at the head revision there first
+    (`tests.migrated_sqlite`); `migrated=False` leaves the first start to migrate."""
     values: dict[str, Any] = {
         "OPSCRAFT_DATA_DIR": tmp_path,
         "SECRET_KEY": "test-secret-key-" + "x" * 32,
@@ -129,7 +136,11 @@ def make_settings(tmp_path: Path, database_url: str | None = None, **overrides: 
     if database_url:
         values["DATABASE_URL"] = database_url
     values.update(overrides)
-    return load_settings(**values)
+    settings = load_settings(**values)
+    in_data_dir = f"sqlite+aiosqlite:///{settings.data_dir / DATABASE_FILE}"
+    if migrated and settings.effective_database_url == in_data_dir:
+        migrated_sqlite.seed(settings.data_dir)
+    return settings
 
 
 async def _truncate_postgres(url: str) -> None:
@@ -298,10 +309,17 @@ class LiveServer:
 
 
 def start_server(
-    data_dir: Path, extra_env: dict[str, str] | None = None, port: int | None = None, root: Path = ROOT
+    data_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    port: int | None = None,
+    root: Path = ROOT,
+    *,
+    migrated: bool = True,
 ) -> LiveServer:
     """Run `opscraft serve` as a real process on `port` (default: a free one) and wait until it
-    is healthy. `root`: the source tree it runs (another worktree, for paired benchmarks)."""
+    is healthy. `root`: the source tree it runs (another worktree, for paired benchmarks).
+    `migrated`: on the default SQLite database, start on an empty database already at the head
+    revision (`tests.migrated_sqlite`), not on an empty directory."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {
@@ -314,6 +332,8 @@ def start_server(
         "OPSCRAFT_NO_BOOTSTRAP": "1",
         **(extra_env or {}),
     }
+    if migrated and not {"DATABASE_URL", "DB_HOST"} & env.keys():
+        migrated_sqlite.seed(data_dir)
     log_path = data_dir / "server.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(

@@ -77,7 +77,7 @@ def test_a_real_start_keeps_the_data_directory_private(tmp_path: Path) -> None:
     old = data / "ui-storage" / "storage-general.json"
     old.write_text("{}")
     old.chmod(0o644)
-    server = start_server(data)
+    server = start_server(data, migrated=False)
     try:
         r = httpx.post(
             f"{server.url}/api/v1/auth/register",
