@@ -156,14 +156,17 @@ class DockerRunner:
         return len(found)
 
     def start_pool(self) -> None:
-        """Start keeping containers warm (after `sweep`)."""
+        """Start keeping containers warm (after `sweep`); used containers wait for quiet again
+        (after a `stop_pool`)."""
+        self._removals.start()
         self.pool.start()
 
     def stop_pool(self) -> None:
         """Remove the warm containers and stop refilling; remove the used containers still
-        queued for removal (at once)."""
+        queued for removal (at once) and end the removals' thread (a run ending later still
+        has its container removed, at once)."""
         self.pool.stop()
-        self._removals.drain()
+        self._removals.stop()
 
     def run(self, spec: RunSpec, output: OutputSink, control: RunControl) -> RunResult:
         api = self._api()

@@ -6,9 +6,14 @@ beside it: the next run's start, a warm container's creation. So a used containe
 here and removed when the runner is quiet: no run is starting (between `DockerRunner.run`'s
 entry and its job handed over), none started within `QUIET_SECONDS`, and the warm pool creates
 nothing (`busy`). A queued container is removed at the latest `DEADLINE_SECONDS` after its
-run ended, quiet or not, so a steady stream of runs never piles up containers; `drain` removes
-every queued one at once (the worker's shutdown). A removal a crash interrupts is finished by
-the next start's sweep (`DockerRunner.sweep`).
+run ended, quiet or not, so a steady stream of runs never piles up containers. A removal a
+crash interrupts is finished by the next start's sweep (`DockerRunner.sweep`).
+
+The removals' thread starts with the first container queued (a runner that never runs keeps
+none) and serves every later one. `stop` (the worker's shutdown) removes every queued container
+at once and ends the thread; a container queued after it (a run that outlived the shutdown's
+grace) is removed at once by a thread that ends when none is left, and `start` (the pool
+started again) makes the next thread stay for the runs to come.
 """
 
 from __future__ import annotations
@@ -29,13 +34,21 @@ quick succession (a client that submits the next when one ends) start closer tog
 BUSY_POLL_SECONDS = 0.05
 """How often a due-for-quiet removal looks again at `busy` (the pool's own state)."""
 
+IDLE_WAIT_SECONDS = 3600.0
+"""How long the removals' thread sleeps with nothing queued before looking again (`put` and
+`stop` wake it)."""
+
+THREAD_NAME = "opscraft-docker-remove"
+"""The removals' thread's name."""
+
 
 class DeferredRemovals:
     """Removes the containers `put` here on its own thread, when quiet or by their deadline.
 
     `remove(container)` removes one (must not raise); `busy()` says, without blocking, whether
     something else on the next runs' path is under way (the warm pool creating containers).
-    `starting()` wraps a run's start. Thread-safe.
+    `starting()` wraps a run's start; `stop`/`start` end and resume the thread's service (see
+    the module docstring). Thread-safe.
     """
 
     def __init__(
@@ -54,12 +67,18 @@ class DeferredRemovals:
         self._starting = 0
         self._last_start = -float("inf")
         self._removing = 0
-        threading.Thread(target=self._loop, name="opscraft-docker-remove", daemon=True).start()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        """The removals' thread while one runs (at most one: a new one starts once it ended)."""
 
     def put(self, container: str) -> None:
-        """Queue `container` (its run ended now) for removal within `deadline_seconds`."""
+        """Queue `container` (its run ended now) for removal within `deadline_seconds` (at once
+        after `stop`); starts the removals' thread if none runs."""
         with self._cond:
             self._pending.append((container, time.monotonic() + self.deadline_seconds))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name=THREAD_NAME, daemon=True)
+                self._thread.start()
             self._cond.notify_all()
 
     @contextlib.contextmanager
@@ -80,25 +99,31 @@ class DeferredRemovals:
         with self._cond:
             return [container for container, _ in self._pending]
 
-    def drain(self) -> None:
-        """Remove every queued container now, and wait for a removal under way on the
-        removals' thread (the worker's shutdown)."""
+    def start(self) -> None:
+        """Undo `stop`: queued containers wait for quiet again, and the next thread stays."""
+        with self._cond:
+            self._stopped = False
+
+    def stop(self) -> None:
+        """Remove every queued container now (on this thread and the removals' one), wait for
+        the removals under way, and end the removals' thread (the worker's shutdown)."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
         while True:
             with self._cond:
                 if not self._pending:
                     while self._removing:
                         self._cond.wait()
-                    return
+                    thread = self._thread
+                    break
                 container, _ = self._pending.popleft()
             self._remove(container)
+        if thread is not None:  # it ends at once: stopped, nothing queued
+            thread.join()
 
     def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while (wait := self._wait_for()) is not None:
-                    self._cond.wait(wait)
-                container, _ = self._pending.popleft()
-                self._removing += 1
+        while (container := self._next()) is not None:
             try:
                 self._remove(container)
             finally:
@@ -106,11 +131,26 @@ class DeferredRemovals:
                     self._removing -= 1
                     self._cond.notify_all()
 
+    def _next(self) -> str | None:
+        """The container to remove now (counted in `_removing`), once due; None (the thread
+        ends) when stopped with nothing queued."""
+        with self._cond:
+            while (wait := self._wait_for()) is not None:
+                if self._stopped and not self._pending:
+                    self._thread = None
+                    return None
+                self._cond.wait(wait)
+            container, _ = self._pending.popleft()
+            self._removing += 1
+            return container
+
     def _wait_for(self) -> float | None:
         """Under the lock: None when the oldest queued container is to be removed now, else
         how many seconds to wait (or until notified) before looking again."""
         if not self._pending:
-            return 3600.0
+            return IDLE_WAIT_SECONDS
+        if self._stopped:
+            return None
         now = time.monotonic()
         until_due = self._pending[0][1] - now
         if until_due <= 0:

@@ -14,7 +14,7 @@ import os
 import queue
 import shutil
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -266,28 +266,33 @@ def container_of(execution_id: int) -> str | None:
     return worker.docker.containers.get(execution_id)
 
 
-async def removed(docker_client: Any, *containers: str, timeout: float = 60) -> bool:
-    """Wait until none of `containers` exists (a run's container is removed just after its end)."""
+async def waited(condition: Callable[[], bool], timeout: float) -> bool:
+    """Wait until `condition()` holds (True), looking every 50 ms, or `timeout` seconds passed
+    (False)."""
     deadline = time.monotonic() + timeout
-    # The low-level list: `containers.list` inspects each one it found, which fails (404) when
-    # the removal happens in between.
-    while docker_client.api.containers(all=True, filters={"id": list(containers)}):
+    while not condition():
         if time.monotonic() > deadline:
             return False
         await asyncio.sleep(0.05)
     return True
+
+
+async def removed(docker_client: Any, *containers: str, timeout: float = 60) -> bool:
+    """Wait until none of `containers` exists (a run's container is removed just after its end)."""
+    # The low-level list: `containers.list` inspects each one it found, which fails (404) when
+    # the removal happens in between.
+    return await waited(
+        lambda: not docker_client.api.containers(all=True, filters={"id": list(containers)}), timeout
+    )
 
 
 async def stopped(docker_client: Any, container: str, timeout: float = 60) -> bool:
     """Wait until `container` is no longer running. A run ends on its loader's end record
     (docker_runner), which the loader writes just before it exits: on a loaded machine the
     container may still be running for a moment after the run's end is reported."""
-    deadline = time.monotonic() + timeout
-    while docker_client.api.inspect_container(container)["State"]["Running"]:
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
+    return await waited(
+        lambda: not docker_client.api.inspect_container(container)["State"]["Running"], timeout
+    )
 
 
 def pooled() -> bool:

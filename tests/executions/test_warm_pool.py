@@ -24,7 +24,7 @@ import pytest
 from opscraft import lifecycle, runtime
 from opscraft.execution import docker_runner, warm_pool
 from opscraft.execution.docker_runner import DockerRunner
-from opscraft.execution.removals import DEADLINE_SECONDS, DeferredRemovals
+from opscraft.execution.removals import DEADLINE_SECONDS, THREAD_NAME, DeferredRemovals
 from opscraft.execution.warm_pool import WarmPool
 from opscraft.execution.worker import worker_identity
 from tests.conftest import LoggedIn, make_settings
@@ -40,6 +40,7 @@ from tests.executions.conftest import (
     start,
     stopped,
     wait_for,
+    waited,
     warm_containers,
 )
 
@@ -325,6 +326,61 @@ async def test_used_containers_queued_for_removal_are_removed_on_shutdown(
         assert len(docker_client.api.containers(all=True, filters={"id": ids})) == 2
         await asyncio.to_thread(runner.stop_pool)
         assert not docker_client.api.containers(all=True, filters={"id": ids})
+
+
+async def test_a_stopped_runner_ends_its_removals_thread_and_still_removes_containers(
+    tmp_path: Path, docker_client: Any
+) -> None:
+    """The removals' thread starts with the first used container, serves the next ones, and
+    ends with `stop_pool` once the deferred removal is done; a run ending after the stop still
+    has its container removed (by a thread that ends then), and so has a run after `start_pool`."""
+    settings = make_settings(tmp_path / "other", OPSCRAFT_IMAGE_BASH=BUSYBOX_IMAGE)
+    runner = DockerRunner(worker_identity(settings))
+    queued = runner._removals
+    queued.deadline_seconds = 3600
+
+    def used() -> str:
+        attached = runner._create_warm(pool_profile(BUSYBOX_IMAGE))
+        attached.sock.close()
+        return attached.container
+
+    def queue(container: str) -> threading.Thread:
+        """Queue `container` and return the removals' thread serving it (the condition's lock is
+        reentrant: the thread cannot take the container, or end, before it is read)."""
+        with queued._cond:
+            queued.put(container)
+            thread = queued._thread
+        assert thread is not None and thread.name == THREAD_NAME
+        return thread
+
+    try:
+        assert queued._thread is None, "no thread before a container is used"
+        with queued.starting():  # a run starting: the removal is deferred
+            first = used()
+            deferring = queue(first)
+            assert docker_client.api.containers(all=True, filters={"id": [first]}), "deferred"
+            await asyncio.to_thread(runner.stop_pool)
+        assert not docker_client.api.containers(all=True, filters={"id": [first]})
+        assert not deferring.is_alive() and queued._thread is None
+
+        straggler = used()
+        late = queue(straggler)  # the container of a run that outlived the shutdown's grace
+        assert await removed(docker_client, straggler, timeout=30)
+        assert await waited(lambda: not late.is_alive(), timeout=30) and queued._thread is None
+
+        runner.start_pool()  # the pool is off (size 0): only the removals resume
+        again = used()
+        resumed = queue(again)
+        assert await removed(docker_client, again, timeout=30)
+        then = used()
+        assert queue(then) is resumed, "one thread for the runner's removals"
+        assert await removed(docker_client, then, timeout=30)
+        assert resumed.is_alive(), "it stays for the next runs"
+        await asyncio.to_thread(runner.stop_pool)
+        assert not resumed.is_alive() and queued._thread is None
+    finally:
+        await asyncio.to_thread(runner.stop_pool)
+        runner.sweep()
 
 
 @pytest.mark.parametrize(
