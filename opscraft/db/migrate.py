@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import fcntl
+import functools
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -72,6 +73,13 @@ def head_revisions(versions: Path = MIGRATIONS_DIR / "versions") -> set[str]:
     return revisions - parents
 
 
+@functools.cache
+def _installed_heads() -> frozenset[str]:
+    """`head_revisions` of the installed migration scripts, read once per process (they do not
+    change while it runs; a test process starts hundreds of runtimes)."""
+    return frozenset(head_revisions())
+
+
 def _applied_revisions(connection: Connection) -> set[str]:
     if not inspect(connection).has_table("alembic_version"):
         return set()
@@ -86,7 +94,7 @@ async def upgrade(engine: AsyncEngine, revision: str = HEAD) -> None:
     checked before it (`_dangling`)."""
     if revision == HEAD:
         async with engine.connect() as conn:
-            if await conn.run_sync(_applied_revisions) == head_revisions():
+            if await conn.run_sync(_applied_revisions) == _installed_heads():
                 return
     database = engine.url.database if engine.dialect.name == "sqlite" else None
     if not database or database == ":memory:" or database.startswith("file:"):
