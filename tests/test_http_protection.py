@@ -76,6 +76,29 @@ async def test_json_depth_and_key_limits(client: httpx.AsyncClient, rt: runtime.
     assert r.status_code == 400 and r.json() == {"detail": "request body is not valid JSON", "errors": []}
 
 
+async def test_a_key_sent_twice_is_422_naming_it_and_nothing_is_written(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """`{"name": "a", "name": "b"}` was read as its last value and created a script named `b`: a
+    body whose readers may disagree on what it says is refused, at the top and deeper down."""
+    json_headers = {**operator.headers, "Content-Type": "application/json"}
+    bodies = [
+        b'{"name": "first", "name": "second", "script_type": "bash", "content": "echo\\n"}',
+        b'{"name": "p", "script_type": "bash", "content": "echo\\n",'
+        b' "parameters": [{"name": "N", "type": "string", "type": "integer"}]}',
+    ]
+    for body, key in zip(bodies, ["name", "type"], strict=True):
+        r = await client.post("/api/v1/scripts", content=body, headers=json_headers)
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"] == [
+            {"field": key, "message": "sent more than once in one JSON object: send each key once"}
+        ]
+    assert (await client.get("/api/v1/scripts", headers=operator.headers)).json()["total"] == 0
+    once = b'{"name": "once", "script_type": "bash", "content": "echo\\n", "tags": ["a", "a"]}'
+    r = await client.post("/api/v1/scripts", content=once, headers=json_headers)
+    assert r.status_code == 201, r.text  # the same value twice in a list is no repeated key
+
+
 async def test_error_shape_for_unknown_routes_and_methods(client: httpx.AsyncClient) -> None:
     r = await client.get("/api/v1/no-such-thing")
     assert r.status_code == 404 and r.json() == {"detail": "Not Found", "errors": []}

@@ -81,6 +81,28 @@ def _json_shape(value: Any) -> tuple[int, int]:
     return deepest, keys
 
 
+class _RepeatedKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads`' `object_pairs_hook`: the object, or `_RepeatedKey` naming a key it repeats.
+
+    Rule: a body that sends a key twice is refused, not read as its last value (Python's way):
+    `{"name": "a", "name": "b"}` is ambiguous, and readers that keep the first value (other
+    parsers, a proxy that checks the body) would see another request than the one run."""
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+    return document
+
+
 def _is_json(content_type: bytes | None) -> bool:
     """What FastAPI parses as JSON: no content type, `application/json` or `application/*+json`."""
     if not content_type:
@@ -120,7 +142,8 @@ async def _reject(send: Send, status: int, detail: str, errors: list[dict[str, s
 class RequestLimitsMiddleware:
     """For `/api/` requests: cap the body size (`max_body`; `max_state` for the Terraform state
     backend, whose bodies are whole states), and the depth and key count of JSON bodies; refuse
-    (422 naming the field) text the databases cannot store anywhere in the path, query or body."""
+    (422 naming the field) text the databases cannot store anywhere in the path, query or body,
+    and a JSON object that repeats a key (`_unique_keys`)."""
 
     def __init__(self, app: ASGIApp, max_body: int, max_depth: int, max_keys: int, max_state: int) -> None:
         self.app = app
@@ -161,10 +184,15 @@ class RequestLimitsMiddleware:
         document: Any = None
         if body and _is_json(_header(scope, b"content-type")) and not raw:
             try:
-                document = json.loads(body)
+                document = json.loads(body, object_pairs_hook=_unique_keys)
                 depth, keys = _json_shape(document)
             except RecursionError:  # deeper than the parser goes: far beyond any limit
                 depth, keys = self.max_depth + 1, 0
+            except _RepeatedKey as repeated:
+                field, message = repeated.key, "sent more than once in one JSON object: send each key once"
+                detail = f"invalid input: {field}: {message}"
+                await _reject(send, 422, detail, [{"field": field, "message": message}])
+                return
             except ValueError:
                 await _reject(send, 400, "request body is not valid JSON")
                 return
