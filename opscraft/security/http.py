@@ -57,6 +57,8 @@ class SecurityHeadersMiddleware:
 
 
 RAW_JSON_PREFIX = "/api/v1/terraform/state/"
+# Inbound webhooks read their caller's body themselves, whatever its type (services/webhooks.py).
+HOOKS_PREFIX = "/api/v1/hooks/"
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -143,7 +145,9 @@ class RequestLimitsMiddleware:
     """For `/api/` requests: cap the body size (`max_body`; `max_state` for the Terraform state
     backend, whose bodies are whole states), and the depth and key count of JSON bodies; refuse
     (422 naming the field) text the databases cannot store anywhere in the path, query or body,
-    and a JSON object that repeats a key (`_unique_keys`)."""
+    and a JSON object that repeats a key (`_unique_keys`); a body sent as another type than JSON
+    is a 415 saying which header to send (`curl -d` sends form data by default), except to the
+    routes that read raw bodies (inbound webhooks, the Terraform state backend)."""
 
     def __init__(self, app: ASGIApp, max_body: int, max_depth: int, max_keys: int, max_state: int) -> None:
         self.app = app
@@ -181,8 +185,14 @@ class RequestLimitsMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        content_type = _header(scope, b"content-type")
+        if body and not raw and not _is_json(content_type) and not scope["path"].startswith(HOOKS_PREFIX):
+            sent = content_type.decode("latin-1").split(";", 1)[0].strip()[:100] if content_type else ""
+            detail = f"request body must be JSON: send it with Content-Type: application/json (not {sent})"
+            await _reject(send, 415, detail)
+            return
         document: Any = None
-        if body and _is_json(_header(scope, b"content-type")) and not raw:
+        if body and _is_json(content_type) and not raw:
             try:
                 document = json.loads(body, object_pairs_hook=_unique_keys)
                 depth, keys = _json_shape(document)
