@@ -8,12 +8,12 @@ import hmac
 import importlib
 import logging
 import os
-import re
 from collections.abc import Iterator
 from typing import Any
 
 from opscraft import lifecycle
 from opscraft.config import Settings
+from opscraft.logs import RedactCredentials
 
 log = logging.getLogger(__name__)
 
@@ -26,21 +26,6 @@ def storage_secret(settings: Settings) -> str:
     """The NiceGUI session-storage secret, derived from SECRET_KEY (never the key itself)."""
     assert settings.secret_key
     return hmac.new(settings.secret_key.encode(), b"opscraft-ui-storage", hashlib.sha256).hexdigest()
-
-
-class RedactTokens(logging.Filter):
-    """Keeps `token=` query values (the WebSocket's JWT) out of the server's access log lines."""
-
-    _pattern = re.compile(r"((?:access_|refresh_)?token=)[^&\s\"']+")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = self._pattern.sub(r"\1***", record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                self._pattern.sub(r"\1***", arg) if isinstance(arg, str) else arg for arg in record.args
-            )
-        return True
 
 
 def nicegui_environment(settings: Settings) -> None:
@@ -70,8 +55,8 @@ def configure(settings: Settings) -> None:
     install_docs(app)
     register_pages()
     lean_path.install(app)
-    for name in ("uvicorn.access", "uvicorn.error"):
-        logging.getLogger(name).addFilter(RedactTokens())
+    for name in ("uvicorn.access", "uvicorn.error"):  # uvicorn's own handlers: not the root's filter
+        logging.getLogger(name).addFilter(RedactCredentials())
 
     async def _startup() -> None:
         await lifecycle.start(settings)

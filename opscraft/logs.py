@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -38,6 +39,33 @@ class ContextFilter(logging.Filter):
         for name in _FIELDS:
             if not hasattr(record, name):
                 setattr(record, name, current.get(name))
+        return True
+
+
+class RedactCredentials(logging.Filter):
+    """Keeps the credentials a request line carries out of log lines: `token=` query values (the
+    WebSocket's JWT, the desktop window's sign-in secret) and an inbound webhook's token, which is
+    the last segment of its URL (`/api/v1/hooks/{id}/{token}`, services/webhooks.py `hook_path`):
+    each becomes `***`. On uvicorn's access and error loggers and on the root handler (the API's
+    "unhandled error in POST <path>")."""
+
+    _patterns = (
+        re.compile(r"((?:access_|refresh_)?token=)[^&\s\"']+"),
+        re.compile(r"(/api/v1/hooks/[^/\s\"'?]*/)[^\s\"'?]+"),
+    )
+
+    @classmethod
+    def redact(cls, text: str) -> str:
+        """`text` with every credential replaced by `***`."""
+        for pattern in cls._patterns:
+            text = pattern.sub(r"\1***", text)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = self.redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.redact(arg) if isinstance(arg, str) else arg for arg in record.args)
         return True
 
 
@@ -82,6 +110,7 @@ def configure(level: str, log_format: str = "text") -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(ContextFilter())
+    handler.addFilter(RedactCredentials())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

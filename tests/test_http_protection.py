@@ -76,13 +76,58 @@ async def test_json_depth_and_key_limits(client: httpx.AsyncClient, rt: runtime.
     assert r.status_code == 400 and r.json() == {"detail": "request body is not valid JSON", "errors": []}
 
 
+async def test_a_key_sent_twice_is_422_naming_it_and_nothing_is_written(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """`{"name": "a", "name": "b"}` was read as its last value and created a script named `b`: a
+    body whose readers may disagree on what it says is refused, at the top and deeper down."""
+    json_headers = {**operator.headers, "Content-Type": "application/json"}
+    bodies = [
+        b'{"name": "first", "name": "second", "script_type": "bash", "content": "echo\\n"}',
+        b'{"name": "p", "script_type": "bash", "content": "echo\\n",'
+        b' "parameters": [{"name": "N", "type": "string", "type": "integer"}]}',
+    ]
+    for body, key in zip(bodies, ["name", "type"], strict=True):
+        r = await client.post("/api/v1/scripts", content=body, headers=json_headers)
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"] == [
+            {"field": key, "message": "sent more than once in one JSON object: send each key once"}
+        ]
+    assert (await client.get("/api/v1/scripts", headers=operator.headers)).json()["total"] == 0
+    once = b'{"name": "once", "script_type": "bash", "content": "echo\\n", "tags": ["a", "a"]}'
+    r = await client.post("/api/v1/scripts", content=once, headers=json_headers)
+    assert r.status_code == 201, r.text  # the same value twice in a list is no repeated key
+
+
 async def test_error_shape_for_unknown_routes_and_methods(client: httpx.AsyncClient) -> None:
     r = await client.get("/api/v1/no-such-thing")
     assert r.status_code == 404 and r.json() == {"detail": "Not Found", "errors": []}
     r = await client.delete("/api/v1/auth/login")
     assert r.status_code == 405 and r.json()["detail"] == "Method Not Allowed"
     r = await client.post("/api/v1/auth/login", content=b"username=a", headers={"Content-Type": "text/plain"})
-    assert r.status_code == 422 and r.json()["errors"]
+    assert r.status_code == 415 and r.json() == {
+        "detail": "request body must be JSON: send it with Content-Type: application/json (not text/plain)",
+        "errors": [],
+    }
+
+
+async def test_curl_d_without_a_json_header_is_told_which_header_to_send(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """`curl -d '{...}'` sends `application/x-www-form-urlencoded`: the answer was a 422 "body:
+    Input should be a valid dictionary", which does not say what to fix."""
+    body = b'{"name": "s", "script_type": "bash", "content": "echo\\n"}'
+    form = {**operator.headers, "Content-Type": "application/x-www-form-urlencoded"}
+    r = await client.post("/api/v1/scripts", content=body, headers=form)
+    assert r.status_code == 415 and "Content-Type: application/json" in r.json()["detail"], r.text
+    assert "(not application/x-www-form-urlencoded)" in r.json()["detail"]
+    assert (await client.get("/api/v1/scripts", headers=operator.headers)).json()["total"] == 0
+    for json_type in ("application/json; charset=utf-8", "application/merge-patch+json"):
+        r = await client.post("/api/v1/scripts", content=body, headers={**form, "Content-Type": json_type})
+        assert r.status_code == 201, r.text
+        body = body.replace(b'"s"', b'"s2"')
+    r = await client.post("/api/v1/auth/logout", headers={**form, "Content-Type": "text/plain"})
+    assert r.status_code == 200, "no body: no type to check"
 
 
 async def test_unexpected_error_is_json_without_internals(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from opscraft import logs
 from tests.conftest import LiveServer, start_server, stop_server
 
 SEED_REGISTER_ADMIN = """curl -X POST http://localhost:8000/api/v1/auth/register \\
@@ -178,3 +180,44 @@ def test_tokens_in_query_strings_stay_out_of_the_log(server: LiveServer) -> None
     log = server.log()
     assert "/api/v1/health?token=***&x=1" in log
     assert "QUERY-TOKEN-SECRET" not in log and "HEADER-TOKEN-SECRET" not in log
+
+
+def test_a_webhook_token_in_its_url_stays_out_of_the_log(server: LiveServer) -> None:
+    """The token of an inbound webhook is the last segment of its URL (no login: it is the
+    credential); the access log printed it, for good calls and bad guesses alike."""
+    admin = {"username": "admin", "email": "admin@example.com", "password": "SecurePass123"}
+    httpx.post(f"{server.url}/api/v1/auth/register", json=admin)  # 403 if the seed test made it
+    sign_in = {"username": "admin", "password": admin["password"]}
+    login = httpx.post(f"{server.url}/api/v1/auth/login", json=sign_in)
+    assert login.status_code == 200, login.text
+    h = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    script = {"name": "hooked", "script_type": "bash", "content": "echo hi\n", "status": "active"}
+    r = httpx.post(f"{server.url}/api/v1/scripts", json=script, headers=h)
+    assert r.status_code == 201, r.text
+    r = httpx.post(f"{server.url}/api/v1/scripts/{r.json()['id']}/webhooks", json={"name": "ci"}, headers=h)
+    assert r.status_code == 201, r.text
+    hook = r.json()
+    assert httpx.post(f"{server.url}{hook['url_path']}", json={}).status_code == 202
+    guess = f"/api/v1/hooks/{hook['id']}/och_GUESSED-TOKEN-SECRET"
+    assert httpx.post(f"{server.url}{guess}?a=1", json={}).status_code == 404
+    log = server.log()
+    assert f'"POST /api/v1/hooks/{hook["id"]}/*** HTTP/1.1" 202' in log, log[-2000:]
+    assert f"/api/v1/hooks/{hook['id']}/***?a=1" in log
+    assert hook["token"] not in log and "GUESSED-TOKEN-SECRET" not in log
+
+
+def test_the_servers_own_log_lines_hide_a_webhook_token_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """Past uvicorn's access log: the API's own "unhandled error in POST <path>" (api/errors.py)
+    goes through the root handler `logs.configure` sets up, which redacts the same way."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.configure("INFO", "text")
+        logging.getLogger("opscraft.api.errors").error(
+            "unhandled error in %s %s", "POST", "/api/v1/hooks/7/och_SECRET-TOKEN"
+        )
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    err = capsys.readouterr().err
+    assert "unhandled error in POST /api/v1/hooks/7/***" in err and "SECRET-TOKEN" not in err, err

@@ -4,6 +4,7 @@ the real API (SQLite and PostgreSQL) for the cases a tester found."""
 
 from __future__ import annotations
 
+import collections
 import tempfile
 import types
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -168,3 +169,59 @@ async def test_a_float_is_no_whole_number_in_any_part_of_a_request(
         "whole number",
     )
     assert (await client.get("/api/v1/executions", headers=operator.headers)).json()["total"] == 0
+
+
+NOT_OBJECTS = ["[]", "null", '"x"', "7"]
+
+
+async def _one_of_each(client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn) -> dict[str, int]:
+    """One row of every kind a body route's path names, each created over the API; their ids."""
+    h = admin.headers
+
+    async def made(url: str, body: dict[str, Any]) -> int:
+        r = await client.post(url, json=body, headers=h)
+        assert r.status_code == 201, (url, r.text)
+        return int(r.json()["id"])
+
+    script = {"script_type": "bash", "content": "echo hi\n", "status": "active"}
+    ids = {"script_id": await made("/api/v1/scripts", {"name": "one", **script})}
+    target = await made("/api/v1/scripts", {"name": "two", **script})
+    base = f"/api/v1/scripts/{ids['script_id']}"
+    ids["secret_id"] = await made("/api/v1/secrets", {"name": "S1", "value": "v"})
+    ids["schedule_id"] = await made(f"{base}/schedules", {"name": "s", "cron": "0 * * * *"})
+    ids["webhook_id"] = await made(f"{base}/webhooks", {"name": "w"})
+    ids["link_id"] = await made(f"{base}/chains", {"target_script_id": target})
+    ids["inventory_id"] = await made("/api/v1/inventories", {"name": "i", "content": "[web]\nh1\n"})
+    channel = {"name": "c", "kind": "webhook", "config": {"url": "http://127.0.0.1:9/x"}}
+    ids["channel_id"] = await made("/api/v1/notifications/channels", channel)
+    ids["user_id"] = viewer.id
+    return ids
+
+
+async def test_a_body_that_is_no_json_object_is_422_naming_the_body_on_every_route(
+    api_app: FastAPI, client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn
+) -> None:
+    """A JSON list, null, text or number where a route takes an object: 422 with the field `body`
+    on every route whose rows exist (a notification channel's POST and PUT answered 500: the
+    service read `kind` from a body that was no object), and nothing written."""
+    ids = await _one_of_each(client, admin, viewer)
+    channels = (await client.get("/api/v1/notifications/channels", headers=admin.headers)).json()
+    checked = 0
+    for path, methods in api_app.openapi()["paths"].items():
+        for method, operation in methods.items():
+            content = operation.get("requestBody", {}).get("content", {})
+            if method not in ("post", "put") or "application/json" not in content:
+                continue
+            if path.endswith(("/change-password", "/logout", "/refresh", "/reset-password")):
+                continue  # ending the admin's sessions would stop the sweep; their bodies are objects too
+            url = path.format_map(collections.defaultdict(lambda: "1", ids, workspace="default"))
+            for sent in NOT_OBJECTS:
+                r = await client.request(
+                    method, url, content=sent, headers={**admin.headers, "content-type": "application/json"}
+                )
+                assert r.status_code < 500, (method, url, sent, r.text)
+                if r.status_code == 422:
+                    assert [e["field"] for e in r.json()["errors"]] == ["body"], (method, url, sent, r.text)
+                    checked += 1
+    assert checked > 40, checked
+    assert (await client.get("/api/v1/notifications/channels", headers=admin.headers)).json() == channels

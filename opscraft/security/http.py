@@ -57,6 +57,8 @@ class SecurityHeadersMiddleware:
 
 
 RAW_JSON_PREFIX = "/api/v1/terraform/state/"
+# Inbound webhooks read their caller's body themselves, whatever its type (services/webhooks.py).
+HOOKS_PREFIX = "/api/v1/hooks/"
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -79,6 +81,28 @@ def _json_shape(value: Any) -> tuple[int, int]:
         elif isinstance(item, list):
             stack.extend((child, depth + 1) for child in item)
     return deepest, keys
+
+
+class _RepeatedKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads`' `object_pairs_hook`: the object, or `_RepeatedKey` naming a key it repeats.
+
+    Rule: a body that sends a key twice is refused, not read as its last value (Python's way):
+    `{"name": "a", "name": "b"}` is ambiguous, and readers that keep the first value (other
+    parsers, a proxy that checks the body) would see another request than the one run."""
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+    return document
 
 
 def _is_json(content_type: bytes | None) -> bool:
@@ -120,7 +144,10 @@ async def _reject(send: Send, status: int, detail: str, errors: list[dict[str, s
 class RequestLimitsMiddleware:
     """For `/api/` requests: cap the body size (`max_body`; `max_state` for the Terraform state
     backend, whose bodies are whole states), and the depth and key count of JSON bodies; refuse
-    (422 naming the field) text the databases cannot store anywhere in the path, query or body."""
+    (422 naming the field) text the databases cannot store anywhere in the path, query or body,
+    and a JSON object that repeats a key (`_unique_keys`); a body sent as another type than JSON
+    is a 415 saying which header to send (`curl -d` sends form data by default), except to the
+    routes that read raw bodies (inbound webhooks, the Terraform state backend)."""
 
     def __init__(self, app: ASGIApp, max_body: int, max_depth: int, max_keys: int, max_state: int) -> None:
         self.app = app
@@ -158,13 +185,24 @@ class RequestLimitsMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        content_type = _header(scope, b"content-type")
+        if body and not raw and not _is_json(content_type) and not scope["path"].startswith(HOOKS_PREFIX):
+            sent = content_type.decode("latin-1").split(";", 1)[0].strip()[:100] if content_type else ""
+            detail = f"request body must be JSON: send it with Content-Type: application/json (not {sent})"
+            await _reject(send, 415, detail)
+            return
         document: Any = None
-        if body and _is_json(_header(scope, b"content-type")) and not raw:
+        if body and _is_json(content_type) and not raw:
             try:
-                document = json.loads(body)
+                document = json.loads(body, object_pairs_hook=_unique_keys)
                 depth, keys = _json_shape(document)
             except RecursionError:  # deeper than the parser goes: far beyond any limit
                 depth, keys = self.max_depth + 1, 0
+            except _RepeatedKey as repeated:
+                field, message = repeated.key, "sent more than once in one JSON object: send each key once"
+                detail = f"invalid input: {field}: {message}"
+                await _reject(send, 422, detail, [{"field": field, "message": message}])
+                return
             except ValueError:
                 await _reject(send, 400, "request body is not valid JSON")
                 return

@@ -82,7 +82,8 @@ class Problems:
             self.details.extend(exc.details or [{"field": "", "message": exc.message}])
         except ValidationError as exc:
             for err in exc.errors():
-                field = ".".join(str(part) for part in err["loc"])
+                # A JSON list or scalar where the object belongs has no location: the body.
+                field = ".".join(str(part) for part in err["loc"]) or "body"
                 self.add(field, str(err["msg"]).removeprefix("Value error, "))
 
     def body(self, model: type[M], data: M | Mapping[str, Any]) -> tuple[M | None, dict[str, Any]]:

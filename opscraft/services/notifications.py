@@ -180,14 +180,10 @@ def _checked_channel(data: ChannelIn | Mapping[str, Any]) -> tuple[ChannelIn, di
     checked even when the body refuses another field (the name, say) as long as its kind and
     config were accepted."""
     problems = Problems()
-    body: ChannelIn | None = data if isinstance(data, ChannelIn) else None
-    if body is None:
-        with problems.check():
-            body = ChannelIn.model_validate(data)
-    sent: Mapping[str, Any] = body.model_dump() if body else data if isinstance(data, Mapping) else {}
+    body, sent = problems.body(ChannelIn, data)
     refused = problems.fields()
     config: dict[str, Any] = {}
-    if not refused & {"kind", "config"} and isinstance(sent.get("config", {}), dict):
+    if "kind" in sent and "config" not in refused and isinstance(sent.get("config", {}), dict):
         has_secret = "secret_id" in refused or sent.get("secret_id") is not None  # a bad id is named
         kind = ChannelKind(sent["kind"])
         config = _clean_config(kind, sent.get("config", {}), has_secret, problems)
