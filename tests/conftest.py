@@ -97,6 +97,21 @@ def require_service(available: bool, what: str) -> None:
     pytest.skip(f"{what} not available (run the suite through tests/run)")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The order in which `tests/run` hands whole modules to its processes (`--dist loadfile
+    --no-loadscope-reorder`): the packaged binary's module first, then the modules with most
+    tests first (xdist's own order). The binary's build alone takes minutes: handed out last, as
+    by test count, it ran alone at the end of the run (about 4 of the 36 minutes)."""
+    by_module: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        by_module.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    order = sorted(
+        by_module.values(),
+        key=lambda tests: (tests[0].get_closest_marker("binary") is None, -len(tests)),
+    )
+    items[:] = [item for tests in order for item in tests]
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """A failed test that used a live `server` (or a browser `page`) carries the server's last log
@@ -404,11 +419,28 @@ def browser() -> Iterator[Any]:
             instance.close()
 
 
+# After `page.goto`: a NiceGUI page (it has `window.socket` once loaded) has shaken hands over
+# its socket, so that what a test types next reaches the server; other pages (the API's docs,
+# an error page without NiceGUI) as they are.
+CONNECTED_JS = "!window.socket || (window.did_handshake === true && window.socket.connected)"
+
+
 @pytest.fixture
 def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh browser context's page whose `goto` returns once a NiceGUI page is connected
+    (`CONNECTED_JS`): a value typed into a page still shaking hands on a busy CI machine was once
+    lost (a form saved without it: tests/test_ui_forms_browser.py)."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(30_000)  # generous: CI machines may be busy
     pg = context.new_page()
+    navigate = pg.goto
+
+    def goto(url: str, **options: Any) -> Any:
+        response = navigate(url, **options)
+        pg.wait_for_function(CONNECTED_JS)
+        return response
+
+    pg.goto = goto
     try:
         yield pg
     finally:
