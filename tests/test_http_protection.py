@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -128,6 +129,24 @@ async def test_curl_d_without_a_json_header_is_told_which_header_to_send(
         body = body.replace(b'"s"', b'"s2"')
     r = await client.post("/api/v1/auth/logout", headers={**form, "Content-Type": "text/plain"})
     assert r.status_code == 200, "no body: no type to check"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "deflate", "GZIP ", "x-custom"])
+async def test_an_encoded_body_is_415_naming_the_header_and_nothing_is_written(
+    client: httpx.AsyncClient, operator: LoggedIn, encoding: str
+) -> None:
+    """A `Content-Encoding` the API does not decode was ignored: the body was read as the bytes
+    sent (a plain body marked gzip was accepted, a compressed one a 400 "not valid JSON")."""
+    plain = b'{"name": "s", "script_type": "bash", "content": "echo\\n"}'
+    for body in (plain, gzip.compress(plain)):
+        headers = {**operator.headers, "Content-Type": "application/json", "Content-Encoding": encoding}
+        r = await client.post("/api/v1/scripts", content=body, headers=headers)
+        assert r.status_code == 415, r.text
+        assert f"without Content-Encoding (not {encoding.strip().lower()})" in r.json()["detail"]
+        assert r.headers["accept-encoding"] == "identity"
+    assert (await client.get("/api/v1/scripts", headers=operator.headers)).json()["total"] == 0
+    identity = {**operator.headers, "Content-Type": "application/json", "Content-Encoding": "identity"}
+    assert (await client.post("/api/v1/scripts", content=plain, headers=identity)).status_code == 201
 
 
 async def test_unexpected_error_is_json_without_internals(

@@ -129,13 +129,23 @@ def unstorable_in_request(scope: Scope, document: Any) -> list[dict[str, str]]:
     return errors[:MAX_REPORTED]
 
 
-async def _reject(send: Send, status: int, detail: str, errors: list[dict[str, str]] | None = None) -> None:
+async def _reject(
+    send: Send,
+    status: int,
+    detail: str,
+    errors: list[dict[str, str]] | None = None,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     body = json.dumps({"detail": detail, "errors": errors or []}).encode()
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -145,7 +155,8 @@ class RequestLimitsMiddleware:
     """For `/api/` requests: cap the body size (`max_body`; `max_state` for the Terraform state
     backend, whose bodies are whole states), and the depth and key count of JSON bodies; refuse
     (422 naming the field) text the databases cannot store anywhere in the path, query or body,
-    and a JSON object that repeats a key (`_unique_keys`); a body sent as another type than JSON
+    and a JSON object that repeats a key (`_unique_keys`); a body with a `Content-Encoding` (gzip,
+    ...) is a 415 with `Accept-Encoding: identity` (RFC 9110, 15.5.16); a body sent as another type than JSON
     is a 415 saying which header to send (`curl -d` sends form data by default), except to the
     routes that read raw bodies (inbound webhooks, the Terraform state backend)."""
 
@@ -185,6 +196,13 @@ class RequestLimitsMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        encoding = (_header(scope, b"content-encoding") or b"").strip().lower()
+        if body and encoding not in (b"", b"identity"):
+            # Never decoded here: an encoded body would have been read as the bytes sent.
+            sent = encoding.decode("latin-1")[:100]
+            detail = f"request body must not be encoded: send it without Content-Encoding (not {sent})"
+            await _reject(send, 415, detail, headers=[(b"accept-encoding", b"identity")])
+            return
         content_type = _header(scope, b"content-type")
         if body and not raw and not _is_json(content_type) and not scope["path"].startswith(HOOKS_PREFIX):
             sent = content_type.decode("latin-1").split(";", 1)[0].strip()[:100] if content_type else ""
