@@ -156,7 +156,7 @@ def test_in_process_jobs_skip_the_queue_file_and_stored_ones_still_run(tmp_path:
 
     def handler(execution_id: int) -> None:
         ran.append(execution_id)
-        if execution_id == 99:
+        if len(ran) == 6:
             done.set()
         if execution_id == 3:
             raise RuntimeError("a failing job is logged, the consumer goes on")
@@ -175,7 +175,9 @@ def test_in_process_jobs_skip_the_queue_file_and_stored_ones_still_run(tmp_path:
     finally:
         queue.stop()
         assert queue.join(5)
-    assert ran[:5] == [1, 2, 3, 4, 5] and ran[5:] == [99], ran
+    # Own jobs in order; the stored one whenever the consumer finds its own list empty (no order
+    # holds between two processes' jobs: under load it ran second once).
+    assert [i for i in ran if i != 99] == [1, 2, 3, 4, 5] and ran.count(99) == 1, ran
     assert stored == [0] * 5, "nothing of this process's own jobs was written to the queue file"
     assert other._huey.pending_count() == 0
 
