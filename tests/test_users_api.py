@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
+
 import httpx
 import pytest
+from sqlmodel import col, select
 
+from opscraft import runtime
+from opscraft.db.models import Role, User
+from opscraft.services import users
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Forbidden
 from tests.conftest import PASSWORD, LoggedIn, make_user
 
 NEW_USER = {
@@ -272,3 +281,55 @@ async def test_users_change_their_own_email_and_full_name(
         await client.get("/api/v1/audit", params={"action": "user.update"}, headers=admin.headers)
     ).json()
     assert [e["actor_id"] for e in audit["items"] if e["target_id"] == str(viewer.id)] == [viewer.id]
+
+
+@pytest.mark.parametrize("change", ["demote", "deactivate", "delete"])
+async def test_two_admins_removing_each_other_at_once_leave_one(
+    client: httpx.AsyncClient, admin: LoggedIn, change: str
+) -> None:
+    """Two admins who demote, deactivate or delete each other at the same moment: one wins, the
+    other gets the last-admin 409 (each used to count two admins and both succeeded, leaving none)."""
+    first, second = await make_user(client, "admin", "first"), await make_user(client, "admin", "second")
+    demoted = await client.put(f"/api/v1/users/{admin.id}", json={"role": "viewer"}, headers=first.headers)
+    assert demoted.status_code == 200
+
+    def remove(actor: LoggedIn, target: LoggedIn) -> Awaitable[httpx.Response]:
+        url = f"/api/v1/users/{target.id}"
+        if change == "delete":
+            return client.delete(url, headers=actor.headers)
+        body = {"role": "viewer"} if change == "demote" else {"is_active": False}
+        return client.put(url, json=body, headers=actor.headers)
+
+    answers = await asyncio.gather(remove(first, second), remove(second, first))
+    assert sorted(a.status_code for a in answers) == [204 if change == "delete" else 200, 409], [
+        a.text for a in answers
+    ]
+    refused = next(a for a in answers if a.status_code == 409)
+    assert "last active admin" in refused.json()["detail"]
+    async with runtime.current().db.session() as session:
+        admins = (await session.exec(select(User).where(User.role == Role.admin, col(User.is_active)))).all()
+    assert len(admins) == 1
+
+
+@pytest.mark.parametrize("change", ["demote", "delete"])
+async def test_an_admin_demoted_mid_request_removes_no_admin(
+    client: httpx.AsyncClient, admin: LoggedIn, change: str
+) -> None:
+    """A request authorized while its admin still was one (the demotion committed just after)
+    may not then demote or delete another admin: 403, and that admin stays."""
+    acting, target = await make_user(client, "admin", "acting"), await make_user(client, "admin", "target")
+    async with runtime.current().db.session() as session:
+        stale = await session.get(User, acting.id)
+        assert stale is not None
+        session.expunge(stale)  # the acting user as the request saw it: still an admin
+    demoted = await client.put(f"/api/v1/users/{acting.id}", json={"role": "viewer"}, headers=admin.headers)
+    assert demoted.status_code == 200
+    async with runtime.current().db.session() as session:
+        with pytest.raises(Forbidden, match="admin role was removed"):
+            if change == "delete":
+                await users.delete(session, Actor(stale), target.id)
+            else:
+                await users.update_user(session, Actor(stale), target.id, users.UserUpdate(role=Role.viewer))
+    async with runtime.current().db.session() as session:
+        kept = await session.get(User, target.id)
+    assert kept is not None and kept.role == Role.admin and kept.is_active

@@ -118,9 +118,38 @@ async def count_users(session: AsyncSession) -> int:
     return int((await session.exec(select(func.count()).select_from(User))).one())
 
 
+LAST_ADMIN = "this is the last active admin: make another user admin first"
+_ACTIVE_ADMINS = select(User.id).where(User.role == Role.admin, col(User.is_active)).order_by(col(User.id))
+
+
 async def _count_active_admins(session: AsyncSession) -> int:
     stmt = select(func.count()).select_from(User).where(User.role == Role.admin, col(User.is_active))
     return int((await session.exec(stmt)).one())
+
+
+async def _lock_admins(session: AsyncSession) -> None:
+    """Make changes that may remove an admin take turns, before the caller's first write.
+
+    PostgreSQL: lock the active admins' rows (`FOR UPDATE`, by id: every such change locks in
+    one order), so a second change waits for the first to commit and then sees it. SQLite has
+    one writer at a time (`db.write_gate`): there the caller's own write is the turn, and
+    `_keep_an_admin` reads after it."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.exec(_ACTIVE_ADMINS.with_for_update())
+
+
+async def _keep_an_admin(session: AsyncSession, actor: Actor) -> None:
+    """After a flushed change that may remove an admin (in `_lock_admins`'s turn): `Conflict`
+    (409) when no active admin would be left, `Forbidden` when the acting admin lost that role
+    meanwhile; both roll the change back. Two admins demoting, deactivating or deleting each
+    other at once used to both succeed (each counted two admins), leaving none."""
+    left = set((await session.exec(_ACTIVE_ADMINS)).all())
+    if left and actor.user_id in left:
+        return
+    await session.rollback()
+    if not left:
+        raise Conflict(LAST_ADMIN)
+    raise Forbidden("your admin role was removed a moment ago: you may no longer manage users")
 
 
 async def _insert(session: AsyncSession, data: UserCreate) -> User:
@@ -249,8 +278,9 @@ async def update_user(session: AsyncSession, actor: Actor, user_id: int, data: U
         if user.id == actor.user_id:
             raise Forbidden("you cannot remove your own admin role or deactivate yourself")
         if await _count_active_admins(session) <= 1:
-            raise Conflict("this is the last active admin: make another user admin first")
-    return await _apply(session, actor, user, changes)
+            raise Conflict(LAST_ADMIN)
+        await _lock_admins(session)
+    return await _apply(session, actor, user, changes, keep_an_admin=losing_admin)
 
 
 async def update_profile(session: AsyncSession, actor: Actor, data: ProfileUpdate) -> User:
@@ -270,8 +300,12 @@ async def update_profile(session: AsyncSession, actor: Actor, data: ProfileUpdat
     return await _apply(session, actor, user, changes)
 
 
-async def _apply(session: AsyncSession, actor: Actor, user: User, changes: dict[str, Any]) -> User:
-    """Write checked `changes` (field -> new value) to `user`, audit them, commit."""
+async def _apply(
+    session: AsyncSession, actor: Actor, user: User, changes: dict[str, Any], *, keep_an_admin: bool = False
+) -> User:
+    """Write checked `changes` (field -> new value) to `user`, audit them, commit. With
+    `keep_an_admin` (the change may remove an admin; `_lock_admins` called), the change is
+    refused unless an active admin, the actor, is left (`_keep_an_admin`)."""
     if "email" in changes:
         changes["email"] = str(changes["email"]).lower()
     before = {key: getattr(user, key) for key in changes}
@@ -280,6 +314,8 @@ async def _apply(session: AsyncSession, actor: Actor, user: User, changes: dict[
     user.updated_at = utcnow()
     # Before any other statement, which would autoflush the change outside this translation.
     await conflicts.flush(session)
+    if keep_an_admin:
+        await _keep_an_admin(session, actor)
     revoked: dict[str, int] = {}
     if changes.get("is_active") is False:
         await _revoke_sessions(session, user)
@@ -348,9 +384,15 @@ async def delete(session: AsyncSession, actor: Actor, user_id: int) -> None:
     if user_id == actor.user_id:
         raise Forbidden("you cannot delete your own account")
     user = await get(session, actor, user_id)
-    if user.role == Role.admin and user.is_active and await _count_active_admins(session) <= 1:
-        raise Conflict("this is the last active admin: make another user admin first")
+    losing_admin = user.role == Role.admin and user.is_active
+    if losing_admin:
+        if await _count_active_admins(session) <= 1:
+            raise Conflict(LAST_ADMIN)
+        await _lock_admins(session)
     username = user.username
     await session.delete(user)
+    if losing_admin:
+        await session.flush()
+        await _keep_an_admin(session, actor)
     audit.record(session, actor, "user.delete", "user", user_id, username=username)
     await session.commit()
