@@ -377,6 +377,32 @@ async def test_ids_out_of_range_and_missing(client: httpx.AsyncClient, viewer: L
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "to"
 
 
+@pytest.mark.parametrize("part", ["schedules", "webhooks", "approval", "chains", "secrets"])
+async def test_parts_of_a_missing_or_deleted_script_are_404(
+    client: httpx.AsyncClient, operator: LoggedIn, viewer: LoggedIn, part: str
+) -> None:
+    """A script's schedules, webhooks and approval policy of a script id that names nothing (or a
+    deleted script) are a 404, as its chains and secrets are (they were an empty list or null:
+    a mistyped id read as "none set")."""
+    policy = {"required": 1, "expires_after_hours": 24}
+    gone = await create(client, operator, name="gone")
+    url = f"/api/v1/scripts/{gone['id']}"
+    assert (await client.put(f"{url}/approval", json=policy, headers=operator.headers)).is_success
+    assert (await client.delete(url, headers=operator.headers)).status_code == 204
+    for script_id in (gone["id"], 999999):
+        r = await client.get(f"/api/v1/scripts/{script_id}/{part}", headers=viewer.headers)
+        assert r.status_code == 404, r.text
+        assert r.json()["detail"] == f"script {script_id} not found"
+    kept = await create(client, operator, name="kept")
+    r = await client.get(f"/api/v1/scripts/{kept['id']}/{part}", headers=viewer.headers)
+    assert r.status_code == 200
+
+
+async def test_the_approvals_of_a_missing_run_are_404(client: httpx.AsyncClient, viewer: LoggedIn) -> None:
+    r = await client.get("/api/v1/executions/999999/approvals", headers=viewer.headers)
+    assert r.status_code == 404 and r.json()["detail"] == "execution 999999 not found"
+
+
 async def test_viewer_reads_but_cannot_write(
     client: httpx.AsyncClient, operator: LoggedIn, viewer: LoggedIn
 ) -> None:

@@ -105,7 +105,7 @@ async def reject(execution_id: IdPath, body: Decision, session: Session, actor: 
     "/api/v1/executions/{execution_id}/approvals",
     response_model=list[DecisionOut],
     summary="The decision trail of a run",
-    responses=error_responses(*AUTHED),
+    responses=error_responses(*AUTHED, 404),
 )
 async def decisions(execution_id: IdPath, session: Session, actor: CurrentActor) -> list[DecisionOut]:
     return [DecisionOut.of(d) for d in await approvals.trail(session, actor, execution_id)]
@@ -115,7 +115,7 @@ async def decisions(execution_id: IdPath, session: Session, actor: CurrentActor)
     "/api/v1/scripts/{script_id}/approval",
     response_model=PolicyOut | None,
     summary="The script's approval policy (null: runs need none)",
-    responses=error_responses(*AUTHED),
+    responses=error_responses(*AUTHED, 404),
 )
 async def get_policy(script_id: IdPath, session: Session, actor: CurrentActor) -> PolicyOut | None:
     policy = await approvals.get_policy(session, actor, script_id)

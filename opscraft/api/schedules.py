@@ -104,7 +104,10 @@ async def overview(
 
 
 @router.get(
-    PATH, response_model=list[ScheduleOut], summary="A script's schedules", responses=error_responses(*AUTHED)
+    PATH,
+    response_model=list[ScheduleOut],
+    summary="A script's schedules",
+    responses=error_responses(*AUTHED, 404),
 )
 async def list_for_script(
     script_id: IdPath, session: Session, actor: CurrentActor, tz: Annotated[str | None, TZ_QUERY] = None

@@ -73,7 +73,10 @@ class HookAccepted(BaseModel):
 
 
 @router.get(
-    PATH, response_model=list[WebhookOut], summary="A script's webhooks", responses=error_responses(*AUTHED)
+    PATH,
+    response_model=list[WebhookOut],
+    summary="A script's webhooks",
+    responses=error_responses(*AUTHED, 404),
 )
 async def list_webhooks(script_id: IdPath, session: Session, actor: CurrentActor) -> list[WebhookOut]:
     rows = await webhooks.list_for_script(session, actor, script_id)

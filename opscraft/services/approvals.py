@@ -39,6 +39,7 @@ from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound
 from opscraft.services.partial import over_stored
 from opscraft.services.permissions import Permission, can, require
+from opscraft.services.scripts import get as get_script
 from opscraft.services.scripts import parse
 
 # What a refusal names (services/permissions.require; the routes' early check says the same).
@@ -56,7 +57,9 @@ class PolicyIn(Body):
 
 
 async def get_policy(session: AsyncSession, actor: Actor, script_id: int) -> ApprovalPolicy | None:
-    require(actor.user, Permission.view_scripts)
+    """The script's policy, None when its runs need no approval; `NotFound` (404) for a script
+    that does not exist or was deleted."""
+    await get_script(session, actor, script_id)
     return await session.get(ApprovalPolicy, script_id)
 
 
@@ -184,8 +187,10 @@ async def request_of(session: AsyncSession, actor: Actor, execution_id: int) -> 
 
 
 async def trail(session: AsyncSession, actor: Actor, execution_id: int) -> list[ApprovalDecision]:
-    """The decisions on a run, in order."""
+    """The decisions on a run, in order; `NotFound` (404) for a run that does not exist."""
     require(actor.user, Permission.view_scripts)
+    if await session.get(Execution, execution_id) is None:
+        raise NotFound(f"execution {execution_id} not found")
     rows = await session.exec(
         select(ApprovalDecision)
         .where(col(ApprovalDecision.execution_id) == execution_id)

@@ -354,8 +354,11 @@ class ScheduleView:
 async def list_schedules(
     session: AsyncSession, actor: Actor, script_id: int | None = None
 ) -> list[ScheduleView]:
-    """Every schedule (or a script's), by script and name."""
+    """Every schedule (or a script's), by script and name; `NotFound` (404) for a `script_id`
+    that is missing or deleted."""
     require(actor.user, Permission.view_scripts)
+    if script_id is not None:
+        await _script(session, script_id)
     query = (
         select(Schedule, Script.name, User.username, Execution.status)
         .join(Script, col(Script.id) == col(Schedule.script_id))

@@ -212,7 +212,9 @@ async def get(
 
 
 async def list_for_script(session: AsyncSession, actor: Actor, script_id: int) -> list[WebhookTrigger]:
+    """The script's webhooks, oldest first; `NotFound` (404) for a missing or deleted script."""
     require(actor.user, Permission.view_scripts)
+    await _script(session, script_id)
     rows = await session.exec(
         select(WebhookTrigger)
         .where(col(WebhookTrigger.script_id) == script_id)
