@@ -188,6 +188,46 @@ async def test_attach_refused_when_a_parameter_has_the_name(
     assert r.status_code == 409 and "declares a parameter named DB_PASSWORD" in r.json()["detail"]
 
 
+async def test_a_terraform_parameter_and_its_tf_var_secret_are_refused_together(
+    client: httpx.AsyncClient, operator: LoggedIn, seen: list
+) -> None:
+    """A Terraform parameter `region` reaches its runs as `TF_VAR_region`: a secret of that name
+    attached to the script would silently replace the value a run was given (it did: the check
+    compared `region` with `TF_VAR_region`). Attaching, saving and running are refused; a bash
+    script's `region` does not clash with `TF_VAR_region`."""
+    r = await client.post(
+        "/api/v1/secrets", json={"name": "TF_VAR_region", "value": VALUE}, headers=operator.headers
+    )
+    assert r.status_code == 201, r.text
+    secret_id = r.json()["id"]
+    content = 'variable "region" {\n  type = string\n}\n'
+    tf = await make_script(
+        client, operator, script_type="terraform", content=content, parameters={"region": "x"}
+    )
+    r = await client.post(f"/api/v1/scripts/{tf}/secrets/{secret_id}", headers=operator.headers)
+    assert r.status_code == 409, r.text
+    assert "declares a parameter named region (the variable TF_VAR_region" in r.json()["detail"]
+
+    bare = await make_script(client, operator, script_type="terraform", content=content, status="active")
+    r = await client.post(f"/api/v1/scripts/{bare}/secrets/{secret_id}", headers=operator.headers)
+    assert r.status_code == 201, r.text
+    r = await client.put(
+        f"/api/v1/scripts/{bare}", json={"parameters": {"region": "x"}}, headers=operator.headers
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [{"field": "parameters.region", "message": "shadows an attached secret"}]
+    r = await client.post(
+        "/api/v1/executions",
+        json={"script_id": bare, "parameters": {"region": "eu"}},
+        headers=operator.headers,
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "parameters.region", r.text
+
+    shell = await make_script(client, operator, parameters={"region": "x"}, content="echo $region\n")
+    r = await client.post(f"/api/v1/scripts/{shell}/secrets/{secret_id}", headers=operator.headers)
+    assert r.status_code == 201, r.text
+
+
 async def test_delete_refused_while_attached_unless_forced(
     client: httpx.AsyncClient, operator: LoggedIn, seen: list
 ) -> None:

@@ -221,6 +221,13 @@ def interpreted_name(name: str, script_type: str | None = None) -> str | None:
     return None
 
 
+def env_names(name: str, script_type: str | None) -> set[str]:
+    """The environment variable names under which parameter `name` reaches a run of `script_type`
+    (and so could meet a secret's variable): its own name and, for Terraform, `TF_VAR_<name>`
+    (how `commands` hands Terraform its variables)."""
+    return {name, f"TF_VAR_{name}"} if script_type == "terraform" else {name}
+
+
 def to_env(resolved: dict[str, Any]) -> dict[str, str]:
     """Environment variables for resolved values: booleans as "true"/"false", numbers via `str`."""
     return {

@@ -290,7 +290,7 @@ async def create(
             "ask an operator or admin"
         )
     if resolved:
-        await secrets.check_parameter_shadowing(session, script_id, resolved)
+        await secrets.check_parameter_shadowing(session, script_id, resolved, script_type)
     options = _run_options(script_type, run_options)
     chosen = await _choose_runner(session, runner, user)
     execution = new_row(  # every value checked above or from the script row

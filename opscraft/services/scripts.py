@@ -545,11 +545,14 @@ def _snapshot(script: Script, actor: Actor, note: str) -> ScriptVersion:
     )
 
 
-async def _check_no_shadowing(session: AsyncSession, script_id: int, params: list[dict[str, Any]]) -> None:
-    """A parameter may not take the name of a secret attached to the script (it would shadow it)."""
+async def _check_no_shadowing(
+    session: AsyncSession, script_id: int, params: list[dict[str, Any]], script_type: str
+) -> None:
+    """A parameter may not reach a `script_type` run under the name of a secret attached to the
+    script (`secrets.check_parameter_shadowing`)."""
     from opscraft.services import secrets  # secrets builds on this module
 
-    await secrets.check_parameter_shadowing(session, script_id, [p["name"] for p in params])
+    await secrets.check_parameter_shadowing(session, script_id, [p["name"] for p in params], script_type)
 
 
 async def _name_taken(session: AsyncSession, name: str, except_id: int | None = None) -> bool:
@@ -802,7 +805,7 @@ async def update(
         if "content" in changes:
             changes["content"] = checked.content
         acknowledged = [] if same_content else checked.checks.findings
-        await _check_no_shadowing(session, script_id, changes["parameters"])
+        await _check_no_shadowing(session, script_id, changes["parameters"], script_type)
     changed = {k: v for k, v in changes.items() if getattr(script, k) != v}
     if not changed:
         return checked.saved(script) if checked else Saved(script)
@@ -872,7 +875,7 @@ async def rollback(
             "parameters, run settings and label): there is nothing to roll back"
         )
     checked = await check_content(target.script_type, target.content, target.parameters, acknowledge_risks)
-    await _check_no_shadowing(session, script_id, target.parameters)
+    await _check_no_shadowing(session, script_id, target.parameters, target.script_type)
     script.script_type = target.script_type
     script.content = checked.content
     script.parameters = target.parameters

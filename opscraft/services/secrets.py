@@ -402,10 +402,19 @@ async def attach(session: AsyncSession, actor: Actor, script_id: int, secret_id:
     require(actor.user, Permission.manage_secrets)
     script = await scripts.get(session, actor, script_id)
     secret = await _get(session, secret_id)
-    if secret.name in {spec["name"] for spec in script.parameters}:
+    clash = next(
+        (
+            spec["name"]
+            for spec in script.parameters
+            if secret.name in param_env.env_names(spec["name"], script.script_type)
+        ),
+        None,
+    )
+    if clash is not None:
         raise Conflict(
-            f"script {script.name} declares a parameter named {secret.name}: the secret would be "
-            "shadowed by it; rename the parameter or use another secret name"
+            f"script {script.name} declares a parameter named {clash} (the variable {secret.name} "
+            "of its runs): the secret and the parameter would shadow each other; rename the "
+            "parameter or use another secret name"
         )
     if await session.get(ScriptSecret, (script_id, secret_id)) is not None:
         raise Conflict(f"secret {secret.name} is already attached to script {script.name}")
@@ -450,14 +459,19 @@ async def detach(session: AsyncSession, actor: Actor, script_id: int, secret_id:
 # --- execution time ------------------------------------------------------------------------
 
 
-async def check_parameter_shadowing(session: AsyncSession, script_id: int, names: Iterable[str]) -> None:
-    """`Invalid` when a parameter has the name of a secret attached to the script."""
+async def check_parameter_shadowing(
+    session: AsyncSession, script_id: int, names: Iterable[str], script_type: str | None
+) -> None:
+    """`Invalid` naming each parameter of a `script_type` script whose environment variable
+    (`param_env.env_names`: its name, `TF_VAR_<name>` for Terraform) is the name of a secret
+    attached to the script: one would silently replace the other in the run."""
+    by_env = {env: name for name in names for env in param_env.env_names(name, script_type)}
     rows = await session.exec(
         select(Secret.name)
         .join(ScriptSecret, col(ScriptSecret.secret_id) == col(Secret.id))
-        .where(col(ScriptSecret.script_id) == script_id, col(Secret.name).in_(set(names)))
+        .where(col(ScriptSecret.script_id) == script_id, col(Secret.name).in_(set(by_env)))
     )
-    clashes = sorted(rows.all())
+    clashes = sorted({by_env[env] for env in rows.all()})
     if clashes:
         raise Invalid(
             f"parameter {', '.join(clashes)} would shadow the attached secret of the same name: "
