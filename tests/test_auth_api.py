@@ -140,6 +140,54 @@ async def test_login_rehashes_when_parameters_change(client: httpx.AsyncClient, 
     assert again.status_code == 200
 
 
+COMPOSED = "Caf\u00e9-Cr\u00e8me-9"  # é and è as one code point each (NFC)
+DECOMPOSED = "Cafe\u0301-Cre\u0300me-9"  # the same password typed as letter + combining accent (NFD)
+
+
+async def test_a_password_matches_whichever_unicode_form_it_is_typed_in(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """The same password typed composed or decomposed (another keyboard, a paste) signs in: it
+    was refused in the form it was not set in (NIST SP 800-63B asks for normalisation)."""
+    body = {"username": "accent", "email": "accent@example.com", "password": COMPOSED, "role": "viewer"}
+    assert (await client.post("/api/v1/users", json=body, headers=admin.headers)).status_code == 201
+    for typed in (COMPOSED, DECOMPOSED):
+        r = await client.post("/api/v1/auth/login", json={"username": "accent", "password": typed})
+        assert r.status_code == 200, typed
+    assert (
+        await client.post("/api/v1/auth/login", json={"username": "accent", "password": "Cafe-Creme-9"})
+    ).status_code == 401
+    headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    same = {"current_password": COMPOSED, "new_password": DECOMPOSED}
+    r = await client.post("/api/v1/auth/change-password", json=same, headers=headers)
+    assert r.status_code == 422
+    assert r.json()["errors"] == [{"field": "new_password", "message": "must differ from the current one"}]
+
+
+async def test_a_hash_of_the_password_as_typed_still_signs_in_and_is_replaced(
+    client: httpx.AsyncClient, viewer: LoggedIn
+) -> None:
+    """A hash made before passwords were normalised (of the decomposed form as typed) still
+    verifies with that form, and the login replaces it with the normal form's: both forms work."""
+    from opscraft import runtime
+    from opscraft.db.models import User
+    from opscraft.security import passwords
+
+    old_hash = passwords._hasher.hash(DECOMPOSED)
+    async with runtime.current().db.session() as session:
+        user = await session.get(User, viewer.id)
+        assert user is not None
+        user.hashed_password = old_hash
+        await session.commit()
+    r = await client.post("/api/v1/auth/login", json={"username": viewer.username, "password": DECOMPOSED})
+    assert r.status_code == 200
+    async with runtime.current().db.session() as session:
+        user = await session.get(User, viewer.id)
+        assert user is not None and user.hashed_password != old_hash
+    r = await client.post("/api/v1/auth/login", json={"username": viewer.username, "password": COMPOSED})
+    assert r.status_code == 200
+
+
 async def test_two_first_registrations_racing_make_one_admin(client: httpx.AsyncClient) -> None:
     bodies = [{**SEED_REGISTER, "username": f"first{i}", "email": f"first{i}@example.com"} for i in range(2)]
     responses = await asyncio.gather(*(client.post("/api/v1/auth/register", json=b) for b in bodies))

@@ -1,13 +1,30 @@
-"""argon2id password hashing with transparent rehash when parameters change."""
+"""argon2id password hashing with transparent rehash when parameters change.
+
+Passwords are hashed and checked in Unicode normal form NFKC (NIST SP 800-63B, 5.1.1.2): the
+same password typed on another keyboard or pasted from elsewhere may arrive composed (`é`,
+U+00E9) or decomposed (`e` + U+0301), and must be accepted either way. A hash made before this
+rule (of the password as typed) still verifies, and is replaced at the next login
+(`verify_password` says so).
+"""
 
 from __future__ import annotations
 
 import functools
+import unicodedata
+from enum import Enum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+
+
+class Match(Enum):
+    """How a password matched its hash: `normal` (NFKC, the current rule) or `as_typed` (a hash
+    made before passwords were normalised: rehash it)."""
+
+    normal = "normal"
+    as_typed = "as_typed"
 
 
 @functools.cache
@@ -17,15 +34,38 @@ def _dummy_hash() -> str:
     return _hasher.hash("opscraft-timing-equalizer")
 
 
+def normal_form(password: str) -> str:
+    """`password` in NFKC, the form that is hashed."""
+    return unicodedata.normalize("NFKC", password)
+
+
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher.hash(normal_form(password))
+
+
+def _verifies(hashed: str, password: str) -> bool:
+    try:
+        return _hasher.verify(hashed, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def password_match(password: str, hashed: str | None) -> Match | None:
+    """How `password` matches `hashed` (None: it does not, or there is no hash; a missing hash
+    costs one verification all the same)."""
+    normal = normal_form(password)
+    if hashed is None:
+        _verifies(_dummy_hash(), normal)
+        return None
+    if _verifies(hashed, normal):
+        return Match.normal
+    if normal != password and _verifies(hashed, password):
+        return Match.as_typed
+    return None
 
 
 def verify_password(password: str, hashed: str | None) -> bool:
-    try:
-        return _hasher.verify(hashed or _dummy_hash(), password) and hashed is not None
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
+    return password_match(password, hashed) is not None
 
 
 def needs_rehash(hashed: str) -> bool:

@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft import runtime
 from opscraft.db.models import RefreshToken, User
 from opscraft.db.types import utcnow
-from opscraft.security.passwords import hash_password, needs_rehash, verify_password
+from opscraft.security.passwords import Match, hash_password, needs_rehash, password_match
 from opscraft.security.tokens import TokenError, decode_token, is_personal_token, issue_token
 from opscraft.services import api_tokens, audit, user_cache
 from opscraft.services.actor import Actor
@@ -88,7 +88,8 @@ async def authenticate_password(
     """Check credentials; records success and failure in the audit trail. Raises Unauthorized."""
     by_name = select(User).where(func.lower(User.username) == username.lower())
     user = (await session.exec(by_name)).first()
-    ok = await asyncio.to_thread(verify_password, password, user.hashed_password if user else None)
+    match = await asyncio.to_thread(password_match, password, user.hashed_password if user else None)
+    ok = match is not None
     if not ok or user is None or not user.is_active:
         reason = "unknown user" if user is None else ("inactive" if ok else "bad password")
         audit.record(
@@ -104,7 +105,7 @@ async def authenticate_password(
         if reason == "inactive":  # only said to someone who knows the password
             raise Unauthorized("this account is deactivated: ask an administrator to reactivate it")
         raise Unauthorized("incorrect username or password")
-    if needs_rehash(user.hashed_password):
+    if match is Match.as_typed or needs_rehash(user.hashed_password):
         user.hashed_password = await asyncio.to_thread(hash_password, password)
     user.last_login_at = utcnow()
     audit.record(session, Actor(user, client_ip), "auth.login", "user", user.id)

@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.models import AppSetting, RefreshToken, Role, User
 from opscraft.db.types import utcnow
-from opscraft.security.passwords import hash_password, verify_password
+from opscraft.security.passwords import hash_password, normal_form, verify_password
 from opscraft.services import api_tokens, app_settings, audit, conflicts, partial
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
@@ -366,7 +366,7 @@ async def change_password(
     problems = Problems()
     if not await asyncio.to_thread(verify_password, current, user.hashed_password):
         problems.add("current_password", "incorrect")
-    elif current == new_password:
+    elif normal_form(current) == normal_form(new_password):
         problems.add("new_password", "must differ from the current one")
     problems.details.extend(password_problems(new_password, user.username, "new_password"))
     if repeated is not None and repeated != new_password:
