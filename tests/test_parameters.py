@@ -163,6 +163,12 @@ def test_empty_values_fall_back_to_defaults_for_typed_parameters() -> None:
         ({"TARGET": "t", "COUNT": "5.0"}, "parameters.COUNT", "must be an integer"),
         ({"TARGET": "t", "RATIO": 2**64}, "parameters.RATIO", "64-bit integer"),
         ({"TARGET": "t", "RATIO": "-18446744073709551616"}, "parameters.RATIO", "64-bit integer"),
+        # Python's int() and float() read these; the API reads numbers in ASCII digits only.
+        ({"TARGET": "t", "COUNT": "1_000"}, "parameters.COUNT", "digits 0-9 (no '_' separators)"),
+        ({"TARGET": "t", "COUNT": "\u09ea"}, "parameters.COUNT", "digits 0-9"),  # Bengali 4, looks like 8
+        ({"TARGET": "t", "COUNT": "\uff11\uff12"}, "parameters.COUNT", "digits 0-9"),  # full-width 12
+        ({"TARGET": "t", "RATIO": "\u0661.\u0665"}, "parameters.RATIO", "digits 0-9"),  # Arabic-Indic 1.5
+        ({"TARGET": "t", "RATIO": "1_0.5"}, "parameters.RATIO", "digits 0-9"),
         ({"TARGET": "t", "DRY_RUN": "maybe"}, "parameters.DRY_RUN", "must be a boolean"),
         ({"TARGET": "t", "DRY_RUN": 2}, "parameters.DRY_RUN", "must be a boolean"),
         ({"TARGET": "t", "ENV": "staging"}, "parameters.ENV", "one of: dev, prod"),

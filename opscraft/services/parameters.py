@@ -121,6 +121,16 @@ def _in_range(number: int) -> int:
     return number
 
 
+def _numeral(text: str, example: str) -> str:
+    """`text` without surrounding spaces, when it is written as a number is everywhere else in
+    the API: ASCII digits, no `_` separators (Python's `int` and `float` also read "1_000" and
+    other scripts' digits: Arabic-Indic U+0663 as 3, Bengali U+09EA, which looks like 8, as 4)."""
+    text = text.strip()
+    if not text.isascii() or "_" in text:
+        raise _Bad(f"must be written with the digits 0-9 (no '_' separators), e.g. {example}")
+    return text
+
+
 def _to_int(value: Any) -> int:
     if isinstance(value, bool):
         raise _Bad("must be an integer, not a boolean")
@@ -129,8 +139,9 @@ def _to_int(value: Any) -> int:
     if isinstance(value, float):  # 5.0 too: one rule for every integer (services/bodies.py)
         raise _Bad("must be an integer, e.g. 42, without a fraction (not 5.0)")
     if isinstance(value, str):
+        text = _numeral(value, "42")
         try:
-            number = int(value.strip())
+            number = int(text)
         except ValueError:
             pass
         else:
@@ -143,11 +154,12 @@ def _to_number(value: Any) -> int | float:
         raise _Bad("must be a number, not a boolean")
     number: float | int | None = value if isinstance(value, int | float) else None
     if isinstance(value, str):
+        text = _numeral(value, "1.5")
         try:
-            number = int(value.strip())
+            number = int(text)
         except ValueError:
             try:
-                number = float(value.strip())
+                number = float(text)
             except ValueError:
                 number = None
     if number is None or (isinstance(number, float) and not math.isfinite(number)):
