@@ -65,6 +65,20 @@ def _signed_in(actor: Actor) -> User:
     return user
 
 
+async def _still_signed_in(session: AsyncSession, user: User) -> None:
+    """After the new token's row is written: `Unauthorized` (rolled back) when `user`'s sign-in
+    ended meanwhile (a password reset, a deactivation: `token_version` moved on, or the account is
+    gone). The owner's row is read `FOR UPDATE`, so on PostgreSQL a reset still in progress is
+    waited for; SQLite has one writer at a time. Without this, a token minted by a request that
+    signed in just before a reset was stored after the reset revoked the owner's tokens, and
+    outlived it (the rule: docs/api.md, *Accounts and tokens*)."""
+    stmt = select(User.token_version, col(User.is_active)).where(col(User.id) == user.id).with_for_update()
+    current = (await session.exec(stmt)).first()
+    if current is None or not current[1] or current[0] != user.token_version:
+        await session.rollback()
+        raise Unauthorized("your session ended while the token was being created: sign in again")
+
+
 async def create(
     session: AsyncSession,
     actor: Actor,
@@ -112,6 +126,7 @@ async def create(
     )
     session.add(row)
     await conflicts.flush(session)
+    await _still_signed_in(session, user)
     audit.record(
         session,
         actor,

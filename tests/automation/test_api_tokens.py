@@ -15,7 +15,7 @@ from opscraft import runtime
 from opscraft.db.models import ApiToken, AuditEvent, User
 from opscraft.services import api_tokens
 from opscraft.services.actor import Actor
-from opscraft.services.errors import Invalid
+from opscraft.services.errors import Invalid, Unauthorized
 from tests.conftest import PASSWORD, LoggedIn, make_user
 
 
@@ -204,6 +204,33 @@ async def test_a_password_reset_ends_every_credential_of_the_old_password(
             await session.exec(select(AuditEvent).where(AuditEvent.action == "user.reset_password"))
         ).all()
     assert event.details["api_tokens_revoked"] == 1
+
+
+@pytest.mark.parametrize("ending", ["reset-password", "deactivate"])
+async def test_a_token_minted_by_a_sign_in_that_ended_meanwhile_is_not_stored(
+    client: httpx.AsyncClient, admin: LoggedIn, ending: str
+) -> None:
+    """A token request authenticated just before an admin's reset (or a deactivation) committed,
+    and stored just after it, outlived the reset that revoked the owner's tokens (reproduced on
+    PostgreSQL with 20 concurrent mints). It is refused (401) and nothing is stored."""
+    user = await make_user(client, "operator", "racer")
+    async with runtime.current().db.session() as session:
+        signed_in = await session.get(User, user.id)
+        assert signed_in is not None
+        session.expunge(signed_in)  # the account as the token request authenticated it
+    url = f"/api/v1/users/{user.id}"
+    if ending == "reset-password":
+        r = await client.post(
+            f"{url}/reset-password", json={"new_password": "Another-pass-42"}, headers=admin.headers
+        )
+    else:
+        r = await client.put(url, json={"is_active": False}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    async with runtime.current().db.session() as session:
+        with pytest.raises(Unauthorized, match="session ended while the token was being created"):
+            await api_tokens.create(session, Actor(signed_in), "late")
+    async with runtime.current().db.session() as session:
+        assert (await session.exec(select(ApiToken).where(ApiToken.user_id == user.id))).all() == []
 
 
 async def test_deactivation_revokes_tokens_a_role_change_and_own_password_change_do_not(
