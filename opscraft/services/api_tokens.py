@@ -68,12 +68,14 @@ def _signed_in(actor: Actor) -> User:
 async def _still_signed_in(session: AsyncSession, user: User) -> None:
     """After the new token's row is written: `Unauthorized` (rolled back) when `user`'s sign-in
     ended meanwhile (a password reset, a deactivation: `token_version` moved on, or the account is
-    gone). The owner's row is read `FOR UPDATE`, so on PostgreSQL a reset still in progress is
-    waited for; SQLite has one writer at a time. Without this, a token minted by a request that
+    gone). The owner's row is read `FOR SHARE`, so on PostgreSQL a reset still in progress (its
+    `UPDATE` of the row) is waited for, while mints of one owner at once do not wait for each
+    other (`FOR UPDATE` after the insert's foreign-key lock deadlocked them); SQLite has one
+    writer at a time. Without this, a token minted by a request that
     signed in just before a reset was stored after the reset revoked the owner's tokens, and
     outlived it (the rule: docs/api.md, *Accounts and tokens*)."""
-    stmt = select(User.token_version, col(User.is_active)).where(col(User.id) == user.id).with_for_update()
-    current = (await session.exec(stmt)).first()
+    stmt = select(User.token_version, col(User.is_active)).where(col(User.id) == user.id)
+    current = (await session.exec(stmt.with_for_update(read=True))).first()
     if current is None or not current[1] or current[0] != user.token_version:
         await session.rollback()
         raise Unauthorized("your session ended while the token was being created: sign in again")

@@ -3,6 +3,7 @@ their owner; `Authorization: Bearer ocp_...` on the API and the WebSocket."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -231,6 +232,15 @@ async def test_a_token_minted_by_a_sign_in_that_ended_meanwhile_is_not_stored(
             await api_tokens.create(session, Actor(signed_in), "late")
     async with runtime.current().db.session() as session:
         assert (await session.exec(select(ApiToken).where(ApiToken.user_id == user.id))).all() == []
+
+
+async def test_one_owner_minting_tokens_at_once_gets_them_all(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """Concurrent creations by one owner each check the sign-in on the owner's row: with a lock
+    taken after the insert's foreign-key lock they deadlocked on PostgreSQL (500s)."""
+    answers = await asyncio.gather(*(create(client, operator, name=f"ci-{i}") for i in range(8)))
+    assert [a.status_code for a in answers] == [201] * 8, [a.text for a in answers if a.status_code != 201]
 
 
 async def test_deactivation_revokes_tokens_a_role_change_and_own_password_change_do_not(
