@@ -20,7 +20,7 @@ from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Problems, Unauthorized
 from opscraft.services.invisible import OptionalLabel, check_filters
 from opscraft.services.permissions import Permission, require
-from opscraft.services.storable import Text
+from opscraft.services.storable import Text, limited
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
 MIN_PASSWORD = 8
@@ -79,7 +79,7 @@ class UserUpdate(Body):
     model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
 
     email: EmailStr | None = Field(default=None, description="Unique, ignoring case")
-    full_name: OptionalLabel | None = Field(default=None, max_length=200)
+    full_name: limited(OptionalLabel, 200) | None = None
     role: Role | None = None
     is_active: bool | None = None
 
@@ -91,7 +91,7 @@ class ProfileUpdate(Body):
     model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
 
     email: EmailStr | None = Field(default=None, description="Unique, ignoring case")
-    full_name: OptionalLabel | None = Field(default=None, max_length=200)
+    full_name: limited(OptionalLabel, 200) | None = None
 
 
 def password_problems(password: str, username: str, field: str = "password") -> list[dict[str, str]]:
