@@ -246,10 +246,15 @@ async def update_user(session: AsyncSession, actor: Actor, user_id: int, data: U
         and (changes.get("role", Role.admin) != Role.admin or changes.get("is_active") is False)
     )
     if losing_admin:
+        # The field the refusal names (role or is_active), so that a form shows it under that field.
+        field = "role" if changes.get("role", Role.admin) != Role.admin else "is_active"
         if user.id == actor.user_id:
-            raise Forbidden("you cannot remove your own admin role or deactivate yourself")
+            own = "remove your own admin role" if field == "role" else "deactivate yourself"
+            message = f"you cannot {own}: another admin can"
+            raise Forbidden(message, details=[{"field": field, "message": message}])
         if await _count_active_admins(session) <= 1:
-            raise Conflict("this is the last active admin: make another user admin first")
+            message = "this is the last active admin: make another user admin first"
+            raise Conflict(message, details=[{"field": field, "message": message}])
     return await _apply(session, actor, user, changes)
 
 
