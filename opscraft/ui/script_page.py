@@ -32,7 +32,7 @@ from opscraft.ui.script_widgets import (
     status_badge,
     type_badge,
 )
-from opscraft.ui.widgets import call, close_then, format_time
+from opscraft.ui.widgets import call, close_then, format_time, one_click
 
 VERSIONS_PAGE = 20
 VERSION_COLUMNS: list[dict[str, Any]] = [
@@ -216,12 +216,13 @@ class VersionsView:
                 f"and run settings of version {number}. No version is lost."
             ).classes("text-grey-8")
 
-            async def confirm() -> None:
+            async def confirm() -> bool:
                 await close_then(dialog, lambda: self.rollback(number, False))
+                return True  # the dialog is closed: a click already on its way must not roll back again
 
             with ui.row().classes("w-full justify-end gap-2"):
                 ui.button("Cancel", on_click=dialog.close).props("flat no-caps")
-                ui.button("Roll back", icon="history", on_click=confirm).props(
+                ui.button("Roll back", icon="history", on_click=one_click(confirm)).props(
                     'unelevated no-caps data-testid="rollback-confirm"'
                 )
         dialog.on("hide", dialog.delete)
@@ -309,7 +310,7 @@ def _confirm_delete(script: Script) -> None:
 
         with ui.row().classes("w-full justify-end gap-2"):
             ui.button("Cancel", on_click=dialog.close).props("flat no-caps")
-            ui.button("Delete", icon="delete", on_click=confirm).props(
+            ui.button("Delete", icon="delete", on_click=one_click(confirm)).props(
                 'unelevated no-caps color=negative data-testid="delete-confirm"'
             )
     dialog.on("hide", dialog.delete)
