@@ -118,7 +118,8 @@ class ExecutionView:
         with ui.row().classes("w-full items-center justify-between gap-2"):
             with ui.row().classes("items-center gap-3"):
                 status_badge(run.status).classes("text-base")
-                ui.link(f"{run.script_name}", f"/scripts/{run.script_id}").classes("text-lg font-medium")
+                link = ui.link(f"{run.script_name}", f"/scripts/{run.script_id}")
+                link.classes("text-lg font-medium oc-wrap")
                 if run.draft:
                     ui.badge("Test run", color="deep-purple").props('data-testid="draft-badge"')
                     ui.label(f"unsaved content, edited from version {run.script_version}").classes(

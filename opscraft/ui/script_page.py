@@ -62,7 +62,7 @@ ANSIBLE_LABELS = {"ssh_user": "SSH user", "ssh_key_secret": "SSH key (file secre
 
 def _overview(script: Script, inventory_name: str | None) -> None:
     with ui.column().classes("w-full gap-4").props('data-testid="overview"'):
-        ui.label(script.description or "No description.").classes("text-body1 whitespace-pre-wrap")
+        ui.label(script.description or "No description.").classes("text-body1 whitespace-pre-wrap oc-wrap")
         if script.tags:
             with ui.row().classes("gap-1"):
                 for tag in script.tags:
@@ -289,7 +289,7 @@ async def _actions(actor: Actor, script: Script) -> None:
 
 def _confirm_delete(script: Script) -> None:
     with ui.dialog() as dialog, ui.card().classes("gap-3").props('data-testid="delete-dialog"'):
-        ui.label(f"Delete {script.name}?").classes("text-lg font-semibold")
+        ui.label(f"Delete {script.name}?").classes("text-lg font-semibold oc-wrap")
         ui.label(
             "The script leaves the library and its name becomes free; its past executions and "
             "versions stay readable from the execution history."

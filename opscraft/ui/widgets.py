@@ -168,7 +168,7 @@ def dialog_card(title: str) -> ui.card:
     """The card inside a form dialog, with its title (its selects span its width: layout.THEME_CSS)."""
     card = ui.card().classes("oc-form-card w-[32rem] max-w-full gap-3")
     with card:
-        ui.label(title).classes("text-lg font-semibold")
+        ui.label(title).classes("text-lg font-semibold oc-wrap")
     return card
 
 
