@@ -5,11 +5,12 @@ The same form starts a test run of the editor's unsaved content (`TestRun`, serv
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from nicegui import ui
+from nicegui import Client, context, ui
 from nicegui.elements.mixins.validation_element import ValidationElement
 
 from opscraft.db.models import Execution, Script
@@ -28,6 +29,8 @@ from opscraft.ui.script_tabs import script_action
 from opscraft.ui.script_widgets import findings_of, risk_dialog
 from opscraft.ui.widgets import call, confirm, one_click
 
+# Per browser tab (NiceGUI client): its run form, None while it is being built (`open_dialog`).
+_FORMS: weakref.WeakKeyDictionary[Client, ui.dialog | None] = weakref.WeakKeyDictionary()
 TERRAFORM_ACTIONS = {"plan": "Plan (no changes)", "apply": "Apply (-auto-approve)", "destroy": "Destroy"}
 
 
@@ -157,13 +160,34 @@ class TestRun:
 
 async def open_dialog(actor: Actor, script_id: int, test_run: TestRun | None = None) -> None:
     """Build and open the dialog for the script as it is now (or, with `test_run`, for the
-    editor's unsaved content); submitting starts the run."""
+    editor's unsaved content); submitting starts the run.
+
+    One run form at a time per browser tab: a double-click on Execute or on a list's Run (or a
+    click while the form is still being built) used to stack a second form over the first."""
+    client = context.client
+    if client in _FORMS:
+        form = _FORMS[client]
+        if form is None or (form.value and not form.is_deleted):
+            return
+    _FORMS[client] = None
+    form = None
+    try:
+        form = await _open(actor, script_id, test_run)
+    finally:
+        if form is None:
+            _FORMS.pop(client, None)
+        else:
+            _FORMS[client] = form
+
+
+async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.dialog | None:
+    """`open_dialog`'s form, opened; None when the script cannot be read."""
     try:
         script = await call(scripts.get, actor, script_id)
         runners = await call(executions.runner_options, actor.user)
     except ServiceError as exc:
         notify_error(exc.message)
-        return
+        return None
     fields: dict[str, ui.element] = {}
     with (
         ui.dialog() as dialog,
@@ -286,6 +310,7 @@ async def open_dialog(actor: Actor, script_id: int, test_run: TestRun | None = N
     dialog.open()
     if schema:
         ui.timer(0, draft.restore, once=True)
+    return dialog
 
 
 def run_draft_key(script_id: int) -> str:
