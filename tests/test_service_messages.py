@@ -3,11 +3,17 @@ message a service can send for truth"), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 from datetime import timedelta
 
 import httpx
 import pytest
+from pydantic import BaseModel, ValidationError
 
+import opscraft.api
+import opscraft.services
 from opscraft import runtime
 from opscraft.db.models.scripts import ScriptType
 from opscraft.security.tokens import issue_token
@@ -217,3 +223,49 @@ async def test_a_refusal_names_what_was_refused_and_who_may(
         assert r.json()["detail"] == f"your role (viewer) may not {action}: that needs operator or admin"
     r = await client.get("/api/v1/users", headers=operator.headers)
     assert r.json()["detail"] == "your role (operator) may not manage users: that needs admin"
+
+
+def _request_models() -> list[type[BaseModel]]:
+    """Every pydantic model defined in opscraft.services and opscraft.api."""
+    models: dict[str, type[BaseModel]] = {}
+    for package in (opscraft.services, opscraft.api):
+        for module in pkgutil.iter_modules(package.__path__):
+            loaded = importlib.import_module(f"{package.__name__}.{module.name}")
+            for _, cls in inspect.getmembers(loaded, inspect.isclass):
+                if issubclass(cls, BaseModel) and cls.__module__.startswith("opscraft."):
+                    models[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    return list(models.values())
+
+
+def test_a_too_long_text_is_refused_in_characters_by_every_model() -> None:
+    """A limit on an optional text field (`Text | None = Field(max_length=...)`) was checked after
+    the field's validators, and said "Value should have at most 1000 items after validation, not
+    10000" under a secret's description in the edit dialog; `storable.limited` says characters."""
+    models = _request_models()
+    assert len(models) > 50
+    found = []
+    for model in models:
+        for name in model.model_fields:
+            try:
+                model.__pydantic_validator__.validate_assignment(model.model_construct(), name, "x" * 300_000)
+            except ValidationError as exc:
+                found += [
+                    f"{model.__qualname__}.{name}: {e['msg']}" for e in exc.errors() if "items" in e["msg"]
+                ]
+    assert found == []
+
+
+async def test_an_edit_too_long_is_refused_under_its_field_in_characters(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    created = await client.post(
+        "/api/v1/secrets", json={"name": "LONG_DESC", "value": "v4lue"}, headers=admin.headers
+    )
+    assert created.status_code == 201, created.text
+    edit = await client.put(
+        f"/api/v1/secrets/{created.json()['id']}", json={"description": "x" * 1001}, headers=admin.headers
+    )
+    assert edit.status_code == 422
+    assert edit.json()["errors"] == [
+        {"field": "description", "message": "String should have at most 1000 characters"}
+    ]

@@ -18,6 +18,7 @@ from tests.ui_journey import (
     screenshot,
     serving,
     start_run,
+    token,
     wait_connected,
     wait_run,
 )
@@ -115,3 +116,33 @@ def _assert_phone_layout(page: Any, name: str) -> None:
     assert header is not None and header["height"] <= 90, f"{name}: header wraps ({header})"  # one row: 74 px
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1, f"{name}: {overflow} px wider than the screen"
+
+
+def test_a_long_stored_name_stays_within_the_window(
+    browser: Any, site: tuple[LiveServer, dict[str, str]]
+) -> None:
+    """A script's name may be 128 characters without a space (and its description one long word):
+    its page and its run's page were wider than the window, the header bar stopping at the window
+    and the description cut off at the right."""
+    server, _ = site
+    admin = token(server, "admin")
+    long_name = "n" * 128
+    script = create_script(server, admin, long_name, "echo hi\n", description="word" * 300, status="active")
+    run_id = start_run(server, admin, script["id"])
+    wait_run(server, admin, run_id)
+    context = browser.new_context(viewport=VIEWPORTS["desktop"])
+    page = context.new_page()
+    try:
+        page.goto(f"{server.url}/login")
+        page.get_by_test_id("login-username").fill("admin")
+        page.get_by_test_id("login-password").fill(PASSWORD)
+        page.get_by_test_id("login-submit").click()
+        page.wait_for_url(f"{server.url}/")
+        for path in (f"/scripts/{script['id']}", f"/scripts/{script['id']}/edit", f"/executions/{run_id}"):
+            page.goto(server.url + path)
+            wait_connected(page)
+            page.get_by_role("heading", level=1).wait_for()
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 1, f"{path}: {overflow} px wider than the window"
+    finally:
+        context.close()

@@ -125,3 +125,34 @@ def test_run_dialog_sends_integers_exactly_as_typed(
     run = wait_run(server, headers, _execution_id(page))
     assert run["parameters"] == {"N": -9223372036854775807, "X": int(BIG)}
     assert f"n=-9223372036854775807 x={BIG}" in run["output"]
+
+
+def _runs_of(server: LiveServer, headers: dict[str, str], script_id: int) -> list[int]:
+    listed = httpx.get(
+        f"{server.url}/api/v1/executions", params={"script_id": script_id}, headers=headers, timeout=60
+    )
+    assert listed.status_code == 200, listed.text
+    return sorted(run["id"] for run in listed.json()["items"])
+
+
+def test_a_double_click_starts_one_run(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """NiceGUI handles each click in its own task: the second click of a double-click on Run (or
+    Run again) used to start a second run while the first was being started, and one on Execute
+    opened a second run form over the first."""
+    admin = tokens["admin"]
+    script = create_script(server, admin, "once", '#!/bin/bash\necho "once"\n', status="active")
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{script['id']}")
+    page.get_by_test_id("execute-button").dblclick()  # one run form (two used to be stacked)
+    page.get_by_test_id("execute-submit").dblclick()  # strict: fails if there are two forms
+    first = _execution_id(page)
+    wait_run(server, admin, first)  # a second run, had one started, would be listed by now
+    assert _runs_of(server, admin, script["id"]) == [first]
+
+    page.get_by_test_id("run-again").dblclick()
+    page.wait_for_url(lambda url: not url.endswith(f"/executions/{first}"))
+    again = _execution_id(page)
+    wait_run(server, admin, again)
+    assert _runs_of(server, admin, script["id"]) == [first, again]

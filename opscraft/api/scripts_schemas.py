@@ -14,7 +14,7 @@ from opscraft.services import parameters
 from opscraft.services.bodies import Body
 from opscraft.services.script_checks import Finding
 from opscraft.services.scripts import MAX_NOTE, Diff, Saved, VersionRow
-from opscraft.services.storable import Text
+from opscraft.services.storable import Text, limited
 
 
 class ParameterOut(BaseModel):
@@ -189,4 +189,4 @@ class RollbackRequest(Body):
     model_config = {"extra": "forbid"}
 
     acknowledge_risks: bool = False
-    change_note: Text | None = Field(default=None, max_length=MAX_NOTE)
+    change_note: limited(Text, MAX_NOTE) | None = None

@@ -204,7 +204,7 @@ async def _decidable(session: AsyncSession, actor: Actor, execution_id: int, com
     if len(comment) > COMMENT_MAX:
         raise Invalid(
             f"comment: at most {COMMENT_MAX} characters",
-            details=[{"field": "comment", "message": "too long"}],
+            details=[{"field": "comment", "message": f"at most {COMMENT_MAX} characters"}],
         )
     execution = await session.get(Execution, execution_id)
     if execution is None:

@@ -92,6 +92,8 @@ class ScheduleIn(Body):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
+        """Trimmed, like the cron expression (" Europe/Paris " pasted with its spaces is the zone)."""
+        value = value.strip()
         _as_value_error(check_timezone, value)
         return value
 

@@ -44,7 +44,7 @@ from opscraft.services.linters import LintReport
 from opscraft.services.names import name_key
 from opscraft.services.permissions import Permission, require
 from opscraft.services.script_checks import Checks, Finding
-from opscraft.services.storable import Text
+from opscraft.services.storable import Text, limited
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 VERSION_LABEL_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,31}$")
@@ -104,7 +104,7 @@ class _ScriptFields(Body):
 
     model_config = {"extra": "forbid"}
 
-    description: Text | None = Field(default=None, max_length=MAX_DESCRIPTION)
+    description: limited(Text, MAX_DESCRIPTION) | None = None
     script_type: ScriptType | None = None
     content: Text | None = Field(default=None, min_length=1)
     parameters: dict[str, Any] | list[Any] | None = Field(

@@ -40,7 +40,7 @@ from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound
 from opscraft.services.invisible import check_filters
 from opscraft.services.permissions import Permission, require
-from opscraft.services.storable import Text
+from opscraft.services.storable import Text, limited
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MAX_VALUE_BYTES = 64 * 1024
@@ -109,7 +109,7 @@ class SecretCreate(Body):
 class SecretUpdate(Body):
     model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
 
-    description: Text | None = Field(default=None, max_length=MAX_DESCRIPTION)
+    description: limited(Text, MAX_DESCRIPTION) | None = None
     value: Text | None = Field(default=None, json_schema_extra=VALUE_SCHEMA)
 
     @field_validator("value")

@@ -16,7 +16,7 @@ and documented in the OpenAPI schema as a pattern.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from pydantic import AfterValidator, Field
 from sqlalchemy import event, inspect
@@ -40,6 +40,17 @@ def _storable(value: str) -> str:
 
 Text = Annotated[str, AfterValidator(_storable), Field(json_schema_extra={"pattern": NO_NUL_PATTERN})]
 """Free text both databases can store (a `str` field type for request models)."""
+
+
+def limited(text: Any, max_length: int) -> Any:
+    """`text` (`Text`, or a type built on it such as `invisible.OptionalLabel`) of at most
+    `max_length` characters, for a field that may also be None (`limited(Text, 500) | None`).
+
+    pydantic checks a limit given in such a field's `Field(max_length=...)` after the type's
+    validators, and refuses a long value with "Value should have at most 500 items after
+    validation" (items, of a text); here the string's limit comes first and says "String should
+    have at most 500 characters", as for a field that cannot be None."""
+    return Annotated[str, Field(max_length=max_length), *get_args(text)[1:]]
 
 
 def _invalid(errors: list[dict[str, str]]) -> Invalid:

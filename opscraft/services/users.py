@@ -20,7 +20,7 @@ from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Problems, Unauthorized
 from opscraft.services.invisible import OptionalLabel, check_filters
 from opscraft.services.permissions import Permission, require
-from opscraft.services.storable import Text
+from opscraft.services.storable import Text, limited
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
 MIN_PASSWORD = 8
@@ -79,7 +79,7 @@ class UserUpdate(Body):
     model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
 
     email: EmailStr | None = Field(default=None, description="Unique, ignoring case")
-    full_name: OptionalLabel | None = Field(default=None, max_length=200)
+    full_name: limited(OptionalLabel, 200) | None = None
     role: Role | None = None
     is_active: bool | None = None
 
@@ -91,7 +91,7 @@ class ProfileUpdate(Body):
     model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
 
     email: EmailStr | None = Field(default=None, description="Unique, ignoring case")
-    full_name: OptionalLabel | None = Field(default=None, max_length=200)
+    full_name: limited(OptionalLabel, 200) | None = None
 
 
 def password_problems(password: str, username: str, field: str = "password") -> list[dict[str, str]]:
@@ -275,10 +275,14 @@ async def update_user(session: AsyncSession, actor: Actor, user_id: int, data: U
         and (changes.get("role", Role.admin) != Role.admin or changes.get("is_active") is False)
     )
     if losing_admin:
+        # The field the refusal names (role or is_active), so that a form shows it under that field.
+        field = "role" if changes.get("role", Role.admin) != Role.admin else "is_active"
         if user.id == actor.user_id:
-            raise Forbidden("you cannot remove your own admin role or deactivate yourself")
+            own = "remove your own admin role" if field == "role" else "deactivate yourself"
+            message = f"you cannot {own}: another admin can"
+            raise Forbidden(message, details=[{"field": field, "message": message}])
         if await _count_active_admins(session) <= 1:
-            raise Conflict(LAST_ADMIN)
+            raise Conflict(LAST_ADMIN, details=[{"field": field, "message": LAST_ADMIN}])
         await _lock_admins(session)
     return await _apply(session, actor, user, changes, keep_an_admin=losing_admin)
 

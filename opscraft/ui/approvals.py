@@ -13,7 +13,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.execution_widgets import run_title
 from opscraft.ui.layout import NAV_BADGES, frame, guard, protected_page, run_action
-from opscraft.ui.widgets import call, format_time
+from opscraft.ui.widgets import call, format_time, one_click
 
 
 async def _badge_count(actor: Actor) -> int:
@@ -47,21 +47,26 @@ def _decision_buttons(actor: Actor, execution: Execution, after: object) -> None
         .classes("w-72")
     )
 
-    async def decide(verb: str) -> None:
+    async def decide(verb: str) -> bool:
+        """True once the decision is recorded (the list or page is redrawn)."""
         current = await guard(Permission.approve_executions)
         if current is None:
-            return
+            return False
         func = approvals.approve if verb == "approve" else approvals.reject
         done = await run_action(
-            lambda: call(func, current, execution_id, comment.value or ""), f"Run {verb}d"
+            lambda: call(func, current, execution_id, comment.value or ""),
+            f"Run {verb}d",
+            {"comment": comment},
         )
-        if done is not None:
-            after()  # type: ignore[operator]
+        if done is None:
+            return False
+        after()  # type: ignore[operator]
+        return True
 
-    ui.button("Approve", icon="check", on_click=lambda: decide("approve")).props(
+    ui.button("Approve", icon="check", on_click=one_click(lambda: decide("approve"))).props(
         f'unelevated color=positive data-testid="approve-{execution_id}"'
     )
-    ui.button("Reject", icon="close", on_click=lambda: decide("reject")).props(
+    ui.button("Reject", icon="close", on_click=one_click(lambda: decide("reject"))).props(
         f'outline color=negative data-testid="reject-{execution_id}"'
     )
 

@@ -13,7 +13,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import Problems, ServiceError
 from opscraft.ui import session
 from opscraft.ui.layout import LANGUAGE, RESPONSE_TIMEOUT_SECONDS, run_action, theme
-from opscraft.ui.widgets import form, password_hint, password_input, text_input
+from opscraft.ui.widgets import form, one_click, password_hint, password_input, text_input
 
 
 async def _no_users() -> bool:
@@ -84,7 +84,7 @@ async def setup_page() -> Response | None:
                 ui.navigate.to("/")
 
         repeat.on("keydown.enter", create)
-        ui.button("Create administrator", on_click=create).props(
+        ui.button("Create administrator", on_click=one_click(create)).props(
             'unelevated data-testid="setup-submit"'
         ).classes("w-full")
     return None

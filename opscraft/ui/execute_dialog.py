@@ -5,11 +5,12 @@ The same form starts a test run of the editor's unsaved content (`TestRun`, serv
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from nicegui import ui
+from nicegui import Client, context, ui
 from nicegui.elements.mixins.validation_element import ValidationElement
 
 from opscraft.db.models import Execution, Script
@@ -26,8 +27,10 @@ from opscraft.ui.execution_widgets import banner
 from opscraft.ui.layout import guard, notify_error, run_action
 from opscraft.ui.script_tabs import script_action
 from opscraft.ui.script_widgets import findings_of, risk_dialog
-from opscraft.ui.widgets import call, confirm
+from opscraft.ui.widgets import call, confirm, one_click
 
+# Per browser tab (NiceGUI client): its run form, None while it is being built (`open_dialog`).
+_FORMS: weakref.WeakKeyDictionary[Client, ui.dialog | None] = weakref.WeakKeyDictionary()
 TERRAFORM_ACTIONS = {"plan": "Plan (no changes)", "apply": "Apply (-auto-approve)", "destroy": "Destroy"}
 
 
@@ -157,13 +160,34 @@ class TestRun:
 
 async def open_dialog(actor: Actor, script_id: int, test_run: TestRun | None = None) -> None:
     """Build and open the dialog for the script as it is now (or, with `test_run`, for the
-    editor's unsaved content); submitting starts the run."""
+    editor's unsaved content); submitting starts the run.
+
+    One run form at a time per browser tab: a double-click on Execute or on a list's Run (or a
+    click while the form is still being built) used to stack a second form over the first."""
+    client = context.client
+    if client in _FORMS:
+        form = _FORMS[client]
+        if form is None or (form.value and not form.is_deleted):
+            return
+    _FORMS[client] = None
+    form = None
+    try:
+        form = await _open(actor, script_id, test_run)
+    finally:
+        if form is None:
+            _FORMS.pop(client, None)
+        else:
+            _FORMS[client] = form
+
+
+async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.dialog | None:
+    """`open_dialog`'s form, opened; None when the script cannot be read."""
     try:
         script = await call(scripts.get, actor, script_id)
         runners = await call(executions.runner_options, actor.user)
     except ServiceError as exc:
         notify_error(exc.message)
-        return
+        return None
     fields: dict[str, ui.element] = {}
     with (
         ui.dialog() as dialog,
@@ -210,18 +234,19 @@ async def open_dialog(actor: Actor, script_id: int, test_run: TestRun | None = N
         options = _ansible_options(script) if script_type == ScriptType.ansible else None
         runner = _runner_choice(runners)
 
-        async def submit(acknowledge: bool = False) -> None:
+        async def submit(acknowledge: bool = False) -> bool:
+            """True once the run has started (the dialog is done)."""
             current = await guard(Permission.edit_scripts if test_run else Permission.execute_scripts)
             if current is None:
-                return
+                return False
             if action is not None and action.value == "destroy" and not await confirm_destroy(script.name):
-                return
+                return False
             invalid = [
                 name for name, el in fields.items() if isinstance(el, ValidationElement) and not el.validate()
             ]
             if invalid:
                 notify_error(f"Fix the highlighted parameters: {', '.join(invalid)}")
-                return
+                return False
             submit_button.props("loading")
             try:
                 if test_run:
@@ -254,13 +279,13 @@ async def open_dialog(actor: Actor, script_id: int, test_run: TestRun | None = N
                 findings = findings_of(exc)
                 if findings and test_run:
                     risk_dialog(findings, lambda: submit(True), action="run")
-                    return
+                    return False
                 _show_field_errors(fields, exc)
                 notify_error(exc.message)
-                return
+                return False
             except ServiceError as exc:
                 notify_error(exc.message)
-                return
+                return False
             finally:
                 submit_button.props(remove="loading")
             await draft.clear()
@@ -269,6 +294,7 @@ async def open_dialog(actor: Actor, script_id: int, test_run: TestRun | None = N
                 test_run.on_started(execution)
             else:
                 ui.navigate.to(f"/executions/{execution.id}")
+            return True
 
         with ui.row().classes("w-full justify-end gap-2 mt-2"):
 
@@ -278,12 +304,13 @@ async def open_dialog(actor: Actor, script_id: int, test_run: TestRun | None = N
 
             ui.button("Cancel", on_click=cancel).props("flat no-caps")
             submit_button = ui.button(
-                "Test run" if test_run else "Run", icon="play_arrow", on_click=lambda: submit()
+                "Test run" if test_run else "Run", icon="play_arrow", on_click=one_click(submit)
             ).props('no-caps unelevated data-testid="execute-submit"')
     dialog.on("hide", dialog.delete)
     dialog.open()
     if schema:
         ui.timer(0, draft.restore, once=True)
+    return dialog
 
 
 def run_draft_key(script_id: int) -> str:
@@ -345,7 +372,7 @@ async def execute_button(actor: Actor, script: Script) -> None:
             await open_dialog(current, script_id)
 
     runnable = script.status == ScriptStatus.active
-    button = ui.button("Execute", icon="play_arrow", on_click=open_checked).props(
+    button = ui.button("Execute", icon="play_arrow", on_click=one_click(open_checked)).props(
         'unelevated no-caps color=positive data-testid="execute-button"'
     )
     if runnable:
@@ -371,7 +398,7 @@ async def execute_button(actor: Actor, script: Script) -> None:
             if done is not None:
                 ui.navigate.reload()
 
-        ui.button("Activate", icon="check_circle", on_click=activate).props(
+        ui.button("Activate", icon="check_circle", on_click=one_click(activate)).props(
             'unelevated no-caps color=primary data-testid="activate-button"'
         )
     else:

@@ -28,7 +28,7 @@ from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_
 from opscraft.ui.not_found import missing
 from opscraft.ui.terminal import SCROLLBACK_LINES, LiveTerminal
 from opscraft.ui.terraform_panel import TerraformPanel
-from opscraft.ui.widgets import call, close_then, live_timer
+from opscraft.ui.widgets import call, close_then, live_timer, one_click
 
 SESSION_RECHECK_SECONDS = 15.0
 ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
@@ -118,7 +118,8 @@ class ExecutionView:
         with ui.row().classes("w-full items-center justify-between gap-2"):
             with ui.row().classes("items-center gap-3"):
                 status_badge(run.status).classes("text-base")
-                ui.link(f"{run.script_name}", f"/scripts/{run.script_id}").classes("text-lg font-medium")
+                link = ui.link(f"{run.script_name}", f"/scripts/{run.script_id}")
+                link.classes("text-lg font-medium oc-wrap")
                 if run.draft:
                     ui.badge("Test run", color="deep-purple").props('data-testid="draft-badge"')
                     ui.label(f"unsaved content, edited from version {run.script_version}").classes(
@@ -135,7 +136,7 @@ class ExecutionView:
                     and not run.draft
                 )
                 if again and can(self.actor.user, Permission.execute_scripts):
-                    ui.button("Run again", icon="replay", on_click=self.run_again).props(
+                    ui.button("Run again", icon="replay", on_click=one_click(self.run_again)).props(
                         'unelevated no-caps color=positive data-testid="run-again"'
                     ).tooltip("A new run of this script with the same parameters")
                 if run.status not in FINAL_STATUSES and executions.may_cancel(self.actor, run):
@@ -253,27 +254,31 @@ class ExecutionView:
             with ui.row().classes("w-full justify-end gap-2"):
                 ui.button("Keep running", on_click=dialog.close).props("flat no-caps")
 
-                async def confirmed() -> None:
+                async def confirmed() -> bool:
                     await close_then(dialog, self.cancel)
+                    return True  # the dialog is closed: a click already on its way must not cancel again
 
-                ui.button("Cancel run", on_click=confirmed).props(
+                ui.button("Cancel run", on_click=one_click(confirmed)).props(
                     'unelevated no-caps color=negative data-testid="cancel-confirm"'
                 )
         dialog.on("hide", dialog.delete)
         dialog.open()
 
-    async def run_again(self) -> None:
+    async def run_again(self) -> bool:
+        """True once the new run has started (the page goes to it)."""
         actor = await guard(Permission.execute_scripts)
         if actor is None:
-            return
+            return False
         destroy = self.execution.terraform_action == "destroy"
         if destroy and not await execute_dialog.confirm_destroy(self.execution.script_name):
-            return
+            return False
         execution = await run_action(
             lambda: call(runs.rerun, actor, self.execution.id, confirm_destroy=destroy)
         )
-        if execution is not None:
-            ui.navigate.to(f"/executions/{execution.id}")
+        if execution is None:
+            return False
+        ui.navigate.to(f"/executions/{execution.id}")
+        return True
 
     async def cancel(self) -> None:
         actor = await guard(Permission.view_scripts)

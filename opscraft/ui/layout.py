@@ -78,6 +78,9 @@ THEME_CSS = """
   /* The Close button of an error notification: it came out primary blue on red (1.1:1). */
   .q-notification.bg-negative .q-btn { color: #fff !important; }
 }
+/* Stored text people choose (a script's 128-character name, a description) breaks where it must:
+   one long word widened the whole page past the window and cut the text beside it. */
+.oc-wrap { overflow-wrap: anywhere; }
 /* A select in a form dialog is as wide as the dialog's inputs: sized to its value, its label was cut. */
 .oc-form-card > .q-select { align-self: stretch; }
 """
@@ -381,7 +384,7 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
                             _nav_badge(actor, item.badge)
     with ui.element("div").classes("w-full max-w-7xl mx-auto p-2 sm:p-4 column no-wrap gap-4"):
         ui.element("span").props("id=oc-main tabindex=-1")
-        ui.label(title).classes("text-2xl font-semibold").props('role="heading" aria-level="1"')
+        ui.label(title).classes("text-2xl font-semibold oc-wrap").props('role="heading" aria-level="1"')
         yield
 
 

@@ -10,7 +10,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.users import ProfileUpdate
 from opscraft.ui import session
 from opscraft.ui.layout import frame, guard, protected_page, run_action
-from opscraft.ui.widgets import call, form, format_time, password_hint, password_input, text_input
+from opscraft.ui.widgets import call, form, format_time, one_click, password_hint, password_input, text_input
 
 
 @protected_page("/profile", title="Profile")
@@ -47,7 +47,9 @@ async def profile_page(actor: Actor) -> None:
                 if saved is not None:
                     email.value, full_name.value = saved.email, saved.full_name
 
-            ui.button("Save", icon="save", on_click=save).props('unelevated data-testid="profile-save"')
+            ui.button("Save", icon="save", on_click=one_click(save)).props(
+                'unelevated data-testid="profile-save"'
+            )
 
         with ui.card().classes("w-96 gap-3"):
             ui.label("Change password").classes("text-lg font-semibold")
@@ -80,6 +82,6 @@ async def profile_page(actor: Actor) -> None:
                     ui.navigate.to(session.login_url(notice="password"))
 
             repeat.on("keydown.enter", change)
-            ui.button("Change password", on_click=change).props(
+            ui.button("Change password", on_click=one_click(change)).props(
                 'unelevated data-testid="change-password"'
             ).classes("w-full")

@@ -34,7 +34,7 @@ from opscraft.ui.script_widgets import (
     mark_lines,
     risk_dialog,
 )
-from opscraft.ui.widgets import call, live_timer, whole
+from opscraft.ui.widgets import call, live_timer, one_click, whole
 
 CHECK_INTERVAL_SECONDS = 1.0
 STARTER = {
@@ -342,14 +342,14 @@ class ScriptForm:
         with ui.row().classes("w-full justify-end gap-2 mt-2"):
             ui.button("Cancel", on_click=self._cancel).props('flat no-caps data-testid="cancel"')
             self._test_run_button()
-            self.save_button = ui.button("Save", icon="save", on_click=lambda: self.save(False)).props(
-                'unelevated no-caps data-testid="save-script"'
-            )
+            self.save_button = ui.button(
+                "Save", icon="save", on_click=one_click(lambda: self.save(False))
+            ).props('unelevated no-caps data-testid="save-script"')
 
     def _test_run_button(self) -> None:
         """Test run: run the editor's content unsaved (services/draft_runs.py); a new script has
         nothing to attach the run to yet, so the button says to save it first."""
-        button = ui.button("Test run", icon="science", on_click=self.test_run).props(
+        button = ui.button("Test run", icon="science", on_click=one_click(self.test_run)).props(
             'outline no-caps data-testid="test-run"'
         )
         if self.script is None:

@@ -32,7 +32,7 @@ from opscraft.ui.script_widgets import (
     status_badge,
     type_badge,
 )
-from opscraft.ui.widgets import call, close_then, format_time
+from opscraft.ui.widgets import call, close_then, format_time, one_click
 
 VERSIONS_PAGE = 20
 VERSION_COLUMNS: list[dict[str, Any]] = [
@@ -62,7 +62,7 @@ ANSIBLE_LABELS = {"ssh_user": "SSH user", "ssh_key_secret": "SSH key (file secre
 
 def _overview(script: Script, inventory_name: str | None) -> None:
     with ui.column().classes("w-full gap-4").props('data-testid="overview"'):
-        ui.label(script.description or "No description.").classes("text-body1 whitespace-pre-wrap")
+        ui.label(script.description or "No description.").classes("text-body1 whitespace-pre-wrap oc-wrap")
         if script.tags:
             with ui.row().classes("gap-1"):
                 for tag in script.tags:
@@ -216,12 +216,13 @@ class VersionsView:
                 f"and run settings of version {number}. No version is lost."
             ).classes("text-grey-8")
 
-            async def confirm() -> None:
+            async def confirm() -> bool:
                 await close_then(dialog, lambda: self.rollback(number, False))
+                return True  # the dialog is closed: a click already on its way must not roll back again
 
             with ui.row().classes("w-full justify-end gap-2"):
                 ui.button("Cancel", on_click=dialog.close).props("flat no-caps")
-                ui.button("Roll back", icon="history", on_click=confirm).props(
+                ui.button("Roll back", icon="history", on_click=one_click(confirm)).props(
                     'unelevated no-caps data-testid="rollback-confirm"'
                 )
         dialog.on("hide", dialog.delete)
@@ -288,7 +289,7 @@ async def _actions(actor: Actor, script: Script) -> None:
 
 def _confirm_delete(script: Script) -> None:
     with ui.dialog() as dialog, ui.card().classes("gap-3").props('data-testid="delete-dialog"'):
-        ui.label(f"Delete {script.name}?").classes("text-lg font-semibold")
+        ui.label(f"Delete {script.name}?").classes("text-lg font-semibold oc-wrap")
         ui.label(
             "The script leaves the library and its name becomes free; its past executions and "
             "versions stay readable from the execution history."
@@ -309,7 +310,7 @@ def _confirm_delete(script: Script) -> None:
 
         with ui.row().classes("w-full justify-end gap-2"):
             ui.button("Cancel", on_click=dialog.close).props("flat no-caps")
-            ui.button("Delete", icon="delete", on_click=confirm).props(
+            ui.button("Delete", icon="delete", on_click=one_click(confirm)).props(
                 'unelevated no-caps color=negative data-testid="delete-confirm"'
             )
     dialog.on("hide", dialog.delete)

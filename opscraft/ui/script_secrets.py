@@ -19,7 +19,7 @@ from opscraft.services.secrets import Attachment
 from opscraft.ui.choices import searched_select, secret_search
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.script_tabs import script_tab
-from opscraft.ui.widgets import format_time
+from opscraft.ui.widgets import format_time, one_click
 
 
 async def _attached(actor: Actor, script_id: int) -> list[Attachment] | None:
@@ -70,7 +70,7 @@ async def secrets_tab(actor: Actor, script: Script) -> None:
         with ui.row().classes("items-center gap-2 mt-2"):
             select = await searched_select("Secret to attach", "attach-select", secret_search(actor, taken))
             select.classes("w-72")
-            ui.button("Attach", icon="link", on_click=lambda: attach(select.value)).props(
+            ui.button("Attach", icon="link", on_click=one_click(lambda: attach(select.value))).props(
                 'unelevated data-testid="attach-submit"'
             )
             ui.link("Manage secrets", "/secrets").classes("text-caption")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from nicegui import app, ui
 
@@ -12,7 +12,7 @@ from opscraft.services.line_endings import Notice
 from opscraft.services.linters import LintFinding
 from opscraft.services.script_checks import Finding, SyntaxProblem
 from opscraft.ui.layout import editor_theme
-from opscraft.ui.widgets import close_then
+from opscraft.ui.widgets import close_then, one_click
 
 T = TypeVar("T")
 
@@ -128,7 +128,7 @@ def findings_of(exc: Invalid) -> list[Finding]:
 
 
 def risk_dialog(
-    findings: list[Finding], on_confirm: Callable[[], Awaitable[None]], *, action: str = "save"
+    findings: list[Finding], on_confirm: Callable[[], Awaitable[Any]], *, action: str = "save"
 ) -> None:
     """Ask to acknowledge dangerous patterns; `on_confirm` saves (or, `action="run"`, test-runs)
     again with acknowledge_risks.
@@ -150,12 +150,13 @@ def risk_dialog(
             f"{'Saving' if action == 'save' else 'Running'} anyway is recorded in the audit log."
         ).classes("text-grey-8")
 
-        async def confirm() -> None:
+        async def confirm() -> bool:
             await close_then(dialog, on_confirm)
+            return True  # the dialog is closed: a second click must not save or run again
 
         with ui.row().classes("w-full justify-end gap-2"):
             ui.button("Go back", on_click=dialog.close).props('flat no-caps data-testid="risk-cancel"')
-            ui.button(f"{action.capitalize()} anyway", icon="warning", on_click=confirm).props(
+            ui.button(f"{action.capitalize()} anyway", icon="warning", on_click=one_click(confirm)).props(
                 'unelevated no-caps color=deep-orange-10 data-testid="risk-confirm"'
             )
     dialog.on("hide", dialog.delete)

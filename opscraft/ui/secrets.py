@@ -275,8 +275,11 @@ class SecretsView(PagedTable):
                 lambda: self.apply(
                     dialog,
                     Permission.manage_secrets,
-                    lambda s, a: secrets.update(s, a, row["id"], {"description": description.value or ""}),
+                    lambda s, a: secrets.update(
+                        s, a, row["id"], {"description": (description.value or "").strip()}
+                    ),
                     "Description saved",
+                    {"description": description},
                 ),
             )
         dialog.open()

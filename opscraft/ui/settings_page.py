@@ -12,7 +12,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, protected_page, run_action
-from opscraft.ui.widgets import whole
+from opscraft.ui.widgets import one_click, whole
 
 SWITCHES = {
     "registration_open": (
@@ -169,7 +169,9 @@ async def settings_page(actor: Actor) -> None:
                         element.value = saved[key]
                     role.value = saved["local_runner_role"]
 
-            ui.button("Save", icon="save", on_click=save).props('unelevated data-testid="settings-save"')
+            ui.button("Save", icon="save", on_click=one_click(save)).props(
+                'unelevated data-testid="settings-save"'
+            )
             ui.timer(0, draft.restore, once=True)
 
         with ui.card().classes("w-96 gap-2"):

@@ -17,7 +17,7 @@ from opscraft.services.errors import NotFound
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.execution_widgets import banner
 from opscraft.ui.layout import guard, run_action
-from opscraft.ui.widgets import call, close_then, format_time
+from opscraft.ui.widgets import call, close_then, format_time, one_click
 
 ACTION_SIGNS = {"create": "+", "update": "~", "delete": "-", "read": "<="}
 
@@ -104,11 +104,12 @@ class TerraformPanel:
             with ui.row().classes("w-full justify-end gap-2"):
                 ui.button("Not now", on_click=dialog.close).props("flat no-caps")
 
-                async def confirmed() -> None:
+                async def confirmed() -> bool:
                     dialog.close()
                     await self.apply()
+                    return True  # the dialog is closed: a click already on its way must not apply again
 
-                ui.button("Apply", on_click=confirmed).props(
+                ui.button("Apply", on_click=one_click(confirmed)).props(
                     'unelevated no-caps color=primary data-testid="apply-plan-confirm"'
                 )
         dialog.on("hide", dialog.delete)
@@ -184,10 +185,11 @@ class TerraformPanel:
             with ui.row().classes("w-full justify-end gap-2"):
                 ui.button("Cancel", on_click=dialog.close).props("flat no-caps")
 
-                async def confirmed() -> None:
+                async def confirmed() -> bool:
                     await close_then(dialog, lambda: self.rollback(number))
+                    return True  # the dialog is closed: a click already on its way must not roll back again
 
-                ui.button("Roll back", icon="history", on_click=confirmed).props(
+                ui.button("Roll back", icon="history", on_click=one_click(confirmed)).props(
                     'unelevated no-caps color=primary data-testid="state-rollback-confirm"'
                 )
         dialog.on("hide", dialog.delete)

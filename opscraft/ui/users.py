@@ -189,7 +189,7 @@ class UsersView(PagedTable):
                     Permission.manage_users,
                     lambda s, a: users.update_user(s, a, row["id"], build()),
                     "User updated",
-                    {"email": email, "full_name": full_name},
+                    {"email": email, "full_name": full_name, "role": role},
                 ),
             )
         dialog.open()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nicegui import ui
+from nicegui import context, ui
 
 from opscraft import runtime
 from opscraft.db.models import Script, WebhookTrigger
@@ -18,11 +18,20 @@ from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import call, confirm, dialog_buttons, dialog_card, format_time, text_input
 
 
+def _page_origin() -> str:
+    """The address the browser opened this page at (`http://ops.example.com:8080`), for a full
+    webhook URL when OPSCRAFT_PUBLIC_URL is not set: a path alone (`/api/v1/hooks/...`) cannot be
+    pasted into a sender's settings, and its token is shown only once."""
+    request = context.client.request
+    return str(request.base_url).rstrip("/") if request is not None else ""
+
+
 @script_tab("webhooks", "Webhooks", "webhook", order=70)
 async def webhooks_tab(actor: Actor, script: Script) -> None:
     assert script.id is not None
     script_id = script.id
     edit = can(actor.user, Permission.edit_scripts)
+    origin = _page_origin()  # read while the page is built: the creation dialog is gone by the URL's turn
     ui.label(
         "POST JSON to a webhook's URL to start this script; map body fields to parameters with JSON "
         "pointers. Runs start on behalf of the webhook's owner. See docs/automation.md for signing."
@@ -97,7 +106,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                     dialog.delete()
                     body.refresh()
                     hook, token = created
-                    base = runtime.current().settings.public_url or ""
+                    base = runtime.current().settings.public_url or origin
                     shown_url.set_value(base + webhooks.hook_path(hook, token))
                     shown.open()
 

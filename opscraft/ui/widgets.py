@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from nicegui import context, ui
+from nicegui import context, events, ui
 
 from opscraft import runtime
 
@@ -73,6 +73,39 @@ class Redrawn(Generic[T]):
         return True
 
 
+def one_click(handler: Callable[[], Any]) -> Callable[[events.ClickEventArguments], Awaitable[None]]:
+    """`on_click` of a button that starts or saves something: one click does it once.
+
+    NiceGUI runs each click's handler as its own task, so the second click of a double-click (or
+    an impatient click on a slow server) used to start a second run, rerun or decision while the
+    first was being handled. Here a click that arrives while the previous one is handled is
+    dropped, and the button is disabled meanwhile (the browser shows it; the server ignores a
+    disabled element's events). When `handler` returns True its work is done for good (the run
+    started and the page is leaving): the button stays disabled, so that a click already on its
+    way cannot start it again; otherwise it is enabled again (an error, a refusal: fix and retry).
+    """
+    busy = False
+
+    async def on_click(event: events.ClickEventArguments) -> None:
+        nonlocal busy
+        if busy:
+            return
+        busy = True
+        button = event.sender if isinstance(event.sender, ui.button) else None
+        if button is not None:
+            button.disable()
+        done = False
+        try:
+            result = handler()
+            done = (await result if inspect.isawaitable(result) else result) is True
+        finally:
+            busy = done
+            if not done and button is not None and not button.is_deleted:
+                button.enable()
+
+    return on_click
+
+
 async def close_then(dialog: ui.dialog, action: Callable[[], Awaitable[Any]]) -> None:
     """Close a confirmation dialog, then run `action` outside it.
 
@@ -135,7 +168,7 @@ def dialog_card(title: str) -> ui.card:
     """The card inside a form dialog, with its title (its selects span its width: layout.THEME_CSS)."""
     card = ui.card().classes("oc-form-card w-[32rem] max-w-full gap-3")
     with card:
-        ui.label(title).classes("text-lg font-semibold")
+        ui.label(title).classes("text-lg font-semibold oc-wrap")
     return card
 
 
@@ -157,4 +190,6 @@ def dialog_buttons(
 
     with ui.row().classes("w-full justify-end gap-2 mt-2"):
         ui.button("Cancel", on_click=cancel).props("flat")
-        ui.button(label, on_click=on_submit, color=color).props(f'unelevated data-testid="{testid}"')
+        ui.button(label, on_click=one_click(on_submit), color=color).props(
+            f'unelevated data-testid="{testid}"'
+        )

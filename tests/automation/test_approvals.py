@@ -23,7 +23,7 @@ from opscraft.db.models import (
 from opscraft.db.types import utcnow
 from opscraft.services import approvals
 from opscraft.services.actor import Actor
-from opscraft.services.errors import Conflict
+from opscraft.services.errors import Conflict, Invalid
 from tests.conftest import LoggedIn, make_user
 from tests.executions.conftest import make_script, wait_for
 
@@ -110,6 +110,20 @@ async def test_reject_ends_the_run(client: httpx.AsyncClient, admin: LoggedIn, v
             break
         assert asyncio.get_running_loop().time() < deadline, "no run event for the rejection"
         await asyncio.sleep(0.2)
+
+
+async def test_a_long_comment_is_refused_under_its_field_with_the_limit(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn
+) -> None:
+    """The run page's comment box shows the service's refusal under it: it said only "too long"."""
+    _, run_id = await held_run(client, viewer, admin)
+    async with runtime.current().db.session() as session:
+        user = await session.get(User, admin.id)
+        with pytest.raises(Invalid) as refused:
+            await approvals.approve(session, Actor(user), run_id, "x" * (approvals.COMMENT_MAX + 1))
+    limit = f"at most {approvals.COMMENT_MAX} characters"
+    assert refused.value.details == [{"field": "comment", "message": limit}]
+    assert await status_of(client, admin, run_id) == "awaiting_approval"
 
 
 async def test_expiry_rejects(client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn) -> None:

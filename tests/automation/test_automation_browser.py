@@ -299,6 +299,9 @@ def test_a_notification_rule_and_a_webhook_name_their_script_and_secret(page: An
         lambda: env.api("GET", f"/api/v1/scripts/{script_id}/webhooks").json(), "no webhook"
     )
     assert created["secret_id"] == secret_id
+    # The URL shown once is one a sender can be given: without OPSCRAFT_PUBLIC_URL it was a path.
+    shown = wait_until(lambda: page.get_by_test_id("webhook-url").input_value(), "no webhook URL shown")
+    assert shown.startswith(f"{env.server.url}/api/v1/hooks/{created['id']}/och_"), shown
 
 
 def field_message(page: Any, testid: str) -> str:

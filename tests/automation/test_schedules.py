@@ -124,6 +124,17 @@ def test_cron_forms_croniter_reads_are_still_accepted(cron: str) -> None:
     assert schedules.check_cron(f"  {cron} ") == cron
 
 
+async def test_a_time_zone_with_surrounding_spaces_is_the_zone(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """The cron expression was trimmed but the zone was not: " Europe/Paris " (pasted into the
+    schedule form) was refused as an unknown time zone."""
+    sid = await script(client, operator)
+    r = await add(client, operator, sid, cron=" 0 9 * * * ", timezone=" Europe/Paris\n")
+    assert r.status_code == 201, r.text
+    assert (r.json()["cron"], r.json()["timezone"]) == ("0 9 * * *", "Europe/Paris")
+
+
 async def test_next_five_fire_times_in_a_time_zone(client: httpx.AsyncClient, operator: LoggedIn) -> None:
     sid = await script(client, operator)
     r = await add(client, operator, sid, cron="0 9 * * *", timezone="Europe/Paris")
