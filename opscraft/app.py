@@ -45,9 +45,9 @@ def configure(settings: Settings) -> None:
     browser session survives being served by another web process; its socket connection still
     needs sticky sessions (docs/deployment.md)."""
     nicegui_environment(settings)
-    from nicegui import app
+    from nicegui import app, background_tasks
 
-    from opscraft.api import install_api, lean_path
+    from opscraft.api import install_api, lean_path, route_state
     from opscraft.api.docs import install_docs
     from opscraft.ui import register_pages
 
@@ -60,6 +60,7 @@ def configure(settings: Settings) -> None:
 
     async def _startup() -> None:
         await lifecycle.start(settings)
+        background_tasks.create(route_state.build_ahead(app), name="build route state")
 
     app.on_startup(_startup)
     app.on_shutdown(lifecycle.stop)

@@ -257,11 +257,43 @@ async def rt(backend: str, tmp_path: Path) -> AsyncIterator[runtime.Runtime]:
         await lifecycle.stop()
 
 
+class _ReadSettings:
+    """`Settings` that records which of its fields were read (`_api_app_for`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.read: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        self.read.add(name)
+        return getattr(self._settings, name)
+
+
+# The settings `install_api` reads (its middlewares' limits); an app built with others is refused.
+_API_APP_FIELDS = ("max_body_bytes", "max_state_bytes", "max_json_depth", "max_json_keys", "cors_origins")
+_api_apps: dict[str, FastAPI] = {}
+
+
+def _api_app_for(settings: Settings) -> FastAPI:
+    """The API on a bare FastAPI for `settings`, built once per test process for each value of
+    the settings it reads. The API reads its runtime from `runtime.current()`, not from the app;
+    but FastAPI (0.165) builds each included route's state (its dependency tree and pydantic
+    validators) at an app's first request: about 0.5 s of CPU for the whole API, which was most
+    of the CPU of a short API test (tests/test_rbac_matrix.py: 80 % of its main thread)."""
+    key = repr([getattr(settings, name) for name in _API_APP_FIELDS])
+    if key not in _api_apps:
+        app = FastAPI()
+        recorder = _ReadSettings(settings)
+        install_api(app, recorder)  # type: ignore[arg-type]
+        unknown = recorder.read - set(_API_APP_FIELDS)
+        assert not unknown, f"install_api reads {unknown}: add them to _API_APP_FIELDS"
+        _api_apps[key] = app
+    return _api_apps[key]
+
+
 @pytest.fixture
 def api_app(rt: runtime.Runtime) -> FastAPI:
-    app = FastAPI()
-    install_api(app, rt.settings)
-    return app
+    return _api_app_for(rt.settings)
 
 
 @pytest.fixture
