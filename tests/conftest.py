@@ -30,7 +30,7 @@ from opscraft.config import Settings, load_settings
 from opscraft.db.models import Role
 from opscraft.services import users
 from opscraft.services.users import UserCreate
-from tests import migrated_sqlite
+from tests import migrated_sqlite, module_durations
 from tests.migrated_sqlite import DATABASE_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,9 +99,9 @@ def require_service(available: bool, what: str) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The order in which `tests/run` hands whole modules to its processes (`--dist loadfile
-    --no-loadscope-reorder`): the packaged binary's module first, then the modules with most
-    tests first (xdist's own order). The binary's build alone takes minutes: handed out last, as
-    by test count, it ran alone at the end of the run (about 4 of the 36 minutes).
+    --no-loadscope-reorder`): the longest modules first, by their durations in a full run
+    (tests/module_durations.py). Handed out by test count (xdist's own order), the browser
+    modules came last and one process ran them alone for minutes at the end.
 
     First, tests that share one node id get the id of their own name: schemathesis 4 names each
     route's test `test_...[GET /api/v1/health]` but hands pytest the bare function name, from which
@@ -113,11 +113,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     by_module: dict[str, list[pytest.Item]] = {}
     for item in items:
         by_module.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
-    order = sorted(
-        by_module.values(),
-        key=lambda tests: (tests[0].get_closest_marker("binary") is None, -len(tests)),
+    seconds = module_durations.estimate(
+        module_durations.load(), {module: len(tests) for module, tests in by_module.items()}
     )
-    items[:] = [item for tests in order for item in tests]
+    order = sorted(by_module, key=lambda module: -seconds[module])
+    items[:] = [item for module in order for item in by_module[module]]
 
 
 @pytest.hookimpl(hookwrapper=True)
