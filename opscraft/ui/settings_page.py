@@ -83,11 +83,13 @@ def _retention_fields(
 
 
 def _number(key: str, value: float | None) -> Any:
-    """The input's value as the setting's type (an empty input is 0: off); a fraction where a whole
-    number is wanted is passed on as it is, so the service refuses it under the field."""
+    """The input's value as the setting's type. An input with no number (empty, or text the
+    browser cannot read as a finite number, such as 1e400) and a fraction where a whole number is
+    wanted are passed on as they are, so the service refuses them under the field (an empty input
+    was saved as 0, off: 1e400 typed into a retention field turned retention off)."""
     kind, _ = app_settings.KNOWN[key]
     if value is None:
-        return kind(0)
+        return None
     return whole(float(value)) if kind is int else float(value)
 
 

@@ -76,6 +76,15 @@ def test_settings_form_and_removed_output_on_the_execution_page(server: LiveServ
     page.get_by_text("Settings saved").wait_for()
     settings = httpx.get(f"{server.url}/api/v1/settings", headers=tokens["admin"]).json()
     assert settings["output_retention_days"] == 30
+    for unread in ("1e400", ""):  # no finite number in the input: refused, not saved as 0 (off)
+        days.fill("31")  # a change of value takes the last message away
+        page.get_by_text("must be a whole number").wait_for(state="detached")
+        days.fill(unread)
+        page.get_by_test_id("settings-save").click()
+        page.get_by_text("must be a whole number").wait_for()
+        settings = httpx.get(f"{server.url}/api/v1/settings", headers=tokens["admin"]).json()
+        assert settings["output_retention_days"] == 30, unread
+    days.fill("30")
 
     assert _apply_retention(server).outputs_removed == 1
     page.goto(f"{server.url}/executions/{execution_id}")
