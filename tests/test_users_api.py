@@ -294,7 +294,10 @@ async def test_two_admins_removing_each_other_at_once_leave_one(
     client: httpx.AsyncClient, admin: LoggedIn, change: str
 ) -> None:
     """Two admins who demote, deactivate or delete each other at the same moment: one wins, the
-    other gets the last-admin 409 (each used to count two admins and both succeeded, leaving none)."""
+    other is refused (each used to count two admins and both succeeded, leaving none). When both
+    requests are past their sign-in check the refusal is the last-admin 409; when one ended
+    before the other was signed in (a loaded machine), the other's admin is gone already: 403
+    (demoted), 401 (deactivated or deleted)."""
     first, second = await make_user(client, "admin", "first"), await make_user(client, "admin", "second")
     demoted = await client.put(f"/api/v1/users/{admin.id}", json={"role": "viewer"}, headers=first.headers)
     assert demoted.status_code == 200
@@ -307,11 +310,13 @@ async def test_two_admins_removing_each_other_at_once_leave_one(
         return client.put(url, json=body, headers=actor.headers)
 
     answers = await asyncio.gather(remove(first, second), remove(second, first))
-    assert sorted(a.status_code for a in answers) == [204 if change == "delete" else 200, 409], [
+    codes = sorted(a.status_code for a in answers)
+    assert codes[0] == (204 if change == "delete" else 200) and codes[1] in (401, 403, 409), [
         a.text for a in answers
     ]
-    refused = next(a for a in answers if a.status_code == 409)
-    assert "last active admin" in refused.json()["detail"]
+    refused = next(a for a in answers if a.status_code >= 400)
+    if refused.status_code == 409:
+        assert "last active admin" in refused.json()["detail"]
     async with runtime.current().db.session() as session:
         admins = (await session.exec(select(User).where(User.role == Role.admin, col(User.is_active)))).all()
     assert len(admins) == 1
