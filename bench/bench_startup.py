@@ -5,6 +5,8 @@ Targets (issue 11): health answering <= 3 s warm, <= 8 s cold; the window shown 
 
 - serve: process start -> `GET /api/v1/health` answers 200. Baseline: a bare FastAPI app with
   the same route under uvicorn (`import fastapi, uvicorn`, nothing else).
+  Then the first API call after it (`first_call`): a route past most routers, whose state
+  FastAPI builds at the first request unless built ahead (issue 15).
 - desktop (Xvfb): process start -> the window titled "OpsCraft" is mapped (found with `xdotool`
   as tests/test_desktop.py does), and -> it shows the signed-in dashboard (read through Qt
   WebEngine's DevTools endpoint). Baseline: a bare pywebview + Qt WebEngine window with the
@@ -37,6 +39,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import psutil
 
 from tests.app_journey import wait_healthy
@@ -99,9 +102,10 @@ def cpu_seconds(pid: int) -> float:
 
 def health_ready(
     command: list[str], data_dir: Path, binary: bool, port: int, cwd: Path = ROOT
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """(wall seconds, CPU seconds) from launching `command` (from the checkout at `cwd`) until
-    /api/v1/health answers 200."""
+    /api/v1/health answers 200, and the seconds the first API call after that took
+    (`first_call`)."""
     start = time.monotonic()
     process = subprocess.Popen(
         command,
@@ -112,10 +116,28 @@ def health_ready(
     )
     try:
         wait_healthy(f"http://127.0.0.1:{port}", time.monotonic() + 180, process)
-        return time.monotonic() - start, cpu_seconds(process.pid)
+        ready, cpu = time.monotonic() - start, cpu_seconds(process.pid)
+        return ready, cpu, first_call(port)
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+def first_call(port: int) -> float:
+    """Seconds of one `GET /api/v1/workers` without a token, sent as soon as health answered:
+    routed past most of the API's routers, then 401 (the bare server: 404). FastAPI builds a
+    router's state at the first request matched against it, unless the app built it ahead
+    (opscraft/api/route_state.py)."""
+    start = time.perf_counter()
+    httpx.get(f"http://127.0.0.1:{port}/api/v1/workers", timeout=60)
+    return time.perf_counter() - start
+
+
+def first_calls(label: str, runs: list[tuple[float, ...]]) -> None:
+    """Print the first API calls after health of `runs` (their third figure), in milliseconds."""
+    calls = [run[2] * 1000 for run in runs]
+    print(f"{label:<50} first API call after health: median {statistics.median(calls):6.1f} ms", end="")
+    print(f" ({' / '.join(f'{c:.1f}' for c in calls)})", flush=True)
 
 
 def window_ready(
@@ -185,6 +207,7 @@ def bench_serve(table: Table, label: str, command: list[str], binary: bool, runs
         runs, lambda: health_ready([*command, "serve", "--port", str(port)], data_dir, binary, port)
     )
     table.row(f"{label} serve, warm: health", [w[0] for w in warm], [w[1] for w in warm], "bare server")
+    first_calls(f"{label} serve, warm", warm)
 
 
 def bench_desktop(
@@ -207,7 +230,7 @@ def bench_desktop(
 def compare_serve(table: Table, other: Path, runs: int, tmp: Path) -> None:
     """Warm `serve` of another checkout (e.g. the base commit) and of this one, started in turns
     so that both see the same load; the first start of each (it migrates) is left out."""
-    results: dict[str, list[tuple[float, float]]] = {"other": [], "this": []}
+    results: dict[str, list[tuple[float, float, float]]] = {"other": [], "this": []}
     for label in results:
         (tmp / f"compare-{label}").mkdir()
     for round_number in range(runs + 1):
@@ -220,6 +243,7 @@ def compare_serve(table: Table, other: Path, runs: int, tmp: Path) -> None:
     for label, name in (("other", f"{other}"), ("this", "this checkout")):
         rows = results[label]
         table.row(f"serve, warm, in turns: {name}", [r[0] for r in rows], [r[1] for r in rows], "bare server")
+        first_calls(f"serve, warm, in turns: {name}", rows)
 
 
 def main() -> None:
@@ -258,6 +282,7 @@ def main() -> None:
             [b[1] for b in bare],
             name="bare server",
         )
+        first_calls("bare server (fastapi + uvicorn), warm", bare)
         if args.compare:
             compare_serve(table, args.compare.resolve(), args.runs, tmp)
         for label, command, is_binary in targets:
