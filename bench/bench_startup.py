@@ -201,7 +201,7 @@ def bench_serve(table: Table, label: str, command: list[str], binary: bool, runs
     data_dir = tmp / f"{label}-serve"
     data_dir.mkdir()
     cold = "cold" if drop_caches() else "first start"
-    wall, cpu = health_ready([*command, "serve", "--port", str(port)], data_dir, binary, port)
+    wall, cpu, _ = health_ready([*command, "serve", "--port", str(port)], data_dir, binary, port)
     table.row(f"{label} serve, {cold}: health", [wall], [cpu], "bare server")
     warm = repeat(
         runs, lambda: health_ready([*command, "serve", "--port", str(port)], data_dir, binary, port)
