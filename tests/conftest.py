@@ -269,7 +269,7 @@ class _ReadSettings:
         return getattr(self._settings, name)
 
 
-# The settings `install_api` reads (its middlewares' limits); an app built with others is refused.
+# The settings `install_api` reads (its middlewares' limits): an app whose build reads another fails.
 _API_APP_FIELDS = ("max_body_bytes", "max_state_bytes", "max_json_depth", "max_json_keys", "cors_origins")
 _api_apps: dict[str, FastAPI] = {}
 
