@@ -402,17 +402,10 @@ async def attach(session: AsyncSession, actor: Actor, script_id: int, secret_id:
     require(actor.user, Permission.manage_secrets)
     script = await scripts.get(session, actor, script_id)
     secret = await _get(session, secret_id)
-    clash = next(
-        (
-            spec["name"]
-            for spec in script.parameters
-            if secret.name in param_env.env_names(spec["name"], script.script_type)
-        ),
-        None,
-    )
-    if clash is not None:
+    clashes = _shadowing([spec["name"] for spec in script.parameters], script.script_type, [secret.name])
+    if clashes:
         raise Conflict(
-            f"script {script.name} declares a parameter named {clash} (the variable {secret.name} "
+            f"script {script.name} declares a parameter named {clashes[0]} (the variable {secret.name} "
             "of its runs): the secret and the parameter would shadow each other; rename the "
             "parameter or use another secret name"
         )
@@ -459,19 +452,27 @@ async def detach(session: AsyncSession, actor: Actor, script_id: int, secret_id:
 # --- execution time ------------------------------------------------------------------------
 
 
+def _shadowing(names: Iterable[str], script_type: str | None, secret_names: Iterable[str]) -> list[str]:
+    """The parameters among `names` (sorted) whose environment variable in a `script_type` run
+    (`param_env.env_names`) is one of `secret_names`."""
+    secret_set = set(secret_names)
+    return sorted(name for name in set(names) if param_env.env_names(name, script_type) & secret_set)
+
+
 async def check_parameter_shadowing(
     session: AsyncSession, script_id: int, names: Iterable[str], script_type: str | None
 ) -> None:
     """`Invalid` naming each parameter of a `script_type` script whose environment variable
     (`param_env.env_names`: its name, `TF_VAR_<name>` for Terraform) is the name of a secret
     attached to the script: one would silently replace the other in the run."""
-    by_env = {env: name for name in names for env in param_env.env_names(name, script_type)}
+    names = list(names)
+    variables = {env for name in names for env in param_env.env_names(name, script_type)}
     rows = await session.exec(
         select(Secret.name)
         .join(ScriptSecret, col(ScriptSecret.secret_id) == col(Secret.id))
-        .where(col(ScriptSecret.script_id) == script_id, col(Secret.name).in_(set(by_env)))
+        .where(col(ScriptSecret.script_id) == script_id, col(Secret.name).in_(variables))
     )
-    clashes = sorted({by_env[env] for env in rows.all()})
+    clashes = _shadowing(names, script_type, rows.all())
     if clashes:
         raise Invalid(
             f"parameter {', '.join(clashes)} would shadow the attached secret of the same name: "
