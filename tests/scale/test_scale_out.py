@@ -95,16 +95,13 @@ def test_worker_imports_no_nicegui_and_starts_fast(cluster: Cluster) -> None:
     assert out.stdout.strip() == "[]", out.stdout
     # Start-up cost in CPU seconds until the worker registered (wall time on a shared 2-core
     # machine measures the neighbours), against the bare import of the libraries it needs,
-    # measured now on the same machine: OpsCraft's own start-up must stay under a second, or
-    # under the bare imports' own cost where contention slows this machine's CPU time (both
-    # grow alike with it: 1.39 s bare / 2.43 s worker on a CI machine running other suites).
-    bare = subprocess.run(
-        [sys.executable, "-c", f"{LIBRARIES}; import os; print(sum(os.times()[:2]))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    baseline = float(bare.stdout)
+    # measured on the same machine just before and just after: OpsCraft's own start-up must stay
+    # under a second, or under the bare imports' own cost where contention slows this machine's
+    # CPU time (both grow alike with it: 1.39 s bare / 2.43 s worker on a CI machine running
+    # other suites; quiet: 0.70 s / 1.14 s). Contention changes within seconds at a load of 8, so
+    # the baseline is the slower of the two bare imports around the start (1.01 s before a
+    # 2.02 s start failed an external CI run whose load moved in between).
+    baseline = _bare_import_cpu()
     web = _web(cluster)
     name = f"wc-{SUFFIX}"
     started = time.monotonic()
@@ -114,6 +111,7 @@ def test_worker_imports_no_nicegui_and_starts_fast(cluster: Cluster) -> None:
         wall = time.monotonic() - started
         assert proc.process is not None
         cpu = _cpu_seconds(proc.process.pid)
+        baseline = max(baseline, _bare_import_cpu())
         print(
             f"worker start-up: {cpu:.2f} s CPU (bare library imports {baseline:.2f} s), {wall:.2f} s wall, "
             f"load average {os.getloadavg()[0]:.1f}"
@@ -121,12 +119,24 @@ def test_worker_imports_no_nicegui_and_starts_fast(cluster: Cluster) -> None:
         assert cpu - baseline < max(1.0, baseline), (
             f"worker start-up took {cpu:.2f} s CPU, the bare imports {baseline:.2f} s"
         )
-        assert proc.stop(signal.SIGTERM) == 0, proc.log()
-        rows = cluster.api(web).get("/api/v1/workers").json()
-        assert next(w for w in rows if w["id"] == name)["state"] == "stopped"
-        assert "ready" in proc.log() and "stopping" in proc.log()
     finally:
-        proc.stop(signal.SIGKILL)
+        # Stopped with SIGTERM whatever the outcome: it deregisters, so the next test counts
+        # only the module's two workers (a killed one would stay "alive" for LOST seconds).
+        assert proc.stop(signal.SIGTERM) == 0, proc.log()
+    rows = cluster.api(web).get("/api/v1/workers").json()
+    assert next(w for w in rows if w["id"] == name)["state"] == "stopped"
+    assert "ready" in proc.log() and "stopping" in proc.log()
+
+
+def _bare_import_cpu() -> float:
+    """CPU seconds (user + system) a fresh interpreter spends importing the worker's libraries."""
+    bare = subprocess.run(
+        [sys.executable, "-c", f"{LIBRARIES}; import os; print(sum(os.times()[:2]))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(bare.stdout)
 
 
 def test_workers_panel_api_health_and_metrics(cluster: Cluster) -> None:
