@@ -258,7 +258,7 @@ async def rt(backend: str, tmp_path: Path) -> AsyncIterator[runtime.Runtime]:
 
 
 class _ReadSettings:
-    """`Settings` that records which of its fields were read (`_api_app_for`)."""
+    """`Settings` that records which of its fields were read (`api_app_for`)."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -274,7 +274,7 @@ _API_APP_FIELDS = ("max_body_bytes", "max_state_bytes", "max_json_depth", "max_j
 _api_apps: dict[str, FastAPI] = {}
 
 
-def _api_app_for(settings: Settings) -> FastAPI:
+def api_app_for(settings: Settings) -> FastAPI:
     """The API on a bare FastAPI for `settings`, built once per test process for each value of
     the settings it reads. The API reads its runtime from `runtime.current()`, not from the app;
     but FastAPI (0.165) builds each included route's state (its dependency tree and pydantic
@@ -293,13 +293,20 @@ def _api_app_for(settings: Settings) -> FastAPI:
 
 @pytest.fixture
 def api_app(rt: runtime.Runtime) -> FastAPI:
-    return _api_app_for(rt.settings)
+    return api_app_for(rt.settings)
+
+
+@asynccontextmanager
+async def api_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client calling `app` in process (ASGI), as if from 127.0.0.1."""
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
 
 
 @pytest.fixture
 async def client(api_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=api_app, client=("127.0.0.1", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+    async with api_client(api_app) as c:
         yield c
 
 
