@@ -166,7 +166,15 @@ def make_settings(
     return settings
 
 
-async def _truncate_postgres(url: str) -> None:
+async def empty_postgres(url: str) -> None:
+    """Empty every table of the test database and restart its sequences (ids from 1 again).
+
+    DELETE of the tables that hold rows, children first, rather than one TRUNCATE of them all:
+    TRUNCATE gives each of the 33 tables new files that the commit syncs to disk (0.6-1.7 s per
+    test with PostgreSQL's default fsync, most of a short PostgreSQL test), where a test leaves
+    rows in a handful of small tables. A table outside the models is truncated."""
+    from sqlmodel import SQLModel
+
     from opscraft.db.engine import create_engine
 
     engine = create_engine(url)
@@ -175,12 +183,29 @@ async def _truncate_postgres(url: str) -> None:
             rows = await conn.execute(
                 text(
                     "SELECT tablename FROM pg_tables"
-                    " WHERE schemaname='public' AND tablename <> 'alembic_version'"
+                    " WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
                 )
             )
-            names = [r[0] for r in rows]
-            if names:
-                await conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
+            names = {r[0] for r in rows}
+            if not names:
+                return
+            probe = " UNION ALL ".join(
+                f"SELECT '{n}' WHERE EXISTS (SELECT 1 FROM \"{n}\")" for n in sorted(names)
+            )
+            filled = {r[0] for r in await conn.execute(text(probe))}
+            children_first = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
+            unknown = filled - set(children_first)
+            if unknown:
+                await conn.execute(text(f"TRUNCATE {', '.join(sorted(unknown))} RESTART IDENTITY CASCADE"))
+            for name in children_first:
+                if name in filled:
+                    await conn.execute(text(f'DELETE FROM "{name}"'))
+            await conn.execute(
+                text(
+                    "SELECT setval(c.oid, 1, false) FROM pg_class c"
+                    " WHERE c.relkind = 'S' AND c.relnamespace = 'public'::regnamespace"
+                )
+            )
     finally:
         await engine.dispose()
 
@@ -248,7 +273,7 @@ async def rt(backend: str, tmp_path: Path) -> AsyncIterator[runtime.Runtime]:
     """A started runtime on a clean database of the parametrized backend."""
     url = PG_URL if backend == "postgresql" else None
     if url:  # before the start, which stores the vault's key check for this test's master key
-        await _truncate_postgres(url)
+        await empty_postgres(url)
     settings = make_settings(tmp_path, url)
     started = await lifecycle.start(settings)
     try:

@@ -20,7 +20,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.chains import LinkIn
 from opscraft.services.scripts import ScriptCreate
 from opscraft.services.users import UserCreate
-from tests.conftest import PG_URL, ROOT, _truncate_postgres, make_settings, require_service
+from tests.conftest import PG_URL, ROOT, empty_postgres, make_settings, require_service
 from tests.executions.conftest import IMAGES
 
 RUNS = 8
@@ -29,7 +29,7 @@ RUNS = 8
 async def test_two_processes_start_each_chained_run_once(tmp_path: Path) -> None:
     require_service(bool(PG_URL), "PostgreSQL (OPSCRAFT_TEST_PG_URL)")
     assert PG_URL
-    await _truncate_postgres(PG_URL)
+    await empty_postgres(PG_URL)
     # This process runs the only worker; its own dispatcher and loops stay out of the race.
     rt = await lifecycle.start(make_settings(tmp_path, PG_URL, OPSCRAFT_LOCAL_RUNNER=True, **IMAGES))
     assert rt.automation is not None and rt.run_events is not None

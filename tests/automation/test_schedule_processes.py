@@ -19,7 +19,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.schedules import ScheduleIn
 from opscraft.services.scripts import ScriptCreate
 from opscraft.services.users import UserCreate
-from tests.conftest import PG_URL, ROOT, _truncate_postgres, make_settings, require_service
+from tests.conftest import PG_URL, ROOT, empty_postgres, make_settings, require_service
 from tests.executions.conftest import IMAGES
 
 SCHEDULES = 20
@@ -29,7 +29,7 @@ STEPS = 3
 async def test_two_processes_fire_each_time_once(tmp_path: Path) -> None:
     require_service(bool(PG_URL), "PostgreSQL (OPSCRAFT_TEST_PG_URL)")
     assert PG_URL
-    await _truncate_postgres(PG_URL)
+    await empty_postgres(PG_URL)
     # This process runs the only worker (runs need a live worker offering a runner); the two
     # scheduler processes run none.
     settings = make_settings(tmp_path, PG_URL, OPSCRAFT_LOCAL_RUNNER=True, **IMAGES)

@@ -33,7 +33,7 @@ from tests.conftest import (
     PG_URL,
     ROOT,
     LoggedIn,
-    _truncate_postgres,
+    empty_postgres,
     free_port,
     make_settings,
     require_service,
@@ -83,7 +83,7 @@ async def rt(
     url = PG_URL if backend == "postgresql" else None
     if backend == "postgresql":
         assert PG_URL
-        await _truncate_postgres(PG_URL)
+        await empty_postgres(PG_URL)
     overrides = {
         "OPSCRAFT_LOCAL_RUNNER": True,
         # These servers stand for a trusted team's machine: viewers run on the local runner too.

@@ -17,7 +17,7 @@ from opscraft.execution.ports import OVERFLOW
 from opscraft.execution.redis_bus import RedisLogBus
 from opscraft.execution.redis_cancel import RedisCancelSignal
 from opscraft.execution.transport import queue_for
-from tests.conftest import PG_URL, REDIS_URL, _truncate_postgres, make_settings, require_service
+from tests.conftest import PG_URL, REDIS_URL, empty_postgres, make_settings, require_service
 
 pytestmark = pytest.mark.redis
 
@@ -132,7 +132,7 @@ async def test_web_process_on_postgres_without_redis_says_what_does_not_work(
 ) -> None:
     require_service(bool(PG_URL), "PostgreSQL (OPSCRAFT_TEST_PG_URL)")
     assert PG_URL
-    await _truncate_postgres(PG_URL)
+    await empty_postgres(PG_URL)
     with caplog.at_level(logging.WARNING, logger="opscraft.lifecycle"):
         await lifecycle.start(make_settings(tmp_path, PG_URL), worker=False, dispatch=True)
         await lifecycle.stop()
