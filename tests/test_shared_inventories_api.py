@@ -169,6 +169,32 @@ async def test_a_date_yaml_cannot_build_is_never_a_500(
         assert "inventory" in [e["field"] for e in r.json()["errors"]], r.text
 
 
+def _alias_bomb(levels: int) -> str:
+    """A YAML inventory of a few hundred bytes whose aliases expand to 10**levels values."""
+    anchors = ["    a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    anchors += [f"    a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, levels)]
+    return "all:\n  vars:\n" + "\n".join(anchors) + f"\n  hosts:\n    h1:\n      z: *a{levels - 1}\n"
+
+
+async def test_yaml_aliases_that_expand_to_millions_are_refused_before_ansible_reads_them(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """`ansible-inventory --list` writes every alias out: 455 bytes of aliases took 1.4 GB of the
+    server's memory within the check's 60 s. Refused at once (422 naming the field) for a shared
+    inventory and a script's own; aliases used as YAML intends still pass."""
+    bomb = _alias_bomb(5)
+    r = await _inventory(client, operator, content=bomb)
+    assert r.status_code == 422, r.text
+    error = r.json()["errors"][0]
+    assert error["field"] == "content" and "aliases (*name) expand to more than 100,000" in error["message"]
+    r = await _script(client, operator, inventory=bomb)
+    assert r.status_code == 422, r.text
+    assert "inventory" in [e["field"] for e in r.json()["errors"]], r.text
+    shared = "all:\n  vars: &common\n    ntp: pool.ntp.org\n  children:\n    web:\n      vars: *common\n"
+    r = await _inventory(client, operator, content=shared + "      hosts: {web1: {}}\n")
+    assert r.status_code == 201, r.text
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

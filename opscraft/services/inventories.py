@@ -29,6 +29,10 @@ from opscraft.services.errors import Invalid
 from opscraft.services.linters import find_tool
 
 MAX_INVENTORY_BYTES = 64 * 1024
+# Values once YAML aliases are expanded: 64 KiB written out hold a few tens of thousands; an
+# "alias bomb" of a few hundred bytes holds millions, and `ansible-inventory --list` copied them
+# out on the server (1.4 GB of memory within its 60 s for 455 bytes).
+MAX_EXPANDED_VALUES = 100_000
 TIMEOUT_SECONDS = 60.0
 FIELD = "inventory"
 
@@ -37,11 +41,40 @@ def _invalid(message: str, field: str = FIELD) -> Invalid:
     return Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
 
 
+def _expanded_size(data: object, limit: int) -> int:
+    """How many values (mappings, lists, keys and scalars) `data` holds once every YAML alias is
+    written out, counting up to just past `limit`: an alias is one shared object in `data`,
+    counted again wherever it is used (memoized by identity, so this costs one visit per node)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: object) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        total = 1  # no cycles: BaseLoader refuses a node that holds itself (`&a [*a]`)
+        children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+        if isinstance(children, list):
+            for child in children:
+                total += size(child)
+                if total > limit:
+                    break
+        sizes[id(node)] = total
+        return total
+
+    return size(data)
+
+
 def _refuse_plugin_form(text: str, field: str) -> None:
     try:  # every scalar as text: safe_load's dates raised ValueError on `0000-01-01` (a 500)
         data = yaml.load(text, Loader=yaml.BaseLoader)  # noqa: S506 (BaseLoader builds only str, list, dict)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return  # not YAML: INI, checked by ansible-inventory
+    if _expanded_size(data, MAX_EXPANDED_VALUES) > MAX_EXPANDED_VALUES:
+        raise _invalid(
+            f"its YAML aliases (*name) expand to more than {MAX_EXPANDED_VALUES:,} values, which "
+            "Ansible would copy out in full: write the values out, or share them as group vars",
+            field,
+        )
     if isinstance(data, dict) and "plugin" in data:
         raise _invalid(
             "inventory plugin configurations (a 'plugin:' key) are not accepted, they can run code "
