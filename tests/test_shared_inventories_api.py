@@ -169,6 +169,20 @@ async def test_a_date_yaml_cannot_build_is_never_a_500(
         assert "inventory" in [e["field"] for e in r.json()["errors"]], r.text
 
 
+@pytest.mark.parametrize("bom", ["\ufeff", "\u00ef\u00bb\u00bf"])
+async def test_a_byte_order_mark_a_windows_editor_wrote_is_dropped(
+    client: httpx.AsyncClient, operator: LoggedIn, bom: str
+) -> None:
+    """Ansible's INI parser read a leading BOM as part of `[web]` and refused the inventory with
+    "host range must be begin:end or begin:end:step"; it is dropped, as from scripts."""
+    r = await _inventory(client, operator, content=bom + INI)
+    assert r.status_code == 201, r.text
+    assert r.json()["content"] == INI
+    r = await _script(client, operator, inventory=bom + INI)
+    assert r.status_code == 201, r.text
+    assert r.json()["inventory"] == INI
+
+
 def _alias_bomb(levels: int) -> str:
     """A YAML inventory of a few hundred bytes whose aliases expand to 10**levels values."""
     anchors = ["    a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]

@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from opscraft.execution.commands import INVENTORY_FILE, INVENTORY_PLUGINS
-from opscraft.services import inventory_errors
+from opscraft.services import inventory_errors, line_endings
 from opscraft.services.errors import Invalid
 from opscraft.services.linters import find_tool
 
@@ -35,6 +35,13 @@ MAX_INVENTORY_BYTES = 64 * 1024
 MAX_EXPANDED_VALUES = 100_000
 TIMEOUT_SECONDS = 60.0
 FIELD = "inventory"
+
+
+def without_bom(text: str) -> str:
+    """The inventory `text` without a leading byte order mark, which a Windows editor writes:
+    Ansible's INI parser reads it as part of the first line (`[web]` became a host pattern:
+    "host range must be begin:end or begin:end:step"). Scripts drop it too (line_endings)."""
+    return line_endings.strip_boms(text)[0]
 
 
 def _invalid(message: str, field: str = FIELD) -> Invalid:

@@ -186,6 +186,7 @@ class _ScriptFields(Body):
     @field_validator("inventory")
     @classmethod
     def _inventory(cls, value: str | None) -> str | None:
+        value = inventories.without_bom(value) if value else value
         return value if value and value.strip() else None
 
     @field_validator("version")
