@@ -189,6 +189,9 @@ ANSIBLE_RESERVED = frozenset(
     }
 )
 ANSIBLE_RESERVED_PREFIX = "with_"
+# Keys Ansible's JSON reader takes as markers (`__ansible_unsafe`, `__ansible_vault`): a
+# parameter so named would turn the whole extra-vars file (`ansible_extra_vars`) into one value.
+ANSIBLE_JSON_MARKER_PREFIX = "__ansible_"
 
 
 def runtime_name(name: str) -> bool:
@@ -217,6 +220,8 @@ def interpreted_name(name: str, script_type: str | None = None) -> str | None:
             "Ansible reserves it (a play keyword, a Jinja2 global or a magic variable such as "
             "omit, hostvars, groups, inventory_hostname, environment, vars)"
         )
+    if script_type == "ansible" and name.startswith(ANSIBLE_JSON_MARKER_PREFIX):
+        return "Ansible reads __ansible_unsafe and __ansible_vault in extra vars as markers, not names"
     return None
 
 

@@ -141,6 +141,21 @@ def test_ansible_reserved_names_are_refused_for_ansible_scripts(family: str) -> 
             build(spec, "")
 
 
+@pytest.mark.parametrize("name", ["__ansible_unsafe", "__ansible_vault"])
+async def test_ansibles_json_markers_are_refused_as_ansible_parameter_names(
+    client: httpx.AsyncClient, operator: LoggedIn, name: str
+) -> None:
+    """The extra-vars file is JSON read by Ansible's decoder, which takes these keys as markers:
+    a parameter so named would make the whole file one value (`extra vars could not be made into
+    a dictionary`). Refused at save, named; other script types keep the name."""
+    assert interpreted_name(name, "ansible") is not None and interpreted_name(name, "bash") is None
+    body = {"name": f"m-{name}", "script_type": "ansible", "content": ANSIBLE_PLAYBOOK}
+    r = await client.post(
+        "/api/v1/scripts", json={**body, "parameters": {name: "x"}}, headers=operator.headers
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == f"parameters.{name}", r.text
+
+
 def test_ansible_names_stay_allowed_for_other_types_and_in_other_case() -> None:
     """Ansible's variables are case-sensitive: `ENVIRONMENT` is not `environment`."""
     for name in ("omit", "hostvars", "environment", "inventory_hostname", "with_items"):
