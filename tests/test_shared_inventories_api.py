@@ -217,6 +217,11 @@ async def test_yaml_aliases_that_expand_to_millions_are_refused_before_ansible_r
         ("[web]\nweb1\n\n[db\ndb1\n", "line 4: the group header [db has no closing ']'"),
         ("[web:vars]\nhttp_port\n", "line 2: Expected key=value, got: http_port"),
         ("[web]\nweb1\nnot a host line\n", "line 3: "),
+        # Ansible repeats the line without its quotes; the unclosed header below is not the fault.
+        (
+            "[web]\nweb1 x={{ lookup('pipe','id') }}\n\n[db\ndb1\n",
+            "line 2: Expected key=value host variable assignment, got: lookup(pipe,id)",
+        ),
         (
             "all:\n  children:\n    db:\n      hosts: [db1, db2]\n",
             'Invalid "hosts" entry for "db" group, requires a dictionary, found a list instead',
