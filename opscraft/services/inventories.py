@@ -72,6 +72,7 @@ def _expanded_size(data: object, limit: int) -> int:
 
 
 def _refuse_plugin_form(text: str, field: str) -> None:
+    """`Invalid` for YAML that is an inventory plugin configuration or an alias bomb."""
     try:  # every scalar as text: safe_load's dates raised ValueError on `0000-01-01` (a 500)
         data = yaml.load(text, Loader=yaml.BaseLoader)  # noqa: S506 (BaseLoader builds only str, list, dict)
     except (yaml.YAMLError, RecursionError):
@@ -93,7 +94,8 @@ def _refuse_plugin_form(text: str, field: str) -> None:
 async def validate(text: str, field: str = FIELD) -> list[str]:
     """The host names of the inventory `text`, sorted; `Invalid` (naming `field`: `inventory` of
     a script, `content` of a shared inventory) saying what to fix when it is too large, holds NUL,
-    is a plugin configuration or does not parse as an INI or YAML inventory. Without
+    has YAML aliases expanding to more than `MAX_EXPANDED_VALUES` values, is a plugin
+    configuration or does not parse as an INI or YAML inventory. Without
     `ansible-inventory` on this machine, only the plugin form is checked and the result is empty."""
     if "\x00" in text:
         raise _invalid("must not contain NUL characters", field)
