@@ -130,3 +130,27 @@ def test_options_become_single_argv_items() -> None:
         {"limit": "web:&prod:!web3", "tags": "a, b", "skip_tags": ["c"], "check": True, "diff": True}
     )
     assert argv == ["--limit=web:&prod:!web3", "--tags=a,b", "--skip-tags=c", "--check", "--diff"]
+
+
+async def test_changing_the_type_away_from_ansible_drops_its_settings(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """The editor sends no Ansible settings for a bash script (their fields are hidden), so the
+    stored inventory made every such save a 422 "inventory applies only to ansible scripts"
+    under a hidden field: an Ansible script with an inventory could never change type. The
+    stored settings go with the type; settings sent with another type are still refused."""
+    r = await _create(client, operator, inventory=INI, ssh_user="deploy")
+    assert r.status_code == 201, r.text
+    script_id = r.json()["id"]
+    body = {"script_type": "bash", "content": "echo hi\n", "base_version": 1}
+    r = await client.put(f"/api/v1/scripts/{script_id}", json=body, headers=operator.headers)
+    assert r.status_code == 200, r.text
+    assert (r.json()["script_type"], r.json()["inventory"], r.json()["ssh_user"]) == ("bash", None, None)
+    r = await client.get(f"/api/v1/scripts/{script_id}/versions/1", headers=operator.headers)
+    assert r.json()["run_settings"]["inventory"] == INI  # the Ansible version keeps them
+
+    r = await client.put(f"/api/v1/scripts/{script_id}", json={"ssh_user": "x"}, headers=operator.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "ssh_user", r.text
+    body = {"script_type": "python", "content": "print(1)\n", "inventory": INI}
+    r = await client.put(f"/api/v1/scripts/{script_id}", json=body, headers=operator.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "inventory", r.text

@@ -63,3 +63,21 @@ def test_create_an_inventory_and_select_it_on_a_script(page: Any, server: LiveSe
     page.get_by_test_id("inventory-web").filter(has_text="Used by: site").wait_for()
     assert page.get_by_test_id("inventory-new").count() == 0
     assert page.get_by_test_id("inventory-edit-web").count() == 0
+
+
+def test_an_ansible_script_with_an_inventory_changes_type_in_the_editor(
+    page: Any, server: LiveServer
+) -> None:
+    """The inventory field hides for a bash script; its stored text made Save refuse under that
+    hidden field, so nothing visible happened. The type change now saves."""
+    operator = token(server, "operator")
+    script = create_script(server, operator, "typed", PLAYBOOK, script_type="ansible", inventory=INVENTORY)
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{script['id']}/edit")
+    page.get_by_test_id("script-type").click()
+    page.get_by_role("option", name="bash", exact=True).click()
+    assert not page.get_by_test_id("inventory").is_visible()
+    page.get_by_test_id("save-script").click()
+    page.wait_for_url(re.compile(rf"{re.escape(server.url)}/scripts/{script['id']}$"))
+    saved = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=operator).json()
+    assert (saved["script_type"], saved["inventory"], saved["current_version"]) == ("bash", None, 2)

@@ -169,6 +169,46 @@ async def test_a_date_yaml_cannot_build_is_never_a_500(
         assert "inventory" in [e["field"] for e in r.json()["errors"]], r.text
 
 
+@pytest.mark.parametrize("bom", ["\ufeff", "\u00ef\u00bb\u00bf"])
+async def test_a_byte_order_mark_a_windows_editor_wrote_is_dropped(
+    client: httpx.AsyncClient, operator: LoggedIn, bom: str
+) -> None:
+    """Ansible's INI parser read a leading BOM as part of `[web]` and refused the inventory with
+    "host range must be begin:end or begin:end:step"; it is dropped, as from scripts."""
+    r = await _inventory(client, operator, content=bom + INI)
+    assert r.status_code == 201, r.text
+    assert r.json()["content"] == INI
+    r = await _script(client, operator, inventory=bom + INI)
+    assert r.status_code == 201, r.text
+    assert r.json()["inventory"] == INI
+
+
+def _alias_bomb(levels: int) -> str:
+    """A YAML inventory of a few hundred bytes whose aliases expand to 10**levels values."""
+    anchors = ["    a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    anchors += [f"    a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, levels)]
+    return "all:\n  vars:\n" + "\n".join(anchors) + f"\n  hosts:\n    h1:\n      z: *a{levels - 1}\n"
+
+
+async def test_yaml_aliases_that_expand_to_millions_are_refused_before_ansible_reads_them(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """`ansible-inventory --list` writes every alias out: 455 bytes of aliases took 1.4 GB of the
+    server's memory within the check's 60 s. Refused at once (422 naming the field) for a shared
+    inventory and a script's own; aliases used as YAML intends still pass."""
+    bomb = _alias_bomb(5)
+    r = await _inventory(client, operator, content=bomb)
+    assert r.status_code == 422, r.text
+    error = r.json()["errors"][0]
+    assert error["field"] == "content" and "aliases (*name) expand to more than 100,000" in error["message"]
+    r = await _script(client, operator, inventory=bomb)
+    assert r.status_code == 422, r.text
+    assert "inventory" in [e["field"] for e in r.json()["errors"]], r.text
+    shared = "all:\n  vars: &common\n    ntp: pool.ntp.org\n  children:\n    web:\n      vars: *common\n"
+    r = await _inventory(client, operator, content=shared + "      hosts: {web1: {}}\n")
+    assert r.status_code == 201, r.text
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -177,6 +217,11 @@ async def test_a_date_yaml_cannot_build_is_never_a_500(
         ("[web]\nweb1\n\n[db\ndb1\n", "line 4: the group header [db has no closing ']'"),
         ("[web:vars]\nhttp_port\n", "line 2: Expected key=value, got: http_port"),
         ("[web]\nweb1\nnot a host line\n", "line 3: "),
+        # Ansible repeats the line without its quotes; the unclosed header below is not the fault.
+        (
+            "[web]\nweb1 x={{ lookup('pipe','id') }}\n\n[db\ndb1\n",
+            "line 2: Expected key=value host variable assignment, got: lookup(pipe,id)",
+        ),
         (
             "all:\n  children:\n    db:\n      hosts: [db1, db2]\n",
             'Invalid "hosts" entry for "db" group, requires a dictionary, found a list instead',

@@ -156,3 +156,39 @@ def test_a_double_click_starts_one_run(
     again = _execution_id(page)
     wait_run(server, admin, again)
     assert _runs_of(server, admin, script["id"]) == [first, again]
+
+
+PLAYBOOK = "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n"
+
+
+def test_a_refused_ansible_option_is_said_under_its_field(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A limit or tags the service refuses is said under that field (not only in a toast), and
+    the message goes once the value is fixed."""
+    headers = tokens["admin"]
+    script = create_script(
+        server,
+        headers,
+        "play",
+        PLAYBOOK,
+        script_type="ansible",
+        status="active",
+        inventory="[web]\nweb1 ansible_connection=local\n",
+    )
+    log_in(page, server, "viewer")
+    page.goto(f"{server.url}/scripts/{script['id']}")
+    page.locator('[data-testid="execute-button"]:not([disabled])').click()
+    page.get_by_test_id("ansible-limit").fill("web1 web2")
+    page.get_by_test_id("execute-submit").click()
+    limit = page.locator(".q-field--error", has=page.get_by_test_id("ansible-limit"))
+    limit.filter(has_text="must be an Ansible host pattern").wait_for()
+
+    page.get_by_test_id("ansible-limit").fill("web1")
+    page.get_by_test_id("ansible-tags").fill("deploy, {{ x }}")
+    page.get_by_test_id("execute-submit").click()
+    tags = page.locator(".q-field--error", has=page.get_by_test_id("ansible-tags"))
+    tags.filter(has_text="each tag must be").wait_for()
+    assert limit.count() == 0  # the limit is fine now
+    runs = httpx.get(f"{server.url}/api/v1/executions", params={"script_id": script["id"]}, headers=headers)
+    assert runs.json()["total"] == 0

@@ -18,7 +18,9 @@ MAX_LIMIT = 512
 MAX_TAGS = 50
 MAX_TAG = 64
 # A host pattern: no white space, no quote, no shell or template syntax; '@' and '-' not first.
-LIMIT_RE = re.compile(r"^[A-Za-z0-9_.*?~\[\]:!&,^$|()+\\/=%-]+$")
+# Letters and digits of any script (`\w`: an inventory may name hosts `主机-1`), never a
+# format, control or space character.
+LIMIT_RE = re.compile(r"[\w.*?~\[\]:!&,^$|()+\\/=%-]+")
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 FLAGS = ("check", "diff")
 KEYS = ("limit", "tags", "skip_tags", *FLAGS)
@@ -70,9 +72,11 @@ def _limit(value: Any) -> str:
         raise OptionError(field, f"must be at most {MAX_LIMIT} characters")
     if value[0] in "-@":
         raise OptionError(field, "must not start with '-' or '@' (an option, or a file of host names)")
-    if not LIMIT_RE.match(value):
+    if not LIMIT_RE.fullmatch(value):  # match's `$` let a trailing newline through
         raise OptionError(
-            field, "must be an Ansible host pattern: names, groups, wildcards, ':', ',', '&', '!', '~'"
+            field,
+            "must be an Ansible host pattern: names, groups, wildcards, ':', ',', '&', '!', '~' "
+            "(no spaces, quotes or '{')",
         )
     return value
 

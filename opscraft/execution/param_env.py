@@ -2,7 +2,7 @@
 
 A parameter's name is chosen by the script's author, its value by whoever starts the run (a
 viewer may). Values therefore travel only as data: environment variables for bash and Python,
-`TF_VAR_<name>` for Terraform, and an extra-vars file whose strings are tagged `!unsafe` for
+`TF_VAR_<name>` for Terraform, and an extra-vars file whose strings are marked unsafe for
 Ansible (Ansible templates every other extra-var string: `{{ lookup('pipe', 'id') }}` would run).
 
 Some names make a program do something with the value instead of handing it to the script
@@ -14,9 +14,8 @@ list and its sources are in docs/scripts.md ("Names a parameter may not take").
 
 from __future__ import annotations
 
+import json
 from typing import Any
-
-import yaml
 
 # Names the runtime sets itself, for every run (also refused for secrets).
 RUNTIME_NAMES = frozenset(
@@ -190,6 +189,9 @@ ANSIBLE_RESERVED = frozenset(
     }
 )
 ANSIBLE_RESERVED_PREFIX = "with_"
+# Keys Ansible's JSON reader takes as markers (`__ansible_unsafe`, `__ansible_vault`): a
+# parameter so named would turn the whole extra-vars file (`ansible_extra_vars`) into one value.
+ANSIBLE_JSON_MARKER_PREFIX = "__ansible_"
 
 
 def runtime_name(name: str) -> bool:
@@ -218,6 +220,8 @@ def interpreted_name(name: str, script_type: str | None = None) -> str | None:
             "Ansible reserves it (a play keyword, a Jinja2 global or a magic variable such as "
             "omit, hostvars, groups, inventory_hostname, environment, vars)"
         )
+    if script_type == "ansible" and name.startswith(ANSIBLE_JSON_MARKER_PREFIX):
+        return "Ansible reads __ansible_unsafe and __ansible_vault in extra vars as markers, not names"
     return None
 
 
@@ -236,24 +240,18 @@ def to_env(resolved: dict[str, Any]) -> dict[str, str]:
     }
 
 
-class _Unsafe(str):
-    """A string Ansible must not template (YAML tag `!unsafe`, ansible-core 2.0+)."""
-
-
-class _ExtraVarsDumper(yaml.SafeDumper):
-    pass
-
-
-_ExtraVarsDumper.add_representer(
-    _Unsafe, lambda dumper, value: dumper.represent_scalar("!unsafe", str(value), style='"')
-)
-
-
 def ansible_extra_vars(resolved: dict[str, Any]) -> bytes:
-    """A YAML extra-vars file for `ansible-playbook -e @file`: strings tagged `!unsafe`.
+    """An extra-vars file for `ansible-playbook -e @file`: JSON (which Ansible reads first, and
+    YAML would too) where every string is `{"__ansible_unsafe": "..."}`.
 
-    Integers, numbers and booleans keep their YAML types; every string (string and choice
-    parameters) is `!unsafe`, so Ansible hands it to tasks literally instead of templating it.
+    Ansible's JSON reader (`AnsibleJSONDecoder`; ansible-core 2.19's legacy profile) turns that
+    object into the string, marked unsafe: it is handed to tasks literally instead of templated,
+    and it stays a string. A YAML `!unsafe "1.10"` did not with ansible-core 2.19, which resolves
+    a `!unsafe` scalar's type again from its text (`1.10` became the float 1.1, `no` false,
+    `01234` the octal 668, `2026-01-01` a date). Integers, numbers and booleans keep their types.
     """
-    data = {name: _Unsafe(value) if isinstance(value, str) else value for name, value in resolved.items()}
-    return yaml.dump(data, Dumper=_ExtraVarsDumper, allow_unicode=True, sort_keys=False, width=2**31).encode()
+    data = {
+        name: {"__ansible_unsafe": value} if isinstance(value, str) else value
+        for name, value in resolved.items()
+    }
+    return json.dumps(data, ensure_ascii=False, allow_nan=False).encode()

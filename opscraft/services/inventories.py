@@ -24,24 +24,65 @@ from pathlib import Path
 import yaml
 
 from opscraft.execution.commands import INVENTORY_FILE, INVENTORY_PLUGINS
-from opscraft.services import inventory_errors
+from opscraft.services import inventory_errors, line_endings
 from opscraft.services.errors import Invalid
 from opscraft.services.linters import find_tool
 
 MAX_INVENTORY_BYTES = 64 * 1024
+# Values once YAML aliases are expanded: 64 KiB written out hold a few tens of thousands; an
+# "alias bomb" of a few hundred bytes holds millions, and `ansible-inventory --list` copied them
+# out on the server (1.4 GB of memory within its 60 s for 455 bytes).
+MAX_EXPANDED_VALUES = 100_000
 TIMEOUT_SECONDS = 60.0
 FIELD = "inventory"
+
+
+def without_bom(text: str) -> str:
+    """The inventory `text` without a leading byte order mark, which a Windows editor writes:
+    Ansible's INI parser reads it as part of the first line (`[web]` became a host pattern:
+    "host range must be begin:end or begin:end:step"). Scripts drop it too (line_endings)."""
+    return line_endings.strip_boms(text)[0]
 
 
 def _invalid(message: str, field: str = FIELD) -> Invalid:
     return Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
 
 
+def _expanded_size(data: object, limit: int) -> int:
+    """How many values (mappings, lists, keys and scalars) `data` holds once every YAML alias is
+    written out, counting up to just past `limit`: an alias is one shared object in `data`,
+    counted again wherever it is used (memoized by identity, so this costs one visit per node)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: object) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        total = 1  # no cycles: BaseLoader refuses a node that holds itself (`&a [*a]`)
+        children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+        if isinstance(children, list):
+            for child in children:
+                total += size(child)
+                if total > limit:
+                    break
+        sizes[id(node)] = total
+        return total
+
+    return size(data)
+
+
 def _refuse_plugin_form(text: str, field: str) -> None:
+    """`Invalid` for YAML that is an inventory plugin configuration or an alias bomb."""
     try:  # every scalar as text: safe_load's dates raised ValueError on `0000-01-01` (a 500)
         data = yaml.load(text, Loader=yaml.BaseLoader)  # noqa: S506 (BaseLoader builds only str, list, dict)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return  # not YAML: INI, checked by ansible-inventory
+    if _expanded_size(data, MAX_EXPANDED_VALUES) > MAX_EXPANDED_VALUES:
+        raise _invalid(
+            f"its YAML aliases (*name) expand to more than {MAX_EXPANDED_VALUES:,} values, which "
+            "Ansible would copy out in full: write the values out, or share them as group vars",
+            field,
+        )
     if isinstance(data, dict) and "plugin" in data:
         raise _invalid(
             "inventory plugin configurations (a 'plugin:' key) are not accepted, they can run code "
@@ -53,7 +94,8 @@ def _refuse_plugin_form(text: str, field: str) -> None:
 async def validate(text: str, field: str = FIELD) -> list[str]:
     """The host names of the inventory `text`, sorted; `Invalid` (naming `field`: `inventory` of
     a script, `content` of a shared inventory) saying what to fix when it is too large, holds NUL,
-    is a plugin configuration or does not parse as an INI or YAML inventory. Without
+    has YAML aliases expanding to more than `MAX_EXPANDED_VALUES` values, is a plugin
+    configuration or does not parse as an INI or YAML inventory. Without
     `ansible-inventory` on this machine, only the plugin form is checked and the result is empty."""
     if "\x00" in text:
         raise _invalid("must not contain NUL characters", field)

@@ -86,7 +86,8 @@ def _line(text: str, reason: str, plugin: str) -> tuple[int | None, str]:
     for snippet in filter(None, quoted):
         alone = re.compile(rf"(?<!\S){re.escape(snippet)}(?!\S)")  # as a whole word of the line
         for number, line in enumerate(lines, 1):
-            if alone.search(line):
+            # Ansible quotes back a host line as its shlex split it: without the quotes.
+            if alone.search(line) or alone.search(line.replace("'", "").replace('"', "")):
                 return number, reason
     for number, line in enumerate(lines, 1):
         header = line.strip()

@@ -43,6 +43,15 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" + ("" if count == 1 else "s")
 
 
+def strip_boms(content: str) -> tuple[str, int]:
+    """`content` without the byte order marks (`BOMS`) at its very start, and how many there were."""
+    boms = 0
+    while content.startswith(BOMS):
+        content = content[1:] if content[0] == "\ufeff" else content[3:]
+        boms += 1
+    return content, boms
+
+
 def normalize(content: str, script_type: str | None = None) -> tuple[str, list[Notice]]:
     """`content` with LF line endings and no leading byte order mark, and what was changed.
 
@@ -50,10 +59,7 @@ def normalize(content: str, script_type: str | None = None) -> tuple[str, list[N
     `script_type` (bash, python, ansible, terraform) names what a BOM would have broken.
     """
     notices: list[Notice] = []
-    boms = 0
-    while content.startswith(BOMS):
-        content = content[1:] if content[0] == "\ufeff" else content[3:]
-        boms += 1
+    content, boms = strip_boms(content)
     if boms:
         notices.append(
             Notice(

@@ -186,6 +186,7 @@ class _ScriptFields(Body):
     @field_validator("inventory")
     @classmethod
     def _inventory(cls, value: str | None) -> str | None:
+        value = inventories.without_bom(value) if value else value
         return value if value and value.strip() else None
 
     @field_validator("version")
@@ -771,6 +772,10 @@ async def update(
     nullable = {"max_concurrent", *ANSIBLE_SETTINGS}
     changes = {k: v for k, v in changes.items() if v is not None or k in nullable}
     script_type = changes.get("script_type", script.script_type)
+    if script_type != ScriptType.ansible:
+        # Changing the type away from Ansible drops the Ansible settings it no longer uses (the
+        # editor hides and does not send them); settings sent with another type stay refused.
+        changes |= {k: None for k in ANSIBLE_SETTINGS if k not in changes and getattr(script, k)}
     content = changes.get("content", script.content)
     # Only new content needs a fresh acknowledgement; unchanged content was acknowledged before.
     # Compared once normalised: re-sending the stored script with CRLF endings changes nothing.

@@ -71,6 +71,23 @@ def _check_value(value: str) -> str:
     return value
 
 
+# A private key in PEM or OpenSSH form (`ssh-keygen`, `openssl genpkey`, PuTTYgen's export).
+PRIVATE_KEY_RE = re.compile(
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*-----END [A-Z0-9 ]*PRIVATE KEY-----", re.S
+)
+
+
+def file_content(value: str) -> str:
+    """What a `file` secret stores for `value`: a private key (PEM or OpenSSH, nothing else
+    around it) with LF line endings, no blank edges and one final line break, as OpenSSH needs:
+    a key copied from a terminal lacks the final line break, one from a Windows editor has CRLF,
+    and for either `ssh` says only `Load key: error in libcrypto`. Any other value as given."""
+    key = value.strip()
+    if not PRIVATE_KEY_RE.fullmatch(key):
+        return value
+    return "\n".join(line.rstrip() for line in key.replace("\r\n", "\n").split("\n")) + "\n"
+
+
 class SecretCreate(Body):
     name: str = Field(
         min_length=1,
@@ -251,7 +268,8 @@ async def create(session: AsyncSession, actor: Actor, data: SecretCreate | Mappi
     )
     session.add(secret)
     await conflicts.flush(session, {"secrets.name": f"a secret named {body.name} already exists"})
-    keyring.seal_into(keyring.current_vault(), secret, body.value)
+    value = file_content(body.value) if body.kind == SecretKind.file else body.value
+    keyring.seal_into(keyring.current_vault(), secret, value)
     audit.record(session, actor, "secret.create", TARGET, secret.id, name=secret.name, kind=secret.kind)
     await session.commit()
     return (await _infos(session, [secret]))[0]
@@ -270,7 +288,8 @@ async def update(
         )
     secret = await _get(session, secret_id)
     if body.value is not None:
-        keyring.seal_into(keyring.current_vault(), secret, body.value)
+        value = file_content(body.value) if secret.kind == SecretKind.file else body.value
+        keyring.seal_into(keyring.current_vault(), secret, value)
         audit.record(session, actor, "secret.update_value", TARGET, secret.id, name=secret.name)
     if body.description is not None and body.description != secret.description:
         secret.description = body.description

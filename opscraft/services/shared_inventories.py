@@ -46,6 +46,11 @@ class InventoryIn(Body):
         examples=["[web]\nweb1 ansible_host=192.0.2.10\n\n[web:vars]\nhttp_port=8080\n"],
     )
 
+    @field_validator("content")
+    @classmethod
+    def _content(cls, value: str) -> str:
+        return inventories.without_bom(value)
+
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:

@@ -29,7 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft import runtime
 from opscraft.db import text
 from opscraft.db.models import Execution, Script, TerraformState, TerraformStateVersion
-from opscraft.db.models.executions import ExecutionStatus
+from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
 from opscraft.db.models.scripts import ScriptType
 from opscraft.db.types import utcnow
 from opscraft.execution import terraform_backend
@@ -370,14 +370,30 @@ def _lock_info(body: bytes) -> dict[str, Any]:
 
 
 async def lock(session: AsyncSession, run: Execution, workspace: str, body: bytes) -> dict[str, Any]:
-    """Take the lock for the run; `Locked` (with the holder's info) when another holds it."""
+    """Take the lock for the run; `Locked` (with the holder's info) when another run in progress
+    holds it. The lock of a run that is over (cancelled, timed out: killed before Terraform could
+    release it) is taken over, audited as `terraform.lock_release`."""
     info = _lock_info(body)
     state = await _state(session, run.script_id, _workspace(workspace), create=True)
     assert state is not None
     if state.lock_id is not None:
         if state.lock_id == info["ID"]:
             return state.lock_info or info
-        raise Locked(state.lock_info or {})
+        if not await _holder_over(session, state):
+            raise Locked(state.lock_info or {})
+        audit.record(
+            session,
+            Actor(None),
+            "terraform.lock_release",
+            TARGET,
+            state.id,
+            actor_name=terraform_backend.username(run.id or 0),
+            script_id=run.script_id,
+            workspace=workspace,
+            execution_id=state.locked_by_execution,
+            lock_id=state.lock_id,
+            reason="the run holding the lock is over",
+        )
     info["Info"] = f"OpsCraft execution {run.id} ({run.script_name})"
     state.lock_id, state.lock_info = info["ID"], info
     state.locked_by_execution, state.locked_at = run.id, utcnow()
@@ -395,6 +411,16 @@ async def unlock(session: AsyncSession, run: Execution, workspace: str, body: by
         raise Locked(state.lock_info or {})
     _release(state)
     await session.commit()
+
+
+async def _holder_over(session: AsyncSession, state: TerraformState) -> bool:
+    """Whether the lock's holder is a run that is over (cancelled, timed out, failed, lost...):
+    its credentials died with it, so it can never store the state nor release the lock, and
+    the lock only blocks the script's next runs. A holder still `running` (or unknown) keeps it."""
+    if state.locked_by_execution is None:
+        return False
+    holder = await session.get(Execution, state.locked_by_execution)
+    return holder is not None and holder.status in FINAL_STATUSES
 
 
 def _release(state: TerraformState) -> None:
@@ -476,12 +502,12 @@ async def download(session: AsyncSession, actor: Actor, script_id: int, workspac
 async def rollback(session: AsyncSession, actor: Actor, script_id: int, workspace: str, number: int) -> int:
     """Make version `number`'s content current again as a new version; returns its number.
 
-    `Conflict` (409) while the state is locked, and when there is nothing to roll back: the
+    `Conflict` (409) while a run in progress holds the lock, and when there is nothing to roll back: the
     version is the current one, or has the current one's content (serial aside, which a rollback
     raises anyway). `NotFound` for an unknown script, workspace or version."""
     require(actor.user, Permission.edit_scripts, ROLL_BACK)
     state = await _existing(session, actor, script_id, workspace)
-    if state.lock_id is not None:
+    if state.lock_id is not None and not await _holder_over(session, state):
         raise Conflict(
             f"the state is locked by execution {state.locked_by_execution}: wait for it to end, "
             "or have an admin break the lock"

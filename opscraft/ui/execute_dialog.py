@@ -232,6 +232,12 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
                     'data-testid="destroy-not-allowed"'
                 )
         options = _ansible_options(script) if script_type == ScriptType.ansible else None
+        # The option inputs by the field a refusal names (`run_options.limit`, services/executions.py).
+        option_inputs = {
+            f"run_options.{key}": element
+            for key, element in (options or {}).items()
+            if isinstance(element, ValidationElement)
+        }
         runner = _runner_choice(runners)
 
         async def submit(acknowledge: bool = False) -> bool:
@@ -247,6 +253,8 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
             if invalid:
                 notify_error(f"Fix the highlighted parameters: {', '.join(invalid)}")
                 return False
+            for element in option_inputs.values():
+                element.validate()  # no rules of its own: clears the last refusal
             submit_button.props("loading")
             try:
                 if test_run:
@@ -280,7 +288,7 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
                 if findings and test_run:
                     risk_dialog(findings, lambda: submit(True), action="run")
                     return False
-                _show_field_errors(fields, exc)
+                _show_field_errors({**fields, **option_inputs}, exc)
                 notify_error(exc.message)
                 return False
             except ServiceError as exc:

@@ -13,7 +13,7 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,3 +232,32 @@ async def test_a_shared_inventory_reaches_the_host_over_ssh(
     assert final["inventory_id"] == inventory_id
     assert ssh_host.marker.read_text() == "configured by opscraft\n"
     assert "changed=1" in text and "unreachable=0" in text, text
+
+
+@pytest.mark.parametrize("runner_name", ["local"], indirect=True)
+@pytest.mark.parametrize(
+    "pasted",
+    [
+        pytest.param(lambda key: key.rstrip("\n"), id="no-final-newline"),
+        pytest.param(lambda key: "\n" + key.replace("\n", "\r\n") + "  \r\n", id="crlf-and-blank-edges"),
+    ],
+)
+async def test_a_private_key_pasted_without_its_final_newline_still_logs_in(
+    client: httpx.AsyncClient,
+    operator: LoggedIn,
+    runner_name: str,
+    ssh_host: SshHost,
+    pasted: Callable[[str], str],
+) -> None:
+    """A key copied from a terminal or a Windows editor: OpenSSH refuses an OpenSSH-format key
+    without its final line break, with CRLF line endings or after a blank line (`Load key:
+    error in libcrypto`, then `Permission denied`). A `file` secret holding a PEM/OpenSSH
+    private key is stored with LF line endings and one final line break."""
+    script_id, secret_id = await _ssh_script(client, operator, ssh_host, runner_name)
+    r = await client.put(
+        f"/api/v1/secrets/{secret_id}", json={"value": pasted(ssh_host.key)}, headers=operator.headers
+    )
+    assert r.status_code == 200, r.text
+    final, text = await _run(client, operator, script_id, runner_name)
+    assert final["status"] == "success", text
+    assert ssh_host.marker.read_text() == "configured by opscraft\n"

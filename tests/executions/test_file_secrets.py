@@ -131,3 +131,34 @@ async def test_kind_is_checked_and_shown(client: httpx.AsyncClient, operator: Lo
         "/api/v1/secrets", json={"name": "ENV_ONE", "value": "abcd"}, headers=operator.headers
     )
     assert r.status_code == 201 and r.json()["kind"] == "env"
+
+
+@pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
+async def test_an_ansible_vault_password_is_a_file_secret(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str
+) -> None:
+    """Ansible Vault as in Semaphore or AWX: a `file` secret named ANSIBLE_VAULT_PASSWORD_FILE
+    (Ansible reads the variable) decrypts the playbook's `!vault` values; the password is masked."""
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    password = "vault-pw-7f3a9c"
+    vaulted = VaultLib([("default", VaultSecret(password.encode()))]).encrypt("db-password-42").decode()
+    playbook = (
+        "- hosts: localhost\n  gather_facts: false\n  vars:\n    db_pass: !vault |\n"
+        + "".join(f"      {line}\n" for line in vaulted.splitlines())
+        + '  tasks:\n    - debug:\n        msg: "db={{ db_pass }}"\n'
+        + "    - command: cat {{ lookup('env', 'ANSIBLE_VAULT_PASSWORD_FILE') }}\n      register: pw\n"
+        + "    - debug:\n        var: pw.stdout\n"
+    )
+    script_id = await make_script(client, operator, playbook, script_type="ansible")
+    body = {"name": "ANSIBLE_VAULT_PASSWORD_FILE", "value": password, "kind": "file"}
+    r = await client.post("/api/v1/secrets", json=body, headers=operator.headers)
+    assert r.status_code == 201, r.text
+    r = await client.post(f"/api/v1/scripts/{script_id}/secrets/{r.json()['id']}", headers=operator.headers)
+    assert r.status_code == 201, r.text
+    started = await start_checked(client, operator, script_id, runner_name, parameters={})
+    final = await wait_for(client, operator, started["id"], timeout=180)
+    text = await output(client, operator, started["id"])
+    assert final["status"] == "success", text
+    assert "db=db-password-42" in text, text
+    assert '"pw.stdout": "***"' in text and password not in text, text

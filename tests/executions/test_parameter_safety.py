@@ -7,7 +7,9 @@ a stand-in, see conftest, so the Terraform case runs the built command directly)
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from sqlmodel import col, update
 
 from opscraft import runtime
@@ -140,6 +141,21 @@ def test_ansible_reserved_names_are_refused_for_ansible_scripts(family: str) -> 
             build(spec, "")
 
 
+@pytest.mark.parametrize("name", ["__ansible_unsafe", "__ansible_vault"])
+async def test_ansibles_json_markers_are_refused_as_ansible_parameter_names(
+    client: httpx.AsyncClient, operator: LoggedIn, name: str
+) -> None:
+    """The extra-vars file is JSON read by Ansible's decoder, which takes these keys as markers:
+    a parameter so named would make the whole file one value (`extra vars could not be made into
+    a dictionary`). Refused at save, named; other script types keep the name."""
+    assert interpreted_name(name, "ansible") is not None and interpreted_name(name, "bash") is None
+    body = {"name": f"m-{name}", "script_type": "ansible", "content": ANSIBLE_PLAYBOOK}
+    r = await client.post(
+        "/api/v1/scripts", json={**body, "parameters": {name: "x"}}, headers=operator.headers
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == f"parameters.{name}", r.text
+
+
 def test_ansible_names_stay_allowed_for_other_types_and_in_other_case() -> None:
     """Ansible's variables are case-sensitive: `ENVIRONMENT` is not `environment`."""
     for name in ("omit", "hostvars", "environment", "inventory_hostname", "with_items"):
@@ -157,14 +173,11 @@ def test_a_schema_saved_before_the_rule_is_refused_at_run() -> None:
         build(spec, "")
 
 
-def test_ansible_extra_vars_tag_every_string_unsafe() -> None:
+def test_ansible_extra_vars_mark_every_string_unsafe() -> None:
     values: dict[str, Any] = {"S": '{{ x }} "q" \\ é\n', "C": PIPE_LOOKUP, "I": 10**30, "F": 1e20, "B": True}
-    text = ansible_extra_vars(values).decode()
-    assert text.count("!unsafe") == 2 and "{{" in text
-    loader = type("Loader", (yaml.SafeLoader,), {})
-    loader.add_constructor("!unsafe", lambda ld, node: ("unsafe", ld.construct_scalar(node)))
-    loaded = yaml.load(text, Loader=loader)  # noqa: S506 (a SafeLoader that reads the !unsafe tag)
-    assert loaded == {**values, "S": ("unsafe", values["S"]), "C": ("unsafe", PIPE_LOOKUP)}
+    loaded = json.loads(ansible_extra_vars(values))
+    unsafe = {"S": {"__ansible_unsafe": values["S"]}, "C": {"__ansible_unsafe": PIPE_LOOKUP}}
+    assert loaded == {**values, **unsafe}
 
 
 async def test_api_refuses_bash_env_at_save(client: httpx.AsyncClient, operator: LoggedIn) -> None:
@@ -235,6 +248,34 @@ ANSIBLE_PARAMETERS = [
     {"name": "X", "type": "number", "default": 2.5},
     {"name": "B", "type": "boolean", "default": False},
 ]
+
+
+# Text YAML 1.1 would read as another type when written plain: a bool, null, octal, a date...
+LOOKS_TYPED = ["yes", "no", "on", "null", "~", "1.10", "01234", "0x10", "1_000", "2026-01-01", "<<", "="]
+
+
+@RUNNERS
+async def test_a_string_parameter_reaches_ansible_as_the_text_typed(
+    client: httpx.AsyncClient, viewer: LoggedIn, operator: LoggedIn, runner_name: str
+) -> None:
+    """ansible-core 2.19 resolves a `!unsafe` scalar's type again from its text, quotes or not:
+    VERSION=1.10 arrived as the float 1.1, COUNTRY=no as false, ZIP=01234 as 668, 2026-01-01 as
+    a date. Each string parameter is a string in the playbook, with every Ansible here."""
+    playbook = (
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - debug:\n"
+        "        msg: \"{{ item }}=[{{ lookup('vars', item) }}] {{ lookup('vars', item) | type_debug }}\"\n"
+        f"      loop: {[f'V{i}' for i in range(len(LOOKS_TYPED))]}\n"
+    )
+    schema = {f"V{i}": {"type": "string", "default": "x"} for i in range(len(LOOKS_TYPED))}
+    script_id = await make_script(client, operator, playbook, script_type="ansible", parameters=schema)
+    values = {f"V{i}": value for i, value in enumerate(LOOKS_TYPED)}
+    execution = await start(client, viewer, script_id, runner_name, parameters=values)
+    final = await wait_for(client, viewer, execution["id"], timeout=180)
+    text = await output(client, viewer, execution["id"])
+    assert final["status"] == "success", (final, text)
+    for name, value in values.items():
+        shown = rf'"msg": "{name}=\[{re.escape(value)}\] (str|AnsibleUnsafeText)"'
+        assert re.search(shown, text), (value, text)
 
 
 @RUNNERS

@@ -113,3 +113,27 @@ async def test_a_queued_run_whose_inventory_was_deleted_fails_naming_it(
     again = await wait_for(client, operator, started["id"], timeout=180)
     text = await output(client, operator, started["id"])
     assert again["status"] == "success" and "tier=red host=box1" in text, text
+
+
+@pytest.mark.parametrize("runner_name", ["local"], indirect=True)
+async def test_a_limit_names_any_host_the_inventory_may_hold(
+    client: httpx.AsyncClient, viewer: LoggedIn, operator: LoggedIn, runner_name: str
+) -> None:
+    """Ansible takes host names in any script (the inventory check accepts `主机-1`): `--limit`
+    must reach them too; white space (a trailing newline too), quotes and template syntax stay
+    refused."""
+    content = _inventory("blue") + "\n[targets]\n主机-1 ansible_connection=local\n"
+    script_id = await make_script(client, operator, PLAYBOOK, script_type="ansible", inventory=content)
+
+    started = await start(client, viewer, script_id, runner_name, run_options={"limit": "主机-*,!box1"})
+    final = await wait_for(client, viewer, started["id"], timeout=180)
+    text = await output(client, viewer, started["id"])
+    assert final["status"] == "success", text
+    assert "host=主机-1" in text and "host=box1" not in text, text
+    for limit in ("主机 1", "{{ x }}", "'a'", "a\u202eb", "a\u200bb", "box1\n"):
+        r = await client.post(
+            "/api/v1/executions",
+            json={"script_id": script_id, "run_options": {"limit": limit}, "runner": runner_name},
+            headers=viewer.headers,
+        )
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "run_options.limit", r.text

@@ -248,6 +248,56 @@ async def test_a_held_lock_fails_the_next_run_clearly_and_an_admin_breaks_it(
     assert final["status"] == "success", text
 
 
+SLOW_TF = """variable "pause" {
+  type    = number
+  default = 0
+}
+
+resource "terraform_data" "slow" {
+  input = var.pause
+
+  provisioner "local-exec" {
+    command = "sleep ${var.pause}"
+  }
+}
+"""
+
+
+async def _wait_locked(client: httpx.AsyncClient, who: LoggedIn, script_id: int, execution_id: int) -> None:
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        r = await client.get(f"/api/v1/scripts/{script_id}/terraform/states", headers=who.headers)
+        assert r.status_code == 200, r.text
+        if r.json() and r.json()[0]["locked_by_execution"] == execution_id:
+            return
+        assert asyncio.get_running_loop().time() < deadline, r.text
+        await asyncio.sleep(0.2)
+
+
+async def test_the_lock_of_a_cancelled_run_does_not_block_the_next_run(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn, served: None, terraform_on_path: None
+) -> None:
+    """Cancel kills Terraform before it can release the lock; the run is over, so its
+    credentials can never release it: the next run takes it over (audited) instead of failing
+    with "Error acquiring the state lock" until an admin breaks it."""
+    script_id = await make_script(client, operator, SLOW_TF, script_type="terraform", parameters={"pause": 0})
+    slow = await start(
+        client, operator, script_id, "local", terraform_action="apply", parameters={"pause": 120}
+    )
+    await _wait_locked(client, operator, script_id, slow["id"])
+    r = await client.post(f"/api/v1/executions/{slow['id']}/cancel", headers=operator.headers)
+    assert r.status_code == 200, r.text
+    assert (await wait_for(client, operator, slow["id"]))["status"] == "cancelled"
+
+    final, text = await _run(client, operator, script_id, terraform_action="apply", parameters={})
+    assert final["status"] == "success", text
+    r = await client.get(f"/api/v1/scripts/{script_id}/terraform/states", headers=operator.headers)
+    assert not r.json()[0]["locked"], r.text
+    r = await client.get("/api/v1/audit", params={"action": "terraform.lock_release"}, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["total"] == 1, r.text
+    assert r.json()["items"][0]["details"]["execution_id"] == slow["id"], r.text
+
+
 def test_backend_url_setting_is_checked() -> None:
     with pytest.raises(Exception, match="OPSCRAFT_STATE_BACKEND_URL"):
         load_settings(OPSCRAFT_STATE_BACKEND_URL="127.0.0.1:8080 -x")
