@@ -34,6 +34,7 @@ from opscraft.ui.script_widgets import (
     mark_lines,
     risk_dialog,
 )
+from opscraft.ui.tag_input import TagInput
 from opscraft.ui.widgets import call, live_timer, one_click, whole
 
 CHECK_INTERVAL_SECONDS = 1.0
@@ -289,7 +290,7 @@ class ScriptForm:
             .classes("w-full")
         )
         self.tags = (
-            ui.input_chips("Tags", value=list(s.tags) if s else [])
+            TagInput("Tags", list(s.tags) if s else [])
             .props('outlined dense data-testid="script-tags"')
             .classes("w-full")
         )
@@ -397,7 +398,7 @@ class ScriptForm:
             "content": self.editor.value,
             "parameters": self.parameters.value(),
             "version": (self.version.value or "").strip(),
-            "tags": list(self.tags.value or []),
+            "tags": self.tags.tags(),
             "status": self.status.value,
             "timeout_seconds": whole(self.timeout.value),
             "memory_mb": whole(self.memory.value),
