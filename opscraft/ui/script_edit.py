@@ -414,6 +414,16 @@ class ScriptForm:
             body["ssh_key_secret"] = (self.ssh_key_secret.value or "").strip() or None
         return body
 
+    def _edited(self) -> dict[str, Any]:
+        """What Save sends: the whole form for a new script; for an existing one only the fields
+        edited on this page, so a field someone changed in another tab meanwhile (the status,
+        the tags, the description: none of them moves the version `base_version` guards) is
+        not put back to what this page loaded."""
+        body = self.payload()
+        if self.script is None:
+            return body
+        return {key: value for key, value in body.items() if value != self.saved_state.get(key)}
+
     def _set_dirty(self, dirty: bool) -> None:
         if dirty != self._dirty:
             self._dirty = dirty
@@ -490,7 +500,7 @@ class ScriptForm:
         if actor is None:
             return
         body = {
-            **self.payload(),
+            **self._edited(),
             "acknowledge_risks": acknowledge,
             "change_note": self.change_note.value or "",
         }
