@@ -53,3 +53,25 @@ def test_tags_typed_quickly_or_left_unconfirmed_are_all_saved(live_server: LiveS
     page.locator(".q-chip", has_text="ops").locator(".q-chip__icon--remove").click()
     page.get_by_test_id("save-script").click()
     assert _saved_tags(page, live_server, tokens["operator"]) == ["demo", "nightly"]
+
+
+def test_tags_come_back_with_the_rest_of_the_draft_after_a_reload(live_server: LiveServer, page: Any) -> None:
+    """The editor's draft kept every field but the tags: a reload (what NiceGUI does after the
+    server dropped the page) brought the form back without them."""
+    tokens = make_users(live_server)
+    log_in(page, live_server, "operator")
+    page.goto(f"{live_server.url}/scripts/new")
+    wait_connected(page)
+    page.get_by_test_id("script-name").fill("kept-tags")
+    page.get_by_test_id("script-tags").click()
+    for key in ("prod", "Enter", "web", "Enter", "half-typed"):
+        page.keyboard.press(key) if key == "Enter" else page.keyboard.type(key)
+    page.wait_for_function("sessionStorage.getItem('oc-draft:script:new')?.includes('half-typed')")
+
+    page.reload()
+    wait_connected(page)
+    page.get_by_test_id("draft-restored").wait_for()
+    for tag in ("prod", "web", "half-typed"):
+        page.locator(".q-chip", has_text=tag).wait_for()
+    page.get_by_test_id("save-script").click()
+    assert _saved_tags(page, live_server, tokens["operator"]) == ["prod", "web", "half-typed"]

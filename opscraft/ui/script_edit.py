@@ -232,6 +232,7 @@ class ScriptForm:
             ("content", self.editor),
             ("status", self.status),
             ("version", self.version),
+            ("tags", self.tags),
             ("timeout", self.timeout),
             ("memory", self.memory),
             ("cpus", self.cpus),

@@ -5,7 +5,8 @@ changes: a second tag entered within that round trip was added to the stale list
 the first (typing `demo` Enter `ops` Enter quickly saved only `ops`). Here the browser updates
 its own list at once and the server does not echo it back. Text typed but not yet turned into a
 chip (no Enter) becomes one when the field loses focus, where Quasar would clear it, and counts as
-a tag if Save is clicked before that reaches the server.
+a tag if Save is clicked before that reaches the server. In a draft (drafts.py) the field is
+kept as its list of chips.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class TagInput(ui.input_chips):
 
     def __init__(self, label: str, value: list[str]) -> None:
         super().__init__(label, value=value, new_value_mode="add-unique")
+        self.props("data-draft-chips")  # kept in a draft as a list (drafts.py), not as shown text
         self._typed = ""
         self.on("update:model-value", js_handler=_KEEP_LOCALLY)
         self.on("input-value", self._on_typed)
