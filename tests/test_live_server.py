@@ -123,6 +123,18 @@ def test_openapi_documents_the_api_and_nothing_else(server: LiveServer) -> None:
                 ), where
 
 
+def test_the_authorize_dialog_says_which_token_each_route_takes(server: LiveServer) -> None:
+    """Swagger UI's Authorize dialog describes each security scheme. The API's bearer scheme and
+    the metrics one shared the name `HTTPBearer`, so the dialog told every API user to paste
+    `OPSCRAFT_METRICS_TOKEN`."""
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    schemes = spec["components"]["securitySchemes"]
+    assert "POST /api/v1/auth/login" in schemes["HTTPBearer"]["description"]
+    assert "OPSCRAFT_METRICS_TOKEN" in schemes["MetricsBearer"]["description"]
+    assert spec["paths"]["/api/v1/auth/me"]["get"]["security"] == [{"HTTPBearer": []}]
+    assert spec["paths"]["/metrics"]["get"]["security"] == [{"MetricsBearer": []}]
+
+
 def test_docs_and_redoc_are_served(server: LiveServer) -> None:
     docs = httpx.get(f"{server.url}/docs")
     assert docs.status_code == 200 and "swagger-ui" in docs.text and "/openapi.json" in docs.text

@@ -70,7 +70,7 @@ def test_empty_declarations() -> None:
         (
             [{"name": "A", "required": True, "default": "x"}],
             "parameters.A",
-            "required parameter cannot have a default",
+            "default not allowed on a required parameter",
         ),
         ([{"name": "A", "required": "yes"}], "parameters.A", "true or false"),
         ([{"name": "A", "colour": "red"}], "parameters.A", "unknown keys colour"),

@@ -125,7 +125,7 @@ async def test_script_create_reports_every_field_error_at_once(
     }, errors
     required = next(e for e in errors if e["field"] == "parameters.N")
     assert required["message"] == (
-        "a required parameter cannot have a default (every run must give its value): "
+        "default not allowed on a required parameter (every run must give its value): "
         "remove the default or make the parameter optional"
     )
     # The name alone: a 409 conflict, as before.

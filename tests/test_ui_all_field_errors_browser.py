@@ -124,6 +124,23 @@ def test_the_script_editor_shows_name_memory_and_parameter_errors_together(
     assert (stored["name"], stored["current_version"]) == ("two-rounds", 1)
 
 
+def test_a_default_on_a_required_parameter_is_said_under_the_default(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The refusal of a default on a required parameter showed under the parameter's Name, where
+    there is nothing to fix."""
+    parameters = [{"name": "COUNT", "type": "integer", "default": 5}]
+    content = "echo $COUNT\n"
+    script = create_script(server, tokens["admin"], "required-default", content, parameters=parameters)
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{script['id']}/edit")
+    wait_connected(page)
+    page.get_by_test_id("param-required-0").click()
+    page.get_by_test_id("save-script").click()
+    _messages(page, "param-default-0").get_by_text("default not allowed on a required parameter").wait_for()
+    assert page.locator(".q-field--error", has=page.get_by_test_id("param-name-0")).count() == 0
+
+
 def test_the_change_password_form_shows_every_problem_at_once(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:

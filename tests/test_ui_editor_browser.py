@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui_journey import log_in, make_users, paste_code, type_code, wait_connected
+from tests.ui_journey import create_script, log_in, make_users, paste_code, type_code, wait_connected
 
 pytestmark = pytest.mark.browser
 
@@ -86,3 +86,32 @@ def test_a_new_script_whose_page_stays_after_save_saves_the_next_edit_as_a_new_v
     url = f"{live_server.url}/api/v1/scripts/{items[0]['id']}"
     script = httpx.get(url, headers=tokens["operator"]).json()
     assert (script["current_version"], script["content"]) == (2, "#!/bin/bash\necho two\n")
+
+
+def test_saving_in_one_tab_keeps_what_another_tab_changed_in_other_fields(
+    live_server: LiveServer, page: Any
+) -> None:
+    """Two tabs on one script's editor: A activates it, then B saves a new description. B's
+    Save sent the whole form as B loaded it, so the script went back to draft (neither change
+    moves the version that `base_version` guards): A's change was lost without a word."""
+    tokens = make_users(live_server)
+    script = create_script(live_server, tokens["operator"], "two-tabs", "#!/bin/bash\necho hi\n")
+    log_in(page, live_server, "operator")
+    edit_url = f"{live_server.url}/scripts/{script['id']}/edit"
+    other = page.context.new_page()
+    for tab in (page, other):
+        tab.goto(edit_url)
+        wait_connected(tab)
+
+    page.bring_to_front()  # a background tab runs no animation: the menu would never settle
+    page.get_by_test_id("script-status").click()
+    page.get_by_role("option", name="active", exact=True).click()
+    page.get_by_test_id("save-script").click()
+    page.wait_for_url(re.compile(r".*/scripts/\d+$"))
+    other.bring_to_front()
+    other.get_by_test_id("script-description").fill("described in the other tab")
+    other.get_by_test_id("save-script").click()
+    other.wait_for_url(re.compile(r".*/scripts/\d+$"))
+
+    saved = httpx.get(f"{live_server.url}/api/v1/scripts/{script['id']}", headers=tokens["operator"]).json()
+    assert (saved["status"], saved["description"]) == ("active", "described in the other tab")

@@ -13,8 +13,11 @@ from opscraft.api.schemas import error_responses
 from opscraft.services import metrics
 
 router = APIRouter(tags=["health"])
+# A scheme name of its own: sharing the API's (`HTTPBearer`) replaced that scheme's description in
+# Swagger UI's Authorize dialog with this one.
 _bearer = HTTPBearer(
     auto_error=False,
+    scheme_name="MetricsBearer",
     description="OPSCRAFT_METRICS_TOKEN, or an admin's access token or personal access token (`ocp_...`)",
 )
 

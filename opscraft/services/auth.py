@@ -41,14 +41,15 @@ async def check_auth_rate(client_ip: str | None, username: str | None) -> None:
     client IP), and `USERNAME_LIMIT_FACTOR` x N per username from all addresses. The client IP
     is the one the API and UI read everywhere (behind a trusted proxy, its X-Forwarded-For).
     Keying the tight username limit on the address too keeps wrong guesses from one address
-    from locking the real user, signing in from another, out of the account.
+    from locking the real user, signing in from another, out of the account. The username is
+    counted as `authenticate_password` reads it (trimmed, any case), so ` Admin ` is `admin`.
     """
     rt = runtime.current()
     limit = rt.settings.rate_limit_auth_per_minute
     address = client_ip or "unknown"
     keys = [(f"auth:ip:{address}", limit)]
-    if username:
-        name = username.lower()
+    name = (username or "").strip().lower()
+    if name:
         keys += [
             (f"auth:user-ip:{name}:{address}", limit),
             (f"auth:user:{name}", limit * USERNAME_LIMIT_FACTOR),
@@ -85,7 +86,11 @@ async def issue_pair(session: AsyncSession, user: User) -> TokenPair:
 async def authenticate_password(
     session: AsyncSession, client_ip: str | None, username: str, password: str
 ) -> User:
-    """Check credentials; records success and failure in the audit trail. Raises Unauthorized."""
+    """Check credentials; records success and failure in the audit trail. Raises Unauthorized.
+
+    `username` ignores case and surrounding whitespace (no username has any), the same in the
+    API and the login page: a name pasted with a trailing space or newline signs in."""
+    username = username.strip()
     by_name = select(User).where(func.lower(User.username) == username.lower())
     user = (await session.exec(by_name)).first()
     match = await asyncio.to_thread(password_match, password, user.hashed_password if user else None)

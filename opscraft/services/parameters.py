@@ -244,7 +244,7 @@ def _normalize_one(spec: Any, script_type: str | None) -> dict[str, Any]:
     if default is not None and not (default == "" and kind is not ParamType.string):
         if required:
             raise _Bad(
-                "a required parameter cannot have a default (every run must give its value): "
+                "default not allowed on a required parameter (every run must give its value): "
                 "remove the default or make the parameter optional"
             )
         try:

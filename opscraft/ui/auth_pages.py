@@ -113,8 +113,8 @@ async def login_page(next: str | None = None, notice: str | None = None) -> Resp
             password = password_input("Password", "login-password", autocomplete="current-password")
 
         async def submit() -> None:
-            name = (username.value or "").strip()
-            if not name or not password.value:
+            name = username.value or ""
+            if not name.strip() or not password.value:
                 error.text = "Enter your username and password."
                 error_box.set_visibility(True)
                 return

@@ -32,6 +32,12 @@ window.ocDrafts = window.ocDrafts || {
       const comp = getElement(el);
       return comp && comp.editor ? comp.editor.state.doc.toString() : null;
     }
+    if (el.dataset.draftChips !== undefined) {  // tag_input.py: the chips, then the text not yet one
+      const box = el.closest(".q-select");
+      const shown = box ? box.querySelectorAll(".q-chip__content") : [];
+      const chips = Array.from(shown, (chip) => chip.innerText.trim());
+      return el.value.trim() ? [...chips, el.value] : chips;
+    }
     if (el.classList.contains("q-select")) {
       const shown = el.querySelector(".q-field__native");
       return shown ? shown.innerText.trim() : null;

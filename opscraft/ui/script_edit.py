@@ -34,6 +34,7 @@ from opscraft.ui.script_widgets import (
     mark_lines,
     risk_dialog,
 )
+from opscraft.ui.tag_input import TagInput
 from opscraft.ui.widgets import call, live_timer, one_click, whole
 
 CHECK_INTERVAL_SECONDS = 1.0
@@ -231,6 +232,7 @@ class ScriptForm:
             ("content", self.editor),
             ("status", self.status),
             ("version", self.version),
+            ("tags", self.tags),
             ("timeout", self.timeout),
             ("memory", self.memory),
             ("cpus", self.cpus),
@@ -289,7 +291,7 @@ class ScriptForm:
             .classes("w-full")
         )
         self.tags = (
-            ui.input_chips("Tags", value=list(s.tags) if s else [])
+            TagInput("Tags", list(s.tags) if s else [])
             .props('outlined dense data-testid="script-tags"')
             .classes("w-full")
         )
@@ -397,7 +399,7 @@ class ScriptForm:
             "content": self.editor.value,
             "parameters": self.parameters.value(),
             "version": (self.version.value or "").strip(),
-            "tags": list(self.tags.value or []),
+            "tags": self.tags.tags(),
             "status": self.status.value,
             "timeout_seconds": whole(self.timeout.value),
             "memory_mb": whole(self.memory.value),
@@ -412,6 +414,16 @@ class ScriptForm:
             body["ssh_user"] = (self.ssh_user.value or "").strip() or None
             body["ssh_key_secret"] = (self.ssh_key_secret.value or "").strip() or None
         return body
+
+    def _edited(self) -> dict[str, Any]:
+        """What Save sends: the whole form for a new script; for an existing one only the fields
+        edited on this page, so a field someone changed in another tab meanwhile (the status,
+        the tags, the description: none of them moves the version `base_version` guards) is
+        not put back to what this page loaded."""
+        body = self.payload()
+        if self.script is None:
+            return body
+        return {key: value for key, value in body.items() if value != self.saved_state.get(key)}
 
     def _set_dirty(self, dirty: bool) -> None:
         if dirty != self._dirty:
@@ -489,7 +501,7 @@ class ScriptForm:
         if actor is None:
             return
         body = {
-            **self.payload(),
+            **self._edited(),
             "acknowledge_risks": acknowledge,
             "change_note": self.change_note.value or "",
         }

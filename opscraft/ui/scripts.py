@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from nicegui import ui
 
@@ -12,6 +14,7 @@ from opscraft.services import runs, scripts
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.services.scripts import ScriptQuery
+from opscraft.ui import address
 from opscraft.ui.execute_dialog import open_dialog
 from opscraft.ui.execution_widgets import STATUS_STYLE
 from opscraft.ui.layout import frame, guard, protected_page
@@ -121,25 +124,52 @@ def _row(script: Script, last: Execution | None, can_run: bool) -> dict[str, Any
     }
 
 
+@dataclass(frozen=True)
+class ListFilter:
+    """What the list shows; mirrored in the page's query string (`/scripts?search=web&tag=prod`),
+    so Back from a script, a reload or a shared link shows the same list."""
+
+    search: str | None = None
+    script_type: str | None = None
+    status: str | None = None
+    tag: str | None = None
+    sort: str = "name"
+
+    def address(self) -> str:
+        """`/scripts` with the filters that are set (the default sort left out)."""
+        params = {key: value for key, value in asdict(self).items() if value}
+        if self.sort == ListFilter.sort:
+            del params["sort"]
+        return f"/scripts?{urlencode(params)}" if params else "/scripts"
+
+
 class ScriptList(PagedTable):
     """Filters, table and pager; every load goes through `services.scripts.list_scripts`."""
 
-    def __init__(self, actor: Actor, tags: list[str]) -> None:
+    def __init__(self, actor: Actor, tags: list[str], shown: ListFilter) -> None:
         super().__init__(PAGE_SIZE)
         self.actor = actor
         with ui.row().classes("w-full items-center gap-3"):
             self.search = (
-                ui.input(placeholder="Search name, description or tags", on_change=self.reload)
+                ui.input(
+                    placeholder="Search name, description or tags",
+                    value=shown.search or "",
+                    on_change=self.reload,
+                )
                 .props('outlined dense clearable debounce=300 data-testid="script-search"')
                 .classes("w-80")
             )
             self.search.add_slot("prepend", '<q-icon name="search" />')
             self.filter_fields["search"] = self.search
-            self.script_type = self._select("Type", [t.value for t in ScriptType], "filter-type")
-            self.status = self._select("Status", [s.value for s in ScriptStatus], "filter-status")
-            self.tag = self._select("Tag", tags, "filter-tag")
+            self.script_type = self._select(
+                "Type", [t.value for t in ScriptType], "filter-type", shown.script_type
+            )
+            self.status = self._select(
+                "Status", [s.value for s in ScriptStatus], "filter-status", shown.status
+            )
+            self.tag = self._select("Tag", tags, "filter-tag", shown.tag)
             self.filter_fields["tag"] = self.tag
-            self.sort = ui.select(SORTS, value="name", label="Sort", on_change=self.reload)
+            self.sort = ui.select(SORTS, value=shown.sort, label="Sort", on_change=self.reload)
             self.sort.props('outlined dense data-testid="sort"').classes("w-44")
             ui.space()
             if can(actor.user, Permission.edit_scripts):
@@ -160,8 +190,8 @@ class ScriptList(PagedTable):
         self.empty = ui.column().classes("w-full items-center py-10 gap-3")
         self.make_footer("scripts-summary")
 
-    def _select(self, label: str, options: list[str], testid: str) -> ui.select:
-        select = ui.select(options, label=label, clearable=True, on_change=self.reload)
+    def _select(self, label: str, options: list[str], testid: str, value: str | None) -> ui.select:
+        select = ui.select(options, label=label, value=value, clearable=True, on_change=self.reload)
         select.props(f'outlined dense data-testid="{testid}"').classes("w-36")
         return select
 
@@ -172,15 +202,15 @@ class ScriptList(PagedTable):
         actor = await guard(Permission.view_scripts)
         if actor is None:
             return
-        query = ScriptQuery(
-            search=(self.search.value or "").strip() or None,
-            script_type=self.script_type.value or None,
-            status=self.status.value or None,
-            tag=self.tag.value or None,
-            sort=self.sort.value,
-            skip=self.skip,
-            limit=self.page_size,
+        shown = ListFilter(
+            (self.search.value or "").strip() or None,
+            self.script_type.value or None,
+            self.status.value or None,
+            self.tag.value or None,
+            self.sort.value,
         )
+        ui.navigate.history.replace(shown.address())
+        query = ScriptQuery(**asdict(shown), skip=self.skip, limit=self.page_size)
         result = await self.load(lambda: call(scripts.list_scripts, actor, query))
         if result is None:
             self.table.set_visibility(False)
@@ -232,8 +262,28 @@ class ScriptList(PagedTable):
 
 
 @protected_page("/scripts", Permission.view_scripts, title="Scripts")
-async def scripts_page(actor: Actor) -> None:
+async def scripts_page(
+    actor: Actor,
+    search: str | None = None,
+    script_type: ScriptType | None = None,
+    status: ScriptStatus | None = None,
+    tag: str | None = None,
+    sort: str | None = None,
+) -> None:
+    """The list, filtered as the address says; a tag no script has (any more) or an unknown sort
+    is named in a warning and left out."""
     tags = await call(scripts.tags_in_use, actor)
+    ignored: dict[str, str] = {}
+    if tag and tag not in tags:
+        ignored |= address.unknown_choice("tag", tag, tags)
+        tag = None
+    if sort and sort not in SORTS:
+        ignored |= address.unknown_choice("sort", sort, list(SORTS))
+        sort = None
+    kind, state = (choice.value if choice else None for choice in (script_type, status))
+    shown = ListFilter(search, kind, state, tag, sort or ListFilter.sort)
     with frame(actor, "Scripts"):
-        view = ScriptList(actor, tags)
+        if ignored:
+            address.say_ignored(ignored)
+        view = ScriptList(actor, tags, shown)
         await view.refresh()
