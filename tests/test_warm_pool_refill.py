@@ -192,6 +192,36 @@ def test_a_failed_creation_sends_the_waiting_run_cold(docker: FakeDocker) -> Non
         pool.stop()
 
 
+def test_a_creation_failing_again_and_again_is_logged_once_until_it_works(
+    docker: FakeDocker, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An image that cannot be had fails every retry for as long as its profile is in use (an
+    hour by default): the field report counted two WARNING lines every 5 s, ~1,400 an hour."""
+    monkeypatch.setattr(warm_pool, "RETRY_SECONDS", 0.02)
+    failures = 0
+
+    def create(profile: Profile) -> int:
+        nonlocal failures
+        if failures < 12:
+            failures += 1
+            raise RuntimeError("pull access denied for image")
+        return docker.create(profile)
+
+    caplog.set_level("DEBUG", logger=warm_pool.__name__)
+    pool = WarmPool(create, docker.remove, size=1, idle_seconds=3600)
+    pool.start()
+    try:
+        pool.take(PROFILE)  # the profile is in use: the pool keeps trying to fill it
+        assert pool.wait_warm(PROFILE, 1, 10)
+    finally:
+        pool.stop()
+    failed = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert len(failed) == 12
+    assert [r.levelname for r in failed].count("WARNING") == 1, [r.levelname for r in failed]
+    assert "pull access denied" in failed[0].getMessage()
+    assert any(r.levelname == "INFO" and "works again" in r.getMessage() for r in caplog.records)
+
+
 class BlockedDocker(FakeDocker):
     """Creations after the first `free` ones block until `release` is set; `in_flight` counts
     the creations under way, `most` the most that were under way at once."""

@@ -95,6 +95,8 @@ class _Slot(Generic[W]):
     """When the latest takes happened (monotonic seconds): the profile's demand."""
     creation_seconds: float = 0.0
     """Moving average of this profile's creations (0: none measured yet)."""
+    failing: bool = False
+    """The latest creation failed: the next failures are logged at DEBUG, not WARNING again."""
 
 
 class WarmPool(Generic[W]):
@@ -281,17 +283,31 @@ class WarmPool(Generic[W]):
         try:
             created = self._create(profile)
         except Exception as exc:  # an image missing, Docker gone: try again later
-            log.warning("warm pool: creating a container for %s failed: %s", profile.image, exc)
             with self._cond:
                 slot = self._slots.get(profile)
+                repeated = slot is not None and slot.failing
                 if slot is not None:
                     slot.creating -= 1
                     slot.retry_after = time.monotonic() + RETRY_SECONDS
+                    slot.failing = True
                 self._cond.notify_all()  # a run waiting for it starts cold now
+            # Once per failing streak: the pool retries every RETRY_SECONDS for as long as the
+            # profile is in use (up to `idle_seconds`), which at WARNING filled the log.
+            log.log(
+                logging.DEBUG if repeated else logging.WARNING,
+                "warm pool: creating a container for %s failed (retried every %.0f s%s): %s",
+                profile.image,
+                RETRY_SECONDS,
+                "" if repeated else ", logged again once it works",
+                exc,
+            )
             return
         with self._cond:
             now = time.monotonic()
             slot = self._slots.get(profile)
+            if slot is not None and slot.failing:
+                slot.failing = False
+                log.info("warm pool: creating a container for %s works again", profile.image)
             if slot is not None:
                 slot.creating -= 1
                 took, weight = now - began, CREATION_AVERAGE_WEIGHT if slot.creation_seconds else 1.0
