@@ -136,8 +136,20 @@ def _field_for(fields: Mapping[str, Any], field: str, message: str) -> tuple[Any
     return None
 
 
+def _on_screen(element: Any) -> bool:
+    """Whether `element` and every container holding it are visible: a problem of a field the
+    form hides (the Ansible fields of a Bash script) is not put under it, where nobody sees it."""
+    while element is not None:
+        if not getattr(element, "visible", True):
+            return False
+        slot = getattr(element, "parent_slot", None)
+        element = slot.parent if slot is not None else None
+    return True
+
+
 def show_field_errors(fields: Mapping[str, Any], exc: ValidationError | ServiceError) -> bool:
-    """Put each problem under its field (in plain words); True when every problem found its field.
+    """Put each problem under its field (in plain words); True when every problem found its
+    visible field (one the form hides counts as not found: the caller says it in a toast).
 
     `fields` maps the service's field names (`username`, `parameters.count`...) to input elements;
     a problem inside a field's value (`parameters.NOPE` of a JSON box named `parameters`) goes under
@@ -148,7 +160,7 @@ def show_field_errors(fields: Mapping[str, Any], exc: ValidationError | ServiceE
     every = True
     for field, message in _problems(exc):
         found = _field_for(fields, field, message)
-        if found is None:
+        if found is None or not _on_screen(found[0]):
             every = False
             continue
         element, text = found
