@@ -231,3 +231,52 @@ async def test_a_decision_on_a_run_cancelled_as_it_arrives_is_a_conflict(
         )
         assert decided.all() == []
     assert await status_of(client, admin, run_id) == "cancelled"
+
+
+@pytest.mark.parametrize("verb", ["approve", "reject"])
+async def test_the_same_persons_two_decisions_at_once_are_one_decision_and_a_conflict(
+    client: httpx.AsyncClient,
+    admin: LoggedIn,
+    viewer: LoggedIn,
+    monkeypatch: pytest.MonkeyPatch,
+    verb: str,
+) -> None:
+    """Two clicks at once: both pass the "decided before?" check, then the other one's decision
+    commits first. The late one is a 409 saying so (it was a 500 from the unique key)."""
+    _, run_id = await held_run(client, viewer, admin, required=2)
+    checked = approvals._decidable
+
+    async def other_click_lands_first(
+        session: Any, actor: Actor, execution_id: int, comment: str
+    ) -> Execution:
+        execution = await checked(session, actor, execution_id, comment)
+        async with runtime.current().db.session() as other:
+            other.add(
+                ApprovalDecision(execution_id=execution_id, user_id=admin.id, username="admin", decision=verb)
+            )
+            await other.commit()
+        return execution
+
+    monkeypatch.setattr(approvals, "_decidable", other_click_lands_first)
+    r = await decide(client, admin, run_id, verb)
+    assert r.status_code == 409 and r.json()["detail"] == "you have already decided on this run", r.text
+    monkeypatch.undo()
+    trail = (await client.get(f"/api/v1/executions/{run_id}/approvals", headers=viewer.headers)).json()
+    assert [d["username"] for d in trail] == ["admin"]
+    assert await status_of(client, admin, run_id) == "awaiting_approval"
+
+
+async def test_a_run_whose_script_was_deleted_while_it_waited_is_not_approved(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, viewer: LoggedIn
+) -> None:
+    """Deleting the script leaves its waiting run to be rejected or to expire: approving it used
+    to queue and run the deleted script (a new run of it is a 404)."""
+    script_id, run_id = await held_run(client, viewer, admin)
+    assert (await client.delete(f"/api/v1/scripts/{script_id}", headers=admin.headers)).status_code == 204
+    r = await decide(client, operator, run_id, "approve")
+    assert r.status_code == 409 and "was deleted" in r.json()["detail"], r.text
+    assert await status_of(client, admin, run_id) == "awaiting_approval"
+    trail = (await client.get(f"/api/v1/executions/{run_id}/approvals", headers=viewer.headers)).json()
+    assert trail == [], "a refused approval leaves no decision"
+    r = await decide(client, operator, run_id, "reject", "script is gone")
+    assert r.status_code == 200 and r.json()["status"] == "rejected", r.text
