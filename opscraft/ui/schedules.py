@@ -55,6 +55,8 @@ def _last(view: ScheduleView) -> None:
         ).props(f'data-testid="schedule-last-{s.id}"')
     else:
         ui.label(text).props(f'data-testid="schedule-last-{s.id}"')
+    if s.last_message:
+        ui.label(s.last_message).classes("text-grey-8").props(f'data-testid="schedule-last-message-{s.id}"')
 
 
 def schedule_rows(
