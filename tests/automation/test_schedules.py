@@ -367,6 +367,28 @@ async def test_a_fire_that_starts_nothing_says_why_on_the_schedule(
     await wait_for(client, admin, shown["last_execution_id"])
 
 
+async def test_deleting_the_script_stops_its_schedules(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, no_automation_loops: None
+) -> None:
+    """A deleted script's schedule is paused in the delete's transaction: it used to stay enabled
+    and fire `error` ("script N not found") at every fire time, forever, hidden from every list."""
+    sid = await script(client, operator)
+    other = await script(client, operator)
+    schedule_id = (await add(client, operator, sid)).json()["id"]
+    kept_id = (await add(client, operator, other)).json()["id"]
+    await due_now(schedule_id)
+    assert (await client.delete(f"/api/v1/scripts/{sid}", headers=operator.headers)).status_code == 204
+    db = runtime.current().db
+    assert await schedules.tick(db) == 0
+    assert await fires(schedule_id) == []
+    async with db.session() as session:
+        stopped, kept = await session.get(Schedule, schedule_id), await session.get(Schedule, kept_id)
+        assert stopped is not None and kept is not None
+        assert not stopped.enabled and stopped.next_fire_at is None
+        assert stopped.paused_reason == "paused: its script was deleted"
+        assert kept.enabled and kept.next_fire_at is not None, "another script's schedule goes on"
+
+
 async def test_schedule_fires_on_its_own(client: httpx.AsyncClient, admin: LoggedIn) -> None:
     """The runtime's scheduler loop (no test driving it) starts the run at the fire time."""
     await local_runner(client, admin)
