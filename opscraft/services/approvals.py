@@ -208,7 +208,12 @@ async def _decidable(session: AsyncSession, actor: Actor, execution_id: int, com
             f"comment: at most {COMMENT_MAX} characters",
             details=[{"field": "comment", "message": f"at most {COMMENT_MAX} characters"}],
         )
-    execution = await session.get(Execution, execution_id)
+    # Locked until the decision commits (PostgreSQL; SQLite has one writer): two decisions at
+    # once each counted the approvals without the other's, and a quorum reached by both left
+    # the run waiting. FOR NO KEY UPDATE: rows referring to the run (a decision) are not held up.
+    execution = await session.get(
+        Execution, execution_id, with_for_update={"key_share": True}, populate_existing=True
+    )
     if execution is None:
         raise NotFound(f"execution {execution_id} not found")
     if execution.status != ExecutionStatus.awaiting_approval:

@@ -280,3 +280,32 @@ async def test_a_run_whose_script_was_deleted_while_it_waited_is_not_approved(
     assert trail == [], "a refused approval leaves no decision"
     r = await decide(client, operator, run_id, "reject", "script is gone")
     assert r.status_code == 200 and r.json()["status"] == "rejected", r.text
+
+
+async def test_the_last_two_approvals_at_once_queue_the_run(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two people give the last two of two approvals at the same moment. Each counted the
+    approvals before the other's committed (1 of 2, on PostgreSQL), so neither queued the run:
+    it stayed waiting with both approvals in. Deciding locks the run, so the later one counts 2."""
+    second = await make_user(client, "operator", "second-operator")
+    _, run_id = await held_run(client, viewer, admin, required=2)
+    counted = approvals._approval_counts
+    other: list[asyncio.Task[httpx.Response]] = []
+
+    async def other_decides_meanwhile(session: Any, ids: list[int]) -> dict[int, int]:
+        counts = await counted(session, ids)
+        if not other:  # the first approval, counted but not committed: the second one arrives
+            other.append(asyncio.create_task(decide(client, second, run_id, "approve")))
+            # It finishes here unless it waits on this decision (it must: the run is locked).
+            await asyncio.wait(other, timeout=2)
+        return counts
+
+    monkeypatch.setattr(approvals, "_approval_counts", other_decides_meanwhile)
+    first = await decide(client, admin, run_id, "approve")
+    later = await other[0]
+    assert first.status_code == 200 and later.status_code == 200, (first.text, later.text)
+    trail = (await client.get(f"/api/v1/executions/{run_id}/approvals", headers=viewer.headers)).json()
+    assert sorted(d["username"] for d in trail) == ["admin", "second-operator"]
+    assert await status_of(client, admin, run_id) != "awaiting_approval", "two of two approvals are in"
+    await wait_for(client, admin, run_id)
