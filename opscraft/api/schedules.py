@@ -47,6 +47,10 @@ class ScheduleOut(BaseModel):
     next_fire_times_local: list[datetime] = Field(description="The same, in the requested time zone")
     last_fire_at: datetime | None
     last_outcome: str | None
+    last_message: str | None = Field(
+        description="Why the last fire started no run (e.g. a parameter the script refuses); "
+        "null when it started one"
+    )
     last_execution_id: int | None
     last_status: str | None
     created_at: datetime
@@ -76,6 +80,7 @@ class ScheduleOut(BaseModel):
             next_fire_times_local=[t.astimezone(zone) for t in upcoming],
             last_fire_at=s.last_fire_at,
             last_outcome=s.last_outcome,
+            last_message=s.last_message,
             last_execution_id=s.last_execution_id,
             last_status=view.last_status,
             created_at=s.created_at,

@@ -24,6 +24,7 @@ from typing import NoReturn
 
 from pydantic import Field
 from sqlalchemy import bindparam, func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -49,6 +50,7 @@ REMOVE_POLICY = "remove an approval policy"
 MAX_REQUIRED = 5
 MAX_EXPIRY_HOURS = 24 * 30
 COMMENT_MAX = 2000
+ALREADY_DECIDED = "you have already decided on this run"
 
 
 class PolicyIn(Body):
@@ -206,7 +208,12 @@ async def _decidable(session: AsyncSession, actor: Actor, execution_id: int, com
             f"comment: at most {COMMENT_MAX} characters",
             details=[{"field": "comment", "message": f"at most {COMMENT_MAX} characters"}],
         )
-    execution = await session.get(Execution, execution_id)
+    # Locked until the decision commits (PostgreSQL; SQLite has one writer): two decisions at
+    # once each counted the approvals without the other's, and a quorum reached by both left
+    # the run waiting. FOR NO KEY UPDATE: rows referring to the run (a decision) are not held up.
+    execution = await session.get(
+        Execution, execution_id, with_for_update={"key_share": True}, populate_existing=True
+    )
     if execution is None:
         raise NotFound(f"execution {execution_id} not found")
     if execution.status != ExecutionStatus.awaiting_approval:
@@ -219,25 +226,45 @@ async def _decidable(session: AsyncSession, actor: Actor, execution_id: int, com
         )
     )
     if done.first() is not None:
-        raise Conflict("you have already decided on this run")
+        raise Conflict(ALREADY_DECIDED)
     return execution
 
 
-async def approve(session: AsyncSession, actor: Actor, execution_id: int, comment: str = "") -> Execution:
-    """Record an approval; the run queues once enough are in. 403 self-approval, 409 not waiting
-    (also when it was cancelled, rejected or expired as the decision arrived: nothing is kept)."""
-    execution = await _decidable(session, actor, execution_id, comment)
+async def _record_decision(
+    session: AsyncSession, actor: Actor, execution_id: int, decision: str, comment: str
+) -> None:
+    """Write the actor's decision; `Conflict` (409) when the same person's other decision on
+    this run got in first (two clicks at once: the unique key on run and user has the last
+    word after `_decidable`'s check passed for both)."""
     assert actor.user is not None
     session.add(
         ApprovalDecision(
             execution_id=execution_id,
             user_id=actor.user.id,
             username=actor.user.username,
-            decision="approve",
+            decision=decision,
             comment=comment,
         )
     )
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict(ALREADY_DECIDED) from None
+
+
+async def approve(session: AsyncSession, actor: Actor, execution_id: int, comment: str = "") -> Execution:
+    """Record an approval; the run queues once enough are in. 403 self-approval, 409 not waiting
+    (also when it was cancelled, rejected or expired as the decision arrived: nothing is kept),
+    409 when its script was deleted while it waited (a deleted script starts no run)."""
+    execution = await _decidable(session, actor, execution_id, comment)
+    script = await session.get(Script, execution.script_id)
+    if script is None or script.deleted_at is not None:
+        raise Conflict(
+            f"script {execution.script_id} was deleted after this run was requested: the run can "
+            "no longer be approved; reject it (or let it expire)"
+        )
+    await _record_decision(session, actor, execution_id, "approve", comment)
     request = await session.get(ApprovalRequest, execution_id)
     have = (await _approval_counts(session, [execution_id])).get(execution_id, 0)
     queued = request is None or have >= request.required
@@ -276,15 +303,7 @@ async def reject(session: AsyncSession, actor: Actor, execution_id: int, comment
     self-decision, 409 not waiting (also when it stopped waiting as the decision arrived)."""
     execution = await _decidable(session, actor, execution_id, comment)
     assert actor.user is not None
-    session.add(
-        ApprovalDecision(
-            execution_id=execution_id,
-            user_id=actor.user.id,
-            username=actor.user.username,
-            decision="reject",
-            comment=comment,
-        )
-    )
+    await _record_decision(session, actor, execution_id, "reject", comment)
     reason = f"rejected by {actor.user.username}" + (f": {comment[:200]}" if comment else "")
     if not await _end(session, execution_id, reason, "rejected"):
         await _no_longer_waiting(session, execution)

@@ -56,10 +56,19 @@ def signature(key: str, timestamp: str, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
+def _no_blank_or_control(text: str) -> bool:
+    """Whether `text` holds no whitespace and no control character: neither belongs in a URL or
+    a host name, and ASCII ones (tab, CR, LF, space) pass the IDNA codec."""
+    return all(c.isprintable() and not c.isspace() for c in text)
+
+
 def host_name_ok(host: str) -> bool:
-    """Whether `host` can be looked up at all: it has an IDNA (ASCII) form. A host name holding a
-    control or bidi character (`\u202e`) has none, and a send to it raised UnicodeError (a 500 on
-    **Test**) instead of failing as an unreachable receiver."""
+    """Whether `host` can be looked up at all: it has no whitespace or control character and has
+    an IDNA (ASCII) form. A host name holding a bidi character (`\u202e`) has none, and a send
+    to it raised UnicodeError (a 500 on **Test**) instead of failing as an unreachable receiver;
+    one holding CR LF (`smtp.example\r\nX: y`) was saved and shown as two lines."""
+    if not _no_blank_or_control(host):
+        return False
     try:
         host.encode("idna")
     except UnicodeError:
@@ -69,8 +78,12 @@ def host_name_ok(host: str) -> bool:
 
 def valid_http_url(url: str) -> bool:
     """Whether `url` is an http(s) URL a send can try: a scheme, a host with an IDNA form and a
-    port in 1-65535 (or none). `http://[::1` and port 99999 were 500s (saving a channel, or a
-    Slack URL from the vault on **Test**): urlsplit and httpx raise on them, not HTTPError."""
+    port in 1-65535 (or none), and no whitespace or control character anywhere (urlsplit drops a
+    tab or newline, httpx refuses it). `http://[::1`, port 99999 and `http://a<TAB>b.example/`
+    were 500s (saving a channel, or a Slack URL from the vault on **Test**): urlsplit and httpx
+    raise on them, not HTTPError."""
+    if not _no_blank_or_control(url):
+        return False
     try:
         parts = urlsplit(url)
         port_ok = parts.port != 0

@@ -584,6 +584,7 @@ async def _record(session: AsyncSession, outcomes: list[Outcome]) -> None:
             .where(table.c.id == bindparam("sid"))
             .values(
                 last_outcome=bindparam("oc"),
+                last_message=bindparam("msg"),
                 last_execution_id=func.coalesce(bindparam("ex"), table.c.last_execution_id),
             ),
             values,

@@ -19,10 +19,11 @@ from sqlalchemy import exists, func
 from sqlalchemy.orm import defer
 from sqlmodel import col, select
 from sqlmodel import delete as sql_delete
+from sqlmodel import update as sql_update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
-from opscraft.db.models import Inventory, Script, ScriptTag, ScriptVersion, Secret, User
+from opscraft.db.models import Inventory, Schedule, Script, ScriptTag, ScriptVersion, Secret, User
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.secrets import SecretKind
 from opscraft.db.types import MAX_ID, utcnow
@@ -918,10 +919,16 @@ async def rollback(
 
 
 async def delete(session: AsyncSession, actor: Actor, script_id: int) -> None:
-    """Soft delete: hidden from the library, still readable through past executions."""
+    """Soft delete: hidden from the library, still readable through past executions. Its
+    schedules stop (paused, saying why): they fired an `error` every time, hidden from every list."""
     require(actor.user, Permission.edit_scripts)
     script = await _locked(session, actor, script_id)
     script.deleted_at = utcnow()
+    await session.exec(
+        sql_update(Schedule)
+        .where(col(Schedule.script_id) == script_id, col(Schedule.enabled))
+        .values(enabled=False, next_fire_at=None, paused_reason="paused: its script was deleted")
+    )
     # `script_tags` indexes live scripts only; the row keeps its `tags` for the record.
     await session.exec(sql_delete(ScriptTag).where(col(ScriptTag.script_id) == script_id))
     script.updated_by = actor.user_id

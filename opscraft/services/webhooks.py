@@ -290,7 +290,8 @@ def _check_signature(key: str, call: Call) -> tuple[str, int]:
     if abs(time.time() - seconds) > SIGNATURE_WINDOW:
         raise Unauthorized(f"timestamp outside the {SIGNATURE_WINDOW} s window: sign the call again")
     expected = hmac.new(key.encode(), timestamp.encode() + b"." + call.body, "sha256").hexdigest()
-    if not same_secret("sha256=" + expected, signature):
+    # Hex digits in either case: RFC 4648's base16 is upper case (.NET's Convert.ToHexString)
+    if not same_secret(expected, signature.removeprefix("sha256=").lower()):
         raise Unauthorized("signature does not match")
     return expected, seconds
 

@@ -88,6 +88,10 @@ def schedule_rows(
             with ui.row().classes("items-center gap-2 text-caption"):
                 ui.label("Last:")
                 _last(view)
+            if s.last_message:  # on a line of its own: a resolver's message can be long
+                ui.label(s.last_message).classes("text-caption text-grey-8 break-words").props(
+                    f'data-testid="schedule-last-message-{s.id}"'
+                )
 
 
 def _picture(data: tuple[list[ScheduleView], ZoneInfo]) -> tuple[Any, ...]:

@@ -231,3 +231,81 @@ async def test_a_decision_on_a_run_cancelled_as_it_arrives_is_a_conflict(
         )
         assert decided.all() == []
     assert await status_of(client, admin, run_id) == "cancelled"
+
+
+@pytest.mark.parametrize("verb", ["approve", "reject"])
+async def test_the_same_persons_two_decisions_at_once_are_one_decision_and_a_conflict(
+    client: httpx.AsyncClient,
+    admin: LoggedIn,
+    viewer: LoggedIn,
+    monkeypatch: pytest.MonkeyPatch,
+    verb: str,
+) -> None:
+    """Two clicks at once: both pass the "decided before?" check, then the other one's decision
+    commits first. The late one is a 409 saying so (it was a 500 from the unique key)."""
+    _, run_id = await held_run(client, viewer, admin, required=2)
+    checked = approvals._decidable
+
+    async def other_click_lands_first(
+        session: Any, actor: Actor, execution_id: int, comment: str
+    ) -> Execution:
+        execution = await checked(session, actor, execution_id, comment)
+        async with runtime.current().db.session() as other:
+            other.add(
+                ApprovalDecision(execution_id=execution_id, user_id=admin.id, username="admin", decision=verb)
+            )
+            await other.commit()
+        return execution
+
+    monkeypatch.setattr(approvals, "_decidable", other_click_lands_first)
+    r = await decide(client, admin, run_id, verb)
+    assert r.status_code == 409 and r.json()["detail"] == "you have already decided on this run", r.text
+    monkeypatch.undo()
+    trail = (await client.get(f"/api/v1/executions/{run_id}/approvals", headers=viewer.headers)).json()
+    assert [d["username"] for d in trail] == ["admin"]
+    assert await status_of(client, admin, run_id) == "awaiting_approval"
+
+
+async def test_a_run_whose_script_was_deleted_while_it_waited_is_not_approved(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, viewer: LoggedIn
+) -> None:
+    """Deleting the script leaves its waiting run to be rejected or to expire: approving it used
+    to queue and run the deleted script (a new run of it is a 404)."""
+    script_id, run_id = await held_run(client, viewer, admin)
+    assert (await client.delete(f"/api/v1/scripts/{script_id}", headers=admin.headers)).status_code == 204
+    r = await decide(client, operator, run_id, "approve")
+    assert r.status_code == 409 and "was deleted" in r.json()["detail"], r.text
+    assert await status_of(client, admin, run_id) == "awaiting_approval"
+    trail = (await client.get(f"/api/v1/executions/{run_id}/approvals", headers=viewer.headers)).json()
+    assert trail == [], "a refused approval leaves no decision"
+    r = await decide(client, operator, run_id, "reject", "script is gone")
+    assert r.status_code == 200 and r.json()["status"] == "rejected", r.text
+
+
+async def test_the_last_two_approvals_at_once_queue_the_run(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two people give the last two of two approvals at the same moment. Each counted the
+    approvals before the other's committed (1 of 2, on PostgreSQL), so neither queued the run:
+    it stayed waiting with both approvals in. Deciding locks the run, so the later one counts 2."""
+    second = await make_user(client, "operator", "second-operator")
+    _, run_id = await held_run(client, viewer, admin, required=2)
+    counted = approvals._approval_counts
+    other: list[asyncio.Task[httpx.Response]] = []
+
+    async def other_decides_meanwhile(session: Any, ids: list[int]) -> dict[int, int]:
+        counts = await counted(session, ids)
+        if not other:  # the first approval, counted but not committed: the second one arrives
+            other.append(asyncio.create_task(decide(client, second, run_id, "approve")))
+            # It finishes here unless it waits on this decision (it must: the run is locked).
+            await asyncio.wait(other, timeout=2)
+        return counts
+
+    monkeypatch.setattr(approvals, "_approval_counts", other_decides_meanwhile)
+    first = await decide(client, admin, run_id, "approve")
+    later = await other[0]
+    assert first.status_code == 200 and later.status_code == 200, (first.text, later.text)
+    trail = (await client.get(f"/api/v1/executions/{run_id}/approvals", headers=viewer.headers)).json()
+    assert sorted(d["username"] for d in trail) == ["admin", "second-operator"]
+    assert await status_of(client, admin, run_id) != "awaiting_approval", "two of two approvals are in"
+    await wait_for(client, admin, run_id)

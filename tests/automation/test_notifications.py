@@ -384,7 +384,16 @@ async def test_untrusted_certificate_is_refused(
 
 
 @pytest.mark.parametrize(
-    "bad", ["http://[::1", "http://127.0.0.1:99999/", "http://\u202e.example/", "http://h:0/"]
+    "bad",
+    [
+        "http://[::1",
+        "http://127.0.0.1:99999/",
+        "http://\u202e.example/",
+        "http://h:0/",
+        "http://a\tb.example/x",
+        "http://a.example/x\r\nX-Injected: 1",
+        "http://exa mple.example/",
+    ],
 )
 async def test_a_url_no_send_could_use_is_refused_when_saved_and_said_on_test(
     client: httpx.AsyncClient, admin: LoggedIn, bad: str
@@ -408,11 +417,15 @@ async def test_a_url_no_send_could_use_is_refused_when_saved_and_said_on_test(
     assert bad not in r.text
 
 
-async def test_an_smtp_host_with_no_idna_form_is_refused(client: httpx.AsyncClient, admin: LoggedIn) -> None:
-    """A host name holding a bidi control character cannot be looked up: 422 naming
-    `config.host` (it was saved, and Test was a 500: UnicodeError is no OSError)."""
+@pytest.mark.parametrize("host", ["smtp\u202e.example", "smtp.example\r\nX-Injected: 1", "smtp .example"])
+async def test_an_smtp_host_with_no_idna_form_is_refused(
+    client: httpx.AsyncClient, admin: LoggedIn, host: str
+) -> None:
+    """A host name holding a bidi control character, CR LF or a space cannot be looked up: 422
+    naming `config.host` (it was saved, and Test was a 500: UnicodeError is no OSError; CR LF
+    was saved and shown in the delivery log's error)."""
     config = {
-        "host": "smtp\u202e.example",
+        "host": host,
         "port": 2525,
         "security": "none",
         "from": "a@b.io",

@@ -17,6 +17,7 @@ from opscraft.db.types import utcnow
 from opscraft.services import schedules
 from opscraft.services.errors import Invalid
 from tests.conftest import LoggedIn
+from tests.executions.conftest import wait_for
 
 
 async def local_runner(client: httpx.AsyncClient, admin: LoggedIn) -> None:
@@ -333,6 +334,59 @@ async def test_deactivated_owner_pauses_the_schedule(
     )
     assert r.status_code == 200 and r.json()["enabled"] and r.json()["owner_name"] == "admin"
     assert r.json()["paused_reason"] is None
+
+
+async def test_a_fire_that_starts_nothing_says_why_on_the_schedule(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, no_automation_loops: None
+) -> None:
+    """A schedule storing a parameter its script no longer accepts fires `error`: the schedule
+    shows the resolver's reason next to it (it said only "error", the reason was nowhere to be
+    read); the next fire that starts a run clears it."""
+    await local_runner(client, admin)
+    sid = await script(client, operator, parameters={"VER": "1"})
+    schedule_id = (await add(client, operator, sid, parameters={"VER": "2"})).json()["id"]
+    r = await client.put(
+        f"/api/v1/scripts/{sid}", json={"parameters": {"OTHER": "x"}}, headers=operator.headers
+    )
+    assert r.status_code == 200, r.text
+    url = f"/api/v1/scripts/{sid}/schedules/{schedule_id}"
+    assert (await client.get(url, headers=operator.headers)).json()["last_message"] is None
+    db = runtime.current().db
+    await due_now(schedule_id)
+    assert await schedules.tick(db) == 1
+    shown = (await client.get(url, headers=operator.headers)).json()
+    assert shown["last_outcome"] == "error", shown
+    assert "parameters.VER" in shown["last_message"] and "unknown parameter" in shown["last_message"]
+    listed = (await client.get("/api/v1/schedules", headers=operator.headers)).json()
+    assert [s["last_message"] for s in listed if s["id"] == schedule_id] == [shown["last_message"]]
+    r = await client.put(url, json={"parameters": {}}, headers=operator.headers)
+    assert r.status_code == 200, r.text
+    assert await schedules.tick(db, now=utcnow() + timedelta(minutes=1)) == 1, "the next minute's fire"
+    shown = (await client.get(url, headers=operator.headers)).json()
+    assert shown["last_outcome"] == "started" and shown["last_message"] is None, shown
+    await wait_for(client, admin, shown["last_execution_id"])
+
+
+async def test_deleting_the_script_stops_its_schedules(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, no_automation_loops: None
+) -> None:
+    """A deleted script's schedule is paused in the delete's transaction: it used to stay enabled
+    and fire `error` ("script N not found") at every fire time, forever, hidden from every list."""
+    sid = await script(client, operator)
+    other = await script(client, operator)
+    schedule_id = (await add(client, operator, sid)).json()["id"]
+    kept_id = (await add(client, operator, other)).json()["id"]
+    await due_now(schedule_id)
+    assert (await client.delete(f"/api/v1/scripts/{sid}", headers=operator.headers)).status_code == 204
+    db = runtime.current().db
+    assert await schedules.tick(db) == 0
+    assert await fires(schedule_id) == []
+    async with db.session() as session:
+        stopped, kept = await session.get(Schedule, schedule_id), await session.get(Schedule, kept_id)
+        assert stopped is not None and kept is not None
+        assert not stopped.enabled and stopped.next_fire_at is None
+        assert stopped.paused_reason == "paused: its script was deleted"
+        assert kept.enabled and kept.next_fire_at is not None, "another script's schedule goes on"
 
 
 async def test_schedule_fires_on_its_own(client: httpx.AsyncClient, admin: LoggedIn) -> None:

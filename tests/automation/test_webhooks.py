@@ -166,6 +166,23 @@ async def test_signature_and_replay_window(client: httpx.AsyncClient, admin: Log
     assert r.status_code == 202, r.text
 
 
+async def test_a_signature_in_upper_case_hex_is_accepted_once(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """Hex is hex in either case (RFC 4648's base16 alphabet is upper case, as .NET and Go's
+    %X write it): such a signature was refused as "does not match". Sent again in lower case,
+    it is the same signature: a replay."""
+    r = await client.post("/api/v1/secrets", json={"name": "HOOK_KEY", "value": "k3y"}, headers=admin.headers)
+    _, hook = await setup_hook(client, admin, secret_id=r.json()["id"])
+    body = orjson.dumps({"ref": "main"})
+    headers = signed("k3y", body)
+    upper = headers | {"X-OpsCraft-Signature": "sha256=" + headers["X-OpsCraft-Signature"][7:].upper()}
+    r = await client.post(hook["url_path"], content=body, headers=upper)
+    assert r.status_code == 202, r.text
+    r = await client.post(hook["url_path"], content=body, headers=headers)
+    assert r.status_code == 401 and "already used" in r.json()["detail"], r.text
+
+
 @pytest.mark.parametrize("mac", ["é" * 64, "\u00ff" + "0" * 63, "\uff46" * 64])
 async def test_a_signature_with_non_ascii_characters_is_a_mismatch(
     client: httpx.AsyncClient, admin: LoggedIn, mac: str

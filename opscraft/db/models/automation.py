@@ -163,6 +163,8 @@ class Schedule(SQLModel, table=True):
     last_fire_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_execution_id: int | None = Field(default=None, foreign_key="executions.id", ondelete="SET NULL")
     last_outcome: str | None = Field(default=None, max_length=32)
+    # Why the last fire started nothing (`schedule_fires.message` of that fire), None when it started
+    last_message: str | None = Field(default=None, max_length=500)
     paused_reason: str | None = Field(default=None, max_length=255)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
