@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import Field
@@ -110,6 +111,12 @@ def _http_url(value: Any, field: str) -> str:
         raise _bad(field, "required: an http:// or https:// URL")
     if not valid_http_url(value):
         raise _bad(field, "must be an http:// or https:// URL")
+    if "@" in urlsplit(value).netloc:  # valid_http_url: it parses
+        raise _bad(
+            field,
+            "must not hold a user name or password (user:pass@): the URL is stored as plain text "
+            "and shown to admins; sign the messages with a vault secret instead",
+        )
     return value
 
 

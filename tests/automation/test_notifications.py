@@ -417,6 +417,26 @@ async def test_a_url_no_send_could_use_is_refused_when_saved_and_said_on_test(
     assert bad not in r.text
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["https://hook:s3cret@receiver.example/in", "https://token@receiver.example/in", "http://:pw@[::1]:9/"],
+)
+async def test_a_webhook_url_holding_credentials_is_refused(
+    client: httpx.AsyncClient, admin: LoggedIn, url: str
+) -> None:
+    """`user:pass@` in a channel's URL would be a credential outside the vault, stored as plain
+    text and shown by the API (docs/automation.md): a 422 naming `config.url`, and nothing saved."""
+    r = await client.post(
+        "/api/v1/notifications/channels",
+        json={"name": "creds", "kind": "webhook", "config": {"url": url}},
+        headers=admin.headers,
+    )
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["config.url"], r.text
+    assert "user name or password" in r.text and url not in r.text
+    r = await client.get("/api/v1/notifications/channels", headers=admin.headers)
+    assert all(c["name"] != "creds" for c in r.json())
+
+
 @pytest.mark.parametrize("host", ["smtp\u202e.example", "smtp.example\r\nX-Injected: 1", "smtp .example"])
 async def test_an_smtp_host_with_no_idna_form_is_refused(
     client: httpx.AsyncClient, admin: LoggedIn, host: str
