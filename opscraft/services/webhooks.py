@@ -17,6 +17,8 @@ Rules:
 from __future__ import annotations
 
 import hmac
+import json
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -319,13 +321,25 @@ async def _first_use(session: AsyncSession, hook_id: int, digest: str, seconds: 
         ) from None
 
 
+# Twenty digits in a row: perhaps an integer past 64 bits, which orjson reads as a float.
+_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+
+
+def _document(body: bytes) -> Any:
+    """The call's body as JSON (RFC 8259, checked by orjson: UTF-8, no NaN, no lone surrogate),
+    every integer exact: orjson reads one past 64 bits as a float (10**30 became 1e+30, so a
+    long ID mapped to a text parameter lost its digits and an integer parameter was told "not
+    5.0"), so a body holding such a digit run is read again by the standard library's parser.
+    `Invalid` (field `body`) when it is not JSON."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise _bad("body", "must be JSON") from None
+    return json.loads(body) if _LONG_DIGITS.search(body) else document
+
+
 def _values(hook: WebhookTrigger, body: bytes) -> dict[str, Any]:
-    document: Any = {}
-    if body.strip():
-        try:
-            document = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise _bad("body", "must be JSON") from None
+    document: Any = _document(body) if body.strip() else {}
     values = dict(hook.parameters)
     for name, pointer in hook.mapping.items():
         found = resolve_pointer(document, pointer)

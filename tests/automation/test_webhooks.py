@@ -133,6 +133,23 @@ async def test_call_maps_payload_to_parameters(
     assert "payload-secret-123" not in str(event.details) and "refs/heads" not in str(event.details)
 
 
+async def test_integers_past_64_bits_keep_every_digit(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """A body's integer past 64 bits (a long ID) reaches a text parameter digit for digit, and
+    an integer parameter is told the 64-bit range: orjson had read it as a float, so the ID
+    became "1.2345678901234568e+23" and the integer "must be an integer ... (not 5.0)"."""
+    _, hook = await setup_hook(client, admin)
+    long_id = "123456789012345678901234"
+    body = b'{"ref": ' + long_id.encode() + b', "commits": [{"n": 5}]}'
+    r = await client.post(hook["url_path"], content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 202, r.text
+    async with runtime.current().db.session() as session:
+        run = await session.get(Execution, r.json()["execution_id"])
+        assert run is not None and run.parameters == {"BRANCH": long_id, "COUNT": 5}
+    body = b'{"ref": "main", "commits": [{"n": 1000000000000000000000000000000}]}'
+    r = await client.post(hook["url_path"], content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and "64-bit integer" in r.text and "5.0" not in r.text, r.text
+
+
 async def test_refusals_are_audited_without_the_payload(client: httpx.AsyncClient, admin: LoggedIn) -> None:
     _, hook = await setup_hook(client, admin)
     secret_body = {"ref": "x", "token": "payload-secret-456"}
