@@ -23,7 +23,7 @@ from sqlmodel import update as sql_update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
-from opscraft.db.models import Inventory, Schedule, Script, ScriptTag, ScriptVersion, Secret, User
+from opscraft.db.models import ChainLink, Inventory, Schedule, Script, ScriptTag, ScriptVersion, Secret, User
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.secrets import SecretKind
 from opscraft.db.types import MAX_ID, utcnow
@@ -920,7 +920,8 @@ async def rollback(
 
 async def delete(session: AsyncSession, actor: Actor, script_id: int) -> None:
     """Soft delete: hidden from the library, still readable through past executions. Its
-    schedules stop (paused, saying why): they fired an `error` every time, hidden from every list."""
+    schedules stop (paused, saying why), and so do the "then run" links of other scripts that
+    start it (disabled): either fired an `error` every time ("script N not found")."""
     require(actor.user, Permission.edit_scripts)
     script = await _locked(session, actor, script_id)
     script.deleted_at = utcnow()
@@ -928,6 +929,11 @@ async def delete(session: AsyncSession, actor: Actor, script_id: int) -> None:
         sql_update(Schedule)
         .where(col(Schedule.script_id) == script_id, col(Schedule.enabled))
         .values(enabled=False, next_fire_at=None, paused_reason="paused: its script was deleted")
+    )
+    await session.exec(
+        sql_update(ChainLink)
+        .where(col(ChainLink.target_script_id) == script_id, col(ChainLink.enabled))
+        .values(enabled=False, updated_at=utcnow())
     )
     # `script_tags` indexes live scripts only; the row keeps its `tags` for the record.
     await session.exec(sql_delete(ScriptTag).where(col(ScriptTag.script_id) == script_id))

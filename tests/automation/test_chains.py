@@ -222,6 +222,32 @@ async def test_success_starts_the_next_script_with_mapped_values(
     assert create[0].details["trigger"] == "chain" and create[0].actor_name == operator.username
 
 
+async def test_deleting_a_target_script_disables_the_links_that_start_it(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn
+) -> None:
+    """A link whose target was deleted stayed enabled and listed as usual, and every run of its
+    source recorded a chain error ("script N not found"): deleting the target disables it."""
+    await allow_local(client, admin)
+    a = await make_script(client, admin, "echo source\n")
+    b = await make_script(client, admin, "echo target\n")
+    other = await make_script(client, admin, "echo other\n")
+    r = await add_link(client, admin, a, b)
+    assert r.status_code == 201, r.text
+    gone = r.json()["id"]
+    assert (await add_link(client, admin, a, other)).status_code == 201
+    assert (await client.delete(f"/api/v1/scripts/{b}", headers=operator.headers)).status_code == 204
+    listed = {
+        link["target_script_id"]: link
+        for link in (await client.get(links_path(a), headers=admin.headers)).json()
+    }
+    assert listed[b]["id"] == gone and listed[b]["enabled"] is False
+    assert listed[other]["enabled"] is True
+    run = await start(client, operator, a, "local")
+    assert (await wait_for(client, operator, run["id"]))["status"] == "success"
+    (step,) = await wait_chained(client, operator, run["id"])
+    assert step["target_script_id"] == other and step["status"] == "started", step
+
+
 async def test_failure_outcome_and_masked_outputs(
     client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn
 ) -> None:
