@@ -46,7 +46,7 @@ def test_create_an_inventory_and_select_it_on_a_script(page: Any, server: LiveSe
     page.goto(f"{server.url}/scripts/{script_id}/edit")
     page.get_by_test_id("inventory-id").click()
     page.get_by_role("option", name="web", exact=True).click()
-    assert not page.get_by_test_id("inventory").is_visible()  # the own text is not used
+    page.get_by_test_id("inventory").wait_for(state="hidden")  # the own text is not used
     page.get_by_test_id("save-script").click()
     page.wait_for_url(re.compile(rf"{re.escape(server.url)}/scripts/{script_id}$"))
     # The script page names the inventory it uses.
@@ -76,7 +76,7 @@ def test_an_ansible_script_with_an_inventory_changes_type_in_the_editor(
     page.goto(f"{server.url}/scripts/{script['id']}/edit")
     page.get_by_test_id("script-type").click()
     page.get_by_role("option", name="bash", exact=True).click()
-    assert not page.get_by_test_id("inventory").is_visible()
+    page.get_by_test_id("inventory").wait_for(state="hidden")
     page.get_by_test_id("save-script").click()
     page.wait_for_url(re.compile(rf"{re.escape(server.url)}/scripts/{script['id']}$"))
     saved = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=operator).json()

@@ -84,7 +84,7 @@ def test_a_mistyped_smtp_port_is_refused_under_the_port_not_replaced(
     assert shown.all_inner_texts() == list(labels.CHANNEL_KIND.values()), "words, not stored values"
     page.get_by_role("option", name=labels.CHANNEL_KIND["email"], exact=True).click()
     page.get_by_test_id("channel-host").wait_for()
-    assert not page.get_by_test_id("channel-url").is_visible()
+    page.get_by_test_id("channel-url").wait_for(state="hidden")
     page.get_by_test_id("channel-host").fill("127.0.0.1")
     page.get_by_test_id("channel-port").fill("86 25")
     page.get_by_test_id("channel-from").fill("opscraft@example.com")

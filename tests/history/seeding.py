@@ -50,3 +50,19 @@ async def execution(
             s.add(ExecutionLog(execution_id=row.id, seq=seq, stream="stdout", content="x" * chunk_bytes))
         await s.commit()
         return row.id
+
+
+async def fresh_statistics() -> None:
+    """Planner statistics and sizes as a fresh `executions` table has them, before a test reads
+    a query plan. PostgreSQL: `VACUUM FULL` of the table (its indexes rebuilt: the rows earlier
+    tests' emptying deleted, `conftest.empty_postgres`, left their indexes pages that made
+    another index look cheaper), then `ANALYZE`, outside a transaction; SQLite: `ANALYZE`."""
+    engine = runtime.current().db.engine
+    async with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await auto.exec_driver_sql("VACUUM FULL executions")
+            await auto.exec_driver_sql("ANALYZE")
+        else:
+            await conn.exec_driver_sql("ANALYZE")
+            await conn.commit()

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from opscraft import runtime
 from opscraft.db.models import User
@@ -274,8 +273,7 @@ def test_a_cursor_round_trips_any_time_zone() -> None:
 async def test_a_cursor_page_reads_its_filter_index(
     admin: LoggedIn, runs: dict[str, Any], filters: dict[str, Any], index: str, newer: bool
 ) -> None:
-    async with runtime.current().db.engine.begin() as conn:
-        await conn.execute(text("ANALYZE"))
+    await seeding.fresh_statistics()
     async with runtime.current().db.session() as s:
         actor = Actor(await s.get(User, admin.id))
     resolved = {k: runs["script_id"] if v == "script" else v for k, v in filters.items()}

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event, func, text
+from sqlalchemy import event, func
 from sqlmodel import select
 
 from opscraft import runtime
@@ -74,8 +74,7 @@ async def history(admin: LoggedIn) -> dict[str, int]:
             user_id=admin.id,
             trigger="schedule" if i % 2 else "api",
         )
-    async with runtime.current().db.engine.begin() as conn:
-        await conn.execute(text("ANALYZE"))
+    await seeding.fresh_statistics()
     return {"script_id": script_id, "user_id": admin.id}
 
 
