@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -138,7 +139,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if page is not None:
         try:
             shown = page.locator(".q-notification, .q-field--error").all_inner_texts()
-            report.sections.append(("page", f"url {page.url}\nnotifications and field errors: {shown}"))
+            console = "\n".join(getattr(page, "console_tail", ()))
+            report.sections.append(
+                ("page", f"url {page.url}\nnotifications and field errors: {shown}\nconsole:\n{console}")
+            )
         except Exception as exc:  # a closed or hung page: the report still says what it could
             report.sections.append(("page", f"unreadable: {exc}"))
 
@@ -502,6 +506,10 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(30_000)  # generous: CI machines may be busy
     pg = context.new_page()
+    # The browser's last console lines (NiceGUI logs why it reloads a page) for a failure's report.
+    pg.console_tail = deque(maxlen=40)
+    pg.on("console", lambda message: pg.console_tail.append(f"{message.type}: {message.text}"))
+    pg.on("pageerror", lambda error: pg.console_tail.append(f"pageerror: {error}"))
     navigate = pg.goto
 
     def goto(url: str, **options: Any) -> Any:
