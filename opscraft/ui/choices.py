@@ -29,14 +29,24 @@ def more_hint(limit: int, searched: bool) -> str:
 
 
 async def searched_select(
-    label: str, testid: str, search: Search, *, clearable: bool = False, limit: int = CHOICES_LIMIT
+    label: str,
+    testid: str,
+    search: Search,
+    *,
+    clearable: bool = False,
+    limit: int = CHOICES_LIMIT,
+    chosen: tuple[Any, str] | None = None,
 ) -> ui.select:
     """A `ui.select` whose options come from `search`: the first `limit` at first, then those
     matching what the user types (searched on the server; the chosen item stays an option). A
     note under the field says when more items match than are listed; a search the service
-    refuses (a control character, too long) is said under the field."""
+    refuses (a control character, too long) is said under the field. `chosen` (value, label)
+    is selected at first, listed even when the first `limit` leave it out."""
     options, more = await search(None, limit)
-    select = ui.select(options, label=label, with_input=True, clearable=clearable).props(
+    if chosen is not None:
+        options = {chosen[0]: chosen[1], **options}
+    value = chosen[0] if chosen is not None else None
+    select = ui.select(options, label=label, value=value, with_input=True, clearable=clearable).props(
         f'outlined dense input-debounce=300 data-testid="{testid}"'
     )
     select.props["hint"] = more_hint(limit, False) if more else None

@@ -1,8 +1,9 @@
-"""Schedules in the UI: the script page's Schedules tab (add, pause/resume, delete; the next five
+"""Schedules in the UI: the script page's Schedules tab (add, edit, pause/resume, delete; the next five
 fire times in the browser's time zone; last result) and the Schedules overview page."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,7 +21,16 @@ from opscraft.services.schedules import PREVIEW, ScheduleView
 from opscraft.ui import labels
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.script_tabs import script_tab
-from opscraft.ui.widgets import Redrawn, call, confirm, dialog_buttons, dialog_card, live_timer, text_input
+from opscraft.ui.widgets import (
+    Redrawn,
+    call,
+    changed,
+    confirm,
+    dialog_buttons,
+    dialog_card,
+    live_timer,
+    text_input,
+)
 
 TZ_JS = "Intl.DateTimeFormat().resolvedOptions().timeZone"
 
@@ -75,6 +85,9 @@ def schedule_rows(
                 ui.label(f"as {view.owner_name or 'nobody'}").classes("text-caption text-grey-7")
                 ui.space()
                 if on_change is not None:
+                    ui.button("Edit", on_click=lambda v=view: on_change(v, "edit")).props(
+                        f'flat dense data-testid="schedule-edit-{s.id}"'
+                    )
                     ui.button(
                         "Pause" if s.enabled else "Resume", on_click=lambda v=view: on_change(v, "toggle")
                     ).props(f'flat dense data-testid="schedule-toggle-{s.id}"')
@@ -126,6 +139,9 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
             return
         s = view.schedule
         assert s.id is not None
+        if action == "edit":
+            await open_form(view)
+            return
         if action == "delete":
             if not await confirm(f"Delete the schedule {s.name}?", "It no longer starts runs."):
                 return
@@ -142,20 +158,41 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
         if done is not None or action == "delete":
             body.refresh()
 
-    async def open_add() -> None:
-        with ui.dialog() as dialog, dialog_card("Add a schedule"):
+    async def open_form(view: ScheduleView | None = None) -> None:
+        """The schedule dialog: empty to add one, filled with `view`'s settings to edit it (Save
+        then sends only the fields changed here: `widgets.changed`)."""
+        stored = view.schedule if view is not None else None
+        loaded = None
+        if stored is not None:
+            loaded = {
+                "name": stored.name,
+                "cron": stored.cron,
+                "timezone": stored.timezone,
+                "parameters": json.dumps(stored.parameters, ensure_ascii=False),
+                "missed_policy": MissedPolicy(stored.missed_policy).value,
+                "overlap_policy": OverlapPolicy(stored.overlap_policy).value,
+            }
+        start = loaded or {
+            "name": "",
+            "cron": "0 3 * * *",
+            "timezone": zone_box["zone"].key,
+            "parameters": "{}",
+            "missed_policy": MissedPolicy.run_once.value,
+            "overlap_policy": OverlapPolicy.skip.value,
+        }
+        title = "Add a schedule" if stored is None else f"Edit the schedule {stored.name}"
+        with ui.dialog() as dialog, dialog_card(title):
             name = text_input("Name", "schedule-name", autofocus=True)
             cron = text_input("Cron (minute hour day month weekday)", "schedule-cron")
-            cron.value = "0 3 * * *"
             tz = text_input("Time zone (IANA, e.g. Europe/Paris)", "schedule-tz")
-            tz.value = zone_box["zone"].key
             params = text_input("Parameters (JSON object)", "schedule-params")
-            params.value = "{}"
+            name.value, cron.value, tz.value = start["name"], start["cron"], start["timezone"]
+            params.value = start["parameters"]
             missed = ui.select(
-                labels.MISSED_POLICY, value=MissedPolicy.run_once.value, label="After downtime"
+                labels.MISSED_POLICY, value=start["missed_policy"], label="After downtime"
             ).props('outlined dense data-testid="schedule-missed"')
             overlap = ui.select(
-                labels.OVERLAP_POLICY, value=OverlapPolicy.skip.value, label="While the previous run goes"
+                labels.OVERLAP_POLICY, value=start["overlap_policy"], label="While the previous run goes"
             ).props('outlined dense data-testid="schedule-overlap"')
 
             async def submit() -> None:
@@ -164,26 +201,32 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                     return
 
                 async def save() -> Any:
-                    data = {  # checked by the service as a whole: every problem at once
+                    values = {
                         "name": name.value or "",
                         "cron": cron.value or "",
                         "timezone": tz.value or "UTC",
-                        "parameters": json_from_text(params.value),
+                        "parameters": params.value or "{}",
                         "missed_policy": missed.value,
                         "overlap_policy": overlap.value,
                     }
-                    return await call(schedules.create, current, script_id, data)
+                    data = changed(values, loaded)  # checked by the service as a whole
+                    if "parameters" in data:
+                        data["parameters"] = json_from_text(data["parameters"])
+                    if stored is None:
+                        return await call(schedules.create, current, script_id, data)
+                    return await call(schedules.update_schedule, current, stored.id, data, script_id)
 
                 fields = {"name": name, "cron": cron, "timezone": tz, "parameters": params}
-                if await run_action(save, "Schedule added", fields) is not None:
+                done = "Schedule added" if stored is None else "Schedule saved"
+                if await run_action(save, done, fields) is not None:
                     dialog.delete()
                     body.refresh()
 
-            dialog_buttons(dialog, "Add", "schedule-submit", submit)
+            dialog_buttons(dialog, "Add" if stored is None else "Save", "schedule-submit", submit)
         dialog.open()
 
     if edit:
-        ui.button("Add schedule", icon="add", on_click=open_add).props(
+        ui.button("Add schedule", icon="add", on_click=lambda: open_form()).props(
             'unelevated data-testid="schedule-add"'
         )
     await body()

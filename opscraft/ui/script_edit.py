@@ -35,7 +35,7 @@ from opscraft.ui.script_widgets import (
     risk_dialog,
 )
 from opscraft.ui.tag_input import TagInput
-from opscraft.ui.widgets import call, live_timer, one_click, whole
+from opscraft.ui.widgets import call, changed, live_timer, one_click, whole
 
 CHECK_INTERVAL_SECONDS = 1.0
 STARTER = {
@@ -416,14 +416,9 @@ class ScriptForm:
         return body
 
     def _edited(self) -> dict[str, Any]:
-        """What Save sends: the whole form for a new script; for an existing one only the fields
-        edited on this page, so a field someone changed in another tab meanwhile (the status,
-        the tags, the description: none of them moves the version `base_version` guards) is
-        not put back to what this page loaded."""
-        body = self.payload()
-        if self.script is None:
-            return body
-        return {key: value for key, value in body.items() if value != self.saved_state.get(key)}
+        """What Save sends (`widgets.changed`): the status, the tags or the description changed in
+        another tab move no version, so `base_version` alone would not keep them."""
+        return changed(self.payload(), None if self.script is None else self.saved_state)
 
     def _set_dirty(self, dirty: bool) -> None:
         if dirty != self._dirty:

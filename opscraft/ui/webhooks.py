@@ -1,21 +1,23 @@
-"""The script page's Webhooks tab: inbound URLs that start the script (URL shown once)."""
+"""The script page's Webhooks tab: inbound URLs that start the script (URL shown once); add,
+edit, pause/resume, delete."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from nicegui import context, ui
 
 from opscraft import runtime
 from opscraft.db.models import Script, WebhookTrigger
-from opscraft.services import webhooks
+from opscraft.services import secrets, webhooks
 from opscraft.services.actor import Actor
 from opscraft.services.parameters import json_from_text
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.choices import searched_select, secret_search
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.script_tabs import script_tab
-from opscraft.ui.widgets import call, confirm, dialog_buttons, dialog_card, format_time, text_input
+from opscraft.ui.widgets import call, changed, confirm, dialog_buttons, dialog_card, format_time, text_input
 
 
 def _page_origin() -> str:
@@ -57,12 +59,20 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                     ui.label("signed").classes("text-caption text-positive")
                 ui.space()
                 if edit:
+                    ui.button("Edit", on_click=lambda h=hook: open_form(h)).props(
+                        f'flat dense data-testid="webhook-edit-{hook.id}"'
+                    )
+                    ui.button("Pause" if hook.enabled else "Resume", on_click=lambda h=hook: toggle(h)).props(
+                        f'flat dense data-testid="webhook-toggle-{hook.id}"'
+                    )
                     delete = ui.button(icon="delete", on_click=lambda h=hook: remove(h)).props(
                         f'flat round dense color=negative data-testid="webhook-delete-{hook.id}"'
                     )
                     delete.props["aria-label"] = (
                         f"Delete webhook {hook.name}"  # free text: a value, not props
                     )
+                elif not hook.enabled:
+                    ui.label("paused").classes("text-caption text-grey-7")
             mapping = ", ".join(f"{k} ← {v}" for k, v in hook.mapping.items()) or "no mapping"
             ui.label(f"{mapping} · last called {format_time(hook.last_called_at)}").classes("text-caption")
 
@@ -75,15 +85,52 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
         await run_action(lambda: call(webhooks.delete, current, hook.id, script_id), "Webhook deleted")
         body.refresh()
 
-    async def open_add() -> None:
-        with ui.dialog() as dialog, dialog_card("Add a webhook"):
+    async def toggle(hook: WebhookTrigger) -> None:
+        """Pause or resume: only the switch is sent (the page's copy of the rest may be older)."""
+        current = await guard(Permission.edit_scripts)
+        if current is None or hook.id is None:
+            return
+        data = {"enabled": not hook.enabled}
+        saved = await run_action(
+            lambda: call(webhooks.update_webhook, current, hook.id, data, script_id), "Saved"
+        )
+        if saved is not None:
+            body.refresh()
+
+    async def open_form(hook: WebhookTrigger | None = None) -> None:
+        """The webhook dialog: empty to add one (its URL is shown once after), filled with
+        `hook`'s settings to edit it (its URL stays; Save sends only the fields changed here:
+        `widgets.changed`)."""
+        current = await guard(Permission.edit_scripts)
+        if current is None:
+            return
+        loaded = None
+        chosen = None
+        if hook is not None:
+            loaded = {
+                "name": hook.name,
+                "mapping": json.dumps(hook.mapping, ensure_ascii=False),
+                "parameters": json.dumps(hook.parameters, ensure_ascii=False),
+                "secret_id": hook.secret_id,
+            }
+            if hook.secret_id is not None:
+                signing = await run_action(lambda: call(secrets.get, current, hook.secret_id))
+                if signing is None:
+                    return
+                chosen = (hook.secret_id, signing.secret.name)
+        start = loaded or {"name": "", "mapping": "{}", "parameters": "{}", "secret_id": None}
+        title = "Add a webhook" if hook is None else f"Edit the webhook {hook.name}"
+        with ui.dialog() as dialog, dialog_card(title):
             name = text_input("Name", "webhook-name", autofocus=True)
             mapping = text_input('Mapping (JSON: {"PARAM": "/json/pointer"})', "webhook-mapping")
-            mapping.value = "{}"
             fixed = text_input("Fixed parameters (JSON object)", "webhook-params")
-            fixed.value = "{}"
+            name.value, mapping.value, fixed.value = start["name"], start["mapping"], start["parameters"]
             secret = await searched_select(
-                "Signing secret (vault, optional)", "webhook-secret", secret_search(actor), clearable=True
+                "Signing secret (vault, optional)",
+                "webhook-secret",
+                secret_search(actor),
+                clearable=True,
+                chosen=chosen,
             )
 
             async def submit() -> None:
@@ -92,25 +139,34 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                     return
 
                 async def save() -> Any:
-                    data = {  # checked by the service as a whole: every problem at once
+                    values = {
                         "name": name.value or "",
-                        "mapping": json_from_text(mapping.value),
-                        "parameters": json_from_text(fixed.value),
+                        "mapping": mapping.value or "{}",
+                        "parameters": fixed.value or "{}",
                         "secret_id": secret.value or None,
                     }
-                    return await call(webhooks.create, current, script_id, data)
+                    data = changed(values, loaded)  # checked by the service as a whole
+                    for box in ("mapping", "parameters"):
+                        if box in data:
+                            data[box] = json_from_text(data[box])
+                    if hook is None:
+                        return await call(webhooks.create, current, script_id, data)
+                    return await call(webhooks.update_webhook, current, hook.id, data, script_id)
 
                 fields = {"name": name, "mapping": mapping, "parameters": fixed, "secret_id": secret}
-                created = await run_action(save, "Webhook added", fields)
-                if created is not None:
-                    dialog.delete()
-                    body.refresh()
-                    hook, token = created
+                done = "Webhook added" if hook is None else "Webhook saved"
+                saved = await run_action(save, done, fields)
+                if saved is None:
+                    return
+                dialog.delete()
+                body.refresh()
+                if hook is None:
+                    created, token = saved
                     base = runtime.current().settings.public_url or origin
-                    shown_url.set_value(base + webhooks.hook_path(hook, token))
+                    shown_url.set_value(base + webhooks.hook_path(created, token))
                     shown.open()
 
-            dialog_buttons(dialog, "Add", "webhook-submit", submit)
+            dialog_buttons(dialog, "Add" if hook is None else "Save", "webhook-submit", submit)
         dialog.open()
 
     # Built with the tab (not inside the creation dialog, which is gone by then).
@@ -122,7 +178,9 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
         ui.button("Done", on_click=lambda: (shown_url.set_value(""), shown.close())).props("unelevated")
 
     if edit:
-        ui.button("Add webhook", icon="add", on_click=open_add).props('unelevated data-testid="webhook-add"')
+        ui.button("Add webhook", icon="add", on_click=lambda: open_form()).props(
+            'unelevated data-testid="webhook-add"'
+        )
 
     async def render() -> None:
         """Rendered once the browser is connected: the script page builds faster."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -138,6 +138,15 @@ async def confirm(
 def format_time(value: datetime | None, empty: str = "never") -> str:
     """`2026-01-31 14:05 UTC`, or `empty` when there is no time."""
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else empty
+
+
+def changed(values: Mapping[str, Any], loaded: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a form's Save sends: every value of a new record (`loaded` None); for a stored one
+    only the fields whose value differs from what the form loaded, so a field someone changed
+    in another tab or through the API meanwhile is not put back to this page's copy."""
+    if loaded is None:
+        return dict(values)
+    return {key: value for key, value in values.items() if value != loaded.get(key)}
 
 
 def text_input(label: str, testid: str, *, autofocus: bool = False) -> ui.input:

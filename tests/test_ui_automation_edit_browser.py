@@ -1,0 +1,146 @@
+"""Schedules and webhooks are edited in the UI, not only through the API: the dialog opens with
+the stored settings, a problem is said under its field with nothing saved, and Save sends only
+what was changed there (a change made meanwhile elsewhere is kept). Webhooks pause and resume."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer
+from tests.ui_journey import API_TIMEOUT, create_script, journey_server, journey_tokens, log_in
+
+pytestmark = pytest.mark.browser
+
+server = journey_server("automation-edit-ui")
+tokens = journey_tokens()
+
+
+def _field(page: Any, testid: str) -> Any:
+    return page.locator(".q-field", has=page.get_by_test_id(testid))
+
+
+def _api(server: LiveServer, method: str, path: str, headers: dict[str, str], **body: Any) -> Any:
+    response = httpx.request(
+        method, f"{server.url}/api/v1{path}", headers=headers, timeout=API_TIMEOUT, **body
+    )
+    assert response.status_code < 300, response.text
+    return response.json() if response.content else None
+
+
+def test_a_schedule_is_edited_in_its_dialog_keeping_what_changed_elsewhere(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    admin = tokens["admin"]
+    script = create_script(
+        server, admin, "report", "#!/bin/bash\necho $WHO\n", parameters={"WHO": "x"}, status="active"
+    )
+    path = f"/scripts/{script['id']}/schedules"
+    made = _api(
+        server,
+        "POST",
+        path,
+        admin,
+        json={
+            "name": "nightly",
+            "cron": "0 3 * * *",
+            "timezone": "Europe/Paris",
+            "parameters": {"WHO": "ops"},
+        },
+    )
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{script['id']}?tab=schedules")
+    page.get_by_test_id(f"schedule-edit-{made['id']}").click()
+    # The dialog holds the stored settings.
+    assert page.get_by_test_id("schedule-name").input_value() == "nightly"
+    assert page.get_by_test_id("schedule-cron").input_value() == "0 3 * * *"
+    assert page.get_by_test_id("schedule-tz").input_value() == "Europe/Paris"
+    assert page.get_by_test_id("schedule-params").input_value() == '{"WHO": "ops"}'
+    # A bad cron expression is said under the Cron field; nothing is saved.
+    page.get_by_test_id("schedule-cron").fill("61 * * * *")
+    page.get_by_test_id("schedule-submit").click()
+    _field(page, "schedule-cron").locator(".q-field__messages").get_by_text("minute").wait_for()
+    assert _api(server, "GET", f"{path}/{made['id']}", admin)["cron"] == "0 3 * * *"
+    # Meanwhile someone changes the parameters through the API; this dialog changes the cron only.
+    _api(server, "PUT", f"{path}/{made['id']}", admin, json={"parameters": {"WHO": "night shift"}})
+    page.get_by_test_id("schedule-cron").fill("*/15 * * * *")
+    page.get_by_test_id("schedule-submit").click()
+    page.locator(".q-notification", has_text="Schedule saved").wait_for()
+    page.get_by_test_id("schedule-submit").wait_for(state="detached")
+    stored = _api(server, "GET", f"{path}/{made['id']}", admin)
+    assert (stored["cron"], stored["timezone"], stored["parameters"]) == (
+        "*/15 * * * *",
+        "Europe/Paris",
+        {"WHO": "night shift"},
+    )
+    assert stored["name"] == "nightly"
+    page.get_by_test_id(f"schedule-{made['id']}").get_by_text("*/15 * * * * (Europe/Paris)").wait_for()
+
+
+def test_a_webhook_is_edited_paused_and_resumed_in_the_ui(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    admin = tokens["admin"]
+    script = create_script(
+        server, admin, "deploy", "#!/bin/bash\necho $REF\n", parameters={"REF": "main"}, status="active"
+    )
+    key = _api(server, "POST", "/secrets", admin, json={"name": "HOOK_KEY", "value": "k" * 32})
+    path = f"/scripts/{script['id']}/webhooks"
+    made = _api(
+        server,
+        "POST",
+        path,
+        admin,
+        json={"name": "on-push", "mapping": {"REF": "/ref"}, "secret_id": key["id"]},
+    )
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{script['id']}?tab=webhooks")
+    page.get_by_test_id(f"webhook-edit-{made['id']}").click()
+    assert page.get_by_test_id("webhook-name").input_value() == "on-push"
+    assert page.get_by_test_id("webhook-mapping").input_value() == '{"REF": "/ref"}'
+    assert page.get_by_test_id("webhook-secret").input_value() == "HOOK_KEY", "shown selected"
+    # A pointer that is not one is said under the Mapping box; nothing is saved.
+    page.get_by_test_id("webhook-mapping").fill('{"REF": "ref"}')
+    page.get_by_test_id("webhook-submit").click()
+    _field(page, "webhook-mapping").locator(".q-field__messages").get_by_text("REF").wait_for()
+    assert _api(server, "GET", f"{path}/{made['id']}", admin)["mapping"] == {"REF": "/ref"}
+    page.get_by_test_id("webhook-mapping").fill('{"REF": "/head/ref"}')
+    page.get_by_test_id("webhook-name").fill("on-tag")
+    page.get_by_test_id("webhook-submit").click()
+    page.locator(".q-notification", has_text="Webhook saved").wait_for()
+    page.get_by_test_id("webhook-submit").wait_for(state="detached")
+    stored = _api(server, "GET", f"{path}/{made['id']}", admin)
+    assert (stored["name"], stored["mapping"], stored["secret_id"]) == (
+        "on-tag",
+        {"REF": "/head/ref"},
+        key["id"],
+    )
+    assert page.get_by_test_id("webhook-url").count() == 0, "an edit keeps the URL: none is shown"
+    # Pause: the hook is disabled; Resume enables it again.
+    page.get_by_test_id(f"webhook-toggle-{made['id']}").click()
+    page.get_by_test_id(f"webhook-toggle-{made['id']}").get_by_text("Resume").wait_for()
+    assert _api(server, "GET", f"{path}/{made['id']}", admin)["enabled"] is False
+    page.get_by_test_id(f"webhook-toggle-{made['id']}").click()
+    page.get_by_test_id(f"webhook-toggle-{made['id']}").get_by_text("Pause").wait_for()
+    assert _api(server, "GET", f"{path}/{made['id']}", admin)["enabled"] is True
+
+
+def test_a_viewer_sees_no_edit_or_pause_buttons(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    admin = tokens["admin"]
+    script = create_script(server, admin, "viewed", "#!/bin/bash\necho hi\n", status="active")
+    schedule = _api(
+        server, "POST", f"/scripts/{script['id']}/schedules", admin, json={"name": "n", "cron": "0 3 * * *"}
+    )
+    hook = _api(server, "POST", f"/scripts/{script['id']}/webhooks", admin, json={"name": "h"})
+    log_in(page, server, "viewer")
+    page.goto(f"{server.url}/scripts/{script['id']}?tab=schedules")
+    page.get_by_test_id(f"schedule-{schedule['id']}").wait_for()
+    assert page.get_by_test_id(f"schedule-edit-{schedule['id']}").count() == 0
+    page.goto(f"{server.url}/scripts/{script['id']}?tab=webhooks")
+    page.get_by_test_id(f"webhook-{hook['id']}").wait_for()
+    assert page.get_by_test_id(f"webhook-edit-{hook['id']}").count() == 0
+    assert page.get_by_test_id(f"webhook-toggle-{hook['id']}").count() == 0
