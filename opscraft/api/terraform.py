@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from opscraft.api.deps import CurrentActor, Session, permitted
 from opscraft.api.executions_schemas import ExecutionOut
 from opscraft.api.schemas import AUTHED, IdPath, error_responses
-from opscraft.db.models import Execution, TerraformPlan, TerraformState, TerraformStateVersion
+from opscraft.db.models import Execution, TerraformPlan, TerraformStateVersion
 from opscraft.services import terraform_plans, terraform_state
 from opscraft.services.bodies import WHOLE_TEXT, Body
 from opscraft.services.permissions import Permission
@@ -178,21 +178,27 @@ class StateOut(BaseModel):
     script_id: int
     workspace: str
     current_version: int
-    locked: bool
+    locked: bool = Field(description="Held by a run in progress: other runs wait for it")
+    lock_ended: bool = Field(
+        description="The lock below was left by a run that is over (killed before Terraform released it): "
+        "it blocks nothing, the script's next run takes it over"
+    )
     locked_by_execution: int | None
     locked_at: datetime | None
     lock_info: dict[str, object] | None
     updated_at: datetime
 
     @classmethod
-    def of(cls, state: TerraformState) -> StateOut:
+    def of(cls, view: terraform_state.StateView) -> StateOut:
+        state = view.state
         assert state.id is not None
         return cls(
             id=state.id,
             script_id=state.script_id,
             workspace=state.workspace,
             current_version=state.current_version,
-            locked=state.lock_id is not None,
+            locked=state.lock_id is not None and not view.lock_ended,
+            lock_ended=view.lock_ended,
             locked_by_execution=state.locked_by_execution,
             locked_at=state.locked_at,
             lock_info=state.lock_info,
@@ -246,9 +252,10 @@ async def list_states(session: Session, actor: CurrentActor, script_id: IdPath) 
 async def list_versions(
     session: Session, actor: CurrentActor, script_id: IdPath, workspace: Workspace
 ) -> StateVersionsOut:
-    state, versions = await terraform_state.list_versions(session, actor, script_id, workspace)
+    view, versions = await terraform_state.list_versions(session, actor, script_id, workspace)
+    current = view.state.current_version
     return StateVersionsOut(
-        state=StateOut.of(state), versions=[StateVersionOut.of(v, state.current_version) for v in versions]
+        state=StateOut.of(view), versions=[StateVersionOut.of(v, current) for v in versions]
     )
 
 

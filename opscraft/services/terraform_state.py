@@ -439,7 +439,31 @@ async def _script(session: AsyncSession, actor: Actor, script_id: int) -> Script
     return script
 
 
-async def list_states(session: AsyncSession, actor: Actor, script_id: int) -> list[TerraformState]:
+@dataclass(frozen=True)
+class StateView:
+    """A state with its lock as it stands. `lock_ended`: the run holding the lock is over (killed
+    or timed out before Terraform could release it), so the lock blocks nothing: the script's
+    next run takes it over (`lock`), an admin may break it."""
+
+    state: TerraformState
+    lock_ended: bool
+
+
+async def _views(session: AsyncSession, states: list[TerraformState]) -> list[StateView]:
+    """`states` as `StateView`s, with one query for the runs holding their locks."""
+    holders = {s.locked_by_execution for s in states if s.lock_id is not None} - {None}
+    ended: set[int] = set()
+    if holders:
+        rows = await session.exec(
+            select(Execution.id).where(
+                col(Execution.id).in_(holders), col(Execution.status).in_(FINAL_STATUSES)
+            )
+        )
+        ended = {i for i in rows.all() if i is not None}
+    return [StateView(s, s.lock_id is not None and s.locked_by_execution in ended) for s in states]
+
+
+async def list_states(session: AsyncSession, actor: Actor, script_id: int) -> list[StateView]:
     """The script's states (one per workspace), with their locks."""
     require(actor.user, Permission.edit_scripts, READ_STATE)
     await _script(session, actor, script_id)
@@ -448,7 +472,7 @@ async def list_states(session: AsyncSession, actor: Actor, script_id: int) -> li
         .where(col(TerraformState.script_id) == script_id)
         .order_by(col(TerraformState.workspace))
     )
-    return list(rows.all())
+    return await _views(session, list(rows.all()))
 
 
 async def _existing(session: AsyncSession, actor: Actor, script_id: int, workspace: str) -> TerraformState:
@@ -461,8 +485,8 @@ async def _existing(session: AsyncSession, actor: Actor, script_id: int, workspa
 
 async def list_versions(
     session: AsyncSession, actor: Actor, script_id: int, workspace: str
-) -> tuple[TerraformState, list[TerraformStateVersion]]:
-    """Every version of a state, newest first (metadata only)."""
+) -> tuple[StateView, list[TerraformStateVersion]]:
+    """A state and every version of it, newest first (metadata only)."""
     require(actor.user, Permission.edit_scripts, READ_STATE)
     state = await _existing(session, actor, script_id, workspace)
     rows = await session.exec(
@@ -470,7 +494,7 @@ async def list_versions(
         .where(col(TerraformStateVersion.state_id) == state.id)
         .order_by(col(TerraformStateVersion.number).desc())
     )
-    return state, list(rows.all())
+    return (await _views(session, [state]))[0], list(rows.all())
 
 
 async def _version(session: AsyncSession, state: TerraformState, number: int) -> TerraformStateVersion:

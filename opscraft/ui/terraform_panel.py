@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from nicegui import ui
 
-from opscraft.db.models import Execution, TerraformPlan
+from opscraft.db.models import Execution, TerraformPlan, TerraformState
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus, Trigger
 from opscraft.db.models.scripts import ScriptType
 from opscraft.execution import terraform_backend
@@ -128,23 +128,16 @@ class TerraformPanel:
     async def _state(self) -> None:
         run = self.execution
         try:
-            state, versions = await call(
+            view, versions = await call(
                 terraform_state.list_versions, self.actor, run.script_id, terraform_backend.DEFAULT_WORKSPACE
             )
         except NotFound:
             return
+        state = view.state
         with ui.card().classes("w-full gap-2").props('flat bordered data-testid="state-panel"'):
             ui.label("Terraform state (workspace default)").classes("text-subtitle1 font-medium")
             if state.lock_id is not None:
-                with ui.row().classes("items-center gap-1").props('data-testid="state-locked"'):
-                    ui.icon("lock", color="orange-9")
-                    ui.label("Locked by")
-                    holder = state.locked_by_execution
-                    if holder is not None:
-                        ui.link(f"execution #{holder}", f"/executions/{holder}")
-                    else:
-                        ui.label("an unknown run")
-                    ui.label(f"since {format_time(state.locked_at)}").classes("text-grey-8")
+                lock_line(state, view.lock_ended)
             if not versions:
                 ui.label("No state stored yet: an apply writes the first version.").classes("text-grey-7")
                 return
@@ -209,3 +202,20 @@ class TerraformPanel:
         )
         if done is not None:
             await self.draw.refresh()
+
+
+def lock_line(state: TerraformState, ended: bool) -> None:
+    """Who holds the state's lock; a lock left by a run that is over is said to block nothing."""
+    testid = "state-lock-ended" if ended else "state-locked"
+    with ui.row().classes("items-center gap-1").props(f'data-testid="{testid}"'):
+        ui.icon("lock_open" if ended else "lock", color="grey-7" if ended else "orange-9")
+        ui.label("Lock left by" if ended else "Locked by")
+        holder = state.locked_by_execution
+        if holder is not None:
+            ui.link(f"execution #{holder}", f"/executions/{holder}")
+        else:
+            ui.label("an unknown run")
+        if ended:
+            ui.label("which ended before releasing it: the next run takes it over").classes("text-grey-8")
+        else:
+            ui.label(f"since {format_time(state.locked_at)}").classes("text-grey-8")

@@ -233,6 +233,7 @@ async def test_a_held_lock_fails_the_next_run_clearly_and_an_admin_breaks_it(
 
     r = await client.get(f"/api/v1/scripts/{script_id}/terraform/states", headers=operator.headers)
     assert r.json()[0]["locked"] and r.json()[0]["locked_by_execution"] == crashed_id
+    assert not r.json()[0]["lock_ended"], "its run is still running: the lock holds"
     r = await client.delete(
         f"/api/v1/scripts/{script_id}/terraform/states/default/lock", headers=operator.headers
     )
@@ -288,11 +289,15 @@ async def test_the_lock_of_a_cancelled_run_does_not_block_the_next_run(
     r = await client.post(f"/api/v1/executions/{slow['id']}/cancel", headers=operator.headers)
     assert r.status_code == 200, r.text
     assert (await wait_for(client, operator, slow["id"]))["status"] == "cancelled"
+    # Until then the lock is said to be left by a run that ended: it blocks nothing.
+    r = await client.get(f"/api/v1/scripts/{script_id}/terraform/states", headers=operator.headers)
+    left = r.json()[0]
+    assert (left["locked"], left["lock_ended"], left["locked_by_execution"]) == (False, True, slow["id"])
 
     final, text = await _run(client, operator, script_id, terraform_action="apply", parameters={})
     assert final["status"] == "success", text
     r = await client.get(f"/api/v1/scripts/{script_id}/terraform/states", headers=operator.headers)
-    assert not r.json()[0]["locked"], r.text
+    assert not r.json()[0]["locked"] and not r.json()[0]["lock_ended"], r.text
     r = await client.get("/api/v1/audit", params={"action": "terraform.lock_release"}, headers=admin.headers)
     assert r.status_code == 200 and r.json()["total"] == 1, r.text
     assert r.json()["items"][0]["details"]["execution_id"] == slow["id"], r.text
