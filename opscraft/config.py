@@ -130,6 +130,12 @@ class Settings(BaseSettings):
     terraform_lock_timeout_seconds: int = Field(
         60, ge=0, le=3600, validation_alias="OPSCRAFT_TERRAFORM_LOCK_TIMEOUT_SECONDS"
     )
+    # How long a cancelled or timed-out Terraform run has after its SIGINT (Terraform stops its
+    # operations, writes its state and releases the lock, as after Ctrl-C) before it is killed;
+    # 0 kills at once (resources being created may then be missing from the state).
+    terraform_stop_grace_seconds: int = Field(
+        60, ge=0, le=3600, validation_alias="OPSCRAFT_TERRAFORM_STOP_GRACE_SECONDS"
+    )
 
     # Worker identity: the id under which this process's worker registers in `workers` (default:
     # one generated once and kept in the data directory), its heartbeat period, and how long

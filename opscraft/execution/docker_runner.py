@@ -237,7 +237,7 @@ class DockerRunner:
         self.containers[spec.execution_id] = container
         try:
             # After the start: a stop requested before (a cancel at claim time) kills it at once.
-            control.on_kill(lambda: _kill(container))
+            control.on_kill(lambda: _kill(container), lambda: _interrupt(container), spec.stop_grace_seconds)
             raw = getattr(attached.sock, "_sock", attached.sock)
             try:
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # killed already
@@ -417,6 +417,22 @@ def _kill(container: str) -> None:
     try:
         with contextlib.suppress(NotFound):
             client.api.kill(container)
+    except APIError as exc:
+        if exc.status_code != 409:  # 409: the container is not running any more
+            raise
+    finally:
+        client.close()
+
+
+def _interrupt(container: str) -> None:
+    """SIGINT every process of the run but the loader (PID 1), as Ctrl-C would: `kill -INT -1`
+    run in the container as the run's user (kill(2): -1 is every process the caller may signal
+    except itself and its namespace's init). The loader waits on, and writes the end record."""
+    client = _client()
+    try:
+        with contextlib.suppress(NotFound):
+            started = client.api.exec_create(container, ["/bin/sh", "-c", "kill -INT -1"])
+            client.api.exec_start(started["Id"])
     except APIError as exc:
         if exc.status_code != 409:  # 409: the container is not running any more
             raise

@@ -20,6 +20,7 @@ import sys
 import threading
 from pathlib import Path
 
+from opscraft.execution import supervisor
 from opscraft.execution.spec import RunnerError
 
 SUPERVISOR = str(Path(__file__).with_name("supervisor.py"))
@@ -67,7 +68,9 @@ class RunSupervisor:
         job = {"program": program, "argv": argv, "env": env, "cwd": cwd, "limits": limits}
         data = json.dumps(job).encode()
         try:
-            socket.send_fds(self.channel, [len(data).to_bytes(8, "big")], [stdout, stderr])
+            socket.send_fds(
+                self.channel, [len(data).to_bytes(supervisor.HEADER_BYTES, "big")], [stdout, stderr]
+            )
             self.channel.sendall(data)
         except OSError as exc:
             raise RunnerError(f"the run's supervisor ended before it started the script: {exc}") from exc
@@ -103,6 +106,12 @@ class RunSupervisor:
         thread, a no-op once it is gone."""
         with contextlib.suppress(OSError):
             self.channel.send(b"s")
+
+    def interrupt(self) -> None:
+        """Ask the supervisor to SIGINT the run's program (`supervisor.INTERRUPT`), which may
+        then end by itself; callable from any thread, a no-op once it is gone."""
+        with contextlib.suppress(OSError):
+            self.channel.send(supervisor.INTERRUPT)
 
     def kill(self) -> None:
         """SIGKILL the supervisor itself (it did not stop in time)."""

@@ -125,7 +125,15 @@ class LocalRunner:
             supervisor = self.forks.supervisor()
             try:
                 status = _supervise(
-                    supervisor, program, command.argv, env, scratch, _limits(spec), output, control
+                    supervisor,
+                    program,
+                    command.argv,
+                    env,
+                    scratch,
+                    _limits(spec),
+                    output,
+                    control,
+                    spec.stop_grace_seconds,
                 )
             finally:
                 _end(supervisor, f"{RUN_MARKER}={marker}".encode())
@@ -143,8 +151,10 @@ def _supervise(
     limits: dict[str, int],
     output: OutputSink,
     control: RunControl,
+    grace_seconds: float,
 ) -> int:
-    """Hand the run to `supervisor`, copy its output into `output` until it is over; its status."""
+    """Hand the run to `supervisor`, copy its output into `output` until it is over; its status.
+    A stop interrupts the program first when `grace_seconds` > 0 (`RunControl`)."""
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     try:
@@ -153,7 +163,7 @@ def _supervise(
         finally:
             os.close(out_write)
             os.close(err_write)
-        control.on_kill(supervisor.stop)
+        control.on_kill(supervisor.stop, supervisor.interrupt, grace_seconds)
         _pump({out_read: "stdout", err_read: "stderr"}, supervisor, output)
     finally:
         os.close(out_read)

@@ -52,6 +52,10 @@ class RunSpec:
     # and how long a run waits for the state lock (seconds).
     plan_file: bytes | None = field(default=None, repr=False)
     lock_timeout_seconds: int = 60
+    # How long a cancelled or timed-out run has after its interrupt (SIGINT) before it is
+    # killed (seconds; 0: killed at once). Terraform runs get
+    # `OPSCRAFT_TERRAFORM_STOP_GRACE_SECONDS`, so Terraform can write its state and unlock it.
+    stop_grace_seconds: float = 0.0
     # Files the runner reads back from the work directory once the run ended (a plan run's plan
     # file and its JSON form), each at most `terraform_plan.MAX_FILE_BYTES`.
     collect: tuple[str, ...] = ()
@@ -88,11 +92,16 @@ class Runner(Protocol):
 
 
 class RunControl:
-    """Deadline, cancellation and shutdown of one run: the first reason wins and kills the run.
+    """Deadline, cancellation and shutdown of one run: the first reason wins and ends the run.
 
     The deadline is kept by one shared watchdog thread, so a runner never relies on a blocking
     call's timeout. `stop()` may be called from any thread, even before the runner has
     registered its kill function, and returns at once: the kill runs in a thread of its own.
+
+    A run registered with an `interrupt` and a grace period (`on_kill`) is first asked to stop
+    when it is cancelled or times out (Terraform, on SIGINT, finishes or abandons its current
+    operations, writes its state and releases its lock, as after Ctrl-C), and killed only if it
+    is still going `grace_seconds` later. A shutdown (`interrupted`) kills at once.
     """
 
     def __init__(self) -> None:
@@ -100,6 +109,10 @@ class RunControl:
         self.finished = False
         self._lock = threading.Lock()
         self._kill: Callable[[], None] | None = None
+        self._interrupt: Callable[[], None] | None = None
+        self._grace_seconds = 0.0
+        self._interrupted = False
+        self._grace_ends = 0.0  # time.monotonic() at which an interrupted run is killed
         self._killed = False
 
     def arm(self, timeout_seconds: float) -> None:
@@ -110,26 +123,54 @@ class RunControl:
         with self._lock:
             if self.reason is None and not self.finished:
                 self.reason = reason
-        self._kill_if_due()
+        self._act()
 
-    def on_kill(self, kill: Callable[[], None]) -> None:
-        """Register how to kill the run; used at once if a stop was already requested."""
+    def on_kill(
+        self,
+        kill: Callable[[], None],
+        interrupt: Callable[[], None] | None = None,
+        grace_seconds: float = 0.0,
+    ) -> None:
+        """Register how to kill the run and, optionally, how to ask it to stop (`interrupt`)
+        and how long to wait for it after asking (`grace_seconds`, 0: kill at once); used at
+        once if a stop was already requested."""
         with self._lock:
-            self._kill = kill
-        self._kill_if_due()
+            self._kill, self._interrupt, self._grace_seconds = kill, interrupt, grace_seconds
+        self._act()
+
+    def due(self) -> None:
+        """A deadline of this run passed (the watchdog): its timeout, or the grace after an
+        interrupt, which ends in the kill."""
+        self.stop(StopReason.timed_out)
 
     def finish(self) -> None:
         """The run is over: no later stop applies."""
         with self._lock:
             self.finished = True
-            self._kill = None
+            self._kill = self._interrupt = None
 
-    def _kill_if_due(self) -> None:
+    def _act(self) -> None:
+        """Interrupt or kill the run if a stop was requested and that step is due."""
         with self._lock:
-            kill = self._kill if self.reason is not None and not self._killed and not self.finished else None
-            self._killed = self._killed or kill is not None
-        if kill is not None:
-            threading.Thread(target=_guarded, args=(kill,), name="opscraft-kill", daemon=True).start()
+            if self.reason is None or self.finished or self._killed or self._kill is None:
+                return
+            graceful = (
+                self._interrupt is not None
+                and self._grace_seconds > 0
+                and self.reason is not StopReason.interrupted
+            )
+            if graceful and not self._interrupted:
+                self._interrupted = True
+                action = self._interrupt
+                self._grace_ends = time.monotonic() + self._grace_seconds
+                _WATCHDOG.add(self._grace_ends, self)
+            elif not graceful or time.monotonic() >= self._grace_ends:
+                self._killed = True
+                action = self._kill
+            else:
+                return
+        assert action is not None
+        threading.Thread(target=_guarded, args=(action,), name="opscraft-kill", daemon=True).start()
 
 
 def _guarded(kill: Callable[[], None]) -> None:
@@ -171,7 +212,7 @@ class _Watchdog:
                     self._cond.wait(wait)
                     continue
                 _, _, control = heapq.heappop(self._heap)
-            control.stop(StopReason.timed_out)
+            control.due()
 
 
 _WATCHDOG = _Watchdog()

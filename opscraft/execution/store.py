@@ -277,6 +277,9 @@ def claim(
         ssh_key_secret=run.get("ssh_key_secret"),
         run_options=dict(row.run_options or {}),
         lock_timeout_seconds=settings.terraform_lock_timeout_seconds,
+        stop_grace_seconds=(
+            settings.terraform_stop_grace_seconds if script_type == ScriptType.terraform else 0
+        ),
         # A test run's plan is of unsaved content: it is shown, never kept to be applied.
         collect=terraform_plan.COLLECT if row.terraform_action == "plan" and not row.draft else (),
     )

@@ -36,7 +36,9 @@ A forked supervisor (`Supervisor`)
    and the program inherits them (the supervisor itself needs little: no file, a few MiB, no
    fork, milliseconds of CPU);
 4. waits until the program exits, or until it is told to stop: a byte on the channel, the channel
-   closed (the runner is gone: stopped, or its process died), or SIGTERM, SIGINT or SIGHUP;
+   closed (the runner is gone: stopped, or its process died), or SIGTERM, SIGINT or SIGHUP. The
+   byte `i` (`INTERRUPT`) instead sends SIGINT to the program's process group and goes on
+   waiting (a graceful stop: `spec.RunControl`);
 5. kills every descendant with SIGKILL, scan after scan of /proc, until it has no child left: a
    process forked while the others are killed is re-parented to it and found by the next scan;
 6. closes its copies of the run's output pipes, so that the runner reads their end at once,
@@ -65,6 +67,8 @@ PR_SET_CHILD_SUBREAPER = 36
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 # Handled (or ignored, by Python) here; the program gets the default back.
 DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, *STOP_SIGNALS)
+# The runner's request to interrupt the program (any other byte, or the channel's end: stop).
+INTERRUPT = b"i"
 KILL_PAUSE_SECONDS = 0.002
 KILL_DEADLINE_SECONDS = 5
 CANNOT_START = 127
@@ -185,11 +189,20 @@ class Supervisor:
                 if fd == wake_read:
                     stop = stop or not STOP_SIGNALS.isdisjoint(os.read(wake_read, 64))
                     self._reap()
-                else:  # a stop request, or the runner is gone
+                elif self.channel.recv(16).strip(INTERRUPT):  # a stop request, or the runner is gone
                     stop = True
+                else:
+                    self.interrupt()
         self.kill_all()
         # None only when the program itself could not be killed (see kill_all).
         return 128 + signal.SIGKILL if self.status is None else self.status
+
+    def interrupt(self) -> None:
+        """SIGINT to the program's process group (its session: the program and what it started
+        in it), as Ctrl-C in a terminal: Terraform then stops gracefully (state written, lock
+        released). The supervisor goes on waiting for the program to end."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.main, signal.SIGINT)
 
     def kill_all(self) -> None:
         """SIGKILL every descendant until none is left and every child is reaped.

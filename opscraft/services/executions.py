@@ -550,7 +550,8 @@ def may_cancel(actor: Actor, execution: Execution) -> bool:
 
 
 async def cancel(session: AsyncSession, actor: Actor, execution_id: int) -> Execution:
-    """Cancel a queued run (it never starts) or a running one (killed within two seconds).
+    """Cancel a queued run (it never starts) or a running one (killed within two seconds; a
+    Terraform run gets SIGINT first and up to `terraform_stop_grace_seconds` to stop by itself).
 
     Raises Conflict when the run has finished, also when it finished between being read and
     being marked (a run that ends as the cancel arrives): the 409 says how it ended, and no

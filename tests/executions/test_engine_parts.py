@@ -7,6 +7,7 @@ import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -195,6 +196,64 @@ def test_run_control_kills_once_whenever_the_stop_comes(early: bool) -> None:
     assert done.wait(2)
     time.sleep(0.05)
     assert kills == ["kill"] and control.reason is StopReason.cancelled
+
+
+def _recorder() -> tuple[list[tuple[str, float]], Any, Any]:
+    """What a run control did and when (seconds since the recorder was made): steps, interrupt, kill."""
+    steps: list[tuple[str, float]] = []
+    t0 = time.monotonic()
+    return (
+        steps,
+        lambda: steps.append(("interrupt", time.monotonic() - t0)),
+        lambda: steps.append(("kill", time.monotonic() - t0)),
+    )
+
+
+async def _until(condition: Any, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not come"
+        await asyncio.sleep(0.01)
+
+
+async def test_run_control_interrupts_first_and_kills_after_the_grace() -> None:
+    """A cancel of a run with an interrupt and a grace (Terraform): SIGINT at once, the kill only
+    once the grace is over; a second cancel changes nothing."""
+    steps, interrupt, kill = _recorder()
+    control = RunControl()
+    control.on_kill(kill, interrupt, grace_seconds=0.4)
+    control.stop(StopReason.cancelled)
+    await _until(lambda: len(steps) == 1)
+    control.stop(StopReason.cancelled)
+    await _until(lambda: len(steps) == 2)
+    (first, at_first), (second, at_second) = steps
+    assert (first, second) == ("interrupt", "kill") and at_second - at_first >= 0.35, steps
+    await asyncio.sleep(0.1)
+    assert len(steps) == 2
+
+
+async def test_run_control_a_run_ending_in_its_grace_is_not_killed() -> None:
+    steps, interrupt, kill = _recorder()
+    control = RunControl()
+    control.on_kill(kill, interrupt, grace_seconds=0.3)
+    control.arm(0.05)  # the timeout interrupts too
+    await _until(lambda: len(steps) == 1)
+    control.finish()  # Terraform wrote its state and exited
+    await asyncio.sleep(0.5)
+    assert [step for step, _ in steps] == ["interrupt"] and control.reason is StopReason.timed_out
+
+
+@pytest.mark.parametrize("grace", [0.0, 5.0])
+async def test_run_control_kills_at_once_without_a_grace_or_at_shutdown(grace: float) -> None:
+    """No grace (every script type but Terraform, or a grace setting of 0) kills at once; so does a
+    shutdown of the worker (`interrupted`), whatever the grace."""
+    steps, interrupt, kill = _recorder()
+    control = RunControl()
+    control.on_kill(kill, interrupt, grace_seconds=grace)
+    control.stop(StopReason.interrupted if grace else StopReason.cancelled)
+    await _until(lambda: len(steps) == 1)
+    await asyncio.sleep(0.05)
+    assert [step for step, _ in steps] == ["kill"]
 
 
 def test_run_control_deadline() -> None:

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from tests.conftest import LoggedIn, free_port
 from tests.executions.conftest import make_script, output, require_docker, start, wait_for
-from tests.executions.test_terraform_state import MAIN_TF
+from tests.executions.test_terraform_state import MAIN_TF, SLOW_TF, cancel_midway_and_check_the_graceful_stop
 
 GATEWAY = "172.17.0.1"
 IMAGE = "opscraft-test/terraform:1"
@@ -105,3 +105,14 @@ async def test_docker_plan_is_saved_and_applied_exactly(
     final = await wait_for(client, operator, r.json()["id"], timeout=180)
     text = await output(client, operator, r.json()["id"])
     assert final["status"] == "success" and 'message = "ahoy from opscraft"' in text, text
+
+
+async def test_a_cancelled_docker_run_stops_terraform_gracefully(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn, served: None
+) -> None:
+    """In the container the SIGINT reaches Terraform through `kill -INT -1` run as the run's user
+    (the loader, PID 1, waits on and writes the end record)."""
+    script_id = await make_script(
+        client, operator, SLOW_TF, script_type="terraform", parameters={"pause": 0}, network_enabled=True
+    )
+    await cancel_midway_and_check_the_graceful_stop(client, operator, admin, script_id, "docker")

@@ -56,11 +56,13 @@ def terraform_on_path() -> None:
 
 
 @pytest.fixture
-def engine_settings() -> dict[str, Any]:
-    # A held lock is waited for this long (test_terraform_plans.py shows the wait succeeding).
+def engine_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """A held lock is waited for 2 s (test_terraform_plans.py shows the wait succeeding); a
+    test's indirect parameter adds settings."""
     return {
         "OPSCRAFT_STATE_BACKEND_URL": f"http://127.0.0.1:{PORT}",
         "OPSCRAFT_TERRAFORM_LOCK_TIMEOUT_SECONDS": 2,
+        **getattr(request, "param", {}),
     }
 
 
@@ -275,12 +277,13 @@ async def _wait_locked(client: httpx.AsyncClient, who: LoggedIn, script_id: int,
         await asyncio.sleep(0.2)
 
 
+@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_TERRAFORM_STOP_GRACE_SECONDS": 0}], indirect=True)
 async def test_the_lock_of_a_cancelled_run_does_not_block_the_next_run(
     client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn, served: None, terraform_on_path: None
 ) -> None:
-    """Cancel kills Terraform before it can release the lock; the run is over, so its
-    credentials can never release it: the next run takes it over (audited) instead of failing
-    with "Error acquiring the state lock" until an admin breaks it."""
+    """Without a grace period, cancel kills Terraform before it can release the lock; the run is
+    over, so its credentials can never release it: the next run takes it over (audited) instead
+    of failing with "Error acquiring the state lock" until an admin breaks it."""
     script_id = await make_script(client, operator, SLOW_TF, script_type="terraform", parameters={"pause": 0})
     slow = await start(
         client, operator, script_id, "local", terraform_action="apply", parameters={"pause": 120}
@@ -301,6 +304,45 @@ async def test_the_lock_of_a_cancelled_run_does_not_block_the_next_run(
     r = await client.get("/api/v1/audit", params={"action": "terraform.lock_release"}, headers=admin.headers)
     assert r.status_code == 200 and r.json()["total"] == 1, r.text
     assert r.json()["items"][0]["details"]["execution_id"] == slow["id"], r.text
+
+
+async def cancel_midway_and_check_the_graceful_stop(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn, script_id: int, runner: str
+) -> None:
+    """Cancel an apply of `SLOW_TF` while its provisioner sleeps; Terraform gets SIGINT, not
+    SIGKILL: it stops, writes the state (the resource tainted) and releases the lock itself, so
+    nothing is left for the next run to take over."""
+    slow = await start(
+        client, operator, script_id, runner, terraform_action="apply", parameters={"pause": 300}
+    )
+    await _wait_locked(client, operator, script_id, slow["id"])
+    r = await client.post(f"/api/v1/executions/{slow['id']}/cancel", headers=operator.headers)
+    assert r.status_code == 200, r.text
+    final = await wait_for(client, operator, slow["id"], timeout=120)
+    text = await output(client, operator, slow["id"])
+    assert final["status"] == "cancelled", text
+    assert "Interrupt received" in text and "Gracefully shutting down" in text, text
+    r = await client.get(f"/api/v1/scripts/{script_id}/terraform/states", headers=operator.headers)
+    state = r.json()[0]
+    assert (state["locked"], state["lock_ended"], state["locked_by_execution"]) == (False, False, None), (
+        r.text
+    )
+    r = await client.get(
+        f"/api/v1/scripts/{script_id}/terraform/states/default/versions", headers=operator.headers
+    )
+    assert r.json()["versions"][0]["execution_id"] == slow["id"], "the state was written"
+    r = await client.get("/api/v1/audit", params={"action": "terraform.lock_release"}, headers=admin.headers)
+    assert r.json()["total"] == 0, r.text
+
+
+@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_TERRAFORM_STOP_GRACE_SECONDS": 120}], indirect=True)
+async def test_a_cancelled_run_stops_terraform_gracefully(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn, served: None, terraform_on_path: None
+) -> None:
+    script_id = await make_script(client, operator, SLOW_TF, script_type="terraform", parameters={"pause": 0})
+    await cancel_midway_and_check_the_graceful_stop(client, operator, admin, script_id, "local")
+    final, text = await _run(client, operator, script_id, terraform_action="apply", parameters={})
+    assert final["status"] == "success", text
 
 
 def test_backend_url_setting_is_checked() -> None:
