@@ -431,11 +431,12 @@ def _release(state: TerraformState) -> None:
 
 
 async def _script(session: AsyncSession, actor: Actor, script_id: int) -> Script:
+    """The script (not deleted), whatever its type now: a script changed from Terraform to
+    another type keeps its states readable (listed, downloaded, rolled back), not hidden until
+    its type is changed back."""
     script = await session.get(Script, script_id)
     if script is None or script.deleted_at is not None:
         raise NotFound(f"script {script_id} not found")
-    if script.script_type != ScriptType.terraform:
-        raise NotFound(f"script {script_id} is not a terraform script: it has no state")
     return script
 
 
@@ -466,13 +467,19 @@ async def _views(session: AsyncSession, states: list[TerraformState]) -> list[St
 async def list_states(session: AsyncSession, actor: Actor, script_id: int) -> list[StateView]:
     """The script's states (one per workspace), with their locks."""
     require(actor.user, Permission.edit_scripts, READ_STATE)
-    await _script(session, actor, script_id)
-    rows = await session.exec(
-        select(TerraformState)
-        .where(col(TerraformState.script_id) == script_id)
-        .order_by(col(TerraformState.workspace))
+    script = await _script(session, actor, script_id)
+    rows = list(
+        (
+            await session.exec(
+                select(TerraformState)
+                .where(col(TerraformState.script_id) == script_id)
+                .order_by(col(TerraformState.workspace))
+            )
+        ).all()
     )
-    return await _views(session, list(rows.all()))
+    if not rows and script.script_type != ScriptType.terraform:
+        raise NotFound(f"script {script_id} is not a terraform script: it has no state")
+    return await _views(session, rows)
 
 
 async def _existing(session: AsyncSession, actor: Actor, script_id: int, workspace: str) -> TerraformState:

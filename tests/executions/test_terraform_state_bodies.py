@@ -77,3 +77,34 @@ async def test_a_body_that_is_no_state_is_refused(
     )
     assert r.status_code == 422 and says in r.json()["detail"], r.text
     assert (await client.get(_url(script_id), auth=auth)).status_code == 204, "nothing stored"
+
+
+async def test_a_script_changed_to_another_type_keeps_its_state_readable(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """The states of a script that was Terraform stay listed, versioned and downloadable after its
+    type is changed (they were a 404 "not a terraform script" until it was changed back); a
+    script that never had one still says it has no state."""
+    script_id = await make_script(client, operator, TF, script_type="terraform")
+    _, auth = await terraform_run_row(script_id)
+    stored = _state(1)
+    r = await client.post(
+        _url(script_id), content=stored, auth=auth, headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 200, r.text
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}",
+        json={"script_type": "bash", "content": "#!/bin/bash\necho now bash\n", "acknowledge_risks": True},
+        headers=operator.headers,
+    )
+    assert r.status_code == 200 and r.json()["script_type"] == "bash", r.text
+    states = f"/api/v1/scripts/{script_id}/terraform/states"
+    r = await client.get(states, headers=operator.headers)
+    assert r.status_code == 200 and [s["workspace"] for s in r.json()] == ["default"], r.text
+    r = await client.get(f"{states}/default/versions", headers=operator.headers)
+    assert r.status_code == 200 and [v["number"] for v in r.json()["versions"]] == [1], r.text
+    r = await client.get(f"{states}/default/versions/1", headers=operator.headers)
+    assert r.status_code == 200 and r.content == stored, r.text[:200]
+    bash = await make_script(client, operator, "#!/bin/bash\necho hi\n")
+    r = await client.get(f"/api/v1/scripts/{bash}/terraform/states", headers=operator.headers)
+    assert r.status_code == 404 and "not a terraform script" in r.json()["detail"], r.text
