@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import re
 import socket
+import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import nicegui
 import pytest
 
 from tests.conftest import LiveServer, start_server, stop_server
@@ -35,6 +37,15 @@ def _abort(server: LiveServer, head: str) -> None:
         conn.sendall(head.encode() + b"Host: x\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n")
 
 
+def _reset(server: LiveServer, path: str) -> None:
+    """GET `path` and reset the connection at once (SO_LINGER 0: a browser leaving a page while
+    its scripts load)."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as conn:
+        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n".encode())
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
 def _closed_count(server: LiveServer) -> int:
     """How many requests the server ended as abandoned by their client (status 499)."""
     r = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
@@ -55,6 +66,14 @@ def test_an_aborted_request_leaves_no_traceback(server: LiveServer) -> None:
     ]
     for head in aborted:
         _abort(server, head)
+    # Scripts and styles whose download the browser cut off: compression held the response's
+    # start until its body, which never came, and NiceGUI's middlewares raised "No response
+    # returned." with a traceback.
+    static = f"/_nicegui/{nicegui.__version__}/static"
+    for _ in range(3):
+        for name in ("quasar.umd.prod.js", "vue.esm-browser.prod.js", "nicegui.js", "tailwindcss.min.js"):
+            _reset(server, f"{static}/{name}")
+    assert httpx.get(f"{server.url}{static}/nicegui.js").status_code == 200
     # Each abandoned request is counted when the server has finished with it.
     deadline = time.monotonic() + 60
     while _closed_count(server) < 2 and time.monotonic() < deadline:

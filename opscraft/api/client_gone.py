@@ -23,7 +23,7 @@ CLIENT_CLOSED = 499
 
 
 class ClientGoneMiddleware:
-    """Innermost middleware (`lean_path.install` puts it there, in both stacks).
+    """Innermost middleware and outermost one (`lean_path.install` puts it at both ends).
 
     Once the app has received `http.disconnect`, or raised `ClientDisconnect`, an exception from
     it is logged at DEBUG (the client caused it and cannot see any answer) instead of going on to

@@ -53,9 +53,9 @@ class PathDispatch:
 def install(app: FastAPI) -> None:
     """Make `app` build two middleware stacks from its middleware list (when it first serves,
     after NiceGUI's `ui.run` has added its own): the full one, and one without the UI-only
-    middlewares for `/api/` and `/ws/`. Both end (innermost) with `ClientGoneMiddleware`, so that a
-    request its client abandoned ends quietly whatever the middlewares outside it. Call once,
-    before the app serves."""
+    middlewares for `/api/` and `/ws/`. Both end (innermost) with `ClientGoneMiddleware`, and the
+    two are wrapped in one more, so that a request its client abandoned ends quietly whatever
+    the middlewares between. Call once, before the app serves."""
     build_full = app.build_middleware_stack
 
     def build() -> ASGIApp:
@@ -67,6 +67,9 @@ def install(app: FastAPI) -> None:
             lean = build_full()
         finally:
             app.user_middleware = every
-        return PathDispatch(lean, full)
+        # Outermost as well: a layer between the two (compression holds the response's start until
+        # its body) may drop the start the app sent before the client left, and a
+        # `BaseHTTPMiddleware` above it then raises "No response returned.".
+        return ClientGoneMiddleware(PathDispatch(lean, full))
 
     app.build_middleware_stack = build  # type: ignore[method-assign]
