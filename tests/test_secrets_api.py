@@ -74,6 +74,30 @@ async def test_create_list_get_metadata_only(
     assert await actions(client, operator, created["id"]) == ["secret.create"]
 
 
+async def test_search_takes_percent_and_underscore_literally(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """`DB_` finds DB_PASS, not DBXPASS; `%` finds the description saying 100%, not every secret
+    (they are LIKE's wildcards)."""
+    for name in ("DB_PASS", "DBXPASS", "OTHER"):
+        await make_secret(client, operator, name)
+    r = await client.put(
+        f"/api/v1/secrets/{(await make_secret(client, operator, 'QUOTA'))['id']}",
+        json={"description": "alert at 100% \\ full"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 200, r.text
+
+    async def names(search: str) -> list[str]:
+        r = await client.get("/api/v1/secrets", params={"search": search}, headers=operator.headers)
+        assert r.status_code == 200, r.text
+        return [item["name"] for item in r.json()["items"]]
+
+    assert await names("db_") == ["DB_PASS"]
+    assert await names("%") == await names("100%") == await names("\\") == ["QUOTA"]
+    assert await names("_") == ["DB_PASS"]
+
+
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [

@@ -34,7 +34,7 @@ from opscraft.db.types import utcnow
 from opscraft.execution import param_env
 from opscraft.execution.ports import RunSecrets, SecretUnavailable
 from opscraft.security.vault import DecryptError, Vault
-from opscraft.services import audit, conflicts, keyring, partial, scripts
+from opscraft.services import audit, conflicts, keyring, like, partial, scripts
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound
@@ -213,16 +213,13 @@ async def _infos(session: AsyncSession, rows: list[Secret]) -> list[SecretInfo]:
 async def list_secrets(
     session: AsyncSession, actor: Actor, *, search: str | None = None, skip: int = 0, limit: int = 50
 ) -> tuple[list[SecretInfo], int]:
-    """A page of secrets by name whose name or description holds `search` (any case), and the
-    total; `Invalid` naming `search` when it is too long or holds a control character."""
+    """A page of secrets by name whose name or description holds `search` (any case, `%` and `_`
+    literally), and the total; `Invalid` naming `search` when it is too long or holds a control character."""
     require(actor.user, Permission.manage_secrets)
     check_filters(search=(search, MAX_SEARCH))
     conditions = []
     if search:
-        pattern = f"%{search.lower()}%"
-        conditions.append(
-            or_(func.lower(Secret.name).like(pattern), func.lower(Secret.description).like(pattern))
-        )
+        conditions.append(or_(like.holds(Secret.name, search), like.holds(Secret.description, search)))
     total = (await session.exec(select(func.count()).select_from(Secret).where(*conditions))).one()
     rows = await session.exec(
         select(Secret).where(*conditions).order_by(col(Secret.name)).offset(skip).limit(limit)
