@@ -6,10 +6,13 @@ import base64
 import re
 from typing import Any
 
+import httpx
 import pytest
 
+from opscraft.ui.secrets import AUDIT_PAGE_SIZE
 from tests.conftest import LiveServer
 from tests.ui_journey import (
+    API_TIMEOUT,
     OPERATOR_AND_VIEWER,
     create_script,
     journey_server,
@@ -137,3 +140,31 @@ def test_operator_creates_attaches_runs_and_audits_a_secret(
     page.get_by_test_id("secrets-summary").filter(has_text="0 secrets").wait_for()
     # Nor did the server log any value.
     assert VALUE not in server.log() and NEW_VALUE not in server.log()
+
+
+def test_a_secret_audit_log_longer_than_a_page_is_paged(page: Any, server: LiveServer) -> None:
+    """An operator reads every event of a busy secret, its creation included (the dialog showed
+    the latest 100 and no way to the older ones; operators cannot open the admin audit log)."""
+    operator = token(server, "operator")
+    api = httpx.Client(base_url=f"{server.url}/api/v1", headers=operator, timeout=API_TIMEOUT)
+    created = api.post("/secrets", json={"name": "BUSY_SECRET", "value": "busy-value-123"})
+    assert created.status_code == 201, created.text
+    secret_id = created.json()["id"]
+    script_id = create_script(server, operator, "busy-user", "echo hi\n")["id"]
+    for _ in range(AUDIT_PAGE_SIZE // 2):  # + the creation: one event over a page
+        assert api.post(f"/scripts/{script_id}/secrets/{secret_id}").status_code == 201
+        assert api.delete(f"/scripts/{script_id}/secrets/{secret_id}").status_code == 204
+    total = AUDIT_PAGE_SIZE + 1
+
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/secrets")
+    page.get_by_test_id("audit-BUSY_SECRET").click()
+    summary = page.get_by_test_id("secret-audit-summary")
+    summary.filter(has_text=f"events 1-{AUDIT_PAGE_SIZE} of {total}, newest first").wait_for()
+    audit = page.get_by_test_id("secret-audit")
+    assert audit.locator("tbody tr").count() == AUDIT_PAGE_SIZE
+    assert audit.locator("td", has_text=re.compile("^create$")).count() == 0
+    page.get_by_test_id("secret-audit-pager").get_by_role("button", name="2").click()
+    summary.filter(has_text=f"events {total}-{total} of {total}, newest first").wait_for()
+    assert audit.locator("tbody tr").count() == 1
+    assert audit.locator("td", has_text=re.compile("^create$")).count() == 1
