@@ -172,6 +172,22 @@ async def test_update_description_and_value(
     assert r.status_code == 404
 
 
+async def test_the_same_description_again_changes_nothing(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn
+) -> None:
+    """Saving the description unchanged is not a change: the secret stays "updated by" whoever
+    last changed it (as its audit log says), not by the admin who saved nothing."""
+    secret_id = (await make_secret(client, operator))["id"]
+    url = f"/api/v1/secrets/{secret_id}"
+    before = (await client.put(url, json={"description": "rotated"}, headers=operator.headers)).json()
+    r = await client.put(url, json={"description": "rotated"}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    assert (r.json()["updated_by_name"], r.json()["updated_at"]) == ("operator", before["updated_at"])
+    assert await actions(client, operator, secret_id) == ["secret.create", "secret.update_description"]
+    r = await client.put(url, json={"value": "new-value-1"}, headers=admin.headers)
+    assert r.json()["updated_by_name"] == "admin" and r.json()["updated_at"] > before["updated_at"]
+
+
 async def test_attach_list_detach(
     client: httpx.AsyncClient, operator: LoggedIn, viewer: LoggedIn, seen: list
 ) -> None:

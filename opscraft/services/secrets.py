@@ -275,7 +275,10 @@ async def create(session: AsyncSession, actor: Actor, data: SecretCreate | Mappi
 async def update(
     session: AsyncSession, actor: Actor, secret_id: int, data: SecretUpdate | Mapping[str, Any]
 ) -> SecretInfo:
-    """Change the description and/or replace the value (which is never shown)."""
+    """Change the description and/or replace the value (which is never shown).
+
+    `updated_by` and `updated_at` say who last changed the secret, so they move only with a
+    change, which is audited: the same description sent again changes nothing."""
     require(actor.user, Permission.manage_secrets)
     body = scripts.parse(SecretUpdate, data)
     if body.description is None and body.value is None:
@@ -284,15 +287,19 @@ async def update(
             details=[{"field": "body", "message": "send description and/or value"}],
         )
     secret = await _get(session, secret_id)
+    changed = False
     if body.value is not None:
         value = file_content(body.value) if secret.kind == SecretKind.file else body.value
         keyring.seal_into(keyring.current_vault(), secret, value)
         audit.record(session, actor, "secret.update_value", TARGET, secret.id, name=secret.name)
+        changed = True
     if body.description is not None and body.description != secret.description:
         secret.description = body.description
         audit.record(session, actor, "secret.update_description", TARGET, secret.id, name=secret.name)
-    secret.updated_by = actor.user_id
-    secret.updated_at = utcnow()
+        changed = True
+    if changed:
+        secret.updated_by = actor.user_id
+        secret.updated_at = utcnow()
     await session.commit()
     return (await _infos(session, [secret]))[0]
 
