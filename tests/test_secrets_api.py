@@ -199,6 +199,7 @@ async def test_attach_list_detach(
     assert r.json()["name"] == "DB_PASSWORD" and r.json()["attached_by_name"] == "operator"
     r = await client.post(path, headers=operator.headers)
     assert r.status_code == 409 and "already attached" in r.json()["detail"]
+    assert r.json()["errors"] == [{"field": "secret_id", "message": "already attached to this script"}]
     # Viewers see which secrets a script runs with, by name only; never the secrets list.
     r = await client.get(f"/api/v1/scripts/{script_id}/secrets", headers=viewer.headers)
     assert r.status_code == 200 and [a["name"] for a in r.json()] == ["DB_PASSWORD"]
@@ -226,6 +227,9 @@ async def test_attach_refused_when_a_parameter_has_the_name(
     secret_id = (await make_secret(client, operator))["id"]
     r = await client.post(f"/api/v1/scripts/{script_id}/secrets/{secret_id}", headers=operator.headers)
     assert r.status_code == 409 and "declares a parameter named DB_PASSWORD" in r.json()["detail"]
+    assert r.json()["errors"] == [
+        {"field": "secret_id", "message": "would shadow the script's parameter DB_PASSWORD"}
+    ]
 
 
 async def test_a_terraform_parameter_and_its_tf_var_secret_are_refused_together(

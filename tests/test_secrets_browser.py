@@ -168,3 +168,30 @@ def test_a_secret_audit_log_longer_than_a_page_is_paged(page: Any, server: LiveS
     summary.filter(has_text=f"events {total}-{total} of {total}, newest first").wait_for()
     assert audit.locator("tbody tr").count() == 1
     assert audit.locator("td", has_text=re.compile("^create$")).count() == 1
+
+
+def test_attach_problems_are_said_under_the_secret_field(page: Any, server: LiveServer) -> None:
+    """Attach without a choice, or a secret that would shadow a parameter: said under the field
+    (it was a passing toast, and the shadowing refusal named no field)."""
+    operator = token(server, "operator")
+    created = httpx.post(
+        f"{server.url}/api/v1/secrets",
+        json={"name": "REGION_KEY", "value": "region-key-123"},
+        headers=operator,
+        timeout=API_TIMEOUT,
+    )
+    assert created.status_code == 201, created.text
+    script_id = create_script(
+        server, operator, "has-region-key", "echo hi\n", parameters={"REGION_KEY": "x"}
+    )["id"]
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{script_id}?tab=secrets")
+    select = page.get_by_test_id("attach-select")
+    field = page.locator(".q-field", has=select)
+    page.get_by_test_id("attach-submit").click()
+    field.filter(has_text="Choose the secret to attach first").wait_for()
+    select.click()
+    page.get_by_role("option", name="REGION_KEY").click()
+    page.get_by_test_id("attach-submit").click()
+    field.filter(has_text="Would shadow the script's parameter REGION_KEY").wait_for()
+    assert page.get_by_test_id("attached-REGION_KEY").count() == 0

@@ -422,6 +422,8 @@ async def list_for_script(session: AsyncSession, actor: Actor, script_id: int) -
 
 
 async def attach(session: AsyncSession, actor: Actor, script_id: int, secret_id: int) -> Attachment:
+    """Attach a secret to a script: `Conflict` (409, field `secret_id`) when it is attached
+    already or would shadow one of the script's parameters; `NotFound` for either id."""
     require(actor.user, Permission.manage_secrets)
     script = await scripts.get(session, actor, script_id)
     secret = await _get(session, secret_id)
@@ -430,10 +432,14 @@ async def attach(session: AsyncSession, actor: Actor, script_id: int, secret_id:
         raise Conflict(
             f"script {script.name} declares a parameter named {clashes[0]} (the variable {secret.name} "
             "of its runs): the secret and the parameter would shadow each other; rename the "
-            "parameter or use another secret name"
+            "parameter or use another secret name",
+            details=[{"field": "secret_id", "message": f"would shadow the script's parameter {clashes[0]}"}],
         )
     if await session.get(ScriptSecret, (script_id, secret_id)) is not None:
-        raise Conflict(f"secret {secret.name} is already attached to script {script.name}")
+        raise Conflict(
+            f"secret {secret.name} is already attached to script {script.name}",
+            details=[{"field": "secret_id", "message": "already attached to this script"}],
+        )
     link = ScriptSecret(script_id=script_id, secret_id=secret_id, attached_by=actor.user_id)
     session.add(link)
     audit.record(
