@@ -14,6 +14,7 @@ from tests.conftest import LiveServer
 from tests.ui_journey import (
     API_TIMEOUT,
     OPERATOR_AND_VIEWER,
+    cli_user,
     create_script,
     journey_server,
     log_in,
@@ -195,3 +196,36 @@ def test_attach_problems_are_said_under_the_secret_field(page: Any, server: Live
     page.get_by_test_id("attach-submit").click()
     field.filter(has_text="Would shadow the script's parameter REGION_KEY").wait_for()
     assert page.get_by_test_id("attached-REGION_KEY").count() == 0
+
+
+WIDER_THAN_SHOWN = "(() => { const t = document.querySelector('[data-testid=%s] .q-table__middle');"
+WIDER_THAN_SHOWN += " return t.scrollWidth > t.clientWidth; })()"
+
+
+def test_long_audit_details_wrap_inside_the_table(page: Any, server: LiveServer) -> None:
+    """A detail without spaces (a 128-character script name) wraps in its cell, in a secret's
+    audit log and in the admin's: it ran past the table's edge, cut off."""
+    operator = token(server, "operator")
+    created = httpx.post(
+        f"{server.url}/api/v1/secrets",
+        json={"name": "WIDE_DETAILS", "value": "wide-details-1"},
+        headers=operator,
+        timeout=API_TIMEOUT,
+    )
+    assert created.status_code == 201, created.text
+    script_id = create_script(server, operator, "w" * 128, "echo hi\n")["id"]
+    attached = httpx.post(
+        f"{server.url}/api/v1/scripts/{script_id}/secrets/{created.json()['id']}",
+        headers=operator,
+        timeout=API_TIMEOUT,
+    )
+    assert attached.status_code == 201, attached.text
+    cli_user(server, "auditor", "admin")
+    log_in(page, server, "auditor")
+    page.goto(f"{server.url}/secrets")
+    page.get_by_test_id("audit-WIDE_DETAILS").click()
+    page.get_by_test_id("secret-audit").get_by_text("w" * 64, exact=False).wait_for()
+    assert not page.evaluate(WIDER_THAN_SHOWN % "secret-audit")
+    page.goto(f"{server.url}/audit")
+    page.get_by_test_id("audit-table").get_by_text("w" * 64, exact=False).first.wait_for()
+    assert not page.evaluate(WIDER_THAN_SHOWN % "audit-table")

@@ -34,7 +34,7 @@ ACTION_CELL = """
            outline :label="props.value" />
 </q-td>"""
 DETAILS_CELL = """
-<q-td :props="props" class="text-xs" style="white-space: pre-line; max-width: 32rem">
+<q-td :props="props" class="text-xs" style="white-space: pre-line; overflow-wrap: anywhere; max-width: 32rem">
   {{ props.value }}
 </q-td>"""
 

@@ -369,10 +369,11 @@ class SecretsView(PagedTable):
                 if (result := await page_of(page)) is not None:
                     show(page, *result)
 
-            with ui.row().classes("w-full items-center justify-between"):
+            with ui.row().classes("w-full items-center"):
                 pager = ui.pagination(1, 1, direction_links=True, on_change=turn).props(
                     'data-testid="secret-audit-pager"'
                 )
+                ui.space()
                 ui.button("Close", on_click=dialog.delete).props('flat data-testid="audit-close"')
             show(1, *first)
         dialog.open()
