@@ -145,8 +145,11 @@ def test_operator_creates_attaches_runs_and_audits_a_secret(
 
 def test_a_secret_audit_log_longer_than_a_page_is_paged(page: Any, server: LiveServer) -> None:
     """An operator reads every event of a busy secret, its creation included (the dialog showed
-    the latest 100 and no way to the older ones; operators cannot open the admin audit log)."""
-    operator = token(server, "operator")
+    the latest 100 and no way to the older ones; operators cannot open the admin audit log).
+    Each page checks the session again: demoted meanwhile, the operator reads no further."""
+    cli_user(server, "pager", "operator")
+    cli_user(server, "pager-admin", "admin")
+    operator = token(server, "pager")
     api = httpx.Client(base_url=f"{server.url}/api/v1", headers=operator, timeout=API_TIMEOUT)
     created = api.post("/secrets", json={"name": "BUSY_SECRET", "value": "busy-value-123"})
     assert created.status_code == 201, created.text
@@ -157,7 +160,7 @@ def test_a_secret_audit_log_longer_than_a_page_is_paged(page: Any, server: LiveS
         assert api.delete(f"/scripts/{script_id}/secrets/{secret_id}").status_code == 204
     total = AUDIT_PAGE_SIZE + 1
 
-    log_in(page, server, "operator")
+    log_in(page, server, "pager")
     page.goto(f"{server.url}/secrets")
     page.get_by_test_id("audit-BUSY_SECRET").click()
     summary = page.get_by_test_id("secret-audit-summary")
@@ -165,10 +168,22 @@ def test_a_secret_audit_log_longer_than_a_page_is_paged(page: Any, server: LiveS
     audit = page.get_by_test_id("secret-audit")
     assert audit.locator("tbody tr").count() == AUDIT_PAGE_SIZE
     assert audit.locator("td", has_text=re.compile("^create$")).count() == 0
-    page.get_by_test_id("secret-audit-pager").get_by_role("button", name="2").click()
+    pager = page.get_by_test_id("secret-audit-pager")
+    pager.get_by_role("button", name="2").click()
     summary.filter(has_text=f"events {total}-{total} of {total}, newest first").wait_for()
     assert audit.locator("tbody tr").count() == 1
     assert audit.locator("td", has_text=re.compile("^create$")).count() == 1
+
+    admin = token(server, "pager-admin")
+    user_id = api.get("/auth/me").json()["id"]
+    demoted = httpx.put(
+        f"{server.url}/api/v1/users/{user_id}", json={"role": "viewer"}, headers=admin, timeout=API_TIMEOUT
+    )
+    assert demoted.status_code == 200, demoted.text
+    pager.get_by_role("button", name="1").click()
+    page.locator(".q-notification").filter(has_text="your role (viewer) may not do this").wait_for()
+    assert summary.inner_text() == f"events {total}-{total} of {total}, newest first"
+    assert audit.locator("tbody tr").count() == 1
 
 
 def test_attach_problems_are_said_under_the_secret_field(page: Any, server: LiveServer) -> None:

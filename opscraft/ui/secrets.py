@@ -330,12 +330,14 @@ class SecretsView(PagedTable):
         dialog.open()
 
     async def open_audit(self, row: dict[str, Any]) -> None:
-        """The secret's audit log in a dialog, newest first, `AUDIT_PAGE_SIZE` events a page."""
-        actor = await guard(Permission.manage_secrets)
-        if actor is None:
-            return
+        """The secret's audit log in a dialog, newest first, `AUDIT_PAGE_SIZE` events a page
+        (each page re-checks the session: a user demoted meanwhile reads no further)."""
 
         async def page_of(page: int) -> tuple[list[AuditEvent], int] | None:
+            actor = await guard(Permission.manage_secrets)
+            if actor is None:
+                return None
+
             async def load() -> tuple[list[AuditEvent], int]:
                 skip = (page - 1) * AUDIT_PAGE_SIZE
                 async with runtime.current().db.session() as s:
