@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from opscraft.ui.secrets import AUDIT_PAGE_SIZE
+from opscraft.ui.secrets import AUDIT_PAGE_SIZE, PAGE_SIZE
 from tests.conftest import LiveServer
 from tests.ui_journey import (
     API_TIMEOUT,
@@ -244,3 +244,29 @@ def test_long_audit_details_wrap_inside_the_table(page: Any, server: LiveServer)
     page.goto(f"{server.url}/audit")
     page.get_by_test_id("audit-table").get_by_text("w" * 64, exact=False).first.wait_for()
     assert not page.evaluate(WIDER_THAN_SHOWN % "audit-table")
+
+
+def test_deleting_the_only_secret_of_the_last_page_shows_the_page_before(
+    page: Any, server: LiveServer
+) -> None:
+    """It left an empty table under "20 secrets" and no pager to go back with."""
+    operator = token(server, "operator")
+    for i in range(PAGE_SIZE + 1):
+        r = httpx.post(
+            f"{server.url}/api/v1/secrets",
+            json={"name": f"PAGED_{i:02d}", "value": "paged-value-1"},
+            headers=operator,
+            timeout=API_TIMEOUT,
+        )
+        assert r.status_code == 201, r.text
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/secrets")
+    page.get_by_test_id("secret-search").fill("PAGED_")
+    page.get_by_test_id("secrets-summary").filter(has_text=f"{PAGE_SIZE + 1} secrets").wait_for()
+    page.locator(".q-pagination").get_by_role("button", name="2").click()
+    last = f"PAGED_{PAGE_SIZE:02d}"
+    page.get_by_test_id(f"delete-{last}").click()
+    page.get_by_test_id("delete-confirm").click()
+    page.get_by_test_id("secrets-summary").filter(has_text=f"{PAGE_SIZE} secrets").wait_for()
+    page.get_by_test_id("secret-PAGED_00").wait_for()
+    assert page.locator("[data-testid^=secret-PAGED_]").count() == PAGE_SIZE
