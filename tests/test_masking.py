@@ -154,6 +154,13 @@ def test_a_value_with_blank_edges_is_masked_without_them(value: str, printed: st
     assert run(masker, [f"{printed} [{value}]\n"]) == f"{masked} [{MASK}]\n"
 
 
+def test_a_value_of_blanks_only_is_not_masked() -> None:
+    """Stored before the vault refused them: masking four spaces blanked out every indentation."""
+    assert patterns_for("    ") == patterns_for("\t \n \r\n") == set()
+    text = "def f():\n    return 1\n"
+    assert run(Masker(["    ", SECRET]), [text, SECRET]) == text + MASK
+
+
 def test_a_bare_value_shorter_than_the_minimum_is_not_masked() -> None:
     assert run(Masker(["abc\n"]), ["abc abc\n\n"]) == f"abc {MASK}\n"
 

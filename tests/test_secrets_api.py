@@ -105,6 +105,11 @@ async def test_search_takes_percent_and_underscore_literally(
         ({"name": "PATH", "value": VALUE}, "name", "reserved"),
         ({"name": "OPSCRAFT_TOKEN", "value": VALUE}, "name", "reserved"),
         ({"name": "OK_NAME", "value": ""}, "value", "must not be empty"),
+        (
+            {"name": "OK_NAME", "value": " \t\r\n    "},
+            "value",
+            "must not be only spaces, tabs or line breaks",
+        ),
         ({"name": "OK_NAME", "value": VALUE + "\x00"}, "value", "NUL"),
         ({"name": "OK_NAME", "value": VALUE * 3000}, "value", "at most 65536 bytes"),
         ({"name": "OK_NAME", "value": 12345678}, "value", "valid string"),
@@ -118,6 +123,7 @@ async def test_search_takes_percent_and_underscore_literally(
         "reserved",
         "reserved-prefix",
         "empty",
+        "blank",
         "nul",
         "too-large",
         "not-text",
@@ -163,6 +169,8 @@ async def test_update_description_and_value(
     assert r.status_code == 200, r.text
     r = await client.put(url, json={"value": ""}, headers=operator.headers)
     assert r.status_code == 422
+    r = await client.put(url, json={"value": "\n\n    "}, headers=operator.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "value", r.text
     assert await actions(client, operator, secret_id) == [
         "secret.create",
         "secret.update_description",

@@ -71,8 +71,10 @@ def patterns_for(value: str) -> set[bytes]:
 
     A value with blank edges (a token read from a file ends with a line break, a pasted one may
     carry spaces) is also masked without them, in every form: scripts and tools strip it before
-    use (`.strip()`, `$(...)`, an unquoted `$TOKEN`) and then print the bare token."""
-    if len(value) < MIN_LENGTH:
+    use (`.strip()`, `$(...)`, an unquoted `$TOKEN`) and then print the bare token. A value of
+    blanks only (stored before the vault refused them) is not masked: it would blank out every
+    indentation of the output."""
+    if len(value) < MIN_LENGTH or not value.strip():
         return set()
     bare = value.strip()
     forms = _forms(value)

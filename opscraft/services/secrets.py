@@ -48,7 +48,10 @@ MAX_DESCRIPTION = 1000
 MAX_SEARCH = 100  # characters of the list's `search` filter
 TARGET = "secret"
 # Documented only: `_check_value` enforces it with messages that say what to fix.
-VALUE_SCHEMA: dict[str, Any] = {"minLength": 1, "description": "Not empty, at most 64 KiB in UTF-8"}
+VALUE_SCHEMA: dict[str, Any] = {
+    "minLength": 1,
+    "description": "Not empty nor only blanks (spaces, tabs, line breaks), at most 64 KiB in UTF-8",
+}
 
 
 def _utf8(text: str) -> bytes:
@@ -61,6 +64,11 @@ def _utf8(text: str) -> bytes:
 def _check_value(value: str) -> str:
     if value == "":
         raise ValueError("must not be empty")
+    if not value.strip():
+        raise ValueError(
+            "must not be only spaces, tabs or line breaks (an empty paste?): such a value cannot be "
+            "masked in the output without blanking out its indentation"
+        )
     if "\x00" in value:
         raise ValueError(
             "must not contain NUL characters (U+0000): store binary content base64-encoded and decode it "
