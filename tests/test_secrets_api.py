@@ -10,6 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from opscraft import runtime
+from opscraft.db.models import Execution
+from opscraft.services import keyring, secrets
 from tests.conftest import LoggedIn
 
 VALUE = "Hunter2-correct-horse-Zx9!"
@@ -367,3 +370,43 @@ async def test_a_secret_in_use_by_a_webhook_or_channel_is_not_deleted_even_force
     assert r.status_code == 200 and r.json()["signed"] is False, r.text
     r = await client.delete(f"/api/v1/secrets/{key['id']}", headers=admin.headers)
     assert r.status_code == 204, r.text
+
+
+async def test_an_injection_for_a_run_whose_starter_was_deleted_names_them(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn
+) -> None:
+    """A run queued (or awaiting approval) by a user deleted before it started: its injection
+    was audited as "system", hiding who asked for the secret; the run remembers the name."""
+    r = await client.post(
+        "/api/v1/users",
+        json={"username": "leaver", "email": "leaver@example.com", "password": "Leaver-Pass-123"},
+        headers=admin.headers,
+    )
+    assert r.status_code == 201, r.text
+    leaver = r.json()["id"]
+    script_id = await make_script(client, operator)
+    secret_id = (await make_secret(client, operator))["id"]
+    r = await client.post(f"/api/v1/scripts/{script_id}/secrets/{secret_id}", headers=operator.headers)
+    assert r.status_code == 201, r.text
+    async with runtime.current().db.session() as session:
+        run = Execution(
+            script_id=script_id,
+            script_version=1,
+            script_name="s",
+            script_type="bash",
+            triggered_by=leaver,
+            triggered_by_name="leaver",
+        )
+        session.add(run)
+        await session.commit()
+        run_id = run.id
+    assert (await client.delete(f"/api/v1/users/{leaver}", headers=admin.headers)).status_code == 204
+    async with runtime.current().db.session() as session:
+        run = await session.get(Execution, run_id)
+        assert run is not None and run.triggered_by is None
+        found = await secrets.inject_for_execution(session, run, keyring.current_vault())
+    assert found.env == {"DB_PASSWORD": VALUE}
+    events = (await client.get(f"/api/v1/secrets/{secret_id}/audit-logs", headers=operator.headers)).json()
+    inject = events["items"][0]
+    assert inject["action"] == "secret.inject" and inject["execution_id"] == run_id
+    assert (inject["actor_id"], inject["actor_name"]) == (None, "leaver")

@@ -535,7 +535,8 @@ class VaultSecretSource:
 async def inject_for_execution(session: AsyncSession, execution: Execution, vault: Vault) -> RunSecrets:
     """Decrypt the secrets attached to the execution's script, NAME -> value per kind.
 
-    Each injection is audited with the execution id (as the user who started the run) and
+    Each injection is audited with the execution id (as the user who started the run, named as
+    the run remembers them when the account is gone) and
     updates `last_used_at`; all of it is committed together. A secret that does not decrypt
     (tampered, moved, other key) raises `SecretUnavailable` after an audited failure event.
     """
@@ -551,6 +552,9 @@ async def inject_for_execution(session: AsyncSession, execution: Execution, vaul
     ).all()
     user = await session.get(User, execution.triggered_by) if execution.triggered_by else None
     actor = Actor(user)
+    # Who started the run, also when that account was deleted while the run waited (queued, or
+    # awaiting approval): the run keeps the name, as the audit trail keeps names.
+    starter = execution.triggered_by_name or "system"
     found = RunSecrets()
     for secret in rows:
         values = found.files if secret.kind == SecretKind.file else found.env
@@ -563,7 +567,7 @@ async def inject_for_execution(session: AsyncSession, execution: Execution, vaul
                 "secret.inject_failed",
                 TARGET,
                 secret.id,
-                actor_name="system",
+                actor_name=starter,
                 name=secret.name,
                 execution_id=execution_id,
             )
@@ -578,7 +582,7 @@ async def inject_for_execution(session: AsyncSession, execution: Execution, vaul
             "secret.inject",
             TARGET,
             secret.id,
-            actor_name="system",
+            actor_name=starter,
             name=secret.name,
             execution_id=execution_id,
             script_id=script_id,
