@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 _FIELDS = ("worker_id", "execution_id")
+QUIET_LOGGERS = ("httpx", "httpcore")
+"""Libraries whose INFO and DEBUG lines carry the URLs of outgoing requests: WARNING and up only."""
 _context: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar(
     "opscraft_log_context", default=None
 )
@@ -114,3 +116,7 @@ def configure(level: str, log_format: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # httpx logs every request's full URL at INFO (httpcore its steps at DEBUG), and a URL
+    # OpsCraft calls can be a vault secret: a Slack incoming webhook's URL is the credential.
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -42,6 +42,9 @@ async def test_filters(client: httpx.AsyncClient, admin: LoggedIn) -> None:
     by_actor = await _events(client, admin, actor_id=admin.id, action="user.create")
     assert by_actor["total"] == 3 and {e["actor_name"] for e in by_actor["items"]} == {"admin"}
     assert (await _events(client, admin, actor_name="admin", action="user.create"))["total"] == 3
+    # Usernames ignore case (signing in as ADMIN is signing in as admin): so does the filter.
+    assert (await _events(client, admin, actor_name="ADMIN", action="user.create"))["total"] == 3
+    assert (await _events(client, admin, actor_name="Ann", action="auth.login_failed"))["total"] == 1
     target = await _events(client, admin, target_type="user", target_id=ann)
     assert {e["action"] for e in target["items"]} == {"user.create", "auth.login_failed"}
     failed = (await _events(client, admin, action="auth.login_failed"))["items"][0]

@@ -233,3 +233,25 @@ def test_the_servers_own_log_lines_hide_a_webhook_token_too(capsys: pytest.Captu
         root.setLevel(saved[1])
     err = capsys.readouterr().err
     assert "unhandled error in POST /api/v1/hooks/7/***" in err and "SECRET-TOKEN" not in err, err
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_an_outgoing_url_stays_out_of_the_log(capsys: pytest.CaptureFixture[str], level: str) -> None:
+    """A Slack incoming webhook's URL is a vault secret, and httpx logged it in full at INFO
+    ("HTTP Request: POST https://hooks.slack.com/services/...") on every notification."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    url = "https://hooks.slack.com/services/T000/B000/SLACK-URL-SECRET"
+    try:
+        logs.configure(level, "text")
+        transport = httpx.MockTransport(lambda request: httpx.Response(200))
+        with httpx.Client(transport=transport) as client:
+            assert client.post(url, json={"text": "deploy failed"}).status_code == 200
+        logging.getLogger("opscraft.services.notifications").info("delivered")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        for name in logs.QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.NOTSET)
+    err = capsys.readouterr().err
+    assert "delivered" in err and "SLACK-URL-SECRET" not in err, err

@@ -128,6 +128,43 @@ def test_held_back_tail_is_bounded_and_released_on_flush() -> None:
     assert set(released) <= set(MASK)
 
 
+def test_a_cut_stream_releases_its_held_back_tail_as_the_mask() -> None:
+    """The output cap cuts a stream inside a value: the rest never comes, the beginning that
+    was held back is released masked (an ended stream releases it as it is)."""
+    masker = Masker([SECRET])
+    assert masker.mask("stdout", "done p@ss/w0") == "done "
+    assert masker.flush("stdout", cut=True) == MASK
+    assert masker.flush("stdout", cut=True) == ""  # nothing held back: nothing added
+    assert masker.mask("stderr", f"x {SECRET}") == f"x {MASK}"
+    assert masker.flush("stderr", cut=True) == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "printed", "masked"),
+    [
+        ("s3cr3t\n", "token=s3cr3t;", f"token={MASK};"),  # read from a file, then `printf %s $T`
+        ("  pa55w0rd \t", "pa55w0rd", MASK),  # pasted with blanks around it, then `.strip()`
+        ("\r\nab'cd\r\n", "+ echo 'ab'\\''cd'", f"+ echo '{MASK}'"),  # `set -x` of the bare value
+        ("pass\n", "(pass)", f"({MASK})"),
+    ],
+    ids=["line-break", "blanks", "quoted", "four-characters"],
+)
+def test_a_value_with_blank_edges_is_masked_without_them(value: str, printed: str, masked: str) -> None:
+    masker = Masker([value])
+    assert run(masker, [f"{printed} [{value}]\n"]) == f"{masked} [{MASK}]\n"
+
+
+def test_a_value_of_blanks_only_is_not_masked() -> None:
+    """Stored before the vault refused them: masking four spaces blanked out every indentation."""
+    assert patterns_for("    ") == patterns_for("\t \n \r\n") == set()
+    text = "def f():\n    return 1\n"
+    assert run(Masker(["    ", SECRET]), [text, SECRET]) == text + MASK
+
+
+def test_a_bare_value_shorter_than_the_minimum_is_not_masked() -> None:
+    assert run(Masker(["abc\n"]), ["abc abc\n\n"]) == f"abc {MASK}\n"
+
+
 def test_output_without_secrets_passes_unchanged() -> None:
     masker = Masker([])
     assert masker.mask("stdout", "anything") == "anything"

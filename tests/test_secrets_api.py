@@ -10,6 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from opscraft import runtime
+from opscraft.db.models import Execution
+from opscraft.services import keyring, secrets
 from tests.conftest import LoggedIn
 
 VALUE = "Hunter2-correct-horse-Zx9!"
@@ -74,6 +77,30 @@ async def test_create_list_get_metadata_only(
     assert await actions(client, operator, created["id"]) == ["secret.create"]
 
 
+async def test_search_takes_percent_and_underscore_literally(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """`DB_` finds DB_PASS, not DBXPASS; `%` finds the description saying 100%, not every secret
+    (they are LIKE's wildcards)."""
+    for name in ("DB_PASS", "DBXPASS", "OTHER"):
+        await make_secret(client, operator, name)
+    r = await client.put(
+        f"/api/v1/secrets/{(await make_secret(client, operator, 'QUOTA'))['id']}",
+        json={"description": "alert at 100% \\ full"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 200, r.text
+
+    async def names(search: str) -> list[str]:
+        r = await client.get("/api/v1/secrets", params={"search": search}, headers=operator.headers)
+        assert r.status_code == 200, r.text
+        return [item["name"] for item in r.json()["items"]]
+
+    assert await names("db_") == ["DB_PASS"]
+    assert await names("%") == await names("100%") == await names("\\") == ["QUOTA"]
+    assert await names("_") == ["DB_PASS"]
+
+
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [
@@ -81,6 +108,11 @@ async def test_create_list_get_metadata_only(
         ({"name": "PATH", "value": VALUE}, "name", "reserved"),
         ({"name": "OPSCRAFT_TOKEN", "value": VALUE}, "name", "reserved"),
         ({"name": "OK_NAME", "value": ""}, "value", "must not be empty"),
+        (
+            {"name": "OK_NAME", "value": " \t\r\n    "},
+            "value",
+            "must not be only spaces, tabs or line breaks",
+        ),
         ({"name": "OK_NAME", "value": VALUE + "\x00"}, "value", "NUL"),
         ({"name": "OK_NAME", "value": VALUE * 3000}, "value", "at most 65536 bytes"),
         ({"name": "OK_NAME", "value": 12345678}, "value", "valid string"),
@@ -94,6 +126,7 @@ async def test_create_list_get_metadata_only(
         "reserved",
         "reserved-prefix",
         "empty",
+        "blank",
         "nul",
         "too-large",
         "not-text",
@@ -139,6 +172,8 @@ async def test_update_description_and_value(
     assert r.status_code == 200, r.text
     r = await client.put(url, json={"value": ""}, headers=operator.headers)
     assert r.status_code == 422
+    r = await client.put(url, json={"value": "\n\n    "}, headers=operator.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "value", r.text
     assert await actions(client, operator, secret_id) == [
         "secret.create",
         "secret.update_description",
@@ -146,6 +181,22 @@ async def test_update_description_and_value(
     ]
     r = await client.put("/api/v1/secrets/999999", json={"description": "x"}, headers=operator.headers)
     assert r.status_code == 404
+
+
+async def test_the_same_description_again_changes_nothing(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn
+) -> None:
+    """Saving the description unchanged is not a change: the secret stays "updated by" whoever
+    last changed it (as its audit log says), not by the admin who saved nothing."""
+    secret_id = (await make_secret(client, operator))["id"]
+    url = f"/api/v1/secrets/{secret_id}"
+    before = (await client.put(url, json={"description": "rotated"}, headers=operator.headers)).json()
+    r = await client.put(url, json={"description": "rotated"}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    assert (r.json()["updated_by_name"], r.json()["updated_at"]) == ("operator", before["updated_at"])
+    assert await actions(client, operator, secret_id) == ["secret.create", "secret.update_description"]
+    r = await client.put(url, json={"value": "new-value-1"}, headers=admin.headers)
+    assert r.json()["updated_by_name"] == "admin" and r.json()["updated_at"] > before["updated_at"]
 
 
 async def test_attach_list_detach(
@@ -159,6 +210,7 @@ async def test_attach_list_detach(
     assert r.json()["name"] == "DB_PASSWORD" and r.json()["attached_by_name"] == "operator"
     r = await client.post(path, headers=operator.headers)
     assert r.status_code == 409 and "already attached" in r.json()["detail"]
+    assert r.json()["errors"] == [{"field": "secret_id", "message": "already attached to this script"}]
     # Viewers see which secrets a script runs with, by name only; never the secrets list.
     r = await client.get(f"/api/v1/scripts/{script_id}/secrets", headers=viewer.headers)
     assert r.status_code == 200 and [a["name"] for a in r.json()] == ["DB_PASSWORD"]
@@ -186,6 +238,9 @@ async def test_attach_refused_when_a_parameter_has_the_name(
     secret_id = (await make_secret(client, operator))["id"]
     r = await client.post(f"/api/v1/scripts/{script_id}/secrets/{secret_id}", headers=operator.headers)
     assert r.status_code == 409 and "declares a parameter named DB_PASSWORD" in r.json()["detail"]
+    assert r.json()["errors"] == [
+        {"field": "secret_id", "message": "would shadow the script's parameter DB_PASSWORD"}
+    ]
 
 
 async def test_a_terraform_parameter_and_its_tf_var_secret_are_refused_together(
@@ -315,3 +370,43 @@ async def test_a_secret_in_use_by_a_webhook_or_channel_is_not_deleted_even_force
     assert r.status_code == 200 and r.json()["signed"] is False, r.text
     r = await client.delete(f"/api/v1/secrets/{key['id']}", headers=admin.headers)
     assert r.status_code == 204, r.text
+
+
+async def test_an_injection_for_a_run_whose_starter_was_deleted_names_them(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn
+) -> None:
+    """A run queued (or awaiting approval) by a user deleted before it started: its injection
+    was audited as "system", hiding who asked for the secret; the run remembers the name."""
+    r = await client.post(
+        "/api/v1/users",
+        json={"username": "leaver", "email": "leaver@example.com", "password": "Leaver-Pass-123"},
+        headers=admin.headers,
+    )
+    assert r.status_code == 201, r.text
+    leaver = r.json()["id"]
+    script_id = await make_script(client, operator)
+    secret_id = (await make_secret(client, operator))["id"]
+    r = await client.post(f"/api/v1/scripts/{script_id}/secrets/{secret_id}", headers=operator.headers)
+    assert r.status_code == 201, r.text
+    async with runtime.current().db.session() as session:
+        run = Execution(
+            script_id=script_id,
+            script_version=1,
+            script_name="s",
+            script_type="bash",
+            triggered_by=leaver,
+            triggered_by_name="leaver",
+        )
+        session.add(run)
+        await session.commit()
+        run_id = run.id
+    assert (await client.delete(f"/api/v1/users/{leaver}", headers=admin.headers)).status_code == 204
+    async with runtime.current().db.session() as session:
+        run = await session.get(Execution, run_id)
+        assert run is not None and run.triggered_by is None
+        found = await secrets.inject_for_execution(session, run, keyring.current_vault())
+    assert found.env == {"DB_PASSWORD": VALUE}
+    events = (await client.get(f"/api/v1/secrets/{secret_id}/audit-logs", headers=operator.headers)).json()
+    inject = events["items"][0]
+    assert inject["action"] == "secret.inject" and inject["execution_id"] == run_id
+    assert (inject["actor_id"], inject["actor_name"]) == (None, "leaver")

@@ -6,11 +6,15 @@ import base64
 import re
 from typing import Any
 
+import httpx
 import pytest
 
+from opscraft.ui.secrets import AUDIT_PAGE_SIZE, PAGE_SIZE
 from tests.conftest import LiveServer
 from tests.ui_journey import (
+    API_TIMEOUT,
     OPERATOR_AND_VIEWER,
+    cli_user,
     create_script,
     journey_server,
     log_in,
@@ -137,3 +141,132 @@ def test_operator_creates_attaches_runs_and_audits_a_secret(
     page.get_by_test_id("secrets-summary").filter(has_text="0 secrets").wait_for()
     # Nor did the server log any value.
     assert VALUE not in server.log() and NEW_VALUE not in server.log()
+
+
+def test_a_secret_audit_log_longer_than_a_page_is_paged(page: Any, server: LiveServer) -> None:
+    """An operator reads every event of a busy secret, its creation included (the dialog showed
+    the latest 100 and no way to the older ones; operators cannot open the admin audit log).
+    Each page checks the session again: demoted meanwhile, the operator reads no further."""
+    cli_user(server, "pager", "operator")
+    cli_user(server, "pager-admin", "admin")
+    operator = token(server, "pager")
+    api = httpx.Client(base_url=f"{server.url}/api/v1", headers=operator, timeout=API_TIMEOUT)
+    created = api.post("/secrets", json={"name": "BUSY_SECRET", "value": "busy-value-123"})
+    assert created.status_code == 201, created.text
+    secret_id = created.json()["id"]
+    script_id = create_script(server, operator, "busy-user", "echo hi\n")["id"]
+    for _ in range(AUDIT_PAGE_SIZE // 2):  # + the creation: one event over a page
+        assert api.post(f"/scripts/{script_id}/secrets/{secret_id}").status_code == 201
+        assert api.delete(f"/scripts/{script_id}/secrets/{secret_id}").status_code == 204
+    total = AUDIT_PAGE_SIZE + 1
+
+    log_in(page, server, "pager")
+    page.goto(f"{server.url}/secrets")
+    page.get_by_test_id("audit-BUSY_SECRET").click()
+    summary = page.get_by_test_id("secret-audit-summary")
+    summary.filter(has_text=f"events 1-{AUDIT_PAGE_SIZE} of {total}, newest first").wait_for()
+    audit = page.get_by_test_id("secret-audit")
+    assert audit.locator("tbody tr").count() == AUDIT_PAGE_SIZE
+    assert audit.locator("td", has_text=re.compile("^create$")).count() == 0
+    pager = page.get_by_test_id("secret-audit-pager")
+    pager.get_by_role("button", name="2").click()
+    summary.filter(has_text=f"events {total}-{total} of {total}, newest first").wait_for()
+    assert audit.locator("tbody tr").count() == 1
+    assert audit.locator("td", has_text=re.compile("^create$")).count() == 1
+
+    admin = token(server, "pager-admin")
+    user_id = api.get("/auth/me").json()["id"]
+    demoted = httpx.put(
+        f"{server.url}/api/v1/users/{user_id}", json={"role": "viewer"}, headers=admin, timeout=API_TIMEOUT
+    )
+    assert demoted.status_code == 200, demoted.text
+    pager.get_by_role("button", name="1").click()
+    page.locator(".q-notification").filter(has_text="your role (viewer) may not do this").wait_for()
+    assert summary.inner_text() == f"events {total}-{total} of {total}, newest first"
+    assert audit.locator("tbody tr").count() == 1
+
+
+def test_attach_problems_are_said_under_the_secret_field(page: Any, server: LiveServer) -> None:
+    """Attach without a choice, or a secret that would shadow a parameter: said under the field
+    (it was a passing toast, and the shadowing refusal named no field)."""
+    operator = token(server, "operator")
+    created = httpx.post(
+        f"{server.url}/api/v1/secrets",
+        json={"name": "REGION_KEY", "value": "region-key-123"},
+        headers=operator,
+        timeout=API_TIMEOUT,
+    )
+    assert created.status_code == 201, created.text
+    script_id = create_script(
+        server, operator, "has-region-key", "echo hi\n", parameters={"REGION_KEY": "x"}
+    )["id"]
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{script_id}?tab=secrets")
+    select = page.get_by_test_id("attach-select")
+    field = page.locator(".q-field", has=select)
+    page.get_by_test_id("attach-submit").click()
+    field.filter(has_text="Choose the secret to attach first").wait_for()
+    select.click()
+    page.get_by_role("option", name="REGION_KEY").click()
+    page.get_by_test_id("attach-submit").click()
+    field.filter(has_text="Would shadow the script's parameter REGION_KEY").wait_for()
+    assert page.get_by_test_id("attached-REGION_KEY").count() == 0
+
+
+WIDER_THAN_SHOWN = "(() => { const t = document.querySelector('[data-testid=%s] .q-table__middle');"
+WIDER_THAN_SHOWN += " return t.scrollWidth > t.clientWidth; })()"
+
+
+def test_long_audit_details_wrap_inside_the_table(page: Any, server: LiveServer) -> None:
+    """A detail without spaces (a 128-character script name) wraps in its cell, in a secret's
+    audit log and in the admin's: it ran past the table's edge, cut off."""
+    operator = token(server, "operator")
+    created = httpx.post(
+        f"{server.url}/api/v1/secrets",
+        json={"name": "WIDE_DETAILS", "value": "wide-details-1"},
+        headers=operator,
+        timeout=API_TIMEOUT,
+    )
+    assert created.status_code == 201, created.text
+    script_id = create_script(server, operator, "w" * 128, "echo hi\n")["id"]
+    attached = httpx.post(
+        f"{server.url}/api/v1/scripts/{script_id}/secrets/{created.json()['id']}",
+        headers=operator,
+        timeout=API_TIMEOUT,
+    )
+    assert attached.status_code == 201, attached.text
+    cli_user(server, "auditor", "admin")
+    log_in(page, server, "auditor")
+    page.goto(f"{server.url}/secrets")
+    page.get_by_test_id("audit-WIDE_DETAILS").click()
+    page.get_by_test_id("secret-audit").get_by_text("w" * 64, exact=False).wait_for()
+    assert not page.evaluate(WIDER_THAN_SHOWN % "secret-audit")
+    page.goto(f"{server.url}/audit")
+    page.get_by_test_id("audit-table").get_by_text("w" * 64, exact=False).first.wait_for()
+    assert not page.evaluate(WIDER_THAN_SHOWN % "audit-table")
+
+
+def test_deleting_the_only_secret_of_the_last_page_shows_the_page_before(
+    page: Any, server: LiveServer
+) -> None:
+    """It left an empty table under "20 secrets" and no pager to go back with."""
+    operator = token(server, "operator")
+    for i in range(PAGE_SIZE + 1):
+        r = httpx.post(
+            f"{server.url}/api/v1/secrets",
+            json={"name": f"PAGED_{i:02d}", "value": "paged-value-1"},
+            headers=operator,
+            timeout=API_TIMEOUT,
+        )
+        assert r.status_code == 201, r.text
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/secrets")
+    page.get_by_test_id("secret-search").fill("PAGED_")
+    page.get_by_test_id("secrets-summary").filter(has_text=f"{PAGE_SIZE + 1} secrets").wait_for()
+    page.locator(".q-pagination").get_by_role("button", name="2").click()
+    last = f"PAGED_{PAGE_SIZE:02d}"
+    page.get_by_test_id(f"delete-{last}").click()
+    page.get_by_test_id("delete-confirm").click()
+    page.get_by_test_id("secrets-summary").filter(has_text=f"{PAGE_SIZE} secrets").wait_for()
+    page.get_by_test_id("secret-PAGED_00").wait_for()
+    assert page.locator("[data-testid^=secret-PAGED_]").count() == PAGE_SIZE

@@ -190,3 +190,22 @@ def test_a_refused_search_is_said_under_its_box_and_lists_nothing(
             page.get_by_test_id("audit-apply").click()
         field.get_by_text(said).wait_for(state="detached")
         page.get_by_test_id(summary).get_by_text(re.compile(r"^\d+ ")).wait_for()
+
+
+def test_enter_in_an_audit_filter_box_filters(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Typing a username and pressing Enter did nothing: only the Filter button applied it."""
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/audit")
+    summary = page.get_by_test_id("audit-summary")
+    summary.get_by_text(re.compile(r"^\d+ ")).wait_for()
+    page.get_by_test_id("audit-actor").fill("nobody-did-anything")
+    page.get_by_test_id("audit-actor").press("Enter")
+    summary.get_by_text("0 events").wait_for()
+    page.get_by_test_id("audit-actor").fill("")
+    page.get_by_test_id("audit-actor").press("Enter")
+    summary.get_by_text(re.compile(r"^[1-9]\d* events?$")).wait_for()
+    page.get_by_test_id("audit-target-id").fill("999999")
+    page.get_by_test_id("audit-target-id").press("Enter")
+    summary.get_by_text("0 events").wait_for()

@@ -67,9 +67,24 @@ def _url_forms(value: str) -> set[bytes]:
 
 
 def patterns_for(value: str) -> set[bytes]:
-    """Every byte string that reveals `value` and is masked (empty when `value` is too short)."""
-    if len(value) < MIN_LENGTH:
+    """Every byte string that reveals `value` and is masked (empty when `value` is too short).
+
+    A value with blank edges (a token read from a file ends with a line break, a pasted one may
+    carry spaces) is also masked without them, in every form: scripts and tools strip it before
+    use (`.strip()`, `$(...)`, an unquoted `$TOKEN`) and then print the bare token. A value of
+    blanks only (stored before the vault refused them) is not masked: it would blank out every
+    indentation of the output."""
+    if len(value) < MIN_LENGTH or not value.strip():
         return set()
+    bare = value.strip()
+    forms = _forms(value)
+    if bare != value and len(bare) >= MIN_LENGTH:
+        forms |= _forms(bare)
+    return forms
+
+
+def _forms(value: str) -> set[bytes]:
+    """The masked forms of `value` as it is: printed, encoded and (several lines) line by line."""
     raw = value.encode(_ENCODING, _ERRORS)
     printed = printed_forms(value) if len(value) <= MAX_PRINTED_FORMS_LENGTH else {value}
     forms = {form.encode(_ENCODING, _ERRORS) for form in printed}
@@ -128,12 +143,18 @@ class Masker:
             return text
         return _render(buf, spans, start, end)
 
-    def flush(self, stream: str) -> str:
-        """Release whatever `mask` kept back for `stream` (call when the stream ends)."""
+    def flush(self, stream: str, *, cut: bool = False) -> str:
+        """Release whatever `mask` kept back for `stream` (call when the stream ends).
+
+        With `cut` the stream is cut short (the output cap) rather than ended: what was kept
+        back is the beginning of a value whose rest will never be seen, so it is released as the
+        mask, never in clear."""
         pending = self._pending.pop(stream, None)
         if pending is None:
             return ""
-        return _render(pending.data, self._spans(pending.data), pending.emitted, len(pending.data))
+        size = len(pending.data)
+        spans = [(0, size)] if cut else self._spans(pending.data)
+        return _render(pending.data, spans, pending.emitted, size)
 
     def _spans(self, buf: bytes) -> list[tuple[int, int]]:
         """Merged byte ranges covered by any pattern (overlaps included), in order."""

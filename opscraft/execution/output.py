@@ -34,7 +34,7 @@ STREAMS: tuple[Stream, Stream] = ("stdout", "stderr")
 class Masker(Protocol):
     def mask(self, stream: str, text: str) -> str: ...
 
-    def flush(self, stream: str) -> str: ...
+    def flush(self, stream: str, *, cut: bool = False) -> str: ...
 
 
 StoreBatch = Callable[[list[LogEvent], int], "Future[None]"]
@@ -84,7 +84,7 @@ class OutputPipeline:
         self._add(stream, self._masker.mask(stream, self._decoders[stream].decode(data)))
         if cut:
             self.truncated = True
-            self._drain_decoders()
+            self._drain_decoders(cut=True)
             self._add("stderr", truncation_marker(self._max_bytes))
             self._emit(time.monotonic())
             return
@@ -116,10 +116,12 @@ class OutputPipeline:
         self._emit(time.monotonic())
         self._flush(wait=True)
 
-    def _drain_decoders(self) -> None:
+    def _drain_decoders(self, *, cut: bool = False) -> None:
+        """Release what the decoders and the masker hold back; `cut`: the output stops at its
+        cap, so a held-back beginning of a secret value is released as the mask."""
         for stream in STREAMS:
             text = self._masker.mask(stream, self._decoders[stream].decode(b"", final=True))
-            self._add(stream, text + self._masker.flush(stream))
+            self._add(stream, text + self._masker.flush(stream, cut=cut))
 
     def _add(self, stream: Stream, text: str) -> None:
         if not text:

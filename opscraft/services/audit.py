@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert
-from sqlmodel import col, select
+from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.models import AuditEvent
@@ -133,7 +133,11 @@ async def _search(session: AsyncSession, query: AuditQuery) -> tuple[list[AuditE
     if query.actor_id is not None:
         conditions.append(col(AuditEvent.actor_id) == query.actor_id)
     if query.actor_name:
-        conditions.append(col(AuditEvent.actor_name) == query.actor_name)
+        # Usernames ignore case (sign-in, uniqueness), so the actor filter does too; the exact
+        # form also matches where the database's lower() folds ASCII only (SQLite) and a failed
+        # sign-in recorded a non-ASCII name as typed.
+        name = col(AuditEvent.actor_name)
+        conditions.append(or_(name == query.actor_name, func.lower(name) == query.actor_name.lower()))
     if query.action:
         conditions.append(col(AuditEvent.action) == query.action)
     if query.target_type:

@@ -32,6 +32,7 @@ from opscraft.services import (
     conflicts,
     inventories,
     invisible,
+    like,
     line_endings,
     parameters,
     script_checks,
@@ -301,11 +302,6 @@ def search_text(name: str, description: str, tags: list[str]) -> str:
     return "\n".join([name, description, " ".join(tags)]).lower()
 
 
-def _like(term: str) -> str:
-    escaped = term.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 async def list_scripts(session: AsyncSession, actor: Actor, query: ScriptQuery) -> tuple[list[Script], int]:
     """A page of live scripts (without their content) and the total matching `query`.
 
@@ -317,7 +313,7 @@ async def list_scripts(session: AsyncSession, actor: Actor, query: ScriptQuery) 
     invisible.check_filters(search=(query.search, MAX_SEARCH), tag=(query.tag, MAX_TAG))
     conditions: list[Any] = [col(Script.deleted_at).is_(None)]
     for word in (query.search or "").split():
-        conditions.append(col(Script.search_text).like(_like(word), escape="\\"))
+        conditions.append(col(Script.search_text).like(like.pattern(word), escape=like.ESCAPE))
     if query.script_type:
         conditions.append(col(Script.script_type) == query.script_type)
     if query.status:

@@ -34,7 +34,7 @@ from opscraft.db.types import utcnow
 from opscraft.execution import param_env
 from opscraft.execution.ports import RunSecrets, SecretUnavailable
 from opscraft.security.vault import DecryptError, Vault
-from opscraft.services import audit, conflicts, keyring, partial, scripts
+from opscraft.services import audit, conflicts, keyring, like, partial, scripts
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound
@@ -48,7 +48,10 @@ MAX_DESCRIPTION = 1000
 MAX_SEARCH = 100  # characters of the list's `search` filter
 TARGET = "secret"
 # Documented only: `_check_value` enforces it with messages that say what to fix.
-VALUE_SCHEMA: dict[str, Any] = {"minLength": 1, "description": "Not empty, at most 64 KiB in UTF-8"}
+VALUE_SCHEMA: dict[str, Any] = {
+    "minLength": 1,
+    "description": "Not empty nor only blanks (spaces, tabs, line breaks), at most 64 KiB in UTF-8",
+}
 
 
 def _utf8(text: str) -> bytes:
@@ -61,6 +64,11 @@ def _utf8(text: str) -> bytes:
 def _check_value(value: str) -> str:
     if value == "":
         raise ValueError("must not be empty")
+    if not value.strip():
+        raise ValueError(
+            "must not be only spaces, tabs or line breaks (an empty paste?): such a value cannot be "
+            "masked in the output without blanking out its indentation"
+        )
     if "\x00" in value:
         raise ValueError(
             "must not contain NUL characters (U+0000): store binary content base64-encoded and decode it "
@@ -213,16 +221,13 @@ async def _infos(session: AsyncSession, rows: list[Secret]) -> list[SecretInfo]:
 async def list_secrets(
     session: AsyncSession, actor: Actor, *, search: str | None = None, skip: int = 0, limit: int = 50
 ) -> tuple[list[SecretInfo], int]:
-    """A page of secrets by name whose name or description holds `search` (any case), and the
-    total; `Invalid` naming `search` when it is too long or holds a control character."""
+    """A page of secrets by name whose name or description holds `search` (any case, `%` and `_`
+    literally), and the total; `Invalid` naming `search` when it is too long or holds a control character."""
     require(actor.user, Permission.manage_secrets)
     check_filters(search=(search, MAX_SEARCH))
     conditions = []
     if search:
-        pattern = f"%{search.lower()}%"
-        conditions.append(
-            or_(func.lower(Secret.name).like(pattern), func.lower(Secret.description).like(pattern))
-        )
+        conditions.append(or_(like.holds(Secret.name, search), like.holds(Secret.description, search)))
     total = (await session.exec(select(func.count()).select_from(Secret).where(*conditions))).one()
     rows = await session.exec(
         select(Secret).where(*conditions).order_by(col(Secret.name)).offset(skip).limit(limit)
@@ -278,7 +283,10 @@ async def create(session: AsyncSession, actor: Actor, data: SecretCreate | Mappi
 async def update(
     session: AsyncSession, actor: Actor, secret_id: int, data: SecretUpdate | Mapping[str, Any]
 ) -> SecretInfo:
-    """Change the description and/or replace the value (which is never shown)."""
+    """Change the description and/or replace the value (which is never shown).
+
+    `updated_by` and `updated_at` say who last changed the secret, so they move only with a
+    change, which is audited: the same description sent again changes nothing."""
     require(actor.user, Permission.manage_secrets)
     body = scripts.parse(SecretUpdate, data)
     if body.description is None and body.value is None:
@@ -287,15 +295,19 @@ async def update(
             details=[{"field": "body", "message": "send description and/or value"}],
         )
     secret = await _get(session, secret_id)
+    changed = False
     if body.value is not None:
         value = file_content(body.value) if secret.kind == SecretKind.file else body.value
         keyring.seal_into(keyring.current_vault(), secret, value)
         audit.record(session, actor, "secret.update_value", TARGET, secret.id, name=secret.name)
+        changed = True
     if body.description is not None and body.description != secret.description:
         secret.description = body.description
         audit.record(session, actor, "secret.update_description", TARGET, secret.id, name=secret.name)
-    secret.updated_by = actor.user_id
-    secret.updated_at = utcnow()
+        changed = True
+    if changed:
+        secret.updated_by = actor.user_id
+        secret.updated_at = utcnow()
     await session.commit()
     return (await _infos(session, [secret]))[0]
 
@@ -418,6 +430,8 @@ async def list_for_script(session: AsyncSession, actor: Actor, script_id: int) -
 
 
 async def attach(session: AsyncSession, actor: Actor, script_id: int, secret_id: int) -> Attachment:
+    """Attach a secret to a script: `Conflict` (409, field `secret_id`) when it is attached
+    already or would shadow one of the script's parameters; `NotFound` for either id."""
     require(actor.user, Permission.manage_secrets)
     script = await scripts.get(session, actor, script_id)
     secret = await _get(session, secret_id)
@@ -426,10 +440,14 @@ async def attach(session: AsyncSession, actor: Actor, script_id: int, secret_id:
         raise Conflict(
             f"script {script.name} declares a parameter named {clashes[0]} (the variable {secret.name} "
             "of its runs): the secret and the parameter would shadow each other; rename the "
-            "parameter or use another secret name"
+            "parameter or use another secret name",
+            details=[{"field": "secret_id", "message": f"would shadow the script's parameter {clashes[0]}"}],
         )
     if await session.get(ScriptSecret, (script_id, secret_id)) is not None:
-        raise Conflict(f"secret {secret.name} is already attached to script {script.name}")
+        raise Conflict(
+            f"secret {secret.name} is already attached to script {script.name}",
+            details=[{"field": "secret_id", "message": "already attached to this script"}],
+        )
     link = ScriptSecret(script_id=script_id, secret_id=secret_id, attached_by=actor.user_id)
     session.add(link)
     audit.record(
@@ -517,7 +535,8 @@ class VaultSecretSource:
 async def inject_for_execution(session: AsyncSession, execution: Execution, vault: Vault) -> RunSecrets:
     """Decrypt the secrets attached to the execution's script, NAME -> value per kind.
 
-    Each injection is audited with the execution id (as the user who started the run) and
+    Each injection is audited with the execution id (as the user who started the run, named as
+    the run remembers them when the account is gone) and
     updates `last_used_at`; all of it is committed together. A secret that does not decrypt
     (tampered, moved, other key) raises `SecretUnavailable` after an audited failure event.
     """
@@ -533,6 +552,9 @@ async def inject_for_execution(session: AsyncSession, execution: Execution, vaul
     ).all()
     user = await session.get(User, execution.triggered_by) if execution.triggered_by else None
     actor = Actor(user)
+    # Who started the run, also when that account was deleted while the run waited (queued, or
+    # awaiting approval): the run keeps the name, as the audit trail keeps names.
+    starter = execution.triggered_by_name or "system"
     found = RunSecrets()
     for secret in rows:
         values = found.files if secret.kind == SecretKind.file else found.env
@@ -545,7 +567,7 @@ async def inject_for_execution(session: AsyncSession, execution: Execution, vaul
                 "secret.inject_failed",
                 TARGET,
                 secret.id,
-                actor_name="system",
+                actor_name=starter,
                 name=secret.name,
                 execution_id=execution_id,
             )
@@ -560,7 +582,7 @@ async def inject_for_execution(session: AsyncSession, execution: Execution, vaul
             "secret.inject",
             TARGET,
             secret.id,
-            actor_name="system",
+            actor_name=starter,
             name=secret.name,
             execution_id=execution_id,
             script_id=script_id,

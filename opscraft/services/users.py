@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft.db.models import AppSetting, RefreshToken, Role, User
 from opscraft.db.types import utcnow
 from opscraft.security.passwords import hash_password, normal_form, verify_password
-from opscraft.services import api_tokens, app_settings, audit, conflicts, partial
+from opscraft.services import api_tokens, app_settings, audit, conflicts, like, partial
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Problems, Unauthorized
@@ -233,15 +233,7 @@ async def list_users(
     check_filters(search=(search, MAX_SEARCH))
     conditions = []
     if search:
-        pattern = "%" + re.sub(r"([\\%_])", r"\\\1", search.lower()) + "%"
-        conditions.append(
-            or_(
-                *(
-                    func.lower(column).like(pattern, escape="\\")
-                    for column in (User.username, User.email, User.full_name)
-                )
-            )
-        )
+        conditions.append(or_(*(like.holds(c, search) for c in (User.username, User.email, User.full_name))))
     total = (await session.exec(select(func.count()).select_from(User).where(*conditions))).one()
     rows = await session.exec(
         select(User).where(*conditions).order_by(col(User.username)).offset(skip).limit(limit)

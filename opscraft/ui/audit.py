@@ -34,7 +34,7 @@ ACTION_CELL = """
            outline :label="props.value" />
 </q-td>"""
 DETAILS_CELL = """
-<q-td :props="props" class="text-xs" style="white-space: pre-line; max-width: 32rem">
+<q-td :props="props" class="text-xs" style="white-space: pre-line; overflow-wrap: anywhere; max-width: 32rem">
   {{ props.value }}
 </q-td>"""
 
@@ -107,6 +107,8 @@ class AuditView:
             ui.button("Filter", icon="filter_alt", on_click=self.apply).props(
                 'unelevated data-testid="audit-apply"'
             )
+            for typed in (self.actor, self.target_id):  # Enter filters, as in every search box
+                typed.on("keydown.enter", self.apply)
             ui.button(icon="filter_alt_off", on_click=self.clear).props(
                 'flat round aria-label="Clear the filters"'
             ).tooltip("Clear the filters")

@@ -29,6 +29,7 @@ class PagedTable(ABC):
     def __init__(self, page_size: int) -> None:
         self.page = 1
         self.page_size = page_size
+        self.last_page = 1  # of the latest `show_total`
         # The service's filter names -> their inputs, for `load`.
         self.filter_fields: dict[str, Any] = {}
 
@@ -86,6 +87,7 @@ class PagedTable(ABC):
 
     def show_total(self, total: int, noun: str, suffix: str = "") -> None:
         pages = max(1, -(-total // self.page_size))
+        self.last_page = pages
         self.pager.max = pages
         self.pager.set_visibility(pages > 1)
         self.summary.text = f"{total} {noun}{'s' if total != 1 else ''}{suffix}"
@@ -116,6 +118,10 @@ class PagedTable(ABC):
                 await draft.clear()
             dialog.delete()
             await self.refresh()
+            if self.page > self.last_page:  # the change emptied the last page: show the new last one
+                self.page = self.last_page
+                self.pager.value = self.page
+                await self.refresh()
 
     @abstractmethod
     async def refresh(self) -> None:

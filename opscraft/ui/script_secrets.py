@@ -70,7 +70,7 @@ async def secrets_tab(actor: Actor, script: Script) -> None:
         with ui.row().classes("items-center gap-2 mt-2"):
             select = await searched_select("Secret to attach", "attach-select", secret_search(actor, taken))
             select.classes("w-72")
-            ui.button("Attach", icon="link", on_click=one_click(lambda: attach(select.value))).props(
+            ui.button("Attach", icon="link", on_click=one_click(lambda: attach(select))).props(
                 'unelevated data-testid="attach-submit"'
             )
             ui.link("Manage secrets", "/secrets").classes("text-caption")
@@ -79,7 +79,7 @@ async def secrets_tab(actor: Actor, script: Script) -> None:
                 "Every secret is attached already, or none exists: create one on the Secrets page."
             ).classes("text-caption text-grey-7")
 
-    async def change(call: Any, done: str) -> None:
+    async def change(call: Any, done: str, fields: dict[str, Any] | None = None) -> None:
         current = await guard(Permission.manage_secrets)
         if current is None:
             return
@@ -89,14 +89,17 @@ async def secrets_tab(actor: Actor, script: Script) -> None:
                 await call(s, current)
             return True
 
-        if await run_action(action, done):
+        if await run_action(action, done, fields):
             body.refresh()
 
-    async def attach(secret_id: int | None) -> None:
+    async def attach(select: ui.select) -> None:
+        secret_id = select.value
         if secret_id is None:
-            ui.notify("choose a secret to attach first", type="warning")
+            select.error = "Choose the secret to attach first"
             return
-        await change(lambda s, a: secrets.attach(s, a, script_id, secret_id), "Secret attached")
+        await change(
+            lambda s, a: secrets.attach(s, a, script_id, secret_id), "Secret attached", {"secret_id": select}
+        )
 
     async def detach(item: Attachment) -> None:
         await change(lambda s, a: secrets.detach(s, a, script_id, item.secret_id), f"{item.name} detached")

@@ -18,7 +18,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.services.secrets import SecretInfo
 from opscraft.ui import drafts
-from opscraft.ui.audit import readable
+from opscraft.ui.audit import DETAILS_CELL, readable
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.paged import PagedTable
@@ -330,31 +330,65 @@ class SecretsView(PagedTable):
         dialog.open()
 
     async def open_audit(self, row: dict[str, Any]) -> None:
-        actor = await guard(Permission.manage_secrets)
-        if actor is None:
-            return
+        """The secret's audit log in a dialog, newest first, `AUDIT_PAGE_SIZE` events a page
+        (each page re-checks the session: a user demoted meanwhile reads no further)."""
 
-        async def load() -> tuple[list[AuditEvent], int]:
-            async with runtime.current().db.session() as s:
-                return await secrets.audit_logs(s, actor, row["id"], limit=AUDIT_PAGE_SIZE)
+        async def page_of(page: int) -> tuple[list[AuditEvent], int] | None:
+            actor = await guard(Permission.manage_secrets)
+            if actor is None:
+                return None
 
-        result = await run_action(load)
-        if result is None:
+            async def load() -> tuple[list[AuditEvent], int]:
+                skip = (page - 1) * AUDIT_PAGE_SIZE
+                async with runtime.current().db.session() as s:
+                    return await secrets.audit_logs(s, actor, row["id"], skip=skip, limit=AUDIT_PAGE_SIZE)
+
+            return await run_action(load)
+
+        first = await page_of(1)
+        if first is None:
             return
-        events, total = result
         with ui.dialog() as dialog, ui.card().classes("w-[60rem] max-w-full gap-3"):
             ui.label(f"Audit log of {row['name']}").classes("text-lg font-semibold")
-            shown = f"the latest {len(events)} of {total}" if total > len(events) else f"{total}"
-            ui.label(f"{shown} event(s), newest first").classes("text-grey-7")
-            table = ui.table(columns=AUDIT_COLUMNS, rows=[_audit_row(e) for e in events], row_key="id")
+            summary = ui.label().classes("text-grey-7").props('data-testid="secret-audit-summary"')
+            table = ui.table(columns=AUDIT_COLUMNS, rows=[], row_key="id")
             table.props(
                 'flat bordered dense hide-pagination :rows-per-page-options="[0]" data-testid="secret-audit"'
             )
             table.classes("w-full")
             table.add_slot("body-cell-execution", EXECUTION_CELL)
-            with ui.row().classes("w-full justify-end"):
+            table.add_slot("body-cell-details", DETAILS_CELL)
+
+            def show(page: int, events: list[AuditEvent], total: int) -> None:
+                table.rows = [_audit_row(e) for e in events]
+                table.update()
+                summary.text = _audit_summary(page, len(events), total)
+                pager.max = max(1, -(-total // AUDIT_PAGE_SIZE))
+                pager.set_visibility(total > AUDIT_PAGE_SIZE)
+
+            async def turn(event: Any) -> None:
+                page = int(event.value or 1)
+                if (result := await page_of(page)) is not None:
+                    show(page, *result)
+
+            with ui.row().classes("w-full items-center"):
+                pager = ui.pagination(1, 1, direction_links=True, on_change=turn).props(
+                    'data-testid="secret-audit-pager"'
+                )
+                ui.space()
                 ui.button("Close", on_click=dialog.delete).props('flat data-testid="audit-close"')
+            show(1, *first)
         dialog.open()
+
+
+def _audit_summary(page: int, shown: int, total: int) -> str:
+    """`12 event(s), newest first`, or which of them a page shows (`events 101-121 of 121, ...`)."""
+    if total <= AUDIT_PAGE_SIZE:
+        return f"{total} event(s), newest first"
+    if not shown:
+        return f"{total} events, none on page {page}"
+    start = (page - 1) * AUDIT_PAGE_SIZE
+    return f"events {start + 1}-{start + shown} of {total}, newest first"
 
 
 @protected_page("/secrets", Permission.manage_secrets, title="Secrets")

@@ -13,7 +13,8 @@ import pytest
 
 from opscraft.execution import queue as queue_module
 from opscraft.execution.bus import OVERFLOW, LocalLogBus
-from opscraft.execution.events import LogEvent, StatusEvent
+from opscraft.execution.events import LogEvent, StatusEvent, Stream
+from opscraft.execution.masking import MASK, Masker
 from opscraft.execution.output import CHUNK_CHARS, OutputPipeline
 from opscraft.execution.queue import HueyQueue
 from opscraft.execution.spec import RunControl, StopReason
@@ -44,7 +45,7 @@ class Unmasked:
     def mask(self, _stream: str, text: str) -> str:
         return text
 
-    def flush(self, _stream: str) -> str:
+    def flush(self, _stream: str, *, cut: bool = False) -> str:
         return ""
 
 
@@ -97,6 +98,21 @@ def test_cap_keeps_exactly_max_bytes_then_a_marker() -> None:
     assert kept == "0123456789" * 100
     assert "[opscraft] output truncated" in marker and "1000 bytes" in marker
     assert out.truncated and out.total_bytes == 5000
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_cap_cutting_through_a_secret_value_shows_none_of_it(stream: Stream) -> None:
+    """The cap falls inside a value: its beginning, held back by the masker for the rest that
+    will never be stored, becomes the mask; the other stream's held-back tail too."""
+    value = "hunter2-Secret-Value"
+    recorder = Recorder()
+    out = OutputPipeline(1, recorder, recorder.store, Masker([value]), 30)
+    out.feed("stderr" if stream == "stdout" else "stdout", b"other: hunter2-Se")
+    out.feed(stream, f"0123456789 {value}\n".encode())
+    out.close()
+    text = "".join(e.content for e in recorder.stored)
+    assert out.truncated and "[opscraft] output truncated" in text
+    assert "hunter2" not in text and text.count(MASK) == 2, text
 
 
 async def test_bus_backlog_live_and_overflow() -> None:

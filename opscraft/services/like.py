@@ -1,0 +1,25 @@
+"""Substring search with SQL `LIKE`: what a person types is matched literally.
+
+`%` and `_` are `LIKE`'s wildcards and `\\` its escape here: a search for `DB_` must not match
+`DBX`, nor `%` every row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func
+from sqlalchemy.sql.elements import ColumnElement
+
+ESCAPE = "\\"
+
+
+def pattern(term: str) -> str:
+    """The `LIKE` pattern (escape character `ESCAPE`) of the texts holding `term` in lower case."""
+    escaped = term.lower().replace(ESCAPE, ESCAPE * 2).replace("%", ESCAPE + "%").replace("_", ESCAPE + "_")
+    return f"%{escaped}%"
+
+
+def holds(column: Any, term: str) -> ColumnElement[bool]:
+    """`column` (any case) holds `term` literally."""
+    return func.lower(column).like(pattern(term), escape=ESCAPE)
