@@ -52,7 +52,7 @@ from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
 from opscraft.db.types import MAX_ID, utcnow
 from opscraft.execution.run_events import RunEventMessage
 from opscraft.security.vault import DecryptError
-from opscraft.services import audit, conflicts, keyring, names
+from opscraft.services import audit, conflicts, names
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound, Problems
@@ -69,6 +69,7 @@ from opscraft.services.notification_senders import (
 )
 from opscraft.services.partial import CHANGES, over_stored
 from opscraft.services.permissions import Permission, require
+from opscraft.services.secrets import reveal_for_use
 
 log = logging.getLogger(__name__)
 
@@ -554,31 +555,35 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(FIRST_RETRY_SECONDS * 2 ** max(attempts - 1, 0), MAX_RETRY_SECONDS))
 
 
-def _reveal_secret(secret: Secret | None) -> str:
-    if secret is None:
-        raise SendError("the channel's vault secret was deleted: choose another secret")
-    try:
-        return keyring.reveal(keyring.current_vault(), secret)
-    except DecryptError:
-        raise SendError("the channel's vault secret does not decrypt") from None
-
-
 async def send_to_channel(
-    session: AsyncSession, channel: NotificationChannel, message: dict[str, Any]
+    session: AsyncSession, channel: NotificationChannel, message: dict[str, Any], actor: Actor | None = None
 ) -> None:
-    """Send one message through one channel. Raises SendError."""
+    """Send one message through one channel, as `actor` (None: the notification sender). Its
+    vault secret's decryption is audited (`secrets.reveal_for_use`); the caller commits. Raises
+    SendError."""
     secret = await session.get(Secret, channel.secret_id) if channel.secret_id else None
+    user = actor if actor is not None else Actor(None)
+
+    def reveal() -> str:
+        if secret is None:
+            raise SendError("the channel's vault secret was deleted: choose another secret")
+        name = user.user.username if user.user else "notifications"
+        try:
+            return reveal_for_use(session, secret, user, name, channel_id=channel.id)
+        except DecryptError:
+            raise SendError("the channel's vault secret does not decrypt") from None
+
     if channel.kind == ChannelKind.webhook:
-        key = _reveal_secret(secret) if channel.secret_id else None
+        key = reveal() if channel.secret_id else None
         await send_webhook(channel.config["url"], message, key)
     elif channel.kind == ChannelKind.slack:
-        url = _reveal_secret(secret).strip()
+        url = reveal().strip()
         if not valid_http_url(url):  # the same rule as a webhook channel's saved URL
             raise SendError("the channel's vault secret is not a valid http:// or https:// webhook URL")
         await send_slack(url, message["text"] + _excerpt_block(message))
     else:
         c = channel.config
-        password = _reveal_secret(secret) if c.get("username") else None
+        password = reveal() if c.get("username") else None
         settings = EmailSettings(
             host=c["host"],
             port=int(c["port"]),
@@ -677,7 +682,7 @@ async def send_test(session: AsyncSession, actor: Actor, channel_id: int) -> Non
         "output_excerpt": "",
     }
     try:
-        await send_to_channel(session, channel, message)
+        await send_to_channel(session, channel, message, actor)
     except SendError as exc:
         audit.record(
             session, actor, "notification_channel.test", "notification_channel", channel_id, ok=False

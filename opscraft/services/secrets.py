@@ -532,6 +532,21 @@ class VaultSecretSource:
             return await inject_for_execution(session, execution, self.vault)
 
 
+def reveal_for_use(
+    session: AsyncSession, secret: Secret, actor: Actor, actor_name: str, **details: Any
+) -> str:
+    """Decrypt `secret` for a use outside a run (a webhook's signature check, a notification
+    channel's credentials): audited as `secret.use` by `actor_name` with `details` (what used
+    it: `webhook_id`, `channel_id`), and `last_used_at` set, so that the secret's audit log and
+    its "last used" tell of every decryption. The caller commits. Raises `DecryptError`."""
+    value = keyring.reveal(keyring.current_vault(), secret)
+    secret.last_used_at = utcnow()
+    audit.record(
+        session, actor, "secret.use", TARGET, secret.id, actor_name=actor_name, name=secret.name, **details
+    )
+    return value
+
+
 async def inject_for_execution(session: AsyncSession, execution: Execution, vault: Vault) -> RunSecrets:
     """Decrypt the secrets attached to the execution's script, NAME -> value per kind.
 

@@ -40,7 +40,7 @@ from opscraft.db.models.executions import Trigger
 from opscraft.db.types import MAX_ID, utcnow
 from opscraft.security.tokens import hash_personal_token, same_secret
 from opscraft.security.vault import DecryptError
-from opscraft.services import audit, conflicts, keyring, names, parameters
+from opscraft.services import audit, conflicts, names, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import (
@@ -57,6 +57,7 @@ from opscraft.services.parameters import ParameterValues, PointerMapping
 from opscraft.services.partial import CHANGES, over_stored
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
+from opscraft.services.secrets import reveal_for_use
 
 # What a refusal names (services/permissions.require; the routes' early check says the same).
 MANAGE = "manage webhooks"
@@ -385,7 +386,18 @@ async def receive(session: AsyncSession, call: Call) -> Execution:
         if hook.secret_id is not None:
             secret = await session.get(Secret, hook.secret_id)
             try:
-                key = keyring.reveal(keyring.current_vault(), secret) if secret else None
+                key = (
+                    reveal_for_use(
+                        session,
+                        secret,
+                        Actor(None, call.client_ip),
+                        f"webhook:{hook.id}",
+                        webhook_id=hook.id,
+                        script_id=hook.script_id,
+                    )
+                    if secret
+                    else None
+                )
             except DecryptError:
                 key = None
             if key is None:

@@ -196,6 +196,11 @@ async def test_signed_webhook_slack_and_email_on_failure(
     r = await client.get("/api/v1/notifications/deliveries", headers=admin.headers)
     assert r.status_code == 200 and r.json()["total"] == 3
     assert {d["status"] for d in r.json()["items"]} == {"delivered"}
+    # The two vault secrets were decrypted to send: each use is in the secret's audit log.
+    for secret_id, used_by in ((key_id, web["id"]), (slack_url_id, sl["id"])):
+        r = await client.get(f"/api/v1/secrets/{secret_id}/audit-logs", headers=admin.headers)
+        uses = [e for e in r.json()["items"] if e["action"] == "secret.use"]
+        assert [(e["actor_name"], e["details"]["channel_id"]) for e in uses] == [("notifications", used_by)]
 
 
 async def test_a_test_run_is_marked_in_its_message(client: httpx.AsyncClient, admin: LoggedIn) -> None:

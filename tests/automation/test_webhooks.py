@@ -169,7 +169,8 @@ async def test_refusals_are_audited_without_the_payload(client: httpx.AsyncClien
 
 async def test_signature_and_replay_window(client: httpx.AsyncClient, admin: LoggedIn) -> None:
     r = await client.post("/api/v1/secrets", json={"name": "HOOK_KEY", "value": "k3y"}, headers=admin.headers)
-    _, hook = await setup_hook(client, admin, secret_id=r.json()["id"])
+    key_id = r.json()["id"]
+    _, hook = await setup_hook(client, admin, secret_id=key_id)
     body = orjson.dumps({"ref": "main"})
     url = hook["url_path"]
     assert (await client.post(url, content=body)).status_code == 401
@@ -181,6 +182,15 @@ async def test_signature_and_replay_window(client: httpx.AsyncClient, admin: Log
     assert (await client.post(url, content=body + b" ", headers=tampered)).status_code == 401
     r = await client.post(url, content=body, headers=signed("k3y", body))
     assert r.status_code == 202, r.text
+    # Every check decrypted the key: each is in the secret's audit log, by the webhook (the
+    # refused calls' uses went with their rollback; the refusals are audited as webhook calls).
+    r = await client.get(f"/api/v1/secrets/{key_id}/audit-logs", headers=admin.headers)
+    uses = [e for e in r.json()["items"] if e["action"] == "secret.use"]
+    assert [(e["actor_name"], e["details"]["webhook_id"]) for e in uses] == [
+        (f"webhook:{hook['id']}", hook["id"])
+    ]
+    r = await client.get(f"/api/v1/secrets/{key_id}", headers=admin.headers)
+    assert r.json()["last_used_at"] is not None, r.text
 
 
 async def test_a_signature_in_upper_case_hex_is_accepted_once(
