@@ -87,6 +87,7 @@ async def test_rotation_reencrypts_everything_and_retires_the_old_key(
             await session.exec(select(AuditEvent).where(col(AuditEvent.action) == "secret.rotate"))
         ).all()
         assert sorted(int(e.target_id or 0) for e in audited) == sorted(ids.values())
+        assert {e.details["name"] for e in audited} == set(ids), "named like the other secret events"
     # After a restart only the new key opens the vault.
     settings = runtime.current().settings
     await lifecycle.stop()

@@ -160,6 +160,7 @@ async def rotate(session: AsyncSession, old: Vault, new_key: MasterKey) -> tuple
             "secret",
             secret.id,
             actor_name="cli",
+            name=secret.name,
             key_version=new.key_version,
         )
     states = (
