@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from opscraft.services import shared_inventories
-from tests.conftest import LoggedIn, make_user
+from opscraft.services import inventories, shared_inventories
+from opscraft.services.linters import find_tool
+from tests.conftest import LoggedIn, make_user, require_service
 
 PATH = "/api/v1/inventories"
 PLAYBOOK = "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n"
@@ -343,3 +344,34 @@ async def test_a_bad_name_and_bad_content_are_named_in_one_422(
     assert r.status_code == 422, r.text
     assert [e["field"] for e in r.json()["errors"]] == ["name", "description", "content"], r.text
     assert (await client.get(f"{PATH}/{inv['id']}", headers=operator.headers)).json()["content"] == INI
+
+
+def test_the_host_names_include_hosts_without_variables() -> None:
+    """`ansible-inventory --list` lists a host without variables only in its group."""
+    require_service(find_tool("ansible-inventory") is not None, "ansible-inventory (ansible-core)")
+    hosts = asyncio.run(inventories.validate("[web]\nweb1\nweb2 http_port=8080\n\n[db]\ndb1\n"))
+    assert hosts == ["db1", "web1", "web2"]
+
+
+@pytest.mark.parametrize(
+    ("content", "remote"),
+    [
+        (INI, True),
+        ("[web]\nweb1\n", True),
+        ("[web]\nweb1 ansible_connection=local\n", False),
+        ("[web]\nweb1\nweb2\n\n[web:vars]\nansible_connection=local\n", False),
+        ("[all:vars]\nansible_connection=local\n\n[a]\nx\n\n[b]\ny ansible_connection=ssh\n", True),
+        ("all:\n  hosts:\n    サーバー:\n      ansible_connection: local\n", False),
+        (
+            "all:\n  vars: {ansible_connection: local}\n  children:\n    db:\n      hosts: {db1: {}}\n",
+            False,
+        ),
+        ("[web]\nweb1 ansible_connection=local\nweb2\n", True),
+    ],
+)
+def test_hosts_that_all_connect_locally_need_no_network(content: str, remote: bool) -> None:
+    """The run form's network notice asks this: `ansible_connection=local` (the host's own, or a
+    group's or `all`'s) runs the host's tasks in the run itself; any other host needs the network."""
+    require_service(find_tool("ansible-inventory") is not None, "ansible-inventory (ansible-core)")
+    assert asyncio.run(inventories.reaches_network(content)) is remote
+    assert asyncio.run(inventories.reaches_network(content)) is remote  # the kept answer

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import signal
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -35,6 +38,11 @@ MAX_INVENTORY_BYTES = 64 * 1024
 MAX_EXPANDED_VALUES = 100_000
 TIMEOUT_SECONDS = 60.0
 FIELD = "inventory"
+#: The `ansible_connection` that runs a host's tasks in the run itself (no network).
+LOCAL_CONNECTION = "local"
+#: How many inventory texts `reaches_network` keeps its answer for (by SHA-256).
+NETWORK_ANSWERS = 256
+_network_answers: OrderedDict[str, bool] = OrderedDict()
 
 
 def without_bom(text: str) -> str:
@@ -97,6 +105,45 @@ async def validate(text: str, field: str = FIELD) -> list[str]:
     has YAML aliases expanding to more than `MAX_EXPANDED_VALUES` values, is a plugin
     configuration or does not parse as an INI or YAML inventory. Without
     `ansible-inventory` on this machine, only the plugin form is checked and the result is empty."""
+    listing = await _listing(text, field)
+    return sorted(_host_vars(listing)) if listing is not None else []
+
+
+async def reaches_network(text: str) -> bool:
+    """Whether a run with the inventory `text` reaches hosts over the network: True when a host's
+    `ansible_connection` (its own, or its groups' or `all`'s, merged as Ansible merges them) is
+    anything but `local`, or when that cannot be told (no `ansible-inventory` here, or a text it
+    refuses). Hosts that all use `ansible_connection=local` run in the run itself. Answers are
+    kept by content (`NETWORK_ANSWERS` of them), so the run form asks Ansible once per text."""
+    key = hashlib.sha256(text.encode()).hexdigest()
+    answer = _network_answers.get(key)
+    if answer is None:
+        try:
+            listing = await _listing(text, FIELD)
+        except Invalid:
+            listing = None
+        hosts = _host_vars(listing).values() if listing is not None else None
+        answer = hosts is None or any(v.get("ansible_connection") != LOCAL_CONNECTION for v in hosts)
+    _network_answers[key] = answer
+    _network_answers.move_to_end(key)
+    while len(_network_answers) > NETWORK_ANSWERS:
+        _network_answers.popitem(last=False)
+    return answer
+
+
+def _host_vars(listing: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every host of an `ansible-inventory --list` listing with its merged variables: hosts
+    without any variable are only in their groups' `hosts`, not in `_meta.hostvars`."""
+    hostvars = dict(listing.get("_meta", {}).get("hostvars", {}))
+    for name, group in listing.items():
+        if name != "_meta" and isinstance(group, dict):
+            for host in group.get("hosts", []):
+                hostvars.setdefault(host, {})
+    return hostvars
+
+
+async def _listing(text: str, field: str) -> dict[str, Any] | None:
+    """`ansible-inventory --list` of `text` (checked as `validate` says), or None without the tool."""
     if "\x00" in text:
         raise _invalid("must not contain NUL characters", field)
     if len(text.encode()) > MAX_INVENTORY_BYTES:
@@ -106,7 +153,7 @@ async def validate(text: str, field: str = FIELD) -> list[str]:
     _refuse_plugin_form(text, field)
     tool = find_tool("ansible-inventory")
     if tool is None:
-        return []
+        return None
     with tempfile.TemporaryDirectory(prefix="opscraft-inventory-") as scratch:
         folder = Path(scratch)
         (folder / INVENTORY_FILE).write_text(text, encoding="utf-8")
@@ -115,8 +162,8 @@ async def validate(text: str, field: str = FIELD) -> list[str]:
     if code != 0:
         reason = inventory_errors.explain(text, err, str(folder))
         raise _invalid(f"is not a valid INI or YAML inventory: {reason}", field)
-    listing = json.loads(out)
-    return sorted(listing.get("_meta", {}).get("hostvars", {}))
+    listing: dict[str, Any] = json.loads(out)
+    return listing
 
 
 async def _run(argv: list[str], folder: Path, field: str) -> tuple[int, str, str]:
