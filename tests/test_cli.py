@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from opscraft import __version__
-from tests.conftest import PG_URL, ROOT, postgres_scratch_database, require_service
+from tests.conftest import (
+    PG_URL,
+    ROOT,
+    free_port,
+    postgres_scratch_database,
+    require_service,
+    start_server,
+    stop_server,
+)
 
 
 def opscraft(data_dir: Path, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
@@ -132,3 +140,24 @@ def test_no_command_without_a_display_prints_the_usage(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "the following arguments are required: command" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_second_serve_on_the_same_data_directory_is_refused(tmp_path: Path) -> None:
+    """Both would be the same worker (its id is kept in the data directory): the second one's
+    start recovered "its" crash, ending the first one's runs as "interrupted by server restart"
+    and removing their containers while they ran. It now stops with one line instead."""
+    server = start_server(tmp_path / "data")
+    try:
+        second = opscraft(
+            server.data_dir, "serve", "--port", str(free_port()), SECRET_KEY=server.env["SECRET_KEY"]
+        )
+        assert second.returncode == 1, second.stderr
+        worker = (server.data_dir / "worker-id").read_text().strip()
+        assert second.stderr.strip().splitlines() == [
+            f"opscraft: another OpsCraft process (pid {server.process.pid}) is already running on the "
+            f"data directory {server.data_dir} (worker {worker}); "
+            "starting would end its runs: close or stop it first, or use another --data-dir"
+        ]
+        assert server.log().count("recovered") == 1 and server.process.poll() is None
+    finally:
+        stop_server(server)

@@ -81,3 +81,20 @@ def check_database(settings: Settings) -> None:
         sys.exit(database_error(settings, exc))
     except ConfigError as exc:
         sys.exit(f"opscraft: configuration error: {exc}")
+
+
+def claim_worker(settings: Settings) -> None:
+    """For a command that runs a worker (`settings.workers` above 0): hold its worker id for this
+    process (`execution/identity_lock.py`) before any port or window opens; exits with one line
+    when another process runs a worker with it on this data directory, whose runs this start
+    would otherwise end."""
+    if settings.workers <= 0:
+        return
+    from opscraft.execution import identity_lock
+
+    try:
+        identity_lock.claim(settings.data_dir, identity_lock.worker_identity(settings))
+    except identity_lock.WorkerIdInUse as exc:
+        sys.exit(f"opscraft: {exc}")
+    except OSError as exc:
+        sys.exit(f"opscraft: cannot write to the data directory {settings.data_dir}: {exc.strerror}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from opscraft.cli.common import Factory, run_with_runtime, with_data_dir
+from opscraft.cli.common import Factory, claim_worker, run_with_runtime, with_data_dir
 from opscraft.config import Settings
 
 
@@ -16,6 +16,7 @@ def cmd_desktop(args: argparse.Namespace, settings: Settings) -> None:
     if problem:
         sys.exit(problem)
     toolkit.prepare_environment()
+    claim_worker(settings)  # before the window: a second launch on the same data says so and ends
 
     async def ensure_local_admin() -> None:  # before the port opens: no stranger can claim /setup
         from opscraft import runtime

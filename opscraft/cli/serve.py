@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from opscraft.cli.common import Factory, check_database, with_data_dir
+from opscraft.cli.common import Factory, check_database, claim_worker, with_data_dir
 from opscraft.config import Settings
 
 MAX_SLOTS = 64
@@ -18,6 +18,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         if not 0 <= args.workers <= MAX_SLOTS:
             sys.exit(f"opscraft: --workers must be between 0 and {MAX_SLOTS}")
         settings = settings.model_copy(update={"workers": args.workers})
+    claim_worker(settings)
     check_database(settings)
     serve(settings, args.host, args.port)
 
