@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -161,3 +162,20 @@ def test_a_second_serve_on_the_same_data_directory_is_refused(tmp_path: Path) ->
         assert server.log().count("recovered") == 1 and server.process.poll() is None
     finally:
         stop_server(server)
+
+
+def test_a_port_out_of_range_or_taken_is_one_line(tmp_path: Path) -> None:
+    """The kernel takes a port modulo 65536: `--port 99999` served on 34463 while saying 99999.
+    A taken port was found only after the whole start (migrations, runtime), in uvicorn's words."""
+    for port in ("99999", "0", "http"):
+        result = opscraft(tmp_path, "serve", "--port", port)
+        assert result.returncode == 2 and "is not a port number (1-65535)" in result.stderr, result.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = opscraft(tmp_path, "serve", "--port", str(port))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1:] == [
+        f"opscraft: cannot listen on 127.0.0.1:{port}: Address already in use: choose another --port"
+    ]

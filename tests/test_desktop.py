@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -211,3 +212,46 @@ def test_a_toolkit_that_fails_to_start_ends_the_launch(display: str, toolkit: No
     lines = result.stderr.strip().splitlines()
     assert lines[-1] == "opscraft: the desktop window could not open (the GUI toolkit's messages are above)"
     assert "Traceback" not in result.stderr
+
+
+def test_a_taken_port_or_a_second_launch_is_one_line_before_any_window(
+    display: str, toolkit: None, tmp_path: Path
+) -> None:
+    """A taken `--port` left a window saying "starting" while the server failed to bind, then
+    ended with a traceback and "the desktop window could not open (the GUI toolkit's messages
+    are above)". A second launch on the same data directory became the first one's worker and
+    ended its runs. Both now stop with one line before any window opens."""
+
+    def launch(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "opscraft", "desktop", *args],
+            capture_output=True,
+            text=True,
+            env=base_env(data_dir, DISPLAY=display),
+            cwd=ROOT,
+            timeout=180,
+        )
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = launch(tmp_path / "other", "--port", str(port))
+    assert refused.returncode == 1, refused.stderr
+    assert refused.stderr.strip().splitlines() == [
+        f"opscraft: cannot listen on 127.0.0.1:{port}: Address already in use: choose another --port"
+    ]
+
+    app = desktop(display, tmp_path / "data", "first")
+    try:
+        second = launch(tmp_path / "data")
+        assert second.returncode == 1, second.stderr
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(
+            f"opscraft: another OpsCraft process (pid {app.process.pid}) is already running on the "
+            f"data directory {tmp_path / 'data'}"
+        ), lines
+        assert app.process.poll() is None  # the first window goes on
+        assert app.close() == 0
+    finally:
+        app.kill()
