@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from opscraft.services import inventories, shared_inventories
+from opscraft.services import inventories, inventory_ranges, shared_inventories
 from opscraft.services.linters import find_tool
 from tests.conftest import LoggedIn, make_user, require_service
 
@@ -375,3 +375,42 @@ def test_hosts_that_all_connect_locally_need_no_network(content: str, remote: bo
     require_service(find_tool("ansible-inventory") is not None, "ansible-inventory (ansible-core)")
     assert asyncio.run(inventories.reaches_network(content)) is remote
     assert asyncio.run(inventories.reaches_network(content)) is remote  # the kept answer
+
+
+@pytest.mark.parametrize(
+    "bomb",
+    [
+        "[web]\nh[0:99][0:99][0:99]\n",  # 20 bytes, a million hosts
+        "all:\n  children:\n    web:\n      hosts:\n        h[a:z][0:999]: {}\n",
+    ],
+)
+async def test_host_ranges_that_expand_beyond_the_limit_are_refused_before_ansible_reads_them(
+    client: httpx.AsyncClient, operator: LoggedIn, bomb: str
+) -> None:
+    """`ansible-inventory --list` writes every host of a range out: `h[0:99][0:99][0:99]` took
+    700 MB of the server's memory and the check's whole 60 s. Refused at once (422 naming the
+    field), for a shared inventory and a script's own."""
+    started = time.monotonic()
+    r = await _inventory(client, operator, content=bomb)
+    assert r.status_code == 422, r.text
+    error = r.json()["errors"][0]
+    assert error["field"] == "content" and "hosts once its host ranges" in error["message"], error
+    r = await _script(client, operator, inventory=bomb)
+    assert r.status_code == 422 and "inventory" in [e["field"] for e in r.json()["errors"]], r.text
+    assert time.monotonic() - started < 20  # Ansible never ran on them
+    r = await _inventory(client, operator, content="[web]\nweb[01:50]\n\n[web:vars]\nports=[1:99999]\n")
+    assert r.status_code == 201, r.text  # a range of 50; the vars section holds no host
+
+
+@pytest.mark.parametrize(
+    ("text", "hosts"),
+    [
+        ("[web]\nweb[01:50]\n", 50),
+        ("web[a:f]\n[db]\ndb[0:10:5]\n", 6 + 3),
+        ("[web]\nh[0:9][a:c] ansible_port=22\n# h[0:999]\n", 30),
+        ("[web:vars]\nx=[0:999]\n\n[all:children]\nw[0:999]\n", 0),
+        ("[web]\nh[5:1]\nh[:3]\nh[1:x]\n", 1 + 4 + 1),
+    ],
+)
+def test_host_ranges_are_counted_as_ansible_expands_them(text: str, hosts: int) -> None:
+    assert inventory_ranges.ini_host_count(text) == hosts

@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from opscraft.execution.commands import INVENTORY_FILE, INVENTORY_PLUGINS
-from opscraft.services import inventory_errors, line_endings
+from opscraft.services import inventory_errors, inventory_ranges, line_endings
 from opscraft.services.errors import Invalid
 from opscraft.services.linters import find_tool
 
@@ -36,6 +36,9 @@ MAX_INVENTORY_BYTES = 64 * 1024
 # "alias bomb" of a few hundred bytes holds millions, and `ansible-inventory --list` copied them
 # out on the server (1.4 GB of memory within its 60 s for 455 bytes).
 MAX_EXPANDED_VALUES = 100_000
+# Hosts once host ranges are written out: `ansible-inventory --list` took 24 s for 20,000
+# (`h[0:19999]`) and 700 MB and its whole timeout for a million (`h[0:99][0:99][0:99]`).
+MAX_HOSTS = 10_000
 TIMEOUT_SECONDS = 60.0
 FIELD = "inventory"
 #: The `ansible_connection` that runs a host's tasks in the run itself (no network).
@@ -79,13 +82,14 @@ def _expanded_size(data: object, limit: int) -> int:
     return size(data)
 
 
-def _refuse_plugin_form(text: str, field: str) -> None:
-    """`Invalid` for YAML that is an inventory plugin configuration or an alias bomb."""
+def _refuse_what_ansible_must_not_read(text: str, field: str) -> None:
+    """`Invalid` for YAML that is an inventory plugin configuration or an alias bomb, and for
+    host ranges that expand to more than `MAX_HOSTS` hosts (INI or YAML)."""
     try:  # every scalar as text: safe_load's dates raised ValueError on `0000-01-01` (a 500)
         data = yaml.load(text, Loader=yaml.BaseLoader)  # noqa: S506 (BaseLoader builds only str, list, dict)
     except (yaml.YAMLError, RecursionError):
-        return  # not YAML: INI, checked by ansible-inventory
-    if _expanded_size(data, MAX_EXPANDED_VALUES) > MAX_EXPANDED_VALUES:
+        data = None  # not YAML: INI, checked by ansible-inventory
+    if data is not None and _expanded_size(data, MAX_EXPANDED_VALUES) > MAX_EXPANDED_VALUES:
         raise _invalid(
             f"its YAML aliases (*name) expand to more than {MAX_EXPANDED_VALUES:,} values, which "
             "Ansible would copy out in full: write the values out, or share them as group vars",
@@ -97,14 +101,25 @@ def _refuse_plugin_form(text: str, field: str) -> None:
             "on the server: write the hosts and groups as YAML or INI data",
             field,
         )
+    if isinstance(data, dict):
+        hosts = inventory_ranges.yaml_host_count(data)
+    else:
+        hosts = inventory_ranges.ini_host_count(text)
+    if hosts > MAX_HOSTS:
+        raise _invalid(
+            f"names {hosts:,} hosts once its host ranges (web[01:50]) are written out, more than "
+            f"{MAX_HOSTS:,}: use smaller ranges",
+            field,
+        )
 
 
 async def validate(text: str, field: str = FIELD) -> list[str]:
     """The host names of the inventory `text`, sorted; `Invalid` (naming `field`: `inventory` of
     a script, `content` of a shared inventory) saying what to fix when it is too large, holds NUL,
-    has YAML aliases expanding to more than `MAX_EXPANDED_VALUES` values, is a plugin
-    configuration or does not parse as an INI or YAML inventory. Without
-    `ansible-inventory` on this machine, only the plugin form is checked and the result is empty."""
+    has YAML aliases expanding to more than `MAX_EXPANDED_VALUES` values or host ranges to more
+    than `MAX_HOSTS` hosts, is a plugin configuration or does not parse as an INI or YAML
+    inventory. Without `ansible-inventory` on this machine, only those first checks are made and
+    the result is empty."""
     listing = await _listing(text, field)
     return sorted(_host_vars(listing)) if listing is not None else []
 
@@ -150,7 +165,7 @@ async def _listing(text: str, field: str) -> dict[str, Any] | None:
         raise _invalid(f"must be at most {MAX_INVENTORY_BYTES // 1024} KiB", field)
     if not text.strip():
         raise _invalid("must not be blank: write the hosts, or leave the inventory out (localhost)", field)
-    _refuse_plugin_form(text, field)
+    _refuse_what_ansible_must_not_read(text, field)
     tool = find_tool("ansible-inventory")
     if tool is None:
         return None
