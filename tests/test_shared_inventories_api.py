@@ -215,6 +215,9 @@ async def test_yaml_aliases_that_expand_to_millions_are_refused_before_ansible_r
     [
         ("all:\n  hosts: [1, 2\n", "line 2: YAML parsing failed"),
         ("all:\n  hosts:\n    web1:\n  - db1\n", "line 4: YAML parsing failed"),
+        # The text ends inside an unclosed construct: PyYAML's mark is past the last line.
+        ("all:\n  hosts:\n    web1: {}\n    bad: [\n", "line 4: YAML parsing failed"),
+        ('all:\n  hosts:\n    web1:\n      motd: "abc\n', "line 4: YAML parsing failed"),
         ("[web]\nweb1\n\n[db\ndb1\n", "line 4: the group header [db has no closing ']'"),
         ("[web:vars]\nhttp_port\n", "line 2: Expected key=value, got: http_port"),
         ("[web]\nweb1\nnot a host line\n", "line 3: "),
