@@ -113,6 +113,13 @@ class Worker:
         """Claim the worker id (`identity_lock.WorkerIdInUse` when another process runs it, before
         anything is recovered), recover from this worker's crash, then take jobs."""
         identity_lock.claim(self.settings.data_dir, self.worker_id)
+        try:
+            self._start()
+        except BaseException:
+            identity_lock.release(self.settings.data_dir, self.worker_id)
+            raise
+
+    def _start(self) -> None:
         self.loop.start()
         offered = self.runners()
         self.docker.pool.resize(self._pool_size())
