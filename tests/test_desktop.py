@@ -5,8 +5,11 @@ is one line. The packaged binary's desktop is tested in tests/test_binary.py."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -17,11 +20,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from opscraft.db.migrate import SQLITE_LOCK_SUFFIX
 from opscraft.execution.docker_runner import LABEL_WORKER
 from opscraft.execution.worker import worker_identity
 from tests.app_journey import FINAL, log_in, output, start_script, wait_execution
 from tests.conftest import ARTIFACTS, ROOT, make_settings, require_service
-from tests.desktop_session import DesktopProcess, assert_not_blank, launch_desktop
+from tests.desktop_session import DesktopProcess, assert_not_blank, find_window, launch_desktop
 
 pytestmark = pytest.mark.desktop
 RUNNER_IMAGE = "opscraft-test/runner:1"  # Debian minbase with bash (tests/images/build.sh)
@@ -255,3 +259,39 @@ def test_a_taken_port_or_a_second_launch_is_one_line_before_any_window(
         assert app.close() == 0
     finally:
         app.kill()
+
+
+def test_closing_the_window_while_the_app_starts_ends_the_launch_quietly(
+    display: str, toolkit: None, tmp_path: Path
+) -> None:
+    """The window shows "OpsCraft is starting" while the server boots; held here at the database
+    migration (the test holds its lock), the user closes it. The launch ended with exit code 1,
+    a traceback of the window process and "the desktop window could not open (the GUI
+    toolkit's messages are above)": the window had been shown, but the server was told only
+    through NiceGUI's event bridge, bound later. It now ends with 0 and says nothing."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    lock = os.open(data_dir / f"opscraft.db{SQLITE_LOCK_SUFFIX}", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    log_path = tmp_path / "launch.log"
+    try:
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "opscraft", "desktop"],
+                env=base_env(data_dir, DISPLAY=display),
+                cwd=ROOT,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            find_window(display, "OpsCraft", time.monotonic() + 180, process).close()
+            code = process.wait(timeout=90)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        os.close(lock)
+    log = log_path.read_text(errors="replace")
+    assert code == 0, log
+    assert "Traceback" not in log and "could not open" not in log, log
