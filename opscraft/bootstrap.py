@@ -48,14 +48,25 @@ def _stamp(extras: str) -> str:
     return f"{digest}:{extras}"
 
 
+def _covered(stamps: str, wanted: str) -> bool:
+    """Whether one of the `stamps` (`digest:extras`, space-separated) installed this pyproject.toml
+    with at least the extras `wanted` asks for: after `desktop` (or the tests' `test,desktop,...`)
+    the runtime alone needs no new install, which offline would fail and stop `serve`."""
+    digest, _, extras = wanted.partition(":")
+    need = set(filter(None, extras.split(",")))
+    for stamp in stamps.split():
+        done, _, installed = stamp.partition(":")
+        if done == digest and need <= set(filter(None, installed.split(","))):
+            return True
+    return False
+
+
 def ensure_venv(extras: str = "") -> Path:
     """Create/refresh `.venv` when pyproject.toml (or the extras asked for) changed. Returns its python."""
     stamp_file = VENV / ".opscraft-installed"
     wanted = _stamp(extras)
-    if VENV_PYTHON.exists() and stamp_file.exists():
-        done = stamp_file.read_text().split()
-        if wanted in done:
-            return VENV_PYTHON
+    if VENV_PYTHON.exists() and stamp_file.exists() and _covered(stamp_file.read_text(), wanted):
+        return VENV_PYTHON
     if not VENV_PYTHON.exists():
         print("opscraft: creating a virtual environment in .venv ...", file=sys.stderr)
         try:

@@ -7,6 +7,7 @@ sources; OPSCRAFT_TEST_BINARY=/path/to/opscraft tests a given build instead.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -110,34 +112,24 @@ def test_the_binary_offers_the_cli(binary: Path, tmp_path: Path) -> None:
     assert bare.returncode == 2 and "required: command" in bare.stderr
 
 
-@pytest.mark.docker
-def test_serve_registers_an_admin_and_runs_a_script_in_docker(binary: Path, tmp_path: Path) -> None:
-    require_service(os.environ.get("OPSCRAFT_TEST_DOCKER") == "1", "Docker engine with the test images")
+@contextlib.contextmanager
+def serving(binary: Path, home: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`binary serve` on a free port with the data directory in `home`, until healthy: its URL and
+    process. Stopped with SIGTERM afterwards, which must shut it down cleanly."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = clean_env(tmp_path, OPSCRAFT_DATA_DIR=str(tmp_path / "data"), OPSCRAFT_IMAGE_BASH=RUNNER_IMAGE)
-    log_path = tmp_path / "serve.log"
+    log_path = home / "serve.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [str(binary), "serve", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
+            cwd=home,
+            env=clean_env(home, OPSCRAFT_DATA_DIR=str(home / "data"), **env),
             stdout=log_file,
             stderr=log_file,
         )
+    url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, time.monotonic() + 120, process)
-        maps = Path(f"/proc/{process.pid}/maps").read_text()
-        assert str(binary.parent / "_internal" / "libpython3") in maps  # its own Python, nothing else
-        assert ".venv" not in maps and "/usr/lib/python3" not in maps
-
-        registered = httpx.post(f"{url}/api/v1/auth/register", json=ADMIN, timeout=30)
-        assert registered.status_code == 201 and registered.json()["role"] == "admin", registered.text
-        headers = log_in(url, ADMIN["username"], ADMIN["password"])
-        execution_id = start_script(url, headers, 'echo "from-binary-$((6 * 7))"')
-        final = wait_execution(url, headers, execution_id, {"success", "failed", "error"}, timeout=180)
-        assert final["status"] == "success" and final["runner"] == "docker", final
-        assert "from-binary-42" in output(url, headers, execution_id)
+        yield url, process
     finally:
         process.terminate()
         try:
@@ -148,6 +140,42 @@ def test_serve_registers_an_admin_and_runs_a_script_in_docker(binary: Path, tmp_
     # uvicorn shuts down cleanly, then re-raises the SIGTERM it caught
     assert process.returncode in (0, -signal.SIGTERM), log_path.read_text(errors="replace")
     assert "Application shutdown complete" in log_path.read_text(errors="replace")
+
+
+def first_admin(url: str) -> dict[str, str]:
+    """Register the first user (who becomes admin) and log in: the request headers."""
+    registered = httpx.post(f"{url}/api/v1/auth/register", json=ADMIN, timeout=30)
+    assert registered.status_code == 201 and registered.json()["role"] == "admin", registered.text
+    return log_in(url, ADMIN["username"], ADMIN["password"])
+
+
+@pytest.mark.docker
+def test_serve_registers_an_admin_and_runs_a_script_in_docker(binary: Path, tmp_path: Path) -> None:
+    require_service(os.environ.get("OPSCRAFT_TEST_DOCKER") == "1", "Docker engine with the test images")
+    with serving(binary, tmp_path, OPSCRAFT_IMAGE_BASH=RUNNER_IMAGE) as (url, process):
+        maps = Path(f"/proc/{process.pid}/maps").read_text()
+        assert str(binary.parent / "_internal" / "libpython3") in maps  # its own Python, nothing else
+        assert ".venv" not in maps and "/usr/lib/python3" not in maps
+        headers = first_admin(url)
+        execution_id = start_script(url, headers, 'echo "from-binary-$((6 * 7))"')
+        final = wait_execution(url, headers, execution_id, {"success", "failed", "error"}, timeout=180)
+        assert final["status"] == "success" and final["runner"] == "docker", final
+        assert "from-binary-42" in output(url, headers, execution_id)
+
+
+def test_serve_runs_a_script_on_the_local_runner(binary: Path, tmp_path: Path) -> None:
+    """Where there is no Docker: the binary has no Python to start the local runner's fork
+    server with, so it starts itself as that (every local run ended in `error` before)."""
+    with serving(binary, tmp_path, OPSCRAFT_LOCAL_RUNNER="1") as (url, _process):
+        headers = first_admin(url)
+        enabled = httpx.put(
+            f"{url}/api/v1/settings", json={"local_runner_enabled": True}, headers=headers, timeout=30
+        )
+        assert enabled.status_code == 200, enabled.text
+        execution_id = start_script(url, headers, 'echo "local-binary-$((6 * 7))"', runner="local")
+        final = wait_execution(url, headers, execution_id, {"success", "failed", "error"}, timeout=120)
+        assert final["status"] == "success" and final["runner"] == "local", final
+        assert "local-binary-42" in output(url, headers, execution_id)
 
 
 @pytest.mark.desktop

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from opscraft import __version__
-from tests.conftest import PG_URL, ROOT, postgres_scratch_database, require_service
+from tests.conftest import (
+    PG_URL,
+    ROOT,
+    free_port,
+    postgres_scratch_database,
+    require_service,
+    start_server,
+    stop_server,
+)
 
 
 def opscraft(data_dir: Path, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
@@ -132,3 +141,41 @@ def test_no_command_without_a_display_prints_the_usage(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "the following arguments are required: command" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_second_serve_on_the_same_data_directory_is_refused(tmp_path: Path) -> None:
+    """Both would be the same worker (its id is kept in the data directory): the second one's
+    start recovered "its" crash, ending the first one's runs as "interrupted by server restart"
+    and removing their containers while they ran. It now stops with one line instead."""
+    server = start_server(tmp_path / "data")
+    try:
+        second = opscraft(
+            server.data_dir, "serve", "--port", str(free_port()), SECRET_KEY=server.env["SECRET_KEY"]
+        )
+        assert second.returncode == 1, second.stderr
+        worker = (server.data_dir / "worker-id").read_text().strip()
+        assert second.stderr.strip().splitlines() == [
+            f"opscraft: another OpsCraft process (pid {server.process.pid}) is already running on the "
+            f"data directory {server.data_dir} (worker {worker}); "
+            "starting would end its runs: close or stop it first, or use another --data-dir"
+        ]
+        assert server.log().count("recovered") == 1 and server.process.poll() is None
+    finally:
+        stop_server(server)
+
+
+def test_a_port_out_of_range_or_taken_is_one_line(tmp_path: Path) -> None:
+    """The kernel takes a port modulo 65536: `--port 99999` served on 34463 while saying 99999.
+    A taken port was found only after the whole start (migrations, runtime), in uvicorn's words."""
+    for port in ("99999", "0", "http"):
+        result = opscraft(tmp_path, "serve", "--port", port)
+        assert result.returncode == 2 and "is not a port number (1-65535)" in result.stderr, result.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = opscraft(tmp_path, "serve", "--port", str(port))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1:] == [
+        f"opscraft: cannot listen on 127.0.0.1:{port}: Address already in use: choose another --port"
+    ]

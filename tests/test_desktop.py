@@ -5,8 +5,12 @@ is one line. The packaged binary's desktop is tested in tests/test_binary.py."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,11 +20,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from opscraft.db.migrate import SQLITE_LOCK_SUFFIX
 from opscraft.execution.docker_runner import LABEL_WORKER
 from opscraft.execution.worker import worker_identity
 from tests.app_journey import FINAL, log_in, output, start_script, wait_execution
 from tests.conftest import ARTIFACTS, ROOT, make_settings, require_service
-from tests.desktop_session import DesktopProcess, assert_not_blank, launch_desktop
+from tests.desktop_session import DesktopProcess, assert_not_blank, find_window, launch_desktop
 
 pytestmark = pytest.mark.desktop
 RUNNER_IMAGE = "opscraft-test/runner:1"  # Debian minbase with bash (tests/images/build.sh)
@@ -211,3 +216,82 @@ def test_a_toolkit_that_fails_to_start_ends_the_launch(display: str, toolkit: No
     lines = result.stderr.strip().splitlines()
     assert lines[-1] == "opscraft: the desktop window could not open (the GUI toolkit's messages are above)"
     assert "Traceback" not in result.stderr
+
+
+def test_a_taken_port_or_a_second_launch_is_one_line_before_any_window(
+    display: str, toolkit: None, tmp_path: Path
+) -> None:
+    """A taken `--port` left a window saying "starting" while the server failed to bind, then
+    ended with a traceback and "the desktop window could not open (the GUI toolkit's messages
+    are above)". A second launch on the same data directory became the first one's worker and
+    ended its runs. Both now stop with one line before any window opens."""
+
+    def launch(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "opscraft", "desktop", *args],
+            capture_output=True,
+            text=True,
+            env=base_env(data_dir, DISPLAY=display),
+            cwd=ROOT,
+            timeout=180,
+        )
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = launch(tmp_path / "other", "--port", str(port))
+    assert refused.returncode == 1, refused.stderr
+    assert refused.stderr.strip().splitlines() == [
+        f"opscraft: cannot listen on 127.0.0.1:{port}: Address already in use: choose another --port"
+    ]
+
+    app = desktop(display, tmp_path / "data", "first")
+    try:
+        second = launch(tmp_path / "data")
+        assert second.returncode == 1, second.stderr
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(
+            f"opscraft: another OpsCraft process (pid {app.process.pid}) is already running on the "
+            f"data directory {tmp_path / 'data'}"
+        ), lines
+        assert app.process.poll() is None  # the first window goes on
+        assert app.close() == 0
+    finally:
+        app.kill()
+
+
+def test_closing_the_window_while_the_app_starts_ends_the_launch_quietly(
+    display: str, toolkit: None, tmp_path: Path
+) -> None:
+    """The window shows "OpsCraft is starting" while the server boots; held here at the database
+    migration (the test holds its lock), the user closes it. The launch ended with exit code 1,
+    a traceback of the window process and "the desktop window could not open (the GUI
+    toolkit's messages are above)": the window had been shown, but the server was told only
+    through NiceGUI's event bridge, bound later. It now ends with 0 and says nothing."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    lock = os.open(data_dir / f"opscraft.db{SQLITE_LOCK_SUFFIX}", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    log_path = tmp_path / "launch.log"
+    try:
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "opscraft", "desktop"],
+                env=base_env(data_dir, DISPLAY=display),
+                cwd=ROOT,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            find_window(display, "OpsCraft", time.monotonic() + 180, process).close()
+            code = process.wait(timeout=90)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        os.close(lock)
+    log = log_path.read_text(errors="replace")
+    assert code == 0, log
+    assert "Traceback" not in log and "could not open" not in log, log

@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from opscraft.services import shared_inventories
-from tests.conftest import LoggedIn, make_user
+from opscraft.services import inventories, inventory_ranges, shared_inventories
+from opscraft.services.linters import find_tool
+from tests.conftest import LoggedIn, make_user, require_service
 
 PATH = "/api/v1/inventories"
 PLAYBOOK = "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n"
@@ -214,6 +215,9 @@ async def test_yaml_aliases_that_expand_to_millions_are_refused_before_ansible_r
     [
         ("all:\n  hosts: [1, 2\n", "line 2: YAML parsing failed"),
         ("all:\n  hosts:\n    web1:\n  - db1\n", "line 4: YAML parsing failed"),
+        # The text ends inside an unclosed construct: PyYAML's mark is past the last line.
+        ("all:\n  hosts:\n    web1: {}\n    bad: [\n", "line 4: YAML parsing failed"),
+        ('all:\n  hosts:\n    web1:\n      motd: "abc\n', "line 4: YAML parsing failed"),
         ("[web]\nweb1\n\n[db\ndb1\n", "line 4: the group header [db has no closing ']'"),
         ("[web:vars]\nhttp_port\n", "line 2: Expected key=value, got: http_port"),
         ("[web]\nweb1\nnot a host line\n", "line 3: "),
@@ -343,3 +347,73 @@ async def test_a_bad_name_and_bad_content_are_named_in_one_422(
     assert r.status_code == 422, r.text
     assert [e["field"] for e in r.json()["errors"]] == ["name", "description", "content"], r.text
     assert (await client.get(f"{PATH}/{inv['id']}", headers=operator.headers)).json()["content"] == INI
+
+
+def test_the_host_names_include_hosts_without_variables() -> None:
+    """`ansible-inventory --list` lists a host without variables only in its group."""
+    require_service(find_tool("ansible-inventory") is not None, "ansible-inventory (ansible-core)")
+    hosts = asyncio.run(inventories.validate("[web]\nweb1\nweb2 http_port=8080\n\n[db]\ndb1\n"))
+    assert hosts == ["db1", "web1", "web2"]
+
+
+@pytest.mark.parametrize(
+    ("content", "remote"),
+    [
+        (INI, True),
+        ("[web]\nweb1\n", True),
+        ("[web]\nweb1 ansible_connection=local\n", False),
+        ("[web]\nweb1\nweb2\n\n[web:vars]\nansible_connection=local\n", False),
+        ("[all:vars]\nansible_connection=local\n\n[a]\nx\n\n[b]\ny ansible_connection=ssh\n", True),
+        ("all:\n  hosts:\n    サーバー:\n      ansible_connection: local\n", False),
+        (
+            "all:\n  vars: {ansible_connection: local}\n  children:\n    db:\n      hosts: {db1: {}}\n",
+            False,
+        ),
+        ("[web]\nweb1 ansible_connection=local\nweb2\n", True),
+    ],
+)
+def test_hosts_that_all_connect_locally_need_no_network(content: str, remote: bool) -> None:
+    """The run form's network notice asks this: `ansible_connection=local` (the host's own, or a
+    group's or `all`'s) runs the host's tasks in the run itself; any other host needs the network."""
+    require_service(find_tool("ansible-inventory") is not None, "ansible-inventory (ansible-core)")
+    assert asyncio.run(inventories.reaches_network(content)) is remote
+    assert asyncio.run(inventories.reaches_network(content)) is remote  # the kept answer
+
+
+@pytest.mark.parametrize(
+    "bomb",
+    [
+        "[web]\nh[0:99][0:99][0:99]\n",  # 20 bytes, a million hosts
+        "all:\n  children:\n    web:\n      hosts:\n        h[a:z][0:999]: {}\n",
+    ],
+)
+async def test_host_ranges_that_expand_beyond_the_limit_are_refused_before_ansible_reads_them(
+    client: httpx.AsyncClient, operator: LoggedIn, bomb: str
+) -> None:
+    """`ansible-inventory --list` writes every host of a range out: `h[0:99][0:99][0:99]` took
+    700 MB of the server's memory and the check's whole 60 s. Refused at once (422 naming the
+    field), for a shared inventory and a script's own."""
+    started = time.monotonic()
+    r = await _inventory(client, operator, content=bomb)
+    assert r.status_code == 422, r.text
+    error = r.json()["errors"][0]
+    assert error["field"] == "content" and "hosts once its host ranges" in error["message"], error
+    r = await _script(client, operator, inventory=bomb)
+    assert r.status_code == 422 and "inventory" in [e["field"] for e in r.json()["errors"]], r.text
+    assert time.monotonic() - started < 20  # Ansible never ran on them
+    r = await _inventory(client, operator, content="[web]\nweb[01:50]\n\n[web:vars]\nports=[1:99999]\n")
+    assert r.status_code == 201, r.text  # a range of 50; the vars section holds no host
+
+
+@pytest.mark.parametrize(
+    ("text", "hosts"),
+    [
+        ("[web]\nweb[01:50]\n", 50),
+        ("web[a:f]\n[db]\ndb[0:10:5]\n", 6 + 3),
+        ("[web]\nh[0:9][a:c] ansible_port=22\n# h[0:999]\n", 30),
+        ("[web:vars]\nx=[0:999]\n\n[all:children]\nw[0:999]\n", 0),
+        ("[web]\nh[5:1]\nh[:3]\nh[1:x]\n", 1 + 4 + 1),
+    ],
+)
+def test_host_ranges_are_counted_as_ansible_expands_them(text: str, hosts: int) -> None:
+    assert inventory_ranges.ini_host_count(text) == hosts

@@ -192,3 +192,34 @@ def test_a_refused_ansible_option_is_said_under_its_field(
     assert limit.count() == 0  # the limit is fine now
     runs = httpx.get(f"{server.url}/api/v1/executions", params={"script_id": script["id"]}, headers=headers)
     assert runs.json()["total"] == 0
+
+
+def test_the_network_notice_is_only_for_hosts_reached_over_the_network(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """With the script's network off, the run form warns that the playbook cannot reach its
+    inventory's hosts; hosts that all use `ansible_connection=local` (set on a group here, and
+    in a shared inventory) run in the run itself, so there is nothing to warn about."""
+    headers = tokens["admin"]
+    shared = httpx.post(
+        f"{server.url}/api/v1/inventories",
+        json={
+            "name": "local-boxes",
+            "content": "[boxes]\nbox1\nbox2\n\n[boxes:vars]\nansible_connection=local\n",
+        },
+        headers=headers,
+    )
+    assert shared.status_code == 201, shared.text
+    cases = {
+        "play-local-own": ({"inventory": "[web]\nweb1\n\n[web:vars]\nansible_connection=local\n"}, False),
+        "play-local-shared": ({"inventory_id": shared.json()["id"]}, False),
+        "play-remote": ({"inventory": "[web]\nweb1 ansible_host=192.0.2.10\n"}, True),
+    }
+    log_in(page, server, "viewer")
+    for name, (inventory, warned) in cases.items():
+        fields = {"script_type": "ansible", "status": "active", **inventory}
+        script = create_script(server, headers, name, PLAYBOOK, **fields)
+        page.goto(f"{server.url}/scripts/{script['id']}")
+        page.locator('[data-testid="execute-button"]:not([disabled])').click()
+        page.get_by_test_id("ansible-limit").wait_for()  # the form is built, notice or not
+        assert page.get_by_test_id("ansible-network-notice").count() == int(warned), name

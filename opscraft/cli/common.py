@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -21,6 +23,34 @@ def with_data_dir(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the `--data-dir` option (overrides OPSCRAFT_DATA_DIR) to a command's parser."""
     parser.add_argument("--data-dir", help="data directory (default: OPSCRAFT_DATA_DIR or the user data dir)")
     return parser
+
+
+def port_number(text: str) -> int:
+    """`--port`'s type: a TCP port, 1-65535 (argparse says what is wrong and exits 2). The kernel
+    takes a port modulo 65536: `--port 99999` served on 34463 while saying 99999."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
+
+
+def require_free_port(host: str, port: int) -> None:
+    """Exit with one line when `host:port` cannot be listened on (in use, not allowed, no such
+    address), before anything else starts; the server binds it moments later, as uvicorn does
+    (SO_REUSEADDR), so a port in TIME_WAIT counts as free."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        hint = ": choose another --port" if exc.errno == errno.EADDRINUSE else ""
+        sys.exit(f"opscraft: cannot listen on {host}:{port}: {exc.strerror or exc}{hint}")
 
 
 def settings_for(args: argparse.Namespace) -> Settings:
@@ -81,3 +111,20 @@ def check_database(settings: Settings) -> None:
         sys.exit(database_error(settings, exc))
     except ConfigError as exc:
         sys.exit(f"opscraft: configuration error: {exc}")
+
+
+def claim_worker(settings: Settings) -> None:
+    """For a command that runs a worker (`settings.workers` above 0): hold its worker id for this
+    process (`execution/identity_lock.py`) before any port or window opens; exits with one line
+    when another process runs a worker with it on this data directory, whose runs this start
+    would otherwise end."""
+    if settings.workers <= 0:
+        return
+    from opscraft.execution import identity_lock
+
+    try:
+        identity_lock.claim(settings.data_dir, identity_lock.worker_identity(settings))
+    except identity_lock.WorkerIdInUse as exc:
+        sys.exit(f"opscraft: {exc}")
+    except OSError as exc:
+        sys.exit(f"opscraft: cannot write to the data directory {settings.data_dir}: {exc.strerror}")

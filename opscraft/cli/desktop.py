@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from opscraft.cli.common import Factory, run_with_runtime, with_data_dir
+from opscraft.cli.common import (
+    Factory,
+    claim_worker,
+    port_number,
+    require_free_port,
+    run_with_runtime,
+    with_data_dir,
+)
 from opscraft.config import Settings
 
 
@@ -16,6 +23,9 @@ def cmd_desktop(args: argparse.Namespace, settings: Settings) -> None:
     if problem:
         sys.exit(problem)
     toolkit.prepare_environment()
+    claim_worker(settings)  # before the window: a second launch on the same data says so and ends
+    if args.port is not None:  # a taken port is one line, not a window left saying "starting"
+        require_free_port(launch.HOST, args.port)
 
     async def ensure_local_admin() -> None:  # before the port opens: no stranger can claim /setup
         from opscraft import runtime
@@ -34,5 +44,7 @@ def cmd_desktop(args: argparse.Namespace, settings: Settings) -> None:
 def register(sub: Factory) -> None:
     """Add `desktop` to the CLI's subparsers (`sub` is their `add_parser`)."""
     desktop = with_data_dir(sub("desktop", help="run in a native desktop window (pywebview)"))
-    desktop.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default: a free one)")
+    desktop.add_argument(
+        "--port", type=port_number, default=None, help="port on 127.0.0.1 (default: a free one)"
+    )
     desktop.set_defaults(func=cmd_desktop)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from opscraft.cli.common import Factory, check_database, with_data_dir
+from opscraft.cli.common import (
+    Factory,
+    check_database,
+    claim_worker,
+    port_number,
+    require_free_port,
+    with_data_dir,
+)
 from opscraft.config import Settings
 
 MAX_SLOTS = 64
@@ -18,7 +25,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         if not 0 <= args.workers <= MAX_SLOTS:
             sys.exit(f"opscraft: --workers must be between 0 and {MAX_SLOTS}")
         settings = settings.model_copy(update={"workers": args.workers})
+    claim_worker(settings)
     check_database(settings)
+    require_free_port(args.host, args.port)
     serve(settings, args.host, args.port)
 
 
@@ -26,7 +35,7 @@ def register(sub: Factory) -> None:
     """Add `serve` to the CLI's subparsers (`sub` is their `add_parser`)."""
     serve = with_data_dir(sub("serve", help="run the web app and API"))
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    serve.add_argument("--port", type=port_number, default=8080, help="port (default: 8080)")
     serve.add_argument(
         "--workers",
         type=int,

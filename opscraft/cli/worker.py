@@ -17,7 +17,7 @@ import sys
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from opscraft.cli.common import Factory, database_error, with_data_dir
+from opscraft.cli.common import Factory, claim_worker, database_error, with_data_dir
 from opscraft.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ def worker_settings(args: argparse.Namespace, settings: Settings) -> Settings:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     settings = worker_settings(args, settings)
+    claim_worker(settings)
     runners = frozenset([args.runner]) if args.runner else None
     try:
         asyncio.run(_run(settings, runners))

@@ -19,6 +19,7 @@ from opscraft.security.one_time import OneTimeSecret
 log = logging.getLogger(__name__)
 
 TITLE = "OpsCraft"
+HOST = "127.0.0.1"  # the window's server listens on loopback only
 ICON = Path(__file__).resolve().parent.parent / "assets" / "icon.png"
 NEVER_SHOWN = "opscraft: the desktop window could not open (the GUI toolkit's messages are above)"
 
@@ -26,7 +27,7 @@ NEVER_SHOWN = "opscraft: the desktop window could not open (the GUI toolkit's me
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now (the kernel's choice)."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((HOST, 0))
         return int(s.getsockname()[1])
 
 
@@ -59,20 +60,20 @@ def open_window(
             log.warning("could not remember the window size: %s", exc)
 
     # The URL reaches the window process through multiprocessing's pipe, never its arguments.
-    app.native.window_args["url"] = f"http://127.0.0.1:{port}{sign_in.PATH}?token={secret.issue()}"
+    app.native.window_args["url"] = f"http://{HOST}:{port}{sign_in.PATH}?token={secret.issue()}"
     app.native.window_args["min_size"] = window_state.MIN_SIZE
     app.native.start_args.update(gui=toolkit.GUI, icon=str(ICON))
     app.native.on("shown", lambda _event: shown.append(True))
     # NiceGUI ends native mode with os._exit(0) after the shutdown hooks and atexit handlers.
     atexit.register(_exit_if_never_shown, shown)
     app.native.on("resized", remember_size)
-    window_process.start("127.0.0.1", port, TITLE, window_state.load(settings.data_dir))
+    window_process.start(HOST, port, TITLE, window_state.load(settings.data_dir))
     if prepare is not None:
         prepare()
     from opscraft.app import serve
 
     sign_in.install(secret)
-    serve(settings, "127.0.0.1", port)
+    serve(settings, HOST, port)
 
 
 def _exit_if_never_shown(shown: list[bool]) -> None:

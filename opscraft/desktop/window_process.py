@@ -11,6 +11,7 @@ This process imports neither OpsCraft's server nor (until the window is up) Nice
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import urllib.error
@@ -21,6 +22,8 @@ from typing import Any
 
 #: How often the window process asks whether the server is ready (seconds).
 POLL_SECONDS = 0.1
+#: How long a window closed while the app was starting waits for its thread (seconds).
+CONNECT_WAIT_SECONDS = 30.0
 STARTING_PAGE = (
     '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>OpsCraft</title></head>'
     '<body style="font-family:system-ui,sans-serif;display:flex;align-items:center;'
@@ -87,18 +90,34 @@ def show(
     )
     assert window is not None
     closed = threading.Event()
+    connected = threading.Event()
     window.events.closed += closed.set
+    # Said at once, not through NiceGUI's bridge below: a window closed while the app was still
+    # starting was shown all the same (the launch ends quietly, not as a toolkit failure).
+    window.events.shown += lambda: _send(event_sender, {"type": "shown", "args": {}})
 
     def connect_and_navigate() -> None:  # pywebview runs it in a thread once the GUI loop runs
-        from nicegui.native import native_mode
+        try:
+            from nicegui.native import native_mode
 
-        native_mode._bind_pywebview_events(window, event_sender)
-        native_mode._start_window_method_executor(window, method_queue, response_queue, closed)
-        if window.events.shown.is_set():  # shown before the bridge was bound: tell the server now
-            event_sender.send({"type": "shown", "args": {}})
-        while not closed.is_set() and not server_ready(host, port):
-            time.sleep(POLL_SECONDS)
-        if not closed.is_set():
-            window.load_url(url)
+            if closed.is_set():
+                return
+            native_mode._bind_pywebview_events(window, event_sender)
+            native_mode._start_window_method_executor(window, method_queue, response_queue, closed)
+            while not closed.is_set() and not server_ready(host, port):
+                time.sleep(POLL_SECONDS)
+            if not closed.is_set():
+                window.load_url(url)
+        finally:
+            connected.set()
 
     webview.start(connect_and_navigate, **(start_args or {}))
+    # Closed early, the thread may still be importing NiceGUI: it must finish before the
+    # interpreter shuts down under it (RuntimeError: can't register atexit after shutdown).
+    connected.wait(CONNECT_WAIT_SECONDS)
+
+
+def _send(event_sender: Connection, event: dict[str, Any]) -> None:
+    """Send a window event to the server process (gone already: nothing to tell)."""
+    with contextlib.suppress(OSError):
+        event_sender.send(event)

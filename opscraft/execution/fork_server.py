@@ -22,6 +22,7 @@ from pathlib import Path
 
 from opscraft.execution import supervisor
 from opscraft.execution.spec import RunnerError
+from opscraft.execution.supervisor import FROZEN_FLAG
 
 SUPERVISOR = str(Path(__file__).with_name("supervisor.py"))
 # How long a fork may take before the fork server counts as hung (its first answer includes
@@ -128,6 +129,15 @@ class RunSupervisor:
             self.pidfd = None
 
 
+def fork_server_argv(control_fd: int) -> list[str]:
+    """The command that starts the fork server on the control socket `control_fd`: this file run
+    by an isolated Python, or the packaged binary (whose `sys.executable` is itself, not Python)
+    with `FROZEN_FLAG`."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, FROZEN_FLAG, str(control_fd)]
+    return [sys.executable, "-I", "-S", SUPERVISOR, str(control_fd)]
+
+
 class ForkServer:
     """A pre-started `supervisor.py` that forks a `RunSupervisor` per run (thread-safe).
 
@@ -216,7 +226,7 @@ class ForkServer:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         with theirs:
             self._process = subprocess.Popen(
-                [sys.executable, "-I", "-S", SUPERVISOR, str(theirs.fileno())],
+                fork_server_argv(theirs.fileno()),
                 env={},
                 cwd="/",
                 stdin=subprocess.DEVNULL,

@@ -75,6 +75,9 @@ CANNOT_START = 127
 HEADER_BYTES = 8
 # The longest job accepted: far above what execve(2) takes for a command and its environment.
 MAX_JOB_BYTES = 64 * 1024 * 1024
+#: The packaged binary has no Python to start this file with: its entry point
+#: (packaging/opscraft_main.py) runs `main` when this is its first argument.
+FROZEN_FLAG = "--opscraft-fork-server"
 
 
 class _CInt(_ctypes._SimpleCData):  # ctypes.c_int, without importing ctypes' type zoo
@@ -317,5 +320,10 @@ def _pidfd(pid: int) -> int | None:
         return None
 
 
+def main(argv: list[str]) -> int:
+    """The fork server of the control socket whose descriptor is `argv[0]` (decimal text)."""
+    return serve(socket.socket(fileno=int(argv[0])))
+
+
 if __name__ == "__main__":
-    sys.exit(serve(socket.socket(fileno=int(sys.argv[1]))))
+    sys.exit(main(sys.argv[1:]))

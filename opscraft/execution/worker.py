@@ -1,6 +1,7 @@
 """The worker: this process's part in running executions (queue consumer threads + runners).
 
-A worker has an identity (`worker_identity`), registers it in `workers` and heartbeats every
+A worker has an identity (`identity_lock.worker_identity`), held by one process at a time
+(`identity_lock.claim`), registers it in `workers` and heartbeats every
 `OPSCRAFT_WORKER_HEARTBEAT_SECONDS`, applying the warm pool's size setting at each heartbeat.
 `start()` first recovers from its own crash (its runs left `running` become `error`,
 containers and processes labelled with its id are removed, `queued` runs are enqueued again,
@@ -19,8 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import secrets
 import socket
 import threading
 import time
@@ -29,9 +28,10 @@ from datetime import timedelta
 
 from opscraft.config import Settings
 from opscraft.db.types import utcnow
-from opscraft.execution import store, transport
+from opscraft.execution import identity_lock, store, transport
 from opscraft.execution.docker_runner import DockerRunner
 from opscraft.execution.executor import Executor
+from opscraft.execution.identity_lock import worker_identity
 from opscraft.execution.local_runner import LocalRunner
 from opscraft.execution.loop import WorkerLoop
 from opscraft.execution.ports import CancelSignal, JobQueue, LogBus, PlanStore, SecretSource
@@ -41,19 +41,6 @@ log = logging.getLogger(__name__)
 KILL_WAIT_SECONDS = 15.0
 STALL_CHECK_SECONDS = 10.0
 CANCEL_CHECK_SECONDS = 1.0
-WORKER_ID_FILE = "worker-id"
-
-
-def worker_identity(settings: Settings) -> str:
-    """This process's worker id: `OPSCRAFT_WORKER_ID`, else one generated once (host name + random)
-    and kept in the data directory, so a restart recovers the runs of the same worker."""
-    if settings.worker_id:
-        return settings.worker_id
-    path = settings.data_dir / WORKER_ID_FILE
-    if not path.exists():
-        host = re.sub(r"[^A-Za-z0-9.-]", "-", socket.gethostname())[:40] or "worker"
-        path.write_text(f"{host}-{secrets.token_hex(4)}\n")
-    return path.read_text().strip()
 
 
 class Worker:
@@ -123,6 +110,16 @@ class Worker:
         return [name for name in offered if self.allowed is None or name in self.allowed]
 
     def start(self) -> None:
+        """Claim the worker id (`identity_lock.WorkerIdInUse` when another process runs it, before
+        anything is recovered), recover from this worker's crash, then take jobs."""
+        identity_lock.claim(self.settings.data_dir, self.worker_id)
+        try:
+            self._start()
+        except BaseException:
+            identity_lock.release(self.settings.data_dir, self.worker_id)
+            raise
+
+    def _start(self) -> None:
         self.loop.start()
         offered = self.runners()
         self.docker.pool.resize(self._pool_size())
@@ -232,3 +229,4 @@ class Worker:
         self.store.close()
         self.loop.stop()
         transport.close(self.bus, self.cancels)
+        identity_lock.release(self.settings.data_dir, self.worker_id)

@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import signal
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from opscraft.execution.commands import INVENTORY_FILE, INVENTORY_PLUGINS
-from opscraft.services import inventory_errors, line_endings
+from opscraft.services import inventory_errors, inventory_ranges, line_endings
 from opscraft.services.errors import Invalid
 from opscraft.services.linters import find_tool
 
@@ -33,8 +36,16 @@ MAX_INVENTORY_BYTES = 64 * 1024
 # "alias bomb" of a few hundred bytes holds millions, and `ansible-inventory --list` copied them
 # out on the server (1.4 GB of memory within its 60 s for 455 bytes).
 MAX_EXPANDED_VALUES = 100_000
+# Hosts once host ranges are written out: `ansible-inventory --list` took 24 s for 20,000
+# (`h[0:19999]`) and 700 MB and its whole timeout for a million (`h[0:99][0:99][0:99]`).
+MAX_HOSTS = 10_000
 TIMEOUT_SECONDS = 60.0
 FIELD = "inventory"
+#: The `ansible_connection` that runs a host's tasks in the run itself (no network).
+LOCAL_CONNECTION = "local"
+#: How many inventory texts `reaches_network` keeps its answer for (by SHA-256).
+NETWORK_ANSWERS = 256
+_network_answers: OrderedDict[str, bool] = OrderedDict()
 
 
 def without_bom(text: str) -> str:
@@ -71,13 +82,14 @@ def _expanded_size(data: object, limit: int) -> int:
     return size(data)
 
 
-def _refuse_plugin_form(text: str, field: str) -> None:
-    """`Invalid` for YAML that is an inventory plugin configuration or an alias bomb."""
+def _refuse_what_ansible_must_not_read(text: str, field: str) -> None:
+    """`Invalid` for YAML that is an inventory plugin configuration or an alias bomb, and for
+    host ranges that expand to more than `MAX_HOSTS` hosts (INI or YAML)."""
     try:  # every scalar as text: safe_load's dates raised ValueError on `0000-01-01` (a 500)
         data = yaml.load(text, Loader=yaml.BaseLoader)  # noqa: S506 (BaseLoader builds only str, list, dict)
     except (yaml.YAMLError, RecursionError):
-        return  # not YAML: INI, checked by ansible-inventory
-    if _expanded_size(data, MAX_EXPANDED_VALUES) > MAX_EXPANDED_VALUES:
+        data = None  # not YAML: INI, checked by ansible-inventory
+    if data is not None and _expanded_size(data, MAX_EXPANDED_VALUES) > MAX_EXPANDED_VALUES:
         raise _invalid(
             f"its YAML aliases (*name) expand to more than {MAX_EXPANDED_VALUES:,} values, which "
             "Ansible would copy out in full: write the values out, or share them as group vars",
@@ -89,24 +101,74 @@ def _refuse_plugin_form(text: str, field: str) -> None:
             "on the server: write the hosts and groups as YAML or INI data",
             field,
         )
+    if isinstance(data, dict):
+        hosts = inventory_ranges.yaml_host_count(data)
+    else:
+        hosts = inventory_ranges.ini_host_count(text)
+    if hosts > MAX_HOSTS:
+        raise _invalid(
+            f"names {hosts:,} hosts once its host ranges (web[01:50]) are written out, more than "
+            f"{MAX_HOSTS:,}: use smaller ranges",
+            field,
+        )
 
 
 async def validate(text: str, field: str = FIELD) -> list[str]:
     """The host names of the inventory `text`, sorted; `Invalid` (naming `field`: `inventory` of
     a script, `content` of a shared inventory) saying what to fix when it is too large, holds NUL,
-    has YAML aliases expanding to more than `MAX_EXPANDED_VALUES` values, is a plugin
-    configuration or does not parse as an INI or YAML inventory. Without
-    `ansible-inventory` on this machine, only the plugin form is checked and the result is empty."""
+    has YAML aliases expanding to more than `MAX_EXPANDED_VALUES` values or host ranges to more
+    than `MAX_HOSTS` hosts, is a plugin configuration or does not parse as an INI or YAML
+    inventory. Without `ansible-inventory` on this machine, only those first checks are made and
+    the result is empty."""
+    listing = await _listing(text, field)
+    return sorted(_host_vars(listing)) if listing is not None else []
+
+
+async def reaches_network(text: str) -> bool:
+    """Whether a run with the inventory `text` reaches hosts over the network: True when a host's
+    `ansible_connection` (its own, or its groups' or `all`'s, merged as Ansible merges them) is
+    anything but `local`, or when that cannot be told (no `ansible-inventory` here, or a text it
+    refuses). Hosts that all use `ansible_connection=local` run in the run itself. Answers are
+    kept by content (`NETWORK_ANSWERS` of them), so the run form asks Ansible once per text."""
+    key = hashlib.sha256(text.encode()).hexdigest()
+    answer = _network_answers.get(key)
+    if answer is None:
+        try:
+            listing = await _listing(text, FIELD)
+        except Invalid:
+            listing = None
+        hosts = _host_vars(listing).values() if listing is not None else None
+        answer = hosts is None or any(v.get("ansible_connection") != LOCAL_CONNECTION for v in hosts)
+    _network_answers[key] = answer
+    _network_answers.move_to_end(key)
+    while len(_network_answers) > NETWORK_ANSWERS:
+        _network_answers.popitem(last=False)
+    return answer
+
+
+def _host_vars(listing: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every host of an `ansible-inventory --list` listing with its merged variables: hosts
+    without any variable are only in their groups' `hosts`, not in `_meta.hostvars`."""
+    hostvars = dict(listing.get("_meta", {}).get("hostvars", {}))
+    for name, group in listing.items():
+        if name != "_meta" and isinstance(group, dict):
+            for host in group.get("hosts", []):
+                hostvars.setdefault(host, {})
+    return hostvars
+
+
+async def _listing(text: str, field: str) -> dict[str, Any] | None:
+    """`ansible-inventory --list` of `text` (checked as `validate` says), or None without the tool."""
     if "\x00" in text:
         raise _invalid("must not contain NUL characters", field)
     if len(text.encode()) > MAX_INVENTORY_BYTES:
         raise _invalid(f"must be at most {MAX_INVENTORY_BYTES // 1024} KiB", field)
     if not text.strip():
         raise _invalid("must not be blank: write the hosts, or leave the inventory out (localhost)", field)
-    _refuse_plugin_form(text, field)
+    _refuse_what_ansible_must_not_read(text, field)
     tool = find_tool("ansible-inventory")
     if tool is None:
-        return []
+        return None
     with tempfile.TemporaryDirectory(prefix="opscraft-inventory-") as scratch:
         folder = Path(scratch)
         (folder / INVENTORY_FILE).write_text(text, encoding="utf-8")
@@ -115,8 +177,8 @@ async def validate(text: str, field: str = FIELD) -> list[str]:
     if code != 0:
         reason = inventory_errors.explain(text, err, str(folder))
         raise _invalid(f"is not a valid INI or YAML inventory: {reason}", field)
-    listing = json.loads(out)
-    return sorted(listing.get("_meta", {}).get("hostvars", {}))
+    listing: dict[str, Any] = json.loads(out)
+    return listing
 
 
 async def _run(argv: list[str], folder: Path, field: str) -> tuple[int, str, str]:

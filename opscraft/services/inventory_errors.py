@@ -98,15 +98,24 @@ def _line(text: str, reason: str, plugin: str) -> tuple[int | None, str]:
 
 def _yaml_line(text: str) -> int | None:
     """Where PyYAML finds the syntax error: where the construct it could not finish began when
-    the text ended first (an unclosed `[`), else where it stopped."""
+    the text ended first (an unclosed `[`), else where it stopped; a mark past the text's last
+    line (PyYAML's end of stream) is the construct's start, or else the last line with text."""
     try:  # syntax only: BaseLoader builds no dates (safe_load raised ValueError on `0000-01-01`)
         yaml.load(text, Loader=yaml.BaseLoader)  # noqa: S506 (BaseLoader builds only str, list, dict)
     except yaml.MarkedYAMLError as exc:
         ended = "<stream end>" in (exc.problem or "")
         mark = exc.context_mark if ended and exc.context_mark is not None else exc.problem_mark
-        return mark.line + 1 if mark is not None else None
+        if mark is None:
+            return None
+        lines = text.splitlines()
+        if mark.line < len(lines):
+            return mark.line + 1
+        if exc.context_mark is not None and exc.context_mark.line < len(lines):
+            return exc.context_mark.line + 1
+        return max((n for n, line in enumerate(lines, 1) if line.strip()), default=None)
     except yaml.YAMLError:
         return None
+    return None
     return None
 
 

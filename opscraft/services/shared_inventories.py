@@ -92,6 +92,18 @@ async def used_by(session: AsyncSession, inventory_id: int) -> list[str]:
     return list(rows.all())
 
 
+async def reaches_network(session: AsyncSession, actor: Actor, script: Script) -> bool:
+    """Whether the script's runs reach hosts over the network (`inventories.reaches_network` of
+    its own inventory text, or of its shared inventory's content); False without an inventory,
+    since the playbook then runs against localhost inside the run."""
+    require(actor.user, Permission.view_scripts)
+    text = script.inventory
+    if script.inventory_id is not None:  # a shared one deleted meanwhile: the run says so itself
+        shared = await session.get(Inventory, script.inventory_id)
+        text = shared.content if shared is not None else None
+    return await inventories.reaches_network(text) if text else False
+
+
 async def _check_name_free(session: AsyncSession, name: str, except_id: int | None = None) -> None:
     """`Conflict` (409, field `name`) when another inventory has this name, ignoring case (names
     are ASCII: SQL's and Python's lower case agree)."""

@@ -15,7 +15,7 @@ from nicegui.elements.mixins.validation_element import ValidationElement
 
 from opscraft.db.models import Execution, Script
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
-from opscraft.services import draft_runs, executions, parameters, scripts
+from opscraft.services import draft_runs, executions, parameters, scripts, shared_inventories
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, ServiceError
 from opscraft.services.executions import RunnerOptions
@@ -185,6 +185,12 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
     try:
         script = await call(scripts.get, actor, script_id)
         runners = await call(executions.runner_options, actor.user)
+        script_type = test_run.script_type if test_run else script.script_type
+        network_missing = (
+            script_type == ScriptType.ansible
+            and not script.network_enabled
+            and await call(shared_inventories.reaches_network, actor, script)
+        )
     except ServiceError as exc:
         notify_error(exc.message)
         return None
@@ -195,7 +201,6 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
     ):
         draft = Draft(f"test-{run_draft_key(script_id)}" if test_run else run_draft_key(script_id), card)
         schema = test_run.schema if test_run else script.parameters
-        script_type = test_run.script_type if test_run else script.script_type
         with ui.row().classes("items-center gap-2 w-full"):
             ui.icon("science" if test_run else "play_circle", color="primary").classes("text-3xl")
             with ui.column().classes("gap-0"):
@@ -231,7 +236,7 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
                 ui.label("Destroy: operators and admins only.").classes("text-caption text-grey-7").props(
                     'data-testid="destroy-not-allowed"'
                 )
-        options = _ansible_options(script) if script_type == ScriptType.ansible else None
+        options = _ansible_options(network_missing) if script_type == ScriptType.ansible else None
         # The option inputs by the field a refusal names (`run_options.limit`, services/executions.py).
         option_inputs = {
             f"run_options.{key}": element
@@ -326,10 +331,11 @@ def run_draft_key(script_id: int) -> str:
     return f"run:{script_id}"
 
 
-def _ansible_options(script: Script) -> dict[str, Any]:
-    """Ansible's run options; a notice when the playbook targets hosts without the network."""
+def _ansible_options(network_missing: bool) -> dict[str, Any]:
+    """Ansible's run options; a notice when the playbook targets hosts over the network and the
+    script's network is off (hosts with `ansible_connection=local` run in the run itself)."""
     ui.label("Ansible options").classes("text-subtitle2 text-grey-8 mt-2")
-    if (script.inventory or script.inventory_id) and not script.network_enabled:
+    if network_missing:
         ui.label(
             "This playbook targets hosts from its inventory, but the script's network is off: "
             "in Docker the run cannot reach them. An operator can enable Network in the script's settings."

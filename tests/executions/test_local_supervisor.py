@@ -30,6 +30,7 @@ from opscraft import runtime
 from opscraft.execution import fork_server, local_runner, supervisor
 from opscraft.execution.local_runner import LocalRunner
 from opscraft.execution.spec import RunControl, RunResult, RunSpec, StopReason
+from tests.conftest import ROOT
 from tests.executions.test_process_tree import alive, mark
 
 SERVER_ONLY = "server-only-7d2e1"
@@ -321,6 +322,27 @@ def test_a_runner_without_start_starts_its_fork_server_with_the_first_run() -> N
     finally:
         lazy.stop()
     wait_until(lambda: process_gone(pid), "the stopped fork server to exit")
+
+
+def test_the_packaged_binary_is_its_own_fork_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the PyInstaller binary `sys.executable` is the binary, which has no `-I -S file.py`:
+    it is started with `FROZEN_FLAG` and its entry point (packaging/opscraft_main.py) becomes the
+    fork server. Here a stand-in for the binary runs that entry point (every local run of the
+    binary ended in `error` before: "the local runner cannot start a supervisor")."""
+    binary = tmp_path / "opscraft"
+    entry = ROOT / "packaging" / "opscraft_main.py"
+    binary.write_text(f'#!/bin/sh\nPYTHONPATH="{ROOT}" exec "{sys.executable}" "{entry}" "$@"\n')
+    binary.chmod(0o755)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(binary))
+    frozen = LocalRunner(f"test-{uuid.uuid4().hex[:8]}")
+    try:
+        result, output = run(frozen, spec("echo from-the-binary\n"))
+        assert (result.exit_code, output.text()) == (0, "from-the-binary\n"), output.text("stderr")
+        pid = frozen.forks.pid
+        assert pid is not None and f"{supervisor.FROZEN_FLAG}\0" in Path(f"/proc/{pid}/cmdline").read_text()
+    finally:
+        frozen.stop()
 
 
 def test_a_program_that_cannot_be_executed_ends_with_127(

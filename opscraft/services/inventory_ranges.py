@@ -1,0 +1,75 @@
+"""How many hosts an inventory names once Ansible expands its host ranges (`web[01:50]`).
+
+Ansible writes every host of a range out (`ansible.inventory.helpers`/`expand_hostname_range`:
+the first `[begin:end(:step)]` of a name, numeric or one letter each, then the rest of the name
+again), so a line of 20 characters, `h[0:99][0:99][0:99]`, is a million hosts: checking it
+with `ansible-inventory --list` took 700 MB of the server's memory and the whole 60 s timeout.
+This counts without expanding: the sizes of a name's ranges multiply, the names add up.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+_RANGE = re.compile(r"\[([^\[\]]*:[^\[\]]*)\]")
+_SECTION = re.compile(r"^\[([^\]]+)\]")
+
+
+def range_size(bounds: str) -> int:
+    """Names one `begin:end` or `begin:end:step` range stands for, as Ansible counts them (letters
+    a-z then A-Z, or integers; an empty begin is 0); 1 for a range Ansible refuses anyway."""
+    parts = bounds.split(":")
+    if len(parts) not in (2, 3) or not parts[1]:
+        return 1
+    begin, end, step = parts[0] or "0", parts[1], parts[2] if len(parts) == 3 else "1"
+    try:
+        size = int(step)
+        if begin in string.ascii_letters and end in string.ascii_letters:
+            first, last = string.ascii_letters.index(begin), string.ascii_letters.index(end)
+        else:
+            first, last = int(begin), int(end)
+    except ValueError:
+        return 1
+    return max(0, (last - first) // size + 1) if size > 0 and last >= first else 1
+
+
+def host_count(pattern: str) -> int:
+    """Hosts one host name of an inventory stands for (1 without a range)."""
+    count = 1
+    for bounds in _RANGE.findall(pattern):
+        count *= range_size(bounds)
+    return count
+
+
+def ini_host_count(text: str) -> int:
+    """Hosts of an INI inventory, ranges expanded: the first word of each line of a host
+    section (lines before any section, `[group]`; not `[group:vars]` or `[group:children]`)."""
+    total = 0
+    hosts = True
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        section = _SECTION.match(line)
+        if section:
+            hosts = ":" not in section[1] or section[1].rsplit(":", 1)[1] not in ("vars", "children")
+            continue
+        if hosts:
+            total += host_count(line.split()[0])
+    return total
+
+
+def yaml_host_count(data: object) -> int:
+    """Hosts of a YAML inventory (as PyYAML's BaseLoader built it), ranges expanded: the keys of
+    every `hosts:` mapping."""
+    if isinstance(data, list):
+        return sum(yaml_host_count(item) for item in data)
+    if not isinstance(data, dict):
+        return 0
+    total = 0
+    for key, value in data.items():
+        if key == "hosts" and isinstance(value, dict):
+            total += sum(host_count(str(name)) for name in value)
+        total += yaml_host_count(value)
+    return total
