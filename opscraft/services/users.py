@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft.db.models import AppSetting, RefreshToken, Role, User
 from opscraft.db.types import utcnow
 from opscraft.security.passwords import hash_password, normal_form, verify_password
-from opscraft.services import api_tokens, app_settings, audit, conflicts, partial
+from opscraft.services import api_tokens, app_settings, audit, auth, conflicts, partial
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Problems, Unauthorized
@@ -360,13 +360,19 @@ async def change_password(
     """Change the acting user's own password and end all their sessions. Every problem is named
     in one `Invalid` (422), so a form shows them all at once: a wrong `current_password`, each
     rule the `new_password` breaks (`password_problems`), one equal to the current one, and,
-    when a form sends it (`repeated`), a `repeat_password` that differs from the new one."""
+    when a form sends it (`repeated`), a `repeat_password` that differs from the new one.
+
+    Checking `current` answers whether a password is right, as a login does: each attempt counts
+    against the same limits (`auth.check_auth_rate`: per client IP, per username and IP, per
+    username), `RateLimited` (429) past them. Without that, whoever held a signed-in browser or
+    an access token could guess the password without limit here (the Profile page had none)."""
     user = actor.user
     if user is None:
         raise Unauthorized("authentication required")
     user = await session.get(User, user.id)
     if user is None:
         raise NotFound("user not found")
+    await auth.check_auth_rate(actor.client_ip, user.username)
     problems = Problems()
     if not await asyncio.to_thread(verify_password, current, user.hashed_password):
         problems.add("current_password", "incorrect")
