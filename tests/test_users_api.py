@@ -150,7 +150,11 @@ async def test_deactivation_ends_sessions_and_refresh_tokens(
 
 async def test_reset_password(client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn) -> None:
     url = f"/api/v1/users/{viewer.id}/reset-password"
-    assert (await client.post(url, json={"new_password": "viewer"}, headers=admin.headers)).status_code == 422
+    refused = await client.post(url, json={"new_password": "viewer"}, headers=admin.headers)
+    assert refused.status_code == 422
+    # Named as the body's key (it said `password`, which is not in the body).
+    assert refused.json()["detail"].startswith("new_password: at least 8 characters")
+    assert {e["field"] for e in refused.json()["errors"]} == {"new_password"}
     r = await client.post(url, json={"new_password": "Reset-Pass-456"}, headers=admin.headers)
     assert r.status_code == 200 and "Reset-Pass-456" not in r.text
     assert (await client.get("/api/v1/auth/me", headers=viewer.headers)).status_code == 401

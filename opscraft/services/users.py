@@ -106,12 +106,13 @@ def password_problems(password: str, username: str, field: str = "password") -> 
     return problems
 
 
-def check_password_rules(password: str, username: str) -> None:
-    """`Invalid` (422) naming `password` with each rule `password` breaks (`password_problems`)."""
-    problems = password_problems(password, username)
+def check_password_rules(password: str, username: str, field: str = "password") -> None:
+    """`Invalid` (422) naming `field` (the body's key for the password) with each rule
+    `password` breaks (`password_problems`)."""
+    problems = password_problems(password, username, field)
     if problems:
         words = "; ".join(p["message"] for p in problems)
-        raise Invalid(f"password: {words}", details=problems)
+        raise Invalid(f"{field}: {words}", details=problems)
 
 
 async def count_users(session: AsyncSession) -> int:
@@ -344,7 +345,7 @@ async def reset_password(session: AsyncSession, actor: Actor, user_id: int, new_
     (`api_tokens.revoke_all_of`). `Invalid` (422) for a password the rules refuse."""
     require(actor.user, Permission.manage_users)
     user = await get(session, actor, user_id)
-    check_password_rules(new_password, user.username)
+    check_password_rules(new_password, user.username, "new_password")
     user.hashed_password = await asyncio.to_thread(hash_password, new_password)
     user.updated_at = utcnow()
     await _revoke_sessions(session, user)
