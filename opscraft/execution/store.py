@@ -448,6 +448,7 @@ def register(
         "started_at": now,
         "heartbeat_at": now,
         "stopped_at": None,
+        "lost": False,
     }
     updated = conn.execute(update(WORKERS).where(_W.id == worker.worker_id).values(**values)).rowcount
     if not updated:
@@ -461,7 +462,7 @@ def heartbeat(
     conn.execute(
         update(WORKERS)
         .where(_W.id == worker_id)
-        .values(heartbeat_at=utcnow(), runners=runners, stopped_at=None, warm_pool=warm_pool)
+        .values(heartbeat_at=utcnow(), runners=runners, stopped_at=None, lost=False, warm_pool=warm_pool)
     )
 
 
@@ -486,9 +487,10 @@ def live_workers(conn: Connection, since: datetime) -> list[str]:
 def end_lost(conn: Connection, worker_id: str, stale_before: datetime) -> tuple[list[str], list[int]]:
     """Runs of workers whose last heartbeat is older than `stale_before` -> `error` ("worker
     lost"), once (a conditional UPDATE: any number of live processes may call this together);
-    those workers are marked stopped. `worker_id` (the caller) is never lost. Only reads when
-    no worker is lost (the usual case), so it takes no write lock then. Returns (the workers
-    found lost, the runs this call ended)."""
+    those workers are marked stopped and `lost` (the Workers panel tells them from clean
+    stops). `worker_id` (the caller) is never lost. Only reads when no worker is lost (the usual
+    case), so it takes no write lock then. Returns (the workers found lost, the runs this call
+    ended)."""
     lost = [
         str(i)
         for i in conn.execute(
@@ -501,7 +503,7 @@ def end_lost(conn: Connection, worker_id: str, stale_before: datetime) -> tuple[
     conn.execute(
         update(WORKERS)
         .where(_W.id.in_(lost), _W.stopped_at.is_(None), _W.heartbeat_at < stale_before)
-        .values(stopped_at=utcnow())
+        .values(stopped_at=utcnow(), lost=True)
     )
     return lost, [int(row["id"]) for row in ended]
 

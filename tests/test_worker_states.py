@@ -1,0 +1,58 @@
+"""The Workers panel's and `GET /api/v1/workers`' states (services/workers.py): a worker that
+another process declared lost (killed, crashed, cut off: `store.end_lost`) is told from one that
+stopped cleanly (`store.deregister`), and is alive again once it heartbeats."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import update
+
+from opscraft import runtime
+from opscraft.db.models import RegisteredWorker
+from opscraft.db.types import utcnow
+from opscraft.execution import store
+from opscraft.execution.store import WorkerInfo
+from tests.conftest import LoggedIn
+
+
+async def _step(step: object, *args: object) -> object:
+    async with runtime.current().db.engine.begin() as conn:
+        return await conn.run_sync(step, *args)  # type: ignore[arg-type]
+
+
+async def _states(client: httpx.AsyncClient, admin: LoggedIn) -> dict[str, str]:
+    r = await client.get("/api/v1/workers", headers=admin.headers)
+    assert r.status_code == 200, r.text
+    return {w["id"]: w["state"] for w in r.json()}
+
+
+async def test_a_lost_worker_is_shown_lost_and_a_clean_stop_stopped(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    for name in ("killed", "stopped", "survivor"):
+        await _step(store.register, WorkerInfo(name, "host", 1, 2), ["docker"])
+    assert {k: v for k, v in (await _states(client, admin)).items() if k in {"killed", "stopped"}} == {
+        "killed": "alive",
+        "stopped": "alive",
+    }
+    # "killed" heartbeated last long ago (SIGKILL); "stopped" got SIGTERM and said so.
+    long_ago = utcnow() - timedelta(seconds=runtime.current().settings.worker_lost_seconds + 60)
+    await _step(
+        lambda conn: conn.execute(
+            update(RegisteredWorker).where(RegisteredWorker.id == "killed").values(heartbeat_at=long_ago)
+        )
+    )
+    assert (await _states(client, admin))["killed"] == "late", "not yet declared lost"
+    await _step(store.deregister, "stopped")
+    lost, _ = await _step(store.end_lost, "survivor", utcnow() - timedelta(seconds=30))  # type: ignore[misc]
+    assert lost == ["killed"]
+    states = await _states(client, admin)
+    # Both showed "stopped": an admin could not tell a crash from a clean stop.
+    assert states["killed"] == "lost" and states["stopped"] == "stopped", states
+
+    await _step(store.heartbeat, "killed", ["docker"])  # it was only cut off, and is back
+    assert (await _states(client, admin))["killed"] == "alive"
+    await _step(store.deregister, "killed")
+    assert (await _states(client, admin))["killed"] == "stopped"
