@@ -175,15 +175,22 @@ def clear_field_errors(fields: Mapping[str, Any]) -> None:
         element.error = None
 
 
-async def guard(permission: Permission | None = None) -> Actor | None:
-    """Re-check the session (and a permission) on the server; on failure, say so and redirect."""
+async def guard(permission: Permission | None = None, *, ticking: bool = False) -> Actor | None:
+    """Re-check the session (and a permission) on the server; on failure, say so and redirect.
+
+    `ticking`: for a page's periodic refresh rather than a click. A role that lost `permission`
+    (an admin demoted meanwhile) then loads the page again, which says that the role may not
+    open it, instead of leaving the page as it was with a red notice at every tick."""
     ended = "user_id" in app.storage.user
     actor = await session.current_actor()
     if actor is None:
         ui.navigate.to(session.login_url("/", "ended" if ended else None))
         return None
     if permission is not None and not can(actor.user, permission):
-        notify_error(f"your role ({actor.user.role if actor.user else '-'}) may not do this")
+        if ticking:
+            ui.navigate.reload()
+        else:
+            notify_error(f"your role ({actor.user.role if actor.user else '-'}) may not do this")
         return None
     return actor
 

@@ -1,0 +1,59 @@
+"""An admin's open admin pages end with the admin's powers: demoted, the page that refreshes on
+its own says the role may not open it (it stayed as it was, with a red notice every few
+seconds); deactivated, it goes to the login page (the Notifications page went on refreshing its
+delivery log as the admin who opened it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD, LiveServer
+from tests.ui_journey import API_TIMEOUT, log_in, make_users
+
+pytestmark = pytest.mark.browser
+
+
+def _second_admin(server: LiveServer, admin: dict[str, str]) -> int:
+    body = {"username": "boss2", "email": "boss2@example.com", "password": PASSWORD, "role": "admin"}
+    created = httpx.post(f"{server.url}/api/v1/users", json=body, headers=admin, timeout=API_TIMEOUT)
+    assert created.status_code == 201, created.text
+    return int(created.json()["id"])
+
+
+def _change(server: LiveServer, admin: dict[str, str], user_id: int, **changes: Any) -> None:
+    r = httpx.put(f"{server.url}/api/v1/users/{user_id}", json=changes, headers=admin, timeout=API_TIMEOUT)
+    assert r.status_code == 200, r.text
+
+
+def test_a_demoted_admins_workers_page_says_the_role_may_not_open_it(
+    live_server: LiveServer, page: Any
+) -> None:
+    admin = make_users(live_server)["admin"]
+    boss = _second_admin(live_server, admin)
+    log_in(page, live_server, "boss2")
+    page.goto(f"{live_server.url}/workers")
+    page.get_by_test_id("workers-table").wait_for()
+
+    _change(live_server, admin, boss, role="operator")
+    forbidden = page.get_by_test_id("forbidden")
+    forbidden.wait_for(timeout=15_000)  # within a refresh (3 s) and a page load
+    assert "operator" in forbidden.inner_text()
+    assert page.get_by_test_id("workers-table").count() == 0
+    assert page.get_by_text("may not do this").count() == 0, "no red notice at every refresh"
+
+
+def test_a_deactivated_admins_notifications_page_goes_to_the_login(
+    live_server: LiveServer, page: Any
+) -> None:
+    admin = make_users(live_server)["admin"]
+    boss = _second_admin(live_server, admin)
+    log_in(page, live_server, "boss2")
+    page.goto(f"{live_server.url}/notifications")
+    page.get_by_test_id("deliveries").wait_for()
+
+    _change(live_server, admin, boss, is_active=False)
+    page.wait_for_url(f"{live_server.url}/login**", timeout=15_000)  # within a refresh (5 s)
+    page.get_by_test_id("login-notice").get_by_text("Your session has ended").wait_for()
