@@ -1,12 +1,17 @@
 """The Workers panel's and `GET /api/v1/workers`' states (services/workers.py): a worker that
 another process declared lost (killed, crashed, cut off: `store.end_lost`) is told from one that
-stopped cleanly (`store.deregister`), and is alive again once it heartbeats."""
+stopped cleanly (`store.deregister`), and is alive again once it heartbeats. A worker id belongs
+to one live process at a time (`store.register`)."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 from datetime import timedelta
 
 import httpx
+import pytest
 from sqlalchemy import update
 
 from opscraft import runtime
@@ -56,3 +61,43 @@ async def test_a_lost_worker_is_shown_lost_and_a_clean_stop_stopped(
     assert (await _states(client, admin))["killed"] == "alive"
     await _step(store.deregister, "killed")
     assert (await _states(client, admin))["killed"] == "stopped"
+
+
+async def test_a_worker_may_not_start_under_the_id_of_another_live_worker(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """Started with the `--name` of a live worker on another host (a copied command line), a
+    worker took the id over: its start ended that worker's running runs as "interrupted by
+    server restart" and removed its containers as its own leftovers. It is now refused, with
+    what to do; a restart on the same host after a crash, and a lost worker's id, are free."""
+    live_since = utcnow() - timedelta(seconds=runtime.current().settings.worker_lost_seconds)
+    await _step(store.register, WorkerInfo("build-1", "host-a", 4242, 2), ["docker"], None, live_since)
+
+    with pytest.raises(store.WorkerIdInUse) as refused:
+        await _step(store.register, WorkerInfo("build-1", "host-b", 77, 2), ["docker"], None, live_since)
+    assert "in use by a live worker on host-a (pid 4242" in str(refused.value)
+    assert "another --name" in str(refused.value)
+    async with runtime.current().db.session() as session:
+        kept = await session.get(RegisteredWorker, "build-1")
+    assert kept is not None and (kept.host_name, kept.pid) == ("host-a", 4242), "the row was not taken"
+
+    # On this host: a live other process holds it; once that process is gone (a crash, restarted
+    # at once), the id is free.
+    host = socket.gethostname()
+    await _step(store.register, WorkerInfo("build-2", host, os.getppid(), 2), ["docker"], None, live_since)
+    with pytest.raises(store.WorkerIdInUse):
+        await _step(store.register, WorkerInfo("build-2", host, os.getpid(), 2), ["docker"], None, live_since)
+    await _step(store.register, WorkerInfo("build-3", host, _exited_pid(), 2), ["docker"], None, live_since)
+    await _step(store.register, WorkerInfo("build-3", host, os.getpid(), 2), ["docker"], None, live_since)
+
+    # Declared lost, or stopped: free for anyone.
+    await _step(store.end_lost, "survivor", utcnow() + timedelta(seconds=1))
+    await _step(store.register, WorkerInfo("build-1", "host-b", 77, 2), ["docker"], None, live_since)
+    assert (await _states(client, admin))["build-1"] == "alive"
+
+
+def _exited_pid() -> int:
+    """The pid of a process that has exited."""
+    done = subprocess.Popen(["true"])
+    done.wait()
+    return done.pid
