@@ -1,7 +1,8 @@
 """An admin's open admin pages end with the admin's powers: demoted, the page that refreshes on
 its own says the role may not open it (it stayed as it was, with a red notice every few
 seconds); deactivated, it goes to the login page (the Notifications page went on refreshing its
-delivery log as the admin who opened it)."""
+delivery log as the admin who opened it); and what an open page lists on request is read as the
+user is now (the API tokens page listed everyone's tokens for a demoted admin)."""
 
 from __future__ import annotations
 
@@ -57,3 +58,26 @@ def test_a_deactivated_admins_notifications_page_goes_to_the_login(
     _change(live_server, admin, boss, is_active=False)
     page.wait_for_url(f"{live_server.url}/login**", timeout=15_000)  # within a refresh (5 s)
     page.get_by_test_id("login-notice").get_by_text("Your session has ended").wait_for()
+
+
+def test_a_demoted_admin_cannot_list_everyones_tokens_from_an_open_page(
+    live_server: LiveServer, page: Any
+) -> None:
+    """The switch "Show every user's tokens" listed them as the admin who opened the page."""
+    tokens = make_users(live_server)
+    made = httpx.post(
+        f"{live_server.url}/api/v1/tokens",
+        json={"name": "viewers-ci"},
+        headers=tokens["viewer"],
+        timeout=API_TIMEOUT,
+    )
+    assert made.status_code == 201, made.text
+    boss = _second_admin(live_server, tokens["admin"])
+    log_in(page, live_server, "boss2")
+    page.goto(f"{live_server.url}/tokens")
+    page.get_by_test_id("tokens-empty").wait_for()
+
+    _change(live_server, tokens["admin"], boss, role="viewer")
+    page.get_by_test_id("tokens-all").click()
+    page.get_by_text("your role (viewer) may not list other users' tokens").wait_for()
+    assert page.get_by_text("viewers-ci").count() == 0
