@@ -24,6 +24,11 @@ SWITCHES = {
         "Run scripts as plain processes on this machine when no Docker engine is reachable. "
         "They are not isolated: enable only on a machine you trust the script authors with.",
     ),
+    "api_tokens_require_expiry": (
+        "Require an expiry on API tokens",
+        "New personal access tokens must have an expiry date. Tokens that exist keep theirs: "
+        "review them on the API tokens page (Show every user's tokens).",
+    ),
 }
 # Output retention (services/retention.py): number inputs, then the switch for execution rows.
 RETENTION_NUMBERS = {
