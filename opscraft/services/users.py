@@ -49,6 +49,13 @@ class Registration(Body):
     )
     full_name: OptionalLabel = Field(default="", max_length=200, examples=["John Doe"])
 
+    @field_validator("username", mode="before")
+    @classmethod
+    def _trimmed(cls, value: Any) -> Any:
+        """Surrounding whitespace is dropped, as from the email and the full name, and as at
+        sign-in: ` bob ` is `bob` in the API as in the browser's forms (the API refused it)."""
+        return value.strip() if isinstance(value, str) else value
+
     @field_validator("username")
     @classmethod
     def _username(cls, value: str) -> str:
