@@ -118,7 +118,9 @@ async def _execution_families(session: AsyncSession) -> list[Metric]:
         labels=["status", "script_type"],
     )
     output = CounterMetricFamily(
-        "opscraft_execution_output_bytes", "Output bytes stored, by script type.", labels=["script_type"]
+        "opscraft_execution_output_bytes",
+        "Output bytes the runs wrote, by script type (also what retention removed or deleted since).",
+        labels=["script_type"],
     )
     queued = GaugeMetricFamily("opscraft_queue_depth", "Executions waiting for a worker (status queued).")
     running = GaugeMetricFamily("opscraft_executions_running", "Executions running now.")
