@@ -7,7 +7,7 @@ from typing import Any
 from nicegui import ui
 
 from opscraft import __version__, runtime
-from opscraft.services import app_settings, partial, warm_pools
+from opscraft.services import app_settings, partial, retention, warm_pools
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui.drafts import Draft
@@ -38,6 +38,11 @@ RETENTION_NUMBERS = {
         "0: no cap. Beyond it the oldest output goes first.",
     ),
 }
+# When retention acts: an admin who saved a period and saw old output stay wondered whether it worked.
+RETENTION_WHEN = (
+    f"Applied in the background every {round(retention.INTERVAL_SECONDS / 60)} minutes, so within "
+    "that time of saving; only finished runs are touched."
+)
 RETENTION_SWITCH = (
     "retention_delete_executions",
     "Also delete execution rows past the retention period",
@@ -79,6 +84,7 @@ def _retention_fields(
                 .classes("w-60")
             )
             draft.field(key, numbers[key])
+    ui.label(RETENTION_WHEN).classes("text-caption text-grey-7").props('data-testid="retention-when"')
     key, label, help_text = RETENTION_SWITCH
     with ui.column().classes("gap-0"):
         switches[key] = ui.switch(label, value=values[key]).props(f'data-testid="setting-{key}"')
