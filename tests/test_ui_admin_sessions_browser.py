@@ -81,3 +81,19 @@ def test_a_demoted_admin_cannot_list_everyones_tokens_from_an_open_page(
     page.get_by_test_id("tokens-all").click()
     page.get_by_text("your role (viewer) may not list other users' tokens").wait_for()
     assert page.get_by_text("viewers-ci").count() == 0
+
+
+def test_any_open_page_of_a_deactivated_user_goes_to_the_login(live_server: LiveServer, page: Any) -> None:
+    """Even a page that refreshes nothing of its own (the profile): the navigation's badge
+    re-checks the session. It stayed until the next click, counting approvals as the user."""
+    tokens = make_users(live_server)
+    viewer = httpx.get(
+        f"{live_server.url}/api/v1/auth/me", headers=tokens["viewer"], timeout=API_TIMEOUT
+    ).json()
+    log_in(page, live_server, "viewer")
+    page.goto(f"{live_server.url}/profile")
+    page.get_by_test_id("profile-save").wait_for()
+
+    _change(live_server, tokens["admin"], viewer["id"], is_active=False)
+    page.wait_for_url(f"{live_server.url}/login**", timeout=25_000)  # within a badge refresh (10 s)
+    page.get_by_test_id("login-notice").get_by_text("Your session has ended").wait_for()
