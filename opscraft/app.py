@@ -59,7 +59,10 @@ def configure(settings: Settings) -> None:
         logging.getLogger(name).addFilter(RedactCredentials())
 
     async def _startup() -> None:
-        await lifecycle.start(settings)
+        # Always dispatch run events, also with `--workers 0`: the web process then declares lost
+        # workers (nobody did once every worker was gone: their runs stayed `running`) and runs
+        # the automation loops, as docs/architecture.md and docs/executions.md say it does.
+        await lifecycle.start(settings, dispatch=True)
         background_tasks.create(route_state.build_ahead(app), name="build route state")
 
     app.on_startup(_startup)

@@ -153,6 +153,15 @@ class Settings(BaseSettings):
     # The address users reach this server at (links in notifications, webhook URLs).
     public_url: str | None = Field(None, validation_alias="OPSCRAFT_PUBLIC_URL")
 
+    @field_validator("metrics_token", "local_runner_role", "warm_pool_size", "worker_id", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        """An empty value of an optional setting means unset, as for REDIS_URL: compose files
+        pass `VAR: ${VAR:-}`, an empty string when .env leaves it out (docker-compose.yml does
+        so for OPSCRAFT_METRICS_TOKEN, which then stopped every process at start-up: "String
+        should have at least 16 characters")."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("worker_lost_seconds")
     @classmethod
     def _check_lost_after_heartbeats(cls, value: float, info: ValidationInfo) -> float:

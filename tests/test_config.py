@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -75,6 +76,35 @@ def test_each_invalid_setting_is_one_line_naming_the_variable(
     assert "\n" not in message
     if variable == "SECRET_KEY":
         assert value not in message, "a secret is never echoed"
+
+
+@pytest.mark.parametrize(
+    ("variable", "attribute"),
+    [
+        ("OPSCRAFT_METRICS_TOKEN", "metrics_token"),
+        ("OPSCRAFT_LOCAL_RUNNER_ROLE", "local_runner_role"),
+        ("OPSCRAFT_WARM_POOL_SIZE", "warm_pool_size"),
+        ("OPSCRAFT_WORKER_ID", "worker_id"),
+    ],
+)
+def test_an_empty_optional_setting_is_unset(
+    monkeypatch: pytest.MonkeyPatch, variable: str, attribute: str
+) -> None:
+    """docker-compose.yml passes `OPSCRAFT_METRICS_TOKEN: ${OPSCRAFT_METRICS_TOKEN:-}`, an empty
+    string when .env leaves it out (as .env.example does): every process refused to start."""
+    monkeypatch.setenv("SECRET_KEY", KEY)
+    monkeypatch.setenv(variable, "")
+    assert getattr(load_settings(), attribute) is None
+
+
+def test_the_compose_files_empty_defaults_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every `VAR: ${VAR:-}` of docker-compose.yml is an empty string when .env leaves it out."""
+    empty = re.findall(r"(\w+): \$\{\1:-\}", (ROOT / "docker-compose.yml").read_text())
+    assert "OPSCRAFT_METRICS_TOKEN" in empty
+    monkeypatch.setenv("SECRET_KEY", KEY)
+    for variable in empty:
+        monkeypatch.setenv(variable, "")
+    assert load_settings().metrics_token is None
 
 
 def test_production_refuses_to_start_without_secret_key(monkeypatch: pytest.MonkeyPatch) -> None:

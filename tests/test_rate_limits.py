@@ -213,3 +213,27 @@ async def test_personal_token_shares_its_owners_limit(clients: Clients, limiter_
         assert (await client.get("/api/v1/auth/me", headers=token)).status_code == 200
     _assert_limited(await client.get("/api/v1/auth/me", headers=token))
     _assert_limited(await client.get("/api/v1/auth/me", headers=carol.headers))
+
+
+async def test_guessing_the_current_password_counts_as_auth_attempts(tmp_path: Path) -> None:
+    """Changing your password checks the current one, which tells whoever holds the session (a
+    signed-in browser left open, a stolen access token) whether a guess is right: each try
+    counts against the auth limits like a login (5 here), in the API and the Profile page alike
+    (both call services/users.change_password). It had only the general API limit, and the
+    Profile page none at all."""
+    await _fresh_window()
+    async with started(tmp_path, OPSCRAFT_RATE_LIMIT_AUTH=5, OPSCRAFT_RATE_LIMIT_API=1000) as app:
+        transport = httpx.ASGITransport(app=app, client=(_ip(), 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            user = await make_user(client, "viewer", f"dave{secrets.token_hex(3)}")  # 1 auth attempt
+            for i in range(4):
+                guess = {"current_password": f"guess-{i}-x", "new_password": "Brand-New-Pass-1"}
+                r = await client.post("/api/v1/auth/change-password", json=guess, headers=user.headers)
+                assert r.status_code == 422, r.text
+                assert r.json()["errors"][0]["field"] == "current_password"
+            right = {"current_password": PASSWORD, "new_password": "Brand-New-Pass-1"}
+            changed = await client.post("/api/v1/auth/change-password", json=right, headers=user.headers)
+            _assert_limited(changed)
+            assert (await client.get("/api/v1/auth/me", headers=user.headers)).status_code == 200, (
+                "the refused try changed nothing: the session goes on"
+            )

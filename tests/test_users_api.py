@@ -150,7 +150,11 @@ async def test_deactivation_ends_sessions_and_refresh_tokens(
 
 async def test_reset_password(client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn) -> None:
     url = f"/api/v1/users/{viewer.id}/reset-password"
-    assert (await client.post(url, json={"new_password": "viewer"}, headers=admin.headers)).status_code == 422
+    refused = await client.post(url, json={"new_password": "viewer"}, headers=admin.headers)
+    assert refused.status_code == 422
+    # Named as the body's key (it said `password`, which is not in the body).
+    assert refused.json()["detail"].startswith("new_password: at least 8 characters")
+    assert {e["field"] for e in refused.json()["errors"]} == {"new_password"}
     r = await client.post(url, json={"new_password": "Reset-Pass-456"}, headers=admin.headers)
     assert r.status_code == 200 and "Reset-Pass-456" not in r.text
     assert (await client.get("/api/v1/auth/me", headers=viewer.headers)).status_code == 401
@@ -252,6 +256,20 @@ async def test_a_full_name_is_trimmed_and_may_be_empty(client: httpx.AsyncClient
         }
         r = await client.post("/api/v1/users", json={**body, "full_name": given}, headers=admin.headers)
         assert r.status_code == 201 and r.json()["full_name"] == stored, r.text
+
+
+async def test_a_username_is_trimmed_as_at_sign_in(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """The browser's form trimmed the username and sign-in ignores surrounding spaces, but the API
+    refused ` yan ` (422): the rule lives in the service's model now, for both."""
+    body = {"username": "  yan\t", "email": "yan@example.com", "password": "SecurePass123"}
+    r = await client.post("/api/v1/users", json=body, headers=admin.headers)
+    assert r.status_code == 201 and r.json()["username"] == "yan", r.text
+    long = {"username": " " + "y" * 64 + " ", "email": "y64@example.com", "password": "SecurePass123"}
+    r = await client.post("/api/v1/users", json=long, headers=admin.headers)
+    assert r.status_code == 201 and r.json()["username"] == "y" * 64, r.text
+    taken = {**body, "username": " YAN ", "email": "yan2@example.com"}
+    r = await client.post("/api/v1/users", json=taken, headers=admin.headers)
+    assert r.status_code == 409 and r.json()["errors"][0]["field"] == "username", r.text
 
 
 async def test_users_change_their_own_email_and_full_name(

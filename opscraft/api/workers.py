@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from opscraft.api.deps import CurrentActor, Session
 from opscraft.api.schemas import AUTHED, error_responses
@@ -23,7 +23,10 @@ class WorkerOut(BaseModel):
     slots: int
     running: int
     free_slots: int
-    state: Literal["alive", "late", "stopped"]
+    state: Literal["alive", "late", "lost", "stopped"] = Field(
+        description="alive: heartbeat within OPSCRAFT_WORKER_LOST_SECONDS; late: none since, not yet "
+        "declared lost; lost: declared lost (its running runs ended as errors); stopped: stopped cleanly"
+    )
     started_at: datetime
     heartbeat_at: datetime
     stopped_at: datetime | None

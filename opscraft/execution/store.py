@@ -8,6 +8,7 @@ driver (no event loop, no thread hop); on PostgreSQL, on the worker loop through
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -17,7 +18,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Connection, Table, and_, bindparam, case, exists, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
-from opscraft.config import DEFAULT_WARM_POOL_SIZE, Settings
+from opscraft.config import DEFAULT_WARM_POOL_SIZE, ConfigError, Settings
 from opscraft.db.engine import create_sqlite_sync_engine
 from opscraft.db.models import (
     AppSetting,
@@ -436,11 +437,57 @@ class WorkerInfo:
     slots: int
 
 
+class WorkerIdInUse(ConfigError):
+    """Another live worker process holds the id a worker is starting under (`register`)."""
+
+
+def _process_gone(pid: int) -> bool:
+    """Whether no process `pid` runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _check_id_free(conn: Connection, worker: WorkerInfo, live_since: datetime) -> None:
+    """`WorkerIdInUse` when `worker.worker_id` belongs to a live worker (not stopped, heartbeat
+    after `live_since`) that is another process: on another host, or on this one and still
+    running. A restart of the same process, or of one that died on this host, may take it."""
+    holder = conn.execute(
+        select(_W.host_name, _W.pid, _W.heartbeat_at)
+        .where(_W.id == worker.worker_id, _W.stopped_at.is_(None), _W.heartbeat_at > live_since)
+        .with_for_update()
+    ).first()
+    if holder is None:
+        return
+    host, pid, heartbeat_at = holder
+    if host == worker.host_name and (pid == worker.pid or _process_gone(pid)):
+        return
+    seconds = max(0, round((utcnow() - heartbeat_at).total_seconds()))
+    raise WorkerIdInUse(
+        f"worker id {worker.worker_id!r} is in use by a live worker on {host} (pid {pid}, last "
+        f"heartbeat {seconds} s ago): give this worker another --name (or OPSCRAFT_WORKER_ID), "
+        "or stop that one first; a killed worker's id is free once it is declared lost "
+        "(OPSCRAFT_WORKER_LOST_SECONDS)"
+    )
+
+
 def register(
-    conn: Connection, worker: WorkerInfo, runners: list[str], warm_pool: dict[str, Any] | None = None
+    conn: Connection,
+    worker: WorkerInfo,
+    runners: list[str],
+    warm_pool: dict[str, Any] | None = None,
+    live_since: datetime | None = None,
 ) -> None:
     """Insert or refresh this worker's row (a restart keeps its id and history); `warm_pool` as
-    in `heartbeat`."""
+    in `heartbeat`. With `live_since` (a worker starting), `WorkerIdInUse` when another live
+    process holds the id (`_check_id_free`): the start would otherwise end that worker's
+    running runs as interrupted and remove its containers, taking them for its own leftovers."""
+    if live_since is not None:
+        _check_id_free(conn, worker, live_since)
     now = utcnow()
     values = {
         "host_name": worker.host_name,
@@ -451,6 +498,7 @@ def register(
         "started_at": now,
         "heartbeat_at": now,
         "stopped_at": None,
+        "lost": False,
     }
     updated = conn.execute(update(WORKERS).where(_W.id == worker.worker_id).values(**values)).rowcount
     if not updated:
@@ -464,7 +512,7 @@ def heartbeat(
     conn.execute(
         update(WORKERS)
         .where(_W.id == worker_id)
-        .values(heartbeat_at=utcnow(), runners=runners, stopped_at=None, warm_pool=warm_pool)
+        .values(heartbeat_at=utcnow(), runners=runners, stopped_at=None, lost=False, warm_pool=warm_pool)
     )
 
 
@@ -489,9 +537,10 @@ def live_workers(conn: Connection, since: datetime) -> list[str]:
 def end_lost(conn: Connection, worker_id: str, stale_before: datetime) -> tuple[list[str], list[int]]:
     """Runs of workers whose last heartbeat is older than `stale_before` -> `error` ("worker
     lost"), once (a conditional UPDATE: any number of live processes may call this together);
-    those workers are marked stopped. `worker_id` (the caller) is never lost. Only reads when
-    no worker is lost (the usual case), so it takes no write lock then. Returns (the workers
-    found lost, the runs this call ended)."""
+    those workers are marked stopped and `lost` (the Workers panel tells them from clean
+    stops). `worker_id` (the caller) is never lost. Only reads when no worker is lost (the usual
+    case), so it takes no write lock then. Returns (the workers found lost, the runs this call
+    ended)."""
     lost = [
         str(i)
         for i in conn.execute(
@@ -504,7 +553,7 @@ def end_lost(conn: Connection, worker_id: str, stale_before: datetime) -> tuple[
     conn.execute(
         update(WORKERS)
         .where(_W.id.in_(lost), _W.stopped_at.is_(None), _W.heartbeat_at < stale_before)
-        .values(stopped_at=utcnow())
+        .values(stopped_at=utcnow(), lost=True)
     )
     return lost, [int(row["id"]) for row in ended]
 

@@ -123,7 +123,7 @@ class Worker:
         self.loop.start()
         offered = self.runners()
         self.docker.pool.resize(self._pool_size())
-        self.store.run(store.register, self.info, offered, self.docker.pool.stats())
+        self.store.run(store.register, self.info, offered, self.docker.pool.stats(), self._stale_before())
         interrupted, queued = self.store.run(store.recover, self.worker_id)
         swept = self.local.sweep() + (self.docker.sweep() if "docker" in offered else 0)
         others = [w for w in self.store.run(store.live_workers, self._stale_before()) if w != self.worker_id]

@@ -6,8 +6,9 @@ process that answered it):
 - execution and worker metrics are read from the database at each scrape (`executions`,
   `workers`), so every web process answers the same and a restart loses nothing. Counters
   (`opscraft_executions_total`, by final status, `opscraft_execution_output_bytes_total`, the
-  duration histogram) are aggregates over the rows; gauges (queue depth, running, workers alive,
-  free slots) count the current rows.
+  duration histogram) are aggregates over the rows plus what the rows deleted by retention had
+  added (`retired_executions`, written by `retire` as they are deleted), so they never go down;
+  gauges (queue depth, running, workers alive, free slots) count the current rows.
 - HTTP requests (`opscraft_http_requests_total`) are counted in Redis when `REDIS_URL` is set,
   one hash for the installation (`services/request_counts.py`), so every web process reports
   the installation's totals; without Redis there is one web process and they are its counts.
@@ -22,6 +23,7 @@ Format: https://prometheus.io/docs/instrumenting/exposition_formats/
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -30,7 +32,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
-from opscraft.db.models import Execution
+from opscraft.db.models import Execution, RetiredExecutions
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
 from opscraft.security.tokens import same_secret
 from opscraft.services import workers
@@ -71,7 +73,37 @@ def _duration_seconds(dialect: str) -> object:
     return func.extract("epoch", col(Execution.finished_at) - col(Execution.started_at))
 
 
+# A deleted run as `retire` takes it: status, script type, output bytes, started_at, finished_at.
+RetiredRun = tuple[str, str, int, datetime | None, datetime | None]
+
+
+async def retire(session: AsyncSession, runs: Iterable[RetiredRun]) -> None:
+    """Add finished runs being deleted to `retired_executions`, in the caller's transaction (the
+    one deleting them), so the counters keep them. Each (status, script type) row is read
+    `FOR UPDATE`; two processes creating the same new row at once make one transaction fail
+    (IntegrityError: nothing is deleted or counted, and its caller tries again later)."""
+    retired: dict[tuple[str, str], RetiredExecutions] = {}
+    for status, script_type, size, started_at, finished_at in runs:
+        key = (str(status), str(script_type))
+        row = retired.get(key)
+        if row is None:
+            row = await session.get(RetiredExecutions, key, with_for_update=True) or RetiredExecutions(
+                status=key[0], script_type=key[1], duration_buckets=[0] * len(DURATION_BUCKETS)
+            )
+            session.add(row)
+            retired[key] = row
+        row.count += 1
+        row.output_bytes += int(size)
+        if started_at is not None and finished_at is not None:
+            seconds = (finished_at - started_at).total_seconds()
+            row.duration_count += 1
+            row.duration_sum += seconds
+            bounds = zip(row.duration_buckets, DURATION_BUCKETS, strict=True)
+            row.duration_buckets = [n + (seconds <= bound) for n, bound in bounds]
+
+
 async def _execution_families(session: AsyncSession) -> list[Metric]:
+    retired = list((await session.exec(select(RetiredExecutions))).all())
     rows = await session.exec(
         select(
             Execution.status,
@@ -86,27 +118,35 @@ async def _execution_families(session: AsyncSession) -> list[Metric]:
         labels=["status", "script_type"],
     )
     output = CounterMetricFamily(
-        "opscraft_execution_output_bytes", "Output bytes stored, by script type.", labels=["script_type"]
+        "opscraft_execution_output_bytes",
+        "Output bytes the runs wrote, by script type (also what retention removed or deleted since).",
+        labels=["script_type"],
     )
     queued = GaugeMetricFamily("opscraft_queue_depth", "Executions waiting for a worker (status queued).")
     running = GaugeMetricFamily("opscraft_executions_running", "Executions running now.")
-    by_type: dict[str, int] = {}
+    by_type: dict[str, int] = {r.script_type: 0 for r in retired}
+    finished: dict[tuple[str, str], int] = {(r.status, r.script_type): r.count for r in retired}
     counts = {ExecutionStatus.queued.value: 0, ExecutionStatus.running.value: 0}
     final = {s.value for s in FINAL_STATUSES}
+    for r in retired:
+        by_type[r.script_type] += r.output_bytes
     for status, script_type, count, size in rows.all():
         if str(status) in final:
-            total.add_metric([str(status), str(script_type)], int(count))
+            key = (str(status), str(script_type))
+            finished[key] = finished.get(key, 0) + int(count)
         by_type[str(script_type)] = by_type.get(str(script_type), 0) + int(size)
         if str(status) in counts:
             counts[str(status)] += int(count)
+    for (status, script_type), count in sorted(finished.items()):
+        total.add_metric([status, script_type], count)
     for script_type, size in sorted(by_type.items()):
         output.add_metric([script_type], size)
     queued.add_metric([], counts[ExecutionStatus.queued.value])
     running.add_metric([], counts[ExecutionStatus.running.value])
-    return [total, output, queued, running, await _duration_histogram(session)]
+    return [total, output, queued, running, await _duration_histogram(session, retired)]
 
 
-async def _duration_histogram(session: AsyncSession) -> Metric:
+async def _duration_histogram(session: AsyncSession, retired: list[RetiredExecutions]) -> Metric:
     dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
     seconds = cast(_duration_seconds(dialect), Float)
     finished = [s.value for s in FINAL_STATUSES]
@@ -121,11 +161,14 @@ async def _duration_histogram(session: AsyncSession) -> Metric:
         )
     ).one()
     count, total, *cumulative = row
+    count = int(count) + sum(r.duration_count for r in retired)
+    total = float(total or 0.0) + sum(r.duration_sum for r in retired)
+    cumulative = [int(n or 0) + sum(r.duration_buckets[i] for r in retired) for i, n in enumerate(cumulative)]
     histogram = HistogramMetricFamily(
         "opscraft_execution_duration_seconds", "Run time of finished executions (started to finished)."
     )
-    buckets = [(str(bound), int(n or 0)) for bound, n in zip(DURATION_BUCKETS, cumulative, strict=True)]
-    histogram.add_metric([], [*buckets, ("+Inf", int(count))], float(total or 0.0))
+    buckets = [(str(bound), n) for bound, n in zip(DURATION_BUCKETS, cumulative, strict=True)]
+    histogram.add_metric([], [*buckets, ("+Inf", count)], total)
     return histogram
 
 

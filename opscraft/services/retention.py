@@ -27,7 +27,7 @@ from opscraft.db.engine import Database
 from opscraft.db.models import Execution, ExecutionLog
 from opscraft.db.models.executions import FINAL_STATUSES
 from opscraft.db.types import utcnow
-from opscraft.services import app_settings, audit, execution_counts
+from opscraft.services import app_settings, audit, execution_counts, metrics
 from opscraft.services.actor import Actor
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,9 @@ async def _remove_output(db: Database, ids: list[int], now: datetime, done: Rete
 
 async def _delete_executions(db: Database, ids: list[int]) -> int:
     """Delete execution rows (their output, run events and approvals go with them: ON DELETE
-    CASCADE; references from schedules and deliveries become NULL); returns output bytes freed."""
+    CASCADE; references from schedules and deliveries become NULL), keeping what they add to the
+    metrics' counters (`metrics.retire`: only the rows this call deleted, so two processes
+    deleting one batch count it once); returns output bytes freed."""
     async with db.session() as s:
         freed = (
             await s.exec(
@@ -140,7 +142,18 @@ async def _delete_executions(db: Database, ids: list[int]) -> int:
             )
         ).one()
         await s.exec(delete(ExecutionLog).where(col(ExecutionLog.execution_id).in_(ids)))
-        await s.exec(delete(Execution).where(col(Execution.id).in_(ids)))
+        deleted = await s.exec(
+            delete(Execution)
+            .where(col(Execution.id).in_(ids))
+            .returning(
+                col(Execution.status),
+                col(Execution.script_type),
+                col(Execution.output_bytes),
+                col(Execution.started_at),
+                col(Execution.finished_at),
+            )
+        )
+        await metrics.retire(s, [tuple(row) for row in deleted.all()])
         await s.commit()
     return int(freed)
 

@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft.db.models import AppSetting, RefreshToken, Role, User
 from opscraft.db.types import utcnow
 from opscraft.security.passwords import hash_password, normal_form, verify_password
-from opscraft.services import api_tokens, app_settings, audit, conflicts, like, partial
+from opscraft.services import api_tokens, app_settings, audit, auth, conflicts, like, partial
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Problems, Unauthorized
@@ -48,6 +48,13 @@ class Registration(Body):
         description="Must differ from the username",
     )
     full_name: OptionalLabel = Field(default="", max_length=200, examples=["John Doe"])
+
+    @field_validator("username", mode="before")
+    @classmethod
+    def _trimmed(cls, value: Any) -> Any:
+        """Surrounding whitespace is dropped, as from the email and the full name, and as at
+        sign-in: ` bob ` is `bob` in the API as in the browser's forms (the API refused it)."""
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("username")
     @classmethod
@@ -106,12 +113,13 @@ def password_problems(password: str, username: str, field: str = "password") -> 
     return problems
 
 
-def check_password_rules(password: str, username: str) -> None:
-    """`Invalid` (422) naming `password` with each rule `password` breaks (`password_problems`)."""
-    problems = password_problems(password, username)
+def check_password_rules(password: str, username: str, field: str = "password") -> None:
+    """`Invalid` (422) naming `field` (the body's key for the password) with each rule
+    `password` breaks (`password_problems`)."""
+    problems = password_problems(password, username, field)
     if problems:
         words = "; ".join(p["message"] for p in problems)
-        raise Invalid(f"password: {words}", details=problems)
+        raise Invalid(f"{field}: {words}", details=problems)
 
 
 async def count_users(session: AsyncSession) -> int:
@@ -336,7 +344,7 @@ async def reset_password(session: AsyncSession, actor: Actor, user_id: int, new_
     (`api_tokens.revoke_all_of`). `Invalid` (422) for a password the rules refuse."""
     require(actor.user, Permission.manage_users)
     user = await get(session, actor, user_id)
-    check_password_rules(new_password, user.username)
+    check_password_rules(new_password, user.username, "new_password")
     user.hashed_password = await asyncio.to_thread(hash_password, new_password)
     user.updated_at = utcnow()
     await _revoke_sessions(session, user)
@@ -352,13 +360,19 @@ async def change_password(
     """Change the acting user's own password and end all their sessions. Every problem is named
     in one `Invalid` (422), so a form shows them all at once: a wrong `current_password`, each
     rule the `new_password` breaks (`password_problems`), one equal to the current one, and,
-    when a form sends it (`repeated`), a `repeat_password` that differs from the new one."""
+    when a form sends it (`repeated`), a `repeat_password` that differs from the new one.
+
+    Checking `current` answers whether a password is right, as a login does: each attempt counts
+    against the same limits (`auth.check_auth_rate`: per client IP, per username and IP, per
+    username), `RateLimited` (429) past them. Without that, whoever held a signed-in browser or
+    an access token could guess the password without limit here (the Profile page had none)."""
     user = actor.user
     if user is None:
         raise Unauthorized("authentication required")
     user = await session.get(User, user.id)
     if user is None:
         raise NotFound("user not found")
+    await auth.check_auth_rate(actor.client_ip, user.username)
     problems = Problems()
     if not await asyncio.to_thread(verify_password, current, user.hashed_password):
         problems.add("current_password", "incorrect")

@@ -26,7 +26,8 @@ class WorkerStatus:
     """One worker: identity, what it offers, whether it is alive, and its load.
 
     `state` is `alive` (heartbeat within OPSCRAFT_WORKER_LOST_SECONDS), `stopped` (stopped
-    cleanly or was declared lost) or `late` (no recent heartbeat, not yet declared lost);
+    cleanly), `lost` (declared lost by another process: no heartbeat for that long, its running
+    runs ended as errors) or `late` (no recent heartbeat, not yet declared lost);
     `running` is its runs in progress and `free_slots` = slots - running (0 unless alive).
     """
 
@@ -71,7 +72,7 @@ async def statuses(session: AsyncSession) -> list[WorkerStatus]:
     out = []
     for worker in rows.all():
         if worker.stopped_at is not None:
-            state = "stopped"
+            state = "lost" if worker.lost else "stopped"
         elif worker.heartbeat_at > stale:
             state = "alive"
         else:

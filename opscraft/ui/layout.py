@@ -17,6 +17,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import address, drafts, session
+from opscraft.ui.widgets import live_timer
 
 # How long the server keeps a page whose browser lost its connection (laptop lid, flaky VPN)
 # before dropping it; a browser that comes back within it carries on where it was.
@@ -175,15 +176,22 @@ def clear_field_errors(fields: Mapping[str, Any]) -> None:
         element.error = None
 
 
-async def guard(permission: Permission | None = None) -> Actor | None:
-    """Re-check the session (and a permission) on the server; on failure, say so and redirect."""
+async def guard(permission: Permission | None = None, *, ticking: bool = False) -> Actor | None:
+    """Re-check the session (and a permission) on the server; on failure, say so and redirect.
+
+    `ticking`: for a page's periodic refresh rather than a click. A role that lost `permission`
+    (an admin demoted meanwhile) then loads the page again, which says that the role may not
+    open it, instead of leaving the page as it was with a red notice at every tick."""
     ended = "user_id" in app.storage.user
     actor = await session.current_actor()
     if actor is None:
         ui.navigate.to(session.login_url("/", "ended" if ended else None))
         return None
     if permission is not None and not can(actor.user, permission):
-        notify_error(f"your role ({actor.user.role if actor.user else '-'}) may not do this")
+        if ticking:
+            ui.navigate.reload()
+        else:
+            notify_error(f"your role ({actor.user.role if actor.user else '-'}) may not do this")
         return None
     return actor
 
@@ -306,20 +314,30 @@ def editor_theme() -> str:
     return EDITOR_THEMES[bool(app.storage.user.get("dark"))]
 
 
-def _nav_badge(actor: Actor, key: str) -> None:
-    """A red count beside a navigation entry, refreshed every few seconds; hidden at zero."""
+def _nav_badge(key: str) -> None:
+    """A red count beside a navigation entry, refreshed every few seconds; hidden at zero.
+
+    Counted for the user as they are at each refresh (`guard`), not as they opened the page. Every
+    page's frame has one, so a page left open by a user who is deactivated, deleted or signed out
+    everywhere goes to the login page within `BADGE_REFRESH_SECONDS`, even a page that refreshes
+    nothing else (it stayed until the next click, and its badge went on counting as them)."""
     badge = ui.badge("", color="negative").props(f'rounded data-testid="nav-badge-{key}"')
     badge.set_visibility(False)
 
     async def update() -> None:
+        current = await guard()
+        if current is None:
+            return
         try:
-            count = await NAV_BADGES[key](actor)
+            count = await NAV_BADGES[key](current)
         except ServiceError:
             count = 0
         badge.set_text(str(count))
         badge.set_visibility(count > 0)
 
-    ui.timer(BADGE_REFRESH_SECONDS, update, immediate=True)
+    # Not on pages kept after the browser left them (they would end the session's storage first,
+    # and the page in view would then not say why it went to the login page).
+    live_timer(BADGE_REFRESH_SECONDS, update)
 
 
 @contextmanager
@@ -393,7 +411,7 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
                         ui.icon(item.icon).classes("text-xl").props('aria-hidden="true"')
                         ui.label(item.label).classes("text-body1")
                         if item.badge in NAV_BADGES:
-                            _nav_badge(actor, item.badge)
+                            _nav_badge(item.badge)
     with ui.element("div").classes("w-full max-w-7xl mx-auto p-2 sm:p-4 column no-wrap gap-4"):
         ui.element("span").props("id=oc-main tabindex=-1")
         ui.label(title).classes("text-2xl font-semibold oc-wrap").props('role="heading" aria-level="1"')

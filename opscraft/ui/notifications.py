@@ -96,9 +96,9 @@ async def notifications_page(actor: Actor) -> None:
                         f'data-testid="rule-delete-{rule.id}"'
                     )
 
-        async def deliveries() -> tuple[str, list[dict[str, Any]]]:
-            """The delivery log's count line and table rows, newest first."""
-            rows, total = await call(notifications.list_deliveries, actor, DeliveryQuery(limit=50))
+        async def deliveries(reader: Actor) -> tuple[str, list[dict[str, Any]]]:
+            """The delivery log's count line and table rows, newest first, as `reader` may see them."""
+            rows, total = await call(notifications.list_deliveries, reader, DeliveryQuery(limit=50))
             data = [
                 {
                     "id": d.id,
@@ -247,15 +247,19 @@ async def notifications_page(actor: Actor) -> None:
         ui.button("Add rule", icon="add", on_click=add_rule).props('unelevated data-testid="rule-add"')
         await rules_view()
         ui.label("Delivery log").classes("text-lg font-semibold mt-4")
-        count, data = await deliveries()
+        count, data = await deliveries(actor)
         count_label = ui.label(count).classes("text-caption")
         table = ui.table(columns=DELIVERY_COLUMNS, rows=data, row_key="id")
         table.props('flat dense data-testid="deliveries"').classes("w-full")
 
         async def update_deliveries() -> None:
             """Every 5 s: the table's rows change in place (its paging and sorting stay), and only
-            when the log changed."""
-            count, data = await deliveries()
+            when the log changed; read as the user is now (the page's `actor` is who they were when
+            it opened: a deactivated or demoted admin's open page went on showing the log)."""
+            current = await guard(Permission.manage_settings, ticking=True)
+            if current is None:
+                return
+            count, data = await deliveries(current)
             count_label.set_text(count)
             if data != table.rows:
                 table.rows = data

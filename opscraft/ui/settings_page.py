@@ -7,7 +7,7 @@ from typing import Any
 from nicegui import ui
 
 from opscraft import __version__, runtime
-from opscraft.services import app_settings, partial, warm_pools
+from opscraft.services import app_settings, partial, retention, warm_pools
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui.drafts import Draft
@@ -24,6 +24,11 @@ SWITCHES = {
         "Run scripts as plain processes on this machine when no Docker engine is reachable. "
         "They are not isolated: enable only on a machine you trust the script authors with.",
     ),
+    "api_tokens_require_expiry": (
+        "Require an expiry on API tokens",
+        "New personal access tokens must have an expiry date. Tokens that exist keep theirs: "
+        "review them on the API tokens page (Show every user's tokens).",
+    ),
 }
 # Output retention (services/retention.py): number inputs, then the switch for execution rows.
 RETENTION_NUMBERS = {
@@ -33,6 +38,11 @@ RETENTION_NUMBERS = {
         "0: no cap. Beyond it the oldest output goes first.",
     ),
 }
+# When retention acts: an admin who saved a period and saw old output stay wondered whether it worked.
+RETENTION_WHEN = (
+    f"Applied in the background every {round(retention.INTERVAL_SECONDS / 60)} minutes, so within "
+    "that time of saving; only finished runs are touched."
+)
 RETENTION_SWITCH = (
     "retention_delete_executions",
     "Also delete execution rows past the retention period",
@@ -74,6 +84,7 @@ def _retention_fields(
                 .classes("w-60")
             )
             draft.field(key, numbers[key])
+    ui.label(RETENTION_WHEN).classes("text-caption text-grey-7").props('data-testid="retention-when"')
     key, label, help_text = RETENTION_SWITCH
     with ui.column().classes("gap-0"):
         switches[key] = ui.switch(label, value=values[key]).props(f'data-testid="setting-{key}"')

@@ -53,7 +53,12 @@ async def tokens_page(actor: Actor) -> None:
 
         @ui.refreshable
         async def body() -> None:
-            rows = await run_action(lambda: call(api_tokens.list_tokens, actor, all_users=everyone["on"]))
+            # As the user is now, not as they were when the page opened: with "Show every user's
+            # tokens" a demoted or deactivated admin's open page went on listing everyone's tokens.
+            current = await guard()
+            if current is None:
+                return
+            rows = await run_action(lambda: call(api_tokens.list_tokens, current, all_users=everyone["on"]))
             if rows is None:
                 return
             if not rows:

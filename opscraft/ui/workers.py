@@ -11,6 +11,7 @@ from opscraft.services import workers
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui.layout import frame, guard, protected_page
+from opscraft.ui.widgets import live_timer
 
 REFRESH_SECONDS = 3.0
 COLUMNS: list[dict[str, Any]] = [
@@ -54,8 +55,9 @@ async def workers_page(actor: Actor) -> None:
         table.props('flat bordered data-testid="workers-table"')
 
         async def refresh() -> None:
-            current = await guard(Permission.view_system)  # the user may have lost the role meanwhile
+            # The user may have been deactivated or lost the role meanwhile.
+            current = await guard(Permission.view_system, ticking=True)
             if current is not None:
                 table.rows = await _load(current)
 
-        ui.timer(REFRESH_SECONDS, refresh)
+        live_timer(REFRESH_SECONDS, refresh)

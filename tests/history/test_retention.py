@@ -8,11 +8,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, update
 from sqlmodel import col, select
 
 from opscraft import runtime
 from opscraft.db.models import AuditEvent, Execution, ExecutionLog, User
+from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.types import utcnow
 from opscraft.services import app_settings, retention
 from opscraft.services.actor import Actor
@@ -120,6 +122,61 @@ async def test_deleting_rows_keeps_audit_events_and_dashboard_counts_true(
         assert about.first() is not None, "audit events outlive the rows they describe"
     listed = (await client.get("/api/v1/executions", headers=operator.headers)).json()
     assert [e["id"] for e in listed["items"]] == [kept] and listed["total"] == 1
+
+
+async def _counters(client: httpx.AsyncClient, admin: LoggedIn) -> dict[tuple[str, str], float]:
+    """Every sample of the execution counters and histogram on `/metrics`: (name, labels) -> value."""
+    r = await client.get("/metrics", headers=admin.headers)
+    assert r.status_code == 200, r.text
+    wanted = ("opscraft_executions", "opscraft_execution_output_bytes", "opscraft_execution_duration_seconds")
+    return {
+        (sample.name, str(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(r.text)
+        if family.name in wanted
+        for sample in family.samples
+    }
+
+
+async def test_metrics_counters_never_go_down_when_retention_deletes_runs(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """`/metrics` counters summed the rows left, so deleting runs made them go down, which
+    Prometheus reads as a counter reset (`increase()` then counts the whole total again): they
+    now keep what the deleted runs had added, each deleted run once."""
+    script_id = await seeding.script()
+    now = utcnow()
+    ran = {
+        await seeding.execution(script_id, now - timedelta(days=100)): 2.0,
+        await seeding.execution(script_id, now - timedelta(days=101)): 20.0,
+        await seeding.execution(script_id, now - timedelta(days=102), status=ExecutionStatus.failed): 400.0,
+        await seeding.execution(script_id, now - timedelta(days=1)): 0.2,
+    }
+    async with runtime.current().db.session() as s:
+        for execution_id, seconds in ran.items():
+            finished = (await s.get(Execution, execution_id)).finished_at  # type: ignore[union-attr]
+            await s.exec(
+                update(Execution)
+                .where(col(Execution.id) == execution_id)
+                .values(started_at=finished - timedelta(seconds=seconds))
+            )
+        await s.commit()
+    before = await _counters(client, admin)
+    assert before[("opscraft_executions_total", "[('script_type', 'bash'), ('status', 'success')]")] == 3
+    assert before[("opscraft_execution_duration_seconds_bucket", "[('le', '30.0')]")] == 3
+    await _settings(client, admin, output_retention_days=90, retention_delete_executions=True)
+
+    done = await retention.run_once(runtime.current().db, now=now, batch=2)
+    assert done.executions_deleted == 3
+    after = await _counters(client, admin)
+    # The same samples (the sum to a millisecond: SQLite computes run time from julianday's floats).
+    assert after == pytest.approx(before, abs=1e-3), "no counter, bucket or sum went down"
+
+    await seeding.execution(script_id, now, status=ExecutionStatus.failed)  # counting goes on from there
+    assert (await retention.run_once(runtime.current().db, now=now)).executions_deleted == 0
+    later = await _counters(client, admin)
+    failed = ("opscraft_executions_total", "[('script_type', 'bash'), ('status', 'failed')]")
+    assert later[failed] == before[failed] + 1
+    assert later[("opscraft_execution_duration_seconds_count", "[]")] == 5
 
 
 async def test_size_cap_removes_the_oldest_output_first(client: httpx.AsyncClient, admin: LoggedIn) -> None:

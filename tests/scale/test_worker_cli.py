@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -33,4 +35,34 @@ def test_bad_values_are_one_line(tmp_path: Path, args: list[str], message: str) 
     )
     assert done.returncode != 0
     assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_worker_named_like_a_live_one_elsewhere_is_refused(tmp_path: Path) -> None:
+    """`opscraft worker --name build-1` while a worker of that name heartbeats on another host:
+    one line saying so (it used to start, end that worker's running runs as interrupted and
+    remove its containers)."""
+    env = {"OPSCRAFT_DATA_DIR": str(tmp_path), "OPSCRAFT_NO_BOOTSTRAP": "1", "PATH": "/usr/bin:/bin"}
+
+    def opscraft(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "opscraft", *args, "--data-dir", str(tmp_path)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert opscraft("db", "upgrade").returncode == 0
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    with sqlite3.connect(tmp_path / "opscraft.db") as db:
+        db.execute(
+            "INSERT INTO workers (id, host_name, pid, runners, slots, started_at, heartbeat_at, lost)"
+            " VALUES ('build-1', 'other-host', 4242, '[]', 2, ?, ?, 0)",
+            (now, now),
+        )
+    done = opscraft("worker", "--name", "build-1")
+    assert done.returncode != 0
+    assert "worker id 'build-1' is in use by a live worker on other-host (pid 4242" in done.stderr
     assert "Traceback" not in done.stderr

@@ -17,7 +17,13 @@ from opscraft.db.models.automation import (
     WebhookTrigger,
 )
 from opscraft.db.models.chains import ChainLink, ChainRun
-from opscraft.db.models.executions import Execution, ExecutionDraft, ExecutionLog, ExecutionTally
+from opscraft.db.models.executions import (
+    Execution,
+    ExecutionDraft,
+    ExecutionLog,
+    ExecutionTally,
+    RetiredExecutions,
+)
 from opscraft.db.models.inventories import Inventory
 from opscraft.db.models.scripts import Script, ScriptTag, ScriptVersion
 from opscraft.db.models.secrets import ScriptSecret, Secret
@@ -45,6 +51,7 @@ __all__ = [
     "NotificationRule",
     "RefreshToken",
     "RegisteredWorker",
+    "RetiredExecutions",
     "Role",
     "RunEvent",
     "RunEventDelivery",

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, text
+from sqlalchemy import JSON, BigInteger, Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from opscraft.db.types import UTCDateTime, utcnow
@@ -144,3 +144,22 @@ class ExecutionTally(SQLModel, table=True):
     count: int
     upto_id: int
     computed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class RetiredExecutions(SQLModel, table=True):
+    """What the runs deleted by retention (services/retention.py) had added to the counters of
+    `/metrics`, per final status and script type: the counters are sums over `executions`, and
+    without this part they went down when rows were deleted, which Prometheus reads as a reset
+    (`rate()` and `increase()` then count the whole remaining total again)."""
+
+    __tablename__ = "retired_executions"
+
+    status: str = Field(primary_key=True, max_length=32)
+    script_type: str = Field(primary_key=True, max_length=16)
+    count: int = Field(default=0)
+    output_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    # Of the runs that had started: how many, their run time in seconds, and how many ran at most
+    # each bound of `services.metrics.DURATION_BUCKETS` (cumulative, as the histogram's buckets).
+    duration_count: int = Field(default=0)
+    duration_sum: float = Field(default=0.0)
+    duration_buckets: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))

@@ -36,6 +36,9 @@ class RegisteredWorker(SQLModel, table=True):
     warm_pool: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # Set when the worker stopped cleanly or was declared lost; a live worker has none.
     stopped_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # True when another process declared it lost (no heartbeat for OPSCRAFT_WORKER_LOST_SECONDS:
+    # killed, crashed, cut off) rather than it stopping cleanly; cleared when it heartbeats again.
+    lost: bool = Field(default=False)
 
 
 class RunEvent(SQLModel, table=True):

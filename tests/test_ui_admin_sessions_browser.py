@@ -1,0 +1,99 @@
+"""An admin's open admin pages end with the admin's powers: demoted, the page that refreshes on
+its own says the role may not open it (it stayed as it was, with a red notice every few
+seconds); deactivated, it goes to the login page (the Notifications page went on refreshing its
+delivery log as the admin who opened it); and what an open page lists on request is read as the
+user is now (the API tokens page listed everyone's tokens for a demoted admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD, LiveServer
+from tests.ui_journey import API_TIMEOUT, log_in, make_users
+
+pytestmark = pytest.mark.browser
+
+
+def _second_admin(server: LiveServer, admin: dict[str, str]) -> int:
+    body = {"username": "boss2", "email": "boss2@example.com", "password": PASSWORD, "role": "admin"}
+    created = httpx.post(f"{server.url}/api/v1/users", json=body, headers=admin, timeout=API_TIMEOUT)
+    assert created.status_code == 201, created.text
+    return int(created.json()["id"])
+
+
+def _change(server: LiveServer, admin: dict[str, str], user_id: int, **changes: Any) -> None:
+    r = httpx.put(f"{server.url}/api/v1/users/{user_id}", json=changes, headers=admin, timeout=API_TIMEOUT)
+    assert r.status_code == 200, r.text
+
+
+def test_a_demoted_admins_workers_page_says_the_role_may_not_open_it(
+    live_server: LiveServer, page: Any
+) -> None:
+    admin = make_users(live_server)["admin"]
+    boss = _second_admin(live_server, admin)
+    log_in(page, live_server, "boss2")
+    page.goto(f"{live_server.url}/workers")
+    page.get_by_test_id("workers-table").wait_for()
+
+    _change(live_server, admin, boss, role="operator")
+    forbidden = page.get_by_test_id("forbidden")
+    forbidden.wait_for(timeout=15_000)  # within a refresh (3 s) and a page load
+    assert "operator" in forbidden.inner_text()
+    assert page.get_by_test_id("workers-table").count() == 0
+    assert page.get_by_text("may not do this").count() == 0, "no red notice at every refresh"
+
+
+def test_a_deactivated_admins_notifications_page_goes_to_the_login(
+    live_server: LiveServer, page: Any
+) -> None:
+    admin = make_users(live_server)["admin"]
+    boss = _second_admin(live_server, admin)
+    log_in(page, live_server, "boss2")
+    page.goto(f"{live_server.url}/notifications")
+    page.get_by_test_id("deliveries").wait_for()
+
+    _change(live_server, admin, boss, is_active=False)
+    page.wait_for_url(f"{live_server.url}/login**", timeout=15_000)  # within a refresh (5 s)
+    page.get_by_test_id("login-notice").get_by_text("Your session has ended").wait_for()
+
+
+def test_a_demoted_admin_cannot_list_everyones_tokens_from_an_open_page(
+    live_server: LiveServer, page: Any
+) -> None:
+    """The switch "Show every user's tokens" listed them as the admin who opened the page."""
+    tokens = make_users(live_server)
+    made = httpx.post(
+        f"{live_server.url}/api/v1/tokens",
+        json={"name": "viewers-ci"},
+        headers=tokens["viewer"],
+        timeout=API_TIMEOUT,
+    )
+    assert made.status_code == 201, made.text
+    boss = _second_admin(live_server, tokens["admin"])
+    log_in(page, live_server, "boss2")
+    page.goto(f"{live_server.url}/tokens")
+    page.get_by_test_id("tokens-empty").wait_for()
+
+    _change(live_server, tokens["admin"], boss, role="viewer")
+    page.get_by_test_id("tokens-all").click()
+    page.get_by_text("your role (viewer) may not list other users' tokens").wait_for()
+    assert page.get_by_text("viewers-ci").count() == 0
+
+
+def test_any_open_page_of_a_deactivated_user_goes_to_the_login(live_server: LiveServer, page: Any) -> None:
+    """Even a page that refreshes nothing of its own (the profile): the navigation's badge
+    re-checks the session. It stayed until the next click, counting approvals as the user."""
+    tokens = make_users(live_server)
+    viewer = httpx.get(
+        f"{live_server.url}/api/v1/auth/me", headers=tokens["viewer"], timeout=API_TIMEOUT
+    ).json()
+    log_in(page, live_server, "viewer")
+    page.goto(f"{live_server.url}/profile")
+    page.get_by_test_id("profile-save").wait_for()
+
+    _change(live_server, tokens["admin"], viewer["id"], is_active=False)
+    page.wait_for_url(f"{live_server.url}/login**", timeout=25_000)  # within a badge refresh (10 s)
+    page.get_by_test_id("login-notice").get_by_text("Your session has ended").wait_for()
