@@ -105,8 +105,9 @@ class TerraformPanel:
                 ui.button("Not now", on_click=dialog.close).props("flat no-caps")
 
                 async def confirmed() -> bool:
-                    dialog.close()
-                    await self.apply()
+                    # Outside the dialog, which deletes itself once hidden: the navigation to the
+                    # apply run was made in its deleted slot and lost (seen on a busy machine).
+                    await close_then(dialog, self.apply)
                     return True  # the dialog is closed: a click already on its way must not apply again
 
                 ui.button("Apply", on_click=one_click(confirmed)).props(
