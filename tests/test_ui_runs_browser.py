@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.conftest import LiveServer
 from tests.ui_journey import (
@@ -156,6 +157,32 @@ def test_a_double_click_starts_one_run(
     again = _execution_id(page)
     wait_run(server, admin, again)
     assert _runs_of(server, admin, script["id"]) == [first, again]
+
+
+def test_a_click_outside_the_run_form_keeps_it_open(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A click outside a form dialog (a stray one, or the second click of a double-click on
+    Execute once the form is up: seen on a busy CI machine) used to close the form and drop what
+    was typed; Escape still closes it."""
+    script = create_script(
+        server,
+        tokens["admin"],
+        "stay",
+        '#!/bin/bash\necho "$WHO"\n',
+        parameters={"WHO": "x"},
+        status="active",
+    )
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{script['id']}")
+    page.get_by_test_id("execute-button").click()
+    form = page.get_by_test_id("execute-dialog")
+    form.wait_for()
+    page.mouse.click(5, 5)  # on the backdrop, far from the form
+    with pytest.raises(PlaywrightTimeoutError):  # Quasar hides a dismissed dialog at once
+        form.wait_for(state="hidden", timeout=2_000)
+    page.keyboard.press("Escape")
+    form.wait_for(state="hidden")
 
 
 PLAYBOOK = "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n"

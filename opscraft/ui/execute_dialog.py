@@ -27,7 +27,7 @@ from opscraft.ui.execution_widgets import banner
 from opscraft.ui.layout import guard, notify_error, run_action
 from opscraft.ui.script_tabs import script_action
 from opscraft.ui.script_widgets import findings_of, risk_dialog
-from opscraft.ui.widgets import call, confirm, one_click
+from opscraft.ui.widgets import FORM_DIALOG_PROPS, call, confirm, one_click
 
 # Per browser tab (NiceGUI client): its run form, None while it is being built (`open_dialog`).
 _FORMS: weakref.WeakKeyDictionary[Client, ui.dialog | None] = weakref.WeakKeyDictionary()
@@ -196,7 +196,7 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
         return None
     fields: dict[str, ui.element] = {}
     with (
-        ui.dialog() as dialog,
+        ui.dialog().props(FORM_DIALOG_PROPS) as dialog,
         ui.card().classes("w-[34rem] max-w-full gap-3").props('data-testid="execute-dialog"') as card,
     ):
         draft = Draft(f"test-{run_draft_key(script_id)}" if test_run else run_draft_key(script_id), card)

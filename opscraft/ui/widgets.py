@@ -173,8 +173,18 @@ def password_hint(min_length: int) -> None:
     ui.label(f"At least {min_length} characters, not the username.").classes("text-caption text-grey-7")
 
 
+FORM_DIALOG_PROPS = "no-backdrop-dismiss"
+"""A form dialog ignores clicks outside it: a stray click, or the second click of a double-click on
+the button that opened it (landing on the backdrop once the form is up), closed the form and
+dropped what was typed. Escape and Cancel still close it."""
+
+
 def dialog_card(title: str) -> ui.card:
-    """The card inside a form dialog, with its title (its selects span its width: layout.THEME_CSS)."""
+    """The card inside a form dialog (called inside `ui.dialog()`, which gets `FORM_DIALOG_PROPS`),
+    with its title (its selects span its width: layout.THEME_CSS)."""
+    dialog = context.slot.parent
+    if isinstance(dialog, ui.dialog):
+        dialog.props(FORM_DIALOG_PROPS)
     card = ui.card().classes("oc-form-card w-[32rem] max-w-full gap-3")
     with card:
         ui.label(title).classes("text-lg font-semibold oc-wrap")
