@@ -137,6 +137,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.sections.append(("live server log (last 80 lines)", "\n".join(tail)))
     page = funcargs.get("page")
     if page is not None:
+        page.failed = True  # the fixture keeps a screenshot of it
         try:
             shown = page.locator(".q-notification, .q-field--error").all_inner_texts()
             console = "\n".join(getattr(page, "console_tail", ()))
@@ -502,7 +503,8 @@ CONNECTED_JS = "!window.socket || (window.did_handshake === true && window.socke
 def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fresh browser context's page whose `goto` returns once a NiceGUI page is connected
     (`CONNECTED_JS`): a value typed into a page still shaking hands on a busy CI machine was once
-    lost (a form saved without it: tests/test_ui_forms_browser.py)."""
+    lost (a form saved without it: tests/test_ui_forms_browser.py). A failed test leaves a
+    full-page screenshot in `ARTIFACTS` (taking one after every test cost each about a second)."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(30_000)  # generous: CI machines may be busy
     pg = context.new_page()
@@ -518,17 +520,24 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
         return response
 
     pg.goto = goto
+    pg.failed = False
     try:
         yield pg
     finally:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        from playwright.sync_api import Error as PlaywrightError
-
-        try:  # an artifact for a human; a slow screenshot on a busy machine is not a failure
-            pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True, timeout=60_000)
-        except PlaywrightError as exc:
-            print(f"artifact screenshot of {request.node.name} skipped: {exc.message.splitlines()[0]}")
+        if pg.failed:
+            _screenshot(pg, request.node.name)
         context.close()
+
+
+def _screenshot(pg: Any, name: str) -> None:
+    """A full-page screenshot of `pg` in `ARTIFACTS`, for a human reading a failure."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:  # a slow screenshot on a busy machine is not a second failure
+        pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True, timeout=60_000)
+    except PlaywrightError as exc:
+        print(f"artifact screenshot of {name} skipped: {exc.message.splitlines()[0]}")
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import os
 import signal
 import tempfile
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,9 @@ TIMEOUT_SECONDS = 60.0
 FIELD = "inventory"
 #: The `ansible_connection` that runs a host's tasks in the run itself (no network).
 LOCAL_CONNECTION = "local"
-#: How many inventory texts `reaches_network` keeps its answer for (by SHA-256).
-NETWORK_ANSWERS = 256
-_network_answers: OrderedDict[str, bool] = OrderedDict()
+#: How many inventory texts `ansible-inventory`'s answer is kept for (by SHA-256), a few MB at most.
+CHECKS_KEPT = 128
+_checks: OrderedDict[str, _Checked | str] = OrderedDict()
 
 
 def without_bom(text: str) -> str:
@@ -120,30 +121,74 @@ async def validate(text: str, field: str = FIELD) -> list[str]:
     than `MAX_HOSTS` hosts, is a plugin configuration or does not parse as an INI or YAML
     inventory. Without `ansible-inventory` on this machine, only those first checks are made and
     the result is empty."""
-    listing = await _listing(text, field)
-    return sorted(_host_vars(listing)) if listing is not None else []
+    checked = await _check(text, field)
+    return list(checked.hosts) if checked is not None else []
 
 
 async def reaches_network(text: str) -> bool:
     """Whether a run with the inventory `text` reaches hosts over the network: True when a host's
     `ansible_connection` (its own, or its groups' or `all`'s, merged as Ansible merges them) is
     anything but `local`, or when that cannot be told (no `ansible-inventory` here, or a text it
-    refuses). Hosts that all use `ansible_connection=local` run in the run itself. Answers are
-    kept by content (`NETWORK_ANSWERS` of them), so the run form asks Ansible once per text."""
+    refuses). Hosts that all use `ansible_connection=local` run in the run itself."""
+    try:
+        checked = await _check(text, FIELD)
+    except Invalid:
+        return True
+    return checked is None or checked.reaches_network
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """What `ansible-inventory --list` told of an inventory: its hosts (sorted) and whether any
+    of them is reached over the network."""
+
+    hosts: tuple[str, ...]
+    reaches_network: bool
+
+
+async def _check(text: str, field: str) -> _Checked | None:
+    """`text` checked as `validate` says, or None without `ansible-inventory`. The tool's answer
+    (or the reason it refused the text) is kept by content, `CHECKS_KEPT` of them: it starts a
+    Python of its own, about a second of CPU, and the run form and every save of a script ask
+    again for the same text. A check that ran out of time is not kept."""
+    if "\x00" in text:
+        raise _invalid("must not contain NUL characters", field)
+    if len(text.encode()) > MAX_INVENTORY_BYTES:
+        raise _invalid(f"must be at most {MAX_INVENTORY_BYTES // 1024} KiB", field)
+    if not text.strip():
+        raise _invalid("must not be blank: write the hosts, or leave the inventory out (localhost)", field)
+    _refuse_what_ansible_must_not_read(text, field)
+    tool = find_tool("ansible-inventory")
+    if tool is None:
+        return None
     key = hashlib.sha256(text.encode()).hexdigest()
-    answer = _network_answers.get(key)
-    if answer is None:
-        try:
-            listing = await _listing(text, FIELD)
-        except Invalid:
-            listing = None
-        hosts = _host_vars(listing).values() if listing is not None else None
-        answer = hosts is None or any(v.get("ansible_connection") != LOCAL_CONNECTION for v in hosts)
-    _network_answers[key] = answer
-    _network_answers.move_to_end(key)
-    while len(_network_answers) > NETWORK_ANSWERS:
-        _network_answers.popitem(last=False)
-    return answer
+    kept = _checks.get(key)
+    if kept is None:
+        kept = await _listing(tool, text, field)
+    _checks[key] = kept
+    _checks.move_to_end(key)
+    while len(_checks) > CHECKS_KEPT:
+        _checks.popitem(last=False)
+    if isinstance(kept, str):
+        raise _invalid(f"is not a valid INI or YAML inventory: {kept}", field)
+    return kept
+
+
+async def _listing(tool: str, text: str, field: str) -> _Checked | str:
+    """`ansible-inventory --list` of `text`: its hosts, or the reason it refused the text;
+    `Invalid` naming `field` when it did not answer within `TIMEOUT_SECONDS`."""
+    with tempfile.TemporaryDirectory(prefix="opscraft-inventory-") as scratch:
+        folder = Path(scratch)
+        (folder / INVENTORY_FILE).write_text(text, encoding="utf-8")
+        (folder / INVENTORY_FILE).chmod(0o600)
+        code, out, err = await _run([tool, "-i", INVENTORY_FILE, "--list"], folder, field)
+    if code != 0:
+        return inventory_errors.explain(text, err, str(folder))
+    hosts = _host_vars(json.loads(out))
+    return _Checked(
+        hosts=tuple(sorted(hosts)),
+        reaches_network=any(v.get("ansible_connection") != LOCAL_CONNECTION for v in hosts.values()),
+    )
 
 
 def _host_vars(listing: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -155,30 +200,6 @@ def _host_vars(listing: dict[str, Any]) -> dict[str, dict[str, Any]]:
             for host in group.get("hosts", []):
                 hostvars.setdefault(host, {})
     return hostvars
-
-
-async def _listing(text: str, field: str) -> dict[str, Any] | None:
-    """`ansible-inventory --list` of `text` (checked as `validate` says), or None without the tool."""
-    if "\x00" in text:
-        raise _invalid("must not contain NUL characters", field)
-    if len(text.encode()) > MAX_INVENTORY_BYTES:
-        raise _invalid(f"must be at most {MAX_INVENTORY_BYTES // 1024} KiB", field)
-    if not text.strip():
-        raise _invalid("must not be blank: write the hosts, or leave the inventory out (localhost)", field)
-    _refuse_what_ansible_must_not_read(text, field)
-    tool = find_tool("ansible-inventory")
-    if tool is None:
-        return None
-    with tempfile.TemporaryDirectory(prefix="opscraft-inventory-") as scratch:
-        folder = Path(scratch)
-        (folder / INVENTORY_FILE).write_text(text, encoding="utf-8")
-        (folder / INVENTORY_FILE).chmod(0o600)
-        code, out, err = await _run([tool, "-i", INVENTORY_FILE, "--list"], folder, field)
-    if code != 0:
-        reason = inventory_errors.explain(text, err, str(folder))
-        raise _invalid(f"is not a valid INI or YAML inventory: {reason}", field)
-    listing: dict[str, Any] = json.loads(out)
-    return listing
 
 
 async def _run(argv: list[str], folder: Path, field: str) -> tuple[int, str, str]:
