@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
-from tests.conftest import LoggedIn
+from tests.conftest import PASSWORD, LoggedIn
 
 SEED_REGISTER = {
     "username": "admin",
@@ -220,3 +221,43 @@ async def test_change_password_names_every_problem_at_once(
     assert {e["field"] for e in r.json()["errors"]} == {"current_password", "new_password"}, r.text
     assert "the same as the username" in r.json()["detail"]
     assert (await client.get("/api/v1/auth/me", headers=viewer.headers)).status_code == 200, "unchanged"
+
+
+@pytest.mark.parametrize("blank", [" " * 8, "\t" * 8, " \n" * 6, "\u00a0" * 8, "\u3000" * 10])
+async def test_a_password_of_only_blank_characters_is_refused_everywhere(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn, blank: str
+) -> None:
+    """Eight spaces met the length rule and were a password. Refused with the same message at
+    registration, user creation, password change and reset; nothing is written."""
+    message = "must not be only spaces or other blank characters"
+    attempts = [
+        (
+            "/api/v1/auth/register",
+            {"username": "blanky", "email": "b@example.com", "password": blank},
+            {},
+            "password",
+        ),
+        (
+            "/api/v1/users",
+            {"username": "blanky2", "email": "b2@example.com", "password": blank, "role": "viewer"},
+            admin.headers,
+            "password",
+        ),
+        (
+            "/api/v1/auth/change-password",
+            {"current_password": PASSWORD, "new_password": blank},
+            viewer.headers,
+            "new_password",
+        ),
+        (f"/api/v1/users/{viewer.id}/reset-password", {"new_password": blank}, admin.headers, "new_password"),
+    ]
+    for path, body, headers, field in attempts:
+        r = await client.post(path, json=body, headers=headers)
+        assert r.status_code == 422, (path, r.text)
+        assert {"field": field, "message": message} in r.json()["errors"], (path, r.text)
+    listed = (await client.get("/api/v1/users", params={"search": "blanky"}, headers=admin.headers)).json()
+    assert listed["total"] == 0, listed
+    signed_in = await client.post(
+        "/api/v1/auth/login", json={"username": viewer.username, "password": PASSWORD}
+    )
+    assert signed_in.status_code == 200, "the viewer's password is unchanged"

@@ -25,6 +25,7 @@ from opscraft.services.storable import Text, limited
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256
+BLANK_PASSWORD = "must not be only spaces or other blank characters"
 MAX_SEARCH = 100  # characters of the list's `search` filter
 
 
@@ -69,7 +70,9 @@ class Registration(Body):
     @classmethod
     def _not_the_username(cls, value: str, info: ValidationInfo) -> str:
         """Checked with the other fields (the username when it is valid), so that a form shows it
-        with their problems; `check_password_rules` states the same rule for later changes."""
+        with their problems; `check_password_rules` states the same rules for later changes."""
+        if value.isspace():
+            raise ValueError(BLANK_PASSWORD)
         username = info.data.get("username")
         if username and value.lower() == username.lower():
             raise ValueError("must not be the same as the username")
@@ -102,10 +105,14 @@ class ProfileUpdate(Body):
 
 
 def password_problems(password: str, username: str, field: str = "password") -> list[dict[str, str]]:
-    """Every rule `password` breaks (length, the username), as error details naming `field`."""
+    """Every rule `password` breaks (length, only blank characters, the username), as error
+    details naming `field`. Blank characters are those `str.isspace` knows (spaces, tabs, line
+    breaks, no-break spaces): eight spaces met the length rule and were accepted."""
     problems = []
     if len(password) < MIN_PASSWORD:
         problems.append({"field": field, "message": f"at least {MIN_PASSWORD} characters"})
+    elif password.isspace():
+        problems.append({"field": field, "message": BLANK_PASSWORD})
     if len(password) > MAX_PASSWORD:
         problems.append({"field": field, "message": f"at most {MAX_PASSWORD} characters"})
     if password.lower() == username.lower():
