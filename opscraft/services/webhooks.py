@@ -280,23 +280,30 @@ class Call:
     client_ip: str | None
 
 
-def _check_signature(key: str, call: Call) -> tuple[str, int]:
-    """(the signature's hex digest, the call's timestamp in Unix seconds) of a correctly signed
-    call in the window; `Unauthorized` otherwise."""
+def _signed_at(call: Call) -> tuple[str, int]:
+    """(the call's signature in lower-case hex, its timestamp in Unix seconds) when it carries
+    both headers and the timestamp is in the window; `Unauthorized` otherwise. Checked before
+    the key is decrypted: a call without them never reaches the vault."""
     signature = call.headers.get(SIGNATURE_HEADER, "")
-    timestamp = call.headers.get(TIMESTAMP_HEADER, "")
-    seconds = ascii_int(timestamp, MAX_TIMESTAMP_DIGITS)
+    seconds = ascii_int(call.headers.get(TIMESTAMP_HEADER, ""), MAX_TIMESTAMP_DIGITS)
     if not signature.startswith("sha256=") or seconds is None:
         raise Unauthorized(
             f"signature required: send {TIMESTAMP_HEADER} (Unix seconds) and {SIGNATURE_HEADER}: sha256=<hex>"
         )
     if abs(time.time() - seconds) > SIGNATURE_WINDOW:
         raise Unauthorized(f"timestamp outside the {SIGNATURE_WINDOW} s window: sign the call again")
-    expected = hmac.new(key.encode(), timestamp.encode() + b"." + call.body, "sha256").hexdigest()
     # Hex digits in either case: RFC 4648's base16 is upper case (.NET's Convert.ToHexString)
-    if not same_secret(expected, signature.removeprefix("sha256=").lower()):
+    return signature.removeprefix("sha256=").lower(), seconds
+
+
+def _check_signature(key: str, call: Call, signature: str) -> str:
+    """The expected HMAC-SHA256 hex digest of the call (`timestamp.body` under `key`) when
+    `signature` (from `_signed_at`) is it; `Unauthorized` otherwise."""
+    timestamp = call.headers[TIMESTAMP_HEADER]
+    expected = hmac.new(key.encode(), timestamp.encode() + b"." + call.body, "sha256").hexdigest()
+    if not same_secret(expected, signature):
         raise Unauthorized("signature does not match")
-    return expected, seconds
+    return expected
 
 
 async def _first_use(session: AsyncSession, hook_id: int, digest: str, seconds: int) -> None:
@@ -363,6 +370,30 @@ def _refused(session: AsyncSession, call: Call, script_id: int | None, reason: s
     )
 
 
+async def _signing_key(session: AsyncSession, hook: WebhookTrigger, call: Call) -> str:
+    """The webhook's signing key, decrypted from the vault. The decryption (`secret.use`, by
+    `webhook:<id>`) is committed at once, so that the secret's audit log keeps it also when the
+    call is refused next (a signature that does not match). `Forbidden` when the secret is gone
+    or does not decrypt."""
+    secret = await session.get(Secret, hook.secret_id) if hook.secret_id is not None else None
+    if secret is not None:
+        try:
+            key = reveal_for_use(
+                session,
+                secret,
+                Actor(None, call.client_ip),
+                f"webhook:{hook.id}",
+                webhook_id=hook.id,
+                script_id=hook.script_id,
+            )
+        except DecryptError:
+            pass
+        else:
+            await session.commit()
+            return key
+    raise Forbidden("the webhook's signing secret is missing from the vault: ask its owner")
+
+
 async def receive(session: AsyncSession, call: Call) -> Execution:
     """Start the webhook's script for an inbound call; returns the queued execution.
 
@@ -384,25 +415,9 @@ async def receive(session: AsyncSession, call: Call) -> Execution:
         ):
             raise NotFound("no such webhook (or it is disabled)")
         if hook.secret_id is not None:
-            secret = await session.get(Secret, hook.secret_id)
-            try:
-                key = (
-                    reveal_for_use(
-                        session,
-                        secret,
-                        Actor(None, call.client_ip),
-                        f"webhook:{hook.id}",
-                        webhook_id=hook.id,
-                        script_id=hook.script_id,
-                    )
-                    if secret
-                    else None
-                )
-            except DecryptError:
-                key = None
-            if key is None:
-                raise Forbidden("the webhook's signing secret is missing from the vault: ask its owner")
-            await _first_use(session, hook.id, *_check_signature(key, call))
+            signature, seconds = _signed_at(call)
+            key = await _signing_key(session, hook, call)
+            await _first_use(session, hook.id, _check_signature(key, call, signature), seconds)
         values = _values(hook, call.body)
         try:
             execution = await start_for(

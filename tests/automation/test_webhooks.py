@@ -182,13 +182,14 @@ async def test_signature_and_replay_window(client: httpx.AsyncClient, admin: Log
     assert (await client.post(url, content=body + b" ", headers=tampered)).status_code == 401
     r = await client.post(url, content=body, headers=signed("k3y", body))
     assert r.status_code == 202, r.text
-    # Every check decrypted the key: each is in the secret's audit log, by the webhook (the
-    # refused calls' uses went with their rollback; the refusals are audited as webhook calls).
+    # The key is decrypted only for a call with both headers and a timestamp in the window: the
+    # wrong key, the tampered body and the good call. Each decryption is in the secret's audit
+    # log by the webhook, the refused ones too (they once went with the refusal's rollback).
     r = await client.get(f"/api/v1/secrets/{key_id}/audit-logs", headers=admin.headers)
     uses = [e for e in r.json()["items"] if e["action"] == "secret.use"]
     assert [(e["actor_name"], e["details"]["webhook_id"]) for e in uses] == [
         (f"webhook:{hook['id']}", hook["id"])
-    ]
+    ] * 3
     r = await client.get(f"/api/v1/secrets/{key_id}", headers=admin.headers)
     assert r.json()["last_used_at"] is not None, r.text
 
