@@ -7,8 +7,10 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from opscraft import __version__
@@ -179,3 +181,66 @@ def test_a_port_out_of_range_or_taken_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines()[-1:] == [
         f"opscraft: cannot listen on 127.0.0.1:{port}: Address already in use: choose another --port"
     ]
+
+
+def test_user_reset_password_lets_a_locked_out_admin_back_in(tmp_path: Path) -> None:
+    """The only admin lost their password: no admin is left to reset it in the app. `opscraft
+    user reset-password` sets it from the machine, beside the running server, ends the old
+    password's sessions, and is audited; the password rules hold there too."""
+    server = start_server(tmp_path / "data")
+    key = server.env["SECRET_KEY"]
+    try:
+        made = opscraft(
+            server.data_dir,
+            "user",
+            "create",
+            "boss",
+            "--role",
+            "admin",
+            stdin="Old-Pass-1234\n",
+            SECRET_KEY=key,
+        )
+        assert made.returncode == 0, made.stderr
+        login = httpx.post(
+            f"{server.url}/api/v1/auth/login", json={"username": "boss", "password": "Old-Pass-1234"}
+        )
+        old_token = {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+        refused = opscraft(
+            server.data_dir, "user", "reset-password", "boss", stdin=" " * 9 + "\n", SECRET_KEY=key
+        )
+        assert refused.returncode == 1
+        assert refused.stderr.strip() == (
+            "opscraft: new_password: must not be only spaces or other blank characters"
+        ), refused.stderr
+        unknown = opscraft(
+            server.data_dir, "user", "reset-password", "nobody", stdin="New-Pass-5678\n", SECRET_KEY=key
+        )
+        assert unknown.returncode == 1 and unknown.stderr.strip() == "opscraft: no user named 'nobody'"
+
+        reset = opscraft(
+            server.data_dir, "user", "reset-password", "BOSS", stdin="New-Pass-5678\n", SECRET_KEY=key
+        )
+        assert reset.returncode == 0, reset.stderr
+        assert reset.stdout.strip() == "password of admin 'boss' replaced; its sessions and tokens ended"
+        assert "New-Pass-5678" not in reset.stdout + reset.stderr
+        old = httpx.post(
+            f"{server.url}/api/v1/auth/login", json={"username": "boss", "password": "Old-Pass-1234"}
+        )
+        assert old.status_code == 401, old.text
+        new = httpx.post(
+            f"{server.url}/api/v1/auth/login", json={"username": "boss", "password": "New-Pass-5678"}
+        )
+        assert new.status_code == 200, new.text
+        headers = {"Authorization": f"Bearer {new.json()['access_token']}"}
+        deadline = time.monotonic() + 30  # the server may hold the account for a moment
+        while httpx.get(f"{server.url}/api/v1/auth/me", headers=old_token).status_code != 401:
+            assert time.monotonic() < deadline, "the old password's token still works"
+            time.sleep(0.2)
+        events = httpx.get(
+            f"{server.url}/api/v1/audit", params={"action": "user.reset_password"}, headers=headers
+        ).json()["items"]
+        user_id = made.stdout.strip().removesuffix(")").rsplit(" ", 1)[1]
+        assert [(e["actor_name"], e["target_id"]) for e in events] == [("cli", user_id)], events
+    finally:
+        stop_server(server)

@@ -1,4 +1,5 @@
-"""`opscraft user create`: accounts from the command line (e.g. the first admin of a server)."""
+"""`opscraft user create` and `opscraft user reset-password`: accounts from the command line
+(the first admin of a server; the way back in for an admin who lost their password)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,25 @@ def cmd_user_create(args: argparse.Namespace, settings: Settings) -> None:
     run_with_runtime(settings, body)
 
 
+def cmd_user_reset_password(args: argparse.Namespace, settings: Settings) -> None:
+    from opscraft import runtime
+    from opscraft.services import users
+    from opscraft.services.errors import ServiceError
+
+    password = _read_password()
+
+    async def body() -> None:
+        async with runtime.current().db.session() as session:
+            try:
+                user = await users.recover(session, args.username, password)
+            except ServiceError as exc:
+                sys.exit(f"opscraft: {exc.message}")
+            note = "" if user.is_active else " (the account is deactivated: an admin re-activates it)"
+            print(f"password of {user.role} {user.username!r} replaced; its sessions and tokens ended{note}")
+
+    run_with_runtime(settings, body)
+
+
 def register(sub: Factory) -> None:
     """Add the `user` command group to the CLI's subparsers (`sub` is their `add_parser`)."""
     user = sub("user", help="manage users").add_subparsers(dest="user_command", required=True)
@@ -60,3 +80,11 @@ def register(sub: Factory) -> None:
     create.add_argument("--email")
     create.add_argument("--full-name")
     create.set_defaults(func=cmd_user_create)
+    reset = with_data_dir(
+        user.add_parser(
+            "reset-password",
+            help="set a user's password (from prompt or stdin): for an admin who lost theirs",
+        )
+    )
+    reset.add_argument("username")
+    reset.set_defaults(func=cmd_user_reset_password)

@@ -347,17 +347,48 @@ async def _apply(
 
 async def reset_password(session: AsyncSession, actor: Actor, user_id: int, new_password: str) -> None:
     """Set `user_id`'s password (admins) and end every credential the old one could have
-    produced: sessions and JWTs (`_revoke_sessions`) and personal API tokens
-    (`api_tokens.revoke_all_of`). `Invalid` (422) for a password the rules refuse."""
+    produced (`_replace_password`). `Invalid` (422) for a password the rules refuse."""
     require(actor.user, Permission.manage_users)
     user = await get(session, actor, user_id)
+    await _replace_password(session, user, new_password, actor)
+
+
+async def recover(
+    session: AsyncSession, username: str, new_password: str, *, actor_name: str = "cli"
+) -> User:
+    """Set the password of the account `username` (any case) from the machine itself (`opscraft
+    user reset-password`): the way back in for an admin who lost theirs, where no admin is left
+    to reset it. Audited as `user.reset_password` by `actor_name`. `NotFound` for an unknown
+    username, `Invalid` naming `new_password` for a password the rules refuse."""
+    by_name = select(User).where(func.lower(User.username) == username.strip().lower())
+    user = (await session.exec(by_name)).first()
+    if user is None:
+        raise NotFound(f"no user named {username.strip()!r}")
+    await _replace_password(session, user, new_password, Actor(None), actor_name=actor_name)
+    return user
+
+
+async def _replace_password(
+    session: AsyncSession, user: User, new_password: str, actor: Actor, *, actor_name: str | None = None
+) -> None:
+    """Check `new_password` against the rules, store its hash, end every credential the old one
+    could have produced (sessions and JWTs, `_revoke_sessions`; personal API tokens,
+    `api_tokens.revoke_all_of`), audit `user.reset_password` and commit."""
     check_password_rules(new_password, user.username, "new_password")
     user.hashed_password = await asyncio.to_thread(hash_password, new_password)
     user.updated_at = utcnow()
     await _revoke_sessions(session, user)
     assert user.id is not None
     revoked = await api_tokens.revoke_all_of(session, user.id)
-    audit.record(session, actor, "user.reset_password", "user", user.id, api_tokens_revoked=revoked)
+    audit.record(
+        session,
+        actor,
+        "user.reset_password",
+        "user",
+        user.id,
+        actor_name=actor_name,
+        api_tokens_revoked=revoked,
+    )
     await session.commit()
 
 
