@@ -101,6 +101,22 @@ async def test_search_takes_percent_and_underscore_literally(
     assert await names("_") == ["DB_PASS"]
 
 
+async def test_search_ignores_the_case_of_every_letter(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    """SQLite's lower() folds A-Z only: `résumé` missed a description saying `RÉSUMÉ` there
+    while PostgreSQL found it. Both databases fold every cased letter (db/fold.py)."""
+    created = await make_secret(client, operator, "CV_KEY")
+    r = await client.put(
+        f"/api/v1/secrets/{created['id']}",
+        json={"description": "RÉSUMÉ ΣΟΦΊΑ Ünïcode"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 200, r.text
+    await make_secret(client, operator, "OTHER")
+    for search in ("résumé", "RÉSUMÉ", "σοφία", "ünï"):
+        r = await client.get("/api/v1/secrets", params={"search": search}, headers=operator.headers)
+        assert [item["name"] for item in r.json()["items"]] == ["CV_KEY"], (search, r.text)
+
+
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [

@@ -88,6 +88,21 @@ async def test_list_is_paginated_and_searchable(client: httpx.AsyncClient, admin
     assert found.json()["total"] == 5
     by_name = await client.get("/api/v1/users", params={"search": "member 3"}, headers=admin.headers)
     assert [u["username"] for u in by_name.json()["items"]] == ["team3"]
+    # Every cased letter folds, on SQLite too (its lower() folds A-Z only: db/fold.py).
+    r = await client.post(
+        "/api/v1/users",
+        json={
+            "username": "emile",
+            "email": "e@corp.example",
+            "password": "Team-Pass-123",
+            "full_name": "ÉMILE Ångström",
+        },
+        headers=admin.headers,
+    )
+    assert r.status_code == 201, r.text
+    for search in ("émile", "ångström", "ÅNGSTRÖM"):
+        found = await client.get("/api/v1/users", params={"search": search}, headers=admin.headers)
+        assert [u["username"] for u in found.json()["items"]] == ["emile"], (search, found.text)
     wildcard = await client.get("/api/v1/users", params={"search": "%"}, headers=admin.headers)
     assert wildcard.json()["total"] == 0, "LIKE wildcards are matched literally"
     for params in ({"limit": 0}, {"limit": 1000}, {"skip": -1}):

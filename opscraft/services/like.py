@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func
 from sqlalchemy.sql.elements import ColumnElement
+
+from opscraft.db.fold import fold
 
 ESCAPE = "\\"
 
@@ -21,5 +22,5 @@ def pattern(term: str) -> str:
 
 
 def holds(column: Any, term: str) -> ColumnElement[bool]:
-    """`column` (any case) holds `term` literally."""
-    return func.lower(column).like(pattern(term), escape=ESCAPE)
+    """`column` (any case, every cased letter: `db.fold`) holds `term` literally."""
+    return fold(column).like(pattern(term), escape=ESCAPE)
