@@ -221,6 +221,44 @@ def test_a_refused_ansible_option_is_said_under_its_field(
     assert runs.json()["total"] == 0
 
 
+def test_the_run_form_takes_every_ansible_option_and_the_run_page_shows_them(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Field report: the run form had no Skip tags (the API's `skip_tags`, listed among the form's
+    options by docs/executions.md), and a run's page did not show its options at all, so a
+    `--check` run (a dry run that changes nothing) looked like a real one."""
+    headers = tokens["admin"]
+    script = create_script(
+        server,
+        headers,
+        "play-options",
+        PLAYBOOK,
+        script_type="ansible",
+        status="active",
+        inventory="[web]\nweb1 ansible_connection=local\n",
+    )
+    log_in(page, server, "viewer")
+    page.goto(f"{server.url}/scripts/{script['id']}")
+    page.locator('[data-testid="execute-button"]:not([disabled])').click()
+    page.get_by_test_id("ansible-limit").fill("web1")
+    page.get_by_test_id("ansible-tags").fill("deploy")
+    page.get_by_test_id("ansible-skip-tags").fill("slow, {{ x }}")
+    page.get_by_test_id("execute-submit").click()
+    skip = page.locator(".q-field--error", has=page.get_by_test_id("ansible-skip-tags"))
+    skip.filter(has_text="each tag must be").wait_for()
+
+    page.get_by_test_id("ansible-skip-tags").fill("slow, never")
+    page.get_by_test_id("ansible-check").click()
+    page.get_by_test_id("execute-submit").click()
+    execution_id = _execution_id(page)
+    run = wait_run(server, headers, execution_id)
+    options = {"limit": "web1", "tags": ["deploy"], "skip_tags": ["slow", "never"], "check": True}
+    assert run["run_options"] == options
+    shown = page.get_by_test_id("run-options")
+    shown.wait_for()
+    assert shown.inner_text() == "--limit=web1 --tags=deploy --skip-tags=slow,never --check"
+
+
 def test_the_network_notice_is_only_for_hosts_reached_over_the_network(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:

@@ -343,19 +343,19 @@ def _ansible_options(network_missing: bool) -> dict[str, Any]:
     with ui.row().classes("w-full gap-2"):
         limit = ui.input("Limit (host pattern)").props('outlined dense data-testid="ansible-limit"')
         tags = ui.input("Tags (comma-separated)").props('outlined dense data-testid="ansible-tags"')
+        skip_tags = ui.input("Skip tags (comma-separated)").props(
+            'outlined dense data-testid="ansible-skip-tags"'
+        )
     with ui.row().classes("gap-4"):
         check = ui.checkbox("Check (dry run)").props('data-testid="ansible-check"')
         diff = ui.checkbox("Diff").props('data-testid="ansible-diff"')
-    return {"limit": limit, "tags": tags, "check": check, "diff": diff}
+    return {"limit": limit, "tags": tags, "skip_tags": skip_tags, "check": check, "diff": diff}
 
 
 def _option_values(options: dict[str, Any]) -> dict[str, Any] | None:
-    values = {
-        "limit": (options["limit"].value or "").strip() or None,
-        "tags": (options["tags"].value or "").strip() or None,
-        "check": bool(options["check"].value),
-        "diff": bool(options["diff"].value),
-    }
+    """What the Ansible options hold, as `run_options` (texts trimmed, unset ones left out)."""
+    values = {key: (options[key].value or "").strip() or None for key in ("limit", "tags", "skip_tags")}
+    values |= {key: bool(options[key].value) for key in ("check", "diff")}
     return {k: v for k, v in values.items() if v} or None
 
 

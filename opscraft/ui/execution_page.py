@@ -13,7 +13,7 @@ from nicegui import Client, app, background_tasks, ui
 
 from opscraft.db.models import Execution
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
-from opscraft.execution import terraform_plan
+from opscraft.execution import ansible_options, terraform_plan
 from opscraft.execution.events import LogEvent
 from opscraft.services import executions, runs
 from opscraft.services.actor import Actor
@@ -193,6 +193,8 @@ class ExecutionView:
                 _fact("Image", run.image or ("—" if run.runner != "local" else "host"), "image")
                 if run.terraform_action:
                     _fact("Terraform", run.terraform_action, "terraform-action")
+                if run.run_options:  # a --check run is a dry run: say so, as its command line did
+                    _fact("Ansible options", " ".join(ansible_options.argv(run.run_options)), "run-options")
                 if run.status in FINAL_STATUSES:
                     truncated = " (truncated)" if run.output_truncated else ""
                     removed = " (removed by retention)" if run.output_removed_at else ""
