@@ -258,6 +258,19 @@ def test_the_run_form_takes_every_ansible_option_and_the_run_page_shows_them(
     shown.wait_for()
     assert shown.inner_text() == "--limit=web1 --tags=deploy --skip-tags=slow,never --check"
 
+    # Run again is the same run: limited and dry again (the options were dropped: every host of
+    # the inventory, for real), and recorded as started from the UI (it said `api`).
+    page.reload()
+    wait_connected(page)
+    page.get_by_test_id("run-again").click()
+    page.wait_for_url(lambda url: not url.endswith(f"/executions/{execution_id}"))
+    again = wait_run(server, headers, _execution_id(page))
+    assert (again["run_options"], again["trigger"]) == (options, "ui")
+    by_api = httpx.post(f"{server.url}/api/v1/executions/{execution_id}/rerun", headers=headers)
+    assert by_api.status_code == 202, by_api.text
+    assert (by_api.json()["run_options"], by_api.json()["trigger"]) == (options, "api")
+    wait_run(server, headers, by_api.json()["id"])
+
 
 def test_the_network_notice_is_only_for_hosts_reached_over_the_network(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any

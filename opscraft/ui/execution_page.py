@@ -275,7 +275,9 @@ class ExecutionView:
         if destroy and not await execute_dialog.confirm_destroy(self.execution.script_name):
             return False
         execution = await run_action(
-            lambda: call(runs.rerun, actor, self.execution.id, confirm_destroy=destroy)
+            lambda: call(
+                runs.rerun, actor, self.execution.id, confirm_destroy=destroy, trigger=executions.Trigger.ui
+            )
         )
         if execution is None:
             return False
