@@ -31,7 +31,13 @@ from opscraft.ui.terraform_panel import TerraformPanel
 from opscraft.ui.widgets import call, close_then, live_timer, one_click
 
 SESSION_RECHECK_SECONDS = 15.0
-ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+# A CSI sequence (ECMA-48: parameter bytes 0x30-0x3F, so `ESC[38:2:1:2:3m` and `ESC[>4;2m` too,
+# intermediates, a final byte) or an OSC string (a window title, a hyperlink).
+ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+# Such a sequence cut at the end of a stored chunk (the output pipeline cuts chunks by time and
+# size, not between sequences): held back and cleaned with the next chunk (at most 4 Ki held).
+ANSI_CUT_RE = re.compile(r"\x1b(?:\[[0-?]{0,4096}[ -/]{0,64}|\][^\x07\x1b]{0,4096}\x1b?)?\Z")
+MAX_HELD_CHARS = 4096 + 64 + 2
 
 
 def _fact(label: str, value: str, testid: str) -> ui.label:
@@ -394,10 +400,15 @@ async def download_output(execution_id: int) -> Response:
 
 
 async def _stored_text(actor: Actor, execution_id: int) -> AsyncIterator[str]:
-    offset = 0
+    """The stored output, page by page, without escape sequences, also those cut between chunks."""
+    offset, held = 0, ""
     while True:
         page = await call(executions.read_logs, actor, execution_id, offset)
         if not page.items:
+            yield held  # a sequence never finished is text
             return
-        yield "".join(ANSI_RE.sub("", item.content) for item in page.items)
+        text = held + "".join(item.content for item in page.items)
+        cut = ANSI_CUT_RE.search(text, max(len(text) - MAX_HELD_CHARS, 0))
+        text, held = (text[: cut.start()], text[cut.start() :]) if cut else (text, "")
+        yield ANSI_RE.sub("", text)
         offset = page.next_offset
