@@ -10,6 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from opscraft.services.parameters import MAX_VALUE_BYTES
 from tests.conftest import LiveServer
 from tests.ui_journey import (
     create_script,
@@ -157,6 +158,42 @@ def test_a_double_click_starts_one_run(
     again = _execution_id(page)
     wait_run(server, admin, again)
     assert _runs_of(server, admin, script["id"]) == [first, again]
+
+
+def test_a_value_too_long_for_the_page_connection_is_refused_not_replaced(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Field report: a 3 MB value pasted into a parameter never reached the server (NiceGUI's
+    browser side drops a message over 1 MB, with a 5-second popup), so Run started the script
+    with the value the field had before (here "typed"), not the one on the screen. The field now
+    holds at most what the connection carries (twice the longest valid value, in UTF-16 units),
+    so an over-long value reaches the server and is refused under its field."""
+    headers = tokens["admin"]
+    params = [{"name": "P", "type": "string"}, {"name": "N", "type": "integer"}]
+    script = create_script(server, headers, "paste", 'echo "${#P} $N"\n', parameters=params, status="active")
+    log_in(page, server, "viewer")
+    page.goto(f"{server.url}/scripts/{script['id']}")
+    page.locator('[data-testid="execute-button"]:not([disabled])').click()
+    for name in ("P", "N"):
+        field = page.get_by_test_id(f"param-{name}")
+        field.fill("7")
+        field.fill("7" * 1_100_000)
+    page.get_by_test_id("execute-submit").click()
+    value = page.locator(".q-field--error", has=page.get_by_test_id("param-P"))
+    value.filter(has_text="must be at most 32768 characters").wait_for()
+    page.locator(".q-field--error", has=page.get_by_test_id("param-N")).wait_for()
+    assert page.get_by_test_id("execute-dialog").is_visible()
+    runs = httpx.get(f"{server.url}/api/v1/executions", params={"script_id": script["id"]}, headers=headers)
+    assert runs.json()["total"] == 0, runs.json()["items"][0]["parameters"]
+
+    # A valid value as long as it may be in characters beyond the Basic Multilingual Plane (two
+    # UTF-16 units each, four bytes) is never cut by the field.
+    longest = MAX_VALUE_BYTES // 4
+    page.get_by_test_id("param-P").fill("😀" * longest)
+    page.get_by_test_id("param-N").fill("5")
+    page.get_by_test_id("execute-submit").click()
+    run = wait_run(server, headers, _execution_id(page))
+    assert run["output"] == f"{longest} 5\n"
 
 
 def test_a_click_outside_the_run_form_keeps_it_open(
