@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import AsyncIterator
 from datetime import datetime
 
 from fastapi import Response
@@ -15,7 +13,7 @@ from opscraft.db.models import Execution
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
 from opscraft.execution import ansible_options, terraform_plan
 from opscraft.execution.events import LogEvent
-from opscraft.services import executions, runs
+from opscraft.services import executions, log_text, runs
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.services.invisible import visible
@@ -31,13 +29,6 @@ from opscraft.ui.terraform_panel import TerraformPanel
 from opscraft.ui.widgets import call, close_then, live_timer, one_click
 
 SESSION_RECHECK_SECONDS = 15.0
-# A CSI sequence (ECMA-48: parameter bytes 0x30-0x3F, so `ESC[38:2:1:2:3m` and `ESC[>4;2m` too,
-# intermediates, a final byte) or an OSC string (a window title, a hyperlink).
-ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
-# Such a sequence cut at the end of a stored chunk (the output pipeline cuts chunks by time and
-# size, not between sequences): held back and cleaned with the next chunk (at most 4 Ki held).
-ANSI_CUT_RE = re.compile(r"\x1b(?:\[[0-?]{0,4096}[ -/]{0,64}|\][^\x07\x1b]{0,4096}\x1b?)?\Z")
-MAX_HELD_CHARS = 4096 + 64 + 2
 
 
 def _fact(label: str, value: str, testid: str) -> ui.label:
@@ -393,22 +384,7 @@ async def download_output(execution_id: int) -> Response:
     except ServiceError as exc:
         return PlainTextResponse(exc.message, status_code=exc.status_code)
     return StreamingResponse(
-        _stored_text(actor, execution_id),
+        log_text.plain_text(actor, execution_id),
         media_type="text/plain; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="execution-{execution_id}.log"'},
+        headers=log_text.attachment(execution_id),
     )
-
-
-async def _stored_text(actor: Actor, execution_id: int) -> AsyncIterator[str]:
-    """The stored output, page by page, without escape sequences, also those cut between chunks."""
-    offset, held = 0, ""
-    while True:
-        page = await call(executions.read_logs, actor, execution_id, offset)
-        if not page.items:
-            yield held  # a sequence never finished is text
-            return
-        text = held + "".join(item.content for item in page.items)
-        cut = ANSI_CUT_RE.search(text, max(len(text) - MAX_HELD_CHARS, 0))
-        text, held = (text[: cut.start()], text[cut.start() :]) if cut else (text, "")
-        yield ANSI_RE.sub("", text)
-        offset = page.next_offset
