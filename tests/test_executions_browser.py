@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui_journey import log_in, serving, terminal_text, token, wait_for_output
+from tests.ui_journey import log_in, serving, terminal_text, token, wait_for_output, wait_run
 
 pytestmark = pytest.mark.browser
 
@@ -35,6 +35,13 @@ import time
 for i in range(1, 1201):
     print(f"line {i}", flush=True)
     time.sleep(0.05)
+"""
+# Over 128 Ki characters at once, nine of every ten in escape sequences: the output pipeline cuts
+# such a burst into chunks every 128 Ki characters, so sequences are cut between two chunks. Then a
+# truecolour sequence written with colons and a private one (parameter bytes < = > ?).
+COLOURS = """\
+import sys
+sys.stdout.write("\\033[31mX\\033[0m" * 150000 + "\\033[38:2:1:2:3mY\\033[>4;2mZ\\033[0m\\n")
 """
 GREET_PARAMETERS = [
     {"name": "WHO", "type": "string", "required": True, "description": "Who to greet"},
@@ -148,6 +155,25 @@ def test_viewer_runs_a_script_with_parameters_and_finds_it_in_history(page: Any,
     page.goto(f"{env.server.url}/")
     assert int(page.get_by_test_id("count-success").get_by_test_id("count-value").inner_text()) >= 1
     page.get_by_test_id("success-chart").wait_for()
+
+
+def test_the_downloaded_log_has_no_escape_sequence_left(page: Any, env: Env) -> None:
+    """Field report: the download ("colours removed") kept every colour sequence the output
+    pipeline had cut between two stored chunks (each chunk was cleaned alone), and sequences
+    with parameter bytes other than digits, `;` and `?` (`ESC[38:2:1:2:3m`, `ESC[>4;2m`)."""
+    script_id = _script(env.server, env.admin, "colours", COLOURS)
+    execution_id = env.start(script_id, env.viewer)
+    run = wait_run(env.server, env.viewer, execution_id)
+    assert run["status"] == "success", run
+    logs = httpx.get(f"{env.server.url}/api/v1/executions/{execution_id}/logs", headers=env.viewer).json()[
+        "items"
+    ]
+    cut = [chunk["content"][-4:] for chunk in logs if re.search(r"\x1b[^m]*\Z", chunk["content"])]
+    assert cut, "the test needs a sequence cut between two stored chunks"
+    log_in(page, env.server, "viewer")
+    log = page.request.get(f"{env.server.url}/executions/{execution_id}/output.log")
+    assert log.ok
+    assert log.text() == "X" * 150000 + "YZ\n"
 
 
 def test_script_page_tab_lists_the_scripts_runs(page: Any, env: Env) -> None:

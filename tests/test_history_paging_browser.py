@@ -152,3 +152,30 @@ def test_script_tab_pages_the_scripts_runs(page: Any, history: History) -> None:
     page.get_by_test_id("runs-end").wait_for()
     page.get_by_test_id("runs-newest").click()
     _wait_for_rows(page, history.everything[:PAGE_SIZE])
+
+
+def test_a_filter_on_a_script_or_user_not_offered_is_still_shown(page: Any, history: History) -> None:
+    """Field report: `/executions?script_id=N` of a deleted script (or of one past the first 500
+    the Script box offers) listed only that script's runs while the Script box stood empty, as
+    if nothing were filtered; the same for a user who never started a run. The box now names
+    the filter applied."""
+    server = history.server
+    admin = token(server, "admin")
+    body = {
+        "name": "gone",
+        "script_type": "bash",
+        "status": "active",
+        "content": "true\n",
+        "parameters": [{"name": "FAIL", "type": "boolean", "default": False}],
+    }
+    script_id = httpx.post(f"{server.url}/api/v1/scripts", json=body, headers=admin).json()["id"]
+    run_id = _submit(server, admin, script_id, fail=False)
+    _wait_until_final(server, admin, [run_id])
+    assert httpx.delete(f"{server.url}/api/v1/scripts/{script_id}", headers=admin).status_code == 204
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/executions?script_id={script_id}")
+    _wait_for_rows(page, [run_id])
+    assert page.get_by_test_id("filter-script").input_value() == "gone (deleted)"
+    page.goto(f"{server.url}/executions?user_id=987")
+    page.get_by_test_id("no-runs").wait_for()
+    assert page.get_by_test_id("filter-user").input_value() == "user #987"

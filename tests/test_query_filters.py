@@ -131,3 +131,20 @@ async def test_unknown_display_zone_is_422_even_for_an_empty_list(
         assert "unknown time zone" in r.json()["detail"]
     ok = await client.get("/api/v1/schedules?tz=Europe%2FParis", headers=admin.headers)
     assert ok.status_code == 200 and ok.json() == []
+
+
+@pytest.mark.parametrize(
+    ("url", "param"), [*FILTERS, ("/api/v1/executions", "limit"), ("/api/v1/executions", "script_id")]
+)
+async def test_a_query_parameter_sent_twice_is_422_naming_it(
+    client: httpx.AsyncClient, admin: LoggedIn, url: str, param: str
+) -> None:
+    """Field report: `GET /api/v1/executions?status=failed&status=success` answered 200 with the
+    successful runs only (the last value won, silently), where a client sending a filter twice
+    meant both; a JSON body that repeats a key is refused the same way."""
+    value = {"status": ("failed", "success"), "trigger": ("api", "ui")}.get(param, ("1", "2"))
+    r = await client.get(url, params=[(param, value[0]), (param, value[1])], headers=admin.headers)
+    assert r.status_code == 422, r.text
+    message = "sent more than once in the query: send each parameter once"
+    assert r.json()["errors"] == [{"field": param, "message": message}]
+    assert r.json()["detail"] == f"invalid input: {param}: {message}"

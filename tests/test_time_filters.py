@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from opscraft.services.bodies import DATETIME_MESSAGE
+from opscraft.services.bodies import DATETIME_MESSAGE, PLUS_AS_SPACE_MESSAGE
 from tests.conftest import LoggedIn
 
 LISTS = ["/api/v1/audit", "/api/v1/executions"]
@@ -90,3 +90,18 @@ async def test_a_token_expiry_needs_its_time_zone_unlike_the_query(
         "/api/v1/tokens", json={"name": "ci", "expires_at": f"{value[:10]}T00:00:00Z"}, headers=admin.headers
     )
     assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize("path", LISTS)
+@pytest.mark.parametrize("field", ["since", "until"])
+async def test_an_offset_whose_plus_became_a_space_says_so(
+    client: httpx.AsyncClient, admin: LoggedIn, path: str, field: str
+) -> None:
+    """Field report: `curl '...?since=2026-12-02T14:00:00+01:00'` (the `+` unencoded, which a query
+    string reads as a space) was refused with "unexpected extra characters at the end of the
+    input", which does not say what to fix."""
+    r = await client.get(f"{path}?{field}=2026-12-02T14:00:00+01:00", headers=admin.headers)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [{"field": field, "message": PLUS_AS_SPACE_MESSAGE}]
+    ok = await client.get(f"{path}?{field}=2026-12-02T14:00:00%2B01:00", headers=admin.headers)
+    assert ok.status_code == 200, ok.text

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from opscraft.services.parameters import MAX_VALUE_BYTES
 from tests.conftest import LiveServer
 from tests.ui_journey import (
     create_script,
@@ -159,6 +160,42 @@ def test_a_double_click_starts_one_run(
     assert _runs_of(server, admin, script["id"]) == [first, again]
 
 
+def test_a_value_too_long_for_the_page_connection_is_refused_not_replaced(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Field report: a 3 MB value pasted into a parameter never reached the server (NiceGUI's
+    browser side drops a message over 1 MB, with a 5-second popup), so Run started the script
+    with the value the field had before (here "typed"), not the one on the screen. The field now
+    holds at most what the connection carries (twice the longest valid value, in UTF-16 units),
+    so an over-long value reaches the server and is refused under its field."""
+    headers = tokens["admin"]
+    params = [{"name": "P", "type": "string"}, {"name": "N", "type": "integer"}]
+    script = create_script(server, headers, "paste", 'echo "${#P} $N"\n', parameters=params, status="active")
+    log_in(page, server, "viewer")
+    page.goto(f"{server.url}/scripts/{script['id']}")
+    page.locator('[data-testid="execute-button"]:not([disabled])').click()
+    for name in ("P", "N"):
+        field = page.get_by_test_id(f"param-{name}")
+        field.fill("7")
+        field.fill("7" * 1_100_000)
+    page.get_by_test_id("execute-submit").click()
+    value = page.locator(".q-field--error", has=page.get_by_test_id("param-P"))
+    value.filter(has_text="must be at most 32768 characters").wait_for()
+    page.locator(".q-field--error", has=page.get_by_test_id("param-N")).wait_for()
+    assert page.get_by_test_id("execute-dialog").is_visible()
+    runs = httpx.get(f"{server.url}/api/v1/executions", params={"script_id": script["id"]}, headers=headers)
+    assert runs.json()["total"] == 0, runs.json()["items"][0]["parameters"]
+
+    # A valid value as long as it may be in characters beyond the Basic Multilingual Plane (two
+    # UTF-16 units each, four bytes) is never cut by the field.
+    longest = MAX_VALUE_BYTES // 4
+    page.get_by_test_id("param-P").fill("😀" * longest)
+    page.get_by_test_id("param-N").fill("5")
+    page.get_by_test_id("execute-submit").click()
+    run = wait_run(server, headers, _execution_id(page))
+    assert run["output"] == f"{longest} 5\n"
+
+
 def test_a_click_outside_the_run_form_keeps_it_open(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
@@ -219,6 +256,57 @@ def test_a_refused_ansible_option_is_said_under_its_field(
     assert limit.count() == 0  # the limit is fine now
     runs = httpx.get(f"{server.url}/api/v1/executions", params={"script_id": script["id"]}, headers=headers)
     assert runs.json()["total"] == 0
+
+
+def test_the_run_form_takes_every_ansible_option_and_the_run_page_shows_them(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Field report: the run form had no Skip tags (the API's `skip_tags`, listed among the form's
+    options by docs/executions.md), and a run's page did not show its options at all, so a
+    `--check` run (a dry run that changes nothing) looked like a real one."""
+    headers = tokens["admin"]
+    script = create_script(
+        server,
+        headers,
+        "play-options",
+        PLAYBOOK,
+        script_type="ansible",
+        status="active",
+        inventory="[web]\nweb1 ansible_connection=local\n",
+    )
+    log_in(page, server, "viewer")
+    page.goto(f"{server.url}/scripts/{script['id']}")
+    page.locator('[data-testid="execute-button"]:not([disabled])').click()
+    page.get_by_test_id("ansible-limit").fill("web1")
+    page.get_by_test_id("ansible-tags").fill("deploy")
+    page.get_by_test_id("ansible-skip-tags").fill("slow, {{ x }}")
+    page.get_by_test_id("execute-submit").click()
+    skip = page.locator(".q-field--error", has=page.get_by_test_id("ansible-skip-tags"))
+    skip.filter(has_text="each tag must be").wait_for()
+
+    page.get_by_test_id("ansible-skip-tags").fill("slow, never")
+    page.get_by_test_id("ansible-check").click()
+    page.get_by_test_id("execute-submit").click()
+    execution_id = _execution_id(page)
+    run = wait_run(server, headers, execution_id)
+    options = {"limit": "web1", "tags": ["deploy"], "skip_tags": ["slow", "never"], "check": True}
+    assert run["run_options"] == options
+    shown = page.get_by_test_id("run-options")
+    shown.wait_for()
+    assert shown.inner_text() == "--limit=web1 --tags=deploy --skip-tags=slow,never --check"
+
+    # Run again is the same run: limited and dry again (the options were dropped: every host of
+    # the inventory, for real), and recorded as started from the UI (it said `api`).
+    page.reload()
+    wait_connected(page)
+    page.get_by_test_id("run-again").click()
+    page.wait_for_url(lambda url: not url.endswith(f"/executions/{execution_id}"))
+    again = wait_run(server, headers, _execution_id(page))
+    assert (again["run_options"], again["trigger"]) == (options, "ui")
+    by_api = httpx.post(f"{server.url}/api/v1/executions/{execution_id}/rerun", headers=headers)
+    assert by_api.status_code == 202, by_api.text
+    assert (by_api.json()["run_options"], by_api.json()["trigger"]) == (options, "api")
+    wait_run(server, headers, by_api.json()["id"])
 
 
 def test_the_network_notice_is_only_for_hosts_reached_over_the_network(

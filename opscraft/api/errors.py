@@ -7,8 +7,8 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -49,6 +49,25 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"invalid input: {summary}", "errors": errors}, status_code=422)
 
 
+# The WebSocket's close code for an address it cannot read (the HTTP status 422 in the 4000 range,
+# as 4401, 4403, 4404 are 401, 403, 404).
+CLOSE_INVALID = 4422
+CLOSE_REASON_BYTES = 123  # the WebSocket protocol's limit for a close reason (RFC 6455, 5.5)
+
+
+async def _websocket_validation_error(websocket: WebSocket, exc: Exception) -> None:
+    """A WebSocket address whose parameters do not convert (`?after=-1`, `/ws/executions/abc`):
+    accepted, then closed with `CLOSE_INVALID` and the first problem as the reason
+    (`after: Input should be greater than or equal to 0`). FastAPI closed before accepting,
+    which a client sees as a bare HTTP 403, as if it were not allowed."""
+    assert isinstance(exc, WebSocketRequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    reason = f"{_loc(first.get('loc', ()))}: {_input_message(first)}"
+    await websocket.accept()
+    cut = reason.encode()[:CLOSE_REASON_BYTES].decode(errors="ignore")
+    await websocket.close(CLOSE_INVALID, cut)
+
+
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     return JSONResponse(
@@ -86,6 +105,7 @@ def _api_first(previous: Any, api_handler: Handler) -> Handler:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(WebSocketRequestValidationError, _websocket_validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)
     # NiceGUI renders HTML pages for 404 and 500; API clients get the JSON error shape instead.
     app.add_exception_handler(404, _api_first(app.exception_handlers.get(404), _http_error))

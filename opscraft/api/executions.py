@@ -20,7 +20,7 @@ from opscraft.api.executions_schemas import (
 )
 from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, IdQuery, Limit, Skip, error_responses
 from opscraft.db.models.executions import Trigger
-from opscraft.services import executions, history_cursor, runs
+from opscraft.services import executions, history_cursor, log_text, runs
 from opscraft.services.bodies import ISO_TEXT, WHOLE_TEXT
 from opscraft.services.executions import MAX_LOG_PAGE, STATUS_FILTERS
 from opscraft.services.invisible import FilterText
@@ -220,6 +220,24 @@ async def get_logs(
 ) -> LogsOut:
     page = await executions.read_logs(session, actor, execution_id, offset, limit)
     return LogsOut.of(execution_id, page)
+
+
+@router.get(
+    "/{execution_id}/output.log",
+    response_class=StreamingResponse,
+    summary="The whole stored output as a plain-text file (both streams, escape sequences removed)",
+    responses={
+        200: {"description": "The output", "content": {"text/plain": {"schema": {"type": "string"}}}},
+        **error_responses(*AUTHED, 404),
+    },
+)
+async def download_output(execution_id: IdPath, session: Session, actor: CurrentActor) -> StreamingResponse:
+    await executions.get(session, actor, execution_id)
+    return StreamingResponse(
+        log_text.plain_text(actor, execution_id),
+        media_type="text/plain; charset=utf-8",
+        headers=log_text.attachment(execution_id),
+    )
 
 
 @router.post(

@@ -16,6 +16,7 @@ reconnecting). Messages are JSON:
 
 Close codes when the connection is refused: 4401 missing, invalid or expired token (log in or
 refresh, then reconnect), 4403 your role may not view executions, 4404 no such execution,
+4422 a parameter that does not convert (`?after=-1`: the reason names it, `api/errors.py`),
 4429 past the per-user rate limit. An open stream lives no longer than its token: the token is
 checked again every `token_watch.RECHECK_SECONDS`, and the stream closes with 4401 once it is
 expired or revoked, or its user deactivated, deleted or signed out everywhere (a password change).
@@ -53,7 +54,7 @@ CLOSE_RATE_LIMITED = 4429
 @router.websocket("/ws/executions/{execution_id}")
 async def execution_stream(
     websocket: WebSocket,
-    execution_id: int,
+    execution_id: Annotated[int, WHOLE_TEXT],
     token: Annotated[str, Query(max_length=4096)] = "",
     after: Annotated[int, Query(ge=0, le=MAX_ID), WHOLE_TEXT] = 0,
 ) -> None:

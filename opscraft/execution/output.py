@@ -41,7 +41,10 @@ StoreBatch = Callable[[list[LogEvent], int], "Future[None]"]
 
 
 def truncation_marker(max_bytes: int) -> str:
-    size = f"{max_bytes / 1048576:g} MiB" if max_bytes >= 1048576 else f"{max_bytes} bytes"
+    """The line that ends stored output at its cap, which it names as set: in MiB when it is a
+    whole number of them, else in bytes (never a rounded `1.90735 MiB`)."""
+    whole_mib = max_bytes >= 1048576 and max_bytes % 1048576 == 0
+    size = f"{max_bytes // 1048576} MiB" if whole_mib else f"{max_bytes} bytes"
     return (
         f"\r\n\x1b[33m[opscraft] output truncated: the stored output reached its limit of {size}; "
         "the script kept running and its exit status is kept\x1b[0m\r\n"

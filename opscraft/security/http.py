@@ -57,6 +57,7 @@ class SecurityHeadersMiddleware:
 
 
 RAW_JSON_PREFIX = "/api/v1/terraform/state/"
+REPEATED_QUERY = "sent more than once in the query: send each parameter once"
 # Inbound webhooks read their caller's body themselves, whatever its type (services/webhooks.py).
 HOOKS_PREFIX = "/api/v1/hooks/"
 
@@ -103,6 +104,20 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
                 raise _RepeatedKey(key)
             seen.add(key)
     return document
+
+
+def repeated_query_key(scope: Scope) -> str | None:
+    """The first query parameter the request sends more than once (`?status=a&status=b`), if any.
+
+    Rule: as for a JSON key (`_unique_keys`), a parameter sent twice is refused, not read as its
+    last value: no route takes a list in its query, and a client that sends a filter twice
+    means both values, where the last alone filtered silently."""
+    seen: set[str] = set()
+    for key, _ in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
+        if key in seen:
+            return key
+        seen.add(key)
+    return None
 
 
 def _is_json(content_type: bytes | None) -> bool:
@@ -155,10 +170,12 @@ class RequestLimitsMiddleware:
     """For `/api/` requests: cap the body size (`max_body`; `max_state` for the Terraform state
     backend, whose bodies are whole states), and the depth and key count of JSON bodies; refuse
     (422 naming the field) text the databases cannot store anywhere in the path, query or body,
-    and a JSON object that repeats a key (`_unique_keys`); a body with a `Content-Encoding` (gzip,
-    ...) is a 415 with `Accept-Encoding: identity` (RFC 9110, 15.5.16); a body sent as another type than JSON
-    is a 415 saying which header to send (`curl -d` sends form data by default), except to the
-    routes that read raw bodies (inbound webhooks, the Terraform state backend)."""
+    a JSON object that repeats a key (`_unique_keys`) and a query parameter sent twice
+    (`repeated_query_key`; not to inbound webhooks, whose callers' query is theirs); a body with
+    a `Content-Encoding` (gzip, ...) is a 415 with `Accept-Encoding: identity` (RFC 9110,
+    15.5.16); a body sent as another type than JSON is a 415 saying which header to send
+    (`curl -d` sends form data by default), except to the routes that read raw bodies (inbound
+    webhooks, the Terraform state backend)."""
 
     def __init__(self, app: ASGIApp, max_body: int, max_depth: int, max_keys: int, max_state: int) -> None:
         self.app = app
@@ -231,6 +248,9 @@ class RequestLimitsMiddleware:
                 await _reject(send, 422, f"JSON body has too many keys: at most {self.max_keys}")
                 return
         errors = unstorable_in_request(scope, document)
+        repeated = None if scope["path"].startswith(HOOKS_PREFIX) else repeated_query_key(scope)
+        if repeated is not None:
+            errors.append({"field": repeated, "message": REPEATED_QUERY})
         if errors:
             summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
             await _reject(send, 422, f"invalid input: {summary}", errors)

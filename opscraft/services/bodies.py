@@ -38,6 +38,12 @@ DATETIME_MESSAGE = (
     "must be an ISO 8601 date and time, e.g. 2030-01-31T12:00:00Z (a bare number is not read as a Unix time)"
 )
 _NUMERIC_TEXT = re.compile(r"\s*[+-]?[0-9]*\.?[0-9]+\s*")
+PLUS_AS_SPACE_MESSAGE = (
+    "the '+' of its UTC offset arrived as a space ('+' in a query string means a space): "
+    "send it as %2B (2030-01-31T12:00:00%2B01:00), or the time in UTC with Z"
+)
+# A date and time whose offset lost its '+' in the query string (`T14:00:00 01:00`).
+_PLUS_AS_SPACE = re.compile(r".*T[0-9:.]+ [0-9]{2}(?::?[0-9]{2})?")
 
 
 def _is_number(value: Any) -> bool:
@@ -98,9 +104,12 @@ WHOLE_TEXT = BeforeValidator(_whole_text)
 
 
 def _iso_text(value: Any) -> Any:
-    """A date-and-time query parameter as sent: ISO 8601 text, not a number (module doc)."""
+    """A date-and-time query parameter as sent: ISO 8601 text, not a number (module doc), and
+    not one whose offset's '+' was left unencoded (`PLUS_AS_SPACE_MESSAGE`)."""
     if _is_numeric_time(value):
         raise PydanticCustomError("datetime_from_number", DATETIME_MESSAGE)
+    if isinstance(value, str) and _PLUS_AS_SPACE.fullmatch(value):
+        raise PydanticCustomError("datetime_parsing", PLUS_AS_SPACE_MESSAGE)
     return value
 
 

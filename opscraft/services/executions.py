@@ -650,6 +650,16 @@ async def _daily_rates(session: AsyncSession, days: int) -> list[DailyRate]:
 def follow(actor: Actor, execution_id: int, after_seq: int = 0) -> AsyncGenerator[Event, None]:
     """Every event of an execution after `after_seq`: stored output, then live, no gap, no duplicate
     (`ExecutionClient.follow`); nothing when it does not exist. Raises Unauthorized or Forbidden
-    at once (before any read) when `actor` may not view executions (the rule of `get`)."""
+    at once (before any read) when `actor` may not view executions (the rule of `get`). An id
+    no row can have (outside 1..MAX_ID) is not looked up, as in `get`: the database's integer
+    would overflow (SQLite raised OverflowError, a WebSocket on /ws/executions/10**20 died)."""
     require(actor.user, Permission.view_scripts)
+    if not 1 <= execution_id <= MAX_ID:
+        return _nothing()
     return _client().follow(execution_id, after_seq)
+
+
+async def _nothing() -> AsyncGenerator[Event, None]:
+    """An event stream of no events: `follow`'s answer for an execution that does not exist."""
+    return
+    yield

@@ -26,6 +26,13 @@ MAX_PARAMETERS = 100
 MAX_DESCRIPTION = 500
 MAX_OPTIONS = 100
 MAX_VALUE_CHARS = 32 * 1024
+# A value becomes an environment variable (`NAME=value` and its NUL), which Linux limits to 128 KiB
+# (MAX_ARG_STRLEN; past it the program does not start: "Argument list too long"): less room for
+# the longest name a value gets (`TF_VAR_` and 64 characters) and its `=`.
+MAX_VALUE_BYTES = 128 * 1024 - len("TF_VAR_") - 64 - 2
+# All values together: a program's whole environment is limited too (ARG_MAX, usually 2 MiB, which
+# the secrets and the run's own variables share).
+MAX_TOTAL_BYTES = 1024 * 1024
 TRUE_WORDS = frozenset({"true", "1", "yes", "y", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "n", "off"})
 SPEC_KEYS = frozenset({"name", "type", "required", "default", "description", "options"})
@@ -181,7 +188,18 @@ def _to_text(value: Any) -> str:
         raise _Bad(bidi)
     if len(text) > MAX_VALUE_CHARS:
         raise _Bad(f"must be at most {MAX_VALUE_CHARS} characters")
+    size = _utf8_size(text)
+    if size > MAX_VALUE_BYTES:
+        raise _Bad(
+            f"must be at most {MAX_VALUE_BYTES} bytes in UTF-8 (it has {size}): a value is an "
+            "environment variable, which the system limits to 128 KiB"
+        )
     return text
+
+
+def _utf8_size(text: str) -> int:
+    """Bytes of `text` in UTF-8 (a lone surrogate, which the database refuses later, as 3)."""
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _check_name(name: object, script_type: str | None) -> str:
@@ -357,6 +375,13 @@ def resolve(
             resolved[name] = convert(kind, value, spec.get("options"))
         except _Bad as exc:
             errors.append({"field": _field(name, 0), "message": str(exc)})
+    total = sum(_utf8_size(str(value)) for value in resolved.values())
+    if not errors and total > MAX_TOTAL_BYTES:
+        message = (
+            f"must be at most {MAX_TOTAL_BYTES} bytes in UTF-8 together (they have {total}): values "
+            "are environment variables, which the system limits with the secrets"
+        )
+        errors.append({"field": "parameters", "message": message})
     if errors:
         raise _fail("invalid parameter values", errors)
     return resolved

@@ -15,11 +15,18 @@ from opscraft.services.permissions import Permission, require
 
 
 async def rerun(
-    session: AsyncSession, actor: Actor, execution_id: int, *, confirm_destroy: bool = False
+    session: AsyncSession,
+    actor: Actor,
+    execution_id: int,
+    *,
+    confirm_destroy: bool = False,
+    trigger: executions.Trigger = executions.Trigger.api,
 ) -> Execution:
-    """Queue a new run of the same script with the parameters, Terraform action and runner of
-    execution `execution_id`; every rule of `executions.create` applies (the script must still be
-    active, the parameters must still fit its current schema).
+    """Queue a new run of the same script with the parameters, Terraform action, Ansible run
+    options (a `--limit` or `--check` run is run again limited, or dry) and runner of execution
+    `execution_id`; every rule of `executions.create` applies (the script must still be active,
+    the parameters must still fit its current schema). `trigger`: how it was asked for (`ui` for
+    the page's Run again), as for `executions.create`.
 
     A Terraform `destroy` is confirmed again for every run (`confirm_destroy`, as for
     `executions.create`). Raises NotFound (no such execution or script), Conflict (script not
@@ -40,6 +47,8 @@ async def rerun(
         dict(previous.parameters),
         previous.terraform_action,
         runner=previous.runner,
+        trigger=trigger,
+        run_options=previous.run_options,
         confirm_destroy=confirm_destroy,
     )
 

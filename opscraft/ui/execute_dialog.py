@@ -15,6 +15,7 @@ from nicegui.elements.mixins.validation_element import ValidationElement
 
 from opscraft.db.models import Execution, Script
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
+from opscraft.execution import ansible_options
 from opscraft.services import draft_runs, executions, parameters, scripts, shared_inventories
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, ServiceError
@@ -27,7 +28,7 @@ from opscraft.ui.execution_widgets import banner
 from opscraft.ui.layout import guard, notify_error, run_action
 from opscraft.ui.script_tabs import script_action
 from opscraft.ui.script_widgets import findings_of, risk_dialog
-from opscraft.ui.widgets import FORM_DIALOG_PROPS, call, confirm, one_click
+from opscraft.ui.widgets import FORM_DIALOG_PROPS, call, carried, confirm, one_click
 
 # Per browser tab (NiceGUI client): its run form, None while it is being built (`open_dialog`).
 _FORMS: weakref.WeakKeyDictionary[Client, ui.dialog | None] = weakref.WeakKeyDictionary()
@@ -66,10 +67,11 @@ def _field(spec: dict[str, Any]) -> ui.element:
         ).props("outlined dense options-dense")
     elif kind in (ParamType.integer, ParamType.number):
         text = "" if default is None else str(default)
-        element = NumberText(label, value=text, validation=_validator(spec)).props("outlined dense")
+        element = NumberText(label, value=text, validation=_validator(spec))
     else:
         element = ui.input(label, value="" if default is None else str(default), validation=_validator(spec))
-        element.props("outlined dense")
+    if isinstance(element, ui.input):  # a number is typed as text too (`NumberText`)
+        element.props(f"outlined dense {carried(parameters.MAX_VALUE_CHARS)}")
     if spec.get("description"):
         element.props["hint"] = spec["description"]
     return element.props(testid).classes("w-full")
@@ -342,20 +344,23 @@ def _ansible_options(network_missing: bool) -> dict[str, Any]:
         ).classes("text-caption text-warning").props('data-testid="ansible-network-notice"')
     with ui.row().classes("w-full gap-2"):
         limit = ui.input("Limit (host pattern)").props('outlined dense data-testid="ansible-limit"')
+        limit.props(carried(ansible_options.MAX_LIMIT))
         tags = ui.input("Tags (comma-separated)").props('outlined dense data-testid="ansible-tags"')
+        skip_tags = ui.input("Skip tags (comma-separated)").props(
+            'outlined dense data-testid="ansible-skip-tags"'
+        )
+        for names in (tags, skip_tags):
+            names.props(carried(ansible_options.MAX_TAGS * (ansible_options.MAX_TAG + 2)))
     with ui.row().classes("gap-4"):
         check = ui.checkbox("Check (dry run)").props('data-testid="ansible-check"')
         diff = ui.checkbox("Diff").props('data-testid="ansible-diff"')
-    return {"limit": limit, "tags": tags, "check": check, "diff": diff}
+    return {"limit": limit, "tags": tags, "skip_tags": skip_tags, "check": check, "diff": diff}
 
 
 def _option_values(options: dict[str, Any]) -> dict[str, Any] | None:
-    values = {
-        "limit": (options["limit"].value or "").strip() or None,
-        "tags": (options["tags"].value or "").strip() or None,
-        "check": bool(options["check"].value),
-        "diff": bool(options["diff"].value),
-    }
+    """What the Ansible options hold, as `run_options` (texts trimmed, unset ones left out)."""
+    values = {key: (options[key].value or "").strip() or None for key in ("limit", "tags", "skip_tags")}
+    values |= {key: bool(options[key].value) for key in ("check", "diff")}
     return {k: v for k, v in values.items() if v} or None
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import AsyncIterator
 from datetime import datetime
 
 from fastapi import Response
@@ -13,9 +11,9 @@ from nicegui import Client, app, background_tasks, ui
 
 from opscraft.db.models import Execution
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
-from opscraft.execution import terraform_plan
+from opscraft.execution import ansible_options, terraform_plan
 from opscraft.execution.events import LogEvent
-from opscraft.services import executions, runs
+from opscraft.services import executions, log_text, runs
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.services.invisible import visible
@@ -31,7 +29,6 @@ from opscraft.ui.terraform_panel import TerraformPanel
 from opscraft.ui.widgets import call, close_then, live_timer, one_click
 
 SESSION_RECHECK_SECONDS = 15.0
-ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 
 
 def _fact(label: str, value: str, testid: str) -> ui.label:
@@ -193,6 +190,8 @@ class ExecutionView:
                 _fact("Image", run.image or ("—" if run.runner != "local" else "host"), "image")
                 if run.terraform_action:
                     _fact("Terraform", run.terraform_action, "terraform-action")
+                if run.run_options:  # a --check run is a dry run: say so, as its command line did
+                    _fact("Ansible options", " ".join(ansible_options.argv(run.run_options)), "run-options")
                 if run.status in FINAL_STATUSES:
                     truncated = " (truncated)" if run.output_truncated else ""
                     removed = " (removed by retention)" if run.output_removed_at else ""
@@ -273,7 +272,9 @@ class ExecutionView:
         if destroy and not await execute_dialog.confirm_destroy(self.execution.script_name):
             return False
         execution = await run_action(
-            lambda: call(runs.rerun, actor, self.execution.id, confirm_destroy=destroy)
+            lambda: call(
+                runs.rerun, actor, self.execution.id, confirm_destroy=destroy, trigger=executions.Trigger.ui
+            )
         )
         if execution is None:
             return False
@@ -383,17 +384,7 @@ async def download_output(execution_id: int) -> Response:
     except ServiceError as exc:
         return PlainTextResponse(exc.message, status_code=exc.status_code)
     return StreamingResponse(
-        _stored_text(actor, execution_id),
+        log_text.plain_text(actor, execution_id),
         media_type="text/plain; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="execution-{execution_id}.log"'},
+        headers=log_text.attachment(execution_id),
     )
-
-
-async def _stored_text(actor: Actor, execution_id: int) -> AsyncIterator[str]:
-    offset = 0
-    while True:
-        page = await call(executions.read_logs, actor, execution_id, offset)
-        if not page.items:
-            return
-        yield "".join(ANSI_RE.sub("", item.content) for item in page.items)
-        offset = page.next_offset

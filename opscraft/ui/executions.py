@@ -103,10 +103,12 @@ class RunHistory:
                     scripts.list_scripts, self.actor, scripts.ScriptQuery(limit=MAX_SCRIPT_OPTIONS)
                 )
                 options = {s.id: s.name for s in scripts_found}
+                if self.filters.script_id is not None and self.filters.script_id not in options:
+                    options[self.filters.script_id] = await self._script_label(self.filters.script_id)
                 ui.select(
                     options,
                     label="Script",
-                    value=self.filters.script_id if self.filters.script_id in options else None,
+                    value=self.filters.script_id,
                     clearable=True,
                     on_change=lambda e: self.apply(script_id=e.value),
                 ).props('outlined dense data-testid="filter-script"').classes("w-56")
@@ -118,10 +120,12 @@ class RunHistory:
                 on_change=lambda e: self.apply(status=e.value),
             ).props('outlined dense data-testid="filter-status"').classes("w-40")
             users = dict(await call(executions.triggering_users, self.actor))
+            if self.filters.user_id is not None and self.filters.user_id not in users:
+                users[self.filters.user_id] = f"user #{self.filters.user_id}"  # no run, or deleted
             ui.select(
                 users,
                 label="Triggered by",
-                value=self.filters.user_id if self.filters.user_id in users else None,
+                value=self.filters.user_id,
                 clearable=True,
                 on_change=lambda e: self.apply(user_id=e.value),
             ).props('outlined dense data-testid="filter-user"').classes("w-44")
@@ -136,6 +140,20 @@ class RunHistory:
                 ui.link(
                     "Open in the executions history", f"/executions?script_id={self.fixed_script}"
                 ).classes("ml-auto self-center text-sm")
+
+    async def _script_label(self, script_id: int) -> str:
+        """The Script box's name for a filter on a script it does not offer (past the first
+        `MAX_SCRIPT_OPTIONS`, or deleted: then the name its runs recorded), so the box shows the
+        filter the list applies rather than standing empty."""
+        try:
+            return (await call(scripts.get, self.actor, script_id)).name
+        except ServiceError:
+            pass
+        try:
+            runs = await call(executions.list_executions, self.actor, script_id=script_id, limit=1)
+        except ServiceError:  # an id no script can have: the results say the address is not valid
+            return f"script #{script_id}"
+        return f"{runs.rows[0].script_name} (deleted)" if runs.rows else f"script #{script_id}"
 
     async def apply(self, **changes: Any) -> None:
         """Change filters (back to the newest page unless the cursor itself changes) and redraw."""

@@ -173,6 +173,23 @@ def password_hint(min_length: int) -> None:
     ui.label(f"At least {min_length} characters, not the username.").classes("text-caption text-grey-7")
 
 
+def carried(longest: int) -> str:
+    """Props for a text field whose longest valid value is `longest` characters: the browser holds
+    at most what the page's connection carries (NiceGUI's browser side drops a message over 1 MB,
+    so the server kept the field's previous value and acted on it, e.g. a run started with it).
+    Twice `longest` plus one, as the browser counts in UTF-16 units: a valid value is never cut
+    (`longest` characters beyond the Basic Multilingual Plane), and a longer one still reaches
+    the server, which refuses it under the field. Up to 100,000 units: 600 kB even if every
+    character is sent escaped."""
+    units = 2 * longest + 2
+    if units > MAX_CARRIED_UNITS:
+        raise ValueError(f"a field of {longest} characters may not reach the server whole")
+    return f"maxlength={units}"
+
+
+MAX_CARRIED_UNITS = 100_000
+
+
 FORM_DIALOG_PROPS = "no-backdrop-dismiss"
 """A form dialog ignores clicks outside it: a stray click, or the second click of a double-click on
 the button that opened it (landing on the backdrop once the form is up), closed the form and

@@ -15,7 +15,7 @@ from opscraft.execution import queue as queue_module
 from opscraft.execution.bus import OVERFLOW, LocalLogBus
 from opscraft.execution.events import LogEvent, StatusEvent, Stream
 from opscraft.execution.masking import MASK, Masker
-from opscraft.execution.output import CHUNK_CHARS, OutputPipeline
+from opscraft.execution.output import CHUNK_CHARS, OutputPipeline, truncation_marker
 from opscraft.execution.queue import HueyQueue
 from opscraft.execution.spec import RunControl, StopReason
 
@@ -286,3 +286,18 @@ def test_run_control_deadline() -> None:
     finished.finish()
     time.sleep(0.2)
     assert finished.reason is None
+
+
+@pytest.mark.parametrize(
+    ("cap", "said"),
+    [
+        (50 * 1048576, "50 MiB"),
+        (2_000_000, "2000000 bytes"),
+        (5000, "5000 bytes"),
+        (1048576 + 1, "1048577 bytes"),
+    ],
+)
+def test_the_truncation_marker_says_the_cap_as_it_was_set(cap: int, said: str) -> None:
+    """A cap that is no whole number of MiB (OPSCRAFT_MAX_OUTPUT_BYTES=2000000) was said as
+    "1.90735 MiB": the marker names it exactly, in bytes, and a whole MiB as MiB."""
+    assert f"reached its limit of {said};" in truncation_marker(cap)

@@ -225,6 +225,28 @@ async def test_ansi_and_utf8_split_across_chunks(client: httpx.AsyncClient, admi
     assert text == "\x1b[31mred\x1b[0m € \ufffd end\n"
 
 
+async def test_the_whole_log_downloads_as_plain_text(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn
+) -> None:
+    """Field report: the API had no plain-text log (only `/logs`, JSON pages of chunks; the page's
+    download needs a browser session): a CI job could not `curl` a run's log into a file as
+    Rundeck's and AWX's APIs allow. The colour sequence here is cut between two stored chunks."""
+    script = "printf 'one\\n\\033[3'\nsleep 0.3\nprintf '1mred\\033[0m\\n'\necho two >&2\n"
+    final, text = await run(client, admin, script, "local")
+    assert final["status"] == "success"
+    assert text == "one\n\x1b[31mred\x1b[0m\ntwo\n", "the sequence is stored as written"
+    chunks = (await client.get(f"/api/v1/executions/{final['id']}/logs", headers=admin.headers)).json()
+    assert any(c["content"].endswith("\x1b[3") for c in chunks["items"]), "the test needs it cut"
+    r = await client.get(f"/api/v1/executions/{final['id']}/output.log", headers=viewer.headers)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "text/plain; charset=utf-8"
+    assert r.headers["content-disposition"] == f'attachment; filename="execution-{final["id"]}.log"'
+    assert r.text == "one\nred\ntwo\n"
+    missing = await client.get("/api/v1/executions/987654/output.log", headers=viewer.headers)
+    assert missing.status_code == 404 and missing.json()["detail"] == "execution 987654 not found"
+    assert (await client.get(f"/api/v1/executions/{final['id']}/output.log")).status_code == 401
+
+
 async def test_nul_in_output_is_stored_as_a_replacement_character(
     client: httpx.AsyncClient, admin: LoggedIn
 ) -> None:

@@ -88,6 +88,28 @@ async def test_refusals_have_distinct_close_codes(
     assert code == 4403 and "may not view scripts" in reason
 
 
+async def test_a_bad_address_is_refused_with_a_close_code_saying_what_to_fix(
+    client: httpx.AsyncClient, live_api: str, admin: LoggedIn
+) -> None:
+    """Field report: `?after=-1` (or `abc`) was refused at the handshake with a bare HTTP 403,
+    which reads as "not allowed", and an id beyond SQLite's integers (10**20) crashed the
+    endpoint (1006, a traceback in the server log). Both now close with a code and a reason."""
+    final, _ = await run(client, admin, "echo hi\n", "local")
+    token = token_of(admin)
+    for execution_id in (2**31, 10**20):  # beyond every id: not found, as GET /executions/{id} says
+        assert await close_code(url(live_api, execution_id, token)) == (
+            4404,
+            f"execution {execution_id} not found",
+        )
+    for after in ("-1", "abc", "5.0", str(2**31)):
+        code, reason = await close_code(url(live_api, final["id"], token, after=after))
+        assert code == 4422 and reason.startswith("after: "), (after, code, reason)
+    code, reason = await close_code(url(live_api, "abc", token))  # type: ignore[arg-type]
+    assert code == 4422 and reason == "execution_id: must be a whole number, e.g. 42 (digits only: not 5.0)"
+    code, reason = await close_code(url(live_api, final["id"], "x" * 5000))
+    assert code == 4422 and reason.startswith("token: "), reason
+
+
 async def test_replay_of_a_finished_execution(
     client: httpx.AsyncClient, live_api: str, viewer: LoggedIn, admin: LoggedIn
 ) -> None:

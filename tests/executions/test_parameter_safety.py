@@ -20,7 +20,7 @@ import pytest
 from sqlmodel import col, update
 
 from opscraft import runtime
-from opscraft.db.models import Script
+from opscraft.db.models import Script, User
 from opscraft.execution.commands import build
 from opscraft.execution.param_env import (
     INTERPRETED_NAMES,
@@ -30,8 +30,10 @@ from opscraft.execution.param_env import (
     interpreted_name,
 )
 from opscraft.execution.spec import RunnerError, RunSpec
+from opscraft.services import executions
+from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid
-from opscraft.services.parameters import normalize, resolve
+from opscraft.services.parameters import MAX_TOTAL_BYTES, MAX_VALUE_BYTES, normalize, resolve
 from tests.conftest import IN_CI, LoggedIn
 from tests.executions.conftest import make_script, output, run, start, wait_for
 
@@ -399,3 +401,53 @@ async def test_parameters_named_like_the_secret_loaders_variables_arrive_intact(
     final = await wait_for(client, operator, execution["id"])
     assert final["status"] == "success"
     assert await output(client, operator, execution["id"]) == "n-param d-param v-param\n"
+
+
+@RUNNERS
+async def test_every_value_the_service_accepts_fits_the_environment(
+    client: httpx.AsyncClient, admin: LoggedIn, runner_name: str
+) -> None:
+    """Field report: 32,768 emoji (the most characters a value may have) are 131,072 bytes in
+    UTF-8, past the kernel's limit for one environment variable (128 KiB with its name and NUL),
+    so the run the service had accepted failed: "Argument list too long" (exit 125 in Docker,
+    127 locally). Values are bounded in bytes too, with room for the longest name (TF_VAR_ and
+    64 characters); the most a value may be runs, one byte more is refused before any run."""
+    name = "P" * 64
+    content = f'printf "%s" "${{{name}}}" | wc -c\n'
+    script_id = await make_script(client, admin, content, parameters={name: ""})
+    too_long = "😀" * 32768
+    refused = await client.post(
+        "/api/v1/executions",
+        json={"script_id": script_id, "parameters": {name: too_long}},
+        headers=admin.headers,
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"] == [
+        {
+            "field": f"parameters.{name}",
+            "message": f"must be at most {MAX_VALUE_BYTES} bytes in UTF-8 (it has 131072): a "
+            "value is an environment variable, which the system limits to 128 KiB",
+        }
+    ]
+    longest = "😀" * (MAX_VALUE_BYTES // 4) + "é" * (MAX_VALUE_BYTES % 4 // 2) + "x" * (MAX_VALUE_BYTES % 2)
+    assert len(longest.encode()) == MAX_VALUE_BYTES
+    started = await start(client, admin, script_id, runner_name, parameters={name: longest})
+    final = await wait_for(client, admin, started["id"])
+    assert final["status"] == "success", (final, await output(client, admin, started["id"]))
+    assert (await output(client, admin, started["id"])).strip() == str(MAX_VALUE_BYTES)
+
+    # All values together stay within the environment as well (ARG_MAX, with the secrets).
+    many = [{"name": f"V{i}", "type": "string", "default": ""} for i in range(40)]
+    script_id = await make_script(client, admin, "true\n", parameters=many)
+    values = {f"V{i}": "x" * 30_000 for i in range(40)}  # 1.2 MB: within each value's bound
+    async with runtime.current().db.session() as session:
+        actor = Actor(await session.get(User, admin.id))
+        with pytest.raises(Invalid) as raised:
+            await executions.create(session, actor, script_id, values)
+    assert raised.value.details == [
+        {
+            "field": "parameters",
+            "message": f"must be at most {MAX_TOTAL_BYTES} bytes in UTF-8 together (they have "
+            "1200000): values are environment variables, which the system limits with the secrets",
+        }
+    ]

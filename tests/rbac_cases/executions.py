@@ -84,6 +84,7 @@ CASES = [
     Case("GET", "/api/v1/executions", allow("viewer")),
     Case("GET", "/api/v1/executions/{execution_id}", allow("viewer"), execution_path),
     Case("GET", "/api/v1/executions/{execution_id}/logs", allow("viewer"), execution_path),
+    Case("GET", "/api/v1/executions/{execution_id}/output.log", allow("viewer"), execution_path),
     Case("GET", "/api/v1/executions/{execution_id}/content", allow("viewer"), execution_path),
     Case(
         "POST",
