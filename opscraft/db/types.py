@@ -17,6 +17,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def utc_text(value: datetime | None) -> str | None:
+    """`value` as the API writes every time (pydantic's JSON form of a UTC datetime, ISO 8601 /
+    RFC 3339 with `Z`: `2026-12-02T15:54:45.189783Z`), None for None; a naive `value` is UTC.
+    For times sent outside a response model: run events over the WebSocket and server-sent
+    events, notification payloads (they said `+00:00` where the REST API says `Z`)."""
+    if value is None:
+        return None
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return aware.isoformat().removesuffix("+00:00") + "Z"
+
+
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """Stores naive UTC on every backend, hands back timezone-aware UTC datetimes."""
 

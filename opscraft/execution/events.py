@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from opscraft.db.types import utc_text
+
 Stream = Literal["stdout", "stderr"]
 
 
@@ -40,8 +42,8 @@ class StatusEvent:
             "status": self.status,
             "exit_code": self.exit_code,
             "error_message": self.error_message,
-            "started_at": self.started_at.isoformat() if self.started_at else None,
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "started_at": utc_text(self.started_at),
+            "finished_at": utc_text(self.finished_at),
         }
 
 

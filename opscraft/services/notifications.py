@@ -49,7 +49,7 @@ from opscraft.db.models import (
 )
 from opscraft.db.models.automation import ChannelKind, DeliveryStatus
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
-from opscraft.db.types import MAX_ID, utcnow
+from opscraft.db.types import MAX_ID, utc_text, utcnow
 from opscraft.execution.run_events import RunEventMessage
 from opscraft.security.vault import DecryptError
 from opscraft.services import audit, conflicts, names
@@ -420,18 +420,14 @@ async def build_message(session: AsyncSession, event: str, execution: Execution)
             "exit_code": execution.exit_code,
             "error_message": execution.error_message,
             "triggered_by": execution.triggered_by_name,
-            "queued_at": _iso(execution.queued_at),
-            "started_at": _iso(execution.started_at),
-            "finished_at": _iso(execution.finished_at),
+            "queued_at": utc_text(execution.queued_at),
+            "started_at": utc_text(execution.started_at),
+            "finished_at": utc_text(execution.finished_at),
             "duration_seconds": duration,
             "url": url,
         },
         "output_excerpt": excerpt,
     }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 # --- run events -> deliveries ----------------------------------------------------------------

@@ -122,6 +122,14 @@ async def test_replay_of_a_finished_execution(
     assert "".join(m["content"] for m in logs) == text
     assert {m["stream"] for m in logs} == {"stdout", "stderr"}
     assert messages[-1] == {**messages[-1], "type": "end", "status": "failed", "exit_code": 3}
+    # Times as the REST API writes them (`Z`, not `+00:00`): one parser for both.
+    stored = (await client.get(f"/api/v1/executions/{final['id']}", headers=viewer.headers)).json()
+    for message in (messages[0], messages[-1]):
+        assert (message["started_at"], message["finished_at"]) == (
+            stored["started_at"],
+            stored["finished_at"],
+        )
+        assert message["finished_at"].endswith("Z"), message
 
 
 LINES = 3000
