@@ -25,7 +25,9 @@ import smtplib
 import ssl
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -142,8 +144,22 @@ async def send_email(settings: EmailSettings, subject: str, text: str) -> None:
     message["From"] = settings.sender
     message["To"] = ", ".join(settings.recipients)
     message["Subject"] = subject
+    # RFC 5322 3.6: Date is required, Message-ID expected; smtplib adds neither, and receivers
+    # such as Gmail refuse a message without a Message-ID (550 5.7.1).
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = make_msgid("opscraft", _id_domain(settings.sender))
     message.set_content(text)
     await asyncio.to_thread(_smtp_send, settings, message)
+
+
+def _id_domain(sender: str) -> str:
+    """The right side of a Message-ID: the sender address's domain in its ASCII (IDNA) form, so
+    that `make_msgid` needs no look-up of this machine's name (`socket.getfqdn`, which waits on
+    DNS)."""
+    try:
+        return sender.rpartition("@")[2].encode("idna").decode("ascii")
+    except UnicodeError:
+        return "opscraft.invalid"
 
 
 def _smtp_send(settings: EmailSettings, message: EmailMessage) -> None:

@@ -336,6 +336,30 @@ async def test_email_over_tls_with_login(
         assert "wrong" not in r.text
 
 
+async def test_an_email_carries_the_date_and_message_id_rfc_5322_asks_for(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """smtplib adds neither header: the email had no Date (required by RFC 5322 3.6.1) and no
+    Message-ID, which Gmail refuses (550 5.7.1) and spam filters score against."""
+    with smtp_receiver(smtputf8=True) as smtp:  # a non-ASCII sender address needs SMTPUTF8
+        config = {"host": "127.0.0.1", "port": smtp.port, "security": "none"}
+        c = await channel(
+            client,
+            admin,
+            name="mail",
+            kind="email",
+            config={**config, "from": "ops@Exämple.de", "to": "a@example.com"},
+        )
+        for _ in range(2):
+            r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+            assert r.status_code == 204, r.text
+        first, second = await smtp.wait_for(2)
+    sent = first["Date"].datetime
+    assert sent.utcoffset() == timedelta(0) and abs((utcnow() - sent).total_seconds()) < 60
+    assert first["Message-ID"].endswith("@xn--exmple-cua.de>"), "the sender's domain, in ASCII"
+    assert first["Message-ID"] != second["Message-ID"], "one id per message"
+
+
 @pytest.mark.parametrize("smtputf8", [False, True])
 async def test_a_non_ascii_address_needs_a_server_offering_smtputf8(
     client: httpx.AsyncClient, admin: LoggedIn, smtputf8: bool
