@@ -11,6 +11,9 @@ Rules:
   with a comment; the requester can never decide on their own run, whichever way they are
   signed in (a personal token acts as its owner, and a schedule's or webhook's runs are
   requested by their owner); each person decides once;
+- an approval is refused while the run could no longer start as requested (its script deleted
+  or not active, its requester deactivated or deleted): it would queue what `executions.create`
+  refuses now;
 - the run queues once `required` distinct approvals are in; one rejection rejects it; a request
   past its expiry is rejected by `expire_due` (the scheduler loop calls it). Rejection writes the
   run event with the final status, like any end of a run.
@@ -30,8 +33,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
 from opscraft.db.engine import Database
-from opscraft.db.models import ApprovalDecision, ApprovalPolicy, ApprovalRequest, Execution, RunEvent, Script
+from opscraft.db.models import (
+    ApprovalDecision,
+    ApprovalPolicy,
+    ApprovalRequest,
+    Execution,
+    RunEvent,
+    Script,
+    User,
+)
 from opscraft.db.models.executions import ExecutionStatus
+from opscraft.db.models.scripts import ScriptStatus
 from opscraft.db.models.workers import finished_event
 from opscraft.db.types import utcnow
 from opscraft.services import audit
@@ -256,14 +268,10 @@ async def _record_decision(
 async def approve(session: AsyncSession, actor: Actor, execution_id: int, comment: str = "") -> Execution:
     """Record an approval; the run queues once enough are in. 403 self-approval, 409 not waiting
     (also when it was cancelled, rejected or expired as the decision arrived: nothing is kept),
-    409 when its script was deleted while it waited (a deleted script starts no run)."""
+    409 when it could no longer start (`_still_startable`: its script deleted or not active, its
+    requester deactivated or deleted)."""
     execution = await _decidable(session, actor, execution_id, comment)
-    script = await session.get(Script, execution.script_id)
-    if script is None or script.deleted_at is not None:
-        raise Conflict(
-            f"script {execution.script_id} was deleted after this run was requested: the run can "
-            "no longer be approved; reject it (or let it expire)"
-        )
+    await _still_startable(session, execution)
     await _record_decision(session, actor, execution_id, "approve", comment)
     request = await session.get(ApprovalRequest, execution_id)
     have = (await _approval_counts(session, [execution_id])).get(execution_id, 0)
@@ -296,6 +304,31 @@ async def approve(session: AsyncSession, actor: Actor, execution_id: int, commen
         if client is not None:
             client.enqueue(execution_id)
     return execution
+
+
+async def _still_startable(session: AsyncSession, execution: Execution) -> None:
+    """`Conflict` (409) when the waiting run could no longer be started as it was requested: its
+    script was deleted, or is no longer active (a test run aside, which runs stored content of a
+    script in any status), or its requester was deactivated or deleted. An approval would queue
+    what `executions.create` now refuses; the run can still be rejected or expire."""
+    script = await session.get(Script, execution.script_id)
+    if script is None or script.deleted_at is not None:
+        raise Conflict(
+            f"script {execution.script_id} was deleted after this run was requested: the run can "
+            "no longer be approved; reject it (or let it expire)"
+        )
+    if not execution.draft and script.status != ScriptStatus.active:
+        raise Conflict(
+            f"script {script.name!r} is {script.status} since this run was requested: only active "
+            "scripts run; reactivate it first, or reject the run (or let it expire)"
+        )
+    requester = await session.get(User, execution.triggered_by) if execution.triggered_by else None
+    if not can(requester, Permission.execute_scripts):
+        raise Conflict(
+            f"{execution.triggered_by_name or 'the requester'}, who requested this run, may no longer "
+            "run scripts (deactivated or deleted): the run can no longer be approved; reject it "
+            "(or let it expire)"
+        )
 
 
 async def reject(session: AsyncSession, actor: Actor, execution_id: int, comment: str = "") -> Execution:

@@ -282,6 +282,38 @@ async def test_a_run_whose_script_was_deleted_while_it_waited_is_not_approved(
     assert r.status_code == 200 and r.json()["status"] == "rejected", r.text
 
 
+@pytest.mark.parametrize("change", ["script deprecated", "script back to draft", "requester deactivated"])
+async def test_a_run_that_could_no_longer_start_is_not_approved(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, change: str
+) -> None:
+    """What changed while the run waited counts when it is approved: approving queued and ran a
+    run of a script since deprecated (only active scripts run), or of a requester since
+    deactivated (their account may start nothing). Refused (409) with the reason; the run
+    still waits, to be rejected, to expire, or approved once the script is active again."""
+    requester = await make_user(client, "operator", "requester")
+    script_id, run_id = await held_run(client, requester, admin)
+    if change == "requester deactivated":
+        r = await client.put(
+            f"/api/v1/users/{requester.id}", json={"is_active": False}, headers=admin.headers
+        )
+        expected, undo = "may no longer run scripts", {"is_active": True}
+    else:
+        status = "deprecated" if change == "script deprecated" else "draft"
+        r = await client.put(f"/api/v1/scripts/{script_id}", json={"status": status}, headers=admin.headers)
+        expected, undo = f"is {status} since this run was requested", {"status": "active"}
+    assert r.status_code == 200, r.text
+    r = await decide(client, operator, run_id, "approve")
+    assert r.status_code == 409 and expected in r.json()["detail"], r.text
+    assert await status_of(client, admin, run_id) == "awaiting_approval"
+    trail = (await client.get(f"/api/v1/executions/{run_id}/approvals", headers=admin.headers)).json()
+    assert trail == [], "a refused approval leaves no decision"
+    path = f"/api/v1/users/{requester.id}" if "requester" in change else f"/api/v1/scripts/{script_id}"
+    assert (await client.put(path, json=undo, headers=admin.headers)).status_code == 200
+    r = await decide(client, operator, run_id, "approve")
+    assert r.status_code == 200 and r.json()["status"] != "awaiting_approval", r.text
+    assert (await wait_for(client, admin, run_id))["status"] == "success"
+
+
 async def test_the_last_two_approvals_at_once_queue_the_run(
     client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
