@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import NoReturn
 
 from pydantic import Field
-from sqlalchemy import bindparam, func
+from sqlalchemy import ColumnElement, bindparam, exists, func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -151,24 +151,35 @@ class Pending:
     execution: Execution
     request: ApprovalRequest
     approvals: int
+    # Whether the acting user has decided on it already (approved: a rejection ends the run);
+    # they cannot decide again, it waits for the others.
+    decided: bool = False
+
+
+def _decided_by(user_id: int | None) -> ColumnElement[bool]:
+    """Whether user `user_id` has decided on the execution of the enclosing query's row."""
+    return exists().where(
+        col(ApprovalDecision.execution_id) == col(Execution.id), col(ApprovalDecision.user_id) == user_id
+    )
 
 
 async def pending(session: AsyncSession, actor: Actor) -> list[Pending]:
-    """Runs awaiting approval, oldest first."""
-    require(actor.user, Permission.view_scripts)
+    """Runs awaiting approval, oldest first, each with whether the actor decided on it already."""
+    user = require(actor.user, Permission.view_scripts)
     rows = await session.exec(
-        select(Execution, ApprovalRequest)
+        select(Execution, ApprovalRequest, _decided_by(user.id))
         .join(ApprovalRequest, col(ApprovalRequest.execution_id) == col(Execution.id))
         .where(col(Execution.status) == ExecutionStatus.awaiting_approval)
         .order_by(col(Execution.queued_at))
     )
     found = list(rows.all())
-    counts = await _approval_counts(session, [e.id for e, _ in found if e.id is not None])
-    return [Pending(e, r, counts.get(e.id or 0, 0)) for e, r in found]
+    counts = await _approval_counts(session, [e.id for e, _, _ in found if e.id is not None])
+    return [Pending(e, r, counts.get(e.id or 0, 0), bool(d)) for e, r, d in found]
 
 
 async def pending_count(session: AsyncSession, actor: Actor) -> int:
-    """How many runs wait for a decision this user could give (the navigation badge)."""
+    """How many runs wait for a decision this user could give (the navigation badge): not their
+    own requests, nor those they have approved already."""
     if actor.user is None or not actor.user.is_active:
         return 0
     total = await session.exec(
@@ -176,7 +187,9 @@ async def pending_count(session: AsyncSession, actor: Actor) -> int:
         .select_from(Execution)
         .where(
             col(Execution.status) == ExecutionStatus.awaiting_approval,
-            col(Execution.triggered_by) != actor.user.id,
+            # a run whose requester was deleted (NULL) is anyone's to reject
+            or_(col(Execution.triggered_by).is_(None), col(Execution.triggered_by) != actor.user.id),
+            ~_decided_by(actor.user.id),
         )
     )
     return int(total.one())

@@ -314,6 +314,28 @@ async def test_a_run_that_could_no_longer_start_is_not_approved(
     assert (await wait_for(client, admin, run_id))["status"] == "success"
 
 
+async def test_the_badge_counts_what_waits_for_your_decision(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn
+) -> None:
+    """The navigation badge (`pending_count`) counted a run its user had approved already (two
+    required: it waits for someone else), and not one whose requester was deleted (NULL
+    `triggered_by`), which anyone may still reject."""
+    requester = await make_user(client, "operator", "requester")
+    _, run_id = await held_run(client, requester, admin, required=2)
+
+    async def badge(who: LoggedIn) -> int:
+        async with runtime.current().db.session() as session:
+            user = await session.get(User, who.id)
+            return await approvals.pending_count(session, Actor(user))
+
+    assert (await badge(operator), await badge(admin), await badge(requester)) == (1, 1, 0)
+    assert (await decide(client, operator, run_id, "approve")).status_code == 200
+    assert (await badge(operator), await badge(admin)) == (0, 1), "the operator has decided"
+    r = await client.delete(f"/api/v1/users/{requester.id}", headers=admin.headers)
+    assert r.status_code == 204, r.text
+    assert await badge(admin) == 1, "a deleted requester's run still waits for a decision"
+
+
 async def test_the_last_two_approvals_at_once_queue_the_run(
     client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
