@@ -17,7 +17,7 @@ Rules:
   the latest missed time, `skip` records it as skipped and waits for the next;
 - overlap, when the schedule's previous run is still queued or running: `skip` records the fire
   as skipped, `queue` keeps it waiting and starts it when the previous run ends (fires beyond
-  one waiting are skipped), `allow` starts it anyway.
+  one waiting are skipped; a schedule paused meanwhile skips it), `allow` starts it anyway.
 """
 
 from __future__ import annotations
@@ -592,8 +592,12 @@ async def _record(session: AsyncSession, outcomes: list[Outcome]) -> None:
     await session.commit()
 
 
+PAUSED_WHILE_WAITING = "the schedule was paused while this fire waited for the previous run"
+
+
 async def _start_waiting(db: Database, me: str) -> None:
-    """Start queued fires (overlap policy `queue`) whose schedule has no active run any more."""
+    """Start queued fires (overlap policy `queue`) whose schedule has no active run any more; a
+    fire of a schedule paused meanwhile (by a user or the system) is skipped, not started."""
     async with db.session() as session:
         waiting = list(
             (
@@ -606,15 +610,18 @@ async def _start_waiting(db: Database, me: str) -> None:
             ).all()
         )
         pending = [
-            Claimed(
-                s.id, f.fire_time, s.script_id, s.owner_id, dict(s.parameters), OverlapPolicy.allow, False
+            (
+                Claimed(
+                    s.id, f.fire_time, s.script_id, s.owner_id, dict(s.parameters), OverlapPolicy.allow, False
+                ),
+                s.enabled,
             )
             for f, s in waiting
             if s.id is not None
         ]
-    for fire in pending:
+    for fire, enabled in pending:
         async with db.session() as session:
-            if await _active_run(session, fire.schedule_id):
+            if enabled and await _active_run(session, fire.schedule_id):
                 continue
             taken = await session.exec(
                 update(ScheduleFire)
@@ -628,7 +635,12 @@ async def _start_waiting(db: Database, me: str) -> None:
             await session.commit()
             if taken.rowcount != 1:
                 continue
-            await _record(session, [await _start(session, fire)])
+            outcome = (
+                await _start(session, fire)
+                if enabled
+                else Outcome(fire, "skipped_paused", message=PAUSED_WHILE_WAITING)
+            )
+            await _record(session, [outcome])
 
 
 async def tick(db: Database, now: datetime | None = None, me: str | None = None) -> int:

@@ -305,6 +305,35 @@ async def test_overlap_policies(
         await client.post(f"/api/v1/executions/{execution_id}/cancel", headers=admin.headers)
 
 
+async def test_a_fire_waiting_on_a_paused_schedule_starts_no_run(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """Overlap `queue`: a fire waits for the previous run. The schedule is paused meanwhile; when
+    the previous run ended, the waiting fire still started a run of the paused schedule."""
+    await local_runner(client, admin)
+    slow = await script(client, admin, "sleep 60\n")
+    schedule_id = (await add(client, admin, slow, overlap_policy="queue")).json()["id"]
+    db = runtime.current().db
+    await due_now(schedule_id)
+    await schedules.tick(db)
+    await schedules.tick(db, now=utcnow().replace(second=0, microsecond=0) + timedelta(minutes=1, seconds=1))
+    assert sorted(f.outcome for f in await fires(schedule_id)) == ["started", "waiting"]
+    path = f"/api/v1/scripts/{slow}/schedules/{schedule_id}"
+    r = await client.put(path, json={"enabled": False}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    (first,) = [f for f in await fires(schedule_id) if f.outcome == "started"]
+    assert first.execution_id is not None
+    r = await client.post(f"/api/v1/executions/{first.execution_id}/cancel", headers=admin.headers)
+    assert r.status_code == 200, r.text
+    await wait_for(client, admin, first.execution_id)
+    await schedules.tick(db)
+    assert sorted(f.outcome for f in await fires(schedule_id)) == ["skipped_paused", "started"]
+    runs = await client.get(f"/api/v1/executions?script_id={slow}", headers=admin.headers)
+    assert runs.json()["total"] == 1, "the paused schedule started nothing more"
+    shown = (await client.get(path, headers=admin.headers)).json()
+    assert shown["last_outcome"] == "skipped_paused" and "paused" in shown["last_message"]
+
+
 async def test_deactivated_owner_pauses_the_schedule(
     client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, no_automation_loops: None
 ) -> None:
