@@ -6,7 +6,7 @@
   secret is the password). No credential is stored outside the vault or shown by the API.
 - A rule sends the events of one script (or of all, `script_id` None) to a channel. Events:
   `failure` (failed, timed_out, error), `success`, `recovery` (a success whose script's
-  previous finished run was a failure), `approval_pending`.
+  previous finished run was a failure; test runs of unsaved content are neither), `approval_pending`.
 - `enqueue_for_execution` turns a finished run (or a run awaiting approval) into one delivery
   row per matching channel, idempotently (unique channel + event key), so a run event delivered
   twice produces no second message. `deliver_due` sends due rows: claimed by a conditional
@@ -438,10 +438,14 @@ def _iso(value: datetime | None) -> str | None:
 
 
 async def events_for(session: AsyncSession, execution: Execution) -> list[str]:
-    """The notification events a run's current state stands for."""
+    """The notification events a run's current state stands for. `recovery` compares saved
+    content only: a test run (unsaved editor content) recovers nothing, and is not the previous
+    run a real run's success recovers from."""
     status = ExecutionStatus(execution.status)
     if status in FAILURE_STATUSES:
         return ["failure"]
+    if status == ExecutionStatus.success and execution.draft:
+        return ["success"]
     if status == ExecutionStatus.success:
         previous = (
             await session.exec(
@@ -449,6 +453,7 @@ async def events_for(session: AsyncSession, execution: Execution) -> list[str]:
                 .where(
                     col(Execution.script_id) == execution.script_id,
                     col(Execution.id) != execution.id,
+                    col(Execution.draft).is_(False),
                     col(Execution.status).in_([*FAILURE_STATUSES, ExecutionStatus.success]),
                     col(Execution.finished_at) <= (execution.finished_at or utcnow()),
                 )

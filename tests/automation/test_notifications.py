@@ -285,6 +285,34 @@ async def test_recovery_and_success_events(
         assert json.loads((await hook.wait_for(1))[0].body)["event"] == "recovery"
 
 
+async def test_a_test_run_neither_recovers_nor_hides_a_recovery(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """A run fails; an operator test-runs a fix from the editor (unsaved) and it succeeds: that
+    sent "test run of deploy recovered" though the saved script still fails, and the next real
+    success then recovered from the test run (a success), so no recovery was ever sent for it.
+    A failing test run before a real success made that success a "recovery" too."""
+    with http_receiver() as hook:
+        c = await channel(client, admin, name="hook", kind="webhook", config={"url": hook.url})
+        await rule(client, admin, c["id"], ["recovery"])
+        sid = await script(client, admin)
+        order = [
+            ("success", False),
+            ("failed", False),
+            ("success", True),  # the fix, test-run from the editor
+            ("success", False),  # the fix saved and run: the recovery
+            ("failed", True),  # a broken edit, test-run
+            ("success", False),
+        ]
+        runs = [await finished_run(sid, status, exit_code=0, draft=draft) for status, draft in order]
+        async with runtime.current().db.session() as session:
+            counts = [await notifications.enqueue_for_execution(session, i) for i in runs]
+        assert counts == [0, 0, 0, 1, 0, 0], counts
+        await deliver_all()
+        (sent,) = await hook.wait_for(1)
+        assert json.loads(sent.body)["execution"]["id"] == runs[3]
+
+
 async def test_slow_receiver_does_not_hold_up_enqueueing(client: httpx.AsyncClient, admin: LoggedIn) -> None:
     with http_receiver() as hook:
         hook.delay = 3
