@@ -213,6 +213,28 @@ async def request_of(session: AsyncSession, actor: Actor, execution_id: int) -> 
     return await session.get(ApprovalRequest, execution_id)
 
 
+async def notes(session: AsyncSession, actor: Actor, execution: Execution) -> list[str]:
+    """What an approver of a waiting run should know before deciding (empty for other runs): why
+    it can no longer be approved (`_still_startable`'s reason), and that its script changed since
+    it was requested: it runs the version it was requested with, not the script's current one."""
+    require(actor.user, Permission.view_scripts)
+    if execution.status != ExecutionStatus.awaiting_approval:
+        return []
+    found: list[str] = []
+    try:
+        await _still_startable(session, execution)
+    except Conflict as exc:
+        found.append(exc.message)
+    script = await session.get(Script, execution.script_id)
+    if script is not None and not execution.draft and script.current_version != execution.script_version:
+        found.append(
+            f"the script changed since this run was requested: approved, it runs version "
+            f"{execution.script_version}, as requested (the script is at version "
+            f"{script.current_version} now)"
+        )
+    return found
+
+
 async def trail(session: AsyncSession, actor: Actor, execution_id: int) -> list[ApprovalDecision]:
     """The decisions on a run, in order; `NotFound` (404) for a run that does not exist."""
     require(actor.user, Permission.view_scripts)

@@ -31,6 +31,14 @@ def _progress(approved: int, required: int) -> str:
     return f"{approved} of {required} approval{'' if required == 1 else 's'}"
 
 
+async def _notes(actor: Actor, execution: Execution) -> None:
+    """What an approver should know first (`approvals.notes`), one line each."""
+    for note in await call(approvals.notes, actor, execution):
+        ui.label(note).classes("text-caption text-deep-orange-10").props(
+            f'data-testid="approval-note-{execution.id}"'
+        )
+
+
 def _decision_buttons(actor: Actor, execution: Execution, decided: bool, after: object) -> None:
     """Comment box and Approve/Reject, for someone who may decide on this run and has not yet
     (`decided`: they approved it, it waits for the others)."""
@@ -99,6 +107,7 @@ async def approval_panel(actor: Actor, execution: Execution) -> None:
                 f'data-testid="approval-trail-{d.username}"'
             )
         if waiting:
+            await _notes(actor, execution)
             decided = any(d.user_id == actor.user_id for d in trail)
             with ui.row().classes("items-center gap-2"):
                 _decision_buttons(actor, execution, decided, ui.navigate.reload)
@@ -130,6 +139,7 @@ async def approvals_page(actor: Actor) -> None:
                         ui.label(f"expires {format_time(p.request.expires_at)}").classes(
                             "text-caption text-grey-7"
                         )
+                    await _notes(actor, e)
                     with ui.row().classes("items-center gap-2"):
                         _decision_buttons(actor, e, p.decided, body.refresh)
 

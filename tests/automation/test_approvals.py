@@ -305,6 +305,11 @@ async def test_a_run_that_could_no_longer_start_is_not_approved(
     r = await decide(client, operator, run_id, "approve")
     assert r.status_code == 409 and expected in r.json()["detail"], r.text
     assert await status_of(client, admin, run_id) == "awaiting_approval"
+    async with runtime.current().db.session() as session:
+        run = await session.get(Execution, run_id)
+        assert run is not None
+        told = await approvals.notes(session, Actor(await session.get(User, operator.id)), run)
+    assert [n for n in told if expected in n], "the approver is told before deciding"
     trail = (await client.get(f"/api/v1/executions/{run_id}/approvals", headers=admin.headers)).json()
     assert trail == [], "a refused approval leaves no decision"
     path = f"/api/v1/users/{requester.id}" if "requester" in change else f"/api/v1/scripts/{script_id}"

@@ -160,7 +160,9 @@ def test_a_run_waits_until_a_second_user_approves(page: Any, env: Env) -> None:
 def test_a_run_you_approved_waits_for_the_others_without_your_buttons_or_badge(page: Any, env: Env) -> None:
     """With two approvals required, the first approver's Approve and Reject stayed on the
     Approvals page and the run page (a second click: 409 "already decided") and the navigation
-    badge went on counting the run as waiting for them."""
+    badge went on counting the run as waiting for them. A script edited while its run waits
+    says so: the run executes the version it was requested with, not the one the script page
+    shows."""
     body = {"username": "third", "email": "third@example.com", "password": PASSWORD, "role": "operator"}
     assert env.api("POST", "/api/v1/users", json=body).status_code == 201
     body = {"name": "two-keys", "script_type": "python", "status": "active", "content": "print('ok')\n"}
@@ -175,10 +177,16 @@ def test_a_run_you_approved_waits_for_the_others_without_your_buttons_or_badge(p
     )
     assert r.status_code == 202, r.text
     run_id = r.json()["id"]
+    # edited while the run waits: the approver is told which version the run executes
+    r = env.api("PUT", f"/api/v1/scripts/{script_id}", json={"content": "print('edited')\n"})
+    assert r.status_code == 200 and r.json()["current_version"] == 2, r.text
 
     log_in(page, env.server, "second")
     page.get_by_test_id("nav-badge-approvals").filter(has_text="1").wait_for()
     page.get_by_test_id("nav-approvals").click()
+    note = page.get_by_test_id(f"approval-note-{run_id}")
+    note.wait_for()
+    assert "runs version 1, as requested (the script is at version 2 now)" in note.inner_text()
     page.get_by_test_id(f"approve-{run_id}").click()
     own = page.get_by_test_id(f"approval-own-{run_id}")
     own.wait_for()
