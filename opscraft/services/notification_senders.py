@@ -41,6 +41,11 @@ class SendError(Exception):
     """The receiver refused or could not be reached; the message is safe to store and show."""
 
 
+class PartlyDelivered(SendError):
+    """The message went to some recipients and the server refused the others (named, with its
+    reply): sending again would repeat it to those who have it, so it is not retried."""
+
+
 @dataclass(frozen=True)
 class EmailSettings:
     host: str
@@ -177,9 +182,14 @@ def _smtp_send(settings: EmailSettings, message: EmailMessage) -> None:
                 smtp.starttls(context=context)
             if settings.username:
                 smtp.login(settings.username, settings.password or "")
-            smtp.send_message(message)
+            refused = smtp.send_message(message)
     except smtplib.SMTPAuthenticationError:
         raise SendError(f"{where}: authentication failed (check the username and the vault secret)") from None
+    except smtplib.SMTPRecipientsRefused as exc:  # every recipient
+        raise SendError(f"{where}: {_refusals(exc.recipients)}") from None
+    except smtplib.SMTPResponseException as exc:  # the sender or the message refused, a greeting...
+        answer = _reply(exc.smtp_code, exc.smtp_error)
+        raise SendError(f"{where}: {type(exc).__name__}: the server answered {answer}") from None
     except smtplib.SMTPNotSupportedError as exc:
         # smtplib's own fixed text: the extension the server lacks (STARTTLS, AUTH, or SMTPUTF8,
         # which a non-ASCII address needs: RFC 6531)
@@ -190,3 +200,23 @@ def _smtp_send(settings: EmailSettings, message: EmailMessage) -> None:
         raise SendError(f"{where}: TLS failed ({exc.reason or type(exc).__name__})") from None
     except (OSError, UnicodeError) as exc:  # UnicodeError: a host name with no IDNA form
         raise SendError(f"{where} unreachable: {type(exc).__name__}") from None
+    if refused:  # smtplib raises only when every recipient is refused
+        raise PartlyDelivered(f"{where}: {_refusals(refused)}; sent to the other recipients")
+
+
+REPLY_CHARS = 200
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    """An SMTP reply as `550 5.1.1 user unknown`: one line (a multi-line reply's lines joined,
+    control characters dropped), at most `REPLY_CHARS` characters. The server's own words: never
+    the password (a refused login is said without them) nor the message."""
+    words = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    line = " ".join("".join(c if c.isprintable() else " " for c in words).split())
+    return f"{code} {line}"[:REPLY_CHARS]
+
+
+def _refusals(refused: dict[str, tuple[int, bytes]]) -> str:
+    """`refused a@example.com (550 ...), b@example.com (...)`: the recipients the server refused,
+    each with its reply."""
+    return "refused " + ", ".join(f"{address} ({_reply(*reply)})" for address, reply in refused.items())

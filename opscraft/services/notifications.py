@@ -60,6 +60,7 @@ from opscraft.services.invisible import Label
 from opscraft.services.notification_senders import (
     SMTP_SECURITY,
     EmailSettings,
+    PartlyDelivered,
     SendError,
     host_name_ok,
     send_email,
@@ -642,11 +643,14 @@ async def _deliver_one(db: Database, delivery_id: int) -> None:
             return
         channel = await session.get(NotificationChannel, delivery.channel_id)
         error: str | None = None
+        partly: str | None = None
         if channel is None or not channel.enabled:
             error = "the channel is disabled"
         else:
             try:
                 await send_to_channel(session, channel, delivery.payload)
+            except PartlyDelivered as exc:  # delivered, not to everyone: said, not sent again
+                partly = str(exc)
             except SendError as exc:
                 error = str(exc)
             except Exception as exc:  # a bug must not stop the other deliveries
@@ -655,7 +659,8 @@ async def _deliver_one(db: Database, delivery_id: int) -> None:
         delivery.attempts += 1
         now = utcnow()
         if error is None:
-            delivery.status, delivery.delivered_at, delivery.last_error = DeliveryStatus.delivered, now, None
+            delivery.status, delivery.delivered_at = DeliveryStatus.delivered, now
+            delivery.last_error = partly[:500] if partly else None
         else:
             delivery.last_error = error[:500]
             if delivery.attempts >= MAX_ATTEMPTS or channel is None or not channel.enabled:

@@ -144,16 +144,29 @@ def smtp_receiver(
     cert: tuple[Path, Path] | None = None,
     login: tuple[str, str] | None = None,
     smtputf8: bool = False,
+    refuse: frozenset[str] = frozenset(),
+    data_reply: str | None = None,
 ) -> Iterator[SmtpReceiver]:
     """aiosmtpd on 127.0.0.1: `tls` none, starttls (required) or ssl (implicit); `login` requires AUTH;
-    `smtputf8` offers the SMTPUTF8 extension (RFC 6531, non-ASCII addresses)."""
+    `smtputf8` offers the SMTPUTF8 extension (RFC 6531, non-ASCII addresses); the recipients in
+    `refuse` are refused (550 user unknown); `data_reply`, when given, refuses the message with it."""
     from tests.conftest import free_port
 
     port = free_port()
     receiver = SmtpReceiver("127.0.0.1", port)
 
     class Handler:
+        async def handle_RCPT(
+            self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+        ) -> str:
+            if address in refuse:
+                return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            if data_reply is not None:
+                return data_reply
             receiver.envelopes.append(envelope)
             receiver.messages.append(message_from_bytes(envelope.content, policy=policy.default))
             return "250 OK"

@@ -388,6 +388,61 @@ async def test_an_email_carries_the_date_and_message_id_rfc_5322_asks_for(
     assert first["Message-ID"] != second["Message-ID"], "one id per message"
 
 
+@pytest.mark.parametrize(
+    ("to", "data_reply", "said"),
+    [
+        (
+            ["nobody@example.com"],
+            None,
+            "refused nobody@example.com (550 5.1.1 <nobody@example.com>: Recipient address rejected",
+        ),
+        (
+            ["a@example.com"],
+            "554 5.7.1 Message rejected as spam",
+            "SMTPDataError: the server answered 554 5.7.1 Message rejected as spam",
+        ),
+    ],
+)
+async def test_a_refusal_by_the_smtp_server_says_what_it_answered(
+    client: httpx.AsyncClient, admin: LoggedIn, to: list[str], data_reply: str | None, said: str
+) -> None:
+    """Test said "SMTPRecipientsRefused" or "SMTPDataError" and no more: which address, and the
+    server's reason, were left out, so the admin could not tell a typo from a spam filter."""
+    with smtp_receiver(refuse=frozenset({"nobody@example.com"}), data_reply=data_reply) as smtp:
+        config = {"host": "127.0.0.1", "port": smtp.port, "security": "none", "from": "o@example.com"}
+        c = await channel(client, admin, name="mail", kind="email", config={**config, "to": to})
+        r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+        assert r.status_code == 409 and said in r.json()["detail"], r.text
+
+
+async def test_an_email_some_recipients_refused_is_delivered_once_and_says_who_missed_it(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """smtplib raises only when every recipient is refused: with one of two refused, the message
+    went to the other and the delivery log said "delivered", with no word of the refused one.
+    It is delivered (not sent again: that would repeat it to the other), with the refusal."""
+    with smtp_receiver(refuse=frozenset({"nobody@example.com"})) as smtp:
+        config = {"host": "127.0.0.1", "port": smtp.port, "security": "none", "from": "o@example.com"}
+        to = ["oncall@example.com", "nobody@example.com"]
+        c = await channel(client, admin, name="mail", kind="email", config={**config, "to": to})
+        r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+        assert r.status_code == 409, r.text
+        assert "refused nobody@example.com (550" in r.json()["detail"]
+        assert "sent to the other recipients" in r.json()["detail"]
+        await rule(client, admin, c["id"], ["failure"])
+        run_id = await finished_run(await script(client, admin), "failed")
+        async with runtime.current().db.session() as session:
+            assert await notifications.enqueue_for_execution(session, run_id) == 1
+        await deliver_all()
+        (row,) = (
+            await client.get(f"/api/v1/notifications/deliveries?execution_id={run_id}", headers=admin.headers)
+        ).json()["items"]
+        assert row["status"] == "delivered" and row["attempts"] == 1, row
+        assert "refused nobody@example.com (550" in row["last_error"], row
+        await smtp.wait_for(2)  # the test message and the failure, each once
+        assert [e.rcpt_tos for e in smtp.envelopes] == [["oncall@example.com"]] * 2
+
+
 @pytest.mark.parametrize("smtputf8", [False, True])
 async def test_a_non_ascii_address_needs_a_server_offering_smtputf8(
     client: httpx.AsyncClient, admin: LoggedIn, smtputf8: bool
