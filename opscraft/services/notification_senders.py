@@ -138,9 +138,19 @@ async def send_webhook(url: str, message: dict[str, Any], signing_key: str | Non
     await _post_json(url, body, headers)
 
 
+def slack_escaped(text: str) -> str:
+    """`text` with `&`, `<` and `>` as Slack requires them (`&amp;`, `&lt;`, `&gt;`: "Escaping
+    text", https://api.slack.com/reference/surfaces/formatting): else a run's output or a
+    script name holding `<!channel>` notified the whole channel, and `<https://x|label>` showed
+    a link under another name. Ours is plain text: Slack reads none of it as a control sequence."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 async def send_slack(url: str, text: str) -> None:
-    """POST `{"text": text}` to a Slack incoming webhook. Raises SendError."""
-    await _post_json(url, orjson.dumps({"text": text}), {"User-Agent": "OpsCraft-Notifications"})
+    """POST `{"text": text}` (escaped: `slack_escaped`) to a Slack incoming webhook. Raises
+    SendError."""
+    body = orjson.dumps({"text": slack_escaped(text)})
+    await _post_json(url, body, {"User-Agent": "OpsCraft-Notifications"})
 
 
 async def send_email(settings: EmailSettings, subject: str, text: str) -> None:

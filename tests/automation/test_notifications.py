@@ -267,6 +267,28 @@ def test_backoff_doubles_up_to_an_hour() -> None:
     assert notifications.retry_delay(30).total_seconds() == 3600
 
 
+async def test_a_slack_message_escapes_what_slack_would_read_as_a_mention_or_link(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """Slack reads `<!channel>`, `<@U123>` and `<url|label>` in a message's text: a run's output
+    (which may echo a webhook caller's value) reached Slack as written, so `<!channel>` paged
+    the whole channel and a link showed under a made-up label. Slack asks for &, <, > escaped."""
+    with http_receiver() as slack:
+        slack_url_id = await secret(client, admin, "SLACK_URL", f"{slack.url}/services/T000/B000/XXXX")
+        sl = await channel(client, admin, name="slack", kind="slack", secret_id=slack_url_id)
+        sid = await script(client, admin)
+        await rule(client, admin, sl["id"], ["failure"], sid)
+        output = "<!channel> build broke\nsee <https://evil.example|the logs> & fix\n"
+        run_id = await finished_run(sid, "failed", output)
+        async with runtime.current().db.session() as session:
+            assert await notifications.enqueue_for_execution(session, run_id) == 1
+        await deliver_all()
+        text = json.loads((await slack.wait_for(1))[0].body)["text"]
+    assert "&lt;!channel&gt; build broke" in text
+    assert "see &lt;https://evil.example|the logs&gt; &amp; fix" in text
+    assert "<" not in text and ">" not in text
+
+
 async def test_recovery_and_success_events(
     client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
 ) -> None:
