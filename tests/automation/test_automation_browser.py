@@ -258,6 +258,9 @@ def test_a_failing_run_sends_slack_and_email(page: Any, env: Env) -> None:
         page.goto(f"{env.server.url}/notifications")
         table = page.get_by_test_id("deliveries")
         wait_until(lambda: table.inner_text().count("delivered") >= 2 or page.reload(), "delivery log")
+        # each row names its channel (the log had no channel column: two rows, which is which?)
+        for name in ("team-slack", "oncall-mail"):
+            assert table.get_by_role("row").filter(has_text=name).count() == 1, table.inner_text()
 
 
 def test_configure_a_then_run_link_and_follow_the_chain(page: Any, env: Env) -> None:
