@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import re
 import smtplib
 import ssl
 import time
@@ -110,7 +111,15 @@ def _where(url: str) -> str:
         return "an invalid URL"
 
 
-async def _post_json(url: str, body: bytes, headers: dict[str, str]) -> None:
+# Slack's refusals are one error code in the body (`no_service`, `channel_is_archived`,
+# `invalid_token`...: https://api.slack.com/messaging/webhooks#handling_errors), the only clue to
+# what is wrong. Only a body of this shape is repeated: nothing a receiver echoes is.
+_ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+async def _post_json(url: str, body: bytes, headers: dict[str, str], *, error_code: bool = False) -> None:
+    """POST `body`; SendError unless a 2xx answers. `error_code`: a refusal's body that is an
+    error code (`_ERROR_CODE`, Slack's form) is named in the error."""
     import httpx  # here, not at import: start-up does not need it (docs/benchmarks.md, "Start-up")
 
     if not valid_http_url(url):
@@ -124,7 +133,9 @@ async def _post_json(url: str, body: bytes, headers: dict[str, str]) -> None:
     except httpx.HTTPError as exc:
         raise SendError(f"{_where(url)} unreachable: {type(exc).__name__}") from None
     if not 200 <= response.status_code < 300:
-        raise SendError(f"{_where(url)} answered HTTP {response.status_code}")
+        code = response.text.strip() if error_code else ""
+        said = f" ({code})" if _ERROR_CODE.fullmatch(code) else ""
+        raise SendError(f"{_where(url)} answered HTTP {response.status_code}{said}")
 
 
 async def send_webhook(url: str, message: dict[str, Any], signing_key: str | None = None) -> None:
@@ -150,7 +161,7 @@ async def send_slack(url: str, text: str) -> None:
     """POST `{"text": text}` (escaped: `slack_escaped`) to a Slack incoming webhook. Raises
     SendError."""
     body = orjson.dumps({"text": slack_escaped(text)})
-    await _post_json(url, body, {"User-Agent": "OpsCraft-Notifications"})
+    await _post_json(url, body, {"User-Agent": "OpsCraft-Notifications"}, error_code=True)
 
 
 async def send_email(settings: EmailSettings, subject: str, text: str) -> None:

@@ -36,12 +36,14 @@ class Received:
 
 @dataclass
 class HttpReceiver:
-    """Records every POST; `statuses` (popped per request, then 200) and `delay` shape answers."""
+    """Records every POST; `statuses` (popped per request, then 200), `answer` (the body of
+    every answer) and `delay` shape answers."""
 
     url: str
     requests: list[Received] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     delay: float = 0.0
+    answer: bytes = b"ok"
 
     async def wait_for(self, count: int, timeout: float = 30) -> list[Received]:
         """Wait (without blocking the event loop, where the sender runs) for `count` requests."""
@@ -67,9 +69,9 @@ def http_receiver() -> Iterator[HttpReceiver]:
             )
             status = receiver.statuses.pop(0) if receiver.statuses else 200
             self.send_response(status)
-            self.send_header("Content-Length", "2")
+            self.send_header("Content-Length", str(len(receiver.answer)))
             self.end_headers()
-            self.wfile.write(b"ok")
+            self.wfile.write(receiver.answer)
 
         def log_message(self, *_: Any) -> None:
             pass

@@ -289,6 +289,35 @@ async def test_a_slack_message_escapes_what_slack_would_read_as_a_mention_or_lin
     assert "<" not in text and ">" not in text
 
 
+@pytest.mark.parametrize(
+    ("kind", "answer", "said"),
+    [
+        ("slack", b"no_service", "answered HTTP 404 (no_service)"),
+        ("slack", b"channel_is_archived\n", "answered HTTP 404 (channel_is_archived)"),
+        ("slack", b'{"text": "echoed message"}', "answered HTTP 404"),
+        ("webhook", b"no_service", "answered HTTP 404"),
+    ],
+)
+async def test_slacks_error_code_is_named_and_nothing_else_a_receiver_says(
+    client: httpx.AsyncClient, admin: LoggedIn, kind: str, answer: bytes, said: str
+) -> None:
+    """Slack refuses with one error code in the body (`no_service`: the webhook was removed,
+    `channel_is_archived`...); Test and the delivery log said only "answered HTTP 404". A body of
+    another shape (an echo of the message) is never repeated, nor a generic receiver's body."""
+    with http_receiver() as receiver:
+        receiver.statuses, receiver.answer = [404], answer
+        if kind == "slack":
+            url_id = await secret(client, admin, "SLACK_URL", f"{receiver.url}/services/T/B/X")
+            c = await channel(client, admin, name="c", kind="slack", secret_id=url_id)
+        else:
+            c = await channel(client, admin, name="c", kind="webhook", config={"url": receiver.url})
+        r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+    assert r.status_code == 409, r.text
+    detail = r.json()["detail"]
+    assert detail.endswith(said), detail
+    assert "echoed" not in detail and "/services/" not in detail
+
+
 async def test_recovery_and_success_events(
     client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
 ) -> None:
