@@ -482,16 +482,21 @@ async def _claim_batch(db: Database, now: datetime, me: str) -> list[Claimed]:
     return claimed
 
 
-async def _active_run(session: AsyncSession, schedule_id: int) -> bool:
-    """Whether a run started by this schedule is not finished yet."""
+async def _active_run(session: AsyncSession, schedule_id: int) -> str | None:
+    """What holds the schedule's next fire back: a run it started that is not finished yet,
+    said as "run #12 is still awaiting approval" (a run waiting for approval is not "going": it
+    holds every fire back until someone decides or it expires); None when there is none."""
     rows = await session.exec(
-        select(Execution.status)
+        select(Execution.id, Execution.status)
         .join(ScheduleFire, col(ScheduleFire.execution_id) == col(Execution.id))
         .where(col(ScheduleFire.schedule_id) == schedule_id)
         .order_by(col(ScheduleFire.fire_time).desc())
         .limit(5)
     )
-    return any(status not in FINAL_STATUSES for status in rows.all())
+    for execution_id, status in rows.all():
+        if status not in FINAL_STATUSES:
+            return f"the previous run, #{execution_id}, is still {str(status).replace('_', ' ')}"
+    return None
 
 
 async def _waiting(session: AsyncSession, schedule_id: int) -> bool:
@@ -551,10 +556,11 @@ async def _handle(session: AsyncSession, fire: Claimed) -> Outcome:
     """Apply the missed-fire and overlap policies, then start the run if they allow it."""
     if fire.missed_skip:
         return Outcome(fire, "skipped_missed", message="the server was not running at this time")
-    if fire.overlap != OverlapPolicy.allow and await _active_run(session, fire.schedule_id):
+    held = await _active_run(session, fire.schedule_id) if fire.overlap != OverlapPolicy.allow else None
+    if held is not None:
         if fire.overlap == OverlapPolicy.queue and not await _waiting(session, fire.schedule_id):
-            return Outcome(fire, "waiting", message="the previous run is still going")
-        return Outcome(fire, "skipped_overlap", message="the previous run is still going")
+            return Outcome(fire, "waiting", message=held)
+        return Outcome(fire, "skipped_overlap", message=held)
     return await _start(session, fire)
 
 
@@ -621,7 +627,7 @@ async def _start_waiting(db: Database, me: str) -> None:
         ]
     for fire, enabled in pending:
         async with db.session() as session:
-            if enabled and await _active_run(session, fire.schedule_id):
+            if enabled and await _active_run(session, fire.schedule_id) is not None:
                 continue
             taken = await session.exec(
                 update(ScheduleFire)
