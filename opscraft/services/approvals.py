@@ -38,6 +38,7 @@ from opscraft.db.models import (
     ApprovalPolicy,
     ApprovalRequest,
     Execution,
+    Role,
     RunEvent,
     Script,
     User,
@@ -51,7 +52,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound
 from opscraft.services.partial import over_stored
-from opscraft.services.permissions import Permission, can, require
+from opscraft.services.permissions import ROLE_RANK, Permission, can, require
 from opscraft.services.scripts import get as get_script
 from opscraft.services.scripts import parse
 
@@ -344,8 +345,9 @@ async def approve(session: AsyncSession, actor: Actor, execution_id: int, commen
 async def _still_startable(session: AsyncSession, execution: Execution) -> None:
     """`Conflict` (409) when the waiting run could no longer be started as it was requested: its
     script was deleted, or is no longer active (a test run aside, which runs stored content of a
-    script in any status), or its requester was deactivated or deleted. An approval would queue
-    what `executions.create` now refuses; the run can still be rejected or expire."""
+    script in any status), or its requester was deactivated or deleted, or (a local-runner run)
+    no longer holds the role the local runner needs. An approval would queue what
+    `executions.create` now refuses; the run can still be rejected or expire."""
     script = await session.get(Script, execution.script_id)
     if script is None or script.deleted_at is not None:
         raise Conflict(
@@ -358,12 +360,22 @@ async def _still_startable(session: AsyncSession, execution: Execution) -> None:
             "scripts run; reactivate it first, or reject the run (or let it expire)"
         )
     requester = await session.get(User, execution.triggered_by) if execution.triggered_by else None
-    if not can(requester, Permission.execute_scripts):
+    who = execution.triggered_by_name or "the requester"
+    if requester is None or not can(requester, Permission.execute_scripts):
         raise Conflict(
-            f"{execution.triggered_by_name or 'the requester'}, who requested this run, may no longer "
-            "run scripts (deactivated or deleted): the run can no longer be approved; reject it "
-            "(or let it expire)"
+            f"{who}, who requested this run, may no longer run scripts (deactivated or deleted): the "
+            "run can no longer be approved; reject it (or let it expire)"
         )
+    if execution.runner == "local":
+        from opscraft.services import executions  # executions builds on this module
+
+        lowest = await executions.local_runner_role(session)
+        if ROLE_RANK[Role(requester.role)] < ROLE_RANK[lowest]:
+            raise Conflict(
+                f"{who}, who requested this run on the local runner, is now {requester.role}: the "
+                f"local runner is for {lowest.value}s and admins (setting local_runner_role); the run "
+                "can no longer be approved; reject it (or let it expire)"
+            )
 
 
 async def reject(session: AsyncSession, actor: Actor, execution_id: int, comment: str = "") -> Execution:

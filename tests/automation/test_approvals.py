@@ -282,21 +282,37 @@ async def test_a_run_whose_script_was_deleted_while_it_waited_is_not_approved(
     assert r.status_code == 200 and r.json()["status"] == "rejected", r.text
 
 
-@pytest.mark.parametrize("change", ["script deprecated", "script back to draft", "requester deactivated"])
+@pytest.mark.parametrize(
+    "change",
+    ["script deprecated", "script back to draft", "requester deactivated", "requester demoted"],
+)
 async def test_a_run_that_could_no_longer_start_is_not_approved(
-    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, change: str
+    client: httpx.AsyncClient,
+    admin: LoggedIn,
+    operator: LoggedIn,
+    change: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """What changed while the run waited counts when it is approved: approving queued and ran a
-    run of a script since deprecated (only active scripts run), or of a requester since
-    deactivated (their account may start nothing). Refused (409) with the reason; the run
-    still waits, to be rejected, to expire, or approved once the script is active again."""
+    run of a script since deprecated (only active scripts run), of a requester since
+    deactivated (their account may start nothing), or a local-runner run of a requester since
+    demoted below the role the local runner needs (a process of the server's own user). Refused
+    (409) with the reason; the run still waits, to be rejected, to expire, or approved once
+    the script is active again (the account restored)."""
+    monkeypatch.setattr(runtime.current().settings, "local_runner_role", "operator")
     requester = await make_user(client, "operator", "requester")
     script_id, run_id = await held_run(client, requester, admin)
-    if change == "requester deactivated":
-        r = await client.put(
-            f"/api/v1/users/{requester.id}", json={"is_active": False}, headers=admin.headers
+    if change.startswith("requester"):
+        demoted = change == "requester demoted"
+        changed, undo = (
+            ({"role": "viewer"}, {"role": "operator"})
+            if demoted
+            else ({"is_active": False}, {"is_active": True})
         )
-        expected, undo = "may no longer run scripts", {"is_active": True}
+        r = await client.put(f"/api/v1/users/{requester.id}", json=changed, headers=admin.headers)
+        expected = (
+            "is now viewer: the local runner is for operators" if demoted else "may no longer run scripts"
+        )
     else:
         status = "deprecated" if change == "script deprecated" else "draft"
         r = await client.put(f"/api/v1/scripts/{script_id}", json={"status": status}, headers=admin.headers)
