@@ -47,6 +47,9 @@ class PendingOut(BaseModel):
     required: int
     approvals: int
     expires_at: datetime
+    decided_by_you: bool = Field(
+        description="You approved it already: it waits for the others' approvals, not yours"
+    )
 
 
 class PolicyOut(BaseModel):
@@ -72,6 +75,7 @@ async def pending(session: Session, actor: CurrentActor) -> list[PendingOut]:
             required=p.request.required,
             approvals=p.approvals,
             expires_at=p.request.expires_at,
+            decided_by_you=p.decided,
         )
         for p in await approvals.pending(session, actor)
     ]

@@ -11,6 +11,9 @@ Rules:
   with a comment; the requester can never decide on their own run, whichever way they are
   signed in (a personal token acts as its owner, and a schedule's or webhook's runs are
   requested by their owner); each person decides once;
+- an approval is refused while the run could no longer start as requested (its script deleted
+  or not active, its requester deactivated or deleted): it would queue what `executions.create`
+  refuses now;
 - the run queues once `required` distinct approvals are in; one rejection rejects it; a request
   past its expiry is rejected by `expire_due` (the scheduler loop calls it). Rejection writes the
   run event with the final status, like any end of a run.
@@ -23,15 +26,25 @@ from datetime import datetime, timedelta
 from typing import NoReturn
 
 from pydantic import Field
-from sqlalchemy import bindparam, func
+from sqlalchemy import ColumnElement, bindparam, exists, func, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
 from opscraft.db.engine import Database
-from opscraft.db.models import ApprovalDecision, ApprovalPolicy, ApprovalRequest, Execution, RunEvent, Script
+from opscraft.db.models import (
+    ApprovalDecision,
+    ApprovalPolicy,
+    ApprovalRequest,
+    Execution,
+    Role,
+    RunEvent,
+    Script,
+    User,
+)
 from opscraft.db.models.executions import ExecutionStatus
+from opscraft.db.models.scripts import ScriptStatus
 from opscraft.db.models.workers import finished_event
 from opscraft.db.types import utcnow
 from opscraft.services import audit
@@ -39,7 +52,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound
 from opscraft.services.partial import over_stored
-from opscraft.services.permissions import Permission, can, require
+from opscraft.services.permissions import ROLE_RANK, Permission, can, require
 from opscraft.services.scripts import get as get_script
 from opscraft.services.scripts import parse
 
@@ -139,24 +152,35 @@ class Pending:
     execution: Execution
     request: ApprovalRequest
     approvals: int
+    # Whether the acting user has decided on it already (approved: a rejection ends the run);
+    # they cannot decide again, it waits for the others.
+    decided: bool = False
+
+
+def _decided_by(user_id: int | None) -> ColumnElement[bool]:
+    """Whether user `user_id` has decided on the execution of the enclosing query's row."""
+    return exists().where(
+        col(ApprovalDecision.execution_id) == col(Execution.id), col(ApprovalDecision.user_id) == user_id
+    )
 
 
 async def pending(session: AsyncSession, actor: Actor) -> list[Pending]:
-    """Runs awaiting approval, oldest first."""
-    require(actor.user, Permission.view_scripts)
+    """Runs awaiting approval, oldest first, each with whether the actor decided on it already."""
+    user = require(actor.user, Permission.view_scripts)
     rows = await session.exec(
-        select(Execution, ApprovalRequest)
+        select(Execution, ApprovalRequest, _decided_by(user.id))
         .join(ApprovalRequest, col(ApprovalRequest.execution_id) == col(Execution.id))
         .where(col(Execution.status) == ExecutionStatus.awaiting_approval)
         .order_by(col(Execution.queued_at))
     )
     found = list(rows.all())
-    counts = await _approval_counts(session, [e.id for e, _ in found if e.id is not None])
-    return [Pending(e, r, counts.get(e.id or 0, 0)) for e, r in found]
+    counts = await _approval_counts(session, [e.id for e, _, _ in found if e.id is not None])
+    return [Pending(e, r, counts.get(e.id or 0, 0), bool(d)) for e, r, d in found]
 
 
 async def pending_count(session: AsyncSession, actor: Actor) -> int:
-    """How many runs wait for a decision this user could give (the navigation badge)."""
+    """How many runs wait for a decision this user could give (the navigation badge): not their
+    own requests, nor those they have approved already."""
     if actor.user is None or not actor.user.is_active:
         return 0
     total = await session.exec(
@@ -164,7 +188,9 @@ async def pending_count(session: AsyncSession, actor: Actor) -> int:
         .select_from(Execution)
         .where(
             col(Execution.status) == ExecutionStatus.awaiting_approval,
-            col(Execution.triggered_by) != actor.user.id,
+            # a run whose requester was deleted (NULL) is anyone's to reject
+            or_(col(Execution.triggered_by).is_(None), col(Execution.triggered_by) != actor.user.id),
+            ~_decided_by(actor.user.id),
         )
     )
     return int(total.one())
@@ -186,6 +212,28 @@ async def request_of(session: AsyncSession, actor: Actor, execution_id: int) -> 
     None for a run that never waited for approval."""
     require(actor.user, Permission.view_scripts)
     return await session.get(ApprovalRequest, execution_id)
+
+
+async def notes(session: AsyncSession, actor: Actor, execution: Execution) -> list[str]:
+    """What an approver of a waiting run should know before deciding (empty for other runs): why
+    it can no longer be approved (`_still_startable`'s reason), and that its script changed since
+    it was requested: it runs the version it was requested with, not the script's current one."""
+    require(actor.user, Permission.view_scripts)
+    if execution.status != ExecutionStatus.awaiting_approval:
+        return []
+    found: list[str] = []
+    try:
+        await _still_startable(session, execution)
+    except Conflict as exc:
+        found.append(exc.message)
+    script = await session.get(Script, execution.script_id)
+    if script is not None and not execution.draft and script.current_version != execution.script_version:
+        found.append(
+            f"the script changed since this run was requested: approved, it runs version "
+            f"{execution.script_version}, as requested (the script is at version "
+            f"{script.current_version} now)"
+        )
+    return found
 
 
 async def trail(session: AsyncSession, actor: Actor, execution_id: int) -> list[ApprovalDecision]:
@@ -256,14 +304,10 @@ async def _record_decision(
 async def approve(session: AsyncSession, actor: Actor, execution_id: int, comment: str = "") -> Execution:
     """Record an approval; the run queues once enough are in. 403 self-approval, 409 not waiting
     (also when it was cancelled, rejected or expired as the decision arrived: nothing is kept),
-    409 when its script was deleted while it waited (a deleted script starts no run)."""
+    409 when it could no longer start (`_still_startable`: its script deleted or not active, its
+    requester deactivated or deleted)."""
     execution = await _decidable(session, actor, execution_id, comment)
-    script = await session.get(Script, execution.script_id)
-    if script is None or script.deleted_at is not None:
-        raise Conflict(
-            f"script {execution.script_id} was deleted after this run was requested: the run can "
-            "no longer be approved; reject it (or let it expire)"
-        )
+    await _still_startable(session, execution)
     await _record_decision(session, actor, execution_id, "approve", comment)
     request = await session.get(ApprovalRequest, execution_id)
     have = (await _approval_counts(session, [execution_id])).get(execution_id, 0)
@@ -296,6 +340,42 @@ async def approve(session: AsyncSession, actor: Actor, execution_id: int, commen
         if client is not None:
             client.enqueue(execution_id)
     return execution
+
+
+async def _still_startable(session: AsyncSession, execution: Execution) -> None:
+    """`Conflict` (409) when the waiting run could no longer be started as it was requested: its
+    script was deleted, or is no longer active (a test run aside, which runs stored content of a
+    script in any status), or its requester was deactivated or deleted, or (a local-runner run)
+    no longer holds the role the local runner needs. An approval would queue what
+    `executions.create` now refuses; the run can still be rejected or expire."""
+    script = await session.get(Script, execution.script_id)
+    if script is None or script.deleted_at is not None:
+        raise Conflict(
+            f"script {execution.script_id} was deleted after this run was requested: the run can "
+            "no longer be approved; reject it (or let it expire)"
+        )
+    if not execution.draft and script.status != ScriptStatus.active:
+        raise Conflict(
+            f"script {script.name!r} is {script.status} since this run was requested: only active "
+            "scripts run; reactivate it first, or reject the run (or let it expire)"
+        )
+    requester = await session.get(User, execution.triggered_by) if execution.triggered_by else None
+    who = execution.triggered_by_name or "the requester"
+    if requester is None or not can(requester, Permission.execute_scripts):
+        raise Conflict(
+            f"{who}, who requested this run, may no longer run scripts (deactivated or deleted): the "
+            "run can no longer be approved; reject it (or let it expire)"
+        )
+    if execution.runner == "local":
+        from opscraft.services import executions  # executions builds on this module
+
+        lowest = await executions.local_runner_role(session)
+        if ROLE_RANK[Role(requester.role)] < ROLE_RANK[lowest]:
+            raise Conflict(
+                f"{who}, who requested this run on the local runner, is now {requester.role}: the "
+                f"local runner is for {lowest.value}s and admins (setting local_runner_role); the run "
+                "can no longer be approved; reject it (or let it expire)"
+            )
 
 
 async def reject(session: AsyncSession, actor: Actor, execution_id: int, comment: str = "") -> Execution:

@@ -21,11 +21,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import re
 import smtplib
 import ssl
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,6 +40,11 @@ SMTP_SECURITY = ("none", "starttls", "ssl")
 
 class SendError(Exception):
     """The receiver refused or could not be reached; the message is safe to store and show."""
+
+
+class PartlyDelivered(SendError):
+    """The message went to some recipients and the server refused the others (named, with its
+    reply): sending again would repeat it to those who have it, so it is not retried."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,15 @@ def _where(url: str) -> str:
         return "an invalid URL"
 
 
-async def _post_json(url: str, body: bytes, headers: dict[str, str]) -> None:
+# Slack's refusals are one error code in the body (`no_service`, `channel_is_archived`,
+# `invalid_token`...: https://api.slack.com/messaging/webhooks#handling_errors), the only clue to
+# what is wrong. Only a body of this shape is repeated: nothing a receiver echoes is.
+_ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+async def _post_json(url: str, body: bytes, headers: dict[str, str], *, error_code: bool = False) -> None:
+    """POST `body`; SendError unless a 2xx answers. `error_code`: a refusal's body that is an
+    error code (`_ERROR_CODE`, Slack's form) is named in the error."""
     import httpx  # here, not at import: start-up does not need it (docs/benchmarks.md, "Start-up")
 
     if not valid_http_url(url):
@@ -117,7 +133,9 @@ async def _post_json(url: str, body: bytes, headers: dict[str, str]) -> None:
     except httpx.HTTPError as exc:
         raise SendError(f"{_where(url)} unreachable: {type(exc).__name__}") from None
     if not 200 <= response.status_code < 300:
-        raise SendError(f"{_where(url)} answered HTTP {response.status_code}")
+        code = response.text.strip() if error_code else ""
+        said = f" ({code})" if _ERROR_CODE.fullmatch(code) else ""
+        raise SendError(f"{_where(url)} answered HTTP {response.status_code}{said}")
 
 
 async def send_webhook(url: str, message: dict[str, Any], signing_key: str | None = None) -> None:
@@ -131,9 +149,19 @@ async def send_webhook(url: str, message: dict[str, Any], signing_key: str | Non
     await _post_json(url, body, headers)
 
 
+def slack_escaped(text: str) -> str:
+    """`text` with `&`, `<` and `>` as Slack requires them (`&amp;`, `&lt;`, `&gt;`: "Escaping
+    text", https://api.slack.com/reference/surfaces/formatting): else a run's output or a
+    script name holding `<!channel>` notified the whole channel, and `<https://x|label>` showed
+    a link under another name. Ours is plain text: Slack reads none of it as a control sequence."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 async def send_slack(url: str, text: str) -> None:
-    """POST `{"text": text}` to a Slack incoming webhook. Raises SendError."""
-    await _post_json(url, orjson.dumps({"text": text}), {"User-Agent": "OpsCraft-Notifications"})
+    """POST `{"text": text}` (escaped: `slack_escaped`) to a Slack incoming webhook. Raises
+    SendError."""
+    body = orjson.dumps({"text": slack_escaped(text)})
+    await _post_json(url, body, {"User-Agent": "OpsCraft-Notifications"}, error_code=True)
 
 
 async def send_email(settings: EmailSettings, subject: str, text: str) -> None:
@@ -142,8 +170,22 @@ async def send_email(settings: EmailSettings, subject: str, text: str) -> None:
     message["From"] = settings.sender
     message["To"] = ", ".join(settings.recipients)
     message["Subject"] = subject
+    # RFC 5322 3.6: Date is required, Message-ID expected; smtplib adds neither, and receivers
+    # such as Gmail refuse a message without a Message-ID (550 5.7.1).
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = make_msgid("opscraft", _id_domain(settings.sender))
     message.set_content(text)
     await asyncio.to_thread(_smtp_send, settings, message)
+
+
+def _id_domain(sender: str) -> str:
+    """The right side of a Message-ID: the sender address's domain in its ASCII (IDNA) form, so
+    that `make_msgid` needs no look-up of this machine's name (`socket.getfqdn`, which waits on
+    DNS)."""
+    try:
+        return sender.rpartition("@")[2].encode("idna").decode("ascii")
+    except UnicodeError:
+        return "opscraft.invalid"
 
 
 def _smtp_send(settings: EmailSettings, message: EmailMessage) -> None:
@@ -161,9 +203,14 @@ def _smtp_send(settings: EmailSettings, message: EmailMessage) -> None:
                 smtp.starttls(context=context)
             if settings.username:
                 smtp.login(settings.username, settings.password or "")
-            smtp.send_message(message)
+            refused = smtp.send_message(message)
     except smtplib.SMTPAuthenticationError:
         raise SendError(f"{where}: authentication failed (check the username and the vault secret)") from None
+    except smtplib.SMTPRecipientsRefused as exc:  # every recipient
+        raise SendError(f"{where}: {_refusals(exc.recipients)}") from None
+    except smtplib.SMTPResponseException as exc:  # the sender or the message refused, a greeting...
+        answer = _reply(exc.smtp_code, exc.smtp_error)
+        raise SendError(f"{where}: {type(exc).__name__}: the server answered {answer}") from None
     except smtplib.SMTPNotSupportedError as exc:
         # smtplib's own fixed text: the extension the server lacks (STARTTLS, AUTH, or SMTPUTF8,
         # which a non-ASCII address needs: RFC 6531)
@@ -174,3 +221,23 @@ def _smtp_send(settings: EmailSettings, message: EmailMessage) -> None:
         raise SendError(f"{where}: TLS failed ({exc.reason or type(exc).__name__})") from None
     except (OSError, UnicodeError) as exc:  # UnicodeError: a host name with no IDNA form
         raise SendError(f"{where} unreachable: {type(exc).__name__}") from None
+    if refused:  # smtplib raises only when every recipient is refused
+        raise PartlyDelivered(f"{where}: {_refusals(refused)}; sent to the other recipients")
+
+
+REPLY_CHARS = 200
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    """An SMTP reply as `550 5.1.1 user unknown`: one line (a multi-line reply's lines joined,
+    control characters dropped), at most `REPLY_CHARS` characters. The server's own words: never
+    the password (a refused login is said without them) nor the message."""
+    words = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    line = " ".join("".join(c if c.isprintable() else " " for c in words).split())
+    return f"{code} {line}"[:REPLY_CHARS]
+
+
+def _refusals(refused: dict[str, tuple[int, bytes]]) -> str:
+    """`refused a@example.com (550 ...), b@example.com (...)`: the recipients the server refused,
+    each with its reply."""
+    return "refused " + ", ".join(f"{address} ({_reply(*reply)})" for address, reply in refused.items())

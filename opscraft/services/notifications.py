@@ -6,7 +6,7 @@
   secret is the password). No credential is stored outside the vault or shown by the API.
 - A rule sends the events of one script (or of all, `script_id` None) to a channel. Events:
   `failure` (failed, timed_out, error), `success`, `recovery` (a success whose script's
-  previous finished run was a failure), `approval_pending`.
+  previous finished run was a failure; test runs of unsaved content are neither), `approval_pending`.
 - `enqueue_for_execution` turns a finished run (or a run awaiting approval) into one delivery
   row per matching channel, idempotently (unique channel + event key), so a run event delivered
   twice produces no second message. `deliver_due` sends due rows: claimed by a conditional
@@ -60,6 +60,7 @@ from opscraft.services.invisible import Label
 from opscraft.services.notification_senders import (
     SMTP_SECURITY,
     EmailSettings,
+    PartlyDelivered,
     SendError,
     host_name_ok,
     send_email,
@@ -434,10 +435,14 @@ async def build_message(session: AsyncSession, event: str, execution: Execution)
 
 
 async def events_for(session: AsyncSession, execution: Execution) -> list[str]:
-    """The notification events a run's current state stands for."""
+    """The notification events a run's current state stands for. `recovery` compares saved
+    content only: a test run (unsaved editor content) recovers nothing, and is not the previous
+    run a real run's success recovers from."""
     status = ExecutionStatus(execution.status)
     if status in FAILURE_STATUSES:
         return ["failure"]
+    if status == ExecutionStatus.success and execution.draft:
+        return ["success"]
     if status == ExecutionStatus.success:
         previous = (
             await session.exec(
@@ -445,6 +450,7 @@ async def events_for(session: AsyncSession, execution: Execution) -> list[str]:
                 .where(
                     col(Execution.script_id) == execution.script_id,
                     col(Execution.id) != execution.id,
+                    col(Execution.draft).is_(False),
                     col(Execution.status).in_([*FAILURE_STATUSES, ExecutionStatus.success]),
                     col(Execution.finished_at) <= (execution.finished_at or utcnow()),
                 )
@@ -633,11 +639,14 @@ async def _deliver_one(db: Database, delivery_id: int) -> None:
             return
         channel = await session.get(NotificationChannel, delivery.channel_id)
         error: str | None = None
+        partly: str | None = None
         if channel is None or not channel.enabled:
             error = "the channel is disabled"
         else:
             try:
                 await send_to_channel(session, channel, delivery.payload)
+            except PartlyDelivered as exc:  # delivered, not to everyone: said, not sent again
+                partly = str(exc)
             except SendError as exc:
                 error = str(exc)
             except Exception as exc:  # a bug must not stop the other deliveries
@@ -646,7 +655,8 @@ async def _deliver_one(db: Database, delivery_id: int) -> None:
         delivery.attempts += 1
         now = utcnow()
         if error is None:
-            delivery.status, delivery.delivered_at, delivery.last_error = DeliveryStatus.delivered, now, None
+            delivery.status, delivery.delivered_at = DeliveryStatus.delivered, now
+            delivery.last_error = partly[:500] if partly else None
         else:
             delivery.last_error = error[:500]
             if delivery.attempts >= MAX_ATTEMPTS or channel is None or not channel.enabled:

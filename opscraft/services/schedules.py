@@ -17,7 +17,7 @@ Rules:
   the latest missed time, `skip` records it as skipped and waits for the next;
 - overlap, when the schedule's previous run is still queued or running: `skip` records the fire
   as skipped, `queue` keeps it waiting and starts it when the previous run ends (fires beyond
-  one waiting are skipped), `allow` starts it anyway.
+  one waiting are skipped; a schedule paused meanwhile skips it), `allow` starts it anyway.
 """
 
 from __future__ import annotations
@@ -482,16 +482,21 @@ async def _claim_batch(db: Database, now: datetime, me: str) -> list[Claimed]:
     return claimed
 
 
-async def _active_run(session: AsyncSession, schedule_id: int) -> bool:
-    """Whether a run started by this schedule is not finished yet."""
+async def _active_run(session: AsyncSession, schedule_id: int) -> str | None:
+    """What holds the schedule's next fire back: a run it started that is not finished yet,
+    said as "run #12 is still awaiting approval" (a run waiting for approval is not "going": it
+    holds every fire back until someone decides or it expires); None when there is none."""
     rows = await session.exec(
-        select(Execution.status)
+        select(Execution.id, Execution.status)
         .join(ScheduleFire, col(ScheduleFire.execution_id) == col(Execution.id))
         .where(col(ScheduleFire.schedule_id) == schedule_id)
         .order_by(col(ScheduleFire.fire_time).desc())
         .limit(5)
     )
-    return any(status not in FINAL_STATUSES for status in rows.all())
+    for execution_id, status in rows.all():
+        if status not in FINAL_STATUSES:
+            return f"the previous run, #{execution_id}, is still {str(status).replace('_', ' ')}"
+    return None
 
 
 async def _waiting(session: AsyncSession, schedule_id: int) -> bool:
@@ -551,10 +556,11 @@ async def _handle(session: AsyncSession, fire: Claimed) -> Outcome:
     """Apply the missed-fire and overlap policies, then start the run if they allow it."""
     if fire.missed_skip:
         return Outcome(fire, "skipped_missed", message="the server was not running at this time")
-    if fire.overlap != OverlapPolicy.allow and await _active_run(session, fire.schedule_id):
+    held = await _active_run(session, fire.schedule_id) if fire.overlap != OverlapPolicy.allow else None
+    if held is not None:
         if fire.overlap == OverlapPolicy.queue and not await _waiting(session, fire.schedule_id):
-            return Outcome(fire, "waiting", message="the previous run is still going")
-        return Outcome(fire, "skipped_overlap", message="the previous run is still going")
+            return Outcome(fire, "waiting", message=held)
+        return Outcome(fire, "skipped_overlap", message=held)
     return await _start(session, fire)
 
 
@@ -592,8 +598,12 @@ async def _record(session: AsyncSession, outcomes: list[Outcome]) -> None:
     await session.commit()
 
 
+PAUSED_WHILE_WAITING = "the schedule was paused while this fire waited for the previous run"
+
+
 async def _start_waiting(db: Database, me: str) -> None:
-    """Start queued fires (overlap policy `queue`) whose schedule has no active run any more."""
+    """Start queued fires (overlap policy `queue`) whose schedule has no active run any more; a
+    fire of a schedule paused meanwhile (by a user or the system) is skipped, not started."""
     async with db.session() as session:
         waiting = list(
             (
@@ -606,15 +616,18 @@ async def _start_waiting(db: Database, me: str) -> None:
             ).all()
         )
         pending = [
-            Claimed(
-                s.id, f.fire_time, s.script_id, s.owner_id, dict(s.parameters), OverlapPolicy.allow, False
+            (
+                Claimed(
+                    s.id, f.fire_time, s.script_id, s.owner_id, dict(s.parameters), OverlapPolicy.allow, False
+                ),
+                s.enabled,
             )
             for f, s in waiting
             if s.id is not None
         ]
-    for fire in pending:
+    for fire, enabled in pending:
         async with db.session() as session:
-            if await _active_run(session, fire.schedule_id):
+            if enabled and await _active_run(session, fire.schedule_id) is not None:
                 continue
             taken = await session.exec(
                 update(ScheduleFire)
@@ -628,7 +641,12 @@ async def _start_waiting(db: Database, me: str) -> None:
             await session.commit()
             if taken.rowcount != 1:
                 continue
-            await _record(session, [await _start(session, fire)])
+            outcome = (
+                await _start(session, fire)
+                if enabled
+                else Outcome(fire, "skipped_paused", message=PAUSED_WHILE_WAITING)
+            )
+            await _record(session, [outcome])
 
 
 async def tick(db: Database, now: datetime | None = None, me: str | None = None) -> int:

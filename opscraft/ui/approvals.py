@@ -31,13 +31,26 @@ def _progress(approved: int, required: int) -> str:
     return f"{approved} of {required} approval{'' if required == 1 else 's'}"
 
 
-def _decision_buttons(actor: Actor, execution: Execution, after: object) -> None:
-    """Comment box and Approve/Reject, for someone who may decide on this run."""
-    if not can(actor.user, Permission.approve_executions) or execution.triggered_by == actor.user_id:
-        if execution.triggered_by == actor.user_id:
-            ui.label("You requested this run: someone else must approve it.").classes(
-                "text-caption text-grey-7"
-            )
+async def _notes(actor: Actor, execution: Execution) -> None:
+    """What an approver should know first (`approvals.notes`), one line each."""
+    for note in await call(approvals.notes, actor, execution):
+        ui.label(note).classes("text-caption text-deep-orange-10").props(
+            f'data-testid="approval-note-{execution.id}"'
+        )
+
+
+def _decision_buttons(actor: Actor, execution: Execution, decided: bool, after: object) -> None:
+    """Comment box and Approve/Reject, for someone who may decide on this run and has not yet
+    (`decided`: they approved it, it waits for the others)."""
+    if execution.triggered_by == actor.user_id or decided:
+        said = (
+            "You requested this run: someone else must approve it."
+            if execution.triggered_by == actor.user_id
+            else "You approved this run: it waits for the other approvals."
+        )
+        ui.label(said).classes("text-caption text-grey-7").props(f'data-testid="approval-own-{execution.id}"')
+        return
+    if not can(actor.user, Permission.approve_executions):
         return
     assert execution.id is not None
     execution_id = execution.id
@@ -94,8 +107,10 @@ async def approval_panel(actor: Actor, execution: Execution) -> None:
                 f'data-testid="approval-trail-{d.username}"'
             )
         if waiting:
+            await _notes(actor, execution)
+            decided = any(d.user_id == actor.user_id for d in trail)
             with ui.row().classes("items-center gap-2"):
-                _decision_buttons(actor, execution, ui.navigate.reload)
+                _decision_buttons(actor, execution, decided, ui.navigate.reload)
 
 
 @protected_page("/approvals", Permission.view_scripts, "Approvals")
@@ -124,7 +139,8 @@ async def approvals_page(actor: Actor) -> None:
                         ui.label(f"expires {format_time(p.request.expires_at)}").classes(
                             "text-caption text-grey-7"
                         )
+                    await _notes(actor, e)
                     with ui.row().classes("items-center gap-2"):
-                        _decision_buttons(actor, e, body.refresh)
+                        _decision_buttons(actor, e, p.decided, body.refresh)
 
         await body()

@@ -29,6 +29,7 @@ from opscraft.ui.widgets import (
 ADMIN = Permission.manage_settings
 DELIVERY_COLUMNS = [
     {"name": "created", "label": "Created", "field": "created"},
+    {"name": "channel", "label": "Channel", "field": "channel"},
     {"name": "event", "label": "Event", "field": "event"},
     {"name": "run", "label": "Run", "field": "run"},
     {"name": "status", "label": "Status", "field": "status"},
@@ -99,10 +100,13 @@ async def notifications_page(actor: Actor) -> None:
         async def deliveries(reader: Actor) -> tuple[str, list[dict[str, Any]]]:
             """The delivery log's count line and table rows, newest first, as `reader` may see them."""
             rows, total = await call(notifications.list_deliveries, reader, DeliveryQuery(limit=50))
+            # which channel each message went to: with several, the rows were told apart by nothing
+            names = {c.id: c.name for c in await call(notifications.list_channels, reader)}
             data = [
                 {
                     "id": d.id,
                     "created": format_time(d.created_at),
+                    "channel": names.get(d.channel_id, "?"),
                     "event": d.event,
                     "run": d.execution_id,
                     "status": d.status,

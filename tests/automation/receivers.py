@@ -36,12 +36,14 @@ class Received:
 
 @dataclass
 class HttpReceiver:
-    """Records every POST; `statuses` (popped per request, then 200) and `delay` shape answers."""
+    """Records every POST; `statuses` (popped per request, then 200), `answer` (the body of
+    every answer) and `delay` shape answers."""
 
     url: str
     requests: list[Received] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     delay: float = 0.0
+    answer: bytes = b"ok"
 
     async def wait_for(self, count: int, timeout: float = 30) -> list[Received]:
         """Wait (without blocking the event loop, where the sender runs) for `count` requests."""
@@ -67,9 +69,9 @@ def http_receiver() -> Iterator[HttpReceiver]:
             )
             status = receiver.statuses.pop(0) if receiver.statuses else 200
             self.send_response(status)
-            self.send_header("Content-Length", "2")
+            self.send_header("Content-Length", str(len(receiver.answer)))
             self.end_headers()
-            self.wfile.write(b"ok")
+            self.wfile.write(receiver.answer)
 
         def log_message(self, *_: Any) -> None:
             pass
@@ -144,16 +146,29 @@ def smtp_receiver(
     cert: tuple[Path, Path] | None = None,
     login: tuple[str, str] | None = None,
     smtputf8: bool = False,
+    refuse: frozenset[str] = frozenset(),
+    data_reply: str | None = None,
 ) -> Iterator[SmtpReceiver]:
     """aiosmtpd on 127.0.0.1: `tls` none, starttls (required) or ssl (implicit); `login` requires AUTH;
-    `smtputf8` offers the SMTPUTF8 extension (RFC 6531, non-ASCII addresses)."""
+    `smtputf8` offers the SMTPUTF8 extension (RFC 6531, non-ASCII addresses); the recipients in
+    `refuse` are refused (550 user unknown); `data_reply`, when given, refuses the message with it."""
     from tests.conftest import free_port
 
     port = free_port()
     receiver = SmtpReceiver("127.0.0.1", port)
 
     class Handler:
+        async def handle_RCPT(
+            self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+        ) -> str:
+            if address in refuse:
+                return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+            envelope.rcpt_tos.append(address)
+            return "250 OK"
+
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            if data_reply is not None:
+                return data_reply
             receiver.envelopes.append(envelope)
             receiver.messages.append(message_from_bytes(envelope.content, policy=policy.default))
             return "250 OK"

@@ -282,6 +282,81 @@ async def test_a_run_whose_script_was_deleted_while_it_waited_is_not_approved(
     assert r.status_code == 200 and r.json()["status"] == "rejected", r.text
 
 
+@pytest.mark.parametrize(
+    "change",
+    ["script deprecated", "script back to draft", "requester deactivated", "requester demoted"],
+)
+async def test_a_run_that_could_no_longer_start_is_not_approved(
+    client: httpx.AsyncClient,
+    admin: LoggedIn,
+    operator: LoggedIn,
+    change: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What changed while the run waited counts when it is approved: approving queued and ran a
+    run of a script since deprecated (only active scripts run), of a requester since
+    deactivated (their account may start nothing), or a local-runner run of a requester since
+    demoted below the role the local runner needs (a process of the server's own user). Refused
+    (409) with the reason; the run still waits, to be rejected, to expire, or approved once
+    the script is active again (the account restored)."""
+    monkeypatch.setattr(runtime.current().settings, "local_runner_role", "operator")
+    requester = await make_user(client, "operator", "requester")
+    script_id, run_id = await held_run(client, requester, admin)
+    if change.startswith("requester"):
+        demoted = change == "requester demoted"
+        changed, undo = (
+            ({"role": "viewer"}, {"role": "operator"})
+            if demoted
+            else ({"is_active": False}, {"is_active": True})
+        )
+        r = await client.put(f"/api/v1/users/{requester.id}", json=changed, headers=admin.headers)
+        expected = (
+            "is now viewer: the local runner is for operators" if demoted else "may no longer run scripts"
+        )
+    else:
+        status = "deprecated" if change == "script deprecated" else "draft"
+        r = await client.put(f"/api/v1/scripts/{script_id}", json={"status": status}, headers=admin.headers)
+        expected, undo = f"is {status} since this run was requested", {"status": "active"}
+    assert r.status_code == 200, r.text
+    r = await decide(client, operator, run_id, "approve")
+    assert r.status_code == 409 and expected in r.json()["detail"], r.text
+    assert await status_of(client, admin, run_id) == "awaiting_approval"
+    async with runtime.current().db.session() as session:
+        run = await session.get(Execution, run_id)
+        assert run is not None
+        told = await approvals.notes(session, Actor(await session.get(User, operator.id)), run)
+    assert [n for n in told if expected in n], "the approver is told before deciding"
+    trail = (await client.get(f"/api/v1/executions/{run_id}/approvals", headers=admin.headers)).json()
+    assert trail == [], "a refused approval leaves no decision"
+    path = f"/api/v1/users/{requester.id}" if "requester" in change else f"/api/v1/scripts/{script_id}"
+    assert (await client.put(path, json=undo, headers=admin.headers)).status_code == 200
+    r = await decide(client, operator, run_id, "approve")
+    assert r.status_code == 200 and r.json()["status"] != "awaiting_approval", r.text
+    assert (await wait_for(client, admin, run_id))["status"] == "success"
+
+
+async def test_the_badge_counts_what_waits_for_your_decision(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn
+) -> None:
+    """The navigation badge (`pending_count`) counted a run its user had approved already (two
+    required: it waits for someone else), and not one whose requester was deleted (NULL
+    `triggered_by`), which anyone may still reject."""
+    requester = await make_user(client, "operator", "requester")
+    _, run_id = await held_run(client, requester, admin, required=2)
+
+    async def badge(who: LoggedIn) -> int:
+        async with runtime.current().db.session() as session:
+            user = await session.get(User, who.id)
+            return await approvals.pending_count(session, Actor(user))
+
+    assert (await badge(operator), await badge(admin), await badge(requester)) == (1, 1, 0)
+    assert (await decide(client, operator, run_id, "approve")).status_code == 200
+    assert (await badge(operator), await badge(admin)) == (0, 1), "the operator has decided"
+    r = await client.delete(f"/api/v1/users/{requester.id}", headers=admin.headers)
+    assert r.status_code == 204, r.text
+    assert await badge(admin) == 1, "a deleted requester's run still waits for a decision"
+
+
 async def test_the_last_two_approvals_at_once_queue_the_run(
     client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from opscraft.ui import labels
-from tests.conftest import LiveServer
+from tests.conftest import PASSWORD, LiveServer
 from tests.ui_journey import log_in, serving, token
 
 pytestmark = pytest.mark.browser
@@ -157,6 +157,55 @@ def test_a_run_waits_until_a_second_user_approves(page: Any, env: Env) -> None:
     assert "go ahead" in page.get_by_test_id("approval-trail-second").inner_text()
 
 
+def test_a_run_you_approved_waits_for_the_others_without_your_buttons_or_badge(page: Any, env: Env) -> None:
+    """With two approvals required, the first approver's Approve and Reject stayed on the
+    Approvals page and the run page (a second click: 409 "already decided") and the navigation
+    badge went on counting the run as waiting for them. A script edited while its run waits
+    says so: the run executes the version it was requested with, not the one the script page
+    shows."""
+    body = {"username": "third", "email": "third@example.com", "password": PASSWORD, "role": "operator"}
+    assert env.api("POST", "/api/v1/users", json=body).status_code == 201
+    body = {"name": "two-keys", "script_type": "python", "status": "active", "content": "print('ok')\n"}
+    script_id = env.api("POST", "/api/v1/scripts", json=body).json()["id"]
+    r = env.api("PUT", f"/api/v1/scripts/{script_id}/approval", json={"required": 2})
+    assert r.status_code == 200, r.text
+    r = httpx.post(
+        f"{env.server.url}/api/v1/executions",
+        json={"script_id": script_id},
+        headers=token(env.server, "third"),
+        timeout=30,
+    )
+    assert r.status_code == 202, r.text
+    run_id = r.json()["id"]
+    # edited while the run waits: the approver is told which version the run executes
+    r = env.api("PUT", f"/api/v1/scripts/{script_id}", json={"content": "print('edited')\n"})
+    assert r.status_code == 200 and r.json()["current_version"] == 2, r.text
+
+    log_in(page, env.server, "second")
+    page.get_by_test_id("nav-badge-approvals").filter(has_text="1").wait_for()
+    page.get_by_test_id("nav-approvals").click()
+    note = page.get_by_test_id(f"approval-note-{run_id}")
+    note.wait_for()
+    assert "runs version 1, as requested (the script is at version 2 now)" in note.inner_text()
+    page.get_by_test_id(f"approve-{run_id}").click()
+    own = page.get_by_test_id(f"approval-own-{run_id}")
+    own.wait_for()
+    assert "You approved this run" in own.inner_text()
+    assert page.get_by_test_id(f"approve-{run_id}").count() == 0
+    assert page.get_by_test_id(f"reject-{run_id}").count() == 0
+    page.goto(f"{env.server.url}/executions/{run_id}")
+    page.get_by_test_id(f"approval-own-{run_id}").wait_for()
+    assert page.get_by_test_id(f"approve-{run_id}").count() == 0, "the run page too"
+    assert page.get_by_test_id("nav-badge-approvals").is_hidden(), "nothing waits for this user"
+    second = httpx.get(f"{env.server.url}/api/v1/approvals", headers=token(env.server, "second")).json()
+    (mine,) = [p for p in second if p["execution"]["id"] == run_id]
+    assert mine["decided_by_you"] is True and mine["approvals"] == 1
+    (theirs,) = [p for p in env.api("GET", "/api/v1/approvals").json() if p["execution"]["id"] == run_id]
+    assert theirs["decided_by_you"] is False
+    r = env.api("POST", f"/api/v1/executions/{run_id}/approve", json={"comment": ""})
+    assert r.status_code == 200 and r.json()["status"] != "awaiting_approval", r.text
+
+
 def test_a_failing_run_sends_slack_and_email(page: Any, env: Env) -> None:
     from tests.automation.receivers import http_receiver, smtp_receiver
 
@@ -209,6 +258,9 @@ def test_a_failing_run_sends_slack_and_email(page: Any, env: Env) -> None:
         page.goto(f"{env.server.url}/notifications")
         table = page.get_by_test_id("deliveries")
         wait_until(lambda: table.inner_text().count("delivered") >= 2 or page.reload(), "delivery log")
+        # each row names its channel (the log had no channel column: two rows, which is which?)
+        for name in ("team-slack", "oncall-mail"):
+            assert table.get_by_role("row").filter(has_text=name).count() == 1, table.inner_text()
 
 
 def test_configure_a_then_run_link_and_follow_the_chain(page: Any, env: Env) -> None:

@@ -267,6 +267,57 @@ def test_backoff_doubles_up_to_an_hour() -> None:
     assert notifications.retry_delay(30).total_seconds() == 3600
 
 
+async def test_a_slack_message_escapes_what_slack_would_read_as_a_mention_or_link(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """Slack reads `<!channel>`, `<@U123>` and `<url|label>` in a message's text: a run's output
+    (which may echo a webhook caller's value) reached Slack as written, so `<!channel>` paged
+    the whole channel and a link showed under a made-up label. Slack asks for &, <, > escaped."""
+    with http_receiver() as slack:
+        slack_url_id = await secret(client, admin, "SLACK_URL", f"{slack.url}/services/T000/B000/XXXX")
+        sl = await channel(client, admin, name="slack", kind="slack", secret_id=slack_url_id)
+        sid = await script(client, admin)
+        await rule(client, admin, sl["id"], ["failure"], sid)
+        output = "<!channel> build broke\nsee <https://evil.example|the logs> & fix\n"
+        run_id = await finished_run(sid, "failed", output)
+        async with runtime.current().db.session() as session:
+            assert await notifications.enqueue_for_execution(session, run_id) == 1
+        await deliver_all()
+        text = json.loads((await slack.wait_for(1))[0].body)["text"]
+    assert "&lt;!channel&gt; build broke" in text
+    assert "see &lt;https://evil.example|the logs&gt; &amp; fix" in text
+    assert "<" not in text and ">" not in text
+
+
+@pytest.mark.parametrize(
+    ("kind", "answer", "said"),
+    [
+        ("slack", b"no_service", "answered HTTP 404 (no_service)"),
+        ("slack", b"channel_is_archived\n", "answered HTTP 404 (channel_is_archived)"),
+        ("slack", b'{"text": "echoed message"}', "answered HTTP 404"),
+        ("webhook", b"no_service", "answered HTTP 404"),
+    ],
+)
+async def test_slacks_error_code_is_named_and_nothing_else_a_receiver_says(
+    client: httpx.AsyncClient, admin: LoggedIn, kind: str, answer: bytes, said: str
+) -> None:
+    """Slack refuses with one error code in the body (`no_service`: the webhook was removed,
+    `channel_is_archived`...); Test and the delivery log said only "answered HTTP 404". A body of
+    another shape (an echo of the message) is never repeated, nor a generic receiver's body."""
+    with http_receiver() as receiver:
+        receiver.statuses, receiver.answer = [404], answer
+        if kind == "slack":
+            url_id = await secret(client, admin, "SLACK_URL", f"{receiver.url}/services/T/B/X")
+            c = await channel(client, admin, name="c", kind="slack", secret_id=url_id)
+        else:
+            c = await channel(client, admin, name="c", kind="webhook", config={"url": receiver.url})
+        r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+    assert r.status_code == 409, r.text
+    detail = r.json()["detail"]
+    assert detail.endswith(said), detail
+    assert "echoed" not in detail and "/services/" not in detail
+
+
 async def test_recovery_and_success_events(
     client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
 ) -> None:
@@ -283,6 +334,34 @@ async def test_recovery_and_success_events(
         assert counts == [0, 0, 1, 0], "only the first success after a failure is a recovery"
         await deliver_all()
         assert json.loads((await hook.wait_for(1))[0].body)["event"] == "recovery"
+
+
+async def test_a_test_run_neither_recovers_nor_hides_a_recovery(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """A run fails; an operator test-runs a fix from the editor (unsaved) and it succeeds: that
+    sent "test run of deploy recovered" though the saved script still fails, and the next real
+    success then recovered from the test run (a success), so no recovery was ever sent for it.
+    A failing test run before a real success made that success a "recovery" too."""
+    with http_receiver() as hook:
+        c = await channel(client, admin, name="hook", kind="webhook", config={"url": hook.url})
+        await rule(client, admin, c["id"], ["recovery"])
+        sid = await script(client, admin)
+        order = [
+            ("success", False),
+            ("failed", False),
+            ("success", True),  # the fix, test-run from the editor
+            ("success", False),  # the fix saved and run: the recovery
+            ("failed", True),  # a broken edit, test-run
+            ("success", False),
+        ]
+        runs = [await finished_run(sid, status, exit_code=0, draft=draft) for status, draft in order]
+        async with runtime.current().db.session() as session:
+            counts = [await notifications.enqueue_for_execution(session, i) for i in runs]
+        assert counts == [0, 0, 0, 1, 0, 0], counts
+        await deliver_all()
+        (sent,) = await hook.wait_for(1)
+        assert json.loads(sent.body)["execution"]["id"] == runs[3]
 
 
 async def test_slow_receiver_does_not_hold_up_enqueueing(client: httpx.AsyncClient, admin: LoggedIn) -> None:
@@ -334,6 +413,85 @@ async def test_email_over_tls_with_login(
         r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
         assert r.status_code == 409 and "authentication failed" in r.json()["detail"]
         assert "wrong" not in r.text
+
+
+async def test_an_email_carries_the_date_and_message_id_rfc_5322_asks_for(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """smtplib adds neither header: the email had no Date (required by RFC 5322 3.6.1) and no
+    Message-ID, which Gmail refuses (550 5.7.1) and spam filters score against."""
+    with smtp_receiver(smtputf8=True) as smtp:  # a non-ASCII sender address needs SMTPUTF8
+        config = {"host": "127.0.0.1", "port": smtp.port, "security": "none"}
+        c = await channel(
+            client,
+            admin,
+            name="mail",
+            kind="email",
+            config={**config, "from": "ops@Exämple.de", "to": "a@example.com"},
+        )
+        for _ in range(2):
+            r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+            assert r.status_code == 204, r.text
+        first, second = await smtp.wait_for(2)
+    sent = first["Date"].datetime
+    assert sent.utcoffset() == timedelta(0) and abs((utcnow() - sent).total_seconds()) < 60
+    assert first["Message-ID"].endswith("@xn--exmple-cua.de>"), "the sender's domain, in ASCII"
+    assert first["Message-ID"] != second["Message-ID"], "one id per message"
+
+
+@pytest.mark.parametrize(
+    ("to", "data_reply", "said"),
+    [
+        (
+            ["nobody@example.com"],
+            None,
+            "refused nobody@example.com (550 5.1.1 <nobody@example.com>: Recipient address rejected",
+        ),
+        (
+            ["a@example.com"],
+            "554 5.7.1 Message rejected as spam",
+            "SMTPDataError: the server answered 554 5.7.1 Message rejected as spam",
+        ),
+    ],
+)
+async def test_a_refusal_by_the_smtp_server_says_what_it_answered(
+    client: httpx.AsyncClient, admin: LoggedIn, to: list[str], data_reply: str | None, said: str
+) -> None:
+    """Test said "SMTPRecipientsRefused" or "SMTPDataError" and no more: which address, and the
+    server's reason, were left out, so the admin could not tell a typo from a spam filter."""
+    with smtp_receiver(refuse=frozenset({"nobody@example.com"}), data_reply=data_reply) as smtp:
+        config = {"host": "127.0.0.1", "port": smtp.port, "security": "none", "from": "o@example.com"}
+        c = await channel(client, admin, name="mail", kind="email", config={**config, "to": to})
+        r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+        assert r.status_code == 409 and said in r.json()["detail"], r.text
+
+
+async def test_an_email_some_recipients_refused_is_delivered_once_and_says_who_missed_it(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """smtplib raises only when every recipient is refused: with one of two refused, the message
+    went to the other and the delivery log said "delivered", with no word of the refused one.
+    It is delivered (not sent again: that would repeat it to the other), with the refusal."""
+    with smtp_receiver(refuse=frozenset({"nobody@example.com"})) as smtp:
+        config = {"host": "127.0.0.1", "port": smtp.port, "security": "none", "from": "o@example.com"}
+        to = ["oncall@example.com", "nobody@example.com"]
+        c = await channel(client, admin, name="mail", kind="email", config={**config, "to": to})
+        r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+        assert r.status_code == 409, r.text
+        assert "refused nobody@example.com (550" in r.json()["detail"]
+        assert "sent to the other recipients" in r.json()["detail"]
+        await rule(client, admin, c["id"], ["failure"])
+        run_id = await finished_run(await script(client, admin), "failed")
+        async with runtime.current().db.session() as session:
+            assert await notifications.enqueue_for_execution(session, run_id) == 1
+        await deliver_all()
+        (row,) = (
+            await client.get(f"/api/v1/notifications/deliveries?execution_id={run_id}", headers=admin.headers)
+        ).json()["items"]
+        assert row["status"] == "delivered" and row["attempts"] == 1, row
+        assert "refused nobody@example.com (550" in row["last_error"], row
+        await smtp.wait_for(2)  # the test message and the failure, each once
+        assert [e.rcpt_tos for e in smtp.envelopes] == [["oncall@example.com"]] * 2
 
 
 @pytest.mark.parametrize("smtputf8", [False, True])

@@ -287,6 +287,9 @@ async def test_overlap_policies(
         "queue": ["started", "waiting"],
         "allow": ["started", "started"],
     }
+    (held,) = [f for f in await fires(ids["skip"]) if f.outcome == "skipped_overlap"]
+    (ran,) = [f for f in await fires(ids["skip"]) if f.outcome == "started"]
+    assert (held.message or "").startswith(f"the previous run, #{ran.execution_id}, is still ")
     # the queued fire starts once the previous run ends
     first = next(f for f in await fires(ids["queue"]) if f.outcome == "started")
     r = await client.post(f"/api/v1/executions/{first.execution_id}/cancel", headers=admin.headers)
@@ -303,6 +306,56 @@ async def test_overlap_policies(
         ).all()
     for execution_id in running:
         await client.post(f"/api/v1/executions/{execution_id}/cancel", headers=admin.headers)
+
+
+async def test_a_fire_waiting_on_a_paused_schedule_starts_no_run(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """Overlap `queue`: a fire waits for the previous run. The schedule is paused meanwhile; when
+    the previous run ended, the waiting fire still started a run of the paused schedule."""
+    await local_runner(client, admin)
+    slow = await script(client, admin, "sleep 60\n")
+    schedule_id = (await add(client, admin, slow, overlap_policy="queue")).json()["id"]
+    db = runtime.current().db
+    await due_now(schedule_id)
+    await schedules.tick(db)
+    await schedules.tick(db, now=utcnow().replace(second=0, microsecond=0) + timedelta(minutes=1, seconds=1))
+    assert sorted(f.outcome for f in await fires(schedule_id)) == ["started", "waiting"]
+    path = f"/api/v1/scripts/{slow}/schedules/{schedule_id}"
+    r = await client.put(path, json={"enabled": False}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    (first,) = [f for f in await fires(schedule_id) if f.outcome == "started"]
+    assert first.execution_id is not None
+    r = await client.post(f"/api/v1/executions/{first.execution_id}/cancel", headers=admin.headers)
+    assert r.status_code == 200, r.text
+    await wait_for(client, admin, first.execution_id)
+    await schedules.tick(db)
+    assert sorted(f.outcome for f in await fires(schedule_id)) == ["skipped_paused", "started"]
+    runs = await client.get(f"/api/v1/executions?script_id={slow}", headers=admin.headers)
+    assert runs.json()["total"] == 1, "the paused schedule started nothing more"
+    shown = (await client.get(path, headers=admin.headers)).json()
+    assert shown["last_outcome"] == "skipped_paused" and "paused" in shown["last_message"]
+
+
+async def test_a_fire_held_back_by_a_run_awaiting_approval_says_so(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """A schedule of a script that requires approval: its run waits for a decision, and every
+    later fire is skipped meanwhile. The schedule said "the previous run is still going" of a
+    run that never started; it says the run and that it awaits approval."""
+    await local_runner(client, admin)
+    sid = await script(client, admin)
+    r = await client.put(f"/api/v1/scripts/{sid}/approval", json={"required": 1}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    schedule_id = (await add(client, admin, sid)).json()["id"]
+    db = runtime.current().db
+    await due_now(schedule_id)
+    await schedules.tick(db)
+    await schedules.tick(db, now=utcnow().replace(second=0, microsecond=0) + timedelta(minutes=1, seconds=1))
+    (first,) = [f for f in await fires(schedule_id) if f.outcome == "started"]
+    shown = (await client.get(f"/api/v1/scripts/{sid}/schedules/{schedule_id}", headers=admin.headers)).json()
+    assert shown["last_outcome"] == "skipped_overlap"
+    assert shown["last_message"] == f"the previous run, #{first.execution_id}, is still awaiting approval"
 
 
 async def test_deactivated_owner_pauses_the_schedule(

@@ -174,7 +174,7 @@ class ScheduleFire(SQLModel, table=True):
     """One fire time of one schedule: the primary key is the claim (at most one row, ever).
 
     `outcome`: started, waiting (overlap policy queue), skipped_overlap, skipped_missed,
-    paused_owner or error.
+    skipped_paused (a waiting fire of a schedule paused meanwhile), paused_owner or error.
     """
 
     __tablename__ = "schedule_fires"
