@@ -16,6 +16,7 @@ Rules:
 
 from __future__ import annotations
 
+import codecs
 import hmac
 import json
 import re
@@ -338,7 +339,10 @@ def _document(body: bytes) -> Any:
     every integer exact: orjson reads one past 64 bits as a float (10**30 became 1e+30, so a
     long ID mapped to a text parameter lost its digits and an integer parameter was told "not
     5.0"), so a body holding such a digit run is read again by the standard library's parser.
+    A leading UTF-8 byte order mark is dropped, as RFC 8259 section 8.1 lets a parser do (Windows
+    PowerShell 5's `Invoke-RestMethod` sends one; it was "must be JSON").
     `Invalid` (field `body`) when it is not JSON."""
+    body = body.removeprefix(codecs.BOM_UTF8)
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
