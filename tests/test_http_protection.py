@@ -77,6 +77,52 @@ async def test_json_depth_and_key_limits(client: httpx.AsyncClient, rt: runtime.
     assert r.status_code == 400 and r.json() == {"detail": "request body is not valid JSON", "errors": []}
 
 
+async def test_a_number_that_is_not_finite_is_422_naming_it_and_nothing_is_written(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """`NaN` and `Infinity` (not JSON, but Python's parser takes them) and `1e400` (beyond a float)
+    were read as numbers: a text field such as a string parameter stored `nan` or `inf`, and a
+    schedule ran its script with X=nan. Each is a 422 naming its place, before anything runs."""
+    json_headers = {**operator.headers, "Content-Type": "application/json"}
+    created = await client.post(
+        "/api/v1/scripts",
+        json={
+            "name": "p",
+            "script_type": "bash",
+            "content": "echo $X\n",
+            "parameters": {"X": "a"},
+            "status": "active",
+        },
+        headers=operator.headers,
+    )
+    assert created.status_code == 201, created.text
+    script_id = created.json()["id"]
+    message = "must be a finite number (NaN, Infinity and numbers beyond 1.8e308 are not)"
+    schedule = '{"name": "s", "cron": "0 0 * * *", "parameters": {"X": %s}}'
+    for literal in ("NaN", "Infinity", "-Infinity", "1e400", "-1e999"):
+        for method, path, body, field in (
+            (
+                "POST",
+                "/api/v1/executions",
+                f'{{"script_id": {script_id}, "parameters": {{"X": {literal}}}}}',
+                "parameters.X",
+            ),
+            ("POST", f"/api/v1/scripts/{script_id}/schedules", schedule % literal, "parameters.X"),
+            # before any authentication: the operator may not change settings
+            ("PUT", "/api/v1/settings", f'{{"output_retention_gb": {literal}}}', "output_retention_gb"),
+        ):
+            r = await client.request(method, path, content=body, headers=json_headers)
+            assert r.status_code == 422, (literal, path, r.text)
+            assert r.json()["errors"] == [{"field": field, "message": message}], (literal, r.text)
+    r = await client.post("/api/v1/scripts", content=b'{"a": [1, {"b": NaN}]}', headers=json_headers)
+    assert r.status_code == 422 and r.json()["errors"] == [{"field": "a.1.b", "message": message}]
+    assert (await client.get("/api/v1/executions", headers=operator.headers)).json()["total"] == 0
+    schedules = await client.get(f"/api/v1/scripts/{script_id}/schedules", headers=operator.headers)
+    assert schedules.json() == []
+    r = await client.post("/api/v1/executions", content=b'{"script_id": 1e2}', headers=json_headers)
+    assert r.status_code == 422 and "must be a whole number" in r.text, "a finite float is still a number"
+
+
 async def test_a_key_sent_twice_is_422_naming_it_and_nothing_is_written(
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:

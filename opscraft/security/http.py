@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opscraft.db.digits import ascii_int
-from opscraft.db.text import find_unstorable, problem
+from opscraft.db.text import NON_FINITE_MESSAGE, find_non_finite, find_unstorable, problem
 
 MAX_REPORTED = 20
 
@@ -115,8 +115,9 @@ def _is_json(content_type: bytes | None) -> bool:
 
 def unstorable_in_request(scope: Scope, document: Any) -> list[dict[str, str]]:
     """`{field, message}` for each text in the path, query string or parsed JSON body that the
-    databases cannot store (NUL, lone surrogate; see `db.text`); fields are named like the 422s
-    of request validation: `description`, `parameters.P`, `search`."""
+    databases cannot store (NUL, lone surrogate; see `db.text`), and each number of the body that
+    is not finite (`NaN`, `Infinity`, `1e400`: `db.text.find_non_finite`); fields are named like
+    the 422s of request validation: `description`, `parameters.P`, `search`."""
     errors: list[dict[str, str]] = []
     path_problem = problem(scope["path"])
     if path_problem:
@@ -126,6 +127,10 @@ def unstorable_in_request(scope: Scope, document: Any) -> list[dict[str, str]]:
         errors += ({"field": f, "message": m} for f, m in find_unstorable({key: value}))
     if document is not None:
         errors += ({"field": f, "message": m} for f, m in islice(find_unstorable(document), MAX_REPORTED))
+        errors += (
+            {"field": f, "message": NON_FINITE_MESSAGE}
+            for f in islice(find_non_finite(document), MAX_REPORTED)
+        )
     return errors[:MAX_REPORTED]
 
 
