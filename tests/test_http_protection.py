@@ -147,15 +147,58 @@ async def test_a_key_sent_twice_is_422_naming_it_and_nothing_is_written(
 
 
 async def test_error_shape_for_unknown_routes_and_methods(client: httpx.AsyncClient) -> None:
+    listed = "the API's routes are listed at /docs and /openapi.json"
     r = await client.get("/api/v1/no-such-thing")
-    assert r.status_code == 404 and r.json() == {"detail": "Not Found", "errors": []}
+    assert r.status_code == 404 and r.json() == {
+        "detail": f"no route has this path: check it ({listed})",
+        "errors": [],
+    }
     r = await client.delete("/api/v1/auth/login")
-    assert r.status_code == 405 and r.json()["detail"] == "Method Not Allowed"
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    assert r.json() == {"detail": f"DELETE is not allowed on this path: use POST ({listed})", "errors": []}
     r = await client.post("/api/v1/auth/login", content=b"username=a", headers={"Content-Type": "text/plain"})
     assert r.status_code == 415 and r.json() == {
         "detail": "request body must be JSON: send it with Content-Type: application/json (not text/plain)",
         "errors": [],
     }
+
+
+async def test_a_405_names_every_method_of_the_path(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    """The router's 405 named the methods of the first route it found for the path: `PATCH
+    /api/v1/scripts/1` said `Allow: GET`, though PUT and DELETE are there too (RFC 9110 15.5.6:
+    `Allow` lists the methods the resource supports)."""
+    for method, path, allowed in (
+        ("PATCH", "/api/v1/scripts/1", "DELETE, GET, HEAD, PUT"),
+        ("PATCH", "/api/v1/scripts", "GET, HEAD, POST"),
+        ("DELETE", "/api/v1/settings", "GET, HEAD, PUT"),
+        ("PUT", "/api/v1/executions/stream", "POST"),  # not the hidden GET that explains it
+        ("HEAD", "/api/v1/auth/login", "POST"),
+    ):
+        r = await client.request(method, path, headers=operator.headers)
+        assert r.status_code == 405, (method, path, r.text)
+        assert r.headers["allow"] == allowed, (method, path)
+        if method != "HEAD":
+            assert r.json()["detail"].startswith(f"{method} is not allowed on this path: use {allowed} ("), (
+                r.text
+            )
+
+
+async def test_head_is_answered_where_get_is(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    """HEAD was a 405 on every route (RFC 9110 9.3.2: a server supports GET and HEAD), so a load
+    balancer's `HEAD /api/v1/health` probe failed. It answers as the GET would, without a body."""
+    for path, headers in (
+        ("/api/v1/health", {}),
+        ("/api/v1/scripts", operator.headers),
+        ("/api/v1/auth/me", {}),
+    ):
+        got = await client.get(path, headers=headers)
+        head = await client.head(path, headers=headers)
+        assert head.status_code == got.status_code, (path, head.status_code, got.status_code)
+        assert head.content == b"", path
+        assert head.headers["content-type"] == got.headers["content-type"], path
+        assert head.headers["content-length"] == str(len(got.content)) or path.endswith("health"), path
+    r = await client.head("/api/v1/auth/me")
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
 
 
 async def test_curl_d_without_a_json_header_is_told_which_header_to_send(

@@ -29,6 +29,7 @@ from opscraft.api import (
     ws,
 )
 from opscraft.api.errors import InternalErrorMiddleware, install_error_handlers
+from opscraft.api.methods import HeadAsGetMiddleware
 from opscraft.api.schemas import REQUEST_CHECKS, error_responses
 from opscraft.config import Settings
 from opscraft.security.http import RequestLimitsMiddleware, SecurityHeadersMiddleware
@@ -67,7 +68,8 @@ def install_api(app: FastAPI, settings: Settings) -> None:
     """Add the API's routers, error handlers and middleware to `app` (NiceGUI's or a bare FastAPI)."""
     for router in ROUTERS:
         app.include_router(router, responses=error_responses(*REQUEST_CHECKS))
-    install_error_handlers(app)
+    install_error_handlers(app, ROUTERS)
+    app.add_middleware(HeadAsGetMiddleware, routers=ROUTERS)
     app.add_middleware(
         RequestLimitsMiddleware,
         max_body=settings.max_body_bytes,
