@@ -270,6 +270,12 @@ async def test_cors_from_config(tmp_path: Path) -> None:
                 "/api/v1/auth/login", headers={"Origin": "https://evil.example", **preflight}
             )
             assert "access-control-allow-origin" not in other.headers
+            # A page on the allowed origin can read what an error says to do (Retry-After of a
+            # 429 above all): these headers are not CORS-safelisted, and were not exposed.
+            answer = await c.get("/api/v1/auth/me", headers={"Origin": "https://ui.example"})
+            assert answer.status_code == 401
+            exposed = {h.strip().lower() for h in answer.headers["access-control-expose-headers"].split(",")}
+            assert {"retry-after", "www-authenticate", "accept-encoding", "allow"} <= exposed
     finally:
         await lifecycle.stop()
 

@@ -64,6 +64,10 @@ ROUTERS: list[APIRouter] = [
 ]
 
 
+# Response headers a cross-origin page may read besides the safelisted ones (Content-Type...).
+EXPOSED_HEADERS = ["Retry-After", "WWW-Authenticate", "Accept-Encoding", "Allow"]
+
+
 def install_api(app: FastAPI, settings: Settings) -> None:
     """Add the API's routers, error handlers and middleware to `app` (NiceGUI's or a bare FastAPI)."""
     for router in ROUTERS:
@@ -86,6 +90,9 @@ def install_api(app: FastAPI, settings: Settings) -> None:
             allow_credentials=True,
             allow_methods=["*"],
             allow_headers=["Authorization", "Content-Type"],
+            # Not CORS-safelisted: without this a page on another origin cannot read how long a
+            # 429 says to wait, nor a 401's or 415's hint (docs/api.md, Errors).
+            expose_headers=EXPOSED_HEADERS,
         )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(metrics.RequestMetricsMiddleware)
