@@ -30,6 +30,7 @@ from opscraft.api import (
 )
 from opscraft.api.errors import InternalErrorMiddleware, install_error_handlers
 from opscraft.api.methods import HeadAsGetMiddleware
+from opscraft.api.query_check import QUERY_CHECK
 from opscraft.api.schemas import REQUEST_CHECKS, error_responses
 from opscraft.config import Settings
 from opscraft.security.http import RequestLimitsMiddleware, SecurityHeadersMiddleware
@@ -71,7 +72,7 @@ EXPOSED_HEADERS = ["Retry-After", "WWW-Authenticate", "Accept-Encoding", "Allow"
 def install_api(app: FastAPI, settings: Settings) -> None:
     """Add the API's routers, error handlers and middleware to `app` (NiceGUI's or a bare FastAPI)."""
     for router in ROUTERS:
-        app.include_router(router, responses=error_responses(*REQUEST_CHECKS))
+        app.include_router(router, responses=error_responses(*REQUEST_CHECKS), dependencies=[QUERY_CHECK])
     install_error_handlers(app, ROUTERS)
     app.add_middleware(HeadAsGetMiddleware, routers=ROUTERS)
     app.add_middleware(
