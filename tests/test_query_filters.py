@@ -172,3 +172,6 @@ async def test_a_query_parameter_the_route_does_not_take_or_sent_twice_is_422(
     r = await client.get("/api/v1/scripts?search=deploy&limit=5", headers=admin.headers)
     assert r.status_code == 200 and r.json()["total"] == 1
     assert (await client.get("/api/v1/tokens?all=true", headers=admin.headers)).status_code == 200
+    assert (await client.get("/api/v1/health?_=1700000000")).status_code == 200, (
+        "a probe's own parameters pass"
+    )

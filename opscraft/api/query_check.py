@@ -6,7 +6,8 @@ Before, `GET /api/v1/scripts?serach=deploy` (a typo) answered every script as if
 client acting on such a list (deleting what a filter returned) acted on more than it asked for.
 
 Machine callers whose query strings OpsCraft does not choose keep theirs: inbound webhooks (a
-sender may add its own parameters) and Terraform's state backend.
+sender may add its own parameters), Terraform's state backend and the health probe (a load
+balancer may add a cache-busting parameter; the route reads none, so nothing is misread).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from opscraft.security.http import HOOKS_PREFIX, RAW_JSON_PREFIX
 from opscraft.services.errors import Invalid
 
 API_PREFIX = "/api/"
-EXEMPT_PREFIXES = (HOOKS_PREFIX, RAW_JSON_PREFIX)
+EXEMPT_PREFIXES = (HOOKS_PREFIX, RAW_JSON_PREFIX, "/api/v1/health")
 REPEATED = "sent more than once: send each query parameter once"
 # (path template, methods) -> the query parameters that route takes (its own and its dependencies')
 _taken: dict[tuple[str, frozenset[str]], frozenset[str]] = {}
