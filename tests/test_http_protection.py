@@ -34,6 +34,18 @@ async def test_security_headers_on_api_responses(client: httpx.AsyncClient) -> N
         assert "strict-transport-security" not in r.headers, "no HSTS over plain HTTP"
 
 
+async def test_api_answers_are_never_cached(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """A login's answer holds tokens (RFC 6749 5.1: `Cache-Control: no-store`), as do a new API
+    token's and a refresh's; API answers had no Cache-Control, so a browser or proxy cache could
+    keep them."""
+    login = await client.post("/api/v1/auth/login", json={"username": "admin", "password": "Correct-Horse-9"})
+    assert login.status_code == 200 and login.headers["cache-control"] == "no-store"
+    created = await client.post("/api/v1/tokens", json={"name": "ci"}, headers=admin.headers)
+    assert created.status_code == 201 and created.headers["cache-control"] == "no-store"
+    refused = await client.get("/api/v1/auth/me")
+    assert refused.status_code == 401 and refused.headers["cache-control"] == "no-store"
+
+
 async def test_hsts_only_behind_https(client: httpx.AsyncClient) -> None:
     r = await client.get("/api/v1/health", headers={"X-Forwarded-Proto": "https"})
     assert r.headers["strict-transport-security"].startswith("max-age=31536000")

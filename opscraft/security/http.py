@@ -27,6 +27,9 @@ CONTENT_SECURITY_POLICY = (
 
 
 class SecurityHeadersMiddleware:
+    """Security headers on every HTTP answer that does not set them itself; HSTS behind HTTPS;
+    `Cache-Control: no-store` on the API's answers."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -35,6 +38,7 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         https = scope.get("scheme") == "https" or _header(scope, b"x-forwarded-proto") == b"https"
+        api = scope["path"].startswith("/api/")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -49,6 +53,10 @@ class SecurityHeadersMiddleware:
                 ]
                 if https:
                     extra.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+                if api:
+                    # Answers carry tokens (login, refresh, a new API token or webhook URL) and
+                    # per-user data: no cache keeps them (RFC 6749 5.1 for token answers).
+                    extra.append((b"cache-control", b"no-store"))
                 headers.extend((k, v) for k, v in extra if k not in present)
                 message["headers"] = headers
             await send(message)
