@@ -74,6 +74,36 @@ async def test_refresh_rotates_and_revokes(client: httpx.AsyncClient, admin: Log
     assert as_access.status_code == 401
 
 
+async def test_logout_never_answers_logged_out_when_nothing_ended(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn
+) -> None:
+    """`POST /auth/logout` answered 200 "logged out" to a refresh token that was not the caller's
+    (garbage, an access token, another user's: the real one stayed valid for 7 days) and to a
+    personal access token (which went on working): the client believed it had ended something."""
+    login = {"username": "admin", "password": "Correct-Horse-9"}
+    tokens = (await client.post("/api/v1/auth/login", json=login)).json()
+    theirs = (await client.post("/api/v1/auth/login", json={**login, "username": "viewer"})).json()
+    me = {"Authorization": f"Bearer {tokens['access_token']}"}
+    message = "is not a refresh token of yours: send the refresh_token your login (or last refresh) returned"
+    for wrong in ("garbage", tokens["access_token"], theirs["refresh_token"]):
+        r = await client.post("/api/v1/auth/logout", json={"refresh_token": wrong}, headers=me)
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"] == [{"field": "refresh_token", "message": message}]
+    refreshed = await client.post("/api/v1/auth/refresh", json={"refresh_token": theirs["refresh_token"]})
+    assert refreshed.status_code == 200, "another user's refresh token was not touched"
+    r = await client.post("/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]}, headers=me)
+    assert r.status_code == 200 and r.json() == {"detail": "logged out"}
+    gone = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert gone.status_code == 401
+    assert (await client.post("/api/v1/auth/logout", headers=me)).status_code == 200, "no body: still fine"
+
+    created = await client.post("/api/v1/tokens", json={"name": "ci"}, headers=admin.headers)
+    pat = {"Authorization": f"Bearer {created.json()['token']}"}
+    r = await client.post("/api/v1/auth/logout", headers=pat)
+    assert r.status_code == 403 and "DELETE /api/v1/tokens/{id}" in r.json()["detail"], r.text
+    assert (await client.get("/api/v1/auth/me", headers=pat)).status_code == 200
+
+
 async def test_change_password_ends_sessions(client: httpx.AsyncClient, viewer: LoggedIn) -> None:
     tokens = (
         await client.post("/api/v1/auth/login", json={"username": "viewer", "password": "Correct-Horse-9"})

@@ -34,6 +34,18 @@ async def test_security_headers_on_api_responses(client: httpx.AsyncClient) -> N
         assert "strict-transport-security" not in r.headers, "no HSTS over plain HTTP"
 
 
+async def test_api_answers_are_never_cached(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """A login's answer holds tokens (RFC 6749 5.1: `Cache-Control: no-store`), as do a new API
+    token's and a refresh's; API answers had no Cache-Control, so a browser or proxy cache could
+    keep them."""
+    login = await client.post("/api/v1/auth/login", json={"username": "admin", "password": "Correct-Horse-9"})
+    assert login.status_code == 200 and login.headers["cache-control"] == "no-store"
+    created = await client.post("/api/v1/tokens", json={"name": "ci"}, headers=admin.headers)
+    assert created.status_code == 201 and created.headers["cache-control"] == "no-store"
+    refused = await client.get("/api/v1/auth/me")
+    assert refused.status_code == 401 and refused.headers["cache-control"] == "no-store"
+
+
 async def test_hsts_only_behind_https(client: httpx.AsyncClient) -> None:
     r = await client.get("/api/v1/health", headers={"X-Forwarded-Proto": "https"})
     assert r.headers["strict-transport-security"].startswith("max-age=31536000")
@@ -77,6 +89,52 @@ async def test_json_depth_and_key_limits(client: httpx.AsyncClient, rt: runtime.
     assert r.status_code == 400 and r.json() == {"detail": "request body is not valid JSON", "errors": []}
 
 
+async def test_a_number_that_is_not_finite_is_422_naming_it_and_nothing_is_written(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """`NaN` and `Infinity` (not JSON, but Python's parser takes them) and `1e400` (beyond a float)
+    were read as numbers: a text field such as a string parameter stored `nan` or `inf`, and a
+    schedule ran its script with X=nan. Each is a 422 naming its place, before anything runs."""
+    json_headers = {**operator.headers, "Content-Type": "application/json"}
+    created = await client.post(
+        "/api/v1/scripts",
+        json={
+            "name": "p",
+            "script_type": "bash",
+            "content": "echo $X\n",
+            "parameters": {"X": "a"},
+            "status": "active",
+        },
+        headers=operator.headers,
+    )
+    assert created.status_code == 201, created.text
+    script_id = created.json()["id"]
+    message = "must be a finite number (NaN, Infinity and numbers beyond 1.8e308 are not)"
+    schedule = '{"name": "s", "cron": "0 0 * * *", "parameters": {"X": %s}}'
+    for literal in ("NaN", "Infinity", "-Infinity", "1e400", "-1e999"):
+        for method, path, body, field in (
+            (
+                "POST",
+                "/api/v1/executions",
+                f'{{"script_id": {script_id}, "parameters": {{"X": {literal}}}}}',
+                "parameters.X",
+            ),
+            ("POST", f"/api/v1/scripts/{script_id}/schedules", schedule % literal, "parameters.X"),
+            # before any authentication: the operator may not change settings
+            ("PUT", "/api/v1/settings", f'{{"output_retention_gb": {literal}}}', "output_retention_gb"),
+        ):
+            r = await client.request(method, path, content=body, headers=json_headers)
+            assert r.status_code == 422, (literal, path, r.text)
+            assert r.json()["errors"] == [{"field": field, "message": message}], (literal, r.text)
+    r = await client.post("/api/v1/scripts", content=b'{"a": [1, {"b": NaN}]}', headers=json_headers)
+    assert r.status_code == 422 and r.json()["errors"] == [{"field": "a.1.b", "message": message}]
+    assert (await client.get("/api/v1/executions", headers=operator.headers)).json()["total"] == 0
+    schedules = await client.get(f"/api/v1/scripts/{script_id}/schedules", headers=operator.headers)
+    assert schedules.json() == []
+    r = await client.post("/api/v1/executions", content=b'{"script_id": 1e2}', headers=json_headers)
+    assert r.status_code == 422 and "must be a whole number" in r.text, "a finite float is still a number"
+
+
 async def test_a_key_sent_twice_is_422_naming_it_and_nothing_is_written(
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:
@@ -101,15 +159,58 @@ async def test_a_key_sent_twice_is_422_naming_it_and_nothing_is_written(
 
 
 async def test_error_shape_for_unknown_routes_and_methods(client: httpx.AsyncClient) -> None:
+    listed = "the API's routes are listed at /docs and /openapi.json"
     r = await client.get("/api/v1/no-such-thing")
-    assert r.status_code == 404 and r.json() == {"detail": "Not Found", "errors": []}
+    assert r.status_code == 404 and r.json() == {
+        "detail": f"no route has this path: check it ({listed})",
+        "errors": [],
+    }
     r = await client.delete("/api/v1/auth/login")
-    assert r.status_code == 405 and r.json()["detail"] == "Method Not Allowed"
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    assert r.json() == {"detail": f"DELETE is not allowed on this path: use POST ({listed})", "errors": []}
     r = await client.post("/api/v1/auth/login", content=b"username=a", headers={"Content-Type": "text/plain"})
     assert r.status_code == 415 and r.json() == {
         "detail": "request body must be JSON: send it with Content-Type: application/json (not text/plain)",
         "errors": [],
     }
+
+
+async def test_a_405_names_every_method_of_the_path(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    """The router's 405 named the methods of the first route it found for the path: `PATCH
+    /api/v1/scripts/1` said `Allow: GET`, though PUT and DELETE are there too (RFC 9110 15.5.6:
+    `Allow` lists the methods the resource supports)."""
+    for method, path, allowed in (
+        ("PATCH", "/api/v1/scripts/1", "DELETE, GET, HEAD, PUT"),
+        ("PATCH", "/api/v1/scripts", "GET, HEAD, POST"),
+        ("DELETE", "/api/v1/settings", "GET, HEAD, PUT"),
+        ("PUT", "/api/v1/executions/stream", "POST"),  # not the hidden GET that explains it
+        ("HEAD", "/api/v1/auth/login", "POST"),
+    ):
+        r = await client.request(method, path, headers=operator.headers)
+        assert r.status_code == 405, (method, path, r.text)
+        assert r.headers["allow"] == allowed, (method, path)
+        if method != "HEAD":
+            assert r.json()["detail"].startswith(f"{method} is not allowed on this path: use {allowed} ("), (
+                r.text
+            )
+
+
+async def test_head_is_answered_where_get_is(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    """HEAD was a 405 on every route (RFC 9110 9.3.2: a server supports GET and HEAD), so a load
+    balancer's `HEAD /api/v1/health` probe failed. It answers as the GET would, without a body."""
+    for path, headers in (
+        ("/api/v1/health", {}),
+        ("/api/v1/scripts", operator.headers),
+        ("/api/v1/auth/me", {}),
+    ):
+        got = await client.get(path, headers=headers)
+        head = await client.head(path, headers=headers)
+        assert head.status_code == got.status_code, (path, head.status_code, got.status_code)
+        assert head.content == b"", path
+        assert head.headers["content-type"] == got.headers["content-type"], path
+        assert head.headers["content-length"] == str(len(got.content)) or path.endswith("health"), path
+    r = await client.head("/api/v1/auth/me")
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
 
 
 async def test_curl_d_without_a_json_header_is_told_which_header_to_send(
@@ -181,6 +282,12 @@ async def test_cors_from_config(tmp_path: Path) -> None:
                 "/api/v1/auth/login", headers={"Origin": "https://evil.example", **preflight}
             )
             assert "access-control-allow-origin" not in other.headers
+            # A page on the allowed origin can read what an error says to do (Retry-After of a
+            # 429 above all): these headers are not CORS-safelisted, and were not exposed.
+            answer = await c.get("/api/v1/auth/me", headers={"Origin": "https://ui.example"})
+            assert answer.status_code == 401
+            exposed = {h.strip().lower() for h in answer.headers["access-control-expose-headers"].split(",")}
+            assert {"retry-after", "www-authenticate", "accept-encoding", "allow"} <= exposed
     finally:
         await lifecycle.stop()
 

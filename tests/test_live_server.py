@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from opscraft import logs
+from opscraft.api.methods import NOT_FOUND_MESSAGE
 from tests.conftest import LiveServer, start_server, stop_server
 
 SEED_REGISTER_ADMIN = """curl -X POST http://localhost:8000/api/v1/auth/register \\
@@ -168,7 +169,7 @@ def test_pages_carry_security_headers(server: LiveServer) -> None:
 
 def test_api_errors_stay_json_next_to_pages(server: LiveServer) -> None:
     r = httpx.get(f"{server.url}/api/v1/missing")
-    assert r.status_code == 404 and r.json() == {"detail": "Not Found", "errors": []}
+    assert r.status_code == 404 and r.json() == {"detail": NOT_FOUND_MESSAGE, "errors": []}
     # A WebSocket address fetched as a page (a browser tab, curl without the upgrade): JSON too,
     # it was a 500 with a traceback (no page can be built outside the UI's middlewares).
     for path in ("/ws/executions/1", "/ws/executions/abc", "/ws/nothing"):

@@ -50,6 +50,8 @@ SEMANTIC_FIELDS |= {"timezone", "tz"}
 SEMANTIC_FIELDS |= {"target_script_id"}
 # A history cursor is one this API made (`next_cursor`), and comes without `skip`.
 SEMANTIC_FIELDS |= {"cursor", "skip"}
+# A refresh token to revoke at logout is one this server signed for the caller.
+SEMANTIC_FIELDS |= {"refresh_token"}
 # A name another row has: a 409 alone, one more field error of a 422 that has others.
 TAKEN_MESSAGES = {"another script has this name"}
 

@@ -153,21 +153,40 @@ async def test_redis_holds_the_counts(tmp_path: Path) -> None:
     import redis.asyncio as redis
 
     assert REDIS_URL
-    limiter = RedisRateLimiter(REDIS_URL)
+    prefix = f"rl-test-{secrets.token_hex(4)}"
+    limiter = RedisRateLimiter(REDIS_URL, prefix)
     store = redis.from_url(REDIS_URL)
     key = f"test:{secrets.token_hex(4)}"
     try:
         await _fresh_window()
         assert [await limiter.hit(key, 2) for _ in range(3)][:2] == [0, 0]
-        names = [name async for name in store.scan_iter(f"opscraft:rl:{key}:*")]
+        names = [name async for name in store.scan_iter(f"{prefix}:rl:{key}:*")]
         assert len(names) == 1 and int(await store.get(names[0])) == 3
         assert 0 < await store.ttl(names[0]) <= 120
-        shared = RedisRateLimiter(REDIS_URL)  # a second process sees the same count
+        shared = RedisRateLimiter(REDIS_URL, prefix)  # a second process sees the same count
         assert await shared.hit(key, 2) > 0
         await shared.close()
     finally:
         await limiter.close()
         await store.aclose()
+
+
+@pytest.mark.redis
+async def test_installations_sharing_a_redis_count_apart(tmp_path: Path) -> None:
+    """OPSCRAFT_REDIS_PREFIX keeps two installations' counts apart (their user 1 is not one user):
+    the counters were under a fixed `opscraft:rl:`, so one installation's traffic limited the other's."""
+    require_service(bool(REDIS_URL), "Redis (OPSCRAFT_TEST_REDIS_URL)")
+    assert REDIS_URL
+    await _fresh_window()
+    key = f"api:user:{secrets.randbelow(10**9)}"
+    first = RedisRateLimiter(REDIS_URL, f"rl-a-{secrets.token_hex(4)}")
+    second = RedisRateLimiter(REDIS_URL, f"rl-b-{secrets.token_hex(4)}")
+    try:
+        assert [await first.hit(key, 2) for _ in range(3)][2] > 0, "the first installation is limited"
+        assert await second.hit(key, 2) == 0, "the second one's count starts at its own zero"
+    finally:
+        await first.close()
+        await second.close()
 
 
 async def test_unreachable_redis_falls_back_to_memory(

@@ -543,8 +543,8 @@ async def test_rollback_normalises_old_content(client: httpx.AsyncClient, operat
         ({"tags": ["x" * 51]}, "each tag must be at most 50 characters"),  # was "at most 50 items"
         ({"tags": [f"t{i}" for i in range(21)]}, "at most 20 tags"),
         # JSON's NaN and Infinity literals (which Python's parser takes): was "less than or equal to 64"
-        ('"cpus": NaN', "Input should be a finite number"),
-        ('"cpus": Infinity', "Input should be a finite number"),
+        ('"cpus": NaN', "must be a finite number (NaN, Infinity and numbers beyond 1.8e308 are not)"),
+        ('"cpus": Infinity', "must be a finite number (NaN, Infinity and numbers beyond 1.8e308 are not)"),
         ({"cpus": "NaN"}, "must be a number (a JSON number, not text or true/false)"),  # strict bodies
     ],
 )

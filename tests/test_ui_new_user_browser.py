@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from opscraft.api.methods import NOT_FOUND_MESSAGE
 from tests.conftest import LiveServer
 from tests.ui_journey import (
     create_script,
@@ -119,7 +120,7 @@ def test_a_missing_page_answers_404_inside_the_frame_and_unknown_parameters_are_
         page.wait_for_url(server.url + back)
     # An API address keeps its JSON.
     missing_api = httpx.get(f"{server.url}/api/v1/nonexistent", headers=tokens["admin"])
-    assert missing_api.status_code == 404 and missing_api.json()["detail"] == "Not Found"
+    assert missing_api.status_code == 404 and missing_api.json()["detail"] == NOT_FOUND_MESSAGE
     # An address parameter a page does not read is named, but the page opens: a mistyped filter
     # does not pass for an applied one, and a link with a tracking tag still works.
     for path, problem in {

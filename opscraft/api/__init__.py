@@ -29,6 +29,8 @@ from opscraft.api import (
     ws,
 )
 from opscraft.api.errors import InternalErrorMiddleware, install_error_handlers
+from opscraft.api.methods import HeadAsGetMiddleware
+from opscraft.api.query_check import QUERY_CHECK
 from opscraft.api.schemas import REQUEST_CHECKS, error_responses
 from opscraft.config import Settings
 from opscraft.security.http import RequestLimitsMiddleware, SecurityHeadersMiddleware
@@ -63,11 +65,16 @@ ROUTERS: list[APIRouter] = [
 ]
 
 
+# Response headers a cross-origin page may read besides the safelisted ones (Content-Type...).
+EXPOSED_HEADERS = ["Retry-After", "WWW-Authenticate", "Accept-Encoding", "Allow"]
+
+
 def install_api(app: FastAPI, settings: Settings) -> None:
     """Add the API's routers, error handlers and middleware to `app` (NiceGUI's or a bare FastAPI)."""
     for router in ROUTERS:
-        app.include_router(router, responses=error_responses(*REQUEST_CHECKS))
-    install_error_handlers(app)
+        app.include_router(router, responses=error_responses(*REQUEST_CHECKS), dependencies=[QUERY_CHECK])
+    install_error_handlers(app, ROUTERS)
+    app.add_middleware(HeadAsGetMiddleware, routers=ROUTERS)
     app.add_middleware(
         RequestLimitsMiddleware,
         max_body=settings.max_body_bytes,
@@ -84,6 +91,9 @@ def install_api(app: FastAPI, settings: Settings) -> None:
             allow_credentials=True,
             allow_methods=["*"],
             allow_headers=["Authorization", "Content-Type"],
+            # Not CORS-safelisted: without this a page on another origin cannot read how long a
+            # 429 says to wait, nor a 401's or 415's hint (docs/api.md, Errors).
+            expose_headers=EXPOSED_HEADERS,
         )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(metrics.RequestMetricsMiddleware)

@@ -74,7 +74,12 @@ async def me(actor: CurrentActor) -> UserOut:
     responses=error_responses(*AUTHED, 409),
 )
 async def update_me(body: ProfileUpdate, session: Session, actor: CurrentActor) -> UserOut:
-    return UserOut.model_validate(await users.update_profile(session, actor, body))
+    """The updated user as `GET /me` shows it: with the role this request acts with (a personal
+    access token's caps its owner's; the stored row's was answered, so the same token read
+    `viewer` from GET and `admin` from PUT)."""
+    updated = UserOut.model_validate(await users.update_profile(session, actor, body))
+    assert actor.user is not None
+    return updated.model_copy(update={"role": actor.user.role})
 
 
 @router.post(

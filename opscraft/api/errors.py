@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, Request, WebSocket
+from fastapi import APIRouter, FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -15,6 +16,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opscraft.api.lean_path import LEAN_PREFIXES
+from opscraft.api.methods import API_PREFIX, NOT_FOUND_MESSAGE, allowed_methods, not_allowed_message
 from opscraft.db.engine import is_busy
 from opscraft.services.errors import RateLimited, ServiceError
 
@@ -75,6 +77,25 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _routing_error(routers: Sequence[APIRouter]) -> Handler:
+    """`_http_error`, with the router's own `404` and `405` (bare "Not Found" and "Method Not
+    Allowed") saying what to fix: every method the path takes, also in `Allow` (api/methods.py)."""
+
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        routing = request.url.path.startswith(API_PREFIX) and exc.detail == HTTPStatus(exc.status_code).phrase
+        allowed = allowed_methods(routers, request.url.path) if routing and exc.status_code == 405 else []
+        if allowed:
+            exc = StarletteHTTPException(
+                405, not_allowed_message(request.method, allowed), headers={"Allow": ", ".join(allowed)}
+            )
+        elif routing and exc.status_code == 404:
+            exc = StarletteHTTPException(404, NOT_FOUND_MESSAGE)
+        return await _http_error(request, exc)
+
+    return handler
+
+
 BUSY_RETRY_SECONDS = 1
 
 
@@ -102,13 +123,15 @@ def _api_first(previous: Any, api_handler: Handler) -> Handler:
     return handler
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, routers: Sequence[APIRouter]) -> None:
+    """JSON errors for the API; `routers` are the API's, to name the methods a path takes."""
+    routing_error = _routing_error(routers)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(WebSocketRequestValidationError, _websocket_validation_error)  # type: ignore[arg-type]
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StarletteHTTPException, routing_error)
     # NiceGUI renders HTML pages for 404 and 500; API clients get the JSON error shape instead.
-    app.add_exception_handler(404, _api_first(app.exception_handlers.get(404), _http_error))
+    app.add_exception_handler(404, _api_first(app.exception_handlers.get(404), routing_error))
     app.add_exception_handler(Exception, _api_first(app.exception_handlers.get(Exception), _internal_error))
 
 

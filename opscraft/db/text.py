@@ -13,6 +13,7 @@ dotted path (`parameters.P`, `tags.2`), never quoting the value (it may be a sec
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -59,6 +60,25 @@ def find_unstorable(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
                     yield where or "body", f"has a key that {message}"
                     key_text = _SURROGATE.sub(REPLACEMENT, key_text).replace("\x00", REPLACEMENT)
                 stack.append((child, f"{where}.{key_text}" if where else key_text))
+        elif isinstance(item, list | tuple):
+            stack.extend((child, f"{where}.{i}" if where else str(i)) for i, child in enumerate(item))
+
+
+NON_FINITE_MESSAGE = "must be a finite number (NaN, Infinity and numbers beyond 1.8e308 are not)"
+
+
+def find_non_finite(value: Any) -> Iterator[str]:
+    """The dotted path (as `find_unstorable` names it) of every NaN or infinite number in the
+    JSON-like `value`: what Python's JSON parser makes of the literals `NaN` and `Infinity` (which
+    are not JSON) and of a number too large for a float (`1e400`). Neither database's JSON holds
+    one, and a text field given one would read `nan` or `inf`. Iterative, like `find_unstorable`."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            yield where or "body"
+        elif isinstance(item, dict):
+            stack.extend((child, f"{where}.{key}" if where else str(key)) for key, child in item.items())
         elif isinstance(item, list | tuple):
             stack.extend((child, f"{where}.{i}" if where else str(i)) for i, child in enumerate(item))
 

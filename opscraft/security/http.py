@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opscraft.db.digits import ascii_int
-from opscraft.db.text import find_unstorable, problem
+from opscraft.db.text import NON_FINITE_MESSAGE, find_non_finite, find_unstorable, problem
 
 MAX_REPORTED = 20
 
@@ -27,6 +27,9 @@ CONTENT_SECURITY_POLICY = (
 
 
 class SecurityHeadersMiddleware:
+    """Security headers on every HTTP answer that does not set them itself; HSTS behind HTTPS;
+    `Cache-Control: no-store` on the API's answers."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -35,6 +38,7 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         https = scope.get("scheme") == "https" or _header(scope, b"x-forwarded-proto") == b"https"
+        api = scope["path"].startswith("/api/")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -49,6 +53,10 @@ class SecurityHeadersMiddleware:
                 ]
                 if https:
                     extra.append((b"strict-transport-security", b"max-age=31536000; includeSubDomains"))
+                if api:
+                    # Answers carry tokens (login, refresh, a new API token or webhook URL) and
+                    # per-user data: no cache keeps them (RFC 6749 5.1 for token answers).
+                    extra.append((b"cache-control", b"no-store"))
                 headers.extend((k, v) for k, v in extra if k not in present)
                 message["headers"] = headers
             await send(message)
@@ -57,7 +65,6 @@ class SecurityHeadersMiddleware:
 
 
 RAW_JSON_PREFIX = "/api/v1/terraform/state/"
-REPEATED_QUERY = "sent more than once in the query: send each parameter once"
 # Inbound webhooks read their caller's body themselves, whatever its type (services/webhooks.py).
 HOOKS_PREFIX = "/api/v1/hooks/"
 
@@ -106,20 +113,6 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return document
 
 
-def repeated_query_key(scope: Scope) -> str | None:
-    """The first query parameter the request sends more than once (`?status=a&status=b`), if any.
-
-    Rule: as for a JSON key (`_unique_keys`), a parameter sent twice is refused, not read as its
-    last value: no route takes a list in its query, and a client that sends a filter twice
-    means both values, where the last alone filtered silently."""
-    seen: set[str] = set()
-    for key, _ in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
-        if key in seen:
-            return key
-        seen.add(key)
-    return None
-
-
 def _is_json(content_type: bytes | None) -> bool:
     """What FastAPI parses as JSON: no content type, `application/json` or `application/*+json`."""
     if not content_type:
@@ -130,8 +123,9 @@ def _is_json(content_type: bytes | None) -> bool:
 
 def unstorable_in_request(scope: Scope, document: Any) -> list[dict[str, str]]:
     """`{field, message}` for each text in the path, query string or parsed JSON body that the
-    databases cannot store (NUL, lone surrogate; see `db.text`); fields are named like the 422s
-    of request validation: `description`, `parameters.P`, `search`."""
+    databases cannot store (NUL, lone surrogate; see `db.text`), and each number of the body that
+    is not finite (`NaN`, `Infinity`, `1e400`: `db.text.find_non_finite`); fields are named like
+    the 422s of request validation: `description`, `parameters.P`, `search`."""
     errors: list[dict[str, str]] = []
     path_problem = problem(scope["path"])
     if path_problem:
@@ -141,6 +135,10 @@ def unstorable_in_request(scope: Scope, document: Any) -> list[dict[str, str]]:
         errors += ({"field": f, "message": m} for f, m in find_unstorable({key: value}))
     if document is not None:
         errors += ({"field": f, "message": m} for f, m in islice(find_unstorable(document), MAX_REPORTED))
+        errors += (
+            {"field": f, "message": NON_FINITE_MESSAGE}
+            for f in islice(find_non_finite(document), MAX_REPORTED)
+        )
     return errors[:MAX_REPORTED]
 
 
@@ -170,12 +168,11 @@ class RequestLimitsMiddleware:
     """For `/api/` requests: cap the body size (`max_body`; `max_state` for the Terraform state
     backend, whose bodies are whole states), and the depth and key count of JSON bodies; refuse
     (422 naming the field) text the databases cannot store anywhere in the path, query or body,
-    a JSON object that repeats a key (`_unique_keys`) and a query parameter sent twice
-    (`repeated_query_key`; not to inbound webhooks, whose callers' query is theirs); a body with
-    a `Content-Encoding` (gzip, ...) is a 415 with `Accept-Encoding: identity` (RFC 9110,
-    15.5.16); a body sent as another type than JSON is a 415 saying which header to send
-    (`curl -d` sends form data by default), except to the routes that read raw bodies (inbound
-    webhooks, the Terraform state backend)."""
+    and a JSON object that repeats a key (`_unique_keys`); a body with a `Content-Encoding`
+    (gzip, ...) is a 415 with `Accept-Encoding: identity` (RFC 9110, 15.5.16); a body sent as
+    another type than JSON is a 415 saying which header to send (`curl -d` sends form data by
+    default), except to the routes that read raw bodies (inbound webhooks, the Terraform state
+    backend). The query's own rules (unknown or repeated parameters) are api/query_check.py's."""
 
     def __init__(self, app: ASGIApp, max_body: int, max_depth: int, max_keys: int, max_state: int) -> None:
         self.app = app
@@ -248,9 +245,6 @@ class RequestLimitsMiddleware:
                 await _reject(send, 422, f"JSON body has too many keys: at most {self.max_keys}")
                 return
         errors = unstorable_in_request(scope, document)
-        repeated = None if scope["path"].startswith(HOOKS_PREFIX) else repeated_query_key(scope)
-        if repeated is not None:
-            errors.append({"field": repeated, "message": REPEATED_QUERY})
         if errors:
             summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
             await _reject(send, 422, f"invalid input: {summary}", errors)

@@ -45,14 +45,17 @@ class MemoryRateLimiter:
 
 
 class RedisRateLimiter:
-    """Counts shared by every process; while Redis is unreachable, counts in memory instead."""
+    """Counts shared by every process of one installation, under `<prefix>:rl:`
+    (`OPSCRAFT_REDIS_PREFIX`: two installations sharing a Redis database never count each other's
+    requests); while Redis is unreachable, counts in memory instead."""
 
-    def __init__(self, url: str, window: int = WINDOW_SECONDS) -> None:
+    def __init__(self, url: str, prefix: str, window: int = WINDOW_SECONDS) -> None:
         import redis.asyncio as redis
 
         self._redis = redis.from_url(
             url, socket_connect_timeout=REDIS_TIMEOUT_SECONDS, socket_timeout=REDIS_TIMEOUT_SECONDS
         )
+        self._prefix = prefix
         self._window = window
         self._fallback = MemoryRateLimiter(window)
         self._degraded = False
@@ -62,7 +65,7 @@ class RedisRateLimiter:
 
         now = time.time()
         bucket = int(now // self._window)
-        name = f"opscraft:rl:{key}:{bucket}"
+        name = f"{self._prefix}:rl:{key}:{bucket}"
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.incr(name)
@@ -90,4 +93,6 @@ def _retry_after(count: int, limit: int, bucket: int, window: int, now: float) -
 
 
 def make_rate_limiter(settings: Settings) -> RateLimiter:
-    return RedisRateLimiter(settings.redis_url) if settings.redis_url else MemoryRateLimiter()
+    if settings.redis_url:
+        return RedisRateLimiter(settings.redis_url, settings.redis_prefix)
+    return MemoryRateLimiter()

@@ -15,10 +15,10 @@ from opscraft import runtime
 from opscraft.db.models import RefreshToken, User
 from opscraft.db.types import utcnow
 from opscraft.security.passwords import Match, hash_password, needs_rehash, password_match
-from opscraft.security.tokens import TokenError, decode_token, is_personal_token, issue_token
+from opscraft.security.tokens import TokenClaims, TokenError, decode_token, is_personal_token, issue_token
 from opscraft.services import api_tokens, audit, user_cache
 from opscraft.services.actor import Actor
-from opscraft.services.errors import RateLimited, Unauthorized
+from opscraft.services.errors import Forbidden, Invalid, RateLimited, Unauthorized
 
 
 @dataclass(frozen=True)
@@ -151,15 +151,40 @@ async def refresh(session: AsyncSession, token: str) -> TokenPair:
     return pair
 
 
+NOT_YOUR_REFRESH_TOKEN = (
+    "is not a refresh token of yours: send the refresh_token your login (or last refresh) returned"
+)
+
+
 async def logout(session: AsyncSession, actor: Actor, refresh_token: str | None) -> None:
-    """Revoke the given refresh token (if it is the caller's)."""
+    """End the caller's sign-in: revoke `refresh_token` when given (an expired one has nothing
+    left to revoke). The access token lives on until it expires (`ACCESS_TOKEN_EXPIRE_MINUTES`).
+
+    Nothing is ever answered "logged out" when nothing was: `Forbidden` (403) for a request made
+    with a personal access token (logging out does not end it: it is revoked on the API tokens
+    page or with `DELETE /api/v1/tokens/{id}`); `Invalid` (422 naming `refresh_token`) for a
+    `refresh_token` that is not one of the caller's (malformed, another key's or user's, an access
+    token), which would otherwise stay valid for days."""
     settings = runtime.current().settings
+    if actor.token_id is not None:
+        raise Forbidden(
+            "an API token is not ended by logging out: revoke it on the API tokens page "
+            "or with DELETE /api/v1/tokens/{id} (from a password sign-in)"
+        )
     if refresh_token and settings.secret_key and actor.user_id is not None:
+        claims: TokenClaims | None = None
         try:
             claims = decode_token(settings.secret_key, refresh_token, "refresh")
-        except TokenError:
-            claims = None
-        if claims and claims.user_id == actor.user_id:
+        except TokenError as exc:
+            foreign = exc.reason != "expired"
+        else:
+            foreign = claims.user_id != actor.user_id
+        if foreign:
+            raise Invalid(
+                f"refresh_token: {NOT_YOUR_REFRESH_TOKEN}",
+                details=[{"field": "refresh_token", "message": NOT_YOUR_REFRESH_TOKEN}],
+            )
+        if claims:
             await session.exec(
                 update(RefreshToken).where(col(RefreshToken.jti) == claims.jti).values(revoked_at=utcnow())
             )

@@ -64,6 +64,12 @@ async def test_bearer_token_acts_as_owner_with_capped_role(
         assert row.last_used_at is not None and row.last_used_ip == "127.0.0.1"
     # the stored account keeps its role
     assert (await client.get("/api/v1/auth/me", headers=admin.headers)).json()["role"] == "admin"
+    # PUT /auth/me answers the user as GET /auth/me does, with the token's role (it answered the
+    # stored row's: the same token read viewer from GET and admin from PUT)
+    seen = (await client.get("/api/v1/auth/me", headers=bearer(viewer_token))).json()
+    changed = await client.put("/api/v1/auth/me", json={"full_name": "Ada"}, headers=bearer(viewer_token))
+    assert changed.status_code == 200, changed.text
+    assert seen["role"] == changed.json()["role"] == "viewer" and changed.json()["full_name"] == "Ada"
 
 
 async def test_role_above_own_is_refused(client: httpx.AsyncClient, viewer: LoggedIn) -> None:

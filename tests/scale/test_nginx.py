@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import secrets
 import shutil
@@ -53,8 +54,11 @@ def nginx_config(web_ports: list[int], port: int, prefix: Path) -> str:
     temp = " ".join(
         f"{name}_temp_path {prefix}/{name};" for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
+    # Workers of a master run as root are `nobody` unless told: they could not write a large
+    # request body to the temporary directories under the test's private tmp_path.
+    user = "user root;\n" if os.geteuid() == 0 else ""
     return (
-        f"pid {prefix}/nginx.pid;\nerror_log {prefix}/error.log;\nevents {{}}\n"
+        f"{user}pid {prefix}/nginx.pid;\nerror_log {prefix}/error.log;\nevents {{}}\n"
         f"http {{\n access_log {prefix}/access.log;\n {temp}\n{snippet}\n}}\n"
     )
 
@@ -190,3 +194,29 @@ def test_a_run_streamed_in_its_answer_passes_nginx_unbuffered(behind_nginx: tupl
             elif names[-1] == "end":
                 assert message["status"] == "cancelled"
     assert names[0] == "execution" and names[-1] == "end" and "log" in names, names
+
+
+def test_addresses_and_state_bodies_pass_nginx_as_sent(behind_nginx: tuple[Cluster, str]) -> None:
+    """A redirect keeps the port the client used (the configuration sent `Host: $host`, without it:
+    `/api/v1/scripts/` on nginx at :8080 redirected to port 80, and the webhook URL the UI shows
+    lost its port too), and a Terraform state larger than the 2 MiB body cap reaches OpsCraft's
+    state backend (it allows OPSCRAFT_MAX_STATE_BYTES, 64 MiB): nginx answered its own HTML 413,
+    so a run with a real provider's state failed to save it."""
+    _cluster, front = behind_nginx
+    redirect = httpx.get(f"{front}/api/v1/scripts/", timeout=30, follow_redirects=False)
+    assert redirect.status_code == 307
+    assert redirect.headers["location"] == f"{front}/api/v1/scripts"
+    state = b'{"version": 4, "padding": "' + b"x" * (3 * 1024 * 1024) + b'"}'
+    stored = httpx.post(
+        f"{front}/api/v1/terraform/state/1/default",
+        content=state,
+        headers={"Content-Type": "application/json"},
+        timeout=60,
+    )
+    # OpsCraft's own answer (no run credentials sent), not nginx's 413 page.
+    assert stored.status_code == 401, stored.text[:200]
+    assert "run credentials required" in stored.json()["detail"]
+    other = httpx.post(
+        f"{front}/api/v1/scripts", content=state, headers={"Content-Type": "application/json"}, timeout=60
+    )
+    assert other.status_code == 413, "other routes keep the 2 MiB cap"
