@@ -523,6 +523,10 @@ async def _enqueue(
         for event in events:
             if event in rule.events:
                 wanted[(rule.channel_id, event)] = None
+    # A recovery is a success said more precisely: a channel that wants both gets one message.
+    for channel_id, event in list(wanted):
+        if event == "success" and (channel_id, "recovery") in wanted:
+            del wanted[(channel_id, event)]
     added = 0
     dialect = session.bind.dialect.name if session.bind else "sqlite"
     insert = pg_insert if dialect == "postgresql" else sqlite_insert

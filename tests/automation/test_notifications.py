@@ -336,6 +336,28 @@ async def test_recovery_and_success_events(
         assert json.loads((await hook.wait_for(1))[0].body)["event"] == "recovery"
 
 
+async def test_a_channel_wanting_success_and_recovery_gets_one_message_per_run(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """A recovery is also a success: a rule (or two rules of one channel) subscribed to both
+    sent two messages for the one run that recovered. The channel gets the recovery alone; a
+    channel wanting only successes still gets its success."""
+    with http_receiver() as hook, http_receiver() as other:
+        c = await channel(client, admin, name="hook", kind="webhook", config={"url": hook.url})
+        d = await channel(client, admin, name="other", kind="webhook", config={"url": other.url})
+        await rule(client, admin, c["id"], ["success", "recovery"])
+        await rule(client, admin, d["id"], ["success"])
+        sid = await script(client, admin)
+        bad = await finished_run(sid, "failed")
+        ok = await finished_run(sid, "success", exit_code=0)
+        async with runtime.current().db.session() as session:
+            counts = [await notifications.enqueue_for_execution(session, i) for i in (bad, ok)]
+        assert counts == [0, 2], "one message to each channel"
+        await deliver_all()
+        assert [json.loads(r.body)["event"] for r in await hook.wait_for(1)] == ["recovery"]
+        assert [json.loads(r.body)["event"] for r in await other.wait_for(1)] == ["success"]
+
+
 async def test_a_test_run_neither_recovers_nor_hides_a_recovery(
     client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
 ) -> None:
