@@ -147,7 +147,14 @@ def _checked(values: dict[str, Any]) -> dict[str, Any]:
     if details:
         summary = "; ".join(f"setting {d['field']!r} {d['message']}" for d in details)
         raise Invalid(summary, details=details)
-    return {key: KNOWN[key][0](value) for key, value in values.items()}
+    return {key: _typed(key, value) for key, value in values.items()}
+
+
+def _typed(key: str, value: Any) -> Any:
+    """`value` as setting `key`'s type; a negative zero (`-0.0`, which the range allows) is zero,
+    not stored and shown as `-0.0`."""
+    typed = KNOWN[key][0](value)
+    return 0.0 if isinstance(typed, float) and typed == 0 else typed
 
 
 async def update(session: AsyncSession, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:

@@ -221,6 +221,16 @@ async def test_invalid_retention_settings_are_422_naming_the_field(
     assert (await client.get("/api/v1/settings", headers=admin.headers)).json() == before
 
 
+async def test_a_negative_zero_is_stored_as_zero(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """`-0.0` is in the range (0 turns the cap off) and was stored and shown as `-0.0`."""
+    headers = {**admin.headers, "Content-Type": "application/json"}
+    r = await client.put("/api/v1/settings", content=b'{"output_retention_gb": -0.0}', headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.text.count('"output_retention_gb":0.0') == 1, r.text
+    got = await client.get("/api/v1/settings", headers=admin.headers)
+    assert '"output_retention_gb":0.0' in got.text and "-0.0" not in got.text, got.text
+
+
 async def test_every_bad_setting_of_one_save_is_named_at_once(
     client: httpx.AsyncClient, admin: LoggedIn
 ) -> None:
