@@ -77,7 +77,10 @@ class ParameterRows:
                 "default": "" if spec.get("default") is None else _text(spec["default"]),
                 "required": bool(spec.get("required")),
                 "description": spec.get("description") or "",
-                "options": ", ".join(spec.get("options") or []),
+                "options": list(spec.get("options") or []),
+                # A stored empty default ("") sets the variable to ""; no default leaves it unset
+                # (`set -u` fails on it): an empty Default box keeps whichever the row had.
+                "empty_default": spec.get("default") == "",
             }
             for spec in schema
         ]
@@ -90,9 +93,7 @@ class ParameterRows:
         self.render()
 
     def add(self) -> None:
-        self.rows.append(
-            {"name": "", "type": "string", "default": "", "required": False, "description": "", "options": ""}
-        )
+        self.rows.append(_blank_row())
         self.render()
 
     def _rows_for_draft(self, stored: dict[str, Any]) -> None:
@@ -101,16 +102,7 @@ class ParameterRows:
         if count != len(self.rows):
             del self.rows[count:]
             while len(self.rows) < count:
-                self.rows.append(
-                    {
-                        "name": "",
-                        "type": "string",
-                        "default": "",
-                        "required": False,
-                        "description": "",
-                        "options": "",
-                    }
-                )
+                self.rows.append(_blank_row())
             self.render()
 
     def remove(self, row: dict[str, Any]) -> None:
@@ -139,7 +131,8 @@ class ParameterRows:
                         ("name", ui.input("Name"), "w-44"),
                         ("type", ui.select(labels.PARAM_TYPE, label="Type"), "w-32"),
                         ("default", ui.input("Default"), "w-40"),
-                        ("options", ui.input("Options (comma-separated)"), "w-48"),
+                        # One chip per option: an option may hold a comma ("Paris, France").
+                        ("options", TagInput("Options (Enter after each)", row["options"]), "w-48"),
                         ("description", ui.input("Description"), "flex-grow"),
                     ):
                         inputs[key] = element.bind_value(row, key).classes(width)
@@ -188,19 +181,37 @@ class ParameterRows:
     def value(self) -> list[dict[str, Any]]:
         """The typed list form the service accepts; the service validates and converts."""
         specs = []
-        for row in self.rows:
+        for index, row in enumerate(self.rows):
             spec: dict[str, Any] = {
                 "name": row["name"].strip(),
                 "type": row["type"],
                 "required": row["required"],
                 "description": row["description"].strip(),
             }
-            if row["default"] != "":
+            if row["default"] != "" or (row["empty_default"] and row["type"] == ParamType.string):
                 spec["default"] = row["default"]
             if row["type"] == ParamType.choice:
-                spec["options"] = [o.strip() for o in row["options"].split(",") if o.strip()]
+                spec["options"] = self._options(index, row)
             specs.append(spec)
         return specs
+
+    def _options(self, index: int, row: dict[str, Any]) -> list[str]:
+        """The row's option chips, with the text typed but not yet made a chip (`TagInput.tags`)."""
+        inputs = self.inputs[index] if index < len(self.inputs) else {}
+        box = inputs.get("options")
+        return [o for o in (box.tags() if isinstance(box, TagInput) else row["options"]) if o.strip()]
+
+
+def _blank_row() -> dict[str, Any]:
+    return {
+        "name": "",
+        "type": "string",
+        "default": "",
+        "required": False,
+        "description": "",
+        "options": [],
+        "empty_default": False,
+    }
 
 
 def _text(value: Any) -> str:
@@ -551,7 +562,11 @@ class ScriptForm:
             self._show_refusal(exc.message if alone else "; ".join(str(d["message"]) for d in content))
         fields = {
             "name": self.name,
+            "script_type": self.script_type,
+            "status": self.status,
             "version": self.version,
+            "tags": self.tags,
+            "change_note": self.change_note,
             "description": self.description,
             "timeout_seconds": self.timeout,
             "memory_mb": self.memory,

@@ -1,0 +1,98 @@
+"""The script editor keeps what it did not change and says each problem under its field: a choice
+option holding a comma, a string parameter's empty default, the tags and the change note."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+from opscraft.ui import labels
+from tests.conftest import LiveServer
+from tests.ui_journey import create_script, journey_server, journey_tokens, log_in, wait_connected
+
+pytestmark = pytest.mark.browser
+
+server = journey_server("script-form-ui")
+tokens = journey_tokens()
+
+
+def _messages(page: Any, testid: str) -> Any:
+    return page.locator(".q-field", has=page.get_by_test_id(testid)).locator(".q-field__messages")
+
+
+def _parameters(server: LiveServer, headers: dict[str, str], script_id: int) -> dict[str, Any]:
+    response = httpx.get(f"{server.url}/api/v1/scripts/{script_id}", headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    return dict(response.json()["parameters"])
+
+
+def _edit(page: Any, server: LiveServer, script_id: int) -> None:
+    page.goto(f"{server.url}/scripts/{script_id}/edit")
+    wait_connected(page)
+
+
+def _save(page: Any, server: LiveServer, script_id: int) -> None:
+    page.get_by_test_id("save-script").click()
+    page.wait_for_url(re.compile(rf"{re.escape(server.url)}/scripts/{script_id}$"))
+
+
+def test_choice_options_holding_a_comma_survive_an_edit_and_can_be_typed(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    # The Options box was one comma-separated text: "Paris, France" came back as two options
+    # (and its default, no longer one of them, refused the save of an unrelated edit).
+    city = {"name": "CITY", "type": "choice", "options": ["Paris, France", "Bonn"]}
+    city["default"] = "Paris, France"
+    script = create_script(server, tokens["admin"], "city-job", 'echo "$CITY"\n', parameters=[city])
+    log_in(page, server, "operator")
+    _edit(page, server, script["id"])
+    page.get_by_test_id("add-parameter").click()
+    page.get_by_test_id("param-name-1").fill("PLACE")
+    page.get_by_test_id("param-type-1").click()
+    page.get_by_role("option", name=labels.PARAM_TYPE["choice"], exact=True).click()
+    page.get_by_test_id("param-options-1").fill("Rome, Italy")
+    page.keyboard.press("Enter")
+    page.get_by_test_id("param-options-1").fill("Oslo")
+    page.keyboard.press("Enter")
+    page.get_by_test_id("param-default-1").fill("Rome, Italy")
+    _save(page, server, script["id"])
+    stored = _parameters(server, tokens["admin"], script["id"])
+    assert stored["CITY"]["options"] == ["Paris, France", "Bonn"]
+    assert stored["CITY"]["default"] == "Paris, France"
+    assert stored["PLACE"]["options"] == ["Rome, Italy", "Oslo"]
+    assert stored["PLACE"]["default"] == "Rome, Italy"
+
+
+def test_an_empty_default_stays_empty_when_another_parameter_is_edited(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    # Default "" sets the variable to ""; no default leaves it unset (`set -u` stops on it). The
+    # editor showed both as an empty box and saved "" as no default.
+    declared = [{"name": "SUFFIX", "type": "string", "default": ""}, {"name": "WHO", "default": "a"}]
+    script = create_script(server, tokens["admin"], "suffix-job", 'echo "$WHO$SUFFIX"\n', parameters=declared)
+    log_in(page, server, "operator")
+    _edit(page, server, script["id"])
+    page.get_by_test_id("param-default-1").fill("b")
+    _save(page, server, script["id"])
+    stored = _parameters(server, tokens["admin"], script["id"])
+    assert stored["SUFFIX"]["default"] == ""
+    assert stored["WHO"]["default"] == "b"
+
+
+def test_tags_and_change_note_problems_show_under_their_fields(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    script = create_script(server, tokens["admin"], "noted-job", "echo hi\n")
+    log_in(page, server, "operator")
+    _edit(page, server, script["id"])
+    page.get_by_test_id("change-note").fill("n" * 501)
+    page.get_by_test_id("script-tags").fill("a\u202eb")
+    page.keyboard.press("Enter")
+    page.get_by_test_id("save-script").click()
+    _messages(page, "script-tags").get_by_text("U+202E").wait_for()
+    _messages(page, "change-note").get_by_text("at most 500 characters").wait_for()
+    assert page.locator(".q-notification").count() == 0
+    assert page.url == f"{server.url}/scripts/{script['id']}/edit"
