@@ -11,7 +11,7 @@ import pytest
 
 from opscraft.ui import labels
 from tests.conftest import LiveServer
-from tests.ui_journey import create_script, journey_server, journey_tokens, log_in, wait_connected
+from tests.ui_journey import create_script, journey_server, journey_tokens, log_in, type_code, wait_connected
 
 pytestmark = pytest.mark.browser
 
@@ -96,3 +96,33 @@ def test_tags_and_change_note_problems_show_under_their_fields(
     _messages(page, "change-note").get_by_text("at most 500 characters").wait_for()
     assert page.locator(".q-notification").count() == 0
     assert page.url == f"{server.url}/scripts/{script['id']}/edit"
+
+
+def test_an_edit_restored_after_a_conflict_does_not_overwrite_the_other_save(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    # The 409 says "reload it and apply your change again"; the reload restored the tab's draft
+    # onto the new version and the next Save replaced the other save without a word.
+    script = create_script(server, tokens["admin"], "two-authors", "echo 1\n")
+    url = f"{server.url}/api/v1/scripts/{script['id']}"
+    log_in(page, server, "operator")
+    _edit(page, server, script["id"])
+    type_code(page, "echo 1\necho mine\n")
+    page.wait_for_function("window.ocDirty === true")  # the draft has the edit
+    theirs = {"content": "echo 1\necho theirs\n", "base_version": 1}
+    assert httpx.put(url, json=theirs, headers=tokens["admin"], timeout=30).status_code == 200
+    page.get_by_test_id("save-script").click()
+    page.locator(".q-notification").get_by_text("your edit started from version 1").wait_for()
+    page.reload()
+    wait_connected(page)
+    page.get_by_test_id("draft-stale").get_by_text("started from version 1").wait_for()
+    assert "echo mine" in page.locator('[data-testid="script-editor"] .cm-content').inner_text()
+    page.get_by_test_id("save-script").click()
+    page.locator(".q-notification").get_by_text("your edit started from version 1").last.wait_for()
+    stored = httpx.get(url, headers=tokens["admin"], timeout=30).json()
+    assert stored["content"] == "echo 1\necho theirs\n"
+    # Kept on purpose, the edit replaces version 2.
+    page.get_by_test_id("draft-take-over").click()
+    _save(page, server, script["id"])
+    stored = httpx.get(url, headers=tokens["admin"], timeout=30).json()
+    assert (stored["content"], stored["current_version"]) == ("echo 1\necho mine\n", 3)

@@ -230,6 +230,12 @@ class ScriptForm:
         ui.add_head_html(UNLOAD_GUARD)
         box = ui.column().classes("w-full gap-2")
         self.draft = Draft(f"script:{script.id}" if script else "script:new", box)
+        with box:
+            # The version this edit started from, kept with the draft: an edit restored after a
+            # reload (the way out of a 409) still names it, so it cannot overwrite unseen changes.
+            self.base = ui.input(value=str(script.current_version) if script else "").classes("hidden")
+            self.stale = ui.row().classes("w-full").props('data-testid="draft-stale"')
+        self.stale.set_visibility(False)
         with box, ui.row().classes("w-full gap-4 items-start flex-wrap lg:flex-nowrap"):
             with ui.column().classes("flex-grow gap-3 min-w-0 w-full lg:w-auto"):
                 self._main_fields()
@@ -250,10 +256,45 @@ class ScriptForm:
             ("max_concurrent", self.max_concurrent),
             ("network", self.network),
             ("change_note", self.change_note),
+            ("base_version", self.base),
         ):
             self.draft.field(name, element)
-        ui.timer(0, self.draft.restore, once=True)
+        ui.timer(0, self._restore, once=True)
         live_timer(CHECK_INTERVAL_SECONDS, self._tick)
+
+    async def _restore(self) -> None:
+        """Put the tab's draft back; warn when it started from an older version than the page's."""
+        await self.draft.restore()
+        started, current = self._base_version(), self.script.current_version if self.script else None
+        if current is None or started == current:
+            return
+        self.stale.clear()
+        with (
+            self.stale,
+            ui.row().classes("w-full items-center gap-2 rounded px-3 py-2 bg-red-1 text-black no-wrap"),
+        ):
+            ui.icon("warning", color="negative").props('aria-hidden="true"')
+            ui.label(
+                f"This unsaved edit started from version {started}, and the script is now at version "
+                f"{current}: saving it would replace the changes made since (see the script's "
+                "Versions tab). Save is refused until you discard your edit or keep it over them."
+            ).classes("flex-grow")
+            ui.button("Keep my edit", on_click=lambda: self._take_over(current)).props(
+                'flat dense no-caps color=negative data-testid="draft-take-over"'
+            )
+            ui.button("Discard it", on_click=self.draft.discard).props(
+                'flat dense no-caps color=negative data-testid="draft-stale-discard"'
+            )
+        self.stale.set_visibility(True)
+
+    def _base_version(self) -> int | None:
+        text = str(self.base.value or "")
+        return int(text) if text.isdigit() else None
+
+    def _take_over(self, version: int) -> None:
+        """The author saw the warning and keeps the edit: the next save replaces `version`."""
+        self.base.value = str(version)
+        self.stale.set_visibility(False)
 
     def _main_fields(self) -> None:
         s = self.script
@@ -516,7 +557,7 @@ class ScriptForm:
             if self.script is None:
                 saved = await call(scripts.create, actor, body)
             else:
-                body["base_version"] = self.script.current_version
+                body["base_version"] = self._base_version() or self.script.current_version
                 saved = await call(scripts.update, actor, self.script.id, body)
         except Invalid as exc:
             self._show_invalid(exc)
@@ -530,6 +571,8 @@ class ScriptForm:
         # did not happen: a dropped socket, a slow browser), the next Save is an update of this
         # script at its new version, never a second create refused as a duplicate name.
         self.script = saved.script
+        self.base.value = str(saved.script.current_version)
+        self.stale.set_visibility(False)
         self.saved_state = self.payload()
         self._set_dirty(False)
         await self.draft.clear()
