@@ -35,6 +35,7 @@ def _edit(page: Any, server: LiveServer, script_id: int) -> None:
 
 
 def _save(page: Any, server: LiveServer, script_id: int) -> None:
+    page.wait_for_function("window.ocDirty === true")  # the server has the edit (its 1 s tick)
     page.get_by_test_id("save-script").click()
     page.wait_for_url(re.compile(rf"{re.escape(server.url)}/scripts/{script_id}$"))
 
