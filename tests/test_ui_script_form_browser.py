@@ -32,6 +32,7 @@ def _parameters(server: LiveServer, headers: dict[str, str], script_id: int) -> 
 def _edit(page: Any, server: LiveServer, script_id: int) -> None:
     page.goto(f"{server.url}/scripts/{script_id}/edit")
     wait_connected(page)
+    page.get_by_test_id("checks-ok").wait_for()  # the form is settled: its first tick has run
 
 
 def _save(page: Any, server: LiveServer, script_id: int) -> None:
@@ -127,3 +128,25 @@ def test_an_edit_restored_after_a_conflict_does_not_overwrite_the_other_save(
     _save(page, server, script["id"])
     stored = httpx.get(url, headers=tokens["admin"], timeout=30).json()
     assert (stored["content"], stored["current_version"]) == ("echo 1\necho mine\n", 3)
+
+
+def test_a_reload_restores_only_what_this_tab_changed(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    # The draft kept every field as the page first showed it: after a reload (or NiceGUI's
+    # reconnect) it put back the old tags and status, and Save undid another user's change.
+    script = create_script(server, tokens["admin"], "reviewed-job", "echo 1\n")
+    url = f"{server.url}/api/v1/scripts/{script['id']}"
+    log_in(page, server, "operator")
+    _edit(page, server, script["id"])
+    type_code(page, "echo 1\necho mine\n")
+    page.wait_for_function("window.ocDirty === true")
+    theirs = {"tags": ["reviewed"], "status": "active"}
+    assert httpx.put(url, json=theirs, headers=tokens["admin"], timeout=30).status_code == 200
+    page.reload()
+    wait_connected(page)
+    page.get_by_test_id("draft-restored").wait_for()
+    _save(page, server, script["id"])
+    stored = httpx.get(url, headers=tokens["admin"], timeout=30).json()
+    assert stored["content"] == "echo 1\necho mine\n"
+    assert (stored["tags"], stored["status"]) == (["reviewed"], "active")

@@ -256,9 +256,9 @@ class ScriptForm:
             ("max_concurrent", self.max_concurrent),
             ("network", self.network),
             ("change_note", self.change_note),
-            ("base_version", self.base),
         ):
             self.draft.field(name, element)
+        self.draft.field("base_version", self.base, always=True)
         ui.timer(0, self._restore, once=True)
         live_timer(CHECK_INTERVAL_SECONDS, self._tick)
 
