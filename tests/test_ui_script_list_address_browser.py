@@ -3,10 +3,12 @@ shared link shows the same list (they were lost: Back showed every script again)
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import LiveServer
 from tests.ui_journey import create_script, log_in, make_users, wait_connected
@@ -15,11 +17,19 @@ pytestmark = pytest.mark.browser
 
 
 def _listed(page: Any, *names: str) -> list[str]:
-    """The scripts listed, once `names` are (the table is filled after the page is connected)."""
-    for name in names:
-        page.get_by_test_id(f"script-link-{name}").wait_for()
-    links = page.get_by_test_id("scripts-table").locator("[data-testid^=script-link-]")
-    return sorted(links.all_inner_texts())
+    """The scripts listed, once exactly `names` are or after 10 s (the table is filled after the
+    page is connected, and refreshed a moment after a filter changes the address)."""
+    selector = "[data-testid=scripts-table] [data-testid^=script-link-]"
+    with contextlib.suppress(PlaywrightTimeout):
+        page.wait_for_function(
+            """([selector, names]) => {
+                const shown = Array.from(document.querySelectorAll(selector), (a) => a.innerText).sort();
+                return JSON.stringify(shown) === JSON.stringify(names);
+            }""",
+            arg=[selector, sorted(names)],
+            timeout=10_000,
+        )
+    return sorted(page.locator(selector).all_inner_texts())
 
 
 def test_search_and_filters_survive_back_reload_and_a_shared_link(live_server: LiveServer, page: Any) -> None:
@@ -54,3 +64,17 @@ def test_search_and_filters_survive_back_reload_and_a_shared_link(live_server: L
     assert _listed(page, "db-backup", "web-backup") == ["db-backup", "web-backup"]
     page.goto(f"{live_server.url}/scripts?script_type=cobol")
     page.get_by_test_id("bad-address-problem").filter(has_text="script_type").wait_for()
+
+
+def test_a_tag_in_the_address_matches_whatever_its_case(live_server: LiveServer, page: Any) -> None:
+    # Tags are one tag whatever their case (as `GET /api/v1/scripts?tag=`): `?tag=прод` was
+    # "not one of this page's" when the scripts say `ПРОД`, and the list showed every script.
+    tokens = make_users(live_server)
+    create_script(live_server, tokens["operator"], "ru-deploy", "echo hi\n", tags=["ПРОД"])
+    create_script(live_server, tokens["operator"], "other", "echo hi\n", tags=["ops"])
+    log_in(page, live_server, "viewer")
+    page.goto(f"{live_server.url}/scripts?tag=%D0%BF%D1%80%D0%BE%D0%B4")
+    wait_connected(page)
+    assert _listed(page, "ru-deploy") == ["ru-deploy"]
+    assert "ПРОД" in page.get_by_test_id("filter-tag").inner_text()
+    assert page.locator(".q-notification").count() == 0

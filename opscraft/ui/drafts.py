@@ -47,6 +47,7 @@ window.ocDrafts = window.ocDrafts || {
     const field = el.matches("input, textarea") ? el : el.querySelector("textarea, input");
     return field ? field.value : null;
   },
+  origins: {},
   capture() {
     document.querySelectorAll("[data-draft-form]").forEach((container) => {
       const form = container.dataset.draftForm;
@@ -56,17 +57,24 @@ window.ocDrafts = window.ocDrafts || {
         const value = this.read(el);
         if (value !== null) values[el.dataset.draft] = value;
       });
+      values.__origin = this.origins[form] || null;
       try { sessionStorage.setItem(this.key(form), JSON.stringify(values)); } catch (e) { /* full */ }
     });
   },
-  take(form) {
+  take(form, origin) {
     this.armed[form] = true;
     const raw = sessionStorage.getItem(this.key(form));
-    return raw ? JSON.parse(raw) : null;
+    const stored = raw ? JSON.parse(raw) : null;
+    // The values the form was built with when the draft began (kept across reloads).
+    this.origins[form] = (stored && stored.__origin) || origin;
+    return stored;
   },
   peek(form) {
     const raw = sessionStorage.getItem(this.key(form));
-    return raw !== null && Object.values(JSON.parse(raw)).some((v) => v !== "" && v !== false);
+    if (raw === null) return false;
+    const values = JSON.parse(raw);
+    delete values.__origin;
+    return Object.values(values).some((v) => v !== "" && v !== false);
   },
   clear(form) {
     this.armed[form] = false;
@@ -121,6 +129,8 @@ class Draft:
         container.props(f'data-draft-form="{key}"')
         # name -> (element, converter, the value the form was built with)
         self.fields: dict[str, tuple[Any, Converter, Any]] = {}
+        # Fields restored even when unchanged since the draft began (`field(..., always=True)`).
+        self.always: set[str] = set()
         with container:
             self.notice = ui.row().classes("w-full")
         self.notice.set_visibility(False)
@@ -132,11 +142,17 @@ class Draft:
         self.key = key
         self.container.props(f'data-draft-form="{key}"')
 
-    def field(self, name: str, element: Any, convert: Converter | None = None) -> Any:
+    def field(
+        self, name: str, element: Any, convert: Converter | None = None, *, always: bool = False
+    ) -> Any:
         """Mark `element` as part of the draft under `name`; returns the element. The tab keeps
         what the field shows: a number's text, a select's label (`convert`, by default, turns
-        them back into the number and the option's value)."""
+        them back into the number and the option's value). A restore puts back only the fields
+        the user changed since the draft began, and those marked `always` (such as the version
+        an edit started from)."""
         element.props(f'data-draft="{name}"')
+        if always:
+            self.always.add(name)
         if convert is None:
             if isinstance(element, ui.number):
                 convert = _number
@@ -153,11 +169,18 @@ class Draft:
         A field changed since the form was built (typed into on a slow connection before the
         draft came back) keeps what was typed: the newer input wins over the stored one."""
         try:
-            stored = await ui.run_javascript(f"return ocDrafts.take({json.dumps(self.key)})", timeout=10)
+            origin_now = json.dumps({name: field[2] for name, field in self.fields.items()}, default=str)
+            stored = await ui.run_javascript(
+                f"return ocDrafts.take({json.dumps(self.key)}, {origin_now})", timeout=10
+            )
         except TimeoutError:
             return False
         if not isinstance(stored, dict):
             return False
+        # A field the user did not change keeps what the form shows now: the page may have been
+        # reloaded after someone else changed it (another tab set a script's tags or status), and
+        # the draft's copy of the old value would undo that change on save.
+        origin = stored.pop("__origin", None)
         for hook in self.on_restore:
             hook(stored)  # e.g. add the parameter rows the draft has, so their fields exist
         changed = False
@@ -166,6 +189,9 @@ class Draft:
                 continue
             element, convert, built = self.fields[name]
             value = convert(raw)
+            kept = isinstance(origin, dict) and name in origin and origin[name] == value
+            if kept and name not in self.always:
+                continue
             if element.value != built:
                 continue
             if value != element.value:

@@ -77,7 +77,10 @@ class ParameterRows:
                 "default": "" if spec.get("default") is None else _text(spec["default"]),
                 "required": bool(spec.get("required")),
                 "description": spec.get("description") or "",
-                "options": ", ".join(spec.get("options") or []),
+                "options": list(spec.get("options") or []),
+                # A stored empty default ("") sets the variable to ""; no default leaves it unset
+                # (`set -u` fails on it): an empty Default box keeps whichever the row had.
+                "empty_default": spec.get("default") == "",
             }
             for spec in schema
         ]
@@ -90,9 +93,7 @@ class ParameterRows:
         self.render()
 
     def add(self) -> None:
-        self.rows.append(
-            {"name": "", "type": "string", "default": "", "required": False, "description": "", "options": ""}
-        )
+        self.rows.append(_blank_row())
         self.render()
 
     def _rows_for_draft(self, stored: dict[str, Any]) -> None:
@@ -101,16 +102,7 @@ class ParameterRows:
         if count != len(self.rows):
             del self.rows[count:]
             while len(self.rows) < count:
-                self.rows.append(
-                    {
-                        "name": "",
-                        "type": "string",
-                        "default": "",
-                        "required": False,
-                        "description": "",
-                        "options": "",
-                    }
-                )
+                self.rows.append(_blank_row())
             self.render()
 
     def remove(self, row: dict[str, Any]) -> None:
@@ -139,7 +131,8 @@ class ParameterRows:
                         ("name", ui.input("Name"), "w-44"),
                         ("type", ui.select(labels.PARAM_TYPE, label="Type"), "w-32"),
                         ("default", ui.input("Default"), "w-40"),
-                        ("options", ui.input("Options (comma-separated)"), "w-48"),
+                        # One chip per option: an option may hold a comma ("Paris, France").
+                        ("options", TagInput("Options (Enter after each)", row["options"]), "w-48"),
                         ("description", ui.input("Description"), "flex-grow"),
                     ):
                         inputs[key] = element.bind_value(row, key).classes(width)
@@ -188,19 +181,37 @@ class ParameterRows:
     def value(self) -> list[dict[str, Any]]:
         """The typed list form the service accepts; the service validates and converts."""
         specs = []
-        for row in self.rows:
+        for index, row in enumerate(self.rows):
             spec: dict[str, Any] = {
                 "name": row["name"].strip(),
                 "type": row["type"],
                 "required": row["required"],
                 "description": row["description"].strip(),
             }
-            if row["default"] != "":
+            if row["default"] != "" or (row["empty_default"] and row["type"] == ParamType.string):
                 spec["default"] = row["default"]
             if row["type"] == ParamType.choice:
-                spec["options"] = [o.strip() for o in row["options"].split(",") if o.strip()]
+                spec["options"] = self._options(index, row)
             specs.append(spec)
         return specs
+
+    def _options(self, index: int, row: dict[str, Any]) -> list[str]:
+        """The row's option chips, with the text typed but not yet made a chip (`TagInput.tags`)."""
+        inputs = self.inputs[index] if index < len(self.inputs) else {}
+        box = inputs.get("options")
+        return [o for o in (box.tags() if isinstance(box, TagInput) else row["options"]) if o.strip()]
+
+
+def _blank_row() -> dict[str, Any]:
+    return {
+        "name": "",
+        "type": "string",
+        "default": "",
+        "required": False,
+        "description": "",
+        "options": [],
+        "empty_default": False,
+    }
 
 
 def _text(value: Any) -> str:
@@ -219,6 +230,12 @@ class ScriptForm:
         ui.add_head_html(UNLOAD_GUARD)
         box = ui.column().classes("w-full gap-2")
         self.draft = Draft(f"script:{script.id}" if script else "script:new", box)
+        with box:
+            # The version this edit started from, kept with the draft: an edit restored after a
+            # reload (the way out of a 409) still names it, so it cannot overwrite unseen changes.
+            self.base = ui.input(value=str(script.current_version) if script else "").classes("hidden")
+            self.stale = ui.row().classes("w-full").props('data-testid="draft-stale"')
+        self.stale.set_visibility(False)
         with box, ui.row().classes("w-full gap-4 items-start flex-wrap lg:flex-nowrap"):
             with ui.column().classes("flex-grow gap-3 min-w-0 w-full lg:w-auto"):
                 self._main_fields()
@@ -241,8 +258,43 @@ class ScriptForm:
             ("change_note", self.change_note),
         ):
             self.draft.field(name, element)
-        ui.timer(0, self.draft.restore, once=True)
+        self.draft.field("base_version", self.base, always=True)
+        ui.timer(0, self._restore, once=True)
         live_timer(CHECK_INTERVAL_SECONDS, self._tick)
+
+    async def _restore(self) -> None:
+        """Put the tab's draft back; warn when it started from an older version than the page's."""
+        await self.draft.restore()
+        started, current = self._base_version(), self.script.current_version if self.script else None
+        if current is None or started == current:
+            return
+        self.stale.clear()
+        with (
+            self.stale,
+            ui.row().classes("w-full items-center gap-2 rounded px-3 py-2 bg-red-1 text-black no-wrap"),
+        ):
+            ui.icon("warning", color="negative").props('aria-hidden="true"')
+            ui.label(
+                f"This unsaved edit started from version {started}, and the script is now at version "
+                f"{current}: saving it would replace the changes made since (see the script's "
+                "Versions tab). Save is refused until you discard your edit or keep it over them."
+            ).classes("flex-grow")
+            ui.button("Keep my edit", on_click=lambda: self._take_over(current)).props(
+                'flat dense no-caps color=negative data-testid="draft-take-over"'
+            )
+            ui.button("Discard it", on_click=self.draft.discard).props(
+                'flat dense no-caps color=negative data-testid="draft-stale-discard"'
+            )
+        self.stale.set_visibility(True)
+
+    def _base_version(self) -> int | None:
+        text = str(self.base.value or "")
+        return int(text) if text.isdigit() else None
+
+    def _take_over(self, version: int) -> None:
+        """The author saw the warning and keeps the edit: the next save replaces `version`."""
+        self.base.value = str(version)
+        self.stale.set_visibility(False)
 
     def _main_fields(self) -> None:
         s = self.script
@@ -505,7 +557,7 @@ class ScriptForm:
             if self.script is None:
                 saved = await call(scripts.create, actor, body)
             else:
-                body["base_version"] = self.script.current_version
+                body["base_version"] = self._base_version() or self.script.current_version
                 saved = await call(scripts.update, actor, self.script.id, body)
         except Invalid as exc:
             self._show_invalid(exc)
@@ -519,6 +571,8 @@ class ScriptForm:
         # did not happen: a dropped socket, a slow browser), the next Save is an update of this
         # script at its new version, never a second create refused as a duplicate name.
         self.script = saved.script
+        self.base.value = str(saved.script.current_version)
+        self.stale.set_visibility(False)
         self.saved_state = self.payload()
         self._set_dirty(False)
         await self.draft.clear()
@@ -551,7 +605,11 @@ class ScriptForm:
             self._show_refusal(exc.message if alone else "; ".join(str(d["message"]) for d in content))
         fields = {
             "name": self.name,
+            "script_type": self.script_type,
+            "status": self.status,
             "version": self.version,
+            "tags": self.tags,
+            "change_note": self.change_note,
             "description": self.description,
             "timeout_seconds": self.timeout,
             "memory_mb": self.memory,

@@ -6,7 +6,6 @@ secrets) and, in its header, the registered action buttons (execute).
 
 from __future__ import annotations
 
-from difflib import HtmlDiff
 from typing import Any
 
 from nicegui import ui
@@ -18,7 +17,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, ServiceError
 from opscraft.services.permissions import Permission, can
 from opscraft.services.scripts import RUN_SETTINGS
-from opscraft.ui import address
+from opscraft.ui import address, side_by_side
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.not_found import missing
 from opscraft.ui.script_tabs import ACTIONS, ordered_tabs
@@ -200,10 +199,9 @@ class VersionsView:
             old, new = [
                 (await call(scripts.get_version, actor, self.script.id, n)).version.content for n in numbers
             ]
-            # HtmlDiff escapes the content it shows; the table is this module's own markup.
-            labels = [f"version {n}" for n in numbers]
-            self.split.content = HtmlDiff(tabsize=4, wrapcolumn=70).make_table(
-                old.splitlines(), new.splitlines(), *labels, context=True
+            # `side_by_side.table` escapes the content it shows; the table is its own markup.
+            self.split.content = side_by_side.table(
+                old.splitlines(), new.splitlines(), f"version {numbers[0]}", f"version {numbers[1]}"
             )
         others = [c for c in result.changed if c != "content"]
         self.changed.text = f"Also changed: {', '.join(others)}" if others else ""

@@ -12,6 +12,7 @@ from opscraft.db.models import Execution, Script
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.services import runs, scripts
 from opscraft.services.actor import Actor
+from opscraft.services.names import name_key
 from opscraft.services.permissions import Permission, can
 from opscraft.services.scripts import ScriptQuery
 from opscraft.ui import address
@@ -274,9 +275,13 @@ async def scripts_page(
     is named in a warning and left out."""
     tags = await call(scripts.tags_in_use, actor)
     ignored: dict[str, str] = {}
-    if tag and tag not in tags:
-        ignored |= address.unknown_choice("tag", tag, tags)
-        tag = None
+    if tag:
+        # Tags are one tag whatever their case (`names.name_key`), as the API's `tag=` filter:
+        # `?tag=prod` selects the filter's `Prod`.
+        spelled = {name_key(t): t for t in tags}.get(name_key(tag))
+        if spelled is None:
+            ignored |= address.unknown_choice("tag", tag, tags)
+        tag = spelled
     if sort and sort not in SORTS:
         ignored |= address.unknown_choice("sort", sort, list(SORTS))
         sort = None

@@ -1,0 +1,152 @@
+"""The script editor keeps what it did not change and says each problem under its field: a choice
+option holding a comma, a string parameter's empty default, the tags and the change note."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+from opscraft.ui import labels
+from tests.conftest import LiveServer
+from tests.ui_journey import create_script, journey_server, journey_tokens, log_in, type_code, wait_connected
+
+pytestmark = pytest.mark.browser
+
+server = journey_server("script-form-ui")
+tokens = journey_tokens()
+
+
+def _messages(page: Any, testid: str) -> Any:
+    return page.locator(".q-field", has=page.get_by_test_id(testid)).locator(".q-field__messages")
+
+
+def _parameters(server: LiveServer, headers: dict[str, str], script_id: int) -> dict[str, Any]:
+    response = httpx.get(f"{server.url}/api/v1/scripts/{script_id}", headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    return dict(response.json()["parameters"])
+
+
+def _edit(page: Any, server: LiveServer, script_id: int) -> None:
+    page.goto(f"{server.url}/scripts/{script_id}/edit")
+    wait_connected(page)
+    page.get_by_test_id("checks-ok").wait_for()  # the form is settled: its first tick has run
+
+
+def _save(page: Any, server: LiveServer, script_id: int) -> None:
+    page.wait_for_function("window.ocDirty === true")  # the server has the edit (its 1 s tick)
+    page.get_by_test_id("save-script").click()
+    page.wait_for_url(re.compile(rf"{re.escape(server.url)}/scripts/{script_id}$"))
+
+
+def test_choice_options_holding_a_comma_survive_an_edit_and_can_be_typed(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    # The Options box was one comma-separated text: "Paris, France" came back as two options
+    # (and its default, no longer one of them, refused the save of an unrelated edit).
+    city = {"name": "CITY", "type": "choice", "options": ["Paris, France", "Bonn"]}
+    city["default"] = "Paris, France"
+    script = create_script(server, tokens["admin"], "city-job", 'echo "$CITY"\n', parameters=[city])
+    log_in(page, server, "operator")
+    _edit(page, server, script["id"])
+    page.get_by_test_id("add-parameter").click()
+    page.get_by_test_id("param-name-1").fill("PLACE")
+    page.get_by_test_id("param-type-1").click()
+    page.get_by_role("option", name=labels.PARAM_TYPE["choice"], exact=True).click()
+    page.get_by_test_id("param-options-1").fill("Rome, Italy")
+    page.keyboard.press("Enter")
+    page.get_by_test_id("param-options-1").fill("Oslo")
+    page.keyboard.press("Enter")
+    page.get_by_test_id("param-default-1").fill("Rome, Italy")
+    _save(page, server, script["id"])
+    stored = _parameters(server, tokens["admin"], script["id"])
+    assert stored["CITY"]["options"] == ["Paris, France", "Bonn"]
+    assert stored["CITY"]["default"] == "Paris, France"
+    assert stored["PLACE"]["options"] == ["Rome, Italy", "Oslo"]
+    assert stored["PLACE"]["default"] == "Rome, Italy"
+
+
+def test_an_empty_default_stays_empty_when_another_parameter_is_edited(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    # Default "" sets the variable to ""; no default leaves it unset (`set -u` stops on it). The
+    # editor showed both as an empty box and saved "" as no default.
+    declared = [{"name": "SUFFIX", "type": "string", "default": ""}, {"name": "WHO", "default": "a"}]
+    script = create_script(server, tokens["admin"], "suffix-job", 'echo "$WHO$SUFFIX"\n', parameters=declared)
+    log_in(page, server, "operator")
+    _edit(page, server, script["id"])
+    page.get_by_test_id("param-default-1").fill("b")
+    _save(page, server, script["id"])
+    stored = _parameters(server, tokens["admin"], script["id"])
+    assert stored["SUFFIX"]["default"] == ""
+    assert stored["WHO"]["default"] == "b"
+
+
+def test_tags_and_change_note_problems_show_under_their_fields(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    script = create_script(server, tokens["admin"], "noted-job", "echo hi\n")
+    log_in(page, server, "operator")
+    _edit(page, server, script["id"])
+    page.get_by_test_id("change-note").fill("n" * 501)
+    page.get_by_test_id("script-tags").fill("a\u202eb")
+    page.keyboard.press("Enter")
+    page.get_by_test_id("save-script").click()
+    _messages(page, "script-tags").get_by_text("U+202E").wait_for()
+    _messages(page, "change-note").get_by_text("at most 500 characters").wait_for()
+    assert page.locator(".q-notification").count() == 0
+    assert page.url == f"{server.url}/scripts/{script['id']}/edit"
+
+
+def test_an_edit_restored_after_a_conflict_does_not_overwrite_the_other_save(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    # The 409 says "reload it and apply your change again"; the reload restored the tab's draft
+    # onto the new version and the next Save replaced the other save without a word.
+    script = create_script(server, tokens["admin"], "two-authors", "echo 1\n")
+    url = f"{server.url}/api/v1/scripts/{script['id']}"
+    log_in(page, server, "operator")
+    _edit(page, server, script["id"])
+    type_code(page, "echo 1\necho mine\n")
+    page.wait_for_function("window.ocDirty === true")  # the draft has the edit
+    theirs = {"content": "echo 1\necho theirs\n", "base_version": 1}
+    assert httpx.put(url, json=theirs, headers=tokens["admin"], timeout=30).status_code == 200
+    page.get_by_test_id("save-script").click()
+    page.locator(".q-notification").get_by_text("your edit started from version 1").wait_for()
+    page.reload()
+    wait_connected(page)
+    page.get_by_test_id("draft-stale").get_by_text("started from version 1").wait_for()
+    assert "echo mine" in page.locator('[data-testid="script-editor"] .cm-content').inner_text()
+    page.get_by_test_id("save-script").click()
+    page.locator(".q-notification").get_by_text("your edit started from version 1").last.wait_for()
+    stored = httpx.get(url, headers=tokens["admin"], timeout=30).json()
+    assert stored["content"] == "echo 1\necho theirs\n"
+    # Kept on purpose, the edit replaces version 2.
+    page.get_by_test_id("draft-take-over").click()
+    _save(page, server, script["id"])
+    stored = httpx.get(url, headers=tokens["admin"], timeout=30).json()
+    assert (stored["content"], stored["current_version"]) == ("echo 1\necho mine\n", 3)
+
+
+def test_a_reload_restores_only_what_this_tab_changed(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    # The draft kept every field as the page first showed it: after a reload (or NiceGUI's
+    # reconnect) it put back the old tags and status, and Save undid another user's change.
+    script = create_script(server, tokens["admin"], "reviewed-job", "echo 1\n")
+    url = f"{server.url}/api/v1/scripts/{script['id']}"
+    log_in(page, server, "operator")
+    _edit(page, server, script["id"])
+    type_code(page, "echo 1\necho mine\n")
+    page.wait_for_function("window.ocDirty === true")
+    theirs = {"tags": ["reviewed"], "status": "active"}
+    assert httpx.put(url, json=theirs, headers=tokens["admin"], timeout=30).status_code == 200
+    page.reload()
+    wait_connected(page)
+    page.get_by_test_id("draft-restored").wait_for()
+    _save(page, server, script["id"])
+    stored = httpx.get(url, headers=tokens["admin"], timeout=30).json()
+    assert stored["content"] == "echo 1\necho mine\n"
+    assert (stored["tags"], stored["status"]) == (["reviewed"], "active")
