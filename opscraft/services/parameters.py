@@ -283,8 +283,9 @@ def _normalize_options(kind: ParamType, options: Any) -> list[str]:
         raise _Bad(f"at most {MAX_OPTIONS} options")
     texts = []
     for option in options:
-        if not isinstance(option, str | int | float) or isinstance(option, bool) or str(option) == "":
-            raise _Bad("options must be non-empty strings or numbers")
+        if not isinstance(option, str | int | float) or isinstance(option, bool) or not str(option).strip():
+            # A blank option ("  ") shows as an empty entry in the run form's list.
+            raise _Bad("options must be strings with a visible character, or numbers")
         texts.append(_to_text(option))
     if len(set(texts)) != len(texts):
         raise _Bad("options must be distinct")
