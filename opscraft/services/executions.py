@@ -24,6 +24,7 @@ from opscraft.db.models import (
     ExecutionLog,
     Role,
     RunEvent,
+    Script,
     ScriptVersion,
     TerraformPlan,
     User,
@@ -526,6 +527,36 @@ async def get(session: AsyncSession, actor: Actor, execution_id: int) -> Executi
     if execution is None:
         raise NotFound(f"execution {execution_id} not found")
     return execution
+
+
+async def why_queued(session: AsyncSession, actor: Actor, execution: Execution) -> str | None:
+    """Why the queued run `execution` has not started, when its script's limit holds it: that
+    script's `max_concurrent` runs are running, and a run over the limit waits until one ends
+    (execution/store.py). None for a run in any other state, or queued for another reason (a
+    worker's free slot, which comes within moments)."""
+    require(actor.user, Permission.view_scripts)
+    if execution.status != ExecutionStatus.queued:
+        return None
+    script = await session.get(Script, execution.script_id)
+    if script is None or not script.max_concurrent:
+        return None
+    running = (
+        await session.exec(
+            select(func.count())
+            .select_from(Execution)
+            .where(
+                col(Execution.script_id) == execution.script_id,
+                col(Execution.status) == ExecutionStatus.running,
+            )
+        )
+    ).one()
+    if running < script.max_concurrent:
+        return None
+    at_once = "1 run" if script.max_concurrent == 1 else f"{script.max_concurrent} runs"
+    return (
+        f"Waiting: this script allows {at_once} at a time (Max concurrent runs) and {running} "
+        "running now; this run starts when one of them ends."
+    )
 
 
 async def read_logs(

@@ -104,6 +104,8 @@ class ExecutionView:
         self.execution = execution
         # A test run's content (never saved as a version): shown below the output.
         self.ran_content = ran_content
+        # Why a queued run waits (its script's limit), read with the row (`read`).
+        self.queued_note: str | None = None
         self.duration: ui.label | None = None
         self.header = ui.refreshable(self._header)
         self.details = ui.refreshable(self._details)
@@ -150,6 +152,8 @@ class ExecutionView:
                 "The content that ran is below the output.",
                 "draft-notice",
             )
+        if self.queued_note and run.status == ExecutionStatus.queued:
+            banner("hourglass_empty", "grey", self.queued_note, "queued-note")
         if run.runner == "local":
             banner(
                 "warning",
@@ -241,10 +245,15 @@ class ExecutionView:
         if execution.model_dump() == self.execution.model_dump():
             return True  # redrawing would only replace the buttons a click may be on its way to
         self.execution = execution
+        await self.read_queued_note()
         self.header.refresh()
         self.details.refresh()
         await self.terraform.refresh(actor, self.execution)
         return True
+
+    async def read_queued_note(self) -> None:
+        """Read why the run waits (`executions.why_queued`), for the next header drawn."""
+        self.queued_note = await call(executions.why_queued, self.actor, self.execution)
 
     def _confirm_cancel(self) -> None:
         with ui.dialog() as dialog, ui.card().classes("gap-3"):
@@ -322,6 +331,7 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
     title = f"Test run #{execution_id}" if execution.draft else f"Execution #{execution_id}"
     with frame(actor, title):
         view = ExecutionView(actor, execution, ran_content)
+        await view.read_queued_note()
         view.header()
         await approval_panel(actor, execution)
         await chain_panel(actor, execution)

@@ -13,8 +13,10 @@ import httpx
 import pytest
 
 from opscraft import runtime
-from opscraft.db.models import Execution
+from opscraft.db.models import Execution, User
 from opscraft.execution.worker import worker_identity
+from opscraft.services import executions
+from opscraft.services.actor import Actor
 from tests.conftest import LoggedIn, make_settings, make_user, start_server, stop_server
 from tests.executions.conftest import (
     DOCKER,
@@ -293,6 +295,14 @@ def quick_stall_check(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(worker, "STALL_CHECK_SECONDS", 0.3)
 
 
+async def _why_queued(who: LoggedIn, execution_id: int) -> str | None:
+    async with runtime.current().db.session() as session:
+        user = await session.get(User, who.id)
+        execution = await session.get(Execution, execution_id)
+        assert execution is not None
+        return await executions.why_queued(session, Actor(user), execution)
+
+
 async def test_held_back_run_starts_when_the_limit_is_lifted(
     quick_stall_check: None, client: httpx.AsyncClient, admin: LoggedIn
 ) -> None:
@@ -302,9 +312,16 @@ async def test_held_back_run_starts_when_the_limit_is_lifted(
     second = await start(client, admin, script_id, "local")
     await asyncio.sleep(0.8)
     assert (await wait_for(client, admin, second["id"], {"queued"}))["status"] == "queued"
+    # The run page says why it waits (executions.why_queued), and stops saying it once it runs.
+    assert await _why_queued(admin, second["id"]) == (
+        "Waiting: this script allows 1 run at a time (Max concurrent runs) and 1 running now; "
+        "this run starts when one of them ends."
+    )
+    assert await _why_queued(admin, first["id"]) is None, "a running run waits for nothing"
     r = await client.put(f"/api/v1/scripts/{script_id}", json={"max_concurrent": None}, headers=admin.headers)
     assert r.status_code == 200 and r.json()["max_concurrent"] is None, r.text
     assert (await wait_for(client, admin, second["id"], {"running"}, timeout=10))["status"] == "running"
+    assert await _why_queued(admin, second["id"]) is None
     for run in (first, second):
         await client.post(f"/api/v1/executions/{run['id']}/cancel", headers=admin.headers)
 
