@@ -397,6 +397,9 @@ def test_the_next_runs_supervisor_is_forked_ahead_and_exits_with_its_fork_server
         assert spare != waiting
         result, output = run(ahead, spec("echo $PPID\n", execution_id=2))
         assert result.exit_code == 0 and int(output.text()) == spare, "a supervisor per run"
+        # Once the used one is gone, the fork server's only child is the next, waiting one (read
+        # before, the count could be the used one's, which then exited: a CI failure).
+        wait_until(lambda: process_gone(spare), "the second used supervisor to exit")
         wait_until(lambda: len(_live_children(server)) == 1, "the next supervisor to be forked")
         (unused,) = _live_children(server)
     finally:
