@@ -109,13 +109,15 @@ class DeferredRemovals:
         the removals under way, and end the removals' thread (the worker's shutdown)."""
         with self._cond:
             self._stopped = True
+            # Read now: once woken, the thread says it ends (`_thread` None) a moment before it
+            # has ended, and a stop that read it after that returned with the thread still alive.
+            thread = self._thread
             self._cond.notify_all()
         while True:
             with self._cond:
                 if not self._pending:
                     while self._removing:
                         self._cond.wait()
-                    thread = self._thread
                     break
                 container, _ = self._pending.popleft()
             self._remove(container)
