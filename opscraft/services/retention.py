@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, update
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.engine import Database
 from opscraft.db.models import Execution, ExecutionLog
@@ -107,17 +108,24 @@ async def _kept(db: Database, batch: int, cutoff: datetime | None = None) -> lis
         return [(int(i), int(n)) for i, n in rows.all()]
 
 
+async def _delete_chunks(s: AsyncSession, ids: list[int]) -> int:
+    """Delete the stored output chunks of the runs `ids` in `s` (not committed); returns the bytes
+    of output they still held (runs whose output was already removed count 0)."""
+    freed = (
+        await s.exec(
+            select(func.coalesce(func.sum(Execution.output_bytes), 0)).where(
+                col(Execution.id).in_(ids), col(Execution.output_removed_at).is_(None)
+            )
+        )
+    ).one()
+    await s.exec(delete(ExecutionLog).where(col(ExecutionLog.execution_id).in_(ids)))
+    return int(freed)
+
+
 async def _remove_output(db: Database, ids: list[int], now: datetime, done: RetentionRound) -> None:
     """Delete the output chunks of `ids` and mark them removed, in one short transaction."""
     async with db.session() as s:
-        freed = (
-            await s.exec(
-                select(func.coalesce(func.sum(Execution.output_bytes), 0)).where(
-                    col(Execution.id).in_(ids), col(Execution.output_removed_at).is_(None)
-                )
-            )
-        ).one()
-        await s.exec(delete(ExecutionLog).where(col(ExecutionLog.execution_id).in_(ids)))
+        freed = await _delete_chunks(s, ids)
         marked = await s.exec(
             update(Execution)
             .where(col(Execution.id).in_(ids), col(Execution.output_removed_at).is_(None))
@@ -125,7 +133,7 @@ async def _remove_output(db: Database, ids: list[int], now: datetime, done: Rete
         )
         await s.commit()
     done.outputs_removed += marked.rowcount
-    done.bytes_freed += int(freed)
+    done.bytes_freed += freed
 
 
 async def _delete_executions(db: Database, ids: list[int]) -> int:
@@ -134,14 +142,7 @@ async def _delete_executions(db: Database, ids: list[int]) -> int:
     metrics' counters (`metrics.retire`: only the rows this call deleted, so two processes
     deleting one batch count it once); returns output bytes freed."""
     async with db.session() as s:
-        freed = (
-            await s.exec(
-                select(func.coalesce(func.sum(Execution.output_bytes), 0)).where(
-                    col(Execution.id).in_(ids), col(Execution.output_removed_at).is_(None)
-                )
-            )
-        ).one()
-        await s.exec(delete(ExecutionLog).where(col(ExecutionLog.execution_id).in_(ids)))
+        freed = await _delete_chunks(s, ids)
         deleted = await s.exec(
             delete(Execution)
             .where(col(Execution.id).in_(ids))
@@ -155,7 +156,7 @@ async def _delete_executions(db: Database, ids: list[int]) -> int:
         )
         await metrics.retire(s, [tuple(row) for row in deleted.all()])
         await s.commit()
-    return int(freed)
+    return freed
 
 
 async def _cap_size(db: Database, limit: int, now: datetime, batch: int, done: RetentionRound) -> None:
