@@ -140,6 +140,24 @@ def format_time(value: datetime | None, empty: str = "never") -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else empty
 
 
+def format_count(count: int) -> str:
+    """A count with thousands separators (`1,234,567`), as the history's totals are written."""
+    return f"{count:,}"
+
+
+def percent(part: int, whole: int, digits: int = 0) -> float | None:
+    """`part` of `whole` in percent, rounded to `digits` decimals but never to 0 or 100 unless it
+    is exactly that: 999 successes of 1,000 runs is 99%, not 100% (which says none failed), and
+    1 of 1,000 is 1%, not 0%. None when `whole` is 0."""
+    if whole <= 0:
+        return None
+    step = 10.0**-digits
+    value = round(100 * part / whole, digits)
+    if 0 < part < whole:
+        value = min(max(value, step), 100 - step)
+    return int(value) if digits == 0 else value
+
+
 def changed(values: Mapping[str, Any], loaded: Mapping[str, Any] | None) -> dict[str, Any]:
     """What a form's Save sends: every value of a new record (`loaded` None); for a stored one
     only the fields whose value differs from what the form loaded, so a field someone changed
