@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft.db.models import AppSetting, RefreshToken, Role, User
 from opscraft.db.types import utcnow
 from opscraft.security.passwords import hash_password, normal_form, verify_password
-from opscraft.services import api_tokens, app_settings, audit, auth, conflicts, like, partial
+from opscraft.services import api_tokens, app_settings, audit, auth, conflicts, like, names, partial
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Problems, Unauthorized
@@ -242,16 +242,18 @@ async def get(session: AsyncSession, actor: Actor, user_id: int) -> User:
 async def list_users(
     session: AsyncSession, actor: Actor, *, search: str | None = None, skip: int = 0, limit: int = 50
 ) -> tuple[list[User], int]:
-    """A page of users by username whose username, email or full name holds `search` (any case),
-    and the total; `Invalid` naming `search` when it is too long or holds a control character."""
+    """A page of users by username (ignoring case) whose username, email or full name holds
+    `search` (any case, surrounding blanks dropped), and the total;
+    `Invalid` naming `search` when it is too long or holds a control character."""
     require(actor.user, Permission.manage_users)
     check_filters(search=(search, MAX_SEARCH))
+    search = like.trimmed(search)
     conditions = []
     if search:
         conditions.append(or_(*(like.holds(c, search) for c in (User.username, User.email, User.full_name))))
     total = (await session.exec(select(func.count()).select_from(User).where(*conditions))).one()
     rows = await session.exec(
-        select(User).where(*conditions).order_by(col(User.username)).offset(skip).limit(limit)
+        select(User).where(*conditions).order_by(*names.name_order(User.username)).offset(skip).limit(limit)
     )
     return list(rows.all()), int(total)
 
