@@ -136,6 +136,30 @@ async def test_update_role_details_and_validation(
     assert changes["role"] == {"from": "viewer", "to": "operator"}
 
 
+async def test_an_update_that_changes_nothing_is_not_audited(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn
+) -> None:
+    """Deactivating an inactive user, or sending the stored values (an unchanged form's Save),
+    recorded a `user.update` with `changes: {}` (and revoked the sessions again): the audit
+    trail said a change happened where none did."""
+    url = f"/api/v1/users/{viewer.id}"
+
+    async def updates() -> list[dict[str, object]]:
+        params = {"action": "user.update", "target_type": "user", "target_id": viewer.id}
+        return list((await client.get("/api/v1/audit", params=params, headers=admin.headers)).json()["items"])
+
+    for _ in range(2):
+        r = await client.put(url, json={"is_active": False}, headers=admin.headers)
+        assert r.status_code == 200 and r.json()["is_active"] is False
+    stored = r.json()
+    same = {"role": "viewer", "email": stored["email"].upper(), "full_name": stored["full_name"]}
+    r = await client.put(url, json=same, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["updated_at"] == stored["updated_at"]
+    assert [e["details"]["changes"] for e in await updates()] == [
+        {"is_active": {"from": "True", "to": "False"}}
+    ]
+
+
 async def test_unknown_and_out_of_range_ids(client: httpx.AsyncClient, admin: LoggedIn) -> None:
     assert (await client.get("/api/v1/users/999999", headers=admin.headers)).status_code == 404
     for bad in ("99999999999999999999", "0", "abc"):

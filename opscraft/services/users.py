@@ -318,10 +318,16 @@ async def _apply(
 ) -> User:
     """Write checked `changes` (field -> new value) to `user`, audit them, commit. With
     `keep_an_admin` (the change may remove an admin; `_lock_admins` called), the change is
-    refused unless an active admin, the actor, is left (`_keep_an_admin`)."""
+    refused unless an active admin, the actor, is left (`_keep_an_admin`). Values equal to the
+    stored ones are no change: when nothing differs, nothing is written or audited (a Save of an
+    unchanged form, deactivating an inactive user, were each a `user.update` with `changes: {}`,
+    the latter revoking again)."""
     if "email" in changes:
         changes["email"] = str(changes["email"]).lower()
     before = {key: getattr(user, key) for key in changes}
+    changes = {key: value for key, value in changes.items() if before[key] != value}
+    if not changes:
+        return user
     for key, value in changes.items():
         setattr(user, key, value)
     user.updated_at = utcnow()
@@ -340,7 +346,7 @@ async def _apply(
         "user.update",
         "user",
         user.id,
-        changes={k: {"from": str(before[k]), "to": str(v)} for k, v in changes.items() if before[k] != v},
+        changes={k: {"from": str(before[k]), "to": str(v)} for k, v in changes.items()},
         **revoked,
     )
     await session.commit()
