@@ -15,6 +15,7 @@ from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, protected_page
 from opscraft.ui.paged import PagedTable
 from opscraft.ui.widgets import (
+    ErrorLine,
     call,
     dialog_buttons,
     dialog_card,
@@ -169,6 +170,8 @@ class UsersView(PagedTable):
             active = ui.switch("Active (may log in)", value=row["is_active"]).props(
                 'data-testid="edit-active"'
             )
+            active_error = ErrorLine("edit-active-error")
+            active.on_value_change(lambda: setattr(active_error, "error", None))
             ui.label("Deactivating ends the user's sessions at once.").classes("text-caption text-grey-7")
 
             def build() -> users.UserUpdate:
@@ -189,7 +192,7 @@ class UsersView(PagedTable):
                     Permission.manage_users,
                     lambda s, a: users.update_user(s, a, row["id"], build()),
                     "User updated",
-                    {"email": email, "full_name": full_name, "role": role},
+                    {"email": email, "full_name": full_name, "role": role, "is_active": active_error},
                 ),
             )
         dialog.open()

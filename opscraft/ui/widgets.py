@@ -187,6 +187,24 @@ def password_input(label: str, testid: str, *, autocomplete: str = "new-password
     )
 
 
+class ErrorLine(ui.label):
+    """The error line of a field that shows none of its own (a switch): `error = "..."` says the
+    message in red where the line is, `error = None` clears it, as an input's `error` does, so
+    `layout.show_field_errors` puts a problem there instead of in a toast."""
+
+    def __init__(self, testid: str) -> None:
+        super().__init__("")
+        self.classes("text-negative text-caption").props(f'role="alert" data-testid="{testid}"')
+
+    @property
+    def error(self) -> str | None:
+        return self.text or None
+
+    @error.setter
+    def error(self, message: str | None) -> None:
+        self.set_text(message or "")
+
+
 def password_hint(min_length: int) -> None:
     ui.label(f"At least {min_length} characters, not the username.").classes("text-caption text-grey-7")
 
