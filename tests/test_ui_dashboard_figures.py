@@ -1,5 +1,6 @@
 """The dashboard's figures as written for people: shares never rounded to 0% or 100% unless they
-are, counts with thousands separators, "Running now" counting every running run."""
+are, counts with thousands separators (short enough for a tile), "Running now" counting every
+running run."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from opscraft.db.models import Execution
 from opscraft.services.executions import DailyRate, DashboardStats
 from opscraft.ui.dashboard import _chart_options, _running_key, _success_summary
-from opscraft.ui.widgets import format_count, percent
+from opscraft.ui.widgets import compact_count, format_count, percent
 
 DAY = date(2026, 12, 2)
 
@@ -58,6 +59,24 @@ def test_the_chart_line_stays_below_100_when_a_run_failed() -> None:
 def test_counts_have_thousands_separators() -> None:
     assert format_count(1234567) == "1,234,567"
     assert format_count(0) == "0"
+
+
+@pytest.mark.parametrize(
+    ("count", "shown"),
+    [
+        (0, "0"),
+        (99_999, "99,999"),
+        (100_000, "100k"),
+        (999_999, "999k"),  # cut, never rounded up to a figure not reached
+        (1_000_000, "1.00M"),
+        (1_234_567, "1.23M"),  # a tile showed "1,234,56": the rest was cut off
+        (12_345_678, "12.3M"),
+        (999_999_999, "999M"),
+        (1_234_567_890, "1.23B"),
+    ],
+)
+def test_a_tile_count_fits_in_six_characters(count: int, shown: str) -> None:
+    assert compact_count(count) == shown
 
 
 def test_running_now_counts_every_running_run_not_only_those_listed() -> None:

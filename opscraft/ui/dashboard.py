@@ -24,7 +24,7 @@ from opscraft.ui.execution_widgets import (
     runs_table,
 )
 from opscraft.ui.layout import frame, guard, notify_error, protected_page
-from opscraft.ui.widgets import Redrawn, call, format_count, live_timer, percent
+from opscraft.ui.widgets import Redrawn, call, compact_count, format_count, live_timer, percent
 
 REFRESH_SECONDS = 5.0
 RUNNING_SHOWN = 8  # runs listed under "Running now"; a link leads to all of them
@@ -38,13 +38,15 @@ def _count_card(status: ExecutionStatus, count: int) -> None:
     color, icon = STATUS_STYLE[status]
     name = STATUS_LABELS[status]
     link = ui.link(target=f"/executions?status={status.value}").classes("no-underline text-inherit")
-    shown = format_count(count)
-    link.props(f'aria-label="{shown} {name}, all time: open these runs" data-testid="count-{status.value}"')
+    exact, short = format_count(count), compact_count(count)
+    link.props(f'aria-label="{exact} {name}, all time: open these runs" data-testid="count-{status.value}"')
     with link, ui.card().classes("w-full h-full hover:shadow-md").props("flat bordered"):
         with ui.row().classes("items-center gap-3 no-wrap"):
             ui.icon(icon, color=color).classes("text-3xl").props('aria-hidden="true"')
             with ui.column().classes("gap-0"):
-                ui.label(shown).classes("text-2xl font-semibold").props('data-testid="count-value"')
+                ui.label(short).classes("text-2xl font-semibold").props('data-testid="count-value"')
+                if short != exact:
+                    ui.tooltip(exact)
                 ui.label(name.capitalize()).classes("text-caption text-grey-7")
 
 

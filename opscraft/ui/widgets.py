@@ -145,6 +145,19 @@ def format_count(count: int) -> str:
     return f"{count:,}"
 
 
+def compact_count(count: int) -> str:
+    """`count` in at most six characters, for a tile too narrow for more: exact below 100,000
+    (`98,765`), above three significant digits and a unit, cut, never rounded up (`123k`,
+    `1.23M`, `12.3M`, `999M` for 999,999,999, `1.23B`). `1,234,567` ran out of a dashboard
+    tile and was cut to `1,234,56`."""
+    if count < 100_000:
+        return format_count(count)
+    units = ((10**9, "B"), (10**6, "M"), (10**3, "k"))
+    size, unit = next((size, unit) for size, unit in units if count >= size)
+    decimals = max(3 - len(str(count // size)), 0)
+    return f"{count * 10**decimals // size / 10**decimals:.{decimals}f}{unit}"
+
+
 def percent(part: int, whole: int, digits: int = 0) -> float | None:
     """`part` of `whole` in percent, rounded to `digits` decimals but never to 0 or 100 unless it
     is exactly that: 999 successes of 1,000 runs is 99%, not 100% (which says none failed), and
