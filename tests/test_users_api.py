@@ -67,6 +67,26 @@ async def test_create_rejects_duplicates_and_bad_input(client: httpx.AsyncClient
     assert listing.json()["total"] == 2, "a rejected create must not leave a row"
 
 
+async def test_an_email_in_full_width_letters_is_refused_not_a_second_account(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn
+) -> None:
+    """`admin@example.com` in full-width letters was accepted beside `admin@example.com`: two
+    accounts whose addresses look the same. Refused wherever an address is written."""
+    look_alike = "".join(chr(ord(c) + 0xFEE0) for c in "admin") + "@example.com"
+    ligature = "\ufb01nance@example.com"  # the "fi" ligature
+    for email in (look_alike, ligature):
+        body = {**NEW_USER, "email": email}
+        r = await client.post("/api/v1/users", json=body, headers=admin.headers)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "email", r.text
+        assert "plain characters" in r.json()["errors"][0]["message"]
+        r = await client.put(f"/api/v1/users/{viewer.id}", json={"email": email}, headers=admin.headers)
+        assert r.status_code == 422, r.text
+        r = await client.put("/api/v1/auth/me", json={"email": email}, headers=viewer.headers)
+        assert r.status_code == 422, r.text
+    accented = {**NEW_USER, "email": "caf\u00e9@example.com"}  # plain: letters of another script stay
+    assert (await client.post("/api/v1/users", json=accented, headers=admin.headers)).status_code == 201
+
+
 async def test_list_is_paginated_and_searchable(client: httpx.AsyncClient, admin: LoggedIn) -> None:
     for i in range(5):
         r = await client.post(

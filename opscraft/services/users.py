@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
+import unicodedata
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, EmailStr, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
 from sqlalchemy import func, or_
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -29,6 +30,22 @@ BLANK_PASSWORD = "must not be only spaces or other blank characters"
 MAX_SEARCH = 100  # characters of the list's `search` filter
 
 
+def _plain_form(email: str) -> str:
+    """An address in its NFKC form only: `admin@example.com` typed in full-width letters (U+FF41...)
+    was a second account beside `admin@example.com`, the two looking alike in every list. The domain already
+    comes back in that form (IDNA); the part before the `@` did not."""
+    if unicodedata.normalize("NFKC", email) != email:
+        raise ValueError(
+            "must be written in plain characters: full-width letters and other compatibility "
+            "forms (U+FF41 for a, the ligature U+FB01 for fi) make one address look like another"
+        )
+    return email
+
+
+Email = Annotated[EmailStr, AfterValidator(_plain_form)]
+"""An email address as accounts store it: valid (`EmailStr`), in its plain (NFKC) form."""
+
+
 class Registration(Body):
     """A self-registration (`POST /api/v1/auth/register`, the set-up page): the seed's body. No
     role: the first user becomes admin, later ones viewers (`register`); a `role` key is refused
@@ -41,7 +58,7 @@ class Registration(Body):
         json_schema_extra={"pattern": USERNAME_RE.pattern},
         description="Unique, ignoring case",
     )
-    email: EmailStr = Field(examples=["john@example.com"], description="Unique, ignoring case")
+    email: Email = Field(examples=["john@example.com"], description="Unique, ignoring case")
     password: Text = Field(
         min_length=MIN_PASSWORD,
         max_length=MAX_PASSWORD,
@@ -88,7 +105,7 @@ class UserCreate(Registration):
 class UserUpdate(Body):
     model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
 
-    email: EmailStr | None = Field(default=None, description="Unique, ignoring case")
+    email: Email | None = Field(default=None, description="Unique, ignoring case")
     full_name: limited(OptionalLabel, 200) | None = None
     role: Role | None = None
     is_active: bool | None = None
@@ -100,7 +117,7 @@ class ProfileUpdate(Body):
 
     model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
 
-    email: EmailStr | None = Field(default=None, description="Unique, ignoring case")
+    email: Email | None = Field(default=None, description="Unique, ignoring case")
     full_name: limited(OptionalLabel, 200) | None = None
 
 
