@@ -1,5 +1,6 @@
-"""The users page as an admin uses it: the table in alphabetical order ignoring case, and a refused
-change of the Active switch said under the switch (it was a toast), with nothing changed."""
+"""The users page as an admin uses it: the table in alphabetical order ignoring case, a refused
+change of the Active switch said under the switch (it was a toast), and an unchanged form's Save
+closing it (it answered in the API's words)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ server = journey_server("users-ui")
 tokens = journey_tokens()
 
 
-def test_the_table_is_alphabetical_and_a_refused_deactivation_is_said_under_the_switch(
+def test_the_table_is_alphabetical_and_the_edit_form_answers_in_place(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
     for name in ("Zed", "alice", "Bob"):
@@ -38,8 +39,13 @@ def test_the_table_is_alphabetical_and_a_refused_deactivation_is_said_under_the_
         "You cannot deactivate yourself: another admin can"
     )
     assert page.locator(".q-notification").count() == 0, "said under the switch, not in a toast"
-    # Switching it back clears the message; Cancel leaves the account as it was.
+    # Switching it back clears the message. Saved as it loaded, the form closes: nothing changed
+    # (it said the API's "nothing to change: send at least one of email, full_name, ...").
     page.get_by_test_id("edit-active").click()
     expect(page.get_by_test_id("edit-active-error")).to_have_text("")
+    page.get_by_test_id("edit-submit").click()
+    expect(page.get_by_test_id("edit-submit")).to_have_count(0)
+    expect(page.locator(".q-notification").filter(has_text="Nothing changed")).to_have_count(1)
+    assert page.locator(".q-notification").filter(has_text="send at least one").count() == 0
     me = httpx.get(f"{server.url}/api/v1/auth/me", headers=tokens["admin"], timeout=60).json()
     assert me["is_active"] is True
