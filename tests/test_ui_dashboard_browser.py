@@ -10,7 +10,16 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import LiveServer
-from tests.ui_journey import create_script, journey_server, journey_tokens, log_in, start_run, wait_run
+from tests.ui_journey import (
+    OPERATOR_AND_VIEWER,
+    create_script,
+    journey_server,
+    journey_tokens,
+    log_in,
+    serving,
+    start_run,
+    wait_run,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -51,3 +60,21 @@ def test_an_open_dashboard_follows_runs_started_elsewhere(
         link = page.get_by_test_id(f"run-link-{run}")
         expect(link).to_have_attribute("href", f"/executions/{run}", timeout=LIVE_TIMEOUT_MS)
     assert page.get_by_test_id("no-runner").count() == 0
+
+
+def test_a_viewer_without_docker_is_told_the_local_runner_is_not_for_their_role(
+    tmp_path_factory: pytest.TempPathFactory, page: Any
+) -> None:
+    """No Docker, the local runner enabled for operators (the default): the viewer's dashboard
+    said "have an admin enable the local runner under Settings", a setting already on."""
+    no_docker = {"DOCKER_HOST": "unix:///nonexistent/docker.sock", "OPSCRAFT_LOCAL_RUNNER": "1"}
+    with serving(tmp_path_factory, "dashboard-no-docker", no_docker, users=OPERATOR_AND_VIEWER) as live:
+        log_in(page, live, "viewer")
+        note = page.get_by_test_id("no-runner")
+        expect(note).to_contain_text("No runner is available to you: Docker is not reachable")
+        expect(note).to_contain_text("only operators and admins may run scripts on the local runner")
+        expect(note).not_to_contain_text("have an admin enable the local runner")
+        page.context.clear_cookies()
+        log_in(page, live, "operator")
+        page.get_by_test_id("not-isolated").wait_for()
+        assert page.get_by_test_id("no-runner").count() == 0

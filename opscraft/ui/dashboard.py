@@ -152,12 +152,14 @@ def _recent(stats: DashboardStats) -> None:
 @dataclass(frozen=True)
 class Notes:
     """What the notes above the figures say: `no_runs` (nothing has run yet: first steps, for
-    someone who `may_edit` scripts or not) and the default `runner` of a new run ("docker",
-    "local": not isolated, None: none available)."""
+    someone who `may_edit` scripts or not), the default `runner` of this user's new run
+    ("docker", "local": not isolated, None: none available) and, when the local runner is
+    enabled but not for their role, why (`refusal`)."""
 
     no_runs: bool
     may_edit: bool
     runner: str | None
+    refusal: str | None = None
 
 
 def _notes(notes: Notes) -> None:
@@ -171,6 +173,11 @@ def _notes(notes: Notes) -> None:
             "(plain processes on this server).",
             "not-isolated",
         )
+    elif notes.runner is None and notes.refusal is not None:
+        # Enabled, but not for this role: "have an admin enable it" would send them after a
+        # setting that is already on.
+        text = f"No runner is available to you: Docker is not reachable, and {notes.refusal}."
+        banner("error", "red", text, "no-runner")
     elif notes.runner is None:
         banner(
             "error",
@@ -223,9 +230,10 @@ class Dashboard:
             return None
 
     async def _read_notes(self, stats: DashboardStats) -> Notes:
-        runner = (await call(executions.runner_options, self.actor.user)).default
+        options = await call(executions.runner_options, self.actor.user)
         may_edit = can(self.actor.user, Permission.edit_scripts)
-        return Notes(no_runs=not any(stats.counts.values()), may_edit=may_edit, runner=runner)
+        no_runs = not any(stats.counts.values())
+        return Notes(no_runs, may_edit, options.default, options.local_refusal)
 
     async def render(self) -> None:
         stats = await self._stats()
