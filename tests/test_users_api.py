@@ -67,6 +67,26 @@ async def test_create_rejects_duplicates_and_bad_input(client: httpx.AsyncClient
     assert listing.json()["total"] == 2, "a rejected create must not leave a row"
 
 
+async def test_an_email_in_full_width_letters_is_refused_not_a_second_account(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn
+) -> None:
+    """`admin@example.com` in full-width letters was accepted beside `admin@example.com`: two
+    accounts whose addresses look the same. Refused wherever an address is written."""
+    look_alike = "".join(chr(ord(c) + 0xFEE0) for c in "admin") + "@example.com"
+    ligature = "\ufb01nance@example.com"  # the "fi" ligature
+    for email in (look_alike, ligature):
+        body = {**NEW_USER, "email": email}
+        r = await client.post("/api/v1/users", json=body, headers=admin.headers)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "email", r.text
+        assert "plain characters" in r.json()["errors"][0]["message"]
+        r = await client.put(f"/api/v1/users/{viewer.id}", json={"email": email}, headers=admin.headers)
+        assert r.status_code == 422, r.text
+        r = await client.put("/api/v1/auth/me", json={"email": email}, headers=viewer.headers)
+        assert r.status_code == 422, r.text
+    accented = {**NEW_USER, "email": "caf\u00e9@example.com"}  # plain: letters of another script stay
+    assert (await client.post("/api/v1/users", json=accented, headers=admin.headers)).status_code == 201
+
+
 async def test_list_is_paginated_and_searchable(client: httpx.AsyncClient, admin: LoggedIn) -> None:
     for i in range(5):
         r = await client.post(
@@ -134,6 +154,30 @@ async def test_update_role_details_and_validation(
     )
     changes = events.json()["items"][0]["details"]["changes"]
     assert changes["role"] == {"from": "viewer", "to": "operator"}
+
+
+async def test_an_update_that_changes_nothing_is_not_audited(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn
+) -> None:
+    """Deactivating an inactive user, or sending the stored values (an unchanged form's Save),
+    recorded a `user.update` with `changes: {}` (and revoked the sessions again): the audit
+    trail said a change happened where none did."""
+    url = f"/api/v1/users/{viewer.id}"
+
+    async def updates() -> list[dict[str, object]]:
+        params = {"action": "user.update", "target_type": "user", "target_id": viewer.id}
+        return list((await client.get("/api/v1/audit", params=params, headers=admin.headers)).json()["items"])
+
+    for _ in range(2):
+        r = await client.put(url, json={"is_active": False}, headers=admin.headers)
+        assert r.status_code == 200 and r.json()["is_active"] is False
+    stored = r.json()
+    same = {"role": "viewer", "email": stored["email"].upper(), "full_name": stored["full_name"]}
+    r = await client.put(url, json=same, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["updated_at"] == stored["updated_at"]
+    assert [e["details"]["changes"] for e in await updates()] == [
+        {"is_active": {"from": "True", "to": "False"}}
+    ]
 
 
 async def test_unknown_and_out_of_range_ids(client: httpx.AsyncClient, admin: LoggedIn) -> None:

@@ -52,7 +52,7 @@ from opscraft.db.models.executions import ExecutionStatus, Trigger
 from opscraft.db.types import MAX_ID, utcnow
 from opscraft.execution.masking import MASK
 from opscraft.execution.run_events import RunEventMessage
-from opscraft.services import audit, parameters
+from opscraft.services import audit, names, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, ServiceError
@@ -723,6 +723,6 @@ async def target_choices(session: AsyncSession, actor: Actor, script_id: int) ->
     rows = await session.exec(
         select(Script.id, Script.name)
         .where(col(Script.deleted_at).is_(None), col(Script.id) != script_id)
-        .order_by(col(Script.name))
+        .order_by(*names.name_order(Script.name))
     )
     return [(int(i), n) for i, n in rows.all()]

@@ -83,17 +83,19 @@ class LogPage:
 
 @dataclass(frozen=True)
 class DailyRate:
+    """Runs that finished on `day` (a UTC day), and how many of them succeeded."""
+
     day: date
     total: int
     success: int
 
-    @property
-    def rate(self) -> float | None:
-        return round(self.success / self.total, 4) if self.total else None
-
 
 @dataclass(frozen=True)
 class DashboardStats:
+    """`counts`: runs per status, all time (every status, 0 when none; `counts["running"]` is how
+    many run now); `running`: the most recently started of them, at most the `running` asked for;
+    `recent`: the latest runs, newest first; `daily`: one `DailyRate` per day, oldest first."""
+
     counts: dict[str, int]
     running: list[Execution]
     recent: list[Execution]
@@ -636,23 +638,25 @@ async def cancel(session: AsyncSession, actor: Actor, execution_id: int) -> Exec
 
 
 async def dashboard_stats(
-    session: AsyncSession, actor: Actor, *, days: int = 7, recent: int = 10
+    session: AsyncSession, actor: Actor, *, days: int = 7, recent: int = 10, running: int = 8
 ) -> DashboardStats:
-    """Counts by status, what runs now, the latest runs and the success rate per day."""
+    """Counts by status, what runs now (the `running` latest started; how many in all is
+    `counts["running"]`), the `recent` latest runs and the finished runs per day of the last
+    `days` UTC days."""
     require(actor.user, Permission.view_scripts)
     counts = await execution_counts.status_counts(session)
-    running = await session.exec(
+    started = await session.exec(
         select(Execution)
         .where(col(Execution.status) == ExecutionStatus.running)
         .order_by(col(Execution.started_at).desc())
-        .limit(MAX_PAGE)
+        .limit(running)
     )
     latest = await session.exec(
         select(Execution).order_by(col(Execution.queued_at).desc(), col(Execution.id).desc()).limit(recent)
     )
     return DashboardStats(
         counts=counts,
-        running=list(running.all()),
+        running=list(started.all()),
         recent=list(latest.all()),
         daily=await _daily_rates(session, days),
     )

@@ -15,6 +15,13 @@ from opscraft.db.fold import fold
 ESCAPE = "\\"
 
 
+def trimmed(search: str | None) -> str:
+    """A list's `search` without its surrounding blanks ("" when nothing is left: no filter), as
+    the UI's search boxes send it: through the API, `?search=%20alice` found nobody and a blank
+    `?search=%20` matched nothing instead of everything."""
+    return (search or "").strip()
+
+
 def pattern(term: str) -> str:
     """The `LIKE` pattern (escape character `ESCAPE`) of the texts holding `term` in lower case."""
     escaped = term.lower().replace(ESCAPE, ESCAPE * 2).replace("%", ESCAPE + "%").replace("_", ESCAPE + "_")

@@ -35,7 +35,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, func
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -55,6 +55,16 @@ CHANNEL_TAKEN = "a channel with this name already exists (names ignore case): ch
 def name_key(name: str) -> str:
     """The form two names are compared in: NFKC, then Unicode case folding."""
     return unicodedata.normalize("NFKC", name).casefold()
+
+
+def name_order(column: Any, *, descending: bool = False) -> list[ColumnElement[Any]]:
+    """ORDER BY terms listing rows by a name as people read it, ignoring case: `lower(column)`,
+    then `column` itself (`KEY` before `key`, two secrets). A plain ORDER BY on the name put
+    every capital first (`Zed` before `alice`: SQLite and PostgreSQL's C collation compare code
+    points). For the ASCII names (usernames, scripts, inventories, secrets) `lower` is what their
+    unique indexes hold; the free-text names of `KEYED` rows are ordered by their `name_key`."""
+    terms = [func.lower(column), col(column)]
+    return [term.desc() for term in terms] if descending else terms
 
 
 def _store_key(_mapper: object, _connection: object, row: Any) -> None:

@@ -212,7 +212,8 @@ async def _name_free(session: AsyncSession, name: str, own_id: int | None = None
 
 async def list_channels(session: AsyncSession, actor: Actor) -> list[NotificationChannel]:
     require(actor.user, Permission.manage_settings)
-    rows = await session.exec(select(NotificationChannel).order_by(col(NotificationChannel.name)))
+    by_name = (col(NotificationChannel.name_key), col(NotificationChannel.id))
+    rows = await session.exec(select(NotificationChannel).order_by(*by_name))
     return list(rows.all())
 
 

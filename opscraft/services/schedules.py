@@ -370,7 +370,8 @@ async def list_schedules(
     )
     if script_id is not None:
         query = query.where(col(Schedule.script_id) == script_id)
-    rows = await session.exec(query.order_by(col(Script.name), col(Schedule.name), col(Schedule.id)))
+    by_name = (*names.name_order(Script.name), col(Schedule.name_key), col(Schedule.id))
+    rows = await session.exec(query.order_by(*by_name))
     return [
         ScheduleView(s, name, owner, str(status) if status else None) for s, name, owner, status in rows.all()
     ]

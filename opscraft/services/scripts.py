@@ -43,7 +43,7 @@ from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound, Problems
 from opscraft.services.line_endings import Notice
 from opscraft.services.linters import LintReport
-from opscraft.services.names import name_key
+from opscraft.services.names import name_key, name_order
 from opscraft.services.permissions import Permission, require
 from opscraft.services.script_checks import Checks, Finding
 from opscraft.services.storable import Text, limited
@@ -327,7 +327,7 @@ async def list_scripts(session: AsyncSession, actor: Actor, query: ScriptQuery) 
     # Two steps: the page's ids (from an index on SQLite), then those rows without their content.
     # Live names are unique, so the name order needs no tie-breaker.
     if query.sort.lstrip("-") == "name":
-        order = [col(Script.name).desc() if query.sort.startswith("-") else col(Script.name)]
+        order = name_order(Script.name, descending=query.sort.startswith("-"))
     else:
         desc = query.sort.startswith("-")
         order = [

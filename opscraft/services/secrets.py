@@ -34,7 +34,7 @@ from opscraft.db.types import utcnow
 from opscraft.execution import param_env
 from opscraft.execution.ports import RunSecrets, SecretUnavailable
 from opscraft.security.vault import DecryptError, Vault
-from opscraft.services import audit, conflicts, keyring, like, partial, scripts
+from opscraft.services import audit, conflicts, keyring, like, names, partial, scripts
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound
@@ -195,7 +195,7 @@ async def _scripts_of(session: AsyncSession, secret_ids: list[int]) -> dict[int,
         select(ScriptSecret.secret_id, Script.id, Script.name)
         .join(Script, col(Script.id) == col(ScriptSecret.script_id))
         .where(col(ScriptSecret.secret_id).in_(secret_ids), col(Script.deleted_at).is_(None))
-        .order_by(col(Script.name))
+        .order_by(*names.name_order(Script.name))
     )
     for secret_id, script_id, name in rows.all():
         assert script_id is not None
@@ -222,15 +222,17 @@ async def list_secrets(
     session: AsyncSession, actor: Actor, *, search: str | None = None, skip: int = 0, limit: int = 50
 ) -> tuple[list[SecretInfo], int]:
     """A page of secrets by name whose name or description holds `search` (any case, `%` and `_`
-    literally), and the total; `Invalid` naming `search` when it is too long or holds a control character."""
+    literally, surrounding blanks dropped), and the total;
+    `Invalid` naming `search` when it is too long or holds a control character."""
     require(actor.user, Permission.manage_secrets)
     check_filters(search=(search, MAX_SEARCH))
+    search = like.trimmed(search)
     conditions = []
     if search:
         conditions.append(or_(like.holds(Secret.name, search), like.holds(Secret.description, search)))
     total = (await session.exec(select(func.count()).select_from(Secret).where(*conditions))).one()
     rows = await session.exec(
-        select(Secret).where(*conditions).order_by(col(Secret.name)).offset(skip).limit(limit)
+        select(Secret).where(*conditions).order_by(*names.name_order(Secret.name)).offset(skip).limit(limit)
     )
     return await _infos(session, list(rows.all())), int(total)
 
@@ -327,12 +329,12 @@ async def _in_use(session: AsyncSession, secret_id: int, name: str) -> Conflict 
         select(Script.name, WebhookTrigger.name)
         .join(Script, col(Script.id) == col(WebhookTrigger.script_id))
         .where(col(WebhookTrigger.secret_id) == secret_id)
-        .order_by(col(Script.name), col(WebhookTrigger.name))
+        .order_by(*names.name_order(Script.name), col(WebhookTrigger.name_key))
     )
     channels = await session.exec(
         select(NotificationChannel.name)
         .where(col(NotificationChannel.secret_id) == secret_id)
-        .order_by(col(NotificationChannel.name))
+        .order_by(col(NotificationChannel.name_key))
     )
     uses = []
     if signing := [f"{script}/{hook}" for script, hook in hooks.all()]:
@@ -420,12 +422,12 @@ async def list_for_script(session: AsyncSession, actor: Actor, script_id: int) -
         select(Secret.id, Secret.name, ScriptSecret.attached_by, ScriptSecret.attached_at)
         .join(ScriptSecret, col(ScriptSecret.secret_id) == col(Secret.id))
         .where(col(ScriptSecret.script_id) == script_id)
-        .order_by(col(Secret.name))
+        .order_by(*names.name_order(Secret.name))
     )
     found = list(rows.all())
-    names = await _user_names(session, {by for _, _, by, _ in found})
+    by_id = await _user_names(session, {by for _, _, by, _ in found})
     return [
-        Attachment(sid, name, by, names.get(by or 0), at) for sid, name, by, at in found if sid is not None
+        Attachment(sid, name, by, by_id.get(by or 0), at) for sid, name, by, at in found if sid is not None
     ]
 
 
@@ -562,7 +564,7 @@ async def inject_for_execution(session: AsyncSession, execution: Execution, vaul
             select(Secret)
             .join(ScriptSecret, col(ScriptSecret.secret_id) == col(Secret.id))
             .where(col(ScriptSecret.script_id) == script_id)
-            .order_by(col(Secret.name))
+            .order_by(*names.name_order(Secret.name))
         )
     ).all()
     user = await session.get(User, execution.triggered_by) if execution.triggered_by else None

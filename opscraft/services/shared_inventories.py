@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft.db.models import Inventory, Script
 from opscraft.db.models.inventories import content_sha256
 from opscraft.db.types import utcnow
-from opscraft.services import audit, conflicts, inventories
+from opscraft.services import audit, conflicts, inventories, names
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, NotFound, Problems
@@ -70,7 +70,7 @@ class InventoryChanges(InventoryIn):
 async def list_all(session: AsyncSession, actor: Actor) -> list[Inventory]:
     """Every shared inventory, by name."""
     require(actor.user, Permission.view_scripts)
-    return list((await session.exec(select(Inventory).order_by(col(Inventory.name)))).all())
+    return list((await session.exec(select(Inventory).order_by(*names.name_order(Inventory.name)))).all())
 
 
 async def get(session: AsyncSession, actor: Actor, inventory_id: int) -> Inventory:
@@ -87,7 +87,7 @@ async def used_by(session: AsyncSession, inventory_id: int) -> list[str]:
     rows = await session.exec(
         select(Script.name)
         .where(col(Script.inventory_id) == inventory_id, col(Script.deleted_at).is_(None))
-        .order_by(col(Script.name))
+        .order_by(*names.name_order(Script.name))
     )
     return list(rows.all())
 

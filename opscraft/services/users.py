@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
+import unicodedata
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, EmailStr, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
 from sqlalchemy import func, or_
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -14,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft.db.models import AppSetting, RefreshToken, Role, User
 from opscraft.db.types import utcnow
 from opscraft.security.passwords import hash_password, normal_form, verify_password
-from opscraft.services import api_tokens, app_settings, audit, auth, conflicts, like, partial
+from opscraft.services import api_tokens, app_settings, audit, auth, conflicts, like, names, partial
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Problems, Unauthorized
@@ -29,6 +30,22 @@ BLANK_PASSWORD = "must not be only spaces or other blank characters"
 MAX_SEARCH = 100  # characters of the list's `search` filter
 
 
+def _plain_form(email: str) -> str:
+    """An address in its NFKC form only: `admin@example.com` typed in full-width letters (U+FF41...)
+    was a second account beside `admin@example.com`, the two looking alike in every list. The domain already
+    comes back in that form (IDNA); the part before the `@` did not."""
+    if unicodedata.normalize("NFKC", email) != email:
+        raise ValueError(
+            "must be written in plain characters: full-width letters and other compatibility "
+            "forms (U+FF41 for a, the ligature U+FB01 for fi) make one address look like another"
+        )
+    return email
+
+
+Email = Annotated[EmailStr, AfterValidator(_plain_form)]
+"""An email address as accounts store it: valid (`EmailStr`), in its plain (NFKC) form."""
+
+
 class Registration(Body):
     """A self-registration (`POST /api/v1/auth/register`, the set-up page): the seed's body. No
     role: the first user becomes admin, later ones viewers (`register`); a `role` key is refused
@@ -41,7 +58,7 @@ class Registration(Body):
         json_schema_extra={"pattern": USERNAME_RE.pattern},
         description="Unique, ignoring case",
     )
-    email: EmailStr = Field(examples=["john@example.com"], description="Unique, ignoring case")
+    email: Email = Field(examples=["john@example.com"], description="Unique, ignoring case")
     password: Text = Field(
         min_length=MIN_PASSWORD,
         max_length=MAX_PASSWORD,
@@ -88,7 +105,7 @@ class UserCreate(Registration):
 class UserUpdate(Body):
     model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
 
-    email: EmailStr | None = Field(default=None, description="Unique, ignoring case")
+    email: Email | None = Field(default=None, description="Unique, ignoring case")
     full_name: limited(OptionalLabel, 200) | None = None
     role: Role | None = None
     is_active: bool | None = None
@@ -100,7 +117,7 @@ class ProfileUpdate(Body):
 
     model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
 
-    email: EmailStr | None = Field(default=None, description="Unique, ignoring case")
+    email: Email | None = Field(default=None, description="Unique, ignoring case")
     full_name: limited(OptionalLabel, 200) | None = None
 
 
@@ -242,16 +259,18 @@ async def get(session: AsyncSession, actor: Actor, user_id: int) -> User:
 async def list_users(
     session: AsyncSession, actor: Actor, *, search: str | None = None, skip: int = 0, limit: int = 50
 ) -> tuple[list[User], int]:
-    """A page of users by username whose username, email or full name holds `search` (any case),
-    and the total; `Invalid` naming `search` when it is too long or holds a control character."""
+    """A page of users by username (ignoring case) whose username, email or full name holds
+    `search` (any case, surrounding blanks dropped), and the total;
+    `Invalid` naming `search` when it is too long or holds a control character."""
     require(actor.user, Permission.manage_users)
     check_filters(search=(search, MAX_SEARCH))
+    search = like.trimmed(search)
     conditions = []
     if search:
         conditions.append(or_(*(like.holds(c, search) for c in (User.username, User.email, User.full_name))))
     total = (await session.exec(select(func.count()).select_from(User).where(*conditions))).one()
     rows = await session.exec(
-        select(User).where(*conditions).order_by(col(User.username)).offset(skip).limit(limit)
+        select(User).where(*conditions).order_by(*names.name_order(User.username)).offset(skip).limit(limit)
     )
     return list(rows.all()), int(total)
 
@@ -316,10 +335,16 @@ async def _apply(
 ) -> User:
     """Write checked `changes` (field -> new value) to `user`, audit them, commit. With
     `keep_an_admin` (the change may remove an admin; `_lock_admins` called), the change is
-    refused unless an active admin, the actor, is left (`_keep_an_admin`)."""
+    refused unless an active admin, the actor, is left (`_keep_an_admin`). Values equal to the
+    stored ones are no change: when nothing differs, nothing is written or audited (a Save of an
+    unchanged form, deactivating an inactive user, were each a `user.update` with `changes: {}`,
+    the latter revoking again)."""
     if "email" in changes:
         changes["email"] = str(changes["email"]).lower()
     before = {key: getattr(user, key) for key in changes}
+    changes = {key: value for key, value in changes.items() if before[key] != value}
+    if not changes:
+        return user
     for key, value in changes.items():
         setattr(user, key, value)
     user.updated_at = utcnow()
@@ -338,7 +363,7 @@ async def _apply(
         "user.update",
         "user",
         user.id,
-        changes={k: {"from": str(before[k]), "to": str(v)} for k, v in changes.items() if before[k] != v},
+        changes={k: {"from": str(before[k]), "to": str(v)} for k, v in changes.items()},
         **revoked,
     )
     await session.commit()

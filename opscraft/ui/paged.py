@@ -13,7 +13,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import guard, run_action
-from opscraft.ui.widgets import call
+from opscraft.ui.widgets import call, format_count
 
 Listed = tuple[list[Any], int]
 """A service list call's answer: a page of rows and the total."""
@@ -90,7 +90,7 @@ class PagedTable(ABC):
         self.last_page = pages
         self.pager.max = pages
         self.pager.set_visibility(pages > 1)
-        self.summary.text = f"{total} {noun}{'s' if total != 1 else ''}{suffix}"
+        self.summary.text = f"{format_count(total)} {noun}{'s' if total != 1 else ''}{suffix}"
 
     async def apply(
         self,

@@ -12,9 +12,10 @@ from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui import drafts, labels
 from opscraft.ui.drafts import Draft
-from opscraft.ui.layout import frame, guard, protected_page
+from opscraft.ui.layout import frame, guard, notify_ok, protected_page
 from opscraft.ui.paged import PagedTable
 from opscraft.ui.widgets import (
+    ErrorLine,
     call,
     dialog_buttons,
     dialog_card,
@@ -169,29 +170,33 @@ class UsersView(PagedTable):
             active = ui.switch("Active (may log in)", value=row["is_active"]).props(
                 'data-testid="edit-active"'
             )
+            active_error = ErrorLine("edit-active-error")
+            active.on_value_change(lambda: setattr(active_error, "error", None))
             ui.label("Deactivating ends the user's sessions at once.").classes("text-caption text-grey-7")
 
-            def build() -> users.UserUpdate:
+            def edits() -> dict[str, Any]:
                 form = {
                     "email": (email.value or "").strip(),
                     "full_name": (full_name.value or "").strip(),
                     "role": Role(role.value),
                     "is_active": bool(active.value),
                 }
-                return users.UserUpdate(**partial.edited(row, form))
+                return partial.edited(row, form)
 
-            dialog_buttons(
-                dialog,
-                "Save",
-                "edit-submit",
-                lambda: self.apply(
+            async def save() -> None:
+                if not edits():  # sent, the form as loaded was the API's 422 "nothing to change"
+                    notify_ok("Nothing changed")  # before the dialog goes: its slot is the context
+                    dialog.delete()
+                    return
+                await self.apply(
                     dialog,
                     Permission.manage_users,
-                    lambda s, a: users.update_user(s, a, row["id"], build()),
+                    lambda s, a: users.update_user(s, a, row["id"], users.UserUpdate(**edits())),
                     "User updated",
-                    {"email": email, "full_name": full_name, "role": role},
-                ),
-            )
+                    {"email": email, "full_name": full_name, "role": role, "is_active": active_error},
+                )
+
+            dialog_buttons(dialog, "Save", "edit-submit", save)
         dialog.open()
 
     def open_reset(self, row: dict[str, Any]) -> None:

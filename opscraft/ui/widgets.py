@@ -140,6 +140,37 @@ def format_time(value: datetime | None, empty: str = "never") -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else empty
 
 
+def format_count(count: int) -> str:
+    """A count with thousands separators (`1,234,567`), as the history's totals are written."""
+    return f"{count:,}"
+
+
+def compact_count(count: int) -> str:
+    """`count` in at most six characters, for a tile too narrow for more: exact below 100,000
+    (`98,765`), above three significant digits and a unit, cut, never rounded up (`123k`,
+    `1.23M`, `12.3M`, `999M` for 999,999,999, `1.23B`). `1,234,567` ran out of a dashboard
+    tile and was cut to `1,234,56`."""
+    if count < 100_000:
+        return format_count(count)
+    units = ((10**9, "B"), (10**6, "M"), (10**3, "k"))
+    size, unit = next((size, unit) for size, unit in units if count >= size)
+    decimals = max(3 - len(str(count // size)), 0)
+    return f"{count * 10**decimals // size / 10**decimals:.{decimals}f}{unit}"
+
+
+def percent(part: int, whole: int, digits: int = 0) -> float | None:
+    """`part` of `whole` in percent, rounded to `digits` decimals but never to 0 or 100 unless it
+    is exactly that: 999 successes of 1,000 runs is 99%, not 100% (which says none failed), and
+    1 of 1,000 is 1%, not 0%. None when `whole` is 0."""
+    if whole <= 0:
+        return None
+    step = 10.0**-digits
+    value = round(100 * part / whole, digits)
+    if 0 < part < whole:
+        value = min(max(value, step), 100 - step)
+    return int(value) if digits == 0 else value
+
+
 def changed(values: Mapping[str, Any], loaded: Mapping[str, Any] | None) -> dict[str, Any]:
     """What a form's Save sends: every value of a new record (`loaded` None); for a stored one
     only the fields whose value differs from what the form loaded, so a field someone changed
@@ -167,6 +198,24 @@ def password_input(label: str, testid: str, *, autocomplete: str = "new-password
         .props(f'outlined dense autocomplete={autocomplete} data-testid="{testid}"')
         .classes("w-full")
     )
+
+
+class ErrorLine(ui.label):
+    """The error line of a field that shows none of its own (a switch): `error = "..."` says the
+    message in red where the line is, `error = None` clears it, as an input's `error` does, so
+    `layout.show_field_errors` puts a problem there instead of in a toast."""
+
+    def __init__(self, testid: str) -> None:
+        super().__init__("")
+        self.classes("text-negative text-caption").props(f'role="alert" data-testid="{testid}"')
+
+    @property
+    def error(self) -> str | None:
+        return self.text or None
+
+    @error.setter
+    def error(self, message: str | None) -> None:
+        self.set_text(message or "")
 
 
 def password_hint(min_length: int) -> None:

@@ -1,0 +1,80 @@
+"""The dashboard as an open page sees it: runs started elsewhere (by another user, through the API)
+change its figures without a reload, and the first steps of an empty installation go away once
+something has run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.conftest import LiveServer
+from tests.ui_journey import (
+    OPERATOR_AND_VIEWER,
+    create_script,
+    journey_server,
+    journey_tokens,
+    log_in,
+    serving,
+    start_run,
+    wait_run,
+)
+
+pytestmark = pytest.mark.browser
+
+# The page refreshes every 5 s; a busy CI machine also waits for the runs themselves.
+LIVE_TIMEOUT_MS = 90_000
+
+server = journey_server("dashboard-ui")
+tokens = journey_tokens()
+
+
+def _count(page: Any, status: str) -> Any:
+    return page.get_by_test_id(f"count-{status}").get_by_test_id("count-value")
+
+
+def test_an_open_dashboard_follows_runs_started_elsewhere(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    log_in(page, server, "viewer")
+    page.get_by_test_id("no-runs-yet").get_by_test_id("dashboard-browse-scripts").wait_for()
+    expect(_count(page, "success")).to_have_text("0")
+    expect(page.get_by_test_id("success-summary")).to_have_text("No finished runs in the last 7 days.")
+
+    admin = tokens["admin"]
+    ok = create_script(server, admin, "dash-ok", "#!/bin/bash\necho fine\n", status="active")
+    bad = create_script(server, admin, "dash-bad", "#!/bin/bash\nexit 3\n", status="active")
+    runs = [start_run(server, admin, ok["id"]), start_run(server, admin, bad["id"])]
+    assert [wait_run(server, admin, run)["status"] for run in runs] == ["success", "failed"]
+
+    # The figures change on the open page; the first steps, drawn while nothing had run, go too.
+    expect(_count(page, "success")).to_have_text("1", timeout=LIVE_TIMEOUT_MS)
+    expect(_count(page, "failed")).to_have_text("1", timeout=LIVE_TIMEOUT_MS)
+    expect(page.get_by_test_id("no-runs-yet")).to_have_count(0, timeout=LIVE_TIMEOUT_MS)
+    expect(page.get_by_test_id("success-summary")).to_have_text(
+        "50% of 2 finished runs succeeded in the last 7 days.", timeout=LIVE_TIMEOUT_MS
+    )
+    # The admin's runs are in the viewer's recent runs, each linking to its page.
+    for run in runs:
+        link = page.get_by_test_id(f"run-link-{run}")
+        expect(link).to_have_attribute("href", f"/executions/{run}", timeout=LIVE_TIMEOUT_MS)
+    assert page.get_by_test_id("no-runner").count() == 0
+
+
+def test_a_viewer_without_docker_is_told_the_local_runner_is_not_for_their_role(
+    tmp_path_factory: pytest.TempPathFactory, page: Any
+) -> None:
+    """No Docker, the local runner enabled for operators (the default): the viewer's dashboard
+    said "have an admin enable the local runner under Settings", a setting already on."""
+    no_docker = {"DOCKER_HOST": "unix:///nonexistent/docker.sock", "OPSCRAFT_LOCAL_RUNNER": "1"}
+    with serving(tmp_path_factory, "dashboard-no-docker", no_docker, users=OPERATOR_AND_VIEWER) as live:
+        log_in(page, live, "viewer")
+        note = page.get_by_test_id("no-runner")
+        expect(note).to_contain_text("No runner is available to you: Docker is not reachable")
+        expect(note).to_contain_text("only operators and admins may run scripts on the local runner")
+        expect(note).not_to_contain_text("have an admin enable the local runner")
+        page.context.clear_cookies()
+        log_in(page, live, "operator")
+        page.get_by_test_id("not-isolated").wait_for()
+        assert page.get_by_test_id("no-runner").count() == 0
