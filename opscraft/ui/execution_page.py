@@ -24,9 +24,10 @@ from opscraft.ui.chains import chain_panel
 from opscraft.ui.execution_widgets import banner, elapsed, format_duration, status_badge
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.not_found import missing
+from opscraft.ui.script_widgets import LANGUAGES
 from opscraft.ui.terminal import SCROLLBACK_LINES, LiveTerminal
 from opscraft.ui.terraform_panel import TerraformPanel
-from opscraft.ui.widgets import call, close_then, live_timer, one_click
+from opscraft.ui.widgets import call, close_then, code_block, live_timer, one_click
 
 SESSION_RECHECK_SECONDS = 15.0
 
@@ -220,7 +221,8 @@ class ExecutionView:
                 .classes("w-full")
                 .props('dense header-class="text-subtitle1" data-testid="draft-content"')
             ):
-                ui.code(self.ran_content).classes("w-full text-sm")
+                language = LANGUAGES.get(self.execution.script_type, "").lower() or None
+                code_block(self.ran_content, language).classes("w-full text-sm")
 
     def tick(self) -> None:
         """Advance the duration while the run is going."""

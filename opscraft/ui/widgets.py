@@ -135,6 +135,14 @@ async def confirm(
     return bool(answer)
 
 
+def code_block(content: str, language: str | None) -> ui.code:
+    """Read-only highlighted code (`language` a Pygments name, None for plain text) whose copy
+    button has a name for screen readers (NiceGUI's has none; colours: layout.THEME_CSS)."""
+    block = ui.code(content, language=language)
+    block.copy_button.props('aria-label="Copy to the clipboard"')
+    return block
+
+
 def format_time(value: datetime | None, empty: str = "never") -> str:
     """`2026-01-31 14:05 UTC`, or `empty` when there is no time."""
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else empty

@@ -1,0 +1,89 @@
+"""Accessibility of what the page tour (test_ui_pages_browser.py) does not reach: marked editor
+lines, a run awaiting approval, code blocks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer
+from tests.ui_journey import (
+    API_TIMEOUT,
+    check_accessibility,
+    create_script,
+    journey_server,
+    journey_tokens,
+    log_in,
+    paste_code,
+    start_run,
+    wait_connected,
+)
+
+pytestmark = pytest.mark.browser
+
+server = journey_server("a11y-ui")
+tokens = journey_tokens()
+
+# Keywords (`if`, `then`, `fi`) on a line the dangerous-pattern lint marks, and a byte order mark
+# that saving removes (a notice in the problem list).
+MARKED = "\ufeff#!/bin/bash\nif true; then rm -rf /; fi\n"
+
+
+def _dark(page: Any) -> None:
+    if not page.evaluate("document.body.classList.contains('body--dark')"):
+        page.get_by_test_id("dark-toggle").click()
+        page.wait_for_function("document.body.classList.contains('body--dark')")
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_marked_editor_lines_keep_their_text_readable(
+    server: LiveServer, tokens: dict[str, dict[str, str]], browser: Any, scheme: str
+) -> None:
+    """A line the lint marked had a tinted background: the editor theme's keywords on it fell to
+    4.2:1 (light) and 4.4:1 (dark), under WCAG's 4.5:1; the notice of what saving normalises was
+    dark blue on the dark page (2.6:1)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, color_scheme=scheme)
+    page = context.new_page()
+    try:
+        log_in(page, server, "operator")
+        page.goto(f"{server.url}/scripts/new")
+        wait_connected(page)
+        if scheme == "dark":
+            _dark(page)
+        paste_code(page, MARKED)
+        page.locator('[data-testid="script-editor"] .oc-lint-line').wait_for()
+        page.get_by_test_id("notice-byte-order-mark").wait_for()
+        check_accessibility(page, f"editor-marked-{scheme}")
+    finally:
+        context.close()
+
+
+def test_a_run_awaiting_approval_and_code_blocks_pass_the_checker(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """ "awaiting approval" was white on amber (2:1) wherever a run's status is shown; a code
+    block (a shared inventory) had a copy button without a name and colours under 4.5:1."""
+    admin = tokens["admin"]
+    script = create_script(server, admin, "needs-approval", "echo ok\n", status="active")
+    url = f"{server.url}/api/v1/scripts/{script['id']}/approval"
+    assert httpx.put(url, json={"required": 1}, headers=admin, timeout=API_TIMEOUT).status_code == 200
+    run_id = start_run(server, admin, script["id"])
+    inventory = {"name": "web", "content": "[web]\nweb1 ansible_host=10.0.0.1\n"}
+    url = f"{server.url}/api/v1/inventories"
+    response = httpx.post(url, json=inventory, headers=admin, timeout=API_TIMEOUT)
+    assert response.status_code == 201, response.text
+    log_in(page, server, "admin")
+    for path, ready in (
+        ("/executions", "row-status-awaiting_approval"),
+        (f"/executions/{run_id}", "status-awaiting_approval"),
+        ("/scripts", "last-run-needs-approval"),
+        ("/", "row-status-awaiting_approval"),
+        ("/inventories", "inventory-web"),
+    ):
+        page.goto(server.url + path)
+        page.get_by_test_id(ready).first.wait_for()
+        check_accessibility(page, "awaiting-" + (path.strip("/").replace("/", "-") or "dashboard"))
+    copy = page.get_by_test_id("inventory-web").get_by_role("button", name="Copy to the clipboard")
+    assert copy.count() == 1
