@@ -1,5 +1,5 @@
 """Accessibility of what the page tour (test_ui_pages_browser.py) does not reach: marked editor
-lines, a run awaiting approval, code blocks."""
+lines, a run awaiting approval, code blocks, tab titles."""
 
 from __future__ import annotations
 
@@ -87,3 +87,23 @@ def test_a_run_awaiting_approval_and_code_blocks_pass_the_checker(
         check_accessibility(page, "awaiting-" + (path.strip("/").replace("/", "-") or "dashboard"))
     copy = page.get_by_test_id("inventory-web").get_by_role("button", name="Copy to the clipboard")
     assert copy.count() == 1
+
+
+def test_the_tab_title_names_the_script_or_run(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Every script's tab was "Script · OpsCraft" and every run's "Execution · OpsCraft": several
+    open tabs (and a screen reader's page title) could not be told apart."""
+    admin = tokens["admin"]
+    script = create_script(server, admin, "title-check", "echo hi\n", status="active")
+    run_id = start_run(server, admin, script["id"])
+    log_in(page, server, "admin")
+    for path, title in (
+        (f"/scripts/{script['id']}", "title-check · OpsCraft"),
+        (f"/scripts/{script['id']}/edit", "Edit title-check · OpsCraft"),
+        (f"/executions/{run_id}", f"Execution #{run_id} · OpsCraft"),
+        ("/scripts", "Scripts · OpsCraft"),
+    ):
+        page.goto(server.url + path)
+        page.get_by_role("heading", level=1).wait_for()
+        assert page.title() == title, path

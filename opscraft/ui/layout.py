@@ -272,7 +272,7 @@ def protected_page(path: str, permission: Permission | None = None, title: str =
         page.__doc__ = func.__doc__
         ui.page(
             path,
-            title=f"{title} · OpsCraft" if title else "OpsCraft",
+            title=page_title(title),
             reconnect_timeout=RECONNECT_SECONDS,
             response_timeout=RESPONSE_TIMEOUT_SECONDS,
             language=LANGUAGE,
@@ -280,6 +280,11 @@ def protected_page(path: str, permission: Permission | None = None, title: str =
         return func
 
     return decorator
+
+
+def page_title(title: str) -> str:
+    """The browser tab's title of a page titled `title` (none: the product's name)."""
+    return f"{title} · OpsCraft" if title else "OpsCraft"
 
 
 def _request_path() -> str:
@@ -349,9 +354,11 @@ def _nav_badge(key: str) -> None:
 @contextmanager
 def frame(actor: Actor, title: str) -> Iterator[None]:
     """The page frame: header, navigation drawer (closed by default below 1024 px), skip link, and
-    the main column with the page's title, into which the page writes."""
+    the main column with the page's title, into which the page writes. The browser tab's title
+    is `title` too (a script's name, `Execution #7`): tabs and screen readers name the page."""
     user = actor.user
     assert user is not None
+    ui.page_title(page_title(title))
     dark = ui.dark_mode(app.storage.user.get("dark"))
 
     def toggle_dark() -> None:
