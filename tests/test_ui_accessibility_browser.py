@@ -1,5 +1,5 @@
 """Accessibility of what the page tour (test_ui_pages_browser.py) does not reach: marked editor
-lines, a run awaiting approval, code blocks, tab titles."""
+lines, a run awaiting approval, code blocks, tab titles, leaving the editor with the keyboard."""
 
 from __future__ import annotations
 
@@ -107,3 +107,32 @@ def test_the_tab_title_names_the_script_or_run(
         page.goto(server.url + path)
         page.get_by_role("heading", level=1).wait_for()
         assert page.title() == title, path
+
+
+def test_the_editor_says_how_to_leave_it_with_the_keyboard(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Tab indents in the editor, so a keyboard user who tabbed into it could not tab out, and
+    nothing on the page said that Esc then Tab leaves it."""
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/new")
+    wait_connected(page)
+    content = page.locator('[data-testid="script-editor"] .cm-content')
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=\"script-editor\"] .cm-content')"
+        "?.hasAttribute('aria-describedby')"
+    )
+    hint = page.locator("#" + str(content.get_attribute("aria-describedby")))
+    assert "Esc, then Tab" in hint.inner_text()
+    assert hint.is_visible()
+    page.get_by_test_id("script-description").focus()
+    page.keyboard.press("Tab")
+    assert content.evaluate("element => element === document.activeElement")
+    page.keyboard.press("Tab")  # indents: still in the editor
+    assert content.evaluate("element => element === document.activeElement")
+    page.keyboard.press("Escape")
+    page.keyboard.press("Tab")
+    page.wait_for_function(
+        "() => !document.activeElement.closest('[data-testid=\"script-editor\"]')"
+        " && document.activeElement !== document.body"
+    )

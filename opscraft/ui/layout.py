@@ -294,13 +294,16 @@ def _request_path() -> str:
 
 # Themes whose every token has 4.5:1 on its background (githubLight's orange literals had 3.5:1).
 EDITOR_THEMES = {False: "vscodeLight", True: "githubDark"}
-# CodeMirror's editable area gets the accessible name of its editor (`data-a11y-label`); tables that
-# scroll sideways (phones) can be scrolled with the keyboard.
+# CodeMirror's editable area gets the accessible name of its editor (`data-a11y-label`) and its
+# description (the id of the element in `data-a11y-hint`); tables that scroll sideways (phones) can
+# be scrolled with the keyboard.
 A11Y_JS = """<script>
 setInterval(() => {
   document.querySelectorAll(".cm-content:not([aria-label])").forEach((content) => {
     const owner = content.closest("[data-a11y-label]");
-    if (owner) content.setAttribute("aria-label", owner.dataset.a11yLabel);
+    if (!owner) return;
+    content.setAttribute("aria-label", owner.dataset.a11yLabel);
+    if (owner.dataset.a11yHint) content.setAttribute("aria-describedby", owner.dataset.a11yHint);
   });
   document.querySelectorAll(".q-table__middle.scroll:not([tabindex])").forEach((region) => {
     region.setAttribute("tabindex", "0");

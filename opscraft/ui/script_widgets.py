@@ -37,6 +37,10 @@ EDITOR_CSS = """
 """
 
 
+# CodeMirror's own way out of an editor whose Tab key indents (its "tab focus mode").
+KEYBOARD_HINT = "Tab indents. To leave the editor with the keyboard: Esc, then Tab (or Shift+Tab)."
+
+
 def type_badge(script_type: str) -> None:
     ui.badge(script_type, color=TYPE_COLORS.get(script_type, "grey")).props('data-testid="type-badge"')
 
@@ -49,12 +53,16 @@ def editor(
     content: str, language: str, *, read_only: bool = False, label: str = "Script content"
 ) -> ui.codemirror:
     """A CodeMirror editor in `language` (a CodeMirror language name, see LANGUAGES); `label` is
-    its accessible name."""
+    its accessible name. An editable one is followed by `KEYBOARD_HINT`, which is also its
+    accessible description (Tab indents in it: without the hint a keyboard user was caught)."""
     ui.add_css(EDITOR_CSS)
     element = ui.codemirror(content, language=language, theme=editor_theme())
     element.classes("w-full").style("height: 28rem").props(f'data-a11y-label="{label}"')
     if read_only:
         element.disable()
+        return element
+    hint = ui.label(KEYBOARD_HINT).classes("text-caption text-grey-7").props('data-testid="editor-keys"')
+    element.props(f'data-a11y-hint="{hint.html_id}"')
     return element
 
 
