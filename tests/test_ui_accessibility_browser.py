@@ -136,3 +136,29 @@ def test_the_editor_says_how_to_leave_it_with_the_keyboard(
         "() => !document.activeElement.closest('[data-testid=\"script-editor\"]')"
         " && document.activeElement !== document.body"
     )
+
+
+def test_a_runs_output_and_its_end_reach_a_screen_reader(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """xterm.js draws the output hidden from screen readers: they found only an empty "Terminal
+    input" box (that takes no input), and a run ending changed a redrawn badge nobody was told of."""
+    admin = tokens["admin"]
+    content = 'echo "first line"\necho "second line"\nsleep 600\n'
+    script = create_script(server, admin, "long-output", content, status="active")
+    run_id = start_run(server, admin, script["id"])
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/executions/{run_id}")
+    output = page.get_by_role("list", name="Output")
+    output.get_by_role("listitem").filter(has_text="second line").wait_for()
+    helper = page.get_by_role("textbox", name="Output (read only)")
+    assert helper.get_attribute("readonly") is not None
+    assert page.locator('[data-testid="terminal"] .live-region').get_attribute("aria-live") == "polite"
+    # Cancelled from the keyboard; the end is said once in the page's status region.
+    page.get_by_test_id("cancel-button").focus()
+    page.keyboard.press("Enter")
+    page.get_by_test_id("cancel-confirm").focus()
+    page.keyboard.press("Enter")
+    announcement = page.get_by_test_id("status-announcement")
+    announcement.get_by_text(f"Run #{run_id} finished: cancelled").wait_for(state="attached")
+    assert announcement.get_attribute("role") == "status"
