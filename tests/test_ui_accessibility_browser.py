@@ -31,6 +31,10 @@ tokens = journey_tokens()
 MARKED = "\ufeff#!/bin/bash\nif true; then rm -rf /; fi\n"
 
 
+# Escape closes a dialog once it has the focus (pressed while it still opens, it was lost).
+FOCUS_IN_DIALOG_JS = "!!document.activeElement?.closest('.q-dialog')"
+
+
 def _dark(page: Any) -> None:
     if not page.evaluate("document.body.classList.contains('body--dark')"):
         page.get_by_test_id("dark-toggle").click()
@@ -162,3 +166,35 @@ def test_a_runs_output_and_its_end_reach_a_screen_reader(
     announcement = page.get_by_test_id("status-announcement")
     announcement.get_by_text(f"Run #{run_id} finished: cancelled").wait_for(state="attached")
     assert announcement.get_attribute("role") == "status"
+
+
+def test_dialogs_are_named_by_their_title_and_the_file_button_by_its_label(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A screen reader said only "dialog" when a form, a confirmation or the cancel question
+    opened (axe-core's `aria-dialog-name`); the new secret's "read it from a file" button was an
+    unnamed icon with an unlabelled file input inside (axe-core's `aria-command-name`, `label`)."""
+    admin = tokens["admin"]
+    script = create_script(server, admin, "dialog-names", "sleep 600\n", status="active")
+    run_id = start_run(server, admin, script["id"])
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/users")
+    page.get_by_test_id("new-user").click()
+    page.get_by_role("dialog", name="New user").wait_for()
+    page.wait_for_function(FOCUS_IN_DIALOG_JS)
+    page.keyboard.press("Escape")
+    page.get_by_role("dialog").wait_for(state="detached")
+    page.goto(f"{server.url}/secrets")
+    page.get_by_test_id("new-secret").click()
+    dialog = page.get_by_role("dialog", name="New secret")
+    dialog.get_by_role("button", name="Or read it from a file").wait_for()
+    page.wait_for_function(
+        "document.querySelector('.q-uploader__input')?.getAttribute('aria-hidden') === 'true'"
+    )
+    dialog.get_by_role("button", name="Cancel").click()  # Escape does not drop a typed secret
+    page.get_by_role("dialog").wait_for(state="detached")
+    page.goto(f"{server.url}/executions/{run_id}")
+    page.get_by_test_id("cancel-button").click()
+    page.get_by_role("dialog", name=f"Cancel execution #{run_id}?").wait_for()
+    page.get_by_test_id("cancel-confirm").click()
+    page.get_by_test_id("status-announcement").get_by_text("finished: cancelled").wait_for(state="attached")

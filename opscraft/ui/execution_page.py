@@ -27,7 +27,7 @@ from opscraft.ui.not_found import missing
 from opscraft.ui.script_widgets import LANGUAGES
 from opscraft.ui.terminal import SCROLLBACK_LINES, LiveTerminal
 from opscraft.ui.terraform_panel import TerraformPanel
-from opscraft.ui.widgets import call, close_then, code_block, live_timer, one_click
+from opscraft.ui.widgets import call, close_then, code_block, dialog_title, live_timer, one_click
 
 SESSION_RECHECK_SECONDS = 15.0
 
@@ -264,7 +264,7 @@ class ExecutionView:
 
     def _confirm_cancel(self) -> None:
         with ui.dialog() as dialog, ui.card().classes("gap-3"):
-            ui.label(f"Cancel execution #{self.execution.id}?").classes("text-lg font-semibold")
+            dialog_title(f"Cancel execution #{self.execution.id}?")
             ui.label("A running script is killed; a queued one never starts.").classes("text-grey-8")
             with ui.row().classes("w-full justify-end gap-2"):
                 ui.button("Keep running", on_click=dialog.close).props("flat no-caps")

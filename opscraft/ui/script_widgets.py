@@ -12,7 +12,7 @@ from opscraft.services.line_endings import Notice
 from opscraft.services.linters import LintFinding
 from opscraft.services.script_checks import Finding, SyntaxProblem
 from opscraft.ui.layout import editor_theme
-from opscraft.ui.widgets import close_then, one_click
+from opscraft.ui.widgets import close_then, dialog_title, one_click
 
 T = TypeVar("T")
 
@@ -154,7 +154,7 @@ def risk_dialog(
     ):
         with ui.row().classes("items-center gap-2"):
             ui.icon("warning", color="deep-orange-10").classes("text-3xl")
-            ui.label("This script matches dangerous patterns").classes("text-lg font-semibold")
+            dialog_title("This script matches dangerous patterns")
         findings_list([], findings)
         ui.label(
             "The lint is a safety net, not a guarantee: the container is the security boundary. "

@@ -212,8 +212,21 @@ def dialog_card(title: str) -> ui.card:
         dialog.props(FORM_DIALOG_PROPS)
     card = ui.card().classes("oc-form-card w-[32rem] max-w-full gap-3")
     with card:
-        ui.label(title).classes("text-lg font-semibold oc-wrap")
+        dialog_title(title)
     return card
+
+
+def dialog_title(text: str) -> ui.label:
+    """A dialog's title, which is also the dialog's accessible name (`aria-labelledby` of the
+    `ui.dialog` it is drawn in): a screen reader said only "dialog" when one opened."""
+    label = ui.label(text).classes("text-lg font-semibold oc-wrap")
+    element: Any = label
+    while element is not None and not isinstance(element, ui.dialog):
+        slot = getattr(element, "parent_slot", None)
+        element = slot.parent if slot is not None else None
+    if element is not None:
+        element.props(f'aria-labelledby="{label.html_id}"')
+    return label
 
 
 def dialog_buttons(
