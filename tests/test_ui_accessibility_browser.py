@@ -31,6 +31,11 @@ tokens = journey_tokens()
 MARKED = "\ufeff#!/bin/bash\nif true; then rm -rf /; fi\n"
 
 
+# The focused element's outline: [style, width, colour].
+OUTLINE_JS = (
+    "(() => { const s = getComputedStyle(document.activeElement);"
+    " return [s.outlineStyle, s.outlineWidth, s.outlineColor]; })()"
+)
 # Escape closes a dialog once it has the focus (pressed while it still opens, it was lost).
 FOCUS_IN_DIALOG_JS = "!!document.activeElement?.closest('.q-dialog')"
 
@@ -198,3 +203,24 @@ def test_dialogs_are_named_by_their_title_and_the_file_button_by_its_label(
     page.get_by_role("dialog", name=f"Cancel execution #{run_id}?").wait_for()
     page.get_by_test_id("cancel-confirm").click()
     page.get_by_test_id("status-announcement").get_by_text("finished: cancelled").wait_for(state="attached")
+
+
+def test_keyboard_focus_on_a_button_shows_a_ring(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A button with the keyboard's focus was only a shade lighter (Quasar's focus helper, 1.6:1
+    against the button): on a filled button or the header's white icons it was hardly seen."""
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/scripts")
+    page.get_by_test_id("new-script").wait_for()
+    page.keyboard.press("Tab")  # the skip link
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')") == "Navigation menu"
+    assert page.evaluate(OUTLINE_JS) == ["solid", "2px", "rgb(255, 255, 255)"]  # on the blue header
+    page.get_by_test_id("script-search").focus()
+    for _ in range(10):  # the filters, then the button
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.dataset.testid") == "new-script":
+            break
+    assert page.evaluate("document.activeElement.dataset.testid") == "new-script"
+    assert page.evaluate(OUTLINE_JS) == ["solid", "2px", "rgb(21, 101, 192)"]

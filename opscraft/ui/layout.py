@@ -77,6 +77,12 @@ THEME_CSS = """
   .body--dark .text-info { color: #81d4fa !important; }
   .body--dark .text-positive { color: #a5d6a7 !important; }
   .body--dark .text-deep-orange-10 { color: #ffab91 !important; }
+  /* Keyboard focus as a ring: Quasar's own is a 22% lighter shade of the control (1.6:1 against
+     it, hardly seen on a filled button and on the header's white icons). */
+  :is(.q-btn, .q-tab, .q-item, .q-toggle, .q-checkbox, .q-radio):focus-visible {
+    outline: 2px solid #1565c0 !important; outline-offset: 2px;
+  }
+  .q-header :focus-visible, .body--dark :focus-visible { outline-color: #fff !important; }
   /* The Close button of an error notification: it came out primary blue on red (1.1:1). */
   .q-notification.bg-negative .q-btn { color: #fff !important; }
 }
