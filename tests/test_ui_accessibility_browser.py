@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import LiveServer
+from tests.conftest import PASSWORD, LiveServer
 from tests.ui_journey import (
     API_TIMEOUT,
     check_accessibility,
@@ -224,3 +224,21 @@ def test_keyboard_focus_on_a_button_shows_a_ring(
             break
     assert page.evaluate("document.activeElement.dataset.testid") == "new-script"
     assert page.evaluate(OUTLINE_JS) == ["solid", "2px", "rgb(21, 101, 192)"]
+
+
+def test_enter_in_a_form_dialogs_field_submits_it(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Enter in a field of a form dialog (a new user, secret, token, schedule...) did nothing: a
+    keyboard user had to Tab past Cancel to the submit button."""
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/users")
+    page.get_by_test_id("new-user").click()
+    page.get_by_role("dialog", name="New user").wait_for()
+    page.get_by_test_id("create-username").fill("entered")
+    page.get_by_test_id("create-email").fill("entered@example.com")
+    page.get_by_test_id("create-password").fill(PASSWORD)
+    page.get_by_test_id("create-password").press("Enter")
+    page.get_by_role("dialog").wait_for(state="detached")
+    users = httpx.get(f"{server.url}/api/v1/users", headers=tokens["admin"], timeout=API_TIMEOUT).json()
+    assert "entered" in [user["username"] for user in users["items"]]

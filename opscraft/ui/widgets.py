@@ -238,7 +238,8 @@ def dialog_buttons(
     on_cancel: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Cancel (drops the dialog and what was typed in it; `on_cancel` first, e.g. to drop its
-    draft) and the submit button."""
+    draft) and the submit button, which Enter in a one-line field of the dialog also presses
+    (`ENTER_SUBMITS_JS`)."""
 
     async def cancel() -> None:
         if on_cancel is not None:
@@ -247,6 +248,20 @@ def dialog_buttons(
 
     with ui.row().classes("w-full justify-end gap-2 mt-2"):
         ui.button("Cancel", on_click=cancel).props("flat")
-        ui.button(label, on_click=one_click(on_submit), color=color).props(
+        submit = ui.button(label, on_click=one_click(on_submit), color=color).props(
             f'unelevated data-testid="{testid}"'
         )
+    dialog.on("keydown", js_handler=ENTER_SUBMITS_JS % submit.html_id)
+
+
+ENTER_SUBMITS_JS = """(event) => {
+  const field = event.target;
+  if (event.key !== "Enter" || event.isComposing) return;
+  if (field.tagName !== "INPUT" || field.closest(".q-select")) return;
+  event.preventDefault();
+  document.getElementById("%s")?.click();
+}"""
+"""Enter in a text field of a form dialog presses its submit button (a person filling a form
+expects it; only the log-in and profile forms did), as a click would: once (`one_click`), not
+while it is disabled. Not in a text area (Enter is a new line there), a select or a chips input
+(Enter picks or adds a value there), nor on a button (Enter presses that button)."""
