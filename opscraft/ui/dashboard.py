@@ -35,7 +35,7 @@ CHART_GREEN, CHART_RED, CHART_BLUE = "#21ba45", "#c10015", "#1976d2"
 def _count_card(status: ExecutionStatus, count: int) -> None:
     """One status and its count (all runs so far); a link (keyboard: Tab, Enter) to the history
     filtered on that status."""
-    color, icon = STATUS_STYLE[status]
+    color, icon, _ = STATUS_STYLE[status]
     name = STATUS_LABELS[status]
     link = ui.link(target=f"/executions?status={status.value}").classes("no-underline text-inherit")
     exact, short = format_count(count), compact_count(count)

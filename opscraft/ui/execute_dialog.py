@@ -28,7 +28,7 @@ from opscraft.ui.execution_widgets import banner
 from opscraft.ui.layout import guard, notify_error, run_action
 from opscraft.ui.script_tabs import script_action
 from opscraft.ui.script_widgets import findings_of, risk_dialog
-from opscraft.ui.widgets import FORM_DIALOG_PROPS, call, carried, confirm, one_click
+from opscraft.ui.widgets import FORM_DIALOG_PROPS, call, carried, confirm, dialog_title, one_click
 
 # Per browser tab (NiceGUI client): its run form, None while it is being built (`open_dialog`).
 _FORMS: weakref.WeakKeyDictionary[Client, ui.dialog | None] = weakref.WeakKeyDictionary()
@@ -207,7 +207,7 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
             ui.icon("science" if test_run else "play_circle", color="primary").classes("text-3xl")
             with ui.column().classes("gap-0"):
                 title = f"Test run of {script.name}" if test_run else f"Run {script.name}"
-                ui.label(title).classes("text-lg font-semibold")
+                dialog_title(title)
                 ui.label(f"{script_type} · version {script.current_version}").classes(
                     "text-caption text-grey-7"
                 )

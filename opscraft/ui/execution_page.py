@@ -21,12 +21,13 @@ from opscraft.services.permissions import Permission, can
 from opscraft.ui import execute_dialog, session
 from opscraft.ui.approvals import approval_panel
 from opscraft.ui.chains import chain_panel
-from opscraft.ui.execution_widgets import banner, elapsed, format_duration, status_badge
+from opscraft.ui.execution_widgets import STATUS_LABELS, banner, elapsed, format_duration, status_badge
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.not_found import missing
+from opscraft.ui.script_widgets import LANGUAGES
 from opscraft.ui.terminal import SCROLLBACK_LINES, LiveTerminal
 from opscraft.ui.terraform_panel import TerraformPanel
-from opscraft.ui.widgets import call, close_then, live_timer, one_click
+from opscraft.ui.widgets import call, close_then, code_block, dialog_title, live_timer, one_click
 
 SESSION_RECHECK_SECONDS = 15.0
 
@@ -110,6 +111,9 @@ class ExecutionView:
         self.header = ui.refreshable(self._header)
         self.details = ui.refreshable(self._details)
         self.terraform = TerraformPanel(actor, execution)
+        # A polite live region, outside the redrawn header: says each change of status once (the
+        # badge is redrawn, and a region drawn anew is not announced).
+        self.announcer: ui.label | None = None
 
     def _header(self) -> None:
         """Status, script, actions and banners: above the output, so a phone shows the output early."""
@@ -220,7 +224,8 @@ class ExecutionView:
                 .classes("w-full")
                 .props('dense header-class="text-subtitle1" data-testid="draft-content"')
             ):
-                ui.code(self.ran_content).classes("w-full text-sm")
+                language = LANGUAGES.get(self.execution.script_type, "").lower() or None
+                code_block(self.ran_content, language).classes("w-full text-sm")
 
     def tick(self) -> None:
         """Advance the duration while the run is going."""
@@ -244,6 +249,8 @@ class ExecutionView:
             return False
         if execution.model_dump() == self.execution.model_dump():
             return True  # redrawing would only replace the buttons a click may be on its way to
+        if execution.status != self.execution.status and self.announcer is not None:
+            self.announcer.set_text(status_announcement(execution))
         self.execution = execution
         await self.read_queued_note()
         self.header.refresh()
@@ -257,7 +264,7 @@ class ExecutionView:
 
     def _confirm_cancel(self) -> None:
         with ui.dialog() as dialog, ui.card().classes("gap-3"):
-            ui.label(f"Cancel execution #{self.execution.id}?").classes("text-lg font-semibold")
+            dialog_title(f"Cancel execution #{self.execution.id}?")
             ui.label("A running script is killed; a queued one never starts.").classes("text-grey-8")
             with ui.row().classes("w-full justify-end gap-2"):
                 ui.button("Keep running", on_click=dialog.close).props("flat no-caps")
@@ -301,6 +308,16 @@ class ExecutionView:
             await self.reload()
 
 
+def status_announcement(run: Execution) -> str:
+    """What a screen reader is told when the run's status changes: `Run #7 finished: failed,
+    exit code 2.` or `Run #7 is now running.`"""
+    status = STATUS_LABELS.get(run.status, run.status)
+    if run.status not in FINAL_STATUSES:
+        return f"Run #{run.id} is now {status}."
+    code = f", exit code {run.exit_code}" if run.exit_code is not None else ""
+    return f"Run #{run.id} finished: {status}{code}."
+
+
 async def _follow(client: Client, view: ExecutionView, terminal: LiveTerminal) -> None:
     """Replay the stored output, then stream live events until the final status."""
     await client.connected()
@@ -331,6 +348,9 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
     title = f"Test run #{execution_id}" if execution.draft else f"Execution #{execution_id}"
     with frame(actor, title):
         view = ExecutionView(actor, execution, ran_content)
+        view.announcer = (
+            ui.label().classes("sr-only").props('role="status" data-testid="status-announcement"')
+        )
         await view.read_queued_note()
         view.header()
         await approval_panel(actor, execution)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from nicegui import ui
 
@@ -14,23 +14,42 @@ from opscraft.ui.widgets import format_time
 
 T = TypeVar("T")
 
-STATUS_STYLE: dict[str, tuple[str, str]] = {
-    ExecutionStatus.queued: ("blue-grey-7", "schedule"),
-    ExecutionStatus.running: ("primary", "autorenew"),
-    ExecutionStatus.success: ("positive", "check_circle"),
-    ExecutionStatus.failed: ("negative", "cancel"),
-    ExecutionStatus.cancelled: ("grey-8", "block"),
-    ExecutionStatus.timed_out: ("deep-orange-10", "timer_off"),
-    ExecutionStatus.error: ("purple", "error"),
-    ExecutionStatus.awaiting_approval: ("amber-9", "how_to_reg"),
-    ExecutionStatus.rejected: ("brown", "do_not_disturb_on"),
+
+class StatusStyle(NamedTuple):
+    """How a run's status is drawn: Quasar palette names of the badge and its text, an icon."""
+
+    color: str
+    icon: str
+    # White on amber is 2:1; black on it 10:1 (WCAG AA asks 4.5:1, axe-core's `color-contrast`).
+    text: str = "white"
+
+
+STATUS_STYLE: dict[str, StatusStyle] = {
+    ExecutionStatus.queued: StatusStyle("blue-grey-7", "schedule"),
+    ExecutionStatus.running: StatusStyle("primary", "autorenew"),
+    ExecutionStatus.success: StatusStyle("positive", "check_circle"),
+    ExecutionStatus.failed: StatusStyle("negative", "cancel"),
+    ExecutionStatus.cancelled: StatusStyle("grey-8", "block"),
+    ExecutionStatus.timed_out: StatusStyle("deep-orange-10", "timer_off"),
+    ExecutionStatus.error: StatusStyle("purple", "error"),
+    ExecutionStatus.awaiting_approval: StatusStyle("amber-9", "how_to_reg", "black"),
+    ExecutionStatus.rejected: StatusStyle("brown", "do_not_disturb_on"),
 }
+
+
+def status_styles_js(part: str) -> str:
+    """A JavaScript object literal from each status to its style's `part` ("color", "icon" or
+    "text"), for table slots: `{queued: 'blue-grey-7', ...}`."""
+    pairs = (f"{status}: '{getattr(style, part)}'" for status, style in STATUS_STYLE.items())
+    return "{" + ", ".join(pairs) + "}"
+
+
 STATUS_LABELS: dict[str, str] = {status.value: status.value.replace("_", " ") for status in ExecutionStatus}
 
 
 def status_badge(status: str) -> ui.badge:
-    color, icon = STATUS_STYLE.get(status, ("grey", "help"))
-    with ui.badge(color=color).classes("px-2 py-1 text-sm gap-1 items-center") as badge:
+    color, icon, text = STATUS_STYLE.get(status, StatusStyle("grey-8", "help"))
+    with ui.badge(color=color, text_color=text).classes("px-2 py-1 text-sm gap-1 items-center") as badge:
         ui.icon(icon).classes("text-sm" + (" animate-spin" if status == ExecutionStatus.running else ""))
         ui.label(STATUS_LABELS.get(status, status))
     return badge.props(f'data-testid="status-{status}"')
@@ -81,9 +100,9 @@ RUN_COLUMNS: list[dict[str, Any]] = [
 
 _STATUS_SLOT = "".join(
     f"""<q-badge v-{"if" if i == 0 else "else-if"}="props.value === '{status}'" color="{color}"
-        class="px-2 py-1 gap-1" data-testid="row-status-{status}">
+        text-color="{text}" class="px-2 py-1 gap-1" data-testid="row-status-{status}">
         <q-icon name="{icon}" size="14px" class="q-mr-xs"/>{STATUS_LABELS[status]}</q-badge>"""
-    for i, (status, (color, icon)) in enumerate(STATUS_STYLE.items())
+    for i, (status, (color, icon, text)) in enumerate(STATUS_STYLE.items())
 )
 
 

@@ -11,7 +11,15 @@ from opscraft.services import partial, shared_inventories
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.layout import frame, guard, protected_page, run_action
-from opscraft.ui.widgets import call, confirm, dialog_buttons, dialog_card, format_time, text_input
+from opscraft.ui.widgets import (
+    call,
+    code_block,
+    confirm,
+    dialog_buttons,
+    dialog_card,
+    format_time,
+    text_input,
+)
 
 
 @protected_page("/inventories", Permission.view_scripts, title="Inventories")
@@ -55,7 +63,7 @@ async def inventories_page(actor: Actor) -> None:
                 ui.label(f"Used by: {', '.join(used)}" if used else "Not used by any script").classes(
                     "text-caption"
                 )
-                ui.code(inventory.content, language="ini").classes("w-full")
+                code_block(inventory.content, "ini").classes("w-full")
 
         async def remove(inventory: Inventory) -> None:
             current = await guard(Permission.edit_scripts)

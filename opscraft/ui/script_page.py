@@ -31,7 +31,7 @@ from opscraft.ui.script_widgets import (
     status_badge,
     type_badge,
 )
-from opscraft.ui.widgets import call, close_then, format_time, one_click
+from opscraft.ui.widgets import call, close_then, dialog_title, format_time, one_click
 
 VERSIONS_PAGE = 20
 VERSION_COLUMNS: list[dict[str, Any]] = [
@@ -208,7 +208,7 @@ class VersionsView:
 
     def confirm_rollback(self, number: int) -> None:
         with ui.dialog() as dialog, ui.card().classes("gap-3").props('data-testid="rollback-dialog"'):
-            ui.label(f"Roll back to version {number}?").classes("text-lg font-semibold")
+            dialog_title(f"Roll back to version {number}?")
             ui.label(
                 f"This adds version {self.script.current_version + 1} with the content, type, parameters "
                 f"and run settings of version {number}. No version is lost."
@@ -287,7 +287,7 @@ async def _actions(actor: Actor, script: Script) -> None:
 
 def _confirm_delete(script: Script) -> None:
     with ui.dialog() as dialog, ui.card().classes("gap-3").props('data-testid="delete-dialog"'):
-        ui.label(f"Delete {script.name}?").classes("text-lg font-semibold oc-wrap")
+        dialog_title(f"Delete {script.name}?")
         ui.label(
             "The script leaves the library and its name becomes free; its past executions and "
             "versions stay readable from the execution history."

@@ -17,7 +17,7 @@ from opscraft.services.permissions import Permission, can
 from opscraft.services.scripts import ScriptQuery
 from opscraft.ui import address
 from opscraft.ui.execute_dialog import open_dialog
-from opscraft.ui.execution_widgets import STATUS_STYLE
+from opscraft.ui.execution_widgets import status_styles_js
 from opscraft.ui.layout import frame, guard, protected_page
 from opscraft.ui.paged import PagedTable
 from opscraft.ui.script_widgets import STATUS_COLORS, TYPE_COLORS
@@ -80,12 +80,12 @@ TYPE_CELL = f"""
 <q-td :props="props"><q-badge :color="{TYPE_COLORS}[props.value]" :label="props.value" /></q-td>"""
 STATUS_CELL = f"""
 <q-td :props="props"><q-badge :color="{STATUS_COLORS}[props.value]" :label="props.value" /></q-td>"""
-RUN_COLORS = "{" + ", ".join(f"{status.value}: '{style[0]}'" for status, style in STATUS_STYLE.items()) + "}"
+RUN_COLORS, RUN_TEXT_COLORS = status_styles_js("color"), status_styles_js("text")
 LAST_RUN_CELL = f"""
 <q-td :props="props">
   <a v-if="props.value" :href="'/executions/' + props.value.id" class="no-underline"
      :data-testid="'last-run-' + props.row.name">
-    <q-badge :color="{RUN_COLORS}[props.value.status]"
+    <q-badge :color="{RUN_COLORS}[props.value.status]" :text-color="{RUN_TEXT_COLORS}[props.value.status]"
              :label="props.value.status.replace('_', ' ')" />
     <span class="text-caption text-grey-8 q-ml-xs">{{{{ props.value.time }}}}</span>
   </a>

@@ -22,7 +22,7 @@ from opscraft.ui.audit import DETAILS_CELL, readable
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.paged import PagedTable
-from opscraft.ui.widgets import call, dialog_buttons, dialog_card, format_time, text_input
+from opscraft.ui.widgets import call, dialog_buttons, dialog_card, dialog_title, format_time, text_input
 
 PAGE_SIZE = 20
 CREATE_DRAFT = "secret:new"
@@ -349,7 +349,7 @@ class SecretsView(PagedTable):
         if first is None:
             return
         with ui.dialog() as dialog, ui.card().classes("w-[60rem] max-w-full gap-3"):
-            ui.label(f"Audit log of {row['name']}").classes("text-lg font-semibold")
+            dialog_title(f"Audit log of {row['name']}")
             summary = ui.label().classes("text-grey-7").props('data-testid="secret-audit-summary"')
             table = ui.table(columns=AUDIT_COLUMNS, rows=[], row_key="id")
             table.props(

@@ -60,6 +60,8 @@ OPTIONS = {
     "fontSize": 13,
     "fontFamily": "ui-monospace, SFMono-Regular, Menlo, Consolas, 'Liberation Mono', monospace",
     "theme": {"background": "#1e1e2e", "foreground": "#e4e4ef", "cursor": "#1e1e2e"},
+    # The rows on screen as a list screen readers read (xterm.js draws them hidden from them).
+    "screenReaderMode": True,
 }
 
 # Copies the terminal's buffer (a hidden textarea outside secure contexts); -1 when refused.
@@ -170,6 +172,17 @@ const el = getElement(%d);
 new ResizeObserver(() => el.fit()).observe(getHtmlElement(%d).parentElement);
 """
 
+# For screen readers: the rows are the run's output, the focusable helper takes no input, and new
+# output is said politely (xterm.js interrupts with it, up to 20 lines, then "Too much output").
+_A11Y_JS = """
+const root = getHtmlElement(%d);
+root.querySelector(".xterm-accessibility-tree")?.setAttribute("aria-label", "Output");
+const input = root.querySelector(".xterm-helper-textarea");
+input?.setAttribute("aria-label", "Output (read only)");
+input?.setAttribute("readonly", "");
+root.querySelector(".live-region")?.setAttribute("aria-live", "polite");
+"""
+
 
 class LiveTerminal:
     """The output panel: write text from any coroutine; the browser gets it in batches.
@@ -199,6 +212,7 @@ class LiveTerminal:
         client = ui.context.client
         client.run_javascript(_FIT_JS % (self.xterm.id, self.xterm.id))
         client.run_javascript(_LINE_LINK_JS % self.xterm.id)
+        client.run_javascript(_A11Y_JS % self.xterm.id)
 
     def write(self, text: str, *, stderr: bool = False, at: datetime | None = None) -> None:
         """Queue `text` (one output chunk produced at `at`, UTC); stderr is drawn red. What

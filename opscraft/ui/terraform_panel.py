@@ -17,7 +17,7 @@ from opscraft.services.errors import NotFound
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.execution_widgets import banner
 from opscraft.ui.layout import guard, run_action
-from opscraft.ui.widgets import call, close_then, format_time, one_click
+from opscraft.ui.widgets import call, close_then, dialog_title, format_time, one_click
 
 ACTION_SIGNS = {"create": "+", "update": "~", "delete": "-", "read": "<="}
 
@@ -97,7 +97,7 @@ class TerraformPanel:
 
     def _confirm_apply(self) -> None:
         with ui.dialog() as dialog, ui.card().classes("gap-3"):
-            ui.label(f"Apply the plan of execution #{self.execution.id}?").classes("text-lg font-semibold")
+            dialog_title(f"Apply the plan of execution #{self.execution.id}?")
             ui.label(
                 "Exactly the changes listed are made. A script that requires approval waits for it."
             ).classes("text-grey-8")
@@ -171,7 +171,7 @@ class TerraformPanel:
 
     def _confirm_rollback(self, number: int) -> None:
         with ui.dialog() as dialog, ui.card().classes("gap-3"):
-            ui.label(f"Roll the state back to version {number}?").classes("text-lg font-semibold")
+            dialog_title(f"Roll the state back to version {number}?")
             ui.label(
                 "Its content becomes the current state, as a new version; no version is lost. The "
                 "next plan compares the configuration with it."

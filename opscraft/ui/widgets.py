@@ -135,6 +135,14 @@ async def confirm(
     return bool(answer)
 
 
+def code_block(content: str, language: str | None) -> ui.code:
+    """Read-only highlighted code (`language` a Pygments name, None for plain text) whose copy
+    button has a name for screen readers (NiceGUI's has none; colours: layout.THEME_CSS)."""
+    block = ui.code(content, language=language)
+    block.copy_button.props('aria-label="Copy to the clipboard"')
+    return block
+
+
 def format_time(value: datetime | None, empty: str = "never") -> str:
     """`2026-01-31 14:05 UTC`, or `empty` when there is no time."""
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else empty
@@ -253,8 +261,21 @@ def dialog_card(title: str) -> ui.card:
         dialog.props(FORM_DIALOG_PROPS)
     card = ui.card().classes("oc-form-card w-[32rem] max-w-full gap-3")
     with card:
-        ui.label(title).classes("text-lg font-semibold oc-wrap")
+        dialog_title(title)
     return card
+
+
+def dialog_title(text: str) -> ui.label:
+    """A dialog's title, which is also the dialog's accessible name (`aria-labelledby` of the
+    `ui.dialog` it is drawn in): a screen reader said only "dialog" when one opened."""
+    label = ui.label(text).classes("text-lg font-semibold oc-wrap")
+    element: Any = label
+    while element is not None and not isinstance(element, ui.dialog):
+        slot = getattr(element, "parent_slot", None)
+        element = slot.parent if slot is not None else None
+    if element is not None:
+        element.props(f'aria-labelledby="{label.html_id}"')
+    return label
 
 
 def dialog_buttons(
@@ -266,7 +287,8 @@ def dialog_buttons(
     on_cancel: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Cancel (drops the dialog and what was typed in it; `on_cancel` first, e.g. to drop its
-    draft) and the submit button."""
+    draft) and the submit button, which Enter in a one-line field of the dialog also presses
+    (`ENTER_SUBMITS_JS`)."""
 
     async def cancel() -> None:
         if on_cancel is not None:
@@ -275,6 +297,20 @@ def dialog_buttons(
 
     with ui.row().classes("w-full justify-end gap-2 mt-2"):
         ui.button("Cancel", on_click=cancel).props("flat")
-        ui.button(label, on_click=one_click(on_submit), color=color).props(
+        submit = ui.button(label, on_click=one_click(on_submit), color=color).props(
             f'unelevated data-testid="{testid}"'
         )
+    dialog.on("keydown", js_handler=ENTER_SUBMITS_JS % submit.html_id)
+
+
+ENTER_SUBMITS_JS = """(event) => {
+  const field = event.target;
+  if (event.key !== "Enter" || event.isComposing) return;
+  if (field.tagName !== "INPUT" || field.closest(".q-select")) return;
+  event.preventDefault();
+  document.getElementById("%s")?.click();
+}"""
+"""Enter in a text field of a form dialog presses its submit button (a person filling a form
+expects it; only the log-in and profile forms did), as a click would: once (`one_click`), not
+while it is disabled. Not in a text area (Enter is a new line there), a select or a chips input
+(Enter picks or adds a value there), nor on a button (Enter presses that button)."""
