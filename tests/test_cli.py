@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -127,6 +128,23 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("opscraft: cannot open the PostgreSQL database: ")
         assert "secret-pw" not in result.stderr
+
+
+def test_a_database_from_a_newer_version_is_one_line(tmp_path: Path) -> None:
+    """An older OpsCraft started on a database a newer one upgraded: one line saying so (it was
+    Alembic's traceback, "Can't locate revision identified by '0099'"), from every command."""
+    assert opscraft(tmp_path, "db", "upgrade").returncode == 0
+    with sqlite3.connect(tmp_path / "opscraft.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0099'")
+    for args in (("db", "upgrade"), ("serve", "--port", "1"), ("worker",)):
+        result = opscraft(tmp_path, *args)
+        assert result.returncode == 1, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith(
+            "opscraft: cannot open the SQLite database: the database is at schema revision 0099, "
+            "which this version of OpsCraft"
+        ), lines
 
 
 def test_no_command_without_a_display_prints_the_usage(tmp_path: Path) -> None:
