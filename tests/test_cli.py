@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pty
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -145,6 +147,54 @@ def test_a_database_from_a_newer_version_is_one_line(tmp_path: Path) -> None:
             "opscraft: cannot open the SQLite database: the database is at schema revision 0099, "
             "which this version of OpsCraft"
         ), lines
+
+
+def _read_until(fd: int, marker: bytes) -> bytes:
+    """What a pseudo-terminal's program wrote, up to `marker` or its end (EOF or EIO)."""
+    seen = b""
+    while marker not in seen:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the program ended and closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    return seen
+
+
+def test_ctrl_c_at_the_password_prompt_is_one_line(tmp_path: Path) -> None:
+    """Ctrl-C at `user create`'s password prompt ends the command with one line and status 130
+    (128 + SIGINT), as shells expect: it printed a KeyboardInterrupt traceback from getpass."""
+    env = {**os.environ, "OPSCRAFT_NO_BOOTSTRAP": "1", "OPSCRAFT_DATA_DIR": str(tmp_path)}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the command on the terminal's other end
+        os.chdir(ROOT)
+        os.execve(sys.executable, [sys.executable, "-m", "opscraft", "user", "create", "bob"], env)
+    try:
+        assert b"Password: " in _read_until(fd, b"Password: ")
+        os.write(fd, b"\x03")  # the terminal turns it into SIGINT for the command
+        rest = _read_until(fd, b"\0").decode(errors="replace")
+    finally:
+        status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        os.close(fd)
+    assert status == 130, rest
+    assert "Traceback" not in rest and rest.strip().splitlines()[-1:] == ["opscraft: interrupted"], rest
+
+
+def test_ctrl_c_stops_serve_without_a_traceback(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT) on `opscraft serve`: the server shuts down and the command exits 130 with
+    its shutdown lines only; uvicorn re-raises the signal after its shutdown, which ended in a
+    KeyboardInterrupt traceback and death by the signal."""
+    server = start_server(tmp_path / "data")
+    try:
+        server.process.send_signal(signal.SIGINT)
+        status = server.process.wait(timeout=60)
+    finally:
+        stop_server(server)
+    log = server.log()
+    assert status == 130, log
+    assert "Application shutdown complete" in log and "Traceback" not in log, log
 
 
 def test_no_command_without_a_display_prints_the_usage(tmp_path: Path) -> None:
