@@ -274,6 +274,7 @@ async def create(session: AsyncSession, actor: Actor, data: SecretCreate | Mappi
     session.add(secret)
     await conflicts.flush(session, {"secrets.name": f"a secret named {body.name} already exists"})
     value = file_content(body.value) if body.kind == SecretKind.file else body.value
+    await keyring.require_current(session, keyring.current_vault())
     keyring.seal_into(keyring.current_vault(), secret, value)
     audit.record(session, actor, "secret.create", TARGET, secret.id, name=secret.name, kind=secret.kind)
     await session.commit()
@@ -298,6 +299,7 @@ async def update(
     changed = False
     if body.value is not None:
         value = file_content(body.value) if secret.kind == SecretKind.file else body.value
+        await keyring.require_current(session, keyring.current_vault())
         keyring.seal_into(keyring.current_vault(), secret, value)
         audit.record(session, actor, "secret.update_value", TARGET, secret.id, name=secret.name)
         changed = True
