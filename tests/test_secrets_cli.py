@@ -14,6 +14,7 @@ from sqlmodel import col, select
 from opscraft import lifecycle, runtime
 from opscraft.config import ConfigError
 from opscraft.db.models import Role, User
+from opscraft.security.vault import DecryptError
 from opscraft.services import keyring, secrets, users
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict
@@ -160,8 +161,14 @@ async def test_a_process_started_before_a_rotation_writes_no_secret_under_the_ol
             first = (await secrets.list_secrets(session, admin))[0][0].secret
             with pytest.raises(Conflict):
                 await secrets.update(session, admin, first.id, {"value": "changed-after"})
+            with pytest.raises(DecryptError) as unreadable:  # its runs say why, and what to do
+                keyring.reveal(keyring.current_vault(), first)
     finally:
         await lifecycle.stop()
+    assert str(unreadable.value) == (
+        f"secret {first.name} could not be decrypted: it is under master key version 2, this "
+        "process has version 1 (the key was rotated since it started: restart it)"
+    )
     assert refused.value.message == (
         "the master key was rotated (key version 2) after this process started with key version 1: "
         "restart it so that it reads the new key; nothing was saved"

@@ -260,6 +260,7 @@ async def create(session: AsyncSession, actor: Actor, data: SecretCreate | Mappi
             f"a secret named {body.name} already exists: choose another name or update that one",
             details=[{"field": "name", "message": "another secret has this name"}],
         )
+    await keyring.require_current(session, keyring.current_vault())
     # The id is part of the associated data: insert first, then encrypt in the same transaction.
     secret = Secret(
         name=body.name,
@@ -274,7 +275,6 @@ async def create(session: AsyncSession, actor: Actor, data: SecretCreate | Mappi
     session.add(secret)
     await conflicts.flush(session, {"secrets.name": f"a secret named {body.name} already exists"})
     value = file_content(body.value) if body.kind == SecretKind.file else body.value
-    await keyring.require_current(session, keyring.current_vault())
     keyring.seal_into(keyring.current_vault(), secret, value)
     audit.record(session, actor, "secret.create", TARGET, secret.id, name=secret.name, kind=secret.kind)
     await session.commit()
