@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pty
+import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -127,6 +130,71 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("opscraft: cannot open the PostgreSQL database: ")
         assert "secret-pw" not in result.stderr
+
+
+def test_a_database_from_a_newer_version_is_one_line(tmp_path: Path) -> None:
+    """An older OpsCraft started on a database a newer one upgraded: one line saying so (it was
+    Alembic's traceback, "Can't locate revision identified by '0099'"), from every command."""
+    assert opscraft(tmp_path, "db", "upgrade").returncode == 0
+    with sqlite3.connect(tmp_path / "opscraft.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0099'")
+    for args in (("db", "upgrade"), ("serve", "--port", "1"), ("worker",)):
+        result = opscraft(tmp_path, *args)
+        assert result.returncode == 1, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith(
+            "opscraft: cannot open the SQLite database: the database is at schema revision 0099, "
+            "which this version of OpsCraft"
+        ), lines
+
+
+def _read_until(fd: int, marker: bytes) -> bytes:
+    """What a pseudo-terminal's program wrote, up to `marker` or its end (EOF or EIO)."""
+    seen = b""
+    while marker not in seen:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the program ended and closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    return seen
+
+
+def test_ctrl_c_at_the_password_prompt_is_one_line(tmp_path: Path) -> None:
+    """Ctrl-C at `user create`'s password prompt ends the command with one line and status 130
+    (128 + SIGINT), as shells expect: it printed a KeyboardInterrupt traceback from getpass."""
+    env = {**os.environ, "OPSCRAFT_NO_BOOTSTRAP": "1", "OPSCRAFT_DATA_DIR": str(tmp_path)}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the command on the terminal's other end
+        os.chdir(ROOT)
+        os.execve(sys.executable, [sys.executable, "-m", "opscraft", "user", "create", "bob"], env)
+    try:
+        assert b"Password: " in _read_until(fd, b"Password: ")
+        os.write(fd, b"\x03")  # the terminal turns it into SIGINT for the command
+        rest = _read_until(fd, b"\0").decode(errors="replace")
+    finally:
+        status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        os.close(fd)
+    assert status == 130, rest
+    assert "Traceback" not in rest and rest.strip().splitlines()[-1:] == ["opscraft: interrupted"], rest
+
+
+def test_ctrl_c_stops_serve_without_a_traceback(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT) on `opscraft serve`: the server shuts down and the command exits 130 with
+    its shutdown lines only; uvicorn re-raises the signal after its shutdown, which ended in a
+    KeyboardInterrupt traceback and death by the signal."""
+    server = start_server(tmp_path / "data")
+    try:
+        server.process.send_signal(signal.SIGINT)
+        status = server.process.wait(timeout=60)
+    finally:
+        stop_server(server)
+    log = server.log()
+    assert status == 130, log
+    assert "Application shutdown complete" in log and "Traceback" not in log, log
 
 
 def test_no_command_without_a_display_prints_the_usage(tmp_path: Path) -> None:

@@ -155,6 +155,8 @@ def test_viewer_runs_a_script_with_parameters_and_finds_it_in_history(page: Any,
     page.goto(f"{env.server.url}/")
     assert int(page.get_by_test_id("count-success").get_by_test_id("count-value").inner_text()) >= 1
     page.get_by_test_id("success-chart").wait_for()
+    # Its days are UTC days (as every time on the pages): a browser elsewhere reads the labels so.
+    assert "last 7 days (UTC days)" in page.get_by_test_id("success-chart").inner_text()
 
 
 def test_the_downloaded_log_has_no_escape_sequence_left(page: Any, env: Env) -> None:

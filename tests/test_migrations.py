@@ -21,6 +21,7 @@ from sqlmodel import delete as sql_delete
 
 from opscraft.db.engine import Database
 from opscraft.db.migrate import alembic_config, current_revision, upgrade
+from opscraft.db.migration_error import MigrationError
 from opscraft.db.models import NotificationChannel, Script, ScriptSecret, Secret, WebhookTrigger
 from tests.conftest import ROOT, postgres_scratch_database
 
@@ -216,3 +217,20 @@ async def test_0018_keeps_the_uses_of_secrets_and_their_tables_indexes(scratch: 
         session.add(WebhookTrigger(script_id=ids[2], name="new", token_hash="j", prefix="r"))
         await session.commit()
         assert (await session.exec(select(WebhookTrigger.id))).one() > ids[1]
+
+
+async def test_a_database_migrated_by_a_newer_version_is_refused_as_it_is(scratch: Database) -> None:
+    """A database at a revision this version has no script for (a newer OpsCraft upgraded it,
+    then an older one was started on it) is refused with what to do, and left as it is: Alembic
+    answered "Can't locate revision identified by '0099'" in a traceback."""
+    await upgrade(scratch.engine)
+    async with scratch.engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    with pytest.raises(MigrationError) as refused:
+        await upgrade(scratch.engine)
+    assert str(refused.value) == (
+        f"the database is at schema revision 0099, which this version of OpsCraft (schema {HEAD}) "
+        "does not know: a newer version upgraded it. Run that version, or restore the backup made "
+        "before the upgrade; OpsCraft never downgrades a database"
+    )
+    assert await current_revision(scratch.engine) == "0099"

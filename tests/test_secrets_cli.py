@@ -14,8 +14,10 @@ from sqlmodel import col, select
 from opscraft import lifecycle, runtime
 from opscraft.config import ConfigError
 from opscraft.db.models import Role, User
+from opscraft.security.vault import DecryptError
 from opscraft.services import keyring, secrets, users
 from opscraft.services.actor import Actor
+from opscraft.services.errors import Conflict
 from opscraft.services.users import UserCreate
 from tests.conftest import PASSWORD, ROOT, make_settings
 
@@ -140,3 +142,35 @@ async def test_rotate_key_from_a_key_file(tmp_path: Path, tmp_path_factory: pyte
     )
     assert done.returncode == 0, done.stderr
     assert await readable_with(tmp_path, OPSCRAFT_MASTER_KEY=new_file.read_text().strip()) == VALUES
+
+
+async def test_a_process_started_before_a_rotation_writes_no_secret_under_the_old_key(tmp_path: Path) -> None:
+    """`rotate-key` run beside a server (its help says to stop OpsCraft first; nothing stops it):
+    the server still holds the old key, and a secret it saved afterwards was sealed under it.
+    The old key file is replaced, so after the restart that secret never decrypted again. Such a
+    write is now refused with what to do, and nothing is saved."""
+    await seed(tmp_path)
+    rt = await lifecycle.start(make_settings(tmp_path), worker=False)
+    try:
+        done = opscraft(tmp_path, "secrets", "rotate-key")
+        assert done.returncode == 0, done.stderr
+        async with rt.db.session() as session:
+            admin = Actor((await session.exec(select(User).where(col(User.username) == "admin"))).one())
+            with pytest.raises(Conflict) as refused:
+                await secrets.create(session, admin, {"name": "AFTER", "value": "written-after"})
+            first = (await secrets.list_secrets(session, admin))[0][0].secret
+            with pytest.raises(Conflict):
+                await secrets.update(session, admin, first.id, {"value": "changed-after"})
+            with pytest.raises(DecryptError) as unreadable:  # its runs say why, and what to do
+                keyring.reveal(keyring.current_vault(), first)
+    finally:
+        await lifecycle.stop()
+    assert str(unreadable.value) == (
+        f"secret {first.name} could not be decrypted: it is under master key version 2, this "
+        "process has version 1 (the key was rotated since it started: restart it)"
+    )
+    assert refused.value.message == (
+        "the master key was rotated (key version 2) after this process started with key version 1: "
+        "restart it so that it reads the new key; nothing was saved"
+    )
+    assert await readable_with(tmp_path) == VALUES

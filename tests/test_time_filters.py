@@ -7,6 +7,8 @@ year typed alone filtered from 1970 (`services.bodies.ISO_TEXT`; bodies: `expire
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 import pytest
 
@@ -105,3 +107,26 @@ async def test_an_offset_whose_plus_became_a_space_says_so(
     assert r.json()["errors"] == [{"field": field, "message": PLUS_AS_SPACE_MESSAGE}]
     ok = await client.get(f"{path}?{field}=2026-12-02T14:00:00%2B01:00", headers=admin.headers)
     assert ok.status_code == 200, ok.text
+
+
+@pytest.mark.parametrize("path", LISTS)
+async def test_until_given_as_a_date_alone_takes_in_that_whole_day(
+    client: httpx.AsyncClient, admin: LoggedIn, path: str
+) -> None:
+    """`?since=D&until=D` is day D, as in the UI's day-range pickers (same YYYY-MM-DD, whole UTC
+    days): the API read `until=D` as D's first instant, so the pair matched nothing."""
+    if path == "/api/v1/executions":  # a run queued today
+        body = {"name": "today", "script_type": "bash", "content": "echo hi\n", "status": "active"}
+        script = await client.post("/api/v1/scripts", json=body, headers=admin.headers)
+        run = await client.post(
+            "/api/v1/executions", json={"script_id": script.json()["id"]}, headers=admin.headers
+        )
+        assert run.status_code == 202, run.text
+    today = datetime.now(UTC).date().isoformat()
+    whole_day = {"since": f"{today}T00:00:00Z", "until": f"{today}T23:59:59.999999Z"}
+    expected = (await client.get(path, params=whole_day, headers=admin.headers)).json()["total"]
+    assert expected > 0, "the admin's sign-in (the run) today is in the list"
+    for dates in ({"since": today, "until": today}, {"until": today}):
+        r = await client.get(path, params=dates, headers=admin.headers)
+        assert r.status_code == 200, r.text
+        assert r.json()["total"] == expected, dates

@@ -140,3 +140,32 @@ def test_audit_log_filters_by_the_executions_date_range(
     page.get_by_role("button", name="Clear the filters").click()
     page.wait_for_function("() => document.querySelector('[data-testid=\"audit-dates\"]').value === ''")
     summary.get_by_text(re.compile(r"^[1-9]\d* events?$")).wait_for()
+
+
+def test_today_in_the_day_range_is_the_utc_day_in_any_browser_zone(
+    server: LiveServer, finished_run: int, browser: Any
+) -> None:
+    """The history's days are UTC days, but Quasar's Today button picked the browser's date: from
+    a zone on another date than UTC (Kiritimati, UTC+14, after 10:00 UTC; Pago Pago, UTC-11,
+    before 11:00 UTC) Today filtered a day without today's runs. Its Today is the UTC day."""
+    now = datetime.now(UTC)
+    zone = "Pacific/Kiritimati" if now.hour >= 12 else "Pacific/Pago_Pago"
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, timezone_id=zone)
+    context.set_default_timeout(30_000)
+    try:
+        page = context.new_page()
+        local_day = page.evaluate("new Date().toLocaleDateString('en-CA')")  # YYYY-MM-DD
+        log_in(page, server, "admin")
+        page.goto(f"{server.url}/executions")
+        wait_connected(page)
+        page.get_by_test_id(f"run-link-{finished_run}").wait_for()
+        page.get_by_test_id("filter-dates").click()
+        page.get_by_test_id("filter-dates-today").click()
+        page.get_by_test_id("filter-dates-apply").click()
+        today = datetime.now(UTC).date().isoformat()
+        assert local_day != today, "the browser's zone is on another date than UTC"
+        page.wait_for_function(f"location.href.includes('since={today}&until={today}')")
+        page.get_by_test_id(f"run-link-{finished_run}").wait_for()
+        assert "UTC days" in page.locator(".oc-date-range").inner_text()
+    finally:
+        context.close()

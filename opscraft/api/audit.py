@@ -12,7 +12,7 @@ from opscraft.api.deps import CurrentActor, Session
 from opscraft.api.schemas import AUTHED, IdQuery, Limit, Page, Skip, error_responses, filter_query
 from opscraft.services import audit
 from opscraft.services.audit import FILTER_LENGTHS
-from opscraft.services.bodies import ISO_TEXT
+from opscraft.services.bodies import ISO_TEXT, ISO_UNTIL
 from opscraft.services.invisible import FilterText
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -44,7 +44,9 @@ async def list_events(
     target_type: Annotated[FilterText | None, filter_query(FILTER_LENGTHS["target_type"])] = None,
     target_id: Annotated[FilterText | None, filter_query(FILTER_LENGTHS["target_id"])] = None,
     since: Annotated[datetime | None, Query(description="At or after (ISO 8601)"), ISO_TEXT] = None,
-    until: Annotated[datetime | None, Query(description="At or before (ISO 8601)"), ISO_TEXT] = None,
+    until: Annotated[
+        datetime | None, Query(description="At or before (ISO 8601; a day alone: that whole day)"), ISO_UNTIL
+    ] = None,
     skip: Skip = 0,
     limit: Limit = 50,
 ) -> Page[AuditEventOut]:

@@ -21,7 +21,7 @@ from opscraft.api.executions_schemas import (
 from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, IdQuery, Limit, Skip, error_responses
 from opscraft.db.models.executions import Trigger
 from opscraft.services import executions, history_cursor, log_text, runs
-from opscraft.services.bodies import ISO_TEXT, WHOLE_TEXT
+from opscraft.services.bodies import ISO_TEXT, ISO_UNTIL, WHOLE_TEXT
 from opscraft.services.executions import MAX_LOG_PAGE, STATUS_FILTERS
 from opscraft.services.invisible import FilterText
 
@@ -129,7 +129,11 @@ async def list_executions(
     ] = None,
     user_id: IdQuery = None,
     since: Annotated[datetime | None, Query(description="Queued at or after (ISO 8601)"), ISO_TEXT] = None,
-    until: Annotated[datetime | None, Query(description="Queued at or before (ISO 8601)"), ISO_TEXT] = None,
+    until: Annotated[
+        datetime | None,
+        Query(description="Queued at or before (ISO 8601; a day alone: that whole day)"),
+        ISO_UNTIL,
+    ] = None,
     trigger: Annotated[
         FilterText | None,
         Query(max_length=16, description="How it started", json_schema_extra={"enum": list(Trigger)}),

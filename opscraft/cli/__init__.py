@@ -20,6 +20,8 @@ from opscraft.config import ConfigError
 GROUPS = (serve, worker, desktop, users, db, secrets)
 #: Long-running commands log at the configured level; one-shot commands only warnings.
 SERVER_COMMANDS = frozenset({"serve", "worker", "desktop"})
+#: Exit status after Ctrl-C: 128 + SIGINT, as shells report a command the signal ended.
+INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,13 +36,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `opscraft` console script (and of the packaged binary): without arguments
-    in a desktop session it opens the desktop window. Exits with one line on a configuration error."""
+    in a desktop session it opens the desktop window. Exits with one line on a configuration error;
+    Ctrl-C exits with status 130, a one-shot command saying `opscraft: interrupted` (no traceback)."""
     args = build_parser().parse_args(bootstrap.with_default_command(sys.argv[1:] if argv is None else argv))
     os.umask(data_dir.PRIVATE_UMASK)  # the data directory's files are born private
     try:
         settings = settings_for(args)
     except ConfigError as exc:
         sys.exit(f"opscraft: configuration error: {exc}")
-    level = settings.log_level if args.command in SERVER_COMMANDS else "WARNING"
-    logs.configure(level, settings.log_format)
-    args.func(args, settings)
+    server = args.command in SERVER_COMMANDS
+    logs.configure(settings.log_level if server else "WARNING", settings.log_format)
+    try:
+        args.func(args, settings)
+    except KeyboardInterrupt:  # Ctrl-C: what was running has stopped (a server has shut down)
+        if not server:  # on a new line: the prompt or output the command was at stays whole
+            print("\nopscraft: interrupted", file=sys.stderr)
+        sys.exit(INTERRUPTED)

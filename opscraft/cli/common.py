@@ -14,6 +14,11 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from opscraft.config import ConfigError, Settings, load_settings
+from opscraft.db.migration_error import MigrationError
+
+#: What opening and migrating a database raises when it cannot be used: one line each, by
+#: `database_error` (an unreachable server, a bad file, a database a newer version migrated).
+DATABASE_ERRORS = (OSError, SQLAlchemyError, MigrationError)
 
 #: `add_parser` of the top-level subparsers (or of a command group's subparsers).
 Factory = Callable[..., argparse.ArgumentParser]
@@ -78,7 +83,7 @@ def run_with_runtime(settings: Settings, body: Callable[[], Awaitable[None]]) ->
     async def _main() -> None:
         try:
             await lifecycle.start(settings, worker=False)
-        except (OSError, SQLAlchemyError) as exc:
+        except DATABASE_ERRORS as exc:
             sys.exit(database_error(settings, exc))
         except ConfigError as exc:
             sys.exit(f"opscraft: configuration error: {exc}")
@@ -107,7 +112,7 @@ def check_database(settings: Settings) -> None:
 
     try:
         asyncio.run(_check())
-    except (OSError, SQLAlchemyError) as exc:
+    except DATABASE_ERRORS as exc:
         sys.exit(database_error(settings, exc))
     except ConfigError as exc:
         sys.exit(f"opscraft: configuration error: {exc}")

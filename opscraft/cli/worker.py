@@ -15,9 +15,7 @@ import re
 import signal
 import sys
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from opscraft.cli.common import Factory, claim_worker, database_error, with_data_dir
+from opscraft.cli.common import DATABASE_ERRORS, Factory, claim_worker, database_error, with_data_dir
 from opscraft.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +42,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     runners = frozenset([args.runner]) if args.runner else None
     try:
         asyncio.run(_run(settings, runners))
-    except (OSError, SQLAlchemyError) as exc:
+    except DATABASE_ERRORS as exc:
         sys.exit(database_error(settings, exc))
     except ConfigError as exc:
         sys.exit(f"opscraft: configuration error: {exc}")

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from opscraft.db.migration_error import MigrationError
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -49,10 +51,17 @@ def alembic_config(url: str | None = None) -> Config:
 
 def head_revisions(versions: Path = MIGRATIONS_DIR / "versions") -> set[str]:
     """The head revision ids of the migration scripts in `versions`: revisions no other script
-    names as its `down_revision`. Read from the module-level `revision` and `down_revision`
-    assignments of Alembic's script format (a string, None, or a tuple of strings for a merge)
-    with `ast`, without importing the scripts or Alembic. Raises ValueError for a script without
-    a literal `revision`."""
+    names as its `down_revision`. Raises ValueError for a script without a literal `revision`."""
+    revisions, parents = _revision_graph(versions)
+    return revisions - parents
+
+
+def _revision_graph(versions: Path) -> tuple[set[str], set[str]]:
+    """(every revision id, every id some script names as its `down_revision`) of the migration
+    scripts in `versions`. Read from the module-level `revision` and `down_revision` assignments
+    of Alembic's script format (a string, None, or a tuple of strings for a merge) with `ast`,
+    without importing the scripts or Alembic. Raises ValueError for a script without a literal
+    `revision`."""
     revisions: set[str] = set()
     parents: set[str] = set()
     for path in versions.glob("*.py"):
@@ -71,7 +80,7 @@ def head_revisions(versions: Path = MIGRATIONS_DIR / "versions") -> set[str]:
             parents.add(down)
         elif isinstance(down, tuple | list):
             parents.update(str(parent) for parent in down)
-    return revisions - parents
+    return revisions, parents
 
 
 @functools.cache
@@ -79,6 +88,26 @@ def _installed_heads() -> frozenset[str]:
     """`head_revisions` of the installed migration scripts, read once per process (they do not
     change while it runs; a test process starts hundreds of runtimes)."""
     return frozenset(head_revisions())
+
+
+@functools.cache
+def _installed_revisions() -> frozenset[str]:
+    """Every revision id of the installed migration scripts, read once per process."""
+    return frozenset(_revision_graph(MIGRATIONS_DIR / "versions")[0])
+
+
+def _refuse_newer(applied: set[str]) -> None:
+    """Raise MigrationError when the database is at a revision this version has no script for:
+    a newer version migrated it, and Alembic would stop with a traceback ("Can't locate
+    revision"). Downgrading is never done: it could drop columns holding data."""
+    unknown = sorted(applied - _installed_revisions())
+    if unknown:
+        raise MigrationError(
+            f"the database is at schema revision {', '.join(unknown)}, which this version of "
+            f"OpsCraft (schema {', '.join(sorted(_installed_heads()))}) does not know: a newer "
+            "version upgraded it. Run that version, or restore the backup made before the "
+            "upgrade; OpsCraft never downgrades a database"
+        )
 
 
 def _applied_revisions(connection: Connection) -> set[str]:
@@ -92,11 +121,13 @@ async def upgrade(engine: AsyncEngine, revision: str = HEAD) -> None:
     database already there is left alone after one query. Processes migrating the same database
     at once take turns (PostgreSQL: an advisory lock; an SQLite file: `SQLITE_LOCK_SUFFIX`), and
     each finds what the previous one did. SQLite: with foreign keys off until the commit,
-    checked before it (`_dangling`)."""
-    if revision == HEAD:
-        async with engine.connect() as conn:
-            if await conn.run_sync(_applied_revisions) == _installed_heads():
-                return
+    checked before it (`_dangling`). Raises MigrationError, changing nothing, for a database a
+    newer version migrated."""
+    async with engine.connect() as conn:
+        applied = await conn.run_sync(_applied_revisions)
+    _refuse_newer(applied)  # before Alembic is imported, whose loggers add lines to the refusal
+    if revision == HEAD and applied == _installed_heads():
+        return
     database = engine.url.database if engine.dialect.name == "sqlite" else None
     if not database or database == ":memory:" or database.startswith("file:"):
         await _migrate(engine, revision)
@@ -144,7 +175,7 @@ async def _migrate(engine: AsyncEngine, revision: str) -> None:
             before = await conn.run_sync(_dangling) if sqlite else set()
             await conn.run_sync(_upgrade)
             if sqlite and (new := await conn.run_sync(_dangling) - before):
-                raise RuntimeError(f"the migration left rows referring to missing ones: {list(new)[:5]}")
+                raise MigrationError(f"the migration left rows referring to missing ones: {list(new)[:5]}")
             await conn.commit()
         finally:
             if sqlite:

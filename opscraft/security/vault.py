@@ -88,6 +88,14 @@ class Vault:
         return Sealed(ciphertext, salt, nonce)
 
     def open(self, sealed: Sealed, *, secret_id: int, name: str, key_version: int) -> str:
+        """The plaintext; `DecryptError` when it does not decrypt for this row and key (one sealed
+        under a later key version than this vault's says to restart: the key was rotated)."""
+        if key_version > self.key_version:
+            raise DecryptError(
+                f"secret {name} could not be decrypted: it is under master key version {key_version}, "
+                f"this process has version {self.key_version} (the key was rotated since it started: "
+                "restart it)"
+            )
         try:
             data_key = _data_key(self.master.key, sealed.salt)
             plain = data_key.decrypt(sealed.nonce, sealed.ciphertext, _aad(secret_id, name, key_version))

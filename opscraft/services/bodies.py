@@ -30,6 +30,8 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Strict, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from opscraft.services import instants
+
 BOOL_MESSAGE = "must be true or false (a JSON boolean, not text or a number)"
 INT_MESSAGE = "must be a whole number (a JSON number without a fraction: not 5.0, text or true/false)"
 TEXT_INT_MESSAGE = "must be a whole number, e.g. 42 (digits only: not 5.0)"
@@ -114,8 +116,10 @@ def _iso_text(value: Any) -> Any:
 
 
 # Metadata of every date-and-time query parameter, after its `Query`:
-# `Annotated[datetime | None, Query(...), ISO_TEXT]`.
+# `Annotated[datetime | None, Query(...), ISO_TEXT]`; an upper bound (`until`) takes `ISO_UNTIL`,
+# which also reads a day alone as that whole day (`services.instants.until_text`).
 ISO_TEXT = BeforeValidator(_iso_text)
+ISO_UNTIL = BeforeValidator(lambda value: instants.until_text(_iso_text(value)))
 
 
 class Body(BaseModel):

@@ -5,13 +5,42 @@ A time without a zone is UTC; one with a zone is converted to UTC, as the databa
 Rule (a 500 found by trying): an ISO 8601 time at the edge of the calendar with an offset,
 `9999-12-31T23:59:59-14:00` or `0001-01-01T00:00:00+14:00`, has no UTC form (year 10000 or 0):
 the conversion raised OverflowError. It is a 422 naming the field instead.
+
+A day given alone (`2026-12-02`, the UI's day-range pickers and the API's `since`/`until` alike)
+is a whole UTC day: from its first instant (`day_start`) to its last (`day_end`), so
+`since=D&until=D` is day D (the API read `until=D` as D's first instant and matched nothing).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, date, datetime, time
 
 from opscraft.services.errors import Invalid
+
+DAY_ALONE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def day_start(day: date) -> datetime:
+    """The first instant of `day` in UTC (aware)."""
+    return datetime.combine(day, time.min, UTC)
+
+
+def day_end(day: date) -> datetime:
+    """The last instant of `day` in UTC (aware, to the microsecond the databases keep)."""
+    return datetime.combine(day, time.max, UTC)
+
+
+def until_text(value: object) -> object:
+    """An `until` query value as sent, with a day alone (`YYYY-MM-DD`) made its last instant in
+    UTC (`day_end`); anything else as it came, for the field's own parsing (which names a date
+    that does not exist, such as 2026-02-30)."""
+    if isinstance(value, str) and DAY_ALONE.fullmatch(value):
+        try:
+            return day_end(date.fromisoformat(value))
+        except ValueError:
+            return value
+    return value
 
 
 def utc_instant(field: str, value: datetime | None) -> datetime | None:

@@ -20,7 +20,7 @@ from opscraft.db.types import utcnow
 from opscraft.security.vault import DecryptError, MasterKey, Sealed, Vault, load_master_key
 from opscraft.services import audit
 from opscraft.services.actor import Actor
-from opscraft.services.errors import Invalid
+from opscraft.services.errors import Conflict, Invalid
 
 STATE_KEY = "vault"
 
@@ -31,6 +31,24 @@ def current_vault() -> Vault:
     if vault is None:
         raise RuntimeError("the vault is not open")
     return vault
+
+
+async def require_current(session: AsyncSession, vault: Vault) -> None:
+    """Before sealing anything under `vault` in `session`'s transaction: `Conflict` (409) when
+    the database's master key changed since this process opened the vault (`opscraft secrets
+    rotate-key` ran beside it). A value sealed under the old key would never decrypt after the
+    restart the rotation asks for: the old key file is replaced. On PostgreSQL the vault row is
+    read FOR SHARE, so a rotation committing meanwhile waits for this transaction's end."""
+    query = select(AppSetting).where(col(AppSetting.key) == STATE_KEY).with_for_update(read=True)
+    state = (
+        await session.exec(query.execution_options(populate_existing=True))
+    ).one()  # open_vault stored it
+    stored = int(state.value["key_version"])  # each rotation takes the next version
+    if stored != vault.key_version:
+        raise Conflict(
+            f"the master key was rotated (key version {stored}) after this process started with key "
+            f"version {vault.key_version}: restart it so that it reads the new key; nothing was saved"
+        )
 
 
 def reveal(vault: Vault, secret: Secret) -> str:

@@ -262,6 +262,7 @@ async def create(session: AsyncSession, actor: Actor, data: SecretCreate | Mappi
             f"a secret named {body.name} already exists: choose another name or update that one",
             details=[{"field": "name", "message": "another secret has this name"}],
         )
+    await keyring.require_current(session, keyring.current_vault())
     # The id is part of the associated data: insert first, then encrypt in the same transaction.
     secret = Secret(
         name=body.name,
@@ -300,6 +301,7 @@ async def update(
     changed = False
     if body.value is not None:
         value = file_content(body.value) if secret.kind == SecretKind.file else body.value
+        await keyring.require_current(session, keyring.current_vault())
         keyring.seal_into(keyring.current_vault(), secret, value)
         audit.record(session, actor, "secret.update_value", TARGET, secret.id, name=secret.name)
         changed = True

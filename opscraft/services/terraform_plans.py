@@ -140,6 +140,7 @@ class VaultPlanStore:
             )
             session.add(plan)
             await session.flush()
+            await keyring.require_current(session, self.vault)
             keyring.seal_plan(self.vault, plan, plan_file)
             await session.commit()
 

@@ -213,6 +213,7 @@ async def _add_version(
     )
     session.add(version)
     await session.flush()
+    await keyring.require_current(session, keyring.current_vault())
     keyring.seal_state(keyring.current_vault(), version, text)
     state.current_version = version.number
     state.updated_at = utcnow()

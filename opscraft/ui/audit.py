@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 from nicegui import ui
 
 from opscraft import runtime
 from opscraft.db.models import AuditEvent
-from opscraft.services import audit
+from opscraft.services import audit, instants
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid
 from opscraft.services.permissions import Permission
@@ -85,8 +85,7 @@ def _day(value: str | None, *, end: bool = False) -> datetime | None:
         day = date.fromisoformat(value)
     except ValueError:
         raise Invalid("dates must look like 2026-01-31") from None
-    moment = datetime.combine(day, time.min, UTC)
-    return moment + timedelta(days=1, microseconds=-1) if end else moment
+    return instants.day_end(day) if end else instants.day_start(day)
 
 
 def _filter(element: FilterField, name: str, width: str, props: str = "") -> FilterField:

@@ -243,7 +243,7 @@ class Dashboard:
         self.counts = Redrawn(_counts, stats, lambda shown: shown.counts)
         with ui.row().classes("w-full gap-4 items-stretch"):
             with ui.card().classes("flex-[2] min-w-80").props('flat bordered data-testid="success-chart"'):
-                ui.label("Success rate, last 7 days (UTC)").classes("text-subtitle1 font-medium")
+                ui.label("Success rate, last 7 days (UTC days)").classes("text-subtitle1 font-medium")
                 self.summary = ui.label(_success_summary(stats.daily)).classes("text-grey-7 text-sm")
                 self.summary.props('data-testid="success-summary"')
                 self.chart = ui.echart(_chart_options(stats.daily)).classes("w-full h-72")

@@ -1,4 +1,5 @@
-"""A day-range filter field: a read-only input that opens a range date picker (YYYY-MM-DD, UTC days).
+"""A day-range filter field: a read-only input that opens a range date picker (YYYY-MM-DD, UTC days,
+as its label says; its Today button picks today's UTC date, whatever the browser's zone).
 
 Shared by the executions history and the audit log so both filter dates the same way.
 """
@@ -9,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nicegui import ui
+
+from opscraft.db.types import utcnow
 
 # A read-only field (typing is done in the date picker) drawn like the other filters, not dashed.
 DATE_FIELD_CSS = ".oc-date-range .q-field__control:before { border-style: solid !important; }"
@@ -38,17 +41,22 @@ class DateRange:
         self._on_change = on_change
         ui.add_css(DATE_FIELD_CSS)
         with (
-            ui.input(label, value=range_text(since, until))
+            ui.input(f"{label} (UTC days)", value=range_text(since, until))
             .props(f'outlined dense readonly clearable data-testid="{testid}"')
             .classes("w-64 oc-date-range") as self.field
         ):
             with self.field.add_slot("prepend"):
                 ui.icon("event").classes("cursor-pointer")
             with ui.menu().props("no-parent-event") as self.menu:
+                # Not Quasar's today-btn: it picks the browser's date, the next or previous UTC day
+                # for hours of the day in zones away from UTC (the filters are UTC days).
                 self.picker = ui.date(
                     value={"from": since, "to": until} if since and until else None, mask="YYYY-MM-DD"
-                ).props("range today-btn")
+                ).props("range")
                 with ui.row().classes("justify-end w-full p-2 gap-2"):
+                    ui.button("Today (UTC)", on_click=self._today).props(
+                        f'flat no-caps data-testid="{testid}-today"'
+                    )
                     ui.button("Close", on_click=self.menu.close).props("flat no-caps")
                     ui.button("Apply", on_click=self._apply).props(
                         f'unelevated no-caps data-testid="{testid}-apply"'
@@ -61,6 +69,12 @@ class DateRange:
         self.since, self.until = since, until
         self.picker.value = {"from": since, "to": until} if since and until else None
         self.field.value = range_text(since, until)
+
+    def _today(self) -> None:
+        """Select today's UTC date (and show its month)."""
+        today = utcnow().date()
+        self.picker.value = today.isoformat()
+        self.picker.run_method("setCalendarTo", today.year, today.month)
 
     async def _apply(self) -> None:
         self.menu.close()

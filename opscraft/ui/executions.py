@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -11,7 +12,7 @@ from nicegui import ui
 
 from opscraft.db.models import Script
 from opscraft.db.models.executions import FINAL_STATUSES
-from opscraft.services import executions, scripts
+from opscraft.services import executions, instants, scripts
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.services.permissions import Permission
@@ -47,18 +48,20 @@ class RunFilter:
             "script_id": self.script_id,
             "status": self.status,
             "user_id": self.user_id,
-            "since": _day(self.since, time.min),
-            "until": _day(self.until, time.max),
+            "since": _day(self.since, instants.day_start),
+            "until": _day(self.until, instants.day_end),
             "cursor": self.cursor or None,
             "limit": PAGE_SIZE,
         }
 
 
-def _day(value: str | None, at: time) -> datetime | None:
+def _day(value: str | None, instant: Callable[[date], datetime]) -> datetime | None:
+    """`instant` (`instants.day_start` or `day_end`) of a `YYYY-MM-DD` filter, None for none or
+    for one that is no date."""
     if not value:
         return None
     try:
-        return datetime.combine(date.fromisoformat(value), at, tzinfo=UTC)
+        return instant(date.fromisoformat(value))
     except ValueError:
         return None
 

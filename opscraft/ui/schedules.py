@@ -4,6 +4,7 @@ fire times in the browser's time zone; last result) and the Schedules overview p
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -48,8 +49,20 @@ def _upcoming(view: ScheduleView, zone: ZoneInfo) -> str:
     s = view.schedule
     if not s.enabled:
         return s.paused_reason or "disabled"
-    times = schedules.next_times(s.cron, s.timezone, utcnow(), PREVIEW)
-    return ", ".join(t.astimezone(zone).strftime("%a %d %b %H:%M") for t in times) + f" ({zone.key})"
+    return fire_times_text(schedules.next_times(s.cron, s.timezone, utcnow(), PREVIEW), zone)
+
+
+def fire_times_text(times: list[datetime], zone: ZoneInfo) -> str:
+    """`Sun 07 Nov 00:30, Sun 07 Nov 01:00 EDT, Sun 07 Nov 01:00 EST (America/New_York)`: aware
+    times in `zone`. A wall-clock time that `zone` has twice (the hour a fall-back repeats)
+    carries its abbreviation (or offset), else the two fires looked like one listed twice."""
+    return ", ".join(_wall_clock(t.astimezone(zone)) for t in times) + f" ({zone.key})"
+
+
+def _wall_clock(local: datetime) -> str:
+    text = local.strftime("%a %d %b %H:%M")
+    twice = local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
+    return f"{text} {local.strftime('%Z')}" if twice else text
 
 
 def _last(view: ScheduleView) -> None:
