@@ -156,6 +156,14 @@ class Pending:
     # they cannot decide again, it waits for the others.
     decided: bool = False
 
+    @property
+    def decided_by(self) -> str | None:
+        """Who ended the request: the canceller of a `cancelled` one (the run's
+        `cancelled_by_name`), else None (a rejecter and the approvers are in the trail)."""
+        if self.request.outcome == "cancelled":
+            return self.execution.cancelled_by_name
+        return None
+
 
 def _decided_by(user_id: int | None) -> ColumnElement[bool]:
     """Whether user `user_id` has decided on the execution of the enclosing query's row."""
@@ -176,6 +184,44 @@ async def pending(session: AsyncSession, actor: Actor) -> list[Pending]:
     found = list(rows.all())
     counts = await _approval_counts(session, [e.id for e, _, _ in found if e.id is not None])
     return [Pending(e, r, counts.get(e.id or 0, 0), bool(d)) for e, r, d in found]
+
+
+MAX_ENDED = 50
+
+
+async def ended(session: AsyncSession, actor: Actor, limit: int = MAX_ENDED) -> list[Pending]:
+    """The `limit` (at most `MAX_ENDED`) requests that ended most recently, newest first: each
+    with its `outcome` (`approved`, `rejected`, `expired`, or `cancelled` while it waited) and
+    `decided_at`, so a run that stopped waiting is not simply gone from the Approvals page."""
+    user = require(actor.user, Permission.view_scripts)
+    rows = await session.exec(
+        select(Execution, ApprovalRequest, _decided_by(user.id))
+        .join(ApprovalRequest, col(ApprovalRequest.execution_id) == col(Execution.id))
+        .where(col(ApprovalRequest.outcome).is_not(None))
+        .order_by(col(ApprovalRequest.decided_at).desc(), col(Execution.id).desc())
+        .limit(max(1, min(limit, MAX_ENDED)))
+    )
+    found = list(rows.all())
+    counts = await _approval_counts(session, [e.id for e, _, _ in found if e.id is not None])
+    return [Pending(e, r, counts.get(e.id or 0, 0), bool(d)) for e, r, d in found]
+
+
+async def state_of(session: AsyncSession, actor: Actor, execution_id: int) -> Pending:
+    """The approval request of run `execution_id` with its approvals so far and, once it ended,
+    its outcome; `NotFound` (404) for a run that does not exist or never waited for approval."""
+    user = require(actor.user, Permission.view_scripts)
+    found = (
+        await session.exec(
+            select(Execution, ApprovalRequest, _decided_by(user.id))
+            .join(ApprovalRequest, col(ApprovalRequest.execution_id) == col(Execution.id))
+            .where(col(Execution.id) == execution_id)
+        )
+    ).first()
+    if found is None:
+        raise NotFound(f"execution {execution_id} not found, or it never waited for approval")
+    execution, request, decided = found
+    counts = await _approval_counts(session, [execution_id])
+    return Pending(execution, request, counts.get(execution_id, 0), bool(decided))
 
 
 async def pending_count(session: AsyncSession, actor: Actor) -> int:
@@ -415,10 +461,17 @@ async def _end(session: AsyncSession, execution_id: int, reason: str, outcome: s
     assert execution is not None
     await session.refresh(execution)
     session.add(RunEvent(**finished_event(execution.model_dump())))
-    request = await session.get(ApprovalRequest, execution_id)
-    if request is not None:
-        request.decided_at, request.outcome = now, outcome
+    await close_request(session, execution_id, outcome, now)
     return True
+
+
+async def close_request(session: AsyncSession, execution_id: int, outcome: str, at: datetime) -> None:
+    """Give the request of a run that stopped waiting its `outcome` (`cancelled`: by whom is the
+    run's `cancelled_by_name`) and time, in the caller's transaction; nothing when the run never
+    waited for approval."""
+    request = await session.get(ApprovalRequest, execution_id)
+    if request is not None and request.outcome is None:
+        request.decided_at, request.outcome = at, outcome
 
 
 def _wake_events() -> None:

@@ -29,7 +29,7 @@ from opscraft.db.models import (
     TerraformPlan,
     User,
 )
-from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus, Trigger
+from opscraft.db.models.executions import CANCELLED_BY, FINAL_STATUSES, ExecutionStatus, Trigger
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.workers import finished_event
 from opscraft.db.rows import new_row
@@ -593,23 +593,38 @@ async def cancel(session: AsyncSession, actor: Actor, execution_id: int) -> Exec
         raise Forbidden("only the user who started this execution, an operator or an admin may cancel it")
     if execution.status in FINAL_STATUSES:
         raise Conflict(f"execution {execution_id} has already finished ({execution.status})")
+    assert actor.user is not None  # may_cancel
     now = utcnow()
+    was_waiting = execution.status == ExecutionStatus.awaiting_approval
     queued = await session.exec(
         update(Execution)
         .where(
             col(Execution.id) == execution_id,
             col(Execution.status).in_([ExecutionStatus.queued, ExecutionStatus.awaiting_approval]),
         )
-        .values(status=ExecutionStatus.cancelled, cancel_requested=True, finished_at=now)
+        .values(
+            status=ExecutionStatus.cancelled,
+            finished_at=now,
+            error_message=f"{CANCELLED_BY}{actor.user.username}",
+            cancel_requested=True,
+            cancelled_by=actor.user.id,
+            cancelled_by_name=actor.user.username,
+        )
     )
     if queued.rowcount == 1:
         await session.refresh(execution)
         session.add(RunEvent(**finished_event(execution.model_dump())))
+        if was_waiting:
+            await approvals.close_request(session, execution_id, "cancelled", now)
     else:
         running = await session.exec(
             update(Execution)
             .where(col(Execution.id) == execution_id, col(Execution.status) == ExecutionStatus.running)
-            .values(cancel_requested=True)
+            .values(  # the first to ask is the one who cancelled it
+                cancel_requested=True,
+                cancelled_by=func.coalesce(col(Execution.cancelled_by), actor.user.id),
+                cancelled_by_name=func.coalesce(col(Execution.cancelled_by_name), actor.user.username),
+            )
         )
         if running.rowcount != 1:  # it ended since it was read: nothing to cancel, nothing to audit
             await session.rollback()
