@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 
+from opscraft.db.text import problem
 from opscraft.execution.param_env import interpreted_name
 from opscraft.services.errors import Invalid
 from opscraft.services.invisible import bidi_problem
@@ -181,8 +182,9 @@ def _to_text(value: Any) -> str:
         text = str(value)
     else:
         raise _Bad("must be a string")
-    if "\x00" in text:
-        raise _Bad("must not contain NUL characters")
+    unstorable = problem(text)  # NUL, lone surrogates: the rule of every stored text
+    if unstorable:
+        raise _Bad(unstorable)
     bidi = bidi_problem(text)
     if bidi:
         raise _Bad(bidi)
@@ -249,6 +251,9 @@ def _normalize_one(spec: Any, script_type: str | None) -> dict[str, Any]:
     description = spec.get("description") or ""
     if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
         raise _Bad(f"description must be text of at most {MAX_DESCRIPTION} characters")
+    unstorable = problem(description)
+    if unstorable:  # named here, with the parameter, rather than by the write (`parameters.0.description`)
+        raise _Bad(f"description {unstorable}")
     options = _normalize_options(kind, spec.get("options"))
     out: dict[str, Any] = {
         "name": name,
