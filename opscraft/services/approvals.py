@@ -47,7 +47,7 @@ from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.models.scripts import ScriptStatus
 from opscraft.db.models.workers import finished_event
 from opscraft.db.types import utcnow
-from opscraft.services import audit
+from opscraft.services import audit, run_environment
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound
@@ -125,20 +125,28 @@ async def remove_policy(session: AsyncSession, actor: Actor, script_id: int) -> 
 
 # Built once: every submission runs it (issue 15).
 _SCRIPT_WITH_POLICY = (
-    select(Script, ApprovalPolicy)
+    select(Script, ApprovalPolicy, run_environment.secret_bytes(col(Script.id)))
     .outerjoin(ApprovalPolicy, col(ApprovalPolicy.script_id) == col(Script.id))
     .where(col(Script.id) == bindparam("script_id"))
 )
 
 
-async def script_with_policy(
-    session: AsyncSession, script_id: int
-) -> tuple[Script | None, ApprovalPolicy | None]:
-    """Script `script_id` (None when there is no such row) and the policy `executions.create`
-    applies to its runs (None when runs need no approval), read in one statement: the submit
-    path's first query (issue 15). No permission check: the caller has made its own."""
+@dataclass(frozen=True)
+class ScriptToRun:
+    """What `executions.create` reads of a script first: the row (None when there is no such
+    script), the policy its runs need (None: no approval) and the bytes its attached `env`
+    secrets take in a run's environment (`run_environment.secret_bytes`)."""
+
+    script: Script | None
+    policy: ApprovalPolicy | None = None
+    secret_bytes: int = 0
+
+
+async def script_with_policy(session: AsyncSession, script_id: int) -> ScriptToRun:
+    """Script `script_id`, its approval policy and its secrets' size, read in one statement: the
+    submit path's first query (issue 15). No permission check: the caller has made its own."""
     found = (await session.exec(_SCRIPT_WITH_POLICY, params={"script_id": script_id})).first()
-    return (found[0], found[1]) if found is not None else (None, None)
+    return ScriptToRun(found[0], found[1], int(found[2])) if found is not None else ScriptToRun(None)
 
 
 def open_request(session: AsyncSession, execution_id: int, policy: ApprovalPolicy) -> None:
@@ -351,7 +359,7 @@ async def approve(session: AsyncSession, actor: Actor, execution_id: int, commen
     """Record an approval; the run queues once enough are in. 403 self-approval, 409 not waiting
     (also when it was cancelled, rejected or expired as the decision arrived: nothing is kept),
     409 when it could no longer start (`_still_startable`: its script deleted or not active, its
-    requester deactivated or deleted)."""
+    requester deactivated or deleted, its environment over budget)."""
     execution = await _decidable(session, actor, execution_id, comment)
     await _still_startable(session, execution)
     await _record_decision(session, actor, execution_id, "approve", comment)
@@ -392,8 +400,10 @@ async def _still_startable(session: AsyncSession, execution: Execution) -> None:
     """`Conflict` (409) when the waiting run could no longer be started as it was requested: its
     script was deleted, or is no longer active (a test run aside, which runs stored content of a
     script in any status), or its requester was deactivated or deleted, or (a local-runner run)
-    no longer holds the role the local runner needs. An approval would queue what
-    `executions.create` now refuses; the run can still be rejected or expire."""
+    no longer holds the role the local runner needs, or its parameter values no longer fit the
+    run's environment with the secrets attached to the script now (`run_environment`). An
+    approval would queue what `executions.create` now refuses; the run can still be rejected or
+    expire."""
     script = await session.get(Script, execution.script_id)
     if script is None or script.deleted_at is not None:
         raise Conflict(
@@ -405,6 +415,11 @@ async def _still_startable(session: AsyncSession, execution: Execution) -> None:
             f"script {script.name!r} is {script.status} since this run was requested: only active "
             "scripts run; reactivate it first, or reject the run (or let it expire)"
         )
+    # Secrets attached to the script, or grown, since the run was requested.
+    secrets = await run_environment.attached_secret_bytes(session, execution.script_id)
+    too_large = run_environment.problem(script.name, execution.parameters, secrets)
+    if too_large is not None:
+        raise Conflict(f"{too_large}. The run can no longer be approved: reject it (or let it expire)")
     requester = await session.get(User, execution.triggered_by) if execution.triggered_by else None
     who = execution.triggered_by_name or "the requester"
     if requester is None or not can(requester, Permission.execute_scripts):

@@ -46,6 +46,7 @@ from opscraft.services import (
     instants,
     notifications,
     parameters,
+    run_environment,
     secrets,
 )
 from opscraft.services.actor import Actor
@@ -263,7 +264,8 @@ async def create(
     if trigger == Trigger.api and actor.token_id is not None:  # a personal access token
         trigger = Trigger.api_token
     user = await _permitted_starter(session, actor, script_id, trigger)
-    script, policy = await approvals.script_with_policy(session, script_id)
+    found = await approvals.script_with_policy(session, script_id)
+    script, policy = found.script, found.policy
     if script is None or script.deleted_at is not None:
         raise NotFound(f"script {script_id} not found")
     if draft is None and script.status != ScriptStatus.active:
@@ -292,6 +294,7 @@ async def create(
         )
     if resolved:
         await secrets.check_parameter_shadowing(session, script_id, resolved, script_type)
+    run_environment.check(script.name, resolved, found.secret_bytes)
     options = _run_options(script_type, run_options)
     chosen = await _choose_runner(session, runner, user)
     execution = new_row(  # every value checked above or from the script row

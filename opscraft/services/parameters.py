@@ -204,6 +204,12 @@ def _utf8_size(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
+def values_size(values: dict[str, Any]) -> int:
+    """Bytes in UTF-8 of resolved parameter `values` (each as its text), as counted against
+    `MAX_TOTAL_BYTES`."""
+    return sum(_utf8_size(str(value)) for value in values.values())
+
+
 def _check_name(name: object, script_type: str | None) -> str:
     if not isinstance(name, str) or not name:
         raise _Bad("each parameter needs a name")
@@ -381,7 +387,7 @@ def resolve(
             resolved[name] = convert(kind, value, spec.get("options"))
         except _Bad as exc:
             errors.append({"field": _field(name, 0), "message": str(exc)})
-    total = sum(_utf8_size(str(value)) for value in resolved.values())
+    total = values_size(resolved)
     if not errors and total > MAX_TOTAL_BYTES:
         message = (
             f"must be at most {MAX_TOTAL_BYTES} bytes in UTF-8 together (they have {total}): values "
