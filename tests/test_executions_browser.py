@@ -124,6 +124,8 @@ def test_viewer_runs_a_script_with_parameters_and_finds_it_in_history(page: Any,
     page.get_by_test_id("status-success").wait_for(timeout=20_000)
     assert page.get_by_test_id("exit-code").inner_text() == "0"
     assert page.get_by_test_id("triggered-by").inner_text() == "viewer"
+    assert page.get_by_test_id("trigger").inner_text() == "web UI"
+    assert page.get_by_test_id("cancelled-by").count() == 0
     assert page.get_by_test_id("param-value-WHO").inner_text() == "world"
     assert page.get_by_test_id("param-value-COUNT").inner_text() == "8"
     assert page.get_by_test_id("cancel-button").count() == 0
@@ -149,6 +151,18 @@ def test_viewer_runs_a_script_with_parameters_and_finds_it_in_history(page: Any,
     today = datetime.now(UTC).date().isoformat()
     page.wait_for_function(f"location.href.includes('since={today}&until={today}')")
     assert page.get_by_test_id("filter-dates").input_value() == f"{today} → {today}"
+    # Who ran it, how it started and where: columns of the history; how it started, a filter.
+    row = page.get_by_test_id("runs-table").locator("tr", has=page.get_by_test_id(f"run-link-{execution_id}"))
+    ran = httpx.get(f"{env.server.url}/api/v1/executions/{execution_id}", headers=env.viewer).json()
+    for text in ("viewer", "web UI", ran["runner"]):
+        row.get_by_text(text, exact=True).wait_for()
+    page.get_by_test_id("filter-trigger").click()
+    page.get_by_role("option", name="API", exact=True).click()
+    page.wait_for_function("location.href.includes('trigger=api')")
+    page.get_by_test_id(f"run-link-{execution_id}").wait_for(state="detached")
+    page.get_by_test_id("filter-trigger").click()
+    page.get_by_role("option", name="web UI").click()
+    page.wait_for_function("location.href.includes('trigger=ui')")
     page.get_by_test_id(f"run-link-{execution_id}").click()
     page.wait_for_url(f"{env.server.url}/executions/{execution_id}")
 
@@ -201,11 +215,17 @@ def test_cancel_a_running_execution_from_its_page(page: Any, env: Env) -> None:
         page.get_by_test_id("cancel-confirm").click()
         page.get_by_test_id("status-cancelled").wait_for(timeout=10_000)
         assert page.get_by_test_id("cancel-button").count() == 0
+        # Who cancelled it is on the run, not only in the audit trail (admins only).
+        page.get_by_test_id("cancelled-by").get_by_text("viewer", exact=True).wait_for()
+        page.get_by_test_id("error-message").get_by_text("cancelled by viewer").wait_for()
         last = max(ticker_lines(terminal_text(page)))
         time.sleep(1)
         assert max(ticker_lines(terminal_text(page))) == last, "no output after the cancel"
     finally:
         env.cancel(others)
+    page.goto(f"{env.server.url}/executions?status=cancelled")
+    page.get_by_test_id(f"row-cancelled-by-{own}").get_by_text("by viewer").wait_for()
+    page.get_by_test_id(f"row-cancelled-by-{others}").get_by_text("by admin").wait_for()
 
 
 def test_reload_mid_run_replays_the_output_and_continues_live(page: Any, env: Env) -> None:

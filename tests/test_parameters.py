@@ -79,6 +79,12 @@ def test_empty_declarations() -> None:
         ([{"name": "A", "colour": "red"}], "parameters.A", "unknown keys colour"),
         (["A"], "parameters[0]", "must be an object"),
         ({"A": [1, 2]}, "parameters.A", "single string value"),
+        # Text no database stores, named with its parameter (the write named it
+        # `parameters.0.description` / `parameters.0.default`, under no row of the editor).
+        ([{"name": "A", "description": "a\x00b"}], "parameters.A", "description must not contain NUL"),
+        ([{"name": "A", "default": "a\ud800"}], "parameters.A", "default must be valid Unicode"),
+        ([{"name": "A", "type": "choice", "options": ["\udfff"]}], "parameters.A", "valid Unicode"),
+        ([{"name": "A", "description": "\ud800"}], "parameters.A", "description must be valid Unicode"),
     ],
 )
 def test_bad_declarations_name_the_parameter(raw: Any, field: str, message: str) -> None:

@@ -141,6 +141,28 @@ def test_a_default_on_a_required_parameter_is_said_under_the_default(
     assert page.locator(".q-field--error", has=page.get_by_test_id("param-name-0")).count() == 0
 
 
+@pytest.mark.parametrize("part", ["default", "description"])
+def test_text_no_database_stores_in_a_parameter_is_said_under_its_field(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any, part: str
+) -> None:
+    """A NUL character in a parameter's description passed the declaration check and was refused
+    by the write as `parameters.0.description`, which the editor placed under no row (a toast
+    naming a field nobody sees); a default's and a description's now both show under their
+    field, and the editor places a refusal named by its place in the list under its row."""
+    parameters = [{"name": "TARGET", "type": "string", "default": "web"}]
+    script = create_script(server, tokens["admin"], f"nul-{part}", "echo $TARGET\n", parameters=parameters)
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{script['id']}/edit")
+    wait_connected(page)
+    field = page.get_by_test_id(f"param-{part}-0")
+    field.fill("a\x00b")
+    field.press("Control+s")  # saves from any field of the form
+    _messages(page, f"param-{part}-0").get_by_text(f"{part} must not contain NUL characters").wait_for()
+    assert page.locator(".q-field--error", has=page.get_by_test_id("param-name-0")).count() == 0
+    stored = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=tokens["admin"]).json()
+    assert stored["current_version"] == 1
+
+
 def test_the_change_password_form_shows_every_problem_at_once(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from opscraft.api.deps import CurrentActor, Session, permitted
@@ -43,13 +44,37 @@ class DecisionOut(BaseModel):
 
 
 class PendingOut(BaseModel):
+    """A run's approval request: waiting (`outcome` null) or ended."""
+
     execution: ExecutionOut
     required: int
     approvals: int
     expires_at: datetime
     decided_by_you: bool = Field(
-        description="You approved it already: it waits for the others' approvals, not yours"
+        description="You decided on it already (while it waits: it waits for the others, not you)"
     )
+    outcome: Literal["approved", "rejected", "expired", "cancelled"] | None = Field(
+        default=None,
+        description="null while it waits; `cancelled`: the run was cancelled while it waited",
+    )
+    decided_at: datetime | None = Field(default=None, description="When it got its outcome")
+    decided_by: str | None = Field(
+        default=None,
+        description="Who cancelled it (outcome `cancelled`); the decisions are in .../approvals",
+    )
+
+    @classmethod
+    def of(cls, p: approvals.Pending) -> PendingOut:
+        return cls(
+            execution=ExecutionOut.of(p.execution),
+            required=p.request.required,
+            approvals=p.approvals,
+            expires_at=p.request.expires_at,
+            decided_by_you=p.decided,
+            outcome=p.request.outcome,  # type: ignore[arg-type]
+            decided_at=p.request.decided_at,
+            decided_by=p.decided_by,
+        )
 
 
 class PolicyOut(BaseModel):
@@ -65,20 +90,19 @@ class PolicyOut(BaseModel):
 @router.get(
     "/api/v1/approvals",
     response_model=list[PendingOut],
-    summary="Runs awaiting approval, oldest first",
+    summary="Runs awaiting approval, oldest first (`ended=true`: the requests that ended last)",
     responses=error_responses(*AUTHED),
 )
-async def pending(session: Session, actor: CurrentActor) -> list[PendingOut]:
-    return [
-        PendingOut(
-            execution=ExecutionOut.of(p.execution),
-            required=p.request.required,
-            approvals=p.approvals,
-            expires_at=p.request.expires_at,
-            decided_by_you=p.decided,
-        )
-        for p in await approvals.pending(session, actor)
-    ]
+async def pending(
+    session: Session,
+    actor: CurrentActor,
+    ended: Annotated[
+        bool,
+        Query(description=f"true: the {approvals.MAX_ENDED} requests that ended last, newest first"),
+    ] = False,
+) -> list[PendingOut]:
+    found = await (approvals.ended if ended else approvals.pending)(session, actor)
+    return [PendingOut.of(p) for p in found]
 
 
 @router.post(
@@ -113,6 +137,16 @@ async def reject(execution_id: IdPath, body: Decision, session: Session, actor: 
 )
 async def decisions(execution_id: IdPath, session: Session, actor: CurrentActor) -> list[DecisionOut]:
     return [DecisionOut.of(d) for d in await approvals.trail(session, actor, execution_id)]
+
+
+@router.get(
+    "/api/v1/executions/{execution_id}/approval",
+    response_model=PendingOut,
+    summary="A run's approval request: approvals so far, and its outcome once it ended",
+    responses=error_responses(*AUTHED, 404),
+)
+async def request_state(execution_id: IdPath, session: Session, actor: CurrentActor) -> PendingOut:
+    return PendingOut.of(await approvals.state_of(session, actor, execution_id))
 
 
 @router.get(

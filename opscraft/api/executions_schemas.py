@@ -109,6 +109,10 @@ class ExecutionOut(BaseModel):
         description="When output retention deleted the stored output (its size stays in output_bytes)"
     )
     cancel_requested: bool
+    cancelled_by: int | None = Field(
+        default=None, description="The user who cancelled it (asked to, while it ran), if anyone did"
+    )
+    cancelled_by_name: str | None = Field(default=None, description="Their username at the time")
     queued_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

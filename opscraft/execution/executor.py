@@ -244,7 +244,8 @@ def _outcome(
     exit_code = result.exit_code if result else None
     sizes = {"output_bytes": pipeline.total_bytes, "output_truncated": pipeline.truncated}
     if reason is StopReason.cancelled:
-        return store.Finish(ExecutionStatus.cancelled, exit_code, "cancelled by a user", **sizes)
+        # `store.finish` puts the canceller's name in place of "a user" (the row has it).
+        return store.Finish(ExecutionStatus.cancelled, exit_code, store.CANCELLED_BY_SOMEONE, **sizes)
     if reason is StopReason.timed_out:
         message = f"timed out after {spec.timeout_seconds} s and was killed"
         return store.Finish(ExecutionStatus.timed_out, exit_code, message, **sizes)

@@ -15,7 +15,20 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, case, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import RowMapping
 
 from opscraft.config import DEFAULT_WARM_POOL_SIZE, ConfigError, Settings
@@ -33,7 +46,7 @@ from opscraft.db.models import (
     ScriptSecret,
     ScriptVersion,
 )
-from opscraft.db.models.executions import ExecutionStatus
+from opscraft.db.models.executions import CANCELLED_BY, ExecutionStatus
 from opscraft.db.models.inventories import content_sha256
 from opscraft.db.models.scripts import ScriptType
 from opscraft.db.models.workers import FINISHED_DETAIL_KEYS, finished_event
@@ -46,6 +59,8 @@ from opscraft.execution.spec import RunSpec
 T = TypeVar("T")
 
 RESTART_MESSAGE = "interrupted by server restart"
+# A cancelled run's message when its row names no canceller (cancelled before 0024).
+CANCELLED_BY_SOMEONE = CANCELLED_BY + "a user"
 LOST_MESSAGE = "worker lost: the worker running it stopped sending heartbeats"
 EXECUTIONS = cast(Table, Execution.__table__)
 SCRIPTS = cast(Table, Script.__table__)
@@ -203,6 +218,12 @@ _FINISH = (
     )
     .returning(*_FINAL_COLUMNS)
 )
+# A cancelled run names who cancelled it (`cancelled_by_name`, set by the cancel request).
+_FINISH_CANCELLED = _FINISH.values(
+    error_message=func.coalesce(
+        literal(CANCELLED_BY) + _E.cancelled_by_name, bindparam("error_message", type_=_E.error_message.type)
+    )
+)
 _INSERT_RUN_EVENTS = insert(RUN_EVENTS)
 _NEXT_WAITING = (
     select(_E.id)
@@ -351,7 +372,7 @@ def finish(conn: Connection, execution_id: int, result: Finish) -> tuple[StatusE
     A run another process already ended (its worker was declared lost meanwhile) keeps that
     end: the event returned is the stored one and no second run event is written."""
     row = conn.execute(
-        _FINISH,
+        _FINISH_CANCELLED if result.status == ExecutionStatus.cancelled else _FINISH,
         {
             "eid": execution_id,
             "status": result.status,

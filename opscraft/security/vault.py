@@ -31,6 +31,8 @@ from opscraft.config import ConfigError, Environment, Settings
 KEY_BYTES = 32
 SALT_BYTES = 16
 NONCE_BYTES = 12
+# AES-GCM appends its 16-byte tag: a ciphertext is the value's UTF-8 bytes and this.
+TAG_BYTES = 16
 KEY_FILE = "master.key"
 ENV_NAME = "OPSCRAFT_MASTER_KEY"
 GENERATE_HINT = "generate one with: opscraft secrets generate-key"

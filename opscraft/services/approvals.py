@@ -47,7 +47,7 @@ from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.models.scripts import ScriptStatus
 from opscraft.db.models.workers import finished_event
 from opscraft.db.types import utcnow
-from opscraft.services import audit
+from opscraft.services import audit, run_environment
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound
@@ -125,20 +125,28 @@ async def remove_policy(session: AsyncSession, actor: Actor, script_id: int) -> 
 
 # Built once: every submission runs it (issue 15).
 _SCRIPT_WITH_POLICY = (
-    select(Script, ApprovalPolicy)
+    select(Script, ApprovalPolicy, run_environment.secret_bytes(col(Script.id)))
     .outerjoin(ApprovalPolicy, col(ApprovalPolicy.script_id) == col(Script.id))
     .where(col(Script.id) == bindparam("script_id"))
 )
 
 
-async def script_with_policy(
-    session: AsyncSession, script_id: int
-) -> tuple[Script | None, ApprovalPolicy | None]:
-    """Script `script_id` (None when there is no such row) and the policy `executions.create`
-    applies to its runs (None when runs need no approval), read in one statement: the submit
-    path's first query (issue 15). No permission check: the caller has made its own."""
+@dataclass(frozen=True)
+class ScriptToRun:
+    """What `executions.create` reads of a script first: the row (None when there is no such
+    script), the policy its runs need (None: no approval) and the bytes its attached `env`
+    secrets take in a run's environment (`run_environment.secret_bytes`)."""
+
+    script: Script | None
+    policy: ApprovalPolicy | None = None
+    secret_bytes: int = 0
+
+
+async def script_with_policy(session: AsyncSession, script_id: int) -> ScriptToRun:
+    """Script `script_id`, its approval policy and its secrets' size, read in one statement: the
+    submit path's first query (issue 15). No permission check: the caller has made its own."""
     found = (await session.exec(_SCRIPT_WITH_POLICY, params={"script_id": script_id})).first()
-    return (found[0], found[1]) if found is not None else (None, None)
+    return ScriptToRun(found[0], found[1], int(found[2])) if found is not None else ScriptToRun(None)
 
 
 def open_request(session: AsyncSession, execution_id: int, policy: ApprovalPolicy) -> None:
@@ -155,6 +163,14 @@ class Pending:
     # Whether the acting user has decided on it already (approved: a rejection ends the run);
     # they cannot decide again, it waits for the others.
     decided: bool = False
+
+    @property
+    def decided_by(self) -> str | None:
+        """Who ended the request: the canceller of a `cancelled` one (the run's
+        `cancelled_by_name`), else None (a rejecter and the approvers are in the trail)."""
+        if self.request.outcome == "cancelled":
+            return self.execution.cancelled_by_name
+        return None
 
 
 def _decided_by(user_id: int | None) -> ColumnElement[bool]:
@@ -176,6 +192,44 @@ async def pending(session: AsyncSession, actor: Actor) -> list[Pending]:
     found = list(rows.all())
     counts = await _approval_counts(session, [e.id for e, _, _ in found if e.id is not None])
     return [Pending(e, r, counts.get(e.id or 0, 0), bool(d)) for e, r, d in found]
+
+
+MAX_ENDED = 50
+
+
+async def ended(session: AsyncSession, actor: Actor, limit: int = MAX_ENDED) -> list[Pending]:
+    """The `limit` (at most `MAX_ENDED`) requests that ended most recently, newest first: each
+    with its `outcome` (`approved`, `rejected`, `expired`, or `cancelled` while it waited) and
+    `decided_at`, so a run that stopped waiting is not simply gone from the Approvals page."""
+    user = require(actor.user, Permission.view_scripts)
+    rows = await session.exec(
+        select(Execution, ApprovalRequest, _decided_by(user.id))
+        .join(ApprovalRequest, col(ApprovalRequest.execution_id) == col(Execution.id))
+        .where(col(ApprovalRequest.outcome).is_not(None))
+        .order_by(col(ApprovalRequest.decided_at).desc(), col(Execution.id).desc())
+        .limit(max(1, min(limit, MAX_ENDED)))
+    )
+    found = list(rows.all())
+    counts = await _approval_counts(session, [e.id for e, _, _ in found if e.id is not None])
+    return [Pending(e, r, counts.get(e.id or 0, 0), bool(d)) for e, r, d in found]
+
+
+async def state_of(session: AsyncSession, actor: Actor, execution_id: int) -> Pending:
+    """The approval request of run `execution_id` with its approvals so far and, once it ended,
+    its outcome; `NotFound` (404) for a run that does not exist or never waited for approval."""
+    user = require(actor.user, Permission.view_scripts)
+    found = (
+        await session.exec(
+            select(Execution, ApprovalRequest, _decided_by(user.id))
+            .join(ApprovalRequest, col(ApprovalRequest.execution_id) == col(Execution.id))
+            .where(col(Execution.id) == execution_id)
+        )
+    ).first()
+    if found is None:
+        raise NotFound(f"execution {execution_id} not found, or it never waited for approval")
+    execution, request, decided = found
+    counts = await _approval_counts(session, [execution_id])
+    return Pending(execution, request, counts.get(execution_id, 0), bool(decided))
 
 
 async def pending_count(session: AsyncSession, actor: Actor) -> int:
@@ -305,7 +359,7 @@ async def approve(session: AsyncSession, actor: Actor, execution_id: int, commen
     """Record an approval; the run queues once enough are in. 403 self-approval, 409 not waiting
     (also when it was cancelled, rejected or expired as the decision arrived: nothing is kept),
     409 when it could no longer start (`_still_startable`: its script deleted or not active, its
-    requester deactivated or deleted)."""
+    requester deactivated or deleted, its environment over budget)."""
     execution = await _decidable(session, actor, execution_id, comment)
     await _still_startable(session, execution)
     await _record_decision(session, actor, execution_id, "approve", comment)
@@ -346,8 +400,10 @@ async def _still_startable(session: AsyncSession, execution: Execution) -> None:
     """`Conflict` (409) when the waiting run could no longer be started as it was requested: its
     script was deleted, or is no longer active (a test run aside, which runs stored content of a
     script in any status), or its requester was deactivated or deleted, or (a local-runner run)
-    no longer holds the role the local runner needs. An approval would queue what
-    `executions.create` now refuses; the run can still be rejected or expire."""
+    no longer holds the role the local runner needs, or its parameter values no longer fit the
+    run's environment with the secrets attached to the script now (`run_environment`). An
+    approval would queue what `executions.create` now refuses; the run can still be rejected or
+    expire."""
     script = await session.get(Script, execution.script_id)
     if script is None or script.deleted_at is not None:
         raise Conflict(
@@ -359,6 +415,11 @@ async def _still_startable(session: AsyncSession, execution: Execution) -> None:
             f"script {script.name!r} is {script.status} since this run was requested: only active "
             "scripts run; reactivate it first, or reject the run (or let it expire)"
         )
+    # Secrets attached to the script, or grown, since the run was requested.
+    secrets = await run_environment.attached_secret_bytes(session, execution.script_id)
+    too_large = run_environment.problem(script.name, execution.parameters, secrets)
+    if too_large is not None:
+        raise Conflict(f"{too_large}. The run can no longer be approved: reject it (or let it expire)")
     requester = await session.get(User, execution.triggered_by) if execution.triggered_by else None
     who = execution.triggered_by_name or "the requester"
     if requester is None or not can(requester, Permission.execute_scripts):
@@ -415,10 +476,17 @@ async def _end(session: AsyncSession, execution_id: int, reason: str, outcome: s
     assert execution is not None
     await session.refresh(execution)
     session.add(RunEvent(**finished_event(execution.model_dump())))
-    request = await session.get(ApprovalRequest, execution_id)
-    if request is not None:
-        request.decided_at, request.outcome = now, outcome
+    await close_request(session, execution_id, outcome, now)
     return True
+
+
+async def close_request(session: AsyncSession, execution_id: int, outcome: str, at: datetime) -> None:
+    """Give the request of a run that stopped waiting its `outcome` (`cancelled`: by whom is the
+    run's `cancelled_by_name`) and time, in the caller's transaction; nothing when the run never
+    waited for approval."""
+    request = await session.get(ApprovalRequest, execution_id)
+    if request is not None and request.outcome is None:
+        request.decided_at, request.outcome = at, outcome
 
 
 def _wake_events() -> None:

@@ -29,7 +29,7 @@ from opscraft.db.models import (
     TerraformPlan,
     User,
 )
-from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus, Trigger
+from opscraft.db.models.executions import CANCELLED_BY, FINAL_STATUSES, ExecutionStatus, Trigger
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.workers import finished_event
 from opscraft.db.rows import new_row
@@ -46,6 +46,7 @@ from opscraft.services import (
     instants,
     notifications,
     parameters,
+    run_environment,
     secrets,
 )
 from opscraft.services.actor import Actor
@@ -265,7 +266,8 @@ async def create(
     if trigger == Trigger.api and actor.token_id is not None:  # a personal access token
         trigger = Trigger.api_token
     user = await _permitted_starter(session, actor, script_id, trigger)
-    script, policy = await approvals.script_with_policy(session, script_id)
+    found = await approvals.script_with_policy(session, script_id)
+    script, policy = found.script, found.policy
     if script is None or script.deleted_at is not None:
         raise NotFound(f"script {script_id} not found")
     if draft is None and script.status != ScriptStatus.active:
@@ -294,6 +296,7 @@ async def create(
         )
     if resolved:
         await secrets.check_parameter_shadowing(session, script_id, resolved, script_type)
+    run_environment.check(script.name, resolved, found.secret_bytes)
     options = _run_options(script_type, run_options)
     chosen = await _choose_runner(session, runner, user)
     execution = new_row(  # every value checked above or from the script row
@@ -595,23 +598,38 @@ async def cancel(session: AsyncSession, actor: Actor, execution_id: int) -> Exec
         raise Forbidden("only the user who started this execution, an operator or an admin may cancel it")
     if execution.status in FINAL_STATUSES:
         raise Conflict(f"execution {execution_id} has already finished ({execution.status})")
+    assert actor.user is not None  # may_cancel
     now = utcnow()
+    was_waiting = execution.status == ExecutionStatus.awaiting_approval
     queued = await session.exec(
         update(Execution)
         .where(
             col(Execution.id) == execution_id,
             col(Execution.status).in_([ExecutionStatus.queued, ExecutionStatus.awaiting_approval]),
         )
-        .values(status=ExecutionStatus.cancelled, cancel_requested=True, finished_at=now)
+        .values(
+            status=ExecutionStatus.cancelled,
+            finished_at=now,
+            error_message=f"{CANCELLED_BY}{actor.user.username}",
+            cancel_requested=True,
+            cancelled_by=actor.user.id,
+            cancelled_by_name=actor.user.username,
+        )
     )
     if queued.rowcount == 1:
         await session.refresh(execution)
         session.add(RunEvent(**finished_event(execution.model_dump())))
+        if was_waiting:
+            await approvals.close_request(session, execution_id, "cancelled", now)
     else:
         running = await session.exec(
             update(Execution)
             .where(col(Execution.id) == execution_id, col(Execution.status) == ExecutionStatus.running)
-            .values(cancel_requested=True)
+            .values(  # the first to ask is the one who cancelled it
+                cancel_requested=True,
+                cancelled_by=func.coalesce(col(Execution.cancelled_by), actor.user.id),
+                cancelled_by_name=func.coalesce(col(Execution.cancelled_by_name), actor.user.username),
+            )
         )
         if running.rowcount != 1:  # it ended since it was read: nothing to cancel, nothing to audit
             await session.rollback()

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 
+from opscraft.db.text import problem
 from opscraft.execution.param_env import interpreted_name
 from opscraft.services.errors import Invalid
 from opscraft.services.invisible import bidi_problem
@@ -181,8 +182,9 @@ def _to_text(value: Any) -> str:
         text = str(value)
     else:
         raise _Bad("must be a string")
-    if "\x00" in text:
-        raise _Bad("must not contain NUL characters")
+    unstorable = problem(text)  # NUL, lone surrogates: the rule of every stored text
+    if unstorable:
+        raise _Bad(unstorable)
     bidi = bidi_problem(text)
     if bidi:
         raise _Bad(bidi)
@@ -200,6 +202,12 @@ def _to_text(value: Any) -> str:
 def _utf8_size(text: str) -> int:
     """Bytes of `text` in UTF-8 (a lone surrogate, which the database refuses later, as 3)."""
     return len(text.encode("utf-8", "surrogatepass"))
+
+
+def values_size(values: dict[str, Any]) -> int:
+    """Bytes in UTF-8 of resolved parameter `values` (each as its text), as counted against
+    `MAX_TOTAL_BYTES`."""
+    return sum(_utf8_size(str(value)) for value in values.values())
 
 
 def _check_name(name: object, script_type: str | None) -> str:
@@ -249,6 +257,9 @@ def _normalize_one(spec: Any, script_type: str | None) -> dict[str, Any]:
     description = spec.get("description") or ""
     if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
         raise _Bad(f"description must be text of at most {MAX_DESCRIPTION} characters")
+    unstorable = problem(description)
+    if unstorable:  # named here, with the parameter, rather than by the write (`parameters.0.description`)
+        raise _Bad(f"description {unstorable}")
     options = _normalize_options(kind, spec.get("options"))
     out: dict[str, Any] = {
         "name": name,
@@ -376,7 +387,7 @@ def resolve(
             resolved[name] = convert(kind, value, spec.get("options"))
         except _Bad as exc:
             errors.append({"field": _field(name, 0), "message": str(exc)})
-    total = sum(_utf8_size(str(value)) for value in resolved.values())
+    total = values_size(resolved)
     if not errors and total > MAX_TOTAL_BYTES:
         message = (
             f"must be at most {MAX_TOTAL_BYTES} bytes in UTF-8 together (they have {total}): values "

@@ -34,7 +34,7 @@ from opscraft.db.types import utcnow
 from opscraft.execution import param_env
 from opscraft.execution.ports import RunSecrets, SecretUnavailable
 from opscraft.security.vault import DecryptError, Vault
-from opscraft.services import audit, conflicts, keyring, like, names, partial, scripts
+from opscraft.services import audit, conflicts, keyring, like, names, partial, run_environment, scripts
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound
@@ -286,7 +286,9 @@ async def create(session: AsyncSession, actor: Actor, data: SecretCreate | Mappi
 async def update(
     session: AsyncSession, actor: Actor, secret_id: int, data: SecretUpdate | Mapping[str, Any]
 ) -> SecretInfo:
-    """Change the description and/or replace the value (which is never shown).
+    """Change the description and/or replace the value (which is never shown). `Conflict` (409,
+    field `value`) when the new value of an `env` secret would make the secrets of a script it is
+    attached to too large for a run's environment (`run_environment.refuse_overfull`).
 
     `updated_by` and `updated_at` say who last changed the secret, so they move only with a
     change, which is audited: the same description sent again changes nothing."""
@@ -303,6 +305,8 @@ async def update(
         value = file_content(body.value) if secret.kind == SecretKind.file else body.value
         await keyring.require_current(session, keyring.current_vault())
         keyring.seal_into(keyring.current_vault(), secret, value)
+        if secret.kind == SecretKind.env:
+            await run_environment.refuse_overfull(session, "value", secret_id=secret_id)
         audit.record(session, actor, "secret.update_value", TARGET, secret.id, name=secret.name)
         changed = True
     if body.description is not None and body.description != secret.description:
@@ -435,7 +439,9 @@ async def list_for_script(session: AsyncSession, actor: Actor, script_id: int) -
 
 async def attach(session: AsyncSession, actor: Actor, script_id: int, secret_id: int) -> Attachment:
     """Attach a secret to a script: `Conflict` (409, field `secret_id`) when it is attached
-    already or would shadow one of the script's parameters; `NotFound` for either id."""
+    already, would shadow one of the script's parameters, or (an `env` secret) would make the
+    script's secrets too large for a run's environment (`run_environment.refuse_overfull`);
+    `NotFound` for either id."""
     require(actor.user, Permission.manage_secrets)
     script = await scripts.get(session, actor, script_id)
     secret = await _get(session, secret_id)
@@ -454,6 +460,8 @@ async def attach(session: AsyncSession, actor: Actor, script_id: int, secret_id:
         )
     link = ScriptSecret(script_id=script_id, secret_id=secret_id, attached_by=actor.user_id)
     session.add(link)
+    if secret.kind == SecretKind.env:
+        await run_environment.refuse_overfull(session, "secret_id", script_id=script_id)
     audit.record(
         session,
         actor,

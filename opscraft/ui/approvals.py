@@ -84,13 +84,25 @@ def _decision_buttons(actor: Actor, execution: Execution, decided: bool, after: 
     )
 
 
+def outcome_text(p: approvals.Pending) -> str:
+    """How a request ended, in words: "cancelled by alice at ...", "expired at ..."."""
+    outcome, request = p.request.outcome, p.request
+    if outcome is None:
+        return ""
+    by = f" by {p.decided_by}" if p.decided_by else ""
+    when = f" at {format_time(request.decided_at)}" if request.decided_at else ""
+    meaning = {"cancelled": " (the run was cancelled while it waited)"}.get(outcome, "")
+    return f"{outcome.capitalize()}{by}{when}{meaning}"
+
+
 async def approval_panel(actor: Actor, execution: Execution) -> None:
-    """On the run page: the decision trail, and the decision buttons while the run waits."""
+    """On the run page: the decision trail, how the request ended, and the decision buttons
+    while the run waits."""
     assert execution.id is not None
     trail = await call(approvals.trail, actor, execution.id)
     request = await call(approvals.request_of, actor, execution.id)
     waiting = execution.status == ExecutionStatus.awaiting_approval
-    if not trail and not waiting:
+    if not trail and not waiting and (request is None or request.outcome is None):
         return
     with ui.card().classes("w-full gap-1").props('data-testid="approval-panel"'):
         with ui.row().classes("items-center gap-3"):
@@ -106,6 +118,9 @@ async def approval_panel(actor: Actor, execution: Execution) -> None:
             ui.label(f"{d.username} {verb} at {format_time(d.created_at)}{note}").props(
                 f'data-testid="approval-trail-{d.username}"'
             )
+        if request is not None and request.outcome is not None:
+            ended = approvals.Pending(execution, request, sum(d.decision == "approve" for d in trail))
+            ui.label(outcome_text(ended)).classes("font-medium").props('data-testid="approval-outcome"')
         if waiting:
             await _notes(actor, execution)
             decided = any(d.user_id == actor.user_id for d in trail)
@@ -144,3 +159,19 @@ async def approvals_page(actor: Actor) -> None:
                         _decision_buttons(actor, e, p.decided, body.refresh)
 
         await body()
+        await _ended(actor)
+
+
+async def _ended(actor: Actor) -> None:
+    """The requests that ended last (`approvals.ended`), each with its outcome."""
+    rows = await run_action(lambda: call(approvals.ended, actor))
+    if not rows:
+        return
+    ui.label("Ended recently").classes("text-subtitle1 font-medium mt-4")
+    with ui.column().classes("w-full gap-1").props('data-testid="approvals-ended"'):
+        for p in rows:
+            e = p.execution
+            with ui.row().classes("items-center gap-3").props(f'data-testid="ended-{e.id}"'):
+                ui.link(f"Run #{e.id}: {run_title(e)}", f"/executions/{e.id}")
+                ui.label(f"requested by {e.triggered_by_name or '?'}").classes("text-caption")
+                ui.label(outcome_text(p)).classes("text-caption").props(f'data-testid="ended-outcome-{e.id}"')

@@ -21,7 +21,14 @@ from opscraft.services.permissions import Permission, can
 from opscraft.ui import execute_dialog, session
 from opscraft.ui.approvals import approval_panel
 from opscraft.ui.chains import chain_panel
-from opscraft.ui.execution_widgets import STATUS_LABELS, banner, elapsed, format_duration, status_badge
+from opscraft.ui.execution_widgets import (
+    STATUS_LABELS,
+    banner,
+    elapsed,
+    format_duration,
+    status_badge,
+    trigger_label,
+)
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.not_found import missing
 from opscraft.ui.script_widgets import LANGUAGES
@@ -191,6 +198,9 @@ class ExecutionView:
                 self.duration = _fact("Duration", format_duration(elapsed(run)), "duration")
                 _fact("Exit code", "—" if run.exit_code is None else str(run.exit_code), "exit-code")
                 _fact("Triggered by", run.triggered_by_name or "—", "triggered-by")
+                _fact("Trigger", trigger_label(run), "trigger")
+                if run.cancelled_by_name:
+                    _fact("Cancelled by", run.cancelled_by_name, "cancelled-by")
                 _fact("Queued", _moment(run.queued_at), "queued-at")
                 _fact("Started", _moment(run.started_at), "started-at")
                 _fact("Finished", _moment(run.finished_at), "finished-at")

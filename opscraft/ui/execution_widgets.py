@@ -8,7 +8,7 @@ from typing import Any, NamedTuple, TypeVar
 from nicegui import ui
 
 from opscraft.db.models import Execution
-from opscraft.db.models.executions import ExecutionStatus
+from opscraft.db.models.executions import ExecutionStatus, Trigger
 from opscraft.db.types import utcnow
 from opscraft.ui.widgets import format_time
 
@@ -88,12 +88,25 @@ def elapsed(execution: Execution) -> float | None:
     return max((end - execution.started_at) / timedelta(seconds=1), 0.0)
 
 
+# How a run started (`Execution.trigger`), in words: the history's column and filter, the run page.
+TRIGGER_LABELS: dict[str, str] = {
+    Trigger.ui: "web UI",
+    Trigger.api: "API",
+    Trigger.api_token: "API token",
+    Trigger.schedule: "schedule",
+    Trigger.webhook: "webhook",
+    Trigger.retry: "retry",
+    Trigger.chain: "then run",
+}
+_NARROW_HIDDEN = {"classes": "gt-sm", "headerClasses": "gt-sm"}  # dropped below 1024 px
 RUN_COLUMNS: list[dict[str, Any]] = [
     {"name": "id", "label": "#", "field": "id", "align": "left"},
     {"name": "script", "label": "Script", "field": "script", "align": "left"},
     {"name": "version", "label": "Version", "field": "version", "align": "left"},
     {"name": "status", "label": "Status", "field": "status", "align": "left"},
     {"name": "user", "label": "Triggered by", "field": "user", "align": "left"},
+    {"name": "trigger", "label": "Trigger", "field": "trigger", "align": "left", **_NARROW_HIDDEN},
+    {"name": "runner", "label": "Runner", "field": "runner", "align": "left", **_NARROW_HIDDEN},
     {"name": "queued", "label": "Queued", "field": "queued", "align": "left"},
     {"name": "duration", "label": "Duration", "field": "duration", "align": "right"},
 ]
@@ -103,6 +116,9 @@ _STATUS_SLOT = "".join(
         text-color="{text}" class="px-2 py-1 gap-1" data-testid="row-status-{status}">
         <q-icon name="{icon}" size="14px" class="q-mr-xs"/>{STATUS_LABELS[status]}</q-badge>"""
     for i, (status, (color, icon, text)) in enumerate(STATUS_STYLE.items())
+) + (
+    '<div v-if="props.row.cancelled_by" class="text-caption text-grey-8"'
+    " :data-testid=\"'row-cancelled-by-' + props.row.id\">by {{ props.row.cancelled_by }}</div>"
 )
 
 
@@ -119,6 +135,13 @@ def run_title(run: Execution) -> str:
     return f"{run.script_name} · {run_version(run)}"
 
 
+def trigger_label(run: Execution) -> str:
+    """How the run started, in words, with the system actor that started it: `web UI`,
+    `schedule (schedule:3)`, `then run (execution:12)`."""
+    label = TRIGGER_LABELS.get(run.trigger, run.trigger)
+    return f"{label} ({run.trigger_ref})" if run.trigger_ref else label
+
+
 def run_rows(rows: list[Execution]) -> list[dict[str, Any]]:
     return [
         {
@@ -126,7 +149,10 @@ def run_rows(rows: list[Execution]) -> list[dict[str, Any]]:
             "script": run_title(row),
             "version": run_version(row),
             "status": row.status,
+            "cancelled_by": row.cancelled_by_name if row.status == ExecutionStatus.cancelled else None,
             "user": row.triggered_by_name or "—",
+            "trigger": trigger_label(row),
+            "runner": row.runner or "—",
             "queued": format_time(row.queued_at, "—"),
             "duration": format_duration(elapsed(row)),
         }

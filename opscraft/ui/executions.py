@@ -18,7 +18,7 @@ from opscraft.services.errors import ServiceError
 from opscraft.services.permissions import Permission
 from opscraft.ui.address import Day
 from opscraft.ui.date_range import DateRange
-from opscraft.ui.execution_widgets import STATUS_LABELS, run_rows, runs_table
+from opscraft.ui.execution_widgets import STATUS_LABELS, TRIGGER_LABELS, run_rows, runs_table
 from opscraft.ui.layout import frame, guard, protected_page
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import call, live_timer
@@ -35,6 +35,7 @@ class RunFilter:
     script_id: int | None = None
     status: str | None = None
     user_id: int | None = None
+    trigger: str | None = None
     since: str | None = None
     until: str | None = None
     cursor: str | None = None  # `history_cursor`: None is the newest page
@@ -48,6 +49,7 @@ class RunFilter:
             "script_id": self.script_id,
             "status": self.status,
             "user_id": self.user_id,
+            "trigger": self.trigger,
             "since": _day(self.since, instants.day_start),
             "until": _day(self.until, instants.day_end),
             "cursor": self.cursor or None,
@@ -132,6 +134,13 @@ class RunHistory:
                 clearable=True,
                 on_change=lambda e: self.apply(user_id=e.value),
             ).props('outlined dense data-testid="filter-user"').classes("w-44")
+            ui.select(
+                dict(TRIGGER_LABELS),
+                label="Trigger",
+                value=self.filters.trigger if self.filters.trigger in TRIGGER_LABELS else None,
+                clearable=True,
+                on_change=lambda e: self.apply(trigger=e.value),
+            ).props('outlined dense data-testid="filter-trigger"').classes("w-36")
             DateRange(
                 "Queued between",
                 "filter-dates",
@@ -255,13 +264,14 @@ async def history_page(
     script_id: int | None = None,
     status: str | None = None,
     user_id: int | None = None,
+    trigger: str | None = None,
     since: Day | None = None,
     until: Day | None = None,
     cursor: str | None = None,
 ) -> None:
     status = executions.STATUS_ALIASES.get(status or "", status) or None  # the seed's "pending"
     days = (day.isoformat() if day else None for day in (since, until))
-    filters = RunFilter(script_id, status, user_id, *days, cursor or None)
+    filters = RunFilter(script_id, status, user_id, trigger or None, *days, cursor or None)
     with frame(actor, "Executions"):
         await RunHistory(actor, filters).render()
 

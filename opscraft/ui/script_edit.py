@@ -151,8 +151,9 @@ class ParameterRows:
 
     def show_errors(self, details: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Put each declaration error (`parameters.NAME` or `parameters[i]`, as
-        `parameters.normalize` names them) under its row: a default's under Default, an option's
-        under Options, any other under Name. Returns the errors that name no row."""
+        `parameters.normalize` names them) under its row: under the field its message starts
+        with ("default must ...": Default; Type, Description), an option's under Options, any
+        other under Name. Returns the errors that name no row."""
         unplaced = []
         for detail in details:
             field, message = str(detail.get("field", "")), str(detail.get("message", ""))
@@ -160,11 +161,10 @@ class ParameterRows:
             if index is None:
                 unplaced.append(detail)
                 continue
-            inputs = self.inputs[index]
-            key = "default" if message.startswith("default") else "name"
+            key = next((k for k in ("default", "type", "description") if message.startswith(k)), "name")
             if "option" in message and self.rows[index]["type"] == ParamType.choice:
                 key = "options"
-            show_field_errors({field: inputs[key]}, Invalid(message, details=[detail]))
+            show_field_errors({field: self.inputs[index][key]}, Invalid(message, details=[detail]))
         return unplaced
 
     def _row_of(self, field: str) -> int | None:

@@ -159,6 +159,38 @@ async def test_cancel_while_waiting_and_pending_notification(
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
 
 
+async def test_a_run_cancelled_while_waiting_closes_its_request_as_cancelled(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, viewer: LoggedIn
+) -> None:
+    """The request of a run cancelled while it waited kept no outcome: the Approvals page showed
+    nothing of it. It now ends `cancelled`, with who and when, in the run's request and in the
+    list of ended requests; approving or rejecting it afterwards is a 409 saying it was cancelled."""
+    _, run_id = await held_run(client, viewer, admin)
+    r = await client.get(f"/api/v1/executions/{run_id}/approval", headers=viewer.headers)
+    assert r.status_code == 200 and r.json()["outcome"] is None and r.json()["required"] == 1
+    r = await client.post(f"/api/v1/executions/{run_id}/cancel", headers=operator.headers)
+    assert r.status_code == 200 and r.json()["cancelled_by_name"] == "operator", r.text
+    finished_at = r.json()["finished_at"]
+    r = await client.get(f"/api/v1/executions/{run_id}/approval", headers=viewer.headers)
+    state = r.json()
+    assert (state["outcome"], state["decided_by"]) == ("cancelled", "operator")
+    assert state["decided_at"] == finished_at
+    ended = (await client.get("/api/v1/approvals", params={"ended": "true"}, headers=viewer.headers)).json()
+    assert [(p["execution"]["id"], p["outcome"]) for p in ended] == [(run_id, "cancelled")]
+    assert (await client.get("/api/v1/approvals", headers=viewer.headers)).json() == []
+    for verb in ("approve", "reject"):
+        r = await decide(client, admin, run_id, verb)
+        assert r.status_code == 409 and "not awaiting approval (cancelled)" in r.json()["detail"], r.text
+    r = await client.get(f"/api/v1/executions/{run_id}/approval", headers=viewer.headers)
+    assert r.json()["outcome"] == "cancelled", "a refused decision changes nothing"
+    script_id = await make_script(client, admin, "true\n")
+    r = await client.post(
+        "/api/v1/executions", json={"script_id": script_id, "runner": "local"}, headers=viewer.headers
+    )
+    r = await client.get(f"/api/v1/executions/{r.json()['id']}/approval", headers=viewer.headers)
+    assert r.status_code == 404 and "never waited for approval" in r.json()["detail"]
+
+
 async def test_policy_validation(client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn) -> None:
     script_id = await make_script(client, admin, "true\n")
     url = f"/api/v1/scripts/{script_id}/approval"

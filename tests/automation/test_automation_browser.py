@@ -206,6 +206,37 @@ def test_a_run_you_approved_waits_for_the_others_without_your_buttons_or_badge(p
     assert r.status_code == 200 and r.json()["status"] != "awaiting_approval", r.text
 
 
+def test_a_run_cancelled_while_it_waits_shows_its_request_cancelled(page: Any, env: Env) -> None:
+    """The request of a run cancelled while it waited kept no outcome: the run page showed no
+    approval panel and the Approvals page nothing. Both now say it was cancelled, by whom."""
+    body = {"name": "called-off", "script_type": "python", "status": "active", "content": "print(1)\n"}
+    script_id = env.api("POST", "/api/v1/scripts", json=body).json()["id"]
+    r = env.api("PUT", f"/api/v1/scripts/{script_id}/approval", json={"required": 1})
+    assert r.status_code == 200, r.text
+    r = httpx.post(
+        f"{env.server.url}/api/v1/executions",
+        json={"script_id": script_id},
+        headers=token(env.server, "second"),
+        timeout=30,
+    )
+    assert r.status_code == 202 and r.json()["status"] == "awaiting_approval", r.text
+    run_id = r.json()["id"]
+    r = env.api("POST", f"/api/v1/executions/{run_id}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
+
+    log_in(page, env.server, "second")
+    page.goto(f"{env.server.url}/executions/{run_id}")
+    outcome = page.get_by_test_id("approval-outcome")
+    outcome.wait_for()
+    assert outcome.inner_text().startswith("Cancelled by admin at "), outcome.inner_text()
+    assert page.get_by_test_id("cancelled-by").inner_text() == "admin"
+    page.goto(f"{env.server.url}/approvals")
+    ended = page.get_by_test_id(f"ended-outcome-{run_id}")
+    ended.wait_for()
+    assert ended.inner_text().startswith("Cancelled by admin at "), ended.inner_text()
+    assert page.get_by_test_id(f"pending-{run_id}").count() == 0
+
+
 def test_a_failing_run_sends_slack_and_email(page: Any, env: Env) -> None:
     from tests.automation.receivers import http_receiver, smtp_receiver
 

@@ -55,7 +55,8 @@ async def test_cancel_running_within_two_seconds(
     assert response.status_code == 200 and response.json()["cancel_requested"] is True
     final = await wait_for(client, viewer, started["id"], timeout=5)
     assert time.monotonic() - t0 < 2
-    assert final["status"] == "cancelled" and final["error_message"] == "cancelled by a user"
+    assert final["status"] == "cancelled" and final["error_message"] == "cancelled by viewer"
+    assert (final["cancelled_by"], final["cancelled_by_name"]) == (viewer.id, "viewer")
     assert await output(client, viewer, started["id"]) == "started\n"
     again = await client.post(f"/api/v1/executions/{started['id']}/cancel", headers=viewer.headers)
     assert again.status_code == 409 and "already finished (cancelled)" in again.json()["detail"]
@@ -70,6 +71,8 @@ async def test_cancel_queued_never_starts(client: httpx.AsyncClient, admin: Logg
     waiting = await start(client, admin, waiting_id, "local")
     response = await client.post(f"/api/v1/executions/{waiting['id']}/cancel", headers=admin.headers)
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    assert response.json()["cancelled_by_name"] == "admin"
+    assert response.json()["error_message"] == "cancelled by admin"
     await client.post(f"/api/v1/executions/{blocker['id']}/cancel", headers=admin.headers)
     await wait_for(client, admin, blocker["id"])
     await asyncio.sleep(0.5)  # the worker is free: it would have picked the cancelled run up by now
@@ -91,6 +94,16 @@ async def test_who_may_cancel(
     assert own.status_code == 200 and by_operator.status_code == 200
     audit = await client.get("/api/v1/audit", params={"action": "execution.cancel"}, headers=admin.headers)
     assert {e["actor_name"] for e in audit.json()["items"]} == {"viewer", "operator"}
+    # The run names who cancelled it, not only the audit trail; a second request of a run still
+    # stopping does not take the first one's place.
+    again = await client.post(f"/api/v1/executions/{runs[1]['id']}/cancel", headers=admin.headers)
+    assert again.status_code in (200, 409), again.text
+    ended = [await wait_for(client, admin, run["id"]) for run in runs]
+    assert [(e["status"], e["cancelled_by_name"], e["error_message"]) for e in ended] == [
+        ("cancelled", "viewer", "cancelled by viewer"),
+        ("cancelled", "operator", "cancelled by operator"),
+    ]
+    assert ended[1]["cancelled_by"] == operator.id
 
 
 async def observe_running(

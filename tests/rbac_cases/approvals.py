@@ -50,6 +50,7 @@ CASES = [
     Case("POST", "/api/v1/executions/{execution_id}/approve", allow("operator"), waiting),
     Case("POST", "/api/v1/executions/{execution_id}/reject", allow("operator"), waiting),
     Case("GET", "/api/v1/executions/{execution_id}/approvals", allow("viewer"), waiting),
+    Case("GET", "/api/v1/executions/{execution_id}/approval", allow("viewer"), waiting),
     Case("GET", "/api/v1/scripts/{script_id}/approval", allow("viewer"), script_path),
     Case("PUT", "/api/v1/scripts/{script_id}/approval", allow("operator"), script_path),
     # Removing the requirement is for admins: operators may only add or raise it.

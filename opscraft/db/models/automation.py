@@ -252,7 +252,8 @@ class ApprovalRequest(SQLModel, table=True):
     execution_id: int = Field(foreign_key="executions.id", primary_key=True, ondelete="CASCADE")
     required: int
     expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
-    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # When it got its `outcome`: approved, rejected, expired, or cancelled (the run, while waiting).
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     outcome: str | None = Field(default=None, max_length=16)
 
 

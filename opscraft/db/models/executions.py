@@ -26,6 +26,10 @@ class ExecutionStatus(StrEnum):
     rejected = "rejected"
 
 
+# A cancelled run's `error_message` is this and the canceller's username (`cancelled_by_name`).
+CANCELLED_BY = "cancelled by "
+
+
 class Trigger(StrEnum):
     """How a run started: a person in the UI or over the API, or a system actor on a user's behalf."""
 
@@ -105,6 +109,11 @@ class Execution(SQLModel, table=True):
     # When output retention (services/retention.py) deleted the stored output; None while kept.
     output_removed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     cancel_requested: bool = Field(default=False)
+    # Who asked to cancel the run (set with `cancel_requested`; a run that ended by itself as the
+    # cancel arrived keeps its own status): their id (no foreign key: ids are never reused, and
+    # the history outlives the account) and their username at the time.
+    cancelled_by: int | None = Field(default=None)
+    cancelled_by_name: str | None = Field(default=None, max_length=64)
     queued_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
