@@ -52,10 +52,6 @@ class TokenInfo:
         return t.revoked_at is None and (t.expires_at is None or t.expires_at > now)
 
 
-def _field_error(field: str, message: str) -> Invalid:
-    return Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
 def _signed_in(actor: Actor) -> User:
     user = actor.user
     if user is None or not user.is_active:
@@ -98,27 +94,27 @@ async def create(
     user = _signed_in(actor)
     name = name.strip()
     if len(name) > NAME_MAX:
-        raise _field_error("name", f"must be 1 to {NAME_MAX} characters")
+        raise Invalid.at("name", f"must be 1 to {NAME_MAX} characters")
     problem = name_problem(name)
     if problem:
-        raise _field_error("name", problem)
+        raise Invalid.at("name", problem)
     try:
         wanted = Role(role) if role is not None else Role(user.role)
     except ValueError:
-        raise _field_error("role", "must be viewer, operator or admin") from None
+        raise Invalid.at("role", "must be viewer, operator or admin") from None
     if ROLE_RANK[wanted] > ROLE_RANK[Role(user.role)]:
-        raise _field_error("role", f"may not be higher than your own role ({user.role})")
+        raise Invalid.at("role", f"may not be higher than your own role ({user.role})")
     now = utcnow()
     if expires_at is None:
         if await app_settings.get(session, "api_tokens_require_expiry"):
-            raise _field_error("expires_at", "an administrator requires every token to expire: set a date")
+            raise Invalid.at("expires_at", "an administrator requires every token to expire: set a date")
     else:
         if expires_at.tzinfo is None:
-            raise _field_error("expires_at", "give a time zone (e.g. 2030-01-01T00:00:00Z)")
+            raise Invalid.at("expires_at", "give a time zone (e.g. 2030-01-01T00:00:00Z)")
         if expires_at <= now:
-            raise _field_error("expires_at", "must be in the future")
+            raise Invalid.at("expires_at", "must be in the future")
         if expires_at > now + MAX_LIFETIME:
-            raise _field_error("expires_at", "must be within ten years")
+            raise Invalid.at("expires_at", "must be within ten years")
     assert user.id is not None
     in_use = [col(ApiToken.user_id) == user.id, col(ApiToken.revoked_at).is_(None)]
     await names.check_free(session, ApiToken, name, in_use, names.TOKEN_TAKEN)

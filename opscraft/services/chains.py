@@ -118,10 +118,6 @@ class LinkChanges(LinkIn):
     model_config = CHANGES
 
 
-def _bad(field: str, message: str) -> Invalid:
-    return Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
 # --- outputs ---------------------------------------------------------------------------------
 
 
@@ -162,7 +158,7 @@ async def _script(session: AsyncSession, script_id: int, field: str | None = Non
     script = await session.get(Script, script_id)
     if script is None or script.deleted_at is not None:
         if field is not None:
-            raise _bad(field, f"no script with id {script_id}")
+            raise Invalid.at(field, f"no script with id {script_id}")
         raise NotFound(f"script {script_id} not found")
     return script
 
@@ -253,7 +249,7 @@ async def _check_acyclic(session: AsyncSession, link: ChainLink) -> None:
             ).all()
         }
         chain = " -> ".join(repr(names.get(i, i)) for i in [link.script_id, *path])
-        raise _bad("target_script_id", f"this link would make a cycle: {chain}")
+        raise Invalid.at("target_script_id", f"this link would make a cycle: {chain}")
 
 
 def _path(edges: dict[int, set[int]], start: int, goal: int) -> list[int] | None:
@@ -411,7 +407,7 @@ def map_parameters(link: ChainLink, facts: dict[str, Any]) -> dict[str, Any]:
         if found is _MISSING:
             continue
         if pointer.startswith("/outputs/") and isinstance(found, str) and MASK in found:
-            raise _bad(
+            raise Invalid.at(
                 f"mapping.{name}",
                 f"output {pointer[9:]!r} holds a masked secret value ({MASK}): secrets are never "
                 "passed on; attach the secret to the target script instead",
@@ -564,7 +560,7 @@ async def _start_one(session: AsyncSession, chain_run_id: int) -> int:
     ref = f"execution:{row.source_execution_id}"
     try:
         if link is None or source is None:
-            raise _bad("link_id", "the link was deleted before the run could start")
+            raise Invalid.at("link_id", "the link was deleted before the run could start")
         if not can(author, Permission.execute_scripts):
             raise OwnerRefused(
                 "the link's author is deactivated or deleted: someone must save the link again"

@@ -23,6 +23,11 @@ class ServiceError(Exception):
 class Invalid(ServiceError):
     status_code = 422
 
+    @classmethod
+    def at(cls, field: str, message: str) -> Invalid:
+        """`field: message`, with `details` naming `field` (the UI shows `message` under it)."""
+        return cls(f"{field}: {message}", details=[{"field": field, "message": message}])
+
 
 class Unauthorized(ServiceError):
     status_code = 401

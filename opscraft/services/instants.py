@@ -54,7 +54,7 @@ def utc_instant(field: str, value: datetime | None) -> datetime | None:
         return value.astimezone(UTC)
     except OverflowError:
         message = "must be a time between years 1 and 9999 in UTC"
-        raise Invalid(f"{field}: {message}", details=[{"field": field, "message": message}]) from None
+        raise Invalid.at(field, message) from None
 
 
 def time_range(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:

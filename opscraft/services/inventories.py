@@ -57,7 +57,7 @@ def without_bom(text: str) -> str:
 
 
 def _invalid(message: str, field: str = FIELD) -> Invalid:
-    return Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
+    return Invalid.at(field, message)
 
 
 def _expanded_size(data: object, limit: int) -> int:

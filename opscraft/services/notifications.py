@@ -104,17 +104,13 @@ class ChannelChanges(ChannelIn):
     model_config = CHANGES
 
 
-def _bad(field: str, message: str) -> Invalid:
-    return Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
 def _http_url(value: Any, field: str) -> str:
     if not isinstance(value, str) or not value:
-        raise _bad(field, "required: an http:// or https:// URL")
+        raise Invalid.at(field, "required: an http:// or https:// URL")
     if not valid_http_url(value):
-        raise _bad(field, "must be an http:// or https:// URL")
+        raise Invalid.at(field, "must be an http:// or https:// URL")
     if "@" in urlsplit(value).netloc:  # valid_http_url: it parses
-        raise _bad(
+        raise Invalid.at(
             field,
             "must not hold a user name or password (user:pass@): the URL is stored as plain text "
             "and shown to admins; sign the messages with a vault secret instead",
@@ -126,7 +122,7 @@ def _email(value: Any, field: str) -> str:
     try:
         return validate_email(str(value), check_deliverability=False).normalized
     except EmailNotValidError:
-        raise _bad(field, "must be an email address") from None
+        raise Invalid.at(field, "must be an email address") from None
 
 
 def _clean_email_config(config: dict[str, Any], has_secret: bool, problems: Problems) -> dict[str, Any]:
@@ -203,7 +199,7 @@ def _checked_channel(data: ChannelIn | Mapping[str, Any]) -> tuple[ChannelIn, di
 
 async def _check_secret(session: AsyncSession, secret_id: int | None) -> None:
     if secret_id is not None and await session.get(Secret, secret_id) is None:
-        raise _bad("secret_id", f"no vault secret with id {secret_id}")
+        raise Invalid.at("secret_id", f"no vault secret with id {secret_id}")
 
 
 async def _name_free(session: AsyncSession, name: str, own_id: int | None = None) -> None:
@@ -319,13 +315,13 @@ async def create_rule(session: AsyncSession, actor: Actor, data: RuleIn) -> Noti
     user = require(actor.user, Permission.manage_settings)
     bad = [e for e in data.events if e not in EVENTS]
     if bad:
-        raise _bad("events", f"each must be one of: {', '.join(EVENTS)}")
+        raise Invalid.at("events", f"each must be one of: {', '.join(EVENTS)}")
     if await session.get(NotificationChannel, data.channel_id) is None:
-        raise _bad("channel_id", f"no notification channel with id {data.channel_id}")
+        raise Invalid.at("channel_id", f"no notification channel with id {data.channel_id}")
     if data.script_id is not None:
         script = await session.get(Script, data.script_id)
         if script is None or script.deleted_at is not None:
-            raise _bad("script_id", f"no script with id {data.script_id}")
+            raise Invalid.at("script_id", f"no script with id {data.script_id}")
     rule = NotificationRule(
         channel_id=data.channel_id,
         script_id=data.script_id,
@@ -725,7 +721,7 @@ async def list_deliveries(
         conditions.append(col(NotificationDelivery.execution_id) == query.execution_id)
     if query.status:
         if query.status not in DeliveryStatus.__members__:
-            raise _bad("status", f"must be one of: {', '.join(DeliveryStatus.__members__)}")
+            raise Invalid.at("status", f"must be one of: {', '.join(DeliveryStatus.__members__)}")
         conditions.append(col(NotificationDelivery.status) == query.status)
     total = (
         await session.exec(select(func.count()).select_from(NotificationDelivery).where(*conditions))

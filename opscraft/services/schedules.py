@@ -112,10 +112,6 @@ def _as_value_error(check: Callable[[str], T], value: str) -> T:
         raise ValueError(exc.details[0]["message"]) from None
 
 
-def _bad(field: str, message: str) -> Invalid:
-    return Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
 # The five fields (name, lowest, highest, the names it also takes), as croniter reads them.
 CRON_FIELDS = (
     ("minute", 0, 59, ""),
@@ -158,16 +154,17 @@ def check_cron(expression: str) -> str:
     fields = expression.split()
     if len(fields) != 5:
         names = " ".join(field[0] for field in CRON_FIELDS)
-        raise _bad("cron", f"needs 5 fields ({names}): found {len(fields)}, e.g. 30 2 * * * for 02:30 daily")
+        example = "e.g. 30 2 * * * for 02:30 daily"
+        raise Invalid.at("cron", f"needs 5 fields ({names}): found {len(fields)}, {example}")
     for index, text in enumerate(fields):
         problem = _cron_field_problem(index, text)
         if problem:
-            raise _bad("cron", problem)
+            raise Invalid.at("cron", problem)
     normal = " ".join(fields)
     try:
         croniter(normal, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
     except (CroniterError, ValueError, KeyError, IndexError):
-        raise _bad(
+        raise Invalid.at(
             "cron",
             "matches no date: the day-of-month never occurs in the month(s) given (e.g. 30 in February)",
         ) from None
@@ -187,11 +184,11 @@ def _zone_names() -> frozenset[str]:
 def check_timezone(name: str, field: str = "timezone") -> ZoneInfo:
     """The zone; 422 naming `field` for a name that is no IANA zone name (`_zone_names`)."""
     if name not in _zone_names():
-        raise _bad(field, "unknown time zone: use an IANA name such as Europe/Paris or UTC")
+        raise Invalid.at(field, "unknown time zone: use an IANA name such as Europe/Paris or UTC")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise _bad(field, "unknown time zone: use an IANA name such as Europe/Paris or UTC") from None
+        raise Invalid.at(field, "unknown time zone: use an IANA name such as Europe/Paris or UTC") from None
 
 
 def _fires_in_repeated_hour(cron: str) -> bool:

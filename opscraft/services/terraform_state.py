@@ -295,10 +295,6 @@ async def purge(session: AsyncSession, run: Execution, workspace: str, lock_id: 
     await session.commit()
 
 
-def _bad(field: str, message: str) -> Invalid:
-    return Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
 def check_lock_id(value: str | None) -> str | None:
     """The lock ID Terraform sends as `?ID=` while it holds the lock (None: no lock held).
 
@@ -314,7 +310,7 @@ def check_lock_id(value: str | None) -> str | None:
         else text.problem(value) or invisible.name_problem(value)
     )
     if problem:
-        raise _bad("ID", problem)
+        raise Invalid.at("ID", problem)
     return value
 
 
@@ -329,7 +325,7 @@ def _lock_field(field: str, value: Any) -> str | None:
             if isinstance(value, _NotJson)
             else f"a JSON {_JSON_TYPES.get(type(value), 'value')}"
         )
-        raise _bad(field, f"must be a string (it is {kind}), as Terraform's lock info has it")
+        raise Invalid.at(field, f"must be a string (it is {kind}), as Terraform's lock info has it")
     if field == "ID":
         return check_lock_id(value)
     problem = (
@@ -338,7 +334,7 @@ def _lock_field(field: str, value: Any) -> str | None:
         else text.problem(value) or invisible.name_problem(value or "-")
     )
     if problem:
-        raise _bad(field, problem)
+        raise Invalid.at(field, problem)
     return value
 
 
@@ -357,15 +353,15 @@ def _lock_info(body: bytes) -> dict[str, Any]:
     string; `Invalid` naming the field otherwise (`body` when it is no JSON object). NaN and
     Infinity, which are not JSON (RFC 8259), are refused under the field holding them."""
     if not body.strip():
-        raise _bad("body", NO_LOCK_INFO)
+        raise Invalid.at("body", NO_LOCK_INFO)
     if len(body) > MAX_LOCK_INFO_BYTES:
-        raise _bad("body", f"lock info must be at most {MAX_LOCK_INFO_BYTES} bytes")
+        raise Invalid.at("body", f"lock info must be at most {MAX_LOCK_INFO_BYTES} bytes")
     try:
         info = json.loads(body, parse_constant=_NotJson)
     except (ValueError, RecursionError):
-        raise _bad("body", "lock info must be a JSON object (Terraform's lock info)") from None
+        raise Invalid.at("body", "lock info must be a JSON object (Terraform's lock info)") from None
     if not isinstance(info, dict):
-        raise _bad("body", f"lock info must be a JSON object, not a JSON {type(info).__name__}")
+        raise Invalid.at("body", f"lock info must be a JSON object, not a JSON {type(info).__name__}")
     checked = {field: _lock_field(field, info.get(field)) for field in LOCK_INFO_FIELDS}
     return {field: value for field, value in checked.items() if value is not None}
 

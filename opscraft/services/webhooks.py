@@ -93,10 +93,6 @@ class WebhookChanges(WebhookIn):
     model_config = CHANGES
 
 
-def _bad(field: str, message: str) -> Invalid:
-    return Invalid(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-
 _MISSING = object()
 
 
@@ -346,7 +342,7 @@ def _document(body: bytes) -> Any:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise _bad("body", "must be JSON") from None
+        raise Invalid.at("body", "must be JSON") from None
     return json.loads(body) if _LONG_DIGITS.search(body) else document
 
 
