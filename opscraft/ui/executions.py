@@ -110,37 +110,13 @@ class RunHistory:
                 options = {s.id: s.name for s in scripts_found}
                 if self.filters.script_id is not None and self.filters.script_id not in options:
                     options[self.filters.script_id] = await self._script_label(self.filters.script_id)
-                ui.select(
-                    options,
-                    label="Script",
-                    value=self.filters.script_id,
-                    clearable=True,
-                    on_change=lambda e: self.apply(script_id=e.value),
-                ).props('outlined dense data-testid="filter-script"').classes("w-56")
-            ui.select(
-                dict(STATUS_LABELS),
-                label="Status",
-                value=self.filters.status if self.filters.status in STATUS_LABELS else None,
-                clearable=True,
-                on_change=lambda e: self.apply(status=e.value),
-            ).props('outlined dense data-testid="filter-status"').classes("w-40")
+                self._filter_select(options, "Script", "script_id", "filter-script", "w-56")
+            self._filter_select(dict(STATUS_LABELS), "Status", "status", "filter-status", "w-40")
             users = dict(await call(executions.triggering_users, self.actor))
             if self.filters.user_id is not None and self.filters.user_id not in users:
                 users[self.filters.user_id] = f"user #{self.filters.user_id}"  # no run, or deleted
-            ui.select(
-                users,
-                label="Triggered by",
-                value=self.filters.user_id,
-                clearable=True,
-                on_change=lambda e: self.apply(user_id=e.value),
-            ).props('outlined dense data-testid="filter-user"').classes("w-44")
-            ui.select(
-                dict(TRIGGER_LABELS),
-                label="Trigger",
-                value=self.filters.trigger if self.filters.trigger in TRIGGER_LABELS else None,
-                clearable=True,
-                on_change=lambda e: self.apply(trigger=e.value),
-            ).props('outlined dense data-testid="filter-trigger"').classes("w-36")
+            self._filter_select(users, "Triggered by", "user_id", "filter-user", "w-44")
+            self._filter_select(dict(TRIGGER_LABELS), "Trigger", "trigger", "filter-trigger", "w-36")
             DateRange(
                 "Queued between",
                 "filter-dates",
@@ -166,6 +142,18 @@ class RunHistory:
         except ServiceError:  # an id no script can have: the results say the address is not valid
             return f"script #{script_id}"
         return f"{runs.rows[0].script_name} (deleted)" if runs.rows else f"script #{script_id}"
+
+    def _filter_select(self, options: dict[Any, str], label: str, key: str, testid: str, width: str) -> None:
+        """A clearable select of the filter `key` (a `RunFilter` field) among `options` (value ->
+        label); a value the options lack (one the address gave) shows as no choice."""
+        value = getattr(self.filters, key)
+        ui.select(
+            options,
+            label=label,
+            value=value if value in options else None,
+            clearable=True,
+            on_change=lambda e: self.apply(**{key: e.value}),
+        ).props(f'outlined dense data-testid="{testid}"').classes(width)
 
     async def apply(self, **changes: Any) -> None:
         """Change filters (back to the newest page unless the cursor itself changes) and redraw."""
