@@ -126,7 +126,7 @@ def test_a_missing_page_answers_404_inside_the_frame_and_unknown_parameters_are_
     for path, problem in {
         "/audit?actor_id=abc": "actor_id is not a parameter of this page (it reads none)",
         "/executions?scrip_id=1": "scrip_id is not a parameter of this page (it reads only cursor, "
-        "script_id, since, status, until, user_id)",
+        "script_id, since, status, trigger, until, user_id)",
         "/?utm_source=mail": "utm_source is not a parameter of this page (it reads none)",
     }.items():
         response = page.goto(server.url + path)

@@ -460,7 +460,12 @@ async def attach(session: AsyncSession, actor: Actor, script_id: int, secret_id:
         )
     link = ScriptSecret(script_id=script_id, secret_id=secret_id, attached_by=actor.user_id)
     session.add(link)
+    already = f"secret {secret.name} is already attached to script {script.name}"
+    taken = {"script_secrets.script_id,secret_id": already}
     if secret.kind == SecretKind.env:
+        # Flushed here so that a script or secret deleted meanwhile is its 404, not a 500 from
+        # the size query's flush.
+        await conflicts.flush(session, taken)
         await run_environment.refuse_overfull(session, "secret_id", script_id=script_id)
     audit.record(
         session,
@@ -472,8 +477,7 @@ async def attach(session: AsyncSession, actor: Actor, script_id: int, secret_id:
         script_id=script_id,
         script_name=script.name,
     )
-    message = f"secret {secret.name} is already attached to script {script.name}"
-    await conflicts.commit(session, {"script_secrets.script_id,secret_id": message})
+    await conflicts.commit(session, taken)
     return Attachment(secret_id, secret.name, actor.user_id, actor.name, link.attached_at)
 
 
