@@ -68,6 +68,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer,
             "audit": "/audit",
             "settings": "/settings",
             "profile": "/profile",
+            "workers": "/workers",
+            "notifications": "/notifications",
         }
         yield server, paths
 

@@ -16,6 +16,7 @@ from opscraft.services.errors import Invalid
 from opscraft.services.permissions import Permission
 from opscraft.ui.date_range import DateRange
 from opscraft.ui.layout import frame, guard, protected_page, run_action
+from opscraft.ui.widgets import NARROW_HIDDEN
 
 PAGE_SIZE = 50
 FilterField = TypeVar("FilterField", ui.input, ui.select)
@@ -24,8 +25,8 @@ COLUMNS: list[dict[str, Any]] = [
     {"name": "time", "label": "Time (UTC)", "field": "time", "align": "left"},
     {"name": "actor", "label": "Actor", "field": "actor", "align": "left"},
     {"name": "action", "label": "Action", "field": "action", "align": "left"},
-    {"name": "target", "label": "Target", "field": "target", "align": "left"},
-    {"name": "client_ip", "label": "Client IP", "field": "client_ip", "align": "left"},
+    {"name": "target", "label": "Target", "field": "target", "align": "left", **NARROW_HIDDEN},
+    {"name": "client_ip", "label": "Client IP", "field": "client_ip", "align": "left", **NARROW_HIDDEN},
     {"name": "details", "label": "Details", "field": "details", "align": "left"},
 ]
 ACTION_CELL = """

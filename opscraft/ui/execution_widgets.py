@@ -10,7 +10,7 @@ from nicegui import ui
 from opscraft.db.models import Execution
 from opscraft.db.models.executions import ExecutionStatus, Trigger
 from opscraft.db.types import utcnow
-from opscraft.ui.widgets import format_time
+from opscraft.ui.widgets import NARROW_HIDDEN, PHONE_HIDDEN, format_time
 
 T = TypeVar("T")
 
@@ -98,17 +98,16 @@ TRIGGER_LABELS: dict[str, str] = {
     Trigger.retry: "retry",
     Trigger.chain: "then run",
 }
-_NARROW_HIDDEN = {"classes": "gt-sm", "headerClasses": "gt-sm"}  # dropped below 1024 px
 RUN_COLUMNS: list[dict[str, Any]] = [
     {"name": "id", "label": "#", "field": "id", "align": "left"},
     {"name": "script", "label": "Script", "field": "script", "align": "left"},
-    {"name": "version", "label": "Version", "field": "version", "align": "left"},
+    {"name": "version", "label": "Version", "field": "version", "align": "left", **NARROW_HIDDEN},
     {"name": "status", "label": "Status", "field": "status", "align": "left"},
-    {"name": "user", "label": "Triggered by", "field": "user", "align": "left"},
-    {"name": "trigger", "label": "Trigger", "field": "trigger", "align": "left", **_NARROW_HIDDEN},
-    {"name": "runner", "label": "Runner", "field": "runner", "align": "left", **_NARROW_HIDDEN},
-    {"name": "queued", "label": "Queued", "field": "queued", "align": "left"},
-    {"name": "duration", "label": "Duration", "field": "duration", "align": "right"},
+    {"name": "user", "label": "Triggered by", "field": "user", "align": "left", **NARROW_HIDDEN},
+    {"name": "trigger", "label": "Trigger", "field": "trigger", "align": "left", **NARROW_HIDDEN},
+    {"name": "runner", "label": "Runner", "field": "runner", "align": "left", **NARROW_HIDDEN},
+    {"name": "queued", "label": "Queued", "field": "queued", "align": "left", **PHONE_HIDDEN},
+    {"name": "duration", "label": "Duration", "field": "duration", "align": "right", **PHONE_HIDDEN},
 ]
 
 _STATUS_SLOT = "".join(

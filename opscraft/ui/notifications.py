@@ -17,6 +17,7 @@ from opscraft.ui import labels
 from opscraft.ui.choices import script_search, searched_select, secret_search
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.widgets import (
+    NARROW_HIDDEN,
     call,
     confirm,
     dialog_buttons,
@@ -29,11 +30,11 @@ from opscraft.ui.widgets import (
 ADMIN = Permission.manage_settings
 DELIVERY_COLUMNS = [
     {"name": "created", "label": "Created", "field": "created"},
-    {"name": "channel", "label": "Channel", "field": "channel"},
-    {"name": "event", "label": "Event", "field": "event"},
+    {"name": "channel", "label": "Channel", "field": "channel", **NARROW_HIDDEN},
+    {"name": "event", "label": "Event", "field": "event", **NARROW_HIDDEN},
     {"name": "run", "label": "Run", "field": "run"},
     {"name": "status", "label": "Status", "field": "status"},
-    {"name": "attempts", "label": "Attempts", "field": "attempts"},
+    {"name": "attempts", "label": "Attempts", "field": "attempts", **NARROW_HIDDEN},
     {"name": "error", "label": "Last error", "field": "error"},
 ]
 

@@ -31,14 +31,14 @@ from opscraft.ui.script_widgets import (
     status_badge,
     type_badge,
 )
-from opscraft.ui.widgets import call, close_then, dialog_title, format_time, one_click
+from opscraft.ui.widgets import NARROW_HIDDEN, call, close_then, dialog_title, format_time, one_click
 
 VERSIONS_PAGE = 20
 VERSION_COLUMNS: list[dict[str, Any]] = [
     {"name": "number", "label": "Version", "field": "number", "align": "left"},
-    {"name": "label", "label": "Label", "field": "label", "align": "left"},
+    {"name": "label", "label": "Label", "field": "label", "align": "left", **NARROW_HIDDEN},
     {"name": "note", "label": "Change note", "field": "note", "align": "left"},
-    {"name": "author", "label": "Author", "field": "author", "align": "left"},
+    {"name": "author", "label": "Author", "field": "author", "align": "left", **NARROW_HIDDEN},
     {"name": "time", "label": "Saved", "field": "time", "align": "left"},
     {"name": "actions", "label": "", "field": "number", "align": "right"},
 ]

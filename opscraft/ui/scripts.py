@@ -21,7 +21,7 @@ from opscraft.ui.execution_widgets import status_styles_js
 from opscraft.ui.layout import frame, guard, protected_page
 from opscraft.ui.paged import PagedTable
 from opscraft.ui.script_widgets import STATUS_COLORS, TYPE_COLORS
-from opscraft.ui.widgets import call, format_time
+from opscraft.ui.widgets import NARROW_HIDDEN, PHONE_HIDDEN, call, format_time
 
 PAGE_SIZE = 25
 SORTS = {
@@ -31,7 +31,7 @@ SORTS = {
     "updated_at": "Oldest update",
 }
 
-# Columns marked `gt-sm` / `gt-xs` collapse on narrow screens (a phone keeps name, status, last run, Run).
+# A phone keeps name, status, last run, Run (`NARROW_HIDDEN`, `PHONE_HIDDEN`).
 COLUMNS: list[dict[str, Any]] = [
     {"name": "name", "label": "Name", "field": "name", "align": "left"},
     {
@@ -39,8 +39,7 @@ COLUMNS: list[dict[str, Any]] = [
         "label": "Type",
         "field": "script_type",
         "align": "left",
-        "classes": "gt-xs",
-        "headerClasses": "gt-xs",
+        **PHONE_HIDDEN,
     },
     {"name": "status", "label": "Status", "field": "status", "align": "left"},
     {"name": "last_run", "label": "Last run", "field": "last_run", "align": "left"},
@@ -49,24 +48,21 @@ COLUMNS: list[dict[str, Any]] = [
         "label": "Tags",
         "field": "tags",
         "align": "left",
-        "classes": "gt-sm",
-        "headerClasses": "gt-sm",
+        **NARROW_HIDDEN,
     },
     {
         "name": "version",
         "label": "Version",
         "field": "version",
         "align": "left",
-        "classes": "gt-sm",
-        "headerClasses": "gt-sm",
+        **NARROW_HIDDEN,
     },
     {
         "name": "updated",
         "label": "Updated",
         "field": "updated",
         "align": "left",
-        "classes": "gt-sm",
-        "headerClasses": "gt-sm",
+        **NARROW_HIDDEN,
     },
     {"name": "run", "label": "", "field": "id", "align": "right"},
 ]

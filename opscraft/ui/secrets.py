@@ -22,7 +22,15 @@ from opscraft.ui.audit import DETAILS_CELL, readable
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.paged import PagedTable
-from opscraft.ui.widgets import call, dialog_buttons, dialog_card, dialog_title, format_time, text_input
+from opscraft.ui.widgets import (
+    NARROW_HIDDEN,
+    call,
+    dialog_buttons,
+    dialog_card,
+    dialog_title,
+    format_time,
+    text_input,
+)
 
 PAGE_SIZE = 20
 CREATE_DRAFT = "secret:new"
@@ -30,10 +38,10 @@ AUDIT_PAGE_SIZE = 100
 
 COLUMNS: list[dict[str, Any]] = [
     {"name": "name", "label": "Name", "field": "name", "align": "left"},
-    {"name": "description", "label": "Description", "field": "description", "align": "left"},
-    {"name": "scripts", "label": "Attached to", "field": "scripts", "align": "left"},
-    {"name": "last_used", "label": "Last used", "field": "last_used", "align": "left"},
-    {"name": "updated", "label": "Updated", "field": "updated", "align": "left"},
+    {"name": "description", "label": "Description", "field": "description", "align": "left", **NARROW_HIDDEN},
+    {"name": "scripts", "label": "Attached to", "field": "scripts", "align": "left", **NARROW_HIDDEN},
+    {"name": "last_used", "label": "Last used", "field": "last_used", "align": "left", **NARROW_HIDDEN},
+    {"name": "updated", "label": "Updated", "field": "updated", "align": "left", **NARROW_HIDDEN},
     {"name": "actions", "label": "", "field": "id", "align": "right"},
 ]
 NAME_CELL = """
@@ -66,7 +74,7 @@ AUDIT_COLUMNS: list[dict[str, Any]] = [
     {"name": "time", "label": "Time (UTC)", "field": "time", "align": "left"},
     {"name": "actor", "label": "Who", "field": "actor", "align": "left"},
     {"name": "action", "label": "What", "field": "action", "align": "left"},
-    {"name": "execution", "label": "Execution", "field": "execution", "align": "left"},
+    {"name": "execution", "label": "Execution", "field": "execution", "align": "left", **NARROW_HIDDEN},
     {"name": "details", "label": "Details", "field": "details", "align": "left"},
 ]
 EXECUTION_CELL = """

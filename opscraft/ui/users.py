@@ -15,6 +15,7 @@ from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, notify_ok, protected_page
 from opscraft.ui.paged import PagedTable
 from opscraft.ui.widgets import (
+    NARROW_HIDDEN,
     ErrorLine,
     call,
     dialog_buttons,
@@ -31,11 +32,11 @@ CREATE_DRAFT = "user:new"
 
 COLUMNS: list[dict[str, Any]] = [
     {"name": "username", "label": "Username", "field": "username", "align": "left"},
-    {"name": "full_name", "label": "Full name", "field": "full_name", "align": "left"},
-    {"name": "email", "label": "Email", "field": "email", "align": "left"},
+    {"name": "full_name", "label": "Full name", "field": "full_name", "align": "left", **NARROW_HIDDEN},
+    {"name": "email", "label": "Email", "field": "email", "align": "left", **NARROW_HIDDEN},
     {"name": "role", "label": "Role", "field": "role", "align": "left"},
     {"name": "is_active", "label": "Status", "field": "is_active", "align": "left"},
-    {"name": "last_login", "label": "Last login", "field": "last_login", "align": "left"},
+    {"name": "last_login", "label": "Last login", "field": "last_login", "align": "left", **NARROW_HIDDEN},
     {"name": "actions", "label": "", "field": "id", "align": "right"},
 ]
 

@@ -247,6 +247,14 @@ def carried(longest: int) -> str:
 MAX_CARRIED_UNITS = 100_000
 
 
+NARROW_HIDDEN: dict[str, str] = {"classes": "gt-sm", "headerClasses": "gt-sm"}
+"""A table column's props that drop it below 1024 px (Quasar's `gt-sm` breakpoint): on a phone a
+table keeps the columns that say which row it is, its state and its actions, and fits the screen
+(the actions are not behind a sideways scroll)."""
+PHONE_HIDDEN: dict[str, str] = {"classes": "gt-xs", "headerClasses": "gt-xs"}
+"""The same below 600 px (Quasar's `gt-xs`)."""
+
+
 FORM_DIALOG_PROPS = "no-backdrop-dismiss"
 """A form dialog ignores clicks outside it: a stray click, or the second click of a double-click on
 the button that opened it (landing on the backdrop once the form is up), closed the form and

@@ -11,16 +11,22 @@ from opscraft.services import workers
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui.layout import frame, guard, protected_page
-from opscraft.ui.widgets import live_timer
+from opscraft.ui.widgets import NARROW_HIDDEN, live_timer
 
 REFRESH_SECONDS = 3.0
 COLUMNS: list[dict[str, Any]] = [
     {"name": "id", "label": "Worker", "field": "id", "align": "left"},
     {"name": "state", "label": "State", "field": "state", "align": "left"},
-    {"name": "host", "label": "Host (pid)", "field": "host", "align": "left"},
-    {"name": "runners", "label": "Runners", "field": "runners", "align": "left"},
+    {"name": "host", "label": "Host (pid)", "field": "host", "align": "left", **NARROW_HIDDEN},
+    {"name": "runners", "label": "Runners", "field": "runners", "align": "left", **NARROW_HIDDEN},
     {"name": "load", "label": "Running / slots", "field": "load", "align": "right"},
-    {"name": "heartbeat", "label": "Last heartbeat (UTC)", "field": "heartbeat", "align": "left"},
+    {
+        "name": "heartbeat",
+        "label": "Last heartbeat (UTC)",
+        "field": "heartbeat",
+        "align": "left",
+        **NARROW_HIDDEN,
+    },
 ]
 
 
