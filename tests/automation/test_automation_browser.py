@@ -157,6 +157,23 @@ def test_a_run_waits_until_a_second_user_approves(page: Any, env: Env) -> None:
     assert "go ahead" in page.get_by_test_id("approval-trail-second").inner_text()
 
 
+def _waiting_run(env: Env, name: str, content: str, *, required: int, requester: str) -> tuple[int, int]:
+    """An active python script `name` that needs `required` approvals, and a run of it submitted
+    by `requester`, awaiting approval: (script id, run id)."""
+    body = {"name": name, "script_type": "python", "status": "active", "content": content}
+    script_id = env.api("POST", "/api/v1/scripts", json=body).json()["id"]
+    r = env.api("PUT", f"/api/v1/scripts/{script_id}/approval", json={"required": required})
+    assert r.status_code == 200, r.text
+    r = httpx.post(
+        f"{env.server.url}/api/v1/executions",
+        json={"script_id": script_id},
+        headers=token(env.server, requester),
+        timeout=30,
+    )
+    assert r.status_code == 202 and r.json()["status"] == "awaiting_approval", r.text
+    return script_id, r.json()["id"]
+
+
 def test_a_run_you_approved_waits_for_the_others_without_your_buttons_or_badge(page: Any, env: Env) -> None:
     """With two approvals required, the first approver's Approve and Reject stayed on the
     Approvals page and the run page (a second click: 409 "already decided") and the navigation
@@ -165,18 +182,7 @@ def test_a_run_you_approved_waits_for_the_others_without_your_buttons_or_badge(p
     shows."""
     body = {"username": "third", "email": "third@example.com", "password": PASSWORD, "role": "operator"}
     assert env.api("POST", "/api/v1/users", json=body).status_code == 201
-    body = {"name": "two-keys", "script_type": "python", "status": "active", "content": "print('ok')\n"}
-    script_id = env.api("POST", "/api/v1/scripts", json=body).json()["id"]
-    r = env.api("PUT", f"/api/v1/scripts/{script_id}/approval", json={"required": 2})
-    assert r.status_code == 200, r.text
-    r = httpx.post(
-        f"{env.server.url}/api/v1/executions",
-        json={"script_id": script_id},
-        headers=token(env.server, "third"),
-        timeout=30,
-    )
-    assert r.status_code == 202, r.text
-    run_id = r.json()["id"]
+    script_id, run_id = _waiting_run(env, "two-keys", "print('ok')\n", required=2, requester="third")
     # edited while the run waits: the approver is told which version the run executes
     r = env.api("PUT", f"/api/v1/scripts/{script_id}", json={"content": "print('edited')\n"})
     assert r.status_code == 200 and r.json()["current_version"] == 2, r.text
@@ -209,18 +215,7 @@ def test_a_run_you_approved_waits_for_the_others_without_your_buttons_or_badge(p
 def test_a_run_cancelled_while_it_waits_shows_its_request_cancelled(page: Any, env: Env) -> None:
     """The request of a run cancelled while it waited kept no outcome: the run page showed no
     approval panel and the Approvals page nothing. Both now say it was cancelled, by whom."""
-    body = {"name": "called-off", "script_type": "python", "status": "active", "content": "print(1)\n"}
-    script_id = env.api("POST", "/api/v1/scripts", json=body).json()["id"]
-    r = env.api("PUT", f"/api/v1/scripts/{script_id}/approval", json={"required": 1})
-    assert r.status_code == 200, r.text
-    r = httpx.post(
-        f"{env.server.url}/api/v1/executions",
-        json={"script_id": script_id},
-        headers=token(env.server, "second"),
-        timeout=30,
-    )
-    assert r.status_code == 202 and r.json()["status"] == "awaiting_approval", r.text
-    run_id = r.json()["id"]
+    _, run_id = _waiting_run(env, "called-off", "print(1)\n", required=1, requester="second")
     r = env.api("POST", f"/api/v1/executions/{run_id}/cancel")
     assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
 
