@@ -12,6 +12,8 @@ This process imports neither OpsCraft's server nor (until the window is up) Nice
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import threading
 import time
 import urllib.error
@@ -115,6 +117,20 @@ def show(
     # Closed early, the thread may still be importing NiceGUI: it must finish before the
     # interpreter shuts down under it (RuntimeError: can't register atexit after shutdown).
     connected.wait(CONNECT_WAIT_SECONDS)
+    _end_now()
+
+
+def _end_now() -> None:
+    """End the window process once its window is closed, whatever threads are left.
+
+    pywebview runs event handlers in non-daemon threads, and NiceGUI's `loaded` handler evaluates
+    JavaScript, which waits without a timeout for the page's answer: a window closed during that
+    wait left the thread blocked forever, the interpreter waited for it at exit, and the server
+    (which stops when this process ends) kept running with no window. Nothing is left to do here
+    once the window is gone, so the process exits without joining them."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _send(event_sender: Connection, event: dict[str, Any]) -> None:

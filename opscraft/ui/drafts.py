@@ -2,7 +2,8 @@
 
 A form marks its container with `data-draft-form="KEY"` and each field with `data-draft="NAME"`.
 The browser copies the fields' values into `sessionStorage` (per tab, gone when the tab closes)
-on every keystroke and once a second, including while the connection to the server is down. When
+on every keystroke, once a second and when the page is left (`pagehide`: a reload), including
+while the connection to the server is down. When
 the form is built again (after NiceGUI reloads the page on reconnect, or a manual reload), the
 server asks the tab for the stored values, puts them back and shows a "restored unsaved changes"
 notice with a Discard button. A successful save or a Cancel clears the draft.
@@ -85,6 +86,8 @@ if (!window.ocDraftsTimer) {
   window.ocDraftsTimer = setInterval(() => ocDrafts.capture(), 1000);
   ["input", "change", "keyup", "click"].forEach((name) =>
     document.addEventListener(name, () => setTimeout(() => ocDrafts.capture(), 0), true));
+  // A reload or a navigation within the timer's second keeps the very last input too.
+  window.addEventListener("pagehide", () => ocDrafts.capture());
 }
 </script>"""
 
