@@ -183,3 +183,40 @@ def test_the_change_password_form_shows_every_problem_at_once(
     for testid, text in expected.items():
         _messages(page, testid).get_by_text(text).wait_for()
     assert page.url == f"{server.url}/profile"
+
+
+def test_a_paste_longer_than_the_connection_carries_is_refused_under_its_field(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Field report (a parameter value; the same held for every other text field): a paste over
+    1 MB never reached the server (NiceGUI's browser side drops such a message), so Save kept
+    the field's previous value with no word. Every text field now holds at most what the
+    connection carries (`widgets.bound_text_fields`), and the too-long value is refused under
+    its field: a script's description, a profile's full name, a secret's description."""
+    pasted = "x" * 1_100_000
+    script = create_script(server, tokens["admin"], "long-paste", "echo 1\n", description="kept")
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{script['id']}/edit")
+    wait_connected(page)
+    page.get_by_test_id("script-description").fill(pasted)
+    page.get_by_test_id("save-script").click()
+    _messages(page, "script-description").get_by_text("at most 2000 characters").wait_for()
+    stored = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=tokens["admin"]).json()
+    assert (stored["description"], stored["current_version"]) == ("kept", 1)
+
+    page.goto(f"{server.url}/profile")
+    wait_connected(page)
+    page.get_by_test_id("profile-full-name").fill(pasted)
+    page.get_by_test_id("profile-save").click()
+    _messages(page, "profile-full-name").get_by_text("at most 200 characters").wait_for()
+
+    page.goto(f"{server.url}/secrets")
+    wait_connected(page)
+    page.get_by_test_id("new-secret").click()
+    page.get_by_test_id("create-name").fill("LONG_PASTE")
+    page.get_by_test_id("create-value").fill("v")
+    page.get_by_test_id("create-description").fill(pasted)
+    page.get_by_test_id("create-submit").click()
+    _messages(page, "create-description").get_by_text("at most 1000 characters").wait_for()
+    secrets = httpx.get(f"{server.url}/api/v1/secrets", headers=tokens["admin"]).json()
+    assert "LONG_PASTE" not in str(secrets)

@@ -236,15 +236,30 @@ def carried(longest: int) -> str:
     so the server kept the field's previous value and acted on it, e.g. a run started with it).
     Twice `longest` plus one, as the browser counts in UTF-16 units: a valid value is never cut
     (`longest` characters beyond the Basic Multilingual Plane), and a longer one still reaches
-    the server, which refuses it under the field. Up to 100,000 units: 600 kB even if every
-    character is sent escaped."""
+    the server, which refuses it under the field. Up to `MAX_CARRIED_UNITS`; a field without
+    one of its own has that ceiling (`bound_text_fields`)."""
     units = 2 * longest + 2
     if units > MAX_CARRIED_UNITS:
         raise ValueError(f"a field of {longest} characters may not reach the server whole")
     return f"maxlength={units}"
 
 
-MAX_CARRIED_UNITS = 100_000
+#: The most UTF-16 units a text field holds: 840 kB even if every character is sent escaped
+#: (`\uXXXX`), under NiceGUI's 1 MB message limit; room for a 64 KiB inventory or secret value.
+MAX_CARRIED_UNITS = 140_000
+
+
+def bound_text_fields() -> None:
+    """Give every text field and text area that names no `carried(...)` limit of its own a
+    ceiling of `MAX_CARRIED_UNITS` (NiceGUI default props; call before any page is built).
+
+    A paste longer than a page's connection carries was dropped by NiceGUI's browser side, and
+    the server kept the field's previous value: a script's description, a secret's value or an
+    inventory pasted over 1 MB was saved as it was before, with no word. Every field's valid
+    values are far shorter than the ceiling, so a value cut there still reaches the server whole
+    enough to be refused under its field ("must be at most N characters")."""
+    for element in (ui.input, ui.textarea):
+        element.default_props(f"maxlength={MAX_CARRIED_UNITS}")
 
 
 NARROW_HIDDEN: dict[str, str] = {"classes": "gt-sm", "headerClasses": "gt-sm"}
