@@ -150,3 +150,42 @@ def test_a_reload_restores_only_what_this_tab_changed(
     stored = httpx.get(url, headers=tokens["admin"], timeout=30).json()
     assert stored["content"] == "echo 1\necho mine\n"
     assert (stored["tags"], stored["status"]) == (["reviewed"], "active")
+
+
+PASTE_JS = """([selector, text]) => {
+    const data = new DataTransfer();
+    data.setData("text/plain", text);
+    const event = new ClipboardEvent("paste", {clipboardData: data, bubbles: true, cancelable: true});
+    document.querySelector(selector).dispatchEvent(event);
+}"""
+
+
+def test_a_paste_too_long_for_the_connection_is_refused_and_saves_stay_true(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Field report: a 1.2 MB paste into the editor never reached the server (one change, one
+    NiceGUI message, dropped by the browser over 1 MB); `echo hi` typed above it then reached the
+    server's stale copy, and Save stored `echo hi` + the old content, which nobody had seen. The
+    paste is now refused on the page and the editor keeps what the server has."""
+    script = create_script(server, tokens["admin"], "big-paste", "echo 1\n")
+    log_in(page, server, "operator")
+    _edit(page, server, script["id"])
+    content = '[data-testid="script-editor"] .cm-content'
+    page.locator(content).click()
+    page.evaluate(PASTE_JS, [content, "#" * 1_200_000 + "\n"])
+    page.get_by_test_id("content-refused").get_by_text("Not pasted: 1.2 MB").wait_for()
+    assert page.evaluate(
+        "getElement(document.querySelector('[data-testid=\"script-editor\"]')).editor.state.doc.length"
+    ) == len("echo 1\n")
+    page.keyboard.press("Control+Home")
+    page.keyboard.insert_text("echo hi\n")
+    _save(page, server, script["id"])
+    stored = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=tokens["admin"]).json()
+    assert stored["content"] == "echo hi\necho 1\n"
+
+    # A paste the connection carries still goes in whole (and the size check speaks for it).
+    _edit(page, server, script["id"])
+    page.locator(content).click()
+    page.keyboard.press("Control+End")
+    page.evaluate(PASTE_JS, [content, "# " + "y" * 300_000 + "\n"])
+    page.get_by_test_id("content-refused").get_by_text("larger than the limit of 256 KiB").wait_for()

@@ -27,6 +27,7 @@ from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_
 from opscraft.ui.not_found import missing
 from opscraft.ui.script_widgets import (
     LANGUAGES,
+    MAX_EDIT_UNITS,
     editor,
     findings_list,
     findings_of,
@@ -314,7 +315,11 @@ class ScriptForm:
             'outlined dense autogrow data-testid="script-description"'
         )
         self.description.classes("w-full")
-        self.editor = editor(s.content if s else STARTER["bash"], LANGUAGES[self.script_type.value])
+        self.editor = editor(
+            s.content if s else STARTER["bash"],
+            LANGUAGES[self.script_type.value],
+            on_refused=self._paste_refused,
+        )
         self.editor.props('data-testid="script-editor"')
         self.editor.on_value_change(lambda: self._set_dirty(True))
         with ui.row().classes("w-full justify-end"):
@@ -508,6 +513,14 @@ class ScriptForm:
             else ""
         )
         self.size.classes(replace=f"text-caption {color or 'text-grey-7'}")
+
+    def _paste_refused(self, units: int) -> None:
+        """The editor refused a paste or drop too long for the page's connection (`editor`)."""
+        self._show_refusal(
+            f"not pasted: {units / 1_000_000:.1f} MB is more than one edit can carry to the server "
+            f"(about {MAX_EDIT_UNITS / 1_000_000:.1f} MB); a script may be at most "
+            f"{scripts.content_limit() // 1024:,} KiB"
+        )
 
     def _show_refusal(self, message: str) -> None:
         """A refusal without lines (e.g. the size): stays under the editor until the content changes."""

@@ -37,6 +37,29 @@ EDITOR_CSS = """
 """
 
 
+#: The longest text one paste or drop puts into an editor, in UTF-16 units once JSON-encoded
+#: (what the browser sends): NiceGUI's editor sends each change to the server in one message,
+#: and NiceGUI's browser side drops a message over 1 MB. A dropped change left the server's copy
+#: behind what the editor showed, and the next changes were applied to that copy: Save stored
+#: neither (a 1.2 MB paste, then `echo hi` typed above it, saved as `echo hi` + the old content).
+MAX_EDIT_UNITS = 900_000
+# Refuses such a paste or drop before the editor takes it, and says so to the page (`editor`'s
+# `on_refused`); the editor is left as it was, and so is the server's copy.
+EDIT_GUARD_JS = """<script>
+if (!window.ocEditGuard) {
+  window.ocEditGuard = (event, text) => {
+    if (!event.target.closest || !event.target.closest(".cm-editor")) return;
+    const units = JSON.stringify(text || "").length;
+    if (units <= %d) return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    emitEvent("oc-edit-refused", {units});
+  };
+  document.addEventListener("paste", (e) => ocEditGuard(e, e.clipboardData?.getData("text/plain")), true);
+  document.addEventListener("drop", (e) => ocEditGuard(e, e.dataTransfer?.getData("text/plain")), true);
+}
+</script>""" % MAX_EDIT_UNITS
+
 # CodeMirror's own way out of an editor whose Tab key indents (its "tab focus mode").
 KEYBOARD_HINT = "Tab indents. To leave the editor with the keyboard: Esc, then Tab (or Shift+Tab)."
 
@@ -50,17 +73,28 @@ def status_badge(status: str) -> None:
 
 
 def editor(
-    content: str, language: str, *, read_only: bool = False, label: str = "Script content"
+    content: str,
+    language: str,
+    *,
+    read_only: bool = False,
+    label: str = "Script content",
+    on_refused: Callable[[int], None] | None = None,
 ) -> ui.codemirror:
     """A CodeMirror editor in `language` (a CodeMirror language name, see LANGUAGES); `label` is
     its accessible name. An editable one is followed by `KEYBOARD_HINT`, which is also its
-    accessible description (Tab indents in it: without the hint a keyboard user was caught)."""
+    accessible description (Tab indents in it: without the hint a keyboard user was caught).
+
+    An editable one refuses a paste or drop longer than `MAX_EDIT_UNITS` (`EDIT_GUARD_JS`) and
+    calls `on_refused(units)` with its length in UTF-16 units, to say so on the page."""
     ui.add_css(EDITOR_CSS)
     element = ui.codemirror(content, language=language, theme=editor_theme())
     element.classes("w-full").style("height: 28rem").props(f'data-a11y-label="{label}"')
     if read_only:
         element.disable()
         return element
+    ui.add_head_html(EDIT_GUARD_JS)
+    if on_refused is not None:
+        ui.on("oc-edit-refused", lambda event: on_refused(int(event.args["units"])))
     hint = ui.label(KEYBOARD_HINT).classes("text-caption text-grey-7").props('data-testid="editor-keys"')
     element.props(f'data-a11y-hint="{hint.html_id}"')
     return element
