@@ -50,7 +50,7 @@ if (!window.ocEditGuard) {
   window.ocEditGuard = (event, text) => {
     if (!event.target.closest || !event.target.closest(".cm-editor")) return;
     const units = JSON.stringify(text || "").length;
-    if (units <= %d) return;
+    if (units <= MAX_EDIT_UNITS) return;
     event.preventDefault();
     event.stopImmediatePropagation();
     emitEvent("oc-edit-refused", {units});
@@ -58,7 +58,7 @@ if (!window.ocEditGuard) {
   document.addEventListener("paste", (e) => ocEditGuard(e, e.clipboardData?.getData("text/plain")), true);
   document.addEventListener("drop", (e) => ocEditGuard(e, e.dataTransfer?.getData("text/plain")), true);
 }
-</script>""" % MAX_EDIT_UNITS
+</script>""".replace("MAX_EDIT_UNITS", str(MAX_EDIT_UNITS))
 
 # CodeMirror's own way out of an editor whose Tab key indents (its "tab focus mode").
 KEYBOARD_HINT = "Tab indents. To leave the editor with the keyboard: Esc, then Tab (or Shift+Tab)."
