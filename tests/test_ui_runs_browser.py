@@ -67,6 +67,14 @@ def test_draft_activate_run_from_list_and_run_again(
     page.wait_for_url(lambda url: url.endswith("/executions/" + str(first + 1)))
     second = wait_run(server, tokens["admin"], first + 1)
     assert second["parameters"] == {"WHO": "first-hour"} and "hello first-hour" in second["output"]
+    # It says which run it repeats, with a link there (a fresh run says nothing of the kind).
+    assert second["rerun_of"] == first
+    repeated = page.get_by_test_id("rerun-of")
+    assert (repeated.inner_text(), repeated.get_attribute("href")) == (f"#{first}", f"/executions/{first}")
+    repeated.click()
+    page.wait_for_url(lambda url: url.endswith(f"/executions/{first}"))
+    page.get_by_test_id("exit-code").wait_for()
+    assert page.get_by_test_id("rerun-of").count() == 0
 
     # The list shows the last run's status and time.
     page.goto(f"{server.url}/scripts")
@@ -85,6 +93,11 @@ def test_rerun_api_keeps_parameters_and_follows_the_rules(
     again = httpx.post(f"{server.url}/api/v1/executions/{first['id']}/rerun", headers=headers)
     assert again.status_code == 202, again.text
     assert again.json()["parameters"] == {"WHO": "api"} and again.json()["id"] != first["id"]
+    assert (first["rerun_of"], again.json()["rerun_of"]) == (None, first["id"])
+    audit = httpx.get(f"{server.url}/api/v1/audit", params={"action": "execution.create"}, headers=headers)
+    details = {event["target_id"]: event["details"] for event in audit.json()["items"]}
+    assert details[str(again.json()["id"])]["rerun_of"] == first["id"]
+    assert "rerun_of" not in details[str(first["id"])]
     # The rules of a new run apply: a script set back to draft does not run again.
     httpx.put(f"{server.url}/api/v1/scripts/{script['id']}", json={"status": "draft"}, headers=headers)
     refused = httpx.post(f"{server.url}/api/v1/executions/{first['id']}/rerun", headers=headers)

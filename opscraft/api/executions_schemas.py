@@ -100,6 +100,9 @@ class ExecutionOut(BaseModel):
     )
     worker_id: str | None = Field(description="The worker that ran it (none while queued)")
     runner: str | None
+    rerun_of: int | None = Field(
+        default=None, description="The run this one repeats (Run again: POST .../rerun), if it is a rerun"
+    )
     image: str | None
     exit_code: int | None
     error_message: str | None

@@ -246,6 +246,7 @@ async def create(
     confirm_destroy: bool = False,
     saved_plan: TerraformPlan | None = None,
     draft: DraftRun | None = None,
+    rerun_of: int | None = None,
 ) -> Execution:
     """Queue a run of an active script with validated parameters; returns the `queued` row.
 
@@ -253,6 +254,7 @@ async def create(
     exactly that plan: the plan run's script version and parameters, action `apply_plan`.
     With `draft` (services/draft_runs.py), the run is a test run of that content, of a script in
     any status; the row is marked `draft`, the content is stored with it, the script is unchanged.
+    `rerun_of`: the id of the run this one repeats (`runs.rerun`), kept on the row and audited.
 
     `trigger` records how the run started. A system actor (`Actor.on_behalf_of`: a schedule, a
     webhook, a retry) starts it with the permissions its user has now: an owner who was
@@ -313,6 +315,7 @@ async def create(
         trigger=trigger.value,
         trigger_ref=actor.system,
         runner=chosen,
+        rerun_of=rerun_of,
         status=ExecutionStatus.awaiting_approval if policy else ExecutionStatus.queued,
         draft=draft is not None,
     )
@@ -332,6 +335,7 @@ async def create(
         trigger=trigger.value,
         awaiting_approval=policy is not None,
         **_draft_details(draft),
+        **({"rerun_of": rerun_of} if rerun_of is not None else {}),
     )
     if actor.system is None and saved_plan is None and draft is None and policy is None:
         # A person's plain run has nothing else to write: committed with concurrent ones, once

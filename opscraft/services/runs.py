@@ -26,7 +26,7 @@ async def rerun(
     options (a `--limit` or `--check` run is run again limited, or dry) and runner of execution
     `execution_id`; every rule of `executions.create` applies (the script must still be active,
     the parameters must still fit its current schema). `trigger`: how it was asked for (`ui` for
-    the page's Run again), as for `executions.create`.
+    the page's Run again), as for `executions.create`. The new run's `rerun_of` is `execution_id`.
 
     A Terraform `destroy` is confirmed again for every run (`confirm_destroy`, as for
     `executions.create`). Raises NotFound (no such execution or script), Conflict (script not
@@ -50,6 +50,7 @@ async def rerun(
         trigger=trigger,
         run_options=previous.run_options,
         confirm_destroy=confirm_destroy,
+        rerun_of=previous.id,
     )
 
 

@@ -201,6 +201,12 @@ class ExecutionView:
                 _fact("Trigger", trigger_label(run), "trigger")
                 if run.cancelled_by_name:
                     _fact("Cancelled by", run.cancelled_by_name, "cancelled-by")
+                if run.rerun_of is not None:
+                    with ui.column().classes("gap-0 min-w-32"):
+                        ui.label("Run again of").classes("text-caption text-grey-7 uppercase tracking-wide")
+                        ui.link(f"#{run.rerun_of}", f"/executions/{run.rerun_of}").classes(
+                            "text-body1 font-medium"
+                        ).props('data-testid="rerun-of"')
                 _fact("Queued", _moment(run.queued_at), "queued-at")
                 _fact("Started", _moment(run.started_at), "started-at")
                 _fact("Finished", _moment(run.finished_at), "finished-at")

@@ -96,6 +96,9 @@ class Execution(SQLModel, table=True):
     trigger: str = Field(default=Trigger.api.value, max_length=16)
     trigger_ref: str | None = Field(default=None, max_length=128)
     runner: str | None = Field(default=None, max_length=16)
+    # The run this one repeats (Run again: `services.runs.rerun`); no foreign key: history
+    # outlives the runs retention deletes.
+    rerun_of: int | None = Field(default=None)
     # A test run of unsaved editor content (services/draft_runs.py): the content that ran is in
     # `ExecutionDraft`; `script_version` is the saved version the edit started from.
     draft: bool = Field(default=False)
