@@ -10,6 +10,7 @@ import asyncio
 import json
 import re
 from datetime import datetime
+from typing import Any
 
 from nicegui import ui
 
@@ -49,6 +50,14 @@ def displayable(text: str) -> str:
 CUT_RE = re.compile(
     r"\x1b[\x00-\x17\x19\x1c-\x1f]{0,64}(?:[\[P][\x00-\x17\x19\x1c-\x3f]{0,64}|[\x00-\x17\x19\x1c-\x2f]{0,64})\Z"
 )
+# What would erase or hide earlier output on the page: erase the display (ED 2, as `clear` and
+# `tput clear` write after a cursor home) or the scrollback (ED 3), a full reset (RIS, `ESC c`:
+# `reset`, `tput reset`), the alternate screen (whose content vanishes when the program leaves
+# it). The page is a log: the rows on screen are first scrolled into the scrollback (as VTE and
+# Windows Terminal do on ED 2), the scrollback is never erased, the alternate screen is not
+# entered. The stored log keeps the sequences as they were.
+ERASING_RE = re.compile(r"\x1b\[\??[23]J|\x1bc|\x1b\[\?(?:1049|1047|47)[hl]")
+DEFAULT_ROWS = 24  # xterm.js's, until the browser reports the fitted size
 # Dim (not a colour) so a red stderr line stays red after its stamp.
 STAMP_ON, STAMP_OFF = "\x1b[2m", "\x1b[22m"
 MAX_KEPT_CHARS = 8 * 1024 * 1024
@@ -208,6 +217,8 @@ class LiveTerminal:
         self._kept_chars = 0
         self._line_start = True
         self._cut: dict[bool, str] = {}  # by stream (stderr?): the start of a sequence cut off
+        self.rows = DEFAULT_ROWS
+        self.xterm.on("resize", self._on_resize)
         live_timer(FLUSH_SECONDS, self.flush)
         client = ui.context.client
         client.run_javascript(_FIT_JS % (self.xterm.id, self.xterm.id))
@@ -261,7 +272,21 @@ class LiveTerminal:
         number = int(await ui.run_javascript(_LINK_TO_LINE_JS % self.xterm.id, timeout=10))
         return number if number > 0 else None
 
+    def _on_resize(self, event: Any) -> None:
+        self.rows = int(event.args.get("rows") or DEFAULT_ROWS)
+
+    def _kept_on_screen(self, match: re.Match[str]) -> str:
+        """What the page's terminal gets for one `ERASING_RE` sequence: for ED 2 and a reset, the
+        cursor to the last row and a line feed per row, which scroll the rows on screen into the
+        scrollback (a reset also ends colours); nothing for the others."""
+        sequence = match.group(0)
+        if sequence == "\x1bc" or sequence.endswith("2J"):
+            reset = "\x1b[0m" if sequence == "\x1bc" else ""
+            return f"{reset}\x1b[9999;1H" + "\n" * self.rows
+        return ""
+
     def _queue(self, text: str) -> None:
+        text = ERASING_RE.sub(self._kept_on_screen, text)
         self._pending.append(text)
         self._pending_chars += len(text)
         self._empty.clear()
