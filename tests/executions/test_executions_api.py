@@ -260,9 +260,9 @@ async def test_the_download_removes_every_kind_of_escape_sequence(
     )
     final, text = await run(client, admin, script, "local")
     assert final["status"] == "success"
-    assert (
-        text
-        == "a\x1b[1mbold\x1b(B\x1b[m \x1b7x\x1b8 \x1b=\x1b> \x1bPq#0;2\x1b\\ \x1b(0lqk\x1b(B \x1b_apc\x1b\\ end \x1b\n"
+    assert text == (
+        "a\x1b[1mbold\x1b(B\x1b[m \x1b7x\x1b8 \x1b=\x1b> \x1bPq#0;2\x1b\\"
+        " \x1b(0lqk\x1b(B \x1b_apc\x1b\\ end \x1b\n"
     )
     chunks = (await client.get(f"/api/v1/executions/{final['id']}/logs", headers=admin.headers)).json()
     assert any(c["content"].endswith("\x1bPq#0;2") for c in chunks["items"]), "the test needs it cut"
@@ -287,6 +287,15 @@ async def test_output_cap_truncates_visibly(client: httpx.AsyncClient, admin: Lo
     assert final["output_truncated"] is True and final["output_bytes"] > 100_000
     assert text.startswith("1\n2\n3\n") and "[opscraft] output truncated" in text and "5000 bytes" in text
     assert len(text.encode()) < 5000 + 300
+
+
+@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_MAX_OUTPUT_BYTES": 5000}])
+async def test_output_cap_cuts_between_characters(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """The cap cut the bytes of a character in half: the stored text ended in a U+FFFD the
+    script never printed."""
+    final, text = await run(client, admin, "printf 'a%.0s' $(seq 1 4996)\nprintf '€€'\n", "local")
+    assert final["output_truncated"] is True and final["output_bytes"] == 4996 + 6
+    assert text.startswith("a" * 4996 + "€\r\n\x1b[33m[opscraft] output truncated"), text[4990:5010]
 
 
 async def test_dashboard_stats(client: httpx.AsyncClient, admin: LoggedIn) -> None:
