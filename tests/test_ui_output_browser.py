@@ -134,6 +134,31 @@ def test_a_script_clearing_the_screen_keeps_its_earlier_output_on_the_page(
     assert "\x1b[H\x1b[2J\x1b[3Jafter clear" in stored and "\x1bcafter reset" in stored
 
 
+def test_timestamps_stay_in_front_of_a_progress_bar(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A progress bar redraws its line after `\\r`: it overwrote the line's stamp (`step 3 of 38 `
+    where `12:00:01.058 start` had been). Each redraw now gets its stamp; a CRLF cut between two
+    chunks stays one line end."""
+    content = (
+        "echo start; for i in 1 2 3; do printf '\\rstep %d of 3' $i; sleep 0.3; done; echo\n"
+        "printf 'windows\\r'; sleep 0.3; printf '\\nend\\n'\n"
+    )
+    script = create_script(server, tokens["admin"], "progress", content, status="active")
+    execution_id = start_run(server, tokens["admin"], script["id"])
+    wait_run(server, tokens["admin"], execution_id)
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/executions/{execution_id}")
+    wait_connected(page)
+    wait_for_output(page, "^end$")
+    page.get_by_test_id("timestamps").click()
+    text = wait_for_output(page, r"^\d\d:\d\d:\d\d\.\d{3} end$")
+    lines = [line for line in text.split("\n") if line.strip()]
+    unstamped = [re.sub(r"^\d\d:\d\d:\d\d\.\d{3} ", "", line, count=1) for line in lines]
+    assert unstamped == ["start", "step 3 of 3", "windows", "end"], lines
+    assert all(re.match(r"\d\d:\d\d:\d\d\.\d{3} ", line) for line in lines), lines
+
+
 def test_audit_log_filters_by_the_executions_date_range(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:

@@ -22,7 +22,10 @@ MAX_PENDING_CHARS = 2 * 1024 * 1024
 SCROLLBACK_LINES = 100_000
 STDERR_ON, STDERR_OFF = "\x1b[91m", "\x1b[39m"
 RESET_RE = re.compile(r"\x1b\[0?m")
-LINE_END_RE = re.compile(r"(?<=\n)")
+# Where a timestamp goes: after a line feed, and after a carriage return that does not start a
+# CRLF (a progress bar's `\r50%` redraws its line from the first column, stamp included). A CRLF
+# cut between two chunks gets a stamp before its LF, drawn over the line's own (same width).
+LINE_END_RE = re.compile(r"(?<=\n)|(?<=\r)(?!\n)")
 # What xterm.js cannot parse, and logs a "Parsing error" to the console for (binary output holds
 # thousands): DEL, the C1 controls U+0080-U+009F (xterm's 8-bit CSI, OSC, DCS..., which UTF-8
 # output never means) and an ESC whose sequence (ESC, CSI or DCS so far) goes on with one of
@@ -249,7 +252,7 @@ class LiveTerminal:
         for piece in LINE_END_RE.split(text):
             if piece:
                 parts.append(stamp + piece if self._line_start else piece)
-                self._line_start = piece.endswith("\n")
+                self._line_start = piece.endswith(("\n", "\r"))
         return "".join(parts)
 
     def set_timestamps(self, shown: bool) -> None:
