@@ -281,12 +281,9 @@ class LiveTerminal:
     def _kept_on_screen(self, match: re.Match[str]) -> str:
         """What the page's terminal gets for one `ERASING_RE` sequence: for ED 2 and a reset, the
         cursor to the last row and a line feed per row, which scroll the rows on screen into the
-        scrollback (a reset also ends colours); nothing for the others."""
+        scrollback; nothing for the others."""
         sequence = match.group(0)
-        if sequence == "\x1bc" or sequence.endswith("2J"):
-            reset = "\x1b[0m" if sequence == "\x1bc" else ""
-            return f"{reset}\x1b[9999;1H" + "\n" * self.rows
-        return ""
+        return "\x1b[9999;1H" + "\n" * self.rows if sequence == "\x1bc" or sequence.endswith("2J") else ""
 
     def _queue(self, text: str) -> None:
         text = ERASING_RE.sub(self._kept_on_screen, text)
