@@ -111,9 +111,10 @@ def test_a_script_clearing_the_screen_keeps_its_earlier_output_on_the_page(
 ) -> None:
     """`clear` (cursor home, ED 2, ED 3), `reset` (RIS) and the alternate screen erased or hid
     the lines printed before them: the page showed only what came after. Now they stay, in the
-    scrollback, live and after a reload; the stored log keeps the sequences as written."""
+    scrollback, live and after a reload; the stored log keeps the sequences as written. A clear
+    before any output scrolls nothing."""
     content = (
-        "for i in $(seq 1 60); do echo line $i; done\n"
+        "printf '\\033[H\\033[2J'; for i in $(seq 1 60); do echo line $i; done\n"
         "printf '\\033[H\\033[2J\\033[3J'; echo after clear\n"
         "echo in view; printf '\\033c'; echo after reset\n"
         "printf '\\033[?1049h'; echo in the alternate screen; printf '\\033[?1049l'; echo done\n"
@@ -128,6 +129,7 @@ def test_a_script_clearing_the_screen_keeps_its_earlier_output_on_the_page(
     for _ in ("live", "reloaded"):
         text = wait_for_output(page, "^done$")
         assert [line for line in text.split("\n") if line.strip()] == expected
+        assert text.startswith("line 1\n"), "a clear before any output leaves no blank screen"
         page.reload()
         wait_connected(page)
     stored = wait_run(server, tokens["admin"], execution_id)["output"]

@@ -14,6 +14,7 @@ from typing import Any
 
 from nicegui import ui
 
+from opscraft.services.escapes import ANSI_RE
 from opscraft.ui.widgets import live_timer
 
 FLUSH_SECONDS = 0.08
@@ -221,6 +222,7 @@ class LiveTerminal:
         self._line_start = True
         self._cut: dict[bool, str] = {}  # by stream (stderr?): the start of a sequence cut off
         self.rows = DEFAULT_ROWS
+        self._shown = False  # text on screen since the start or the last clear (`_kept_on_screen`)
         self.xterm.on("resize", self._on_resize)
         live_timer(FLUSH_SECONDS, self.flush)
         client = ui.context.client
@@ -258,7 +260,7 @@ class LiveTerminal:
     def set_timestamps(self, shown: bool) -> None:
         """Redraw everything kept with (or without) a timestamp at the start of each line."""
         self.timestamps = shown
-        self._pending, self._pending_chars, self._line_start = [], 0, True
+        self._pending, self._pending_chars, self._line_start, self._shown = [], 0, True, False
         self.xterm.run_terminal_method("reset")
         for at, text in self._kept:
             self._queue(self._stamped(text, at) if shown else text)
@@ -278,15 +280,26 @@ class LiveTerminal:
     def _on_resize(self, event: Any) -> None:
         self.rows = int(event.args.get("rows") or DEFAULT_ROWS)
 
-    def _kept_on_screen(self, match: re.Match[str]) -> str:
-        """What the page's terminal gets for one `ERASING_RE` sequence: for ED 2 and a reset, the
-        cursor to the last row and a line feed per row, which scroll the rows on screen into the
-        scrollback; nothing for the others."""
-        sequence = match.group(0)
-        return "\x1b[9999;1H" + "\n" * self.rows if sequence == "\x1bc" or sequence.endswith("2J") else ""
+    def _kept_on_screen(self, text: str) -> str:
+        """`text` with each `ERASING_RE` sequence replaced by what the page's terminal gets: for
+        ED 2 and a reset, the cursor to the last row and a line feed per row, which scroll the rows
+        on screen into the scrollback (none while nothing was shown since the start or the last
+        such scroll: a `clear` before any output leaves no blank screen above it); nothing for the
+        others."""
+        parts, start = [], 0
+        for match in ERASING_RE.finditer(text):
+            before = text[start : match.start()]
+            self._shown = self._shown or bool(ANSI_RE.sub("", before).strip())
+            sequence, start = match.group(0), match.end()
+            scrolls = sequence == "\x1bc" or sequence.endswith("2J")
+            parts += [before, "\x1b[9999;1H" + "\n" * self.rows if scrolls and self._shown else ""]
+            self._shown = self._shown and not scrolls
+        rest = text[start:]
+        self._shown = self._shown or bool(ANSI_RE.sub("", rest).strip())
+        return "".join([*parts, rest])
 
     def _queue(self, text: str) -> None:
-        text = ERASING_RE.sub(self._kept_on_screen, text)
+        text = self._kept_on_screen(text)
         self._pending.append(text)
         self._pending_chars += len(text)
         self._empty.clear()
