@@ -19,6 +19,7 @@ from tests.ui_journey import (
     start_run,
     terminal_js,
     wait_connected,
+    wait_for_output,
     wait_run,
 )
 
@@ -103,6 +104,61 @@ def test_output_tools_fit_a_phone(server: LiveServer, finished_run: int, page: A
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, (testid, box)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert re.search(r"#L40$", page.url)
+
+
+def test_a_script_clearing_the_screen_keeps_its_earlier_output_on_the_page(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """`clear` (cursor home, ED 2, ED 3), `reset` (RIS) and the alternate screen erased or hid
+    the lines printed before them: the page showed only what came after. Now they stay, in the
+    scrollback, live and after a reload; the stored log keeps the sequences as written. A clear
+    before any output scrolls nothing."""
+    content = (
+        "printf '\\033[H\\033[2J'; for i in $(seq 1 60); do echo line $i; done\n"
+        "printf '\\033[H\\033[2J\\033[3J'; echo after clear\n"
+        "echo in view; printf '\\033c'; echo after reset\n"
+        "printf '\\033[?1049h'; echo in the alternate screen; printf '\\033[?1049l'; echo done\n"
+    )
+    script = create_script(server, tokens["admin"], "clears", content, status="active")
+    log_in(page, server, "admin")
+    execution_id = start_run(server, tokens["admin"], script["id"])
+    page.goto(f"{server.url}/executions/{execution_id}")
+    wait_connected(page)
+    expected = [*(f"line {i}" for i in range(1, 61)), "after clear", "in view", "after reset"]
+    expected += ["in the alternate screen", "done"]
+    for _ in ("live", "reloaded"):
+        text = wait_for_output(page, "^done$")
+        assert [line for line in text.split("\n") if line.strip()] == expected
+        assert text.startswith("line 1\n"), "a clear before any output leaves no blank screen"
+        page.reload()
+        wait_connected(page)
+    stored = wait_run(server, tokens["admin"], execution_id)["output"]
+    assert "\x1b[H\x1b[2J\x1b[3Jafter clear" in stored and "\x1bcafter reset" in stored
+
+
+def test_timestamps_stay_in_front_of_a_progress_bar(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A progress bar redraws its line after `\\r`: it overwrote the line's stamp (`step 3 of 38 `
+    where `12:00:01.058 start` had been). Each redraw now gets its stamp; a CRLF cut between two
+    chunks stays one line end."""
+    content = (
+        "echo start; for i in 1 2 3; do printf '\\rstep %d of 3' $i; sleep 0.3; done; echo\n"
+        "printf 'windows\\r'; sleep 0.3; printf '\\nend\\n'\n"
+    )
+    script = create_script(server, tokens["admin"], "progress", content, status="active")
+    execution_id = start_run(server, tokens["admin"], script["id"])
+    wait_run(server, tokens["admin"], execution_id)
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/executions/{execution_id}")
+    wait_connected(page)
+    wait_for_output(page, "^end$")
+    page.get_by_test_id("timestamps").click()
+    text = wait_for_output(page, r"^\d\d:\d\d:\d\d\.\d{3} end$")
+    lines = [line for line in text.split("\n") if line.strip()]
+    unstamped = [re.sub(r"^\d\d:\d\d:\d\d\.\d{3} ", "", line, count=1) for line in lines]
+    assert unstamped == ["start", "step 3 of 3", "windows", "end"], lines
+    assert all(re.match(r"\d\d:\d\d:\d\d\.\d{3} ", line) for line in lines), lines
 
 
 def test_audit_log_filters_by_the_executions_date_range(

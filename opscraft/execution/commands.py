@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from opscraft.execution import ansible_options, terraform_backend, terraform_plan
+from opscraft.execution import ansible_options, python_source, terraform_backend, terraform_plan
 from opscraft.execution.param_env import ansible_extra_vars, interpreted_name, to_env
 from opscraft.execution.spec import RunnerError, RunSpec
 
@@ -112,7 +112,11 @@ def _build(spec: RunSpec, secret_dir: str) -> Command:
     if spec.script_type == "bash":
         return Command(["bash", "script.sh"], {"script.sh": content}, {**params, **secrets})
     if spec.script_type == "python":
-        return Command(["python3", "-u", "script.py"], {"script.py": content}, {**params, **secrets})
+        try:
+            source = python_source.encoded(spec.content)
+        except python_source.SourceError as exc:  # saved before the save-time check existed
+            raise RunnerError(f"script line {exc.line}: {exc.message}") from None
+        return Command(["python3", "-u", "script.py"], {"script.py": source}, {**params, **secrets})
     if spec.script_type == "ansible":
         command = _ansible(spec, secret_dir)
         return Command(command.argv, command.files, {**command.env, **secrets})

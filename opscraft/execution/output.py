@@ -81,7 +81,8 @@ class OutputPipeline:
             return
         room = self._max_bytes - self._kept_bytes
         cut = len(data) > room
-        if cut:
+        if cut:  # between two characters: a UTF-8 character cut in half would be stored as U+FFFD
+            room -= next((back for back in range(min(room, 3) + 1) if data[room - back] & 0xC0 != 0x80), 0)
             data = data[:room]
         self._kept_bytes += len(data)
         self._add(stream, self._masker.mask(stream, self._decoders[stream].decode(data)))

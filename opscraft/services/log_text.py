@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 
 from opscraft import runtime
 from opscraft.services import executions
 from opscraft.services.actor import Actor
-
-# A CSI sequence (ECMA-48: parameter bytes 0x30-0x3F, so `ESC[38:2:1:2:3m` and `ESC[>4;2m` too,
-# intermediates, a final byte) or an OSC string (a window title, a hyperlink).
-ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
-# Such a sequence cut at the end of a stored chunk (the output pipeline cuts chunks by time and
-# size, not between sequences): held back and cleaned with the next chunk (at most 4 Ki held).
-ANSI_CUT_RE = re.compile(r"\x1b(?:\[[0-?]{0,4096}[ -/]{0,64}|\][^\x07\x1b]{0,4096}\x1b?)?\Z")
-MAX_HELD_CHARS = 4096 + 64 + 2
+from opscraft.services.escapes import ANSI_CUT_RE, ANSI_RE, MAX_HELD_CHARS
 
 
 async def plain_text(actor: Actor, execution_id: int) -> AsyncIterator[str]:

@@ -52,7 +52,7 @@ from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
 from opscraft.db.types import MAX_ID, utc_text, utcnow
 from opscraft.execution.run_events import RunEventMessage
 from opscraft.security.vault import DecryptError
-from opscraft.services import audit, conflicts, names
+from opscraft.services import audit, conflicts, escapes, names
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound, Problems
@@ -372,7 +372,9 @@ def execution_url(execution_id: int) -> str | None:
 
 
 async def _excerpt(session: AsyncSession, execution_id: int) -> str:
-    """The last lines of the stored (already masked) output."""
+    """The last lines of the stored (already masked) output, as plain text: no escape sequences
+    (Ansible's runs are always in colour: a Slack message or an email showed `[0;31mfatal`), each
+    line as a terminal shows it after its carriage returns (a progress bar's last state)."""
     rows = await session.exec(
         select(ExecutionLog.content)
         .where(col(ExecutionLog.execution_id) == execution_id)
@@ -380,7 +382,7 @@ async def _excerpt(session: AsyncSession, execution_id: int) -> str:
         .limit(EXCERPT_LINES)
     )
     text = "".join(reversed(list(rows.all())))
-    lines = text.splitlines()[-EXCERPT_LINES:]
+    lines = escapes.screen_lines(text)[-EXCERPT_LINES:]
     return "\n".join(lines)[-EXCERPT_CHARS:]
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from opscraft.db.models.scripts import ScriptType
+from opscraft.execution import python_source
 from opscraft.services import line_endings, linters
 from opscraft.services.line_endings import Notice
 from opscraft.services.linters import LintReport
@@ -142,9 +143,12 @@ async def _bash(content: str) -> list[SyntaxProblem]:
 
 def _python(content: str) -> list[SyntaxProblem]:
     # compile, not ast.parse: it also refuses what only the compiler checks ('return' outside a
-    # function, 'break' outside a loop, nonlocal at module level). It never runs the code.
+    # function, 'break' outside a loop, nonlocal at module level). It never runs the code. The
+    # bytes a run's file holds, so an encoding line (PEP 263) is read as the run reads it.
     try:
-        compile(content, PYTHON_FILENAME, "exec", dont_inherit=True)
+        compile(python_source.encoded(content), PYTHON_FILENAME, "exec", dont_inherit=True)
+    except python_source.SourceError as exc:
+        return [SyntaxProblem(exc.line, exc.message)]
     except SyntaxError as exc:
         return [SyntaxProblem(exc.lineno or 1, exc.msg)]
     except (ValueError, RecursionError, MemoryError) as exc:

@@ -88,9 +88,10 @@ PRIVATE_KEY_RE = re.compile(
 def file_content(value: str) -> str:
     """What a `file` secret stores for `value`: a private key (PEM or OpenSSH, nothing else
     around it) with LF line endings, no blank edges and one final line break, as OpenSSH needs:
-    a key copied from a terminal lacks the final line break, one from a Windows editor has CRLF,
-    and for either `ssh` says only `Load key: error in libcrypto`. Any other value as given."""
-    key = value.strip()
+    a key copied from a terminal lacks the final line break, one from a Windows editor has CRLF
+    (and may start with a byte order mark, U+FEFF), and for each `ssh` says only `Load key: error
+    in libcrypto`. Any other value as given."""
+    key = value.strip().removeprefix("\ufeff").strip()
     if not PRIVATE_KEY_RE.fullmatch(key):
         return value
     return "\n".join(line.rstrip() for line in key.replace("\r\n", "\n").split("\n")) + "\n"

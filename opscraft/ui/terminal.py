@@ -10,9 +10,11 @@ import asyncio
 import json
 import re
 from datetime import datetime
+from typing import Any
 
 from nicegui import ui
 
+from opscraft.services.escapes import ANSI_RE
 from opscraft.ui.widgets import live_timer
 
 FLUSH_SECONDS = 0.08
@@ -21,7 +23,10 @@ MAX_PENDING_CHARS = 2 * 1024 * 1024
 SCROLLBACK_LINES = 100_000
 STDERR_ON, STDERR_OFF = "\x1b[91m", "\x1b[39m"
 RESET_RE = re.compile(r"\x1b\[0?m")
-LINE_END_RE = re.compile(r"(?<=\n)")
+# Where a timestamp goes: after a line feed, and after a carriage return that does not start a
+# CRLF (a progress bar's `\r50%` redraws its line from the first column, stamp included). A CRLF
+# cut between two chunks gets a stamp before its LF, drawn over the line's own (same width).
+LINE_END_RE = re.compile(r"(?<=\n)|(?<=\r)(?!\n)")
 # What xterm.js cannot parse, and logs a "Parsing error" to the console for (binary output holds
 # thousands): DEL, the C1 controls U+0080-U+009F (xterm's 8-bit CSI, OSC, DCS..., which UTF-8
 # output never means) and an ESC whose sequence (ESC, CSI or DCS so far) goes on with one of
@@ -49,6 +54,14 @@ def displayable(text: str) -> str:
 CUT_RE = re.compile(
     r"\x1b[\x00-\x17\x19\x1c-\x1f]{0,64}(?:[\[P][\x00-\x17\x19\x1c-\x3f]{0,64}|[\x00-\x17\x19\x1c-\x2f]{0,64})\Z"
 )
+# What would erase or hide earlier output on the page: erase the display (ED 2, as `clear` and
+# `tput clear` write after a cursor home) or the scrollback (ED 3), a full reset (RIS, `ESC c`:
+# `reset`, `tput reset`), the alternate screen (whose content vanishes when the program leaves
+# it). The page is a log: the rows on screen are first scrolled into the scrollback (as VTE and
+# Windows Terminal do on ED 2), the scrollback is never erased, the alternate screen is not
+# entered. The stored log keeps the sequences as they were.
+ERASING_RE = re.compile(r"\x1b\[\??[23]J|\x1bc|\x1b\[\?(?:1049|1047|47)[hl]")
+DEFAULT_ROWS = 24  # xterm.js's, until the browser reports the fitted size
 # Dim (not a colour) so a red stderr line stays red after its stamp.
 STAMP_ON, STAMP_OFF = "\x1b[2m", "\x1b[22m"
 MAX_KEPT_CHARS = 8 * 1024 * 1024
@@ -208,6 +221,9 @@ class LiveTerminal:
         self._kept_chars = 0
         self._line_start = True
         self._cut: dict[bool, str] = {}  # by stream (stderr?): the start of a sequence cut off
+        self.rows = DEFAULT_ROWS
+        self._shown = False  # text on screen since the start or the last clear (`_kept_on_screen`)
+        self.xterm.on("resize", self._on_resize)
         live_timer(FLUSH_SECONDS, self.flush)
         client = ui.context.client
         client.run_javascript(_FIT_JS % (self.xterm.id, self.xterm.id))
@@ -238,13 +254,13 @@ class LiveTerminal:
         for piece in LINE_END_RE.split(text):
             if piece:
                 parts.append(stamp + piece if self._line_start else piece)
-                self._line_start = piece.endswith("\n")
+                self._line_start = piece.endswith(("\n", "\r"))
         return "".join(parts)
 
     def set_timestamps(self, shown: bool) -> None:
         """Redraw everything kept with (or without) a timestamp at the start of each line."""
         self.timestamps = shown
-        self._pending, self._pending_chars, self._line_start = [], 0, True
+        self._pending, self._pending_chars, self._line_start, self._shown = [], 0, True, False
         self.xterm.run_terminal_method("reset")
         for at, text in self._kept:
             self._queue(self._stamped(text, at) if shown else text)
@@ -261,7 +277,29 @@ class LiveTerminal:
         number = int(await ui.run_javascript(_LINK_TO_LINE_JS % self.xterm.id, timeout=10))
         return number if number > 0 else None
 
+    def _on_resize(self, event: Any) -> None:
+        self.rows = int(event.args.get("rows") or DEFAULT_ROWS)
+
+    def _kept_on_screen(self, text: str) -> str:
+        """`text` with each `ERASING_RE` sequence replaced by what the page's terminal gets: for
+        ED 2 and a reset, the cursor to the last row and a line feed per row, which scroll the rows
+        on screen into the scrollback (none while nothing was shown since the start or the last
+        such scroll: a `clear` before any output leaves no blank screen above it); nothing for the
+        others."""
+        parts, start = [], 0
+        for match in ERASING_RE.finditer(text):
+            before = text[start : match.start()]
+            self._shown = self._shown or bool(ANSI_RE.sub("", before).strip())
+            sequence, start = match.group(0), match.end()
+            scrolls = sequence == "\x1bc" or sequence.endswith("2J")
+            parts += [before, "\x1b[9999;1H" + "\n" * self.rows if scrolls and self._shown else ""]
+            self._shown = self._shown and not scrolls
+        rest = text[start:]
+        self._shown = self._shown or bool(ANSI_RE.sub("", rest).strip())
+        return "".join([*parts, rest])
+
     def _queue(self, text: str) -> None:
+        text = self._kept_on_screen(text)
         self._pending.append(text)
         self._pending_chars += len(text)
         self._empty.clear()

@@ -289,6 +289,29 @@ async def test_a_slack_message_escapes_what_slack_would_read_as_a_mention_or_lin
     assert "<" not in text and ">" not in text
 
 
+async def test_the_output_excerpt_is_the_text_a_reader_sees(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """Ansible's runs are always in colour: Slack and email showed `[0;31mfatal: ...`, and each
+    redraw of a progress bar took one of the 20 lines. The excerpt drops escape sequences and
+    keeps a line as its carriage returns leave it."""
+    with http_receiver() as hook:
+        web = await channel(client, admin, name="web", kind="webhook", config={"url": hook.url})
+        sid = await script(client, admin)
+        await rule(client, admin, web["id"], ["failure"], sid)
+        output = (
+            "\x1b[0;32mok: [localhost]\x1b[0m\r\n"
+            "\r 10%\r 50%\r100% done\n"
+            "\x1b]0;title\x07\x1b[0;31mfatal: [localhost]: FAILED!\x1b[0m\n"
+        )
+        run_id = await finished_run(sid, "failed", output)
+        async with runtime.current().db.session() as session:
+            assert await notifications.enqueue_for_execution(session, run_id) == 1
+        await deliver_all()
+        body = json.loads((await hook.wait_for(1))[0].body)
+    assert body["output_excerpt"] == "ok: [localhost]\n100% done\nfatal: [localhost]: FAILED!"
+
+
 @pytest.mark.parametrize(
     ("kind", "answer", "said"),
     [

@@ -240,6 +240,9 @@ async def test_a_shared_inventory_reaches_the_host_over_ssh(
     [
         pytest.param(lambda key: key.rstrip("\n"), id="no-final-newline"),
         pytest.param(lambda key: "\n" + key.replace("\n", "\r\n") + "  \r\n", id="crlf-and-blank-edges"),
+        pytest.param(
+            lambda key: "\ufeff" + key.replace("\n", "\r\n"), id="windows-file-with-byte-order-mark"
+        ),
     ],
 )
 async def test_a_private_key_pasted_without_its_final_newline_still_logs_in(

@@ -247,6 +247,29 @@ async def test_the_whole_log_downloads_as_plain_text(
     assert (await client.get(f"/api/v1/executions/{final['id']}/output.log")).status_code == 401
 
 
+async def test_the_download_removes_every_kind_of_escape_sequence(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """The download kept all but CSI and OSC: `tput sgr0`'s `ESC(B`, cursor save/restore
+    (`ESC7`, `ESC8`), keypad modes, a DCS string (here cut between two chunks) stayed in the
+    file as control characters; an ESC that starts nothing stays text."""
+    script = (
+        "printf 'a\\033[1mbold\\033(B\\033[m \\0337x\\0338 \\033=\\033> \\033Pq#0;2'\n"
+        "sleep 0.3\n"
+        "printf '\\033\\\\ \\033(0lqk\\033(B \\033_apc\\033\\\\ end \\033\\n'\n"
+    )
+    final, text = await run(client, admin, script, "local")
+    assert final["status"] == "success"
+    assert text == (
+        "a\x1b[1mbold\x1b(B\x1b[m \x1b7x\x1b8 \x1b=\x1b> \x1bPq#0;2\x1b\\"
+        " \x1b(0lqk\x1b(B \x1b_apc\x1b\\ end \x1b\n"
+    )
+    chunks = (await client.get(f"/api/v1/executions/{final['id']}/logs", headers=admin.headers)).json()
+    assert any(c["content"].endswith("\x1bPq#0;2") for c in chunks["items"]), "the test needs it cut"
+    r = await client.get(f"/api/v1/executions/{final['id']}/output.log", headers=admin.headers)
+    assert r.text == "abold x   lqk  end \x1b\n"
+
+
 async def test_nul_in_output_is_stored_as_a_replacement_character(
     client: httpx.AsyncClient, admin: LoggedIn
 ) -> None:
@@ -264,6 +287,15 @@ async def test_output_cap_truncates_visibly(client: httpx.AsyncClient, admin: Lo
     assert final["output_truncated"] is True and final["output_bytes"] > 100_000
     assert text.startswith("1\n2\n3\n") and "[opscraft] output truncated" in text and "5000 bytes" in text
     assert len(text.encode()) < 5000 + 300
+
+
+@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_MAX_OUTPUT_BYTES": 5000}])
+async def test_output_cap_cuts_between_characters(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """The cap cut the bytes of a character in half: the stored text ended in a U+FFFD the
+    script never printed."""
+    final, text = await run(client, admin, "printf 'a%.0s' $(seq 1 4996)\nprintf '€€'\n", "local")
+    assert final["output_truncated"] is True and final["output_bytes"] == 4996 + 6
+    assert text.startswith("a" * 4996 + "€\r\n\x1b[33m[opscraft] output truncated"), text[4990:5010]
 
 
 async def test_dashboard_stats(client: httpx.AsyncClient, admin: LoggedIn) -> None:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from sqlmodel import col, update
 
+from opscraft import runtime
+from opscraft.db.models.scripts import Script, ScriptVersion
 from tests.conftest import LoggedIn
-from tests.executions.conftest import run
+from tests.executions.conftest import make_script, run, start, wait_for
 
 RUNNERS = pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
 
@@ -60,6 +63,48 @@ async def test_python_is_unbuffered(client: httpx.AsyncClient, admin: LoggedIn, 
     final, text = await run(client, admin, script, runner_name, script_type="python")
     assert final["status"] == "failed" and final["exit_code"] == 2
     assert "out" in text and "err" in text
+
+
+@RUNNERS
+async def test_python_reads_its_text_in_the_encoding_it_declares(
+    client: httpx.AsyncClient, admin: LoggedIn, runner_name: str
+) -> None:
+    # PEP 263: the file is the stored text in latin-1, so Python reads back what was saved (the
+    # file was UTF-8 under this line, and printed 'cafÃ© Â½').
+    script = "# -*- coding: latin-1 -*-\nimport sys\nprint('café ½', len('café'), sys.stdout.encoding)\n"
+    final, text = await run(client, admin, script, runner_name, script_type="python")
+    assert final["status"] == "success", final
+    assert text == "café ½ 4 utf-8\n"
+
+
+async def test_python_text_its_declared_encoding_cannot_hold(
+    client: httpx.AsyncClient, admin: LoggedIn, runner_name: str
+) -> None:
+    # Refused on save, the line named; it failed each run with "SyntaxError: encoding problem".
+    body = {
+        "name": "narrow",
+        "script_type": "python",
+        "content": "#!/usr/bin/env python3\n# coding: latin-1\nprint('€')\n",
+    }
+    refused = await client.post("/api/v1/scripts", json=body, headers=admin.headers)
+    assert refused.status_code == 422, refused.text
+    assert "line 3" in refused.text and "'€' (U+20AC) cannot be written in iso-8859-1" in refused.text
+    body["content"] = "# coding: no-such-codec\nprint(1)\n"
+    refused = await client.post("/api/v1/scripts", json=body, headers=admin.headers)
+    assert refused.status_code == 422 and "'no-such-codec', which Python does not know" in refused.text
+    # One saved before the check: its runs end in `error` saying why, before any container.
+    script_id = await make_script(client, admin, "print(1)\n", script_type="python")
+    narrow = "# coding: ascii\nprint('é')\n"
+    async with runtime.current().db.session() as session:
+        await session.exec(update(Script).where(col(Script.id) == script_id).values(content=narrow))
+        await session.exec(
+            update(ScriptVersion).where(col(ScriptVersion.script_id) == script_id).values(content=narrow)
+        )
+        await session.commit()
+    started = await start(client, admin, script_id, runner_name)
+    final = await wait_for(client, admin, started["id"])
+    assert final["status"] == "error", final
+    assert "line 2: 'é' (U+00E9) cannot be written in ascii" in final["error_message"]
 
 
 @RUNNERS
