@@ -7,6 +7,7 @@ the server.
 
 from __future__ import annotations
 
+import codecs
 from typing import Any
 
 from nicegui import ui
@@ -166,14 +167,18 @@ class SecretValueField:
 
     async def _uploaded(self, event: Any) -> None:
         raw = await event.file.read()
+        # A byte order mark (Windows editors write one) is no part of a value: a variable that
+        # began with an invisible U+FEFF failed every login it was used for, with no hint why.
+        bom = raw.startswith(codecs.BOM_UTF8)
         try:
-            self.file_text = raw.decode("utf-8")
+            self.file_text = raw.removeprefix(codecs.BOM_UTF8).decode("utf-8")
         except UnicodeDecodeError:
             self._file_error(f"{event.file.name} is not UTF-8 text: a secret value must be text")
             return
         self.text.value = ""
         self.text.disable()
-        self.file_note.text = f"The value is the content of {event.file.name} ({len(raw):,} bytes, as is)."
+        how = "its leading byte order mark dropped" if bom else "as is"
+        self.file_note.text = f"The value is the content of {event.file.name} ({len(raw):,} bytes, {how})."
         self.file_note.classes(replace="text-caption text-positive")
         self.file_note.set_visibility(True)
 
