@@ -223,6 +223,8 @@ def test_cancel_a_running_execution_from_its_page(page: Any, env: Env) -> None:
         assert max(ticker_lines(terminal_text(page))) == last, "no output after the cancel"
     finally:
         env.cancel(others)
+    # The cancel is asked for; the list shows the run once it has ended (the page loads once).
+    assert wait_run(env.server, env.admin, others)["status"] == "cancelled"
     page.goto(f"{env.server.url}/executions?status=cancelled")
     page.get_by_test_id(f"row-cancelled-by-{own}").get_by_text("by viewer").wait_for()
     page.get_by_test_id(f"row-cancelled-by-{others}").get_by_text("by admin").wait_for()
