@@ -36,6 +36,11 @@ router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
     responses=error_responses(*AUTHED, 404, 409),
 )
 async def create_execution(body: ExecutionCreate, session: Session, actor: CurrentActor) -> ExecutionOut:
+    """Needs execute_scripts (every role). The script must be active (409 otherwise);
+    the parameters are checked against its declarations (422 naming each). A Terraform `destroy`
+    needs `confirm_destroy` and an operator or admin (403). A script with an approval policy
+    answers `awaiting_approval` instead of `queued`. 409 also when no runner can take it (Docker
+    unreachable, local runner disabled, no worker). Audited as `execution.create`."""
     return await _create(body, session, actor)
 
 
@@ -184,6 +189,8 @@ async def list_executions(
     responses=error_responses(*AUTHED, 404),
 )
 async def get_execution(execution_id: IdPath, session: Session, actor: CurrentActor) -> ExecutionOut:
+    """Needs view_scripts (every role: any run, not only yours). 404 when no execution has this
+    id."""
     return ExecutionOut.of(await executions.get(session, actor, execution_id))
 
 
@@ -194,6 +201,9 @@ async def get_execution(execution_id: IdPath, session: Session, actor: CurrentAc
     responses=error_responses(*AUTHED, 404),
 )
 async def get_ran_content(execution_id: IdPath, session: Session, actor: CurrentActor) -> RanContentOut:
+    """Needs view_scripts (every role). The script version the run used, or the stored
+    content of a test run of unsaved content (`draft: true`). 404 when the execution is unknown
+    or the version it ran is no longer stored."""
     execution = await executions.get(session, actor, execution_id)
     content = await executions.ran_content(session, actor, execution_id)
     return RanContentOut(
@@ -222,6 +232,10 @@ async def get_logs(
         int, Query(ge=1, le=MAX_LOG_PAGE, description="Chunks to return at most"), WHOLE_TEXT
     ] = 500,
 ) -> LogsOut:
+    """Needs view_scripts (every role). Chunks with `seq` above `offset`, at most `limit`
+    (1-1000); pass back `next_offset` to continue. `complete` is true once the run has
+    ended and nothing is left. Secret values were masked as `***` before being stored.
+    404 when the execution is unknown."""
     page = await executions.read_logs(session, actor, execution_id, offset, limit)
     return LogsOut.of(execution_id, page)
 
@@ -236,6 +250,9 @@ async def get_logs(
     },
 )
 async def download_output(execution_id: IdPath, session: Session, actor: CurrentActor) -> StreamingResponse:
+    """Needs view_scripts (every role). `text/plain; charset=utf-8` as an attachment, streamed;
+    stdout and stderr interleaved in `seq` order, ANSI escape sequences removed, secret values
+    masked as `***` as stored. 404 when the execution is unknown."""
     await executions.get(session, actor, execution_id)
     return StreamingResponse(
         log_text.plain_text(actor, execution_id),
@@ -251,6 +268,10 @@ async def download_output(execution_id: IdPath, session: Session, actor: Current
     responses=error_responses(*AUTHED, 404, 409),
 )
 async def cancel_execution(execution_id: IdPath, session: Session, actor: CurrentActor) -> ExecutionOut:
+    """The user who started the run, or an operator or admin (cancel_any_execution); 403
+    otherwise. 404 when unknown; 409 when the run has already finished (also when it ends as the
+    cancel arrives: nothing is changed or audited then). A Terraform run gets SIGINT first.
+    Audited as `execution.cancel`."""
     return ExecutionOut.of(await executions.cancel(session, actor, execution_id))
 
 
@@ -264,5 +285,9 @@ async def cancel_execution(execution_id: IdPath, session: Session, actor: Curren
 async def rerun_execution(
     execution_id: IdPath, session: Session, actor: CurrentActor, body: RerunCreate | None = None
 ) -> ExecutionOut:
+    """Needs execute_scripts. Every rule of `POST /executions` applies again: the script
+    must still be active (409), the stored parameters must fit its current declarations (422),
+    a `destroy` needs `confirm_destroy` in the body again (422) and an operator or admin (403).
+    A test run of unsaved content cannot be rerun (409). 404 when the execution is unknown."""
     confirm = body.confirm_destroy if body is not None else False
     return ExecutionOut.of(await runs.rerun(session, actor, execution_id, confirm_destroy=confirm))
