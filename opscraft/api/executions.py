@@ -49,7 +49,9 @@ async def create_execution(body: ExecutionCreate, session: Session, actor: Curre
     response_class=StreamingResponse,
     status_code=200,
     summary="Run a script and follow it in this answer (Server-Sent Events)",
-    description="The body, the rules and the refusals of `POST /api/v1/executions`; the answer is "
+    description="Needs execute_scripts (every role). The body, the rules and the refusals of "
+    "`POST /api/v1/executions` (406 when the request does not accept `text/event-stream`: no run "
+    "is started); the answer is "
     "an event stream: `execution` (the run as created), then the WebSocket's `status`, `log` and "
     "`end` messages as they happen (stored output first, no gap, no duplicate), ending after `end`; "
     "`error` (401) when the token stops authenticating meanwhile, (503) when the server stops. "
@@ -113,7 +115,10 @@ async def _create(body: ExecutionCreate, session: Session, actor: CurrentActor) 
     "",
     response_model=ExecutionPage,
     summary="List executions, newest first (`total` is counted up to 10,000: see `total_capped`)",
-    description="Page with `skip` and `limit`, or with `cursor`: pass back the previous page's "
+    description="Needs view_scripts (every role: every user's runs). Filters combine with AND: "
+    "`script_id`, `status`, `user_id` (who started it), `trigger`, `since` and `until` (queued at; "
+    "ISO 8601, a day alone is that whole UTC day; 422 naming the field for a `since` after `until`). "
+    "Page with `skip` and `limit`, or with `cursor`: pass back the previous page's "
     "`next_cursor` (keyset paging: every page costs the same at any depth, and runs started "
     "between two pages neither shift nor repeat the later ones), or its `prev_cursor` to go back "
     "to newer runs. `next_cursor` is null on the last page, `prev_cursor` on the newest. An "
