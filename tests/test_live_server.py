@@ -144,6 +144,9 @@ def test_every_operation_says_who_may_call_it_and_what_it_does(server: LiveServe
         description = operation.get("description", "").strip()
         assert description, f"{method} {path}: no description (give the route function a docstring)"
         assert WHO_MAY_CALL.search(description), f"{method} {path}: the description names no caller"
+        said = set(re.findall(r"\b(4\d\d)\b", description))
+        undocumented = sorted(said - set(operation["responses"]))
+        assert not undocumented, f"{method} {path}: says {undocumented}, its responses do not"
 
 
 def test_every_route_is_described() -> None:

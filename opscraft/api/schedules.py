@@ -132,7 +132,7 @@ async def list_for_script(
     response_model=ScheduleOut,
     status_code=201,
     summary="Add a schedule (5-field cron in a time zone); runs start on your behalf",
-    responses=error_responses(*AUTHED, 404),
+    responses=error_responses(*AUTHED, 404, 409),
 )
 async def create(
     script_id: IdPath, body: Annotated[ScheduleIn, CheckedByService], session: Session, actor: CurrentActor
@@ -171,7 +171,7 @@ async def get_one(
     dependencies=[permitted(Permission.edit_scripts, schedules.MANAGE)],
     response_model=ScheduleOut,
     summary="Change a schedule (fields left out keep their values; you own it; a paused one resumes)",
-    responses=error_responses(*AUTHED, 404),
+    responses=error_responses(*AUTHED, 404, 409),
 )
 async def update(
     script_id: IdPath,

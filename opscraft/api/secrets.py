@@ -167,7 +167,7 @@ async def get_secret(secret_id: IdPath, session: Session, actor: CurrentActor) -
     dependencies=[permitted(Permission.manage_secrets)],
     response_model=SecretOut,
     summary="Change the description and/or replace the value",
-    responses=error_responses(*AUTHED, 404),
+    responses=error_responses(*AUTHED, 404, 409),
 )
 async def update_secret(
     secret_id: IdPath, body: SecretUpdate, session: Session, actor: CurrentActor

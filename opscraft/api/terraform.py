@@ -117,11 +117,12 @@ async def backend_get(
 async def backend_post(
     request: Request, session: Session, script_id: IdPath, workspace: Workspace, ID: LockIdQuery = None
 ) -> Response:
-    """Terraform's `http` backend: a running apply or destroy run of this script and workspace
-    (HTTP Basic run credentials; 401 as for GET, 403 for a run that is over or only plans). Stores
-    the body as the next state version; while the state is locked, `?ID=` must be the holder's
-    lock id (423 with the holder's lock info otherwise; 422 naming `ID` when malformed). 413 over
-    `OPSCRAFT_MAX_STATE_BYTES`; 422 when not UTF-8. Audited as `terraform.state_write`."""
+    """Terraform's `http` backend: a running run of this script and workspace that may change
+    the state (HTTP Basic run credentials; 401 as for GET, 403 for a run that is over or only
+    plans). Stores the body as the next state version; while the state is locked, `?ID=` must be
+    the holder's lock id (423 with the holder's lock info otherwise; 422 naming `ID` when
+    malformed). 413 over `OPSCRAFT_MAX_STATE_BYTES`; 422 when not UTF-8. Audited as
+    `terraform.state_write`."""
     run = await _run(request, session, script_id, workspace, write=True)
     body = await request.body()
     try:
@@ -139,8 +140,8 @@ async def backend_post(
 async def backend_delete(
     request: Request, session: Session, script_id: IdPath, workspace: Workspace, ID: LockIdQuery = None
 ) -> Response:
-    """Terraform's `http` backend: a running apply or destroy run (HTTP Basic run credentials;
-    401, 403 as for POST). Empties the state: its versions are kept and can be rolled back to.
+    """Terraform's `http` backend: a running run that may change the state (HTTP Basic run
+    credentials; 401, 403 as for POST). Empties the state: its versions are kept and can be rolled back to.
     While locked, `?ID=` must be the holder's lock id (423 with its lock info otherwise)."""
     run = await _run(request, session, script_id, workspace, write=True)
     try:

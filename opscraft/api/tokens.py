@@ -77,7 +77,7 @@ class TokenCreated(TokenOut):
     response_model=TokenCreated,
     status_code=201,
     summary="Create a personal access token (its value is in this response only)",
-    responses=error_responses(*AUTHED),
+    responses=error_responses(*AUTHED, 409),
 )
 async def create_token(body: TokenCreate, session: Session, actor: CurrentActor) -> TokenCreated:
     """Any role, signed in with a password (403 with a personal access token). The `ocp_...`
