@@ -101,6 +101,9 @@ async def pending(
         Query(description=f"true: the {approvals.MAX_ENDED} requests that ended last, newest first"),
     ] = False,
 ) -> list[PendingOut]:
+    """Needs view_scripts (every role). Runs in `awaiting_approval`, oldest first, each with its
+    approvals so far, `required`, `expires_at` and `decided_by_you`; with `ended=true` the 50
+    requests that ended last (newest first) with their `outcome` and `decided_at`."""
     found = await (approvals.ended if ended else approvals.pending)(session, actor)
     return [PendingOut.of(p) for p in found]
 
@@ -115,6 +118,11 @@ async def pending(
 async def approve(
     execution_id: IdPath, body: Decision, session: Session, actor: CurrentActor
 ) -> ExecutionOut:
+    """Operator or admin (approve_executions), other than the run's requester (403, however you
+    sign in). Each person decides once (409, also for two decisions at the same moment); 409 when
+    the run is not awaiting approval, or could no longer start as requested (script deleted or not
+    active, requester deactivated, environment over budget: it keeps waiting). The run is queued once
+    `required` approvals are in. 404 when unknown. Audited as `execution.approve`."""
     return ExecutionOut.of(await approvals.approve(session, actor, execution_id, body.comment))
 
 
@@ -126,6 +134,9 @@ async def approve(
     responses=error_responses(*AUTHED, 404, 409),
 )
 async def reject(execution_id: IdPath, body: Decision, session: Session, actor: CurrentActor) -> ExecutionOut:
+    """Operator or admin (approve_executions), other than the run's requester (403). The run ends
+    `rejected` at once (a final state, with its run event and notifications). 409 when it is not
+    awaiting approval or you decided already; 404 when unknown. Audited as `execution.reject`."""
     return ExecutionOut.of(await approvals.reject(session, actor, execution_id, body.comment))
 
 
@@ -136,6 +147,8 @@ async def reject(execution_id: IdPath, body: Decision, session: Session, actor: 
     responses=error_responses(*AUTHED, 404),
 )
 async def decisions(execution_id: IdPath, session: Session, actor: CurrentActor) -> list[DecisionOut]:
+    """Needs view_scripts (every role). Each approve or reject with its comment, in the order given;
+    an empty list for a run without decisions. 404 when the execution is unknown."""
     return [DecisionOut.of(d) for d in await approvals.trail(session, actor, execution_id)]
 
 
@@ -146,6 +159,9 @@ async def decisions(execution_id: IdPath, session: Session, actor: CurrentActor)
     responses=error_responses(*AUTHED, 404),
 )
 async def request_state(execution_id: IdPath, session: Session, actor: CurrentActor) -> PendingOut:
+    """Needs view_scripts (every role). `outcome` null while the run waits, else approved,
+    rejected, expired or cancelled with `decided_at` (and `decided_by` for a cancel). 404 when the
+    execution is unknown or never waited for approval."""
     return PendingOut.of(await approvals.state_of(session, actor, execution_id))
 
 
@@ -156,6 +172,8 @@ async def request_state(execution_id: IdPath, session: Session, actor: CurrentAc
     responses=error_responses(*AUTHED, 404),
 )
 async def get_policy(script_id: IdPath, session: Session, actor: CurrentActor) -> PolicyOut | None:
+    """Needs view_scripts (every role). `{script_id, required, expires_after_hours}`, or null
+    when the script's runs need no approval. 404 when the script is unknown or deleted."""
     policy = await approvals.get_policy(session, actor, script_id)
     return PolicyOut.of(policy) if policy else None
 
@@ -168,6 +186,11 @@ async def get_policy(script_id: IdPath, session: Session, actor: CurrentActor) -
     responses=error_responses(*AUTHED, 404),
 )
 async def put_policy(script_id: IdPath, body: PolicyIn, session: Session, actor: CurrentActor) -> PolicyOut:
+    """Operator or admin (edit_scripts); only an admin may lower `required` (403 for an operator:
+    the rule must not be switched off by whom it constrains). `required` 1-5, `expires_after_hours`
+    1-720; fields left out keep their stored values (a new policy takes the defaults 1 and 24).
+    Runs already waiting keep their requirement. 404 for an unknown script. Audited as
+    `approval_policy.set`."""
     return PolicyOut.of(await approvals.set_policy(session, actor, script_id, body))
 
 
@@ -179,5 +202,9 @@ async def put_policy(script_id: IdPath, body: PolicyIn, session: Session, actor:
     responses=error_responses(*AUTHED, 404),
 )
 async def delete_policy(script_id: IdPath, session: Session, actor: CurrentActor) -> Response:
+    """Admin only: removing a policy needs relax_approvals (403 for an operator, 403 for a
+    viewer from edit_scripts). Runs started from now on need no
+    approval; runs already waiting still need theirs. 404 when the script requires no approval.
+    Audited as `approval_policy.remove`."""
     await approvals.remove_policy(session, actor, script_id)
     return Response(status_code=204)

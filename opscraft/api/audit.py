@@ -50,6 +50,12 @@ async def list_events(
     skip: Skip = 0,
     limit: Limit = 50,
 ) -> Page[AuditEventOut]:
+    """Admin only (view_audit). Events newest first, as `{items, total, skip, limit}`. Filters
+    combine with AND: `actor_id`, `actor_name` (ignoring case), `action` (e.g. `auth.login_failed`),
+    `target_type` and `target_id`, `since` and `until` (ISO 8601; no zone is UTC; a day alone is
+    that whole UTC day). 422 naming the field for a `since` after `until`, a time with no UTC form,
+    or a filter over its length or with a control character. Details never hold a password or a
+    secret value."""
     query = audit.AuditQuery(actor_id, actor_name, action, target_type, target_id, since, until, skip, limit)
     rows, total = await audit.search(session, actor, query)
     return Page(items=[AuditEventOut.model_validate(e) for e in rows], total=total, skip=skip, limit=limit)

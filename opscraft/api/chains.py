@@ -103,6 +103,8 @@ def _step(step: ChainStep, *, source_side: bool) -> ChainStepOut:
     responses=error_responses(*AUTHED, 404),
 )
 async def list_links(script_id: IdPath, session: Session, actor: CurrentActor) -> list[LinkOut]:
+    """Needs view_scripts (every role). The links whose source is this script, oldest first;
+    404 when the script is unknown or deleted."""
     return [await _out(session, link) for link in await chains.list_for_script(session, actor, script_id)]
 
 
@@ -117,6 +119,13 @@ async def list_links(script_id: IdPath, session: Session, actor: CurrentActor) -
 async def create_link(
     script_id: IdPath, body: Annotated[LinkIn, CheckedByService], session: Session, actor: CurrentActor
 ) -> LinkOut:
+    """Operator or admin (edit_scripts). When a run of this script ends with `outcome` (success;
+    failure: failed, timed_out or error; any), `target_script_id` starts on behalf of that run's
+    user. `mapping` takes values from the run's facts by JSON pointer (`/parameters/X`,
+    `/outputs/X`, `/run/id`, `/run/status`, `/run/exit_code`). 422 naming `target_script_id` for a
+    cycle (with its path) or an unknown target, `mapping.X` or `parameters.X` for what the target
+    refuses; 409 for a second link with the same target and outcome; 404 for an unknown script.
+    Audited as `chain_link.create`."""
     return await _out(session, await chains.create(session, actor, script_id, body))
 
 
@@ -124,6 +133,7 @@ async def create_link(
     PATH + "/{link_id}", response_model=LinkOut, summary="A link", responses=error_responses(*AUTHED, 404)
 )
 async def get_link(script_id: IdPath, link_id: IdPath, session: Session, actor: CurrentActor) -> LinkOut:
+    """Needs view_scripts (every role). 404 when unknown or of another script."""
     return await _out(session, await chains.get(session, actor, link_id, script_id))
 
 
@@ -141,6 +151,9 @@ async def update_link(
     session: Session,
     actor: CurrentActor,
 ) -> LinkOut:
+    """Operator or admin (edit_scripts). Fields left out keep their stored values; checked as on
+    create (422 for a cycle or a refused mapping, 409 for a duplicate). You become its author. 404
+    when unknown or of another script. Audited as `chain_link.update`."""
     return await _out(session, await chains.update_link(session, actor, link_id, body, script_id))
 
 
@@ -152,6 +165,8 @@ async def update_link(
     dependencies=[permitted(Permission.edit_scripts)],
 )
 async def delete_link(script_id: IdPath, link_id: IdPath, session: Session, actor: CurrentActor) -> Response:
+    """Operator or admin (edit_scripts). Firings it already caused stay recorded. 404 when
+    unknown or of another script. Audited as `chain_link.delete`."""
     await chains.delete(session, actor, link_id, script_id)
     return Response(status_code=204)
 
@@ -163,6 +178,9 @@ async def delete_link(script_id: IdPath, link_id: IdPath, session: Session, acto
     responses=error_responses(*AUTHED, 404),
 )
 async def execution_chain(execution_id: IdPath, session: Session, actor: CurrentActor) -> ExecutionChainOut:
+    """Needs view_scripts (every role). `started_by`: the firing that started this run (null
+    when it was not chained); `started`: each firing its end caused, with the new run's id or why
+    it did not start (`refused`, `error`). 404 when the execution is unknown."""
     chain = await chains.chain_of(session, actor, execution_id)
     return ExecutionChainOut(
         started_by=_step(chain.started_by, source_side=True) if chain.started_by else None,

@@ -75,6 +75,12 @@ def _schema_fields(exc: Invalid) -> Invalid:
 async def create_test_run(
     script_id: IdPath, body: TestRunCreate, session: Session, actor: CurrentActor
 ) -> ExecutionOut:
+    """Operator or admin (edit_scripts and execute_scripts). Runs the editor's unsaved `content`
+    as a test run (`draft: true`) of a script in any status; no version is saved and the script is
+    unchanged. The content and `parameter_schema` are checked as a save would check them (422 naming
+    each, `acknowledge_risks` for dangerous patterns); a Terraform test run only plans (422
+    otherwise). 404 for an unknown script; 409 when no runner can take it. Approval policies apply.
+    Audited as `execution.create` with the content's SHA-256."""
     try:
         execution = await draft_runs.start(
             session,

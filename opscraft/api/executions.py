@@ -36,6 +36,11 @@ router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
     responses=error_responses(*AUTHED, 404, 409),
 )
 async def create_execution(body: ExecutionCreate, session: Session, actor: CurrentActor) -> ExecutionOut:
+    """Needs execute_scripts (every role). The script must be active (409 otherwise);
+    the parameters are checked against its declarations (422 naming each). A Terraform `destroy`
+    needs `confirm_destroy` and an operator or admin (403). A script with an approval policy
+    answers `awaiting_approval` instead of `queued`. 409 also when no runner can take it (Docker
+    unreachable, local runner disabled, no worker). Audited as `execution.create`."""
     return await _create(body, session, actor)
 
 
@@ -44,7 +49,9 @@ async def create_execution(body: ExecutionCreate, session: Session, actor: Curre
     response_class=StreamingResponse,
     status_code=200,
     summary="Run a script and follow it in this answer (Server-Sent Events)",
-    description="The body, the rules and the refusals of `POST /api/v1/executions`; the answer is "
+    description="Needs execute_scripts (every role). The body, the rules and the refusals of "
+    "`POST /api/v1/executions` (406 when the request does not accept `text/event-stream`: no run "
+    "is started); the answer is "
     "an event stream: `execution` (the run as created), then the WebSocket's `status`, `log` and "
     "`end` messages as they happen (stored output first, no gap, no duplicate), ending after `end`; "
     "`error` (401) when the token stops authenticating meanwhile, (503) when the server stops. "
@@ -108,7 +115,10 @@ async def _create(body: ExecutionCreate, session: Session, actor: CurrentActor) 
     "",
     response_model=ExecutionPage,
     summary="List executions, newest first (`total` is counted up to 10,000: see `total_capped`)",
-    description="Page with `skip` and `limit`, or with `cursor`: pass back the previous page's "
+    description="Needs view_scripts (every role: every user's runs). Filters combine with AND: "
+    "`script_id`, `status`, `user_id` (who started it), `trigger`, `since` and `until` (queued at; "
+    "ISO 8601, a day alone is that whole UTC day; 422 naming the field for a `since` after `until`). "
+    "Page with `skip` and `limit`, or with `cursor`: pass back the previous page's "
     "`next_cursor` (keyset paging: every page costs the same at any depth, and runs started "
     "between two pages neither shift nor repeat the later ones), or its `prev_cursor` to go back "
     "to newer runs. `next_cursor` is null on the last page, `prev_cursor` on the newest. An "
@@ -184,6 +194,8 @@ async def list_executions(
     responses=error_responses(*AUTHED, 404),
 )
 async def get_execution(execution_id: IdPath, session: Session, actor: CurrentActor) -> ExecutionOut:
+    """Needs view_scripts (every role: any run, not only yours). 404 when no execution has this
+    id."""
     return ExecutionOut.of(await executions.get(session, actor, execution_id))
 
 
@@ -194,6 +206,9 @@ async def get_execution(execution_id: IdPath, session: Session, actor: CurrentAc
     responses=error_responses(*AUTHED, 404),
 )
 async def get_ran_content(execution_id: IdPath, session: Session, actor: CurrentActor) -> RanContentOut:
+    """Needs view_scripts (every role). The script version the run used, or the stored
+    content of a test run of unsaved content (`draft: true`). 404 when the execution is unknown
+    or the version it ran is no longer stored."""
     execution = await executions.get(session, actor, execution_id)
     content = await executions.ran_content(session, actor, execution_id)
     return RanContentOut(
@@ -222,6 +237,10 @@ async def get_logs(
         int, Query(ge=1, le=MAX_LOG_PAGE, description="Chunks to return at most"), WHOLE_TEXT
     ] = 500,
 ) -> LogsOut:
+    """Needs view_scripts (every role). Chunks with `seq` above `offset`, at most `limit`
+    (1-1000); pass back `next_offset` to continue. `complete` is true once the run has
+    ended and nothing is left. Secret values were masked as `***` before being stored.
+    404 when the execution is unknown."""
     page = await executions.read_logs(session, actor, execution_id, offset, limit)
     return LogsOut.of(execution_id, page)
 
@@ -236,6 +255,9 @@ async def get_logs(
     },
 )
 async def download_output(execution_id: IdPath, session: Session, actor: CurrentActor) -> StreamingResponse:
+    """Needs view_scripts (every role). `text/plain; charset=utf-8` as an attachment, streamed;
+    stdout and stderr interleaved in `seq` order, ANSI escape sequences removed, secret values
+    masked as `***` as stored. 404 when the execution is unknown."""
     await executions.get(session, actor, execution_id)
     return StreamingResponse(
         log_text.plain_text(actor, execution_id),
@@ -251,6 +273,10 @@ async def download_output(execution_id: IdPath, session: Session, actor: Current
     responses=error_responses(*AUTHED, 404, 409),
 )
 async def cancel_execution(execution_id: IdPath, session: Session, actor: CurrentActor) -> ExecutionOut:
+    """The user who started the run, or an operator or admin (cancel_any_execution); 403
+    otherwise. 404 when unknown; 409 when the run has already finished (also when it ends as the
+    cancel arrives: nothing is changed or audited then). A Terraform run gets SIGINT first.
+    Audited as `execution.cancel`."""
     return ExecutionOut.of(await executions.cancel(session, actor, execution_id))
 
 
@@ -264,5 +290,9 @@ async def cancel_execution(execution_id: IdPath, session: Session, actor: Curren
 async def rerun_execution(
     execution_id: IdPath, session: Session, actor: CurrentActor, body: RerunCreate | None = None
 ) -> ExecutionOut:
+    """Needs execute_scripts. Every rule of `POST /executions` applies again: the script
+    must still be active (409), the stored parameters must fit its current declarations (422),
+    a `destroy` needs `confirm_destroy` in the body again (422) and an operator or admin (403).
+    A test run of unsaved content cannot be rerun (409). 404 when the execution is unknown."""
     confirm = body.confirm_destroy if body is not None else False
     return ExecutionOut.of(await runs.rerun(session, actor, execution_id, confirm_destroy=confirm))

@@ -51,6 +51,10 @@ async def _redis_status(url: str | None) -> str:
     responses={503: {"model": HealthOut, "description": "Database (or configured Redis) unreachable"}},
 )
 async def health() -> JSONResponse:
+    """No login; any query string is ignored (a probe may add a cache-buster). 200 with
+    `status: healthy` when the database answers and Redis, if configured, too; else 503 with the
+    same body and `status: unhealthy`. `workers` (live execution workers) and `queue` (runs
+    waiting) are null while the database is down. `HEAD` answers the same status without a body."""
     rt = runtime.current()
     database = "connected" if await rt.db.ping() else "disconnected"
     alive = queued = None

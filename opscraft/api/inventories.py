@@ -63,6 +63,8 @@ async def _out(session: Session, inventory: Inventory) -> InventoryOut:
     responses=error_responses(*AUTHED),
 )
 async def list_inventories(session: Session, actor: CurrentActor) -> list[InventoryOut]:
+    """Needs view_scripts (every role). Every shared inventory by name (ignoring case), with its
+    content, `content_sha256` and `used_by` (the live scripts using it). Not paged."""
     return [await _out(session, i) for i in await shared_inventories.list_all(session, actor)]
 
 
@@ -77,6 +79,10 @@ async def list_inventories(session: Session, actor: CurrentActor) -> list[Invent
 async def create_inventory(
     body: Annotated[InventoryIn, CheckedByService], session: Session, actor: CurrentActor
 ) -> InventoryOut:
+    """Operator or admin (edit_scripts). INI or YAML `content`, parsed with `ansible-inventory
+    --list`: 422 naming `content` with Ansible's reason and the line or group at fault, or another
+    field. 409 naming `name` when taken (ignoring case, also when requests race). Audited as
+    `inventory.create`."""
     return await _out(session, await shared_inventories.create(session, actor, body))
 
 
@@ -87,6 +93,7 @@ async def create_inventory(
     responses=error_responses(*AUTHED, 404),
 )
 async def get_inventory(inventory_id: IdPath, session: Session, actor: CurrentActor) -> InventoryOut:
+    """Needs view_scripts (every role). 404 when no inventory has this id."""
     return await _out(session, await shared_inventories.get(session, actor, inventory_id))
 
 
@@ -103,6 +110,10 @@ async def update_inventory(
     session: Session,
     actor: CurrentActor,
 ) -> InventoryOut:
+    """Operator or admin (edit_scripts). Fields left out keep their stored values; errors as for
+    create (422, 409). The next run of every script using it reads the new content (a run records
+    the SHA-256 of what it read). Sending what is stored changes nothing and audits nothing. 404
+    when unknown. Audited as `inventory.update` with the fields changed."""
     return await _out(session, await shared_inventories.update(session, actor, inventory_id, body))
 
 
@@ -114,5 +125,8 @@ async def update_inventory(
     responses=error_responses(*AUTHED, 404, 409),
 )
 async def delete_inventory(inventory_id: IdPath, session: Session, actor: CurrentActor) -> Response:
+    """Operator or admin (edit_scripts). 409 naming the scripts while live scripts use it (also
+    as `errors[0].scripts`): choose another inventory for them first. 404 when unknown. Audited
+    as `inventory.delete`."""
     await shared_inventories.delete(session, actor, inventory_id)
     return Response(status_code=204)

@@ -33,8 +33,11 @@ async def get_metrics(
     session: Session,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Response:
-    """The metrics token, or any bearer the rest of the API takes, through the same path
-    (`deps.current_actor`: 401 for a bad token, 403 for a role that may not view the system)."""
+    """Prometheus text exposition format 0.0.4 (`text/plain; version=0.0.4`; the metrics are
+    listed in docs/deployment.md, Monitoring). `Authorization: Bearer` with the metrics token
+    (`OPSCRAFT_METRICS_TOKEN`), or any bearer the rest of the API takes, through the same path
+    (`deps.current_actor`: 401 for a bad token, 403 for a role that may not view the system:
+    admins only, view_system). Read-only: a scrape changes nothing and is not audited."""
     if not metrics.is_metrics_token(credentials.credentials if credentials else None):
         metrics.authorize(await current_actor(request, session, credentials))
     return Response(await metrics.render(session), media_type=metrics.CONTENT_TYPE)

@@ -104,6 +104,8 @@ class DeliveryOut(BaseModel):
     "/channels", response_model=list[ChannelOut], summary="Channels", responses=error_responses(*AUTHED)
 )
 async def list_channels(session: Session, actor: CurrentActor) -> list[ChannelOut]:
+    """Admin only (manage_settings). Every channel with its `config`; a credential is never
+    returned: it lives in the vault secret named by `secret_id`."""
     return [ChannelOut.of(c) for c in await notifications.list_channels(session, actor)]
 
 
@@ -118,6 +120,11 @@ async def list_channels(session: Session, actor: CurrentActor) -> list[ChannelOu
 async def create_channel(
     body: Annotated[ChannelIn, CheckedByService], session: Session, actor: CurrentActor
 ) -> ChannelOut:
+    """Admin only (manage_settings). `kind` webhook (`config.url`, signed when `secret_id` is set),
+    slack (the vault secret holds the webhook URL) or email (`config`: host, port, security, from,
+    to, username; the secret is the SMTP password). 422 naming every bad field and config key (a URL
+    with `user:pass@` included), or an unknown `secret_id`; 409 naming `name` when taken (ignoring
+    case and width). Audited as `notification_channel.create`."""
     return ChannelOut.of(await notifications.create_channel(session, actor, body))
 
 
@@ -128,6 +135,8 @@ async def create_channel(
     responses=error_responses(*AUTHED, 404),
 )
 async def get_channel(channel_id: IdPath, session: Session, actor: CurrentActor) -> ChannelOut:
+    """Admin only (manage_settings). 404 when no channel has this id. No credential is
+    returned."""
     return ChannelOut.of(await notifications.get_channel(session, actor, channel_id))
 
 
@@ -144,6 +153,9 @@ async def update_channel(
     session: Session,
     actor: CurrentActor,
 ) -> ChannelOut:
+    """Admin only (manage_settings). Fields left out keep their stored values; the result is
+    checked as on create (422 naming each field or config key, 409 for a taken name or a `secret_id`
+    deleted at the same moment). 404 when unknown. Audited as `notification_channel.update`."""
     return ChannelOut.of(await notifications.update_channel(session, actor, channel_id, body))
 
 
@@ -155,6 +167,8 @@ async def update_channel(
     responses=error_responses(*AUTHED, 404),
 )
 async def delete_channel(channel_id: IdPath, session: Session, actor: CurrentActor) -> Response:
+    """Admin only (manage_settings). Deletes the channel together with its rules and its delivery
+    log; its vault secret stays. 404 when unknown. Audited as `notification_channel.delete`."""
     await notifications.delete_channel(session, actor, channel_id)
     return Response(status_code=204)
 
@@ -167,12 +181,17 @@ async def delete_channel(channel_id: IdPath, session: Session, actor: CurrentAct
     responses=error_responses(*AUTHED, 404, 409),
 )
 async def test_channel(channel_id: IdPath, session: Session, actor: CurrentActor) -> Response:
+    """Admin only (manage_settings). Sends a test message at once (not through the delivery
+    queue): 204 when the receiver took it, 409 with the receiver's error (HTTP status, Slack error
+    code, SMTP reply). 404 when unknown. Audited as `notification_channel.test` with `ok`."""
     await notifications.send_test(session, actor, channel_id)
     return Response(status_code=204)
 
 
 @router.get("/rules", response_model=list[RuleOut], summary="Rules", responses=error_responses(*AUTHED))
 async def list_rules(session: Session, actor: CurrentActor, script_id: IdQuery = None) -> list[RuleOut]:
+    """Admin only (manage_settings). Every rule, or with `script_id` those of that script
+    (rules for every script have `script_id: null`)."""
     return [RuleOut.of(r) for r in await notifications.list_rules(session, actor, script_id=script_id)]
 
 
@@ -185,6 +204,10 @@ async def list_rules(session: Session, actor: CurrentActor, script_id: IdQuery =
     responses=error_responses(*AUTHED),
 )
 async def create_rule(body: RuleIn, session: Session, actor: CurrentActor) -> RuleOut:
+    """Admin only (manage_settings). `events`: failure (failed, timed_out, error), success,
+    recovery, approval_pending; `script_id` null means every script. 422 naming `events`,
+    `channel_id` or `script_id` when unknown. A channel gets one message per run and event.
+    Audited as `notification_rule.create`."""
     return RuleOut.of(await notifications.create_rule(session, actor, body))
 
 
@@ -196,6 +219,8 @@ async def create_rule(body: RuleIn, session: Session, actor: CurrentActor) -> Ru
     dependencies=[permitted(Permission.manage_settings)],
 )
 async def delete_rule(rule_id: IdPath, session: Session, actor: CurrentActor) -> Response:
+    """Admin only (manage_settings). 404 when no rule has this id.
+    Audited as `notification_rule.delete`."""
     await notifications.delete_rule(session, actor, rule_id)
     return Response(status_code=204)
 
@@ -222,6 +247,10 @@ async def list_deliveries(
     skip: Skip = 0,
     limit: Limit = 50,
 ) -> Page[DeliveryOut]:
+    """Admin only (manage_settings). Newest first, filtered by `channel_id`, `execution_id` and
+    `status` (pending, sending, delivered, failed; another value is 422); `{items, total, skip,
+    limit}`. A failed send is retried with backoff (5 s doubling, at most an hour) up to 8
+    attempts, then `failed` with `last_error`."""
     rows, total = await notifications.list_deliveries(
         session,
         actor,

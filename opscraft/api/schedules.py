@@ -104,6 +104,9 @@ async def _view(session: Session, actor: CurrentActor, script_id: int, schedule_
 async def overview(
     session: Session, actor: CurrentActor, tz: Annotated[str | None, TZ_QUERY] = None
 ) -> list[ScheduleOut]:
+    """Needs view_scripts (every role). The schedules of every live script, by script and name,
+    each with its next 5 fire times (UTC and in `tz`, default the schedule's own zone) and its last
+    fire's outcome, message and run. 422 naming `tz` when it is not an IANA zone."""
     _check_tz(tz)
     return [ScheduleOut.of(v, tz) for v in await schedules.list_schedules(session, actor)]
 
@@ -117,6 +120,8 @@ async def overview(
 async def list_for_script(
     script_id: IdPath, session: Session, actor: CurrentActor, tz: Annotated[str | None, TZ_QUERY] = None
 ) -> list[ScheduleOut]:
+    """Needs view_scripts (every role). As `GET /api/v1/schedules` for one script; 404 when the
+    script is unknown or deleted, 422 naming `tz` when it is not an IANA zone."""
     _check_tz(tz)
     return [ScheduleOut.of(v, tz) for v in await schedules.list_schedules(session, actor, script_id)]
 
@@ -127,11 +132,16 @@ async def list_for_script(
     response_model=ScheduleOut,
     status_code=201,
     summary="Add a schedule (5-field cron in a time zone); runs start on your behalf",
-    responses=error_responses(*AUTHED, 404),
+    responses=error_responses(*AUTHED, 404, 409),
 )
 async def create(
     script_id: IdPath, body: Annotated[ScheduleIn, CheckedByService], session: Session, actor: CurrentActor
 ) -> ScheduleOut:
+    """Operator or admin (edit_scripts). 5-field cron (croniter) in an IANA `timezone`; 422
+    naming `cron` (a field out of range, or no date ever matches), `timezone` or each parameter the
+    script's resolver refuses; 409 naming `name` when the script has a schedule of that name
+    (ignoring case and width); 404 for an unknown script. You become its owner: its runs start on
+    your behalf, with your permissions at each fire. Audited as `schedule.create`."""
     schedule = await schedules.create(session, actor, script_id, body)
     assert schedule.id is not None
     return ScheduleOut.of(await _view(session, actor, script_id, schedule.id))
@@ -150,6 +160,8 @@ async def get_one(
     actor: CurrentActor,
     tz: Annotated[str | None, TZ_QUERY] = None,
 ) -> ScheduleOut:
+    """Needs view_scripts (every role). 404 when the schedule is unknown or belongs to another
+    script; 422 naming `tz` when it is not an IANA zone."""
     await schedules.get(session, actor, schedule_id, script_id)
     return ScheduleOut.of(await _view(session, actor, script_id, schedule_id), tz)
 
@@ -159,7 +171,7 @@ async def get_one(
     dependencies=[permitted(Permission.edit_scripts, schedules.MANAGE)],
     response_model=ScheduleOut,
     summary="Change a schedule (fields left out keep their values; you own it; a paused one resumes)",
-    responses=error_responses(*AUTHED, 404),
+    responses=error_responses(*AUTHED, 404, 409),
 )
 async def update(
     script_id: IdPath,
@@ -168,6 +180,10 @@ async def update(
     session: Session,
     actor: CurrentActor,
 ) -> ScheduleOut:
+    """Operator or admin (edit_scripts). Fields left out keep their stored values; checked as on
+    create (422 naming the field, 409 for a taken name). You become its owner, a schedule the system
+    paused resumes (unless `enabled` is sent), and the next fire time is computed from now. 404 when
+    unknown or of another script. Audited as `schedule.update`."""
     await schedules.update_schedule(session, actor, schedule_id, body, script_id)
     return ScheduleOut.of(await _view(session, actor, script_id, schedule_id))
 
@@ -180,5 +196,7 @@ async def update(
     responses=error_responses(*AUTHED, 404),
 )
 async def delete(script_id: IdPath, schedule_id: IdPath, session: Session, actor: CurrentActor) -> Response:
+    """Operator or admin (edit_scripts). Runs it already started are kept. 404 when unknown or of
+    another script. Audited as `schedule.delete`."""
     await schedules.delete(session, actor, schedule_id, script_id)
     return Response(status_code=204)

@@ -56,6 +56,10 @@ async def list_scripts(
     skip: Skip = 0,
     limit: Limit = 50,
 ) -> Page[ScriptSummary]:
+    """Needs view_scripts (every role). Live scripts without their content, as `{items, total,
+    skip, limit}`. `search`: every word must match name, description or tags (any case; at most
+    200 characters); `tag` one tag (at most 50); `script_type`, `status`; `sort` name, -name,
+    updated_at or -updated_at. A filter with a control character or over its bound is 422."""
     query = ScriptQuery(search, script_type, status, tag, sort, skip, limit)
     rows, total = await scripts.list_scripts(session, actor, query)
     return Page(items=[ScriptSummary.of(s) for s in rows], total=total, skip=skip, limit=limit)
@@ -72,6 +76,11 @@ async def list_scripts(
 async def create_script(
     body: Annotated[ScriptCreate, CheckedByService], session: Session, actor: CurrentActor
 ) -> ScriptSaved:
+    """Operator or admin (edit_scripts). Saved as version 1. 422 naming every problem at once
+    (fields, parameter declarations, content syntax, timeout, Ansible settings); content with
+    dangerous patterns needs `acknowledge_risks: true` (422 otherwise). 409 naming `name` when
+    taken (ignoring case, also when requests race). The answer adds lint `findings`, `lint` and
+    `notices`. Audited as `script.create`."""
     return ScriptSaved.saved(await scripts.create(session, actor, body))
 
 
@@ -79,6 +88,8 @@ async def create_script(
     "/{script_id}", response_model=ScriptOut, summary="Get a script", responses=error_responses(*AUTHED, 404)
 )
 async def get_script(script_id: IdPath, session: Session, actor: CurrentActor) -> ScriptOut:
+    """Needs view_scripts (every role). The script with its current content and parameter
+    declarations. 404 when unknown or deleted."""
     return ScriptOut.of(await scripts.get(session, actor, script_id))
 
 
@@ -92,6 +103,11 @@ async def get_script(script_id: IdPath, session: Session, actor: CurrentActor) -
 async def update_script(
     script_id: IdPath, body: Annotated[ScriptUpdate, CheckedByService], session: Session, actor: CurrentActor
 ) -> ScriptSaved:
+    """Operator or admin (edit_scripts). Fields left out keep their values; a change of content,
+    type, parameters or run settings adds a version. 409 when `base_version` is not the current
+    version (someone saved meanwhile) or the new name is taken; 422 as for create. Values stored by
+    schedules, webhooks or links that the new parameters refuse are saved and reported in
+    `notices`. 404 when unknown or deleted. Audited as `script.update`."""
     return ScriptSaved.saved(await scripts.update(session, actor, script_id, body))
 
 
@@ -103,6 +119,10 @@ async def update_script(
     responses=error_responses(*AUTHED, 404),
 )
 async def delete_script(script_id: IdPath, session: Session, actor: CurrentActor) -> Response:
+    """Operator or admin (edit_scripts). A soft delete: the script leaves the library, its past
+    runs stay readable; its schedules are paused and the "then run" links of other scripts to it
+    disabled, in the same transaction. 404 when unknown or already deleted. Audited as
+    `script.delete`."""
     await scripts.delete(session, actor, script_id)
     return Response(status_code=204)
 
@@ -120,6 +140,8 @@ async def list_versions(
     skip: Skip = 0,
     limit: Limit = 50,
 ) -> Page[VersionSummary]:
+    """Needs view_scripts (every role). `{items, total, skip, limit}` without content, newest
+    first. 404 when the script is unknown or deleted."""
     rows, total = await scripts.list_versions(session, actor, script_id, skip=skip, limit=limit)
     return Page(items=[VersionSummary.of(v) for v in rows], total=total, skip=skip, limit=limit)
 
@@ -131,6 +153,8 @@ async def list_versions(
     responses=error_responses(*AUTHED, 404),
 )
 async def get_version(script_id: IdPath, number: IdPath, session: Session, actor: CurrentActor) -> VersionOut:
+    """Needs view_scripts (every role). One version with its content and author. 404 when the
+    script or that version number is unknown."""
     return VersionOut.of(await scripts.get_version(session, actor, script_id, number))
 
 
@@ -147,6 +171,9 @@ async def diff_versions(
     from_version: Annotated[int, Query(alias="from", ge=1, le=MAX_ID), WHOLE_TEXT],
     to_version: Annotated[int, Query(alias="to", ge=1, le=MAX_ID), WHOLE_TEXT],
 ) -> DiffOut:
+    """Needs view_scripts (every role). A unified diff (difflib) of the content of versions
+    `from` and `to`, and the names of the other versioned fields that differ. 404 when the script
+    or either version is unknown."""
     return DiffOut.of(await scripts.diff(session, actor, script_id, from_version, to_version))
 
 
@@ -164,6 +191,11 @@ async def rollback(
     actor: CurrentActor,
     body: Annotated[RollbackRequest | None, Body()] = None,
 ) -> ScriptSaved:
+    """Operator or admin (edit_scripts). Adds a new version equal to version `number` (content,
+    type, parameters, run settings, label); history is never rewritten. 409 when that is the
+    current version or equal to it, or its shared inventory was deleted; 422 when its content has
+    dangerous patterns and `acknowledge_risks` is not true. 404 when the script or version is
+    unknown. Audited as `script.rollback`."""
     options = body or RollbackRequest()
     result = await scripts.rollback(
         session,

@@ -119,6 +119,12 @@ class AttachmentOut(BaseModel):
     responses=error_responses(*AUTHED, 409),
 )
 async def create_secret(body: SecretCreate, session: Session, actor: CurrentActor) -> SecretOut:
+    """Operator or admin (manage_secrets). `name` is an environment variable name (case-sensitive;
+    reserved names such as PATH or OPSCRAFT_* are 422); `value` at most 64 KiB of UTF-8, not only
+    blanks; `kind` env (default) or file, fixed at creation. Encrypted with AES-256-GCM under the
+    master key; the answer and every later one carry metadata only, never the value. 409 naming
+    `name` when that exact name exists, or when the master key was rotated beside this process.
+    Audited as `secret.create` (without the value)."""
     return SecretOut.of(await secrets.create(session, actor, body))
 
 
@@ -137,6 +143,9 @@ async def list_secrets(
     skip: Skip = 0,
     limit: Limit = 50,
 ) -> Page[SecretOut]:
+    """Operator or admin (manage_secrets). Metadata only (never values or ciphertext), by name,
+    with the scripts each is attached to; `search` matches name or description (any case, at most
+    100 characters; 422 over it or with a control character). `{items, total, skip, limit}`."""
     rows, total = await secrets.list_secrets(session, actor, search=search, skip=skip, limit=limit)
     return Page(items=[SecretOut.of(i) for i in rows], total=total, skip=skip, limit=limit)
 
@@ -148,6 +157,8 @@ async def list_secrets(
     responses=error_responses(*AUTHED, 404),
 )
 async def get_secret(secret_id: IdPath, session: Session, actor: CurrentActor) -> SecretOut:
+    """Operator or admin (manage_secrets). Metadata only: never the value or ciphertext. 404 when
+    no secret has this id."""
     return SecretOut.of(await secrets.get(session, actor, secret_id))
 
 
@@ -156,11 +167,16 @@ async def get_secret(secret_id: IdPath, session: Session, actor: CurrentActor) -
     dependencies=[permitted(Permission.manage_secrets)],
     response_model=SecretOut,
     summary="Change the description and/or replace the value",
-    responses=error_responses(*AUTHED, 404),
+    responses=error_responses(*AUTHED, 404, 409),
 )
 async def update_secret(
     secret_id: IdPath, body: SecretUpdate, session: Session, actor: CurrentActor
 ) -> SecretOut:
+    """Operator or admin (manage_secrets). A new `description` and/or `value` (422 when neither
+    is sent); the name and kind stay. 409 naming `value` when the new value would make the
+    environment of a script it is attached to too large for a run, or when the master key was
+    rotated beside this process. 404 when unknown. Audited as `secret.update_value` /
+    `secret.update_description` (an unchanged description records nothing)."""
     return SecretOut.of(await secrets.update(session, actor, secret_id, body))
 
 
@@ -177,6 +193,10 @@ async def delete_secret(
     actor: CurrentActor,
     force: Annotated[bool, Query(description="Detach it from every script and delete it")] = False,
 ) -> Response:
+    """Operator or admin (manage_secrets). 409 naming the scripts while live scripts have it
+    attached (`force=true` detaches it from them first), and naming the webhooks or notification
+    channels that use it (`force` does not override that: change those first). 404 when unknown.
+    Past runs keep their masked output. Audited as `secret.delete`."""
     await secrets.delete(session, actor, secret_id, force=force)
     return Response(status_code=204)
 
@@ -190,6 +210,9 @@ async def delete_secret(
 async def secret_audit_logs(
     secret_id: IdPath, session: Session, actor: CurrentActor, skip: Skip = 0, limit: Limit = 50
 ) -> Page[SecretAuditOut]:
+    """Operator or admin (manage_secrets). The secret's audit events, newest first: created,
+    changed, attached, detached, injected into a run (with `execution_id`) or re-encrypted; never the
+    value. `{items, total, skip, limit}`; 404 when the secret is unknown."""
     rows, total = await secrets.audit_logs(session, actor, secret_id, skip=skip, limit=limit)
     return Page(items=[SecretAuditOut.of(e) for e in rows], total=total, skip=skip, limit=limit)
 
@@ -201,6 +224,9 @@ async def secret_audit_logs(
     responses=error_responses(*AUTHED, 404),
 )
 async def script_secrets(script_id: IdPath, session: Session, actor: CurrentActor) -> list[AttachmentOut]:
+    """Needs view_scripts (every role: whoever sees the script). The names of the secrets attached
+    to it, by name, with who attached them and when; never values. 404 when the script is unknown
+    or deleted."""
     return [AttachmentOut.of(script_id, a) for a in await secrets.list_for_script(session, actor, script_id)]
 
 
@@ -215,6 +241,11 @@ async def script_secrets(script_id: IdPath, session: Session, actor: CurrentActo
 async def attach_secret(
     script_id: IdPath, secret_id: IdPath, session: Session, actor: CurrentActor
 ) -> AttachmentOut:
+    """Operator or admin (manage_secrets). Every later run of the script gets it as the
+    environment variable of its name (kind env) or as a file whose path is in it (kind file). 409
+    naming `secret_id` when already attached, when it would shadow a parameter of the script, or
+    when the script's secrets would no longer fit a run's environment. 404 for either id. Audited as
+    `secret.attach`."""
     return AttachmentOut.of(script_id, await secrets.attach(session, actor, script_id, secret_id))
 
 
@@ -228,5 +259,8 @@ async def attach_secret(
 async def detach_secret(
     secret_id: IdPath, script_id: IdPath, session: Session, actor: CurrentActor
 ) -> Response:
+    """Operator or admin (manage_secrets). Later runs no longer get it; the secret itself stays.
+    404 when either id is unknown or it is not attached to that script. Audited as
+    `secret.detach`."""
     await secrets.detach(session, actor, script_id, secret_id)
     return Response(status_code=204)

@@ -96,6 +96,10 @@ class SettingsPatch(Body):
     "", response_model=SettingsOut, summary="Current run-time settings", responses=error_responses(401, 429)
 )
 async def get_settings(session: Session, actor: CurrentActor) -> SettingsOut:
+    """Any signed-in user. The stored settings: on a server started with `OPSCRAFT_LOCAL_RUNNER`
+    or `OPSCRAFT_LOCAL_RUNNER_ROLE` those environment variables decide instead of
+    `local_runner_enabled`/`local_runner_role`, and a worker started with `OPSCRAFT_WARM_POOL_SIZE`
+    keeps that size (`GET /api/v1/warm-pools` shows the size in force)."""
     return SettingsOut(**await app_settings.get_all(session))
 
 
@@ -107,5 +111,10 @@ async def get_settings(session: Session, actor: CurrentActor) -> SettingsOut:
     responses=error_responses(*AUTHED),
 )
 async def put_settings(body: SettingsPatch, session: Session, actor: CurrentActor) -> SettingsOut:
+    """Admin only (manage_settings). Changes only the keys sent, all or none; values are JSON's
+    own types (`true`, not "true"). 422 naming every bad value at once (type or range:
+    `output_retention_days` 0-36500, `output_retention_gb` 0-1000000, `warm_pool_size` 0-16).
+    Answers every setting. Each changed key is audited as `setting.update`; a value sent unchanged
+    records nothing."""
     changes = body.model_dump(exclude_none=True, mode="json")
     return SettingsOut(**await app_settings.update(session, actor, changes))

@@ -101,6 +101,11 @@ def _locked(exc: Locked) -> JSONResponse:
 async def backend_get(
     request: Request, session: Session, script_id: IdPath, workspace: Workspace
 ) -> Response:
+    """Terraform's `http` backend protocol (developer.hashicorp.com/terraform/language/backend/http):
+    only a running run, with the HTTP Basic credentials it was given (`TF_HTTP_USERNAME`
+    `run-<id>`, `TF_HTTP_PASSWORD`) for this script and workspace; no user token works. 200 with
+    the current state (JSON), 204 when there is none yet. 401 for missing or wrong credentials, or
+    credentials of another state; 403 when the run is over."""
     run = await _run(request, session, script_id, workspace)
     text = await terraform_state.read(session, run, workspace)
     if text is None:
@@ -112,6 +117,12 @@ async def backend_get(
 async def backend_post(
     request: Request, session: Session, script_id: IdPath, workspace: Workspace, ID: LockIdQuery = None
 ) -> Response:
+    """Terraform's `http` backend: a running run of this script and workspace that may change
+    the state (HTTP Basic run credentials; 401 as for GET, 403 for a run that is over or only
+    plans). Stores the body as the next state version; while the state is locked, `?ID=` must be
+    the holder's lock id (423 with the holder's lock info otherwise; 422 naming `ID` when
+    malformed). 413 over `OPSCRAFT_MAX_STATE_BYTES`; 422 when not UTF-8. Audited as
+    `terraform.state_write`."""
     run = await _run(request, session, script_id, workspace, write=True)
     body = await request.body()
     try:
@@ -129,6 +140,9 @@ async def backend_post(
 async def backend_delete(
     request: Request, session: Session, script_id: IdPath, workspace: Workspace, ID: LockIdQuery = None
 ) -> Response:
+    """Terraform's `http` backend: a running run that may change the state (HTTP Basic run
+    credentials; 401, 403 as for POST). Empties the state: its versions are kept and can be rolled back to.
+    While locked, `?ID=` must be the holder's lock id (423 with its lock info otherwise)."""
     run = await _run(request, session, script_id, workspace, write=True)
     try:
         await terraform_state.purge(session, run, workspace, ID)
@@ -147,6 +161,11 @@ async def backend_delete(
 async def backend_lock(
     request: Request, session: Session, script_id: IdPath, workspace: Workspace
 ) -> Response:
+    """Terraform's `http` backend (method LOCK): a running run with its HTTP Basic credentials
+    (401, 403 as for GET). The body is Terraform's lock info (`ID` 1-64 characters, other fields
+    at most 1,024; 422 naming the field otherwise). 200 with the lock info when taken (again by the
+    same `ID`: idempotent); 423 with the holder's info when another run in progress holds it. A lock
+    left by a run that is over is taken over (audited as `terraform.lock_release`)."""
     run = await _run(request, session, script_id, workspace)
     try:
         info = await terraform_state.lock(session, run, workspace, await request.body())
@@ -165,6 +184,11 @@ async def backend_lock(
 async def backend_unlock(
     request: Request, session: Session, script_id: IdPath, workspace: Workspace
 ) -> Response:
+    """Terraform's `http` backend (method UNLOCK): a running run with its HTTP Basic credentials
+    (401, 403 as for GET). Releases the lock when the body's `ID` matches the holder's (423 with
+    the holder's info otherwise); 200 also when nothing is locked. `terraform force-unlock` sends no
+    lock info and gets 422: an admin breaks a lock with `DELETE
+    /api/v1/scripts/{script_id}/terraform/states/{workspace}/lock`."""
     run = await _run(request, session, script_id, workspace)
     try:
         await terraform_state.unlock(session, run, workspace, await request.body())
@@ -240,6 +264,9 @@ class RolledBack(BaseModel):
     responses=error_responses(*AUTHED, 404),
 )
 async def list_states(session: Session, actor: CurrentActor, script_id: IdPath) -> list[StateOut]:
+    """Operator or admin (edit_scripts: states may hold secrets). One entry per workspace, with
+    its current version and lock (`locked` by a run in progress; `lock_ended` when left by a run that
+    is over). 404 when the script is unknown, or is not a Terraform script and has no state."""
     return [StateOut.of(s) for s in await terraform_state.list_states(session, actor, script_id)]
 
 
@@ -252,6 +279,9 @@ async def list_states(session: Session, actor: CurrentActor, script_id: IdPath) 
 async def list_versions(
     session: Session, actor: CurrentActor, script_id: IdPath, workspace: Workspace
 ) -> StateVersionsOut:
+    """Operator or admin (edit_scripts). The state and every version of it, newest first:
+    number, serial, lineage, size, SHA-256, run, author, note; metadata only, no content. 404 for an
+    unknown script or workspace."""
     view, versions = await terraform_state.list_versions(session, actor, script_id, workspace)
     current = view.state.current_version
     return StateVersionsOut(
@@ -267,6 +297,9 @@ async def list_versions(
 async def download(
     session: Session, actor: CurrentActor, script_id: IdPath, workspace: Workspace, number: VersionNumber
 ) -> Response:
+    """Operator or admin (edit_scripts). The version's state as a JSON attachment
+    (`terraform-<script>-<workspace>-v<n>.tfstate`), decrypted: it may hold secrets in clear.
+    404 for an unknown script, workspace or version. Audited as `terraform.state_download`."""
     text = await terraform_state.download(session, actor, script_id, workspace, number)
     filename = f"terraform-{script_id}-{workspace}-v{number}.tfstate"
     return Response(
@@ -286,6 +319,10 @@ async def download(
 async def rollback(
     session: Session, actor: CurrentActor, script_id: IdPath, workspace: Workspace, number: VersionNumber
 ) -> RolledBack:
+    """Operator or admin (edit_scripts). Adds a new version with that version's content (its serial
+    raised, as Terraform requires); history is kept. 409 while a run in progress holds the lock, or
+    when that is the current version or has its content. 404 for an unknown script, workspace or
+    version. Audited as `terraform.state_rollback`."""
     return RolledBack(version=await terraform_state.rollback(session, actor, script_id, workspace, number))
 
 
@@ -299,6 +336,10 @@ async def rollback(
 async def break_lock(
     session: Session, actor: CurrentActor, script_id: IdPath, workspace: Workspace
 ) -> Response:
+    """Admin only (manage_settings). Releases a lock a crashed run left (`locked_by_execution`
+    names its holder). 409 when the state
+    is not locked; 404 for an unknown script or workspace. Audited as `terraform.lock_break` with
+    the holder's lock info."""
     await terraform_state.break_lock(session, actor, script_id, workspace)
     return Response(status_code=204)
 
@@ -355,6 +396,10 @@ class PlanApply(Body):
     responses=error_responses(*AUTHED, 404),
 )
 async def get_plan(session: Session, actor: CurrentActor, execution_id: IdPath) -> PlanOut:
+    """Needs view_scripts (every role). The summary of the plan saved by a successful plan run
+    (from `terraform show -json`): counts, changed resources and outputs (the first 1000), the state
+    it was made against and whether that changed since (`stale`), and its apply run. The plan file
+    itself is never returned. 404 when the run saved no plan."""
     plan, stale = await terraform_plans.get(session, actor, execution_id)
     return PlanOut.of(plan, stale)
 
@@ -370,6 +415,10 @@ async def get_plan(session: Session, actor: CurrentActor, execution_id: IdPath) 
 async def apply_plan(
     session: Session, actor: CurrentActor, execution_id: IdPath, body: PlanApply | None = None
 ) -> ExecutionOut:
+    """Operator or admin (edit_scripts). Starts an `apply_plan` run of exactly this plan (the plan
+    run's script version and parameters); `awaiting_approval` when the script requires approval.
+    409 when the plan is stale, was already applied, or the script is not active; 422 for a bad
+    `runner`; 404 when the run saved no plan. Audited as `terraform.plan_apply`."""
     execution = await terraform_plans.apply(
         session, actor, execution_id, runner=body.runner if body is not None else None
     )

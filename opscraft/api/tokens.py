@@ -77,9 +77,14 @@ class TokenCreated(TokenOut):
     response_model=TokenCreated,
     status_code=201,
     summary="Create a personal access token (its value is in this response only)",
-    responses=error_responses(*AUTHED),
+    responses=error_responses(*AUTHED, 409),
 )
 async def create_token(body: TokenCreate, session: Session, actor: CurrentActor) -> TokenCreated:
+    """Any role, signed in with a password (403 with a personal access token). The `ocp_...`
+    value is in this answer only; the server keeps its hash. `role` defaults to yours and may not be
+    higher (422); `expires_at` needs a time zone, in the future and within ten years, and is required
+    while the admin setting `api_tokens_require_expiry` is on (422 naming the field). 409 naming
+    `name` when one of your live tokens has it. Audited as `api_token.create`."""
     row, value = await api_tokens.create(
         session, actor, body.name, role=body.role, expires_at=body.expires_at
     )
@@ -98,6 +103,9 @@ async def list_tokens(
     actor: CurrentActor,
     all_users: Annotated[bool, Query(alias="all", description="Every user's tokens (admins only)")] = False,
 ) -> list[TokenOut]:
+    """Any role, signed in with a password (403 with a personal access token). Your tokens, or
+    with `all=true` everyone's (admins only: 403 otherwise); newest first, revoked and expired
+    included (`active` says). The token values are never returned, only their `prefix`."""
     return [TokenOut.of(i) for i in await api_tokens.list_tokens(session, actor, all_users=all_users)]
 
 
@@ -108,4 +116,8 @@ async def list_tokens(
     responses=error_responses(*AUTHED, 404),
 )
 async def revoke_token(token_id: IdPath, session: Session, actor: CurrentActor) -> TokenOut:
+    """Any role, signed in with a password (403 with a personal access token). Your own token;
+    admins (manage_users) any user's. 404 when unknown or another user's. Revoking an already
+    revoked token changes nothing and answers it again (idempotent). Audited as
+    `api_token.revoke`."""
     return TokenOut.of(await api_tokens.revoke(session, actor, token_id))

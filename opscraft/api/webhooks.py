@@ -79,6 +79,9 @@ class HookAccepted(BaseModel):
     responses=error_responses(*AUTHED, 404),
 )
 async def list_webhooks(script_id: IdPath, session: Session, actor: CurrentActor) -> list[WebhookOut]:
+    """Needs view_scripts (every role). Oldest first; 404 when the script is unknown or deleted.
+    The token is never returned (only its `prefix`: it is stored as a SHA-256), nor the signing
+    secret's value (`secret_id` names the vault secret)."""
     rows = await webhooks.list_for_script(session, actor, script_id)
     return [WebhookOut.of(h, await webhooks.owner_name(session, h)) for h in rows]
 
@@ -94,6 +97,12 @@ async def list_webhooks(script_id: IdPath, session: Session, actor: CurrentActor
 async def create_webhook(
     script_id: IdPath, body: Annotated[WebhookIn, CheckedByService], session: Session, actor: CurrentActor
 ) -> WebhookCreated:
+    """Operator or admin (edit_scripts). `url_path` and `token` are in this answer only. `mapping`
+    takes parameters from the call's JSON body by JSON pointer (RFC 6901), `parameters` holds fixed
+    values; 422 naming each bad pointer, fixed value or parameter, or an unknown `secret_id`; 409
+    naming `name` when the script has a webhook of that name, or `secret_id` when that secret is
+    deleted at the same moment; 404 for an unknown script. Calls start runs on your behalf. Audited
+    as `webhook.create`."""
     hook, token = await webhooks.create(session, actor, script_id, body)
     out = WebhookOut.of(hook, actor.name)
     return WebhookCreated(**out.model_dump(), url_path=webhooks.hook_path(hook, token), token=token)
@@ -108,6 +117,8 @@ async def create_webhook(
 async def get_webhook(
     script_id: IdPath, webhook_id: IdPath, session: Session, actor: CurrentActor
 ) -> WebhookOut:
+    """Needs view_scripts (every role). 404 when unknown or of another script. No token or
+    secret value is returned."""
     hook = await webhooks.get(session, actor, webhook_id, script_id)
     return WebhookOut.of(hook, await webhooks.owner_name(session, hook))
 
@@ -126,6 +137,9 @@ async def update_webhook(
     session: Session,
     actor: CurrentActor,
 ) -> WebhookOut:
+    """Operator or admin (edit_scripts). Fields left out keep their stored values (the URL and
+    token stay; `secret_id: null` removes the signature); checked as on create (422, 409). You
+    become its owner. 404 when unknown or of another script. Audited as `webhook.update`."""
     hook = await webhooks.update_webhook(session, actor, webhook_id, body, script_id)
     return WebhookOut.of(hook, actor.name)
 
@@ -140,6 +154,8 @@ async def update_webhook(
 async def delete_webhook(
     script_id: IdPath, webhook_id: IdPath, session: Session, actor: CurrentActor
 ) -> Response:
+    """Operator or admin (edit_scripts). Its URL answers 404 from now on; runs it started are
+    kept. 404 when unknown or of another script. Audited as `webhook.delete`."""
     await webhooks.delete(session, actor, webhook_id, script_id)
     return Response(status_code=204)
 
@@ -152,7 +168,13 @@ async def delete_webhook(
     description=(
         "No login: the token in the URL is the credential. A signed webhook needs "
         f"`{TIMESTAMP_HEADER}: <unix seconds>` (within {SIGNATURE_WINDOW} s) and "
-        f'`{SIGNATURE_HEADER}: sha256=<hex HMAC-SHA256 of "<timestamp>." + body>`.'
+        f'`{SIGNATURE_HEADER}: sha256=<hex HMAC-SHA256 of "<timestamp>." + body>`; each signature '
+        "is accepted once. 202 with the run's id; 404 for an unknown or paused webhook or a wrong "
+        "token (one answer, so ids cannot be probed); 401 for a missing, wrong, stale or reused "
+        "signature; 403 when the webhook's owner may not run the script now; 422 for the body or "
+        "the parameters; 409 when the script cannot run (not active, no runner); 429 past "
+        "`OPSCRAFT_RATE_LIMIT_API` calls a minute per webhook. An empty body counts as `{}`. "
+        "Audited as `webhook.call` (never with the payload). Rules: docs/automation.md."
     ),
     responses=error_responses(401, 403, 404, 409, 422, 429),
 )

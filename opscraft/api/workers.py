@@ -41,4 +41,8 @@ class WorkerOut(BaseModel):
     responses=error_responses(*AUTHED),
 )
 async def list_workers(session: Session, actor: CurrentActor) -> list[WorkerOut]:
+    """Admin only (view_system). Every execution worker that registered, alive first, with its
+    runners, slots and running count. `late`: no heartbeat within `OPSCRAFT_WORKER_LOST_SECONDS`,
+    not yet declared lost; `lost`: declared lost by another process (its running runs ended as
+    errors); `stopped`: stopped cleanly (SIGTERM)."""
     return [WorkerOut.model_validate(w) for w in await workers.list_workers(session, actor)]

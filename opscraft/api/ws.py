@@ -58,6 +58,12 @@ async def execution_stream(
     token: Annotated[str, Query(max_length=4096)] = "",
     after: Annotated[int, Query(ge=0, le=MAX_ID), WHOLE_TEXT] = 0,
 ) -> None:
+    """An execution's output, live (protocol in this module's docstring; not in the OpenAPI
+    document, which has no WebSocket). Needs view_scripts (every role), by `token` or an
+    `Authorization: Bearer` header. Replays the stored output after `after`, then streams new output
+    with no gap or duplicate, and closes with 1000 after `end`. Refusals close with 4401 (token),
+    4403 (role), 4404 (no such execution), 4422 (a bad parameter) or 4429 (rate limit); the stream
+    closes with 4401 once its token ends."""
     await websocket.accept()
     token = token or token_watch.bearer(websocket.headers)
     events = await _events_or_refusal(websocket, execution_id, token, after)
