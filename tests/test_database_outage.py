@@ -5,13 +5,16 @@ of about a hundred lines per request and per loop round (47,000 lines in four mi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import queue
 import secrets
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -30,6 +33,7 @@ from tests.conftest import (
     start_server,
     stop_server,
 )
+from tests.ui_journey import log_in
 
 pytestmark = pytest.mark.postgres
 METRICS_TOKEN = "outage-metrics-" + "t" * 16
@@ -61,7 +65,8 @@ class TcpProxy:
 
     def stop(self) -> None:
         assert self._listener is not None
-        self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone does not
+        with contextlib.suppress(OSError):  # already stopped
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() does not
         self._listener.close()
         with self._lock:
             for sock in self._sockets:
@@ -91,11 +96,32 @@ class TcpProxy:
             dst.shutdown(socket.SHUT_WR)
 
 
+@contextlib.contextmanager
+def _scratch_database() -> Iterator[str]:
+    """`postgres_scratch_database`, held open by a thread of its own: the browser's sync Playwright
+    runs an event loop on the test's thread, so no async fixture can run there."""
+    ready: queue.Queue[str] = queue.Queue()
+    done = threading.Event()
+
+    async def hold() -> None:
+        async with postgres_scratch_database() as url:
+            ready.put(url)
+            await asyncio.to_thread(done.wait)
+
+    thread = threading.Thread(target=asyncio.run, args=(hold(),))
+    thread.start()
+    try:
+        yield ready.get(timeout=60)
+    finally:
+        done.set()
+        thread.join(60)
+
+
 @pytest.fixture
-async def behind_proxy(tmp_path: Path) -> AsyncIterator[tuple[LiveServer, TcpProxy]]:
+def behind_proxy(tmp_path: Path) -> Iterator[tuple[LiveServer, TcpProxy]]:
     """A server on a scratch PostgreSQL database reached through a `TcpProxy`."""
     require_service(bool(PG_URL), "PostgreSQL (OPSCRAFT_TEST_PG_URL)")
-    async with postgres_scratch_database() as url:
+    with _scratch_database() as url:
         target = make_url(url)
         proxy = TcpProxy((target.host or "127.0.0.1", target.port or 5432))
         proxy.start()
@@ -116,6 +142,15 @@ def _wait_until(what: str, check: Callable[[], bool], seconds: float = 30) -> No
         time.sleep(0.2)
 
 
+def _register_root(server: LiveServer) -> dict[str, str]:
+    """Register the first user, `root` (an admin), and return its bearer header."""
+    account = {"username": "root", "email": "r@x.io", "password": PASSWORD}
+    r = httpx.post(f"{server.url}/api/v1/auth/register", json=account)
+    assert r.status_code == 201, r.text
+    r = httpx.post(f"{server.url}/api/v1/auth/login", json={"username": "root", "password": PASSWORD})
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
 def _every_loop_logged(server: LiveServer, after_name: str) -> bool:
     log = server.log()
     return all(f"{loop}{after_name}" in log for loop in LOOPS)
@@ -126,10 +161,7 @@ def test_an_outage_is_503_database_unreachable_and_a_line_in_the_log_per_loop(
 ) -> None:
     server, proxy = behind_proxy
     api = f"{server.url}/api/v1"
-    r = httpx.post(f"{api}/auth/register", json={"username": "root", "email": "r@x.io", "password": PASSWORD})
-    assert r.status_code == 201, r.text
-    r = httpx.post(f"{api}/auth/login", json={"username": "root", "password": PASSWORD})
-    bearer = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    bearer = _register_root(server)
     assert httpx.get(f"{server.url}/metrics", headers=bearer).status_code == 200
 
     proxy.stop()
@@ -179,3 +211,28 @@ async def test_unreachable_is_a_refused_connection_not_an_answered_error() -> No
         await answering.dispose()
     assert is_unreachable(refused.value)
     assert not is_unreachable(answered.value)
+
+
+@pytest.mark.browser
+def test_an_open_page_and_a_page_opened_during_an_outage_say_the_database_is_unreachable(
+    behind_proxy: tuple[LiveServer, TcpProxy], page: Any
+) -> None:
+    """A Save clicked during the outage did nothing visible, and a page opened then was NiceGUI's
+    "500 Server error ConnectionRefusedError: [Errno 111] Connection refused"."""
+    server, proxy = behind_proxy
+    _register_root(server)
+    log_in(page, server, "root")
+    page.goto(f"{server.url}/settings")
+    page.get_by_test_id("settings-save").wait_for()
+
+    proxy.stop()
+    page.get_by_test_id("settings-save").click()
+    page.locator(".q-notification", has_text="The database is unreachable").wait_for()
+    response = page.goto(f"{server.url}/scripts")
+    assert (response.status, response.headers["retry-after"]) == (503, "5")
+    assert "The database is unreachable" in page.get_by_test_id("unavailable").inner_text()
+
+    proxy.start()
+    page.get_by_test_id("unavailable-retry").click()
+    page.get_by_test_id("nav-scripts").wait_for()
+    assert page.url == f"{server.url}/scripts"

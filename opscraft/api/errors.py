@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from opscraft.api.lean_path import LEAN_PREFIXES
 from opscraft.api.methods import API_PREFIX, NOT_FOUND_MESSAGE, allowed_methods, not_allowed_message
 from opscraft.api.metrics import METRICS_PATH
+from opscraft.db import unreachable
 from opscraft.db.engine import is_busy
 from opscraft.db.unreachable import brief, is_unreachable
 from opscraft.services.errors import RateLimited, ServiceError
@@ -99,10 +100,7 @@ def _routing_error(routers: Sequence[APIRouter]) -> Handler:
 
 
 BUSY_RETRY_SECONDS = 1
-UNREACHABLE_RETRY_SECONDS = 5
-UNREACHABLE_MESSAGE = (
-    "the database is unreachable: try again once it is back (GET /api/v1/health shows its state)"
-)
+UNREACHABLE_MESSAGE = f"{unreachable.MESSAGE} (GET /api/v1/health shows its state)"
 
 
 async def _internal_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -116,7 +114,7 @@ async def _internal_error(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(
             {"detail": UNREACHABLE_MESSAGE, "errors": []},
             status_code=503,
-            headers={"Retry-After": str(UNREACHABLE_RETRY_SECONDS)},
+            headers={"Retry-After": str(unreachable.RETRY_AFTER_SECONDS)},
         )
     # The server logs the traceback; the client learns nothing about the internals.
     return JSONResponse({"detail": "internal error: the server log has the details", "errors": []}, 500)

@@ -21,6 +21,10 @@ from sqlalchemy.pool import base as pool_base
 # cannot be reached, whatever the driver's own exception type (asyncpg raises a bare OSError).
 _POOL_FILE = pool_base.__file__
 _CONNECT_FRAME = "__connect"
+#: What the API (503, `detail`) and the web pages say while the database does not answer, and the
+#: `Retry-After` of the API's and the pages' 503.
+MESSAGE = "the database is unreachable: try again once it is back"
+RETRY_AFTER_SECONDS = 5
 _CHAIN_LIMIT = 8  # causes and contexts followed from the exception that reached the caller
 # PostgreSQL going away under a connection in use: restarting or shutting down ("terminating
 # connection due to administrator command", "the database system is starting up") or the
