@@ -43,8 +43,8 @@ def _raised_while_connecting(exc: BaseException) -> bool:
 def is_unreachable(exc: BaseException) -> bool:
     """True when `exc` (or an exception it was raised from, up to `_CHAIN_LIMIT` links) is the
     database not answering: no new connection could be opened, or the server dropped a connection
-    in use (SQLAlchemy's `connection_invalidated`, `_GONE`). Not true for overload (`engine.is_busy`) or for
-    an error the database answered with (a constraint, a syntax error)."""
+    in use (SQLAlchemy's `connection_invalidated`, `_GONE`). Not true for overload
+    (`engine.is_busy`) or for an error the database answered with (a constraint, a syntax error)."""
     seen: BaseException | None = exc
     for _ in range(_CHAIN_LIMIT):
         if seen is None:
