@@ -85,3 +85,24 @@ def test_an_inventory_edit_keeps_content_changed_since_the_page_opened(
     page.locator(".q-notification", has_text="Inventory saved").wait_for()
     stored = _api(server, operator, "GET", f"/inventories/{inventory_id}")
     assert (stored["description"], stored["content"]) == ("the web tier", newer)
+
+
+def test_a_user_deleted_since_the_page_opened_leaves_the_list_when_its_dialog_saves(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The dialog said "user N not found" and the table went on listing the deleted user."""
+    admin = tokens["admin"]
+    account = {"username": "leaving", "email": "leaving@example.com", "password": "Leaving-Horse-9"}
+    r = httpx.post(f"{server.url}/api/v1/users", json=account | {"role": "viewer"}, headers=admin, timeout=60)
+    assert r.status_code == 201, r.text
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/users")
+    page.get_by_test_id("edit-leaving").click()
+    page.get_by_test_id("edit-fullname").wait_for()
+    r = httpx.delete(f"{server.url}/api/v1/users/{r.json()['id']}", headers=admin, timeout=60)  # another tab
+    assert r.status_code == 204, r.text
+    page.get_by_test_id("edit-fullname").fill("Lee Ving")
+    page.get_by_test_id("edit-submit").click()
+    page.locator(".q-notification", has_text="not found").wait_for()
+    page.get_by_test_id("edit-leaving").wait_for(state="detached")
+    assert page.get_by_test_id("edit-admin").is_visible()

@@ -17,7 +17,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opscraft.api.lean_path import LEAN_PREFIXES
 from opscraft.api.methods import API_PREFIX, NOT_FOUND_MESSAGE, allowed_methods, not_allowed_message
+from opscraft.api.metrics import METRICS_PATH
+from opscraft.db import unreachable
 from opscraft.db.engine import is_busy
+from opscraft.db.unreachable import brief, is_unreachable
 from opscraft.services.errors import RateLimited, ServiceError
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
@@ -97,6 +100,7 @@ def _routing_error(routers: Sequence[APIRouter]) -> Handler:
 
 
 BUSY_RETRY_SECONDS = 1
+UNREACHABLE_MESSAGE = f"{unreachable.MESSAGE} (GET /api/v1/health shows its state)"
 
 
 async def _internal_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -106,16 +110,24 @@ async def _internal_error(_request: Request, exc: Exception) -> JSONResponse:
             status_code=503,
             headers={"Retry-After": str(BUSY_RETRY_SECONDS)},
         )
+    if is_unreachable(exc):  # an outage, not a fault of this request: it may be sent again later
+        return JSONResponse(
+            {"detail": UNREACHABLE_MESSAGE, "errors": []},
+            status_code=503,
+            headers={"Retry-After": str(unreachable.RETRY_AFTER_SECONDS)},
+        )
     # The server logs the traceback; the client learns nothing about the internals.
     return JSONResponse({"detail": "internal error: the server log has the details", "errors": []}, 500)
 
 
 def _api_first(previous: Any, api_handler: Handler) -> Handler:
     """Use `api_handler` under /api/ and /ws/ (`LEAN_PREFIXES`: no page can be built there, outside
-    the UI's middlewares), and the handler already installed (NiceGUI's pages) elsewhere."""
+    the UI's middlewares) and on `/metrics` (read by Prometheus, not a person: it got NiceGUI's
+    bare "Internal Server Error"), and the handler already installed (NiceGUI's pages) elsewhere."""
 
     async def handler(request: Request, exc: Exception) -> Response:
-        if previous is None or request.url.path.startswith(LEAN_PREFIXES):
+        path = request.url.path
+        if previous is None or path.startswith(LEAN_PREFIXES) or path == METRICS_PATH:
             return await api_handler(request, exc)
         result = previous(request, exc)
         return await result if inspect.isawaitable(result) else result
@@ -143,7 +155,10 @@ class InternalErrorMiddleware:
     and a client reusing that keep-alive connection gets `Connection reset by peer` on its *next*
     request. Here the traceback is logged (method and path only: query strings may carry tokens)
     and the error never reaches the server. When the response had already started nothing else can
-    be sent: the exception goes on and the server closes the connection, as it must.
+    be sent: the exception goes on and the server closes the connection, as it must; when it had
+    been sent whole, the error (in the clean-up after it, such as the rollback closing a session
+    whose connection the database just dropped) is only logged. A database that does not answer
+    (`db.unreachable.is_unreachable`) is a warning of one line, not a traceback.
 
     `handlers` is the app's `exception_handlers` mapping, read at request time (the `Exception`
     entry: JSON under /api/, NiceGUI's error page elsewhere).
@@ -157,19 +172,26 @@ class InternalErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
+        started = sent = False
 
         async def tracking_send(message: Message) -> None:
-            nonlocal started
+            nonlocal started, sent
             started = started or message["type"] == "http.response.start"
+            sent = sent or (message["type"] == "http.response.body" and not message.get("more_body", False))
             await send(message)
 
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
-            if started:
+            if started and not sent:
                 raise
-            log.error("unhandled error in %s %s", scope.get("method"), scope.get("path"), exc_info=exc)
+            method, path = scope.get("method"), scope.get("path")
+            if is_unreachable(exc):  # one line per request during an outage, not a traceback
+                log.warning("%s %s: the database is unreachable (%s)", method, path, brief(exc))
+            else:
+                log.error("unhandled error in %s %s", method, path, exc_info=exc)
+            if sent:
+                return
             handler = self.handlers.get(Exception, _internal_error)
             response = handler(Request(scope), exc)
             response = await response if inspect.isawaitable(response) else response

@@ -13,6 +13,7 @@ from opscraft.api.schemas import error_responses
 from opscraft.services import metrics
 
 router = APIRouter(tags=["health"])
+METRICS_PATH = "/metrics"
 # A scheme name of its own: sharing the API's (`HTTPBearer`) replaced that scheme's description in
 # Swagger UI's Authorize dialog with this one.
 _bearer = HTTPBearer(
@@ -23,7 +24,7 @@ _bearer = HTTPBearer(
 
 
 @router.get(
-    "/metrics",
+    METRICS_PATH,
     summary="Prometheus metrics",
     response_class=Response,
     responses={200: {"content": {metrics.CONTENT_TYPE: {}}}, **error_responses(401, 403)},

@@ -31,6 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft.db.engine import Database
 from opscraft.db.models import RunEvent, RunEventDelivery
 from opscraft.db.types import utcnow
+from opscraft.db.unreachable import RoundFailures
 
 log = logging.getLogger(__name__)
 
@@ -141,15 +142,17 @@ class RunEventDispatcher:
 
     async def _run(self) -> None:
         assert self._wake is not None
+        failures = RoundFailures(log, "delivering run events")
         while True:
             try:
                 if self._on_round is not None:
                     await self._on_round()
                 await self.deliver()
+                failures.succeeded()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("delivering run events failed; trying again")
+            except Exception as exc:
+                failures.failed(exc)
             await asyncio.sleep(MIN_ROUND_SECONDS)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_seconds):

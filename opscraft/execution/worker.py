@@ -28,6 +28,7 @@ from datetime import timedelta
 
 from opscraft.config import Settings
 from opscraft.db.types import utcnow
+from opscraft.db.unreachable import RoundFailures
 from opscraft.execution import identity_lock, store, transport
 from opscraft.execution.docker_runner import DockerRunner
 from opscraft.execution.executor import Executor
@@ -168,6 +169,7 @@ class Worker:
         """Heartbeat, end lost workers' runs, apply cancels from the database, release stalled runs."""
         heartbeat = stall = time.monotonic()
         tick = min(CANCEL_CHECK_SECONDS, STALL_CHECK_SECONDS, self.settings.worker_heartbeat_seconds)
+        failures = RoundFailures(log, "worker housekeeping")
         while not self._stopping.wait(tick):
             now = time.monotonic()
             try:
@@ -179,11 +181,12 @@ class Worker:
                     self.docker.pool.resize(self._pool_size())
                     self.store.run(store.heartbeat, self.worker_id, self.runners(), self.docker.pool.stats())
                     self.end_lost()
+                    failures.succeeded()  # rounds without a heartbeat may not reach the database
                 if now - stall >= STALL_CHECK_SECONDS:
                     stall = now
                     self._release_stalled()
-            except Exception:
-                log.exception("worker housekeeping failed; trying again")
+            except Exception as exc:
+                failures.failed(exc)
 
     def end_lost(self) -> list[int]:
         """End (as `error`, "worker lost") the runs of workers whose heartbeat is stale, and stop

@@ -50,6 +50,7 @@ from opscraft.db.models import ChainLink, ChainRun, Execution, ExecutionLog, Scr
 from opscraft.db.models.chains import ChainOutcome, ChainRunStatus
 from opscraft.db.models.executions import ExecutionStatus, Trigger
 from opscraft.db.types import MAX_ID, utcnow
+from opscraft.db.unreachable import RoundFailures
 from opscraft.execution.masking import MASK
 from opscraft.execution.run_events import RunEventMessage
 from opscraft.services import audit, names, parameters
@@ -649,14 +650,16 @@ async def run_starter(db: Database, *, idle_seconds: float = 2.0) -> None:
     else polls every `idle_seconds` (rows written by other processes)."""
     global _wakeup
     _wakeup = asyncio.Event()
+    failures = RoundFailures(log, "starting chained runs")
     while True:
         try:
             await recover_lost(db)
             await start_due(db)
+            failures.succeeded()
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("starting chained runs failed; retrying")
+        except Exception as exc:
+            failures.failed(exc)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(idle_seconds):
                 await _wakeup.wait()

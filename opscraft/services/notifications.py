@@ -50,6 +50,7 @@ from opscraft.db.models import (
 from opscraft.db.models.automation import ChannelKind, DeliveryStatus
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
 from opscraft.db.types import MAX_ID, utc_text, utcnow
+from opscraft.db.unreachable import RoundFailures
 from opscraft.execution.run_events import RunEventMessage
 from opscraft.security.vault import DecryptError
 from opscraft.services import audit, conflicts, escapes, names
@@ -754,12 +755,14 @@ async def run_sender(db: Database, *, idle_seconds: float = 2.0) -> None:
     else polls every `idle_seconds` (rows written by other processes, retries coming due)."""
     global _wakeup
     _wakeup = asyncio.Event()
+    failures = RoundFailures(log, "notification delivery round")
     try:
         while True:
             try:
                 sent = await deliver_due(db)
-            except Exception:
-                log.exception("notification delivery round failed; retrying")
+                failures.succeeded()
+            except Exception as exc:
+                failures.failed(exc)
                 sent = 0
             if sent:
                 continue

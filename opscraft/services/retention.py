@@ -28,6 +28,7 @@ from opscraft.db.engine import Database
 from opscraft.db.models import Execution, ExecutionLog
 from opscraft.db.models.executions import FINAL_STATUSES
 from opscraft.db.types import utcnow
+from opscraft.db.unreachable import RoundFailures
 from opscraft.services import app_settings, audit, execution_counts, metrics
 from opscraft.services.actor import Actor
 
@@ -202,10 +203,12 @@ async def _audit(db: Database, done: RetentionRound, days: int, cap_gb: float, d
 
 async def run_upkeep(db: Database, interval: float = INTERVAL_SECONDS) -> None:
     """Until cancelled: refresh the dashboard's tally, apply retention, sleep `interval` seconds."""
+    failures = RoundFailures(log, "history upkeep")
     while True:
         try:
             await execution_counts.refresh_tally(db)
             done = await run_once(db)
+            failures.succeeded()
             if done.changed:
                 log.info(
                     "retention: output of %d run(s) removed, %d run(s) deleted, %d bytes freed",
@@ -215,6 +218,6 @@ async def run_upkeep(db: Database, interval: float = INTERVAL_SECONDS) -> None:
                 )
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("history upkeep failed; retrying in %s s", interval)
+        except Exception as exc:
+            failures.failed(exc)
         await asyncio.sleep(interval)

@@ -48,6 +48,7 @@ from opscraft.db.models import Execution, Schedule, ScheduleFire, Script, User
 from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
 from opscraft.db.models.executions import FINAL_STATUSES, Trigger
 from opscraft.db.types import utcnow
+from opscraft.db.unreachable import RoundFailures
 from opscraft.services import approvals, audit, conflicts, names, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
@@ -693,13 +694,16 @@ async def run_scheduler(db: Database) -> None:
     """Fire schedules (and expire approval requests) until cancelled: a tick, then sleep until
     the next fire time (at most MAX_IDLE_SECONDS, so schedules saved elsewhere are seen quickly)."""
     me = process_name()
+    failures = RoundFailures(log, "scheduler tick")
     while True:
         try:
             await tick(db, me=me)
             await approvals.expire_due(db)
-            await asyncio.sleep(await seconds_to_next(db))
+            pause = await seconds_to_next(db)
+            failures.succeeded()
+            await asyncio.sleep(pause)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("scheduler tick failed; retrying")
+        except Exception as exc:
+            failures.failed(exc)
             await asyncio.sleep(MAX_IDLE_SECONDS)

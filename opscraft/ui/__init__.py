@@ -45,4 +45,5 @@ def register_pages() -> None:
     for name in PAGE_MODULES:
         importlib.import_module(f"opscraft.ui.{name}")
     importlib.import_module("opscraft.ui.not_found").install()
+    importlib.import_module("opscraft.ui.unavailable").install()
     app.add_middleware(StartupGateMiddleware, ready=runtime.ready)

@@ -10,6 +10,7 @@ from nicegui import ui
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.services.actor import Actor
+from opscraft.services.errors import NotFound
 from opscraft.services.permissions import Permission
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import guard, run_action
@@ -103,17 +104,28 @@ class PagedTable(ABC):
     ) -> None:
         """Re-check `permission`, run `change(session, actor)`; on success drop the dialog (and
         anything typed in it, `draft` included) and reload the table. Problems with a field in
-        `fields` show under it, the rest as red notifications."""
+        `fields` show under it, the rest as red notifications. When something is not found (the
+        row was deleted in another tab or by another user since the table was loaded) the table
+        is reloaded too, behind the dialog and its notice: it went on listing the deleted row."""
         actor = await guard(permission)
         if actor is None:
             dialog.delete()
             return
+        gone = False
 
         async def action() -> bool:
-            await call(change, actor)
+            nonlocal gone
+            try:
+                await call(change, actor)
+            except NotFound:
+                gone = True
+                raise
             return True
 
-        if await run_action(action, done, fields):
+        succeeded = await run_action(action, done, fields)
+        if gone:
+            await self.refresh()
+        if succeeded:
             if draft is not None:
                 await draft.clear()
             dialog.delete()

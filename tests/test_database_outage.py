@@ -1,0 +1,238 @@
+"""A PostgreSQL outage seen by a running server: the API and `/metrics` answer 503 saying the
+database is unreachable (they answered 500 "internal error", `/metrics` a bare "Internal Server
+Error"), and the log says so in a line per request and once per background loop, not a traceback
+of about a hundred lines per request and per loop round (47,000 lines in four minutes)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from opscraft.db.engine import Database
+from opscraft.db.unreachable import is_unreachable
+from tests.conftest import (
+    PASSWORD,
+    PG_URL,
+    LiveServer,
+    free_port,
+    postgres_scratch_database,
+    require_service,
+    start_server,
+    stop_server,
+)
+from tests.ui_journey import log_in
+
+pytestmark = pytest.mark.postgres
+METRICS_TOKEN = "outage-metrics-" + "t" * 16
+# The background loops that read the database every round (services and execution engine).
+LOOPS = (
+    "scheduler tick",
+    "starting chained runs",
+    "notification delivery round",
+    "delivering run events",
+    "worker housekeeping",
+)
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:`port` to `target`; `stop` closes the port and every connection through
+    it (the database gone, as in a restart), `start` opens it again."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.create_server(("127.0.0.1", self.port))
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        assert self._listener is not None
+        with contextlib.suppress(OSError):  # already stopped
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() does not
+        self._listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._sockets.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._sockets += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+
+@contextlib.contextmanager
+def _scratch_database() -> Iterator[str]:
+    """`postgres_scratch_database`, held open by a thread of its own: the browser's sync Playwright
+    runs an event loop on the test's thread, so no async fixture can run there."""
+    ready: queue.Queue[str] = queue.Queue()
+    done = threading.Event()
+
+    async def hold() -> None:
+        async with postgres_scratch_database() as url:
+            ready.put(url)
+            await asyncio.to_thread(done.wait)
+
+    thread = threading.Thread(target=asyncio.run, args=(hold(),))
+    thread.start()
+    try:
+        yield ready.get(timeout=60)
+    finally:
+        done.set()
+        thread.join(60)
+
+
+@pytest.fixture
+def behind_proxy(tmp_path: Path) -> Iterator[tuple[LiveServer, TcpProxy]]:
+    """A server on a scratch PostgreSQL database reached through a `TcpProxy`."""
+    require_service(bool(PG_URL), "PostgreSQL (OPSCRAFT_TEST_PG_URL)")
+    with _scratch_database() as url:
+        target = make_url(url)
+        proxy = TcpProxy((target.host or "127.0.0.1", target.port or 5432))
+        proxy.start()
+        proxied = target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        env = {"DATABASE_URL": proxied, "OPSCRAFT_METRICS_TOKEN": METRICS_TOKEN}
+        server = start_server(tmp_path / "data", env)
+        try:
+            yield server, proxy
+        finally:
+            stop_server(server)
+            proxy.stop()
+
+
+def _wait_until(what: str, check: Callable[[], bool], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def _register_root(server: LiveServer) -> dict[str, str]:
+    """Register the first user, `root` (an admin), and return its bearer header."""
+    account = {"username": "root", "email": "r@x.io", "password": PASSWORD}
+    r = httpx.post(f"{server.url}/api/v1/auth/register", json=account)
+    assert r.status_code == 201, r.text
+    r = httpx.post(f"{server.url}/api/v1/auth/login", json={"username": "root", "password": PASSWORD})
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def _every_loop_logged(server: LiveServer, after_name: str) -> bool:
+    log = server.log()
+    return all(f"{loop}{after_name}" in log for loop in LOOPS)
+
+
+def test_an_outage_is_503_database_unreachable_and_a_line_in_the_log_per_loop(
+    behind_proxy: tuple[LiveServer, TcpProxy],
+) -> None:
+    server, proxy = behind_proxy
+    api = f"{server.url}/api/v1"
+    bearer = _register_root(server)
+    assert httpx.get(f"{server.url}/metrics", headers=bearer).status_code == 200
+
+    proxy.stop()
+    answers = [
+        httpx.get(f"{api}/scripts", headers=bearer),
+        httpx.post(f"{api}/auth/login", json={"username": "root", "password": PASSWORD}),
+        httpx.get(f"{server.url}/metrics", headers=bearer),
+        httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}),
+    ]
+    for answer in answers:
+        assert answer.status_code == 503, (answer.request.url, answer.text)
+        assert answer.json()["detail"].startswith("the database is unreachable"), answer.text
+        assert answer.headers["Retry-After"] == "5"
+    health = httpx.get(f"{api}/health")
+    assert (health.status_code, health.json()["database"]) == (503, "disconnected")
+    # Every loop has failed several rounds by now (each polls at least every few seconds).
+    _wait_until("every loop to notice", lambda: _every_loop_logged(server, " failed: the database"))
+    time.sleep(6)
+
+    proxy.start()
+    _wait_until("the database back", lambda: httpx.get(f"{api}/health").status_code == 200)
+    _wait_until("every loop to recover", lambda: _every_loop_logged(server, ": the database answers"))
+    assert httpx.get(f"{api}/scripts", headers=bearer).status_code == 200
+    log = server.log()
+    assert "Traceback" not in log, log
+    for loop in LOOPS:
+        assert log.count(f"{loop} failed: the database is unreachable") == 1, log
+    assert log.count("GET /metrics: the database is unreachable (") >= 2, log  # the two answered 503
+
+
+async def test_unreachable_is_a_refused_connection_not_an_answered_error() -> None:
+    """`is_unreachable`: true for a port nobody listens on, false for an error the server sent."""
+    require_service(bool(PG_URL), "PostgreSQL (OPSCRAFT_TEST_PG_URL)")
+    assert PG_URL
+    nobody = make_url(PG_URL).set(host="127.0.0.1", port=free_port())
+    closed = Database(nobody.render_as_string(hide_password=False))
+    answering = Database(PG_URL)
+    try:
+        with pytest.raises(Exception) as refused:
+            async with closed.session() as session:
+                await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+        with pytest.raises(Exception) as answered:
+            async with answering.session() as session:
+                await session.exec(text(f"SELECT * FROM missing_{secrets.token_hex(4)}"))  # type: ignore[call-overload]
+    finally:
+        await closed.dispose()
+        await answering.dispose()
+    assert is_unreachable(refused.value)
+    assert not is_unreachable(answered.value)
+
+
+@pytest.mark.browser
+def test_an_open_page_and_a_page_opened_during_an_outage_say_the_database_is_unreachable(
+    behind_proxy: tuple[LiveServer, TcpProxy], page: Any
+) -> None:
+    """A Save clicked during the outage did nothing visible, and a page opened then was NiceGUI's
+    "500 Server error ConnectionRefusedError: [Errno 111] Connection refused"."""
+    server, proxy = behind_proxy
+    _register_root(server)
+    log_in(page, server, "root")
+    page.goto(f"{server.url}/settings")
+    page.get_by_test_id("settings-save").wait_for()
+
+    proxy.stop()
+    page.get_by_test_id("settings-save").click()
+    page.locator(".q-notification", has_text="The database is unreachable").wait_for()
+    response = page.goto(f"{server.url}/scripts")
+    assert (response.status, response.headers["retry-after"]) == (503, "5")
+    assert "The database is unreachable" in page.get_by_test_id("unavailable").inner_text()
+
+    proxy.start()
+    page.get_by_test_id("unavailable-retry").click()
+    page.get_by_test_id("nav-scripts").wait_for()
+    assert page.url == f"{server.url}/scripts"
