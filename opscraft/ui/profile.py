@@ -53,9 +53,10 @@ async def profile_page(actor: Actor) -> None:
 
         with ui.card().classes("w-96 gap-3"):
             ui.label("Change password").classes("text-lg font-semibold")
-            ui.label("All your sessions end: you log in again with the new password.").classes(
-                "text-caption text-grey-7"
-            )
+            ui.label(
+                "All your sessions end: you log in again with the new password. Your API tokens "
+                "keep working: revoke any you no longer trust on the API tokens page."
+            ).classes("text-caption text-grey-7")
             with form():
                 current = password_input(
                     "Current password", "current-password", autocomplete="current-password"

@@ -100,10 +100,33 @@ def test_personal_token_shown_once_then_revoked(page: Any, env: Env) -> None:
     page.get_by_test_id("token-add").wait_for()
     assert value not in page.content(), "shown once"
     token_id = env.api("GET", "/api/v1/tokens").json()[0]["id"]
+    row = page.get_by_test_id(f"token-{token_id}")
+    # The list says from which address the token was last used (docs/automation.md), not only when.
+    row.get_by_text("from 127.0.0.1").wait_for()
+    # Revoking cannot be undone and breaks whatever uses the token: one stray click did it at once.
     page.get_by_test_id(f"token-revoke-{token_id}").click()
-    page.get_by_test_id(f"token-{token_id}").get_by_text("revoked", exact=True).wait_for()
+    page.get_by_role("dialog", name="Revoke the token ci?").get_by_role("button", name="Cancel").click()
+    page.get_by_test_id("confirm-revoke").wait_for(state="detached")
+    me = httpx.get(f"{env.server.url}/api/v1/auth/me", headers={"Authorization": f"Bearer {value}"})
+    assert me.status_code == 200, "Cancel keeps the token"
+    page.get_by_test_id(f"token-revoke-{token_id}").click()
+    page.get_by_test_id("confirm-revoke").click()
+    row.get_by_text("revoked", exact=True).wait_for()
     me = httpx.get(f"{env.server.url}/api/v1/auth/me", headers={"Authorization": f"Bearer {value}"})
     assert me.status_code == 401
+
+
+def test_a_long_token_name_stays_within_a_phone_screen(page: Any, env: Env) -> None:
+    """A token's name may be 64 characters without a space, a username 64 too: the tokens page
+    was twice as wide as a phone's screen, its Revoke buttons off to the side."""
+    created = env.api("POST", "/api/v1/tokens", json={"name": "W" * 64})
+    assert created.status_code == 201, created.text
+    page.set_viewport_size({"width": 375, "height": 800})
+    log_in(page, env.server, "admin")
+    page.goto(f"{env.server.url}/tokens")
+    page.get_by_test_id(f"token-revoke-{created.json()['id']}").wait_for()
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"{overflow} px wider than the screen"
 
 
 def wait_until(check: Any, what: str, timeout: float = 60) -> Any:
