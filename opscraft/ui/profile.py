@@ -10,7 +10,16 @@ from opscraft.services.actor import Actor
 from opscraft.services.users import ProfileUpdate
 from opscraft.ui import session
 from opscraft.ui.layout import frame, guard, protected_page, run_action
-from opscraft.ui.widgets import call, form, format_time, one_click, password_hint, password_input, text_input
+from opscraft.ui.widgets import (
+    call,
+    enter_presses,
+    form,
+    format_time,
+    one_click,
+    password_hint,
+    password_input,
+    text_input,
+)
 
 
 @protected_page("/profile", title="Profile")
@@ -18,7 +27,7 @@ async def profile_page(actor: Actor) -> None:
     user = actor.user
     assert user is not None
     with frame(actor, "Profile"), ui.row().classes("w-full gap-4 items-start"):
-        with ui.card().classes("w-96 gap-2"):
+        with ui.card().classes("w-96 gap-2") as account:
             ui.label("Account").classes("text-lg font-semibold")
             for label, value in (
                 ("Username", user.username),
@@ -47,11 +56,12 @@ async def profile_page(actor: Actor) -> None:
                 if saved is not None:
                     email.value, full_name.value = saved.email, saved.full_name
 
-            ui.button("Save", icon="save", on_click=one_click(save)).props(
+            save_button = ui.button("Save", icon="save", on_click=one_click(save)).props(
                 'unelevated data-testid="profile-save"'
             )
+            enter_presses(account, save_button)
 
-        with ui.card().classes("w-96 gap-3"):
+        with ui.card().classes("w-96 gap-3") as password_card:
             ui.label("Change password").classes("text-lg font-semibold")
             ui.label(
                 "All your sessions end: you log in again with the new password. Your API tokens "
@@ -82,7 +92,7 @@ async def profile_page(actor: Actor) -> None:
                     session.log_out()
                     ui.navigate.to(session.login_url(notice="password"))
 
-            repeat.on("keydown.enter", change)
-            ui.button("Change password", on_click=one_click(change)).props(
+            change_button = ui.button("Change password", on_click=one_click(change)).props(
                 'unelevated data-testid="change-password"'
-            ).classes("w-full")
+            )
+            enter_presses(password_card, change_button.classes("w-full"))
