@@ -169,6 +169,25 @@ async def test_a_token_request_records_trigger_api_token(client: httpx.AsyncClie
     assert via_token.json()["triggered_by_name"] == "admin"
 
 
+async def test_the_audit_trail_names_the_token_an_action_was_requested_with(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """What a leaked token did read as its owner's own doing: the audit trail could not tell a
+    token from the password sign-in, nor which token it was, when the token was revoked."""
+    created = (await create(client, admin)).json()
+    via_token = await client.put(
+        "/api/v1/auth/me", json={"full_name": "By Token"}, headers=bearer(created["token"])
+    )
+    via_login = await client.put("/api/v1/auth/me", json={"full_name": "By Login"}, headers=admin.headers)
+    assert via_token.status_code == via_login.status_code == 200, via_token.text
+    events = await client.get("/api/v1/audit", params={"action": "user.update"}, headers=admin.headers)
+    by_login, by_token = events.json()["items"][:2]  # newest first
+    assert by_token["details"]["api_token_id"] == created["id"], by_token
+    assert by_token["details"]["changes"]["full_name"]["to"] == "By Token"
+    assert "api_token_id" not in by_login["details"], by_login
+    assert by_token["actor_name"] == by_login["actor_name"] == "admin"
+
+
 @pytest.mark.parametrize("name", ["x" * 65, "   "])
 async def test_a_bad_token_name_is_worded_as_on_the_tokens_page(
     client: httpx.AsyncClient, admin: LoggedIn, name: str
