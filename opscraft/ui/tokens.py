@@ -29,12 +29,16 @@ def _row(info: TokenInfo, revoke: Any) -> None:
             ui.label(t.role).classes("text-caption")
             ui.label(info.username).classes("text-caption text-grey-7 oc-wrap min-w-0")
             ui.space()
-            if info.active:
+            if t.revoked_at is not None:
+                ui.label("revoked").classes("text-negative")
+            else:
+                if not info.active:
+                    ui.label("expired").classes("text-negative")
+                # An expired token too: it keeps its name until revoked (a new token may not take
+                # it), and the page offered no way to revoke it.
                 ui.button("Revoke", on_click=lambda i=info: revoke(i)).props(
                     f'flat dense color=negative data-testid="token-revoke-{t.id}"'
                 )
-            else:
-                ui.label("revoked" if t.revoked_at else "expired").classes("text-negative")
         expires = format_time(t.expires_at, "never")
         used = format_time(t.last_used_at) + (f" from {t.last_used_ip}" if t.last_used_ip else "")
         ui.label(f"Created {format_time(t.created_at)} · expires {expires} · last used {used}").classes(
@@ -71,6 +75,8 @@ async def tokens_page(actor: Actor) -> None:
             question = f"Revoke the token {info.token.name}{whose}?"
             consequence = (
                 "Whatever uses it (a script, a CI pipeline) gets 401 from then on; this cannot be undone."
+                if info.active
+                else "It has expired already: revoking it frees its name for a new token."
             )
             if not await confirm(question, consequence, verb="Revoke", testid="confirm-revoke"):
                 return

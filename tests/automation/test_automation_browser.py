@@ -8,7 +8,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -114,6 +114,28 @@ def test_personal_token_shown_once_then_revoked(page: Any, env: Env) -> None:
     row.get_by_text("revoked", exact=True).wait_for()
     me = httpx.get(f"{env.server.url}/api/v1/auth/me", headers={"Authorization": f"Bearer {value}"})
     assert me.status_code == 401
+
+
+def test_an_expired_token_can_be_revoked_to_reuse_its_name(page: Any, env: Env) -> None:
+    """An expired token keeps its name until it is revoked (a new one is refused it: "revoke the
+    old token first"), but the page showed it as "expired" with no Revoke button: a dead end."""
+    soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+    created = env.api("POST", "/api/v1/tokens", json={"name": "nightly", "expires_at": soon})
+    assert created.status_code == 201, created.text
+    token_id = created.json()["id"]
+    wait_until(lambda: not env.api("GET", "/api/v1/tokens").json()[0]["active"], "the token to expire", 30)
+    log_in(page, env.server, "admin")
+    page.goto(f"{env.server.url}/tokens")
+    row = page.get_by_test_id(f"token-{token_id}")
+    row.get_by_text("expired", exact=True).wait_for()
+    page.get_by_test_id(f"token-revoke-{token_id}").click()
+    page.get_by_text("frees its name").wait_for()
+    page.get_by_test_id("confirm-revoke").click()
+    row.get_by_text("revoked", exact=True).wait_for()
+    page.get_by_test_id("token-add").click()
+    page.get_by_test_id("token-name").fill("nightly")
+    page.get_by_test_id("token-submit").click()
+    assert page.get_by_test_id("token-value").input_value().startswith("ocp_")
 
 
 def test_a_long_token_name_stays_within_a_phone_screen(page: Any, env: Env) -> None:
