@@ -85,3 +85,24 @@ def test_an_inventory_edit_keeps_content_changed_since_the_page_opened(
     page.locator(".q-notification", has_text="Inventory saved").wait_for()
     stored = _api(server, operator, "GET", f"/inventories/{inventory_id}")
     assert (stored["description"], stored["content"]) == ("the web tier", newer)
+
+
+def test_a_profile_save_keeps_an_email_changed_since_the_page_opened(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The Profile page sent its old copy of the email with an edited full name, undoing an
+    email an admin (or another tab) had set meanwhile."""
+    admin = tokens["admin"]
+    (operator,) = _api(server, admin, "GET", "/users", params={"search": "operator@"})["items"]
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/profile")
+    page.get_by_test_id("profile-full-name").wait_for()
+    _api(server, admin, "PUT", f"/users/{operator['id']}", json={"email": "ops-team@example.com"})
+    page.get_by_test_id("profile-full-name").fill("Olga Operator")
+    page.get_by_test_id("profile-save").click()
+    page.locator(".q-notification", has_text="Profile saved").wait_for()
+    stored = _api(server, admin, "GET", f"/users/{operator['id']}")
+    assert (stored["full_name"], stored["email"]) == ("Olga Operator", "ops-team@example.com")
+    assert page.get_by_test_id("profile-email").input_value() == "ops-team@example.com", "the page shows it"
+    page.get_by_test_id("profile-save").click()
+    page.locator(".q-notification", has_text="Nothing changed").wait_for()

@@ -5,11 +5,11 @@ from __future__ import annotations
 from nicegui import ui
 
 from opscraft import runtime
-from opscraft.services import users
+from opscraft.services import partial, users
 from opscraft.services.actor import Actor
 from opscraft.services.users import ProfileUpdate
 from opscraft.ui import session
-from opscraft.ui.layout import frame, guard, protected_page, run_action
+from opscraft.ui.layout import frame, guard, notify_ok, protected_page, run_action
 from opscraft.ui.widgets import (
     call,
     enter_presses,
@@ -43,11 +43,20 @@ async def profile_page(actor: Actor) -> None:
             full_name = text_input("Full name", "profile-full-name")
             full_name.value = user.full_name
 
+            # What the fields showed when loaded (or last saved): Save sends only the fields edited
+            # since (`partial.edited`), so an email an admin or another tab changed meanwhile is
+            # not put back to this page's old copy when only the full name was edited here.
+            shown = {"email": user.email, "full_name": user.full_name}
+
             async def save() -> None:
                 me = await guard()
                 if me is None:
                     return
-                data = {"email": (email.value or "").strip(), "full_name": full_name.value or ""}
+                form_values = {"email": (email.value or "").strip(), "full_name": full_name.value or ""}
+                data = partial.edited(shown, form_values)
+                if not data:  # sent, the form as loaded was the API's 422 "nothing to change"
+                    notify_ok("Nothing changed")
+                    return
                 saved = await run_action(
                     lambda: call(users.update_profile, me, ProfileUpdate(**data)),
                     "Profile saved",
@@ -55,6 +64,7 @@ async def profile_page(actor: Actor) -> None:
                 )
                 if saved is not None:
                     email.value, full_name.value = saved.email, saved.full_name
+                    shown.update(email=saved.email, full_name=saved.full_name)
 
             save_button = ui.button("Save", icon="save", on_click=one_click(save)).props(
                 'unelevated data-testid="profile-save"'
