@@ -1,6 +1,7 @@
 """A form saved from a page opened before another tab (or the API) changed the same row sends
-only the fields edited on it (`services.partial.edited`): the settings page and a user's edit
-dialog used to send their old copy of every other field back and undo that change."""
+only the fields edited on it (`services.partial.edited`): the settings page, a user's edit
+dialog and the Profile page used to send their old copy of every other field back and undo that
+change."""
 
 from __future__ import annotations
 
