@@ -26,7 +26,8 @@ def _row(info: TokenInfo, revoke: Any) -> None:
             ui.icon("vpn_key", color="primary" if info.active else "grey")
             ui.label(t.name).classes("font-semibold oc-wrap min-w-0")
             ui.label(f"{t.prefix}…").classes("font-mono text-grey-8")
-            ui.label(t.role).classes("text-caption")
+            acting = "" if info.acts_as == t.role else f" (acts as {info.acts_as.value}: owner's role now)"
+            ui.label(f"{t.role}{acting}").classes("text-caption").props(f'data-testid="token-role-{t.id}"')
             ui.label(info.username).classes("text-caption text-grey-7 oc-wrap min-w-0")
             ui.space()
             if t.revoked_at is not None:

@@ -79,12 +79,21 @@ async def test_role_above_own_is_refused(client: httpx.AsyncClient, viewer: Logg
 
 
 async def test_owner_demoted_caps_the_token(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """The token acts as the lower role, and its listing says so (`acts_as`): it read only
+    `role: admin` while every request made with it was a viewer's."""
     other = await make_user(client, "admin", "second-admin")
-    token = (await create(client, other)).json()["token"]
+    created = (await create(client, other)).json()
+    token = created["token"]
+    assert (created["role"], created["acts_as"]) == ("admin", "admin")
     assert (await client.get("/api/v1/users", headers=bearer(token))).status_code == 200
     r = await client.put(f"/api/v1/users/{other.id}", json={"role": "viewer"}, headers=admin.headers)
     assert r.status_code == 200, r.text
     assert (await client.get("/api/v1/users", headers=bearer(token))).status_code == 403
+    listed = await client.get("/api/v1/tokens", params={"all": "true"}, headers=admin.headers)
+    (mine,) = [t for t in listed.json() if t["id"] == created["id"]]
+    assert (mine["role"], mine["acts_as"]) == ("admin", "viewer"), mine
+    revoked = await client.delete(f"/api/v1/tokens/{created['id']}", headers=admin.headers)
+    assert (revoked.json()["role"], revoked.json()["acts_as"]) == ("admin", "viewer"), revoked.text
 
 
 async def test_expiry_rules(client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn) -> None:

@@ -138,6 +138,26 @@ def test_an_expired_token_can_be_revoked_to_reuse_its_name(page: Any, env: Env) 
     assert page.get_by_test_id("token-value").input_value().startswith("ocp_")
 
 
+def test_a_demoted_owners_token_says_the_role_it_acts_as(page: Any, env: Env) -> None:
+    """A token acts with the lower of its role and its owner's current role: the page said only
+    "operator" for the token of an owner demoted to viewer."""
+    second = token(env.server, "second")
+    created = httpx.post(f"{env.server.url}/api/v1/tokens", json={"name": "deploy-bot"}, headers=second)
+    assert created.status_code == 201, created.text
+    (second_id,) = [
+        u["id"] for u in env.api("GET", "/api/v1/users").json()["items"] if u["username"] == "second"
+    ]
+    assert env.api("PUT", f"/api/v1/users/{second_id}", json={"role": "viewer"}).status_code == 200
+    try:
+        log_in(page, env.server, "admin")
+        page.goto(f"{env.server.url}/tokens")
+        page.get_by_test_id("tokens-all").click()
+        role = page.get_by_test_id(f"token-role-{created.json()['id']}")
+        role.get_by_text("operator (acts as viewer: owner's role now)").wait_for()
+    finally:
+        assert env.api("PUT", f"/api/v1/users/{second_id}", json={"role": "operator"}).status_code == 200
+
+
 def test_a_long_token_name_stays_within_a_phone_screen(page: Any, env: Env) -> None:
     """A token's name may be 64 characters without a space, a username 64 too: the tokens page
     was twice as wide as a phone's screen, its Revoke buttons off to the side."""
