@@ -85,6 +85,28 @@ async def test_pagination(client: httpx.AsyncClient, admin: LoggedIn) -> None:
         assert r.status_code == 422, params
 
 
+async def test_a_wrong_current_password_in_a_password_change_is_audited(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn
+) -> None:
+    """A password change checks the current password, so a wrong one is a guess, as a failed login
+    is: someone holding a signed-in browser or an access token guessed without a trace. Only the
+    wrong current password is recorded (not a new password the rules refuse), never a value."""
+    for body in (
+        {"current_password": "guess-one-1", "new_password": "Whatever-123"},
+        {"current_password": "guess-two-2", "new_password": "short"},
+        {"current_password": "Correct-Horse-9", "new_password": "short"},
+    ):
+        r = await client.post("/api/v1/auth/change-password", json=body, headers=viewer.headers)
+        assert r.status_code == 422, r.text
+    failed = await _events(client, admin, action="user.change_password_failed")
+    assert failed["total"] == 2, failed
+    for event in failed["items"]:
+        assert (event["actor_name"], event["target_type"]) == ("viewer", "user"), event
+        assert event["target_id"] == str(viewer.id) and event["details"] == {"reason": "bad password"}
+    assert "guess-" not in str(failed) and "Whatever" not in str(failed)
+    assert (await client.get("/api/v1/auth/me", headers=viewer.headers)).status_code == 200, "unchanged"
+
+
 async def test_login_register_and_password_events(client: httpx.AsyncClient, admin: LoggedIn) -> None:
     await client.put("/api/v1/settings", json={"registration_open": True}, headers=admin.headers)
     await client.post(

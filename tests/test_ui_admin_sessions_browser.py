@@ -97,3 +97,33 @@ def test_any_open_page_of_a_deactivated_user_goes_to_the_login(live_server: Live
     _change(live_server, tokens["admin"], viewer["id"], is_active=False)
     page.wait_for_url(f"{live_server.url}/login**", timeout=25_000)  # within a badge refresh (10 s)
     page.get_by_test_id("login-notice").get_by_text("Your session has ended").wait_for()
+
+
+def _audited(server: LiveServer, admin: dict[str, str], action: str, username: str) -> int:
+    params = {"action": action, "actor_name": username}
+    r = httpx.get(f"{server.url}/api/v1/audit", params=params, headers=admin, timeout=API_TIMEOUT)
+    assert r.status_code == 200, r.text
+    return int(r.json()["total"])
+
+
+def test_a_double_enter_on_the_login_page_is_one_sign_in_attempt(live_server: LiveServer, page: Any) -> None:
+    """Each Enter in the password field (and each click) was an attempt of its own, even while the
+    first was being checked: a double Enter audited two failed logins and counted twice against
+    the rate limit (5 a minute by default), so two mistyped passwords locked a person out."""
+    admin = make_users(live_server)["admin"]
+    page.goto(f"{live_server.url}/login")
+    page.get_by_test_id("login-username").fill("viewer")
+    page.get_by_test_id("login-password").fill("not-the-password")
+    for _ in range(3):
+        page.get_by_test_id("login-password").press("Enter")
+    page.get_by_test_id("login-error").get_by_text("Incorrect username or password").wait_for()
+    page.wait_for_timeout(1500)  # any later attempt would have been audited by now
+    assert _audited(live_server, admin, "auth.login_failed", "viewer") == 1
+
+    logins = _audited(live_server, admin, "auth.login", "viewer")  # make_users' API sign-in
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").dblclick()
+    page.wait_for_url(f"{live_server.url}/")
+    page.wait_for_timeout(1500)
+    assert _audited(live_server, admin, "auth.login", "viewer") == logins + 1
+    assert _audited(live_server, admin, "auth.login_failed", "viewer") == 1

@@ -254,6 +254,28 @@ def test_users_edit_their_own_email_and_full_name_on_the_profile_page(
     page.get_by_test_id("whoami").get_by_text("Vera Viewer").wait_for()
 
 
+def test_enter_in_a_profile_field_submits_its_form(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Enter saved nothing in the email and full name fields, nor in the current and new password
+    fields (only in the last, repeat one), as it does in every form dialog."""
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/profile")
+    wait_connected(page)
+    page.get_by_test_id("profile-full-name").fill("Otto Operator")
+    page.get_by_test_id("profile-full-name").press("Enter")
+    page.locator(".q-notification", has_text="Profile saved").wait_for()
+    me = httpx.get(f"{server.url}/api/v1/auth/me", headers=tokens["operator"]).json()
+    assert me["full_name"] == "Otto Operator"
+    for testid in ("current-password", "new-password"):
+        page.get_by_test_id("current-password").fill(f"not-the-password-{testid}")
+        page.get_by_test_id(testid).press("Enter")
+        _field(page, "current-password").get_by_text("Incorrect").wait_for()
+        page.get_by_test_id("current-password").fill("")  # typing clears the message
+        _field(page, "current-password").get_by_text("Incorrect").wait_for(state="detached")
+    assert page.url == f"{server.url}/profile"
+
+
 def test_a_viewer_is_not_offered_terraform_destroy(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:

@@ -1,6 +1,7 @@
 """A form saved from a page opened before another tab (or the API) changed the same row sends
-only the fields edited on it (`services.partial.edited`): the settings page and a user's edit
-dialog used to send their old copy of every other field back and undo that change."""
+only the fields edited on it (`services.partial.edited`): the settings page, a user's edit
+dialog and the Profile page used to send their old copy of every other field back and undo that
+change."""
 
 from __future__ import annotations
 
@@ -106,3 +107,24 @@ def test_a_user_deleted_since_the_page_opened_leaves_the_list_when_its_dialog_sa
     page.locator(".q-notification", has_text="not found").wait_for()
     page.get_by_test_id("edit-leaving").wait_for(state="detached")
     assert page.get_by_test_id("edit-admin").is_visible()
+
+
+def test_a_profile_save_keeps_an_email_changed_since_the_page_opened(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The Profile page sent its old copy of the email with an edited full name, undoing an
+    email an admin (or another tab) had set meanwhile."""
+    admin = tokens["admin"]
+    (operator,) = _api(server, admin, "GET", "/users", params={"search": "operator@"})["items"]
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/profile")
+    page.get_by_test_id("profile-full-name").wait_for()
+    _api(server, admin, "PUT", f"/users/{operator['id']}", json={"email": "ops-team@example.com"})
+    page.get_by_test_id("profile-full-name").fill("Olga Operator")
+    page.get_by_test_id("profile-save").click()
+    page.locator(".q-notification", has_text="Profile saved").wait_for()
+    stored = _api(server, admin, "GET", f"/users/{operator['id']}")
+    assert (stored["full_name"], stored["email"]) == ("Olga Operator", "ops-team@example.com")
+    assert page.get_by_test_id("profile-email").input_value() == "ops-team@example.com", "the page shows it"
+    page.get_by_test_id("profile-save").click()
+    page.locator(".q-notification", has_text="Nothing changed").wait_for()

@@ -39,6 +39,9 @@ class TokenOut(BaseModel):
     name: str
     prefix: str = Field(description="The token's first characters, to tell tokens apart")
     role: Role
+    acts_as: Role = Field(
+        description="The role requests made with it get now: the lower of `role` and its owner's current role"
+    )
     user_id: int
     username: str
     expires_at: datetime | None
@@ -57,6 +60,7 @@ class TokenOut(BaseModel):
             name=t.name,
             prefix=t.prefix,
             role=Role(t.role),
+            acts_as=info.acts_as,
             user_id=t.user_id,
             username=info.username,
             expires_at=t.expires_at,
@@ -89,7 +93,8 @@ async def create_token(body: TokenCreate, session: Session, actor: CurrentActor)
         session, actor, body.name, role=body.role, expires_at=body.expires_at
     )
     assert actor.user is not None
-    return TokenCreated(**TokenOut.of(TokenInfo(row, actor.user.username)).model_dump(), token=value)
+    info = TokenInfo(row, actor.user.username, actor.user.role)
+    return TokenCreated(**TokenOut.of(info).model_dump(), token=value)
 
 
 @router.get(

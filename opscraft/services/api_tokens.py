@@ -40,10 +40,18 @@ LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 @dataclass(frozen=True)
 class TokenInfo:
-    """A token as listed (never its value) with its owner's username."""
+    """A token as listed (never its value) with its owner's username and current role."""
 
     token: ApiToken
     username: str
+    owner_role: Role | str
+
+    @property
+    def acts_as(self) -> Role:
+        """The role a request made with the token gets now: the lower of the token's and its
+        owner's current role (`authenticate`). A demoted owner's `admin` token read "admin" on
+        the page and in the list, while it acted as the owner's new role."""
+        return lower_role(self.token.role, self.owner_role)
 
     @property
     def active(self) -> bool:
@@ -143,14 +151,14 @@ async def create(
 async def list_tokens(session: AsyncSession, actor: Actor, *, all_users: bool = False) -> list[TokenInfo]:
     """The caller's tokens, or (admins, `all_users`) everyone's; newest first, revoked included."""
     user = _signed_in(actor)
-    query = select(ApiToken, User.username).join(User, col(User.id) == col(ApiToken.user_id))
+    query = select(ApiToken, User.username, User.role).join(User, col(User.id) == col(ApiToken.user_id))
     if all_users:
         if not can(user, Permission.manage_users):
             raise Forbidden(f"your role ({user.role}) may not list other users' tokens")
     else:
         query = query.where(col(ApiToken.user_id) == user.id)
     rows = await session.exec(query.order_by(col(ApiToken.created_at).desc(), col(ApiToken.id).desc()))
-    return [TokenInfo(token, username) for token, username in rows.all()]
+    return [TokenInfo(token, username, role) for token, username, role in rows.all()]
 
 
 async def revoke(session: AsyncSession, actor: Actor, token_id: int) -> TokenInfo:
@@ -167,7 +175,9 @@ async def revoke(session: AsyncSession, actor: Actor, token_id: int) -> TokenInf
         await session.commit()
         await session.refresh(row)
     owner = await session.get(User, row.user_id)
-    return TokenInfo(row, owner.username if owner else "")
+    if owner is None:  # deleted meanwhile: its tokens went with it (ON DELETE CASCADE)
+        raise NotFound(f"API token {token_id} not found")
+    return TokenInfo(row, owner.username, owner.role)
 
 
 async def revoke_all_of(session: AsyncSession, user_id: int) -> int:

@@ -62,9 +62,13 @@ def columns(
 ) -> dict[str, Any]:
     """Every column of the audit event `record` would add but its id (`time` now, UTC), as a
     plain dict for `record_all` or `rows.new_row`. `actor_name` is used when the actor has no
-    name; the values are what the service already checked (lengths: the model's)."""
+    name; the values are what the service already checked (lengths: the model's). An action
+    requested with a personal access token names it (`api_token_id`): otherwise what a leaked
+    token did read as its owner's own doing, and which of the owner's tokens did it was lost."""
     if actor.system is not None:
         details = {**details, "system_actor": actor.system}
+    if actor.token_id is not None:
+        details = {**details, "api_token_id": actor.token_id}
     return {
         "time": utcnow(),
         "actor_id": actor.user_id,

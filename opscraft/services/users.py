@@ -428,7 +428,10 @@ async def change_password(
     Checking `current` answers whether a password is right, as a login does: each attempt counts
     against the same limits (`auth.check_auth_rate`: per client IP, per username and IP, per
     username), `RateLimited` (429) past them. Without that, whoever held a signed-in browser or
-    an access token could guess the password without limit here (the Profile page had none)."""
+    an access token could guess the password without limit here (the Profile page had none).
+    For the same reason a wrong `current` is audited, as a failed login is: `user.change_password_failed`
+    with the reason `bad password` (committed before the 422); the other problems are typing
+    mistakes of someone who knows the password and are not."""
     user = actor.user
     if user is None:
         raise Unauthorized("authentication required")
@@ -437,8 +440,11 @@ async def change_password(
         raise NotFound("user not found")
     await auth.check_auth_rate(actor.client_ip, user.username)
     problems = Problems()
-    if not await asyncio.to_thread(verify_password, current, user.hashed_password):
+    wrong_current = not await asyncio.to_thread(verify_password, current, user.hashed_password)
+    if wrong_current:
         problems.add("current_password", "incorrect")
+        audit.record(session, actor, "user.change_password_failed", "user", user.id, reason="bad password")
+        await session.commit()
     elif normal_form(current) == normal_form(new_password):
         problems.add("new_password", "must differ from the current one")
     problems.details.extend(password_problems(new_password, user.username, "new_password"))

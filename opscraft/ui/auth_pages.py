@@ -13,7 +13,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import Problems, ServiceError
 from opscraft.ui import session
 from opscraft.ui.layout import LANGUAGE, RESPONSE_TIMEOUT_SECONDS, run_action, theme
-from opscraft.ui.widgets import form, one_click, password_hint, password_input, text_input
+from opscraft.ui.widgets import enter_presses, form, one_click, password_hint, password_input, text_input
 
 
 async def _no_users() -> bool:
@@ -83,10 +83,10 @@ async def setup_page() -> Response | None:
                 session.log_in(user)
                 ui.navigate.to("/")
 
-        repeat.on("keydown.enter", create)
-        ui.button("Create administrator", on_click=one_click(create)).props(
+        create_button = ui.button("Create administrator", on_click=one_click(create)).props(
             'unelevated data-testid="setup-submit"'
-        ).classes("w-full")
+        )
+        enter_presses(repeat, create_button.classes("w-full"))  # once, as a click (`one_click`)
     return None
 
 
@@ -112,12 +112,13 @@ async def login_page(next: str | None = None, notice: str | None = None) -> Resp
             username = text_input("Username", "login-username", autofocus=True)
             password = password_input("Password", "login-password", autocomplete="current-password")
 
-        async def submit() -> None:
+        async def submit() -> bool:
+            """Sign in; True once signed in (the page is leaving: `one_click` keeps the button off)."""
             name = username.value or ""
             if not name.strip() or not password.value:
                 error.text = "Enter your username and password."
                 error_box.set_visibility(True)
-                return
+                return False
             ip = session.client_ip()
             try:
                 await auth.check_auth_rate(ip, name)
@@ -129,13 +130,17 @@ async def login_page(next: str | None = None, notice: str | None = None) -> Resp
                 error_box.set_visibility(True)
                 notice_box.set_visibility(False)
                 password.value = ""
-                return
+                return False
             session.log_in(user)
             ui.navigate.to(target)
+            return True
 
+        # Each press of Enter, each click, was a sign-in attempt of its own, even while the first
+        # was checked: a double Enter counted twice against the rate limit (5 a minute) and
+        # audited two failed logins. Enter in the password field presses the button (once).
         username.on("keydown.enter", lambda: password.run_method("focus"))
-        password.on("keydown.enter", submit)
-        ui.button("Log in", on_click=submit).props('unelevated data-testid="login-submit"').classes("w-full")
+        login_button = ui.button("Log in", on_click=one_click(submit))
+        enter_presses(password, login_button.props('unelevated data-testid="login-submit"').classes("w-full"))
     return None
 
 

@@ -5,12 +5,21 @@ from __future__ import annotations
 from nicegui import ui
 
 from opscraft import runtime
-from opscraft.services import users
+from opscraft.services import partial, users
 from opscraft.services.actor import Actor
 from opscraft.services.users import ProfileUpdate
 from opscraft.ui import session
-from opscraft.ui.layout import frame, guard, protected_page, run_action
-from opscraft.ui.widgets import call, form, format_time, one_click, password_hint, password_input, text_input
+from opscraft.ui.layout import frame, guard, notify_ok, protected_page, run_action
+from opscraft.ui.widgets import (
+    call,
+    enter_presses,
+    form,
+    format_time,
+    one_click,
+    password_hint,
+    password_input,
+    text_input,
+)
 
 
 @protected_page("/profile", title="Profile")
@@ -18,7 +27,7 @@ async def profile_page(actor: Actor) -> None:
     user = actor.user
     assert user is not None
     with frame(actor, "Profile"), ui.row().classes("w-full gap-4 items-start"):
-        with ui.card().classes("w-96 gap-2"):
+        with ui.card().classes("w-96 gap-2") as account:
             ui.label("Account").classes("text-lg font-semibold")
             for label, value in (
                 ("Username", user.username),
@@ -34,11 +43,20 @@ async def profile_page(actor: Actor) -> None:
             full_name = text_input("Full name", "profile-full-name")
             full_name.value = user.full_name
 
+            # What the fields showed when loaded (or last saved): Save sends only the fields edited
+            # since (`partial.edited`), so an email an admin or another tab changed meanwhile is
+            # not put back to this page's old copy when only the full name was edited here.
+            shown = {"email": user.email, "full_name": user.full_name}
+
             async def save() -> None:
                 me = await guard()
                 if me is None:
                     return
-                data = {"email": (email.value or "").strip(), "full_name": full_name.value or ""}
+                form_values = {"email": (email.value or "").strip(), "full_name": full_name.value or ""}
+                data = partial.edited(shown, form_values)
+                if not data:  # sent, the form as loaded was the API's 422 "nothing to change"
+                    notify_ok("Nothing changed")
+                    return
                 saved = await run_action(
                     lambda: call(users.update_profile, me, ProfileUpdate(**data)),
                     "Profile saved",
@@ -46,16 +64,19 @@ async def profile_page(actor: Actor) -> None:
                 )
                 if saved is not None:
                     email.value, full_name.value = saved.email, saved.full_name
+                    shown.update(email=saved.email, full_name=saved.full_name)
 
-            ui.button("Save", icon="save", on_click=one_click(save)).props(
+            save_button = ui.button("Save", icon="save", on_click=one_click(save)).props(
                 'unelevated data-testid="profile-save"'
             )
+            enter_presses(account, save_button)
 
-        with ui.card().classes("w-96 gap-3"):
+        with ui.card().classes("w-96 gap-3") as password_card:
             ui.label("Change password").classes("text-lg font-semibold")
-            ui.label("All your sessions end: you log in again with the new password.").classes(
-                "text-caption text-grey-7"
-            )
+            ui.label(
+                "All your sessions end: you log in again with the new password. Your API tokens "
+                "keep working: revoke any you no longer trust on the API tokens page."
+            ).classes("text-caption text-grey-7")
             with form():
                 current = password_input(
                     "Current password", "current-password", autocomplete="current-password"
@@ -81,7 +102,7 @@ async def profile_page(actor: Actor) -> None:
                     session.log_out()
                     ui.navigate.to(session.login_url(notice="password"))
 
-            repeat.on("keydown.enter", change)
-            ui.button("Change password", on_click=one_click(change)).props(
+            change_button = ui.button("Change password", on_click=one_click(change)).props(
                 'unelevated data-testid="change-password"'
-            ).classes("w-full")
+            )
+            enter_presses(password_card, change_button.classes("w-full"))

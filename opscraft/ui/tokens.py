@@ -14,7 +14,7 @@ from opscraft.services.api_tokens import TokenInfo
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import labels
 from opscraft.ui.layout import frame, guard, protected_page, run_action
-from opscraft.ui.widgets import call, dialog_buttons, dialog_card, format_time, text_input
+from opscraft.ui.widgets import call, confirm, dialog_buttons, dialog_card, format_time, text_input
 
 EXPIRY_CHOICES = {"7": "7 days", "30": "30 days", "90": "90 days", "365": "1 year", "": "No expiry"}
 
@@ -24,19 +24,24 @@ def _row(info: TokenInfo, revoke: Any) -> None:
     with ui.card().classes("w-full gap-1").props(f'data-testid="token-{t.id}"'):
         with ui.row().classes("items-center gap-3 w-full"):
             ui.icon("vpn_key", color="primary" if info.active else "grey")
-            ui.label(t.name).classes("font-semibold")
+            ui.label(t.name).classes("font-semibold oc-wrap min-w-0")
             ui.label(f"{t.prefix}…").classes("font-mono text-grey-8")
-            ui.label(t.role).classes("text-caption")
-            ui.label(info.username).classes("text-caption text-grey-7")
+            acting = "" if info.acts_as == t.role else f" (acts as {info.acts_as.value}: owner's role now)"
+            ui.label(f"{t.role}{acting}").classes("text-caption").props(f'data-testid="token-role-{t.id}"')
+            ui.label(info.username).classes("text-caption text-grey-7 oc-wrap min-w-0")
             ui.space()
-            if info.active:
+            if t.revoked_at is not None:
+                ui.label("revoked").classes("text-negative")
+            else:
+                if not info.active:
+                    ui.label("expired").classes("text-negative")
+                # An expired token too: it keeps its name until revoked (a new token may not take
+                # it), and the page offered no way to revoke it.
                 ui.button("Revoke", on_click=lambda i=info: revoke(i)).props(
                     f'flat dense color=negative data-testid="token-revoke-{t.id}"'
                 )
-            else:
-                ui.label("revoked" if t.revoked_at else "expired").classes("text-negative")
         expires = format_time(t.expires_at, "never")
-        used = format_time(t.last_used_at)
+        used = format_time(t.last_used_at) + (f" from {t.last_used_ip}" if t.last_used_ip else "")
         ui.label(f"Created {format_time(t.created_at)} · expires {expires} · last used {used}").classes(
             "text-caption text-grey-7"
         )
@@ -67,6 +72,15 @@ async def tokens_page(actor: Actor) -> None:
                 _row(info, revoke)
 
         async def revoke(info: TokenInfo) -> None:
+            whose = "" if info.token.user_id == actor.user_id else f" of {info.username}"
+            question = f"Revoke the token {info.token.name}{whose}?"
+            consequence = (
+                "Whatever uses it (a script, a CI pipeline) gets 401 from then on; this cannot be undone."
+                if info.active
+                else "It has expired already: revoking it frees its name for a new token."
+            )
+            if not await confirm(question, consequence, verb="Revoke", testid="confirm-revoke"):
+                return
             current = await guard()
             if current is None:
                 return

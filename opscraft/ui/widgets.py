@@ -323,7 +323,13 @@ def dialog_buttons(
         submit = ui.button(label, on_click=one_click(on_submit), color=color).props(
             f'unelevated data-testid="{testid}"'
         )
-    dialog.on("keydown", js_handler=ENTER_SUBMITS_JS % submit.html_id)
+    enter_presses(dialog, submit)
+
+
+def enter_presses(container: ui.element, button: ui.button) -> None:
+    """Enter in a one-line field inside `container` (a form dialog, a form card of a page) presses
+    `button` (`ENTER_SUBMITS_JS`)."""
+    container.on("keydown", js_handler=ENTER_SUBMITS_JS % button.html_id)
 
 
 ENTER_SUBMITS_JS = """(event) => {
@@ -333,7 +339,8 @@ ENTER_SUBMITS_JS = """(event) => {
   event.preventDefault();
   document.getElementById("%s")?.click();
 }"""
-"""Enter in a text field of a form dialog presses its submit button (a person filling a form
-expects it; only the log-in and profile forms did), as a click would: once (`one_click`), not
-while it is disabled. Not in a text area (Enter is a new line there), a select or a chips input
-(Enter picks or adds a value there), nor on a button (Enter presses that button)."""
+"""Enter in a text field of a form dialog or card presses its submit button (a person filling a
+form expects it; only the log-in form did, and the profile's last password field), as a click
+would: once (`one_click`), not while it is disabled. Not in a text area (Enter is a new line
+there), a select or a chips input (Enter picks or adds a value there), nor on a button (Enter
+presses that button)."""

@@ -79,12 +79,21 @@ async def test_role_above_own_is_refused(client: httpx.AsyncClient, viewer: Logg
 
 
 async def test_owner_demoted_caps_the_token(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """The token acts as the lower role, and its listing says so (`acts_as`): it read only
+    `role: admin` while every request made with it was a viewer's."""
     other = await make_user(client, "admin", "second-admin")
-    token = (await create(client, other)).json()["token"]
+    created = (await create(client, other)).json()
+    token = created["token"]
+    assert (created["role"], created["acts_as"]) == ("admin", "admin")
     assert (await client.get("/api/v1/users", headers=bearer(token))).status_code == 200
     r = await client.put(f"/api/v1/users/{other.id}", json={"role": "viewer"}, headers=admin.headers)
     assert r.status_code == 200, r.text
     assert (await client.get("/api/v1/users", headers=bearer(token))).status_code == 403
+    listed = await client.get("/api/v1/tokens", params={"all": "true"}, headers=admin.headers)
+    (mine,) = [t for t in listed.json() if t["id"] == created["id"]]
+    assert (mine["role"], mine["acts_as"]) == ("admin", "viewer"), mine
+    revoked = await client.delete(f"/api/v1/tokens/{created['id']}", headers=admin.headers)
+    assert (revoked.json()["role"], revoked.json()["acts_as"]) == ("admin", "viewer"), revoked.text
 
 
 async def test_expiry_rules(client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn) -> None:
@@ -167,6 +176,25 @@ async def test_a_token_request_records_trigger_api_token(client: httpx.AsyncClie
     assert via_token.status_code == via_login.status_code == 202, via_token.text
     assert (via_token.json()["trigger"], via_login.json()["trigger"]) == ("api_token", "api")
     assert via_token.json()["triggered_by_name"] == "admin"
+
+
+async def test_the_audit_trail_names_the_token_an_action_was_requested_with(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """What a leaked token did read as its owner's own doing: the audit trail could not tell a
+    token from the password sign-in, nor which token it was, when the token was revoked."""
+    created = (await create(client, admin)).json()
+    via_token = await client.put(
+        "/api/v1/auth/me", json={"full_name": "By Token"}, headers=bearer(created["token"])
+    )
+    via_login = await client.put("/api/v1/auth/me", json={"full_name": "By Login"}, headers=admin.headers)
+    assert via_token.status_code == via_login.status_code == 200, via_token.text
+    events = await client.get("/api/v1/audit", params={"action": "user.update"}, headers=admin.headers)
+    by_login, by_token = events.json()["items"][:2]  # newest first
+    assert by_token["details"]["api_token_id"] == created["id"], by_token
+    assert by_token["details"]["changes"]["full_name"]["to"] == "By Token"
+    assert "api_token_id" not in by_login["details"], by_login
+    assert by_token["actor_name"] == by_login["actor_name"] == "admin"
 
 
 @pytest.mark.parametrize("name", ["x" * 65, "   "])

@@ -8,7 +8,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -100,10 +100,75 @@ def test_personal_token_shown_once_then_revoked(page: Any, env: Env) -> None:
     page.get_by_test_id("token-add").wait_for()
     assert value not in page.content(), "shown once"
     token_id = env.api("GET", "/api/v1/tokens").json()[0]["id"]
+    row = page.get_by_test_id(f"token-{token_id}")
+    # The list says from which address the token was last used (docs/automation.md), not only when.
+    row.get_by_text("from 127.0.0.1").wait_for()
+    # Revoking cannot be undone and breaks whatever uses the token: one stray click did it at once.
     page.get_by_test_id(f"token-revoke-{token_id}").click()
-    page.get_by_test_id(f"token-{token_id}").get_by_text("revoked", exact=True).wait_for()
+    page.get_by_role("dialog", name="Revoke the token ci?").get_by_role("button", name="Cancel").click()
+    page.get_by_test_id("confirm-revoke").wait_for(state="detached")
+    me = httpx.get(f"{env.server.url}/api/v1/auth/me", headers={"Authorization": f"Bearer {value}"})
+    assert me.status_code == 200, "Cancel keeps the token"
+    page.get_by_test_id(f"token-revoke-{token_id}").click()
+    page.get_by_test_id("confirm-revoke").click()
+    row.get_by_text("revoked", exact=True).wait_for()
     me = httpx.get(f"{env.server.url}/api/v1/auth/me", headers={"Authorization": f"Bearer {value}"})
     assert me.status_code == 401
+
+
+def test_an_expired_token_can_be_revoked_to_reuse_its_name(page: Any, env: Env) -> None:
+    """An expired token keeps its name until it is revoked (a new one is refused it: "revoke the
+    old token first"), but the page showed it as "expired" with no Revoke button: a dead end."""
+    soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+    created = env.api("POST", "/api/v1/tokens", json={"name": "nightly", "expires_at": soon})
+    assert created.status_code == 201, created.text
+    token_id = created.json()["id"]
+    wait_until(lambda: not env.api("GET", "/api/v1/tokens").json()[0]["active"], "the token to expire", 30)
+    log_in(page, env.server, "admin")
+    page.goto(f"{env.server.url}/tokens")
+    row = page.get_by_test_id(f"token-{token_id}")
+    row.get_by_text("expired", exact=True).wait_for()
+    page.get_by_test_id(f"token-revoke-{token_id}").click()
+    page.get_by_text("frees its name").wait_for()
+    page.get_by_test_id("confirm-revoke").click()
+    row.get_by_text("revoked", exact=True).wait_for()
+    page.get_by_test_id("token-add").click()
+    page.get_by_test_id("token-name").fill("nightly")
+    page.get_by_test_id("token-submit").click()
+    assert page.get_by_test_id("token-value").input_value().startswith("ocp_")
+
+
+def test_a_demoted_owners_token_says_the_role_it_acts_as(page: Any, env: Env) -> None:
+    """A token acts with the lower of its role and its owner's current role: the page said only
+    "operator" for the token of an owner demoted to viewer."""
+    second = token(env.server, "second")
+    created = httpx.post(f"{env.server.url}/api/v1/tokens", json={"name": "deploy-bot"}, headers=second)
+    assert created.status_code == 201, created.text
+    (second_id,) = [
+        u["id"] for u in env.api("GET", "/api/v1/users").json()["items"] if u["username"] == "second"
+    ]
+    assert env.api("PUT", f"/api/v1/users/{second_id}", json={"role": "viewer"}).status_code == 200
+    try:
+        log_in(page, env.server, "admin")
+        page.goto(f"{env.server.url}/tokens")
+        page.get_by_test_id("tokens-all").click()
+        role = page.get_by_test_id(f"token-role-{created.json()['id']}")
+        role.get_by_text("operator (acts as viewer: owner's role now)").wait_for()
+    finally:
+        assert env.api("PUT", f"/api/v1/users/{second_id}", json={"role": "operator"}).status_code == 200
+
+
+def test_a_long_token_name_stays_within_a_phone_screen(page: Any, env: Env) -> None:
+    """A token's name may be 64 characters without a space, a username 64 too: the tokens page
+    was twice as wide as a phone's screen, its Revoke buttons off to the side."""
+    created = env.api("POST", "/api/v1/tokens", json={"name": "W" * 64})
+    assert created.status_code == 201, created.text
+    page.set_viewport_size({"width": 375, "height": 800})
+    log_in(page, env.server, "admin")
+    page.goto(f"{env.server.url}/tokens")
+    page.get_by_test_id(f"token-revoke-{created.json()['id']}").wait_for()
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 1, f"{overflow} px wider than the screen"
 
 
 def wait_until(check: Any, what: str, timeout: float = 60) -> Any:
