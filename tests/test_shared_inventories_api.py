@@ -265,6 +265,35 @@ async def test_an_update_with_bad_content_changes_nothing(
     assert (await client.get(f"{PATH}/{inv['id']}", headers=operator.headers)).json()["content"] == INI
 
 
+async def test_an_edit_started_from_older_content_does_not_drop_what_was_saved_since(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """Two people editing one inventory: the second save of the whole text used to win silently,
+    dropping the host the first had added. With the content it started from, it is a 409."""
+    inv = (await _inventory(client, operator)).json()
+    started = inv["content_sha256"]
+    first = INI.replace("[web]\n", "[web]\nweb2\n")
+    url = f"{PATH}/{inv['id']}"
+    h = operator.headers
+    r = await client.put(url, json={"content": first, "base_content_sha256": started}, headers=h)
+    assert r.status_code == 200, r.text
+    second = {"content": INI + "\n[db]\ndb1\n", "base_content_sha256": started}
+    r = await client.put(f"{PATH}/{inv['id']}", json=second, headers=operator.headers)
+    assert r.status_code == 409, r.text
+    assert r.json()["errors"][0]["field"] == "content" and "open the inventory again" in r.json()["detail"]
+    assert (await client.get(f"{PATH}/{inv['id']}", headers=operator.headers)).json()["content"] == first
+    # Other fields save whatever the content is now; a malformed hash is named with the rest.
+    r = await client.put(url, json={"description": "db", "base_content_sha256": started}, headers=h)
+    assert r.status_code == 200 and r.json()["content"] == first, r.text
+    r = await client.put(
+        f"{PATH}/{inv['id']}",
+        json={"name": "no spaces", "content": first + "\n[db]\ndb1\n", "base_content_sha256": "abc"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 422
+    assert {e["field"] for e in r.json()["errors"]} == {"name", "base_content_sha256"}
+
+
 async def test_a_script_uses_a_shared_inventory_and_delete_is_refused_while_it_does(
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from nicegui import ui
 
 from opscraft.db.models import Inventory
+from opscraft.db.models.inventories import content_sha256
 from opscraft.services import partial, shared_inventories
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
@@ -89,7 +90,13 @@ async def inventories_page(actor: Actor) -> None:
                 return await call(shared_inventories.create, current, data)
             return await call(shared_inventories.update, current, inventory.id, data)
 
-        async def open_form(inventory: Inventory | None) -> None:
+        async def open_form(listed: Inventory | None) -> None:
+            inventory = listed
+            if listed is not None and listed.id is not None:  # as stored now, not as last listed
+                inventory = await run_action(lambda: call(shared_inventories.get, actor, listed.id or 0))
+                if inventory is None:
+                    body.refresh()
+                    return
             title = f"Edit {inventory.name}" if inventory else "New inventory"
             with ui.dialog() as dialog, dialog_card(title).classes("w-[48rem]"):
                 name = text_input("Name", "inventory-name", autofocus=True)
@@ -116,6 +123,8 @@ async def inventories_page(actor: Actor) -> None:
                     if inventory is not None:  # only what was edited: another tab's save stays
                         shown = {"name": inventory.name, "description": inventory.description}
                         data = partial.edited(shown | {"content": inventory.content}, data)
+                        if "content" in data:  # refused if another save changed the text meanwhile
+                            data["base_content_sha256"] = content_sha256(inventory.content)
                     saved = await run_action(
                         lambda: _save(current, inventory, data), "Inventory saved", fields
                     )
