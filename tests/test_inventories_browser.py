@@ -11,7 +11,15 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui_journey import OPERATOR_AND_VIEWER, create_script, journey_server, log_in, token
+from tests.ui_journey import (
+    OPERATOR_AND_VIEWER,
+    create_script,
+    journey_server,
+    log_in,
+    start_run,
+    token,
+    wait_run,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -81,3 +89,35 @@ def test_an_ansible_script_with_an_inventory_changes_type_in_the_editor(
     page.wait_for_url(re.compile(rf"{re.escape(server.url)}/scripts/{script['id']}$"))
     saved = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=operator).json()
     assert (saved["script_type"], saved["inventory"], saved["current_version"]) == ("bash", None, 2)
+
+
+def test_a_run_page_names_the_shared_inventory_the_run_read(page: Any, server: LiveServer) -> None:
+    """The run page said nothing of the hosts a playbook ran against: it names the shared
+    inventory and the start of the SHA-256 of the text it read, which the Inventories page shows
+    of the current text (and says so once the inventory is deleted)."""
+    operator = token(server, "operator")
+    local = "[lab]\nlab1\n\n[lab:vars]\nansible_connection=local\n"
+    body = {"name": "lab", "content": local}
+    r = httpx.post(f"{server.url}/api/v1/inventories", json=body, headers=operator, timeout=60)
+    assert r.status_code == 201, r.text
+    inventory = r.json()
+    settings = {"script_type": "ansible", "status": "active", "inventory_id": inventory["id"]}
+    script = create_script(server, operator, "lab-play", PLAYBOOK, **settings)
+    run = wait_run(server, operator, start_run(server, operator, script["id"]))
+    assert (run["status"], run["inventory_sha256"]) == ("success", inventory["content_sha256"]), run
+    short = inventory["content_sha256"][:12]
+
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/executions/{run['id']}")
+    assert page.get_by_test_id("run-inventory").inner_text() == f"lab (SHA-256 {short})"
+    page.goto(f"{server.url}/inventories")
+    page.get_by_test_id("inventory-uses-lab").filter(has_text=f"content SHA-256 {short}").wait_for()
+
+    moved = {"inventory_id": None, "inventory": local}
+    r = httpx.put(f"{server.url}/api/v1/scripts/{script['id']}", json=moved, headers=operator, timeout=60)
+    assert r.status_code == 200, r.text
+    r = httpx.delete(f"{server.url}/api/v1/inventories/{inventory['id']}", headers=operator, timeout=60)
+    assert r.status_code == 204, r.text
+    page.goto(f"{server.url}/executions/{run['id']}")
+    expected = f"id {inventory['id']}, deleted since (SHA-256 {short})"
+    assert page.get_by_test_id("run-inventory").inner_text() == expected

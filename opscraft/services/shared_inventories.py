@@ -33,6 +33,9 @@ MANAGE = "manage shared inventories"
 
 In = TypeVar("In", bound="InventoryIn")
 
+#: How many hex digits of a content's SHA-256 the pages show (the Inventories page and a run's).
+SHA_SHOWN = 12
+
 NAME_TAKEN = "an inventory with this name already exists: choose another name"
 
 
@@ -91,6 +94,13 @@ async def get(session: AsyncSession, actor: Actor, inventory_id: int) -> Invento
     if inventory is None:
         raise NotFound(f"inventory {inventory_id} not found")
     return inventory
+
+
+async def name_of(session: AsyncSession, actor: Actor, inventory_id: int) -> str | None:
+    """The name of the shared inventory `inventory_id` (a run's, which may outlive it); None when it
+    was deleted."""
+    require(actor.user, Permission.view_scripts)
+    return (await session.exec(select(Inventory.name).where(col(Inventory.id) == inventory_id))).first()
 
 
 async def used_by(session: AsyncSession, inventory_id: int) -> list[str]:

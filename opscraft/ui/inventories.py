@@ -61,9 +61,11 @@ async def inventories_page(actor: Actor) -> None:
                             f'flat round dense color=negative aria-label="Delete" '
                             f'data-testid="inventory-delete-{inventory.name}"'
                         )
-                ui.label(f"Used by: {', '.join(used)}" if used else "Not used by any script").classes(
+                uses = f"Used by: {', '.join(used)}" if used else "Not used by any script"
+                sha = content_sha256(inventory.content)[: shared_inventories.SHA_SHOWN]
+                ui.label(f"{uses} · content SHA-256 {sha} (runs show the one they read)").classes(
                     "text-caption"
-                )
+                ).props(f'data-testid="inventory-uses-{inventory.name}"')
                 code_block(inventory.content, "ini").classes("w-full")
 
         async def remove(inventory: Inventory) -> None:
