@@ -50,6 +50,9 @@ def test_create_an_inventory_and_select_it_on_a_script(page: Any, server: LiveSe
     page.get_by_test_id("inventory-save").click()
     page.get_by_test_id("inventory-web").wait_for()
     assert page.get_by_test_id("inventory-web").filter(has_text="Not used by any script").count() == 1
+    # Each row's buttons say which inventory they act on.
+    assert page.get_by_role("button", name="Edit web", exact=True).count() == 1
+    assert page.get_by_role("button", name="Delete web", exact=True).count() == 1
 
     page.goto(f"{server.url}/scripts/{script_id}/edit")
     page.get_by_test_id("inventory-id").click()

@@ -53,14 +53,16 @@ async def inventories_page(actor: Actor) -> None:
                     ui.space()
                     ui.label(f"updated {format_time(inventory.updated_at)}").classes("text-caption")
                     if edit:
+                        # Named with the inventory (names are letters, digits, '.', '_', '-'):
+                        # a screen reader's list of buttons said "Edit" once per inventory.
                         ui.button(icon="edit", on_click=lambda i=inventory: open_form(i)).props(
-                            'flat round dense aria-label="Edit" '
+                            f'flat round dense aria-label="Edit {inventory.name}" '
                             f'data-testid="inventory-edit-{inventory.name}"'
-                        )
+                        ).tooltip("Edit")
                         ui.button(icon="delete", on_click=lambda i=inventory: remove(i)).props(
-                            f'flat round dense color=negative aria-label="Delete" '
+                            f'flat round dense color=negative aria-label="Delete {inventory.name}" '
                             f'data-testid="inventory-delete-{inventory.name}"'
-                        )
+                        ).tooltip("Delete")
                 uses = f"Used by: {', '.join(used)}" if used else "Not used by any script"
                 sha = content_sha256(inventory.content)[: shared_inventories.SHA_SHOWN]
                 ui.label(f"{uses} · content SHA-256 {sha} (runs show the one they read)").classes(
