@@ -124,3 +124,34 @@ def test_a_run_page_names_the_shared_inventory_the_run_read(page: Any, server: L
     page.goto(f"{server.url}/executions/{run['id']}")
     expected = f"id {inventory['id']}, deleted since (SHA-256 {short})"
     assert page.get_by_test_id("run-inventory").inner_text() == expected
+
+
+def test_an_inventory_of_a_thousand_hosts_does_not_bury_the_page_or_the_save_button(
+    page: Any, server: LiveServer
+) -> None:
+    """Its text filled the list (the next inventory was 1,400 lines below) and the edit form grew
+    to 25,000 px with Save at its bottom; the script form's own inventory field grew alike."""
+    operator = token(server, "operator")
+    hosts = "[fleet]\n" + "".join(f"node{i:04d}.example.org\n" for i in range(1000))
+    for name, content in (("fleet", hosts), ("gamma", INVENTORY)):
+        body = {"name": name, "content": content}
+        r = httpx.post(f"{server.url}/api/v1/inventories", json=body, headers=operator, timeout=60)
+        assert r.status_code == 201, r.text
+    script = create_script(server, operator, "fleet-play", PLAYBOOK, script_type="ansible", inventory=hosts)
+
+    log_in(page, server, "operator")
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{server.url}/inventories")
+    fleet = page.get_by_test_id("inventory-fleet")
+    fleet.get_by_text("Show the inventory (1,001 lines)").wait_for()
+    assert fleet.get_by_text("node0999.example.org").is_hidden()
+    assert page.get_by_test_id("inventory-gamma").bounding_box()["y"] < 900  # the next one, on screen
+    page.get_by_test_id("inventory-edit-fleet").click()
+    page.get_by_test_id("inventory-content").wait_for()
+    save = page.get_by_test_id("inventory-save").bounding_box()
+    assert save is not None and save["y"] + save["height"] < 900, save
+
+    page.goto(f"{server.url}/scripts/{script['id']}/edit")
+    field = page.get_by_test_id("inventory")
+    field.wait_for()
+    assert field.bounding_box()["height"] <= 450  # half the window, then it scrolls

@@ -13,12 +13,13 @@ from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.widgets import (
+    TALL_TEXT_PROPS,
     call,
-    code_block,
     confirm,
     dialog_buttons,
     dialog_card,
     format_time,
+    long_text,
     text_input,
 )
 
@@ -68,7 +69,7 @@ async def inventories_page(actor: Actor) -> None:
                 ui.label(f"{uses} · content SHA-256 {sha} (runs show the one they read)").classes(
                     "text-caption"
                 ).props(f'data-testid="inventory-uses-{inventory.name}"')
-                code_block(inventory.content, "ini").classes("w-full")
+                long_text(inventory.content, "ini", "Show the inventory")
 
         async def remove(inventory: Inventory) -> None:
             current = await guard(Permission.edit_scripts)
@@ -107,7 +108,8 @@ async def inventories_page(actor: Actor) -> None:
                 description = text_input("Description", "inventory-description")
                 content = (
                     ui.textarea("Inventory (INI or YAML; host and group variables included)")
-                    .props('outlined autogrow input-class="font-mono" data-testid="inventory-content"')
+                    .props(f'outlined {TALL_TEXT_PROPS} input-class="font-mono"')
+                    .props('data-testid="inventory-content"')
                     .classes("w-full")
                 )
                 if inventory:
