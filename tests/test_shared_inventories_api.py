@@ -243,6 +243,29 @@ async def test_a_bad_inventory_says_the_line_or_group_to_fix(
     assert "/tmp" not in r.text and "opscraft-inventory-" not in r.text  # no scratch path
 
 
+@pytest.mark.parametrize(
+    ("content", "host"),
+    [
+        ("[web]\n-e\n--become\n", "--become"),
+        ("[web]\nweb1 ansible_host=-oProxyCommand=id>x\n", "web1 (ansible_host -oProxyCommand=id>x)"),
+        ("all:\n  hosts:\n    web1:\n      ansible_host: -oProxyCommand=id\n", "web1 (ansible_host"),
+    ],
+)
+async def test_a_host_ssh_would_read_as_an_option_is_refused(
+    client: httpx.AsyncClient, operator: LoggedIn, content: str, host: str
+) -> None:
+    """Ansible hands a host's address to ssh with no `--` before it: `-oProxyCommand=...` was
+    an ssh option (a command run by the run), `-e` a confusing failure. Refused at save, for a
+    shared inventory and a script's own."""
+    r = await _inventory(client, operator, content=content)
+    assert r.status_code == 422, r.text
+    error = r.json()["errors"][0]
+    assert error["field"] == "content" and f"host {host}" in error["message"], error
+    assert "starts with '-', which ssh would read as one of its options" in error["message"]
+    r = await _script(client, operator, inventory=content)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "inventory", r.text
+
+
 async def test_a_bad_inventory_line_is_repeated_without_its_values(
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:
