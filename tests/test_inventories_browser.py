@@ -155,3 +155,29 @@ def test_an_inventory_of_a_thousand_hosts_does_not_bury_the_page_or_the_save_but
     field = page.get_by_test_id("inventory")
     field.wait_for()
     assert field.bounding_box()["height"] <= 450  # half the window, then it scrolls
+
+
+def test_the_script_page_says_when_its_ssh_key_is_not_attached(page: Any, server: LiveServer) -> None:
+    """A script can name its key secret at save, but only attach it afterwards: its runs then
+    ended in error, with nothing on the script's page saying why before one was started."""
+    operator = token(server, "operator")
+    secret = {"name": "LAB_KEY", "value": "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n", "kind": "file"}
+    r = httpx.post(f"{server.url}/api/v1/secrets", json=secret, headers=operator, timeout=60)
+    assert r.status_code == 201, r.text
+    settings = {"script_type": "ansible", "inventory": INVENTORY, "ssh_key_secret": "LAB_KEY"}
+    script = create_script(server, operator, "keyed", PLAYBOOK, **settings)
+
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{script['id']}")
+    note = page.get_by_test_id("ssh-key-unattached")
+    assert note.inner_text() == (
+        "LAB_KEY: not attached to this script, so its runs end in error: attach it on the Secrets tab"
+    )
+    page.get_by_test_id("tab-secrets").click()
+    page.get_by_test_id("attach-select").click()
+    page.get_by_role("option", name="LAB_KEY").click()
+    page.get_by_test_id("attach-submit").click()
+    page.get_by_test_id("attached-LAB_KEY").wait_for()
+    page.goto(f"{server.url}/scripts/{script['id']}")
+    page.get_by_test_id("run-settings").get_by_text("LAB_KEY", exact=True).wait_for()
+    assert note.count() == 0
