@@ -278,6 +278,17 @@ async def test_a_bad_inventory_line_is_repeated_without_its_values(
     assert "Hunter2-secret" not in r.text and "192.0.2.10" not in r.text
 
 
+async def test_a_rename_is_audited_with_the_name_it_had(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    inv = (await _inventory(client, operator)).json()
+    r = await client.put(f"{PATH}/{inv['id']}", json={"name": inv["name"] + "-new"}, headers=operator.headers)
+    assert r.status_code == 200, r.text
+    event = next(e for e in await _audit(client, "inventory.update") if e["target_id"] == str(inv["id"]))
+    details = event["details"]
+    assert (details["name"], details["previous_name"]) == (inv["name"] + "-new", inv["name"]), details
+
+
 async def test_an_update_with_bad_content_changes_nothing(
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:

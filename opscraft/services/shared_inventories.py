@@ -188,12 +188,15 @@ async def update(
         _check_base(inventory, body.base_content_sha256)
     if "name" in changed:
         await _check_name_free(session, body.name, inventory_id)
+    before = inventory.name
     for key in changed:
         setattr(inventory, key, values[key])
     inventory.updated_by = actor.user_id
     inventory.updated_at = utcnow()
     await conflicts.flush(session)
     details: dict[str, Any] = {"fields": changed, "name": inventory.name}
+    if "name" in changed:  # the audit names it as it was too: runs and people knew that name
+        details["previous_name"] = before
     if "content" in changed:
         details["content_sha256"] = content_sha256(inventory.content)
     audit.record(session, actor, "inventory.update", "inventory", inventory_id, **details)
