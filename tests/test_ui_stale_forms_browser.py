@@ -113,7 +113,7 @@ def test_two_edits_of_an_inventorys_hosts_do_not_undo_each_other(
     page.keyboard.press("Escape")
     page.get_by_test_id("inventory-edit-db").click()
     page.wait_for_function(
-        "document.querySelector('[data-testid=inventory-content]').value.includes('db2.example')"
+        "document.querySelector('[data-testid=inventory-content]')?.value?.includes('db2.example')"
     )
     content.fill(other + "db3.example\n")
     page.get_by_test_id("inventory-save").click()
