@@ -11,7 +11,15 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui_journey import OPERATOR_AND_VIEWER, create_script, journey_server, log_in, token
+from tests.ui_journey import (
+    OPERATOR_AND_VIEWER,
+    create_script,
+    journey_server,
+    log_in,
+    start_run,
+    token,
+    wait_run,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -42,6 +50,9 @@ def test_create_an_inventory_and_select_it_on_a_script(page: Any, server: LiveSe
     page.get_by_test_id("inventory-save").click()
     page.get_by_test_id("inventory-web").wait_for()
     assert page.get_by_test_id("inventory-web").filter(has_text="Not used by any script").count() == 1
+    # Each row's buttons say which inventory they act on.
+    assert page.get_by_role("button", name="Edit web", exact=True).count() == 1
+    assert page.get_by_role("button", name="Delete web", exact=True).count() == 1
 
     page.goto(f"{server.url}/scripts/{script_id}/edit")
     page.get_by_test_id("inventory-id").click()
@@ -81,3 +92,92 @@ def test_an_ansible_script_with_an_inventory_changes_type_in_the_editor(
     page.wait_for_url(re.compile(rf"{re.escape(server.url)}/scripts/{script['id']}$"))
     saved = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=operator).json()
     assert (saved["script_type"], saved["inventory"], saved["current_version"]) == ("bash", None, 2)
+
+
+def test_a_run_page_names_the_shared_inventory_the_run_read(page: Any, server: LiveServer) -> None:
+    """The run page said nothing of the hosts a playbook ran against: it names the shared
+    inventory and the start of the SHA-256 of the text it read, which the Inventories page shows
+    of the current text (and says so once the inventory is deleted)."""
+    operator = token(server, "operator")
+    local = "[lab]\nlab1\n\n[lab:vars]\nansible_connection=local\n"
+    body = {"name": "lab", "content": local}
+    r = httpx.post(f"{server.url}/api/v1/inventories", json=body, headers=operator, timeout=60)
+    assert r.status_code == 201, r.text
+    inventory = r.json()
+    settings = {"script_type": "ansible", "status": "active", "inventory_id": inventory["id"]}
+    script = create_script(server, operator, "lab-play", PLAYBOOK, **settings)
+    run = wait_run(server, operator, start_run(server, operator, script["id"]))
+    assert (run["status"], run["inventory_sha256"]) == ("success", inventory["content_sha256"]), run
+    short = inventory["content_sha256"][:12]
+
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/executions/{run['id']}")
+    assert page.get_by_test_id("run-inventory").inner_text() == f"lab (SHA-256 {short})"
+    page.goto(f"{server.url}/inventories")
+    page.get_by_test_id("inventory-uses-lab").filter(has_text=f"content SHA-256 {short}").wait_for()
+
+    moved = {"inventory_id": None, "inventory": local}
+    r = httpx.put(f"{server.url}/api/v1/scripts/{script['id']}", json=moved, headers=operator, timeout=60)
+    assert r.status_code == 200, r.text
+    r = httpx.delete(f"{server.url}/api/v1/inventories/{inventory['id']}", headers=operator, timeout=60)
+    assert r.status_code == 204, r.text
+    page.goto(f"{server.url}/executions/{run['id']}")
+    expected = f"id {inventory['id']}, deleted since (SHA-256 {short})"
+    assert page.get_by_test_id("run-inventory").inner_text() == expected
+
+
+def test_an_inventory_of_a_thousand_hosts_does_not_bury_the_page_or_the_save_button(
+    page: Any, server: LiveServer
+) -> None:
+    """Its text filled the list (the next inventory was 1,400 lines below) and the edit form grew
+    to 25,000 px with Save at its bottom; the script form's own inventory field grew alike."""
+    operator = token(server, "operator")
+    hosts = "[fleet]\n" + "".join(f"node{i:04d}.example.org\n" for i in range(1000))
+    for name, content in (("fleet", hosts), ("gamma", INVENTORY)):
+        body = {"name": name, "content": content}
+        r = httpx.post(f"{server.url}/api/v1/inventories", json=body, headers=operator, timeout=60)
+        assert r.status_code == 201, r.text
+    script = create_script(server, operator, "fleet-play", PLAYBOOK, script_type="ansible", inventory=hosts)
+
+    log_in(page, server, "operator")
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{server.url}/inventories")
+    fleet = page.get_by_test_id("inventory-fleet")
+    fleet.get_by_text("Show the inventory (1,001 lines)").wait_for()
+    assert fleet.get_by_text("node0999.example.org").is_hidden()
+    assert page.get_by_test_id("inventory-gamma").bounding_box()["y"] < 900  # the next one, on screen
+    page.get_by_test_id("inventory-edit-fleet").click()
+    page.get_by_test_id("inventory-content").wait_for()
+    save = page.get_by_test_id("inventory-save").bounding_box()
+    assert save is not None and save["y"] + save["height"] < 900, save
+
+    page.goto(f"{server.url}/scripts/{script['id']}/edit")
+    field = page.get_by_test_id("inventory")
+    field.wait_for()
+    assert field.bounding_box()["height"] <= 450  # half the window, then it scrolls
+
+
+def test_the_script_page_says_when_its_ssh_key_is_not_attached(page: Any, server: LiveServer) -> None:
+    """A script can name its key secret at save, but only attach it afterwards: its runs then
+    ended in error, with nothing on the script's page saying why before one was started."""
+    operator = token(server, "operator")
+    secret = {"name": "LAB_KEY", "value": "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n", "kind": "file"}
+    r = httpx.post(f"{server.url}/api/v1/secrets", json=secret, headers=operator, timeout=60)
+    assert r.status_code == 201, r.text
+    settings = {"script_type": "ansible", "inventory": INVENTORY, "ssh_key_secret": "LAB_KEY"}
+    script = create_script(server, operator, "keyed", PLAYBOOK, **settings)
+
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{script['id']}")
+    note = page.get_by_test_id("ssh-key-unattached")
+    assert note.inner_text() == (
+        "LAB_KEY: not attached to this script, so its runs end in error: attach it on the Secrets tab"
+    )
+    page.get_by_test_id("tab-secrets").click()
+    page.get_by_test_id("attach-select").click()
+    page.get_by_role("option", name="LAB_KEY").click()
+    page.get_by_test_id("attach-submit").click()
+    page.get_by_test_id("attached-LAB_KEY").wait_for()
+    page.goto(f"{server.url}/scripts/{script['id']}")
+    page.get_by_test_id("run-settings").get_by_text("LAB_KEY", exact=True).wait_for()
+    assert note.count() == 0

@@ -243,6 +243,29 @@ async def test_a_bad_inventory_says_the_line_or_group_to_fix(
     assert "/tmp" not in r.text and "opscraft-inventory-" not in r.text  # no scratch path
 
 
+@pytest.mark.parametrize(
+    ("content", "host"),
+    [
+        ("[web]\n-e\n--become\n", "--become"),
+        ("[web]\nweb1 ansible_host=-oProxyCommand=id>x\n", "web1 (ansible_host -oProxyCommand=id>x)"),
+        ("all:\n  hosts:\n    web1:\n      ansible_host: -oProxyCommand=id\n", "web1 (ansible_host"),
+    ],
+)
+async def test_a_host_ssh_would_read_as_an_option_is_refused(
+    client: httpx.AsyncClient, operator: LoggedIn, content: str, host: str
+) -> None:
+    """Ansible hands a host's address to ssh with no `--` before it: `-oProxyCommand=...` was
+    an ssh option (a command run by the run), `-e` a confusing failure. Refused at save, for a
+    shared inventory and a script's own."""
+    r = await _inventory(client, operator, content=content)
+    assert r.status_code == 422, r.text
+    error = r.json()["errors"][0]
+    assert error["field"] == "content" and f"host {host}" in error["message"], error
+    assert "starts with '-', which ssh would read as one of its options" in error["message"]
+    r = await _script(client, operator, inventory=content)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "inventory", r.text
+
+
 async def test_a_bad_inventory_line_is_repeated_without_its_values(
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:
@@ -255,6 +278,17 @@ async def test_a_bad_inventory_line_is_repeated_without_its_values(
     assert "Hunter2-secret" not in r.text and "192.0.2.10" not in r.text
 
 
+async def test_a_rename_is_audited_with_the_name_it_had(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    inv = (await _inventory(client, operator)).json()
+    r = await client.put(f"{PATH}/{inv['id']}", json={"name": inv["name"] + "-new"}, headers=operator.headers)
+    assert r.status_code == 200, r.text
+    event = next(e for e in await _audit(client, "inventory.update") if e["target_id"] == str(inv["id"]))
+    details = event["details"]
+    assert (details["name"], details["previous_name"]) == (inv["name"] + "-new", inv["name"]), details
+
+
 async def test_an_update_with_bad_content_changes_nothing(
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:
@@ -263,6 +297,35 @@ async def test_an_update_with_bad_content_changes_nothing(
     r = await client.put(f"{PATH}/{inv['id']}", json=body, headers=operator.headers)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "content"
     assert (await client.get(f"{PATH}/{inv['id']}", headers=operator.headers)).json()["content"] == INI
+
+
+async def test_an_edit_started_from_older_content_does_not_drop_what_was_saved_since(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """Two people editing one inventory: the second save of the whole text used to win silently,
+    dropping the host the first had added. With the content it started from, it is a 409."""
+    inv = (await _inventory(client, operator)).json()
+    started = inv["content_sha256"]
+    first = INI.replace("[web]\n", "[web]\nweb2\n")
+    url = f"{PATH}/{inv['id']}"
+    h = operator.headers
+    r = await client.put(url, json={"content": first, "base_content_sha256": started}, headers=h)
+    assert r.status_code == 200, r.text
+    second = {"content": INI + "\n[db]\ndb1\n", "base_content_sha256": started}
+    r = await client.put(f"{PATH}/{inv['id']}", json=second, headers=operator.headers)
+    assert r.status_code == 409, r.text
+    assert r.json()["errors"][0]["field"] == "content" and "open the inventory again" in r.json()["detail"]
+    assert (await client.get(f"{PATH}/{inv['id']}", headers=operator.headers)).json()["content"] == first
+    # Other fields save whatever the content is now; a malformed hash is named with the rest.
+    r = await client.put(url, json={"description": "db", "base_content_sha256": started}, headers=h)
+    assert r.status_code == 200 and r.json()["content"] == first, r.text
+    r = await client.put(
+        f"{PATH}/{inv['id']}",
+        json={"name": "no spaces", "content": first + "\n[db]\ndb1\n", "base_content_sha256": "abc"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 422
+    assert {e["field"] for e in r.json()["errors"]} == {"name", "base_content_sha256"}
 
 
 async def test_a_script_uses_a_shared_inventory_and_delete_is_refused_while_it_does(

@@ -63,20 +63,25 @@ def test_a_user_edit_keeps_a_role_changed_since_the_page_opened(
     )
 
 
-def test_an_inventory_edit_keeps_content_changed_since_the_page_opened(
-    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
-) -> None:
-    operator = tokens["operator"]
+def _open_inventories(server: LiveServer, operator: dict[str, str], page: Any, name: str, text: str) -> int:
+    """A new inventory (its id), and the Inventories page open as the operator."""
     r = httpx.post(
         f"{server.url}/api/v1/inventories",
-        json={"name": "web", "content": "[web]\nold.example\n"},
+        json={"name": name, "content": text},
         headers=operator,
         timeout=60,
     )
     assert r.status_code == 201, r.text
-    inventory_id = r.json()["id"]
     log_in(page, server, "operator")
     page.goto(f"{server.url}/inventories")
+    return int(r.json()["id"])
+
+
+def test_an_inventory_edit_keeps_content_changed_since_the_page_opened(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    operator = tokens["operator"]
+    inventory_id = _open_inventories(server, operator, page, "web", "[web]\nold.example\n")
     page.get_by_test_id("inventory-edit-web").click()
     page.get_by_test_id("inventory-description").wait_for()
     newer = "[web]\nnew.example\n"
@@ -128,3 +133,32 @@ def test_a_profile_save_keeps_an_email_changed_since_the_page_opened(
     assert page.get_by_test_id("profile-email").input_value() == "ops-team@example.com", "the page shows it"
     page.get_by_test_id("profile-save").click()
     page.locator(".q-notification", has_text="Nothing changed").wait_for()
+
+
+def test_two_edits_of_an_inventorys_hosts_do_not_undo_each_other(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Both change the content: the page's save used to replace the host the other tab had added
+    since. It is refused under the field now; opening the inventory again shows both hosts' text."""
+    operator = tokens["operator"]
+    inventory_id = _open_inventories(server, operator, page, "db", "[db]\ndb1.example\n")
+    page.get_by_test_id("inventory-edit-db").click()
+    content = page.get_by_test_id("inventory-content")
+    content.wait_for()
+    other = "[db]\ndb1.example\ndb2.example\n"
+    _api(server, operator, "PUT", f"/inventories/{inventory_id}", json={"content": other})  # another tab
+    content.fill("[db]\ndb1.example\ndb3.example\n")
+    page.get_by_test_id("inventory-save").click()
+    field = page.locator(".q-field--error", has=content)
+    field.filter(has_text="was changed by someone else since your edit started").wait_for()
+    assert _api(server, operator, "GET", f"/inventories/{inventory_id}")["content"] == other
+    # Opened again, the form has the stored text (not the page's older list): the edit saves.
+    page.keyboard.press("Escape")
+    page.get_by_test_id("inventory-edit-db").click()
+    page.wait_for_function(
+        "document.querySelector('[data-testid=inventory-content]')?.value?.includes('db2.example')"
+    )
+    content.fill(other + "db3.example\n")
+    page.get_by_test_id("inventory-save").click()
+    page.locator(".q-notification", has_text="Inventory saved").wait_for()
+    assert _api(server, operator, "GET", f"/inventories/{inventory_id}")["content"] == other + "db3.example\n"

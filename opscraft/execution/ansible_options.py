@@ -1,4 +1,5 @@
-"""Ansible run options (`--limit`, `--tags`, `--skip-tags`, `--check`, `--diff`) as argv items.
+"""Ansible run options (`--limit`, `--tags`, `--skip-tags`, `--check`, `--diff`) as argv items,
+and what `ansible-playbook`'s exit codes mean (`exit_message`).
 
 Whoever starts a run (a viewer may) picks these, so each value is checked against the form
 Ansible documents for it and handed over as one `--option=value` argv item: no shell sees it,
@@ -109,3 +110,21 @@ def argv(options: dict[str, Any]) -> list[str]:
         items.append(f"--skip-tags={','.join(checked['skip_tags'])}")
     items += [f"--{key}" for key in FLAGS if checked.get(key)]
     return items
+
+
+# What an exit code of `ansible-playbook` means (ansible-core's `ansible.errors.ExitCode` and
+# `TaskQueueManager.RUN_*`): 4 is both "a host unreachable" and "a file did not parse" there.
+EXIT_MEANINGS = {
+    1: "ansible-playbook stopped on an error (ERROR! in the output)",
+    2: "a task failed on at least one host (the PLAY RECAP says which)",
+    4: "a host was unreachable, or a file did not parse (UNREACHABLE! or ERROR! in the output)",
+    5: "ansible-playbook refused its options (the output says which)",
+    250: "ansible-playbook ended on an unexpected error (its traceback is in the output)",
+}
+
+
+def exit_message(exit_code: int) -> str:
+    """Why a playbook's run failed, for its `error_message`: "the script exited with code 4: a host
+    was unreachable, ..." (`EXIT_MEANINGS`); other codes as any script's."""
+    meaning = EXIT_MEANINGS.get(exit_code)
+    return f"the script exited with code {exit_code}" + (f": {meaning}" if meaning else "")

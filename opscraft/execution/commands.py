@@ -77,7 +77,8 @@ def _ansible(spec: RunSpec, secret_dir: str) -> Command:
         if spec.ssh_key_secret:
             if spec.ssh_key_secret not in spec.secret_files:
                 raise RunnerError(
-                    f"the SSH key secret {spec.ssh_key_secret} is not attached to the script as a file secret"
+                    f"the SSH key secret {spec.ssh_key_secret} is not attached to the script as a file "
+                    "secret: attach it on the script's Secrets tab and run it again"
                 )
             env["ANSIBLE_PRIVATE_KEY_FILE"] = f"{secret_dir}/{spec.ssh_key_secret}"
         if KNOWN_HOSTS_SECRET in spec.secret_files:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from opscraft.config import Settings
 from opscraft.db.models.executions import ExecutionStatus
-from opscraft.execution import store, terraform_plan
+from opscraft.execution import ansible_options, store, terraform_plan
 from opscraft.execution.events import LogEvent, StatusEvent
 from opscraft.execution.loop import WorkerLoop
 from opscraft.execution.masking import Masker
@@ -258,6 +258,7 @@ def _outcome(
         return store.Finish(ExecutionStatus.failed, exit_code, message, **sizes)
     if exit_code == 0:
         return store.Finish(ExecutionStatus.success, 0, **sizes)
-    return store.Finish(
-        ExecutionStatus.failed, exit_code, f"the script exited with code {exit_code}", **sizes
-    )
+    message = f"the script exited with code {exit_code}"
+    if spec.script_type == "ansible" and exit_code is not None:  # codes with documented meanings
+        message = ansible_options.exit_message(exit_code)
+    return store.Finish(ExecutionStatus.failed, exit_code, message, **sizes)

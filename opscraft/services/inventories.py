@@ -144,6 +144,8 @@ class _Checked:
 
     hosts: tuple[str, ...]
     reaches_network: bool
+    #: The first host whose name or `ansible_host` starts with `-` (`_option_like`), or None.
+    option_like: str | None = None
 
 
 async def _check(text: str, field: str) -> _Checked | None:
@@ -171,6 +173,12 @@ async def _check(text: str, field: str) -> _Checked | None:
         _checks.popitem(last=False)
     if isinstance(kept, str):
         raise _invalid(f"is not a valid INI or YAML inventory: {kept}", field)
+    if kept.option_like is not None:
+        raise _invalid(
+            f"host {kept.option_like} starts with '-', which ssh would read as one of its options "
+            "(-oProxyCommand=... runs a command): write the host's name or address",
+            field,
+        )
     return kept
 
 
@@ -188,7 +196,20 @@ async def _listing(tool: str, text: str, field: str) -> _Checked | str:
     return _Checked(
         hosts=tuple(sorted(hosts)),
         reaches_network=any(v.get("ansible_connection") != LOCAL_CONNECTION for v in hosts.values()),
+        option_like=_option_like(hosts),
     )
+
+
+def _option_like(hosts: dict[str, dict[str, Any]]) -> str | None:
+    """The first host (sorted; "name (ansible_host X)" when it is the address) that Ansible's ssh
+    connection would hand to `ssh` as an argument starting with `-`, or None. The address (its
+    `ansible_host`, else its name) is put on ssh's command line with no `--` before it
+    (ansible-core's plugins/connection/ssh.py), so ssh reads `-oProxyCommand=...` as an option."""
+    for name in sorted(hosts):
+        address = hosts[name].get("ansible_host", name)
+        if isinstance(address, str) and address.startswith("-"):
+            return name if address == name else f"{name} (ansible_host {address})"
+    return None
 
 
 def _host_vars(listing: dict[str, Any]) -> dict[str, dict[str, Any]]:

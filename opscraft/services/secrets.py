@@ -438,6 +438,25 @@ async def list_for_script(session: AsyncSession, actor: Actor, script_id: int) -
     ]
 
 
+async def ssh_key_attached(session: AsyncSession, actor: Actor, script: Script) -> bool | None:
+    """Whether the script's `ssh_key_secret` is attached to it as a `file` secret, as its runs
+    need (execution/commands.py ends a run in error otherwise); None when it names no key. The
+    name is checked when the script is saved, but the secret can only be attached afterwards."""
+    if not script.ssh_key_secret or script.id is None:
+        return None
+    await scripts.get(session, actor, script.id)
+    found = await session.exec(
+        select(Secret.id)
+        .join(ScriptSecret, col(ScriptSecret.secret_id) == col(Secret.id))
+        .where(
+            col(ScriptSecret.script_id) == script.id,
+            col(Secret.name) == script.ssh_key_secret,
+            col(Secret.kind) == SecretKind.file,
+        )
+    )
+    return found.first() is not None
+
+
 async def attach(session: AsyncSession, actor: Actor, script_id: int, secret_id: int) -> Attachment:
     """Attach a secret to a script: `Conflict` (409, field `secret_id`) when it is attached
     already, would shadow one of the script's parameters, or (an `env` secret) would make the

@@ -9,7 +9,7 @@ when it starts (execution/store.py) and records the inventory's id and the SHA-2
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import Field, field_validator
 from sqlalchemy import func
@@ -30,6 +30,11 @@ from opscraft.services.storable import Text
 
 # What a refusal names (services/permissions.require; the routes' early check says the same).
 MANAGE = "manage shared inventories"
+
+In = TypeVar("In", bound="InventoryIn")
+
+#: How many hex digits of a content's SHA-256 the pages show (the Inventories page and a run's).
+SHA_SHOWN = 12
 
 NAME_TAKEN = "an inventory with this name already exists: choose another name"
 
@@ -62,9 +67,18 @@ class InventoryIn(Body):
 
 
 class InventoryChanges(InventoryIn):
-    """`InventoryIn` as a `PUT` body, every field optional (`partial.CHANGES`)."""
+    """`InventoryIn` as a `PUT` body, every field optional (`partial.CHANGES`), and the content the
+    edit started from (`base_content_sha256`), so that two people editing the same inventory do
+    not silently undo each other's hosts (the last save of the whole text used to win)."""
 
     model_config = CHANGES
+
+    base_content_sha256: str | None = Field(
+        default=None,
+        pattern="^[0-9a-f]{64}$",
+        description="The `content_sha256` of the content the edit started from: a new `content` is "
+        "refused (409, field `content`) when the stored content has changed since. Left out: no check.",
+    )
 
 
 async def list_all(session: AsyncSession, actor: Actor) -> list[Inventory]:
@@ -80,6 +94,13 @@ async def get(session: AsyncSession, actor: Actor, inventory_id: int) -> Invento
     if inventory is None:
         raise NotFound(f"inventory {inventory_id} not found")
     return inventory
+
+
+async def name_of(session: AsyncSession, actor: Actor, inventory_id: int) -> str | None:
+    """The name of the shared inventory `inventory_id` (a run's, which may outlive it); None when it
+    was deleted."""
+    require(actor.user, Permission.view_scripts)
+    return (await session.exec(select(Inventory.name).where(col(Inventory.id) == inventory_id))).first()
 
 
 async def used_by(session: AsyncSession, inventory_id: int) -> list[str]:
@@ -114,13 +135,16 @@ async def _check_name_free(session: AsyncSession, name: str, except_id: int | No
         raise Conflict(NAME_TAKEN, details=[{"field": "name", "message": "another inventory has this name"}])
 
 
-async def _checked(data: InventoryIn | Mapping[str, Any], stored: str | None = None) -> InventoryIn:
-    """The body, its content checked by Ansible unless it is the `stored` one. The content is
-    checked even when the body refuses other fields, so one `Invalid` (422) names every problem."""
+async def _checked(
+    data: InventoryIn | Mapping[str, Any], stored: str | None = None, model: type[In] = InventoryIn
+) -> In:
+    """The body as `model`, its content checked by Ansible unless it is the `stored` one. The
+    content is checked even when the body refuses other fields, so one `Invalid` (422) names every
+    problem."""
     problems = Problems()
-    body: InventoryIn | None = None
+    body: In | None = None
     with problems.check():
-        body = parse(InventoryIn, data)
+        body = parse(model, data)
     content = body.content if body else None
     if body is None and isinstance(data, Mapping) and "content" not in problems.fields():
         content = data.get("content")
@@ -151,27 +175,46 @@ async def update(
 ) -> Inventory:
     """Change name, description and/or content (a field `data` leaves out keeps its stored
     value: `partial.over_stored`); the next run of every script using it reads the new content.
-    Errors as in `create`; `NotFound` (404) for an unknown id."""
+    Errors as in `create`; `NotFound` (404) for an unknown id; `Conflict` (409, field `content`)
+    for a new content whose `base_content_sha256` is not the stored content's (`_check_base`)."""
     require(actor.user, Permission.edit_scripts, MANAGE)
     inventory = await _locked(session, actor, inventory_id)
-    body = await _checked(over_stored(InventoryIn, data, inventory), inventory.content)
-    values = body.model_dump()
+    body = await _checked(over_stored(InventoryChanges, data, inventory), inventory.content, InventoryChanges)
+    values = body.model_dump(exclude={"base_content_sha256"})
     changed = sorted(k for k, v in values.items() if getattr(inventory, k) != v)
     if not changed:
         return inventory
+    if "content" in changed:
+        _check_base(inventory, body.base_content_sha256)
     if "name" in changed:
         await _check_name_free(session, body.name, inventory_id)
+    before = inventory.name
     for key in changed:
         setattr(inventory, key, values[key])
     inventory.updated_by = actor.user_id
     inventory.updated_at = utcnow()
     await conflicts.flush(session)
     details: dict[str, Any] = {"fields": changed, "name": inventory.name}
+    if "name" in changed:  # the audit names it as it was too: runs and people knew that name
+        details["previous_name"] = before
     if "content" in changed:
         details["content_sha256"] = content_sha256(inventory.content)
     audit.record(session, actor, "inventory.update", "inventory", inventory_id, **details)
     await conflicts.commit(session)
     return inventory
+
+
+def _check_base(inventory: Inventory, base: str | None) -> None:
+    """`Conflict` (409, field `content`) when an edit that started from the content with SHA-256
+    `base` would replace a content saved since (by another person, tab or API client): its save
+    would drop what they added. None: the client did not say where it started, no check."""
+    if base is not None and base != content_sha256(inventory.content):
+        when = inventory.updated_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+        message = (
+            f"was changed by someone else since your edit started (saved {when}): open the inventory "
+            "again to see its content and apply your change to it"
+        )
+        raise Conflict(f"content: {message}", details=[{"field": "content", "message": message}])
 
 
 async def delete(session: AsyncSession, actor: Actor, inventory_id: int) -> None:

@@ -13,7 +13,7 @@ from opscraft.db.models import Execution
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
 from opscraft.execution import ansible_options, terraform_plan
 from opscraft.execution.events import LogEvent
-from opscraft.services import executions, log_text, runs
+from opscraft.services import executions, log_text, runs, shared_inventories
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.services.invisible import visible
@@ -114,6 +114,9 @@ class ExecutionView:
         self.ran_content = ran_content
         # Why a queued run waits (its script's limit), read with the row (`read`).
         self.queued_note: str | None = None
+        # The name of the shared inventory the run used (None: none, or deleted since), read with
+        # the row (`read`).
+        self.inventory_name: str | None = None
         self.duration: ui.label | None = None
         self.header = ui.refreshable(self._header)
         self.details = ui.refreshable(self._details)
@@ -216,6 +219,10 @@ class ExecutionView:
                     _fact("Terraform", run.terraform_action, "terraform-action")
                 if run.run_options:  # a --check run is a dry run: say so, as its command line did
                     _fact("Ansible options", " ".join(ansible_options.argv(run.run_options)), "run-options")
+                if run.inventory_id is not None and run.inventory_sha256:  # which hosts, as they were
+                    _fact("Inventory", self._inventory_text(), "run-inventory").tooltip(
+                        f"SHA-256 of the inventory text the run read: {run.inventory_sha256}"
+                    )
                 if run.status in FINAL_STATUSES:
                     truncated = " (truncated)" if run.output_truncated else ""
                     removed = " (removed by retention)" if run.output_removed_at else ""
@@ -243,6 +250,13 @@ class ExecutionView:
                 language = LANGUAGES.get(self.execution.script_type, "").lower() or None
                 code_block(self.ran_content, language).classes("w-full text-sm")
 
+    def _inventory_text(self) -> str:
+        """The shared inventory the run used, by name (or id, deleted since) and the start of the
+        SHA-256 of the text it read, which the Inventories page shows of the current text."""
+        run = self.execution
+        name = self.inventory_name or f"id {run.inventory_id}, deleted since"
+        return f"{name} (SHA-256 {str(run.inventory_sha256)[: shared_inventories.SHA_SHOWN]})"
+
     def tick(self) -> None:
         """Advance the duration while the run is going."""
         if self.duration is not None and self.execution.status == ExecutionStatus.running:
@@ -268,15 +282,20 @@ class ExecutionView:
         if execution.status != self.execution.status and self.announcer is not None:
             self.announcer.set_text(status_announcement(execution))
         self.execution = execution
-        await self.read_queued_note()
+        await self.read()
         self.header.refresh()
         self.details.refresh()
         await self.terraform.refresh(actor, self.execution)
         return True
 
-    async def read_queued_note(self) -> None:
-        """Read why the run waits (`executions.why_queued`), for the next header drawn."""
+    async def read(self) -> None:
+        """Read why the run waits (`executions.why_queued`) and the name of the shared inventory
+        it used, for the next summary drawn."""
         self.queued_note = await call(executions.why_queued, self.actor, self.execution)
+        if self.execution.inventory_id is not None:
+            self.inventory_name = await call(
+                shared_inventories.name_of, self.actor, self.execution.inventory_id
+            )
 
     def _confirm_cancel(self) -> None:
         with ui.dialog() as dialog, ui.card().classes("gap-3"):
@@ -367,7 +386,7 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
         view.announcer = (
             ui.label().classes("sr-only").props('role="status" data-testid="status-announcement"')
         )
-        await view.read_queued_note()
+        await view.read()
         view.header()
         await approval_panel(actor, execution)
         await chain_panel(actor, execution)

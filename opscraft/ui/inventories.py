@@ -7,17 +7,19 @@ from __future__ import annotations
 from nicegui import ui
 
 from opscraft.db.models import Inventory
+from opscraft.db.models.inventories import content_sha256
 from opscraft.services import partial, shared_inventories
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.widgets import (
+    TALL_TEXT_PROPS,
     call,
-    code_block,
     confirm,
     dialog_buttons,
     dialog_card,
     format_time,
+    long_text,
     text_input,
 )
 
@@ -52,18 +54,22 @@ async def inventories_page(actor: Actor) -> None:
                     ui.space()
                     ui.label(f"updated {format_time(inventory.updated_at)}").classes("text-caption")
                     if edit:
+                        # Named with the inventory (names are letters, digits, '.', '_', '-'):
+                        # a screen reader's list of buttons said "Edit" once per inventory.
                         ui.button(icon="edit", on_click=lambda i=inventory: open_form(i)).props(
-                            'flat round dense aria-label="Edit" '
+                            f'flat round dense aria-label="Edit {inventory.name}" '
                             f'data-testid="inventory-edit-{inventory.name}"'
-                        )
+                        ).tooltip("Edit")
                         ui.button(icon="delete", on_click=lambda i=inventory: remove(i)).props(
-                            f'flat round dense color=negative aria-label="Delete" '
+                            f'flat round dense color=negative aria-label="Delete {inventory.name}" '
                             f'data-testid="inventory-delete-{inventory.name}"'
-                        )
-                ui.label(f"Used by: {', '.join(used)}" if used else "Not used by any script").classes(
+                        ).tooltip("Delete")
+                uses = f"Used by: {', '.join(used)}" if used else "Not used by any script"
+                sha = content_sha256(inventory.content)[: shared_inventories.SHA_SHOWN]
+                ui.label(f"{uses} · content SHA-256 {sha} (runs show the one they read)").classes(
                     "text-caption"
-                )
-                code_block(inventory.content, "ini").classes("w-full")
+                ).props(f'data-testid="inventory-uses-{inventory.name}"')
+                long_text(inventory.content, "ini", "Show the inventory")
 
         async def remove(inventory: Inventory) -> None:
             current = await guard(Permission.edit_scripts)
@@ -89,14 +95,21 @@ async def inventories_page(actor: Actor) -> None:
                 return await call(shared_inventories.create, current, data)
             return await call(shared_inventories.update, current, inventory.id, data)
 
-        async def open_form(inventory: Inventory | None) -> None:
+        async def open_form(listed: Inventory | None) -> None:
+            inventory = listed
+            if listed is not None and listed.id is not None:  # as stored now, not as last listed
+                inventory = await run_action(lambda: call(shared_inventories.get, actor, listed.id or 0))
+                if inventory is None:
+                    body.refresh()
+                    return
             title = f"Edit {inventory.name}" if inventory else "New inventory"
             with ui.dialog() as dialog, dialog_card(title).classes("w-[48rem]"):
                 name = text_input("Name", "inventory-name", autofocus=True)
                 description = text_input("Description", "inventory-description")
                 content = (
                     ui.textarea("Inventory (INI or YAML; host and group variables included)")
-                    .props('outlined autogrow input-class="font-mono" data-testid="inventory-content"')
+                    .props(f'outlined {TALL_TEXT_PROPS} input-class="font-mono"')
+                    .props('data-testid="inventory-content"')
                     .classes("w-full")
                 )
                 if inventory:
@@ -116,6 +129,8 @@ async def inventories_page(actor: Actor) -> None:
                     if inventory is not None:  # only what was edited: another tab's save stays
                         shown = {"name": inventory.name, "description": inventory.description}
                         data = partial.edited(shown | {"content": inventory.content}, data)
+                        if "content" in data:  # refused if another save changed the text meanwhile
+                            data["base_content_sha256"] = content_sha256(inventory.content)
                     saved = await run_action(
                         lambda: _save(current, inventory, data), "Inventory saved", fields
                     )

@@ -36,7 +36,7 @@ from opscraft.ui.script_widgets import (
     risk_dialog,
 )
 from opscraft.ui.tag_input import TagInput
-from opscraft.ui.widgets import call, changed, live_timer, one_click, whole
+from opscraft.ui.widgets import TALL_TEXT_PROPS, call, changed, live_timer, one_click, whole
 
 CHECK_INTERVAL_SECONDS = 1.0
 STARTER = {
@@ -382,7 +382,7 @@ class ScriptForm:
             self.inventory_id.classes("w-full")
             self.inventory = (
                 ui.textarea("Inventory (INI or YAML; host and group variables included)")
-                .props('outlined autogrow input-class="font-mono" data-testid="inventory"')
+                .props(f'outlined {TALL_TEXT_PROPS} input-class="font-mono" data-testid="inventory"')
                 .classes("w-full")
             )
             self.inventory.value = (s.inventory or "") if s else ""

@@ -12,7 +12,7 @@ from nicegui import ui
 
 from opscraft.db.models import Script
 from opscraft.db.models.scripts import ScriptType
-from opscraft.services import scripts, shared_inventories
+from opscraft.services import scripts, secrets, shared_inventories
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, ServiceError
 from opscraft.services.permissions import Permission, can
@@ -59,7 +59,8 @@ SETTING_LABELS = {
 ANSIBLE_LABELS = {"ssh_user": "SSH user", "ssh_key_secret": "SSH key (file secret)"}
 
 
-def _overview(script: Script, inventory_name: str | None) -> None:
+def _overview(script: Script, inventory_name: str | None, key_attached: bool | None) -> None:
+    """The Overview tab. `key_attached`: `secrets.ssh_key_attached` of the script."""
     with ui.column().classes("w-full gap-4").props('data-testid="overview"'):
         ui.label(script.description or "No description.").classes("text-body1 whitespace-pre-wrap oc-wrap")
         if script.tags:
@@ -103,7 +104,13 @@ def _overview(script: Script, inventory_name: str | None) -> None:
                     ui.label("from the script" if script.inventory else "localhost")
                 for key, label in ANSIBLE_LABELS.items():
                     ui.label(label).classes("text-grey-7")
-                    ui.label(getattr(script, key) or "none")
+                    value = ui.label(getattr(script, key) or "none")
+                    if key == "ssh_key_secret" and key_attached is False:
+                        value.set_text(
+                            f"{script.ssh_key_secret}: not attached to this script, so its runs end in "
+                            "error: attach it on the Secrets tab"
+                        )
+                        value.classes("text-negative").props('data-testid="ssh-key-unattached"')
             ui.label("Created").classes("text-grey-7")
             ui.label(format_time(script.created_at))
             ui.label("Updated").classes("text-grey-7")
@@ -344,7 +351,8 @@ async def script_page(actor: Actor, script_id: int, tab: str = "overview") -> No
             address.say_ignored(address.unknown_choice("tab", tab, list(own)))
         with ui.tab_panels(tabs, value=own.get(tab, own["overview"])).classes("w-full"):
             with ui.tab_panel(own["overview"]):
-                _overview(script, await _inventory_name(actor, script))
+                key_attached = await call(secrets.ssh_key_attached, actor, script)
+                _overview(script, await _inventory_name(actor, script), key_attached)
             with ui.tab_panel(own["content"]):
                 editor(script.content, LANGUAGES[script.script_type], read_only=True).props(
                     'data-testid="script-content"'

@@ -270,6 +270,27 @@ PHONE_HIDDEN: dict[str, str] = {"classes": "gt-xs", "headerClasses": "gt-xs"}
 """The same below 600 px (Quasar's `gt-xs`)."""
 
 
+TALL_TEXT_PROPS = 'autogrow input-style="max-height: 50vh"'
+"""Props of a text area that grows with its text up to half the window's height, then scrolls:
+an inventory of a thousand hosts grew to 25,000 px, and the form's Save button was that far
+below (Quasar's `autogrow` alone has no limit)."""
+
+LONG_TEXT_LINES = 30
+"""More lines than this and `long_text` folds the text under a summary."""
+
+
+def long_text(content: str, language: str | None, label: str) -> None:
+    """`content` as a `code_block`, folded under "`label` (N lines)" when it has more than
+    `LONG_TEXT_LINES` lines, so that a list of such texts does not bury the next row under
+    thousands of lines (the Inventories page with an inventory of a thousand hosts)."""
+    lines = content.count("\n") + (0 if content.endswith("\n") else 1)
+    if lines <= LONG_TEXT_LINES:
+        code_block(content, language).classes("w-full")
+        return
+    with ui.expansion(f"{label} ({lines:,} lines)", icon="notes").classes("w-full").props("dense"):
+        code_block(content, language).classes("w-full")
+
+
 FORM_DIALOG_PROPS = "no-backdrop-dismiss"
 """A form dialog ignores clicks outside it: a stray click, or the second click of a double-click on
 the button that opened it (landing on the backdrop once the form is up), closed the form and

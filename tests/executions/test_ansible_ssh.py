@@ -189,6 +189,10 @@ async def test_wrong_key_fails_with_ansibles_unreachable_message(
     final, text = await _run(client, operator, script_id, runner_name)
     assert final["status"] == "failed", text
     assert "UNREACHABLE!" in text and "Permission denied" in text, text
+    assert final["error_message"] == (  # what Ansible's code 4 means, not only the number
+        "the script exited with code 4: a host was unreachable, or a file did not parse "
+        "(UNREACHABLE! or ERROR! in the output)"
+    )
     assert not ssh_host.marker.exists()
 
 
