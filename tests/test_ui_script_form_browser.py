@@ -189,3 +189,25 @@ def test_a_paste_too_long_for_the_connection_is_refused_and_saves_stay_true(
     page.keyboard.press("Control+End")
     page.evaluate(PASTE_JS, [content, "# " + "y" * 300_000 + "\n"])
     page.get_by_test_id("content-refused").get_by_text("larger than the limit of 256 KiB").wait_for()
+
+
+def test_no_field_is_reset_by_the_page_that_built_it(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Field report (a CI run, then reproduced under load): a parameter's Default typed right
+    after the editor opened went back to its old value, on screen and on the server, and Ctrl+S
+    then saved nothing. Fields were given their value after being built, and NiceGUI follows such
+    a set with an `updateValue` call that waits for the connection and then puts the built value
+    back over whatever was typed meanwhile. No page sends one while it loads."""
+    parameters = [{"name": "TARGET", "type": "string", "default": "web", "description": "where"}]
+    script = create_script(server, tokens["admin"], "built-values", "echo $TARGET\n", parameters=parameters)
+    log_in(page, server, "admin")
+    frames: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload))))
+    for path in (f"/scripts/{script['id']}/edit", "/profile", "/settings"):
+        frames.clear()
+        page.goto(server.url + path)
+        wait_connected(page)
+        page.get_by_role("heading", level=1).wait_for()
+        page.wait_for_timeout(1500)  # a page's first tick and its queued calls have arrived by now
+        assert not [frame for frame in frames if "updateValue" in frame], path

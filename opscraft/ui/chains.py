@@ -111,11 +111,11 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                 .classes("w-full")
             )
             mapping = text_input(
-                'Mapping (JSON: {"PARAM": "/parameters/NAME" or "/outputs/NAME"})', "chain-mapping"
+                'Mapping (JSON: {"PARAM": "/parameters/NAME" or "/outputs/NAME"})',
+                "chain-mapping",
+                value="{}",
             )
-            mapping.value = "{}"
-            fixed = text_input("Fixed parameters (JSON object)", "chain-params")
-            fixed.value = "{}"
+            fixed = text_input("Fixed parameters (JSON object)", "chain-params", value="{}")
             fields = {"target_script_id": target, "outcome": outcome, "mapping": mapping, "parameters": fixed}
 
             async def submit() -> None:

@@ -104,17 +104,21 @@ async def inventories_page(actor: Actor) -> None:
                     return
             title = f"Edit {inventory.name}" if inventory else "New inventory"
             with ui.dialog() as dialog, dialog_card(title).classes("w-[48rem]"):
-                name = text_input("Name", "inventory-name", autofocus=True)
-                description = text_input("Description", "inventory-description")
+                name = text_input(
+                    "Name", "inventory-name", value=inventory.name if inventory else "", autofocus=True
+                )
+                description = text_input(
+                    "Description", "inventory-description", value=inventory.description if inventory else ""
+                )
                 content = (
-                    ui.textarea("Inventory (INI or YAML; host and group variables included)")
+                    ui.textarea(
+                        "Inventory (INI or YAML; host and group variables included)",
+                        value=inventory.content if inventory else "",
+                    )
                     .props(f'outlined {TALL_TEXT_PROPS} input-class="font-mono"')
                     .props('data-testid="inventory-content"')
                     .classes("w-full")
                 )
-                if inventory:
-                    name.value, description.value = inventory.name, inventory.description
-                    content.value = inventory.content
                 fields = {"name": name, "description": description, "content": content}
 
                 async def submit() -> None:

@@ -38,10 +38,8 @@ async def profile_page(actor: Actor) -> None:
                 with ui.row().classes("w-full justify-between"):
                     ui.label(label).classes("text-grey-7")
                     ui.label(str(value)).props(f'data-testid="profile-{label.lower().replace(" ", "-")}"')
-            email = text_input("Email", "profile-email")
-            email.value = user.email
-            full_name = text_input("Full name", "profile-full-name")
-            full_name.value = user.full_name
+            email = text_input("Email", "profile-email", value=user.email)
+            full_name = text_input("Full name", "profile-full-name", value=user.full_name)
 
             # What the fields showed when loaded (or last saved): Save sends only the fields edited
             # since (`partial.edited`), so an email an admin or another tab changed meanwhile is

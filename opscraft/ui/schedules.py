@@ -195,12 +195,10 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
         }
         title = "Add a schedule" if stored is None else f"Edit the schedule {stored.name}"
         with ui.dialog() as dialog, dialog_card(title):
-            name = text_input("Name", "schedule-name", autofocus=True)
-            cron = text_input("Cron (minute hour day month weekday)", "schedule-cron")
-            tz = text_input("Time zone (IANA, e.g. Europe/Paris)", "schedule-tz")
-            params = text_input("Parameters (JSON object)", "schedule-params")
-            name.value, cron.value, tz.value = start["name"], start["cron"], start["timezone"]
-            params.value = start["parameters"]
+            name = text_input("Name", "schedule-name", value=start["name"], autofocus=True)
+            cron = text_input("Cron (minute hour day month weekday)", "schedule-cron", value=start["cron"])
+            tz = text_input("Time zone (IANA, e.g. Europe/Paris)", "schedule-tz", value=start["timezone"])
+            params = text_input("Parameters (JSON object)", "schedule-params", value=start["parameters"])
             missed = ui.select(
                 labels.MISSED_POLICY, value=start["missed_policy"], label="After downtime"
             ).props('outlined dense data-testid="schedule-missed"')

@@ -128,20 +128,22 @@ class ParameterRows:
                 ):
                     inputs: dict[str, Any] = {}
                     self.inputs.append(inputs)
+                    # Built with the row's values: `bind_value` then changes nothing (see
+                    # `widgets.text_input` for what a change at build time did to typing).
                     for key, element, width in (
-                        ("name", ui.input("Name"), "w-44"),
-                        ("type", ui.select(labels.PARAM_TYPE, label="Type"), "w-32"),
-                        ("default", ui.input("Default"), "w-40"),
+                        ("name", ui.input("Name", value=row["name"]), "w-44"),
+                        ("type", ui.select(labels.PARAM_TYPE, label="Type", value=row["type"]), "w-32"),
+                        ("default", ui.input("Default", value=row["default"]), "w-40"),
                         # One chip per option: an option may hold a comma ("Paris, France").
                         ("options", TagInput("Options (Enter after each)", row["options"]), "w-48"),
-                        ("description", ui.input("Description"), "flex-grow"),
+                        ("description", ui.input("Description", value=row["description"]), "flex-grow"),
                     ):
                         inputs[key] = element.bind_value(row, key).classes(width)
                         element.props(f'outlined dense data-testid="param-{key}-{index}"')
                         self.draft.field(f"param-{key}-{index}", element)
                         if key == "options":
                             element.bind_visibility_from(row, "type", value="choice")
-                    required = ui.checkbox("Required").bind_value(row, "required")
+                    required = ui.checkbox("Required", value=row["required"]).bind_value(row, "required")
                     self.draft.field(
                         f"param-required-{index}", required.props(f'data-testid="param-required-{index}"')
                     )
@@ -381,11 +383,13 @@ class ScriptForm:
             ).props('outlined dense data-testid="inventory-id"')
             self.inventory_id.classes("w-full")
             self.inventory = (
-                ui.textarea("Inventory (INI or YAML; host and group variables included)")
+                ui.textarea(
+                    "Inventory (INI or YAML; host and group variables included)",
+                    value=(s.inventory or "") if s else "",
+                )
                 .props(f'outlined {TALL_TEXT_PROPS} input-class="font-mono" data-testid="inventory"')
                 .classes("w-full")
             )
-            self.inventory.value = (s.inventory or "") if s else ""
             self.inventory.bind_visibility_from(self.inventory_id, "value", value=0)
             self.ssh_user = ui.input("SSH user", value=(s.ssh_user or "") if s else "").props(
                 'outlined dense data-testid="ssh-user"'

@@ -279,8 +279,7 @@ class SecretsView(PagedTable):
 
     def open_edit(self, row: dict[str, Any]) -> None:
         with ui.dialog() as dialog, dialog_card(f"Edit {row['name']}"):
-            description = text_input("Description", "edit-description")
-            description.value = row["description"]
+            description = text_input("Description", "edit-description", value=row["description"])
             dialog_buttons(
                 dialog,
                 "Save",

@@ -160,10 +160,8 @@ class UsersView(PagedTable):
 
     def open_edit(self, row: dict[str, Any]) -> None:
         with ui.dialog() as dialog, dialog_card(f"Edit {row['username']}"):
-            email = text_input("Email", "edit-email")
-            email.value = row["email"]
-            full_name = text_input("Full name", "edit-fullname")
-            full_name.value = row["full_name"]
+            email = text_input("Email", "edit-email", value=row["email"])
+            full_name = text_input("Full name", "edit-fullname", value=row["full_name"])
             role = ui.select(labels.ROLE, value=row["role"], label="Role").props(
                 'outlined dense data-testid="edit-role"'
             )

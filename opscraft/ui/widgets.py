@@ -188,9 +188,16 @@ def changed(values: Mapping[str, Any], loaded: Mapping[str, Any] | None) -> dict
     return {key: value for key, value in values.items() if value != loaded.get(key)}
 
 
-def text_input(label: str, testid: str, *, autofocus: bool = False) -> ui.input:
+def text_input(label: str, testid: str, *, value: str = "", autofocus: bool = False) -> ui.input:
+    """A full-width outlined text field showing `value`.
+
+    Give a field its first value here, never by setting `.value` after it is built: NiceGUI
+    follows such a set with an `updateValue` call that puts the server's value back into the
+    browser's field, and on a page being built that call waits for the connection, so what a
+    person typed meanwhile was replaced (on screen and on the server) by the value the page was
+    built with."""
     props = f'outlined dense data-testid="{testid}"' + (" autofocus" if autofocus else "")
-    return ui.input(label).props(props).classes("w-full")
+    return ui.input(label, value=value).props(props).classes("w-full")
 
 
 def form() -> ui.element:
