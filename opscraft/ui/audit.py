@@ -220,6 +220,8 @@ class AuditView:
         self.pager.max = pages
         self.pager.set_visibility(pages > 1)
         self.summary.text = f"{total} event{'s' if total != 1 else ''}"
+        filtered = any(asdict(self.shown()).values())
+        self.table.props["no-data-label"] = "No events match these filters" if filtered else "No events yet"
 
 
 @protected_page("/audit", Permission.view_audit, title="Audit log")

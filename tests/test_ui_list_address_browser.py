@@ -1,15 +1,17 @@
-"""The audit log keeps its filters in the address: a reload, Back from another page or a shared
-link shows the same events (the filters were lost: every event was listed again)."""
+"""The audit log, users and secrets lists keep their filters in the address: a reload, Back from
+another page or a shared link shows the same rows (the filters were lost: every row was listed
+again); an empty table says whether the filters match nothing or there is nothing yet."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui_journey import log_in, make_users, wait_connected
+from tests.ui_journey import log_in, make_users, token, wait_connected
 
 pytestmark = pytest.mark.browser
 
@@ -61,3 +63,33 @@ def test_filters_survive_a_reload_back_and_a_shared_link(live_server: LiveServer
     assert page.get_by_test_id("audit-target-id").input_value() == "3"
     page.get_by_role("button", name="Clear the filters").click()
     page.wait_for_url(f"{live_server.url}/audit")
+    page.goto(f"{live_server.url}/audit?target_id=nothing")
+    page.get_by_test_id("audit-table").filter(has_text="No events match these filters").wait_for()
+
+
+@pytest.mark.parametrize(("path", "noun"), [("/users", "user"), ("/secrets", "secret")])
+def test_the_search_survives_a_reload_and_a_shared_link(
+    live_server: LiveServer, page: Any, path: str, noun: str
+) -> None:
+    make_users(live_server)
+    body = {"name": "DB_PASS", "value": "x"}
+    headers = token(live_server, "admin")
+    assert httpx.post(f"{live_server.url}/api/v1/secrets", json=body, headers=headers).status_code == 201
+    log_in(page, live_server, "admin")
+    page.goto(f"{live_server.url}{path}")
+    wait_connected(page)
+    search = page.get_by_test_id(f"{noun}-search")
+    term = {"user": "viewer", "secret": "db_pass"}[noun]
+    search.fill(term)
+    page.wait_for_url(f"{live_server.url}{path}?search={term}")
+    page.get_by_test_id(f"{noun}s-summary").filter(has_text=f"1 {noun} matching").wait_for()
+    page.reload()
+    wait_connected(page)
+    assert search.input_value() == term
+    page.get_by_test_id(f"{noun}s-summary").filter(has_text=f"1 {noun} matching").wait_for()
+
+    page.goto(f"{live_server.url}{path}?search=nobody%20has%20this")
+    wait_connected(page)
+    page.get_by_test_id(f"{noun}s-table").filter(has_text=f"No {noun}s match the search").wait_for()
+    search.fill("")
+    page.wait_for_url(f"{live_server.url}{path}")
