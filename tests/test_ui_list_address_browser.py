@@ -54,6 +54,10 @@ def test_filters_survive_a_reload_back_and_a_shared_link(live_server: LiveServer
     assert page.get_by_test_id("audit-actor").input_value() == "ADMIN"
     assert "2000-01-01" in page.get_by_test_id("audit-dates").input_value()
     page.get_by_test_id("audit-table").filter(has_text="auth.login").wait_for()
+    page.goto(f"{live_server.url}/audit?since=2026-12-05&until=2026-12-01")
+    page.locator(".q-field", has=page.get_by_test_id("audit-dates")).filter(
+        has_text="must not be later than until"
+    ).wait_for()
     page.goto(f"{live_server.url}/audit?since=someday")
     page.get_by_test_id("bad-address-problem").filter(has_text="since").wait_for()
 

@@ -206,8 +206,12 @@ class AuditView:
             async with runtime.current().db.session() as s:
                 return await audit.search(s, actor, query)
 
-        # A refused filter (a control character, too long) is said under its input.
-        result = await run_action(load, fields={"actor_name": self.actor, "target_id": self.target_id})
+        # A refused filter (a control character, too long, a range ending before it starts, as
+        # an address may hold) is said under its input.
+        fields = {"actor_name": self.actor, "target_id": self.target_id}
+        result = await run_action(
+            load, fields=fields | {"since": self.dates.field, "until": self.dates.field}
+        )
         if result is None:
             self.table.rows = []
             self.pager.set_visibility(False)
