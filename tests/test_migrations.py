@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import warnings
@@ -180,6 +181,34 @@ async def test_0020_keeps_attachments_and_refuses_deleting_an_attached_secret(sc
     async with scratch.engine.connect() as conn:
         indexes = await conn.run_sync(lambda c: [i["name"] for i in inspect(c).get_indexes("script_secrets")])
     assert "ix_script_secrets_secret_id" in indexes
+
+
+async def test_0026_refolds_search_text_one_letter_for_one_letter(scratch: Database) -> None:
+    """A script stored with `str.lower`'s fold (`İ` an `i` and a combining dot, final `Σ` a `ς`)
+    is found by `istanbul` after the upgrade; the others are left as they were."""
+    await upgrade(scratch.engine, "0025")
+    async with scratch.engine.begin() as conn:
+        for name, description, tag in (("tr", "İstanbul ΟΔΟΣ", "İZMİR"), ("plain", "Nothing special", "ops")):
+            old = "\n".join([name, description, tag]).lower()
+            await conn.execute(
+                text(
+                    "INSERT INTO scripts (name, description, script_type, parameters, version, tags, status,"
+                    " search_text, timeout_seconds, memory_mb, cpus, network_enabled, current_version,"
+                    " created_at, updated_at, content) VALUES (:name, :description, 'bash', '[]', '1.0.0',"
+                    " :tags, 'draft', :old, 60, 512, 0.5, false, 1, :now, :now, 'echo')"
+                ),
+                {
+                    "name": name,
+                    "description": description,
+                    "tags": json.dumps([tag]),
+                    "old": old,
+                    "now": datetime(2026, 1, 1),
+                },
+            )
+    await upgrade(scratch.engine)
+    async with scratch.engine.connect() as conn:
+        rows = dict((await conn.execute(text("SELECT name, search_text FROM scripts"))).all())
+    assert rows == {"tr": "tr\nistanbul οδοσ\nizmir", "plain": "plain\nnothing special\nops"}
 
 
 async def test_0018_keeps_the_uses_of_secrets_and_their_tables_indexes(scratch: Database) -> None:

@@ -130,7 +130,7 @@ async def test_versions_diff_and_rollback(
 async def test_search_filters_sort_and_pagination(client: httpx.AsyncClient, operator: LoggedIn) -> None:
     await create(client, operator, name="deploy-web", tags=["prod"], description="Ship the web tier")
     await create(client, operator, name="backup-db", tags=["nightly"], description="Dump and DEPLOY nothing")
-    await create(
+    cleanup = await create(
         client,
         operator,
         name="cleanup",
@@ -175,6 +175,16 @@ async def test_search_filters_sort_and_pagination(client: httpx.AsyncClient, ope
         f"/api/v1/scripts/{sid['items'][0]['id']}", json={"status": "active"}, headers=operator.headers
     )
     assert await names(status="active") == ["cleanup"]
+
+    # Folded one letter for one letter on both sides (db/fold.py `lower`): `İ` is `i`, `Σ` is U+03C3.
+    r = await client.put(
+        f"/api/v1/scripts/{cleanup['id']}",
+        json={"description": "İstanbul ΟΔΟΣ files", "tags": ["İZMİR"]},
+        headers=operator.headers,
+    )
+    assert r.status_code == 200, r.text
+    for term in ("İSTANBUL", "istanbul", "οδοσ", "ΟΔΟΣ", "izmir", "İzmir"):
+        assert await names(search=term) == ["cleanup"], term
 
     r = await client.get("/api/v1/scripts", params={"sort": "size"}, headers=operator.headers)
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "sort"

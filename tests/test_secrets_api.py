@@ -117,6 +117,24 @@ async def test_search_ignores_the_case_of_every_letter(client: httpx.AsyncClient
         assert [item["name"] for item in r.json()["items"]] == ["CV_KEY"], (search, r.text)
 
 
+async def test_search_folds_dotted_capital_i_and_final_sigma_alike_on_both_databases(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """PostgreSQL's lower() maps `İ` to `i` and `Σ` to U+03C3 everywhere; Python's str.lower (the
+    searched term's, and SQLite's fold) made `İ` an `i` and a combining dot and a word-final `Σ`
+    a `ς`: searching `İstanbul` as shown found nothing on PostgreSQL, `istanbul` nothing on
+    SQLite (db/fold.py `lower`)."""
+    created = await make_secret(client, operator, "TR_KEY")
+    r = await client.put(
+        f"/api/v1/secrets/{created['id']}", json={"description": "İSTANBUL ΟΔΟΣ"}, headers=operator.headers
+    )
+    assert r.status_code == 200, r.text
+    await make_secret(client, operator, "OTHER")
+    for search in ("İstanbul", "istanbul", "ISTANBUL", "ΟΔΟΣ", "οδοσ"):
+        r = await client.get("/api/v1/secrets", params={"search": search}, headers=operator.headers)
+        assert [item["name"] for item in r.json()["items"]] == ["TR_KEY"], (search, r.text)
+
+
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [

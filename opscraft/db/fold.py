@@ -3,9 +3,15 @@
 PostgreSQL's `lower()` folds every cased letter (the database's UTF-8 character type); SQLite's
 built-in `lower()` only folds A-Z, so on SQLite a search for `émile` missed `Émile` while
 PostgreSQL found it. `fold` compiles to `lower()` on PostgreSQL and to `opscraft_lower()` on
-SQLite, a function every SQLite connection gets (`register`, from db/engine.py): Python's
-`str.lower`, the same fold as the searched term's (services/like.py). It is for searches only:
-the indexes on `lower(name)` keep SQLite's own function.
+SQLite, a function every SQLite connection gets (`register`, from db/engine.py): `lower` below,
+the same fold as the searched term's (services/like.py) and the scripts' `search_text`. It is for
+searches only: the indexes on `lower(name)` keep SQLite's own function.
+
+`lower` is Unicode's simple lowercase mapping, one letter for one letter, as PostgreSQL's
+`lower()` folds (character by character, `towlower`). Python's `str.lower` is the full mapping
+of SpecialCasing.txt, which differs in two letters: `İ` (U+0130) becomes `i` and a combining dot
+(U+0307), and a word-final `Σ` becomes `ς`. With it the term `İstanbul` missed `İstanbul` on
+PostgreSQL (whose `lower()` makes it `istanbul`), and `istanbul` missed it on SQLite.
 """
 
 from __future__ import annotations
@@ -21,8 +27,19 @@ from sqlalchemy.sql.functions import FunctionElement
 SQLITE_FUNCTION = "opscraft_lower"
 
 
+# The letters whose full lowercase mapping (`str.lower`) is not their simple one, and the latter.
+_SIMPLE = str.maketrans({"\u0130": "i", "\u03a3": "\u03c3"})
+
+
+def lower(text: str) -> str:
+    """`text` with every cased letter in lower case by Unicode's simple mapping (one letter for
+    one letter, as PostgreSQL's `lower()`): `str.lower`, but `İ` becomes `i` and `Σ` a small
+    sigma (U+03C3) anywhere in a word."""
+    return text.translate(_SIMPLE).lower()
+
+
 class fold(FunctionElement[str]):
-    """`fold(column)`: `column` in lower case, every cased letter folded (`str.lower`)."""
+    """`fold(column)`: `column` in lower case, every cased letter folded (`lower`)."""
 
     type = String()
     name = "fold"
@@ -46,4 +63,4 @@ def register(dbapi_conn: DBAPIConnection) -> None:
 
 
 def _lower_text(value: object) -> object:
-    return value.lower() if isinstance(value, str) else value
+    return lower(value) if isinstance(value, str) else value

@@ -480,6 +480,7 @@ async def list_executions(
             "pass either skip or cursor, not both",
             details=[{"field": "skip", "message": "must be 0 (or absent) with a cursor"}],
         )
+    trigger = trigger or None  # `?trigger=` (an emptied filter) is no filter, as `?status=` is
     if trigger is not None and trigger not in Trigger.__members__:
         allowed = ", ".join(Trigger.__members__)
         raise Invalid(

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.sql.elements import ColumnElement
 
-from opscraft.db.fold import fold
+from opscraft.db.fold import fold, lower
 
 ESCAPE = "\\"
 
@@ -23,8 +23,9 @@ def trimmed(search: str | None) -> str:
 
 
 def pattern(term: str) -> str:
-    """The `LIKE` pattern (escape character `ESCAPE`) of the texts holding `term` in lower case."""
-    escaped = term.lower().replace(ESCAPE, ESCAPE * 2).replace("%", ESCAPE + "%").replace("_", ESCAPE + "_")
+    """The `LIKE` pattern (escape character `ESCAPE`) of the texts holding `term` in lower case
+    (`db.fold.lower`, as the column's side)."""
+    escaped = lower(term).replace(ESCAPE, ESCAPE * 2).replace("%", ESCAPE + "%").replace("_", ESCAPE + "_")
     return f"%{escaped}%"
 
 

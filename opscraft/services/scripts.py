@@ -23,6 +23,7 @@ from sqlmodel import update as sql_update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
+from opscraft.db import fold
 from opscraft.db.models import ChainLink, Inventory, Schedule, Script, ScriptTag, ScriptVersion, Secret, User
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.secrets import SecretKind
@@ -299,7 +300,9 @@ async def get(session: AsyncSession, actor: Actor, script_id: int) -> Script:
 
 
 def search_text(name: str, description: str, tags: list[str]) -> str:
-    return "\n".join([name, description, " ".join(tags)]).lower()
+    """What `search` matches of a script: name, description and tags, one per line, in lower case
+    as the searched term (`db.fold.lower`)."""
+    return fold.lower("\n".join([name, description, " ".join(tags)]))
 
 
 async def list_scripts(session: AsyncSession, actor: Actor, query: ScriptQuery) -> tuple[list[Script], int]:

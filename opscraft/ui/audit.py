@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from nicegui import ui
 
@@ -14,6 +16,7 @@ from opscraft.services import audit, instants
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid
 from opscraft.services.permissions import Permission
+from opscraft.ui import address
 from opscraft.ui.date_range import DateRange
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.widgets import NARROW_HIDDEN
@@ -89,21 +92,47 @@ def _day(value: str | None, *, end: bool = False) -> datetime | None:
     return instants.day_end(day) if end else instants.day_start(day)
 
 
+@dataclass(frozen=True)
+class AuditFilter:
+    """The filters shown; mirrored in the page's query string (`/audit?actor_name=bob&since=2026-12-01`)
+    so a reload, Back from another page or a shared link shows the same events (they were lost)."""
+
+    actor_name: str | None = None
+    action: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+    since: str | None = None  # YYYY-MM-DD, a whole UTC day
+    until: str | None = None
+
+    def address(self) -> str:
+        """`/audit` with the filters that are set."""
+        params = {key: value for key, value in asdict(self).items() if value}
+        return f"/audit?{urlencode(params)}" if params else "/audit"
+
+
 def _filter(element: FilterField, name: str, width: str, props: str = "") -> FilterField:
     return element.props(f'outlined dense {props} data-testid="audit-{name}"').classes(width)
 
 
 class AuditView:
-    def __init__(self, actions: list[str], targets: list[str]) -> None:
+    def __init__(self, actions: list[str], targets: list[str], shown: AuditFilter) -> None:
         self.page = 1
         with ui.card().classes("w-full"), ui.row().classes("w-full items-end gap-3"):
-            self.actor = _filter(ui.input("Actor (username)"), "actor", "w-36", "clearable")
-            self.action = _filter(ui.select(actions, label="Action", clearable=True), "action", "w-52")
-            self.target_type = _filter(
-                ui.select(targets, label="Target type", clearable=True), "target-type", "w-32"
+            self.actor = _filter(
+                ui.input("Actor (username)", value=shown.actor_name), "actor", "w-36", "clearable"
             )
-            self.target_id = _filter(ui.input("Target id"), "target-id", "w-24", "clearable")
-            self.dates = DateRange("Between", "audit-dates", self._dates_changed)
+            self.action = _filter(
+                ui.select(actions, label="Action", clearable=True, value=shown.action), "action", "w-52"
+            )
+            self.target_type = _filter(
+                ui.select(targets, label="Target type", clearable=True, value=shown.target_type),
+                "target-type",
+                "w-32",
+            )
+            self.target_id = _filter(
+                ui.input("Target id", value=shown.target_id), "target-id", "w-24", "clearable"
+            )
+            self.dates = DateRange("Between", "audit-dates", self._dates_changed, shown.since, shown.until)
             ui.button("Filter", icon="filter_alt", on_click=self.apply).props(
                 'unelevated data-testid="audit-apply"'
             )
@@ -123,9 +152,22 @@ class AuditView:
             self.pager = ui.pagination(1, 1, direction_links=True, on_change=self._on_page)
 
     async def apply(self) -> None:
+        """Show the first page of what the filters select, and put them in the address."""
         self.page = 1
         self.pager.value = 1
+        ui.navigate.history.replace(self.shown().address())
         await self.refresh()
+
+    def shown(self) -> AuditFilter:
+        """The filters as the inputs hold them."""
+        return AuditFilter(
+            (self.actor.value or "").strip() or None,
+            self.action.value or None,
+            self.target_type.value or None,
+            (self.target_id.value or "").strip() or None,
+            self.dates.since,
+            self.dates.until,
+        )
 
     async def clear(self) -> None:
         for field in (self.actor, self.action, self.target_type, self.target_id):
@@ -142,13 +184,14 @@ class AuditView:
             await self.refresh()
 
     def _query(self) -> audit.AuditQuery:
+        shown = self.shown()
         return audit.AuditQuery(
-            actor_name=(self.actor.value or "").strip() or None,
-            action=self.action.value or None,
-            target_type=self.target_type.value or None,
-            target_id=(self.target_id.value or "").strip() or None,
-            since=_day(self.dates.since),
-            until=_day(self.dates.until, end=True),
+            actor_name=shown.actor_name,
+            action=shown.action,
+            target_type=shown.target_type,
+            target_id=shown.target_id,
+            since=_day(shown.since),
+            until=_day(shown.until, end=True),
             skip=(self.page - 1) * PAGE_SIZE,
             limit=PAGE_SIZE,
         )
@@ -163,8 +206,12 @@ class AuditView:
             async with runtime.current().db.session() as s:
                 return await audit.search(s, actor, query)
 
-        # A refused filter (a control character, too long) is said under its input.
-        result = await run_action(load, fields={"actor_name": self.actor, "target_id": self.target_id})
+        # A refused filter (a control character, too long, a range ending before it starts, as
+        # an address may hold) is said under its input.
+        fields = {"actor_name": self.actor, "target_id": self.target_id}
+        result = await run_action(
+            load, fields=fields | {"since": self.dates.field, "until": self.dates.field}
+        )
         if result is None:
             self.table.rows = []
             self.pager.set_visibility(False)
@@ -177,12 +224,35 @@ class AuditView:
         self.pager.max = pages
         self.pager.set_visibility(pages > 1)
         self.summary.text = f"{total} event{'s' if total != 1 else ''}"
+        filtered = any(asdict(self.shown()).values())
+        self.table.props["no-data-label"] = "No events match these filters" if filtered else "No events yet"
 
 
 @protected_page("/audit", Permission.view_audit, title="Audit log")
-async def audit_page(actor: Actor) -> None:
+async def audit_page(
+    actor: Actor,
+    actor_name: str | None = None,
+    action: str | None = None,
+    target_type: str | None = None,
+    target_id: str | None = None,
+    since: address.Day | None = None,
+    until: address.Day | None = None,
+) -> None:
+    """The events the address's filters select (`AuditFilter`); an action or target type no event
+    has is named in a warning and left out (its list offers only those events have)."""
     async with runtime.current().db.session() as s:
         actions, targets = await audit.facets(s, actor)
+    ignored: dict[str, str] = {}
+    if action and action not in actions:
+        ignored |= address.unknown_choice("action", action, actions)
+        action = None
+    if target_type and target_type not in targets:
+        ignored |= address.unknown_choice("target_type", target_type, targets)
+        target_type = None
+    days = (day.isoformat() if day else None for day in (since, until))
+    shown = AuditFilter(actor_name, action, target_type, target_id, *days)
     with frame(actor, "Audit log"):
-        view = AuditView(actions, targets)
+        if ignored:
+            address.say_ignored(ignored)
+        view = AuditView(actions, targets, shown)
     await view.refresh()

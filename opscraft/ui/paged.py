@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from nicegui import ui
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -38,11 +39,14 @@ class PagedTable(ABC):
     def skip(self) -> int:
         return (self.page - 1) * self.page_size
 
-    def search_box(self, placeholder: str, testid: str) -> ui.input:
-        """A debounced search input; its text is `self.search`, its service field `search`
-        (`self.filter_fields`: a refused search is said under the box)."""
-        self.search = ""
-        box = ui.input(placeholder=placeholder, on_change=self._on_search)
+    def search_box(self, placeholder: str, testid: str, path: str, search: str | None = None) -> ui.input:
+        """A debounced search input showing `search` (the page address's); its text is
+        `self.search`, its service field `search` (`self.filter_fields`: a refused search is said
+        under the box), and it is kept in the address (`path?search=...`) so that a reload, Back
+        or a shared link shows the same rows (it was lost)."""
+        self.search = (search or "").strip()
+        self.path = path
+        box = ui.input(placeholder=placeholder, value=search or "", on_change=self._on_search)
         box.props(f'outlined dense clearable debounce=300 data-testid="{testid}"').classes("w-96")
         box.add_slot("prepend", '<q-icon name="search" />')
         self.filter_fields["search"] = box
@@ -50,6 +54,8 @@ class PagedTable(ABC):
 
     async def _on_search(self, event: Any) -> None:
         self.search = (event.value or "").strip()
+        query = urlencode({"search": self.search}) if self.search else ""
+        ui.navigate.history.replace(f"{self.path}?{query}" if query else self.path)
         await self.reload()
 
     def matching(self) -> str:
@@ -87,11 +93,15 @@ class PagedTable(ABC):
         return result
 
     def show_total(self, total: int, noun: str, suffix: str = "") -> None:
+        """The pager and summary for `total` rows (`suffix`: the search, `matching`), and what the
+        empty table says: that the search matches none, or that there are none yet (it said "No
+        data available" either way)."""
         pages = max(1, -(-total // self.page_size))
         self.last_page = pages
         self.pager.max = pages
         self.pager.set_visibility(pages > 1)
         self.summary.text = f"{format_count(total)} {noun}{'s' if total != 1 else ''}{suffix}"
+        self.table.props["no-data-label"] = f"No {noun}s match the search" if suffix else f"No {noun}s yet"
 
     async def apply(
         self,

@@ -191,10 +191,10 @@ class SecretValueField:
 class SecretsView(PagedTable):
     """The table and its dialogs; every change goes through `services.secrets`."""
 
-    def __init__(self) -> None:
+    def __init__(self, search: str | None = None) -> None:
         super().__init__(PAGE_SIZE)
         with ui.row().classes("w-full items-center gap-3"):
-            self.search_box("Search name or description", "secret-search")
+            self.search_box("Search name or description", "secret-search", "/secrets", search)
             ui.space()
             ui.button("New secret", icon="add", on_click=self.open_create).props(
                 'unelevated data-testid="new-secret"'
@@ -404,9 +404,10 @@ def _audit_summary(page: int, shown: int, total: int) -> str:
 
 
 @protected_page("/secrets", Permission.manage_secrets, title="Secrets")
-async def secrets_page(actor: Actor) -> None:
+async def secrets_page(actor: Actor, search: str | None = None) -> None:
+    """The list, searched as the address says (`?search=`)."""
     with frame(actor, "Secrets"):
-        view = SecretsView()
+        view = SecretsView(search)
     await view.refresh()
 
     async def resume_draft() -> None:

@@ -83,10 +83,10 @@ async def _admin() -> Actor | None:
 class UsersView(PagedTable):
     """The table and its dialogs; every change goes through `services.users`."""
 
-    def __init__(self) -> None:
+    def __init__(self, search: str | None = None) -> None:
         super().__init__(PAGE_SIZE)
         with ui.row().classes("w-full items-center gap-3"):
-            self.search_box("Search username, name or email", "user-search")
+            self.search_box("Search username, name or email", "user-search", "/users", search)
             ui.space()
             ui.button("New user", icon="person_add", on_click=self.open_create).props(
                 'unelevated data-testid="new-user"'
@@ -240,9 +240,10 @@ class UsersView(PagedTable):
 
 
 @protected_page("/users", Permission.manage_users, title="Users")
-async def users_page(actor: Actor) -> None:
+async def users_page(actor: Actor, search: str | None = None) -> None:
+    """The list, searched as the address says (`?search=`)."""
     with frame(actor, "Users"):
-        view = UsersView()
+        view = UsersView(search)
     await view.refresh()
 
     async def resume_draft() -> None:
