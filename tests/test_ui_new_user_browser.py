@@ -124,7 +124,8 @@ def test_a_missing_page_answers_404_inside_the_frame_and_unknown_parameters_are_
     # An address parameter a page does not read is named, but the page opens: a mistyped filter
     # does not pass for an applied one, and a link with a tracking tag still works.
     for path, problem in {
-        "/audit?actor_id=abc": "actor_id is not a parameter of this page (it reads none)",
+        "/audit?actor_id=abc": "actor_id is not a parameter of this page (it reads only action, "
+        "actor_name, since, target_id, target_type, until)",
         "/executions?scrip_id=1": "scrip_id is not a parameter of this page (it reads only cursor, "
         "script_id, since, status, trigger, until, user_id)",
         "/?utm_source=mail": "utm_source is not a parameter of this page (it reads none)",
