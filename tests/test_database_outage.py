@@ -179,6 +179,9 @@ def test_an_outage_is_503_database_unreachable_and_a_line_in_the_log_per_loop(
     assert (health.status_code, health.json()["database"]) == (503, "disconnected")
     # Every loop has failed several rounds by now (each polls at least every few seconds).
     _wait_until("every loop to notice", lambda: _every_loop_logged(server, " failed: the database"))
+    # An observation window, not a wait for a state: the outage lasts a few more rounds of every
+    # loop (each polls at least every 5 s), so the "one warning per loop" check below counts
+    # rounds that failed silently; a silent round leaves nothing to wait for.
     time.sleep(6)
 
     proxy.start()
