@@ -145,11 +145,16 @@ class DockerRunner:
         finally:
             client.close()
 
-    def sweep(self, worker_id: str | None = None) -> int:
+    def sweep(self, worker_id: str | None = None, created_before: float | None = None) -> int:
         """Remove containers a previous run of this worker (or of the lost worker `worker_id`)
-        left behind, warm ones included; returns how many."""
+        left behind, warm ones included; returns how many. With `created_before` (Unix time,
+        seconds), only those created before it: what a lost worker started before it was declared
+        lost, not what it started after coming back under the same id. The engine lists creation
+        times in whole seconds, so the comparison is to the second."""
         api = self._api()
         found = api.containers(all=True, filters={"label": f"{LABEL_WORKER}={worker_id or self.worker_id}"})
+        if created_before is not None:
+            found = [c for c in found if c.get("Created", 0) < created_before]
         for container in found:
             with contextlib.suppress(NotFound):
                 api.remove_container(container["Id"], force=True, v=True)

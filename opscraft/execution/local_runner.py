@@ -87,17 +87,22 @@ class LocalRunner:
         """Stop the fork server (after the runs ended; a later run would start a new one)."""
         self.forks.stop()
 
-    def sweep(self) -> int:
-        """Kill processes a previous run of this worker left behind (after a crash).
+    def sweep(self, started_before: float | None = None) -> int:
+        """Kill processes a previous run of this worker left behind (after a crash); how many.
 
         Every local run carries `OPSCRAFT_RUN=<worker id>:<execution id>` in its environment; this
-        finds them through /proc (Linux), among the processes of the OpsCraft user.
+        finds them through /proc (Linux), among the processes of the OpsCraft user. With
+        `started_before` (Unix time, seconds), only the processes started and the secret
+        directories written before it: a lost worker that came back under the same id keeps
+        what it started since (proc(5): `starttime`, in clock ticks after boot).
         """
         marker = f"{RUN_MARKER}={self.worker_id}:".encode()
-        killed = _kill_marked(lambda item: item.startswith(marker))
+        killed = _kill_marked(lambda item: item.startswith(marker), started_before)
         if SECRET_TMPFS.is_dir():
             for left in SECRET_TMPFS.glob(f"{_secret_prefix(self.worker_id)}*"):
-                shutil.rmtree(left, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    if started_before is None or left.stat().st_mtime < started_before:
+                        shutil.rmtree(left, ignore_errors=True)
         return killed
 
     def run(self, spec: RunSpec, output: OutputSink, control: RunControl) -> RunResult:
@@ -293,8 +298,9 @@ def _end(supervisor: RunSupervisor, marker: bytes) -> None:
         _kill_marked(lambda item: item == marker)
 
 
-def _kill_marked(match: Callable[[bytes], bool]) -> int:
-    """SIGKILL the processes with an environment item that `match`es (through /proc); how many."""
+def _kill_marked(match: Callable[[bytes], bool], started_before: float | None = None) -> int:
+    """SIGKILL the processes with an environment item that `match`es (through /proc), only those
+    started before `started_before` (Unix time, seconds) when given; how many."""
     killed = 0
     proc = Path("/proc")
     for entry in proc.iterdir() if proc.is_dir() else ():
@@ -302,13 +308,26 @@ def _kill_marked(match: Callable[[bytes], bool]) -> int:
             continue
         try:
             environ = (entry / "environ").read_bytes()
-        except OSError:
+            started = _start_time(entry) if started_before is not None else None
+        except (OSError, ValueError, IndexError):
+            continue
+        if started is not None and started_before is not None and started >= started_before:
             continue
         if any(match(item) for item in environ.split(b"\0")):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(entry.name), signal.SIGKILL)
                 killed += 1
     return killed
+
+
+def _start_time(entry: Path) -> float:
+    """When the process `/proc/<pid>` started, as Unix time (seconds): its `starttime` (field 22
+    of proc(5)'s `stat`, clock ticks after boot) against the boot clock now. Raises OSError
+    (the process ended), ValueError or IndexError (an unreadable line)."""
+    stat_line = (entry / "stat").read_bytes()
+    fields = stat_line[stat_line.rindex(b")") + 2 :].split()  # after the command name, field 3 on
+    started_after_boot = int(fields[22 - 3]) / os.sysconf("SC_CLK_TCK")
+    return time.time() - (time.clock_gettime(time.CLOCK_BOOTTIME) - started_after_boot)
 
 
 def _enlarge(fd: int) -> None:

@@ -579,6 +579,15 @@ def end_lost(conn: Connection, worker_id: str, stale_before: datetime) -> tuple[
     return lost, [int(row["id"]) for row in ended]
 
 
+def lost_since(conn: Connection, since: datetime) -> list[tuple[str, datetime]]:
+    """(id, when it was declared lost) of the workers `end_lost` declared lost at or after
+    `since` and that did not come back (a restart under the same id clears `lost`): every
+    worker removes what they left on its own Docker engine and machine, whichever process
+    declared them lost (a web process has no engine to sweep)."""
+    query = select(_W.id, _W.stopped_at).where(_W.lost.is_(True), _W.stopped_at >= since)
+    return [(str(worker_id), lost_at) for worker_id, lost_at in conn.execute(query)]
+
+
 _CANCEL_REQUESTED = select(_E.id).where(
     _E.worker_id == bindparam("wid"), _E.status == _RUNNING, _E.cancel_requested.is_(True)
 )

@@ -24,7 +24,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from opscraft.config import Settings
 from opscraft.db.types import utcnow
@@ -96,6 +96,8 @@ class Worker:
             runners,
             plans,
         )
+        self._started_at = utcnow()
+        self._swept: set[tuple[str, datetime]] = set()  # lost workers swept (`sweep_lost`)
         self._stopping = threading.Event()
         self._housekeeping = threading.Thread(
             target=self._housekeep, name="opscraft-housekeeping", daemon=True
@@ -189,21 +191,37 @@ class Worker:
                 failures.failed(exc)
 
     def end_lost(self) -> list[int]:
-        """End (as `error`, "worker lost") the runs of workers whose heartbeat is stale, and stop
-        what those runs left running where this worker reaches it: the lost workers' containers
-        on this worker's Docker engine and their local processes on this machine (a run recorded
-        as ended went on running its script, unwatched, until the lost worker came back)."""
-        lost, ended = self.store.run(store.end_lost, self.worker_id, self._stale_before())
+        """End (as `error`, "worker lost") the runs of workers whose heartbeat is stale, then
+        `sweep_lost`. Returns the runs this call ended."""
+        _, ended = self.store.run(store.end_lost, self.worker_id, self._stale_before())
         if ended:
             log.warning("ended %d run(s) of lost workers: %s", len(ended), ended)
             for execution_id in ended:
                 self.executor.on_finished(execution_id)
-        docker = self.docker.available()
-        for worker_id in lost:
-            swept = LocalRunner(worker_id).sweep() + (self.docker.sweep(worker_id) if docker else 0)
+        self.sweep_lost()
+        return ended
+
+    def sweep_lost(self) -> None:
+        """Stop what workers declared lost since this one started left running where this
+        worker reaches it, once per loss: their containers on this worker's Docker engine and
+        their local processes on this machine (a run recorded as ended went on running its
+        script, unwatched, until the lost worker came back). Whichever process declared the loss
+        (any web process or worker may, `store.end_lost`), every worker sweeps at its next
+        heartbeat; only what was started before the loss, so a lost worker restarted under the
+        same id keeps its new runs and warm containers."""
+        docker: bool | None = None
+        for worker_id, lost_at in self.store.run(store.lost_since, self._started_at):
+            if (worker_id, lost_at) in self._swept:
+                continue
+            if docker is None:
+                docker = self.docker.available()
+            before = lost_at.timestamp()
+            swept = LocalRunner(worker_id).sweep(before) + (
+                self.docker.sweep(worker_id, before) if docker else 0
+            )
+            self._swept.add((worker_id, lost_at))
             if swept:
                 log.warning("removed %d container(s) or process(es) of lost worker %s", swept, worker_id)
-        return ended
 
     def _release_stalled(self) -> None:
         """A run held back by its script's concurrency limit is enqueued again when a run of that

@@ -8,16 +8,20 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import col, select
+from sqlmodel import col, select, update
 
 from opscraft import runtime
 from opscraft.db.models import AuditEvent, Execution, RegisteredWorker
+from opscraft.db.types import utcnow
+from opscraft.execution import store
 from opscraft.execution.local_runner import RUN_MARKER, LocalRunner
 from opscraft.execution.store import LOST_MESSAGE
 from opscraft.execution.worker import Worker, worker_identity
@@ -31,7 +35,7 @@ from tests.conftest import (
     start_server,
     stop_server,
 )
-from tests.executions.conftest import IMAGES, make_script, start, wait_for
+from tests.executions.conftest import IMAGES, TEST_IMAGE, make_script, start, wait_for
 
 LONG = 'echo "begun $N"\nsleep "$S"\necho "ended $N"\n'
 # Runs until the test creates the file GATE: a run that must outlast a worker's start or restart
@@ -315,3 +319,60 @@ async def test_a_lost_workers_script_is_stopped_by_a_survivor(
                     docker_client.api.remove_container(container["Id"], force=True)
         if server.process.poll() is None:
             stop_server(server)
+
+
+async def test_a_loss_declared_by_another_process_is_swept_and_a_restart_keeps_its_new_runs(
+    backend: str, client: httpx.AsyncClient, docker_client: Any
+) -> None:
+    """Any process may declare a worker lost (a web process has no Docker engine to sweep): the
+    workers sweep it at their next heartbeat all the same. Only what the lost worker started
+    before the loss goes; a container or process it started after, back under the same id
+    (before a survivor got to the sweep), is left to it (it was a CI flake: a web process won
+    the race to declare the loss, and no worker ever removed the container)."""
+    rt = runtime.current()
+    worker = rt.worker
+    assert worker is not None
+    ghost = f"ghost-{os.getpid()}-{time.monotonic_ns()}"
+    labels = {"opscraft.managed": "true", "opscraft.worker": ghost}
+    env = {"PATH": os.environ["PATH"], RUN_MARKER: f"{ghost}:1"}
+    async with rt.db.engine.begin() as conn:
+        await conn.run_sync(store.register, store.WorkerInfo(ghost, "elsewhere", 1, 1), ["docker", "local"])
+        await conn.execute(
+            update(RegisteredWorker)
+            .where(col(RegisteredWorker.id) == ghost)
+            .values(heartbeat_at=utcnow() - timedelta(hours=1))
+        )
+    docker_client.containers.run(TEST_IMAGE, "sleep 300", labels=labels, detach=True)
+    processes = [subprocess.Popen(["sleep", "300"], env=env)]
+    try:
+        async with rt.db.engine.begin() as conn:  # as a web-only process does (`lifecycle`)
+            lost, _ = await conn.run_sync(store.end_lost, "", utcnow() - timedelta(seconds=60))
+        assert lost == [ghost]
+        async with rt.db.engine.begin() as conn:
+            [(_, lost_at)] = [
+                row
+                for row in await conn.run_sync(store.lost_since, utcnow() - timedelta(hours=1))
+                if row[0] == ghost
+            ]
+        # The engine lists creation times in whole seconds: "after the loss" starts at the next one.
+        while time.time() < lost_at.timestamp() + 1:
+            await asyncio.sleep(0.05)
+        after = docker_client.containers.run(TEST_IMAGE, "sleep 300", labels=labels, detach=True)
+        processes.append(subprocess.Popen(["sleep", "300"], env=env))
+        await asyncio.to_thread(worker.sweep_lost)  # its housekeeping may have done it already
+        assert processes[0].wait(timeout=30) == -signal.SIGKILL
+        assert processes[1].poll() is None, "a process started after the loss was killed"
+        remaining = [
+            c["Id"]
+            for c in docker_client.api.containers(all=True, filters={"label": f"opscraft.worker={ghost}"})
+        ]
+        assert remaining == [after.id]
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+        for container in docker_client.api.containers(
+            all=True, filters={"label": f"opscraft.worker={ghost}"}
+        ):
+            with contextlib.suppress(Exception):
+                docker_client.api.remove_container(container["Id"], force=True)
