@@ -96,8 +96,9 @@ def test_an_ansible_script_with_an_inventory_changes_type_in_the_editor(
 
 def test_a_run_page_names_the_shared_inventory_the_run_read(page: Any, server: LiveServer) -> None:
     """The run page said nothing of the hosts a playbook ran against: it names the shared
-    inventory and the start of the SHA-256 of the text it read, which the Inventories page shows
-    of the current text (and says so once the inventory is deleted)."""
+    inventory, the version it read and the start of that text's SHA-256, which the Inventories
+    page shows of the current text, and links to that version, still readable after the
+    inventory changed (and says so once the inventory is deleted)."""
     operator = token(server, "operator")
     local = "[lab]\nlab1\n\n[lab:vars]\nansible_connection=local\n"
     body = {"name": "lab", "content": local}
@@ -112,9 +113,33 @@ def test_a_run_page_names_the_shared_inventory_the_run_read(page: Any, server: L
 
     log_in(page, server, "operator")
     page.goto(f"{server.url}/executions/{run['id']}")
-    assert page.get_by_test_id("run-inventory").inner_text() == f"lab (SHA-256 {short})"
+    assert page.get_by_test_id("run-inventory").inner_text() == f"lab, version 1 (SHA-256 {short})"
     page.goto(f"{server.url}/inventories")
     page.get_by_test_id("inventory-uses-lab").filter(has_text=f"content SHA-256 {short}").wait_for()
+
+    # The inventory changes: the run still names (and links to) the text it read.
+    changed = local.replace("lab1\n", "lab1\nlab2\n")
+    r = httpx.put(
+        f"{server.url}/api/v1/inventories/{inventory['id']}",
+        json={"content": changed},
+        headers=operator,
+        timeout=60,
+    )
+    assert r.status_code == 200 and r.json()["version"] == 2, r.text
+    page.goto(f"{server.url}/executions/{run['id']}")
+    page.get_by_test_id("run-inventory").click()
+    page.wait_for_url(f"**/inventories/{inventory['id']}/versions/1")
+    assert page.get_by_test_id("inventory-version-title").inner_text() == "Version 1 of 2"
+    assert page.get_by_test_id("inventory-version-current").count() == 0
+    assert "lab2" not in page.get_by_test_id("inventory-version-content").inner_text()
+    page.get_by_test_id("inventory-versions").get_by_role("link", name=re.compile("^Version 2 ")).click()
+    page.wait_for_url(f"**/inventories/{inventory['id']}/versions/2")
+    page.get_by_test_id("inventory-version-current").wait_for()
+    added = page.get_by_test_id("inventory-version-changes").locator("td.diff_add")
+    assert added.all_inner_texts() == ["lab2"]
+    page.goto(f"{server.url}/inventories")
+    page.get_by_test_id("inventory-history-lab").click()
+    page.wait_for_url(f"**/inventories/{inventory['id']}/versions/2")
 
     moved = {"inventory_id": None, "inventory": local}
     r = httpx.put(f"{server.url}/api/v1/scripts/{script['id']}", json=moved, headers=operator, timeout=60)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import subprocess
 import sys
@@ -209,6 +210,32 @@ async def test_0026_refolds_search_text_one_letter_for_one_letter(scratch: Datab
     async with scratch.engine.connect() as conn:
         rows = dict((await conn.execute(text("SELECT name, search_text FROM scripts"))).all())
     assert rows == {"tr": "tr\nistanbul οδοσ\nizmir", "plain": "plain\nnothing special\nops"}
+
+
+async def test_0027_keeps_each_inventorys_content_as_its_version_1(scratch: Database) -> None:
+    """An inventory stored before versions existed gets its content as version 1, with the
+    SHA-256 its runs recorded, its last editor and time."""
+    await upgrade(scratch.engine, "0026")
+    saved = datetime(2026, 5, 4, 3, 2, 1)
+    content = "[web]\nwéb1\n"
+    async with scratch.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO inventories (name, description, content, created_at, updated_at)"
+                " VALUES ('web', '', :content, :saved, :saved)"
+            ),
+            {"content": content, "saved": saved},
+        )
+    await upgrade(scratch.engine)
+    async with scratch.engine.connect() as conn:
+        version = (await conn.execute(text("SELECT version FROM inventories"))).scalar_one()
+        rows = (
+            await conn.execute(
+                text("SELECT number, content, content_sha256, author_id FROM inventory_versions")
+            )
+        ).all()
+    assert version == 1
+    assert [tuple(r) for r in rows] == [(1, content, hashlib.sha256(content.encode()).hexdigest(), None)]
 
 
 async def test_0018_keeps_the_uses_of_secrets_and_their_tables_indexes(scratch: Database) -> None:

@@ -12,7 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
+from opscraft import runtime
+from opscraft.db.models import User
 from opscraft.services import inventories, inventory_ranges, shared_inventories
+from opscraft.services.actor import Actor
 from opscraft.services.linters import find_tool
 from tests.conftest import LoggedIn, make_user, require_service
 
@@ -480,3 +483,60 @@ async def test_host_ranges_that_expand_beyond_the_limit_are_refused_before_ansib
 )
 def test_host_ranges_are_counted_as_ansible_expands_them(text: str, hosts: int) -> None:
     assert inventory_ranges.ini_host_count(text) == hosts
+
+
+async def test_every_content_is_kept_as_a_version_a_run_can_be_traced_to(
+    client: httpx.AsyncClient, operator: LoggedIn, viewer: LoggedIn
+) -> None:
+    """An inventory's content was replaced for good by an edit: which hosts a past run read was
+    known only by a SHA-256. Each content is now a numbered version (name or description changes
+    add none, saving the same text adds none), listed newest first and readable by every role,
+    and removed with the inventory."""
+    inv = (await _inventory(client, operator)).json()
+    assert inv["version"] == 1
+    url = f"{PATH}/{inv['id']}"
+    renamed = await client.put(
+        url, json={"name": inv["name"] + "-r", "content": INI}, headers=operator.headers
+    )
+    assert renamed.status_code == 200 and renamed.json()["version"] == 1, renamed.text
+    r = await client.put(url, json={"content": YAML}, headers=operator.headers)
+    assert r.status_code == 200 and r.json()["version"] == 2, r.text
+    assert (await _audit(client, "inventory.update"))[0]["details"]["version"] == 2
+    r = await client.get(f"{url}/versions", headers=viewer.headers)
+    assert r.status_code == 200, r.text
+    page = r.json()
+    assert (page["total"], [v["number"] for v in page["items"]]) == (2, [2, 1])
+    sha = {v["number"]: v["content_sha256"] for v in page["items"]}
+    assert sha == {n: hashlib.sha256(c.encode()).hexdigest() for n, c in ((1, INI), (2, YAML))}
+    assert {v["author_name"] for v in page["items"]} == {operator.username}
+    assert "content" not in page["items"][0]
+    first = await client.get(f"{url}/versions/1", headers=viewer.headers)
+    assert first.status_code == 200 and first.json()["content"] == INI, first.text
+    paged = await client.get(f"{url}/versions", params={"skip": 1, "limit": 1}, headers=viewer.headers)
+    assert [v["number"] for v in paged.json()["items"]] == [1]
+    for missing in (f"{url}/versions/3", f"{PATH}/999999/versions", f"{PATH}/999999/versions/1"):
+        r = await client.get(missing, headers=viewer.headers)
+        assert r.status_code == 404, (missing, r.text)
+    assert (await client.get(f"{url}/versions/0", headers=viewer.headers)).status_code == 422
+    assert (await client.delete(url, headers=operator.headers)).status_code == 204
+    assert (await client.get(f"{url}/versions/1", headers=viewer.headers)).status_code == 404
+
+
+async def test_a_run_is_traced_to_the_version_it_read(
+    client: httpx.AsyncClient, operator: LoggedIn, viewer: LoggedIn
+) -> None:
+    """`run_version`: the version whose content has a run's SHA-256, the latest when a content
+    came back (saved again after another); None for a content the inventory never had."""
+    inv = (await _inventory(client, operator)).json()
+    url = f"{PATH}/{inv['id']}"
+    for content in (YAML, INI):
+        assert (await client.put(url, json={"content": content}, headers=operator.headers)).status_code == 200
+    async with runtime.current().db.session() as session:
+        actor = Actor(await session.get(User, viewer.id))
+        found = [
+            await shared_inventories.run_version(
+                session, actor, inv["id"], hashlib.sha256(c.encode()).hexdigest()
+            )
+            for c in (INI, YAML, "other")
+        ]
+    assert found == [3, 2, None]

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from opscraft.api.deps import CurrentActor, Session, permitted
-from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, error_responses
+from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, Limit, Page, Skip, error_responses
 from opscraft.db.models import Inventory
 from opscraft.db.models.inventories import content_sha256
 from opscraft.services import shared_inventories
@@ -28,6 +28,7 @@ class InventoryOut(BaseModel):
     description: str
     content: str = Field(description="INI or YAML inventory text")
     content_sha256: str = Field(description="Hex SHA-256 of the content, as runs record it")
+    version: int = Field(description="Number of the current content's version (`/versions`), from 1")
     used_by: list[str] = Field(description="Names of the live scripts using this inventory")
     created_by: int | None
     updated_by: int | None
@@ -43,12 +44,40 @@ class InventoryOut(BaseModel):
             description=inventory.description,
             content=inventory.content,
             content_sha256=content_sha256(inventory.content),
+            version=inventory.version,
             used_by=used_by,
             created_by=inventory.created_by,
             updated_by=inventory.updated_by,
             created_at=inventory.created_at,
             updated_at=inventory.updated_at,
         )
+
+
+class InventoryVersionSummary(BaseModel):
+    number: int = Field(description="From 1; a new one for each change of the content")
+    content_sha256: str = Field(description="Hex SHA-256 of this content, as runs record it")
+    author_id: int | None
+    author_name: str | None = Field(description="Who saved it (None: the user was deleted since)")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: shared_inventories.VersionRow) -> InventoryVersionSummary:
+        version = row.version
+        return cls(
+            number=version.number,
+            content_sha256=version.content_sha256,
+            author_id=version.author_id,
+            author_name=row.author_name,
+            created_at=version.created_at,
+        )
+
+
+class InventoryVersionOut(InventoryVersionSummary):
+    content: str = Field(description="INI or YAML inventory text of this version")
+
+    @classmethod
+    def of(cls, row: shared_inventories.VersionRow) -> InventoryVersionOut:
+        return cls(**InventoryVersionSummary.of(row).model_dump(), content=row.version.content)
 
 
 async def _out(session: Session, inventory: Inventory) -> InventoryOut:
@@ -95,6 +124,35 @@ async def create_inventory(
 async def get_inventory(inventory_id: IdPath, session: Session, actor: CurrentActor) -> InventoryOut:
     """Needs view_scripts (every role). 404 when no inventory has this id."""
     return await _out(session, await shared_inventories.get(session, actor, inventory_id))
+
+
+@router.get(
+    PREFIX + "/{inventory_id}/versions",
+    response_model=Page[InventoryVersionSummary],
+    summary="Content history of a shared inventory, newest first",
+    responses=error_responses(*AUTHED, 404),
+)
+async def list_inventory_versions(
+    inventory_id: IdPath, session: Session, actor: CurrentActor, skip: Skip = 0, limit: Limit = 50
+) -> Page[InventoryVersionSummary]:
+    """Needs view_scripts (every role). `{items, total, skip, limit}` without content, newest
+    first: every content the inventory has had (a change of name or description adds none). A
+    run's `inventory_sha256` is one of them. 404 when the inventory is unknown."""
+    rows, total = await shared_inventories.list_versions(session, actor, inventory_id, skip=skip, limit=limit)
+    return Page(items=[InventoryVersionSummary.of(r) for r in rows], total=total, skip=skip, limit=limit)
+
+
+@router.get(
+    PREFIX + "/{inventory_id}/versions/{number}",
+    response_model=InventoryVersionOut,
+    summary="One version of a shared inventory, with its content",
+    responses=error_responses(*AUTHED, 404),
+)
+async def get_inventory_version(
+    inventory_id: IdPath, number: IdPath, session: Session, actor: CurrentActor
+) -> InventoryVersionOut:
+    """Needs view_scripts (every role). 404 when the inventory or that version is unknown."""
+    return InventoryVersionOut.of(await shared_inventories.get_version(session, actor, inventory_id, number))
 
 
 @router.put(

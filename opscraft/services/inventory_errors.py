@@ -49,7 +49,7 @@ def explain(text: str, stderr: str, scratch: str = "") -> str:
     if scratch:
         stderr = stderr.replace(scratch.rstrip("/") + "/", "")
     reasons = {m["plugin"]: m["reason"].strip() for m in map(_FAILED.search, stderr.splitlines()) if m}
-    plugin = "yaml" if _looks_yaml(text) else "ini"
+    plugin = syntax(text)
     reason = reasons.get(plugin) or next(iter(reasons.values()), "")
     reason = _REPEATED_PREFIX.sub("", reason)
     if not reason:
@@ -65,9 +65,11 @@ def explain(text: str, stderr: str, scratch: str = "") -> str:
     return f"line {line}: {shown}" if line else shown
 
 
-def _looks_yaml(text: str) -> bool:
+def syntax(text: str) -> str:
+    """`yaml` or `ini`: which of Ansible's two inventory plugins the inventory `text` is written
+    for, by its first line that is not a comment (`_YAML_START`: `---` or a `key:` alone)."""
     first = next((s for s in (raw.strip() for raw in text.splitlines()) if s and s[0] not in "#;"), "")
-    return bool(_YAML_START.match(first))
+    return "yaml" if _YAML_START.match(first) else "ini"
 
 
 def _type_name(name: str) -> str:

@@ -4,19 +4,23 @@ Content is checked exactly as a script's own inventory is (`inventories.validate
 parsed by `ansible-inventory --list`). Everyone with a role reads them; operators and admins
 create, change and delete them (`edit_scripts`), each change audited. A run reads the content
 when it starts (execution/store.py) and records the inventory's id and the SHA-256 of what it used.
+Every content an inventory has had is kept, numbered (`InventoryVersion`): the version a past run
+read is found by that SHA-256 (`run_version`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import Field, field_validator
 from sqlalchemy import func
+from sqlalchemy.orm import defer
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from opscraft.db.models import Inventory, Script
+from opscraft.db.models import Inventory, InventoryVersion, Script, User
 from opscraft.db.models.inventories import content_sha256
 from opscraft.db.types import utcnow
 from opscraft.services import audit, conflicts, inventories, names
@@ -165,6 +169,7 @@ async def create(session: AsyncSession, actor: Actor, data: InventoryIn | Mappin
     inventory = Inventory(**body.model_dump(), created_by=actor.user_id, updated_by=actor.user_id)
     session.add(inventory)
     await conflicts.flush(session)
+    _add_version(session, actor, inventory)
     audit.record(session, actor, "inventory.create", "inventory", inventory.id, name=inventory.name)
     await conflicts.commit(session)
     return inventory
@@ -193,15 +198,94 @@ async def update(
         setattr(inventory, key, values[key])
     inventory.updated_by = actor.user_id
     inventory.updated_at = utcnow()
+    if "content" in changed:
+        inventory.version += 1
+        _add_version(session, actor, inventory)
     await conflicts.flush(session)
     details: dict[str, Any] = {"fields": changed, "name": inventory.name}
     if "name" in changed:  # the audit names it as it was too: runs and people knew that name
         details["previous_name"] = before
     if "content" in changed:
         details["content_sha256"] = content_sha256(inventory.content)
+        details["version"] = inventory.version
     audit.record(session, actor, "inventory.update", "inventory", inventory_id, **details)
     await conflicts.commit(session)
     return inventory
+
+
+def _add_version(session: AsyncSession, actor: Actor, inventory: Inventory) -> None:
+    """Keep the inventory's current content as its version `inventory.version` (same time as
+    its `updated_at`)."""
+    assert inventory.id is not None
+    session.add(
+        InventoryVersion(
+            inventory_id=inventory.id,
+            number=inventory.version,
+            content=inventory.content,
+            content_sha256=content_sha256(inventory.content),
+            author_id=actor.user_id,
+            created_at=inventory.updated_at,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """A version of a shared inventory and its author's username (None: deleted since)."""
+
+    version: InventoryVersion
+    author_name: str | None
+
+
+async def list_versions(
+    session: AsyncSession, actor: Actor, inventory_id: int, *, skip: int = 0, limit: int = 50
+) -> tuple[list[VersionRow], int]:
+    """Versions of the inventory, newest first, without their content, and how many there are;
+    `NotFound` (404) for an unknown inventory."""
+    await get(session, actor, inventory_id)
+    where = col(InventoryVersion.inventory_id) == inventory_id
+    total = (await session.exec(select(func.count()).select_from(InventoryVersion).where(where))).one()
+    rows = await session.exec(
+        select(InventoryVersion, User.username)
+        .outerjoin(User, col(User.id) == col(InventoryVersion.author_id))
+        .options(defer(InventoryVersion.content))  # type: ignore[arg-type]
+        .where(where)
+        .order_by(col(InventoryVersion.number).desc())
+        .offset(skip)
+        .limit(limit)
+    )
+    return [VersionRow(version, name) for version, name in rows.all()], int(total)
+
+
+async def get_version(session: AsyncSession, actor: Actor, inventory_id: int, number: int) -> VersionRow:
+    """Version `number` of the inventory with its content; `NotFound` (404) when the inventory
+    or that version is unknown."""
+    await get(session, actor, inventory_id)
+    row = (
+        await session.exec(
+            select(InventoryVersion, User.username)
+            .outerjoin(User, col(User.id) == col(InventoryVersion.author_id))
+            .where(col(InventoryVersion.inventory_id) == inventory_id, col(InventoryVersion.number) == number)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"inventory {inventory_id} has no version {number}")
+    return VersionRow(*row)
+
+
+async def run_version(session: AsyncSession, actor: Actor, inventory_id: int, sha256: str) -> int | None:
+    """The number of the version of the inventory whose content a run read (its recorded
+    `inventory_sha256`), the latest when a content came back; None when the inventory was
+    deleted since (its versions with it)."""
+    require(actor.user, Permission.view_scripts)
+    return (
+        await session.exec(
+            select(func.max(InventoryVersion.number)).where(
+                col(InventoryVersion.inventory_id) == inventory_id,
+                col(InventoryVersion.content_sha256) == sha256,
+            )
+        )
+    ).first()
 
 
 def _check_base(inventory: Inventory, base: str | None) -> None:

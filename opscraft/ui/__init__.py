@@ -17,6 +17,7 @@ PAGE_MODULES = [
     "secrets",
     "script_secrets",
     "inventories",
+    "inventory_versions",
     "executions",
     "execution_page",
     "execute_dialog",

@@ -29,6 +29,7 @@ from opscraft.ui.execution_widgets import (
     status_badge,
     trigger_label,
 )
+from opscraft.ui.inventory_versions import version_url
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.not_found import missing
 from opscraft.ui.script_widgets import LANGUAGES
@@ -43,6 +44,13 @@ def _fact(label: str, value: str, testid: str) -> ui.label:
     with ui.column().classes("gap-0 min-w-32"):
         ui.label(label).classes("text-caption text-grey-7 uppercase tracking-wide")
         return ui.label(value).classes("text-body1 font-medium").props(f'data-testid="{testid}"')
+
+
+def _link_fact(label: str, text: str, url: str, testid: str) -> ui.link:
+    """A fact whose value links to what it names (`_fact`'s look)."""
+    with ui.column().classes("gap-0 min-w-32"):
+        ui.label(label).classes("text-caption text-grey-7 uppercase tracking-wide")
+        return ui.link(text, url).classes("text-body1 font-medium").props(f'data-testid="{testid}"')
 
 
 def _moment(value: datetime | None) -> str:
@@ -117,6 +125,8 @@ class ExecutionView:
         # The name of the shared inventory the run used (None: none, or deleted since), read with
         # the row (`read`).
         self.inventory_name: str | None = None
+        # The version of it whose text the run read (None: deleted since, with its versions).
+        self.inventory_version: int | None = None
         self.duration: ui.label | None = None
         self.header = ui.refreshable(self._header)
         self.details = ui.refreshable(self._details)
@@ -205,11 +215,7 @@ class ExecutionView:
                 if run.cancelled_by_name:
                     _fact("Cancelled by", run.cancelled_by_name, "cancelled-by")
                 if run.rerun_of is not None:
-                    with ui.column().classes("gap-0 min-w-32"):
-                        ui.label("Run again of").classes("text-caption text-grey-7 uppercase tracking-wide")
-                        ui.link(f"#{run.rerun_of}", f"/executions/{run.rerun_of}").classes(
-                            "text-body1 font-medium"
-                        ).props('data-testid="rerun-of"')
+                    _link_fact("Run again of", f"#{run.rerun_of}", f"/executions/{run.rerun_of}", "rerun-of")
                 _fact("Queued", _moment(run.queued_at), "queued-at")
                 _fact("Started", _moment(run.started_at), "started-at")
                 _fact("Finished", _moment(run.finished_at), "finished-at")
@@ -220,9 +226,13 @@ class ExecutionView:
                 if run.run_options:  # a --check run is a dry run: say so, as its command line did
                     _fact("Ansible options", " ".join(ansible_options.argv(run.run_options)), "run-options")
                 if run.inventory_id is not None and run.inventory_sha256:  # which hosts, as they were
-                    _fact("Inventory", self._inventory_text(), "run-inventory").tooltip(
-                        f"SHA-256 of the inventory text the run read: {run.inventory_sha256}"
-                    )
+                    text = self._inventory_text()
+                    tip = f"SHA-256 of the inventory text the run read: {run.inventory_sha256}"
+                    if self.inventory_version is None:
+                        _fact("Inventory", text, "run-inventory").tooltip(tip)
+                    else:
+                        url = version_url(run.inventory_id, self.inventory_version)
+                        _link_fact("Inventory", text, url, "run-inventory").tooltip(tip)
                 if run.status in FINAL_STATUSES:
                     truncated = " (truncated)" if run.output_truncated else ""
                     removed = " (removed by retention)" if run.output_removed_at else ""
@@ -251,11 +261,13 @@ class ExecutionView:
                 code_block(self.ran_content, language).classes("w-full text-sm")
 
     def _inventory_text(self) -> str:
-        """The shared inventory the run used, by name (or id, deleted since) and the start of the
-        SHA-256 of the text it read, which the Inventories page shows of the current text."""
+        """The shared inventory the run used, by name (or id, deleted since), the version whose
+        text it read and the start of that text's SHA-256, which the Inventories page shows of
+        the current text."""
         run = self.execution
         name = self.inventory_name or f"id {run.inventory_id}, deleted since"
-        return f"{name} (SHA-256 {str(run.inventory_sha256)[: shared_inventories.SHA_SHOWN]})"
+        version = f", version {self.inventory_version}" if self.inventory_version is not None else ""
+        return f"{name}{version} (SHA-256 {str(run.inventory_sha256)[: shared_inventories.SHA_SHOWN]})"
 
     def tick(self) -> None:
         """Advance the duration while the run is going."""
@@ -292,10 +304,13 @@ class ExecutionView:
         """Read why the run waits (`executions.why_queued`) and the name of the shared inventory
         it used, for the next summary drawn."""
         self.queued_note = await call(executions.why_queued, self.actor, self.execution)
-        if self.execution.inventory_id is not None:
-            self.inventory_name = await call(
-                shared_inventories.name_of, self.actor, self.execution.inventory_id
-            )
+        run = self.execution
+        if run.inventory_id is not None:
+            self.inventory_name = await call(shared_inventories.name_of, self.actor, run.inventory_id)
+            if run.inventory_sha256:
+                self.inventory_version = await call(
+                    shared_inventories.run_version, self.actor, run.inventory_id, run.inventory_sha256
+                )
 
     def _confirm_cancel(self) -> None:
         with ui.dialog() as dialog, ui.card().classes("gap-3"):

@@ -10,7 +10,9 @@ from opscraft.db.models import Inventory
 from opscraft.db.models.inventories import content_sha256
 from opscraft.services import partial, shared_inventories
 from opscraft.services.actor import Actor
+from opscraft.services.inventory_errors import syntax
 from opscraft.services.permissions import Permission, can
+from opscraft.ui.inventory_versions import version_url
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.widgets import (
     TALL_TEXT_PROPS,
@@ -66,10 +68,15 @@ async def inventories_page(actor: Actor) -> None:
                         ).tooltip("Delete")
                 uses = f"Used by: {', '.join(used)}" if used else "Not used by any script"
                 sha = content_sha256(inventory.content)[: shared_inventories.SHA_SHOWN]
-                ui.label(f"{uses} · content SHA-256 {sha} (runs show the one they read)").classes(
-                    "text-caption"
-                ).props(f'data-testid="inventory-uses-{inventory.name}"')
-                long_text(inventory.content, "ini", "Show the inventory")
+                with ui.row().classes("items-center gap-2"):
+                    ui.label(f"{uses} · content SHA-256 {sha} (runs show the one they read) ·").classes(
+                        "text-caption"
+                    ).props(f'data-testid="inventory-uses-{inventory.name}"')
+                    ui.link(
+                        f"version {inventory.version} and history",
+                        version_url(inventory.id, inventory.version),
+                    ).classes("text-caption").props(f'data-testid="inventory-history-{inventory.name}"')
+                long_text(inventory.content, syntax(inventory.content), "Show the inventory")
 
         async def remove(inventory: Inventory) -> None:
             current = await guard(Permission.edit_scripts)

@@ -150,7 +150,7 @@ class VersionsView:
             self.changed = ui.label().classes("text-grey-8").props('data-testid="diff-changed"')
         self.view = ui.toggle({"unified": "Unified", "split": "Side by side"}, value="unified")
         self.view.props('no-caps dense data-testid="diff-mode"').on_value_change(self.compare)
-        ui.add_css(SIDE_BY_SIDE_CSS)
+        ui.add_css(side_by_side.CSS)
         self.diff = editor("", "diff", read_only=True, label="Differences between the versions").props(
             'data-testid="diff-view"'
         )
@@ -252,22 +252,6 @@ class VersionsView:
         notify_ok(f"Rolled back to version {number}: now version {saved.script.current_version}")
         keep_notices(saved.notices)
         ui.navigate.to(f"/scripts/{self.script.id}?tab=versions")
-
-
-SIDE_BY_SIDE_CSS = """
-table.diff { font-family: ui-monospace, monospace; font-size: 13px; border-collapse: collapse; width: 100%; }
-table.diff td { padding: 0 6px; vertical-align: top; white-space: pre-wrap; }
-table.diff th { text-align: left; padding: 4px 6px; }
-.diff_header { color: #555; }
-.diff_next { display: none; }
-.diff_add { background: #c8f0d0; color: #0b3d1a; }
-.diff_sub { background: #f8cfd2; color: #5c0a12; }
-.diff_chg { background: #f5e6a8; color: #3d3000; }
-.body--dark .diff_header { color: #bbb; }
-.body--dark .diff_add { background: #1e4d2b; color: #d7f5de; }
-.body--dark .diff_sub { background: #5c1d24; color: #fbdde0; }
-.body--dark .diff_chg { background: #4d4212; color: #fbf1c7; }
-"""
 
 
 def _header(script: Script) -> None:

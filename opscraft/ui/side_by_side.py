@@ -14,6 +14,22 @@ import html
 
 # Unchanged lines shown around each change, as in the unified diff.
 CONTEXT_LINES = 3
+# The table's look, light and dark (`ui.add_css` on the page that shows one).
+CSS = """
+table.diff { font-family: ui-monospace, monospace; font-size: 13px; border-collapse: collapse; width: 100%; }
+table.diff td { padding: 0 6px; vertical-align: top; white-space: pre-wrap; }
+table.diff th { text-align: left; padding: 4px 6px; }
+.diff_header { color: #555; }
+.diff_next { display: none; }
+.diff_add { background: #c8f0d0; color: #0b3d1a; }
+.diff_sub { background: #f8cfd2; color: #5c0a12; }
+.diff_chg { background: #f5e6a8; color: #3d3000; }
+.body--dark .diff_header { color: #bbb; }
+.body--dark .diff_add { background: #1e4d2b; color: #d7f5de; }
+.body--dark .diff_sub { background: #5c1d24; color: #fbdde0; }
+.body--dark .diff_chg { background: #4d4212; color: #fbf1c7; }
+"""
+
 _CLASS = {"replace": "diff_chg", "delete": "diff_sub", "insert": "diff_add", "equal": ""}
 
 

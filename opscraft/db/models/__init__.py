@@ -24,7 +24,7 @@ from opscraft.db.models.executions import (
     ExecutionTally,
     RetiredExecutions,
 )
-from opscraft.db.models.inventories import Inventory
+from opscraft.db.models.inventories import Inventory, InventoryVersion
 from opscraft.db.models.scripts import Script, ScriptTag, ScriptVersion
 from opscraft.db.models.secrets import ScriptSecret, Secret
 from opscraft.db.models.settings import AppSetting
@@ -46,6 +46,7 @@ __all__ = [
     "ExecutionLog",
     "ExecutionTally",
     "Inventory",
+    "InventoryVersion",
     "NotificationChannel",
     "NotificationDelivery",
     "NotificationRule",
