@@ -13,7 +13,7 @@ import pytest
 
 from opscraft.ui import labels
 from tests.conftest import LiveServer
-from tests.ui_journey import log_in, make_users, type_code
+from tests.ui_journey import check_accessibility, log_in, make_users, type_code
 
 pytestmark = pytest.mark.browser
 
@@ -106,6 +106,10 @@ def test_operator_creates_edits_compares_and_rolls_back(live_server: LiveServer,
     page.get_by_test_id("versions-table").filter(has_text="install step").wait_for()
     diff = _code(page, "diff-view")
     assert "+echo bye" in diff and "+curl -fsSL" in diff
+    # Side by side: a table wider than a narrow window scrolls, and a keyboard reaches it.
+    page.get_by_role("button", name="Side by side").click()
+    page.get_by_test_id("diff-split").locator("td.diff_add").first.wait_for()
+    check_accessibility(page, "script-versions-side-by-side")
     page.get_by_test_id("rollback-1").click()
     assert "adds version 3" in page.get_by_test_id("rollback-dialog").inner_text()
     with _database_locked(live_server):

@@ -53,6 +53,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer,
         wait_run(server, admin, run_id)
         secret = {"name": "API_TOKEN", "value": "s3cr3t-value", "description": "deploy token"}
         assert httpx.post(f"{server.url}/api/v1/secrets", json=secret, headers=admin).status_code == 201
+        hosts = {"name": "web-hosts", "content": "[web]\nweb1 ansible_host=192.0.2.10\n"}
+        r = httpx.post(f"{server.url}/api/v1/inventories", json=hosts, headers=admin, timeout=60)
+        assert r.status_code == 201, r.text
+        inventory = r.json()
+        more = {"content": hosts["content"] + "web2 ansible_host=192.0.2.11\n"}
+        r = httpx.put(
+            f"{server.url}/api/v1/inventories/{inventory['id']}", json=more, headers=admin, timeout=60
+        )
+        assert r.status_code == 200, r.text
         paths = {
             "dashboard": "/",
             "scripts": "/scripts",
@@ -70,6 +79,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer,
             "profile": "/profile",
             "workers": "/workers",
             "notifications": "/notifications",
+            "inventories": "/inventories",
+            "inventory-version": f"/inventories/{inventory['id']}/versions/2",
+            "schedules": "/schedules",
+            "approvals": "/approvals",
+            "tokens": "/tokens",
         }
         yield server, paths
 

@@ -69,7 +69,10 @@ async def inventory_version_page(actor: Actor, inventory_id: int, number: int) -
                     f"version {number}",
                 ),
                 sanitize=False,
-            ).classes("w-full overflow-auto").props('data-testid="inventory-version-changes"')
+            ).classes("w-full overflow-auto").props(
+                f'{side_by_side.SCROLL_PROPS} aria-label="Changes from version {number - 1}" '
+                'data-testid="inventory-version-changes"'
+            )
         ui.label("Versions").classes("text-subtitle1 font-medium")
         if total > len(rows):
             listed = f"The {len(rows):,} newest of {total:,} (the API lists them all)."

@@ -154,7 +154,11 @@ class VersionsView:
         self.diff = editor("", "diff", read_only=True, label="Differences between the versions").props(
             'data-testid="diff-view"'
         )
-        self.split = ui.html("", sanitize=False).classes("w-full overflow-auto")
+        self.split = (
+            ui.html("", sanitize=False)
+            .classes("w-full overflow-auto")
+            .props(f'{side_by_side.SCROLL_PROPS} aria-label="Differences between the versions, side by side"')
+        )
         self.split.props('data-testid="diff-split"').set_visibility(False)
 
     async def _on_page(self, event: Any) -> None:

@@ -30,6 +30,10 @@ table.diff th { text-align: left; padding: 4px 6px; }
 .body--dark .diff_chg { background: #4d4212; color: #fbf1c7; }
 """
 
+# Props of the element that scrolls a wide table: a keyboard reaches it (Tab, then the arrow keys
+# scroll it; axe-core: scrollable-region-focusable), and a screen reader names it (with aria-label).
+SCROLL_PROPS = 'tabindex="0" role="region"'
+
 _CLASS = {"replace": "diff_chg", "delete": "diff_sub", "insert": "diff_add", "equal": ""}
 
 
