@@ -16,6 +16,7 @@ from opscraft import runtime
 from opscraft.db.models import User
 from opscraft.services import inventories, inventory_ranges, shared_inventories
 from opscraft.services.actor import Actor
+from opscraft.services.errors import NotFound
 from opscraft.services.linters import find_tool
 from tests.conftest import LoggedIn, make_user, require_service
 
@@ -540,3 +541,17 @@ async def test_a_run_is_traced_to_the_version_it_read(
             for c in (INI, YAML, "other")
         ]
     assert found == [3, 2, None]
+
+
+@pytest.mark.parametrize("inventory_id, number", [(2**31, 1), (1, 2**31), (-1, 1), (1, 0), (10**12, 10**12)])
+async def test_a_version_address_no_row_can_have_is_not_found(
+    client: httpx.AsyncClient, operator: LoggedIn, viewer: LoggedIn, inventory_id: int, number: int
+) -> None:
+    """The version page (`/inventories/{id}/versions/{n}`) passes the address's numbers to the
+    services unchecked: one outside the databases' 32-bit ids was PostgreSQL's DataError (a 500)."""
+    created = (await _inventory(client, operator)).json()
+    inventory_id = created["id"] if inventory_id == 1 else inventory_id
+    async with runtime.current().db.session() as session:
+        actor = Actor(await session.get(User, viewer.id))
+        with pytest.raises(NotFound):
+            await shared_inventories.get_version(session, actor, inventory_id, number)

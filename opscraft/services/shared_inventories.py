@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.models import Inventory, InventoryVersion, Script, User
 from opscraft.db.models.inventories import content_sha256
-from opscraft.db.types import utcnow
+from opscraft.db.types import MAX_ID, utcnow
 from opscraft.services import audit, conflicts, inventories, names
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
@@ -92,9 +92,10 @@ async def list_all(session: AsyncSession, actor: Actor) -> list[Inventory]:
 
 
 async def get(session: AsyncSession, actor: Actor, inventory_id: int) -> Inventory:
-    """One shared inventory; `NotFound` (404) when there is none with this id."""
+    """One shared inventory; `NotFound` (404) when there is none with this id (also one no row
+    can have, outside 1..MAX_ID: the database's integer would refuse it, a 500)."""
     require(actor.user, Permission.view_scripts)
-    inventory = await session.get(Inventory, inventory_id)
+    inventory = await session.get(Inventory, inventory_id) if 1 <= inventory_id <= MAX_ID else None
     if inventory is None:
         raise NotFound(f"inventory {inventory_id} not found")
     return inventory
@@ -261,13 +262,16 @@ async def get_version(session: AsyncSession, actor: Actor, inventory_id: int, nu
     """Version `number` of the inventory with its content; `NotFound` (404) when the inventory
     or that version is unknown."""
     await get(session, actor, inventory_id)
-    row = (
-        await session.exec(
-            select(InventoryVersion, User.username)
-            .outerjoin(User, col(User.id) == col(InventoryVersion.author_id))
-            .where(col(InventoryVersion.inventory_id) == inventory_id, col(InventoryVersion.number) == number)
-        )
-    ).first()
+    row = None
+    if 1 <= number <= MAX_ID:  # as in `get`
+        row = (
+            await session.exec(
+                select(InventoryVersion, User.username)
+                .outerjoin(User, col(User.id) == col(InventoryVersion.author_id))
+                .where(col(InventoryVersion.inventory_id) == inventory_id)
+                .where(col(InventoryVersion.number) == number)
+            )
+        ).first()
     if row is None:
         raise NotFound(f"inventory {inventory_id} has no version {number}")
     return VersionRow(*row)
