@@ -344,8 +344,9 @@ def test_sigkilled_worker_loses_its_run_others_continue_and_restart_sweeps(clust
             assert cluster.output(web, other) == "done\n"
             on_survivor += 1
     assert on_survivor > 0
-    # The worker that declared it lost removes its container (the script must not go on unwatched:
-    # `store.end_lost`); the victim, restarted under the same name, finds nothing left to sweep.
+    # The survivor removes its container, whichever process (a web one, often) declared the loss
+    # (the script must not go on unwatched: `Worker.sweep_lost`); the victim, restarted under the
+    # same name, finds nothing left to sweep.
     wait_for(lambda: not _containers(victim), 60, "the survivor to remove the lost worker's container")
     cluster.procs[victim].start()
     cluster.wait_workers_alive(web, {victim, survivor})
