@@ -257,12 +257,12 @@ def _serial_lineage(text: str) -> tuple[int | None, str | None]:
 
 async def write(session: AsyncSession, run: Execution, workspace: str, text: str, lock_id: str | None) -> int:
     """Store `text` as the next version; the run must hold the lock when the state is locked
-    (`Locked` otherwise); `Invalid` naming `ID` for a malformed `lock_id` (`check_lock_id`). Returns
-    the version number."""
+    (`Locked` otherwise, also for another run sending the holder's ID: `_holds`); `Invalid`
+    naming `ID` for a malformed `lock_id` (`check_lock_id`). Returns the version number."""
     lock_id = check_lock_id(lock_id)
     state = await _state(session, run.script_id, _workspace(workspace), create=True)
     assert state is not None and run.id is not None
-    if state.lock_id is not None and state.lock_id != lock_id:
+    if state.lock_id is not None and not _holds(state, run, lock_id):
         raise Locked(state.lock_info or {})
     version = await _add_version(session, state, text, execution_id=run.id, user_id=None, note="")
     audit.record(
@@ -288,7 +288,7 @@ async def purge(session: AsyncSession, run: Execution, workspace: str, lock_id: 
     state = await _state(session, run.script_id, _workspace(workspace), create=False)
     if state is None:
         return
-    if state.lock_id is not None and state.lock_id != lock_id:
+    if state.lock_id is not None and not _holds(state, run, lock_id):
         raise Locked(state.lock_info or {})
     state.current_version = 0
     state.updated_at = utcnow()
@@ -367,14 +367,15 @@ def _lock_info(body: bytes) -> dict[str, Any]:
 
 
 async def lock(session: AsyncSession, run: Execution, workspace: str, body: bytes) -> dict[str, Any]:
-    """Take the lock for the run; `Locked` (with the holder's info) when another run in progress
-    holds it. The lock of a run that is over (cancelled, timed out: killed before Terraform could
-    release it) is taken over, audited as `terraform.lock_release`."""
+    """Take the lock for the run (again under the same ID: idempotent); `Locked` (with the holder's
+    info) when another run in progress holds it, whatever ID is sent. The lock of a run that is
+    over (cancelled, timed out: killed before Terraform could release it) is taken over, audited
+    as `terraform.lock_release`."""
     info = _lock_info(body)
     state = await _state(session, run.script_id, _workspace(workspace), create=True)
     assert state is not None
     if state.lock_id is not None:
-        if state.lock_id == info["ID"]:
+        if _holds(state, run, info["ID"]):
             return state.lock_info or info
         if not await _holder_over(session, state):
             raise Locked(state.lock_info or {})
@@ -399,12 +400,13 @@ async def lock(session: AsyncSession, run: Execution, workspace: str, body: byte
 
 
 async def unlock(session: AsyncSession, run: Execution, workspace: str, body: bytes) -> None:
-    """Release the lock the run holds (the ID in `body` must match)."""
+    """Release the lock the run holds: `Locked` (with the holder's info) when it is another run's,
+    even one whose ID `body` repeats (`_holds`)."""
     info = _lock_info(body)
     state = await _state(session, run.script_id, _workspace(workspace), create=False)
     if state is None or state.lock_id is None:
         return
-    if state.lock_id != info["ID"]:
+    if not _holds(state, run, info["ID"]):
         raise Locked(state.lock_info or {})
     _release(state)
     await session.commit()
@@ -418,6 +420,13 @@ async def _holder_over(session: AsyncSession, state: TerraformState) -> bool:
         return False
     holder = await session.get(Execution, state.locked_by_execution)
     return holder is not None and holder.status in FINAL_STATUSES
+
+
+def _holds(state: TerraformState, run: Execution, lock_id: str | None) -> bool:
+    """Whether `run` holds the state's lock under `lock_id`. The ID alone proves nothing: the 423
+    answer hands the holder's lock info, ID included, to every run that asks for the lock (as
+    Terraform's protocol wants), and the states list shows it; a lock is the run's that took it."""
+    return state.lock_id is not None and state.lock_id == lock_id and state.locked_by_execution == run.id
 
 
 def _release(state: TerraformState) -> None:

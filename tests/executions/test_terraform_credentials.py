@@ -162,3 +162,42 @@ async def test_a_plan_runs_credentials_read_and_lock_but_never_write(
     # Nothing stored: the state has no version.
     status, body = await _versions(client, operator, script_id, "default")
     assert status == 200 and body["versions"] == [] and body["state"]["locked"] is False
+
+
+async def test_a_lock_is_the_runs_that_took_it_not_whoever_repeats_its_id(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """The 423 answer hands the holder's lock info, ID included, to every run that asks (as
+    Terraform's protocol wants): another run of the same state repeating that ID (a plan run, whose
+    credentials never write, included) used to get the lock "again", then store or purge the state
+    and release the holder's lock under it while the holder was still applying."""
+    script_id = await make_script(client, operator, TF, script_type="terraform")
+    holder_id, holder = await terraform_run_row(script_id)
+    url = _url(script_id)
+    assert (await client.request("LOCK", f"{url}/lock", json=LOCK, auth=holder)).status_code == 200
+    assert (await client.post(url, params={"ID": LOCK["ID"]}, content=STATE, auth=holder)).status_code == 200
+    for action in ("apply", "plan"):
+        _, other = await terraform_run_row(script_id, terraform_action=action)
+        refused = await client.request("LOCK", f"{url}/lock", json={"ID": "lock-2"}, auth=other)
+        assert refused.status_code == 423 and refused.json()["ID"] == LOCK["ID"], refused.text
+        learned = {"ID": refused.json()["ID"], "Operation": "OperationTypeApply"}
+        answers = {
+            "LOCK": await client.request("LOCK", f"{url}/lock", json=learned, auth=other),
+            "UNLOCK": await client.request("UNLOCK", f"{url}/lock", json=learned, auth=other),
+        }
+        if action == "apply":  # a plan run's credentials never write at all (403 above)
+            answers["POST"] = await client.post(url, params={"ID": learned["ID"]}, content="{}", auth=other)
+            answers["DELETE"] = await client.delete(url, params={"ID": learned["ID"]}, auth=other)
+        assert {m: r.status_code for m, r in answers.items()} == dict.fromkeys(answers, 423), {
+            m: r.text for m, r in answers.items()
+        }
+        assert all(r.json()["Info"] == f"OpsCraft execution {holder_id} (held)" for r in answers.values())
+    status, body = await _versions(client, operator, script_id, "default")
+    assert status == 200 and [v["number"] for v in body["versions"]] == [1], body
+    assert body["state"]["current_version"] == 1, body
+    assert body["state"]["locked_by_execution"] == holder_id and body["state"]["locked"], body
+    # The holder itself goes on: it stores again under its ID and releases its lock.
+    assert (await client.post(url, params={"ID": LOCK["ID"]}, content=STATE, auth=holder)).status_code == 200
+    assert (await client.request("UNLOCK", f"{url}/lock", json=LOCK, auth=holder)).status_code == 200
+    status, body = await _versions(client, operator, script_id, "default")
+    assert [v["number"] for v in body["versions"]] == [2, 1] and not body["state"]["locked"], body
