@@ -119,7 +119,11 @@ async def authenticate_run(
     assert execution is not None and execution.started_at is not None
     if execution.status != ExecutionStatus.running:
         raise Forbidden("these run credentials are no longer valid: the run is over")
-    lifetime = timedelta(seconds=settings.max_timeout_seconds + terraform_backend.GRACE_SECONDS)
+    lifetime = timedelta(
+        seconds=terraform_backend.lifetime_seconds(
+            settings.max_timeout_seconds, settings.terraform_stop_grace_seconds
+        )
+    )
     if utcnow() > execution.started_at + lifetime:
         raise Forbidden("these run credentials are no longer valid: they outlived the longest run")
     if execution.script_id != script_id or execution.script_type != ScriptType.terraform:

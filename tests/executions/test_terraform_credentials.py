@@ -121,18 +121,38 @@ async def test_credentials_die_with_the_run(client: httpx.AsyncClient, operator:
     assert "the run is over" in answers["GET"].json()["detail"]
 
 
+@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_TERRAFORM_STOP_GRACE_SECONDS": 600}])
 async def test_credentials_of_a_run_left_running_expire(
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:
     """A crashed worker can leave a row `running`: its credentials still end, at the longest
-    run's timeout (plus a minute) after the start."""
+    run's timeout, then Terraform's graceful stop, plus a minute after the start."""
     script_id = await make_script(client, operator, TF, script_type="terraform")
-    limit = runtime.current().settings.max_timeout_seconds + terraform_backend.GRACE_SECONDS
+    limit = runtime.current().settings.max_timeout_seconds + 600 + terraform_backend.GRACE_SECONDS
     _, auth = await terraform_run_row(script_id, started_at=utcnow() - timedelta(seconds=limit + 5))
     r = await client.get(_url(script_id), auth=auth)
     assert r.status_code == 403 and "outlived the longest run" in r.json()["detail"], r.text
     _, auth = await terraform_run_row(script_id, started_at=utcnow() - timedelta(seconds=limit - 60))
     assert (await client.get(_url(script_id), auth=auth)).status_code == 204
+
+
+@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_TERRAFORM_STOP_GRACE_SECONDS": 600}])
+async def test_a_run_timed_out_at_the_longest_timeout_stores_its_state_while_it_stops(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """A run timed out at OPSCRAFT_MAX_TIMEOUT_SECONDS gets SIGINT and the stop grace to write
+    its state and release the lock (Terraform's graceful stop). Its credentials used to die a
+    minute after the timeout whatever the grace: a provider taking longer to stop made
+    Terraform's final state write a 403, and the resources it had created were in no state."""
+    script_id = await make_script(client, operator, TF, script_type="terraform")
+    stopping = runtime.current().settings.max_timeout_seconds + 5 * 60  # 5 minutes into the grace
+    _, auth = await terraform_run_row(script_id, started_at=utcnow() - timedelta(seconds=stopping))
+    answers = await _calls(client, _url(script_id), auth)
+    assert {m: r.status_code for m, r in answers.items()} == dict.fromkeys(answers, 200) | {"GET": 204}, {
+        m: r.text for m, r in answers.items()
+    }
+    status, body = await _versions(client, operator, script_id, "default")
+    assert status == 200 and [v["serial"] for v in body["versions"]] == [1], body
 
 
 async def test_credentials_are_bound_to_the_start_of_the_run(
