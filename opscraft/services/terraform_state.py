@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import Any, NoReturn
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, func, select
+from sqlmodel import col, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
@@ -134,21 +134,40 @@ async def authenticate_run(
 
 
 async def _state(
-    session: AsyncSession, script_id: int, workspace: str, *, create: bool
+    session: AsyncSession, script_id: int, workspace: str, *, create: bool = False, change: bool = False
 ) -> TerraformState | None:
-    stmt = select(TerraformState).where(
-        col(TerraformState.script_id) == script_id, col(TerraformState.workspace) == workspace
-    )
-    state = (await session.exec(stmt.with_for_update())).first()
+    """The state row of a script's workspace (None when there is none and not `create`).
+
+    `change` (implied by `create`): the caller decides on what it reads (the lock, the current
+    version) and then writes, so no other change of the state may come in between: PostgreSQL
+    locks the row (`FOR UPDATE`); SQLite ignores that, so the caller first takes the write turn
+    (`_take_turn`). Without it, concurrent LOCKs on SQLite each read the state unlocked and were all
+    answered 200."""
+    where = (col(TerraformState.script_id) == script_id, col(TerraformState.workspace) == workspace)
+    stmt = select(TerraformState).where(*where).with_for_update()
+    if create or change:
+        await _take_turn(session, where)
+    state = (await session.exec(stmt)).first()
     if state is None and create:
         state = TerraformState(script_id=script_id, workspace=workspace)
         session.add(state)
         try:
             await session.flush()
-        except IntegrityError:  # created at the same time by another request
+        except IntegrityError:  # created at the same time by another process
             await session.rollback()
-            state = (await session.exec(stmt.with_for_update())).one()
+            await _take_turn(session, where)
+            state = (await session.exec(stmt)).one()
     return state
+
+
+async def _take_turn(session: AsyncSession, where: tuple[Any, ...]) -> None:
+    """On SQLite, take the database's one write turn before reading (`db.write_gate`, and
+    SQLite's write lock, which a write statement takes even when it matches no row): reads then
+    see every committed change and no other writer interleaves until commit or rollback. Nothing
+    to do on PostgreSQL, where `FOR UPDATE` locks the row."""
+    if session.bind is not None and session.bind.dialect.name == "sqlite":
+        touch = update(TerraformState).where(*where).values(id=col(TerraformState.id))
+        await session.exec(touch.execution_options(synchronize_session=False))
 
 
 async def _current(session: AsyncSession, state: TerraformState) -> TerraformStateVersion | None:
@@ -289,7 +308,7 @@ async def purge(session: AsyncSession, run: Execution, workspace: str, lock_id: 
     """Terraform's DELETE: the state becomes empty; its versions are kept. `Invalid` naming `ID`
     for a malformed `lock_id`."""
     lock_id = check_lock_id(lock_id)
-    state = await _state(session, run.script_id, _workspace(workspace), create=False)
+    state = await _state(session, run.script_id, _workspace(workspace), change=True)
     if state is None:
         return
     if state.lock_id is not None and not _holds(state, run, lock_id):
@@ -407,7 +426,7 @@ async def unlock(session: AsyncSession, run: Execution, workspace: str, body: by
     """Release the lock the run holds: `Locked` (with the holder's info) when it is another run's,
     even one whose ID `body` repeats (`_holds`)."""
     info = _lock_info(body)
-    state = await _state(session, run.script_id, _workspace(workspace), create=False)
+    state = await _state(session, run.script_id, _workspace(workspace), change=True)
     if state is None or state.lock_id is None:
         return
     if not _holds(state, run, info["ID"]):
@@ -492,9 +511,12 @@ async def list_states(session: AsyncSession, actor: Actor, script_id: int) -> li
     return await _views(session, rows)
 
 
-async def _existing(session: AsyncSession, actor: Actor, script_id: int, workspace: str) -> TerraformState:
+async def _existing(
+    session: AsyncSession, actor: Actor, script_id: int, workspace: str, *, change: bool = False
+) -> TerraformState:
+    """The state of a script's workspace (`NotFound` when none); `change`: as `_state`'s."""
     await _script(session, actor, script_id)
-    state = await _state(session, script_id, _workspace(workspace), create=False)
+    state = await _state(session, script_id, _workspace(workspace), change=change)
     if state is None:
         raise NotFound(f"script {script_id} has no state in workspace {workspace}")
     return state
@@ -547,7 +569,7 @@ async def rollback(session: AsyncSession, actor: Actor, script_id: int, workspac
     version is the current one, or has the current one's content (serial aside, which a rollback
     raises anyway). `NotFound` for an unknown script, workspace or version."""
     require(actor.user, Permission.edit_scripts, ROLL_BACK)
-    state = await _existing(session, actor, script_id, workspace)
+    state = await _existing(session, actor, script_id, workspace, change=True)
     if state.lock_id is not None and not await _holder_over(session, state):
         raise Conflict(
             f"the state is locked by execution {state.locked_by_execution}: wait for it to end, "
@@ -611,7 +633,7 @@ def _with_serial(text: str, serial: int) -> str:
 async def break_lock(session: AsyncSession, actor: Actor, script_id: int, workspace: str) -> None:
     """Admin: release a lock a crashed run left (audited with the holder's lock info)."""
     require(actor.user, Permission.manage_settings)
-    state = await _existing(session, actor, script_id, workspace)
+    state = await _existing(session, actor, script_id, workspace, change=True)
     if state.lock_id is None:
         raise Conflict("the state is not locked")
     audit.record(
