@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Any, NoReturn
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import defer
 from sqlmodel import col, func, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -523,17 +524,24 @@ async def _existing(
 
 
 async def list_versions(
-    session: AsyncSession, actor: Actor, script_id: int, workspace: str
-) -> tuple[StateView, list[TerraformStateVersion]]:
-    """A state and every version of it, newest first (metadata only)."""
+    session: AsyncSession, actor: Actor, script_id: int, workspace: str, *, skip: int = 0, limit: int = 50
+) -> tuple[StateView, list[TerraformStateVersion], int]:
+    """A state, one page of its versions, newest first (metadata only: the encrypted content is
+    not loaded), and how many versions it has. Every write of a run is a version (Terraform also
+    writes during a long apply), so a state applied for years has thousands: a page, not all."""
     require(actor.user, Permission.edit_scripts, READ_STATE)
     state = await _existing(session, actor, script_id, workspace)
+    where = col(TerraformStateVersion.state_id) == state.id
+    total = (await session.exec(select(func.count()).select_from(TerraformStateVersion).where(where))).one()
     rows = await session.exec(
         select(TerraformStateVersion)
-        .where(col(TerraformStateVersion.state_id) == state.id)
+        .options(defer(TerraformStateVersion.ciphertext))  # type: ignore[arg-type]
+        .where(where)
         .order_by(col(TerraformStateVersion.number).desc())
+        .offset(skip)
+        .limit(limit)
     )
-    return (await _views(session, [state]))[0], list(rows.all())
+    return (await _views(session, [state]))[0], list(rows.all()), int(total)
 
 
 async def _version(session: AsyncSession, state: TerraformState, number: int) -> TerraformStateVersion:
