@@ -34,6 +34,7 @@ from opscraft.db.engine import Database
 from opscraft.db.models import Execution, TerraformPlan
 from opscraft.db.models.executions import ExecutionStatus, Trigger
 from opscraft.db.models.scripts import ScriptType
+from opscraft.db.turns import take_write_turn
 from opscraft.execution import terraform_backend, terraform_plan
 from opscraft.execution.ports import PlanUnavailable
 from opscraft.security.vault import DecryptError, Vault
@@ -294,9 +295,10 @@ async def apply(
     """
     require(actor.user, Permission.edit_scripts, APPLY_PLAN)
     plan = await _plan_of(session, execution_id)
-    plan = (
-        await session.exec(select(TerraformPlan).where(col(TerraformPlan.id) == plan.id).with_for_update())
-    ).one()
+    # One apply per plan, of requests arriving together: each waits for the one before (db.turns).
+    await take_write_turn(session, TerraformPlan, col(TerraformPlan.id) == plan.id)
+    locked = select(TerraformPlan).where(col(TerraformPlan.id) == plan.id).with_for_update()
+    plan = (await session.exec(locked.execution_options(populate_existing=True))).one()
     if plan.apply_execution_id is not None:
         previous = await session.get(Execution, plan.apply_execution_id)
         if previous is not None and previous.status not in NEVER_RAN:

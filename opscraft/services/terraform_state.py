@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
-from sqlmodel import col, func, select, update
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
@@ -32,6 +32,7 @@ from opscraft.db import text
 from opscraft.db.models import Execution, Script, TerraformState, TerraformStateVersion
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
 from opscraft.db.models.scripts import ScriptType
+from opscraft.db.turns import take_write_turn
 from opscraft.db.types import utcnow
 from opscraft.execution import terraform_backend
 from opscraft.security.tokens import same_secret
@@ -142,12 +143,12 @@ async def _state(
     `change` (implied by `create`): the caller decides on what it reads (the lock, the current
     version) and then writes, so no other change of the state may come in between: PostgreSQL
     locks the row (`FOR UPDATE`); SQLite ignores that, so the caller first takes the write turn
-    (`_take_turn`). Without it, concurrent LOCKs on SQLite each read the state unlocked and were all
+    (`db.turns`). Without it, concurrent LOCKs on SQLite each read the state unlocked and were all
     answered 200."""
     where = (col(TerraformState.script_id) == script_id, col(TerraformState.workspace) == workspace)
     stmt = select(TerraformState).where(*where).with_for_update()
     if create or change:
-        await _take_turn(session, where)
+        await take_write_turn(session, TerraformState, *where)
     state = (await session.exec(stmt)).first()
     if state is None and create:
         state = TerraformState(script_id=script_id, workspace=workspace)
@@ -156,19 +157,9 @@ async def _state(
             await session.flush()
         except IntegrityError:  # created at the same time by another process
             await session.rollback()
-            await _take_turn(session, where)
+            await take_write_turn(session, TerraformState, *where)
             state = (await session.exec(stmt)).one()
     return state
-
-
-async def _take_turn(session: AsyncSession, where: tuple[Any, ...]) -> None:
-    """On SQLite, take the database's one write turn before reading (`db.write_gate`, and
-    SQLite's write lock, which a write statement takes even when it matches no row): reads then
-    see every committed change and no other writer interleaves until commit or rollback. Nothing
-    to do on PostgreSQL, where `FOR UPDATE` locks the row."""
-    if session.bind is not None and session.bind.dialect.name == "sqlite":
-        touch = update(TerraformState).where(*where).values(id=col(TerraformState.id))
-        await session.exec(touch.execution_options(synchronize_session=False))
 
 
 async def _current(session: AsyncSession, state: TerraformState) -> TerraformStateVersion | None:
