@@ -7,21 +7,18 @@ written straight to the database; the server, its database and the protocol are 
 from __future__ import annotations
 
 import asyncio
-import io
-import json
-import zipfile
 
 import httpx
 import pytest
 
 from opscraft import runtime
-from opscraft.db.models import Execution
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.execution import terraform_plan
 from opscraft.services import keyring
 from opscraft.services.terraform_plans import VaultPlanStore
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, terraform_run_row
+from tests.rbac_cases.terraform import plan_file
 
 TF = 'output "x" {\n  value = 1\n}\n'
 RUNS = 6
@@ -56,28 +53,13 @@ async def test_concurrent_applies_of_one_plan_start_one_run(
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:
     """A plan is applied once: of "Apply this plan" requests arriving together (a double click
-    through the API, two operators), one starts a run and the others are 409. On SQLite each read
-    the plan unapplied and all started runs, of which all but the last linked lost the plan."""
+    through the API, two operators), one starts a run and the others are 409. Each used to read
+    the plan unapplied (SQLite ignores FOR UPDATE; PostgreSQL waited, then took the plan from the
+    session as read before) and start a run: 5 or 6 runs, all but one without their plan."""
     script_id = await make_script(client, operator, TF, script_type="terraform")
-    db = runtime.current().db
-    async with db.session() as session:
-        run = Execution(
-            script_id=script_id,
-            script_version=1,
-            script_name="p",
-            script_type="terraform",
-            terraform_action="plan",
-            status=ExecutionStatus.success,
-        )
-        session.add(run)
-        await session.commit()
-        assert run.id is not None
-        plan_run = run.id
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as plan:
-        plan.writestr("tfstate", json.dumps({"version": 4, "serial": 0, "lineage": ""}))
-    files = {terraform_plan.PLAN_FILE: archive.getvalue(), terraform_plan.PLAN_JSON_FILE: b"{}"}
-    await VaultPlanStore(keyring.current_vault()).keep(db, plan_run, files)
+    plan_run, _ = await terraform_run_row(script_id, status=ExecutionStatus.success, terraform_action="plan")
+    files = {terraform_plan.PLAN_FILE: plan_file(), terraform_plan.PLAN_JSON_FILE: b"{}"}
+    await VaultPlanStore(keyring.current_vault()).keep(runtime.current().db, plan_run, files)
     url = f"/api/v1/executions/{plan_run}/terraform/plan/apply"
     answers = await asyncio.gather(
         *(client.post(url, json={"runner": "local"}, headers=operator.headers) for _ in range(RUNS))
