@@ -57,6 +57,26 @@ def test_summary_counts_as_terraform_does() -> None:
     assert terraform_plans.summarize({}).detail == {"resources": [], "outputs": [], "truncated": False}
 
 
+def test_the_shown_plan_is_summarized_piece_by_piece_as_a_whole() -> None:
+    """`summarize_shown` reads the JSON text without parsing what it skips: brackets, quotes and
+    escapes inside strings, nesting and odd spacing must not throw its counting off."""
+    tricky = {
+        "format_version": "1.2",
+        "prior_state": {"values": {"outputs": {"s": {"value": 'a "]}{[" b \\" \\\\'}}}},
+        "planned_values": [["}", {"]": "{"}], [], {}, None, True, 1.5e3, "\u2028"],
+        **SHOWN,
+        "configuration": {"root_module": {"outputs": {"url": {"expression": {"references": ["x]"]}}}}},
+    }
+    for text in (json.dumps(tricky), json.dumps(tricky, indent=3), json.dumps(tricky, separators=(",", ":"))):
+        shown = terraform_plans.summarize_shown(text.encode())
+        whole = terraform_plans.summarize(tricky)
+        assert shown == whole and (shown.to_add, shown.to_change, shown.to_destroy) == (3, 1, 3), text
+    assert terraform_plans.summarize_shown(b"{}") == terraform_plans.summarize({})
+    for bad in (b"[]", b'{"resource_changes": [1, ', b'{"a" 1}', b"", b'{"output_changes": {"a": }}'):
+        with pytest.raises(ValueError):
+            terraform_plans.summarize_shown(bad)
+
+
 def test_prior_state_is_read_from_the_plan_file() -> None:
     assert terraform_plans.prior_state(_plan_file(7, "lin-1")) == (7, "lin-1")
     assert terraform_plans.prior_state(_plan_file(0, "")) == (0, "")

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer, free_port, require_service
+from tests.executions.conftest import require_docker
 from tests.ui_journey import RUN_ENV, check_accessibility, log_in, screenshot, serving, token, wait_run
 
 pytestmark = pytest.mark.browser
@@ -118,3 +119,28 @@ def test_plan_review_approve_apply_and_see_the_state_version(page: Any, server: 
     while time.monotonic() < deadline and page.get_by_test_id("plan-stale").count() == 0:
         time.sleep(0.2)
     assert page.get_by_test_id("plan-stale").count() == 1  # the state moved on: stale now
+
+
+def test_the_run_dialog_says_a_docker_run_cannot_reach_the_state_with_the_network_off(
+    page: Any, server: LiveServer
+) -> None:
+    """The server keeps the state (OPSCRAFT_STATE_BACKEND_URL) and the script's network is off:
+    the dialog says so under the runner, and a Docker run asked for anyway is refused with what
+    to change (it used to start and fail at `terraform init`: network is unreachable)."""
+    require_docker()
+    admin = token(server, "admin")
+    body = {"name": "offline", "script_type": "terraform", "status": "active", "content": MAIN_TF}
+    r = httpx.post(f"{server.url}/api/v1/scripts", json=body, headers=admin)
+    assert r.status_code == 201, r.text
+    script_id = r.json()["id"]
+    log_in(page, server, "planner")
+    page.goto(f"{server.url}/scripts/{script_id}")
+    page.get_by_test_id("execute-button").click()
+    notice = page.get_by_test_id("terraform-network-notice")
+    notice.get_by_text("enable Network in the script's run settings, or choose the local runner").wait_for()
+    page.get_by_test_id("runner-choice").get_by_text("Docker container").click()
+    page.get_by_test_id("execute-submit").click()
+    page.get_by_text("the script's network is off").last.wait_for()
+    assert page.url.rstrip("/").endswith(f"/scripts/{script_id}"), page.url  # no run started
+    runs = httpx.get(f"{server.url}/api/v1/executions", params={"script_id": script_id}, headers=admin)
+    assert runs.status_code == 200 and runs.json()["items"] == [], runs.text

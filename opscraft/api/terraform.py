@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from opscraft.api.deps import CurrentActor, Session, permitted
 from opscraft.api.executions_schemas import ExecutionOut
-from opscraft.api.schemas import AUTHED, IdPath, error_responses
+from opscraft.api.schemas import AUTHED, IdPath, Limit, Skip, error_responses
 from opscraft.db.models import Execution, TerraformPlan, TerraformStateVersion
 from opscraft.services import terraform_plans, terraform_state
 from opscraft.services.bodies import WHOLE_TEXT, Body
@@ -250,7 +250,10 @@ class StateVersionOut(BaseModel):
 
 class StateVersionsOut(BaseModel):
     state: StateOut
-    versions: list[StateVersionOut]
+    versions: list[StateVersionOut] = Field(description="One page of the versions, newest first")
+    total: int = Field(description="How many versions the state has")
+    skip: int
+    limit: int
 
 
 class RolledBack(BaseModel):
@@ -277,15 +280,26 @@ async def list_states(session: Session, actor: CurrentActor, script_id: IdPath) 
     responses=error_responses(*AUTHED, 404),
 )
 async def list_versions(
-    session: Session, actor: CurrentActor, script_id: IdPath, workspace: Workspace
+    session: Session,
+    actor: CurrentActor,
+    script_id: IdPath,
+    workspace: Workspace,
+    skip: Skip = 0,
+    limit: Limit = 50,
 ) -> StateVersionsOut:
-    """Operator or admin (edit_scripts). The state and every version of it, newest first:
-    number, serial, lineage, size, SHA-256, run, author, note; metadata only, no content. 404 for an
-    unknown script or workspace."""
-    view, versions = await terraform_state.list_versions(session, actor, script_id, workspace)
+    """Operator or admin (edit_scripts). The state and a page of its versions, newest first:
+    number, serial, lineage, size, SHA-256, run, author, note; metadata only, no content. `total`
+    counts them all (`skip`, `limit`: at most 500). 404 for an unknown script or workspace."""
+    view, versions, total = await terraform_state.list_versions(
+        session, actor, script_id, workspace, skip=skip, limit=limit
+    )
     current = view.state.current_version
     return StateVersionsOut(
-        state=StateOut.of(view), versions=[StateVersionOut.of(v, current) for v in versions]
+        state=StateOut.of(view),
+        versions=[StateVersionOut.of(v, current) for v in versions],
+        total=total,
+        skip=skip,
+        limit=limit,
     )
 
 

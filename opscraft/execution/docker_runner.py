@@ -38,6 +38,7 @@ import socket
 import struct
 import tarfile
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -399,21 +400,46 @@ def _workdir_archive() -> bytes:
 
 def _collect(api: docker.APIClient, container: str, names: tuple[str, ...]) -> dict[str, bytes]:
     """The files `names` of the ended container's work directory that exist (regular files of
-    at most `terraform_plan.MAX_FILE_BYTES`; the volume outlives the stop until removal)."""
+    at most `terraform_plan.max_bytes` each; the volume outlives the stop until removal)."""
     found: dict[str, bytes] = {}
     for name in names:
         try:
             stream, stat = api.get_archive(container, f"{WORKDIR}/{name}")
         except NotFound:
             continue
-        if int(stat.get("size", 0)) > terraform_plan.MAX_FILE_BYTES:
+        if int(stat.get("size", 0)) > terraform_plan.max_bytes(name):
             continue
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        # Read as the archive streams in (mode "r|"): the file is held once, not three times.
+        with tarfile.open(fileobj=io.BufferedReader(_Chunks(stream)), mode="r|") as tar:
             member = tar.next()
             extracted = tar.extractfile(member) if member is not None and member.isfile() else None
             if extracted is not None:
                 found[name] = extracted.read()
     return found
+
+
+class _Chunks(io.RawIOBase):
+    """The chunks of bytes Docker's API streams (an archive) as a readable file."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._rest = memoryview(b"")
+
+    def readable(self) -> bool:
+        """Always: this is a reader."""
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill `buffer` from the current chunk (the next one when it is used up); 0 at the end."""
+        while not self._rest:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._rest = memoryview(chunk)
+        count = min(len(buffer), len(self._rest))
+        buffer[:count] = self._rest[:count]
+        self._rest = self._rest[count:]
+        return count
 
 
 def _kill(container: str) -> None:

@@ -222,6 +222,8 @@ class Executor:
             if self.plans is None:
                 raise RuntimeError("this worker keeps no plans")
             self.loop.run(self.plans.keep(self.loop.db, execution_id, files))
+        except terraform_plan.PlanNotKept as exc:
+            return str(exc)
         except Exception:
             log.exception("execution %s: keeping its plan failed", execution_id)
             return "keeping the saved plan failed: see the server log"

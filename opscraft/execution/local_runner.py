@@ -178,7 +178,7 @@ def _supervise(
 
 def _collect(work: Path, names: tuple[str, ...]) -> dict[str, bytes]:
     """The files `names` of the work directory that exist: regular files (never a link the
-    script planted) of at most `terraform_plan.MAX_FILE_BYTES`."""
+    script planted) of at most `terraform_plan.max_bytes` each."""
     found: dict[str, bytes] = {}
     for name in names:
         path = work / name
@@ -186,7 +186,7 @@ def _collect(work: Path, names: tuple[str, ...]) -> dict[str, bytes]:
             info = path.lstat()
         except FileNotFoundError:
             continue
-        if stat.S_ISREG(info.st_mode) and info.st_size <= terraform_plan.MAX_FILE_BYTES:
+        if stat.S_ISREG(info.st_mode) and info.st_size <= terraform_plan.max_bytes(name):
             found[name] = path.read_bytes()
     return found
 

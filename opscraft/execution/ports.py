@@ -128,7 +128,8 @@ class PlanStore(Protocol):
 
     async def keep(self, db: Database, execution_id: int, files: dict[str, bytes]) -> None:
         """Store the plan of the finished `plan` run `execution_id` from the files it left
-        (`terraform_plan.COLLECT`); a run that left none stores nothing."""
+        (`terraform_plan.COLLECT`); a run that left none stores nothing. Raises
+        `terraform_plan.PlanNotKept` when it left one only (the other was too large to read back)."""
         ...
 
     async def plan_file(self, db: Database, execution_id: int) -> bytes:

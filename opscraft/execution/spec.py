@@ -57,7 +57,7 @@ class RunSpec:
     # `OPSCRAFT_TERRAFORM_STOP_GRACE_SECONDS`, so Terraform can write its state and unlock it.
     stop_grace_seconds: float = 0.0
     # Files the runner reads back from the work directory once the run ended (a plan run's plan
-    # file and its JSON form), each at most `terraform_plan.MAX_FILE_BYTES`.
+    # file and its JSON form), each at most `terraform_plan.max_bytes`.
     collect: tuple[str, ...] = ()
 
 

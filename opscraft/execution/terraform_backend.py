@@ -7,8 +7,9 @@ it without storing it). The server (services/terraform_state.py) accepts them on
 - for the one state they were issued for: that script's workspace (another workspace's or
   script's address does not match the HMAC);
 - while that execution is `running`, and never longer than the longest run allows
-  (OPSCRAFT_MAX_TIMEOUT_SECONDS after its start, plus a minute): they are worthless once the
-  run ended, even if a crashed worker left its row `running`;
+  (`lifetime_seconds`: OPSCRAFT_MAX_TIMEOUT_SECONDS after its start, then the graceful stop's
+  OPSCRAFT_TERRAFORM_STOP_GRACE_SECONDS, plus a minute): they are worthless once the run ended,
+  even if a crashed worker left its row `running`;
 - to write or purge the state only for a run that changes it (`apply`, `destroy`, the apply of
   a saved plan): a `plan` run reads and locks.
 They reach Terraform as `TF_HTTP_USERNAME` and `TF_HTTP_PASSWORD` (Terraform's http backend
@@ -41,7 +42,8 @@ DEFAULT_WORKSPACE = "default"
 _CONTEXT = b"opscraft-terraform-state\x00"
 # Actions whose credentials may store or purge the state; a `plan` run only reads and locks it.
 WRITING_ACTIONS = frozenset({"apply", "destroy", terraform_plan.APPLY_PLAN})
-# Credentials outlive their run's start by at most the longest timeout plus this margin.
+# Credentials outlive their run's start by at most the longest timeout, the graceful stop after
+# it and this margin (the timeout is armed a moment after `started_at`: secrets, saved plan).
 GRACE_SECONDS = 60
 
 
@@ -72,6 +74,13 @@ def password(secret_key: str, scope: Scope) -> str:
     fields = (scope.execution_id, scope.script_id, scope.workspace, int(scope.started_at.timestamp()))
     message = _CONTEXT + "\x00".join(str(f) for f in fields).encode()
     return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()
+
+
+def lifetime_seconds(max_timeout_seconds: int, stop_grace_seconds: int) -> int:
+    """How long after its start a run's credentials may be used (seconds): a run timed out at the
+    longest timeout gets SIGINT and up to `stop_grace_seconds` to write its state and release the
+    lock (Terraform's graceful stop, docs/executions.md) before it is killed, then the margin."""
+    return max_timeout_seconds + stop_grace_seconds + GRACE_SECONDS
 
 
 def state_url(base_url: str, script_id: int, workspace: str) -> str:

@@ -16,7 +16,24 @@ from __future__ import annotations
 PLAN_FILE = "opscraft.tfplan"
 PLAN_JSON_FILE = "opscraft-plan.json"
 COLLECT = (PLAN_FILE, PLAN_JSON_FILE)
-MAX_FILE_BYTES = 16 * 1024 * 1024
+MIB = 1024 * 1024
+# The plan file is a zip archive (its state compressed): small. Its JSON form holds the prior
+# state, the planned values and every resource's change before and after, about 4 times the
+# state's size (a 2.2 MB state gave 8.9 MB with Terraform 1.11), so it gets room for the
+# largest state OpsCraft keeps (OPSCRAFT_MAX_STATE_BYTES, 64 MiB by default) four times over.
+MAX_FILE_BYTES = 16 * MIB
+MAX_JSON_BYTES = 256 * MIB
+
+
+class PlanNotKept(Exception):
+    """A plan run's plan cannot be kept, for a reason its run's page says (str of it)."""
+
+
+def max_bytes(name: str) -> int:
+    """The largest file `name` (one of `COLLECT`) a runner reads back from a run."""
+    return MAX_JSON_BYTES if name == PLAN_JSON_FILE else MAX_FILE_BYTES
+
+
 APPLY_PLAN = "apply_plan"
 _INIT = "terraform init -input=false"
 

@@ -179,6 +179,43 @@ async def _choose_runner(session: AsyncSession, requested: str | None, user: Use
     return options.default
 
 
+NO_NETWORK_FOR_STATE = (
+    "this Terraform script keeps its state in OpsCraft, which a Docker run reaches over the "
+    "network, and the script's network is off (its run would fail at `terraform init`: network is "
+    "unreachable): enable Network in the script's run settings, or choose the local runner"
+)
+
+
+async def _check_state_reachable(session: AsyncSession, script_id: int, version: int) -> None:
+    """A Docker run of a Terraform script reaches OpsCraft's state backend (when
+    OPSCRAFT_STATE_BACKEND_URL is set) over the network, so the run settings of the version it
+    runs must enable it; `Conflict` naming `runner` otherwise (docs/executions.md, "How the run
+    reaches the server"). Such a run used to start and fail at `terraform init`."""
+    if not runtime.current().settings.state_backend_url:
+        return
+    run_settings = (
+        await session.exec(
+            select(ScriptVersion.run_settings).where(
+                col(ScriptVersion.script_id) == script_id, col(ScriptVersion.number) == version
+            )
+        )
+    ).first()
+    if docker_cannot_reach_state(ScriptType.terraform, bool((run_settings or {}).get("network_enabled"))):
+        raise Conflict(NO_NETWORK_FOR_STATE, details=[{"field": "runner", "message": NO_NETWORK_FOR_STATE}])
+
+
+def docker_cannot_reach_state(script_type: str, network_enabled: bool) -> bool:
+    """Whether a Docker run of a script of `script_type` with its network on or off
+    (`network_enabled`) could not reach OpsCraft's Terraform state backend: a Terraform script,
+    the backend configured (OPSCRAFT_STATE_BACKEND_URL), the network off. The run dialog says so
+    before the run is asked for; `create` refuses such a run (`NO_NETWORK_FOR_STATE`)."""
+    return (
+        script_type == ScriptType.terraform
+        and bool(runtime.current().settings.state_backend_url)
+        and not network_enabled
+    )
+
+
 def _terraform_action(script_type: str, action: str | None, confirm_destroy: bool) -> str | None:
     if script_type != ScriptType.terraform:
         if action is not None:
@@ -301,6 +338,8 @@ async def create(
     run_environment.check(script.name, resolved, found.secret_bytes)
     options = _run_options(script_type, run_options)
     chosen = await _choose_runner(session, runner, user)
+    if script_type == ScriptType.terraform and chosen == "docker":
+        await _check_state_reachable(session, script_id, version)
     execution = new_row(  # every value checked above or from the script row
         Execution,
         script_id=script_id,

@@ -7,6 +7,8 @@ not one of the admin-editable settings (`app_settings.KNOWN`), so no API shows o
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -149,6 +151,34 @@ async def _first_open(session: AsyncSession, settings: Settings) -> Vault:
     return vault
 
 
+async def _reseal_each(
+    session: AsyncSession,
+    model: type[TerraformStateVersion] | type[TerraformPlan],
+    old: Vault,
+    new: Vault,
+    reveal: Callable[[Vault, Any], Any],
+    seal: Callable[[Vault, Any, Any], None],
+) -> int:
+    """Re-encrypt every row of `model` (Terraform state versions, saved plans: sealed by the
+    vault like secrets) from `old` to `new`, one row at a time, each let go once flushed: a state
+    may be 64 MiB and a script has a version per apply, so loading them all at once held every
+    ciphertext twice over. The rows are locked first (PostgreSQL; on SQLite the rotation's
+    first write is its turn). Returns how many; `Invalid` (after a rollback: nothing rotated)
+    when one does not decrypt."""
+    ids = (await session.exec(select(model.id).order_by(col(model.id)).with_for_update())).all()
+    for row_id in ids:
+        row = await session.get(model, row_id)
+        assert row is not None  # locked above
+        try:
+            seal(new, row, reveal(old, row))
+        except DecryptError as exc:
+            await session.rollback()
+            raise Invalid(f"{exc}; nothing was rotated") from None
+        await session.flush()
+        session.expunge(row)
+    return len(ids)
+
+
 def _state(vault: Vault) -> dict[str, object]:
     return {"check": vault.master.check_value(), "key_version": vault.key_version}
 
@@ -181,28 +211,8 @@ async def rotate(session: AsyncSession, old: Vault, new_key: MasterKey) -> tuple
             name=secret.name,
             key_version=new.key_version,
         )
-    states = (
-        await session.exec(
-            select(TerraformStateVersion).order_by(col(TerraformStateVersion.id)).with_for_update()
-        )
-    ).all()
-    for version in states:  # Terraform states are sealed by the same vault
-        try:
-            text = reveal_state(old, version)
-        except DecryptError as exc:
-            await session.rollback()
-            raise Invalid(f"{exc}; nothing was rotated") from None
-        seal_state(new, version, text)
-    plans = (
-        await session.exec(select(TerraformPlan).order_by(col(TerraformPlan.id)).with_for_update())
-    ).all()
-    for plan in plans:  # and so are saved plans
-        try:
-            data = reveal_plan(old, plan)
-        except DecryptError as exc:
-            await session.rollback()
-            raise Invalid(f"{exc}; nothing was rotated") from None
-        seal_plan(new, plan, data)
+    states = await _reseal_each(session, TerraformStateVersion, old, new, reveal_state, seal_state)
+    plans = await _reseal_each(session, TerraformPlan, old, new, reveal_plan, seal_plan)  # plans too
     state = await session.get(AppSetting, STATE_KEY)
     assert state is not None, "the vault is opened at start, which stores its state"
     state.value = _state(new)
@@ -216,8 +226,8 @@ async def rotate(session: AsyncSession, old: Vault, new_key: MasterKey) -> tuple
         actor_name="cli",
         key_version=new.key_version,
         secrets=len(rows),
-        terraform_states=len(states),
-        terraform_plans=len(plans),
+        terraform_states=states,
+        terraform_plans=plans,
     )
     await session.commit()
     return new, len(rows)

@@ -21,7 +21,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import zipfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,7 @@ from opscraft.db.engine import Database
 from opscraft.db.models import Execution, TerraformPlan
 from opscraft.db.models.executions import ExecutionStatus, Trigger
 from opscraft.db.models.scripts import ScriptType
+from opscraft.db.turns import take_write_turn
 from opscraft.execution import terraform_backend, terraform_plan
 from opscraft.execution.ports import PlanUnavailable
 from opscraft.security.vault import DecryptError, Vault
@@ -62,9 +65,42 @@ def summarize(plan_json: dict[str, Any]) -> Summary:
     """The summary of `terraform show -json <plan>` (Terraform's "JSON Output Format":
     `resource_changes[].change.actions`, `output_changes`). Data sources (`mode: data`) and
     `no-op`/`read` changes are not counted, as Terraform's own summary line does not."""
+    return _summary(plan_json.get("resource_changes") or [], (plan_json.get("output_changes") or {}).items())
+
+
+def summarize_shown(shown: bytes) -> Summary:
+    """`summarize` of the JSON text `terraform show -json` wrote, read piece by piece: only one
+    resource's change is parsed at a time, and the prior state, planned values and configuration
+    (most of the text, about 4 times the state's size) are skipped unparsed (their brackets are
+    counted, their content is not checked: Terraform wrote it). Raises `ValueError` for text
+    that is not a JSON object, or whose changes are not JSON."""
+    text = shown.decode()
+    start = _skip_space(text, 0)
+    if not text.startswith("{", start):
+        raise ValueError("the plan's JSON form is not a JSON object")
+    resources: list[dict[str, Any]] = []
+    outputs: list[tuple[str, Any]] = []
+    for key, at in _members(text, start):
+        if key == "resource_changes" and text.startswith("[", at):
+            resources = [_brief(_DECODER.raw_decode(text, item)[0]) for _, item in _members(text, at)]
+        elif key == "output_changes" and text.startswith("{", at):
+            outputs = [(str(name), _DECODER.raw_decode(text, item)[0]) for name, item in _members(text, at)]
+    return _summary(resources, outputs)
+
+
+def _brief(item: Any) -> dict[str, Any]:
+    """What the summary reads of one resource change (its `before`/`after` values dropped)."""
+    if not isinstance(item, dict):
+        return {}
+    change = item.get("change")
+    actions = change.get("actions") if isinstance(change, dict) else None
+    return {"mode": item.get("mode"), "address": item.get("address", ""), "change": {"actions": actions}}
+
+
+def _summary(resource_changes: Iterable[Any], output_changes: Iterable[tuple[str, Any]]) -> Summary:
     add = change = destroy = 0
     resources: list[dict[str, Any]] = []
-    for item in plan_json.get("resource_changes") or []:
+    for item in resource_changes:
         actions = list((item.get("change") or {}).get("actions") or [])
         if item.get("mode") == "data" or not set(actions) - {"no-op", "read"}:
             continue
@@ -74,7 +110,7 @@ def summarize(plan_json: dict[str, Any]) -> Summary:
         resources.append({"address": str(item.get("address", "")), "actions": actions})
     outputs = [
         {"name": str(name), "actions": list(value.get("actions") or [])}
-        for name, value in sorted((plan_json.get("output_changes") or {}).items())
+        for name, value in sorted(output_changes)
         if set(value.get("actions") or []) - {"no-op"}
     ]
     detail = {
@@ -83,6 +119,62 @@ def summarize(plan_json: dict[str, Any]) -> Summary:
         "truncated": len(resources) > MAX_LISTED or len(outputs) > MAX_LISTED,
     }
     return Summary(add, change, destroy, detail)
+
+
+_DECODER = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")
+# A JSON string (skipped whole, escapes included) or a bracket: what finding a value's end needs.
+_STRUCTURE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def _skip_space(text: str, at: int) -> int:
+    found = _SPACE.match(text, at)
+    assert found is not None  # `*` matches the empty string
+    return found.end()
+
+
+def _value_end(text: str, at: int) -> int:
+    """Where the JSON value starting at `at` ends, found without building it when it is an
+    array or object (brackets counted outside strings); `ValueError` when it never ends."""
+    if not text.startswith(("[", "{"), at):
+        return int(_DECODER.raw_decode(text, at)[1])
+    depth = 0
+    for token in _STRUCTURE.finditer(text, at):
+        mark = token.group()
+        if mark in ("[", "{"):
+            depth += 1
+        elif mark in ("]", "}"):
+            depth -= 1
+            if depth == 0:
+                return token.end()
+    raise ValueError("a JSON value of the plan never ends")
+
+
+def _members(text: str, at: int) -> Iterator[tuple[str | None, int]]:
+    """(key, where its value starts) of each member of the JSON object at `at`, or (None,
+    where it starts) of each element of the array there; `ValueError` for malformed JSON."""
+    closing = "}" if text.startswith("{", at) else "]"
+    at = _skip_space(text, at + 1)
+    if text.startswith(closing, at):
+        return
+    while True:
+        key = None
+        if closing == "}":
+            key, at = _DECODER.raw_decode(text, at)
+            if not isinstance(key, str):
+                raise ValueError("a JSON object key of the plan is not a string")
+            at = _skip_space(text, at)
+            if not text.startswith(":", at):
+                raise ValueError("a JSON object of the plan lacks a ':'")
+            at = _skip_space(text, at + 1)
+        yield key, at
+        at = _skip_space(text, _value_end(text, at))
+        if text.startswith(",", at):
+            at = _skip_space(text, at + 1)
+        elif text.startswith(closing, at):
+            return
+        else:
+            raise ValueError("a JSON array or object of the plan is malformed")
 
 
 def prior_state(plan_file: bytes) -> tuple[int, str]:
@@ -113,9 +205,15 @@ class VaultPlanStore:
         """Store the plan of plan run `execution_id` (`ValueError` when its files are not a plan)."""
         plan_file = files.get(terraform_plan.PLAN_FILE)
         shown = files.get(terraform_plan.PLAN_JSON_FILE)
-        if plan_file is None or shown is None:
+        if plan_file is None and shown is None:
             return
-        summary = summarize(json.loads(shown))
+        if plan_file is None or shown is None:  # a successful plan run writes both: one was too large
+            raise terraform_plan.PlanNotKept(
+                f"the plan is not kept: its JSON form (terraform show -json) is over "
+                f"{terraform_plan.MAX_JSON_BYTES // terraform_plan.MIB} MiB, or the plan file over "
+                f"{terraform_plan.MAX_FILE_BYTES // terraform_plan.MIB} MiB; run Apply instead"
+            )
+        summary = summarize_shown(shown)
         serial, lineage = prior_state(plan_file)
         async with db.session() as session:
             execution = await session.get(Execution, execution_id)
@@ -197,9 +295,10 @@ async def apply(
     """
     require(actor.user, Permission.edit_scripts, APPLY_PLAN)
     plan = await _plan_of(session, execution_id)
-    plan = (
-        await session.exec(select(TerraformPlan).where(col(TerraformPlan.id) == plan.id).with_for_update())
-    ).one()
+    # One apply per plan, of requests arriving together: each waits for the one before (db.turns).
+    await take_write_turn(session, TerraformPlan, col(TerraformPlan.id) == plan.id)
+    locked = select(TerraformPlan).where(col(TerraformPlan.id) == plan.id).with_for_update()
+    plan = (await session.exec(locked.execution_options(populate_existing=True))).one()
     if plan.apply_execution_id is not None:
         previous = await session.get(Execution, plan.apply_execution_id)
         if previous is not None and previous.status not in NEVER_RAN:

@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Any, NoReturn
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import defer
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -31,6 +32,7 @@ from opscraft.db import text
 from opscraft.db.models import Execution, Script, TerraformState, TerraformStateVersion
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
 from opscraft.db.models.scripts import ScriptType
+from opscraft.db.turns import take_write_turn
 from opscraft.db.types import utcnow
 from opscraft.execution import terraform_backend
 from opscraft.security.tokens import same_secret
@@ -119,7 +121,11 @@ async def authenticate_run(
     assert execution is not None and execution.started_at is not None
     if execution.status != ExecutionStatus.running:
         raise Forbidden("these run credentials are no longer valid: the run is over")
-    lifetime = timedelta(seconds=settings.max_timeout_seconds + terraform_backend.GRACE_SECONDS)
+    lifetime = timedelta(
+        seconds=terraform_backend.lifetime_seconds(
+            settings.max_timeout_seconds, settings.terraform_stop_grace_seconds
+        )
+    )
     if utcnow() > execution.started_at + lifetime:
         raise Forbidden("these run credentials are no longer valid: they outlived the longest run")
     if execution.script_id != script_id or execution.script_type != ScriptType.terraform:
@@ -130,20 +136,29 @@ async def authenticate_run(
 
 
 async def _state(
-    session: AsyncSession, script_id: int, workspace: str, *, create: bool
+    session: AsyncSession, script_id: int, workspace: str, *, create: bool = False, change: bool = False
 ) -> TerraformState | None:
-    stmt = select(TerraformState).where(
-        col(TerraformState.script_id) == script_id, col(TerraformState.workspace) == workspace
-    )
-    state = (await session.exec(stmt.with_for_update())).first()
+    """The state row of a script's workspace (None when there is none and not `create`).
+
+    `change` (implied by `create`): the caller decides on what it reads (the lock, the current
+    version) and then writes, so no other change of the state may come in between: PostgreSQL
+    locks the row (`FOR UPDATE`); SQLite ignores that, so the caller first takes the write turn
+    (`db.turns`). Without it, concurrent LOCKs on SQLite each read the state unlocked and were all
+    answered 200."""
+    where = (col(TerraformState.script_id) == script_id, col(TerraformState.workspace) == workspace)
+    stmt = select(TerraformState).where(*where).with_for_update()
+    if create or change:
+        await take_write_turn(session, TerraformState, *where)
+    state = (await session.exec(stmt)).first()
     if state is None and create:
         state = TerraformState(script_id=script_id, workspace=workspace)
         session.add(state)
         try:
             await session.flush()
-        except IntegrityError:  # created at the same time by another request
+        except IntegrityError:  # created at the same time by another process
             await session.rollback()
-            state = (await session.exec(stmt.with_for_update())).one()
+            await take_write_turn(session, TerraformState, *where)
+            state = (await session.exec(stmt)).one()
     return state
 
 
@@ -257,12 +272,12 @@ def _serial_lineage(text: str) -> tuple[int | None, str | None]:
 
 async def write(session: AsyncSession, run: Execution, workspace: str, text: str, lock_id: str | None) -> int:
     """Store `text` as the next version; the run must hold the lock when the state is locked
-    (`Locked` otherwise); `Invalid` naming `ID` for a malformed `lock_id` (`check_lock_id`). Returns
-    the version number."""
+    (`Locked` otherwise, also for another run sending the holder's ID: `_holds`); `Invalid`
+    naming `ID` for a malformed `lock_id` (`check_lock_id`). Returns the version number."""
     lock_id = check_lock_id(lock_id)
     state = await _state(session, run.script_id, _workspace(workspace), create=True)
     assert state is not None and run.id is not None
-    if state.lock_id is not None and state.lock_id != lock_id:
+    if state.lock_id is not None and not _holds(state, run, lock_id):
         raise Locked(state.lock_info or {})
     version = await _add_version(session, state, text, execution_id=run.id, user_id=None, note="")
     audit.record(
@@ -285,10 +300,10 @@ async def purge(session: AsyncSession, run: Execution, workspace: str, lock_id: 
     """Terraform's DELETE: the state becomes empty; its versions are kept. `Invalid` naming `ID`
     for a malformed `lock_id`."""
     lock_id = check_lock_id(lock_id)
-    state = await _state(session, run.script_id, _workspace(workspace), create=False)
+    state = await _state(session, run.script_id, _workspace(workspace), change=True)
     if state is None:
         return
-    if state.lock_id is not None and state.lock_id != lock_id:
+    if state.lock_id is not None and not _holds(state, run, lock_id):
         raise Locked(state.lock_info or {})
     state.current_version = 0
     state.updated_at = utcnow()
@@ -367,14 +382,15 @@ def _lock_info(body: bytes) -> dict[str, Any]:
 
 
 async def lock(session: AsyncSession, run: Execution, workspace: str, body: bytes) -> dict[str, Any]:
-    """Take the lock for the run; `Locked` (with the holder's info) when another run in progress
-    holds it. The lock of a run that is over (cancelled, timed out: killed before Terraform could
-    release it) is taken over, audited as `terraform.lock_release`."""
+    """Take the lock for the run (again under the same ID: idempotent); `Locked` (with the holder's
+    info) when another run in progress holds it, whatever ID is sent. The lock of a run that is
+    over (cancelled, timed out: killed before Terraform could release it) is taken over, audited
+    as `terraform.lock_release`."""
     info = _lock_info(body)
     state = await _state(session, run.script_id, _workspace(workspace), create=True)
     assert state is not None
     if state.lock_id is not None:
-        if state.lock_id == info["ID"]:
+        if _holds(state, run, info["ID"]):
             return state.lock_info or info
         if not await _holder_over(session, state):
             raise Locked(state.lock_info or {})
@@ -399,12 +415,13 @@ async def lock(session: AsyncSession, run: Execution, workspace: str, body: byte
 
 
 async def unlock(session: AsyncSession, run: Execution, workspace: str, body: bytes) -> None:
-    """Release the lock the run holds (the ID in `body` must match)."""
+    """Release the lock the run holds: `Locked` (with the holder's info) when it is another run's,
+    even one whose ID `body` repeats (`_holds`)."""
     info = _lock_info(body)
-    state = await _state(session, run.script_id, _workspace(workspace), create=False)
+    state = await _state(session, run.script_id, _workspace(workspace), change=True)
     if state is None or state.lock_id is None:
         return
-    if state.lock_id != info["ID"]:
+    if not _holds(state, run, info["ID"]):
         raise Locked(state.lock_info or {})
     _release(state)
     await session.commit()
@@ -418,6 +435,13 @@ async def _holder_over(session: AsyncSession, state: TerraformState) -> bool:
         return False
     holder = await session.get(Execution, state.locked_by_execution)
     return holder is not None and holder.status in FINAL_STATUSES
+
+
+def _holds(state: TerraformState, run: Execution, lock_id: str | None) -> bool:
+    """Whether `run` holds the state's lock under `lock_id`. The ID alone proves nothing: the 423
+    answer hands the holder's lock info, ID included, to every run that asks for the lock (as
+    Terraform's protocol wants), and the states list shows it; a lock is the run's that took it."""
+    return state.lock_id is not None and state.lock_id == lock_id and state.locked_by_execution == run.id
 
 
 def _release(state: TerraformState) -> None:
@@ -479,26 +503,36 @@ async def list_states(session: AsyncSession, actor: Actor, script_id: int) -> li
     return await _views(session, rows)
 
 
-async def _existing(session: AsyncSession, actor: Actor, script_id: int, workspace: str) -> TerraformState:
+async def _existing(
+    session: AsyncSession, actor: Actor, script_id: int, workspace: str, *, change: bool = False
+) -> TerraformState:
+    """The state of a script's workspace (`NotFound` when none); `change`: as `_state`'s."""
     await _script(session, actor, script_id)
-    state = await _state(session, script_id, _workspace(workspace), create=False)
+    state = await _state(session, script_id, _workspace(workspace), change=change)
     if state is None:
         raise NotFound(f"script {script_id} has no state in workspace {workspace}")
     return state
 
 
 async def list_versions(
-    session: AsyncSession, actor: Actor, script_id: int, workspace: str
-) -> tuple[StateView, list[TerraformStateVersion]]:
-    """A state and every version of it, newest first (metadata only)."""
+    session: AsyncSession, actor: Actor, script_id: int, workspace: str, *, skip: int = 0, limit: int = 50
+) -> tuple[StateView, list[TerraformStateVersion], int]:
+    """A state, one page of its versions, newest first (metadata only: the encrypted content is
+    not loaded), and how many versions it has. Every write of a run is a version (Terraform also
+    writes during a long apply), so a state applied for years has thousands: a page, not all."""
     require(actor.user, Permission.edit_scripts, READ_STATE)
     state = await _existing(session, actor, script_id, workspace)
+    where = col(TerraformStateVersion.state_id) == state.id
+    total = (await session.exec(select(func.count()).select_from(TerraformStateVersion).where(where))).one()
     rows = await session.exec(
         select(TerraformStateVersion)
-        .where(col(TerraformStateVersion.state_id) == state.id)
+        .options(defer(TerraformStateVersion.ciphertext))  # type: ignore[arg-type]
+        .where(where)
         .order_by(col(TerraformStateVersion.number).desc())
+        .offset(skip)
+        .limit(limit)
     )
-    return (await _views(session, [state]))[0], list(rows.all())
+    return (await _views(session, [state]))[0], list(rows.all()), int(total)
 
 
 async def _version(session: AsyncSession, state: TerraformState, number: int) -> TerraformStateVersion:
@@ -534,7 +568,7 @@ async def rollback(session: AsyncSession, actor: Actor, script_id: int, workspac
     version is the current one, or has the current one's content (serial aside, which a rollback
     raises anyway). `NotFound` for an unknown script, workspace or version."""
     require(actor.user, Permission.edit_scripts, ROLL_BACK)
-    state = await _existing(session, actor, script_id, workspace)
+    state = await _existing(session, actor, script_id, workspace, change=True)
     if state.lock_id is not None and not await _holder_over(session, state):
         raise Conflict(
             f"the state is locked by execution {state.locked_by_execution}: wait for it to end, "
@@ -598,7 +632,7 @@ def _with_serial(text: str, serial: int) -> str:
 async def break_lock(session: AsyncSession, actor: Actor, script_id: int, workspace: str) -> None:
     """Admin: release a lock a crashed run left (audited with the holder's lock info)."""
     require(actor.user, Permission.manage_settings)
-    state = await _existing(session, actor, script_id, workspace)
+    state = await _existing(session, actor, script_id, workspace, change=True)
     if state.lock_id is None:
         raise Conflict("the state is not locked")
     audit.record(

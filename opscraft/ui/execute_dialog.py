@@ -246,6 +246,10 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
             if isinstance(element, ValidationElement)
         }
         runner = _runner_choice(runners)
+        if runners.docker and executions.docker_cannot_reach_state(script_type, script.network_enabled):
+            ui.label(
+                f"Docker: {executions.NO_NETWORK_FOR_STATE[0].upper()}{executions.NO_NETWORK_FOR_STATE[1:]}."
+            ).classes("text-caption text-warning").props('data-testid="terraform-network-notice"')
 
         async def submit(acknowledge: bool = False) -> bool:
             """True once the run has started (the dialog is done)."""

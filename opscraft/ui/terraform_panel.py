@@ -20,6 +20,8 @@ from opscraft.ui.layout import guard, run_action
 from opscraft.ui.widgets import call, close_then, dialog_title, format_time, one_click
 
 ACTION_SIGNS = {"create": "+", "update": "~", "delete": "-", "read": "<="}
+# The state's latest versions the run page lists (the API pages through all of them).
+SHOWN_VERSIONS = 10
 
 
 def _actions(actions: list[str]) -> str:
@@ -129,8 +131,12 @@ class TerraformPanel:
     async def _state(self) -> None:
         run = self.execution
         try:
-            view, versions = await call(
-                terraform_state.list_versions, self.actor, run.script_id, terraform_backend.DEFAULT_WORKSPACE
+            view, versions, total = await call(
+                terraform_state.list_versions,
+                self.actor,
+                run.script_id,
+                terraform_backend.DEFAULT_WORKSPACE,
+                limit=SHOWN_VERSIONS,
             )
         except NotFound:
             return
@@ -143,7 +149,7 @@ class TerraformPanel:
                 ui.label("No state stored yet: an apply writes the first version.").classes("text-grey-7")
                 return
             with ui.grid(columns="auto auto auto 1fr auto").classes("gap-x-6 gap-y-1 items-center"):
-                for version in versions[:10]:
+                for version in versions:
                     mine = version.execution_id == run.id
                     ui.label(f"v{version.number}").classes(
                         "font-mono" + (" font-bold" if mine else "")
@@ -168,6 +174,12 @@ class TerraformPanel:
                         ).props(
                             f'flat dense no-caps color=primary data-testid="state-rollback-{version.number}"'
                         )
+            if total > len(versions):
+                ui.label(
+                    f"The latest {len(versions)} of {total} versions; the API lists them all: "
+                    f"GET /api/v1/scripts/{run.script_id}/terraform/states/"
+                    f"{terraform_backend.DEFAULT_WORKSPACE}/versions?skip={len(versions)}"
+                ).classes("text-grey-7").props('data-testid="state-versions-more"')
 
     def _confirm_rollback(self, number: int) -> None:
         with ui.dialog() as dialog, ui.card().classes("gap-3"):

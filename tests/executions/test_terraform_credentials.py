@@ -121,18 +121,38 @@ async def test_credentials_die_with_the_run(client: httpx.AsyncClient, operator:
     assert "the run is over" in answers["GET"].json()["detail"]
 
 
+@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_TERRAFORM_STOP_GRACE_SECONDS": 600}])
 async def test_credentials_of_a_run_left_running_expire(
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:
     """A crashed worker can leave a row `running`: its credentials still end, at the longest
-    run's timeout (plus a minute) after the start."""
+    run's timeout, then Terraform's graceful stop, plus a minute after the start."""
     script_id = await make_script(client, operator, TF, script_type="terraform")
-    limit = runtime.current().settings.max_timeout_seconds + terraform_backend.GRACE_SECONDS
+    limit = runtime.current().settings.max_timeout_seconds + 600 + terraform_backend.GRACE_SECONDS
     _, auth = await terraform_run_row(script_id, started_at=utcnow() - timedelta(seconds=limit + 5))
     r = await client.get(_url(script_id), auth=auth)
     assert r.status_code == 403 and "outlived the longest run" in r.json()["detail"], r.text
     _, auth = await terraform_run_row(script_id, started_at=utcnow() - timedelta(seconds=limit - 60))
     assert (await client.get(_url(script_id), auth=auth)).status_code == 204
+
+
+@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_TERRAFORM_STOP_GRACE_SECONDS": 600}])
+async def test_a_run_timed_out_at_the_longest_timeout_stores_its_state_while_it_stops(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """A run timed out at OPSCRAFT_MAX_TIMEOUT_SECONDS gets SIGINT and the stop grace to write
+    its state and release the lock (Terraform's graceful stop). Its credentials used to die a
+    minute after the timeout whatever the grace: a provider taking longer to stop made
+    Terraform's final state write a 403, and the resources it had created were in no state."""
+    script_id = await make_script(client, operator, TF, script_type="terraform")
+    stopping = runtime.current().settings.max_timeout_seconds + 5 * 60  # 5 minutes into the grace
+    _, auth = await terraform_run_row(script_id, started_at=utcnow() - timedelta(seconds=stopping))
+    answers = await _calls(client, _url(script_id), auth)
+    assert {m: r.status_code for m, r in answers.items()} == dict.fromkeys(answers, 200) | {"GET": 204}, {
+        m: r.text for m, r in answers.items()
+    }
+    status, body = await _versions(client, operator, script_id, "default")
+    assert status == 200 and [v["serial"] for v in body["versions"]] == [1], body
 
 
 async def test_credentials_are_bound_to_the_start_of_the_run(
@@ -162,3 +182,42 @@ async def test_a_plan_runs_credentials_read_and_lock_but_never_write(
     # Nothing stored: the state has no version.
     status, body = await _versions(client, operator, script_id, "default")
     assert status == 200 and body["versions"] == [] and body["state"]["locked"] is False
+
+
+async def test_a_lock_is_the_runs_that_took_it_not_whoever_repeats_its_id(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """The 423 answer hands the holder's lock info, ID included, to every run that asks (as
+    Terraform's protocol wants): another run of the same state repeating that ID (a plan run, whose
+    credentials never write, included) used to get the lock "again", then store or purge the state
+    and release the holder's lock under it while the holder was still applying."""
+    script_id = await make_script(client, operator, TF, script_type="terraform")
+    holder_id, holder = await terraform_run_row(script_id)
+    url = _url(script_id)
+    assert (await client.request("LOCK", f"{url}/lock", json=LOCK, auth=holder)).status_code == 200
+    assert (await client.post(url, params={"ID": LOCK["ID"]}, content=STATE, auth=holder)).status_code == 200
+    for action in ("apply", "plan"):
+        _, other = await terraform_run_row(script_id, terraform_action=action)
+        refused = await client.request("LOCK", f"{url}/lock", json={"ID": "lock-2"}, auth=other)
+        assert refused.status_code == 423 and refused.json()["ID"] == LOCK["ID"], refused.text
+        learned = {"ID": refused.json()["ID"], "Operation": "OperationTypeApply"}
+        answers = {
+            "LOCK": await client.request("LOCK", f"{url}/lock", json=learned, auth=other),
+            "UNLOCK": await client.request("UNLOCK", f"{url}/lock", json=learned, auth=other),
+        }
+        if action == "apply":  # a plan run's credentials never write at all (403 above)
+            answers["POST"] = await client.post(url, params={"ID": learned["ID"]}, content="{}", auth=other)
+            answers["DELETE"] = await client.delete(url, params={"ID": learned["ID"]}, auth=other)
+        assert {m: r.status_code for m, r in answers.items()} == dict.fromkeys(answers, 423), {
+            m: r.text for m, r in answers.items()
+        }
+        assert all(r.json()["Info"] == f"OpsCraft execution {holder_id} (held)" for r in answers.values())
+    status, body = await _versions(client, operator, script_id, "default")
+    assert status == 200 and [v["number"] for v in body["versions"]] == [1], body
+    assert body["state"]["current_version"] == 1, body
+    assert body["state"]["locked_by_execution"] == holder_id and body["state"]["locked"], body
+    # The holder itself goes on: it stores again under its ID and releases its lock.
+    assert (await client.post(url, params={"ID": LOCK["ID"]}, content=STATE, auth=holder)).status_code == 200
+    assert (await client.request("UNLOCK", f"{url}/lock", json=LOCK, auth=holder)).status_code == 200
+    status, body = await _versions(client, operator, script_id, "default")
+    assert [v["number"] for v in body["versions"]] == [2, 1] and not body["state"]["locked"], body

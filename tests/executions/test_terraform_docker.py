@@ -116,3 +116,27 @@ async def test_a_cancelled_docker_run_stops_terraform_gracefully(
         client, operator, SLOW_TF, script_type="terraform", parameters={"pause": 0}, network_enabled=True
     )
     await cancel_midway_and_check_the_graceful_stop(client, operator, admin, script_id, "docker")
+
+
+async def test_a_docker_run_that_could_not_reach_the_state_is_refused_before_it_starts(
+    client: httpx.AsyncClient, operator: LoggedIn, served: None
+) -> None:
+    """With the script's network off the container cannot reach the state backend: such a run
+    used to be queued, started, and fail at `terraform init` ("dial tcp 172.17.0.1:...: connect:
+    network is unreachable", after Terraform's retries). It is refused at once, saying what to
+    change; nothing is queued. Turning the network on (a new script version) lets it run."""
+    script_id = await make_script(client, operator, MAIN_TF, script_type="terraform")
+    body = {"script_id": script_id, "runner": "docker", "terraform_action": "plan", "parameters": {}}
+    r = await client.post("/api/v1/executions", json=body, headers=operator.headers)
+    assert r.status_code == 409, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["runner"], r.text
+    assert "enable Network in the script's run settings, or choose the local runner" in r.json()["detail"]
+    runs = await client.get("/api/v1/executions", params={"script_id": script_id}, headers=operator.headers)
+    assert runs.status_code == 200 and runs.json()["items"] == [], runs.text
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}", json={"network_enabled": True}, headers=operator.headers
+    )
+    assert r.status_code == 200, r.text
+    started = await start(client, operator, script_id, "docker", terraform_action="plan", parameters={})
+    final = await wait_for(client, operator, started["id"], timeout=180)
+    assert final["status"] == "success", await output(client, operator, started["id"])

@@ -210,3 +210,52 @@ async def test_a_run_waits_for_the_state_lock_and_goes_on_once_it_is_released(
     final, text = await _finished(client, operator, started["id"])
     assert final["status"] == "success", text
     assert 'message = "hello from opscraft"' in text
+
+
+BIG_TF = """variable "tag" {
+  type    = string
+  default = "a"
+}
+
+locals {
+  chunk = join("", [for j in range(100) : "0123456789abcdefghij"])
+}
+
+output "big" {
+  value = [for i in range(1000) : "${var.tag}-${i}-${local.chunk}"]
+}
+
+output "bigger" {
+  value = [for i in range(1000) : "${var.tag}-${i}-${local.chunk}${local.chunk}"]
+}
+"""
+
+
+async def test_the_plan_of_a_large_state_is_saved_and_applied(
+    client: httpx.AsyncClient, operator: LoggedIn, served: None
+) -> None:
+    """A 6 MB state (outputs only: any Terraform version) makes `terraform show -json` of a plan
+    about 24 MB, the prior state and every change before and after. The runners used to read back
+    at most 16 MiB of it and drop the rest silently: the plan run succeeded with no saved plan,
+    nothing to review or apply, for any state over about 4 MiB."""
+    script_id = await make_script(client, operator, BIG_TF, script_type="terraform", parameters={"tag": "a"})
+    started = await start(client, operator, script_id, "local", terraform_action="apply", parameters={})
+    final, text = await _finished(client, operator, started["id"])
+    assert final["status"] == "success", text
+    versions = f"/api/v1/scripts/{script_id}/terraform/states/default/versions"
+    first = (await client.get(versions, headers=operator.headers)).json()["versions"]
+    assert first[0]["size_bytes"] > 5_000_000, first
+
+    plan_id = await _plan(client, operator, script_id, tag="b")
+    plan = await _get_plan(client, operator, plan_id)
+    assert plan["outputs"] == [
+        {"name": "big", "actions": ["update"]},
+        {"name": "bigger", "actions": ["update"]},
+    ], plan
+    assert (plan["to_add"], plan["to_change"], plan["to_destroy"], plan["stale"]) == (0, 0, 0, False)
+    r = await _apply(client, operator, plan_id)
+    assert r.status_code == 202, r.text
+    final, text = await _finished(client, operator, r.json()["id"])
+    assert final["status"] == "success", text
+    after = (await client.get(versions, headers=operator.headers)).json()["versions"]
+    assert [v["execution_id"] for v in after] == [r.json()["id"], started["id"]], after

@@ -8,7 +8,13 @@ import json
 
 import httpx
 import pytest
+from nicegui import Client, ui
+from nicegui.page import page as page_route
 
+from opscraft import runtime
+from opscraft.db.models import Execution, User
+from opscraft.services.actor import Actor
+from opscraft.ui.terraform_panel import TerraformPanel
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, terraform_run_row
 
@@ -108,3 +114,43 @@ async def test_a_script_changed_to_another_type_keeps_its_state_readable(
     bash = await make_script(client, operator, "#!/bin/bash\necho hi\n")
     r = await client.get(f"/api/v1/scripts/{bash}/terraform/states", headers=operator.headers)
     assert r.status_code == 404 and "not a terraform script" in r.json()["detail"], r.text
+
+
+async def test_the_versions_of_a_long_lived_state_page(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+    """Every write of a run is a version (Terraform also writes during a long apply): the versions
+    list used to answer all of them at once, and the run page loaded all to show 10. It pages like
+    every list (`skip`, `limit`, `total`), and the run page loads its 10 and says how many more."""
+    script_id = await make_script(client, operator, TF, script_type="terraform")
+    run_id, auth = await terraform_run_row(script_id)
+    for serial in range(1, 13):
+        body = {"version": 4, "serial": serial, "lineage": "l-long", "outputs": {}, "resources": []}
+        assert (await client.post(_url(script_id), json=body, auth=auth)).status_code == 200
+    url = f"/api/v1/scripts/{script_id}/terraform/states/default/versions"
+    r = await client.get(url, params={"skip": 2, "limit": 3}, headers=operator.headers)
+    assert r.status_code == 200, r.text
+    page = r.json()
+    assert (page["total"], page["skip"], page["limit"]) == (12, 2, 3), page
+    assert [(v["number"], v["serial"], v["current"]) for v in page["versions"]] == [
+        (10, 10, False),
+        (9, 9, False),
+        (8, 8, False),
+    ], page
+    first = (await client.get(url, headers=operator.headers)).json()
+    assert first["limit"] == 50 and [v["number"] for v in first["versions"]] == list(range(12, 0, -1))
+    assert first["versions"][0]["current"], first
+    r = await client.get(url, params={"limit": 501}, headers=operator.headers)
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["limit"], r.text
+
+    async with runtime.current().db.session() as session:
+        execution = await session.get(Execution, run_id)
+        viewer = await session.get(User, operator.id)
+    assert execution is not None
+    with Client(page_route("/run-panel")), ui.column() as panel:
+        await TerraformPanel(Actor(viewer), execution)._state()
+    ids = [e.props.get("data-testid") for e in panel.descendants()]
+    assert [i for i in ids if str(i).startswith("state-version-")] == [
+        f"state-version-{n}" for n in range(12, 2, -1)
+    ], ids
+    more = next(e for e in panel.descendants() if e.props.get("data-testid") == "state-versions-more")
+    assert str(more.text).startswith("The latest 10 of 12 versions"), more.text
+    assert f"/api/v1/scripts/{script_id}/terraform/states/default/versions?skip=10" in str(more.text)

@@ -75,7 +75,7 @@ async def lock_body(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
     return {**await script_path(c, u), "json": {"ID": "x"}}
 
 
-def _plan_file() -> bytes:
+def plan_file() -> bytes:
     """A plan file as far as OpsCraft reads one: a zip whose `tfstate` is the prior state."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -113,7 +113,7 @@ async def plan_path(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
         )
         session.add(plan)
         await session.flush()
-        keyring.seal_plan(keyring.current_vault(), plan, _plan_file())
+        keyring.seal_plan(keyring.current_vault(), plan, plan_file())
         await session.commit()
         return {"path": {"execution_id": run.id}}
 
