@@ -19,8 +19,8 @@ from opscraft import runtime
 from opscraft.db.models import Execution, ExecutionLog, NotificationDelivery
 from opscraft.db.models.automation import DeliveryStatus
 from opscraft.db.types import utcnow
-from opscraft.services import notifications
-from tests.automation.receivers import http_receiver, self_signed, smtp_receiver
+from opscraft.services import notification_senders, notifications
+from tests.automation.receivers import drip_server, http_receiver, self_signed, smtp_receiver
 from tests.conftest import LoggedIn
 
 
@@ -566,6 +566,77 @@ async def test_a_non_ascii_address_needs_a_server_offering_smtputf8(
             assert r.status_code == 409, r.text
             assert "does not offer" in r.json()["detail"] and "SMTPUTF8" in r.json()["detail"]
             assert smtp.messages == []
+
+
+async def test_an_address_with_a_non_ascii_domain_goes_to_any_server(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """Stored as people read it (`ops@bücher.example`), such an address made smtplib ask for
+    SMTPUTF8, and a server without it (most) refused every message; its domain has an ASCII
+    (IDNA) form, which every server takes."""
+    with smtp_receiver(smtputf8=False) as smtp:
+        config = {"host": "127.0.0.1", "port": smtp.port, "security": "none"}
+        config |= {"from": "alerts@bücher.example", "to": ["ops@bücher.example", "b@example.com"]}
+        c = await channel(client, admin, name="mail", kind="email", config=config)
+        assert c["config"]["to"][0] == "ops@bücher.example", "shown as saved"
+        r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+        assert r.status_code == 204, r.text
+        message = (await smtp.wait_for(1))[0]
+        envelope = smtp.envelopes[0]
+        assert envelope.mail_from == "alerts@xn--bcher-kva.example"
+        assert envelope.rcpt_tos == ["ops@xn--bcher-kva.example", "b@example.com"]
+        assert message["To"] == "ops@xn--bcher-kva.example, b@example.com"
+        assert message["Message-ID"].endswith("@xn--bcher-kva.example>")
+
+
+# What a receiver too slow to ever finish sends first, then again and again.
+DRIP = {
+    "webhook": (b"HTTP/1.1 200 OK\r\n", b"X-Still: working\r\n"),
+    "email": (b"220-mail.example ESMTP\r\n", b"220-still here\r\n"),
+}
+
+
+@pytest.mark.parametrize(("kind", "security"), [("webhook", None), ("email", "none"), ("email", "ssl")])
+async def test_a_receiver_that_never_finishes_is_cut_at_the_deadline(
+    client: httpx.AsyncClient,
+    admin: LoggedIn,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    no_automation_loops: None,
+    kind: str,
+    security: str | None,
+) -> None:
+    """Every read came within the 10 s timeout, so a receiver answering a line at a time held a
+    send for ever: **Test** never answered, the sender loop's round (every other channel's
+    messages) waited on it, and past the 60 s lease another process sent the message again, each
+    minute. The whole send now has a deadline; the delivery is retried later like any failure."""
+    monkeypatch.setattr(notification_senders, "DEADLINE_SECONDS", 2.0)
+    cert = self_signed(tmp_path) if security == "ssl" else None
+    if cert is not None:
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))
+    with drip_server(*DRIP[kind], cert=cert) as slow:
+        if kind == "webhook":
+            config: dict[str, Any] = {"url": f"http://127.0.0.1:{slow.port}/hook"}
+        else:
+            config = {"host": "127.0.0.1", "port": slow.port, "security": security}
+            config |= {"from": "ops@example.com", "to": "oncall@example.com"}
+        c = await channel(client, admin, name="slow", kind=kind, config=config)
+        started = time.monotonic()
+        r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+        assert r.status_code == 409 and "within 2 s" in r.json()["detail"], r.text
+        assert time.monotonic() - started < 6
+        await rule(client, admin, c["id"], ["failure"])
+        run_id = await finished_run(await script(client, admin), "failed")
+        async with runtime.current().db.session() as session:
+            await notifications.enqueue_for_execution(session, run_id)
+        started = time.monotonic()
+        await deliver_all()
+        assert time.monotonic() - started < 6, "the round ends"
+        async with runtime.current().db.session() as session:
+            row = (await session.exec(select(NotificationDelivery))).one()
+        assert row.status == DeliveryStatus.pending and row.attempts == 1, row
+        assert "within 2 s" in (row.last_error or ""), row
+        assert slow.connections == 2, "the test message and one attempt: nothing sent twice"
 
 
 async def test_untrusted_certificate_is_refused(
