@@ -10,7 +10,8 @@ Rules:
 - the JSON body's values reach parameters through `mapping` (parameter name -> RFC 6901 JSON
   pointer) over the fixed `parameters`; the result goes through the script's parameter
   resolver, so a bad value is a 422 naming the parameter;
-- each call counts against a per-webhook rate limit and is audited (`webhook.call`, accepted or
+- each call with the webhook's token counts against its rate limit (a call without it, against
+  its client address's), and is audited (`webhook.call`, accepted or
   refused with the reason), never with the payload.
 """
 
@@ -397,23 +398,32 @@ async def _signing_key(session: AsyncSession, hook: WebhookTrigger, call: Call) 
 async def receive(session: AsyncSession, call: Call) -> Execution:
     """Start the webhook's script for an inbound call; returns the queued execution.
 
-    Raises 429 (rate limit), 404 (unknown webhook or wrong token: indistinguishable), 401 (bad
+    Raises 429 (past `OPSCRAFT_RATE_LIMIT_API` calls a minute: per webhook for calls with its
+    token, per client address for the others), 404 (unknown webhook or wrong token:
+    indistinguishable), 401 (bad
     or missing signature), 403 (the owner may not run it now), 422 (body or parameters), 409
     (script not active, no runner). Every outcome is audited.
     """
     rt = runtime.current()
     hook = await session.get(WebhookTrigger, call.webhook_id)
     script_id = hook.script_id if hook else None
+    limit = rt.settings.rate_limit_api_per_minute
     try:
-        retry = await rt.limiter.hit(f"hook:{call.webhook_id}", rt.settings.rate_limit_api_per_minute)
-        if retry:
-            raise RateLimited("rate limit exceeded for this webhook: slow down", retry_after=retry)
         if (
             hook is None
             or not same_secret(hook.token_hash, hash_personal_token(call.token))
             or not hook.enabled
         ):
+            # Counted against the caller's address, not the webhook: calls without its token
+            # used up its limit, so anyone who knew an id (they are sequential) kept it at 429
+            # for its real caller.
+            retry = await rt.limiter.hit(f"hook:ip:{call.client_ip or 'unknown'}", limit)
+            if retry:
+                raise RateLimited("too many calls to unknown webhooks from this address", retry_after=retry)
             raise NotFound("no such webhook (or it is disabled)")
+        retry = await rt.limiter.hit(f"hook:{hook.id}", limit)
+        if retry:
+            raise RateLimited("rate limit exceeded for this webhook: slow down", retry_after=retry)
         if hook.secret_id is not None:
             signature, seconds = _signed_at(call)
             key = await _signing_key(session, hook, call)

@@ -307,3 +307,23 @@ async def test_rate_limit_and_owner_checks(
     assert (await client.post(other["url_path"], json={"ref": "a"})).status_code == 202
     r = await client.post(other["url_path"], json={"ref": "b"})
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+
+
+async def test_calls_without_the_token_cannot_use_up_a_webhooks_limit(
+    client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every call counted against the webhook named in its URL, token or not: anyone who knew an
+    id (they are sequential) kept a webhook at 429 for its real caller. Calls without the token
+    count against their own address now, the same whether the webhook exists or not."""
+    _, hook = await setup_hook(client, admin)
+    monkeypatch.setattr(runtime.current().settings, "rate_limit_api_per_minute", 2)
+    wrong = f"/api/v1/hooks/{hook['id']}/och_wrong"
+    answers = [(await client.post(wrong, json={"ref": "x"})).status_code for _ in range(4)]
+    assert answers == [404, 404, 429, 429]
+    r = await client.post("/api/v1/hooks/999999/och_wrong", json={"ref": "x"})
+    assert r.status_code == 429 and "unknown webhooks" in r.json()["detail"], "no id is told apart"
+    for ref in ("a", "b"):  # the webhook's own calls: its limit is untouched
+        r = await client.post(hook["url_path"], json={"ref": ref})
+        assert r.status_code == 202, r.text
+    r = await client.post(hook["url_path"], json={"ref": "c"})
+    assert r.status_code == 429 and "this webhook" in r.json()["detail"]
