@@ -190,7 +190,11 @@ async def send_email(settings: EmailSettings, subject: str, text: str) -> None:
     # such as Gmail refuse a message without a Message-ID (550 5.7.1).
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid("opscraft", _id_domain(settings.sender))
-    message.set_content(text)
+    # Quoted-printable when the text is not ASCII: the email package chose raw 8bit for short
+    # lines, sent without BODY=8BITMIME to servers that may not offer it (RFC 6152 forbids both;
+    # a relay limited to 7 bits mangles it), and base64 for long ones, which spam filters score
+    # as disguised text (SpamAssassin's MIME_BASE64_TEXT).
+    message.set_content(text, cte=None if text.isascii() else "quoted-printable")
     await asyncio.to_thread(_smtp_send, settings, message)
 
 
