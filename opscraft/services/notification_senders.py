@@ -29,6 +29,7 @@ import socket
 import ssl
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -47,6 +48,16 @@ TIMEOUT_SECONDS = 10.0
 # the row again and sent it a second time, and again each minute.
 DEADLINE_SECONDS = 30.0
 SMTP_SECURITY = ("none", "starttls", "ssl")
+
+
+# smtplib blocks, so each email is sent on a thread: these, not the event loop's default pool,
+# which sign-ins share to check passwords (`services.auth`). A round of emails to a slow server
+# took every default thread (min(32, CPUs + 4)) and signing in waited for them, and an email
+# queued behind the others started late, perhaps after its claim on the delivery had ended
+# (`notifications.LEASE`). A sender round is `notifications.BATCH` (20) sends; the rest leaves
+# room for **Test** clicks. Threads start when first needed.
+SMTP_THREADS = 32
+_SMTP_THREADS = ThreadPoolExecutor(max_workers=SMTP_THREADS, thread_name_prefix="opscraft-smtp")
 
 
 class SendError(Exception):
@@ -195,7 +206,7 @@ async def send_email(settings: EmailSettings, subject: str, text: str) -> None:
     # a relay limited to 7 bits mangles it), and base64 for long ones, which spam filters score
     # as disguised text (SpamAssassin's MIME_BASE64_TEXT).
     message.set_content(text, cte=None if text.isascii() else "quoted-printable")
-    await asyncio.to_thread(_smtp_send, settings, message)
+    await asyncio.get_running_loop().run_in_executor(_SMTP_THREADS, _smtp_send, settings, message)
 
 
 def _ascii_if_possible(address: str) -> str:

@@ -81,7 +81,7 @@ MAX_ATTEMPTS = 8
 FIRST_RETRY_SECONDS = 5.0
 MAX_RETRY_SECONDS = 3600.0
 LEASE = timedelta(seconds=60)
-BATCH = 20
+BATCH = 20  # sends of one round, at once: within notification_senders.SMTP_THREADS
 EXCERPT_LINES = 20
 EXCERPT_CHARS = 2000
 

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import os
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +23,7 @@ from opscraft.db.models.automation import DeliveryStatus
 from opscraft.db.types import utcnow
 from opscraft.services import notification_senders, notifications
 from tests.automation.receivers import drip_server, http_receiver, self_signed, smtp_receiver
-from tests.conftest import LoggedIn
+from tests.conftest import PASSWORD, LoggedIn
 
 
 async def secret(client: httpx.AsyncClient, admin: LoggedIn, name: str, value: str) -> int:
@@ -664,6 +666,36 @@ async def test_a_receiver_that_never_finishes_is_cut_at_the_deadline(
         assert row.status == DeliveryStatus.pending and row.attempts == 1, row
         assert "within 2 s" in (row.last_error or ""), row
         assert slow.connections == 2, "the test message and one attempt: nothing sent twice"
+
+
+async def test_slow_mail_servers_do_not_hold_up_sign_ins(
+    client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch, no_automation_loops: None
+) -> None:
+    """Emails were sent on the event loop's default thread pool (min(32, CPUs + 4) threads),
+    which sign-ins share to check passwords: a round of emails to a slow server took every
+    thread, and signing in waited for them (up to the send deadline). And a send queued behind
+    the others started late, perhaps past its claim."""
+    monkeypatch.setattr(notification_senders, "DEADLINE_SECONDS", 6.0)
+    threads = min(32, (os.cpu_count() or 1) + 4)  # ThreadPoolExecutor's default
+    with drip_server(*DRIP["email"]) as slow:
+        config = {"host": "127.0.0.1", "port": slow.port, "security": "none"}
+        config |= {"from": "ops@example.com", "to": "oncall@example.com"}
+        c = await channel(client, admin, name="slow", kind="email", config=config)
+        await rule(client, admin, c["id"], ["failure"])
+        sid = await script(client, admin)
+        async with runtime.current().db.session() as session:
+            for _ in range(threads + 2):
+                await notifications.enqueue_for_execution(session, await finished_run(sid, "failed"))
+        sending = asyncio.create_task(notifications.deliver_due(runtime.current().db))
+        while slow.connections < threads:
+            await asyncio.sleep(0.05)
+        started = time.monotonic()
+        login = {"username": admin.username, "password": PASSWORD}
+        r = await client.post("/api/v1/auth/login", json=login)
+        assert r.status_code == 200, r.text
+        assert time.monotonic() - started < 3, "signing in waited for the emails"
+        assert await sending == threads + 2
+        assert slow.connections == threads + 2, "each sent once, all at once"
 
 
 async def test_untrusted_certificate_is_refused(
