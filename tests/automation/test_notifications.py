@@ -133,6 +133,23 @@ async def test_channel_validation(client: httpx.AsyncClient, admin: LoggedIn, op
     fields = [e["field"] for e in r.json()["errors"]]
     expected = ["name", "config.host", "config.security", "config.to", "secret_id", "config.from"]
     assert fields == expected, r.text
+    # Which recipient is wrong, and why; a repeated one is kept once.
+    config = {"host": "h", "from": "a@b.io", "to": ["c@d.io", "ops@example.com", "bob@", "x"]}
+    r = await client.post(url, json={"name": "e", "kind": "email", "config": config}, headers=admin.headers)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [
+        {
+            "field": "config.to",
+            "message": "'bob@' is not an email address: There must be something after the @-sign.",
+        }
+    ], r.text
+    # No header can be smuggled in through an address
+    bcc = {**config, "from": "a@b.io\r\nBcc: spy@evil.example", "to": ["c@d.io\nBcc: spy@evil.example"]}
+    r = await client.post(url, json={"name": "e", "kind": "email", "config": bcc}, headers=admin.headers)
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["config.from", "config.to"]
+    config["to"] = "c@d.io, ops@example.com, c@d.io"
+    r = await client.post(url, json={"name": "e", "kind": "email", "config": config}, headers=admin.headers)
+    assert r.status_code == 201 and r.json()["config"]["to"] == ["c@d.io", "ops@example.com"], r.text
     ok = {"name": "hook", "kind": "webhook", "config": {"url": "http://127.0.0.1:9/x"}}
     assert (await client.post(url, json=ok, headers=operator.headers)).status_code == 403
     assert (await client.post(url, json=ok, headers=admin.headers)).status_code == 201
