@@ -40,6 +40,7 @@ from opscraft.db.digits import ascii_int
 from opscraft.db.models import Execution, Script, Secret, User, WebhookSignature, WebhookTrigger
 from opscraft.db.models.executions import Trigger
 from opscraft.db.types import MAX_ID, utcnow
+from opscraft.security.http import json_shape
 from opscraft.security.tokens import hash_personal_token, same_secret
 from opscraft.security.vault import DecryptError
 from opscraft.services import audit, conflicts, names, parameters
@@ -344,7 +345,24 @@ def _document(body: bytes) -> Any:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise Invalid.at("body", "must be JSON") from None
+    _check_shape(document)
     return json.loads(body) if _LONG_DIGITS.search(body) else document
+
+
+def _check_shape(document: Any) -> None:
+    """`Invalid` (field `body`) past the limits of every JSON request body
+    (`OPSCRAFT_MAX_JSON_DEPTH`, `OPSCRAFT_MAX_JSON_KEYS`): the API's middleware checks them for
+    a body sent as JSON, and a call sent as `text/plain` (which webhooks take) passed unchecked.
+    A body 1,000 levels deep holding a long integer then reached the standard library's
+    recursive parser: a RecursionError, a 500."""
+    settings = runtime.current().settings
+    depth, keys = json_shape(document)
+    if depth > settings.max_json_depth:
+        raise Invalid.at(
+            "body", f"nested too deeply: at most {settings.max_json_depth} levels (OPSCRAFT_MAX_JSON_DEPTH)"
+        )
+    if keys > settings.max_json_keys:
+        raise Invalid.at("body", f"too many keys: at most {settings.max_json_keys} (OPSCRAFT_MAX_JSON_KEYS)")
 
 
 def _values(hook: WebhookTrigger, body: bytes) -> dict[str, Any]:

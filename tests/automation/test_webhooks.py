@@ -327,3 +327,27 @@ async def test_calls_without_the_token_cannot_use_up_a_webhooks_limit(
         assert r.status_code == 202, r.text
     r = await client.post(hook["url_path"], json={"ref": "c"})
     assert r.status_code == 429 and "this webhook" in r.json()["detail"]
+
+
+async def test_a_body_sent_as_text_meets_the_json_limits(
+    client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A webhook takes a body of any content type, but the API's depth and key limits were only
+    checked for one sent as JSON: as `text/plain`, a body 990 levels deep holding a long integer
+    reached the standard library's recursive parser and was a 500."""
+    _, hook = await setup_hook(client, admin)
+    text = {"Content-Type": "text/plain"}
+    deep = b"[" * 990 + b"1" * 20 + b"]" * 990
+    r = await client.post(hook["url_path"], content=deep, headers=text)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [
+        {"field": "body", "message": "nested too deeply: at most 20 levels (OPSCRAFT_MAX_JSON_DEPTH)"}
+    ]
+    at_limit = b'{"ref": "main", "x": ' + b"[" * 18 + b"]" * 18 + b"}"
+    r = await client.post(hook["url_path"], content=at_limit, headers=text)
+    assert r.status_code == 202, r.text
+    monkeypatch.setattr(runtime.current().settings, "max_json_keys", 3)
+    r = await client.post(hook["url_path"], content=b'{"ref": "a", "b": 1, "c": 2, "d": 3}', headers=text)
+    assert r.status_code == 422 and "too many keys: at most 3" in r.text, r.text
+    (*_, refused) = await audit_calls()
+    assert refused.details["accepted"] is False and "too many keys" in refused.details["reason"]
