@@ -162,6 +162,11 @@ async def _post_json(url: str, body: bytes, headers: dict[str, str], *, error_co
     if not 200 <= response.status_code < 300:
         code = response.text.strip() if error_code else ""
         said = f" ({code})" if _ERROR_CODE.fullmatch(code) else ""
+        if response.next_request is not None:  # a redirect (httpx resolved and checked its target)
+            # Never followed (the message, and its signature, would go where the receiver says);
+            # where to, without the path or query, which may hold a secret
+            target = _where(str(response.next_request.url))
+            said = f" (a redirect to {target}, not followed: save the URL it points to)"
         raise SendError(f"{_where(url)} answered HTTP {response.status_code}{said}")
 
 

@@ -38,13 +38,14 @@ class Received:
 @dataclass
 class HttpReceiver:
     """Records every POST; `statuses` (popped per request, then 200), `answer` (the body of
-    every answer) and `delay` shape answers."""
+    every answer), `headers` (of every answer) and `delay` shape answers."""
 
     url: str
     requests: list[Received] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     delay: float = 0.0
     answer: bytes = b"ok"
+    headers: dict[str, str] = field(default_factory=dict)
 
     async def wait_for(self, count: int, timeout: float = 30) -> list[Received]:
         """Wait (without blocking the event loop, where the sender runs) for `count` requests."""
@@ -70,6 +71,8 @@ def http_receiver() -> Iterator[HttpReceiver]:
             )
             status = receiver.statuses.pop(0) if receiver.statuses else 200
             self.send_response(status)
+            for name, value in receiver.headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(receiver.answer)))
             self.end_headers()
             self.wfile.write(receiver.answer)

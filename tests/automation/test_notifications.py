@@ -360,6 +360,31 @@ async def test_slacks_error_code_is_named_and_nothing_else_a_receiver_says(
     assert "echoed" not in detail and "/services/" not in detail
 
 
+@pytest.mark.parametrize(
+    ("location", "said"),
+    [
+        ("https://hooks.example/x/SECRET?token=SECRET", "a redirect to https://hooks.example, not followed"),
+        ("/moved/SECRET", "a redirect to http://127.0.0.1:{port}, not followed"),
+    ],
+)
+async def test_a_redirect_is_not_followed_and_says_where_to(
+    client: httpx.AsyncClient, admin: LoggedIn, location: str, said: str
+) -> None:
+    """A receiver that moved (`http://` to `https://`, a new path) was "answered HTTP 301" and no
+    more: now where it points, without the path or query that may hold a secret. It is never
+    followed: the message, and its signature, would go wherever the receiver says."""
+    with http_receiver() as receiver:
+        receiver.statuses, receiver.headers = [301], {"Location": location}
+        c = await channel(client, admin, name="c", kind="webhook", config={"url": f"{receiver.url}/hook"})
+        r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+        port = receiver.url.rsplit(":", 1)[1]
+        assert len(receiver.requests) == 1, "not followed"
+    assert r.status_code == 409, r.text
+    detail = r.json()["detail"]
+    assert "answered HTTP 301 (" + said.format(port=port) in detail, detail
+    assert "SECRET" not in detail
+
+
 async def test_recovery_and_success_events(
     client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
 ) -> None:
