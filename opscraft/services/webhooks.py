@@ -328,22 +328,30 @@ async def _first_use(session: AsyncSession, hook_id: int, digest: str, seconds: 
         ) from None
 
 
+FORM = "application/x-www-form-urlencoded"
 # Twenty digits in a row: perhaps an integer past 64 bits, which orjson reads as a float.
 _LONG_DIGITS = re.compile(rb"[0-9]{20}")
 
 
-def _document(body: bytes) -> Any:
+def _document(body: bytes, content_type: str = "") -> Any:
     """The call's body as JSON (RFC 8259, checked by orjson: UTF-8, no NaN, no lone surrogate),
     every integer exact: orjson reads one past 64 bits as a float (10**30 became 1e+30, so a
     long ID mapped to a text parameter lost its digits and an integer parameter was told "not
     5.0"), so a body holding such a digit run is read again by the standard library's parser.
     A leading UTF-8 byte order mark is dropped, as RFC 8259 section 8.1 lets a parser do (Windows
     PowerShell 5's `Invoke-RestMethod` sends one; it was "must be JSON").
-    `Invalid` (field `body`) when it is not JSON."""
+    `Invalid` (field `body`) when it is not JSON; a form-encoded body (`content_type`, GitHub's
+    default for a new webhook: `payload=<JSON>`) is said to be one, with what to change."""
     body = body.removeprefix(codecs.BOM_UTF8)
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
+        if content_type.split(";", 1)[0].strip().lower() == FORM:
+            raise Invalid.at(
+                "body",
+                f"must be JSON, not a form ({FORM}): send the JSON itself as the body "
+                "(on GitHub, choose Content type application/json)",
+            ) from None
         raise Invalid.at("body", "must be JSON") from None
     _check_shape(document)
     return json.loads(body) if _LONG_DIGITS.search(body) else document
@@ -365,8 +373,9 @@ def _check_shape(document: Any) -> None:
         raise Invalid.at("body", f"too many keys: at most {settings.max_json_keys} (OPSCRAFT_MAX_JSON_KEYS)")
 
 
-def _values(hook: WebhookTrigger, body: bytes) -> dict[str, Any]:
-    document: Any = _document(body) if body.strip() else {}
+def _values(hook: WebhookTrigger, call: Call) -> dict[str, Any]:
+    body = call.body
+    document: Any = _document(body, call.headers.get("content-type", "")) if body.strip() else {}
     values = dict(hook.parameters)
     for name, pointer in hook.mapping.items():
         found = resolve_pointer(document, pointer)
@@ -446,7 +455,7 @@ async def receive(session: AsyncSession, call: Call) -> Execution:
             signature, seconds = _signed_at(call)
             key = await _signing_key(session, hook, call)
             await _first_use(session, hook.id, _check_signature(key, call, signature), seconds)
-        values = _values(hook, call.body)
+        values = _values(hook, call)
         try:
             execution = await start_for(
                 session, hook.owner_id, f"webhook:{hook.id}", Trigger.webhook, hook.script_id, values

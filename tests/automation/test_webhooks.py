@@ -351,3 +351,20 @@ async def test_a_body_sent_as_text_meets_the_json_limits(
     assert r.status_code == 422 and "too many keys: at most 3" in r.text, r.text
     (*_, refused) = await audit_calls()
     assert refused.details["accepted"] is False and "too many keys" in refused.details["reason"]
+
+
+async def test_a_form_encoded_call_is_told_to_send_json(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """GitHub's new webhooks post `payload=<JSON>` as a form by default; the answer said "must be
+    JSON" and no more, though the caller may have sent JSON (inside a form)."""
+    _, hook = await setup_hook(client, admin)
+    r = await client.post(hook["url_path"], data={"payload": '{"ref": "main"}'})
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [
+        {
+            "field": "body",
+            "message": "must be JSON, not a form (application/x-www-form-urlencoded): send the JSON "
+            "itself as the body (on GitHub, choose Content type application/json)",
+        }
+    ]
+    r = await client.post(hook["url_path"], content=b"ref=main", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 422 and r.json()["errors"] == [{"field": "body", "message": "must be JSON"}]
