@@ -15,7 +15,7 @@ import pytest
 from sqlmodel import col, select
 
 from opscraft import runtime
-from opscraft.db.models import AuditEvent, Execution, WebhookTrigger
+from opscraft.db.models import AuditEvent, Execution, WebhookSignature, WebhookTrigger
 from opscraft.services.webhooks import _MISSING, check_pointer, resolve_pointer
 from tests.conftest import LoggedIn
 
@@ -368,3 +368,31 @@ async def test_a_form_encoded_call_is_told_to_send_json(client: httpx.AsyncClien
     ]
     r = await client.post(hook["url_path"], content=b"ref=main", headers={"Content-Type": "text/plain"})
     assert r.status_code == 422 and r.json()["errors"] == [{"field": "body", "message": "must be JSON"}]
+
+
+async def test_a_paused_or_deleted_webhook_answers_404(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """Paused: 404 until resumed. Deleted after signed calls (their signatures are kept for the
+    replay check): the delete goes through, and its URL answers 404."""
+    r = await client.post("/api/v1/secrets", json={"name": "HOOK_KEY", "value": "k3y"}, headers=admin.headers)
+    script_id, hook = await setup_hook(client, admin, secret_id=r.json()["id"])
+    one = f"/api/v1/scripts/{script_id}/webhooks/{hook['id']}"
+    body = orjson.dumps({"ref": "main"})
+    now = int(time.time())
+    assert (
+        await client.post(hook["url_path"], content=body, headers=signed("k3y", body, now))
+    ).status_code == 202
+    assert (await client.put(one, json={"enabled": False}, headers=admin.headers)).status_code == 200
+    r = await client.post(hook["url_path"], content=body, headers=signed("k3y", body, now + 1))
+    assert r.status_code == 404 and r.json()["detail"] == "no such webhook (or it is disabled)", r.text
+    assert (await client.put(one, json={"enabled": True}, headers=admin.headers)).status_code == 200
+    assert (
+        await client.post(hook["url_path"], content=body, headers=signed("k3y", body, now + 2))
+    ).status_code == 202
+    assert (await client.delete(one, headers=admin.headers)).status_code == 204
+    r = await client.post(hook["url_path"], content=body, headers=signed("k3y", body, now + 3))
+    assert r.status_code == 404 and r.json()["detail"] == "no such webhook (or it is disabled)", r.text
+    async with runtime.current().db.session() as session:
+        runs = (await session.exec(select(Execution).where(col(Execution.script_id) == script_id))).all()
+        assert len(runs) == 2
+        kept = select(WebhookSignature).where(col(WebhookSignature.webhook_id) == hook["id"])
+        assert (await session.exec(kept)).all() == [], "its signatures went with it"
