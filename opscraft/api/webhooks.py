@@ -173,7 +173,8 @@ async def delete_webhook(
         "token (one answer, so ids cannot be probed); 401 for a missing, wrong, stale or reused "
         "signature; 403 when the webhook's owner may not run the script now; 422 for the body or "
         "the parameters; 409 when the script cannot run (not active, no runner); 429 past "
-        "`OPSCRAFT_RATE_LIMIT_API` calls a minute per webhook. An empty body counts as `{}`. "
+        "`OPSCRAFT_RATE_LIMIT_API` calls a minute per webhook (calls without its token count per "
+        "client address instead). An empty body counts as `{}`. "
         "Audited as `webhook.call` (never with the payload). Rules: docs/automation.md."
     ),
     responses=error_responses(401, 403, 404, 409, 422, 429),

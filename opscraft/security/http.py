@@ -76,7 +76,7 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-def _json_shape(value: Any) -> tuple[int, int]:
+def json_shape(value: Any) -> tuple[int, int]:
     """(max depth, total object keys) of a parsed JSON document, without recursion."""
     deepest, keys = 0, 0
     stack: list[tuple[Any, int]] = [(value, 1)]
@@ -227,7 +227,7 @@ class RequestLimitsMiddleware:
         if body and _is_json(content_type) and not raw:
             try:
                 document = json.loads(body, object_pairs_hook=_unique_keys)
-                depth, keys = _json_shape(document)
+                depth, keys = json_shape(document)
             except RecursionError:  # deeper than the parser goes: far beyond any limit
                 depth, keys = self.max_depth + 1, 0
             except _RepeatedKey as repeated:

@@ -2,7 +2,8 @@
 webhook, email over SMTP. Pure I/O: which message goes where is decided in `notifications`.
 
 Each `send_*` raises `SendError` with a message that is safe to log and show to admins (it
-never contains the credential, the URL's secret path or the message body).
+never contains the credential, the URL's secret path or the message body), and ends within
+`DEADLINE_SECONDS` however slowly the receiver answers.
 
 Formats:
 - generic webhook: `POST <url>` with the message as JSON (`Content-Type: application/json`);
@@ -19,12 +20,16 @@ Formats:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import re
 import smtplib
+import socket
 import ssl
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -33,9 +38,26 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+from email_validator import EmailNotValidError, validate_email
 
 TIMEOUT_SECONDS = 10.0
+# The whole of one send, however the receiver paces its answer: the transports' timeouts are per
+# read, so a receiver dripping a byte every few seconds (or an SMTP server sending one line of a
+# long reply at a time) held a send, and with it the sender loop's whole round and the **Test**
+# button, for ever; past the delivery lease (`notifications.LEASE`, 60 s) another process claimed
+# the row again and sent it a second time, and again each minute.
+DEADLINE_SECONDS = 30.0
 SMTP_SECURITY = ("none", "starttls", "ssl")
+
+
+# smtplib blocks, so each email is sent on a thread: these, not the event loop's default pool,
+# which sign-ins share to check passwords (`services.auth`). A round of emails to a slow server
+# took every default thread (min(32, CPUs + 4)) and signing in waited for them, and an email
+# queued behind the others started late, perhaps after its claim on the delivery had ended
+# (`notifications.LEASE`). A sender round is `notifications.BATCH` (20) sends; the rest leaves
+# room for **Test** clicks. Threads start when first needed.
+SMTP_THREADS = 32
+_SMTP_THREADS = ThreadPoolExecutor(max_workers=SMTP_THREADS, thread_name_prefix="opscraft-smtp")
 
 
 class SendError(Exception):
@@ -126,15 +148,25 @@ async def _post_json(url: str, body: bytes, headers: dict[str, str], *, error_co
         raise SendError(f"{_where(url)}: not a valid http:// or https:// URL")
 
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client:
+        async with (
+            asyncio.timeout(DEADLINE_SECONDS),
+            httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client,
+        ):
             response = await client.post(
                 url, content=body, headers={"Content-Type": "application/json", **headers}
             )
+    except TimeoutError:
+        raise SendError(f"{_where(url)} did not answer within {DEADLINE_SECONDS:g} s") from None
     except httpx.HTTPError as exc:
         raise SendError(f"{_where(url)} unreachable: {type(exc).__name__}") from None
     if not 200 <= response.status_code < 300:
         code = response.text.strip() if error_code else ""
         said = f" ({code})" if _ERROR_CODE.fullmatch(code) else ""
+        if response.next_request is not None:  # a redirect (httpx resolved and checked its target)
+            # Never followed (the message, and its signature, would go where the receiver says);
+            # where to, without the path or query, which may hold a secret
+            target = _where(str(response.next_request.url))
+            said = f" (a redirect to {target}, not followed: save the URL it points to)"
         raise SendError(f"{_where(url)} answered HTTP {response.status_code}{said}")
 
 
@@ -167,15 +199,33 @@ async def send_slack(url: str, text: str) -> None:
 async def send_email(settings: EmailSettings, subject: str, text: str) -> None:
     """Send a plain-text email. Raises SendError."""
     message = EmailMessage()
-    message["From"] = settings.sender
-    message["To"] = ", ".join(settings.recipients)
+    message["From"] = _ascii_if_possible(settings.sender)
+    message["To"] = ", ".join(_ascii_if_possible(r) for r in settings.recipients)
     message["Subject"] = subject
     # RFC 5322 3.6: Date is required, Message-ID expected; smtplib adds neither, and receivers
     # such as Gmail refuse a message without a Message-ID (550 5.7.1).
     message["Date"] = format_datetime(datetime.now(UTC))
     message["Message-ID"] = make_msgid("opscraft", _id_domain(settings.sender))
-    message.set_content(text)
-    await asyncio.to_thread(_smtp_send, settings, message)
+    # Quoted-printable when the text is not ASCII: the email package chose raw 8bit for short
+    # lines, sent without BODY=8BITMIME to servers that may not offer it (RFC 6152 forbids both;
+    # a relay limited to 7 bits mangles it), and base64 for long ones, which spam filters score
+    # as disguised text (SpamAssassin's MIME_BASE64_TEXT).
+    message.set_content(text, cte=None if text.isascii() else "quoted-printable")
+    await asyncio.get_running_loop().run_in_executor(_SMTP_THREADS, _smtp_send, settings, message)
+
+
+def _ascii_if_possible(address: str) -> str:
+    """`address` with its domain in its ASCII (IDNA 2008) form when its local part is ASCII:
+    `ops@bücher.example` is sent as `ops@xn--bcher-kva.example`, which every SMTP server takes.
+    As stored (Unicode, as people read it), smtplib asked the server for SMTPUTF8 (RFC 6531) and
+    a server without it refused every message to such an address. A non-ASCII local part
+    (`jürgen@...`) has no ASCII form: it still needs SMTPUTF8. Addresses were checked when the
+    channel was saved; one that no longer passes is sent as it is (the server says no)."""
+    try:
+        checked = validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        return address
+    return checked.ascii_email or address
 
 
 def _id_domain(sender: str) -> str:
@@ -188,16 +238,80 @@ def _id_domain(sender: str) -> str:
         return "opscraft.invalid"
 
 
+class _Deadline:
+    """Cuts an SMTP session's connection `seconds` after it starts (a timer thread shuts its
+    socket down, which wakes the blocked read with an error): smtplib's timeout is per read,
+    never for the whole session. `expired` says afterwards whether it did."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = threading.Event()
+        self._client: Any = None
+        self._timer = threading.Timer(seconds, self._cut)
+        self._timer.daemon = True
+
+    def watch(self, client: Any) -> None:
+        """Start counting, for `client` (before it connects: the greeting counts too)."""
+        self._client = client
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.cancel()
+
+    def _cut(self) -> None:
+        self.expired.set()
+        sock = self._client.sock if self._client is not None else None
+        if sock is not None:
+            # the plain socket's shutdown, also under TLS: it needs no TLS record, and wakes a
+            # read blocked in another thread
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Watched:
+    """An SMTP client under a `_Deadline` from its construction on (its connection and greeting
+    happen in the constructor)."""
+
+    def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
+        deadline.watch(self)  # mixed into smtplib.SMTP below
+        super().__init__(*args, **kwargs)
+
+
+class _SMTP(_Watched, smtplib.SMTP):
+    pass
+
+
+class _SMTPSSL(_Watched, smtplib.SMTP_SSL):
+    pass
+
+
 def _smtp_send(settings: EmailSettings, message: EmailMessage) -> None:
+    """Send `message` within `DEADLINE_SECONDS`. Raises SendError."""
+    deadline = _Deadline(DEADLINE_SECONDS)
+    try:
+        _smtp_session(settings, message, deadline)
+    except PartlyDelivered:  # the message went through: said as it is, never sent again
+        raise
+    except SendError:
+        if deadline.expired.is_set():
+            raise SendError(
+                f"SMTP {settings.host}:{settings.port}: the server did not finish within "
+                f"{DEADLINE_SECONDS:g} s"
+            ) from None
+        raise
+    finally:
+        deadline.stop()
+
+
+def _smtp_session(settings: EmailSettings, message: EmailMessage, deadline: _Deadline) -> None:
     where = f"SMTP {settings.host}:{settings.port}"
     context = ssl.create_default_context()
     try:
         if settings.security == "ssl":
-            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-                settings.host, settings.port, timeout=TIMEOUT_SECONDS, context=context
+            smtp: smtplib.SMTP = _SMTPSSL(
+                settings.host, settings.port, timeout=TIMEOUT_SECONDS, context=context, deadline=deadline
             )
         else:
-            smtp = smtplib.SMTP(settings.host, settings.port, timeout=TIMEOUT_SECONDS)
+            smtp = _SMTP(settings.host, settings.port, timeout=TIMEOUT_SECONDS, deadline=deadline)
         with smtp:
             if settings.security == "starttls":
                 smtp.starttls(context=context)

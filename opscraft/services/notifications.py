@@ -81,7 +81,7 @@ MAX_ATTEMPTS = 8
 FIRST_RETRY_SECONDS = 5.0
 MAX_RETRY_SECONDS = 3600.0
 LEASE = timedelta(seconds=60)
-BATCH = 20
+BATCH = 20  # sends of one round, at once: within notification_senders.SMTP_THREADS
 EXCERPT_LINES = 20
 EXCERPT_CHARS = 2000
 
@@ -122,8 +122,21 @@ def _http_url(value: Any, field: str) -> str:
 def _email(value: Any, field: str) -> str:
     try:
         return validate_email(str(value), check_deliverability=False).normalized
-    except EmailNotValidError:
-        raise Invalid.at(field, "must be an email address") from None
+    except EmailNotValidError as exc:
+        raise Invalid.at(field, f"must be an email address: {exc}") from None
+
+
+def _recipients(values: list[Any]) -> list[str]:
+    """The recipient addresses, normalized, each once (a repeated one was given to the server twice).
+    `Invalid` (field `config.to`) naming the first that is no address, and why: "must be an
+    email address" left an admin guessing which of 20 was wrong."""
+    clean: dict[str, None] = {}
+    for value in values:
+        try:
+            clean[validate_email(str(value), check_deliverability=False).normalized] = None
+        except EmailNotValidError as exc:
+            raise Invalid.at("config.to", f"{str(value)[:100]!r} is not an email address: {exc}") from None
+    return list(clean)
 
 
 def _clean_email_config(config: dict[str, Any], has_secret: bool, problems: Problems) -> dict[str, Any]:
@@ -153,7 +166,7 @@ def _clean_email_config(config: dict[str, Any], has_secret: bool, problems: Prob
     with problems.check():
         clean["from"] = _email(config.get("from"), "config.from")
     with problems.check():
-        clean["to"] = [_email(r, "config.to") for r in recipients]
+        clean["to"] = _recipients(recipients)
     return clean
 
 

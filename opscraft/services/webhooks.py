@@ -10,7 +10,8 @@ Rules:
 - the JSON body's values reach parameters through `mapping` (parameter name -> RFC 6901 JSON
   pointer) over the fixed `parameters`; the result goes through the script's parameter
   resolver, so a bad value is a 422 naming the parameter;
-- each call counts against a per-webhook rate limit and is audited (`webhook.call`, accepted or
+- each call with the webhook's token counts against its rate limit (a call without it, against
+  its client address's), and is audited (`webhook.call`, accepted or
   refused with the reason), never with the payload.
 """
 
@@ -39,6 +40,7 @@ from opscraft.db.digits import ascii_int
 from opscraft.db.models import Execution, Script, Secret, User, WebhookSignature, WebhookTrigger
 from opscraft.db.models.executions import Trigger
 from opscraft.db.types import MAX_ID, utcnow
+from opscraft.security.http import json_shape
 from opscraft.security.tokens import hash_personal_token, same_secret
 from opscraft.security.vault import DecryptError
 from opscraft.services import audit, conflicts, names, parameters
@@ -326,28 +328,54 @@ async def _first_use(session: AsyncSession, hook_id: int, digest: str, seconds: 
         ) from None
 
 
+FORM = "application/x-www-form-urlencoded"
 # Twenty digits in a row: perhaps an integer past 64 bits, which orjson reads as a float.
 _LONG_DIGITS = re.compile(rb"[0-9]{20}")
 
 
-def _document(body: bytes) -> Any:
+def _document(body: bytes, content_type: str = "") -> Any:
     """The call's body as JSON (RFC 8259, checked by orjson: UTF-8, no NaN, no lone surrogate),
     every integer exact: orjson reads one past 64 bits as a float (10**30 became 1e+30, so a
     long ID mapped to a text parameter lost its digits and an integer parameter was told "not
     5.0"), so a body holding such a digit run is read again by the standard library's parser.
     A leading UTF-8 byte order mark is dropped, as RFC 8259 section 8.1 lets a parser do (Windows
     PowerShell 5's `Invoke-RestMethod` sends one; it was "must be JSON").
-    `Invalid` (field `body`) when it is not JSON."""
+    `Invalid` (field `body`) when it is not JSON; a form-encoded body (`content_type`, GitHub's
+    default for a new webhook: `payload=<JSON>`) is said to be one, with what to change."""
     body = body.removeprefix(codecs.BOM_UTF8)
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
+        if content_type.split(";", 1)[0].strip().lower() == FORM:
+            raise Invalid.at(
+                "body",
+                f"must be JSON, not a form ({FORM}): send the JSON itself as the body "
+                "(on GitHub, choose Content type application/json)",
+            ) from None
         raise Invalid.at("body", "must be JSON") from None
+    _check_shape(document)
     return json.loads(body) if _LONG_DIGITS.search(body) else document
 
 
-def _values(hook: WebhookTrigger, body: bytes) -> dict[str, Any]:
-    document: Any = _document(body) if body.strip() else {}
+def _check_shape(document: Any) -> None:
+    """`Invalid` (field `body`) past the limits of every JSON request body
+    (`OPSCRAFT_MAX_JSON_DEPTH`, `OPSCRAFT_MAX_JSON_KEYS`): the API's middleware checks them for
+    a body sent as JSON, and a call sent as `text/plain` (which webhooks take) passed unchecked.
+    A body 1,000 levels deep holding a long integer then reached the standard library's
+    recursive parser: a RecursionError, a 500."""
+    settings = runtime.current().settings
+    depth, keys = json_shape(document)
+    if depth > settings.max_json_depth:
+        raise Invalid.at(
+            "body", f"nested too deeply: at most {settings.max_json_depth} levels (OPSCRAFT_MAX_JSON_DEPTH)"
+        )
+    if keys > settings.max_json_keys:
+        raise Invalid.at("body", f"too many keys: at most {settings.max_json_keys} (OPSCRAFT_MAX_JSON_KEYS)")
+
+
+def _values(hook: WebhookTrigger, call: Call) -> dict[str, Any]:
+    body = call.body
+    document: Any = _document(body, call.headers.get("content-type", "")) if body.strip() else {}
     values = dict(hook.parameters)
     for name, pointer in hook.mapping.items():
         found = resolve_pointer(document, pointer)
@@ -397,28 +425,37 @@ async def _signing_key(session: AsyncSession, hook: WebhookTrigger, call: Call) 
 async def receive(session: AsyncSession, call: Call) -> Execution:
     """Start the webhook's script for an inbound call; returns the queued execution.
 
-    Raises 429 (rate limit), 404 (unknown webhook or wrong token: indistinguishable), 401 (bad
+    Raises 429 (past `OPSCRAFT_RATE_LIMIT_API` calls a minute: per webhook for calls with its
+    token, per client address for the others), 404 (unknown webhook or wrong token:
+    indistinguishable), 401 (bad
     or missing signature), 403 (the owner may not run it now), 422 (body or parameters), 409
     (script not active, no runner). Every outcome is audited.
     """
     rt = runtime.current()
     hook = await session.get(WebhookTrigger, call.webhook_id)
     script_id = hook.script_id if hook else None
+    limit = rt.settings.rate_limit_api_per_minute
     try:
-        retry = await rt.limiter.hit(f"hook:{call.webhook_id}", rt.settings.rate_limit_api_per_minute)
-        if retry:
-            raise RateLimited("rate limit exceeded for this webhook: slow down", retry_after=retry)
         if (
             hook is None
             or not same_secret(hook.token_hash, hash_personal_token(call.token))
             or not hook.enabled
         ):
+            # Counted against the caller's address, not the webhook: calls without its token
+            # used up its limit, so anyone who knew an id (they are sequential) kept it at 429
+            # for its real caller.
+            retry = await rt.limiter.hit(f"hook:ip:{call.client_ip or 'unknown'}", limit)
+            if retry:
+                raise RateLimited("too many calls to unknown webhooks from this address", retry_after=retry)
             raise NotFound("no such webhook (or it is disabled)")
+        retry = await rt.limiter.hit(f"hook:{hook.id}", limit)
+        if retry:
+            raise RateLimited("rate limit exceeded for this webhook: slow down", retry_after=retry)
         if hook.secret_id is not None:
             signature, seconds = _signed_at(call)
             key = await _signing_key(session, hook, call)
             await _first_use(session, hook.id, _check_signature(key, call, signature), seconds)
-        values = _values(hook, call.body)
+        values = _values(hook, call)
         try:
             execution = await start_for(
                 session, hook.owner_id, f"webhook:{hook.id}", Trigger.webhook, hook.script_id, values

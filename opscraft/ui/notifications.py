@@ -7,8 +7,8 @@ from typing import Any
 from nicegui import ui
 
 from opscraft.db.digits import ascii_int
-from opscraft.db.models import NotificationChannel
-from opscraft.db.models.automation import ChannelKind
+from opscraft.db.models import NotificationChannel, NotificationDelivery
+from opscraft.db.models.automation import ChannelKind, DeliveryStatus
 from opscraft.services import chains, notifications
 from opscraft.services.actor import Actor
 from opscraft.services.notifications import DeliveryQuery, RuleIn
@@ -36,7 +36,16 @@ DELIVERY_COLUMNS = [
     {"name": "status", "label": "Status", "field": "status"},
     {"name": "attempts", "label": "Attempts", "field": "attempts", **NARROW_HIDDEN},
     {"name": "error", "label": "Last error", "field": "error"},
+    {"name": "retry", "label": "Next attempt", "field": "retry", **NARROW_HIDDEN},
 ]
+
+
+def _retry(delivery: NotificationDelivery) -> str:
+    """`attempt 2 of 8, 2026-01-31 14:05 UTC` for a delivery waiting to be tried again, else ``."""
+    if delivery.status != DeliveryStatus.pending or not delivery.attempts:
+        return ""
+    when = format_time(delivery.next_attempt_at)
+    return f"attempt {delivery.attempts + 1} of {notifications.MAX_ATTEMPTS}, {when}"
 
 
 def _describe(channel: NotificationChannel) -> str:
@@ -113,6 +122,9 @@ async def notifications_page(actor: Actor) -> None:
                     "status": d.status,
                     "attempts": d.attempts,
                     "error": d.last_error or "",
+                    # a failed attempt left for a retry: when, and which of how many (a "pending"
+                    # row with an error said neither whether nor when it would be sent again)
+                    "retry": _retry(d),
                 }
                 for d in rows
             ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
+import socket
 import ssl
 import threading
 import time
@@ -37,13 +38,14 @@ class Received:
 @dataclass
 class HttpReceiver:
     """Records every POST; `statuses` (popped per request, then 200), `answer` (the body of
-    every answer) and `delay` shape answers."""
+    every answer), `headers` (of every answer) and `delay` shape answers."""
 
     url: str
     requests: list[Received] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     delay: float = 0.0
     answer: bytes = b"ok"
+    headers: dict[str, str] = field(default_factory=dict)
 
     async def wait_for(self, count: int, timeout: float = 30) -> list[Received]:
         """Wait (without blocking the event loop, where the sender runs) for `count` requests."""
@@ -69,6 +71,8 @@ def http_receiver() -> Iterator[HttpReceiver]:
             )
             status = receiver.statuses.pop(0) if receiver.statuses else 200
             self.send_response(status)
+            for name, value in receiver.headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(receiver.answer)))
             self.end_headers()
             self.wfile.write(receiver.answer)
@@ -198,3 +202,61 @@ def smtp_receiver(
         yield receiver
     finally:
         controller.stop()
+
+
+@dataclass
+class DripServer:
+    """Where a `drip_server` listens, and how many connections it took."""
+
+    host: str
+    port: int
+    connections: int = 0
+
+
+@contextmanager
+def drip_server(
+    first: bytes, then: bytes, *, interval: float = 0.5, cert: tuple[Path, Path] | None = None
+) -> Iterator[DripServer]:
+    """A receiver too slow for any total time but quick enough for every read's timeout: each
+    connection gets `first`, then `then` every `interval` seconds until the client hangs up (an
+    HTTP status line then header after header; an SMTP greeting of endless `220-` lines). The
+    request is never read. With `cert`, each connection is implicit TLS first."""
+    context = None
+    if cert is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(cert[0]), str(cert[1]))
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    server = DripServer("127.0.0.1", listener.getsockname()[1])
+    stop = threading.Event()
+
+    def serve(conn: socket.socket) -> None:
+        try:
+            if context is not None:
+                conn = context.wrap_socket(conn, server_side=True)
+            conn.sendall(first)
+            while not stop.wait(interval):
+                conn.sendall(then)
+        except OSError:  # the client hung up
+            pass
+        finally:
+            conn.close()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(None)
+            server.connections += 1
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()

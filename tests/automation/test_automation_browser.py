@@ -4,6 +4,7 @@ the UI fires; personal tokens are created (shown once) and revoked."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -352,6 +353,33 @@ def test_a_failing_run_sends_slack_and_email(page: Any, env: Env) -> None:
         # each row names its channel (the log had no channel column: two rows, which is which?)
         for name in ("team-slack", "oncall-mail"):
             assert table.get_by_role("row").filter(has_text=name).count() == 1, table.inner_text()
+
+
+def test_a_failed_delivery_says_when_it_is_tried_again(page: Any, env: Env) -> None:
+    """The delivery log showed a failed attempt as `pending` with its error, and neither whether
+    nor when it would be sent again."""
+    from tests.automation.receivers import http_receiver
+
+    with http_receiver() as hook:
+        hook.statuses = [503] * 20
+        body = {"name": "breaks-often", "script_type": "python", "status": "active", "content": "1/0\n"}
+        script_id = env.api("POST", "/api/v1/scripts", json=body).json()["id"]
+        channel = {"name": "flaky-hook", "kind": "webhook", "config": {"url": hook.url}}
+        r = env.api("POST", "/api/v1/notifications/channels", json=channel)
+        assert r.status_code == 201, r.text
+        rule = {"channel_id": r.json()["id"], "script_id": script_id, "events": ["failure"]}
+        assert env.api("POST", "/api/v1/notifications/rules", json=rule).status_code == 201
+        r = env.api("POST", "/api/v1/executions", json={"script_id": script_id})
+        assert r.status_code == 202, r.text
+        wait_until(lambda: hook.requests, "no delivery attempt")
+
+        log_in(page, env.server, "admin")
+        page.goto(f"{env.server.url}/notifications")
+        row = page.get_by_test_id("deliveries").get_by_role("row").filter(has_text="flaky-hook")
+        row.filter(has_text="answered HTTP 503").wait_for()
+        # the next attempt (the second, or a later one on a slow machine: 5 s, 10 s... apart)
+        shown = row.inner_text()
+        assert re.search(r"attempt [2-8] of 8, \d{4}-\d\d-\d\d \d\d:\d\d UTC", shown), shown
 
 
 def test_configure_a_then_run_link_and_follow_the_chain(page: Any, env: Env) -> None:

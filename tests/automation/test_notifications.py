@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import os
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -19,9 +21,9 @@ from opscraft import runtime
 from opscraft.db.models import Execution, ExecutionLog, NotificationDelivery
 from opscraft.db.models.automation import DeliveryStatus
 from opscraft.db.types import utcnow
-from opscraft.services import notifications
-from tests.automation.receivers import http_receiver, self_signed, smtp_receiver
-from tests.conftest import LoggedIn
+from opscraft.services import notification_senders, notifications
+from tests.automation.receivers import drip_server, http_receiver, self_signed, smtp_receiver
+from tests.conftest import PASSWORD, LoggedIn
 
 
 async def secret(client: httpx.AsyncClient, admin: LoggedIn, name: str, value: str) -> int:
@@ -131,6 +133,23 @@ async def test_channel_validation(client: httpx.AsyncClient, admin: LoggedIn, op
     fields = [e["field"] for e in r.json()["errors"]]
     expected = ["name", "config.host", "config.security", "config.to", "secret_id", "config.from"]
     assert fields == expected, r.text
+    # Which recipient is wrong, and why; a repeated one is kept once.
+    config = {"host": "h", "from": "a@b.io", "to": ["c@d.io", "ops@example.com", "bob@", "x"]}
+    r = await client.post(url, json={"name": "e", "kind": "email", "config": config}, headers=admin.headers)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [
+        {
+            "field": "config.to",
+            "message": "'bob@' is not an email address: There must be something after the @-sign.",
+        }
+    ], r.text
+    # No header can be smuggled in through an address
+    bcc = {**config, "from": "a@b.io\r\nBcc: spy@evil.example", "to": ["c@d.io\nBcc: spy@evil.example"]}
+    r = await client.post(url, json={"name": "e", "kind": "email", "config": bcc}, headers=admin.headers)
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["config.from", "config.to"]
+    config["to"] = "c@d.io, ops@example.com, c@d.io"
+    r = await client.post(url, json={"name": "e", "kind": "email", "config": config}, headers=admin.headers)
+    assert r.status_code == 201 and r.json()["config"]["to"] == ["c@d.io", "ops@example.com"], r.text
     ok = {"name": "hook", "kind": "webhook", "config": {"url": "http://127.0.0.1:9/x"}}
     assert (await client.post(url, json=ok, headers=operator.headers)).status_code == 403
     assert (await client.post(url, json=ok, headers=admin.headers)).status_code == 201
@@ -341,6 +360,31 @@ async def test_slacks_error_code_is_named_and_nothing_else_a_receiver_says(
     assert "echoed" not in detail and "/services/" not in detail
 
 
+@pytest.mark.parametrize(
+    ("location", "said"),
+    [
+        ("https://hooks.example/x/SECRET?token=SECRET", "a redirect to https://hooks.example, not followed"),
+        ("/moved/SECRET", "a redirect to http://127.0.0.1:{port}, not followed"),
+    ],
+)
+async def test_a_redirect_is_not_followed_and_says_where_to(
+    client: httpx.AsyncClient, admin: LoggedIn, location: str, said: str
+) -> None:
+    """A receiver that moved (`http://` to `https://`, a new path) was "answered HTTP 301" and no
+    more: now where it points, without the path or query that may hold a secret. It is never
+    followed: the message, and its signature, would go wherever the receiver says."""
+    with http_receiver() as receiver:
+        receiver.statuses, receiver.headers = [301], {"Location": location}
+        c = await channel(client, admin, name="c", kind="webhook", config={"url": f"{receiver.url}/hook"})
+        r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+        port = receiver.url.rsplit(":", 1)[1]
+        assert len(receiver.requests) == 1, "not followed"
+    assert r.status_code == 409, r.text
+    detail = r.json()["detail"]
+    assert "answered HTTP 301 (" + said.format(port=port) in detail, detail
+    assert "SECRET" not in detail
+
+
 async def test_recovery_and_success_events(
     client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
 ) -> None:
@@ -465,7 +509,7 @@ async def test_an_email_carries_the_date_and_message_id_rfc_5322_asks_for(
 ) -> None:
     """smtplib adds neither header: the email had no Date (required by RFC 5322 3.6.1) and no
     Message-ID, which Gmail refuses (550 5.7.1) and spam filters score against."""
-    with smtp_receiver(smtputf8=True) as smtp:  # a non-ASCII sender address needs SMTPUTF8
+    with smtp_receiver() as smtp:  # the sender's domain is sent in its ASCII form
         config = {"host": "127.0.0.1", "port": smtp.port, "security": "none"}
         c = await channel(
             client,
@@ -566,6 +610,134 @@ async def test_a_non_ascii_address_needs_a_server_offering_smtputf8(
             assert r.status_code == 409, r.text
             assert "does not offer" in r.json()["detail"] and "SMTPUTF8" in r.json()["detail"]
             assert smtp.messages == []
+
+
+async def test_an_address_with_a_non_ascii_domain_goes_to_any_server(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """Stored as people read it (`ops@bücher.example`), such an address made smtplib ask for
+    SMTPUTF8, and a server without it (most) refused every message; its domain has an ASCII
+    (IDNA) form, which every server takes."""
+    with smtp_receiver(smtputf8=False) as smtp:
+        config = {"host": "127.0.0.1", "port": smtp.port, "security": "none"}
+        config |= {"from": "alerts@bücher.example", "to": ["ops@bücher.example", "b@example.com"]}
+        c = await channel(client, admin, name="mail", kind="email", config=config)
+        assert c["config"]["to"][0] == "ops@bücher.example", "shown as saved"
+        r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+        assert r.status_code == 204, r.text
+        message = (await smtp.wait_for(1))[0]
+        envelope = smtp.envelopes[0]
+        assert envelope.mail_from == "alerts@xn--bcher-kva.example"
+        assert envelope.rcpt_tos == ["ops@xn--bcher-kva.example", "b@example.com"]
+        assert message["To"] == "ops@xn--bcher-kva.example, b@example.com"
+        assert message["Message-ID"].endswith("@xn--bcher-kva.example>")
+
+
+async def test_non_ascii_text_reaches_a_seven_bit_server_intact(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """Non-ASCII text arrives as written, in a message of 7-bit bytes only: a message of short
+    lines (the test message of a channel named `Équipe`) went out as raw 8-bit UTF-8 without
+    BODY=8BITMIME (RFC 6152 forbids it), which a 7-bit relay mangles; a longer one as base64,
+    which spam filters score as text disguised (SpamAssassin's MIME_BASE64_TEXT)."""
+    output = "Déploiement échoué ✗\n\u041e\u0448\u0438\u0431\u043a\u0430: 失败\n"  # Cyrillic
+    with smtp_receiver() as smtp:
+        config = {"host": "127.0.0.1", "port": smtp.port, "security": "none"}
+        config |= {"from": "ops@example.com", "to": "oncall@example.com"}
+        c = await channel(client, admin, name="Équipe", kind="email", config=config)
+        r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+        assert r.status_code == 204, r.text
+        await rule(client, admin, c["id"], ["failure"])
+        run_id = await finished_run(await script(client, admin), "failed", output)
+        async with runtime.current().db.session() as session:
+            await notifications.enqueue_for_execution(session, run_id)
+        await deliver_all()
+        test, failure = await smtp.wait_for(2)
+    assert [e.content.isascii() for e in smtp.envelopes] == [True, True]
+    assert test["Content-Transfer-Encoding"] == failure["Content-Transfer-Encoding"] == "quoted-printable"
+    assert "for channel 'Équipe'" in test.get_content()
+    assert failure["Subject"] == f"[OpsCraft] deploy failed (run #{run_id})"
+    assert output in failure.get_content().replace("\r\n", "\n")
+
+
+# What a receiver too slow to ever finish sends first, then again and again.
+DRIP = {
+    "webhook": (b"HTTP/1.1 200 OK\r\n", b"X-Still: working\r\n"),
+    "email": (b"220-mail.example ESMTP\r\n", b"220-still here\r\n"),
+}
+
+
+@pytest.mark.parametrize(("kind", "security"), [("webhook", None), ("email", "none"), ("email", "ssl")])
+async def test_a_receiver_that_never_finishes_is_cut_at_the_deadline(
+    client: httpx.AsyncClient,
+    admin: LoggedIn,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    no_automation_loops: None,
+    kind: str,
+    security: str | None,
+) -> None:
+    """Every read came within the 10 s timeout, so a receiver answering a line at a time held a
+    send for ever: **Test** never answered, the sender loop's round (every other channel's
+    messages) waited on it, and past the 60 s lease another process sent the message again, each
+    minute. The whole send now has a deadline; the delivery is retried later like any failure."""
+    monkeypatch.setattr(notification_senders, "DEADLINE_SECONDS", 2.0)
+    cert = self_signed(tmp_path) if security == "ssl" else None
+    if cert is not None:
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))
+    with drip_server(*DRIP[kind], cert=cert) as slow:
+        if kind == "webhook":
+            config: dict[str, Any] = {"url": f"http://127.0.0.1:{slow.port}/hook"}
+        else:
+            config = {"host": "127.0.0.1", "port": slow.port, "security": security}
+            config |= {"from": "ops@example.com", "to": "oncall@example.com"}
+        c = await channel(client, admin, name="slow", kind=kind, config=config)
+        started = time.monotonic()
+        r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+        assert r.status_code == 409 and "within 2 s" in r.json()["detail"], r.text
+        assert time.monotonic() - started < 6
+        await rule(client, admin, c["id"], ["failure"])
+        run_id = await finished_run(await script(client, admin), "failed")
+        async with runtime.current().db.session() as session:
+            await notifications.enqueue_for_execution(session, run_id)
+        started = time.monotonic()
+        await deliver_all()
+        assert time.monotonic() - started < 6, "the round ends"
+        async with runtime.current().db.session() as session:
+            row = (await session.exec(select(NotificationDelivery))).one()
+        assert row.status == DeliveryStatus.pending and row.attempts == 1, row
+        assert "within 2 s" in (row.last_error or ""), row
+        assert slow.connections == 2, "the test message and one attempt: nothing sent twice"
+
+
+async def test_slow_mail_servers_do_not_hold_up_sign_ins(
+    client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch, no_automation_loops: None
+) -> None:
+    """Emails were sent on the event loop's default thread pool (min(32, CPUs + 4) threads),
+    which sign-ins share to check passwords: a round of emails to a slow server took every
+    thread, and signing in waited for them (up to the send deadline). And a send queued behind
+    the others started late, perhaps past its claim."""
+    monkeypatch.setattr(notification_senders, "DEADLINE_SECONDS", 6.0)
+    threads = min(32, (os.cpu_count() or 1) + 4)  # ThreadPoolExecutor's default
+    with drip_server(*DRIP["email"]) as slow:
+        config = {"host": "127.0.0.1", "port": slow.port, "security": "none"}
+        config |= {"from": "ops@example.com", "to": "oncall@example.com"}
+        c = await channel(client, admin, name="slow", kind="email", config=config)
+        await rule(client, admin, c["id"], ["failure"])
+        sid = await script(client, admin)
+        async with runtime.current().db.session() as session:
+            for _ in range(threads + 2):
+                await notifications.enqueue_for_execution(session, await finished_run(sid, "failed"))
+        sending = asyncio.create_task(notifications.deliver_due(runtime.current().db))
+        while slow.connections < threads:
+            await asyncio.sleep(0.05)
+        started = time.monotonic()
+        login = {"username": admin.username, "password": PASSWORD}
+        r = await client.post("/api/v1/auth/login", json=login)
+        assert r.status_code == 200, r.text
+        assert time.monotonic() - started < 3, "signing in waited for the emails"
+        assert await sending == threads + 2
+        assert slow.connections == threads + 2, "each sent once, all at once"
 
 
 async def test_untrusted_certificate_is_refused(

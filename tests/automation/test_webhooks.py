@@ -15,7 +15,7 @@ import pytest
 from sqlmodel import col, select
 
 from opscraft import runtime
-from opscraft.db.models import AuditEvent, Execution, WebhookTrigger
+from opscraft.db.models import AuditEvent, Execution, WebhookSignature, WebhookTrigger
 from opscraft.services.webhooks import _MISSING, check_pointer, resolve_pointer
 from tests.conftest import LoggedIn
 
@@ -307,3 +307,92 @@ async def test_rate_limit_and_owner_checks(
     assert (await client.post(other["url_path"], json={"ref": "a"})).status_code == 202
     r = await client.post(other["url_path"], json={"ref": "b"})
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+
+
+async def test_calls_without_the_token_cannot_use_up_a_webhooks_limit(
+    client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every call counted against the webhook named in its URL, token or not: anyone who knew an
+    id (they are sequential) kept a webhook at 429 for its real caller. Calls without the token
+    count against their own address now, the same whether the webhook exists or not."""
+    _, hook = await setup_hook(client, admin)
+    monkeypatch.setattr(runtime.current().settings, "rate_limit_api_per_minute", 2)
+    wrong = f"/api/v1/hooks/{hook['id']}/och_wrong"
+    answers = [(await client.post(wrong, json={"ref": "x"})).status_code for _ in range(4)]
+    assert answers == [404, 404, 429, 429]
+    r = await client.post("/api/v1/hooks/999999/och_wrong", json={"ref": "x"})
+    assert r.status_code == 429 and "unknown webhooks" in r.json()["detail"], "no id is told apart"
+    for ref in ("a", "b"):  # the webhook's own calls: its limit is untouched
+        r = await client.post(hook["url_path"], json={"ref": ref})
+        assert r.status_code == 202, r.text
+    r = await client.post(hook["url_path"], json={"ref": "c"})
+    assert r.status_code == 429 and "this webhook" in r.json()["detail"]
+
+
+async def test_a_body_sent_as_text_meets_the_json_limits(
+    client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A webhook takes a body of any content type, but the API's depth and key limits were only
+    checked for one sent as JSON: as `text/plain`, a body 990 levels deep holding a long integer
+    reached the standard library's recursive parser and was a 500."""
+    _, hook = await setup_hook(client, admin)
+    text = {"Content-Type": "text/plain"}
+    deep = b"[" * 990 + b"1" * 20 + b"]" * 990
+    r = await client.post(hook["url_path"], content=deep, headers=text)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [
+        {"field": "body", "message": "nested too deeply: at most 20 levels (OPSCRAFT_MAX_JSON_DEPTH)"}
+    ]
+    at_limit = b'{"ref": "main", "x": ' + b"[" * 18 + b"]" * 18 + b"}"
+    r = await client.post(hook["url_path"], content=at_limit, headers=text)
+    assert r.status_code == 202, r.text
+    monkeypatch.setattr(runtime.current().settings, "max_json_keys", 3)
+    r = await client.post(hook["url_path"], content=b'{"ref": "a", "b": 1, "c": 2, "d": 3}', headers=text)
+    assert r.status_code == 422 and "too many keys: at most 3" in r.text, r.text
+    (*_, refused) = await audit_calls()
+    assert refused.details["accepted"] is False and "too many keys" in refused.details["reason"]
+
+
+async def test_a_form_encoded_call_is_told_to_send_json(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """GitHub's new webhooks post `payload=<JSON>` as a form by default; the answer said "must be
+    JSON" and no more, though the caller may have sent JSON (inside a form)."""
+    _, hook = await setup_hook(client, admin)
+    r = await client.post(hook["url_path"], data={"payload": '{"ref": "main"}'})
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [
+        {
+            "field": "body",
+            "message": "must be JSON, not a form (application/x-www-form-urlencoded): send the JSON "
+            "itself as the body (on GitHub, choose Content type application/json)",
+        }
+    ]
+    r = await client.post(hook["url_path"], content=b"ref=main", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 422 and r.json()["errors"] == [{"field": "body", "message": "must be JSON"}]
+
+
+async def test_a_paused_or_deleted_webhook_answers_404(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """Paused: 404 until resumed. Deleted after signed calls (their signatures are kept for the
+    replay check): the delete goes through, and its URL answers 404."""
+    r = await client.post("/api/v1/secrets", json={"name": "HOOK_KEY", "value": "k3y"}, headers=admin.headers)
+    script_id, hook = await setup_hook(client, admin, secret_id=r.json()["id"])
+    one = f"/api/v1/scripts/{script_id}/webhooks/{hook['id']}"
+    body = orjson.dumps({"ref": "main"})
+    now = int(time.time())
+    assert (
+        await client.post(hook["url_path"], content=body, headers=signed("k3y", body, now))
+    ).status_code == 202
+    assert (await client.put(one, json={"enabled": False}, headers=admin.headers)).status_code == 200
+    r = await client.post(hook["url_path"], content=body, headers=signed("k3y", body, now + 1))
+    assert r.status_code == 404 and r.json()["detail"] == "no such webhook (or it is disabled)", r.text
+    assert (await client.put(one, json={"enabled": True}, headers=admin.headers)).status_code == 200
+    assert (
+        await client.post(hook["url_path"], content=body, headers=signed("k3y", body, now + 2))
+    ).status_code == 202
+    assert (await client.delete(one, headers=admin.headers)).status_code == 204
+    r = await client.post(hook["url_path"], content=body, headers=signed("k3y", body, now + 3))
+    assert r.status_code == 404 and r.json()["detail"] == "no such webhook (or it is disabled)", r.text
+    async with runtime.current().db.session() as session:
+        runs = (await session.exec(select(Execution).where(col(Execution.script_id) == script_id))).all()
+        assert len(runs) == 2
+        kept = select(WebhookSignature).where(col(WebhookSignature.webhook_id) == hook["id"])
+        assert (await session.exec(kept)).all() == [], "its signatures went with it"
