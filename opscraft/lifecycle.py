@@ -10,6 +10,8 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
+from sqlalchemy import text
+
 from opscraft import runtime
 from opscraft.config import Settings
 from opscraft.db.migrate import upgrade
@@ -103,8 +105,10 @@ async def start(
 
 
 def _lost_worker_check(rt: runtime.Runtime) -> Callable[[], Awaitable[None]]:
-    """For a process without a worker of its own: end lost workers' runs every heartbeat period."""
+    """For a process without a worker of its own: end lost workers' runs every heartbeat period,
+    once the database has answered for long enough (`store.LossWatch`)."""
     last = 0.0
+    watch = store.LossWatch(rt.settings.worker_lost_seconds)
 
     async def check() -> None:
         nonlocal last
@@ -112,8 +116,18 @@ def _lost_worker_check(rt: runtime.Runtime) -> Callable[[], Awaitable[None]]:
             return
         last = time.monotonic()
         stale_before = utcnow() - timedelta(seconds=rt.settings.worker_lost_seconds)
-        async with rt.db.engine.begin() as conn:
-            _, ended = await conn.run_sync(store.end_lost, "", stale_before)
+        judge = watch.may_judge()
+        try:
+            async with rt.db.engine.begin() as conn:
+                if not judge:
+                    await conn.execute(text("SELECT 1"))
+                    ended: list[int] = []
+                else:
+                    _, ended = await conn.run_sync(store.end_lost, "", stale_before)
+        except Exception as exc:
+            watch.failed(exc)
+            raise
+        watch.answered()
         if ended:
             log.warning("ended %d run(s) of lost workers: %s", len(ended), ended)
 

@@ -9,6 +9,7 @@ driver (no event loop, no thread hop); on PostgreSQL, on the worker loop through
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -29,6 +30,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 
 from opscraft.config import DEFAULT_WARM_POOL_SIZE, ConfigError, Settings
@@ -51,6 +53,7 @@ from opscraft.db.models.inventories import content_sha256
 from opscraft.db.models.scripts import ScriptType
 from opscraft.db.models.workers import FINISHED_DETAIL_KEYS, finished_event
 from opscraft.db.types import utcnow
+from opscraft.db.unreachable import is_unreachable
 from opscraft.execution import terraform_backend, terraform_plan
 from opscraft.execution.events import LogEvent, StatusEvent
 from opscraft.execution.loop import WorkerLoop
@@ -203,7 +206,12 @@ _RECORD_INVENTORY = (
 )
 _LOCAL_ALLOWED = select(SETTINGS.c.value).where(SETTINGS.c.key == "local_runner_enabled")
 _WARM_POOL_SIZE = select(SETTINGS.c.value).where(SETTINGS.c.key == "warm_pool_size")
-_INSERT_LOGS = insert(LOGS)
+# A batch written again after the database dropped the connection may have been committed
+# before the drop: its chunks already stored are skipped (the unique (execution_id, seq) index).
+_INSERT_LOGS = {
+    "postgresql": postgresql.insert(LOGS).on_conflict_do_nothing(index_elements=["execution_id", "seq"]),
+    "sqlite": sqlite.insert(LOGS).on_conflict_do_nothing(index_elements=["execution_id", "seq"]),
+}
 _OUTPUT_BYTES = update(EXECUTIONS).where(_E.id == bindparam("eid")).values(output_bytes=bindparam("size"))
 _FINISH = (
     update(EXECUTIONS)
@@ -336,10 +344,10 @@ def _over_limit(conn: Connection, script_id: int, max_concurrent: int) -> bool:
 
 
 def store_logs(conn: Connection, execution_id: int, events: list[LogEvent], output_bytes: int) -> None:
-    """Append a batch of output chunks and the running byte count."""
+    """Append a batch of output chunks (those already stored are skipped) and the running byte count."""
     now = utcnow()
     conn.execute(
-        _INSERT_LOGS,
+        _INSERT_LOGS[conn.dialect.name],
         [
             {
                 "execution_id": execution_id,
@@ -553,6 +561,41 @@ def live_workers(conn: Connection, since: datetime) -> list[str]:
     """Ids of the workers that heartbeated after `since` and did not stop."""
     query = select(_W.id).where(_W.stopped_at.is_(None), _W.heartbeat_at > since)
     return [str(i) for i in conn.execute(query).scalars()]
+
+
+class LossWatch:
+    """Whether this process has watched the database long enough to call `end_lost`.
+
+    A stale heartbeat proves a worker dead only if the database could have received a newer
+    one: after an outage (PostgreSQL restarting, a network cut) every worker's heartbeat is as
+    old as the outage, and the first process to reach the database again used to declare all
+    the others lost, ending their runs and killing their scripts. So a process judges only once
+    the database has answered it without a break for `lost_seconds`
+    (OPSCRAFT_WORKER_LOST_SECONDS, at least two heartbeats: every live worker has heartbeated
+    since), counted from its start and again from the end of each outage it saw. Its checks
+    touch the database at least every heartbeat period, so an outage it does not see is shorter
+    than one period, and delays heartbeats by less than `lost_seconds`.
+    """
+
+    def __init__(self, lost_seconds: float) -> None:
+        self._lost_seconds = lost_seconds
+        self._answering_since: float | None = time.monotonic()
+
+    def failed(self, exc: BaseException) -> None:
+        """A round of this process's database work raised `exc`: an unreachable database
+        (`db.unreachable.is_unreachable`) starts the count again once it answers."""
+        if is_unreachable(exc):
+            self._answering_since = None
+
+    def answered(self) -> None:
+        """A round of this process's database work succeeded."""
+        if self._answering_since is None:
+            self._answering_since = time.monotonic()
+
+    def may_judge(self) -> bool:
+        """Whether the database has answered for `lost_seconds` without a break."""
+        since = self._answering_since
+        return since is not None and time.monotonic() - since >= self._lost_seconds
 
 
 def end_lost(conn: Connection, worker_id: str, stale_before: datetime) -> tuple[list[str], list[int]]:

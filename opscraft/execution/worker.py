@@ -98,6 +98,7 @@ class Worker:
         )
         self._started_at = utcnow()
         self._swept: set[tuple[str, datetime]] = set()  # lost workers swept (`sweep_lost`)
+        self._watch = store.LossWatch(settings.worker_lost_seconds)
         self._stopping = threading.Event()
         self._housekeeping = threading.Thread(
             target=self._housekeep, name="opscraft-housekeeping", daemon=True
@@ -168,7 +169,8 @@ class Worker:
         return utcnow() - timedelta(seconds=self.settings.worker_lost_seconds)
 
     def _housekeep(self) -> None:
-        """Heartbeat, end lost workers' runs, apply cancels from the database, release stalled runs."""
+        """Heartbeat, end lost workers' runs (once the database has answered for long enough:
+        `store.LossWatch`), apply cancels from the database, release stalled runs."""
         heartbeat = stall = time.monotonic()
         tick = min(CANCEL_CHECK_SECONDS, STALL_CHECK_SECONDS, self.settings.worker_heartbeat_seconds)
         failures = RoundFailures(log, "worker housekeeping")
@@ -182,12 +184,17 @@ class Worker:
                     heartbeat = now
                     self.docker.pool.resize(self._pool_size())
                     self.store.run(store.heartbeat, self.worker_id, self.runners(), self.docker.pool.stats())
-                    self.end_lost()
+                    self._watch.answered()
+                    if self._watch.may_judge():
+                        self.end_lost()
+                    else:
+                        self.sweep_lost()
                     failures.succeeded()  # rounds without a heartbeat may not reach the database
                 if now - stall >= STALL_CHECK_SECONDS:
                     stall = now
                     self._release_stalled()
             except Exception as exc:
+                self._watch.failed(exc)
                 failures.failed(exc)
 
     def end_lost(self) -> list[int]:

@@ -351,12 +351,24 @@ def test_sigkilled_worker_loses_its_run_others_continue_and_restart_sweeps(clust
     cluster.wait_workers_alive(web, {victim, survivor})
 
 
-def test_postgres_restart_health_503_then_recovers(cluster: Cluster) -> None:
+def test_postgres_restart_mid_run_keeps_output_final_state_and_workers(cluster: Cluster) -> None:
+    """PostgreSQL down for longer than OPSCRAFT_WORKER_LOST_SECONDS while runs print on both
+    workers: health says 503 meanwhile; once it is back every run ends `success` with all of its
+    output, and no worker is declared lost. Before, the first output batch that failed ended the
+    runner (the rest of the output lost), the final state was given up after 3 s (the run stayed
+    `running` for good), and the first process to reach the database again declared the other
+    workers lost, ending their runs and killing their scripts."""
     web = _web(cluster)
     pg: PostgresCluster = cluster.pg  # type: ignore[attr-defined]
     assert web.url
-    import httpx
-
+    script = cluster.script(web, 'for i in $(seq 1 60); do echo "tick $i"; sleep 0.25; done\n')
+    ids: list[int] = []
+    while {cluster.execution(web, i)["worker_id"] for i in ids} != {WA, WB}:  # a run on each worker
+        assert len(ids) < 8, [cluster.execution(web, i) for i in ids]
+        ids.append(cluster.run(web, script))
+        cluster.wait_status(web, ids[-1], {"running"})
+    wait_for(lambda: "tick 2\n" in cluster.output(web, ids[-1]), 60, "the last run to print")
+    before = {name: len(cluster.procs[name].log()) for name in ("web", WA, WB)}
     pg.stop()
     try:
         down = wait_for(
@@ -365,10 +377,19 @@ def test_postgres_restart_health_503_then_recovers(cluster: Cluster) -> None:
             "health to say 503",
         )
         assert down.json()["database"] == "disconnected"
+        time.sleep(LOST + 2 * HEARTBEAT)  # every heartbeat is older than the limit when it is back
     finally:
         pg.start()
     cluster.wait_healthy(web, timeout=120)
+    for execution_id in ids:
+        row = cluster.wait_status(web, execution_id, FINAL, timeout=120)
+        assert row["status"] == "success", row
+        assert cluster.output(web, execution_id) == "".join(f"tick {i}\n" for i in range(1, 61))
+    rows = {w["id"]: w for w in cluster.api(web).get("/api/v1/workers").json()}
+    assert rows[WA]["state"] == rows[WB]["state"] == "alive"
     quick = cluster.script(web, "echo back\n")
     execution_id = cluster.run(web, quick)
     row = cluster.wait_status(web, execution_id, FINAL, timeout=120)
     assert row["status"] == "success" and cluster.output(web, execution_id) == "back\n"
+    logs = "".join(cluster.procs[name].log()[start:] for name, start in before.items())
+    assert "lost worker" not in logs and "Traceback" not in logs, logs
