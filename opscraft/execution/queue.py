@@ -201,6 +201,16 @@ class HueyQueue:
         self._handed.clear()
         self._huey.flush()
 
+    def emptied(self) -> bool:
+        """`ports.JobQueue.emptied`: on Redis, a marker key next to the queue's is set when it is
+        missing, and it is missing only when Redis lost its data (restarted without persistence,
+        flushed) or on the very first ask; `SET NX` answers True to one process only. A queue
+        file (SQLite) is never emptied behind our back: False."""
+        storage = self._huey.storage
+        if not isinstance(storage, RedisStorage):
+            return False
+        return bool(storage.conn.set(f"{storage.queue_key}.kept", "1", nx=True))
+
 
 def _task_body(handler: Callable[[int], None] | None) -> Callable[[int], None]:
     """The job's function. Huey names a task by its function's module and name, and a consumer

@@ -450,10 +450,15 @@ def recover(conn: Connection, worker_id: str) -> tuple[int, list[int]]:
     -> `error` (output kept). Returns that count and every queued id, oldest first."""
     mine = or_(_E.worker_id == worker_id, _E.worker_id.is_(None))
     interrupted = _end_runs(conn, mine, RESTART_MESSAGE)
-    queued = conn.execute(
-        select(_E.id).where(_E.status == ExecutionStatus.queued.value).order_by(_E.queued_at, _E.id)
-    ).scalars()
-    return len(interrupted), [int(i) for i in queued]
+    return len(interrupted), queued(conn)
+
+
+_ALL_QUEUED = select(_E.id).where(_E.status == _QUEUED).order_by(_E.queued_at, _E.id)
+
+
+def queued(conn: Connection) -> list[int]:
+    """Every `queued` run, oldest first: what the job queue must hold after it lost its jobs."""
+    return [int(i) for i in conn.execute(_ALL_QUEUED).scalars()]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ A worker has an identity (`identity_lock.worker_identity`), held by one process 
 containers and processes labelled with its id are removed, `queued` runs are enqueued again,
 in order), then starts the consumer threads. Its housekeeping thread
 heartbeats, ends the runs of workers that stopped heartbeating (`store.end_lost`), applies
-cancels requested through the database and re-enqueues stalled runs. `stop()` stops taking jobs,
+cancels requested through the database, enqueues every queued run again when the queue lost
+its jobs (`JobQueue.emptied`) and re-enqueues stalled runs. `stop()` stops taking jobs,
 gives running executions the grace period, then kills them; they end as `error` ("interrupted
 by server shutdown").
 
@@ -137,6 +138,7 @@ class Worker:
         try:
             if not others:  # nobody shares the queue: rebuild it from the database
                 self.queue.clear()
+            self.queue.emptied()  # marks the queue as holding what the database says is queued
             for execution_id in queued:
                 self.queue.enqueue(execution_id)
         except Exception as exc:  # Redis down: the stall check enqueues them once it is back
@@ -190,6 +192,7 @@ class Worker:
                     else:
                         self.sweep_lost()
                     failures.succeeded()  # rounds without a heartbeat may not reach the database
+                    self._refill_emptied_queue()
                 if now - stall >= STALL_CHECK_SECONDS:
                     stall = now
                     self._release_stalled()
@@ -229,6 +232,25 @@ class Worker:
             self._swept.add((worker_id, lost_at))
             if swept:
                 log.warning("removed %d container(s) or process(es) of lost worker %s", swept, worker_id)
+
+    def _refill_emptied_queue(self) -> None:
+        """After Redis lost the queue (restarted without persistence, flushed: `queue.emptied`),
+        enqueue every `queued` run again, oldest first, within a heartbeat; one worker does it.
+        Before, the stall check alone brought them back, one per script every 10 s (200 queued
+        runs of one script took over half an hour). A run enqueued twice is claimed once."""
+        try:
+            if not self.queue.emptied():
+                return
+        except Exception as exc:  # Redis unreachable: the consumer threads already say so
+            log.debug("worker %s: cannot ask whether the job queue lost its jobs (%s)", self.worker_id, exc)
+            return
+        queued = self.store.run(store.queued)
+        for execution_id in queued:
+            self.queue.enqueue(execution_id)
+        if queued:
+            log.warning(
+                "the job queue lost its jobs (Redis restarted?): enqueued %d queued run(s) again", len(queued)
+            )
 
     def _release_stalled(self) -> None:
         """A run held back by its script's concurrency limit is enqueued again when a run of that

@@ -304,6 +304,29 @@ def test_redis_restart_mid_run_loses_and_duplicates_nothing(cluster: Cluster) ->
         assert row["status"] == "success" and cluster.output(web, execution_id) == "after-restart\n"
 
 
+def test_redis_restart_with_runs_queued_runs_each_once_promptly(cluster: Cluster, tmp_path: Path) -> None:
+    """Redis (no persistence) restarts while many of 40 runs wait in its queue behind the 8 slots: the
+    queue's jobs are gone, and a worker enqueues every queued run again within a heartbeat
+    (`JobQueue.emptied`). Every run runs once, and they are done in seconds; before, the stall
+    check brought back one run per script every 10 s (here over 5 minutes)."""
+    web = _web(cluster)
+    redis: RedisServer = cluster.redis  # type: ignore[attr-defined]
+    marker = tmp_path / "ran"
+    script = cluster.script(web, f'echo "$$" >> {marker}\nsleep 5\necho done\n')
+    ids = [cluster.run(web, script) for _ in range(40)]
+    waiting = sum(cluster.execution(web, i)["status"] == "queued" for i in ids)
+    redis.stop()
+    redis.start()
+    restarted = time.monotonic()
+    assert waiting > 10, f"only {waiting} runs were queued at the restart: the test saw no loss"
+    for execution_id in ids:
+        row = cluster.wait_status(web, execution_id, FINAL, timeout=300)
+        assert row["status"] == "success" and cluster.output(web, execution_id) == "done\n", row
+    took = time.monotonic() - restarted
+    assert len(marker.read_text().split()) == 40  # each once
+    assert took < 60, f"the queued runs took {took:.0f} s after the restart"  # 25 s of work at most
+
+
 def _containers(worker_id: str) -> list[str]:
     out = subprocess.run(
         ["docker", "ps", "-aq", "--filter", f"label=opscraft.worker={worker_id}"],
