@@ -10,12 +10,10 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from sqlalchemy import text
-
 from opscraft import runtime
 from opscraft.config import Settings
+from opscraft.db import clock
 from opscraft.db.migrate import upgrade
-from opscraft.db.types import utcnow
 from opscraft.execution import store, transport
 from opscraft.execution.client import ExecutionClient, LiveWorkers
 from opscraft.execution.run_events import RunEventDispatcher
@@ -115,14 +113,13 @@ def _lost_worker_check(rt: runtime.Runtime) -> Callable[[], Awaitable[None]]:
         if time.monotonic() - last < rt.settings.worker_heartbeat_seconds:
             return
         last = time.monotonic()
-        stale_before = utcnow() - timedelta(seconds=rt.settings.worker_lost_seconds)
         judge = watch.may_judge()
         try:
             async with rt.db.engine.begin() as conn:
-                if not judge:
-                    await conn.execute(text("SELECT 1"))
-                    ended: list[int] = []
-                else:
+                await conn.run_sync(clock.measure)  # heartbeats are in the database's clock
+                ended: list[int] = []
+                if judge:
+                    stale_before = clock.now() - timedelta(seconds=rt.settings.worker_lost_seconds)
                     _, ended = await conn.run_sync(store.end_lost, "", stale_before)
         except Exception as exc:
             watch.failed(exc)

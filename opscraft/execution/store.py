@@ -34,6 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 
 from opscraft.config import DEFAULT_WARM_POOL_SIZE, ConfigError, Settings
+from opscraft.db import clock
 from opscraft.db.engine import create_sqlite_sync_engine
 from opscraft.db.models import (
     AppSetting,
@@ -52,7 +53,6 @@ from opscraft.db.models.executions import CANCELLED_BY, ExecutionStatus
 from opscraft.db.models.inventories import content_sha256
 from opscraft.db.models.scripts import ScriptType
 from opscraft.db.models.workers import FINISHED_DETAIL_KEYS, finished_event
-from opscraft.db.types import utcnow
 from opscraft.db.unreachable import is_unreachable
 from opscraft.execution import terraform_backend, terraform_plan
 from opscraft.execution.events import LogEvent, StatusEvent
@@ -255,7 +255,7 @@ def claim(
     None when the run is not (or no longer) queued, or is for another runner. Raises `HeldBack`
     (which rolls the claim back) when the script already runs its maximum number of times.
     """
-    now = utcnow()
+    now = clock.now()
     images = {f"image_{t.value}": settings.image_for(t.value) for t in ScriptType}
     values = {"eid": execution_id, "wid": worker_id, "now": now, **images}
     if runners is None:
@@ -345,7 +345,7 @@ def _over_limit(conn: Connection, script_id: int, max_concurrent: int) -> bool:
 
 def store_logs(conn: Connection, execution_id: int, events: list[LogEvent], output_bytes: int) -> None:
     """Append a batch of output chunks (those already stored are skipped) and the running byte count."""
-    now = utcnow()
+    now = clock.now()
     conn.execute(
         _INSERT_LOGS[conn.dialect.name],
         [
@@ -388,7 +388,7 @@ def finish(conn: Connection, execution_id: int, result: Finish) -> tuple[StatusE
             "error_message": result.error_message,
             "output_bytes": result.output_bytes,
             "output_truncated": result.output_truncated,
-            "now": utcnow(),
+            "now": clock.now(),
         },
     ).first()
     if row is None:
@@ -434,7 +434,7 @@ def _end_runs(conn: Connection, where: Any, message: str) -> list[RowMapping]:
         conn.execute(
             update(EXECUTIONS)
             .where(_E.status == _RUNNING, where)
-            .values(status=ExecutionStatus.error.value, error_message=message, finished_at=utcnow())
+            .values(status=ExecutionStatus.error.value, error_message=message, finished_at=clock.now())
             .returning(*_FINAL_COLUMNS)
         )
         .mappings()
@@ -500,7 +500,7 @@ def _check_id_free(conn: Connection, worker: WorkerInfo, live_since: datetime) -
     host, pid, heartbeat_at = holder
     if host == worker.host_name and (pid == worker.pid or _process_gone(pid)):
         return
-    seconds = max(0, round((utcnow() - heartbeat_at).total_seconds()))
+    seconds = max(0, round((clock.now() - heartbeat_at).total_seconds()))
     raise WorkerIdInUse(
         f"worker id {worker.worker_id!r} is in use by a live worker on {host} (pid {pid}, last "
         f"heartbeat {seconds} s ago): give this worker another --name (or OPSCRAFT_WORKER_ID), "
@@ -520,9 +520,10 @@ def register(
     in `heartbeat`. With `live_since` (a worker starting), `WorkerIdInUse` when another live
     process holds the id (`_check_id_free`): the start would otherwise end that worker's
     running runs as interrupted and remove its containers, taking them for its own leftovers."""
+    clock.measure(conn)
     if live_since is not None:
         _check_id_free(conn, worker, live_since)
-    now = utcnow()
+    now = clock.now()
     values = {
         "host_name": worker.host_name,
         "pid": worker.pid,
@@ -542,11 +543,13 @@ def register(
 def heartbeat(
     conn: Connection, worker_id: str, runners: list[str], warm_pool: dict[str, Any] | None = None
 ) -> None:
-    """This worker is alive, offers `runners` and has these warm containers (`WarmPool.stats()`)."""
+    """This worker is alive, offers `runners` and has these warm containers (`WarmPool.stats()`).
+    Written in the database's clock, measured again here (`db.clock`)."""
+    clock.measure(conn)
     conn.execute(
         update(WORKERS)
         .where(_W.id == worker_id)
-        .values(heartbeat_at=utcnow(), runners=runners, stopped_at=None, lost=False, warm_pool=warm_pool)
+        .values(heartbeat_at=clock.now(), runners=runners, stopped_at=None, lost=False, warm_pool=warm_pool)
     )
 
 
@@ -559,7 +562,7 @@ def warm_pool_size(conn: Connection) -> int:
 
 def deregister(conn: Connection, worker_id: str) -> None:
     """This worker stopped cleanly: it offers nothing any more."""
-    conn.execute(update(WORKERS).where(_W.id == worker_id).values(stopped_at=utcnow(), runners=[]))
+    conn.execute(update(WORKERS).where(_W.id == worker_id).values(stopped_at=clock.now(), runners=[]))
 
 
 def live_workers(conn: Connection, since: datetime) -> list[str]:
@@ -622,7 +625,7 @@ def end_lost(conn: Connection, worker_id: str, stale_before: datetime) -> tuple[
     conn.execute(
         update(WORKERS)
         .where(_W.id.in_(lost), _W.stopped_at.is_(None), _W.heartbeat_at < stale_before)
-        .values(stopped_at=utcnow(), lost=True)
+        .values(stopped_at=clock.now(), lost=True)
     )
     return lost, [int(row["id"]) for row in ended]
 

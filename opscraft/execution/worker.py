@@ -28,6 +28,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from opscraft.config import Settings
+from opscraft.db import clock
 from opscraft.db.types import utcnow
 from opscraft.db.unreachable import RoundFailures
 from opscraft.execution import identity_lock, store, transport
@@ -97,7 +98,7 @@ class Worker:
             runners,
             plans,
         )
-        self._started_at = utcnow()
+        self._started_at = utcnow()  # in the database's clock once `start` measured it
         self._swept: set[tuple[str, datetime]] = set()  # lost workers swept (`sweep_lost`)
         self._watch = store.LossWatch(settings.worker_lost_seconds)
         self._stopping = threading.Event()
@@ -126,6 +127,8 @@ class Worker:
 
     def _start(self) -> None:
         self.loop.start()
+        self.store.run(clock.measure)  # heartbeats and their staleness are in the database's clock
+        self._started_at = clock.now()
         offered = self.runners()
         self.docker.pool.resize(self._pool_size())
         self.store.run(store.register, self.info, offered, self.docker.pool.stats(), self._stale_before())
@@ -168,7 +171,7 @@ class Worker:
         return self.store.run(store.warm_pool_size)
 
     def _stale_before(self) -> object:
-        return utcnow() - timedelta(seconds=self.settings.worker_lost_seconds)
+        return clock.now() - timedelta(seconds=self.settings.worker_lost_seconds)
 
     def _housekeep(self) -> None:
         """Heartbeat, end lost workers' runs (once the database has answered for long enough:
@@ -225,7 +228,7 @@ class Worker:
                 continue
             if docker is None:
                 docker = self.docker.available()
-            before = lost_at.timestamp()
+            before = clock.to_local(lost_at).timestamp()  # containers carry this machine's time
             swept = LocalRunner(worker_id).sweep(before) + (
                 self.docker.sweep(worker_id, before) if docker else 0
             )
@@ -256,7 +259,7 @@ class Worker:
         """A run held back by its script's concurrency limit is enqueued again when a run of that
         script ends; this catches the rest (the limit raised or removed meanwhile, or a run queued
         on a worker that was lost) within seconds."""
-        before = utcnow() - timedelta(seconds=STALL_CHECK_SECONDS)
+        before = clock.now() - timedelta(seconds=STALL_CHECK_SECONDS)
         for execution_id in self.store.run(store.stalled, before):
             self.queue.enqueue(execution_id)
 

@@ -280,6 +280,49 @@ def test_cancel_from_web_kills_a_run_on_a_worker_within_two_seconds(cluster: Clu
     assert took < 2.0, f"the kill took {took:.2f} s (load {os.getloadavg()[0]:.1f})"
 
 
+FAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
+
+def _skewed(offset: str) -> dict[str, str]:
+    """The environment of a process whose wall clock is `offset` ("-90", "+90": seconds) off
+    (libfaketime; its monotonic clock is left alone, or timed waits would end 90 s early or
+    late; then `time.sleep` fails with EINVAL, so such a process is stopped with SIGKILL)."""
+    require_service(FAKETIME.exists(), "libfaketime (apt package libfaketime)")
+    return {"LD_PRELOAD": str(FAKETIME), "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+
+def test_workers_with_skewed_clocks_are_judged_by_the_database_clock(cluster: Cluster) -> None:
+    """A worker whose clock is 90 s behind stays `alive` (it was shown `late`, then `lost` at
+    every check: its runs ended as "worker lost", its runners not offered, so runs were refused
+    with "no worker is running"); one 90 s ahead that is SIGKILLed is declared lost within the
+    limit (it stayed `alive` 90 s longer). Heartbeats are written and judged in the database's
+    clock (`db.clock`)."""
+    web = _web(cluster)
+    behind, ahead = f"wbehind-{SUFFIX}", f"wahead-{SUFFIX}"
+    slow = cluster.worker(behind, slots=1, runner="local", env=_skewed("-90"))
+    fast = cluster.worker(ahead, slots=1, runner="local", env=_skewed("+90"))
+    try:
+        cluster.wait_workers_alive(web, {behind, ahead})
+        until = time.monotonic() + 2 * LOST
+        while time.monotonic() < until:  # several heartbeats and lost-worker checks
+            states = {w["id"]: w["state"] for w in cluster.api(web).get("/api/v1/workers").json()}
+            assert states[behind] == states[ahead] == "alive", states
+            time.sleep(HEARTBEAT / 2)
+        fast.stop(signal.SIGKILL)
+        killed = time.monotonic()
+
+        def lost() -> bool:
+            rows = {w["id"]: w for w in cluster.api(web).get("/api/v1/workers").json()}
+            return rows[ahead]["state"] == "lost"
+
+        wait_for(lost, 60, "the killed worker to be declared lost")
+        assert time.monotonic() - killed < LOST + 3 * HEARTBEAT + 5
+        assert slow.alive(), slow.log()
+    finally:
+        for name in (behind, ahead):
+            cluster.procs.pop(name).stop(signal.SIGKILL)
+
+
 def test_redis_restart_mid_run_loses_and_duplicates_nothing(cluster: Cluster) -> None:
     web = _web(cluster)
     redis: RedisServer = cluster.redis  # type: ignore[attr-defined]
