@@ -136,6 +136,8 @@ async def stop() -> None:
         rt = runtime.current()
     except RuntimeError:
         return
+    if rt.worker is not None:  # first: a job taken while the rest stops would be killed after the grace
+        rt.worker.stop_taking()
     if rt.automation is not None:
         await rt.automation.stop()
         rt.automation = None

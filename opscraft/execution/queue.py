@@ -88,6 +88,11 @@ class _WakingWorker(Worker):
             if not self.blocking and not self.stop_flag.is_set():
                 self.wakeup.wait(seen, IDLE_POLL_SECONDS)
             return
+        if self.stop_flag.is_set():
+            # Taken by a blocking pop that began before the stop: back to the queue for another
+            # worker (it used to be run here and killed at the end of the grace period).
+            self.huey.enqueue(task)
+            return
         try:
             self.huey.execute(task, now)
         except Exception:

@@ -263,10 +263,14 @@ class Worker:
         for execution_id in self.store.run(store.stalled, before):
             self.queue.enqueue(execution_id)
 
-    def stop(self) -> None:
-        """Stop taking jobs, give running ones the grace period (then kill them), deregister."""
+    def stop_taking(self) -> None:
+        """Take no new job from now on (the first step of a shutdown; `stop` does the rest)."""
         self._stopping.set()
         self.queue.stop()
+
+    def stop(self) -> None:
+        """Stop taking jobs, give running ones the grace period (then kill them), deregister."""
+        self.stop_taking()
         if not self.queue.join(self.settings.shutdown_grace_seconds):
             killed = self.executor.interrupt_all()
             log.warning("shutdown: killed %d execution(s) still running after the grace period", killed)
