@@ -12,8 +12,8 @@ from datetime import timedelta
 
 from opscraft import runtime
 from opscraft.config import Settings
+from opscraft.db import clock
 from opscraft.db.migrate import upgrade
-from opscraft.db.types import utcnow
 from opscraft.execution import store, transport
 from opscraft.execution.client import ExecutionClient, LiveWorkers
 from opscraft.execution.run_events import RunEventDispatcher
@@ -103,17 +103,28 @@ async def start(
 
 
 def _lost_worker_check(rt: runtime.Runtime) -> Callable[[], Awaitable[None]]:
-    """For a process without a worker of its own: end lost workers' runs every heartbeat period."""
+    """For a process without a worker of its own: end lost workers' runs every heartbeat period,
+    once the database has answered for long enough (`store.LossWatch`)."""
     last = 0.0
+    watch = store.LossWatch(rt.settings.worker_lost_seconds)
 
     async def check() -> None:
         nonlocal last
         if time.monotonic() - last < rt.settings.worker_heartbeat_seconds:
             return
         last = time.monotonic()
-        stale_before = utcnow() - timedelta(seconds=rt.settings.worker_lost_seconds)
-        async with rt.db.engine.begin() as conn:
-            _, ended = await conn.run_sync(store.end_lost, "", stale_before)
+        judge = watch.may_judge()
+        try:
+            async with rt.db.engine.begin() as conn:
+                await conn.run_sync(clock.measure)  # heartbeats are in the database's clock
+                ended: list[int] = []
+                if judge:
+                    stale_before = clock.now() - timedelta(seconds=rt.settings.worker_lost_seconds)
+                    _, ended = await conn.run_sync(store.end_lost, "", stale_before)
+        except Exception as exc:
+            watch.failed(exc)
+            raise
+        watch.answered()
         if ended:
             log.warning("ended %d run(s) of lost workers: %s", len(ended), ended)
 
@@ -125,6 +136,8 @@ async def stop() -> None:
         rt = runtime.current()
     except RuntimeError:
         return
+    if rt.worker is not None:  # first: a job taken while the rest stops would be killed after the grace
+        rt.worker.stop_taking()
     if rt.automation is not None:
         await rt.automation.stop()
         rt.automation = None

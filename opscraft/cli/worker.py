@@ -36,8 +36,30 @@ def worker_settings(args: argparse.Namespace, settings: Settings) -> Settings:
     return settings.model_copy(update={"workers": slots, "worker_id": name})
 
 
+def check_redis(settings: Settings) -> None:
+    """Exit with one line when REDIS_URL is set and Redis does not answer: a worker takes every
+    run from the job queue there, and one started with a mistyped REDIS_URL used to say "ready",
+    show as `alive` with free slots in the Workers page and the API (its runners counted as
+    available) and never run anything. Redis going away later is waited for (docs/deployment.md)."""
+    if not settings.redis_url:
+        return
+    import redis
+
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=10, socket_timeout=10)
+    try:
+        client.ping()
+    except redis.RedisError as exc:  # the message names host and port, never the password
+        sys.exit(
+            f"opscraft: cannot reach Redis (REDIS_URL): {exc} A worker takes its runs from the job "
+            "queue there: check REDIS_URL, or start Redis first"
+        )
+    finally:
+        client.close()
+
+
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     settings = worker_settings(args, settings)
+    check_redis(settings)
     claim_worker(settings)
     runners = frozenset([args.runner]) if args.runner else None
     try:

@@ -21,10 +21,10 @@ from sqlalchemy import Row, bindparam, true
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from opscraft.db import clock
 from opscraft.db.engine import Database
 from opscraft.db.models import Execution, ExecutionLog, RegisteredWorker
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
-from opscraft.db.types import utcnow
 from opscraft.execution.events import Event, LogEvent, StatusEvent
 from opscraft.execution.ports import OVERFLOW, CancelSignal, JobQueue, LogBus, RunnerAvailability
 
@@ -95,7 +95,7 @@ class LiveWorkers:
         return cached[1]
 
     async def _reload(self) -> None:
-        since = utcnow() - timedelta(seconds=self.lost_seconds)
+        since = clock.now() - timedelta(seconds=self.lost_seconds)  # heartbeats' clock: `db.clock`
         async with self.db.session() as session:
             rows = await session.exec(
                 select(RegisteredWorker.runners).where(

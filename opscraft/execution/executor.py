@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from opscraft.config import Settings
 from opscraft.db.models.executions import ExecutionStatus
+from opscraft.db.unreachable import brief, is_unreachable
 from opscraft.execution import ansible_options, store, terraform_plan
 from opscraft.execution.events import LogEvent, StatusEvent
 from opscraft.execution.loop import WorkerLoop
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_MESSAGE = "interrupted by server shutdown"
 FINISH_ATTEMPTS = 3
+FINISH_RETRY_SECONDS = 1.0
 HAND_BACK_SECONDS = 0.5
 
 
@@ -118,17 +120,26 @@ class Executor:
         self.queue.enqueue(execution_id)
 
     def _finish(self, execution_id: int, result: store.Finish) -> tuple[StatusEvent, int | None]:
-        """Write the final state, retrying a database that is briefly unavailable or locked: a
-        run whose end is never written would show `running` until the next restart."""
+        """Write the final state: a database that is unreachable (restarting, network cut:
+        `db.unreachable.is_unreachable`) is waited for, trying again every
+        `FINISH_RETRY_SECONDS`; another database error (locked, busy) is tried `FINISH_ATTEMPTS`
+        times. A run whose end is never written would show `running` while its worker lives
+        (before, an outage of more than 3 s left it so for good)."""
         attempt = 1
         while True:
             try:
                 return self.db.run(store.finish, execution_id, result)
-            except DBAPIError:
-                if attempt == FINISH_ATTEMPTS:
+            except DBAPIError as exc:
+                unreachable = is_unreachable(exc)
+                if attempt >= FINISH_ATTEMPTS and not unreachable:
                     raise
-                log.warning("execution %s: writing its final state failed, retrying", execution_id)
-                time.sleep(attempt)
+                if attempt == 1 or not unreachable:
+                    log.warning(
+                        "execution %s: writing its final state failed (%s), retrying",
+                        execution_id,
+                        brief(exc),
+                    )
+                time.sleep(FINISH_RETRY_SECONDS if unreachable else attempt)
                 attempt += 1
 
     def active(self) -> list[int]:

@@ -5,6 +5,12 @@ Chunking adapts to the pace of the script: the first output after a quiet spell 
 (low latency), a steady stream is cut into chunks every `EMIT_INTERVAL` or `CHUNK_CHARS`
 (few events, few rows). Storage commits batches in order, one at a time; when it falls more than
 `MAX_UNSTORED_CHARS` behind, the reader waits, which in turn slows the script down (backpressure).
+
+While the database is unreachable (`db.unreachable.is_unreachable`: restarting, network cut) a
+batch that failed is kept, in order, and written again every `STORE_RETRY_SECONDS`; the script
+runs on and its output (at most `OPSCRAFT_MAX_OUTPUT_BYTES`) waits in memory, and `close` waits
+for the database to be back. Before, the first failed batch ended the run's runner with an
+exception: the rest of the output was lost and the run was left `running`.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from opscraft.db.text import REPLACEMENT
+from opscraft.db.unreachable import is_unreachable
 from opscraft.execution.events import LogEvent, Stream
 from opscraft.execution.ports import LogBus
 
@@ -28,6 +35,7 @@ STORE_INTERVAL = 0.25
 STORE_BATCH_CHARS = 4 * 1024 * 1024
 MAX_UNSTORED_CHARS = 16 * 1024 * 1024
 IDLE_TICK = 1.0
+STORE_RETRY_SECONDS = 1.0
 STREAMS: tuple[Stream, Stream] = ("stdout", "stderr")
 
 
@@ -74,6 +82,8 @@ class OutputPipeline:
         self._batch_chars = 0
         self._batch_started = 0.0
         self._in_flight: Future[None] | None = None
+        self._in_flight_batch: list[LogEvent] = []
+        self._retry_at = float("-inf")  # while the database is unreachable: next try (monotonic)
 
     def feed(self, stream: Stream, data: bytes) -> None:
         self.total_bytes += len(data)
@@ -159,19 +169,40 @@ class OutputPipeline:
             self._flush()
 
     def _flush(self, *, wait: bool = False) -> None:
-        """Hand the batch to storage: one batch in flight at a time, so batches commit in order."""
-        if self._in_flight is not None:
-            if not self._in_flight.done() and not wait and self._batch_chars < MAX_UNSTORED_CHARS:
+        """Hand the batch to storage: one batch in flight at a time, so batches commit in order.
+        A batch the unreachable database refused goes back in front of the next one (module
+        docstring); `wait` returns once everything is stored, trying again until then."""
+        while True:
+            if self._in_flight is not None:
+                if not self._in_flight.done() and not wait and self._batch_chars < MAX_UNSTORED_CHARS:
+                    return
+                self._settle()
+            if not self._batch:
                 return
-            self._in_flight.result()
-            self._in_flight = None
-        if self._batch:
+            pause = self._retry_at - time.monotonic()
+            if pause > 0:
+                if not wait:
+                    return
+                time.sleep(pause)
             batch, self._batch, self._batch_chars = self._batch, [], 0
-            self._in_flight = self._store(batch, self.total_bytes)
+            self._in_flight, self._in_flight_batch = self._store(batch, self.total_bytes), batch
             last = batch[-1].seq
             self._in_flight.add_done_callback(
-                lambda f: None if f.exception() else self._bus.stored(self.execution_id, last)
+                lambda f, last=last: None if f.exception() else self._bus.stored(self.execution_id, last)
             )
-        if wait and self._in_flight is not None:
-            self._in_flight.result()
-            self._in_flight = None
+            if not wait:
+                return
+
+    def _settle(self) -> None:
+        """Wait for the batch in flight; if the database was unreachable, put it back in front of
+        the batch being gathered and set the time of the next try. Raises any other failure."""
+        assert self._in_flight is not None
+        exc = self._in_flight.exception()
+        failed, self._in_flight, self._in_flight_batch = self._in_flight_batch, None, []
+        if exc is None:
+            return
+        if not is_unreachable(exc):
+            raise exc
+        self._batch = failed + self._batch
+        self._batch_chars = sum(len(event.content) for event in self._batch)
+        self._retry_at = time.monotonic() + STORE_RETRY_SECONDS

@@ -43,6 +43,12 @@ class JobQueue(Protocol):
         """Drop every waiting job (on start, when no other worker shares the queue)."""
         ...
 
+    def emptied(self) -> bool:
+        """Whether the queue lost its waiting jobs since this was last asked (a Redis restarted
+        without persistence, or flushed): the caller then enqueues every `queued` run again.
+        True for one caller only when several ask together."""
+        ...
+
 
 class Subscription(Protocol):
     """One watcher's view of an execution: the unstored backlog at subscription time, then live events."""

@@ -88,6 +88,11 @@ class _WakingWorker(Worker):
             if not self.blocking and not self.stop_flag.is_set():
                 self.wakeup.wait(seen, IDLE_POLL_SECONDS)
             return
+        if self.stop_flag.is_set():
+            # Taken by a blocking pop that began before the stop: back to the queue for another
+            # worker (it used to be run here and killed at the end of the grace period).
+            self.huey.enqueue(task)
+            return
         try:
             self.huey.execute(task, now)
         except Exception:
@@ -200,6 +205,16 @@ class HueyQueue:
     def clear(self) -> None:
         self._handed.clear()
         self._huey.flush()
+
+    def emptied(self) -> bool:
+        """`ports.JobQueue.emptied`: on Redis, a marker key next to the queue's is set when it is
+        missing, and it is missing only when Redis lost its data (restarted without persistence,
+        flushed) or on the very first ask; `SET NX` answers True to one process only. A queue
+        file (SQLite) is never emptied behind our back: False."""
+        storage = self._huey.storage
+        if not isinstance(storage, RedisStorage):
+            return False
+        return bool(storage.conn.set(f"{storage.queue_key}.kept", "1", nx=True))
 
 
 def _task_body(handler: Callable[[int], None] | None) -> Callable[[int], None]:

@@ -9,6 +9,7 @@ driver (no event loop, no thread hop); on PostgreSQL, on the worker loop through
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -29,9 +30,11 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 
 from opscraft.config import DEFAULT_WARM_POOL_SIZE, ConfigError, Settings
+from opscraft.db import clock
 from opscraft.db.engine import create_sqlite_sync_engine
 from opscraft.db.models import (
     AppSetting,
@@ -50,7 +53,7 @@ from opscraft.db.models.executions import CANCELLED_BY, ExecutionStatus
 from opscraft.db.models.inventories import content_sha256
 from opscraft.db.models.scripts import ScriptType
 from opscraft.db.models.workers import FINISHED_DETAIL_KEYS, finished_event
-from opscraft.db.types import utcnow
+from opscraft.db.unreachable import is_unreachable
 from opscraft.execution import terraform_backend, terraform_plan
 from opscraft.execution.events import LogEvent, StatusEvent
 from opscraft.execution.loop import WorkerLoop
@@ -203,7 +206,12 @@ _RECORD_INVENTORY = (
 )
 _LOCAL_ALLOWED = select(SETTINGS.c.value).where(SETTINGS.c.key == "local_runner_enabled")
 _WARM_POOL_SIZE = select(SETTINGS.c.value).where(SETTINGS.c.key == "warm_pool_size")
-_INSERT_LOGS = insert(LOGS)
+# A batch written again after the database dropped the connection may have been committed
+# before the drop: its chunks already stored are skipped (the unique (execution_id, seq) index).
+_INSERT_LOGS = {
+    "postgresql": postgresql.insert(LOGS).on_conflict_do_nothing(index_elements=["execution_id", "seq"]),
+    "sqlite": sqlite.insert(LOGS).on_conflict_do_nothing(index_elements=["execution_id", "seq"]),
+}
 _OUTPUT_BYTES = update(EXECUTIONS).where(_E.id == bindparam("eid")).values(output_bytes=bindparam("size"))
 _FINISH = (
     update(EXECUTIONS)
@@ -247,7 +255,7 @@ def claim(
     None when the run is not (or no longer) queued, or is for another runner. Raises `HeldBack`
     (which rolls the claim back) when the script already runs its maximum number of times.
     """
-    now = utcnow()
+    now = clock.now()
     images = {f"image_{t.value}": settings.image_for(t.value) for t in ScriptType}
     values = {"eid": execution_id, "wid": worker_id, "now": now, **images}
     if runners is None:
@@ -336,10 +344,10 @@ def _over_limit(conn: Connection, script_id: int, max_concurrent: int) -> bool:
 
 
 def store_logs(conn: Connection, execution_id: int, events: list[LogEvent], output_bytes: int) -> None:
-    """Append a batch of output chunks and the running byte count."""
-    now = utcnow()
+    """Append a batch of output chunks (those already stored are skipped) and the running byte count."""
+    now = clock.now()
     conn.execute(
-        _INSERT_LOGS,
+        _INSERT_LOGS[conn.dialect.name],
         [
             {
                 "execution_id": execution_id,
@@ -380,7 +388,7 @@ def finish(conn: Connection, execution_id: int, result: Finish) -> tuple[StatusE
             "error_message": result.error_message,
             "output_bytes": result.output_bytes,
             "output_truncated": result.output_truncated,
-            "now": utcnow(),
+            "now": clock.now(),
         },
     ).first()
     if row is None:
@@ -426,7 +434,7 @@ def _end_runs(conn: Connection, where: Any, message: str) -> list[RowMapping]:
         conn.execute(
             update(EXECUTIONS)
             .where(_E.status == _RUNNING, where)
-            .values(status=ExecutionStatus.error.value, error_message=message, finished_at=utcnow())
+            .values(status=ExecutionStatus.error.value, error_message=message, finished_at=clock.now())
             .returning(*_FINAL_COLUMNS)
         )
         .mappings()
@@ -442,10 +450,15 @@ def recover(conn: Connection, worker_id: str) -> tuple[int, list[int]]:
     -> `error` (output kept). Returns that count and every queued id, oldest first."""
     mine = or_(_E.worker_id == worker_id, _E.worker_id.is_(None))
     interrupted = _end_runs(conn, mine, RESTART_MESSAGE)
-    queued = conn.execute(
-        select(_E.id).where(_E.status == ExecutionStatus.queued.value).order_by(_E.queued_at, _E.id)
-    ).scalars()
-    return len(interrupted), [int(i) for i in queued]
+    return len(interrupted), queued(conn)
+
+
+_ALL_QUEUED = select(_E.id).where(_E.status == _QUEUED).order_by(_E.queued_at, _E.id)
+
+
+def queued(conn: Connection) -> list[int]:
+    """Every `queued` run, oldest first: what the job queue must hold after it lost its jobs."""
+    return [int(i) for i in conn.execute(_ALL_QUEUED).scalars()]
 
 
 @dataclass(frozen=True)
@@ -487,7 +500,7 @@ def _check_id_free(conn: Connection, worker: WorkerInfo, live_since: datetime) -
     host, pid, heartbeat_at = holder
     if host == worker.host_name and (pid == worker.pid or _process_gone(pid)):
         return
-    seconds = max(0, round((utcnow() - heartbeat_at).total_seconds()))
+    seconds = max(0, round((clock.now() - heartbeat_at).total_seconds()))
     raise WorkerIdInUse(
         f"worker id {worker.worker_id!r} is in use by a live worker on {host} (pid {pid}, last "
         f"heartbeat {seconds} s ago): give this worker another --name (or OPSCRAFT_WORKER_ID), "
@@ -507,9 +520,10 @@ def register(
     in `heartbeat`. With `live_since` (a worker starting), `WorkerIdInUse` when another live
     process holds the id (`_check_id_free`): the start would otherwise end that worker's
     running runs as interrupted and remove its containers, taking them for its own leftovers."""
+    clock.measure(conn)
     if live_since is not None:
         _check_id_free(conn, worker, live_since)
-    now = utcnow()
+    now = clock.now()
     values = {
         "host_name": worker.host_name,
         "pid": worker.pid,
@@ -529,11 +543,13 @@ def register(
 def heartbeat(
     conn: Connection, worker_id: str, runners: list[str], warm_pool: dict[str, Any] | None = None
 ) -> None:
-    """This worker is alive, offers `runners` and has these warm containers (`WarmPool.stats()`)."""
+    """This worker is alive, offers `runners` and has these warm containers (`WarmPool.stats()`).
+    Written in the database's clock, measured again here (`db.clock`)."""
+    clock.measure(conn)
     conn.execute(
         update(WORKERS)
         .where(_W.id == worker_id)
-        .values(heartbeat_at=utcnow(), runners=runners, stopped_at=None, lost=False, warm_pool=warm_pool)
+        .values(heartbeat_at=clock.now(), runners=runners, stopped_at=None, lost=False, warm_pool=warm_pool)
     )
 
 
@@ -546,13 +562,48 @@ def warm_pool_size(conn: Connection) -> int:
 
 def deregister(conn: Connection, worker_id: str) -> None:
     """This worker stopped cleanly: it offers nothing any more."""
-    conn.execute(update(WORKERS).where(_W.id == worker_id).values(stopped_at=utcnow(), runners=[]))
+    conn.execute(update(WORKERS).where(_W.id == worker_id).values(stopped_at=clock.now(), runners=[]))
 
 
 def live_workers(conn: Connection, since: datetime) -> list[str]:
     """Ids of the workers that heartbeated after `since` and did not stop."""
     query = select(_W.id).where(_W.stopped_at.is_(None), _W.heartbeat_at > since)
     return [str(i) for i in conn.execute(query).scalars()]
+
+
+class LossWatch:
+    """Whether this process has watched the database long enough to call `end_lost`.
+
+    A stale heartbeat proves a worker dead only if the database could have received a newer
+    one: after an outage (PostgreSQL restarting, a network cut) every worker's heartbeat is as
+    old as the outage, and the first process to reach the database again used to declare all
+    the others lost, ending their runs and killing their scripts. So a process judges only once
+    the database has answered it without a break for `lost_seconds`
+    (OPSCRAFT_WORKER_LOST_SECONDS, at least two heartbeats: every live worker has heartbeated
+    since), counted from its start and again from the end of each outage it saw. Its checks
+    touch the database at least every heartbeat period, so an outage it does not see is shorter
+    than one period, and delays heartbeats by less than `lost_seconds`.
+    """
+
+    def __init__(self, lost_seconds: float) -> None:
+        self._lost_seconds = lost_seconds
+        self._answering_since: float | None = time.monotonic()
+
+    def failed(self, exc: BaseException) -> None:
+        """A round of this process's database work raised `exc`: an unreachable database
+        (`db.unreachable.is_unreachable`) starts the count again once it answers."""
+        if is_unreachable(exc):
+            self._answering_since = None
+
+    def answered(self) -> None:
+        """A round of this process's database work succeeded."""
+        if self._answering_since is None:
+            self._answering_since = time.monotonic()
+
+    def may_judge(self) -> bool:
+        """Whether the database has answered for `lost_seconds` without a break."""
+        since = self._answering_since
+        return since is not None and time.monotonic() - since >= self._lost_seconds
 
 
 def end_lost(conn: Connection, worker_id: str, stale_before: datetime) -> tuple[list[str], list[int]]:
@@ -574,7 +625,7 @@ def end_lost(conn: Connection, worker_id: str, stale_before: datetime) -> tuple[
     conn.execute(
         update(WORKERS)
         .where(_W.id.in_(lost), _W.stopped_at.is_(None), _W.heartbeat_at < stale_before)
-        .values(stopped_at=utcnow(), lost=True)
+        .values(stopped_at=clock.now(), lost=True)
     )
     return lost, [int(row["id"]) for row in ended]
 

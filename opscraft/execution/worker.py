@@ -7,7 +7,8 @@ A worker has an identity (`identity_lock.worker_identity`), held by one process 
 containers and processes labelled with its id are removed, `queued` runs are enqueued again,
 in order), then starts the consumer threads. Its housekeeping thread
 heartbeats, ends the runs of workers that stopped heartbeating (`store.end_lost`), applies
-cancels requested through the database and re-enqueues stalled runs. `stop()` stops taking jobs,
+cancels requested through the database, enqueues every queued run again when the queue lost
+its jobs (`JobQueue.emptied`) and re-enqueues stalled runs. `stop()` stops taking jobs,
 gives running executions the grace period, then kills them; they end as `error` ("interrupted
 by server shutdown").
 
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from opscraft.config import Settings
+from opscraft.db import clock
 from opscraft.db.types import utcnow
 from opscraft.db.unreachable import RoundFailures
 from opscraft.execution import identity_lock, store, transport
@@ -96,8 +98,9 @@ class Worker:
             runners,
             plans,
         )
-        self._started_at = utcnow()
+        self._started_at = utcnow()  # in the database's clock once `start` measured it
         self._swept: set[tuple[str, datetime]] = set()  # lost workers swept (`sweep_lost`)
+        self._watch = store.LossWatch(settings.worker_lost_seconds)
         self._stopping = threading.Event()
         self._housekeeping = threading.Thread(
             target=self._housekeep, name="opscraft-housekeeping", daemon=True
@@ -124,6 +127,8 @@ class Worker:
 
     def _start(self) -> None:
         self.loop.start()
+        self.store.run(clock.measure)  # heartbeats and their staleness are in the database's clock
+        self._started_at = clock.now()
         offered = self.runners()
         self.docker.pool.resize(self._pool_size())
         self.store.run(store.register, self.info, offered, self.docker.pool.stats(), self._stale_before())
@@ -136,6 +141,7 @@ class Worker:
         try:
             if not others:  # nobody shares the queue: rebuild it from the database
                 self.queue.clear()
+            self.queue.emptied()  # marks the queue as holding what the database says is queued
             for execution_id in queued:
                 self.queue.enqueue(execution_id)
         except Exception as exc:  # Redis down: the stall check enqueues them once it is back
@@ -165,10 +171,11 @@ class Worker:
         return self.store.run(store.warm_pool_size)
 
     def _stale_before(self) -> object:
-        return utcnow() - timedelta(seconds=self.settings.worker_lost_seconds)
+        return clock.now() - timedelta(seconds=self.settings.worker_lost_seconds)
 
     def _housekeep(self) -> None:
-        """Heartbeat, end lost workers' runs, apply cancels from the database, release stalled runs."""
+        """Heartbeat, end lost workers' runs (once the database has answered for long enough:
+        `store.LossWatch`), apply cancels from the database, release stalled runs."""
         heartbeat = stall = time.monotonic()
         tick = min(CANCEL_CHECK_SECONDS, STALL_CHECK_SECONDS, self.settings.worker_heartbeat_seconds)
         failures = RoundFailures(log, "worker housekeeping")
@@ -182,12 +189,18 @@ class Worker:
                     heartbeat = now
                     self.docker.pool.resize(self._pool_size())
                     self.store.run(store.heartbeat, self.worker_id, self.runners(), self.docker.pool.stats())
-                    self.end_lost()
+                    self._watch.answered()
+                    if self._watch.may_judge():
+                        self.end_lost()
+                    else:
+                        self.sweep_lost()
                     failures.succeeded()  # rounds without a heartbeat may not reach the database
+                    self._refill_emptied_queue()
                 if now - stall >= STALL_CHECK_SECONDS:
                     stall = now
                     self._release_stalled()
             except Exception as exc:
+                self._watch.failed(exc)
                 failures.failed(exc)
 
     def end_lost(self) -> list[int]:
@@ -215,7 +228,7 @@ class Worker:
                 continue
             if docker is None:
                 docker = self.docker.available()
-            before = lost_at.timestamp()
+            before = clock.to_local(lost_at).timestamp()  # containers carry this machine's time
             swept = LocalRunner(worker_id).sweep(before) + (
                 self.docker.sweep(worker_id, before) if docker else 0
             )
@@ -223,18 +236,41 @@ class Worker:
             if swept:
                 log.warning("removed %d container(s) or process(es) of lost worker %s", swept, worker_id)
 
+    def _refill_emptied_queue(self) -> None:
+        """After Redis lost the queue (restarted without persistence, flushed: `queue.emptied`),
+        enqueue every `queued` run again, oldest first, within a heartbeat; one worker does it.
+        Before, the stall check alone brought them back, one per script every 10 s (200 queued
+        runs of one script took over half an hour). A run enqueued twice is claimed once."""
+        try:
+            if not self.queue.emptied():
+                return
+        except Exception as exc:  # Redis unreachable: the consumer threads already say so
+            log.debug("worker %s: cannot ask whether the job queue lost its jobs (%s)", self.worker_id, exc)
+            return
+        queued = self.store.run(store.queued)
+        for execution_id in queued:
+            self.queue.enqueue(execution_id)
+        if queued:
+            log.warning(
+                "the job queue lost its jobs (Redis restarted?): enqueued %d queued run(s) again", len(queued)
+            )
+
     def _release_stalled(self) -> None:
         """A run held back by its script's concurrency limit is enqueued again when a run of that
         script ends; this catches the rest (the limit raised or removed meanwhile, or a run queued
         on a worker that was lost) within seconds."""
-        before = utcnow() - timedelta(seconds=STALL_CHECK_SECONDS)
+        before = clock.now() - timedelta(seconds=STALL_CHECK_SECONDS)
         for execution_id in self.store.run(store.stalled, before):
             self.queue.enqueue(execution_id)
 
-    def stop(self) -> None:
-        """Stop taking jobs, give running ones the grace period (then kill them), deregister."""
+    def stop_taking(self) -> None:
+        """Take no new job from now on (the first step of a shutdown; `stop` does the rest)."""
         self._stopping.set()
         self.queue.stop()
+
+    def stop(self) -> None:
+        """Stop taking jobs, give running ones the grace period (then kill them), deregister."""
+        self.stop_taking()
         if not self.queue.join(self.settings.shutdown_grace_seconds):
             killed = self.executor.interrupt_all()
             log.warning("shutdown: killed %d execution(s) still running after the grace period", killed)

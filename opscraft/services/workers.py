@@ -12,9 +12,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
+from opscraft.db import clock
 from opscraft.db.models import Execution, RegisteredWorker
 from opscraft.db.models.executions import ExecutionStatus
-from opscraft.db.types import utcnow
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, require
 
@@ -45,7 +45,8 @@ class WorkerStatus:
 
 
 def _stale_before() -> datetime:
-    return utcnow() - timedelta(seconds=runtime.current().settings.worker_lost_seconds)
+    """Heartbeats before this are stale (in the database's clock, as they are written: `db.clock`)."""
+    return clock.now() - timedelta(seconds=runtime.current().settings.worker_lost_seconds)
 
 
 def alive() -> ColumnElement[bool]:

@@ -224,9 +224,12 @@ class Cluster:
 
         wait_for(healthy, timeout, f"{proc.name} to become healthy", every=0.2)
 
-    def worker(self, name: str, slots: int = 4, runner: str | None = None) -> Proc:
+    def worker(
+        self, name: str, slots: int = 4, runner: str | None = None, env: dict[str, str] | None = None
+    ) -> Proc:
+        """Start `opscraft worker --name name` (with `env` added to its environment)."""
         args = ["worker", "--slots", str(slots), "--name", name] + (["--runner", runner] if runner else [])
-        proc = Proc(name, args, self.env(name), self.root / f"{name}.log")
+        proc = Proc(name, args, {**self.env(name), **(env or {})}, self.root / f"{name}.log")
         self.procs[name] = proc
         proc.start()
         return proc

@@ -7,6 +7,7 @@ import json
 import logging
 import secrets
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from opscraft import lifecycle, logs
 from opscraft.execution.events import LogEvent, StatusEvent
 from opscraft.execution.ports import OVERFLOW
+from opscraft.execution.queue import HueyQueue
 from opscraft.execution.redis_bus import RedisLogBus
 from opscraft.execution.redis_cancel import RedisCancelSignal
 from opscraft.execution.transport import queue_for
@@ -160,3 +162,30 @@ def test_json_logs_carry_worker_and_execution_ids(capsys: pytest.CaptureFixture[
     )
     assert lines[0]["message"] == "execution 12: storing the output failed"
     assert "worker_id" not in lines[1]
+
+
+def test_a_stopped_consumer_hands_a_job_it_was_blocking_for_back_to_the_queue(redis_url: str) -> None:
+    """A worker told to stop (SIGTERM) takes no new job: one that arrives while its consumer
+    threads still block on the queue (`BRPOP`, up to a second) goes back to the queue for another
+    worker; it used to be run by the stopping worker and killed at the end of its grace period
+    ("interrupted by server shutdown")."""
+    handled: list[int] = []
+    name = f"test-{secrets.token_hex(4)}:queue"
+    queue = HueyQueue.redis(redis_url, name, 1, handled.append)
+    other = HueyQueue.redis(redis_url, name, 1, lambda i: handled.append(-i))
+    queue.start()
+    try:
+        time.sleep(0.3)  # its consumer thread is blocking on the queue
+        queue.stop()
+        queue.enqueue(42)
+        assert queue.join(10)
+        assert handled == []
+        other.start()  # another worker takes it
+        deadline = time.monotonic() + 10
+        while not handled and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert handled == [-42]
+    finally:
+        other.stop()
+        other.join(10)
+        other.clear()

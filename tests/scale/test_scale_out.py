@@ -280,6 +280,49 @@ def test_cancel_from_web_kills_a_run_on_a_worker_within_two_seconds(cluster: Clu
     assert took < 2.0, f"the kill took {took:.2f} s (load {os.getloadavg()[0]:.1f})"
 
 
+FAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+
+
+def _skewed(offset: str) -> dict[str, str]:
+    """The environment of a process whose wall clock is `offset` ("-90", "+90": seconds) off
+    (libfaketime; its monotonic clock is left alone, or timed waits would end 90 s early or
+    late; then `time.sleep` fails with EINVAL, so such a process is stopped with SIGKILL)."""
+    require_service(FAKETIME.exists(), "libfaketime (apt package libfaketime)")
+    return {"LD_PRELOAD": str(FAKETIME), "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+
+def test_workers_with_skewed_clocks_are_judged_by_the_database_clock(cluster: Cluster) -> None:
+    """A worker whose clock is 90 s behind stays `alive` (it was shown `late`, then `lost` at
+    every check: its runs ended as "worker lost", its runners not offered, so runs were refused
+    with "no worker is running"); one 90 s ahead that is SIGKILLed is declared lost within the
+    limit (it stayed `alive` 90 s longer). Heartbeats are written and judged in the database's
+    clock (`db.clock`)."""
+    web = _web(cluster)
+    behind, ahead = f"wbehind-{SUFFIX}", f"wahead-{SUFFIX}"
+    slow = cluster.worker(behind, slots=1, runner="local", env=_skewed("-90"))
+    fast = cluster.worker(ahead, slots=1, runner="local", env=_skewed("+90"))
+    try:
+        cluster.wait_workers_alive(web, {behind, ahead})
+        until = time.monotonic() + 2 * LOST
+        while time.monotonic() < until:  # several heartbeats and lost-worker checks
+            states = {w["id"]: w["state"] for w in cluster.api(web).get("/api/v1/workers").json()}
+            assert states[behind] == states[ahead] == "alive", states
+            time.sleep(HEARTBEAT / 2)
+        fast.stop(signal.SIGKILL)
+        killed = time.monotonic()
+
+        def lost() -> bool:
+            rows = {w["id"]: w for w in cluster.api(web).get("/api/v1/workers").json()}
+            return rows[ahead]["state"] == "lost"
+
+        wait_for(lost, 60, "the killed worker to be declared lost")
+        assert time.monotonic() - killed < LOST + 3 * HEARTBEAT + 5
+        assert slow.alive(), slow.log()
+    finally:
+        for name in (behind, ahead):
+            cluster.procs.pop(name).stop(signal.SIGKILL)
+
+
 def test_redis_restart_mid_run_loses_and_duplicates_nothing(cluster: Cluster) -> None:
     web = _web(cluster)
     redis: RedisServer = cluster.redis  # type: ignore[attr-defined]
@@ -302,6 +345,29 @@ def test_redis_restart_mid_run_loses_and_duplicates_nothing(cluster: Cluster) ->
     for execution_id in [cluster.run(web, quick) for _ in range(6)]:
         row = cluster.wait_status(web, execution_id, FINAL, timeout=120)
         assert row["status"] == "success" and cluster.output(web, execution_id) == "after-restart\n"
+
+
+def test_redis_restart_with_runs_queued_runs_each_once_promptly(cluster: Cluster, tmp_path: Path) -> None:
+    """Redis (no persistence) restarts while many of 40 runs wait in its queue behind the 8 slots: the
+    queue's jobs are gone, and a worker enqueues every queued run again within a heartbeat
+    (`JobQueue.emptied`). Every run runs once, and they are done in seconds; before, the stall
+    check brought back one run per script every 10 s (here over 5 minutes)."""
+    web = _web(cluster)
+    redis: RedisServer = cluster.redis  # type: ignore[attr-defined]
+    marker = tmp_path / "ran"
+    script = cluster.script(web, f'echo "$$" >> {marker}\nsleep 5\necho done\n')
+    ids = [cluster.run(web, script) for _ in range(40)]
+    waiting = sum(cluster.execution(web, i)["status"] == "queued" for i in ids)
+    redis.stop()
+    redis.start()
+    restarted = time.monotonic()
+    assert waiting > 10, f"only {waiting} runs were queued at the restart: the test saw no loss"
+    for execution_id in ids:
+        row = cluster.wait_status(web, execution_id, FINAL, timeout=300)
+        assert row["status"] == "success" and cluster.output(web, execution_id) == "done\n", row
+    took = time.monotonic() - restarted
+    assert len(marker.read_text().split()) == 40  # each once
+    assert took < 60, f"the queued runs took {took:.0f} s after the restart"  # 25 s of work at most
 
 
 def _containers(worker_id: str) -> list[str]:
@@ -352,12 +418,24 @@ def test_sigkilled_worker_loses_its_run_others_continue_and_restart_sweeps(clust
     cluster.wait_workers_alive(web, {victim, survivor})
 
 
-def test_postgres_restart_health_503_then_recovers(cluster: Cluster) -> None:
+def test_postgres_restart_mid_run_keeps_output_final_state_and_workers(cluster: Cluster) -> None:
+    """PostgreSQL down for longer than OPSCRAFT_WORKER_LOST_SECONDS while runs print on both
+    workers: health says 503 meanwhile; once it is back every run ends `success` with all of its
+    output, and no worker is declared lost. Before, the first output batch that failed ended the
+    runner (the rest of the output lost), the final state was given up after 3 s (the run stayed
+    `running` for good), and the first process to reach the database again declared the other
+    workers lost, ending their runs and killing their scripts."""
     web = _web(cluster)
     pg: PostgresCluster = cluster.pg  # type: ignore[attr-defined]
     assert web.url
-    import httpx
-
+    script = cluster.script(web, 'for i in $(seq 1 60); do echo "tick $i"; sleep 0.25; done\n')
+    ids: list[int] = []
+    while {cluster.execution(web, i)["worker_id"] for i in ids} != {WA, WB}:  # a run on each worker
+        assert len(ids) < 8, [cluster.execution(web, i) for i in ids]
+        ids.append(cluster.run(web, script))
+        cluster.wait_status(web, ids[-1], {"running"})
+    wait_for(lambda: "tick 2\n" in cluster.output(web, ids[-1]), 60, "the last run to print")
+    before = {name: len(cluster.procs[name].log()) for name in ("web", WA, WB)}
     pg.stop()
     try:
         down = wait_for(
@@ -366,10 +444,19 @@ def test_postgres_restart_health_503_then_recovers(cluster: Cluster) -> None:
             "health to say 503",
         )
         assert down.json()["database"] == "disconnected"
+        time.sleep(LOST + 2 * HEARTBEAT)  # every heartbeat is older than the limit when it is back
     finally:
         pg.start()
     cluster.wait_healthy(web, timeout=120)
+    for execution_id in ids:
+        row = cluster.wait_status(web, execution_id, FINAL, timeout=120)
+        assert row["status"] == "success", row
+        assert cluster.output(web, execution_id) == "".join(f"tick {i}\n" for i in range(1, 61))
+    rows = {w["id"]: w for w in cluster.api(web).get("/api/v1/workers").json()}
+    assert rows[WA]["state"] == rows[WB]["state"] == "alive"
     quick = cluster.script(web, "echo back\n")
     execution_id = cluster.run(web, quick)
     row = cluster.wait_status(web, execution_id, FINAL, timeout=120)
     assert row["status"] == "success" and cluster.output(web, execution_id) == "back\n"
+    logs = "".join(cluster.procs[name].log()[start:] for name, start in before.items())
+    assert "lost worker" not in logs and "Traceback" not in logs, logs

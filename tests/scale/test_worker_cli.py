@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 
 
 @pytest.mark.parametrize(
@@ -66,3 +66,29 @@ def test_a_worker_named_like_a_live_one_elsewhere_is_refused(tmp_path: Path) -> 
     assert done.returncode != 0
     assert "worker id 'build-1' is in use by a live worker on other-host (pid 4242" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_worker_that_cannot_reach_redis_is_refused(tmp_path: Path) -> None:
+    """A mistyped REDIS_URL: one line (it used to start, say "ready" and show as `alive` with free
+    slots while it could never take a run from the queue)."""
+    port = free_port()  # nothing listens there
+    env = {
+        "OPSCRAFT_DATA_DIR": str(tmp_path),
+        "OPSCRAFT_NO_BOOTSTRAP": "1",
+        "PATH": "/usr/bin:/bin",
+        "REDIS_URL": f"redis://:hunter2secret@127.0.0.1:{port}/0",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "opscraft", "worker", "--data-dir", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert done.stderr.startswith("opscraft: cannot reach Redis (REDIS_URL): "), done.stderr
+    assert f"127.0.0.1:{port}" in done.stderr and "check REDIS_URL" in done.stderr
+    assert "hunter2secret" not in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "opscraft.db").exists()  # nothing was set up
