@@ -2,6 +2,13 @@
 
 Writers wait (`wait_for_room`) while too much output is pending, so a fast script slows its
 watcher instead of growing server memory; the live-log bus then re-attaches from storage.
+Pending output leaves only as fast as the browser takes it: at most `MAX_IN_FLIGHT_CHARS` are
+sent and not yet written by the browser's terminal (it says so after each write). Handing
+every batch to the page's connection at once made a browser that reads slower than the script
+prints (a slow network, a busy tab) queue the run's whole output on the server, per watching
+tab, and everything else for the page behind it: a click was answered, and socket.io's pings
+arrived, only after that output, so the page dropped its connection and reloaded, again and
+again.
 """
 
 from __future__ import annotations
@@ -18,8 +25,12 @@ from opscraft.services.escapes import ANSI_RE
 from opscraft.ui.widgets import live_timer
 
 FLUSH_SECONDS = 0.08
-MAX_WRITE_CHARS = 512 * 1024
+MAX_WRITE_CHARS = 256 * 1024
 MAX_PENDING_CHARS = 2 * 1024 * 1024
+# Characters sent to the browser and not yet written by its terminal (two writes: one drawn while
+# the next travels): what the server holds of one page's output (with `MAX_PENDING_CHARS`)
+# whatever the speed of its network, and what a click's answer waits behind (5 s at 100 kB/s).
+MAX_IN_FLIGHT_CHARS = 2 * MAX_WRITE_CHARS
 SCROLLBACK_LINES = 100_000
 STDERR_ON, STDERR_OFF = "\x1b[91m", "\x1b[39m"
 RESET_RE = re.compile(r"\x1b\[0?m")
@@ -223,9 +234,16 @@ class LiveTerminal:
         self._cut: dict[bool, str] = {}  # by stream (stderr?): the start of a sequence cut off
         self.rows = DEFAULT_ROWS
         self._shown = False  # text on screen since the start or the last clear (`_kept_on_screen`)
+        # Characters sent to the browser so far, and of those the ones its terminal has written.
+        self._sent = 0
+        self._written = 0
         self.xterm.on("resize", self._on_resize)
+        self.xterm.on("written", self._on_written)
         live_timer(FLUSH_SECONDS, self.flush)
         client = ui.context.client
+        # A reconnect may have lost a "written" on its way: count everything sent as taken, so a
+        # page never stops getting output (at most one more `MAX_IN_FLIGHT_CHARS` is in flight).
+        client.on_connect(self._on_reconnect)
         client.run_javascript(_FIT_JS % (self.xterm.id, self.xterm.id))
         client.run_javascript(_LINE_LINK_JS % self.xterm.id)
         client.run_javascript(_A11Y_JS % self.xterm.id)
@@ -280,6 +298,15 @@ class LiveTerminal:
     def _on_resize(self, event: Any) -> None:
         self.rows = int(event.args.get("rows") or DEFAULT_ROWS)
 
+    def _on_written(self, event: Any) -> None:
+        """The browser's terminal has written the output up to character `event.args` (a count
+        of characters sent, `_sent` when that write left): send what waits at once."""
+        self._written = max(self._written, min(int(event.args), self._sent))
+        self.flush()
+
+    def _on_reconnect(self) -> None:
+        self._written = self._sent
+
     def _kept_on_screen(self, text: str) -> str:
         """`text` with each `ERASING_RE` sequence replaced by what the page's terminal gets: for
         ED 2 and a reset, the cursor to the last row and a line feed per row, which scroll the rows
@@ -310,27 +337,30 @@ class LiveTerminal:
         await self._room.wait()
 
     def flush(self) -> None:
-        """Send up to `MAX_WRITE_CHARS` of pending output in one message."""
-        if not self._pending:
+        """Send pending output in one message: up to `MAX_WRITE_CHARS`, and no more than keeps
+        what the browser has not yet written within `MAX_IN_FLIGHT_CHARS` (none: the rest waits
+        for a later tick)."""
+        room = min(MAX_WRITE_CHARS, MAX_IN_FLIGHT_CHARS - (self._sent - self._written))
+        if not self._pending or room <= 0:
             return
         data = "".join(self._pending)
-        chunk, rest = data[:MAX_WRITE_CHARS], data[MAX_WRITE_CHARS:]
+        chunk, rest = data[:room], data[room:]
         self._pending = [rest] if rest else []
         self._pending_chars = len(rest)
         if self._pending_chars <= MAX_PENDING_CHARS:
             self._room.set()
         if not rest:
             self._empty.set()
-        if self.autoscroll:
-            self.xterm.write(chunk)
-            self.xterm.run_terminal_method("scrollToBottom")
-        else:
-            # Keep the viewport where the reader left it: remember the line before writing.
-            self.xterm.run_terminal_method(
-                ":write",
-                json.dumps(chunk),
-                "((t, y) => () => t.scrollToLine(y))(this, this.buffer.active.viewportY)",
-            )
+        self._sent += len(chunk)
+        # Once written: say so (`_on_written`), and keep the viewport where the reader left it
+        # (the line remembered before writing) unless auto-scrolling.
+        scroll = "t.scrollToBottom()" if self.autoscroll else "t.scrollToLine(y)"
+        self.xterm.run_terminal_method(
+            ":write",
+            json.dumps(chunk),
+            f"((t, y, el) => () => {{ {scroll}; el.$emit('written', {self._sent}); }})"
+            f"(this, this.buffer.active.viewportY, getElement({self.xterm.id}))",
+        )
 
     async def drain(self) -> None:
         """Wait until everything written so far has been sent."""
