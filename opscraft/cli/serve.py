@@ -9,6 +9,8 @@ from opscraft.cli.common import (
     Factory,
     check_database,
     claim_worker,
+    end_process,
+    one_line_errors,
     port_number,
     require_free_port,
     with_data_dir,
@@ -28,7 +30,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     claim_worker(settings)
     check_database(settings)
     require_free_port(args.host, args.port)
-    serve(settings, args.host, args.port)
+    with one_line_errors(settings):
+        serve(settings, args.host, args.port)
+    end_process()
 
 
 def register(sub: Factory) -> None:
