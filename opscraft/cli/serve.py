@@ -16,6 +16,7 @@ from opscraft.cli.common import (
     with_data_dir,
 )
 from opscraft.config import Settings
+from opscraft.healthcheck import SERVE_HOST, SERVE_PORT
 
 MAX_SLOTS = 64
 
@@ -38,8 +39,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 def register(sub: Factory) -> None:
     """Add `serve` to the CLI's subparsers (`sub` is their `add_parser`)."""
     serve = with_data_dir(sub("serve", help="run the web app and API"))
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    serve.add_argument("--port", type=port_number, default=8080, help="port (default: 8080)")
+    serve.add_argument("--host", default=SERVE_HOST, help=f"address to listen on (default: {SERVE_HOST})")
+    serve.add_argument("--port", type=port_number, default=SERVE_PORT, help=f"port (default: {SERVE_PORT})")
     serve.add_argument(
         "--workers",
         type=int,
