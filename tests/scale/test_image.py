@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from tests.conftest import PASSWORD, PG_URL, ROOT, free_port, require_service
-from tests.executions.conftest import require_docker
+from tests.executions.conftest import BUSYBOX_IMAGE, require_docker
 from tests.scale.cluster import FINAL, RedisServer, wait_for
 from tests.scale.test_nginx import _ScratchDatabase
 
@@ -40,7 +40,7 @@ KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 
 
 def _image_inputs() -> list[Path]:
-    files = [ROOT / "Dockerfile", ROOT / "pyproject.toml", ROOT / "README.md"]
+    files = [ROOT / "Dockerfile", ROOT / ".dockerignore", ROOT / "pyproject.toml", ROOT / "README.md"]
     return files + sorted(
         p for p in (ROOT / "opscraft").rglob("*") if p.is_file() and "__pycache__" not in p.parts
     )
@@ -367,3 +367,33 @@ def _logged_in(url: str) -> httpx.Client:
         f"{url}/api/v1/auth/login", json={"username": "admin", "password": PASSWORD}, timeout=30
     ).json()["access_token"]
     return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def test_the_build_context_holds_only_what_the_dockerfile_reads(tmp_path: Path) -> None:
+    """`docker build .` in a working copy sent the daemon everything but .git, .venv, tests and
+    bench: a `.env` with SECRET_KEY and the master key, a `.data/` directory with keys and the
+    database, the binary's `dist/` (540 MB) and `build/`. The repository's .dockerignore now lets
+    through only the files the Dockerfile reads; a real build of this shape shows what arrives."""
+    require_docker()
+    wanted = ["pyproject.toml", "README.md", "opscraft/app.py", "docker/wheels/README.md"]
+    unwanted = [".env", ".data/master.key", "dist/opscraft/opscraft", "build/x", "opscraft.egg-info/PKG-INFO"]
+    unwanted += ["opscraft/__pycache__/app.cpython-311.pyc", "tests/test_x.py", ".git/config", "docs/x.md"]
+    for name in wanted + unwanted:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    shutil.copy(ROOT / ".dockerignore", tmp_path / ".dockerignore")
+    (tmp_path / "Dockerfile").write_text(f"FROM {BUSYBOX_IMAGE}\nCOPY . /context/\n")
+    tag = f"opscraft-test/context:{secrets.token_hex(4)}"
+    build = ["docker", "build", "--network", "none", "-q", "-t", tag, str(tmp_path)]
+    done = subprocess.run(build, capture_output=True, text=True, env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    assert done.returncode == 0, done.stderr
+    try:
+        listed = subprocess.run(
+            ["docker", "run", "--rm", "--network", "none", tag, "find", "/context", "-type", "f"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+    finally:
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
+    assert sorted(path.removeprefix("/context/") for path in listed) == sorted(wanted), listed
