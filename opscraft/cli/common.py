@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -59,6 +60,20 @@ def require_free_port(host: str, port: int) -> None:
     except OSError as exc:
         hint = ": choose another --port" if exc.errno == errno.EADDRINUSE else ""
         sys.exit(f"opscraft: cannot listen on {host}:{port}: {exc.strerror or exc}{hint}")
+
+
+def require_temp_dir() -> None:
+    """Exit with one line when no temporary directory is writable (`TMPDIR`, /tmp, /var/tmp,
+    /usr/tmp, the working directory: Python's `tempfile` candidates). The script checks (ShellCheck,
+    syntax checks) and runs write their files there: without one, every script save answered 500.
+    A container started with `--read-only` has none unless given one (`--tmpfs /tmp`)."""
+    try:
+        tempfile.gettempdir()
+    except FileNotFoundError as exc:
+        sys.exit(
+            f"opscraft: {exc.strerror}: set TMPDIR to a writable directory "
+            "(a container started with --read-only: add --tmpfs /tmp)"
+        )
 
 
 def settings_for(args: argparse.Namespace) -> Settings:

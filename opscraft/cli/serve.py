@@ -13,6 +13,7 @@ from opscraft.cli.common import (
     one_line_errors,
     port_number,
     require_free_port,
+    require_temp_dir,
     with_data_dir,
 )
 from opscraft.config import Settings
@@ -28,6 +29,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         if not 0 <= args.workers <= MAX_SLOTS:
             sys.exit(f"opscraft: --workers must be between 0 and {MAX_SLOTS}")
         settings = settings.model_copy(update={"workers": args.workers})
+    require_temp_dir()
     claim_worker(settings)
     check_database(settings)
     require_free_port(args.host, args.port)

@@ -15,7 +15,14 @@ import re
 import signal
 import sys
 
-from opscraft.cli.common import Factory, claim_worker, end_process, one_line_errors, with_data_dir
+from opscraft.cli.common import (
+    Factory,
+    claim_worker,
+    end_process,
+    one_line_errors,
+    require_temp_dir,
+    with_data_dir,
+)
 from opscraft.config import Settings
 
 log = logging.getLogger(__name__)
@@ -38,6 +45,7 @@ def worker_settings(args: argparse.Namespace, settings: Settings) -> Settings:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     settings = worker_settings(args, settings)
+    require_temp_dir()
     claim_worker(settings)
     runners = frozenset([args.runner]) if args.runner else None
     with one_line_errors(settings):

@@ -286,9 +286,14 @@ def test_image_holds_the_installed_app_and_nothing_of_its_build(image: str) -> N
     assert added < int(venv_bytes) * 1.08 + 1_000_000, (added, venv_bytes)
 
 
+# Least privilege: no writes outside /data and /tmp, no capabilities, no setuid gains.
+HARDENED = ["--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
+
+
 def test_docker_run_with_a_mounted_data_dir_and_docker_stop(image: str, tmp_path: Path) -> None:
     """`docker run` of the image as it is (its own command, a host directory on /data, the
-    single-process shape with the local runner) and `docker stop` with Docker's default 10 s.
+    single-process shape with the local runner; read-only, without capabilities) and `docker
+    stop` with Docker's default 10 s.
     Before, the shutdown grace (10 s) alone filled Docker's timeout and the interpreter then spent
     3-6 s tearing down (as PID 1 uvicorn's re-raised SIGTERM does nothing): the server was
     SIGKILLed (exit 137), its running run stayed `running` until the next start called it
@@ -310,7 +315,7 @@ def test_docker_run_with_a_mounted_data_dir_and_docker_stop(image: str, tmp_path
         f"127.0.0.1:{port}:8080",
     ]
     args += ["-v", f"{data}:/data", "-e", "OPSCRAFT_LOCAL_RUNNER=true", "-e", "LOG_FORMAT=json"]
-    args += ["--health-interval", "1s", image]
+    args += [*HARDENED, "--tmpfs", "/tmp", "--health-interval", "1s", image]
     subprocess.run(args, capture_output=True, text=True, check=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -347,6 +352,26 @@ def test_docker_run_with_a_mounted_data_dir_and_docker_stop(image: str, tmp_path
         assert (row["status"], row["error_message"]) == ("error", "interrupted by server shutdown"), row
     finally:
         subprocess.run(["docker", "rm", "-f", name], capture_output=True)
+
+
+def test_a_read_only_container_without_a_tmp_says_so_at_start(image: str, tmp_path: Path) -> None:
+    """`docker run --read-only` without a writable /tmp started, and then every script save
+    answered 500 (the script checks write their files to a temporary directory): the start now
+    stops with one line saying what to add."""
+    data = tmp_path / "data"
+    data.mkdir()
+    os.chown(data, 999, 999)
+    done = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", *HARDENED, "-v", f"{data}:/data", image],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "opscraft: No usable temporary directory found in ['/tmp', '/var/tmp', '/usr/tmp', '/app']: "
+        "set TMPDIR to a writable directory (a container started with --read-only: add --tmpfs /tmp)"
+    )
 
 
 def _first_run(url: str, content: str) -> tuple[httpx.Client, int]:
