@@ -38,12 +38,17 @@ def nicegui_environment(settings: Settings) -> None:
         os.environ.setdefault("NICEGUI_REDIS_KEY_PREFIX", f"{settings.redis_prefix}:nicegui:")
 
 
-def configure(settings: Settings) -> None:
+def configure(settings: Settings) -> list[Exception]:
     """Register API, pages and lifecycle hooks on NiceGUI's app (call once, before `ui.run`).
 
     With `REDIS_URL`, NiceGUI keeps `app.storage.user` in Redis (`NICEGUI_REDIS_URL`), so a
     browser session survives being served by another web process; its socket connection still
-    needs sticky sessions (docs/deployment.md)."""
+    needs sticky sessions (docs/deployment.md).
+
+    Returns the list that receives what `lifecycle.start` raised, if it failed (a worker id
+    another live worker holds, the database gone since the CLI checked it): the server is then
+    stopped (`serve` raises it), where it used to log a traceback and go on answering 503
+    "starting" for ever, a container up and never healthy that no restart policy restarts."""
     nicegui_environment(settings)
     from nicegui import app, background_tasks
 
@@ -58,15 +63,23 @@ def configure(settings: Settings) -> None:
     for name in ("uvicorn.access", "uvicorn.error"):  # uvicorn's own handlers: not the root's filter
         logging.getLogger(name).addFilter(RedactCredentials())
 
+    failed: list[Exception] = []
+
     async def _startup() -> None:
         # Always dispatch run events, also with `--workers 0`: the web process then declares lost
         # workers (nobody did once every worker was gone: their runs stayed `running`) and runs
         # the automation loops, as docs/architecture.md and docs/executions.md say it does.
-        await lifecycle.start(settings, dispatch=True)
+        try:
+            await lifecycle.start(settings, dispatch=True)
+        except Exception as exc:
+            failed.append(exc)
+            app.shutdown()
+            return
         background_tasks.create(route_state.build_ahead(app), name="build route state")
 
     app.on_startup(_startup)
     app.on_shutdown(lifecycle.stop)
+    return failed
 
 
 @contextlib.contextmanager
@@ -107,8 +120,13 @@ def serve(settings: Settings, host: str, port: int) -> None:
     """Run the app until stopped (the desktop window, when there is one, was started before by
     opscraft.desktop.launch and talks to this server like a browser). Every WebSocket is served by
     uvicorn's `WS_PROTOCOL` implementation (`websocket_protocol`). On SIGTERM, answers still open
-    after `SERVER_STOP_SECONDS` (event streams of runs) are cut, so a stop is not held by them."""
-    configure(settings)
+    after `SERVER_STOP_SECONDS` (event streams of runs) are cut, so a stop is not held by them.
+    Raises what the runtime's start raised (`configure`), once the server has stopped.
+
+    uvicorn logs through the root logger (`log_config=None`), so its lines (start, stop, one per
+    request) have the format of every other line, JSON with `LOG_FORMAT=json`, instead of
+    uvicorn's own `INFO:     ...` text in the middle of a JSON log."""
+    failed = configure(settings)
     from nicegui import ui
 
     from opscraft.api.sse import SERVER_STOP_SECONDS  # here: the desktop launcher imports this module
@@ -127,4 +145,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
             show_welcome_message=False,
             reconnect_timeout=10,
             timeout_graceful_shutdown=SERVER_STOP_SECONDS,
+            log_config=None,
         )
+    if failed:
+        raise failed[0]

@@ -52,52 +52,55 @@ async def start(
         await rt.db.dispose()
         raise
     runtime.install(rt)
-    dispatcher: RunEventDispatcher | None = None
-    if dispatching:
-        process_id = f"web:{socket.gethostname()}:{os.getpid()}"
-        on_round = None if run_worker else _lost_worker_check(rt)
-        dispatcher = RunEventDispatcher(rt.db, process_id, on_round=on_round)
-        dispatcher.subscribe(run_audit.SUBSCRIBER, run_audit.record_finished)
-        dispatcher.subscribe(notifications.SUBSCRIBER, notifications.on_run_events)
-        dispatcher.subscribe(chains.SUBSCRIBER, chains.on_run_events)
-        rt.run_events = dispatcher
-    availability = LiveWorkers(rt.db, settings.worker_lost_seconds)
-    if run_worker:
-        rt.worker = Worker(
-            settings,
-            secrets=VaultSecretSource(rt.vault),
-            plans=VaultPlanStore(rt.vault),
-            on_finished=(lambda _: dispatcher.wake()) if dispatcher is not None else lambda _: None,
-            runners=runners,
-        )
-        await asyncio.to_thread(rt.worker.start)
+    try:
+        dispatcher: RunEventDispatcher | None = None
+        if dispatching:
+            process_id = f"web:{socket.gethostname()}:{os.getpid()}"
+            on_round = None if run_worker else _lost_worker_check(rt)
+            dispatcher = RunEventDispatcher(rt.db, process_id, on_round=on_round)
+            dispatcher.subscribe(run_audit.SUBSCRIBER, run_audit.record_finished)
+            dispatcher.subscribe(notifications.SUBSCRIBER, notifications.on_run_events)
+            dispatcher.subscribe(chains.SUBSCRIBER, chains.on_run_events)
+        availability = LiveWorkers(rt.db, settings.worker_lost_seconds)
+        if run_worker:
+            started = Worker(
+                settings,
+                secrets=VaultSecretSource(rt.vault),
+                plans=VaultPlanStore(rt.vault),
+                on_finished=(lambda _: dispatcher.wake()) if dispatcher is not None else lambda _: None,
+                runners=runners,
+            )
+            await asyncio.to_thread(started.start)
+            rt.worker = started  # only once started: `stop` stops what started
+            if dispatcher is not None:
+                dispatcher.process_id = started.worker_id
+            rt.executions = ExecutionClient(rt.db, started.queue, started.bus, started.cancels, availability)
+        else:
+            rt.executions = ExecutionClient(
+                rt.db,
+                transport.queue_for(settings),
+                transport.bus_for(settings),
+                transport.cancel_signal_for(settings),
+                availability,
+            )
+        await availability.offered()  # read once before any request: requests never wait for it
         if dispatcher is not None:
-            dispatcher.process_id = rt.worker.worker_id
-        rt.executions = ExecutionClient(
-            rt.db, rt.worker.queue, rt.worker.bus, rt.worker.cancels, availability
+            rt.run_events = dispatcher
+            dispatcher.start()
+            rt.automation = automation.start(rt.db)
+        log.info(
+            "OpsCraft started: database=%s, redis=%s, worker=%s",
+            "sqlite" if settings.is_sqlite else "postgresql",
+            "yes" if settings.redis_url else "no",
+            rt.worker.worker_id if rt.worker is not None else "none (runs execute in worker processes)",
         )
-    else:
-        rt.executions = ExecutionClient(
-            rt.db,
-            transport.queue_for(settings),
-            transport.bus_for(settings),
-            transport.cancel_signal_for(settings),
-            availability,
-        )
-    await availability.offered()  # read once before any request: requests never wait for it
-    if dispatcher is not None:
-        dispatcher.start()
-        rt.automation = automation.start(rt.db)
-    log.info(
-        "OpsCraft started: database=%s, redis=%s, worker=%s",
-        "sqlite" if settings.is_sqlite else "postgresql",
-        "yes" if settings.redis_url else "no",
-        rt.worker.worker_id if rt.worker is not None else "none (runs execute in worker processes)",
-    )
-    if dispatching and not run_worker:  # a web-only process: its workers are other processes
-        missing = transport.limitations(settings, runs_here=False)
-        if missing:
-            log.warning(missing)
+        if dispatching and not run_worker:  # a web-only process: its workers are other processes
+            missing = transport.limitations(settings, runs_here=False)
+            if missing:
+                log.warning(missing)
+    except BaseException:  # what started is stopped, the runtime uninstalled
+        await stop()
+        raise
     rt.ready = True
     return rt
 

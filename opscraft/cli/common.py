@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
+import logging
+import os
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -58,6 +62,20 @@ def require_free_port(host: str, port: int) -> None:
         sys.exit(f"opscraft: cannot listen on {host}:{port}: {exc.strerror or exc}{hint}")
 
 
+def require_temp_dir() -> None:
+    """Exit with one line when no temporary directory is writable (`TMPDIR`, /tmp, /var/tmp,
+    /usr/tmp, the working directory: Python's `tempfile` candidates). The script checks (ShellCheck,
+    syntax checks) and runs write their files there: without one, every script save answered 500.
+    A container started with `--read-only` has none unless given one (`--tmpfs /tmp`)."""
+    try:
+        tempfile.gettempdir()
+    except FileNotFoundError as exc:
+        sys.exit(
+            f"opscraft: {exc.strerror}: set TMPDIR to a writable directory "
+            "(a container started with --read-only: add --tmpfs /tmp)"
+        )
+
+
 def settings_for(args: argparse.Namespace) -> Settings:
     """The settings for a parsed command line; raises ConfigError (one line) when invalid."""
     overrides: dict[str, Any] = {}
@@ -73,6 +91,34 @@ def database_error(settings: Settings, exc: Exception) -> str:
     return f"opscraft: cannot open the {backend} database: {reason[0] if reason else type(exc).__name__}"
 
 
+@contextlib.contextmanager
+def one_line_errors(settings: Settings) -> Iterator[None]:
+    """Inside, a database that cannot be opened or migrated (`DATABASE_ERRORS`) or a wrong
+    setting (`ConfigError`: a bad master key, a worker id another live worker holds) exits the
+    command with status 1 and one line (`database_error`, `opscraft: configuration error: ...`)."""
+    try:
+        yield
+    except DATABASE_ERRORS as exc:
+        sys.exit(database_error(settings, exc))
+    except ConfigError as exc:
+        sys.exit(f"opscraft: configuration error: {exc}")
+
+
+def end_process(status: int = 0) -> NoReturn:
+    """End a server or worker process whose shutdown is complete, now: flush the logs and the
+    standard streams, then `os._exit(status)`, skipping the interpreter's teardown. That teardown
+    (freeing the modules: NiceGUI, SQLAlchemy, the app) took 3-6 s of CPU on a busy machine after
+    "Finished server process" in a container, where the process is PID 1 and uvicorn's re-raised
+    SIGTERM is ignored (the kernel applies no default action to PID 1), so `docker stop`'s 10 s
+    ran out (exit 137, SIGKILL); an idle `opscraft worker` spent 3.4 s of its stop in it. Nothing
+    is left to do by then: the runtime stopped (`lifecycle.stop`) and every thread ended."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
+
+
 def run_with_runtime(settings: Settings, body: Callable[[], Awaitable[None]]) -> None:
     """Start the runtime without a worker (it would recover and run the jobs of a server running
     at the same time), await `body()`, stop; exits with one line when the database cannot be
@@ -81,12 +127,8 @@ def run_with_runtime(settings: Settings, body: Callable[[], Awaitable[None]]) ->
     from opscraft import lifecycle  # here: the desktop launch starts its window before this import
 
     async def _main() -> None:
-        try:
+        with one_line_errors(settings):
             await lifecycle.start(settings, worker=False)
-        except DATABASE_ERRORS as exc:
-            sys.exit(database_error(settings, exc))
-        except ConfigError as exc:
-            sys.exit(f"opscraft: configuration error: {exc}")
         try:
             await body()
         finally:
@@ -110,12 +152,8 @@ def check_database(settings: Settings) -> None:
         finally:
             await db.dispose()
 
-    try:
+    with one_line_errors(settings):
         asyncio.run(_check())
-    except DATABASE_ERRORS as exc:
-        sys.exit(database_error(settings, exc))
-    except ConfigError as exc:
-        sys.exit(f"opscraft: configuration error: {exc}")
 
 
 def claim_worker(settings: Settings) -> None:

@@ -9,11 +9,15 @@ from opscraft.cli.common import (
     Factory,
     check_database,
     claim_worker,
+    end_process,
+    one_line_errors,
     port_number,
     require_free_port,
+    require_temp_dir,
     with_data_dir,
 )
 from opscraft.config import Settings
+from opscraft.healthcheck import SERVE_HOST, SERVE_PORT
 
 MAX_SLOTS = 64
 
@@ -25,17 +29,20 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         if not 0 <= args.workers <= MAX_SLOTS:
             sys.exit(f"opscraft: --workers must be between 0 and {MAX_SLOTS}")
         settings = settings.model_copy(update={"workers": args.workers})
+    require_temp_dir()
     claim_worker(settings)
     check_database(settings)
     require_free_port(args.host, args.port)
-    serve(settings, args.host, args.port)
+    with one_line_errors(settings):
+        serve(settings, args.host, args.port)
+    end_process()
 
 
 def register(sub: Factory) -> None:
     """Add `serve` to the CLI's subparsers (`sub` is their `add_parser`)."""
     serve = with_data_dir(sub("serve", help="run the web app and API"))
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    serve.add_argument("--port", type=port_number, default=8080, help="port (default: 8080)")
+    serve.add_argument("--host", default=SERVE_HOST, help=f"address to listen on (default: {SERVE_HOST})")
+    serve.add_argument("--port", type=port_number, default=SERVE_PORT, help=f"port (default: {SERVE_PORT})")
     serve.add_argument(
         "--workers",
         type=int,

@@ -15,8 +15,15 @@ import re
 import signal
 import sys
 
-from opscraft.cli.common import DATABASE_ERRORS, Factory, claim_worker, database_error, with_data_dir
-from opscraft.config import ConfigError, Settings
+from opscraft.cli.common import (
+    Factory,
+    claim_worker,
+    end_process,
+    one_line_errors,
+    require_temp_dir,
+    with_data_dir,
+)
+from opscraft.config import Settings
 
 log = logging.getLogger(__name__)
 RUNNERS = ("docker", "local")
@@ -60,14 +67,12 @@ def check_redis(settings: Settings) -> None:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     settings = worker_settings(args, settings)
     check_redis(settings)
+    require_temp_dir()
     claim_worker(settings)
     runners = frozenset([args.runner]) if args.runner else None
-    try:
+    with one_line_errors(settings):
         asyncio.run(_run(settings, runners))
-    except DATABASE_ERRORS as exc:
-        sys.exit(database_error(settings, exc))
-    except ConfigError as exc:
-        sys.exit(f"opscraft: configuration error: {exc}")
+    end_process()
 
 
 async def _run(settings: Settings, runners: frozenset[str] | None) -> None:
