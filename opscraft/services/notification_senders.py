@@ -329,6 +329,8 @@ def _smtp_session(settings: EmailSettings, message: EmailMessage, deadline: _Dea
         # smtplib's own fixed text: the extension the server lacks (STARTTLS, AUTH, or SMTPUTF8,
         # which a non-ASCII address needs: RFC 6531)
         raise SendError(f"{where}: the server does not offer what this channel needs: {exc}") from None
+    except smtplib.SMTPServerDisconnected:
+        raise SendError(f"{where}: the server closed the connection before it answered") from None
     except smtplib.SMTPException as exc:
         raise SendError(f"{where}: {type(exc).__name__}") from None
     except ssl.SSLError as exc:

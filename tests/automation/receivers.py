@@ -152,10 +152,12 @@ def smtp_receiver(
     smtputf8: bool = False,
     refuse: frozenset[str] = frozenset(),
     data_reply: str | None = None,
+    hang_up_in_data: bool = False,
 ) -> Iterator[SmtpReceiver]:
     """aiosmtpd on 127.0.0.1: `tls` none, starttls (required) or ssl (implicit); `login` requires AUTH;
     `smtputf8` offers the SMTPUTF8 extension (RFC 6531, non-ASCII addresses); the recipients in
-    `refuse` are refused (550 user unknown); `data_reply`, when given, refuses the message with it."""
+    `refuse` are refused (550 user unknown); `data_reply`, when given, refuses the message with it;
+    `hang_up_in_data` closes the connection once the message is in, before answering."""
     from tests.conftest import free_port
 
     port = free_port()
@@ -171,6 +173,9 @@ def smtp_receiver(
             return "250 OK"
 
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            if hang_up_in_data:
+                server.transport.close()
+                return "250 OK"  # never reaches the client
             if data_reply is not None:
                 return data_reply
             receiver.envelopes.append(envelope)

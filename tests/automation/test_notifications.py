@@ -555,6 +555,28 @@ async def test_a_refusal_by_the_smtp_server_says_what_it_answered(
         assert r.status_code == 409 and said in r.json()["detail"], r.text
 
 
+async def test_a_server_hanging_up_in_the_middle_is_said_and_retried(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """A server that closes the connection before answering the message: said in words (it was
+    the exception's class name, `SMTPServerDisconnected`), and the delivery is tried again."""
+    with smtp_receiver(hang_up_in_data=True) as smtp:
+        config = {"host": "127.0.0.1", "port": smtp.port, "security": "none"}
+        config |= {"from": "ops@example.com", "to": "oncall@example.com"}
+        c = await channel(client, admin, name="mail", kind="email", config=config)
+        r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+        said = f"SMTP 127.0.0.1:{smtp.port}: the server closed the connection before it answered"
+        assert r.status_code == 409 and r.json()["detail"].endswith(said), r.text
+        await rule(client, admin, c["id"], ["failure"])
+        run_id = await finished_run(await script(client, admin), "failed")
+        async with runtime.current().db.session() as session:
+            await notifications.enqueue_for_execution(session, run_id)
+        await deliver_all()
+        async with runtime.current().db.session() as session:
+            row = (await session.exec(select(NotificationDelivery))).one()
+        assert row.status == DeliveryStatus.pending and row.attempts == 1 and row.last_error == said, row
+
+
 async def test_an_email_some_recipients_refused_is_delivered_once_and_says_who_missed_it(
     client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
 ) -> None:
