@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     algorithm: str = "HS256"
     access_token_expire_minutes: int = Field(30, gt=0)
     refresh_token_expire_days: int = Field(7, gt=0)
+    # A sign-in (browser session, or the refresh tokens rotated from one API login) ends this many
+    # days after the password was typed, however active it is since (services/auth.py).
+    # days, fractions allowed (0.5: 12 hours).
+    session_max_age_days: float = Field(7, gt=0, validation_alias="OPSCRAFT_SESSION_MAX_AGE_DAYS")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     # `text` (one human-readable line) or `json` (one JSON object per line, with `execution_id`

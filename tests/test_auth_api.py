@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import timedelta
 
 import httpx
+import jwt
 import pytest
+from sqlmodel import col, select, update
 
+from opscraft import runtime
+from opscraft.db.models import RefreshToken
+from opscraft.db.types import utcnow
 from tests.conftest import PASSWORD, LoggedIn
 
 SEED_REGISTER = {
@@ -72,6 +79,92 @@ async def test_refresh_rotates_and_revokes(client: httpx.AsyncClient, admin: Log
         "/api/v1/auth/me", headers={"Authorization": f"Bearer {new['refresh_token']}"}
     )
     assert as_access.status_code == 401
+
+
+async def _login(client: httpx.AsyncClient, username: str = "admin") -> dict[str, str]:
+    r = await client.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def _refresh(client: httpx.AsyncClient, refresh_token: str) -> httpx.Response:
+    return await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
+
+
+async def test_a_rotated_refresh_token_presented_again_ends_its_whole_sign_in(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """RFC 6749 10.4 / OAuth 2.0 Security BCP: a refresh token already exchanged, presented again,
+    is a stolen copy (or a replay): every refresh token of that sign-in is revoked, the newest the
+    thief or the client holds included, it is audited, and the answer says so. It was only
+    refused, and the thief's newer token went on working. Another sign-in of the user is kept."""
+    first = await _login(client)
+    other = await _login(client)
+    second = (await _refresh(client, first["refresh_token"])).json()
+    third = await _refresh(client, second["refresh_token"])
+    assert third.status_code == 200, third.text
+    reused = await _refresh(client, first["refresh_token"])
+    assert reused.status_code == 401, reused.text
+    assert reused.json()["detail"] == (
+        "this refresh token was already exchanged for a new one: presented again, it may have been "
+        "stolen, so every refresh token of this sign-in is revoked: log in again"
+    )
+    assert reused.headers["WWW-Authenticate"] == "Bearer"
+    newest = await _refresh(client, third.json()["refresh_token"])
+    assert newest.status_code == 401 and "used or revoked" in newest.json()["detail"], "the family ended"
+    assert (await _refresh(client, other["refresh_token"])).status_code == 200, "another sign-in stays"
+    events = await client.get("/api/v1/audit?action=auth.refresh_reused", headers=admin.headers)
+    (event,) = events.json()["items"]
+    assert event["target_type"] == "user" and event["target_id"] == str(admin.id), event
+    assert event["details"]["refresh_tokens_revoked"] == 1, "the newest: the others were rotated"
+    # A token revoked otherwise (a logout) is only refused: no theft is assumed.
+    fresh = await _login(client)
+    me = {"Authorization": f"Bearer {fresh['access_token']}"}
+    body = {"refresh_token": fresh["refresh_token"]}
+    assert (await client.post("/api/v1/auth/logout", json=body, headers=me)).status_code == 200
+    gone = await _refresh(client, fresh["refresh_token"])
+    assert gone.status_code == 401 and gone.json()["detail"].startswith("the refresh token has been used")
+    events = await client.get("/api/v1/audit?action=auth.refresh_reused", headers=admin.headers)
+    assert events.json()["total"] == 1
+
+
+async def test_no_refresh_outlives_the_sign_in_max_age(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """Refresh tokens slid forever: each refresh gave 7 more days. A sign-in now ends
+    `OPSCRAFT_SESSION_MAX_AGE_DAYS` (7) after the password was typed, however often refreshed:
+    no token of it expires later, and a refresh past it is a 401 saying so."""
+    tokens = await _login(client)
+    refreshed = (await _refresh(client, tokens["refresh_token"])).json()
+    async with runtime.current().db.session() as session:
+        rows = (await session.exec(select(RefreshToken).where(RefreshToken.user_id == admin.id))).all()
+        by_family: dict[str, list[RefreshToken]] = {}
+        for row in rows:
+            by_family.setdefault(row.family_id, []).append(row)
+        (family,) = [f for f in by_family.values() if len(f) == 2]
+        assert family[0].signed_in_at == family[1].signed_in_at, "the sign-in time is passed on"
+        for row in family:
+            # (issued a few microseconds after the sign-in time was read)
+            assert row.expires_at <= row.signed_in_at + timedelta(days=7, seconds=1)
+        # The sign-in was 7 days ago, less a minute: the token expires with it.
+        await session.exec(
+            update(RefreshToken)
+            .where(col(RefreshToken.family_id) == family[0].family_id)
+            .values(signed_in_at=utcnow() - timedelta(days=7) + timedelta(seconds=60))
+        )
+        await session.commit()
+    last = await _refresh(client, refreshed["refresh_token"])
+    assert last.status_code == 200, last.text
+    claims = jwt.decode(last.json()["refresh_token"], options={"verify_signature": False})
+    assert claims["exp"] - time.time() <= 61, "no later than the sign-in's end"
+    access = jwt.decode(last.json()["access_token"], options={"verify_signature": False})
+    assert access["exp"] - time.time() <= 61
+    async with runtime.current().db.session() as session:
+        await session.exec(update(RefreshToken).values(signed_in_at=utcnow() - timedelta(days=7, seconds=1)))
+        await session.commit()
+    over = await _refresh(client, last.json()["refresh_token"])
+    assert over.status_code == 401
+    assert over.json()["detail"] == (
+        "your sign-in is over 7 days old (OPSCRAFT_SESSION_MAX_AGE_DAYS): log in again"
+    )
 
 
 async def test_logout_never_answers_logged_out_when_nothing_ended(

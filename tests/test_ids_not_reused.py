@@ -22,6 +22,7 @@ from opscraft import runtime
 from opscraft.db.engine import Database
 from opscraft.db.migrate import upgrade
 from opscraft.db.models import User
+from opscraft.db.types import utcnow
 from opscraft.services import auth
 from opscraft.services.errors import Unauthorized
 from tests.conftest import PASSWORD, LoggedIn
@@ -61,7 +62,7 @@ async def _refused_everywhere(client: httpx.AsyncClient, tokens: dict[str, str],
     assert old.id is not None
     async with runtime.current().db.session() as session:  # the browser session's check
         with pytest.raises(Unauthorized):
-            await auth.user_for_session(session, old.id, old.token_version, old.account_key)
+            await auth.user_for_session(session, old.id, old.token_version, old.account_key, utcnow())
 
 
 async def test_a_deleted_newest_users_id_goes_to_no_one_else(
@@ -99,7 +100,7 @@ async def test_an_id_given_again_inherits_no_token_or_session(
     )
     assert me.status_code == 200 and me.json()["id"] == victim_id, me.text
     async with runtime.current().db.session() as session:
-        user = await auth.user_for_session(session, victim_id, heir.token_version, heir.account_key)
+        user = await auth.user_for_session(session, victim_id, heir.token_version, heir.account_key, utcnow())
         assert user.username == "newadmin"
 
 

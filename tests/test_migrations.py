@@ -238,6 +238,44 @@ async def test_0027_keeps_each_inventorys_content_as_its_version_1(scratch: Data
     assert [tuple(r) for r in rows] == [(1, content, hashlib.sha256(content.encode()).hexdigest(), None)]
 
 
+async def test_0028_makes_each_older_refresh_token_its_own_sign_in(scratch: Database) -> None:
+    """Refresh tokens from before families: each is its own family (its jti), signed in when it
+    was issued, not rotated; a logged-out one stays revoked."""
+    await upgrade(scratch.engine, "0027")
+    issued, later = datetime(2026, 1, 1), datetime(2026, 1, 8)
+    async with scratch.engine.begin() as conn:
+        user = {"username": "old", "email": "old@example.com", "full_name": "", "hashed_password": "x"}
+        user |= {"role": "admin", "is_active": True, "token_version": 0, "account_key": "0123456789abcdef"}
+        user |= {"created_at": issued, "updated_at": issued}
+        await conn.execute(
+            text(f"INSERT INTO users ({', '.join(user)}) VALUES ({', '.join(f':{k}' for k in user)})"), user
+        )
+        user_id = (await conn.execute(text("SELECT id FROM users"))).scalar_one()
+        for jti, revoked in (("a" * 32, None), ("b" * 32, later)):
+            await conn.execute(
+                text(
+                    "INSERT INTO refresh_tokens (jti, user_id, expires_at, revoked_at, created_at)"
+                    " VALUES (:jti, :user_id, :later, :revoked, :issued)"
+                ),
+                {"jti": jti, "user_id": user_id, "later": later, "revoked": revoked, "issued": issued},
+            )
+    await upgrade(scratch.engine)
+    async with scratch.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT jti, family_id, signed_in_at, rotated_at, revoked_at IS NOT NULL"
+                    " FROM refresh_tokens ORDER BY jti"
+                )
+            )
+        ).all()
+    assert [(r[0], r[1], r[3], bool(r[4])) for r in rows] == [
+        ("a" * 32, "a" * 32, None, False),
+        ("b" * 32, "b" * 32, None, True),
+    ]
+    assert all(str(r[2]).startswith("2026-01-01") for r in rows), rows
+
+
 async def test_0018_keeps_the_uses_of_secrets_and_their_tables_indexes(scratch: Database) -> None:
     """The webhook and channel tables, rebuilt on SQLite, keep their rows, unique name indexes and
     ids; a secret they use can no longer be deleted (it was SET NULL before 0018)."""

@@ -74,7 +74,7 @@ async def test_a_token_expiry_given_as_a_number_is_refused(
     assert r.status_code == 422, r.text
     assert {"field": "expires_at", "message": DATETIME_MESSAGE} in r.json()["errors"]
     listed = await client.get("/api/v1/tokens", headers=admin.headers)
-    assert listed.json() == [], "nothing was created"
+    assert listed.json()["total"] == 0, "nothing was created"
 
 
 @pytest.mark.parametrize("value", ["2030-01-01", "2030-01-01T00:00:00"])

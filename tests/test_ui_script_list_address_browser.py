@@ -7,6 +7,7 @@ import contextlib
 import re
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -62,6 +63,18 @@ def test_search_and_filters_survive_back_reload_and_a_shared_link(live_server: L
     wait_connected(page)
     page.locator(".q-notification", has_text="tag 'gone' is not one of this page's").wait_for()
     assert _listed(page, "db-backup", "web-backup") == ["db-backup", "web-backup"]
+    # Emptied filters are no filters, as `GET /api/v1/scripts?status=&script_type=` (was a 422).
+    page.goto(f"{live_server.url}/scripts?status=&script_type=&search=&tag=")
+    wait_connected(page)
+    everything = ["db-backup", "web-backup", "web-deploy"]
+    assert _listed(page, *everything) == everything
+    assert page.get_by_test_id("bad-address").count() == 0
+    r = httpx.get(
+        f"{live_server.url}/api/v1/scripts?status=&script_type=&search=&tag=",
+        headers=tokens["viewer"],
+        timeout=30,
+    )
+    assert r.status_code == 200 and sorted(s["name"] for s in r.json()["items"]) == everything, r.text
     page.goto(f"{live_server.url}/scripts?script_type=cobol")
     page.get_by_test_id("bad-address-problem").filter(has_text="script_type").wait_for()
 

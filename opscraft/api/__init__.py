@@ -30,7 +30,7 @@ from opscraft.api import (
 )
 from opscraft.api.errors import InternalErrorMiddleware, install_error_handlers
 from opscraft.api.methods import HeadAsGetMiddleware
-from opscraft.api.query_check import QUERY_CHECK
+from opscraft.api.query_check import QUERY_CHECK, EmptyQueryMiddleware
 from opscraft.api.schemas import REQUEST_CHECKS, error_responses
 from opscraft.config import Settings
 from opscraft.security.http import RequestLimitsMiddleware, SecurityHeadersMiddleware
@@ -74,6 +74,7 @@ def install_api(app: FastAPI, settings: Settings) -> None:
     for router in ROUTERS:
         app.include_router(router, responses=error_responses(*REQUEST_CHECKS), dependencies=[QUERY_CHECK])
     install_error_handlers(app, ROUTERS)
+    app.add_middleware(EmptyQueryMiddleware)  # inside `HeadAsGetMiddleware`: sees a HEAD as its GET
     app.add_middleware(HeadAsGetMiddleware, routers=ROUTERS)
     app.add_middleware(
         RequestLimitsMiddleware,

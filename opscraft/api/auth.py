@@ -60,11 +60,15 @@ async def login(body: LoginRequest, session: Session, actor: AnonymousActor) -> 
 )
 async def refresh(body: RefreshRequest, session: Session, actor: AnonymousActor) -> TokenResponse:
     """No login: the refresh token is the credential. It is single use: the presented token is
-    revoked and a new pair returned. 401 for an expired, revoked or already used token, an access
-    token sent instead, or an account that was deactivated, deleted or had its password changed
-    since. Counts against the auth rate limit per IP (429)."""
+    revoked and a new pair returned, of the same sign-in. 401 for an expired or revoked token, an
+    access token sent instead, an account that was deactivated, deleted or had its password
+    changed since, or a sign-in older than `OPSCRAFT_SESSION_MAX_AGE_DAYS` (7: no token of a
+    sign-in lives longer, however often refreshed). A token already exchanged, presented again, is
+    taken for a stolen copy: every refresh token of its sign-in is revoked (the client that
+    holds the newest one must log in again), audited as `auth.refresh_reused`, and the answer is
+    401 saying so. Counts against the auth rate limit per IP (429)."""
     await auth.check_auth_rate(actor.client_ip, None)
-    pair = await auth.refresh(session, body.refresh_token)
+    pair = await auth.refresh(session, body.refresh_token, actor.client_ip)
     return TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token)
 
 

@@ -20,7 +20,9 @@ ASSETS_URL = "/_docs-assets"
 ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"
 DESCRIPTION = (
     "REST API of OpsCraft. Authenticate with `POST /api/v1/auth/login` and send "
-    "`Authorization: Bearer <access_token>`. Live output: `/ws/executions/{id}?token=<access_token>`."
+    "`Authorization: Bearer <access_token>`. Live output: `/ws/executions/{id}?token=<access_token>`. "
+    "A query parameter of a GET sent empty (`?status=`, a form's emptied filter) is as if not sent: "
+    "an emptied filter is no filter, an emptied `skip`, `limit` or `tz` takes its default."
 )
 
 

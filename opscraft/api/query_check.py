@@ -5,6 +5,11 @@ Before, `GET /api/v1/scripts?serach=deploy` (a typo) answered every script as if
 `GET /api/v1/inventories?limit=1` every inventory, and `?limit=1&limit=2` read the last value: a
 client acting on such a list (deleting what a filter returned) acted on more than it asked for.
 
+An emptied filter is no filter (`EmptyQueryMiddleware`): `GET /api/v1/scripts?status=` was a 422
+"must be one of" while `?search=` of the same route, and `?status=` of the executions, listed
+everything; a form's emptied filter box sends `name=`. The web UI's list pages read their
+addresses the same way (ui/address.py, `parse`).
+
 Machine callers whose query strings OpsCraft does not choose keep theirs: inbound webhooks (a
 sender may add its own parameters), Terraform's state backend and the health probe (a load
 balancer may add a cache-busting parameter; the route reads none, so nothing is misread).
@@ -16,6 +21,7 @@ from typing import Any
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opscraft.security.http import HOOKS_PREFIX, RAW_JSON_PREFIX
 from opscraft.services.errors import Invalid
@@ -81,3 +87,32 @@ async def check_query(connection: HTTPConnection) -> None:
 
 
 QUERY_CHECK = Depends(check_query)
+
+
+def without_empty(query_string: bytes) -> bytes:
+    """`query_string` (raw, percent-encoded) without its parameters whose value is empty
+    (`status=`, or `status` alone); the others kept as sent, in their order."""
+    kept = [pair for pair in query_string.split(b"&") if pair.partition(b"=")[2]]
+    return b"&".join(kept)
+
+
+class EmptyQueryMiddleware:
+    """For `GET` under `/api/` (a `HEAD` too: it runs as its `GET` by then), a query parameter
+    sent with an empty value is as if not sent: an emptied filter is no filter, and an emptied
+    `skip`, `limit` or `tz` takes its default, on every route alike (docs/api.md). The exempt
+    prefixes keep their query as sent."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        query: bytes = scope.get("query_string", b"")
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and query
+            and scope["path"].startswith(API_PREFIX)
+            and not scope["path"].startswith(EXEMPT_PREFIXES)
+        ):
+            scope = {**scope, "query_string": without_empty(query)}
+        await self.app(scope, receive, send)

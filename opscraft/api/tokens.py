@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from opscraft.api.deps import CurrentActor, Session
-from opscraft.api.schemas import AUTHED, IdPath, error_responses
+from opscraft.api.schemas import AUTHED, IdPath, Limit, Page, Skip, error_responses
 from opscraft.db.models import Role
 from opscraft.services import api_tokens
 from opscraft.services.api_tokens import NAME_MAX, TokenInfo
@@ -99,7 +99,7 @@ async def create_token(body: TokenCreate, session: Session, actor: CurrentActor)
 
 @router.get(
     "",
-    response_model=list[TokenOut],
+    response_model=Page[TokenOut],
     summary="Your tokens (admins: `all=true` for everyone's), newest first",
     responses=error_responses(*AUTHED),
 )
@@ -107,22 +107,27 @@ async def list_tokens(
     session: Session,
     actor: CurrentActor,
     all_users: Annotated[bool, Query(alias="all", description="Every user's tokens (admins only)")] = False,
-) -> list[TokenOut]:
+    skip: Skip = 0,
+    limit: Limit = 50,
+) -> Page[TokenOut]:
     """Any role, signed in with a password (403 with a personal access token). Your tokens, or
     with `all=true` everyone's (admins only: 403 otherwise); newest first, revoked and expired
-    included (`active` says). The token values are never returned, only their `prefix`."""
-    return [TokenOut.of(i) for i in await api_tokens.list_tokens(session, actor, all_users=all_users)]
+    included (`active` says). Answers `{items, total, skip, limit}` like every list; `limit` at
+    most 500. The token values are never returned, only their `prefix`."""
+    rows, total = await api_tokens.list_tokens(session, actor, all_users=all_users, skip=skip, limit=limit)
+    return Page(items=[TokenOut.of(i) for i in rows], total=total, skip=skip, limit=limit)
 
 
 @router.delete(
     "/{token_id}",
-    response_model=TokenOut,
+    status_code=204,
     summary="Revoke a token (yours; admins: anyone's): it stops working at once",
     responses=error_responses(*AUTHED, 404),
 )
-async def revoke_token(token_id: IdPath, session: Session, actor: CurrentActor) -> TokenOut:
+async def revoke_token(token_id: IdPath, session: Session, actor: CurrentActor) -> Response:
     """Any role, signed in with a password (403 with a personal access token). Your own token;
-    admins (manage_users) any user's. 404 when unknown or another user's. Revoking an already
-    revoked token changes nothing and answers it again (idempotent). Audited as
-    `api_token.revoke`."""
-    return TokenOut.of(await api_tokens.revoke(session, actor, token_id))
+    admins (manage_users) any user's. `204` (no body, as every delete); 404 when unknown or
+    another user's. Revoking an already revoked token changes nothing and answers `204` again
+    (idempotent). Audited as `api_token.revoke`."""
+    await api_tokens.revoke(session, actor, token_id)
+    return Response(status_code=204)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import func
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -148,17 +149,30 @@ async def create(
     return row, value
 
 
-async def list_tokens(session: AsyncSession, actor: Actor, *, all_users: bool = False) -> list[TokenInfo]:
-    """The caller's tokens, or (admins, `all_users`) everyone's; newest first, revoked included."""
+async def list_tokens(
+    session: AsyncSession, actor: Actor, *, all_users: bool = False, skip: int = 0, limit: int = 50
+) -> tuple[list[TokenInfo], int]:
+    """A page of the caller's tokens, or (admins, `all_users`) everyone's, newest first, revoked
+    and expired included: (`limit` rows after the first `skip`, how many there are in all), as
+    every list pages (docs/api.md). `Forbidden` for `all_users` without manage_users."""
     user = _signed_in(actor)
-    query = select(ApiToken, User.username, User.role).join(User, col(User.id) == col(ApiToken.user_id))
+    conditions = []
     if all_users:
         if not can(user, Permission.manage_users):
             raise Forbidden(f"your role ({user.role}) may not list other users' tokens")
     else:
-        query = query.where(col(ApiToken.user_id) == user.id)
-    rows = await session.exec(query.order_by(col(ApiToken.created_at).desc(), col(ApiToken.id).desc()))
-    return [TokenInfo(token, username, role) for token, username, role in rows.all()]
+        conditions.append(col(ApiToken.user_id) == user.id)
+    total = (await session.exec(select(func.count()).select_from(ApiToken).where(*conditions))).one()
+    query = (
+        select(ApiToken, User.username, User.role)
+        .join(User, col(User.id) == col(ApiToken.user_id))
+        .where(*conditions)
+        .order_by(col(ApiToken.created_at).desc(), col(ApiToken.id).desc())
+        .offset(skip)
+        .limit(limit)
+    )
+    rows = await session.exec(query)
+    return [TokenInfo(token, username, role) for token, username, role in rows.all()], int(total)
 
 
 async def revoke(session: AsyncSession, actor: Actor, token_id: int) -> TokenInfo:

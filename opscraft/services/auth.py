@@ -1,11 +1,23 @@
-"""Login, token refresh with rotation, and resolving a token or UI session to a user."""
+"""Login, token refresh with rotation, and resolving a token or UI session to a user.
+
+Rules:
+- refresh tokens rotate: each is single use, exchanged for a new pair. The tokens rotated from one
+  password sign-in are a family (`RefreshToken.family_id`). A token that was already rotated and
+  is presented again is a copy in someone else's hands (or the client's own replay): either way
+  the family is ended at once, every refresh token of it revoked, audited as
+  `auth.refresh_reused`, and the answer is 401 (RFC 6749 10.4; OAuth 2.0 Security BCP, RFC 9700
+  4.14.2). A token revoked by a logout or a password change is only refused;
+- a sign-in has an absolute lifetime, `OPSCRAFT_SESSION_MAX_AGE_DAYS` (default 7, as the seed's
+  refresh tokens) from the password sign-in, however active it is since: a browser session
+  (`user_for_session`) and a refresh-token family (no token of it expires later) alike.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func
 from sqlmodel import col, select, update
@@ -60,15 +72,41 @@ async def check_auth_rate(client_ip: str | None, username: str | None) -> None:
             raise RateLimited("too many authentication attempts", retry_after=retry_after)
 
 
-async def issue_pair(session: AsyncSession, user: User) -> TokenPair:
+class SignInOver(Unauthorized):
+    """A sign-in older than its absolute lifetime (`OPSCRAFT_SESSION_MAX_AGE_DAYS`)."""
+
+
+def sign_in_ends(signed_in_at: datetime) -> datetime:
+    """When a sign-in made at `signed_in_at` ends, however active it is: the setting
+    `session_max_age_days` later (module rules)."""
+    return signed_in_at + timedelta(days=runtime.current().settings.session_max_age_days)
+
+
+def check_sign_in_age(signed_in_at: datetime) -> None:
+    """`SignInOver` (401) when the sign-in made at `signed_in_at` has reached `sign_in_ends`."""
+    if utcnow() >= sign_in_ends(signed_in_at):
+        days = runtime.current().settings.session_max_age_days
+        raise SignInOver(
+            f"your sign-in is over {days:g} day{'s' if days != 1 else ''} old "
+            "(OPSCRAFT_SESSION_MAX_AGE_DAYS): log in again"
+        )
+
+
+async def issue_pair(session: AsyncSession, user: User, *, family: RefreshToken | None = None) -> TokenPair:
+    """A new access and refresh token for `user`; the refresh token is stored, in `family` (the
+    rotated token's row) or as the first of a new family signed in now. Neither token outlives the
+    sign-in (`sign_in_ends`)."""
     settings = runtime.current().settings
     assert settings.secret_key and user.id is not None
+    now = utcnow()
+    signed_in_at = family.signed_in_at if family else now
+    left = sign_in_ends(signed_in_at) - now
     access, _ = issue_token(
         settings.secret_key,
         user.id,
         "access",
         user.token_version,
-        timedelta(minutes=settings.access_token_expire_minutes),
+        min(timedelta(minutes=settings.access_token_expire_minutes), left),
         user.account_key,
     )
     refresh, claims = issue_token(
@@ -76,10 +114,18 @@ async def issue_pair(session: AsyncSession, user: User) -> TokenPair:
         user.id,
         "refresh",
         user.token_version,
-        timedelta(days=settings.refresh_token_expire_days),
+        min(timedelta(days=settings.refresh_token_expire_days), left),
         user.account_key,
     )
-    session.add(RefreshToken(jti=claims.jti, user_id=user.id, expires_at=claims.expires_at))
+    family_id = family.family_id if family else claims.jti
+    row = RefreshToken(
+        jti=claims.jti,
+        user_id=user.id,
+        family_id=family_id,
+        signed_in_at=signed_in_at,
+        expires_at=claims.expires_at,
+    )
+    session.add(row)
     return TokenPair(access, refresh)
 
 
@@ -124,8 +170,37 @@ async def login(session: AsyncSession, client_ip: str | None, username: str, pas
     return pair
 
 
-async def refresh(session: AsyncSession, token: str) -> TokenPair:
-    """Exchange a refresh token for a new pair; the presented token is revoked (rotation)."""
+REFRESH_REUSED = (
+    "this refresh token was already exchanged for a new one: presented again, it may have been "
+    "stolen, so every refresh token of this sign-in is revoked: log in again"
+)
+
+
+async def _end_family(session: AsyncSession, reused: RefreshToken, client_ip: str | None) -> None:
+    """Revoke every refresh token of `reused`'s family and audit it (`auth.refresh_reused`), in a
+    transaction of its own (module rules)."""
+    ended = await session.exec(
+        update(RefreshToken)
+        .where(col(RefreshToken.family_id) == reused.family_id, col(RefreshToken.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+    )
+    audit.record(
+        session,
+        Actor(None, client_ip),
+        "auth.refresh_reused",
+        "user",
+        reused.user_id,
+        family_id=reused.family_id,
+        refresh_tokens_revoked=int(ended.rowcount or 0),
+    )
+    await session.commit()
+
+
+async def refresh(session: AsyncSession, token: str, client_ip: str | None = None) -> TokenPair:
+    """Exchange a refresh token for a new pair of the same family; the presented token is revoked
+    (rotation). `Unauthorized` (401) for a token that is invalid, expired, revoked, of a sign-in past
+    `OPSCRAFT_SESSION_MAX_AGE_DAYS` (`SignInOver`) or of an account no longer valid; a token
+    already rotated ends its whole family first (module rules; `client_ip` goes to the audit)."""
     settings = runtime.current().settings
     assert settings.secret_key
     try:
@@ -133,12 +208,17 @@ async def refresh(session: AsyncSession, token: str) -> TokenPair:
     except TokenError as exc:
         fix = "send the refresh_token of the login response" if exc.reason == "wrong_type" else "log in again"
         raise Unauthorized(f"{exc}: {fix}") from None
-    revoked = await session.exec(
+    now = utcnow()
+    rotated = await session.exec(
         update(RefreshToken)
         .where(col(RefreshToken.jti) == claims.jti, col(RefreshToken.revoked_at).is_(None))
-        .values(revoked_at=utcnow())
+        .values(revoked_at=now, rotated_at=now)
     )
-    if revoked.rowcount != 1:
+    row = await session.get(RefreshToken, claims.jti)
+    if rotated.rowcount != 1 or row is None:
+        if row is not None and row.rotated_at is not None:
+            await _end_family(session, row, client_ip)
+            raise Unauthorized(REFRESH_REUSED)
         await session.rollback()
         raise Unauthorized("the refresh token has been used or revoked: log in again")
     user = await session.get(User, claims.user_id)
@@ -146,7 +226,12 @@ async def refresh(session: AsyncSession, token: str) -> TokenPair:
         await session.rollback()
         raise Unauthorized("refresh token is no longer valid: log in again")
     assert user is not None
-    pair = await issue_pair(session, user)
+    try:
+        check_sign_in_age(row.signed_in_at)
+    except SignInOver:
+        await session.commit()  # the token stays revoked: it can never be exchanged
+        raise
+    pair = await issue_pair(session, user, family=row)
     await session.commit()
     return pair
 
@@ -218,9 +303,16 @@ async def actor_for_bearer(session: AsyncSession, token: str, client_ip: str | N
     return Actor(await user_for_access_token(session, token), client_ip)
 
 
-async def user_for_session(session: AsyncSession, user_id: int, version: int, account_key: str) -> User:
+async def user_for_session(
+    session: AsyncSession, user_id: int, version: int, account_key: str, signed_in_at: datetime | None
+) -> User:
     """The user behind a UI session, if it is still valid: the same account (`account_key`: a
-    deleted account's id may name a later one), active, same token version. Raises Unauthorized."""
+    deleted account's id may name a later one), active, same token version, signed in at
+    `signed_in_at` less than `OPSCRAFT_SESSION_MAX_AGE_DAYS` ago. Raises `SignInOver` past that age,
+    `Unauthorized` otherwise (a session from before sign-in times were kept: its age is unknown)."""
+    if signed_in_at is None:
+        raise Unauthorized("your session has ended: log in again")
+    check_sign_in_age(signed_in_at)
     return _valid_user(await session.get(User, user_id), version, account_key)
 
 

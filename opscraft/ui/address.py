@@ -70,14 +70,14 @@ def parse(
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """`values` with each typed part converted, and what each part that does not convert must be,
     by name ("must be a whole number"); the submitted text is never repeated (it may be long or
-    hold markup)."""
-    converted = dict(values)
+    hold markup). A part sent empty (`?script_id=`, `?tag=`: an emptied filter box) is as if
+    absent, typed or text: the page's own default applies, as the API reads an emptied query
+    parameter (api/query_check.py; an emptied text filter reached
+    `/scripts` as empty text, a server error)."""
+    converted = {name: value for name, value in values.items() if value != ""}
     problems: dict[str, str] = {}
     for name, converter in converters.items():
-        if values.get(name) == "":  # `?script_id=` (an emptied filter box): as if absent
-            del converted[name]  # the page's own default applies
-            continue
-        if name not in values or values[name] is None:
+        if name not in converted or converted[name] is None:
             continue
         try:
             converted[name] = converter.validate_python(values[name])

@@ -196,7 +196,7 @@ async def guard(permission: Permission | None = None, *, ticking: bool = False) 
     ended = "user_id" in app.storage.user
     actor = await session.current_actor()
     if actor is None:
-        ui.navigate.to(session.login_url("/", "ended" if ended else None))
+        ui.navigate.to(session.login_url("/", session.ended_notice() if ended else None))
         return None
     if permission is not None and not can(actor.user, permission):
         if ticking:
@@ -242,7 +242,7 @@ def protected_page(path: str, permission: Permission | None = None, title: str =
             ended = "user_id" in app.storage.user
             actor = await session.current_actor()
             if actor is None:
-                target = session.login_url(_request_path(), "ended" if ended else None)
+                target = session.login_url(_request_path(), session.ended_notice() if ended else None)
                 return RedirectResponse(target, status_code=303)
             if permission is not None and not can(actor.user, permission):
                 context.client.status_code = 403

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import quote
 
 from nicegui import app, context
 
 from opscraft import runtime
 from opscraft.db.models import User
+from opscraft.db.types import utcnow
 from opscraft.services import auth
 from opscraft.services.actor import Actor
+from opscraft.services.auth import SignInOver
 from opscraft.services.errors import Unauthorized
 
 
@@ -21,11 +24,22 @@ def client_ip() -> str | None:
     return request.client.host if request and request.client else None
 
 
+# The key under which a session that ended says why, for the login page (`ended_notice`).
+_ENDED = "ended_because"
+
+
 def log_in(user: User) -> None:
     """Remember `user` in this browser's session: the account (id and `account_key`, so the
-    session never passes to a later account given the same id) and its token version."""
+    session never passes to a later account given the same id), its token version and when the
+    password was typed (the session ends `OPSCRAFT_SESSION_MAX_AGE_DAYS` later, however active)."""
+    app.storage.user.pop(_ENDED, None)
     app.storage.user.update(
-        {"user_id": user.id, "account_key": user.account_key, "token_version": user.token_version}
+        {
+            "user_id": user.id,
+            "account_key": user.account_key,
+            "token_version": user.token_version,
+            "signed_in_at": utcnow().isoformat(),
+        }
     )
 
 
@@ -33,8 +47,17 @@ def log_out() -> None:
     app.storage.user.clear()
 
 
+def _signed_in_at() -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(app.storage.user["signed_in_at"]))
+    except (KeyError, ValueError):
+        return None
+
+
 async def current_actor() -> Actor | None:
-    """The logged-in user if the session is still valid (active user, unchanged password), else None."""
+    """The logged-in user if the session is still valid (active user, unchanged password, signed
+    in less than `OPSCRAFT_SESSION_MAX_AGE_DAYS` ago), else None; a session that reached that age
+    is ended and remembers so for the login page's notice (`ended_notice`)."""
     user_id = app.storage.user.get("user_id")
     if user_id is None:
         return None
@@ -45,16 +68,28 @@ async def current_actor() -> Actor | None:
                 int(user_id),
                 int(app.storage.user.get("token_version", -1)),
                 str(app.storage.user.get("account_key", "")),
+                _signed_in_at(),
             )
+        except SignInOver:
+            log_out()
+            app.storage.user[_ENDED] = "expired"
+            return None
         except Unauthorized:
             log_out()
             return None
     return Actor(user, client_ip())
 
 
+def ended_notice() -> str:
+    """The login page's notice for a session that `current_actor` just found ended: "expired"
+    past its absolute lifetime, "ended" otherwise (a password change elsewhere, a deactivation)."""
+    return str(app.storage.user.pop(_ENDED, "ended"))
+
+
 # Messages the login page shows, by key (never text taken from the URL).
 NOTICES = {
     "ended": "Your session has ended: log in again.",
+    "expired": "Your session has reached its maximum age: log in again.",
     "password": "Password changed: log in with your new password.",
     "logout": "You are logged out.",
 }

@@ -1,5 +1,5 @@
 """The API tokens page: create a personal access token (shown once), see last use, revoke;
-admins can show everyone's tokens."""
+admins can show everyone's tokens. Paged as `GET /api/v1/tokens` pages, newest first."""
 
 from __future__ import annotations
 
@@ -14,9 +14,18 @@ from opscraft.services.api_tokens import TokenInfo
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import labels
 from opscraft.ui.layout import frame, guard, protected_page, run_action
-from opscraft.ui.widgets import call, confirm, dialog_buttons, dialog_card, format_time, text_input
+from opscraft.ui.widgets import (
+    call,
+    confirm,
+    dialog_buttons,
+    dialog_card,
+    format_count,
+    format_time,
+    text_input,
+)
 
 EXPIRY_CHOICES = {"7": "7 days", "30": "30 days", "90": "90 days", "365": "1 year", "": "No expiry"}
+PAGE_SIZE = 20
 
 
 def _row(info: TokenInfo, revoke: Any) -> None:
@@ -55,6 +64,12 @@ async def tokens_page(actor: Actor) -> None:
             "send `Authorization: Bearer <token>`. A token's role is never above yours."
         ).classes("text-grey-7")
         everyone = {"on": False}
+        paging = {"page": 1}
+
+        async def turn(event: Any) -> None:
+            if event.value and event.value != paging["page"]:
+                paging["page"] = int(event.value)
+                body.refresh()
 
         @ui.refreshable
         async def body() -> None:
@@ -63,13 +78,33 @@ async def tokens_page(actor: Actor) -> None:
             current = await guard()
             if current is None:
                 return
-            rows = await run_action(lambda: call(api_tokens.list_tokens, current, all_users=everyone["on"]))
-            if rows is None:
+            skip = (paging["page"] - 1) * PAGE_SIZE
+            listed = await run_action(
+                lambda: call(
+                    api_tokens.list_tokens, current, all_users=everyone["on"], skip=skip, limit=PAGE_SIZE
+                )
+            )
+            if listed is None:
+                return
+            rows, total = listed
+            if not rows and total:  # past the last page (tokens deleted with their owner meanwhile)
+                paging["page"] = 1
+                body.refresh()
                 return
             if not rows:
                 ui.label("No tokens yet.").props('data-testid="tokens-empty"')
             for info in rows:
                 _row(info, revoke)
+            pages = max(1, -(-total // PAGE_SIZE))
+            with ui.row().classes("w-full items-center justify-between"):
+                noun = "token" if total == 1 else "tokens"
+                ui.label(f"{format_count(total)} {noun}").classes("text-grey-7").props(
+                    'data-testid="tokens-summary"'
+                )
+                if pages > 1:
+                    ui.pagination(1, pages, value=paging["page"], direction_links=True, on_change=turn).props(
+                        'data-testid="tokens-pager"'
+                    )
 
         async def revoke(info: TokenInfo) -> None:
             whose = "" if info.token.user_id == actor.user_id else f" of {info.username}"
@@ -131,6 +166,7 @@ async def tokens_page(actor: Actor) -> None:
                     )
                     if created is not None:
                         dialog.delete()
+                        paging["page"] = 1  # newest first: the new token heads the first page
                         body.refresh()
                         show_once(created[1])
 
@@ -145,6 +181,7 @@ async def tokens_page(actor: Actor) -> None:
 
                 def toggle(e: Any) -> None:
                     everyone["on"] = bool(e.value)
+                    paging["page"] = 1
                     body.refresh()
 
                 ui.switch("Show every user's tokens", on_change=toggle).props('data-testid="tokens-all"')

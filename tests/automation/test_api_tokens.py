@@ -39,7 +39,7 @@ async def test_token_is_shown_once_and_stored_as_a_hash(
     assert body["role"] == "operator" and body["expires_at"] is None and body["active"]
     assert token.startswith(body["prefix"])
     listed = (await client.get("/api/v1/tokens", headers=operator.headers)).json()
-    assert [t["id"] for t in listed] == [body["id"]]
+    assert [t["id"] for t in listed["items"]] == [body["id"]] and listed["total"] == 1
     assert token not in str(listed)
     async with runtime.current().db.session() as session:
         row = await session.get(ApiToken, body["id"])
@@ -90,10 +90,8 @@ async def test_owner_demoted_caps_the_token(client: httpx.AsyncClient, admin: Lo
     assert r.status_code == 200, r.text
     assert (await client.get("/api/v1/users", headers=bearer(token))).status_code == 403
     listed = await client.get("/api/v1/tokens", params={"all": "true"}, headers=admin.headers)
-    (mine,) = [t for t in listed.json() if t["id"] == created["id"]]
+    (mine,) = [t for t in listed.json()["items"] if t["id"] == created["id"]]
     assert (mine["role"], mine["acts_as"]) == ("admin", "viewer"), mine
-    revoked = await client.delete(f"/api/v1/tokens/{created['id']}", headers=admin.headers)
-    assert (revoked.json()["role"], revoked.json()["acts_as"]) == ("admin", "viewer"), revoked.text
 
 
 async def test_expiry_rules(client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn) -> None:
@@ -131,12 +129,38 @@ async def test_revoke_and_admin_oversight(
     ).status_code == 404
     assert (await client.get("/api/v1/tokens?all=true", headers=operator.headers)).status_code == 403
     everyone = (await client.get("/api/v1/tokens?all=true", headers=admin.headers)).json()
-    assert {t["username"] for t in everyone} == {"operator", "viewer"}
+    assert {t["username"] for t in everyone["items"]} == {"operator", "viewer"}
+    # 204 without a body, as every DELETE of the API (it answered 200 with the token)
     r = await client.delete(f"/api/v1/tokens/{theirs['id']}", headers=admin.headers)
-    assert r.status_code == 200 and r.json()["revoked_at"] and not r.json()["active"]
+    assert r.status_code == 204 and r.content == b"", r.text
+    listed = (await client.get("/api/v1/tokens?all=true", headers=admin.headers)).json()["items"]
+    (revoked,) = [t for t in listed if t["id"] == theirs["id"]]
+    assert revoked["revoked_at"] and not revoked["active"]
     assert (await client.get("/api/v1/auth/me", headers=bearer(theirs["token"]))).status_code == 401
-    assert (await client.delete(f"/api/v1/tokens/{mine['id']}", headers=operator.headers)).status_code == 200
+    assert (await client.delete(f"/api/v1/tokens/{mine['id']}", headers=operator.headers)).status_code == 204
+    # again: nothing changes, the same answer (idempotent)
+    assert (await client.delete(f"/api/v1/tokens/{mine['id']}", headers=operator.headers)).status_code == 204
     assert (await client.get("/api/v1/auth/me", headers=bearer(mine["token"]))).status_code == 401
+
+
+async def test_the_list_pages_like_every_list(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """`GET /api/v1/tokens` answered a bare array of every token while every other list answers
+    `{items, total, skip, limit}`: it pages with `skip` and `limit` (at most 500), newest first."""
+    ids = [(await create(client, admin, name=f"ci-{n}")).json()["id"] for n in range(5)]
+    newest_first = ids[::-1]
+    first = await client.get("/api/v1/tokens", params={"limit": 2}, headers=admin.headers)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert (body["total"], body["skip"], body["limit"]) == (5, 0, 2)
+    assert [t["id"] for t in body["items"]] == newest_first[:2]
+    last = (await client.get("/api/v1/tokens?skip=4&limit=2&all=true", headers=admin.headers)).json()
+    assert [t["id"] for t in last["items"]] == newest_first[4:] and last["total"] == 5
+    r = await client.get("/api/v1/tokens?limit=501", headers=admin.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "limit"
+    async with runtime.current().db.session() as session:
+        actor = Actor(await session.get(User, admin.id))
+        rows, total = await api_tokens.list_tokens(session, actor, skip=1, limit=3)
+        assert [i.token.id for i in rows] == newest_first[1:4] and total == 5
 
 
 async def test_deactivated_owner_stops_at_once(
@@ -233,7 +257,7 @@ async def test_a_password_reset_ends_every_credential_of_the_old_password(
     r = await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh})
     assert r.status_code == 401, "refresh token revoked"
     listed = (await client.get("/api/v1/tokens?all=true", headers=admin.headers)).json()
-    assert [t["active"] for t in listed if t["username"] == "reset-me"] == [False]
+    assert [t["active"] for t in listed["items"] if t["username"] == "reset-me"] == [False]
     async with runtime.current().db.session() as session:
         (event,) = (
             await session.exec(select(AuditEvent).where(AuditEvent.action == "user.reset_password"))

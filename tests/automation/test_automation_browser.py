@@ -100,7 +100,7 @@ def test_personal_token_shown_once_then_revoked(page: Any, env: Env) -> None:
     page.reload()
     page.get_by_test_id("token-add").wait_for()
     assert value not in page.content(), "shown once"
-    token_id = env.api("GET", "/api/v1/tokens").json()[0]["id"]
+    token_id = env.api("GET", "/api/v1/tokens").json()["items"][0]["id"]
     row = page.get_by_test_id(f"token-{token_id}")
     # The list says from which address the token was last used (docs/automation.md), not only when.
     row.get_by_text("from 127.0.0.1").wait_for()
@@ -124,7 +124,9 @@ def test_an_expired_token_can_be_revoked_to_reuse_its_name(page: Any, env: Env) 
     created = env.api("POST", "/api/v1/tokens", json={"name": "nightly", "expires_at": soon})
     assert created.status_code == 201, created.text
     token_id = created.json()["id"]
-    wait_until(lambda: not env.api("GET", "/api/v1/tokens").json()[0]["active"], "the token to expire", 30)
+    wait_until(
+        lambda: not env.api("GET", "/api/v1/tokens").json()["items"][0]["active"], "the token to expire", 30
+    )
     log_in(page, env.server, "admin")
     page.goto(f"{env.server.url}/tokens")
     row = page.get_by_test_id(f"token-{token_id}")
@@ -638,3 +640,25 @@ def test_pausing_a_schedule_keeps_what_another_tab_saved_since(page: Any, env: E
     (stored,) = env.api("GET", url).json()
     assert stored["enabled"] is False
     assert {k: stored[k] for k in newer} == newer
+
+
+def test_the_tokens_page_pages_as_the_api_does(page: Any, env: Env) -> None:
+    """`GET /api/v1/tokens` pages (`{items, total, skip, limit}`) and the page with it: 20 tokens a
+    page, newest first, the total said, a pager to the older ones (it listed every token at once)."""
+    second = token(env.server, "second")
+    for n in range(25):
+        made = httpx.post(f"{env.server.url}/api/v1/tokens", json={"name": f"page-{n:02}"}, headers=second)
+        assert made.status_code == 201, made.text
+    listed = httpx.get(f"{env.server.url}/api/v1/tokens?limit=500", headers=second).json()
+    total = listed["total"]
+    assert total >= 25 and listed["items"][0]["name"] == "page-24"
+    log_in(page, env.server, "second")
+    page.goto(f"{env.server.url}/tokens")
+    page.get_by_test_id("tokens-summary").get_by_text(f"{total} tokens", exact=True).wait_for()
+    revoke_buttons = page.locator("[data-testid^=token-revoke-]")
+    assert revoke_buttons.count() == 20
+    page.get_by_test_id(f"token-{listed['items'][0]['id']}").wait_for()
+    page.get_by_test_id("tokens-pager").get_by_role("button", name="2", exact=True).click()
+    oldest = next(t for t in listed["items"] if t["name"] == "page-00")
+    page.get_by_test_id(f"token-{oldest['id']}").wait_for()
+    assert page.locator("[data-testid^=token-revoke-]").count() == min(total - 20, 20)

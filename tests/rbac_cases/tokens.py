@@ -26,7 +26,7 @@ CASES = [
     Case(
         "DELETE",
         "/api/v1/tokens/{token_id}",
-        {"anonymous": 401, "viewer": 404, "operator": 404, "admin": 200},
+        {"anonymous": 401, "viewer": 404, "operator": 404, "admin": 204},
         target_token,
         note="someone else's token: hidden from non-admins",
     ),

@@ -48,12 +48,17 @@ class User(SQLModel, table=True):
 
 
 class RefreshToken(SQLModel, table=True):
-    """One row per issued refresh token; rotation revokes the presented one."""
+    """One row per issued refresh token; rotation revokes the presented one (and sets
+    `rotated_at`). `family_id` (the jti of the first token of the sign-in) and `signed_in_at` (the
+    password sign-in) are passed on from token to token: services/auth.py."""
 
     __tablename__ = "refresh_tokens"
 
     jti: str = Field(primary_key=True, max_length=64)
     user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    family_id: str = Field(max_length=64, index=True)
+    signed_in_at: datetime = Field(sa_type=UTCDateTime)
     expires_at: datetime = Field(sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    rotated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
