@@ -163,9 +163,9 @@ async def test_every_emptied_query_parameter_answers_as_if_not_sent(
     await client.post("/api/v1/tokens", json={"name": "ci"}, headers=admin.headers)
     secret = await client.post("/api/v1/secrets", json={"name": "DB", "value": "v"}, headers=admin.headers)
     assert secret.status_code == 201, secret.text
-    # No run nor schedule here: their reads answer 404 with or without the parameter.
+    # No run, schedule nor inventory here: their reads answer 404 with or without the parameter.
     ids = {"script_id": made.json()["id"], "secret_id": secret.json()["id"]}
-    ids |= {"execution_id": 999_999, "schedule_id": 999_999}
+    ids |= {"execution_id": 999_999, "schedule_id": 999_999, "inventory_id": 999_999, "workspace": "default"}
     pairs = _get_query_parameters(api_app)
     covered = set()
     for path, param in pairs:
