@@ -247,6 +247,7 @@ def test_every_unique_index_has_a_case() -> None:
         "api_tokens.token_hash",
         "terraform_states.script_id,workspace",
         "terraform_state_versions.state_id,number",
+        "inventory_versions.inventory_id,number",  # numbered by the save, under the inventory's row lock
         "terraform_plans.execution_id",
         "chain_runs.execution_id",
     }

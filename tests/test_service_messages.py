@@ -17,7 +17,7 @@ import opscraft.services
 from opscraft import runtime
 from opscraft.db.models.scripts import ScriptType
 from opscraft.security.tokens import issue_token
-from opscraft.services import line_endings
+from opscraft.services import auth, line_endings
 from opscraft.services.script_checks import check
 from tests.conftest import PASSWORD, LoggedIn
 
@@ -190,11 +190,14 @@ async def test_used_and_unknown_credentials_say_what_to_do(
 ) -> None:
     login = await client.post("/api/v1/auth/login", json={"username": "viewer", "password": PASSWORD})
     refresh_token = login.json()["refresh_token"]
-    assert (
-        await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
-    ).status_code == 200
+    rotated = await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
+    assert rotated.status_code == 200
     reused = await client.post("/api/v1/auth/refresh", json={"refresh_token": refresh_token})
-    assert reused.json()["detail"] == "the refresh token has been used or revoked: log in again"
+    assert reused.json()["detail"] == auth.REFRESH_REUSED
+    # The newest token of that sign-in was revoked with it (not rotated): only refused.
+    newest_token = rotated.json()["refresh_token"]
+    newest = await client.post("/api/v1/auth/refresh", json={"refresh_token": newest_token})
+    assert newest.json()["detail"] == "the refresh token has been used or revoked: log in again"
     unknown = await client.get("/api/v1/auth/me", headers={"Authorization": "Bearer ocp_" + "x" * 40})
     assert unknown.json()["detail"] == (
         "API token is invalid or revoked: check it, or create a new one on the API tokens page"

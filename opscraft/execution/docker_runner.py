@@ -399,8 +399,9 @@ def _workdir_archive() -> bytes:
 
 
 def _collect(api: docker.APIClient, container: str, names: tuple[str, ...]) -> dict[str, bytes]:
-    """The files `names` of the ended container's work directory that exist (regular files of
-    at most `terraform_plan.max_bytes` each; the volume outlives the stop until removal)."""
+    """The files `names` of the ended container's work directory that exist (regular files; one
+    over `terraform_plan.max_bytes` as `terraform_plan.TOO_LARGE`; the volume outlives the stop
+    until removal)."""
     found: dict[str, bytes] = {}
     for name in names:
         try:
@@ -408,6 +409,7 @@ def _collect(api: docker.APIClient, container: str, names: tuple[str, ...]) -> d
         except NotFound:
             continue
         if int(stat.get("size", 0)) > terraform_plan.max_bytes(name):
+            found[name] = terraform_plan.TOO_LARGE
             continue
         # Read as the archive streams in (mode "r|"): the file is held once, not three times.
         with tarfile.open(fileobj=io.BufferedReader(_Chunks(stream)), mode="r|") as tar:

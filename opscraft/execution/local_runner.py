@@ -178,7 +178,7 @@ def _supervise(
 
 def _collect(work: Path, names: tuple[str, ...]) -> dict[str, bytes]:
     """The files `names` of the work directory that exist: regular files (never a link the
-    script planted) of at most `terraform_plan.max_bytes` each."""
+    script planted); one over `terraform_plan.max_bytes` as `terraform_plan.TOO_LARGE`."""
     found: dict[str, bytes] = {}
     for name in names:
         path = work / name
@@ -186,8 +186,9 @@ def _collect(work: Path, names: tuple[str, ...]) -> dict[str, bytes]:
             info = path.lstat()
         except FileNotFoundError:
             continue
-        if stat.S_ISREG(info.st_mode) and info.st_size <= terraform_plan.max_bytes(name):
-            found[name] = path.read_bytes()
+        if stat.S_ISREG(info.st_mode):
+            too_large = info.st_size > terraform_plan.max_bytes(name)
+            found[name] = terraform_plan.TOO_LARGE if too_large else path.read_bytes()
     return found
 
 

@@ -64,7 +64,8 @@ class RunSpec:
 @dataclass(frozen=True)
 class RunResult:
     """How the process or container ended (exit code 128+N when killed by signal N), and the
-    files of `RunSpec.collect` found in the work directory afterwards (name -> content)."""
+    files of `RunSpec.collect` found in the work directory afterwards (name -> content;
+    `terraform_plan.TOO_LARGE` for one over its bound)."""
 
     exit_code: int | None
     oom_killed: bool = False

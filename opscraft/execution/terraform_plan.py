@@ -25,6 +25,11 @@ MAX_FILE_BYTES = 16 * MIB
 MAX_JSON_BYTES = 256 * MIB
 
 
+# What a runner hands back for a collected file over its bound (`max_bytes`): no plan file or
+# JSON form is ever empty, so an empty value says "written, but too large to read back".
+TOO_LARGE = b""
+
+
 class PlanNotKept(Exception):
     """A plan run's plan cannot be kept, for a reason its run's page says (str of it)."""
 

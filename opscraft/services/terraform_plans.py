@@ -205,9 +205,9 @@ class VaultPlanStore:
         """Store the plan of plan run `execution_id` (`ValueError` when its files are not a plan)."""
         plan_file = files.get(terraform_plan.PLAN_FILE)
         shown = files.get(terraform_plan.PLAN_JSON_FILE)
-        if plan_file is None and shown is None:
+        if plan_file is None:  # no plan written: nothing to keep
             return
-        if plan_file is None or shown is None:  # a successful plan run writes both: one was too large
+        if plan_file == terraform_plan.TOO_LARGE or not shown:  # one was too large to read back
             raise terraform_plan.PlanNotKept(
                 f"the plan is not kept: its JSON form (terraform show -json) is over "
                 f"{terraform_plan.MAX_JSON_BYTES // terraform_plan.MIB} MiB, or the plan file over "

@@ -28,10 +28,16 @@ async def inventory_path(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, A
     return {"path": {"inventory_id": r.json()["id"]}, "json": _body()}
 
 
+async def version_path(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
+    return {"path": {**(await inventory_path(c, u))["path"], "number": 1}}
+
+
 CASES = [
     Case("GET", PATH, allow("viewer")),
     Case("POST", PATH, allow("operator", 201), new_body),
     Case("GET", PATH + "/{inventory_id}", allow("viewer"), inventory_path),
     Case("PUT", PATH + "/{inventory_id}", allow("operator"), inventory_path),
     Case("DELETE", PATH + "/{inventory_id}", allow("operator", 204), inventory_path),
+    Case("GET", PATH + "/{inventory_id}/versions", allow("viewer"), inventory_path),
+    Case("GET", PATH + "/{inventory_id}/versions/{number}", allow("viewer"), version_path),
 ]

@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["inventory_id"], ["inventories.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["author_id"], ["users.id"], ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id"),
+        sqlite_autoincrement=True,  # as every table with an id since 0016: ids are never reused
     )
     op.create_index(
         "ux_inventory_versions_number", "inventory_versions", ["inventory_id", "number"], unique=True
