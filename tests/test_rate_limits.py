@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from fastapi import FastAPI
 
 from opscraft import lifecycle
 from opscraft.api import install_api
+from opscraft.security import ratelimit
 from opscraft.security.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from tests.conftest import PASSWORD, REDIS_URL, make_settings, make_user, require_service
 
@@ -187,6 +189,34 @@ async def test_installations_sharing_a_redis_count_apart(tmp_path: Path) -> None
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_redis_that_does_not_answer_delays_one_request_per_retry_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A frozen Redis (here a listening socket that never answers: connections are made, no reply
+    comes) used to hold every request for the client's timeout (2 s each). Now one request in each
+    `REDIS_RETRY_SECONDS` asks Redis; the others count in memory at once, limits still applied."""
+    monkeypatch.setattr(ratelimit, "REDIS_RETRY_SECONDS", 1.0)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        limiter = RedisRateLimiter(f"redis://127.0.0.1:{silent.getsockname()[1]}/0", "rl-frozen")
+        try:
+            started_at = time.monotonic()
+            assert await limiter.hit("k", 3) == 0
+            assert time.monotonic() - started_at >= ratelimit.REDIS_TIMEOUT_SECONDS * 0.9  # it asked
+            started_at = time.monotonic()
+            answers = [await limiter.hit("k", 3) for _ in range(30)]
+            assert time.monotonic() - started_at < 1.0, "Redis was asked again within the window"
+            assert answers[:2] == [0, 0] and all(a > 0 for a in answers[2:]), answers  # limited in memory
+            while time.monotonic() < limiter._retry_at:  # the window ends: Redis is asked again
+                await asyncio.sleep(0.05)
+            started_at = time.monotonic()
+            await limiter.hit("k", 3)
+            assert time.monotonic() - started_at >= ratelimit.REDIS_TIMEOUT_SECONDS * 0.9
+        finally:
+            await limiter.close()
 
 
 async def test_unreachable_redis_falls_back_to_memory(

@@ -30,6 +30,10 @@ class WorkerOut(BaseModel):
     started_at: datetime
     heartbeat_at: datetime
     stopped_at: datetime | None
+    queue_error: str | None = Field(
+        description="Why this alive worker takes no runs: its last read of the job queue failed "
+        "(Redis stopped or not answering); it then offers no runners and no free slots. None while it can"
+    )
 
     model_config = {"from_attributes": True}
 

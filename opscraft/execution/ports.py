@@ -49,6 +49,11 @@ class JobQueue(Protocol):
         True for one caller only when several ask together."""
         ...
 
+    def unreadable(self) -> str | None:
+        """Why this process's consumers cannot take jobs now (their last read of the queue failed:
+        Redis stopped or not answering), or None while they can and in processes that only enqueue."""
+        ...
+
 
 class Subscription(Protocol):
     """One watcher's view of an execution: the unstored backlog at subscription time, then live events."""

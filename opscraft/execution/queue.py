@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
+import redis
 from huey import Huey, RedisHuey, SqliteHuey
 from huey.consumer import Consumer, Worker
 from huey.storage import RedisStorage, SqliteStorage
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 IDLE_POLL_SECONDS = 1.0
 # How long a blocking pop (Redis) waits before the consumer checks whether it should stop.
 BLOCKING_READ_SECONDS = 1
+# A Redis that accepted the connection but does not answer (frozen, a network cut without a reset)
+# fails a command after this long instead of holding the consumer (and an enqueue) for ever.
+REDIS_SOCKET_TIMEOUT_SECONDS = BLOCKING_READ_SECONDS + 4
+REDIS_CONNECT_TIMEOUT_SECONDS = 2
 QUEUE_WARN_EVERY_SECONDS = 30.0
 
 
@@ -57,11 +62,29 @@ class _Wakeup:
                 self._cond.wait(timeout)
 
 
+class _ReadState:
+    """Whether the consumers' last read of the queue failed, and why (shared by their threads;
+    at most `ERROR_CHARS` characters, as the `workers.queue_error` column keeps it)."""
+
+    ERROR_CHARS = 500
+
+    def __init__(self) -> None:
+        self.error: str | None = None
+
+    def read(self) -> None:
+        self.error = None
+
+    def failed(self, exc: Exception) -> None:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        self.error = f"cannot read the job queue: {reason}"[: self.ERROR_CHARS]
+
+
 class _WakingWorker(Worker):
     wakeup: _Wakeup
     blocking: bool
     handed: deque[int]
     handler: Callable[[int], None]
+    read_state: _ReadState
     _last_warning = 0.0
 
     def loop(self, now: object = None) -> None:
@@ -79,11 +102,13 @@ class _WakingWorker(Worker):
         try:
             task = self.huey.dequeue()
         except Exception as exc:
+            self.read_state.failed(exc)
             if time.monotonic() - _WakingWorker._last_warning >= QUEUE_WARN_EVERY_SECONDS:
                 _WakingWorker._last_warning = time.monotonic()
                 self._logger.warning("cannot read the job queue (%s); retrying every second", exc)
             self.wakeup.wait(seen, IDLE_POLL_SECONDS)
             return
+        self.read_state.read()
         if task is None:
             if not self.blocking and not self.stop_flag.is_set():
                 self.wakeup.wait(seen, IDLE_POLL_SECONDS)
@@ -111,10 +136,12 @@ class _InProcessConsumer(Consumer):
         wakeup: _Wakeup,
         handed: deque[int],
         handler: Callable[[int], None],
+        read_state: _ReadState,
     ) -> None:
         self._wakeup = wakeup
         self._handed = handed
         self._handler = handler
+        self._read_state = read_state
         self._blocking = isinstance(huey.storage, RedisStorage) and bool(huey.storage.blocking)
         super().__init__(huey, workers=workers, periodic=False, worker_type="thread")
 
@@ -124,6 +151,7 @@ class _InProcessConsumer(Consumer):
         worker.blocking = self._blocking
         worker.handed = self._handed
         worker.handler = self._handler
+        worker.read_state = self._read_state
         return worker
 
     def start(self) -> None:
@@ -147,6 +175,18 @@ class _QueueStorage(SqliteStorage):
         return conn
 
 
+class _RedisQueueStorage(RedisStorage):
+    """Redis storage whose blocking pop tells a Redis that does not answer (the socket timed out:
+    `redis.exceptions.TimeoutError` is raised) from an empty queue (`BRPOP`'s own timeout: None).
+    Huey's own takes both for an empty queue, so consumers of a frozen Redis looked idle."""
+
+    def dequeue(self) -> bytes | None:
+        if not self.blocking:
+            return super().dequeue()
+        reply = self.conn.brpop(self.queue_key, timeout=self.read_timeout)
+        return None if reply is None else reply[1]
+
+
 class HueyQueue:
     """`ports.JobQueue` on a Huey (`sqlite` or `redis` below); with a `handler`, an in-process
     consumer of `workers` threads calls `handler(execution_id)`; without one it only enqueues (for
@@ -166,8 +206,21 @@ class HueyQueue:
 
     @classmethod
     def redis(cls, url: str, name: str, workers: int, handler: Callable[[int], None] | None) -> HueyQueue:
-        """Huey on Redis at `url` (queue key `huey.redis.<name>`), consumers blocking on `BRPOP`."""
-        huey = RedisHuey(name, url=url, results=False, blocking=True, read_timeout=BLOCKING_READ_SECONDS)
+        """Huey on Redis at `url` (queue key `huey.redis.<name>`), consumers blocking on `BRPOP`;
+        a command Redis does not answer fails after `REDIS_SOCKET_TIMEOUT_SECONDS`."""
+        pool = redis.ConnectionPool.from_url(
+            url,
+            socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
+        )
+        huey = RedisHuey(
+            name,
+            connection_pool=pool,
+            results=False,
+            blocking=True,
+            read_timeout=BLOCKING_READ_SECONDS,
+            storage_class=_RedisQueueStorage,
+        )
         return cls(huey, workers, handler)
 
     def __init__(
@@ -178,8 +231,11 @@ class HueyQueue:
         self._wakeup = _Wakeup()
         self._handed: deque[int] = deque()  # thread-safe appends and pops
         self._in_process = in_process and handler is not None
+        self._read_state = _ReadState()
         self._consumer = (
-            _InProcessConsumer(self._huey, workers, self._wakeup, self._handed, handler) if handler else None
+            _InProcessConsumer(self._huey, workers, self._wakeup, self._handed, handler, self._read_state)
+            if handler
+            else None
         )
 
     def enqueue(self, execution_id: int) -> None:
@@ -215,6 +271,11 @@ class HueyQueue:
         if not isinstance(storage, RedisStorage):
             return False
         return bool(storage.conn.set(f"{storage.queue_key}.kept", "1", nx=True))
+
+    def unreadable(self) -> str | None:
+        """`ports.JobQueue.unreadable`: the error of the consumers' last read, None after a read
+        that worked (an empty blocking pop is one)."""
+        return self._read_state.error
 
 
 def _task_body(handler: Callable[[int], None] | None) -> Callable[[int], None]:

@@ -541,15 +541,27 @@ def register(
 
 
 def heartbeat(
-    conn: Connection, worker_id: str, runners: list[str], warm_pool: dict[str, Any] | None = None
+    conn: Connection,
+    worker_id: str,
+    runners: list[str],
+    warm_pool: dict[str, Any] | None = None,
+    queue_error: str | None = None,
 ) -> None:
-    """This worker is alive, offers `runners` and has these warm containers (`WarmPool.stats()`).
-    Written in the database's clock, measured again here (`db.clock`)."""
+    """This worker is alive, offers `runners`, has these warm containers (`WarmPool.stats()`) and
+    its consumers cannot read the job queue because of `queue_error` (None: they can). Written in
+    the database's clock, measured again here (`db.clock`)."""
     clock.measure(conn)
     conn.execute(
         update(WORKERS)
         .where(_W.id == worker_id)
-        .values(heartbeat_at=clock.now(), runners=runners, stopped_at=None, lost=False, warm_pool=warm_pool)
+        .values(
+            heartbeat_at=clock.now(),
+            runners=runners,
+            stopped_at=None,
+            lost=False,
+            warm_pool=warm_pool,
+            queue_error=queue_error,
+        )
     )
 
 

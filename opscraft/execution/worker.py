@@ -188,15 +188,20 @@ class Worker:
                 if now - heartbeat >= self.settings.worker_heartbeat_seconds:
                     heartbeat = now
                     self.docker.pool.resize(self._pool_size())
-                    self.store.run(store.heartbeat, self.worker_id, self.runners(), self.docker.pool.stats())
+                    # Consumers that cannot read the queue take nothing: the worker offers nothing.
+                    queue_error = self.queue.unreadable()
+                    offered = [] if queue_error else self.runners()
+                    pool = self.docker.pool.stats()
+                    self.store.run(store.heartbeat, self.worker_id, offered, pool, queue_error)
                     self._watch.answered()
                     if self._watch.may_judge():
                         self.end_lost()
                     else:
                         self.sweep_lost()
                     failures.succeeded()  # rounds without a heartbeat may not reach the database
-                    self._refill_emptied_queue()
-                if now - stall >= STALL_CHECK_SECONDS:
+                    if queue_error is None:  # else each ask would wait for a Redis not answering
+                        self._refill_emptied_queue()
+                if now - stall >= STALL_CHECK_SECONDS and self.queue.unreadable() is None:
                     stall = now
                     self._release_stalled()
             except Exception as exc:

@@ -12,6 +12,9 @@ from opscraft.config import Settings
 
 WINDOW_SECONDS = 60
 REDIS_TIMEOUT_SECONDS = 2
+# After Redis failed, requests count in memory and Redis is asked again only this often: a Redis
+# that does not answer (frozen, a network cut) would otherwise add REDIS_TIMEOUT_SECONDS to each.
+REDIS_RETRY_SECONDS = 5
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,8 @@ class MemoryRateLimiter:
 class RedisRateLimiter:
     """Counts shared by every process of one installation, under `<prefix>:rl:`
     (`OPSCRAFT_REDIS_PREFIX`: two installations sharing a Redis database never count each other's
-    requests); while Redis is unreachable, counts in memory instead."""
+    requests); while Redis is unreachable, counts in memory instead, asking Redis again every
+    `REDIS_RETRY_SECONDS`."""
 
     def __init__(self, url: str, prefix: str, window: int = WINDOW_SECONDS) -> None:
         import redis.asyncio as redis
@@ -59,10 +63,13 @@ class RedisRateLimiter:
         self._window = window
         self._fallback = MemoryRateLimiter(window)
         self._degraded = False
+        self._retry_at = 0.0  # monotonic: while degraded, Redis is not asked before this
 
     async def hit(self, key: str, limit: int) -> int:
         from redis.exceptions import RedisError
 
+        if self._degraded and time.monotonic() < self._retry_at:
+            return await self._fallback.hit(key, limit)
         now = time.time()
         bucket = int(now // self._window)
         name = f"{self._prefix}:rl:{key}:{bucket}"
@@ -75,6 +82,7 @@ class RedisRateLimiter:
             if not self._degraded:
                 log.warning("rate limits: Redis unreachable (%s); counting in this process", exc)
                 self._degraded = True
+            self._retry_at = time.monotonic() + REDIS_RETRY_SECONDS
             return await self._fallback.hit(key, limit)
         if self._degraded:
             log.warning("rate limits: Redis reachable again")

@@ -28,7 +28,9 @@ class WorkerStatus:
     `state` is `alive` (heartbeat within OPSCRAFT_WORKER_LOST_SECONDS), `stopped` (stopped
     cleanly), `lost` (declared lost by another process: no heartbeat for that long, its running
     runs ended as errors) or `late` (no recent heartbeat, not yet declared lost);
-    `running` is its runs in progress and `free_slots` = slots - running (0 unless alive).
+    `running` is its runs in progress and `free_slots` = slots - running (0 unless alive and
+    able to read the job queue); `queue_error` says why its consumers cannot take jobs (its last
+    read of the job queue failed: Redis stopped or not answering), None while they can.
     """
 
     id: str
@@ -42,6 +44,7 @@ class WorkerStatus:
     started_at: datetime
     heartbeat_at: datetime
     stopped_at: datetime | None
+    queue_error: str | None
 
 
 def _stale_before() -> datetime:
@@ -87,11 +90,12 @@ async def statuses(session: AsyncSession) -> list[WorkerStatus]:
                 runners=list(worker.runners),
                 slots=worker.slots,
                 running=busy,
-                free_slots=max(worker.slots - busy, 0) if state == "alive" else 0,
+                free_slots=max(worker.slots - busy, 0) if state == "alive" and not worker.queue_error else 0,
                 state=state,
                 started_at=worker.started_at,
                 heartbeat_at=worker.heartbeat_at,
                 stopped_at=worker.stopped_at,
+                queue_error=worker.queue_error if state == "alive" else None,
             )
         )
     out.sort(key=lambda w: w.state != "alive")

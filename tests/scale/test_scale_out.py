@@ -370,6 +370,55 @@ def test_redis_restart_with_runs_queued_runs_each_once_promptly(cluster: Cluster
     assert took < 60, f"the queued runs took {took:.0f} s after the restart"  # 25 s of work at most
 
 
+def _workers(cluster: Cluster, web: Proc) -> dict[str, dict[str, Any]]:
+    response = cluster.api(web).get("/api/v1/workers")
+    response.raise_for_status()
+    return {w["id"]: w for w in response.json()}
+
+
+def test_a_worker_that_cannot_read_the_queue_says_why_and_offers_nothing(cluster: Cluster) -> None:
+    """Redis frozen (SIGSTOP: its connections stay open, nothing answers), then stopped. Before,
+    a frozen Redis held every consumer's blocking pop for ever (no socket timeout) and a stopped
+    one only wrote a warning to the worker's log: the Workers page and API showed both workers
+    alive with free slots and their runners, taking nothing. Now each consumer's read fails
+    within `REDIS_SOCKET_TIMEOUT_SECONDS`, and the heartbeat says why (`queue_error`), with no
+    runners and no free slots; once Redis answers, the error clears and runs are taken again."""
+    web = _web(cluster)
+    redis: RedisServer = cluster.redis  # type: ignore[attr-defined]
+    assert redis.process is not None
+
+    def unreadable(needle: str) -> dict[str, dict[str, Any]] | None:
+        rows = _workers(cluster, web)
+        fine = all(
+            rows[w]["state"] == "alive"
+            and needle in (rows[w]["queue_error"] or "")
+            and rows[w]["runners"] == []
+            and rows[w]["free_slots"] == 0
+            for w in (WA, WB)
+        )
+        return rows if fine else None
+
+    redis.process.send_signal(signal.SIGSTOP)
+    try:
+        wait_for(lambda: unreadable("Timeout reading"), 60, "both workers to say why")
+    finally:
+        redis.process.send_signal(signal.SIGCONT)
+    redis.stop()
+    try:
+        wait_for(lambda: unreadable("Connection refused"), 60, "the refused connection to be said")
+    finally:
+        redis.start()
+
+    def reading() -> bool:
+        rows = _workers(cluster, web)
+        return all(rows[w]["queue_error"] is None and "local" in rows[w]["runners"] for w in (WA, WB))
+
+    wait_for(reading, 60, "the workers to read the queue again")
+    execution_id = cluster.run(web, cluster.script(web, "echo read-again\n"))
+    row = cluster.wait_status(web, execution_id, FINAL, timeout=120)
+    assert row["status"] == "success" and cluster.output(web, execution_id) == "read-again\n", row
+
+
 def _containers(worker_id: str) -> list[str]:
     out = subprocess.run(
         ["docker", "ps", "-aq", "--filter", f"label=opscraft.worker={worker_id}"],

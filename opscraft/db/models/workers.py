@@ -39,6 +39,9 @@ class RegisteredWorker(SQLModel, table=True):
     # True when another process declared it lost (no heartbeat for OPSCRAFT_WORKER_LOST_SECONDS:
     # killed, crashed, cut off) rather than it stopping cleanly; cleared when it heartbeats again.
     lost: bool = Field(default=False)
+    # Why its consumers cannot take jobs as of the last heartbeat (`JobQueue.unreadable`: Redis
+    # stopped or not answering); None while they can. It then offers no runners.
+    queue_error: str | None = Field(default=None, max_length=500)
 
 
 class RunEvent(SQLModel, table=True):
