@@ -8,88 +8,27 @@ otherwise fail on NUL with a 500 and SQLite answer an empty 200.
 
 The tests that only read (every parametrized one: a refused filter, a length bound, plain text,
 an emptied filter, a parameter sent twice) share one started runtime per database for the module
-(`reader`), on a database of its own, with one signed-in admin: none of them writes a row, so
-none can change what another reads, and a runtime per test (start, stop, sign-in, and emptying
-PostgreSQL) cost four times the request it checked (170 s of the suite, session 25). The tests
-that write rows keep a runtime each (`client`, `admin`).
+(`tests.conftest.reader`), on a database of its own, with one signed-in admin: none of them
+writes a row, so none can change what another reads, and a runtime per test (start, stop,
+sign-in, and emptying PostgreSQL) cost four times the request it checked (170 s of the suite,
+session 25). The tests that write rows keep a runtime each (`client`, `admin`).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 from fastapi import FastAPI
 
-from opscraft import lifecycle, runtime
-from opscraft.db.models import User
+from opscraft import runtime
+from opscraft.db.models import Role, User
 from opscraft.services import audit, scripts, secrets, users
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid
-from tests.conftest import (
-    PG_URL,
-    LoggedIn,
-    api_app_for,
-    api_client,
-    make_settings,
-    make_user,
-    postgres_scratch_database,
-    require_service,
-)
-
-IN_MODULE_LOOP = pytest.mark.asyncio(loop_scope="module")  # the loop the shared runtimes live in
-Reader = tuple[httpx.AsyncClient, LoggedIn]
-
-
-@asynccontextmanager
-async def _started(data_dir: Path, url: str | None) -> AsyncIterator[tuple[runtime.Runtime, Reader]]:
-    """A started runtime on `url` (None: SQLite in `data_dir`), a client of its API and its admin."""
-    settings = make_settings(data_dir, url)
-    started = await lifecycle.start(settings)
-    try:
-        async with api_client(api_app_for(settings)) as c:
-            yield started, (c, await make_user(c, "admin", "admin"))
-    finally:
-        runtime.install(started)  # a test between two readers may have started and stopped its own
-        await lifecycle.stop()
-
-
-@pytest_asyncio.fixture(
-    scope="module",
-    loop_scope="module",
-    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
-)
-async def _shared(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[tuple[runtime.Runtime, Reader]]:
-    """One runtime per database for the module's read-only tests, on a database no other test
-    empties (PostgreSQL: a scratch database; the per-test `rt` empties the process's own)."""
-    data_dir = tmp_path_factory.mktemp("filters")
-    if request.param == "sqlite":
-        async with _started(data_dir, None) as shared:
-            yield shared
-        return
-    require_service(bool(PG_URL), "PostgreSQL (OPSCRAFT_TEST_PG_URL)")
-    async with postgres_scratch_database() as url, _started(data_dir, url) as shared:
-        yield shared
-
-
-@pytest.fixture
-def reader(_shared: tuple[runtime.Runtime, Reader]) -> Iterator[Reader]:
-    """The shared runtime installed as `runtime.current()` for one read-only test (a writing test
-    in between installs and uninstalls its own), its client and admin."""
-    started, shared = _shared
-    runtime.install(started)
-    try:
-        yield shared
-    finally:
-        runtime.install(None)
-
+from tests.conftest import IN_MODULE_LOOP, LoggedIn, Reader
 
 # (list route, its free-text filter parameter).
 FILTERS: list[tuple[str, str]] = [
@@ -113,7 +52,7 @@ FILTERS: list[tuple[str, str]] = [
 async def test_control_character_in_a_filter_is_422_naming_it(
     reader: Reader, url: str, param: str, bad: str
 ) -> None:
-    client, admin = reader
+    client, admin = reader.client, await reader.person(Role.admin)
     r = await client.get(f"{url}?{param}={bad}", headers=admin.headers)
     assert r.status_code == 422, r.text
     body = r.json()
@@ -141,7 +80,7 @@ LENGTHS: list[tuple[str, str, int]] = [
 async def test_a_filter_over_its_length_is_422_saying_the_bound(
     reader: Reader, url: str, param: str, longest: int
 ) -> None:
-    client, admin = reader
+    client, admin = reader.client, await reader.person(Role.admin)
     ok = await client.get(url, params={param: "é" * longest}, headers=admin.headers)
     assert ok.status_code == 200, ok.text
     r = await client.get(url, params={param: "é" * (longest + 1)}, headers=admin.headers)
@@ -171,7 +110,7 @@ async def test_the_services_refuse_the_filters_the_ui_passes(
 ) -> None:
     """The rule lives in the services: the UI's search boxes call them without the API's layer, and
     get the same 422 naming the field (shown under the box), never an empty page or a 500."""
-    _, admin = reader
+    admin = await reader.person(Role.admin)
     async with runtime.current().db.session() as session:
         actor = Actor(await session.get(User, admin.id))
         with pytest.raises(Invalid) as raised:
@@ -186,7 +125,7 @@ async def test_the_services_refuse_the_filters_the_ui_passes(
 @pytest.mark.parametrize(("url", "param"), FILTERS)
 async def test_plain_filter_text_still_answers_200(reader: Reader, url: str, param: str) -> None:
     """Ordinary text (spaces and non-ASCII letters included) is no error, only possibly no match."""
-    client, admin = reader
+    client, admin = reader.client, await reader.person(Role.admin)
     value = {"status": "failed", "trigger": "api"}.get(param, "web server é")
     r = await client.get(url, params={param: value}, headers=admin.headers)
     assert r.status_code == 200, r.text
@@ -197,7 +136,7 @@ async def test_plain_filter_text_still_answers_200(reader: Reader, url: str, par
 async def test_an_emptied_filter_is_no_filter(reader: Reader, url: str, param: str) -> None:
     """`?param=` (a form's emptied filter) answers what no filter answers: `?trigger=` was a 422
     "must be one of" while `?status=` of the same route listed every run."""
-    client, admin = reader
+    client, admin = reader.client, await reader.person(Role.admin)
     everything = await client.get(url, headers=admin.headers)
     r = await client.get(f"{url}?{param}=", headers=admin.headers)
     assert r.status_code == 200, r.text
@@ -296,7 +235,7 @@ async def test_a_query_parameter_sent_twice_is_422_naming_it(reader: Reader, url
     """Field report: `GET /api/v1/executions?status=failed&status=success` answered 200 with the
     successful runs only (the last value won, silently), where a client sending a filter twice
     meant both; a JSON body that repeats a key is refused the same way."""
-    client, admin = reader
+    client, admin = reader.client, await reader.person(Role.admin)
     value = {"status": ("failed", "success"), "trigger": ("api", "ui")}.get(param, ("1", "2"))
     r = await client.get(url, params=[(param, value[0]), (param, value[1])], headers=admin.headers)
     assert r.status_code == 422, r.text
