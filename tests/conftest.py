@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 from fastapi import FastAPI
 from sqlalchemy import text
 
@@ -374,6 +375,73 @@ async def operator(client: httpx.AsyncClient) -> LoggedIn:
 @pytest.fixture
 async def viewer(client: httpx.AsyncClient) -> LoggedIn:
     return await make_user(client, Role.viewer, "viewer")
+
+
+# --- one runtime for a module's tests that write nothing ----------------------------------------
+
+IN_MODULE_LOOP = pytest.mark.asyncio(loop_scope="module")  # the loop `reader`'s runtime lives in
+
+
+@dataclass
+class Reader:
+    """A runtime shared by a module's tests that write no row (`reader`), a client of its API,
+    and its people: one signed-in user per role, made at the first test that asks."""
+
+    runtime: runtime.Runtime
+    client: httpx.AsyncClient
+    people: dict[Role, LoggedIn]
+
+    async def person(self, role: Role) -> LoggedIn:
+        if role not in self.people:
+            self.people[role] = await make_user(self.client, role, role.value)
+        return self.people[role]
+
+
+@asynccontextmanager
+async def _started_reader(data_dir: Path, url: str | None) -> AsyncIterator[Reader]:
+    """A started runtime on `url` (None: SQLite in `data_dir`) and a client of its API."""
+    settings = make_settings(data_dir, url)
+    started = await lifecycle.start(settings)
+    try:
+        async with api_client(api_app_for(settings)) as c:
+            yield Reader(started, c, {})
+    finally:
+        runtime.install(started)  # a test between two readers may have started and stopped its own
+        await lifecycle.stop()
+
+
+@pytest_asyncio.fixture(
+    scope="module",
+    loop_scope="module",
+    params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+)
+async def _module_reader(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Reader]:
+    """One runtime per database for a module's tests that write nothing, on a database no other
+    test empties (PostgreSQL: a scratch database; the per-test `rt` empties the process's own)."""
+    data_dir = tmp_path_factory.mktemp("reader")
+    if request.param == "sqlite":
+        async with _started_reader(data_dir, None) as shared:
+            yield shared
+        return
+    require_service(bool(PG_URL), "PostgreSQL (OPSCRAFT_TEST_PG_URL)")
+    async with postgres_scratch_database() as url, _started_reader(data_dir, url) as shared:
+        yield shared
+
+
+@pytest.fixture
+def reader(_module_reader: Reader) -> Iterator[Reader]:
+    """The module's shared runtime (`_module_reader`, one per database) installed as
+    `runtime.current()` for one test that writes no row: a test that writes in between starts
+    and stops a runtime of its own (`rt`). Such tests run in the module's event loop
+    (`@IN_MODULE_LOOP`). A runtime per test (start, stop, sign-in, emptying PostgreSQL) cost
+    several times a request that only reads or is refused (docs/benchmarks.md, session 25)."""
+    runtime.install(_module_reader.runtime)
+    try:
+        yield _module_reader
+    finally:
+        runtime.install(None)
 
 
 # --- live server + browser -------------------------------------------------------------------

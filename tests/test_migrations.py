@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import secrets
+import shutil
 import subprocess
 import sys
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -21,11 +26,11 @@ from sqlalchemy.exc import IntegrityError, SAWarning
 from sqlmodel import SQLModel, select
 from sqlmodel import delete as sql_delete
 
-from opscraft.db.engine import Database
+from opscraft.db.engine import Database, create_engine
 from opscraft.db.migrate import alembic_config, current_revision, upgrade
 from opscraft.db.migration_error import MigrationError
 from opscraft.db.models import NotificationChannel, Script, ScriptSecret, Secret, WebhookTrigger
-from tests.conftest import ROOT, postgres_scratch_database
+from tests.conftest import PG_URL, ROOT, _drop_database, postgres_scratch_database
 
 SCRIPTS = ScriptDirectory.from_config(alembic_config())
 HEAD = SCRIPTS.get_current_head()
@@ -46,6 +51,130 @@ async def scratch(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
             yield db
         finally:
             await db.dispose()
+
+
+class _Templates:
+    """A database at each earlier revision, for tests that start from one, made once per test
+    process and backend by one pass from an empty database through every migration, one
+    `upgrade(engine, revision)` at a time: a copy of the SQLite file, or a PostgreSQL database
+    made with `CREATE DATABASE ... TEMPLATE`, after each. Migrating an empty database up to the
+    test's starting revision in each test ran the first half of the chain again for each of the
+    27 starting points (on average), on both databases; each migration still runs from the
+    database its predecessor left, and from empty to the head in one call in
+    `test_empty_database_upgrades_to_head_matching_the_models`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.made: dict[str, dict[str, str]] = {}  # backend -> revision -> file or database name
+
+    def pg_name(self, revision: str) -> str:
+        from sqlalchemy.engine import make_url
+
+        assert PG_URL
+        return f"{make_url(PG_URL).database}_at_{revision}"
+
+    async def made_for(self, backend: str) -> dict[str, str]:
+        if backend not in self.made:
+            self.made[backend] = await (self._sqlite() if backend == "sqlite" else self._postgres())
+        return self.made[backend]
+
+    async def _sqlite(self) -> dict[str, str]:
+        walker = self.directory / "walker.db"
+        made = {}
+        for revision in reversed(EARLIER):  # the oldest first
+            await _upgrade_once(f"sqlite+aiosqlite:///{walker}", revision)
+            made[revision] = str(self.directory / f"{revision}.db")
+            shutil.copyfile(walker, made[revision])
+        return made
+
+    async def _postgres(self) -> dict[str, str]:
+        made = {}
+        async with postgres_scratch_database() as walker, _admin_connection() as admin:
+            walker_name = walker.rsplit("/", 1)[-1]
+            for revision in reversed(EARLIER):  # the oldest first
+                await _upgrade_once(walker, revision)  # its connections closed: a template has none
+                made[revision] = self.pg_name(revision)
+                await admin.execute(f'DROP DATABASE IF EXISTS "{made[revision]}" WITH (FORCE)')
+                await admin.execute(f'CREATE DATABASE "{made[revision]}" TEMPLATE "{walker_name}"')
+        return made
+
+    async def drop(self) -> None:
+        if "postgresql" in self.made:
+            async with _admin_connection() as admin:
+                for name in self.made["postgresql"].values():
+                    await _drop_database(admin, name)
+
+
+async def _upgrade_once(url: str, revision: str) -> None:
+    engine = create_engine(url)
+    try:
+        await upgrade(engine, revision)
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def _admin_connection() -> AsyncIterator[Any]:
+    """An asyncpg connection to the test PostgreSQL database, for CREATE and DROP DATABASE."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    assert PG_URL
+    conn = await asyncpg.connect(
+        make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+def _templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Templates]:
+    templates = _Templates(tmp_path_factory.mktemp("revisions"))
+    yield templates
+    with ThreadPoolExecutor(1) as thread:  # no event loop runs in a module fixture's teardown
+        thread.submit(asyncio.run, templates.drop()).result()
+
+
+@pytest.fixture
+async def at_revision(
+    backend: str, tmp_path: Path, _templates: _Templates
+) -> AsyncIterator[Callable[[str], Awaitable[Database]]]:
+    """`await at_revision(rev)`: a database of the test's own at the earlier revision `rev` (a
+    copy of its `_Templates` one), as if an empty one had been upgraded to `rev`."""
+    opened: list[Database] = []
+
+    async def at(revision: str) -> Database:
+        template = (await _templates.made_for(backend))[revision]
+        if backend == "sqlite":
+            path = tmp_path / f"at-{revision}.db"
+            shutil.copyfile(template, path)
+            opened.append(Database(f"sqlite+aiosqlite:///{path}"))
+        else:
+            opened.append(Database(await scratch_from_template(template)))
+        return opened[-1]
+
+    copies: list[str] = []
+
+    async def scratch_from_template(template: str) -> str:
+        from sqlalchemy.engine import make_url
+
+        name = f"{template}_{len(copies)}_{secrets.token_hex(3)}"
+        async with _admin_connection() as admin:
+            await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        copies.append(name)
+        return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+    try:
+        yield at
+    finally:
+        for db in opened:
+            await db.dispose()
+        if copies:
+            async with _admin_connection() as admin:
+                for name in copies:
+                    await _drop_database(admin, name)
 
 
 def _schema_diff(connection: Connection) -> list[object]:
@@ -132,9 +261,9 @@ async def test_processes_starting_together_on_an_empty_database_take_turns(
 
 @pytest.mark.parametrize("start", EARLIER)
 async def test_database_at_an_earlier_revision_upgrades_keeping_its_data(
-    scratch: Database, start: str
+    at_revision: Callable[[str], Awaitable[Database]], start: str
 ) -> None:
-    await upgrade(scratch.engine, start)
+    scratch = await at_revision(start)
     assert await current_revision(scratch.engine) == start
     async with scratch.engine.begin() as conn:
         columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("users")})
@@ -157,10 +286,12 @@ def test_previous_revision_is_among_the_starting_points() -> None:
     assert previous in EARLIER and len(EARLIER) == len(list(SCRIPTS.walk_revisions())) - 1
 
 
-async def test_0020_keeps_attachments_and_refuses_deleting_an_attached_secret(scratch: Database) -> None:
+async def test_0020_keeps_attachments_and_refuses_deleting_an_attached_secret(
+    at_revision: Callable[[str], Awaitable[Database]],
+) -> None:
     """`script_secrets`, rebuilt on SQLite, keeps its rows and index; an attached secret can no
     longer be deleted under its attachment (it was CASCADE before 0020), a script still can."""
-    await upgrade(scratch.engine, "0019")
+    scratch = await at_revision("0019")
     async with scratch.session() as session:
         secret = Secret(name="KEY", ciphertext=b"", salt=b"", nonce=b"")
         script = Script(name="deploy", script_type="bash", content="echo\n", search_text="deploy")
@@ -184,10 +315,12 @@ async def test_0020_keeps_attachments_and_refuses_deleting_an_attached_secret(sc
     assert "ix_script_secrets_secret_id" in indexes
 
 
-async def test_0026_refolds_search_text_one_letter_for_one_letter(scratch: Database) -> None:
+async def test_0026_refolds_search_text_one_letter_for_one_letter(
+    at_revision: Callable[[str], Awaitable[Database]],
+) -> None:
     """A script stored with `str.lower`'s fold (`İ` an `i` and a combining dot, final `Σ` a `ς`)
     is found by `istanbul` after the upgrade; the others are left as they were."""
-    await upgrade(scratch.engine, "0025")
+    scratch = await at_revision("0025")
     async with scratch.engine.begin() as conn:
         for name, description, tag in (("tr", "İstanbul ΟΔΟΣ", "İZMİR"), ("plain", "Nothing special", "ops")):
             old = "\n".join([name, description, tag]).lower()
@@ -212,10 +345,12 @@ async def test_0026_refolds_search_text_one_letter_for_one_letter(scratch: Datab
     assert rows == {"tr": "tr\nistanbul οδοσ\nizmir", "plain": "plain\nnothing special\nops"}
 
 
-async def test_0027_keeps_each_inventorys_content_as_its_version_1(scratch: Database) -> None:
+async def test_0027_keeps_each_inventorys_content_as_its_version_1(
+    at_revision: Callable[[str], Awaitable[Database]],
+) -> None:
     """An inventory stored before versions existed gets its content as version 1, with the
     SHA-256 its runs recorded, its last editor and time."""
-    await upgrade(scratch.engine, "0026")
+    scratch = await at_revision("0026")
     saved = datetime(2026, 5, 4, 3, 2, 1)
     content = "[web]\nwéb1\n"
     async with scratch.engine.begin() as conn:
@@ -238,10 +373,12 @@ async def test_0027_keeps_each_inventorys_content_as_its_version_1(scratch: Data
     assert [tuple(r) for r in rows] == [(1, content, hashlib.sha256(content.encode()).hexdigest(), None)]
 
 
-async def test_0028_makes_each_older_refresh_token_its_own_sign_in(scratch: Database) -> None:
+async def test_0028_makes_each_older_refresh_token_its_own_sign_in(
+    at_revision: Callable[[str], Awaitable[Database]],
+) -> None:
     """Refresh tokens from before families: each is its own family (its jti), signed in when it
     was issued, not rotated; a logged-out one stays revoked."""
-    await upgrade(scratch.engine, "0027")
+    scratch = await at_revision("0027")
     issued, later = datetime(2026, 1, 1), datetime(2026, 1, 8)
     async with scratch.engine.begin() as conn:
         user = {"username": "old", "email": "old@example.com", "full_name": "", "hashed_password": "x"}
@@ -276,10 +413,12 @@ async def test_0028_makes_each_older_refresh_token_its_own_sign_in(scratch: Data
     assert all(str(r[2]).startswith("2026-01-01") for r in rows), rows
 
 
-async def test_0018_keeps_the_uses_of_secrets_and_their_tables_indexes(scratch: Database) -> None:
+async def test_0018_keeps_the_uses_of_secrets_and_their_tables_indexes(
+    at_revision: Callable[[str], Awaitable[Database]],
+) -> None:
     """The webhook and channel tables, rebuilt on SQLite, keep their rows, unique name indexes and
     ids; a secret they use can no longer be deleted (it was SET NULL before 0018)."""
-    await upgrade(scratch.engine, SCRIPTS.get_revision("0018").down_revision)
+    scratch = await at_revision(SCRIPTS.get_revision("0018").down_revision)
     async with scratch.session() as session:
         secret = Secret(name="KEY", ciphertext=b"", salt=b"", nonce=b"")
         script = Script(name="deploy", script_type="bash", content="echo\n", search_text="deploy")

@@ -5,6 +5,13 @@ answered 200 with an empty page, so a user could not tell a typo from "nothing m
 list route's text filter is one member of the kind; each is checked with a NUL and a C0 control
 on SQLite and PostgreSQL (the `backend` fixture behind `client`), where PostgreSQL would
 otherwise fail on NUL with a 500 and SQLite answer an empty 200.
+
+The tests that only read (every parametrized one: a refused filter, a length bound, plain text,
+an emptied filter, a parameter sent twice) share one started runtime per database for the module
+(`tests.conftest.reader`), on a database of its own, with one signed-in admin: none of them
+writes a row, so none can change what another reads, and a runtime per test (start, stop,
+sign-in, and emptying PostgreSQL) cost four times the request it checked (170 s of the suite,
+session 25). The tests that write rows keep a runtime each (`client`, `admin`).
 """
 
 from __future__ import annotations
@@ -17,11 +24,11 @@ import pytest
 from fastapi import FastAPI
 
 from opscraft import runtime
-from opscraft.db.models import User
+from opscraft.db.models import Role, User
 from opscraft.services import audit, scripts, secrets, users
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid
-from tests.conftest import LoggedIn
+from tests.conftest import IN_MODULE_LOOP, LoggedIn, Reader
 
 # (list route, its free-text filter parameter).
 FILTERS: list[tuple[str, str]] = [
@@ -39,11 +46,13 @@ FILTERS: list[tuple[str, str]] = [
 ]
 
 
+@IN_MODULE_LOOP
 @pytest.mark.parametrize("bad", ["%00", "%01", "%C2%85"])
 @pytest.mark.parametrize(("url", "param"), FILTERS)
 async def test_control_character_in_a_filter_is_422_naming_it(
-    client: httpx.AsyncClient, admin: LoggedIn, url: str, param: str, bad: str
+    reader: Reader, url: str, param: str, bad: str
 ) -> None:
+    client, admin = reader.client, await reader.person(Role.admin)
     r = await client.get(f"{url}?{param}={bad}", headers=admin.headers)
     assert r.status_code == 422, r.text
     body = r.json()
@@ -66,10 +75,12 @@ LENGTHS: list[tuple[str, str, int]] = [
 ]
 
 
+@IN_MODULE_LOOP
 @pytest.mark.parametrize(("url", "param", "longest"), LENGTHS)
 async def test_a_filter_over_its_length_is_422_saying_the_bound(
-    client: httpx.AsyncClient, admin: LoggedIn, url: str, param: str, longest: int
+    reader: Reader, url: str, param: str, longest: int
 ) -> None:
+    client, admin = reader.client, await reader.person(Role.admin)
     ok = await client.get(url, params={param: "é" * longest}, headers=admin.headers)
     assert ok.status_code == 200, ok.text
     r = await client.get(url, params={param: "é" * (longest + 1)}, headers=admin.headers)
@@ -91,13 +102,15 @@ SERVICE_FILTERS: list[tuple[str, Query]] = [
 ]
 
 
+@IN_MODULE_LOOP
 @pytest.mark.parametrize("bad", ["\x00", "web\x01", "\x85", "x" * 5000])
 @pytest.mark.parametrize(("field", "query"), SERVICE_FILTERS)
 async def test_the_services_refuse_the_filters_the_ui_passes(
-    client: httpx.AsyncClient, admin: LoggedIn, field: str, query: Query, bad: str
+    reader: Reader, field: str, query: Query, bad: str
 ) -> None:
     """The rule lives in the services: the UI's search boxes call them without the API's layer, and
     get the same 422 naming the field (shown under the box), never an empty page or a 500."""
+    admin = await reader.person(Role.admin)
     async with runtime.current().db.session() as session:
         actor = Actor(await session.get(User, admin.id))
         with pytest.raises(Invalid) as raised:
@@ -108,22 +121,22 @@ async def test_the_services_refuse_the_filters_the_ui_passes(
         await query(session, actor, "web server é")  # plain text: no error
 
 
+@IN_MODULE_LOOP
 @pytest.mark.parametrize(("url", "param"), FILTERS)
-async def test_plain_filter_text_still_answers_200(
-    client: httpx.AsyncClient, admin: LoggedIn, url: str, param: str
-) -> None:
+async def test_plain_filter_text_still_answers_200(reader: Reader, url: str, param: str) -> None:
     """Ordinary text (spaces and non-ASCII letters included) is no error, only possibly no match."""
+    client, admin = reader.client, await reader.person(Role.admin)
     value = {"status": "failed", "trigger": "api"}.get(param, "web server é")
     r = await client.get(url, params={param: value}, headers=admin.headers)
     assert r.status_code == 200, r.text
 
 
+@IN_MODULE_LOOP
 @pytest.mark.parametrize(("url", "param"), FILTERS)
-async def test_an_emptied_filter_is_no_filter(
-    client: httpx.AsyncClient, admin: LoggedIn, url: str, param: str
-) -> None:
+async def test_an_emptied_filter_is_no_filter(reader: Reader, url: str, param: str) -> None:
     """`?param=` (a form's emptied filter) answers what no filter answers: `?trigger=` was a 422
     "must be one of" while `?status=` of the same route listed every run."""
+    client, admin = reader.client, await reader.person(Role.admin)
     everything = await client.get(url, headers=admin.headers)
     r = await client.get(f"{url}?{param}=", headers=admin.headers)
     assert r.status_code == 200, r.text
@@ -214,15 +227,15 @@ async def test_unknown_display_zone_is_422_even_for_an_empty_list(
     assert ok.status_code == 200 and ok.json() == []
 
 
+@IN_MODULE_LOOP
 @pytest.mark.parametrize(
     ("url", "param"), [*FILTERS, ("/api/v1/executions", "limit"), ("/api/v1/executions", "script_id")]
 )
-async def test_a_query_parameter_sent_twice_is_422_naming_it(
-    client: httpx.AsyncClient, admin: LoggedIn, url: str, param: str
-) -> None:
+async def test_a_query_parameter_sent_twice_is_422_naming_it(reader: Reader, url: str, param: str) -> None:
     """Field report: `GET /api/v1/executions?status=failed&status=success` answered 200 with the
     successful runs only (the last value won, silently), where a client sending a filter twice
     meant both; a JSON body that repeats a key is refused the same way."""
+    client, admin = reader.client, await reader.person(Role.admin)
     value = {"status": ("failed", "success"), "trigger": ("api", "ui")}.get(param, ("1", "2"))
     r = await client.get(url, params=[(param, value[0]), (param, value[1])], headers=admin.headers)
     assert r.status_code == 422, r.text

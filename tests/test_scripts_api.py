@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from opscraft import runtime
-from opscraft.db.models import User
+from opscraft.db.models import Role, User
 from opscraft.services import scripts
 from opscraft.services.actor import Actor
-from tests.conftest import LoggedIn
+from tests.conftest import IN_MODULE_LOOP, LoggedIn, Reader
 
 SEED_BODY = {
     "name": "deploy-app",
@@ -230,6 +230,7 @@ async def test_soft_delete_frees_the_name(
     assert r.status_code == 200, "its own name in another case is a rename"
 
 
+@IN_MODULE_LOOP
 @pytest.mark.parametrize(
     ("script_type", "content", "line", "text"),
     [
@@ -241,8 +242,9 @@ async def test_soft_delete_frees_the_name(
     ],
 )
 async def test_syntax_errors_are_422_with_lines(
-    client: httpx.AsyncClient, operator: LoggedIn, script_type: str, content: str, line: int, text: str
+    reader: Reader, script_type: str, content: str, line: int, text: str
 ) -> None:
+    client, operator = reader.client, await reader.person(Role.operator)
     body = {**SEED_BODY, "script_type": script_type, "content": content, "parameters": None}
     r = await client.post("/api/v1/scripts", json=body, headers=operator.headers)
     assert r.status_code == 422, r.text
@@ -296,6 +298,7 @@ async def test_lint_findings_need_acknowledgement(
     assert (await events(client, admin, sid))[-2:] == ["script.rollback", "script.risks_acknowledged"]
 
 
+@IN_MODULE_LOOP
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
@@ -324,8 +327,9 @@ async def test_lint_findings_need_acknowledgement(
     ],
 )
 async def test_invalid_input_is_422_naming_the_field(
-    client: httpx.AsyncClient, operator: LoggedIn, overrides: dict[str, Any], field: str
+    reader: Reader, overrides: dict[str, Any], field: str
 ) -> None:
+    client, operator = reader.client, await reader.person(Role.operator)
     r = await client.post("/api/v1/scripts", json={**SEED_BODY, **overrides}, headers=operator.headers)
     assert r.status_code == 422, r.text
     fields = [e["field"] for e in r.json()["errors"]]
@@ -547,6 +551,7 @@ async def test_rollback_normalises_old_content(client: httpx.AsyncClient, operat
     assert r.json()["content"] == "echo one\n" and r.json()["notices"][0]["code"] == "crlf-line-endings"
 
 
+@IN_MODULE_LOOP
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -559,8 +564,9 @@ async def test_rollback_normalises_old_content(client: httpx.AsyncClient, operat
     ],
 )
 async def test_tag_and_cpu_bounds_say_what_is_wrong(
-    client: httpx.AsyncClient, operator: LoggedIn, overrides: dict[str, Any] | str, message: str
+    reader: Reader, overrides: dict[str, Any] | str, message: str
 ) -> None:
+    client, operator = reader.client, await reader.person(Role.operator)
     if isinstance(overrides, str):  # a literal JSON encoders refuse to write
         body = json.dumps(SEED_BODY)[:-1] + ", " + overrides + "}"
         headers = {**operator.headers, "Content-Type": "application/json"}

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui_journey import RUN_ENV, log_in, serving, token, wait_connected, wait_for_output
+from tests.ui_journey import RUN_ENV, log_in, serving, token, wait_connected, wait_for_output, wait_run
 
 pytestmark = pytest.mark.browser
 
@@ -97,7 +97,8 @@ def test_a_dropped_network_says_so_then_shows_every_line_once_and_the_end(
     wait_for_output(page, r"^line 20$")
     page.context.set_offline(True)
     page.locator("#popup").get_by_text("Trying to reconnect").wait_for()
-    time.sleep(12)  # the run ends meanwhile: the outage itself is under test
+    # The run ends meanwhile (read over the API, not the page): the outage itself is under test.
+    wait_run(server, token(server, "admin"), execution_id)
     page.context.set_offline(False)
     wait_connected(page)
     page.get_by_test_id("status-success").wait_for(timeout=60_000)

@@ -164,6 +164,19 @@ def test_json_logs_carry_worker_and_execution_ids(capsys: pytest.CaptureFixture[
     assert "worker_id" not in lines[1]
 
 
+def _wait_until_blocking_on_the_queue(queue: HueyQueue, consumer: str, within: float = 10.0) -> None:
+    """Until a connection named `consumer` blocks in `BRPOP`: Redis's `CLIENT LIST` shows it with
+    the command `brpop` and the flag `b` (blocked) while the pop waits for a job."""
+    redis = queue._huey.storage.conn
+    deadline = time.monotonic() + within
+    while True:
+        clients = redis.client_list()
+        if any(c["name"] == consumer and c["cmd"] == "brpop" and "b" in c["flags"] for c in clients):
+            return
+        assert time.monotonic() < deadline, f"no consumer blocking on the queue: {clients}"
+        time.sleep(0.01)
+
+
 def test_a_stopped_consumer_hands_a_job_it_was_blocking_for_back_to_the_queue(redis_url: str) -> None:
     """A worker told to stop (SIGTERM) takes no new job: one that arrives while its consumer
     threads still block on the queue (`BRPOP`, up to a second) goes back to the queue for another
@@ -173,9 +186,12 @@ def test_a_stopped_consumer_hands_a_job_it_was_blocking_for_back_to_the_queue(re
     name = f"test-{secrets.token_hex(4)}:queue"
     queue = HueyQueue.redis(redis_url, name, 1, handled.append)
     other = HueyQueue.redis(redis_url, name, 1, lambda i: handled.append(-i))
+    # Its consumer's Redis connections carry a name, to be told apart in `CLIENT LIST`.
+    consumer = f"test-consumer-{secrets.token_hex(4)}"
+    queue._huey.storage.pool.connection_kwargs["client_name"] = consumer
     queue.start()
     try:
-        time.sleep(0.3)  # its consumer thread is blocking on the queue
+        _wait_until_blocking_on_the_queue(queue, consumer)
         queue.stop()
         queue.enqueue(42)
         assert queue.join(10)
