@@ -16,6 +16,7 @@ from opscraft.db.models import (
     ApiToken,
     AppSetting,
     Inventory,
+    InventoryVersion,
     NotificationChannel,
     Schedule,
     Script,
@@ -154,6 +155,9 @@ def _unique_rows() -> dict[str, tuple[str, list[SQLModel]]]:
             script_id=script_id, number=1, script_type="bash", content="echo\n", parameters=[]
         )
 
+    def inventory_version(inventory_id: int) -> InventoryVersion:
+        return InventoryVersion(inventory_id=inventory_id, number=2, content="w\n", content_sha256="0" * 64)
+
     return {
         "users.username": (
             "username",
@@ -195,6 +199,10 @@ def _unique_rows() -> dict[str, tuple[str, list[SQLModel]]]:
         "inventories.name": (
             "name",
             [Inventory(name="web", content="w\n"), Inventory(name="WEB", content="x\n")],
+        ),
+        "inventory_versions.inventory_id,number": (
+            "content",
+            [Inventory(id=1, name="web", content="w\n"), inventory_version(1), inventory_version(1)],
         ),
         # Names unique by `name_key` (services/names.py): the second is a variant only its folding
         # (NFKC, full case folding) equates: full-width letters, "ß" and "SS".
@@ -247,7 +255,6 @@ def test_every_unique_index_has_a_case() -> None:
         "api_tokens.token_hash",
         "terraform_states.script_id,workspace",
         "terraform_state_versions.state_id,number",
-        "inventory_versions.inventory_id,number",  # numbered by the save, under the inventory's row lock
         "terraform_plans.execution_id",
         "chain_runs.execution_id",
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -279,6 +280,68 @@ async def test_database_at_an_earlier_revision_upgrades_keeping_its_data(
     async with scratch.engine.connect() as conn:
         row = (await conn.execute(text("SELECT username, role, token_version FROM users"))).one()
     assert tuple(row) == ("old", "admin", 3)
+
+
+# `opscraft db upgrade`, killed (SIGKILL) as the statement starting with argv[1] is sent.
+_UPGRADE_KILLED_AT = """
+import os, signal, sys
+from sqlalchemy import Engine, event
+
+def kill_at(_conn, _cursor, statement, *_):
+    if statement.lstrip().startswith(sys.argv[1]):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+event.listen(Engine, "before_cursor_execute", kill_at)
+from opscraft.cli import main
+main(["db", "upgrade"])
+"""
+
+
+@pytest.mark.parametrize("start", [None, "0015"])
+async def test_an_upgrade_killed_midway_changes_nothing_and_the_next_one_completes(
+    scratch: Database, tmp_path: Path, start: str | None
+) -> None:
+    """`opscraft db upgrade` (or a first start) killed midway, here in 0027, by `docker stop`,
+    Ctrl-C or a power cut: on SQLite each CREATE, ALTER and DROP had committed on its own
+    (`sqlite3` opens a transaction only before INSERT, UPDATE or DELETE), so the database kept
+    part of the upgrade under its old `alembic_version`, and every later start failed ("table
+    app_settings already exists" on a new install, "duplicate column name: account_key" from
+    0015). The upgrade is one transaction on both databases: nothing of it stays, and the next
+    run completes with the data kept (a user from 0015, with non-ASCII text)."""
+    url = scratch.engine.url.render_as_string(hide_password=False)
+    if start:
+        await upgrade(scratch.engine, start)
+        async with scratch.engine.begin() as conn:
+            row = {"username": "old", "email": "old@example.com", "full_name": "Öld Tïmer 😀"}
+            row |= {"hashed_password": "x", "role": "admin", "is_active": True, "token_version": 3}
+            row |= {"created_at": datetime(2024, 1, 1), "updated_at": datetime(2024, 1, 1)}
+            values = ", ".join(f":{name}" for name in row)
+            await conn.execute(text(f"INSERT INTO users ({', '.join(row)}) VALUES ({values})"), row)
+    async with scratch.engine.connect() as conn:
+        tables = await conn.run_sync(lambda c: sorted(inspect(c).get_table_names()))
+    await scratch.dispose()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("OPSCRAFT_")}
+    environ.update(DATABASE_URL=url, OPSCRAFT_NO_BOOTSTRAP="1", OPSCRAFT_DATA_DIR=str(tmp_path / "data"))
+
+    def opscraft_db_upgrade(*code: str) -> subprocess.CompletedProcess[str]:
+        command = (
+            [sys.executable, "-c", *code] if code else [sys.executable, "-m", "opscraft", "db", "upgrade"]
+        )
+        return subprocess.run(command, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=300)
+
+    killed = opscraft_db_upgrade(_UPGRADE_KILLED_AT, "CREATE TABLE inventory_versions")
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert await current_revision(scratch.engine) == start
+    async with scratch.engine.connect() as conn:
+        assert await conn.run_sync(lambda c: sorted(inspect(c).get_table_names())) == tables
+    await scratch.dispose()
+
+    done = opscraft_db_upgrade()
+    assert (done.returncode, done.stdout) == (0, f"database is at revision {HEAD}\n"), done.stderr[-2000:]
+    if start:
+        async with scratch.engine.connect() as conn:
+            row = (await conn.execute(text("SELECT username, full_name, token_version FROM users"))).one()
+        assert tuple(row) == ("old", "Öld Tïmer 😀", 3)
 
 
 def test_previous_revision_is_among_the_starting_points() -> None:

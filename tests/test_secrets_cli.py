@@ -107,6 +107,55 @@ async def test_rotate_key_file_setup(tmp_path: Path) -> None:
         await readable_with(tmp_path, OPSCRAFT_MASTER_KEY=old)
 
 
+# `opscraft secrets rotate-key`, killed (SIGKILL) at the moment it renames master.key.new over
+# master.key: after the database's commit, before the file is replaced.
+_ROTATE_KILLED_AT_RENAME = """
+import os, signal, sys
+os.replace = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+from opscraft.cli import main
+main(["secrets", "rotate-key"])
+"""
+
+
+async def test_a_rotation_killed_before_renaming_its_key_is_finished_by_the_next_command(
+    tmp_path: Path,
+) -> None:
+    """`rotate-key` killed between its commit and the rename of master.key.new: every start and
+    the rotation's re-run said "this is not the master key ... set the original key", with the
+    original key in master.key, until the admin renamed the file by hand. The next command now
+    finishes the rename, says so on one line, and works."""
+    await seed(tmp_path)
+    key_file, staged = tmp_path / "master.key", tmp_path / "master.key.new"
+    old = key_file.read_text()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("OPSCRAFT_")}
+    environ.update(OPSCRAFT_NO_BOOTSTRAP="1", OPSCRAFT_DATA_DIR=str(tmp_path), SECRET_KEY="k" * 40)
+    killed = subprocess.run(
+        [sys.executable, "-c", _ROTATE_KILLED_AT_RENAME],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert killed.returncode == -9, killed.stderr
+    assert key_file.read_text() == old and staged.exists()  # the database needs the staged key
+    new = staged.read_text()
+
+    done = opscraft(tmp_path, "db", "upgrade")
+    assert done.returncode == 0, done.stderr
+    [said] = done.stderr.strip().splitlines()  # one log line (time, level, logger first)
+    assert said.endswith(
+        f" WARNING opscraft.services.keyring: {key_file}: a key rotation was interrupted after the "
+        "database was re-encrypted: its new key (master.key.new) now replaces the old one"
+    ), said
+    assert key_file.read_text() == new and not staged.exists()
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert await readable_with(tmp_path) == VALUES
+    again = opscraft(tmp_path, "secrets", "rotate-key")  # the rotation re-run as usual
+    assert again.returncode == 0 and again.stderr == "", again.stderr
+    assert await readable_with(tmp_path) == VALUES
+
+
 async def test_rotate_key_environment_setup(tmp_path: Path) -> None:
     old = base64.b64encode(os.urandom(32)).decode()
     await seed(tmp_path, OPSCRAFT_MASTER_KEY=old)

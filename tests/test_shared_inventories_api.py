@@ -126,6 +126,35 @@ async def test_racing_creates_of_one_name_give_one_201_and_one_409(
     assert len(listed) == 1
 
 
+async def test_saves_of_new_content_at_once_are_each_saved_or_told_to_reload(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """Two people (or tabs, or API clients) save new content at the same moment, without saying
+    what they started from: on SQLite, which has no row lock, both read version n and all but
+    one got a 409 naming `number` ("number: this value is already taken"), a field nobody sent.
+    Each save is now kept as the next version or refused with what to do, naming `content` (as
+    a stale `base_content_sha256` is); the versions stay numbered 1, 2, ... without a gap."""
+    r = await _inventory(client, operator)
+    assert r.status_code == 201, r.text
+    url = f"{PATH}/{r.json()['id']}"
+    contents = [f"[web]\nweb{i} ansible_host=192.0.2.{i}\n" for i in range(1, 5)]
+    results = await asyncio.gather(
+        *(client.put(url, json={"content": c}, headers=operator.headers) for c in contents)
+    )
+    saved = [r for r in results if r.status_code == 200]
+    refused = [r for r in results if r.status_code != 200]
+    message = "the inventory was changed at the same time: reload it and apply your change again"
+    for r in refused:
+        assert (r.status_code, r.json()["errors"]) == (
+            409,
+            [{"field": "content", "message": message}],
+        ), r.text
+    listed = (await client.get(f"{url}/versions", headers=operator.headers)).json()
+    assert [v["number"] for v in listed["items"]] == list(range(len(saved) + 1, 0, -1))
+    current = (await client.get(url, headers=operator.headers)).json()
+    assert current["version"] == len(saved) + 1 and current["content"] in contents
+
+
 @pytest.mark.parametrize(
     ("fields", "field", "message"),
     [

@@ -44,7 +44,7 @@ def cmd_rotate_key(args: argparse.Namespace, settings: Settings) -> None:
     key_file = None if settings.master_key else settings.data_dir / vault.KEY_FILE
 
     async def body() -> None:
-        staged = key_file.with_name(vault.KEY_FILE + ".new") if key_file else None
+        staged = key_file.with_name(vault.STAGED_KEY_FILE) if key_file else None
         if staged:  # written before the commit, so the new key cannot be lost
             staged.unlink(missing_ok=True)
             vault.write_key_file(staged, new_key.encoded())

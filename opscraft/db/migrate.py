@@ -121,8 +121,9 @@ async def upgrade(engine: AsyncEngine, revision: str = HEAD) -> None:
     database already there is left alone after one query. Processes migrating the same database
     at once take turns (PostgreSQL: an advisory lock; an SQLite file: `SQLITE_LOCK_SUFFIX`), and
     each finds what the previous one did. SQLite: with foreign keys off until the commit,
-    checked before it (`_dangling`). Raises MigrationError, changing nothing, for a database a
-    newer version migrated."""
+    checked before it (`_dangling`), its DDL inside the transaction too (`_migrate`): an upgrade
+    interrupted midway leaves nothing of itself. Raises MigrationError, changing nothing, for a
+    database a newer version migrated."""
     async with engine.connect() as conn:
         applied = await conn.run_sync(_applied_revisions)
     _refuse_newer(applied)  # before Alembic is imported, whose loggers add lines to the refusal
@@ -171,6 +172,13 @@ async def _migrate(engine: AsyncEngine, revision: str) -> None:
         if sqlite:  # a pragma only takes effect outside a transaction
             await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
             await conn.commit()
+            # Opened here, or each CREATE, ALTER and DROP would commit on its own: `sqlite3`
+            # begins a transaction only before INSERT, UPDATE or DELETE. An upgrade killed or
+            # failing midway (`docker stop`, Ctrl-C, `_dangling`) kept the DDL it had run with the
+            # old `alembic_version`, and every later start failed on it ("table app_settings
+            # already exists", "duplicate column name: rerun_of"). IMMEDIATE: the write lock is
+            # waited for now (busy timeout), not found taken at the first write.
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
         try:
             before = await conn.run_sync(_dangling) if sqlite else set()
             await conn.run_sync(_upgrade)

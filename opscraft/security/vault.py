@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import os
@@ -34,6 +35,8 @@ NONCE_BYTES = 12
 # AES-GCM appends its 16-byte tag: a ciphertext is the value's UTF-8 bytes and this.
 TAG_BYTES = 16
 KEY_FILE = "master.key"
+# A rotation's new key, written before its commit and renamed over KEY_FILE after it.
+STAGED_KEY_FILE = KEY_FILE + ".new"
 ENV_NAME = "OPSCRAFT_MASTER_KEY"
 GENERATE_HINT = "generate one with: opscraft secrets generate-key"
 _DATA_KEY_INFO = b"opscraft secret data key v1"
@@ -153,6 +156,26 @@ def load_master_key(settings: Settings, *, create: bool) -> MasterKey:
         return write_key_file(path, generate_key_text())
     except FileExistsError:  # another process created it first
         return read_key_file(path)
+
+
+def finish_rotation(settings: Settings, check: str) -> MasterKey | None:
+    """The key file set-up's new key when a `secrets rotate-key` was interrupted after its
+    commit and before renaming STAGED_KEY_FILE over KEY_FILE (killed, power lost): the database
+    is then sealed with the staged key, which is renamed over KEY_FILE here and returned. None
+    when there is no staged key, it does not fit the database's key check value `check` either,
+    or the key comes from OPSCRAFT_MASTER_KEY (nothing is staged then). Before this, every start
+    and the rotation's re-run were refused ("this is not the master key ...") until the file was
+    renamed by hand. `ConfigError` for a staged file that is unreadable or readable by others."""
+    if settings.master_key:
+        return None
+    path = settings.data_dir / KEY_FILE
+    staged = path.with_name(STAGED_KEY_FILE)
+    if not staged.exists() or not read_key_file(staged).matches(check):
+        return None
+    with contextlib.suppress(FileNotFoundError):  # another process starting renamed it first
+        os.replace(staged, path)
+    key = read_key_file(path)
+    return key if key.matches(check) else None
 
 
 def write_key_file(path: Path, text: str) -> MasterKey:

@@ -40,6 +40,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "script_secrets.script_id,secret_id": ("secret_id", "this secret is already attached to this script"),
     "inventories.name": ("name", "an inventory with this name already exists: choose another name"),
+    # Two saves of new content at once: both read version n (SQLite has no row lock to make the
+    # second wait), and the second to write version n + 1 is told (the field of a stale
+    # `base_content_sha256` too), not a 409 on `number`, which no request sends.
+    "inventory_versions.inventory_id,number": (
+        "content",
+        "the inventory was changed at the same time: reload it and apply your change again",
+    ),
     "app_settings.key": ("body", "the setting was changed at the same time: reload and try again"),
     # Indexes on (scope, name_key): services/names.py.
     "schedules.script_id,name_key": ("name", names.SCHEDULE_TAKEN),

@@ -7,6 +7,7 @@ not one of the admin-editable settings (`app_settings.KNOWN`), so no API shows o
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -19,12 +20,21 @@ from opscraft.config import ConfigError, Settings
 from opscraft.db.engine import Database
 from opscraft.db.models import AppSetting, Secret, TerraformPlan, TerraformStateVersion
 from opscraft.db.types import utcnow
-from opscraft.security.vault import DecryptError, MasterKey, Sealed, Vault, load_master_key
+from opscraft.security.vault import (
+    STAGED_KEY_FILE,
+    DecryptError,
+    MasterKey,
+    Sealed,
+    Vault,
+    finish_rotation,
+    load_master_key,
+)
 from opscraft.services import audit
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Invalid
 
 STATE_KEY = "vault"
+log = logging.getLogger(__name__)
 
 
 def current_vault() -> Vault:
@@ -124,8 +134,18 @@ async def open_vault(db: Database, settings: Settings) -> Vault:
         state = await session.get(AppSetting, STATE_KEY)
         if state is not None:
             master = load_master_key(settings, create=False)
-            if not master.matches(str(state.value.get("check", ""))):
-                raise _mismatch(master)
+            check = str(state.value.get("check", ""))
+            if not master.matches(check):
+                staged = finish_rotation(settings, check)
+                if staged is None:
+                    raise _mismatch(master)
+                log.warning(
+                    "%s: a key rotation was interrupted after the database was re-encrypted: its "
+                    "new key (%s) now replaces the old one",
+                    staged.source,
+                    STAGED_KEY_FILE,
+                )
+                master = staged
             return Vault(master, int(state.value["key_version"]))
         return await _first_open(session, settings)
 
