@@ -22,6 +22,7 @@ from opscraft.ui.widgets import (
     confirm,
     dialog_buttons,
     dialog_card,
+    dismiss,
     format_time,
     live_timer,
     text_input,
@@ -214,7 +215,7 @@ async def notifications_page(actor: Actor) -> None:
                         fields | {"username": username},
                     )
                     if done is not None:
-                        dialog.delete()
+                        dismiss(dialog)
                         channels_view.refresh()
 
                 dialog_buttons(dialog, "Add", "channel-submit", submit)
@@ -249,7 +250,7 @@ async def notifications_page(actor: Actor) -> None:
                         {"channel_id": channel, "events": events, "script_id": script},
                     )
                     if done is not None:
-                        dialog.delete()
+                        dismiss(dialog)
                         rules_view.refresh()
 
                 dialog_buttons(dialog, "Add", "rule-submit", submit)

@@ -29,6 +29,7 @@ from opscraft.ui.widgets import (
     confirm,
     dialog_buttons,
     dialog_card,
+    dismiss,
     live_timer,
     text_input,
 )
@@ -230,7 +231,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                 fields = {"name": name, "cron": cron, "timezone": tz, "parameters": params}
                 done = "Schedule added" if stored is None else "Schedule saved"
                 if await run_action(save, done, fields) is not None:
-                    dialog.delete()
+                    dismiss(dialog)
                     body.refresh()
 
             dialog_buttons(dialog, "Add" if stored is None else "Save", "schedule-submit", submit)

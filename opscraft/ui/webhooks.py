@@ -17,7 +17,16 @@ from opscraft.services.permissions import Permission, can
 from opscraft.ui.choices import searched_select, secret_search
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.script_tabs import script_tab
-from opscraft.ui.widgets import call, changed, confirm, dialog_buttons, dialog_card, format_time, text_input
+from opscraft.ui.widgets import (
+    call,
+    changed,
+    confirm,
+    dialog_buttons,
+    dialog_card,
+    dismiss,
+    format_time,
+    text_input,
+)
 
 
 def _page_origin() -> str:
@@ -158,7 +167,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                 saved = await run_action(save, done, fields)
                 if saved is None:
                     return
-                dialog.delete()
+                dismiss(dialog)
                 body.refresh()
                 if hook is None:
                     created, token = saved
