@@ -1,8 +1,8 @@
 """Dialogs with the keyboard, and a list that follows other tabs, against a real `opscraft serve`:
 the focus is in a dialog as soon as it shows and goes back to the button that opened it however it
 closes (Escape, Cancel, Save, a confirmation answered); the Inventories page shows what another
-user or tab changed, without taking an open dialog away. One page for the module (browser tests
-are slow)."""
+user or tab changed, without taking an open dialog away; long names wrap on a phone. One server
+and one operator page for the module (browser tests are slow)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui_journey import API_TIMEOUT, journey_server, log_in, token
+from tests.ui_journey import API_TIMEOUT, create_script, journey_server, log_in, token
 
 pytestmark = pytest.mark.browser
 
-server = journey_server("dialog-keyboard-ui", users=(("operator", "operator"), ("other", "operator")))
+server = journey_server(
+    "dialog-keyboard-ui", users=(("operator", "operator"), ("other", "operator"), ("boss", "admin"))
+)
 
 INVENTORY = "[web]\nweb1 ansible_host=192.0.2.10\n"
 
@@ -68,57 +70,57 @@ def _focus_back_on(page: Any, testid: str) -> None:
     )
 
 
-def test_the_focus_enters_a_dialog_at_once_and_returns_to_its_opener(
-    operator_page: Any, server: LiveServer
-) -> None:
+def test_the_focus_enters_a_dialog_as_it_shows(operator_page: Any, server: LiveServer) -> None:
     page = operator_page
     body = {"name": "db", "content": INVENTORY}
     url = f"{server.url}/api/v1/inventories"
     assert httpx.post(url, json=body, headers=token(server, "other"), timeout=API_TIMEOUT).status_code == 201
     _open_inventories(page, server)
 
-    # A form: typed at once, the name lands in its field; Escape closes it, focus back on "New".
+    # A form (its name field), then a confirmation (the dialog); Escape closes each.
     page.get_by_test_id("inventory-new").focus()
     page.keyboard.press("Enter")
     page.get_by_test_id("inventory-name").wait_for()
     page.wait_for_function("window.ocFocusedAtOnce.length === 1")
+    assert page.evaluate("window.ocFocusedAtOnce") == [True]
     page.keyboard.press("Escape")
     _focus_back_on(page, "inventory-new")
-
-    # Cancel pressed from the keyboard: focus back on "New" (it fell to the page's body).
+    page.get_by_test_id("inventory-delete-db").focus()
     page.keyboard.press("Enter")
-    page.get_by_test_id("inventory-name").wait_for()
+    page.get_by_role("dialog", name="Delete the inventory db?").wait_for()
     page.wait_for_function("window.ocFocusedAtOnce.length === 2")
+    page.keyboard.press("Escape")
+    _focus_back_on(page, "inventory-delete-db")
+    assert page.evaluate("window.ocFocusedAtOnce") == [True, True]
+
+
+def test_the_focus_returns_to_the_opener_after_cancel_save_or_an_answer(
+    operator_page: Any, server: LiveServer
+) -> None:
+    """Cancel, Save and a confirmation's answer deleted the dialog at once: the browser never
+    closed it, and the focus fell to the page's body (Escape alone gave it back)."""
+    page = operator_page
+    _open_inventories(page, server)
+    page.get_by_test_id("inventory-new").focus()
+    page.keyboard.press("Enter")
     page.get_by_role("dialog").get_by_role("button", name="Cancel").focus()
     page.keyboard.press("Enter")
     _focus_back_on(page, "inventory-new")
 
-    # Saved with Enter in the name field: focus back on "New".
+    # Saved with Enter in the name field.
     page.keyboard.press("Enter")
-    page.get_by_test_id("inventory-name").wait_for()
-    page.wait_for_function("window.ocFocusedAtOnce.length === 3")
     page.get_by_test_id("inventory-content").fill(INVENTORY)
     page.get_by_test_id("inventory-name").fill("web")
     page.keyboard.press("Enter")
     page.get_by_test_id("inventory-web").wait_for()
     _focus_back_on(page, "inventory-new")
 
-    # A confirmation, declined with Escape then with Cancel: focus back on the row's bin.
     page.get_by_test_id("inventory-delete-db").focus()
     page.keyboard.press("Enter")
-    page.get_by_role("dialog", name="Delete the inventory db?").wait_for()
-    page.wait_for_function("window.ocFocusedAtOnce.length === 4")
-    page.keyboard.press("Escape")
-    _focus_back_on(page, "inventory-delete-db")
-    page.keyboard.press("Enter")
-    page.get_by_role("dialog", name="Delete the inventory db?").wait_for()
-    page.wait_for_function("window.ocFocusedAtOnce.length === 5")
     page.get_by_role("dialog").get_by_role("button", name="Cancel").focus()
     page.keyboard.press("Enter")
     _focus_back_on(page, "inventory-delete-db")
     assert page.get_by_test_id("inventory-db").count() == 1
-
-    assert page.evaluate("window.ocFocusedAtOnce") == [True] * 5
 
 
 def test_the_inventories_list_follows_other_users_and_keeps_an_open_dialog(
@@ -152,3 +154,50 @@ def test_the_inventories_list_follows_other_users_and_keeps_an_open_dialog(
 
     assert httpx.delete(f"{url}/{edge}", headers=other, timeout=API_TIMEOUT).status_code == 204
     page.get_by_test_id("inventory-edge").wait_for(state="detached")
+
+
+def test_long_names_wrap_on_a_phone(browser: Any, server: LiveServer) -> None:
+    """A schedule's, webhook's, channel's or inventory's name of one long word (a mix of Latin and
+    right-to-left Arabic here), or a "then run" link's target, ran past the card: the Schedules
+    and Notifications pages scrolled sideways on a phone, and the script's tabs cut the name off."""
+    operator, boss = token(server, "operator"), token(server, "boss")
+    name = "x" * 40 + "مرحبا" * 4 + "y" * 4  # 64 characters, the longest allowed
+    long_script = "t" * 128
+    script = create_script(server, operator, "phone-names", "echo hi\n", status="active")
+    target = create_script(server, operator, long_script, "echo hi\n", status="active")
+    api = f"{server.url}/api/v1"
+    for url, body, headers in (
+        (f"{api}/scripts/{script['id']}/schedules", {"name": name, "cron": "0 3 * * *"}, operator),
+        (f"{api}/scripts/{script['id']}/webhooks", {"name": name}, operator),
+        (f"{api}/scripts/{script['id']}/chains", {"target_script_id": target["id"]}, operator),
+        (f"{api}/inventories", {"name": "i" * 128, "content": INVENTORY}, operator),
+        (
+            f"{api}/notifications/channels",
+            {"name": name, "kind": "webhook", "config": {"url": "https://hooks.example.com/x"}},
+            boss,
+        ),
+    ):
+        response = httpx.post(url, json=body, headers=headers, timeout=API_TIMEOUT)
+        assert response.status_code == 201, response.text
+    context = browser.new_context(viewport={"width": 375, "height": 667})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    try:
+        log_in(page, server, "boss")
+        for path, shown in (
+            ("/schedules", name),
+            ("/notifications", name),
+            ("/inventories", "i" * 128),
+            (f"/scripts/{script['id']}?tab=schedules", name),
+            (f"/scripts/{script['id']}?tab=webhooks", name),
+            (f"/scripts/{script['id']}?tab=chains", long_script),
+        ):
+            page.goto(server.url + path)
+            label = page.get_by_text(shown, exact=True).first
+            label.wait_for()
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 1, f"{path}: {overflow} px wider than the screen"
+            box = label.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= 375 + 1, f"{path}: name cut off ({box})"
+    finally:
+        context.close()

@@ -71,9 +71,9 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                 ui.label(f"When a run {OUTCOME_LABELS.get(link.outcome, link.outcome)}, run").classes(
                     "text-grey-8"
                 )
-                ui.link(target, f"/scripts/{link.target_script_id}").classes("font-semibold").props(
-                    f'data-testid="chain-target-{link.id}"'
-                )
+                ui.link(target, f"/scripts/{link.target_script_id}").classes(
+                    "font-semibold oc-wrap min-w-0"
+                ).props(f'data-testid="chain-target-{link.id}"')
                 if not link.enabled:
                     ui.label("disabled").classes("text-caption text-grey-7")
                 ui.space()

@@ -77,8 +77,8 @@ async def inventories_page(actor: Actor) -> None:
             with ui.card().classes("w-full gap-1").props(f'data-testid="inventory-{inventory.name}"'):
                 with ui.row().classes("items-center gap-3 w-full"):
                     ui.icon("lan", color="primary")
-                    ui.label(inventory.name).classes("font-semibold")
-                    ui.label(inventory.description).classes("text-grey-8")
+                    ui.label(inventory.name).classes("font-semibold oc-wrap min-w-0")
+                    ui.label(inventory.description).classes("text-grey-8 oc-wrap min-w-0")
                     ui.space()
                     ui.label(f"updated {format_time(inventory.updated_at)}").classes("text-caption")
                     if edit:

@@ -76,7 +76,7 @@ async def notifications_page(actor: Actor) -> None:
                     ui.icon(
                         {"webhook": "webhook", "slack": "tag", "email": "mail"}[channel.kind], color="primary"
                     )
-                    ui.label(channel.name).classes("font-semibold")
+                    ui.label(channel.name).classes("font-semibold oc-wrap min-w-0")
                     ui.label(labels.CHANNEL_KIND.get(channel.kind, channel.kind)).classes("text-caption")
                     ui.label(_describe(channel)).classes("text-caption text-grey-7 font-mono")
                     ui.space()
@@ -102,7 +102,9 @@ async def notifications_page(actor: Actor) -> None:
                 )
                 with ui.row().classes("items-center gap-3").props(f'data-testid="rule-{rule.id}"'):
                     events = ", ".join(labels.NOTIFY_EVENTS.get(e, e) for e in rule.events)
-                    ui.label(f"{events} of {scope} → {channels.get(rule.channel_id, '?')}")
+                    ui.label(f"{events} of {scope} → {channels.get(rule.channel_id, '?')}").classes(
+                        "oc-wrap min-w-0"
+                    )
                     ui.button(icon="delete", on_click=lambda r=rule: remove_rule(r.id)).props(
                         'flat round dense color=negative aria-label="Delete rule" '
                         f'data-testid="rule-delete-{rule.id}"'

@@ -92,7 +92,7 @@ def schedule_rows(
         with ui.card().classes("w-full gap-1").props(f'data-testid="schedule-{s.id}"'):
             with ui.row().classes("items-center gap-3 w-full"):
                 ui.icon("schedule", color="primary" if s.enabled else "grey")
-                ui.label(s.name).classes("font-semibold")
+                ui.label(s.name).classes("font-semibold oc-wrap min-w-0")
                 if with_script:
                     ui.link(view.script_name, f"/scripts/{s.script_id}")
                 ui.label(f"{s.cron} ({s.timezone})").classes("font-mono text-grey-8")

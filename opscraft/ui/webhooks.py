@@ -62,7 +62,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
         with ui.card().classes("w-full gap-1").props(f'data-testid="webhook-{hook.id}"'):
             with ui.row().classes("items-center gap-3 w-full"):
                 ui.icon("webhook", color="primary" if hook.enabled else "grey")
-                ui.label(hook.name).classes("font-semibold")
+                ui.label(hook.name).classes("font-semibold oc-wrap min-w-0")
                 ui.label(f"/api/v1/hooks/{hook.id}/{hook.prefix}…").classes("font-mono text-grey-8")
                 if hook.secret_id:
                     ui.label("signed").classes("text-caption text-positive")
