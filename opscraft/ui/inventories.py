@@ -4,7 +4,7 @@ Rules and checks are services/shared_inventories.py's; problems show under their
 
 from __future__ import annotations
 
-from nicegui import context, ui
+from nicegui import ui
 
 from opscraft import runtime
 from opscraft.db.models import Inventory
@@ -26,6 +26,7 @@ from opscraft.ui.widgets import (
     format_time,
     live_timer,
     long_text,
+    page_dialog,
     text_input,
 )
 
@@ -136,9 +137,7 @@ async def inventories_page(actor: Actor) -> None:
                     await update()
                     return
             title = f"Edit {inventory.name}" if inventory else "New inventory"
-            # Built in the page, not in the row whose button opened it: a live redraw of the rows
-            # (another tab's change) would delete the dialog with the row.
-            with context.client.layout, ui.dialog() as dialog, dialog_card(title).classes("w-[48rem]"):
+            with page_dialog() as dialog, dialog_card(title).classes("w-[48rem]"):
                 name = text_input(
                     "Name", "inventory-name", value=inventory.name if inventory else "", autofocus=True
                 )

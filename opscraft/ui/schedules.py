@@ -31,6 +31,7 @@ from opscraft.ui.widgets import (
     dialog_card,
     dismiss,
     live_timer,
+    page_dialog,
     text_input,
 )
 
@@ -195,7 +196,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
             "overlap_policy": OverlapPolicy.skip.value,
         }
         title = "Add a schedule" if stored is None else f"Edit the schedule {stored.name}"
-        with ui.dialog() as dialog, dialog_card(title):
+        with page_dialog() as dialog, dialog_card(title):  # the overview's rows are redrawn live
             name = text_input("Name", "schedule-name", value=start["name"], autofocus=True)
             cron = text_input("Cron (minute hour day month weekday)", "schedule-cron", value=start["cron"])
             tz = text_input("Time zone (IANA, e.g. Europe/Paris)", "schedule-tz", value=start["timezone"])

@@ -124,9 +124,8 @@ async def confirm(
 ) -> bool:
     """Ask before something is removed for good (one click on a bin icon used to delete at once);
     True when the person pressed `verb`, False on Cancel or when the dialog was dismissed.
-    Built in the page, not where the button that asked is: a live list redrawing that button's
-    row (`Redrawn`) would delete the question with it."""
-    with context.client.layout, ui.dialog() as dialog, dialog_card(question):
+    Built in the page (`page_dialog`)."""
+    with page_dialog() as dialog, dialog_card(question):
         ui.label(consequence).classes("text-grey-8")
         with ui.row().classes("w-full justify-end gap-2 mt-2"):
             ui.button("Cancel", on_click=lambda: dialog.submit(False)).props("flat no-caps")
@@ -137,9 +136,17 @@ async def confirm(
     return bool(await dialog)  # answered or not, it closes, then goes (`dismiss`)
 
 
+def page_dialog() -> ui.dialog:
+    """A dialog that belongs to the page, not to the element whose event built it: NiceGUI deletes
+    a dialog with the part of the page it was built in, so a live list redrawing the row whose
+    button opened it (`Redrawn`, another tab's change) took the form away while it was typed in."""
+    with context.client.layout:
+        return ui.dialog()
+
+
 def dismiss(dialog: ui.dialog) -> None:
-    """Close a dialog built with `dialog_card` and delete it once the browser has hidden it, so
-    that the keyboard's focus goes back to what opened it.
+    """Close a dialog built with `dialog_card` and delete it once the browser has started hiding
+    it (and so given the keyboard's focus back to what opened it).
 
     The browser's dialog gives the focus back to its opener when it closes, but a dialog deleted
     at once (Save, Cancel, a confirmation answered) never closed there: NiceGUI sends only the
@@ -155,7 +162,7 @@ def dismiss(dialog: ui.dialog) -> None:
 
 
 _HIDE_WATCHED: weakref.WeakSet[ui.dialog] = weakref.WeakSet()
-"""Dialogs whose "hide" event the server hears (`dialog_card`): a listener added to a dialog
+"""Dialogs whose "beforeHide" event the server hears (`dialog_card`): a listener added to a dialog
 already in the browser makes NiceGUI draw it anew, which forgets what to give the focus back to."""
 _DISMISSED: weakref.WeakSet[ui.dialog] = weakref.WeakSet()
 """Dialogs to delete once hidden (`dismiss`, `confirm`); others (a reused one) stay."""
@@ -342,7 +349,7 @@ def dialog_card(title: str) -> ui.card:
     if isinstance(dialog, ui.dialog):
         dialog.props(FORM_DIALOG_PROPS)
         if dialog not in _HIDE_WATCHED:
-            dialog.on("hide", lambda: _hidden(dialog))
+            dialog.on("beforeHide", lambda: _hidden(dialog))
             _HIDE_WATCHED.add(dialog)
     card = ui.card().classes("oc-form-card w-[32rem] max-w-full gap-3")
     with card:
