@@ -18,7 +18,7 @@ from opscraft.services.parameters import json_from_text
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.script_tabs import script_tab
-from opscraft.ui.widgets import call, confirm, dialog_buttons, dialog_card, live_timer, text_input
+from opscraft.ui.widgets import call, confirm, dialog_buttons, dialog_card, dismiss, live_timer, text_input
 
 OUTCOME_LABELS = {
     ChainOutcome.success.value: "succeeds",
@@ -71,9 +71,9 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                 ui.label(f"When a run {OUTCOME_LABELS.get(link.outcome, link.outcome)}, run").classes(
                     "text-grey-8"
                 )
-                ui.link(target, f"/scripts/{link.target_script_id}").classes("font-semibold").props(
-                    f'data-testid="chain-target-{link.id}"'
-                )
+                ui.link(target, f"/scripts/{link.target_script_id}").classes(
+                    "font-semibold oc-wrap min-w-0"
+                ).props(f'data-testid="chain-target-{link.id}"')
                 if not link.enabled:
                     ui.label("disabled").classes("text-caption text-grey-7")
                 ui.space()
@@ -134,7 +134,7 @@ async def chains_tab(actor: Actor, script: Script) -> None:
 
                 created = await run_action(lambda: _top_level_fields(save), "Link added", fields)
                 if created is not None:
-                    dialog.delete()
+                    dismiss(dialog)
                     body.refresh()
 
             dialog_buttons(dialog, "Add", "chain-submit", submit)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from nicegui import ui
 
+from opscraft import runtime
 from opscraft.db.models import Inventory
 from opscraft.db.models.inventories import content_sha256
 from opscraft.services import partial, shared_inventories
@@ -16,14 +17,35 @@ from opscraft.ui.inventory_versions import version_url
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.widgets import (
     TALL_TEXT_PROPS,
+    Redrawn,
     call,
     confirm,
     dialog_buttons,
     dialog_card,
+    dismiss,
     format_time,
+    live_timer,
     long_text,
+    page_dialog,
     text_input,
 )
+
+REFRESH_SECONDS = 5.0
+"""How often the list re-reads the inventories, in seconds (as the schedules overview)."""
+
+Listed = list[tuple[Inventory, list[str]]]
+"""The listed inventories with the names of the scripts that use each."""
+
+
+def _picture(listed: Listed | None) -> object:
+    """What the list shows of `listed`: a redraw happens only when this changes
+    (`widgets.Redrawn`), so a button being clicked is not replaced by an identical one."""
+    if listed is None:
+        return None
+    return [
+        (i.id, i.name, i.description, i.version, i.updated_at, content_sha256(i.content), tuple(used))
+        for i, used in listed
+    ]
 
 
 @protected_page("/inventories", Permission.view_scripts, title="Inventories")
@@ -35,24 +57,29 @@ async def inventories_page(actor: Actor) -> None:
             "inventory text; each run reads it when it starts."
         ).classes("text-grey-7")
 
-        @ui.refreshable
-        async def body() -> None:
-            rows = await run_action(lambda: call(shared_inventories.list_all, actor))
-            if rows is None:
-                return
-            if not rows:
-                ui.label("No shared inventories yet.").props('data-testid="inventories-empty"')
-            for inventory in rows:
-                await _row(inventory)
+        async def load() -> Listed | None:
+            async def read() -> Listed:
+                async with runtime.current().db.session() as session:
+                    rows = await shared_inventories.list_all(session, actor)
+                    return [(row, await shared_inventories.used_by(session, row.id or 0)) for row in rows]
 
-        async def _row(inventory: Inventory) -> None:
+            return await run_action(read)
+
+        def draw(listed: Listed | None) -> None:
+            if listed is None:  # refused: the message is in a notification
+                return
+            if not listed:
+                ui.label("No shared inventories yet.").props('data-testid="inventories-empty"')
+            for inventory, used in listed:
+                _row(inventory, used)
+
+        def _row(inventory: Inventory, used: list[str]) -> None:
             assert inventory.id is not None
-            used = await call(shared_inventories.used_by, inventory.id)
             with ui.card().classes("w-full gap-1").props(f'data-testid="inventory-{inventory.name}"'):
                 with ui.row().classes("items-center gap-3 w-full"):
                     ui.icon("lan", color="primary")
-                    ui.label(inventory.name).classes("font-semibold")
-                    ui.label(inventory.description).classes("text-grey-8")
+                    ui.label(inventory.name).classes("font-semibold oc-wrap min-w-0")
+                    ui.label(inventory.description).classes("text-grey-8 oc-wrap min-w-0")
                     ui.space()
                     ui.label(f"updated {format_time(inventory.updated_at)}").classes("text-caption")
                     if edit:
@@ -91,7 +118,7 @@ async def inventories_page(actor: Actor) -> None:
                 lambda: _delete(current, inventory.id or 0), f"Inventory {inventory.name} deleted"
             )
             if done:
-                body.refresh()
+                await update()
 
         async def _delete(current: Actor, inventory_id: int) -> bool:
             await call(shared_inventories.delete, current, inventory_id)
@@ -107,10 +134,10 @@ async def inventories_page(actor: Actor) -> None:
             if listed is not None and listed.id is not None:  # as stored now, not as last listed
                 inventory = await run_action(lambda: call(shared_inventories.get, actor, listed.id or 0))
                 if inventory is None:
-                    body.refresh()
+                    await update()
                     return
             title = f"Edit {inventory.name}" if inventory else "New inventory"
-            with ui.dialog() as dialog, dialog_card(title).classes("w-[48rem]"):
+            with page_dialog() as dialog, dialog_card(title).classes("w-[48rem]"):
                 name = text_input(
                     "Name", "inventory-name", value=inventory.name if inventory else "", autofocus=True
                 )
@@ -146,8 +173,8 @@ async def inventories_page(actor: Actor) -> None:
                         lambda: _save(current, inventory, data), "Inventory saved", fields
                     )
                     if saved is not None:
-                        dialog.delete()
-                        body.refresh()
+                        dismiss(dialog)
+                        await update()
 
                 dialog_buttons(dialog, "Save", "inventory-save", submit)
             dialog.open()
@@ -156,4 +183,11 @@ async def inventories_page(actor: Actor) -> None:
             ui.button("New inventory", icon="add", on_click=lambda: open_form(None)).props(
                 'unelevated no-caps data-testid="inventory-new"'
             )
-        await body()
+        shown = Redrawn(draw, await load(), _picture)
+
+        async def update() -> None:
+            """Redraw the rows when they differ from the database's (a save here, or in another
+            tab, by another user, through the API: the list followed none of those)."""
+            shown.show(await load())
+
+        live_timer(REFRESH_SECONDS, update)

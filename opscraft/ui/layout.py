@@ -322,6 +322,20 @@ setInterval(() => {
     region.setAttribute("tabindex", "0");
   });
 }, 500);
+// A dialog takes the keyboard's focus as soon as it is in the page (its `autofocus` field, else the
+// dialog itself, as Quasar chooses): Quasar moves it in only after its 300 ms opening transition,
+// and what a person typed meanwhile (Escape included) went to the page's body. Quasar still gives
+// the focus back to the dialog's opener when it closes.
+new MutationObserver((changes) => {
+  for (const change of changes) for (const node of change.addedNodes) {
+    const inner = node.nodeType === 1
+      && (node.matches(".q-dialog__inner") ? node : node.querySelector(".q-dialog__inner"));
+    if (!inner || inner.contains(document.activeElement)) continue;
+    (inner.querySelector("[autofocus][tabindex], [data-autofocus][tabindex]")
+      || inner.querySelector("[autofocus] [tabindex], [data-autofocus] [tabindex]")
+      || inner.querySelector("[autofocus], [data-autofocus]") || inner).focus({preventScroll: true});
+  }
+}).observe(document.documentElement, {childList: true, subtree: true});
 </script>"""
 SKIP_LINK_CSS = """
 .oc-skip { position: absolute; left: -10000px; top: 0; z-index: 10000; padding: 8px 16px;

@@ -22,6 +22,7 @@ from opscraft.ui.widgets import (
     confirm,
     dialog_buttons,
     dialog_card,
+    dismiss,
     format_time,
     live_timer,
     text_input,
@@ -75,7 +76,7 @@ async def notifications_page(actor: Actor) -> None:
                     ui.icon(
                         {"webhook": "webhook", "slack": "tag", "email": "mail"}[channel.kind], color="primary"
                     )
-                    ui.label(channel.name).classes("font-semibold")
+                    ui.label(channel.name).classes("font-semibold oc-wrap min-w-0")
                     ui.label(labels.CHANNEL_KIND.get(channel.kind, channel.kind)).classes("text-caption")
                     ui.label(_describe(channel)).classes("text-caption text-grey-7 font-mono")
                     ui.space()
@@ -101,7 +102,9 @@ async def notifications_page(actor: Actor) -> None:
                 )
                 with ui.row().classes("items-center gap-3").props(f'data-testid="rule-{rule.id}"'):
                     events = ", ".join(labels.NOTIFY_EVENTS.get(e, e) for e in rule.events)
-                    ui.label(f"{events} of {scope} → {channels.get(rule.channel_id, '?')}")
+                    ui.label(f"{events} of {scope} → {channels.get(rule.channel_id, '?')}").classes(
+                        "oc-wrap min-w-0"
+                    )
                     ui.button(icon="delete", on_click=lambda r=rule: remove_rule(r.id)).props(
                         'flat round dense color=negative aria-label="Delete rule" '
                         f'data-testid="rule-delete-{rule.id}"'
@@ -214,7 +217,7 @@ async def notifications_page(actor: Actor) -> None:
                         fields | {"username": username},
                     )
                     if done is not None:
-                        dialog.delete()
+                        dismiss(dialog)
                         channels_view.refresh()
 
                 dialog_buttons(dialog, "Add", "channel-submit", submit)
@@ -249,7 +252,7 @@ async def notifications_page(actor: Actor) -> None:
                         {"channel_id": channel, "events": events, "script_id": script},
                     )
                     if done is not None:
-                        dialog.delete()
+                        dismiss(dialog)
                         rules_view.refresh()
 
                 dialog_buttons(dialog, "Add", "rule-submit", submit)

@@ -15,7 +15,7 @@ from opscraft.services.errors import NotFound
 from opscraft.services.permissions import Permission
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import guard, run_action
-from opscraft.ui.widgets import call, format_count
+from opscraft.ui.widgets import call, dismiss, format_count
 
 Listed = tuple[list[Any], int]
 """A service list call's answer: a page of rows and the total."""
@@ -119,7 +119,7 @@ class PagedTable(ABC):
         is reloaded too, behind the dialog and its notice: it went on listing the deleted row."""
         actor = await guard(permission)
         if actor is None:
-            dialog.delete()
+            dismiss(dialog)
             return
         gone = False
 
@@ -138,7 +138,7 @@ class PagedTable(ABC):
         if succeeded:
             if draft is not None:
                 await draft.clear()
-            dialog.delete()
+            dismiss(dialog)
             await self.refresh()
             if self.page > self.last_page:  # the change emptied the last page: show the new last one
                 self.page = self.last_page

@@ -29,7 +29,9 @@ from opscraft.ui.widgets import (
     confirm,
     dialog_buttons,
     dialog_card,
+    dismiss,
     live_timer,
+    page_dialog,
     text_input,
 )
 
@@ -91,7 +93,7 @@ def schedule_rows(
         with ui.card().classes("w-full gap-1").props(f'data-testid="schedule-{s.id}"'):
             with ui.row().classes("items-center gap-3 w-full"):
                 ui.icon("schedule", color="primary" if s.enabled else "grey")
-                ui.label(s.name).classes("font-semibold")
+                ui.label(s.name).classes("font-semibold oc-wrap min-w-0")
                 if with_script:
                     ui.link(view.script_name, f"/scripts/{s.script_id}")
                 ui.label(f"{s.cron} ({s.timezone})").classes("font-mono text-grey-8")
@@ -194,7 +196,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
             "overlap_policy": OverlapPolicy.skip.value,
         }
         title = "Add a schedule" if stored is None else f"Edit the schedule {stored.name}"
-        with ui.dialog() as dialog, dialog_card(title):
+        with page_dialog() as dialog, dialog_card(title):  # the overview's rows are redrawn live
             name = text_input("Name", "schedule-name", value=start["name"], autofocus=True)
             cron = text_input("Cron (minute hour day month weekday)", "schedule-cron", value=start["cron"])
             tz = text_input("Time zone (IANA, e.g. Europe/Paris)", "schedule-tz", value=start["timezone"])
@@ -230,7 +232,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                 fields = {"name": name, "cron": cron, "timezone": tz, "parameters": params}
                 done = "Schedule added" if stored is None else "Schedule saved"
                 if await run_action(save, done, fields) is not None:
-                    dialog.delete()
+                    dismiss(dialog)
                     body.refresh()
 
             dialog_buttons(dialog, "Add" if stored is None else "Save", "schedule-submit", submit)

@@ -19,6 +19,7 @@ from opscraft.ui.widgets import (
     confirm,
     dialog_buttons,
     dialog_card,
+    dismiss,
     format_count,
     format_time,
     text_input,
@@ -165,7 +166,7 @@ async def tokens_page(actor: Actor) -> None:
                         fields={"name": name, "role": role, "expires_at": expiry},
                     )
                     if created is not None:
-                        dialog.delete()
+                        dismiss(dialog)
                         paging["page"] = 1  # newest first: the new token heads the first page
                         body.refresh()
                         show_once(created[1])

@@ -20,6 +20,7 @@ from opscraft.ui.widgets import (
     call,
     dialog_buttons,
     dialog_card,
+    dismiss,
     form,
     format_time,
     password_hint,
@@ -185,7 +186,7 @@ class UsersView(PagedTable):
             async def save() -> None:
                 if not edits():  # sent, the form as loaded was the API's 422 "nothing to change"
                     notify_ok("Nothing changed")  # before the dialog goes: its slot is the context
-                    dialog.delete()
+                    dismiss(dialog)
                     return
                 await self.apply(
                     dialog,

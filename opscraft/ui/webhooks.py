@@ -17,7 +17,16 @@ from opscraft.services.permissions import Permission, can
 from opscraft.ui.choices import searched_select, secret_search
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.script_tabs import script_tab
-from opscraft.ui.widgets import call, changed, confirm, dialog_buttons, dialog_card, format_time, text_input
+from opscraft.ui.widgets import (
+    call,
+    changed,
+    confirm,
+    dialog_buttons,
+    dialog_card,
+    dismiss,
+    format_time,
+    text_input,
+)
 
 
 def _page_origin() -> str:
@@ -53,7 +62,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
         with ui.card().classes("w-full gap-1").props(f'data-testid="webhook-{hook.id}"'):
             with ui.row().classes("items-center gap-3 w-full"):
                 ui.icon("webhook", color="primary" if hook.enabled else "grey")
-                ui.label(hook.name).classes("font-semibold")
+                ui.label(hook.name).classes("font-semibold oc-wrap min-w-0")
                 ui.label(f"/api/v1/hooks/{hook.id}/{hook.prefix}…").classes("font-mono text-grey-8")
                 if hook.secret_id:
                     ui.label("signed").classes("text-caption text-positive")
@@ -158,7 +167,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                 saved = await run_action(save, done, fields)
                 if saved is None:
                     return
-                dialog.delete()
+                dismiss(dialog)
                 body.refresh()
                 if hook is None:
                     created, token = saved

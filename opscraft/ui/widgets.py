@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -122,17 +123,54 @@ async def confirm(
     question: str, consequence: str, verb: str = "Delete", testid: str = "confirm-delete"
 ) -> bool:
     """Ask before something is removed for good (one click on a bin icon used to delete at once);
-    True when the person pressed `verb`, False on Cancel or when the dialog was dismissed."""
-    with ui.dialog() as dialog, dialog_card(question):
+    True when the person pressed `verb`, False on Cancel or when the dialog was dismissed.
+    Built in the page (`page_dialog`)."""
+    with page_dialog() as dialog, dialog_card(question):
         ui.label(consequence).classes("text-grey-8")
         with ui.row().classes("w-full justify-end gap-2 mt-2"):
             ui.button("Cancel", on_click=lambda: dialog.submit(False)).props("flat no-caps")
             ui.button(verb, on_click=lambda: dialog.submit(True), color="negative").props(
                 f'no-caps unelevated data-testid="{testid}"'
             )
-    answer = await dialog
-    dialog.delete()
-    return bool(answer)
+    _DISMISSED.add(dialog)
+    return bool(await dialog)  # answered or not, it closes, then goes (`dismiss`)
+
+
+def page_dialog() -> ui.dialog:
+    """A dialog that belongs to the page, not to the element whose event built it: NiceGUI deletes
+    a dialog with the part of the page it was built in, so a live list redrawing the row whose
+    button opened it (`Redrawn`, another tab's change) took the form away while it was typed in."""
+    with context.client.layout:
+        return ui.dialog()
+
+
+def dismiss(dialog: ui.dialog) -> None:
+    """Close a dialog built with `dialog_card` and delete it once the browser has started hiding
+    it (and so given the keyboard's focus back to what opened it).
+
+    The browser's dialog gives the focus back to its opener when it closes, but a dialog deleted
+    at once (Save, Cancel, a confirmation answered) never closed there: NiceGUI sends only the
+    deletion (it replaces the element's pending update), and the focus fell to the page's body,
+    so a keyboard user started again from the top of the page."""
+    if dialog.is_deleted:
+        return
+    if not dialog.value or dialog not in _HIDE_WATCHED:  # already hidden, or nothing would delete it
+        dialog.delete()
+        return
+    _DISMISSED.add(dialog)
+    dialog.close()
+
+
+_HIDE_WATCHED: weakref.WeakSet[ui.dialog] = weakref.WeakSet()
+"""Dialogs whose "beforeHide" event the server hears (`dialog_card`): a listener added to a dialog
+already in the browser makes NiceGUI draw it anew, which forgets what to give the focus back to."""
+_DISMISSED: weakref.WeakSet[ui.dialog] = weakref.WeakSet()
+"""Dialogs to delete once hidden (`dismiss`, `confirm`); others (a reused one) stay."""
+
+
+def _hidden(dialog: ui.dialog) -> None:
+    if dialog in _DISMISSED and not dialog.is_deleted:
+        dialog.delete()
 
 
 def code_block(content: str, language: str | None) -> ui.code:
@@ -306,10 +344,13 @@ dropped what was typed. Escape and Cancel still close it."""
 
 def dialog_card(title: str) -> ui.card:
     """The card inside a form dialog (called inside `ui.dialog()`, which gets `FORM_DIALOG_PROPS`),
-    with its title (its selects span its width: layout.THEME_CSS)."""
+    with its title (its selects span its width: layout.THEME_CSS); `dismiss` closes such a dialog."""
     dialog = context.slot.parent
     if isinstance(dialog, ui.dialog):
         dialog.props(FORM_DIALOG_PROPS)
+        if dialog not in _HIDE_WATCHED:
+            dialog.on("beforeHide", lambda: _hidden(dialog))
+            _HIDE_WATCHED.add(dialog)
     card = ui.card().classes("oc-form-card w-[32rem] max-w-full gap-3")
     with card:
         dialog_title(title)
@@ -344,7 +385,7 @@ def dialog_buttons(
     async def cancel() -> None:
         if on_cancel is not None:
             await on_cancel()
-        dialog.delete()
+        dismiss(dialog)
 
     with ui.row().classes("w-full justify-end gap-2 mt-2"):
         ui.button("Cancel", on_click=cancel).props("flat")

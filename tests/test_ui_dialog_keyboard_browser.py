@@ -1,0 +1,203 @@
+"""Dialogs with the keyboard, and a list that follows other tabs, against a real `opscraft serve`:
+the focus is in a dialog as soon as it shows and goes back to the button that opened it however it
+closes (Escape, Cancel, Save, a confirmation answered); the Inventories page shows what another
+user or tab changed, without taking an open dialog away; long names wrap on a phone. One server
+and one operator page for the module (browser tests are slow)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer
+from tests.ui_journey import API_TIMEOUT, create_script, journey_server, log_in, token
+
+pytestmark = pytest.mark.browser
+
+server = journey_server(
+    "dialog-keyboard-ui", users=(("operator", "operator"), ("other", "operator"), ("boss", "admin"))
+)
+
+INVENTORY = "[web]\nweb1 ansible_host=192.0.2.10\n"
+
+# For each dialog that entered the page since `WATCH_JS` ran: whether the focus was in it by the
+# time the page could handle anything else (the next key). Quasar moved the focus in only after its
+# 300 ms opening transition: keys typed meanwhile went to the page's body.
+WATCH_JS = """() => {
+  window.ocFocusedAtOnce = [];
+  const seen = new WeakSet();
+  new MutationObserver((changes) => {
+    for (const change of changes) for (const node of change.addedNodes) {
+      const inner = node.nodeType === 1
+        && (node.matches('.q-dialog__inner') ? node : node.querySelector('.q-dialog__inner'));
+      if (inner && !seen.has(inner)) {
+        seen.add(inner);
+        window.ocFocusedAtOnce.push(inner.contains(document.activeElement));
+      }
+    }
+  }).observe(document.body, {childList: true, subtree: true});
+}"""
+
+
+@pytest.fixture(scope="module")
+def operator_page(browser: Any, server: LiveServer) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    log_in(page, server, "operator")
+    yield page
+    context.close()
+
+
+def _open_inventories(page: Any, server: LiveServer) -> None:
+    page.goto(f"{server.url}/inventories")
+    page.wait_for_function("window.did_handshake === true && window.socket && window.socket.connected")
+    page.evaluate(WATCH_JS)
+
+
+def _focused_testid(page: Any) -> str | None:
+    return page.evaluate("document.activeElement?.getAttribute('data-testid') ?? null")
+
+
+def _focus_back_on(page: Any, testid: str) -> None:
+    """Until the dialog is gone and the focus is on `testid` (it fell to the body)."""
+    page.locator(".q-dialog").wait_for(state="detached")
+    page.wait_for_function(
+        f"document.activeElement?.getAttribute('data-testid') === '{testid}'", timeout=5_000
+    )
+
+
+def test_the_focus_enters_a_dialog_as_it_shows(operator_page: Any, server: LiveServer) -> None:
+    page = operator_page
+    body = {"name": "db", "content": INVENTORY}
+    url = f"{server.url}/api/v1/inventories"
+    assert httpx.post(url, json=body, headers=token(server, "other"), timeout=API_TIMEOUT).status_code == 201
+    _open_inventories(page, server)
+
+    # A form (its name field), then a confirmation (the dialog); Escape closes each.
+    page.get_by_test_id("inventory-new").focus()
+    page.keyboard.press("Enter")
+    page.get_by_test_id("inventory-name").wait_for()
+    page.wait_for_function("window.ocFocusedAtOnce.length === 1")
+    assert page.evaluate("window.ocFocusedAtOnce") == [True]
+    page.keyboard.press("Escape")
+    _focus_back_on(page, "inventory-new")
+    page.get_by_test_id("inventory-delete-db").focus()
+    page.keyboard.press("Enter")
+    page.get_by_role("dialog", name="Delete the inventory db?").wait_for()
+    page.wait_for_function("window.ocFocusedAtOnce.length === 2")
+    page.keyboard.press("Escape")
+    _focus_back_on(page, "inventory-delete-db")
+    assert page.evaluate("window.ocFocusedAtOnce") == [True, True]
+
+
+def test_the_focus_returns_to_the_opener_after_cancel_save_or_an_answer(
+    operator_page: Any, server: LiveServer
+) -> None:
+    """Cancel, Save and a confirmation's answer deleted the dialog at once: the browser never
+    closed it, and the focus fell to the page's body (Escape alone gave it back)."""
+    page = operator_page
+    _open_inventories(page, server)
+    page.get_by_test_id("inventory-new").focus()
+    page.keyboard.press("Enter")
+    page.get_by_role("dialog").get_by_role("button", name="Cancel").focus()
+    page.keyboard.press("Enter")
+    _focus_back_on(page, "inventory-new")
+
+    # Saved with Enter in the name field.
+    page.keyboard.press("Enter")
+    page.get_by_test_id("inventory-content").fill(INVENTORY)
+    page.get_by_test_id("inventory-name").fill("web")
+    page.keyboard.press("Enter")
+    page.get_by_test_id("inventory-web").wait_for()
+    _focus_back_on(page, "inventory-new")
+
+    page.get_by_test_id("inventory-delete-db").focus()
+    page.keyboard.press("Enter")
+    page.get_by_role("dialog").get_by_role("button", name="Cancel").focus()
+    page.keyboard.press("Enter")
+    _focus_back_on(page, "inventory-delete-db")
+    assert page.get_by_test_id("inventory-db").count() == 1
+
+
+def test_the_inventories_list_follows_other_users_and_keeps_an_open_dialog(
+    operator_page: Any, server: LiveServer
+) -> None:
+    """The list was read once when the page was built: an inventory another operator added,
+    changed or deleted (another tab, the API) showed only after a reload."""
+    page = operator_page
+    other = token(server, "other")
+    url = f"{server.url}/api/v1/inventories"
+    _open_inventories(page, server)
+    page.get_by_test_id("inventory-new").wait_for()
+
+    body = {"name": "edge", "description": "edge proxies", "content": INVENTORY}
+    response = httpx.post(url, json=body, headers=other, timeout=API_TIMEOUT)
+    assert response.status_code == 201, response.text
+    edge = response.json()["id"]
+    page.get_by_test_id("inventory-edge").get_by_text("edge proxies").wait_for()
+
+    # A dialog open on this page stays (with what was typed) while the rows are redrawn under it.
+    page.get_by_test_id("inventory-edit-edge").click()
+    page.get_by_test_id("inventory-description").fill("typed here")
+    response = httpx.put(
+        f"{url}/{edge}", json={"description": "moved to DC2"}, headers=other, timeout=API_TIMEOUT
+    )
+    assert response.status_code == 200, response.text
+    page.get_by_test_id("inventory-edge").get_by_text("moved to DC2").wait_for()
+    assert page.get_by_test_id("inventory-description").input_value() == "typed here"
+    page.get_by_role("dialog").get_by_role("button", name="Cancel").click()
+    page.locator(".q-dialog").wait_for(state="detached")
+
+    assert httpx.delete(f"{url}/{edge}", headers=other, timeout=API_TIMEOUT).status_code == 204
+    page.get_by_test_id("inventory-edge").wait_for(state="detached")
+
+
+def test_long_names_wrap_on_a_phone(browser: Any, server: LiveServer) -> None:
+    """A schedule's, webhook's, channel's or inventory's name of one long word (a mix of Latin and
+    right-to-left Arabic here), or a "then run" link's target, ran past the card: the Schedules
+    and Notifications pages scrolled sideways on a phone, and the script's tabs cut the name off."""
+    operator, boss = token(server, "operator"), token(server, "boss")
+    name = "x" * 40 + "مرحبا" * 4 + "y" * 4  # 64 characters, the longest allowed
+    long_script = "t" * 128
+    script = create_script(server, operator, "phone-names", "echo hi\n", status="active")
+    target = create_script(server, operator, long_script, "echo hi\n", status="active")
+    api = f"{server.url}/api/v1"
+    for url, body, headers in (
+        (f"{api}/scripts/{script['id']}/schedules", {"name": name, "cron": "0 3 * * *"}, operator),
+        (f"{api}/scripts/{script['id']}/webhooks", {"name": name}, operator),
+        (f"{api}/scripts/{script['id']}/chains", {"target_script_id": target["id"]}, operator),
+        (f"{api}/inventories", {"name": "i" * 128, "content": INVENTORY}, operator),
+        (
+            f"{api}/notifications/channels",
+            {"name": name, "kind": "webhook", "config": {"url": "https://hooks.example.com/x"}},
+            boss,
+        ),
+    ):
+        response = httpx.post(url, json=body, headers=headers, timeout=API_TIMEOUT)
+        assert response.status_code == 201, response.text
+    context = browser.new_context(viewport={"width": 375, "height": 667})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    try:
+        log_in(page, server, "boss")
+        for path, shown in (
+            ("/schedules", name),
+            ("/notifications", name),
+            ("/inventories", "i" * 128),
+            (f"/scripts/{script['id']}?tab=schedules", name),
+            (f"/scripts/{script['id']}?tab=webhooks", name),
+            (f"/scripts/{script['id']}?tab=chains", long_script),
+        ):
+            page.goto(server.url + path)
+            label = page.get_by_text(shown, exact=True).first
+            label.wait_for()
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 1, f"{path}: {overflow} px wider than the screen"
+            box = label.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= 375 + 1, f"{path}: name cut off ({box})"
+    finally:
+        context.close()
