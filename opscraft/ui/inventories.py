@@ -17,6 +17,7 @@ from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.widgets import (
     TALL_TEXT_PROPS,
     call,
+    call_all,
     confirm,
     dialog_buttons,
     dialog_card,
@@ -37,7 +38,7 @@ async def inventories_page(actor: Actor) -> None:
 
         @ui.refreshable
         async def body() -> None:
-            rows = await run_action(lambda: call(shared_inventories.list_all, actor))
+            rows = await run_action(lambda: call_all(shared_inventories.list_all, actor))
             if rows is None:
                 return
             if not rows:

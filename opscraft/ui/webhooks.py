@@ -17,7 +17,16 @@ from opscraft.services.permissions import Permission, can
 from opscraft.ui.choices import searched_select, secret_search
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.script_tabs import script_tab
-from opscraft.ui.widgets import call, changed, confirm, dialog_buttons, dialog_card, format_time, text_input
+from opscraft.ui.widgets import (
+    call,
+    call_all,
+    changed,
+    confirm,
+    dialog_buttons,
+    dialog_card,
+    format_time,
+    text_input,
+)
 
 
 def _page_origin() -> str:
@@ -41,7 +50,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
 
     @ui.refreshable
     async def body() -> None:
-        rows = await run_action(lambda: call(webhooks.list_for_script, actor, script_id))
+        rows = await run_action(lambda: call_all(webhooks.list_for_script, actor, script_id))
         if rows is None:
             return
         if not rows:
