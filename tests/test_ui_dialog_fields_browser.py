@@ -354,5 +354,4 @@ def test_deleting_a_schedule_webhook_link_channel_or_inventory_asks_first(
 
 
 def _listed_ids(url: str, headers: dict[str, str]) -> list[int]:
-    body = httpx.get(url, headers=headers).json()
-    return [item["id"] for item in (body["items"] if isinstance(body, dict) else body)]
+    return [item["id"] for item in httpx.get(url, headers=headers).json()["items"]]

@@ -167,10 +167,10 @@ async def approvals_page(actor: Actor) -> None:
 
 async def _ended(actor: Actor) -> None:
     """The `ENDED_SHOWN` requests that ended last (`approvals.ended`), each with its outcome."""
-    page = await run_action(lambda: call(approvals.ended, actor, limit=ENDED_SHOWN))
-    if page is None or not page[0]:
+    found = await run_action(lambda: call(approvals.ended, actor, limit=ENDED_SHOWN))
+    rows = found[0] if found is not None else []
+    if not rows:
         return
-    rows = page[0]
     ui.label("Ended recently").classes("text-subtitle1 font-medium mt-4")
     with ui.column().classes("w-full gap-1").props('data-testid="approvals-ended"'):
         for p in rows:
