@@ -63,7 +63,7 @@ def test_create_an_inventory_and_select_it_on_a_script(page: Any, server: LiveSe
     # The script page names the inventory it uses.
     assert page.get_by_test_id("shared-inventory").inner_text() == "shared inventory web"
     script = httpx.get(f"{server.url}/api/v1/scripts/{script_id}", headers=operator).json()
-    inventories = httpx.get(f"{server.url}/api/v1/inventories", headers=operator).json()
+    inventories = httpx.get(f"{server.url}/api/v1/inventories", headers=operator).json()["items"]
     assert script["inventory_id"] == inventories[0]["id"] and script["inventory"] is None
     assert inventories[0]["used_by"] == ["site"]
 

@@ -79,7 +79,7 @@ async def test_tags_and_schedule_names_refuse_invisible_characters(
         )
         assert r.status_code == 422 and fields(r) == ["name"], r.text
     r = await client.get(url, headers=operator.headers)
-    assert r.status_code == 200 and r.json() == []
+    assert r.status_code == 200 and r.json()["items"] == []
 
 
 async def test_webhook_token_and_channel_names_refuse_invisible_characters(
@@ -102,9 +102,9 @@ async def test_webhook_token_and_channel_names_refuse_invisible_characters(
             r = await client.post(url, json={"name": name, **extra}, headers=who.headers)
             assert r.status_code == 422 and fields(r) == ["name"], (url, repr(ch), r.text)
             assert f"U+{ord(ch):04X}" in r.text
-    assert (await client.get(hooks, headers=operator.headers)).json() == []
+    assert (await client.get(hooks, headers=operator.headers)).json()["items"] == []
     assert (await client.get("/api/v1/tokens", headers=operator.headers)).json()["items"] == []
-    assert (await client.get("/api/v1/notifications/channels", headers=admin.headers)).json() == []
+    assert (await client.get("/api/v1/notifications/channels", headers=admin.headers)).json()["items"] == []
 
 
 async def test_parameter_values_refuse_bidi_controls_at_save_and_at_run(

@@ -17,9 +17,7 @@ from tests.conftest import PASSWORD, LoggedIn
 async def _names(client: httpx.AsyncClient, who: LoggedIn, path: str, **params: Any) -> list[str]:
     r = await client.get(path, params=params, headers=who.headers)
     assert r.status_code == 200, r.text
-    body = r.json()
-    items = body["items"] if isinstance(body, dict) else body
-    return [item.get("username", item.get("name")) for item in items]
+    return [item.get("username", item.get("name")) for item in r.json()["items"]]
 
 
 async def test_users_are_listed_ignoring_case(client: httpx.AsyncClient, admin: LoggedIn) -> None:

@@ -72,7 +72,9 @@ async def test_a_webhook_created_while_its_secret_is_deleted(
             assert secret.status_code == 200
         else:
             assert secret.status_code == 404
-            assert f"w{n}" not in [h["name"] for h in (await client.get(hooks, headers=admin.headers)).json()]
+            assert f"w{n}" not in [
+                h["name"] for h in (await client.get(hooks, headers=admin.headers)).json()["items"]
+            ]
 
 
 async def test_a_channel_created_while_its_secret_is_deleted(
@@ -90,7 +92,7 @@ async def test_a_channel_created_while_its_secret_is_deleted(
             assert secret.status_code == 200
         else:
             assert secret.status_code == 404
-            listed = (await client.get(channels, headers=admin.headers)).json()
+            listed = (await client.get(channels, headers=admin.headers)).json()["items"]
             assert f"ops-{n}" not in [c["name"] for c in listed], listed
 
 
@@ -205,7 +207,7 @@ async def test_an_attach_racing_a_delete_without_force(client: httpx.AsyncClient
             client.delete(f"/api/v1/secrets/{secret_id}", headers=admin.headers),
         )
         secret = await client.get(f"/api/v1/secrets/{secret_id}", headers=admin.headers)
-        names = [a["name"] for a in (await client.get(attachments, headers=admin.headers)).json()]
+        names = [a["name"] for a in (await client.get(attachments, headers=admin.headers)).json()["items"]]
         if attached.status_code in (200, 201):
             assert deleted.status_code == 409 and "attached to 1 script(s) (att)" in deleted.text, (
                 deleted.text
@@ -245,4 +247,6 @@ async def test_the_database_refuses_a_delete_whose_attachment_check_lost_the_rac
     r = await client.delete(f"/api/v1/secrets/{secret_id}", headers=admin.headers)
     assert r.status_code == 409 and len(calls) == 2, r.text
     assert r.json()["errors"] == [{"field": "secret_id", "message": "attached to late-att"}], r.text
-    assert [a["name"] for a in (await client.get(attachments, headers=admin.headers)).json()] == ["LATE_ATT"]
+    assert [a["name"] for a in (await client.get(attachments, headers=admin.headers)).json()["items"]] == [
+        "LATE_ATT"
+    ]

@@ -247,7 +247,7 @@ async def test_attach_list_detach(
     assert r.json()["errors"] == [{"field": "secret_id", "message": "already attached to this script"}]
     # Viewers see which secrets a script runs with, by name only; never the secrets list.
     r = await client.get(f"/api/v1/scripts/{script_id}/secrets", headers=viewer.headers)
-    assert r.status_code == 200 and [a["name"] for a in r.json()] == ["DB_PASSWORD"]
+    assert r.status_code == 200 and [a["name"] for a in r.json()["items"]] == ["DB_PASSWORD"]
     assert (await client.get("/api/v1/secrets", headers=viewer.headers)).status_code == 403
     got = (await client.get(f"/api/v1/secrets/{secret_id}", headers=operator.headers)).json()
     assert [s["id"] for s in got["scripts"]] == [script_id]
@@ -331,7 +331,9 @@ async def test_delete_refused_while_attached_unless_forced(
     )
     assert r.status_code == 204
     assert (await client.get(f"/api/v1/secrets/{secret_id}", headers=operator.headers)).status_code == 404
-    assert (await client.get(f"/api/v1/scripts/{script_id}/secrets", headers=operator.headers)).json() == []
+    assert (await client.get(f"/api/v1/scripts/{script_id}/secrets", headers=operator.headers)).json()[
+        "items"
+    ] == []
     r = await client.get(
         "/api/v1/audit",
         params={"target_type": "secret", "action": "secret.delete"},

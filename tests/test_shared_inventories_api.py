@@ -59,7 +59,7 @@ async def test_create_read_update_delete(
     assert inv["created_by"] == operator.id
     r = await client.get(f"{PATH}/{inv['id']}", headers=viewer.headers)
     assert r.status_code == 200 and r.json()["name"] == inv["name"]
-    assert inv["id"] in [i["id"] for i in (await client.get(PATH, headers=viewer.headers)).json()]
+    assert inv["id"] in [i["id"] for i in (await client.get(PATH, headers=viewer.headers)).json()["items"]]
     other = YAML if content == INI else INI
     body = {"name": inv["name"] + "-b", "description": "", "content": other}
     r = await client.put(f"{PATH}/{inv['id']}", json=body, headers=operator.headers)
@@ -122,7 +122,9 @@ async def test_racing_creates_of_one_name_give_one_201_and_one_409(
     assert sorted(r.status_code for r in results) == [201, 409], [r.text for r in results]
     loser = next(r for r in results if r.status_code == 409)
     assert loser.json()["errors"][0]["field"] == "name"
-    listed = [i for i in (await client.get(PATH, headers=operator.headers)).json() if i["name"] == name]
+    listed = [
+        i for i in (await client.get(PATH, headers=operator.headers)).json()["items"] if i["name"] == name
+    ]
     assert len(listed) == 1
 
 
@@ -178,7 +180,8 @@ async def test_bad_input_is_422_naming_the_field(
     assert message in r.text
     assert any(e["field"].endswith(field) for e in r.json()["errors"]), r.json()
     assert all(
-        i["name"] != fields.get("name") for i in (await client.get(PATH, headers=operator.headers)).json()
+        i["name"] != fields.get("name")
+        for i in (await client.get(PATH, headers=operator.headers)).json()["items"]
     )
 
 

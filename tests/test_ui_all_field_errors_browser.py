@@ -75,7 +75,7 @@ def test_the_schedule_dialog_shows_every_problem_at_once(
         _messages(page, testid).get_by_text(text).wait_for()
     assert page.locator(".q-notification").count() == 0
     listed = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}/schedules", headers=tokens["admin"])
-    assert listed.json() == []
+    assert listed.json()["items"] == []
     # Fixed, the schedule is added.
     page.get_by_test_id("schedule-name").fill("nightly")
     page.get_by_test_id("schedule-cron").fill("0 3 * * *")
@@ -84,7 +84,7 @@ def test_the_schedule_dialog_shows_every_problem_at_once(
     page.get_by_test_id("schedule-submit").click()
     page.locator(".q-notification", has_text="Schedule added").wait_for()
     listed = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}/schedules", headers=tokens["admin"])
-    assert [s["name"] for s in listed.json()] == ["nightly"]
+    assert [s["name"] for s in listed.json()["items"]] == ["nightly"]
 
 
 def test_the_api_names_every_schedule_field_at_once(

@@ -95,7 +95,9 @@ def test_the_schedule_dialog_says_what_parameters_must_be_and_shows_labels(
     page.get_by_test_id("schedule-submit").click()
     page.locator(".q-notification", has_text="Schedule added").wait_for()
     listed = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}/schedules", headers=tokens["admin"])
-    assert [(s["missed_policy"], s["overlap_policy"]) for s in listed.json()] == [("run_once", "queue")]
+    assert [(s["missed_policy"], s["overlap_policy"]) for s in listed.json()["items"]] == [
+        ("run_once", "queue")
+    ]
 
 
 # address -> (status, the message shown, where the page's link leads)

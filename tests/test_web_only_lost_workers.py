@@ -37,7 +37,7 @@ def test_a_web_only_process_declares_a_dead_worker_lost(tmp_path: Path) -> None:
             )
         deadline = time.monotonic() + 30
         while True:
-            rows = httpx.get(f"{server.url}/api/v1/workers", headers=headers, timeout=60).json()
+            rows = httpx.get(f"{server.url}/api/v1/workers", headers=headers, timeout=60).json()["items"]
             state = {w["id"]: w["state"] for w in rows}["gone"]
             if state == "lost" or time.monotonic() > deadline:
                 break

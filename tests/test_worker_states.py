@@ -30,7 +30,7 @@ async def _step(step: object, *args: object) -> object:
 async def _states(client: httpx.AsyncClient, admin: LoggedIn) -> dict[str, str]:
     r = await client.get("/api/v1/workers", headers=admin.headers)
     assert r.status_code == 200, r.text
-    return {w["id"]: w["state"] for w in r.json()}
+    return {w["id"]: w["state"] for w in r.json()["items"]}
 
 
 async def test_a_lost_worker_is_shown_lost_and_a_clean_stop_stopped(

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from opscraft.api.deps import CurrentActor, Session, permitted
 from opscraft.api.executions_schemas import ExecutionOut
-from opscraft.api.schemas import AUTHED, IdPath, error_responses
+from opscraft.api.schemas import AUTHED, IdPath, Limit, Page, Skip, error_responses
 from opscraft.db.models import ApprovalDecision, ApprovalPolicy
 from opscraft.services import approvals
 from opscraft.services.approvals import COMMENT_MAX, PolicyIn
@@ -89,8 +89,8 @@ class PolicyOut(BaseModel):
 
 @router.get(
     "/api/v1/approvals",
-    response_model=list[PendingOut],
-    summary="Runs awaiting approval, oldest first (`ended=true`: the requests that ended last)",
+    response_model=Page[PendingOut],
+    summary="Runs awaiting approval, oldest first (`ended=true`: the requests that ended, newest first)",
     responses=error_responses(*AUTHED),
 )
 async def pending(
@@ -98,14 +98,19 @@ async def pending(
     actor: CurrentActor,
     ended: Annotated[
         bool,
-        Query(description=f"true: the {approvals.MAX_ENDED} requests that ended last, newest first"),
+        Query(description="true: the requests that ended, the most recent first"),
     ] = False,
-) -> list[PendingOut]:
-    """Needs view_scripts (every role). Runs in `awaiting_approval`, oldest first, each with its
-    approvals so far, `required`, `expires_at` and `decided_by_you`; with `ended=true` the 50
-    requests that ended last (newest first) with their `outcome` and `decided_at`."""
-    found = await (approvals.ended if ended else approvals.pending)(session, actor)
-    return [PendingOut.of(p) for p in found]
+    skip: Skip = 0,
+    limit: Limit = 50,
+) -> Page[PendingOut]:
+    """Needs view_scripts (every role). A page (`{items, total, skip, limit}`, `limit` at most
+    500) of the runs in `awaiting_approval`, oldest first, each with its approvals so far,
+    `required`, `expires_at` and `decided_by_you`; with `ended=true` the requests that ended, most
+    recent first, with their `outcome` and `decided_at`."""
+    found, total = await (approvals.ended if ended else approvals.pending)(
+        session, actor, skip=skip, limit=limit
+    )
+    return Page(items=[PendingOut.of(p) for p in found], total=total, skip=skip, limit=limit)
 
 
 @router.post(
@@ -142,14 +147,18 @@ async def reject(execution_id: IdPath, body: Decision, session: Session, actor: 
 
 @router.get(
     "/api/v1/executions/{execution_id}/approvals",
-    response_model=list[DecisionOut],
+    response_model=Page[DecisionOut],
     summary="The decision trail of a run",
     responses=error_responses(*AUTHED, 404),
 )
-async def decisions(execution_id: IdPath, session: Session, actor: CurrentActor) -> list[DecisionOut]:
-    """Needs view_scripts (every role). Each approve or reject with its comment, in the order given;
-    an empty list for a run without decisions. 404 when the execution is unknown."""
-    return [DecisionOut.of(d) for d in await approvals.trail(session, actor, execution_id)]
+async def decisions(
+    execution_id: IdPath, session: Session, actor: CurrentActor, skip: Skip = 0, limit: Limit = 50
+) -> Page[DecisionOut]:
+    """Needs view_scripts (every role). A page (`{items, total, skip, limit}`) of the approves and
+    rejects with their comments, in the order given; no items for a run without decisions. 404
+    when the execution is unknown."""
+    found, total = await approvals.trail(session, actor, execution_id, skip=skip, limit=limit)
+    return Page(items=[DecisionOut.of(d) for d in found], total=total, skip=skip, limit=limit)
 
 
 @router.get(

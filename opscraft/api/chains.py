@@ -11,7 +11,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from opscraft.api.deps import CurrentActor, Session, permitted
-from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, error_responses
+from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, Limit, Page, Skip, error_responses
 from opscraft.db.models import ChainLink
 from opscraft.services import chains
 from opscraft.services.chains import ChainStep, LinkChanges, LinkIn
@@ -98,14 +98,18 @@ def _step(step: ChainStep, *, source_side: bool) -> ChainStepOut:
 
 @router.get(
     PATH,
-    response_model=list[LinkOut],
+    response_model=Page[LinkOut],
     summary='A script\'s "then run" links',
     responses=error_responses(*AUTHED, 404),
 )
-async def list_links(script_id: IdPath, session: Session, actor: CurrentActor) -> list[LinkOut]:
-    """Needs view_scripts (every role). The links whose source is this script, oldest first;
-    404 when the script is unknown or deleted."""
-    return [await _out(session, link) for link in await chains.list_for_script(session, actor, script_id)]
+async def list_links(
+    script_id: IdPath, session: Session, actor: CurrentActor, skip: Skip = 0, limit: Limit = 50
+) -> Page[LinkOut]:
+    """Needs view_scripts (every role). A page (`{items, total, skip, limit}`, `limit` at most
+    500) of the links whose source is this script, oldest first; 404 when the script is unknown or
+    deleted."""
+    rows, total = await chains.list_for_script(session, actor, script_id, skip=skip, limit=limit)
+    return Page(items=[await _out(session, link) for link in rows], total=total, skip=skip, limit=limit)
 
 
 @router.post(

@@ -87,14 +87,18 @@ async def _out(session: Session, inventory: Inventory) -> InventoryOut:
 
 @router.get(
     PREFIX,
-    response_model=list[InventoryOut],
+    response_model=Page[InventoryOut],
     summary="Shared inventories, by name",
     responses=error_responses(*AUTHED),
 )
-async def list_inventories(session: Session, actor: CurrentActor) -> list[InventoryOut]:
-    """Needs view_scripts (every role). Every shared inventory by name (ignoring case), with its
-    content, `content_sha256` and `used_by` (the live scripts using it). Not paged."""
-    return [await _out(session, i) for i in await shared_inventories.list_all(session, actor)]
+async def list_inventories(
+    session: Session, actor: CurrentActor, skip: Skip = 0, limit: Limit = 50
+) -> Page[InventoryOut]:
+    """Needs view_scripts (every role). A page (`{items, total, skip, limit}`, `limit` at most
+    500) of the shared inventories by name (ignoring case), each with its content,
+    `content_sha256` and `used_by` (the live scripts using it)."""
+    rows, total = await shared_inventories.list_all(session, actor, skip=skip, limit=limit)
+    return Page(items=[await _out(session, i) for i in rows], total=total, skip=skip, limit=limit)
 
 
 @router.post(

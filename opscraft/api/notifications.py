@@ -101,12 +101,16 @@ class DeliveryOut(BaseModel):
 
 
 @router.get(
-    "/channels", response_model=list[ChannelOut], summary="Channels", responses=error_responses(*AUTHED)
+    "/channels", response_model=Page[ChannelOut], summary="Channels", responses=error_responses(*AUTHED)
 )
-async def list_channels(session: Session, actor: CurrentActor) -> list[ChannelOut]:
-    """Admin only (manage_settings). Every channel with its `config`; a credential is never
-    returned: it lives in the vault secret named by `secret_id`."""
-    return [ChannelOut.of(c) for c in await notifications.list_channels(session, actor)]
+async def list_channels(
+    session: Session, actor: CurrentActor, skip: Skip = 0, limit: Limit = 50
+) -> Page[ChannelOut]:
+    """Admin only (manage_settings). A page (`{items, total, skip, limit}`, `limit` at most 500)
+    of the channels by name, each with its `config`; a credential is never returned: it lives in
+    the vault secret named by `secret_id`."""
+    rows, total = await notifications.list_channels(session, actor, skip=skip, limit=limit)
+    return Page(items=[ChannelOut.of(c) for c in rows], total=total, skip=skip, limit=limit)
 
 
 @router.post(
@@ -188,11 +192,15 @@ async def test_channel(channel_id: IdPath, session: Session, actor: CurrentActor
     return Response(status_code=204)
 
 
-@router.get("/rules", response_model=list[RuleOut], summary="Rules", responses=error_responses(*AUTHED))
-async def list_rules(session: Session, actor: CurrentActor, script_id: IdQuery = None) -> list[RuleOut]:
-    """Admin only (manage_settings). Every rule, or with `script_id` those of that script
-    (rules for every script have `script_id: null`)."""
-    return [RuleOut.of(r) for r in await notifications.list_rules(session, actor, script_id=script_id)]
+@router.get("/rules", response_model=Page[RuleOut], summary="Rules", responses=error_responses(*AUTHED))
+async def list_rules(
+    session: Session, actor: CurrentActor, script_id: IdQuery = None, skip: Skip = 0, limit: Limit = 50
+) -> Page[RuleOut]:
+    """Admin only (manage_settings). A page (`{items, total, skip, limit}`, `limit` at most 500)
+    of the rules, oldest first, or with `script_id` of those of that script (rules for every script
+    have `script_id: null`)."""
+    rows, total = await notifications.list_rules(session, actor, script_id=script_id, skip=skip, limit=limit)
+    return Page(items=[RuleOut.of(r) for r in rows], total=total, skip=skip, limit=limit)
 
 
 @router.post(

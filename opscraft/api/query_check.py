@@ -2,8 +2,9 @@
 take, or one sent twice, is a `422` naming it, never silently dropped.
 
 Before, `GET /api/v1/scripts?serach=deploy` (a typo) answered every script as if filtered,
-`GET /api/v1/inventories?limit=1` every inventory, and `?limit=1&limit=2` read the last value: a
-client acting on such a list (deleting what a filter returned) acted on more than it asked for.
+`GET /api/v1/inventories?limit=1` every inventory (when that list did not page yet), and
+`?limit=1&limit=2` read the last value: a client acting on such a list (deleting what a filter
+returned) acted on more than it asked for.
 
 An emptied filter is no filter (`EmptyQueryMiddleware`): `GET /api/v1/scripts?status=` was a 422
 "must be one of" while `?search=` of the same route, and `?status=` of the executions, listed

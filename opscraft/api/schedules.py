@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from opscraft.api.deps import CurrentActor, Session, permitted
-from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, error_responses
+from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, Limit, Page, Skip, error_responses
 from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
 from opscraft.db.types import utcnow
 from opscraft.services import schedules
@@ -88,42 +88,48 @@ class ScheduleOut(BaseModel):
         )
 
 
-async def _view(session: Session, actor: CurrentActor, script_id: int, schedule_id: int) -> ScheduleView:
-    for view in await schedules.list_schedules(session, actor, script_id):
-        if view.schedule.id == schedule_id:
-            return view
-    raise AssertionError("the schedule was just read")
-
-
 @router.get(
     "/api/v1/schedules",
-    response_model=list[ScheduleOut],
+    response_model=Page[ScheduleOut],
     summary="Every schedule, with its next fire times and last result",
     responses=error_responses(*AUTHED),
 )
 async def overview(
-    session: Session, actor: CurrentActor, tz: Annotated[str | None, TZ_QUERY] = None
-) -> list[ScheduleOut]:
-    """Needs view_scripts (every role). The schedules of every live script, by script and name,
-    each with its next 5 fire times (UTC and in `tz`, default the schedule's own zone) and its last
-    fire's outcome, message and run. 422 naming `tz` when it is not an IANA zone."""
+    session: Session,
+    actor: CurrentActor,
+    tz: Annotated[str | None, TZ_QUERY] = None,
+    skip: Skip = 0,
+    limit: Limit = 50,
+) -> Page[ScheduleOut]:
+    """Needs view_scripts (every role). A page (`{items, total, skip, limit}`, `limit` at most
+    500) of the schedules of every live script, by script and name, each with its next 5 fire times
+    (UTC and in `tz`, default the schedule's own zone) and its last fire's outcome, message and
+    run. 422 naming `tz` when it is not an IANA zone."""
     _check_tz(tz)
-    return [ScheduleOut.of(v, tz) for v in await schedules.list_schedules(session, actor)]
+    rows, total = await schedules.list_schedules(session, actor, skip=skip, limit=limit)
+    return Page(items=[ScheduleOut.of(v, tz) for v in rows], total=total, skip=skip, limit=limit)
 
 
 @router.get(
     PATH,
-    response_model=list[ScheduleOut],
+    response_model=Page[ScheduleOut],
     summary="A script's schedules",
     responses=error_responses(*AUTHED, 404),
 )
 async def list_for_script(
-    script_id: IdPath, session: Session, actor: CurrentActor, tz: Annotated[str | None, TZ_QUERY] = None
-) -> list[ScheduleOut]:
-    """Needs view_scripts (every role). As `GET /api/v1/schedules` for one script; 404 when the
-    script is unknown or deleted, 422 naming `tz` when it is not an IANA zone."""
+    script_id: IdPath,
+    session: Session,
+    actor: CurrentActor,
+    tz: Annotated[str | None, TZ_QUERY] = None,
+    skip: Skip = 0,
+    limit: Limit = 50,
+) -> Page[ScheduleOut]:
+    """Needs view_scripts (every role). As `GET /api/v1/schedules` for one script (a page of its
+    schedules by name); 404 when the script is unknown or deleted, 422 naming `tz` when it is not
+    an IANA zone."""
     _check_tz(tz)
-    return [ScheduleOut.of(v, tz) for v in await schedules.list_schedules(session, actor, script_id)]
+    rows, total = await schedules.list_schedules(session, actor, script_id, skip=skip, limit=limit)
+    return Page(items=[ScheduleOut.of(v, tz) for v in rows], total=total, skip=skip, limit=limit)
 
 
 @router.post(
@@ -144,7 +150,7 @@ async def create(
     your behalf, with your permissions at each fire. Audited as `schedule.create`."""
     schedule = await schedules.create(session, actor, script_id, body)
     assert schedule.id is not None
-    return ScheduleOut.of(await _view(session, actor, script_id, schedule.id))
+    return ScheduleOut.of(await schedules.view(session, actor, script_id, schedule.id))
 
 
 @router.get(
@@ -162,8 +168,7 @@ async def get_one(
 ) -> ScheduleOut:
     """Needs view_scripts (every role). 404 when the schedule is unknown or belongs to another
     script; 422 naming `tz` when it is not an IANA zone."""
-    await schedules.get(session, actor, schedule_id, script_id)
-    return ScheduleOut.of(await _view(session, actor, script_id, schedule_id), tz)
+    return ScheduleOut.of(await schedules.view(session, actor, script_id, schedule_id), tz)
 
 
 @router.put(
@@ -185,7 +190,7 @@ async def update(
     paused resumes (unless `enabled` is sent), and the next fire time is computed from now. 404 when
     unknown or of another script. Audited as `schedule.update`."""
     await schedules.update_schedule(session, actor, schedule_id, body, script_id)
-    return ScheduleOut.of(await _view(session, actor, script_id, schedule_id))
+    return ScheduleOut.of(await schedules.view(session, actor, script_id, schedule_id))
 
 
 @router.delete(

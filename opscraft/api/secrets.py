@@ -219,15 +219,18 @@ async def secret_audit_logs(
 
 @router.get(
     SCRIPT_PATH,
-    response_model=list[AttachmentOut],
+    response_model=Page[AttachmentOut],
     summary="Names of the secrets attached to a script (never values)",
     responses=error_responses(*AUTHED, 404),
 )
-async def script_secrets(script_id: IdPath, session: Session, actor: CurrentActor) -> list[AttachmentOut]:
-    """Needs view_scripts (every role: whoever sees the script). The names of the secrets attached
-    to it, by name, with who attached them and when; never values. 404 when the script is unknown
-    or deleted."""
-    return [AttachmentOut.of(script_id, a) for a in await secrets.list_for_script(session, actor, script_id)]
+async def script_secrets(
+    script_id: IdPath, session: Session, actor: CurrentActor, skip: Skip = 0, limit: Limit = 50
+) -> Page[AttachmentOut]:
+    """Needs view_scripts (every role: whoever sees the script). A page (`{items, total, skip,
+    limit}`, `limit` at most 500) of the names of the secrets attached to it, by name, with who
+    attached them and when; never values. 404 when the script is unknown or deleted."""
+    rows, total = await secrets.list_for_script(session, actor, script_id, skip=skip, limit=limit)
+    return Page(items=[AttachmentOut.of(script_id, a) for a in rows], total=total, skip=skip, limit=limit)
 
 
 @router.post(

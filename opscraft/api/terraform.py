@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from opscraft.api.deps import CurrentActor, Session, permitted
 from opscraft.api.executions_schemas import ExecutionOut
-from opscraft.api.schemas import AUTHED, IdPath, Limit, Skip, error_responses
+from opscraft.api.schemas import AUTHED, IdPath, Limit, Page, Skip, error_responses
 from opscraft.db.models import Execution, TerraformPlan, TerraformStateVersion
 from opscraft.services import terraform_plans, terraform_state
 from opscraft.services.bodies import WHOLE_TEXT, Body
@@ -262,15 +262,19 @@ class RolledBack(BaseModel):
 
 @router.get(
     STATES,
-    response_model=list[StateOut],
+    response_model=Page[StateOut],
     summary="A script's Terraform states (operators)",
     responses=error_responses(*AUTHED, 404),
 )
-async def list_states(session: Session, actor: CurrentActor, script_id: IdPath) -> list[StateOut]:
-    """Operator or admin (edit_scripts: states may hold secrets). One entry per workspace, with
-    its current version and lock (`locked` by a run in progress; `lock_ended` when left by a run that
-    is over). 404 when the script is unknown, or is not a Terraform script and has no state."""
-    return [StateOut.of(s) for s in await terraform_state.list_states(session, actor, script_id)]
+async def list_states(
+    session: Session, actor: CurrentActor, script_id: IdPath, skip: Skip = 0, limit: Limit = 50
+) -> Page[StateOut]:
+    """Operator or admin (edit_scripts: states may hold secrets). A page (`{items, total, skip,
+    limit}`, `limit` at most 500) of its states by workspace, each with its current version and
+    lock (`locked` by a run in progress; `lock_ended` when left by a run that is over). 404 when
+    the script is unknown, or is not a Terraform script and has no state."""
+    rows, total = await terraform_state.list_states(session, actor, script_id, skip=skip, limit=limit)
+    return Page(items=[StateOut.of(s) for s in rows], total=total, skip=skip, limit=limit)
 
 
 @router.get(

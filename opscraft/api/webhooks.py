@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from opscraft.api.deps import CurrentActor, Session, client_ip, permitted
-from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, error_responses
+from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, Limit, Page, Skip, error_responses
 from opscraft.db.models import WebhookTrigger
 from opscraft.services import webhooks
 from opscraft.services.permissions import Permission
@@ -74,16 +74,20 @@ class HookAccepted(BaseModel):
 
 @router.get(
     PATH,
-    response_model=list[WebhookOut],
+    response_model=Page[WebhookOut],
     summary="A script's webhooks",
     responses=error_responses(*AUTHED, 404),
 )
-async def list_webhooks(script_id: IdPath, session: Session, actor: CurrentActor) -> list[WebhookOut]:
-    """Needs view_scripts (every role). Oldest first; 404 when the script is unknown or deleted.
+async def list_webhooks(
+    script_id: IdPath, session: Session, actor: CurrentActor, skip: Skip = 0, limit: Limit = 50
+) -> Page[WebhookOut]:
+    """Needs view_scripts (every role). A page (`{items, total, skip, limit}`, `limit` at most
+    500) of the script's webhooks, oldest first; 404 when the script is unknown or deleted.
     The token is never returned (only its `prefix`: it is stored as a SHA-256), nor the signing
     secret's value (`secret_id` names the vault secret)."""
-    rows = await webhooks.list_for_script(session, actor, script_id)
-    return [WebhookOut.of(h, await webhooks.owner_name(session, h)) for h in rows]
+    rows, total = await webhooks.list_for_script(session, actor, script_id, skip=skip, limit=limit)
+    items = [WebhookOut.of(h, await webhooks.owner_name(session, h)) for h in rows]
+    return Page(items=items, total=total, skip=skip, limit=limit)
 
 
 @router.post(

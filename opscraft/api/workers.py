@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from opscraft.api.deps import CurrentActor, Session
-from opscraft.api.schemas import AUTHED, error_responses
+from opscraft.api.schemas import AUTHED, Limit, Page, Skip, error_responses
 from opscraft.services import workers
 
 router = APIRouter(prefix="/api/v1/workers", tags=["workers"])
@@ -40,13 +40,17 @@ class WorkerOut(BaseModel):
 
 @router.get(
     "",
-    response_model=list[WorkerOut],
+    response_model=Page[WorkerOut],
     summary="List execution workers (alive first)",
     responses=error_responses(*AUTHED),
 )
-async def list_workers(session: Session, actor: CurrentActor) -> list[WorkerOut]:
-    """Admin only (view_system). Every execution worker that registered, alive first, with its
-    runners, slots and running count. `late`: no heartbeat within `OPSCRAFT_WORKER_LOST_SECONDS`,
+async def list_workers(
+    session: Session, actor: CurrentActor, skip: Skip = 0, limit: Limit = 50
+) -> Page[WorkerOut]:
+    """Admin only (view_system). A page (`{items, total, skip, limit}`, `limit` at most 500) of
+    the execution workers that registered, alive first, then by last heartbeat (newest first), each
+    with its runners, slots and running count. `late`: no heartbeat within `OPSCRAFT_WORKER_LOST_SECONDS`,
     not yet declared lost; `lost`: declared lost by another process (its running runs ended as
     errors); `stopped`: stopped cleanly (SIGTERM)."""
-    return [WorkerOut.model_validate(w) for w in await workers.list_workers(session, actor)]
+    rows, total = await workers.list_workers(session, actor, skip=skip, limit=limit)
+    return Page(items=[WorkerOut.model_validate(w) for w in rows], total=total, skip=skip, limit=limit)

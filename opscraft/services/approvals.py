@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pydantic import Field
 from sqlalchemy import ColumnElement, bindparam, exists, func, or_
@@ -47,7 +47,7 @@ from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.models.scripts import ScriptStatus
 from opscraft.db.models.workers import finished_event
 from opscraft.db.types import utcnow
-from opscraft.services import audit, run_environment
+from opscraft.services import audit, paging, run_environment
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound
@@ -180,38 +180,41 @@ def _decided_by(user_id: int | None) -> ColumnElement[bool]:
     )
 
 
-async def pending(session: AsyncSession, actor: Actor) -> list[Pending]:
-    """Runs awaiting approval, oldest first, each with whether the actor decided on it already."""
+async def pending(
+    session: AsyncSession, actor: Actor, *, skip: int = 0, limit: int = paging.DEFAULT_PAGE
+) -> tuple[list[Pending], int]:
+    """A page (`paging.page`) of the runs awaiting approval, oldest first (ties by run id), each
+    with whether the actor decided on it already, and how many wait in all."""
     user = require(actor.user, Permission.view_scripts)
-    rows = await session.exec(
+    query = (
         select(Execution, ApprovalRequest, _decided_by(user.id))
         .join(ApprovalRequest, col(ApprovalRequest.execution_id) == col(Execution.id))
         .where(col(Execution.status) == ExecutionStatus.awaiting_approval)
-        .order_by(col(Execution.queued_at))
+        .order_by(col(Execution.queued_at), col(Execution.id))
     )
-    found = list(rows.all())
-    counts = await _approval_counts(session, [e.id for e, _, _ in found if e.id is not None])
-    return [Pending(e, r, counts.get(e.id or 0, 0), bool(d)) for e, r, d in found]
+    return await _with_counts(session, *await paging.page(session, query, skip, limit))
 
 
-MAX_ENDED = 50
-
-
-async def ended(session: AsyncSession, actor: Actor, limit: int = MAX_ENDED) -> list[Pending]:
-    """The `limit` (at most `MAX_ENDED`) requests that ended most recently, newest first: each
+async def ended(
+    session: AsyncSession, actor: Actor, *, skip: int = 0, limit: int = paging.DEFAULT_PAGE
+) -> tuple[list[Pending], int]:
+    """A page of the requests that ended, most recent first (ties by run id, newest first): each
     with its `outcome` (`approved`, `rejected`, `expired`, or `cancelled` while it waited) and
     `decided_at`, so a run that stopped waiting is not simply gone from the Approvals page."""
     user = require(actor.user, Permission.view_scripts)
-    rows = await session.exec(
+    query = (
         select(Execution, ApprovalRequest, _decided_by(user.id))
         .join(ApprovalRequest, col(ApprovalRequest.execution_id) == col(Execution.id))
         .where(col(ApprovalRequest.outcome).is_not(None))
         .order_by(col(ApprovalRequest.decided_at).desc(), col(Execution.id).desc())
-        .limit(max(1, min(limit, MAX_ENDED)))
     )
-    found = list(rows.all())
+    return await _with_counts(session, *await paging.page(session, query, skip, limit))
+
+
+async def _with_counts(session: AsyncSession, found: list[Any], total: int) -> tuple[list[Pending], int]:
+    """The (execution, request, decided) rows of a page as `Pending`s with their approval counts."""
     counts = await _approval_counts(session, [e.id for e, _, _ in found if e.id is not None])
-    return [Pending(e, r, counts.get(e.id or 0, 0), bool(d)) for e, r, d in found]
+    return [Pending(e, r, counts.get(e.id or 0, 0), bool(d)) for e, r, d in found], total
 
 
 async def state_of(session: AsyncSession, actor: Actor, execution_id: int) -> Pending:
@@ -290,17 +293,20 @@ async def notes(session: AsyncSession, actor: Actor, execution: Execution) -> li
     return found
 
 
-async def trail(session: AsyncSession, actor: Actor, execution_id: int) -> list[ApprovalDecision]:
-    """The decisions on a run, in order; `NotFound` (404) for a run that does not exist."""
+async def trail(
+    session: AsyncSession, actor: Actor, execution_id: int, *, skip: int = 0, limit: int = paging.DEFAULT_PAGE
+) -> tuple[list[ApprovalDecision], int]:
+    """A page of the decisions on a run, in the order given (ties by id), and how many there are;
+    `NotFound` (404) for a run that does not exist."""
     require(actor.user, Permission.view_scripts)
     if await session.get(Execution, execution_id) is None:
         raise NotFound(f"execution {execution_id} not found")
-    rows = await session.exec(
+    query = (
         select(ApprovalDecision)
         .where(col(ApprovalDecision.execution_id) == execution_id)
         .order_by(col(ApprovalDecision.created_at), col(ApprovalDecision.id))
     )
-    return list(rows.all())
+    return await paging.page(session, query, skip, limit)
 
 
 async def _decidable(session: AsyncSession, actor: Actor, execution_id: int, comment: str) -> Execution:

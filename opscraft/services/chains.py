@@ -53,7 +53,7 @@ from opscraft.db.types import MAX_ID, utcnow
 from opscraft.db.unreachable import RoundFailures
 from opscraft.execution.masking import MASK
 from opscraft.execution.run_events import RunEventMessage
-from opscraft.services import audit, names, parameters
+from opscraft.services import audit, names, paging, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, ServiceError
@@ -332,14 +332,15 @@ async def get(session: AsyncSession, actor: Actor, link_id: int, script_id: int 
     return link
 
 
-async def list_for_script(session: AsyncSession, actor: Actor, script_id: int) -> list[ChainLink]:
-    """The links leaving `script_id`, oldest first."""
+async def list_for_script(
+    session: AsyncSession, actor: Actor, script_id: int, *, skip: int = 0, limit: int = paging.DEFAULT_PAGE
+) -> tuple[list[ChainLink], int]:
+    """A page (`paging.page`) of the links leaving `script_id`, oldest first (by id), and how many
+    there are; `NotFound` (404) for a missing or deleted script."""
     require(actor.user, Permission.view_scripts)
     await _script(session, script_id)
-    rows = await session.exec(
-        select(ChainLink).where(col(ChainLink.script_id) == script_id).order_by(col(ChainLink.id))
-    )
-    return list(rows.all())
+    query = select(ChainLink).where(col(ChainLink.script_id) == script_id).order_by(col(ChainLink.id))
+    return await paging.page(session, query, skip, limit)
 
 
 async def update_link(

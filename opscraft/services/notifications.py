@@ -53,7 +53,7 @@ from opscraft.db.types import MAX_ID, utc_text, utcnow
 from opscraft.db.unreachable import RoundFailures
 from opscraft.execution.run_events import RunEventMessage
 from opscraft.security.vault import DecryptError
-from opscraft.services import audit, conflicts, escapes, names
+from opscraft.services import audit, conflicts, escapes, names, paging
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound, Problems
@@ -220,11 +220,14 @@ async def _name_free(session: AsyncSession, name: str, own_id: int | None = None
     await names.check_free(session, NotificationChannel, name, [], names.CHANNEL_TAKEN, except_id=own_id)
 
 
-async def list_channels(session: AsyncSession, actor: Actor) -> list[NotificationChannel]:
+async def list_channels(
+    session: AsyncSession, actor: Actor, *, skip: int = 0, limit: int = paging.DEFAULT_PAGE
+) -> tuple[list[NotificationChannel], int]:
+    """A page (`paging.page`) of the channels by name (ignoring case and width; ties by id), and
+    how many there are. Admins only (manage_settings)."""
     require(actor.user, Permission.manage_settings)
     by_name = (col(NotificationChannel.name_key), col(NotificationChannel.id))
-    rows = await session.exec(select(NotificationChannel).order_by(*by_name))
-    return list(rows.all())
+    return await paging.page(session, select(NotificationChannel).order_by(*by_name), skip, limit)
 
 
 async def get_channel(session: AsyncSession, actor: Actor, channel_id: int) -> NotificationChannel:
@@ -315,13 +318,20 @@ class RuleIn(Body):
 
 
 async def list_rules(
-    session: AsyncSession, actor: Actor, *, script_id: int | None = None
-) -> list[NotificationRule]:
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    script_id: int | None = None,
+    skip: int = 0,
+    limit: int = paging.DEFAULT_PAGE,
+) -> tuple[list[NotificationRule], int]:
+    """A page (`paging.page`) of the rules (or those of `script_id`), oldest first (by id), and how
+    many there are. Admins only (manage_settings)."""
     require(actor.user, Permission.manage_settings)
     query = select(NotificationRule)
     if script_id is not None:
         query = query.where(col(NotificationRule.script_id) == script_id)
-    return list((await session.exec(query.order_by(col(NotificationRule.id)))).all())
+    return await paging.page(session, query.order_by(col(NotificationRule.id)), skip, limit)
 
 
 async def create_rule(session: AsyncSession, actor: Actor, data: RuleIn) -> NotificationRule:

@@ -49,7 +49,7 @@ from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
 from opscraft.db.models.executions import FINAL_STATUSES, Trigger
 from opscraft.db.types import utcnow
 from opscraft.db.unreachable import RoundFailures
-from opscraft.services import approvals, audit, conflicts, names, parameters
+from opscraft.services import approvals, audit, conflicts, names, paging, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Invalid, NotFound, Problems, ServiceError
@@ -351,28 +351,52 @@ class ScheduleView:
     last_status: str | None
 
 
-async def list_schedules(
-    session: AsyncSession, actor: Actor, script_id: int | None = None
-) -> list[ScheduleView]:
-    """Every schedule (or a script's), by script and name; `NotFound` (404) for a `script_id`
-    that is missing or deleted."""
-    require(actor.user, Permission.view_scripts)
-    if script_id is not None:
-        await _script(session, script_id)
-    query = (
+def _views_query() -> Any:
+    """The schedules of live scripts with their script's and owner's names and last run's status,
+    by script name, then schedule name (ignoring case and width), then id: a stable order."""
+    return (
         select(Schedule, Script.name, User.username, Execution.status)
         .join(Script, col(Script.id) == col(Schedule.script_id))
         .join(User, col(User.id) == col(Schedule.owner_id), isouter=True)
         .join(Execution, col(Execution.id) == col(Schedule.last_execution_id), isouter=True)
         .where(col(Script.deleted_at).is_(None))
+        .order_by(*names.name_order(Script.name), col(Schedule.name_key), col(Schedule.id))
     )
+
+
+def _as_view(row: Any) -> ScheduleView:
+    schedule, script_name, owner, status = row
+    return ScheduleView(schedule, script_name, owner, str(status) if status else None)
+
+
+async def list_schedules(
+    session: AsyncSession,
+    actor: Actor,
+    script_id: int | None = None,
+    *,
+    skip: int = 0,
+    limit: int = paging.DEFAULT_PAGE,
+) -> tuple[list[ScheduleView], int]:
+    """A page (`paging.page`) of every schedule (or a script's), by script and name, and how many
+    there are; `NotFound` (404) for a `script_id` that is missing or deleted."""
+    require(actor.user, Permission.view_scripts)
+    query = _views_query()
     if script_id is not None:
+        await _script(session, script_id)
         query = query.where(col(Schedule.script_id) == script_id)
-    by_name = (*names.name_order(Script.name), col(Schedule.name_key), col(Schedule.id))
-    rows = await session.exec(query.order_by(*by_name))
-    return [
-        ScheduleView(s, name, owner, str(status) if status else None) for s, name, owner, status in rows.all()
-    ]
+    rows, total = await paging.page(session, query, skip, limit)
+    return [_as_view(row) for row in rows], total
+
+
+async def view(session: AsyncSession, actor: Actor, script_id: int, schedule_id: int) -> ScheduleView:
+    """Schedule `schedule_id` of script `script_id` as the lists show it; `NotFound` (404) when
+    either is missing, the script is deleted or the schedule is another script's."""
+    require(actor.user, Permission.view_scripts)
+    query = _views_query().where(col(Schedule.script_id) == script_id, col(Schedule.id) == schedule_id)
+    row = (await session.exec(query)).first()
+    if row is None:
+        raise NotFound(f"schedule {schedule_id} not found")
+    return _as_view(row)
 
 
 # --- firing ----------------------------------------------------------------------------------

@@ -34,7 +34,17 @@ from opscraft.db.types import utcnow
 from opscraft.execution import param_env
 from opscraft.execution.ports import RunSecrets, SecretUnavailable
 from opscraft.security.vault import DecryptError, Vault
-from opscraft.services import audit, conflicts, keyring, like, names, partial, run_environment, scripts
+from opscraft.services import (
+    audit,
+    conflicts,
+    keyring,
+    like,
+    names,
+    paging,
+    partial,
+    run_environment,
+    scripts,
+)
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound
@@ -422,20 +432,25 @@ def _attached_conflict(name: str, attached: list[Script]) -> Conflict:
 # --- attachments ---------------------------------------------------------------------------
 
 
-async def list_for_script(session: AsyncSession, actor: Actor, script_id: int) -> list[Attachment]:
-    """Names of the secrets a script runs with (never values): visible to whoever sees the script."""
+async def list_for_script(
+    session: AsyncSession, actor: Actor, script_id: int, *, skip: int = 0, limit: int = paging.DEFAULT_PAGE
+) -> tuple[list[Attachment], int]:
+    """A page (`paging.page`) of the names of the secrets a script runs with (never values), by
+    name (ties by id), and how many there are: visible to whoever sees the script (`NotFound`
+    otherwise, as for a missing or deleted script)."""
     await scripts.get(session, actor, script_id)
-    rows = await session.exec(
+    query = (
         select(Secret.id, Secret.name, ScriptSecret.attached_by, ScriptSecret.attached_at)
         .join(ScriptSecret, col(ScriptSecret.secret_id) == col(Secret.id))
         .where(col(ScriptSecret.script_id) == script_id)
-        .order_by(*names.name_order(Secret.name))
+        .order_by(*names.name_order(Secret.name), col(Secret.id))
     )
-    found = list(rows.all())
+    found, total = await paging.page(session, query, skip, limit)
     by_id = await _user_names(session, {by for _, _, by, _ in found})
-    return [
+    attached = [
         Attachment(sid, name, by, by_id.get(by or 0), at) for sid, name, by, at in found if sid is not None
     ]
+    return attached, total
 
 
 async def ssh_key_attached(session: AsyncSession, actor: Actor, script: Script) -> bool | None:

@@ -23,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft.db.models import Inventory, InventoryVersion, Script, User
 from opscraft.db.models.inventories import content_sha256
 from opscraft.db.types import MAX_ID, utcnow
-from opscraft.services import audit, conflicts, inventories, names
+from opscraft.services import audit, conflicts, inventories, names, paging
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, NotFound, Problems
@@ -85,10 +85,14 @@ class InventoryChanges(InventoryIn):
     )
 
 
-async def list_all(session: AsyncSession, actor: Actor) -> list[Inventory]:
-    """Every shared inventory, by name."""
+async def list_all(
+    session: AsyncSession, actor: Actor, *, skip: int = 0, limit: int = paging.DEFAULT_PAGE
+) -> tuple[list[Inventory], int]:
+    """A page (`paging.page`) of the shared inventories, by name ignoring case (ties by id), and
+    how many there are."""
     require(actor.user, Permission.view_scripts)
-    return list((await session.exec(select(Inventory).order_by(*names.name_order(Inventory.name)))).all())
+    query = select(Inventory).order_by(*names.name_order(Inventory.name), col(Inventory.id))
+    return await paging.page(session, query, skip, limit)
 
 
 async def get(session: AsyncSession, actor: Actor, inventory_id: int) -> Inventory:

@@ -36,7 +36,7 @@ from opscraft.db.turns import take_write_turn
 from opscraft.db.types import utcnow
 from opscraft.execution import terraform_backend
 from opscraft.security.tokens import same_secret
-from opscraft.services import audit, invisible, keyring
+from opscraft.services import audit, invisible, keyring, paging
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from opscraft.services.permissions import Permission, require
@@ -485,22 +485,23 @@ async def _views(session: AsyncSession, states: list[TerraformState]) -> list[St
     return [StateView(s, s.lock_id is not None and s.locked_by_execution in ended) for s in states]
 
 
-async def list_states(session: AsyncSession, actor: Actor, script_id: int) -> list[StateView]:
-    """The script's states (one per workspace), with their locks."""
+async def list_states(
+    session: AsyncSession, actor: Actor, script_id: int, *, skip: int = 0, limit: int = paging.DEFAULT_PAGE
+) -> tuple[list[StateView], int]:
+    """A page (`paging.page`) of the script's states (one per workspace, by workspace name), with
+    their locks, and how many there are; `NotFound` for a script that is not a Terraform script
+    and has no state."""
     require(actor.user, Permission.edit_scripts, READ_STATE)
     script = await _script(session, actor, script_id)
-    rows = list(
-        (
-            await session.exec(
-                select(TerraformState)
-                .where(col(TerraformState.script_id) == script_id)
-                .order_by(col(TerraformState.workspace))
-            )
-        ).all()
+    query = (
+        select(TerraformState)
+        .where(col(TerraformState.script_id) == script_id)
+        .order_by(col(TerraformState.workspace), col(TerraformState.id))
     )
-    if not rows and script.script_type != ScriptType.terraform:
+    rows, total = await paging.page(session, query, skip, limit)
+    if not total and script.script_type != ScriptType.terraform:
         raise NotFound(f"script {script_id} is not a terraform script: it has no state")
-    return await _views(session, rows)
+    return await _views(session, rows), total
 
 
 async def _existing(

@@ -43,7 +43,7 @@ from opscraft.db.types import MAX_ID, utcnow
 from opscraft.security.http import json_shape
 from opscraft.security.tokens import hash_personal_token, same_secret
 from opscraft.security.vault import DecryptError
-from opscraft.services import audit, conflicts, names, parameters
+from opscraft.services import audit, conflicts, names, paging, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import (
@@ -213,16 +213,15 @@ async def get(
     return hook
 
 
-async def list_for_script(session: AsyncSession, actor: Actor, script_id: int) -> list[WebhookTrigger]:
-    """The script's webhooks, oldest first; `NotFound` (404) for a missing or deleted script."""
+async def list_for_script(
+    session: AsyncSession, actor: Actor, script_id: int, *, skip: int = 0, limit: int = paging.DEFAULT_PAGE
+) -> tuple[list[WebhookTrigger], int]:
+    """A page (`paging.page`) of the script's webhooks, oldest first (by id), and how many there
+    are; `NotFound` (404) for a missing or deleted script."""
     require(actor.user, Permission.view_scripts)
     await _script(session, script_id)
-    rows = await session.exec(
-        select(WebhookTrigger)
-        .where(col(WebhookTrigger.script_id) == script_id)
-        .order_by(col(WebhookTrigger.id))
-    )
-    return list(rows.all())
+    query = select(WebhookTrigger).where(col(WebhookTrigger.script_id) == script_id)
+    return await paging.page(session, query.order_by(col(WebhookTrigger.id)), skip, limit)
 
 
 async def update_webhook(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func
+from sqlalchemy import ColumnElement, and_, case, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -15,6 +15,7 @@ from opscraft import runtime
 from opscraft.db import clock
 from opscraft.db.models import Execution, RegisteredWorker
 from opscraft.db.models.executions import ExecutionStatus
+from opscraft.services import paging
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, require
 
@@ -60,52 +61,69 @@ def alive() -> ColumnElement[bool]:
     )
 
 
-async def statuses(session: AsyncSession) -> list[WorkerStatus]:
-    """Every registered worker (alive ones first, then the most recent), without a permission
-    check: for callers that checked already (`list_workers`, metrics)."""
-    stale = _stale_before()
-    running_rows = await session.exec(
+async def _running(session: AsyncSession) -> dict[str, int]:
+    """Worker id -> its runs in progress."""
+    rows = await session.exec(
         select(Execution.worker_id, func.count())
         .where(col(Execution.status) == ExecutionStatus.running)
         .group_by(col(Execution.worker_id))
     )
-    running = {str(worker_id): int(count) for worker_id, count in running_rows.all() if worker_id}
+    return {str(worker_id): int(count) for worker_id, count in rows.all() if worker_id}
+
+
+def _status(worker: RegisteredWorker, running: dict[str, int], stale: datetime) -> WorkerStatus:
+    """`worker` as the lists show it, its heartbeat judged against `stale` (`_stale_before`)."""
+    if worker.stopped_at is not None:
+        state = "lost" if worker.lost else "stopped"
+    elif worker.heartbeat_at > stale:
+        state = "alive"
+    else:
+        state = "late"
+    busy = running.get(worker.id, 0)
+    return WorkerStatus(
+        id=worker.id,
+        host_name=worker.host_name,
+        pid=worker.pid,
+        runners=list(worker.runners),
+        slots=worker.slots,
+        running=busy,
+        free_slots=max(worker.slots - busy, 0) if state == "alive" and not worker.queue_error else 0,
+        state=state,
+        started_at=worker.started_at,
+        heartbeat_at=worker.heartbeat_at,
+        stopped_at=worker.stopped_at,
+        queue_error=worker.queue_error if state == "alive" else None,
+    )
+
+
+async def statuses(session: AsyncSession) -> list[WorkerStatus]:
+    """The `HISTORY_LIMIT` workers that heartbeated last (alive ones first), without a permission
+    check: for callers that checked already (metrics)."""
+    stale = _stale_before()
+    running = await _running(session)
     rows = await session.exec(
         select(RegisteredWorker).order_by(col(RegisteredWorker.heartbeat_at).desc()).limit(HISTORY_LIMIT)
     )
-    out = []
-    for worker in rows.all():
-        if worker.stopped_at is not None:
-            state = "lost" if worker.lost else "stopped"
-        elif worker.heartbeat_at > stale:
-            state = "alive"
-        else:
-            state = "late"
-        busy = running.get(worker.id, 0)
-        out.append(
-            WorkerStatus(
-                id=worker.id,
-                host_name=worker.host_name,
-                pid=worker.pid,
-                runners=list(worker.runners),
-                slots=worker.slots,
-                running=busy,
-                free_slots=max(worker.slots - busy, 0) if state == "alive" and not worker.queue_error else 0,
-                state=state,
-                started_at=worker.started_at,
-                heartbeat_at=worker.heartbeat_at,
-                stopped_at=worker.stopped_at,
-                queue_error=worker.queue_error if state == "alive" else None,
-            )
-        )
+    out = [_status(worker, running, stale) for worker in rows.all()]
     out.sort(key=lambda w: w.state != "alive")
     return out
 
 
-async def list_workers(session: AsyncSession, actor: Actor) -> list[WorkerStatus]:
-    """The workers panel and `GET /api/v1/workers` (admins: `Permission.view_system`)."""
+async def list_workers(
+    session: AsyncSession, actor: Actor, *, skip: int = 0, limit: int = paging.DEFAULT_PAGE
+) -> tuple[list[WorkerStatus], int]:
+    """A page (`paging.page`) of every registered worker, alive ones first, then by last
+    heartbeat (newest first, ties by id), and how many there are: the Workers panel and `GET
+    /api/v1/workers` (admins: `Permission.view_system`)."""
     require(actor.user, Permission.view_system)
-    return await statuses(session)
+    stale = _stale_before()
+    live = and_(col(RegisteredWorker.stopped_at).is_(None), col(RegisteredWorker.heartbeat_at) > stale)
+    query = select(RegisteredWorker).order_by(
+        case((live, 0), else_=1), col(RegisteredWorker.heartbeat_at).desc(), col(RegisteredWorker.id)
+    )
+    rows, total = await paging.page(session, query, skip, limit)
+    running = await _running(session)
+    return [_status(worker, running, stale) for worker in rows], total
 
 
 async def health_counts(session: AsyncSession) -> tuple[int, int]:

@@ -13,7 +13,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.execution_widgets import run_title
 from opscraft.ui.layout import NAV_BADGES, frame, guard, protected_page, run_action
-from opscraft.ui.widgets import call, format_time, one_click
+from opscraft.ui.widgets import call, call_all, format_time, one_click
 
 
 async def _badge_count(actor: Actor) -> int:
@@ -24,6 +24,9 @@ async def _badge_count(actor: Actor) -> int:
 
 
 NAV_BADGES["approvals"] = _badge_count
+
+# The requests that ended last the Approvals page shows.
+ENDED_SHOWN = 50
 
 
 def _progress(approved: int, required: int) -> str:
@@ -99,7 +102,7 @@ async def approval_panel(actor: Actor, execution: Execution) -> None:
     """On the run page: the decision trail, how the request ended, and the decision buttons
     while the run waits."""
     assert execution.id is not None
-    trail = await call(approvals.trail, actor, execution.id)
+    trail = await call_all(approvals.trail, actor, execution.id)
     request = await call(approvals.request_of, actor, execution.id)
     waiting = execution.status == ExecutionStatus.awaiting_approval
     if not trail and not waiting and (request is None or request.outcome is None):
@@ -137,7 +140,7 @@ async def approvals_page(actor: Actor) -> None:
 
         @ui.refreshable
         async def body() -> None:
-            rows = await run_action(lambda: call(approvals.pending, actor))
+            rows = await run_action(lambda: call_all(approvals.pending, actor))
             if rows is None:
                 return
             if not rows:
@@ -163,8 +166,9 @@ async def approvals_page(actor: Actor) -> None:
 
 
 async def _ended(actor: Actor) -> None:
-    """The requests that ended last (`approvals.ended`), each with its outcome."""
-    rows = await run_action(lambda: call(approvals.ended, actor))
+    """The `ENDED_SHOWN` requests that ended last (`approvals.ended`), each with its outcome."""
+    found = await run_action(lambda: call(approvals.ended, actor, limit=ENDED_SHOWN))
+    rows = found[0] if found is not None else []
     if not rows:
         return
     ui.label("Ended recently").classes("text-subtitle1 font-medium mt-4")

@@ -18,7 +18,16 @@ from opscraft.services.parameters import json_from_text
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.script_tabs import script_tab
-from opscraft.ui.widgets import call, confirm, dialog_buttons, dialog_card, dismiss, live_timer, text_input
+from opscraft.ui.widgets import (
+    call,
+    call_all,
+    confirm,
+    dialog_buttons,
+    dialog_card,
+    dismiss,
+    live_timer,
+    text_input,
+)
 
 OUTCOME_LABELS = {
     ChainOutcome.success.value: "succeeds",
@@ -55,7 +64,7 @@ async def chains_tab(actor: Actor, script: Script) -> None:
 
     @ui.refreshable
     async def body() -> None:
-        rows = await run_action(lambda: call(chains.list_for_script, actor, script_id))
+        rows = await run_action(lambda: call_all(chains.list_for_script, actor, script_id))
         if rows is None:
             return
         if not rows:

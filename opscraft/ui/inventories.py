@@ -19,6 +19,7 @@ from opscraft.ui.widgets import (
     TALL_TEXT_PROPS,
     Redrawn,
     call,
+    call_all,
     confirm,
     dialog_buttons,
     dialog_card,
@@ -59,8 +60,8 @@ async def inventories_page(actor: Actor) -> None:
 
         async def load() -> Listed | None:
             async def read() -> Listed:
+                rows = await call_all(shared_inventories.list_all, actor)
                 async with runtime.current().db.session() as session:
-                    rows = await shared_inventories.list_all(session, actor)
                     return [(row, await shared_inventories.used_by(session, row.id or 0)) for row in rows]
 
             return await run_action(read)

@@ -19,6 +19,7 @@ from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.widgets import (
     NARROW_HIDDEN,
     call,
+    call_all,
     confirm,
     dialog_buttons,
     dialog_card,
@@ -65,7 +66,7 @@ async def notifications_page(actor: Actor) -> None:
 
         @ui.refreshable
         async def channels_view() -> None:
-            rows = await run_action(lambda: call(notifications.list_channels, actor)) or []
+            rows = await run_action(lambda: call_all(notifications.list_channels, actor)) or []
             if not rows:
                 ui.label("No channels yet.").props('data-testid="channels-empty"')
             for channel in rows:
@@ -89,8 +90,8 @@ async def notifications_page(actor: Actor) -> None:
 
         @ui.refreshable
         async def rules_view() -> None:
-            rows = await run_action(lambda: call(notifications.list_rules, actor)) or []
-            channels = {c.id: c.name for c in await call(notifications.list_channels, actor)}
+            rows = await run_action(lambda: call_all(notifications.list_rules, actor)) or []
+            channels = {c.id: c.name for c in await call_all(notifications.list_channels, actor)}
             if not rows:
                 ui.label("No rules yet: nothing is sent.").props('data-testid="rules-empty"')
             names = await call(chains.script_names, {r.script_id for r in rows if r.script_id})
@@ -114,7 +115,7 @@ async def notifications_page(actor: Actor) -> None:
             """The delivery log's count line and table rows, newest first, as `reader` may see them."""
             rows, total = await call(notifications.list_deliveries, reader, DeliveryQuery(limit=50))
             # which channel each message went to: with several, the rows were told apart by nothing
-            names = {c.id: c.name for c in await call(notifications.list_channels, reader)}
+            names = {c.id: c.name for c in await call_all(notifications.list_channels, reader)}
             data = [
                 {
                     "id": d.id,
@@ -224,7 +225,7 @@ async def notifications_page(actor: Actor) -> None:
             dialog.open()
 
         async def add_rule() -> None:
-            channels = {c.id: c.name for c in await call(notifications.list_channels, actor)}
+            channels = {c.id: c.name for c in await call_all(notifications.list_channels, actor)}
             with ui.dialog() as dialog, dialog_card("Add a rule"):
                 channel = ui.select(channels, label="Channel").props(
                     'outlined dense data-testid="rule-channel"'

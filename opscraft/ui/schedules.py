@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from nicegui import ui
 
-from opscraft import runtime
 from opscraft.db.models import Script
 from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
 from opscraft.db.types import utcnow
@@ -25,6 +24,7 @@ from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import (
     Redrawn,
     call,
+    call_all,
     changed,
     confirm,
     dialog_buttons,
@@ -143,7 +143,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
 
     @ui.refreshable
     async def body() -> None:
-        views = await run_action(lambda: call(schedules.list_schedules, actor, script_id))
+        views = await run_action(lambda: call_all(schedules.list_schedules, actor, script_id))
         if views is None:
             return
         schedule_rows(views, zone_box["zone"], with_script=False, on_change=change if edit else None)
@@ -259,8 +259,7 @@ async def schedules_page(actor: Actor) -> None:
         zone_box: dict[str, ZoneInfo] = {"zone": ZoneInfo("UTC")}
 
         async def load() -> tuple[list[ScheduleView], ZoneInfo]:
-            async with runtime.current().db.session() as session:
-                return await schedules.list_schedules(session, actor), zone_box["zone"]
+            return await call_all(schedules.list_schedules, actor), zone_box["zone"]
 
         shown = Redrawn(lambda data: schedule_rows(*data, with_script=True), await load(), _picture)
 

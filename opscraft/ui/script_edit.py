@@ -36,7 +36,7 @@ from opscraft.ui.script_widgets import (
     risk_dialog,
 )
 from opscraft.ui.tag_input import TagInput
-from opscraft.ui.widgets import TALL_TEXT_PROPS, call, changed, live_timer, one_click, whole
+from opscraft.ui.widgets import TALL_TEXT_PROPS, call, call_all, changed, live_timer, one_click, whole
 
 CHECK_INTERVAL_SECONDS = 1.0
 STARTER = {
@@ -667,4 +667,4 @@ async def edit_script_page(actor: Actor, script_id: int) -> None:
 
 async def _inventory_choices(actor: Actor) -> dict[int, str]:
     """The shared inventories a script may use, id -> name."""
-    return {i.id: i.name for i in await call(shared_inventories.list_all, actor) if i.id is not None}
+    return {i.id: i.name for i in await call_all(shared_inventories.list_all, actor) if i.id is not None}

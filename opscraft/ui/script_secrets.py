@@ -19,15 +19,11 @@ from opscraft.services.secrets import Attachment
 from opscraft.ui.choices import searched_select, secret_search
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.script_tabs import script_tab
-from opscraft.ui.widgets import format_time, one_click
+from opscraft.ui.widgets import call_all, format_time, one_click
 
 
 async def _attached(actor: Actor, script_id: int) -> list[Attachment] | None:
-    async def load() -> list[Attachment]:
-        async with runtime.current().db.session() as s:
-            return await secrets.list_for_script(s, actor, script_id)
-
-    return await run_action(load)
+    return await run_action(lambda: call_all(secrets.list_for_script, actor, script_id))
 
 
 @script_tab("secrets", "Secrets", "key")

@@ -19,6 +19,7 @@ from opscraft.ui.layout import guard, run_action
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import (
     call,
+    call_all,
     changed,
     confirm,
     dialog_buttons,
@@ -50,7 +51,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
 
     @ui.refreshable
     async def body() -> None:
-        rows = await run_action(lambda: call(webhooks.list_for_script, actor, script_id))
+        rows = await run_action(lambda: call_all(webhooks.list_for_script, actor, script_id))
         if rows is None:
             return
         if not rows:

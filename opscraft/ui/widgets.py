@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import inspect
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from nicegui import context, events, ui
 
 from opscraft import runtime
+from opscraft.services import paging
 
 T = TypeVar("T")
 
@@ -19,6 +20,15 @@ async def call(func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> 
     """Run one service function in a fresh database session: `await call(scripts.get, actor, id)`."""
     async with runtime.current().db.session() as session:
         return await func(session, *args, **kwargs)
+
+
+async def call_all(
+    func: Callable[..., Awaitable[tuple[Sequence[T], int]]], *args: Any, **kwargs: Any
+) -> list[T]:
+    """Every row of a paged service list (`func` answers `(rows, total)` for `skip` and `limit`),
+    a page at a time (`paging.every`), each page in a fresh session: the tables showing a whole
+    list (`await call_all(webhooks.list_for_script, actor, script_id)`)."""
+    return await paging.every(lambda skip, limit: call(func, *args, skip=skip, limit=limit, **kwargs))
 
 
 def whole(value: float | None) -> int | float | None:

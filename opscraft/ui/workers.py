@@ -14,6 +14,8 @@ from opscraft.ui.layout import frame, guard, protected_page
 from opscraft.ui.widgets import NARROW_HIDDEN, live_timer
 
 REFRESH_SECONDS = 3.0
+# Workers the table shows at most: the alive ones, then those that heartbeated last.
+SHOWN = workers.HISTORY_LIMIT
 COLUMNS: list[dict[str, Any]] = [
     {"name": "id", "label": "Worker", "field": "id", "align": "left"},
     {"name": "state", "label": "State", "field": "state", "align": "left"},
@@ -46,8 +48,9 @@ def _rows(statuses: list[workers.WorkerStatus]) -> list[dict[str, Any]]:
 
 
 async def _load(actor: Actor) -> list[dict[str, Any]]:
+    """The table rows of the `SHOWN` workers listed first (alive ones, then the latest heartbeats)."""
     async with runtime.current().db.session() as session:
-        return _rows(await workers.list_workers(session, actor))
+        return _rows((await workers.list_workers(session, actor, limit=SHOWN))[0])
 
 
 @protected_page("/workers", Permission.view_system, title="Workers")

@@ -62,7 +62,7 @@ async def test_two_approvals_then_it_runs(
 ) -> None:
     second = await make_user(client, "operator", "second-operator")
     _, run_id = await held_run(client, operator, admin, required=2)
-    pending = (await client.get("/api/v1/approvals", headers=viewer.headers)).json()
+    pending = (await client.get("/api/v1/approvals", headers=viewer.headers)).json()["items"]
     assert [p["execution"]["id"] for p in pending] == [run_id] and pending[0]["required"] == 2
     assert (await decide(client, viewer, run_id, "approve")).status_code == 403, "viewers do not approve"
     r = await decide(client, operator, run_id, "approve")
@@ -79,7 +79,9 @@ async def test_two_approvals_then_it_runs(
     assert r.status_code == 200 and r.json()["status"] in ("queued", "running", "success")
     final = await wait_for(client, admin, run_id)
     assert final["status"] == "success"
-    trail = (await client.get(f"/api/v1/executions/{run_id}/approvals", headers=viewer.headers)).json()
+    trail = (await client.get(f"/api/v1/executions/{run_id}/approvals", headers=viewer.headers)).json()[
+        "items"
+    ]
     assert [(d["username"], d["decision"], d["comment"]) for d in trail] == [
         ("second-operator", "approve", "looks fine"),
         ("admin", "approve", ""),
@@ -175,9 +177,11 @@ async def test_a_run_cancelled_while_waiting_closes_its_request_as_cancelled(
     state = r.json()
     assert (state["outcome"], state["decided_by"]) == ("cancelled", "operator")
     assert state["decided_at"] == finished_at
-    ended = (await client.get("/api/v1/approvals", params={"ended": "true"}, headers=viewer.headers)).json()
+    ended = (await client.get("/api/v1/approvals", params={"ended": "true"}, headers=viewer.headers)).json()[
+        "items"
+    ]
     assert [(p["execution"]["id"], p["outcome"]) for p in ended] == [(run_id, "cancelled")]
-    assert (await client.get("/api/v1/approvals", headers=viewer.headers)).json() == []
+    assert (await client.get("/api/v1/approvals", headers=viewer.headers)).json()["items"] == []
     for verb in ("approve", "reject"):
         r = await decide(client, admin, run_id, verb)
         assert r.status_code == 409 and "not awaiting approval (cancelled)" in r.json()["detail"], r.text
@@ -230,7 +234,7 @@ async def test_only_an_admin_lowers_or_removes_a_requirement_and_waiting_runs_ke
     assert (await client.delete(url, headers=admin.headers)).status_code == 204
     pending = {
         p["execution"]["id"]: p["required"]
-        for p in (await client.get("/api/v1/approvals", headers=admin.headers)).json()
+        for p in (await client.get("/api/v1/approvals", headers=admin.headers)).json()["items"]
     }
     assert pending[run_id] == 2, "a waiting run keeps the requirement it was held with"
     assert await status_of(client, operator, run_id) == "awaiting_approval"
@@ -293,7 +297,9 @@ async def test_the_same_persons_two_decisions_at_once_are_one_decision_and_a_con
     r = await decide(client, admin, run_id, verb)
     assert r.status_code == 409 and r.json()["detail"] == "you have already decided on this run", r.text
     monkeypatch.undo()
-    trail = (await client.get(f"/api/v1/executions/{run_id}/approvals", headers=viewer.headers)).json()
+    trail = (await client.get(f"/api/v1/executions/{run_id}/approvals", headers=viewer.headers)).json()[
+        "items"
+    ]
     assert [d["username"] for d in trail] == ["admin"]
     assert await status_of(client, admin, run_id) == "awaiting_approval"
 
@@ -308,7 +314,9 @@ async def test_a_run_whose_script_was_deleted_while_it_waited_is_not_approved(
     r = await decide(client, operator, run_id, "approve")
     assert r.status_code == 409 and "was deleted" in r.json()["detail"], r.text
     assert await status_of(client, admin, run_id) == "awaiting_approval"
-    trail = (await client.get(f"/api/v1/executions/{run_id}/approvals", headers=viewer.headers)).json()
+    trail = (await client.get(f"/api/v1/executions/{run_id}/approvals", headers=viewer.headers)).json()[
+        "items"
+    ]
     assert trail == [], "a refused approval leaves no decision"
     r = await decide(client, operator, run_id, "reject", "script is gone")
     assert r.status_code == 200 and r.json()["status"] == "rejected", r.text
@@ -358,7 +366,9 @@ async def test_a_run_that_could_no_longer_start_is_not_approved(
         assert run is not None
         told = await approvals.notes(session, Actor(await session.get(User, operator.id)), run)
     assert [n for n in told if expected in n], "the approver is told before deciding"
-    trail = (await client.get(f"/api/v1/executions/{run_id}/approvals", headers=admin.headers)).json()
+    trail = (await client.get(f"/api/v1/executions/{run_id}/approvals", headers=admin.headers)).json()[
+        "items"
+    ]
     assert trail == [], "a refused approval leaves no decision"
     path = f"/api/v1/users/{requester.id}" if "requester" in change else f"/api/v1/scripts/{script_id}"
     assert (await client.put(path, json=undo, headers=admin.headers)).status_code == 200
@@ -412,7 +422,9 @@ async def test_the_last_two_approvals_at_once_queue_the_run(
     first = await decide(client, admin, run_id, "approve")
     later = await other[0]
     assert first.status_code == 200 and later.status_code == 200, (first.text, later.text)
-    trail = (await client.get(f"/api/v1/executions/{run_id}/approvals", headers=viewer.headers)).json()
+    trail = (await client.get(f"/api/v1/executions/{run_id}/approvals", headers=viewer.headers)).json()[
+        "items"
+    ]
     assert sorted(d["username"] for d in trail) == ["admin", "second-operator"]
     assert await status_of(client, admin, run_id) != "awaiting_approval", "two of two approvals are in"
     await wait_for(client, admin, run_id)

@@ -271,10 +271,14 @@ def test_a_run_you_approved_waits_for_the_others_without_your_buttons_or_badge(p
     page.get_by_test_id(f"approval-own-{run_id}").wait_for()
     assert page.get_by_test_id(f"approve-{run_id}").count() == 0, "the run page too"
     assert page.get_by_test_id("nav-badge-approvals").is_hidden(), "nothing waits for this user"
-    second = httpx.get(f"{env.server.url}/api/v1/approvals", headers=token(env.server, "second")).json()
+    second = httpx.get(f"{env.server.url}/api/v1/approvals", headers=token(env.server, "second")).json()[
+        "items"
+    ]
     (mine,) = [p for p in second if p["execution"]["id"] == run_id]
     assert mine["decided_by_you"] is True and mine["approvals"] == 1
-    (theirs,) = [p for p in env.api("GET", "/api/v1/approvals").json() if p["execution"]["id"] == run_id]
+    (theirs,) = [
+        p for p in env.api("GET", "/api/v1/approvals").json()["items"] if p["execution"]["id"] == run_id
+    ]
     assert theirs["decided_by_you"] is False
     r = env.api("POST", f"/api/v1/executions/{run_id}/approve", json={"comment": ""})
     assert r.status_code == 200 and r.json()["status"] != "awaiting_approval", r.text

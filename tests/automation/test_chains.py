@@ -148,7 +148,7 @@ async def test_links_crud_refusals_and_audit(
     async with runtime.current().db.session() as session:
         assert len((await session.exec(select(ChainRun))).all()) == 0
     listed = await client.get(links_path(a), headers=viewer.headers)
-    assert listed.status_code == 200 and len(listed.json()) == 2
+    assert listed.status_code == 200 and len(listed.json()["items"]) == 2
     # an update can close a cycle too: the c -> ? link retargeted is refused and left unchanged
     d = await make_script(client, admin, "true\n")
     r = await add_link(client, operator, c, d)
@@ -238,7 +238,7 @@ async def test_deleting_a_target_script_disables_the_links_that_start_it(
     assert (await client.delete(f"/api/v1/scripts/{b}", headers=operator.headers)).status_code == 204
     listed = {
         link["target_script_id"]: link
-        for link in (await client.get(links_path(a), headers=admin.headers)).json()
+        for link in (await client.get(links_path(a), headers=admin.headers)).json()["items"]
     }
     assert listed[b]["id"] == gone and listed[b]["enabled"] is False
     assert listed[other]["enabled"] is True

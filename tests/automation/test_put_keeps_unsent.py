@@ -68,7 +68,7 @@ async def test_webhook_schedule_and_link_keep_unsent_fields(
     body = {"name": "nightly", "cron": "0 3 * * *", "timezone": "Europe/Paris", "enabled": False}
     schedule = await post(client, operator, schedules, {**body, "parameters": {"ENV": "prod"}})
     await put(client, operator, f"{schedules}/{schedule['id']}", {"cron": "0 4 * * *"})
-    (stored,) = (await client.get(schedules, headers=operator.headers)).json()
+    (stored,) = (await client.get(schedules, headers=operator.headers)).json()["items"]
     assert (stored["cron"], stored["timezone"], stored["enabled"]) == ("0 4 * * *", "Europe/Paris", False)
     assert stored["parameters"]["ENV"] == "prod" and stored["name"] == "nightly"
 

@@ -114,7 +114,7 @@ async def test_a_bad_cron_expression_names_its_field_and_the_fix(
     assert r.status_code == 422, r.text
     assert r.json()["errors"] == [detail]
     listed = await client.get(f"/api/v1/scripts/{sid}/schedules", headers=operator.headers)
-    assert listed.status_code == 200 and listed.json() == [], listed.text
+    assert listed.status_code == 200 and listed.json()["items"] == [], listed.text
 
 
 @pytest.mark.parametrize(
@@ -146,10 +146,10 @@ async def test_next_five_fire_times_in_a_time_zone(client: httpx.AsyncClient, op
     local = [t.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Paris")) for t in times]
     assert {(t.hour, t.minute) for t in local} == {(9, 0)}, "09:00 Paris time, daylight saving or not"
     r = await client.get(f"/api/v1/scripts/{sid}/schedules?tz=America/New_York", headers=operator.headers)
-    shown = datetime.fromisoformat(r.json()[0]["next_fire_times_local"][0])
+    shown = datetime.fromisoformat(r.json()["items"][0]["next_fire_times_local"][0])
     assert shown.utcoffset() in (timedelta(hours=-5), timedelta(hours=-4))
     overview = await client.get("/api/v1/schedules", headers=operator.headers)
-    assert [s["id"] for s in overview.json()] == [body["id"]]
+    assert [s["id"] for s in overview.json()["items"]] == [body["id"]]
 
 
 @pytest.mark.parametrize(
@@ -410,7 +410,7 @@ async def test_a_fire_that_starts_nothing_says_why_on_the_schedule(
     shown = (await client.get(url, headers=operator.headers)).json()
     assert shown["last_outcome"] == "error", shown
     assert "parameters.VER" in shown["last_message"] and "unknown parameter" in shown["last_message"]
-    listed = (await client.get("/api/v1/schedules", headers=operator.headers)).json()
+    listed = (await client.get("/api/v1/schedules", headers=operator.headers)).json()["items"]
     assert [s["last_message"] for s in listed if s["id"] == schedule_id] == [shown["last_message"]]
     r = await client.put(url, json={"parameters": {}}, headers=operator.headers)
     assert r.status_code == 200, r.text

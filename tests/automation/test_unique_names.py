@@ -87,7 +87,7 @@ async def test_a_scripts_schedules_and_webhooks_have_unique_names(
         f"{url}/{r.json()['id']}", json={"name": "nightly", **body}, headers=operator.headers
     )
     _refused(renamed, message)
-    listed = (await client.get(url, headers=operator.headers)).json()
+    listed = (await client.get(url, headers=operator.headers)).json()["items"]
     assert sorted(item["name"] for item in listed) == ["NIGHTLY", "weekly"]
 
 
@@ -108,7 +108,7 @@ async def test_two_creates_of_one_name_at_once_store_one(
     for r in answers:
         if r.status_code == 409:
             _refused(r, names.SCHEDULE_TAKEN)
-    assert len((await client.get(url, headers=operator.headers)).json()) == 1
+    assert len((await client.get(url, headers=operator.headers)).json()["items"]) == 1
 
 
 async def test_a_users_tokens_in_use_have_unique_names(
@@ -145,7 +145,10 @@ async def test_notification_channels_have_unique_names_ignoring_case(
         f"{url}/{second.json()['id']}", json={"name": "OPS", **body}, headers=admin.headers
     )
     _refused(renamed, names.CHANNEL_TAKEN)
-    assert sorted(c["name"] for c in (await client.get(url, headers=admin.headers)).json()) == ["Ops", "dev"]
+    assert sorted(c["name"] for c in (await client.get(url, headers=admin.headers)).json()["items"]) == [
+        "Ops",
+        "dev",
+    ]
     # A channel takes a variant of its own name (full width here): its stored key stays its own.
     own = await client.put(
         f"{url}/{first.json()['id']}", json={"name": "\uff2f\uff50\uff53", **body}, headers=admin.headers

@@ -67,7 +67,7 @@ async def test_a_runs_credentials_open_only_its_own_workspace(
     # Nothing was created or stored there.
     assert (await _versions(client, operator, script_id, "staging"))[0] == 404
     r = await client.get(f"/api/v1/scripts/{other_script}/terraform/states", headers=operator.headers)
-    assert r.status_code == 200 and r.json() == []
+    assert r.status_code == 200 and r.json()["items"] == []
     # A run's credentials for another workspace are not these: they open that one only.
     _, staging = await terraform_run_row(script_id, "staging")
     assert (await client.get(_url(script_id, "staging"), auth=staging)).status_code == 204

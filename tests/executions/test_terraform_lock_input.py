@@ -52,7 +52,7 @@ def _url(script_id: int) -> str:
 async def _state_row(client: httpx.AsyncClient, who: LoggedIn, script_id: int) -> list[dict]:
     r = await client.get(f"/api/v1/scripts/{script_id}/terraform/states", headers=who.headers)
     assert r.status_code == 200, r.text  # a refused value never breaks this later read
-    return list(r.json())
+    return list(r.json()["items"])
 
 
 @pytest.mark.parametrize(("bad", "said"), BAD_IDS)

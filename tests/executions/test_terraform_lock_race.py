@@ -46,7 +46,7 @@ async def test_concurrent_locks_give_the_lock_to_exactly_one_run(
     assert {r.json()["ID"] for r in answers} == {f"lock-{winner}"}, [r.text for r in answers]
     states = await client.get(f"/api/v1/scripts/{script_id}/terraform/states", headers=operator.headers)
     assert states.status_code == 200, states.text
-    assert states.json()[0]["locked_by_execution"] == runs[winner][0], states.text
+    assert states.json()["items"][0]["locked_by_execution"] == runs[winner][0], states.text
 
 
 async def test_concurrent_applies_of_one_plan_start_one_run(

@@ -234,8 +234,8 @@ async def test_a_held_lock_fails_the_next_run_clearly_and_an_admin_breaks_it(
     assert "Acquiring state lock" in text  # it waited (2 s here) before giving up
 
     r = await client.get(f"/api/v1/scripts/{script_id}/terraform/states", headers=operator.headers)
-    assert r.json()[0]["locked"] and r.json()[0]["locked_by_execution"] == crashed_id
-    assert not r.json()[0]["lock_ended"], "its run is still running: the lock holds"
+    assert r.json()["items"][0]["locked"] and r.json()["items"][0]["locked_by_execution"] == crashed_id
+    assert not r.json()["items"][0]["lock_ended"], "its run is still running: the lock holds"
     r = await client.delete(
         f"/api/v1/scripts/{script_id}/terraform/states/default/lock", headers=operator.headers
     )
@@ -271,7 +271,7 @@ async def _wait_locked(client: httpx.AsyncClient, who: LoggedIn, script_id: int,
     while True:
         r = await client.get(f"/api/v1/scripts/{script_id}/terraform/states", headers=who.headers)
         assert r.status_code == 200, r.text
-        if r.json() and r.json()[0]["locked_by_execution"] == execution_id:
+        if r.json()["items"] and r.json()["items"][0]["locked_by_execution"] == execution_id:
             return
         assert asyncio.get_running_loop().time() < deadline, r.text
         await asyncio.sleep(0.2)
@@ -294,13 +294,13 @@ async def test_the_lock_of_a_cancelled_run_does_not_block_the_next_run(
     assert (await wait_for(client, operator, slow["id"]))["status"] == "cancelled"
     # Until then the lock is said to be left by a run that ended: it blocks nothing.
     r = await client.get(f"/api/v1/scripts/{script_id}/terraform/states", headers=operator.headers)
-    left = r.json()[0]
+    left = r.json()["items"][0]
     assert (left["locked"], left["lock_ended"], left["locked_by_execution"]) == (False, True, slow["id"])
 
     final, text = await _run(client, operator, script_id, terraform_action="apply", parameters={})
     assert final["status"] == "success", text
     r = await client.get(f"/api/v1/scripts/{script_id}/terraform/states", headers=operator.headers)
-    assert not r.json()[0]["locked"] and not r.json()[0]["lock_ended"], r.text
+    assert not r.json()["items"][0]["locked"] and not r.json()["items"][0]["lock_ended"], r.text
     r = await client.get("/api/v1/audit", params={"action": "terraform.lock_release"}, headers=admin.headers)
     assert r.status_code == 200 and r.json()["total"] == 1, r.text
     assert r.json()["items"][0]["details"]["execution_id"] == slow["id"], r.text
@@ -323,7 +323,7 @@ async def cancel_midway_and_check_the_graceful_stop(
     assert final["status"] == "cancelled", text
     assert "Interrupt received" in text and "Gracefully shutting down" in text, text
     r = await client.get(f"/api/v1/scripts/{script_id}/terraform/states", headers=operator.headers)
-    state = r.json()[0]
+    state = r.json()["items"][0]
     assert (state["locked"], state["lock_ended"], state["locked_by_execution"]) == (False, False, None), (
         r.text
     )
@@ -406,8 +406,8 @@ async def test_force_unlock_is_refused_and_the_lock_kept_for_an_admin_to_break(
     for typed in (held["ID"], f"{held['ID']}\x1b[2K", "x" * 65):
         code, text = await terraform("force-unlock", "-force", "-no-color", typed)
         assert code != 0 and "Unexpected HTTP response code 422" in text, text
-        assert (await client.get(states, headers=operator.headers)).json()[0]["locked"]
+        assert (await client.get(states, headers=operator.headers)).json()["items"][0]["locked"]
     r = await client.request("UNLOCK", f"{url}/lock", auth=(user, password))  # what Terraform sent
     assert r.status_code == 422 and "force-unlock" in r.json()["detail"], r.text
     assert (await client.delete(f"{states}/default/lock", headers=admin.headers)).status_code == 204
-    assert not (await client.get(states, headers=operator.headers)).json()[0]["locked"]
+    assert not (await client.get(states, headers=operator.headers)).json()["items"][0]["locked"]

@@ -106,7 +106,7 @@ async def test_a_script_changed_to_another_type_keeps_its_state_readable(
     assert r.status_code == 200 and r.json()["script_type"] == "bash", r.text
     states = f"/api/v1/scripts/{script_id}/terraform/states"
     r = await client.get(states, headers=operator.headers)
-    assert r.status_code == 200 and [s["workspace"] for s in r.json()] == ["default"], r.text
+    assert r.status_code == 200 and [s["workspace"] for s in r.json()["items"]] == ["default"], r.text
     r = await client.get(f"{states}/default/versions", headers=operator.headers)
     assert r.status_code == 200 and [v["number"] for v in r.json()["versions"]] == [1], r.text
     r = await client.get(f"{states}/default/versions/1", headers=operator.headers)

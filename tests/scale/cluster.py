@@ -236,7 +236,7 @@ class Cluster:
 
     def wait_workers_alive(self, web: Proc, names: set[str], timeout: float = 120) -> None:
         def alive() -> bool:
-            rows = self.api(web).get("/api/v1/workers").json()
+            rows = self.api(web).get("/api/v1/workers").json()["items"]
             return names <= {w["id"] for w in rows if w["state"] == "alive"}
 
         wait_for(alive, timeout, f"workers {sorted(names)} to be alive", every=0.2)

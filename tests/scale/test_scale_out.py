@@ -123,7 +123,7 @@ def test_worker_imports_no_nicegui_and_starts_fast(cluster: Cluster) -> None:
         # Stopped with SIGTERM whatever the outcome: it deregisters, so the next test counts
         # only the module's two workers (a killed one would stay "alive" for LOST seconds).
         assert proc.stop(signal.SIGTERM) == 0, proc.log()
-    rows = cluster.api(web).get("/api/v1/workers").json()
+    rows = cluster.api(web).get("/api/v1/workers").json()["items"]
     assert next(w for w in rows if w["id"] == name)["state"] == "stopped"
     assert "ready" in proc.log() and "stopping" in proc.log()
 
@@ -142,7 +142,7 @@ def _bare_import_cpu() -> float:
 def test_workers_panel_api_health_and_metrics(cluster: Cluster) -> None:
     web = _web(cluster)
     client = cluster.api(web)
-    rows = {w["id"]: w for w in client.get("/api/v1/workers").json()}
+    rows = {w["id"]: w for w in client.get("/api/v1/workers").json()["items"]}
     assert rows[WA]["state"] == rows[WB]["state"] == "alive"
     assert rows[WA]["slots"] == 4 and "local" in rows[WA]["runners"]
     health = client.get("/api/v1/health").json()
@@ -305,14 +305,14 @@ def test_workers_with_skewed_clocks_are_judged_by_the_database_clock(cluster: Cl
         cluster.wait_workers_alive(web, {behind, ahead})
         until = time.monotonic() + 2 * LOST
         while time.monotonic() < until:  # several heartbeats and lost-worker checks
-            states = {w["id"]: w["state"] for w in cluster.api(web).get("/api/v1/workers").json()}
+            states = {w["id"]: w["state"] for w in cluster.api(web).get("/api/v1/workers").json()["items"]}
             assert states[behind] == states[ahead] == "alive", states
             time.sleep(HEARTBEAT / 2)
         fast.stop(signal.SIGKILL)
         killed = time.monotonic()
 
         def lost() -> bool:
-            rows = {w["id"]: w for w in cluster.api(web).get("/api/v1/workers").json()}
+            rows = {w["id"]: w for w in cluster.api(web).get("/api/v1/workers").json()["items"]}
             return rows[ahead]["state"] == "lost"
 
         wait_for(lost, 60, "the killed worker to be declared lost")
@@ -501,7 +501,7 @@ def test_postgres_restart_mid_run_keeps_output_final_state_and_workers(cluster: 
         row = cluster.wait_status(web, execution_id, FINAL, timeout=120)
         assert row["status"] == "success", row
         assert cluster.output(web, execution_id) == "".join(f"tick {i}\n" for i in range(1, 61))
-    rows = {w["id"]: w for w in cluster.api(web).get("/api/v1/workers").json()}
+    rows = {w["id"]: w for w in cluster.api(web).get("/api/v1/workers").json()["items"]}
     assert rows[WA]["state"] == rows[WB]["state"] == "alive"
     quick = cluster.script(web, "echo back\n")
     execution_id = cluster.run(web, quick)
