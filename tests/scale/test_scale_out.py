@@ -373,7 +373,7 @@ def test_redis_restart_with_runs_queued_runs_each_once_promptly(cluster: Cluster
 def _workers(cluster: Cluster, web: Proc) -> dict[str, dict[str, Any]]:
     response = cluster.api(web).get("/api/v1/workers")
     response.raise_for_status()
-    return {w["id"]: w for w in response.json()}
+    return {w["id"]: w for w in response.json()["items"]}
 
 
 def test_a_worker_that_cannot_read_the_queue_says_why_and_offers_nothing(cluster: Cluster) -> None:
