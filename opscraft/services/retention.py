@@ -1,7 +1,9 @@
 """Output retention: delete stored output (and optionally execution rows) past an age or a size.
 
 Settings (admin, `app_settings`): `output_retention_days` (0 keeps output for ever),
-`output_retention_gb` (0: no cap; beyond it the oldest finished runs lose their output first),
+`output_retention_gb` (0: no cap; beyond it the oldest finished runs lose their output first;
+what counts is the size of the stored output, `output_stored_bytes`, not what the scripts wrote:
+past `OPSCRAFT_MAX_OUTPUT_BYTES` output is counted in `output_bytes` but not stored),
 `retention_delete_executions` (past the age, delete the execution rows too).
 
 The work runs in the background (`run_upkeep`, started by `services/automation.py` in every
@@ -94,14 +96,14 @@ async def _finished_before(db: Database, cutoff: datetime, batch: int) -> list[i
 
 
 async def _kept(db: Database, batch: int, cutoff: datetime | None = None) -> list[tuple[int, int]]:
-    """(id, output bytes) of finished runs whose output is still stored, oldest finished first
-    (`ix_executions_output_kept`, a partial index on exactly these rows)."""
+    """(id, bytes of stored output) of finished runs whose output is still stored, oldest
+    finished first (`ix_executions_output_kept`, a partial index on exactly these rows)."""
     conditions = [col(Execution.output_removed_at).is_(None), col(Execution.finished_at).is_not(None)]
     if cutoff is not None:
         conditions.append(col(Execution.finished_at) < cutoff)
     async with db.session() as s:
         rows = await s.exec(
-            select(Execution.id, Execution.output_bytes)
+            select(Execution.id, Execution.output_stored_bytes)
             .where(*conditions)
             .order_by(col(Execution.finished_at))
             .limit(batch)
@@ -111,10 +113,10 @@ async def _kept(db: Database, batch: int, cutoff: datetime | None = None) -> lis
 
 async def _delete_chunks(s: AsyncSession, ids: list[int]) -> int:
     """Delete the stored output chunks of the runs `ids` in `s` (not committed); returns the bytes
-    of output they still held (runs whose output was already removed count 0)."""
+    their stored output took (runs whose output was already removed count 0)."""
     freed = (
         await s.exec(
-            select(func.coalesce(func.sum(Execution.output_bytes), 0)).where(
+            select(func.coalesce(func.sum(Execution.output_stored_bytes), 0)).where(
                 col(Execution.id).in_(ids), col(Execution.output_removed_at).is_(None)
             )
         )
@@ -130,7 +132,7 @@ async def _remove_output(db: Database, ids: list[int], now: datetime, done: Rete
         marked = await s.exec(
             update(Execution)
             .where(col(Execution.id).in_(ids), col(Execution.output_removed_at).is_(None))
-            .values(output_removed_at=now)
+            .values(output_removed_at=now, output_stored_bytes=0)
         )
         await s.commit()
     done.outputs_removed += marked.rowcount
@@ -165,7 +167,7 @@ async def _cap_size(db: Database, limit: int, now: datetime, batch: int, done: R
     async with db.session() as s:
         stored = (
             await s.exec(
-                select(func.coalesce(func.sum(Execution.output_bytes), 0)).where(
+                select(func.coalesce(func.sum(Execution.output_stored_bytes), 0)).where(
                     col(Execution.output_removed_at).is_(None)
                 )
             )
