@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import func, update
+from sqlalchemy import event, func, update
 from sqlmodel import col, select
 
 from opscraft import runtime
@@ -351,3 +351,41 @@ async def test_a_download_that_retention_cuts_short_says_so(
     first, note = r.text[: executions.MAX_LOG_PAGE], r.text[executions.MAX_LOG_PAGE :]
     assert first == "x" * executions.MAX_LOG_PAGE
     assert note.startswith("\n[opscraft] The rest of this run's output was removed by output retention on ")
+
+
+@pytest.mark.parametrize("delete_rows", [False, True])
+async def test_chunks_are_deleted_in_slices_of_about_slice_bytes(
+    client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch, delete_rows: bool
+) -> None:
+    """Each transaction deletes about `SLICE_BYTES` of output, however large a batch's output is
+    (one DELETE took the whole batch's: 29 s per 500 MB on SQLite, with the write lock held
+    against the runs storing output meanwhile); a run larger than that goes in ranges."""
+    monkeypatch.setattr(retention, "SLICE_BYTES", 1_000)
+    script_id = await seeding.script()
+    now = utcnow()
+    large = await seeding.execution(script_id, now - timedelta(days=50), chunks=40, chunk_bytes=100)
+    small = [
+        await seeding.execution(script_id, now - timedelta(days=40, minutes=i), chunks=2, chunk_bytes=10)
+        for i in range(100)
+    ]
+    await _settings(client, admin, output_retention_days=30, retention_delete_executions=delete_rows)
+    deleted: list[int] = []
+
+    def count(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("DELETE FROM EXECUTION_LOGS"):
+            deleted.append(cursor.rowcount)
+
+    engine = runtime.current().db.engine.sync_engine
+    event.listen(engine, "after_cursor_execute", count)
+    try:
+        done = await retention.run_once(runtime.current().db, now=now)
+    finally:
+        event.remove(engine, "after_cursor_execute", count)
+
+    assert done.bytes_freed == 4_000 + 100 * 20
+    if delete_rows:
+        assert done.executions_deleted == 101
+    else:
+        assert done.outputs_removed == 101
+    assert sorted(n for n in deleted if n) == [10, 10, 10, 10, 100, 100], "1,000 bytes a transaction"
+    assert [await _chunks(i) for i in (large, *small)] == [0] * 101
