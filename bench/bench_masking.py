@@ -61,7 +61,7 @@ def values(kind: str) -> list[str]:
     return [secrets.token_urlsafe(18) for _ in range(SECRETS)]
 
 
-def _stored(_events: list[LogEvent], _size: int) -> Future[None]:
+def _stored(_events: list[LogEvent], _size: int, _kept: int) -> Future[None]:
     done: Future[None] = Future()
     done.set_result(None)
     return done

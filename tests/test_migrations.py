@@ -476,6 +476,59 @@ async def test_0028_makes_each_older_refresh_token_its_own_sign_in(
     assert all(str(r[2]).startswith("2026-01-01") for r in rows), rows
 
 
+async def test_0030_gives_older_runs_their_stored_size_and_64_bit_counts(
+    at_revision: Callable[[str], Awaitable[Database]],
+) -> None:
+    """Runs from before: a truncated one gets what its stored chunks take (UTF-8 bytes, not what
+    it wrote), another what it wrote, one whose output retention removed 0; and a count over
+    2 GiB fits afterwards (PostgreSQL's INTEGER refused it)."""
+    scratch = await at_revision("0029")
+    async with scratch.session() as session:
+        script = Script(name="deploy", script_type="bash", content="echo\n", search_text="deploy")
+        session.add(script)
+        await session.commit()
+        script_id = script.id
+    queued = datetime(2026, 1, 1)
+    runs = {"kept": (20, False, None), "truncated": (10**9, True, None), "removed": (30, False, queued)}
+    async with scratch.engine.begin() as conn:
+        for name, (written, truncated, removed_at) in runs.items():
+            await conn.execute(
+                text(
+                    "INSERT INTO executions (script_id, script_version, script_name, script_type,"
+                    " status, parameters, output_bytes, output_truncated, cancel_requested,"
+                    " queued_at, output_removed_at)"
+                    " VALUES (:sid, 1, :name, 'bash', 'success', '{}', :written, :truncated, :no,"
+                    " :queued, :removed)"
+                ),
+                {"sid": script_id, "name": name, "written": written, "truncated": truncated}
+                | {"no": False, "queued": queued, "removed": removed_at},
+            )
+        truncated_id = (
+            await conn.execute(text("SELECT id FROM executions WHERE script_name = 'truncated'"))
+        ).scalar_one()
+        for seq, content in enumerate(["é" * 10, "x" * 5], start=1):
+            await conn.execute(
+                text(
+                    "INSERT INTO execution_logs (execution_id, seq, stream, content, created_at)"
+                    " VALUES (:eid, :seq, 'stdout', :content, :queued)"
+                ),
+                {"eid": truncated_id, "seq": seq, "content": content, "queued": queued},
+            )
+    await upgrade(scratch.engine)
+    async with scratch.engine.begin() as conn:
+        rows = (
+            await conn.execute(text("SELECT script_name, output_bytes, output_stored_bytes FROM executions"))
+        ).all()
+        assert sorted(tuple(r) for r in rows) == [
+            ("kept", 20, 20),
+            ("removed", 30, 0),
+            ("truncated", 10**9, 25),
+        ]
+        await conn.execute(text("UPDATE executions SET output_bytes = :big"), {"big": 5 * 2**31})
+        biggest = await conn.execute(text("SELECT max(output_bytes) FROM executions"))
+        assert biggest.scalar_one() == 5 * 2**31
+
+
 async def test_0018_keeps_the_uses_of_secrets_and_their_tables_indexes(
     at_revision: Callable[[str], Awaitable[Database]],
 ) -> None:

@@ -39,7 +39,7 @@ import struct
 import tarfile
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
@@ -48,6 +48,7 @@ import docker
 from opscraft.execution import container_job, terraform_plan
 from opscraft.execution.commands import build
 from opscraft.execution.events import Stream
+from opscraft.execution.image_watch import ImageWatch
 from opscraft.execution.removals import DeferredRemovals
 from opscraft.execution.run_env import run_env
 from opscraft.execution.spec import OutputSink, RunControl, RunnerError, RunResult, RunSpec
@@ -92,6 +93,8 @@ class _Attached:
     sock: Any
     written: int = 0
     """How many bytes of the job went on stdin before the start (a cold start's)."""
+    image: str = ""
+    """The id of the image it was created from (a warm one's: `image_watch.py`)."""
 
 
 class DockerRunner:
@@ -126,6 +129,8 @@ class DockerRunner:
         # `_remove` looked up at each call (as the pool's): a wrapper on the runner sees them all.
         self._removals = DeferredRemovals(lambda container: self._remove(container), busy=self.pool.creating)
         """Used containers, removed when the runner is quiet (`removals.py`)."""
+        self._images = ImageWatch(self.pool, _client)
+        """Removes the warm containers of an image since retagged or deleted (`image_watch.py`)."""
 
     def _api(self) -> docker.APIClient:
         api = getattr(self._local, "api", None)
@@ -166,11 +171,13 @@ class DockerRunner:
         (after a `stop_pool`)."""
         self._removals.start()
         self.pool.start()
+        self._images.start()
 
     def stop_pool(self) -> None:
         """Remove the warm containers and stop refilling; remove the used containers still
         queued for removal (at once) and end the removals' thread (a run ending later still
         has its container removed, at once)."""
+        self._images.stop()
         self.pool.stop()
         self._removals.stop()
 
@@ -277,11 +284,13 @@ class DockerRunner:
 
     def _create_warm(self, profile: Profile) -> _Attached:
         """A started container of `profile`, attached already, waiting for its job (the pool's
-        thread calls this): a warm run makes no Docker call before its job is on its way."""
+        thread calls this): a warm run makes no Docker call before its job is on its way. It
+        knows the image it was created from (`image_watch.py`)."""
         api = self._api()
         container = self._create(api, profile, {LABEL_WARM: "true"}, pull=False)
         try:
-            return self._attach_and_start(api, container)
+            image = str(api.inspect_container(container)["Image"])
+            return replace(self._attach_and_start(api, container), image=image)
         except DockerException:
             self._remove(container)
             raise

@@ -241,8 +241,8 @@ class Executor:
         return None
 
     def _store_batch(self, execution_id: int) -> StoreBatch:
-        def store_batch(events: list[LogEvent], output_bytes: int) -> Future[None]:
-            return self.db.submit(store.store_logs, execution_id, events, output_bytes)
+        def store_batch(events: list[LogEvent], output_bytes: int, stored_bytes: int) -> Future[None]:
+            return self.db.submit(store.store_logs, execution_id, events, output_bytes, stored_bytes)
 
         return store_batch
 
@@ -255,7 +255,11 @@ def _outcome(
     pipeline: OutputPipeline,
 ) -> store.Finish:
     exit_code = result.exit_code if result else None
-    sizes = {"output_bytes": pipeline.total_bytes, "output_truncated": pipeline.truncated}
+    sizes = {
+        "output_bytes": pipeline.total_bytes,
+        "output_truncated": pipeline.truncated,
+        "output_stored_bytes": pipeline.stored_bytes,
+    }
     if reason is StopReason.cancelled:
         # `store.finish` puts the canceller's name in place of "a user" (the row has it).
         return store.Finish(ExecutionStatus.cancelled, exit_code, store.CANCELLED_BY_SOMEONE, **sizes)

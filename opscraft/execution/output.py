@@ -45,7 +45,9 @@ class Masker(Protocol):
     def flush(self, stream: str, *, cut: bool = False) -> str: ...
 
 
-StoreBatch = Callable[[list[LogEvent], int], "Future[None]"]
+StoreBatch = Callable[[list[LogEvent], int, int], "Future[None]"]
+"""Stores a batch of chunks with the run's byte counts so far: written (`total_bytes`), and
+taken by the chunks of this batch and those before it (`stored_bytes`)."""
 
 
 def truncation_marker(max_bytes: int) -> str:
@@ -67,6 +69,9 @@ class OutputPipeline:
     ) -> None:
         self.execution_id = execution_id
         self.total_bytes = 0
+        """Bytes the script wrote, stored or not."""
+        self.stored_bytes = 0
+        """Bytes of UTF-8 the chunks emitted so far take (what storage holds once they are stored)."""
         self.truncated = False
         self._bus = bus
         self._store = store
@@ -156,6 +161,7 @@ class OutputPipeline:
         at = datetime.now(UTC)
         for stream, parts in self._pending:
             text = "".join(parts)
+            self.stored_bytes += len(text.encode("utf-8", "surrogatepass"))
             for start in range(0, len(text), CHUNK_CHARS):  # no chunk above CHUNK_CHARS
                 self._seq += 1
                 event = LogEvent(self._seq, stream, text[start : start + CHUNK_CHARS], at)
@@ -185,7 +191,8 @@ class OutputPipeline:
                     return
                 time.sleep(pause)
             batch, self._batch, self._batch_chars = self._batch, [], 0
-            self._in_flight, self._in_flight_batch = self._store(batch, self.total_bytes), batch
+            stored = self._store(batch, self.total_bytes, self.stored_bytes)
+            self._in_flight, self._in_flight_batch = stored, batch
             last = batch[-1].seq
             self._in_flight.add_done_callback(
                 lambda f, last=last: None if f.exception() else self._bus.stored(self.execution_id, last)

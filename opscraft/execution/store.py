@@ -212,7 +212,11 @@ _INSERT_LOGS = {
     "postgresql": postgresql.insert(LOGS).on_conflict_do_nothing(index_elements=["execution_id", "seq"]),
     "sqlite": sqlite.insert(LOGS).on_conflict_do_nothing(index_elements=["execution_id", "seq"]),
 }
-_OUTPUT_BYTES = update(EXECUTIONS).where(_E.id == bindparam("eid")).values(output_bytes=bindparam("size"))
+_OUTPUT_BYTES = (
+    update(EXECUTIONS)
+    .where(_E.id == bindparam("eid"))
+    .values(output_bytes=bindparam("size"), output_stored_bytes=bindparam("stored"))
+)
 _FINISH = (
     update(EXECUTIONS)
     .where(_E.id == bindparam("eid"), _E.status == _RUNNING)
@@ -222,6 +226,7 @@ _FINISH = (
         error_message=bindparam("error_message", type_=_E.error_message.type),
         output_bytes=bindparam("output_bytes"),
         output_truncated=bindparam("output_truncated", type_=_E.output_truncated.type),
+        output_stored_bytes=bindparam("output_stored_bytes", type_=_E.output_stored_bytes.type),
         finished_at=bindparam("now", type_=_E.finished_at.type),
     )
     .returning(*_FINAL_COLUMNS)
@@ -343,8 +348,12 @@ def _over_limit(conn: Connection, script_id: int, max_concurrent: int) -> bool:
     return int(conn.execute(_COUNT_RUNNING, {"sid": script_id}).scalar_one()) > max_concurrent
 
 
-def store_logs(conn: Connection, execution_id: int, events: list[LogEvent], output_bytes: int) -> None:
-    """Append a batch of output chunks (those already stored are skipped) and the running byte count."""
+def store_logs(
+    conn: Connection, execution_id: int, events: list[LogEvent], output_bytes: int, stored_bytes: int
+) -> None:
+    """Append a batch of output chunks (those already stored are skipped) and the running byte
+    counts: written, and taken by the chunks stored so far (so a run its worker never finishes
+    still counts its stored output in retention's size cap)."""
     now = clock.now()
     conn.execute(
         _INSERT_LOGS[conn.dialect.name],
@@ -359,7 +368,7 @@ def store_logs(conn: Connection, execution_id: int, events: list[LogEvent], outp
             for e in events
         ],
     )
-    conn.execute(_OUTPUT_BYTES, {"eid": execution_id, "size": output_bytes})
+    conn.execute(_OUTPUT_BYTES, {"eid": execution_id, "size": output_bytes, "stored": stored_bytes})
 
 
 @dataclass(frozen=True)
@@ -371,6 +380,7 @@ class Finish:
     error_message: str | None = None
     output_bytes: int = 0
     output_truncated: bool = False
+    output_stored_bytes: int = 0
 
 
 def finish(conn: Connection, execution_id: int, result: Finish) -> tuple[StatusEvent, int | None]:
@@ -388,6 +398,7 @@ def finish(conn: Connection, execution_id: int, result: Finish) -> tuple[StatusE
             "error_message": result.error_message,
             "output_bytes": result.output_bytes,
             "output_truncated": result.output_truncated,
+            "output_stored_bytes": result.output_stored_bytes,
             "now": clock.now(),
         },
     ).first()

@@ -132,6 +132,8 @@ class WarmPool(Generic[W]):
         self._threads: set[threading.Thread] = set()
         self._started = False
         self._stopping = False
+        self._stale: Callable[[Profile, W], bool] | None = None
+        self._stale_at = float("-inf")
         self.warm_starts = 0
         self.cold_starts = 0
 
@@ -210,6 +212,29 @@ class WarmPool(Generic[W]):
                     return False
                 self._cond.wait(left)
             return True
+
+    def profiles(self) -> list[Profile]:
+        """The profiles the pool keeps containers for now."""
+        with self._cond:
+            return list(self._slots)
+
+    def discard(self, stale: Callable[[Profile, W], bool]) -> int:
+        """Have the warm containers for which `stale(profile, container)` holds removed (what
+        they were created from changed: `image_watch.py`), and so a container being created now
+        when it is ready; returns how many warm ones. `stale` runs under the pool's lock: it
+        must not block."""
+        with self._cond:
+            self._stale, self._stale_at = stale, time.monotonic()
+            dropped = 0
+            for profile, slot in self._slots.items():
+                doomed = [container for container in slot.warm if stale(profile, container)]
+                if doomed:
+                    slot.warm = [container for container in slot.warm if container not in doomed]
+                    self._dead += doomed
+                    dropped += len(doomed)
+            if dropped:
+                self._cond.notify_all()
+            return dropped
 
     def creating(self) -> bool:
         """Whether a container is being created right now (without blocking on the pool's
@@ -313,10 +338,13 @@ class WarmPool(Generic[W]):
                 took, weight = now - began, CREATION_AVERAGE_WEIGHT if slot.creation_seconds else 1.0
                 slot.creation_seconds += weight * (took - slot.creation_seconds)
             self._cond.notify_all()
-            if slot is not None and not self._stopping and len(slot.warm) < self._target(slot, now):
+            # Created from what changed while it was being created (`discard`): not pooled.
+            stale = self._stale is not None and self._stale_at >= began and self._stale(profile, created)
+            wanted = slot is not None and not self._stopping and len(slot.warm) < self._target(slot, now)
+            if slot is not None and wanted and not stale:
                 slot.warm.append(created)
                 return
-        self._remove_quietly(created)  # stopped, shrunk or gone idle meanwhile
+        self._remove_quietly(created)  # stopped, shrunk, gone idle or stale meanwhile
 
     def _next_work(self) -> tuple[W, None] | tuple[None, Profile] | None:
         """Under the lock: (a container to remove, None) or (None, a profile to fill, counted

@@ -80,6 +80,8 @@ class LogPage:
     items: list[ExecutionLog]
     next_offset: int
     complete: bool
+    output_removed_at: datetime | None = None
+    """When output retention removed the run's stored output (as read with this page)."""
 
 
 @dataclass(frozen=True)
@@ -618,7 +620,12 @@ async def read_logs(
     final = execution.status in FINAL_STATUSES
     rows = await stored_after(session, execution_id, offset, limit)
     next_offset = rows[-1].seq if rows else offset
-    return LogPage(items=rows, next_offset=next_offset, complete=final and len(rows) < limit)
+    return LogPage(
+        items=rows,
+        next_offset=next_offset,
+        complete=final and len(rows) < limit,
+        output_removed_at=execution.output_removed_at,
+    )
 
 
 def may_cancel(actor: Actor, execution: Execution) -> bool:

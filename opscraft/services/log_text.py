@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 from opscraft import runtime
 from opscraft.services import executions
@@ -15,19 +16,37 @@ async def plain_text(actor: Actor, execution_id: int) -> AsyncIterator[str]:
     time, without its escape sequences, also those cut between two chunks; a sequence never
     finished is left as text. Each page is read in a session of its own (a download may take
     long). Raises NotFound (no such execution) and Forbidden as `executions.read_logs` does, at
-    the first page: callers check with `executions.get` before they start an answer."""
+    the first page: callers check with `executions.get` before they start an answer.
+
+    A run whose output retention removed (before the download, or while it went on: pages are
+    read one by one) ends with a line saying so (`removed_note`): the file is never silently
+    empty or cut short."""
     offset, held = 0, ""
     while True:
         async with runtime.current().db.session() as session:
             page = await executions.read_logs(session, actor, execution_id, offset)
         if not page.items:
             yield held
+            if page.output_removed_at is not None:
+                yield removed_note(page.output_removed_at, bool(offset or held))
             return
         text = held + "".join(item.content for item in page.items)
         cut = ANSI_CUT_RE.search(text, max(len(text) - MAX_HELD_CHARS, 0))
         text, held = (text[: cut.start()], text[cut.start() :]) if cut else (text, "")
         yield ANSI_RE.sub("", text)
         offset = page.next_offset
+
+
+def removed_note(removed_at: datetime, partial: bool) -> str:
+    """The line that ends the download of a run whose output retention removed (`partial`: while
+    the download went on, after some of it was read)."""
+    what = "The rest of this run's output was" if partial else "This run's output was"
+    when = removed_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    start = "\n" if partial else ""
+    return (
+        f"{start}[opscraft] {what} removed by output retention on {when}: an admin's setting keeps "
+        "output for a limited time.\n"
+    )
 
 
 def attachment(execution_id: int) -> dict[str, str]:

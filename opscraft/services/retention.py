@@ -1,13 +1,16 @@
 """Output retention: delete stored output (and optionally execution rows) past an age or a size.
 
 Settings (admin, `app_settings`): `output_retention_days` (0 keeps output for ever),
-`output_retention_gb` (0: no cap; beyond it the oldest finished runs lose their output first),
+`output_retention_gb` (0: no cap; beyond it the oldest finished runs lose their output first;
+what counts is the size of the stored output, `output_stored_bytes`, not what the scripts wrote:
+past `OPSCRAFT_MAX_OUTPUT_BYTES` output is counted in `output_bytes` but not stored),
 `retention_delete_executions` (past the age, delete the execution rows too).
 
 The work runs in the background (`run_upkeep`, started by `services/automation.py` in every
-process that dispatches run events) in batches of `BATCH` runs, each its own short transaction, so
-runs are never blocked for long; several processes may run it at once (every step is idempotent:
-a batch another process already did changes nothing). Only finished runs are touched. A run whose
+process that dispatches run events) in batches of `BATCH` runs, each its own short transaction
+(their output deleted before, in slices of about `SLICE_BYTES`, each a transaction of its own),
+so runs are never blocked for long; several processes may run it at once (every step is
+idempotent: a batch another process already did changes nothing). Only finished runs are touched. A run whose
 output was removed keeps its row and size, with `output_removed_at` set, which the API and the
 execution page show. Audit events are never deleted: each round that removed something records
 one `retention.apply` event.
@@ -19,6 +22,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, update
 from sqlmodel import col, select
@@ -35,6 +39,12 @@ from opscraft.services.actor import Actor
 log = logging.getLogger(__name__)
 
 BATCH = 200
+SLICE_BYTES = 8 * 1024**2
+"""About how many bytes of stored output one transaction deletes: a batch's chunks go in slices
+of about this size (a run with more, in ranges of its chunks), each its own transaction, before
+the batch is marked. One DELETE of a batch's chunks held SQLite's write lock for 29 s per 500 MB
+on a loaded machine (200 runs at the 50 MiB output cap are 10 GB), and the runs writing output
+meanwhile waited for it."""
 GB = 1024**3
 INTERVAL_SECONDS = 600.0
 # Between two batches: other writers (runs storing output) get the database.
@@ -66,11 +76,14 @@ async def run_once(db: Database, *, now: datetime | None = None, batch: int = BA
     if days > 0:
         cutoff = now - timedelta(days=days)
         if delete_rows:
-            while ids := await _finished_before(db, cutoff, batch):
+            while runs := await _finished_before(db, cutoff, batch):
+                await _delete_chunks_in_slices(db, runs)
+                ids = [i for i, _ in runs]
                 done.bytes_freed += await _delete_executions(db, ids)
                 done.executions_deleted += len(ids)
                 await asyncio.sleep(PAUSE_SECONDS)
         while kept := await _kept(db, batch, cutoff):
+            await _delete_chunks_in_slices(db, kept)
             await _remove_output(db, [i for i, _ in kept], now, done)
             await asyncio.sleep(PAUSE_SECONDS)
     if cap_gb > 0:
@@ -82,26 +95,71 @@ async def run_once(db: Database, *, now: datetime | None = None, batch: int = BA
     return done
 
 
-async def _finished_before(db: Database, cutoff: datetime, batch: int) -> list[int]:
+async def _finished_before(db: Database, cutoff: datetime, batch: int) -> list[tuple[int, int]]:
+    """(id, bytes of stored output) of finished runs that finished before `cutoff`, oldest first."""
     async with db.session() as s:
         rows = await s.exec(
-            select(Execution.id)
+            select(Execution.id, Execution.output_stored_bytes)
             .where(col(Execution.finished_at) < cutoff, col(Execution.status).in_(FINAL_STATUSES))
             .order_by(col(Execution.finished_at))
             .limit(batch)
         )
-        return [int(i) for i in rows.all()]
+        return [(int(i), int(n)) for i, n in rows.all()]
+
+
+async def _delete_chunks_in_slices(db: Database, runs: list[tuple[int, int]]) -> None:
+    """Delete the stored chunks of `runs` ((id, bytes of stored output)) in transactions of
+    about `SLICE_BYTES` each, a pause between them (the bytes freed are counted by the
+    transaction that marks or deletes the runs, from the same column). Runs are grouped up to
+    that size; a larger run goes in ranges of its chunks, as many as its size asks for. The
+    caller's own transaction then marks (or deletes) the runs: a round interrupted before finds
+    them again and goes on (idempotent)."""
+    group: list[int] = []
+    size = 0
+    for execution_id, stored in [*runs, (0, -1)]:  # the sentinel deletes the last group
+        if group and (stored < 0 or size + stored > SLICE_BYTES):
+            await _delete_slice(db, col(ExecutionLog.execution_id).in_(group))
+            group, size = [], 0
+        if stored > SLICE_BYTES:
+            await _delete_large(db, execution_id, stored)
+        elif stored >= 0:
+            group.append(execution_id)
+            size += stored
+
+
+async def _delete_large(db: Database, execution_id: int, stored: int) -> None:
+    """Delete the chunks of one run with more than `SLICE_BYTES` of stored output, by ranges of
+    their sequence numbers of about `SLICE_BYTES` each."""
+    async with db.session() as s:
+        last = (
+            await s.exec(
+                select(func.max(ExecutionLog.seq)).where(col(ExecutionLog.execution_id) == execution_id)
+            )
+        ).one()
+    if last is None:
+        return
+    step = max(1, int(last) * SLICE_BYTES // stored)
+    for upto in range(step, int(last) + step, step):
+        await _delete_slice(db, col(ExecutionLog.execution_id) == execution_id, col(ExecutionLog.seq) <= upto)
+
+
+async def _delete_slice(db: Database, *where: Any) -> None:
+    """One transaction deleting the chunks `where` selects, then a pause for other writers."""
+    async with db.session() as s:
+        await s.exec(delete(ExecutionLog).where(*where))
+        await s.commit()
+    await asyncio.sleep(PAUSE_SECONDS)
 
 
 async def _kept(db: Database, batch: int, cutoff: datetime | None = None) -> list[tuple[int, int]]:
-    """(id, output bytes) of finished runs whose output is still stored, oldest finished first
-    (`ix_executions_output_kept`, a partial index on exactly these rows)."""
+    """(id, bytes of stored output) of finished runs whose output is still stored, oldest
+    finished first (`ix_executions_output_kept`, a partial index on exactly these rows)."""
     conditions = [col(Execution.output_removed_at).is_(None), col(Execution.finished_at).is_not(None)]
     if cutoff is not None:
         conditions.append(col(Execution.finished_at) < cutoff)
     async with db.session() as s:
         rows = await s.exec(
-            select(Execution.id, Execution.output_bytes)
+            select(Execution.id, Execution.output_stored_bytes)
             .where(*conditions)
             .order_by(col(Execution.finished_at))
             .limit(batch)
@@ -111,10 +169,10 @@ async def _kept(db: Database, batch: int, cutoff: datetime | None = None) -> lis
 
 async def _delete_chunks(s: AsyncSession, ids: list[int]) -> int:
     """Delete the stored output chunks of the runs `ids` in `s` (not committed); returns the bytes
-    of output they still held (runs whose output was already removed count 0)."""
+    their stored output took (runs whose output was already removed count 0)."""
     freed = (
         await s.exec(
-            select(func.coalesce(func.sum(Execution.output_bytes), 0)).where(
+            select(func.coalesce(func.sum(Execution.output_stored_bytes), 0)).where(
                 col(Execution.id).in_(ids), col(Execution.output_removed_at).is_(None)
             )
         )
@@ -130,7 +188,7 @@ async def _remove_output(db: Database, ids: list[int], now: datetime, done: Rete
         marked = await s.exec(
             update(Execution)
             .where(col(Execution.id).in_(ids), col(Execution.output_removed_at).is_(None))
-            .values(output_removed_at=now)
+            .values(output_removed_at=now, output_stored_bytes=0)
         )
         await s.commit()
     done.outputs_removed += marked.rowcount
@@ -165,7 +223,7 @@ async def _cap_size(db: Database, limit: int, now: datetime, batch: int, done: R
     async with db.session() as s:
         stored = (
             await s.exec(
-                select(func.coalesce(func.sum(Execution.output_bytes), 0)).where(
+                select(func.coalesce(func.sum(Execution.output_stored_bytes), 0)).where(
                     col(Execution.output_removed_at).is_(None)
                 )
             )
@@ -178,6 +236,7 @@ async def _cap_size(db: Database, limit: int, now: datetime, batch: int, done: R
             excess -= size
             if excess <= 0:
                 break
+        await _delete_chunks_in_slices(db, [(i, size) for i, size in kept if i in chosen])
         await _remove_output(db, chosen, now, done)
         await asyncio.sleep(PAUSE_SECONDS)
 

@@ -34,7 +34,7 @@ class Recorder:
     def stored(self, _execution_id: int, _upto_seq: int) -> None:
         pass
 
-    def store(self, events: list[LogEvent], _total: int) -> Future[None]:
+    def store(self, events: list[LogEvent], _total: int, _stored: int) -> Future[None]:
         self.stored.extend(events)
         done: Future[None] = Future()
         done.set_result(None)

@@ -29,7 +29,8 @@ async def execution(
     user_id: int | None = None,
     trigger: str = "api",
 ) -> int:
-    """An execution queued and finished at `finished_at` (running when None) with `chunks` of output."""
+    """An execution queued and finished at `finished_at` (running when None) with `chunks` of
+    output (stored, and what the script wrote: as a run under its output cap)."""
     async with runtime.current().db.session() as s:
         row = Execution(
             script_id=script_id,
@@ -38,6 +39,7 @@ async def execution(
             script_type="bash",
             status=status if finished_at else ExecutionStatus.running,
             output_bytes=chunks * chunk_bytes,
+            output_stored_bytes=chunks * chunk_bytes,
             triggered_by=user_id,
             trigger=trigger,
             **({"queued_at": finished_at, "started_at": finished_at} if finished_at else {}),

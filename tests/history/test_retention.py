@@ -9,14 +9,14 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import func, update
+from sqlalchemy import event, func, update
 from sqlmodel import col, select
 
 from opscraft import runtime
 from opscraft.db.models import AuditEvent, Execution, ExecutionLog, User
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.types import utcnow
-from opscraft.services import app_settings, retention
+from opscraft.services import app_settings, executions, retention
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid
 from tests.conftest import LoggedIn
@@ -299,3 +299,93 @@ async def test_only_admins_change_retention_and_the_change_is_audited(
     changed = {e["target_id"]: e["details"]["value"] for e in events}
     assert changed == {"output_retention_days": 7, "output_retention_gb": 1.5}
     assert all(e["actor_name"] == "admin" for e in events)
+
+
+async def test_the_download_of_removed_output_says_it_was_removed(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn
+) -> None:
+    """It was an empty file, without a word."""
+    script_id = await seeding.script()
+    now = utcnow()
+    old = await seeding.execution(script_id, now - timedelta(days=40))
+    recent = await seeding.execution(script_id, now - timedelta(days=1))
+    await _settings(client, admin, output_retention_days=30)
+    assert (await retention.run_once(runtime.current().db, now=now)).outputs_removed == 1
+
+    r = await client.get(f"/api/v1/executions/{old}/output.log", headers=viewer.headers)
+    assert r.status_code == 200
+    assert r.text == (
+        f"[opscraft] This run's output was removed by output retention on {now:%Y-%m-%d %H:%M:%S} UTC:"
+        " an admin's setting keeps output for a limited time.\n"
+    )
+    kept = await client.get(f"/api/v1/executions/{recent}/output.log", headers=viewer.headers)
+    assert kept.text == "x" * 20
+
+
+async def test_a_download_that_retention_cuts_short_says_so(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retention removes the output between two pages of a download: the file ends with a line
+    saying the rest was removed (it ended there silently)."""
+    script_id = await seeding.script()
+    now = utcnow()
+    pages = 2
+    run = await seeding.execution(
+        script_id, now - timedelta(days=40), chunks=pages * executions.MAX_LOG_PAGE, chunk_bytes=1
+    )
+    real = executions.read_logs
+    read: list[int] = []
+
+    async def read_then_remove(*args: Any, **kwargs: Any) -> executions.LogPage:
+        page = await real(*args, **kwargs)
+        read.append(len(page.items))
+        if len(read) == 1:  # retention's round runs between the first page and the next
+            await _settings(client, admin, output_retention_days=30)
+            assert (await retention.run_once(runtime.current().db, now=now)).outputs_removed == 1
+        return page
+
+    monkeypatch.setattr(executions, "read_logs", read_then_remove)
+    r = await client.get(f"/api/v1/executions/{run}/output.log", headers=viewer.headers)
+
+    assert read == [executions.MAX_LOG_PAGE, 0]
+    first, note = r.text[: executions.MAX_LOG_PAGE], r.text[executions.MAX_LOG_PAGE :]
+    assert first == "x" * executions.MAX_LOG_PAGE
+    assert note.startswith("\n[opscraft] The rest of this run's output was removed by output retention on ")
+
+
+@pytest.mark.parametrize("delete_rows", [False, True])
+async def test_chunks_are_deleted_in_slices_of_about_slice_bytes(
+    client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch, delete_rows: bool
+) -> None:
+    """Each transaction deletes about `SLICE_BYTES` of output, however large a batch's output is
+    (one DELETE took the whole batch's: 29 s per 500 MB on SQLite, with the write lock held
+    against the runs storing output meanwhile); a run larger than that goes in ranges."""
+    monkeypatch.setattr(retention, "SLICE_BYTES", 1_000)
+    script_id = await seeding.script()
+    now = utcnow()
+    large = await seeding.execution(script_id, now - timedelta(days=50), chunks=40, chunk_bytes=100)
+    small = [
+        await seeding.execution(script_id, now - timedelta(days=40, minutes=i), chunks=2, chunk_bytes=10)
+        for i in range(100)
+    ]
+    await _settings(client, admin, output_retention_days=30, retention_delete_executions=delete_rows)
+    deleted: list[int] = []
+
+    def count(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("DELETE FROM EXECUTION_LOGS"):
+            deleted.append(cursor.rowcount)
+
+    engine = runtime.current().db.engine.sync_engine
+    event.listen(engine, "after_cursor_execute", count)
+    try:
+        done = await retention.run_once(runtime.current().db, now=now)
+    finally:
+        event.remove(engine, "after_cursor_execute", count)
+
+    assert done.bytes_freed == 4_000 + 100 * 20
+    if delete_rows:
+        assert done.executions_deleted == 101
+    else:
+        assert done.outputs_removed == 101
+    assert sorted(n for n in deleted if n) == [10, 10, 10, 10, 100, 100], "1,000 bytes a transaction"
+    assert [await _chunks(i) for i in (large, *small)] == [0] * 101

@@ -6,10 +6,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Text, text
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, text
 from sqlmodel import Field, SQLModel
 
 from opscraft.db.types import UTCDateTime, utcnow
+
+BYTE_COUNT = BigInteger().with_variant(Integer(), "sqlite")
+"""A count of bytes: 64 bits (a run's output passes 2 GiB in a minute of `yes`; PostgreSQL's
+INTEGER refused it, and the run's final state with it). SQLite's INTEGER is 64 bits already."""
 
 
 class ExecutionStatus(StrEnum):
@@ -107,8 +111,13 @@ class Execution(SQLModel, table=True):
     image: str | None = Field(default=None, max_length=255)
     exit_code: int | None = None
     error_message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    output_bytes: int = Field(default=0)
+    # What the script wrote, in bytes, stored or not (past `OPSCRAFT_MAX_OUTPUT_BYTES` it is
+    # counted, not stored).
+    output_bytes: int = Field(default=0, sa_column=Column(BYTE_COUNT, nullable=False))
     output_truncated: bool = Field(default=False)
+    # What its stored output takes, in bytes of UTF-8 (set with the final state; 0 once retention
+    # removed it): what output retention's size cap counts (services/retention.py).
+    output_stored_bytes: int = Field(default=0, sa_column=Column(BYTE_COUNT, nullable=False))
     # When output retention (services/retention.py) deleted the stored output; None while kept.
     output_removed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     cancel_requested: bool = Field(default=False)
