@@ -297,16 +297,30 @@ async def write(session: AsyncSession, run: Execution, workspace: str, text: str
 
 
 async def purge(session: AsyncSession, run: Execution, workspace: str, lock_id: str | None) -> None:
-    """Terraform's DELETE: the state becomes empty; its versions are kept. `Invalid` naming `ID`
-    for a malformed `lock_id`."""
+    """Terraform's DELETE: the state becomes empty; its versions are kept. Audited as
+    `terraform.state_purge` (by the run, with the version that was current), like a write. `Invalid`
+    naming `ID` for a malformed `lock_id`; `Locked` as `write`."""
     lock_id = check_lock_id(lock_id)
     state = await _state(session, run.script_id, _workspace(workspace), change=True)
     if state is None:
         return
     if state.lock_id is not None and not _holds(state, run, lock_id):
         raise Locked(state.lock_info or {})
+    emptied = state.current_version
     state.current_version = 0
     state.updated_at = utcnow()
+    audit.record(
+        session,
+        Actor(None),
+        "terraform.state_purge",
+        TARGET,
+        state.id,
+        actor_name=terraform_backend.username(run.id),
+        script_id=run.script_id,
+        workspace=workspace,
+        previous_version=emptied,
+        execution_id=run.id,
+    )
     await session.commit()
 
 
