@@ -6,6 +6,12 @@ crosses an unencrypted connection unless OPSCRAFT_SMTP_PLAINTEXT_LOGIN allows it
 
 from __future__ import annotations
 
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
 import httpx
 import pytest
 from sqlmodel import select
@@ -17,7 +23,7 @@ from opscraft.db.models.automation import DeliveryStatus
 from opscraft.db.types import utcnow
 from opscraft.services import notification_senders, notifications
 from opscraft.services.notification_senders import SendError
-from tests.automation.receivers import http_receiver, smtp_receiver
+from tests.automation.receivers import http_receiver, self_signed, smtp_receiver
 from tests.automation.test_notifications import channel, deliver_all, finished_run, rule, script, secret
 from tests.conftest import LoggedIn
 
@@ -239,3 +245,53 @@ async def test_an_smtp_login_over_an_unencrypted_connection_is_refused(
         assert row.status == DeliveryStatus.failed and row.attempts == 1
         assert "a login needs an encrypted connection" in (row.last_error or "")
         assert "pl41n-pw" not in (row.last_error or "") and len(smtp.messages) == 1
+
+
+async def test_an_https_receiver_is_reached_at_the_address_checked_and_verified_by_its_name(
+    client: httpx.AsyncClient, admin: LoggedIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The send connects to the address it checked, not to a second look-up of the name; TLS
+    still verifies the certificate against the URL's host name (SNI), not the address."""
+    cert = self_signed(tmp_path)  # for localhost and 127.0.0.1
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert[0]), str(cert[1]))
+    seen: list[tuple[str, str]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            seen.append((self.path, self.headers.get("Host", "")))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        c = await channel(
+            client, admin, name="tls", kind="webhook", config={"url": f"https://localhost:{port}/in/x"}
+        )
+        r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+        assert r.status_code == 204, r.text
+        assert seen == [("/in/x", f"localhost:{port}")]
+
+        # A name the certificate does not hold, resolving to the same address: refused by TLS
+        async def resolved(*_: Any) -> str:  # the name's look-up and check: this address
+            return "127.0.0.1"
+
+        monkeypatch.setattr(notification_senders, "_allowed_address", resolved)
+        body = {"config": {"url": f"https://opscraft-test.invalid:{port}/in/y"}}
+        r = await client.put(f"/api/v1/notifications/channels/{c['id']}", json=body, headers=admin.headers)
+        assert r.status_code == 200, r.text
+        r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+        assert r.status_code == 409 and "unreachable" in r.json()["detail"], r.text
+        assert len(seen) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
