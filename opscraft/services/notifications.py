@@ -247,7 +247,10 @@ async def _keep_url(session: AsyncSession, channel: NotificationChannel, url: st
         channel.url_key_version = None
     elif url is not None:
         vault = keyring.current_vault()
-        await keyring.require_current(session, vault)
+        # Not flushed here: the caller's `conflicts` flush or commit says a `secret_id` deleted
+        # meanwhile as the 409 it is (an autoflush by this query raised it as a 500)
+        with session.no_autoflush:
+            await keyring.require_current(session, vault)
         keyring.seal_channel_url(vault, channel, url)
 
 
