@@ -46,6 +46,10 @@ faster than they are created (OPSCRAFT_WARM_POOL_BURST; docs/benchmarks.md, "Doc
 grows with demand")."""
 
 
+NOTIFY_NETWORKS = ("private", "loopback", "link_local")
+"""The networks OPSCRAFT_NOTIFY_NETWORKS may allow notification receivers in (docs/configuration.md)."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
@@ -157,6 +161,17 @@ class Settings(BaseSettings):
     # The address users reach this server at (links in notifications, webhook URLs).
     public_url: str | None = Field(None, validation_alias="OPSCRAFT_PUBLIC_URL")
 
+    # Which networks notification receivers (webhook and Slack URLs, SMTP hosts) may be in besides
+    # public addresses: `private` (RFC 1918, IPv6 ULA, shared 100.64/10), `loopback`, `link_local`
+    # (169.254/16, fe80::/10 and the cloud metadata addresses). Checked on the addresses a send
+    # connects to (services/notification_senders.py); empty: public addresses only.
+    notify_networks: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset({"private"}), validation_alias="OPSCRAFT_NOTIFY_NETWORKS"
+    )
+    # Whether an SMTP login may go over an unencrypted connection (security `none`): the password
+    # crosses the network in clear text. Off: such a channel is refused (save and send).
+    smtp_plaintext_login: bool = Field(False, validation_alias="OPSCRAFT_SMTP_PLAINTEXT_LOGIN")
+
     @field_validator("metrics_token", "local_runner_role", "warm_pool_size", "worker_id", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
@@ -183,6 +198,22 @@ class Settings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [item.strip() for item in text.split(",") if item.strip()]
+        return value
+
+    @field_validator("notify_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        """A comma-separated list (`private,loopback`); each one of NOTIFY_NETWORKS."""
+        if isinstance(value, str):
+            value = [item.strip().lower() for item in value.split(",") if item.strip()]
+        if isinstance(value, list | set | frozenset | tuple):
+            unknown = sorted(set(value) - set(NOTIFY_NETWORKS))
+            if unknown:
+                raise ValueError(
+                    f"unknown network {unknown[0]!r}: a comma-separated list of {', '.join(NOTIFY_NETWORKS)} "
+                    "(or empty: public addresses only)"
+                )
+            return frozenset(value)
         return value
 
     @field_validator("state_backend_url")

@@ -53,6 +53,8 @@ async def start(
         raise
     runtime.install(rt)
     try:
+        # Webhook channel URLs kept in plain text before migration 0031: sealed now the vault is open
+        await notifications.seal_plain_urls(rt.db)
         dispatcher: RunEventDispatcher | None = None
         if dispatching:
             process_id = f"web:{socket.gethostname()}:{os.getpid()}"

@@ -1,6 +1,7 @@
 """`/api/v1/notifications`: channels, rules and the delivery log (admins). Rules: services/notifications.py.
 
-No response carries a credential: channels name the vault secret (`secret_id`) that holds it.
+No response carries a credential: channels name the vault secret (`secret_id`) that holds it,
+and a webhook channel's URL (sealed by the vault) is shown masked in `config.url`.
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ async def list_channels(
 ) -> Page[ChannelOut]:
     """Admin only (manage_settings). A page (`{items, total, skip, limit}`, `limit` at most 500)
     of the channels by name, each with its `config`; a credential is never returned: it lives in
-    the vault secret named by `secret_id`."""
+    the vault secret named by `secret_id`, and a webhook's URL (sealed) is shown masked
+    (`https://hooks.example/…`)."""
     rows, total = await notifications.list_channels(session, actor, skip=skip, limit=limit)
     return Page(items=[ChannelOut.of(c) for c in rows], total=total, skip=skip, limit=limit)
 
@@ -124,7 +126,8 @@ async def list_channels(
 async def create_channel(
     body: Annotated[ChannelIn, CheckedByService], session: Session, actor: CurrentActor
 ) -> ChannelOut:
-    """Admin only (manage_settings). `kind` webhook (`config.url`, signed when `secret_id` is set),
+    """Admin only (manage_settings). `kind` webhook (`config.url`, sealed by the vault and
+    answered masked; signed when `secret_id` is set),
     slack (the vault secret holds the webhook URL) or email (`config`: host, port, security, from,
     to, username; the secret is the SMTP password). 422 naming every bad field and config key (a URL
     with `user:pass@` included), or an unknown `secret_id`; 409 naming `name` when taken (ignoring
@@ -157,7 +160,8 @@ async def update_channel(
     session: Session,
     actor: CurrentActor,
 ) -> ChannelOut:
-    """Admin only (manage_settings). Fields left out keep their stored values; the result is
+    """Admin only (manage_settings). Fields left out keep their stored values (a webhook's
+    masked `config.url` sent back keeps its sealed URL); the result is
     checked as on create (422 naming each field or config key, 409 for a taken name or a `secret_id`
     deleted at the same moment). 404 when unknown. Audited as `notification_channel.update`."""
     return ChannelOut.of(await notifications.update_channel(session, actor, channel_id, body))
@@ -257,8 +261,11 @@ async def list_deliveries(
 ) -> Page[DeliveryOut]:
     """Admin only (manage_settings). Newest first, filtered by `channel_id`, `execution_id` and
     `status` (pending, sending, delivered, failed; another value is 422); `{items, total, skip,
-    limit}`. A failed send is retried with backoff (5 s doubling, at most an hour) up to 8
-    attempts, then `failed` with `last_error`."""
+    limit}`. A failed send is retried with backoff (5 s doubling, at most an hour; a 429's
+    `Retry-After` within those bounds) up to 8 attempts, then `failed` with `last_error`; one no
+    retry can mend (an HTTP 3xx or 4xx but 408 and 429, an SMTP 5xx, a receiver address
+    `OPSCRAFT_NOTIFY_NETWORKS` refuses) is `failed` at once, its `last_error` ending
+    "(permanent: not retried)"."""
     rows, total = await notifications.list_deliveries(
         session,
         actor,

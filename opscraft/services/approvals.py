@@ -12,8 +12,9 @@ Rules:
   signed in (a personal token acts as its owner, and a schedule's or webhook's runs are
   requested by their owner); each person decides once;
 - an approval is refused while the run could no longer start as requested (its script deleted
-  or not active, its requester deactivated or deleted): it would queue what `executions.create`
-  refuses now;
+  or not active, its requester deactivated or deleted, or the saved Terraform plan it applies
+  stale: the state changed since the plan was made): it would queue what `executions.create`
+  refuses now, or what Terraform refuses as it starts;
 - the run queues once `required` distinct approvals are in; one rejection rejects it; a request
   past its expiry is rejected by `expire_due` (the scheduler loop calls it). Rejection writes the
   run event with the final status, like any end of a run.
@@ -41,13 +42,14 @@ from opscraft.db.models import (
     Role,
     RunEvent,
     Script,
+    TerraformPlan,
     User,
 )
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.models.scripts import ScriptStatus
 from opscraft.db.models.workers import finished_event
 from opscraft.db.types import utcnow
-from opscraft.services import audit, paging, run_environment
+from opscraft.services import audit, paging, run_environment, terraform_state
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound
@@ -433,6 +435,7 @@ async def _still_startable(session: AsyncSession, execution: Execution) -> None:
             f"{who}, who requested this run, may no longer run scripts (deactivated or deleted): the "
             "run can no longer be approved; reject it (or let it expire)"
         )
+    await _plan_still_current(session, execution)
     if execution.runner == "local":
         from opscraft.services import executions  # executions builds on this module
 
@@ -443,6 +446,37 @@ async def _still_startable(session: AsyncSession, execution: Execution) -> None:
                 f"local runner is for {lowest.value}s and admins (setting local_runner_role); the run "
                 "can no longer be approved; reject it (or let it expire)"
             )
+
+
+async def _plan_still_current(session: AsyncSession, execution: Execution) -> None:
+    """`Conflict` (409) when `execution` applies a saved plan (`apply_plan`) whose state changed
+    since the plan was made (serial or lineage, as `terraform_plans.is_stale` compares): approved,
+    Terraform refused it as it started ("Saved plan is stale") and the run failed. The cause and
+    the way out are named; the run can still be rejected or expire."""
+    if execution.terraform_action != "apply_plan":
+        return
+    # The columns compared, not the row: it holds the sealed plan file (megabytes)
+    found = await session.exec(
+        select(
+            TerraformPlan.execution_id,
+            TerraformPlan.script_id,
+            TerraformPlan.workspace,
+            TerraformPlan.prior_serial,
+            TerraformPlan.prior_lineage,
+        ).where(col(TerraformPlan.apply_execution_id) == execution.id)
+    )
+    plan = found.first()
+    if plan is None:
+        return  # the plan run was deleted: the worker says so when the run starts
+    plan_run, script_id, workspace, prior_serial, prior_lineage = plan
+    serial, lineage, version = await terraform_state.identity(session, script_id, workspace)
+    if (serial, lineage) != (prior_serial, prior_lineage):
+        raise Conflict(
+            f"the plan this run applies is stale: the Terraform state of workspace {workspace!r} "
+            f"changed since plan run {plan_run} made it (serial {prior_serial} -> {serial}, now "
+            f"version {version}), and Terraform would refuse it; reject this run, plan again and "
+            "apply the new plan"
+        )
 
 
 async def reject(session: AsyncSession, actor: Actor, execution_id: int, comment: str = "") -> Execution:

@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft import runtime
 from opscraft.config import ConfigError, Settings
 from opscraft.db.engine import Database
-from opscraft.db.models import AppSetting, Secret, TerraformPlan, TerraformStateVersion
+from opscraft.db.models import AppSetting, NotificationChannel, Secret, TerraformPlan, TerraformStateVersion
 from opscraft.db.types import utcnow
 from opscraft.security.vault import (
     STAGED_KEY_FILE,
@@ -121,6 +121,30 @@ def seal_plan(vault: Vault, plan: TerraformPlan, data: bytes) -> None:
     plan.key_version = vault.key_version
 
 
+def _channel_aad_name(channel: NotificationChannel) -> str:
+    # Neither a secret's, a state's nor a plan's: a sealed URL opens only as this channel's.
+    return f"notification-channel-url:{channel.id}"
+
+
+def reveal_channel_url(vault: Vault, channel: NotificationChannel) -> str:
+    """The webhook URL sealed in `channel`; `DecryptError` when it does not decrypt (or none is
+    sealed)."""
+    assert channel.id is not None
+    if channel.url_ciphertext is None or channel.url_salt is None or channel.url_nonce is None:
+        raise DecryptError(f"notification channel {channel.id} has no sealed URL")
+    box = Sealed(channel.url_ciphertext, channel.url_salt, channel.url_nonce)
+    name = _channel_aad_name(channel)
+    return vault.open(box, secret_id=channel.id, name=name, key_version=channel.url_key_version or 1)
+
+
+def seal_channel_url(vault: Vault, channel: NotificationChannel, url: str) -> None:
+    """Encrypt the webhook `url` for the (already inserted) row `channel`."""
+    assert channel.id is not None
+    box = vault.seal(url, secret_id=channel.id, name=_channel_aad_name(channel))
+    channel.url_ciphertext, channel.url_salt, channel.url_nonce = box.ciphertext, box.salt, box.nonce
+    channel.url_key_version = vault.key_version
+
+
 def _mismatch(master: MasterKey) -> ConfigError:
     return ConfigError(
         f"{master.source}: this is not the master key the secrets in the database were encrypted with "
@@ -173,19 +197,21 @@ async def _first_open(session: AsyncSession, settings: Settings) -> Vault:
 
 async def _reseal_each(
     session: AsyncSession,
-    model: type[TerraformStateVersion] | type[TerraformPlan],
+    model: type[TerraformStateVersion] | type[TerraformPlan] | type[NotificationChannel],
     old: Vault,
     new: Vault,
     reveal: Callable[[Vault, Any], Any],
     seal: Callable[[Vault, Any, Any], None],
+    *where: Any,
 ) -> int:
-    """Re-encrypt every row of `model` (Terraform state versions, saved plans: sealed by the
-    vault like secrets) from `old` to `new`, one row at a time, each let go once flushed: a state
-    may be 64 MiB and a script has a version per apply, so loading them all at once held every
-    ciphertext twice over. The rows are locked first (PostgreSQL; on SQLite the rotation's
-    first write is its turn). Returns how many; `Invalid` (after a rollback: nothing rotated)
-    when one does not decrypt."""
-    ids = (await session.exec(select(model.id).order_by(col(model.id)).with_for_update())).all()
+    """Re-encrypt every row of `model` (matching `where`: Terraform state versions, saved plans,
+    webhook channels' URLs: sealed by the vault like secrets) from `old` to `new`, one row at a
+    time, each let go once flushed: a state may be 64 MiB and a script has a version per apply,
+    so loading them all at once held every ciphertext twice over. The rows are locked first
+    (PostgreSQL; on SQLite the rotation's first write is its turn). Returns how many; `Invalid`
+    (after a rollback: nothing rotated) when one does not decrypt."""
+    query = select(model.id).where(*where).order_by(col(model.id)).with_for_update()
+    ids = (await session.exec(query)).all()
     for row_id in ids:
         row = await session.get(model, row_id)
         assert row is not None  # locked above
@@ -204,7 +230,8 @@ def _state(vault: Vault) -> dict[str, object]:
 
 
 async def rotate(session: AsyncSession, old: Vault, new_key: MasterKey) -> tuple[Vault, int]:
-    """Re-encrypt every secret under `new_key` in one transaction; the new vault and the count.
+    """Re-encrypt every secret (and Terraform state, saved plan, webhook channel URL) under
+    `new_key` in one transaction; the new vault and the count of secrets.
 
     Each secret gets the next key version and a fresh salt and nonce; the key check value is
     replaced, so after the commit only the new key opens the vault. Nothing changes on error.
@@ -233,6 +260,10 @@ async def rotate(session: AsyncSession, old: Vault, new_key: MasterKey) -> tuple
         )
     states = await _reseal_each(session, TerraformStateVersion, old, new, reveal_state, seal_state)
     plans = await _reseal_each(session, TerraformPlan, old, new, reveal_plan, seal_plan)  # plans too
+    sealed_url = col(NotificationChannel.url_ciphertext).is_not(None)
+    urls = await _reseal_each(
+        session, NotificationChannel, old, new, reveal_channel_url, seal_channel_url, sealed_url
+    )
     state = await session.get(AppSetting, STATE_KEY)
     assert state is not None, "the vault is opened at start, which stores its state"
     state.value = _state(new)
@@ -248,6 +279,7 @@ async def rotate(session: AsyncSession, old: Vault, new_key: MasterKey) -> tuple
         secrets=len(rows),
         terraform_states=states,
         terraform_plans=plans,
+        channel_urls=urls,
     )
     await session.commit()
     return new, len(rows)

@@ -13,8 +13,18 @@ Formats:
 - Slack: `POST <incoming webhook URL>` with `{"text": ...}`
   (https://api.slack.com/messaging/webhooks);
 - email: RFC 5322 message over SMTP (RFC 5321) with `security` none, `starttls` (RFC 3207) or
-  `ssl` (implicit TLS, RFC 8314), login when a username is given; certificates are verified
-  against the system's CA store.
+  `ssl` (implicit TLS, RFC 8314), login when a username is given (over `none` only when
+  `OPSCRAFT_SMTP_PLAINTEXT_LOGIN` allows it); certificates are verified against the system's CA
+  store.
+
+Where a send may connect (`OPSCRAFT_NOTIFY_NETWORKS`, `check_addresses`): the host is resolved
+at send time, every address it resolves to must be public or in an allowed network, and the
+connection goes to the address checked (never a second look-up, which a DNS rebinding answers
+differently); TLS still verifies the certificate against the host name.
+
+A `SendError` is `permanent` when sending again cannot help (a 4xx other than 408 and 429, a
+redirect, an address refused, an SMTP 5xx reply): the delivery fails at once instead of being
+retried; a 429's `Retry-After` is its `retry_after`.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import ipaddress
 import re
 import smtplib
 import socket
@@ -33,7 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime, make_msgid, parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -61,7 +72,14 @@ _SMTP_THREADS = ThreadPoolExecutor(max_workers=SMTP_THREADS, thread_name_prefix=
 
 
 class SendError(Exception):
-    """The receiver refused or could not be reached; the message is safe to store and show."""
+    """The receiver refused or could not be reached; the message is safe to store and show.
+    `permanent`: sending again cannot help (not retried); `retry_after`: seconds the receiver
+    asked to wait (a 429's `Retry-After`), None when it did not say."""
+
+    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after
 
 
 class PartlyDelivered(SendError):
@@ -78,6 +96,77 @@ class EmailSettings:
     recipients: list[str]
     username: str | None = None
     password: str | None = None
+    # OPSCRAFT_NOTIFY_NETWORKS and OPSCRAFT_SMTP_PLAINTEXT_LOGIN (config.Settings)
+    networks: frozenset[str] = frozenset({"private"})
+    plaintext_login: bool = False
+
+
+PLAINTEXT_LOGIN = (
+    "a login needs an encrypted connection (security starttls or ssl): over security none the "
+    "password crosses the network in clear text (set OPSCRAFT_SMTP_PLAINTEXT_LOGIN=true to allow it)"
+)
+
+
+# --- where a send may connect ------------------------------------------------------------------
+
+# Cloud metadata services outside 169.254/16: AWS's IPv6 one (a ULA), Alibaba's (in 100.64/10)
+_METADATA = frozenset(ipaddress.ip_address(a) for a in ("fd00:ec2::254", "100.100.100.200"))
+_SHARED = ipaddress.ip_network("100.64.0.0/10")  # RFC 6598, carrier-grade NAT
+_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")  # 0.0.0.0 reaches this machine on Linux
+
+
+def network_of(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """The network `address` is in, as OPSCRAFT_NOTIFY_NETWORKS names them: `public`,
+    `private`, `loopback`, `link_local` (with the cloud metadata addresses), or None for one no
+    setting allows (unspecified, this network, multicast, reserved, documentation)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:169.254.169.254 is 169.254.169.254
+    if address in _METADATA or address.is_link_local:
+        return "link_local"
+    if address.is_loopback:
+        return "loopback"
+    if address.is_unspecified or address.is_multicast or address.is_reserved:
+        return None
+    if isinstance(address, ipaddress.IPv4Address) and address in _THIS_NETWORK:
+        return None
+    if address.is_global:
+        return "public"
+    if address.is_private or (isinstance(address, ipaddress.IPv4Address) and address in _SHARED):
+        return "private"
+    return None
+
+
+def check_addresses(host: str, addresses: list[str], networks: frozenset[str], where: str) -> str:
+    """The address to connect to (the first) when every one of `addresses` (what `host`
+    resolved to) is public or in one of `networks`; else a permanent `SendError` naming the
+    host, the address, its network and the setting. Every address, not only the first: a name
+    resolving to a public and a metadata address would otherwise reach the second on a retry."""
+    for text in addresses:
+        address = ipaddress.ip_address(text.split("%", 1)[0])  # an IPv6 zone id aside
+        network = network_of(address)
+        if network != "public" and network not in networks:
+            named = f"{host} ({address})" if host != str(address) else str(address)
+            allowed = ", ".join(sorted(networks)) or "none"
+            kind = f"a {network.replace('_', '-')} address" if network else "an address never allowed"
+            raise SendError(
+                f"{where}: refused to connect to {named}: {kind}, not allowed for notifications "
+                f"(OPSCRAFT_NOTIFY_NETWORKS allows public and: {allowed})",
+                permanent=True,
+            )
+    return addresses[0]
+
+
+def _addresses(infos: list[Any]) -> list[str]:
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+async def _allowed_address(host: str, port: int, networks: frozenset[str], where: str) -> str:
+    """Resolve `host` now and `check_addresses`; `SendError` (retried) when it does not resolve."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise SendError(f"{where} unreachable: the host name does not resolve") from None
+    return check_addresses(host, _addresses(infos), networks, where)
 
 
 def signature(key: str, timestamp: str, body: bytes) -> str:
@@ -133,52 +222,116 @@ def _where(url: str) -> str:
         return "an invalid URL"
 
 
+def masked_url(url: str) -> str:
+    """What is shown of a webhook URL: scheme, host and port, and `/…` when it has anything
+    more (a path or query, which often hold a token), e.g. `https://hooks.example/…`."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "an invalid URL"
+    rest = parts.path not in ("", "/") or bool(parts.query) or bool(parts.fragment)
+    return _where(url) + ("/…" if rest else "")
+
+
 # Slack's refusals are one error code in the body (`no_service`, `channel_is_archived`,
 # `invalid_token`...: https://api.slack.com/messaging/webhooks#handling_errors), the only clue to
 # what is wrong. Only a body of this shape is repeated: nothing a receiver echoes is.
 _ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
-async def _post_json(url: str, body: bytes, headers: dict[str, str], *, error_code: bool = False) -> None:
-    """POST `body`; SendError unless a 2xx answers. `error_code`: a refusal's body that is an
-    error code (`_ERROR_CODE`, Slack's form) is named in the error."""
+# Answers worth sending again: a timeout, too many requests; and every 5xx
+_RETRIED_STATUSES = frozenset({408, 429})
+MAX_RETRY_AFTER_SECONDS = 3600.0
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """A `Retry-After` header's wait in seconds (RFC 9110 10.2.3: delay-seconds or an HTTP
+    date), at least 0; None when absent or unreadable. The caller bounds it."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return float(text[:12])
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
+
+
+def _redirect_target(url: Any, location: str) -> str:
+    """Where a redirect from `url` (an httpx.URL) to `location` goes, as `_where` says it."""
+    try:
+        return _where(str(url.join(location)))
+    except Exception:  # httpx.InvalidURL and the like: the receiver's words, never shown
+        return "an invalid URL"
+
+
+async def _post_json(
+    url: str, body: bytes, headers: dict[str, str], networks: frozenset[str], *, error_code: bool = False
+) -> None:
+    """POST `body` to the address `url`'s host resolves to now (`check_addresses` with
+    `networks`); SendError unless a 2xx answers, permanent for a 3xx or a 4xx other than 408 and
+    429, with the 429's `Retry-After`. `error_code`: a refusal's body that is an error code
+    (`_ERROR_CODE`, Slack's form) is named in the error."""
     import httpx  # here, not at import: start-up does not need it (docs/benchmarks.md, "Start-up")
 
     if not valid_http_url(url):
-        raise SendError(f"{_where(url)}: not a valid http:// or https:// URL")
+        raise SendError(f"{_where(url)}: not a valid http:// or https:// URL", permanent=True)
 
+    target = httpx.URL(url)
+    host = target.raw_host.decode("ascii")
+    port = target.port or (443 if target.scheme == "https" else 80)
+    address = await _allowed_address(host, port, networks, _where(url))
+    # To the address checked, under the host's name: Host header and TLS (SNI, certificate)
+    named = f"[{host}]" if ":" in host else host
+    pinned = target.copy_with(host=address)
+    sent = {
+        "Content-Type": "application/json",
+        **headers,
+        "Host": named + (f":{target.port}" if target.port else ""),
+    }
     try:
         async with (
             asyncio.timeout(DEADLINE_SECONDS),
             httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client,
         ):
             response = await client.post(
-                url, content=body, headers={"Content-Type": "application/json", **headers}
+                pinned, content=body, headers=sent, extensions={"sni_hostname": host}
             )
     except TimeoutError:
         raise SendError(f"{_where(url)} did not answer within {DEADLINE_SECONDS:g} s") from None
     except httpx.HTTPError as exc:
         raise SendError(f"{_where(url)} unreachable: {type(exc).__name__}") from None
-    if not 200 <= response.status_code < 300:
+    status = response.status_code
+    if not 200 <= status < 300:
         code = response.text.strip() if error_code else ""
         said = f" ({code})" if _ERROR_CODE.fullmatch(code) else ""
-        if response.next_request is not None:  # a redirect (httpx resolved and checked its target)
+        location = response.headers.get("location")
+        if 300 <= status < 400 and location:
             # Never followed (the message, and its signature, would go where the receiver says);
             # where to, without the path or query, which may hold a secret
-            target = _where(str(response.next_request.url))
-            said = f" (a redirect to {target}, not followed: save the URL it points to)"
-        raise SendError(f"{_where(url)} answered HTTP {response.status_code}{said}")
+            went = _redirect_target(target, location)
+            said = f" (a redirect to {went}, not followed: save the URL it points to)"
+        permanent = status < 500 and status not in _RETRIED_STATUSES
+        wait = retry_after_seconds(response.headers.get("retry-after")) if status == 429 else None
+        raise SendError(f"{_where(url)} answered HTTP {status}{said}", permanent=permanent, retry_after=wait)
 
 
-async def send_webhook(url: str, message: dict[str, Any], signing_key: str | None = None) -> None:
-    """POST `message` as JSON; signed when `signing_key` is given. Raises SendError."""
+async def send_webhook(
+    url: str, message: dict[str, Any], networks: frozenset[str], signing_key: str | None = None
+) -> None:
+    """POST `message` as JSON to `url` (its host's addresses within `networks`); signed when
+    `signing_key` is given. Raises SendError."""
     body = orjson.dumps(message)
     headers: dict[str, str] = {"User-Agent": "OpsCraft-Notifications"}
     if signing_key:
         timestamp = str(int(time.time()))
         headers["X-OpsCraft-Timestamp"] = timestamp
         headers["X-OpsCraft-Signature"] = signature(signing_key, timestamp, body)
-    await _post_json(url, body, headers)
+    await _post_json(url, body, headers, networks)
 
 
 def slack_escaped(text: str) -> str:
@@ -189,11 +342,11 @@ def slack_escaped(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-async def send_slack(url: str, text: str) -> None:
-    """POST `{"text": text}` (escaped: `slack_escaped`) to a Slack incoming webhook. Raises
-    SendError."""
+async def send_slack(url: str, text: str, networks: frozenset[str]) -> None:
+    """POST `{"text": text}` (escaped: `slack_escaped`) to a Slack incoming webhook (its host's
+    addresses within `networks`). Raises SendError."""
     body = orjson.dumps({"text": slack_escaped(text)})
-    await _post_json(url, body, {"User-Agent": "OpsCraft-Notifications"}, error_code=True)
+    await _post_json(url, body, {"User-Agent": "OpsCraft-Notifications"}, networks, error_code=True)
 
 
 async def send_email(settings: EmailSettings, subject: str, text: str) -> None:
@@ -269,11 +422,16 @@ class _Deadline:
 
 class _Watched:
     """An SMTP client under a `_Deadline` from its construction on (its connection and greeting
-    happen in the constructor)."""
+    happen in the constructor), connecting to `address` (checked: `check_addresses`) while it
+    names the host as given (TLS verifies the certificate against it)."""
 
-    def __init__(self, *args: Any, deadline: _Deadline, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, deadline: _Deadline, address: str, **kwargs: Any) -> None:
+        self._address = address
         deadline.watch(self)  # mixed into smtplib.SMTP below
         super().__init__(*args, **kwargs)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return super()._get_socket(self._address, port, timeout)  # type: ignore[misc]
 
 
 class _SMTP(_Watched, smtplib.SMTP):
@@ -302,29 +460,47 @@ def _smtp_send(settings: EmailSettings, message: EmailMessage) -> None:
         deadline.stop()
 
 
+def _smtp_address(settings: EmailSettings, where: str) -> str:
+    """The address to connect to: `settings.host` resolved now and `check_addresses`."""
+    try:
+        infos = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):  # UnicodeError: a host name with no IDNA form
+        raise SendError(f"{where} unreachable: the host name does not resolve") from None
+    return check_addresses(settings.host, _addresses(infos), settings.networks, where)
+
+
 def _smtp_session(settings: EmailSettings, message: EmailMessage, deadline: _Deadline) -> None:
     where = f"SMTP {settings.host}:{settings.port}"
+    if settings.username and settings.security == "none" and not settings.plaintext_login:
+        raise SendError(f"{where}: refused: {PLAINTEXT_LOGIN}", permanent=True)
+    address = _smtp_address(settings, where)
     context = ssl.create_default_context()
+    session = {"timeout": TIMEOUT_SECONDS, "deadline": deadline, "address": address}
     try:
         if settings.security == "ssl":
-            smtp: smtplib.SMTP = _SMTPSSL(
-                settings.host, settings.port, timeout=TIMEOUT_SECONDS, context=context, deadline=deadline
-            )
+            smtp: smtplib.SMTP = _SMTPSSL(settings.host, settings.port, context=context, **session)
         else:
-            smtp = _SMTP(settings.host, settings.port, timeout=TIMEOUT_SECONDS, deadline=deadline)
+            smtp = _SMTP(settings.host, settings.port, **session)
         with smtp:
             if settings.security == "starttls":
                 smtp.starttls(context=context)
             if settings.username:
                 smtp.login(settings.username, settings.password or "")
             refused = smtp.send_message(message)
-    except smtplib.SMTPAuthenticationError:
-        raise SendError(f"{where}: authentication failed (check the username and the vault secret)") from None
+    except smtplib.SMTPAuthenticationError as exc:
+        raise SendError(
+            f"{where}: authentication failed (check the username and the vault secret)",
+            permanent=exc.smtp_code >= 500,
+        ) from None
     except smtplib.SMTPRecipientsRefused as exc:  # every recipient
-        raise SendError(f"{where}: {_refusals(exc.recipients)}") from None
+        permanent = all(code >= 500 for code, _ in exc.recipients.values())
+        raise SendError(f"{where}: {_refusals(exc.recipients)}", permanent=permanent) from None
     except smtplib.SMTPResponseException as exc:  # the sender or the message refused, a greeting...
         answer = _reply(exc.smtp_code, exc.smtp_error)
-        raise SendError(f"{where}: {type(exc).__name__}: the server answered {answer}") from None
+        # 5yz: a permanent negative reply (RFC 5321 4.2.1), 4yz a transient one
+        raise SendError(
+            f"{where}: {type(exc).__name__}: the server answered {answer}", permanent=exc.smtp_code >= 500
+        ) from None
     except smtplib.SMTPNotSupportedError as exc:
         # smtplib's own fixed text: the extension the server lacks (STARTTLS, AUTH, or SMTPUTF8,
         # which a non-ASCII address needs: RFC 6531)

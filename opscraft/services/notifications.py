@@ -1,6 +1,7 @@
 """Notifications: channels and rules (admins), the messages for run events, and their delivery.
 
-- A channel is a generic webhook (`config.url`, optional vault secret = HMAC signing key), a
+- A channel is a generic webhook (its URL sealed by the vault, `config.url` only its masked
+  form: `masked_url`; optional vault secret = HMAC signing key), a
   Slack incoming webhook (the vault secret's value is the webhook URL: it is the credential) or
   SMTP email (`config`: host, port, security none|starttls|ssl, from, to, username; the vault
   secret is the password). No credential is stored outside the vault or shown by the API.
@@ -10,8 +11,11 @@
 - `enqueue_for_execution` turns a finished run (or a run awaiting approval) into one delivery
   row per matching channel, idempotently (unique channel + event key), so a run event delivered
   twice produces no second message. `deliver_due` sends due rows: claimed by a conditional
-  update (any number of processes), retried with exponential backoff, at most `MAX_ATTEMPTS`
-  times; every attempt is in the delivery log. Sending happens outside any run's path, so a
+  update (any number of processes), retried with exponential backoff (a 429's `Retry-After`,
+  within 5 s and an hour, instead), at most `MAX_ATTEMPTS` times, and failed at once when
+  sending again cannot help (`SendError.permanent`: a 3xx or a 4xx other than 408 and 429, an
+  address `OPSCRAFT_NOTIFY_NETWORKS` refuses, an SMTP 5xx reply); every attempt is in the
+  delivery log. Sending happens outside any run's path, so a
   slow or dead receiver never delays a run.
 - Message content: the run's facts and an excerpt of its stored output, which passed the masker
   before it was stored (docs/secrets.md): no secret value can be in it.
@@ -53,17 +57,19 @@ from opscraft.db.types import MAX_ID, utc_text, utcnow
 from opscraft.db.unreachable import RoundFailures
 from opscraft.execution.run_events import RunEventMessage
 from opscraft.security.vault import DecryptError
-from opscraft.services import audit, conflicts, escapes, names, paging
+from opscraft.services import audit, conflicts, escapes, keyring, names, paging
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound, Problems
 from opscraft.services.invisible import Label
 from opscraft.services.notification_senders import (
+    PLAINTEXT_LOGIN,
     SMTP_SECURITY,
     EmailSettings,
     PartlyDelivered,
     SendError,
     host_name_ok,
+    masked_url,
     send_email,
     send_slack,
     send_webhook,
@@ -78,6 +84,7 @@ log = logging.getLogger(__name__)
 EVENTS = ("failure", "success", "recovery", "approval_pending")
 FAILURE_STATUSES = frozenset({ExecutionStatus.failed, ExecutionStatus.timed_out, ExecutionStatus.error})
 MAX_ATTEMPTS = 8
+NOT_RETRIED = " (permanent: not retried)"  # after a delivery's error that retrying cannot help
 FIRST_RETRY_SECONDS = 5.0
 MAX_RETRY_SECONDS = 3600.0
 LEASE = timedelta(seconds=60)
@@ -113,8 +120,8 @@ def _http_url(value: Any, field: str) -> str:
     if "@" in urlsplit(value).netloc:  # valid_http_url: it parses
         raise Invalid.at(
             field,
-            "must not hold a user name or password (user:pass@): the URL is stored as plain text "
-            "and shown to admins; sign the messages with a vault secret instead",
+            "must not hold a user name or password (user:pass@): its masked form would show them; "
+            "put a token in the path or query, or sign the messages with a vault secret",
         )
     return value
 
@@ -162,6 +169,8 @@ def _clean_email_config(config: dict[str, Any], has_secret: bool, problems: Prob
         problems.add("config.username", "must be text of at most 255 characters")
     if username and not has_secret:
         problems.add("secret_id", "a login needs the vault secret holding the SMTP password")
+    if username and security == "none" and not runtime.current().settings.smtp_plaintext_login:
+        problems.add("config.security", PLAINTEXT_LOGIN)
     clean: dict[str, Any] = {"host": host.strip(), "port": port, "security": security, "username": username}
     with problems.check():
         clean["from"] = _email(config.get("from"), "config.from")
@@ -170,16 +179,33 @@ def _clean_email_config(config: dict[str, Any], has_secret: bool, problems: Prob
     return clean
 
 
+@dataclass(frozen=True)
+class CheckedChannel:
+    """A channel body checked: its clean `config` (a webhook's URL masked) and `url`, the new
+    webhook URL to seal (None: none given, or the stored one kept)."""
+
+    body: ChannelIn
+    config: dict[str, Any]
+    url: str | None = None
+
+
 def _clean_config(
-    kind: ChannelKind, config: dict[str, Any], has_secret: bool, problems: Problems
-) -> dict[str, Any]:
-    """The stored config for `kind`: known keys only, each checked; every problem (naming
-    `config.<key>`, or `secret_id` when the kind needs a vault secret) goes to `problems`."""
+    kind: ChannelKind, config: dict[str, Any], has_secret: bool, problems: Problems, kept_url: str | None
+) -> tuple[dict[str, Any], str | None]:
+    """The stored config for `kind` (known keys only, each checked) and a webhook's new URL
+    (None when `config.url` is `kept_url`, the masked form of the URL sealed already: the
+    stored one is kept); every problem (naming `config.<key>`, or `secret_id` when the kind
+    needs a vault secret) goes to `problems`."""
     clean: dict[str, Any] = {}
+    url: str | None = None
     if kind == ChannelKind.webhook:
         unknown = set(config) - {"url"}
-        with problems.check():
-            clean = {"url": _http_url(config.get("url"), "config.url")}
+        if kept_url is not None and config.get("url") == kept_url:
+            clean = {"url": kept_url}
+        else:
+            with problems.check():
+                url = _http_url(config.get("url"), "config.url")
+                clean = {"url": masked_url(url)}
     elif kind == ChannelKind.slack:
         unknown = set(config)
         if not has_secret:
@@ -191,24 +217,41 @@ def _clean_config(
         clean = _clean_email_config(config, has_secret, problems)
     if unknown:
         problems.add("config", f"unknown keys for a {kind.value} channel: {', '.join(sorted(unknown))}")
-    return clean
+    return clean, url
 
 
-def _checked_channel(data: ChannelIn | Mapping[str, Any]) -> tuple[ChannelIn, dict[str, Any]]:
-    """The body and its clean config; one `Invalid` (422) naming every problem, the config's
+def _checked_channel(data: ChannelIn | Mapping[str, Any], kept_url: str | None = None) -> CheckedChannel:
+    """The body, its clean config and new webhook URL (`_clean_config`; `kept_url`: the masked
+    URL of the one sealed already); one `Invalid` (422) naming every problem, the config's
     checked even when the body refuses another field (the name, say) as long as its kind and
     config were accepted."""
     problems = Problems()
     body, sent = problems.body(ChannelIn, data)
     refused = problems.fields()
     config: dict[str, Any] = {}
+    url: str | None = None
     if "kind" in sent and "config" not in refused and isinstance(sent.get("config", {}), dict):
         has_secret = "secret_id" in refused or sent.get("secret_id") is not None  # a bad id is named
         kind = ChannelKind(sent["kind"])
-        config = _clean_config(kind, sent.get("config", {}), has_secret, problems)
+        config, url = _clean_config(kind, sent.get("config", {}), has_secret, problems, kept_url)
     problems.raise_if_any()
     assert body is not None  # else raised above
-    return body, config
+    return CheckedChannel(body, config, url)
+
+
+async def _keep_url(session: AsyncSession, channel: NotificationChannel, url: str | None) -> None:
+    """Seal a webhook channel's new `url` (after `require_current`: never under a rotated key);
+    drop the sealed one of a channel that is no longer a webhook. The flushed row has its id."""
+    if channel.kind != ChannelKind.webhook:
+        channel.url_ciphertext = channel.url_salt = channel.url_nonce = None
+        channel.url_key_version = None
+    elif url is not None:
+        vault = keyring.current_vault()
+        # Not flushed here: the caller's `conflicts` flush or commit says a `secret_id` deleted
+        # meanwhile as the 409 it is (an autoflush by this query raised it as a 500)
+        with session.no_autoflush:
+            await keyring.require_current(session, vault)
+        keyring.seal_channel_url(vault, channel, url)
 
 
 async def _check_secret(session: AsyncSession, secret_id: int | None) -> None:
@@ -243,20 +286,22 @@ async def create_channel(
 ) -> NotificationChannel:
     """A new channel (admins). 422 naming every bad field and config key, 409 for a taken name."""
     user = require(actor.user, Permission.manage_settings)
-    data, config = _checked_channel(data)
+    checked = _checked_channel(data)
+    data = checked.body
     name = data.name
     await _check_secret(session, data.secret_id)
     await _name_free(session, name)
     channel = NotificationChannel(
         name=name,
         kind=data.kind,
-        config=config,
+        config=checked.config,
         secret_id=data.secret_id,
         enabled=data.enabled,
         created_by=user.id,
     )
     session.add(channel)
     await conflicts.flush(session)
+    await _keep_url(session, channel, checked.url)
     audit.record(
         session,
         actor,
@@ -276,12 +321,16 @@ async def update_channel(
     """Change a channel's settings (admins; a field `data` leaves out keeps its stored value:
     `partial.over_stored`); same checks as `create_channel`."""
     channel = await get_channel(session, actor, channel_id)
-    data, config = _checked_channel(over_stored(ChannelIn, data, channel))
+    # The masked URL of the sealed one, sent back unchanged (a form, a PUT of what GET gave): kept
+    kept = channel.config.get("url") if channel.url_ciphertext is not None else None
+    checked = _checked_channel(over_stored(ChannelIn, data, channel), kept)
+    data = checked.body
     name = data.name
     await _check_secret(session, data.secret_id)
     await _name_free(session, name, channel.id)
-    channel.name, channel.kind, channel.config = name, data.kind, config
+    channel.name, channel.kind, channel.config = name, data.kind, checked.config
     channel.secret_id, channel.enabled, channel.updated_at = data.secret_id, data.enabled, utcnow()
+    await _keep_url(session, channel, checked.url)
     audit.record(
         session,
         actor,
@@ -290,6 +339,7 @@ async def update_channel(
         channel.id,
         name=name,
         kind=data.kind.value,
+        url_changed=checked.url is not None,
     )
     await conflicts.commit(session)
     return channel
@@ -579,8 +629,12 @@ async def _enqueue(
 # --- delivery --------------------------------------------------------------------------------
 
 
-def retry_delay(attempts: int) -> timedelta:
-    """Exponential backoff after `attempts` failed tries: 5 s, 10 s, 20 s ... at most an hour."""
+def retry_delay(attempts: int, retry_after: float | None = None) -> timedelta:
+    """The wait before the next try after `attempts` failed ones: the receiver's `retry_after`
+    (seconds, a 429's `Retry-After`) within `FIRST_RETRY_SECONDS` and `MAX_RETRY_SECONDS` when it
+    gave one, else exponential backoff: 5 s, 10 s, 20 s ... at most an hour."""
+    if retry_after is not None:
+        return timedelta(seconds=min(max(retry_after, FIRST_RETRY_SECONDS), MAX_RETRY_SECONDS))
     return timedelta(seconds=min(FIRST_RETRY_SECONDS * 2 ** max(attempts - 1, 0), MAX_RETRY_SECONDS))
 
 
@@ -602,14 +656,18 @@ async def send_to_channel(
         except DecryptError:
             raise SendError("the channel's vault secret does not decrypt") from None
 
+    config = runtime.current().settings
+    networks = config.notify_networks
     if channel.kind == ChannelKind.webhook:
         key = reveal() if channel.secret_id else None
-        await send_webhook(channel.config["url"], message, key)
+        await send_webhook(_webhook_url(session, channel, user), message, networks, key)
     elif channel.kind == ChannelKind.slack:
         url = reveal().strip()
         if not valid_http_url(url):  # the same rule as a webhook channel's saved URL
-            raise SendError("the channel's vault secret is not a valid http:// or https:// webhook URL")
-        await send_slack(url, message["text"] + _excerpt_block(message))
+            raise SendError(
+                "the channel's vault secret is not a valid http:// or https:// webhook URL", permanent=True
+            )
+        await send_slack(url, message["text"] + _excerpt_block(message), networks)
     else:
         c = channel.config
         password = reveal() if c.get("username") else None
@@ -621,8 +679,61 @@ async def send_to_channel(
             recipients=list(c["to"]),
             username=c.get("username"),
             password=password,
+            networks=networks,
+            plaintext_login=config.smtp_plaintext_login,
         )
         await send_email(settings, message["subject"], message["text"] + _excerpt_block(message, fence=False))
+
+
+def _webhook_url(session: AsyncSession, channel: NotificationChannel, actor: Actor) -> str:
+    """A webhook channel's URL, decrypted for a send: audited as `notification_channel.url_use`
+    (by `actor`, "notifications" for the sender loop), as a vault secret's use is; the caller
+    commits. A row from before migration 0031 not sealed yet (`seal_plain_urls` does it at
+    start) has it in `config.url`. A permanent `SendError` when it does not decrypt."""
+    if channel.url_ciphertext is None:
+        return str(channel.config["url"])
+    try:
+        url = keyring.reveal_channel_url(keyring.current_vault(), channel)
+    except DecryptError:
+        raise SendError(
+            "the channel's URL does not decrypt: save the channel's URL again", permanent=True
+        ) from None
+    name = actor.user.username if actor.user else "notifications"
+    audit.record(
+        session, actor, "notification_channel.url_use", "notification_channel", channel.id, actor_name=name
+    )
+    return url
+
+
+async def seal_plain_urls(db: Database) -> int:
+    """Seal the URL of every webhook channel that still has it in plain text in `config.url`
+    (rows from before migration 0031) and keep only its masked form there; each audited as
+    `notification_channel.url_sealed`. Run at start once the vault is open (`lifecycle.start`):
+    a migration has no master key. Returns how many."""
+    async with db.session() as session:
+        plain = select(NotificationChannel).where(
+            col(NotificationChannel.kind) == ChannelKind.webhook,
+            col(NotificationChannel.url_ciphertext).is_(None),
+        )
+        rows = list((await session.exec(plain)).all())
+        if not rows:
+            return 0
+        vault = keyring.current_vault()
+        await keyring.require_current(session, vault)
+        for channel in rows:
+            url = str(channel.config.get("url", ""))
+            keyring.seal_channel_url(vault, channel, url)
+            channel.config = {**channel.config, "url": masked_url(url)}
+            audit.record(
+                session,
+                Actor(None),
+                "notification_channel.url_sealed",
+                "notification_channel",
+                channel.id,
+                actor_name="system",
+            )
+        await session.commit()
+        return len(rows)
 
 
 def _excerpt_block(message: dict[str, Any], *, fence: bool = True) -> str:
@@ -667,6 +778,8 @@ async def _deliver_one(db: Database, delivery_id: int) -> None:
         channel = await session.get(NotificationChannel, delivery.channel_id)
         error: str | None = None
         partly: str | None = None
+        permanent = False  # the receiver's refusal: no retry can help
+        wait: float | None = None
         if channel is None or not channel.enabled:
             error = "the channel is disabled"
         else:
@@ -675,7 +788,7 @@ async def _deliver_one(db: Database, delivery_id: int) -> None:
             except PartlyDelivered as exc:  # delivered, not to everyone: said, not sent again
                 partly = str(exc)
             except SendError as exc:
-                error = str(exc)
+                error, permanent, wait = str(exc), exc.permanent, exc.retry_after
             except Exception as exc:  # a bug must not stop the other deliveries
                 log.exception("notification %s: unexpected error", delivery_id)
                 error = f"internal error ({type(exc).__name__})"
@@ -685,12 +798,12 @@ async def _deliver_one(db: Database, delivery_id: int) -> None:
             delivery.status, delivery.delivered_at = DeliveryStatus.delivered, now
             delivery.last_error = partly[:500] if partly else None
         else:
-            delivery.last_error = error[:500]
-            if delivery.attempts >= MAX_ATTEMPTS or channel is None or not channel.enabled:
+            delivery.last_error = error[:470] + (NOT_RETRIED if permanent else "")
+            if permanent or delivery.attempts >= MAX_ATTEMPTS or channel is None or not channel.enabled:
                 delivery.status = DeliveryStatus.failed
             else:
                 delivery.status = DeliveryStatus.pending
-                delivery.next_attempt_at = now + retry_delay(delivery.attempts)
+                delivery.next_attempt_at = now + retry_delay(delivery.attempts, wait)
         await session.commit()
 
 

@@ -270,6 +270,25 @@ def _serial_lineage(text: str) -> tuple[int | None, str | None]:
     )
 
 
+def _audit_by_run(
+    session: AsyncSession, action: str, state: TerraformState, run: Execution, workspace: str, **details: Any
+) -> None:
+    """Audit a backend change of `state` by `run` (named as its backend user, `run-<id>`)."""
+    assert run.id is not None  # a run the backend authenticated
+    audit.record(
+        session,
+        Actor(None),
+        action,
+        TARGET,
+        state.id,
+        actor_name=terraform_backend.username(run.id),
+        script_id=run.script_id,
+        workspace=workspace,
+        execution_id=run.id,
+        **details,
+    )
+
+
 async def write(session: AsyncSession, run: Execution, workspace: str, text: str, lock_id: str | None) -> int:
     """Store `text` as the next version; the run must hold the lock when the state is locked
     (`Locked` otherwise, also for another run sending the holder's ID: `_holds`); `Invalid`
@@ -280,33 +299,25 @@ async def write(session: AsyncSession, run: Execution, workspace: str, text: str
     if state.lock_id is not None and not _holds(state, run, lock_id):
         raise Locked(state.lock_info or {})
     version = await _add_version(session, state, text, execution_id=run.id, user_id=None, note="")
-    audit.record(
-        session,
-        Actor(None),
-        "terraform.state_write",
-        TARGET,
-        state.id,
-        actor_name=terraform_backend.username(run.id),
-        script_id=run.script_id,
-        workspace=workspace,
-        version=version.number,
-        execution_id=run.id,
-    )
+    _audit_by_run(session, "terraform.state_write", state, run, workspace, version=version.number)
     await session.commit()
     return version.number
 
 
 async def purge(session: AsyncSession, run: Execution, workspace: str, lock_id: str | None) -> None:
-    """Terraform's DELETE: the state becomes empty; its versions are kept. `Invalid` naming `ID`
-    for a malformed `lock_id`."""
+    """Terraform's DELETE: the state becomes empty; its versions are kept. Audited as
+    `terraform.state_purge` (by the run, with the version that was current), like a write. `Invalid`
+    naming `ID` for a malformed `lock_id`; `Locked` as `write`."""
     lock_id = check_lock_id(lock_id)
     state = await _state(session, run.script_id, _workspace(workspace), change=True)
     if state is None:
         return
     if state.lock_id is not None and not _holds(state, run, lock_id):
         raise Locked(state.lock_info or {})
+    emptied = state.current_version
     state.current_version = 0
     state.updated_at = utcnow()
+    _audit_by_run(session, "terraform.state_purge", state, run, workspace, previous_version=emptied)
     await session.commit()
 
 

@@ -12,12 +12,15 @@ Rules:
   resolver, so a bad value is a 422 naming the parameter;
 - each call with the webhook's token counts against its rate limit (a call without it, against
   its client address's), and is audited (`webhook.call`, accepted or
-  refused with the reason), never with the payload.
+  refused with the reason), never with the payload; calls without the token are audited as one
+  row per client address and minute with their count (`_refused_without_token`), so they cannot
+  flood the audit trail.
 """
 
 from __future__ import annotations
 
 import codecs
+import hashlib
 import hmac
 import json
 import re
@@ -25,21 +28,31 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from pydantic import Field
 from sqlalchemy import delete as sql_delete
+from sqlalchemy import func as sql_func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
 from opscraft.db.digits import ascii_int
-from opscraft.db.models import Execution, Script, Secret, User, WebhookSignature, WebhookTrigger
+from opscraft.db.models import (
+    AuditEvent,
+    Execution,
+    Script,
+    Secret,
+    User,
+    WebhookSignature,
+    WebhookTrigger,
+)
 from opscraft.db.models.executions import Trigger
-from opscraft.db.types import MAX_ID, utcnow
+from opscraft.db.turns import take_write_turn
+from opscraft.db.types import MAX_ID, utc_text, utcnow
 from opscraft.security.http import json_shape
 from opscraft.security.tokens import hash_personal_token, same_secret
 from opscraft.security.vault import DecryptError
@@ -71,6 +84,12 @@ TIMESTAMP_HEADER = "x-opscraft-timestamp"
 MAX_TIMESTAMP_DIGITS = 12  # Unix seconds: 10 digits until 2286
 MAX_INDEX_DIGITS = 18  # no list has 10**18 items
 TOKEN_PREFIX = "och_"
+# Calls without a webhook's token (a wrong token, an unknown or paused webhook) are audited as
+# one row per caller address and window of this many seconds, with their count: one row each
+# let anyone who can reach the server write the audit trail as fast as it answers.
+REFUSED_WINDOW_SECONDS = 60
+REFUSED_ACTOR = "webhook:refused"
+REFUSED_LISTED_HOOKS = 20  # webhook ids kept in the window's row (an address probing ids)
 
 
 class WebhookIn(Body):
@@ -383,7 +402,66 @@ def _values(hook: WebhookTrigger, call: Call) -> dict[str, Any]:
     return values
 
 
+async def _refused_without_token(session: AsyncSession, call: Call, reason: str) -> None:
+    """Audit a call refused before its token matched (404 or the address's 429) in the caller
+    address's row of the current window (`REFUSED_WINDOW_SECONDS`, aligned to the clock): the
+    first such call of the window writes `webhook.call` by `webhook:refused` with `count` 1,
+    the next ones add to its `count` and set `last_at` and `reason` (the latest); `webhook_ids`
+    lists the webhook ids they named (the first `REFUSED_LISTED_HOOKS`). Calls of one address
+    take turns (PostgreSQL: a transaction lock on the address; SQLite: the write turn), so
+    none is lost and a window has one row. The caller commits."""
+    now = utcnow()
+    start = now - timedelta(seconds=now.timestamp() % REFUSED_WINDOW_SECONDS)
+    address = (
+        col(AuditEvent.client_ip) == call.client_ip
+        if call.client_ip is not None
+        else col(AuditEvent.client_ip).is_(None)
+    )
+    same_window = (
+        col(AuditEvent.action) == "webhook.call",
+        col(AuditEvent.actor_name) == REFUSED_ACTOR,
+        address,
+        col(AuditEvent.time) >= start,
+    )
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        digest = hashlib.sha256(f"webhook-refused:{call.client_ip}".encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        await session.exec(select(sql_func.pg_advisory_xact_lock(key)))
+    else:
+        await take_write_turn(session, AuditEvent, *same_window)
+    found = await session.exec(select(AuditEvent).where(*same_window).order_by(col(AuditEvent.id)).limit(1))
+    row = found.first()
+    if row is None:
+        audit.record(
+            session,
+            Actor(None, call.client_ip),
+            "webhook.call",
+            "webhook",
+            call.webhook_id,
+            actor_name=REFUSED_ACTOR,
+            accepted=False,
+            reason=reason,
+            count=1,
+            window_seconds=REFUSED_WINDOW_SECONDS,
+            webhook_ids=[call.webhook_id],
+            last_at=utc_text(now),
+        )
+        return
+    details = dict(row.details)
+    listed = list(details.get("webhook_ids", []))
+    if call.webhook_id not in listed and len(listed) < REFUSED_LISTED_HOOKS:
+        listed.append(call.webhook_id)
+    row.details = details | {
+        "count": int(details.get("count", 1)) + 1,
+        "reason": reason,
+        "webhook_ids": listed,
+        "last_at": utc_text(now),
+    }
+
+
 def _refused(session: AsyncSession, call: Call, script_id: int | None, reason: str) -> None:
+    """Audit a refused call that carried the webhook's token (one row per call: the webhook's
+    own rate limit bounds them)."""
     audit.record(
         session,
         Actor(None, call.client_ip),
@@ -428,12 +506,14 @@ async def receive(session: AsyncSession, call: Call) -> Execution:
     token, per client address for the others), 404 (unknown webhook or wrong token:
     indistinguishable), 401 (bad
     or missing signature), 403 (the owner may not run it now), 422 (body or parameters), 409
-    (script not active, no runner). Every outcome is audited.
+    (script not active, no runner). Every outcome is audited: a call without the webhook's
+    token in its address's row of the minute (`_refused_without_token`).
     """
     rt = runtime.current()
     hook = await session.get(WebhookTrigger, call.webhook_id)
     script_id = hook.script_id if hook else None
     limit = rt.settings.rate_limit_api_per_minute
+    with_token = False
     try:
         if (
             hook is None
@@ -447,6 +527,7 @@ async def receive(session: AsyncSession, call: Call) -> Execution:
             if retry:
                 raise RateLimited("too many calls to unknown webhooks from this address", retry_after=retry)
             raise NotFound("no such webhook (or it is disabled)")
+        with_token = True
         retry = await rt.limiter.hit(f"hook:{hook.id}", limit)
         if retry:
             raise RateLimited("rate limit exceeded for this webhook: slow down", retry_after=retry)
@@ -463,7 +544,10 @@ async def receive(session: AsyncSession, call: Call) -> Execution:
             raise Forbidden(f"the webhook's owner may not run this script now: {exc}") from None
     except ServiceError as exc:
         await session.rollback()
-        _refused(session, call, script_id, exc.message)
+        if with_token:
+            _refused(session, call, script_id, exc.message)
+        else:
+            await _refused_without_token(session, call, exc.message)
         await session.commit()
         raise
     hook.last_called_at = utcnow()

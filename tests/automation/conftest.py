@@ -1,14 +1,26 @@
 """Fixtures for automation tests: the execution tests' runtime (local runner allowed, the test
-images for Docker runs), so runs started by schedules and webhooks really run."""
+images for Docker runs), so runs started by schedules and webhooks really run; notifications
+may reach the loopback receivers (tests/automation/receivers.py: OPSCRAFT_NOTIFY_NETWORKS)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
 from opscraft import runtime
-from tests.executions.conftest import engine_settings, rt, terraform_on_path
+from tests.executions.conftest import rt, terraform_on_path
 
-__all__ = ["engine_settings", "rt", "terraform_on_path"]
+__all__ = ["rt", "terraform_on_path"]
+
+# The receivers listen on 127.0.0.1: loopback, which a deployment refuses by default
+LOOPBACK_RECEIVERS = {"OPSCRAFT_NOTIFY_NETWORKS": "private,loopback"}
+
+
+@pytest.fixture
+def engine_settings() -> dict[str, Any]:
+    """The runtime's settings overrides (a test module overrides this fixture to change them)."""
+    return dict(LOOPBACK_RECEIVERS)
 
 
 @pytest.fixture

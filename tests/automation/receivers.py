@@ -201,6 +201,8 @@ def smtp_receiver(
         kwargs |= {"ssl_context": context, "server_hostname": "localhost", "auth_require_tls": False}
     if login is not None:
         kwargs |= {"authenticator": authenticator, "auth_required": True}
+        if tls == "none":  # a server offering AUTH in clear text (what a channel must not use)
+            kwargs |= {"auth_require_tls": False}
     controller = Controller(Handler(), hostname="127.0.0.1", port=port, **kwargs)
     controller.start()
     try:

@@ -16,8 +16,9 @@ import httpx
 import pytest
 
 from opscraft.ui import labels
+from tests.automation.conftest import LOOPBACK_RECEIVERS
 from tests.conftest import PASSWORD, LiveServer
-from tests.ui_journey import log_in, serving, token
+from tests.ui_journey import RUN_ENV, log_in, serving, token
 
 pytestmark = pytest.mark.browser
 
@@ -34,7 +35,8 @@ class Env:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     users = (("admin", "admin"), ("second", "operator"))
-    with serving(tmp_path_factory, "automation-ui", users=users) as server:
+    settings = {**RUN_ENV, **LOOPBACK_RECEIVERS}  # the notification receivers are on 127.0.0.1
+    with serving(tmp_path_factory, "automation-ui", settings, users=users) as server:
         yield Env(server, token(server, "admin"))
 
 

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import hmac
 import time
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -179,8 +180,53 @@ async def test_refusals_are_audited_without_the_payload(client: httpx.AsyncClien
     r = await client.post(hook["url_path"], json={"ref": "x", "commits": [{"n": "three"}]})
     assert r.status_code == 422 and "COUNT" in r.text
     events = await audit_calls()
-    assert len(events) == 5 and not any(e.details["accepted"] for e in events)
+    # The two calls without the webhook's token share their address's row of the minute
+    assert len(events) == 4 and not any(e.details["accepted"] for e in events)
+    assert events[0].details["count"] == 2 and events[0].details["webhook_ids"] == [hook["id"], 999999]
     assert all("payload-secret-456" not in str(e.details) for e in events)
+
+
+async def test_calls_without_the_token_are_audited_as_one_row_per_address_and_minute(
+    client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each call with a wrong token wrote its own audit row: anyone who could reach the server
+    wrote the audit trail as fast as it answered. Now an address's refused calls of a minute
+    are one row with their count; the address's rate limit still answers 429."""
+    _, hook = await setup_hook(client, admin)
+    monkeypatch.setattr(runtime.current().settings, "rate_limit_api_per_minute", 12)
+    wrong = hook["url_path"].rsplit("/", 1)[0] + "/och_wrong"
+    answers: list[int] = []
+    while 429 not in answers[-3:]:  # the limit still holds (a few past it: a minute may turn)
+        answers.append((await client.post(wrong, json={})).status_code)
+        assert len(answers) <= 40, answers
+    answers += [(await client.post(wrong, json={})).status_code for _ in range(2)]
+    assert answers.count(404) >= 12 and set(answers) == {404, 429}, answers
+    events = await audit_calls()
+    assert len(events) in (1, 2), [e.details for e in events]  # the clock's minute may turn
+    assert sum(e.details["count"] for e in events) == len(answers)
+    first = events[0]
+    assert first.actor_name == "webhook:refused" and first.client_ip == events[-1].client_ip
+    assert first.details["accepted"] is False and first.details["webhook_ids"] == [hook["id"]]
+    assert first.details["window_seconds"] == 60 and first.details["last_at"]
+    assert any("too many calls" in e.details["reason"] for e in events)  # the latest reason
+
+    # A call of a later minute starts a new row
+    async with runtime.current().db.session() as session:
+        for event in events:
+            row = await session.get(AuditEvent, event.id)
+            assert row is not None
+            row.time = row.time - timedelta(minutes=5)
+        await session.commit()
+    monkeypatch.setattr(runtime.current().settings, "rate_limit_api_per_minute", 1000)
+    assert (await client.post(wrong, json={})).status_code == 404
+    again = await audit_calls()
+    assert len(again) == len(events) + 1 and again[-1].details["count"] == 1
+
+    # A call with the token is still audited on its own
+    r = await client.post(hook["url_path"], json={"commits": [{"n": 1}]})
+    assert r.status_code == 422
+    last = (await audit_calls())[-1]
+    assert last.actor_name == f"webhook:{hook['id']}" and "count" not in last.details
 
 
 async def test_signature_and_replay_window(client: httpx.AsyncClient, admin: LoggedIn) -> None:

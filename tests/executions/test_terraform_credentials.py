@@ -221,3 +221,21 @@ async def test_a_lock_is_the_runs_that_took_it_not_whoever_repeats_its_id(
     assert (await client.request("UNLOCK", f"{url}/lock", json=LOCK, auth=holder)).status_code == 200
     status, body = await _versions(client, operator, script_id, "default")
     assert [v["number"] for v in body["versions"]] == [2, 1] and not body["state"]["locked"], body
+
+
+async def test_a_purge_is_audited_like_a_write(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn
+) -> None:
+    """Terraform's DELETE emptied the current state without a trace in the audit trail, while
+    every POST was `terraform.state_write`: who emptied a state could not be told."""
+    script_id = await make_script(client, operator, TF, script_type="terraform")
+    run_id, auth = await terraform_run_row(script_id)
+    assert (await client.post(_url(script_id), content=STATE, auth=auth)).status_code == 200
+    r = await client.delete(_url(script_id), auth=auth)
+    assert r.status_code == 200, r.text
+    r = await client.get("/api/v1/audit", params={"action": "terraform.state_purge"}, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["total"] == 1, r.text
+    event = r.json()["items"][0]
+    assert event["actor_name"] == terraform_backend.username(run_id)
+    assert event["details"]["execution_id"] == run_id and event["details"]["previous_version"] == 1
+    assert event["details"]["workspace"] == "default" and event["details"]["script_id"] == script_id

@@ -181,6 +181,41 @@ async def test_applying_a_plan_waits_for_approval_by_someone_else(
     assert r.json()["total"] == 1, r.text
 
 
+async def test_approving_the_apply_of_a_plan_gone_stale_is_refused_naming_the_cause(
+    client: httpx.AsyncClient, operator: LoggedIn, served: None
+) -> None:
+    """The state changed while an apply of a saved plan waited for approval: the approval went
+    through and Terraform failed the run ("Saved plan is stale"). Now the approval is a 409
+    naming the cause, and the run keeps waiting (to be rejected)."""
+    script_id = await make_script(
+        client, operator, MAIN_TF, script_type="terraform", parameters={"greeting": "hello"}
+    )
+    plan_id = await _plan(client, operator, script_id, greeting="hi")
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}/approval", json={"required": 1}, headers=operator.headers
+    )
+    assert r.status_code == 200, r.text
+    r = await _apply(client, operator, plan_id)
+    assert r.status_code == 202 and r.json()["status"] == "awaiting_approval", r.text
+    applying = r.json()["id"]
+    # Another run stores a state meanwhile (a rollback or another apply does the same)
+    _, auth = await terraform_run_row(script_id)
+    state = '{"version": 4, "serial": 1, "lineage": "other", "outputs": {}, "resources": []}'
+    r = await client.post(f"/api/v1/terraform/state/{script_id}/default", content=state, auth=auth)
+    assert r.status_code == 200, r.text
+
+    approver = await make_user(client, "operator")
+    r = await client.post(f"/api/v1/executions/{applying}/approve", json={}, headers=approver.headers)
+    assert r.status_code == 409, r.text
+    detail = r.json()["detail"]
+    assert "the plan this run applies is stale" in detail and f"plan run {plan_id}" in detail, detail
+    assert "serial 0 -> 1" in detail and "plan again" in detail, detail
+    r = await client.get(f"/api/v1/executions/{applying}", headers=operator.headers)
+    assert r.json()["status"] == "awaiting_approval", r.text
+    r = await client.post(f"/api/v1/executions/{applying}/reject", json={}, headers=approver.headers)
+    assert r.status_code == 200, r.text
+
+
 async def test_a_run_waits_for_the_state_lock_and_goes_on_once_it_is_released(
     client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn, served: None
 ) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from opscraft.db.types import UTCDateTime, utcnow
@@ -53,7 +53,9 @@ class ChannelKind(StrEnum):
 
 class NotificationChannel(SQLModel, table=True):
     """Where notifications go. `config` holds no credential: those are vault secrets (`secret_id`,
-    ON DELETE RESTRICT: a secret a channel sends with cannot be deleted, migration 0018)."""
+    ON DELETE RESTRICT: a secret a channel sends with cannot be deleted, migration 0018), and a
+    webhook channel's URL, which often carries a token, is sealed by the vault in the `url_*`
+    columns with only its masked form in `config.url` (migration 0031)."""
 
     __tablename__ = "notification_channels"
     # Channels have names unique ignoring case (services/names.py).
@@ -71,6 +73,12 @@ class NotificationChannel(SQLModel, table=True):
     created_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # A webhook channel's URL sealed by the vault (services/keyring.seal_channel_url); NULL for
+    # the other kinds, and for a row from before 0031 until the next start seals it.
+    url_ciphertext: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    url_salt: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    url_nonce: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    url_key_version: int | None = Field(default=None)
 
 
 class NotificationRule(SQLModel, table=True):

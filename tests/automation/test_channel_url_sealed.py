@@ -1,0 +1,108 @@
+"""A webhook notification channel's URL (often a credential: a token in its path or query) is
+sealed by the vault like secrets, shown only masked, its every decryption audited, sealed at
+start for rows saved in plain text before migration 0031, and re-sealed by a key rotation."""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+from sqlmodel import col, select
+
+from opscraft import runtime
+from opscraft.db.models import AuditEvent, NotificationChannel
+from opscraft.security.vault import MasterKey
+from opscraft.services import keyring, notifications
+from tests.automation.receivers import http_receiver
+from tests.automation.test_notifications import channel
+from tests.conftest import LoggedIn
+
+TOKEN = "T0KEN-in-the-path-4711"
+
+
+async def _row(channel_id: int) -> NotificationChannel:
+    async with runtime.current().db.session() as session:
+        row = await session.get(NotificationChannel, channel_id)
+        assert row is not None
+        return row
+
+
+async def _audit(action: str) -> list[AuditEvent]:
+    async with runtime.current().db.session() as session:
+        rows = await session.exec(select(AuditEvent).where(col(AuditEvent.action) == action))
+        return list(rows.all())
+
+
+async def test_a_webhook_url_is_sealed_shown_masked_and_its_use_audited(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """The URL was stored in `config.url` as plain text and shown back by every GET: a hook
+    URL's token was readable in the database, its backups and to every admin."""
+    with http_receiver() as hook:
+        url = f"{hook.url}/hooks/{TOKEN}?key=s3cr3t-query"
+        c = await channel(client, admin, name="hook", kind="webhook", config={"url": url})
+        masked = f"{hook.url}/…"
+        assert c["config"] == {"url": masked}
+        for r in (
+            await client.get("/api/v1/notifications/channels", headers=admin.headers),
+            await client.get(f"/api/v1/notifications/channels/{c['id']}", headers=admin.headers),
+        ):
+            assert r.status_code == 200 and TOKEN not in r.text and "s3cr3t-query" not in r.text, r.text
+        row = await _row(c["id"])
+        assert row.config == {"url": masked} and row.url_ciphertext is not None
+        assert TOKEN.encode() not in row.url_ciphertext
+
+        r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+        assert r.status_code == 204, r.text
+        assert hook.requests[-1].path == f"/hooks/{TOKEN}?key=s3cr3t-query"
+        uses = await _audit("notification_channel.url_use")
+        assert [(u.target_id, u.actor_name) for u in uses] == [(str(c["id"]), admin.username)]
+
+        # A change of something else (the masked URL sent back, or left out) keeps the URL
+        for body in ({"name": "renamed"}, {"config": {"url": masked}}):
+            r = await client.put(
+                f"/api/v1/notifications/channels/{c['id']}", json=body, headers=admin.headers
+            )
+            assert r.status_code == 200 and r.json()["config"] == {"url": masked}, r.text
+            r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+            assert r.status_code == 204 and hook.requests[-1].path == f"/hooks/{TOKEN}?key=s3cr3t-query"
+        # A new URL is sealed in its place
+        body = {"config": {"url": f"{hook.url}/other/NEW-{TOKEN}"}}
+        r = await client.put(f"/api/v1/notifications/channels/{c['id']}", json=body, headers=admin.headers)
+        assert r.status_code == 200 and TOKEN not in r.text, r.text
+        r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+        assert r.status_code == 204 and hook.requests[-1].path == f"/other/NEW-{TOKEN}"
+        assert len(await _audit("notification_channel.url_use")) == 4
+        r = await client.get("/api/v1/audit", headers=admin.headers, params={"limit": 200})
+        assert TOKEN not in r.text
+
+
+async def test_a_url_saved_in_plain_text_before_is_sealed_at_start_and_by_a_rotation(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """Rows from before migration 0031 hold the URL in `config.url`: the start seals them
+    (`seal_plain_urls`, once the vault is open), and a master key rotation re-seals every URL."""
+    rt = runtime.current()
+    with http_receiver() as hook:
+        url = f"{hook.url}/hooks/{TOKEN}"
+        async with rt.db.session() as session:
+            old = NotificationChannel(name="legacy", kind="webhook", config={"url": url})
+            session.add(old)
+            await session.commit()
+            channel_id = old.id
+            assert channel_id is not None
+        assert await notifications.seal_plain_urls(rt.db) == 1
+        assert await notifications.seal_plain_urls(rt.db) == 0, "once"
+        row = await _row(channel_id)
+        assert row.config == {"url": f"{hook.url}/…"} and row.url_ciphertext is not None
+        assert [e.target_id for e in await _audit("notification_channel.url_sealed")] == [str(channel_id)]
+        r = await client.post(f"/api/v1/notifications/channels/{channel_id}/test", headers=admin.headers)
+        assert r.status_code == 204, r.text
+        assert hook.requests[-1].path == f"/hooks/{TOKEN}"
+
+    vault = keyring.current_vault()
+    async with rt.db.session() as session:
+        new, _ = await keyring.rotate(session, vault, MasterKey(os.urandom(32), "test"))
+    row = await _row(channel_id)
+    assert row.url_key_version == new.key_version
+    assert keyring.reveal_channel_url(new, row) == url
