@@ -62,7 +62,7 @@ def test_the_webhook_dialog_finds_a_secret_past_the_first_200(
     page.get_by_test_id("webhook-submit").click()
     page.locator(".q-notification", has_text="Webhook").wait_for()
     url = f"{server.url}/api/v1/scripts/{script['id']}/webhooks"
-    hooks = httpx.get(url, headers=tokens["admin"]).json()
+    hooks = httpx.get(url, headers=tokens["admin"]).json()["items"]
     assert [(h["name"], h["secret_id"]) for h in hooks] == [("late-key", vault["KEY_204"])]
 
 
@@ -85,5 +85,5 @@ def test_the_secrets_tab_attaches_a_secret_past_the_first_200(
     page.get_by_test_id("attach-submit").click()
     page.get_by_test_id("attached-KEY_203").wait_for()
     url = f"{server.url}/api/v1/scripts/{script['id']}/secrets"
-    attached = httpx.get(url, headers=tokens["admin"]).json()
+    attached = httpx.get(url, headers=tokens["admin"]).json()["items"]
     assert [a["secret_id"] for a in attached] == [vault["KEY_203"]]

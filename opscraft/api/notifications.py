@@ -263,8 +263,8 @@ async def list_deliveries(
     `status` (pending, sending, delivered, failed; another value is 422); `{items, total, skip,
     limit}`. A failed send is retried with backoff (5 s doubling, at most an hour; a 429's
     `Retry-After` within those bounds) up to 8 attempts, then `failed` with `last_error`; one no
-    retry can mend (an HTTP 3xx or 4xx but 408 and 429, an SMTP 5xx, a receiver address
-    `OPSCRAFT_NOTIFY_NETWORKS` refuses) is `failed` at once, its `last_error` ending
+    retry can mend (a receiver's HTTP 3xx or 4xx other than Request Timeout and Too Many
+    Requests, an SMTP 5xx, a receiver address `OPSCRAFT_NOTIFY_NETWORKS` refuses) is `failed` at once, its `last_error` ending
     "(permanent: not retried)"."""
     rows, total = await notifications.list_deliveries(
         session,

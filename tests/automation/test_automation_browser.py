@@ -66,7 +66,7 @@ def test_create_a_schedule_and_see_it_fire(page: Any, env: Env) -> None:
     page.get_by_test_id("schedule-cron").fill("0 0 1 1 *")
     page.get_by_test_id("schedule-submit").click()
     page.get_by_text("new year").wait_for()
-    (schedule,) = env.api("GET", f"/api/v1/scripts/{script_id}/schedules").json()
+    (schedule,) = env.api("GET", f"/api/v1/scripts/{script_id}/schedules").json()["items"]
     assert len(schedule["next_fire_times"]) == 5
     next_shown = page.get_by_test_id(f"schedule-next-{schedule['id']}").inner_text()
     assert next_shown.startswith("Next:") and next_shown.count(",") == 4, next_shown
@@ -76,7 +76,9 @@ def test_create_a_schedule_and_see_it_fire(page: Any, env: Env) -> None:
     # second while waiting never let a slow machine finish drawing it (a CI failure).
     schedules_url = f"/api/v1/scripts/{script_id}/schedules"
     fired = wait_until(
-        lambda: env.api("GET", schedules_url).json()[0]["last_execution_id"], "the schedule to fire", 120
+        lambda: env.api("GET", schedules_url).json()["items"][0]["last_execution_id"],
+        "the schedule to fire",
+        120,
     )
     page.goto(f"{env.server.url}/schedules")
     last = page.get_by_test_id(f"schedule-last-{schedule['id']}").filter(has_text=f"run #{fired}")
@@ -421,7 +423,9 @@ def test_configure_a_then_run_link_and_follow_the_chain(page: Any, env: Env) -> 
     field.get_by_text("unknown parameter").wait_for()
     page.get_by_test_id("chain-mapping").fill('{"VERSION": "/outputs/version"}')
     page.get_by_test_id("chain-submit").click()
-    (link,) = wait_until(lambda: env.api("GET", f"/api/v1/scripts/{first_id}/chains").json(), "no link saved")
+    (link,) = wait_until(
+        lambda: env.api("GET", f"/api/v1/scripts/{first_id}/chains").json()["items"], "no link saved"
+    )
     assert link["target_script_id"] == second_id and link["mapping"] == {"VERSION": "/outputs/version"}
     page.get_by_test_id(f"chain-target-{link['id']}").wait_for()
 
@@ -475,7 +479,7 @@ def test_a_notification_rule_and_a_webhook_name_their_script_and_secret(page: An
     choose(page, "webhook-secret", "HOOK_SIGNING_KEY")
     page.get_by_test_id("webhook-submit").click()
     (created,) = wait_until(
-        lambda: env.api("GET", f"/api/v1/scripts/{script_id}/webhooks").json(), "no webhook"
+        lambda: env.api("GET", f"/api/v1/scripts/{script_id}/webhooks").json()["items"], "no webhook"
     )
     assert created["secret_id"] == secret_id
     # The URL shown once is one a sender can be given: without OPSCRAFT_PUBLIC_URL it was a path.
@@ -567,10 +571,9 @@ def test_automation_forms_put_each_problem_under_its_field(page: Any, env: Env) 
     page.get_by_test_id("channel-submit").click()
     field_message(page, "channel-name", "a channel with this name already exists")
     for url, existing in taken.items():
-        listed = env.api("GET", url).json()  # the tokens list pages ({items, ...}); the others do not
-        names = [item["name"] for item in (listed["items"] if isinstance(listed, dict) else listed)]
+        names = [item["name"] for item in env.api("GET", url).json()["items"]]
         assert [n for n in names if n.lower() == existing["name"]] == [existing["name"]], (url, names)
-    channels = env.api("GET", "/api/v1/notifications/channels").json()
+    channels = env.api("GET", "/api/v1/notifications/channels").json()["items"]
     assert "ops hook" not in [c["name"] for c in channels]
 
 
@@ -620,7 +623,7 @@ def test_webhook_link_and_schedule_forms_show_every_problem_at_once(page: Any, e
     field_message(page, "schedule-cron", "minute field '61'")
     field_message(page, "schedule-params", "n: must be an integer")
     for kind in ("webhooks", "chains", "schedules"):
-        assert env.api("GET", f"/api/v1/scripts/{script_id}/{kind}").json() == [], kind
+        assert env.api("GET", f"/api/v1/scripts/{script_id}/{kind}").json()["items"] == [], kind
 
 
 def test_pausing_a_schedule_keeps_what_another_tab_saved_since(page: Any, env: Env) -> None:
@@ -644,7 +647,7 @@ def test_pausing_a_schedule_keeps_what_another_tab_saved_since(page: Any, env: E
     assert r.status_code == 200, r.text
     toggle.click()
     page.locator(".q-notification", has_text="Saved").wait_for()
-    (stored,) = env.api("GET", url).json()
+    (stored,) = env.api("GET", url).json()["items"]
     assert stored["enabled"] is False
     assert {k: stored[k] for k in newer} == newer
 
