@@ -264,8 +264,8 @@ async def list_deliveries(
     limit}`. A failed send is retried with backoff (5 s doubling, at most an hour; a 429's
     `Retry-After` within those bounds) up to 8 attempts, then `failed` with `last_error`; one no
     retry can mend (a receiver's HTTP 3xx or 4xx other than Request Timeout and Too Many
-    Requests, an SMTP 5xx, a receiver address `OPSCRAFT_NOTIFY_NETWORKS` refuses) is `failed` at once, its `last_error` ending
-    "(permanent: not retried)"."""
+    Requests, an SMTP 5xx, a receiver address `OPSCRAFT_NOTIFY_NETWORKS` refuses) is `failed` at
+    once, its `last_error` ending "(permanent: not retried)"."""
     rows, total = await notifications.list_deliveries(
         session,
         actor,
