@@ -219,7 +219,7 @@ class Settings(BaseSettings):
     @field_validator("state_backend_url")
     @classmethod
     def _check_state_backend_url(cls, value: str | None) -> str | None:
-        if value and not re.match(r"^https?://[^\s/?#]+/?$", value):
+        if value and not re.fullmatch(r"https?://[^\s/?#]+/?", value):
             raise ValueError("must be the server's base URL, like http://127.0.0.1:8080")
         return value.rstrip("/") if value else None
 
@@ -227,7 +227,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_origins(cls, value: list[str]) -> list[str]:
         for origin in value:
-            if origin != "*" and not _ORIGIN_RE.match(origin):
+            if origin != "*" and not _ORIGIN_RE.fullmatch(origin):
                 raise ValueError("each origin must look like https://host[:port] (or be *)")
         return value
 
@@ -237,7 +237,7 @@ class Settings(BaseSettings):
         if not value:
             return None
         value = value.rstrip("/")
-        if not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+        if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
             raise ValueError("must look like https://host[:port][/path]")
         return value
 

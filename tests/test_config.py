@@ -185,6 +185,24 @@ def test_cors_origins_as_json_or_comma_list(monkeypatch: pytest.MonkeyPatch) -> 
     assert load_settings().cors_origins == ["https://a.example", "https://b.example:8443"]
 
 
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        # `$` of Python's `re.match` also matches before a final newline: each was accepted.
+        ("OPSCRAFT_STATE_BACKEND_URL", "http://127.0.0.1:8080\n"),
+        ("OPSCRAFT_STATE_BACKEND_URL", "http://127.0.0.1:8080/\n"),
+        ("OPSCRAFT_PUBLIC_URL", "https://ops.example/\n"),
+        ("CORS_ORIGINS", '["https://a.example\\n"]'),
+    ],
+)
+def test_urls_ending_in_a_newline_are_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=variable):
+        load_settings()
+
+
 def test_dotenv_file_is_read(clean_env: Path) -> None:
     (clean_env / ".env").write_text(f"SECRET_KEY={KEY}\nLOG_LEVEL=debug\nREDIS_URL=redis://cache:6379/0\n")
     settings = load_settings()

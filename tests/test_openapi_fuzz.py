@@ -25,6 +25,7 @@ from schemathesis.specs.openapi.checks import (
 
 from opscraft.api import install_api
 from opscraft.config import load_settings
+from opscraft.services.bodies import INT_MESSAGE
 from tests.conftest import PASSWORD, LiveServer, start_server, stop_server
 
 EXAMPLES_PER_ROUTE = 4
@@ -37,7 +38,7 @@ SEMANTIC_FIELDS = {"content", "parameters", "timeout_seconds", "password", "new_
 # ansible-inventory parses, a key secret that exists and is a file; run options only for
 # Ansible, destroy only when confirmed; a shared inventory that exists, and not with `inventory`.
 SEMANTIC_FIELDS |= {"inventory", "inventory_id", "ssh_user", "ssh_key_secret", "run_options"}
-SEMANTIC_FIELDS |= {"confirm_destroy", "terraform_action"}
+SEMANTIC_FIELDS |= {"confirm_destroy", "terraform_action", "terraform_workspace"}
 # The current password is checked against the stored hash; a channel's config depends on its
 # kind, and so does whether it needs a vault secret (Slack, an SMTP login), which must exist; a
 # rule names a channel that must exist.
@@ -52,8 +53,9 @@ SEMANTIC_FIELDS |= {"target_script_id"}
 SEMANTIC_FIELDS |= {"cursor", "skip"}
 # A refresh token to revoke at logout is one this server signed for the caller.
 SEMANTIC_FIELDS |= {"refresh_token"}
-# A name another row has: a 409 alone, one more field error of a 422 that has others.
-TAKEN_MESSAGES = {"another script has this name"}
+# A name another row has: a 409 alone, one more field error of a 422 that has others. And a
+# whole number sent as `5.0`: JSON Schema's `integer` admits it, the API refuses it (bodies.py).
+TAKEN_MESSAGES = {"another script has this name", INT_MESSAGE}
 
 
 class Admin:

@@ -59,6 +59,18 @@ def _run_id(page: Any, server: LiveServer, other_than: int = 0) -> int:
     return int(page.url.rstrip("/").rsplit("/", 1)[1])
 
 
+def _open_run_dialog(page: Any, server: LiveServer, admin: dict[str, str], name: str) -> int:
+    """A new active Terraform script `name` (MAIN_TF), its run dialog opened by the planner; its id."""
+    body = {"name": name, "script_type": "terraform", "status": "active", "content": MAIN_TF}
+    r = httpx.post(f"{server.url}/api/v1/scripts", json=body, headers=admin)
+    assert r.status_code == 201, r.text
+    script_id = int(r.json()["id"])
+    log_in(page, server, "planner")
+    page.goto(f"{server.url}/scripts/{script_id}")
+    page.get_by_test_id("execute-button").click()
+    return script_id
+
+
 def test_plan_review_approve_apply_and_see_the_state_version(page: Any, server: LiveServer) -> None:
     admin = token(server, "admin")
     body = {
@@ -129,13 +141,7 @@ def test_the_run_dialog_says_a_docker_run_cannot_reach_the_state_with_the_networ
     to change (it used to start and fail at `terraform init`: network is unreachable)."""
     require_docker()
     admin = token(server, "admin")
-    body = {"name": "offline", "script_type": "terraform", "status": "active", "content": MAIN_TF}
-    r = httpx.post(f"{server.url}/api/v1/scripts", json=body, headers=admin)
-    assert r.status_code == 201, r.text
-    script_id = r.json()["id"]
-    log_in(page, server, "planner")
-    page.goto(f"{server.url}/scripts/{script_id}")
-    page.get_by_test_id("execute-button").click()
+    script_id = _open_run_dialog(page, server, admin, "offline")
     notice = page.get_by_test_id("terraform-network-notice")
     notice.get_by_text("enable Network in the script's run settings, or choose the local runner").wait_for()
     page.get_by_test_id("runner-choice").get_by_text("Docker container").click()
@@ -144,3 +150,36 @@ def test_the_run_dialog_says_a_docker_run_cannot_reach_the_state_with_the_networ
     assert page.url.rstrip("/").endswith(f"/scripts/{script_id}"), page.url  # no run started
     runs = httpx.get(f"{server.url}/api/v1/executions", params={"script_id": script_id}, headers=admin)
     assert runs.status_code == 200 and runs.json()["items"] == [], runs.text
+
+
+def test_a_run_in_a_named_workspace_from_the_dialog_keeps_that_workspace_state(
+    page: Any, server: LiveServer
+) -> None:
+    """The run dialog's Terraform workspace field: a bad name is refused under the field (no run
+    starts), a good one runs there, and the run page names it with that workspace's state."""
+    admin = token(server, "admin")
+    script_id = _open_run_dialog(page, server, admin, "environments")
+    workspace = page.get_by_test_id("terraform-workspace-input")
+    assert workspace.input_value() == "default"
+    workspace.fill("prod/eu")
+    page.get_by_test_id("terraform-action").get_by_text("Apply").click()
+    choice = page.get_by_test_id("runner-choice")
+    if choice.count():
+        choice.get_by_text("Local process").click()
+    page.get_by_test_id("execute-submit").click()
+    dialog = page.get_by_test_id("execute-dialog")
+    dialog.get_by_text("1-64 letters, digits, '_', '.' or '-', starting with a letter or digit").wait_for()
+    runs = httpx.get(f"{server.url}/api/v1/executions", params={"script_id": script_id}, headers=admin)
+    assert runs.json()["items"] == [], runs.text
+    workspace.fill("prod-eu")
+    page.get_by_test_id("execute-submit").click()
+    run_id = _run_id(page, server)
+    final = wait_run(server, admin, run_id, timeout=180)
+    assert final["status"] == "success" and final["terraform_workspace"] == "prod-eu", final
+    page.goto(f"{server.url}/executions/{run_id}")
+    page.get_by_test_id("terraform-workspace").get_by_text("prod-eu").wait_for()
+    panel = page.get_by_test_id("state-panel")
+    panel.get_by_text("Terraform state (workspace prod-eu)").wait_for()
+    panel.get_by_text("written by this run").wait_for()
+    r = httpx.get(f"{server.url}/api/v1/scripts/{script_id}/terraform/states/default/versions", headers=admin)
+    assert r.status_code == 404 or r.json()["versions"] == [], r.text

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from opscraft.api.deps import CurrentActor, Session, permitted
-from opscraft.api.executions_schemas import AnsibleRunOptions, ExecutionOut
+from opscraft.api.executions_schemas import AnsibleRunOptions, ExecutionOut, TerraformWorkspace
 from opscraft.api.schemas import AUTHED, IdPath, error_responses
 from opscraft.db.models.scripts import ScriptType
 from opscraft.services import draft_runs
@@ -38,6 +38,7 @@ class TestRunCreate(Body):
     terraform_action: Literal["plan"] | None = Field(
         default=None, description="Terraform scripts only: a test run only plans"
     )
+    terraform_workspace: TerraformWorkspace = None
     runner: Literal["docker", "local"] | None = Field(
         default=None,
         description="Default: Docker when reachable, else the local runner when an admin enabled it",
@@ -91,6 +92,7 @@ async def create_test_run(
             parameter_schema=body.parameter_schema,
             parameters_in=body.parameters,
             terraform_action=body.terraform_action,
+            terraform_workspace=body.terraform_workspace,
             runner=body.runner,
             run_options=body.run_options.model_dump(exclude_defaults=True) if body.run_options else None,
             acknowledge_risks=body.acknowledge_risks,

@@ -104,6 +104,7 @@ async def _create(body: ExecutionCreate, session: Session, actor: CurrentActor) 
         body.script_id,
         body.parameters,
         body.terraform_action,
+        terraform_workspace=body.terraform_workspace,
         runner=body.runner,
         run_options=body.run_options.model_dump(exclude_defaults=True) if body.run_options else None,
         confirm_destroy=body.confirm_destroy,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from opscraft.api.schemas import MAX_ID, Page
 from opscraft.db.models import Execution, ExecutionLog
 from opscraft.db.models.executions import ExecutionStatus
+from opscraft.execution.terraform_backend import WORKSPACE_CHARS, WORKSPACE_RE
 from opscraft.services.bodies import Body
 from opscraft.services.executions import LogPage
 from opscraft.services.parameters import ParameterValues
@@ -49,6 +50,18 @@ class RerunCreate(Body):
     )
 
 
+TerraformWorkspace = Annotated[
+    str | None,
+    Field(
+        description="Terraform scripts only: the workspace whose state the run uses (default "
+        "`default`; 1-64 letters, digits, `_`, `.` or `-`, starting with a letter or digit; another "
+        "than `default` needs OpsCraft's state backend, OPSCRAFT_STATE_BACKEND_URL)",
+        examples=["prod"],
+        json_schema_extra={"pattern": WORKSPACE_RE.pattern, "maxLength": WORKSPACE_CHARS},
+    ),
+]
+
+
 class ExecutionCreate(Body):
     """The seed's body (`script_id`, `parameters`) plus the optional runner and Terraform action."""
 
@@ -61,6 +74,7 @@ class ExecutionCreate(Body):
     terraform_action: Literal["plan", "apply", "destroy"] | None = Field(
         default=None, description="Terraform scripts only: `plan` (default), `apply` or `destroy`"
     )
+    terraform_workspace: TerraformWorkspace = None
     confirm_destroy: bool = Field(default=False, description="Required (true) with terraform_action destroy")
     runner: Literal["docker", "local"] | None = Field(
         default=None,
@@ -80,6 +94,9 @@ class ExecutionOut(BaseModel):
     status: ExecutionStatus
     parameters: dict[str, Any]
     terraform_action: str | None
+    terraform_workspace: str | None = Field(
+        default=None, description="Terraform: the workspace whose state the run used"
+    )
     run_options: dict[str, Any] | None = Field(description="Ansible run options, as validated")
     inventory_id: int | None = Field(
         default=None, description="Ansible: the shared inventory the run used (set when it started)"

@@ -91,7 +91,7 @@ def _tags(key: str, value: Any) -> list[str]:
     if len(tags) > MAX_TAGS:
         raise OptionError(field, f"at most {MAX_TAGS} tags")
     for tag in tags:
-        if len(tag) > MAX_TAG or not TAG_RE.match(tag):
+        if len(tag) > MAX_TAG or not TAG_RE.fullmatch(tag):
             raise OptionError(
                 field, f"each tag must be 1-{MAX_TAG} letters, digits, '_', '.' or '-', not starting with '-'"
             )

@@ -159,6 +159,7 @@ _CLAIM = (
         _E.runner,
         _E.parameters,
         _E.terraform_action,
+        _E.terraform_workspace,
         _E.run_options,
         _E.cancel_requested,
         _E.image,
@@ -292,7 +293,8 @@ def claim(
         conn.execute(_RECORD_INVENTORY, {"eid": execution_id, "iid": run["inventory_id"], "sha": sha})
     backend: dict[str, str] = {}
     if script_type == ScriptType.terraform and settings.state_backend_url and settings.secret_key:
-        scope = terraform_backend.Scope(execution_id, row.script_id, terraform_backend.DEFAULT_WORKSPACE, now)
+        workspace = row.terraform_workspace or terraform_backend.DEFAULT_WORKSPACE
+        scope = terraform_backend.Scope(execution_id, row.script_id, workspace, now)
         backend = terraform_backend.env(settings.state_backend_url, scope, settings.secret_key)
     spec = RunSpec(
         execution_id=execution_id,

@@ -37,7 +37,9 @@ USERNAME_PREFIX = "run-"
 OVERRIDE_FILE = "opscraft_backend_override.tf"
 OVERRIDE = b'terraform {\n  backend "http" {}\n}\n'
 STATE_PATH = "/api/v1/terraform/state"
-WORKSPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+WORKSPACE_CHARS = 64
+# A workspace name is a path segment of the state's address: ASCII letters and digits, `_`, `.`, `-`.
+WORKSPACE_RE = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_.-]{{0,{WORKSPACE_CHARS - 1}}}$")
 DEFAULT_WORKSPACE = "default"
 _CONTEXT = b"opscraft-terraform-state\x00"
 # Actions whose credentials may store or purge the state; a `plan` run only reads and locks it.

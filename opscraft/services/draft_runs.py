@@ -46,6 +46,7 @@ async def start(
     parameter_schema: dict[str, Any] | list[Any] | None = None,
     parameters_in: dict[str, Any] | None = None,
     terraform_action: str | None = None,
+    terraform_workspace: str | None = None,
     runner: str | None = None,
     run_options: dict[str, Any] | None = None,
     acknowledge_risks: bool = False,
@@ -55,7 +56,8 @@ async def start(
     `awaiting_approval`) execution, marked `draft`.
 
     `script_type` and `parameter_schema` are the editor's (default: the saved script's);
-    `parameters_in` are the run's values. Raises Forbidden (a role that may not edit scripts),
+    `parameters_in` are the run's values, `terraform_workspace` the state a Terraform plan reads.
+    Raises Forbidden (a role that may not edit scripts),
     NotFound (no such script), DeclarationInvalid (content or declaration refused as a save
     would refuse them, dangerous patterns not acknowledged), Invalid (a Terraform action other
     than plan, bad parameter values), Conflict (no runner).
@@ -87,6 +89,7 @@ async def start(
         script_id,
         parameters_in,
         terraform_action,
+        terraform_workspace=terraform_workspace,
         runner=runner,
         trigger=trigger,
         run_options=run_options,

@@ -34,7 +34,7 @@ from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.workers import finished_event
 from opscraft.db.rows import new_row
 from opscraft.db.types import MAX_ID, utcnow
-from opscraft.execution import ansible_options, terraform_plan
+from opscraft.execution import ansible_options, terraform_backend, terraform_plan
 from opscraft.execution.client import ExecutionClient, stored_after
 from opscraft.execution.events import Event
 from opscraft.services import (
@@ -245,6 +245,43 @@ def _terraform_action(script_type: str, action: str | None, confirm_destroy: boo
     return action
 
 
+def workspaces_kept() -> bool:
+    """Whether Terraform runs may name a workspace other than `default`: OpsCraft keeps their
+    state (its state backend is configured, OPSCRAFT_STATE_BACKEND_URL)."""
+    return bool(runtime.current().settings.state_backend_url)
+
+
+def _terraform_workspace(script_type: str, workspace: str | None) -> str | None:
+    """The workspace a run of a `script_type` script uses: `default` for a Terraform script unless
+    `workspace` names another, None for any other type. Raises `Invalid` naming
+    `terraform_workspace` for a workspace given to another type, a name outside
+    `terraform_backend.WORKSPACE_RE` (it becomes a path segment of the state's address), or a
+    workspace other than `default` without OpsCraft's state backend (OPSCRAFT_STATE_BACKEND_URL):
+    a run's local state is gone with its work directory, so another name would change nothing."""
+    if script_type != ScriptType.terraform:
+        if workspace is not None:
+            raise Invalid(
+                "terraform_workspace applies only to terraform scripts: leave it out",
+                details=[{"field": "terraform_workspace", "message": "only for terraform scripts"}],
+            )
+        return None
+    if workspace is None or workspace == terraform_backend.DEFAULT_WORKSPACE:
+        return terraform_backend.DEFAULT_WORKSPACE
+    if not terraform_backend.WORKSPACE_RE.fullmatch(workspace):
+        message = "1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+        raise Invalid(
+            f"terraform_workspace must be {message}",
+            details=[{"field": "terraform_workspace", "message": message}],
+        )
+    if not workspaces_kept():
+        raise Invalid(
+            "workspaces other than 'default' need OpsCraft's state backend "
+            "(OPSCRAFT_STATE_BACKEND_URL): without it a run's state is not kept",
+            details=[{"field": "terraform_workspace", "message": "needs OpsCraft's state backend"}],
+        )
+    return workspace
+
+
 def _run_options(script_type: str, options: dict[str, Any] | None) -> dict[str, Any] | None:
     """Ansible's `--limit`, `--tags`, `--skip-tags`, `--check`, `--diff` (see ansible_options)."""
     if not options:
@@ -279,6 +316,7 @@ async def create(
     parameters_in: dict[str, Any] | None,
     terraform_action: str | None = None,
     *,
+    terraform_workspace: str | None = None,
     runner: str | None = None,
     trigger: Trigger = Trigger.api,
     run_options: dict[str, Any] | None = None,
@@ -294,6 +332,8 @@ async def create(
     With `draft` (services/draft_runs.py), the run is a test run of that content, of a script in
     any status; the row is marked `draft`, the content is stored with it, the script is unchanged.
     `rerun_of`: the id of the run this one repeats (`runs.rerun`), kept on the row and audited.
+    `terraform_workspace`: the workspace whose state a Terraform run uses (default `default`; an
+    apply of a saved plan uses its plan's).
 
     `trigger` records how the run started. A system actor (`Actor.on_behalf_of`: a schedule, a
     webhook, a retry) starts it with the permissions its user has now: an owner who was
@@ -326,9 +366,10 @@ async def create(
         schema = draft.schema if draft else script.parameters
         resolved = parameters.resolve(schema, parameters_in, script_type)
         action = _terraform_action(script_type, terraform_action, confirm_destroy)
+        workspace = _terraform_workspace(script_type, terraform_workspace)
     else:  # exactly what was planned: Terraform keeps the variables and configuration in the plan
         resolved, action = dict(parameters_in or {}), terraform_plan.APPLY_PLAN
-        version = saved_plan.script_version
+        version, workspace = saved_plan.script_version, saved_plan.workspace
     if action == "destroy" and not can(user, Permission.destroy_infrastructure):
         raise Forbidden(
             f"your role ({user.role}) may plan and apply this Terraform script but not destroy: destroy "
@@ -350,6 +391,7 @@ async def create(
         script_type=script_type,
         parameters=resolved,
         terraform_action=action,
+        terraform_workspace=workspace,
         run_options=options,
         triggered_by=user.id,
         triggered_by_name=user.username,
@@ -371,6 +413,7 @@ async def create(
         runner=chosen,
         network_enabled=script.network_enabled,
         terraform_action=action,
+        **({"terraform_workspace": workspace} if workspace is not None else {}),
         run_options=options,
         parameters=sorted(resolved),
         trigger=trigger.value,

@@ -22,7 +22,7 @@ async def rerun(
     confirm_destroy: bool = False,
     trigger: executions.Trigger = executions.Trigger.api,
 ) -> Execution:
-    """Queue a new run of the same script with the parameters, Terraform action, Ansible run
+    """Queue a new run of the same script with the parameters, Terraform action and workspace, Ansible run
     options (a `--limit` or `--check` run is run again limited, or dry) and runner of execution
     `execution_id`; every rule of `executions.create` applies (the script must still be active,
     the parameters must still fit its current schema). `trigger`: how it was asked for (`ui` for
@@ -46,6 +46,7 @@ async def rerun(
         previous.script_id,
         dict(previous.parameters),
         previous.terraform_action,
+        terraform_workspace=previous.terraform_workspace,
         runner=previous.runner,
         trigger=trigger,
         run_options=previous.run_options,

@@ -222,7 +222,7 @@ class VaultPlanStore:
             plan = TerraformPlan(
                 execution_id=execution_id,
                 script_id=execution.script_id,
-                workspace=terraform_backend.DEFAULT_WORKSPACE,
+                workspace=execution.terraform_workspace or terraform_backend.DEFAULT_WORKSPACE,
                 script_version=execution.script_version,
                 prior_serial=serial,
                 prior_lineage=lineage,

@@ -15,7 +15,7 @@ from nicegui.elements.mixins.validation_element import ValidationElement
 
 from opscraft.db.models import Execution, Script
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
-from opscraft.execution import ansible_options
+from opscraft.execution import ansible_options, terraform_backend
 from opscraft.services import draft_runs, executions, parameters, scripts, shared_inventories
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, ServiceError
@@ -108,10 +108,36 @@ def _values(fields: dict[str, ui.element]) -> dict[str, Any]:
     return values
 
 
-def _show_field_errors(fields: dict[str, ui.element], exc: ServiceError) -> None:
+def _workspace_input() -> ui.input | None:
+    """The Terraform workspace field (`default` to start with), when OpsCraft keeps Terraform
+    state (`executions.workspaces_kept`); None otherwise: every run then uses `default`."""
+    if not executions.workspaces_kept():
+        return None
+    return (
+        ui.input("Terraform workspace", value=terraform_backend.DEFAULT_WORKSPACE, validation={})
+        .props(f"outlined dense {carried(terraform_backend.WORKSPACE_CHARS)}")
+        .props('data-testid="terraform-workspace-input"')
+        .props('hint="The state this run uses: one per workspace (dev, staging, prod...)"')
+        .classes("w-full")
+    )
+
+
+def _workspace_value(workspace: ui.input | None) -> str | None:
+    """The typed workspace (None without the field or when left empty: the service's default)."""
+    if workspace is None:
+        return None
+    return str(workspace.value or "").strip() or None
+
+
+def _show_field_errors(
+    params: dict[str, ui.element], others: dict[str, ui.element], exc: ServiceError
+) -> None:
+    """Each refusal under its field: `parameters.NAME` under that parameter's input, any other
+    field (`run_options.limit`, `terraform_workspace`) under the input of that name."""
     for detail in exc.details:
-        name = str(detail.get("field", "")).removeprefix("parameters.")
-        element = fields.get(name)
+        field = str(detail.get("field", ""))
+        name = field.removeprefix("parameters.")
+        element = params.get(name) if name != field else others.get(field)
         if isinstance(element, ValidationElement):
             element.error = str(detail.get("message", "is invalid"))
 
@@ -226,6 +252,7 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
         else:
             ui.label("This script takes no parameters.").classes("text-grey-7")
         action = None
+        workspace = _workspace_input() if script_type == ScriptType.terraform else None
         if script_type == ScriptType.terraform and test_run:
             ui.label("Terraform: a test run only plans (no changes).").classes("text-grey-8")
         elif script_type == ScriptType.terraform:
@@ -240,11 +267,13 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
                 )
         options = _ansible_options(network_missing) if script_type == ScriptType.ansible else None
         # The option inputs by the field a refusal names (`run_options.limit`, services/executions.py).
-        option_inputs = {
+        option_inputs: dict[str, ui.element] = {
             f"run_options.{key}": element
             for key, element in (options or {}).items()
             if isinstance(element, ValidationElement)
         }
+        if workspace is not None:
+            option_inputs["terraform_workspace"] = workspace
         runner = _runner_choice(runners)
         if runners.docker and executions.docker_cannot_reach_state(script_type, script.network_enabled):
             ui.label(
@@ -277,6 +306,7 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
                         script_type=test_run.script_type,
                         parameter_schema=test_run.schema,
                         parameters_in=_values(fields),
+                        terraform_workspace=_workspace_value(workspace),
                         runner=runner.value if runner else None,
                         trigger=executions.Trigger.ui,
                         run_options=_option_values(options) if options else None,
@@ -289,6 +319,7 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
                         script_id,
                         _values(fields),
                         terraform_action=action.value if action else None,
+                        terraform_workspace=_workspace_value(workspace),
                         runner=runner.value if runner else None,
                         trigger=executions.Trigger.ui,
                         run_options=_option_values(options) if options else None,
@@ -299,7 +330,7 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
                 if findings and test_run:
                     risk_dialog(findings, lambda: submit(True), action="run")
                     return False
-                _show_field_errors({**fields, **option_inputs}, exc)
+                _show_field_errors(fields, option_inputs, exc)
                 notify_error(exc.message)
                 return False
             except ServiceError as exc:

@@ -223,6 +223,8 @@ class ExecutionView:
                 _fact("Image", run.image or ("—" if run.runner != "local" else "host"), "image")
                 if run.terraform_action:
                     _fact("Terraform", run.terraform_action, "terraform-action")
+                if run.terraform_workspace:
+                    _fact("Workspace", run.terraform_workspace, "terraform-workspace")
                 if run.run_options:  # a --check run is a dry run: say so, as its command line did
                     _fact("Ansible options", " ".join(ansible_options.argv(run.run_options)), "run-options")
                 if run.inventory_id is not None and run.inventory_sha256:  # which hosts, as they were

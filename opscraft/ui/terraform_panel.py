@@ -128,6 +128,11 @@ class TerraformPanel:
         if started is not None:
             ui.navigate.to(f"/executions/{started.id}")
 
+    @property
+    def workspace(self) -> str:
+        """The workspace whose state the run used (`default` for runs from before workspaces)."""
+        return self.execution.terraform_workspace or terraform_backend.DEFAULT_WORKSPACE
+
     async def _state(self) -> None:
         run = self.execution
         try:
@@ -135,14 +140,14 @@ class TerraformPanel:
                 terraform_state.list_versions,
                 self.actor,
                 run.script_id,
-                terraform_backend.DEFAULT_WORKSPACE,
+                self.workspace,
                 limit=SHOWN_VERSIONS,
             )
         except NotFound:
             return
         state = view.state
         with ui.card().classes("w-full gap-2").props('flat bordered data-testid="state-panel"'):
-            ui.label("Terraform state (workspace default)").classes("text-subtitle1 font-medium")
+            ui.label(f"Terraform state (workspace {self.workspace})").classes("text-subtitle1 font-medium")
             if state.lock_id is not None:
                 lock_line(state, view.lock_ended)
             if not versions:
@@ -178,7 +183,7 @@ class TerraformPanel:
                 ui.label(
                     f"The latest {len(versions)} of {total} versions; the API lists them all: "
                     f"GET /api/v1/scripts/{run.script_id}/terraform/states/"
-                    f"{terraform_backend.DEFAULT_WORKSPACE}/versions?skip={len(versions)}"
+                    f"{self.workspace}/versions?skip={len(versions)}"
                 ).classes("text-grey-7").props('data-testid="state-versions-more"')
 
     def _confirm_rollback(self, number: int) -> None:
@@ -208,9 +213,7 @@ class TerraformPanel:
             return
         run = self.execution
         done = await run_action(
-            lambda: call(
-                terraform_state.rollback, actor, run.script_id, terraform_backend.DEFAULT_WORKSPACE, number
-            ),
+            lambda: call(terraform_state.rollback, actor, run.script_id, self.workspace, number),
             f"State rolled back to version {number}",
         )
         if done is not None:

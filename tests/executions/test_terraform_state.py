@@ -87,17 +87,21 @@ async def _run(client: httpx.AsyncClient, who: LoggedIn, script_id: int, **body:
     return final, await output(client, who, started["id"])
 
 
-async def _versions(client: httpx.AsyncClient, who: LoggedIn, script_id: int) -> list[dict[str, Any]]:
+async def _versions(
+    client: httpx.AsyncClient, who: LoggedIn, script_id: int, workspace: str = "default"
+) -> list[dict[str, Any]]:
     r = await client.get(
-        f"/api/v1/scripts/{script_id}/terraform/states/default/versions", headers=who.headers
+        f"/api/v1/scripts/{script_id}/terraform/states/{workspace}/versions", headers=who.headers
     )
     assert r.status_code == 200, r.text
     return list(r.json()["versions"])
 
 
-async def _download(client: httpx.AsyncClient, who: LoggedIn, script_id: int, number: int) -> dict[str, Any]:
+async def _download(
+    client: httpx.AsyncClient, who: LoggedIn, script_id: int, number: int, workspace: str = "default"
+) -> dict[str, Any]:
     r = await client.get(
-        f"/api/v1/scripts/{script_id}/terraform/states/default/versions/{number}", headers=who.headers
+        f"/api/v1/scripts/{script_id}/terraform/states/{workspace}/versions/{number}", headers=who.headers
     )
     assert r.status_code == 200, r.text
     return dict(r.json())
@@ -205,6 +209,144 @@ async def test_a_script_with_attached_secrets_keeps_its_state_in_opscraft(
     # The next plan starts from that state: nothing to do.
     final, text = await _run(client, operator, script_id, terraform_action="plan", parameters={})
     assert final["status"] == "success" and "No changes" in text, text
+
+
+async def test_each_workspace_keeps_its_own_state_through_plans_applies_and_reruns(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn, served: None
+) -> None:
+    """One configuration, two environments: runs name the workspace whose state they use
+    (`terraform_workspace`), and each workspace's state, versions and credentials stay apart."""
+    script_id = await make_script(
+        client, operator, MAIN_TF, script_type="terraform", parameters={"greeting": "hello"}
+    )
+    prod, text = await _run(
+        client, operator, script_id, terraform_action="apply", terraform_workspace="prod", parameters={}
+    )
+    assert prod["status"] == "success" and prod["terraform_workspace"] == "prod", text
+    final, text = await _run(
+        client, operator, script_id, terraform_action="apply", parameters={"greeting": "hi"}
+    )
+    assert final["status"] == "success" and final["terraform_workspace"] == "default", text
+    assert [v["execution_id"] for v in await _versions(client, operator, script_id, "prod")] == [prod["id"]]
+    assert [v["execution_id"] for v in await _versions(client, operator, script_id)] == [final["id"]]
+    assert _output(await _download(client, operator, script_id, 1, "prod")) == "hello from opscraft"
+    assert _output(await _download(client, operator, script_id, 1)) == "hi from opscraft"
+    r = await client.get(f"/api/v1/scripts/{script_id}/terraform/states", headers=operator.headers)
+    assert sorted(s["workspace"] for s in r.json()["items"]) == ["default", "prod"], r.text
+
+    # A plan in prod starts from prod's state (no change there), not from default's.
+    final, text = await _run(
+        client, operator, script_id, terraform_action="plan", terraform_workspace="prod", parameters={}
+    )
+    assert final["status"] == "success" and "No changes" in text, text
+    # The apply of a saved plan uses its plan's workspace; Run again keeps the workspace.
+    planned, text = await _run(
+        client,
+        operator,
+        script_id,
+        terraform_action="plan",
+        terraform_workspace="prod",
+        parameters={"greeting": "hey"},
+    )
+    assert planned["status"] == "success", text
+    r = await client.post(
+        f"/api/v1/executions/{planned['id']}/terraform/plan/apply", headers=operator.headers
+    )
+    assert r.status_code == 202 and r.json()["terraform_workspace"] == "prod", r.text
+    final = await wait_for(client, operator, r.json()["id"], timeout=180)
+    assert final["status"] == "success", await output(client, operator, final["id"])
+    assert _output(await _download(client, operator, script_id, 2, "prod")) == "hey from opscraft"
+    r = await client.post(f"/api/v1/executions/{prod['id']}/rerun", headers=operator.headers)
+    assert r.status_code == 202 and r.json()["terraform_workspace"] == "prod", r.text
+    final = await wait_for(client, operator, r.json()["id"], timeout=180)
+    assert final["status"] == "success", await output(client, operator, final["id"])
+    assert (await _versions(client, operator, script_id, "prod"))[0]["number"] == 3
+    assert len(await _versions(client, operator, script_id)) == 1  # default untouched
+
+    # A run's credentials open its own workspace's state only.
+    _, auth = await terraform_run_row(script_id, "prod", terraform_action="apply")
+    r = await client.get(f"/api/v1/terraform/state/{script_id}/prod", auth=auth)
+    assert r.status_code == 200, r.text
+    r = await client.get(f"/api/v1/terraform/state/{script_id}/default", auth=auth)
+    assert r.status_code == 401, r.text
+
+    r = await client.get(
+        "/api/v1/audit", params={"action": "execution.create", "limit": 100}, headers=admin.headers
+    )
+    assert r.status_code == 200, r.text
+    audited = {e["target_id"]: e["details"].get("terraform_workspace") for e in r.json()["items"]}
+    assert audited[str(prod["id"])] == "prod" and audited[str(planned["id"])] == "prod", audited
+
+
+@pytest.mark.parametrize(
+    "workspace, message",
+    [
+        ("", "1-64 letters"),
+        ("-prod", "1-64 letters"),
+        (".hidden", "1-64 letters"),
+        ("a" * 65, "1-64 letters"),
+        ("prod\n", "1-64 letters"),  # `$` of Python's re.match accepted a final newline
+        ("pr od", "1-64 letters"),
+        ("../default", "1-64 letters"),
+        ("prod/x", "1-64 letters"),
+        ("prød", "1-64 letters"),
+        ("prod%2Fx", "1-64 letters"),
+    ],
+)
+async def test_a_bad_workspace_name_is_refused_naming_the_field(
+    client: httpx.AsyncClient, operator: LoggedIn, workspace: str, message: str
+) -> None:
+    script_id = await make_script(client, operator, MAIN_TF, script_type="terraform")
+    for path in ("/api/v1/executions", f"/api/v1/scripts/{script_id}/test-runs"):
+        body: dict[str, Any] = {"terraform_workspace": workspace, "runner": "local"}
+        body |= {"script_id": script_id} if path.endswith("executions") else {"content": MAIN_TF}
+        r = await client.post(path, json=body, headers=operator.headers)
+        assert r.status_code == 422, r.text
+        assert [e["field"] for e in r.json()["errors"]] == ["terraform_workspace"], r.text
+        assert message in r.json()["errors"][0]["message"]
+    r = await client.get("/api/v1/executions", headers=operator.headers)
+    assert r.json()["total"] == 0  # nothing was queued
+
+
+async def test_a_workspace_is_only_for_terraform_and_needs_the_state_backend(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    bash = await make_script(client, operator, "echo hi\n")
+    r = await client.post(
+        "/api/v1/executions",
+        json={"script_id": bash, "terraform_workspace": "default", "runner": "local"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "terraform_workspace", r.text
+    assert "only for terraform scripts" in r.text
+    r = await client.post(
+        "/api/v1/executions", json={"script_id": bash, "runner": "local"}, headers=operator.headers
+    )
+    assert r.status_code == 202 and r.json()["terraform_workspace"] is None, r.text
+    terraform = await make_script(client, operator, MAIN_TF, script_type="terraform")
+    r = await client.post(
+        "/api/v1/executions",
+        json={"script_id": terraform, "terraform_workspace": "staging", "runner": "local"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 202 and r.json()["terraform_workspace"] == "staging", r.text
+    # Without OpsCraft's state backend a run keeps no state: only `default` is accepted.
+    runtime.current().settings.state_backend_url = None
+    try:
+        r = await client.post(
+            "/api/v1/executions",
+            json={"script_id": terraform, "terraform_workspace": "staging", "runner": "local"},
+            headers=operator.headers,
+        )
+        assert r.status_code == 422 and "state backend" in r.json()["errors"][0]["message"], r.text
+        r = await client.post(
+            "/api/v1/executions",
+            json={"script_id": terraform, "terraform_workspace": "default", "runner": "local"},
+            headers=operator.headers,
+        )
+        assert r.status_code == 202 and r.json()["terraform_workspace"] == "default", r.text
+    finally:
+        runtime.current().settings.state_backend_url = f"http://127.0.0.1:{PORT}"
 
 
 def _output(state: dict[str, Any]) -> str:

@@ -85,6 +85,8 @@ class Execution(SQLModel, table=True):
     status: ExecutionStatus = Field(default=ExecutionStatus.queued, max_length=16)
     parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     terraform_action: str | None = Field(default=None, max_length=16)
+    # The workspace whose state a Terraform run uses (`default` unless chosen); None for others.
+    terraform_workspace: str | None = Field(default=None, max_length=64)
     # Ansible run options ({"limit", "tags", "skip_tags", "check", "diff"}), validated at start.
     run_options: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # The shared inventory the run used (no foreign key: history outlives it) and the SHA-256
