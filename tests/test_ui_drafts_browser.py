@@ -83,3 +83,30 @@ def test_new_script_survives_offline_and_reload(live_server: LiveServer, page: A
     wait_connected(page)
     page.get_by_test_id("execute-dialog").get_by_test_id("draft-restored").wait_for()
     assert page.get_by_test_id("param-TARGET").input_value() == "web-7"
+
+
+def test_a_draft_whose_base_version_is_not_ascii_digits_warns_instead_of_failing(
+    live_server: LiveServer, page: Any
+) -> None:
+    """The tab's draft is the browser's to change: a base version of "²" (`str.isdigit()` is true
+    for it, `int()` refuses it) raised in the restore, so the draft came back without the warning
+    that it may not start from the script's current version. Now it is an unknown base: warned."""
+    tokens = make_users(live_server)
+    script = create_script(live_server, tokens["operator"], "odd-base", CONTENT)
+    log_in(page, live_server, "operator")
+    page.goto(f"{live_server.url}/scripts/{script['id']}/edit")
+    wait_connected(page)
+    page.get_by_test_id("script-description").fill("typed before a reload")
+    key = f"oc-draft:script:{script['id']}"
+    page.wait_for_function("(k) => (sessionStorage.getItem(k) || '').includes('typed before')", arg=key)
+    # Disarmed first: the page's own capture (on leaving it) would write the field's value back.
+    page.evaluate(
+        "(k) => { ocDrafts.armed[k.slice(9)] = false; const d = JSON.parse(sessionStorage.getItem(k));"
+        " d.base_version = '\u00b2'; sessionStorage.setItem(k, JSON.stringify(d)); }",
+        key,
+    )
+    page.reload()
+    wait_connected(page)
+    page.get_by_test_id("draft-restored").wait_for()
+    page.get_by_test_id("draft-stale-discard").wait_for()
+    assert page.get_by_test_id("script-description").input_value() == "typed before a reload"

@@ -11,6 +11,7 @@ from typing import Any
 
 from nicegui import ui
 
+from opscraft.db.digits import ascii_int
 from opscraft.db.models import Execution, Script
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.services import parameters, scripts, shared_inventories
@@ -173,7 +174,8 @@ class ParameterRows:
     def _row_of(self, field: str) -> int | None:
         if field.startswith("parameters[") and field.endswith("]"):
             position = field.removeprefix("parameters[").removesuffix("]")
-            return int(position) if position.isdigit() and int(position) < len(self.inputs) else None
+            index = ascii_int(position, 6)
+            return index if index is not None and index < len(self.inputs) else None
         if field.startswith("parameters."):
             name = field.removeprefix("parameters.")
             for index, row in enumerate(self.rows):
@@ -291,8 +293,7 @@ class ScriptForm:
         self.stale.set_visibility(True)
 
     def _base_version(self) -> int | None:
-        text = str(self.base.value or "")
-        return int(text) if text.isdigit() else None
+        return ascii_int(str(self.base.value or ""), 18)
 
     def _take_over(self, version: int) -> None:
         """The author saw the warning and keeps the edit: the next save replaces `version`."""
