@@ -220,6 +220,8 @@ def literal_address(host: str) -> Address | None:
     uses), and the C library's decimal, octal, hex and short forms (`2852039166`,
     `0251.0376.0251.0376`, `0xa9fea9fe`, `127.1`); 127.0.0.1 for `localhost` and `*.localhost`
     (RFC 6761 6.3); None for a host name, which only a look-up when sending can place."""
+    if not _no_blank_or_control(host):  # no look-up is made for it (`host_name_ok`)
+        return None
     text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
         text = text.split("%", 1)[0].encode("idna").decode("ascii").rstrip(".")

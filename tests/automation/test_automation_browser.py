@@ -576,6 +576,11 @@ def test_automation_forms_put_each_problem_under_its_field(page: Any, env: Env) 
     page.get_by_test_id("channel-name").fill("ALERTS")
     page.get_by_test_id("channel-submit").click()
     field_message(page, "channel-name", "a channel with this name already exists")
+    page.get_by_test_id("channel-kind").click()
+    page.get_by_role("option", name=labels.CHANNEL_KIND["email"], exact=True).click()
+    page.get_by_test_id("channel-host").fill("[::ffff:169.254.169.254]")
+    page.get_by_test_id("channel-submit").click()
+    field_message(page, "channel-host", "a link-local address (it stands for 169.254.169.254)")
     for url, existing in taken.items():
         names = [item["name"] for item in env.api("GET", url).json()["items"]]
         assert [n for n in names if n.lower() == existing["name"]] == [existing["name"]], (url, names)

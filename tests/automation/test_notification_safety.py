@@ -367,7 +367,12 @@ async def test_a_channel_at_a_refused_address_is_refused_when_saved(
         errors = {e["field"]: e["message"] for e in r.json()["errors"]}
         assert said in errors["config.url"] and errors["config.url"].startswith("refused: "), (bad, errors)
         assert "OPSCRAFT_NOTIFY_NETWORKS" in errors["config.url"] or "never go to" in said
-    for bad in (" http://169.254.169.254/", "http://169.254.169.254/\t", "http://169.254.169.254/ x"):
+    for bad in (
+        " http://169.254.169.254/",
+        "http://169.254.169.254/\t",
+        "http://169.254.169.254/ x",
+        "http://1\x00/",
+    ):
         body = {"name": "hook", "kind": "webhook", "config": {"url": bad}}
         r = await client.post(url, json=body, headers=admin.headers)
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "config.url", (bad, r.text)
@@ -404,7 +409,7 @@ LOOPBACK_SPELLINGS = ["127.1", "2130706433", "0x7f000001", "0x7f.1", "[::ffff:12
 
 
 @pytest.mark.parametrize("spelling", LOOPBACK_SPELLINGS)
-async def test_every_spelling_of_loopback_is_refused_when_sending(rt: runtime.Runtime, spelling: str) -> None:
+async def test_every_spelling_of_loopback_is_refused_when_sending(spelling: str) -> None:
     """A channel saved before (or a Slack URL in the vault, read only when sending) at another
     spelling of 127.0.0.1 reaches nothing: the send checks what the host resolves to. Allowed,
     the same spelling reaches the receiver on 127.0.0.1, so the refusal is the check's."""
@@ -427,7 +432,7 @@ async def test_every_spelling_of_loopback_is_refused_when_sending(rt: runtime.Ru
         assert len(hook.requests) == 1 and len(await smtp.wait_for(1)) == 1
 
 
-async def test_a_url_httpx_cannot_read_fails_as_a_send_error(rt: runtime.Runtime) -> None:
+async def test_a_url_httpx_cannot_read_fails_as_a_send_error() -> None:
     """`http://0251.0376.0251.0376/` (octal) passed the URL check and httpx refused it when
     sending: InvalidURL, a 500 on **Test** and an error out of the sender's round. Now it is a
     permanent SendError (and refused when saved)."""
@@ -465,9 +470,7 @@ async def test_a_redirect_is_never_followed(
 
 
 @pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"])
-async def test_a_proxy_in_the_environment_is_not_used(
-    rt: runtime.Runtime, monkeypatch: pytest.MonkeyPatch, variable: str
-) -> None:
+async def test_a_proxy_in_the_environment_is_not_used(monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
     """httpx reads HTTP_PROXY, HTTPS_PROXY and ALL_PROXY by default (`trust_env`): a webhook went
     to the proxy, which connected from where it runs to wherever it was asked, out of the
     check's sight. Now the send connects to the receiver itself; the proxy sees nothing."""
