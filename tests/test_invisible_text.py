@@ -91,7 +91,7 @@ async def test_webhook_token_and_channel_names_refuse_invisible_characters(
     r = await client.post("/api/v1/scripts", json=body, headers=operator.headers)
     assert r.status_code == 201, r.text
     hooks = f"/api/v1/scripts/{r.json()['id']}/webhooks"
-    channel = {"kind": "webhook", "config": {"url": "http://127.0.0.1:9/x"}}
+    channel = {"kind": "webhook", "config": {"url": "https://hooks.example.com/x"}}
     for ch in ["\u202e", "\u2066", "\u200b", "\ufeff"]:
         name = f"deploy{ch}prod"
         for url, extra, who in [
@@ -169,7 +169,7 @@ async def test_picked_names_are_trimmed_and_refuse_blank_and_control_characters(
     r = await client.post("/api/v1/scripts", json=body, headers=operator.headers)
     assert r.status_code == 201, r.text
     script = f"/api/v1/scripts/{r.json()['id']}"
-    channel = {"kind": "webhook", "config": {"url": "http://127.0.0.1:9/x"}}
+    channel = {"kind": "webhook", "config": {"url": "https://hooks.example.com/x"}}
     kinds = [
         (f"{script}/schedules", {"cron": "0 3 * * *"}, operator),
         (f"{script}/webhooks", {}, operator),

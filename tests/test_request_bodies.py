@@ -192,7 +192,7 @@ async def _one_of_each(client: httpx.AsyncClient, admin: LoggedIn, viewer: Logge
     ids["webhook_id"] = await made(f"{base}/webhooks", {"name": "w"})
     ids["link_id"] = await made(f"{base}/chains", {"target_script_id": target})
     ids["inventory_id"] = await made("/api/v1/inventories", {"name": "i", "content": "[web]\nh1\n"})
-    channel = {"name": "c", "kind": "webhook", "config": {"url": "http://127.0.0.1:9/x"}}
+    channel = {"name": "c", "kind": "webhook", "config": {"url": "https://hooks.example.com/x"}}
     ids["channel_id"] = await made("/api/v1/notifications/channels", channel)
     ids["user_id"] = viewer.id
     return ids

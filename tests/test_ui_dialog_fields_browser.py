@@ -187,9 +187,11 @@ def test_an_error_notification_can_be_read_and_closed(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
     """Its Close button was primary blue on the red notification (contrast 1.1:1)."""
-    config = {"host": "127.0.0.1", "port": free_port(), "security": "none"}  # nothing listens there
-    config |= {"from": "opscraft@example.com", "to": ["ops@example.com"]}
-    body = {"name": "unreachable", "kind": "email", "config": config}
+    # a Slack URL in the vault at a loopback address: refused when sent (OPSCRAFT_NOTIFY_NETWORKS)
+    secret = {"name": "SLACK_HOOK", "value": f"http://127.0.0.1:{free_port()}/x"}
+    response = httpx.post(f"{server.url}/api/v1/secrets", json=secret, headers=tokens["admin"])
+    assert response.status_code == 201, response.text
+    body = {"name": "unreachable", "kind": "slack", "secret_id": response.json()["id"]}
     response = httpx.post(f"{server.url}/api/v1/notifications/channels", json=body, headers=tokens["admin"])
     assert response.status_code == 201, response.text
     log_in(page, server, "admin")

@@ -130,7 +130,8 @@ async def create_channel(
     answered masked; signed when `secret_id` is set),
     slack (the vault secret holds the webhook URL) or email (`config`: host, port, security, from,
     to, username; the secret is the SMTP password). 422 naming every bad field and config key (a URL
-    with `user:pass@` included), or an unknown `secret_id`; 409 naming `name` when taken (ignoring
+    with `user:pass@` included; a URL or SMTP host that is an address OPSCRAFT_NOTIFY_NETWORKS
+    refuses, in any spelling), or an unknown `secret_id`; 409 naming `name` when taken (ignoring
     case and width). Audited as `notification_channel.create`."""
     return ChannelOut.of(await notifications.create_channel(session, actor, body))
 

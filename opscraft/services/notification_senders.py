@@ -20,7 +20,13 @@ Formats:
 Where a send may connect (`OPSCRAFT_NOTIFY_NETWORKS`, `check_addresses`): the host is resolved
 at send time, every address it resolves to must be public or in an allowed network, and the
 connection goes to the address checked (never a second look-up, which a DNS rebinding answers
-differently); TLS still verifies the certificate against the host name.
+differently); TLS still verifies the certificate against the host name. An IPv6 address standing
+for an IPv4 one (mapped, NAT64, 6to4, Teredo: `ipv4_within`) is judged as that one. A channel
+whose host is a refused address in any spelling (`literal_address`: `0xa9fea9fe`, `127.1`,
+`[::ffff:127.0.0.1]`, `169.254.169.254.`...) is refused when saved too (`host_refusal`). A
+redirect is never followed, and webhooks ignore HTTP_PROXY, HTTPS_PROXY and ALL_PROXY: a proxy
+would make the connection from where it runs, out of the check's sight (a server that reaches the
+Internet only through a proxy sends webhooks to receivers on its own networks only).
 
 A `SendError` is `permanent` when sending again cannot help (a 4xx other than 408 and 429, a
 redirect, an address refused, an SMTP 5xx reply): the delivery fails at once instead of being
@@ -109,18 +115,46 @@ PLAINTEXT_LOGIN = (
 
 # --- where a send may connect ------------------------------------------------------------------
 
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
 # Cloud metadata services outside 169.254/16: AWS's IPv6 one (a ULA), Alibaba's (in 100.64/10)
 _METADATA = frozenset(ipaddress.ip_address(a) for a in ("fd00:ec2::254", "100.100.100.200"))
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # RFC 6598, carrier-grade NAT
 _THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")  # 0.0.0.0 reaches this machine on Linux
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052's well-known prefix: the IPv4 address last
+# RFC 8215's local-use NAT64 prefix: where in it the IPv4 address sits is the operator's choice
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+_COMPATIBLE = ipaddress.ip_network("::/96")  # IPv4-compatible (RFC 4291 2.5.5.1, deprecated)
 
 
-def network_of(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+def ipv4_within(address: Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 `address` stands for, whose network decides where it goes:
+    IPv4-mapped (`::ffff:169.254.169.254`: the kernel connects over IPv4), NAT64 with the
+    well-known prefix (`64:ff9b::a9fe:a9fe`: a translator connects to 169.254.169.254), 6to4
+    (`2002:a9fe:a9fe::`: sent to the 6to4 router at that address) and Teredo (its client's
+    address); None for another address."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    return address.teredo[1] if address.teredo is not None else None
+
+
+def network_of(address: Address) -> str | None:
     """The network `address` is in, as OPSCRAFT_NOTIFY_NETWORKS names them: `public`,
-    `private`, `loopback`, `link_local` (with the cloud metadata addresses), or None for one no
-    setting allows (unspecified, this network, multicast, reserved, documentation)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # ::ffff:169.254.169.254 is 169.254.169.254
+    `private` (with the deprecated IPv6 site-local fec0::/10), `loopback`, `link_local` (with the
+    cloud metadata addresses), or None for one no setting allows (unspecified, this network,
+    multicast, reserved, documentation, IPv4-compatible `::a.b.c.d`, local-use NAT64
+    64:ff9b:1::/48). An IPv6 address standing for an IPv4 one (`ipv4_within`) is in that one's:
+    `::ffff:127.0.0.1` is loopback, `2002:a9fe:a9fe::` link-local."""
+    address = ipv4_within(address) or address
+    v6 = isinstance(address, ipaddress.IPv6Address)
+    if v6 and int(address) > 1 and (address in _COMPATIBLE or address in _NAT64_LOCAL):  # not :: or ::1
+        return None
     if address in _METADATA or address.is_link_local:
         return "link_local"
     if address.is_loopback:
@@ -129,11 +163,41 @@ def network_of(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | 
         return None
     if isinstance(address, ipaddress.IPv4Address) and address in _THIS_NETWORK:
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
+        return "private"
     if address.is_global:
         return "public"
     if address.is_private or (isinstance(address, ipaddress.IPv4Address) and address in _SHARED):
         return "private"
     return None
+
+
+def refusal(host: str, address: Address, networks: frozenset[str]) -> str | None:
+    """Why a notification may not go to `address` (what `host` resolved to or spells), e.g.
+    `0xa9fea9fe (169.254.169.254): a link-local address, not allowed for notifications
+    (OPSCRAFT_NOTIFY_NETWORKS allows public and: private)`; None when it is public or in one of
+    `networks`."""
+    network = network_of(address)
+    if network == "public" or network in networks:
+        return None
+    named = host if _spells(host, address) else f"{host} ({address})"
+    within = ipv4_within(address)
+    stands = f" (it stands for {within})" if within is not None else ""
+    if network is None:
+        return f"{named}: an address notifications never go to{stands} (unspecified, multicast, reserved...)"
+    allowed = ", ".join(sorted(networks)) or "none"
+    return (
+        f"{named}: a {network.replace('_', '-')} address{stands}, not allowed for notifications "
+        f"(OPSCRAFT_NOTIFY_NETWORKS allows public and: {allowed})"
+    )
+
+
+def _spells(host: str, address: Address) -> bool:
+    """Whether `host` is `address` in its usual notation (`::ffff:127.0.0.1` for ::ffff:7f00:1)."""
+    try:
+        return ipaddress.ip_address(host) == address
+    except ValueError:
+        return False
 
 
 def check_addresses(host: str, addresses: list[str], networks: frozenset[str], where: str) -> str:
@@ -143,17 +207,60 @@ def check_addresses(host: str, addresses: list[str], networks: frozenset[str], w
     resolving to a public and a metadata address would otherwise reach the second on a retry."""
     for text in addresses:
         address = ipaddress.ip_address(text.split("%", 1)[0])  # an IPv6 zone id aside
-        network = network_of(address)
-        if network != "public" and network not in networks:
-            named = f"{host} ({address})" if host != str(address) else str(address)
-            allowed = ", ".join(sorted(networks)) or "none"
-            kind = f"a {network.replace('_', '-')} address" if network else "an address never allowed"
-            raise SendError(
-                f"{where}: refused to connect to {named}: {kind}, not allowed for notifications "
-                f"(OPSCRAFT_NOTIFY_NETWORKS allows public and: {allowed})",
-                permanent=True,
-            )
+        refused = refusal(host, address, networks)
+        if refused is not None:
+            raise SendError(f"{where}: refused to connect to {refused}", permanent=True)
     return addresses[0]
+
+
+def literal_address(host: str) -> Address | None:
+    """The address `host` (a URL's host or an SMTP host, as given) spells, in any form the
+    resolver reads as one without asking DNS: `169.254.169.254`, `[::ffff:a9fe:a9fe]`, a zone
+    id (`fe80::1%eth0`), trailing dots, full-width digits and dots (the IDNA form the look-up
+    uses), and the C library's decimal, octal, hex and short forms (`2852039166`,
+    `0251.0376.0251.0376`, `0xa9fea9fe`, `127.1`); 127.0.0.1 for `localhost` and `*.localhost`
+    (RFC 6761 6.3); None for a host name, which only a look-up when sending can place."""
+    if not _no_blank_or_control(host):  # no look-up is made for it (`host_name_ok`)
+        return None
+    text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        text = text.split("%", 1)[0].encode("idna").decode("ascii").rstrip(".")
+    except UnicodeError:
+        return None
+    if text.lower() == "localhost" or text.lower().endswith(".localhost"):
+        return ipaddress.IPv4Address("127.0.0.1")
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    try:  # no DNS: AI_NUMERICHOST reads the forms inet_aton takes, or fails
+        infos = socket.getaddrinfo(text, None, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    except (OSError, UnicodeError):
+        return None
+    return ipaddress.ip_address(str(infos[0][4][0]).split("%", 1)[0])
+
+
+def host_refusal(host: str, networks: frozenset[str]) -> str | None:
+    """Why a channel naming `host` is refused when saved (`refusal`): an address in a network
+    `networks` does not allow, in any spelling (`literal_address`); None for a host name, whose
+    addresses are checked when each message is sent (DNS answers change)."""
+    address = literal_address(host)
+    return None if address is None else refusal(host, address, networks)
+
+
+def url_host(url: str) -> str | None:
+    """The host a send to `url` resolves: httpx's reading of it (`127。0。0。1` is `127.0.0.1`
+    there); the standard library's when httpx refuses the URL; None when neither parses it."""
+    import httpx  # here, not at import: start-up does not need it (docs/benchmarks.md, "Start-up")
+
+    try:
+        return httpx.URL(url).raw_host.decode("ascii")
+    except (httpx.InvalidURL, TypeError, UnicodeError):
+        pass
+    try:
+        return urlsplit(url).hostname
+    except ValueError:
+        return None
 
 
 def _addresses(infos: list[Any]) -> list[str]:
@@ -200,13 +307,17 @@ def valid_http_url(url: str) -> bool:
     port in 1-65535 (or none), and no whitespace or control character anywhere (urlsplit drops a
     tab or newline, httpx refuses it). `http://[::1`, port 99999 and `http://a<TAB>b.example/`
     were 500s (saving a channel, or a Slack URL from the vault on **Test**): urlsplit and httpx
-    raise on them, not HTTPError."""
+    raise on them, not HTTPError. httpx must read it too: `http://0251.0376.0251.0376/` (octal)
+    passed urlsplit, and httpx's InvalidURL on sending was a 500."""
+    import httpx  # here, not at import: start-up does not need it (docs/benchmarks.md, "Start-up")
+
     if not _no_blank_or_control(url):
         return False
     try:
         parts = urlsplit(url)
         port_ok = parts.port != 0
-    except ValueError:
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL):
         return False
     host = parts.hostname or ""
     return parts.scheme in ("http", "https") and bool(host) and port_ok and host_name_ok(host)
@@ -269,12 +380,22 @@ def _redirect_target(url: Any, location: str) -> str:
         return "an invalid URL"
 
 
+def _tls_context() -> ssl.SSLContext:
+    """The CA certificates a webhook's TLS is verified against: `SSL_CERT_FILE` or `SSL_CERT_DIR`
+    when set, else certifi's (httpx's choice, kept while the client ignores the rest of the
+    environment: `trust_env=False`, so no HTTP_PROXY, HTTPS_PROXY or ALL_PROXY)."""
+    import httpx
+
+    return httpx.create_ssl_context(trust_env=True)
+
+
 async def _post_json(
     url: str, body: bytes, headers: dict[str, str], networks: frozenset[str], *, error_code: bool = False
 ) -> None:
     """POST `body` to the address `url`'s host resolves to now (`check_addresses` with
-    `networks`); SendError unless a 2xx answers, permanent for a 3xx or a 4xx other than 408 and
-    429, with the 429's `Retry-After`. `error_code`: a refusal's body that is an error code
+    `networks`), directly (never through a proxy from the environment); SendError unless a 2xx
+    answers, permanent for a 3xx (never followed) or a 4xx other than 408 and 429, with the
+    429's `Retry-After`. `error_code`: a refusal's body that is an error code
     (`_ERROR_CODE`, Slack's form) is named in the error."""
     import httpx  # here, not at import: start-up does not need it (docs/benchmarks.md, "Start-up")
 
@@ -296,7 +417,9 @@ async def _post_json(
     try:
         async with (
             asyncio.timeout(DEADLINE_SECONDS),
-            httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False) as client,
+            httpx.AsyncClient(
+                timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False, verify=_tls_context()
+            ) as client,
         ):
             response = await client.post(
                 pinned, content=body, headers=sent, extensions={"sni_hostname": host}

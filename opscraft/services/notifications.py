@@ -69,10 +69,12 @@ from opscraft.services.notification_senders import (
     PartlyDelivered,
     SendError,
     host_name_ok,
+    host_refusal,
     masked_url,
     send_email,
     send_slack,
     send_webhook,
+    url_host,
     valid_http_url,
 )
 from opscraft.services.partial import CHANGES, over_stored
@@ -112,9 +114,20 @@ class ChannelChanges(ChannelIn):
     model_config = CHANGES
 
 
+def _refused_host(host: str | None, field: str) -> None:
+    """`Invalid` at `field` when `host` is an address (in any spelling: `literal_address`) in a
+    network OPSCRAFT_NOTIFY_NETWORKS does not allow: such a channel could never send, and was
+    saved only to fail at its first message. A host name passes: its addresses are checked when
+    each message is sent (a DNS answer may change), and so is this address again."""
+    refused = host_refusal(host, runtime.current().settings.notify_networks) if host else None
+    if refused is not None:
+        raise Invalid.at(field, f"refused: {refused}")
+
+
 def _http_url(value: Any, field: str) -> str:
     if not isinstance(value, str) or not value:
         raise Invalid.at(field, "required: an http:// or https:// URL")
+    _refused_host(url_host(value), field)
     if not valid_http_url(value):
         raise Invalid.at(field, "must be an http:// or https:// URL")
     if "@" in urlsplit(value).netloc:  # valid_http_url: it parses
@@ -151,6 +164,8 @@ def _clean_email_config(config: dict[str, Any], has_secret: bool, problems: Prob
     if not isinstance(host, str) or not host.strip() or len(host) > 255 or not host_name_ok(host.strip()):
         problems.add("config.host", "required: the SMTP server's host name")
         host = ""
+    with problems.check():
+        _refused_host(host.strip(), "config.host")
     security = config.get("security", "starttls")
     if security not in SMTP_SECURITY:
         problems.add("config.security", f"must be one of: {', '.join(SMTP_SECURITY)}")

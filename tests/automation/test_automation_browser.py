@@ -503,8 +503,9 @@ def field_message(page: Any, testid: str, expected: str = "") -> str:
 
 def test_automation_forms_put_each_problem_under_its_field(page: Any, env: Env) -> None:
     """A schedule, a webhook, a personal token and a notification channel: a refused name, cron,
-    mapping or URL, or a name taken in another case, is said under that input (not only in a
-    passing notification); nothing is saved."""
+    mapping or URL (one that is not http(s), or at an address OPSCRAFT_NOTIFY_NETWORKS refuses),
+    or a name taken in another case, is said under that input (not only in a passing
+    notification); nothing is saved."""
     body = {"name": "forms", "script_type": "bash", "status": "active", "content": "echo hi\n"}
     r = env.api("POST", "/api/v1/scripts", json=body)
     assert r.status_code == 201, r.text
@@ -566,10 +567,20 @@ def test_automation_forms_put_each_problem_under_its_field(page: Any, env: Env) 
     page.get_by_test_id("channel-url").fill("ftp://example.com/x")
     page.get_by_test_id("channel-submit").click()
     field_message(page, "channel-url")
+    # a cloud's metadata address, spelt in hex: refused when saved, not at the first message
+    page.get_by_test_id("channel-url").fill("http://0xa9fea9fe/latest/meta-data/")
+    page.get_by_test_id("channel-submit").click()
+    said = field_message(page, "channel-url", "0xa9fea9fe (169.254.169.254): a link-local address")
+    assert "opscraft_notify_networks" in said, said
     page.get_by_test_id("channel-url").fill("https://example.com/other")
     page.get_by_test_id("channel-name").fill("ALERTS")
     page.get_by_test_id("channel-submit").click()
     field_message(page, "channel-name", "a channel with this name already exists")
+    page.get_by_test_id("channel-kind").click()
+    page.get_by_role("option", name=labels.CHANNEL_KIND["email"], exact=True).click()
+    page.get_by_test_id("channel-host").fill("[::ffff:169.254.169.254]")
+    page.get_by_test_id("channel-submit").click()
+    field_message(page, "channel-host", "a link-local address (it stands for 169.254.169.254)")
     for url, existing in taken.items():
         names = [item["name"] for item in env.api("GET", url).json()["items"]]
         assert [n for n in names if n.lower() == existing["name"]] == [existing["name"]], (url, names)

@@ -13,17 +13,22 @@ from tests.rbac_cases import Case, allow
 CHANNELS = "/api/v1/notifications/channels"
 
 
-def _channel_body() -> dict[str, Any]:
-    # port 9 (discard) on loopback: nothing listens, so a test send fails fast with a 409
-    return {"name": f"c-{secrets.token_hex(4)}", "kind": "webhook", "config": {"url": "http://127.0.0.1:9/"}}
+async def _channel_body(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
+    """A Slack channel whose vault secret holds a loopback URL: saved (the URL is in the vault,
+    read when sending), refused when sending (the default OPSCRAFT_NOTIFY_NETWORKS), so a test
+    send fails at once with a 409 and reaches nothing."""
+    secret = {"name": f"HOOK_{secrets.token_hex(4)}", "value": "http://127.0.0.1:9/"}
+    r = await c.post("/api/v1/secrets", json=secret, headers=u["admin"].headers)
+    assert r.status_code == 201, r.text
+    return {"name": f"c-{secrets.token_hex(4)}", "kind": "slack", "secret_id": r.json()["id"]}
 
 
-async def channel_body(_c: httpx.AsyncClient, _u: dict[str, Any]) -> dict[str, Any]:
-    return {"json": _channel_body()}
+async def channel_body(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
+    return {"json": await _channel_body(c, u)}
 
 
 async def _channel(c: httpx.AsyncClient, u: dict[str, Any]) -> int:
-    r = await c.post(CHANNELS, json=_channel_body(), headers=u["admin"].headers)
+    r = await c.post(CHANNELS, json=await _channel_body(c, u), headers=u["admin"].headers)
     assert r.status_code == 201, r.text
     return int(r.json()["id"])
 
@@ -33,7 +38,7 @@ async def channel_path(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any
 
 
 async def channel_put(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
-    return {"path": {"channel_id": await _channel(c, u)}, "json": _channel_body()}
+    return {"path": {"channel_id": await _channel(c, u)}, "json": await _channel_body(c, u)}
 
 
 async def rule_body(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +63,7 @@ CASES = [
         CHANNELS + "/{channel_id}/test",
         allow("admin", 409),
         channel_path,
-        note="the receiver is unreachable: 409 with the transport's error",
+        note="the receiver's loopback address is refused: 409 with the transport's error",
     ),
     Case("GET", "/api/v1/notifications/rules", allow("admin")),
     Case("POST", "/api/v1/notifications/rules", allow("admin", 201), rule_body),
