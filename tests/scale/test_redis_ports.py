@@ -3,16 +3,20 @@ a prefix of their own), plus the start-up warning without Redis and the JSON log
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
+import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from opscraft import lifecycle, logs
+from opscraft.api.health import _redis_status
 from opscraft.execution.events import LogEvent, StatusEvent
 from opscraft.execution.ports import OVERFLOW
 from opscraft.execution.queue import HueyQueue
@@ -20,6 +24,7 @@ from opscraft.execution.redis_bus import RedisLogBus
 from opscraft.execution.redis_cancel import RedisCancelSignal
 from opscraft.execution.transport import queue_for
 from tests.conftest import PG_URL, REDIS_URL, empty_postgres, make_settings, require_service
+from tests.scale.cluster import RedisServer
 
 pytestmark = pytest.mark.redis
 
@@ -82,6 +87,77 @@ async def test_log_bus_survives_an_unreachable_redis() -> None:
     bus.publish(1, LogEvent(1, "stdout", "lost on the bus, kept in storage"))  # no exception
     assert await bus.subscribe(1, 0).get(0.2) is None  # "quiet": the client re-reads storage
     bus.close()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, to freeze (SIGSTOP) without touching the shared one."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        assert server.process is not None
+        server.process.send_signal(signal.SIGCONT)
+        server.stop()
+
+
+async def _within(seconds: float, awaitable: object) -> tuple[object, float]:
+    """`awaitable`'s result and how long it took; fails when it takes over `seconds`."""
+    started = time.monotonic()
+    result = await asyncio.wait_for(awaitable, seconds)  # type: ignore[arg-type]
+    return result, time.monotonic() - started
+
+
+async def test_a_frozen_redis_holds_no_watcher_publisher_health_check_or_cancel(
+    private_redis: RedisServer,
+) -> None:
+    """Redis frozen (SIGSTOP: connections are accepted and stay open, nothing answers). Before,
+    a watcher's `XREAD BLOCK` (asyncio client, no socket timeout) waited for ever, and so did the
+    health check's PING; a cancel published from the request's event loop held it for the sync
+    client's 5 s socket timeout. Now the watcher's read fails within `READ_TIMEOUT_SECONDS`, the
+    bus then stops asking Redis for a pause (reads answer "quiet" at once, so the execution
+    client follows storage; publishing is skipped), health says "disconnected", a cancel returns
+    at once; when Redis answers again, live output flows again."""
+    from opscraft.execution import redis_bus
+
+    prefix = f"test-{secrets.token_hex(4)}"
+    bus, cancels = RedisLogBus(private_redis.url, prefix), RedisCancelSignal(private_redis.url, prefix)
+    assert private_redis.process is not None
+    try:
+        bus.publish(5, LogEvent(1, "stdout", "before\n"))
+        sub = bus.subscribe(5, 0)
+        assert await sub.get(5) == LogEvent(1, "stdout", "before\n")
+        private_redis.process.send_signal(signal.SIGSTOP)
+        # The first read finds out: its socket times out (one blocked read plus the margin).
+        quiet, took = await _within(redis_bus.READ_TIMEOUT_SECONDS + 5, sub.get(1))
+        assert quiet is None
+        # Meanwhile Redis is not asked: a watcher's poll is "quiet" within its wait.
+        quiet, took = await _within(3, bus.subscribe(5, 1).get(0.2))
+        assert quiet is None and took < 1.5, took
+        started = time.monotonic()
+        bus.publish(5, LogEvent(2, "stdout", "skipped\n"))  # the pump is not held
+        assert time.monotonic() - started < 0.5
+        status, took = await _within(10, _redis_status(private_redis.url))
+        assert status == "disconnected" and took < 5, took
+        started = time.monotonic()
+        cancels.request(77)  # published from the cancel's own thread, not this loop
+        assert time.monotonic() - started < 0.5
+    finally:
+        private_redis.process.send_signal(signal.SIGCONT)
+    try:
+        # Back: once the pause ends, what is published is read live again.
+        later = bus.subscribe(5, 2)
+        seen = None
+        deadline = time.monotonic() + redis_bus.OUTAGE_MAX_PAUSE_SECONDS + 10
+        while seen is None and time.monotonic() < deadline:
+            bus.publish(5, LogEvent(3, "stdout", "after\n"))
+            seen = await later.get(1)
+        assert seen == LogEvent(3, "stdout", "after\n")
+        assert await _redis_status(private_redis.url) == "connected"
+    finally:
+        cancels.close()
+        bus.close()
 
 
 def test_cancel_signal_reaches_the_watching_process(redis_url: str) -> None:
