@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -321,6 +322,27 @@ def test_workers_with_skewed_clocks_are_judged_by_the_database_clock(cluster: Cl
     finally:
         for name in (behind, ahead):
             cluster.procs.pop(name).stop(signal.SIGKILL)
+
+
+def test_a_web_process_whose_clock_is_ahead_queues_runs_in_the_database_clock(cluster: Cluster) -> None:
+    """A run submitted through a web process whose clock is 90 s ahead: its `queued_at` was that
+    process's clock, so the run was queued 90 s after its worker started it (`started_at` and
+    `finished_at` are in the database's clock); now all three are in the database's clock."""
+    web = cluster.web("web-ahead", env=_skewed("+90"))
+    try:
+        execution_id = cluster.run(web, cluster.script(web, "echo queued-then-started\n"))
+        row = cluster.wait_status(web, execution_id, FINAL, timeout=120)
+        assert row["status"] == "success", row
+        queued, started, finished = (
+            datetime.fromisoformat(row[k]) for k in ("queued_at", "started_at", "finished_at")
+        )
+        assert queued <= started <= finished, row
+        assert (started - queued).total_seconds() < 30, row
+    finally:
+        client = cluster.clients.pop("web-ahead", None)
+        if client is not None:
+            client.close()
+        cluster.procs.pop("web-ahead").stop(signal.SIGKILL)
 
 
 def test_redis_restart_mid_run_loses_and_duplicates_nothing(cluster: Cluster) -> None:
