@@ -35,7 +35,7 @@ async def _redis_status(url: str | None) -> str:
     import redis.asyncio as redis
 
     # A socket timeout too: a frozen Redis accepts the connection and never answers (the check
-    # waited for ever, and the probe's own timeout reported the web process as dead).
+    # had redis-py's default: for ever before redis-py 8, 5 s from 8 on).
     client = redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
     try:
         await client.ping()

@@ -14,7 +14,9 @@ its subscription is quiet.
 A Redis that does not answer (frozen, a network cut: its connections stay open) must not hold
 anyone: every command has a socket timeout (a watcher's `XREAD BLOCK` blocks at most
 `MAX_BLOCK_SECONDS`, less than its socket timeout `READ_TIMEOUT_SECONDS`; before, the asyncio
-client had none and a watcher's read waited for ever). After a failure the bus stops asking
+client had redis-py's default: none before redis-py 8, so a watcher's read waited for ever; 5 s
+from 8 on, so a watcher saw a line every 5.5 s and each publish held the output pump 5 s). After
+a failure the bus stops asking
 Redis for a pause (`_Outage`: from `OUTAGE_PAUSE_SECONDS`, doubling to `OUTAGE_MAX_PAUSE_SECONDS`
 while it lasts): publishing and trimming are skipped, and a watcher's `get` waits without Redis
 and answers "quiet", so its execution client follows the run from storage once per poll; the

@@ -113,12 +113,13 @@ async def test_a_frozen_redis_holds_no_watcher_publisher_health_check_or_cancel(
     private_redis: RedisServer,
 ) -> None:
     """Redis frozen (SIGSTOP: connections are accepted and stay open, nothing answers). Before,
-    a watcher's `XREAD BLOCK` (asyncio client, no socket timeout) waited for ever, and so did the
-    health check's PING; a cancel published from the request's event loop held it for the sync
-    client's 5 s socket timeout. Now the watcher's read fails within `READ_TIMEOUT_SECONDS`, the
-    bus then stops asking Redis for a pause (reads answer "quiet" at once, so the execution
-    client follows storage; publishing is skipped), health says "disconnected", a cancel returns
-    at once; when Redis answers again, live output flows again."""
+    a watcher's `XREAD BLOCK` and the health check's PING had redis-py's default socket timeout
+    (none before redis-py 8: for ever; 5 s from 8 on, for every poll of every watcher, and every
+    publish); a cancel published from the request's event loop held it for the sync client's 5 s.
+    Now the watcher's read fails within `READ_TIMEOUT_SECONDS`, the bus then stops asking Redis
+    for a pause (reads answer "quiet" at once, so the execution client follows storage;
+    publishing is skipped), health says "disconnected", a cancel returns at once; when Redis
+    answers again, live output flows again."""
     from opscraft.execution import redis_bus
 
     prefix = f"test-{secrets.token_hex(4)}"
