@@ -33,6 +33,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -189,6 +190,7 @@ class RedisLogBus:
             url, socket_timeout=WRITE_TIMEOUT_SECONDS, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS
         )
         self._outage = _Outage()
+        self._trimmer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opscraft-bus-trim")
         self._lock = threading.Lock()
         self._last_seq: dict[int, int] = {}
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aredis.Redis] = (
@@ -230,8 +232,15 @@ class RedisLogBus:
             self._outage.answered()
 
     def stored(self, execution_id: int, upto_seq: int) -> None:
+        """Trim the stream up to `upto_seq` from the trimming thread: this is called when a batch
+        is stored, on the worker's event loop, which also writes its heartbeats (a Redis that
+        did not answer held it for the socket timeout: with a short `worker_lost_seconds` the
+        worker was declared lost and its runs ended)."""
         if self._outage.now():
             return  # the stream keeps those entries a little longer; watchers drop duplicates
+        self._trimmer.submit(self._trim, execution_id, upto_seq)
+
+    def _trim(self, execution_id: int, upto_seq: int) -> None:
         try:
             self._sync.xtrim(self.key(execution_id), minid=f"{upto_seq}-0", approximate=False)
         except (redis.RedisError, OSError) as exc:
@@ -255,7 +264,9 @@ class RedisLogBus:
         return client
 
     def close(self) -> None:
-        """Close the synchronous connections (the asyncio ones close with their loop)."""
+        """Close the synchronous connections (the asyncio ones close with their loop); trims not
+        done yet are dropped (the streams expire)."""
+        self._trimmer.shutdown(wait=False, cancel_futures=True)
         self._sync.close()
 
 

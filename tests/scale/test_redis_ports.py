@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from opscraft import lifecycle, logs
 from opscraft.api.health import _redis_status
@@ -74,7 +75,13 @@ async def test_log_bus_trimmed_after_storage_sends_watchers_to_storage(redis_url
     try:
         for seq in range(1, 11):
             bus.publish(8, LogEvent(seq, "stdout", "x"))
-        bus.stored(8, 8)  # storage has 1..8: Redis keeps 8 on
+        bus.stored(8, 8)  # storage has 1..8: Redis keeps 8 on (trimmed by the bus's thread)
+        first = redis.Redis.from_url(redis_url)
+        deadline = time.monotonic() + 10
+        while first.xrange(bus.key(8), count=1)[0][0] != b"8-0":
+            assert time.monotonic() < deadline, "the stream was not trimmed"
+            await asyncio.sleep(0.01)
+        first.close()
         assert await bus.subscribe(8, 2).get(5) is OVERFLOW  # 3..7 are only in storage
         later = bus.subscribe(8, 8)
         assert [(await later.get(5)).seq for _ in range(2)] == [9, 10]  # type: ignore[union-attr]
@@ -130,6 +137,9 @@ async def test_a_frozen_redis_holds_no_watcher_publisher_health_check_or_cancel(
         sub = bus.subscribe(5, 0)
         assert await sub.get(5) == LogEvent(1, "stdout", "before\n")
         private_redis.process.send_signal(signal.SIGSTOP)
+        started = time.monotonic()
+        bus.stored(5, 1)  # trimmed from the bus's own thread: the worker's event loop is not held
+        assert time.monotonic() - started < 0.5
         # The first read finds out: its socket times out (one blocked read plus the margin).
         quiet, took = await _within(redis_bus.READ_TIMEOUT_SECONDS + 5, sub.get(1))
         assert quiet is None
