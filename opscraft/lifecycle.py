@@ -53,6 +53,10 @@ async def start(
         raise
     runtime.install(rt)
     try:
+        # Runs are queued (`Execution.queued_at`) in the database's clock from the first request
+        # on; a worker's heartbeats, or a web process's lost-worker checks, measure it again.
+        async with rt.db.engine.connect() as conn:
+            await conn.run_sync(clock.measure)
         # Webhook channel URLs kept in plain text before migration 0031: sealed now the vault is open
         await notifications.seal_plain_urls(rt.db)
         dispatcher: RunEventDispatcher | None = None

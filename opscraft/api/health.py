@@ -34,7 +34,9 @@ async def _redis_status(url: str | None) -> str:
         return "not configured"
     import redis.asyncio as redis
 
-    client = redis.from_url(url, socket_connect_timeout=2)
+    # A socket timeout too: a frozen Redis accepts the connection and never answers (the check
+    # had redis-py's default: for ever before redis-py 8, 5 s from 8 on).
+    client = redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
     try:
         await client.ping()
         return "connected"

@@ -35,6 +35,7 @@ class WorkerPoolOut(BaseModel):
     warm_starts: int
     cold_starts: int
     profiles: list[ProfileOut]
+    error: str | None = None  # why the engine does not answer or creating containers fails now
 
 
 class WarmPoolsOut(BaseModel):
@@ -50,7 +51,8 @@ class WarmPoolsOut(BaseModel):
 async def list_pools(session: Session, actor: CurrentActor) -> WarmPoolsOut:
     """Admin only (manage_settings). Per live worker, as of its last heartbeat: the pool size in
     force (`OPSCRAFT_WARM_POOL_SIZE` or the `warm_pool_size` setting), `burst`, warm and cold start
-    counts, and per isolation profile (image, memory, CPUs, network, user) the containers warm now
-    and the `target` kept. Rules: docs/executions.md, *Warm containers*."""
+    counts, per isolation profile (image, memory, CPUs, network, user) the containers warm now
+    and the `target` kept, and `error`: why the Docker engine does not answer or creating
+    containers fails (null while they work). Rules: docs/executions.md, *Warm containers*."""
     pools = await warm_pools.list_pools(session, actor)
     return WarmPoolsOut(items=[WorkerPoolOut.model_validate(asdict(pool)) for pool in pools])

@@ -34,6 +34,12 @@ class WorkerOut(BaseModel):
         description="Why this alive worker takes no runs: its last read of the job queue failed "
         "(Redis stopped or not answering); it then offers no runners and no free slots. None while it can"
     )
+    docker_error: str | None = Field(
+        default=None,
+        description="Why this alive worker's Docker engine does not answer (it then does not offer "
+        "`docker`) or its warm containers cannot be created (runs start cold), as of its last "
+        "heartbeat. None while they can",
+    )
 
     model_config = {"from_attributes": True}
 

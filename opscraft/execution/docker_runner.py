@@ -25,6 +25,13 @@ has it as it starts. A run that leaves files to
 collect (`RunSpec.collect`: a Terraform plan) starts cold with its work directory on an
 anonymous volume instead of the tmpfs, so the files can be read after the container stopped.
 Each worker thread has its own Docker client.
+
+The engine may stop, restart or stop answering (frozen) at any time. A run it fails ends in
+`error` saying so (a lost connection used to end it as "the docker runner failed unexpectedly");
+a kill (deadline, cancel) it does not answer within `KILL_TIMEOUT_SECONDS` abandons the run
+(its attach stream is closed, so the run's thread is not held for as long as the engine is
+frozen); a removal it cannot do is tried again once it answers (`available`); `engine_error`
+says why it does not answer (the Workers page and the warm pool status show it).
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ import socket
 import struct
 import tarfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -72,6 +79,11 @@ KILLED = 128 + 9  # exit code of a process ended by SIGKILL
 SIGNALLED = 128  # from here on, an exit code says a signal ended the process
 READ_SIZE = 65536
 PING_TIMEOUT = 3
+KILL_TIMEOUT_SECONDS = 10
+"""How long a kill (or interrupt) waits for the engine before the run is abandoned."""
+ENGINE_ERRORS = (DockerException, OSError)
+"""What a call to an engine that stopped, restarted or does not answer raises (docker-py's own
+errors; `requests`' connection errors and timeouts are `OSError`s)."""
 _FRAME = struct.Struct(">BxxxI")
 _STREAMS: dict[int, Stream] = {1: "stdout", 2: "stderr"}
 _ATTACH = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
@@ -118,6 +130,11 @@ class DockerRunner:
         self._local = threading.local()
         self.containers: dict[int, str] = {}
         """Execution id -> id of the container running it, while it runs (warm or cold)."""
+        self.engine_error: str | None = None
+        """Why the engine did not answer the latest `available` check; None while it does."""
+        self._unremoved: set[str] = set()
+        """Containers whose removal failed for want of an engine: queued again once it answers."""
+        self._unremoved_lock = threading.Lock()
         self.pool: WarmPool[_Attached] = WarmPool(
             self._create_warm,
             self._discard,
@@ -139,17 +156,31 @@ class DockerRunner:
         return api
 
     def available(self) -> bool:
-        """True when a Docker engine answers (checked with a short timeout)."""
+        """True when a Docker engine answers (checked with a short timeout); else `engine_error`
+        says why. Once it answers, the removals that failed meanwhile are queued again."""
         try:
             client = _client(timeout=PING_TIMEOUT)
-        except DockerException:
+            try:
+                client.ping()
+            finally:
+                client.close()
+        except ENGINE_ERRORS as exc:
+            self.engine_error = f"the Docker engine does not answer: {_reason(exc)}"
             return False
-        try:
-            return bool(client.ping())
-        except (DockerException, OSError):
-            return False
-        finally:
-            client.close()
+        self.engine_error = None
+        with self._unremoved_lock:
+            again, self._unremoved = self._unremoved, set()
+        for container in again:
+            self._removals.put(container)
+        return True
+
+    def stats(self) -> dict[str, object]:
+        """The warm pool's figures (`WarmPool.stats`), its `error` being why the engine does not
+        answer when it does not (as of the latest `available`)."""
+        stats = self.pool.stats()
+        if self.engine_error is not None:
+            stats["error"] = self.engine_error
+        return stats
 
     def sweep(self, worker_id: str | None = None, created_before: float | None = None) -> int:
         """Remove containers a previous run of this worker (or of the lost worker `worker_id`)
@@ -210,11 +241,16 @@ class DockerRunner:
             container = self._create(api, profile, labels, keep_workdir=bool(spec.collect))
         except APIError as exc:
             raise RunnerError(f"Docker could not create the container: {exc.explanation or exc}") from None
+        except ENGINE_ERRORS as exc:
+            raise RunnerError(f"the Docker engine did not answer: {_reason(exc)}") from None
         try:
             return self._attach_and_start(api, container, job)
         except APIError as exc:
             self._removals.put(container)
             raise RunnerError(f"Docker could not start the container: {exc.explanation or exc}") from None
+        except ENGINE_ERRORS as exc:
+            self._removals.put(container)
+            raise RunnerError(f"the Docker engine did not answer: {_reason(exc)}") from None
 
     def _attach_and_start(self, api: docker.APIClient, container: str, job: bytes = b"") -> _Attached:
         """Attach to the created `container` (before it starts: no output can be missed), write
@@ -248,10 +284,27 @@ class DockerRunner:
         to collect (read after the container's end)."""
         container = attached.container
         self.containers[spec.execution_id] = container
+        raw = getattr(attached.sock, "_sock", attached.sock)
+        abandoned: list[str] = []
+
+        def abandon(step: Callable[[str], None]) -> Callable[[], None]:
+            """`step` (kill or interrupt); if the engine does not answer it, the run is abandoned:
+            its attach stream is closed, which ends `_pump`."""
+
+            def act() -> None:
+                try:
+                    step(container)
+                except ENGINE_ERRORS as exc:
+                    abandoned.append(_reason(exc))
+                    with contextlib.suppress(OSError):
+                        raw.shutdown(socket.SHUT_RDWR)
+                    raise
+
+            return act
+
         try:
             # After the start: a stop requested before (a cancel at claim time) kills it at once.
-            control.on_kill(lambda: _kill(container), lambda: _interrupt(container), spec.stop_grace_seconds)
-            raw = getattr(attached.sock, "_sock", attached.sock)
+            control.on_kill(abandon(_kill), abandon(_interrupt), spec.stop_grace_seconds)
             try:
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # killed already
                     raw.sendall(job.payload[attached.written :])
@@ -259,6 +312,11 @@ class DockerRunner:
                 status = _pump(raw, output, job.end_token)
             finally:
                 attached.sock.close()
+            if abandoned:
+                raise RunnerError(
+                    f"the Docker engine did not answer the kill ({abandoned[0]}): the run was "
+                    f"abandoned; its container {container[:12]} is removed once the engine answers"
+                )
             if status is not None and status < SIGNALLED and not spec.collect:
                 return RunResult(exit_code=status, oom_killed=False)
             exit_code = int(api.wait(container)["StatusCode"])
@@ -271,6 +329,10 @@ class DockerRunner:
             raise RunnerError(
                 f"Docker failed while running the container: {exc.explanation or exc}"
             ) from None
+        except ENGINE_ERRORS as exc:
+            raise RunnerError(
+                f"the Docker engine stopped answering while the container ran: {_reason(exc)}"
+            ) from None
         finally:
             self.containers.pop(spec.execution_id, None)
             # The run's status is known: the container's end and removal need not delay it (the
@@ -279,8 +341,15 @@ class DockerRunner:
             self._removals.put(container)
 
     def _remove(self, container: str) -> None:
-        with contextlib.suppress(DockerException):
+        """Remove `container` (gone already: nothing to do); an engine that does not answer gets
+        it queued again once it does (`available`)."""
+        try:
             self._api().remove_container(container, force=True, v=True)
+        except APIError:
+            return  # gone, or being removed already
+        except ENGINE_ERRORS:
+            with self._unremoved_lock:
+                self._unremoved.add(container)
 
     def _create_warm(self, profile: Profile) -> _Attached:
         """A started container of `profile`, attached already, waiting for its job (the pool's
@@ -453,9 +522,15 @@ class _Chunks(io.RawIOBase):
         return count
 
 
+def _reason(exc: BaseException) -> str:
+    """A short reason for an engine failure (docker-py's message, or the connection error's)."""
+    return str(getattr(exc, "explanation", None) or exc) or type(exc).__name__
+
+
 def _kill(container: str) -> None:
-    """Kill from the watchdog thread, with a client of its own."""
-    client = _client()
+    """Kill from the watchdog thread, with a client of its own (at most `KILL_TIMEOUT_SECONDS`
+    per request: a frozen engine raises instead of holding the kill)."""
+    client = _client(timeout=KILL_TIMEOUT_SECONDS)
     try:
         with contextlib.suppress(NotFound):
             client.api.kill(container)
@@ -470,7 +545,7 @@ def _interrupt(container: str) -> None:
     """SIGINT every process of the run but the loader (PID 1), as Ctrl-C would: `kill -INT -1`
     run in the container as the run's user (kill(2): -1 is every process the caller may signal
     except itself and its namespace's init). The loader waits on, and writes the end record."""
-    client = _client()
+    client = _client(timeout=KILL_TIMEOUT_SECONDS)
     try:
         with contextlib.suppress(NotFound):
             started = client.api.exec_create(container, ["/bin/sh", "-c", "kill -INT -1"])

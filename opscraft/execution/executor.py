@@ -265,6 +265,8 @@ def _outcome(
         return store.Finish(ExecutionStatus.cancelled, exit_code, store.CANCELLED_BY_SOMEONE, **sizes)
     if reason is StopReason.timed_out:
         message = f"timed out after {spec.timeout_seconds} s and was killed"
+        if error is not None:  # the kill failed: the Docker engine did not answer it
+            message = f"timed out after {spec.timeout_seconds} s, but {error}"
         return store.Finish(ExecutionStatus.timed_out, exit_code, message, **sizes)
     if reason is StopReason.interrupted:
         return store.Finish(ExecutionStatus.error, exit_code, SHUTDOWN_MESSAGE, **sizes)

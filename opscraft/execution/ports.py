@@ -62,7 +62,8 @@ class Subscription(Protocol):
 
     async def get(self, wait_seconds: float | None = None) -> Event | object | None:
         """The next live event; `OVERFLOW` when this watcher fell behind; None when nothing came
-        within `wait_seconds` (None: wait as long as it takes)."""
+        within `wait_seconds` (None: wait as long as it takes) or the bus cannot be read now
+        (its Redis does not answer): either way the caller re-reads storage."""
         ...
 
     def close(self) -> None: ...

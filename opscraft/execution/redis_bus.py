@@ -9,7 +9,19 @@ only what storage does not have yet; a watcher that asks for trimmed entries see
 sequence numbers and gets `ports.OVERFLOW`, i.e. re-reads storage. A final status sets a
 short expiry on the stream. Redis being unreachable loses no output: publishing is skipped
 (with a warning), storage keeps every chunk, and the execution client re-reads storage while
-its subscription is quiet. Source of the commands: https://redis.io/docs/latest/develop/data-types/streams/
+its subscription is quiet.
+
+A Redis that does not answer (frozen, a network cut: its connections stay open) must not hold
+anyone: every command has a socket timeout (a watcher's `XREAD BLOCK` blocks at most
+`MAX_BLOCK_SECONDS`, less than its socket timeout `READ_TIMEOUT_SECONDS`; before, the asyncio
+client had redis-py's default: none before redis-py 8, so a watcher's read waited for ever; 5 s
+from 8 on, so a watcher saw a line every 5.5 s and each publish held the output pump 5 s). After
+a failure the bus stops asking
+Redis for a pause (`_Outage`: from `OUTAGE_PAUSE_SECONDS`, doubling to `OUTAGE_MAX_PAUSE_SECONDS`
+while it lasts): publishing and trimming are skipped, and a watcher's `get` waits without Redis
+and answers "quiet", so its execution client follows the run from storage once per poll; the
+first command that succeeds ends the pause. Source of the commands:
+https://redis.io/docs/latest/develop/data-types/streams/
 """
 
 from __future__ import annotations
@@ -21,6 +33,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +54,16 @@ STREAM_EXPIRY_SECONDS = 24 * 3600
 READ_COUNT = 8
 WARN_EVERY_SECONDS = 30.0
 RETRY_SECONDS = 0.5
+# A watcher's XREAD blocks at most this long (a longer `get` reads again), so that a socket
+# timeout a little longer tells a Redis that does not answer from a quiet stream.
+MAX_BLOCK_SECONDS = 1.0
+READ_TIMEOUT_SECONDS = MAX_BLOCK_SECONDS + 2.0
+# Publishing and trimming (worker threads, the web process's cancel of a queued run): XADD and
+# XTRIM answer in milliseconds; this bounds how long a frozen Redis holds an output pump.
+WRITE_TIMEOUT_SECONDS = 2.0
+CONNECT_TIMEOUT_SECONDS = 2.0
+OUTAGE_PAUSE_SECONDS = 1.0
+OUTAGE_MAX_PAUSE_SECONDS = 8.0
 
 
 def encode(event: Event) -> dict[str, str]:
@@ -78,31 +101,70 @@ class _Warner:
             log.warning("Redis unreachable (%s): %s; storage and polling carry on", what, exc)
 
 
+class _Outage:
+    """Whether Redis failed recently: after a failure nobody asks it for a pause (doubling while
+    failures go on, up to `OUTAGE_MAX_PAUSE_SECONDS`); a success ends it. Shared by one bus's
+    threads and watchers (plain attribute writes: a race costs at most one more try)."""
+
+    def __init__(self) -> None:
+        self._until = 0.0
+        self._pause = OUTAGE_PAUSE_SECONDS
+
+    def now(self) -> bool:
+        """True while Redis is not to be asked."""
+        return time.monotonic() < self._until
+
+    def remaining(self) -> float:
+        """Seconds until Redis may be asked again (0 when it may now)."""
+        return max(0.0, self._until - time.monotonic())
+
+    def failed(self) -> None:
+        self._until = time.monotonic() + self._pause
+        self._pause = min(self._pause * 2, OUTAGE_MAX_PAUSE_SECONDS)
+
+    def answered(self) -> None:
+        self._until = 0.0
+        self._pause = OUTAGE_PAUSE_SECONDS
+
+
 class RedisSubscription:
     """One watcher's position in an execution's stream; `backlog` is empty (`get` reads it all)."""
 
-    def __init__(self, client: aredis.Redis, key: str, after_seq: int) -> None:
+    def __init__(self, client: aredis.Redis, key: str, after_seq: int, outage: _Outage) -> None:
         self.backlog: list[LogEvent] = []
         self._client = client
+        self._outage = outage
         self._key = key
         self._position = f"{after_seq}-0"
         self._last_seq = after_seq
         self._ready: deque[dict[bytes, bytes]] = deque()  # read, decoded when handed out
 
     async def get(self, wait_seconds: float | None = None) -> Event | object | None:
-        if not self._ready:
-            block = 0 if wait_seconds is None else max(int(wait_seconds * 1000), 1)
+        deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
+        while not self._ready:
+            left = None if deadline is None else deadline - time.monotonic()
+            if self._outage.now():
+                # Redis failed a moment ago: wait without it, then "quiet" (the caller re-reads
+                # storage and the row, so it follows the run from the database meanwhile).
+                pause = self._outage.remaining()
+                await asyncio.sleep(pause if left is None else min(left, pause))
+                return None
+            block = MAX_BLOCK_SECONDS if left is None else min(max(left, 0.001), MAX_BLOCK_SECONDS)
             try:
-                reply = await self._client.xread({self._key: self._position}, count=READ_COUNT, block=block)
+                reply = await self._client.xread(
+                    {self._key: self._position}, count=READ_COUNT, block=max(int(block * 1000), 1)
+                )
             except (redis.RedisError, OSError) as exc:
+                self._outage.failed()
                 _warn("reading live output", exc)
                 await asyncio.sleep(min(wait_seconds or RETRY_SECONDS, RETRY_SECONDS))
                 return None  # the caller re-reads storage, then subscribes again
+            self._outage.answered()
             for _, entries in reply or []:
                 for entry_id, fields in entries:
                     self._position = entry_id.decode()
                     self._ready.append(fields)
-            if not self._ready:
+            if not self._ready and deadline is not None and time.monotonic() >= deadline:
                 return None
         event = decode(self._ready.popleft())
         if isinstance(event, LogEvent):
@@ -124,7 +186,11 @@ class RedisLogBus:
     def __init__(self, url: str, prefix: str) -> None:
         self._url = url
         self._prefix = prefix
-        self._sync = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+        self._sync = redis.Redis.from_url(
+            url, socket_timeout=WRITE_TIMEOUT_SECONDS, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS
+        )
+        self._outage = _Outage()
+        self._trimmer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opscraft-bus-trim")
         self._lock = threading.Lock()
         self._last_seq: dict[int, int] = {}
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aredis.Redis] = (
@@ -145,6 +211,8 @@ class RedisLogBus:
                 entry_id = f"{self._last_seq.get(execution_id, 0)}-*"
                 if event.final:
                     self._last_seq.pop(execution_id, None)
+        if self._outage.now():
+            return  # skipped: storage has it, watchers re-read storage meanwhile
         try:
             pipe = self._sync.pipeline(transaction=False)
             pipe.xadd(key, encode(event), id=entry_id)
@@ -157,29 +225,48 @@ class RedisLogBus:
             try:
                 self._sync.xadd(key, encode(event))
             except (redis.RedisError, OSError) as exc:
-                _warn("publishing live output", exc)
+                self._failed("publishing live output", exc)
         except (redis.RedisError, OSError) as exc:
-            _warn("publishing live output", exc)
+            self._failed("publishing live output", exc)
+        else:
+            self._outage.answered()
 
     def stored(self, execution_id: int, upto_seq: int) -> None:
+        """Trim the stream up to `upto_seq` from the trimming thread: this is called when a batch
+        is stored, on the worker's event loop, which also writes its heartbeats (a Redis that
+        did not answer held it for the socket timeout: with a short `worker_lost_seconds` the
+        worker was declared lost and its runs ended)."""
+        if self._outage.now():
+            return  # the stream keeps those entries a little longer; watchers drop duplicates
+        self._trimmer.submit(self._trim, execution_id, upto_seq)
+
+    def _trim(self, execution_id: int, upto_seq: int) -> None:
         try:
             self._sync.xtrim(self.key(execution_id), minid=f"{upto_seq}-0", approximate=False)
         except (redis.RedisError, OSError) as exc:
-            _warn("trimming stored output", exc)
+            self._failed("trimming stored output", exc)
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        self._outage.failed()
+        _warn(what, exc)
 
     def subscribe(self, execution_id: int, after_seq: int = 0) -> RedisSubscription:
-        return RedisSubscription(self._client_for_loop(), self.key(execution_id), after_seq)
+        return RedisSubscription(self._client_for_loop(), self.key(execution_id), after_seq, self._outage)
 
     def _client_for_loop(self) -> aredis.Redis:
         loop = asyncio.get_running_loop()
         client = self._async.get(loop)
         if client is None:
-            client = aredis.Redis.from_url(self._url, socket_connect_timeout=2)
+            client = aredis.Redis.from_url(
+                self._url, socket_timeout=READ_TIMEOUT_SECONDS, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS
+            )
             self._async[loop] = client
         return client
 
     def close(self) -> None:
-        """Close the synchronous connections (the asyncio ones close with their loop)."""
+        """Close the synchronous connections (the asyncio ones close with their loop); trims not
+        done yet are dropped (the streams expire)."""
+        self._trimmer.shutdown(wait=False, cancel_futures=True)
         self._sync.close()
 
 

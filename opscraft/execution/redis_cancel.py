@@ -4,6 +4,8 @@
 thread and kills the run if it is one of its own. The database column `cancel_requested` stays
 the durable half: a worker also reads it every second, so a cancel published while Redis or the
 listener was down still lands. The listener reconnects by itself after a Redis restart.
+`request` is called on a web process's event loop: it publishes from a thread of its own, so a
+Redis that does not answer (frozen: up to the socket timeout per try) holds no request.
 Source of the commands: https://redis.io/docs/latest/develop/interact/pubsub/
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import redis
 
@@ -33,10 +36,15 @@ class RedisCancelSignal(LocalCancelSignal):
         self._listener: threading.Thread | None = None
         self._stop = threading.Event()
         self._started = threading.Lock()
+        self._publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opscraft-cancel-publish")
 
     def request(self, execution_id: int) -> None:
-        """Publish the cancel (and apply it here at once if the run is one of ours)."""
+        """Apply the cancel here at once if the run is one of ours, and publish it from the
+        publishing thread (this returns without waiting for Redis)."""
         super().request(execution_id)
+        self._publisher.submit(self._publish, execution_id)
+
+    def _publish(self, execution_id: int) -> None:
         try:
             self._client.publish(self.channel, str(execution_id))
         except (redis.RedisError, OSError) as exc:
@@ -86,4 +94,5 @@ class RedisCancelSignal(LocalCancelSignal):
         self._stop.set()
         if self._listener is not None:
             self._listener.join(LISTEN_TIMEOUT_SECONDS + 5)
+        self._publisher.shutdown(wait=False, cancel_futures=True)
         self._client.close()

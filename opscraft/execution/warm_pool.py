@@ -34,6 +34,12 @@ creations under way slow the runs; set `burst` to `size` there).
 
 Warm containers carry the worker's label (`opscraft.worker`) and `opscraft.warm`, so the
 worker's start-up sweep removes those a crash left behind.
+
+The engine may go away (stopped, restarted): the pool's threads look at their warm containers
+every `DEAD_CHECK_SECONDS` (`waiting`, no Docker call) and replace those that died; before,
+only a run taking one found it dead, so after an engine restart the pool counted dead
+containers as warm, refilled nothing and every run of its profiles started cold. While
+creations fail, `stats()["error"]` says why (they are retried every `RETRY_SECONDS`).
 """
 
 from __future__ import annotations
@@ -67,6 +73,9 @@ DEMAND_WINDOW_SECONDS = 3.0
 with no take for that long is back to `size`."""
 
 CREATION_AVERAGE_WEIGHT = 0.3
+
+DEAD_CHECK_SECONDS = 1.0
+"""How often the pool's threads look for warm containers that died (the engine restarted)."""
 """Weight of the newest creation in a profile's moving average of creation times."""
 
 W = TypeVar("W")
@@ -97,6 +106,8 @@ class _Slot(Generic[W]):
     """Moving average of this profile's creations (0: none measured yet)."""
     failing: bool = False
     """The latest creation failed: the next failures are logged at DEBUG, not WARNING again."""
+    error: str | None = None
+    """Why the latest creation failed, while it is the latest."""
 
 
 class WarmPool(Generic[W]):
@@ -134,6 +145,7 @@ class WarmPool(Generic[W]):
         self._stopping = False
         self._stale: Callable[[Profile, W], bool] | None = None
         self._stale_at = float("-inf")
+        self._dead_check_at = 0.0  # monotonic: when `_next_work` next looks for dead containers
         self.warm_starts = 0
         self.cold_starts = 0
 
@@ -181,15 +193,18 @@ class WarmPool(Generic[W]):
 
     def stats(self) -> dict[str, object]:
         """What admins see: the size setting and the most under demand (`burst`), warm and cold
-        start counts since the start, and per profile in the pool its fields, how many
-        containers are warm and its target now (`size`, more under demand)."""
+        start counts since the start, per profile in the pool its fields, how many containers
+        are warm and its target now (`size`, more under demand), and `error`: why creating
+        containers fails now (None while it works)."""
         with self._cond:
             now = time.monotonic()
             profiles = [
                 {**asdict(profile), "warm": len(slot.warm), "target": self._target(slot, now)}
                 for profile, slot in self._slots.items()
             ]
+            errors = [f"{p.image}: {slot.error}" for p, slot in self._slots.items() if slot.error]
             return {
+                "error": f"creating warm containers fails ({'; '.join(errors)})" if errors else None,
                 "size": self.size,
                 "burst": max(self.size, self.burst) if self.size > 0 else 0,
                 "warm": sum(len(slot.warm) for slot in self._slots.values()),
@@ -315,6 +330,7 @@ class WarmPool(Generic[W]):
                     slot.creating -= 1
                     slot.retry_after = time.monotonic() + RETRY_SECONDS
                     slot.failing = True
+                    slot.error = str(exc) or type(exc).__name__
                 self._cond.notify_all()  # a run waiting for it starts cold now
             # Once per failing streak: the pool retries every RETRY_SECONDS for as long as the
             # profile is in use (up to `idle_seconds`), which at WARNING filled the log.
@@ -331,7 +347,7 @@ class WarmPool(Generic[W]):
             now = time.monotonic()
             slot = self._slots.get(profile)
             if slot is not None and slot.failing:
-                slot.failing = False
+                slot.failing, slot.error = False, None
                 log.info("warm pool: creating a container for %s works again", profile.image)
             if slot is not None:
                 slot.creating -= 1
@@ -351,6 +367,13 @@ class WarmPool(Generic[W]):
         in its `creating`). Dead containers go first, then those of idle or oversized pools;
         then a pool that is short is filled."""
         now = time.monotonic()
+        if now >= self._dead_check_at:
+            self._dead_check_at = now + DEAD_CHECK_SECONDS
+            for slot in self._slots.values():
+                alive = [container for container in slot.warm if self._waiting(container)]
+                if len(alive) < len(slot.warm):
+                    self._dead += [container for container in slot.warm if container not in alive]
+                    slot.warm = alive
         if self._dead:
             return self._dead.pop(), None
         for profile, slot in list(self._slots.items()):
@@ -388,6 +411,8 @@ class WarmPool(Generic[W]):
             recent = [taken for taken in slot.takes if now - taken <= DEMAND_WINDOW_SECONDS]
             if recent and len(slot.warm) > self.size:
                 due.append(recent[0] + DEMAND_WINDOW_SECONDS - now)
+        if any(slot.warm for slot in self._slots.values()):
+            due.append(self._dead_check_at - now)
         return max(0.05, min(due, default=self.idle_seconds))
 
     def _remove_quietly(self, container: W | None) -> None:

@@ -131,7 +131,7 @@ class Worker:
         self._started_at = clock.now()
         offered = self.runners()
         self.docker.pool.resize(self._pool_size())
-        self.store.run(store.register, self.info, offered, self.docker.pool.stats(), self._stale_before())
+        self.store.run(store.register, self.info, offered, self.docker.stats(), self._stale_before())
         interrupted, queued = self.store.run(store.recover, self.worker_id)
         swept = self.local.sweep() + (self.docker.sweep() if "docker" in offered else 0)
         others = [w for w in self.store.run(store.live_workers, self._stale_before()) if w != self.worker_id]
@@ -191,7 +191,7 @@ class Worker:
                     # Consumers that cannot read the queue take nothing: the worker offers nothing.
                     queue_error = self.queue.unreadable()
                     offered = [] if queue_error else self.runners()
-                    pool = self.docker.pool.stats()
+                    pool = self.docker.stats()
                     self.store.run(store.heartbeat, self.worker_id, offered, pool, queue_error)
                     self._watch.answered()
                     if self._watch.may_judge():

@@ -20,7 +20,9 @@ class WorkerPool:
     """One worker's pool: `size` per profile (0: disabled), at most `burst` per profile while
     its runs take them faster than they are created, containers `warm` now, runs started warm
     and cold since the worker started, and per profile (image, memory_mb, cpus,
-    network_enabled, user) how many are warm and its `target` now (`size`, more under demand)."""
+    network_enabled, user) how many are warm and its `target` now (`size`, more under demand);
+    `error`: why its Docker engine does not answer or creating containers fails, None while
+    they work."""
 
     worker_id: str
     host_name: str
@@ -31,6 +33,7 @@ class WorkerPool:
     warm_starts: int = 0
     cold_starts: int = 0
     profiles: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
 
 
 async def list_pools(session: AsyncSession, actor: Actor) -> list[WorkerPool]:
@@ -40,7 +43,7 @@ async def list_pools(session: AsyncSession, actor: Actor) -> list[WorkerPool]:
     rows = await session.exec(
         select(RegisteredWorker).where(workers.alive()).order_by(col(RegisteredWorker.id))
     )
-    keys = ("size", "burst", "warm", "warm_starts", "cold_starts", "profiles")
+    keys = ("size", "burst", "warm", "warm_starts", "cold_starts", "profiles", "error")
     return [
         WorkerPool(
             row.id,

@@ -31,7 +31,10 @@ class WorkerStatus:
     runs ended as errors) or `late` (no recent heartbeat, not yet declared lost);
     `running` is its runs in progress and `free_slots` = slots - running (0 unless alive and
     able to read the job queue); `queue_error` says why its consumers cannot take jobs (its last
-    read of the job queue failed: Redis stopped or not answering), None while they can.
+    read of the job queue failed: Redis stopped or not answering), None while they can;
+    `docker_error` why its Docker engine does not answer or its warm containers cannot be created
+    (as of its last heartbeat; its `docker` runner is then not offered or runs start cold), None
+    while they can.
     """
 
     id: str
@@ -46,6 +49,7 @@ class WorkerStatus:
     heartbeat_at: datetime
     stopped_at: datetime | None
     queue_error: str | None
+    docker_error: str | None = None
 
 
 def _stale_before() -> datetime:
@@ -93,6 +97,7 @@ def _status(worker: RegisteredWorker, running: dict[str, int], stale: datetime) 
         heartbeat_at=worker.heartbeat_at,
         stopped_at=worker.stopped_at,
         queue_error=worker.queue_error if state == "alive" else None,
+        docker_error=(worker.warm_pool or {}).get("error") if state == "alive" else None,
     )
 
 

@@ -202,3 +202,7 @@ async def settings_page(actor: Actor) -> None:
                     f"{f', up to {pool.burst} under demand' if pool.burst > pool.size else ''}), "
                     f"{pool.warm_starts} warm starts, {pool.cold_starts} cold starts"
                 ).classes("text-caption break-all").props('data-testid="warm-pool"')
+                if pool.error:  # the engine gone or creations failing: the pool is not refilled
+                    ui.label(f"{pool.worker_id}: {pool.error}").classes(
+                        "text-caption text-negative break-all"
+                    ).props('data-testid="warm-pool-error"')

@@ -37,7 +37,12 @@ def _rows(statuses: list[workers.WorkerStatus]) -> list[dict[str, Any]]:
         {
             "id": w.id,
             # An alive worker whose consumers cannot read the job queue takes no runs: say why.
-            "state": f"{w.state}, takes no runs: {w.queue_error}" if w.queue_error else w.state,
+            "state": ", ".join(
+                [w.state]
+                + ([f"takes no runs: {w.queue_error}"] if w.queue_error else [])
+                # Its engine gone (stopped, restarting) or warm containers failing: say why.
+                + ([f"Docker: {w.docker_error}"] if w.docker_error else [])
+            ),
             "host": f"{w.host_name} ({w.pid})",
             "runners": ", ".join(w.runners) or "-",
             "load": f"{w.running} / {w.slots}",
@@ -60,7 +65,8 @@ async def workers_page(actor: Actor) -> None:
             "Processes that run executions: the worker inside `opscraft serve` and every "
             "`opscraft worker`. A worker without a heartbeat for `OPSCRAFT_WORKER_LOST_SECONDS` is "
             "declared lost and its running runs end as errors. A worker that cannot read the job "
-            "queue (Redis stopped or not answering) says so under State and takes no runs until it can."
+            "queue (Redis stopped or not answering) says so under State and takes no runs until it can; "
+            "so does one whose Docker engine does not answer or cannot create warm containers."
         ).classes("text-grey-7")
         table = ui.table(columns=COLUMNS, rows=await _load(actor), row_key="id").classes("w-full")
         table.props('flat bordered data-testid="workers-table"')

@@ -202,12 +202,13 @@ class Cluster:
             env["REDIS_URL"] = self.redis_url
         return env
 
-    def web(self, name: str = "web") -> Proc:
+    def web(self, name: str = "web", env: dict[str, str] | None = None) -> Proc:
+        """Start a web-only `opscraft serve --workers 0` (with `env` added to its environment)."""
         port = free_port()
         proc = Proc(
             name,
             ["serve", "--workers", "0", "--port", str(port)],
-            self.env(name),
+            {**self.env(name), **(env or {})},
             self.root / f"{name}.log",
             url=f"http://127.0.0.1:{port}",
         )

@@ -3,16 +3,21 @@ a prefix of their own), plus the start-up warning without Redis and the JSON log
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
+import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from opscraft import lifecycle, logs
+from opscraft.api.health import _redis_status
 from opscraft.execution.events import LogEvent, StatusEvent
 from opscraft.execution.ports import OVERFLOW
 from opscraft.execution.queue import HueyQueue
@@ -20,6 +25,7 @@ from opscraft.execution.redis_bus import RedisLogBus
 from opscraft.execution.redis_cancel import RedisCancelSignal
 from opscraft.execution.transport import queue_for
 from tests.conftest import PG_URL, REDIS_URL, empty_postgres, make_settings, require_service
+from tests.scale.cluster import RedisServer
 
 pytestmark = pytest.mark.redis
 
@@ -69,7 +75,13 @@ async def test_log_bus_trimmed_after_storage_sends_watchers_to_storage(redis_url
     try:
         for seq in range(1, 11):
             bus.publish(8, LogEvent(seq, "stdout", "x"))
-        bus.stored(8, 8)  # storage has 1..8: Redis keeps 8 on
+        bus.stored(8, 8)  # storage has 1..8: Redis keeps 8 on (trimmed by the bus's thread)
+        first = redis.Redis.from_url(redis_url)
+        deadline = time.monotonic() + 10
+        while first.xrange(bus.key(8), count=1)[0][0] != b"8-0":
+            assert time.monotonic() < deadline, "the stream was not trimmed"
+            await asyncio.sleep(0.01)
+        first.close()
         assert await bus.subscribe(8, 2).get(5) is OVERFLOW  # 3..7 are only in storage
         later = bus.subscribe(8, 8)
         assert [(await later.get(5)).seq for _ in range(2)] == [9, 10]  # type: ignore[union-attr]
@@ -82,6 +94,81 @@ async def test_log_bus_survives_an_unreachable_redis() -> None:
     bus.publish(1, LogEvent(1, "stdout", "lost on the bus, kept in storage"))  # no exception
     assert await bus.subscribe(1, 0).get(0.2) is None  # "quiet": the client re-reads storage
     bus.close()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, to freeze (SIGSTOP) without touching the shared one."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        assert server.process is not None
+        server.process.send_signal(signal.SIGCONT)
+        server.stop()
+
+
+async def _within(seconds: float, awaitable: object) -> tuple[object, float]:
+    """`awaitable`'s result and how long it took; fails when it takes over `seconds`."""
+    started = time.monotonic()
+    result = await asyncio.wait_for(awaitable, seconds)  # type: ignore[arg-type]
+    return result, time.monotonic() - started
+
+
+async def test_a_frozen_redis_holds_no_watcher_publisher_health_check_or_cancel(
+    private_redis: RedisServer,
+) -> None:
+    """Redis frozen (SIGSTOP: connections are accepted and stay open, nothing answers). Before,
+    a watcher's `XREAD BLOCK` and the health check's PING had redis-py's default socket timeout
+    (none before redis-py 8: for ever; 5 s from 8 on, for every poll of every watcher, and every
+    publish); a cancel published from the request's event loop held it for the sync client's 5 s.
+    Now the watcher's read fails within `READ_TIMEOUT_SECONDS`, the bus then stops asking Redis
+    for a pause (reads answer "quiet" at once, so the execution client follows storage;
+    publishing is skipped), health says "disconnected", a cancel returns at once; when Redis
+    answers again, live output flows again."""
+    from opscraft.execution import redis_bus
+
+    prefix = f"test-{secrets.token_hex(4)}"
+    bus, cancels = RedisLogBus(private_redis.url, prefix), RedisCancelSignal(private_redis.url, prefix)
+    assert private_redis.process is not None
+    try:
+        bus.publish(5, LogEvent(1, "stdout", "before\n"))
+        sub = bus.subscribe(5, 0)
+        assert await sub.get(5) == LogEvent(1, "stdout", "before\n")
+        private_redis.process.send_signal(signal.SIGSTOP)
+        started = time.monotonic()
+        bus.stored(5, 1)  # trimmed from the bus's own thread: the worker's event loop is not held
+        assert time.monotonic() - started < 0.5
+        # The first read finds out: its socket times out (one blocked read plus the margin).
+        quiet, took = await _within(redis_bus.READ_TIMEOUT_SECONDS + 5, sub.get(1))
+        assert quiet is None
+        # Meanwhile Redis is not asked: a watcher's poll is "quiet" within its wait.
+        quiet, took = await _within(3, bus.subscribe(5, 1).get(0.2))
+        assert quiet is None and took < 1.5, took
+        started = time.monotonic()
+        bus.publish(5, LogEvent(2, "stdout", "skipped\n"))  # the pump is not held
+        assert time.monotonic() - started < 0.5
+        status, took = await _within(10, _redis_status(private_redis.url))
+        assert status == "disconnected" and took < 5, took
+        started = time.monotonic()
+        cancels.request(77)  # published from the cancel's own thread, not this loop
+        assert time.monotonic() - started < 0.5
+    finally:
+        private_redis.process.send_signal(signal.SIGCONT)
+    try:
+        # Back: once the pause ends, what is published is read live again.
+        later = bus.subscribe(5, 2)
+        seen = None
+        deadline = time.monotonic() + redis_bus.OUTAGE_MAX_PAUSE_SECONDS + 10
+        while seen is None and time.monotonic() < deadline:
+            bus.publish(5, LogEvent(3, "stdout", "after\n"))
+            seen = await later.get(1)
+        assert seen == LogEvent(3, "stdout", "after\n")
+        assert await _redis_status(private_redis.url) == "connected"
+    finally:
+        cancels.close()
+        bus.close()
 
 
 def test_cancel_signal_reaches_the_watching_process(redis_url: str) -> None:

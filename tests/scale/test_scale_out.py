@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -323,15 +324,46 @@ def test_workers_with_skewed_clocks_are_judged_by_the_database_clock(cluster: Cl
             cluster.procs.pop(name).stop(signal.SIGKILL)
 
 
-def test_redis_restart_mid_run_loses_and_duplicates_nothing(cluster: Cluster) -> None:
-    web = _web(cluster)
-    redis: RedisServer = cluster.redis  # type: ignore[attr-defined]
-    script = cluster.script(web, 'for i in $(seq 1 120); do echo "tick $i"; sleep 0.05; done\n')
+def test_a_web_process_whose_clock_is_ahead_queues_runs_in_the_database_clock(cluster: Cluster) -> None:
+    """A run submitted through a web process whose clock is 90 s ahead: its `queued_at` was that
+    process's clock, so the run was queued 90 s after its worker started it (`started_at` and
+    `finished_at` are in the database's clock); now all three are in the database's clock."""
+    web = cluster.web("web-ahead", env=_skewed("+90"))
+    try:
+        execution_id = cluster.run(web, cluster.script(web, "echo queued-then-started\n"))
+        row = cluster.wait_status(web, execution_id, FINAL, timeout=120)
+        assert row["status"] == "success", row
+        queued, started, finished = (
+            datetime.fromisoformat(row[k]) for k in ("queued_at", "started_at", "finished_at")
+        )
+        assert queued <= started <= finished, row
+        assert (started - queued).total_seconds() < 30, row
+    finally:
+        client = cluster.clients.pop("web-ahead", None)
+        if client is not None:
+            client.close()
+        cluster.procs.pop("web-ahead").stop(signal.SIGKILL)
+
+
+def _watched_ticks(
+    cluster: Cluster, web: Proc, count: int, pause: float
+) -> tuple[int, threading.Thread, list[dict[str, Any]]]:
+    """A run printing `tick 1`..`tick <count>`, one per `pause` seconds, and a WebSocket watcher
+    of it in a thread (its messages in the list), once the run printed more than 40 %."""
+    script = cluster.script(web, f'for i in $(seq 1 {count}); do echo "tick $i"; sleep {pause}; done\n')
     execution_id = cluster.run(web, script)
     watched: list[dict[str, Any]] = []
     watcher = threading.Thread(target=lambda: watched.extend(_watch(cluster, web, execution_id)))
     watcher.start()
-    wait_for(lambda: len(cluster.output(web, execution_id)) > 50, 60, "the run to print")
+    printed = len("".join(f"tick {i}\n" for i in range(1, count + 1))) * 0.4
+    wait_for(lambda: len(cluster.output(web, execution_id)) > printed, 60, "the run to print")
+    return execution_id, watcher, watched
+
+
+def test_redis_restart_mid_run_loses_and_duplicates_nothing(cluster: Cluster) -> None:
+    web = _web(cluster)
+    redis: RedisServer = cluster.redis  # type: ignore[attr-defined]
+    execution_id, watcher, watched = _watched_ticks(cluster, web, 120, 0.05)
     redis.stop()
     time.sleep(0.5)  # the outage: publishing and reading fail meanwhile
     redis.start()
@@ -374,6 +406,30 @@ def _workers(cluster: Cluster, web: Proc) -> dict[str, dict[str, Any]]:
     response = cluster.api(web).get("/api/v1/workers")
     response.raise_for_status()
     return {w["id"]: w for w in response.json()["items"]}
+
+
+def test_a_watcher_follows_a_run_from_storage_while_redis_is_frozen(cluster: Cluster) -> None:
+    """Redis frozen (SIGSTOP) while a WebSocket watcher follows a run. Before, the watcher's
+    `XREAD` had redis-py's default socket timeout (none before redis-py 8: it waited for ever,
+    silently; 5 s from 8 on) and every publish held the worker's output pump 5 s: with redis-py
+    8.1 this run ended as "worker lost". Now the read fails within a few seconds, publishing is
+    skipped, and the watcher follows the run from storage to its successful end; `/health` says
+    Redis is disconnected."""
+    web = _web(cluster)
+    redis: RedisServer = cluster.redis  # type: ignore[attr-defined]
+    assert redis.process is not None and web.url
+    _, watcher, watched = _watched_ticks(cluster, web, 40, 0.1)
+    redis.process.send_signal(signal.SIGSTOP)
+    try:
+        watcher.join(60)
+        assert not watcher.is_alive(), "the watcher hung on the frozen Redis"
+        health = httpx.get(f"{web.url}/api/v1/health", timeout=30)
+        assert health.status_code == 503 and health.json()["redis"] == "disconnected", health.text
+    finally:
+        redis.process.send_signal(signal.SIGCONT)
+        watcher.join(300)
+    assert watched[-1]["type"] == "end" and watched[-1]["status"] == "success", watched[-1]
+    _check_lines([m for m in watched if m["type"] == "log"], 40)
 
 
 def test_a_worker_that_cannot_read_the_queue_says_why_and_offers_nothing(cluster: Cluster) -> None:

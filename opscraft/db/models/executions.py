@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, text
 from sqlmodel import Field, SQLModel
 
+from opscraft.db import clock
 from opscraft.db.types import UTCDateTime, utcnow
 
 BYTE_COUNT = BigInteger().with_variant(Integer(), "sqlite")
@@ -128,7 +129,9 @@ class Execution(SQLModel, table=True):
     # the history outlives the account) and their username at the time.
     cancelled_by: int | None = Field(default=None)
     cancelled_by_name: str | None = Field(default=None, max_length=64)
-    queued_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    # The database's clock (`db.clock`), as `started_at`/`finished_at` (written by the worker):
+    # a web process whose clock was off stamped runs queued after they had started.
+    queued_at: datetime = Field(default_factory=clock.now, sa_type=UTCDateTime, index=True)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 

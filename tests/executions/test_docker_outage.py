@@ -1,0 +1,237 @@
+"""The Docker engine stopped, restarted or frozen under a running worker: runs end with an error
+that names the engine, the worker is not wedged, the Workers and warm pool status say what is
+wrong meanwhile, and the warm pool comes back with the engine.
+
+The engine here is a `dockerd` of this module's own (its own data root, exec root, pid file and
+socket under /tmp, no iptables and no bridge), reached through DOCKER_HOST: stopping or freezing
+it disturbs neither the shared engine nor the tests of others running beside these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from opscraft import runtime
+from opscraft.execution import docker_runner, warm_pool
+from tests.conftest import LoggedIn, require_service
+from tests.executions.conftest import BUSYBOX_IMAGE, make_script, output, require_docker, start, wait_for
+
+pytestmark = pytest.mark.docker
+
+IMAGE = "opscraft-test/busybox-bash:1"
+"""The busybox test image with a `bash` that runs busybox's shell (a bash script's command)."""
+
+
+class Dockerd:
+    """A private Docker engine on a unix socket under a short /tmp directory."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="ocd-", dir="/tmp"))  # short: a socket path is bounded
+        self.host = f"unix://{self.dir}/sock"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        args = [
+            "dockerd",
+            f"--data-root={self.dir}/root",
+            f"--exec-root={self.dir}/exec",
+            f"--pidfile={self.dir}/pid",
+            f"--host={self.host}",
+            "--iptables=false",
+            "--ip6tables=false",
+            "--bridge=none",
+        ]
+        with (self.dir / "log").open("ab") as log:
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while self.docker("info", check=False).returncode != 0:
+            assert self.process.poll() is None, (self.dir / "log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "the private dockerd did not start"
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        """Stop it (SIGTERM, as a service restart does) and wait for it to exit."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            self.process.wait(timeout=90)
+        self.process = None
+
+    def signal(self, sig: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def docker(self, *args: str, check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+        env = {**os.environ, "DOCKER_HOST": self.host}
+        return subprocess.run(["docker", *args], env=env, check=check, capture_output=True, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def dockerd() -> Iterator[Dockerd]:
+    require_docker()
+    require_service(os.geteuid() == 0 and shutil.which("dockerd") is not None, "dockerd, as root")
+    engine = Dockerd()
+    engine.start()
+    try:
+        saved = subprocess.run(["docker", "save", BUSYBOX_IMAGE], check=True, capture_output=True).stdout
+        engine.docker("load", input=saved)
+        shim = engine.dir / "bash"
+        shim.write_text('#!/bin/sh\nexec /bin/sh "$@"\n')
+        shim.chmod(0o755)
+        engine.docker("create", "--name", "bash-shim", BUSYBOX_IMAGE, "/bin/sh")
+        engine.docker("cp", str(shim), "bash-shim:/bin/bash")
+        engine.docker("commit", "bash-shim", IMAGE)
+        engine.docker("rm", "bash-shim")
+        yield engine
+    finally:
+        engine.stop()
+        shutil.rmtree(engine.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def backend() -> str:
+    return "sqlite"
+
+
+@pytest.fixture
+def engine_settings(dockerd: Dockerd, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    if dockerd.process is None:  # a test that failed half-way left it stopped
+        dockerd.start()
+    monkeypatch.setenv("DOCKER_HOST", dockerd.host)
+    return {
+        "OPSCRAFT_IMAGE_BASH": IMAGE,
+        "OPSCRAFT_WARM_POOL_SIZE": 1,
+        "OPSCRAFT_WORKER_HEARTBEAT_SECONDS": 1,
+        "OPSCRAFT_WORKER_LOST_SECONDS": 30,
+    }
+
+
+async def _until(what: str, check: Any, timeout: float = 60) -> Any:
+    """Poll the coroutine function `check` until it returns something truthy (returned)."""
+    deadline = time.monotonic() + timeout
+    while not (value := await check()):
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        await asyncio.sleep(0.1)
+    return value
+
+
+async def _status(client: httpx.AsyncClient, admin: LoggedIn) -> tuple[dict[str, Any], dict[str, Any]]:
+    """This process's worker as `/api/v1/workers` and `/api/v1/warm-pools` show it."""
+    worker = runtime.current().worker
+    assert worker is not None
+    workers = (await client.get("/api/v1/workers", headers=admin.headers)).json()["items"]
+    pools = (await client.get("/api/v1/warm-pools", headers=admin.headers)).json()["items"]
+    mine = [w for w in workers if w["id"] == worker.worker_id]
+    pool = [p for p in pools if p["worker_id"] == worker.worker_id]
+    return mine[0], (pool[0] if pool else {})
+
+
+async def _pool_back(client: httpx.AsyncClient, admin: LoggedIn) -> bool:
+    """The engine answers again for the worker, and its pool has a live warm container."""
+    worker, pool = await _status(client, admin)
+    return worker["docker_error"] is None and "docker" in worker["runners"] and pool.get("warm", 0) >= 1
+
+
+async def _warm_run_succeeds(client: httpx.AsyncClient, admin: LoggedIn, script_id: int) -> None:
+    worker = runtime.current().worker
+    assert worker is not None
+    before = worker.docker.pool.warm_starts
+    run = await start(client, admin, script_id, "docker")
+    final = await wait_for(client, admin, run["id"], timeout=60)
+    assert final["status"] == "success", final
+    assert await output(client, admin, run["id"]) == "after\n"
+    # A warm start: the pool replaced the container the engine's stop killed (before, it still
+    # counted it as warm, so every run found it dead and started cold).
+    assert worker.docker.pool.warm_starts == before + 1
+
+
+async def test_an_engine_stopped_mid_run_ends_it_clearly_says_so_and_the_pool_comes_back(
+    client: httpx.AsyncClient, admin: LoggedIn, dockerd: Dockerd
+) -> None:
+    """The engine stops (SIGTERM, a restart's first half) while a run runs and the pool holds a
+    warm container. Before, the run ended as "the docker runner failed unexpectedly" (a
+    connection error docker-py does not wrap), nothing said the engine was gone, and once it was
+    back the pool counted its dead container as warm: every run started cold."""
+    long = await make_script(client, admin, "echo begun\nsleep 120\n")
+    after = await make_script(client, admin, "echo after\n")
+    run = await start(client, admin, long, "docker")
+    await _until("the run to print", lambda: _printed(client, admin, run["id"]))
+    await _until("a warm container", _warm)
+    dockerd.stop()
+    try:
+        final = await wait_for(client, admin, run["id"], timeout=60)
+        assert final["status"] == "error", final
+        assert "Docker engine" in final["error_message"], final
+        assert "unexpectedly" not in final["error_message"], final
+
+        async def says_why() -> bool:
+            worker, pool = await _status(client, admin)
+            return (
+                "does not answer" in (worker["docker_error"] or "")
+                and "docker" not in worker["runners"]
+                and "does not answer" in (pool.get("error") or "")
+            )
+
+        await _until("the Workers and warm pool status to say why", says_why)
+    finally:
+        dockerd.start()
+    await _until("the engine and the warm pool to come back", lambda: _pool_back(client, admin))
+    await _warm_run_succeeds(client, admin, after)
+
+
+async def test_a_frozen_engine_does_not_wedge_a_run_past_its_deadline(
+    client: httpx.AsyncClient, admin: LoggedIn, dockerd: Dockerd
+) -> None:
+    """The engine freezes (SIGSTOP: its socket accepts, nothing answers) while a run with a 2 s
+    timeout runs. Before, its kill waited on the engine (docker-py's 60 s, then nothing) and the
+    run's thread read the silent attach stream for as long as the engine stayed frozen: the run
+    stayed `running` past its deadline. Now the kill gives up after `KILL_TIMEOUT_SECONDS`, the
+    run is abandoned with an error naming the engine, and the worker carries on once it thaws."""
+    script = await make_script(client, admin, "echo begun\nsleep 120\n", timeout_seconds=2)
+    after = await make_script(client, admin, "echo after\n")
+    run = await start(client, admin, script, "docker")
+    await _until("the run to print", lambda: _printed(client, admin, run["id"]))
+    dockerd.signal(signal.SIGSTOP)
+    try:
+        final = await wait_for(client, admin, run["id"], timeout=40)  # the kill's 10 s timeout and more
+        assert final["status"] in ("error", "timed_out"), final
+        assert "Docker engine did not answer the kill" in final["error_message"], final
+    finally:
+        dockerd.signal(signal.SIGCONT)
+    await _until("the engine and the warm pool to come back", lambda: _pool_back(client, admin))
+    await _warm_run_succeeds(client, admin, after)
+    worker = runtime.current().worker
+    assert worker is not None
+    # The abandoned run's container is removed once the engine answers.
+    await _until(
+        "the abandoned container's removal",
+        lambda: _no_container_of(dockerd, run["id"]),
+        timeout=docker_runner.PING_TIMEOUT + warm_pool.RETRY_SECONDS + 30,
+    )
+
+
+async def _warm() -> bool:
+    worker = runtime.current().worker
+    assert worker is not None
+    return worker.docker.pool.stats()["warm"] >= 1
+
+
+async def _printed(client: httpx.AsyncClient, admin: LoggedIn, execution_id: int) -> bool:
+    return "begun" in await output(client, admin, execution_id)
+
+
+async def _no_container_of(dockerd: Dockerd, execution_id: int) -> bool:
+    listed = dockerd.docker("ps", "-aq", "--filter", f"label={docker_runner.LABEL_EXECUTION}={execution_id}")
+    return not listed.stdout.strip()
