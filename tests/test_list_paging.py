@@ -157,8 +157,15 @@ async def _fill(kind: str, client: httpx.AsyncClient, admin: LoggedIn, operator:
     elif kind == "workers":
 
         async def add(name: str) -> None:
-            # alive ones come first, the latest heartbeat first: a new one is listed first
-            await _db_add(RegisteredWorker(id=name, host_name="h", pid=1, runners=["local"], slots=1))
+            # Alive ones come first, the latest heartbeat first: a new one is listed first. Its
+            # heartbeat is a day ahead, so the runtime's own worker, heartbeating between two walks,
+            # stays behind them all instead of moving up the list (it did: "ties never swap").
+            ahead = utcnow() + timedelta(days=1)
+            await _db_add(
+                RegisteredWorker(
+                    id=name, host_name="h", pid=1, runners=["local"], slots=1, heartbeat_at=ahead
+                )
+            )
 
         filled = Filled("/api/v1/workers", h, by_id, add, appends=False)
     elif kind == "approvals":
