@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -99,8 +100,26 @@ def convert(kind: ParamType, value: Any, options: list[str] | None = None) -> An
         return _to_number(value)
     text = _to_text(value)
     if kind is ParamType.choice and text not in (options or []):
-        raise _Bad(f"must be one of: {', '.join(options or [])}")
+        option = _same_option(text, options or [])
+        if option is None:
+            raise _Bad(f"must be one of: {', '.join(options or [])}")
+        return option
     return text
+
+
+def _looks(text: str) -> str:
+    """What a choice looks like in a list: its NFC form without surrounding blanks. "café" typed
+    on a Mac or taken from a file name is often NFD (e and a combining accent), which shows as
+    the NFC "café" the script declared."""
+    return unicodedata.normalize("NFC", text).strip()
+
+
+def _same_option(text: str, options: list[str]) -> str | None:
+    """The option written as `text` is in another Unicode normalization form (the NFD "café" of
+    the NFC option "café"), or None. The run gets the option as declared, so the script compares
+    it with what it wrote."""
+    wanted = unicodedata.normalize("NFC", text)
+    return next((option for option in options if unicodedata.normalize("NFC", option) == wanted), None)
 
 
 def _to_bool(value: Any) -> bool:
@@ -300,6 +319,17 @@ def _normalize_options(kind: ParamType, options: Any) -> list[str]:
         texts.append(_to_text(option))
     if len(set(texts)) != len(texts):
         raise _Bad("options must be distinct")
+    seen: dict[str, int] = {}
+    for number, text in enumerate(texts, start=1):
+        first = seen.setdefault(_looks(text), number)
+        if first != number:
+            # Two entries of the run form's list that look the same: which one a run gets would
+            # depend on which the person happened to pick.
+            raise _Bad(
+                f"options {first} and {number} look the same: they differ only in surrounding spaces "
+                "or in how an accented letter is encoded (one character or a letter and a combining "
+                "accent): keep one"
+            )
     return texts
 
 
