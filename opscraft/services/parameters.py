@@ -12,13 +12,14 @@ import json
 import math
 import re
 import unicodedata
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 
-from opscraft.db.text import problem
+from opscraft.db.text import NON_FINITE_MESSAGE, find_non_finite, problem
 from opscraft.execution.param_env import interpreted_name
 from opscraft.services.errors import Invalid
 from opscraft.services.invisible import bidi_problem
@@ -43,7 +44,17 @@ SPEC_KEYS = frozenset({"name", "type", "required", "default", "description", "op
 NOT_AN_OBJECT = "must be a JSON object"
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A form's JSON box whose text the API would refuse as a request body (`json_from_text`):
+    `message` says why, and the body model says it under the box's field."""
+
+    message: str
+
+
 def _an_object(value: Any) -> Any:
+    if isinstance(value, Unreadable):
+        raise PydanticCustomError("json_invalid", "{reason}", {"reason": value.message})
     if not isinstance(value, dict):
         raise PydanticCustomError("dict_type", NOT_AN_OBJECT)
     return value
@@ -56,15 +67,40 @@ ParameterValues = Annotated[dict[str, Any], BeforeValidator(_an_object)]
 PointerMapping = Annotated[dict[str, str], BeforeValidator(_an_object)]
 
 
+class _RepeatedKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads`' `object_pairs_hook`: the object, or `_RepeatedKey` naming a key it repeats."""
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        keys = [key for key, _ in pairs]
+        raise _RepeatedKey(next(key for index, key in enumerate(keys) if key in keys[:index]))
+    return document
+
+
 def json_from_text(text: str | None) -> Any:
     """What a form's JSON box holds, for a body model to check with the body's other fields
     (empty: `{}`); text that is not JSON is passed on as it is, so the model refuses it
     ("must be a JSON object", `ParameterValues`, `PointerMapping`) in the same answer as the
-    form's other problems."""
+    form's other problems.
+
+    The box is read by the rules of an API request body (security/http.py), so the form and the
+    API agree: a key written twice, `NaN`, `Infinity` or a number beyond a float, and nesting
+    deeper than the parser goes give an `Unreadable` saying so. Python's parser alone kept the
+    last of two values ("first" typed, "second" saved), turned `NaN` into a text parameter's
+    "nan", and raised RecursionError (the dialog said nothing)."""
     try:
-        return json.loads(text or "{}")
+        value = json.loads(text or "{}", object_pairs_hook=_unique_keys)
     except json.JSONDecodeError:
         return text
+    except _RepeatedKey as repeated:
+        return Unreadable(f"{str(repeated)[:64]}: written more than once in one object: write each key once")
+    except RecursionError:
+        return Unreadable("nested deeper than can be read: write an object of NAME: value")
+    where = next(find_non_finite(value), None)
+    return value if where is None else Unreadable(f"{where[:64]}: {NON_FINITE_MESSAGE}")
 
 
 class ParamType(StrEnum):
