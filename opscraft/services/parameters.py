@@ -21,6 +21,7 @@ from pydantic_core import PydanticCustomError
 
 from opscraft.db.text import NON_FINITE_MESSAGE, find_non_finite, problem
 from opscraft.execution.param_env import interpreted_name
+from opscraft.security.http import RepeatedKey, unique_keys
 from opscraft.services.errors import Invalid
 from opscraft.services.invisible import bidi_problem
 
@@ -67,19 +68,6 @@ ParameterValues = Annotated[dict[str, Any], BeforeValidator(_an_object)]
 PointerMapping = Annotated[dict[str, str], BeforeValidator(_an_object)]
 
 
-class _RepeatedKey(ValueError):
-    pass
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """`json.loads`' `object_pairs_hook`: the object, or `_RepeatedKey` naming a key it repeats."""
-    document = dict(pairs)
-    if len(document) != len(pairs):
-        keys = [key for key, _ in pairs]
-        raise _RepeatedKey(next(key for index, key in enumerate(keys) if key in keys[:index]))
-    return document
-
-
 def json_from_text(text: str | None) -> Any:
     """What a form's JSON box holds, for a body model to check with the body's other fields
     (empty: `{}`); text that is not JSON is passed on as it is, so the model refuses it
@@ -92,11 +80,11 @@ def json_from_text(text: str | None) -> Any:
     last of two values ("first" typed, "second" saved), turned `NaN` into a text parameter's
     "nan", and raised RecursionError (the dialog said nothing)."""
     try:
-        value = json.loads(text or "{}", object_pairs_hook=_unique_keys)
+        value = json.loads(text or "{}", object_pairs_hook=unique_keys)
     except json.JSONDecodeError:
         return text
-    except _RepeatedKey as repeated:
-        return Unreadable(f"{str(repeated)[:64]}: written more than once in one object: write each key once")
+    except RepeatedKey as repeated:
+        return Unreadable(f"{repeated.key[:64]}: written more than once in one object: write each key once")
     except RecursionError:
         return Unreadable("nested deeper than can be read: write an object of NAME: value")
     where = next(find_non_finite(value), None)
