@@ -172,8 +172,8 @@ def test_empty_values_fall_back_to_defaults_for_typed_parameters() -> None:
         ({"TARGET": "t", "COUNT": 1e300}, "parameters.COUNT", "without a fraction"),
         ({"TARGET": "t", "COUNT": 5.0}, "parameters.COUNT", "without a fraction"),
         ({"TARGET": "t", "COUNT": "5.0"}, "parameters.COUNT", "must be an integer"),
-        ({"TARGET": "t", "RATIO": 2**64}, "parameters.RATIO", "64-bit integer"),
-        ({"TARGET": "t", "RATIO": "-18446744073709551616"}, "parameters.RATIO", "64-bit integer"),
+        ({"TARGET": "t", "RATIO": 2**64}, "parameters.RATIO", "whole digits fit 64 bits"),
+        ({"TARGET": "t", "RATIO": "-18446744073709551616"}, "parameters.RATIO", "whole digits fit 64 bits"),
         # Python's int() and float() read these; the API reads numbers in ASCII digits only.
         ({"TARGET": "t", "COUNT": "1_000"}, "parameters.COUNT", "digits 0-9 (no '_' separators)"),
         ({"TARGET": "t", "COUNT": "\u09ea"}, "parameters.COUNT", "digits 0-9"),  # Bengali 4, looks like 8
@@ -290,3 +290,20 @@ async def test_runs_and_webhooks_get_the_declared_option(
     assert r.json()["errors"][0]["field"] == "parameters.R", r.text
     version = await client.get(f"/api/v1/scripts/{script_id}", headers=h)
     assert version.json()["current_version"] == 1, "nothing was saved"
+
+
+def test_a_number_parameter_past_64_bits_is_told_as_a_number() -> None:
+    """A `number` given 10**30 was told "must be a 64-bit integer", the integer type's rule, though
+    1e30 (the same number with an exponent) is a number it takes."""
+    schema = normalize([{"name": "F", "type": "number"}])
+    assert resolve(schema, {"F": 1e30}) == {"F": 1e30}
+    for value in (10**30, str(10**30), -(2**63) - 1):
+        with pytest.raises(Invalid) as raised:
+            resolve(schema, {"F": value})
+        message = fields(raised)["parameters.F"]
+        assert message.startswith("must be a number whose whole digits fit 64 bits") and "1e30" in message
+    with pytest.raises(Invalid) as raised:
+        normalize([{"name": "F", "type": "number", "default": 10**30}])
+    assert fields(raised)["parameters.F"].startswith(
+        "default must be a number whose whole digits fit 64 bits"
+    )

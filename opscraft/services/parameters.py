@@ -215,7 +215,13 @@ def _to_number(value: Any) -> int | float:
                 number = None
     if number is None or (isinstance(number, float) and not math.isfinite(number)):
         raise _Bad("must be a finite number, e.g. 1.5")
-    return _in_range(number) if isinstance(number, int) else number
+    if isinstance(number, int) and not INT_MIN <= number <= INT_MAX:
+        # Said for a number, not as an integer parameter's "must be a 64-bit integer".
+        raise _Bad(
+            f"must be a number whose whole digits fit 64 bits ({INT_MIN} to {INT_MAX}): "
+            "write a larger one with an exponent, e.g. 1e30"
+        )
+    return number
 
 
 def _to_text(value: Any) -> str:
