@@ -9,6 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from opscraft.services import parameters
+from opscraft.services.chains import LinkIn
+from opscraft.services.schedules import ScheduleIn
 from opscraft.services.webhooks import WebhookIn
 from tests.conftest import LoggedIn
 
@@ -49,3 +51,31 @@ def test_a_form_box_says_the_same_as_the_api() -> None:
             WebhookIn.model_validate({"name": "", "mapping": parameters.json_from_text(text)})
         errors = {e["loc"][0]: e["msg"] for e in raised.value.errors()}
         assert errors["mapping"] == "must be a JSON object" and "name" in errors, text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"N": "first", "N": "second"}', "N: written more than once in one object: write each key once"),
+        ('{"N": NaN}', "N: must be a finite number (NaN, Infinity and numbers beyond 1.8e308 are not)"),
+        (
+            '{"N": {"M": 1e400}}',
+            "N.M: must be a finite number (NaN, Infinity and numbers beyond 1.8e308 are not)",
+        ),
+        ("[" * 5000 + "]" * 5000, "nested deeper than can be read: write an object of NAME: value"),
+    ],
+)
+def test_a_form_box_refuses_what_the_api_refuses_in_a_body(text: str, message: str) -> None:
+    """Python's parser alone kept the last of two values, read `NaN` (saved as the text "nan" of
+    a string parameter) and raised RecursionError; the API's body check refuses all three."""
+    for model, data in (
+        (WebhookIn, {"name": "n", "mapping": parameters.json_from_text(text)}),
+        (WebhookIn, {"name": "n", "parameters": parameters.json_from_text(text)}),
+        (ScheduleIn, {"name": "n", "cron": "0 1 * * *", "parameters": parameters.json_from_text(text)}),
+        (LinkIn, {"target_script_id": 1, "parameters": parameters.json_from_text(text)}),
+    ):
+        with pytest.raises(ValidationError) as raised:
+            model.model_validate(data)
+        errors = {".".join(map(str, e["loc"])): e["msg"] for e in raised.value.errors()}
+        box = "mapping" if "mapping" in data else "parameters"
+        assert errors == {box: message}, (model, errors)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from opscraft.execution.param_env import to_env
 from opscraft.services.errors import Invalid
 from opscraft.services.parameters import normalize, resolve
+from tests.conftest import LoggedIn
 
 
 def fields(exc: pytest.ExceptionInfo[Invalid]) -> dict[str, str]:
@@ -170,8 +172,8 @@ def test_empty_values_fall_back_to_defaults_for_typed_parameters() -> None:
         ({"TARGET": "t", "COUNT": 1e300}, "parameters.COUNT", "without a fraction"),
         ({"TARGET": "t", "COUNT": 5.0}, "parameters.COUNT", "without a fraction"),
         ({"TARGET": "t", "COUNT": "5.0"}, "parameters.COUNT", "must be an integer"),
-        ({"TARGET": "t", "RATIO": 2**64}, "parameters.RATIO", "64-bit integer"),
-        ({"TARGET": "t", "RATIO": "-18446744073709551616"}, "parameters.RATIO", "64-bit integer"),
+        ({"TARGET": "t", "RATIO": 2**64}, "parameters.RATIO", "whole digits fit 64 bits"),
+        ({"TARGET": "t", "RATIO": "-18446744073709551616"}, "parameters.RATIO", "whole digits fit 64 bits"),
         # Python's int() and float() read these; the API reads numbers in ASCII digits only.
         ({"TARGET": "t", "COUNT": "1_000"}, "parameters.COUNT", "digits 0-9 (no '_' separators)"),
         ({"TARGET": "t", "COUNT": "\u09ea"}, "parameters.COUNT", "digits 0-9"),  # Bengali 4, looks like 8
@@ -225,3 +227,83 @@ def test_to_env() -> None:
 def test_the_64_bit_bounds_are_accepted() -> None:
     resolved = resolve(SCHEMA, {"TARGET": "t", "COUNT": 2**63 - 1, "RATIO": -(2**63)})
     assert (resolved["COUNT"], resolved["RATIO"]) == (2**63 - 1, -(2**63))
+
+
+CAFE_NFC = "caf\u00e9"
+CAFE_NFD = "cafe\u0301"  # the same word as a Mac or a file name often writes it
+
+
+@pytest.mark.parametrize(
+    ("options", "pair"),
+    [([CAFE_NFC, "eu", CAFE_NFD], "1 and 3"), (["eu", " eu"], "1 and 2"), (["eu", "us", "us "], "2 and 3")],
+)
+def test_choice_options_that_look_the_same_are_refused(options: list[str], pair: str) -> None:
+    """Two entries of the run form's list that show alike (NFC and NFD, surrounding spaces) were
+    both stored: which one a run got depended on which the person happened to pick."""
+    with pytest.raises(Invalid) as raised:
+        normalize([{"name": "R", "type": "choice", "options": options}])
+    message = fields(raised)["parameters.R"]
+    assert message.startswith(f"options {pair} look the same"), message
+
+
+def test_a_choice_value_in_another_normalization_form_is_that_option() -> None:
+    schema = normalize([{"name": "R", "type": "choice", "options": [CAFE_NFC, "eu"], "default": CAFE_NFD}])
+    assert schema[0]["default"] == CAFE_NFC, "the default is stored as the option declared"
+    assert resolve(schema, {"R": CAFE_NFD}) == {"R": CAFE_NFC}
+    decomposed = normalize([{"name": "R", "type": "choice", "options": [CAFE_NFD]}])
+    assert resolve(decomposed, {"R": CAFE_NFC}) == {"R": CAFE_NFD}
+    with pytest.raises(Invalid) as raised:
+        resolve(schema, {"R": " eu"})  # spaces are the value's own: not an option
+    assert fields(raised)["parameters.R"] == f"must be one of: {CAFE_NFC}, eu"
+
+
+async def test_runs_and_webhooks_get_the_declared_option(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """A run asked with the NFD "café" of the NFC option was refused with "must be one of: café,
+    eu", naming what looked like the very value sent; a webhook body from a Mac likewise."""
+    h = operator.headers
+    params = [{"name": "R", "type": "choice", "options": [CAFE_NFC, "eu"], "default": "eu"}]
+    body = {"name": "nfd-choice", "script_type": "bash", "content": 'echo "$R"\n', "status": "active"}
+    r = await client.post("/api/v1/scripts", json={**body, "parameters": params}, headers=h)
+    assert r.status_code == 201, r.text
+    script_id = r.json()["id"]
+
+    r = await client.post(
+        "/api/v1/executions", json={"script_id": script_id, "parameters": {"R": CAFE_NFD}}, headers=h
+    )
+    assert r.status_code == 202, r.text
+    assert r.json()["parameters"] == {"R": CAFE_NFC}
+
+    r = await client.post(
+        f"/api/v1/scripts/{script_id}/webhooks", json={"name": "push", "mapping": {"R": "/r"}}, headers=h
+    )
+    assert r.status_code == 201, r.text
+    r = await client.post(r.json()["url_path"], json={"r": CAFE_NFD})
+    assert r.status_code == 202, r.text
+    run = await client.get(f"/api/v1/executions/{r.json()['execution_id']}", headers=h)
+    assert run.json()["parameters"] == {"R": CAFE_NFC}
+
+    twice = [{"name": "R", "type": "choice", "options": [CAFE_NFC, CAFE_NFD]}]
+    r = await client.put(f"/api/v1/scripts/{script_id}", json={"parameters": twice}, headers=h)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "parameters.R", r.text
+    version = await client.get(f"/api/v1/scripts/{script_id}", headers=h)
+    assert version.json()["current_version"] == 1, "nothing was saved"
+
+
+def test_a_number_parameter_past_64_bits_is_told_as_a_number() -> None:
+    """A `number` given 10**30 was told "must be a 64-bit integer", the integer type's rule, though
+    1e30 (the same number with an exponent) is a number it takes."""
+    schema = normalize([{"name": "F", "type": "number"}])
+    assert resolve(schema, {"F": 1e30}) == {"F": 1e30}
+    for value in (10**30, str(10**30), -(2**63) - 1):
+        with pytest.raises(Invalid) as raised:
+            resolve(schema, {"F": value})
+        message = fields(raised)["parameters.F"]
+        assert message.startswith("must be a number whose whole digits fit 64 bits") and "1e30" in message
+    with pytest.raises(Invalid) as raised:
+        normalize([{"name": "F", "type": "number", "default": 10**30}])
+    assert fields(raised)["parameters.F"].startswith(
+        "default must be a number whose whole digits fit 64 bits"
+    )

@@ -381,6 +381,8 @@ async def test_concurrent_edit_is_409(client: httpx.AsyncClient, operator: Logge
     )
     assert stale.status_code == 409
     assert "version 2" in stale.json()["detail"]
+    # The field is named, as when the two edits race (it used to be `errors: []`).
+    assert [e["field"] for e in stale.json()["errors"]] == ["base_version"], stale.text
 
 
 async def test_ids_out_of_range_and_missing(client: httpx.AsyncClient, viewer: LoggedIn) -> None:

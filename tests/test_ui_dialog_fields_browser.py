@@ -35,20 +35,29 @@ def _pick(page: Any, testid: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
-def test_a_bad_key_in_a_json_box_is_said_under_the_box(
-    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
-) -> None:
-    """`parameters.NOPE` from the service goes under the Parameters box of the schedule dialog
-    (it used to be a toast with the raw path), with every bad key named, and nothing is saved."""
+def _add_schedule(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any, name: str, params: str
+) -> Any:
+    """A script `name` taking NAME, and its schedule dialog submitted by an operator with `params`
+    typed in the Parameters box. Returns the script."""
     script = create_script(
-        server, tokens["admin"], "greet", "#!/bin/bash\necho $NAME\n", parameters={"NAME": "x"}
+        server, tokens["admin"], name, "#!/bin/bash\necho $NAME\n", parameters={"NAME": "x"}
     )
     log_in(page, server, "operator")
     page.goto(f"{server.url}/scripts/{script['id']}?tab=schedules")
     page.get_by_test_id("schedule-add").click()
     page.get_by_test_id("schedule-name").fill("nightly")
-    page.get_by_test_id("schedule-params").fill('{"NOPE": 1, "NAME": {"deep": 1}}')
+    page.get_by_test_id("schedule-params").fill(params)
     page.get_by_test_id("schedule-submit").click()
+    return script
+
+
+def test_a_bad_key_in_a_json_box_is_said_under_the_box(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """`parameters.NOPE` from the service goes under the Parameters box of the schedule dialog
+    (it used to be a toast with the raw path), with every bad key named, and nothing is saved."""
+    script = _add_schedule(server, tokens, page, "greet", '{"NOPE": 1, "NAME": {"deep": 1}}')
     messages = _field(page, "schedule-params").locator(".q-field__messages")
     messages.get_by_text("NOPE: unknown parameter").wait_for()
     assert "NAME: must be a single string value" in messages.inner_text()
@@ -61,6 +70,28 @@ def test_a_bad_key_in_a_json_box_is_said_under_the_box(
     page.locator(".q-notification", has_text="Schedule added").wait_for()
     listed = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}/schedules", headers=tokens["admin"])
     assert [s["parameters"] for s in listed.json()["items"]] == [{"NAME": "night"}]
+
+
+@pytest.mark.parametrize(
+    ("typed", "said"),
+    [
+        ('{"NAME": "first", "NAME": "second"}', "NAME: written more than once in one object"),
+        ('{"NAME": NaN}', "NAME: must be a finite number"),
+        ('{"NAME": ' + "[" * 5000 + "]" * 5000 + "}", "nested deeper than can be read"),
+    ],
+    ids=["repeated-key", "nan", "deep"],
+)
+def test_a_json_box_is_read_as_the_api_reads_a_body(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any, typed: str, said: str
+) -> None:
+    """What the API refuses in a body is refused in the box, under it: a repeated key was saved
+    as its last value ("first" typed and lost), `NaN` as the text "nan", and a deep paste raised
+    RecursionError in the handler (the dialog said nothing, the server logged a traceback)."""
+    script = _add_schedule(server, tokens, page, "box-rules", typed)
+    _field(page, "schedule-params").locator(".q-field__messages").get_by_text(said).wait_for()
+    listed = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}/schedules", headers=tokens["admin"])
+    assert listed.json()["items"] == [], "nothing is saved"
+    httpx.delete(f"{server.url}/api/v1/scripts/{script['id']}", headers=tokens["admin"]).raise_for_status()
 
 
 def test_a_mistyped_smtp_port_is_refused_under_the_port_not_replaced(

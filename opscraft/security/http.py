@@ -91,14 +91,17 @@ def json_shape(value: Any) -> tuple[int, int]:
     return deepest, keys
 
 
-class _RepeatedKey(ValueError):
+REPEATED_KEY = "sent more than once in one JSON object: send each key once"
+
+
+class RepeatedKey(ValueError):
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.key = key
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """`json.loads`' `object_pairs_hook`: the object, or `_RepeatedKey` naming a key it repeats.
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads`' `object_pairs_hook`: the object, or `RepeatedKey` naming a key it repeats.
 
     Rule: a body that sends a key twice is refused, not read as its last value (Python's way):
     `{"name": "a", "name": "b"}` is ambiguous, and readers that keep the first value (other
@@ -108,7 +111,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                raise _RepeatedKey(key)
+                raise RepeatedKey(key)
             seen.add(key)
     return document
 
@@ -168,7 +171,7 @@ class RequestLimitsMiddleware:
     """For `/api/` requests: cap the body size (`max_body`; `max_state` for the Terraform state
     backend, whose bodies are whole states), and the depth and key count of JSON bodies; refuse
     (422 naming the field) text the databases cannot store anywhere in the path, query or body,
-    and a JSON object that repeats a key (`_unique_keys`); a body with a `Content-Encoding`
+    and a JSON object that repeats a key (`unique_keys`); a body with a `Content-Encoding`
     (gzip, ...) is a 415 with `Accept-Encoding: identity` (RFC 9110, 15.5.16); a body sent as
     another type than JSON is a 415 saying which header to send (`curl -d` sends form data by
     default), except to the routes that read raw bodies (inbound webhooks, the Terraform state
@@ -226,12 +229,12 @@ class RequestLimitsMiddleware:
         document: Any = None
         if body and _is_json(content_type) and not raw:
             try:
-                document = json.loads(body, object_pairs_hook=_unique_keys)
+                document = json.loads(body, object_pairs_hook=unique_keys)
                 depth, keys = json_shape(document)
             except RecursionError:  # deeper than the parser goes: far beyond any limit
                 depth, keys = self.max_depth + 1, 0
-            except _RepeatedKey as repeated:
-                field, message = repeated.key, "sent more than once in one JSON object: send each key once"
+            except RepeatedKey as repeated:
+                field, message = repeated.key, REPEATED_KEY
                 detail = f"invalid input: {field}: {message}"
                 await _reject(send, 422, detail, [{"field": field, "message": message}])
                 return

@@ -48,6 +48,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "output_retention_gb": (0, 1_000_000),
     "warm_pool_size": (0, MAX_WARM_POOL_SIZE),
 }
+# Bytes in one of output_retention_gb's GB (services/retention.py caps `int(gb * GB)` bytes).
+GB = 1024**3
 # Settings with a fixed set of values.
 CHOICES: dict[str, tuple[str, ...]] = {"local_runner_role": tuple(role.value for role in Role)}
 
@@ -128,6 +130,9 @@ def problem(key: str, value: Any) -> str | None:
         low, high = RANGES[key]
         if not low <= value <= high:
             return f"must be between {_number_text(low)} and {_number_text(high)} (0 turns it off)"
+    if key == "output_retention_gb" and value > 0 and int(value * GB) == 0:
+        # A cap of no byte at all: retention would remove every finished run's output (0 is off).
+        return "must be 0 (no cap) or at least one byte, 0.000000001 GB: a smaller cap keeps no output at all"
     if key in CHOICES and value not in CHOICES[key]:
         return f"must be one of: {', '.join(CHOICES[key])}"
     return None

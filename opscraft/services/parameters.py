@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 
-from opscraft.db.text import problem
+from opscraft.db.text import NON_FINITE_MESSAGE, find_non_finite, problem
 from opscraft.execution.param_env import interpreted_name
+from opscraft.security.http import RepeatedKey, unique_keys
 from opscraft.services.errors import Invalid
 from opscraft.services.invisible import bidi_problem
 
@@ -42,7 +45,17 @@ SPEC_KEYS = frozenset({"name", "type", "required", "default", "description", "op
 NOT_AN_OBJECT = "must be a JSON object"
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A form's JSON box whose text the API would refuse as a request body (`json_from_text`):
+    `message` says why, and the body model says it under the box's field."""
+
+    message: str
+
+
 def _an_object(value: Any) -> Any:
+    if isinstance(value, Unreadable):
+        raise PydanticCustomError("json_invalid", "{reason}", {"reason": value.message})
     if not isinstance(value, dict):
         raise PydanticCustomError("dict_type", NOT_AN_OBJECT)
     return value
@@ -59,11 +72,23 @@ def json_from_text(text: str | None) -> Any:
     """What a form's JSON box holds, for a body model to check with the body's other fields
     (empty: `{}`); text that is not JSON is passed on as it is, so the model refuses it
     ("must be a JSON object", `ParameterValues`, `PointerMapping`) in the same answer as the
-    form's other problems."""
+    form's other problems.
+
+    The box is read by the rules of an API request body (security/http.py), so the form and the
+    API agree: a key written twice, `NaN`, `Infinity` or a number beyond a float, and nesting
+    deeper than the parser goes give an `Unreadable` saying so. Python's parser alone kept the
+    last of two values ("first" typed, "second" saved), turned `NaN` into a text parameter's
+    "nan", and raised RecursionError (the dialog said nothing)."""
     try:
-        return json.loads(text or "{}")
+        value = json.loads(text or "{}", object_pairs_hook=unique_keys)
     except json.JSONDecodeError:
         return text
+    except RepeatedKey as repeated:
+        return Unreadable(f"{repeated.key[:64]}: written more than once in one object: write each key once")
+    except RecursionError:
+        return Unreadable("nested deeper than can be read: write an object of NAME: value")
+    where = next(find_non_finite(value), None)
+    return value if where is None else Unreadable(f"{where[:64]}: {NON_FINITE_MESSAGE}")
 
 
 class ParamType(StrEnum):
@@ -99,8 +124,26 @@ def convert(kind: ParamType, value: Any, options: list[str] | None = None) -> An
         return _to_number(value)
     text = _to_text(value)
     if kind is ParamType.choice and text not in (options or []):
-        raise _Bad(f"must be one of: {', '.join(options or [])}")
+        option = _same_option(text, options or [])
+        if option is None:
+            raise _Bad(f"must be one of: {', '.join(options or [])}")
+        return option
     return text
+
+
+def _looks(text: str) -> str:
+    """What a choice looks like in a list: its NFC form without surrounding blanks. "café" typed
+    on a Mac or taken from a file name is often NFD (e and a combining accent), which shows as
+    the NFC "café" the script declared."""
+    return unicodedata.normalize("NFC", text).strip()
+
+
+def _same_option(text: str, options: list[str]) -> str | None:
+    """The option written as `text` is in another Unicode normalization form (the NFD "café" of
+    the NFC option "café"), or None. The run gets the option as declared, so the script compares
+    it with what it wrote."""
+    wanted = unicodedata.normalize("NFC", text)
+    return next((option for option in options if unicodedata.normalize("NFC", option) == wanted), None)
 
 
 def _to_bool(value: Any) -> bool:
@@ -172,7 +215,13 @@ def _to_number(value: Any) -> int | float:
                 number = None
     if number is None or (isinstance(number, float) and not math.isfinite(number)):
         raise _Bad("must be a finite number, e.g. 1.5")
-    return _in_range(number) if isinstance(number, int) else number
+    if isinstance(number, int) and not INT_MIN <= number <= INT_MAX:
+        # Said for a number, not as an integer parameter's "must be a 64-bit integer".
+        raise _Bad(
+            f"must be a number whose whole digits fit 64 bits ({INT_MIN} to {INT_MAX}): "
+            "write a larger one with an exponent, e.g. 1e30"
+        )
+    return number
 
 
 def _to_text(value: Any) -> str:
@@ -300,6 +349,17 @@ def _normalize_options(kind: ParamType, options: Any) -> list[str]:
         texts.append(_to_text(option))
     if len(set(texts)) != len(texts):
         raise _Bad("options must be distinct")
+    seen: dict[str, int] = {}
+    for number, text in enumerate(texts, start=1):
+        first = seen.setdefault(_looks(text), number)
+        if first != number:
+            # Two entries of the run form's list that look the same: which one a run gets would
+            # depend on which the person happened to pick.
+            raise _Bad(
+                f"options {first} and {number} look the same: they differ only in surrounding spaces "
+                "or in how an accented letter is encoded (one character or a letter and a combining "
+                "accent): keep one"
+            )
     return texts
 
 

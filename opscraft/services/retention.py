@@ -45,7 +45,7 @@ of about this size (a run with more, in ranges of its chunks), each its own tran
 the batch is marked. One DELETE of a batch's chunks held SQLite's write lock for 29 s per 500 MB
 on a loaded machine (200 runs at the 50 MiB output cap are 10 GB), and the runs writing output
 meanwhile waited for it."""
-GB = 1024**3
+GB = app_settings.GB
 INTERVAL_SECONDS = 600.0
 # Between two batches: other writers (runs storing output) get the database.
 PAUSE_SECONDS = 0.02

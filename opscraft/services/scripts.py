@@ -762,10 +762,12 @@ async def update(
     body = _readable(ScriptUpdate, data, problems)
     script = await _locked(session, actor, script_id)
     if body.base_version is not None and body.base_version != script.current_version:
-        raise Conflict(
+        message = (
             f"the script is at version {script.current_version}, your edit started from version "
             f"{body.base_version}: reload it and apply your change again"
         )
+        # Named like the 409 of an edit that races another (services/conflicts.py).
+        raise Conflict(message, details=[{"field": "base_version", "message": message}])
     changes = body.model_dump(
         exclude_unset=True, exclude={"base_version", "change_note", "acknowledge_risks"}
     )

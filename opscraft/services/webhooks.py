@@ -23,7 +23,6 @@ import codecs
 import hashlib
 import hmac
 import json
-import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -53,7 +52,7 @@ from opscraft.db.models import (
 from opscraft.db.models.executions import Trigger
 from opscraft.db.turns import take_write_turn
 from opscraft.db.types import MAX_ID, utc_text, utcnow
-from opscraft.security.http import json_shape
+from opscraft.security.http import REPEATED_KEY, RepeatedKey, json_shape, unique_keys
 from opscraft.security.tokens import hash_personal_token, same_secret
 from opscraft.security.vault import DecryptError
 from opscraft.services import audit, conflicts, names, paging, parameters
@@ -347,15 +346,16 @@ async def _first_use(session: AsyncSession, hook_id: int, digest: str, seconds: 
 
 
 FORM = "application/x-www-form-urlencoded"
-# Twenty digits in a row: perhaps an integer past 64 bits, which orjson reads as a float.
-_LONG_DIGITS = re.compile(rb"[0-9]{20}")
 
 
 def _document(body: bytes, content_type: str = "") -> Any:
     """The call's body as JSON (RFC 8259, checked by orjson: UTF-8, no NaN, no lone surrogate),
-    every integer exact: orjson reads one past 64 bits as a float (10**30 became 1e+30, so a
-    long ID mapped to a text parameter lost its digits and an integer parameter was told "not
-    5.0"), so a body holding such a digit run is read again by the standard library's parser.
+    then, its depth and keys within the limits, read again by the standard library's parser:
+    every integer exact (orjson reads one past 64 bits as a float: 10**30 became 1e+30, so a long
+    ID mapped to a text parameter lost its digits and an integer parameter was told "not 5.0"),
+    and an object that writes a key twice refused naming it, as in every JSON body of the API
+    (`security.http.unique_keys`; a call sent as `text/plain`, which webhooks take, was read as
+    its last value while the same call as `application/json` was a 422).
     A leading UTF-8 byte order mark is dropped, as RFC 8259 section 8.1 lets a parser do (Windows
     PowerShell 5's `Invoke-RestMethod` sends one; it was "must be JSON").
     `Invalid` (field `body`) when it is not JSON; a form-encoded body (`content_type`, GitHub's
@@ -372,7 +372,10 @@ def _document(body: bytes, content_type: str = "") -> Any:
             ) from None
         raise Invalid.at("body", "must be JSON") from None
     _check_shape(document)
-    return json.loads(body) if _LONG_DIGITS.search(body) else document
+    try:
+        return json.loads(body, object_pairs_hook=unique_keys)
+    except RepeatedKey as repeated:
+        raise Invalid.at(repeated.key[:64], REPEATED_KEY) from None
 
 
 def _check_shape(document: Any) -> None:

@@ -399,6 +399,26 @@ async def test_a_body_sent_as_text_meets_the_json_limits(
     assert refused.details["accepted"] is False and "too many keys" in refused.details["reason"]
 
 
+async def test_a_key_written_twice_is_refused_whatever_the_content_type(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """`{"ref": "main", "ref": "evil"}` sent as JSON was a 422 naming `ref` (the API's body rule),
+    but as `text/plain` (which webhooks take) it ran with the last value: a proxy or a signer that
+    read the first one saw another call than the one run."""
+    _, hook = await setup_hook(client, admin)
+    twice = b'{"ref": "main", "commits": [{"n": 1, "n": 2}], "ref": "evil"}'
+    for content_type in ("application/json", "text/plain", "application/vnd.github+json"):
+        r = await client.post(hook["url_path"], content=twice, headers={"Content-Type": content_type})
+        assert r.status_code == 422, (content_type, r.text)
+        assert (
+            r.json()["errors"][0]["message"] == "sent more than once in one JSON object: send each key once"
+        )
+    (*_, refused) = await audit_calls()
+    assert refused.details["accepted"] is False
+    async with runtime.current().db.session() as session:
+        assert (await session.exec(select(Execution))).all() == [], "no run started"
+
+
 async def test_a_form_encoded_call_is_told_to_send_json(client: httpx.AsyncClient, admin: LoggedIn) -> None:
     """GitHub's new webhooks post `payload=<JSON>` as a form by default; the answer said "must be
     JSON" and no more, though the caller may have sent JSON (inside a form)."""

@@ -266,6 +266,11 @@ async def test_every_bad_setting_of_one_save_is_named_at_once(
         ({"output_retention_days": "7"}, "must be a whole number"),
         ({"output_retention_gb": -3.0}, "must be between 0 and 1000000 (0 turns it off)"),
         ({"output_retention_gb": "lots"}, "must be a number"),
+        # Positive but under one byte: a cap of 0 bytes, which removed every finished run's output.
+        (
+            {"output_retention_gb": 1e-300},
+            "must be 0 (no cap) or at least one byte, 0.000000001 GB: a smaller cap keeps no output at all",
+        ),
         ({"registration_open": "yes"}, "must be true or false"),
         ({"local_runner_role": "root"}, "must be one of: viewer, operator, admin"),
     ],
