@@ -456,7 +456,8 @@ async def _excerpt(session: AsyncSession, execution_id: int) -> str:
     least one chunk; 20 chunks were up to 2.5 M characters)."""
     params = log_pages.values(execution_id, 0, EXCERPT_LINES, EXCERPT_READ_CHARS)
     rows = await session.exec(_NEWEST_CHUNKS, params=params)  # type: ignore[call-overload]
-    text = "".join(row.content for row in reversed(list(rows.all())))
+    chunks = log_pages.page_of(list(rows.all())).chunks
+    text = "".join(chunk.content for chunk in reversed(chunks))
     lines = escapes.screen_lines(text)[-EXCERPT_LINES:]
     return "\n".join(lines)[-EXCERPT_CHARS:]
 
