@@ -157,8 +157,8 @@ def _seed_sqlite(path: Path, rows: list[tuple[Any, ...]], log_rows: int) -> None
     with conn:
         conn.executemany(f"INSERT INTO executions ({COLUMNS}) VALUES ({marks})", map(_sqlite_text, rows))
         conn.executemany(
-            "INSERT INTO execution_logs (execution_id, seq, stream, content, created_at) "
-            "VALUES (?, 1, 'stdout', ?, ?)",
+            "INSERT INTO execution_logs (execution_id, seq, stream, content, created_at, chars) "
+            "VALUES (?, 1, 'stdout', ?, ?, 200)",
             ((len(rows) - i, "x" * 200, "2026-01-01 00:00:00.000000") for i in range(log_rows)),
         )
     conn.execute("ANALYZE")
@@ -174,8 +174,8 @@ async def _seed_pg(dsn: str, rows: list[tuple[Any, ...]], log_rows: int) -> None
         now = datetime(2026, 1, 1)
         await conn.copy_records_to_table(
             "execution_logs",
-            records=[(len(rows) - i, 1, "stdout", "x" * 200, now) for i in range(log_rows)],
-            columns=["execution_id", "seq", "stream", "content", "created_at"],
+            records=[(len(rows) - i, 1, "stdout", "x" * 200, now, 200) for i in range(log_rows)],
+            columns=["execution_id", "seq", "stream", "content", "created_at", "chars"],
         )
         await conn.execute("SELECT setval('executions_id_seq', (SELECT max(id) FROM executions))")
         await conn.execute("VACUUM ANALYZE executions")

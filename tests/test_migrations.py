@@ -31,7 +31,14 @@ from sqlmodel import delete as sql_delete
 from opscraft.db.engine import Database, create_engine
 from opscraft.db.migrate import alembic_config, current_revision, upgrade
 from opscraft.db.migration_error import MigrationError
-from opscraft.db.models import NotificationChannel, Script, ScriptSecret, Secret, WebhookTrigger
+from opscraft.db.models import (
+    ExecutionLog,
+    NotificationChannel,
+    Script,
+    ScriptSecret,
+    Secret,
+    WebhookTrigger,
+)
 from opscraft.db.types import utcnow
 from tests.conftest import PG_URL, ROOT, _drop_database, postgres_scratch_database
 
@@ -529,6 +536,78 @@ async def test_0030_gives_older_runs_their_stored_size_and_64_bit_counts(
         await conn.execute(text("UPDATE executions SET output_bytes = :big"), {"big": 5 * 2**31})
         biggest = await conn.execute(text("SELECT max(output_bytes) FROM executions"))
         assert biggest.scalar_one() == 5 * 2**31
+
+
+async def test_0032_names_the_workspace_of_terraform_runs_from_before(
+    at_revision: Callable[[str], Awaitable[Database]],
+) -> None:
+    """Terraform runs from before used the workspace `default` and say so; other runs have none."""
+    scratch = await at_revision("0031")
+    async with scratch.session() as session:
+        script = Script(name="infra", script_type="terraform", content="locals {}\n", search_text="infra")
+        session.add(script)
+        await session.commit()
+        script_id = script.id
+    async with scratch.engine.begin() as conn:
+        for kind in ("terraform", "bash"):
+            await conn.execute(
+                text(
+                    "INSERT INTO executions (script_id, script_version, script_name, script_type, status,"
+                    " parameters, output_bytes, output_truncated, output_stored_bytes, cancel_requested,"
+                    " queued_at) VALUES (:sid, 1, 'old', :kind, 'success', '{}', 0, :no, 0, :no, :queued)"
+                ),
+                {"sid": script_id, "kind": kind, "no": False, "queued": datetime(2026, 1, 1)},
+            )
+    await upgrade(scratch.engine, "0032")
+    async with scratch.engine.begin() as conn:
+        rows = await conn.execute(text("SELECT script_type, terraform_workspace FROM executions ORDER BY id"))
+        assert [tuple(r) for r in rows] == [("terraform", "default"), ("bash", None)]
+
+
+async def test_0033_gives_each_stored_chunk_its_length_in_characters(
+    at_revision: Callable[[str], Awaitable[Database]],
+) -> None:
+    """Chunks from before get `chars`, their content's length in characters (not UTF-8 bytes),
+    and the index that pages of stored output are bounded from; a chunk written afterwards
+    through the model gets it from its content."""
+    scratch = await at_revision("0032")
+    async with scratch.session() as session:
+        script = Script(name="deploy", script_type="bash", content="echo\n", search_text="deploy")
+        session.add(script)
+        await session.commit()
+        script_id = script.id
+    queued = datetime(2026, 1, 1)
+    contents = ["é" * 10, "x" * 5, "😀 ok\r\n", "\x1b[31mred\x1b[0m" * 1000]
+    async with scratch.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO executions (script_id, script_version, script_name, script_type, status,"
+                " parameters, output_bytes, output_truncated, output_stored_bytes, cancel_requested,"
+                " queued_at) VALUES (:sid, 1, 'old', 'bash', 'success', '{}', 0, :no, 0, :no, :queued)"
+            ),
+            {"sid": script_id, "no": False, "queued": queued},
+        )
+        execution_id = (await conn.execute(text("SELECT id FROM executions"))).scalar_one()
+        for seq, content in enumerate(contents, start=1):
+            await conn.execute(
+                text(
+                    "INSERT INTO execution_logs (execution_id, seq, stream, content, created_at)"
+                    " VALUES (:eid, :seq, 'stdout', :content, :queued)"
+                ),
+                {"eid": execution_id, "seq": seq, "content": content, "queued": queued},
+            )
+    await upgrade(scratch.engine)
+    async with scratch.engine.begin() as conn:
+        await conn.execute(
+            sql_insert(ExecutionLog),
+            [{"execution_id": execution_id, "seq": 5, "stream": "stderr", "content": "ü" * 7}],
+        )
+        rows = (await conn.execute(text("SELECT seq, chars FROM execution_logs ORDER BY seq"))).all()
+        indexes = await conn.run_sync(lambda c: inspect(c).get_indexes("execution_logs"))
+    assert [tuple(row) for row in rows] == [(1, 10), (2, 5), (3, 6), (4, 12000), (5, 7)]
+    assert {"name": "ix_execution_logs_page", "columns": ["execution_id", "seq", "chars", "stream"]} in [
+        {"name": index["name"], "columns": index["column_names"]} for index in indexes
+    ]
 
 
 async def test_0018_keeps_the_uses_of_secrets_and_their_tables_indexes(

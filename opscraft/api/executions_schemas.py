@@ -8,8 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from opscraft.api.schemas import MAX_ID, Page
-from opscraft.db.models import Execution, ExecutionLog
+from opscraft.db.models import Execution
 from opscraft.db.models.executions import ExecutionStatus
+from opscraft.execution.log_pages import PAGE_CHARS, StoredChunk
 from opscraft.execution.terraform_backend import WORKSPACE_CHARS, WORKSPACE_RE
 from opscraft.services.bodies import Body
 from opscraft.services.executions import LogPage
@@ -175,8 +176,8 @@ class LogChunkOut(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, row: ExecutionLog) -> LogChunkOut:
-        return cls.model_validate(row, from_attributes=True)
+    def of(cls, chunk: StoredChunk) -> LogChunkOut:
+        return cls.model_validate(chunk, from_attributes=True)
 
 
 class LogsOut(BaseModel):
@@ -184,14 +185,20 @@ class LogsOut(BaseModel):
     items: list[LogChunkOut]
     next_offset: int = Field(description="Pass as `offset` to read on (the last `seq` returned)")
     complete: bool = Field(description="True when the execution has finished and nothing more follows")
+    more: bool = Field(
+        description="True when more chunks are stored after this page now: it ended at `limit` "
+        f"chunks or at {PAGE_CHARS:,} characters of content (a page may hold fewer than `limit` "
+        "chunks; read on with `next_offset`)"
+    )
 
     @classmethod
     def of(cls, execution_id: int, page: LogPage) -> LogsOut:
         return cls(
             execution_id=execution_id,
-            items=[LogChunkOut.of(row) for row in page.items],
+            items=[LogChunkOut.of(chunk) for chunk in page.items],
             next_offset=page.next_offset,
             complete=page.complete,
+            more=page.more,
         )
 
 

@@ -23,8 +23,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db import clock
 from opscraft.db.engine import Database
-from opscraft.db.models import Execution, ExecutionLog, RegisteredWorker
+from opscraft.db.models import Execution, RegisteredWorker
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
+from opscraft.execution import log_pages
 from opscraft.execution.events import Event, LogEvent, StatusEvent
 from opscraft.execution.ports import OVERFLOW, CancelSignal, JobQueue, LogBus, RunnerAvailability
 
@@ -35,17 +36,11 @@ POLL_SECONDS = 1.0
 AVAILABILITY_CACHE_SECONDS = 1.0
 
 _E = Execution.__table__.c  # type: ignore[attr-defined]
-_L = ExecutionLog.__table__.c  # type: ignore[attr-defined]
-_PAGE = (
-    select(_L.seq, _L.stream, _L.content, _L.created_at)
-    .where(_L.execution_id == bindparam("eid"), _L.seq > bindparam("after"))
-    .order_by(_L.seq)
-    .limit(REPLAY_PAGE)
-    .subquery()
-)
-# A run's status columns and its next page of stored output, in one statement (issue 15's lean
-# request path): one row per chunk, or one row with a NULL `seq` when there is none after
-# `after`; no row when the run does not exist.
+_PAGE = log_pages.page_statement().subquery()
+# A run's status columns and its next page of stored output (`log_pages`: at most `REPLAY_PAGE`
+# chunks, at most `log_pages.PAGE_CHARS` characters), in one statement (issue 15's lean request
+# path): one row per chunk, or one row with a NULL `seq` when there is none after `after`; no row
+# when the run does not exist.
 _REPLAY = (
     select(_E.status, _E.exit_code, _E.error_message, _E.started_at, _E.finished_at, *_PAGE.c)
     .select_from(Execution.__table__.outerjoin(_PAGE, true()))  # type: ignore[attr-defined]
@@ -169,8 +164,8 @@ class ExecutionClient:
                     for row in rows:
                         last = row.seq
                         yield LogEvent(row.seq, row.stream, row.content, row.created_at)
-                    if len(rows) < REPLAY_PAGE:
-                        break
+                    if rows[0].candidates <= len(rows):
+                        break  # nothing more stored now (the page ended at neither bound)
                     rows = await self._replay(execution_id, last)
                 if run.status in FINAL_STATUSES:
                     yield status_event(run)
@@ -197,22 +192,25 @@ class ExecutionClient:
 
     async def _replay(self, execution_id: int, after: int) -> list[Row[Any]]:
         """`_REPLAY`'s rows: the run's status columns with each stored chunk after `after` (at
-        most `REPLAY_PAGE`), by `seq`; a Core statement on one pooled connection, no ORM session."""
+        most `REPLAY_PAGE` chunks and `log_pages.PAGE_CHARS` characters, at least one chunk), by
+        `seq`, each with the page's `candidates` (`log_pages.page_statement`); a Core statement
+        on one pooled connection, no ORM session."""
         async with self.db.engine.connect() as conn:
-            return list((await conn.execute(_REPLAY, {"eid": execution_id, "after": after})).all())
+            result = await conn.execute(_REPLAY, log_pages.values(execution_id, after, REPLAY_PAGE))
+            return list(result.all())
+
+
+_STORED_AFTER = log_pages.page_statement()
 
 
 async def stored_after(
     session: AsyncSession, execution_id: int, after: int, limit: int = REPLAY_PAGE
-) -> list[ExecutionLog]:
-    """A run's stored output chunks with `seq > after`, in order, at most `limit` of them."""
-    rows = await session.exec(
-        select(ExecutionLog)
-        .where(col(ExecutionLog.execution_id) == execution_id, col(ExecutionLog.seq) > after)
-        .order_by(col(ExecutionLog.seq))
-        .limit(limit)
-    )
-    return list(rows.all())
+) -> log_pages.StoredPage:
+    """A run's stored output chunks with `seq > after`, in order: at most `limit` of them and at
+    most `log_pages.PAGE_CHARS` characters (at least one chunk when any is stored after `after`),
+    with whether more are stored after them."""
+    rows = await session.exec(_STORED_AFTER, params=log_pages.values(execution_id, after, limit))  # type: ignore[call-overload]
+    return log_pages.page_of(list(rows.all()))
 
 
 def status_event(execution: Execution | Row[Any]) -> StatusEvent:

@@ -46,11 +46,12 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.engine import Database
-from opscraft.db.models import ChainLink, ChainRun, Execution, ExecutionLog, Script, User
+from opscraft.db.models import ChainLink, ChainRun, Execution, Script, User
 from opscraft.db.models.chains import ChainOutcome, ChainRunStatus
 from opscraft.db.models.executions import ExecutionStatus, Trigger
 from opscraft.db.types import MAX_ID, utcnow
 from opscraft.db.unreachable import RoundFailures
+from opscraft.execution import log_pages
 from opscraft.execution.masking import MASK
 from opscraft.execution.run_events import RunEventMessage
 from opscraft.services import audit, names, paging, parameters
@@ -72,6 +73,8 @@ RUN_FACTS = ("id", "status", "exit_code")
 # A chain longer than this stops (a guard; cycles are refused when links are saved).
 MAX_DEPTH = 20
 MAX_OUTPUTS = 100
+# Chunks of stdout `stored_outputs` reads at once (and at most `log_pages.PAGE_CHARS` characters).
+STDOUT_PAGE = 1000
 BATCH = 20
 # A claimed row whose run was committed but whose bookkeeping was not (the process died in
 # between) is looked at again after this long.
@@ -132,24 +135,42 @@ def parse_outputs(stdout: str) -> dict[str, str]:
     `_` then up to 63 letters, digits or `_`) at the start of a stdout line; the last line for a
     name wins; at most MAX_OUTPUTS names (later new names are ignored). Never evaluated."""
     found: dict[str, str] = {}
-    for line in stdout.split("\n"):
+    _collect(stdout.split("\n"), found)
+    return found
+
+
+def _collect(lines: list[str], found: dict[str, str]) -> None:
+    """Add the outputs of `lines` (whole lines of stdout, in order) to `found` (`parse_outputs`)."""
+    for line in lines:
         match = OUTPUT_LINE.match(line)
         if match is None:
             continue
         name, value = match.group(1), _unescape(match.group(2))
         if name in found or len(found) < MAX_OUTPUTS:
             found[name] = value
-    return found
+
+
+_STDOUT_PAGE = log_pages.page_statement(stream=True)
 
 
 async def stored_outputs(session: AsyncSession, execution_id: int) -> dict[str, str]:
-    """`parse_outputs` of the run's stored stdout (already masked: docs/secrets.md)."""
-    rows = await session.exec(
-        select(ExecutionLog.content)
-        .where(col(ExecutionLog.execution_id) == execution_id, col(ExecutionLog.stream) == "stdout")
-        .order_by(col(ExecutionLog.seq))
-    )
-    return parse_outputs("".join(rows.all()))
+    """`parse_outputs` of the run's stored stdout (already masked: docs/secrets.md), read in pages
+    of at most `STDOUT_PAGE` chunks and `log_pages.PAGE_CHARS` characters (the whole stdout, up
+    to `OPSCRAFT_MAX_OUTPUT_BYTES`, was read at once); a line cut between two pages is held
+    until its end."""
+    found: dict[str, str] = {}
+    after, rest = 0, ""
+    while True:
+        params = log_pages.values(execution_id, after, STDOUT_PAGE, stream="stdout")
+        rows = await session.exec(_STDOUT_PAGE, params=params)  # type: ignore[call-overload]
+        page = log_pages.page_of(list(rows.all()))
+        lines = (rest + "".join(chunk.content for chunk in page.chunks)).split("\n")
+        rest = lines.pop()
+        _collect(lines, found)
+        if not page.more:
+            _collect([rest], found)
+            return found
+        after = page.chunks[-1].seq
 
 
 # --- links -----------------------------------------------------------------------------------

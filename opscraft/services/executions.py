@@ -21,7 +21,6 @@ from opscraft import runtime
 from opscraft.db.models import (
     Execution,
     ExecutionDraft,
-    ExecutionLog,
     Role,
     RunEvent,
     Script,
@@ -37,6 +36,7 @@ from opscraft.db.types import MAX_ID, utcnow
 from opscraft.execution import ansible_options, terraform_backend, terraform_plan
 from opscraft.execution.client import ExecutionClient, stored_after
 from opscraft.execution.events import Event
+from opscraft.execution.log_pages import StoredChunk
 from opscraft.services import (
     app_settings,
     approvals,
@@ -77,9 +77,12 @@ class RunnerOptions:
 
 @dataclass(frozen=True)
 class LogPage:
-    items: list[ExecutionLog]
+    items: list[StoredChunk]
     next_offset: int
     complete: bool
+    more: bool
+    """More chunks are stored after this page now: it ended at `limit` or at
+    `log_pages.PAGE_CHARS` characters."""
     output_removed_at: datetime | None = None
     """When output retention removed the run's stored output (as read with this page)."""
 
@@ -656,17 +659,20 @@ async def why_queued(session: AsyncSession, actor: Actor, execution: Execution) 
 async def read_logs(
     session: AsyncSession, actor: Actor, execution_id: int, offset: int = 0, limit: int = MAX_LOG_PAGE
 ) -> LogPage:
-    """Stored output chunks with `seq > offset`, in order; `next_offset` continues the reading."""
+    """Stored output chunks with `seq > offset`, in order: at most `limit` chunks and at most
+    `log_pages.PAGE_CHARS` characters (a single larger chunk is a page of its own);
+    `next_offset` continues the reading. Raises Invalid for a negative `offset` or a `limit`
+    outside 1..MAX_LOG_PAGE, NotFound and Forbidden as `get` does."""
     if offset < 0 or not 1 <= limit <= MAX_LOG_PAGE:
         raise Invalid(f"offset must be >= 0 and limit between 1 and {MAX_LOG_PAGE}")
     execution = await get(session, actor, execution_id)
     final = execution.status in FINAL_STATUSES
-    rows = await stored_after(session, execution_id, offset, limit)
-    next_offset = rows[-1].seq if rows else offset
+    page = await stored_after(session, execution_id, offset, limit)
     return LogPage(
-        items=rows,
-        next_offset=next_offset,
-        complete=final and len(rows) < limit,
+        items=page.chunks,
+        next_offset=page.chunks[-1].seq if page.chunks else offset,
+        complete=final and not page.more,
+        more=page.more,
         output_removed_at=execution.output_removed_at,
     )
 

@@ -44,7 +44,6 @@ from opscraft import runtime
 from opscraft.db.engine import Database
 from opscraft.db.models import (
     Execution,
-    ExecutionLog,
     NotificationChannel,
     NotificationDelivery,
     NotificationRule,
@@ -55,6 +54,7 @@ from opscraft.db.models.automation import ChannelKind, DeliveryStatus
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
 from opscraft.db.types import MAX_ID, utc_text, utcnow
 from opscraft.db.unreachable import RoundFailures
+from opscraft.execution import log_pages
 from opscraft.execution.run_events import RunEventMessage
 from opscraft.security.vault import DecryptError
 from opscraft.services import audit, conflicts, escapes, keyring, names, paging
@@ -93,6 +93,9 @@ LEASE = timedelta(seconds=60)
 BATCH = 20  # sends of one round, at once: within notification_senders.SMTP_THREADS
 EXCERPT_LINES = 20
 EXCERPT_CHARS = 2000
+# The characters of the newest chunks `_excerpt` reads at most (a chunk holds up to 128 Ki).
+EXCERPT_READ_CHARS = 256 * 1024
+_NEWEST_CHUNKS = log_pages.page_statement(newest_first=True)
 
 
 # --- channels --------------------------------------------------------------------------------
@@ -463,14 +466,13 @@ def execution_url(execution_id: int) -> str | None:
 async def _excerpt(session: AsyncSession, execution_id: int) -> str:
     """The last lines of the stored (already masked) output, as plain text: no escape sequences
     (Ansible's runs are always in colour: a Slack message or an email showed `[0;31mfatal`), each
-    line as a terminal shows it after its carriage returns (a progress bar's last state)."""
-    rows = await session.exec(
-        select(ExecutionLog.content)
-        .where(col(ExecutionLog.execution_id) == execution_id)
-        .order_by(col(ExecutionLog.seq).desc())
-        .limit(EXCERPT_LINES)
-    )
-    text = "".join(reversed(list(rows.all())))
+    line as a terminal shows it after its carriage returns (a progress bar's last state). Read
+    from the newest chunks: at most EXCERPT_LINES of them and EXCERPT_READ_CHARS characters (at
+    least one chunk; 20 chunks were up to 2.5 M characters)."""
+    params = log_pages.values(execution_id, 0, EXCERPT_LINES, EXCERPT_READ_CHARS)
+    rows = await session.exec(_NEWEST_CHUNKS, params=params)  # type: ignore[call-overload]
+    chunks = log_pages.page_of(list(rows.all())).chunks
+    text = "".join(chunk.content for chunk in reversed(chunks))
     lines = escapes.screen_lines(text)[-EXCERPT_LINES:]
     return "\n".join(lines)[-EXCERPT_CHARS:]
 

@@ -146,11 +146,21 @@ class ExecutionDraft(SQLModel, table=True):
     content: str = Field(sa_column=Column(Text, nullable=False))
 
 
+def _content_chars(context: Any) -> int:
+    """`ExecutionLog.chars` of a row being inserted: its content's length in characters."""
+    return len(context.get_current_parameters()["content"])
+
+
 class ExecutionLog(SQLModel, table=True):
     """A batch of consecutive output from one stream; `seq` orders batches within an execution."""
 
     __tablename__ = "execution_logs"
-    __table_args__ = (Index("ix_execution_logs_exec_seq", "execution_id", "seq", unique=True),)
+    __table_args__ = (
+        Index("ix_execution_logs_exec_seq", "execution_id", "seq", unique=True),
+        # Covers the size part of a page of output (`execution.log_pages`): the page's bound is
+        # found from this index alone, without reading the contents it skips.
+        Index("ix_execution_logs_page", "execution_id", "seq", "chars", "stream"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     execution_id: int = Field(foreign_key="executions.id", ondelete="CASCADE")
@@ -158,6 +168,12 @@ class ExecutionLog(SQLModel, table=True):
     stream: str = Field(max_length=8)
     content: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # `content`'s length in characters (Python's `len`, SQL's `char_length`), set on every insert
+    # through SQLAlchemy (ORM or Core) from the content; a raw SQL writer must set it (the server
+    # default 0 is for the rows migration 0033 back-filled).
+    chars: int = Field(
+        sa_column=Column(Integer, nullable=False, default=_content_chars, server_default=text("0"))
+    )
 
 
 class ExecutionTally(SQLModel, table=True):
