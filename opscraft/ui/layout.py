@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Response
 from fastapi.responses import RedirectResponse
@@ -17,7 +17,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import address, drafts, session
-from opscraft.ui.widgets import live_timer
+from opscraft.ui.widgets import LIVE_SECONDS, live_timer
 
 # How long the server keeps a page whose browser lost its connection (laptop lid, flaky VPN)
 # before dropping it; a browser that comes back within it carries on where it was.
@@ -205,6 +205,37 @@ async def guard(permission: Permission | None = None, *, ticking: bool = False) 
             notify_error(f"your role ({actor.user.role if actor.user else '-'}) may not do this")
         return None
     return actor
+
+
+T = TypeVar("T")
+
+
+def follow(
+    read: Callable[[Actor], Awaitable[T]],
+    show: Callable[[T], Any],
+    permission: Permission | None = None,
+    interval: float = LIVE_SECONDS,
+) -> ui.timer:
+    """Keep a list live: every `interval` seconds while the browser is connected (`live_timer`),
+    `read(actor)` the rows again, as the user is now (`guard(permission, ticking=True)`), and hand
+    them to `show` (`widgets.Rows.show`, `widgets.Redrawn.show`), which changes the page only
+    where they changed. A refusal (the script deleted meanwhile) leaves the page as it is, unsaid
+    at every tick.
+
+    The lists followed nothing but the person's own clicks: another user's change, another tab's
+    or the API's stayed unseen until a reload."""
+
+    async def update() -> None:
+        current = await guard(permission, ticking=True)
+        if current is None:
+            return
+        try:
+            value = await read(current)
+        except ServiceError:
+            return
+        show(value)
+
+    return live_timer(interval, update)
 
 
 async def run_action(
