@@ -355,16 +355,61 @@ setInterval(() => {
 }, 500);
 // A dialog takes the keyboard's focus as soon as it is in the page (its `autofocus` field, else the
 // dialog itself, as Quasar chooses): Quasar moves it in only after its 300 ms opening transition,
-// and what a person typed meanwhile (Escape included) went to the page's body. Quasar still gives
-// the focus back to the dialog's opener when it closes.
+// and what a person typed meanwhile (Escape included) went to the page's body.
+// When it closes, the focus goes back to its opener. Quasar gives it back to what had the focus as
+// the dialog opened, but a button disabled while its click is handled (`widgets.one_click`:
+// Execute, Run again) has lost it to the page's body by then, and is still disabled when a dialog
+// it awaits closes: the focus stayed on the body. So the opener is the control focused last, and
+// once the dialog is gone and the focus is on the body, it goes to that control as soon as it is
+// enabled again (for up to 5 s); to a control with the same test id if it was redrawn meanwhile;
+// else to the opener of the dialog it was in (a dialog opened from a dialog), else to the page's
+// first control.
+let ocLastFocused = null;
+document.addEventListener("focusin", (event) => { ocLastFocused = event.target; }, true);
+function ocOpenerOf(inner) {
+  for (let at = inner; at; at = at.ocOuter) {
+    const opener = at.ocOpener;
+    if (!opener) continue;
+    if (opener.isConnected) return opener;
+    const testid = opener.getAttribute("data-testid");
+    const twin = testid && document.querySelector(`[data-testid="${CSS.escape(testid)}"]`);
+    if (twin) return twin;
+  }
+  return document.querySelector(".q-page button:not(:disabled), .q-page a[href], .q-page input");
+}
+function ocGiveFocusBack(inner) {
+  const until = Date.now() + 5000;
+  const tick = () => {
+    const active = document.activeElement;
+    if (active && active !== document.body && active.isConnected) return;
+    const opener = ocOpenerOf(inner);
+    if (opener && !opener.matches(":disabled")) opener.focus({preventScroll: true});
+    else if (Date.now() < until) setTimeout(tick, 50);
+  };
+  setTimeout(tick, 0);
+}
 new MutationObserver((changes) => {
-  for (const change of changes) for (const node of change.addedNodes) {
-    const inner = node.nodeType === 1
-      && (node.matches(".q-dialog__inner") ? node : node.querySelector(".q-dialog__inner"));
-    if (!inner || inner.contains(document.activeElement)) continue;
-    (inner.querySelector("[autofocus][tabindex], [data-autofocus][tabindex]")
-      || inner.querySelector("[autofocus] [tabindex], [data-autofocus] [tabindex]")
-      || inner.querySelector("[autofocus], [data-autofocus]") || inner).focus({preventScroll: true});
+  for (const change of changes) {
+    for (const node of change.removedNodes) {
+      const inner = node.nodeType === 1
+        && (node.matches(".q-dialog__inner") ? node : node.querySelector(".q-dialog__inner"));
+      if (inner) ocGiveFocusBack(inner);
+    }
+    for (const node of change.addedNodes) {
+      const inner = node.nodeType === 1
+        && (node.matches(".q-dialog__inner") ? node : node.querySelector(".q-dialog__inner"));
+      if (!inner) continue;
+      const active = document.activeElement;
+      const opener = active && active !== document.body ? active : ocLastFocused;
+      if (opener && !inner.contains(opener)) {  // not when the dialog comes back into the page
+        inner.ocOpener = opener;
+        inner.ocOuter = opener.closest(".q-dialog__inner");
+      }
+      if (inner.contains(active)) continue;
+      (inner.querySelector("[autofocus][tabindex], [data-autofocus][tabindex]")
+        || inner.querySelector("[autofocus] [tabindex], [data-autofocus] [tabindex]")
+        || inner.querySelector("[autofocus], [data-autofocus]") || inner).focus({preventScroll: true});
+    }
   }
 }).observe(document.documentElement, {childList: true, subtree: true});
 </script>"""
