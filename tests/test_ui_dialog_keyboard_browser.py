@@ -1,6 +1,7 @@
 """Dialogs with the keyboard, and a list that follows other tabs, against a real `opscraft serve`:
 the focus is in a dialog as soon as it shows and goes back to the button that opened it however it
-closes (Escape, Cancel, Save, a confirmation answered); the Inventories page shows what another
+closes (Escape, Cancel, Save, a confirmation answered), also when that button disabled itself while
+it opened the dialog (Execute, Run again); the Inventories page shows what another
 user or tab changed, without taking an open dialog away; long names wrap on a phone. One server
 and one operator page for the module (browser tests are slow)."""
 
@@ -13,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui_journey import API_TIMEOUT, create_script, journey_server, log_in, token
+from tests.ui_journey import API_TIMEOUT, create_script, journey_server, log_in, token, wait_run
 
 pytestmark = pytest.mark.browser
 
@@ -201,3 +202,51 @@ def test_long_names_wrap_on_a_phone(browser: Any, server: LiveServer) -> None:
             assert box is not None and box["x"] + box["width"] <= 375 + 1, f"{path}: name cut off ({box})"
     finally:
         context.close()
+
+
+def _opened_and_closed(page: Any, opener: str, shown: str) -> None:
+    """Open the dialog with Enter on `opener` (a button that is disabled while its click is
+    handled), then close it with Escape, then again with its Cancel button: the focus goes back
+    to `opener` each time."""
+    for close in ("Escape", "Cancel"):
+        page.get_by_test_id(opener).focus()
+        page.keyboard.press("Enter")
+        page.get_by_test_id(shown).wait_for()
+        if close == "Escape":
+            page.keyboard.press("Escape")
+        else:
+            page.get_by_role("dialog").get_by_role("button", name="Cancel").focus()
+            page.keyboard.press("Enter")
+        _focus_back_on(page, opener)
+
+
+def test_the_focus_returns_to_a_button_that_was_disabled_while_it_opened_the_dialog(
+    operator_page: Any, server: LiveServer
+) -> None:
+    """Execute and Run again are disabled while their click is handled (`widgets.one_click`), and
+    the browser takes the focus off a disabled button: the dialog they opened took the page's body
+    for its opener, and closing it (Escape, Cancel) left the focus there."""
+    page = operator_page
+    operator = token(server, "operator")
+    script = create_script(server, operator, "focus-execute", "echo hi\n", status="active")
+    page.goto(f"{server.url}/scripts/{script['id']}")
+    page.wait_for_function("window.did_handshake === true && window.socket && window.socket.connected")
+    _opened_and_closed(page, "execute-button", "execute-submit")
+
+    # Run again of a Terraform destroy asks first.
+    body = {
+        "name": "focus-destroy",
+        "script_type": "terraform",
+        "content": "terraform {}\n",
+        "status": "active",
+    }
+    response = httpx.post(f"{server.url}/api/v1/scripts", json=body, headers=operator, timeout=API_TIMEOUT)
+    assert response.status_code == 201, response.text
+    run = {"script_id": response.json()["id"], "terraform_action": "destroy", "confirm_destroy": True}
+    response = httpx.post(f"{server.url}/api/v1/executions", json=run, headers=operator, timeout=API_TIMEOUT)
+    assert response.status_code == 202, response.text
+    run_id = response.json()["id"]
+    wait_run(server, operator, run_id)
+    page.goto(f"{server.url}/executions/{run_id}")
+    page.wait_for_function("window.did_handshake === true && window.socket && window.socket.connected")
+    _opened_and_closed(page, "run-again", "confirm-destroy")

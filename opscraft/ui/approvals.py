@@ -3,6 +3,8 @@ the run page (trail, approve/reject with a comment)."""
 
 from __future__ import annotations
 
+import inspect
+
 from nicegui import ui
 
 from opscraft import runtime
@@ -12,8 +14,8 @@ from opscraft.services import approvals
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.execution_widgets import run_title
-from opscraft.ui.layout import NAV_BADGES, frame, guard, protected_page, run_action
-from opscraft.ui.widgets import call, call_all, format_time, one_click
+from opscraft.ui.layout import NAV_BADGES, follow, frame, guard, protected_page, run_action
+from opscraft.ui.widgets import Rows, call, call_all, format_time, one_click
 
 
 async def _badge_count(actor: Actor) -> int:
@@ -36,15 +38,22 @@ def _progress(approved: int, required: int) -> str:
 
 async def _notes(actor: Actor, execution: Execution) -> None:
     """What an approver should know first (`approvals.notes`), one line each."""
-    for note in await call(approvals.notes, actor, execution):
+    _note_lines(execution, await call(approvals.notes, actor, execution))
+
+
+def _note_lines(execution: Execution, notes: list[str]) -> None:
+    for note in notes:
         ui.label(note).classes("text-caption text-deep-orange-10").props(
             f'data-testid="approval-note-{execution.id}"'
         )
 
 
-def _decision_buttons(actor: Actor, execution: Execution, decided: bool, after: object) -> None:
+def _decision_buttons(
+    actor: Actor, execution: Execution, decided: bool, after: object, typed: dict[int, str] | None = None
+) -> None:
     """Comment box and Approve/Reject, for someone who may decide on this run and has not yet
-    (`decided`: they approved it, it waits for the others)."""
+    (`decided`: they approved it, it waits for the others). `typed`: the comments typed so far by
+    run, kept there as typed and shown again when the row is redrawn (another approval of it)."""
     if execution.triggered_by == actor.user_id or decided:
         said = (
             "You requested this run: someone else must approve it."
@@ -57,11 +66,13 @@ def _decision_buttons(actor: Actor, execution: Execution, decided: bool, after: 
         return
     assert execution.id is not None
     execution_id = execution.id
+    kept = typed if typed is not None else {}
     comment = (
-        ui.input("Comment")
+        ui.input("Comment", value=kept.get(execution_id, ""))
         .props(f'outlined dense data-testid="approval-comment-{execution_id}"')
         .classes("w-72")
     )
+    comment.on_value_change(lambda event: kept.__setitem__(execution_id, event.value or ""))
 
     async def decide(verb: str) -> bool:
         """True once the decision is recorded (the list or page is redrawn)."""
@@ -76,7 +87,10 @@ def _decision_buttons(actor: Actor, execution: Execution, decided: bool, after: 
         )
         if done is None:
             return False
-        after()  # type: ignore[operator]
+        kept.pop(execution_id, None)
+        result = after()  # type: ignore[operator]
+        if inspect.isawaitable(result):
+            await result
         return True
 
     ui.button("Approve", icon="check", on_click=one_click(lambda: decide("approve"))).props(
@@ -138,30 +152,50 @@ async def approvals_page(actor: Actor) -> None:
             "Runs of scripts that require approval wait here until enough other people approve."
         ).classes("text-grey-7")
 
-        @ui.refreshable
-        async def body() -> None:
-            rows = await run_action(lambda: call_all(approvals.pending, actor))
-            if rows is None:
-                return
-            if not rows:
-                ui.label("Nothing is waiting for approval.").props('data-testid="approvals-empty"')
-            for p in rows:
-                e = p.execution
-                with ui.card().classes("w-full gap-1").props(f'data-testid="pending-{e.id}"'):
-                    with ui.row().classes("items-center gap-3 w-full"):
-                        ui.link(f"Run #{e.id}: {run_title(e)}", f"/executions/{e.id}")
-                        ui.label(f"requested by {e.triggered_by_name or '?'} ({e.trigger})").classes(
-                            "text-caption"
-                        )
-                        ui.label(_progress(p.approvals, p.request.required)).classes("text-caption")
-                        ui.label(f"expires {format_time(p.request.expires_at)}").classes(
-                            "text-caption text-grey-7"
-                        )
-                    await _notes(actor, e)
-                    with ui.row().classes("items-center gap-2"):
-                        _decision_buttons(actor, e, p.decided, body.refresh)
+        comments: dict[int, str] = {}  # what is typed in each row's comment: a redrawn row keeps it
+        Listed = list[tuple[approvals.Pending, list[str]]]
 
-        await body()
+        async def read(reader: Actor) -> Listed:
+            """The waiting runs, each with what an approver should know first (`_notes`)."""
+            rows = await call_all(approvals.pending, reader)
+            return [(p, await call(approvals.notes, reader, p.execution)) for p in rows]
+
+        def draw(listed: tuple[approvals.Pending, list[str]]) -> None:
+            p, notes = listed
+            e = p.execution
+            with ui.card().classes("w-full gap-1").props(f'data-testid="pending-{e.id}"'):
+                with ui.row().classes("items-center gap-3 w-full"):
+                    ui.link(f"Run #{e.id}: {run_title(e)}", f"/executions/{e.id}")
+                    ui.label(f"requested by {e.triggered_by_name or '?'} ({e.trigger})").classes(
+                        "text-caption"
+                    )
+                    ui.label(_progress(p.approvals, p.request.required)).classes("text-caption")
+                    expires = f"expires {format_time(p.request.expires_at)}"
+                    ui.label(expires).classes("text-caption text-grey-7")
+                _note_lines(e, notes)
+                with ui.row().classes("items-center gap-2"):
+                    _decision_buttons(actor, e, p.decided, update, comments)
+
+        def picture(listed: tuple[approvals.Pending, list[str]]) -> object:
+            p, notes = listed
+            e = p.execution
+            shown = (e.id, run_title(e), e.triggered_by_name, e.trigger, p.request.expires_at)
+            return (*shown, p.approvals, p.request.required, p.decided, tuple(notes))
+
+        async def update() -> None:
+            current = await guard()
+            listed = await run_action(lambda: read(current)) if current is not None else None
+            if listed is not None:
+                body.show(listed)
+
+        body = Rows(
+            draw,
+            await run_action(lambda: read(actor)) or [],
+            key=lambda listed: listed[0].execution.id,
+            picture=picture,
+            empty=("Nothing is waiting for approval.", "approvals-empty"),
+        )
+        follow(read, body.show)
         await _ended(actor)
 
 

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Response
 from fastapi.responses import RedirectResponse
@@ -17,7 +17,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import address, drafts, session
-from opscraft.ui.widgets import live_timer
+from opscraft.ui.widgets import LIVE_SECONDS, live_timer
 
 # How long the server keeps a page whose browser lost its connection (laptop lid, flaky VPN)
 # before dropping it; a browser that comes back within it carries on where it was.
@@ -207,6 +207,37 @@ async def guard(permission: Permission | None = None, *, ticking: bool = False) 
     return actor
 
 
+T = TypeVar("T")
+
+
+def follow(
+    read: Callable[[Actor], Awaitable[T]],
+    show: Callable[[T], Any],
+    permission: Permission | None = None,
+    interval: float = LIVE_SECONDS,
+) -> ui.timer:
+    """Keep a list live: every `interval` seconds while the browser is connected (`live_timer`),
+    `read(actor)` the rows again, as the user is now (`guard(permission, ticking=True)`), and hand
+    them to `show` (`widgets.Rows.show`, `widgets.Redrawn.show`), which changes the page only
+    where they changed. A refusal (the script deleted meanwhile) leaves the page as it is, unsaid
+    at every tick.
+
+    The lists followed nothing but the person's own clicks: another user's change, another tab's
+    or the API's stayed unseen until a reload."""
+
+    async def update() -> None:
+        current = await guard(permission, ticking=True)
+        if current is None:
+            return
+        try:
+            value = await read(current)
+        except ServiceError:
+            return
+        show(value)
+
+    return live_timer(interval, update)
+
+
 async def run_action(
     action: Callable[[], Awaitable[Any]],
     success: str | None = None,
@@ -324,16 +355,61 @@ setInterval(() => {
 }, 500);
 // A dialog takes the keyboard's focus as soon as it is in the page (its `autofocus` field, else the
 // dialog itself, as Quasar chooses): Quasar moves it in only after its 300 ms opening transition,
-// and what a person typed meanwhile (Escape included) went to the page's body. Quasar still gives
-// the focus back to the dialog's opener when it closes.
+// and what a person typed meanwhile (Escape included) went to the page's body.
+// When it closes, the focus goes back to its opener. Quasar gives it back to what had the focus as
+// the dialog opened, but a button disabled while its click is handled (`widgets.one_click`:
+// Execute, Run again) has lost it to the page's body by then, and is still disabled when a dialog
+// it awaits closes: the focus stayed on the body. So the opener is the control focused last, and
+// once the dialog is gone and the focus is on the body, it goes to that control as soon as it is
+// enabled again (for up to 5 s); to a control with the same test id if it was redrawn meanwhile;
+// else to the opener of the dialog it was in (a dialog opened from a dialog), else to the page's
+// first control.
+let ocLastFocused = null;
+document.addEventListener("focusin", (event) => { ocLastFocused = event.target; }, true);
+function ocOpenerOf(inner) {
+  for (let at = inner; at; at = at.ocOuter) {
+    const opener = at.ocOpener;
+    if (!opener) continue;
+    if (opener.isConnected) return opener;
+    const testid = opener.getAttribute("data-testid");
+    const twin = testid && document.querySelector(`[data-testid="${CSS.escape(testid)}"]`);
+    if (twin) return twin;
+  }
+  return document.querySelector(".q-page button:not(:disabled), .q-page a[href], .q-page input");
+}
+function ocGiveFocusBack(inner) {
+  const until = Date.now() + 5000;
+  const tick = () => {
+    const active = document.activeElement;
+    if (active && active !== document.body && active.isConnected) return;
+    const opener = ocOpenerOf(inner);
+    if (opener && !opener.matches(":disabled")) opener.focus({preventScroll: true});
+    else if (Date.now() < until) setTimeout(tick, 50);
+  };
+  setTimeout(tick, 0);
+}
 new MutationObserver((changes) => {
-  for (const change of changes) for (const node of change.addedNodes) {
-    const inner = node.nodeType === 1
-      && (node.matches(".q-dialog__inner") ? node : node.querySelector(".q-dialog__inner"));
-    if (!inner || inner.contains(document.activeElement)) continue;
-    (inner.querySelector("[autofocus][tabindex], [data-autofocus][tabindex]")
-      || inner.querySelector("[autofocus] [tabindex], [data-autofocus] [tabindex]")
-      || inner.querySelector("[autofocus], [data-autofocus]") || inner).focus({preventScroll: true});
+  for (const change of changes) {
+    for (const node of change.removedNodes) {
+      const inner = node.nodeType === 1
+        && (node.matches(".q-dialog__inner") ? node : node.querySelector(".q-dialog__inner"));
+      if (inner) ocGiveFocusBack(inner);
+    }
+    for (const node of change.addedNodes) {
+      const inner = node.nodeType === 1
+        && (node.matches(".q-dialog__inner") ? node : node.querySelector(".q-dialog__inner"));
+      if (!inner) continue;
+      const active = document.activeElement;
+      const opener = active && active !== document.body ? active : ocLastFocused;
+      if (opener && !inner.contains(opener)) {  // not when the dialog comes back into the page
+        inner.ocOpener = opener;
+        inner.ocOuter = opener.closest(".q-dialog__inner");
+      }
+      if (inner.contains(active)) continue;
+      (inner.querySelector("[autofocus][tabindex], [data-autofocus][tabindex]")
+        || inner.querySelector("[autofocus] [tabindex], [data-autofocus] [tabindex]")
+        || inner.querySelector("[autofocus], [data-autofocus]") || inner).focus({preventScroll: true});
+    }
   }
 }).observe(document.documentElement, {childList: true, subtree: true});
 </script>"""

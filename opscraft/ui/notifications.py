@@ -15,9 +15,10 @@ from opscraft.services.notifications import DeliveryQuery, RuleIn
 from opscraft.services.permissions import Permission
 from opscraft.ui import labels
 from opscraft.ui.choices import script_search, searched_select, secret_search
-from opscraft.ui.layout import frame, guard, protected_page, run_action
+from opscraft.ui.layout import follow, frame, guard, protected_page, run_action
 from opscraft.ui.widgets import (
     NARROW_HIDDEN,
+    Rows,
     call,
     call_all,
     confirm,
@@ -26,6 +27,7 @@ from opscraft.ui.widgets import (
     dismiss,
     format_time,
     live_timer,
+    page_dialog,
     text_input,
 )
 
@@ -64,52 +66,68 @@ def _describe(channel: NotificationChannel) -> str:
 async def notifications_page(actor: Actor) -> None:
     with frame(actor, "Notifications"):
 
-        @ui.refreshable
-        async def channels_view() -> None:
-            rows = await run_action(lambda: call_all(notifications.list_channels, actor)) or []
-            if not rows:
-                ui.label("No channels yet.").props('data-testid="channels-empty"')
-            for channel in rows:
-                # The name is free text: it goes into attributes as values, never into a props
-                # string, whose parser would read `" onclick="...` in it as attributes of its own.
-                with ui.row().classes("items-center gap-3 w-full") as row:
-                    row.props["data-testid"] = f"channel-{channel.name}"
-                    ui.icon(
-                        {"webhook": "webhook", "slack": "tag", "email": "mail"}[channel.kind], color="primary"
-                    )
-                    ui.label(channel.name).classes("font-semibold oc-wrap min-w-0")
-                    ui.label(labels.CHANNEL_KIND.get(channel.kind, channel.kind)).classes("text-caption")
-                    ui.label(_describe(channel)).classes("text-caption text-grey-7 font-mono")
-                    ui.space()
-                    test_button = ui.button("Test", on_click=lambda c=channel: test(c)).props("flat dense")
-                    test_button.props["data-testid"] = f"channel-test-{channel.name}"
-                    delete = ui.button(icon="delete", on_click=lambda c=channel: remove(c))
-                    delete.props("flat round dense color=negative")
-                    delete.props["aria-label"] = f"Delete channel {channel.name}"
-                    delete.props["data-testid"] = f"channel-delete-{channel.name}"
+        def channel_row(channel: NotificationChannel) -> None:
+            # The name is free text: it goes into attributes as values, never into a props
+            # string, whose parser would read `" onclick="...` in it as attributes of its own.
+            with ui.row().classes("items-center gap-3 w-full") as row:
+                row.props["data-testid"] = f"channel-{channel.name}"
+                ui.icon(
+                    {"webhook": "webhook", "slack": "tag", "email": "mail"}[channel.kind], color="primary"
+                )
+                ui.label(channel.name).classes("font-semibold oc-wrap min-w-0")
+                ui.label(labels.CHANNEL_KIND.get(channel.kind, channel.kind)).classes("text-caption")
+                ui.label(_describe(channel)).classes("text-caption text-grey-7 font-mono")
+                ui.space()
+                test_button = ui.button("Test", on_click=lambda c=channel: test(c)).props("flat dense")
+                test_button.props["data-testid"] = f"channel-test-{channel.name}"
+                delete = ui.button(icon="delete", on_click=lambda c=channel: remove(c))
+                delete.props("flat round dense color=negative")
+                delete.props["aria-label"] = f"Delete channel {channel.name}"
+                delete.props["data-testid"] = f"channel-delete-{channel.name}"
 
-        @ui.refreshable
-        async def rules_view() -> None:
-            rows = await run_action(lambda: call_all(notifications.list_rules, actor)) or []
-            channels = {c.id: c.name for c in await call_all(notifications.list_channels, actor)}
-            if not rows:
-                ui.label("No rules yet: nothing is sent.").props('data-testid="rules-empty"')
+        async def read_rules(reader: Actor) -> list[tuple[int | None, str]]:
+            """Each rule's id and what its row says ("Failure of every script → ops")."""
+            rows = await call_all(notifications.list_rules, reader)
+            channels = {c.id: c.name for c in await call_all(notifications.list_channels, reader)}
             names = await call(chains.script_names, {r.script_id for r in rows if r.script_id})
+            said = []
             for rule in rows:
                 scope = (
                     f"script {names.get(rule.script_id, rule.script_id)}"
                     if rule.script_id
                     else "every script"
                 )
-                with ui.row().classes("items-center gap-3").props(f'data-testid="rule-{rule.id}"'):
-                    events = ", ".join(labels.NOTIFY_EVENTS.get(e, e) for e in rule.events)
-                    ui.label(f"{events} of {scope} → {channels.get(rule.channel_id, '?')}").classes(
-                        "oc-wrap min-w-0"
-                    )
-                    ui.button(icon="delete", on_click=lambda r=rule: remove_rule(r.id)).props(
-                        'flat round dense color=negative aria-label="Delete rule" '
-                        f'data-testid="rule-delete-{rule.id}"'
-                    )
+                events = ", ".join(labels.NOTIFY_EVENTS.get(e, e) for e in rule.events)
+                said.append((rule.id, f"{events} of {scope} → {channels.get(rule.channel_id, '?')}"))
+            return said
+
+        def rule_row(rule: tuple[int | None, str]) -> None:
+            rule_id, text = rule
+            with ui.row().classes("items-center gap-3").props(f'data-testid="rule-{rule_id}"'):
+                ui.label(text).classes("oc-wrap min-w-0")
+                ui.button(icon="delete", on_click=lambda: remove_rule(rule_id)).props(
+                    'flat round dense color=negative aria-label="Delete rule" '
+                    f'data-testid="rule-delete-{rule_id}"'
+                )
+
+        def channel_picture(channel: NotificationChannel) -> object:
+            return (channel.id, channel.name, channel.kind, _describe(channel))
+
+        async def read_channels(reader: Actor) -> list[NotificationChannel]:
+            return await call_all(notifications.list_channels, reader)
+
+        async def update() -> None:
+            """Show the channels and rules as stored now (a change here, in another tab, by
+            another admin, through the API)."""
+            current = await guard(ADMIN)
+            if current is None:
+                return
+            listed = await run_action(lambda: read_channels(current))
+            if listed is not None:
+                channels_view.show(listed)
+            said = await run_action(lambda: read_rules(current))
+            if said is not None:
+                rules_view.show(said)
 
         async def deliveries(reader: Actor) -> tuple[str, list[dict[str, Any]]]:
             """The delivery log's count line and table rows, newest first, as `reader` may see them."""
@@ -148,18 +166,17 @@ async def notifications_page(actor: Actor) -> None:
                 await run_action(
                     lambda: call(notifications.delete_channel, current, channel.id), "Channel deleted"
                 )
-                channels_view.refresh()
-                rules_view.refresh()
+                await update()
 
         async def remove_rule(rule_id: int | None) -> None:
             current = await guard(ADMIN)
             question, consequence = "Delete this rule?", "Its events are no longer sent."
             if current is not None and rule_id is not None and await confirm(question, consequence):
                 await run_action(lambda: call(notifications.delete_rule, current, rule_id), "Rule deleted")
-                rules_view.refresh()
+                await update()
 
         async def add_channel() -> None:
-            with ui.dialog() as dialog, dialog_card("Add a channel"):
+            with page_dialog() as dialog, dialog_card("Add a channel"):
                 name = text_input("Name", "channel-name", autofocus=True)
                 kind = ui.select(labels.CHANNEL_KIND, value="slack", label="Kind").props(
                     'outlined dense data-testid="channel-kind"'
@@ -219,14 +236,14 @@ async def notifications_page(actor: Actor) -> None:
                     )
                     if done is not None:
                         dismiss(dialog)
-                        channels_view.refresh()
+                        await update()
 
                 dialog_buttons(dialog, "Add", "channel-submit", submit)
             dialog.open()
 
         async def add_rule() -> None:
             channels = {c.id: c.name for c in await call_all(notifications.list_channels, actor)}
-            with ui.dialog() as dialog, dialog_card("Add a rule"):
+            with page_dialog() as dialog, dialog_card("Add a rule"):
                 channel = ui.select(channels, label="Channel").props(
                     'outlined dense data-testid="rule-channel"'
                 )
@@ -254,7 +271,7 @@ async def notifications_page(actor: Actor) -> None:
                     )
                     if done is not None:
                         dismiss(dialog)
-                        rules_view.refresh()
+                        await update()
 
                 dialog_buttons(dialog, "Add", "rule-submit", submit)
             dialog.open()
@@ -263,10 +280,23 @@ async def notifications_page(actor: Actor) -> None:
         ui.button("Add channel", icon="add", on_click=add_channel).props(
             'unelevated data-testid="channel-add"'
         )
-        await channels_view()
+        channels_view = Rows(
+            channel_row,
+            await run_action(lambda: read_channels(actor)) or [],
+            key=lambda channel: channel.id,
+            picture=channel_picture,
+            empty=("No channels yet.", "channels-empty"),
+        )
+        follow(read_channels, channels_view.show, ADMIN)
         ui.label("Rules").classes("text-lg font-semibold mt-4")
         ui.button("Add rule", icon="add", on_click=add_rule).props('unelevated data-testid="rule-add"')
-        await rules_view()
+        rules_view = Rows(
+            rule_row,
+            await run_action(lambda: read_rules(actor)) or [],
+            key=lambda rule: rule[0],
+            empty=("No rules yet: nothing is sent.", "rules-empty"),
+        )
+        follow(read_rules, rules_view.show, ADMIN)
         ui.label("Delivery log").classes("text-lg font-semibold mt-4")
         count, data = await deliveries(actor)
         count_label = ui.label(count).classes("text-caption")

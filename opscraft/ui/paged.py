@@ -1,4 +1,5 @@
-"""The paged-table pattern of the list pages (users, secrets, scripts): table, pager, summary."""
+"""The paged-table pattern of the list pages (users, secrets, scripts): table, pager, summary,
+kept live (`follow`)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from nicegui import ui
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.services.actor import Actor
-from opscraft.services.errors import NotFound
+from opscraft.services.errors import NotFound, ServiceError
 from opscraft.services.permissions import Permission
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import guard, run_action
-from opscraft.ui.widgets import call, dismiss, format_count
+from opscraft.ui.widgets import LIVE_SECONDS, call, dismiss, format_count, live_timer
 
 Listed = tuple[list[Any], int]
 """A service list call's answer: a page of rows and the total."""
@@ -25,7 +26,8 @@ class PagedTable(ABC):
     """Owns the page number, a flat table and the summary/pager row below it.
 
     Subclasses build their filters, call `make_table` and `make_footer`, and implement
-    `refresh()`, which loads `skip`/`page_size` rows and ends with `show_total`.
+    `refresh(ticking)`, which loads `skip`/`page_size` rows (`load`), puts them in the table
+    (`show_rows`) and ends with `show_total`; `follow()` then keeps the page shown live.
     """
 
     def __init__(self, page_size: int) -> None:
@@ -34,6 +36,7 @@ class PagedTable(ABC):
         self.last_page = 1  # of the latest `show_total`
         # The service's filter names -> their inputs, for `load`.
         self.filter_fields: dict[str, Any] = {}
+        self._total_shown: tuple[Any, ...] | None = None  # what `show_total` last said
 
     @property
     def skip(self) -> int:
@@ -81,16 +84,39 @@ class PagedTable(ABC):
             self.page = int(event.value)
             await self.refresh()
 
-    async def load(self, fetch: Callable[[], Awaitable[Listed]]) -> Listed | None:
+    def follow(self) -> None:
+        """Re-read the page shown every `LIVE_SECONDS` while the browser is connected
+        (`live_timer`), changing the table's rows in place and only when they changed: another
+        user's, another tab's or the API's change shows without a reload, and a dialog opened
+        from a row, the search being typed and the pager stay (they are not redrawn)."""
+        live_timer(LIVE_SECONDS, lambda: self.refresh(ticking=True))
+
+    async def load(self, fetch: Callable[[], Awaitable[Listed]], ticking: bool = False) -> Listed | None:
         """`fetch()` (a service's list call) through `run_action`; when the service refuses a
         filter, its message is under that filter's input and the table is emptied (no rows of an
-        earlier search under a refused one), and None is returned."""
+        earlier search under a refused one), and None is returned. `ticking` (a live re-read,
+        `follow`): a refusal leaves the page as it is, unsaid (it was said when it happened)."""
+        if ticking:
+            try:
+                return await fetch()
+            except ServiceError:
+                return None
         result: Listed | None = await run_action(fetch, fields=self.filter_fields)
         if result is None:
             self.table.rows = []
+            self.table.update()
             self.pager.set_visibility(False)
             self.summary.text = "Nothing listed: see the message above"
+            self._total_shown = None
         return result
+
+    def show_rows(self, rows: list[dict[str, Any]]) -> bool:
+        """Put `rows` in the table when they differ from those shown; True when they did."""
+        if rows == self.table.rows:
+            return False
+        self.table.rows = rows
+        self.table.update()
+        return True
 
     def show_total(self, total: int, noun: str, suffix: str = "") -> None:
         """The pager and summary for `total` rows (`suffix`: the search, `matching`), and what the
@@ -98,6 +124,9 @@ class PagedTable(ABC):
         data available" either way)."""
         pages = max(1, -(-total // self.page_size))
         self.last_page = pages
+        if self._total_shown == (total, noun, suffix, pages):  # a live re-read: nothing to send
+            return
+        self._total_shown = (total, noun, suffix, pages)
         self.pager.max = pages
         self.pager.set_visibility(pages > 1)
         self.summary.text = f"{format_count(total)} {noun}{'s' if total != 1 else ''}{suffix}"
@@ -146,5 +175,5 @@ class PagedTable(ABC):
                 await self.refresh()
 
     @abstractmethod
-    async def refresh(self) -> None:
-        """Load the current page."""
+    async def refresh(self, ticking: bool = False) -> None:
+        """Load the current page (`ticking`: a live re-read, `follow`)."""

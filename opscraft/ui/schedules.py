@@ -19,10 +19,11 @@ from opscraft.services.parameters import json_from_text
 from opscraft.services.permissions import Permission, can
 from opscraft.services.schedules import PREVIEW, ScheduleView
 from opscraft.ui import labels
-from opscraft.ui.layout import frame, guard, protected_page, run_action
+from opscraft.ui.layout import follow, frame, guard, protected_page, run_action
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import (
     Redrawn,
+    Rows,
     call,
     call_all,
     changed,
@@ -89,46 +90,54 @@ def schedule_rows(
     if not views:
         ui.label("No schedules yet.").props('data-testid="schedules-empty"')
     for view in views:
-        s = view.schedule
-        with ui.card().classes("w-full gap-1").props(f'data-testid="schedule-{s.id}"'):
-            with ui.row().classes("items-center gap-3 w-full"):
-                ui.icon("schedule", color="primary" if s.enabled else "grey")
-                ui.label(s.name).classes("font-semibold oc-wrap min-w-0")
-                if with_script:
-                    ui.link(view.script_name, f"/scripts/{s.script_id}")
-                ui.label(f"{s.cron} ({s.timezone})").classes("font-mono text-grey-8")
-                ui.label(f"as {view.owner_name or 'nobody'}").classes("text-caption text-grey-7")
-                ui.space()
-                if on_change is not None:
-                    ui.button("Edit", on_click=lambda v=view: on_change(v, "edit")).props(
-                        f'flat dense data-testid="schedule-edit-{s.id}"'
-                    )
-                    ui.button(
-                        "Pause" if s.enabled else "Resume", on_click=lambda v=view: on_change(v, "toggle")
-                    ).props(f'flat dense data-testid="schedule-toggle-{s.id}"')
-                    delete = ui.button(icon="delete", on_click=lambda v=view: on_change(v, "delete")).props(
-                        f'flat round dense color=negative data-testid="schedule-delete-{s.id}"'
-                    )
-                    delete.props["aria-label"] = f"Delete schedule {s.name}"  # free text: a value, not props
-            ui.label(f"Next: {_upcoming(view, zone)}").classes("text-caption").props(
-                f'data-testid="schedule-next-{s.id}"'
-            )
-            with ui.row().classes("items-center gap-2 text-caption"):
-                ui.label("Last:")
-                _last(view)
-            if s.last_message:  # on a line of its own: a resolver's message can be long
-                ui.label(s.last_message).classes("text-caption text-grey-8 break-words").props(
-                    f'data-testid="schedule-last-message-{s.id}"'
+        schedule_row(view, zone, with_script=with_script, on_change=on_change)
+
+
+def schedule_row(view: ScheduleView, zone: ZoneInfo, *, with_script: bool, on_change: Any = None) -> None:
+    """One schedule's card (`schedule_rows`)."""
+    s = view.schedule
+    with ui.card().classes("w-full gap-1").props(f'data-testid="schedule-{s.id}"'):
+        with ui.row().classes("items-center gap-3 w-full"):
+            ui.icon("schedule", color="primary" if s.enabled else "grey")
+            ui.label(s.name).classes("font-semibold oc-wrap min-w-0")
+            if with_script:
+                ui.link(view.script_name, f"/scripts/{s.script_id}")
+            ui.label(f"{s.cron} ({s.timezone})").classes("font-mono text-grey-8")
+            ui.label(f"as {view.owner_name or 'nobody'}").classes("text-caption text-grey-7")
+            ui.space()
+            if on_change is not None:
+                ui.button("Edit", on_click=lambda v=view: on_change(v, "edit")).props(
+                    f'flat dense data-testid="schedule-edit-{s.id}"'
                 )
+                ui.button(
+                    "Pause" if s.enabled else "Resume", on_click=lambda v=view: on_change(v, "toggle")
+                ).props(f'flat dense data-testid="schedule-toggle-{s.id}"')
+                delete = ui.button(icon="delete", on_click=lambda v=view: on_change(v, "delete")).props(
+                    f'flat round dense color=negative data-testid="schedule-delete-{s.id}"'
+                )
+                delete.props["aria-label"] = f"Delete schedule {s.name}"  # free text: a value, not props
+        ui.label(f"Next: {_upcoming(view, zone)}").classes("text-caption").props(
+            f'data-testid="schedule-next-{s.id}"'
+        )
+        with ui.row().classes("items-center gap-2 text-caption"):
+            ui.label("Last:")
+            _last(view)
+        if s.last_message:  # on a line of its own: a resolver's message can be long
+            ui.label(s.last_message).classes("text-caption text-grey-8 break-words").props(
+                f'data-testid="schedule-last-message-{s.id}"'
+            )
 
 
 def _picture(data: tuple[list[ScheduleView], ZoneInfo]) -> tuple[Any, ...]:
     """What `schedule_rows` shows of `data` (views, zone), to redraw only when it changed."""
     views, zone = data
-    return tuple(
-        (v.schedule.model_dump(), v.script_name, v.owner_name, v.last_status, _upcoming(v, zone))
-        for v in views
-    )
+    return tuple(_row_picture(v, zone) for v in views)
+
+
+def _row_picture(view: ScheduleView, zone: ZoneInfo) -> tuple[Any, ...]:
+    """What `schedule_row` shows of `view` in `zone`."""
+    v = view
+    return (v.schedule.model_dump(), v.script_name, v.owner_name, v.last_status, _upcoming(v, zone))
 
 
 @script_tab("schedules", "Schedules", "schedule", order=60)
@@ -141,12 +150,14 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
     ).classes("text-grey-7")
     zone_box: dict[str, ZoneInfo] = {"zone": ZoneInfo("UTC")}
 
-    @ui.refreshable
-    async def body() -> None:
-        views = await run_action(lambda: call_all(schedules.list_schedules, actor, script_id))
-        if views is None:
-            return
-        schedule_rows(views, zone_box["zone"], with_script=False, on_change=change if edit else None)
+    async def load() -> list[ScheduleView] | None:
+        return await run_action(lambda: call_all(schedules.list_schedules, actor, script_id))
+
+    async def update() -> None:
+        """Show the schedules as stored now (a change here, in another tab, through the API)."""
+        views = await load()
+        if views is not None:
+            body.show(views)
 
     async def change(view: ScheduleView, action: str) -> None:
         current = await guard(Permission.edit_scripts)
@@ -171,7 +182,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                 lambda: call(schedules.update_schedule, current, s.id, data, script_id), "Saved"
             )
         if done is not None or action == "delete":
-            body.refresh()
+            await update()
 
     async def open_form(view: ScheduleView | None = None) -> None:
         """The schedule dialog: empty to add one, filled with `view`'s settings to edit it (Save
@@ -233,7 +244,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                 done = "Schedule added" if stored is None else "Schedule saved"
                 if await run_action(save, done, fields) is not None:
                     dismiss(dialog)
-                    body.refresh()
+                    await update()
 
             dialog_buttons(dialog, "Add" if stored is None else "Save", "schedule-submit", submit)
         dialog.open()
@@ -242,15 +253,26 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
         ui.button("Add schedule", icon="add", on_click=lambda: open_form()).props(
             'unelevated data-testid="schedule-add"'
         )
-    await body()
+    body = Rows(
+        lambda view: schedule_row(
+            view, zone_box["zone"], with_script=False, on_change=change if edit else None
+        ),
+        await load() or [],
+        key=lambda view: view.schedule.id,
+        picture=lambda view: _row_picture(view, zone_box["zone"]),
+        empty=("No schedules yet.", "schedules-empty"),
+    )
 
     async def localize() -> None:
-        zone = await browser_zone()
-        if zone.key != zone_box["zone"].key:  # a redraw would replace the buttons under a click
-            zone_box["zone"] = zone
-            body.refresh()
+        zone_box["zone"] = await browser_zone()
+        await update()  # only the rows whose fire times read differently in the browser's zone
 
     ui.timer(0.1, localize, once=True)
+    follow(
+        lambda current: call_all(schedules.list_schedules, current, script_id),
+        body.show,
+        Permission.view_scripts,
+    )
 
 
 @protected_page("/schedules", Permission.view_scripts, "Schedules")

@@ -185,6 +185,7 @@ class ScriptList(PagedTable):
             self.table.add_slot(f"body-cell-{name}", slot)
         self.table.on("run", self._run)
         self.empty = ui.column().classes("w-full items-center py-10 gap-3")
+        self.empty_for: tuple[bool, bool] | None = None  # what `empty` shows: (no rows, filtered)
         self.make_footer("scripts-summary")
 
     def _select(self, label: str, options: list[str], testid: str, value: str | None) -> ui.select:
@@ -195,8 +196,8 @@ class ScriptList(PagedTable):
     def _filtered(self) -> bool:
         return bool(self.search.value or self.script_type.value or self.status.value or self.tag.value)
 
-    async def refresh(self) -> None:
-        actor = await guard(Permission.view_scripts)
+    async def refresh(self, ticking: bool = False) -> None:
+        actor = await guard(Permission.view_scripts, ticking=ticking)
         if actor is None:
             return
         shown = ListFilter(
@@ -206,22 +207,28 @@ class ScriptList(PagedTable):
             self.tag.value or None,
             self.sort.value,
         )
-        ui.navigate.history.replace(shown.address())
+        if not ticking:
+            ui.navigate.history.replace(shown.address())
         query = ScriptQuery(**asdict(shown), skip=self.skip, limit=self.page_size)
-        result = await self.load(lambda: call(scripts.list_scripts, actor, query))
+        result = await self.load(lambda: call(scripts.list_scripts, actor, query), ticking)
         if result is None:
-            self.table.set_visibility(False)
-            self.empty.set_visibility(False)
+            if not ticking:
+                self.table.set_visibility(False)
+                self.empty.set_visibility(False)
+                self.empty_for = None
             return
         rows, total = result
         last = await call(runs.last_runs, actor, [s.id for s in rows if s.id is not None])
         can_run = can(actor.user, Permission.execute_scripts)
-        self.table.rows = [_row(s, last.get(s.id or 0), can_run) for s in rows]
+        self.show_rows([_row(s, last.get(s.id or 0), can_run) for s in rows])
         self.table.set_visibility(total > 0)
         self._render_empty(total)
         self.show_total(total, "script", " match" if self._filtered() else "")
 
     def _render_empty(self, total: int) -> None:
+        if self.empty_for == (total == 0, self._filtered()):  # drawn already: its button stays
+            return
+        self.empty_for = (total == 0, self._filtered())
         self.empty.clear()
         self.empty.set_visibility(total == 0)
         if total:
@@ -288,3 +295,4 @@ async def scripts_page(
             address.say_ignored(ignored)
         view = ScriptList(actor, tags, shown)
         await view.refresh()
+        view.follow()

@@ -213,21 +213,21 @@ class SecretsView(PagedTable):
         self.table.on("delete", lambda e: self.open_delete(e.args))
         self.make_footer("secrets-summary")
 
-    async def refresh(self) -> None:
-        actor = await guard(Permission.manage_secrets)
+    async def refresh(self, ticking: bool = False) -> None:
+        actor = await guard(Permission.manage_secrets, ticking=ticking)
         if actor is None:
             return
 
         result = await self.load(
             lambda: call(
                 secrets.list_secrets, actor, search=self.search, skip=self.skip, limit=self.page_size
-            )
+            ),
+            ticking,
         )
         if result is None:
             return
         rows, total = result
-        self.table.rows = [_row(i) for i in rows]
-        self.table.update()
+        self.show_rows([_row(i) for i in rows])
         self.show_total(total, "secret", self.matching())
 
     def open_create(self) -> None:
@@ -409,6 +409,7 @@ async def secrets_page(actor: Actor, search: str | None = None) -> None:
     with frame(actor, "Secrets"):
         view = SecretsView(search)
     await view.refresh()
+    view.follow()
 
     async def resume_draft() -> None:
         if await drafts.pending(CREATE_DRAFT):

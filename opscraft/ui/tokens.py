@@ -13,8 +13,10 @@ from opscraft.services.actor import Actor
 from opscraft.services.api_tokens import TokenInfo
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import labels
-from opscraft.ui.layout import frame, guard, protected_page, run_action
+from opscraft.ui.layout import follow, frame, guard, protected_page, run_action
 from opscraft.ui.widgets import (
+    Redrawn,
+    Rows,
     call,
     confirm,
     dialog_buttons,
@@ -22,6 +24,7 @@ from opscraft.ui.widgets import (
     dismiss,
     format_count,
     format_time,
+    page_dialog,
     text_input,
 )
 
@@ -70,32 +73,36 @@ async def tokens_page(actor: Actor) -> None:
         async def turn(event: Any) -> None:
             if event.value and event.value != paging["page"]:
                 paging["page"] = int(event.value)
-                body.refresh()
+                await update()
 
-        @ui.refreshable
-        async def body() -> None:
+        async def read(current: Actor) -> tuple[list[TokenInfo], int]:
+            """The page of tokens shown (back to the first when it is past the last: tokens
+            deleted with their owner meanwhile) and the total."""
+            while True:
+                skip = (paging["page"] - 1) * PAGE_SIZE
+                rows, total = await call(
+                    api_tokens.list_tokens, current, all_users=everyone["on"], skip=skip, limit=PAGE_SIZE
+                )
+                if rows or not total or paging["page"] == 1:
+                    return rows, total
+                paging["page"] = 1
+
+        def show(listed: tuple[list[TokenInfo], int]) -> None:
+            rows.show(listed[0])
+            footer.show((listed[1], paging["page"]))
+
+        async def update() -> None:
             # As the user is now, not as they were when the page opened: with "Show every user's
             # tokens" a demoted or deactivated admin's open page went on listing everyone's tokens.
             current = await guard()
             if current is None:
                 return
-            skip = (paging["page"] - 1) * PAGE_SIZE
-            listed = await run_action(
-                lambda: call(
-                    api_tokens.list_tokens, current, all_users=everyone["on"], skip=skip, limit=PAGE_SIZE
-                )
-            )
-            if listed is None:
-                return
-            rows, total = listed
-            if not rows and total:  # past the last page (tokens deleted with their owner meanwhile)
-                paging["page"] = 1
-                body.refresh()
-                return
-            if not rows:
-                ui.label("No tokens yet.").props('data-testid="tokens-empty"')
-            for info in rows:
-                _row(info, revoke)
+            listed = await run_action(lambda: read(current))
+            if listed is not None:
+                show(listed)
+
+        def draw_footer(shown: tuple[int, int]) -> None:
+            total, page = shown
             pages = max(1, -(-total // PAGE_SIZE))
             with ui.row().classes("w-full items-center justify-between"):
                 noun = "token" if total == 1 else "tokens"
@@ -103,7 +110,7 @@ async def tokens_page(actor: Actor) -> None:
                     'data-testid="tokens-summary"'
                 )
                 if pages > 1:
-                    ui.pagination(1, pages, value=paging["page"], direction_links=True, on_change=turn).props(
+                    ui.pagination(1, pages, value=page, direction_links=True, on_change=turn).props(
                         'data-testid="tokens-pager"'
                     )
 
@@ -122,7 +129,7 @@ async def tokens_page(actor: Actor) -> None:
                 return
             assert info.token.id is not None
             if await run_action(lambda: call(api_tokens.revoke, current, info.token.id), "Token revoked"):
-                body.refresh()
+                await update()
 
         # Built with the page (not inside the creation dialog, which is gone by then).
         with ui.dialog() as shown, dialog_card("Your new token"):
@@ -141,7 +148,7 @@ async def tokens_page(actor: Actor) -> None:
             shown.open()
 
         async def open_create() -> None:
-            with ui.dialog() as dialog, dialog_card("Create a token"):
+            with page_dialog() as dialog, dialog_card("Create a token"):
                 name = text_input("Name", "token-name", autofocus=True)
                 roles = list(labels.ROLE)
                 assert actor.user is not None
@@ -168,7 +175,7 @@ async def tokens_page(actor: Actor) -> None:
                     if created is not None:
                         dismiss(dialog)
                         paging["page"] = 1  # newest first: the new token heads the first page
-                        body.refresh()
+                        await update()
                         show_once(created[1])
 
                 dialog_buttons(dialog, "Create", "token-submit", submit)
@@ -180,10 +187,20 @@ async def tokens_page(actor: Actor) -> None:
             )
             if can(actor.user, Permission.manage_users):
 
-                def toggle(e: Any) -> None:
+                async def toggle(e: Any) -> None:
                     everyone["on"] = bool(e.value)
                     paging["page"] = 1
-                    body.refresh()
+                    await update()
 
                 ui.switch("Show every user's tokens", on_change=toggle).props('data-testid="tokens-all"')
-        await body()
+        first = await guard()
+        listed = await run_action(lambda: read(first)) if first is not None else None
+        rows = Rows(
+            lambda info: _row(info, revoke),
+            listed[0] if listed else [],
+            key=lambda info: info.token.id,
+            picture=lambda info: (info.token.model_dump(), info.username, info.active, info.acts_as),
+            empty=("No tokens yet.", "tokens-empty"),
+        )
+        footer = Redrawn(draw_footer, (listed[1] if listed else 0, paging["page"]))
+        follow(read, show)

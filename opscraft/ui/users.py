@@ -76,11 +76,6 @@ def _row(user: User) -> dict[str, Any]:
     }
 
 
-async def _admin() -> Actor | None:
-    """Every handler re-checks, on the server, that the caller is still an active admin."""
-    return await guard(Permission.manage_users)
-
-
 class UsersView(PagedTable):
     """The table and its dialogs; every change goes through `services.users`."""
 
@@ -101,19 +96,19 @@ class UsersView(PagedTable):
         self.table.on("delete", lambda e: self.open_delete(e.args))
         self.make_footer("users-summary")
 
-    async def refresh(self) -> None:
-        actor = await _admin()
+    async def refresh(self, ticking: bool = False) -> None:
+        actor = await guard(Permission.manage_users, ticking=ticking)
         if actor is None:
             return
 
         result = await self.load(
-            lambda: call(users.list_users, actor, search=self.search, skip=self.skip, limit=self.page_size)
+            lambda: call(users.list_users, actor, search=self.search, skip=self.skip, limit=self.page_size),
+            ticking,
         )
         if result is None:
             return
         rows, total = result
-        self.table.rows = [_row(u) for u in rows]
-        self.table.update()
+        self.show_rows([_row(u) for u in rows])
         self.show_total(total, "user", self.matching())
 
     def open_create(self) -> None:
@@ -246,6 +241,7 @@ async def users_page(actor: Actor, search: str | None = None) -> None:
     with frame(actor, "Users"):
         view = UsersView(search)
     await view.refresh()
+    view.follow()
 
     async def resume_draft() -> None:
         if await drafts.pending(CREATE_DRAFT):

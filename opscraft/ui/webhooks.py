@@ -15,9 +15,10 @@ from opscraft.services.actor import Actor
 from opscraft.services.parameters import json_from_text
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.choices import searched_select, secret_search
-from opscraft.ui.layout import guard, run_action
+from opscraft.ui.layout import follow, guard, run_action
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import (
+    Rows,
     call,
     call_all,
     changed,
@@ -26,6 +27,7 @@ from opscraft.ui.widgets import (
     dialog_card,
     dismiss,
     format_time,
+    page_dialog,
     text_input,
 )
 
@@ -49,15 +51,11 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
         "pointers. Runs start on behalf of the webhook's owner. See docs/automation.md for signing."
     ).classes("text-grey-7")
 
-    @ui.refreshable
-    async def body() -> None:
+    async def update() -> None:
+        """Show the webhooks as stored now (a change here, in another tab, through the API)."""
         rows = await run_action(lambda: call_all(webhooks.list_for_script, actor, script_id))
-        if rows is None:
-            return
-        if not rows:
-            ui.label("No webhooks yet.").props('data-testid="webhooks-empty"')
-        for hook in rows:
-            _row(hook)
+        if rows is not None:
+            body.show(rows)
 
     def _row(hook: WebhookTrigger) -> None:
         with ui.card().classes("w-full gap-1").props(f'data-testid="webhook-{hook.id}"'):
@@ -93,7 +91,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
         if not await confirm(f"Delete the webhook {hook.name}?", "Callers of its URL get 404 from then on."):
             return
         await run_action(lambda: call(webhooks.delete, current, hook.id, script_id), "Webhook deleted")
-        body.refresh()
+        await update()
 
     async def toggle(hook: WebhookTrigger) -> None:
         """Pause or resume: only the switch is sent (the page's copy of the rest may be older)."""
@@ -105,7 +103,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
             lambda: call(webhooks.update_webhook, current, hook.id, data, script_id), "Saved"
         )
         if saved is not None:
-            body.refresh()
+            await update()
 
     async def open_form(hook: WebhookTrigger | None = None) -> None:
         """The webhook dialog: empty to add one (its URL is shown once after), filled with
@@ -130,11 +128,12 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                 chosen = (hook.secret_id, signing.secret.name)
         start = loaded or {"name": "", "mapping": "{}", "parameters": "{}", "secret_id": None}
         title = "Add a webhook" if hook is None else f"Edit the webhook {hook.name}"
-        with ui.dialog() as dialog, dialog_card(title):
-            name = text_input("Name", "webhook-name", autofocus=True)
-            mapping = text_input('Mapping (JSON: {"PARAM": "/json/pointer"})', "webhook-mapping")
-            fixed = text_input("Fixed parameters (JSON object)", "webhook-params")
-            name.value, mapping.value, fixed.value = start["name"], start["mapping"], start["parameters"]
+        with page_dialog() as dialog, dialog_card(title):  # the rows are redrawn live
+            name = text_input("Name", "webhook-name", value=start["name"], autofocus=True)
+            mapping = text_input(
+                'Mapping (JSON: {"PARAM": "/json/pointer"})', "webhook-mapping", value=start["mapping"]
+            )
+            fixed = text_input("Fixed parameters (JSON object)", "webhook-params", value=start["parameters"])
             secret = await searched_select(
                 "Signing secret (vault, optional)",
                 "webhook-secret",
@@ -169,7 +168,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                 if saved is None:
                     return
                 dismiss(dialog)
-                body.refresh()
+                await update()
                 if hook is None:
                     created, token = saved
                     base = runtime.current().settings.public_url or origin
@@ -192,10 +191,19 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
             'unelevated data-testid="webhook-add"'
         )
 
-    async def render() -> None:
-        """Rendered once the browser is connected: the script page builds faster."""
-        with container:
-            await body()
+    body = Rows(_row, [], key=lambda hook: hook.id, picture=lambda hook: hook.model_dump())
 
-    container = ui.column().classes("w-full gap-2")
+    async def render() -> None:
+        """Rendered once the browser is connected (the script page builds faster), then live."""
+        rows = await run_action(lambda: call_all(webhooks.list_for_script, actor, script_id))
+        if rows is None:
+            return
+        body.empty = ("No webhooks yet.", "webhooks-empty")
+        body.show(rows)
+        follow(
+            lambda current: call_all(webhooks.list_for_script, current, script_id),
+            body.show,
+            Permission.view_scripts,
+        )
+
     ui.timer(0.1, render, once=True)

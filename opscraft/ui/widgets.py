@@ -84,6 +84,78 @@ class Redrawn(Generic[T]):
         return True
 
 
+LIVE_SECONDS = 5.0
+"""How often a live list re-reads what it shows (`layout.follow`, `PagedTable.follow`), in seconds."""
+
+
+class Rows(Generic[T]):
+    """A list of rows drawn one by one (`draw(value)`, each in a `div` of its own): `show(values)`
+    draws the rows that are new, redraws those whose `picture(value)` changed, removes those gone
+    and puts the rest in `values`' order, leaving every other row's elements alone. `key(value)`
+    names a row (its id).
+
+    A live list redrawn whole on any change (`Redrawn`) replaced the comment being typed in one
+    row, or the button being clicked, when another row changed; and a dialog opened from a row
+    is built in the page (`page_dialog`), or it would go with the row. `empty` (text, test id)
+    is said while there is no row."""
+
+    def __init__(
+        self,
+        draw: Callable[[T], None],
+        values: Sequence[T],
+        key: Callable[[T], Any],
+        picture: Callable[[T], Any] | None = None,
+        empty: tuple[str, str] | None = None,
+    ) -> None:
+        self._draw = draw
+        self._key = key
+        self._picture = picture or (lambda value: value)
+        self.empty = empty  # may be set later: a list read after the page is built says it then
+        self._empty: ui.label | None = None
+        self._rows: dict[Any, tuple[Any, ui.element]] = {}
+        self.container = ui.column().classes("w-full gap-2")
+        self.show(values)
+
+    def show(self, values: Sequence[T]) -> bool:
+        """Bring the rows to `values`; True when anything on screen changed."""
+        wanted = [(self._key(value), value) for value in values]
+        keys = {key for key, _ in wanted}
+        changed = self._say_empty(not wanted)
+        for key in [key for key in self._rows if key not in keys]:
+            self._rows.pop(key)[1].delete()
+            changed = True
+        for index, (key, value) in enumerate(wanted):
+            picture = self._picture(value)
+            old = self._rows.get(key)
+            if old is not None and old[0] == picture:
+                holder = old[1]
+            else:
+                with self.container:
+                    holder = ui.element("div").classes("w-full")
+                    with holder:
+                        self._draw(value)
+                if old is not None:
+                    old[1].delete()
+                self._rows[key] = (picture, holder)
+                changed = True
+            if self.container.default_slot.children.index(holder) != index:
+                holder.move(self.container, index)
+                changed = True
+        return changed
+
+    def _say_empty(self, empty: bool) -> bool:
+        if self.empty is None or empty == (self._empty is not None):
+            return False
+        if empty:
+            text, testid = self.empty
+            with self.container:
+                self._empty = ui.label(text).props(f'data-testid="{testid}"')
+        elif self._empty is not None:
+            self._empty.delete()
+            self._empty = None
+        return True
+
+
 def one_click(handler: Callable[[], Any]) -> Callable[[events.ClickEventArguments], Awaitable[None]]:
     """`on_click` of a button that starts or saves something: one click does it once.
 

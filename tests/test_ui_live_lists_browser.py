@@ -1,0 +1,231 @@
+"""Every list follows changes made elsewhere, against a real `opscraft serve`: a change made through
+the API (another user, another tab) shows in a page left open within the live interval
+(`widgets.LIVE_SECONDS`), and an open dialog or a field being typed in stays as it was while the
+list changes under it. The lists were read once when the page was built (or after the page's own
+clicks): a script's schedules and webhooks, API tokens, users, secrets, notification channels and
+rules, approvals and the scripts list showed another user's change only after a reload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD, LiveServer
+from tests.ui_journey import (
+    API_TIMEOUT,
+    create_script,
+    journey_server,
+    log_in,
+    make_users,
+    start_run,
+    token,
+    wait_connected,
+)
+
+pytestmark = pytest.mark.browser
+
+server = journey_server("live-lists-ui")
+
+
+@pytest.fixture(scope="module")
+def tokens(server: LiveServer) -> dict[str, dict[str, str]]:
+    """The bearer headers of the admin, operator and viewer, and of a second admin, boss."""
+    made = make_users(server)
+    body = {"username": "boss", "email": "boss@example.com", "password": PASSWORD, "role": "admin"}
+    response = httpx.post(f"{server.url}/api/v1/users", json=body, headers=made["admin"], timeout=API_TIMEOUT)
+    assert response.status_code == 201, response.text
+    return made | {"boss": token(server, "boss")}
+
+
+def _api(server: LiveServer, method: str, path: str, headers: dict[str, str], **body: Any) -> Any:
+    response = httpx.request(
+        method, f"{server.url}/api/v1{path}", headers=headers, timeout=API_TIMEOUT, **body
+    )
+    assert response.status_code < 300, response.text
+    return response.json() if response.content else None
+
+
+def _open(page: Any, server: LiveServer, path: str) -> None:
+    page.goto(server.url + path)
+    wait_connected(page)
+
+
+def _cancel(page: Any) -> None:
+    page.get_by_role("dialog").get_by_role("button", name="Cancel").click()
+    page.locator(".q-dialog").wait_for(state="detached")
+
+
+# A script's tab -> (its rows' test id, a first row, a change to it, what the row then shows, a second row)
+AUTOMATION = {
+    "schedules": (
+        "schedule",
+        {"name": "nightly", "cron": "0 3 * * *"},
+        {"cron": "0 4 * * *"},
+        "0 4 * * *",
+        {"name": "hourly", "cron": "0 * * * *"},
+    ),
+    "webhooks": ("webhook", {"name": "on-push"}, {"enabled": False}, "Resume", {"name": "on-tag"}),
+}
+
+
+@pytest.mark.parametrize("tab", list(AUTOMATION))
+def test_a_scripts_schedules_and_webhooks_follow_other_users(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any, tab: str
+) -> None:
+    row, first_body, change, changed, second_body = AUTOMATION[tab]
+    operator = tokens["operator"]
+    script = create_script(server, operator, f"live-{tab}", "echo hi\n", status="active")
+    path = f"/scripts/{script['id']}/{tab}"
+    first = _api(server, "POST", path, operator, json=first_body)
+    log_in(page, server, "admin")
+    _open(page, server, f"/scripts/{script['id']}?tab={tab}")
+    page.get_by_test_id(f"{row}-edit-{first['id']}").click()
+    page.get_by_test_id(f"{row}-name").fill("typed here")
+
+    # The row being edited changes, another is added: both show, the dialog stays as typed.
+    _api(server, "PUT", f"{path}/{first['id']}", operator, json=change)
+    second = _api(server, "POST", path, operator, json=second_body)
+    page.get_by_test_id(f"{row}-{second['id']}").wait_for()
+    page.get_by_test_id(f"{row}-{first['id']}").get_by_text(changed, exact=False).wait_for()
+    assert page.get_by_test_id(f"{row}-name").input_value() == "typed here"
+    _cancel(page)
+
+    _api(server, "DELETE", f"{path}/{second['id']}", operator)
+    page.get_by_test_id(f"{row}-{second['id']}").wait_for(state="detached")
+
+
+def test_api_tokens_follow_other_tabs(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The user's own tokens, made and revoked in another tab (here: the API as the same user)."""
+    viewer = tokens["viewer"]
+    first = _api(server, "POST", "/tokens", viewer, json={"name": "ci-first"})
+    log_in(page, server, "viewer")
+    _open(page, server, "/tokens")
+    page.get_by_test_id(f"token-{first['id']}").wait_for()
+    page.get_by_test_id("token-add").click()
+    page.get_by_test_id("token-name").fill("typed here")
+
+    second = _api(server, "POST", "/tokens", viewer, json={"name": "ci-second"})
+    page.get_by_test_id(f"token-{second['id']}").wait_for()
+    page.get_by_test_id("tokens-summary").get_by_text("2 tokens").wait_for()
+    _api(server, "DELETE", f"/tokens/{first['id']}", viewer)
+    page.get_by_test_id(f"token-{first['id']}").get_by_text("revoked").wait_for()
+    assert page.get_by_test_id("token-name").input_value() == "typed here"
+    _cancel(page)
+
+
+def test_users_follow_other_admins(server: LiveServer, tokens: dict[str, dict[str, str]], page: Any) -> None:
+    boss = tokens["boss"]
+    log_in(page, server, "admin")
+    _open(page, server, "/users")
+    table = page.get_by_test_id("users-table")
+    table.get_by_text("viewer@example.com").wait_for()
+    page.get_by_test_id("edit-operator").click()
+    page.get_by_test_id("edit-fullname").fill("typed here")
+
+    body = {"username": "carol", "email": "carol@example.com", "password": "x" * 16, "role": "viewer"}
+    _api(server, "POST", "/users", boss, json=body)
+    table.get_by_text("carol@example.com").wait_for()
+    viewer = next(u for u in _api(server, "GET", "/users", boss)["items"] if u["username"] == "viewer")
+    _api(server, "PUT", f"/users/{viewer['id']}", boss, json={"full_name": "Vic Viewer"})
+    table.get_by_text("Vic Viewer").wait_for()
+    assert page.get_by_test_id("edit-fullname").input_value() == "typed here"
+    _cancel(page)
+
+
+def test_secrets_follow_other_users(server: LiveServer, tokens: dict[str, dict[str, str]], page: Any) -> None:
+    operator = tokens["operator"]
+    made = _api(server, "POST", "/secrets", operator, json={"name": "LIVE_ONE", "value": "v" * 8})
+    log_in(page, server, "admin")
+    _open(page, server, "/secrets")
+    page.get_by_test_id("secret-LIVE_ONE").wait_for()
+    page.get_by_test_id("edit-LIVE_ONE").click()
+    page.get_by_test_id("edit-description").fill("typed here")
+
+    _api(server, "POST", "/secrets", operator, json={"name": "LIVE_TWO", "value": "w" * 8})
+    page.get_by_test_id("secret-LIVE_TWO").wait_for()
+    _api(server, "PUT", f"/secrets/{made['id']}", operator, json={"description": "rotated monthly"})
+    page.get_by_test_id("secrets-table").get_by_text("rotated monthly").wait_for()
+    assert page.get_by_test_id("edit-description").input_value() == "typed here"
+    _cancel(page)
+
+
+def test_notification_channels_and_rules_follow_other_admins(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    boss = tokens["boss"]
+    log_in(page, server, "admin")
+    _open(page, server, "/notifications")
+    page.get_by_test_id("channels-empty").wait_for()
+    page.get_by_test_id("channel-add").click()
+    page.get_by_test_id("channel-name").fill("typed here")
+
+    body = {"name": "ops-hook", "kind": "webhook", "config": {"url": "https://hooks.example.com/x"}}
+    channel = _api(server, "POST", "/notifications/channels", boss, json=body)
+    page.get_by_test_id("channel-ops-hook").wait_for()
+    page.get_by_test_id("channels-empty").wait_for(state="detached")
+    rule = _api(
+        server,
+        "POST",
+        "/notifications/rules",
+        boss,
+        json={"channel_id": channel["id"], "events": ["failure"]},
+    )
+    page.get_by_test_id(f"rule-{rule['id']}").get_by_text("ops-hook", exact=False).wait_for()
+    assert page.get_by_test_id("channel-name").input_value() == "typed here"
+    _cancel(page)
+
+    _api(server, "DELETE", f"/notifications/channels/{channel['id']}", boss)
+    page.get_by_test_id("channel-ops-hook").wait_for(state="detached")
+    page.get_by_test_id(f"rule-{rule['id']}").wait_for(state="detached")
+
+
+def test_approvals_follow_other_approvers_and_keep_a_comment_being_typed(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    operator, boss = tokens["operator"], tokens["boss"]
+    script = create_script(server, operator, "live-approvals", "echo hi\n", status="active")
+    policy = {"required": 2, "expires_after_hours": 24}
+    _api(server, "PUT", f"/scripts/{script['id']}/approval", tokens["admin"], json=policy)
+    first = start_run(server, operator, script["id"])
+    log_in(page, server, "admin")
+    _open(page, server, "/approvals")
+    comment = page.get_by_test_id(f"approval-comment-{first}")
+    comment.fill("looks fine")
+
+    # Another run waits: a row of its own; the first run's comment box is untouched.
+    second = start_run(server, operator, script["id"])
+    page.get_by_test_id(f"pending-{second}").wait_for()
+    assert comment.input_value() == "looks fine"
+    # Another approver approves the first run: its row says so, the comment typed stays.
+    _api(server, "POST", f"/executions/{first}/approve", boss, json={"comment": ""})
+    page.get_by_test_id(f"pending-{first}").get_by_text("1 of 2 approvals").wait_for()
+    assert comment.input_value() == "looks fine"
+    _api(server, "POST", f"/executions/{second}/reject", boss, json={"comment": "no"})
+    page.get_by_test_id(f"pending-{second}").wait_for(state="detached")
+
+
+def test_the_scripts_list_follows_other_users_and_keeps_the_search_and_a_dialog(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    operator = tokens["operator"]
+    create_script(server, operator, "follow-one", "echo hi\n", status="active")
+    log_in(page, server, "admin")
+    _open(page, server, "/scripts?search=follow")
+    table = page.get_by_test_id("scripts-table")
+    page.get_by_test_id("script-link-follow-one").wait_for()
+    search = page.get_by_test_id("script-search")
+    search.fill("follow-")
+
+    made = create_script(server, operator, "follow-two", "echo hi\n", status="active")
+    page.get_by_test_id("script-link-follow-two").wait_for()
+    assert search.input_value() == "follow-"
+    page.get_by_test_id("run-follow-one").click()
+    dialog = page.get_by_role("dialog")
+    dialog.wait_for()
+    _api(server, "PUT", f"/scripts/{made['id']}", operator, json={"description": "changed elsewhere"})
+    table.get_by_text("changed elsewhere").wait_for()
+    assert dialog.is_visible()
