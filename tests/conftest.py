@@ -14,9 +14,9 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -385,16 +385,25 @@ IN_MODULE_LOOP = pytest.mark.asyncio(loop_scope="module")  # the loop `reader`'s
 @dataclass
 class Reader:
     """A runtime shared by a module's tests that write no row (`reader`), a client of its API,
-    and its people: one signed-in user per role, made at the first test that asks."""
+    its people (one signed-in user per role) and the rows its tests read (`rows`), each made at
+    the first test that asks."""
 
     runtime: runtime.Runtime
     client: httpx.AsyncClient
     people: dict[Role, LoggedIn]
+    made: dict[str, Any] = field(default_factory=dict)
 
     async def person(self, role: Role) -> LoggedIn:
         if role not in self.people:
             self.people[role] = await make_user(self.client, role, role.value)
         return self.people[role]
+
+    async def rows(self, key: str, make: Callable[[], Awaitable[Any]]) -> Any:
+        """What `make()` returned at the first test that asked for `key`: rows the module's
+        tests read and none of them changes (an address's script, a run), made once per database."""
+        if key not in self.made:
+            self.made[key] = await make()
+        return self.made[key]
 
 
 @asynccontextmanager

@@ -21,13 +21,13 @@ import httpx
 import pytest
 
 from opscraft import runtime
-from opscraft.db.models import NotificationRule, RegisteredWorker, TerraformState, User
+from opscraft.db.models import NotificationRule, RegisteredWorker, Role, TerraformState, User
 from opscraft.db.types import utcnow
 from opscraft.services import notifications, paging, shared_inventories
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid
 from opscraft.ui.widgets import call_all
-from tests.conftest import LoggedIn, make_user
+from tests.conftest import IN_MODULE_LOOP, LoggedIn, Reader, make_user
 
 PAGE = 2  # items per page read: every list below holds more than one page of them
 COUNT = 5  # rows each list is filled with
@@ -305,6 +305,7 @@ PATHS = {
 }
 
 
+@IN_MODULE_LOOP
 @pytest.mark.parametrize(
     ("param", "value", "said"),
     [
@@ -319,12 +320,19 @@ PATHS = {
     ],
 )
 async def test_a_bad_skip_or_limit_is_422_naming_it_on_every_list(
-    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, param: str, value: str, said: str
+    reader: Reader, param: str, value: str, said: str
 ) -> None:
     """`limit` above 500 (the bound docs/api.md states) and a `skip` that is no whole number in
-    range are refused with a 422 naming the parameter, on every list alike; 500 itself answers."""
-    script_id = await _script(client, admin, "listed", script_type="terraform", content="locals {}\n")
-    ids = {"script_id": script_id, "execution_id": await _held_run(client, admin, operator)}
+    range are refused with a 422 naming the parameter, on every list alike; 500 itself answers.
+    The lists' script and run are made once per database (`Reader.rows`): the tests only read."""
+    client, admin = reader.client, await reader.person(Role.admin)
+    operator = await reader.person(Role.operator)
+
+    async def listed() -> dict[str, int]:
+        script_id = await _script(client, admin, "listed", script_type="terraform", content="locals {}\n")
+        return {"script_id": script_id, "execution_id": await _held_run(client, admin, operator)}
+
+    ids = await reader.rows("listed", listed)
     for kind, path in PATHS.items():
         url = path.format(**ids)
         r = await client.get(f"{url}?{param}={value}", headers=admin.headers)
@@ -335,9 +343,11 @@ async def test_a_bad_skip_or_limit_is_422_naming_it_on_every_list(
         assert ok.status_code == 200 and ok.json()["limit"] == 500, (kind, ok.text)
 
 
-async def test_the_services_check_the_page_bounds(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+@IN_MODULE_LOOP
+async def test_the_services_check_the_page_bounds(reader: Reader) -> None:
     """The UI calls the services without the API's query types: they refuse the same bounds,
     naming the field."""
+    admin = await reader.person(Role.admin)
     async with runtime.current().db.session() as session:
         actor = Actor(await session.get(User, admin.id))
         for skip, limit, field in ((0, 501, "limit"), (0, 0, "limit"), (-1, 10, "skip"), (2**31, 10, "skip")):

@@ -13,12 +13,12 @@ import httpx
 import pytest
 
 from opscraft import runtime
-from opscraft.db.models import User
+from opscraft.db.models import Role, User
 from opscraft.services import inventories, inventory_ranges, shared_inventories
 from opscraft.services.actor import Actor
 from opscraft.services.errors import NotFound
 from opscraft.services.linters import find_tool
-from tests.conftest import LoggedIn, make_user, require_service
+from tests.conftest import IN_MODULE_LOOP, LoggedIn, Reader, make_user, require_service
 
 PATH = "/api/v1/inventories"
 PLAYBOOK = "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n"
@@ -157,6 +157,7 @@ async def test_saves_of_new_content_at_once_are_each_saved_or_told_to_reload(
     assert current["version"] == len(saved) + 1 and current["content"] in contents
 
 
+@IN_MODULE_LOOP
 @pytest.mark.parametrize(
     ("fields", "field", "message"),
     [
@@ -173,8 +174,9 @@ async def test_saves_of_new_content_at_once_are_each_saved_or_told_to_reload(
     ],
 )
 async def test_bad_input_is_422_naming_the_field(
-    client: httpx.AsyncClient, operator: LoggedIn, fields: dict[str, Any], field: str, message: str
+    reader: Reader, fields: dict[str, Any], field: str, message: str
 ) -> None:
+    client, operator = reader.client, await reader.person(Role.operator)
     r = await _inventory(client, operator, **fields)
     assert r.status_code == 422, r.text
     assert message in r.text
@@ -246,6 +248,7 @@ async def test_yaml_aliases_that_expand_to_millions_are_refused_before_ansible_r
     assert r.status_code == 201, r.text
 
 
+@IN_MODULE_LOOP
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -269,9 +272,10 @@ async def test_yaml_aliases_that_expand_to_millions_are_refused_before_ansible_r
     ],
 )
 async def test_a_bad_inventory_says_the_line_or_group_to_fix(
-    client: httpx.AsyncClient, operator: LoggedIn, content: str, message: str
+    reader: Reader, content: str, message: str
 ) -> None:
     """Ansible's own reason (ansible-inventory --list), with the line or group at fault."""
+    client, operator = reader.client, await reader.person(Role.operator)
     r = await _inventory(client, operator, content=content)
     assert r.status_code == 422, r.text
     error = r.json()["errors"][0]
@@ -279,6 +283,7 @@ async def test_a_bad_inventory_says_the_line_or_group_to_fix(
     assert "/tmp" not in r.text and "opscraft-inventory-" not in r.text  # no scratch path
 
 
+@IN_MODULE_LOOP
 @pytest.mark.parametrize(
     ("content", "host"),
     [
@@ -287,12 +292,11 @@ async def test_a_bad_inventory_says_the_line_or_group_to_fix(
         ("all:\n  hosts:\n    web1:\n      ansible_host: -oProxyCommand=id\n", "web1 (ansible_host"),
     ],
 )
-async def test_a_host_ssh_would_read_as_an_option_is_refused(
-    client: httpx.AsyncClient, operator: LoggedIn, content: str, host: str
-) -> None:
+async def test_a_host_ssh_would_read_as_an_option_is_refused(reader: Reader, content: str, host: str) -> None:
     """Ansible hands a host's address to ssh with no `--` before it: `-oProxyCommand=...` was
     an ssh option (a command run by the run), `-e` a confusing failure. Refused at save, for a
     shared inventory and a script's own."""
+    client, operator = reader.client, await reader.person(Role.operator)
     r = await _inventory(client, operator, content=content)
     assert r.status_code == 422, r.text
     error = r.json()["errors"][0]
@@ -302,10 +306,10 @@ async def test_a_host_ssh_would_read_as_an_option_is_refused(
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "inventory", r.text
 
 
-async def test_a_bad_inventory_line_is_repeated_without_its_values(
-    client: httpx.AsyncClient, operator: LoggedIn
-) -> None:
+@IN_MODULE_LOOP
+async def test_a_bad_inventory_line_is_repeated_without_its_values(reader: Reader) -> None:
     """A host line Ansible quotes back may carry a password: the values are cut."""
+    client, operator = reader.client, await reader.person(Role.operator)
     content = '[web]\nweb1 ansible_host=192.0.2.10 ansible_password=Hunter2-secret "unclosed\n'
     r = await _inventory(client, operator, content=content)
     assert r.status_code == 422, r.text

@@ -14,13 +14,13 @@ import httpx
 import pytest
 
 from opscraft import runtime
-from opscraft.db.models import User
+from opscraft.db.models import Role, User
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.types import utcnow
 from opscraft.services import executions, history_cursor, scripts
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, NotFound
-from tests.conftest import LoggedIn
+from tests.conftest import IN_MODULE_LOOP, LoggedIn, Reader
 from tests.history import seeding
 from tests.history.test_history_queries import _plans_of
 
@@ -178,6 +178,7 @@ def _cursor(value: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
 
 
+@IN_MODULE_LOOP
 @pytest.mark.parametrize(
     "cursor",
     [
@@ -213,15 +214,15 @@ def _cursor(value: Any) -> str:
         "A" * 201,
     ],
 )
-async def test_a_bad_cursor_is_a_422_naming_it(
-    client: httpx.AsyncClient, viewer: LoggedIn, backend: str, cursor: str
-) -> None:
+async def test_a_bad_cursor_is_a_422_naming_it(reader: Reader, cursor: str) -> None:
+    client, viewer = reader.client, await reader.person(Role.viewer)
     r = await client.get(URL, params={"cursor": cursor}, headers=viewer.headers)
     assert r.status_code == 422, r.text
     # One message for every bad cursor, from the service (not the schema's regex or length).
     assert r.json()["errors"] == [{"field": "cursor", "message": CURSOR_MESSAGE}], r.text
 
 
+@IN_MODULE_LOOP
 @pytest.mark.parametrize(
     ("filters", "field"),
     [
@@ -232,11 +233,12 @@ async def test_a_bad_cursor_is_a_422_naming_it(
     ],
 )
 async def test_out_of_range_filters_of_the_service_are_422_naming_them(
-    admin: LoggedIn, backend: str, filters: dict[str, int], field: str
+    reader: Reader, filters: dict[str, int], field: str
 ) -> None:
     """The history page passes its address's numbers (`/executions?page=10**24`, `?script_id=...`)
     to the service, not through the API's bounds: a number no id or offset can be is refused naming
     it (it reached the database and ended the page with a server error)."""
+    admin = await reader.person(Role.admin)
     async with runtime.current().db.session() as s:
         user = await s.get(User, admin.id)
         with pytest.raises(Invalid) as refused:
@@ -286,13 +288,13 @@ async def test_a_cursor_page_reads_its_filter_index(
     assert index in plans[0], plans[0]
 
 
+@IN_MODULE_LOOP
 @pytest.mark.parametrize("wanted", [2**31, 10**23, -1])
-async def test_a_page_address_with_an_id_no_row_can_have_is_not_found(
-    admin: LoggedIn, backend: str, wanted: int
-) -> None:
+async def test_a_page_address_with_an_id_no_row_can_have_is_not_found(reader: Reader, wanted: int) -> None:
     """`/scripts/{id}`, `/scripts/{id}/edit` and `/executions/{id}` hand their address's number to
     these getters without the API's bounds: past the databases' integers (2**31 on PostgreSQL,
     2**63 on SQLite) it is a 404 like any missing row, not a server error page."""
+    admin = await reader.person(Role.admin)
     async with runtime.current().db.session() as s:
         actor = Actor(await s.get(User, admin.id))
         with pytest.raises(NotFound):
