@@ -4,7 +4,7 @@ builds are written and read back alike (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -12,6 +12,7 @@ import pytest
 from sqlmodel import SQLModel, select
 
 from opscraft import runtime
+from opscraft.db import clock
 from opscraft.db.models import AuditEvent, Execution, User
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.rows import new_row
@@ -122,7 +123,8 @@ async def test_default_factories_run_once_per_row(client: httpx.AsyncClient, adm
     del values["parameters"]
     first, second = new_row(Execution, **values), new_row(Execution, **values)
     assert first.parameters == {} and first.parameters is not second.parameters
-    assert first.queued_at <= second.queued_at <= datetime.now(UTC)
+    # `queued_at` is on the database's clock (`db.clock.now`: this machine's plus the measured offset).
+    assert first.queued_at <= second.queued_at <= clock.now()
 
 
 async def test_an_audit_row_is_the_constructors_and_is_stored_alike(rt: runtime.Runtime) -> None:
