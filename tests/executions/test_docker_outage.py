@@ -43,7 +43,12 @@ class Dockerd:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        # In a network namespace of its own: a dockerd without a default bridge (`--bridge=none`)
+        # deletes the `docker0` interface at start, which was the machine's engine's bridge (every
+        # later container with a network failed: "could not find bridge docker0").
         args = [
+            "unshare",
+            "--net",
             "dockerd",
             f"--data-root={self.dir}/root",
             f"--exec-root={self.dir}/exec",
