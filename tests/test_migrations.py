@@ -538,18 +538,16 @@ async def test_0030_gives_older_runs_their_stored_size_and_64_bit_counts(
         assert biggest.scalar_one() == 5 * 2**31
 
 
-async def test_0032_names_the_workspace_of_terraform_runs_from_before(
-    at_revision: Callable[[str], Awaitable[Database]],
-) -> None:
-    """Terraform runs from before used the workspace `default` and say so; other runs have none."""
-    scratch = await at_revision("0031")
+async def _finished_runs(scratch: Database, kinds: list[str]) -> list[int]:
+    """A script and one finished run of each script type in `kinds`, written as rows of the
+    revision 0030-0032 schema (the columns every later one keeps); the runs' ids."""
     async with scratch.session() as session:
-        script = Script(name="infra", script_type="terraform", content="locals {}\n", search_text="infra")
+        script = Script(name="old", script_type=kinds[0], content="echo\n", search_text="old")
         session.add(script)
         await session.commit()
         script_id = script.id
     async with scratch.engine.begin() as conn:
-        for kind in ("terraform", "bash"):
+        for kind in kinds:
             await conn.execute(
                 text(
                     "INSERT INTO executions (script_id, script_version, script_name, script_type, status,"
@@ -558,6 +556,15 @@ async def test_0032_names_the_workspace_of_terraform_runs_from_before(
                 ),
                 {"sid": script_id, "kind": kind, "no": False, "queued": datetime(2026, 1, 1)},
             )
+        return list((await conn.execute(text("SELECT id FROM executions ORDER BY id"))).scalars())
+
+
+async def test_0032_names_the_workspace_of_terraform_runs_from_before(
+    at_revision: Callable[[str], Awaitable[Database]],
+) -> None:
+    """Terraform runs from before used the workspace `default` and say so; other runs have none."""
+    scratch = await at_revision("0031")
+    await _finished_runs(scratch, ["terraform", "bash"])
     await upgrade(scratch.engine, "0032")
     async with scratch.engine.begin() as conn:
         rows = await conn.execute(text("SELECT script_type, terraform_workspace FROM executions ORDER BY id"))
@@ -571,23 +578,10 @@ async def test_0033_gives_each_stored_chunk_its_length_in_characters(
     and the index that pages of stored output are bounded from; a chunk written afterwards
     through the model gets it from its content."""
     scratch = await at_revision("0032")
-    async with scratch.session() as session:
-        script = Script(name="deploy", script_type="bash", content="echo\n", search_text="deploy")
-        session.add(script)
-        await session.commit()
-        script_id = script.id
+    [execution_id] = await _finished_runs(scratch, ["bash"])
     queued = datetime(2026, 1, 1)
     contents = ["é" * 10, "x" * 5, "😀 ok\r\n", "\x1b[31mred\x1b[0m" * 1000]
     async with scratch.engine.begin() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO executions (script_id, script_version, script_name, script_type, status,"
-                " parameters, output_bytes, output_truncated, output_stored_bytes, cancel_requested,"
-                " queued_at) VALUES (:sid, 1, 'old', 'bash', 'success', '{}', 0, :no, 0, :no, :queued)"
-            ),
-            {"sid": script_id, "no": False, "queued": queued},
-        )
-        execution_id = (await conn.execute(text("SELECT id FROM executions"))).scalar_one()
         for seq, content in enumerate(contents, start=1):
             await conn.execute(
                 text(
