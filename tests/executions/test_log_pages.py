@@ -180,6 +180,16 @@ async def test_chain_outputs_are_read_in_bounded_pages_a_line_cut_between_two_ke
             ("stdout", "\n::set-output name=last::end"),
         ],
     )
+    read = _record_pages(monkeypatch)
+    async with runtime.current().db.session() as session:
+        outputs = await chains.stored_outputs(session, execution_id)
+    assert outputs == {"first": "1", "cut": "across pages", "last": "end"}
+    assert len(read) >= 2 and all(map(within_bound, read))
+    assert not any(content.startswith("::set-output name=err") for page in read for content in page)
+
+
+def _record_pages(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The contents of every page of stored output read from now on (`log_pages.page_of`)."""
     read: list[list[str]] = []
     page_of = log_pages.page_of
 
@@ -188,11 +198,7 @@ async def test_chain_outputs_are_read_in_bounded_pages_a_line_cut_between_two_ke
         return page_of(rows)
 
     monkeypatch.setattr(log_pages, "page_of", recorded)
-    async with runtime.current().db.session() as session:
-        outputs = await chains.stored_outputs(session, execution_id)
-    assert outputs == {"first": "1", "cut": "across pages", "last": "end"}
-    assert len(read) >= 2 and all(map(within_bound, read))
-    assert not any(content.startswith("::set-output name=err") for page in read for content in page)
+    return read
 
 
 async def test_a_notification_excerpt_reads_the_newest_chunks_within_its_own_bound(
@@ -205,14 +211,7 @@ async def test_a_notification_excerpt_reads_the_newest_chunks_within_its_own_bou
     assert (await wait_for(client, admin, execution_id))["status"] == "success"
     chunk = ("." * 1023 + "\n") * 128  # 128 Ki characters, as a loud run stores them
     await _add_chunks(execution_id, [("stdout", chunk)] * 19 + [("stderr", "fatal: boom\n")])
-    read: list[list[str]] = []
-    page_of = log_pages.page_of
-
-    def recorded(rows: list[Any]) -> log_pages.StoredPage:
-        read.append([row.content for row in rows])
-        return page_of(rows)
-
-    monkeypatch.setattr(log_pages, "page_of", recorded)
+    read = _record_pages(monkeypatch)
     async with runtime.current().db.session() as session:
         execution = await session.get(Execution, execution_id)
         assert execution is not None
