@@ -123,10 +123,11 @@ def _workspace_input() -> ui.input | None:
 
 
 def _workspace_value(workspace: ui.input | None) -> str | None:
-    """The typed workspace (None without the field or when left empty: the service's default)."""
+    """The typed workspace as typed, for the service to judge as the API's (None without the
+    field or when left empty: the service's default)."""
     if workspace is None:
         return None
-    return str(workspace.value or "").strip() or None
+    return str(workspace.value or "") or None
 
 
 def _show_field_errors(
