@@ -6,7 +6,9 @@ reading the contents it leaves out (a page of 1000 chunks was up to 128 M charac
 
 Rows from before are back-filled with their content's length in characters (SQL's `length`,
 Python's `len`): this reads every stored chunk once, at the first start after the upgrade (on
-PostgreSQL it rewrites the table).
+PostgreSQL it rewrites the table). SQLite's `length` of a text stops at its first NUL, which
+output stored on SQLite before NULs became U+FFFD (2026-11-30) may hold: those chunks, found by
+their bytes, are counted in Python.
 
 Revision ID: 0033
 Revises: 0032
@@ -30,6 +32,14 @@ def upgrade() -> None:
     )
     # `length` of a text is its number of characters on both databases (Python's `len`).
     op.execute("UPDATE execution_logs SET chars = length(content)")
+    bind = op.get_bind()
+    if bind.dialect.name == "sqlite":
+        with_nul = sa.text(
+            "SELECT id, content FROM execution_logs WHERE instr(CAST(content AS BLOB), x'00') > 0"
+        )
+        counted = [{"id": row_id, "chars": len(content)} for row_id, content in bind.execute(with_nul)]
+        if counted:
+            bind.execute(sa.text("UPDATE execution_logs SET chars = :chars WHERE id = :id"), counted)
     op.create_index("ix_execution_logs_page", "execution_logs", ["execution_id", "seq", "chars", "stream"])
 
 
