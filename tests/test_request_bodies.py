@@ -225,3 +225,43 @@ async def test_a_body_that_is_no_json_object_is_422_naming_the_body_on_every_rou
                     checked += 1
     assert checked > 40, checked
     assert (await client.get("/api/v1/notifications/channels", headers=admin.headers)).json() == channels
+
+
+async def test_a_body_sent_to_a_route_that_reads_none_is_422_naming_it_on_every_route(
+    api_app: FastAPI, client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn
+) -> None:
+    """A route without a body (a cancel, every delete, attaching a secret, a channel's test)
+    dropped whatever body it was sent unread: `DELETE /scripts/5 {"confirm": false}` deleted it,
+    `POST /executions/7/cancel {"reason": ...}` kept no reason. Each key is a 422 naming it, on
+    every such route, and nothing is changed; `{}`, `null` and no body still do what they did."""
+    ids = await _one_of_each(client, admin, viewer)
+    swept = 0
+    for path, methods in api_app.openapi()["paths"].items():
+        if path.startswith(("/api/v1/hooks/", "/api/v1/terraform/state/")):
+            continue  # they read their raw bodies (webhook calls, Terraform's states)
+        for method, operation in methods.items():
+            if method not in ("post", "put", "delete") or "requestBody" in operation:
+                continue
+            url = path.format_map(collections.defaultdict(lambda: "1", ids, workspace="default"))
+            for sent, fields in (
+                ('{"confirm": false, "reason": "x"}', ["confirm", "reason"]),
+                ("[1]", ["body"]),
+            ):
+                headers = {**admin.headers, "content-type": "application/json"}
+                r = await client.request(method, url, content=sent, headers=headers)
+                assert r.status_code == 422, (method, url, r.text)
+                assert [e["field"] for e in r.json()["errors"]] == fields, (method, url, r.text)
+            swept += 1
+    assert swept >= 15, swept
+    script = f"/api/v1/scripts/{ids['script_id']}"
+    for kept in (script, f"/api/v1/secrets/{ids['secret_id']}", f"/api/v1/users/{ids['user_id']}"):
+        assert (await client.get(kept, headers=admin.headers)).status_code == 200, kept
+    attached = await client.get(f"{script}/secrets", headers=admin.headers)
+    assert attached.json()["total"] == 0, "the secret was not attached"
+    for sent in ("{}", "null", ""):
+        attach = f"{script}/secrets/{ids['secret_id']}"
+        headers = {**admin.headers, "content-type": "application/json"}
+        r = await client.post(attach, content=sent, headers=headers)
+        assert r.status_code in (201, 409), (sent, r.text)
+    r = await client.request("DELETE", script, content="{}", headers=headers)
+    assert r.status_code == 204, r.text
