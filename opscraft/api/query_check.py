@@ -1,8 +1,5 @@
 """The query string follows the bodies' rule (services/bodies.py): a parameter the route does not
-take, or one sent twice, is a `422` naming it, never silently dropped. So does a body sent to a
-route that reads none (a cancel, a delete, attaching a secret, a channel's test): its keys were
-dropped unread (`POST /executions/7/cancel {"reason": ...}`, `DELETE /scripts/5 {"confirm":
-false}` deleted), each is a `422` naming it; an empty body, `{}` and `null` say nothing and pass.
+take, or one sent twice, is a `422` naming it, never silently dropped.
 
 Before, `GET /api/v1/scripts?serach=deploy` (a typo) answered every script as if filtered,
 `GET /api/v1/inventories?limit=1` every inventory (when that list did not page yet), and
@@ -21,11 +18,10 @@ balancer may add a cache-busting parameter; the route reads none, so nothing is 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import Depends
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opscraft.security.http import HOOKS_PREFIX, RAW_JSON_PREFIX
@@ -34,42 +30,19 @@ from opscraft.services.errors import Invalid
 API_PREFIX = "/api/"
 EXEMPT_PREFIXES = (HOOKS_PREFIX, RAW_JSON_PREFIX, "/api/v1/health")
 REPEATED = "sent more than once: send each query parameter once"
-NO_BODY = "unknown field: this route takes no body"
-# (path template, methods) -> the query parameters that route takes (its own and its
-# dependencies'), and whether it reads a body
-_taken: dict[tuple[str, frozenset[str]], tuple[frozenset[str], bool]] = {}
+# (path template, methods) -> the query parameters that route takes (its own and its dependencies')
+_taken: dict[tuple[str, frozenset[str]], frozenset[str]] = {}
 
 
-def _inputs(route: Any) -> tuple[frozenset[str], bool]:
-    """The query parameters `route` (a FastAPI route) reads, through all its dependencies, and
-    whether any of them reads the body."""
+def _query_names(route: Any) -> frozenset[str]:
+    """The query parameters `route` (a FastAPI route) reads, through all its dependencies."""
     names: set[str] = set()
-    reads_body = False
     stack = [route.dependant]
     while stack:
         dependant = stack.pop()
         names |= {param.alias for param in dependant.query_params}
-        reads_body = reads_body or bool(dependant.body_params)
         stack.extend(dependant.dependencies)
-    return frozenset(names), reads_body
-
-
-async def _unread_body(connection: HTTPConnection) -> list[dict[str, str]]:
-    """`{field, message}` for what the JSON body of a request says to a route that reads none:
-    each key of an object, else the body itself (a list, a number...); nothing for an empty body,
-    `{}` or `null`. The body was parsed and checked already (security/http.py: JSON, its limits,
-    no repeated key), so it parses here."""
-    if not isinstance(connection, Request):
-        return []
-    body = await connection.body()
-    if not body.strip():
-        return []
-    document = json.loads(body)
-    if document is None or document == {}:
-        return []
-    if isinstance(document, dict):
-        return [{"field": str(key)[:64], "message": NO_BODY} for key in document]
-    return [{"field": "body", "message": "this route takes no body: send none (or {})"}]
+    return frozenset(names)
 
 
 def unknown_message(taken: frozenset[str]) -> str:
@@ -81,8 +54,8 @@ def unknown_message(taken: frozenset[str]) -> str:
 
 async def check_query(connection: HTTPConnection) -> None:
     """A route dependency: `Invalid` (422) naming every query parameter of the request that its
-    route does not take, every one sent more than once, and what a body sent to a route that
-    reads none says (`_unread_body`). WebSockets and the exempt prefixes pass."""
+    route does not take, and every one sent more than once. WebSockets and the exempt prefixes
+    pass."""
     path = connection.url.path
     route = connection.scope.get("route")
     if (
@@ -94,11 +67,10 @@ async def check_query(connection: HTTPConnection) -> None:
     if route is None or getattr(route, "dependant", None) is None:
         return
     key = (str(getattr(route, "path", "")), frozenset(getattr(route, "methods", None) or ()))
-    inputs = _taken.get(key)
-    if inputs is None:
-        inputs = _taken.setdefault(key, _inputs(route))
-    taken, reads_body = inputs
-    errors: list[dict[str, str]] = [] if reads_body else await _unread_body(connection)
+    taken = _taken.get(key)
+    if taken is None:
+        taken = _taken.setdefault(key, _query_names(route))
+    errors: list[dict[str, str]] = []
     seen: set[str] = set()
     for name, _value in connection.query_params.multi_items():
         if name not in taken:
