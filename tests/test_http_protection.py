@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from opscraft import lifecycle, runtime
 from opscraft.api import install_api
 from opscraft.db.engine import Database
+from opscraft.db.text import TOO_SMALL_MESSAGE
 from opscraft.services import app_settings
 from tests.conftest import REDIS_URL, LoggedIn, make_settings, require_service
 
@@ -89,6 +90,15 @@ async def test_json_depth_and_key_limits(client: httpx.AsyncClient, rt: runtime.
     assert r.status_code == 400 and r.json() == {"detail": "request body is not valid JSON", "errors": []}
 
 
+async def _active_script(client: httpx.AsyncClient, who: LoggedIn, parameters: object) -> int:
+    """The id of a new active Bash script `p` declaring `parameters`, made by `who`."""
+    body = {"name": "p", "script_type": "bash", "content": "env\n", "status": "active"}
+    body["parameters"] = parameters
+    created = await client.post("/api/v1/scripts", json=body, headers=who.headers)
+    assert created.status_code == 201, created.text
+    return int(created.json()["id"])
+
+
 async def test_a_number_that_is_not_finite_is_422_naming_it_and_nothing_is_written(
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:
@@ -96,19 +106,7 @@ async def test_a_number_that_is_not_finite_is_422_naming_it_and_nothing_is_writt
     were read as numbers: a text field such as a string parameter stored `nan` or `inf`, and a
     schedule ran its script with X=nan. Each is a 422 naming its place, before anything runs."""
     json_headers = {**operator.headers, "Content-Type": "application/json"}
-    created = await client.post(
-        "/api/v1/scripts",
-        json={
-            "name": "p",
-            "script_type": "bash",
-            "content": "echo $X\n",
-            "parameters": {"X": "a"},
-            "status": "active",
-        },
-        headers=operator.headers,
-    )
-    assert created.status_code == 201, created.text
-    script_id = created.json()["id"]
+    script_id = await _active_script(client, operator, {"X": "a"})
     message = "must be a finite number (NaN, Infinity and numbers beyond 1.8e308 are not)"
     schedule = '{"name": "s", "cron": "0 0 * * *", "parameters": {"X": %s}}'
     for literal in ("NaN", "Infinity", "-Infinity", "1e400", "-1e999"):
@@ -133,6 +131,31 @@ async def test_a_number_that_is_not_finite_is_422_naming_it_and_nothing_is_writt
     assert schedules.json()["items"] == []
     r = await client.post("/api/v1/executions", content=b'{"script_id": 1e2}', headers=json_headers)
     assert r.status_code == 422 and "must be a whole number" in r.text, "a finite float is still a number"
+
+
+async def test_a_number_a_float_reads_as_0_is_422_naming_it_and_nothing_is_written(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """`1e-400` (closer to 0 than a float holds) was read as 0: a `number` parameter ran with 0,
+    sent as a JSON number or as text (the run form's box), and a default saved as 0. Each is a
+    422 naming its place; 0 written any way (`0e-400`, `"0.0"`) and the smallest float still run."""
+    json_headers = {**operator.headers, "Content-Type": "application/json"}
+    script_id = await _active_script(client, operator, [{"name": "R", "type": "number", "default": 1.5}])
+    message = TOO_SMALL_MESSAGE
+    for literal in ("1e-400", "-2e-324", "0.0000001e-320", '"1e-400"', '" -3E-999 "'):
+        body = f'{{"script_id": {script_id}, "parameters": {{"R": {literal}}}}}'
+        r = await client.post("/api/v1/executions", content=body, headers=json_headers)
+        assert r.status_code == 422, (literal, r.text)
+        assert r.json()["errors"] == [{"field": "parameters.R", "message": message}], (literal, r.text)
+    default = b'{"name": "tiny", "script_type": "bash", "content": "echo\\n", "parameters": {"R": 1e-400}}'
+    r = await client.post("/api/v1/scripts", content=default, headers=json_headers)
+    assert r.status_code == 422 and r.json()["errors"] == [{"field": "parameters.R", "message": message}]
+    assert (await client.get("/api/v1/executions", headers=operator.headers)).json()["total"] == 0
+    assert (await client.get("/api/v1/scripts?search=tiny", headers=operator.headers)).json()["total"] == 0
+    for literal, stored in (("0e-400", 0), ('"0.0"', 0), ("5e-324", 5e-324), ('"-0e5"', 0)):
+        body = f'{{"script_id": {script_id}, "parameters": {{"R": {literal}}}}}'
+        r = await client.post("/api/v1/executions", content=body, headers=json_headers)
+        assert r.status_code == 202 and r.json()["parameters"] == {"R": stored}, (literal, r.text)
 
 
 async def test_a_key_sent_twice_is_422_naming_it_and_nothing_is_written(

@@ -77,16 +77,18 @@ def test_a_bad_key_in_a_json_box_is_said_under_the_box(
     [
         ('{"NAME": "first", "NAME": "second"}', "NAME: written more than once in one object"),
         ('{"NAME": NaN}', "NAME: must be a finite number"),
+        ('{"NAME": 1e-400}', "NAME: must be 0 or a number a float can hold"),
         ('{"NAME": ' + "[" * 5000 + "]" * 5000 + "}", "nested deeper than can be read"),
     ],
-    ids=["repeated-key", "nan", "deep"],
+    ids=["repeated-key", "nan", "tiny", "deep"],
 )
 def test_a_json_box_is_read_as_the_api_reads_a_body(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any, typed: str, said: str
 ) -> None:
     """What the API refuses in a body is refused in the box, under it: a repeated key was saved
     as its last value ("first" typed and lost), `NaN` as the text "nan", and a deep paste raised
-    RecursionError in the handler (the dialog said nothing, the server logged a traceback)."""
+    RecursionError in the handler (the dialog said nothing, the server logged a traceback), and
+    `1e-400` was saved as 0 (the text "0.0" of a string parameter)."""
     script = _add_schedule(server, tokens, page, "box-rules", typed)
     _field(page, "schedule-params").locator(".q-field__messages").get_by_text(said).wait_for()
     listed = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}/schedules", headers=tokens["admin"])

@@ -65,18 +65,43 @@ def find_unstorable(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
 
 
 NON_FINITE_MESSAGE = "must be a finite number (NaN, Infinity and numbers beyond 1.8e308 are not)"
+TOO_SMALL_MESSAGE = (
+    "must be 0 or a number a float can hold: one this close to 0 (below about 2.5e-324, "
+    "e.g. 1e-400) would be read as 0"
+)
 
 
-def find_non_finite(value: Any) -> Iterator[str]:
-    """The dotted path (as `find_unstorable` names it) of every NaN or infinite number in the
-    JSON-like `value`: what Python's JSON parser makes of the literals `NaN` and `Infinity` (which
-    are not JSON) and of a number too large for a float (`1e400`). Neither database's JSON holds
-    one, and a text field given one would read `nan` or `inf`. Iterative, like `find_unstorable`."""
+def rounds_to_zero(numeral: str) -> bool:
+    """True when the decimal `numeral` (`1e-400`, `-0.000...1e-330`) is not zero but a float reads
+    it as 0 (below about 2.5e-324): the value typed would silently become 0."""
+    mantissa = numeral.lower().split("e", 1)[0]
+    return any(digit in mantissa for digit in "123456789") and float(numeral) == 0
+
+
+class TooSmall(float):
+    """A JSON number that is not zero but a float reads as 0 (`1e-400`): `read_float` marks it so
+    `find_unreadable_numbers` names it, instead of the 0 going on as the value sent."""
+
+
+def read_float(numeral: str) -> float:
+    """`parse_float` for `json.loads`: the float, marked `TooSmall` when `rounds_to_zero`."""
+    return TooSmall(0.0) if rounds_to_zero(numeral) else float(numeral)
+
+
+def find_unreadable_numbers(value: Any) -> Iterator[tuple[str, str]]:
+    """(dotted path, message), as `find_unstorable` names them, for every number of the JSON-like
+    `value` that is not the number sent: NaN or infinite (what Python's JSON parser makes of the
+    literals `NaN` and `Infinity`, which are not JSON, and of a number too large for a float,
+    `1e400`; neither database's JSON holds one, and a text field given one would read `nan` or
+    `inf`), or `TooSmall` (parsed with `read_float`: `1e-400`, which a float reads as 0).
+    Iterative, like `find_unstorable`."""
     stack: list[tuple[Any, str]] = [(value, "")]
     while stack:
         item, where = stack.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            yield where or "body"
+        if isinstance(item, TooSmall):
+            yield where or "body", TOO_SMALL_MESSAGE
+        elif isinstance(item, float) and not math.isfinite(item):
+            yield where or "body", NON_FINITE_MESSAGE
         elif isinstance(item, dict):
             stack.extend((child, f"{where}.{key}" if where else str(key)) for key, child in item.items())
         elif isinstance(item, list | tuple):

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opscraft.db.digits import ascii_int
-from opscraft.db.text import NON_FINITE_MESSAGE, find_non_finite, find_unstorable, problem
+from opscraft.db.text import find_unreadable_numbers, find_unstorable, problem, read_float
 
 MAX_REPORTED = 20
 
@@ -127,7 +127,8 @@ def _is_json(content_type: bytes | None) -> bool:
 def unstorable_in_request(scope: Scope, document: Any) -> list[dict[str, str]]:
     """`{field, message}` for each text in the path, query string or parsed JSON body that the
     databases cannot store (NUL, lone surrogate; see `db.text`), and each number of the body that
-    is not finite (`NaN`, `Infinity`, `1e400`: `db.text.find_non_finite`); fields are named like
+    is not the number sent (`NaN`, `Infinity`, `1e400`, `1e-400` which a float reads as 0:
+    `db.text.find_unreadable_numbers`; the body is parsed with `read_float`); fields are named like
     the 422s of request validation: `description`, `parameters.P`, `search`."""
     errors: list[dict[str, str]] = []
     path_problem = problem(scope["path"])
@@ -138,10 +139,8 @@ def unstorable_in_request(scope: Scope, document: Any) -> list[dict[str, str]]:
         errors += ({"field": f, "message": m} for f, m in find_unstorable({key: value}))
     if document is not None:
         errors += ({"field": f, "message": m} for f, m in islice(find_unstorable(document), MAX_REPORTED))
-        errors += (
-            {"field": f, "message": NON_FINITE_MESSAGE}
-            for f in islice(find_non_finite(document), MAX_REPORTED)
-        )
+        numbers = find_unreadable_numbers(document)
+        errors += ({"field": f, "message": m} for f, m in islice(numbers, MAX_REPORTED))
     return errors[:MAX_REPORTED]
 
 
@@ -229,7 +228,7 @@ class RequestLimitsMiddleware:
         document: Any = None
         if body and _is_json(content_type) and not raw:
             try:
-                document = json.loads(body, object_pairs_hook=unique_keys)
+                document = json.loads(body, object_pairs_hook=unique_keys, parse_float=read_float)
                 depth, keys = json_shape(document)
             except RecursionError:  # deeper than the parser goes: far beyond any limit
                 depth, keys = self.max_depth + 1, 0

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 
-from opscraft.db.text import NON_FINITE_MESSAGE, find_non_finite, problem
+from opscraft.db.text import TOO_SMALL_MESSAGE, find_unreadable_numbers, problem, read_float, rounds_to_zero
 from opscraft.execution.param_env import interpreted_name
 from opscraft.security.http import RepeatedKey, unique_keys
 from opscraft.services.errors import Invalid
@@ -76,19 +76,20 @@ def json_from_text(text: str | None) -> Any:
 
     The box is read by the rules of an API request body (security/http.py), so the form and the
     API agree: a key written twice, `NaN`, `Infinity` or a number beyond a float, and nesting
-    deeper than the parser goes give an `Unreadable` saying so. Python's parser alone kept the
+    deeper than the parser goes give an `Unreadable` saying so (so does `1e-400`, which a float
+    reads as 0). Python's parser alone kept the
     last of two values ("first" typed, "second" saved), turned `NaN` into a text parameter's
     "nan", and raised RecursionError (the dialog said nothing)."""
     try:
-        value = json.loads(text or "{}", object_pairs_hook=unique_keys)
+        value = json.loads(text or "{}", object_pairs_hook=unique_keys, parse_float=read_float)
     except json.JSONDecodeError:
         return text
     except RepeatedKey as repeated:
         return Unreadable(f"{repeated.key[:64]}: written more than once in one object: write each key once")
     except RecursionError:
         return Unreadable("nested deeper than can be read: write an object of NAME: value")
-    where = next(find_non_finite(value), None)
-    return value if where is None else Unreadable(f"{where[:64]}: {NON_FINITE_MESSAGE}")
+    found = next(find_unreadable_numbers(value), None)
+    return value if found is None else Unreadable(f"{found[0][:64]}: {found[1]}")
 
 
 class ParamType(StrEnum):
@@ -215,6 +216,9 @@ def _to_number(value: Any) -> int | float:
                 number = None
     if number is None or (isinstance(number, float) and not math.isfinite(number)):
         raise _Bad("must be a finite number, e.g. 1.5")
+    if isinstance(value, str) and rounds_to_zero(text):
+        # "1e-400" was run as 0 (a `::set-output`, a webhook's text, the run form's box).
+        raise _Bad(TOO_SMALL_MESSAGE)
     if isinstance(number, int) and not INT_MIN <= number <= INT_MAX:
         # Said for a number, not as an integer parameter's "must be a 64-bit integer".
         raise _Bad(

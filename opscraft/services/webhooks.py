@@ -50,6 +50,7 @@ from opscraft.db.models import (
     WebhookTrigger,
 )
 from opscraft.db.models.executions import Trigger
+from opscraft.db.text import find_unreadable_numbers, read_float
 from opscraft.db.turns import take_write_turn
 from opscraft.db.types import MAX_ID, utc_text, utcnow
 from opscraft.security.http import REPEATED_KEY, RepeatedKey, json_shape, unique_keys
@@ -355,7 +356,9 @@ def _document(body: bytes, content_type: str = "") -> Any:
     ID mapped to a text parameter lost its digits and an integer parameter was told "not 5.0"),
     and an object that writes a key twice refused naming it, as in every JSON body of the API
     (`security.http.unique_keys`; a call sent as `text/plain`, which webhooks take, was read as
-    its last value while the same call as `application/json` was a 422).
+    its last value while the same call as `application/json` was a 422), and a number a float
+    reads as 0 although it is not (`1e-400`) refused naming it, as the API does (it reached the
+    parameter as 0).
     A leading UTF-8 byte order mark is dropped, as RFC 8259 section 8.1 lets a parser do (Windows
     PowerShell 5's `Invoke-RestMethod` sends one; it was "must be JSON").
     `Invalid` (field `body`) when it is not JSON; a form-encoded body (`content_type`, GitHub's
@@ -373,9 +376,12 @@ def _document(body: bytes, content_type: str = "") -> Any:
         raise Invalid.at("body", "must be JSON") from None
     _check_shape(document)
     try:
-        return json.loads(body, object_pairs_hook=unique_keys)
+        document = json.loads(body, object_pairs_hook=unique_keys, parse_float=read_float)
     except RepeatedKey as repeated:
         raise Invalid.at(repeated.key[:64], REPEATED_KEY) from None
+    for where, message in find_unreadable_numbers(document):
+        raise Invalid.at(where[:64], message)
+    return document
 
 
 def _check_shape(document: Any) -> None:

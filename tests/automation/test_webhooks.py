@@ -17,6 +17,7 @@ from sqlmodel import col, select
 
 from opscraft import runtime
 from opscraft.db.models import AuditEvent, Execution, WebhookSignature, WebhookTrigger
+from opscraft.db.text import TOO_SMALL_MESSAGE
 from opscraft.services.webhooks import _MISSING, check_pointer, resolve_pointer
 from tests.conftest import LoggedIn
 
@@ -165,6 +166,25 @@ async def test_integers_past_64_bits_keep_every_digit(client: httpx.AsyncClient,
     body = b'{"ref": "main", "commits": [{"n": 1000000000000000000000000000000}]}'
     r = await client.post(hook["url_path"], content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 422 and "64-bit integer" in r.text and "5.0" not in r.text, r.text
+
+
+async def test_a_number_a_float_reads_as_0_is_refused_naming_it(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """`1e-400` in a call's body was read as 0, and sent as `text/plain` (which webhooks take, past
+    the API's body check) it reached the parameter as 0: refused naming its place, as the API
+    refuses it in any JSON body, whatever the content type; `0e-400` is 0 and runs."""
+    _, hook = await setup_hook(client, admin)
+    tiny = b'{"ref": "main", "commits": [{"n": 1e-400}]}'
+    for content_type in ("application/json", "text/plain"):
+        r = await client.post(hook["url_path"], content=tiny, headers={"Content-Type": content_type})
+        assert r.status_code == 422, (content_type, r.text)
+        assert r.json()["errors"] == [{"field": "commits.0.n", "message": TOO_SMALL_MESSAGE}], r.text
+    async with runtime.current().db.session() as session:
+        assert (await session.exec(select(Execution))).all() == [], "no run started"
+    zero = b'{"ref": "main", "commits": [{"n": 0}], "at": 0e-400}'
+    r = await client.post(hook["url_path"], content=zero, headers={"Content-Type": "text/plain"})
+    assert r.status_code == 202, r.text
 
 
 async def test_refusals_are_audited_without_the_payload(client: httpx.AsyncClient, admin: LoggedIn) -> None:
