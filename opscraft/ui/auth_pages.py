@@ -43,6 +43,7 @@ def _card(title: str, subtitle: str) -> ui.card:
 async def setup_page() -> Response | None:
     if not await _no_users():
         return RedirectResponse("/login", status_code=303)
+    await session.new_session_id()
     with _card("Create the first administrator", "OpsCraft has no users yet: this account manages it."):
         with form():
             username = text_input("Username", "setup-username", autofocus=True)
@@ -97,6 +98,7 @@ async def login_page(next: str | None = None, notice: str | None = None) -> Resp
     target = session.safe_next(next)
     if await session.current_actor() is not None:
         return RedirectResponse(target, status_code=303)
+    await session.new_session_id()
     with _card("Log in", "Use the account an administrator gave you."):
         notice_box = ui.row().classes("w-full items-center gap-2 bg-blue-1 text-blue-10 rounded p-2")
         with notice_box:
