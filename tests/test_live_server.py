@@ -202,6 +202,19 @@ def test_pages_carry_security_headers(server: LiveServer) -> None:
     assert "max-age=" in proxied.headers["strict-transport-security"]
 
 
+def test_the_session_cookie_is_secure_behind_https_only(server: LiveServer) -> None:
+    """The UI's session cookie is `Secure` in answers to HTTPS requests (never sent over plain
+    HTTP, where it could be read on the way), and stays usable on a plain-HTTP installation."""
+    plain = httpx.get(f"{server.url}/login")
+    cookie = plain.headers["set-cookie"].lower()
+    assert cookie.startswith("session=") and "httponly" in cookie and "samesite=lax" in cookie
+    assert "secure" not in cookie
+    proxied = httpx.get(f"{server.url}/login", headers={"X-Forwarded-Proto": "https"})
+    attributes = [part.strip().lower() for part in proxied.headers["set-cookie"].split(";")]
+    assert attributes[0].startswith("session=") and "secure" in attributes and "httponly" in attributes
+    assert proxied.headers["set-cookie"].lower().count("secure") == 1
+
+
 def test_api_errors_stay_json_next_to_pages(server: LiveServer) -> None:
     r = httpx.get(f"{server.url}/api/v1/missing")
     assert r.status_code == 404 and r.json() == {"detail": NOT_FOUND_MESSAGE, "errors": []}
