@@ -1,11 +1,14 @@
-"""A browser session cookie someone else knows never becomes a signed-in session (session
-fixation, OWASP ASVS 3.2.1): the login and setup pages give the browser a new session id before
-the password is typed, so a sign-in is stored under an id only that browser holds.
+"""Browser sessions and other sites.
 
-The attacker takes a session cookie of their own (any visit gives one) and plants it in the
-victim's browser (a sibling subdomain's cookie, an unencrypted hop): before the fix, the
-victim's sign-in was written to the storage of that id, and the attacker's copy of the cookie
-opened the victim's pages."""
+A session cookie someone else knows never becomes a signed-in session (session fixation, OWASP
+ASVS 3.2.1): the login and setup pages give the browser a new session id before the password is
+typed, so a sign-in is stored under an id only that browser holds. The attacker takes a session
+cookie of their own (any visit gives one) and plants it in the victim's browser (a sibling
+subdomain's cookie, an unencrypted hop): before the fix, the victim's sign-in was written to the
+storage of that id, and the attacker's copy of the cookie opened the victim's pages.
+
+And loading `/logout` (a link or a redirect from another site: a top-level navigation carries
+the `SameSite=Lax` cookie) no longer ends the session by itself: the page asks, a click logs out."""
 
 from __future__ import annotations
 
@@ -65,3 +68,31 @@ def test_a_planted_cookie_does_not_carry_the_first_administrator(live_server: Li
     page.get_by_test_id("setup-submit").click()
     page.wait_for_url(f"{live_server.url}/")
     assert not _signed_in(attacker)
+
+
+def test_loading_the_logout_address_ends_no_session(live_server: LiveServer, page: Any) -> None:
+    make_users(live_server)
+    page.goto(f"{live_server.url}/login")
+    page.get_by_test_id("login-username").fill("viewer")
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(f"{live_server.url}/")
+    cookie = next(c["value"] for c in page.context.cookies() if c["name"] == COOKIE)
+    browser = httpx.Client(base_url=live_server.url, timeout=API_TIMEOUT, cookies={COOKIE: cookie})
+    assert _signed_in(browser)
+    browser.get("/logout", headers={"Referer": "https://evil.example/", "Sec-Fetch-Site": "cross-site"})
+    assert _signed_in(browser), "a navigation to /logout ended the session"
+    page.goto(f"{live_server.url}/logout")  # a person who means it clicks
+    page.get_by_test_id("logout-confirm").click()
+    page.wait_for_url(f"{live_server.url}/login?notice=logout")
+    assert not _signed_in(browser)
+    page.goto(f"{live_server.url}/")  # and the account menu's item logs out at once
+    page.get_by_test_id("login-username").fill("viewer")
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(f"{live_server.url}/")
+    page.get_by_test_id("user-menu").click()
+    page.get_by_test_id("logout").click()
+    page.wait_for_url(f"{live_server.url}/login?notice=logout")
+    page.goto(f"{live_server.url}/profile")
+    page.wait_for_url(f"{live_server.url}/login**")

@@ -147,10 +147,16 @@ async def login_page(next: str | None = None, notice: str | None = None) -> Resp
 
 
 @ui.page("/logout", title="Log out · OpsCraft", language=LANGUAGE, response_timeout=RESPONSE_TIMEOUT_SECONDS)
-async def logout_page() -> Response:
+async def logout_page() -> Response | None:
+    """Asks, and logs out on the click (`session.sign_out`): loading this address ends nothing, so
+    another site cannot end a session by sending the browser here (logout CSRF)."""
     actor = await session.current_actor()
-    if actor is not None:
-        async with runtime.current().db.session() as s:
-            await auth.logout(s, actor, None)
-    session.log_out()
-    return RedirectResponse(session.login_url(notice="logout"), status_code=303)
+    if actor is None or actor.user is None:
+        return RedirectResponse(session.login_url(notice="logout"), status_code=303)
+    with _card("Log out", f"You are logged in as {actor.user.username}."):
+        with ui.row().classes("w-full gap-2"):
+            ui.button("Log out", on_click=one_click(session.sign_out)).props(
+                'unelevated data-testid="logout-confirm"'
+            )
+            ui.button("Stay logged in", on_click=lambda: ui.navigate.to("/")).props("flat")
+    return None

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from urllib.parse import quote
 
-from nicegui import app, context, storage
+from nicegui import app, context, storage, ui
 
 from opscraft import runtime
 from opscraft.db.models import User
@@ -67,6 +67,18 @@ async def new_session_id() -> None:
 
 def log_out() -> None:
     app.storage.user.clear()
+
+
+async def sign_out() -> None:
+    """End this browser's sign-in (audited as `auth.logout`) and go to the login page. Called from
+    a click on the page (over NiceGUI's socket), never by loading an address: `GET /logout` only
+    asks (a link or a redirect from another site would otherwise end the session: logout CSRF)."""
+    actor = await current_actor()
+    if actor is not None:
+        async with runtime.current().db.session() as s:
+            await auth.logout(s, actor, None)
+    log_out()
+    ui.navigate.to(login_url(notice="logout"))
 
 
 def _signed_in_at() -> datetime | None:
