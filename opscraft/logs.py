@@ -44,16 +44,26 @@ class ContextFilter(logging.Filter):
         return True
 
 
+def _spelled(literal: str) -> str:
+    """A pattern for `literal` with any of its characters percent-encoded (`%2F` or `%2f` for
+    `/`, `%74` for `t`): the router reads the decoded path and query, while uvicorn's access log
+    prints them as the client sent them."""
+    return "".join(f"(?:{re.escape(ch)}|%{ord(ch):02X})" for ch in literal)
+
+
 class RedactCredentials(logging.Filter):
     """Keeps the credentials a request line carries out of log lines: `token=` query values (the
     WebSocket's JWT, the desktop window's sign-in secret) and an inbound webhook's token, which is
     the last segment of its URL (`/api/v1/hooks/{id}/{token}`, services/webhooks.py `hook_path`):
-    each becomes `***`. On uvicorn's access and error loggers and on the root handler (the API's
+    each becomes `***`, however percent-encoded the URL that carries them (`_spelled`). On
+    uvicorn's access and error loggers and on the root handler (the API's
     "unhandled error in POST <path>")."""
 
     _patterns = (
-        re.compile(r"((?:access_|refresh_)?token=)[^&\s\"']+"),
-        re.compile(r"(/api/v1/hooks/[^/\s\"'?]*/)[^\s\"'?]+"),
+        re.compile(
+            rf"((?:{_spelled('access_')}|{_spelled('refresh_')})?{_spelled('token')}=)[^&\s\"']+", re.I
+        ),
+        re.compile(rf"({_spelled('/api/v1/hooks/')}[^/\s\"'?]*?{_spelled('/')})[^\s\"'?]+", re.I),
     )
 
     @classmethod

@@ -202,6 +202,19 @@ def test_pages_carry_security_headers(server: LiveServer) -> None:
     assert "max-age=" in proxied.headers["strict-transport-security"]
 
 
+def test_the_session_cookie_is_secure_behind_https_only(server: LiveServer) -> None:
+    """The UI's session cookie is `Secure` in answers to HTTPS requests (never sent over plain
+    HTTP, where it could be read on the way), and stays usable on a plain-HTTP installation."""
+    plain = httpx.get(f"{server.url}/login")
+    cookie = plain.headers["set-cookie"].lower()
+    assert cookie.startswith("session=") and "httponly" in cookie and "samesite=lax" in cookie
+    assert "secure" not in cookie
+    proxied = httpx.get(f"{server.url}/login", headers={"X-Forwarded-Proto": "https"})
+    attributes = [part.strip().lower() for part in proxied.headers["set-cookie"].split(";")]
+    assert attributes[0].startswith("session=") and "secure" in attributes and "httponly" in attributes
+    assert proxied.headers["set-cookie"].lower().count("secure") == 1
+
+
 def test_api_errors_stay_json_next_to_pages(server: LiveServer) -> None:
     r = httpx.get(f"{server.url}/api/v1/missing")
     assert r.status_code == 404 and r.json() == {"detail": NOT_FOUND_MESSAGE, "errors": []}
@@ -252,6 +265,36 @@ def test_a_webhook_token_in_its_url_stays_out_of_the_log(server: LiveServer) -> 
     assert f'"POST /api/v1/hooks/{hook["id"]}/*** HTTP/1.1" 202' in log, log[-2000:]
     assert f"/api/v1/hooks/{hook['id']}/***?a=1" in log
     assert hook["token"] not in log and "GUESSED-TOKEN-SECRET" not in log
+
+
+def test_credentials_in_percent_encoded_urls_stay_out_of_the_log(server: LiveServer) -> None:
+    """The router reads the decoded path and query, the access log prints them as sent: a
+    webhook URL with a `%2F` for a `/` (or any character percent-encoded) started the run and
+    its token was logged in clear, as was a `?%74oken=` JWT (read as `token`)."""
+    admin = {"username": "admin", "email": "admin@example.com", "password": "SecurePass123"}
+    httpx.post(f"{server.url}/api/v1/auth/register", json=admin)  # 403 if another test made it
+    sign_in = {"username": "admin", "password": admin["password"]}
+    login = httpx.post(f"{server.url}/api/v1/auth/login", json=sign_in)
+    assert login.status_code == 200, login.text
+    h = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    script = {"name": "hooked-encoded", "script_type": "bash", "content": "echo hi\n", "status": "active"}
+    r = httpx.post(f"{server.url}/api/v1/scripts", json=script, headers=h)
+    assert r.status_code == 201, r.text
+    r = httpx.post(f"{server.url}/api/v1/scripts/{r.json()['id']}/webhooks", json={"name": "ci"}, headers=h)
+    assert r.status_code == 201, r.text
+    hook_id, token = r.json()["id"], r.json()["token"]
+    spellings = [
+        f"/api/v1/hooks/{hook_id}%2F{token}",
+        f"/api/v1/hooks/{hook_id}%2f{token}",
+        f"/api/v1/%68ooks/{hook_id}/{token}",
+        f"%2Fapi%2Fv1%2Fhooks%2F{hook_id}%2F{token}".replace("%2F", "/", 1),
+    ]
+    for path in spellings:
+        assert httpx.post(f"{server.url}{path}", json={}).status_code == 202, path
+    httpx.get(f"{server.url}/api/v1/health?%74oken=ENCODED-QUERY-TOKEN&x=1")
+    log = server.log()
+    assert token not in log and token[len(r.json()["prefix"]) :] not in log
+    assert "ENCODED-QUERY-TOKEN" not in log
 
 
 def test_the_servers_own_log_lines_hide_a_webhook_token_too(capsys: pytest.CaptureFixture[str]) -> None:

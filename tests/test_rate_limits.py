@@ -131,6 +131,36 @@ async def test_auth_limit_per_username_across_addresses(clients: Clients) -> Non
     assert r.status_code == 401
 
 
+async def test_an_ipv6_client_counts_by_its_64_network(clients: Clients) -> None:
+    """A host given an IPv6 /64 (any home or server) picks any of its 2^64 addresses: counted
+    per address, a new address was a new limit at every guess. The /64 is counted as one, an
+    IPv4-mapped address as its IPv4 address; other networks keep their own counts. Inbound
+    webhooks' unknown-token limit per address counts the same way."""
+    network = "2001:db8:{:x}:{:x}".format(*(secrets.randbelow(0xFFFF) + 1 for _ in range(2)))
+    for i in range(5):
+        attacker = clients(f"{network}::{secrets.token_hex(2)}:{i + 1:x}")
+        r = await attacker.post("/api/v1/auth/login", json={"username": f"guess{i}", "password": "nope-nope"})
+        assert r.status_code == 401, r.text
+    rotated = clients(f"{network}:ffff:1:2:{secrets.token_hex(2)}")
+    _assert_limited(await rotated.post("/api/v1/auth/login", json={"username": "guess9", "password": "x"}))
+    neighbour = clients(f"{network[:-1]}{'0' if network[-1] != '0' else '1'}::1")
+    r = await neighbour.post("/api/v1/auth/login", json={"username": "guess0", "password": "nope-nope"})
+    assert r.status_code == 401, "another /64 is not affected"
+
+    ipv4 = _ip()
+    for _ in range(5):
+        r = await clients(ipv4).post("/api/v1/auth/login", json={"username": "guess", "password": "nope"})
+        assert r.status_code == 401
+    mapped = clients(f"::ffff:{ipv4}")
+    _assert_limited(await mapped.post("/api/v1/auth/login", json={"username": "guess", "password": "x"}))
+
+    hooks = "2001:db8:{:x}:{:x}".format(*(secrets.randbelow(0xFFFF) + 1 for _ in range(2)))
+    for i in range(3):  # OPSCRAFT_RATE_LIMIT_API
+        r = await clients(f"{hooks}::{i + 1:x}").post("/api/v1/hooks/999999/och_guess", json={})
+        assert r.status_code == 404, r.text
+    _assert_limited(await clients(f"{hooks}::abcd").post("/api/v1/hooks/999999/och_guess", json={}))
+
+
 async def test_refresh_is_an_auth_endpoint(clients: Clients) -> None:
     client = clients(_ip())
     for _ in range(5):

@@ -18,7 +18,16 @@ import pytest
 
 from tests.conftest import LiveServer, free_port, require_service
 from tests.executions.conftest import require_docker
-from tests.ui_journey import RUN_ENV, check_accessibility, log_in, screenshot, serving, token, wait_run
+from tests.ui_journey import (
+    RUN_ENV,
+    check_accessibility,
+    log_in,
+    log_out,
+    screenshot,
+    serving,
+    token,
+    wait_run,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -44,13 +53,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 def _approve_as_reviewer(page: Any, server: LiveServer, run_id: int) -> None:
-    page.goto(f"{server.url}/logout")
+    log_out(page, server)
     log_in(page, server, "reviewer")
     page.get_by_test_id("nav-approvals").click()
     page.get_by_test_id(f"pending-{run_id}").wait_for()
     page.get_by_test_id(f"approve-{run_id}").click()
     page.get_by_test_id("approvals-empty").wait_for()
-    page.goto(f"{server.url}/logout")
+    log_out(page, server)
     log_in(page, server, "planner")
 
 

@@ -73,6 +73,13 @@ def log_in(page: Any, server: LiveServer, username: str) -> None:
     page.wait_for_url(f"{server.url}/")
 
 
+def log_out(page: Any, server: LiveServer) -> None:
+    """Log out as a person does on `/logout`: the page asks, the click ends the session."""
+    page.goto(f"{server.url}/logout")
+    page.get_by_test_id("logout-confirm").click()
+    page.wait_for_url(f"{server.url}/login?notice=logout")
+
+
 def type_code(page: Any, text: str, testid: str = "script-editor") -> None:
     """Replace the editor's content by typing, as a person would."""
     page.locator(f'[data-testid="{testid}"] .cm-content').click()

@@ -18,6 +18,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opscraft.api.client_gone import ClientGoneMiddleware
+from opscraft.security.http import SecureCookiesMiddleware
 
 LEAN_PREFIXES = ("/api/", "/ws/")
 UI_ONLY_MIDDLEWARE = frozenset(
@@ -55,7 +56,8 @@ def install(app: FastAPI) -> None:
     after NiceGUI's `ui.run` has added its own): the full one, and one without the UI-only
     middlewares for `/api/` and `/ws/`. Both end (innermost) with `ClientGoneMiddleware`, and the
     two are wrapped in one more, so that a request its client abandoned ends quietly whatever
-    the middlewares between. Call once, before the app serves."""
+    the middlewares between; the full one is wrapped in `SecureCookiesMiddleware`. Call once,
+    before the app serves."""
     build_full = app.build_middleware_stack
 
     def build() -> ASGIApp:
@@ -70,6 +72,8 @@ def install(app: FastAPI) -> None:
         # Outermost as well: a layer between the two (compression holds the response's start until
         # its body) may drop the start the app sent before the client left, and a
         # `BaseHTTPMiddleware` above it then raises "No response returned.".
-        return ClientGoneMiddleware(PathDispatch(lean, full))
+        # The pages' cookies get `Secure` over HTTPS outside NiceGUI's `SessionMiddleware`, which
+        # sets the session cookie (`SecureCookiesMiddleware`).
+        return ClientGoneMiddleware(PathDispatch(lean, SecureCookiesMiddleware(full)))
 
     app.build_middleware_stack = build  # type: ignore[method-assign]

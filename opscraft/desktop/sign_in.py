@@ -31,5 +31,6 @@ def install(secret: OneTimeSecret) -> None:
                 user = await desktop.sign_in(db_session, request.client.host if request.client else None)
             except ServiceError:
                 return RedirectResponse(session.login_url(), status_code=303, headers=_NO_STORE)
+        await session.new_session_id()
         session.log_in(user)
         return RedirectResponse("/", status_code=303, headers=_NO_STORE)

@@ -37,7 +37,7 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        https = scope.get("scheme") == "https" or _header(scope, b"x-forwarded-proto") == b"https"
+        https = is_https(scope)
         api = scope["path"].startswith("/api/")
 
         async def send_with_headers(message: Message) -> None:
@@ -62,6 +62,45 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def is_https(scope: Scope) -> bool:
+    """Whether the browser reached this request over HTTPS: directly, or through a proxy that
+    says so (`X-Forwarded-Proto: https`, as docker/nginx.conf sends)."""
+    return scope.get("scheme") == "https" or _header(scope, b"x-forwarded-proto") == b"https"
+
+
+class SecureCookiesMiddleware:
+    """Every cookie set in the answer to an HTTPS request (`is_https`) gets the `Secure`
+    attribute, so the browser never sends it over plain HTTP (a first `http://` visit, a link,
+    a network that strips the redirect), where anyone on the path would read the UI's session.
+    NiceGUI's session cookie is made by Starlette's `SessionMiddleware`, whose `https_only` is
+    fixed for every request (on, a plain-HTTP installation could not sign in): this middleware
+    sits outside it (`api.lean_path.install`) and decides per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_https(scope):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_secure(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    (name, _secure_cookie(value) if name.lower() == b"set-cookie" else value)
+                    for name, value in message.get("headers", [])
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_secure)
+
+
+def _secure_cookie(value: bytes) -> bytes:
+    """A `Set-Cookie` value with the `Secure` attribute (unchanged when it has it)."""
+    attributes = {part.strip().lower() for part in value.split(b";")[1:]}
+    return value if b"secure" in attributes else value + b"; Secure"
 
 
 RAW_JSON_PREFIX = "/api/v1/terraform/state/"

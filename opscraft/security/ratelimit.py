@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import threading
@@ -17,6 +18,28 @@ REDIS_TIMEOUT_SECONDS = 2
 REDIS_RETRY_SECONDS = 5
 
 log = logging.getLogger(__name__)
+
+
+IPV6_PREFIX = 64
+
+
+def address_key(client_ip: str | None) -> str:
+    """What a per-address limit counts a client under: an IPv4 address as it is; an IPv6 address
+    as its /64 network, where one home or one server gets a whole /64 (RFC 6177, RIPE-690) and
+    picks any address in it at will: counted per address, each of 2^64 addresses had a limit of
+    its own; an IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) as its IPv4 address. Anything
+    else (no address, a test client's name) as it is."""
+    if not client_ip:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return client_ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, IPV6_PREFIX), strict=False))
+    return str(address)
 
 
 class RateLimiter(Protocol):

@@ -27,6 +27,7 @@ from opscraft import runtime
 from opscraft.db.models import RefreshToken, User
 from opscraft.db.types import utcnow
 from opscraft.security.passwords import Match, hash_password, needs_rehash, password_match
+from opscraft.security.ratelimit import address_key
 from opscraft.security.tokens import TokenClaims, TokenError, decode_token, is_personal_token, issue_token
 from opscraft.services import api_tokens, audit, user_cache
 from opscraft.services.actor import Actor
@@ -51,14 +52,15 @@ async def check_auth_rate(client_ip: str | None, username: str | None) -> None:
 
     With N = `OPSCRAFT_RATE_LIMIT_AUTH` attempts a minute: N per client IP, N per (username,
     client IP), and `USERNAME_LIMIT_FACTOR` x N per username from all addresses. The client IP
-    is the one the API and UI read everywhere (behind a trusted proxy, its X-Forwarded-For).
+    is the one the API and UI read everywhere (behind a trusted proxy, its X-Forwarded-For),
+    counted as `ratelimit.address_key` says (an IPv6 address by its /64 network).
     Keying the tight username limit on the address too keeps wrong guesses from one address
     from locking the real user, signing in from another, out of the account. The username is
     counted as `authenticate_password` reads it (trimmed, any case), so ` Admin ` is `admin`.
     """
     rt = runtime.current()
     limit = rt.settings.rate_limit_auth_per_minute
-    address = client_ip or "unknown"
+    address = address_key(client_ip)
     keys = [(f"auth:ip:{address}", limit)]
     name = (username or "").strip().lower()
     if name:

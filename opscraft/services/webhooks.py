@@ -54,6 +54,7 @@ from opscraft.db.text import find_unreadable_numbers, read_float
 from opscraft.db.turns import take_write_turn
 from opscraft.db.types import MAX_ID, utc_text, utcnow
 from opscraft.security.http import REPEATED_KEY, RepeatedKey, json_shape, unique_keys
+from opscraft.security.ratelimit import address_key
 from opscraft.security.tokens import hash_personal_token, same_secret
 from opscraft.security.vault import DecryptError
 from opscraft.services import audit, conflicts, names, paging, parameters
@@ -532,7 +533,7 @@ async def receive(session: AsyncSession, call: Call) -> Execution:
             # Counted against the caller's address, not the webhook: calls without its token
             # used up its limit, so anyone who knew an id (they are sequential) kept it at 429
             # for its real caller.
-            retry = await rt.limiter.hit(f"hook:ip:{call.client_ip or 'unknown'}", limit)
+            retry = await rt.limiter.hit(f"hook:ip:{address_key(call.client_ip)}", limit)
             if retry:
                 raise RateLimited("too many calls to unknown webhooks from this address", retry_after=retry)
             raise NotFound("no such webhook (or it is disabled)")

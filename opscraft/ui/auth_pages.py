@@ -43,6 +43,7 @@ def _card(title: str, subtitle: str) -> ui.card:
 async def setup_page() -> Response | None:
     if not await _no_users():
         return RedirectResponse("/login", status_code=303)
+    await session.new_session_id()
     with _card("Create the first administrator", "OpsCraft has no users yet: this account manages it."):
         with form():
             username = text_input("Username", "setup-username", autofocus=True)
@@ -97,6 +98,7 @@ async def login_page(next: str | None = None, notice: str | None = None) -> Resp
     target = session.safe_next(next)
     if await session.current_actor() is not None:
         return RedirectResponse(target, status_code=303)
+    await session.new_session_id()
     with _card("Log in", "Use the account an administrator gave you."):
         notice_box = ui.row().classes("w-full items-center gap-2 bg-blue-1 text-blue-10 rounded p-2")
         with notice_box:
@@ -145,10 +147,16 @@ async def login_page(next: str | None = None, notice: str | None = None) -> Resp
 
 
 @ui.page("/logout", title="Log out · OpsCraft", language=LANGUAGE, response_timeout=RESPONSE_TIMEOUT_SECONDS)
-async def logout_page() -> Response:
+async def logout_page() -> Response | None:
+    """Asks, and logs out on the click (`session.sign_out`): loading this address ends nothing, so
+    another site cannot end a session by sending the browser here (logout CSRF)."""
     actor = await session.current_actor()
-    if actor is not None:
-        async with runtime.current().db.session() as s:
-            await auth.logout(s, actor, None)
-    session.log_out()
-    return RedirectResponse(session.login_url(notice="logout"), status_code=303)
+    if actor is None or actor.user is None:
+        return RedirectResponse(session.login_url(notice="logout"), status_code=303)
+    with _card("Log out", f"You are logged in as {actor.user.username}."):
+        with ui.row().classes("w-full gap-2"):
+            ui.button("Log out", on_click=one_click(session.sign_out)).props(
+                'unelevated data-testid="logout-confirm"'
+            )
+            ui.button("Stay logged in", on_click=lambda: ui.navigate.to("/")).props("flat")
+    return None

@@ -511,7 +511,7 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
                 ui.label(name).classes("ml-1 gt-xs ellipsis").props('data-testid="whoami"')
                 with ui.menu():
                     ui.menu_item("Profile", lambda: ui.navigate.to("/profile"))
-                    ui.menu_item("Log out", lambda: ui.navigate.to("/logout")).props('data-testid="logout"')
+                    ui.menu_item("Log out", session.sign_out).props('data-testid="logout"')
     drafts.install()
     here = context.client.request.url.path if context.client.request else "/"
     # Closed at first, opened by Quasar itself on screens of 1024 px and more (`show-if-above`).

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from urllib.parse import quote
 
-from nicegui import app, context
+from nicegui import app, context, storage, ui
 
 from opscraft import runtime
 from opscraft.db.models import User
@@ -43,8 +44,41 @@ def log_in(user: User) -> None:
     )
 
 
+# Storage keys a new session id takes over from the old one (`new_session_id`): preferences, never
+# anything about who is signed in.
+_KEPT_ACROSS_IDS = ("dark",)
+
+
+async def new_session_id() -> None:
+    """Give this browser a new, random session id (a fresh storage under it) in the answer to the
+    HTTP request being served, before a password is typed on the page it builds: a sign-in is
+    then stored under an id only this browser holds. Without it, an id someone else knew (a
+    cookie they got from any visit and planted in this browser: session fixation, OWASP ASVS
+    3.2.1) became a signed-in session they could use too. NiceGUI's socket, which carries the
+    sign-in, cannot set a cookie, hence the change before. The display preference carries over."""
+    request = storage.request_contextvar.get()
+    assert request is not None, "only while an HTTP request builds a page"
+    kept = {key: app.storage.user[key] for key in _KEPT_ACROSS_IDS if key in app.storage.user}
+    new_id = str(uuid.uuid4())
+    request.session["id"] = new_id  # SessionMiddleware sends the new cookie with this answer
+    await app.storage._create_user_storage(new_id)  # what NiceGUI's middleware does for a new id
+    app.storage.user.update(kept)
+
+
 def log_out() -> None:
     app.storage.user.clear()
+
+
+async def sign_out() -> None:
+    """End this browser's sign-in (audited as `auth.logout`) and go to the login page. Called from
+    a click on the page (over NiceGUI's socket), never by loading an address: `GET /logout` only
+    asks (a link or a redirect from another site would otherwise end the session: logout CSRF)."""
+    actor = await current_actor()
+    if actor is not None:
+        async with runtime.current().db.session() as s:
+            await auth.logout(s, actor, None)
+    log_out()
+    ui.navigate.to(login_url(notice="logout"))
 
 
 def _signed_in_at() -> datetime | None:

@@ -18,7 +18,7 @@ import pytest
 from opscraft.ui import labels
 from tests.automation.conftest import LOOPBACK_RECEIVERS
 from tests.conftest import PASSWORD, LiveServer
-from tests.ui_journey import RUN_ENV, log_in, serving, token
+from tests.ui_journey import RUN_ENV, log_in, log_out, serving, token
 
 pytestmark = pytest.mark.browser
 
@@ -211,7 +211,7 @@ def test_a_run_waits_until_a_second_user_approves(page: Any, env: Env) -> None:
     assert env.api("GET", f"/api/v1/executions/{run_id}").json()["status"] == "awaiting_approval"
 
     # a second user sees the badge, opens the pending list and approves
-    page.goto(f"{env.server.url}/logout")
+    log_out(page, env.server)
     log_in(page, env.server, "second")
     page.get_by_test_id("nav-badge-approvals").wait_for()
     assert page.get_by_test_id("nav-badge-approvals").inner_text() == "1"

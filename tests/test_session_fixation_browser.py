@@ -1,0 +1,98 @@
+"""Browser sessions and other sites.
+
+A session cookie someone else knows never becomes a signed-in session (session fixation, OWASP
+ASVS 3.2.1): the login and setup pages give the browser a new session id before the password is
+typed, so a sign-in is stored under an id only that browser holds. The attacker takes a session
+cookie of their own (any visit gives one) and plants it in the victim's browser (a sibling
+subdomain's cookie, an unencrypted hop): before the fix, the victim's sign-in was written to the
+storage of that id, and the attacker's copy of the cookie opened the victim's pages.
+
+And loading `/logout` (a link or a redirect from another site: a top-level navigation carries
+the `SameSite=Lax` cookie) no longer ends the session by itself: the page asks, a click logs out."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.conftest import PASSWORD, LiveServer
+from tests.ui_journey import API_TIMEOUT, make_users
+
+pytestmark = pytest.mark.browser
+
+COOKIE = "session"  # Starlette's SessionMiddleware cookie, which carries NiceGUI's storage id
+
+
+def _planted(server: LiveServer, page: Any, path: str) -> httpx.Client:
+    """An attacker's client holding a session cookie it got from `path`, the same cookie planted
+    in `page`'s browser."""
+    attacker = httpx.Client(base_url=server.url, timeout=API_TIMEOUT)
+    attacker.get(path)
+    value = attacker.cookies.get(COOKIE)
+    assert value, "the page gave no session cookie"
+    host = urlsplit(server.url).hostname
+    page.context.add_cookies([{"name": COOKIE, "value": value, "domain": host, "path": "/"}])
+    return attacker
+
+
+def _signed_in(client: httpx.Client) -> bool:
+    """Whether `client`'s cookie opens a page that needs a sign-in (else: the login page)."""
+    response = client.get("/profile")
+    return response.status_code == 200 and "/login" not in str(response.url)
+
+
+def test_a_planted_cookie_does_not_carry_the_victims_sign_in(live_server: LiveServer, page: Any) -> None:
+    make_users(live_server)
+    attacker = _planted(live_server, page, "/login")
+    assert not _signed_in(attacker)
+    page.goto(f"{live_server.url}/login")
+    page.get_by_test_id("login-username").fill("operator")
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(f"{live_server.url}/")
+    page.goto(f"{live_server.url}/profile")
+    assert page.url == f"{live_server.url}/profile"  # the victim is signed in
+    assert not _signed_in(attacker)
+
+
+def test_a_planted_cookie_does_not_carry_the_first_administrator(live_server: LiveServer, page: Any) -> None:
+    attacker = _planted(live_server, page, "/setup")
+    page.goto(f"{live_server.url}/setup")
+    page.get_by_test_id("setup-username").fill("admin")
+    page.get_by_test_id("setup-email").fill("admin@example.com")
+    page.get_by_test_id("setup-password").fill(PASSWORD)
+    page.get_by_test_id("setup-repeat").fill(PASSWORD)
+    page.get_by_test_id("setup-submit").click()
+    page.wait_for_url(f"{live_server.url}/")
+    assert not _signed_in(attacker)
+
+
+def test_loading_the_logout_address_ends_no_session(live_server: LiveServer, page: Any) -> None:
+    make_users(live_server)
+    page.goto(f"{live_server.url}/login")
+    page.get_by_test_id("login-username").fill("viewer")
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(f"{live_server.url}/")
+    cookie = next(c["value"] for c in page.context.cookies() if c["name"] == COOKIE)
+    browser = httpx.Client(base_url=live_server.url, timeout=API_TIMEOUT, cookies={COOKIE: cookie})
+    assert _signed_in(browser)
+    browser.get("/logout", headers={"Referer": "https://evil.example/", "Sec-Fetch-Site": "cross-site"})
+    assert _signed_in(browser), "a navigation to /logout ended the session"
+    page.goto(f"{live_server.url}/logout")  # a person who means it clicks
+    page.get_by_test_id("logout-confirm").click()
+    page.wait_for_url(f"{live_server.url}/login?notice=logout")
+    assert not _signed_in(browser)
+    page.goto(f"{live_server.url}/")  # and the account menu's item logs out at once
+    page.get_by_test_id("login-username").fill("viewer")
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(f"{live_server.url}/")
+    page.get_by_test_id("user-menu").click()
+    page.get_by_test_id("logout").click()
+    page.wait_for_url(f"{live_server.url}/login?notice=logout")
+    page.goto(f"{live_server.url}/profile")
+    page.wait_for_url(f"{live_server.url}/login**")
