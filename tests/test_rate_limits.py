@@ -15,10 +15,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from opscraft import lifecycle
+from opscraft import lifecycle, runtime
 from opscraft.api import install_api
 from opscraft.security import ratelimit
 from opscraft.security.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from opscraft.services import auth, users
+from opscraft.services.actor import Actor
+from opscraft.services.errors import Forbidden, RateLimited, Unauthorized
+from opscraft.services.users import Registration
 from tests.conftest import PASSWORD, REDIS_URL, make_settings, make_user, require_service
 
 Clients = Callable[[str], httpx.AsyncClient]
@@ -316,3 +320,26 @@ async def test_guessing_the_current_password_counts_as_auth_attempts(tmp_path: P
             assert (await client.get("/api/v1/auth/me", headers=user.headers)).status_code == 200, (
                 "the refused try changed nothing: the session goes on"
             )
+
+
+async def test_the_pages_doors_count_in_the_services(tmp_path: Path) -> None:
+    """The login page and the first-administrator page call the services the API calls
+    (`auth.authenticate_password`, `users.register`), and the auth limits are counted there, not
+    in each door: the first-administrator page counted nothing before (only the API's register
+    did), and a new door could forget the count. 3 attempts a minute here, from one address."""
+    await _fresh_window()
+    async with started(tmp_path, OPSCRAFT_RATE_LIMIT_AUTH=3):
+        registrar, guesser = Actor(None, _ip()), _ip()
+        data = Registration(username="first-admin", email="first@example.com", password=PASSWORD)
+        async with runtime.current().db.session() as session:
+            await users.register(session, registrar, data)  # 1: the first administrator
+            for _ in range(2):  # 2, 3: registration is closed now
+                with pytest.raises(Forbidden):
+                    await users.register(session, registrar, data)
+            with pytest.raises(RateLimited):
+                await users.register(session, registrar, data)
+            for _ in range(3):
+                with pytest.raises(Unauthorized):
+                    await auth.authenticate_password(session, guesser, "first-admin", "wrong-guess")
+            with pytest.raises(RateLimited):
+                await auth.authenticate_password(session, guesser, "first-admin", PASSWORD)

@@ -33,7 +33,6 @@ async def register(body: Registration, session: Session, actor: AnonymousActor) 
     the body is a 422). 409 naming `username` (taken ignoring case) or `email`; 422 naming each
     rule the password breaks. 429 past `OPSCRAFT_RATE_LIMIT_AUTH` attempts a minute (per IP, per
     username and IP, per username). Audited as `user.create`."""
-    await auth.check_auth_rate(actor.client_ip, body.username)
     user = await users.register(session, actor, body)
     return UserOut.model_validate(user)
 
@@ -47,7 +46,6 @@ async def login(body: LoginRequest, session: Session, actor: AnonymousActor) -> 
     (`auth.login` or `auth.login_failed` with the reason) and counts against the auth rate limit
     (429). The access token lives `ACCESS_TOKEN_EXPIRE_MINUTES`, the refresh token
     `REFRESH_TOKEN_EXPIRE_DAYS`."""
-    await auth.check_auth_rate(actor.client_ip, body.username)
     pair = await auth.login(session, actor.client_ip, body.username, body.password)
     return TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token)
 
@@ -67,7 +65,6 @@ async def refresh(body: RefreshRequest, session: Session, actor: AnonymousActor)
     taken for a stolen copy: every refresh token of its sign-in is revoked (the client that
     holds the newest one must log in again), audited as `auth.refresh_reused`, and the answer is
     401 saying so. Counts against the auth rate limit per IP (429)."""
-    await auth.check_auth_rate(actor.client_ip, None)
     pair = await auth.refresh(session, body.refresh_token, actor.client_ip)
     return TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token)
 

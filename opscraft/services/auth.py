@@ -134,10 +134,13 @@ async def issue_pair(session: AsyncSession, user: User, *, family: RefreshToken 
 async def authenticate_password(
     session: AsyncSession, client_ip: str | None, username: str, password: str
 ) -> User:
-    """Check credentials; records success and failure in the audit trail. Raises Unauthorized.
+    """Check credentials; records success and failure in the audit trail. Raises Unauthorized,
+    or `RateLimited` (429) past the auth rate limits (`check_auth_rate`: every attempt counts,
+    whichever door it came through: the API's login, the login page, the desktop's).
 
     `username` ignores case and surrounding whitespace (no username has any), the same in the
     API and the login page: a name pasted with a trailing space or newline signs in."""
+    await check_auth_rate(client_ip, username)
     username = username.strip()
     by_name = select(User).where(func.lower(User.username) == username.lower())
     user = (await session.exec(by_name)).first()
@@ -202,7 +205,9 @@ async def refresh(session: AsyncSession, token: str, client_ip: str | None = Non
     """Exchange a refresh token for a new pair of the same family; the presented token is revoked
     (rotation). `Unauthorized` (401) for a token that is invalid, expired, revoked, of a sign-in past
     `OPSCRAFT_SESSION_MAX_AGE_DAYS` (`SignInOver`) or of an account no longer valid; a token
-    already rotated ends its whole family first (module rules; `client_ip` goes to the audit)."""
+    already rotated ends its whole family first (module rules; `client_ip` goes to the audit).
+    Counts against the auth rate limit per client IP (`check_auth_rate`, `RateLimited`)."""
+    await check_auth_rate(client_ip, None)
     settings = runtime.current().settings
     assert settings.secret_key
     try:

@@ -216,7 +216,9 @@ async def _claim_first_admin(session: AsyncSession) -> None:
 
 async def register(session: AsyncSession, actor: Actor, data: Registration) -> User:
     """Self-registration: the first user becomes admin; later ones (viewers) only when an admin
-    opened it."""
+    opened it. Each attempt counts against the auth rate limits (`auth.check_auth_rate`,
+    `RateLimited` 429), from the API and the first-administrator page alike."""
+    await auth.check_auth_rate(actor.client_ip, data.username)
     first = await count_users(session) == 0
     if first:
         await _claim_first_admin(session)

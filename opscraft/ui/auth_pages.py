@@ -123,7 +123,6 @@ async def login_page(next: str | None = None, notice: str | None = None) -> Resp
                 return False
             ip = session.client_ip()
             try:
-                await auth.check_auth_rate(ip, name)
                 async with runtime.current().db.session() as s:
                     user = await auth.authenticate_password(s, ip, name, password.value)
                     await s.commit()
