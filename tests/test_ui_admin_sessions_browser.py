@@ -9,23 +9,18 @@ or deactivates people of its own, made by the module's admin."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import PASSWORD, LiveServer
-from tests.ui_journey import API_TIMEOUT, log_in, make_users, serving, token
+from tests.ui_journey import API_TIMEOUT, journey_server, log_in, make_users, token
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The module's `opscraft serve`, with the default settings (as the `server` fixture)."""
-    with serving(tmp_path_factory, "admin-sessions-ui", env={}) as live:
-        yield live
+server = journey_server("admin-sessions-ui", env={})  # the default settings, as `live_server`
 
 
 @pytest.fixture(scope="module")
