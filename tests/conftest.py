@@ -407,9 +407,12 @@ class Reader:
 
 
 @asynccontextmanager
-async def _started_reader(data_dir: Path, url: str | None) -> AsyncIterator[Reader]:
-    """A started runtime on `url` (None: SQLite in `data_dir`) and a client of its API."""
-    settings = make_settings(data_dir, url)
+async def _started_reader(
+    data_dir: Path, url: str | None, overrides: dict[str, Any]
+) -> AsyncIterator[Reader]:
+    """A started runtime on `url` (None: SQLite in `data_dir`) with the settings `overrides`,
+    and a client of its API."""
+    settings = make_settings(data_dir, url, **overrides)
     started = await lifecycle.start(settings)
     try:
         async with api_client(api_app_for(settings)) as c:
@@ -419,23 +422,34 @@ async def _started_reader(data_dir: Path, url: str | None) -> AsyncIterator[Read
         await lifecycle.stop()
 
 
+@pytest.fixture(scope="module")
+def reader_settings() -> dict[str, Any]:
+    """Settings overrides of the module's `reader` runtime: none here; a directory's conftest
+    overrides this fixture so that its refused-input tests run with the settings its per-test
+    runtime has (tests/automation: loopback receivers allowed)."""
+    return {}
+
+
 @pytest_asyncio.fixture(
     scope="module",
     loop_scope="module",
     params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
 )
 async def _module_reader(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, reader_settings: dict[str, Any]
 ) -> AsyncIterator[Reader]:
     """One runtime per database for a module's tests that write nothing, on a database no other
     test empties (PostgreSQL: a scratch database; the per-test `rt` empties the process's own)."""
     data_dir = tmp_path_factory.mktemp("reader")
     if request.param == "sqlite":
-        async with _started_reader(data_dir, None) as shared:
+        async with _started_reader(data_dir, None, reader_settings) as shared:
             yield shared
         return
     require_service(bool(PG_URL), "PostgreSQL (OPSCRAFT_TEST_PG_URL)")
-    async with postgres_scratch_database() as url, _started_reader(data_dir, url) as shared:
+    async with (
+        postgres_scratch_database() as url,
+        _started_reader(data_dir, url, reader_settings) as shared,
+    ):
         yield shared
 
 
@@ -510,7 +524,9 @@ def start_server(
             stderr=subprocess.STDOUT,
         )
     server = LiveServer(f"http://127.0.0.1:{port}", data_dir, process, log_path, env)
-    deadline = time.monotonic() + 90  # a busy 2-core machine can take a minute to import NiceGUI
+    # A bound on a failure, not a wait: a start is about 5 s of CPU (imports, the API's route
+    # state), and at load 20-30 on a 2-core machine it took 88-100 s (docs/benchmarks.md, session 27).
+    deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{server.log()}")

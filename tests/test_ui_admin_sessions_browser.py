@@ -2,7 +2,10 @@
 its own says the role may not open it (it stayed as it was, with a red notice every few
 seconds); deactivated, it goes to the login page (the Notifications page went on refreshing its
 delivery log as the admin who opened it); and what an open page lists on request is read as the
-user is now (the API tokens page listed everyone's tokens for a demoted admin)."""
+user is now (the API tokens page listed everyone's tokens for a demoted admin).
+
+One server for the module (a start is about 5 s of CPU, most of a test here); each test demotes
+or deactivates people of its own, made by the module's admin."""
 
 from __future__ import annotations
 
@@ -12,13 +15,23 @@ import httpx
 import pytest
 
 from tests.conftest import PASSWORD, LiveServer
-from tests.ui_journey import API_TIMEOUT, log_in, make_users
+from tests.ui_journey import API_TIMEOUT, journey_server, log_in, make_users, token
 
 pytestmark = pytest.mark.browser
 
 
-def _second_admin(server: LiveServer, admin: dict[str, str]) -> int:
-    body = {"username": "boss2", "email": "boss2@example.com", "password": PASSWORD, "role": "admin"}
+server = journey_server("admin-sessions-ui", env={})  # the default settings, as `live_server`
+
+
+@pytest.fixture(scope="module")
+def admin(server: LiveServer) -> dict[str, str]:
+    """The bearer header of the module's first admin (`make_users`: with an operator and a viewer)."""
+    return make_users(server)["admin"]
+
+
+def _person(server: LiveServer, admin: dict[str, str], username: str, role: str) -> int:
+    """A user `username` of `role` made by the admin, for one test alone; returns its id."""
+    body = {"username": username, "email": f"{username}@example.com", "password": PASSWORD, "role": role}
     created = httpx.post(f"{server.url}/api/v1/users", json=body, headers=admin, timeout=API_TIMEOUT)
     assert created.status_code == 201, created.text
     return int(created.json()["id"])
@@ -30,15 +43,14 @@ def _change(server: LiveServer, admin: dict[str, str], user_id: int, **changes: 
 
 
 def test_a_demoted_admins_workers_page_says_the_role_may_not_open_it(
-    live_server: LiveServer, page: Any
+    server: LiveServer, admin: dict[str, str], page: Any
 ) -> None:
-    admin = make_users(live_server)["admin"]
-    boss = _second_admin(live_server, admin)
-    log_in(page, live_server, "boss2")
-    page.goto(f"{live_server.url}/workers")
+    boss = _person(server, admin, "boss-workers", "admin")
+    log_in(page, server, "boss-workers")
+    page.goto(f"{server.url}/workers")
     page.get_by_test_id("workers-table").wait_for()
 
-    _change(live_server, admin, boss, role="operator")
+    _change(server, admin, boss, role="operator")
     forbidden = page.get_by_test_id("forbidden")
     forbidden.wait_for(timeout=15_000)  # within a refresh (3 s) and a page load
     assert "operator" in forbidden.inner_text()
@@ -47,55 +59,53 @@ def test_a_demoted_admins_workers_page_says_the_role_may_not_open_it(
 
 
 def test_a_deactivated_admins_notifications_page_goes_to_the_login(
-    live_server: LiveServer, page: Any
+    server: LiveServer, admin: dict[str, str], page: Any
 ) -> None:
-    admin = make_users(live_server)["admin"]
-    boss = _second_admin(live_server, admin)
-    log_in(page, live_server, "boss2")
-    page.goto(f"{live_server.url}/notifications")
+    boss = _person(server, admin, "boss-notifications", "admin")
+    log_in(page, server, "boss-notifications")
+    page.goto(f"{server.url}/notifications")
     page.get_by_test_id("deliveries").wait_for()
 
-    _change(live_server, admin, boss, is_active=False)
-    page.wait_for_url(f"{live_server.url}/login**", timeout=15_000)  # within a refresh (5 s)
+    _change(server, admin, boss, is_active=False)
+    page.wait_for_url(f"{server.url}/login**", timeout=15_000)  # within a refresh (5 s)
     page.get_by_test_id("login-notice").get_by_text("Your session has ended").wait_for()
 
 
 def test_a_demoted_admin_cannot_list_everyones_tokens_from_an_open_page(
-    live_server: LiveServer, page: Any
+    server: LiveServer, admin: dict[str, str], page: Any
 ) -> None:
     """The switch "Show every user's tokens" listed them as the admin who opened the page."""
-    tokens = make_users(live_server)
+    _person(server, admin, "viewer-with-token", "viewer")
     made = httpx.post(
-        f"{live_server.url}/api/v1/tokens",
+        f"{server.url}/api/v1/tokens",
         json={"name": "viewers-ci"},
-        headers=tokens["viewer"],
+        headers=token(server, "viewer-with-token"),
         timeout=API_TIMEOUT,
     )
     assert made.status_code == 201, made.text
-    boss = _second_admin(live_server, tokens["admin"])
-    log_in(page, live_server, "boss2")
-    page.goto(f"{live_server.url}/tokens")
+    boss = _person(server, admin, "boss-tokens", "admin")
+    log_in(page, server, "boss-tokens")
+    page.goto(f"{server.url}/tokens")
     page.get_by_test_id("tokens-empty").wait_for()
 
-    _change(live_server, tokens["admin"], boss, role="viewer")
+    _change(server, admin, boss, role="viewer")
     page.get_by_test_id("tokens-all").click()
     page.get_by_text("your role (viewer) may not list other users' tokens").wait_for()
     assert page.get_by_text("viewers-ci").count() == 0
 
 
-def test_any_open_page_of_a_deactivated_user_goes_to_the_login(live_server: LiveServer, page: Any) -> None:
+def test_any_open_page_of_a_deactivated_user_goes_to_the_login(
+    server: LiveServer, admin: dict[str, str], page: Any
+) -> None:
     """Even a page that refreshes nothing of its own (the profile): the navigation's badge
     re-checks the session. It stayed until the next click, counting approvals as the user."""
-    tokens = make_users(live_server)
-    viewer = httpx.get(
-        f"{live_server.url}/api/v1/auth/me", headers=tokens["viewer"], timeout=API_TIMEOUT
-    ).json()
-    log_in(page, live_server, "viewer")
-    page.goto(f"{live_server.url}/profile")
+    viewer = _person(server, admin, "viewer-deactivated", "viewer")
+    log_in(page, server, "viewer-deactivated")
+    page.goto(f"{server.url}/profile")
     page.get_by_test_id("profile-save").wait_for()
 
-    _change(live_server, tokens["admin"], viewer["id"], is_active=False)
-    page.wait_for_url(f"{live_server.url}/login**", timeout=25_000)  # within a badge refresh (10 s)
+    _change(server, admin, viewer, is_active=False)
+    page.wait_for_url(f"{server.url}/login**", timeout=25_000)  # within a badge refresh (10 s)
     page.get_by_test_id("login-notice").get_by_text("Your session has ended").wait_for()
 
 
@@ -106,24 +116,26 @@ def _audited(server: LiveServer, admin: dict[str, str], action: str, username: s
     return int(r.json()["total"])
 
 
-def test_a_double_enter_on_the_login_page_is_one_sign_in_attempt(live_server: LiveServer, page: Any) -> None:
+def test_a_double_enter_on_the_login_page_is_one_sign_in_attempt(
+    server: LiveServer, admin: dict[str, str], page: Any
+) -> None:
     """Each Enter in the password field (and each click) was an attempt of its own, even while the
     first was being checked: a double Enter audited two failed logins and counted twice against
     the rate limit (5 a minute by default), so two mistyped passwords locked a person out."""
-    admin = make_users(live_server)["admin"]
-    page.goto(f"{live_server.url}/login")
-    page.get_by_test_id("login-username").fill("viewer")
+    _person(server, admin, "viewer-double-enter", "viewer")
+    page.goto(f"{server.url}/login")
+    page.get_by_test_id("login-username").fill("viewer-double-enter")
     page.get_by_test_id("login-password").fill("not-the-password")
     for _ in range(3):
         page.get_by_test_id("login-password").press("Enter")
     page.get_by_test_id("login-error").get_by_text("Incorrect username or password").wait_for()
     page.wait_for_timeout(1500)  # any later attempt would have been audited by now
-    assert _audited(live_server, admin, "auth.login_failed", "viewer") == 1
+    assert _audited(server, admin, "auth.login_failed", "viewer-double-enter") == 1
 
-    logins = _audited(live_server, admin, "auth.login", "viewer")  # make_users' API sign-in
+    logins = _audited(server, admin, "auth.login", "viewer-double-enter")
     page.get_by_test_id("login-password").fill(PASSWORD)
     page.get_by_test_id("login-submit").dblclick()
-    page.wait_for_url(f"{live_server.url}/")
+    page.wait_for_url(f"{server.url}/")
     page.wait_for_timeout(1500)
-    assert _audited(live_server, admin, "auth.login", "viewer") == logins + 1
-    assert _audited(live_server, admin, "auth.login_failed", "viewer") == 1
+    assert _audited(server, admin, "auth.login", "viewer-double-enter") == logins + 1
+    assert _audited(server, admin, "auth.login_failed", "viewer-double-enter") == 1

@@ -10,17 +10,29 @@ import pytest
 
 from opscraft.ui import labels
 from tests.conftest import LiveServer
-from tests.ui_journey import code, create_script, log_in, make_users, type_code, wait_connected
+from tests.ui_journey import (
+    code,
+    create_script,
+    journey_server,
+    journey_tokens,
+    log_in,
+    type_code,
+    wait_connected,
+)
 
 pytestmark = pytest.mark.browser
+
+server = journey_server("drafts-ui", env={})  # the default settings, as `live_server`
+tokens = journey_tokens()
 
 CONTENT = '#!/bin/bash\nset -eu\necho "deploying $TARGET"\n'
 
 
-def test_new_script_survives_offline_and_reload(live_server: LiveServer, page: Any) -> None:
-    tokens = make_users(live_server)
-    log_in(page, live_server, "operator")
-    page.goto(f"{live_server.url}/scripts/new")
+def test_new_script_survives_offline_and_reload(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/new")
     wait_connected(page)
     page.get_by_test_id("script-name").fill("deploy-web")
     type_code(page, CONTENT)
@@ -59,9 +71,9 @@ def test_new_script_survives_offline_and_reload(live_server: LiveServer, page: A
     page.wait_for_url(lambda url: "/scripts/" in url and not url.endswith("/new"))
     page.get_by_text("deploy-web").first.wait_for()
     script_id = int(page.url.rstrip("/").split("/")[-1])
-    saved = httpx.get(f"{live_server.url}/api/v1/scripts/{script_id}", headers=tokens["operator"]).json()
+    saved = httpx.get(f"{server.url}/api/v1/scripts/{script_id}", headers=tokens["operator"]).json()
     assert {name: p["type"] for name, p in saved["parameters"].items()} == {"TARGET": "integer"}
-    page.goto(f"{live_server.url}/scripts/new")
+    page.goto(f"{server.url}/scripts/new")
     wait_connected(page)
     page.get_by_test_id("script-name").wait_for()
     time.sleep(1.5)  # give a wrongly kept draft the time to come back (its absence is under test)
@@ -70,10 +82,8 @@ def test_new_script_survives_offline_and_reload(live_server: LiveServer, page: A
 
     # The run form too: after a reload the dialog comes back with what was typed in it.
     params = [{"name": "TARGET", "type": "string", "required": True}]
-    script = create_script(
-        live_server, tokens["admin"], "deploy-api", CONTENT, parameters=params, status="active"
-    )
-    page.goto(f"{live_server.url}/scripts/{script['id']}")
+    script = create_script(server, tokens["admin"], "deploy-api", CONTENT, parameters=params, status="active")
+    page.goto(f"{server.url}/scripts/{script['id']}")
     page.get_by_test_id("execute-button").click()
     page.get_by_test_id("param-TARGET").fill("web-7")
     page.wait_for_function(
@@ -86,15 +96,14 @@ def test_new_script_survives_offline_and_reload(live_server: LiveServer, page: A
 
 
 def test_a_draft_whose_base_version_is_not_ascii_digits_warns_instead_of_failing(
-    live_server: LiveServer, page: Any
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
     """The tab's draft is the browser's to change: a base version of "²" (`str.isdigit()` is true
     for it, `int()` refuses it) raised in the restore, so the draft came back without the warning
     that it may not start from the script's current version. Now it is an unknown base: warned."""
-    tokens = make_users(live_server)
-    script = create_script(live_server, tokens["operator"], "odd-base", CONTENT)
-    log_in(page, live_server, "operator")
-    page.goto(f"{live_server.url}/scripts/{script['id']}/edit")
+    script = create_script(server, tokens["operator"], "odd-base", CONTENT)
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{script['id']}/edit")
     wait_connected(page)
     page.get_by_test_id("script-description").fill("typed before a reload")
     key = f"oc-draft:script:{script['id']}"

@@ -9,9 +9,20 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui_journey import create_script, log_in, make_users, paste_code, type_code, wait_connected
+from tests.ui_journey import (
+    create_script,
+    journey_server,
+    journey_tokens,
+    log_in,
+    paste_code,
+    type_code,
+    wait_connected,
+)
 
 pytestmark = pytest.mark.browser
+
+server = journey_server("editor-ui", env={})  # the default settings, as `live_server`
+tokens = journey_tokens()
 
 
 def _background(page: Any, selector: str) -> tuple[int, ...]:
@@ -19,10 +30,11 @@ def _background(page: Any, selector: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", color)[:3])
 
 
-def test_ctrl_s_saves_size_refusal_stays_and_dark_editor(live_server: LiveServer, page: Any) -> None:
-    make_users(live_server)
-    log_in(page, live_server, "operator")
-    page.goto(f"{live_server.url}/scripts/new")
+def test_ctrl_s_saves_size_refusal_stays_and_dark_editor(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/new")
     wait_connected(page)
 
     # 339 KiB pasted: the counter says the limit, the live check refuses, Save keeps the refusal shown.
@@ -60,16 +72,15 @@ def test_ctrl_s_saves_size_refusal_stays_and_dark_editor(live_server: LiveServer
 
 
 def test_a_new_script_whose_page_stays_after_save_saves_the_next_edit_as_a_new_version(
-    live_server: LiveServer, page: Any
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
     """Field report: "Saved ui-two (version 1)" showed but the page stayed on /scripts/new (the
     navigation did not happen); the next Save created the script again, was refused as a
     duplicate name, and that edit was lost. Here the navigation does not happen (the page's
     `window.open`, which NiceGUI navigates with, does nothing: a stand-in for a lost socket
     message): the form has become the saved script's, so the next Save is version 2 with the edit."""
-    tokens = make_users(live_server)
-    log_in(page, live_server, "operator")
-    page.goto(f"{live_server.url}/scripts/new")
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/new")
     wait_connected(page)
     page.evaluate("window.open = () => null")
     page.get_by_test_id("script-name").fill("stays-here")
@@ -80,24 +91,26 @@ def test_a_new_script_whose_page_stays_after_save_saves_the_next_edit_as_a_new_v
     type_code(page, "#!/bin/bash\necho two\n")
     page.get_by_test_id("save-script").click()
     page.locator(".q-notification", has_text="Saved stays-here (version 2)").wait_for()
-    listed = httpx.get(f"{live_server.url}/api/v1/scripts", headers=tokens["operator"]).json()
+    # Saved once: one script of that name (the module's other tests save scripts of other names).
+    listed = httpx.get(
+        f"{server.url}/api/v1/scripts", params={"search": "stays-here"}, headers=tokens["operator"]
+    ).json()
     items = listed["items"] if isinstance(listed, dict) else listed
     assert [s["name"] for s in items] == ["stays-here"]
-    url = f"{live_server.url}/api/v1/scripts/{items[0]['id']}"
+    url = f"{server.url}/api/v1/scripts/{items[0]['id']}"
     script = httpx.get(url, headers=tokens["operator"]).json()
     assert (script["current_version"], script["content"]) == (2, "#!/bin/bash\necho two\n")
 
 
 def test_saving_in_one_tab_keeps_what_another_tab_changed_in_other_fields(
-    live_server: LiveServer, page: Any
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
     """Two tabs on one script's editor: A activates it, then B saves a new description. B's
     Save sent the whole form as B loaded it, so the script went back to draft (neither change
     moves the version that `base_version` guards): A's change was lost without a word."""
-    tokens = make_users(live_server)
-    script = create_script(live_server, tokens["operator"], "two-tabs", "#!/bin/bash\necho hi\n")
-    log_in(page, live_server, "operator")
-    edit_url = f"{live_server.url}/scripts/{script['id']}/edit"
+    script = create_script(server, tokens["operator"], "two-tabs", "#!/bin/bash\necho hi\n")
+    log_in(page, server, "operator")
+    edit_url = f"{server.url}/scripts/{script['id']}/edit"
     other = page.context.new_page()
     for tab in (page, other):
         tab.goto(edit_url)
@@ -113,5 +126,5 @@ def test_saving_in_one_tab_keeps_what_another_tab_changed_in_other_fields(
     other.get_by_test_id("save-script").click()
     other.wait_for_url(re.compile(r".*/scripts/\d+$"))
 
-    saved = httpx.get(f"{live_server.url}/api/v1/scripts/{script['id']}", headers=tokens["operator"]).json()
+    saved = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=tokens["operator"]).json()
     assert (saved["status"], saved["description"]) == ("active", "described in the other tab")

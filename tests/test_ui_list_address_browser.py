@@ -11,19 +11,31 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui_journey import log_in, make_users, token, wait_connected
+from tests.ui_journey import API_TIMEOUT, journey_server, log_in, make_users, wait_connected
 
 pytestmark = pytest.mark.browser
+
+server = journey_server("list-address-ui", env={})  # the default settings, as `live_server`
+
+
+@pytest.fixture(scope="module")
+def site(server: LiveServer) -> LiveServer:
+    """The module's server with its people (`make_users`: the admin, then user.create of the
+    operator and the viewer, user 3) and one secret, DB_PASS, that the searches find."""
+    admin = make_users(server)["admin"]
+    body = {"name": "DB_PASS", "value": "x"}
+    created = httpx.post(f"{server.url}/api/v1/secrets", json=body, headers=admin, timeout=API_TIMEOUT)
+    assert created.status_code == 201, created.text
+    return server
 
 
 def _summary(page: Any, text: str) -> None:
     page.get_by_test_id("audit-summary").filter(has_text=re.compile(rf"^{text}$")).wait_for()
 
 
-def test_filters_survive_a_reload_back_and_a_shared_link(live_server: LiveServer, page: Any) -> None:
-    make_users(live_server)  # admin, then user.create of operator and viewer
-    log_in(page, live_server, "admin")
-    page.goto(f"{live_server.url}/audit")
+def test_filters_survive_a_reload_back_and_a_shared_link(site: LiveServer, page: Any) -> None:
+    log_in(page, site, "admin")
+    page.goto(f"{site.url}/audit")
     wait_connected(page)
 
     page.get_by_test_id("audit-action").click()
@@ -40,71 +52,64 @@ def test_filters_survive_a_reload_back_and_a_shared_link(live_server: LiveServer
     assert "user.create" in page.get_by_test_id("audit-action").inner_text()
 
     page.get_by_test_id("nav-settings").click()
-    page.wait_for_url(f"{live_server.url}/settings")
+    page.wait_for_url(f"{site.url}/settings")
     page.go_back()
     wait_connected(page)
     _summary(page, "1 event")
 
     # A shared link: the actor and a day range apply; an action no event has is named and left out.
-    page.goto(
-        f"{live_server.url}/audit?actor_name=ADMIN&action=nothing.done&since=2000-01-01&until=2999-12-31"
-    )
+    page.goto(f"{site.url}/audit?actor_name=ADMIN&action=nothing.done&since=2000-01-01&until=2999-12-31")
     wait_connected(page)
     page.locator(".q-notification", has_text="action 'nothing.done' is not one of this page's").wait_for()
     assert page.get_by_test_id("audit-actor").input_value() == "ADMIN"
     assert "2000-01-01" in page.get_by_test_id("audit-dates").input_value()
     page.get_by_test_id("audit-table").filter(has_text="auth.login").wait_for()
-    page.goto(f"{live_server.url}/audit?since=2026-12-05&until=2026-12-01")
+    page.goto(f"{site.url}/audit?since=2026-12-05&until=2026-12-01")
     page.locator(".q-field", has=page.get_by_test_id("audit-dates")).filter(
         has_text="must not be later than until"
     ).wait_for()
-    page.goto(f"{live_server.url}/audit?since=someday")
+    page.goto(f"{site.url}/audit?since=someday")
     page.get_by_test_id("bad-address-problem").filter(has_text="since").wait_for()
 
     # Clearing the filters clears the address.
-    page.goto(f"{live_server.url}/audit?target_id=3")
+    page.goto(f"{site.url}/audit?target_id=3")
     wait_connected(page)
     assert page.get_by_test_id("audit-target-id").input_value() == "3"
     page.get_by_role("button", name="Clear the filters").click()
-    page.wait_for_url(f"{live_server.url}/audit")
-    page.goto(f"{live_server.url}/audit?target_id=nothing")
+    page.wait_for_url(f"{site.url}/audit")
+    page.goto(f"{site.url}/audit?target_id=nothing")
     page.get_by_test_id("audit-table").filter(has_text="No events match these filters").wait_for()
 
 
 @pytest.mark.parametrize(("path", "noun"), [("/users", "user"), ("/secrets", "secret")])
 def test_the_search_survives_a_reload_and_a_shared_link(
-    live_server: LiveServer, page: Any, path: str, noun: str
+    site: LiveServer, page: Any, path: str, noun: str
 ) -> None:
-    make_users(live_server)
-    body = {"name": "DB_PASS", "value": "x"}
-    headers = token(live_server, "admin")
-    assert httpx.post(f"{live_server.url}/api/v1/secrets", json=body, headers=headers).status_code == 201
-    log_in(page, live_server, "admin")
-    page.goto(f"{live_server.url}{path}")
+    log_in(page, site, "admin")
+    page.goto(f"{site.url}{path}")
     wait_connected(page)
     search = page.get_by_test_id(f"{noun}-search")
     term = {"user": "viewer", "secret": "db_pass"}[noun]
     search.fill(term)
-    page.wait_for_url(f"{live_server.url}{path}?search={term}")
+    page.wait_for_url(f"{site.url}{path}?search={term}")
     page.get_by_test_id(f"{noun}s-summary").filter(has_text=f"1 {noun} matching").wait_for()
     page.reload()
     wait_connected(page)
     assert search.input_value() == term
     page.get_by_test_id(f"{noun}s-summary").filter(has_text=f"1 {noun} matching").wait_for()
 
-    page.goto(f"{live_server.url}{path}?search=nobody%20has%20this")
+    page.goto(f"{site.url}{path}?search=nobody%20has%20this")
     wait_connected(page)
     page.get_by_test_id(f"{noun}s-table").filter(has_text=f"No {noun}s match the search").wait_for()
     search.fill("")
-    page.wait_for_url(f"{live_server.url}{path}")
+    page.wait_for_url(f"{site.url}{path}")
 
 
-def test_every_list_page_reads_emptied_filters_as_no_filters(live_server: LiveServer, page: Any) -> None:
+def test_every_list_page_reads_emptied_filters_as_no_filters(site: LiveServer, page: Any) -> None:
     """An emptied filter in the address is no filter, as in the API (`GET
     /api/v1/scripts?status=`): `/scripts?status=&tag=...` was a server error (500: the text
     filters reached the page as empty text, not as absent)."""
-    make_users(live_server)
-    log_in(page, live_server, "admin")
+    log_in(page, site, "admin")
     pages = {
         "/scripts": "status=&script_type=&tag=&search=&sort=",
         "/executions": "status=&trigger=&script_id=&user_id=&since=&until=&cursor=",
@@ -113,17 +118,17 @@ def test_every_list_page_reads_emptied_filters_as_no_filters(live_server: LiveSe
         "/secrets": "search=",
     }
     for path, emptied in pages.items():
-        response = page.goto(f"{live_server.url}{path}?{emptied}")
+        response = page.goto(f"{site.url}{path}?{emptied}")
         assert response is not None and response.status == 200, path
         wait_connected(page)
         assert page.get_by_test_id("bad-address").count() == 0, path
         assert page.locator(".q-notification").count() == 0, path
     # The emptied filters list what no filters list.
-    page.goto(f"{live_server.url}/audit")
+    page.goto(f"{site.url}/audit")
     wait_connected(page)
     summary = page.get_by_test_id("audit-summary")
     summary.filter(has_text=re.compile(r"^\d+ events?$")).wait_for()
     unfiltered = summary.inner_text()
-    page.goto(f"{live_server.url}/audit?{pages['/audit']}")
+    page.goto(f"{site.url}/audit?{pages['/audit']}")
     wait_connected(page)
     _summary(page, unfiltered)

@@ -9,9 +9,12 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui_journey import log_in, make_users, wait_connected
+from tests.ui_journey import journey_server, journey_tokens, log_in, wait_connected
 
 pytestmark = pytest.mark.browser
+
+server = journey_server("tags-ui", env={})  # the default settings, as `live_server`
+tokens = journey_tokens()
 
 # Every NiceGUI event reaches the server 300 ms late, in order: a slow link, made repeatable.
 SLOW_LINK_JS = """() => {
@@ -27,10 +30,11 @@ def _saved_tags(page: Any, server: LiveServer, headers: dict[str, str]) -> list[
     return list(response.json()["tags"])
 
 
-def test_tags_typed_quickly_or_left_unconfirmed_are_all_saved(live_server: LiveServer, page: Any) -> None:
-    tokens = make_users(live_server)
-    log_in(page, live_server, "operator")
-    page.goto(f"{live_server.url}/scripts/new")
+def test_tags_typed_quickly_or_left_unconfirmed_are_all_saved(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/new")
     wait_connected(page)
     page.get_by_test_id("script-name").fill("tagged")
     page.evaluate(SLOW_LINK_JS)
@@ -45,22 +49,23 @@ def test_tags_typed_quickly_or_left_unconfirmed_are_all_saved(live_server: LiveS
     page.locator(".q-chip", has_text="nightly").wait_for()
     page.get_by_test_id("save-script").click()
 
-    assert _saved_tags(page, live_server, tokens["operator"]) == ["demo", "ops", "nightly"]
+    assert _saved_tags(page, server, tokens["operator"]) == ["demo", "ops", "nightly"]
 
     # Editing: a chip removed goes, the others stay.
     page.get_by_test_id("edit-script").click()
     wait_connected(page)
     page.locator(".q-chip", has_text="ops").locator(".q-chip__icon--remove").click()
     page.get_by_test_id("save-script").click()
-    assert _saved_tags(page, live_server, tokens["operator"]) == ["demo", "nightly"]
+    assert _saved_tags(page, server, tokens["operator"]) == ["demo", "nightly"]
 
 
-def test_tags_come_back_with_the_rest_of_the_draft_after_a_reload(live_server: LiveServer, page: Any) -> None:
+def test_tags_come_back_with_the_rest_of_the_draft_after_a_reload(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
     """The editor's draft kept every field but the tags: a reload (what NiceGUI does after the
     server dropped the page) brought the form back without them."""
-    tokens = make_users(live_server)
-    log_in(page, live_server, "operator")
-    page.goto(f"{live_server.url}/scripts/new")
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/new")
     wait_connected(page)
     page.get_by_test_id("script-name").fill("kept-tags")
     page.get_by_test_id("script-tags").click()
@@ -74,4 +79,4 @@ def test_tags_come_back_with_the_rest_of_the_draft_after_a_reload(live_server: L
     for tag in ("prod", "web", "half-typed"):
         page.locator(".q-chip", has_text=tag).wait_for()
     page.get_by_test_id("save-script").click()
-    assert _saved_tags(page, live_server, tokens["operator"]) == ["prod", "web", "half-typed"]
+    assert _saved_tags(page, server, tokens["operator"]) == ["prod", "web", "half-typed"]

@@ -234,13 +234,18 @@ def serving(
         stop_server(live)
 
 
-def journey_server(label: str, *, users: Sequence[tuple[str, str]] = ()) -> Any:
+def journey_server(
+    label: str, *, users: Sequence[tuple[str, str]] = (), env: Mapping[str, str] = RUN_ENV
+) -> Any:
     """A module-scoped `server` fixture (assign it as `server = journey_server(...)`): `serving`
-    with the run settings of the journeys (`RUN_ENV`)."""
+    with the run settings of the journeys (`RUN_ENV`), or `env` ({}: the defaults, as the
+    per-test `live_server`). One server for a module's tests, each with rows of its own names:
+    a server's start is about 5 s of CPU (imports, the API's route state), often more than the
+    test (docs/benchmarks.md, session 27)."""
 
     @pytest.fixture(scope="module")
     def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-        with serving(tmp_path_factory, label, users=users) as live:
+        with serving(tmp_path_factory, label, env, users=users) as live:
             yield live
 
     return server

@@ -23,6 +23,12 @@ def engine_settings() -> dict[str, Any]:
     return dict(LOOPBACK_RECEIVERS)
 
 
+@pytest.fixture(scope="module")
+def reader_settings() -> dict[str, Any]:
+    """The `reader` runtime's settings overrides: the loopback receivers, as `engine_settings`."""
+    return dict(LOOPBACK_RECEIVERS)
+
+
 @pytest.fixture
 async def no_automation_loops(rt: runtime.Runtime) -> None:
     """Stop the runtime's background loops (sender, scheduler): the test drives them itself."""

@@ -18,12 +18,12 @@ import pytest
 from sqlmodel import select, update
 
 from opscraft import runtime
-from opscraft.db.models import Execution, ExecutionLog, NotificationDelivery
+from opscraft.db.models import Execution, ExecutionLog, NotificationDelivery, Role
 from opscraft.db.models.automation import DeliveryStatus
 from opscraft.db.types import utcnow
 from opscraft.services import notification_senders, notifications
 from tests.automation.receivers import drip_server, http_receiver, self_signed, smtp_receiver
-from tests.conftest import PASSWORD, LoggedIn
+from tests.conftest import IN_MODULE_LOOP, PASSWORD, LoggedIn, Reader
 
 
 async def secret(client: httpx.AsyncClient, admin: LoggedIn, name: str, value: str) -> int:
@@ -823,11 +823,11 @@ async def test_a_url_no_send_could_use_is_refused_when_saved_and_said_on_test(
     "url",
     ["https://hook:s3cret@receiver.example/in", "https://token@receiver.example/in", "http://:pw@[::1]:9/"],
 )
-async def test_a_webhook_url_holding_credentials_is_refused(
-    client: httpx.AsyncClient, admin: LoggedIn, url: str
-) -> None:
+@IN_MODULE_LOOP
+async def test_a_webhook_url_holding_credentials_is_refused(reader: Reader, url: str) -> None:
     """`user:pass@` in a channel's URL would be a credential outside the vault, stored as plain
     text and shown by the API (docs/automation.md): a 422 naming `config.url`, and nothing saved."""
+    client, admin = reader.client, await reader.person(Role.admin)
     r = await client.post(
         "/api/v1/notifications/channels",
         json={"name": "creds", "kind": "webhook", "config": {"url": url}},
@@ -840,12 +840,12 @@ async def test_a_webhook_url_holding_credentials_is_refused(
 
 
 @pytest.mark.parametrize("host", ["smtp\u202e.example", "smtp.example\r\nX-Injected: 1", "smtp .example"])
-async def test_an_smtp_host_with_no_idna_form_is_refused(
-    client: httpx.AsyncClient, admin: LoggedIn, host: str
-) -> None:
+@IN_MODULE_LOOP
+async def test_an_smtp_host_with_no_idna_form_is_refused(reader: Reader, host: str) -> None:
     """A host name holding a bidi control character, CR LF or a space cannot be looked up: 422
     naming `config.host` (it was saved, and Test was a 500: UnicodeError is no OSError; CR LF
     was saved and shown in the delivery log's error)."""
+    client, admin = reader.client, await reader.person(Role.admin)
     config = {
         "host": host,
         "port": 2525,
