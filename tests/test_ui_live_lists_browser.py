@@ -183,6 +183,28 @@ def test_notification_channels_and_rules_follow_other_admins(
     page.get_by_test_id(f"rule-{rule['id']}").wait_for(state="detached")
 
 
+def _timers(page: Any) -> int:
+    """How many `ui.timer`s the page open in the browser has (NiceGUI's elements, as the browser
+    holds them)."""
+    timers = "Object.values(mounted_app.elements).filter(e => e.tag === 'nicegui-timer').length"
+    return int(page.evaluate(timers))
+
+
+@pytest.mark.parametrize("path", ["/notifications", "/approvals"])
+def test_a_page_of_several_lists_follows_them_with_one_timer(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any, path: str
+) -> None:
+    """The Notifications page re-read its channels, its rules and its delivery log on three timers
+    (each list read the channels again); the Approvals page followed its waiting runs only. One
+    timer now re-reads each page whole: a page with no list of its own (the profile) has one
+    timer fewer."""
+    log_in(page, server, "admin")
+    _open(page, server, "/profile")
+    bare = _timers(page)
+    _open(page, server, path)
+    assert _timers(page) == bare + 1
+
+
 def test_approvals_follow_other_approvers_and_keep_a_comment_being_typed(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
@@ -206,6 +228,12 @@ def test_approvals_follow_other_approvers_and_keep_a_comment_being_typed(
     assert comment.input_value() == "looks fine"
     _api(server, "POST", f"/executions/{second}/reject", boss, json={"comment": "no"})
     page.get_by_test_id(f"pending-{second}").wait_for(state="detached")
+    # ... and shows under "Ended recently" with its outcome (that list was read once, at load).
+    page.get_by_test_id(f"ended-outcome-{second}").get_by_text("Rejected by boss").wait_for()
+    # The second approval, given in another tab: the first run leaves the waiting list for it.
+    _api(server, "POST", f"/executions/{first}/approve", tokens["admin"], json={"comment": ""})
+    page.get_by_test_id(f"ended-outcome-{first}").get_by_text("Approved").wait_for()
+    page.get_by_test_id(f"pending-{first}").wait_for(state="detached")
 
 
 def test_the_scripts_list_follows_other_users_and_keeps_the_search_and_a_dialog(
