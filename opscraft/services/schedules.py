@@ -1,8 +1,9 @@
 """Schedules: run a script on a cron expression, on behalf of its owner, exactly once per fire time.
 
 Rules:
-- a schedule has a 5-field cron expression (minute hour day-of-month month day-of-week, as
-  croniter reads it) evaluated in an IANA time zone (zoneinfo), so "0 9 * * 1-5" in
+- a schedule has a 5-field cron expression (minute hour day-of-month month day-of-week, iterated
+  by croniter; saved only when croniter reads it as written: `check_cron`) evaluated in an IANA
+  time zone (zoneinfo, `check_timezone`), so "0 9 * * 1-5" in
   Europe/Paris stays 09:00 local across daylight-saving changes (a wall-clock time the fall-back
   repeats fires once, as in cronie: `_fires_in_repeated_hour`); parameters are checked by the
   script's parameter resolver when saved and again when it fires;
