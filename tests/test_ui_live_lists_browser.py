@@ -183,6 +183,39 @@ def test_notification_channels_and_rules_follow_other_admins(
     page.get_by_test_id(f"rule-{rule['id']}").wait_for(state="detached")
 
 
+# The `ui.timer`s in the page's body (not the navigation's badge timer), as the browser holds
+# NiceGUI's elements. The frame's one-off timer that reads the browser's dark mode is there until
+# it has run.
+PAGE_TIMERS = """(() => {
+  const els = mounted_app.elements;
+  const kids = e => [...(e.children || []), ...Object.values(e.slots || {}).flatMap(s => s.ids || [])];
+  const seen = new Set();  // a child may be listed both as a child and in its slot
+  const stack = Object.keys(els).filter(id => els[id].tag === "q-page");
+  while (stack.length) {
+    const id = String(stack.pop());
+    if (seen.has(id) || !els[id]) continue;
+    seen.add(id);
+    stack.push(...kids(els[id]));
+  }
+  return [...seen].filter(id => els[id].tag === "nicegui-timer").length;
+})()"""
+
+
+@pytest.mark.parametrize(
+    ("path", "part"), [("/notifications", "deliveries"), ("/approvals", "approvals-ended")]
+)
+def test_a_page_of_several_lists_follows_them_with_one_timer(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any, path: str, part: str
+) -> None:
+    """The Notifications page re-read its channels, its rules and its delivery log on three timers
+    (each list read the channels again); the Approvals page followed its waiting runs only. One
+    timer now re-reads each page whole."""
+    log_in(page, server, "admin")
+    _open(page, server, path)
+    page.get_by_test_id(part).wait_for()
+    page.wait_for_function(f"{PAGE_TIMERS} === 1")  # three, on the Notifications page
+
+
 def test_approvals_follow_other_approvers_and_keep_a_comment_being_typed(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
@@ -206,6 +239,12 @@ def test_approvals_follow_other_approvers_and_keep_a_comment_being_typed(
     assert comment.input_value() == "looks fine"
     _api(server, "POST", f"/executions/{second}/reject", boss, json={"comment": "no"})
     page.get_by_test_id(f"pending-{second}").wait_for(state="detached")
+    # ... and shows under "Ended recently" with its outcome (that list was read once, at load).
+    page.get_by_test_id(f"ended-outcome-{second}").get_by_text("Rejected at").wait_for()
+    # The second approval, given in another tab: the first run leaves the waiting list for it.
+    _api(server, "POST", f"/executions/{first}/approve", tokens["admin"], json={"comment": ""})
+    page.get_by_test_id(f"ended-outcome-{first}").get_by_text("Approved at").wait_for()
+    page.get_by_test_id(f"pending-{first}").wait_for(state="detached")
 
 
 def test_the_scripts_list_follows_other_users_and_keeps_the_search_and_a_dialog(

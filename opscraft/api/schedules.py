@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
@@ -61,7 +62,8 @@ class ScheduleOut(BaseModel):
         s = view.schedule
         assert s.id is not None
         upcoming = schedules.next_times(s.cron, s.timezone, utcnow(), PREVIEW) if s.enabled else []
-        zone = schedules.check_timezone(tz or s.timezone)
+        # a stored zone is shown as stored (one saved before a rule refused it, e.g. Factory, too)
+        zone = schedules.check_timezone(tz, field="tz") if tz else ZoneInfo(s.timezone)
         return cls(
             id=s.id,
             script_id=s.script_id,

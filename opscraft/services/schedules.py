@@ -1,8 +1,9 @@
 """Schedules: run a script on a cron expression, on behalf of its owner, exactly once per fire time.
 
 Rules:
-- a schedule has a 5-field cron expression (minute hour day-of-month month day-of-week, as
-  croniter reads it) evaluated in an IANA time zone (zoneinfo), so "0 9 * * 1-5" in
+- a schedule has a 5-field cron expression (minute hour day-of-month month day-of-week, iterated
+  by croniter; saved only when croniter reads it as written: `check_cron`) evaluated in an IANA
+  time zone (zoneinfo, `check_timezone`), so "0 9 * * 1-5" in
   Europe/Paris stays 09:00 local across daylight-saving changes (a wall-clock time the fall-back
   repeats fires once, as in cronie: `_fires_in_repeated_hour`); parameters are checked by the
   script's parameter resolver when saved and again when it fires;
@@ -28,6 +29,7 @@ import logging
 import os
 import re
 import socket
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -93,10 +95,9 @@ class ScheduleIn(Body):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        """Trimmed, like the cron expression (" Europe/Paris " pasted with its spaces is the zone)."""
-        value = value.strip()
-        _as_value_error(check_timezone, value)
-        return value
+        """Trimmed, like the cron expression (" Europe/Paris " pasted with its spaces is the zone),
+        and spelled as IANA does (`check_timezone`)."""
+        return _as_value_error(check_timezone, value.strip()).key
 
 
 class ScheduleChanges(ScheduleIn):
@@ -122,45 +123,217 @@ CRON_FIELDS = (
     ("day-of-week", 0, 7, " (0 and 7 are Sunday) or SUN-SAT"),
 )
 _CRON_FORMS = "numbers, * for every value, lists (1,15), ranges (1-5) and steps (*/15)"
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+_NAMES: tuple[dict[str, int], ...] = (
+    {},
+    {},
+    {},
+    {name: number for number, name in enumerate(_MONTHS, 1)},
+    {name: number for number, name in enumerate(_DAYS)},
+)
+# cron's macros, each the 5 fields it stands for (`@reboot` has no time: refused).
+CRON_MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+_ITEM = re.compile(r"(?P<base>\*|[A-Za-z0-9]+(?:-[A-Za-z0-9]+)?)(?:/(?P<step>[0-9]+))?")
+_SPECIAL = (  # croniter's extensions, in the fields that take them (values checked below)
+    (),
+    (),
+    (re.compile(r"L"), re.compile(r"(?P<value>[0-9]+)W")),
+    (),
+    (re.compile(r"(?P<value>[A-Za-z0-9]+)#(?P<nth>[0-9]+)"), re.compile(r"L(?P<value>[A-Za-z0-9]+)")),
+)
 
 
-def _cron_field_problem(index: int, text: str) -> str | None:
-    """What is wrong with field `index` (0: minute ... 4: day-of-week) of a cron expression, read
-    alone (the others `*`) by croniter, or None. Names the bound or the step that is wrong when it
-    can, else the forms the field takes."""
+class _Refused(Exception):
+    """What is wrong with one field (the message, without the field's name)."""
+
+
+def _value(index: int, text: str) -> int:
+    """One value of field `index`: ASCII digits or (month, day-of-week) a name, in range."""
+    _, low, high, names = CRON_FIELDS[index]
+    if text.isascii() and text.isdigit():
+        number = int(text)
+    elif text.upper() in _NAMES[index]:
+        number = _NAMES[index][text.upper()]
+    else:
+        raise _Refused(f"is not valid: use {low}-{high}{names}; {_CRON_FORMS}")
+    if not low <= number <= high:
+        raise _Refused(f"{text} is out of range, use {low}-{high}{names}")
+    return number
+
+
+def _item_values(index: int, item: str) -> set[int]:
+    """The values one comma-separated item of field `index` stands for: `*`, `5`, `1-5`, each
+    with an optional `/step`, and `5/15` (from 5 to the field's end, croniter's reading)."""
+    _, low, high, _ = CRON_FIELDS[index]
+    top = 6 if index == 4 else high  # a day-of-week step runs over 0-6 (7 is Sunday again)
+    match = _ITEM.fullmatch(item)
+    if match is None:
+        if "/" in item and not re.fullmatch(r"[0-9]+", item.rpartition("/")[2]):
+            raise _Refused("the step after / must be a whole number of at least 1")
+        raise _Refused(f"is not valid: use {low}-{high}{CRON_FIELDS[index][3]}; {_CRON_FORMS}")
+    base, step_text = match["base"], match["step"]
+    if base == "*":
+        first, last = low, top
+    elif "-" in base:
+        first, last = (_value(index, part) for part in base.split("-"))
+        if first > last:
+            raise _Refused(_backwards(index, base, first, last))
+        if first == last:
+            raise _Refused(f"the range {base} is one value: write {base.split('-')[0]}")
+    else:
+        first = last = _value(index, base)
+        if step_text is not None:
+            last = top  # `5/15`: from 5 to the field's end
+    if step_text is None:
+        return set(range(first, last + 1))
+    step = int(step_text)
+    if step < 1:
+        raise _Refused("the step after / must be a whole number of at least 1")
+    if step > last - first:
+        raise _Refused(
+            f"the step /{step} is longer than the range {first}-{last}, so only {first} would match:"
+            f" write {first}, or step a larger field (0 */2 * * * is every 2 hours)"
+        )
+    return set(range(first, last + 1, step))
+
+
+def _backwards(index: int, base: str, first: int, last: int) -> str:
+    """Why a range such as 5-1 is refused, and how to write what it likely means."""
+    _, low, high, _ = CRON_FIELDS[index]
+    top = 6 if index == 4 else high
+    if index == 4 and last == 0:
+        wrap = f"{first}-7"  # FRI-SUN: 7 is Sunday too
+    elif first > top:
+        wrap = _span(low, last)  # 7-2: 7 is Sunday, i.e. 0
+    else:
+        wrap = f"{_span(first, top)},{_span(low, last)}"
+    return (
+        f"the range {base} runs backwards ({first} is after {last}): write the lower value first"
+        f" ({last}-{first}), or two ranges for one that wraps around the end ({wrap})"
+    )
+
+
+def _span(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}-{last}"
+
+
+def _field_values(index: int, text: str) -> set[int] | None:
+    """The values field `index` matches, or None when it uses croniter's `L`, `W`, `#` or `?`
+    (checked here, read by croniter). `_Refused` when it is no field cron reads as written."""
+    if text == "?":
+        if index not in (2, 4):
+            raise _Refused("? (no particular value) is only for the day-of-month and day-of-week fields")
+        return None
+    values: set[int] = set()
+    special = False
+    for item in text.split(","):
+        if not item:
+            raise _Refused("has an empty item: a comma must be between two values, as in 1,15")
+        for pattern in _SPECIAL[index]:
+            match = pattern.fullmatch(item)
+            if match is not None:
+                special = True
+                if match.groupdict().get("value") is not None:
+                    _value(index, match["value"])
+                if match.groupdict().get("nth") is not None and not 1 <= int(match["nth"]) <= 5:
+                    raise _Refused(f"#{match['nth']}: the week of the month after # is 1-5")
+                break
+        else:
+            values |= _item_values(index, item)
+    if index == 4:
+        values = {0 if value == 7 else value for value in values}
+    return None if special else values
+
+
+def _odd_character(expression: str) -> str | None:
+    """Why `expression` (trimmed) has a character no cron field takes, or None: a line break, a
+    control character or one that is not ASCII (a full-width or other script's digit is never read
+    as an ASCII one; a no-break space is no field separator)."""
+    for position, char in enumerate(expression):
+        if char in " \t" or " " < char < "\x7f":
+            continue
+        if char in "\r\n\v\f\x85\u2028\u2029":
+            return "is one line: it has a line break (one expression per schedule)"
+        where = ""
+        for index, token in enumerate(re.finditer(r"\S+", expression)):
+            if token.start() <= position < token.end() and index < len(CRON_FIELDS):
+                where = f"{CRON_FIELDS[index][0]} field {token[0]!r}: "
+        name = unicodedata.name(char, "")
+        what = f"{char!r} (U+{ord(char):04X}{' ' + name if name else ''})"
+        if unicodedata.decimal(char, None) is not None:
+            return f"{where}{what} is not an ASCII digit: type the digits 0-9"
+        if char.isspace():
+            return f"{what} is not a plain space: separate the fields with spaces or tabs"
+        return f"{where}{what} is not a character cron expressions take: use ASCII, e.g. 30 2 * * *"
+    return None
+
+
+def _croniter_refuses(index: int, text: str) -> bool:
+    """Whether croniter refuses field `index` read alone (the others `*`): a combination it does
+    not take although each item is valid, such as `1#2,3` (`#` mixed with plain days)."""
     probe = ["*"] * 5
     probe[index] = text
     try:
         croniter(" ".join(probe))
-        return None
+        return False
     except (CroniterError, ValueError, KeyError, IndexError):
-        pass
-    name, low, high, names = CRON_FIELDS[index]
-    start = f"{name} field {text!r}:"
-    for part in text.split(","):
-        values, _, step = part.partition("/")
-        if step and not (step.isascii() and step.isdigit() and int(step) >= 1):
-            return f"{start} the step after / must be a whole number of at least 1"
-        for number in re.findall(r"(?<![-\d])\d+", values.split("#")[0], re.ASCII):
-            if not low <= int(number) <= high:
-                return f"{start} {number} is out of range, use {low}-{high}{names}"
-    return f"{start} is not valid: use {low}-{high}{names}; {_CRON_FORMS}"
+        return True
+
+
+def _field_count_problem(fields: list[str]) -> str:
+    names = " ".join(field[0] for field in CRON_FIELDS)
+    hint = "e.g. 30 2 * * * for 02:30 daily"
+    if len(fields) in (6, 7):
+        hint = "there is no seconds or year field: the first field is the minute, " + hint
+    return f"needs 5 fields ({names}): found {len(fields)}, {hint}"
 
 
 def check_cron(expression: str) -> str:
-    """The expression, normalised to single spaces. `Invalid` (422, field `cron`) unless it has 5
-    fields croniter reads and matches some date; the message names the wrong field and what it
-    takes ("minute field '61': 61 is out of range, use 0-59"). Syntax: croniter's, i.e. Vixie
-    cron's five fields plus `L`, `W`, `#` and `?`."""
-    fields = expression.split()
+    """The expression, normalised: trimmed, its fields separated by single spaces, a macro
+    (`@daily`...) replaced by its 5 fields. `Invalid` (422, field `cron`) unless cron reads it as
+    written and it matches some date; the message names the wrong field, what is wrong and what
+    it takes ("minute field '61': 61 is out of range, use 0-59").
+
+    Syntax: Vixie cron's five fields (ASCII digits, `JAN`-`DEC`, `SUN`-`SAT`, `*`, lists,
+    ranges, `/step`) plus croniter's `L`, `nW` (day of month), `n#k`, `Ln` (day of week) and `?`.
+    Refused, though croniter would read them some other way than written: a backwards range
+    (`5-1`: croniter wraps it around, Vixie cron matches nothing), a one-value range (`3-3`:
+    croniter reads it as `*`), a step longer than its range (`*/1000`, `0-59/61`: only the first
+    value would match), croniter's random or hashed `R`/`H`, and any character that is not
+    printable ASCII (a full-width digit is no digit here; a line break, a no-break space)."""
+    text = expression.strip()
+    odd = _odd_character(text)
+    if odd is not None:
+        raise Invalid.at("cron", odd)
+    if text.startswith("@"):
+        if text.lower() not in CRON_MACROS:
+            known = ", ".join(CRON_MACROS)
+            raise Invalid.at(
+                "cron",
+                f"{text!r} is no macro a schedule takes: use {known}, or 5 fields (@reboot has no time)",
+            )
+        text = CRON_MACROS[text.lower()]
+    fields = text.split()
     if len(fields) != 5:
-        names = " ".join(field[0] for field in CRON_FIELDS)
-        example = "e.g. 30 2 * * * for 02:30 daily"
-        raise Invalid.at("cron", f"needs 5 fields ({names}): found {len(fields)}, {example}")
-    for index, text in enumerate(fields):
-        problem = _cron_field_problem(index, text)
-        if problem:
-            raise Invalid.at("cron", problem)
+        raise Invalid.at("cron", _field_count_problem(fields))
+    for index, field in enumerate(fields):
+        name = CRON_FIELDS[index][0]
+        try:
+            _field_values(index, field)
+        except _Refused as refused:
+            raise Invalid.at("cron", f"{name} field {field!r}: {refused}") from None
+        if _croniter_refuses(index, field):
+            mixed = "this list of L, nW, n#k or Ln with other days is not read: use one schedule for each"
+            raise Invalid.at("cron", f"{name} field {field!r}: {mixed}")
     normal = " ".join(fields)
     try:
         croniter(normal, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
@@ -172,24 +345,38 @@ def check_cron(expression: str) -> str:
     return normal
 
 
+UNKNOWN_ZONE = "unknown time zone: use an IANA name such as Europe/Paris or UTC"
+FACTORY_ZONE = (
+    "Factory is the tz database's placeholder for a machine whose zone was never set (its clocks"
+    " read -00), no place's time: use the zone of the place, such as Europe/Paris, or UTC"
+)
+
+
 @functools.cache
-def _zone_names() -> frozenset[str]:
-    """The IANA zone names (`zoneinfo.available_timezones()`), without `localtime`: that one is
-    the zone of whichever machine reads it (the tz directory's link to /etc/localtime), so two
-    server processes on machines set differently would fire one schedule at two times. Files of
-    the tz directory that are no zone name (`posixrules`, the `posix/` and `right/` copies) are
-    not in the list either, though `ZoneInfo` opens them."""
-    return frozenset(available_timezones() - {"localtime"})
+def _zone_names() -> dict[str, str]:
+    """The IANA zone names (`zoneinfo.available_timezones()`) by their lowercase spelling (no two
+    differ only in case), without `localtime`: that one is the zone of whichever machine reads it
+    (the tz directory's link to /etc/localtime), so two server processes on machines set
+    differently would fire one schedule at two times. Files of the tz directory that are no zone
+    name (`posixrules`, the `posix/` and `right/` copies) are not in the list either, though
+    `ZoneInfo` opens them."""
+    return {name.lower(): name for name in available_timezones() - {"localtime"}}
 
 
 def check_timezone(name: str, field: str = "timezone") -> ZoneInfo:
-    """The zone; 422 naming `field` for a name that is no IANA zone name (`_zone_names`)."""
-    if name not in _zone_names():
-        raise Invalid.at(field, "unknown time zone: use an IANA name such as Europe/Paris or UTC")
+    """The zone, under its IANA spelling (`europe/paris` is Europe/Paris: names differ in more
+    than case); 422 naming `field` for a name that is no IANA zone name (`_zone_names`), and for
+    `Factory` (`FACTORY_ZONE`). Legacy links (`US/Pacific`, `Zulu`) are the zones they link to;
+    `Etc/GMT+5` is UTC-05:00 (POSIX's inverted sign, as the tz database defines it)."""
+    if name.lower() == "factory":
+        raise Invalid.at(field, FACTORY_ZONE)
+    known = _zone_names().get(name.lower())
+    if known is None:
+        raise Invalid.at(field, UNKNOWN_ZONE)
     try:
-        return ZoneInfo(name)
+        return ZoneInfo(known)
     except (ZoneInfoNotFoundError, ValueError):
-        raise Invalid.at(field, "unknown time zone: use an IANA name such as Europe/Paris or UTC") from None
+        raise Invalid.at(field, UNKNOWN_ZONE) from None
 
 
 def _fires_in_repeated_hour(cron: str) -> bool:

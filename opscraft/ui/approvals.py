@@ -154,11 +154,14 @@ async def approvals_page(actor: Actor) -> None:
 
         comments: dict[int, str] = {}  # what is typed in each row's comment: a redrawn row keeps it
         Listed = list[tuple[approvals.Pending, list[str]]]
+        Read = tuple[Listed, list[approvals.Pending]]
 
-        async def read(reader: Actor) -> Listed:
-            """The waiting runs, each with what an approver should know first (`_notes`)."""
+        async def read(reader: Actor) -> Read:
+            """The waiting runs, each with what an approver should know first (`_notes`), and the
+            `ENDED_SHOWN` requests that ended last (`approvals.ended`)."""
             rows = await call_all(approvals.pending, reader)
-            return [(p, await call(approvals.notes, reader, p.execution)) for p in rows]
+            listed = [(p, await call(approvals.notes, reader, p.execution)) for p in rows]
+            return listed, (await call(approvals.ended, reader, limit=ENDED_SHOWN))[0]
 
         def draw(listed: tuple[approvals.Pending, list[str]]) -> None:
             p, notes = listed
@@ -182,34 +185,45 @@ async def approvals_page(actor: Actor) -> None:
             shown = (e.id, run_title(e), e.triggered_by_name, e.trigger, p.request.expires_at)
             return (*shown, p.approvals, p.request.required, p.decided, tuple(notes))
 
+        def show(value: Read) -> None:
+            body.show(value[0])
+            ended.show(value[1])
+
         async def update() -> None:
             current = await guard()
-            listed = await run_action(lambda: read(current)) if current is not None else None
-            if listed is not None:
-                body.show(listed)
+            value = await run_action(lambda: read(current)) if current is not None else None
+            if value is not None:
+                show(value)
 
+        first: Read = await run_action(lambda: read(actor)) or ([], [])
         body = Rows(
             draw,
-            await run_action(lambda: read(actor)) or [],
+            first[0],
             key=lambda listed: listed[0].execution.id,
             picture=picture,
             empty=("Nothing is waiting for approval.", "approvals-empty"),
         )
-        follow(read, body.show)
-        await _ended(actor)
+        ui.label("Ended recently").classes("text-subtitle1 font-medium mt-4")
+        with ui.column().classes("w-full gap-1").props('data-testid="approvals-ended"'):
+            ended = Rows(
+                _ended_row,
+                first[1],
+                key=lambda p: p.execution.id,
+                picture=_ended_picture,
+                empty=("No request has ended yet.", "approvals-ended-empty"),
+            )
+        # One timer follows both lists (each `Rows` redraws only the rows that changed).
+        follow(read, show)
 
 
-async def _ended(actor: Actor) -> None:
-    """The `ENDED_SHOWN` requests that ended last (`approvals.ended`), each with its outcome."""
-    found = await run_action(lambda: call(approvals.ended, actor, limit=ENDED_SHOWN))
-    rows = found[0] if found is not None else []
-    if not rows:
-        return
-    ui.label("Ended recently").classes("text-subtitle1 font-medium mt-4")
-    with ui.column().classes("w-full gap-1").props('data-testid="approvals-ended"'):
-        for p in rows:
-            e = p.execution
-            with ui.row().classes("items-center gap-3").props(f'data-testid="ended-{e.id}"'):
-                ui.link(f"Run #{e.id}: {run_title(e)}", f"/executions/{e.id}")
-                ui.label(f"requested by {e.triggered_by_name or '?'}").classes("text-caption")
-                ui.label(outcome_text(p)).classes("text-caption").props(f'data-testid="ended-outcome-{e.id}"')
+def _ended_row(p: approvals.Pending) -> None:
+    """A request that ended (`approvals.ended`), with its outcome."""
+    e = p.execution
+    with ui.row().classes("items-center gap-3").props(f'data-testid="ended-{e.id}"'):
+        ui.link(f"Run #{e.id}: {run_title(e)}", f"/executions/{e.id}")
+        ui.label(f"requested by {e.triggered_by_name or '?'}").classes("text-caption")
+        ui.label(outcome_text(p)).classes("text-caption").props(f'data-testid="ended-outcome-{e.id}"')
+
+
+def _ended_picture(p: approvals.Pending) -> object:
+    return (run_title(p.execution), p.execution.triggered_by_name, outcome_text(p))

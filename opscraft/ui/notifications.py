@@ -26,7 +26,6 @@ from opscraft.ui.widgets import (
     dialog_card,
     dismiss,
     format_time,
-    live_timer,
     page_dialog,
     text_input,
 )
@@ -42,6 +41,11 @@ DELIVERY_COLUMNS = [
     {"name": "error", "label": "Last error", "field": "error"},
     {"name": "retry", "label": "Next attempt", "field": "retry", **NARROW_HIDDEN},
 ]
+
+# A rule's id and what its row says; the delivery log's count line and rows; the whole page.
+RuleLine = tuple[int | None, str]
+Log = tuple[str, list[dict[str, Any]]]
+Shown = tuple[list[NotificationChannel], list[RuleLine], Log]
 
 
 def _retry(delivery: NotificationDelivery) -> str:
@@ -85,10 +89,11 @@ async def notifications_page(actor: Actor) -> None:
                 delete.props["aria-label"] = f"Delete channel {channel.name}"
                 delete.props["data-testid"] = f"channel-delete-{channel.name}"
 
-        async def read_rules(reader: Actor) -> list[tuple[int | None, str]]:
-            """Each rule's id and what its row says ("Failure of every script → ops")."""
+        async def read_rules(reader: Actor, listed: list[NotificationChannel]) -> list[RuleLine]:
+            """Each rule's id and what its row says ("Failure of every script → ops"); `listed`:
+            the channels, read just before."""
             rows = await call_all(notifications.list_rules, reader)
-            channels = {c.id: c.name for c in await call_all(notifications.list_channels, reader)}
+            channels = {c.id: c.name for c in listed}
             names = await call(chains.script_names, {r.script_id for r in rows if r.script_id})
             said = []
             for rule in rows:
@@ -101,7 +106,7 @@ async def notifications_page(actor: Actor) -> None:
                 said.append((rule.id, f"{events} of {scope} → {channels.get(rule.channel_id, '?')}"))
             return said
 
-        def rule_row(rule: tuple[int | None, str]) -> None:
+        def rule_row(rule: RuleLine) -> None:
             rule_id, text = rule
             with ui.row().classes("items-center gap-3").props(f'data-testid="rule-{rule_id}"'):
                 ui.label(text).classes("oc-wrap min-w-0")
@@ -113,27 +118,34 @@ async def notifications_page(actor: Actor) -> None:
         def channel_picture(channel: NotificationChannel) -> object:
             return (channel.id, channel.name, channel.kind, _describe(channel))
 
-        async def read_channels(reader: Actor) -> list[NotificationChannel]:
-            return await call_all(notifications.list_channels, reader)
+        async def read_page(reader: Actor) -> Shown:
+            """The channels, the rules and the delivery log, as `reader` may see them now."""
+            listed = await call_all(notifications.list_channels, reader)
+            return listed, await read_rules(reader, listed), await deliveries(reader, listed)
+
+        def show_page(shown: Shown) -> None:
+            """Bring the page to `shown`: rows change only where they changed, and the delivery
+            table's rows in place and only when the log changed (its paging and sorting stay)."""
+            channels, rules, (count, data) = shown
+            channels_view.show(channels)
+            rules_view.show(rules)
+            count_label.set_text(count)
+            if data != table.rows:
+                table.rows = data
 
         async def update() -> None:
-            """Show the channels and rules as stored now (a change here, in another tab, by
-            another admin, through the API)."""
+            """Show the page as stored now, after a change made here."""
             current = await guard(ADMIN)
-            if current is None:
-                return
-            listed = await run_action(lambda: read_channels(current))
-            if listed is not None:
-                channels_view.show(listed)
-            said = await run_action(lambda: read_rules(current))
-            if said is not None:
-                rules_view.show(said)
+            shown = await run_action(lambda: read_page(current)) if current is not None else None
+            if shown is not None:
+                show_page(shown)
 
-        async def deliveries(reader: Actor) -> tuple[str, list[dict[str, Any]]]:
-            """The delivery log's count line and table rows, newest first, as `reader` may see them."""
+        async def deliveries(reader: Actor, listed: list[NotificationChannel]) -> Log:
+            """The delivery log's count line and table rows, newest first, as `reader` may see them
+            (`listed`: the channels, read just before)."""
             rows, total = await call(notifications.list_deliveries, reader, DeliveryQuery(limit=50))
             # which channel each message went to: with several, the rows were told apart by nothing
-            names = {c.id: c.name for c in await call_all(notifications.list_channels, reader)}
+            names = {c.id: c.name for c in listed}
             data = [
                 {
                     "id": d.id,
@@ -280,39 +292,25 @@ async def notifications_page(actor: Actor) -> None:
         ui.button("Add channel", icon="add", on_click=add_channel).props(
             'unelevated data-testid="channel-add"'
         )
+        first: Shown = await run_action(lambda: read_page(actor)) or ([], [], ("", []))
         channels_view = Rows(
             channel_row,
-            await run_action(lambda: read_channels(actor)) or [],
+            first[0],
             key=lambda channel: channel.id,
             picture=channel_picture,
             empty=("No channels yet.", "channels-empty"),
         )
-        follow(read_channels, channels_view.show, ADMIN)
         ui.label("Rules").classes("text-lg font-semibold mt-4")
         ui.button("Add rule", icon="add", on_click=add_rule).props('unelevated data-testid="rule-add"')
         rules_view = Rows(
             rule_row,
-            await run_action(lambda: read_rules(actor)) or [],
+            first[1],
             key=lambda rule: rule[0],
             empty=("No rules yet: nothing is sent.", "rules-empty"),
         )
-        follow(read_rules, rules_view.show, ADMIN)
         ui.label("Delivery log").classes("text-lg font-semibold mt-4")
-        count, data = await deliveries(actor)
-        count_label = ui.label(count).classes("text-caption")
-        table = ui.table(columns=DELIVERY_COLUMNS, rows=data, row_key="id")
+        count_label = ui.label(first[2][0]).classes("text-caption")
+        table = ui.table(columns=DELIVERY_COLUMNS, rows=first[2][1], row_key="id")
         table.props('flat dense data-testid="deliveries"').classes("w-full")
-
-        async def update_deliveries() -> None:
-            """Every 5 s: the table's rows change in place (its paging and sorting stay), and only
-            when the log changed; read as the user is now (the page's `actor` is who they were when
-            it opened: a deactivated or demoted admin's open page went on showing the log)."""
-            current = await guard(Permission.manage_settings, ticking=True)
-            if current is None:
-                return
-            count, data = await deliveries(current)
-            count_label.set_text(count)
-            if data != table.rows:
-                table.rows = data
-
-        live_timer(5.0, update_deliveries)
+        # One timer for the page (there was one per list): each part changes only where it changed.
+        follow(read_page, show_page, ADMIN)

@@ -9,6 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+from croniter import croniter
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlmodel import col, select, update
 
 from opscraft import runtime
@@ -83,28 +86,115 @@ async def test_validation_and_permissions(
     assert r.json()["parameters"] == {"COUNT": 3} and r.json()["owner_name"] == "operator"
 
 
-@pytest.mark.parametrize(
-    ("cron", "message"),
-    [
-        ("* * * *", "needs 5 fields (minute hour day-of-month month day-of-week): found 4"),
-        ("* * * * * *", "needs 5 fields (minute hour day-of-month month day-of-week): found 6"),
-        ("61 * * * *", "minute field '61': 61 is out of range, use 0-59"),
-        ("0 24 * * *", "hour field '24': 24 is out of range, use 0-23"),
-        ("0 0 0 * *", "day-of-month field '0': 0 is out of range, use 1-31"),
-        ("0 0 1 13 *", "month field '13': 13 is out of range, use 1-12 or JAN-DEC"),
-        ("0 0 * * 8", "day-of-week field '8': 8 is out of range, use 0-7 (0 and 7 are Sunday) or SUN-SAT"),
-        ("*/0 * * * *", "minute field '*/0': the step after / must be a whole number of at least 1"),
-        ("-1 * * * *", "minute field '-1': is not valid"),
-        ("1,,2 * * * *", "minute field '1,,2': is not valid"),
-        ("0 0 * FOO *", "month field 'FOO': is not valid"),
-        ("0 0 30 2 *", "matches no date: the day-of-month never occurs in the month(s) given"),
-    ],
-)
+BACKWARDS = "runs backwards"
+REFUSED_CRON = [
+    ("* * * *", "needs 5 fields (minute hour day-of-month month day-of-week): found 4"),
+    ("", "needs 5 fields (minute hour day-of-month month day-of-week): found 0"),
+    (" \t ", "needs 5 fields (minute hour day-of-month month day-of-week): found 0"),
+    (
+        "0 30 2 * * *",
+        "needs 5 fields (minute hour day-of-month month day-of-week): found 6, there is no seconds or"
+        " year field: the first field is the minute",
+    ),
+    ("0 0 1 1 * 2030 x", "needs 5 fields (minute hour day-of-month month day-of-week): found 7, there is no"),
+    # out of range, per field
+    ("61 * * * *", "minute field '61': 61 is out of range, use 0-59"),
+    ("60 * * * *", "minute field '60': 60 is out of range, use 0-59"),
+    ("0 24 * * *", "hour field '24': 24 is out of range, use 0-23"),
+    ("0 0 0 * *", "day-of-month field '0': 0 is out of range, use 1-31"),
+    ("0 0 32 * *", "day-of-month field '32': 32 is out of range, use 1-31"),
+    ("0 0 1 13 *", "month field '13': 13 is out of range, use 1-12 or JAN-DEC"),
+    ("0 0 1 0 *", "month field '0': 0 is out of range, use 1-12 or JAN-DEC"),
+    ("0 0 * * 8", "day-of-week field '8': 8 is out of range, use 0-7 (0 and 7 are Sunday) or SUN-SAT"),
+    ("0 0 1-32 * *", "day-of-month field '1-32': 32 is out of range, use 1-31"),
+    # steps: zero, or longer than the range (only its first value would match)
+    ("*/0 * * * *", "minute field '*/0': the step after / must be a whole number of at least 1"),
+    ("1-59/0 * * * *", "minute field '1-59/0': the step after / must be a whole number of at least 1"),
+    ("*/x * * * *", "minute field '*/x': the step after / must be a whole number of at least 1"),
+    ("*/1000 * * * *", "minute field '*/1000': the step /1000 is longer than the range 0-59, so only 0"),
+    ("0-59/61 * * * *", "minute field '0-59/61': the step /61 is longer than the range 0-59, so only 0"),
+    ("*/60 * * * *", "minute field '*/60': the step /60 is longer than the range 0-59, so only 0 would"),
+    ("0 */24 * * *", "hour field '*/24': the step /24 is longer than the range 0-23"),
+    ("0 0 */31 * *", "day-of-month field '*/31': the step /31 is longer than the range 1-31"),
+    ("0 0 1 */12 *", "month field '*/12': the step /12 is longer than the range 1-12"),
+    ("0 0 * * */7", "day-of-week field '*/7': the step /7 is longer than the range 0-6"),
+    ("10-20/11 * * * *", "minute field '10-20/11': the step /11 is longer than the range 10-20, so only 10"),
+    ("59/5 * * * *", "minute field '59/5': the step /5 is longer than the range 59-59, so only 59"),
+    # ranges croniter reads otherwise than written: backwards (it wraps), one value (it reads *)
+    (
+        "5-1 * * * *",
+        "minute field '5-1': the range 5-1 runs backwards (5 is after 1): write the lower"
+        " value first (1-5), or two ranges for one that wraps around the end (5-59,0-1)",
+    ),
+    ("0 22-2 * * *", "hour field '22-2': the range 22-2 " + BACKWARDS),
+    ("0 0 20-10 * *", "day-of-month field '20-10': the range 20-10 " + BACKWARDS),
+    ("0 0 * NOV-FEB *", "month field 'NOV-FEB': the range NOV-FEB runs backwards (11 is after 2)"),
+    (
+        "0 0 * * FRI-MON",
+        "day-of-week field 'FRI-MON': the range FRI-MON runs backwards (5 is after 1):"
+        " write the lower value first (1-5), or two ranges for one that wraps around the end (5-6,0-1)",
+    ),
+    (
+        "0 0 * * FRI-SUN",
+        "day-of-week field 'FRI-SUN': the range FRI-SUN runs backwards (5 is after 0):"
+        " write the lower value first (0-5), or two ranges for one that wraps around the end (5-7)",
+    ),
+    ("3-3 * * * *", "minute field '3-3': the range 3-3 is one value: write 3"),
+    # names only where cron has them, whole
+    ("0 0 * FOO *", "month field 'FOO': is not valid"),
+    ("MON * * * *", "minute field 'MON': is not valid: use 0-59"),
+    ("0 0 * * MONDAY", "day-of-week field 'MONDAY': is not valid"),
+    ("0 0 * JAN-MON *", "month field 'JAN-MON': is not valid"),
+    # croniter's random and hashed values, and forms no cron reads
+    ("R * * * *", "minute field 'R': is not valid"),
+    ("H * * * *", "minute field 'H': is not valid"),
+    ("-1 * * * *", "minute field '-1': is not valid"),
+    ("+1 * * * *", "minute field '+1': is not valid"),
+    ("1.5 * * * *", "minute field '1.5': is not valid"),
+    ("1,,2 * * * *", "minute field '1,,2': has an empty item: a comma must be between two values"),
+    (",5 * * * *", "minute field ',5': has an empty item"),
+    ("? * * * *", "minute field '?': ? (no particular value) is only for the day-of-month and day-of-week"),
+    ("0 0 * * 5L", "day-of-week field '5L': is not valid"),
+    ("0 0 LW * *", "day-of-month field 'LW': is not valid"),
+    ("0 0 * * 1#6", "day-of-week field '1#6': #6: the week of the month after # is 1-5"),
+    ("0 0 * * 1#0", "day-of-week field '1#0': #0: the week of the month after # is 1-5"),
+    ("0 0 * * 1#2,3", "day-of-week field '1#2,3': this list of L, nW, n#k or Ln with other days is not read"),
+    ("0 0 15W,1 * *", "day-of-month field '15W,1': this list of L, nW, n#k or Ln with other days"),
+    ("0 0 30 2 *", "matches no date: the day-of-month never occurs in the month(s) given"),
+    # macros: cron's, with a time
+    ("@reboot", "'@reboot' is no macro a schedule takes: use @yearly, @annually, @monthly, @weekly,"),
+    ("@every 5m", "'@every 5m' is no macro a schedule takes"),
+    # characters: never a non-ASCII digit read as an ASCII one, one line
+    (
+        "\uff10 0 * * *",
+        "minute field '\uff10': '\uff10' (U+FF10 FULLWIDTH DIGIT ZERO) is not an ASCII digit:"
+        " type the digits 0-9",
+    ),
+    (
+        "0 \u0663 * * *",
+        "hour field '\u0663': '\u0663' (U+0663 ARABIC-INDIC DIGIT THREE) is not an",
+    ),
+    ("0 0 1\u0967 * *", "day-of-month field '1\u0967': '\u0967' (U+0967 DEVANAGARI DIGIT ONE) is not an"),
+    ("\U0001d7d1 * * * *", "minute field '\U0001d7d1': '\U0001d7d1' (U+1D7D1 MATHEMATICAL BOLD DIGIT THREE)"),
+    ("0 0 * * \u00b2", "day-of-week field '\u00b2': '\u00b2' (U+00B2 SUPERSCRIPT TWO) is not a character"),
+    ("0\u00a00 * * *", "'\\xa0' (U+00A0 NO-BREAK SPACE) is not a plain space: separate the fields with"),
+    ("0\u30000 * * *", "'\\u3000' (U+3000 IDEOGRAPHIC SPACE) is not a plain space"),
+    ("0 0 * * *\u200b", "day-of-week field '*\\u200b': '\\u200b' (U+200B ZERO WIDTH SPACE) is not a"),
+    ("0 0\n* * *", "is one line: it has a line break (one expression per schedule)"),
+    ("0 0 * * *\r\n0 1 * * *", "is one line: it has a line break"),
+    ("0 0 * * *\x00", "day-of-week field '*\\x00': '\\x00' (U+0000) is not a character cron"),
+]
+
+
+@pytest.mark.parametrize(("cron", "message"), REFUSED_CRON)
 async def test_a_bad_cron_expression_names_its_field_and_the_fix(
     client: httpx.AsyncClient, operator: LoggedIn, backend: str, cron: str, message: str
 ) -> None:
     """A cron error says which of the five fields is wrong and what it takes (it said "is not a
-    valid cron expression"); an expression no date matches is refused at save (it was a 500)."""
+    valid cron expression"); an expression no date matches is refused at save (it was a 500).
+    Forms croniter read otherwise than written were saved: `5-1` wrapped around, `3-3` was every
+    minute, `*/1000` was minute 0, `R` a random minute, a full-width digit was refused without
+    saying why."""
     with pytest.raises(Invalid) as refused:
         schedules.check_cron(cron)
     [detail] = refused.value.details
@@ -112,17 +202,99 @@ async def test_a_bad_cron_expression_names_its_field_and_the_fix(
     sid = await script(client, operator)
     r = await add(client, operator, sid, cron=cron)
     assert r.status_code == 422, r.text
-    assert r.json()["errors"] == [detail]
+    if cron and "\x00" not in cron:  # empty: the body's min_length; NUL: text no database stores
+        assert r.json()["errors"] == [detail]
+    else:
+        assert [e["field"] for e in r.json()["errors"]] == ["cron"], r.text
     listed = await client.get(f"/api/v1/scripts/{sid}/schedules", headers=operator.headers)
     assert listed.status_code == 200 and listed.json()["items"] == [], listed.text
 
 
 @pytest.mark.parametrize(
-    "cron",
-    ["*/15 9-17 * * MON-FRI", "0 0 L * *", "0 0 * * 1#2", "0 0 29 2 *", "0 12 * jan-mar 7", "5-1 * * * *"],
+    ("cron", "stored"),
+    [
+        ("*/15 9-17 * * MON-FRI", "*/15 9-17 * * MON-FRI"),
+        ("0 12 * jan-mar 7", "0 12 * jan-mar 7"),
+        ("0 0 * * mon-5", "0 0 * * mon-5"),
+        ("0 0 L * *", "0 0 L * *"),
+        ("0 0 1,L * *", "0 0 1,L * *"),
+        ("0 0 15W * *", "0 0 15W * *"),
+        ("0 0 * * 1#2", "0 0 * * 1#2"),
+        ("0 0 * * 1#2,3#4", "0 0 * * 1#2,3#4"),
+        ("0 0 * * L5", "0 0 * * L5"),
+        ("0 0 ? * 1", "0 0 ? * 1"),
+        ("0 0 1 * ?", "0 0 1 * ?"),
+        ("0 0 29 2 *", "0 0 29 2 *"),
+        ("*/59 * * * *", "*/59 * * * *"),
+        ("0-59/59 * * * *", "0-59/59 * * * *"),
+        ("1/5 * * * *", "1/5 * * * *"),
+        ("0 0 * * 5-7", "0 0 * * 5-7"),
+        ("00 09 * * *", "00 09 * * *"),
+        ("  0\t 9  * * *\n", "0 9 * * *"),
+        ("@hourly", "0 * * * *"),
+        ("@daily", "0 0 * * *"),
+        ("@midnight", "0 0 * * *"),
+        ("@weekly", "0 0 * * 0"),
+        ("@monthly", "0 0 1 * *"),
+        ("@yearly", "0 0 1 1 *"),
+        (" @Annually ", "0 0 1 1 *"),
+    ],
 )
-def test_cron_forms_croniter_reads_are_still_accepted(cron: str) -> None:
-    assert schedules.check_cron(f"  {cron} ") == cron
+async def test_cron_forms_cron_reads_as_written_are_accepted(
+    client: httpx.AsyncClient, operator: LoggedIn, backend: str, cron: str, stored: str
+) -> None:
+    """Stored trimmed, fields separated by one space, a macro as its 5 fields."""
+    assert schedules.check_cron(cron) == stored
+    sid = await script(client, operator)
+    r = await add(client, operator, sid, cron=cron)
+    assert r.status_code == 201, r.text
+    assert r.json()["cron"] == stored
+    listed = await client.get(f"/api/v1/scripts/{sid}/schedules", headers=operator.headers)
+    assert [s["cron"] for s in listed.json()["items"]] == [stored]
+
+
+def _every_value(index: int) -> set[int]:
+    _, low, high, _ = schedules.CRON_FIELDS[index]
+    return set(range(low, 7 if index == 4 else high + 1))
+
+
+def _croniter_reads(cron: str) -> list[set[int]]:
+    """The values croniter expands each field to (`*` as every value, Sunday as 0)."""
+    expanded = croniter(cron).expanded
+    return [
+        _every_value(index) if values == ["*"] else {0 if v == 7 and index == 4 else int(v) for v in values}
+        for index, values in enumerate(expanded)
+    ]
+
+
+_VALUE = st.one_of(st.integers(-1, 62).map(str), st.sampled_from(["JAN", "dec", "MON", "sun", "07", "000"]))
+_ITEM = st.one_of(
+    st.just("*"),
+    _VALUE,
+    st.tuples(_VALUE, _VALUE).map("-".join),
+    st.tuples(st.sampled_from(["*", "0", "5", "1-30", "10-3", "2-2"]), st.integers(0, 70)).map(
+        lambda t: f"{t[0]}/{t[1]}"
+    ),
+)
+_FIELD = st.lists(_ITEM, min_size=1, max_size=3).map(",".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_FIELD, min_size=5, max_size=5))
+def test_what_is_accepted_is_read_by_croniter_as_written(fields: list[str]) -> None:
+    """Every expression `check_cron` accepts is one croniter reads as cron does: each field's
+    values are those written (croniter read `3-3` as every value and `5-1` wrapped around)."""
+    cron = " ".join(fields)
+    try:
+        normal = schedules.check_cron(cron)
+    except Invalid:
+        return
+    written = []
+    for index, text in enumerate(normal.split()):
+        values = schedules._field_values(index, text)
+        assert values is not None  # no L, W, # or ? here
+        written.append(values)
+    assert _croniter_reads(normal) == written, cron
 
 
 async def test_a_time_zone_with_surrounding_spaces_is_the_zone(
@@ -153,18 +325,62 @@ async def test_next_five_fire_times_in_a_time_zone(client: httpx.AsyncClient, op
 
 
 @pytest.mark.parametrize(
-    "zone", ["localtime", "posixrules", "right/UTC", "posix/Europe/Paris", "Europe/Paris "]
+    ("zone", "message"),
+    [
+        ("localtime", schedules.UNKNOWN_ZONE),
+        ("posixrules", schedules.UNKNOWN_ZONE),
+        ("right/UTC", schedules.UNKNOWN_ZONE),
+        ("posix/Europe/Paris", schedules.UNKNOWN_ZONE),
+        ("Europe/Paris ", schedules.UNKNOWN_ZONE),
+        ("Europe/Pariss", schedules.UNKNOWN_ZONE),
+        ("Europe\uff0fParis", schedules.UNKNOWN_ZONE),
+        ("GMT+5", schedules.UNKNOWN_ZONE),
+        ("Factory", schedules.FACTORY_ZONE),
+        ("factory", schedules.FACTORY_ZONE),
+    ],
 )
-def test_a_time_zone_is_an_iana_name(zone: str) -> None:
+def test_a_time_zone_is_an_iana_name(zone: str, message: str) -> None:
     """ZoneInfo opens any file of the tz directory: `localtime` (the zone of whichever server
-    process reads it), `posixrules`, the `right/` and `posix/` copies were accepted."""
+    process reads it), `posixrules`, the `right/` and `posix/` copies were accepted; so was
+    `Factory`, the tz database's "zone not set" placeholder, which no one means for a schedule."""
     with pytest.raises(Invalid) as refused:
         schedules.check_timezone(zone)
-    assert refused.value.details == [
-        {"field": "timezone", "message": "unknown time zone: use an IANA name such as Europe/Paris or UTC"}
-    ]
-    assert schedules.check_timezone("Europe/Paris").key == "Europe/Paris"
-    assert schedules.check_timezone("Etc/GMT-14").key == "Etc/GMT-14"
+    assert refused.value.details == [{"field": "timezone", "message": message}]
+
+
+@pytest.mark.parametrize(
+    ("zone", "stored", "utc_hour"),
+    [
+        ("Europe/Paris", "Europe/Paris", 8),  # 09:00 CET in January
+        ("europe/paris", "Europe/Paris", 8),
+        ("EUROPE/PARIS", "Europe/Paris", 8),
+        (" Europe/Paris\t", "Europe/Paris", 8),
+        ("UTC", "UTC", 9),
+        ("utc", "UTC", 9),
+        ("Zulu", "Zulu", 9),
+        ("US/Pacific", "US/Pacific", 17),  # a legacy link: America/Los_Angeles, 09:00 PST
+        ("Etc/GMT+5", "Etc/GMT+5", 14),  # POSIX's inverted sign: UTC-05:00
+        ("Etc/GMT-14", "Etc/GMT-14", 19),  # UTC+14:00, the day before in UTC
+    ],
+)
+async def test_a_time_zone_is_stored_as_iana_spells_it(
+    client: httpx.AsyncClient, operator: LoggedIn, backend: str, zone: str, stored: str, utc_hour: int
+) -> None:
+    """A case variant was refused as unknown; a legacy link and Etc/GMT+N are the zones the tz
+    database defines (Etc/GMT+5 is five hours behind UTC: the docs say so)."""
+    assert schedules.check_timezone(zone.strip()).key == stored
+    sid = await script(client, operator)
+    r = await add(client, operator, sid, cron="0 9 * * *", timezone=zone)
+    assert r.status_code == 201, r.text
+    assert r.json()["timezone"] == stored
+    january = datetime(2027, 1, 10, tzinfo=UTC)
+    [fire] = schedules.next_times("0 9 * * *", stored, january)
+    assert (fire.hour, fire.minute) == (utc_hour, 0)
+    listed = f"/api/v1/scripts/{sid}/schedules"
+    shown = await client.get(listed, params={"tz": zone.strip()}, headers=operator.headers)
+    assert shown.status_code == 200, shown.text
+    refused = await client.get(listed, params={"tz": "Factory"}, headers=operator.headers)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "tz", refused.text
 
 
 PARIS_FALL_BACK = datetime(2027, 10, 31, 0, 30, tzinfo=UTC)  # 02:30 CEST; 01:30Z is 02:30 CET
@@ -210,6 +426,53 @@ async def test_a_daily_schedule_runs_once_on_the_fall_back_night(
     async with db.session() as session:
         row = await session.get(Schedule, schedule_id)
         assert row is not None and row.next_fire_at == datetime(2027, 11, 1, 1, 30, tzinfo=UTC)
+
+
+PARIS_SPRING_FORWARD = datetime(2027, 3, 28, 1, 0, tzinfo=UTC)  # 02:00 CET is 03:00 CEST
+
+
+@pytest.mark.parametrize(
+    ("cron", "expected"),
+    [
+        # a wall-clock time the gap skips: once, at the first instant after it (03:00 CEST)
+        ("30 2 * * *", ["2027-03-27T01:30", "2027-03-28T01:00", "2027-03-29T00:30"]),
+        ("0 2 * * *", ["2027-03-27T01:00", "2027-03-28T01:00", "2027-03-29T00:00"]),
+        # the times the gap skips are not made up for when the minute or hour starts with `*`
+        ("30 * * * *", ["2027-03-28T00:30", "2027-03-28T01:30", "2027-03-28T02:30"]),
+    ],
+)
+def test_a_wall_clock_time_the_spring_forward_skips_fires_once(cron: str, expected: list[str]) -> None:
+    start = datetime.fromisoformat(expected[0]).replace(tzinfo=UTC) - timedelta(minutes=1)
+    got = [t.strftime("%Y-%m-%dT%H:%M") for t in schedules.next_times(cron, "Europe/Paris", start, 3)]
+    assert got == expected
+
+
+async def test_a_daily_schedule_runs_once_on_the_spring_forward_night(
+    client: httpx.AsyncClient, admin: LoggedIn, backend: str, no_automation_loops: None
+) -> None:
+    """`30 2 * * *` in Europe/Paris: 02:30 does not exist on the night clocks go forward; the
+    schedule runs once, at 03:00 CEST (cronie runs such a job right after the gap), not zero
+    times and not twice, with the scheduler's clock (`tick(now=...)`) stepping through the night."""
+    await local_runner(client, admin)
+    sid = await script(client, admin)
+    schedule_id = (await add(client, admin, sid, cron="30 2 * * *", timezone="Europe/Paris")).json()["id"]
+    night_before = datetime(2027, 3, 27, 23, 0, tzinfo=UTC)
+    async with runtime.current().db.session() as session:
+        row = await session.get(Schedule, schedule_id)
+        assert row is not None
+        first = schedules.next_times(row.cron, row.timezone, night_before)[0]
+        assert first == PARIS_SPRING_FORWARD
+        await session.exec(update(Schedule).where(col(Schedule.id) == schedule_id).values(next_fire_at=first))
+        await session.commit()
+    db = runtime.current().db
+    started = 0
+    for minutes in range(0, 4 * 60, 15):  # 00:00 to 04:00 Paris time, every quarter of an hour
+        started += await schedules.tick(db, now=night_before + timedelta(minutes=minutes, seconds=5))
+    assert started == 1
+    assert [f.fire_time for f in await fires(schedule_id)] == [PARIS_SPRING_FORWARD]
+    async with db.session() as session:
+        row = await session.get(Schedule, schedule_id)
+        assert row is not None and row.next_fire_at == datetime(2027, 3, 29, 0, 30, tzinfo=UTC)
 
 
 async def test_exactly_once_per_fire_time_with_concurrent_ticks(
