@@ -30,6 +30,13 @@ class LinkOut(BaseModel):
     mapping: dict[str, str]
     parameters: dict[str, Any]
     enabled: bool
+    terraform_action: str | None = Field(
+        description="Terraform scripts only: the action of the runs it starts (`plan` or `apply`); "
+        "null for other script types"
+    )
+    terraform_workspace: str | None = Field(
+        description="Terraform scripts only: the workspace of the runs it starts; null for other script types"
+    )
     owner_id: int | None = Field(description="The link's author: the user who last saved it")
     owner_name: str | None
     created_at: datetime
@@ -47,6 +54,8 @@ class LinkOut(BaseModel):
             mapping=link.mapping,
             parameters=link.parameters,
             enabled=link.enabled,
+            terraform_action=link.terraform_action,
+            terraform_workspace=link.terraform_workspace,
             owner_id=link.owner_id,
             owner_name=owner_name,
             created_at=link.created_at,

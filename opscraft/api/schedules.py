@@ -43,6 +43,13 @@ class ScheduleOut(BaseModel):
     owner_name: str | None
     missed_policy: MissedPolicy
     overlap_policy: OverlapPolicy
+    terraform_action: str | None = Field(
+        description="Terraform scripts only: the action of the runs it starts (`plan` or `apply`); "
+        "null for other script types"
+    )
+    terraform_workspace: str | None = Field(
+        description="Terraform scripts only: the workspace of the runs it starts; null for other script types"
+    )
     next_fire_times: list[datetime] = Field(description=f"The next {PREVIEW} fire times, UTC")
     next_fire_times_local: list[datetime] = Field(description="The same, in the requested time zone")
     last_fire_at: datetime | None
@@ -76,6 +83,8 @@ class ScheduleOut(BaseModel):
             owner_name=view.owner_name,
             missed_policy=s.missed_policy,
             overlap_policy=s.overlap_policy,
+            terraform_action=s.terraform_action,
+            terraform_workspace=s.terraform_workspace,
             next_fire_times=upcoming,
             next_fire_times_local=[t.astimezone(zone) for t in upcoming],
             last_fire_at=s.last_fire_at,

@@ -37,6 +37,13 @@ class WebhookOut(BaseModel):
     mapping: dict[str, str]
     parameters: dict[str, Any]
     enabled: bool
+    terraform_action: str | None = Field(
+        description="Terraform scripts only: the action of the runs it starts (`plan` or `apply`); "
+        "null for other script types"
+    )
+    terraform_workspace: str | None = Field(
+        description="Terraform scripts only: the workspace of the runs it starts; null for other script types"
+    )
     owner_id: int | None
     owner_name: str | None
     last_called_at: datetime | None
@@ -55,6 +62,8 @@ class WebhookOut(BaseModel):
             mapping=hook.mapping,
             parameters=hook.parameters,
             enabled=hook.enabled,
+            terraform_action=hook.terraform_action,
+            terraform_workspace=hook.terraform_workspace,
             owner_id=hook.owner_id,
             owner_name=owner_name,
             last_called_at=hook.last_called_at,
