@@ -137,7 +137,9 @@ async def create_link(
     user. `mapping` takes values from the run's facts by JSON pointer (`/parameters/X`,
     `/outputs/X`, `/run/id`, `/run/status`, `/run/exit_code`). 422 naming `target_script_id` for a
     cycle (with its path) or an unknown target, `mapping.X` or `parameters.X` for what the target
-    refuses; 409 for a second link with the same target and outcome; 404 for an unknown script.
+    refuses, `terraform_action` or `terraform_workspace` as a manual run of the target would be
+    refused (`plan` or `apply` and the workspace of a Terraform target's run);
+    409 for a second link with the same target and outcome; 404 for an unknown script.
     Audited as `chain_link.create`."""
     return await _out(session, await chains.create(session, actor, script_id, body))
 

@@ -153,8 +153,10 @@ async def create(
     script_id: IdPath, body: Annotated[ScheduleIn, CheckedByService], session: Session, actor: CurrentActor
 ) -> ScheduleOut:
     """Operator or admin (edit_scripts). 5-field cron (croniter) in an IANA `timezone`; 422
-    naming `cron` (a field out of range, or no date ever matches), `timezone` or each parameter the
-    script's resolver refuses; 409 naming `name` when the script has a schedule of that name
+    naming `cron` (a field out of range, or no date ever matches), `timezone`, each parameter the
+    script's resolver refuses, or `terraform_action` / `terraform_workspace` (a Terraform script's
+    `plan` or `apply` and workspace, checked as a manual run's);
+    409 naming `name` when the script has a schedule of that name
     (ignoring case and width); 404 for an unknown script. You become its owner: its runs start on
     your behalf, with your permissions at each fire. Audited as `schedule.create`."""
     schedule = await schedules.create(session, actor, script_id, body)

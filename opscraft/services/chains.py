@@ -13,6 +13,8 @@ Rules:
   over the fixed `parameters`, then the target's parameter resolver (a bad value stops the
   chain with the resolver's message). Values are data: they reach the script as parameters,
   never as code or a template;
+- a link to a Terraform script names the action (`plan` or `apply`) and workspace of the run it
+  starts (`executions.automation_terraform`; the link's choice when the run starts);
 - outputs are the lines `::set-output name=NAME::VALUE` (GitHub Actions' workflow-command form,
   `%25`, `%0D`, `%0A` escaping `%`, CR and LF in VALUE) that the source printed on stdout, read
   from its STORED output, which passed the masker: a secret value can only be there as `***`,

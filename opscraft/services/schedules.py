@@ -17,7 +17,10 @@ Rules:
   the latest missed time, `skip` records it as skipped and waits for the next;
 - overlap, when the schedule's previous run is still queued or running: `skip` records the fire
   as skipped, `queue` keeps it waiting and starts it when the previous run ends (fires beyond
-  one waiting are skipped; a schedule paused meanwhile skips it), `allow` starts it anyway.
+  one waiting are skipped; a schedule paused meanwhile skips it), `allow` starts it anyway;
+- a Terraform script's schedule names the action (`plan` or `apply`) and workspace of its runs,
+  checked as a manual run's when saved (`executions.automation_terraform`) and again at each
+  fire; a choice the script refuses by then (its type changed) is an `error` fire, no run.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ Rules:
   `X-OpsCraft-Timestamp: <unix seconds>` within `SIGNATURE_WINDOW` of now and
   `X-OpsCraft-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>." + raw body>` (GitHub's
   `sha256=` form, bound to a timestamp against replays);
+- a Terraform script's webhook names the action (`plan` or `apply`) and workspace of its runs
+  (`executions.automation_terraform`); the call's body never chooses them;
 - the JSON body's values reach parameters through `mapping` (parameter name -> RFC 6901 JSON
   pointer) over the fixed `parameters`; the result goes through the script's parameter
   resolver, so a bad value is a 422 naming the parameter;
