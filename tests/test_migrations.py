@@ -615,6 +615,56 @@ async def test_0033_gives_each_stored_chunk_its_length_in_characters(
     ]
 
 
+KINDS = ("terraform", "bash")
+# A schedule and a webhook of script :sid and a link from script :src starting it, as rows of
+# the revision 0033 schema.
+ROWS_0033 = (
+    "INSERT INTO schedules (script_id, name, name_key, cron, timezone, parameters, enabled, missed_policy,"
+    " overlap_policy, created_at, updated_at) VALUES (:sid, :k, :k, '0 3 * * *', 'UTC', '{}', :yes,"
+    " 'run_once', 'skip', :now, :now)",
+    "INSERT INTO webhook_triggers (script_id, name, name_key, token_hash, prefix, mapping, parameters,"
+    " enabled, created_at) VALUES (:sid, :k, :k, :k, 'och_', '{}', '{}', :yes, :now)",
+    "INSERT INTO chain_links (script_id, target_script_id, outcome, mapping, parameters, enabled,"
+    " created_at, updated_at) VALUES (:src, :sid, 'success', '{}', '{}', :yes, :now, :now)",
+)
+
+
+async def test_0034_says_plan_in_default_for_the_automation_of_terraform_scripts(
+    at_revision: Callable[[str], Awaitable[Database]],
+) -> None:
+    """Schedules and webhooks of a Terraform script, links whose target is one, started `plan`
+    in `default`: from 0034 on they say so; those of other scripts name no Terraform choice."""
+    scratch = await at_revision("0033")
+    now = datetime(2026, 1, 1)
+    async with scratch.session() as session:
+        scripts = {
+            kind: Script(name=kind, script_type=kind, content="x\n", search_text=kind) for kind in KINDS
+        }
+        session.add_all(scripts.values())
+        await session.commit()
+        ids = {kind: script.id for kind, script in scripts.items()}
+    other = {"terraform": ids["bash"], "bash": ids["terraform"]}
+    async with scratch.engine.begin() as conn:
+        for kind, script_id in ids.items():  # its schedule, its webhook, a link starting it
+            for statement in ROWS_0033:
+                values = {"sid": script_id, "src": other[kind], "k": kind, "yes": True, "now": now}
+                await conn.execute(text(statement), values)
+    await upgrade(scratch.engine)
+    async with scratch.engine.begin() as conn:
+        for table, script in (
+            ("schedules", "script_id"),
+            ("webhook_triggers", "script_id"),
+            ("chain_links", "target_script_id"),
+        ):
+            rows = await conn.execute(
+                text(
+                    f"SELECT s.script_type, t.terraform_action, t.terraform_workspace FROM {table} t"
+                    f" JOIN scripts s ON s.id = t.{script} ORDER BY s.script_type"
+                )
+            )
+            assert [tuple(r) for r in rows] == [("bash", None, None), ("terraform", "plan", "default")], table
+
+
 async def test_0018_keeps_the_uses_of_secrets_and_their_tables_indexes(
     at_revision: Callable[[str], Awaitable[Database]],
 ) -> None:
@@ -626,15 +676,23 @@ async def test_0018_keeps_the_uses_of_secrets_and_their_tables_indexes(
         script = Script(name="deploy", script_type="bash", content="echo\n", search_text="deploy")
         session.add_all([secret, script])
         await session.flush()
-        hook = WebhookTrigger(script_id=script.id, name="w", token_hash="h", prefix="p", secret_id=secret.id)
-        session.add(hook)
-        # The columns of that revision only (the model has 0031's `url_*` too)
+        # The columns of that revision only (the models have 0031's `url_*` and 0034's
+        # `terraform_*` too)
+        hook_row = {"name": "w", "name_key": "w", "token_hash": "h", "prefix": "p", "mapping": {}}
+        hook_row |= {"parameters": {}, "enabled": True, "created_at": utcnow()}
+        hooks = WebhookTrigger.__table__  # type: ignore[attr-defined]
+        added = await session.exec(  # type: ignore[call-overload]
+            sql_insert(hooks)
+            .values(**hook_row, script_id=script.id, secret_id=secret.id)
+            .returning(hooks.c.id)
+        )
+        hook_id = added.scalar_one()
         channel_row = {"name": "ops", "name_key": "ops", "kind": "webhook", "config": {}, "enabled": True}
         now = {"created_at": utcnow(), "updated_at": utcnow()}
         channels = NotificationChannel.__table__  # type: ignore[attr-defined]
         await session.exec(sql_insert(channels).values(**channel_row, **now, secret_id=secret.id))  # type: ignore[call-overload]
         await session.commit()
-        ids = (secret.id, hook.id, script.id)
+        ids = (secret.id, hook_id, script.id)
     await upgrade(scratch.engine)
     async with scratch.session() as session:
         (hook,) = (await session.exec(select(WebhookTrigger))).all()

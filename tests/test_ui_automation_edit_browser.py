@@ -144,3 +144,59 @@ def test_a_viewer_sees_no_edit_or_pause_buttons(
     page.get_by_test_id(f"webhook-{hook['id']}").wait_for()
     assert page.get_by_test_id(f"webhook-edit-{hook['id']}").count() == 0
     assert page.get_by_test_id(f"webhook-toggle-{hook['id']}").count() == 0
+
+
+def _refused_under(page: Any, form: str, testid: str, words: str) -> None:
+    """Submit the `form` dialog; its refusal is said under the field `testid`."""
+    page.get_by_test_id(f"{form}-submit").click()
+    _field(page, testid).locator(".q-field__messages").get_by_text(words).wait_for()
+
+
+def test_terraform_action_and_workspace_are_chosen_in_each_automation_form(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A Terraform script's schedule and webhook forms, and the "then run" form, have the action
+    and workspace of the runs they start: a refused workspace is said under its field (this
+    server keeps no Terraform state: only `default`), nothing saved; a chosen apply is stored."""
+    admin = tokens["admin"]
+    tf = 'output "x" {\n  value = 1\n}\n'
+    script = create_script(server, admin, "infra", tf, script_type="terraform", status="active")
+    create_script(server, admin, "build", "#!/bin/bash\necho built\n", status="active")
+    log_in(page, server, "operator")
+
+    page.goto(f"{server.url}/scripts/{script['id']}?tab=schedules")
+    page.get_by_test_id("schedule-add").click()
+    page.get_by_test_id("schedule-name").fill("nightly-apply")
+    assert page.get_by_test_id("schedule-terraform-workspace").input_value() == "default"
+    page.get_by_test_id("schedule-terraform-workspace").fill("../prod")
+    _refused_under(page, "schedule", "schedule-terraform-workspace", "1-64 letters")
+    page.get_by_test_id("schedule-terraform-workspace").fill("prod")
+    _refused_under(page, "schedule", "schedule-terraform-workspace", "needs OpsCraft's state backend")
+    assert _api(server, "GET", f"/scripts/{script['id']}/schedules", admin)["items"] == []
+    page.get_by_test_id("schedule-terraform-workspace").fill("default")
+    page.get_by_test_id("schedule-terraform-action").click()
+    page.get_by_role("option", name="Apply (-auto-approve)").click()
+    page.get_by_test_id("schedule-submit").click()
+    page.locator(".q-notification", has_text="Schedule added").wait_for()
+    (stored,) = _api(server, "GET", f"/scripts/{script['id']}/schedules", admin)["items"]
+    assert (stored["terraform_action"], stored["terraform_workspace"]) == ("apply", "default")
+    page.get_by_test_id(f"schedule-terraform-{stored['id']}").get_by_text(
+        "Terraform: apply in default"
+    ).wait_for()
+
+    page.goto(f"{server.url}/scripts/{script['id']}?tab=webhooks")
+    page.get_by_test_id("webhook-add").click()
+    page.get_by_test_id("webhook-name").fill("on-merge")
+    page.get_by_test_id("webhook-terraform-workspace").fill("stag ing")
+    _refused_under(page, "webhook", "webhook-terraform-workspace", "1-64 letters")
+    assert _api(server, "GET", f"/scripts/{script['id']}/webhooks", admin)["items"] == []
+
+    # A link's target may be of any type: an apply for a bash target is said under the action.
+    page.goto(f"{server.url}/scripts/{script['id']}?tab=chains")
+    page.get_by_test_id("chain-add").click()
+    page.get_by_test_id("chain-target").click()
+    page.get_by_role("option", name="build").click()
+    page.get_by_test_id("chain-terraform-action").click()
+    page.get_by_role("option", name="Apply (-auto-approve)").click()
+    _refused_under(page, "chain", "chain-terraform-action", "only for terraform scripts")
+    assert _api(server, "GET", f"/scripts/{script['id']}/chains", admin)["items"] == []

@@ -30,6 +30,13 @@ class LinkOut(BaseModel):
     mapping: dict[str, str]
     parameters: dict[str, Any]
     enabled: bool
+    terraform_action: str | None = Field(
+        description="Terraform scripts only: the action of the runs it starts (`plan` or `apply`); "
+        "null for other script types"
+    )
+    terraform_workspace: str | None = Field(
+        description="Terraform scripts only: the workspace of the runs it starts; null for other script types"
+    )
     owner_id: int | None = Field(description="The link's author: the user who last saved it")
     owner_name: str | None
     created_at: datetime
@@ -47,6 +54,8 @@ class LinkOut(BaseModel):
             mapping=link.mapping,
             parameters=link.parameters,
             enabled=link.enabled,
+            terraform_action=link.terraform_action,
+            terraform_workspace=link.terraform_workspace,
             owner_id=link.owner_id,
             owner_name=owner_name,
             created_at=link.created_at,
@@ -128,7 +137,9 @@ async def create_link(
     user. `mapping` takes values from the run's facts by JSON pointer (`/parameters/X`,
     `/outputs/X`, `/run/id`, `/run/status`, `/run/exit_code`). 422 naming `target_script_id` for a
     cycle (with its path) or an unknown target, `mapping.X` or `parameters.X` for what the target
-    refuses; 409 for a second link with the same target and outcome; 404 for an unknown script.
+    refuses, `terraform_action` or `terraform_workspace` as a manual run of the target would be
+    refused (`plan` or `apply` and the workspace of a Terraform target's run);
+    409 for a second link with the same target and outcome; 404 for an unknown script.
     Audited as `chain_link.create`."""
     return await _out(session, await chains.create(session, actor, script_id, body))
 

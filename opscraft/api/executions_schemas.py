@@ -11,9 +11,8 @@ from opscraft.api.schemas import MAX_ID, Page
 from opscraft.db.models import Execution
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.execution.log_pages import PAGE_CHARS, StoredChunk
-from opscraft.execution.terraform_backend import WORKSPACE_CHARS, WORKSPACE_RE
 from opscraft.services.bodies import Body
-from opscraft.services.executions import LogPage
+from opscraft.services.executions import LogPage, TerraformWorkspace
 from opscraft.services.parameters import ParameterValues
 
 TagName = Annotated[
@@ -49,18 +48,6 @@ class RerunCreate(Body):
         default=False,
         description="Required (true) to run a Terraform destroy again (every destroy is confirmed)",
     )
-
-
-TerraformWorkspace = Annotated[
-    str | None,
-    Field(
-        description="Terraform scripts only: the workspace whose state the run uses (default "
-        "`default`; 1-64 letters, digits, `_`, `.` or `-`, starting with a letter or digit; another "
-        "than `default` needs OpsCraft's state backend, OPSCRAFT_STATE_BACKEND_URL)",
-        examples=["prod"],
-        json_schema_extra={"pattern": WORKSPACE_RE.pattern, "maxLength": WORKSPACE_CHARS},
-    ),
-]
 
 
 class ExecutionCreate(Body):

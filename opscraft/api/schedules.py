@@ -44,6 +44,13 @@ class ScheduleOut(BaseModel):
     owner_name: str | None
     missed_policy: MissedPolicy
     overlap_policy: OverlapPolicy
+    terraform_action: str | None = Field(
+        description="Terraform scripts only: the action of the runs it starts (`plan` or `apply`); "
+        "null for other script types"
+    )
+    terraform_workspace: str | None = Field(
+        description="Terraform scripts only: the workspace of the runs it starts; null for other script types"
+    )
     next_fire_times: list[datetime] = Field(description=f"The next {PREVIEW} fire times, UTC")
     next_fire_times_local: list[datetime] = Field(description="The same, in the requested time zone")
     last_fire_at: datetime | None
@@ -78,6 +85,8 @@ class ScheduleOut(BaseModel):
             owner_name=view.owner_name,
             missed_policy=s.missed_policy,
             overlap_policy=s.overlap_policy,
+            terraform_action=s.terraform_action,
+            terraform_workspace=s.terraform_workspace,
             next_fire_times=upcoming,
             next_fire_times_local=[t.astimezone(zone) for t in upcoming],
             last_fire_at=s.last_fire_at,
@@ -146,8 +155,10 @@ async def create(
     script_id: IdPath, body: Annotated[ScheduleIn, CheckedByService], session: Session, actor: CurrentActor
 ) -> ScheduleOut:
     """Operator or admin (edit_scripts). 5-field cron (croniter) in an IANA `timezone`; 422
-    naming `cron` (a field out of range, or no date ever matches), `timezone` or each parameter the
-    script's resolver refuses; 409 naming `name` when the script has a schedule of that name
+    naming `cron` (a field out of range, or no date ever matches), `timezone`, each parameter the
+    script's resolver refuses, or `terraform_action` / `terraform_workspace` (a Terraform script's
+    `plan` or `apply` and workspace, checked as a manual run's);
+    409 naming `name` when the script has a schedule of that name
     (ignoring case and width); 404 for an unknown script. You become its owner: its runs start on
     your behalf, with your permissions at each fire. Audited as `schedule.create`."""
     schedule = await schedules.create(session, actor, script_id, body)

@@ -37,6 +37,13 @@ class WebhookOut(BaseModel):
     mapping: dict[str, str]
     parameters: dict[str, Any]
     enabled: bool
+    terraform_action: str | None = Field(
+        description="Terraform scripts only: the action of the runs it starts (`plan` or `apply`); "
+        "null for other script types"
+    )
+    terraform_workspace: str | None = Field(
+        description="Terraform scripts only: the workspace of the runs it starts; null for other script types"
+    )
     owner_id: int | None
     owner_name: str | None
     last_called_at: datetime | None
@@ -55,6 +62,8 @@ class WebhookOut(BaseModel):
             mapping=hook.mapping,
             parameters=hook.parameters,
             enabled=hook.enabled,
+            terraform_action=hook.terraform_action,
+            terraform_workspace=hook.terraform_workspace,
             owner_id=hook.owner_id,
             owner_name=owner_name,
             last_called_at=hook.last_called_at,
@@ -103,7 +112,9 @@ async def create_webhook(
 ) -> WebhookCreated:
     """Operator or admin (edit_scripts). `url_path` and `token` are in this answer only. `mapping`
     takes parameters from the call's JSON body by JSON pointer (RFC 6901), `parameters` holds fixed
-    values; 422 naming each bad pointer, fixed value or parameter, or an unknown `secret_id`; 409
+    values; `terraform_action` (`plan`, `apply`) and `terraform_workspace` choose what the runs of
+    a Terraform script do, checked as a manual run's; 422 naming each bad pointer, fixed value,
+    parameter, Terraform field, or an unknown `secret_id`; 409
     naming `name` when the script has a webhook of that name, or `secret_id` when that secret is
     deleted at the same moment; 404 for an unknown script. Calls start runs on your behalf. Audited
     as `webhook.create`."""
@@ -175,8 +186,9 @@ async def delete_webhook(
         f'`{SIGNATURE_HEADER}: sha256=<hex HMAC-SHA256 of "<timestamp>." + body>`; each signature '
         "is accepted once. 202 with the run's id; 404 for an unknown or paused webhook or a wrong "
         "token (one answer, so ids cannot be probed); 401 for a missing, wrong, stale or reused "
-        "signature; 403 when the webhook's owner may not run the script now; 422 for the body or "
-        "the parameters; 409 when the script cannot run (not active, no runner); 429 past "
+        "signature; 403 when the webhook's owner may not run the script now; 422 for the body, "
+        "the parameters or the webhook's Terraform choice the script refuses now; "
+        "409 when the script cannot run (not active, no runner); 429 past "
         "`OPSCRAFT_RATE_LIMIT_API` calls a minute per webhook (calls without its token count per "
         "client address instead). An empty body counts as `{}`. "
         "Audited as `webhook.call` (never with the payload). Rules: docs/automation.md."

@@ -13,6 +13,8 @@ Rules:
   over the fixed `parameters`, then the target's parameter resolver (a bad value stops the
   chain with the resolver's message). Values are data: they reach the script as parameters,
   never as code or a template;
+- a link to a Terraform script names the action (`plan` or `apply`) and workspace of the run it
+  starts (`executions.automation_terraform`; the link's choice when the run starts);
 - outputs are the lines `::set-output name=NAME::VALUE` (GitHub Actions' workflow-command form,
   `%25`, `%0D`, `%0A` escaping `%`, CR and LF in VALUE) that the source printed on stdout, read
   from its STORED output, which passed the masker: a secret value can only be there as `***`,
@@ -54,10 +56,11 @@ from opscraft.db.unreachable import RoundFailures
 from opscraft.execution import log_pages
 from opscraft.execution.masking import MASK
 from opscraft.execution.run_events import RunEventMessage
-from opscraft.services import audit, names, paging, parameters
+from opscraft.services import audit, executions, names, paging, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, ServiceError
+from opscraft.services.executions import AutomationAction, TerraformWorkspace
 from opscraft.services.parameters import ParameterValues, PointerMapping
 from opscraft.services.partial import CHANGES, over_stored
 from opscraft.services.permissions import Permission, can, require
@@ -114,6 +117,8 @@ class LinkIn(Body):
         default_factory=dict, description="Fixed values, under the mapped ones"
     )
     enabled: bool = True
+    terraform_action: AutomationAction = None
+    terraform_workspace: TerraformWorkspace = None
 
 
 class LinkChanges(LinkIn):
@@ -193,8 +198,9 @@ async def _serialize_link_changes(session: AsyncSession) -> None:
 
 
 async def _apply(session: AsyncSession, link: ChainLink, data: LinkIn | Mapping[str, Any]) -> None:
-    """Check the body (its fields, target, every mapping and fixed value: one `Invalid` naming
-    all, each check run on the fields the body model accepted), refuse a duplicate link
+    """Check the body (its fields, target, every mapping and fixed value, the Terraform action and
+    workspace as a manual run of the target's, `executions.automation_terraform`: one `Invalid`
+    naming all, each check run on the fields the body model accepted), refuse a duplicate link
     (`Conflict`), then set them on `link`."""
     problems = Problems()
     body, sent = problems.body(LinkIn, data)
@@ -226,9 +232,14 @@ async def _apply(session: AsyncSession, link: ChainLink, data: LinkIn | Mapping[
     for name in fixed:
         if declared is not None and name not in declared:
             problems.add(f"parameters.{name}", undeclared)
+    action = workspace = None
     if target is not None:
         with problems.check():
             parameters.check_fixed(target.parameters, fixed)
+        with problems.check():
+            action, workspace = executions.automation_terraform(
+                target.script_type, sent.get("terraform_action"), sent.get("terraform_workspace")
+            )
     problems.raise_if_any()
     assert body is not None and target is not None  # else raised above
     data = body
@@ -252,6 +263,7 @@ async def _apply(session: AsyncSession, link: ChainLink, data: LinkIn | Mapping[
         data.enabled,
     )
     link.mapping, link.parameters = dict(data.mapping), dict(data.parameters)
+    link.terraform_action, link.terraform_workspace = action, workspace
 
 
 async def _check_acyclic(session: AsyncSession, link: ChainLink) -> None:
@@ -307,6 +319,8 @@ def _audit_link(session: AsyncSession, actor: Actor, action: str, link: ChainLin
         mapping=dict(link.mapping),
         parameters=sorted(link.parameters),
         enabled=link.enabled,
+        terraform_action=link.terraform_action,
+        terraform_workspace=link.terraform_workspace,
     )
 
 
@@ -589,7 +603,14 @@ async def _start_one(session: AsyncSession, chain_run_id: int) -> int:
                 "the link's author is deactivated or deleted: someone must save the link again"
             )
         execution = await start_for(
-            session, source.triggered_by, ref, Trigger.chain, row.target_script_id, dict(row.parameters)
+            session,
+            source.triggered_by,
+            ref,
+            Trigger.chain,
+            row.target_script_id,
+            dict(row.parameters),
+            link.terraform_action,
+            link.terraform_workspace,
         )
     except (OwnerRefused, ServiceError) as exc:
         refused = isinstance(exc, OwnerRefused)

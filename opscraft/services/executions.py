@@ -11,8 +11,9 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field
 from sqlalchemy import case, func
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -50,12 +51,14 @@ from opscraft.services import (
     secrets,
 )
 from opscraft.services.actor import Actor
-from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Problems, Unauthorized
 from opscraft.services.paging import MAX_PAGE
 from opscraft.services.permissions import ROLE_RANK, Permission, can, require
 
 RUNNERS = ("docker", "local")
 TERRAFORM_ACTIONS = ("plan", "apply", "destroy")
+# The actions a schedule, webhook or chain step may start: never destroy (`automation_terraform`).
+AUTOMATION_ACTIONS = ("plan", "apply")
 STATUS_ALIASES = {"pending": ExecutionStatus.queued}
 STATUS_FILTERS = [*STATUS_ALIASES, *(s.value for s in ExecutionStatus)]
 MAX_LOG_PAGE = 1000
@@ -283,6 +286,76 @@ def _terraform_workspace(script_type: str, workspace: str | None) -> str | None:
             details=[{"field": "terraform_workspace", "message": "needs OpsCraft's state backend"}],
         )
     return workspace
+
+
+TerraformWorkspace = Annotated[
+    str | None,
+    Field(
+        description="Terraform scripts only: the workspace whose state the run uses (default "
+        "`default`; 1-64 letters, digits, `_`, `.` or `-`, starting with a letter or digit; another "
+        "than `default` needs OpsCraft's state backend, OPSCRAFT_STATE_BACKEND_URL)",
+        examples=["prod"],
+        json_schema_extra={
+            "pattern": terraform_backend.WORKSPACE_RE.pattern,
+            "maxLength": terraform_backend.WORKSPACE_CHARS,
+        },
+    ),
+]
+
+AutomationAction = Annotated[
+    str | None,
+    Field(
+        max_length=16,
+        description="Terraform scripts only: the action of the runs it starts, `plan` (default) or "
+        "`apply` (held for approval like a manual apply when the script requires approvals); "
+        "automation never destroys",
+        examples=["apply"],
+        json_schema_extra={"enum": [*AUTOMATION_ACTIONS, None]},
+    ),
+]
+
+
+def automation_terraform(
+    script_type: str, action: str | None, workspace: str | None
+) -> tuple[str | None, str | None]:
+    """The Terraform action and workspace a schedule, webhook or chain step stores for the runs it
+    starts of a `script_type` script: for a Terraform script the values a manual run with them
+    would get (`_terraform_action`, `_terraform_workspace`: `plan` and `default` when left out),
+    for another type (None, None). Raises one `Invalid` naming each refused field
+    (`terraform_action`, `terraform_workspace`) as a manual run would be refused, and also for
+    `destroy`: nobody confirms an unattended destroy (a manual one needs `confirm_destroy`).
+    `plan` in `default` named for another type is no choice (what every row of a Terraform script
+    stores, kept when its type changed: `start_values`), so it is accepted as (None, None)."""
+    problems = Problems()
+    if action is not None and action not in AUTOMATION_ACTIONS:
+        problems.add(
+            "terraform_action",
+            "must be 'plan' or 'apply': automation never destroys (destroy from the run dialog or "
+            "POST /api/v1/executions, where it is confirmed)",
+        )
+        action = None
+    if script_type != ScriptType.terraform and start_values(action, workspace) == (None, None):
+        problems.raise_if_any()
+        return None, None
+    chosen_action = chosen_workspace = None
+    with problems.check():
+        chosen_action = _terraform_action(script_type, action, confirm_destroy=False)
+    with problems.check():
+        chosen_workspace = _terraform_workspace(script_type, workspace)
+    problems.raise_if_any()
+    return chosen_action, chosen_workspace
+
+
+def start_values(action: str | None, workspace: str | None) -> tuple[str | None, str | None]:
+    """What a schedule, webhook or chain step storing `action` and `workspace` hands `create`:
+    None for `plan` and for `default` (what `create` uses when none is named), so a row of a
+    script whose type changed away from Terraform since it was saved starts its runs as before;
+    a named `apply` or another workspace is passed on, and `create` refuses it for a script that
+    is no Terraform script any more (`Invalid` naming the field: no run starts)."""
+    return (
+        None if action == "plan" else action,
+        None if workspace == terraform_backend.DEFAULT_WORKSPACE else workspace,
+    )
 
 
 def _run_options(script_type: str, options: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from opscraft.db.models import Execution, User
 from opscraft.db.models.executions import Trigger
 from opscraft.services import executions
 from opscraft.services.actor import Actor
-from opscraft.services.errors import Forbidden
+from opscraft.services.errors import Forbidden, Invalid
 
 
 class OwnerRefused(Exception):
@@ -29,14 +29,35 @@ async def start_for(
     trigger: Trigger,
     script_id: int,
     parameters: dict[str, Any],
+    terraform_action: str | None = None,
+    terraform_workspace: str | None = None,
 ) -> Execution:
     """Start `script_id` with `parameters` for the system actor `ref` (e.g. "schedule:3") on
-    behalf of `owner_id`, whose permissions are checked now. Raises OwnerRefused, or the
-    ServiceError of `executions.create` (422 parameters, 409 script not active or no runner...)."""
+    behalf of `owner_id`, whose permissions are checked now. `terraform_action` and
+    `terraform_workspace` are the trigger's stored choice (`executions.start_values`), checked
+    by `executions.create` as a manual run's: an `apply` is held for approval as one. Raises
+    OwnerRefused, or the ServiceError of `executions.create` (422 parameters, or a Terraform
+    choice the script refuses now, e.g. its type changed: the message says which trigger named
+    it; 409 script not active or no runner...)."""
     owner = await session.get(User, owner_id) if owner_id is not None else None
+    action, workspace = executions.start_values(terraform_action, terraform_workspace)
     try:
         return await executions.create(
-            session, Actor.on_behalf_of(owner, ref), script_id, parameters, trigger=trigger
+            session,
+            Actor.on_behalf_of(owner, ref),
+            script_id,
+            parameters,
+            action,
+            terraform_workspace=workspace,
+            trigger=trigger,
         )
     except Forbidden as exc:
         raise OwnerRefused(exc.message) from None
+    except Invalid as exc:
+        if not any(str(d.get("field", "")).startswith("terraform_") for d in exc.details):
+            raise
+        raise Invalid(
+            f"{exc.message} ({ref} names this Terraform choice: edit it, or make the script a "
+            "Terraform script again)",
+            details=exc.details,
+        ) from None

@@ -18,7 +18,10 @@ Rules:
   the latest missed time, `skip` records it as skipped and waits for the next;
 - overlap, when the schedule's previous run is still queued or running: `skip` records the fire
   as skipped, `queue` keeps it waiting and starts it when the previous run ends (fires beyond
-  one waiting are skipped; a schedule paused meanwhile skips it), `allow` starts it anyway.
+  one waiting are skipped; a schedule paused meanwhile skips it), `allow` starts it anyway;
+- a Terraform script's schedule names the action (`plan` or `apply`) and workspace of its runs,
+  checked as a manual run's when saved (`executions.automation_terraform`) and again at each
+  fire; a choice the script refuses by then (its type changed) is an `error` fire, no run.
 """
 
 from __future__ import annotations
@@ -51,10 +54,11 @@ from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
 from opscraft.db.models.executions import FINAL_STATUSES, Trigger
 from opscraft.db.types import utcnow
 from opscraft.db.unreachable import RoundFailures
-from opscraft.services import approvals, audit, conflicts, names, paging, parameters
+from opscraft.services import approvals, audit, conflicts, executions, names, paging, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Invalid, NotFound, Problems, ServiceError
+from opscraft.services.executions import AutomationAction, TerraformWorkspace
 from opscraft.services.invisible import Label
 from opscraft.services.parameters import ParameterValues
 from opscraft.services.partial import CHANGES, over_stored
@@ -84,6 +88,8 @@ class ScheduleIn(Body):
     enabled: bool = True
     missed_policy: MissedPolicy = MissedPolicy.run_once
     overlap_policy: OverlapPolicy = OverlapPolicy.skip
+    terraform_action: AutomationAction = None
+    terraform_workspace: TerraformWorkspace = None
 
     # Checked with the other fields, so that a form shows every field's problem at once.
     @field_validator("cron")
@@ -428,8 +434,9 @@ async def _script(session: AsyncSession, script_id: int) -> Script:
 
 
 def _apply(schedule: Schedule, script: Script, data: ScheduleIn | Mapping[str, Any]) -> None:
-    """Check the body (cron and time zone by `ScheduleIn`, which normalises the cron) and its
-    parameters with the script's resolver: one `Invalid` naming every problem, the parameters
+    """Check the body (cron and time zone by `ScheduleIn`, which normalises the cron), its
+    parameters with the script's resolver and its Terraform action and workspace as a manual
+    run's (`executions.automation_terraform`): one `Invalid` naming every problem, the parameters
     checked even when the model refuses another field. Then set them on `schedule`."""
     problems = Problems()
     body, sent = problems.body(ScheduleIn, data)
@@ -437,6 +444,11 @@ def _apply(schedule: Schedule, script: Script, data: ScheduleIn | Mapping[str, A
     if "parameters" not in problems.fields():
         with problems.check():
             resolved = parameters.resolve(script.parameters, sent.get("parameters", {}), script.script_type)
+    action = workspace = None
+    with problems.check():
+        action, workspace = executions.automation_terraform(
+            script.script_type, sent.get("terraform_action"), sent.get("terraform_workspace")
+        )
     problems.raise_if_any()
     assert body is not None  # else raised above
     data, cron = body, body.cron
@@ -444,6 +456,7 @@ def _apply(schedule: Schedule, script: Script, data: ScheduleIn | Mapping[str, A
     schedule.cron, schedule.timezone, schedule.parameters = cron, data.timezone, resolved
     schedule.enabled = data.enabled
     schedule.missed_policy, schedule.overlap_policy = data.missed_policy, data.overlap_policy
+    schedule.terraform_action, schedule.terraform_workspace = action, workspace
     schedule.paused_reason = None
     schedule.next_fire_at = next_times(cron, data.timezone, utcnow())[0] if data.enabled else None
     schedule.updated_at = utcnow()
@@ -482,6 +495,8 @@ def _facts(schedule: Schedule) -> dict[str, Any]:
         "timezone": schedule.timezone,
         "enabled": schedule.enabled,
         "parameters": sorted(schedule.parameters),
+        "terraform_action": schedule.terraform_action,
+        "terraform_workspace": schedule.terraform_workspace,
     }
 
 
@@ -605,6 +620,8 @@ class Claimed:
     parameters: dict[str, Any]
     overlap: OverlapPolicy
     missed_skip: bool
+    terraform_action: str | None = None
+    terraform_workspace: str | None = None
 
 
 def _advance(row: Schedule, now: datetime) -> tuple[datetime, datetime]:
@@ -687,6 +704,8 @@ async def _claim_batch(db: Database, now: datetime, me: str) -> list[Claimed]:
                 dict(row.parameters),
                 OverlapPolicy(row.overlap_policy),
                 now - latest > MISSED_GRACE and row.missed_policy == MissedPolicy.skip,
+                row.terraform_action,
+                row.terraform_workspace,
             )
         )
     return claimed
@@ -731,7 +750,14 @@ async def _start(session: AsyncSession, fire: Claimed) -> Outcome:
     ref = f"schedule:{fire.schedule_id}"
     try:
         execution = await start_for(
-            session, fire.owner_id, ref, Trigger.schedule, fire.script_id, fire.parameters
+            session,
+            fire.owner_id,
+            ref,
+            Trigger.schedule,
+            fire.script_id,
+            fire.parameters,
+            fire.terraform_action,
+            fire.terraform_workspace,
         )
     except OwnerRefused as exc:
         await session.rollback()
@@ -828,7 +854,15 @@ async def _start_waiting(db: Database, me: str) -> None:
         pending = [
             (
                 Claimed(
-                    s.id, f.fire_time, s.script_id, s.owner_id, dict(s.parameters), OverlapPolicy.allow, False
+                    s.id,
+                    f.fire_time,
+                    s.script_id,
+                    s.owner_id,
+                    dict(s.parameters),
+                    OverlapPolicy.allow,
+                    False,
+                    s.terraform_action,
+                    s.terraform_workspace,
                 ),
                 s.enabled,
             )

@@ -7,6 +7,8 @@ Rules:
   `X-OpsCraft-Timestamp: <unix seconds>` within `SIGNATURE_WINDOW` of now and
   `X-OpsCraft-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>." + raw body>` (GitHub's
   `sha256=` form, bound to a timestamp against replays);
+- a Terraform script's webhook names the action (`plan` or `apply`) and workspace of its runs
+  (`executions.automation_terraform`); the call's body never chooses them;
 - the JSON body's values reach parameters through `mapping` (parameter name -> RFC 6901 JSON
   pointer) over the fixed `parameters`; the result goes through the script's parameter
   resolver, so a bad value is a 422 naming the parameter;
@@ -57,7 +59,7 @@ from opscraft.security.http import REPEATED_KEY, RepeatedKey, json_shape, unique
 from opscraft.security.ratelimit import address_key
 from opscraft.security.tokens import hash_personal_token, same_secret
 from opscraft.security.vault import DecryptError
-from opscraft.services import audit, conflicts, names, paging, parameters
+from opscraft.services import audit, conflicts, executions, names, paging, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import (
@@ -69,6 +71,7 @@ from opscraft.services.errors import (
     ServiceError,
     Unauthorized,
 )
+from opscraft.services.executions import AutomationAction, TerraformWorkspace
 from opscraft.services.invisible import Label
 from opscraft.services.parameters import ParameterValues, PointerMapping
 from opscraft.services.partial import CHANGES, over_stored
@@ -107,6 +110,8 @@ class WebhookIn(Body):
         default_factory=dict, description="Fixed values, under the mapped ones"
     )
     enabled: bool = True
+    terraform_action: AutomationAction = None
+    terraform_workspace: TerraformWorkspace = None
 
 
 class WebhookChanges(WebhookIn):
@@ -158,8 +163,9 @@ async def _script(session: AsyncSession, script_id: int) -> Script:
 async def _apply(
     session: AsyncSession, hook: WebhookTrigger, script: Script, data: WebhookIn | Mapping[str, Any]
 ) -> None:
-    """Check the body's fields, every mapping, fixed value and the secret (one `Invalid` naming
-    all, each check run on the fields the body model accepted), then set them."""
+    """Check the body's fields, every mapping, fixed value, the secret and the Terraform action
+    and workspace as a manual run's (`executions.automation_terraform`): one `Invalid` naming
+    all, each check run on the fields the body model accepted. Then set them."""
     problems = Problems()
     body, sent = problems.body(WebhookIn, data)
     declared = {spec["name"] for spec in script.parameters}
@@ -180,11 +186,17 @@ async def _apply(
     secret_id = sent.get("secret_id")
     if secret_id is not None and await session.get(Secret, secret_id) is None:
         problems.add("secret_id", f"no vault secret with id {secret_id}")
+    action = workspace = None
+    with problems.check():
+        action, workspace = executions.automation_terraform(
+            script.script_type, sent.get("terraform_action"), sent.get("terraform_workspace")
+        )
     problems.raise_if_any()
     assert body is not None  # else raised above
     data = body
     hook.name, hook.secret_id, hook.enabled = data.name, data.secret_id, data.enabled
     hook.mapping, hook.parameters = dict(data.mapping), dict(data.parameters)
+    hook.terraform_action, hook.terraform_workspace = action, workspace
 
 
 async def create(
@@ -208,6 +220,8 @@ async def create(
         script_id=script_id,
         name=hook.name,
         signed=hook.secret_id is not None,
+        terraform_action=hook.terraform_action,
+        terraform_workspace=hook.terraform_workspace,
     )
     await conflicts.commit(session)
     return hook, token
@@ -267,6 +281,8 @@ async def update_webhook(
         hook.id,
         name=hook.name,
         signed=hook.secret_id is not None,
+        terraform_action=hook.terraform_action,
+        terraform_workspace=hook.terraform_workspace,
     )
     await conflicts.commit(session)
     return hook
@@ -515,7 +531,8 @@ async def receive(session: AsyncSession, call: Call) -> Execution:
     Raises 429 (past `OPSCRAFT_RATE_LIMIT_API` calls a minute: per webhook for calls with its
     token, per client address for the others), 404 (unknown webhook or wrong token:
     indistinguishable), 401 (bad
-    or missing signature), 403 (the owner may not run it now), 422 (body or parameters), 409
+    or missing signature), 403 (the owner may not run it now), 422 (body, parameters, or the
+    webhook's Terraform action or workspace the script refuses now: `executions.start_values`), 409
     (script not active, no runner). Every outcome is audited: a call without the webhook's
     token in its address's row of the minute (`_refused_without_token`).
     """
@@ -548,7 +565,14 @@ async def receive(session: AsyncSession, call: Call) -> Execution:
         values = _values(hook, call)
         try:
             execution = await start_for(
-                session, hook.owner_id, f"webhook:{hook.id}", Trigger.webhook, hook.script_id, values
+                session,
+                hook.owner_id,
+                f"webhook:{hook.id}",
+                Trigger.webhook,
+                hook.script_id,
+                values,
+                hook.terraform_action,
+                hook.terraform_workspace,
             )
         except OwnerRefused as exc:
             raise Forbidden(f"the webhook's owner may not run this script now: {exc}") from None

@@ -16,6 +16,7 @@ from opscraft.services.chains import ExecutionChain
 from opscraft.services.errors import Invalid
 from opscraft.services.parameters import json_from_text
 from opscraft.services.permissions import Permission, can
+from opscraft.ui import automation_terraform
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import (
@@ -94,6 +95,9 @@ async def chains_tab(actor: Actor, script: Script) -> None:
             mapping = ", ".join(f"{k} ← {v}" for k, v in link.mapping.items()) or "no mapping"
             fixed = ", ".join(f"{k} = {json.dumps(v)}" for k, v in link.parameters.items())
             ui.label(mapping + (f" · {fixed}" if fixed else "")).classes("text-caption font-mono")
+            automation_terraform.caption(
+                link.terraform_action, link.terraform_workspace, f"chain-terraform-{link.id}"
+            )
 
     async def remove(link: ChainLink) -> None:
         current = await guard(Permission.edit_scripts)
@@ -125,7 +129,11 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                 value="{}",
             )
             fixed = text_input("Fixed parameters (JSON object)", "chain-params", value="{}")
+            terraform = automation_terraform.terraform_fields(
+                "chain", automation_terraform.loaded(None, None), "if the script to start is one"
+            )
             fields = {"target_script_id": target, "outcome": outcome, "mapping": mapping, "parameters": fixed}
+            fields |= terraform.inputs()
 
             async def submit() -> None:
                 current = await guard(Permission.edit_scripts)
@@ -138,7 +146,7 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                         "outcome": outcome.value,
                         "mapping": json_from_text(mapping.value),
                         "parameters": json_from_text(fixed.value),
-                    }
+                    } | terraform.values()
                     return await call(chains.create, current, script_id, data)
 
                 created = await run_action(lambda: _top_level_fields(save), "Link added", fields)

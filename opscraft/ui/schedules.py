@@ -18,7 +18,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.parameters import json_from_text
 from opscraft.services.permissions import Permission, can
 from opscraft.services.schedules import PREVIEW, ScheduleView
-from opscraft.ui import labels
+from opscraft.ui import automation_terraform, labels
 from opscraft.ui.layout import follow, frame, guard, protected_page, run_action
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import (
@@ -119,6 +119,7 @@ def schedule_row(view: ScheduleView, zone: ZoneInfo, *, with_script: bool, on_ch
         ui.label(f"Next: {_upcoming(view, zone)}").classes("text-caption").props(
             f'data-testid="schedule-next-{s.id}"'
         )
+        automation_terraform.caption(s.terraform_action, s.terraform_workspace, f"schedule-terraform-{s.id}")
         with ui.row().classes("items-center gap-2 text-caption"):
             ui.label("Last:")
             _last(view)
@@ -143,7 +144,7 @@ def _row_picture(view: ScheduleView, zone: ZoneInfo) -> tuple[Any, ...]:
 @script_tab("schedules", "Schedules", "schedule", order=60)
 async def schedules_tab(actor: Actor, script: Script) -> None:
     assert script.id is not None
-    script_id = script.id
+    script_id, script_type = script.id, script.script_type
     edit = can(actor.user, Permission.edit_scripts)
     ui.label(
         "Runs start on their own at each fire time, on behalf of the schedule's owner (who last saved it)."
@@ -189,6 +190,8 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
         then sends only the fields changed here: `widgets.changed`)."""
         stored = view.schedule if view is not None else None
         loaded = None
+        stored_action = stored.terraform_action if stored is not None else None
+        with_terraform = automation_terraform.shown_for(script_type, stored_action)
         if stored is not None:
             loaded = {
                 "name": stored.name,
@@ -198,6 +201,8 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                 "missed_policy": MissedPolicy(stored.missed_policy).value,
                 "overlap_policy": OverlapPolicy(stored.overlap_policy).value,
             }
+            if with_terraform:
+                loaded |= automation_terraform.loaded(stored_action, stored.terraform_workspace)
         start = loaded or {
             "name": "",
             "cron": "0 3 * * *",
@@ -205,7 +210,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
             "parameters": "{}",
             "missed_policy": MissedPolicy.run_once.value,
             "overlap_policy": OverlapPolicy.skip.value,
-        }
+        } | (automation_terraform.loaded(None, None) if with_terraform else {})
         title = "Add a schedule" if stored is None else f"Edit the schedule {stored.name}"
         with page_dialog() as dialog, dialog_card(title):  # the overview's rows are redrawn live
             name = text_input("Name", "schedule-name", value=start["name"], autofocus=True)
@@ -218,6 +223,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
             overlap = ui.select(
                 labels.OVERLAP_POLICY, value=start["overlap_policy"], label="While the previous run goes"
             ).props('outlined dense data-testid="schedule-overlap"')
+            terraform = automation_terraform.terraform_fields("schedule", start) if with_terraform else None
 
             async def submit() -> None:
                 current = await guard(Permission.edit_scripts)
@@ -232,7 +238,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                         "parameters": params.value or "{}",
                         "missed_policy": missed.value,
                         "overlap_policy": overlap.value,
-                    }
+                    } | (terraform.values() if terraform else {})
                     data = changed(values, loaded)  # checked by the service as a whole
                     if "parameters" in data:
                         data["parameters"] = json_from_text(data["parameters"])
@@ -241,6 +247,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                     return await call(schedules.update_schedule, current, stored.id, data, script_id)
 
                 fields = {"name": name, "cron": cron, "timezone": tz, "parameters": params}
+                fields |= terraform.inputs() if terraform else {}
                 done = "Schedule added" if stored is None else "Schedule saved"
                 if await run_action(save, done, fields) is not None:
                     dismiss(dialog)

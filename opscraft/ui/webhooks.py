@@ -14,6 +14,7 @@ from opscraft.services import secrets, webhooks
 from opscraft.services.actor import Actor
 from opscraft.services.parameters import json_from_text
 from opscraft.services.permissions import Permission, can
+from opscraft.ui import automation_terraform
 from opscraft.ui.choices import searched_select, secret_search
 from opscraft.ui.layout import follow, guard, run_action
 from opscraft.ui.script_tabs import script_tab
@@ -43,7 +44,7 @@ def _page_origin() -> str:
 @script_tab("webhooks", "Webhooks", "webhook", order=70)
 async def webhooks_tab(actor: Actor, script: Script) -> None:
     assert script.id is not None
-    script_id = script.id
+    script_id, script_type = script.id, script.script_type
     edit = can(actor.user, Permission.edit_scripts)
     origin = _page_origin()  # read while the page is built: the creation dialog is gone by the URL's turn
     ui.label(
@@ -83,6 +84,9 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                     ui.label("paused").classes("text-caption text-grey-7")
             mapping = ", ".join(f"{k} ← {v}" for k, v in hook.mapping.items()) or "no mapping"
             ui.label(f"{mapping} · last called {format_time(hook.last_called_at)}").classes("text-caption")
+            automation_terraform.caption(
+                hook.terraform_action, hook.terraform_workspace, f"webhook-terraform-{hook.id}"
+            )
 
     async def remove(hook: WebhookTrigger) -> None:
         current = await guard(Permission.edit_scripts)
@@ -114,6 +118,8 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
             return
         loaded = None
         chosen = None
+        stored_action = hook.terraform_action if hook is not None else None
+        with_terraform = automation_terraform.shown_for(script_type, stored_action)
         if hook is not None:
             loaded = {
                 "name": hook.name,
@@ -121,12 +127,16 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                 "parameters": json.dumps(hook.parameters, ensure_ascii=False),
                 "secret_id": hook.secret_id,
             }
+            if with_terraform:
+                loaded |= automation_terraform.loaded(stored_action, hook.terraform_workspace)
             if hook.secret_id is not None:
                 signing = await run_action(lambda: call(secrets.get, current, hook.secret_id))
                 if signing is None:
                     return
                 chosen = (hook.secret_id, signing.secret.name)
-        start = loaded or {"name": "", "mapping": "{}", "parameters": "{}", "secret_id": None}
+        start = loaded or {"name": "", "mapping": "{}", "parameters": "{}", "secret_id": None} | (
+            automation_terraform.loaded(None, None) if with_terraform else {}
+        )
         title = "Add a webhook" if hook is None else f"Edit the webhook {hook.name}"
         with page_dialog() as dialog, dialog_card(title):  # the rows are redrawn live
             name = text_input("Name", "webhook-name", value=start["name"], autofocus=True)
@@ -141,6 +151,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                 clearable=True,
                 chosen=chosen,
             )
+            terraform = automation_terraform.terraform_fields("webhook", start) if with_terraform else None
 
             async def submit() -> None:
                 current = await guard(Permission.edit_scripts)
@@ -153,7 +164,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                         "mapping": mapping.value or "{}",
                         "parameters": fixed.value or "{}",
                         "secret_id": secret.value or None,
-                    }
+                    } | (terraform.values() if terraform else {})
                     data = changed(values, loaded)  # checked by the service as a whole
                     for box in ("mapping", "parameters"):
                         if box in data:
@@ -163,6 +174,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                     return await call(webhooks.update_webhook, current, hook.id, data, script_id)
 
                 fields = {"name": name, "mapping": mapping, "parameters": fixed, "secret_id": secret}
+                fields |= terraform.inputs() if terraform else {}
                 done = "Webhook added" if hook is None else "Webhook saved"
                 saved = await run_action(save, done, fields)
                 if saved is None:

@@ -167,6 +167,11 @@ class Schedule(SQLModel, table=True):
     owner_id: int | None = Field(default=None, foreign_key="users.id", index=True, ondelete="SET NULL")
     missed_policy: MissedPolicy = Field(default=MissedPolicy.run_once, max_length=16)
     overlap_policy: OverlapPolicy = Field(default=OverlapPolicy.skip, max_length=16)
+    # The Terraform action and workspace of the runs it starts (migration 0034): for a Terraform
+    # script `plan` / `default` unless another was chosen, NULL for other types
+    # (services/executions.automation_terraform).
+    terraform_action: str | None = Field(default=None, max_length=16)
+    terraform_workspace: str | None = Field(default=None, max_length=64)
     next_fire_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_fire_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_execution_id: int | None = Field(default=None, foreign_key="executions.id", ondelete="SET NULL")
@@ -221,6 +226,11 @@ class WebhookTrigger(SQLModel, table=True):
     parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     enabled: bool = Field(default=True)
     owner_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    # The Terraform action and workspace of the runs it starts (migration 0034): for a Terraform
+    # script `plan` / `default` unless another was chosen, NULL for other types
+    # (services/executions.automation_terraform).
+    terraform_action: str | None = Field(default=None, max_length=16)
+    terraform_workspace: str | None = Field(default=None, max_length=64)
     last_called_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -43,6 +43,11 @@ class ChainLink(SQLModel, table=True):
     parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     enabled: bool = Field(default=True)
     owner_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    # The Terraform action and workspace of the runs it starts (migration 0034): for a Terraform
+    # target script `plan` / `default` unless another was chosen, NULL for other types
+    # (services/executions.automation_terraform).
+    terraform_action: str | None = Field(default=None, max_length=16)
+    terraform_workspace: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
