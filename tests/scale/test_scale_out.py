@@ -553,6 +553,32 @@ def test_a_run_submitted_while_redis_is_frozen_holds_no_request_and_runs_once_it
     assert "the job queue answers again" in web.log()
 
 
+def test_a_page_opened_while_redis_is_frozen_says_so_within_seconds(cluster: Cluster) -> None:
+    """Redis, which keeps NiceGUI's browser sessions, frozen (SIGSTOP) as a browser without a
+    session in this web process opens a page. Before, NiceGUI loaded the session's storage with a
+    Redis client of its own that retried a timed-out command (20 s with redis-py 8.1; before 8,
+    no timeout at all), then showed the sign-in page (the storage was empty). Now the load gives up after
+    `redis_storage.TIMEOUT_SECONDS` and the page is a 503 saying Redis does not answer, with
+    `Retry-After`; once Redis answers, the same browser gets the page."""
+    web = _web(cluster)
+    redis: RedisServer = cluster.redis  # type: ignore[attr-defined]
+    assert redis.process is not None and web.url
+    browser = httpx.Client(base_url=web.url, timeout=30)  # its own cookies: a new session
+    redis.process.send_signal(signal.SIGSTOP)
+    try:
+        page, took = _timed(lambda: browser.get("/login"))
+        assert page.status_code == 503, page.text[:500]
+        assert "Redis, which keeps the browser sessions, does not answer" in page.text
+        assert page.headers["Retry-After"] == "5" and took < 8, (page.headers, took)
+    finally:
+        redis.process.send_signal(signal.SIGCONT)
+    wait_for(lambda: browser.get("/login").status_code == 200, 60, "the sign-in page once Redis answers")
+    logged = [line for line in web.log().splitlines() if "/login" in line or "Redis" in line]
+    assert any("GET /login: the session storage's Redis does not answer" in line for line in logged), logged
+    assert not any("unhandled error in GET /login" in line for line in logged), logged  # no traceback
+    browser.close()
+
+
 def _containers(worker_id: str) -> list[str]:
     out = subprocess.run(
         ["docker", "ps", "-aq", "--filter", f"label=opscraft.worker={worker_id}"],
