@@ -54,7 +54,10 @@ def configure(settings: Settings) -> list[Exception]:
 
     from opscraft.api import install_api, lean_path, route_state
     from opscraft.api.docs import install_docs
-    from opscraft.ui import register_pages
+    from opscraft.ui import redis_storage, register_pages, unavailable
+
+    if settings.redis_url:
+        redis_storage.install(unavailable.sessions_page)
 
     install_api(app, settings)
     install_docs(app)

@@ -80,14 +80,23 @@ async def start(
             rt.worker = started  # only once started: `stop` stops what started
             if dispatcher is not None:
                 dispatcher.process_id = started.worker_id
-            rt.executions = ExecutionClient(rt.db, started.queue, started.bus, started.cancels, availability)
-        else:
             rt.executions = ExecutionClient(
                 rt.db,
-                transport.queue_for(settings),
+                started.queue,
+                started.bus,
+                started.cancels,
+                availability,
+                delivery=transport.delivery_for(settings, started.queue),
+            )
+        else:
+            queue = transport.queue_for(settings)
+            rt.executions = ExecutionClient(
+                rt.db,
+                queue,
                 transport.bus_for(settings),
                 transport.cancel_signal_for(settings),
                 availability,
+                delivery=transport.delivery_for(settings, queue),
             )
         await availability.offered()  # read once before any request: requests never wait for it
         if dispatcher is not None:
@@ -150,6 +159,8 @@ async def stop() -> None:
     if rt.automation is not None:
         await rt.automation.stop()
         rt.automation = None
+    if rt.executions is not None and rt.executions.delivery is not None:
+        await asyncio.to_thread(rt.executions.delivery.close)  # what it still holds: the stall check's
     if rt.worker is not None:
         await asyncio.to_thread(rt.worker.stop)
         rt.worker = None

@@ -21,7 +21,7 @@ from opscraft.api.metrics import METRICS_PATH
 from opscraft.db import unreachable
 from opscraft.db.engine import is_busy
 from opscraft.db.unreachable import brief, is_unreachable
-from opscraft.services.errors import RateLimited, ServiceError
+from opscraft.services.errors import RateLimited, ServiceError, Unavailable
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def _input_message(err: dict[str, object]) -> str:
 
 async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited | Unavailable) else None
     if exc.status_code == 401:
         headers = {"WWW-Authenticate": "Bearer"}
     return JSONResponse(

@@ -33,7 +33,9 @@ CLIENT_GONE = Middleware(ClientGoneMiddleware)
 
 
 def _is_ui_only(middleware: Middleware) -> bool:
-    return getattr(middleware.cls, "__name__", "") in UI_ONLY_MIDDLEWARE
+    """One of `UI_ONLY_MIDDLEWARE`, or a subclass of one (`ui.redis_storage`'s request tracking)."""
+    classes = getattr(middleware.cls, "__mro__", ())
+    return any(getattr(cls, "__name__", "") in UI_ONLY_MIDDLEWARE for cls in classes)
 
 
 class PathDispatch:

@@ -26,6 +26,7 @@ from opscraft.db.engine import Database
 from opscraft.db.models import Execution, RegisteredWorker
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
 from opscraft.execution import log_pages
+from opscraft.execution.delivery import Delivery
 from opscraft.execution.events import Event, LogEvent, StatusEvent
 from opscraft.execution.ports import OVERFLOW, CancelSignal, JobQueue, LogBus, RunnerAvailability
 
@@ -67,6 +68,9 @@ class LiveWorkers:
         self._cached: tuple[float, frozenset[str]] | None = None
         self._first = asyncio.Lock()
         self._refresh: asyncio.Task[None] | None = None
+        self.queue_error: str | None = None
+        """As of the cached answer: when there are live workers and none of them can read the
+        job queue, the first one's `queue_error` (why: Redis stopped or not answering)."""
 
     async def offered(self) -> frozenset[str]:
         cached = self._cached
@@ -92,12 +96,16 @@ class LiveWorkers:
     async def _reload(self) -> None:
         since = clock.now() - timedelta(seconds=self.lost_seconds)  # heartbeats' clock: `db.clock`
         async with self.db.session() as session:
-            rows = await session.exec(
-                select(RegisteredWorker.runners).where(
-                    col(RegisteredWorker.stopped_at).is_(None), col(RegisteredWorker.heartbeat_at) > since
+            rows = (
+                await session.exec(
+                    select(RegisteredWorker.runners, RegisteredWorker.queue_error).where(
+                        col(RegisteredWorker.stopped_at).is_(None), col(RegisteredWorker.heartbeat_at) > since
+                    )
                 )
-            )
-            offered = frozenset(name for runners in rows.all() for name in runners)
+            ).all()
+        offered = frozenset(name for runners, _ in rows for name in runners)
+        errors = [error for _, error in rows if error]
+        self.queue_error = errors[0] if rows and len(errors) == len(rows) else None
         self._cached = (time.monotonic(), offered)
 
     def forget(self) -> None:
@@ -115,11 +123,19 @@ class ExecutionClient:
     cancels: CancelSignal
     availability: RunnerAvailability
     poll_seconds: float = POLL_SECONDS
+    delivery: Delivery | None = None
+    """Set when the queue is reached over the network (Redis): enqueues go through its thread."""
 
     def enqueue(self, execution_id: int) -> None:
-        """Hand a committed `queued` run to the workers (its id only). When the queue cannot be
-        reached (Redis restarting) the run stays `queued` and a worker's stall check enqueues it
-        again within seconds: the row, not the queue, is the truth."""
+        """Hand a committed `queued` run to the workers (its id only), without waiting on the
+        network: with a `delivery` (Redis) the id is sent from its thread, and one the queue
+        refuses is sent again once the queue answers (`delivery.py`; a frozen Redis held the
+        caller, the web process's event loop, for the queue's socket timeout). Without one, a
+        queue that cannot be reached leaves the run `queued` and a worker's stall check enqueues
+        it again within seconds: the row, not the queue, is the truth."""
+        if self.delivery is not None:
+            self.delivery.put(execution_id)
+            return
         try:
             self.queue.enqueue(execution_id)
         except Exception as exc:
@@ -132,6 +148,12 @@ class ExecutionClient:
     async def runners(self) -> frozenset[str]:
         """Runner names some live worker offers now (`docker`, `local`)."""
         return await self.availability.offered()
+
+    async def queue_unreadable(self) -> str | None:
+        """Why no run can start now for want of a job queue: there are live workers and none of
+        them can read the queue (their `queue_error`); None otherwise."""
+        await self.availability.offered()
+        return self.availability.queue_error
 
     def cancelled_while_queued(self, execution_id: int, finished_at: datetime) -> None:
         """A queued run was cancelled (its row is final already): tell its watchers."""

@@ -62,6 +62,17 @@ def secret_file_env(spec: RunSpec, secret_dir: str) -> dict[str, str]:
     return {name: f"{secret_dir}/{name}" for name in spec.secret_files}
 
 
+SSH_KEEPALIVE_SECONDS = 15
+SSH_KEEPALIVE_COUNT = 3
+# A host that stops answering over an open connection (frozen, a network cut without a reset)
+# ends its ssh after SSH_KEEPALIVE_SECONDS x SSH_KEEPALIVE_COUNT (45 s) without an answer to the
+# keepalives ssh sends when the connection is quiet: Ansible reports the host UNREACHABLE and
+# goes on with the others. Without them ssh waited as long as the kernel kept the connection
+# (for ever for a frozen host), and the whole run waited for its timeout. Connecting is bounded
+# by Ansible's own `timeout` (10 s).
+SSH_KEEPALIVE = f"-o ServerAliveInterval={SSH_KEEPALIVE_SECONDS} -o ServerAliveCountMax={SSH_KEEPALIVE_COUNT}"
+
+
 def _ansible(spec: RunSpec, secret_dir: str) -> Command:
     files = {"playbook.yml": spec.content.encode(), EXTRA_VARS_FILE: ansible_extra_vars(spec.parameters)}
     env = {"ANSIBLE_FORCE_COLOR": "1", "ANSIBLE_INVENTORY_ENABLED": INVENTORY_PLUGINS}
@@ -83,12 +94,11 @@ def _ansible(spec: RunSpec, secret_dir: str) -> Command:
             env["ANSIBLE_PRIVATE_KEY_FILE"] = f"{secret_dir}/{spec.ssh_key_secret}"
         if KNOWN_HOSTS_SECRET in spec.secret_files:
             known = f"{secret_dir}/{KNOWN_HOSTS_SECRET}"
-            env["ANSIBLE_SSH_COMMON_ARGS"] = f"-o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes"
+            keys = f"-o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes"
         else:
             # ssh finds `~/.ssh` through the password database, not HOME: no file to keep keys in.
-            env["ANSIBLE_SSH_COMMON_ARGS"] = (
-                "-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/dev/null"
-            )
+            keys = "-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/dev/null"
+        env["ANSIBLE_SSH_COMMON_ARGS"] = f"{keys} {SSH_KEEPALIVE}"
     else:
         target = ["-i", "localhost,", "-c", "local"]
         # `localhost,` is a host list: only its plugin reads this constant (no inventory text).

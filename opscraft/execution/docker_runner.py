@@ -30,8 +30,11 @@ The engine may stop, restart or stop answering (frozen) at any time. A run it fa
 `error` saying so (a lost connection used to end it as "the docker runner failed unexpectedly");
 a kill (deadline, cancel) it does not answer within `KILL_TIMEOUT_SECONDS` abandons the run
 (its attach stream is closed, so the run's thread is not held for as long as the engine is
-frozen); a removal it cannot do is tried again once it answers (`available`); `engine_error`
-says why it does not answer (the Workers page and the warm pool status show it).
+frozen); every other call a run makes (create, attach, start, the wait once its stream ended)
+gives up after `ENGINE_TIMEOUT_SECONDS`, so a frozen engine ends a cold start in `error` naming
+the engine within that time; a removal it cannot do is tried again once it answers
+(`available`); `engine_error` says why it does not answer (the Workers page and the warm pool
+status show it).
 """
 
 from __future__ import annotations
@@ -81,6 +84,13 @@ READ_SIZE = 65536
 PING_TIMEOUT = 3
 KILL_TIMEOUT_SECONDS = 10
 """How long a kill (or interrupt) waits for the engine before the run is abandoned."""
+ENGINE_TIMEOUT_SECONDS = 20
+"""How long a run's (and the warm pool's) calls to the engine wait for its answer: create, attach,
+start, inspect, wait after the container's end, remove (per read of the answer). docker-py's
+default is 60 s: a frozen engine held a cold start's create for a minute before the run ended.
+A working engine answers these in well under a second, and in a few seconds on a loaded host.
+An image pull is not bounded by it (it takes as long as the registry does, with docker-py's
+60 s per read), nor is the wait for a running container's end (bounded by the run's deadline)."""
 ENGINE_ERRORS = (DockerException, OSError)
 """What a call to an engine that stopped, restarted or does not answer raises (docker-py's own
 errors; `requests`' connection errors and timeouts are `OSError`s)."""
@@ -150,9 +160,11 @@ class DockerRunner:
         """Removes the warm containers of an image since retagged or deleted (`image_watch.py`)."""
 
     def _api(self) -> docker.APIClient:
+        """This thread's API client (each worker and pool thread has its own), whose calls give up
+        after `ENGINE_TIMEOUT_SECONDS` without an answer."""
         api = getattr(self._local, "api", None)
         if api is None:
-            api = self._local.api = _client().api
+            api = self._local.api = _client(timeout=ENGINE_TIMEOUT_SECONDS).api
         return api
 
     def available(self) -> bool:
@@ -319,7 +331,8 @@ class DockerRunner:
                 )
             if status is not None and status < SIGNALLED and not spec.collect:
                 return RunResult(exit_code=status, oom_killed=False)
-            exit_code = int(api.wait(container)["StatusCode"])
+            # The stream ended: the container ends now, so its status comes within the timeout.
+            exit_code = int(api.wait(container, timeout=ENGINE_TIMEOUT_SECONDS)["StatusCode"])
             # The kernel's OOM killer sends SIGKILL: only then is the state worth asking for.
             oom = exit_code == KILLED and bool(api.inspect_container(container)["State"].get("OOMKilled"))
             return RunResult(
@@ -431,7 +444,7 @@ class DockerRunner:
             if not pull:
                 raise
             try:
-                api.pull(profile.image)
+                _pull(profile.image)
             except DockerException:
                 raise RunnerError(
                     f"image {profile.image} is not available: pull it or configure another"
@@ -458,6 +471,16 @@ def _client(**options: Any) -> docker.DockerClient:
     if client.api.base_url.startswith("http+docker://"):  # a local socket, pipe or ssh tunnel
         client.api.trust_env = False
     return client
+
+
+def _pull(image: str) -> None:
+    """Pull `image` with a client of docker-py's default timeout (60 s per read), not the run's
+    `ENGINE_TIMEOUT_SECONDS`: a pull takes as long as the registry does."""
+    client = _client()
+    try:
+        client.api.pull(image)
+    finally:
+        client.close()
 
 
 def _owner() -> tuple[int, int]:

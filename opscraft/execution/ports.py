@@ -150,6 +150,11 @@ class PlanStore(Protocol):
 
 
 class RunnerAvailability(Protocol):
-    """Which runners some live worker offers now (`docker` while its Docker engine answers, `local`)."""
+    """Which runners some live worker offers now (`docker` while its Docker engine answers, `local`).
+
+    `queue_error`, as of the last answer of `offered`: when there are live workers and none can
+    read the job queue (Redis stopped or not answering), why (a worker's own words)."""
+
+    queue_error: str | None
 
     async def offered(self) -> frozenset[str]: ...

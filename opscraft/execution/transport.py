@@ -14,7 +14,8 @@ from collections.abc import Callable
 from opscraft.config import Settings
 from opscraft.execution.bus import LocalLogBus
 from opscraft.execution.cancel import LocalCancelSignal
-from opscraft.execution.ports import CancelSignal, LogBus
+from opscraft.execution.delivery import Delivery
+from opscraft.execution.ports import CancelSignal, JobQueue, LogBus
 from opscraft.execution.queue import HueyQueue
 
 
@@ -29,6 +30,13 @@ def queue_for(settings: Settings, handler: Callable[[int], None] | None = None) 
     return HueyQueue.sqlite(
         settings.data_dir / "queue.db", settings.workers, handler, in_process=settings.is_sqlite
     )
+
+
+def delivery_for(settings: Settings, queue: JobQueue) -> Delivery | None:
+    """Where the execution client's enqueues go: with `REDIS_URL`, through a `Delivery` thread
+    (an enqueue is a network round trip Redis may not answer); None otherwise (the queue is in
+    memory or a local SQLite file: the caller enqueues directly)."""
+    return Delivery(queue) if settings.redis_url else None
 
 
 def bus_for(settings: Settings) -> LogBus:

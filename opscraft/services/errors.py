@@ -56,6 +56,17 @@ class RateLimited(ServiceError):
         self.retry_after = retry_after
 
 
+class Unavailable(ServiceError):
+    """A service OpsCraft depends on does not answer now (the job queue's Redis): the request may
+    be sent again as it is once it does; `retry_after` (seconds) is also sent as `Retry-After`."""
+
+    status_code = 503
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 def retry_text(seconds: int) -> str:
     """`1 second`, `42 seconds`, `2 minutes` (rounded), for a sentence."""
     if seconds < 90:

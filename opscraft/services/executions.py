@@ -51,7 +51,15 @@ from opscraft.services import (
     secrets,
 )
 from opscraft.services.actor import Actor
-from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Problems, Unauthorized
+from opscraft.services.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Problems,
+    Unauthorized,
+    Unavailable,
+)
 from opscraft.services.paging import MAX_PAGE
 from opscraft.services.permissions import ROLE_RANK, Permission, can, require
 
@@ -158,7 +166,19 @@ async def _local_refusal(session: AsyncSession, user: User) -> str | None:
     )
 
 
+QUEUE_RETRY_SECONDS = 5
+"""`Retry-After` of a submission refused because no worker can read the job queue."""
+
+
 async def _choose_runner(session: AsyncSession, requested: str | None, user: User) -> str:
+    unreadable = await _client().queue_unreadable()
+    if unreadable is not None:  # the workers offer no runner meanwhile: saying so is the answer
+        raise Unavailable(
+            f"runs cannot start now: no worker can read the job queue ({unreadable}); Redis is "
+            "stopped or not answering. Nothing was queued: send the run again once it answers "
+            "(GET /api/v1/workers shows each worker's queue_error)",
+            retry_after=QUEUE_RETRY_SECONDS,
+        )
     if requested == "docker":
         if not await _docker_reachable():
             raise Conflict("the Docker engine is not reachable: start it, or choose the local runner")

@@ -8,8 +8,11 @@ run logs in with a key kept in the vault as a `file` secret, as the user running
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import getpass
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -20,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from opscraft.execution import commands
 from tests.conftest import LoggedIn, free_port, require_service
 from tests.executions.conftest import make_script, output, start, wait_for
 
@@ -50,6 +54,7 @@ class SshHost:
     key: str  # the private key authorized on the host
     wrong_key: str  # a private key it does not know
     marker: Path  # the file the playbook writes on the host
+    pid: int  # the listening sshd (its sessions are its children)
 
 
 def _keypair(folder: Path, name: str) -> str:
@@ -100,7 +105,7 @@ def ssh_host(runner_name: str, tmp_path: Path) -> Iterator[SshHost]:
         marker = tmp_path / "host-files" / "motd"
         marker.parent.mkdir()
         marker.parent.chmod(0o777)
-        yield SshHost(address, port, getpass.getuser(), key, wrong, marker)
+        yield SshHost(address, port, getpass.getuser(), key, wrong, marker, proc.pid)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -116,7 +121,12 @@ async def _file_secret(client: httpx.AsyncClient, who: LoggedIn, name: str, valu
 
 
 async def _ssh_script(
-    client: httpx.AsyncClient, who: LoggedIn, host: SshHost, runner: str
+    client: httpx.AsyncClient,
+    who: LoggedIn,
+    host: SshHost,
+    runner: str,
+    playbook: str = PLAYBOOK,
+    **fields: object,
 ) -> tuple[int, int]:
     secret_id = await _file_secret(client, who, "DEPLOY_KEY", host.key)
     inventory = (
@@ -128,12 +138,13 @@ async def _ssh_script(
     script_id = await make_script(
         client,
         who,
-        PLAYBOOK,
+        playbook,
         script_type="ansible",
         inventory=inventory,
         ssh_user=host.user,
         ssh_key_secret="DEPLOY_KEY",
         network_enabled=runner == "docker",
+        **fields,
     )
     r = await client.post(f"/api/v1/scripts/{script_id}/secrets/{secret_id}", headers=who.headers)
     assert r.status_code == 201, r.text
@@ -268,3 +279,63 @@ async def test_a_private_key_pasted_without_its_final_newline_still_logs_in(
     final, text = await _run(client, operator, script_id, runner_name)
     assert final["status"] == "success", text
     assert ssh_host.marker.read_text() == "configured by opscraft\n"
+
+
+HANGING_TASK = """    - name: touch the marker, then wait
+      shell: "touch {{ marker }} && sleep 600"
+"""
+
+
+def _descendants(pid: int) -> list[int]:
+    """`pid` and every process under it (from /proc's parent ids)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+@pytest.mark.parametrize("runner_name", ["local"], indirect=True)
+async def test_a_host_frozen_mid_task_is_unreachable_within_the_keepalive_not_at_the_runs_timeout(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str, ssh_host: SshHost
+) -> None:
+    """The host's sshd freezes (SIGSTOP: its connections stay open, nothing answers) while a
+    task runs on it. Before, ssh waited on the silent connection for as long as the kernel kept
+    it (for ever: a frozen host's kernel still acknowledges), so the run waited for its own
+    timeout (here 300 s). Now ssh's keepalives go unanswered and it gives up after
+    `SSH_KEEPALIVE_SECONDS` x `SSH_KEEPALIVE_COUNT`: Ansible says the host is unreachable and
+    the run ends `failed`."""
+    hanging = PLAYBOOK.split("    - name:")[0] + HANGING_TASK
+    script_id, _ = await _ssh_script(client, operator, ssh_host, runner_name, hanging, timeout_seconds=300)
+    started = await start(client, operator, script_id, runner_name, parameters={})
+    deadline = time.monotonic() + 120
+    while not ssh_host.marker.exists():  # the task runs on the host: the connection is up
+        assert time.monotonic() < deadline, await output(client, operator, started["id"])
+        await asyncio.sleep(0.1)
+    frozen = _descendants(ssh_host.pid)
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        began = time.monotonic()
+        bound = commands.SSH_KEEPALIVE_SECONDS * commands.SSH_KEEPALIVE_COUNT
+        final = await wait_for(client, operator, started["id"], timeout=bound + 60)
+        took = time.monotonic() - began
+    finally:
+        for pid in frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        for pid in _descendants(ssh_host.pid)[1:]:  # the session and its `sleep 600`, not sshd
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    text = await output(client, operator, started["id"])
+    assert final["status"] == "failed" and "UNREACHABLE!" in text, (final, text)
+    assert took < bound + 45, took

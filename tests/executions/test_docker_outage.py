@@ -227,6 +227,11 @@ async def test_a_frozen_engine_does_not_wedge_a_run_past_its_deadline(
     )
 
 
+async def _offers_docker(client: httpx.AsyncClient, admin: LoggedIn) -> bool:
+    worker, _ = await _status(client, admin)
+    return worker["docker_error"] is None and "docker" in worker["runners"]
+
+
 async def _warm() -> bool:
     worker = runtime.current().worker
     assert worker is not None
@@ -240,3 +245,31 @@ async def _printed(client: httpx.AsyncClient, admin: LoggedIn, execution_id: int
 async def _no_container_of(dockerd: Dockerd, execution_id: int) -> bool:
     listed = dockerd.docker("ps", "-aq", "--filter", f"label={docker_runner.LABEL_EXECUTION}={execution_id}")
     return not listed.stdout.strip()
+
+
+async def test_a_frozen_engine_at_container_create_ends_the_run_in_error_naming_the_engine(
+    client: httpx.AsyncClient, admin: LoggedIn, dockerd: Dockerd
+) -> None:
+    """The engine freezes (SIGSTOP) just before a cold start creates the run's container (a
+    profile no warm container has: 64 MB). Before, the create waited docker-py's default of 60 s
+    before the run ended; now it gives up after `ENGINE_TIMEOUT_SECONDS` and the run ends in
+    `error` saying the engine did not answer. Submitted before the worker's next heartbeat finds
+    the engine frozen (its ping waits `PING_TIMEOUT` first), so the run is accepted."""
+    script = await make_script(client, admin, "echo never\n", memory_mb=64)
+    after = await make_script(client, admin, "echo after\n")
+    await _until("the worker to offer docker", lambda: _offers_docker(client, admin))
+    dockerd.signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        run = await start(client, admin, script, "docker")
+        final = await wait_for(client, admin, run["id"], timeout=docker_runner.ENGINE_TIMEOUT_SECONDS + 20)
+        took = time.monotonic() - started
+        assert final["status"] == "error", final
+        assert "Docker engine did not answer" in final["error_message"], final
+        assert took < docker_runner.ENGINE_TIMEOUT_SECONDS + 15, took
+    finally:
+        dockerd.signal(signal.SIGCONT)
+    await _until("the worker to offer docker again", lambda: _offers_docker(client, admin))
+    run = await start(client, admin, after, "docker")
+    final = await wait_for(client, admin, run["id"], timeout=60)
+    assert final["status"] == "success" and await output(client, admin, run["id"]) == "after\n", final

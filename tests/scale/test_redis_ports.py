@@ -18,6 +18,8 @@ import redis
 
 from opscraft import lifecycle, logs
 from opscraft.api.health import _redis_status
+from opscraft.execution import queue
+from opscraft.execution.delivery import Delivery
 from opscraft.execution.events import LogEvent, StatusEvent
 from opscraft.execution.ports import OVERFLOW
 from opscraft.execution.queue import HueyQueue
@@ -169,6 +171,57 @@ async def test_a_frozen_redis_holds_no_watcher_publisher_health_check_or_cancel(
     finally:
         cancels.close()
         bus.close()
+
+
+def test_runs_handed_over_while_redis_is_frozen_reach_the_queue_once_it_answers(
+    private_redis: RedisServer, tmp_path: Path
+) -> None:
+    """Redis frozen (SIGSTOP) as runs are handed to the queue. Before, the execution client
+    enqueued on its caller (the web process's event loop), held for the queue's 5 s socket
+    timeout per run, and a run that failed waited for a worker's stall check (one per script
+    every 10 s). Now `Delivery.put` returns at once, the first failed enqueue is said
+    (`error`), and every run reaches the queue once Redis answers."""
+    settings = make_settings(
+        tmp_path, REDIS_URL=private_redis.url, OPSCRAFT_REDIS_PREFIX=f"test-{secrets.token_hex(4)}"
+    )
+    got: list[int] = []
+    all_three = threading.Event()
+
+    def handler(execution_id: int) -> None:
+        got.append(execution_id)
+        if len(got) == 3:
+            all_three.set()
+
+    producer = queue_for(settings)
+    delivery = Delivery(producer)
+    assert private_redis.process is not None
+    private_redis.process.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        for execution_id in (1, 2, 3):
+            delivery.put(execution_id)
+        assert time.monotonic() - started < 0.5
+        deadline = time.monotonic() + queue.REDIS_SOCKET_TIMEOUT_SECONDS + 10
+        while delivery.error is None:
+            assert time.monotonic() < deadline, "the failed enqueue was not said"
+            time.sleep(0.05)
+        assert "the job queue is unreachable" in delivery.error and delivery.waiting() == 3
+    finally:
+        private_redis.process.send_signal(signal.SIGCONT)
+    consumer = queue_for(settings, handler)
+    consumer.start()
+    try:
+        assert all_three.wait(60), got
+        assert sorted(got) == [1, 2, 3]
+        deadline = time.monotonic() + 10  # the last enqueue's reply may come after its run
+        while delivery.waiting() or delivery.error is not None:
+            assert time.monotonic() < deadline, (delivery.waiting(), delivery.error)
+            time.sleep(0.01)
+    finally:
+        delivery.close()
+        consumer.stop()
+        assert consumer.join(10)
+        consumer.clear()
 
 
 def test_cancel_signal_reaches_the_watching_process(redis_url: str) -> None:

@@ -408,6 +408,20 @@ def _workers(cluster: Cluster, web: Proc) -> dict[str, dict[str, Any]]:
     return {w["id"]: w for w in response.json()["items"]}
 
 
+def _unreadable(cluster: Cluster, web: Proc, needle: str) -> dict[str, dict[str, Any]] | None:
+    """The workers as listed when both are alive, say they cannot read the queue (`needle` in
+    their `queue_error`) and offer no runner and no slot; else None."""
+    rows = _workers(cluster, web)
+    fine = all(
+        rows[w]["state"] == "alive"
+        and needle in (rows[w]["queue_error"] or "")
+        and rows[w]["runners"] == []
+        and rows[w]["free_slots"] == 0
+        for w in (WA, WB)
+    )
+    return rows if fine else None
+
+
 def test_a_watcher_follows_a_run_from_storage_while_redis_is_frozen(cluster: Cluster) -> None:
     """Redis frozen (SIGSTOP) while a WebSocket watcher follows a run. Before, the watcher's
     `XREAD` had redis-py's default socket timeout (none before redis-py 8: it waited for ever,
@@ -442,26 +456,16 @@ def test_a_worker_that_cannot_read_the_queue_says_why_and_offers_nothing(cluster
     web = _web(cluster)
     redis: RedisServer = cluster.redis  # type: ignore[attr-defined]
     assert redis.process is not None
-
-    def unreadable(needle: str) -> dict[str, dict[str, Any]] | None:
-        rows = _workers(cluster, web)
-        fine = all(
-            rows[w]["state"] == "alive"
-            and needle in (rows[w]["queue_error"] or "")
-            and rows[w]["runners"] == []
-            and rows[w]["free_slots"] == 0
-            for w in (WA, WB)
-        )
-        return rows if fine else None
-
     redis.process.send_signal(signal.SIGSTOP)
     try:
-        wait_for(lambda: unreadable("Timeout reading"), 60, "both workers to say why")
+        wait_for(lambda: _unreadable(cluster, web, "Timeout reading"), 60, "both workers to say why")
     finally:
         redis.process.send_signal(signal.SIGCONT)
     redis.stop()
     try:
-        wait_for(lambda: unreadable("Connection refused"), 60, "the refused connection to be said")
+        wait_for(
+            lambda: _unreadable(cluster, web, "Connection refused"), 60, "the refused connection to be said"
+        )
     finally:
         redis.start()
 
@@ -473,6 +477,106 @@ def test_a_worker_that_cannot_read_the_queue_says_why_and_offers_nothing(cluster
     execution_id = cluster.run(web, cluster.script(web, "echo read-again\n"))
     row = cluster.wait_status(web, execution_id, FINAL, timeout=120)
     assert row["status"] == "success" and cluster.output(web, execution_id) == "read-again\n", row
+
+
+def _timed(call: Any) -> tuple[Any, float]:
+    """`call()`'s result and how long it took, in seconds."""
+    started = time.monotonic()
+    result = call()
+    return result, time.monotonic() - started
+
+
+def test_a_run_submitted_while_redis_is_frozen_holds_no_request_and_runs_once_it_answers(
+    cluster: Cluster,
+) -> None:
+    """Redis frozen (SIGSTOP) as a run is submitted. Before, the web process enqueued it on its
+    event loop (the group commit's hand-over) and the queue client's 5 s socket timeout held the
+    loop: the submission and every other request of that process (here GET /api/v1/executions,
+    polled meanwhile) waited 5 s, and each further submission did it again. Now the run is
+    accepted at once (202, `queued`), the enqueue waits on a thread of its own, and the run is
+    handed over and runs once Redis answers. Once the workers say they cannot read the queue, a
+    submission is refused 503 naming the job queue (before, "no runner is available: start the
+    Docker engine..."), with `Retry-After`. A request may still wait the rate limiter's 2 s once
+    (its first ask of the frozen Redis), never the queue's 5 s."""
+    web = _web(cluster)
+    redis: RedisServer = cluster.redis  # type: ignore[attr-defined]
+    assert redis.process is not None
+    api = cluster.api(web)
+    script = cluster.script(web, "echo delivered\n")
+    wait_for(lambda: all(_workers(cluster, web)[w]["queue_error"] is None for w in (WA, WB)), 60, "readers")
+    submitted: list[tuple[httpx.Response, float]] = []
+    submit = threading.Thread(
+        target=lambda: submitted.append(
+            _timed(lambda: api.post("/api/v1/executions", json={"script_id": script, "runner": "local"}))
+        )
+    )
+    polls: list[float] = []
+    redis.process.send_signal(signal.SIGSTOP)
+    try:
+        submit.start()
+        while submit.is_alive():
+            response, took = _timed(lambda: api.get("/api/v1/executions", params={"limit": 1}))
+            assert response.status_code == 200, response.text
+            polls.append(took)
+        submit.join()
+        ((response, took),) = submitted
+        assert response.status_code == 202, response.text
+        assert response.json()["status"] == "queued", response.json()
+        assert took < 4, f"the submission took {took:.1f} s"
+        assert polls and max(polls) < 4, f"other requests waited up to {max(polls):.1f} s"
+        accepted = [int(response.json()["id"])]
+        wait_for(lambda: _unreadable(cluster, web, "Timeout reading"), 60, "both workers to say why")
+        refusals: list[tuple[httpx.Response, float]] = []
+
+        def refused() -> bool:
+            # The web process reads the workers' state at most a second late: one more may pass.
+            sent, took = _timed(
+                lambda: api.post("/api/v1/executions", json={"script_id": script, "runner": "local"})
+            )
+            if sent.status_code == 202:
+                accepted.append(int(sent.json()["id"]))
+            refusals.append((sent, took))
+            return sent.status_code != 202
+
+        wait_for(refused, 10, "a submission to be refused")
+        sent, took = refusals[-1]
+        assert sent.status_code == 503, sent.text
+        assert "no worker can read the job queue" in sent.json()["detail"], sent.text
+        assert sent.headers["Retry-After"] == "5" and took < 4, (sent.headers, took)
+        assert len(accepted) <= 2, accepted
+        assert cluster.execution(web, accepted[0])["status"] == "queued"
+    finally:
+        redis.process.send_signal(signal.SIGCONT)
+    for execution_id in accepted:
+        row = cluster.wait_status(web, execution_id, FINAL, timeout=120)
+        assert row["status"] == "success" and cluster.output(web, execution_id) == "delivered\n", row
+    assert "the job queue answers again" in web.log()
+
+
+def test_a_page_opened_while_redis_is_frozen_says_so_within_seconds(cluster: Cluster) -> None:
+    """Redis, which keeps NiceGUI's browser sessions, frozen (SIGSTOP) as a browser without a
+    session in this web process opens a page. Before, NiceGUI loaded the session's storage with a
+    Redis client of its own that retried a timed-out command (20 s with redis-py 8.1; before 8,
+    no timeout at all), then showed the sign-in page (the storage was empty). Now the load gives up after
+    `redis_storage.TIMEOUT_SECONDS` and the page is a 503 saying Redis does not answer, with
+    `Retry-After`; once Redis answers, the same browser gets the page."""
+    web = _web(cluster)
+    redis: RedisServer = cluster.redis  # type: ignore[attr-defined]
+    assert redis.process is not None and web.url
+    browser = httpx.Client(base_url=web.url, timeout=30)  # its own cookies: a new session
+    redis.process.send_signal(signal.SIGSTOP)
+    try:
+        page, took = _timed(lambda: browser.get("/login"))
+        assert page.status_code == 503, page.text[:500]
+        assert "Redis, which keeps the browser sessions, does not answer" in page.text
+        assert page.headers["Retry-After"] == "5" and took < 8, (page.headers, took)
+    finally:
+        redis.process.send_signal(signal.SIGCONT)
+    wait_for(lambda: browser.get("/login").status_code == 200, 60, "the sign-in page once Redis answers")
+    logged = [line for line in web.log().splitlines() if "/login" in line or "Redis" in line]
+    assert any("GET /login: the session storage's Redis does not answer" in line for line in logged), logged
+    assert not any("unhandled error in GET /login" in line for line in logged), logged  # no traceback
+    browser.close()
 
 
 def _containers(worker_id: str) -> list[str]:

@@ -1,0 +1,125 @@
+"""NiceGUI's per-user and per-tab storage on Redis (`REDIS_URL`), with bounded waits.
+
+NiceGUI loads a browser session's `app.storage.user` from Redis at the first request of that
+session in a web process, before the page is built. Its Redis client set no socket timeout of
+its own and retried a timed-out command: a frozen Redis (stopped with SIGSTOP, a network cut
+without a reset) held such a page load 20 s with redis-py 8.1 (measured; 5 s per attempt), for
+ever with redis-py before 8 (no default timeout); and once it gave up, the page was built with an
+empty storage, so a signed-in user was shown the sign-in page and stayed signed out in that
+process after Redis came back.
+
+`install()` makes NiceGUI build its Redis storage with `BoundedRedisPersistentDict`: every
+command gives up after `TIMEOUT_SECONDS`, without a retry. A user storage that cannot be loaded
+is not kept (the next request loads it again), and a page request then ends with
+`SessionStoreUnreachable`, which NiceGUI's request tracking middleware (`_RequestTracking`)
+answers with a 503 page saying Redis does not answer (`ui.unavailable`); other requests of that
+session (NiceGUI's scripts and styles, which read no storage) go on. A tab's storage that
+cannot be loaded starts empty, as NiceGUI does (it holds no sign-in). The live subscription to
+a storage's changes is not bounded: it waits for messages by design.
+
+NiceGUI's `general` storage is loaded as NiceGUI is imported, before this can be installed;
+OpsCraft does not use it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import nicegui.storage
+from nicegui import app
+from nicegui import json as nicegui_json
+from nicegui.persistence import RedisPersistentDict
+from nicegui.storage import USER_PREFIX, RequestTrackingMiddleware, request_contextvar
+from starlette.middleware.base import RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import Response
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_SECONDS = 2.0
+"""How long a command of NiceGUI's storage (and its connect) waits for Redis before it fails."""
+MESSAGE = "Redis, which keeps the browser sessions, does not answer: try again once it is back"
+_ASSETS = "/_nicegui/"  # NiceGUI's scripts, styles and fonts: no storage is read
+
+
+class SessionStoreUnreachable(ConnectionError):
+    """A page request whose session storage could not be loaded from Redis (`reason`: why)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"{MESSAGE} ({reason})")
+        self.reason = reason
+
+
+class BoundedRedisPersistentDict(RedisPersistentDict):
+    """NiceGUI's `RedisPersistentDict` whose client waits `TIMEOUT_SECONDS` per command and does
+    not retry (see the module docstring)."""
+
+    def __init__(self, *, url: str, id: str, **options: Any) -> None:
+        super().__init__(url=url, id=id, **options)
+        import redis.asyncio as redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        self._redis_client_params = {
+            **self._redis_client_params,
+            "socket_timeout": TIMEOUT_SECONDS,
+            "socket_connect_timeout": TIMEOUT_SECONDS,
+            "retry_on_timeout": False,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        # The parent's client has not connected yet (redis-py connects at the first command).
+        self.redis_client = redis.from_url(self.url, **self._redis_client_params)
+        self.pubsub = self.redis_client.pubsub()
+        self._user_session = id.removeprefix(USER_PREFIX) if id.startswith(USER_PREFIX) else None
+
+    async def initialize(self) -> None:
+        """Load the stored data and follow its changes; a user storage Redis does not give is
+        dropped, and a page request then raises `SessionStoreUnreachable`."""
+        if self._user_session is None:
+            await super().initialize()  # a tab's storage: empty when it cannot be loaded
+            return
+        try:
+            data = await self.redis_client.get(self.key)
+        except Exception as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            users = app.storage._users  # NiceGUI keeps them there, by session id
+            if users.get(self._user_session) is self:
+                del users[self._user_session]
+            request = request_contextvar.get()
+            if request is not None and not request.url.path.startswith(_ASSETS):
+                raise SessionStoreUnreachable(reason) from None
+            log.debug("session storage not loaded for %s: %s", request.url.path if request else "-", reason)
+            return
+        self.update(nicegui_json.loads(data) if data else {})
+        self._start_listening()
+
+
+class _RequestTracking(RequestTrackingMiddleware):
+    """NiceGUI's middleware that loads a session's storage before its request, answering a page
+    request whose storage Redis does not give with `respond` (one warning line in the log)."""
+
+    respond: Callable[[Request], Response]
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        try:
+            return await super().dispatch(request, call_next)
+        except SessionStoreUnreachable as exc:
+            log.warning(
+                "%s %s: the session storage's Redis does not answer (%s)",
+                request.method,
+                request.url.path,
+                exc.reason,
+            )
+            return type(self).respond(request)
+
+
+def install(respond: Callable[[Request], Response]) -> None:
+    """Have NiceGUI create its Redis storages (users', tabs') with `BoundedRedisPersistentDict`
+    and answer a page whose session Redis does not give with `respond(request)` (a 503 page).
+    Call before `ui.run`, which installs NiceGUI's request tracking middleware: both classes are
+    looked up by name in `nicegui.storage` when they are used."""
+    _RequestTracking.respond = respond
+    nicegui.storage.RedisPersistentDict = BoundedRedisPersistentDict  # type: ignore[misc]
+    nicegui.storage.RequestTrackingMiddleware = _RequestTracking  # type: ignore[misc]
