@@ -243,21 +243,28 @@ def test_tokens_in_query_strings_stay_out_of_the_log(server: LiveServer) -> None
     assert "QUERY-TOKEN-SECRET" not in log and "HEADER-TOKEN-SECRET" not in log
 
 
-def test_a_webhook_token_in_its_url_stays_out_of_the_log(server: LiveServer) -> None:
-    """The token of an inbound webhook is the last segment of its URL (no login: it is the
-    credential); the access log printed it, for good calls and bad guesses alike."""
+def _webhook(server: LiveServer, script_name: str) -> dict[str, Any]:
+    """A new webhook (the create answer, with its `token`) of a new script `script_name`, made by
+    the admin (registered here unless another test did: then the register is a 403)."""
     admin = {"username": "admin", "email": "admin@example.com", "password": "SecurePass123"}
-    httpx.post(f"{server.url}/api/v1/auth/register", json=admin)  # 403 if the seed test made it
+    httpx.post(f"{server.url}/api/v1/auth/register", json=admin)
     sign_in = {"username": "admin", "password": admin["password"]}
     login = httpx.post(f"{server.url}/api/v1/auth/login", json=sign_in)
     assert login.status_code == 200, login.text
     h = {"Authorization": f"Bearer {login.json()['access_token']}"}
-    script = {"name": "hooked", "script_type": "bash", "content": "echo hi\n", "status": "active"}
+    script = {"name": script_name, "script_type": "bash", "content": "echo hi\n", "status": "active"}
     r = httpx.post(f"{server.url}/api/v1/scripts", json=script, headers=h)
     assert r.status_code == 201, r.text
     r = httpx.post(f"{server.url}/api/v1/scripts/{r.json()['id']}/webhooks", json={"name": "ci"}, headers=h)
     assert r.status_code == 201, r.text
-    hook = r.json()
+    hook: dict[str, Any] = r.json()
+    return hook
+
+
+def test_a_webhook_token_in_its_url_stays_out_of_the_log(server: LiveServer) -> None:
+    """The token of an inbound webhook is the last segment of its URL (no login: it is the
+    credential); the access log printed it, for good calls and bad guesses alike."""
+    hook = _webhook(server, "hooked")
     assert httpx.post(f"{server.url}{hook['url_path']}", json={}).status_code == 202
     guess = f"/api/v1/hooks/{hook['id']}/och_GUESSED-TOKEN-SECRET"
     assert httpx.post(f"{server.url}{guess}?a=1", json={}).status_code == 404
@@ -271,18 +278,8 @@ def test_credentials_in_percent_encoded_urls_stay_out_of_the_log(server: LiveSer
     """The router reads the decoded path and query, the access log prints them as sent: a
     webhook URL with a `%2F` for a `/` (or any character percent-encoded) started the run and
     its token was logged in clear, as was a `?%74oken=` JWT (read as `token`)."""
-    admin = {"username": "admin", "email": "admin@example.com", "password": "SecurePass123"}
-    httpx.post(f"{server.url}/api/v1/auth/register", json=admin)  # 403 if another test made it
-    sign_in = {"username": "admin", "password": admin["password"]}
-    login = httpx.post(f"{server.url}/api/v1/auth/login", json=sign_in)
-    assert login.status_code == 200, login.text
-    h = {"Authorization": f"Bearer {login.json()['access_token']}"}
-    script = {"name": "hooked-encoded", "script_type": "bash", "content": "echo hi\n", "status": "active"}
-    r = httpx.post(f"{server.url}/api/v1/scripts", json=script, headers=h)
-    assert r.status_code == 201, r.text
-    r = httpx.post(f"{server.url}/api/v1/scripts/{r.json()['id']}/webhooks", json={"name": "ci"}, headers=h)
-    assert r.status_code == 201, r.text
-    hook_id, token = r.json()["id"], r.json()["token"]
+    hook = _webhook(server, "hooked-encoded")
+    hook_id, token = hook["id"], hook["token"]
     spellings = [
         f"/api/v1/hooks/{hook_id}%2F{token}",
         f"/api/v1/hooks/{hook_id}%2f{token}",
@@ -293,7 +290,7 @@ def test_credentials_in_percent_encoded_urls_stay_out_of_the_log(server: LiveSer
         assert httpx.post(f"{server.url}{path}", json={}).status_code == 202, path
     httpx.get(f"{server.url}/api/v1/health?%74oken=ENCODED-QUERY-TOKEN&x=1")
     log = server.log()
-    assert token not in log and token[len(r.json()["prefix"]) :] not in log
+    assert token not in log and token[len(hook["prefix"]) :] not in log
     assert "ENCODED-QUERY-TOKEN" not in log
 
 
