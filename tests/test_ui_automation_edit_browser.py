@@ -147,9 +147,10 @@ def test_a_viewer_sees_no_edit_or_pause_buttons(
 
 
 def _refused_under(page: Any, form: str, testid: str, words: str) -> None:
-    """Submit the `form` dialog; its refusal is said under the field `testid`."""
+    """Submit the `form` dialog; its refusal is said under the field `testid` (the error, not the
+    field's hint, which may say the same words and fades out while the error appears)."""
     page.get_by_test_id(f"{form}-submit").click()
-    _field(page, testid).locator(".q-field__messages").get_by_text(words).wait_for()
+    _field(page, testid).locator(".q-field__messages").get_by_role("alert").filter(has_text=words).wait_for()
 
 
 def test_terraform_action_and_workspace_are_chosen_in_each_automation_form(

@@ -259,10 +259,11 @@ def _every_value(index: int) -> set[int]:
 
 
 def _croniter_reads(cron: str) -> list[set[int]]:
-    """The values croniter expands each field to (`*` as every value, Sunday as 0)."""
+    """The values croniter expands each field to (`*` as every value, also in a list: `*,0` is
+    `['*', 0]`; Sunday as 0)."""
     expanded = croniter(cron).expanded
     return [
-        _every_value(index) if values == ["*"] else {0 if v == 7 and index == 4 else int(v) for v in values}
+        _every_value(index) if "*" in values else {0 if v == 7 and index == 4 else int(v) for v in values}
         for index, values in enumerate(expanded)
     ]
 
