@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 from sqlmodel import col, select, update
 
 from opscraft import runtime
-from opscraft.db.models import AuditEvent, Execution, Schedule, ScheduleFire
+from opscraft.db.models import AuditEvent, Execution, Role, Schedule, ScheduleFire
 from opscraft.db.types import utcnow
 from opscraft.services import schedules
 from opscraft.services.errors import Invalid
-from tests.conftest import LoggedIn
+from tests.conftest import IN_MODULE_LOOP, LoggedIn, Reader
 from tests.executions.conftest import wait_for
 
 
@@ -187,8 +187,9 @@ REFUSED_CRON = [
 
 
 @pytest.mark.parametrize(("cron", "message"), REFUSED_CRON)
+@IN_MODULE_LOOP
 async def test_a_bad_cron_expression_names_its_field_and_the_fix(
-    client: httpx.AsyncClient, operator: LoggedIn, backend: str, cron: str, message: str
+    reader: Reader, cron: str, message: str
 ) -> None:
     """A cron error says which of the five fields is wrong and what it takes (it said "is not a
     valid cron expression"); an expression no date matches is refused at save (it was a 500).
@@ -199,7 +200,8 @@ async def test_a_bad_cron_expression_names_its_field_and_the_fix(
         schedules.check_cron(cron)
     [detail] = refused.value.details
     assert detail["field"] == "cron" and detail["message"].startswith(message), detail
-    sid = await script(client, operator)
+    client, operator = reader.client, await reader.person(Role.operator)
+    sid = await reader.rows("script", lambda: script(client, operator))
     r = await add(client, operator, sid, cron=cron)
     assert r.status_code == 422, r.text
     if cron and "\x00" not in cron:  # empty: the body's min_length; NUL: text no database stores
