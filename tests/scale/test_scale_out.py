@@ -550,7 +550,10 @@ def test_a_run_submitted_while_redis_is_frozen_holds_no_request_and_runs_once_it
     for execution_id in accepted:
         row = cluster.wait_status(web, execution_id, FINAL, timeout=120)
         assert row["status"] == "success" and cluster.output(web, execution_id) == "delivered\n", row
-    assert "the job queue answers again" in web.log()
+    # The hand-off waits up to the queue client's 5 s timeout: when Redis was thawed within it,
+    # the enqueue never failed and there is no outage to log; one logged has its end logged.
+    log = web.log()
+    assert "the job queue is unreachable" not in log or "the job queue answers again" in log, log[-3000:]
 
 
 def test_a_page_opened_while_redis_is_frozen_says_so_within_seconds(cluster: Cluster) -> None:
