@@ -155,6 +155,10 @@ class Settings(BaseSettings):
         5.0, gt=0, le=300, validation_alias="OPSCRAFT_WORKER_HEARTBEAT_SECONDS"
     )
     worker_lost_seconds: float = Field(30.0, gt=0, validation_alias="OPSCRAFT_WORKER_LOST_SECONDS")
+    # PostgreSQL only: a statement unanswered this long ends its request with a 503 (db.engine).
+    db_command_timeout_seconds: float = Field(
+        30.0, gt=0, le=3600, validation_alias="OPSCRAFT_DB_COMMAND_TIMEOUT_SECONDS"
+    )
 
     master_key: str | None = Field(None, validation_alias="OPSCRAFT_MASTER_KEY")
 

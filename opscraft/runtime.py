@@ -71,7 +71,7 @@ def build(settings: Settings) -> Runtime:
     from opscraft.services import storable
     from opscraft.services.request_counts import make_request_counts
 
-    db = Database(settings.effective_database_url)
+    db = Database(settings.effective_database_url, command_timeout=settings.db_command_timeout_seconds)
     storable.install(db.engine.sync_engine)
     db.group.checks.append(storable.check_new_row)
     return Runtime(

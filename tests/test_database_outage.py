@@ -49,11 +49,14 @@ LOOPS = (
 
 class TcpProxy:
     """Forwards 127.0.0.1:`port` to `target`; `stop` closes the port and every connection through
-    it (the database gone, as in a restart), `start` opens it again."""
+    it (the database gone, as in a restart), `start` opens it again. `frozen` set: nothing is
+    forwarded and every connection stays open (a server that stopped answering: SIGSTOPped,
+    swapped out, or a network path dropping packets); cleared: what was held goes on."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
         self.port = free_port()
+        self.frozen = threading.Event()
         self._listener: socket.socket | None = None
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -87,10 +90,11 @@ class TcpProxy:
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         with contextlib.suppress(OSError):
             while data := src.recv(65536):
+                while self.frozen.is_set():
+                    self.frozen.wait(0.05)  # a poll until thawed (Event has no wait-for-clear)
                 dst.sendall(data)
         with contextlib.suppress(OSError):
             dst.shutdown(socket.SHUT_WR)
@@ -118,15 +122,20 @@ def _scratch_database() -> Iterator[str]:
 
 
 @pytest.fixture
-def behind_proxy(tmp_path: Path) -> Iterator[tuple[LiveServer, TcpProxy]]:
-    """A server on a scratch PostgreSQL database reached through a `TcpProxy`."""
+def behind_proxy(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[LiveServer, TcpProxy]]:
+    """A server on a scratch PostgreSQL database reached through a `TcpProxy`; an indirect
+    parameter (a dict) adds to the server's environment."""
     require_service(bool(PG_URL), "PostgreSQL (OPSCRAFT_TEST_PG_URL)")
     with _scratch_database() as url:
         target = make_url(url)
         proxy = TcpProxy((target.host or "127.0.0.1", target.port or 5432))
         proxy.start()
         proxied = target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-        env = {"DATABASE_URL": proxied, "OPSCRAFT_METRICS_TOKEN": METRICS_TOKEN}
+        env = {
+            "DATABASE_URL": proxied,
+            "OPSCRAFT_METRICS_TOKEN": METRICS_TOKEN,
+            **getattr(request, "param", {}),
+        }
         server = start_server(tmp_path / "data", env)
         try:
             yield server, proxy
@@ -193,6 +202,38 @@ def test_an_outage_is_503_database_unreachable_and_a_line_in_the_log_per_loop(
     for loop in LOOPS:
         assert log.count(f"{loop} failed: the database is unreachable") == 1, log
     assert log.count("GET /metrics: the database is unreachable (") >= 2, log  # the two answered 503
+
+
+@pytest.mark.parametrize(
+    "behind_proxy", [{"OPSCRAFT_DB_COMMAND_TIMEOUT_SECONDS": "2"}], indirect=True, ids=["command-timeout-2s"]
+)
+def test_a_frozen_database_is_503_within_the_command_timeout_not_a_request_held_for_ever(
+    behind_proxy: tuple[LiveServer, TcpProxy],
+) -> None:
+    """A statement PostgreSQL never answers: before, the request (and its pooled connection) waited
+    for ever (a GET still waiting after 40 s); now a 503 saying the database is unreachable once
+    `OPSCRAFT_DB_COMMAND_TIMEOUT_SECONDS` has passed, its connection is discarded, and the server
+    answers again as soon as the database does."""
+    server, proxy = behind_proxy
+    api = f"{server.url}/api/v1"
+    bearer = _register_root(server)
+    assert httpx.get(f"{api}/scripts", headers=bearer).status_code == 200
+    proxy.frozen.set()
+    started = time.monotonic()
+    answer = httpx.get(f"{api}/scripts", headers=bearer, timeout=60)
+    waited = time.monotonic() - started
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["detail"].startswith("the database is unreachable"), answer.text
+    assert answer.headers["Retry-After"] == "5"
+    # 2 s unanswered, then up to 2 s for SQLAlchemy's graceful close of the discarded connection;
+    # the rest is slack for a loaded machine (the point: not the 60 s the client would wait).
+    assert waited < 20, waited
+    proxy.frozen.clear()
+    _wait_until("the database back", lambda: httpx.get(f"{api}/scripts", headers=bearer).status_code == 200)
+    log = server.log()
+    assert "GET /api/v1/scripts: the database is unreachable (OperationalError" in log, log
+    assert "PostgreSQL did not answer within 2 s" in log, log
+    assert "Traceback" not in log, log
 
 
 async def test_unreachable_is_a_refused_connection_not_an_answered_error() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.engine.interfaces import DBAPIConnection, ExceptionContext
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -57,8 +58,16 @@ def create_sqlite_sync_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def create_engine(url: str, *, command_timeout: float | None = None, **kwargs: Any) -> AsyncEngine:
     """An engine with the pragmas (SQLite) or pool settings (PostgreSQL) OpsCraft relies on.
+
+    `command_timeout` (seconds, PostgreSQL only; None: wait for ever): a statement, BEGIN or
+    COMMIT the server does not answer within it (frozen, swapped out, a network path dropping
+    packets without a reset) raises `sqlalchemy.exc.OperationalError` with
+    `connection_invalidated` set, and its connection is discarded (`_unanswered`): the request is
+    answered 503 "the database is unreachable" (`db.unreachable.is_unreachable`) instead of
+    holding a pooled connection and its client for ever. Migrations do not run under it
+    (`db.migrate.upgrade`: one may rightly take minutes).
 
     JSON columns load through `db.text.json_loads`, so an old row holding an escaped lone
     surrogate still reads as text every response can encode. On SQLite, the engine's writers take
@@ -79,12 +88,27 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         url,
         pool_size=10,
         max_overflow=20,
-        connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
+        connect_args={"timeout": CONNECT_TIMEOUT_SECONDS, "command_timeout": command_timeout},
         **kwargs,
     )
     event.listen(engine.sync_engine.pool, "checkout", _checked_out)
     event.listen(engine.sync_engine.pool, "checkin", _checked_in)
+    if command_timeout is not None:
+        event.listen(engine.sync_engine, "handle_error", functools.partial(_unanswered, command_timeout))
     return engine
+
+
+def _unanswered(seconds: float, context: ExceptionContext) -> OperationalError | None:
+    """SQLAlchemy `handle_error` hook: a statement asyncpg gave up on after `seconds`
+    (`command_timeout`: it raises a bare `TimeoutError`, which SQLAlchemy neither wraps nor counts
+    as a disconnect) becomes a disconnect. The connection is invalidated (its protocol state is
+    unknown: a reply may still come) and the caller gets an `OperationalError` marked
+    `connection_invalidated`, which `db.unreachable.is_unreachable` reads as an outage."""
+    if context.connection is None or not isinstance(context.original_exception, TimeoutError):
+        return None
+    context.is_disconnect = True
+    unanswered = TimeoutError(f"PostgreSQL did not answer within {seconds:g} s")
+    return OperationalError(context.statement, context.parameters, unanswered, connection_invalidated=True)
 
 
 def _checked_in(_dbapi_conn: DBAPIConnection | None, record: ConnectionPoolEntry) -> None:
@@ -132,6 +156,7 @@ class Database:
     `group` commits concurrent inserts together (`db.group_commit`: the burst of submissions)."""
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        """`engine_kwargs` go to `create_engine` (e.g. `command_timeout`)."""
         self.url = url
         self.engine = create_engine(url, **engine_kwargs)
         path = url.split(":///", 1)[-1] if url.startswith("sqlite") else ""

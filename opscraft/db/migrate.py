@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from opscraft.db.engine import create_engine
 from opscraft.db.migration_error import MigrationError
 
 if TYPE_CHECKING:
@@ -128,6 +129,16 @@ async def upgrade(engine: AsyncEngine, revision: str = HEAD) -> None:
         applied = await conn.run_sync(_applied_revisions)
     _refuse_newer(applied)  # before Alembic is imported, whose loggers add lines to the refusal
     if revision == HEAD and applied == _installed_heads():
+        return
+    if engine.dialect.name == "postgresql":
+        # Not under the app engine's `command_timeout` (db.engine.create_engine): a migration of a
+        # large history, or the advisory lock another process holds while it migrates, may rightly
+        # take longer than a request may wait.
+        unbounded = create_engine(engine.url.render_as_string(hide_password=False))
+        try:
+            await _migrate(unbounded, revision)
+        finally:
+            await unbounded.dispose()
         return
     database = engine.url.database if engine.dialect.name == "sqlite" else None
     if not database or database == ":memory:" or database.startswith("file:"):

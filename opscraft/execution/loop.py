@@ -21,8 +21,9 @@ T = TypeVar("T")
 class WorkerLoop:
     """A private event loop thread and its database, for work that must be async (PostgreSQL, the vault)."""
 
-    def __init__(self, database_url: str) -> None:
-        self.db = Database(database_url)
+    def __init__(self, database_url: str, command_timeout: float | None = None) -> None:
+        """`command_timeout`: seconds a PostgreSQL statement may go unanswered (`db.engine`)."""
+        self.db = Database(database_url, command_timeout=command_timeout)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="opscraft-worker-loop", daemon=True

@@ -74,7 +74,7 @@ class Worker:
         self.bus: LogBus = bus or transport.bus_for(settings)
         self.cancels: CancelSignal = cancels or transport.cancel_signal_for(settings)
         self.allowed = runners
-        self.loop = WorkerLoop(settings.effective_database_url)
+        self.loop = WorkerLoop(settings.effective_database_url, settings.db_command_timeout_seconds)
         self.store = store.Store(settings, self.loop)
         # The pool's size is known once the database is reachable (`start`, `_pool_size`).
         self.docker = DockerRunner(
