@@ -636,6 +636,49 @@ def _advance(row: Schedule, now: datetime) -> tuple[datetime, datetime]:
     return latest, following
 
 
+@functools.lru_cache(maxsize=256)
+def _stored_refusal(cron: str, timezone: str) -> str | None:
+    """Why a stored schedule's cron expression or time zone is one `check_cron` or
+    `check_timezone` refuses today (saved before their rules: `0 3-3 * * *`, which croniter reads
+    as every hour, `5-1 * * * *`, `Factory`), said as the 422 would; None when both pass."""
+    try:
+        check_cron(cron)
+        check_timezone(timezone)
+    except Invalid as exc:
+        return exc.message
+    return None
+
+
+async def _pause_refused(session: AsyncSession, rows: list[Schedule]) -> list[Schedule]:
+    """`rows` without the schedules whose stored cron expression or time zone today's rules
+    refuse (`_stored_refusal`): those are paused instead of fired at times croniter reads other
+    than as written, with the reason shown on the schedule and audited (`schedule.paused`); a
+    save with the expression fixed resumes them. In the caller's transaction (not committed)."""
+    kept = []
+    for row in rows:
+        refusal = _stored_refusal(row.cron, row.timezone)
+        if refusal is None:
+            kept.append(row)
+            continue
+        reason = f"{refusal} (saved before this rule: fix it to resume)"
+        paused = await session.exec(
+            update(Schedule)
+            .where(col(Schedule.id) == row.id, col(Schedule.enabled))
+            .values(enabled=False, next_fire_at=None, paused_reason=f"paused: {reason}"[:255])
+        )
+        if paused.rowcount:  # not already paused by another process's claim
+            audit.record(
+                session,
+                Actor(None),
+                "schedule.paused",
+                "schedule",
+                row.id,
+                actor_name=f"schedule:{row.id}",
+                reason=reason,
+            )
+    return kept
+
+
 async def _claim_batch(db: Database, now: datetime, me: str) -> list[Claimed]:
     """Claim every due fire with one statement: insert the (schedule, fire time) rows, skipping
     those that exist (`ON CONFLICT DO NOTHING ... RETURNING`): the rows this process inserted
@@ -652,7 +695,9 @@ async def _claim_batch(db: Database, now: datetime, me: str) -> list[Claimed]:
                 )
             ).all()
         )
+        rows = await _pause_refused(session, rows)
         if not rows:
+            await session.commit()
             return []
         # Every process inserts and updates in schedule-id order: concurrent claims of the same
         # fires then wait on each other instead of deadlocking (PostgreSQL's unique-index waits).

@@ -737,3 +737,57 @@ async def test_runs_record_the_schedule_as_trigger(
         f"schedule:{schedule_id}",
         "admin",
     )
+
+
+@pytest.mark.parametrize(
+    ("cron", "timezone", "named"),
+    [
+        ("0 3-3 * * *", "UTC", "cron: hour field '3-3'"),  # croniter reads it as every hour
+        ("5-1 * * * *", "UTC", "cron: minute field '5-1'"),  # croniter wraps it; cron matches nothing
+        ("*/1000 * * * *", "UTC", "cron: minute field '*/1000'"),
+        ("* * * * *", "Factory", "timezone: "),
+    ],
+)
+async def test_a_schedule_stored_before_the_cron_rules_is_paused_saying_why_not_fired(
+    client: httpx.AsyncClient,
+    admin: LoggedIn,
+    no_automation_loops: None,
+    cron: str,
+    timezone: str,
+    named: str,
+) -> None:
+    """A schedule saved before `check_cron`/`check_timezone` refused its expression or zone kept
+    firing as croniter reads it (`0 3-3 * * *` every hour, not at 3). At its next due time it is
+    paused instead, the reason on the schedule and in the audit; a save with the expression fixed
+    resumes it."""
+    await local_runner(client, admin)
+    sid = await script(client, admin)
+    schedule_id = (await add(client, admin, sid)).json()["id"]
+    db = runtime.current().db
+    async with db.session() as session:  # as an older version stored it
+        await session.exec(
+            update(Schedule)
+            .where(col(Schedule.id) == schedule_id)
+            .values(cron=cron, timezone=timezone, next_fire_at=utcnow() - timedelta(seconds=1))
+        )
+        await session.commit()
+    assert await schedules.tick(db) == 0
+    assert await fires(schedule_id) == []
+    path = f"/api/v1/scripts/{sid}/schedules/{schedule_id}"
+    shown = (await client.get(path, headers=admin.headers)).json()
+    assert shown["enabled"] is False
+    assert shown["paused_reason"].startswith(f"paused: {named}"), shown["paused_reason"]
+    assert shown["paused_reason"].endswith("(saved before this rule: fix it to resume)")
+    async with db.session() as session:
+        events = (
+            await session.exec(
+                select(AuditEvent).where(
+                    col(AuditEvent.action) == "schedule.paused", col(AuditEvent.target_id) == str(schedule_id)
+                )
+            )
+        ).all()
+        assert len(events) == 1
+    assert await schedules.tick(db) == 0, "paused: nothing more"
+    r = await client.put(path, json={"cron": "0 3 * * *", "timezone": "UTC"}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["enabled"] is True and r.json()["paused_reason"] is None
