@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from opscraft import lifecycle, runtime
 from opscraft.api import install_api
 from opscraft.db.engine import Database
-from opscraft.db.text import TOO_SMALL_MESSAGE
+from opscraft.db.text import TOO_SMALL_MESSAGE, imprecise_message
 from opscraft.services import app_settings
 from tests.conftest import REDIS_URL, LoggedIn, make_settings, require_service
 
@@ -153,6 +153,47 @@ async def test_a_number_a_float_reads_as_0_is_422_naming_it_and_nothing_is_writt
     assert (await client.get("/api/v1/executions", headers=operator.headers)).json()["total"] == 0
     assert (await client.get("/api/v1/scripts?search=tiny", headers=operator.headers)).json()["total"] == 0
     for literal, stored in (("0e-400", 0), ('"0.0"', 0), ("5e-324", 5e-324), ('"-0e5"', 0)):
+        body = f'{{"script_id": {script_id}, "parameters": {{"R": {literal}}}}}'
+        r = await client.post("/api/v1/executions", content=body, headers=json_headers)
+        assert r.status_code == 202 and r.json()["parameters"] == {"R": stored}, (literal, r.text)
+
+
+async def test_a_number_with_more_digits_than_a_float_keeps_is_422_naming_it(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """`0.1234567890123456789` for a `number` parameter ran as 0.12345678901234568, its last digits
+    silently dropped, sent as a JSON number or as text (the run form's box), and a default was
+    saved so. Each is a 422 naming its place and the value it would have become; 17 digits or
+    fewer (what `%.17g` writes for any float), trailing zeros, and a long numeral a float holds
+    exactly (2**-60 written out) are read as sent."""
+    json_headers = {**operator.headers, "Content-Type": "application/json"}
+    script_id = await _active_script(client, operator, [{"name": "R", "type": "number", "default": 1.5}])
+    for literal, read_as in (
+        ("0.1234567890123456789", 0.12345678901234568),
+        ('"0.1234567890123456789"', 0.12345678901234568),
+        ('" -3.14159265358979323846 "', -3.141592653589793),
+        ("12345678901234567890.5", 1.2345678901234567e19),
+    ):
+        body = f'{{"script_id": {script_id}, "parameters": {{"R": {literal}}}}}'
+        r = await client.post("/api/v1/executions", content=body, headers=json_headers)
+        assert r.status_code == 422, (literal, r.text)
+        expected = [{"field": "parameters.R", "message": imprecise_message(read_as)}]
+        assert r.json()["errors"] == expected, (literal, r.text)
+    default = (
+        b'{"name": "long", "script_type": "bash", "content": "echo", '
+        b'"parameters": {"R": 2.718281828459045235}}'
+    )
+    r = await client.post("/api/v1/scripts", content=default, headers=json_headers)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [{"field": "parameters.R", "message": imprecise_message(2.718281828459045)}]
+    assert (await client.get("/api/v1/executions", headers=operator.headers)).json()["total"] == 0
+    assert (await client.get("/api/v1/scripts?search=long", headers=operator.headers)).json()["total"] == 0
+    for literal, stored in (
+        ("0.10000000000000001", 0.1),
+        ('"0.12345678901234568"', 0.12345678901234568),
+        ("1.50000000000000000000000", 1.5),
+        ("8.67361737988403547205962240695953369140625e-19", 2**-60),
+    ):
         body = f'{{"script_id": {script_id}, "parameters": {{"R": {literal}}}}}'
         r = await client.post("/api/v1/executions", content=body, headers=json_headers)
         assert r.status_code == 202 and r.json()["parameters"] == {"R": stored}, (literal, r.text)

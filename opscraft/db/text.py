@@ -16,6 +16,7 @@ import json
 import math
 import re
 from collections.abc import Iterator
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 # A lone surrogate, or NUL. Surrogate pairs never reach here as two code points: Python's JSON
@@ -78,14 +79,50 @@ def rounds_to_zero(numeral: str) -> bool:
     return any(digit in mantissa for digit in "123456789") and float(numeral) == 0
 
 
+# Seventeen significant digits name every IEEE 754 binary64 number (IEEE 754-2008, 5.12.2):
+# `%.17g` writes 0.1 as 0.10000000000000001, which is read back as that same float.
+SIGNIFICANT_DIGITS = 17
+
+
+def imprecise_message(read_as: float) -> str:
+    """What a number `loses_digits` is told: the float it would have become."""
+    return (
+        f"must have at most {SIGNIFICANT_DIGITS} significant digits (a number keeps no more): "
+        f"it would be read as {read_as!r}; round it, or send it as text"
+    )
+
+
+def loses_digits(numeral: str) -> bool:
+    """True when the decimal `numeral` has more than `SIGNIFICANT_DIGITS` significant digits
+    (trailing zeros aside) and a float does not hold its value exactly: `0.1234567890123456789`
+    would silently become 0.12345678901234568. A numeral of 17 digits or fewer names a float as
+    its writer meant (`%.17g`, shortest round trip), so it is never refused."""
+    try:
+        exact = Decimal(numeral.strip())
+    except InvalidOperation:
+        return False
+    if not exact.is_finite() or len(exact.normalize().as_tuple().digits) <= SIGNIFICANT_DIGITS:
+        return False
+    value = float(exact)
+    return math.isfinite(value) and value != 0 and Decimal(value) != exact
+
+
 class TooSmall(float):
     """A JSON number that is not zero but a float reads as 0 (`1e-400`): `read_float` marks it so
     `find_unreadable_numbers` names it, instead of the 0 going on as the value sent."""
 
 
+class Imprecise(float):
+    """A JSON number with more digits than a float keeps (`loses_digits`), marked by `read_float`
+    with the float it would have become, for `find_unreadable_numbers` to name."""
+
+
 def read_float(numeral: str) -> float:
-    """`parse_float` for `json.loads`: the float, marked `TooSmall` when `rounds_to_zero`."""
-    return TooSmall(0.0) if rounds_to_zero(numeral) else float(numeral)
+    """`parse_float` for `json.loads`: the float, marked `TooSmall` when `rounds_to_zero` and
+    `Imprecise` when `loses_digits`."""
+    if rounds_to_zero(numeral):
+        return TooSmall(0.0)
+    return Imprecise(numeral) if loses_digits(numeral) else float(numeral)
 
 
 def find_unreadable_numbers(value: Any) -> Iterator[tuple[str, str]]:
@@ -93,13 +130,16 @@ def find_unreadable_numbers(value: Any) -> Iterator[tuple[str, str]]:
     `value` that is not the number sent: NaN or infinite (what Python's JSON parser makes of the
     literals `NaN` and `Infinity`, which are not JSON, and of a number too large for a float,
     `1e400`; neither database's JSON holds one, and a text field given one would read `nan` or
-    `inf`), or `TooSmall` (parsed with `read_float`: `1e-400`, which a float reads as 0).
+    `inf`), `TooSmall` (parsed with `read_float`: `1e-400`, which a float reads as 0) or
+    `Imprecise` (`0.1234567890123456789`, whose last digits a float drops).
     Iterative, like `find_unstorable`."""
     stack: list[tuple[Any, str]] = [(value, "")]
     while stack:
         item, where = stack.pop()
         if isinstance(item, TooSmall):
             yield where or "body", TOO_SMALL_MESSAGE
+        elif isinstance(item, Imprecise):
+            yield where or "body", imprecise_message(float(item))
         elif isinstance(item, float) and not math.isfinite(item):
             yield where or "body", NON_FINITE_MESSAGE
         elif isinstance(item, dict):

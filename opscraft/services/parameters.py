@@ -19,7 +19,15 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 
-from opscraft.db.text import TOO_SMALL_MESSAGE, find_unreadable_numbers, problem, read_float, rounds_to_zero
+from opscraft.db.text import (
+    TOO_SMALL_MESSAGE,
+    find_unreadable_numbers,
+    imprecise_message,
+    loses_digits,
+    problem,
+    read_float,
+    rounds_to_zero,
+)
 from opscraft.execution.param_env import interpreted_name
 from opscraft.security.http import RepeatedKey, unique_keys
 from opscraft.services.errors import Invalid
@@ -76,8 +84,8 @@ def json_from_text(text: str | None) -> Any:
 
     The box is read by the rules of an API request body (security/http.py), so the form and the
     API agree: a key written twice, `NaN`, `Infinity` or a number beyond a float, and nesting
-    deeper than the parser goes give an `Unreadable` saying so (so does `1e-400`, which a float
-    reads as 0). Python's parser alone kept the
+    deeper than the parser goes give an `Unreadable` saying so (so do `1e-400`, which a float
+    reads as 0, and a number with more digits than a float keeps). Python's parser alone kept the
     last of two values ("first" typed, "second" saved), turned `NaN` into a text parameter's
     "nan", and raised RecursionError (the dialog said nothing)."""
     try:
@@ -219,6 +227,8 @@ def _to_number(value: Any) -> int | float:
     if isinstance(value, str) and rounds_to_zero(text):
         # "1e-400" was run as 0 (a `::set-output`, a webhook's text, the run form's box).
         raise _Bad(TOO_SMALL_MESSAGE)
+    if isinstance(value, str) and isinstance(number, float) and loses_digits(text):
+        raise _Bad(imprecise_message(number))  # "0.1234567890123456789" ran as 0.12345678901234568
     if isinstance(number, int) and not INT_MIN <= number <= INT_MAX:
         # Said for a number, not as an integer parameter's "must be a 64-bit integer".
         raise _Bad(

@@ -17,7 +17,7 @@ from sqlmodel import col, select
 
 from opscraft import runtime
 from opscraft.db.models import AuditEvent, Execution, WebhookSignature, WebhookTrigger
-from opscraft.db.text import TOO_SMALL_MESSAGE
+from opscraft.db.text import TOO_SMALL_MESSAGE, imprecise_message
 from opscraft.services.webhooks import _MISSING, check_pointer, resolve_pointer
 from tests.conftest import LoggedIn
 
@@ -182,6 +182,10 @@ async def test_a_number_a_float_reads_as_0_is_refused_naming_it(
         assert r.json()["errors"] == [{"field": "commits.0.n", "message": TOO_SMALL_MESSAGE}], r.text
     async with runtime.current().db.session() as session:
         assert (await session.exec(select(Execution))).all() == [], "no run started"
+    long = b'{"ref": "main", "commits": [{"n": 1}], "score": 0.1234567890123456789}'
+    r = await client.post(hook["url_path"], content=long, headers={"Content-Type": "text/plain"})
+    expected = [{"field": "score", "message": imprecise_message(0.12345678901234568)}]
+    assert r.status_code == 422 and r.json()["errors"] == expected, r.text
     zero = b'{"ref": "main", "commits": [{"n": 0}], "at": 0e-400}'
     r = await client.post(hook["url_path"], content=zero, headers={"Content-Type": "text/plain"})
     assert r.status_code == 202, r.text
