@@ -201,3 +201,53 @@ def test_terraform_action_and_workspace_are_chosen_in_each_automation_form(
     page.get_by_role("option", name="Apply (-auto-approve)").click()
     _refused_under(page, "chain", "chain-terraform-action", "only for terraform scripts")
     assert _api(server, "GET", f"/scripts/{script['id']}/chains", admin)["items"] == []
+
+
+def test_a_then_run_link_is_edited_in_its_dialog_keeping_what_changed_elsewhere(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A link could only be added and deleted in the UI (changing its mapping meant deleting it
+    and adding it again); its dialog now opens with the stored settings, says a problem under
+    its field with nothing saved, and sends only what was changed there."""
+    admin = tokens["admin"]
+    source = create_script(server, admin, "build", "#!/bin/bash\necho built\n", status="active")
+    target = create_script(
+        server,
+        admin,
+        "announce",
+        "#!/bin/bash\necho $WHO $NOTE\n",
+        parameters={"WHO": "x", "NOTE": "n"},
+        status="active",
+    )
+    path = f"/scripts/{source['id']}/chains"
+    made = _api(
+        server, "POST", path, admin, json={"target_script_id": target["id"], "mapping": {"WHO": "/run/id"}}
+    )
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/{source['id']}?tab=chains")
+    page.get_by_test_id(f"chain-edit-{made['id']}").click()
+    assert page.get_by_test_id("chain-target").input_value() == "announce", "shown selected"
+    assert page.get_by_test_id("chain-mapping").input_value() == '{"WHO": "/run/id"}'
+    # A pointer into no fact a run has is said under the Mapping box; nothing is saved.
+    page.get_by_test_id("chain-mapping").fill('{"WHO": "/nowhere"}')
+    page.get_by_test_id("chain-submit").click()
+    _field(page, "chain-mapping").locator(".q-field__messages").get_by_text("WHO").wait_for()
+    assert _api(server, "GET", f"{path}/{made['id']}", admin)["mapping"] == {"WHO": "/run/id"}
+    # Meanwhile someone sets a fixed value through the API; this dialog changes the mapping, the
+    # outcome and switches the link off.
+    _api(server, "PUT", f"{path}/{made['id']}", admin, json={"parameters": {"NOTE": "from the API"}})
+    page.get_by_test_id("chain-mapping").fill('{"WHO": "/run/status"}')
+    page.get_by_test_id("chain-outcome").click()
+    page.get_by_role("option", name="when a run ends (success or failure)").click()
+    page.get_by_test_id("chain-enabled").click()
+    page.get_by_test_id("chain-submit").click()
+    page.locator(".q-notification", has_text="Link saved").wait_for()
+    page.get_by_test_id("chain-submit").wait_for(state="detached")
+    stored = _api(server, "GET", f"{path}/{made['id']}", admin)
+    assert (stored["mapping"], stored["outcome"], stored["enabled"], stored["parameters"]) == (
+        {"WHO": "/run/status"},
+        "any",
+        False,
+        {"NOTE": "from the API"},
+    )
+    page.get_by_test_id(f"chain-{made['id']}").get_by_text("disabled").wait_for()

@@ -22,6 +22,7 @@ from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import (
     call,
     call_all,
+    changed,
     confirm,
     dialog_buttons,
     dialog_card,
@@ -88,6 +89,9 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                     ui.label("disabled").classes("text-caption text-grey-7")
                 ui.space()
                 if edit:
+                    ui.button("Edit", on_click=lambda k=link, t=target: open_form(k, t)).props(
+                        f'flat dense no-caps data-testid="chain-edit-{link.id}"'
+                    )
                     ui.button(icon="delete", on_click=lambda k=link: remove(k)).props(
                         'flat round dense color=negative aria-label="Delete link" '
                         f'data-testid="chain-delete-{link.id}"'
@@ -108,17 +112,41 @@ async def chains_tab(actor: Actor, script: Script) -> None:
         await run_action(lambda: call(chains.delete, current, link.id, script_id), "Link deleted")
         body.refresh()
 
-    async def open_add() -> None:
+    async def open_form(link: ChainLink | None = None, target_name: str = "") -> None:
+        """The "Then run" dialog: a new link, or `link` (starting `target_name`) to edit; an edit
+        sends only the fields changed here (`changed`), as the schedule and webhook forms do."""
         choices = dict(await call(chains.target_choices, actor, script_id))
-        with ui.dialog() as dialog, dialog_card("Then run"):
+        loaded: dict[str, Any] | None = None
+        if link is not None:
+            choices.setdefault(link.target_script_id, target_name)
+            loaded = {
+                "target_script_id": link.target_script_id,
+                "outcome": str(link.outcome),
+                "mapping": json.dumps(link.mapping, ensure_ascii=False),
+                "parameters": json.dumps(link.parameters, ensure_ascii=False),
+                "enabled": link.enabled,
+            } | automation_terraform.loaded(link.terraform_action, link.terraform_workspace)
+        start = loaded or {
+            "target_script_id": None,
+            "outcome": ChainOutcome.success.value,
+            "mapping": "{}",
+            "parameters": "{}",
+            "enabled": True,
+        } | automation_terraform.loaded(None, None)
+        with (
+            ui.dialog() as dialog,
+            dialog_card("Then run" if link is None else f"Edit the link to {target_name}"),
+        ):
             target = (
-                ui.select(choices, label="Script to start", with_input=True)
+                ui.select(choices, value=start["target_script_id"], label="Script to start", with_input=True)
                 .props('outlined dense data-testid="chain-target"')
                 .classes("w-full")
             )
             outcome = (
                 ui.select(
-                    {k: f"when a run {v}" for k, v in OUTCOME_LABELS.items()}, value="success", label="When"
+                    {k: f"when a run {v}" for k, v in OUTCOME_LABELS.items()},
+                    value=start["outcome"],
+                    label="When",
                 )
                 .props('outlined dense data-testid="chain-outcome"')
                 .classes("w-full")
@@ -126,14 +154,13 @@ async def chains_tab(actor: Actor, script: Script) -> None:
             mapping = text_input(
                 'Mapping (JSON: {"PARAM": "/parameters/NAME" or "/outputs/NAME"})',
                 "chain-mapping",
-                value="{}",
+                value=start["mapping"],
             )
-            fixed = text_input("Fixed parameters (JSON object)", "chain-params", value="{}")
-            terraform = automation_terraform.terraform_fields(
-                "chain", automation_terraform.loaded(None, None), "if the script to start is one"
-            )
+            fixed = text_input("Fixed parameters (JSON object)", "chain-params", value=start["parameters"])
+            enabled = ui.switch("Enabled", value=start["enabled"]).props('data-testid="chain-enabled"')
+            terraform = automation_terraform.terraform_fields("chain", start, "if the script to start is one")
             fields = {"target_script_id": target, "outcome": outcome, "mapping": mapping, "parameters": fixed}
-            fields |= terraform.inputs()
+            fields |= {"enabled": enabled} | terraform.inputs()
 
             async def submit() -> None:
                 current = await guard(Permission.edit_scripts)
@@ -141,24 +168,34 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                     return
 
                 async def save() -> Any:
-                    data = {  # checked by the service as a whole: every problem at once
+                    values = {
                         "target_script_id": target.value,
                         "outcome": outcome.value,
-                        "mapping": json_from_text(mapping.value),
-                        "parameters": json_from_text(fixed.value),
+                        "mapping": mapping.value or "{}",
+                        "parameters": fixed.value or "{}",
+                        "enabled": enabled.value,
                     } | terraform.values()
-                    return await call(chains.create, current, script_id, data)
+                    data = changed(values, loaded)  # checked by the service as a whole
+                    for box in ("mapping", "parameters"):
+                        if box in data:
+                            data[box] = json_from_text(data[box])
+                    if link is None:
+                        return await call(chains.create, current, script_id, data)
+                    return await call(chains.update_link, current, link.id, data, script_id)
 
-                created = await run_action(lambda: _top_level_fields(save), "Link added", fields)
-                if created is not None:
+                done = "Link added" if link is None else "Link saved"
+                saved = await run_action(lambda: _top_level_fields(save), done, fields)
+                if saved is not None:
                     dismiss(dialog)
                     body.refresh()
 
-            dialog_buttons(dialog, "Add", "chain-submit", submit)
+            dialog_buttons(dialog, "Add" if link is None else "Save", "chain-submit", submit)
         dialog.open()
 
     if edit:
-        ui.button("Add link", icon="add", on_click=open_add).props('unelevated data-testid="chain-add"')
+        ui.button("Add link", icon="add", on_click=lambda: open_form()).props(
+            'unelevated data-testid="chain-add"'
+        )
 
     async def render() -> None:
         """Rendered once the browser is connected: the script page builds faster."""
