@@ -145,6 +145,10 @@ class Settings(BaseSettings):
         60, ge=0, le=3600, validation_alias="OPSCRAFT_TERRAFORM_STOP_GRACE_SECONDS"
     )
 
+    # Ansible over SSH: seconds of silence on a connection before ssh probes the host; after 3
+    # unanswered probes (3 x this) the host is UNREACHABLE and the play goes on without it.
+    ssh_keepalive_seconds: int = Field(15, ge=1, le=3600, validation_alias="OPSCRAFT_SSH_KEEPALIVE_SECONDS")
+
     # Worker identity: the id under which this process's worker registers in `workers` (default:
     # one generated once and kept in the data directory), its heartbeat period, and how long
     # without a heartbeat before another process declares it lost and ends its runs.

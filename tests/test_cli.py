@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,7 @@ from tests import migrated_sqlite
 from tests.conftest import (
     PG_URL,
     ROOT,
+    LiveServer,
     free_port,
     postgres_scratch_database,
     require_service,
@@ -40,6 +42,17 @@ def opscraft(data_dir: Path, *args: str, stdin: str = "", **env: str) -> subproc
         timeout=60,
         env={**base, "OPSCRAFT_NO_BOOTSTRAP": "1", "OPSCRAFT_DATA_DIR": str(data_dir), **env},
     )
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One `opscraft serve` for the tests of commands run beside a running server (each with its
+    own user names): starting one costs seconds of the module's time."""
+    server = start_server(tmp_path_factory.mktemp("served") / "data")
+    try:
+        yield server
+    finally:
+        stop_server(server)
 
 
 def test_version(tmp_path: Path) -> None:
@@ -62,34 +75,26 @@ def test_user_create_reads_the_password_from_stdin(tmp_path: Path) -> None:
     assert bad_role.returncode == 2 and "invalid choice" in bad_role.stderr
 
 
-def test_created_user_can_log_in(tmp_path: Path) -> None:
-    migrated_sqlite.seed(tmp_path)  # a database at the head, as after a first start
-    assert (
-        opscraft(tmp_path, "user", "create", "ops", "--role", "operator", stdin="Ops-Pass-1234\n").returncode
-        == 0
+def test_created_user_can_log_in(served: LiveServer) -> None:
+    made = opscraft(
+        served.data_dir,
+        "user",
+        "create",
+        "ops",
+        "--role",
+        "operator",
+        stdin="Ops-Pass-1234\n",
+        SECRET_KEY=served.env["SECRET_KEY"],
     )
-    check = (
-        "import asyncio\n"
-        "from opscraft import lifecycle, runtime\n"
-        "from opscraft.config import load_settings\n"
-        "from opscraft.services import auth\n"
-        "async def main():\n"
-        "    await lifecycle.start(load_settings())\n"
-        "    async with runtime.current().db.session() as s:\n"
-        "        user = await auth.authenticate_password(s, None, 'ops', 'Ops-Pass-1234')\n"
-        "        print(user.role)\n"
-        "    await lifecycle.stop()\n"
-        "asyncio.run(main())\n"
+    assert made.returncode == 0, made.stderr
+    login = httpx.post(
+        f"{served.url}/api/v1/auth/login", json={"username": "ops", "password": "Ops-Pass-1234"}
     )
-    result = subprocess.run(
-        [sys.executable, "-c", check],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        env={**os.environ, "OPSCRAFT_DATA_DIR": str(tmp_path)},
+    assert login.status_code == 200, login.text
+    me = httpx.get(
+        f"{served.url}/api/v1/auth/me", headers={"Authorization": f"Bearer {login.json()['access_token']}"}
     )
-    assert result.stdout.strip() == "operator", result.stderr
+    assert me.json()["role"] == "operator", me.text
 
 
 def test_db_upgrade_on_sqlite(tmp_path: Path) -> None:
@@ -216,25 +221,21 @@ def test_no_command_without_a_display_prints_the_usage(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_a_second_serve_on_the_same_data_directory_is_refused(tmp_path: Path) -> None:
+def test_a_second_serve_on_the_same_data_directory_is_refused(served: LiveServer) -> None:
     """Both would be the same worker (its id is kept in the data directory): the second one's
     start recovered "its" crash, ending the first one's runs as "interrupted by server restart"
     and removing their containers while they ran. It now stops with one line instead."""
-    server = start_server(tmp_path / "data")
-    try:
-        second = opscraft(
-            server.data_dir, "serve", "--port", str(free_port()), SECRET_KEY=server.env["SECRET_KEY"]
-        )
-        assert second.returncode == 1, second.stderr
-        worker = (server.data_dir / "worker-id").read_text().strip()
-        assert second.stderr.strip().splitlines() == [
-            f"opscraft: another OpsCraft process (pid {server.process.pid}) is already running on the "
-            f"data directory {server.data_dir} (worker {worker}); "
-            "starting would end its runs: close or stop it first, or use another --data-dir"
-        ]
-        assert server.log().count("recovered") == 1 and server.process.poll() is None
-    finally:
-        stop_server(server)
+    second = opscraft(
+        served.data_dir, "serve", "--port", str(free_port()), SECRET_KEY=served.env["SECRET_KEY"]
+    )
+    assert second.returncode == 1, second.stderr
+    worker = (served.data_dir / "worker-id").read_text().strip()
+    assert second.stderr.strip().splitlines() == [
+        f"opscraft: another OpsCraft process (pid {served.process.pid}) is already running on the "
+        f"data directory {served.data_dir} (worker {worker}); "
+        "starting would end its runs: close or stop it first, or use another --data-dir"
+    ]
+    assert served.log().count("recovered") == 1 and served.process.poll() is None
 
 
 def test_a_port_out_of_range_or_taken_is_one_line(tmp_path: Path) -> None:
@@ -254,64 +255,60 @@ def test_a_port_out_of_range_or_taken_is_one_line(tmp_path: Path) -> None:
     ]
 
 
-def test_user_reset_password_lets_a_locked_out_admin_back_in(tmp_path: Path) -> None:
+def test_user_reset_password_lets_a_locked_out_admin_back_in(served: LiveServer) -> None:
     """The only admin lost their password: no admin is left to reset it in the app. `opscraft
     user reset-password` sets it from the machine, beside the running server, ends the old
     password's sessions, and is audited; the password rules hold there too."""
-    server = start_server(tmp_path / "data")
-    key = server.env["SECRET_KEY"]
-    try:
-        made = opscraft(
-            server.data_dir,
-            "user",
-            "create",
-            "boss",
-            "--role",
-            "admin",
-            stdin="Old-Pass-1234\n",
-            SECRET_KEY=key,
-        )
-        assert made.returncode == 0, made.stderr
-        login = httpx.post(
-            f"{server.url}/api/v1/auth/login", json={"username": "boss", "password": "Old-Pass-1234"}
-        )
-        old_token = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    key = served.env["SECRET_KEY"]
+    made = opscraft(
+        served.data_dir,
+        "user",
+        "create",
+        "boss",
+        "--role",
+        "admin",
+        stdin="Old-Pass-1234\n",
+        SECRET_KEY=key,
+    )
+    assert made.returncode == 0, made.stderr
+    login = httpx.post(
+        f"{served.url}/api/v1/auth/login", json={"username": "boss", "password": "Old-Pass-1234"}
+    )
+    old_token = {"Authorization": f"Bearer {login.json()['access_token']}"}
 
-        refused = opscraft(
-            server.data_dir, "user", "reset-password", "boss", stdin=" " * 9 + "\n", SECRET_KEY=key
-        )
-        assert refused.returncode == 1
-        assert refused.stderr.strip() == (
-            "opscraft: new_password: must not be only spaces or other blank characters"
-        ), refused.stderr
-        unknown = opscraft(
-            server.data_dir, "user", "reset-password", "nobody", stdin="New-Pass-5678\n", SECRET_KEY=key
-        )
-        assert unknown.returncode == 1 and unknown.stderr.strip() == "opscraft: no user named 'nobody'"
+    refused = opscraft(
+        served.data_dir, "user", "reset-password", "boss", stdin=" " * 9 + "\n", SECRET_KEY=key
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        "opscraft: new_password: must not be only spaces or other blank characters"
+    ), refused.stderr
+    unknown = opscraft(
+        served.data_dir, "user", "reset-password", "nobody", stdin="New-Pass-5678\n", SECRET_KEY=key
+    )
+    assert unknown.returncode == 1 and unknown.stderr.strip() == "opscraft: no user named 'nobody'"
 
-        reset = opscraft(
-            server.data_dir, "user", "reset-password", "BOSS", stdin="New-Pass-5678\n", SECRET_KEY=key
-        )
-        assert reset.returncode == 0, reset.stderr
-        assert reset.stdout.strip() == "password of admin 'boss' replaced; its sessions and tokens ended"
-        assert "New-Pass-5678" not in reset.stdout + reset.stderr
-        old = httpx.post(
-            f"{server.url}/api/v1/auth/login", json={"username": "boss", "password": "Old-Pass-1234"}
-        )
-        assert old.status_code == 401, old.text
-        new = httpx.post(
-            f"{server.url}/api/v1/auth/login", json={"username": "boss", "password": "New-Pass-5678"}
-        )
-        assert new.status_code == 200, new.text
-        headers = {"Authorization": f"Bearer {new.json()['access_token']}"}
-        deadline = time.monotonic() + 30  # the server may hold the account for a moment
-        while httpx.get(f"{server.url}/api/v1/auth/me", headers=old_token).status_code != 401:
-            assert time.monotonic() < deadline, "the old password's token still works"
-            time.sleep(0.2)
-        events = httpx.get(
-            f"{server.url}/api/v1/audit", params={"action": "user.reset_password"}, headers=headers
-        ).json()["items"]
-        user_id = made.stdout.strip().removesuffix(")").rsplit(" ", 1)[1]
-        assert [(e["actor_name"], e["target_id"]) for e in events] == [("cli", user_id)], events
-    finally:
-        stop_server(server)
+    reset = opscraft(
+        served.data_dir, "user", "reset-password", "BOSS", stdin="New-Pass-5678\n", SECRET_KEY=key
+    )
+    assert reset.returncode == 0, reset.stderr
+    assert reset.stdout.strip() == "password of admin 'boss' replaced; its sessions and tokens ended"
+    assert "New-Pass-5678" not in reset.stdout + reset.stderr
+    old = httpx.post(
+        f"{served.url}/api/v1/auth/login", json={"username": "boss", "password": "Old-Pass-1234"}
+    )
+    assert old.status_code == 401, old.text
+    new = httpx.post(
+        f"{served.url}/api/v1/auth/login", json={"username": "boss", "password": "New-Pass-5678"}
+    )
+    assert new.status_code == 200, new.text
+    headers = {"Authorization": f"Bearer {new.json()['access_token']}"}
+    deadline = time.monotonic() + 30  # the server may hold the account for a moment
+    while httpx.get(f"{served.url}/api/v1/auth/me", headers=old_token).status_code != 401:
+        assert time.monotonic() < deadline, "the old password's token still works"
+        time.sleep(0.2)
+    events = httpx.get(
+        f"{served.url}/api/v1/audit", params={"action": "user.reset_password"}, headers=headers
+    ).json()["items"]
+    user_id = made.stdout.strip().removesuffix(")").rsplit(" ", 1)[1]
+    assert [(e["actor_name"], e["target_id"]) for e in events] == [("cli", user_id)], events

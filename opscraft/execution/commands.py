@@ -62,15 +62,19 @@ def secret_file_env(spec: RunSpec, secret_dir: str) -> dict[str, str]:
     return {name: f"{secret_dir}/{name}" for name in spec.secret_files}
 
 
-SSH_KEEPALIVE_SECONDS = 15
 SSH_KEEPALIVE_COUNT = 3
 # A host that stops answering over an open connection (frozen, a network cut without a reset)
-# ends its ssh after SSH_KEEPALIVE_SECONDS x SSH_KEEPALIVE_COUNT (45 s) without an answer to the
-# keepalives ssh sends when the connection is quiet: Ansible reports the host UNREACHABLE and
-# goes on with the others. Without them ssh waited as long as the kernel kept the connection
-# (for ever for a frozen host), and the whole run waited for its timeout. Connecting is bounded
-# by Ansible's own `timeout` (10 s).
-SSH_KEEPALIVE = f"-o ServerAliveInterval={SSH_KEEPALIVE_SECONDS} -o ServerAliveCountMax={SSH_KEEPALIVE_COUNT}"
+# ends its ssh after `RunSpec.ssh_keepalive_seconds` (OPSCRAFT_SSH_KEEPALIVE_SECONDS, default 15)
+# x SSH_KEEPALIVE_COUNT (45 s) without an answer to the keepalives ssh sends when the connection
+# is quiet: Ansible reports the host UNREACHABLE and goes on with the others. Without them ssh
+# waited as long as the kernel kept the connection (for ever for a frozen host), and the whole
+# run waited for its timeout. Connecting is bounded by Ansible's own `timeout` (10 s).
+
+
+def ssh_keepalive(interval_seconds: int) -> str:
+    """ssh's keepalive options: a probe after `interval_seconds` of silence, given up after
+    SSH_KEEPALIVE_COUNT unanswered ones."""
+    return f"-o ServerAliveInterval={interval_seconds} -o ServerAliveCountMax={SSH_KEEPALIVE_COUNT}"
 
 
 def _ansible(spec: RunSpec, secret_dir: str) -> Command:
@@ -98,7 +102,7 @@ def _ansible(spec: RunSpec, secret_dir: str) -> Command:
         else:
             # ssh finds `~/.ssh` through the password database, not HOME: no file to keep keys in.
             keys = "-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=/dev/null"
-        env["ANSIBLE_SSH_COMMON_ARGS"] = f"{keys} {SSH_KEEPALIVE}"
+        env["ANSIBLE_SSH_COMMON_ARGS"] = f"{keys} {ssh_keepalive(spec.ssh_keepalive_seconds)}"
     else:
         target = ["-i", "localhost,", "-c", "local"]
         # `localhost,` is a host list: only its plugin reads this constant (no inventory text).

@@ -48,6 +48,9 @@ class RunSpec:
     ssh_user: str | None = None
     ssh_key_secret: str | None = None
     run_options: dict[str, Any] = field(default_factory=dict)
+    # Seconds of silence on an SSH connection before ssh probes the host (ServerAliveInterval);
+    # after `commands.SSH_KEEPALIVE_COUNT` unanswered probes the host is unreachable.
+    ssh_keepalive_seconds: int = 15
     # Terraform: the saved plan an `apply_plan` run applies (a plan file, see terraform_plan),
     # and how long a run waits for the state lock (seconds).
     plan_file: bytes | None = field(default=None, repr=False)

@@ -313,6 +313,7 @@ def claim(
         ssh_user=run.get("ssh_user"),
         ssh_key_secret=run.get("ssh_key_secret"),
         run_options=dict(row.run_options or {}),
+        ssh_keepalive_seconds=settings.ssh_keepalive_seconds,
         lock_timeout_seconds=settings.terraform_lock_timeout_seconds,
         stop_grace_seconds=(
             settings.terraform_stop_grace_seconds if script_type == ScriptType.terraform else 0

@@ -304,6 +304,10 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+KEEPALIVE_SECONDS = 2  # OPSCRAFT_SSH_KEEPALIVE_SECONDS here: the default (15) makes 45 s to wait
+
+
+@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_SSH_KEEPALIVE_SECONDS": KEEPALIVE_SECONDS}])
 @pytest.mark.parametrize("runner_name", ["local"], indirect=True)
 async def test_a_host_frozen_mid_task_is_unreachable_within_the_keepalive_not_at_the_runs_timeout(
     client: httpx.AsyncClient, operator: LoggedIn, runner_name: str, ssh_host: SshHost
@@ -312,8 +316,8 @@ async def test_a_host_frozen_mid_task_is_unreachable_within_the_keepalive_not_at
     task runs on it. Before, ssh waited on the silent connection for as long as the kernel kept
     it (for ever: a frozen host's kernel still acknowledges), so the run waited for its own
     timeout (here 300 s). Now ssh's keepalives go unanswered and it gives up after
-    `SSH_KEEPALIVE_SECONDS` x `SSH_KEEPALIVE_COUNT`: Ansible says the host is unreachable and
-    the run ends `failed`."""
+    `OPSCRAFT_SSH_KEEPALIVE_SECONDS` x `SSH_KEEPALIVE_COUNT`: Ansible says the host is
+    unreachable and the run ends `failed`."""
     hanging = PLAYBOOK.split("    - name:")[0] + HANGING_TASK
     script_id, _ = await _ssh_script(client, operator, ssh_host, runner_name, hanging, timeout_seconds=300)
     started = await start(client, operator, script_id, runner_name, parameters={})
@@ -326,7 +330,7 @@ async def test_a_host_frozen_mid_task_is_unreachable_within_the_keepalive_not_at
         os.kill(pid, signal.SIGSTOP)
     try:
         began = time.monotonic()
-        bound = commands.SSH_KEEPALIVE_SECONDS * commands.SSH_KEEPALIVE_COUNT
+        bound = KEEPALIVE_SECONDS * commands.SSH_KEEPALIVE_COUNT
         final = await wait_for(client, operator, started["id"], timeout=bound + 60)
         took = time.monotonic() - began
     finally:
