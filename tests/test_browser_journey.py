@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import ARTIFACTS, LiveServer
+from tests.ui_journey import serving
 
 pytestmark = pytest.mark.browser
 
@@ -137,57 +139,9 @@ def test_first_admin_operator_and_password_change(page: Any, live_server: LiveSe
     j.shot("logged-in-with-new-password")
     j.assert_no_csp_violation()
 
-
-def _api_users(server: LiveServer) -> dict[str, str]:
-    """First admin and an operator through the API; returns the admin's auth header."""
-    api = f"{server.url}/api/v1"
-    body = {"username": ADMIN[0], "email": "a@example.com", "password": ADMIN[1], "full_name": "Ada"}
-    assert httpx.post(f"{api}/auth/register", json=body).status_code == 201
-    token = httpx.post(f"{api}/auth/login", json={"username": ADMIN[0], "password": ADMIN[1]}).json()
-    headers = {"Authorization": f"Bearer {token['access_token']}"}
-    operator = {
-        "username": OPERATOR[0],
-        "email": "o@example.com",
-        "password": OPERATOR[1],
-        "role": "operator",
-    }
-    assert httpx.post(f"{api}/users", json=operator, headers=headers).status_code == 201
-    return headers
-
-
-def test_login_redirects_only_to_local_paths_and_sessions_end(page: Any, live_server: LiveServer) -> None:
-    headers = _api_users(live_server)
-    j = Journey(page, live_server, "redirects")
-    j.goto("/profile")
-    j.wait_path("/login")
-    j.login(*OPERATOR)
-    j.wait_path("/profile")
+    # The admin pages, on the two users above (the admin and the operator): once a test of its own
+    # with a server of its own (a server's start is about 5 s of CPU).
     j.logout()
-    for hostile in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "/%09/evil.example"):
-        j.goto(f"/login?next={hostile}")
-        j.login(*OPERATOR)
-        j.wait_path("/")
-        assert page.url.startswith(live_server.url), hostile
-        j.logout()
-    j.login(*OPERATOR)
-    j.wait_path("/")
-
-    # An admin deactivates the operator: the open browser session ends on its next request.
-    users = httpx.get(f"{live_server.url}/api/v1/users", params={"search": "oscar"}, headers=headers).json()
-    user_id = users["items"][0]["id"]
-    r = httpx.put(f"{live_server.url}/api/v1/users/{user_id}", json={"is_active": False}, headers=headers)
-    assert r.status_code == 200
-    j.goto("/profile")
-    j.wait_path("/login")
-    j.expect_text("login-notice", "Your session has ended")
-    j.login(*OPERATOR)
-    j.expect_text("login-error", "deactivated")
-    j.shot("deactivated")
-    j.assert_no_csp_violation()
-
-
-def test_admin_pages(page: Any, live_server: LiveServer) -> None:
-    _api_users(live_server)
     j = Journey(page, live_server, "admin")
     j.goto("/login?next=/users")
     j.login(*ADMIN)
@@ -258,13 +212,74 @@ def test_admin_pages(page: Any, live_server: LiveServer) -> None:
     j.assert_no_csp_violation()
 
 
-def test_event_handlers_recheck_the_role(page: Any, live_server: LiveServer) -> None:
-    headers = _api_users(live_server)
-    api = f"{live_server.url}/api/v1"
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One server (the defaults, as `live_server`) with its first admin made through the API, for
+    the tests that need no fresh server: each makes users of its own names."""
+    with serving(tmp_path_factory, "journey-api-users", {}) as live:
+        body = {"username": ADMIN[0], "email": "a@example.com", "password": ADMIN[1], "full_name": "Ada"}
+        assert httpx.post(f"{live.url}/api/v1/auth/register", json=body).status_code == 201
+        yield live
+
+
+def _admin(server: LiveServer) -> dict[str, str]:
+    """The auth header of the first admin (the `server` fixture's)."""
+    token = httpx.post(f"{server.url}/api/v1/auth/login", json={"username": ADMIN[0], "password": ADMIN[1]})
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+def _api_users(server: LiveServer) -> dict[str, str]:
+    """An operator through the API; returns the first admin's auth header."""
+    api = f"{server.url}/api/v1"
+    headers = _admin(server)
+    operator = {
+        "username": OPERATOR[0],
+        "email": "o@example.com",
+        "password": OPERATOR[1],
+        "role": "operator",
+    }
+    assert httpx.post(f"{api}/users", json=operator, headers=headers).status_code == 201
+    return headers
+
+
+def test_login_redirects_only_to_local_paths_and_sessions_end(page: Any, server: LiveServer) -> None:
+    headers = _api_users(server)
+    j = Journey(page, server, "redirects")
+    j.goto("/profile")
+    j.wait_path("/login")
+    j.login(*OPERATOR)
+    j.wait_path("/profile")
+    j.logout()
+    for hostile in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "/%09/evil.example"):
+        j.goto(f"/login?next={hostile}")
+        j.login(*OPERATOR)
+        j.wait_path("/")
+        assert page.url.startswith(server.url), hostile
+        j.logout()
+    j.login(*OPERATOR)
+    j.wait_path("/")
+
+    # An admin deactivates the operator: the open browser session ends on its next request.
+    users = httpx.get(f"{server.url}/api/v1/users", params={"search": "oscar"}, headers=headers).json()
+    user_id = users["items"][0]["id"]
+    r = httpx.put(f"{server.url}/api/v1/users/{user_id}", json={"is_active": False}, headers=headers)
+    assert r.status_code == 200
+    j.goto("/profile")
+    j.wait_path("/login")
+    j.expect_text("login-notice", "Your session has ended")
+    j.login(*OPERATOR)
+    j.expect_text("login-error", "deactivated")
+    j.shot("deactivated")
+    j.assert_no_csp_violation()
+
+
+def test_event_handlers_recheck_the_role(page: Any, server: LiveServer) -> None:
+    headers = _admin(server)
+    api = f"{server.url}/api/v1"
     second = {"username": "root2", "email": "r2@example.com", "password": "Root2-Pass-123", "role": "admin"}
     created = httpx.post(f"{api}/users", json=second, headers=headers)
     assert created.status_code == 201
-    j = Journey(page, live_server, "recheck")
+    j = Journey(page, server, "recheck")
     j.goto("/login?next=/users")
     j.login("root2", "Root2-Pass-123")
     j.wait_path("/users")

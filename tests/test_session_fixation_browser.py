@@ -19,9 +19,14 @@ import httpx
 import pytest
 
 from tests.conftest import PASSWORD, LiveServer
-from tests.ui_journey import API_TIMEOUT, make_users
+from tests.ui_journey import API_TIMEOUT, journey_server, journey_tokens
 
 pytestmark = pytest.mark.browser
+
+# One server (the defaults, as `live_server`) with its users for the tests that sign in; the first
+# administrator's set-up needs a server of its own (`live_server`).
+server = journey_server("session-fixation-ui", env={})
+tokens = journey_tokens()
 
 COOKIE = "session"  # Starlette's SessionMiddleware cookie, which carries NiceGUI's storage id
 
@@ -44,17 +49,18 @@ def _signed_in(client: httpx.Client) -> bool:
     return response.status_code == 200 and "/login" not in str(response.url)
 
 
-def test_a_planted_cookie_does_not_carry_the_victims_sign_in(live_server: LiveServer, page: Any) -> None:
-    make_users(live_server)
-    attacker = _planted(live_server, page, "/login")
+def test_a_planted_cookie_does_not_carry_the_victims_sign_in(
+    server: LiveServer, tokens: Any, page: Any
+) -> None:
+    attacker = _planted(server, page, "/login")
     assert not _signed_in(attacker)
-    page.goto(f"{live_server.url}/login")
+    page.goto(f"{server.url}/login")
     page.get_by_test_id("login-username").fill("operator")
     page.get_by_test_id("login-password").fill(PASSWORD)
     page.get_by_test_id("login-submit").click()
-    page.wait_for_url(f"{live_server.url}/")
-    page.goto(f"{live_server.url}/profile")
-    assert page.url == f"{live_server.url}/profile"  # the victim is signed in
+    page.wait_for_url(f"{server.url}/")
+    page.goto(f"{server.url}/profile")
+    assert page.url == f"{server.url}/profile"  # the victim is signed in
     assert not _signed_in(attacker)
 
 
@@ -70,29 +76,28 @@ def test_a_planted_cookie_does_not_carry_the_first_administrator(live_server: Li
     assert not _signed_in(attacker)
 
 
-def test_loading_the_logout_address_ends_no_session(live_server: LiveServer, page: Any) -> None:
-    make_users(live_server)
-    page.goto(f"{live_server.url}/login")
+def test_loading_the_logout_address_ends_no_session(server: LiveServer, tokens: Any, page: Any) -> None:
+    page.goto(f"{server.url}/login")
     page.get_by_test_id("login-username").fill("viewer")
     page.get_by_test_id("login-password").fill(PASSWORD)
     page.get_by_test_id("login-submit").click()
-    page.wait_for_url(f"{live_server.url}/")
+    page.wait_for_url(f"{server.url}/")
     cookie = next(c["value"] for c in page.context.cookies() if c["name"] == COOKIE)
-    browser = httpx.Client(base_url=live_server.url, timeout=API_TIMEOUT, cookies={COOKIE: cookie})
+    browser = httpx.Client(base_url=server.url, timeout=API_TIMEOUT, cookies={COOKIE: cookie})
     assert _signed_in(browser)
     browser.get("/logout", headers={"Referer": "https://evil.example/", "Sec-Fetch-Site": "cross-site"})
     assert _signed_in(browser), "a navigation to /logout ended the session"
-    page.goto(f"{live_server.url}/logout")  # a person who means it clicks
+    page.goto(f"{server.url}/logout")  # a person who means it clicks
     page.get_by_test_id("logout-confirm").click()
-    page.wait_for_url(f"{live_server.url}/login?notice=logout")
+    page.wait_for_url(f"{server.url}/login?notice=logout")
     assert not _signed_in(browser)
-    page.goto(f"{live_server.url}/")  # and the account menu's item logs out at once
+    page.goto(f"{server.url}/")  # and the account menu's item logs out at once
     page.get_by_test_id("login-username").fill("viewer")
     page.get_by_test_id("login-password").fill(PASSWORD)
     page.get_by_test_id("login-submit").click()
-    page.wait_for_url(f"{live_server.url}/")
+    page.wait_for_url(f"{server.url}/")
     page.get_by_test_id("user-menu").click()
     page.get_by_test_id("logout").click()
-    page.wait_for_url(f"{live_server.url}/login?notice=logout")
-    page.goto(f"{live_server.url}/profile")
-    page.wait_for_url(f"{live_server.url}/login**")
+    page.wait_for_url(f"{server.url}/login?notice=logout")
+    page.goto(f"{server.url}/profile")
+    page.wait_for_url(f"{server.url}/login**")

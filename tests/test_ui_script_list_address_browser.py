@@ -12,9 +12,14 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.conftest import LiveServer
-from tests.ui_journey import create_script, log_in, make_users, wait_connected
+from tests.ui_journey import create_script, journey_server, journey_tokens, log_in, wait_connected
 
 pytestmark = pytest.mark.browser
+
+# One server for the module (the defaults, as `live_server`); each test's scripts have names and
+# tags of their own.
+server = journey_server("script-list-address-ui", env={})
+tokens = journey_tokens()
 
 
 def _listed(page: Any, *names: str) -> list[str]:
@@ -33,12 +38,13 @@ def _listed(page: Any, *names: str) -> list[str]:
     return sorted(page.locator(selector).all_inner_texts())
 
 
-def test_search_and_filters_survive_back_reload_and_a_shared_link(live_server: LiveServer, page: Any) -> None:
-    tokens = make_users(live_server)
+def test_search_and_filters_survive_back_reload_and_a_shared_link(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
     for name, tags in (("web-deploy", ["prod"]), ("web-backup", ["ops"]), ("db-backup", ["prod"])):
-        create_script(live_server, tokens["operator"], name, "echo hi\n", tags=tags)
-    log_in(page, live_server, "viewer")
-    page.goto(f"{live_server.url}/scripts")
+        create_script(server, tokens["operator"], name, "echo hi\n", tags=tags)
+    log_in(page, server, "viewer")
+    page.goto(f"{server.url}/scripts")
     wait_connected(page)
 
     page.get_by_test_id("script-search").fill("web")
@@ -59,34 +65,38 @@ def test_search_and_filters_survive_back_reload_and_a_shared_link(live_server: L
     assert _listed(page, "web-deploy") == ["web-deploy"]
 
     # A link naming a tag no script has, or an unknown sort: the rest applies, those are named.
-    page.goto(f"{live_server.url}/scripts?search=backup&tag=gone&sort=size")
+    page.goto(f"{server.url}/scripts?search=backup&tag=gone&sort=size")
     wait_connected(page)
     page.locator(".q-notification", has_text="tag 'gone' is not one of this page's").wait_for()
     assert _listed(page, "db-backup", "web-backup") == ["db-backup", "web-backup"]
-    # Emptied filters are no filters, as `GET /api/v1/scripts?status=&script_type=` (was a 422).
-    page.goto(f"{live_server.url}/scripts?status=&script_type=&search=&tag=")
+    # Emptied filters are no filters, as `GET /api/v1/scripts?status=&script_type=` (was a 422):
+    # every script of the server (this test's three and any other test's of the module).
+    every = httpx.get(f"{server.url}/api/v1/scripts", headers=tokens["viewer"], timeout=30).json()
+    everything = sorted(s["name"] for s in every["items"])
+    assert {"db-backup", "web-backup", "web-deploy"} <= set(everything) and len(everything) == every["total"]
+    page.goto(f"{server.url}/scripts?status=&script_type=&search=&tag=")
     wait_connected(page)
-    everything = ["db-backup", "web-backup", "web-deploy"]
     assert _listed(page, *everything) == everything
     assert page.get_by_test_id("bad-address").count() == 0
     r = httpx.get(
-        f"{live_server.url}/api/v1/scripts?status=&script_type=&search=&tag=",
+        f"{server.url}/api/v1/scripts?status=&script_type=&search=&tag=",
         headers=tokens["viewer"],
         timeout=30,
     )
     assert r.status_code == 200 and sorted(s["name"] for s in r.json()["items"]) == everything, r.text
-    page.goto(f"{live_server.url}/scripts?script_type=cobol")
+    page.goto(f"{server.url}/scripts?script_type=cobol")
     page.get_by_test_id("bad-address-problem").filter(has_text="script_type").wait_for()
 
 
-def test_a_tag_in_the_address_matches_whatever_its_case(live_server: LiveServer, page: Any) -> None:
+def test_a_tag_in_the_address_matches_whatever_its_case(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
     # Tags are one tag whatever their case (as `GET /api/v1/scripts?tag=`): `?tag=прод` was
     # "not one of this page's" when the scripts say `ПРОД`, and the list showed every script.
-    tokens = make_users(live_server)
-    create_script(live_server, tokens["operator"], "ru-deploy", "echo hi\n", tags=["ПРОД"])
-    create_script(live_server, tokens["operator"], "other", "echo hi\n", tags=["ops"])
-    log_in(page, live_server, "viewer")
-    page.goto(f"{live_server.url}/scripts?tag=%D0%BF%D1%80%D0%BE%D0%B4")
+    create_script(server, tokens["operator"], "ru-deploy", "echo hi\n", tags=["ПРОД"])
+    create_script(server, tokens["operator"], "other", "echo hi\n", tags=["ops"])
+    log_in(page, server, "viewer")
+    page.goto(f"{server.url}/scripts?tag=%D0%BF%D1%80%D0%BE%D0%B4")
     wait_connected(page)
     assert _listed(page, "ru-deploy") == ["ru-deploy"]
     assert "ПРОД" in page.get_by_test_id("filter-tag").inner_text()
