@@ -32,7 +32,7 @@ from opscraft.config import Settings, load_settings
 from opscraft.db.models import Role
 from opscraft.services import users
 from opscraft.services.users import UserCreate
-from tests import migrated_sqlite, module_durations
+from tests import compiled_sql, migrated_sqlite, module_durations
 from tests.migrated_sqlite import DATABASE_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +77,7 @@ def _services_of_this_worker() -> None:
 
 
 _services_of_this_worker()
+compiled_sql.share_across_engines()  # a test's engine reuses what earlier tests' engines compiled
 
 # httpx's default timeout (5 s) failed tests on a loaded CI machine where a live server was only
 # slow (a POST /api/v1/scripts read timed out): every httpx call of the suite that does not pass
