@@ -17,7 +17,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import address, drafts, session
-from opscraft.ui.widgets import LIVE_SECONDS, live_timer
+from opscraft.ui.widgets import live_seconds, live_timer
 
 # How long the server keeps a page whose browser lost its connection (laptop lid, flaky VPN)
 # before dropping it; a browser that comes back within it carries on where it was.
@@ -40,7 +40,6 @@ class NavItem:
 
 # badge key -> async count for the acting user; pages register theirs (ui/approvals.py).
 NAV_BADGES: dict[str, Callable[[Actor], Awaitable[int]]] = {}
-BADGE_REFRESH_SECONDS = 10.0
 
 
 NAV: list[NavItem] = [
@@ -214,13 +213,13 @@ def follow(
     read: Callable[[Actor], Awaitable[T]],
     show: Callable[[T], Any],
     permission: Permission | None = None,
-    interval: float = LIVE_SECONDS,
+    interval: float | None = None,
 ) -> ui.timer:
-    """Keep a list live: every `interval` seconds while the browser is connected (`live_timer`),
-    `read(actor)` the rows again, as the user is now (`guard(permission, ticking=True)`), and hand
-    them to `show` (`widgets.Rows.show`, `widgets.Redrawn.show`), which changes the page only
-    where they changed. A refusal (the script deleted meanwhile) leaves the page as it is, unsaid
-    at every tick.
+    """Keep a list live: every `interval` seconds (`live_seconds()` by default) while the browser
+    is connected (`live_timer`), `read(actor)` the rows again, as the user is now
+    (`guard(permission, ticking=True)`), and hand them to `show` (`widgets.Rows.show`,
+    `widgets.Redrawn.show`), which changes the page only where they changed. A refusal (the
+    script deleted meanwhile) leaves the page as it is, unsaid at every tick.
 
     The lists followed nothing but the person's own clicks: another user's change, another tab's
     or the API's stayed unseen until a reload."""
@@ -235,7 +234,7 @@ def follow(
             return
         show(value)
 
-    return live_timer(interval, update)
+    return live_timer(live_seconds() if interval is None else interval, update)
 
 
 async def run_action(
@@ -431,12 +430,17 @@ def editor_theme() -> str:
     return EDITOR_THEMES[bool(app.storage.user.get("dark"))]
 
 
+def _badge_seconds() -> float:
+    """Seconds between refreshes of a navigation badge: twice the live lists' (10 by default)."""
+    return 2 * live_seconds()
+
+
 def _nav_badge(key: str) -> None:
     """A red count beside a navigation entry, refreshed every few seconds; hidden at zero.
 
     Counted for the user as they are at each refresh (`guard`), not as they opened the page. Every
     page's frame has one, so a page left open by a user who is deactivated, deleted or signed out
-    everywhere goes to the login page within `BADGE_REFRESH_SECONDS`, even a page that refreshes
+    everywhere goes to the login page within `_badge_seconds()`, even a page that refreshes
     nothing else (it stayed until the next click, and its badge went on counting as them)."""
     badge = ui.badge("", color="negative").props(f'rounded data-testid="nav-badge-{key}"')
     badge.set_visibility(False)
@@ -454,7 +458,7 @@ def _nav_badge(key: str) -> None:
 
     # Not on pages kept after the browser left them (they would end the session's storage first,
     # and the page in view would then not say why it went to the login page).
-    live_timer(BADGE_REFRESH_SECONDS, update)
+    live_timer(_badge_seconds(), update)
 
 
 @contextmanager
