@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -186,6 +187,10 @@ def clear_field_errors(fields: Mapping[str, Any]) -> None:
         element.error = None
 
 
+# Pages `guard` has sent to the login page (a page's client is dropped when the browser leaves it).
+_SENT_TO_LOGIN: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
 async def guard(permission: Permission | None = None, *, ticking: bool = False) -> Actor | None:
     """Re-check the session (and a permission) on the server; on failure, say so and redirect.
 
@@ -195,7 +200,12 @@ async def guard(permission: Permission | None = None, *, ticking: bool = False) 
     ended = "user_id" in app.storage.user
     actor = await session.current_actor()
     if actor is None:
-        ui.navigate.to(session.login_url("/", session.ended_notice() if ended else None))
+        # Once per page: a page's timers re-check together (a list's and the badge's), and the
+        # second, finding the session already ended by the first, sent the page to the login
+        # page again without saying why.
+        if context.client not in _SENT_TO_LOGIN:
+            _SENT_TO_LOGIN.add(context.client)
+            ui.navigate.to(session.login_url("/", session.ended_notice() if ended else None))
         return None
     if permission is not None and not can(actor.user, permission):
         if ticking:
