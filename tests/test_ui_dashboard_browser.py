@@ -12,11 +12,11 @@ from playwright.sync_api import expect
 from tests.conftest import LiveServer
 from tests.ui_journey import (
     LIVE_ENV,
+    OPERATOR_AND_VIEWER,
     create_script,
     journey_server,
     journey_tokens,
     log_in,
-    make_users,
     serving,
     start_run,
     wait_run,
@@ -69,8 +69,7 @@ def test_a_viewer_without_docker_is_told_the_local_runner_is_not_for_their_role(
     """No Docker, the local runner enabled for operators (the default): the viewer's dashboard
     said "have an admin enable the local runner under Settings", a setting already on."""
     no_docker = {"DOCKER_HOST": "unix:///nonexistent/docker.sock", "OPSCRAFT_LOCAL_RUNNER": "1"}
-    with serving(tmp_path_factory, "dashboard-no-docker", no_docker) as live:
-        make_users(live)  # through the API: a CLI run is seconds of imports
+    with serving(tmp_path_factory, "dashboard-no-docker", no_docker, users=OPERATOR_AND_VIEWER) as live:
         log_in(page, live, "viewer")
         note = page.get_by_test_id("no-runner")
         expect(note).to_contain_text("No runner is available to you: Docker is not reachable")
