@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     # days after the password was typed, however active it is since (services/auth.py).
     # days, fractions allowed (0.5: 12 hours).
     session_max_age_days: float = Field(7, gt=0, validation_alias="OPSCRAFT_SESSION_MAX_AGE_DAYS")
+    # Seconds between an open page's re-reads of its lists (another user's change shows within it);
+    # the frame's navigation badge, which also re-checks the session, every twice as many.
+    live_seconds: float = Field(5.0, gt=0, le=3600, validation_alias="OPSCRAFT_LIVE_SECONDS")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     # `text` (one human-readable line) or `json` (one JSON object per line, with `execution_id`

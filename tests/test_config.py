@@ -61,6 +61,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         ("OPSCRAFT_WORKER_ID", "a b", "should match pattern"),
         ("OPSCRAFT_WORKER_HEARTBEAT_SECONDS", "0", "greater than 0"),
         ("OPSCRAFT_WORKER_LOST_SECONDS", "9", "at least twice OPSCRAFT_WORKER_HEARTBEAT_SECONDS"),
+        ("OPSCRAFT_LIVE_SECONDS", "0", "greater than 0"),
+        ("OPSCRAFT_LIVE_SECONDS", "3601", "less than or equal to 3600"),
     ],
 )
 def test_each_invalid_setting_is_one_line_naming_the_variable(

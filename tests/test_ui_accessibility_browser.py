@@ -56,8 +56,7 @@ def test_marked_editor_lines_keep_their_text_readable(
     context = browser.new_context(viewport={"width": 1400, "height": 900}, color_scheme=scheme)
     page = context.new_page()
     try:
-        log_in(page, server, "operator")
-        page.goto(f"{server.url}/scripts/new")
+        log_in(page, server, "operator", then="/scripts/new")
         wait_connected(page)
         if scheme == "dark":
             _dark(page)
@@ -123,8 +122,7 @@ def test_the_editor_says_how_to_leave_it_with_the_keyboard(
 ) -> None:
     """Tab indents in the editor, so a keyboard user who tabbed into it could not tab out, and
     nothing on the page said that Esc then Tab leaves it."""
-    log_in(page, server, "operator")
-    page.goto(f"{server.url}/scripts/new")
+    log_in(page, server, "operator", then="/scripts/new")
     wait_connected(page)
     content = page.locator('[data-testid="script-editor"] .cm-content')
     page.wait_for_function(
@@ -156,8 +154,7 @@ def test_a_runs_output_and_its_end_reach_a_screen_reader(
     content = 'echo "first line"\necho "second line"\nsleep 600\n'
     script = create_script(server, admin, "long-output", content, status="active")
     run_id = start_run(server, admin, script["id"])
-    log_in(page, server, "admin")
-    page.goto(f"{server.url}/executions/{run_id}")
+    log_in(page, server, "admin", then=f"/executions/{run_id}")
     output = page.get_by_role("list", name="Output")
     output.get_by_role("listitem").filter(has_text="second line").wait_for()
     helper = page.get_by_role("textbox", name="Output (read only)")
@@ -182,8 +179,7 @@ def test_dialogs_are_named_by_their_title_and_the_file_button_by_its_label(
     admin = tokens["admin"]
     script = create_script(server, admin, "dialog-names", "sleep 600\n", status="active")
     run_id = start_run(server, admin, script["id"])
-    log_in(page, server, "admin")
-    page.goto(f"{server.url}/users")
+    log_in(page, server, "admin", then="/users")
     page.get_by_test_id("new-user").click()
     page.get_by_role("dialog", name="New user").wait_for()
     page.wait_for_function(FOCUS_IN_DIALOG_JS)
@@ -210,8 +206,7 @@ def test_keyboard_focus_on_a_button_shows_a_ring(
 ) -> None:
     """A button with the keyboard's focus was only a shade lighter (Quasar's focus helper, 1.6:1
     against the button): on a filled button or the header's white icons it was hardly seen."""
-    log_in(page, server, "admin")
-    page.goto(f"{server.url}/scripts")
+    log_in(page, server, "admin", then="/scripts")
     page.get_by_test_id("new-script").wait_for()
     page.keyboard.press("Tab")  # the skip link
     page.keyboard.press("Tab")
@@ -231,8 +226,7 @@ def test_enter_in_a_form_dialogs_field_submits_it(
 ) -> None:
     """Enter in a field of a form dialog (a new user, secret, token, schedule...) did nothing: a
     keyboard user had to Tab past Cancel to the submit button."""
-    log_in(page, server, "admin")
-    page.goto(f"{server.url}/users")
+    log_in(page, server, "admin", then="/users")
     page.get_by_test_id("new-user").click()
     page.get_by_role("dialog", name="New user").wait_for()
     page.get_by_test_id("create-username").fill("entered")

@@ -20,7 +20,9 @@ from tests.ui_journey import API_TIMEOUT, journey_server, log_in, make_users, to
 pytestmark = pytest.mark.browser
 
 
-server = journey_server("admin-sessions-ui", env={})  # the default settings, as `live_server`
+# The default settings, as `live_server`, but open pages re-read their lists every second and
+# re-check the session (the navigation badge) every 2 s (5 and 10 s by default).
+server = journey_server("admin-sessions-ui", env={"OPSCRAFT_LIVE_SECONDS": "1"})
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +48,7 @@ def test_a_demoted_admins_workers_page_says_the_role_may_not_open_it(
     server: LiveServer, admin: dict[str, str], page: Any
 ) -> None:
     boss = _person(server, admin, "boss-workers", "admin")
-    log_in(page, server, "boss-workers")
-    page.goto(f"{server.url}/workers")
+    log_in(page, server, "boss-workers", then="/workers")
     page.get_by_test_id("workers-table").wait_for()
 
     _change(server, admin, boss, role="operator")
@@ -62,12 +63,11 @@ def test_a_deactivated_admins_notifications_page_goes_to_the_login(
     server: LiveServer, admin: dict[str, str], page: Any
 ) -> None:
     boss = _person(server, admin, "boss-notifications", "admin")
-    log_in(page, server, "boss-notifications")
-    page.goto(f"{server.url}/notifications")
+    log_in(page, server, "boss-notifications", then="/notifications")
     page.get_by_test_id("deliveries").wait_for()
 
     _change(server, admin, boss, is_active=False)
-    page.wait_for_url(f"{server.url}/login**", timeout=15_000)  # within a refresh (5 s)
+    page.wait_for_url(f"{server.url}/login**", timeout=15_000)  # within a refresh (1 s)
     page.get_by_test_id("login-notice").get_by_text("Your session has ended").wait_for()
 
 
@@ -84,8 +84,7 @@ def test_a_demoted_admin_cannot_list_everyones_tokens_from_an_open_page(
     )
     assert made.status_code == 201, made.text
     boss = _person(server, admin, "boss-tokens", "admin")
-    log_in(page, server, "boss-tokens")
-    page.goto(f"{server.url}/tokens")
+    log_in(page, server, "boss-tokens", then="/tokens")
     page.get_by_test_id("tokens-empty").wait_for()
 
     _change(server, admin, boss, role="viewer")
@@ -100,12 +99,11 @@ def test_any_open_page_of_a_deactivated_user_goes_to_the_login(
     """Even a page that refreshes nothing of its own (the profile): the navigation's badge
     re-checks the session. It stayed until the next click, counting approvals as the user."""
     viewer = _person(server, admin, "viewer-deactivated", "viewer")
-    log_in(page, server, "viewer-deactivated")
-    page.goto(f"{server.url}/profile")
+    log_in(page, server, "viewer-deactivated", then="/profile")
     page.get_by_test_id("profile-save").wait_for()
 
     _change(server, admin, viewer, is_active=False)
-    page.wait_for_url(f"{server.url}/login**", timeout=25_000)  # within a badge refresh (10 s)
+    page.wait_for_url(f"{server.url}/login**", timeout=25_000)  # within a badge refresh (2 s)
     page.get_by_test_id("login-notice").get_by_text("Your session has ended").wait_for()
 
 

@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import LiveServer
 from tests.ui_journey import (
+    LIVE_ENV,
     OPERATOR_AND_VIEWER,
     create_script,
     journey_server,
@@ -23,10 +24,10 @@ from tests.ui_journey import (
 
 pytestmark = pytest.mark.browser
 
-# The page refreshes every 5 s; a busy CI machine also waits for the runs themselves.
+# The page refreshes every second (`LIVE_ENV`); a busy CI machine also waits for the runs themselves.
 LIVE_TIMEOUT_MS = 90_000
 
-server = journey_server("dashboard-ui")
+server = journey_server("dashboard-ui", env=LIVE_ENV)
 tokens = journey_tokens()
 
 

@@ -43,8 +43,7 @@ def _add_schedule(
     script = create_script(
         server, tokens["admin"], name, "#!/bin/bash\necho $NAME\n", parameters={"NAME": "x"}
     )
-    log_in(page, server, "operator")
-    page.goto(f"{server.url}/scripts/{script['id']}?tab=schedules")
+    log_in(page, server, "operator", then=f"/scripts/{script['id']}?tab=schedules")
     page.get_by_test_id("schedule-add").click()
     page.get_by_test_id("schedule-name").fill("nightly")
     page.get_by_test_id("schedule-params").fill(params)
@@ -101,8 +100,7 @@ def test_a_mistyped_smtp_port_is_refused_under_the_port_not_replaced(
 ) -> None:
     """A port that is not a number used to be dropped silently: the channel was saved with the
     default port (25) and mail went nowhere the admin had typed."""
-    log_in(page, server, "admin")
-    page.goto(f"{server.url}/notifications")
+    log_in(page, server, "admin", then="/notifications")
     page.get_by_test_id("channel-add").click()
     page.get_by_test_id("channel-name").fill("mail")
     # Only the chosen kind's fields are shown (Slack: none but the vault secret).
@@ -152,8 +150,7 @@ def test_selects_in_dialogs_show_their_whole_label(
 ) -> None:
     """A select in a dialog was as narrow as its value: "SMTP s...", "After dow...", and the vault
     secret select of a channel showed no label at all. Each is as wide as the dialog's inputs."""
-    log_in(page, server, "admin")
-    page.goto(f"{server.url}/notifications")
+    log_in(page, server, "admin", then="/notifications")
     page.get_by_test_id("channel-add").click()
     # the SMTP security select is an email channel's
     _pick(page, "channel-kind", labels.CHANNEL_KIND["email"])
@@ -186,8 +183,7 @@ def test_a_new_user_form_restored_after_a_reload_keeps_the_chosen_role(
 ) -> None:
     """The draft of the New user dialog brought back the names but not the role: after a reload
     the form said "Restored unsaved changes" and quietly offered `viewer` again."""
-    log_in(page, server, "admin")
-    page.goto(f"{server.url}/users")
+    log_in(page, server, "admin", then="/users")
     page.get_by_test_id("new-user").click()
     page.get_by_test_id("create-username").fill("olga")
     shown = labels.ROLE["operator"]  # the tab keeps the label; the restore maps it back to `operator`
@@ -228,8 +224,7 @@ def test_an_error_notification_can_be_read_and_closed(
     body = {"name": "unreachable", "kind": "slack", "secret_id": response.json()["id"]}
     response = httpx.post(f"{server.url}/api/v1/notifications/channels", json=body, headers=tokens["admin"])
     assert response.status_code == 201, response.text
-    log_in(page, server, "admin")
-    page.goto(f"{server.url}/notifications")
+    log_in(page, server, "admin", then="/notifications")
     page.get_by_test_id("channel-test-unreachable").click()
     toast = page.locator(".q-notification", has_text="not delivered")
     toast.wait_for()
@@ -258,8 +253,7 @@ def test_free_text_names_stay_text_in_attributes(
     assert httpx.post(f"{base}/schedules", json=schedule, headers=admin).status_code == 201
     assert httpx.post(f"{base}/webhooks", json={"name": odd}, headers=admin).status_code == 201
 
-    log_in(page, server, "admin")
-    page.goto(f"{server.url}/notifications")
+    log_in(page, server, "admin", then="/notifications")
     page.get_by_test_id(f"channel-{odd}").wait_for()
     page.get_by_role("button", name=f"Delete channel {odd}").wait_for()
     page.get_by_role("button", name="Delete rule").wait_for()
@@ -278,8 +272,7 @@ def test_users_edit_their_own_email_and_full_name_on_the_profile_page(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
     """A viewer who typed a wrong email could not fix it: the profile showed it read-only."""
-    log_in(page, server, "viewer")
-    page.goto(f"{server.url}/profile")
+    log_in(page, server, "viewer", then="/profile")
     wait_connected(page)  # typed before the socket is up, a value is replaced by the server's
     page.get_by_test_id("profile-full-name").fill("Vera Viewer")
     page.get_by_test_id("profile-email").fill("ADMIN@example.com")  # the admin's, in other letters
@@ -300,8 +293,7 @@ def test_enter_in_a_profile_field_submits_its_form(
 ) -> None:
     """Enter saved nothing in the email and full name fields, nor in the current and new password
     fields (only in the last, repeat one), as it does in every form dialog."""
-    log_in(page, server, "operator")
-    page.goto(f"{server.url}/profile")
+    log_in(page, server, "operator", then="/profile")
     wait_connected(page)
     page.get_by_test_id("profile-full-name").fill("Otto Operator")
     page.get_by_test_id("profile-full-name").press("Enter")
@@ -327,8 +319,7 @@ def test_a_viewer_is_not_offered_terraform_destroy(
         server, tokens["admin"], "tf-net", content, script_type="terraform", status="active"
     )
     for username, offered in (("viewer", False), ("operator", True)):
-        log_in(page, server, username)
-        page.goto(f"{server.url}/scripts/{script['id']}")
+        log_in(page, server, username, then=f"/scripts/{script['id']}")
         page.get_by_test_id("execute-button").click()
         actions = page.get_by_test_id("terraform-action")
         actions.get_by_text("Plan (no changes)").wait_for()

@@ -14,12 +14,15 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui_journey import API_TIMEOUT, create_script, journey_server, log_in, token, wait_run
+from tests.ui_journey import API_TIMEOUT, LIVE_ENV, create_script, journey_server, log_in, token, wait_run
 
 pytestmark = pytest.mark.browser
 
 server = journey_server(
-    "dialog-keyboard-ui", users=(("operator", "operator"), ("other", "operator"), ("boss", "admin"))
+    "dialog-keyboard-ui",
+    users=(("boss", "admin"), ("operator", "operator"), ("other", "operator")),
+    env=LIVE_ENV,
+    through_api=True,
 )
 
 INVENTORY = "[web]\nweb1 ansible_host=192.0.2.10\n"

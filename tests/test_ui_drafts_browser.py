@@ -31,8 +31,7 @@ CONTENT = '#!/bin/bash\nset -eu\necho "deploying $TARGET"\n'
 def test_new_script_survives_offline_and_reload(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
-    log_in(page, server, "operator")
-    page.goto(f"{server.url}/scripts/new")
+    log_in(page, server, "operator", then="/scripts/new")
     wait_connected(page)
     page.get_by_test_id("script-name").fill("deploy-web")
     type_code(page, CONTENT)
@@ -102,8 +101,7 @@ def test_a_draft_whose_base_version_is_not_ascii_digits_warns_instead_of_failing
     for it, `int()` refuses it) raised in the restore, so the draft came back without the warning
     that it may not start from the script's current version. Now it is an unknown base: warned."""
     script = create_script(server, tokens["operator"], "odd-base", CONTENT)
-    log_in(page, server, "operator")
-    page.goto(f"{server.url}/scripts/{script['id']}/edit")
+    log_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
     wait_connected(page)
     page.get_by_test_id("script-description").fill("typed before a reload")
     key = f"oc-draft:script:{script['id']}"

@@ -40,8 +40,7 @@ tokens = journey_tokens()
 def test_multiline_secret_values_are_stored_byte_exact(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any, tmp_path: Path
 ) -> None:
-    log_in(page, server, "operator")
-    page.goto(f"{server.url}/secrets")
+    log_in(page, server, "operator", then="/secrets")
     # A pasted SSH private key: several lines, a tab, a final newline.
     page.get_by_test_id("new-secret").click()
     page.get_by_test_id("create-name").fill("SSH_KEY")
@@ -75,8 +74,7 @@ def test_multiline_secret_values_are_stored_byte_exact(
 def test_field_errors_show_under_their_fields_and_clear(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
-    log_in(page, server, "admin")
-    page.goto(f"{server.url}/users")
+    log_in(page, server, "admin", then="/users")
     page.get_by_test_id("new-user").click()
     page.get_by_test_id("create-username").fill("ab")
     page.get_by_test_id("create-email").fill("ab@example.com")
@@ -108,8 +106,7 @@ def test_rollback_to_a_version_with_findings_asks_to_acknowledge(
     response = httpx.put(f"{server.url}/api/v1/scripts/{script['id']}", json=body, headers=admin)
     assert response.status_code == 200, response.text
 
-    log_in(page, server, "operator")
-    page.goto(f"{server.url}/scripts/{script['id']}?tab=versions")
+    log_in(page, server, "operator", then=f"/scripts/{script['id']}?tab=versions")
     page.get_by_test_id("rollback-1").click()
     page.get_by_test_id("rollback-confirm").click()
     dialog = page.get_by_test_id("risk-dialog")
@@ -138,8 +135,7 @@ def test_out_of_range_numbers_are_refused_under_their_fields_never_clamped(
     used to clamp it when the field lost focus (racing Save), saving a value nobody typed."""
     admin = tokens["admin"]
     script = create_script(server, admin, "bounded", "#!/bin/bash\necho bounded\n")
-    log_in(page, server, "admin")
-    page.goto(f"{server.url}/scripts/{script['id']}/edit")
+    log_in(page, server, "admin", then=f"/scripts/{script['id']}/edit")
     page.get_by_test_id("memory").fill("8")  # below 16 MiB
     page.get_by_test_id("timeout").fill("0")  # below 1 s
     page.get_by_test_id("save-script").click()
@@ -199,8 +195,7 @@ def test_enter_in_an_audit_filter_box_filters(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
     """Typing a username and pressing Enter did nothing: only the Filter button applied it."""
-    log_in(page, server, "admin")
-    page.goto(f"{server.url}/audit")
+    log_in(page, server, "admin", then="/audit")
     summary = page.get_by_test_id("audit-summary")
     summary.get_by_text(re.compile(r"^\d+ ")).wait_for()
     page.get_by_test_id("audit-actor").fill("nobody-did-anything")

@@ -1,7 +1,7 @@
 """Every list follows changes made elsewhere, against a real `opscraft serve`: a change made through
 the API (another user, another tab) shows in a page left open within the live interval
-(`widgets.LIVE_SECONDS`), and an open dialog or a field being typed in stays as it was while the
-list changes under it. The lists were read once when the page was built (or after the page's own
+(`OPSCRAFT_LIVE_SECONDS`, 1 s here), and an open dialog or a field being typed in stays as it was
+while the list changes under it. The lists were read once when the page was built (or after the page's own
 clicks): a script's schedules and webhooks, API tokens, users, secrets, notification channels and
 rules, approvals and the scripts list showed another user's change only after a reload."""
 
@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import PASSWORD, LiveServer
 from tests.ui_journey import (
     API_TIMEOUT,
+    LIVE_ENV,
     create_script,
     journey_server,
     log_in,
@@ -26,7 +27,7 @@ from tests.ui_journey import (
 
 pytestmark = pytest.mark.browser
 
-server = journey_server("live-lists-ui")
+server = journey_server("live-lists-ui", env=LIVE_ENV)
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +80,7 @@ def test_a_scripts_schedules_and_webhooks_follow_other_users(
     script = create_script(server, operator, f"live-{tab}", "echo hi\n", status="active")
     path = f"/scripts/{script['id']}/{tab}"
     first = _api(server, "POST", path, operator, json=first_body)
-    log_in(page, server, "admin")
-    _open(page, server, f"/scripts/{script['id']}?tab={tab}")
+    log_in(page, server, "admin", then=f"/scripts/{script['id']}?tab={tab}")
     page.get_by_test_id(f"{row}-edit-{first['id']}").click()
     page.get_by_test_id(f"{row}-name").fill("typed here")
 
@@ -102,8 +102,7 @@ def test_api_tokens_follow_other_tabs(
     """The user's own tokens, made and revoked in another tab (here: the API as the same user)."""
     viewer = tokens["viewer"]
     first = _api(server, "POST", "/tokens", viewer, json={"name": "ci-first"})
-    log_in(page, server, "viewer")
-    _open(page, server, "/tokens")
+    log_in(page, server, "viewer", then="/tokens")
     page.get_by_test_id(f"token-{first['id']}").wait_for()
     page.get_by_test_id("token-add").click()
     page.get_by_test_id("token-name").fill("typed here")
@@ -119,8 +118,7 @@ def test_api_tokens_follow_other_tabs(
 
 def test_users_follow_other_admins(server: LiveServer, tokens: dict[str, dict[str, str]], page: Any) -> None:
     boss = tokens["boss"]
-    log_in(page, server, "admin")
-    _open(page, server, "/users")
+    log_in(page, server, "admin", then="/users")
     table = page.get_by_test_id("users-table")
     table.get_by_text("viewer@example.com").wait_for()
     page.get_by_test_id("edit-operator").click()
@@ -139,8 +137,7 @@ def test_users_follow_other_admins(server: LiveServer, tokens: dict[str, dict[st
 def test_secrets_follow_other_users(server: LiveServer, tokens: dict[str, dict[str, str]], page: Any) -> None:
     operator = tokens["operator"]
     made = _api(server, "POST", "/secrets", operator, json={"name": "LIVE_ONE", "value": "v" * 8})
-    log_in(page, server, "admin")
-    _open(page, server, "/secrets")
+    log_in(page, server, "admin", then="/secrets")
     page.get_by_test_id("secret-LIVE_ONE").wait_for()
     page.get_by_test_id("edit-LIVE_ONE").click()
     page.get_by_test_id("edit-description").fill("typed here")
@@ -157,8 +154,7 @@ def test_notification_channels_and_rules_follow_other_admins(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
     boss = tokens["boss"]
-    log_in(page, server, "admin")
-    _open(page, server, "/notifications")
+    log_in(page, server, "admin", then="/notifications")
     page.get_by_test_id("channels-empty").wait_for()
     page.get_by_test_id("channel-add").click()
     page.get_by_test_id("channel-name").fill("typed here")
@@ -224,8 +220,7 @@ def test_approvals_follow_other_approvers_and_keep_a_comment_being_typed(
     policy = {"required": 2, "expires_after_hours": 24}
     _api(server, "PUT", f"/scripts/{script['id']}/approval", tokens["admin"], json=policy)
     first = start_run(server, operator, script["id"])
-    log_in(page, server, "admin")
-    _open(page, server, "/approvals")
+    log_in(page, server, "admin", then="/approvals")
     comment = page.get_by_test_id(f"approval-comment-{first}")
     comment.fill("looks fine")
 
@@ -252,8 +247,7 @@ def test_the_scripts_list_follows_other_users_and_keeps_the_search_and_a_dialog(
 ) -> None:
     operator = tokens["operator"]
     create_script(server, operator, "follow-one", "echo hi\n", status="active")
-    log_in(page, server, "admin")
-    _open(page, server, "/scripts?search=follow")
+    log_in(page, server, "admin", then="/scripts?search=follow")
     table = page.get_by_test_id("scripts-table")
     page.get_by_test_id("script-link-follow-one").wait_for()
     search = page.get_by_test_id("script-search")

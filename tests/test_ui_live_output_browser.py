@@ -38,7 +38,7 @@ for i in range(1, 301):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     env = {**RUN_ENV, "OPSCRAFT_MAX_OUTPUT_BYTES": str(100 * 1024 * 1024)}
-    with serving(tmp_path_factory, "live-output", env, users=(("admin", "admin"),)) as live:
+    with serving(tmp_path_factory, "live-output", env, users=(("admin", "admin"),), through_api=True) as live:
         yield live
 
 
@@ -91,8 +91,7 @@ def test_a_dropped_network_says_so_then_shows_every_line_once_and_the_end(
     server: LiveServer, page: Any
 ) -> None:
     execution_id = start(server, TICKER)
-    log_in(page, server, "admin")
-    page.goto(f"{server.url}/executions/{execution_id}")
+    log_in(page, server, "admin", then=f"/executions/{execution_id}")
     wait_connected(page)
     wait_for_output(page, r"^line 20$")
     page.context.set_offline(True)

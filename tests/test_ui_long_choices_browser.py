@@ -46,8 +46,7 @@ def test_the_webhook_dialog_finds_a_secret_past_the_first_200(
     server: LiveServer, tokens: dict[str, dict[str, str]], vault: dict[str, int], page: Any
 ) -> None:
     script = create_script(server, tokens["admin"], "hooked", "#!/bin/bash\necho hi\n")
-    log_in(page, server, "operator")
-    page.goto(f"{server.url}/scripts/{script['id']}?tab=webhooks")
+    log_in(page, server, "operator", then=f"/scripts/{script['id']}?tab=webhooks")
     wait_connected(page)
     page.get_by_test_id("webhook-add").click()
     page.get_by_test_id("webhook-name").fill("late-key")
@@ -70,8 +69,7 @@ def test_the_secrets_tab_attaches_a_secret_past_the_first_200(
     server: LiveServer, tokens: dict[str, dict[str, str]], vault: dict[str, int], page: Any
 ) -> None:
     script = create_script(server, tokens["admin"], "attaching", "#!/bin/bash\necho hi\n")
-    log_in(page, server, "operator")
-    page.goto(f"{server.url}/scripts/{script['id']}?tab=secrets")
+    log_in(page, server, "operator", then=f"/scripts/{script['id']}?tab=secrets")
     wait_connected(page)
     field = _field(page, "attach-select")
     field.get_by_text(f"The first {CHOICES_LIMIT} are listed").wait_for()

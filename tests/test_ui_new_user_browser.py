@@ -76,8 +76,7 @@ def test_the_schedule_dialog_says_what_parameters_must_be_and_shows_labels(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
     script = create_script(server, tokens["admin"], "greet", "echo $NAME\n", parameters={"NAME": "x"})
-    log_in(page, server, "operator")
-    page.goto(f"{server.url}/scripts/{script['id']}?tab=schedules")
+    log_in(page, server, "operator", then=f"/scripts/{script['id']}?tab=schedules")
     wait_connected(page)
     page.get_by_test_id("schedule-add").click()
     page.get_by_test_id("schedule-name").fill("nightly")
@@ -155,8 +154,7 @@ def test_binary_output_does_not_flood_the_console(
     assert "BINARY-DONE" in wait_run(server, tokens["admin"], run_id)["output"]
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
-    log_in(page, server, "viewer")
-    page.goto(f"{server.url}/executions/{run_id}")
+    log_in(page, server, "viewer", then=f"/executions/{run_id}")
     wait_connected(page)
     wait_for_output(page, "BINARY-DONE")
     parse_errors = [e for e in errors if "Parsing error" in e]

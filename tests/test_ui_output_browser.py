@@ -149,8 +149,7 @@ def test_timestamps_stay_in_front_of_a_progress_bar(
     script = create_script(server, tokens["admin"], "progress", content, status="active")
     execution_id = start_run(server, tokens["admin"], script["id"])
     wait_run(server, tokens["admin"], execution_id)
-    log_in(page, server, "admin")
-    page.goto(f"{server.url}/executions/{execution_id}")
+    log_in(page, server, "admin", then=f"/executions/{execution_id}")
     wait_connected(page)
     wait_for_output(page, "^end$")
     page.get_by_test_id("timestamps").click()
@@ -164,8 +163,7 @@ def test_timestamps_stay_in_front_of_a_progress_bar(
 def test_audit_log_filters_by_the_executions_date_range(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
-    log_in(page, server, "admin")
-    page.goto(f"{server.url}/audit")
+    log_in(page, server, "admin", then="/audit")
     wait_connected(page)
     summary = page.get_by_test_id("audit-summary")
     summary.get_by_text(re.compile(r"^[1-9]\d* events?$")).wait_for()
@@ -211,8 +209,7 @@ def test_today_in_the_day_range_is_the_utc_day_in_any_browser_zone(
     try:
         page = context.new_page()
         local_day = page.evaluate("new Date().toLocaleDateString('en-CA')")  # YYYY-MM-DD
-        log_in(page, server, "admin")
-        page.goto(f"{server.url}/executions")
+        log_in(page, server, "admin", then="/executions")
         wait_connected(page)
         page.get_by_test_id(f"run-link-{finished_run}").wait_for()
         page.get_by_test_id("filter-dates").click()

@@ -30,8 +30,7 @@ def test_a_settings_save_keeps_a_setting_changed_since_the_page_opened(
 ) -> None:
     admin = tokens["admin"]
     _api(server, admin, "PUT", "/settings", json={"registration_open": False, "output_retention_days": 0})
-    log_in(page, server, "admin")
-    page.goto(f"{server.url}/settings")
+    log_in(page, server, "admin", then="/settings")
     days = page.get_by_test_id("setting-output_retention_days")
     days.wait_for()
     _api(server, admin, "PUT", "/settings", json={"registration_open": True})  # another tab
@@ -47,8 +46,7 @@ def test_a_user_edit_keeps_a_role_changed_since_the_page_opened(
 ) -> None:
     admin = tokens["admin"]
     (viewer,) = _api(server, admin, "GET", "/users", params={"search": "viewer@"})["items"]
-    log_in(page, server, "admin")
-    page.goto(f"{server.url}/users")
+    log_in(page, server, "admin", then="/users")
     page.get_by_test_id("edit-viewer").click()
     page.get_by_test_id("edit-fullname").wait_for()
     _api(server, admin, "PUT", f"/users/{viewer['id']}", json={"role": "operator"})  # another tab
@@ -72,8 +70,7 @@ def _open_inventories(server: LiveServer, operator: dict[str, str], page: Any, n
         timeout=60,
     )
     assert r.status_code == 201, r.text
-    log_in(page, server, "operator")
-    page.goto(f"{server.url}/inventories")
+    log_in(page, server, "operator", then="/inventories")
     return int(r.json()["id"])
 
 
@@ -101,8 +98,7 @@ def test_a_user_deleted_since_the_page_opened_leaves_the_list_when_its_dialog_sa
     account = {"username": "leaving", "email": "leaving@example.com", "password": "Leaving-Horse-9"}
     r = httpx.post(f"{server.url}/api/v1/users", json=account | {"role": "viewer"}, headers=admin, timeout=60)
     assert r.status_code == 201, r.text
-    log_in(page, server, "admin")
-    page.goto(f"{server.url}/users")
+    log_in(page, server, "admin", then="/users")
     page.get_by_test_id("edit-leaving").click()
     page.get_by_test_id("edit-fullname").wait_for()
     r = httpx.delete(f"{server.url}/api/v1/users/{r.json()['id']}", headers=admin, timeout=60)  # another tab
@@ -121,8 +117,7 @@ def test_a_profile_save_keeps_an_email_changed_since_the_page_opened(
     email an admin (or another tab) had set meanwhile."""
     admin = tokens["admin"]
     (operator,) = _api(server, admin, "GET", "/users", params={"search": "operator@"})["items"]
-    log_in(page, server, "operator")
-    page.goto(f"{server.url}/profile")
+    log_in(page, server, "operator", then="/profile")
     page.get_by_test_id("profile-full-name").wait_for()
     _api(server, admin, "PUT", f"/users/{operator['id']}", json={"email": "ops-team@example.com"})
     page.get_by_test_id("profile-full-name").fill("Olga Operator")

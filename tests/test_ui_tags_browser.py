@@ -33,8 +33,7 @@ def _saved_tags(page: Any, server: LiveServer, headers: dict[str, str]) -> list[
 def test_tags_typed_quickly_or_left_unconfirmed_are_all_saved(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
-    log_in(page, server, "operator")
-    page.goto(f"{server.url}/scripts/new")
+    log_in(page, server, "operator", then="/scripts/new")
     wait_connected(page)
     page.get_by_test_id("script-name").fill("tagged")
     page.evaluate(SLOW_LINK_JS)
@@ -64,8 +63,7 @@ def test_tags_come_back_with_the_rest_of_the_draft_after_a_reload(
 ) -> None:
     """The editor's draft kept every field but the tags: a reload (what NiceGUI does after the
     server dropped the page) brought the form back without them."""
-    log_in(page, server, "operator")
-    page.goto(f"{server.url}/scripts/new")
+    log_in(page, server, "operator", then="/scripts/new")
     wait_connected(page)
     page.get_by_test_id("script-name").fill("kept-tags")
     page.get_by_test_id("script-tags").click()

@@ -36,8 +36,7 @@ def test_test_run_of_unsaved_edit(server: LiveServer, tokens: dict[str, dict[str
     script = create_script(server, admin, "try-me", SAVED, parameters=PARAMS)
     assert script["status"] == "draft"  # a draft cannot run normally; a test run can
 
-    log_in(page, server, "operator")
-    page.goto(f"{server.url}/scripts/{script['id']}/edit")
+    log_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
     wait_connected(page)
     type_code(page, EDITED)
     page.get_by_test_id("test-run").click()
@@ -79,8 +78,7 @@ def test_test_run_of_unsaved_edit(server: LiveServer, tokens: dict[str, dict[str
 def test_a_new_script_is_saved_before_a_test_run(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
-    log_in(page, server, "admin")
-    page.goto(f"{server.url}/scripts/new")
+    log_in(page, server, "admin", then="/scripts/new")
     wait_connected(page)
     assert page.get_by_test_id("test-run").is_disabled()
 
@@ -93,8 +91,7 @@ def test_a_bad_parameter_declaration_is_shown_under_its_row(
     admin = tokens["admin"]
     playbook = "- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug: {msg: hi}\n"
     script = create_script(server, admin, "declared", playbook, script_type="ansible")
-    log_in(page, server, "operator")
-    page.goto(f"{server.url}/scripts/{script['id']}/edit")
+    log_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
     wait_connected(page)
     page.get_by_test_id("add-parameter").click()
     page.get_by_test_id("param-name-0").fill("hostvars")

@@ -26,8 +26,7 @@ def test_the_table_is_alphabetical_and_the_edit_form_answers_in_place(
         body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
         r = httpx.post(f"{server.url}/api/v1/users", json=body, headers=tokens["admin"], timeout=60)
         assert r.status_code == 201, r.text
-    log_in(page, server, "admin")
-    page.goto(f"{server.url}/users")
+    log_in(page, server, "admin", then="/users")
     first_cells = page.get_by_test_id("users-table").locator("tbody tr td:first-child")
     expect(first_cells).to_have_text(["admin", "alice", "Bob", "operator", "viewer", "Zed"])
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -65,12 +66,42 @@ def cli_user(server: LiveServer, username: str, role: str) -> None:
     )
 
 
-def log_in(page: Any, server: LiveServer, username: str) -> None:
-    page.goto(f"{server.url}/login")
+def api_users(server: LiveServer, users: Sequence[tuple[str, str]]) -> None:
+    """Users (user name, role) made through the API, as `cli_user` makes them (e-mail
+    `<name>@localhost.localdomain`) without a CLI process's seconds of imports each: the first,
+    an admin, registers (the first registration makes the admin) and adds the others."""
+    (first, role), *others = users
+    assert role == "admin", users
+    body = {"username": first, "email": f"{first}@localhost.localdomain", "password": PASSWORD}
+    response = httpx.post(f"{server.url}/api/v1/auth/register", json=body, timeout=API_TIMEOUT)
+    assert response.status_code == 201, response.text
+    admin = token(server, first)
+    for username, role in others:
+        body = {
+            "username": username,
+            "email": f"{username}@localhost.localdomain",
+            "password": PASSWORD,
+            "role": role,
+        }
+        response = httpx.post(f"{server.url}/api/v1/users", json=body, headers=admin, timeout=API_TIMEOUT)
+        assert response.status_code == 201, response.text
+
+
+def log_in(page: Any, server: LiveServer, username: str, then: str | None = None) -> None:
+    """Sign in on the login page, which goes to the dashboard, or with `then` (a path, query
+    allowed) straight to that page (`/login?next=...`), connected (`wait_connected`): a test
+    that opens a page after signing in builds no dashboard first (about a second of the
+    server's and the browser's time)."""
+    target = f"{server.url}{then or '/'}"
+    page.goto(f"{server.url}/login" if then is None else f"{server.url}/login?next={quote(then, safe='')}")
     page.get_by_test_id("login-username").fill(username)
     page.get_by_test_id("login-password").fill(PASSWORD)
     page.get_by_test_id("login-submit").click()
-    page.wait_for_url(f"{server.url}/")
+    if then is None:
+        page.wait_for_url(target)
+    else:
+        page.wait_for_url(lambda url: url == target)
+        wait_connected(page)
 
 
 def log_out(page: Any, server: LiveServer) -> None:
@@ -209,6 +240,10 @@ RUN_ENV = {
     **{f"OPSCRAFT_IMAGE_{kind}": RUN_IMAGE for kind in ("BASH", "PYTHON", "ANSIBLE", "TERRAFORM")},
 }
 
+# `RUN_ENV` with open pages re-reading their lists every second and re-checking the session (the
+# navigation badge) every 2 s (`OPSCRAFT_LIVE_SECONDS`, 5 s by default): a test waiting for a
+# change made elsewhere to show waits about a second, not up to 5 (10 for the badge).
+LIVE_ENV = {**RUN_ENV, "OPSCRAFT_LIVE_SECONDS": "1"}
 
 # (user name, role) pairs made with the CLI by `serving`.
 OPERATOR_AND_VIEWER = (("operator", "operator"), ("viewer", "viewer"))
@@ -222,30 +257,39 @@ def serving(
     *,
     users: Sequence[tuple[str, str]] = (),
     port: int | None = None,
+    through_api: bool = False,
 ) -> Iterator[LiveServer]:
     """A live `opscraft serve` for one test module in a fresh data folder named after `label`,
-    with `users` (user name, role) made by the CLI; stopped when the block ends."""
+    with `users` (user name, role) made by the CLI, or through the API (`api_users`, the first
+    an admin) when `through_api`; stopped when the block ends."""
     live = start_server(Path(tmp_path_factory.mktemp(label)) / "server", dict(env), port=port)
     try:
-        for username, role in users:
-            cli_user(live, username, role)
+        if through_api and users:
+            api_users(live, users)
+        else:
+            for username, role in users:
+                cli_user(live, username, role)
         yield live
     finally:
         stop_server(live)
 
 
 def journey_server(
-    label: str, *, users: Sequence[tuple[str, str]] = (), env: Mapping[str, str] = RUN_ENV
+    label: str,
+    *,
+    users: Sequence[tuple[str, str]] = (),
+    env: Mapping[str, str] = RUN_ENV,
+    through_api: bool = False,
 ) -> Any:
     """A module-scoped `server` fixture (assign it as `server = journey_server(...)`): `serving`
     with the run settings of the journeys (`RUN_ENV`), or `env` ({}: the defaults, as the
-    per-test `live_server`). One server for a module's tests, each with rows of its own names:
-    a server's start is about 5 s of CPU (imports, the API's route state), often more than the
-    test (docs/benchmarks.md, session 27)."""
+    per-test `live_server`), and `users` (`through_api`: as `serving` says). One server for a
+    module's tests, each with rows of its own names: a server's start is about 5 s of CPU
+    (imports, the API's route state), often more than the test (docs/benchmarks.md, session 27)."""
 
     @pytest.fixture(scope="module")
     def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-        with serving(tmp_path_factory, label, env, users=users) as live:
+        with serving(tmp_path_factory, label, env, users=users, through_api=through_api) as live:
             yield live
 
     return server

@@ -24,9 +24,8 @@ from opscraft.ui.execution_widgets import (
     runs_table,
 )
 from opscraft.ui.layout import frame, guard, notify_error, protected_page
-from opscraft.ui.widgets import Redrawn, call, compact_count, format_count, live_timer, percent
+from opscraft.ui.widgets import Redrawn, call, compact_count, format_count, live_seconds, live_timer, percent
 
-REFRESH_SECONDS = 5.0
 RUNNING_SHOWN = 8  # runs listed under "Running now"; a link leads to all of them
 # Quasar colour names used by the badges, as chart/hex colours.
 CHART_GREEN, CHART_RED, CHART_BLUE = "#21ba45", "#c10015", "#1976d2"
@@ -254,7 +253,7 @@ class Dashboard:
             ui.label("Recent executions").classes("text-subtitle1 font-medium")
             ui.link("Full history", "/executions").classes("text-sm")
         self.recent = Redrawn(_recent, stats, lambda shown: run_rows(shown.recent))
-        live_timer(REFRESH_SECONDS, self.refresh)
+        live_timer(live_seconds(), self.refresh)
 
     async def refresh(self) -> None:
         actor = await guard()

@@ -25,14 +25,12 @@ from opscraft.ui.widgets import (
     dialog_card,
     dismiss,
     format_time,
+    live_seconds,
     live_timer,
     long_text,
     page_dialog,
     text_input,
 )
-
-REFRESH_SECONDS = 5.0
-"""How often the list re-reads the inventories, in seconds (as the schedules overview)."""
 
 Listed = list[tuple[Inventory, list[str]]]
 """The listed inventories with the names of the scripts that use each."""
@@ -191,4 +189,4 @@ async def inventories_page(actor: Actor) -> None:
             tab, by another user, through the API: the list followed none of those)."""
             shown.show(await load())
 
-        live_timer(REFRESH_SECONDS, update)
+        live_timer(live_seconds(), update)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import address, drafts, session
-from opscraft.ui.widgets import LIVE_SECONDS, live_timer
+from opscraft.ui.widgets import live_seconds, live_timer
 
 # How long the server keeps a page whose browser lost its connection (laptop lid, flaky VPN)
 # before dropping it; a browser that comes back within it carries on where it was.
@@ -40,7 +41,6 @@ class NavItem:
 
 # badge key -> async count for the acting user; pages register theirs (ui/approvals.py).
 NAV_BADGES: dict[str, Callable[[Actor], Awaitable[int]]] = {}
-BADGE_REFRESH_SECONDS = 10.0
 
 
 NAV: list[NavItem] = [
@@ -187,6 +187,10 @@ def clear_field_errors(fields: Mapping[str, Any]) -> None:
         element.error = None
 
 
+# Pages `guard` has sent to the login page (a page's client is dropped when the browser leaves it).
+_SENT_TO_LOGIN: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
 async def guard(permission: Permission | None = None, *, ticking: bool = False) -> Actor | None:
     """Re-check the session (and a permission) on the server; on failure, say so and redirect.
 
@@ -196,7 +200,12 @@ async def guard(permission: Permission | None = None, *, ticking: bool = False) 
     ended = "user_id" in app.storage.user
     actor = await session.current_actor()
     if actor is None:
-        ui.navigate.to(session.login_url("/", session.ended_notice() if ended else None))
+        # Once per page: a page's timers re-check together (a list's and the badge's), and the
+        # second, finding the session already ended by the first, sent the page to the login
+        # page again without saying why.
+        if context.client not in _SENT_TO_LOGIN:
+            _SENT_TO_LOGIN.add(context.client)
+            ui.navigate.to(session.login_url("/", session.ended_notice() if ended else None))
         return None
     if permission is not None and not can(actor.user, permission):
         if ticking:
@@ -214,13 +223,13 @@ def follow(
     read: Callable[[Actor], Awaitable[T]],
     show: Callable[[T], Any],
     permission: Permission | None = None,
-    interval: float = LIVE_SECONDS,
+    interval: float | None = None,
 ) -> ui.timer:
-    """Keep a list live: every `interval` seconds while the browser is connected (`live_timer`),
-    `read(actor)` the rows again, as the user is now (`guard(permission, ticking=True)`), and hand
-    them to `show` (`widgets.Rows.show`, `widgets.Redrawn.show`), which changes the page only
-    where they changed. A refusal (the script deleted meanwhile) leaves the page as it is, unsaid
-    at every tick.
+    """Keep a list live: every `interval` seconds (`live_seconds()` by default) while the browser
+    is connected (`live_timer`), `read(actor)` the rows again, as the user is now
+    (`guard(permission, ticking=True)`), and hand them to `show` (`widgets.Rows.show`,
+    `widgets.Redrawn.show`), which changes the page only where they changed. A refusal (the
+    script deleted meanwhile) leaves the page as it is, unsaid at every tick.
 
     The lists followed nothing but the person's own clicks: another user's change, another tab's
     or the API's stayed unseen until a reload."""
@@ -235,7 +244,7 @@ def follow(
             return
         show(value)
 
-    return live_timer(interval, update)
+    return live_timer(live_seconds() if interval is None else interval, update)
 
 
 async def run_action(
@@ -431,12 +440,17 @@ def editor_theme() -> str:
     return EDITOR_THEMES[bool(app.storage.user.get("dark"))]
 
 
+def _badge_seconds() -> float:
+    """Seconds between refreshes of a navigation badge: twice the live lists' (10 by default)."""
+    return 2 * live_seconds()
+
+
 def _nav_badge(key: str) -> None:
     """A red count beside a navigation entry, refreshed every few seconds; hidden at zero.
 
     Counted for the user as they are at each refresh (`guard`), not as they opened the page. Every
     page's frame has one, so a page left open by a user who is deactivated, deleted or signed out
-    everywhere goes to the login page within `BADGE_REFRESH_SECONDS`, even a page that refreshes
+    everywhere goes to the login page within `_badge_seconds()`, even a page that refreshes
     nothing else (it stayed until the next click, and its badge went on counting as them)."""
     badge = ui.badge("", color="negative").props(f'rounded data-testid="nav-badge-{key}"')
     badge.set_visibility(False)
@@ -454,7 +468,7 @@ def _nav_badge(key: str) -> None:
 
     # Not on pages kept after the browser left them (they would end the session's storage first,
     # and the page in view would then not say why it went to the login page).
-    live_timer(BADGE_REFRESH_SECONDS, update)
+    live_timer(_badge_seconds(), update)
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from opscraft.services.errors import NotFound, ServiceError
 from opscraft.services.permissions import Permission
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import guard, run_action
-from opscraft.ui.widgets import LIVE_SECONDS, call, dismiss, format_count, live_timer
+from opscraft.ui.widgets import call, dismiss, format_count, live_seconds, live_timer
 
 Listed = tuple[list[Any], int]
 """A service list call's answer: a page of rows and the total."""
@@ -85,11 +85,11 @@ class PagedTable(ABC):
             await self.refresh()
 
     def follow(self) -> None:
-        """Re-read the page shown every `LIVE_SECONDS` while the browser is connected
+        """Re-read the page shown every `live_seconds()` while the browser is connected
         (`live_timer`), changing the table's rows in place and only when they changed: another
         user's, another tab's or the API's change shows without a reload, and a dialog opened
         from a row, the search being typed and the pager stay (they are not redrawn)."""
-        live_timer(LIVE_SECONDS, lambda: self.refresh(ticking=True))
+        live_timer(live_seconds(), lambda: self.refresh(ticking=True))
 
     async def load(self, fetch: Callable[[], Awaitable[Listed]], ticking: bool = False) -> Listed | None:
         """`fetch()` (a service's list call) through `run_action`; when the service refuses a

@@ -31,6 +31,7 @@ from opscraft.ui.widgets import (
     dialog_buttons,
     dialog_card,
     dismiss,
+    live_seconds,
     live_timer,
     page_dialog,
     text_input,
@@ -300,4 +301,4 @@ async def schedules_page(actor: Actor) -> None:
             shown.show(await load())
 
         ui.timer(0.1, localize, once=True)
-        live_timer(5.0, update)
+        live_timer(live_seconds(), update)

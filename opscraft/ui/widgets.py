@@ -84,8 +84,10 @@ class Redrawn(Generic[T]):
         return True
 
 
-LIVE_SECONDS = 5.0
-"""How often a live list re-reads what it shows (`layout.follow`, `PagedTable.follow`), in seconds."""
+def live_seconds() -> float:
+    """How often a live list re-reads what it shows (`layout.follow`, `PagedTable.follow`, the
+    dashboard, inventories and schedules), in seconds: `OPSCRAFT_LIVE_SECONDS` (5 by default)."""
+    return runtime.current().settings.live_seconds
 
 
 class Rows(Generic[T]):
