@@ -20,6 +20,18 @@ log = logging.getLogger(__name__)
 # uvicorn's WebSocket implementation for every socket the server accepts: the API's `/ws/` and
 # NiceGUI's socket.io connection (`/_nicegui_ws/`). See `websocket_protocol`.
 WS_PROTOCOL = "websockets-sansio"
+# Answers shorter than this are sent as they are, also to a client that accepts gzip: one that
+# fits a TCP segment takes no fewer packets compressed, and compressing it (level 9) cost about
+# 100 us of the event loop's CPU per answer, the submission's 670-byte JSON included (NiceGUI's
+# default: Starlette's GZipMiddleware from 500 bytes; issue 15, docs/benchmarks.md session 28).
+GZIP_MIN_BYTES = 1400
+
+
+def _gzip(app: Any) -> Any:
+    """Starlette's GZipMiddleware (NiceGUI's own) from `GZIP_MIN_BYTES` on."""
+    from fastapi.middleware.gzip import GZipMiddleware
+
+    return GZipMiddleware(app, minimum_size=GZIP_MIN_BYTES)
 
 
 def storage_secret(settings: Settings) -> str:
@@ -149,6 +161,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
             reconnect_timeout=10,
             timeout_graceful_shutdown=SERVER_STOP_SECONDS,
             log_config=None,
+            gzip_middleware_factory=_gzip,
         )
     if failed:
         raise failed[0]

@@ -128,9 +128,17 @@ class ExecutionOut(BaseModel):
 
     @classmethod
     def of(cls, execution: Execution) -> ExecutionOut:
-        return cls.model_validate(
-            {**execution.model_dump(), "duration_seconds": _duration(execution)}, from_attributes=True
-        )
+        """The run as the API shows it. Its columns are read from the row's loaded values (an
+        attribute not loaded is read as usual): `model_dump()` of the row cost twice as much,
+        10 of 17 us per run, a page of 50 about 0.5 ms (issue 15)."""
+        loaded = execution.__dict__
+        values = {name: loaded[name] if name in loaded else getattr(execution, name) for name in _COLUMNS}
+        values["duration_seconds"] = _duration(execution)
+        return cls.model_validate(values)
+
+
+# Every field of `ExecutionOut` but `duration_seconds` is a column of `Execution` of the same name.
+_COLUMNS = tuple(name for name in ExecutionOut.model_fields if name != "duration_seconds")
 
 
 class ExecutionPage(Page[ExecutionOut]):
