@@ -419,6 +419,12 @@ def finish(conn: Connection, execution_id: int, result: Finish) -> tuple[StatusE
     return event, conn.execute(_NEXT_WAITING, {"sid": row.script_id}).scalar()
 
 
+def finish_all(conn: Connection, ends: list[tuple[int, Finish]]) -> list[tuple[StatusEvent, int | None]]:
+    """`finish` for each (execution id, end) of `ends`, in the caller's one transaction
+    (`finisher.py`); their results in the same order."""
+    return [finish(conn, execution_id, result) for execution_id, result in ends]
+
+
 _OTHER = EXECUTIONS.alias("other")
 _RUNNING_OF_SCRIPT = (
     select(func.count())
