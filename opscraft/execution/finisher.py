@@ -4,7 +4,8 @@ transaction.
 A consumer thread whose run is over hands its end (`store.Finish`) to the finisher and takes its
 next job; it no longer waits for SQLite's write lock (or PostgreSQL's round trips) itself. The
 finisher writes every end waiting when its previous transaction commits in one transaction
-(`store.finish` per run, at most `BATCH` runs), and only after that COMMIT tells the rest of the
+(`store.finish`, at most `BATCH` runs: one UPDATE per run, one INSERT of their run events, one
+look for a held-back run per script), and only after that COMMIT tells the rest of the
 system about each run: its final event on the live bus, `on_finished` (the run events'
 dispatcher), and the run a concurrency limit held back, enqueued. So a run's end is durable
 before anyone hears of it, as before. The output was stored before the end is handed over
@@ -107,7 +108,7 @@ class Finisher:
 
     def _write(self, batch: list[tuple[int, store.Finish]]) -> None:
         try:
-            ends = _retried(lambda: self._db.run(store.finish_all, batch), len(batch))
+            ends = _retried(lambda: self._db.run(store.finish, batch), len(batch))
         except Exception:
             if len(batch) == 1:
                 log.exception("execution %s: writing its final state failed", batch[0][0])

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from opscraft import runtime
 from opscraft.execution import store
@@ -34,7 +34,7 @@ async def test_ends_waiting_together_share_a_transaction_and_each_is_announced_a
         """The worker's store, whose first transaction of ends waits until the others are over."""
 
         def run(self, step: Any, ends: list[tuple[int, store.Finish]]) -> Any:
-            assert step is store.finish_all
+            assert step is store.finish
             batches.append([execution_id for execution_id, _ in ends])
             if len(batches) == 1:
                 first_held.set()
@@ -50,6 +50,14 @@ async def test_ends_waiting_together_share_a_transaction_and_each_is_announced_a
         real_ended(execution_id, final, waiting)
 
     monkeypatch.setattr(finisher, "_db", HeldStore())
+    engine = worker.store._sync or worker.loop.db.engine.sync_engine
+    event_inserts: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO RUN_EVENTS"):
+            event_inserts.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
     monkeypatch.setattr(finisher, "_done", ended)
     try:
         script_id = await make_script(client, admin, "echo out\n")
@@ -64,11 +72,13 @@ async def test_ends_waiting_together_share_a_transaction_and_each_is_announced_a
         finals = [await wait_for(client, admin, execution_id) for execution_id in ids]
     finally:
         release.set()
+        event.remove(engine, "before_cursor_execute", count)
     assert [final["status"] for final in finals] == ["success"] * RUNS
     assert [await output(client, admin, execution_id) for execution_id in ids] == ["out\n"] * RUNS
     assert batches[0] == [ids[0]]
     assert sorted(execution_id for batch in batches[1:] for execution_id in batch) == sorted(ids[1:])
     assert len(batches) < RUNS, batches  # the ends that waited were written together
+    assert len(event_inserts) == len(batches)  # one INSERT of a transaction's run events
     assert announced == {execution_id: "success" for execution_id in ids}
 
 
