@@ -9,13 +9,11 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import replace
 
-from sqlalchemy.exc import DBAPIError
-
 from opscraft.config import Settings
 from opscraft.db.models.executions import ExecutionStatus
-from opscraft.db.unreachable import brief, is_unreachable
 from opscraft.execution import ansible_options, store, terraform_plan
 from opscraft.execution.events import LogEvent, StatusEvent
+from opscraft.execution.finisher import Finisher
 from opscraft.execution.loop import WorkerLoop
 from opscraft.execution.masking import Masker
 from opscraft.execution.output import OutputPipeline, StoreBatch
@@ -34,14 +32,13 @@ from opscraft.logs import engine_context
 log = logging.getLogger(__name__)
 
 SHUTDOWN_MESSAGE = "interrupted by server shutdown"
-FINISH_ATTEMPTS = 3
-FINISH_RETRY_SECONDS = 1.0
 HAND_BACK_SECONDS = 0.5
 
 
 class Executor:
     """The body of the queue's job, run in the worker's consumer threads; its active runs are
-    what a shutdown interrupts. `on_finished` is called after each final state is written."""
+    what a shutdown interrupts. A run's final state is handed to `finisher` (its own thread,
+    several runs' ends in one transaction); `on_finished` is called after each is written."""
 
     def __init__(
         self,
@@ -72,6 +69,7 @@ class Executor:
         self.plans = plans
         self._lock = threading.Lock()
         self._active: dict[int, RunControl] = {}
+        self.finisher = Finisher(db, self._ended)
 
     def __call__(self, execution_id: int) -> None:
         with engine_context(worker_id=self.worker_id, execution_id=execution_id):
@@ -95,12 +93,8 @@ class Executor:
             self.bus.publish(execution_id, StatusEvent(ExecutionStatus.running, started_at=claim.started_at))
             if claim.cancel_requested:
                 control.stop(StopReason.cancelled)
-            result = self._run(claim, control)
-            final, waiting = self._finish(execution_id, result)
-            self.bus.publish(execution_id, final)
-            self.on_finished(execution_id)
-            if waiting is not None:
-                self.queue.enqueue(waiting)
+            # Written on the finisher's thread (with other runs' ends), announced after its COMMIT.
+            self.finisher.put(execution_id, self._run(claim, control))
         finally:
             self.cancels.unwatch(execution_id)
             with self._lock:
@@ -108,6 +102,14 @@ class Executor:
             control.finish()
             if missed and self.allowed is not None:
                 self._hand_back(execution_id)
+
+    def _ended(self, execution_id: int, final: StatusEvent, waiting: int | None) -> None:
+        """A run's end is committed (`finisher.py`): its final event, the run events'
+        dispatcher, and the run its script's concurrency limit held back."""
+        self.bus.publish(execution_id, final)
+        self.on_finished(execution_id)
+        if waiting is not None:
+            self.queue.enqueue(waiting)
 
     def _hand_back(self, execution_id: int) -> None:
         """After a claim limited to `allowed` runners found nothing: a run still queued is for
@@ -118,29 +120,6 @@ class Executor:
             return
         time.sleep(HAND_BACK_SECONDS)
         self.queue.enqueue(execution_id)
-
-    def _finish(self, execution_id: int, result: store.Finish) -> tuple[StatusEvent, int | None]:
-        """Write the final state: a database that is unreachable (restarting, network cut:
-        `db.unreachable.is_unreachable`) is waited for, trying again every
-        `FINISH_RETRY_SECONDS`; another database error (locked, busy) is tried `FINISH_ATTEMPTS`
-        times. A run whose end is never written would show `running` while its worker lives
-        (before, an outage of more than 3 s left it so for good)."""
-        attempt = 1
-        while True:
-            try:
-                return self.db.run(store.finish, execution_id, result)
-            except DBAPIError as exc:
-                unreachable = is_unreachable(exc)
-                if attempt >= FINISH_ATTEMPTS and not unreachable:
-                    raise
-                if attempt == 1 or not unreachable:
-                    log.warning(
-                        "execution %s: writing its final state failed (%s), retrying",
-                        execution_id,
-                        brief(exc),
-                    )
-                time.sleep(FINISH_RETRY_SECONDS if unreachable else attempt)
-                attempt += 1
 
     def active(self) -> list[int]:
         """The ids of the runs in progress here."""

@@ -386,38 +386,58 @@ class Finish:
     output_stored_bytes: int = 0
 
 
-def finish(conn: Connection, execution_id: int, result: Finish) -> tuple[StatusEvent, int | None]:
-    """Write the final state once, with its run event; returns the final event and a waiting run
-    of the same script that a concurrency limit held back (to enqueue again), if any.
+def finish(conn: Connection, ends: list[tuple[int, Finish]]) -> list[tuple[StatusEvent, int | None]]:
+    """Write the final state of each (execution id, end) of `ends` once, with its run event, in
+    the caller's one transaction (`finisher.py`); returns, in the same order, each run's final
+    event and a waiting run of its script that a concurrency limit held back (to enqueue
+    again), if any.
 
-    A run another process already ended (its worker was declared lost meanwhile) keeps that
-    end: the event returned is the stored one and no second run event is written."""
-    row = conn.execute(
-        _FINISH_CANCELLED if result.status == ExecutionStatus.cancelled else _FINISH,
-        {
-            "eid": execution_id,
-            "status": result.status,
-            "exit_code": result.exit_code,
-            "error_message": result.error_message,
-            "output_bytes": result.output_bytes,
-            "output_truncated": result.output_truncated,
-            "output_stored_bytes": result.output_stored_bytes,
-            "now": clock.now(),
-        },
-    ).first()
-    if row is None:
-        row = conn.execute(select(*_FINAL_COLUMNS).where(_E.id == execution_id)).one()
-    else:
-        conn.execute(_INSERT_RUN_EVENTS, [finished_event(row._mapping)])
-    event = StatusEvent(
-        status=row.status,
-        final=True,
-        exit_code=row.exit_code,
-        error_message=row.error_message,
-        started_at=row.started_at,
-        finished_at=row.finished_at,
-    )
-    return event, conn.execute(_NEXT_WAITING, {"sid": row.script_id}).scalar()
+    One UPDATE per run, one INSERT of the run events of them all and one look for a waiting run
+    per script (runs of one script ending together find the same one, as they did one after the
+    other: it is claimed once). A run another process already ended (its worker was declared
+    lost meanwhile) keeps that end: the event returned is the stored one and no second run
+    event is written."""
+    now = clock.now()
+    rows, events = [], []
+    for execution_id, result in ends:
+        row = conn.execute(
+            _FINISH_CANCELLED if result.status == ExecutionStatus.cancelled else _FINISH,
+            {
+                "eid": execution_id,
+                "status": result.status,
+                "exit_code": result.exit_code,
+                "error_message": result.error_message,
+                "output_bytes": result.output_bytes,
+                "output_truncated": result.output_truncated,
+                "output_stored_bytes": result.output_stored_bytes,
+                "now": now,
+            },
+        ).first()
+        if row is None:
+            row = conn.execute(select(*_FINAL_COLUMNS).where(_E.id == execution_id)).one()
+        else:
+            events.append(finished_event(row._mapping))
+        rows.append(row)
+    if events:
+        conn.execute(_INSERT_RUN_EVENTS, events)
+    waiting: dict[int, int | None] = {}
+    for row in rows:
+        if row.script_id not in waiting:
+            waiting[row.script_id] = conn.execute(_NEXT_WAITING, {"sid": row.script_id}).scalar()
+    return [
+        (
+            StatusEvent(
+                status=row.status,
+                final=True,
+                exit_code=row.exit_code,
+                error_message=row.error_message,
+                started_at=row.started_at,
+                finished_at=row.finished_at,
+            ),
+            waiting[row.script_id],
+        )
+        for row in rows
+    ]
 
 
 _OTHER = EXECUTIONS.alias("other")

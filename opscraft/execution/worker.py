@@ -280,6 +280,7 @@ class Worker:
             killed = self.executor.interrupt_all()
             log.warning("shutdown: killed %d execution(s) still running after the grace period", killed)
             self.queue.join(KILL_WAIT_SECONDS)
+        self.executor.finisher.stop(KILL_WAIT_SECONDS)  # the ends of the runs just over
         if self._housekeeping.is_alive():
             self._housekeeping.join()
         self.docker.stop_pool()

@@ -107,7 +107,7 @@ async def test_final_state_survives_a_briefly_locked_database(
 
     real_finish, failures = store.finish, []
 
-    def flaky_finish(*args: Any) -> Any:
+    def flaky_finish(*args: Any) -> Any:  # the finisher's transaction of ends (finisher.py)
         if not failures:
             failures.append(1)
             raise OperationalError("UPDATE executions", {}, Exception("database is locked"))

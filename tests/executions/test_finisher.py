@@ -1,0 +1,92 @@
+"""Runs' ends written by the finisher (execution/finisher.py): several in one transaction, each
+announced only once committed, and the consumer threads not held while they wait."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event, select
+
+from opscraft import runtime
+from opscraft.execution import store
+from opscraft.execution.events import StatusEvent
+from tests.conftest import LoggedIn
+from tests.executions.conftest import make_script, output, start, wait_for
+
+RUNS = 6
+
+
+async def test_ends_waiting_together_share_a_transaction_and_each_is_announced_after_its_commit(
+    client: httpx.AsyncClient, admin: LoggedIn, rt: runtime.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker = rt.worker
+    assert worker is not None
+    finisher = worker.executor.finisher
+    real_db, real_ended = finisher._db, worker.executor._ended
+    batches: list[list[int]] = []
+    first_held, release = threading.Event(), threading.Event()
+
+    class HeldStore:
+        """The worker's store, whose first transaction of ends waits until the others are over."""
+
+        def run(self, step: Any, ends: list[tuple[int, store.Finish]]) -> Any:
+            assert step is store.finish
+            batches.append([execution_id for execution_id, _ in ends])
+            if len(batches) == 1:
+                first_held.set()
+                assert release.wait(60)
+            return real_db.run(step, ends)
+
+    announced: dict[int, str] = {}
+
+    def ended(execution_id: int, final: StatusEvent, waiting: int | None) -> None:
+        # What another transaction reads as the end is announced: the end is committed.
+        query = select(store.EXECUTIONS.c.status).where(store.EXECUTIONS.c.id == execution_id)
+        announced[execution_id] = worker.store.run(lambda conn: str(conn.execute(query).scalar_one()))
+        real_ended(execution_id, final, waiting)
+
+    monkeypatch.setattr(finisher, "_db", HeldStore())
+    engine = worker.store._sync or worker.loop.db.engine.sync_engine
+    event_inserts: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO RUN_EVENTS"):
+            event_inserts.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    monkeypatch.setattr(finisher, "_done", ended)
+    try:
+        script_id = await make_script(client, admin, "echo out\n")
+        first = await start(client, admin, script_id, "local")
+        assert first_held.wait(30)
+        rest = [await start(client, admin, script_id, "local") for _ in range(RUNS - 1)]
+        # The consumer threads are not held by the first end's write: the other runs run.
+        ids = [first["id"], *(started["id"] for started in rest)]
+        for execution_id in ids[1:]:
+            await _wait_pending(finisher, execution_id)
+        release.set()
+        finals = [await wait_for(client, admin, execution_id) for execution_id in ids]
+    finally:
+        release.set()
+        event.remove(engine, "before_cursor_execute", count)
+    assert [final["status"] for final in finals] == ["success"] * RUNS
+    assert [await output(client, admin, execution_id) for execution_id in ids] == ["out\n"] * RUNS
+    assert batches[0] == [ids[0]]
+    assert sorted(execution_id for batch in batches[1:] for execution_id in batch) == sorted(ids[1:])
+    assert len(batches) < RUNS, batches  # the ends that waited were written together
+    assert len(event_inserts) == len(batches)  # one INSERT of a transaction's run events
+    assert announced == {execution_id: "success" for execution_id in ids}
+
+
+async def _wait_pending(finisher: Any, execution_id: int) -> None:
+    """Until the end of `execution_id` waits in the finisher (its run is over)."""
+    for _ in range(600):
+        with finisher._cond:
+            if any(pending_id == execution_id for pending_id, _ in finisher._pending):
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"execution {execution_id} did not end while the first end was being written")
