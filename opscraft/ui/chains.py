@@ -14,7 +14,6 @@ from opscraft.services import chains
 from opscraft.services.actor import Actor
 from opscraft.services.chains import ExecutionChain
 from opscraft.services.errors import Invalid
-from opscraft.services.parameters import json_from_text
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import automation_terraform
 from opscraft.ui.layout import guard, run_action
@@ -22,7 +21,7 @@ from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import (
     call,
     call_all,
-    changed,
+    changed_with_boxes,
     confirm,
     dialog_buttons,
     dialog_card,
@@ -175,10 +174,8 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                         "parameters": fixed.value or "{}",
                         "enabled": enabled.value,
                     } | terraform.values()
-                    data = changed(values, loaded)  # checked by the service as a whole
-                    for box in ("mapping", "parameters"):
-                        if box in data:
-                            data[box] = json_from_text(data[box])
+                    # checked by the service as a whole
+                    data = changed_with_boxes(values, loaded, ("mapping", "parameters"))
                     if link is None:
                         return await call(chains.create, current, script_id, data)
                     return await call(chains.update_link, current, link.id, data, script_id)

@@ -12,7 +12,6 @@ from opscraft import runtime
 from opscraft.db.models import Script, WebhookTrigger
 from opscraft.services import secrets, webhooks
 from opscraft.services.actor import Actor
-from opscraft.services.parameters import json_from_text
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import automation_terraform
 from opscraft.ui.choices import searched_select, secret_search
@@ -22,7 +21,7 @@ from opscraft.ui.widgets import (
     Rows,
     call,
     call_all,
-    changed,
+    changed_with_boxes,
     confirm,
     dialog_buttons,
     dialog_card,
@@ -165,10 +164,8 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                         "parameters": fixed.value or "{}",
                         "secret_id": secret.value or None,
                     } | (terraform.values() if terraform else {})
-                    data = changed(values, loaded)  # checked by the service as a whole
-                    for box in ("mapping", "parameters"):
-                        if box in data:
-                            data[box] = json_from_text(data[box])
+                    # checked by the service as a whole
+                    data = changed_with_boxes(values, loaded, ("mapping", "parameters"))
                     if hook is None:
                         return await call(webhooks.create, current, script_id, data)
                     return await call(webhooks.update_webhook, current, hook.id, data, script_id)

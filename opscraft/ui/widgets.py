@@ -12,6 +12,7 @@ from nicegui import context, events, ui
 
 from opscraft import runtime
 from opscraft.services import paging
+from opscraft.services.parameters import json_from_text
 
 T = TypeVar("T")
 
@@ -308,6 +309,18 @@ def changed(values: Mapping[str, Any], loaded: Mapping[str, Any] | None) -> dict
     if loaded is None:
         return dict(values)
     return {key: value for key, value in values.items() if value != loaded.get(key)}
+
+
+def changed_with_boxes(
+    values: Mapping[str, Any], loaded: Mapping[str, Any] | None, boxes: tuple[str, ...]
+) -> dict[str, Any]:
+    """`changed`, each of the JSON text `boxes` among them read as the API reads a body
+    (`parameters.json_from_text`: its problem said under the box)."""
+    data = changed(values, loaded)
+    for box in boxes:
+        if box in data:
+            data[box] = json_from_text(data[box])
+    return data
 
 
 def text_input(label: str, testid: str, *, value: str = "", autofocus: bool = False) -> ui.input:
