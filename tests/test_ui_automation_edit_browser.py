@@ -210,7 +210,7 @@ def test_a_then_run_link_is_edited_in_its_dialog_keeping_what_changed_elsewhere(
     and adding it again); its dialog now opens with the stored settings, says a problem under
     its field with nothing saved, and sends only what was changed there."""
     admin = tokens["admin"]
-    source = create_script(server, admin, "build", "#!/bin/bash\necho built\n", status="active")
+    source = create_script(server, admin, "package", "#!/bin/bash\necho packaged\n", status="active")
     target = create_script(
         server,
         admin,
