@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from opscraft.api.deps import CurrentActor, Session, permitted
+from opscraft.api.deps import NO_BODY, CurrentActor, Session, permitted
 from opscraft.api.executions_schemas import ExecutionOut
 from opscraft.api.schemas import AUTHED, IdPath, Limit, Page, Skip, error_responses
 from opscraft.db.models import ApprovalDecision, ApprovalPolicy
@@ -205,7 +205,7 @@ async def put_policy(script_id: IdPath, body: PolicyIn, session: Session, actor:
 
 @router.delete(
     "/api/v1/scripts/{script_id}/approval",
-    dependencies=[permitted(Permission.edit_scripts, approvals.REMOVE_POLICY)],
+    dependencies=[permitted(Permission.edit_scripts, approvals.REMOVE_POLICY), NO_BODY],
     status_code=204,
     summary="Stop requiring approvals",
     responses=error_responses(*AUTHED, 404),

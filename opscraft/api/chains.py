@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
-from opscraft.api.deps import CurrentActor, Session, permitted
+from opscraft.api.deps import NO_BODY, CurrentActor, Session, permitted
 from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, Limit, Page, Skip, error_responses
 from opscraft.db.models import ChainLink
 from opscraft.services import chains
@@ -177,7 +177,7 @@ async def update_link(
     status_code=204,
     summary="Delete a link",
     responses=error_responses(*AUTHED, 404),
-    dependencies=[permitted(Permission.edit_scripts)],
+    dependencies=[permitted(Permission.edit_scripts), NO_BODY],
 )
 async def delete_link(script_id: IdPath, link_id: IdPath, session: Session, actor: CurrentActor) -> Response:
     """Operator or admin (edit_scripts). Firings it already caused stay recorded. 404 when

@@ -3,6 +3,7 @@ and a route's required permission."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -13,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft import runtime
 from opscraft.services import auth
 from opscraft.services.actor import Actor
-from opscraft.services.errors import RateLimited, Unauthorized
+from opscraft.services.errors import Invalid, RateLimited, Unauthorized
 from opscraft.services.permissions import Permission, require
 
 _bearer = HTTPBearer(
@@ -84,3 +85,25 @@ class Permitted:
 def permitted(permission: Permission, action: str | None = None) -> Any:
     """`Depends(Permitted(permission, action))`, for a route's `dependencies=[...]`."""
     return Depends(Permitted(permission, action))
+
+
+NO_BODY_MESSAGE = "this route takes no request body: send none (it would be ignored)"
+# What many clients send by habit with a request that needs no body: nothing is lost.
+SAYS_NOTHING: tuple[object, ...] = ({}, [], None)
+
+
+async def no_body(request: Request, actor: CurrentActor) -> None:
+    """A route dependency for the routes that read no request body (a cancel, a delete): a body
+    that says something is `Invalid` (422, field `body`, `NO_BODY_MESSAGE`) before anything
+    runs. It was ignored, so a client's `{"reason": "..."}` was lost without a word. An empty
+    body and `{}`, `[]` or `null` pass. Listed after the route's `permitted(...)` and depending
+    on `CurrentActor`, so a caller without a token (401) or without the role (403) is told that
+    first, as on the routes with a body. The body was bounded and parsed as JSON by
+    `RequestLimitsMiddleware` (a body that is no JSON is its 400 or 415)."""
+    del actor  # depended on for its order: authentication first
+    body = await request.body()
+    if body and json.loads(body) not in SAYS_NOTHING:
+        raise Invalid.at("body", NO_BODY_MESSAGE)
+
+
+NO_BODY = Depends(no_body)

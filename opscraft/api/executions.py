@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
 from opscraft.api import sse, token_watch
-from opscraft.api.deps import CurrentActor, Session, client_ip
+from opscraft.api.deps import NO_BODY, CurrentActor, Session, client_ip
 from opscraft.api.executions_schemas import (
     ExecutionCreate,
     ExecutionOut,
@@ -269,6 +269,7 @@ async def download_output(execution_id: IdPath, session: Session, actor: Current
 
 @router.post(
     "/{execution_id}/cancel",
+    dependencies=[NO_BODY],
     response_model=ExecutionOut,
     summary="Cancel: a queued run never starts, a running one is killed within two seconds",
     responses=error_responses(*AUTHED, 404, 409),

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
-from opscraft.api.deps import CurrentActor, Session, permitted
+from opscraft.api.deps import NO_BODY, CurrentActor, Session, permitted
 from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, Limit, Page, Skip, error_responses
 from opscraft.db.models import Inventory
 from opscraft.db.models.inventories import content_sha256
@@ -181,7 +181,7 @@ async def update_inventory(
 
 @router.delete(
     PREFIX + "/{inventory_id}",
-    dependencies=[permitted(Permission.edit_scripts, shared_inventories.MANAGE)],
+    dependencies=[permitted(Permission.edit_scripts, shared_inventories.MANAGE), NO_BODY],
     status_code=204,
     summary="Delete a shared inventory (409 naming the scripts while any uses it)",
     responses=error_responses(*AUTHED, 404, 409),

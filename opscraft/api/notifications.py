@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
-from opscraft.api.deps import CurrentActor, Session, permitted
+from opscraft.api.deps import NO_BODY, CurrentActor, Session, permitted
 from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, IdQuery, Limit, Page, Skip, error_responses
 from opscraft.db.models import NotificationChannel, NotificationDelivery, NotificationRule
 from opscraft.db.models.automation import ChannelKind, DeliveryStatus
@@ -170,7 +170,7 @@ async def update_channel(
 
 @router.delete(
     "/channels/{channel_id}",
-    dependencies=[permitted(Permission.manage_settings)],
+    dependencies=[permitted(Permission.manage_settings), NO_BODY],
     status_code=204,
     summary="Delete a channel, its rules and its delivery log",
     responses=error_responses(*AUTHED, 404),
@@ -184,7 +184,7 @@ async def delete_channel(channel_id: IdPath, session: Session, actor: CurrentAct
 
 @router.post(
     "/channels/{channel_id}/test",
-    dependencies=[permitted(Permission.manage_settings)],
+    dependencies=[permitted(Permission.manage_settings), NO_BODY],
     status_code=204,
     summary="Send a test message now (409 with the receiver's error)",
     responses=error_responses(*AUTHED, 404, 409),
@@ -229,7 +229,7 @@ async def create_rule(body: RuleIn, session: Session, actor: CurrentActor) -> Ru
     status_code=204,
     summary="Delete a rule",
     responses=error_responses(*AUTHED, 404),
-    dependencies=[permitted(Permission.manage_settings)],
+    dependencies=[permitted(Permission.manage_settings), NO_BODY],
 )
 async def delete_rule(rule_id: IdPath, session: Session, actor: CurrentActor) -> Response:
     """Admin only (manage_settings). 404 when no rule has this id.

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from opscraft.api.deps import CurrentActor, Session, permitted
+from opscraft.api.deps import NO_BODY, CurrentActor, Session, permitted
 from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, Limit, Page, Skip, error_responses
 from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
 from opscraft.db.types import utcnow
@@ -208,7 +208,7 @@ async def update(
 
 @router.delete(
     PATH + "/{schedule_id}",
-    dependencies=[permitted(Permission.edit_scripts, schedules.MANAGE)],
+    dependencies=[permitted(Permission.edit_scripts, schedules.MANAGE), NO_BODY],
     status_code=204,
     summary="Delete a schedule",
     responses=error_responses(*AUTHED, 404),

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
 
-from opscraft.api.deps import CurrentActor, Session, permitted
+from opscraft.api.deps import NO_BODY, CurrentActor, Session, permitted
 from opscraft.api.schemas import (
     AUTHED,
     MAX_ID,
@@ -113,7 +113,7 @@ async def update_script(
 
 @router.delete(
     "/{script_id}",
-    dependencies=[permitted(Permission.edit_scripts)],
+    dependencies=[permitted(Permission.edit_scripts), NO_BODY],
     status_code=204,
     summary="Delete a script (soft: past executions stay readable)",
     responses=error_responses(*AUTHED, 404),

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
-from opscraft.api.deps import CurrentActor, Session, permitted
+from opscraft.api.deps import NO_BODY, CurrentActor, Session, permitted
 from opscraft.api.schemas import AUTHED, IdPath, Limit, Page, Skip, error_responses, filter_query
 from opscraft.db.models import AuditEvent
 from opscraft.db.models.secrets import SecretKind
@@ -182,7 +182,7 @@ async def update_secret(
 
 @router.delete(
     PREFIX + "/{secret_id}",
-    dependencies=[permitted(Permission.manage_secrets)],
+    dependencies=[permitted(Permission.manage_secrets), NO_BODY],
     status_code=204,
     summary="Delete a secret (refused while attached to a script unless force=true)",
     responses=error_responses(*AUTHED, 404, 409),
@@ -235,7 +235,7 @@ async def script_secrets(
 
 @router.post(
     SCRIPT_PATH + "/{secret_id}",
-    dependencies=[permitted(Permission.manage_secrets)],
+    dependencies=[permitted(Permission.manage_secrets), NO_BODY],
     response_model=AttachmentOut,
     status_code=201,
     summary="Attach a secret to a script: it is injected as an environment variable into every run",
@@ -254,7 +254,7 @@ async def attach_secret(
 
 @router.delete(
     SCRIPT_PATH + "/{secret_id}",
-    dependencies=[permitted(Permission.manage_secrets)],
+    dependencies=[permitted(Permission.manage_secrets), NO_BODY],
     status_code=204,
     summary="Detach a secret from a script",
     responses=error_responses(*AUTHED, 404),

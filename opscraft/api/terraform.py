@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from opscraft.api.deps import CurrentActor, Session, permitted
+from opscraft.api.deps import NO_BODY, CurrentActor, Session, permitted
 from opscraft.api.executions_schemas import ExecutionOut
 from opscraft.api.schemas import AUTHED, IdPath, Limit, Page, Skip, error_responses
 from opscraft.db.models import Execution, TerraformPlan, TerraformStateVersion
@@ -329,7 +329,7 @@ async def download(
 
 @router.post(
     f"{STATES}/{{workspace}}/versions/{{number}}/rollback",
-    dependencies=[permitted(Permission.edit_scripts, terraform_state.ROLL_BACK)],
+    dependencies=[permitted(Permission.edit_scripts, terraform_state.ROLL_BACK), NO_BODY],
     response_model=RolledBack,
     summary="Make a version current again, as a new version (operators)",
     responses=error_responses(*AUTHED, 404, 409),
@@ -346,7 +346,7 @@ async def rollback(
 
 @router.delete(
     f"{STATES}/{{workspace}}/lock",
-    dependencies=[permitted(Permission.manage_settings)],
+    dependencies=[permitted(Permission.manage_settings), NO_BODY],
     status_code=204,
     summary="Break the lock a crashed run left (admins, audited)",
     responses=error_responses(*AUTHED, 404, 409),

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from opscraft.api.deps import CurrentActor, Session
+from opscraft.api.deps import NO_BODY, CurrentActor, Session
 from opscraft.api.schemas import AUTHED, IdPath, Limit, Page, Skip, error_responses
 from opscraft.db.models import Role
 from opscraft.services import api_tokens
@@ -120,6 +120,7 @@ async def list_tokens(
 
 @router.delete(
     "/{token_id}",
+    dependencies=[NO_BODY],
     status_code=204,
     summary="Revoke a token (yours; admins: anyone's): it stops working at once",
     responses=error_responses(*AUTHED, 404),

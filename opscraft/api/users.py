@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Response
 
-from opscraft.api.deps import CurrentActor, Session, permitted
+from opscraft.api.deps import NO_BODY, CurrentActor, Session, permitted
 from opscraft.api.schemas import AUTHED, IdPath, Limit, Message, Page, Skip, error_responses, filter_query
 from opscraft.api.users_schemas import ResetPasswordRequest, UserOut
 from opscraft.services import users
@@ -95,7 +95,7 @@ async def reset_password(
     status_code=204,
     summary="Delete a user",
     responses=error_responses(*AUTHED, 404, 409),
-    dependencies=[permitted(Permission.manage_users)],
+    dependencies=[permitted(Permission.manage_users), NO_BODY],
 )
 async def delete_user(user_id: IdPath, session: Session, actor: CurrentActor) -> Response:
     """Admin only (manage_users). 403 for your own account; 409 for the last active admin;

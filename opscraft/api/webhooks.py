@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from opscraft.api.deps import CurrentActor, Session, client_ip, permitted
+from opscraft.api.deps import NO_BODY, CurrentActor, Session, client_ip, permitted
 from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, Limit, Page, Skip, error_responses
 from opscraft.db.models import WebhookTrigger
 from opscraft.services import webhooks
@@ -161,7 +161,7 @@ async def update_webhook(
 
 @router.delete(
     PATH + "/{webhook_id}",
-    dependencies=[permitted(Permission.edit_scripts, webhooks.MANAGE)],
+    dependencies=[permitted(Permission.edit_scripts, webhooks.MANAGE), NO_BODY],
     status_code=204,
     summary="Delete a webhook",
     responses=error_responses(*AUTHED, 404),
