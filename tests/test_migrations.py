@@ -14,6 +14,7 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -63,55 +64,82 @@ async def scratch(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
             await db.dispose()
 
 
+# The revisions from the oldest to the head.
+OLDEST_FIRST = [*reversed(EARLIER), HEAD]
+
+
 class _Templates:
-    """A database at each earlier revision, for tests that start from one, made once per test
-    process and backend by one pass from an empty database through every migration, one
-    `upgrade(engine, revision)` at a time: a copy of the SQLite file, or a PostgreSQL database
-    made with `CREATE DATABASE ... TEMPLATE`, after each. Migrating an empty database up to the
-    test's starting revision in each test ran the first half of the chain again for each of the
-    27 starting points (on average), on both databases; each migration still runs from the
-    database its predecessor left, and from empty to the head in one call in
-    `test_empty_database_upgrades_to_head_matching_the_models`."""
+    """A database at each revision a test starts from, made once per test process and backend
+    by a walker: a database that goes forward from empty one `upgrade(engine, revision)` at a
+    time, copied when it reaches a revision a test asked for (a copy of the SQLite file, or a
+    PostgreSQL database made with `CREATE DATABASE ... TEMPLATE`). Migrating an empty database up
+    to the test's starting revision in each test ran the first half of the chain again for each
+    starting point, on both databases; a copy at every revision made 35 PostgreSQL databases
+    (0.5-1 s each to create and to drop on a busy machine) where the tests start from 12. A
+    revision behind the walker takes a new one from empty: the tests come in the order of the
+    revisions they start from. Each migration still runs from the database its predecessor
+    left, and from empty to the head in one call in
+    `test_empty_database_upgrades_to_head_matching_the_models`; the head is among the starting
+    points, for tests that need a database there but do not check the way to it."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.made: dict[str, dict[str, str]] = {}  # backend -> revision -> file or database name
+        self.made: dict[str, dict[str, str]] = {"sqlite": {}, "postgresql": {}}  # revision -> file or name
+        self.walkers: dict[str, tuple[str, int]] = {}  # backend -> (URL, its place in OLDEST_FIRST)
+        self.pg_databases: list[str] = []  # walkers and templates, dropped at the end
 
-    def pg_name(self, revision: str) -> str:
+    async def template(self, backend: str, revision: str) -> str:
+        """The file (SQLite) or database name (PostgreSQL) of the template at `revision`."""
+        made = self.made[backend]
+        if revision not in made:
+            target = OLDEST_FIRST.index(revision)
+            url, at = self.walkers.get(backend, ("", len(OLDEST_FIRST)))
+            if at > target:  # no walker yet, or it is past `revision`
+                url, at = await self._empty(backend), -1
+            for step in OLDEST_FIRST[at + 1 : target + 1]:
+                await _upgrade_once(url, step)  # its connections closed: a template has none
+            self.walkers[backend] = (url, target)
+            made[revision] = await self._copy(backend, url, revision)
+        return made[revision]
+
+    def _pg_url(self, name: str) -> str:
         from sqlalchemy.engine import make_url
 
         assert PG_URL
-        return f"{make_url(PG_URL).database}_at_{revision}"
+        return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
 
-    async def made_for(self, backend: str) -> dict[str, str]:
-        if backend not in self.made:
-            self.made[backend] = await (self._sqlite() if backend == "sqlite" else self._postgres())
-        return self.made[backend]
+    def _pg_name(self, what: str) -> str:
+        from sqlalchemy.engine import make_url
 
-    async def _sqlite(self) -> dict[str, str]:
-        walker = self.directory / "walker.db"
-        made = {}
-        for revision in reversed(EARLIER):  # the oldest first
-            await _upgrade_once(f"sqlite+aiosqlite:///{walker}", revision)
-            made[revision] = str(self.directory / f"{revision}.db")
-            shutil.copyfile(walker, made[revision])
-        return made
+        assert PG_URL
+        return f"{make_url(PG_URL).database}_{what}"
 
-    async def _postgres(self) -> dict[str, str]:
-        made = {}
-        async with postgres_scratch_database() as walker, _admin_connection() as admin:
-            walker_name = walker.rsplit("/", 1)[-1]
-            for revision in reversed(EARLIER):  # the oldest first
-                await _upgrade_once(walker, revision)  # its connections closed: a template has none
-                made[revision] = self.pg_name(revision)
-                await admin.execute(f'DROP DATABASE IF EXISTS "{made[revision]}" WITH (FORCE)')
-                await admin.execute(f'CREATE DATABASE "{made[revision]}" TEMPLATE "{walker_name}"')
-        return made
+    async def _empty(self, backend: str) -> str:
+        """The URL of a new, empty database for a walker."""
+        if backend == "sqlite":
+            return f"sqlite+aiosqlite:///{self.directory / f'walker-{secrets.token_hex(3)}.db'}"
+        name = self._pg_name(f"walker_{secrets.token_hex(3)}")
+        async with _admin_connection() as admin:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        self.pg_databases.append(name)
+        return self._pg_url(name)
+
+    async def _copy(self, backend: str, walker: str, revision: str) -> str:
+        if backend == "sqlite":
+            path = self.directory / f"{revision}.db"
+            shutil.copyfile(walker.removeprefix("sqlite+aiosqlite:///"), path)
+            return str(path)
+        name = self._pg_name(f"at_{revision}")
+        async with _admin_connection() as admin:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{walker.rsplit("/", 1)[-1]}"')
+        self.pg_databases.append(name)
+        return name
 
     async def drop(self) -> None:
-        if "postgresql" in self.made:
+        if self.pg_databases:
             async with _admin_connection() as admin:
-                for name in self.made["postgresql"].values():
+                for name in self.pg_databases:
                     await _drop_database(admin, name)
 
 
@@ -150,16 +178,17 @@ def _templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Templates]
 @pytest.fixture
 async def at_revision(
     backend: str, tmp_path: Path, _templates: _Templates
-) -> AsyncIterator[Callable[[str], Awaitable[Database]]]:
-    """`await at_revision(rev)`: a database of the test's own at the earlier revision `rev` (a
-    copy of its `_Templates` one), as if an empty one had been upgraded to `rev`."""
+) -> AsyncIterator[Callable[[str | None], Awaitable[Database]]]:
+    """`await at_revision(rev)`: a database of the test's own at revision `rev` (a copy of its
+    `_Templates` one), as if an empty one had been upgraded to `rev`; `rev` None: an empty one."""
     opened: list[Database] = []
 
-    async def at(revision: str) -> Database:
-        template = (await _templates.made_for(backend))[revision]
+    async def at(revision: str | None) -> Database:
+        template = await _templates.template(backend, revision) if revision else None
         if backend == "sqlite":
             path = tmp_path / f"at-{revision}.db"
-            shutil.copyfile(template, path)
+            if template:
+                shutil.copyfile(template, path)
             opened.append(Database(f"sqlite+aiosqlite:///{path}"))
         else:
             opened.append(Database(await scratch_from_template(template)))
@@ -167,12 +196,13 @@ async def at_revision(
 
     copies: list[str] = []
 
-    async def scratch_from_template(template: str) -> str:
+    async def scratch_from_template(template: str | None) -> str:
         from sqlalchemy.engine import make_url
 
-        name = f"{template}_{len(copies)}_{secrets.token_hex(3)}"
+        assert PG_URL
+        name = f"{template or make_url(PG_URL).database + '_empty'}_{len(copies)}_{secrets.token_hex(3)}"
         async with _admin_connection() as admin:
-            await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            await admin.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         copies.append(name)
         return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
 
@@ -269,21 +299,97 @@ async def test_processes_starting_together_on_an_empty_database_take_turns(
     assert await current_revision(scratch.engine) == HEAD
 
 
+async def _add_user(conn: Any, name: str) -> None:
+    """A user `name` as a row of the schema `conn` is at (the columns every revision has, and
+    from 0016 on the `account_key` it requires)."""
+    columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("users")})
+    row = {"username": name, "email": f"{name}@example.com", "full_name": "Old Timer"}
+    row |= {"hashed_password": "x", "role": "admin", "is_active": True, "token_version": 3}
+    row |= {"created_at": datetime(2024, 1, 1), "updated_at": datetime(2024, 1, 1)}
+    if "account_key" in columns:  # required from 0016 on
+        row["account_key"] = hashlib.sha256(name.encode()).hexdigest()[:16]
+    values = ", ".join(f":{column}" for column in row)
+    await conn.execute(text(f"INSERT INTO users ({', '.join(row)}) VALUES ({values})"), row)
+
+
+class _UsersWalk:
+    """One pass per backend from an empty database to the head, one `upgrade(engine, revision)`
+    at a time, that adds a user `old-<revision>` at each earlier revision: each revision's test
+    (`test_database_at_an_earlier_revision_upgrades_keeping_its_data`) reads that its user came
+    through every later migration. A database of its own per starting revision, upgraded to the
+    head, ran half the chain again for each of the 33 starting points on average, on both
+    databases (135 s of the module's 277 in a full run); the whole way in one call, from the
+    oldest revision with a user, stays tested in
+    `test_a_database_at_the_oldest_revision_upgrades_in_one_call_keeping_its_data`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.made: dict[str, _UsersWalked] = {}
+
+    async def made_for(self, backend: str) -> _UsersWalked:
+        if backend not in self.made:
+            if backend == "sqlite":
+                self.made[backend] = await self._walk(f"sqlite+aiosqlite:///{self.directory / 'users.db'}")
+            else:
+                async with postgres_scratch_database() as url:
+                    self.made[backend] = await self._walk(url)
+        return self.made[backend]
+
+    async def _walk(self, url: str) -> _UsersWalked:
+        walked = _UsersWalked()
+        for revision in reversed(EARLIER):  # the oldest first
+            engine = create_engine(url)
+            try:
+                await upgrade(engine, revision)
+                walked.revision_at[revision] = await current_revision(engine)
+                async with engine.begin() as conn:
+                    await _add_user(conn, f"old-{revision}")
+            finally:
+                await engine.dispose()
+        engine = create_engine(url)
+        try:
+            await upgrade(engine)
+            walked.head = await current_revision(engine)
+            async with engine.connect() as conn:
+                rows = await conn.execute(text("SELECT username, role, token_version FROM users"))
+                walked.users = {row[0]: tuple(row) for row in rows}
+        finally:
+            await engine.dispose()
+        return walked
+
+
+@dataclass
+class _UsersWalked:
+    revision_at: dict[str, str | None] = field(default_factory=dict)  # what the database said
+    head: str | None = None  # the revision at the end
+    users: dict[str, tuple[object, ...]] = field(default_factory=dict)  # name -> (name, role, version)
+
+
+@pytest.fixture(scope="module")
+def _users_walk(tmp_path_factory: pytest.TempPathFactory) -> _UsersWalk:
+    return _UsersWalk(tmp_path_factory.mktemp("users-walk"))
+
+
 @pytest.mark.parametrize("start", EARLIER)
 async def test_database_at_an_earlier_revision_upgrades_keeping_its_data(
-    at_revision: Callable[[str], Awaitable[Database]], start: str
+    backend: str, _users_walk: _UsersWalk, start: str
 ) -> None:
-    scratch = await at_revision(start)
-    assert await current_revision(scratch.engine) == start
+    """A user stored at revision `start` is there, unchanged, after every later migration
+    (`_UsersWalk`: with the users of the other revisions)."""
+    walked = await _users_walk.made_for(backend)
+    assert walked.revision_at[start] == start
+    assert walked.head == HEAD
+    assert walked.users.get(f"old-{start}") == (f"old-{start}", "admin", 3), walked.users
+
+
+async def test_a_database_at_the_oldest_revision_upgrades_in_one_call_keeping_its_data(
+    at_revision: Callable[[str], Awaitable[Database]],
+) -> None:
+    """From the oldest revision with a user to the head in one `upgrade` (one transaction)."""
+    scratch = await at_revision(EARLIER[-1])
+    assert await current_revision(scratch.engine) == EARLIER[-1]
     async with scratch.engine.begin() as conn:
-        columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("users")})
-        row = {"username": "old", "email": "old@example.com", "full_name": "Old Timer"}
-        row |= {"hashed_password": "x", "role": "admin", "is_active": True, "token_version": 3}
-        row |= {"created_at": datetime(2024, 1, 1), "updated_at": datetime(2024, 1, 1)}
-        if "account_key" in columns:  # required from 0016 on
-            row["account_key"] = "0123456789abcdef"
-        values = ", ".join(f":{name}" for name in row)
-        await conn.execute(text(f"INSERT INTO users ({', '.join(row)}) VALUES ({values})"), row)
+        await _add_user(conn, "old")
     await upgrade(scratch.engine)
     assert await current_revision(scratch.engine) == HEAD
     async with scratch.engine.connect() as conn:
@@ -308,7 +414,7 @@ main(["db", "upgrade"])
 
 @pytest.mark.parametrize("start", [None, "0015"])
 async def test_an_upgrade_killed_midway_changes_nothing_and_the_next_one_completes(
-    scratch: Database, tmp_path: Path, start: str | None
+    at_revision: Callable[[str | None], Awaitable[Database]], tmp_path: Path, start: str | None
 ) -> None:
     """`opscraft db upgrade` (or a first start) killed midway, here in 0027, by `docker stop`,
     Ctrl-C or a power cut: on SQLite each CREATE, ALTER and DROP had committed on its own
@@ -317,9 +423,10 @@ async def test_an_upgrade_killed_midway_changes_nothing_and_the_next_one_complet
     app_settings already exists" on a new install, "duplicate column name: account_key" from
     0015). The upgrade is one transaction on both databases: nothing of it stays, and the next
     run completes with the data kept (a user from 0015, with non-ASCII text)."""
+    scratch = await at_revision(start)  # empty, or as if upgraded to `start`
     url = scratch.engine.url.render_as_string(hide_password=False)
     if start:
-        await upgrade(scratch.engine, start)
+        assert await current_revision(scratch.engine) == start
         async with scratch.engine.begin() as conn:
             row = {"username": "old", "email": "old@example.com", "full_name": "Öld Tïmer 😀"}
             row |= {"hashed_password": "x", "role": "admin", "is_active": True, "token_version": 3}
@@ -356,6 +463,56 @@ async def test_an_upgrade_killed_midway_changes_nothing_and_the_next_one_complet
 def test_previous_revision_is_among_the_starting_points() -> None:
     previous = SCRIPTS.get_revision(HEAD).down_revision
     assert previous in EARLIER and len(EARLIER) == len(list(SCRIPTS.walk_revisions())) - 1
+
+
+async def test_0018_keeps_the_uses_of_secrets_and_their_tables_indexes(
+    at_revision: Callable[[str], Awaitable[Database]],
+) -> None:
+    """The webhook and channel tables, rebuilt on SQLite, keep their rows, unique name indexes and
+    ids; a secret they use can no longer be deleted (it was SET NULL before 0018)."""
+    scratch = await at_revision(SCRIPTS.get_revision("0018").down_revision)
+    async with scratch.session() as session:
+        secret = Secret(name="KEY", ciphertext=b"", salt=b"", nonce=b"")
+        script = Script(name="deploy", script_type="bash", content="echo\n", search_text="deploy")
+        session.add_all([secret, script])
+        await session.flush()
+        # The columns of that revision only (the models have 0031's `url_*` and 0034's
+        # `terraform_*` too)
+        hook_row = {"name": "w", "name_key": "w", "token_hash": "h", "prefix": "p", "mapping": {}}
+        hook_row |= {"parameters": {}, "enabled": True, "created_at": utcnow()}
+        hooks = WebhookTrigger.__table__  # type: ignore[attr-defined]
+        added = await session.exec(  # type: ignore[call-overload]
+            sql_insert(hooks)
+            .values(**hook_row, script_id=script.id, secret_id=secret.id)
+            .returning(hooks.c.id)
+        )
+        hook_id = added.scalar_one()
+        channel_row = {"name": "ops", "name_key": "ops", "kind": "webhook", "config": {}, "enabled": True}
+        now = {"created_at": utcnow(), "updated_at": utcnow()}
+        channels = NotificationChannel.__table__  # type: ignore[attr-defined]
+        await session.exec(sql_insert(channels).values(**channel_row, **now, secret_id=secret.id))  # type: ignore[call-overload]
+        await session.commit()
+        ids = (secret.id, hook_id, script.id)
+    await upgrade(scratch.engine)
+    async with scratch.session() as session:
+        (hook,) = (await session.exec(select(WebhookTrigger))).all()
+        (channel,) = (await session.exec(select(NotificationChannel))).all()
+        assert (hook.secret_id, hook.id, hook.script_id) == ids and channel.secret_id == ids[0]
+        with pytest.raises(IntegrityError):
+            await session.exec(sql_delete(Secret))
+        await session.rollback()
+        for duplicate in (
+            WebhookTrigger(script_id=ids[2], name="W", token_hash="i", prefix="q"),
+            NotificationChannel(name="OPS", kind="webhook", config={}),
+        ):
+            session.add(duplicate)
+            with pytest.raises(IntegrityError, match=r"(?i)unique"):
+                await session.flush()
+            await session.rollback()
+        await session.exec(sql_delete(WebhookTrigger))  # SQLite's AUTOINCREMENT kept: no id again
+        session.add(WebhookTrigger(script_id=ids[2], name="new", token_hash="j", prefix="r"))
+        await session.commit()
+        assert (await session.exec(select(WebhookTrigger.id))).one() > ids[1]
 
 
 async def test_0020_keeps_attachments_and_refuses_deleting_an_attached_secret(
@@ -665,61 +822,14 @@ async def test_0034_says_plan_in_default_for_the_automation_of_terraform_scripts
             assert [tuple(r) for r in rows] == [("bash", None, None), ("terraform", "plan", "default")], table
 
 
-async def test_0018_keeps_the_uses_of_secrets_and_their_tables_indexes(
-    at_revision: Callable[[str], Awaitable[Database]],
+async def test_a_database_migrated_by_a_newer_version_is_refused_as_it_is(
+    at_revision: Callable[[str | None], Awaitable[Database]],
 ) -> None:
-    """The webhook and channel tables, rebuilt on SQLite, keep their rows, unique name indexes and
-    ids; a secret they use can no longer be deleted (it was SET NULL before 0018)."""
-    scratch = await at_revision(SCRIPTS.get_revision("0018").down_revision)
-    async with scratch.session() as session:
-        secret = Secret(name="KEY", ciphertext=b"", salt=b"", nonce=b"")
-        script = Script(name="deploy", script_type="bash", content="echo\n", search_text="deploy")
-        session.add_all([secret, script])
-        await session.flush()
-        # The columns of that revision only (the models have 0031's `url_*` and 0034's
-        # `terraform_*` too)
-        hook_row = {"name": "w", "name_key": "w", "token_hash": "h", "prefix": "p", "mapping": {}}
-        hook_row |= {"parameters": {}, "enabled": True, "created_at": utcnow()}
-        hooks = WebhookTrigger.__table__  # type: ignore[attr-defined]
-        added = await session.exec(  # type: ignore[call-overload]
-            sql_insert(hooks)
-            .values(**hook_row, script_id=script.id, secret_id=secret.id)
-            .returning(hooks.c.id)
-        )
-        hook_id = added.scalar_one()
-        channel_row = {"name": "ops", "name_key": "ops", "kind": "webhook", "config": {}, "enabled": True}
-        now = {"created_at": utcnow(), "updated_at": utcnow()}
-        channels = NotificationChannel.__table__  # type: ignore[attr-defined]
-        await session.exec(sql_insert(channels).values(**channel_row, **now, secret_id=secret.id))  # type: ignore[call-overload]
-        await session.commit()
-        ids = (secret.id, hook_id, script.id)
-    await upgrade(scratch.engine)
-    async with scratch.session() as session:
-        (hook,) = (await session.exec(select(WebhookTrigger))).all()
-        (channel,) = (await session.exec(select(NotificationChannel))).all()
-        assert (hook.secret_id, hook.id, hook.script_id) == ids and channel.secret_id == ids[0]
-        with pytest.raises(IntegrityError):
-            await session.exec(sql_delete(Secret))
-        await session.rollback()
-        for duplicate in (
-            WebhookTrigger(script_id=ids[2], name="W", token_hash="i", prefix="q"),
-            NotificationChannel(name="OPS", kind="webhook", config={}),
-        ):
-            session.add(duplicate)
-            with pytest.raises(IntegrityError, match=r"(?i)unique"):
-                await session.flush()
-            await session.rollback()
-        await session.exec(sql_delete(WebhookTrigger))  # SQLite's AUTOINCREMENT kept: no id again
-        session.add(WebhookTrigger(script_id=ids[2], name="new", token_hash="j", prefix="r"))
-        await session.commit()
-        assert (await session.exec(select(WebhookTrigger.id))).one() > ids[1]
-
-
-async def test_a_database_migrated_by_a_newer_version_is_refused_as_it_is(scratch: Database) -> None:
     """A database at a revision this version has no script for (a newer OpsCraft upgraded it,
     then an older one was started on it) is refused with what to do, and left as it is: Alembic
     answered "Can't locate revision identified by '0099'" in a traceback."""
-    await upgrade(scratch.engine)
+    scratch = await at_revision(HEAD)  # the way there is tested from empty above
+    assert await current_revision(scratch.engine) == HEAD
     async with scratch.engine.begin() as conn:
         await conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
     with pytest.raises(MigrationError) as refused:

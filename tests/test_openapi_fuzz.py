@@ -8,6 +8,8 @@ server. A bounded number of examples per route keeps the module well under a min
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -119,12 +121,19 @@ def admin_session(fuzz_server: LiveServer) -> Admin:
     return Admin(fuzz_server)
 
 
-def _document() -> dict[str, Any]:
-    """The OpenAPI document the server serves, built without starting anything (the routers are
-    the same; `test_the_live_server_serves_this_schema` checks it)."""
+@functools.cache
+def _document_text() -> str:
+    """The OpenAPI document the server serves, built once per process without starting anything
+    (the routers are the same; `test_the_live_server_serves_this_schema` checks it): building
+    the API and its document is about a second of CPU, and four users of it built it four times."""
     app = FastAPI()
     install_api(app, load_settings(SECRET_KEY="x" * 40))
-    return app.openapi()
+    return json.dumps(app.openapi())
+
+
+def _document() -> dict[str, Any]:
+    """A copy of its own of the document (`_document_text`): schemathesis may change the one it gets."""
+    return dict(json.loads(_document_text()))
 
 
 # The explicit examples and the random phase, EXAMPLES_PER_ROUTE each; not the coverage phase,
