@@ -28,10 +28,17 @@ GZIP_MIN_BYTES = 1400
 
 
 def _gzip(app: Any) -> Any:
-    """Starlette's GZipMiddleware (NiceGUI's own) from `GZIP_MIN_BYTES` on."""
-    from fastapi.middleware.gzip import GZipMiddleware
+    """Starlette's GZipMiddleware (NiceGUI's own) from `GZIP_MIN_BYTES` on, which compresses each
+    of NiceGUI's versioned files (`/_nicegui/<version>/`, not its per-request
+    `dynamic_resources/`) once and sends that again (`opscraft.static_gzip`)."""
+    from nicegui.version import __version__
 
-    return GZipMiddleware(app, minimum_size=GZIP_MIN_BYTES)
+    from opscraft.static_gzip import CachingGZipMiddleware
+
+    prefix = f"/_nicegui/{__version__}/"
+    return CachingGZipMiddleware(
+        app, GZIP_MIN_BYTES, immutable_prefix=prefix, except_prefixes=(f"{prefix}dynamic_resources/",)
+    )
 
 
 def storage_secret(settings: Settings) -> str:
