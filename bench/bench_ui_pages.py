@@ -1,7 +1,7 @@
 """Web UI: server CPU per page navigation (Chromium via Playwright), against bare requests.
 
-Starts an `opscraft serve` from each source tree given (one: this tree; two: a baseline tree and
-this one, measured in the same minutes), with 10 scripts and 10 finished runs, signs in once in
+Starts an `opscraft serve` from this tree and from each other source tree given (baselines,
+measured in the same minutes), with 10 scripts and 10 finished runs, signs in once in
 Chromium and keeps that session's cookie. Then, round after round (the trees alternating, and
 which goes first), each workload is run on each server and the server's CPU time (`utime +
 stime` of all its threads, /proc) is counted during that workload only:
@@ -20,7 +20,7 @@ the wall time, and the CPU of the browser side (Playwright's driver and Chromium
 A client's socket disconnect is handled after the context closes; the server deletes its page
 state `reconnect_timeout` (10 s) later, inside whatever is measured then (either tree's).
 
-Usage: .venv/bin/python -m bench.bench_ui_pages [BASELINE_TREE] [--rounds 6] [--per 4]
+Usage: .venv/bin/python -m bench.bench_ui_pages [BASELINE_TREE ...] [--rounds 6] [--per 4]
 """
 
 from __future__ import annotations
@@ -175,9 +175,9 @@ def main(trees: list[Path], rounds: int, per: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("baseline", type=Path, nargs="?", help="another source tree, measured alongside")
+    parser.add_argument("baseline", type=Path, nargs="*", help="other source trees, measured alongside")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--per", type=int, default=4, help="navigations per page and round")
     args = parser.parse_args()
-    trees = [args.baseline.resolve(), ROOT] if args.baseline else [ROOT]
+    trees = [*(tree.resolve() for tree in args.baseline), ROOT]
     main(trees, args.rounds, args.per)
