@@ -15,8 +15,9 @@ stime` of all its threads, /proc) is counted during that workload only:
   each GET once with httpx (`Accept-Encoding: gzip`, as a browser sends it); `health`, one
   `GET /api/v1/health`.
 
-Prints per tree and workload: server CPU per request or navigation (ms, mean over the rounds),
-the wall time, and the CPU of the browser side (Playwright's driver and Chromium).
+Prints after each round the server CPU per request or navigation (ms, mean so far) of each tree,
+and at the end, per tree and workload, that mean, its lowest round, the wall time and the CPU
+of the browser side (Playwright's driver and Chromium).
 A client's socket disconnect is handled after the context closes; the server deletes its page
 state `reconnect_timeout` (10 s) later, inside whatever is measured then (either tree's).
 
@@ -86,6 +87,14 @@ def client_cpu(servers: list[int]) -> float:
             times = child.cpu_times()
             total += times.user + times.system
     return total
+
+
+def running(trees: list[Path], cpu: dict[tuple[int, str], list[float]]) -> None:
+    """Server CPU (ms, mean so far) per workload, one column per tree (the last: this one)."""
+    print(f"{'workload':22s}" + "".join(f" {tree.name[-14:]:>14s}" for tree in trees))
+    for name in NAMES:
+        means = (sum(cpu[i, name]) / len(cpu[i, name]) * 1000 for i in range(len(trees)))
+        print(f"{name:22s}" + "".join(f" {mean:14.2f}" for mean in means), flush=True)
 
 
 def main(trees: list[Path], rounds: int, per: int) -> None:
@@ -158,7 +167,8 @@ def main(trees: list[Path], rounds: int, per: int) -> None:
                     cpu[i, name].append((c1 - c0) / count)
                     wall[i, name].append((t1 - t0) / count)
                     browser_cpu[i, name].append((b1 - b0) / count)
-            print(f"round {round_ + 1}/{rounds} done (load {os.getloadavg()[0]:.1f})", flush=True)
+            print(f"\nafter round {round_ + 1}/{rounds} (load {os.getloadavg()[0]:.1f}):", flush=True)
+            running(trees, cpu)
         for context in warm:
             context.close()
         browser.close()
