@@ -66,6 +66,7 @@ class VersionedFileHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
                 headers = MutableHeaders(scope=message)
                 location = headers.get("location", "")
                 if location.startswith("/"):
