@@ -27,11 +27,24 @@ WS_PROTOCOL = "websockets-sansio"
 GZIP_MIN_BYTES = 1400
 
 
-def _gzip(app: Any) -> Any:
-    """Starlette's GZipMiddleware (NiceGUI's own) from `GZIP_MIN_BYTES` on."""
-    from fastapi.middleware.gzip import GZipMiddleware
+def versioned_prefix() -> str:
+    """Where NiceGUI serves the files of its version (JS, CSS, fonts, components), unchanged while
+    that version runs; its `dynamic_resources/` under it are made per request."""
+    from nicegui.version import __version__
 
-    return GZipMiddleware(app, minimum_size=GZIP_MIN_BYTES)
+    return f"/_nicegui/{__version__}/"
+
+
+def _gzip(app: Any) -> Any:
+    """Starlette's GZipMiddleware (NiceGUI's own) from `GZIP_MIN_BYTES` on, which compresses each
+    of NiceGUI's versioned files (`versioned_prefix`, not its per-request `dynamic_resources/`)
+    once and sends that again (`opscraft.static_gzip`)."""
+    from opscraft.static_gzip import CachingGZipMiddleware
+
+    prefix = versioned_prefix()
+    return CachingGZipMiddleware(
+        app, GZIP_MIN_BYTES, immutable_prefix=prefix, except_prefixes=(f"{prefix}dynamic_resources/",)
+    )
 
 
 def storage_secret(settings: Settings) -> str:
@@ -74,7 +87,7 @@ def configure(settings: Settings) -> list[Exception]:
     install_api(app, settings)
     install_docs(app)
     register_pages()
-    lean_path.install(app)
+    lean_path.install(app, versioned_prefix(), cache_control=lambda: app.config.cache_control_directives)
     for name in ("uvicorn.access", "uvicorn.error"):  # uvicorn's own handlers: not the root's filter
         logging.getLogger(name).addFilter(RedactCredentials())
 
