@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,10 @@ class TcpProxy:
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
 
+    @property
+    def stopped(self) -> bool:
+        return self._listener is None
+
     def start(self) -> None:
         listener = socket.create_server(("127.0.0.1", self.port))
         self._listener = listener
@@ -71,6 +76,7 @@ class TcpProxy:
         with contextlib.suppress(OSError):  # already stopped
             self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() does not
         self._listener.close()
+        self._listener = None
         with self._lock:
             for sock in self._sockets:
                 with contextlib.suppress(OSError):
@@ -121,27 +127,84 @@ def _scratch_database() -> Iterator[str]:
         thread.join(60)
 
 
-@pytest.fixture
-def behind_proxy(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[LiveServer, TcpProxy]]:
-    """A server on a scratch PostgreSQL database reached through a `TcpProxy`; an indirect
-    parameter (a dict) adds to the server's environment."""
+@contextlib.contextmanager
+def _served_behind_proxy(data_dir: Path, extra_env: dict[str, str]) -> Iterator[tuple[LiveServer, TcpProxy]]:
+    """A server on a scratch PostgreSQL database reached through a `TcpProxy`, with `extra_env`
+    added to its environment."""
     require_service(bool(PG_URL), "PostgreSQL (OPSCRAFT_TEST_PG_URL)")
     with _scratch_database() as url:
         target = make_url(url)
         proxy = TcpProxy((target.host or "127.0.0.1", target.port or 5432))
         proxy.start()
         proxied = target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-        env = {
-            "DATABASE_URL": proxied,
-            "OPSCRAFT_METRICS_TOKEN": METRICS_TOKEN,
-            **getattr(request, "param", {}),
-        }
-        server = start_server(tmp_path / "data", env)
+        env = {"DATABASE_URL": proxied, "OPSCRAFT_METRICS_TOKEN": METRICS_TOKEN, **extra_env}
+        server = start_server(data_dir, env)
         try:
             yield server, proxy
         finally:
             stop_server(server)
-            proxy.stop()
+            if not proxy.stopped:
+                proxy.stop()
+
+
+@dataclass
+class Outage:
+    """The module's shared server behind its proxy, as one test finds it: `root`'s bearer
+    header, and where the server's log stood when the server had started and when the test
+    began (a test reads only its own part)."""
+
+    server: LiveServer
+    proxy: TcpProxy
+    bearer: dict[str, str]
+    started: int
+    begun: int = 0
+
+    def log(self) -> str:
+        """The server's start and what it logged since this test began."""
+        log = self.server.log()
+        return log[: self.started] + log[self.begun :]
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outage]:
+    """One server behind a proxy for the tests whose server has the default settings: a start
+    costs seconds of the module's time. `root` is registered once."""
+    with _served_behind_proxy(tmp_path_factory.mktemp("outage") / "data", {}) as (server, proxy):
+        yield Outage(server, proxy, _register_root(server), len(server.log()))
+
+
+def _loops_answer(log: str) -> bool:
+    """Every background loop that logged a failure logged since that the database answers."""
+    # rfind is -1 for a line never logged: a loop that never failed passes (-1 <= -1).
+    return all(
+        log.rfind(f"{loop} failed: the database is unreachable") <= log.rfind(f"{loop}: the database answers")
+        for loop in LOOPS
+    )
+
+
+@pytest.fixture
+def outage(shared_server: Outage) -> Iterator[Outage]:
+    """The shared server with its database reachable and every loop past an earlier test's
+    outage (a loop still failing would log no new failure); the proxy is restarted and thawed
+    after the test, whatever its outcome."""
+    server, proxy = shared_server.server, shared_server.proxy
+    _wait_until("the database to answer", lambda: httpx.get(f"{server.url}/api/v1/health").status_code == 200)
+    _wait_until("every loop to recover from an earlier outage", lambda: _loops_answer(server.log()))
+    shared_server.begun = len(server.log())
+    try:
+        yield shared_server
+    finally:
+        proxy.frozen.clear()
+        if proxy.stopped:
+            proxy.start()
+
+
+@pytest.fixture
+def behind_proxy(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[LiveServer, TcpProxy]]:
+    """A server of its own behind a proxy, with the indirect parameter (a dict) added to its
+    environment."""
+    with _served_behind_proxy(tmp_path / "data", request.param) as served:
+        yield served
 
 
 def _wait_until(what: str, check: Callable[[], bool], seconds: float = 30) -> None:
@@ -160,17 +223,14 @@ def _register_root(server: LiveServer) -> dict[str, str]:
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
-def _every_loop_logged(server: LiveServer, after_name: str) -> bool:
-    log = server.log()
+def _every_loop_logged(outage: Outage, after_name: str) -> bool:
+    log = outage.log()
     return all(f"{loop}{after_name}" in log for loop in LOOPS)
 
 
-def test_an_outage_is_503_database_unreachable_and_a_line_in_the_log_per_loop(
-    behind_proxy: tuple[LiveServer, TcpProxy],
-) -> None:
-    server, proxy = behind_proxy
+def test_an_outage_is_503_database_unreachable_and_a_line_in_the_log_per_loop(outage: Outage) -> None:
+    server, proxy, bearer = outage.server, outage.proxy, outage.bearer
     api = f"{server.url}/api/v1"
-    bearer = _register_root(server)
     assert httpx.get(f"{server.url}/metrics", headers=bearer).status_code == 200
 
     proxy.stop()
@@ -187,7 +247,7 @@ def test_an_outage_is_503_database_unreachable_and_a_line_in_the_log_per_loop(
     health = httpx.get(f"{api}/health")
     assert (health.status_code, health.json()["database"]) == (503, "disconnected")
     # Every loop has failed several rounds by now (each polls at least every few seconds).
-    _wait_until("every loop to notice", lambda: _every_loop_logged(server, " failed: the database"))
+    _wait_until("every loop to notice", lambda: _every_loop_logged(outage, " failed: the database"))
     # An observation window, not a wait for a state: the outage lasts a few more rounds of every
     # loop (each polls at least every 5 s), so the "one warning per loop" check below counts
     # rounds that failed silently; a silent round leaves nothing to wait for.
@@ -195,9 +255,9 @@ def test_an_outage_is_503_database_unreachable_and_a_line_in_the_log_per_loop(
 
     proxy.start()
     _wait_until("the database back", lambda: httpx.get(f"{api}/health").status_code == 200)
-    _wait_until("every loop to recover", lambda: _every_loop_logged(server, ": the database answers"))
+    _wait_until("every loop to recover", lambda: _every_loop_logged(outage, ": the database answers"))
     assert httpx.get(f"{api}/scripts", headers=bearer).status_code == 200
-    log = server.log()
+    log = outage.log()
     assert "Traceback" not in log, log
     for loop in LOOPS:
         assert log.count(f"{loop} failed: the database is unreachable") == 1, log
@@ -259,14 +319,12 @@ async def test_unreachable_is_a_refused_connection_not_an_answered_error() -> No
 
 @pytest.mark.browser
 def test_an_open_page_and_a_page_opened_during_an_outage_say_the_database_is_unreachable(
-    behind_proxy: tuple[LiveServer, TcpProxy], page: Any
+    outage: Outage, page: Any
 ) -> None:
     """A Save clicked during the outage did nothing visible, and a page opened then was NiceGUI's
     "500 Server error ConnectionRefusedError: [Errno 111] Connection refused"."""
-    server, proxy = behind_proxy
-    _register_root(server)
-    log_in(page, server, "root")
-    page.goto(f"{server.url}/settings")
+    server, proxy = outage.server, outage.proxy
+    log_in(page, server, "root", then="/settings")
     page.get_by_test_id("settings-save").wait_for()
 
     proxy.stop()

@@ -15,14 +15,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from opscraft.config import ConfigError, Settings, load_settings
 from opscraft.db.migration_error import MigrationError
-
-#: What opening and migrating a database raises when it cannot be used: one line each, by
-#: `database_error` (an unreachable server, a bad file, a database a newer version migrated).
-DATABASE_ERRORS = (OSError, SQLAlchemyError, MigrationError)
 
 #: `add_parser` of the top-level subparsers (or of a command group's subparsers).
 Factory = Callable[..., argparse.ArgumentParser]
@@ -93,12 +87,17 @@ def database_error(settings: Settings, exc: Exception) -> str:
 
 @contextlib.contextmanager
 def one_line_errors(settings: Settings) -> Iterator[None]:
-    """Inside, a database that cannot be opened or migrated (`DATABASE_ERRORS`) or a wrong
+    """Inside, a database that cannot be opened or migrated (an unreachable server, a bad file, a
+    database a newer version migrated: `OSError`, `SQLAlchemyError`, `MigrationError`) or a wrong
     setting (`ConfigError`: a bad master key, a worker id another live worker holds) exits the
     command with status 1 and one line (`database_error`, `opscraft: configuration error: ...`)."""
+    # Here, not at the module's top: `--version`, `--help` and a mistyped argument end before
+    # any command runs, without SQLAlchemy's import (most of a second of CPU).
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         yield
-    except DATABASE_ERRORS as exc:
+    except (OSError, SQLAlchemyError, MigrationError) as exc:
         sys.exit(database_error(settings, exc))
     except ConfigError as exc:
         sys.exit(f"opscraft: configuration error: {exc}")

@@ -23,8 +23,6 @@ MAX_SLOTS = 64
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
-    from opscraft.app import serve
-
     if args.workers is not None:
         if not 0 <= args.workers <= MAX_SLOTS:
             sys.exit(f"opscraft: --workers must be between 0 and {MAX_SLOTS}")
@@ -33,6 +31,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     claim_worker(settings)
     check_database(settings)
     require_free_port(args.host, args.port)
+    # Imported once the checks above passed: the app (NiceGUI, FastAPI, every route) is most of
+    # the start's CPU, which a refused start (a taken port, a data directory in use, a database
+    # that cannot be used) does not need to spend before its one line.
+    from opscraft.app import serve
+
     with one_line_errors(settings):
         serve(settings, args.host, args.port)
     end_process()
