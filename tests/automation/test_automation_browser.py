@@ -38,7 +38,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     settings = {**RUN_ENV, **LOOPBACK_RECEIVERS}  # the notification receivers are on 127.0.0.1
     # The scheduler sees a fire time written to its database (`bring_forward`) within half a second.
     settings["OPSCRAFT_SCHEDULER_IDLE_SECONDS"] = "0.5"
-    with serving(tmp_path_factory, "automation-ui", settings, users=users) as server:
+    with serving(tmp_path_factory, "automation-ui", settings, users=users, through_api=True) as server:
         yield Env(server, token(server, "admin"))
 
 
