@@ -65,7 +65,7 @@ async def scheduler_bench(rt, actor: Actor, script_id: int, count: int, minutes:
         start = time.process_time()
         claimed = await schedules.tick(rt.db, now=fire + timedelta(seconds=1))
         for second in range(5, 60, 5):
-            await schedules.seconds_to_next(rt.db)
+            await schedules.seconds_to_next(rt.db, rt.settings.scheduler_idle_seconds)
             await schedules.tick(rt.db, now=fire + timedelta(seconds=second))
         cpu_scheduler.append(time.process_time() - start)
         assert claimed == count, f"claimed {claimed} of {count}"

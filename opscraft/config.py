@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     # Seconds between an open page's re-reads of its lists (another user's change shows within it);
     # the frame's navigation badge, which also re-checks the session, every twice as many.
     live_seconds: float = Field(5.0, gt=0, le=3600, validation_alias="OPSCRAFT_LIVE_SECONDS")
+    # Seconds the scheduler sleeps at most between two looks at the schedules (sooner when a fire
+    # time comes first): a schedule saved, resumed or brought forward by another process, or
+    # written to the database directly, fires at most this late.
+    scheduler_idle_seconds: float = Field(
+        5.0, gt=0, le=60, validation_alias="OPSCRAFT_SCHEDULER_IDLE_SECONDS"
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
     # `text` (one human-readable line) or `json` (one JSON object per line, with `execution_id`

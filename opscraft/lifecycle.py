@@ -102,7 +102,7 @@ async def start(
         if dispatcher is not None:
             rt.run_events = dispatcher
             dispatcher.start()
-            rt.automation = automation.start(rt.db)
+            rt.automation = automation.start(rt.db, settings.scheduler_idle_seconds)
         log.info(
             "OpsCraft started: database=%s, redis=%s, worker=%s",
             "sqlite" if settings.is_sqlite else "postgresql",

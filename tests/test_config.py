@@ -63,6 +63,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         ("OPSCRAFT_WORKER_LOST_SECONDS", "9", "at least twice OPSCRAFT_WORKER_HEARTBEAT_SECONDS"),
         ("OPSCRAFT_LIVE_SECONDS", "0", "greater than 0"),
         ("OPSCRAFT_LIVE_SECONDS", "3601", "less than or equal to 3600"),
+        ("OPSCRAFT_SCHEDULER_IDLE_SECONDS", "0", "greater than 0"),
+        ("OPSCRAFT_SCHEDULER_IDLE_SECONDS", "61", "less than or equal to 60"),
     ],
 )
 def test_each_invalid_setting_is_one_line_naming_the_variable(

@@ -31,12 +31,13 @@ class AutomationLoops:
         self.tasks.clear()
 
 
-def start(db: Database) -> AutomationLoops:
-    """Start the loops on the running event loop."""
+def start(db: Database, scheduler_idle_seconds: float) -> AutomationLoops:
+    """Start the loops on the running event loop; the scheduler looks at the schedules at least
+    every `scheduler_idle_seconds` (`OPSCRAFT_SCHEDULER_IDLE_SECONDS`)."""
     return AutomationLoops(
         [
             asyncio.create_task(notifications.run_sender(db), name="notifications"),
-            asyncio.create_task(schedules.run_scheduler(db), name="scheduler"),
+            asyncio.create_task(schedules.run_scheduler(db, scheduler_idle_seconds), name="scheduler"),
             asyncio.create_task(chains.run_starter(db), name="chains"),
             asyncio.create_task(retention.run_upkeep(db), name="history-upkeep"),
         ]

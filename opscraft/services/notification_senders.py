@@ -40,6 +40,7 @@ import contextlib
 import hashlib
 import hmac
 import ipaddress
+import os
 import re
 import smtplib
 import socket
@@ -380,13 +381,49 @@ def _redirect_target(url: Any, location: str) -> str:
         return "an invalid URL"
 
 
+_CONTEXTS: dict[str, tuple[tuple[Any, ...], ssl.SSLContext]] = {}
+_CONTEXTS_LOCK = threading.Lock()
+
+
+def _stamp(path: str | None) -> tuple[str | None, int | None]:
+    """`path` and its modification time (None when unset or unreadable)."""
+    if not path:
+        return path, None
+    try:
+        return path, os.stat(path).st_mtime_ns
+    except OSError:
+        return path, None
+
+
+def _reused_context(kind: str, make: Any) -> ssl.SSLContext:
+    """The TLS context `make()` built for `kind` while `SSL_CERT_FILE` and `SSL_CERT_DIR` (and
+    the files they name) are unchanged: building one reads the whole CA bundle, about 40 ms of
+    CPU, which every send paid. A context is safe to share between connections and threads; a
+    CA file replaced or an environment changed builds a new one at the next send."""
+    trust = (_stamp(os.environ.get("SSL_CERT_FILE")), _stamp(os.environ.get("SSL_CERT_DIR")))
+    if kind == "smtp":  # OpenSSL's default store, when the environment names none
+        default = ssl.get_default_verify_paths()
+        trust += (_stamp(default.openssl_cafile), _stamp(default.openssl_capath))
+    with _CONTEXTS_LOCK:
+        built = _CONTEXTS.get(kind)
+        if built is None or built[0] != trust:  # only the current one of each kind is kept
+            built = _CONTEXTS[kind] = (trust, make())
+        return built[1]
+
+
 def _tls_context() -> ssl.SSLContext:
     """The CA certificates a webhook's TLS is verified against: `SSL_CERT_FILE` or `SSL_CERT_DIR`
     when set, else certifi's (httpx's choice, kept while the client ignores the rest of the
     environment: `trust_env=False`, so no HTTP_PROXY, HTTPS_PROXY or ALL_PROXY)."""
     import httpx
 
-    return httpx.create_ssl_context(trust_env=True)
+    return _reused_context("webhook", lambda: httpx.create_ssl_context(trust_env=True))
+
+
+def _smtp_tls_context() -> ssl.SSLContext:
+    """The CA certificates an SMTP server's TLS is verified against: OpenSSL's default store
+    (`SSL_CERT_FILE` or `SSL_CERT_DIR` when set)."""
+    return _reused_context("smtp", ssl.create_default_context)
 
 
 async def _post_json(
@@ -597,7 +634,7 @@ def _smtp_session(settings: EmailSettings, message: EmailMessage, deadline: _Dea
     if settings.username and settings.security == "none" and not settings.plaintext_login:
         raise SendError(f"{where}: refused: {PLAINTEXT_LOGIN}", permanent=True)
     address = _smtp_address(settings, where)
-    context = ssl.create_default_context()
+    context = _smtp_tls_context()
     session = {"timeout": TIMEOUT_SECONDS, "deadline": deadline, "address": address}
     try:
         if settings.security == "ssl":

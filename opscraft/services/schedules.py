@@ -72,7 +72,6 @@ log = logging.getLogger(__name__)
 
 MISSED_GRACE = timedelta(seconds=60)
 BATCH = 200
-MAX_IDLE_SECONDS = 5.0
 MIN_IDLE_SECONDS = 0.2
 PREVIEW = 5
 
@@ -964,8 +963,8 @@ async def tick(db: Database, now: datetime | None = None, me: str | None = None)
     return total
 
 
-async def seconds_to_next(db: Database) -> float:
-    """Seconds until the earliest enabled fire time, between MIN_ and MAX_IDLE_SECONDS."""
+async def seconds_to_next(db: Database, most: float) -> float:
+    """Seconds until the earliest enabled fire time, between MIN_IDLE_SECONDS and `most`."""
     async with db.session() as session:
         earliest = (
             await session.exec(
@@ -976,24 +975,25 @@ async def seconds_to_next(db: Database) -> float:
             )
         ).first()
     if earliest is None:
-        return MAX_IDLE_SECONDS
-    return min(max((earliest - utcnow()).total_seconds(), MIN_IDLE_SECONDS), MAX_IDLE_SECONDS)
+        return most
+    return min(max((earliest - utcnow()).total_seconds(), MIN_IDLE_SECONDS), most)
 
 
-async def run_scheduler(db: Database) -> None:
+async def run_scheduler(db: Database, idle_seconds: float) -> None:
     """Fire schedules (and expire approval requests) until cancelled: a tick, then sleep until
-    the next fire time (at most MAX_IDLE_SECONDS, so schedules saved elsewhere are seen quickly)."""
+    the next fire time, at most `idle_seconds` (`OPSCRAFT_SCHEDULER_IDLE_SECONDS`), so that
+    schedules saved elsewhere are seen quickly."""
     me = process_name()
     failures = RoundFailures(log, "scheduler tick")
     while True:
         try:
             await tick(db, me=me)
             await approvals.expire_due(db)
-            pause = await seconds_to_next(db)
+            pause = await seconds_to_next(db, idle_seconds)
             failures.succeeded()
             await asyncio.sleep(pause)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             failures.failed(exc)
-            await asyncio.sleep(MAX_IDLE_SECONDS)
+            await asyncio.sleep(idle_seconds)

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from opscraft import runtime
-from tests.executions.conftest import rt, terraform_on_path
+from tests.executions.conftest import rt, terraform_on_path, worker_runners
 
-__all__ = ["rt", "terraform_on_path"]
+__all__ = ["rt", "terraform_on_path", "worker_runners"]
 
 # The receivers listen on 127.0.0.1: loopback, which a deployment refuses by default
 LOOPBACK_RECEIVERS = {"OPSCRAFT_NOTIFY_NETWORKS": "private,loopback"}

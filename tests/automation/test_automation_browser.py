@@ -36,13 +36,15 @@ class Env:
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     users = (("admin", "admin"), ("second", "operator"))
     settings = {**RUN_ENV, **LOOPBACK_RECEIVERS}  # the notification receivers are on 127.0.0.1
-    with serving(tmp_path_factory, "automation-ui", settings, users=users) as server:
+    # The scheduler sees a fire time written to its database (`bring_forward`) within half a second.
+    settings["OPSCRAFT_SCHEDULER_IDLE_SECONDS"] = "0.5"
+    with serving(tmp_path_factory, "automation-ui", settings, users=users, through_api=True) as server:
         yield Env(server, token(server, "admin"))
 
 
 def bring_forward(env: Env, schedule_id: int) -> None:
     """Move the schedule's next fire time to the minute that just began, as if the clock had
-    reached it (the live server's SQLite file; the scheduler re-reads it within seconds)."""
+    reached it (the live server's SQLite file; the scheduler re-reads it within half a second)."""
     due = datetime.now(UTC).replace(second=0, microsecond=0).replace(tzinfo=None)
     with sqlite3.connect(env.server.data_dir / "opscraft.db", timeout=30) as db:
         db.execute(
@@ -56,8 +58,7 @@ def test_create_a_schedule_and_see_it_fire(page: Any, env: Env) -> None:
     r = env.api("POST", "/api/v1/scripts", json=body)
     assert r.status_code == 201, r.text
     script_id = r.json()["id"]
-    log_in(page, env.server, "admin")
-    page.goto(f"{env.server.url}/scripts/{script_id}")
+    log_in(page, env.server, "admin", then=f"/scripts/{script_id}")
     page.get_by_test_id("tab-schedules").click()
     page.get_by_test_id("schedule-add").click()
     # A yearly cron expression: it never fires by itself during the test (an every-minute one fired
@@ -91,8 +92,7 @@ def test_create_a_schedule_and_see_it_fire(page: Any, env: Env) -> None:
 
 
 def test_personal_token_shown_once_then_revoked(page: Any, env: Env) -> None:
-    log_in(page, env.server, "admin")
-    page.goto(f"{env.server.url}/tokens")
+    log_in(page, env.server, "admin", then="/tokens")
     page.get_by_test_id("token-add").click()
     page.get_by_test_id("token-name").fill("ci")
     page.get_by_test_id("token-submit").click()
@@ -131,8 +131,7 @@ def test_an_expired_token_can_be_revoked_to_reuse_its_name(page: Any, env: Env) 
     wait_until(
         lambda: not env.api("GET", "/api/v1/tokens").json()["items"][0]["active"], "the token to expire", 30
     )
-    log_in(page, env.server, "admin")
-    page.goto(f"{env.server.url}/tokens")
+    log_in(page, env.server, "admin", then="/tokens")
     row = page.get_by_test_id(f"token-{token_id}")
     row.get_by_text("expired", exact=True).wait_for()
     page.get_by_test_id(f"token-revoke-{token_id}").click()
@@ -156,8 +155,7 @@ def test_a_demoted_owners_token_says_the_role_it_acts_as(page: Any, env: Env) ->
     ]
     assert env.api("PUT", f"/api/v1/users/{second_id}", json={"role": "viewer"}).status_code == 200
     try:
-        log_in(page, env.server, "admin")
-        page.goto(f"{env.server.url}/tokens")
+        log_in(page, env.server, "admin", then="/tokens")
         page.get_by_test_id("tokens-all").click()
         role = page.get_by_test_id(f"token-role-{created.json()['id']}")
         role.get_by_text("operator (acts as viewer: owner's role now)").wait_for()
@@ -171,8 +169,7 @@ def test_a_long_token_name_stays_within_a_phone_screen(page: Any, env: Env) -> N
     created = env.api("POST", "/api/v1/tokens", json={"name": "W" * 64})
     assert created.status_code == 201, created.text
     page.set_viewport_size({"width": 375, "height": 800})
-    log_in(page, env.server, "admin")
-    page.goto(f"{env.server.url}/tokens")
+    log_in(page, env.server, "admin", then="/tokens")
     page.get_by_test_id(f"token-revoke-{created.json()['id']}").wait_for()
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1, f"{overflow} px wider than the screen"
@@ -199,8 +196,7 @@ def test_a_run_waits_until_a_second_user_approves(page: Any, env: Env) -> None:
     r = env.api("PUT", f"/api/v1/scripts/{script_id}/approval", json={"required": 1})
     assert r.status_code == 200, r.text
     # the admin requests the run in the UI
-    log_in(page, env.server, "admin")
-    page.goto(f"{env.server.url}/scripts/{script_id}")
+    log_in(page, env.server, "admin", then=f"/scripts/{script_id}")
     page.get_by_test_id("execute-button").click()
     page.get_by_test_id("execute-submit").click()
     page.wait_for_url(f"{env.server.url}/executions/*")
@@ -295,8 +291,7 @@ def test_a_run_cancelled_while_it_waits_shows_its_request_cancelled(page: Any, e
     r = env.api("POST", f"/api/v1/executions/{run_id}/cancel")
     assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
 
-    log_in(page, env.server, "second")
-    page.goto(f"{env.server.url}/executions/{run_id}")
+    log_in(page, env.server, "second", then=f"/executions/{run_id}")
     outcome = page.get_by_test_id("approval-outcome")
     outcome.wait_for()
     assert outcome.inner_text().startswith("Cancelled by admin at "), outcome.inner_text()
@@ -343,8 +338,7 @@ def test_a_failing_run_sends_slack_and_email(page: Any, env: Env) -> None:
             rule = {"channel_id": r.json()["id"], "script_id": script_id, "events": ["failure"]}
             assert env.api("POST", "/api/v1/notifications/rules", json=rule).status_code == 201
 
-        log_in(page, env.server, "admin")
-        page.goto(f"{env.server.url}/scripts/{script_id}")
+        log_in(page, env.server, "admin", then=f"/scripts/{script_id}")
         page.get_by_test_id("execute-button").click()
         page.get_by_test_id("execute-submit").click()
         page.wait_for_url(f"{env.server.url}/executions/*")
@@ -383,8 +377,7 @@ def test_a_failed_delivery_says_when_it_is_tried_again(page: Any, env: Env) -> N
         assert r.status_code == 202, r.text
         wait_until(lambda: hook.requests, "no delivery attempt")
 
-        log_in(page, env.server, "admin")
-        page.goto(f"{env.server.url}/notifications")
+        log_in(page, env.server, "admin", then="/notifications")
         row = page.get_by_test_id("deliveries").get_by_role("row").filter(has_text="flaky-hook")
         row.filter(has_text="answered HTTP 503").wait_for()
         # the next attempt (the second, or a later one on a slow machine: 5 s, 10 s... apart)
@@ -410,8 +403,7 @@ def test_configure_a_then_run_link_and_follow_the_chain(page: Any, env: Env) -> 
     }
     first_id = env.api("POST", "/api/v1/scripts", json=first).json()["id"]
     second_id = env.api("POST", "/api/v1/scripts", json=second).json()["id"]
-    log_in(page, env.server, "admin")
-    page.goto(f"{env.server.url}/scripts/{first_id}")
+    log_in(page, env.server, "admin", then=f"/scripts/{first_id}")
     page.get_by_test_id("tab-chains").click()
     page.get_by_test_id("chains-empty").wait_for()
     page.get_by_test_id("chain-add").click()
@@ -522,8 +514,7 @@ def test_automation_forms_put_each_problem_under_its_field(page: Any, env: Env) 
     }
     for url, existing in taken.items():
         assert env.api("POST", url, json=existing).status_code == 201
-    log_in(page, env.server, "admin")
-    page.goto(f"{env.server.url}/scripts/{script_id}")
+    log_in(page, env.server, "admin", then=f"/scripts/{script_id}")
     page.get_by_test_id("tab-schedules").click()
     page.get_by_test_id("schedule-add").click()
     page.get_by_test_id("schedule-name").fill("   ")
@@ -602,8 +593,7 @@ def test_webhook_link_and_schedule_forms_show_every_problem_at_once(page: Any, e
     r = env.api("POST", "/api/v1/scripts", json=body)
     assert r.status_code == 201, r.text
     script_id = r.json()["id"]
-    log_in(page, env.server, "admin")
-    page.goto(f"{env.server.url}/scripts/{script_id}?tab=webhooks")
+    log_in(page, env.server, "admin", then=f"/scripts/{script_id}?tab=webhooks")
     page.get_by_test_id("webhook-add").click()
     page.get_by_test_id("webhook-name").fill("on\tpush")
     page.get_by_test_id("webhook-mapping").fill('{"NOPE": "/ref"}')
@@ -649,8 +639,7 @@ def test_pausing_a_schedule_keeps_what_another_tab_saved_since(page: Any, env: E
     r = env.api("POST", url, json={"name": "yearly", "cron": "0 0 1 1 *", "parameters": {"N": "old"}})
     assert r.status_code == 201, r.text
     schedule_id = r.json()["id"]
-    log_in(page, env.server, "admin")
-    page.goto(f"{env.server.url}/scripts/{script_id}?tab=schedules")
+    log_in(page, env.server, "admin", then=f"/scripts/{script_id}?tab=schedules")
     toggle = page.get_by_test_id(f"schedule-toggle-{schedule_id}")
     toggle.filter(has_text="Pause").wait_for()
     newer = {"cron": "30 2 1 1 *", "timezone": "Europe/Paris", "parameters": {"N": "new"}}
@@ -673,8 +662,7 @@ def test_the_tokens_page_pages_as_the_api_does(page: Any, env: Env) -> None:
     listed = httpx.get(f"{env.server.url}/api/v1/tokens?limit=500", headers=second).json()
     total = listed["total"]
     assert total >= 25 and listed["items"][0]["name"] == "page-24"
-    log_in(page, env.server, "second")
-    page.goto(f"{env.server.url}/tokens")
+    log_in(page, env.server, "second", then="/tokens")
     page.get_by_test_id("tokens-summary").get_by_text(f"{total} tokens", exact=True).wait_for()
     revoke_buttons = page.locator("[data-testid^=token-revoke-]")
     assert revoke_buttons.count() == 20

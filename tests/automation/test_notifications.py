@@ -785,6 +785,33 @@ async def test_untrusted_certificate_is_refused(
         assert smtp.messages == []
 
 
+def test_a_tls_context_is_reused_until_the_ca_certificates_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each send built its TLS context anew, reading the whole CA bundle (about 40 ms of CPU per
+    webhook, Slack message or email, TLS or not). It is built once now, and again when
+    `SSL_CERT_FILE` names another file or the file is replaced (`test_untrusted_certificate_is_refused`
+    and `test_email_over_tls_with_login` send with the context it gives)."""
+    for build in (notification_senders._tls_context, notification_senders._smtp_tls_context):
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        default = build()
+        assert build() is default, "reused while nothing changed"
+        first = tmp_path / build.__name__
+        first.mkdir()
+        cert, _ = self_signed(first)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        own = build()
+        assert own is not default and build() is own
+        assert own.get_ca_certs()[0]["subject"] == ((("commonName", "localhost"),),)
+        replaced = cert.stat().st_mtime_ns
+        self_signed(first)  # a new certificate in the same file
+        os.utime(cert, ns=(replaced + 1_000_000_000, replaced + 1_000_000_000))
+        again = build()
+        assert again is not own and build() is again
+        monkeypatch.delenv("SSL_CERT_FILE")
+        assert build() is not again, "the default store once the variable is gone"
+
+
 @pytest.mark.parametrize(
     "bad",
     [

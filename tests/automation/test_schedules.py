@@ -19,8 +19,23 @@ from opscraft.db.models import AuditEvent, Execution, Role, Schedule, ScheduleFi
 from opscraft.db.types import utcnow
 from opscraft.services import schedules
 from opscraft.services.errors import Invalid
+from tests.automation.conftest import LOOPBACK_RECEIVERS
 from tests.conftest import IN_MODULE_LOOP, LoggedIn, Reader
 from tests.executions.conftest import wait_for
+
+
+@pytest.fixture
+def worker_runners() -> frozenset[str]:
+    """The schedules' runs only need to start (or to run a while): on the local runner, as
+    `local_runner` asks, with no Docker container to start and stop for each."""
+    return frozenset({"local"})
+
+
+@pytest.fixture
+def engine_settings() -> dict[str, Any]:
+    """The scheduler loop looks at the schedules every half second (`test_schedule_fires_on_its_own`
+    waits for it to see a fire time written to the database), not every 5."""
+    return {**LOOPBACK_RECEIVERS, "OPSCRAFT_SCHEDULER_IDLE_SECONDS": 0.5}
 
 
 async def local_runner(client: httpx.AsyncClient, admin: LoggedIn) -> None:

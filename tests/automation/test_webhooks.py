@@ -27,6 +27,13 @@ PARAMS = [
 ]
 
 
+@pytest.fixture
+def worker_runners() -> frozenset[str]:
+    """The runs the calls start only need to start: on the local runner (`setup_hook` allows
+    it), with no Docker container to start and to wait for when the test's runtime stops."""
+    return frozenset({"local"})
+
+
 async def setup_hook(client: httpx.AsyncClient, who: LoggedIn, **body: Any) -> tuple[int, dict[str, Any]]:
     r = await client.put("/api/v1/settings", json={"local_runner_enabled": True}, headers=who.headers)
     script = {

@@ -66,6 +66,15 @@ def engine_settings() -> dict[str, Any]:
 
 
 @pytest.fixture
+def worker_runners() -> frozenset[str] | None:
+    """The runners the runtime's worker offers (`lifecycle.start(runners=...)`): None, all of them
+    (Docker while its engine answers, which makes it the default runner). A module whose runs only
+    need to start, not to run in a container, overrides this with `frozenset({"local"})`: a Docker
+    run costs its container's start, and the runtime's stop waits for it."""
+    return None
+
+
+@pytest.fixture
 def terraform_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The local runner finds the Terraform stand-in (the test image has it too)."""
     bin_dir = tmp_path / "bin"
@@ -77,7 +86,11 @@ def terraform_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def rt(
-    backend: str, tmp_path: Path, engine_settings: dict[str, Any], terraform_on_path: None
+    backend: str,
+    tmp_path: Path,
+    engine_settings: dict[str, Any],
+    worker_runners: frozenset[str] | None,
+    terraform_on_path: None,
 ) -> AsyncIterator[runtime.Runtime]:
     """A started runtime (engine included) with the local runner allowed and the test images."""
     url = PG_URL if backend == "postgresql" else None
@@ -93,7 +106,7 @@ async def rt(
         **IMAGES,
         **engine_settings,
     }
-    started = await lifecycle.start(make_settings(tmp_path, url, **overrides))
+    started = await lifecycle.start(make_settings(tmp_path, url, **overrides), runners=worker_runners)
     try:
         yield started
     finally:
