@@ -48,10 +48,10 @@ async def started(tmp_path: Path, **overrides: object) -> AsyncIterator[FastAPI]
 
 
 @pytest.fixture
-async def clients(limiter_backend: str, tmp_path: Path) -> AsyncIterator[Clients]:
-    """`clients(ip)`: an API client whose requests come from `ip`; auth 5/min, API 3/min."""
+async def clients(limiter_backend: str, tmp_path: Path, one_rate_window: None) -> AsyncIterator[Clients]:
+    """`clients(ip)`: an API client whose requests come from `ip`; auth 5/min, API 3/min, all
+    counted in one window (`one_rate_window`)."""
     redis = {"REDIS_URL": REDIS_URL} if limiter_backend == "redis" else {}
-    await _fresh_window()
     async with started(tmp_path, OPSCRAFT_RATE_LIMIT_AUTH=5, OPSCRAFT_RATE_LIMIT_API=3, **redis) as app:
         opened: list[httpx.AsyncClient] = []
 
@@ -65,13 +65,6 @@ async def clients(limiter_backend: str, tmp_path: Path) -> AsyncIterator[Clients
         finally:
             for client in opened:
                 await client.aclose()
-
-
-async def _fresh_window() -> None:
-    """Start near the beginning of a one-minute window, so a burst is not split across two."""
-    remaining = 60 - time.time() % 60
-    if remaining < 8:
-        await asyncio.sleep(remaining + 0.1)
 
 
 def _ip() -> str:
@@ -184,6 +177,7 @@ async def test_api_limit_per_user(clients: Clients) -> None:
 
 
 @pytest.mark.redis
+@pytest.mark.usefixtures("one_rate_window")
 async def test_redis_holds_the_counts(tmp_path: Path) -> None:
     require_service(bool(REDIS_URL), "Redis (OPSCRAFT_TEST_REDIS_URL)")
     import redis.asyncio as redis
@@ -194,7 +188,6 @@ async def test_redis_holds_the_counts(tmp_path: Path) -> None:
     store = redis.from_url(REDIS_URL)
     key = f"test:{secrets.token_hex(4)}"
     try:
-        await _fresh_window()
         assert [await limiter.hit(key, 2) for _ in range(3)][:2] == [0, 0]
         names = [name async for name in store.scan_iter(f"{prefix}:rl:{key}:*")]
         assert len(names) == 1 and int(await store.get(names[0])) == 3
@@ -208,12 +201,12 @@ async def test_redis_holds_the_counts(tmp_path: Path) -> None:
 
 
 @pytest.mark.redis
+@pytest.mark.usefixtures("one_rate_window")
 async def test_installations_sharing_a_redis_count_apart(tmp_path: Path) -> None:
     """OPSCRAFT_REDIS_PREFIX keeps two installations' counts apart (their user 1 is not one user):
     the counters were under a fixed `opscraft:rl:`, so one installation's traffic limited the other's."""
     require_service(bool(REDIS_URL), "Redis (OPSCRAFT_TEST_REDIS_URL)")
     assert REDIS_URL
-    await _fresh_window()
     key = f"api:user:{secrets.randbelow(10**9)}"
     first = RedisRateLimiter(REDIS_URL, f"rl-a-{secrets.token_hex(4)}")
     second = RedisRateLimiter(REDIS_URL, f"rl-b-{secrets.token_hex(4)}")
@@ -253,10 +246,10 @@ async def test_a_redis_that_does_not_answer_delays_one_request_per_retry_window(
             await limiter.close()
 
 
+@pytest.mark.usefixtures("one_rate_window")
 async def test_unreachable_redis_falls_back_to_memory(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await _fresh_window()
     async with started(tmp_path, REDIS_URL="redis://127.0.0.1:1/0", OPSCRAFT_RATE_LIMIT_AUTH=2) as app:
         transport = httpx.ASGITransport(app=app, client=("10.9.9.9", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -298,13 +291,13 @@ async def test_personal_token_shares_its_owners_limit(clients: Clients, limiter_
     _assert_limited(await client.get("/api/v1/auth/me", headers=carol.headers))
 
 
+@pytest.mark.usefixtures("one_rate_window")
 async def test_guessing_the_current_password_counts_as_auth_attempts(tmp_path: Path) -> None:
     """Changing your password checks the current one, which tells whoever holds the session (a
     signed-in browser left open, a stolen access token) whether a guess is right: each try
     counts against the auth limits like a login (5 here), in the API and the Profile page alike
     (both call services/users.change_password). It had only the general API limit, and the
     Profile page none at all."""
-    await _fresh_window()
     async with started(tmp_path, OPSCRAFT_RATE_LIMIT_AUTH=5, OPSCRAFT_RATE_LIMIT_API=1000) as app:
         transport = httpx.ASGITransport(app=app, client=(_ip(), 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -322,12 +315,12 @@ async def test_guessing_the_current_password_counts_as_auth_attempts(tmp_path: P
             )
 
 
+@pytest.mark.usefixtures("one_rate_window")
 async def test_the_pages_doors_count_in_the_services(tmp_path: Path) -> None:
     """The login page and the first-administrator page call the services the API calls
     (`auth.authenticate_password`, `users.register`), and the auth limits are counted there, not
     in each door: the first-administrator page counted nothing before (only the API's register
     did), and a new door could forget the count. 3 attempts a minute here, from one address."""
-    await _fresh_window()
     async with started(tmp_path, OPSCRAFT_RATE_LIMIT_AUTH=3):
         registrar, guesser = Actor(None, _ip()), _ip()
         data = Registration(username="first-admin", email="first@example.com", password=PASSWORD)

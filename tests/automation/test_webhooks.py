@@ -371,6 +371,7 @@ async def test_save_time_validation(client: httpx.AsyncClient, admin: LoggedIn, 
     assert (await client.post(url, json={"name": "x"}, headers=viewer.headers)).status_code == 403
 
 
+@pytest.mark.usefixtures("one_rate_window")
 async def test_rate_limit_and_owner_checks(
     client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -386,6 +387,7 @@ async def test_rate_limit_and_owner_checks(
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
 
 
+@pytest.mark.usefixtures("one_rate_window")
 async def test_calls_without_the_token_cannot_use_up_a_webhooks_limit(
     client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
