@@ -14,10 +14,10 @@ from tests.conftest import LiveServer
 from tests.ui_journey import (
     API_TIMEOUT,
     OPERATOR_AND_VIEWER,
-    cli_user,
+    api_user,
     create_script,
     journey_server,
-    log_in,
+    signed_in,
     token,
     wait_for_output,
 )
@@ -29,7 +29,17 @@ NEW_VALUE = "Replaced-Value-Never-Shown-77"
 SCRIPT = 'echo "plain: $DB_PASSWORD"\nprintf %s "$DB_PASSWORD" | base64\necho finished\n'
 
 
-server = journey_server("secrets-ui", users=OPERATOR_AND_VIEWER)
+# The admin adds each test's users through the API (`add_users`): a CLI user is seconds of imports.
+server = journey_server(
+    "secrets-ui", users=(("vault-admin", "admin"), *OPERATOR_AND_VIEWER), through_api=True
+)
+
+
+def add_users(server: LiveServer, *users: tuple[str, str]) -> None:
+    """Users (user name, role) of one test, made through the API by the module's admin."""
+    admin = token(server, "vault-admin")
+    for username, role in users:
+        api_user(server, admin, username, role)
 
 
 def assert_no_value(page: Any, *values: str) -> None:
@@ -45,7 +55,7 @@ def test_operator_creates_attaches_runs_and_audits_a_secret(
     operator = token(server, "operator")
     script_id = create_script(server, operator, "uses-secret", SCRIPT, status="active")["id"]
 
-    log_in(page, server, "operator")
+    signed_in(page, server, "operator")
     page.get_by_test_id("nav-secrets").click()
     page.wait_for_url(f"{server.url}/secrets")
     page.get_by_test_id("new-secret").click()
@@ -120,8 +130,7 @@ def test_operator_creates_attaches_runs_and_audits_a_secret(
     viewer_context = browser.new_context()
     viewer = viewer_context.new_page()
     try:
-        log_in(viewer, server, "viewer")
-        viewer.goto(f"{server.url}/scripts/{script_id}?tab=secrets")
+        signed_in(viewer, server, "viewer", f"/scripts/{script_id}?tab=secrets")
         viewer.get_by_test_id("attached-DB_PASSWORD").wait_for()
         assert viewer.get_by_test_id("attach-select").count() == 0
         assert viewer.get_by_test_id("detach-DB_PASSWORD").count() == 0
@@ -147,8 +156,7 @@ def test_a_secret_audit_log_longer_than_a_page_is_paged(page: Any, server: LiveS
     """An operator reads every event of a busy secret, its creation included (the dialog showed
     the latest 100 and no way to the older ones; operators cannot open the admin audit log).
     Each page checks the session again: demoted meanwhile, the operator reads no further."""
-    cli_user(server, "pager", "operator")
-    cli_user(server, "pager-admin", "admin")
+    add_users(server, ("pager", "operator"), ("pager-admin", "admin"))
     operator = token(server, "pager")
     api = httpx.Client(base_url=f"{server.url}/api/v1", headers=operator, timeout=API_TIMEOUT)
     created = api.post("/secrets", json={"name": "BUSY_SECRET", "value": "busy-value-123"})
@@ -160,8 +168,7 @@ def test_a_secret_audit_log_longer_than_a_page_is_paged(page: Any, server: LiveS
         assert api.delete(f"/scripts/{script_id}/secrets/{secret_id}").status_code == 204
     total = AUDIT_PAGE_SIZE + 1
 
-    log_in(page, server, "pager")
-    page.goto(f"{server.url}/secrets")
+    signed_in(page, server, "pager", "/secrets")
     page.get_by_test_id("audit-BUSY_SECRET").click()
     summary = page.get_by_test_id("secret-audit-summary")
     summary.filter(has_text=f"events 1-{AUDIT_PAGE_SIZE} of {total}, newest first").wait_for()
@@ -200,8 +207,7 @@ def test_attach_problems_are_said_under_the_secret_field(page: Any, server: Live
     script_id = create_script(
         server, operator, "has-region-key", "echo hi\n", parameters={"REGION_KEY": "x"}
     )["id"]
-    log_in(page, server, "operator")
-    page.goto(f"{server.url}/scripts/{script_id}?tab=secrets")
+    signed_in(page, server, "operator", f"/scripts/{script_id}?tab=secrets")
     select = page.get_by_test_id("attach-select")
     field = page.locator(".q-field", has=select)
     page.get_by_test_id("attach-submit").click()
@@ -235,9 +241,8 @@ def test_long_audit_details_wrap_inside_the_table(page: Any, server: LiveServer)
         timeout=API_TIMEOUT,
     )
     assert attached.status_code == 201, attached.text
-    cli_user(server, "auditor", "admin")
-    log_in(page, server, "auditor")
-    page.goto(f"{server.url}/secrets")
+    add_users(server, ("auditor", "admin"))
+    signed_in(page, server, "auditor", "/secrets")
     page.get_by_test_id("audit-WIDE_DETAILS").click()
     page.get_by_test_id("secret-audit").get_by_text("w" * 64, exact=False).wait_for()
     assert not page.evaluate(WIDER_THAN_SHOWN % "secret-audit")
@@ -259,8 +264,7 @@ def test_deleting_the_only_secret_of_the_last_page_shows_the_page_before(
             timeout=API_TIMEOUT,
         )
         assert r.status_code == 201, r.text
-    log_in(page, server, "operator")
-    page.goto(f"{server.url}/secrets")
+    signed_in(page, server, "operator", "/secrets")
     page.get_by_test_id("secret-search").fill("PAGED_")
     page.get_by_test_id("secrets-summary").filter(has_text=f"{PAGE_SIZE + 1} secrets").wait_for()
     page.locator(".q-pagination").get_by_role("button", name="2").click()

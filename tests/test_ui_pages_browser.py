@@ -17,6 +17,7 @@ from tests.ui_journey import (
     make_users,
     screenshot,
     serving,
+    signed_in,
     start_run,
     token,
     wait_connected,
@@ -88,41 +89,72 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer,
         yield server, paths
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
+# The dark toggle's state settled: the page's dark class and each code editor's theme
+# (EDITOR_THEMES of opscraft/ui/layout.py) as `dark` says.
+SCHEME_SHOWN_JS = """dark => document.body.classList.contains('body--dark') === dark
+    && [...document.querySelectorAll('.cm-editor')].every(
+        e => getElement(e.parentElement).theme === (dark ? 'githubDark' : 'vscodeLight'))"""
+
+
 @pytest.mark.parametrize("device", list(VIEWPORTS))
-def test_main_pages(browser: Any, site: tuple[LiveServer, dict[str, str]], device: str, scheme: str) -> None:
+def test_main_pages(browser: Any, site: tuple[LiveServer, dict[str, str]], device: str) -> None:
+    """Each page in both schemes (one test per device; it absorbed the device's light and dark
+    tests): loaded once and shown in the scheme the last toggle left, then toggled to the other
+    with the header's dark toggle (as a person switches), so half of the pages are built dark and
+    half switched to dark. The browser's preferred scheme follows the one shown."""
     server, paths = site
-    context = browser.new_context(viewport=VIEWPORTS[device], color_scheme=scheme)
+    context = browser.new_context(viewport=VIEWPORTS[device])
     context.set_default_timeout(30_000)
     page = context.new_page()
+    width = VIEWPORTS[device]["width"]
     try:
-        width = VIEWPORTS[device]["width"]
-        tag = f"{width}-{scheme}"
         page.goto(f"{server.url}/login")
         page.get_by_test_id("login-username").wait_for()
-        screenshot(page, f"page-login-{tag}")
-        if device == "desktop" and scheme == "light":
-            check_accessibility(page, "login")
+        for scheme in ("light", "dark"):  # the login page stays light; the browser's scheme changes
+            page.emulate_media(color_scheme=scheme)
+            screenshot(page, f"page-login-{width}-{scheme}")
+            if device == "desktop" and scheme == "light":
+                check_accessibility(page, "login")
+        page.emulate_media(color_scheme="light")
         page.get_by_test_id("login-username").fill("admin")
         page.get_by_test_id("login-password").fill(PASSWORD)
+        submit = page.get_by_test_id("login-submit").bounding_box()
+        assert submit is not None
+        rest = (submit["x"] + submit["width"] / 2, submit["y"] + submit["height"] / 2)
         page.get_by_test_id("login-submit").click()
         page.wait_for_url(f"{server.url}/")
         wait_connected(page)
-        if scheme == "dark" and not page.evaluate("document.body.classList.contains('body--dark')"):
-            page.get_by_test_id("dark-toggle").click()
-            page.wait_for_function("document.body.classList.contains('body--dark')")
+        # A choice of this browser, not "auto": the pages follow the toggle only.
+        _toggle_dark(page, rest)
+        page.wait_for_function(SCHEME_SHOWN_JS, arg=True)
         for name, path in paths.items():
             page.goto(server.url + path)
             wait_connected(page)
             page.wait_for_timeout(300)  # let the page's first refresh draw (the screenshot is for people)
-            screenshot(page, f"page-{name}-{tag}")
-            if device == "phone":
-                _assert_phone_layout(page, name)
-            # Light pages at desktop width and dark pages on the phone: both themes' contrast is checked.
-            if (device, scheme) in (("desktop", "light"), ("phone", "dark")):
-                check_accessibility(page, f"{name}-{tag}")
+            built = "dark" if page.evaluate("document.body.classList.contains('body--dark')") else "light"
+            for scheme in (built, "light" if built == "dark" else "dark"):
+                if scheme != built:
+                    _toggle_dark(page, rest)
+                page.emulate_media(color_scheme=scheme)
+                page.wait_for_function(SCHEME_SHOWN_JS, arg=scheme == "dark")
+                tag = f"{width}-{scheme}"
+                screenshot(page, f"page-{name}-{tag}")
+                if device == "phone":
+                    _assert_phone_layout(page, f"{name} ({scheme})")
+                # Light pages at desktop width and dark pages on the phone: both themes' contrast is checked.
+                if (device, scheme) in (("desktop", "light"), ("phone", "dark")):
+                    check_accessibility(page, f"{name}-{tag}")
     finally:
         context.close()
+
+
+def _toggle_dark(page: Any, rest: tuple[float, float]) -> None:
+    """Click the dark toggle, then put the mouse back at `rest` (where the sign-in click left it)
+    once the toggle's tooltip, shown while hovered, has gone: pages are shown and checked with the
+    mouse where it was before."""
+    page.get_by_test_id("dark-toggle").click()
+    page.mouse.move(*rest)
+    page.locator(".q-tooltip", has_text="Toggle dark mode").wait_for(state="detached")
 
 
 def _assert_phone_layout(page: Any, name: str) -> None:
@@ -149,14 +181,8 @@ def test_a_long_stored_name_stays_within_the_window(
     context = browser.new_context(viewport=VIEWPORTS["desktop"])
     page = context.new_page()
     try:
-        page.goto(f"{server.url}/login")
-        page.get_by_test_id("login-username").fill("admin")
-        page.get_by_test_id("login-password").fill(PASSWORD)
-        page.get_by_test_id("login-submit").click()
-        page.wait_for_url(f"{server.url}/")
         for path in (f"/scripts/{script['id']}", f"/scripts/{script['id']}/edit", f"/executions/{run_id}"):
-            page.goto(server.url + path)
-            wait_connected(page)
+            signed_in(page, server, "admin", path)
             page.get_by_role("heading", level=1).wait_for()
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 1, f"{path}: {overflow} px wider than the window"

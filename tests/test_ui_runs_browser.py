@@ -16,7 +16,7 @@ from tests.ui_journey import (
     create_script,
     journey_server,
     journey_tokens,
-    log_in,
+    signed_in,
     wait_connected,
     wait_run,
 )
@@ -43,7 +43,7 @@ def test_draft_activate_run_from_list_and_run_again(
     assert script["status"] == "draft"
 
     # The draft's page says why Execute is refused, and Activate is one click away.
-    log_in(page, server, "operator", then=f"/scripts/{script['id']}")
+    signed_in(page, server, "operator", f"/scripts/{script['id']}")
     page.get_by_test_id("not-runnable").get_by_text("only active scripts can run").wait_for()
     assert page.get_by_test_id("execute-button").is_disabled()
     page.get_by_test_id("activate-button").click()
@@ -120,7 +120,7 @@ def test_run_dialog_sends_integers_exactly_as_typed(
     sent as typed (beyond 2**53 too) or refused under the field; never rounded."""
     headers = tokens["admin"]
     script = create_script(server, headers, "count", COUNT, parameters=COUNT_PARAMS, status="active")
-    log_in(page, server, "operator", then=f"/scripts/{script['id']}")
+    signed_in(page, server, "operator", f"/scripts/{script['id']}")
     page.locator('[data-testid="execute-button"]:not([disabled])').click()
     field = page.get_by_test_id("param-N")
     assert field.input_value() == BIG, "the default is shown exactly"
@@ -156,7 +156,7 @@ def test_a_double_click_starts_one_run(
     opened a second run form over the first."""
     admin = tokens["admin"]
     script = create_script(server, admin, "once", '#!/bin/bash\necho "once"\n', status="active")
-    log_in(page, server, "operator", then=f"/scripts/{script['id']}")
+    signed_in(page, server, "operator", f"/scripts/{script['id']}")
     page.get_by_test_id("execute-button").dblclick()  # one run form (two used to be stacked)
     page.get_by_test_id("execute-submit").dblclick()  # strict: fails if there are two forms
     first = _execution_id(page)
@@ -181,7 +181,7 @@ def test_a_value_too_long_for_the_page_connection_is_refused_not_replaced(
     headers = tokens["admin"]
     params = [{"name": "P", "type": "string"}, {"name": "N", "type": "integer"}]
     script = create_script(server, headers, "paste", 'echo "${#P} $N"\n', parameters=params, status="active")
-    log_in(page, server, "viewer", then=f"/scripts/{script['id']}")
+    signed_in(page, server, "viewer", f"/scripts/{script['id']}")
     page.locator('[data-testid="execute-button"]:not([disabled])').click()
     for name in ("P", "N"):
         field = page.get_by_test_id(f"param-{name}")
@@ -219,7 +219,7 @@ def test_a_click_outside_the_run_form_keeps_it_open(
         parameters={"WHO": "x"},
         status="active",
     )
-    log_in(page, server, "operator", then=f"/scripts/{script['id']}")
+    signed_in(page, server, "operator", f"/scripts/{script['id']}")
     page.get_by_test_id("execute-button").click()
     form = page.get_by_test_id("execute-dialog")
     form.wait_for()
@@ -248,7 +248,7 @@ def test_a_refused_ansible_option_is_said_under_its_field(
         status="active",
         inventory="[web]\nweb1 ansible_connection=local\n",
     )
-    log_in(page, server, "viewer", then=f"/scripts/{script['id']}")
+    signed_in(page, server, "viewer", f"/scripts/{script['id']}")
     page.locator('[data-testid="execute-button"]:not([disabled])').click()
     page.get_by_test_id("ansible-limit").fill("web1 web2")
     page.get_by_test_id("execute-submit").click()
@@ -281,7 +281,7 @@ def test_the_run_form_takes_every_ansible_option_and_the_run_page_shows_them(
         status="active",
         inventory="[web]\nweb1 ansible_connection=local\n",
     )
-    log_in(page, server, "viewer", then=f"/scripts/{script['id']}")
+    signed_in(page, server, "viewer", f"/scripts/{script['id']}")
     page.locator('[data-testid="execute-button"]:not([disabled])').click()
     page.get_by_test_id("ansible-limit").fill("web1")
     page.get_by_test_id("ansible-tags").fill("deploy")
@@ -336,11 +336,10 @@ def test_the_network_notice_is_only_for_hosts_reached_over_the_network(
         "play-local-shared": ({"inventory_id": shared.json()["id"]}, False),
         "play-remote": ({"inventory": "[web]\nweb1 ansible_host=192.0.2.10\n"}, True),
     }
-    log_in(page, server, "viewer")
     for name, (inventory, warned) in cases.items():
         fields = {"script_type": "ansible", "status": "active", **inventory}
         script = create_script(server, headers, name, PLAYBOOK, **fields)
-        page.goto(f"{server.url}/scripts/{script['id']}")
+        signed_in(page, server, "viewer", f"/scripts/{script['id']}")
         page.locator('[data-testid="execute-button"]:not([disabled])').click()
         page.get_by_test_id("ansible-limit").wait_for()  # the form is built, notice or not
         assert page.get_by_test_id("ansible-network-notice").count() == int(warned), name

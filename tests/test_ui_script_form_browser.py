@@ -11,7 +11,14 @@ import pytest
 
 from opscraft.ui import labels
 from tests.conftest import LiveServer
-from tests.ui_journey import create_script, journey_server, journey_tokens, log_in, type_code, wait_connected
+from tests.ui_journey import (
+    create_script,
+    journey_server,
+    journey_tokens,
+    signed_in,
+    type_code,
+    wait_connected,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -30,8 +37,8 @@ def _parameters(server: LiveServer, headers: dict[str, str], script_id: int) -> 
 
 
 def _edit(page: Any, server: LiveServer, script_id: int) -> None:
-    page.goto(f"{server.url}/scripts/{script_id}/edit")
-    wait_connected(page)
+    """The script's edit page, signed in as the operator (`signed_in`)."""
+    signed_in(page, server, "operator", f"/scripts/{script_id}/edit")
     page.get_by_test_id("checks-ok").wait_for()  # the form is settled: its first tick has run
 
 
@@ -49,7 +56,6 @@ def test_choice_options_holding_a_comma_survive_an_edit_and_can_be_typed(
     city = {"name": "CITY", "type": "choice", "options": ["Paris, France", "Bonn"]}
     city["default"] = "Paris, France"
     script = create_script(server, tokens["admin"], "city-job", 'echo "$CITY"\n', parameters=[city])
-    log_in(page, server, "operator")
     _edit(page, server, script["id"])
     page.get_by_test_id("add-parameter").click()
     page.get_by_test_id("param-name-1").fill("PLACE")
@@ -75,7 +81,6 @@ def test_an_empty_default_stays_empty_when_another_parameter_is_edited(
     # editor showed both as an empty box and saved "" as no default.
     declared = [{"name": "SUFFIX", "type": "string", "default": ""}, {"name": "WHO", "default": "a"}]
     script = create_script(server, tokens["admin"], "suffix-job", 'echo "$WHO$SUFFIX"\n', parameters=declared)
-    log_in(page, server, "operator")
     _edit(page, server, script["id"])
     page.get_by_test_id("param-default-1").fill("b")
     _save(page, server, script["id"])
@@ -88,7 +93,6 @@ def test_tags_and_change_note_problems_show_under_their_fields(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
     script = create_script(server, tokens["admin"], "noted-job", "echo hi\n")
-    log_in(page, server, "operator")
     _edit(page, server, script["id"])
     page.get_by_test_id("change-note").fill("n" * 501)
     page.get_by_test_id("script-tags").fill("a\u202eb")
@@ -107,7 +111,6 @@ def test_an_edit_restored_after_a_conflict_does_not_overwrite_the_other_save(
     # onto the new version and the next Save replaced the other save without a word.
     script = create_script(server, tokens["admin"], "two-authors", "echo 1\n")
     url = f"{server.url}/api/v1/scripts/{script['id']}"
-    log_in(page, server, "operator")
     _edit(page, server, script["id"])
     type_code(page, "echo 1\necho mine\n")
     page.wait_for_function("window.ocDirty === true")  # the draft has the edit
@@ -137,7 +140,6 @@ def test_a_reload_restores_only_what_this_tab_changed(
     # reconnect) it put back the old tags and status, and Save undid another user's change.
     script = create_script(server, tokens["admin"], "reviewed-job", "echo 1\n")
     url = f"{server.url}/api/v1/scripts/{script['id']}"
-    log_in(page, server, "operator")
     _edit(page, server, script["id"])
     type_code(page, "echo 1\necho mine\n")
     page.wait_for_function("window.ocDirty === true")
@@ -168,7 +170,6 @@ def test_a_paste_too_long_for_the_connection_is_refused_and_saves_stay_true(
     server's stale copy, and Save stored `echo hi` + the old content, which nobody had seen. The
     paste is now refused on the page and the editor keeps what the server has."""
     script = create_script(server, tokens["admin"], "big-paste", "echo 1\n")
-    log_in(page, server, "operator")
     _edit(page, server, script["id"])
     content = '[data-testid="script-editor"] .cm-content'
     page.locator(content).click()
@@ -201,7 +202,7 @@ def test_no_field_is_reset_by_the_page_that_built_it(
     back over whatever was typed meanwhile. No page sends one while it loads."""
     parameters = [{"name": "TARGET", "type": "string", "default": "web", "description": "where"}]
     script = create_script(server, tokens["admin"], "built-values", "echo $TARGET\n", parameters=parameters)
-    log_in(page, server, "admin")
+    signed_in(page, server, "admin")
     frames: list[str] = []
     page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: frames.append(str(payload))))
     for path in (f"/scripts/{script['id']}/edit", "/profile", "/settings"):

@@ -77,14 +77,15 @@ def api_users(server: LiveServer, users: Sequence[tuple[str, str]]) -> None:
     assert response.status_code == 201, response.text
     admin = token(server, first)
     for username, role in others:
-        body = {
-            "username": username,
-            "email": f"{username}@localhost.localdomain",
-            "password": PASSWORD,
-            "role": role,
-        }
-        response = httpx.post(f"{server.url}/api/v1/users", json=body, headers=admin, timeout=API_TIMEOUT)
-        assert response.status_code == 201, response.text
+        api_user(server, admin, username, role)
+
+
+def api_user(server: LiveServer, admin: dict[str, str], username: str, role: str) -> None:
+    """A user added by an admin (bearer headers `admin`) through the API, as `cli_user` makes one."""
+    email = f"{username}@localhost.localdomain"
+    body = {"username": username, "email": email, "password": PASSWORD, "role": role}
+    response = httpx.post(f"{server.url}/api/v1/users", json=body, headers=admin, timeout=API_TIMEOUT)
+    assert response.status_code == 201, response.text
 
 
 def log_in(page: Any, server: LiveServer, username: str, then: str | None = None) -> None:
@@ -102,6 +103,30 @@ def log_in(page: Any, server: LiveServer, username: str, then: str | None = None
     else:
         page.wait_for_url(lambda url: url == target)
         wait_connected(page)
+
+
+# The session cookies of each (server's data folder, user name) after its first `signed_in`.
+_SESSIONS: dict[tuple[str, str], list[Any]] = {}
+
+
+def signed_in(page: Any, server: LiveServer, username: str, then: str = "/") -> None:
+    """`page` on `then` (a path, query allowed) as `username`, connected, for a test that does not
+    test signing in: the first call for a server and user signs in on the login page (`log_in`)
+    and keeps the session's cookies, later calls (other tests' fresh contexts) start with those
+    cookies and open `then` directly. Each sign-in is a login page, an argon2 hash at the
+    server's real cost and a redirect: about a second of CPU saved per test. A kept session that
+    has ended (the page goes to the login page) is replaced by a new sign-in."""
+    key = (str(server.data_dir), username)
+    target = f"{server.url}{then}"
+    if key in _SESSIONS:
+        page.context.add_cookies(_SESSIONS[key])
+        page.goto(target)
+        if page.url == target:
+            wait_connected(page)
+            return
+        page.context.clear_cookies()
+    log_in(page, server, username, then=None if then == "/" else then)
+    _SESSIONS[key] = page.context.cookies()
 
 
 def log_out(page: Any, server: LiveServer) -> None:
