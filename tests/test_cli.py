@@ -178,6 +178,9 @@ def test_ctrl_c_at_the_password_prompt_is_one_line(tmp_path: Path) -> None:
     pid, fd = pty.fork()
     if pid == 0:  # the child: the command on the terminal's other end
         os.chdir(ROOT)
+        # As a shell starts a foreground command: a test run started in the background (`... &`)
+        # ignores SIGINT, and an ignored SIGINT stays ignored across exec (the command waited).
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.execve(sys.executable, [sys.executable, "-m", "opscraft", "user", "create", "bob"], env)
     try:
         assert b"Password: " in _read_until(fd, b"Password: ")
