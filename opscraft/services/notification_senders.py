@@ -51,7 +51,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parsedate_to_datetime
+from email.utils import format_datetime, getaddresses, make_msgid, parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -646,7 +646,7 @@ def _smtp_session(settings: EmailSettings, message: EmailMessage, deadline: _Dea
                 smtp.starttls(context=context)
             if settings.username:
                 smtp.login(settings.username, settings.password or "")
-            refused = smtp.send_message(message)
+            refused = _send_message(smtp, message)
     except smtplib.SMTPAuthenticationError as exc:
         raise SendError(
             f"{where}: authentication failed (check the username and the vault secret)",
@@ -675,6 +675,30 @@ def _smtp_session(settings: EmailSettings, message: EmailMessage, deadline: _Dea
         raise SendError(f"{where} unreachable: {type(exc).__name__}") from None
     if refused:  # smtplib raises only when every recipient is refused
         raise PartlyDelivered(f"{where}: {_refusals(refused)}; sent to the other recipients")
+
+
+def _send_message(smtp: smtplib.SMTP, message: EmailMessage) -> dict[str, tuple[int, bytes]]:
+    """`smtp.send_message(message)` without mbox's "From " quoting: smtplib flattens an ASCII
+    message with a generator that writes every body line starting with `From ` as `>From `
+    (a mailbox file's convention; SMTP needs none: RFC 5321 4.5.2 has its own dot-stuffing,
+    which `sendmail` does), so a script's output line `From here on...` arrived changed. Sent
+    from `From` to every `To` address; an address that is not ASCII needs the server's
+    SMTPUTF8 (RFC 6531), else `smtplib.SMTPNotSupportedError` as smtplib raises it. Returns the
+    recipients the server refused (`sendmail`'s answer); raises what `sendmail` raises."""
+    sender = message["From"]
+    recipients = [address for _, address in getaddresses(message.get_all("To", []))]
+    international = not "".join([sender, *recipients]).isascii()
+    options: tuple[str, ...] = ()
+    if international:
+        smtp.ehlo_or_helo_if_needed()
+        if not smtp.has_extn("smtputf8"):
+            raise smtplib.SMTPNotSupportedError(
+                "One or more source or delivery addresses require internationalized email "
+                "support, but the server does not advertise the required SMTPUTF8 capability"
+            )
+        options = ("SMTPUTF8", "BODY=8BITMIME")
+    data = message.as_bytes(policy=message.policy.clone(linesep="\r\n", utf8=international))
+    return smtp.sendmail(sender, recipients, data, options)
 
 
 REPLY_CHARS = 200

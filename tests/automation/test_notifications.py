@@ -682,6 +682,40 @@ async def test_non_ascii_text_reaches_a_seven_bit_server_intact(
     assert output in failure.get_content().replace("\r\n", "\n")
 
 
+@pytest.mark.parametrize(
+    ("output", "to", "smtputf8"),
+    [
+        pytest.param("From the build log:\nFrom here on, green\n", "ops@example.com", False, id="ascii"),
+        pytest.param("Déploiement\nFrom here on, échoué\n", "ops@example.com", False, id="quoted-printable"),
+        pytest.param("From jürgen's box\n", "jürgen@example.com", True, id="smtputf8"),
+    ],
+)
+async def test_an_output_line_starting_with_from_arrives_as_printed(
+    client: httpx.AsyncClient,
+    admin: LoggedIn,
+    no_automation_loops: None,
+    output: str,
+    to: str,
+    smtputf8: bool,
+) -> None:
+    """smtplib's `send_message` writes an ASCII message with mbox's "From " quoting: each line
+    of the output excerpt starting with `From ` arrived as `>From ` (SMTP needs no such quoting;
+    only a mailbox file does). The message is flattened without it, on every path."""
+    with smtp_receiver(smtputf8=smtputf8) as smtp:
+        config = {"host": "127.0.0.1", "port": smtp.port, "security": "none"}
+        config |= {"from": "ops@example.com", "to": to}
+        c = await channel(client, admin, name="mail", kind="email", config=config)
+        await rule(client, admin, c["id"], ["failure"])
+        run_id = await finished_run(await script(client, admin), "failed", output)
+        async with runtime.current().db.session() as session:
+            await notifications.enqueue_for_execution(session, run_id)
+        await deliver_all()
+        (failure,) = await smtp.wait_for(1)
+    assert smtp.envelopes[0].rcpt_tos == [to]
+    text = failure.get_content().replace("\r\n", "\n")
+    assert output in text and ">From" not in text, text
+
+
 # What a receiver too slow to ever finish sends first, then again and again.
 DRIP = {
     "webhook": (b"HTTP/1.1 200 OK\r\n", b"X-Still: working\r\n"),
