@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from opscraft.execution import ansible_options, python_source, terraform_backend, terraform_plan
+from opscraft.execution import ansible_options, python_source, ssh_keys, terraform_backend, terraform_plan
 from opscraft.execution.param_env import ansible_extra_vars, interpreted_name, to_env
 from opscraft.execution.spec import RunnerError, RunSpec
 
@@ -95,6 +95,9 @@ def _ansible(spec: RunSpec, secret_dir: str) -> Command:
                     f"the SSH key secret {spec.ssh_key_secret} is not attached to the script as a file "
                     "secret: attach it on the script's Secrets tab and run it again"
                 )
+            problem = ssh_keys.key_problem(spec.secret_files[spec.ssh_key_secret])
+            if problem:
+                raise RunnerError(f"the SSH key secret {spec.ssh_key_secret} {problem}")
             env["ANSIBLE_PRIVATE_KEY_FILE"] = f"{secret_dir}/{spec.ssh_key_secret}"
         if KNOWN_HOSTS_SECRET in spec.secret_files:
             known = f"{secret_dir}/{KNOWN_HOSTS_SECRET}"

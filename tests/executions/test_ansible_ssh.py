@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from opscraft.execution import commands
+from opscraft.execution import commands, ssh_keys
 from tests.conftest import LoggedIn, free_port, require_service
 from tests.executions.conftest import make_script, output, start, wait_for
 
@@ -279,6 +279,68 @@ async def test_a_private_key_pasted_without_its_final_newline_still_logs_in(
     final, text = await _run(client, operator, script_id, runner_name)
     assert final["status"] == "success", text
     assert ssh_host.marker.read_text() == "configured by opscraft\n"
+
+
+def _keygen(folder: Path, *args: str) -> Path:
+    path = folder / f"key-{len(list(folder.iterdir()))}"
+    subprocess.run(["ssh-keygen", "-q", *args, "-f", str(path)], check=True)
+    return path
+
+
+UNUSABLE_KEYS: dict[str, tuple[Callable[[Path], str], str]] = {
+    "openssh-with-passphrase": (
+        lambda d: _keygen(d, "-t", "ed25519", "-N", "a passphrase").read_text(),
+        "is protected by a passphrase",
+    ),
+    "pem-with-passphrase": (
+        lambda d: _keygen(d, "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", "a passphrase").read_text(),
+        "is protected by a passphrase",
+    ),
+    "pkcs8-with-passphrase": (
+        lambda d: _keygen(d, "-t", "ecdsa", "-m", "PKCS8", "-N", "a passphrase").read_text(),
+        "is protected by a passphrase",
+    ),
+    "public-key": (
+        lambda d: Path(f"{_keygen(d, '-t', 'ed25519', '-N', '')}.pub").read_text(),
+        "is a public key",
+    ),
+    "putty": (
+        lambda d: "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: k\nPublic-Lines: 1\nAAAA\n",
+        "PuTTY's .ppk format",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(UNUSABLE_KEYS))
+def test_a_key_ssh_cannot_use_unattended_is_named(tmp_path: Path, kind: str) -> None:
+    make, said = UNUSABLE_KEYS[kind]
+    problem = ssh_keys.key_problem(make(tmp_path))
+    assert problem is not None and said in problem, problem
+
+
+def test_a_key_without_a_passphrase_has_no_problem(tmp_path: Path) -> None:
+    for args in (["-t", "ed25519"], ["-t", "rsa", "-b", "2048", "-m", "PEM"], ["-t", "ecdsa", "-m", "PKCS8"]):
+        key = _keygen(tmp_path, *args, "-N", "").read_text()
+        assert ssh_keys.key_problem(key) is None, args
+        assert ssh_keys.key_problem("\ufeff" + key.replace("\n", "\r\n")) is None, args
+    assert ssh_keys.key_problem("not a key at all") is None, "left to ssh to describe"
+
+
+@pytest.mark.parametrize("runner_name", ["local"], indirect=True)
+async def test_a_passphrase_protected_key_ends_the_run_saying_so(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str, ssh_host: SshHost, tmp_path: Path
+) -> None:
+    """ssh has nobody to type a passphrase in a run: the run failed with `Permission denied
+    (publickey)`, as if the host had refused the key. It ends in `error` naming the secret and
+    what to store instead, before ssh is started."""
+    script_id, secret_id = await _ssh_script(client, operator, ssh_host, runner_name)
+    key = UNUSABLE_KEYS["openssh-with-passphrase"][0](tmp_path)
+    r = await client.put(f"/api/v1/secrets/{secret_id}", json={"value": key}, headers=operator.headers)
+    assert r.status_code == 200, r.text
+    final, text = await _run(client, operator, script_id, runner_name)
+    assert final["status"] == "error", text
+    assert final["error_message"].startswith("the SSH key secret DEPLOY_KEY is protected by a passphrase")
+    assert "Permission denied" not in text and not ssh_host.marker.exists()
 
 
 HANGING_TASK = """    - name: touch the marker, then wait
