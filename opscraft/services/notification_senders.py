@@ -326,10 +326,15 @@ def valid_http_url(url: str) -> bool:
 
 def _where(url: str) -> str:
     """Scheme and host of a URL: enough to say where, without a secret path or query ("an
-    invalid URL" for one that does not parse: never the URL itself, which may be a secret)."""
+    invalid URL" for one that does not parse: never the URL itself, which may be a secret).
+    An IPv6 address keeps its brackets (`http://[fd00::1]:8080`, RFC 3986 3.2.2): without them
+    it was no URL, and its port could not be told from the address."""
     try:
         parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.hostname or '?'}" + (f":{parts.port}" if parts.port else "")
+        host = parts.hostname or "?"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
     except ValueError:
         return "an invalid URL"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 import httpx
+import pytest
 from sqlmodel import col, select
 
 from opscraft import runtime
@@ -75,6 +76,29 @@ async def test_a_webhook_url_is_sealed_shown_masked_and_its_use_audited(
         assert len(await _audit("notification_channel.url_use")) == 4
         r = await client.get("/api/v1/audit", headers=admin.headers, params={"limit": 200})
         assert TOKEN not in r.text
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("http://[fd00::1]:8080/hooks/T0KEN", "http://[fd00::1]:8080/…"),
+        ("https://[FD00::AB]/x?key=k", "https://[fd00::ab]/…"),
+        ("http://10.0.0.1:9000/x", "http://10.0.0.1:9000/…"),
+    ],
+)
+async def test_an_ipv6_address_keeps_its_brackets_in_the_masked_url(
+    client: httpx.AsyncClient, admin: LoggedIn, url: str, masked: str
+) -> None:
+    """`http://[fd00::1]:8080/…` was shown as `http://fd00::1:8080/…`, which is no URL (the
+    port cannot be told from the address), on the page, in the API and in a failed send's
+    error (`http://fd00::1:8080 unreachable`: both say where with the same code)."""
+    c = await channel(client, admin, name="v6", kind="webhook", config={"url": url})
+    assert c["config"] == {"url": masked}
+    r = await client.put(
+        f"/api/v1/notifications/channels/{c['id']}", json={"config": {"url": masked}}, headers=admin.headers
+    )
+    assert r.status_code == 200 and r.json()["config"] == {"url": masked}, r.text
+    assert (await _row(c["id"])).url_ciphertext is not None
 
 
 async def test_a_url_saved_in_plain_text_before_is_sealed_at_start_and_by_a_rotation(
