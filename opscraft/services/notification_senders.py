@@ -303,25 +303,41 @@ def host_name_ok(host: str) -> bool:
     return True
 
 
-def valid_http_url(url: str) -> bool:
-    """Whether `url` is an http(s) URL a send can try: a scheme, a host with an IDNA form and a
-    port in 1-65535 (or none), and no whitespace or control character anywhere (urlsplit drops a
-    tab or newline, httpx refuses it). `http://[::1`, port 99999 and `http://a<TAB>b.example/`
-    were 500s (saving a channel, or a Slack URL from the vault on **Test**): urlsplit and httpx
-    raise on them, not HTTPError. httpx must read it too: `http://0251.0376.0251.0376/` (octal)
-    passed urlsplit, and httpx's InvalidURL on sending was a 500."""
+def http_url_problem(url: str) -> str | None:
+    """Why `url` is no http(s) URL a send can try, in words that never repeat it (it may be a
+    credential), or None: it needs a scheme, a host with an IDNA form and a port in 1-65535 (or
+    none), and no whitespace or control character anywhere (urlsplit drops a tab or newline,
+    httpx refuses it). `http://[::1`, port 99999 and `http://a<TAB>b.example/` were 500s (saving
+    a channel, or a Slack URL from the vault on **Test**): urlsplit and httpx raise on them, not
+    HTTPError. httpx must read it too: `http://0251.0376.0251.0376/` (octal) passed urlsplit,
+    and httpx's InvalidURL on sending was a 500. Each refusal said only "must be an http:// or
+    https:// URL", which left a wrong port or a pasted space to be guessed."""
     import httpx  # here, not at import: start-up does not need it (docs/benchmarks.md, "Start-up")
 
     if not _no_blank_or_control(url):
-        return False
+        return "it holds a space, tab, line break or other invisible or control character"
     try:
         parts = urlsplit(url)
-        port_ok = parts.port != 0
-        httpx.URL(url)
-    except (ValueError, httpx.InvalidURL):
-        return False
+    except ValueError:
+        return "it does not parse (an unclosed [ of an IPv6 address?)"
+    if parts.scheme not in ("http", "https"):
+        return "it must start with http:// or https://"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        return "its port must be a number in 1-65535"
     host = parts.hostname or ""
-    return parts.scheme in ("http", "https") and bool(host) and port_ok and host_name_ok(host)
+    if not host:
+        return "it names no host"
+    if not host_name_ok(host):
+        return "its host name has no IDNA (ASCII) form"
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL:
+        return "its host is not a name or address an HTTP client reads"
+    return None
 
 
 def _where(url: str) -> str:
@@ -441,8 +457,9 @@ async def _post_json(
     (`_ERROR_CODE`, Slack's form) is named in the error."""
     import httpx  # here, not at import: start-up does not need it (docs/benchmarks.md, "Start-up")
 
-    if not valid_http_url(url):
-        raise SendError(f"{_where(url)}: not a valid http:// or https:// URL", permanent=True)
+    problem = http_url_problem(url)
+    if problem:
+        raise SendError(f"{_where(url)}: not a valid http:// or https:// URL: {problem}", permanent=True)
 
     target = httpx.URL(url)
     host = target.raw_host.decode("ascii")

@@ -70,12 +70,12 @@ from opscraft.services.notification_senders import (
     SendError,
     host_name_ok,
     host_refusal,
+    http_url_problem,
     masked_url,
     send_email,
     send_slack,
     send_webhook,
     url_host,
-    valid_http_url,
 )
 from opscraft.services.partial import CHANGES, over_stored
 from opscraft.services.permissions import Permission, require
@@ -131,9 +131,10 @@ def _http_url(value: Any, field: str) -> str:
     if not isinstance(value, str) or not value:
         raise Invalid.at(field, "required: an http:// or https:// URL")
     _refused_host(url_host(value), field)
-    if not valid_http_url(value):
-        raise Invalid.at(field, "must be an http:// or https:// URL")
-    if "@" in urlsplit(value).netloc:  # valid_http_url: it parses
+    problem = http_url_problem(value)
+    if problem:
+        raise Invalid.at(field, f"must be an http:// or https:// URL: {problem}")
+    if "@" in urlsplit(value).netloc:  # http_url_problem: it parses
         raise Invalid.at(
             field,
             "must not hold a user name or password (user:pass@): its masked form would show them; "
@@ -680,9 +681,11 @@ async def send_to_channel(
         await send_webhook(_webhook_url(session, channel, user), message, networks, key)
     elif channel.kind == ChannelKind.slack:
         url = reveal().strip()
-        if not valid_http_url(url):  # the same rule as a webhook channel's saved URL
+        problem = http_url_problem(url)  # the same rule as a webhook channel's saved URL
+        if problem:
             raise SendError(
-                "the channel's vault secret is not a valid http:// or https:// webhook URL", permanent=True
+                f"the channel's vault secret is not a valid http:// or https:// webhook URL: {problem}",
+                permanent=True,
             )
         await send_slack(url, message["text"] + _excerpt_block(message), networks)
     else:

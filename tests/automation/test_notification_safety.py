@@ -437,7 +437,7 @@ async def test_a_url_httpx_cannot_read_fails_as_a_send_error() -> None:
     sending: InvalidURL, a 500 on **Test** and an error out of the sender's round. Now it is a
     permanent SendError (and refused when saved)."""
     for url in ("http://0251.0376.0251.0376/", "http://\u2460\u2461\u2466.0.0.1/"):
-        assert not notification_senders.valid_http_url(url)
+        assert notification_senders.http_url_problem(url) is not None
         with pytest.raises(SendError) as refused:
             await notification_senders.send_webhook(
                 url, {"m": 1}, frozenset({"private", "loopback", "link_local"})

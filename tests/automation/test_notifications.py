@@ -846,37 +846,45 @@ def test_a_tls_context_is_reused_until_the_ca_certificates_change(
         assert build() is not again, "the default store once the variable is gone"
 
 
+INVISIBLE = "it holds a space, tab, line break or other invisible or control character"
+
+
 @pytest.mark.parametrize(
-    "bad",
+    ("bad", "why"),
     [
-        "http://[::1",
-        "http://127.0.0.1:99999/",
-        "http://\u202e.example/",
-        "http://h:0/",
-        "http://a\tb.example/x",
-        "http://a.example/x\r\nX-Injected: 1",
-        "http://exa mple.example/",
+        ("http://[::1", "it does not parse (an unclosed [ of an IPv6 address?)"),
+        ("http://127.0.0.1:99999/", "its port must be a number in 1-65535"),
+        ("http://\u202e.example/", INVISIBLE),
+        ("http://h:0/", "its port must be a number in 1-65535"),
+        ("http://a\tb.example/x", INVISIBLE),
+        ("http://a.example/x\r\nX-Injected: 1", INVISIBLE),
+        ("http://exa mple.example/", INVISIBLE),
+        ("ftp://files.example/x", "it must start with http:// or https://"),
+        ("http:///x", "it names no host"),
+        ("http://\u2460\u2461\u2466.0.0.1/", "its host is not a name or address an HTTP client reads"),
     ],
 )
 async def test_a_url_no_send_could_use_is_refused_when_saved_and_said_on_test(
-    client: httpx.AsyncClient, admin: LoggedIn, bad: str
+    client: httpx.AsyncClient, admin: LoggedIn, bad: str, why: str
 ) -> None:
     """A webhook URL that does not parse, has a port past 65535 or a host with no IDNA form is a
     422 naming `config.url` (saving one was a 500, or saved and made Test a 500); the same URL as
-    a Slack channel's vault secret makes Test a 409 saying so, never a 500, and never the URL."""
+    a Slack channel's vault secret makes Test a 409 saying so, never a 500, and never the URL.
+    Both say why (each said only "must be an http:// or https:// URL", a wrong port too)."""
     r = await client.post(
         "/api/v1/notifications/channels",
         json={"name": "w", "kind": "webhook", "config": {"url": bad}},
         headers=admin.headers,
     )
     assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["config.url"], r.text
+    assert r.json()["errors"][0]["message"] == f"must be an http:// or https:// URL: {why}", r.text
     r = await client.post("/api/v1/secrets", json={"name": "SLACK_URL", "value": bad}, headers=admin.headers)
     assert r.status_code == 201, r.text
     slack = await channel(client, admin, name="s", kind="slack", secret_id=r.json()["id"])
     r = await client.post(f"/api/v1/notifications/channels/{slack['id']}/test", headers=admin.headers)
-    assert r.status_code == 409 and "not a valid http:// or https:// webhook URL" in r.json()["detail"], (
-        r.text
-    )
+    assert r.status_code == 409 and r.json()["detail"].endswith(
+        f"not a valid http:// or https:// webhook URL: {why}"
+    ), r.text
     assert bad not in r.text
 
 
