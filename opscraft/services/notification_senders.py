@@ -685,8 +685,10 @@ def _smtp_session(settings: EmailSettings, message: EmailMessage, deadline: _Dea
         ) from None
     except smtplib.SMTPNotSupportedError as exc:
         # smtplib's own fixed text: the extension the server lacks (STARTTLS, AUTH, or SMTPUTF8,
-        # which a non-ASCII address needs: RFC 6531)
-        raise SendError(f"{where}: the server does not offer what this channel needs: {exc}") from None
+        # which a non-ASCII address needs: RFC 6531). Its configuration, which no retry changes.
+        raise SendError(
+            f"{where}: the server does not offer what this channel needs: {exc}", permanent=True
+        ) from None
     except smtplib.SMTPServerDisconnected:
         raise SendError(f"{where}: the server closed the connection before it answered") from None
     except smtplib.SMTPException as exc:

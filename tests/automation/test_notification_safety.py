@@ -63,6 +63,34 @@ async def test_a_permanent_refusal_fails_the_delivery_at_once(
     assert r.json()["items"][0]["last_error"] == row.last_error
 
 
+@pytest.mark.parametrize(
+    ("security", "to", "lacks"),
+    [("none", "jürgen@example.com", "SMTPUTF8"), ("starttls", "ops@example.com", "STARTTLS")],
+)
+async def test_a_server_lacking_what_the_channel_needs_fails_the_delivery_at_once(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None, security: str, to: str, lacks: str
+) -> None:
+    """A mail server that does not offer SMTPUTF8 (a non-ASCII recipient) or STARTTLS (the
+    channel's security) does not start offering it on a retry: the delivery was tried 8 times
+    over about 20 minutes. It fails at the first, saying what the server lacks."""
+    with smtp_receiver() as smtp:
+        config = {"host": "127.0.0.1", "port": smtp.port, "security": security}
+        c = await channel(
+            client, admin, name="mail", kind="email", config={**config, "from": "o@example.com", "to": to}
+        )
+        await rule(client, admin, c["id"], ["failure"])
+        run_id = await finished_run(await script(client, admin), "failed")
+        async with runtime.current().db.session() as session:
+            await notifications.enqueue_for_execution(session, run_id)
+        await deliver_all()
+        assert smtp.messages == []
+    row = await _row()
+    assert (row.status, row.attempts) == (DeliveryStatus.failed, 1), row
+    assert lacks in (row.last_error or "") and (row.last_error or "").endswith("(permanent: not retried)"), (
+        row
+    )
+
+
 @pytest.mark.parametrize("status", [408, 500, 503])
 async def test_a_passing_failure_is_retried(
     client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None, status: int
