@@ -280,8 +280,9 @@ class HueyQueue:
     def free_slots(self) -> int:
         """Consumer threads (of an `in_process` queue) that would take a job handed now at once:
         neither running one nor due to take one already handed. A snapshot: a thread may take
-        a job from the queue file meanwhile, and a run handed then waits for the next free one."""
-        if not self.in_process:
+        a job from the queue file meanwhile, and a run handed then waits for the next free one.
+        0 once the consumer is stopping (`stop`)."""
+        if not self.in_process or self._consumer is None or self._consumer.stop_flag.is_set():
             return 0
         return self._workers - self._busy.count - len(self._handed)
 

@@ -6,6 +6,8 @@ worker runs no claim transaction of its own. Everything else goes through the qu
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -129,6 +131,15 @@ def test_claimed_runs_left_at_shutdown_end_as_interrupted(tmp_path: Any) -> None
     assert queue.free_slots() == 0  # the plain id stays: it is claimed when consumed
 
 
+def _eventually(condition: Callable[[], bool], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def test_free_slots_counts_threads_running_a_handed_job(tmp_path: Any) -> None:
     started, release = threading.Event(), threading.Event()
 
@@ -144,6 +155,7 @@ def test_free_slots_counts_threads_running_a_handed_job(tmp_path: Any) -> None:
         assert queue.free_slots() == 1
     finally:
         release.set()
+        assert _eventually(lambda: queue.free_slots() == 2)
         queue.stop()
         assert queue.join(10)
-    assert queue.free_slots() == 2
+    assert queue.free_slots() == 0  # stopping: a run claimed now would never start
