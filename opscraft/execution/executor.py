@@ -107,9 +107,14 @@ class Executor:
         hand-over of its claim to a consumer thread, run after the COMMIT. Runs of a script
         with a concurrency limit are left to the queue (SQLite's write lock, held by this
         transaction, keeps `store.limited` true until the COMMIT). So such a run costs no
-        transaction of its own to claim, and its consumer thread starts it at once."""
+        transaction of its own to claim, and its consumer thread starts it at once.
+
+        Only a lone submission's run is taken: a group of several is a burst, whose claims
+        belong on the consumer threads (in the queue's order) while the group's thread writes
+        the next group; claimed here they lengthened every group and slowed the burst's
+        submissions (`bench_exec_throughput_pair`, docs/benchmarks.md, session 30)."""
         queue = cast(HueyQueue, self.queue)
-        free = queue.free_slots()
+        free = queue.free_slots() if len(members) == 1 else 0
         if free <= 0:
             return {}
         limited = store.limited(conn, {row.script_id for row, _ in members})

@@ -159,3 +159,12 @@ def test_free_slots_counts_threads_running_a_handed_job(tmp_path: Any) -> None:
         queue.stop()
         assert queue.join(10)
     assert queue.free_slots() == 0  # stopping: a run claimed now would never start
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_group_of_several_submissions_is_left_to_the_queue(rt: runtime.Runtime) -> None:
+    """A burst's runs are claimed by the consumer threads, not by the group's thread: `take`
+    returns at once for a group of two, without a statement (no connection is even needed)."""
+    assert rt.worker is not None and rt.worker.queue.free_slots() > 0  # type: ignore[attr-defined]
+    members: list[tuple[Any, int]] = [(object(), 1), (object(), 2)]
+    assert rt.worker.executor.take(None, members) == {}  # type: ignore[arg-type]
