@@ -99,9 +99,16 @@ async def test_a_run_claimed_in_its_submission_is_cancelled_at_once(
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
-async def test_no_claim_in_the_submission_without_an_in_process_queue(rt: runtime.Runtime) -> None:
+async def test_no_claim_in_the_submission_without_an_in_process_queue(
+    client: httpx.AsyncClient, admin: LoggedIn, rt: runtime.Runtime
+) -> None:
+    """On PostgreSQL the job queue is shared (a file or Redis): the worker claims, as before."""
     assert rt.worker is not None and rt.executions is not None
     assert rt.worker.submission_take() is None and rt.executions.take is None
+    script_id = await make_script(client, admin, "echo pg\n")
+    started = await start(client, admin, script_id, "local")
+    assert (await wait_for(client, admin, started["id"]))["status"] == "success"
+    assert await output(client, admin, started["id"]) == "pg\n"
 
 
 def test_claimed_runs_left_at_shutdown_end_as_interrupted(tmp_path: Any) -> None:
