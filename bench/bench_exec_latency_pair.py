@@ -13,9 +13,7 @@ Usage: .venv/bin/python -m bench.bench_exec_latency_pair BASELINE_TREE [TREE] [-
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import os
 import time
 from pathlib import Path
@@ -23,7 +21,17 @@ from pathlib import Path
 import httpx
 
 from bench.bench_exec_latency import SCRIPT, one, one_streamed
-from bench.exec_harness import ROOT, Server, create_script, percentile, server, submit, watch
+from bench.exec_harness import (
+    Server,
+    create_script,
+    pair_parser,
+    pair_trees,
+    paired_servers,
+    percentile,
+    submit,
+    turns,
+    watch,
+)
 
 WAYS = ("first byte, POST + WebSocket", "first byte, POST .../stream", "end, POST + WebSocket")
 
@@ -38,24 +46,19 @@ async def one_to_end(client: httpx.AsyncClient, srv: Server, script_id: int) -> 
 async def main(trees: list[Path], samples: int) -> None:
     ways = (one, one_streamed, one_to_end)
     times: list[list[list[float]]] = [[[] for _ in ways] for _ in trees]
-    with contextlib.ExitStack() as stack:
-        servers = [stack.enter_context(server(root=tree)) for tree in trees]
+    async with paired_servers(trees) as (servers, clients):
         scripts = [create_script(srv, "echo-hi", SCRIPT) for srv in servers]
-        async with contextlib.AsyncExitStack() as open_clients:
-            clients = [
-                await open_clients.enter_async_context(httpx.AsyncClient(base_url=s.url)) for s in servers
-            ]
-            for i in range(len(trees)):  # warm-up: connections, caches
-                for _ in range(20):
-                    for way in ways:
-                        await way(clients[i], servers[i], scripts[i])
-            loads = [os.getloadavg()[0]]
-            for sample in range(samples):
-                order = range(len(trees)) if sample % 2 == 0 else reversed(range(len(trees)))
-                for i in order:
-                    for w, way in enumerate(ways):
-                        times[i][w].append(await way(clients[i], servers[i], scripts[i]))
-            loads.append(os.getloadavg()[0])
+        for i in range(len(trees)):  # warm-up: connections, caches
+            for _ in range(20):
+                for way in ways:
+                    await way(clients[i], servers[i], scripts[i])
+        loads = [os.getloadavg()[0]]
+        for sample in range(samples):
+            order = turns(sample, len(trees))
+            for i in order:
+                for w, way in enumerate(ways):
+                    times[i][w].append(await way(clients[i], servers[i], scripts[i]))
+        loads.append(os.getloadavg()[0])
     print(f"{samples} samples per tree and way, load {loads[0]:.1f} -> {loads[1]:.1f}")
     for w, name in enumerate(WAYS):
         p50s = [percentile(times[i][w], 50) for i in range(len(trees))]
@@ -67,9 +70,7 @@ async def main(trees: list[Path], samples: int) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("baseline", type=Path, help="the other source tree (e.g. a worktree of main)")
-    parser.add_argument("tree", type=Path, nargs="?", default=ROOT, help="default: this tree")
+    parser = pair_parser(__doc__)
     parser.add_argument("--samples", type=int, default=300)
     args = parser.parse_args()
-    asyncio.run(main([args.baseline.resolve(), args.tree.resolve()], args.samples))
+    asyncio.run(main(pair_trees(args), args.samples))

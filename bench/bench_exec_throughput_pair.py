@@ -13,9 +13,7 @@ Usage: .venv/bin/python -m bench.bench_exec_throughput_pair BASELINE_TREE [TREE]
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import os
 import time
 from pathlib import Path
@@ -23,7 +21,15 @@ from pathlib import Path
 import httpx
 
 from bench.bench_exec_throughput import CONNECTIONS
-from bench.exec_harness import ROOT, RawPoster, Server, create_script, server
+from bench.exec_harness import (
+    RawPoster,
+    Server,
+    create_script,
+    pair_parser,
+    pair_trees,
+    paired_servers,
+    turns,
+)
 
 POLL_SECONDS = 0.01
 
@@ -49,28 +55,22 @@ async def burst(client: httpx.AsyncClient, srv: Server, poster: RawPoster, count
 
 async def main(trees: list[Path], rounds: int, count: int) -> None:
     seconds = [0.0] * len(trees)
-    with contextlib.ExitStack() as stack:
-        servers = [stack.enter_context(server({"OPSCRAFT_WORKERS": "4"}, root=tree)) for tree in trees]
+    async with paired_servers(trees, {"OPSCRAFT_WORKERS": "4"}) as (servers, clients):
         scripts = [create_script(srv, "true", "true\n") for srv in servers]
         posters = [
             RawPoster(srv, "/api/v1/executions", {"script_id": script_id, "runner": "local"})
             for srv, script_id in zip(servers, scripts, strict=True)
         ]
-        async with contextlib.AsyncExitStack() as open_clients:
-            clients = [
-                await open_clients.enter_async_context(httpx.AsyncClient(base_url=s.url, timeout=60))
-                for s in servers
-            ]
-            for i in range(len(trees)):  # warm-up: connections, caches, the fork server
-                await burst(clients[i], servers[i], posters[i], 50)
-            for round_ in range(rounds):
-                order = range(len(trees)) if round_ % 2 == 0 else reversed(range(len(trees)))
-                took = {}
-                for i in order:
-                    took[i] = await burst(clients[i], servers[i], posters[i], count)
-                    seconds[i] += took[i]
-                figures = ", ".join(f"{trees[i]}: {count / took[i]:.0f}/s" for i in sorted(took))
-                print(f"round {round_ + 1} (load {os.getloadavg()[0]:.1f}): {figures}", flush=True)
+        for i in range(len(trees)):  # warm-up: connections, caches, the fork server
+            await burst(clients[i], servers[i], posters[i], 50)
+        for round_ in range(rounds):
+            order = turns(round_, len(trees))
+            took = {}
+            for i in order:
+                took[i] = await burst(clients[i], servers[i], posters[i], count)
+                seconds[i] += took[i]
+            figures = ", ".join(f"{trees[i]}: {count / took[i]:.0f}/s" for i in sorted(took))
+            print(f"round {round_ + 1} (load {os.getloadavg()[0]:.1f}): {figures}", flush=True)
     rates = [rounds * count / s for s in seconds]
     for tree, rate in zip(trees, rates, strict=True):
         print(f"{tree}: {rate:.0f} runs/s over {rounds} bursts of {count}")
@@ -78,10 +78,8 @@ async def main(trees: list[Path], rounds: int, count: int) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("baseline", type=Path, help="the other source tree (e.g. a worktree of main)")
-    parser.add_argument("tree", type=Path, nargs="?", default=ROOT, help="default: this tree")
+    parser = pair_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--count", type=int, default=250)
     args = parser.parse_args()
-    asyncio.run(main([args.baseline.resolve(), args.tree.resolve()], args.rounds, args.count))
+    asyncio.run(main(pair_trees(args), args.rounds, args.count))
