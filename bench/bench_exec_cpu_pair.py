@@ -12,49 +12,38 @@ Usage: .venv/bin/python -m bench.bench_exec_cpu_pair BASELINE_TREE [TREE] [--blo
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import os
 from pathlib import Path
 
-import httpx
-
 from bench.bench_exec_cpu import SCRIPT, process_cpu_seconds, run_many
-from bench.exec_harness import ROOT, create_script, server
+from bench.exec_harness import create_script, pair_parser, pair_trees, paired_servers, turns
 
 
 async def main(trees: list[Path], blocks: int, per_block: int) -> None:
-    with contextlib.ExitStack() as stack:
-        servers = [stack.enter_context(server(root=tree)) for tree in trees]
+    cpu, runs = [0.0] * len(trees), [0] * len(trees)
+    async with paired_servers(trees) as (servers, clients):
         scripts = [create_script(srv, "echo-hi", SCRIPT) for srv in servers]
-        cpu, runs = [0.0] * len(trees), [0] * len(trees)
-        async with contextlib.AsyncExitStack() as open_clients:
-            clients = [
-                await open_clients.enter_async_context(httpx.AsyncClient(base_url=s.url)) for s in servers
-            ]
-            for srv, client, script_id in zip(servers, clients, scripts, strict=True):
-                await run_many(client, srv, script_id, 20)  # warm-up: connections, caches
-            for block in range(blocks):
-                order = range(len(trees)) if block % 2 == 0 else reversed(range(len(trees)))
-                for i in order:
-                    cpu0 = process_cpu_seconds(servers[i].process.pid)[0]
-                    await run_many(clients[i], servers[i], scripts[i], per_block)
-                    cpu[i] += process_cpu_seconds(servers[i].process.pid)[0] - cpu0
-                    runs[i] += per_block
-                if block % 5 == 4 or block == blocks - 1:
-                    per_run = zip(trees, cpu, runs, strict=True)
-                    figures = ", ".join(f"{t}: {c / n * 1000:.2f} ms" for t, c, n in per_run)
-                    print(f"after {block + 1} blocks (load {os.getloadavg()[0]:.1f}): {figures}", flush=True)
+        for srv, client, script_id in zip(servers, clients, scripts, strict=True):
+            await run_many(client, srv, script_id, 20)  # warm-up: connections, caches
+        for block in range(blocks):
+            order = turns(block, len(trees))
+            for i in order:
+                cpu0 = process_cpu_seconds(servers[i].process.pid)[0]
+                await run_many(clients[i], servers[i], scripts[i], per_block)
+                cpu[i] += process_cpu_seconds(servers[i].process.pid)[0] - cpu0
+                runs[i] += per_block
+            if block % 5 == 4 or block == blocks - 1:
+                per_run = zip(trees, cpu, runs, strict=True)
+                figures = ", ".join(f"{t}: {c / n * 1000:.2f} ms" for t, c, n in per_run)
+                print(f"after {block + 1} blocks (load {os.getloadavg()[0]:.1f}): {figures}", flush=True)
     for tree, seconds, count in zip(trees, cpu, runs, strict=True):
         print(f"{tree}: {seconds / count * 1000:.2f} ms server CPU per execution over {count} runs")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("baseline", type=Path, help="the other source tree (e.g. a worktree of main)")
-    parser.add_argument("tree", type=Path, nargs="?", default=ROOT, help="default: this tree")
+    parser = pair_parser(__doc__)
     parser.add_argument("--blocks", type=int, default=20)
     parser.add_argument("--per-block", type=int, default=30)
     args = parser.parse_args()
-    asyncio.run(main([args.baseline.resolve(), args.tree.resolve()], args.blocks, args.per_block))
+    asyncio.run(main(pair_trees(args), args.blocks, args.per_block))

@@ -5,13 +5,14 @@ the WebSocket exactly as an API user would.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import statistics
 import subprocess
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,42 @@ def server(extra_env: dict[str, str] | None = None, root: Path = ROOT) -> Iterat
             )
         finally:
             stop_server(live)
+
+
+def pair_parser(doc: str) -> argparse.ArgumentParser:
+    """The command line of a paired bench (`bench_exec_*_pair`): BASELINE_TREE [TREE]; read the
+    two trees with `pair_trees`."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("baseline", type=Path, help="the other source tree (e.g. a worktree of main)")
+    parser.add_argument("tree", type=Path, nargs="?", default=ROOT, help="default: this tree")
+    return parser
+
+
+def pair_trees(args: argparse.Namespace) -> list[Path]:
+    """[the baseline tree, the tree measured], resolved, from `pair_parser`'s arguments."""
+    return [args.baseline.resolve(), args.tree.resolve()]
+
+
+def turns(round_: int, trees: int) -> list[int]:
+    """The order the `trees` trees of a paired bench take turns in round `round_` (from 0): as
+    given in even rounds, reversed in odd ones, so neither always goes first."""
+    order = list(range(trees))
+    return order if round_ % 2 == 0 else order[::-1]
+
+
+@asynccontextmanager
+async def paired_servers(
+    trees: list[Path], extra_env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[list[Server], list[httpx.AsyncClient]]]:
+    """An `opscraft serve` from each of `trees` (see `server`) and an HTTP client of each."""
+    with ExitStack() as stack:
+        servers = [stack.enter_context(server(extra_env, root=tree)) for tree in trees]
+        async with AsyncExitStack() as open_clients:
+            clients = [
+                await open_clients.enter_async_context(httpx.AsyncClient(base_url=s.url, timeout=60))
+                for s in servers
+            ]
+            yield servers, clients
 
 
 def create_script(srv: Server, name: str, content: str, script_type: str = "bash", **fields: Any) -> int:

@@ -87,6 +87,7 @@ async def start(
                 started.cancels,
                 availability,
                 delivery=transport.delivery_for(settings, started.queue),
+                take=started.submission_take(),
             )
         else:
             queue = transport.queue_for(settings)

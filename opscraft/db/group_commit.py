@@ -22,6 +22,11 @@ Rules each member keeps, as if it had committed alone:
   runs on the group's thread, right after its COMMIT: the run reaches the queue without waiting
   for the busy event loop to take the group's result back (`after_commit` must be thread-safe,
   as the job queue's enqueue is).
+- `take(conn, members)` (optional, shared by the members that pass it) runs in the group's
+  transaction after its INSERTs: it may write more for some members (the in-process worker
+  claims the new runs it can start at once, `execution.executor.Executor.take`) and returns,
+  per member id it took, an action run after the COMMIT in place of that member's
+  `after_commit`. A transaction that fails drops those actions with the rest.
 
 Source of the technique: "group commit" (Gawlick, Kinkade, IMS Fast Path 1985; PostgreSQL's
 `commit_delay`), here without any delay: the group is whatever queued during the previous write.
@@ -34,7 +39,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Insert, Table, insert
@@ -53,6 +58,9 @@ TASK_NAME = "opscraft-group-commit"
 Dependents = Callable[[int], Sequence[SQLModel]]
 """`dependents(parent_id)`: the rows to insert with a parent, once its id is known."""
 
+Take = Callable[[Connection, list[tuple[SQLModel, int]]], dict[int, Callable[[], None]]]
+"""`take(conn, [(row, id), ...])`, in the group's transaction: {id: its action after COMMIT}."""
+
 
 def _no_dependents(_parent_id: int) -> Sequence[SQLModel]:
     return ()
@@ -64,7 +72,8 @@ class _Member:
     dependents: Dependents
     after_commit: Callable[[int], None] | None
     done: asyncio.Future[int]
-    handed: bool = False  # after_commit has run
+    take: Take | None = None
+    handed: bool = False  # after_commit (or what `take` returned) has run
 
 
 def _table(row: SQLModel) -> Table:
@@ -144,15 +153,17 @@ class GroupInsert:
         row: SQLModel,
         dependents: Dependents = _no_dependents,
         after_commit: Callable[[int], None] | None = None,
+        take: Take | None = None,
     ) -> int:
         """Insert `row` (a table model whose primary key `id` is unset) and `dependents(id)`,
-        commit, set `row.id` and return it; then `after_commit(id)` has run.
+        commit, set `row.id` and return it; then `after_commit(id)` has run, or the action
+        `take` returned for it (see the module docstring).
 
         Raises what writing this member alone would raise (`IntegrityError`, a check's error),
         or the group's busy error (`WriteQueueTimeout`, a pool timeout, SQLite's lock)."""
         for check in self.checks:
             check(row)
-        member = _Member(row, dependents, after_commit, asyncio.get_running_loop().create_future())
+        member = _Member(row, dependents, after_commit, asyncio.get_running_loop().create_future(), take)
         self._pending.append(member)
         if self._committer is None:
             self._committer = asyncio.get_running_loop().create_task(self._commit_all(), name=TASK_NAME)
@@ -180,7 +191,7 @@ class GroupInsert:
 
     async def _write(self, batch: list[_Member]) -> None:
         try:
-            ids = await self._transaction(batch)
+            ids, taken = await self._transaction(batch)
         except Exception as exc:
             if len(batch) == 1 or self._is_busy(exc):
                 for member in batch:
@@ -195,11 +206,11 @@ class GroupInsert:
         self.members += len(batch)
         for member, new_id in zip(batch, ids, strict=True):
             member.row.id = new_id  # type: ignore[attr-defined]
-            _hand_over(member, new_id)
+            _hand_over(member, new_id, taken.get(new_id))
             if not member.done.done():
                 member.done.set_result(new_id)
 
-    async def _transaction(self, batch: list[_Member]) -> list[int]:
+    async def _transaction(self, batch: list[_Member]) -> tuple[list[int], dict[int, Callable[[], None]]]:
         """One transaction for `batch` (see `_write_group`): on the SQLite thread, or on the
         async engine's connection (PostgreSQL)."""
         if self._thread is not None:
@@ -207,31 +218,34 @@ class GroupInsert:
         async with self._engine.begin() as conn:
             return await conn.run_sync(_write_group, batch, self.checks)
 
-    def _on_thread(self, batch: list[_Member]) -> list[int]:
+    def _on_thread(self, batch: list[_Member]) -> tuple[list[int], dict[int, Callable[[], None]]]:
         assert self._sqlite is not None
         with self._sqlite.begin() as conn:
-            ids = _write_group(conn, batch, self.checks)
+            ids, taken = _write_group(conn, batch, self.checks)
         for member, new_id in zip(batch, ids, strict=True):  # committed
-            _hand_over(member, new_id)
-        return ids
+            _hand_over(member, new_id, taken.get(new_id))
+        return ids, taken
 
 
-def _hand_over(member: _Member, new_id: int) -> None:
-    """Run a committed member's `after_commit` once (a failure is logged: the row stays)."""
-    if member.after_commit is None or member.handed:
+def _hand_over(member: _Member, new_id: int, taken: Callable[[], None] | None) -> None:
+    """Run a committed member's action once: what `take` returned for it, else its
+    `after_commit` (a failure is logged: the row stays)."""
+    action = taken or (partial(member.after_commit, new_id) if member.after_commit else None)
+    if action is None or member.handed:
         return
     member.handed = True
     try:
-        member.after_commit(new_id)
+        action()
     except Exception:
         log.exception("after-commit action of row %s failed", new_id)
 
 
 def _write_group(
     conn: Connection, batch: list[_Member], checks: list[Callable[[SQLModel], None]]
-) -> list[int]:
+) -> tuple[list[int], dict[int, Callable[[], None]]]:
     """In the caller's transaction: the parents per table (ids returned in the members' order),
-    then every member's dependents per table; returns the members' ids."""
+    then every member's dependents per table, then each `take` over its members; returns the
+    members' ids and what the takes returned."""
     by_table: dict[Table, list[int]] = {}
     for index, member in enumerate(batch):
         by_table.setdefault(_table(member.row), []).append(index)
@@ -250,4 +264,11 @@ def _write_group(
             dependents.setdefault(_table(row), []).append(_values(row))
     for table, rows in dependents.items():
         conn.execute(_insert(table), rows)
-    return ids
+    takes: dict[Take, list[tuple[SQLModel, int]]] = {}
+    for member, new_id in zip(batch, ids, strict=True):
+        if member.take is not None:
+            takes.setdefault(member.take, []).append((member.row, new_id))
+    taken: dict[int, Callable[[], None]] = {}
+    for take, members in takes.items():
+        taken.update(take(conn, members))
+    return ids, taken

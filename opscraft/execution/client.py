@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db import clock
 from opscraft.db.engine import Database
+from opscraft.db.group_commit import Take
 from opscraft.db.models import Execution, RegisteredWorker
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
 from opscraft.execution import log_pages
@@ -125,6 +126,10 @@ class ExecutionClient:
     poll_seconds: float = POLL_SECONDS
     delivery: Delivery | None = None
     """Set when the queue is reached over the network (Redis): enqueues go through its thread."""
+    take: Take | None = None
+    """Set when this process's worker takes its runs in memory (`Worker.submission_take`): a
+    submission's group commit claims the run in its own transaction when a consumer thread is
+    free, and hands it over after the COMMIT instead of `enqueue`."""
 
     def enqueue(self, execution_id: int) -> None:
         """Hand a committed `queued` run to the workers (its id only), without waiting on the

@@ -7,13 +7,17 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any, cast
+
+from sqlalchemy import Connection
 
 from opscraft.config import Settings
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.execution import ansible_options, store, terraform_plan
 from opscraft.execution.events import LogEvent, StatusEvent
-from opscraft.execution.finisher import Finisher
+from opscraft.execution.finisher import OUTPUT_FAILED, Finisher
 from opscraft.execution.loop import WorkerLoop
 from opscraft.execution.masking import Masker
 from opscraft.execution.output import OutputPipeline, StoreBatch
@@ -26,6 +30,7 @@ from opscraft.execution.ports import (
     SecretSource,
     SecretUnavailable,
 )
+from opscraft.execution.queue import HueyQueue
 from opscraft.execution.spec import RunControl, Runner, RunnerError, RunResult, RunSpec, StopReason
 from opscraft.logs import engine_context
 
@@ -69,7 +74,7 @@ class Executor:
         self.plans = plans
         self._lock = threading.Lock()
         self._active: dict[int, RunControl] = {}
-        self.finisher = Finisher(db, self._ended)
+        self.finisher = Finisher(db, self._ended, bus.stored)
 
     def __call__(self, execution_id: int) -> None:
         with engine_context(worker_id=self.worker_id, execution_id=execution_id):
@@ -78,9 +83,7 @@ class Executor:
     def _execute(self, execution_id: int) -> None:
         control = RunControl()
         # Watch before claiming: a cancel that lands after the claim always finds this watcher.
-        self.cancels.watch(execution_id, lambda: control.stop(StopReason.cancelled))
-        with self._lock:
-            self._active[execution_id] = control
+        self._watch(execution_id, control)
         missed = False  # not claimed: no longer queued, or for a runner not offered here
         try:
             try:
@@ -90,18 +93,83 @@ class Executor:
             if claim is None:
                 missed = True
                 return
-            self.bus.publish(execution_id, StatusEvent(ExecutionStatus.running, started_at=claim.started_at))
-            if claim.cancel_requested:
-                control.stop(StopReason.cancelled)
-            # Written on the finisher's thread (with other runs' ends), announced after its COMMIT.
-            self.finisher.put(execution_id, self._run(claim, control))
+            self._start(claim, control)
         finally:
-            self.cancels.unwatch(execution_id)
-            with self._lock:
-                self._active.pop(execution_id, None)
-            control.finish()
+            self._unwatch(execution_id, control)
             if missed and self.allowed is not None:
                 self._hand_back(execution_id)
+
+    def take(self, conn: Connection, members: list[tuple[Any, int]]) -> dict[int, Callable[[], None]]:
+        """`db.group_commit.Take`: in the transaction that inserts new runs (`members`: each
+        `Execution` row with its id), claim as many as this process's consumer threads can
+        start at once (`HueyQueue.free_slots`), oldest first, with the same conditional UPDATE
+        as any claim (`store.claim`: worker id, runner, start time), and return for each the
+        hand-over of its claim to a consumer thread, run after the COMMIT. Runs of a script
+        with a concurrency limit are left to the queue (SQLite's write lock, held by this
+        transaction, keeps `store.limited` true until the COMMIT). So such a run costs no
+        transaction of its own to claim, and its consumer thread starts it at once.
+
+        Only a lone submission's run is taken: a group of several is a burst, whose claims
+        belong on the consumer threads (in the queue's order) while the group's thread writes
+        the next group; claimed here they lengthened every group and slowed the burst's
+        submissions (`bench_exec_throughput_pair`, docs/benchmarks.md, session 30)."""
+        queue = cast(HueyQueue, self.queue)
+        free = queue.free_slots() if len(members) == 1 else 0
+        if free <= 0:
+            return {}
+        limited = store.limited(conn, {row.script_id for row, _ in members})
+        taken: dict[int, Callable[[], None]] = {}
+        for row, execution_id in members:
+            if len(taken) >= free:
+                break
+            if row.script_id in limited:
+                continue
+            claim = store.claim(conn, self.settings, self.worker_id, execution_id, self.allowed)
+            if claim is not None:
+                taken[execution_id] = partial(queue.hand, ClaimedRun(self, claim))
+        return taken
+
+    def start_claimed(self, claim: store.Claim) -> None:
+        """Run a run claimed by `take` (in a consumer thread). The cancel watcher starts here,
+        after the claim: a cancel requested in between is found in the database by the worker's
+        housekeeping within a second (`CANCEL_CHECK_SECONDS`), as for a run on another worker."""
+        with engine_context(worker_id=self.worker_id, execution_id=claim.execution_id):
+            control = RunControl()
+            self._watch(claim.execution_id, control)
+            try:
+                self._start(claim, control)
+            finally:
+                self._unwatch(claim.execution_id, control)
+
+    def abandon(self, jobs: list[Callable[[], None]]) -> None:
+        """End the runs claimed by `take` among `jobs` (handed, never started by a consumer
+        thread before a shutdown: `HueyQueue.left_over`) as the shutdown ends the runs it
+        interrupts."""
+        for job in jobs:
+            if isinstance(job, ClaimedRun):
+                shutdown = store.Finish(ExecutionStatus.error, error_message=SHUTDOWN_MESSAGE)
+                self.finisher.put(job.claim.execution_id, shutdown)
+
+    def _watch(self, execution_id: int, control: RunControl) -> None:
+        self.cancels.watch(execution_id, lambda: control.stop(StopReason.cancelled))
+        with self._lock:
+            self._active[execution_id] = control
+
+    def _unwatch(self, execution_id: int, control: RunControl) -> None:
+        self.cancels.unwatch(execution_id)
+        with self._lock:
+            self._active.pop(execution_id, None)
+        control.finish()
+
+    def _start(self, claim: store.Claim, control: RunControl) -> None:
+        """Announce a claimed run as running, run it, hand its end to the finisher."""
+        self.bus.publish(
+            claim.execution_id, StatusEvent(ExecutionStatus.running, started_at=claim.started_at)
+        )
+        if claim.cancel_requested:
+            control.stop(StopReason.cancelled)
+        # Written on the finisher's thread (with other runs' ends), announced after its COMMIT.
+        self.finisher.put(claim.execution_id, self._run(claim, control))
 
     def _ended(self, execution_id: int, final: StatusEvent, waiting: int | None) -> None:
         """A run's end is committed (`finisher.py`): its final event, the run events'
@@ -193,12 +261,13 @@ class Executor:
             control.finish()
         if result is not None and result.files and result.exit_code == 0 and control.reason is None:
             error = self._keep_plan(spec.execution_id, result.files)
+        tail: list[LogEvent] = []
         try:
-            pipeline.close()
+            tail = pipeline.close(keep_tail=True)  # stored with the final state (`store.finish`)
         except Exception:
             log.exception("execution %s: storing the output failed", spec.execution_id)
-            error = error or "storing the output failed: see the server log"
-        return _outcome(spec, control.reason, result, error, pipeline)
+            error = error or OUTPUT_FAILED
+        return replace(_outcome(spec, control.reason, result, error, pipeline), logs=tuple(tail))
 
     def _plan_file(self, execution_id: int) -> bytes:
         """The saved plan an `apply_plan` run applies; raises `PlanUnavailable`."""
@@ -224,6 +293,17 @@ class Executor:
             return self.db.submit(store.store_logs, execution_id, events, output_bytes, stored_bytes)
 
         return store_batch
+
+
+@dataclass(frozen=True)
+class ClaimedRun:
+    """A run `Executor.take` claimed, handed to a consumer thread (`HueyQueue.hand`)."""
+
+    executor: Executor
+    claim: store.Claim
+
+    def __call__(self) -> None:
+        self.executor.start_claimed(self.claim)
 
 
 def _outcome(

@@ -9,12 +9,17 @@ look for a held-back run per script), and only after that COMMIT tells the rest 
 system about each run: its final event on the live bus, `on_finished` (the run events'
 dispatcher), and the run a concurrency limit held back, enqueued. So a run's end is durable
 before anyone hears of it, as before. The output was stored before the end is handed over
-(`OutputPipeline.close` waits for it), so the end never precedes its output.
+(`OutputPipeline.close` waits for it), except its last batch of at most
+`output.TAIL_CHARS` characters, which comes with the end (`Finish.logs`) and is stored in the
+end's transaction (a short run's whole output: one transaction instead of two); the live bus
+is told it is stored (`stored`) after that COMMIT. So the end never precedes its output.
 
 A transaction that fails is tried again as `Executor` did for one run: while the database is
 unreachable (`db.unreachable.is_unreachable`) every `RETRY_SECONDS`, any other error
 `ATTEMPTS` times; a batch that still fails is written run by run, so one bad end fails alone
-(logged; its run stays `running` until a restart recovers it, as before).
+(logged; its run stays `running` until a restart recovers it, as before). An end that fails
+with its output chunks is written once more without them, as `error` ("storing the output
+failed"), as a run whose output batch failed ended before.
 
 Measured with 1,000 `true` submitted at once (docs/benchmarks.md, session 28): in a burst the
 consumer threads spent about a third of their time waiting in `store.finish` for the write lock,
@@ -27,9 +32,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from sqlalchemy.exc import DBAPIError
 
+from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.unreachable import brief, is_unreachable
 from opscraft.execution import store
 from opscraft.execution.events import StatusEvent
@@ -49,9 +56,10 @@ event, a waiting run of the same script to enqueue or None)."""
 class Finisher:
     """Writes the ends handed to `put` (see the module docstring); `stop` writes those left."""
 
-    def __init__(self, db: store.Store, done: Done) -> None:
+    def __init__(self, db: store.Store, done: Done, stored: Callable[[int, int], None]) -> None:
         self._db = db
         self._done = done
+        self._stored = stored
         self._cond = threading.Condition()
         self._pending: list[tuple[int, store.Finish]] = []
         self._writing = 0
@@ -111,19 +119,32 @@ class Finisher:
             ends = _retried(lambda: self._db.run(store.finish, batch), len(batch))
         except Exception:
             if len(batch) == 1:
-                log.exception("execution %s: writing its final state failed", batch[0][0])
+                execution_id, end = batch[0]
+                log.exception("execution %s: writing its final state failed", execution_id)
+                if end.logs:
+                    self._write([(execution_id, _without_output(end))])
                 return
             for one in batch:  # one bad end must not hold back the others
                 self._write([one])
             return
-        for (execution_id, _), (event, waiting) in zip(batch, ends, strict=True):
+        for (execution_id, end), (event, waiting) in zip(batch, ends, strict=True):
             try:
+                if end.logs:
+                    self._stored(execution_id, end.logs[-1].seq)
                 self._done(execution_id, event, waiting)
             except Exception:
                 log.exception("execution %s: announcing its end failed", execution_id)
 
 
 Ends = list[tuple[StatusEvent, "int | None"]]
+OUTPUT_FAILED = "storing the output failed: see the server log"
+
+
+def _without_output(end: store.Finish) -> store.Finish:
+    """`end` whose output chunks could not be stored with it: an `error` saying so, as
+    `Executor` ends a run whose output batch failed (its byte counts kept)."""
+    message = end.error_message if end.status == ExecutionStatus.error else OUTPUT_FAILED
+    return replace(end, status=ExecutionStatus.error, error_message=message, logs=())
 
 
 def _retried(write: Callable[[], Ends], runs: int) -> Ends:

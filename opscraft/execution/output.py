@@ -36,6 +36,9 @@ STORE_BATCH_CHARS = 4 * 1024 * 1024
 MAX_UNSTORED_CHARS = 16 * 1024 * 1024
 IDLE_TICK = 1.0
 STORE_RETRY_SECONDS = 1.0
+# The most characters of a run's last batch that `close(keep_tail=True)` hands back: a short
+# run's whole output is stored with its final state (issue 15: one transaction less per run).
+TAIL_CHARS = 64 * 1024
 STREAMS: tuple[Stream, Stream] = ("stdout", "stderr")
 
 
@@ -128,12 +131,23 @@ class OutputPipeline:
                 waits.append(due)
         return max(min(waits), 0.001)
 
-    def close(self) -> None:
-        """Emit what is left and wait until every chunk is stored."""
+    def close(self, *, keep_tail: bool = False) -> list[LogEvent]:
+        """Emit what is left and wait until every chunk is stored; returns [].
+
+        With `keep_tail`, the last batch (at most `TAIL_CHARS` characters) is returned instead
+        of stored, once every batch before it is: the caller stores it with the run's final
+        state, in that one transaction (`store.finish`), and then calls `LogBus.stored`."""
         if not self.truncated:
             self._drain_decoders()
         self._emit(time.monotonic())
+        if keep_tail:
+            while self._in_flight is not None:
+                self._settle()  # a batch refused by an unreachable database joins the tail
+            if self._batch_chars <= TAIL_CHARS:
+                tail, self._batch, self._batch_chars = self._batch, [], 0
+                return tail
         self._flush(wait=True)
+        return []
 
     def _drain_decoders(self, *, cut: bool = False) -> None:
         """Release what the decoders and the masker hold back; `cut`: the output stops at its

@@ -10,6 +10,8 @@ the process that consumes it is handed to a consumer thread in memory (`in_proce
 the queue file's write and its consumer's exclusive read (issue 15: two SQLite transactions per
 run, off the request path). Nothing is lost that was not lost before: the queue is rebuilt from
 the `queued` rows at every start (`worker.start`), which covers a job in memory at a crash.
+There a run may also come already claimed (`hand`, from the submission's own transaction:
+`Executor.take`) while a consumer thread is free (`free_slots`).
 """
 
 from __future__ import annotations
@@ -79,25 +81,45 @@ class _ReadState:
         self.error = f"cannot read the job queue: {reason}"[: self.ERROR_CHARS]
 
 
+Handed = int | Callable[[], None]
+"""What the in-memory hand-over carries: an execution id to claim, or a claimed run to start."""
+
+
+class _Busy:
+    """How many consumer threads run a job now (shared by them; `HueyQueue.free_slots`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add(self, delta: int) -> None:
+        with self._lock:
+            self.count += delta
+
+
 class _WakingWorker(Worker):
     wakeup: _Wakeup
     blocking: bool
-    handed: deque[int]
+    handed: deque[Handed]
     handler: Callable[[int], None]
     read_state: _ReadState
+    busy: _Busy
     _last_warning = 0.0
 
     def loop(self, now: object = None) -> None:
         seen = self.wakeup.generation
         try:
-            execution_id = self.handed.popleft()
+            job = self.handed.popleft()
         except IndexError:
             pass
         else:
+            self.busy.add(1)
             try:
-                self.handler(execution_id)
+                self.handler(job) if isinstance(job, int) else job()
             except Exception:
-                self._logger.exception("unhandled error in the job of execution %s", execution_id)
+                self._logger.exception("unhandled error in the in-process job %s", job)
+            finally:
+                self.busy.add(-1)
             return
         try:
             task = self.huey.dequeue()
@@ -118,10 +140,13 @@ class _WakingWorker(Worker):
             # worker (it used to be run here and killed at the end of the grace period).
             self.huey.enqueue(task)
             return
+        self.busy.add(1)
         try:
             self.huey.execute(task, now)
         except Exception:
             self._logger.exception("unhandled error in job %s", task.id)
+        finally:
+            self.busy.add(-1)
 
 
 class _InProcessConsumer(Consumer):
@@ -134,14 +159,16 @@ class _InProcessConsumer(Consumer):
         huey: Huey,
         workers: int,
         wakeup: _Wakeup,
-        handed: deque[int],
+        handed: deque[Handed],
         handler: Callable[[int], None],
         read_state: _ReadState,
+        busy: _Busy,
     ) -> None:
         self._wakeup = wakeup
         self._handed = handed
         self._handler = handler
         self._read_state = read_state
+        self._busy = busy
         self._blocking = isinstance(huey.storage, RedisStorage) and bool(huey.storage.blocking)
         super().__init__(huey, workers=workers, periodic=False, worker_type="thread")
 
@@ -152,6 +179,7 @@ class _InProcessConsumer(Consumer):
         worker.handed = self._handed
         worker.handler = self._handler
         worker.read_state = self._read_state
+        worker.busy = self._busy
         return worker
 
     def start(self) -> None:
@@ -229,21 +257,48 @@ class HueyQueue:
         self._huey = huey
         self._task = self._huey.task(name="run_execution")(_task_body(handler))
         self._wakeup = _Wakeup()
-        self._handed: deque[int] = deque()  # thread-safe appends and pops
-        self._in_process = in_process and handler is not None
+        self._handed: deque[Handed] = deque()  # thread-safe appends and pops
+        self.in_process = in_process and handler is not None
         self._read_state = _ReadState()
+        self._workers = workers
+        self._busy = _Busy()
         self._consumer = (
-            _InProcessConsumer(self._huey, workers, self._wakeup, self._handed, handler, self._read_state)
+            _InProcessConsumer(
+                self._huey, workers, self._wakeup, self._handed, handler, self._read_state, self._busy
+            )
             if handler
             else None
         )
 
     def enqueue(self, execution_id: int) -> None:
-        if self._in_process:
+        if self.in_process:
             self._handed.append(execution_id)
         else:
             self._task(execution_id)
         self._wakeup.notify()
+
+    def free_slots(self) -> int:
+        """Consumer threads (of an `in_process` queue) that would take a job handed now at once:
+        neither running one nor due to take one already handed. A snapshot: a thread may take
+        a job from the queue file meanwhile, and a run handed then waits for the next free one.
+        0 once the consumer is stopping (`stop`)."""
+        if not self.in_process or self._consumer is None or self._consumer.stop_flag.is_set():
+            return 0
+        return self._workers - self._busy.count - len(self._handed)
+
+    def hand(self, job: Callable[[], None]) -> None:
+        """Have a consumer thread of an `in_process` queue call `job()` (a claimed run: `Executor.take`)."""
+        if not self.in_process:
+            raise RuntimeError("only an in-process queue takes claimed runs")
+        self._handed.append(job)
+        self._wakeup.notify()
+
+    def left_over(self) -> list[Callable[[], None]]:
+        """After `join`: the claimed runs handed that no consumer thread started (removed here)."""
+        jobs = [job for job in self._handed if not isinstance(job, int)]
+        for job in jobs:
+            self._handed.remove(job)
+        return jobs
 
     def start(self) -> None:
         if self._consumer is None:

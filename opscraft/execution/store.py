@@ -324,6 +324,14 @@ def claim(
     return replace(base, spec=spec)
 
 
+_LIMITED = select(_S.id).where(_S.id.in_(bindparam("sids", expanding=True)), _S.max_concurrent.is_not(None))
+
+
+def limited(conn: Connection, script_ids: set[int]) -> set[int]:
+    """Those of `script_ids` whose scripts have a concurrency limit (`max_concurrent`)."""
+    return {int(i) for i in conn.execute(_LIMITED, {"sids": sorted(script_ids)}).scalars()}
+
+
 def _inventory_gone(conn: Connection, inventory_id: int) -> str:
     """Why a run whose shared inventory was deleted after it was queued cannot start, naming it."""
     details = conn.execute(_DELETED_INVENTORY_NAME, {"iid": str(inventory_id)}).scalar()
@@ -384,13 +392,17 @@ class Finish:
     output_bytes: int = 0
     output_truncated: bool = False
     output_stored_bytes: int = 0
+    logs: tuple[LogEvent, ...] = ()
+    """The run's last output chunks, not stored yet (`OutputPipeline.close(keep_tail=True)`):
+    stored with the final state, in its transaction."""
 
 
 def finish(conn: Connection, ends: list[tuple[int, Finish]]) -> list[tuple[StatusEvent, int | None]]:
     """Write the final state of each (execution id, end) of `ends` once, with its run event, in
     the caller's one transaction (`finisher.py`); returns, in the same order, each run's final
     event and a waiting run of its script that a concurrency limit held back (to enqueue
-    again), if any.
+    again), if any. The ends' last output chunks (`Finish.logs`) are inserted first, all in
+    one INSERT (those already stored are skipped), so a run is never seen ended without them.
 
     One UPDATE per run, one INSERT of the run events of them all and one look for a waiting run
     per script (runs of one script ending together find the same one, as they did one after the
@@ -398,6 +410,13 @@ def finish(conn: Connection, ends: list[tuple[int, Finish]]) -> list[tuple[Statu
     lost meanwhile) keeps that end: the event returned is the stored one and no second run
     event is written."""
     now = clock.now()
+    chunks = [
+        {"execution_id": i, "seq": e.seq, "stream": e.stream, "content": e.content, "created_at": now}
+        for i, result in ends
+        for e in result.logs
+    ]
+    if chunks:
+        conn.execute(_INSERT_LOGS[conn.dialect.name], chunks)
     rows, events = [], []
     for execution_id, result in ends:
         row = conn.execute(

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 
 from opscraft.config import Settings
 from opscraft.db import clock
+from opscraft.db.group_commit import Take
 from opscraft.db.types import utcnow
 from opscraft.db.unreachable import RoundFailures
 from opscraft.execution import identity_lock, store, transport
@@ -38,6 +39,7 @@ from opscraft.execution.identity_lock import worker_identity
 from opscraft.execution.local_runner import LocalRunner
 from opscraft.execution.loop import WorkerLoop
 from opscraft.execution.ports import CancelSignal, JobQueue, LogBus, PlanStore, SecretSource
+from opscraft.execution.queue import HueyQueue
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,14 @@ class Worker:
 
     def _job(self, execution_id: int) -> None:
         self.executor(execution_id)
+
+    def submission_take(self) -> Take | None:
+        """What the submissions' group commit may claim runs with (`Executor.take`): only when
+        this worker's consumer threads take this process's runs in memory (`HueyQueue` with
+        `in_process`: a SQLite database, one process); None otherwise."""
+        if isinstance(self.queue, HueyQueue) and self.queue.in_process:
+            return self.executor.take
+        return None
 
     def runners(self) -> list[str]:
         """What this worker offers now: `docker` while a Docker engine answers, and `local`
@@ -280,6 +290,8 @@ class Worker:
             killed = self.executor.interrupt_all()
             log.warning("shutdown: killed %d execution(s) still running after the grace period", killed)
             self.queue.join(KILL_WAIT_SECONDS)
+        if isinstance(self.queue, HueyQueue):  # claimed at submission, never started
+            self.executor.abandon(self.queue.left_over())
         self.executor.finisher.stop(KILL_WAIT_SECONDS)  # the ends of the runs just over
         if self._housekeeping.is_alive():
             self._housekeeping.join()

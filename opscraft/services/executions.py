@@ -521,7 +521,8 @@ async def create(
         # A person's plain run has nothing else to write: committed with concurrent ones, once
         # this session gave its connection back (waiters holding them all would starve the pool).
         await session.commit()
-        await runtime.current().db.group.insert(execution, lambda i: [audited(i)], _client().enqueue)
+        client, group = _client(), runtime.current().db.group
+        await group.insert(execution, lambda i: [audited(i)], client.enqueue, client.take)
         return execution
     session.add(execution)
     await session.flush()

@@ -22,6 +22,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy import event
 
 from opscraft import lifecycle, runtime
 from opscraft.app import WS_PROTOCOL
@@ -111,6 +112,23 @@ async def rt(
         yield started
     finally:
         await lifecycle.stop()
+
+
+@contextlib.contextmanager
+def statements_on(target: Any, keep: Callable[[str], bool]) -> Iterator[list[str]]:
+    """The statements `target` (an `Engine`, or the `Engine` class for every engine) executes
+    meanwhile that `keep` accepts, as they run."""
+    seen: list[str] = []
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if keep(statement):
+            seen.append(statement)
+
+    event.listen(target, "before_cursor_execute", on_execute)
+    try:
+        yield seen
+    finally:
+        event.remove(target, "before_cursor_execute", on_execute)
 
 
 async def make_script(client: httpx.AsyncClient, who: LoggedIn, content: str, **fields: Any) -> int:

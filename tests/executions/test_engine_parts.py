@@ -15,7 +15,7 @@ from opscraft.execution import queue as queue_module
 from opscraft.execution.bus import OVERFLOW, LocalLogBus
 from opscraft.execution.events import LogEvent, StatusEvent, Stream
 from opscraft.execution.masking import MASK, Masker
-from opscraft.execution.output import CHUNK_CHARS, OutputPipeline, truncation_marker
+from opscraft.execution.output import CHUNK_CHARS, TAIL_CHARS, OutputPipeline, truncation_marker
 from opscraft.execution.queue import HueyQueue
 from opscraft.execution.spec import RunControl, StopReason
 
@@ -85,6 +85,21 @@ def test_first_output_goes_out_at_once_then_is_batched() -> None:
     assert [len(e.content) for e in recorder.published[3:]] == [CHUNK_CHARS] * 3 + [5]
     out.close()
     assert "".join(e.content for e in recorder.stored).startswith("first\nline 0\n")
+
+
+def test_a_short_runs_last_batch_is_handed_back_and_a_long_ones_stored() -> None:
+    """`close(keep_tail=True)`: a last batch of at most `TAIL_CHARS` goes with the run's end
+    (stored in its transaction), after every batch before it was stored; a larger one is stored."""
+    recorder = Recorder()
+    out = pipeline(recorder)
+    out.feed("stdout", b"short\n")
+    tail = out.close(keep_tail=True)
+    assert [e.content for e in tail] == ["short\n"] and recorder.stored == []
+    long = Recorder()
+    out = pipeline(long)
+    out.feed("stdout", b"z" * (TAIL_CHARS + 1))
+    assert out.close(keep_tail=True) == []
+    assert "".join(e.content for e in long.stored) == "z" * (TAIL_CHARS + 1)
 
 
 def test_cap_keeps_exactly_max_bytes_then_a_marker() -> None:

@@ -90,3 +90,62 @@ async def _wait_pending(finisher: Any, execution_id: int) -> None:
                 return
         await asyncio.sleep(0.05)
     raise AssertionError(f"execution {execution_id} did not end while the first end was being written")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_short_runs_output_is_stored_in_its_ends_transaction(
+    client: httpx.AsyncClient, admin: LoggedIn, rt: runtime.Runtime
+) -> None:
+    """The claim is in the submission (`Executor.take`) and the output comes with the end: the
+    worker's store commits one transaction for the run, which holds its output chunks."""
+    worker = rt.worker
+    assert worker is not None and worker.store._sync is not None
+    engine = worker.store._sync
+    transactions: list[list[str]] = []
+
+    def begun(_conn: Any) -> None:
+        transactions.append([])
+
+    def executed(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        transactions[-1].append(statement.split("(")[0].strip())
+
+    script_id = await make_script(client, admin, "echo out; echo err >&2\n")
+    event.listen(engine, "begin", begun)
+    event.listen(engine, "before_cursor_execute", executed)
+    try:
+        started = await start(client, admin, script_id, "local")
+        final = await wait_for(client, admin, started["id"])
+        assert worker.executor.finisher.wait_idle(10)
+    finally:
+        event.remove(engine, "begin", begun)
+        event.remove(engine, "before_cursor_execute", executed)
+    assert final["status"] == "success", final
+    assert await output(client, admin, started["id"]) == "out\nerr\n"
+    writes = [t for t in transactions if any(not s.upper().startswith("SELECT") for s in t)]
+    assert len(writes) == 1, transactions
+    assert writes[0][0].upper().startswith("INSERT INTO EXECUTION_LOGS"), writes
+
+
+async def test_an_end_whose_output_cannot_be_stored_is_written_as_an_error(
+    client: httpx.AsyncClient, admin: LoggedIn, rt: runtime.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The end's transaction with its output chunks fails (not for want of a database): the
+    end is written again without them, `error` saying so, the byte counts kept."""
+    worker = rt.worker
+    assert worker is not None
+    finisher = worker.executor.finisher
+    real_db = finisher._db
+
+    class RefusingOutput:
+        def run(self, step: Any, ends: list[tuple[int, store.Finish]]) -> Any:
+            if any(end.logs for _, end in ends):
+                raise RuntimeError("refused")
+            return real_db.run(step, ends)
+
+    monkeypatch.setattr(finisher, "_db", RefusingOutput())
+    script_id = await make_script(client, admin, "echo lost\n")
+    started = await start(client, admin, script_id, "local")
+    final = await wait_for(client, admin, started["id"])
+    assert final["status"] == "error", final
+    assert final["error_message"] == "storing the output failed: see the server log"
+    assert final["output_bytes"] == len("lost\n")

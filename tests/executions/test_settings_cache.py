@@ -9,13 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 
 from opscraft import runtime
 from opscraft.db.models import AppSetting
 from opscraft.services import app_settings
 from tests.conftest import LoggedIn
-from tests.executions.conftest import make_script, start
+from tests.executions.conftest import make_script, start, statements_on
 
 
 @pytest.fixture
@@ -32,17 +32,8 @@ def long_cache(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def settings_reads() -> Iterator[list[str]]:
     """The statements reading `app_settings`, as they run."""
-    seen: list[str] = []
-
-    def on_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if "FROM app_settings" in statement:
-            seen.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", on_execute)
-    try:
+    with statements_on(Engine, lambda statement: "FROM app_settings" in statement) as seen:
         yield seen
-    finally:
-        event.remove(Engine, "before_cursor_execute", on_execute)
 
 
 async def test_a_role_change_applies_to_the_next_submission(

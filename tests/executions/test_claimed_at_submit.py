@@ -1,0 +1,177 @@
+"""A run claimed in its submission's own transaction (`Executor.take`, issue 15): on SQLite, where
+this process's worker takes its runs in memory, a run submitted while a consumer thread is free
+is claimed by the group commit that inserts it and handed to that thread after the COMMIT; the
+worker runs no claim transaction of its own. Everything else goes through the queue as before."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine, select
+
+from opscraft import runtime
+from opscraft.db.models import AuditEvent
+from opscraft.execution import store
+from opscraft.execution.executor import ClaimedRun, Executor
+from opscraft.execution.queue import HueyQueue
+from tests.conftest import LoggedIn
+from tests.executions.conftest import make_script, output, start, statements_on, wait_for
+
+
+def claims_on(engine: Engine) -> AbstractContextManager[list[str]]:
+    """The claim UPDATEs (`queued` -> `running`) run on `engine` meanwhile."""
+    claim = "UPDATE EXECUTIONS SET STATUS=?, WORKER_ID="
+    return statements_on(engine, lambda statement: statement.lstrip().upper().startswith(claim))
+
+
+def _engines(rt: runtime.Runtime) -> tuple[Engine, Engine]:
+    """(the submissions' group commit engine, the worker's store engine), SQLite's."""
+    worker = rt.worker
+    assert worker is not None and worker.store._sync is not None and rt.db.group._sqlite is not None
+    return rt.db.group._sqlite, worker.store._sync
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_run_is_claimed_in_its_submission_and_runs_once(
+    client: httpx.AsyncClient, admin: LoggedIn, rt: runtime.Runtime
+) -> None:
+    assert rt.executions is not None and rt.executions.take is not None
+    group_engine, worker_engine = _engines(rt)
+    script_id = await make_script(client, admin, "echo out; echo err >&2\n")
+    with claims_on(group_engine) as in_submission, claims_on(worker_engine) as by_worker:
+        started = await start(client, admin, script_id, "local")
+        final = await wait_for(client, admin, started["id"])
+    assert final["status"] == "success", final
+    assert len(in_submission) == 1 and by_worker == []
+    assert await output(client, admin, started["id"]) == "out\nerr\n"
+    async with rt.db.session() as session:
+        row = (
+            await session.exec(select(store.EXECUTIONS).where(store.EXECUTIONS.c.id == started["id"]))
+        ).one()  # type: ignore[call-overload]
+        audited = (
+            await session.exec(
+                select(AuditEvent.action).where(  # type: ignore[call-overload]
+                    AuditEvent.target_id == str(started["id"])
+                )
+            )
+        ).all()
+    assert row.worker_id == rt.worker.worker_id  # type: ignore[union-attr]
+    assert row.started_at is not None and row.started_at >= row.queued_at
+    assert "execution.create" in {action for (action,) in audited}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_run_with_a_concurrency_limit_or_no_free_thread_goes_through_the_queue(
+    client: httpx.AsyncClient, admin: LoggedIn, rt: runtime.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group_engine, worker_engine = _engines(rt)
+    limited = await make_script(client, admin, "echo limited\n", max_concurrent=1)
+    with claims_on(group_engine) as in_submission, claims_on(worker_engine) as by_worker:
+        first = await start(client, admin, limited, "local")
+        assert (await wait_for(client, admin, first["id"]))["status"] == "success"
+    assert in_submission == [] and len(by_worker) == 1
+    plain = await make_script(client, admin, "echo plain\n")
+    assert rt.worker is not None
+    monkeypatch.setattr(rt.worker.queue, "free_slots", lambda: 0)
+    with claims_on(group_engine) as in_submission, claims_on(worker_engine) as by_worker:
+        second = await start(client, admin, plain, "local")
+        assert (await wait_for(client, admin, second["id"]))["status"] == "success"
+    assert in_submission == [] and len(by_worker) == 1
+    assert await output(client, admin, second["id"]) == "plain\n"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_run_claimed_in_its_submission_is_cancelled_at_once(
+    client: httpx.AsyncClient, admin: LoggedIn, rt: runtime.Runtime
+) -> None:
+    script_id = await make_script(client, admin, "echo started; sleep 30\n")
+    started = await start(client, admin, script_id, "local")
+    response = await client.post(f"/api/v1/executions/{started['id']}/cancel", headers=admin.headers)
+    assert response.status_code == 200, response.text
+    final = await wait_for(client, admin, started["id"], timeout=10)
+    assert final["status"] == "cancelled", final
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_no_claim_in_the_submission_without_an_in_process_queue(
+    client: httpx.AsyncClient, admin: LoggedIn, rt: runtime.Runtime
+) -> None:
+    """On PostgreSQL the job queue is shared (a file or Redis): the worker claims, as before."""
+    assert rt.worker is not None and rt.executions is not None
+    assert rt.worker.submission_take() is None and rt.executions.take is None
+    script_id = await make_script(client, admin, "echo pg\n")
+    started = await start(client, admin, script_id, "local")
+    assert (await wait_for(client, admin, started["id"]))["status"] == "success"
+    assert await output(client, admin, started["id"]) == "pg\n"
+
+
+def test_claimed_runs_left_at_shutdown_end_as_interrupted(tmp_path: Any) -> None:
+    """A claimed run handed after the consumer threads stopped is given back by `left_over` and
+    ended by `Executor.abandon` (its row is `running`: recovery would otherwise end it later)."""
+    ran: list[int] = []
+    queue = HueyQueue.sqlite(tmp_path / "queue.db", 1, ran.append, in_process=True)
+    assert queue.free_slots() == 1
+    ended: list[tuple[int, store.Finish]] = []
+
+    class Finisher:
+        def put(self, execution_id: int, result: store.Finish) -> None:
+            ended.append((execution_id, result))
+
+    executor = Executor.__new__(Executor)
+    executor.finisher = Finisher()  # type: ignore[assignment]
+    claim = store.Claim(7, "local", 1, store.clock.now(), False)
+    queue.enqueue(3)
+    queue.hand(ClaimedRun(executor, claim))
+    assert queue.free_slots() == -1  # two handed, one thread
+    left = queue.left_over()
+    assert [job.claim.execution_id for job in left] == [7]  # type: ignore[attr-defined]
+    executor.abandon(left)
+    assert [(i, f.status, f.error_message) for i, f in ended] == [
+        (7, "error", "interrupted by server shutdown")
+    ]
+    assert queue.free_slots() == 0  # the plain id stays: it is claimed when consumed
+
+
+def _eventually(condition: Callable[[], bool], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_free_slots_counts_threads_running_a_handed_job(tmp_path: Any) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def job() -> None:
+        started.set()
+        assert release.wait(10)
+
+    queue = HueyQueue.sqlite(tmp_path / "queue.db", 2, lambda _: None, in_process=True)
+    queue.start()
+    try:
+        queue.hand(job)
+        assert started.wait(10)
+        assert queue.free_slots() == 1
+    finally:
+        release.set()
+        assert _eventually(lambda: queue.free_slots() == 2)
+        queue.stop()
+        assert queue.join(10)
+    assert queue.free_slots() == 0  # stopping: a run claimed now would never start
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_group_of_several_submissions_is_left_to_the_queue(rt: runtime.Runtime) -> None:
+    """A burst's runs are claimed by the consumer threads, not by the group's thread: `take`
+    returns at once for a group of two, without a statement (no connection is even needed)."""
+    assert rt.worker is not None and rt.worker.queue.free_slots() > 0  # type: ignore[attr-defined]
+    members: list[tuple[Any, int]] = [(object(), 1), (object(), 2)]
+    assert rt.worker.executor.take(None, members) == {}  # type: ignore[arg-type]
