@@ -10,11 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.responses import PlainTextResponse
+from starlette.types import Receive, Scope, Send
 
 from opscraft import lifecycle, runtime
 from opscraft.api import install_api
 from opscraft.db.engine import Database
 from opscraft.db.text import TOO_SMALL_MESSAGE, imprecise_message
+from opscraft.security.http import STARTING_RETRY_SECONDS, StartupGateMiddleware
 from opscraft.services import app_settings
 from tests.conftest import REDIS_URL, LoggedIn, make_settings, require_service
 
@@ -88,6 +91,43 @@ async def test_json_depth_and_key_limits(client: httpx.AsyncClient, rt: runtime.
         "/api/v1/auth/login", content=b'{"username": ', headers={"Content-Type": "application/json"}
     )
     assert r.status_code == 400 and r.json() == {"detail": "request body is not valid JSON", "errors": []}
+
+
+async def test_the_request_limits_answer_as_every_other_error_does(client: httpx.AsyncClient) -> None:
+    """The refusals written before a route runs (`RequestLimitsMiddleware`) are encoded as the
+    routes' own errors are (Starlette's `JSONResponse`: compact separators, UTF-8 text): one client
+    comparing or logging bodies saw two styles (`{"detail": "..."}` against `{"detail":"..."}`)."""
+    limits = await client.post(
+        "/api/v1/auth/login",
+        content=b'{"username": "a\\u0000b"}',
+        headers={"Content-Type": "application/json"},
+    )
+    route = await client.get("/api/v1/no-such-thing")
+    assert limits.status_code == 422 and route.status_code == 404
+    for answer in (limits, route):
+        assert answer.headers["content-type"] == "application/json"
+        assert answer.content == json.dumps(answer.json(), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+async def test_the_start_up_gate_answers_503_until_ready() -> None:
+    """Before the database and the vault are up (`StartupGateMiddleware`): 503 with `Retry-After`,
+    JSON in the API's error shape under `/api/`, a self-reloading page elsewhere; then through."""
+    ready = False
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await PlainTextResponse("through")(scope, receive, send)
+
+    gate = StartupGateMiddleware(app, lambda: ready)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gate), base_url="http://t") as c:
+        api, page = await c.get("/api/v1/scripts"), await c.get("/scripts")
+        for answer in (api, page):
+            assert answer.status_code == 503
+            assert answer.headers["retry-after"] == str(STARTING_RETRY_SECONDS)
+            assert answer.headers["cache-control"] == "no-store"
+        assert api.content == b'{"detail":"OpsCraft is starting: try again in a moment","errors":[]}'
+        assert page.headers["content-type"] == "text/html; charset=utf-8" and "reloads by itself" in page.text
+        ready = True
+        assert (await c.get("/api/v1/scripts")).text == "through"
 
 
 async def _active_script(client: httpx.AsyncClient, who: LoggedIn, parameters: object) -> int:

@@ -9,6 +9,7 @@ from itertools import islice
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opscraft.db.digits import ascii_int
@@ -190,19 +191,17 @@ async def _reject(
     errors: list[dict[str, str]] | None = None,
     headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    body = json.dumps({"detail": detail, "errors": errors or []}).encode()
+    """Answer `status` with the API's error body (`{"detail", "errors"}`), encoded as every other
+    error answer is (Starlette's `JSONResponse`: compact, UTF-8), plus `headers`."""
+    response = JSONResponse({"detail": detail, "errors": errors or []}, status)
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *(headers or []),
-            ],
+            "headers": [*response.raw_headers, *(headers or [])],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": response.body})
 
 
 class RequestLimitsMiddleware:
@@ -325,22 +324,12 @@ class StartupGateMiddleware:
         if scope["type"] != "http" or self.ready() or scope["path"].startswith(_UNGATED):
             await self.app(scope, receive, send)
             return
-        api = scope["path"].startswith("/api/")
-        body = (
-            json.dumps({"detail": "OpsCraft is starting: try again in a moment", "errors": []}).encode()
-            if api
-            else _STARTING_PAGE
+        headers = {"retry-after": str(STARTING_RETRY_SECONDS), "cache-control": "no-store"}
+        response: Response = (
+            JSONResponse(
+                {"detail": "OpsCraft is starting: try again in a moment", "errors": []}, 503, headers
+            )
+            if scope["path"].startswith("/api/")
+            else HTMLResponse(_STARTING_PAGE, 503, headers)
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 503,
-                "headers": [
-                    (b"content-type", b"application/json" if api else b"text/html; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(STARTING_RETRY_SECONDS).encode()),
-                    (b"cache-control", b"no-store"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await response(scope, receive, send)
