@@ -455,7 +455,8 @@ async def test_a_test_run_neither_recovers_nor_hides_a_recovery(
 
 async def test_slow_receiver_does_not_hold_up_enqueueing(client: httpx.AsyncClient, admin: LoggedIn) -> None:
     with http_receiver() as hook:
-        hook.delay = 3
+        # Longer than the bound below, so that a send waited for would break it (it was 3 s).
+        hook.delay = 1.5
         c = await channel(client, admin, name="hook", kind="webhook", config={"url": hook.url})
         await rule(client, admin, c["id"], ["failure"])
         sid = await script(client, admin)
