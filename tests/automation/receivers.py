@@ -57,6 +57,10 @@ class HttpReceiver:
         return self.requests
 
 
+# How often a receiver's serving thread checks whether it is asked to stop (`serve_forever`).
+POLL_SECONDS = 0.02
+
+
 @contextmanager
 def http_receiver() -> Iterator[HttpReceiver]:
     receiver = HttpReceiver(url="")
@@ -82,7 +86,11 @@ def http_receiver() -> Iterator[HttpReceiver]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     receiver.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # `shutdown` waits for the serving loop to look at its flag, which it does every
+    # `poll_interval` (0.5 s by default: half a second at the end of every test using a receiver).
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": POLL_SECONDS}, daemon=True
+    )
     thread.start()
     try:
         yield receiver

@@ -24,7 +24,7 @@ from opscraft.db.models.automation import DeliveryStatus
 from opscraft.db.types import utcnow
 from opscraft.services import notification_senders, notifications
 from opscraft.services.notification_senders import SendError
-from tests.automation.receivers import http_receiver, self_signed, smtp_receiver
+from tests.automation.receivers import POLL_SECONDS, http_receiver, self_signed, smtp_receiver
 from tests.automation.test_notifications import channel, deliver_all, finished_run, rule, script, secret
 from tests.conftest import LoggedIn
 
@@ -324,7 +324,7 @@ async def test_an_https_receiver_is_reached_at_the_address_checked_and_verified_
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     port = server.server_address[1]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": POLL_SECONDS}, daemon=True).start()
     try:
         c = await channel(
             client, admin, name="tls", kind="webhook", config={"url": f"https://localhost:{port}/in/x"}

@@ -15,7 +15,6 @@ straight to the database, on SQLite and PostgreSQL (the credentials are what a w
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, terraform_run_row
@@ -55,29 +54,31 @@ async def _state_row(client: httpx.AsyncClient, who: LoggedIn, script_id: int) -
     return list(r.json()["items"])
 
 
-@pytest.mark.parametrize(("bad", "said"), BAD_IDS)
 async def test_a_bad_lock_id_query_is_422_naming_ID_and_stores_nothing(
-    client: httpx.AsyncClient, operator: LoggedIn, bad: str, said: str
+    client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:
-    script_id = await make_script(client, operator, TF, script_type="terraform")
-    _, auth = await terraform_run_row(script_id)
-    url = _url(script_id)
-    for locked in (False, True):  # an unlocked state used to take the POST whatever the ID
-        for method in ("POST", "DELETE"):
-            r = await client.request(method, url, params={"ID": bad}, content=STATE, auth=auth)
-            assert r.status_code == 422, (method, locked, r.text)
-            errors = r.json()["errors"]
-            assert [e["field"] for e in errors] == ["ID"], errors
-            assert said in errors[0]["message"], errors
-        if not locked:
-            assert await _state_row(client, operator, script_id) == []  # no state row was made
-            lock = await client.request("LOCK", f"{url}/lock", json=REAL_LOCK, auth=auth)
-            assert lock.status_code == 200, lock.text
-    [state] = await _state_row(client, operator, script_id)
-    assert (state["current_version"], state["lock_info"]["ID"]) == (0, REAL_LOCK["ID"])
-    # The right ID still works.
-    r = await client.post(url, params={"ID": REAL_LOCK["ID"]}, content=STATE, auth=auth)
-    assert r.status_code == 200, r.text
+    """Each of `BAD_IDS` in turn (a script and a run of its own each), in one test: one server
+    per database, not one per ID (the server's start took most of each case's time)."""
+    for bad, said in BAD_IDS:
+        script_id = await make_script(client, operator, TF, script_type="terraform")
+        _, auth = await terraform_run_row(script_id)
+        url = _url(script_id)
+        for locked in (False, True):  # an unlocked state used to take the POST whatever the ID
+            for method in ("POST", "DELETE"):
+                r = await client.request(method, url, params={"ID": bad}, content=STATE, auth=auth)
+                assert r.status_code == 422, (bad, method, locked, r.text)
+                errors = r.json()["errors"]
+                assert [e["field"] for e in errors] == ["ID"], (bad, errors)
+                assert said in errors[0]["message"], (bad, errors)
+            if not locked:
+                assert await _state_row(client, operator, script_id) == [], bad  # no state row was made
+                lock = await client.request("LOCK", f"{url}/lock", json=REAL_LOCK, auth=auth)
+                assert lock.status_code == 200, lock.text
+        [state] = await _state_row(client, operator, script_id)
+        assert (state["current_version"], state["lock_info"]["ID"]) == (0, REAL_LOCK["ID"]), bad
+        # The right ID still works.
+        r = await client.post(url, params={"ID": REAL_LOCK["ID"]}, content=STATE, auth=auth)
+        assert r.status_code == 200, (bad, r.text)
 
 
 # (LOCK/UNLOCK body, the field the 422 names).
@@ -110,28 +111,28 @@ RAW_BAD_BODIES = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("body", "field"),
-    [(httpx.Request("LOCK", "http://x", json=b).content, f) for b, f in BAD_BODIES] + RAW_BAD_BODIES,
-)
 async def test_bad_lock_info_is_422_naming_the_field_and_locks_nothing(
-    client: httpx.AsyncClient, operator: LoggedIn, body: bytes, field: str
+    client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:
-    script_id = await make_script(client, operator, TF, script_type="terraform")
-    _, auth = await terraform_run_row(script_id)
-    url = f"{_url(script_id)}/lock"
+    """Each of `BAD_BODIES` (as JSON) and `RAW_BAD_BODIES` in turn (a script and a run of its own
+    each), in one test: one server per database, not one per body."""
+    bodies = [(httpx.Request("LOCK", "http://x", json=b).content, f) for b, f in BAD_BODIES] + RAW_BAD_BODIES
     headers = {"Content-Type": "application/json"}
-    r = await client.request("LOCK", url, content=body, headers=headers, auth=auth)
-    assert r.status_code == 422, r.text
-    assert [e["field"] for e in r.json()["errors"]] == [field], r.text
-    assert all(not s["locked"] for s in await _state_row(client, operator, script_id))
-    # UNLOCK checks its body the same way (a held lock is never released by a malformed one).
-    assert (await client.request("LOCK", url, json=REAL_LOCK, auth=auth)).status_code == 200
-    r = await client.request("UNLOCK", url, content=body, headers=headers, auth=auth)
-    assert r.status_code == 422, r.text
-    assert [e["field"] for e in r.json()["errors"]] == [field], r.text
-    [state] = await _state_row(client, operator, script_id)
-    assert state["locked"] and state["lock_info"]["ID"] == REAL_LOCK["ID"]
+    for body, field in bodies:
+        script_id = await make_script(client, operator, TF, script_type="terraform")
+        _, auth = await terraform_run_row(script_id)
+        url = f"{_url(script_id)}/lock"
+        r = await client.request("LOCK", url, content=body, headers=headers, auth=auth)
+        assert r.status_code == 422, (body, r.text)
+        assert [e["field"] for e in r.json()["errors"]] == [field], (body, r.text)
+        assert all(not s["locked"] for s in await _state_row(client, operator, script_id)), body
+        # UNLOCK checks its body the same way (a held lock is never released by a malformed one).
+        assert (await client.request("LOCK", url, json=REAL_LOCK, auth=auth)).status_code == 200
+        r = await client.request("UNLOCK", url, content=body, headers=headers, auth=auth)
+        assert r.status_code == 422, (body, r.text)
+        assert [e["field"] for e in r.json()["errors"]] == [field], (body, r.text)
+        [state] = await _state_row(client, operator, script_id)
+        assert state["locked"] and state["lock_info"]["ID"] == REAL_LOCK["ID"], body
 
 
 async def test_lock_info_keeps_terraforms_fields_only(client: httpx.AsyncClient, operator: LoggedIn) -> None:

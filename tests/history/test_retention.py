@@ -197,28 +197,30 @@ async def test_size_cap_removes_the_oldest_output_first(client: httpx.AsyncClien
         assert sorted(removed.all()) == runs[:2]
 
 
-@pytest.mark.parametrize(
-    ("values", "field"),
-    [
-        ({"output_retention_days": -1}, "output_retention_days"),
-        ({"output_retention_days": 36_501}, "output_retention_days"),
-        ({"output_retention_days": 1.5}, "output_retention_days"),
-        ({"output_retention_days": "30"}, "output_retention_days"),
-        ({"output_retention_days": True}, "output_retention_days"),
-        ({"output_retention_gb": -0.5}, "output_retention_gb"),
-        ({"output_retention_gb": "lots"}, "output_retention_gb"),
-        ({"retention_delete_executions": "yes"}, "retention_delete_executions"),
-    ],
-)
+# Settings the API refuses, and the field it names.
+INVALID_RETENTION = [
+    ({"output_retention_days": -1}, "output_retention_days"),
+    ({"output_retention_days": 36_501}, "output_retention_days"),
+    ({"output_retention_days": 1.5}, "output_retention_days"),
+    ({"output_retention_days": "30"}, "output_retention_days"),
+    ({"output_retention_days": True}, "output_retention_days"),
+    ({"output_retention_gb": -0.5}, "output_retention_gb"),
+    ({"output_retention_gb": "lots"}, "output_retention_gb"),
+    ({"retention_delete_executions": "yes"}, "retention_delete_executions"),
+]
+
+
 async def test_invalid_retention_settings_are_422_naming_the_field(
-    client: httpx.AsyncClient, admin: LoggedIn, values: dict[str, Any], field: str
+    client: httpx.AsyncClient, admin: LoggedIn
 ) -> None:
-    before = (await client.get("/api/v1/settings", headers=admin.headers)).json()
-    r = await client.put("/api/v1/settings", json=values, headers=admin.headers)
-    assert r.status_code == 422, r.text
-    assert field in r.json()["detail"]
-    assert any(field in e["field"] for e in r.json()["errors"]), r.json()
-    assert (await client.get("/api/v1/settings", headers=admin.headers)).json() == before
+    """Each of `INVALID_RETENTION` in turn, in one test: one server per database, not one per case."""
+    for values, field in INVALID_RETENTION:
+        before = (await client.get("/api/v1/settings", headers=admin.headers)).json()
+        r = await client.put("/api/v1/settings", json=values, headers=admin.headers)
+        assert r.status_code == 422, (values, r.text)
+        assert field in r.json()["detail"], values
+        assert any(field in e["field"] for e in r.json()["errors"]), r.json()
+        assert (await client.get("/api/v1/settings", headers=admin.headers)).json() == before, values
 
 
 async def test_a_negative_zero_is_stored_as_zero(client: httpx.AsyncClient, admin: LoggedIn) -> None:
@@ -256,40 +258,42 @@ async def test_every_bad_setting_of_one_save_is_named_at_once(
     assert (await client.get("/api/v1/settings", headers=admin.headers)).json() == before
 
 
-@pytest.mark.parametrize(
-    ("values", "message"),
-    [
-        ({"warm_pool_size": 99}, "must be between 0 and 16 (0 turns it off)"),
-        ({"warm_pool_size": -1}, "must be between 0 and 16 (0 turns it off)"),
-        ({"warm_pool_size": 1.5}, "must be a whole number"),
-        ({"output_retention_days": 36_501}, "must be between 0 and 36500 (0 turns it off)"),
-        ({"output_retention_days": "7"}, "must be a whole number"),
-        ({"output_retention_gb": -3.0}, "must be between 0 and 1000000 (0 turns it off)"),
-        ({"output_retention_gb": "lots"}, "must be a number"),
-        # Positive but under one byte: a cap of 0 bytes, which removed every finished run's output.
-        (
-            {"output_retention_gb": 1e-300},
-            "must be 0 (no cap) or at least one byte, 0.000000001 GB: a smaller cap keeps no output at all",
-        ),
-        ({"registration_open": "yes"}, "must be true or false"),
-        ({"local_runner_role": "root"}, "must be one of: viewer, operator, admin"),
-    ],
-)
+# A bad setting, and how both the API and the settings page word it.
+BAD_SETTINGS = [
+    ({"warm_pool_size": 99}, "must be between 0 and 16 (0 turns it off)"),
+    ({"warm_pool_size": -1}, "must be between 0 and 16 (0 turns it off)"),
+    ({"warm_pool_size": 1.5}, "must be a whole number"),
+    ({"output_retention_days": 36_501}, "must be between 0 and 36500 (0 turns it off)"),
+    ({"output_retention_days": "7"}, "must be a whole number"),
+    ({"output_retention_gb": -3.0}, "must be between 0 and 1000000 (0 turns it off)"),
+    ({"output_retention_gb": "lots"}, "must be a number"),
+    # Positive but under one byte: a cap of 0 bytes, which removed every finished run's output.
+    (
+        {"output_retention_gb": 1e-300},
+        "must be 0 (no cap) or at least one byte, 0.000000001 GB: a smaller cap keeps no output at all",
+    ),
+    ({"registration_open": "yes"}, "must be true or false"),
+    ({"local_runner_role": "root"}, "must be one of: viewer, operator, admin"),
+]
+
+
 async def test_the_api_words_each_bad_setting_as_the_settings_page_does(
-    client: httpx.AsyncClient, admin: LoggedIn, values: dict[str, Any], message: str
+    client: httpx.AsyncClient, admin: LoggedIn
 ) -> None:
     """One message per bound, from the service: the API answered pydantic's "Input should be less
-    than or equal to 16" where the settings page said "must be between 0 and 16"."""
-    r = await client.put("/api/v1/settings", json=values, headers=admin.headers)
-    assert r.status_code == 422, r.text
-    [field] = values
-    assert r.json()["errors"] == [{"field": field, "message": message}]
-    assert message in r.json()["detail"]
-    async with runtime.current().db.session() as s:
-        user = await s.get(User, admin.id)
-        with pytest.raises(Invalid) as refused:
-            await app_settings.update(s, Actor(user), values)
-    assert refused.value.details == [{"field": field, "message": message}]
+    than or equal to 16" where the settings page said "must be between 0 and 16". Each of
+    `BAD_SETTINGS` in turn, in one test: one server per database, not one per case."""
+    for values, message in BAD_SETTINGS:
+        r = await client.put("/api/v1/settings", json=values, headers=admin.headers)
+        assert r.status_code == 422, (values, r.text)
+        [field] = values
+        assert r.json()["errors"] == [{"field": field, "message": message}], values
+        assert message in r.json()["detail"], values
+        async with runtime.current().db.session() as s:
+            user = await s.get(User, admin.id)
+            with pytest.raises(Invalid) as refused:
+                await app_settings.update(s, Actor(user), values)
+        assert refused.value.details == [{"field": field, "message": message}], values
 
 
 async def test_only_admins_change_retention_and_the_change_is_audited(

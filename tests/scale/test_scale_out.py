@@ -304,8 +304,11 @@ def test_workers_with_skewed_clocks_are_judged_by_the_database_clock(cluster: Cl
     fast = cluster.worker(ahead, slots=1, runner="local", env=_skewed("+90"))
     try:
         cluster.wait_workers_alive(web, {behind, ahead})
-        until = time.monotonic() + 2 * LOST
-        while time.monotonic() < until:  # several heartbeats and lost-worker checks
+        # Several heartbeats and lost-worker checks (each process checks every HEARTBEAT): a
+        # heartbeat judged in a skewed clock is 90 s off, so the first check after it shows it
+        # late or lost; a whole LOST period and one more check is ample (it was 2 * LOST).
+        until = time.monotonic() + LOST + HEARTBEAT
+        while time.monotonic() < until:
             states = {w["id"]: w["state"] for w in cluster.api(web).get("/api/v1/workers").json()["items"]}
             assert states[behind] == states[ahead] == "alive", states
             time.sleep(HEARTBEAT / 2)
@@ -383,23 +386,30 @@ def test_redis_restart_with_runs_queued_runs_each_once_promptly(cluster: Cluster
     """Redis (no persistence) restarts while many of 40 runs wait in its queue behind the 8 slots: the
     queue's jobs are gone, and a worker enqueues every queued run again within a heartbeat
     (`JobQueue.emptied`). Every run runs once, and they are done in seconds; before, the stall
-    check brought back one run per script every 10 s (here over 5 minutes)."""
+    check brought back one run per script every 10 s (here over 5 minutes).
+
+    The runs hold their slots until the gate file exists (created once Redis is back), so the
+    runs behind them are still queued at the restart however slowly this machine submits them
+    (a fixed `sleep 5` in each run did that before: 25 s of waiting)."""
     web = _web(cluster)
     redis: RedisServer = cluster.redis  # type: ignore[attr-defined]
-    marker = tmp_path / "ran"
-    script = cluster.script(web, f'echo "$$" >> {marker}\nsleep 5\necho done\n')
+    marker, gate = tmp_path / "ran", tmp_path / "gate"
+    script = cluster.script(
+        web, f'echo "$$" >> {marker}\nwhile [ ! -e {gate} ]; do sleep 0.05; done\necho done\n'
+    )
     ids = [cluster.run(web, script) for _ in range(40)]
     waiting = sum(cluster.execution(web, i)["status"] == "queued" for i in ids)
     redis.stop()
     redis.start()
     restarted = time.monotonic()
+    gate.touch()
     assert waiting > 10, f"only {waiting} runs were queued at the restart: the test saw no loss"
     for execution_id in ids:
         row = cluster.wait_status(web, execution_id, FINAL, timeout=300)
         assert row["status"] == "success" and cluster.output(web, execution_id) == "done\n", row
     took = time.monotonic() - restarted
     assert len(marker.read_text().split()) == 40  # each once
-    assert took < 60, f"the queued runs took {took:.0f} s after the restart"  # 25 s of work at most
+    assert took < 60, f"the queued runs took {took:.0f} s after the restart"  # seconds of work at most
 
 
 def _workers(cluster: Cluster, web: Proc) -> dict[str, dict[str, Any]]:
