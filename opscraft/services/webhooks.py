@@ -52,7 +52,7 @@ from opscraft.db.models import (
     WebhookTrigger,
 )
 from opscraft.db.models.executions import Trigger
-from opscraft.db.text import find_unreadable_numbers, read_float
+from opscraft.db.text import find_unreadable_numbers, read_float, read_int
 from opscraft.db.turns import take_write_turn
 from opscraft.db.types import MAX_ID, utc_text, utcnow
 from opscraft.security.http import REPEATED_KEY, RepeatedKey, json_shape, unique_keys
@@ -393,7 +393,7 @@ def _document(body: bytes, content_type: str = "") -> Any:
         raise Invalid.at("body", "must be JSON") from None
     _check_shape(document)
     try:
-        document = json.loads(body, object_pairs_hook=unique_keys, parse_float=read_float)
+        document = json.loads(body, object_pairs_hook=unique_keys, parse_float=read_float, parse_int=read_int)
     except RepeatedKey as repeated:
         raise Invalid.at(repeated.key[:64], REPEATED_KEY) from None
     for where, message in find_unreadable_numbers(document):
