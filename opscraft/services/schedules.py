@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import heapq
 import logging
 import os
 import re
@@ -340,14 +341,21 @@ def check_cron(expression: str) -> str:
             mixed = "this list of L, nW, n#k or Ln with other days is not read: use one schedule for each"
             raise Invalid.at("cron", f"{name} field {field!r}: {mixed}")
     normal = " ".join(fields)
-    try:
-        croniter(normal, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
-    except (CroniterError, ValueError, KeyError, IndexError):
+    if not any(_matches_a_date(half) for half in day_halves(normal)):
         raise Invalid.at(
             "cron",
             "matches no date: the day-of-month never occurs in the month(s) given (e.g. 30 in February)",
-        ) from None
+        )
     return normal
+
+
+def _matches_a_date(cron: str) -> bool:
+    """Whether croniter finds a fire time of `cron` (one of `check_cron`'s `day_halves`)."""
+    try:
+        croniter(cron, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except (CroniterError, ValueError, KeyError, IndexError):
+        return False
+    return True
 
 
 UNKNOWN_ZONE = "unknown time zone: use an IANA name such as Europe/Paris or UTC"
@@ -399,17 +407,49 @@ def _repeated(local: datetime) -> bool:
     return local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
 
 
-def _times(cron: str, timezone: str, start: datetime, forward: bool) -> Iterator[datetime]:
-    """Fire times from `start` (excluded), forward or backward, as aware UTC datetimes: croniter's,
-    minus the second occurrence of a repeated wall-clock time unless `_fires_in_repeated_hour`."""
-    zone = ZoneInfo(timezone)
-    every_instant = _fires_in_repeated_hour(cron)
+def day_halves(cron: str) -> list[str]:
+    """`[cron]`, or, when both day fields are restricted (neither `*` nor `?`), the expression
+    twice: once with only its day-of-month, once with only its day-of-week (the other `*`). A day
+    matching either fires (Vixie cron), and the union of the two halves is that rule whatever the
+    fields hold: croniter applies it to plain days only. Given `L`, `nW`, `n#k` or `Ln` in one day
+    field and a restricted other, it read the pair some other way (`0 0 15W * MON` fired on the
+    15th's weekday only, `0 0 13 * 5#2` on second Fridays only) or found no date at all
+    (`0 0 1 * 1#2`, refused as "matches no date")."""
+    minute, hour, day, month, weekday = cron.split()
+    if day in ("*", "?") or weekday in ("*", "?"):
+        return [cron]
+    return [f"{minute} {hour} {day} {month} *", f"{minute} {hour} * {month} {weekday}"]
+
+
+def _half_times(cron: str, zone: ZoneInfo, start: datetime, forward: bool) -> Iterator[datetime]:
+    """Local fire times of one `day_halves` expression from `start` (excluded); none when it
+    matches no date (`0 0 30 2 *`, half of `0 0 30 2 MON`, which fires on February's Mondays)."""
     it = croniter(cron, start.astimezone(zone))
     step = it.get_next if forward else it.get_prev
     while True:
-        local = step(datetime).astimezone(zone)
+        try:
+            yield step(datetime).astimezone(zone)
+        except CroniterError:
+            return
+
+
+def _times(cron: str, timezone: str, start: datetime, forward: bool) -> Iterator[datetime]:
+    """Fire times from `start` (excluded), forward or backward, as aware UTC datetimes: croniter's
+    for each of `day_halves`, merged in order without repeats, minus the second occurrence of a
+    repeated wall-clock time unless `_fires_in_repeated_hour`."""
+    zone = ZoneInfo(timezone)
+    every_instant = _fires_in_repeated_hour(cron)
+    halves = [_half_times(half, zone, start, forward) for half in day_halves(cron)]
+    previous = None
+    for local in heapq.merge(*halves, key=lambda t: t.astimezone(UTC), reverse=not forward):
+        # Compared in UTC: two local times of one zone compare by wall clock, so the two 02:30
+        # of a fall-back night would be taken for one.
+        instant = local.astimezone(UTC)
+        if instant == previous:
+            continue
+        previous = instant
         if every_instant or not _repeated(local):
-            yield local.astimezone(UTC)
+            yield instant
 
 
 def next_times(cron: str, timezone: str, after: datetime, count: int = 1) -> list[datetime]:
