@@ -29,7 +29,7 @@ from opscraft.db.models import (
     User,
     WebhookTrigger,
 )
-from opscraft.services import conflicts, schedules, scripts
+from opscraft.services import conflicts, scripts, users
 from tests.conftest import LoggedIn
 
 
@@ -153,28 +153,28 @@ async def test_a_first_approval_policy_set_by_requests_at_once_is_one_policy(
 async def test_a_change_to_a_row_another_request_deletes_meanwhile_is_409(
     client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A schedule updated while another request deletes it: the update read the row, the delete
-    committed, and the update's UPDATE matched no row (SQLAlchemy's StaleDataError), a 500 with
-    a traceback. It is a 409 saying so, and the schedule stays deleted."""
-    body = {"name": "doomed", "script_type": "bash", "content": "echo\n"}
-    script_id = (await client.post("/api/v1/scripts", json=body, headers=admin.headers)).json()["id"]
-    url = f"/api/v1/scripts/{script_id}/schedules"
-    created = await client.post(url, json={"name": "nightly", "cron": "0 1 * * *"}, headers=admin.headers)
-    schedule_id = created.json()["id"]
-    check_name = schedules._check_name
+    """A password reset while another request deletes the user: the reset read the row, the
+    delete committed, and the reset's UPDATE matched no row (SQLAlchemy's StaleDataError), a 500
+    with a traceback (a schedule updated while deleted was another). It is a 409 saying so, and
+    the user stays deleted."""
+    created = await client.post("/api/v1/users", json=user_body("doomed"), headers=admin.headers)
+    user_id = created.json()["id"]
+    revoke_sessions = users._revoke_sessions
 
-    async def deleted_meanwhile(session: AsyncSession, schedule: Schedule) -> None:
-        await check_name(session, schedule)
+    async def deleted_meanwhile(session: AsyncSession, user: User) -> None:
         async with runtime.current().db.session() as other:
-            await other.exec(delete(Schedule).where(col(Schedule.id) == schedule_id))
+            await other.exec(delete(User).where(col(User.id) == user_id))
             await other.commit()
+        await revoke_sessions(session, user)
 
-    monkeypatch.setattr(schedules, "_check_name", deleted_meanwhile)
-    r = await client.put(f"{url}/{schedule_id}", json={"cron": "0 2 * * *"}, headers=admin.headers)
+    monkeypatch.setattr(users, "_revoke_sessions", deleted_meanwhile)
+    url = f"/api/v1/users/{user_id}"
+    r = await client.post(
+        f"{url}/reset-password", json={"new_password": "Another-Long-1"}, headers=admin.headers
+    )
     assert r.status_code == 409, r.text
     assert r.json() == {"detail": GONE_MEANWHILE, "errors": []}
-    assert (await client.get(f"{url}/{schedule_id}", headers=admin.headers)).status_code == 404
-    assert (await client.get(url, headers=admin.headers)).json()["items"] == []
+    assert (await client.get(url, headers=admin.headers)).status_code == 404
 
 
 async def test_two_concurrent_updates_to_one_email(client: httpx.AsyncClient, admin: LoggedIn) -> None:

@@ -53,6 +53,7 @@ from opscraft.db.engine import Database
 from opscraft.db.models import Execution, Schedule, ScheduleFire, Script, User
 from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
 from opscraft.db.models.executions import FINAL_STATUSES, Trigger
+from opscraft.db.turns import read_held
 from opscraft.db.types import utcnow
 from opscraft.db.unreachable import RoundFailures
 from opscraft.services import approvals, audit, conflicts, executions, names, paging, parameters
@@ -465,8 +466,10 @@ def previous_time(cron: str, timezone: str, before: datetime) -> datetime:
     return next(_times(cron, timezone, before, forward=False))
 
 
-async def _script(session: AsyncSession, script_id: int) -> Script:
-    script = await session.get(Script, script_id)
+async def _script(session: AsyncSession, script_id: int, *, held: bool = False) -> Script:
+    """The live script; `held` (a schedule is saved on it): not deleted until the commit
+    (`db.turns.read_held`). `NotFound` when it is missing or deleted."""
+    script = await read_held(session, Script, script_id) if held else await session.get(Script, script_id)
     if script is None or script.deleted_at is not None:
         raise NotFound(f"script {script_id} not found")
     return script
@@ -508,7 +511,7 @@ async def create(
     parameter, 409 (field `name`) when the script has a schedule of that name (`names`), 404 for
     an unknown script."""
     user = require(actor.user, Permission.edit_scripts, MANAGE)
-    script = await _script(session, script_id)
+    script = await _script(session, script_id, held=True)
     schedule = Schedule(script_id=script_id, name="", cron="", timezone="UTC", owner_id=user.id)
     _apply(schedule, script, data)
     await _check_name(session, schedule)
@@ -566,7 +569,7 @@ async def update_schedule(
     if schedule.paused_reason is not None and "enabled" not in sent:
         merged["enabled"] = True  # paused by the system, not disabled by a user: a save resumes it
     data = merged
-    _apply(schedule, await _script(session, schedule.script_id), data)
+    _apply(schedule, await _script(session, schedule.script_id, held=True), data)
     await _check_name(session, schedule)
     schedule.owner_id = user.id
     audit.record(session, actor, "schedule.update", "schedule", schedule.id, **_facts(schedule))
