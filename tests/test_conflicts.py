@@ -9,9 +9,11 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col, delete
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
+from opscraft.api.errors import GONE_MEANWHILE
 from opscraft.db.models import (
     ApiToken,
     AppSetting,
@@ -27,7 +29,7 @@ from opscraft.db.models import (
     User,
     WebhookTrigger,
 )
-from opscraft.services import conflicts, scripts
+from opscraft.services import conflicts, scripts, users
 from tests.conftest import LoggedIn
 
 
@@ -125,6 +127,54 @@ async def test_two_concurrent_creates_one_wins_the_other_409(
     (lost,) = [r for r in responses if r.status_code == 409]
     assert field in lost.json()["detail"]
     assert (await client.get(url, headers=admin.headers)).json()["total"] == before + 1
+
+
+async def test_a_first_approval_policy_set_by_requests_at_once_is_one_policy(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """Ten `PUT /scripts/{id}/approval` at once on a script without a policy: each read "no
+    policy yet" and inserted one, and all but the first got a 500 on the primary key. They take
+    turns on the script's row: every one is a 200 and one policy is stored."""
+    body = {"name": "guarded", "script_type": "bash", "content": "echo\n"}
+    script_id = (await client.post("/api/v1/scripts", json=body, headers=admin.headers)).json()["id"]
+    url = f"/api/v1/scripts/{script_id}/approval"
+    responses = await asyncio.gather(
+        *(
+            client.put(url, json={"required": 2, "expires_after_hours": 5}, headers=admin.headers)
+            for _ in range(10)
+        )
+    )
+    assert [r.status_code for r in responses] == [200] * 10, [r.text for r in responses]
+    stored = await client.get(url, headers=admin.headers)
+    assert stored.status_code == 200, stored.text
+    assert (stored.json()["required"], stored.json()["expires_after_hours"]) == (2, 5)
+
+
+async def test_a_change_to_a_row_another_request_deletes_meanwhile_is_409(
+    client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A password reset while another request deletes the user: the reset read the row, the
+    delete committed, and the reset's UPDATE matched no row (SQLAlchemy's StaleDataError), a 500
+    with a traceback (a schedule updated while deleted was another). It is a 409 saying so, and
+    the user stays deleted."""
+    created = await client.post("/api/v1/users", json=user_body("doomed"), headers=admin.headers)
+    user_id = created.json()["id"]
+    revoke_sessions = users._revoke_sessions
+
+    async def deleted_meanwhile(session: AsyncSession, user: User) -> None:
+        async with runtime.current().db.session() as other:
+            await other.exec(delete(User).where(col(User.id) == user_id))
+            await other.commit()
+        await revoke_sessions(session, user)
+
+    monkeypatch.setattr(users, "_revoke_sessions", deleted_meanwhile)
+    url = f"/api/v1/users/{user_id}"
+    r = await client.post(
+        f"{url}/reset-password", json={"new_password": "Another-Long-1"}, headers=admin.headers
+    )
+    assert r.status_code == 409, r.text
+    assert r.json() == {"detail": GONE_MEANWHILE, "errors": []}
+    assert (await client.get(url, headers=admin.headers)).status_code == 404
 
 
 async def test_two_concurrent_updates_to_one_email(client: httpx.AsyncClient, admin: LoggedIn) -> None:

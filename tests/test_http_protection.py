@@ -143,13 +143,15 @@ async def test_a_number_that_is_not_finite_is_422_naming_it_and_nothing_is_writt
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:
     """`NaN` and `Infinity` (not JSON, but Python's parser takes them) and `1e400` (beyond a float)
-    were read as numbers: a text field such as a string parameter stored `nan` or `inf`, and a
-    schedule ran its script with X=nan. Each is a 422 naming its place, before anything runs."""
+    were read as numbers (and an integer of 5,000 digits was "not valid JSON"): a text field such
+    as a string parameter stored `nan` or `inf`, and a schedule ran its script with X=nan. Each is
+    a 422 naming its place, before anything runs."""
     json_headers = {**operator.headers, "Content-Type": "application/json"}
     script_id = await _active_script(client, operator, {"X": "a"})
     message = "must be a finite number (NaN, Infinity and numbers beyond 1.8e308 are not)"
     schedule = '{"name": "s", "cron": "0 0 * * *", "parameters": {"X": %s}}'
-    for literal in ("NaN", "Infinity", "-Infinity", "1e400", "-1e999"):
+    # An integer longer than Python converts (4,300 digits) was a 400 "not valid JSON".
+    for literal in ("NaN", "Infinity", "-Infinity", "1e400", "-1e999", "9" * 5000, "-" + "1" * 4301):
         for method, path, body, field in (
             (
                 "POST",
@@ -213,6 +215,10 @@ async def test_a_number_with_more_digits_than_a_float_keeps_is_422_naming_it(
         ('"0.1234567890123456789"', 0.12345678901234568),
         ('" -3.14159265358979323846 "', -3.141592653589793),
         ("12345678901234567890.5", 1.2345678901234567e19),
+        # More than the 28 digits of Decimal's context, which `normalize()` rounded to 1.
+        ("1.0000000000000000000000000001", 1.0),
+        ('"0.' + "9" * 40 + '"', 1.0),
+        ("-9.99999999999999999999999999999e300", -1e301),
     ):
         body = f'{{"script_id": {script_id}, "parameters": {{"R": {literal}}}}}'
         r = await client.post("/api/v1/executions", content=body, headers=json_headers)

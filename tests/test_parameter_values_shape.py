@@ -8,7 +8,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from opscraft.db.text import TOO_SMALL_MESSAGE, imprecise_message
+from opscraft.db.text import NON_FINITE_MESSAGE, TOO_SMALL_MESSAGE, imprecise_message
 from opscraft.services import parameters
 from opscraft.services.chains import LinkIn
 from opscraft.services.schedules import ScheduleIn
@@ -65,6 +65,10 @@ def test_a_form_box_says_the_same_as_the_api() -> None:
         ),
         ('{"N": [0, 1e-400]}', f"N.1: {TOO_SMALL_MESSAGE}"),
         ('{"N": 0.1234567890123456789}', f"N: {imprecise_message(0.12345678901234568)}"),
+        # Beyond Decimal's 28-digit context (was read as 1.0) and Python's 4,300-digit int limit
+        # (a ValueError the box did not catch).
+        ('{"N": 1.0000000000000000000000000001}', f"N: {imprecise_message(1.0)}"),
+        ('{"N": [-' + "9" * 5000 + "]}", "N.0: " + NON_FINITE_MESSAGE),
         ("[" * 5000 + "]" * 5000, "nested deeper than can be read: write an object of NAME: value"),
     ],
 )

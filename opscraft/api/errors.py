@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError, WebSocketRequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -100,6 +101,7 @@ def _routing_error(routers: Sequence[APIRouter]) -> Handler:
 
 
 BUSY_RETRY_SECONDS = 1
+GONE_MEANWHILE = "another request deleted what this one changes at the same moment: reload and try again"
 UNREACHABLE_MESSAGE = f"{unreachable.MESSAGE} (GET /api/v1/health shows its state)"
 
 
@@ -118,6 +120,14 @@ async def _internal_error(_request: Request, exc: Exception) -> JSONResponse:
         )
     # The server logs the traceback; the client learns nothing about the internals.
     return JSONResponse({"detail": "internal error: the server log has the details", "errors": []}, 500)
+
+
+async def _gone_meanwhile(_request: Request, _exc: Exception) -> JSONResponse:
+    """409 for a `StaleDataError`: an UPDATE or DELETE of a row matched none, as another request
+    deleted it after this one read it (a schedule updated, or a user's password reset, while it
+    is deleted). A race the client may resolve by reloading, not a fault: no traceback (it was a
+    500), and nothing was written (the session rolls back)."""
+    return JSONResponse({"detail": GONE_MEANWHILE, "errors": []}, 409)
 
 
 def _api_first(previous: Any, api_handler: Handler) -> Handler:
@@ -144,7 +154,9 @@ def install_error_handlers(app: FastAPI, routers: Sequence[APIRouter]) -> None:
     app.add_exception_handler(StarletteHTTPException, routing_error)
     # NiceGUI renders HTML pages for 404 and 500; API clients get the JSON error shape instead.
     app.add_exception_handler(404, _api_first(app.exception_handlers.get(404), routing_error))
-    app.add_exception_handler(Exception, _api_first(app.exception_handlers.get(Exception), _internal_error))
+    page_error = app.exception_handlers.get(Exception)
+    app.add_exception_handler(Exception, _api_first(page_error, _internal_error))
+    app.add_exception_handler(StaleDataError, _api_first(page_error, _gone_meanwhile))
 
 
 class InternalErrorMiddleware:

@@ -96,12 +96,18 @@ def loses_digits(numeral: str) -> bool:
     """True when the decimal `numeral` has more than `SIGNIFICANT_DIGITS` significant digits
     (trailing zeros aside) and a float does not hold its value exactly: `0.1234567890123456789`
     would silently become 0.12345678901234568. A numeral of 17 digits or fewer names a float as
-    its writer meant (`%.17g`, shortest round trip), so it is never refused."""
+    its writer meant (`%.17g`, shortest round trip), so it is never refused. The digits are
+    counted as written: `Decimal.normalize` would first round them to the context's 28, so
+    `1.0000000000000000000000000001` (29) counted as 1 digit and went on as 1.0."""
     try:
         exact = Decimal(numeral.strip())
     except InvalidOperation:
         return False
-    if not exact.is_finite() or len(exact.normalize().as_tuple().digits) <= SIGNIFICANT_DIGITS:
+    if not exact.is_finite():
+        return False
+    # Exact, unlike `normalize()`; a Decimal's digits have no leading zeros (but 0's own).
+    significant = "".join(map(str, exact.as_tuple().digits)).rstrip("0")
+    if len(significant) <= SIGNIFICANT_DIGITS:
         return False
     value = float(exact)
     return math.isfinite(value) and value != 0 and Decimal(value) != exact
@@ -123,6 +129,18 @@ def read_float(numeral: str) -> float:
     if rounds_to_zero(numeral):
         return TooSmall(0.0)
     return Imprecise(numeral) if loses_digits(numeral) else float(numeral)
+
+
+def read_int(numeral: str) -> int | float:
+    """`parse_int` for `json.loads`: the integer, or an infinite float (which
+    `find_unreadable_numbers` names as beyond a float) for one longer than Python converts
+    (`sys.get_int_max_str_digits()`, 4,300 digits by default, CVE-2020-10735): `int()` raised a
+    ValueError, which a body's reader took for "not valid JSON" and a form's JSON box did not
+    catch at all."""
+    try:
+        return int(numeral)
+    except ValueError:
+        return -math.inf if numeral.startswith("-") else math.inf
 
 
 def find_unreadable_numbers(value: Any) -> Iterator[tuple[str, str]]:

@@ -10,10 +10,12 @@ change and no other writer comes in between until its commit or rollback.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlmodel import SQLModel, col, update
+from sqlmodel import SQLModel, col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+T = TypeVar("T", bound=SQLModel)
 
 
 async def take_write_turn(session: AsyncSession, table: type[SQLModel], *where: Any) -> None:
@@ -25,3 +27,17 @@ async def take_write_turn(session: AsyncSession, table: type[SQLModel], *where: 
         ident = col(table.id)  # type: ignore[attr-defined]
         touch = update(table).where(*where).values({ident: ident})
         await session.exec(touch.execution_options(synchronize_session=False))
+
+
+async def read_held(session: AsyncSession, table: type[T], ident: int) -> T | None:
+    """The row of `table` (a model with an `id` column) with id `ident`, or None, held until the
+    transaction ends: no other transaction deletes or changes it meanwhile, while others may
+    hold it too (rows that refer to it, saved at once). PostgreSQL reads it `FOR SHARE` (again
+    after a wait, `populate_existing`); SQLite takes the write turn first (`take_write_turn`).
+    Without it, a schedule, webhook or "then run" link saved while its script was being deleted
+    was written after the deletion paused or disabled the ones it found: a link left enabled
+    into a deleted script fired an error on every run of its source."""
+    ident_column = col(table.id)  # type: ignore[attr-defined]
+    await take_write_turn(session, table, ident_column == ident)
+    held = select(table).where(ident_column == ident).with_for_update(read=True)
+    return (await session.exec(held.execution_options(populate_existing=True))).first()

@@ -48,6 +48,7 @@ from opscraft.db.models import (
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.models.scripts import ScriptStatus
 from opscraft.db.models.workers import finished_event
+from opscraft.db.turns import take_write_turn
 from opscraft.db.types import utcnow
 from opscraft.services import audit, paging, run_environment, terraform_state
 from opscraft.services.actor import Actor
@@ -85,10 +86,15 @@ async def set_policy(session: AsyncSession, actor: Actor, script_id: int, data: 
     keeps its stored value (`partial.over_stored`; the model's default for a new policy), so an
     operator may change the expiry alone; `Forbidden` (403) when a non-admin lowers `required`."""
     user = require(actor.user, Permission.edit_scripts, SET_POLICY)
-    script = await session.get(Script, script_id)
+    # One writer per script at a time (its row locked; SQLite: the write turn), so two requests
+    # setting a first policy at once do not both insert one (the second was a 500 on the
+    # primary key) and one that changes a field reads the other's before deciding.
+    await take_write_turn(session, Script, col(Script.id) == script_id)
+    locked = select(Script).where(col(Script.id) == script_id).with_for_update()
+    script = (await session.exec(locked.execution_options(populate_existing=True))).first()
     if script is None or script.deleted_at is not None:
         raise NotFound(f"script {script_id} not found")
-    policy = await session.get(ApprovalPolicy, script_id)
+    policy = await session.get(ApprovalPolicy, script_id, populate_existing=True)
     if policy is None:
         policy = ApprovalPolicy(script_id=script_id)
         session.add(policy)

@@ -51,6 +51,7 @@ from opscraft.db.engine import Database
 from opscraft.db.models import ChainLink, ChainRun, Execution, Script, User
 from opscraft.db.models.chains import ChainOutcome, ChainRunStatus
 from opscraft.db.models.executions import ExecutionStatus, Trigger
+from opscraft.db.turns import read_held
 from opscraft.db.types import MAX_ID, utcnow
 from opscraft.db.unreachable import RoundFailures
 from opscraft.execution import log_pages
@@ -181,8 +182,12 @@ async def stored_outputs(session: AsyncSession, execution_id: int) -> dict[str, 
 # --- links -----------------------------------------------------------------------------------
 
 
-async def _script(session: AsyncSession, script_id: int, field: str | None = None) -> Script:
-    script = await session.get(Script, script_id)
+async def _script(
+    session: AsyncSession, script_id: int, field: str | None = None, *, held: bool = False
+) -> Script:
+    """The live script; `held` (a link is saved from or to it): not deleted until the commit
+    (`db.turns.read_held`). `Invalid` naming `field`, else `NotFound`, when missing or deleted."""
+    script = await read_held(session, Script, script_id) if held else await session.get(Script, script_id)
     if script is None or script.deleted_at is not None:
         if field is not None:
             raise Invalid.at(field, f"no script with id {script_id}")
@@ -207,7 +212,7 @@ async def _apply(session: AsyncSession, link: ChainLink, data: LinkIn | Mapping[
     target: Script | None = None
     if "target_script_id" in sent:
         with problems.check():
-            target = await _script(session, sent["target_script_id"], "target_script_id")
+            target = await _script(session, sent["target_script_id"], "target_script_id", held=True)
     declared = {spec["name"] for spec in target.parameters} if target else None
     undeclared = f"unknown parameter: script {target.name!r} does not declare it" if target else ""
     for name, pointer in sent.get("mapping", {}).items():
@@ -332,8 +337,9 @@ async def create(
     Raises NotFound (script), Invalid naming the field (target, mapping, parameters, cycle),
     Conflict (same source, target and outcome)."""
     user = require(actor.user, Permission.edit_scripts, 'manage "then run" links')
-    await _script(session, script_id)
+    # The link lock first, then the scripts' rows: never a share lock waiting on that lock.
     await _serialize_link_changes(session)
+    await _script(session, script_id, held=True)
     link = ChainLink(
         script_id=script_id, target_script_id=0, outcome=ChainOutcome.success.value, owner_id=user.id
     )

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import heapq
 import logging
 import os
 import re
@@ -52,6 +53,7 @@ from opscraft.db.engine import Database
 from opscraft.db.models import Execution, Schedule, ScheduleFire, Script, User
 from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
 from opscraft.db.models.executions import FINAL_STATUSES, Trigger
+from opscraft.db.turns import read_held
 from opscraft.db.types import utcnow
 from opscraft.db.unreachable import RoundFailures
 from opscraft.services import approvals, audit, conflicts, executions, names, paging, parameters
@@ -340,14 +342,21 @@ def check_cron(expression: str) -> str:
             mixed = "this list of L, nW, n#k or Ln with other days is not read: use one schedule for each"
             raise Invalid.at("cron", f"{name} field {field!r}: {mixed}")
     normal = " ".join(fields)
-    try:
-        croniter(normal, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
-    except (CroniterError, ValueError, KeyError, IndexError):
+    if not any(_matches_a_date(half) for half in day_halves(normal)):
         raise Invalid.at(
             "cron",
             "matches no date: the day-of-month never occurs in the month(s) given (e.g. 30 in February)",
-        ) from None
+        )
     return normal
+
+
+def _matches_a_date(cron: str) -> bool:
+    """Whether croniter finds a fire time of `cron` (one of `check_cron`'s `day_halves`)."""
+    try:
+        croniter(cron, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except (CroniterError, ValueError, KeyError, IndexError):
+        return False
+    return True
 
 
 UNKNOWN_ZONE = "unknown time zone: use an IANA name such as Europe/Paris or UTC"
@@ -399,17 +408,49 @@ def _repeated(local: datetime) -> bool:
     return local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
 
 
-def _times(cron: str, timezone: str, start: datetime, forward: bool) -> Iterator[datetime]:
-    """Fire times from `start` (excluded), forward or backward, as aware UTC datetimes: croniter's,
-    minus the second occurrence of a repeated wall-clock time unless `_fires_in_repeated_hour`."""
-    zone = ZoneInfo(timezone)
-    every_instant = _fires_in_repeated_hour(cron)
+def day_halves(cron: str) -> list[str]:
+    """`[cron]`, or, when both day fields are restricted (neither `*` nor `?`), the expression
+    twice: once with only its day-of-month, once with only its day-of-week (the other `*`). A day
+    matching either fires (Vixie cron), and the union of the two halves is that rule whatever the
+    fields hold: croniter applies it to plain days only. Given `L`, `nW`, `n#k` or `Ln` in one day
+    field and a restricted other, it read the pair some other way (`0 0 15W * MON` fired on the
+    15th's weekday only, `0 0 13 * 5#2` on second Fridays only) or found no date at all
+    (`0 0 1 * 1#2`, refused as "matches no date")."""
+    minute, hour, day, month, weekday = cron.split()
+    if day in ("*", "?") or weekday in ("*", "?"):
+        return [cron]
+    return [f"{minute} {hour} {day} {month} *", f"{minute} {hour} * {month} {weekday}"]
+
+
+def _half_times(cron: str, zone: ZoneInfo, start: datetime, forward: bool) -> Iterator[datetime]:
+    """Local fire times of one `day_halves` expression from `start` (excluded); none when it
+    matches no date (`0 0 30 2 *`, half of `0 0 30 2 MON`, which fires on February's Mondays)."""
     it = croniter(cron, start.astimezone(zone))
     step = it.get_next if forward else it.get_prev
     while True:
-        local = step(datetime).astimezone(zone)
+        try:
+            yield step(datetime).astimezone(zone)
+        except CroniterError:
+            return
+
+
+def _times(cron: str, timezone: str, start: datetime, forward: bool) -> Iterator[datetime]:
+    """Fire times from `start` (excluded), forward or backward, as aware UTC datetimes: croniter's
+    for each of `day_halves`, merged in order without repeats, minus the second occurrence of a
+    repeated wall-clock time unless `_fires_in_repeated_hour`."""
+    zone = ZoneInfo(timezone)
+    every_instant = _fires_in_repeated_hour(cron)
+    halves = [_half_times(half, zone, start, forward) for half in day_halves(cron)]
+    previous = None
+    for local in heapq.merge(*halves, key=lambda t: t.astimezone(UTC), reverse=not forward):
+        # Compared in UTC: two local times of one zone compare by wall clock, so the two 02:30
+        # of a fall-back night would be taken for one.
+        instant = local.astimezone(UTC)
+        if instant == previous:
+            continue
+        previous = instant
         if every_instant or not _repeated(local):
-            yield local.astimezone(UTC)
+            yield instant
 
 
 def next_times(cron: str, timezone: str, after: datetime, count: int = 1) -> list[datetime]:
@@ -425,8 +466,10 @@ def previous_time(cron: str, timezone: str, before: datetime) -> datetime:
     return next(_times(cron, timezone, before, forward=False))
 
 
-async def _script(session: AsyncSession, script_id: int) -> Script:
-    script = await session.get(Script, script_id)
+async def _script(session: AsyncSession, script_id: int, *, held: bool = False) -> Script:
+    """The live script; `held` (a schedule is saved on it): not deleted until the commit
+    (`db.turns.read_held`). `NotFound` when it is missing or deleted."""
+    script = await read_held(session, Script, script_id) if held else await session.get(Script, script_id)
     if script is None or script.deleted_at is not None:
         raise NotFound(f"script {script_id} not found")
     return script
@@ -468,7 +511,7 @@ async def create(
     parameter, 409 (field `name`) when the script has a schedule of that name (`names`), 404 for
     an unknown script."""
     user = require(actor.user, Permission.edit_scripts, MANAGE)
-    script = await _script(session, script_id)
+    script = await _script(session, script_id, held=True)
     schedule = Schedule(script_id=script_id, name="", cron="", timezone="UTC", owner_id=user.id)
     _apply(schedule, script, data)
     await _check_name(session, schedule)
@@ -526,7 +569,7 @@ async def update_schedule(
     if schedule.paused_reason is not None and "enabled" not in sent:
         merged["enabled"] = True  # paused by the system, not disabled by a user: a save resumes it
     data = merged
-    _apply(schedule, await _script(session, schedule.script_id), data)
+    _apply(schedule, await _script(session, schedule.script_id, held=True), data)
     await _check_name(session, schedule)
     schedule.owner_id = user.id
     audit.record(session, actor, "schedule.update", "schedule", schedule.id, **_facts(schedule))

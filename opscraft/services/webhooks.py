@@ -52,8 +52,8 @@ from opscraft.db.models import (
     WebhookTrigger,
 )
 from opscraft.db.models.executions import Trigger
-from opscraft.db.text import find_unreadable_numbers, read_float
-from opscraft.db.turns import take_write_turn
+from opscraft.db.text import find_unreadable_numbers, read_float, read_int
+from opscraft.db.turns import read_held, take_write_turn
 from opscraft.db.types import MAX_ID, utc_text, utcnow
 from opscraft.security.http import REPEATED_KEY, RepeatedKey, json_shape, unique_keys
 from opscraft.security.ratelimit import address_key
@@ -153,8 +153,10 @@ def resolve_pointer(document: Any, pointer: str) -> Any:
     return value
 
 
-async def _script(session: AsyncSession, script_id: int) -> Script:
-    script = await session.get(Script, script_id)
+async def _script(session: AsyncSession, script_id: int, *, held: bool = False) -> Script:
+    """The live script; `held` (a webhook is saved on it): not deleted until the commit
+    (`db.turns.read_held`). `NotFound` when it is missing or deleted."""
+    script = await read_held(session, Script, script_id) if held else await session.get(Script, script_id)
     if script is None or script.deleted_at is not None:
         raise NotFound(f"script {script_id} not found")
     return script
@@ -204,7 +206,7 @@ async def create(
 ) -> tuple[WebhookTrigger, str]:
     """A new webhook owned by the caller: (the row, its token, shown once)."""
     user = require(actor.user, Permission.edit_scripts, MANAGE)
-    script = await _script(session, script_id)
+    script = await _script(session, script_id, held=True)
     token, digest, prefix = _new_token()
     hook = WebhookTrigger(script_id=script_id, name="", token_hash=digest, prefix=prefix, owner_id=user.id)
     await _apply(session, hook, script, data)
@@ -270,7 +272,7 @@ async def update_webhook(
     user = require(actor.user, Permission.edit_scripts, MANAGE)
     hook = await get(session, actor, webhook_id, script_id)
     data = over_stored(WebhookIn, data, hook)
-    await _apply(session, hook, await _script(session, hook.script_id), data)
+    await _apply(session, hook, await _script(session, hook.script_id, held=True), data)
     await _check_name(session, hook)
     hook.owner_id = user.id
     audit.record(
@@ -393,7 +395,7 @@ def _document(body: bytes, content_type: str = "") -> Any:
         raise Invalid.at("body", "must be JSON") from None
     _check_shape(document)
     try:
-        document = json.loads(body, object_pairs_hook=unique_keys, parse_float=read_float)
+        document = json.loads(body, object_pairs_hook=unique_keys, parse_float=read_float, parse_int=read_int)
     except RepeatedKey as repeated:
         raise Invalid.at(repeated.key[:64], REPEATED_KEY) from None
     for where, message in find_unreadable_numbers(document):

@@ -248,6 +248,26 @@ async def test_deleting_a_target_script_disables_the_links_that_start_it(
     assert step["target_script_id"] == other and step["status"] == "started", step
 
 
+async def test_a_link_saved_while_its_target_is_deleted_is_never_left_enabled(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """A link saved at the moment its target was deleted: its check read the target live, the
+    deletion disabled the links it found and committed, and the new link was written enabled
+    into a deleted script (an error on every run of its source). The save holds the target's
+    row (`db.turns.read_held`): it is refused, or written first and disabled by the deletion."""
+    source = await make_script(client, admin, "echo source\n")
+    for _ in range(8):
+        target = await make_script(client, admin, "echo target\n")
+        saved, deleted = await asyncio.gather(
+            add_link(client, admin, source, target),
+            client.delete(f"/api/v1/scripts/{target}", headers=admin.headers),
+        )
+        assert deleted.status_code == 204, deleted.text
+        assert saved.status_code in (201, 422), saved.text
+    listed = (await client.get(f"{links_path(source)}?limit=500", headers=admin.headers)).json()["items"]
+    assert [link["id"] for link in listed if link["enabled"]] == [], listed
+
+
 async def test_failure_outcome_and_masked_outputs(
     client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn
 ) -> None:

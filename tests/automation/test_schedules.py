@@ -318,6 +318,57 @@ def test_what_is_accepted_is_read_by_croniter_as_written(fields: list[str]) -> N
     assert _croniter_reads(normal) == written, cron
 
 
+NEW_YEAR_2027 = datetime(2027, 1, 1, tzinfo=UTC)  # a Friday
+
+
+@pytest.mark.parametrize(
+    ("cron", "expected"),
+    [
+        # croniter found no date and the expression was refused as "matches no date"
+        ("0 0 1 * 1#2", ["2027-01-11", "2027-02-01", "2027-02-08", "2027-03-01", "2027-03-08"]),
+        ("0 0 1W * SAT", ["2027-01-02", "2027-01-09", "2027-01-16", "2027-01-23", "2027-01-30"]),
+        ("0 0 L * 1#2", ["2027-01-11", "2027-01-31", "2027-02-08", "2027-02-28", "2027-03-08"]),
+        # croniter fired on one day field only: the 15th's weekday, second Fridays, 5th Fridays
+        ("0 0 15W * MON", ["2027-01-04", "2027-01-11", "2027-01-15", "2027-01-18", "2027-01-25"]),
+        ("0 0 13 * 5#2", ["2027-01-08", "2027-01-13", "2027-02-12", "2027-02-13", "2027-03-12"]),
+        ("0 0 29 2 5#5", ["2028-02-29", "2032-02-29", "2036-02-29", "2040-02-29", "2044-02-29"]),
+        # plain days, read so already; one half matching no date (February 30th) is no error
+        ("0 0 1 * MON", ["2027-01-04", "2027-01-11", "2027-01-18", "2027-01-25", "2027-02-01"]),
+        ("0 0 30 2 MON", ["2027-02-01", "2027-02-08", "2027-02-15", "2027-02-22", "2028-02-07"]),
+    ],
+)
+async def test_both_day_fields_restricted_fire_on_a_day_matching_either(
+    client: httpx.AsyncClient, operator: LoggedIn, backend: str, cron: str, expected: list[str]
+) -> None:
+    """Vixie cron's rule, which docs/automation.md promises: when the day-of-month and the
+    day-of-week are both restricted, a day matching either fires. croniter applies it to plain
+    days only: with `L`, `nW`, `n#k` or `Ln` on one side it fired on one field's days, or found
+    no date and the schedule was refused. The API's five next fire times and the scheduler's
+    (`next_times`, `previous_time`) follow the rule."""
+    assert [t.date().isoformat() for t in schedules.next_times(cron, "UTC", NEW_YEAR_2027, 5)] == expected
+    last = datetime.fromisoformat(expected[-1]).replace(tzinfo=UTC)
+    assert schedules.previous_time(cron, "UTC", last).date().isoformat() == expected[-2]
+    sid = await script(client, operator)
+    r = await add(client, operator, sid, cron=cron, timezone="UTC")
+    assert r.status_code == 201, r.text
+    fires = [datetime.fromisoformat(t) for t in r.json()["next_fire_times"]]
+    assert fires == schedules.next_times(cron, "UTC", utcnow(), 5), r.text
+    listed = await client.get(f"/api/v1/scripts/{sid}/schedules", headers=operator.headers)
+    assert (
+        listed.status_code == 200
+        and listed.json()["items"][0]["next_fire_times"] == r.json()["next_fire_times"]
+    )
+
+
+def test_both_day_fields_keep_both_instants_of_a_repeated_hour() -> None:
+    """An expression read as two halves (`schedules.day_halves`) whose minute or hour field
+    starts with `*` still fires at both 02:30 of a fall-back night (a merge by wall clock would
+    take them for one)."""
+    start = PARIS_FALL_BACK - timedelta(minutes=1)  # Sunday 31 October 2027
+    got = schedules.next_times("30 * 31 10 SUN", "Europe/Paris", start, 2)
+    assert [t.strftime("%Y-%m-%dT%H:%M") for t in got] == ["2027-10-31T00:30", "2027-10-31T01:30"]
+
+
 async def test_a_time_zone_with_surrounding_spaces_is_the_zone(
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:
