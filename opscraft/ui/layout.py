@@ -525,7 +525,9 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
             with ui.button(icon="account_circle").props(
                 f'flat color=white no-caps aria-label="Account: {_attr(name)}" data-testid="user-menu"'
             ):
-                ui.label(name).classes("ml-1 gt-xs ellipsis").props('data-testid="whoami"')
+                # At most a third of the bar, cut with "...": a 200-character name without a space
+                # pushed this button (Profile, Log out) past the window's right edge.
+                ui.label(name).classes("ml-1 gt-xs ellipsis max-w-[33vw]").props('data-testid="whoami"')
                 with ui.menu():
                     ui.menu_item("Profile", lambda: ui.navigate.to("/profile"))
                     ui.menu_item("Log out", session.sign_out).props('data-testid="logout"')
