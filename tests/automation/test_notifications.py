@@ -870,8 +870,8 @@ async def test_a_webhook_url_holding_credentials_is_refused(reader: Reader, url:
 @IN_MODULE_LOOP
 async def test_an_smtp_host_with_no_idna_form_is_refused(reader: Reader, host: str) -> None:
     """A host name holding a bidi control character, CR LF or a space cannot be looked up: 422
-    naming `config.host` and saying why, not "required" (it was saved, and Test was a 500: UnicodeError is no OSError; CR LF
-    was saved and shown in the delivery log's error)."""
+    naming `config.host` and saying why, not "required" (it was saved, and Test was a 500:
+    UnicodeError is no OSError; CR LF was saved and shown in the delivery log's error)."""
     client, admin = reader.client, await reader.person(Role.admin)
     config = {
         "host": host,
