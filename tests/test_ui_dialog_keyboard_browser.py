@@ -253,3 +253,18 @@ def test_the_focus_returns_to_a_button_that_was_disabled_while_it_opened_the_dia
     page.goto(f"{server.url}/executions/{run_id}")
     page.wait_for_function("window.did_handshake === true && window.socket && window.socket.connected")
     _opened_and_closed(page, "run-again", "confirm-destroy")
+
+
+def test_escape_closes_the_secret_forms(operator_page: Any, server: LiveServer) -> None:
+    """The New secret and Replace value forms were `persistent`: Escape did nothing (a keyboard user
+    had to Tab to Cancel), unlike every other form dialog (`widgets.FORM_DIALOG_PROPS`)."""
+    page = operator_page
+    body = {"name": "ESCAPE_KEY", "value": "escape-value"}
+    r = httpx.post(
+        f"{server.url}/api/v1/secrets", json=body, headers=token(server, "operator"), timeout=API_TIMEOUT
+    )
+    assert r.status_code == 201, r.text
+    page.goto(f"{server.url}/secrets")
+    page.wait_for_function("window.did_handshake === true && window.socket && window.socket.connected")
+    _opened_and_closed(page, "new-secret", "create-name")
+    _opened_and_closed(page, "replace-ESCAPE_KEY", "replace-value")

@@ -128,3 +128,25 @@ def test_saving_in_one_tab_keeps_what_another_tab_changed_in_other_fields(
 
     saved = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=tokens["operator"]).json()
     assert (saved["status"], saved["description"]) == ("active", "described in the other tab")
+
+
+def test_a_pasted_lone_surrogate_reaches_the_server_as_the_browser_shows_it(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A paste holding a lone UTF-16 surrogate (half an emoji) was an event NiceGUI's parser
+    refused (a traceback in the log): the server kept the content from before the paste, and Save
+    stored the new-script template instead of what the editor showed. The browser shows the lone
+    half as U+FFFD; that is what reaches the server and is saved, in the editor and in a field."""
+    log_in(page, server, "operator")
+    page.goto(f"{server.url}/scripts/new")
+    wait_connected(page)
+    page.get_by_test_id("script-name").fill("half-emoji")
+    paste_code(page, "#!/bin/bash\necho 'a\ud83db'\n")
+    page.get_by_test_id("script-description").evaluate(
+        "(t) => { t.value = 'note \\ud83d'; t.dispatchEvent(new Event('input', {bubbles: true})); }"
+    )
+    page.get_by_test_id("save-script").click()
+    page.wait_for_url(re.compile(r".*/scripts/\d+$"))
+    url = f"{server.url}/api/v1/scripts/{page.url.rsplit('/', 1)[1]}"
+    script = httpx.get(url, headers=tokens["operator"]).json()
+    assert (script["content"], script["description"]) == ("#!/bin/bash\necho 'a\ufffdb'\n", "note \ufffd")

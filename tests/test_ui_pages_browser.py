@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import PASSWORD, LiveServer
 from tests.ui_journey import (
+    api_user,
     check_accessibility,
     create_script,
     make_users,
@@ -186,5 +187,33 @@ def test_a_long_stored_name_stays_within_the_window(
             page.get_by_role("heading", level=1).wait_for()
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 1, f"{path}: {overflow} px wider than the window"
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("device", list(VIEWPORTS))
+def test_a_long_full_name_leaves_the_account_menu_in_reach(
+    browser: Any, site: tuple[LiveServer, dict[str, str]], device: str
+) -> None:
+    """A full name may be 200 characters without a space: the header's account button (Profile,
+    Log out) was pushed past the window's right edge and the dashboard's welcome line widened the
+    page to 2,700 px."""
+    server, _ = site
+    long_name = "W" * 200
+    api_user(server, token(server, "admin"), f"wide-{device}", "viewer")
+    mine = token(server, f"wide-{device}")
+    r = httpx.put(f"{server.url}/api/v1/auth/me", json={"full_name": long_name}, headers=mine)
+    assert r.status_code == 200, r.text
+    context = browser.new_context(viewport=VIEWPORTS[device])
+    page = context.new_page()
+    try:
+        signed_in(page, server, f"wide-{device}")
+        page.get_by_test_id("welcome").wait_for()
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"{overflow} px wider than the window"
+        menu = page.get_by_test_id("user-menu").bounding_box()
+        assert menu is not None and menu["x"] + menu["width"] <= VIEWPORTS[device]["width"], menu
+        page.get_by_test_id("user-menu").click()
+        page.get_by_test_id("logout").wait_for()
     finally:
         context.close()

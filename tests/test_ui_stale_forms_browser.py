@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui_journey import journey_server, journey_tokens, log_in
+from tests.ui_journey import journey_server, journey_tokens, log_in, wait_connected
 
 pytestmark = pytest.mark.browser
 
@@ -128,6 +128,25 @@ def test_a_profile_save_keeps_an_email_changed_since_the_page_opened(
     assert page.get_by_test_id("profile-email").input_value() == "ops-team@example.com", "the page shows it"
     page.get_by_test_id("profile-save").click()
     page.locator(".q-notification", has_text="Nothing changed").wait_for()
+
+
+def test_a_profile_edit_survives_a_reload(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """What is typed on the Profile page is kept in the tab (drafts.py) until saved: a session
+    that ended meanwhile (the page goes to the login page) lost it."""
+    log_in(page, server, "viewer", then="/profile")
+    page.get_by_test_id("profile-full-name").fill("Vera Viewer, typed")
+    page.reload()
+    page.get_by_test_id("draft-restored").wait_for()
+    assert page.get_by_test_id("profile-full-name").input_value() == "Vera Viewer, typed"
+    page.get_by_test_id("profile-save").click()
+    page.locator(".q-notification", has_text="Profile saved").wait_for()
+    page.reload()
+    page.get_by_test_id("profile-full-name").wait_for()
+    wait_connected(page)
+    page.get_by_test_id("draft-restored").wait_for(state="hidden")  # saved: no draft left
+    assert page.get_by_test_id("profile-full-name").input_value() == "Vera Viewer, typed"
 
 
 def test_two_edits_of_an_inventorys_hosts_do_not_undo_each_other(

@@ -93,6 +93,12 @@ LEASE = timedelta(seconds=60)
 BATCH = 20  # sends of one round, at once: within notification_senders.SMTP_THREADS
 EXCERPT_LINES = 20
 EXCERPT_CHARS = 2000
+# Said of an SMTP host that was typed but cannot be looked up (`host_name_ok`): "required" sent the
+# admin looking for an empty field.
+HOST_NAME_RULE = (
+    "must be a host name or address of at most 255 characters, without spaces or control"
+    " characters, e.g. smtp.example.com"
+)
 # The characters of the newest chunks `_excerpt` reads at most (a chunk holds up to 128 Ki).
 EXCERPT_READ_CHARS = 256 * 1024
 _NEWEST_CHUNKS = log_pages.page_statement(newest_first=True)
@@ -165,8 +171,11 @@ def _recipients(values: list[Any]) -> list[str]:
 
 def _clean_email_config(config: dict[str, Any], has_secret: bool, problems: Problems) -> dict[str, Any]:
     host = config.get("host")
-    if not isinstance(host, str) or not host.strip() or len(host) > 255 or not host_name_ok(host.strip()):
+    if not isinstance(host, str) or not host.strip():
         problems.add("config.host", "required: the SMTP server's host name")
+        host = ""
+    elif len(host) > 255 or not host_name_ok(host.strip()):
+        problems.add("config.host", HOST_NAME_RULE)
         host = ""
     with problems.check():
         _refused_host(host.strip(), "config.host")

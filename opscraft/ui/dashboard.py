@@ -280,5 +280,5 @@ async def dashboard(actor: Actor) -> None:
     with frame(actor, "Dashboard"):
         assert actor.user is not None
         name = actor.user.full_name or actor.user.username
-        ui.label(f"Welcome, {name}.").classes("text-grey-8 -mt-3").props('data-testid="welcome"')
+        ui.label(f"Welcome, {name}.").classes("text-grey-8 -mt-3 oc-wrap").props('data-testid="welcome"')
         await Dashboard(actor).render()

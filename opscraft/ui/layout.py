@@ -425,6 +425,28 @@ new MutationObserver((changes) => {
   }
 }).observe(document.documentElement, {childList: true, subtree: true});
 </script>"""
+# Every event a page sends, with lone UTF-16 surrogates (a half emoji pasted from a broken
+# clipboard, or set by a script) made U+FFFD, which is also how the browser shows them: the browser
+# escapes one as `\ud800` in the event's JSON, NiceGUI's parser (orjson) refuses that, and the
+# event was dropped with a traceback in the server's log, so the server kept the field's older
+# value and Save stored it: the script editor saved the content from before the paste.
+# `stringifyEventArgs` is a global function of NiceGUI's nicegui.js (a deferred script: it is
+# defined by DOMContentLoaded), called by name for every event.
+WELL_FORMED_EVENTS_JS = r"""<script>
+document.addEventListener("DOMContentLoaded", () => {
+  const original = window.stringifyEventArgs;
+  if (typeof original !== "function") return;
+  const lone = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+  const fix = (v) => typeof v === "string" ? v.replace(lone, "\uFFFD")
+    : Array.isArray(v) ? v.map(fix)
+    : v !== null && typeof v === "object"
+      ? Object.fromEntries(Object.entries(v).map(([k, x]) => [fix(k), fix(x)]))
+    : v;
+  const escaped = /\\u[dD][89a-fA-F]/;  // how JSON.stringify writes a lone one (a pair is written as is)
+  window.stringifyEventArgs = (args, eventArgs) => original(args, eventArgs).map((text) =>
+    typeof text === "string" && escaped.test(text) ? JSON.stringify(fix(JSON.parse(text))) : text);
+});
+</script>"""
 SKIP_LINK_CSS = """
 .oc-skip { position: absolute; left: -10000px; top: 0; z-index: 10000; padding: 8px 16px;
            background: #fff; color: #0d47a1; font-weight: 600; border-radius: 0 0 6px 0; }
@@ -436,6 +458,7 @@ def theme() -> None:
     """Colours of every page (the frame's and the pages before login)."""
     ui.colors(primary=PRIMARY, positive="#2e7d32", negative="#c62828", info="#01579b", warning="#f2c037")
     ui.add_css(THEME_CSS)
+    ui.add_head_html(WELL_FORMED_EVENTS_JS)
 
 
 def editor_theme() -> str:
@@ -525,7 +548,9 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
             with ui.button(icon="account_circle").props(
                 f'flat color=white no-caps aria-label="Account: {_attr(name)}" data-testid="user-menu"'
             ):
-                ui.label(name).classes("ml-1 gt-xs ellipsis").props('data-testid="whoami"')
+                # At most a third of the bar, cut with "...": a 200-character name without a space
+                # pushed this button (Profile, Log out) past the window's right edge.
+                ui.label(name).classes("ml-1 gt-xs ellipsis max-w-[33vw]").props('data-testid="whoami"')
                 with ui.menu():
                     ui.menu_item("Profile", lambda: ui.navigate.to("/profile"))
                     ui.menu_item("Log out", session.sign_out).props('data-testid="logout"')

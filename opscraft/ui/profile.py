@@ -9,6 +9,7 @@ from opscraft.services import partial, users
 from opscraft.services.actor import Actor
 from opscraft.services.users import ProfileUpdate
 from opscraft.ui import session
+from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, notify_ok, protected_page, run_action
 from opscraft.ui.widgets import (
     call,
@@ -40,6 +41,12 @@ async def profile_page(actor: Actor) -> None:
                     ui.label(str(value)).props(f'data-testid="profile-{label.lower().replace(" ", "-")}"')
             email = text_input("Email", "profile-email", value=user.email)
             full_name = text_input("Full name", "profile-full-name", value=user.full_name)
+            # Kept in the tab (drafts.py) under this user's id: a session that ended while typing
+            # (signed out elsewhere, password reset, a long idle) lost the edit; another user
+            # signing in on the tab gets none of it.
+            draft = Draft(f"profile:{user.id}", account)
+            draft.field("email", email)
+            draft.field("full_name", full_name)
 
             # What the fields showed when loaded (or last saved): Save sends only the fields edited
             # since (`partial.edited`), so an email an admin or another tab changed meanwhile is
@@ -63,11 +70,13 @@ async def profile_page(actor: Actor) -> None:
                 if saved is not None:
                     email.value, full_name.value = saved.email, saved.full_name
                     shown.update(email=saved.email, full_name=saved.full_name)
+                    await draft.clear()
 
             save_button = ui.button("Save", icon="save", on_click=one_click(save)).props(
                 'unelevated data-testid="profile-save"'
             )
             enter_presses(account, save_button)
+            ui.timer(0, draft.restore, once=True)
 
         with ui.card().classes("w-96 gap-3") as password_card:
             ui.label("Change password").classes("text-lg font-semibold")

@@ -231,7 +231,7 @@ class SecretsView(PagedTable):
         self.show_total(total, "secret", self.matching())
 
     def open_create(self) -> None:
-        with ui.dialog().props("persistent") as dialog, dialog_card("New secret") as card:
+        with ui.dialog() as dialog, dialog_card("New secret") as card:
             draft = Draft(CREATE_DRAFT, card)
             name = text_input(
                 "Name (environment variable, e.g. DATABASE_PASSWORD)", "create-name", autofocus=True
@@ -297,7 +297,7 @@ class SecretsView(PagedTable):
         dialog.open()
 
     def open_replace(self, row: dict[str, Any]) -> None:
-        with ui.dialog().props("persistent") as dialog, dialog_card(f"Replace the value of {row['name']}"):
+        with ui.dialog() as dialog, dialog_card(f"Replace the value of {row['name']}"):
             ui.label("The current value is not shown. Runs that start after saving get the new one.").classes(
                 "text-grey-7"
             )

@@ -915,8 +915,8 @@ async def test_a_webhook_url_holding_credentials_is_refused(reader: Reader, url:
 @IN_MODULE_LOOP
 async def test_an_smtp_host_with_no_idna_form_is_refused(reader: Reader, host: str) -> None:
     """A host name holding a bidi control character, CR LF or a space cannot be looked up: 422
-    naming `config.host` (it was saved, and Test was a 500: UnicodeError is no OSError; CR LF
-    was saved and shown in the delivery log's error)."""
+    naming `config.host` and saying why, not "required" (it was saved, and Test was a 500:
+    UnicodeError is no OSError; CR LF was saved and shown in the delivery log's error)."""
     client, admin = reader.client, await reader.person(Role.admin)
     config = {
         "host": host,
@@ -931,3 +931,6 @@ async def test_an_smtp_host_with_no_idna_form_is_refused(reader: Reader, host: s
         headers=admin.headers,
     )
     assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["config.host"], r.text
+    # What is wrong with what was typed: "required" sent the admin looking for an empty field.
+    message = r.json()["errors"][0]["message"]
+    assert "required" not in message.lower() and "host name" in message, message
