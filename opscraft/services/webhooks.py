@@ -22,6 +22,7 @@ Rules:
 from __future__ import annotations
 
 import codecs
+import contextlib
 import hashlib
 import hmac
 import json
@@ -30,6 +31,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -52,7 +54,7 @@ from opscraft.db.models import (
     WebhookTrigger,
 )
 from opscraft.db.models.executions import Trigger
-from opscraft.db.text import find_unreadable_numbers, read_float, read_int
+from opscraft.db.text import find_unreadable_numbers, find_unstorable, read_float, read_int
 from opscraft.db.turns import read_held, take_write_turn
 from opscraft.db.types import MAX_ID, utc_text, utcnow
 from opscraft.security.http import REPEATED_KEY, RepeatedKey, json_shape, unique_keys
@@ -369,23 +371,34 @@ FORM = "application/x-www-form-urlencoded"
 
 
 def _document(body: bytes, content_type: str = "") -> Any:
-    """The call's body as JSON (RFC 8259, checked by orjson: UTF-8, no NaN, no lone surrogate),
-    then, its depth and keys within the limits, read again by the standard library's parser:
-    every integer exact (orjson reads one past 64 bits as a float: 10**30 became 1e+30, so a long
-    ID mapped to a text parameter lost its digits and an integer parameter was told "not 5.0"),
-    and an object that writes a key twice refused naming it, as in every JSON body of the API
-    (`security.http.unique_keys`; a call sent as `text/plain`, which webhooks take, was read as
-    its last value while the same call as `application/json` was a 422), and a number a float
-    reads as 0 although it is not (`1e-400`) refused naming it, as the API does (it reached the
-    parameter as 0).
+    """The call's body as JSON (RFC 8259), read as every JSON body of the API is
+    (`security.http.RequestLimitsMiddleware`): by the standard library's parser, every integer
+    exact (orjson reads one past 64 bits as a float: 10**30 became 1e+30, so a long ID mapped to
+    a text parameter lost its digits, and refuses one past a float's range outright: a valid
+    call with a 400-digit integer was "must be JSON"), an object that writes a key twice refused
+    naming it (`security.http.unique_keys`; a call sent as `text/plain`, which webhooks take, was
+    read as its last value while the same call as `application/json` was a 422), and what no
+    database stores or no float reads refused naming the field: a lone surrogate, `NaN`, `1e400`,
+    and `1e-400`, which reached the parameter as 0 (`db.text.find_unstorable`,
+    `find_unreadable_numbers`).
+    The depth and key limits (`_check_shape`) are checked first on orjson's non-recursive reading
+    when it has one, so a deep body never reaches the recursive parser; one orjson refuses that
+    the standard library's parser finds too deep is refused as too deep.
     A leading UTF-8 byte order mark is dropped, as RFC 8259 section 8.1 lets a parser do (Windows
     PowerShell 5's `Invoke-RestMethod` sends one; it was "must be JSON").
     `Invalid` (field `body`) when it is not JSON; a form-encoded body (`content_type`, GitHub's
     default for a new webhook: `payload=<JSON>`) is said to be one, with what to change."""
     body = body.removeprefix(codecs.BOM_UTF8)
+    # What orjson refuses, the parser below reads (a long number) or says why it is not JSON.
+    with contextlib.suppress(orjson.JSONDecodeError):
+        _check_shape(orjson.loads(body))
     try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        document = json.loads(body, object_pairs_hook=unique_keys, parse_float=read_float, parse_int=read_int)
+    except RepeatedKey as repeated:
+        raise Invalid.at(repeated.key[:64], REPEATED_KEY) from None
+    except RecursionError:
+        raise _too_deep() from None
+    except ValueError:
         if content_type.split(";", 1)[0].strip().lower() == FORM:
             raise Invalid.at(
                 "body",
@@ -394,13 +407,15 @@ def _document(body: bytes, content_type: str = "") -> Any:
             ) from None
         raise Invalid.at("body", "must be JSON") from None
     _check_shape(document)
-    try:
-        document = json.loads(body, object_pairs_hook=unique_keys, parse_float=read_float, parse_int=read_int)
-    except RepeatedKey as repeated:
-        raise Invalid.at(repeated.key[:64], REPEATED_KEY) from None
-    for where, message in find_unreadable_numbers(document):
+    for where, message in chain(find_unstorable(document), find_unreadable_numbers(document)):
         raise Invalid.at(where[:64], message)
     return document
+
+
+def _too_deep() -> Invalid:
+    """The refusal of a body past `OPSCRAFT_MAX_JSON_DEPTH`."""
+    depth = runtime.current().settings.max_json_depth
+    return Invalid.at("body", f"nested too deeply: at most {depth} levels (OPSCRAFT_MAX_JSON_DEPTH)")
 
 
 def _check_shape(document: Any) -> None:
@@ -412,9 +427,7 @@ def _check_shape(document: Any) -> None:
     settings = runtime.current().settings
     depth, keys = json_shape(document)
     if depth > settings.max_json_depth:
-        raise Invalid.at(
-            "body", f"nested too deeply: at most {settings.max_json_depth} levels (OPSCRAFT_MAX_JSON_DEPTH)"
-        )
+        raise _too_deep()
     if keys > settings.max_json_keys:
         raise Invalid.at("body", f"too many keys: at most {settings.max_json_keys} (OPSCRAFT_MAX_JSON_KEYS)")
 

@@ -173,6 +173,45 @@ async def test_integers_past_64_bits_keep_every_digit(client: httpx.AsyncClient,
     body = b'{"ref": "main", "commits": [{"n": 1000000000000000000000000000000}]}'
     r = await client.post(hook["url_path"], content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 422 and "64-bit integer" in r.text and "5.0" not in r.text, r.text
+    # Past a float's range too (orjson refused the whole call as "must be JSON"), in an unmapped
+    # field as in a mapped one.
+    longer = "9" * 400
+    body = b'{"ref": ' + longer.encode() + b', "commits": [{"n": 5}], "other": ' + longer.encode() + b"}"
+    r = await client.post(hook["url_path"], content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 202, r.text
+    async with runtime.current().db.session() as session:
+        run = await session.get(Execution, r.json()["execution_id"])
+        assert run is not None and run.parameters == {"BRANCH": longer, "COUNT": 5}
+
+
+async def test_what_orjson_refuses_is_named_as_the_api_names_it(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """A body orjson refuses is read by the standard library's parser, as every API body is: what
+    no database stores or no float reads is a 422 naming its place (it was "body: must be JSON"),
+    a body deeper than the parser recurses is too deep, and one that is not JSON still says so."""
+    _, hook = await setup_hook(client, admin)
+    text = {"Content-Type": "text/plain"}
+    named = {
+        b'{"ref": "a\\ud800b", "commits": [{"n": 1}]}': "ref",
+        b'{"ref": "main", "commits": [{"n": NaN}]}': "commits.0.n",
+        b'{"ref": "main", "commits": [{"n": 1}], "x": -Infinity}': "x",
+        b'{"ref": "main", "commits": [{"n": 1e400}]}': "commits.0.n",
+    }
+    for body, field in named.items():
+        r = await client.post(hook["url_path"], content=body, headers=text)
+        assert r.status_code == 422, (body, r.text)
+        assert [e["field"] for e in r.json()["errors"]] == [field], (body, r.text)
+    deep = b"[" * 5000 + b"]" * 5000
+    r = await client.post(hook["url_path"], content=deep, headers=text)
+    assert r.status_code == 422 and "nested too deeply" in r.text, r.text
+    for body in (b'{"ref": "main",}', b"\xff\xfe{}", b'{"ref": "a\x01b"}'):
+        r = await client.post(hook["url_path"], content=body, headers=text)
+        assert r.status_code == 422 and r.json()["errors"] == [
+            {"field": "body", "message": "must be JSON"}
+        ], body
+    async with runtime.current().db.session() as session:
+        assert (await session.exec(select(Execution))).all() == [], "no run started"
 
 
 async def test_a_number_a_float_reads_as_0_is_refused_naming_it(
