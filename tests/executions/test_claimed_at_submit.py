@@ -18,8 +18,10 @@ from sqlalchemy import Engine, select
 from opscraft import runtime
 from opscraft.db.models import AuditEvent
 from opscraft.execution import store
+from opscraft.execution.cancel import LocalCancelSignal
 from opscraft.execution.executor import ClaimedRun, Executor
 from opscraft.execution.queue import HueyQueue
+from opscraft.execution.spec import RunControl
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, output, start, statements_on, wait_for
 
@@ -98,6 +100,34 @@ async def test_a_run_claimed_in_its_submission_is_cancelled_at_once(
     assert final["status"] == "cancelled", final
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_cancel_before_its_consumer_thread_starts_the_run_is_not_lost(
+    client: httpx.AsyncClient, admin: LoggedIn, rt: runtime.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancel answered between the submission's COMMIT and the moment a consumer thread picks
+    the claimed run up (a loaded machine) still stops it: the run ends `cancelled`, never
+    `success`. Its cancel watcher is set at the hand-over, before the submission is answered;
+    it used to be set by the consumer thread, so this cancel reached nobody and the run went
+    on (the housekeeping's look in the database comes only every second, too late for it)."""
+    picked_up, release = threading.Event(), threading.Event()
+    start_claimed = Executor.start_claimed
+
+    def slow_thread(self: Executor, *args: Any) -> None:
+        picked_up.set()
+        assert release.wait(10)
+        start_claimed(self, *args)
+
+    monkeypatch.setattr(Executor, "start_claimed", slow_thread)
+    script_id = await make_script(client, admin, "echo ran\n")
+    started = await start(client, admin, script_id, "local")
+    response = await client.post(f"/api/v1/executions/{started['id']}/cancel", headers=admin.headers)
+    assert response.status_code == 200, response.text
+    assert picked_up.wait(10)  # claimed in the submission: its thread waits to start it
+    release.set()
+    final = await wait_for(client, admin, started["id"], timeout=10)
+    assert final["status"] == "cancelled", final
+
+
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 async def test_no_claim_in_the_submission_without_an_in_process_queue(
     client: httpx.AsyncClient, admin: LoggedIn, rt: runtime.Runtime
@@ -125,9 +155,11 @@ def test_claimed_runs_left_at_shutdown_end_as_interrupted(tmp_path: Any) -> None
 
     executor = Executor.__new__(Executor)
     executor.finisher = Finisher()  # type: ignore[assignment]
+    executor.cancels, executor._lock, executor._active = LocalCancelSignal(), threading.Lock(), {}
     claim = store.Claim(7, "local", 1, store.clock.now(), False)
     queue.enqueue(3)
-    queue.hand(ClaimedRun(executor, claim))
+    executor._hand(queue, ClaimedRun(executor, claim, RunControl()))
+    assert executor.active() == [7]  # watched for its cancel from the hand-over on
     assert queue.free_slots() == -1  # two handed, one thread
     left = queue.left_over()
     assert [job.claim.execution_id for job in left] == [7]  # type: ignore[attr-defined]
@@ -135,6 +167,7 @@ def test_claimed_runs_left_at_shutdown_end_as_interrupted(tmp_path: Any) -> None
     assert [(i, f.status, f.error_message) for i, f in ended] == [
         (7, "error", "interrupted by server shutdown")
     ]
+    assert executor.active() == []
     assert queue.free_slots() == 0  # the plain id stays: it is claimed when consumed
 
 
