@@ -222,6 +222,8 @@ class Executor:
     def _run(self, claim: store.Claim, control: RunControl) -> store.Finish:
         if claim.spec is None:
             return store.Finish(ExecutionStatus.error, error_message=claim.error)
+        if control.reason is StopReason.cancelled:  # before it started (a claimed run waiting): never started
+            return store.Finish(ExecutionStatus.cancelled, error_message=store.CANCELLED_BY_SOMEONE)
         spec = claim.spec
         if claim.has_secrets:
             if self.secrets is None:

@@ -126,6 +126,7 @@ async def test_a_cancel_before_its_consumer_thread_starts_the_run_is_not_lost(
     release.set()
     final = await wait_for(client, admin, started["id"], timeout=10)
     assert final["status"] == "cancelled", final
+    assert await output(client, admin, started["id"]) == ""  # cancelled before it started: never started
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
