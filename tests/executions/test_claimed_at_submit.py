@@ -5,6 +5,7 @@ worker runs no claim transaction of its own. Everything else goes through the qu
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from sqlalchemy import Engine, select
 
 from opscraft import runtime
 from opscraft.db.models import AuditEvent
+from opscraft.execution import queue as queue_module
 from opscraft.execution import store
 from opscraft.execution.cancel import LocalCancelSignal
 from opscraft.execution.executor import ClaimedRun, Executor
@@ -200,6 +202,35 @@ def test_free_slots_counts_threads_running_a_handed_job(tmp_path: Any) -> None:
         queue.stop()
         assert queue.join(10)
     assert queue.free_slots() == 0  # stopping: a run claimed now would never start
+
+
+def test_free_slots_never_counts_a_thread_taking_a_job_as_free(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen by a submission at the instant a consumer thread pops a handed job, the thread is
+    busy: it used to count as free (the job gone from the deque, the thread not yet busy), and
+    a run claimed then waited, `running`, for a thread that was not free."""
+    seen: list[int] = []
+    queue: HueyQueue | None = None
+
+    class Watched(collections.deque):  # type: ignore[type-arg]
+        def popleft(self) -> Any:
+            job = super().popleft()
+            assert queue is not None
+            seen.append(queue.free_slots())  # the thread paused right after its pop
+            return job
+
+    monkeypatch.setattr(queue_module, "deque", Watched)
+    done = threading.Event()
+    queue = HueyQueue.sqlite(tmp_path / "queue.db", 1, lambda _: None, in_process=True)
+    queue.start()
+    try:
+        queue.hand(done.set)
+        assert done.wait(10)
+    finally:
+        queue.stop()
+        assert queue.join(10)
+    assert seen == [0]
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
