@@ -126,16 +126,25 @@ class Executor:
                 continue
             claim = store.claim(conn, self.settings, self.worker_id, execution_id, self.allowed)
             if claim is not None:
-                taken[execution_id] = partial(queue.hand, ClaimedRun(self, claim))
+                taken[execution_id] = partial(self._hand, queue, ClaimedRun(self, claim, RunControl()))
         return taken
 
-    def start_claimed(self, claim: store.Claim) -> None:
-        """Run a run claimed by `take` (in a consumer thread). The cancel watcher starts here,
-        after the claim: a cancel requested in between is found in the database by the worker's
-        housekeeping within a second (`CANCEL_CHECK_SECONDS`), as for a run on another worker."""
+    def _hand(self, queue: HueyQueue, run: ClaimedRun) -> None:
+        """After the COMMIT that claimed `run`, before its submission is answered: watch for its
+        cancel, then hand it to a consumer thread. A cancel requested from then on (nobody
+        knew the run's id before) stops it even while it waits for the thread to pick it up;
+        watched by that thread instead, such a cancel reached no one, and the run went on."""
+        self._watch(run.claim.execution_id, run.control)
+        try:
+            queue.hand(run)
+        except BaseException:
+            self._unwatch(run.claim.execution_id, run.control)
+            raise
+
+    def start_claimed(self, claim: store.Claim, control: RunControl) -> None:
+        """Run a run claimed by `take` (in a consumer thread), watched since its hand-over
+        (`_hand`) with `control`, stopped already if its cancel came meanwhile."""
         with engine_context(worker_id=self.worker_id, execution_id=claim.execution_id):
-            control = RunControl()
-            self._watch(claim.execution_id, control)
             try:
                 self._start(claim, control)
             finally:
@@ -147,6 +156,7 @@ class Executor:
         interrupts."""
         for job in jobs:
             if isinstance(job, ClaimedRun):
+                self._unwatch(job.claim.execution_id, job.control)
                 shutdown = store.Finish(ExecutionStatus.error, error_message=SHUTDOWN_MESSAGE)
                 self.finisher.put(job.claim.execution_id, shutdown)
 
@@ -212,6 +222,8 @@ class Executor:
     def _run(self, claim: store.Claim, control: RunControl) -> store.Finish:
         if claim.spec is None:
             return store.Finish(ExecutionStatus.error, error_message=claim.error)
+        if control.reason is StopReason.cancelled:  # before it started (a claimed run waiting): never started
+            return store.Finish(ExecutionStatus.cancelled, error_message=store.CANCELLED_BY_SOMEONE)
         spec = claim.spec
         if claim.has_secrets:
             if self.secrets is None:
@@ -301,9 +313,11 @@ class ClaimedRun:
 
     executor: Executor
     claim: store.Claim
+    control: RunControl
+    """Watched for the run's cancel from the hand-over on (`Executor._hand`)."""
 
     def __call__(self) -> None:
-        self.executor.start_claimed(self.claim)
+        self.executor.start_claimed(self.claim, self.control)
 
 
 def _outcome(

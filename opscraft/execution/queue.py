@@ -108,12 +108,14 @@ class _WakingWorker(Worker):
 
     def loop(self, now: object = None) -> None:
         seen = self.wakeup.generation
+        # Busy before the pop: between the two, `free_slots` would count this thread free and
+        # the job gone, and a run claimed then would wait, `running`, for another thread.
+        self.busy.add(1)
         try:
             job = self.handed.popleft()
         except IndexError:
-            pass
+            self.busy.add(-1)
         else:
-            self.busy.add(1)
             try:
                 self.handler(job) if isinstance(job, int) else job()
             except Exception:

@@ -5,6 +5,7 @@ worker runs no claim transaction of its own. Everything else goes through the qu
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from collections.abc import Callable
@@ -17,9 +18,12 @@ from sqlalchemy import Engine, select
 
 from opscraft import runtime
 from opscraft.db.models import AuditEvent
+from opscraft.execution import queue as queue_module
 from opscraft.execution import store
+from opscraft.execution.cancel import LocalCancelSignal
 from opscraft.execution.executor import ClaimedRun, Executor
 from opscraft.execution.queue import HueyQueue
+from opscraft.execution.spec import RunControl
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, output, start, statements_on, wait_for
 
@@ -98,6 +102,35 @@ async def test_a_run_claimed_in_its_submission_is_cancelled_at_once(
     assert final["status"] == "cancelled", final
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_cancel_before_its_consumer_thread_starts_the_run_is_not_lost(
+    client: httpx.AsyncClient, admin: LoggedIn, rt: runtime.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancel answered between the submission's COMMIT and the moment a consumer thread picks
+    the claimed run up (a loaded machine) still stops it: the run ends `cancelled`, never
+    `success`. Its cancel watcher is set at the hand-over, before the submission is answered;
+    it used to be set by the consumer thread, so this cancel reached nobody and the run went
+    on (the housekeeping's look in the database comes only every second, too late for it)."""
+    picked_up, release = threading.Event(), threading.Event()
+    start_claimed = Executor.start_claimed
+
+    def slow_thread(self: Executor, *args: Any) -> None:
+        picked_up.set()
+        assert release.wait(10)
+        start_claimed(self, *args)
+
+    monkeypatch.setattr(Executor, "start_claimed", slow_thread)
+    script_id = await make_script(client, admin, "echo ran\n")
+    started = await start(client, admin, script_id, "local")
+    response = await client.post(f"/api/v1/executions/{started['id']}/cancel", headers=admin.headers)
+    assert response.status_code == 200, response.text
+    assert picked_up.wait(10)  # claimed in the submission: its thread waits to start it
+    release.set()
+    final = await wait_for(client, admin, started["id"], timeout=10)
+    assert final["status"] == "cancelled", final
+    assert await output(client, admin, started["id"]) == ""  # cancelled before it started: never started
+
+
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 async def test_no_claim_in_the_submission_without_an_in_process_queue(
     client: httpx.AsyncClient, admin: LoggedIn, rt: runtime.Runtime
@@ -125,9 +158,11 @@ def test_claimed_runs_left_at_shutdown_end_as_interrupted(tmp_path: Any) -> None
 
     executor = Executor.__new__(Executor)
     executor.finisher = Finisher()  # type: ignore[assignment]
+    executor.cancels, executor._lock, executor._active = LocalCancelSignal(), threading.Lock(), {}
     claim = store.Claim(7, "local", 1, store.clock.now(), False)
     queue.enqueue(3)
-    queue.hand(ClaimedRun(executor, claim))
+    executor._hand(queue, ClaimedRun(executor, claim, RunControl()))
+    assert executor.active() == [7]  # watched for its cancel from the hand-over on
     assert queue.free_slots() == -1  # two handed, one thread
     left = queue.left_over()
     assert [job.claim.execution_id for job in left] == [7]  # type: ignore[attr-defined]
@@ -135,6 +170,7 @@ def test_claimed_runs_left_at_shutdown_end_as_interrupted(tmp_path: Any) -> None
     assert [(i, f.status, f.error_message) for i, f in ended] == [
         (7, "error", "interrupted by server shutdown")
     ]
+    assert executor.active() == []
     assert queue.free_slots() == 0  # the plain id stays: it is claimed when consumed
 
 
@@ -166,6 +202,35 @@ def test_free_slots_counts_threads_running_a_handed_job(tmp_path: Any) -> None:
         queue.stop()
         assert queue.join(10)
     assert queue.free_slots() == 0  # stopping: a run claimed now would never start
+
+
+def test_free_slots_never_counts_a_thread_taking_a_job_as_free(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen by a submission at the instant a consumer thread pops a handed job, the thread is
+    busy: it used to count as free (the job gone from the deque, the thread not yet busy), and
+    a run claimed then waited, `running`, for a thread that was not free."""
+    seen: list[int] = []
+    queue: HueyQueue | None = None
+
+    class Watched(collections.deque):  # type: ignore[type-arg]
+        def popleft(self) -> Any:
+            job = super().popleft()
+            assert queue is not None
+            seen.append(queue.free_slots())  # the thread paused right after its pop
+            return job
+
+    monkeypatch.setattr(queue_module, "deque", Watched)
+    done = threading.Event()
+    queue = HueyQueue.sqlite(tmp_path / "queue.db", 1, lambda _: None, in_process=True)
+    queue.start()
+    try:
+        queue.hand(done.set)
+        assert done.wait(10)
+    finally:
+        queue.stop()
+        assert queue.join(10)
+    assert seen == [0]
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
