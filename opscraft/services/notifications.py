@@ -171,14 +171,11 @@ def smtp_host_problem(host: str) -> str | None:
     as "does not resolve" when sending; each was refused as "required" when the name was too
     long or held a space, as though none was given."""
     if "@" in host:
-        return (
-            "it must not hold a user name or password (user:pass@): put the user name in "
-            "config.username and the password in the channel's vault secret"
-        )
+        return "it must not hold a user name or password (user:pass@): they go in username and the secret"
     if host.startswith("[") or host.endswith("]"):
         return "an IPv6 address goes without brackets here (fd00::1)"
     if ":" in host and literal_address(host) is None:
-        return "it must be the host alone: put the port in config.port"
+        return "it must be the host alone: the port goes in port"
     problem = host_name_problem(host)
     return f"it {problem}" if problem else None
 

@@ -931,8 +931,8 @@ async def test_an_smtp_host_that_is_no_host_alone_is_refused_saying_why(reader: 
     for host, why in [
         ("ops:Pa55word@smtp.example", "it must not hold a user name or password (user:pass@)"),
         ("Pa55word@smtp.example", "it must not hold a user name or password (user:pass@)"),
-        ("smtp.example:587", "it must be the host alone: put the port in config.port"),
-        ("10.1.2.3:25", "it must be the host alone: put the port in config.port"),
+        ("smtp.example:587", "it must be the host alone: the port goes in port"),
+        ("10.1.2.3:25", "it must be the host alone: the port goes in port"),
         ("[fd00::1]", "an IPv6 address goes without brackets here (fd00::1)"),
         ("a" * 60 + ".b" * 100, f"it {TOO_LONG}"),
         ("smtp .example", "it holds a space, tab, line break or other invisible or control character"),
