@@ -259,6 +259,9 @@ async def test_a_shared_inventory_reaches_the_host_over_ssh(
         pytest.param(
             lambda key: "\ufeff" + key.replace("\n", "\r\n"), id="windows-file-with-byte-order-mark"
         ),
+        pytest.param(
+            lambda key: "".join(f"  {line}\r\n\r\n" for line in key.splitlines()), id="indented-double-spaced"
+        ),
     ],
 )
 async def test_a_private_key_pasted_without_its_final_newline_still_logs_in(
@@ -269,8 +272,9 @@ async def test_a_private_key_pasted_without_its_final_newline_still_logs_in(
     pasted: Callable[[str], str],
 ) -> None:
     """A key copied from a terminal or a Windows editor: OpenSSH refuses an OpenSSH-format key
-    without its final line break, with CRLF line endings or after a blank line (`Load key:
-    error in libcrypto`, then `Permission denied`). A `file` secret holding a PEM/OpenSSH
+    without its final line break, with CRLF line endings or after a blank line, and any key
+    indented (a YAML block) or double-spaced (`Load key: error in libcrypto`, then `Permission
+    denied`). A `file` secret holding a PEM/OpenSSH
     private key is stored with LF line endings and one final line break."""
     script_id, secret_id = await _ssh_script(client, operator, ssh_host, runner_name)
     r = await client.put(
