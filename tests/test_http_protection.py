@@ -143,13 +143,14 @@ async def test_a_number_that_is_not_finite_is_422_naming_it_and_nothing_is_writt
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:
     """`NaN` and `Infinity` (not JSON, but Python's parser takes them) and `1e400` (beyond a float)
-    were read as numbers: a text field such as a string parameter stored `nan` or `inf`, and a
+    were read as numbers (and an integer of 4,301 digits, more than Python converts, was "not
+    valid JSON"): a text field such as a string parameter stored `nan` or `inf`, and a
     schedule ran its script with X=nan. Each is a 422 naming its place, before anything runs."""
     json_headers = {**operator.headers, "Content-Type": "application/json"}
     script_id = await _active_script(client, operator, {"X": "a"})
     message = "must be a finite number (NaN, Infinity and numbers beyond 1.8e308 are not)"
     schedule = '{"name": "s", "cron": "0 0 * * *", "parameters": {"X": %s}}'
-    for literal in ("NaN", "Infinity", "-Infinity", "1e400", "-1e999"):
+    for literal in ("NaN", "Infinity", "-Infinity", "1e400", "-1e999", "9" * 4301):
         for method, path, body, field in (
             (
                 "POST",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -115,6 +116,17 @@ class TooSmall(float):
 class Imprecise(float):
     """A JSON number with more digits than a float keeps (`loses_digits`), marked by `read_float`
     with the float it would have become, for `find_unreadable_numbers` to name."""
+
+
+def read_int(numeral: str) -> int | float:
+    """`parse_int` for `json.loads`: the int, or infinity (which `find_unreadable_numbers` names:
+    "beyond 1.8e308") for one with more digits than Python converts
+    (`sys.get_int_max_str_digits()`, 4300): its ValueError was neither a JSONDecodeError nor
+    caught, so a form's JSON box raised in the UI and a body was "not valid JSON"."""
+    limit = sys.get_int_max_str_digits()
+    if limit and len(numeral.lstrip("-")) > limit:
+        return -math.inf if numeral.startswith("-") else math.inf
+    return int(numeral)
 
 
 def read_float(numeral: str) -> float:

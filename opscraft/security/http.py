@@ -13,7 +13,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opscraft.db.digits import ascii_int
-from opscraft.db.text import find_unreadable_numbers, find_unstorable, problem, read_float
+from opscraft.db.text import find_unreadable_numbers, find_unstorable, problem, read_float, read_int
 
 MAX_REPORTED = 20
 
@@ -266,7 +266,9 @@ class RequestLimitsMiddleware:
         document: Any = None
         if body and _is_json(content_type) and not raw:
             try:
-                document = json.loads(body, object_pairs_hook=unique_keys, parse_float=read_float)
+                document = json.loads(
+                    body, object_pairs_hook=unique_keys, parse_float=read_float, parse_int=read_int
+                )
                 depth, keys = json_shape(document)
             except RecursionError:  # deeper than the parser goes: far beyond any limit
                 depth, keys = self.max_depth + 1, 0

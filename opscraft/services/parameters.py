@@ -26,6 +26,7 @@ from opscraft.db.text import (
     loses_digits,
     problem,
     read_float,
+    read_int,
     rounds_to_zero,
 )
 from opscraft.execution.param_env import interpreted_name
@@ -89,7 +90,9 @@ def json_from_text(text: str | None) -> Any:
     last of two values ("first" typed, "second" saved), turned `NaN` into a text parameter's
     "nan", and raised RecursionError (the dialog said nothing)."""
     try:
-        value = json.loads(text or "{}", object_pairs_hook=unique_keys, parse_float=read_float)
+        value = json.loads(
+            text or "{}", object_pairs_hook=unique_keys, parse_float=read_float, parse_int=read_int
+        )
     except json.JSONDecodeError:
         return text
     except RepeatedKey as repeated:
