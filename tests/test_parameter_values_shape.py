@@ -64,6 +64,10 @@ def test_a_form_box_says_the_same_as_the_api() -> None:
             "N.M: must be a finite number (NaN, Infinity and numbers beyond 1.8e308 are not)",
         ),
         ('{"N": [0, 1e-400]}', f"N.1: {TOO_SMALL_MESSAGE}"),
+        (
+            '{"N": [-' + "9" * 5000 + "]}",
+            "N.0: must be a finite number (NaN, Infinity and numbers beyond 1.8e308 are not)",
+        ),
         ('{"N": 0.1234567890123456789}', f"N: {imprecise_message(0.12345678901234568)}"),
         # Beyond Decimal's 28-digit context (was read as 1.0) and Python's 4,300-digit int limit
         # (a ValueError the box did not catch).

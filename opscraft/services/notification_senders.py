@@ -221,7 +221,7 @@ def literal_address(host: str) -> Address | None:
     uses), and the C library's decimal, octal, hex and short forms (`2852039166`,
     `0251.0376.0251.0376`, `0xa9fea9fe`, `127.1`); 127.0.0.1 for `localhost` and `*.localhost`
     (RFC 6761 6.3); None for a host name, which only a look-up when sending can place."""
-    if not _no_blank_or_control(host):  # no look-up is made for it (`host_name_ok`)
+    if not _no_blank_or_control(host):  # no look-up is made for it (`host_name_problem`)
         return None
     text = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
@@ -289,23 +289,34 @@ def _no_blank_or_control(text: str) -> bool:
     return all(c.isprintable() and not c.isspace() for c in text)
 
 
-def host_name_ok(host: str) -> bool:
-    """Whether `host` can be looked up at all: it has no whitespace or control character and has
-    an IDNA (ASCII) form. A host name holding a bidi character (`\u202e`) has none, and a send
-    to it raised UnicodeError (a 500 on **Test**) instead of failing as an unreachable receiver;
-    one holding CR LF (`smtp.example\r\nX: y`) was saved and shown as two lines."""
+BLANK_OR_CONTROL = "holds a space, tab, line break or other invisible or control character"
+# RFC 1035 2.3.4 (255 octets on the wire: 253 characters written, without the root's dot).
+MAX_HOST_NAME_CHARS = 253
+
+
+def host_name_problem(host: str) -> str | None:
+    """Why `host` cannot be looked up at all, as a predicate for "its host name ..." that never
+    repeats it, or None. It must hold no whitespace or control character, have an IDNA (ASCII)
+    form and be at most `MAX_HOST_NAME_CHARS` in that form. A host name holding a bidi character
+    (`\u202e`) has none, and a send to it raised UnicodeError (a 500 on **Test**) instead of
+    failing as an unreachable receiver; one holding CR LF (`smtp.example\r\nX: y`) was saved and
+    shown as two lines; one of 300 characters (labels of at most 63 pass the IDNA codec) was
+    saved and could never resolve."""
     if not _no_blank_or_control(host):
-        return False
+        return BLANK_OR_CONTROL
     try:
-        host.encode("idna")
+        ascii_form = host.encode("idna")
     except UnicodeError:
-        return False
-    return True
+        return "has no IDNA (ASCII) form"
+    if len(ascii_form.rstrip(b".")) > MAX_HOST_NAME_CHARS:
+        return f"is longer than {MAX_HOST_NAME_CHARS} characters (the limit of a DNS name)"
+    return None
 
 
 def http_url_problem(url: str) -> str | None:
     """Why `url` is no http(s) URL a send can try, in words that never repeat it (it may be a
-    credential), or None: it needs a scheme, a host with an IDNA form and a port in 1-65535 (or
+    credential), or None: it needs a scheme, a host with an IDNA form (an IPv6 address in
+    brackets: `http://fd00::1/` was "its port must be a number") and a port in 1-65535 (or
     none), and no whitespace or control character anywhere (urlsplit drops a tab or newline,
     httpx refuses it). `http://[::1`, port 99999 and `http://a<TAB>b.example/` were 500s (saving
     a channel, or a Slack URL from the vault on **Test**): urlsplit and httpx raise on them, not
@@ -315,13 +326,15 @@ def http_url_problem(url: str) -> str | None:
     import httpx  # here, not at import: start-up does not need it (docs/benchmarks.md, "Start-up")
 
     if not _no_blank_or_control(url):
-        return "it holds a space, tab, line break or other invisible or control character"
+        return f"it {BLANK_OR_CONTROL}"
     try:
         parts = urlsplit(url)
     except ValueError:
         return "it does not parse (an unclosed [ of an IPv6 address?)"
     if parts.scheme not in ("http", "https"):
         return "it must start with http:// or https://"
+    if parts.netloc.rpartition("@")[2].count(":") > 1 and "[" not in parts.netloc:
+        return "an IPv6 address must be in brackets (http://[fd00::1]:8080/...)"
     try:
         port = parts.port
     except ValueError:
@@ -331,8 +344,9 @@ def http_url_problem(url: str) -> str | None:
     host = parts.hostname or ""
     if not host:
         return "it names no host"
-    if not host_name_ok(host):
-        return "its host name has no IDNA (ASCII) form"
+    problem = host_name_problem(host)
+    if problem:
+        return f"its host name {problem}"
     try:
         httpx.URL(url)
     except httpx.InvalidURL:

@@ -68,9 +68,10 @@ from opscraft.services.notification_senders import (
     EmailSettings,
     PartlyDelivered,
     SendError,
-    host_name_ok,
+    host_name_problem,
     host_refusal,
     http_url_problem,
+    literal_address,
     masked_url,
     send_email,
     send_slack,
@@ -93,12 +94,6 @@ LEASE = timedelta(seconds=60)
 BATCH = 20  # sends of one round, at once: within notification_senders.SMTP_THREADS
 EXCERPT_LINES = 20
 EXCERPT_CHARS = 2000
-# Said of an SMTP host that was typed but cannot be looked up (`host_name_ok`): "required" sent the
-# admin looking for an empty field.
-HOST_NAME_RULE = (
-    "must be a host name or address of at most 255 characters, without spaces or control"
-    " characters, e.g. smtp.example.com"
-)
 # The characters of the newest chunks `_excerpt` reads at most (a chunk holds up to 128 Ki).
 EXCERPT_READ_CHARS = 256 * 1024
 _NEWEST_CHUNKS = log_pages.page_statement(newest_first=True)
@@ -169,16 +164,31 @@ def _recipients(values: list[Any]) -> list[str]:
     return list(clean)
 
 
+def smtp_host_problem(host: str) -> str | None:
+    """Why `host` (stripped) is no SMTP server's host name or address alone, in words that never
+    repeat it, or None. `user:pw@smtp.example` was saved and shown by every answer (a password
+    outside the vault), and `smtp.example:587` or `[fd00::1]` were saved and could only fail
+    as "does not resolve" when sending; each was refused as "required" when the name was too
+    long or held a space, as though none was given."""
+    if "@" in host:
+        return "it must not hold a user name or password (user:pass@): they go in username and the secret"
+    if host.startswith("[") or host.endswith("]"):
+        return "an IPv6 address goes without brackets here (fd00::1)"
+    if ":" in host and literal_address(host) is None:
+        return "it must be the host alone: the port goes in port"
+    problem = host_name_problem(host)
+    return f"it {problem}" if problem else None
+
+
 def _clean_email_config(config: dict[str, Any], has_secret: bool, problems: Problems) -> dict[str, Any]:
     host = config.get("host")
-    if not isinstance(host, str) or not host.strip():
-        problems.add("config.host", "required: the SMTP server's host name")
-        host = ""
-    elif len(host) > 255 or not host_name_ok(host.strip()):
-        problems.add("config.host", HOST_NAME_RULE)
-        host = ""
+    host = host.strip() if isinstance(host, str) else ""
     with problems.check():
-        _refused_host(host.strip(), "config.host")
+        if not host:
+            raise Invalid.at("config.host", "required: the SMTP server's host name")
+        _refused_host(host, "config.host")  # first: `[::1]` is refused as loopback
+        if problem := smtp_host_problem(host):
+            raise Invalid.at("config.host", f"must be the SMTP server's host name or address: {problem}")
     security = config.get("security", "starttls")
     if security not in SMTP_SECURITY:
         problems.add("config.security", f"must be one of: {', '.join(SMTP_SECURITY)}")
@@ -199,7 +209,7 @@ def _clean_email_config(config: dict[str, Any], has_secret: bool, problems: Prob
         problems.add("secret_id", "a login needs the vault secret holding the SMTP password")
     if username and security == "none" and not runtime.current().settings.smtp_plaintext_login:
         problems.add("config.security", PLAINTEXT_LOGIN)
-    clean: dict[str, Any] = {"host": host.strip(), "port": port, "security": security, "username": username}
+    clean: dict[str, Any] = {"host": host, "port": port, "security": security, "username": username}
     with problems.check():
         clean["from"] = _email(config.get("from"), "config.from")
     with problems.check():

@@ -100,11 +100,17 @@ def file_content(value: str) -> str:
     around it) with LF line endings, no blank edges and one final line break, as OpenSSH needs:
     a key copied from a terminal lacks the final line break, one from a Windows editor has CRLF
     (and may start with a byte order mark, U+FEFF), and for each `ssh` says only `Load key: error
-    in libcrypto`. Any other value as given."""
+    in libcrypto`. So did lines indented as in a YAML block or an email, lone CR line endings,
+    and the blank line between every two lines of a CRLF key read as two line breaks (a PEM
+    key): each line is stripped, and blank lines are dropped unless the key has RFC 1421
+    headers (`Proc-Type: ...`), which a blank line ends. Any other value as given."""
     key = value.strip().removeprefix("\ufeff").strip()
     if not PRIVATE_KEY_RE.fullmatch(key):
         return value
-    return "\n".join(line.rstrip() for line in key.replace("\r\n", "\n").split("\n")) + "\n"
+    lines = [line.strip() for line in key.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    if not any(":" in line for line in lines):
+        lines = [line for line in lines if line]
+    return "\n".join(lines) + "\n"
 
 
 class SecretCreate(Body):

@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from opscraft.execution import commands, ssh_keys
+from opscraft.services import secrets
 from tests.conftest import LoggedIn, free_port, require_service
 from tests.executions.conftest import make_script, output, start, wait_for
 
@@ -258,6 +259,9 @@ async def test_a_shared_inventory_reaches_the_host_over_ssh(
         pytest.param(
             lambda key: "\ufeff" + key.replace("\n", "\r\n"), id="windows-file-with-byte-order-mark"
         ),
+        pytest.param(
+            lambda key: "".join(f"  {line}\r\n\r\n" for line in key.splitlines()), id="indented-double-spaced"
+        ),
     ],
 )
 async def test_a_private_key_pasted_without_its_final_newline_still_logs_in(
@@ -268,8 +272,9 @@ async def test_a_private_key_pasted_without_its_final_newline_still_logs_in(
     pasted: Callable[[str], str],
 ) -> None:
     """A key copied from a terminal or a Windows editor: OpenSSH refuses an OpenSSH-format key
-    without its final line break, with CRLF line endings or after a blank line (`Load key:
-    error in libcrypto`, then `Permission denied`). A `file` secret holding a PEM/OpenSSH
+    without its final line break, with CRLF line endings or after a blank line, and any key
+    indented (a YAML block) or double-spaced (`Load key: error in libcrypto`, then `Permission
+    denied`). A `file` secret holding a PEM/OpenSSH
     private key is stored with LF line endings and one final line break."""
     script_id, secret_id = await _ssh_script(client, operator, ssh_host, runner_name)
     r = await client.put(
@@ -316,6 +321,34 @@ def test_a_key_ssh_cannot_use_unattended_is_named(tmp_path: Path, kind: str) -> 
     make, said = UNUSABLE_KEYS[kind]
     problem = ssh_keys.key_problem(make(tmp_path))
     assert problem is not None and said in problem, problem
+
+
+PASTES: dict[str, Callable[[str], str]] = {
+    "crlf": lambda key: key.replace("\n", "\r\n"),
+    "lone-cr": lambda key: key.replace("\n", "\r"),
+    "indented": lambda key: "".join(f"    {line}\n" for line in key.splitlines()),
+    "double-spaced": lambda key: key.replace("\n", "\n\n"),
+    "trailing-blanks": lambda key: key.replace("\n", " \t\n").rstrip(),
+}
+
+
+@pytest.mark.parametrize("paste", sorted(PASTES))
+def test_a_valid_key_pasted_in_any_line_form_is_stored_as_ssh_reads_it(tmp_path: Path, paste: str) -> None:
+    """What a `file` secret stores for an ed25519 and RSA key (OpenSSH and PEM form), pasted
+    with CRLF or lone CR line endings, indented (a YAML block, an email), double-spaced (a CRLF
+    key read as two line breaks) or with blanks after each line: `ssh-keygen -y` reads the
+    stored file as ssh does and derives the key's public half (indented, lone-CR and
+    double-spaced PEM keys were stored as given: `Load key: error in libcrypto`)."""
+    for args in (["-t", "ed25519"], ["-t", "rsa", "-b", "2048"], ["-t", "rsa", "-b", "2048", "-m", "PEM"]):
+        path = _keygen(tmp_path, *args, "-N", "")
+        stored = tmp_path / "stored"
+        stored.write_text(secrets.file_content(PASTES[paste](path.read_text())))
+        stored.chmod(0o600)
+        derived = subprocess.run(
+            ["ssh-keygen", "-y", "-f", str(stored)], capture_output=True, text=True, stdin=subprocess.DEVNULL
+        )
+        assert derived.returncode == 0, (args, derived.stderr)
+        assert derived.stdout.split()[:2] == Path(f"{path}.pub").read_text().split()[:2], args
 
 
 def test_a_key_without_a_passphrase_has_no_problem(tmp_path: Path) -> None:
