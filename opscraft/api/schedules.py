@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from opscraft.api.deps import NO_BODY, CurrentActor, Session, permitted
 from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, Limit, Page, Skip, error_responses
@@ -22,6 +22,8 @@ PATH = "/api/v1/scripts/{script_id}/schedules"
 TZ_QUERY = Query(
     max_length=64, description="Show `next_fire_times_local` in this IANA zone (default: the schedule's)"
 )
+# Trimmed as a schedule's `timezone` is in a body: `?tz=%20UTC` was a 422 where `" UTC"` was UTC.
+Zone = Annotated[str | None, StringConstraints(strip_whitespace=True), TZ_QUERY]
 
 
 def _check_tz(tz: str | None) -> None:
@@ -108,7 +110,7 @@ class ScheduleOut(BaseModel):
 async def overview(
     session: Session,
     actor: CurrentActor,
-    tz: Annotated[str | None, TZ_QUERY] = None,
+    tz: Zone = None,
     skip: Skip = 0,
     limit: Limit = 50,
 ) -> Page[ScheduleOut]:
@@ -131,7 +133,7 @@ async def list_for_script(
     script_id: IdPath,
     session: Session,
     actor: CurrentActor,
-    tz: Annotated[str | None, TZ_QUERY] = None,
+    tz: Zone = None,
     skip: Skip = 0,
     limit: Limit = 50,
 ) -> Page[ScheduleOut]:
@@ -177,7 +179,7 @@ async def get_one(
     schedule_id: IdPath,
     session: Session,
     actor: CurrentActor,
-    tz: Annotated[str | None, TZ_QUERY] = None,
+    tz: Zone = None,
 ) -> ScheduleOut:
     """Needs view_scripts (every role). 404 when the schedule is unknown or belongs to another
     script; 422 naming `tz` when it is not an IANA zone."""

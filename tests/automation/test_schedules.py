@@ -378,6 +378,19 @@ async def test_a_time_zone_with_surrounding_spaces_is_the_zone(
     r = await add(client, operator, sid, cron=" 0 9 * * * ", timezone=" Europe/Paris\n")
     assert r.status_code == 201, r.text
     assert (r.json()["cron"], r.json()["timezone"]) == ("0 9 * * *", "Europe/Paris")
+    # The same in the lists' and the read's `tz` (`?tz=%20UTC` was a 422 naming `tz`).
+    for path in (
+        f"/api/v1/scripts/{sid}/schedules",
+        "/api/v1/schedules",
+        f"/api/v1/scripts/{sid}/schedules/{r.json()['id']}",
+    ):
+        shown = await client.get(path, params={"tz": " America/New_York\t"}, headers=operator.headers)
+        assert shown.status_code == 200, (path, shown.text)
+        one = shown.json()["items"][0] if "items" in shown.json() else shown.json()
+        assert datetime.fromisoformat(one["next_fire_times_local"][0]).utcoffset() in (
+            timedelta(hours=-5),
+            timedelta(hours=-4),
+        ), path
 
 
 async def test_next_five_fire_times_in_a_time_zone(client: httpx.AsyncClient, operator: LoggedIn) -> None:
