@@ -27,6 +27,7 @@ from opscraft.db import fold
 from opscraft.db.models import ChainLink, Inventory, Schedule, Script, ScriptTag, ScriptVersion, Secret, User
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.secrets import SecretKind
+from opscraft.db.turns import take_write_turn
 from opscraft.db.types import MAX_ID, utcnow
 from opscraft.services import (
     audit,
@@ -743,8 +744,12 @@ def _check_timeout(seconds: int) -> None:
 
 
 async def _locked(session: AsyncSession, actor: Actor, script_id: int) -> Script:
-    """The live script, row-locked on PostgreSQL so concurrent edits get consecutive versions."""
+    """The live script, held until the transaction ends (`FOR UPDATE` on PostgreSQL, the write
+    turn on SQLite: `db.turns`) so concurrent edits get consecutive versions. Without the turn,
+    SQLite's edits of one script at once both read version N and the second was a 409 on
+    version N+1, where PostgreSQL saved both."""
     await get(session, actor, script_id)
+    await take_write_turn(session, Script, col(Script.id) == script_id)
     script = (await session.exec(select(Script).where(col(Script.id) == script_id).with_for_update())).one()
     await session.refresh(script)
     return script
