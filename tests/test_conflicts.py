@@ -150,21 +150,29 @@ async def test_a_first_approval_policy_set_by_requests_at_once_is_one_policy(
     assert (stored.json()["required"], stored.json()["expires_after_hours"]) == (2, 5)
 
 
-async def test_edits_of_one_script_at_once_without_a_base_version_are_each_a_version(
-    client: httpx.AsyncClient, admin: LoggedIn
+@pytest.mark.parametrize(
+    ("path", "body", "version"),
+    [
+        ("/api/v1/scripts", {"script_type": "bash", "content": "echo 0\n"}, "current_version"),
+        ("/api/v1/inventories", {"content": "[web]\nhost0\n"}, "version"),
+    ],
+)
+async def test_edits_at_once_without_a_base_version_are_each_a_version(
+    client: httpx.AsyncClient, admin: LoggedIn, path: str, body: dict[str, Any], version: str
 ) -> None:
-    """Eight content edits of one script at once, none naming the version it started from (no
-    `base_version`: the caller asked for no conflict check). PostgreSQL saved each as the next
-    version; SQLite's all read the same current version and all but one were a 409 on it. They
-    take turns on the script's row on both: each is a 200, the versions are 2-9, one per edit."""
-    body = {"name": "edited-at-once", "script_type": "bash", "content": "echo 0\n"}
-    script_id = (await client.post("/api/v1/scripts", json=body, headers=admin.headers)).json()["id"]
-    url = f"/api/v1/scripts/{script_id}"
+    """Eight content edits of one script (or shared inventory) at once, none naming the version
+    it started from (no `base_version`: no conflict check asked for). PostgreSQL saved each as
+    the next version; SQLite's all read the same current version and all but one were a 409 on
+    it. They take turns on the row on both: each is a 200, the versions are 2-9, one per edit."""
+    created = await client.post(path, json={"name": "edited-at-once", **body}, headers=admin.headers)
+    assert created.status_code == 201, created.text
+    url = f"{path}/{created.json()['id']}"
+    edits = [body["content"].replace("0", str(i)) for i in range(1, 9)]
     responses = await asyncio.gather(
-        *(client.put(url, json={"content": f"echo {i}\n"}, headers=admin.headers) for i in range(1, 9))
+        *(client.put(url, json={"content": c}, headers=admin.headers) for c in edits)
     )
     assert [r.status_code for r in responses] == [200] * 8, [r.text for r in responses]
-    assert sorted(r.json()["current_version"] for r in responses) == list(range(2, 10))
+    assert sorted(r.json()[version] for r in responses) == list(range(2, 10))
     versions = await client.get(f"{url}/versions", headers=admin.headers)
     assert [v["number"] for v in versions.json()["items"]] == list(range(9, 0, -1))
 

@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.models import Inventory, InventoryVersion, Script, User
 from opscraft.db.models.inventories import content_sha256
+from opscraft.db.turns import take_write_turn
 from opscraft.db.types import MAX_ID, utcnow
 from opscraft.services import audit, conflicts, inventories, names, paging
 from opscraft.services.actor import Actor
@@ -335,7 +336,10 @@ async def delete(session: AsyncSession, actor: Actor, inventory_id: int) -> None
 
 
 async def _locked(session: AsyncSession, actor: Actor, inventory_id: int) -> Inventory:
+    """The inventory, held until the transaction ends (`FOR UPDATE` on PostgreSQL, the write turn
+    on SQLite: `db.turns`), so edits at once get consecutive versions on both databases."""
     await get(session, actor, inventory_id)
+    await take_write_turn(session, Inventory, col(Inventory.id) == inventory_id)
     inventory = (
         await session.exec(select(Inventory).where(col(Inventory.id) == inventory_id).with_for_update())
     ).one()
