@@ -9,11 +9,10 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import SQLModel, col, delete
+from sqlmodel import SQLModel, col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
-from opscraft.api.errors import GONE_MEANWHILE
 from opscraft.db.models import (
     ApiToken,
     AppSetting,
@@ -30,6 +29,7 @@ from opscraft.db.models import (
     WebhookTrigger,
 )
 from opscraft.services import conflicts, scripts, users
+from opscraft.services.errors import ServiceError
 from tests.conftest import LoggedIn
 
 
@@ -200,7 +200,7 @@ async def test_a_change_to_a_row_another_request_deletes_meanwhile_is_409(
         f"{url}/reset-password", json={"new_password": "Another-Long-1"}, headers=admin.headers
     )
     assert r.status_code == 409, r.text
-    assert r.json() == {"detail": GONE_MEANWHILE, "errors": []}
+    assert r.json() == {"detail": conflicts.GONE_MEANWHILE, "errors": []}
     assert (await client.get(url, headers=admin.headers)).status_code == 404
 
 
@@ -359,3 +359,25 @@ async def test_every_unique_constraint_is_named_on_both_databases(rt: runtime.Ru
     conflict = conflicts.conflict_for(caught.value)
     assert conflict is not None and conflict.status_code == 409
     assert conflict.details[0]["field"] == field, conflict.details
+
+
+@pytest.mark.parametrize("step", ["flush", "commit"])
+async def test_a_row_deleted_meanwhile_is_a_conflict_for_the_ui_too(rt: runtime.Runtime, step: str) -> None:
+    """A change to a row another session deleted after this one read it (SQLAlchemy's
+    StaleDataError) is a `Conflict` saying so from `conflicts.flush` and `conflicts.commit`, the
+    services' own calls: the web UI shows a service error next to the action, where it showed a
+    generic failure (only the API's error handler knew this error). Nothing is written."""
+    async with rt.db.session() as session:
+        session.add(Secret(name="GONE_SOON", ciphertext=b"x", salt=b"s", nonce=b"n"))
+        await session.commit()
+    async with rt.db.session() as session:
+        secret = (await session.exec(select(Secret).where(col(Secret.name) == "GONE_SOON"))).one()
+        async with rt.db.session() as other:
+            await other.exec(delete(Secret).where(col(Secret.id) == secret.id))
+            await other.commit()
+        secret.description = "changed meanwhile"
+        with pytest.raises(ServiceError) as caught:
+            await getattr(conflicts, step)(session)
+    assert caught.value.status_code == 409 and str(caught.value) == conflicts.GONE_MEANWHILE
+    async with rt.db.session() as session:
+        assert (await session.exec(select(Secret).where(col(Secret.name) == "GONE_SOON"))).first() is None

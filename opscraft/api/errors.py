@@ -22,6 +22,7 @@ from opscraft.api.metrics import METRICS_PATH
 from opscraft.db import unreachable
 from opscraft.db.engine import is_busy
 from opscraft.db.unreachable import brief, is_unreachable
+from opscraft.services.conflicts import GONE_MEANWHILE
 from opscraft.services.errors import RateLimited, ServiceError, Unavailable
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
@@ -101,7 +102,6 @@ def _routing_error(routers: Sequence[APIRouter]) -> Handler:
 
 
 BUSY_RETRY_SECONDS = 1
-GONE_MEANWHILE = "another request deleted what this one changes at the same moment: reload and try again"
 UNREACHABLE_MESSAGE = f"{unreachable.MESSAGE} (GET /api/v1/health shows its state)"
 
 

@@ -18,11 +18,14 @@ from typing import Any
 from sqlalchemy import Column, Index, PrimaryKeyConstraint, UniqueConstraint
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import SQLModel, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.services import names
 from opscraft.services.errors import Conflict
+
+GONE_MEANWHILE = "another request deleted what this one changes at the same moment: reload and try again"
 
 # "table.column[,column]" -> (request field, what to tell the user); a constraint not listed here
 # names its last column and says the value is taken.
@@ -162,21 +165,36 @@ async def _gone(session: AsyncSession, references: list[Reference]) -> Conflict 
 
 
 async def flush(session: AsyncSession, messages: Mapping[str, str] | None = None) -> None:
-    """`session.flush()`; a violated unique or foreign key rolls back and raises `Conflict`."""
+    """`session.flush()`; a violated unique or foreign key, or a row deleted meanwhile, rolls back
+    and raises `Conflict`."""
     references = _references(session)
     try:
         await session.flush()
     except IntegrityError as exc:
         await _raise_conflict(session, exc, messages, references)
+    except StaleDataError:
+        await _raise_gone_meanwhile(session)
 
 
 async def commit(session: AsyncSession, messages: Mapping[str, str] | None = None) -> None:
-    """`session.commit()`; a violated unique or foreign key rolls back and raises `Conflict`."""
+    """`session.commit()`; a violated unique or foreign key, or a row deleted meanwhile, rolls back
+    and raises `Conflict`."""
     references = _references(session)
     try:
         await session.commit()
     except IntegrityError as exc:
         await _raise_conflict(session, exc, messages, references)
+    except StaleDataError:
+        await _raise_gone_meanwhile(session)
+
+
+async def _raise_gone_meanwhile(session: AsyncSession) -> None:
+    """Roll back and raise `Conflict` (`GONE_MEANWHILE`) for a `StaleDataError`: an UPDATE or
+    DELETE matched no row, as another request deleted it after this one read it. Raised as a
+    service error, the web UI says so next to the action as the API's 409 does (the API also
+    answers any `StaleDataError` raised outside these two calls with the same 409)."""
+    await session.rollback()
+    raise Conflict(GONE_MEANWHILE)
 
 
 async def _raise_conflict(
