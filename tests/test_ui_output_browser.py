@@ -4,8 +4,9 @@ and the audit log's date filter (the Executions page's widget)."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -196,26 +197,53 @@ def test_audit_log_filters_by_the_executions_date_range(
     summary.get_by_text(re.compile(r"^[1-9]\d* events?$")).wait_for()
 
 
+def zone_on_another_date(now: datetime) -> str:
+    """A browser zone whose date is not UTC's at `now` (aware) and stays so for 30 minutes, or
+    until UTC's own date changes (then every test of "today" starts over).
+
+    Kiritimati (UTC+14) is a day ahead from 10:00 UTC, Pago Pago (UTC-11) a day behind until
+    11:00 UTC; the switch at 10:30 leaves half an hour either side, so the test holds at any hour.
+    """
+    return "Pacific/Kiritimati" if (now.hour, now.minute) >= (10, 30) else "Pacific/Pago_Pago"
+
+
+def test_the_browser_zone_is_on_another_date_at_every_minute_of_the_day() -> None:
+    """The zone chooser holds all day, including the half hour after any start on the same UTC
+    date (the browser test once ran at 11:13 UTC and chose a zone already on UTC's date)."""
+    midnight = datetime(2026, 12, 4, tzinfo=UTC)
+    for minute in range(24 * 60):
+        start = midnight + timedelta(minutes=minute)
+        zone = ZoneInfo(zone_on_another_date(start))
+        for later in (
+            start,
+            min(start + timedelta(minutes=30), midnight + timedelta(days=1, microseconds=-1)),
+        ):
+            assert later.astimezone(zone).date() != later.date(), (start, zone)
+
+
 def test_today_in_the_day_range_is_the_utc_day_in_any_browser_zone(
     server: LiveServer, finished_run: int, browser: Any
 ) -> None:
     """The history's days are UTC days, but Quasar's Today button picked the browser's date: from
-    a zone on another date than UTC (Kiritimati, UTC+14, after 10:00 UTC; Pago Pago, UTC-11,
-    before 11:00 UTC) Today filtered a day without today's runs. Its Today is the UTC day."""
-    now = datetime.now(UTC)
-    zone = "Pacific/Kiritimati" if now.hour >= 12 else "Pacific/Pago_Pago"
+    a zone on another date than UTC (Kiritimati, UTC+14, from 10:00 UTC; Pago Pago, UTC-11,
+    before 11:00 UTC) Today filtered a day without today's runs. Its Today is the UTC day.
+    """
+    zone = zone_on_another_date(datetime.now(UTC))
     context = browser.new_context(viewport={"width": 1400, "height": 900}, timezone_id=zone)
     context.set_default_timeout(30_000)
     try:
         page = context.new_page()
-        local_day = page.evaluate("new Date().toLocaleDateString('en-CA')")  # YYYY-MM-DD
+        # The browser's date and UTC's, read from one clock at one instant (YYYY-MM-DD both).
+        local_day, today = page.evaluate(
+            "(() => { const d = new Date();"
+            " return [d.toLocaleDateString('en-CA'), d.toISOString().slice(0, 10)] })()"
+        )
         log_in(page, server, "admin", then="/executions")
         wait_connected(page)
         page.get_by_test_id(f"run-link-{finished_run}").wait_for()
         page.get_by_test_id("filter-dates").click()
         page.get_by_test_id("filter-dates-today").click()
         page.get_by_test_id("filter-dates-apply").click()
-        today = datetime.now(UTC).date().isoformat()
         assert local_day != today, "the browser's zone is on another date than UTC"
         page.wait_for_function(f"location.href.includes('since={today}&until={today}')")
         page.get_by_test_id(f"run-link-{finished_run}").wait_for()
