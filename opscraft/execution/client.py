@@ -177,17 +177,17 @@ class ExecutionClient:
         (nothing yielded) when the execution does not exist. The caller checks permissions.
         Storage (the row and the stored output) is read first, unless the bus holds the whole
         run so far (`Subscription.status`: a live run of this process's worker whose output is
-        not stored yet), which saves a live run's watcher a database round trip."""
+        not stored yet), which saves a live run's watcher a database round trip before its
+        first message; after a quiet `poll_seconds` storage is read as always."""
         last = after_seq
         shown: str | None = None
         while True:
             sub = self.bus.subscribe(execution_id, last)
             try:
-                if sub.status is not None:  # the bus holds the whole run so far: no storage read
-                    if sub.status.status != shown:
-                        shown = sub.status.status
-                        yield sub.status
-                else:
+                if sub.status is not None and shown is None:  # the bus holds the whole run so far
+                    shown = sub.status.status
+                    yield sub.status
+                else:  # also after a quiet second: the row says whether the run ended elsewhere
                     rows = await self._replay(execution_id, last)
                     if not rows:
                         return

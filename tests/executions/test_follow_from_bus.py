@@ -126,3 +126,27 @@ async def test_a_finished_run_is_replayed_from_storage(
     assert [e.message()["type"] for e in events] == ["status", "log", "end"]
     assert events[1].message()["content"] == "done\n"
     assert len(reads) == 1
+
+
+async def test_a_quiet_held_run_is_read_from_storage_again() -> None:
+    """After a quiet `poll_seconds` the row is read even while the bus holds the run: a run
+    ended elsewhere (its worker declared lost by another process) is not awaited for ever."""
+    bus = LocalLogBus()
+    reads: list[int] = []
+
+    class Client(ExecutionClient):
+        async def _replay(self, execution_id: int, after: int) -> list[Any]:
+            reads.append(after)
+            lost = {"status": "error", "exit_code": None, "error_message": "worker lost"}
+            return [type("Row", (), {**lost, "started_at": STARTED, "finished_at": STARTED, "seq": None})]
+
+    client = Client(_NoStorage(), None, bus, None, None, poll_seconds=0.05)  # type: ignore[arg-type]
+    bus.publish(6, RUNNING)
+    events = await asyncio.wait_for(_all(client.follow(6)), 5)
+    assert events[0] == RUNNING and reads == [0]
+    assert [e.message()["type"] for e in events] == ["status", "end"]
+    assert events[-1].message()["error_message"] == "worker lost"
+
+
+async def _all(events: AsyncIterator[Event]) -> list[Event]:
+    return [event async for event in events]
