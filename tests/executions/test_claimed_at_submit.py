@@ -148,12 +148,8 @@ async def test_no_claim_in_the_submission_without_an_in_process_queue(
     assert await output(client, admin, started["id"]) == "pg\n"
 
 
-def test_claimed_runs_left_at_shutdown_end_as_interrupted(tmp_path: Any) -> None:
-    """A claimed run handed after the consumer threads stopped is given back by `left_over` and
-    ended by `Executor.abandon` (its row is `running`: recovery would otherwise end it later)."""
-    ran: list[int] = []
-    queue = HueyQueue.sqlite(tmp_path / "queue.db", 1, ran.append, in_process=True)
-    assert queue.free_slots() == 1
+def _bare_executor() -> tuple[Executor, list[tuple[int, store.Finish]]]:
+    """An `Executor` with what hand-overs and abandons use, and the ends it hands its finisher."""
     ended: list[tuple[int, store.Finish]] = []
 
     class Finisher:
@@ -163,6 +159,16 @@ def test_claimed_runs_left_at_shutdown_end_as_interrupted(tmp_path: Any) -> None
     executor = Executor.__new__(Executor)
     executor.finisher = Finisher()  # type: ignore[assignment]
     executor.cancels, executor._lock, executor._active = LocalCancelSignal(), threading.Lock(), {}
+    return executor, ended
+
+
+def test_claimed_runs_left_at_shutdown_end_as_interrupted(tmp_path: Any) -> None:
+    """A claimed run handed after the consumer threads stopped is given back by `left_over` and
+    ended by `Executor.abandon` (its row is `running`: recovery would otherwise end it later)."""
+    ran: list[int] = []
+    queue = HueyQueue.sqlite(tmp_path / "queue.db", 1, ran.append, in_process=True)
+    assert queue.free_slots() == 1
+    executor, ended = _bare_executor()
     claim = store.Claim(7, "local", 1, store.clock.now(), False)
     queue.enqueue(3)
     executor._hand(queue, ClaimedRun(executor, claim, RunControl()))
@@ -190,15 +196,7 @@ def test_a_run_claimed_as_the_worker_stops_ends_as_interrupted_not_running(tmp_p
     queue.stop()
     assert queue.join(10)
     assert queue.left_over() == []  # nothing was handed yet
-    ended: list[tuple[int, store.Finish]] = []
-
-    class Finisher:
-        def put(self, execution_id: int, result: store.Finish) -> None:
-            ended.append((execution_id, result))
-
-    executor = Executor.__new__(Executor)
-    executor.finisher = Finisher()  # type: ignore[assignment]
-    executor.cancels, executor._lock, executor._active = LocalCancelSignal(), threading.Lock(), {}
+    executor, ended = _bare_executor()
     claim = store.Claim(9, "local", 1, store.clock.now(), False)
     executor._hand(queue, ClaimedRun(executor, claim, RunControl()))  # after the COMMIT
     assert [(i, f.status, f.error_message) for i, f in ended] == [
