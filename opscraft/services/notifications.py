@@ -180,6 +180,18 @@ def smtp_host_problem(host: str) -> str | None:
     return f"it {problem}" if problem else None
 
 
+def shown_config(channel: NotificationChannel) -> dict[str, Any]:
+    """`channel.config` as answers and pages show it. An email channel saved before
+    `smtp_host_problem` held its rule may hold a login in its host (`ops:pw@smtp.example`): it is
+    shown as the host alone (`smtp.example`), never the password. Such a row still lists and
+    reads; a change to it is refused (422 naming `config.host`, saying why) until a host alone
+    is sent, and sending through it fails at once saying the same (`send_to_channel`)."""
+    host = channel.config.get("host")
+    if channel.kind != ChannelKind.email or not isinstance(host, str) or "@" not in host:
+        return channel.config
+    return {**channel.config, "host": host.rpartition("@")[2]}
+
+
 def _clean_email_config(config: dict[str, Any], has_secret: bool, problems: Problems) -> dict[str, Any]:
     host = config.get("host")
     host = host.strip() if isinstance(host, str) else ""
@@ -709,6 +721,12 @@ async def send_to_channel(
         await send_slack(url, message["text"] + _excerpt_block(message), networks)
     else:
         c = channel.config
+        if problem := smtp_host_problem(str(c.get("host", ""))):  # a row saved before the rule
+            raise SendError(
+                f"the channel's SMTP host is no host name or address alone: {problem}; "
+                "edit the channel (config.host)",
+                permanent=True,
+            )
         password = reveal() if c.get("username") else None
         settings = EmailSettings(
             host=c["host"],

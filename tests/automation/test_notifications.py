@@ -18,8 +18,8 @@ import pytest
 from sqlmodel import select, update
 
 from opscraft import runtime
-from opscraft.db.models import Execution, ExecutionLog, NotificationDelivery, Role
-from opscraft.db.models.automation import DeliveryStatus
+from opscraft.db.models import Execution, ExecutionLog, NotificationChannel, NotificationDelivery, Role
+from opscraft.db.models.automation import ChannelKind, DeliveryStatus
 from opscraft.db.types import utcnow
 from opscraft.services import notification_senders, notifications
 from tests.automation.receivers import drip_server, http_receiver, self_signed, smtp_receiver
@@ -950,6 +950,47 @@ async def test_an_smtp_host_that_is_no_host_alone_is_refused_saying_why(reader: 
         assert made["config"]["host"] == host.strip()
         r = await client.delete(f"{url}/{made['id']}", headers=admin.headers)
         assert r.status_code == 204, r.text
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ("ops:Pa55word@smtp.example", "smtp.example"),
+        ("Pa55word@smtp.example", "smtp.example"),
+        ("smtp.example:587", "smtp.example:587"),
+    ],
+)
+async def test_an_email_channel_stored_before_the_host_rule_lists_reads_and_is_fixed(
+    client: httpx.AsyncClient, admin: LoggedIn, stored: str, shown: str
+) -> None:
+    """An email channel saved before `config.host` had to be the host alone may hold
+    `user:pass@host` or `host:port`: it lists and reads (the host shown without the password),
+    a change that keeps the host is a 422 naming `config.host` and saying why, a test message
+    fails saying the same (409, nothing sent to a name that cannot resolve), and sending a host
+    alone fixes it. No answer repeats the password."""
+    config = {"host": stored, "port": 25, "security": "none", "from": "a@b.io", "to": ["c@d.io"]}
+    async with runtime.current().db.session() as session:
+        row = NotificationChannel(name="old-mail", kind=ChannelKind.email, config=config)
+        session.add(row)
+        await session.commit()
+        channel_id = row.id
+    url = f"/api/v1/notifications/channels/{channel_id}"
+    answers = [await client.get("/api/v1/notifications/channels", headers=admin.headers)]
+    assert answers[0].status_code == 200, answers[0].text
+    assert [c["config"]["host"] for c in answers[0].json()["items"]] == [shown]
+    answers.append(await client.get(url, headers=admin.headers))
+    assert answers[-1].status_code == 200 and answers[-1].json()["config"]["host"] == shown
+    answers.append(await client.put(url, json={"enabled": False}, headers=admin.headers))
+    assert answers[-1].status_code == 422, answers[-1].text
+    assert [e["field"] for e in answers[-1].json()["errors"]] == ["config.host"]
+    assert answers[-1].json()["errors"][0]["message"].startswith(SMTP_HOST + "it must ")
+    answers.append(await client.post(f"{url}/test", headers=admin.headers))
+    assert answers[-1].status_code == 409 and "edit the channel (config.host)" in answers[-1].text
+    assert all("Pa55word" not in r.text for r in answers)
+    fixed = {"config": {**config, "host": "smtp.example"}, "enabled": False}
+    r = await client.put(url, json=fixed, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["config"]["host"] == "smtp.example", r.text
+    assert r.json()["enabled"] is False
 
 
 @pytest.mark.parametrize("host", ["smtp\u202e.example", "smtp.example\r\nX-Injected: 1", "smtp .example"])
