@@ -156,6 +156,23 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return document
 
 
+def not_json_reason(error: ValueError) -> str:
+    """Why `json.loads` refused a body, in words that never repeat it: where the syntax breaks
+    (`Expecting value at line 1, column 14`) or the first byte that is not UTF-8 (JSON is sent
+    as UTF-8, RFC 8259 section 8.1). "not valid JSON" alone left a client to hunt for the
+    mistake in the whole body."""
+    if isinstance(error, json.JSONDecodeError):  # "Unterminated string starting at": no "at at"
+        return f"{error.msg.removesuffix(' at')} at line {error.lineno}, column {error.colno}"
+    if isinstance(error, UnicodeDecodeError):
+        utf8 = "send JSON as UTF-8 (RFC 8259), whatever charset the Content-Type names"
+        if error.encoding == "utf-8":
+            return f"byte {error.start + 1} is not UTF-8 text: {utf8}"
+        # json.loads takes a body starting with a UTF-16 or UTF-32 byte order mark or zero bytes as such
+        read_as = error.encoding.upper()
+        return f"its first bytes make it {read_as} text, and byte {error.start + 1} does not decode: {utf8}"
+    return "it cannot be read as JSON"
+
+
 def _is_json(content_type: bytes | None) -> bool:
     """What FastAPI parses as JSON: no content type, `application/json` or `application/*+json`."""
     if not content_type:
@@ -277,8 +294,8 @@ class RequestLimitsMiddleware:
                 detail = f"invalid input: {field}: {message}"
                 await _reject(send, 422, detail, [{"field": field, "message": message}])
                 return
-            except ValueError:
-                await _reject(send, 400, "request body is not valid JSON")
+            except ValueError as error:
+                await _reject(send, 400, f"request body is not valid JSON: {not_json_reason(error)}")
                 return
             if depth > self.max_depth:
                 await _reject(send, 422, f"JSON body nested too deeply: at most {self.max_depth} levels")
