@@ -4,17 +4,25 @@ and a 503 for requests that arrive before start-up has finished."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from itertools import islice
 from typing import Any
-from urllib.parse import parse_qsl, unquote_to_bytes
+from urllib.parse import parse_qsl
 
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opscraft.db.digits import ascii_int
-from opscraft.db.text import find_unreadable_numbers, find_unstorable, problem, read_float, read_int
+from opscraft.db.text import (
+    NOT_UTF8_MESSAGE,
+    find_unreadable_numbers,
+    find_unstorable,
+    not_utf8_parameters,
+    not_utf8_path,
+    problem,
+    read_float,
+    read_int,
+)
 
 MAX_REPORTED = 20
 
@@ -182,22 +190,6 @@ def _is_json(content_type: bytes | None) -> bool:
     return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
 
 
-NOT_UTF8_MESSAGE = (
-    "must be UTF-8 text: a percent-encoded byte of it is not UTF-8 (percent-encode the text's UTF-8 "
-    "bytes: é is %C3%A9)"
-)
-_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # a byte that is no UTF-8, as surrogateescape keeps it
-
-
-def _not_utf8(raw: bytes) -> str | None:
-    """`NOT_UTF8_MESSAGE` when the percent-decoded bytes `raw` are no UTF-8 text, else None."""
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return NOT_UTF8_MESSAGE
-    return None
-
-
 def unstorable_in_request(scope: Scope, document: Any) -> list[dict[str, str]]:
     """`{field, message}` for each text in the path, query string or parsed JSON body that the
     databases cannot store (NUL, lone surrogate; see `db.text`), and each number of the body that
@@ -205,17 +197,12 @@ def unstorable_in_request(scope: Scope, document: Any) -> list[dict[str, str]]:
     `db.text.find_unreadable_numbers`; the body is parsed with `read_float`); fields are named like
     the 422s of request validation: `description`, `parameters.P`, `search`."""
     errors: list[dict[str, str]] = []
-    path_problem = problem(scope["path"]) or _not_utf8(unquote_to_bytes(scope.get("raw_path") or b""))
+    path_problem = problem(scope["path"]) or (NOT_UTF8_MESSAGE if not_utf8_path(scope) else None)
     if path_problem:
         errors.append({"field": "path", "message": path_problem})
-    # Bytes that are no UTF-8 kept as lone surrogates (surrogateescape), not replaced by U+FFFD:
-    # `?search=%FF` searched for U+FFFD and answered an empty page.
-    raw = scope.get("query_string", b"").decode("latin-1")
-    for key, value in parse_qsl(raw, keep_blank_values=True, errors="surrogateescape"):
-        if _ESCAPED_BYTE.search(key + value):
-            name = _ESCAPED_BYTE.sub("\ufffd", key)
-            errors.append({"field": name, "message": NOT_UTF8_MESSAGE})
-            continue
+    errors += ({"field": name, "message": NOT_UTF8_MESSAGE} for name in not_utf8_parameters(scope))
+    query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    for key, value in query:
         errors += ({"field": f, "message": m} for f, m in find_unstorable({key: value}))
     if document is not None:
         errors += ({"field": f, "message": m} for f, m in islice(find_unstorable(document), MAX_REPORTED))
