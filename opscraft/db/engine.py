@@ -25,8 +25,6 @@ from opscraft.db.group_commit import GroupInsert
 from opscraft.db.write_gate import WriteGate, WriteQueueTimeout
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-# Connections the async engine keeps open to a SQLite file (its most at once).
-SQLITE_POOL_SIZE = 15
 # How long a write through the async engine may wait for its turn (db/write_gate.py) before the
 # request is answered 503 as overload: the same bound as the connection pool's checkout timeout.
 WRITE_QUEUE_TIMEOUT_SECONDS = 30.0
@@ -82,13 +80,6 @@ def create_engine(url: str, *, command_timeout: float | None = None, **kwargs: A
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("module", sqlite_one_hop.dbapi())
-        if path and path != ":memory:" and "poolclass" not in kwargs:
-            # Every connection kept: with SQLAlchemy's 5 (and 10 more opened when needed, closed
-            # when returned), a burst of requests opened and closed a connection per request
-            # beyond the fifth, each a thread, four pragmas and a function (issue 15). The same
-            # 15 at most, as before.
-            kwargs.setdefault("pool_size", SQLITE_POOL_SIZE)
-            kwargs.setdefault("max_overflow", 0)
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         WriteGate(WRITE_QUEUE_TIMEOUT_SECONDS).install(engine)
