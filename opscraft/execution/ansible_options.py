@@ -12,6 +12,7 @@ looks like an option: both are refused.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 
@@ -23,6 +24,13 @@ MAX_TAG = 64
 # format, control or space character.
 LIMIT_RE = re.compile(r"[\w.*?~\[\]:!&,^$|()+\\/=%-]+")
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# How Ansible cuts a limit without ',' into patterns (`ansible.inventory.manager.split_host_pattern`,
+# ansible-core 2.14-2.19): at every ':' outside a `[...]` range, unless the whole limit is one
+# address. `web:!fe80::1` became `web`, `!fe80`, `1`: the address was never excluded.
+ANSIBLE_PIECE_RE = re.compile(r"(?:[^\s:\[\]]|\[[^\]]*\])+")
+BRACKETED_RE = re.compile(r"\[[^\]]*\]")
+# An IPv6 address written in full (eight groups), which needs no '::'.
+FULL_IPV6_RE = re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![0-9A-Fa-f:])")
 FLAGS = ("check", "diff")
 KEYS = ("limit", "tags", "skip_tags", *FLAGS)
 
@@ -79,7 +87,46 @@ def _limit(value: Any) -> str:
             "must be an Ansible host pattern: names, groups, wildcards, ':', ',', '&', '!', '~' "
             "(no spaces, quotes or '{')",
         )
+    _check_pieces(value)
     return value
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(text), ipaddress.IPv6Address)
+    except ValueError:
+        return False
+
+
+def _one_address(value: str) -> bool:
+    """Whether Ansible reads the whole limit as one IPv6 address (`fe80::1`, `fe80::[1:3]`,
+    `[fe80::1]:22`), which it does not cut at its colons."""
+    bracketed = re.fullmatch(r"\[([^\]]*)\](?::\d+)?", value)
+    if bracketed:
+        value = bracketed.group(1)
+    return _is_ipv6(BRACKETED_RE.sub("0", value))
+
+
+def _check_pieces(value: str) -> None:
+    """Refuse a limit Ansible would cut into other patterns than written: an IPv6 address in a
+    ':'-separated limit (`web:!fe80::1` ran on fe80::1, `web:!::1` ended in a traceback), or a
+    '!' or '&' with nothing after it (`web,!`: a traceback)."""
+    field = "run_options.limit"
+    if "," in value:
+        pieces = value.split(",")
+    elif _one_address(value):
+        pieces = [value]
+    else:
+        masked = BRACKETED_RE.sub("0", value)
+        if "::" in masked or FULL_IPV6_RE.search(masked):
+            raise OptionError(
+                field,
+                "holds an IPv6 address: separate the patterns with ',' (web,!fe80::1; alone: "
+                "all,!fe80::1), as Ansible cuts ':'-separated patterns at every ':' of the address",
+            )
+        pieces = ANSIBLE_PIECE_RE.findall(value)
+    if any(piece.strip() and not piece.strip().lstrip("!&") for piece in pieces):
+        raise OptionError(field, "each '!' or '&' must be followed by a host or group (web,!db)")
 
 
 def _tags(key: str, value: Any) -> list[str]:

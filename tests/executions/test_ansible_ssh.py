@@ -224,6 +224,37 @@ async def test_limit_and_tags_select_hosts_and_tasks(
 
 
 @pytest.mark.parametrize("runner_name", ["local"], indirect=True)
+async def test_a_limit_excluding_an_ipv6_host_runs_without_it_and_the_colon_form_is_refused(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str, ssh_host: SshHost
+) -> None:
+    """`targets:!fe80::1` reached Ansible, which cut it at every ':' (`targets`, `!fe80`, `1`) and
+    ran on fe80::1 anyway; written with ',' the host is excluded."""
+    script_id, _ = await _ssh_script(client, operator, ssh_host, runner_name)
+    script = (await client.get(f"/api/v1/scripts/{script_id}", headers=operator.headers)).json()
+    inventory = script["inventory"].replace("\n\n", "\nfe80::1 ansible_port=9\n\n", 1)  # never reached
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}", json={"inventory": inventory}, headers=operator.headers
+    )
+    assert r.status_code == 200, r.text
+    r = await client.post(
+        "/api/v1/executions",
+        json={"script_id": script_id, "run_options": {"limit": "targets:!fe80::1"}, "runner": runner_name},
+        headers=operator.headers,
+    )
+    assert r.status_code == 422 and "separate the patterns with ','" in r.json()["detail"], r.text
+
+    final, text = await _run(
+        client, operator, script_id, runner_name, run_options={"limit": "targets,!fe80::1"}
+    )
+    assert final["status"] == "success", text
+    assert "fe80::1" not in text and "testhost" in text, text
+    assert ssh_host.marker.read_text() == "configured by opscraft\n"
+
+    final, text = await _run(client, operator, script_id, runner_name)  # no limit: fe80::1 is tried
+    assert final["status"] == "failed" and "fe80::1" in text and "UNREACHABLE!" in text, text
+
+
+@pytest.mark.parametrize("runner_name", ["local"], indirect=True)
 async def test_a_shared_inventory_reaches_the_host_over_ssh(
     client: httpx.AsyncClient, operator: LoggedIn, runner_name: str, ssh_host: SshHost
 ) -> None:
