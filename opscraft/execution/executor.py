@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from opscraft.config import Settings
 from opscraft.db.models.executions import ExecutionStatus
-from opscraft.execution import ansible_options, store, terraform_plan
+from opscraft.execution import ansible_options, ansible_recap, store, terraform_plan
 from opscraft.execution.events import LogEvent, StatusEvent
 from opscraft.execution.finisher import OUTPUT_FAILED, Finisher
 from opscraft.execution.loop import WorkerLoop
@@ -258,6 +258,7 @@ class Executor:
             self._store_batch(spec.execution_id),
             Masker(spec.secret_values),
             self.settings.max_output_bytes,
+            stdout_tail_chars=ansible_recap.TAIL_CHARS if spec.script_type == "ansible" else 0,
         )
         control.arm(spec.timeout_seconds)
         result: RunResult | None = None
@@ -352,5 +353,5 @@ def _outcome(
         return store.Finish(ExecutionStatus.success, 0, **sizes)
     message = f"the script exited with code {exit_code}"
     if spec.script_type == "ansible" and exit_code is not None:  # codes with documented meanings
-        message = ansible_options.exit_message(exit_code)
+        message = ansible_options.exit_message(exit_code, pipeline.stdout_tail())
     return store.Finish(ExecutionStatus.failed, exit_code, message, **sizes)

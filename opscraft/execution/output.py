@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -68,8 +69,16 @@ class OutputPipeline:
     """The output of one run: `feed` raw bytes, `tick` between reads, `close` at the end."""
 
     def __init__(
-        self, execution_id: int, bus: LogBus, store: StoreBatch, masker: Masker, max_bytes: int
+        self,
+        execution_id: int,
+        bus: LogBus,
+        store: StoreBatch,
+        masker: Masker,
+        max_bytes: int,
+        stdout_tail_chars: int = 0,
     ) -> None:
+        """`stdout_tail_chars`: how much of the last stdout (masked, as stored) `stdout_tail`
+        gives back after the run, for messages read from it (a playbook's PLAY RECAP); 0: none."""
         self.execution_id = execution_id
         self.total_bytes = 0
         """Bytes the script wrote, stored or not."""
@@ -92,6 +101,9 @@ class OutputPipeline:
         self._in_flight: Future[None] | None = None
         self._in_flight_batch: list[LogEvent] = []
         self._retry_at = float("-inf")  # while the database is unreachable: next try (monotonic)
+        self._tail_limit = stdout_tail_chars
+        self._tail: deque[str] = deque()
+        self._tail_chars = 0
 
     def feed(self, stream: Stream, data: bytes) -> None:
         self.total_bytes += len(data)
@@ -161,11 +173,24 @@ class OutputPipeline:
             return
         # PostgreSQL cannot store NUL (`find -print0`, binary output): U+FFFD, as for bad UTF-8.
         text = text.replace("\x00", REPLACEMENT)
+        if stream == "stdout" and self._tail_limit:
+            self._keep_tail(text)
         if self._pending and self._pending[-1][0] == stream:
             self._pending[-1][1].append(text)
         else:
             self._pending.append((stream, [text]))
         self._pending_chars += len(text)
+
+    def _keep_tail(self, text: str) -> None:
+        self._tail.append(text)
+        self._tail_chars += len(text)
+        while self._tail_chars - len(self._tail[0]) >= self._tail_limit:
+            self._tail_chars -= len(self._tail.popleft())
+
+    def stdout_tail(self) -> str:
+        """The last `stdout_tail_chars` characters of stdout that were kept (masked); the output
+        past the cap is not in it."""
+        return "".join(self._tail)[-self._tail_limit :] if self._tail_limit else ""
 
     def _emit(self, now: float) -> None:
         if not self._pending:
