@@ -172,12 +172,12 @@ EXIT_MEANINGS = {
 }
 
 
-def exit_message(exit_code: int, stdout_tail: str = "") -> str:
+def exit_message(exit_code: int, stdout: str = "") -> str:
     """Why a playbook's run failed, for its `error_message`: "the script exited with code 4: a host
     was unreachable, ..." (`EXIT_MEANINGS`); other codes as any script's. With the end of the
     run's stdout, codes 2 and 4 name the hosts its PLAY RECAP says failed or were unreachable
     instead: "the script exited with code 2: a task failed on db1 (1 of 4 hosts)"."""
     meaning = EXIT_MEANINGS.get(exit_code)
     if exit_code in (2, 4):
-        meaning = ansible_recap.failed_hosts(stdout_tail) or meaning
+        meaning = ansible_recap.failed_hosts(stdout) or meaning
     return f"the script exited with code {exit_code}" + (f": {meaning}" if meaning else "")

@@ -130,20 +130,22 @@ def test_cap_cutting_through_a_secret_value_shows_none_of_it(stream: Stream) -> 
     assert "hunter2" not in text and text.count(MASK) == 2, text
 
 
-def test_the_stdout_tail_is_the_last_masked_stdout_within_its_size() -> None:
-    """What a failed playbook's message is read from: stdout only, masked, the last N characters."""
+def test_the_last_text_of_each_stream_is_kept_masked_within_its_size() -> None:
+    """What a failed playbook's or Terraform run's message is read from: each stream apart,
+    masked, its last N characters."""
     value = "hunter2-Secret-Value"
     recorder = Recorder()
-    out = OutputPipeline(1, recorder, recorder.store, Masker([value]), 10**9, stdout_tail_chars=40)
+    out = OutputPipeline(1, recorder, recorder.store, Masker([value]), 10**9, last_text_chars=40)
     for i in range(1000):
         out.feed("stdout", f"line {i}\n".encode())
         out.feed("stderr", b"noise on stderr\n")
     out.feed("stdout", f"host {value} : failed=1\n".encode())
     out.close()
-    tail = out.stdout_tail()
+    tail = out.last_text("stdout")
     assert len(tail) == 40 and tail.endswith(f"host {MASK} : failed=1\n") and "line 999" in tail, tail
     assert "noise" not in tail and "hunter2" not in tail
-    assert pipeline(Recorder()).stdout_tail() == ""  # kept only when asked for
+    assert out.last_text("stderr").endswith("noise on stderr\n" * 2)
+    assert pipeline(Recorder()).last_text("stdout") == ""  # kept only when asked for
 
 
 async def test_bus_backlog_live_and_overflow() -> None:
