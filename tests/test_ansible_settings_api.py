@@ -96,6 +96,8 @@ async def test_ansible_settings_are_for_ansible_scripts_and_the_key_is_a_file_se
         ({"tags": ["-x"]}, "run_options.tags"),
         ({"skip_tags": ["a b"]}, "run_options.skip_tags"),
         ({"tags": ["ok", "{{ x }}"]}, "run_options.tags"),
+        ({"tags": [":x"]}, "run_options.tags"),
+        ({"tags": ["zero\u200bwidth"]}, "run_options.tags"),
     ],
 )
 async def test_run_options_that_could_become_options_or_code_are_refused(

@@ -25,7 +25,10 @@ MAX_TAG = 64
 # Letters and digits of any script (`\w`: an inventory may name hosts `主机-1`), never a
 # format, control or space character.
 LIMIT_RE = re.compile(r"[\w.*?~\[\]:!&,^$|()+\\/=%-]+")
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# A tag: letters and digits of any script, `_`, `.`, `:` and `-` (playbooks tag tasks `déploiement`
+# or `role:nginx`, which Ansible selects as written), starting with a letter, digit or `_`; never
+# ',' (Ansible's separator), a space, a quote or template syntax.
+TAG_RE = re.compile(r"\w[\w.:-]*")
 # How Ansible cuts a limit without ',' into patterns (`ansible.inventory.manager.split_host_pattern`,
 # ansible-core 2.14-2.19): at every ':' outside a `[...]` range, unless the whole limit is one
 # address. `web:!fe80::1` became `web`, `!fe80`, `1`: the address was never excluded.
@@ -142,7 +145,9 @@ def _tags(key: str, value: Any) -> list[str]:
     for tag in tags:
         if len(tag) > MAX_TAG or not TAG_RE.fullmatch(tag):
             raise OptionError(
-                field, f"each tag must be 1-{MAX_TAG} letters, digits, '_', '.' or '-', not starting with '-'"
+                field,
+                f"each tag must be 1-{MAX_TAG} letters, digits, '_', '.', ':' or '-', "
+                "starting with a letter, digit or '_'",
             )
     return list(dict.fromkeys(tags))
 

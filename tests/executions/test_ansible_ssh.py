@@ -222,6 +222,33 @@ async def test_limit_and_tags_select_hosts_and_tasks(
 
 
 @pytest.mark.parametrize("runner_name", ["local"], indirect=True)
+async def test_tags_of_any_script_and_with_a_colon_select_their_tasks(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str, ssh_host: SshHost
+) -> None:
+    """A playbook's `déploiement` and `role:nginx` tags were refused as run options (ASCII
+    letters, digits, '_', '.', '-' only), though Ansible selects them as written."""
+    playbook = PLAYBOOK.replace(
+        '        mode: "0644"\n', '        mode: "0644"\n      tags: [déploiement]\n'
+    ) + (
+        "    - name: never selected here\n      fail:\n        msg: not this one\n      tags: [other]\n"
+        "    - name: the nginx role's task\n      debug:\n        msg: nginx configured\n"
+        '      tags: ["role:nginx"]\n'
+    )
+    script_id, _ = await _ssh_script(client, operator, ssh_host, runner_name, playbook=playbook)
+    final, text = await _run(
+        client, operator, script_id, runner_name, run_options={"tags": ["déploiement", "role:nginx"]}
+    )
+    assert final["status"] == "success", text
+    assert final["run_options"] == {"tags": ["déploiement", "role:nginx"]}
+    assert ssh_host.marker.read_text() == "configured by opscraft\n" and "nginx configured" in text, text
+    assert "not this one" not in text, text
+    final, text = await _run(
+        client, operator, script_id, runner_name, run_options={"skip_tags": ["déploiement"]}
+    )
+    assert final["status"] == "failed" and "not this one" in text, text  # the others ran
+
+
+@pytest.mark.parametrize("runner_name", ["local"], indirect=True)
 async def test_a_limit_excluding_an_ipv6_host_runs_without_it_and_the_colon_form_is_refused(
     client: httpx.AsyncClient, operator: LoggedIn, runner_name: str, ssh_host: SshHost
 ) -> None:
