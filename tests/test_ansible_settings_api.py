@@ -96,6 +96,8 @@ async def test_ansible_settings_are_for_ansible_scripts_and_the_key_is_a_file_se
         ({"tags": ["-x"]}, "run_options.tags"),
         ({"skip_tags": ["a b"]}, "run_options.skip_tags"),
         ({"tags": ["ok", "{{ x }}"]}, "run_options.tags"),
+        ({"tags": [":x"]}, "run_options.tags"),
+        ({"tags": ["zero\u200bwidth"]}, "run_options.tags"),
     ],
 )
 async def test_run_options_that_could_become_options_or_code_are_refused(
@@ -121,6 +123,59 @@ async def test_run_options_are_for_ansible_scripts(client: httpx.AsyncClient, op
         headers=operator.headers,
     )
     assert r.status_code == 422 and "only to ansible scripts" in r.json()["detail"]
+
+
+ACCEPTED_LIMITS = [
+    "::1", "fe80::1", "fe80::[1:3]", "[fe80::1]:22", "0:0:0:0:0:0:0:1", "web,!fe80::1",
+    "all,!::1", "2001:db8::1,web", "web:&db:!web3", "web[0:2]", "host:22", "~(web|db)", "web,",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("limit", ACCEPTED_LIMITS)
+def test_an_accepted_limit_is_cut_by_ansible_into_the_patterns_written(limit: str) -> None:
+    """The installed Ansible's own splitter keeps every IPv6 address whole and leaves no bare
+    '!' or '&' in what the rule accepts."""
+    from ansible.inventory.manager import split_host_pattern
+
+    from opscraft.execution import ansible_options
+
+    assert ansible_options.normalize({"limit": limit}) == {"limit": limit}
+    pieces = split_host_pattern(limit)
+    assert all(piece.lstrip("!&") for piece in pieces), pieces
+    written = [piece.strip() for piece in limit.split(",") if piece.strip()] if "," in limit else None
+    if written is not None or "::" in limit or limit.count(":") == 7:
+        assert pieces == (written or [limit]), pieces
+
+
+@pytest.mark.parametrize(
+    ("limit", "meant", "says"),
+    [
+        ("web:!fe80::1", ["web", "!fe80::1"], "IPv6"),  # Ansible: web, !fe80, 1: fe80::1 not excluded
+        ("web:!::1", ["web", "!::1"], "IPv6"),  # Ansible: web, !, 1: a traceback
+        ("!::1", ["!::1"], "IPv6"),
+        ("web:!0:0:0:0:0:0:0:1", ["web", "!0:0:0:0:0:0:0:1"], "IPv6"),
+        ("web:::ffff:192.0.2.1", ["web", "::ffff:192.0.2.1"], "IPv6"),
+        ("web,!", ["web", "!"], "followed by a host or group"),  # a traceback
+        ("web:&", ["web", "&"], "followed by a host or group"),
+    ],
+)
+async def test_a_limit_ansible_would_cut_otherwise_is_refused_saying_how_to_write_it(
+    client: httpx.AsyncClient, operator: LoggedIn, limit: str, meant: list[str], says: str
+) -> None:
+    from ansible.inventory.manager import split_host_pattern
+
+    pieces = split_host_pattern(limit)  # what the installed Ansible would target
+    assert pieces != meant or not all(piece.lstrip("!&") for piece in pieces), pieces
+    script_id = (await _create(client, operator)).json()["id"]
+    r = await client.post(
+        "/api/v1/executions",
+        json={"script_id": script_id, "run_options": {"limit": limit}, "runner": "local"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "run_options.limit" and says in r.json()["detail"], r.text
+    r = await client.get("/api/v1/executions", headers=operator.headers)
+    assert r.json()["total"] == 0  # nothing stored
 
 
 def test_options_become_single_argv_items() -> None:

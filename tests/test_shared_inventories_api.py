@@ -292,6 +292,16 @@ async def test_a_bad_inventory_says_the_line_or_group_to_fix(
         ("[web]\n-e\n--become\n", "--become"),
         ("[web]\nweb1 ansible_host=-oProxyCommand=id>x\n", "web1 (ansible_host -oProxyCommand=id>x)"),
         ("all:\n  hosts:\n    web1:\n      ansible_host: -oProxyCommand=id\n", "web1 (ansible_host"),
+        # The plugin's older variable, which wins over ansible_host: it was not looked at.
+        (
+            "[web]\nweb1 ansible_host=192.0.2.1 ansible_ssh_host='-oProxyCommand=id>x'\n",
+            "web1 (ansible_ssh_host -oProxyCommand=id>x)",
+        ),
+        (
+            "all:\n  vars:\n    ansible_ssh_host: -oProxyCommand=id\n  hosts:\n    web1:\n",
+            "web1 (ansible_ssh_host",
+        ),
+        ("[web]\nweb1 ansible_host=-1\n", "web1 (ansible_host -1)"),  # an int for Ansible's INI reader
     ],
 )
 async def test_a_host_ssh_would_read_as_an_option_is_refused(reader: Reader, content: str, host: str) -> None:

@@ -12,8 +12,11 @@ looks like an option: both are refused.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
+
+from opscraft.execution import ansible_recap
 
 MAX_LIMIT = 512
 MAX_TAGS = 50
@@ -22,7 +25,17 @@ MAX_TAG = 64
 # Letters and digits of any script (`\w`: an inventory may name hosts `主机-1`), never a
 # format, control or space character.
 LIMIT_RE = re.compile(r"[\w.*?~\[\]:!&,^$|()+\\/=%-]+")
-TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# A tag: letters and digits of any script, `_`, `.`, `:` and `-` (playbooks tag tasks `déploiement`
+# or `role:nginx`, which Ansible selects as written), starting with a letter, digit or `_`; never
+# ',' (Ansible's separator), a space, a quote or template syntax.
+TAG_RE = re.compile(r"\w[\w.:-]*")
+# How Ansible cuts a limit without ',' into patterns (`ansible.inventory.manager.split_host_pattern`,
+# ansible-core 2.14-2.19): at every ':' outside a `[...]` range, unless the whole limit is one
+# address. `web:!fe80::1` became `web`, `!fe80`, `1`: the address was never excluded.
+ANSIBLE_PIECE_RE = re.compile(r"(?:[^\s:\[\]]|\[[^\]]*\])+")
+BRACKETED_RE = re.compile(r"\[[^\]]*\]")
+# An IPv6 address written in full (eight groups), which needs no '::'.
+FULL_IPV6_RE = re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![0-9A-Fa-f:])")
 FLAGS = ("check", "diff")
 KEYS = ("limit", "tags", "skip_tags", *FLAGS)
 
@@ -79,7 +92,46 @@ def _limit(value: Any) -> str:
             "must be an Ansible host pattern: names, groups, wildcards, ':', ',', '&', '!', '~' "
             "(no spaces, quotes or '{')",
         )
+    _check_pieces(value)
     return value
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(text), ipaddress.IPv6Address)
+    except ValueError:
+        return False
+
+
+def _one_address(value: str) -> bool:
+    """Whether Ansible reads the whole limit as one IPv6 address (`fe80::1`, `fe80::[1:3]`,
+    `[fe80::1]:22`), which it does not cut at its colons."""
+    bracketed = re.fullmatch(r"\[([^\]]*)\](?::\d+)?", value)
+    if bracketed:
+        value = bracketed.group(1)
+    return _is_ipv6(BRACKETED_RE.sub("0", value))
+
+
+def _check_pieces(value: str) -> None:
+    """Refuse a limit Ansible would cut into other patterns than written: an IPv6 address in a
+    ':'-separated limit (`web:!fe80::1` ran on fe80::1, `web:!::1` ended in a traceback), or a
+    '!' or '&' with nothing after it (`web,!`: a traceback)."""
+    field = "run_options.limit"
+    if "," in value:
+        pieces = value.split(",")
+    elif _one_address(value):
+        pieces = [value]
+    else:
+        masked = BRACKETED_RE.sub("0", value)
+        if "::" in masked or FULL_IPV6_RE.search(masked):
+            raise OptionError(
+                field,
+                "holds an IPv6 address: separate the patterns with ',' (web,!fe80::1; alone: "
+                "all,!fe80::1), as Ansible cuts ':'-separated patterns at every ':' of the address",
+            )
+        pieces = ANSIBLE_PIECE_RE.findall(value)
+    if any(piece.strip() and not piece.strip().lstrip("!&") for piece in pieces):
+        raise OptionError(field, "each '!' or '&' must be followed by a host or group (web,!db)")
 
 
 def _tags(key: str, value: Any) -> list[str]:
@@ -93,7 +145,9 @@ def _tags(key: str, value: Any) -> list[str]:
     for tag in tags:
         if len(tag) > MAX_TAG or not TAG_RE.fullmatch(tag):
             raise OptionError(
-                field, f"each tag must be 1-{MAX_TAG} letters, digits, '_', '.' or '-', not starting with '-'"
+                field,
+                f"each tag must be 1-{MAX_TAG} letters, digits, '_', '.', ':' or '-', "
+                "starting with a letter, digit or '_'",
             )
     return list(dict.fromkeys(tags))
 
@@ -123,8 +177,12 @@ EXIT_MEANINGS = {
 }
 
 
-def exit_message(exit_code: int) -> str:
+def exit_message(exit_code: int, stdout: str = "") -> str:
     """Why a playbook's run failed, for its `error_message`: "the script exited with code 4: a host
-    was unreachable, ..." (`EXIT_MEANINGS`); other codes as any script's."""
+    was unreachable, ..." (`EXIT_MEANINGS`); other codes as any script's. With the end of the
+    run's stdout, codes 2 and 4 name the hosts its PLAY RECAP says failed or were unreachable
+    instead: "the script exited with code 2: a task failed on db1 (1 of 4 hosts)"."""
     meaning = EXIT_MEANINGS.get(exit_code)
+    if exit_code in (2, 4):
+        meaning = ansible_recap.failed_hosts(stdout) or meaning
     return f"the script exited with code {exit_code}" + (f": {meaning}" if meaning else "")

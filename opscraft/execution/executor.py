@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from opscraft.config import Settings
 from opscraft.db.models.executions import ExecutionStatus
-from opscraft.execution import ansible_options, store, terraform_plan
+from opscraft.execution import ansible_options, ansible_recap, store, terraform_errors, terraform_plan
 from opscraft.execution.events import LogEvent, StatusEvent
 from opscraft.execution.finisher import OUTPUT_FAILED, Finisher
 from opscraft.execution.loop import WorkerLoop
@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_MESSAGE = "interrupted by server shutdown"
 HAND_BACK_SECONDS = 0.5
+# How much of each stream's last text a run keeps for its failure message, by script type.
+LAST_TEXT_CHARS = {"ansible": ansible_recap.TAIL_CHARS, "terraform": terraform_errors.TAIL_CHARS}
 
 
 class Executor:
@@ -266,6 +268,7 @@ class Executor:
             self._store_batch(spec.execution_id),
             Masker(spec.secret_values),
             self.settings.max_output_bytes,
+            last_text_chars=LAST_TEXT_CHARS.get(spec.script_type, 0),
         )
         control.arm(spec.timeout_seconds)
         result: RunResult | None = None
@@ -360,5 +363,7 @@ def _outcome(
         return store.Finish(ExecutionStatus.success, 0, **sizes)
     message = f"the script exited with code {exit_code}"
     if spec.script_type == "ansible" and exit_code is not None:  # codes with documented meanings
-        message = ansible_options.exit_message(exit_code)
+        message = ansible_options.exit_message(exit_code, pipeline.last_text("stdout"))
+    elif spec.script_type == "terraform" and exit_code is not None:  # its error lines say why
+        message = terraform_errors.exit_message(exit_code, pipeline.last_text("stderr"))
     return store.Finish(ExecutionStatus.failed, exit_code, message, **sizes)

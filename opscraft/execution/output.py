@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from datetime import UTC, datetime
@@ -64,12 +65,41 @@ def truncation_marker(max_bytes: int) -> str:
     )
 
 
+class LastText:
+    """The last `limit` characters of a stream's text, kept in the pieces it came in."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._pieces: deque[str] = deque()
+        self._chars = 0
+
+    def add(self, text: str) -> None:
+        """Append `text`, dropping whole pieces that fall out of the last `limit` characters."""
+        self._pieces.append(text)
+        self._chars += len(text)
+        while self._chars - len(self._pieces[0]) >= self.limit:
+            self._chars -= len(self._pieces.popleft())
+
+    def text(self) -> str:
+        """The last `limit` characters added."""
+        return "".join(self._pieces)[-self.limit :]
+
+
 class OutputPipeline:
     """The output of one run: `feed` raw bytes, `tick` between reads, `close` at the end."""
 
     def __init__(
-        self, execution_id: int, bus: LogBus, store: StoreBatch, masker: Masker, max_bytes: int
+        self,
+        execution_id: int,
+        bus: LogBus,
+        store: StoreBatch,
+        masker: Masker,
+        max_bytes: int,
+        last_text_chars: int = 0,
     ) -> None:
+        """`last_text_chars`: how much of each stream's last text (masked, as stored) `last_text`
+        gives back after the run, for messages read from it (a playbook's PLAY RECAP, Terraform's
+        error); 0: none."""
         self.execution_id = execution_id
         self.total_bytes = 0
         """Bytes the script wrote, stored or not."""
@@ -92,6 +122,7 @@ class OutputPipeline:
         self._in_flight: Future[None] | None = None
         self._in_flight_batch: list[LogEvent] = []
         self._retry_at = float("-inf")  # while the database is unreachable: next try (monotonic)
+        self._last = {stream: LastText(last_text_chars) for stream in STREAMS} if last_text_chars else {}
 
     def feed(self, stream: Stream, data: bytes) -> None:
         self.total_bytes += len(data)
@@ -161,11 +192,18 @@ class OutputPipeline:
             return
         # PostgreSQL cannot store NUL (`find -print0`, binary output): U+FFFD, as for bad UTF-8.
         text = text.replace("\x00", REPLACEMENT)
+        if self._last:
+            self._last[stream].add(text)
         if self._pending and self._pending[-1][0] == stream:
             self._pending[-1][1].append(text)
         else:
             self._pending.append((stream, [text]))
         self._pending_chars += len(text)
+
+    def last_text(self, stream: Stream) -> str:
+        """The last `last_text_chars` characters of `stream` that were kept (masked); the output
+        past the cap is not in it. Empty when none is kept."""
+        return self._last[stream].text() if self._last else ""
 
     def _emit(self, now: float) -> None:
         if not self._pending:

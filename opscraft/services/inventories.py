@@ -200,15 +200,24 @@ async def _listing(tool: str, text: str, field: str) -> _Checked | str:
     )
 
 
+# The variables ansible-core's ssh connection reads a host's address from (its `host` option).
+ADDRESS_VARS = ("ansible_host", "ansible_ssh_host")
+
+
 def _option_like(hosts: dict[str, dict[str, Any]]) -> str | None:
     """The first host (sorted; "name (ansible_host X)" when it is the address) that Ansible's ssh
     connection would hand to `ssh` as an argument starting with `-`, or None. The address (its
     `ansible_host`, else its name) is put on ssh's command line with no `--` before it
-    (ansible-core's plugins/connection/ssh.py), so ssh reads `-oProxyCommand=...` as an option."""
+    (ansible-core's plugins/connection/ssh.py), so ssh reads `-oProxyCommand=...` as an option.
+    Both variables of that plugin's `host` option count (`ansible_ssh_host`, the old name, wins
+    over `ansible_host`), and a number is text there (`ansible_host=-1` is the int -1)."""
     for name in sorted(hosts):
-        address = hosts[name].get("ansible_host", name)
-        if isinstance(address, str) and address.startswith("-"):
-            return name if address == name else f"{name} (ansible_host {address})"
+        given = {key: hosts[name][key] for key in ADDRESS_VARS if key in hosts[name]}
+        for key, address in given.items():
+            if not isinstance(address, bool) and str(address).startswith("-"):
+                return f"{name} ({key} {address})"
+        if not given and name.startswith("-"):
+            return name
     return None
 
 

@@ -201,10 +201,8 @@ async def test_wrong_key_fails_with_ansibles_unreachable_message(
     final, text = await _run(client, operator, script_id, runner_name)
     assert final["status"] == "failed", text
     assert "UNREACHABLE!" in text and "Permission denied" in text, text
-    assert final["error_message"] == (  # what Ansible's code 4 means, not only the number
-        "the script exited with code 4: a host was unreachable, or a file did not parse "
-        "(UNREACHABLE! or ERROR! in the output)"
-    )
+    # What Ansible's code 4 means here, from its PLAY RECAP, not only the number.
+    assert final["error_message"] == "the script exited with code 4: unreachable: testhost (1 of 1 host)"
     assert not ssh_host.marker.exists()
 
 
@@ -221,6 +219,107 @@ async def test_limit_and_tags_select_hosts_and_tasks(
     )
     assert final["status"] == "success", text
     assert "TASK [" not in text and not ssh_host.marker.exists(), text
+
+
+@pytest.mark.parametrize("runner_name", ["local"], indirect=True)
+async def test_tags_of_any_script_and_with_a_colon_select_their_tasks(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str, ssh_host: SshHost
+) -> None:
+    """A playbook's `déploiement` and `role:nginx` tags were refused as run options (ASCII
+    letters, digits, '_', '.', '-' only), though Ansible selects them as written."""
+    playbook = PLAYBOOK.replace(
+        '        mode: "0644"\n', '        mode: "0644"\n      tags: [déploiement]\n'
+    ) + (
+        "    - name: never selected here\n      fail:\n        msg: not this one\n      tags: [other]\n"
+        "    - name: the nginx role's task\n      debug:\n        msg: nginx configured\n"
+        '      tags: ["role:nginx"]\n'
+    )
+    script_id, _ = await _ssh_script(client, operator, ssh_host, runner_name, playbook=playbook)
+    final, text = await _run(
+        client, operator, script_id, runner_name, run_options={"tags": ["déploiement", "role:nginx"]}
+    )
+    assert final["status"] == "success", text
+    assert final["run_options"] == {"tags": ["déploiement", "role:nginx"]}
+    assert ssh_host.marker.read_text() == "configured by opscraft\n" and "nginx configured" in text, text
+    assert "not this one" not in text, text
+    final, text = await _run(
+        client, operator, script_id, runner_name, run_options={"skip_tags": ["déploiement"]}
+    )
+    assert final["status"] == "failed" and "not this one" in text, text  # the others ran
+
+
+@pytest.mark.parametrize("runner_name", ["local"], indirect=True)
+async def test_a_limit_excluding_an_ipv6_host_runs_without_it_and_the_colon_form_is_refused(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str, ssh_host: SshHost
+) -> None:
+    """`targets:!fe80::1` reached Ansible, which cut it at every ':' (`targets`, `!fe80`, `1`) and
+    ran on fe80::1 anyway; written with ',' the host is excluded."""
+    script_id, _ = await _ssh_script(client, operator, ssh_host, runner_name)
+    script = (await client.get(f"/api/v1/scripts/{script_id}", headers=operator.headers)).json()
+    inventory = script["inventory"].replace("\n\n", "\nfe80::1 ansible_port=9\n\n", 1)  # never reached
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}", json={"inventory": inventory}, headers=operator.headers
+    )
+    assert r.status_code == 200, r.text
+    r = await client.post(
+        "/api/v1/executions",
+        json={"script_id": script_id, "run_options": {"limit": "targets:!fe80::1"}, "runner": runner_name},
+        headers=operator.headers,
+    )
+    assert r.status_code == 422 and "separate the patterns with ','" in r.json()["detail"], r.text
+
+    final, text = await _run(
+        client, operator, script_id, runner_name, run_options={"limit": "targets,!fe80::1"}
+    )
+    assert final["status"] == "success", text
+    assert "fe80::1" not in text and "testhost" in text, text
+    assert ssh_host.marker.read_text() == "configured by opscraft\n"
+
+    final, text = await _run(client, operator, script_id, runner_name)  # no limit: fe80::1 is tried
+    assert final["status"] == "failed" and "fe80::1" in text and "UNREACHABLE!" in text, text
+
+
+@pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
+async def test_a_run_failing_on_some_hosts_of_many_names_them_from_the_play_recap(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str, ssh_host: SshHost
+) -> None:
+    """The message said "a task failed on at least one host (the PLAY RECAP says which)": with
+    many hosts, which ones failed and which were unreachable is now in it."""
+    playbook = PLAYBOOK.replace(
+        "  tasks:\n",
+        "  tasks:\n    - fail:\n        msg: refused here\n      when: fail_me | default(false) | bool\n",
+    )
+    script_id, _ = await _ssh_script(client, operator, ssh_host, runner_name, playbook=playbook)
+    script = (await client.get(f"/api/v1/scripts/{script_id}", headers=operator.headers)).json()
+    odd = "ünïcode-host-with-a-name-longer-than-the-recap-column"
+    hosts = (
+        f"{odd} ansible_host={ssh_host.address} ansible_port={ssh_host.port} fail_me=true\n"
+        "fe80::1 ansible_port=9\n"  # nothing listens: unreachable
+    )
+    inventory = script["inventory"].replace("\n\n", f"\n{hosts}\n", 1)
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}", json={"inventory": inventory}, headers=operator.headers
+    )
+    assert r.status_code == 200, r.text
+
+    final, text = await _run(client, operator, script_id, runner_name)
+    assert final["status"] == "failed", text
+    assert "PLAY RECAP" in text and "testhost" in text, text
+    assert final["error_message"] == (
+        f"the script exited with code 4: a task failed on {odd}; unreachable: fe80::1 (2 of 3 hosts)"
+    ), text
+    assert ssh_host.marker.read_text() == "configured by opscraft\n"  # the good host went on
+
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}",
+        json={"inventory": inventory.replace("fe80::1 ansible_port=9\n", "")},
+        headers=operator.headers,
+    )
+    assert r.status_code == 200, r.text
+    final, text = await _run(client, operator, script_id, runner_name)
+    assert (
+        final["error_message"] == f"the script exited with code 2: a task failed on {odd} (1 of 2 hosts)"
+    ), text
 
 
 @pytest.mark.parametrize("runner_name", ["local"], indirect=True)

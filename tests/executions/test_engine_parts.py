@@ -130,6 +130,24 @@ def test_cap_cutting_through_a_secret_value_shows_none_of_it(stream: Stream) -> 
     assert "hunter2" not in text and text.count(MASK) == 2, text
 
 
+def test_the_last_text_of_each_stream_is_kept_masked_within_its_size() -> None:
+    """What a failed playbook's or Terraform run's message is read from: each stream apart,
+    masked, its last N characters."""
+    value = "hunter2-Secret-Value"
+    recorder = Recorder()
+    out = OutputPipeline(1, recorder, recorder.store, Masker([value]), 10**9, last_text_chars=40)
+    for i in range(1000):
+        out.feed("stdout", f"line {i}\n".encode())
+        out.feed("stderr", b"noise on stderr\n")
+    out.feed("stdout", f"host {value} : failed=1\n".encode())
+    out.close()
+    tail = out.last_text("stdout")
+    assert len(tail) == 40 and tail.endswith(f"host {MASK} : failed=1\n") and "line 999" in tail, tail
+    assert "noise" not in tail and "hunter2" not in tail
+    assert out.last_text("stderr").endswith("noise on stderr\n" * 2)
+    assert pipeline(Recorder()).last_text("stdout") == ""  # kept only when asked for
+
+
 async def test_bus_backlog_live_and_overflow() -> None:
     bus = LocalLogBus(max_queued_bytes=10)
     bus.publish(1, LogEvent(1, "stdout", "a"))

@@ -51,19 +51,26 @@ def _mirror(root: Path) -> str:
 """
 
 
-async def _plan(client: httpx.AsyncClient, who: LoggedIn, script_id: int) -> str:
+async def _plan(client: httpx.AsyncClient, who: LoggedIn, script_id: int) -> tuple[str, str]:
+    """A failed plan's output and error message."""
     started = await start(client, who, script_id, "local", terraform_action="plan", parameters={})
     final = await wait_for(client, who, started["id"], timeout=120)
     assert final["status"] == "failed", final  # the stand-in is no provider: plan fails either way
-    return await output(client, who, started["id"])
+    return await output(client, who, started["id"]), final["error_message"]
 
 
 async def test_providers_come_from_a_mirror_named_by_a_file_secret(
     client: httpx.AsyncClient, operator: LoggedIn, terraform_on_path: None, tmp_path: Path
 ) -> None:
     script_id = await make_script(client, operator, MAIN_TF, script_type="terraform")
-    text = await _plan(client, operator, script_id)
+    text, message = await _plan(client, operator, script_id)
     assert "Failed to query available provider packages" in text, text  # offline: the registry
+    assert message == (  # it said "the script exited with code 1"
+        "the script exited with code 1: Terraform's error: Failed to query available provider "
+        "packages; a provider could not be downloaded: a Docker run needs the script's Network "
+        "setting, and a machine without internet a provider mirror (docs/executions.md, Secrets and "
+        "providers)"
+    )
 
     config = _mirror(tmp_path / "providers")
     body = {"name": "TF_CLI_CONFIG_FILE", "value": config, "kind": "file"}
@@ -71,7 +78,10 @@ async def test_providers_come_from_a_mirror_named_by_a_file_secret(
     assert r.status_code == 201, r.text
     r = await client.post(f"/api/v1/scripts/{script_id}/secrets/{r.json()['id']}", headers=operator.headers)
     assert r.status_code in (200, 201, 204), r.text
-    text = await _plan(client, operator, script_id)
+    text, message = await _plan(client, operator, script_id)
     assert "Installed hashicorp/fake v1.0.0 (unauthenticated)" in text, text
     assert "Terraform has been successfully initialized!" in text, text
     assert "Failed to query available provider packages" not in text, text
+    assert (
+        message.startswith("the script exited with code 1: Terraform's error: ") and "mirror" not in message
+    )

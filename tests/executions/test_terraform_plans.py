@@ -8,15 +8,18 @@ when the binary has it, else outputs only (Terraform 1.0.3 of tests/run on a cle
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from opscraft import runtime
+from opscraft.execution import terraform_errors
 from opscraft.services import terraform_plans
 from tests.conftest import LoggedIn, make_user
 from tests.executions import test_terraform_state as state_tests
@@ -294,3 +297,46 @@ async def test_the_plan_of_a_large_state_is_saved_and_applied(
     assert final["status"] == "success", text
     after = (await client.get(versions, headers=operator.headers)).json()["versions"]
     assert [v["execution_id"] for v in after] == [r.json()["id"], started["id"]], after
+
+
+async def test_a_failing_plan_names_terraforms_error_and_keeps_no_plan(
+    client: httpx.AsyncClient, operator: LoggedIn, served: None, terraform_on_path: None
+) -> None:
+    """A plan Terraform refuses ended with "the script exited with code 1" only: the message now
+    names Terraform's error, and no plan is kept to apply."""
+    validated = OUTPUT_TF.replace(
+        '  default = "hello"\n',
+        '  default = "hello"\n  validation {\n    condition     = length(var.greeting) > 10\n'
+        '    error_message = "The greeting must be longer than 10 characters."\n  }\n',
+    )
+    script_id = await make_script(
+        client, operator, validated, script_type="terraform", parameters={"greeting": "hello"}
+    )
+    started = await start(client, operator, script_id, "local", terraform_action="plan", parameters={})
+    final, text = await _finished(client, operator, started["id"])
+    assert final["status"] == "failed" and "must be longer than 10 characters" in text, text
+    assert final["error_message"] == (
+        "the script exited with code 1: Terraform's error: Invalid value for variable"
+    ), text
+    r = await client.get(f"/api/v1/executions/{started['id']}/terraform/plan", headers=operator.headers)
+    assert r.status_code == 404, r.text
+
+
+def test_a_stale_saved_plan_is_named_with_what_to_do(terraform_on_path: None, tmp_path: Path) -> None:
+    """Terraform's own refusal of a stale saved plan (a change landed between the request and
+    the run), read from real Terraform's stderr as the worker reads a run's."""
+    (tmp_path / "main.tf").write_text(OUTPUT_TF)
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "CHECKPOINT_DISABLE": "1"}
+
+    def terraform(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["terraform", *args], cwd=tmp_path, env=env, capture_output=True, text=True)
+
+    assert terraform("init", "-input=false").returncode == 0
+    assert terraform("plan", "-input=false", "-out=saved.tfplan").returncode == 0
+    assert terraform("apply", "-input=false", "-auto-approve", "-var=greeting=hi").returncode == 0
+    stale = terraform("apply", "-input=false", "saved.tfplan")
+    assert stale.returncode == 1 and "Saved plan is stale" in stale.stderr, stale.stderr
+    assert terraform_errors.exit_message(1, stale.stderr) == (
+        "the script exited with code 1: Terraform's error: Saved plan is stale; the state changed "
+        "since the plan was made: plan again and apply the new plan"
+    )

@@ -374,6 +374,11 @@ async def test_a_held_lock_fails_the_next_run_clearly_and_an_admin_breaks_it(
     assert "Error acquiring the state lock" in text, text
     assert f"ID={lock['ID']}" in text, text  # the holder's lock
     assert "Acquiring state lock" in text  # it waited (2 s here) before giving up
+    assert final["error_message"] == (
+        "the script exited with code 1: Terraform's error: Error acquiring the state lock; another "
+        "run held the state lock past the lock timeout (OPSCRAFT_TERRAFORM_LOCK_TIMEOUT_SECONDS): the "
+        "output names it; run again once it ends"
+    )
 
     r = await client.get(f"/api/v1/scripts/{script_id}/terraform/states", headers=operator.headers)
     assert r.json()["items"][0]["locked"] and r.json()["items"][0]["locked_by_execution"] == crashed_id
