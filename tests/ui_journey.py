@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -167,6 +168,28 @@ def code(page: Any, testid: str = "script-editor") -> str:
 def wait_connected(page: Any) -> None:
     """Until NiceGUI's socket has shaken hands (events reach the server from then on)."""
     page.wait_for_function("window.did_handshake === true && window.socket && window.socket.connected")
+
+
+def pick_utc_today(page: Any, testid: str) -> str:
+    """Choose "Today (UTC)" in the day-range field `testid` (`opscraft.ui.date_range`, empty
+    before) and apply it; returns the day it then shows (`YYYY-MM-DD → YYYY-MM-DD`, one day).
+
+    Not Quasar's own `.q-date__today` cell: that is the browser's date, the day before or after
+    UTC's for hours of the day in a zone away from UTC (the browser takes the machine's zone).
+    The day is UTC's date when the button was pressed: asserted to be the date read before or
+    after, as UTC midnight may pass in between (the tests run at any hour)."""
+    before = datetime.now(UTC).date().isoformat()
+    page.get_by_test_id(testid).click()
+    page.get_by_test_id(f"{testid}-today").click()
+    page.get_by_test_id(f"{testid}-apply").click()
+    page.wait_for_function(
+        "id => document.querySelector(`[data-testid=\"${id}\"]`).value.includes(' → ')", arg=testid
+    )
+    after = datetime.now(UTC).date().isoformat()
+    shown = page.get_by_test_id(testid).input_value()
+    day = shown.split(" → ")[0]
+    assert shown == f"{day} → {day}" and day in {before, after}, (shown, before, after)
+    return day
 
 
 def terminal_js(expression: str) -> str:
