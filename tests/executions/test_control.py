@@ -27,6 +27,7 @@ from tests.executions.conftest import (
     start,
     wait_for,
 )
+from tests.waiting import wait_until
 
 RUNNERS = pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
 
@@ -205,13 +206,6 @@ def _wait(url: str, headers: dict[str, str], check: Any, timeout: float = 60) ->
         time.sleep(0.1)
 
 
-def _wait_for(condition: Any, what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
-        time.sleep(0.05)
-
-
 def _orphans(data_dir: Path, execution_id: int) -> list[int]:
     """Processes of one local run of the server on `data_dir` (found by their OPSCRAFT_RUN mark)."""
     mark = f"OPSCRAFT_RUN={worker_identity(make_settings(data_dir))}:{execution_id}".encode()
@@ -262,11 +256,11 @@ def test_recovery_after_sigkill(tmp_path: Path, runner: str) -> None:
         )
         if runner == "local":  # script, the detached sleep and the other one (the supervisor,
             # forked from the fork server, carries no mark)
-            _wait_for(lambda: len(_orphans(server.data_dir, long_id)) == 3, "the run's 3 processes")
+            wait_until(lambda: len(_orphans(server.data_dir, long_id)) == 3, "the run's 3 processes")
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait()
         if runner == "local":  # the supervisor notices the server's death and kills the whole run
-            _wait_for(lambda: not _orphans(server.data_dir, long_id), "no process outliving the server")
+            wait_until(lambda: not _orphans(server.data_dir, long_id), "no process outliving the server")
     finally:
         if server.process.poll() is None:
             stop_server(server)

@@ -40,9 +40,9 @@ from tests.executions.conftest import (
     start,
     stopped,
     wait_for,
-    waited,
     warm_containers,
 )
+from tests.waiting import until
 
 pytestmark = pytest.mark.docker
 
@@ -366,7 +366,8 @@ async def test_a_stopped_runner_ends_its_removals_thread_and_still_removes_conta
         straggler = used()
         late = queue(straggler)  # the container of a run that outlived the shutdown's grace
         assert await removed(docker_client, straggler, timeout=30)
-        assert await waited(lambda: not late.is_alive(), timeout=30) and queued._thread is None
+        await until(lambda: not late.is_alive(), "the late removal's thread to end", timeout=30)
+        assert queued._thread is None
 
         runner.start_pool()  # the pool is off (size 0): only the removals resume
         again = used()
