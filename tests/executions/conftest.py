@@ -196,15 +196,20 @@ async def wait_for(
     statuses: set[str] = FINAL,
     timeout: float = 60,
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
+    """The execution's body once its status is one of `statuses` (`tests.waiting.until`: an
+    AssertionError after `timeout` scaled seconds, naming the last status seen)."""
+    seen: list[str] = []
+
+    async def reached() -> dict[str, Any] | None:
         response = await client.get(f"/api/v1/executions/{execution_id}", headers=who.headers)
         body = dict(response.json())
-        if body["status"] in statuses:
-            return body
-        if time.monotonic() > deadline:
-            raise AssertionError(f"execution {execution_id} still {body['status']} after {timeout} s")
-        await asyncio.sleep(0.05)
+        seen[:] = [body["status"]]
+        return body if body["status"] in statuses else None
+
+    try:
+        return await until(reached, f"execution {execution_id} to be {sorted(statuses)}", timeout, 0.05)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: still {seen}") from None
 
 
 async def output(
