@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from tests.conftest import ARTIFACTS, PASSWORD, ROOT, LiveServer, require_service, start_server, stop_server
+from tests.waiting import wait_until
 
 AXE = ROOT / "tests" / "js" / "node_modules" / "axe-core" / "axe.min.js"
 # Seconds an API call of a journey may take: a login hashes with the server's real argon2
@@ -365,14 +366,13 @@ def wait_run(
     server: LiveServer, headers: dict[str, str], execution_id: int, timeout: float = 90
 ) -> dict[str, Any]:
     """Until the run has finished; returns the execution with its stdout joined as `output`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        url = f"{server.url}/api/v1/executions/{execution_id}"
+    url = f"{server.url}/api/v1/executions/{execution_id}"
+
+    def finished() -> dict[str, Any] | None:
         run = httpx.get(url, headers=headers, timeout=API_TIMEOUT).json()
-        if run["finished_at"] is not None:
-            break
-        assert time.monotonic() < deadline, run
-        time.sleep(0.3)
+        return run if run["finished_at"] is not None else None
+
+    run = wait_until(finished, f"execution {execution_id} to finish", timeout, 0.3)
     logs = httpx.get(
         f"{server.url}/api/v1/executions/{execution_id}/logs", headers=headers, timeout=API_TIMEOUT
     ).json()

@@ -26,6 +26,7 @@ from tests.executions.conftest import (
     require_docker,
     start,
     wait_for,
+    wait_output,
 )
 from tests.waiting import wait_until
 
@@ -35,13 +36,6 @@ RUNNERS = pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=T
 @pytest.fixture
 def backend() -> str:
     return "sqlite"
-
-
-async def wait_output(client: httpx.AsyncClient, who: LoggedIn, execution_id: int, text: str) -> None:
-    deadline = time.monotonic() + 30
-    while text not in await output(client, who, execution_id):
-        assert time.monotonic() < deadline, f"{text!r} never appeared"
-        await asyncio.sleep(0.05)
 
 
 @RUNNERS
@@ -197,13 +191,13 @@ def _login(server_url: str, *, register: bool = False) -> dict[str, str]:
 
 
 def _wait(url: str, headers: dict[str, str], check: Any, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
+    """The JSON body of `url` once `check(body)` holds."""
+
+    def passed() -> Any:
         body = httpx.get(url, headers=headers).json()
-        if check(body):
-            return body
-        assert time.monotonic() < deadline, body
-        time.sleep(0.1)
+        return body if check(body) else None
+
+    return wait_until(passed, f"{url} to pass the check", timeout, 0.1)
 
 
 def _orphans(data_dir: Path, execution_id: int) -> list[int]:

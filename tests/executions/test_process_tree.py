@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import LoggedIn
-from tests.executions.conftest import make_script, output, run, start, wait_for
+from tests.executions.conftest import make_script, run, start, wait_for, wait_output
 
 RUNNERS = pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
 _serial = itertools.count()
@@ -63,13 +63,6 @@ def seconds(final: dict[str, Any]) -> float:
     """From started_at to finished_at of an execution."""
     started = datetime.fromisoformat(final["started_at"])
     return (datetime.fromisoformat(final["finished_at"]) - started).total_seconds()
-
-
-async def wait_output(client: httpx.AsyncClient, who: LoggedIn, execution_id: int, text: str) -> None:
-    deadline = time.monotonic() + 30
-    while text not in await output(client, who, execution_id):
-        assert time.monotonic() < deadline, f"{text!r} never appeared"
-        await asyncio.sleep(0.05)
 
 
 @RUNNERS
