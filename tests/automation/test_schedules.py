@@ -654,11 +654,14 @@ async def test_overlap_policies(
     first = next(f for f in await fires(ids["queue"]) if f.outcome == "started")
     r = await client.post(f"/api/v1/executions/{first.execution_id}/cancel", headers=admin.headers)
     assert r.status_code == 200, r.text
-    deadline = asyncio.get_running_loop().time() + 30
-    while "waiting" in {f.outcome for f in await fires(ids["queue"])}:
-        assert asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.2)
-        await schedules.tick(db)
+
+    async def started() -> bool:
+        if "waiting" not in {f.outcome for f in await fires(ids["queue"])}:
+            return True
+        await schedules.tick(db)  # a tick starts a waiting fire once the previous run ended
+        return False
+
+    await until(started, "the queued fire to start", 30, 0.2)
     assert sorted(f.outcome for f in await fires(ids["queue"])) == ["started", "started"]
     async with db.session() as session:  # stop the sleepers
         running = (

@@ -212,13 +212,15 @@ async def wait_for(
         raise AssertionError(f"{exc}: still {seen}") from None
 
 
-async def wait_output(client: httpx.AsyncClient, who: LoggedIn, execution_id: int, text: str) -> None:
-    """Until `text` is in the execution's stored output (`tests.waiting.until`, 30 s scaled)."""
+async def wait_output(
+    client: httpx.AsyncClient, who: LoggedIn, execution_id: int, text: str, timeout: float = 30
+) -> None:
+    """Until `text` is in the execution's stored output (`tests.waiting.until`)."""
 
     async def printed() -> bool:
         return text in await output(client, who, execution_id)
 
-    await until(printed, f"{text!r} in the output of execution {execution_id}", 30, 0.05)
+    await until(printed, f"{text!r} in the output of execution {execution_id}", timeout, 0.05)
 
 
 async def output(
