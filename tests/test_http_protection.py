@@ -90,7 +90,31 @@ async def test_json_depth_and_key_limits(client: httpx.AsyncClient, rt: runtime.
     r = await client.post(
         "/api/v1/auth/login", content=b'{"username": ', headers={"Content-Type": "application/json"}
     )
-    assert r.status_code == 400 and r.json() == {"detail": "request body is not valid JSON", "errors": []}
+    detail = "request body is not valid JSON: Expecting value at line 1, column 14"
+    assert r.status_code == 400 and r.json() == {"detail": detail, "errors": []}
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"full_name": "A",\n "email": }', "Expecting value at line 2, column 11"),
+        (b'{"full_name": "A" "email": "a@b.io"}', "Expecting ',' delimiter at line 1, column 19"),
+        (b'{"full_name": "Ren\xe9"}', "byte 19 is not UTF-8 text: send JSON as UTF-8 (RFC 8259)"),
+        (b"\xff\xfe\xfd", "its first bytes make it UTF-16-LE text, and byte 3 does not decode"),
+    ],
+)
+async def test_a_body_that_is_not_json_is_400_saying_where(
+    client: httpx.AsyncClient, admin: LoggedIn, body: bytes, reason: str
+) -> None:
+    """ "request body is not valid JSON" alone left the client to hunt for the mistake: the 400
+    says where the syntax breaks, or which byte is not UTF-8 (a body written in Latin-1), without
+    repeating the body; nothing is changed."""
+    headers = {**admin.headers, "Content-Type": "application/json; charset=latin-1"}
+    r = await client.put("/api/v1/auth/me", content=body, headers=headers)
+    assert r.status_code == 400, r.text
+    assert r.json()["detail"].startswith(f"request body is not valid JSON: {reason}"), r.text
+    assert "Ren" not in r.text
+    assert (await client.get("/api/v1/auth/me", headers=admin.headers)).json()["full_name"] != "A"
 
 
 async def test_the_request_limits_answer_as_every_other_error_does(client: httpx.AsyncClient) -> None:

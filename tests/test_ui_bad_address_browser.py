@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from opscraft.db.text import NOT_UTF8_MESSAGE
 from tests.conftest import LiveServer
 from tests.ui_journey import log_in, make_users
 
@@ -23,6 +24,9 @@ BAD_ADDRESSES = {
     "/scripts/1.5/edit": (400, "script_id must be a whole number.", "/scripts"),
     "/scripts/1.0/edit": (400, "script_id must be a whole number.", "/scripts"),
     "/executions?script_id=1.0": (400, "script_id must be a whole number.", None),
+    # a percent-encoded byte that is no UTF-8 (it was searched for as U+FFFD: an empty list)
+    "/scripts?search=%FF": (400, f"search {NOT_UTF8_MESSAGE}.", "/scripts?search=%FF"),
+    "/users?search=caf%E9": (400, f"search {NOT_UTF8_MESSAGE}.", None),
 }
 # Addresses that convert but that the history's service refuses: the results say why.
 REFUSED_FILTERS = {

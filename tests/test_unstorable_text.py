@@ -298,3 +298,28 @@ async def test_an_integer_past_64_bits_is_422_and_a_stored_one_never_breaks_a_li
     assert item["parameters"] == {"N": str(2**70), "M": 2**63 - 1}
     detail = await client.get(f"/api/v1/executions/{item['id']}", headers=admin.headers)
     assert detail.status_code == 200, detail.text
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "field"),
+    [
+        ("GET", "/api/v1/scripts?search=%FF", "search"),
+        ("GET", "/api/v1/users?search=caf%E9", "search"),  # é sent as Latin-1
+        ("GET", "/api/v1/audit?actor_name=%ED%A0%80", "actor_name"),  # a surrogate's UTF-8 form
+        ("GET", "/api/v1/scripts?%FF=1", "\ufffd"),
+        ("GET", "/api/v1/scripts/1/terraform/states/%FF/versions", "path"),
+        ("POST", "/api/v1/hooks/1/och_%FE%FF", "path"),
+    ],
+)
+async def test_percent_encoded_bytes_that_are_no_utf8_are_422_naming_where(
+    client: httpx.AsyncClient, admin: LoggedIn, method: str, url: str, field: str
+) -> None:
+    """A percent-encoded byte that is no UTF-8 was read as U+FFFD: `?search=%FF` searched for it
+    and answered an empty page, as though nothing matched. It is a 422 naming the parameter (or
+    the path) and what to send, before anything runs."""
+    r = await client.request(method, url, headers=admin.headers)
+    assert r.status_code == 422, r.text
+    assert fields(r) == {field}, r.text
+    assert r.json()["errors"][0]["message"].startswith("must be UTF-8 text: a percent-encoded byte")
+    r = await client.get("/api/v1/scripts?search=caf%C3%A9", headers=admin.headers)
+    assert r.status_code == 200, "the UTF-8 bytes of the same text pass"

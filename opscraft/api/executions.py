@@ -39,7 +39,8 @@ async def create_execution(body: ExecutionCreate, session: Session, actor: Curre
     """Needs execute_scripts (every role). The script must be active (409 otherwise);
     the parameters are checked against its declarations (422 naming each). A Terraform `destroy`
     needs `confirm_destroy` and an operator or admin (403). A script with an approval policy
-    answers `awaiting_approval` instead of `queued`. 409 also when no runner can take it (Docker
+    answers `awaiting_approval` instead of `queued`, and a run a worker of this process took in
+    its submission (SQLite, a free consumer thread) `running`. 409 also when no runner can take it (Docker
     unreachable, local runner disabled, no worker). Audited as `execution.create`."""
     return await _create(body, session, actor)
 

@@ -41,7 +41,7 @@ class ChannelOut(BaseModel):
             id=c.id,
             name=c.name,
             kind=c.kind,
-            config=c.config,
+            config=notifications.shown_config(c),
             secret_id=c.secret_id,
             enabled=c.enabled,
             created_at=c.created_at,

@@ -52,10 +52,28 @@ def unknown_message(taken: frozenset[str]) -> str:
     return f"unknown query parameter: this route takes {', '.join(sorted(taken))}"
 
 
+def query_errors(connection: HTTPConnection, taken: frozenset[str]) -> list[dict[str, str]]:
+    """`{field, message}` for each query parameter of `connection` (a request or a WebSocket)
+    that is not one of `taken`, or is sent more than once; each name once, in the order sent."""
+    errors: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for name, _value in connection.query_params.multi_items():
+        if name not in taken:
+            message = unknown_message(taken)
+        elif name in seen:
+            message = REPEATED
+        else:
+            seen.add(name)
+            continue
+        if not any(e["field"] == name for e in errors):
+            errors.append({"field": name, "message": message})
+    return errors
+
+
 async def check_query(connection: HTTPConnection) -> None:
     """A route dependency: `Invalid` (422) naming every query parameter of the request that its
-    route does not take, and every one sent more than once. WebSockets and the exempt prefixes
-    pass."""
+    route does not take, and every one sent more than once. WebSockets (which check theirs
+    themselves, api/ws.py, closing with 4422) and the exempt prefixes pass."""
     path = connection.url.path
     route = connection.scope.get("route")
     if (
@@ -70,18 +88,7 @@ async def check_query(connection: HTTPConnection) -> None:
     taken = _taken.get(key)
     if taken is None:
         taken = _taken.setdefault(key, _query_names(route))
-    errors: list[dict[str, str]] = []
-    seen: set[str] = set()
-    for name, _value in connection.query_params.multi_items():
-        if name not in taken:
-            message = unknown_message(taken)
-        elif name in seen:
-            message = REPEATED
-        else:
-            seen.add(name)
-            continue
-        if not any(e["field"] == name for e in errors):
-            errors.append({"field": name, "message": message})
+    errors = query_errors(connection, taken)
     if errors:
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         raise Invalid(f"invalid input: {summary}", details=errors[:20])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, StringConstraints
@@ -70,9 +69,9 @@ class ScheduleOut(BaseModel):
     def of(cls, view: ScheduleView, tz: str | None = None) -> ScheduleOut:
         s = view.schedule
         assert s.id is not None
-        upcoming = schedules.next_times(s.cron, s.timezone, utcnow(), PREVIEW) if s.enabled else []
+        upcoming = view.next_fires(utcnow(), PREVIEW)
         # a stored zone is shown as stored (one saved before a rule refused it, e.g. Factory, too)
-        zone = schedules.check_timezone(tz, field="tz") if tz else ZoneInfo(s.timezone)
+        zone = schedules.check_timezone(tz, field="tz") if tz else view.zone()
         return cls(
             id=s.id,
             script_id=s.script_id,
@@ -82,7 +81,7 @@ class ScheduleOut(BaseModel):
             timezone=s.timezone,
             parameters=s.parameters,
             enabled=s.enabled,
-            paused_reason=s.paused_reason,
+            paused_reason=s.paused_reason if not s.enabled else view.not_firing(),
             owner_id=s.owner_id,
             owner_name=view.owner_name,
             missed_policy=s.missed_policy,

@@ -16,7 +16,9 @@ reconnecting). Messages are JSON:
 
 Close codes when the connection is refused: 4401 missing, invalid or expired token (log in or
 refresh, then reconnect), 4403 your role may not view executions, 4404 no such execution,
-4422 a parameter that does not convert (`?after=-1`: the reason names it, `api/errors.py`),
+4422 a parameter that does not convert (`?after=-1`, an id outside 1-2147483647: the reason
+names it, `api/errors.py`), or one it does not take or sent twice (`?afterr=5`, as every
+REST route's query: `api/query_check.py`),
 4429 past the per-user rate limit. An open stream lives no longer than its token: the token is
 checked again every `token_watch.RECHECK_SECONDS`, and the stream closes with 4401 once it is
 expired or revoked, or its user deactivated, deleted or signed out everywhere (a password change).
@@ -35,7 +37,9 @@ from starlette.websockets import WebSocketState
 
 from opscraft import runtime
 from opscraft.api import token_watch
-from opscraft.api.schemas import MAX_ID
+from opscraft.api.errors import CLOSE_INVALID
+from opscraft.api.query_check import query_errors
+from opscraft.api.schemas import MAX_ID, IdPath
 from opscraft.services import auth, executions
 from opscraft.services.bodies import WHOLE_TEXT
 from opscraft.services.errors import Forbidden, Unauthorized, retry_text
@@ -49,12 +53,13 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_RATE_LIMITED = 4429
+QUERY = frozenset({"token", "after"})  # the query parameters the stream takes
 
 
 @router.websocket("/ws/executions/{execution_id}")
 async def execution_stream(
     websocket: WebSocket,
-    execution_id: Annotated[int, WHOLE_TEXT],
+    execution_id: IdPath,
     token: Annotated[str, Query(max_length=4096)] = "",
     after: Annotated[int, Query(ge=0, le=MAX_ID), WHOLE_TEXT] = 0,
 ) -> None:
@@ -65,6 +70,9 @@ async def execution_stream(
     4403 (role), 4404 (no such execution), 4422 (a bad parameter) or 4429 (rate limit); the stream
     closes with 4401 once its token ends."""
     await websocket.accept()
+    if errors := query_errors(websocket, QUERY):  # as every REST route's query (api/query_check.py)
+        await websocket.close(CLOSE_INVALID, f"{errors[0]['field'][:40]}: {errors[0]['message']}")
+        return
     token = token or token_watch.bearer(websocket.headers)
     events = await _events_or_refusal(websocket, execution_id, token, after)
     if isinstance(events, tuple):

@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 # A lone surrogate, or NUL. Surrogate pairs never reach here as two code points: Python's JSON
 # parser joins a valid escaped pair into one character.
@@ -38,6 +39,34 @@ def problem(text: str) -> str | None:
     if found is None:
         return None
     return NUL_MESSAGE if found.group() == "\x00" else SURROGATE_MESSAGE
+
+
+NOT_UTF8_MESSAGE = (
+    "must be UTF-8 text: a percent-encoded byte of it is not UTF-8 (percent-encode the text's UTF-8 "
+    "bytes: é is %C3%A9)"
+)
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # a byte that is no UTF-8, as surrogateescape keeps it
+
+
+def not_utf8_parameters(scope: Mapping[str, Any]) -> list[str]:
+    """The query parameters of the ASGI `scope` whose percent-decoded name or value is no UTF-8
+    text (`?search=%FF`, `caf%E9`), each once, a bad byte of a name shown as U+FFFD. Servers
+    decode such a byte as U+FFFD, so `?search=%FF` searched for that and found nothing."""
+    raw = bytes(scope.get("query_string") or b"").decode("latin-1")
+    names: dict[str, None] = {}
+    for key, value in parse_qsl(raw, keep_blank_values=True, errors="surrogateescape"):
+        if _ESCAPED_BYTE.search(key + value):
+            names[_ESCAPED_BYTE.sub(REPLACEMENT, key)] = None
+    return list(names)
+
+
+def not_utf8_path(scope: Mapping[str, Any]) -> bool:
+    """Whether the percent-decoded path of the ASGI `scope` is no UTF-8 text (`/x/%FF`)."""
+    try:
+        unquote_to_bytes(bytes(scope.get("raw_path") or b"")).decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def find_unstorable(value: Any, path: str = "") -> Iterator[tuple[str, str]]:

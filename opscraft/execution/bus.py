@@ -5,6 +5,12 @@ Published log events stay in the channel's `pending` list until storage reports 
 published afterwards, so "stored output + backlog + live" covers every event; watchers drop
 duplicates by sequence number. A watcher that falls too far behind gets `OVERFLOW` and
 re-attaches (storage has caught up by then), which keeps memory bounded.
+
+A run started by this process's worker announces itself `running` before its first output, so
+from that event until its first batch is stored the channel holds the whole run: its status and
+every log event (issue 15's lean path). A watcher subscribing then gets that status with the
+backlog (`status`) and needs no read of storage, which took a database round trip on the
+event loop before the first message of every live run's WebSocket or event stream.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 
+from opscraft.db.models.executions import ExecutionStatus
 from opscraft.execution.events import Event, LogEvent, StatusEvent
 from opscraft.execution.ports import OVERFLOW
 
@@ -21,8 +28,11 @@ MAX_QUEUED_BYTES = 8 * 1024 * 1024
 
 
 class _LocalSubscription:
-    def __init__(self, bus: LocalLogBus, execution_id: int, backlog: list[LogEvent]) -> None:
+    def __init__(
+        self, bus: LocalLogBus, execution_id: int, backlog: list[LogEvent], status: StatusEvent | None
+    ) -> None:
         self.backlog = backlog
+        self.status = status
         self._bus = bus
         self._execution_id = execution_id
         self._loop = asyncio.get_running_loop()
@@ -56,6 +66,11 @@ class _LocalSubscription:
 class _Channel:
     pending: deque[LogEvent] = field(default_factory=deque)
     subscribers: set[_LocalSubscription] = field(default_factory=set)
+    whole: StatusEvent | None = None
+    """The run's `running` event while `pending` holds every log event it published (none
+    stored yet, none published before it): the channel then holds the whole run so far."""
+    logs: bool = False
+    """A log event was published on this channel."""
 
 
 class LocalLogBus:
@@ -71,6 +86,11 @@ class LocalLogBus:
             channel = self._channels.setdefault(execution_id, _Channel())
             if isinstance(event, LogEvent):
                 channel.pending.append(event)
+                channel.logs = True
+            elif event.final or event.status != ExecutionStatus.running or channel.logs:
+                channel.whole = None  # the row (final, or not this run's start) is the truth
+            else:
+                channel.whole = event
             for sub in channel.subscribers:
                 if sub.overflowed:
                     continue
@@ -91,6 +111,7 @@ class LocalLogBus:
                 return
             while channel.pending and channel.pending[0].seq <= upto_seq:
                 channel.pending.popleft()
+                channel.whole = None  # what is stored is no longer all here
             if not channel.pending and not channel.subscribers:
                 del self._channels[execution_id]
 
@@ -98,7 +119,7 @@ class LocalLogBus:
         with self.lock:
             channel = self._channels.setdefault(execution_id, _Channel())
             backlog = [event for event in channel.pending if event.seq > after_seq]
-            sub = _LocalSubscription(self, execution_id, backlog)
+            sub = _LocalSubscription(self, execution_id, backlog, channel.whole)
             channel.subscribers.add(sub)
             return sub
 

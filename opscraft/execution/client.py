@@ -174,29 +174,37 @@ class ExecutionClient:
     async def follow(self, execution_id: int, after_seq: int = 0) -> AsyncGenerator[Event, None]:
         """Every event of an execution after `after_seq`: stored output, then live, no gap, no
         duplicate. Yields the current status first and ends after the final status; ends at once
-        (nothing yielded) when the execution does not exist. The caller checks permissions."""
+        (nothing yielded) when the execution does not exist. The caller checks permissions.
+        Storage (the row and the stored output) is read first, unless the bus holds the whole
+        run so far (`Subscription.status`: a live run of this process's worker whose output is
+        not stored yet), which saves a live run's watcher a database round trip before its
+        first message; after a quiet `poll_seconds` storage is read as always."""
         last = after_seq
         shown: str | None = None
         while True:
             sub = self.bus.subscribe(execution_id, last)
             try:
-                rows = await self._replay(execution_id, last)
-                if not rows:
-                    return
-                run = rows[0]
-                if shown is None or (run.status != shown and run.status not in FINAL_STATUSES):
-                    shown = run.status
-                    yield replace(status_event(run), final=False)
-                while rows and rows[0].seq is not None:
-                    for row in rows:
-                        last = row.seq
-                        yield LogEvent(row.seq, row.stream, row.content, row.created_at)
-                    if rows[0].candidates <= len(rows):
-                        break  # nothing more stored now (the page ended at neither bound)
+                if sub.status is not None and shown is None:  # the bus holds the whole run so far
+                    shown = sub.status.status
+                    yield sub.status
+                else:  # also after a quiet second: the row says whether the run ended elsewhere
                     rows = await self._replay(execution_id, last)
-                if run.status in FINAL_STATUSES:
-                    yield status_event(run)
-                    return
+                    if not rows:
+                        return
+                    run = rows[0]
+                    if shown is None or (run.status != shown and run.status not in FINAL_STATUSES):
+                        shown = run.status
+                        yield replace(status_event(run), final=False)
+                    while rows and rows[0].seq is not None:
+                        for row in rows:
+                            last = row.seq
+                            yield LogEvent(row.seq, row.stream, row.content, row.created_at)
+                        if rows[0].candidates <= len(rows):
+                            break  # nothing more stored now (the page ended at neither bound)
+                        rows = await self._replay(execution_id, last)
+                    if run.status in FINAL_STATUSES:
+                        yield status_event(run)
+                        return
                 for event in sub.backlog:
                     if event.seq > last:
                         last = event.seq

@@ -126,20 +126,28 @@ class Executor:
                 continue
             claim = store.claim(conn, self.settings, self.worker_id, execution_id, self.allowed)
             if claim is not None:
-                taken[execution_id] = partial(self._hand, queue, ClaimedRun(self, claim, RunControl()))
+                taken[execution_id] = partial(self._hand, queue, ClaimedRun(self, claim, RunControl()), row)
         return taken
 
-    def _hand(self, queue: HueyQueue, run: ClaimedRun) -> None:
-        """After the COMMIT that claimed `run`, before its submission is answered: watch for its
-        cancel, then hand it to a consumer thread. A cancel requested from then on (nobody
-        knew the run's id before) stops it even while it waits for the thread to pick it up;
-        watched by that thread instead, such a cancel reached no one, and the run went on."""
+    def _hand(self, queue: HueyQueue, run: ClaimedRun, row: Any = None) -> None:
+        """After the COMMIT that claimed `run`, before its submission is answered: give its
+        `row` (the submission's `Execution`, which its answer shows) the columns the claim set,
+        so a run already `running` is not answered as `queued`; watch for its cancel, then hand
+        it to a consumer thread. A cancel requested from then on (nobody knew the run's id
+        before) stops it even while it waits for the thread to pick it up; watched by that
+        thread instead, such a cancel reached no one, and the run went on. A queue that no
+        longer takes runs (the worker stopped meanwhile: `HueyQueue.hand`) gets none: the run
+        ends as interrupted by the shutdown (`abandon`), never left `running` without a thread."""
+        for name, value in run.claim.columns.items() if row is not None else ():
+            setattr(row, name, value)
         self._watch(run.claim.execution_id, run.control)
         try:
-            queue.hand(run)
+            handed = queue.hand(run)
         except BaseException:
             self._unwatch(run.claim.execution_id, run.control)
             raise
+        if not handed:
+            self.abandon([run])
 
     def start_claimed(self, claim: store.Claim, control: RunControl) -> None:
         """Run a run claimed by `take` (in a consumer thread), watched since its hand-over
@@ -152,8 +160,8 @@ class Executor:
 
     def abandon(self, jobs: list[Callable[[], None]]) -> None:
         """End the runs claimed by `take` among `jobs` (handed, never started by a consumer
-        thread before a shutdown: `HueyQueue.left_over`) as the shutdown ends the runs it
-        interrupts."""
+        thread before a shutdown: `HueyQueue.left_over`, or refused by the stopped queue:
+        `_hand`) as the shutdown ends the runs it interrupts."""
         for job in jobs:
             if isinstance(job, ClaimedRun):
                 self._unwatch(job.claim.execution_id, job.control)

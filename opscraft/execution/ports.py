@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from opscraft.db.engine import Database
-from opscraft.execution.events import Event, LogEvent
+from opscraft.execution.events import Event, LogEvent, StatusEvent
 
 OVERFLOW: Final = object()
 """What `Subscription.get` returns once a watcher fell too far behind: re-read storage, re-subscribe."""
@@ -59,6 +59,10 @@ class Subscription(Protocol):
     """One watcher's view of an execution: the unstored backlog at subscription time, then live events."""
 
     backlog: list[LogEvent]
+    status: StatusEvent | None
+    """Set when the bus holds the whole run so far (its `running` event, nothing of its output
+    stored yet: `bus.LocalLogBus`): the run's status, and `backlog` is every log event after
+    the subscription's `after_seq`, so storage need not be read. None: read storage first."""
 
     async def get(self, wait_seconds: float | None = None) -> Event | object | None:
         """The next live event; `OVERFLOW` when this watcher fell behind; None when nothing came

@@ -260,6 +260,8 @@ class HueyQueue:
         self._task = self._huey.task(name="run_execution")(_task_body(handler))
         self._wakeup = _Wakeup()
         self._handed: deque[Handed] = deque()  # thread-safe appends and pops
+        self._closing = threading.Lock()  # `hand` against `left_over`
+        self._closed = False
         self.in_process = in_process and handler is not None
         self._read_state = _ReadState()
         self._workers = workers
@@ -288,18 +290,29 @@ class HueyQueue:
             return 0
         return self._workers - self._busy.count - len(self._handed)
 
-    def hand(self, job: Callable[[], None]) -> None:
-        """Have a consumer thread of an `in_process` queue call `job()` (a claimed run: `Executor.take`)."""
+    def hand(self, job: Callable[[], None]) -> bool:
+        """Have a consumer thread of an `in_process` queue call `job()` (a claimed run:
+        `Executor.take`); True. False once `left_over` was called (the consumer stopped): the
+        job was not taken, and its caller ends it. A run claimed before the stop and handed
+        after it used to wait in the deque for a thread that never came, `running` until the
+        next start recovered it."""
         if not self.in_process:
             raise RuntimeError("only an in-process queue takes claimed runs")
-        self._handed.append(job)
+        with self._closing:
+            if self._closed:
+                return False
+            self._handed.append(job)
         self._wakeup.notify()
+        return True
 
     def left_over(self) -> list[Callable[[], None]]:
-        """After `join`: the claimed runs handed that no consumer thread started (removed here)."""
-        jobs = [job for job in self._handed if not isinstance(job, int)]
-        for job in jobs:
-            self._handed.remove(job)
+        """After `join`: the claimed runs handed that no consumer thread started (removed here);
+        from now on `hand` takes none."""
+        with self._closing:
+            self._closed = True
+            jobs = [job for job in self._handed if not isinstance(job, int)]
+            for job in jobs:
+                self._handed.remove(job)
         return jobs
 
     def start(self) -> None:

@@ -132,6 +132,7 @@ class RedisSubscription:
 
     def __init__(self, client: aredis.Redis, key: str, after_seq: int, outage: _Outage) -> None:
         self.backlog: list[LogEvent] = []
+        self.status: StatusEvent | None = None  # storage is always read first (`ports.Subscription`)
         self._client = client
         self._outage = outage
         self._key = key

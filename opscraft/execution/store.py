@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -134,6 +134,9 @@ class Claim:
     has_secrets: bool = False
     spec: RunSpec | None = None
     error: str | None = None
+    columns: dict[str, Any] = field(default_factory=dict)
+    """The run's columns as the claim set them (`status`, `worker_id`, `started_at`, `image`,
+    and a shared inventory's `inventory_id`, `inventory_sha256`), for whoever holds its row."""
 
 
 # Statements are built once: building one costs more than running it.
@@ -273,7 +276,17 @@ def claim(
     script = conn.execute(_SCRIPT, {"sid": row.script_id, "number": row.script_version}).one()
     if script.max_concurrent and _over_limit(conn, row.script_id, script.max_concurrent):
         raise HeldBack
-    base = Claim(execution_id, str(row.runner), row.script_id, now, row.cancel_requested, script.has_secrets)
+    columns: dict[str, Any] = {"status": ExecutionStatus.running, "worker_id": worker_id}
+    columns.update(started_at=now, image=row.image)
+    base = Claim(
+        execution_id,
+        str(row.runner),
+        row.script_id,
+        now,
+        row.cancel_requested,
+        script.has_secrets,
+        columns=columns,
+    )
     # A test run (services/draft_runs.py) runs its stored content, of its own type.
     content = conn.execute(_DRAFT_CONTENT, {"eid": execution_id}).scalar() if row.draft else script.content
     script_type = row.script_type if row.draft else script.script_type
@@ -291,6 +304,7 @@ def claim(
             return replace(base, error=_inventory_gone(conn, int(run["inventory_id"])))
         sha = content_sha256(inventory)
         conn.execute(_RECORD_INVENTORY, {"eid": execution_id, "iid": run["inventory_id"], "sha": sha})
+        columns.update(inventory_id=run["inventory_id"], inventory_sha256=sha)
     backend: dict[str, str] = {}
     if script_type == ScriptType.terraform and settings.state_backend_url and settings.secret_key:
         workspace = row.terraform_workspace or terraform_backend.DEFAULT_WORKSPACE

@@ -13,7 +13,16 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opscraft.db.digits import ascii_int
-from opscraft.db.text import find_unreadable_numbers, find_unstorable, problem, read_float, read_int
+from opscraft.db.text import (
+    NOT_UTF8_MESSAGE,
+    find_unreadable_numbers,
+    find_unstorable,
+    not_utf8_parameters,
+    not_utf8_path,
+    problem,
+    read_float,
+    read_int,
+)
 
 MAX_REPORTED = 20
 
@@ -156,6 +165,23 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return document
 
 
+def not_json_reason(error: ValueError) -> str:
+    """Why `json.loads` refused a body, in words that never repeat it: where the syntax breaks
+    (`Expecting value at line 1, column 14`) or the first byte that is not UTF-8 (JSON is sent
+    as UTF-8, RFC 8259 section 8.1). "not valid JSON" alone left a client to hunt for the
+    mistake in the whole body."""
+    if isinstance(error, json.JSONDecodeError):  # "Unterminated string starting at": no "at at"
+        return f"{error.msg.removesuffix(' at')} at line {error.lineno}, column {error.colno}"
+    if isinstance(error, UnicodeDecodeError):
+        utf8 = "send JSON as UTF-8 (RFC 8259), whatever charset the Content-Type names"
+        if error.encoding == "utf-8":
+            return f"byte {error.start + 1} is not UTF-8 text: {utf8}"
+        # json.loads takes a body starting with a UTF-16 or UTF-32 byte order mark or zero bytes as such
+        read_as = error.encoding.upper()
+        return f"its first bytes make it {read_as} text, and byte {error.start + 1} does not decode: {utf8}"
+    return "it cannot be read as JSON"
+
+
 def _is_json(content_type: bytes | None) -> bool:
     """What FastAPI parses as JSON: no content type, `application/json` or `application/*+json`."""
     if not content_type:
@@ -171,9 +197,10 @@ def unstorable_in_request(scope: Scope, document: Any) -> list[dict[str, str]]:
     `db.text.find_unreadable_numbers`; the body is parsed with `read_float`); fields are named like
     the 422s of request validation: `description`, `parameters.P`, `search`."""
     errors: list[dict[str, str]] = []
-    path_problem = problem(scope["path"])
+    path_problem = problem(scope["path"]) or (NOT_UTF8_MESSAGE if not_utf8_path(scope) else None)
     if path_problem:
         errors.append({"field": "path", "message": path_problem})
+    errors += ({"field": name, "message": NOT_UTF8_MESSAGE} for name in not_utf8_parameters(scope))
     query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
     for key, value in query:
         errors += ({"field": f, "message": m} for f, m in find_unstorable({key: value}))
@@ -277,8 +304,8 @@ class RequestLimitsMiddleware:
                 detail = f"invalid input: {field}: {message}"
                 await _reject(send, 422, detail, [{"field": field, "message": message}])
                 return
-            except ValueError:
-                await _reject(send, 400, "request body is not valid JSON")
+            except ValueError as error:
+                await _reject(send, 400, f"request body is not valid JSON: {not_json_reason(error)}")
                 return
             if depth > self.max_depth:
                 await _reject(send, 422, f"JSON body nested too deeply: at most {self.max_depth} levels")

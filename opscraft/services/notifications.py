@@ -118,6 +118,9 @@ class ChannelChanges(ChannelIn):
     model_config = CHANGES
 
 
+REFUSED = "refused: "  # how `_refused_host` begins its message
+
+
 def _refused_host(host: str | None, field: str) -> None:
     """`Invalid` at `field` when `host` is an address (in any spelling: `literal_address`) in a
     network OPSCRAFT_NOTIFY_NETWORKS does not allow: such a channel could never send, and was
@@ -125,7 +128,7 @@ def _refused_host(host: str | None, field: str) -> None:
     each message is sent (a DNS answer may change), and so is this address again."""
     refused = host_refusal(host, runtime.current().settings.notify_networks) if host else None
     if refused is not None:
-        raise Invalid.at(field, f"refused: {refused}")
+        raise Invalid.at(field, f"{REFUSED}{refused}")
 
 
 def _http_url(value: Any, field: str) -> str:
@@ -178,6 +181,18 @@ def smtp_host_problem(host: str) -> str | None:
         return "it must be the host alone: the port goes in port"
     problem = host_name_problem(host)
     return f"it {problem}" if problem else None
+
+
+def shown_config(channel: NotificationChannel) -> dict[str, Any]:
+    """`channel.config` as answers and pages show it. An email channel saved before
+    `smtp_host_problem` held its rule may hold a login in its host (`ops:pw@smtp.example`): it is
+    shown as the host alone (`smtp.example`), never the password. Such a row still lists and
+    reads; a change to it is refused (422 naming `config.host`, saying why) until a host alone
+    is sent, and sending through it fails at once saying the same (`send_to_channel`)."""
+    host = channel.config.get("host")
+    if channel.kind != ChannelKind.email or not isinstance(host, str) or "@" not in host:
+        return channel.config
+    return {**channel.config, "host": host.rpartition("@")[2]}
 
 
 def _clean_email_config(config: dict[str, Any], has_secret: bool, problems: Problems) -> dict[str, Any]:
@@ -256,6 +271,30 @@ def _clean_config(
     if unknown:
         problems.add("config", f"unknown keys for a {kind.value} channel: {', '.join(sorted(unknown))}")
     return clean, url
+
+
+def stored_config(channel: NotificationChannel) -> dict[str, Any]:
+    """The channel's stored config as today's checks (`_clean_config`, as a save runs them) read
+    it: recipients given as text as a list, every key there. A `SendError` (permanent) naming
+    each problem (`config.host: ...; config.port: ...`) and saying to edit the channel when they
+    refuse it: a row saved before a rule (a login in an SMTP host, a port as text, a key missing)
+    was sent as stored, a 500 at every test message and delivery (a missing key, recipients as
+    text read letter by letter) or only "does not resolve". An address `OPSCRAFT_NOTIFY_NETWORKS`
+    refuses is left to the send, which says so naming the setting (it may have changed since the
+    save: no edit is needed)."""
+    problems = Problems()
+    kept = channel.config.get("url") if channel.url_ciphertext is not None else None
+    clean, _ = _clean_config(
+        channel.kind, dict(channel.config), channel.secret_id is not None, problems, kept
+    )
+    found = "; ".join(
+        f"{d['field']}: {d['message']}" for d in problems.details if not d["message"].startswith(REFUSED)
+    )
+    if found:
+        raise SendError(
+            f"the channel's settings are refused today ({found}): edit the channel", permanent=True
+        )
+    return clean
 
 
 def _checked_channel(data: ChannelIn | Mapping[str, Any], kept_url: str | None = None) -> CheckedChannel:
@@ -693,6 +732,7 @@ async def send_to_channel(
         except DecryptError:
             raise SendError("the channel's vault secret does not decrypt") from None
 
+    c = stored_config(channel)  # a row saved before a rule: refused naming what to edit
     config = runtime.current().settings
     networks = config.notify_networks
     if channel.kind == ChannelKind.webhook:
@@ -708,7 +748,6 @@ async def send_to_channel(
             )
         await send_slack(url, message["text"] + _excerpt_block(message), networks)
     else:
-        c = channel.config
         password = reveal() if c.get("username") else None
         settings = EmailSettings(
             host=c["host"],

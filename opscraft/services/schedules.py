@@ -594,6 +594,32 @@ class ScheduleView:
     owner_name: str | None
     last_status: str | None
 
+    def not_firing(self) -> str | None:
+        """Why the schedule starts no run: its `paused_reason` when disabled, or, while enabled,
+        the rule its stored cron expression or zone breaks (`stored_problem`: the scheduler pauses
+        it at its due time); None when it fires."""
+        s = self.schedule
+        if not s.enabled:
+            return s.paused_reason or "disabled"
+        problem = stored_problem(s.cron, s.timezone)
+        return None if problem is None else f"not fired: {problem}"
+
+    def next_fires(self, after: datetime, count: int) -> list[datetime]:
+        """The next `count` fire times after `after` (aware UTC); none while `not_firing`. A
+        stored expression or zone that croniter or the tz database cannot even read (`61 * * * *`,
+        six fields, a zone a tzdata update dropped) made every list holding it a 500."""
+        if self.not_firing() is not None:
+            return []
+        return next_times(self.schedule.cron, self.schedule.timezone, after, count)
+
+    def zone(self) -> ZoneInfo:
+        """The schedule's zone as stored (`Factory` too), or UTC when this machine's tz database
+        has no such zone: the times shown are then in UTC, and `not_firing` says why."""
+        try:
+            return ZoneInfo(self.schedule.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            return ZoneInfo("UTC")
+
 
 def _views_query() -> Any:
     """The schedules of live scripts with their script's and owner's names and last run's status,
@@ -678,6 +704,13 @@ def _advance(row: Schedule, now: datetime) -> tuple[datetime, datetime]:
     return latest, following
 
 
+def stored_problem(cron: str, timezone: str) -> str | None:
+    """`_stored_refusal` with what to do about it, as the schedule's pause reason says it; None
+    when today's rules take the stored expression and zone."""
+    refusal = _stored_refusal(cron, timezone)
+    return None if refusal is None else f"{refusal} (saved before this rule: fix it to resume)"
+
+
 @functools.lru_cache(maxsize=256)
 def _stored_refusal(cron: str, timezone: str) -> str | None:
     """Why a stored schedule's cron expression or time zone is one `check_cron` or
@@ -698,11 +731,10 @@ async def _pause_refused(session: AsyncSession, rows: list[Schedule]) -> list[Sc
     save with the expression fixed resumes them. In the caller's transaction (not committed)."""
     kept = []
     for row in rows:
-        refusal = _stored_refusal(row.cron, row.timezone)
-        if refusal is None:
+        reason = stored_problem(row.cron, row.timezone)
+        if reason is None:
             kept.append(row)
             continue
-        reason = f"{refusal} (saved before this rule: fix it to resume)"
         paused = await session.exec(
             update(Schedule)
             .where(col(Schedule.id) == row.id, col(Schedule.enabled))

@@ -99,15 +99,22 @@ async def authenticate_run(
     """The running execution whose credentials these are, for the state of `script_id` in
     `workspace` (the scope rules are execution/terraform_backend.py's).
 
-    `Unauthorized` for missing or wrong credentials, and for credentials issued for another
+    `Unauthorized` for missing credentials ("required") or wrong ones (a user name that names
+    no run, no password, a password of another run), and for credentials issued for another
     state (another workspace or script: the password does not match); `Forbidden` when the run
     is over or past the longest run's lifetime (its credentials died with it), or when a run
     that only plans asks to store or purge the state (`write`).
     """
     execution_id = terraform_backend.execution_of(username or "")
     settings = runtime.current().settings
-    if execution_id is None or not password or not settings.secret_key:
+    if not username and not password:
         raise Unauthorized("run credentials required (TF_HTTP_USERNAME / TF_HTTP_PASSWORD)")
+    if execution_id is None or not password or not settings.secret_key:
+        # credentials were sent: "required" sent the caller looking for a missing setting
+        raise Unauthorized(
+            "wrong run credentials: send the TF_HTTP_USERNAME and TF_HTTP_PASSWORD a run is given "
+            "(its user name names the run)"
+        )
     execution = await session.get(Execution, execution_id)
     scope = (
         terraform_backend.Scope(execution_id, script_id, _workspace(workspace), execution.started_at)

@@ -57,7 +57,7 @@ from opscraft.db.models.executions import Trigger
 from opscraft.db.text import find_unreadable_numbers, find_unstorable, read_float, read_int
 from opscraft.db.turns import read_held, take_write_turn
 from opscraft.db.types import MAX_ID, utc_text, utcnow
-from opscraft.security.http import REPEATED_KEY, RepeatedKey, json_shape, unique_keys
+from opscraft.security.http import REPEATED_KEY, RepeatedKey, json_shape, not_json_reason, unique_keys
 from opscraft.security.ratelimit import address_key
 from opscraft.security.tokens import hash_personal_token, same_secret
 from opscraft.security.vault import DecryptError
@@ -398,14 +398,14 @@ def _document(body: bytes, content_type: str = "") -> Any:
         raise Invalid.at(repeated.key[:64], REPEATED_KEY) from None
     except RecursionError:
         raise _too_deep() from None
-    except ValueError:
+    except ValueError as error:
         if content_type.split(";", 1)[0].strip().lower() == FORM:
             raise Invalid.at(
                 "body",
                 f"must be JSON, not a form ({FORM}): send the JSON itself as the body "
                 "(on GitHub, choose Content type application/json)",
             ) from None
-        raise Invalid.at("body", "must be JSON") from None
+        raise Invalid.at("body", f"must be JSON: {not_json_reason(error)}") from None
     _check_shape(document)
     for where, message in chain(find_unstorable(document), find_unreadable_numbers(document)):
         raise Invalid.at(where[:64], message)

@@ -14,6 +14,7 @@ from fastapi.responses import RedirectResponse
 from nicegui import app, context, ui
 from pydantic import ValidationError
 
+from opscraft.db.text import NOT_UTF8_MESSAGE, not_utf8_parameters
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.services.permissions import Permission, can
@@ -298,6 +299,9 @@ def protected_page(path: str, permission: Permission | None = None, title: str =
                         ui.link("Back to the dashboard", "/")
                 return None
             kwargs, problems = address.parse(converters, kwargs)
+            if context.client.request is not None:  # as the API's (security/http.py)
+                scope = context.client.request.scope
+                problems |= {name: NOT_UTF8_MESSAGE for name in not_utf8_parameters(scope)}
             if problems:
                 with frame(actor, title or "OpsCraft"):
                     address.show_bad_address(problems, path, context.client.request.url.path)

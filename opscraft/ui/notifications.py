@@ -57,7 +57,7 @@ def _retry(delivery: NotificationDelivery) -> str:
 
 
 def _describe(channel: NotificationChannel) -> str:
-    c = channel.config
+    c = notifications.shown_config(channel)
     if channel.kind == ChannelKind.webhook:
         return c.get("url", "")
     if channel.kind == ChannelKind.slack:

@@ -50,10 +50,7 @@ async def browser_zone() -> ZoneInfo:
 
 
 def _upcoming(view: ScheduleView, zone: ZoneInfo) -> str:
-    s = view.schedule
-    if not s.enabled:
-        return s.paused_reason or "disabled"
-    return fire_times_text(schedules.next_times(s.cron, s.timezone, utcnow(), PREVIEW), zone)
+    return view.not_firing() or fire_times_text(view.next_fires(utcnow(), PREVIEW), zone)
 
 
 def fire_times_text(times: list[datetime], zone: ZoneInfo) -> str:

@@ -670,3 +670,31 @@ def test_the_tokens_page_pages_as_the_api_does(page: Any, env: Env) -> None:
     oldest = next(t for t in listed["items"] if t["name"] == "page-00")
     page.get_by_test_id(f"token-{oldest['id']}").wait_for()
     assert page.locator("[data-testid^=token-revoke-]").count() == min(total - 20, 20)
+
+
+def test_channels_and_schedules_stored_before_their_rules_still_show(page: Any, env: Env) -> None:
+    """An email channel saved before `config.host` had to be the host alone (`user:pass@host`)
+    and a schedule whose stored cron croniter cannot read: the notifications page lists the
+    channel with its host, never the password, and the schedules page shows the schedule and why
+    it does not fire (both pages failed to build while any list held such a row)."""
+    body = {"name": "legacy-target", "script_type": "bash", "content": "true\n", "status": "active"}
+    script_id = env.api("POST", "/api/v1/scripts", json=body).json()["id"]
+    daily = {"name": "legacy", "cron": "0 3 * * *"}
+    r = env.api("POST", f"/api/v1/scripts/{script_id}/schedules", json=daily)
+    assert r.status_code == 201, r.text
+    mail = {"name": "legacy-mail", "kind": "email", "config": {"host": "smtp.example", "to": "a@b.io"}}
+    mail["config"].update({"port": 2525, "security": "none", "from": "ops@b.io"})
+    r = env.api("POST", "/api/v1/notifications/channels", json=mail)
+    assert r.status_code == 201, r.text
+    with sqlite3.connect(env.server.data_dir / "opscraft.db", timeout=30) as db:  # as stored before
+        db.execute("UPDATE schedules SET cron = '61 * * * *' WHERE script_id = ?", (script_id,))
+        db.execute(
+            "UPDATE notification_channels SET config = json_set(config, '$.host', ?) WHERE name = ?",
+            ("ops:Pa55word@smtp.example", "legacy-mail"),
+        )
+    log_in(page, env.server, "admin", then="/notifications")
+    row = page.get_by_test_id("channel-legacy-mail")
+    row.filter(has_text="smtp.example:2525").wait_for()
+    assert "Pa55word" not in page.content()
+    page.goto(f"{env.server.url}/schedules")
+    page.get_by_text("not fired: cron: minute field '61'").wait_for()

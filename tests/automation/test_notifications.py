@@ -18,8 +18,8 @@ import pytest
 from sqlmodel import select, update
 
 from opscraft import runtime
-from opscraft.db.models import Execution, ExecutionLog, NotificationDelivery, Role
-from opscraft.db.models.automation import DeliveryStatus
+from opscraft.db.models import Execution, ExecutionLog, NotificationChannel, NotificationDelivery, Role
+from opscraft.db.models.automation import ChannelKind, DeliveryStatus
 from opscraft.db.types import utcnow
 from opscraft.services import notification_senders, notifications
 from tests.automation.receivers import drip_server, http_receiver, self_signed, smtp_receiver
@@ -950,6 +950,118 @@ async def test_an_smtp_host_that_is_no_host_alone_is_refused_saying_why(reader: 
         assert made["config"]["host"] == host.strip()
         r = await client.delete(f"{url}/{made['id']}", headers=admin.headers)
         assert r.status_code == 204, r.text
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ("ops:Pa55word@smtp.example", "smtp.example"),
+        ("Pa55word@smtp.example", "smtp.example"),
+        ("smtp.example:587", "smtp.example:587"),
+    ],
+)
+async def test_an_email_channel_stored_before_the_host_rule_lists_reads_and_is_fixed(
+    client: httpx.AsyncClient, admin: LoggedIn, stored: str, shown: str
+) -> None:
+    """An email channel saved before `config.host` had to be the host alone may hold
+    `user:pass@host` or `host:port`: it lists and reads (the host shown without the password),
+    a change that keeps the host is a 422 naming `config.host` and saying why, a test message
+    fails saying the same (409, nothing sent to a name that cannot resolve), and sending a host
+    alone fixes it. No answer repeats the password."""
+    config = {**MAIL, "host": stored}
+    async with runtime.current().db.session() as session:
+        row = NotificationChannel(name="old-mail", kind=ChannelKind.email, config=config)
+        session.add(row)
+        await session.commit()
+        channel_id = row.id
+    url = f"/api/v1/notifications/channels/{channel_id}"
+    answers = [await client.get("/api/v1/notifications/channels", headers=admin.headers)]
+    assert answers[0].status_code == 200, answers[0].text
+    assert [c["config"]["host"] for c in answers[0].json()["items"]] == [shown]
+    answers.append(await client.get(url, headers=admin.headers))
+    assert answers[-1].status_code == 200 and answers[-1].json()["config"]["host"] == shown
+    answers.append(await client.put(url, json={"enabled": False}, headers=admin.headers))
+    assert answers[-1].status_code == 422, answers[-1].text
+    assert [e["field"] for e in answers[-1].json()["errors"]] == ["config.host"]
+    assert answers[-1].json()["errors"][0]["message"].startswith(SMTP_HOST + "it must ")
+    answers.append(await client.post(f"{url}/test", headers=admin.headers))
+    assert answers[-1].status_code == 409, answers[-1].text
+    assert f"refused today (config.host: {SMTP_HOST}it must " in answers[-1].json()["detail"]
+    assert answers[-1].json()["detail"].endswith("): edit the channel")
+    assert all("Pa55word" not in r.text for r in answers)
+    fixed = {"config": {**config, "host": "smtp.example"}, "enabled": False}
+    r = await client.put(url, json=fixed, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["config"]["host"] == "smtp.example", r.text
+    assert r.json()["enabled"] is False
+
+
+MAIL = {"host": "smtp.example", "port": 25, "security": "none", "from": "a@b.io", "to": ["c@d.io"]}
+
+
+@pytest.mark.parametrize(
+    ("kind", "config", "named"),
+    [
+        ("email", {**MAIL, "to": 5}, "config.to"),
+        ("email", {**MAIL, "port": "25"}, "config.port"),
+        ("email", {k: v for k, v in MAIL.items() if k != "host"}, "config.host"),  # a KeyError
+        ("email", {**MAIL, "security": "tls"}, "config.security"),
+        ("email", {**MAIL, "host": "smtp.example:25"}, "config.host"),
+        ("webhook", {}, "config.url"),  # no URL, none sealed: a KeyError
+    ],
+)
+async def test_a_channel_stored_before_a_config_rule_fails_its_sends_saying_what_to_edit(
+    client: httpx.AsyncClient,
+    admin: LoggedIn,
+    no_automation_loops: None,
+    kind: str,
+    config: dict[str, Any],
+    named: str,
+) -> None:
+    """A channel whose stored config today's checks refuse (saved before a rule) was sent as
+    stored: a test message and every delivery were a 500 (a missing key) or failed only as "does
+    not resolve". Both now fail at once, not retried, naming the field to
+    edit; the channel still lists."""
+    async with runtime.current().db.session() as session:
+        row = NotificationChannel(name="old", kind=ChannelKind(kind), config=config)
+        session.add(row)
+        await session.commit()
+        channel_id = row.id
+    assert channel_id is not None
+    await rule(client, admin, channel_id, ["failure"])
+    r = await client.get("/api/v1/notifications/channels", headers=admin.headers)
+    assert r.status_code == 200 and [c["id"] for c in r.json()["items"]] == [channel_id], r.text
+    r = await client.post(f"/api/v1/notifications/channels/{channel_id}/test", headers=admin.headers)
+    assert r.status_code == 409, r.text
+    said = f"the channel's settings are refused today ({named}: "
+    assert said in r.json()["detail"] and r.json()["detail"].endswith("): edit the channel"), r.text
+    run_id = await finished_run(await script(client, admin), "failed")
+    async with runtime.current().db.session() as session:
+        await notifications.enqueue_for_execution(session, run_id)
+    await deliver_all()
+    async with runtime.current().db.session() as session:
+        (delivery,) = (await session.exec(select(NotificationDelivery))).all()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.failed, 1), delivery
+    assert said in (delivery.last_error or "") and notifications.NOT_RETRIED in (delivery.last_error or "")
+
+
+async def test_an_email_channel_stored_with_recipients_as_text_sends_to_each(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """A body may give `config.to` as text (`"a@x.io, b@x.io"`), which a save stores as a list;
+    a row holding the text as given (saved before) was read letter by letter when sending, a 500
+    at every message. It is read as a save reads it: each recipient gets the message."""
+    with smtp_receiver() as smtp:
+        config = {"host": "127.0.0.1", "port": smtp.port, "security": "none", "from": "ops@example.com"}
+        async with runtime.current().db.session() as session:
+            row = NotificationChannel(
+                name="old", kind=ChannelKind.email, config={**config, "to": "a@example.com, b@example.com"}
+            )
+            session.add(row)
+            await session.commit()
+        r = await client.post(f"/api/v1/notifications/channels/{row.id}/test", headers=admin.headers)
+        assert r.status_code == 204, r.text
+        (mail,) = await smtp.wait_for(1)
+    assert mail["To"] == "a@example.com, b@example.com"
 
 
 @pytest.mark.parametrize("host", ["smtp\u202e.example", "smtp.example\r\nX-Injected: 1", "smtp .example"])

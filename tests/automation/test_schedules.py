@@ -837,15 +837,70 @@ async def test_runs_record_the_schedule_as_trigger(
     )
 
 
-@pytest.mark.parametrize(
-    ("cron", "timezone", "named"),
-    [
-        ("0 3-3 * * *", "UTC", "cron: hour field '3-3'"),  # croniter reads it as every hour
-        ("5-1 * * * *", "UTC", "cron: minute field '5-1'"),  # croniter wraps it; cron matches nothing
-        ("*/1000 * * * *", "UTC", "cron: minute field '*/1000'"),
-        ("* * * * *", "Factory", "timezone: "),
-    ],
-)
+# (cron, timezone, what the refusal names) of schedules saved before today's rules
+STORED_BEFORE_RULES = [
+    ("0 3-3 * * *", "UTC", "cron: hour field '3-3'"),  # croniter reads it as every hour
+    ("5-1 * * * *", "UTC", "cron: minute field '5-1'"),  # croniter wraps it; cron matches nothing
+    ("*/1000 * * * *", "UTC", "cron: minute field '*/1000'"),
+    ("* * * * *", "Factory", "timezone: "),
+    # croniter or the tz database cannot read these at all
+    ("61 * * * *", "UTC", "cron: minute field '61'"),
+    ("* * * * * *", "UTC", "cron: needs 5 fields"),
+    ("@reboot", "UTC", "cron: '@reboot' is no macro"),
+    ("0 3 * * *", "Mars/Olympus", "timezone: unknown time zone"),  # e.g. dropped by a tzdata update
+    ("0 3 * * *", "", "timezone: unknown time zone"),
+]
+
+
+async def store_as_before(schedule_id: int, cron: str, timezone: str) -> None:
+    """Give schedule `schedule_id` a cron expression and zone as an older version stored them,
+    due a second ago."""
+    async with runtime.current().db.session() as session:
+        await session.exec(
+            update(Schedule)
+            .where(col(Schedule.id) == schedule_id)
+            .values(cron=cron, timezone=timezone, next_fire_at=utcnow() - timedelta(seconds=1))
+        )
+        await session.commit()
+
+
+@pytest.mark.parametrize(("cron", "timezone", "named"), STORED_BEFORE_RULES)
+async def test_a_schedule_stored_before_the_cron_rules_lists_and_reads_saying_it_does_not_fire(
+    client: httpx.AsyncClient,
+    admin: LoggedIn,
+    viewer: LoggedIn,
+    no_automation_loops: None,
+    cron: str,
+    timezone: str,
+    named: str,
+) -> None:
+    """Before the scheduler's next round pauses it, such a schedule lists and reads: no next fire
+    times, and why it does not fire (a cron expression croniter cannot read, `61 * * * *`, or a
+    zone the tz database does not have made every list holding it a 500, the API's and the
+    schedules pages'); a change that keeps it is a 422 naming the field."""
+    sid = await script(client, admin)
+    schedule_id = (await add(client, admin, sid)).json()["id"]
+    await store_as_before(schedule_id, cron, timezone)
+    path = f"/api/v1/scripts/{sid}/schedules"
+    for url, params in [
+        ("/api/v1/schedules", {}),
+        (path, {}),
+        (path, {"tz": "Europe/Paris"}),
+        (f"{path}/{schedule_id}", {}),
+        (f"{path}/{schedule_id}", {"tz": "Asia/Tokyo"}),
+    ]:
+        r = await client.get(url, params=params, headers=viewer.headers)
+        assert r.status_code == 200, (url, r.text)
+        shown = r.json()["items"][0] if "items" in r.json() else r.json()
+        assert (shown["cron"], shown["timezone"], shown["enabled"]) == (cron, timezone, True)
+        assert shown["next_fire_times"] == shown["next_fire_times_local"] == []
+        assert shown["paused_reason"].startswith(f"not fired: {named}"), shown["paused_reason"]
+        assert shown["paused_reason"].endswith("(saved before this rule: fix it to resume)")
+    r = await client.put(f"{path}/{schedule_id}", json={"name": "renamed"}, headers=admin.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == named.split(":")[0], r.text
+
+
+@pytest.mark.parametrize(("cron", "timezone", "named"), STORED_BEFORE_RULES)
 async def test_a_schedule_stored_before_the_cron_rules_is_paused_saying_why_not_fired(
     client: httpx.AsyncClient,
     admin: LoggedIn,
@@ -862,13 +917,7 @@ async def test_a_schedule_stored_before_the_cron_rules_is_paused_saying_why_not_
     sid = await script(client, admin)
     schedule_id = (await add(client, admin, sid)).json()["id"]
     db = runtime.current().db
-    async with db.session() as session:  # as an older version stored it
-        await session.exec(
-            update(Schedule)
-            .where(col(Schedule.id) == schedule_id)
-            .values(cron=cron, timezone=timezone, next_fire_at=utcnow() - timedelta(seconds=1))
-        )
-        await session.commit()
+    await store_as_before(schedule_id, cron, timezone)
     assert await schedules.tick(db) == 0
     assert await fires(schedule_id) == []
     path = f"/api/v1/scripts/{sid}/schedules/{schedule_id}"

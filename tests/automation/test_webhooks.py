@@ -205,11 +205,15 @@ async def test_what_orjson_refuses_is_named_as_the_api_names_it(
     deep = b"[" * 5000 + b"]" * 5000
     r = await client.post(hook["url_path"], content=deep, headers=text)
     assert r.status_code == 422 and "nested too deeply" in r.text, r.text
-    for body in (b'{"ref": "main",}', b"\xff\xfe{}", b'{"ref": "a\x01b"}'):
+    # each says why, where (the bare "must be JSON" left the sender to hunt for the mistake)
+    for body, reason in [
+        (b'{"ref": "main",}', "Expecting property name enclosed in double quotes at line 1, column 16"),
+        (b'{"ref": "a\x01b"}', "Invalid control character at line 1, column 11"),
+        (b'{"ref": "Ren\xe9"}', "byte 13 is not UTF-8 text: send JSON as UTF-8 (RFC 8259)"),
+    ]:
         r = await client.post(hook["url_path"], content=body, headers=text)
-        assert r.status_code == 422 and r.json()["errors"] == [
-            {"field": "body", "message": "must be JSON"}
-        ], body
+        assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["body"], body
+        assert r.json()["errors"][0]["message"].startswith(f"must be JSON: {reason}"), r.text
     async with runtime.current().db.session() as session:
         assert (await session.exec(select(Execution))).all() == [], "no run started"
 
@@ -505,7 +509,8 @@ async def test_a_form_encoded_call_is_told_to_send_json(client: httpx.AsyncClien
         }
     ]
     r = await client.post(hook["url_path"], content=b"ref=main", headers={"Content-Type": "text/plain"})
-    assert r.status_code == 422 and r.json()["errors"] == [{"field": "body", "message": "must be JSON"}]
+    message = "must be JSON: Expecting value at line 1, column 1"
+    assert r.status_code == 422 and r.json()["errors"] == [{"field": "body", "message": message}]
 
 
 async def test_a_paused_or_deleted_webhook_answers_404(client: httpx.AsyncClient, admin: LoggedIn) -> None:

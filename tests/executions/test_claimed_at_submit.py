@@ -52,6 +52,9 @@ async def test_a_run_is_claimed_in_its_submission_and_runs_once(
         final = await wait_for(client, admin, started["id"])
     assert final["status"] == "success", final
     assert len(in_submission) == 1 and by_worker == []
+    # The 202 says what is true: the run was claimed before it was answered (it said `queued`).
+    assert started["status"] == "running" and started["worker_id"] == final["worker_id"]
+    assert started["started_at"] == final["started_at"] and started["image"] is None
     assert await output(client, admin, started["id"]) == "out\nerr\n"
     async with rt.db.session() as session:
         row = (
@@ -79,6 +82,7 @@ async def test_a_run_with_a_concurrency_limit_or_no_free_thread_goes_through_the
         first = await start(client, admin, limited, "local")
         assert (await wait_for(client, admin, first["id"]))["status"] == "success"
     assert in_submission == [] and len(by_worker) == 1
+    assert first["status"] == "queued" and first["worker_id"] is None and first["started_at"] is None
     plain = await make_script(client, admin, "echo plain\n")
     assert rt.worker is not None
     monkeypatch.setattr(rt.worker.queue, "free_slots", lambda: 0)
@@ -143,12 +147,8 @@ async def test_no_claim_in_the_submission_without_an_in_process_queue(
     assert await output(client, admin, started["id"]) == "pg\n"
 
 
-def test_claimed_runs_left_at_shutdown_end_as_interrupted(tmp_path: Any) -> None:
-    """A claimed run handed after the consumer threads stopped is given back by `left_over` and
-    ended by `Executor.abandon` (its row is `running`: recovery would otherwise end it later)."""
-    ran: list[int] = []
-    queue = HueyQueue.sqlite(tmp_path / "queue.db", 1, ran.append, in_process=True)
-    assert queue.free_slots() == 1
+def _bare_executor() -> tuple[Executor, list[tuple[int, store.Finish]]]:
+    """An `Executor` with what hand-overs and abandons use, and the ends it hands its finisher."""
     ended: list[tuple[int, store.Finish]] = []
 
     class Finisher:
@@ -158,6 +158,16 @@ def test_claimed_runs_left_at_shutdown_end_as_interrupted(tmp_path: Any) -> None
     executor = Executor.__new__(Executor)
     executor.finisher = Finisher()  # type: ignore[assignment]
     executor.cancels, executor._lock, executor._active = LocalCancelSignal(), threading.Lock(), {}
+    return executor, ended
+
+
+def test_claimed_runs_left_at_shutdown_end_as_interrupted(tmp_path: Any) -> None:
+    """A claimed run handed after the consumer threads stopped is given back by `left_over` and
+    ended by `Executor.abandon` (its row is `running`: recovery would otherwise end it later)."""
+    ran: list[int] = []
+    queue = HueyQueue.sqlite(tmp_path / "queue.db", 1, ran.append, in_process=True)
+    assert queue.free_slots() == 1
+    executor, ended = _bare_executor()
     claim = store.Claim(7, "local", 1, store.clock.now(), False)
     queue.enqueue(3)
     executor._hand(queue, ClaimedRun(executor, claim, RunControl()))
@@ -171,6 +181,28 @@ def test_claimed_runs_left_at_shutdown_end_as_interrupted(tmp_path: Any) -> None
     ]
     assert executor.active() == []
     assert queue.free_slots() == 0  # the plain id stays: it is claimed when consumed
+
+
+def test_a_run_claimed_as_the_worker_stops_ends_as_interrupted_not_running(tmp_path: Any) -> None:
+    """The shutdown's race: a submission's group commit claimed a run while the consumer was
+    still taking runs (`free_slots` > 0), and hands it over after the worker's stop collected
+    what was left (`left_over`). The stopped queue refuses it (`hand` is False) and the run
+    ends as interrupted at once; it used to stay in the deque, `running` with no thread, until
+    the next start recovered it."""
+    queue = HueyQueue.sqlite(tmp_path / "queue.db", 1, lambda _: None, in_process=True)
+    queue.start()
+    assert queue.free_slots() == 1  # what the submission's `take` saw
+    queue.stop()
+    assert queue.join(10)
+    assert queue.left_over() == []  # nothing was handed yet
+    executor, ended = _bare_executor()
+    claim = store.Claim(9, "local", 1, store.clock.now(), False)
+    executor._hand(queue, ClaimedRun(executor, claim, RunControl()))  # after the COMMIT
+    assert [(i, f.status, f.error_message) for i, f in ended] == [
+        (9, "error", "interrupted by server shutdown")
+    ]
+    assert executor.active() == [] and queue.left_over() == []  # not left waiting anywhere
+    assert queue.hand(lambda: None) is False
 
 
 def test_free_slots_counts_threads_running_a_handed_job(tmp_path: Any) -> None:

@@ -97,11 +97,20 @@ async def test_a_bad_address_is_refused_with_a_close_code_saying_what_to_fix(
     endpoint (1006, a traceback in the server log). Both now close with a code and a reason."""
     final, _ = await run(client, admin, "echo hi\n", "local")
     token = token_of(admin)
-    for execution_id in (2**31, 10**20):  # beyond every id: not found, as GET /executions/{id} says
-        assert await close_code(url(live_api, execution_id, token)) == (
-            4404,
-            f"execution {execution_id} not found",
-        )
+    # outside every id (1-2147483647): a 4422 naming it, as GET /executions/{id} answers 422 (it
+    # was 4404 "not found")
+    for execution_id in (0, -1, 2**31, 10**20):
+        code, reason = await close_code(url(live_api, execution_id, token))
+        assert code == 4422 and reason.startswith("execution_id: Input should be "), (execution_id, reason)
+    # a parameter the stream does not take, or one sent twice, as every REST route's query: a
+    # typo (`afterr`) replayed everything from the start without a word
+    taken = "unknown query parameter: this route takes after, token"
+    for params, field, message in [
+        ({"afterr": 5}, "afterr", taken),
+        ({"after": "1&after=2"}, "after", "sent more than once: send each query parameter once"),
+        ({"after": f"1&token={token}"}, "token", "sent more than once: send each query parameter once"),
+    ]:
+        assert await close_code(url(live_api, final["id"], token, **params)) == (4422, f"{field}: {message}")
     for after in ("-1", "abc", "5.0", str(2**31)):
         code, reason = await close_code(url(live_api, final["id"], token, after=after))
         assert code == 4422 and reason.startswith("after: "), (after, code, reason)

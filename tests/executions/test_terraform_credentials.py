@@ -86,6 +86,8 @@ async def test_odd_run_user_names_are_refused(
         "LOCK", f"{_url(script_id)}/lock", json=LOCK, headers={"Authorization": f"Basic {basic}"}
     )
     assert r.status_code == 401, r.text
+    # credentials were sent: wrong ones, not "required" (which sent the caller looking for a setting)
+    assert r.json()["detail"].startswith("wrong run credentials: send the TF_HTTP_USERNAME"), r.text
 
 
 @pytest.mark.parametrize("password", ["é" * 64, "\u00ff", "\uff46" * 64])
