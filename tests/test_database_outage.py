@@ -12,7 +12,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from tests.conftest import (
     stop_server,
 )
 from tests.ui_journey import log_in
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.postgres
 METRICS_TOKEN = "outage-metrics-" + "t" * 16
@@ -188,8 +189,8 @@ def outage(shared_server: Outage) -> Iterator[Outage]:
     outage (a loop still failing would log no new failure); the proxy is restarted and thawed
     after the test, whatever its outcome."""
     server, proxy = shared_server.server, shared_server.proxy
-    _wait_until("the database to answer", lambda: httpx.get(f"{server.url}/api/v1/health").status_code == 200)
-    _wait_until("every loop to recover from an earlier outage", lambda: _loops_answer(server.log()))
+    wait_until(lambda: httpx.get(f"{server.url}/api/v1/health").status_code == 200, "the database to answer")
+    wait_until(lambda: _loops_answer(server.log()), "every loop to recover from an earlier outage")
     shared_server.begun = len(server.log())
     try:
         yield shared_server
@@ -205,13 +206,6 @@ def behind_proxy(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tup
     environment."""
     with _served_behind_proxy(tmp_path / "data", request.param) as served:
         yield served
-
-
-def _wait_until(what: str, check: Callable[[], bool], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def _register_root(server: LiveServer) -> dict[str, str]:
@@ -247,15 +241,15 @@ def test_an_outage_is_503_database_unreachable_and_a_line_in_the_log_per_loop(ou
     health = httpx.get(f"{api}/health")
     assert (health.status_code, health.json()["database"]) == (503, "disconnected")
     # Every loop has failed several rounds by now (each polls at least every few seconds).
-    _wait_until("every loop to notice", lambda: _every_loop_logged(outage, " failed: the database"))
+    wait_until(lambda: _every_loop_logged(outage, " failed: the database"), "every loop to notice")
     # An observation window, not a wait for a state: the outage lasts a few more rounds of every
     # loop (each polls at least every 5 s), so the "one warning per loop" check below counts
     # rounds that failed silently; a silent round leaves nothing to wait for.
     time.sleep(6)
 
     proxy.start()
-    _wait_until("the database back", lambda: httpx.get(f"{api}/health").status_code == 200)
-    _wait_until("every loop to recover", lambda: _every_loop_logged(outage, ": the database answers"))
+    wait_until(lambda: httpx.get(f"{api}/health").status_code == 200, "the database back")
+    wait_until(lambda: _every_loop_logged(outage, ": the database answers"), "every loop to recover")
     assert httpx.get(f"{api}/scripts", headers=bearer).status_code == 200
     log = outage.log()
     assert "Traceback" not in log, log
@@ -289,7 +283,7 @@ def test_a_frozen_database_is_503_within_the_command_timeout_not_a_request_held_
     # the rest is slack for a loaded machine (the point: not the 60 s the client would wait).
     assert waited < 20, waited
     proxy.frozen.clear()
-    _wait_until("the database back", lambda: httpx.get(f"{api}/scripts", headers=bearer).status_code == 200)
+    wait_until(lambda: httpx.get(f"{api}/scripts", headers=bearer).status_code == 200, "the database back")
     log = server.log()
     assert "GET /api/v1/scripts: the database is unreachable (OperationalError" in log, log
     assert "PostgreSQL did not answer within 2 s" in log, log

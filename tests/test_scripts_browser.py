@@ -141,7 +141,7 @@ def test_operator_creates_edits_compares_and_rolls_back(live_server: LiveServer,
     page.get_by_test_id("script-link-hello-ops").wait_for()
     page.goto(f"{live_server.url}/scripts/{script_id}/edit")
     type_code(page, FIRST + "echo unsaved\n")
-    page.wait_for_timeout(1500)
+    page.wait_for_function("window.ocDirty === true")  # the page knows of the edit
     asked: list[str] = []
 
     def dismiss(dialog: Any) -> None:
@@ -149,8 +149,8 @@ def test_operator_creates_edits_compares_and_rolls_back(live_server: LiveServer,
         dialog.dismiss()
 
     page.on("dialog", dismiss)
-    page.get_by_test_id("nav-scripts").click()
-    page.wait_for_timeout(500)
+    with page.expect_event("dialog"):
+        page.get_by_test_id("nav-scripts").click()
     assert asked == ["beforeunload"]
     assert page.url.endswith("/edit")
 

@@ -7,8 +7,6 @@ year typed alone filtered from 1970 (`services.bodies.ISO_TEXT`; bodies: `expire
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import httpx
 import pytest
 
@@ -16,6 +14,8 @@ from opscraft.services.bodies import DATETIME_MESSAGE, PLUS_AS_SPACE_MESSAGE
 from tests.conftest import LoggedIn
 
 LISTS = ["/api/v1/audit", "/api/v1/executions"]
+# The time each list filters `since`/`until` on (ISO 8601 UTC in its items).
+TIME_FIELD = {"/api/v1/audit": "time", "/api/v1/executions": "queued_at"}
 
 
 # Times whose UTC form is outside years 1-9999: (filter, value).
@@ -121,11 +121,14 @@ async def test_until_given_as_a_date_alone_takes_in_that_whole_day(
             "/api/v1/executions", json={"script_id": script.json()["id"]}, headers=admin.headers
         )
         assert run.status_code == 202, run.text
-    today = datetime.now(UTC).date().isoformat()
-    whole_day = {"since": f"{today}T00:00:00Z", "until": f"{today}T23:59:59.999999Z"}
+    # The day of the newest row, from its own time (not the test's clock: a run queued at
+    # 23:59:59.9 UTC read "today" as the next day, with nothing in it).
+    newest = (await client.get(path, params={"limit": 1}, headers=admin.headers)).json()["items"][0]
+    day = newest[TIME_FIELD[path]][:10]
+    whole_day = {"since": f"{day}T00:00:00Z", "until": f"{day}T23:59:59.999999Z"}
     expected = (await client.get(path, params=whole_day, headers=admin.headers)).json()["total"]
-    assert expected > 0, "the admin's sign-in (the run) today is in the list"
-    for dates in ({"since": today, "until": today}, {"until": today}):
+    assert expected > 0, "the admin's sign-in (the run) on its day is in the list"
+    for dates in ({"since": day, "until": day}, {"until": day}):
         r = await client.get(path, params=dates, headers=admin.headers)
         assert r.status_code == 200, r.text
         assert r.json()["total"] == expected, dates

@@ -134,6 +134,6 @@ def test_a_double_enter_on_the_login_page_is_one_sign_in_attempt(
     page.get_by_test_id("login-password").fill(PASSWORD)
     page.get_by_test_id("login-submit").dblclick()
     page.wait_for_url(f"{server.url}/")
-    page.wait_for_timeout(1500)
+    page.wait_for_timeout(1500)  # a second sign-in (the double click) would have been audited by now
     assert _audited(server, admin, "auth.login", "viewer-double-enter") == logins + 1
     assert _audited(server, admin, "auth.login_failed", "viewer-double-enter") == 1

@@ -8,12 +8,13 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from opscraft.execution import warm_pool
 from opscraft.execution.warm_pool import Profile, WarmPool
+from tests.waiting import wait_until
 
 PROFILE = Profile("image:1", 512, 0.5, False, "65534:65534")
 OTHER = Profile("image:1", 96, 0.5, False, "65534:65534")
@@ -37,13 +38,6 @@ class FakeDocker:
     def remove(self, container: int) -> None:
         with self.lock:
             self.removed.append(container)
-
-
-def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -70,7 +64,7 @@ def test_each_container_serves_one_run_and_the_pool_refills(pool: WarmPool[int],
     assert len(set(used)) == 5, "a container is never handed out twice"
     stats = pool.stats()
     assert stats["warm_starts"] == 5 and stats["cold_starts"] == 0
-    until(lambda: pool.stats()["warm"] == 2)
+    wait_until(lambda: pool.stats()["warm"] == 2, 'pool.stats()["warm"] == 2')
     assert not docker.removed
 
 
@@ -79,7 +73,7 @@ def test_a_refill_starts_at_once_after_a_take(pool: WarmPool[int], docker: FakeD
     often for runs in quick succession: docs/benchmarks.md)."""
     assert pool.wait_warm(PROFILE, 2, 10)
     assert pool.take(PROFILE) is not None  # its run goes on
-    until(lambda: pool.stats()["warm"] == 2)
+    wait_until(lambda: pool.stats()["warm"] == 2, 'pool.stats()["warm"] == 2')
     assert len(docker.created) == 3
 
 
@@ -92,7 +86,7 @@ def test_a_dead_warm_container_is_never_handed_out(docker: FakeDocker) -> None:
         dead.update(docker.created[:2])  # both died while they waited
         assert pool.take(PROFILE) is None  # so the run starts cold
         assert (pool.warm_starts, pool.cold_starts) == (0, 1)
-        until(lambda: sorted(docker.removed) == sorted(dead))
+        wait_until(lambda: sorted(docker.removed) == sorted(dead), "sorted(docker.removed) == sorted(dead)")
         assert pool.wait_warm(PROFILE, 2, 10)
         assert pool.take(PROFILE) not in dead
     finally:
@@ -102,9 +96,15 @@ def test_a_dead_warm_container_is_never_handed_out(docker: FakeDocker) -> None:
 def test_resize_shrinks_disables_and_grows_the_pool(pool: WarmPool[int], docker: FakeDocker) -> None:
     assert pool.wait_warm(PROFILE, 2, 10)
     pool.resize(1)
-    until(lambda: len(docker.removed) == 1 and pool.stats()["warm"] == 1)
+    wait_until(
+        lambda: len(docker.removed) == 1 and pool.stats()["warm"] == 1,
+        'len(docker.removed) == 1 and pool.stats()["warm"] == 1',
+    )
     pool.resize(0)
-    until(lambda: len(docker.removed) == 2 and pool.stats()["warm"] == 0)
+    wait_until(
+        lambda: len(docker.removed) == 2 and pool.stats()["warm"] == 0,
+        'len(docker.removed) == 2 and pool.stats()["warm"] == 0',
+    )
     assert pool.take(PROFILE) is None  # disabled: cold
     assert pool.stats()["cold_starts"] == 1 and pool.stats()["size"] == 0
     pool.resize(3)
@@ -138,7 +138,7 @@ def test_an_idle_profile_shrinks_to_nothing_and_a_used_one_stays(docker: FakeDoc
         profiles = {(p["memory_mb"], p["warm"]) for p in pool.stats()["profiles"]}  # type: ignore[union-attr]
         assert (96, 1) not in profiles
         assert docker.removed == docker.created[:1], "the idle profile's container is removed"
-        until(lambda: pool.stats()["warm"] == 1)
+        wait_until(lambda: pool.stats()["warm"] == 1, 'pool.stats()["warm"] == 1')
     finally:
         pool.stop()
 
@@ -259,7 +259,9 @@ def test_refills_of_several_taken_containers_run_at_once() -> None:
         assert pool.wait_warm(PROFILE, 2, 10)
         assert pool.take(PROFILE) is not None
         assert pool.take(PROFILE) is not None
-        until(lambda: docker.in_flight == 2)  # both refills under way while neither is done
+        wait_until(
+            lambda: docker.in_flight == 2, "docker.in_flight == 2"
+        )  # both refills under way while neither is done
         docker.release.set()
         assert pool.wait_warm(PROFILE, 2, 10)
         assert docker.most == 2
@@ -283,11 +285,11 @@ def test_a_profile_never_has_more_than_size_containers_warm_and_being_created(
             assert pool.take(PROFILE) is not None
         for _ in range(4):  # the pool is empty, its refills held: these start cold
             assert pool.take(PROFILE) is None
-        until(lambda: docker.in_flight == 2)
+        wait_until(lambda: docker.in_flight == 2, "docker.in_flight == 2")
         time.sleep(0.2)
         assert docker.most == 2 and pool.cold_starts == 4
         docker.release.set()
-        until(lambda: pool.stats()["warm"] == 2)
+        wait_until(lambda: pool.stats()["warm"] == 2, 'pool.stats()["warm"] == 2')
         time.sleep(0.2)
         assert len(docker.created) == 4 and not docker.removed
     finally:
@@ -304,10 +306,10 @@ def test_creating_says_whether_a_creation_is_under_way() -> None:
         assert pool.wait_warm(PROFILE, 1, 10)
         assert not pool.creating()
         assert pool.take(PROFILE) is not None
-        until(lambda: docker.in_flight == 1)
+        wait_until(lambda: docker.in_flight == 1, "docker.in_flight == 1")
         assert pool.creating()
         docker.release.set()
-        until(lambda: not pool.creating())
+        wait_until(lambda: not pool.creating(), "not pool.creating()")
     finally:
         docker.release.set()
         pool.stop()
@@ -366,7 +368,10 @@ def test_a_profile_taken_faster_than_created_grows_up_to_burst_and_shrinks_back(
         assert len(set(served)) == len(served), "a container serves one run only"
         # How far it rises depends on the pace the machine allows; it rises, and not past burst.
         assert 2 <= most_target <= 3 and 2 <= docker.most <= 3, (most_target, docker.most)
-        until(lambda: target(pool) == 1 and pool.stats()["warm"] == 1 and docker.in_flight == 0)
+        wait_until(
+            lambda: target(pool) == 1 and pool.stats()["warm"] == 1 and docker.in_flight == 0,
+            'target(pool) == 1 and pool.stats()["warm"] == 1 and docker.in_flight == 0',
+        )
         with docker.lock:
             kept = set(docker.created) - set(served) - set(docker.removed)
         assert len(kept) == 1, "the containers above `size` are removed once the takes stop"

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +23,7 @@ import httpx
 import pytest
 
 from tests.conftest import ARTIFACTS, PASSWORD, ROOT, LiveServer, require_service, start_server, stop_server
+from tests.waiting import wait_until
 
 AXE = ROOT / "tests" / "js" / "node_modules" / "axe-core" / "axe.min.js"
 # Seconds an API call of a journey may take: a login hashes with the server's real argon2
@@ -167,6 +169,28 @@ def code(page: Any, testid: str = "script-editor") -> str:
 def wait_connected(page: Any) -> None:
     """Until NiceGUI's socket has shaken hands (events reach the server from then on)."""
     page.wait_for_function("window.did_handshake === true && window.socket && window.socket.connected")
+
+
+def pick_utc_today(page: Any, testid: str) -> str:
+    """Choose "Today (UTC)" in the day-range field `testid` (`opscraft.ui.date_range`, empty
+    before) and apply it; returns the day it then shows (`YYYY-MM-DD → YYYY-MM-DD`, one day).
+
+    Not Quasar's own `.q-date__today` cell: that is the browser's date, the day before or after
+    UTC's for hours of the day in a zone away from UTC (the browser takes the machine's zone).
+    The day is UTC's date when the button was pressed: asserted to be the date read before or
+    after, as UTC midnight may pass in between (the tests run at any hour)."""
+    before = datetime.now(UTC).date().isoformat()
+    page.get_by_test_id(testid).click()
+    page.get_by_test_id(f"{testid}-today").click()
+    page.get_by_test_id(f"{testid}-apply").click()
+    page.wait_for_function(
+        "id => document.querySelector(`[data-testid=\"${id}\"]`).value.includes(' → ')", arg=testid
+    )
+    after = datetime.now(UTC).date().isoformat()
+    shown = page.get_by_test_id(testid).input_value()
+    day = shown.split(" → ")[0]
+    assert shown == f"{day} → {day}" and day in {before, after}, (shown, before, after)
+    return day
 
 
 def terminal_js(expression: str) -> str:
@@ -342,14 +366,13 @@ def wait_run(
     server: LiveServer, headers: dict[str, str], execution_id: int, timeout: float = 90
 ) -> dict[str, Any]:
     """Until the run has finished; returns the execution with its stdout joined as `output`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        url = f"{server.url}/api/v1/executions/{execution_id}"
+    url = f"{server.url}/api/v1/executions/{execution_id}"
+
+    def finished() -> dict[str, Any] | None:
         run = httpx.get(url, headers=headers, timeout=API_TIMEOUT).json()
-        if run["finished_at"] is not None:
-            break
-        assert time.monotonic() < deadline, run
-        time.sleep(0.3)
+        return run if run["finished_at"] is not None else None
+
+    run = wait_until(finished, f"execution {execution_id} to finish", timeout, 0.3)
     logs = httpx.get(
         f"{server.url}/api/v1/executions/{execution_id}/logs", headers=headers, timeout=API_TIMEOUT
     ).json()

@@ -860,7 +860,7 @@ async def dashboard_stats(
     started = await session.exec(
         select(Execution)
         .where(col(Execution.status) == ExecutionStatus.running)
-        .order_by(col(Execution.started_at).desc())
+        .order_by(col(Execution.started_at).desc(), col(Execution.id).desc())  # id: ties in one order
         .limit(running)
     )
     latest = await session.exec(

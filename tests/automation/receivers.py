@@ -4,7 +4,6 @@ SMTP server (aiosmtpd), optionally with TLS from a self-signed certificate trust
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import ipaddress
 import socket
@@ -26,6 +25,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.waiting import until
 
 
 @dataclass
@@ -49,11 +50,7 @@ class HttpReceiver:
 
     async def wait_for(self, count: int, timeout: float = 30) -> list[Received]:
         """Wait (without blocking the event loop, where the sender runs) for `count` requests."""
-        deadline = time.monotonic() + timeout
-        while len(self.requests) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"expected {count} requests, got {len(self.requests)}")
-            await asyncio.sleep(0.05)
+        await until(lambda: len(self.requests) >= count, f"{count} requests", timeout)
         return self.requests
 
 
@@ -108,11 +105,7 @@ class SmtpReceiver:
 
     async def wait_for(self, count: int, timeout: float = 30) -> list[Message]:
         """Wait (without blocking the event loop) for `count` emails."""
-        deadline = time.monotonic() + timeout
-        while len(self.messages) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"expected {count} emails, got {len(self.messages)}")
-            await asyncio.sleep(0.05)
+        await until(lambda: len(self.messages) >= count, f"{count} emails", timeout)
         return self.messages
 
 

@@ -18,7 +18,9 @@ import pytest
 from opscraft.ui import labels
 from tests.automation.conftest import LOOPBACK_RECEIVERS
 from tests.conftest import PASSWORD, LiveServer
+from tests.cron_times import far_yearly_cron
 from tests.ui_journey import RUN_ENV, log_in, log_out, serving, token
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -61,12 +63,13 @@ def test_create_a_schedule_and_see_it_fire(page: Any, env: Env) -> None:
     log_in(page, env.server, "admin", then=f"/scripts/{script_id}")
     page.get_by_test_id("tab-schedules").click()
     page.get_by_test_id("schedule-add").click()
-    # A yearly cron expression: it never fires by itself during the test (an every-minute one fired
-    # a second time on a loaded machine), so the only fire is the one brought forward below.
-    page.get_by_test_id("schedule-name").fill("new year")
-    page.get_by_test_id("schedule-cron").fill("0 0 1 1 *")
+    # A yearly cron expression months away: it never fires by itself during the test (an
+    # every-minute one fired a second time on a loaded machine; `0 0 1 1 *` would at UTC's New
+    # Year), so the only fire is the one brought forward below.
+    page.get_by_test_id("schedule-name").fill("far-yearly")
+    page.get_by_test_id("schedule-cron").fill(far_yearly_cron())
     page.get_by_test_id("schedule-submit").click()
-    page.get_by_text("new year").wait_for()
+    page.get_by_text("far-yearly").wait_for()
     (schedule,) = env.api("GET", f"/api/v1/scripts/{script_id}/schedules").json()["items"]
     assert len(schedule["next_fire_times"]) == 5
     next_shown = page.get_by_test_id(f"schedule-next-{schedule['id']}").inner_text()
@@ -124,13 +127,19 @@ def test_personal_token_shown_once_then_revoked(page: Any, env: Env) -> None:
 def test_an_expired_token_can_be_revoked_to_reuse_its_name(page: Any, env: Env) -> None:
     """An expired token keeps its name until it is revoked (a new one is refused it: "revoke the
     old token first"), but the page showed it as "expired" with no Revoke button: a dead end."""
-    soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
-    created = env.api("POST", "/api/v1/tokens", json={"name": "nightly", "expires_at": soon})
+    # Created valid, then expired by its row (as the clock would): an expiry 2 s ahead had passed
+    # before the request was served on a loaded machine (422 "must be in the future").
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    created = env.api("POST", "/api/v1/tokens", json={"name": "nightly", "expires_at": tomorrow})
     assert created.status_code == 201, created.text
     token_id = created.json()["id"]
-    wait_until(
-        lambda: not env.api("GET", "/api/v1/tokens").json()["items"][0]["active"], "the token to expire", 30
-    )
+    past = (datetime.now(UTC) - timedelta(seconds=1)).replace(tzinfo=None)
+    with sqlite3.connect(env.server.data_dir / "opscraft.db", timeout=30) as db:
+        db.execute(
+            "UPDATE api_tokens SET expires_at = ? WHERE id = ?",
+            (past.strftime("%Y-%m-%d %H:%M:%S.%f"), token_id),
+        )
+    assert not env.api("GET", "/api/v1/tokens").json()["items"][0]["active"], "the token expired"
     log_in(page, env.server, "admin", then="/tokens")
     row = page.get_by_test_id(f"token-{token_id}")
     row.get_by_text("expired", exact=True).wait_for()
@@ -173,16 +182,6 @@ def test_a_long_token_name_stays_within_a_phone_screen(page: Any, env: Env) -> N
     page.get_by_test_id(f"token-revoke-{created.json()['id']}").wait_for()
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1, f"{overflow} px wider than the screen"
-
-
-def wait_until(check: Any, what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, what
-        time.sleep(0.3)
 
 
 def test_a_run_waits_until_a_second_user_approves(page: Any, env: Env) -> None:

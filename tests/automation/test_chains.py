@@ -5,7 +5,6 @@ passed on), exactly once with several dispatchers and starters, approvals and RB
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +20,7 @@ from opscraft.services import chains
 from opscraft.services.run_starter import start_for
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, start, wait_for
+from tests.waiting import until
 
 TARGET_PARAMS = [
     {"name": "ENV", "type": "string", "required": True},
@@ -56,14 +56,13 @@ async def wait_chained(
     client: httpx.AsyncClient, who: LoggedIn, execution_id: int, count: int = 1, timeout: float = 60
 ) -> list[dict[str, Any]]:
     """The firings of a run once `count` of them have settled (started, refused or error)."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def settled() -> list[dict[str, Any]] | None:
         started = (await chain_view(client, who, execution_id))["started"]
-        if len(started) >= count and all(s["status"] in ("started", "refused", "error") for s in started):
-            return list(started)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"run {execution_id} chained {started} after {timeout} s")
-        await asyncio.sleep(0.1)
+        done = len(started) >= count and all(s["status"] in ("started", "refused", "error") for s in started)
+        return list(started) if done else None
+
+    return await until(settled, f"run {execution_id} to chain {count} settled runs", timeout, 0.1)
 
 
 async def audit_actions(prefix: str) -> list[AuditEvent]:
@@ -404,22 +403,15 @@ async def test_approval_and_rbac_of_chained_runs(
 
 async def wait_rows(source_id: int, count: int, timeout: float = 60) -> list[ChainRun]:
     """The chain_runs rows of a source run once the dispatcher has written `count` of them."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def written() -> list[ChainRun] | None:
         async with runtime.current().db.session() as session:
-            rows = list(
-                (
-                    await session.exec(
-                        select(ChainRun)
-                        .where(col(ChainRun.source_execution_id) == source_id)
-                        .order_by(col(ChainRun.id))
-                    )
-                ).all()
-            )
-        if len(rows) >= count:
-            return rows
-        assert time.monotonic() < deadline, f"run {source_id}: {len(rows)} chain rows after {timeout} s"
-        await asyncio.sleep(0.1)
+            mine = col(ChainRun.source_execution_id) == source_id
+            query = select(ChainRun).where(mine).order_by(col(ChainRun.id))
+            rows = list((await session.exec(query)).all())
+        return rows if len(rows) >= count else None
+
+    return await until(written, f"run {source_id}: {count} chain rows", timeout, 0.1)
 
 
 async def test_bad_values_runaway_chains_and_lost_starts(

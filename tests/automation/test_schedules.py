@@ -21,7 +21,9 @@ from opscraft.services import schedules
 from opscraft.services.errors import Invalid
 from tests.automation.conftest import LOOPBACK_RECEIVERS
 from tests.conftest import IN_MODULE_LOOP, LoggedIn, Reader
+from tests.cron_times import far_yearly_cron
 from tests.executions.conftest import wait_for
+from tests.waiting import until
 
 
 @pytest.fixture
@@ -349,10 +351,15 @@ async def test_both_day_fields_restricted_fire_on_a_day_matching_either(
     last = datetime.fromisoformat(expected[-1]).replace(tzinfo=UTC)
     assert schedules.previous_time(cron, "UTC", last).date().isoformat() == expected[-2]
     sid = await script(client, operator)
+    before = utcnow()
     r = await add(client, operator, sid, cron=cron, timezone="UTC")
+    after = utcnow()
     assert r.status_code == 201, r.text
     fires = [datetime.fromisoformat(t) for t in r.json()["next_fire_times"]]
-    assert fires == schedules.next_times(cron, "UTC", utcnow(), 5), r.text
+    # As of the request's moment: the next times from before or after it (a fire time, at UTC
+    # midnight, may fall between the two: the test runs at any hour).
+    expected = [schedules.next_times(cron, "UTC", moment, 5) for moment in (before, after)]
+    assert fires in expected, r.text
     listed = await client.get(f"/api/v1/scripts/{sid}/schedules", headers=operator.headers)
     assert (
         listed.status_code == 200
@@ -567,10 +574,11 @@ async def test_exactly_once_per_fire_time_with_concurrent_ticks(
 ) -> None:
     await local_runner(client, admin)
     sid = await script(client, admin)
-    # Once a year, so that no new fire time falls due while the test runs (every minute did, when a
-    # loaded machine crossed a minute between the fire and the last check).
+    # Once a year, months away, so that no new fire time falls due while the test runs (every
+    # minute did, when a loaded machine crossed a minute between the fire and the last check).
+    cron = far_yearly_cron()
     ids = [
-        (await add(client, admin, sid, name=f"s{i}", cron="0 0 1 1 *", overlap_policy="allow")).json()["id"]
+        (await add(client, admin, sid, name=f"s{i}", cron=cron, overlap_policy="allow")).json()["id"]
         for i in range(10)
     ]
     for schedule_id in ids:
@@ -613,7 +621,9 @@ async def test_missed_fires_follow_the_policy(
     assert skipped.outcome == "skipped_missed" and skipped.execution_id is None
     async with db.session() as session:
         row = await session.get(Schedule, skip)
-        assert row is not None and row.next_fire_at is not None and row.next_fire_at > utcnow()
+        # The next fire time after the tick's moment (not the test's clock: the real five minutes
+        # may have passed by now).
+        assert row is not None and row.next_fire_at == latest + timedelta(minutes=5)
 
 
 async def test_overlap_policies(
@@ -644,11 +654,14 @@ async def test_overlap_policies(
     first = next(f for f in await fires(ids["queue"]) if f.outcome == "started")
     r = await client.post(f"/api/v1/executions/{first.execution_id}/cancel", headers=admin.headers)
     assert r.status_code == 200, r.text
-    deadline = asyncio.get_running_loop().time() + 30
-    while "waiting" in {f.outcome for f in await fires(ids["queue"])}:
-        assert asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.2)
-        await schedules.tick(db)
+
+    async def started() -> bool:
+        if "waiting" not in {f.outcome for f in await fires(ids["queue"])}:
+            return True
+        await schedules.tick(db)  # a tick starts a waiting fire once the previous run ended
+        return False
+
+    await until(started, "the queued fire to start", 30, 0.2)
     assert sorted(f.outcome for f in await fires(ids["queue"])) == ["started", "started"]
     async with db.session() as session:  # stop the sleepers
         running = (
@@ -798,11 +811,12 @@ async def test_schedule_fires_on_its_own(client: httpx.AsyncClient, admin: Logge
     sid = await script(client, admin, "echo scheduled\n")
     schedule_id = (await add(client, admin, sid)).json()["id"]
     await due_now(schedule_id)
-    deadline = datetime.now(UTC) + timedelta(seconds=30)
-    while {f.outcome for f in await fires(schedule_id)} in (set(), {"due"}):
-        assert datetime.now(UTC) < deadline, "the scheduler did not fire"
-        await asyncio.sleep(0.2)
-    (fire,) = await fires(schedule_id)
+
+    async def fired() -> list[ScheduleFire] | None:
+        rows = await fires(schedule_id)
+        return rows if {f.outcome for f in rows} not in (set(), {"due"}) else None
+
+    (fire,) = await until(fired, "the scheduler to fire", 30, 0.2)
     assert fire.outcome == "started"
 
 
@@ -924,3 +938,13 @@ async def test_a_schedule_stored_before_the_cron_rules_is_paused_saying_why_not_
     r = await client.put(path, json={"cron": "0 3 * * *", "timezone": "UTC"}, headers=admin.headers)
     assert r.status_code == 200, r.text
     assert r.json()["enabled"] is True and r.json()["paused_reason"] is None
+
+
+def test_the_far_yearly_cron_does_not_fire_within_months_of_any_day() -> None:
+    """`far_yearly_cron` on every day of a year (a leap year, from its New Year's Eve at
+    23:59): its next fire is at least 5 months away (`0 0 1 1 *` fired at UTC's New Year)."""
+    day = datetime(2027, 12, 31, 23, 59, tzinfo=UTC)
+    for _ in range(367):
+        following = croniter(far_yearly_cron(day), day).get_next(datetime)
+        assert following - day > timedelta(days=150), (day, following)
+        day += timedelta(days=1)

@@ -39,6 +39,7 @@ from tests.conftest import (
     make_settings,
     require_service,
 )
+from tests.waiting import until
 
 TEST_IMAGE = "opscraft-test/runner:1"
 BUSYBOX_IMAGE = "opscraft-test/busybox:1"
@@ -195,15 +196,31 @@ async def wait_for(
     statuses: set[str] = FINAL,
     timeout: float = 60,
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
+    """The execution's body once its status is one of `statuses` (`tests.waiting.until`: an
+    AssertionError after `timeout` scaled seconds, naming the last status seen)."""
+    seen: list[str] = []
+
+    async def reached() -> dict[str, Any] | None:
         response = await client.get(f"/api/v1/executions/{execution_id}", headers=who.headers)
         body = dict(response.json())
-        if body["status"] in statuses:
-            return body
-        if time.monotonic() > deadline:
-            raise AssertionError(f"execution {execution_id} still {body['status']} after {timeout} s")
-        await asyncio.sleep(0.05)
+        seen[:] = [body["status"]]
+        return body if body["status"] in statuses else None
+
+    try:
+        return await until(reached, f"execution {execution_id} to be {sorted(statuses)}", timeout, 0.05)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: still {seen}") from None
+
+
+async def wait_output(
+    client: httpx.AsyncClient, who: LoggedIn, execution_id: int, text: str, timeout: float = 30
+) -> None:
+    """Until `text` is in the execution's stored output (`tests.waiting.until`)."""
+
+    async def printed() -> bool:
+        return text in await output(client, who, execution_id)
+
+    await until(printed, f"{text!r} in the output of execution {execution_id}", timeout, 0.05)
 
 
 async def output(
@@ -297,23 +314,14 @@ def container_of(execution_id: int) -> str | None:
     return worker.docker.containers.get(execution_id)
 
 
-async def waited(condition: Callable[[], bool], timeout: float) -> bool:
-    """Wait until `condition()` holds (True), looking every 50 ms, or `timeout` seconds passed
-    (False)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
-
-
 async def removed(docker_client: Any, *containers: str, timeout: float = 60) -> bool:
     """Wait until none of `containers` exists (a run's container is removed just after its end)."""
     # The low-level list: `containers.list` inspects each one it found, which fails (404) when
     # the removal happens in between.
-    return await waited(
-        lambda: not docker_client.api.containers(all=True, filters={"id": list(containers)}), timeout
+    return await until(
+        lambda: not docker_client.api.containers(all=True, filters={"id": list(containers)}),
+        f"containers {containers} removed",
+        timeout,
     )
 
 
@@ -321,8 +329,10 @@ async def stopped(docker_client: Any, container: str, timeout: float = 60) -> bo
     """Wait until `container` is no longer running. A run ends on its loader's end record
     (docker_runner), which the loader writes just before it exits: on a loaded machine the
     container may still be running for a moment after the run's end is reported."""
-    return await waited(
-        lambda: not docker_client.api.inspect_container(container)["State"]["Running"], timeout
+    return await until(
+        lambda: not docker_client.api.inspect_container(container)["State"]["Running"],
+        f"container {container} stopped",
+        timeout,
     )
 
 

@@ -8,9 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from sqlalchemy import update
+from sqlmodel import col
 from websockets.asyncio.client import connect
 
+from opscraft import runtime
 from opscraft.api import token_watch
+from opscraft.db.models import ApiToken
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, run, start, wait_for
 from tests.executions.test_executions_ws import close_code, collect, url
@@ -55,7 +59,9 @@ async def test_an_open_stream_ends_with_its_token(
     script_id = await make_script(client, admin, "while :; do echo tick; sleep 0.2; done\n")
     started = await start(client, admin, script_id, "local")
     await wait_for(client, admin, started["id"], {"running"})
-    expires = (datetime.now(UTC) + timedelta(seconds=3)).isoformat() if ending == "expired" else None
+    # Expiring once the stream is open (a row update, as the clock would): an expiry 3 s ahead
+    # passed before the connection on a loaded machine.
+    expires = (datetime.now(UTC) + timedelta(days=1)).isoformat() if ending == "expired" else None
     created = await client.post(
         "/api/v1/tokens", json={"name": "ws", "expires_at": expires}, headers=operator.headers
     )
@@ -70,6 +76,14 @@ async def test_an_open_stream_ends_with_its_token(
                 f"/api/v1/users/{operator.id}", json={"is_active": False}, headers=admin.headers
             )
             assert r.status_code == 200, r.text
+        elif ending == "expired":
+            async with runtime.current().db.session() as session:
+                await session.exec(
+                    update(ApiToken)
+                    .where(col(ApiToken.id) == created.json()["id"])
+                    .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+                )
+                await session.commit()
         messages, code = await asyncio.wait_for(collect(stream), timeout=30)
     assert code == 4401, messages[-3:]
     assert any(m.get("content") == "tick\n" for m in messages)

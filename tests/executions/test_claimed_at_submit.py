@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import collections
 import threading
-import time
-from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -26,6 +24,7 @@ from opscraft.execution.queue import HueyQueue
 from opscraft.execution.spec import RunControl
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, output, start, statements_on, wait_for
+from tests.waiting import wait_until
 
 
 def claims_on(engine: Engine) -> AbstractContextManager[list[str]]:
@@ -206,15 +205,6 @@ def test_a_run_claimed_as_the_worker_stops_ends_as_interrupted_not_running(tmp_p
     assert queue.hand(lambda: None) is False
 
 
-def _eventually(condition: Callable[[], bool], timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def test_free_slots_counts_threads_running_a_handed_job(tmp_path: Any) -> None:
     started, release = threading.Event(), threading.Event()
 
@@ -230,7 +220,7 @@ def test_free_slots_counts_threads_running_a_handed_job(tmp_path: Any) -> None:
         assert queue.free_slots() == 1
     finally:
         release.set()
-        assert _eventually(lambda: queue.free_slots() == 2)
+        wait_until(lambda: queue.free_slots() == 2, "both slots free")
         queue.stop()
         assert queue.join(10)
     assert queue.free_slots() == 0  # stopping: a run claimed now would never start

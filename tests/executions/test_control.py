@@ -26,7 +26,9 @@ from tests.executions.conftest import (
     require_docker,
     start,
     wait_for,
+    wait_output,
 )
+from tests.waiting import wait_until
 
 RUNNERS = pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
 
@@ -34,13 +36,6 @@ RUNNERS = pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=T
 @pytest.fixture
 def backend() -> str:
     return "sqlite"
-
-
-async def wait_output(client: httpx.AsyncClient, who: LoggedIn, execution_id: int, text: str) -> None:
-    deadline = time.monotonic() + 30
-    while text not in await output(client, who, execution_id):
-        assert time.monotonic() < deadline, f"{text!r} never appeared"
-        await asyncio.sleep(0.05)
 
 
 @RUNNERS
@@ -196,20 +191,13 @@ def _login(server_url: str, *, register: bool = False) -> dict[str, str]:
 
 
 def _wait(url: str, headers: dict[str, str], check: Any, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
+    """The JSON body of `url` once `check(body)` holds."""
+
+    def passed() -> Any:
         body = httpx.get(url, headers=headers).json()
-        if check(body):
-            return body
-        assert time.monotonic() < deadline, body
-        time.sleep(0.1)
+        return body if check(body) else None
 
-
-def _wait_for(condition: Any, what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
-        time.sleep(0.05)
+    return wait_until(passed, f"{url} to pass the check", timeout, 0.1)
 
 
 def _orphans(data_dir: Path, execution_id: int) -> list[int]:
@@ -262,11 +250,11 @@ def test_recovery_after_sigkill(tmp_path: Path, runner: str) -> None:
         )
         if runner == "local":  # script, the detached sleep and the other one (the supervisor,
             # forked from the fork server, carries no mark)
-            _wait_for(lambda: len(_orphans(server.data_dir, long_id)) == 3, "the run's 3 processes")
+            wait_until(lambda: len(_orphans(server.data_dir, long_id)) == 3, "the run's 3 processes")
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait()
         if runner == "local":  # the supervisor notices the server's death and kills the whole run
-            _wait_for(lambda: not _orphans(server.data_dir, long_id), "no process outliving the server")
+            wait_until(lambda: not _orphans(server.data_dir, long_id), "no process outliving the server")
     finally:
         if server.process.poll() is None:
             stop_server(server)

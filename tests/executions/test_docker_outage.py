@@ -9,7 +9,6 @@ it disturbs neither the shared engine nor the tests of others running beside the
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
@@ -27,6 +26,7 @@ from opscraft import runtime
 from opscraft.execution import docker_runner, warm_pool
 from tests.conftest import LoggedIn, require_service
 from tests.executions.conftest import BUSYBOX_IMAGE, make_script, output, require_docker, start, wait_for
+from tests.waiting import until
 
 pytestmark = pytest.mark.docker
 
@@ -123,15 +123,6 @@ def engine_settings(dockerd: Dockerd, monkeypatch: pytest.MonkeyPatch) -> dict[s
     }
 
 
-async def _until(what: str, check: Any, timeout: float = 60) -> Any:
-    """Poll the coroutine function `check` until it returns something truthy (returned)."""
-    deadline = time.monotonic() + timeout
-    while not (value := await check()):
-        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-        await asyncio.sleep(0.1)
-    return value
-
-
 async def _status(client: httpx.AsyncClient, admin: LoggedIn) -> tuple[dict[str, Any], dict[str, Any]]:
     """This process's worker as `/api/v1/workers` and `/api/v1/warm-pools` show it."""
     worker = runtime.current().worker
@@ -172,8 +163,8 @@ async def test_an_engine_stopped_mid_run_ends_it_clearly_says_so_and_the_pool_co
     long = await make_script(client, admin, "echo begun\nsleep 120\n")
     after = await make_script(client, admin, "echo after\n")
     run = await start(client, admin, long, "docker")
-    await _until("the run to print", lambda: _printed(client, admin, run["id"]))
-    await _until("a warm container", _warm)
+    await until(lambda: _printed(client, admin, run["id"]), "the run to print")
+    await until(_warm, "a warm container")
     dockerd.stop()
     try:
         final = await wait_for(client, admin, run["id"], timeout=60)
@@ -189,10 +180,10 @@ async def test_an_engine_stopped_mid_run_ends_it_clearly_says_so_and_the_pool_co
                 and "does not answer" in (pool.get("error") or "")
             )
 
-        await _until("the Workers and warm pool status to say why", says_why)
+        await until(says_why, "the Workers and warm pool status to say why")
     finally:
         dockerd.start()
-    await _until("the engine and the warm pool to come back", lambda: _pool_back(client, admin))
+    await until(lambda: _pool_back(client, admin), "the engine and the warm pool to come back")
     await _warm_run_succeeds(client, admin, after)
 
 
@@ -207,7 +198,7 @@ async def test_a_frozen_engine_does_not_wedge_a_run_past_its_deadline(
     script = await make_script(client, admin, "echo begun\nsleep 120\n", timeout_seconds=2)
     after = await make_script(client, admin, "echo after\n")
     run = await start(client, admin, script, "docker")
-    await _until("the run to print", lambda: _printed(client, admin, run["id"]))
+    await until(lambda: _printed(client, admin, run["id"]), "the run to print")
     dockerd.signal(signal.SIGSTOP)
     try:
         final = await wait_for(client, admin, run["id"], timeout=40)  # the kill's 10 s timeout and more
@@ -215,14 +206,14 @@ async def test_a_frozen_engine_does_not_wedge_a_run_past_its_deadline(
         assert "Docker engine did not answer the kill" in final["error_message"], final
     finally:
         dockerd.signal(signal.SIGCONT)
-    await _until("the engine and the warm pool to come back", lambda: _pool_back(client, admin))
+    await until(lambda: _pool_back(client, admin), "the engine and the warm pool to come back")
     await _warm_run_succeeds(client, admin, after)
     worker = runtime.current().worker
     assert worker is not None
     # The abandoned run's container is removed once the engine answers.
-    await _until(
-        "the abandoned container's removal",
+    await until(
         lambda: _no_container_of(dockerd, run["id"]),
+        "the abandoned container's removal",
         timeout=docker_runner.PING_TIMEOUT + warm_pool.RETRY_SECONDS + 30,
     )
 
@@ -257,7 +248,7 @@ async def test_a_frozen_engine_at_container_create_ends_the_run_in_error_naming_
     the engine frozen (its ping waits `PING_TIMEOUT` first), so the run is accepted."""
     script = await make_script(client, admin, "echo never\n", memory_mb=64)
     after = await make_script(client, admin, "echo after\n")
-    await _until("the worker to offer docker", lambda: _offers_docker(client, admin))
+    await until(lambda: _offers_docker(client, admin), "the worker to offer docker")
     dockerd.signal(signal.SIGSTOP)
     try:
         started = time.monotonic()
@@ -269,7 +260,7 @@ async def test_a_frozen_engine_at_container_create_ends_the_run_in_error_naming_
         assert took < docker_runner.ENGINE_TIMEOUT_SECONDS + 15, took
     finally:
         dockerd.signal(signal.SIGCONT)
-    await _until("the worker to offer docker again", lambda: _offers_docker(client, admin))
+    await until(lambda: _offers_docker(client, admin), "the worker to offer docker again")
     run = await start(client, admin, after, "docker")
     final = await wait_for(client, admin, run["id"], timeout=60)
     assert final["status"] == "success" and await output(client, admin, run["id"]) == "after\n", final

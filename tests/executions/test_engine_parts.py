@@ -18,6 +18,7 @@ from opscraft.execution.masking import MASK, Masker
 from opscraft.execution.output import CHUNK_CHARS, TAIL_CHARS, OutputPipeline, truncation_marker
 from opscraft.execution.queue import HueyQueue
 from opscraft.execution.spec import RunControl, StopReason
+from tests.waiting import until
 
 
 class Recorder:
@@ -258,13 +259,6 @@ def _recorder() -> tuple[list[tuple[str, float]], Any, Any]:
     )
 
 
-async def _until(condition: Any, timeout: float = 5) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the condition did not come"
-        await asyncio.sleep(0.01)
-
-
 async def test_run_control_interrupts_first_and_kills_after_the_grace() -> None:
     """A cancel of a run with an interrupt and a grace (Terraform): SIGINT at once, the kill only
     once the grace is over; a second cancel changes nothing."""
@@ -272,9 +266,9 @@ async def test_run_control_interrupts_first_and_kills_after_the_grace() -> None:
     control = RunControl()
     control.on_kill(kill, interrupt, grace_seconds=0.4)
     control.stop(StopReason.cancelled)
-    await _until(lambda: len(steps) == 1)
+    await until(lambda: len(steps) == 1, "step 1")
     control.stop(StopReason.cancelled)
-    await _until(lambda: len(steps) == 2)
+    await until(lambda: len(steps) == 2, "step 2")
     (first, at_first), (second, at_second) = steps
     assert (first, second) == ("interrupt", "kill") and at_second - at_first >= 0.35, steps
     await asyncio.sleep(0.1)
@@ -286,7 +280,7 @@ async def test_run_control_a_run_ending_in_its_grace_is_not_killed() -> None:
     control = RunControl()
     control.on_kill(kill, interrupt, grace_seconds=0.3)
     control.arm(0.05)  # the timeout interrupts too
-    await _until(lambda: len(steps) == 1)
+    await until(lambda: len(steps) == 1, "step 1")
     control.finish()  # Terraform wrote its state and exited
     await asyncio.sleep(0.5)
     assert [step for step, _ in steps] == ["interrupt"] and control.reason is StopReason.timed_out
@@ -300,7 +294,7 @@ async def test_run_control_kills_at_once_without_a_grace_or_at_shutdown(grace: f
     control = RunControl()
     control.on_kill(kill, interrupt, grace_seconds=grace)
     control.stop(StopReason.interrupted if grace else StopReason.cancelled)
-    await _until(lambda: len(steps) == 1)
+    await until(lambda: len(steps) == 1, "step 1")
     await asyncio.sleep(0.05)
     assert [step for step, _ in steps] == ["kill"]
 

@@ -307,15 +307,23 @@ async def test_dashboard_stats(client: httpx.AsyncClient, admin: LoggedIn) -> No
     ok_id = await make_script(client, admin, "true\n")
     bad_id = await make_script(client, admin, "false\n")
     runs = [await start(client, admin, i, "local") for i in (ok_id, ok_id, ok_id, bad_id)]
-    for r in runs:
-        await wait_for(client, admin, r["id"])
+    finished = [await wait_for(client, admin, r["id"]) for r in runs]
+    before = datetime.now(UTC).date()
     async with runtime.current().db.session() as session:
         stats = await executions.dashboard_stats(session, await _actor(admin))
+    after = datetime.now(UTC).date()
     assert stats.counts["success"] == 3 and stats.counts["failed"] == 1 and stats.counts["queued"] == 0
     assert [e.id for e in stats.recent][:4] == [r["id"] for r in reversed(runs)]
-    assert len(stats.daily) == 7 and stats.daily[-1].day == datetime.now(UTC).date()
-    assert (stats.daily[-1].total, stats.daily[-1].success) == (4, 3)
-    assert (stats.daily[0].total, stats.daily[0].success) == (0, 0)
+    # Each run counts on the UTC day it finished on (all on the last day, unless they straddled
+    # UTC midnight: the test runs at any hour), and the last day is the day the stats were read.
+    assert len(stats.daily) == 7 and stats.daily[-1].day in {before, after}
+    days = [datetime.fromisoformat(f["finished_at"]).date() for f in finished]
+    ok = [f["status"] == "success" for f in finished]
+    assert [(d.total, d.success) for d in stats.daily] == [
+        (days.count(d.day), sum(o for day, o in zip(days, ok, strict=True) if day == d.day))
+        for d in stats.daily
+    ]
+    assert sum(d.total for d in stats.daily) == 4 and sum(d.success for d in stats.daily) == 3
 
 
 @pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_LOCAL_RUNNER_ROLE": "viewer"}])

@@ -17,7 +17,8 @@ from opscraft.db.models import Role
 from opscraft.security.tokens import issue_token
 from opscraft.services import permissions
 from tests.conftest import LoggedIn
-from tests.executions.conftest import make_script, run, start, wait_for
+from tests.executions.conftest import make_script, output, run, start, wait_for
+from tests.waiting import until
 
 
 @pytest.fixture
@@ -164,7 +165,7 @@ async def test_watcher_attached_mid_run_gets_every_line_once(
     started = await start(client, viewer, script_id, runner_name)
     early = await connect(url(live_api, started["id"], token_of(viewer)))
     await wait_for(client, viewer, started["id"], {"running"})
-    await asyncio.sleep(0.8)
+    await until(lambda: output(client, viewer, started["id"]), "the first lines stored (mid-run)")
     async with connect(url(live_api, started["id"], token_of(viewer))) as late, early:
         (early_messages, early_code), (late_messages, late_code) = await asyncio.gather(
             collect(early), collect(late)

@@ -20,6 +20,7 @@ from opscraft.execution.events import Event, LogEvent, StatusEvent
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, start, statements_on, wait_for
 from tests.executions.test_executions_stream import stream_run
+from tests.waiting import until
 
 STARTED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 RUNNING = StatusEvent("running", started_at=STARTED)
@@ -67,8 +68,7 @@ async def test_follow_of_a_held_run_reads_no_storage() -> None:
             events.append(event)
 
     watcher = asyncio.create_task(watch())
-    while len(events) < 2:
-        await asyncio.sleep(0.001)
+    await until(lambda: len(events) >= 2, "the watcher to get the first two events", every=0.001)
     bus.publish(5, LogEvent(2, "stderr", "two\n"))
     bus.publish(5, StatusEvent("success", final=True, exit_code=0))
     await asyncio.wait_for(watcher, 5)

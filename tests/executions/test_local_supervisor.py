@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from opscraft.execution.local_runner import LocalRunner
 from opscraft.execution.spec import RunControl, RunResult, RunSpec, StopReason
 from tests.conftest import ROOT
 from tests.executions.test_process_tree import alive, mark
+from tests.waiting import wait_until
 
 SERVER_ONLY = "server-only-7d2e1"
 
@@ -86,13 +87,6 @@ def run(
 ) -> tuple[RunResult, Output]:
     output = Output()
     return runner.run(run_spec, output, control or RunControl()), output
-
-
-def wait_until(condition: Callable[[], object], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"waited {timeout} s for {what}"
-        time.sleep(0.02)
 
 
 def process_gone(pid: int) -> bool:

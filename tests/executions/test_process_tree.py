@@ -8,7 +8,6 @@ host's /proc (container processes are host processes too) after the run.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from datetime import datetime
@@ -19,7 +18,8 @@ import httpx
 import pytest
 
 from tests.conftest import LoggedIn
-from tests.executions.conftest import make_script, output, run, start, wait_for
+from tests.executions.conftest import make_script, run, start, wait_for, wait_output
+from tests.waiting import until
 
 RUNNERS = pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
 _serial = itertools.count()
@@ -53,23 +53,13 @@ def alive(token: str) -> list[int]:
 
 async def gone(token: str, timeout: float = 5) -> None:
     """Wait (a little, for the kernel to finish the kills) until no process holds `token`."""
-    deadline = time.monotonic() + timeout
-    while pids := alive(token):
-        assert time.monotonic() < deadline, f"processes {pids} outlived the run"
-        await asyncio.sleep(0.05)
+    await until(lambda: not alive(token), f"no process of {token} left (outliving the run)", timeout, 0.05)
 
 
 def seconds(final: dict[str, Any]) -> float:
     """From started_at to finished_at of an execution."""
     started = datetime.fromisoformat(final["started_at"])
     return (datetime.fromisoformat(final["finished_at"]) - started).total_seconds()
-
-
-async def wait_output(client: httpx.AsyncClient, who: LoggedIn, execution_id: int, text: str) -> None:
-    deadline = time.monotonic() + 30
-    while text not in await output(client, who, execution_id):
-        assert time.monotonic() < deadline, f"{text!r} never appeared"
-        await asyncio.sleep(0.05)
 
 
 @RUNNERS

@@ -18,6 +18,7 @@ from opscraft.execution.events import LogEvent, StatusEvent
 from opscraft.execution.worker import worker_identity
 from tests.conftest import PASSWORD, LiveServer, make_settings, start_server, stop_server
 from tests.executions.conftest import IMAGES
+from tests.waiting import until
 
 
 @pytest.fixture
@@ -30,15 +31,15 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
 
 
 async def _wait_status(execution_id: int, wanted: set[str], timeout: float = 30) -> Execution:
-    deadline = time.monotonic() + timeout
-    while True:
+    """The execution's row once its status is one of `wanted`."""
+
+    async def reached() -> Execution | None:
         async with runtime.current().db.session() as session:
             row = await session.get(Execution, execution_id)
         assert row is not None
-        if row.status in wanted:
-            return row
-        assert time.monotonic() < deadline, row.status
-        await asyncio.sleep(0.05)
+        return row if row.status in wanted else None
+
+    return await until(reached, f"execution {execution_id} to be {sorted(wanted)}", timeout, 0.05)
 
 
 async def test_services_without_a_worker_here_use_a_worker_elsewhere(server: LiveServer) -> None:

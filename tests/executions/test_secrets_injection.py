@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
-import time
 from typing import Any
 from urllib.parse import quote
 
@@ -20,7 +18,15 @@ from opscraft.db.models import Secret
 from opscraft.execution.commands import build
 from opscraft.execution.spec import RunSpec
 from tests.conftest import LoggedIn
-from tests.executions.conftest import container_of, make_script, output, start, start_checked, wait_for
+from tests.executions.conftest import (
+    container_of,
+    make_script,
+    output,
+    start,
+    start_checked,
+    wait_for,
+    wait_output,
+)
 
 RUNNERS = pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
 VALUE = "Hunter2/correct+horse Zx9!"
@@ -177,10 +183,7 @@ async def test_docker_gets_secrets_on_stdin_not_in_its_stored_config(
     execution = await start_checked(client, operator, script_id, "docker", parameters={})
     container = container_of(execution["id"])
     assert container is not None
-    deadline = time.monotonic() + 60
-    while "ready" not in await output(client, operator, execution["id"]):
-        assert time.monotonic() < deadline, "the script never printed"
-        await asyncio.sleep(0.05)
+    await wait_output(client, operator, execution["id"], "ready", 60)
     config = docker_client.api.inspect_container(container)
     assert "MULTI=" not in json.dumps(config["Config"]["Env"])
     assert "line one" not in json.dumps(config)

@@ -27,6 +27,7 @@ from opscraft.config import load_settings
 from opscraft.execution import terraform_backend
 from tests.conftest import LoggedIn, free_port, require_service
 from tests.executions.conftest import make_script, output, start, terraform_run_row, wait_for
+from tests.waiting import until
 
 MAIN_TF = """variable "greeting" {
   type    = string
@@ -414,14 +415,12 @@ resource "terraform_data" "slow" {
 
 
 async def _wait_locked(client: httpx.AsyncClient, who: LoggedIn, script_id: int, execution_id: int) -> None:
-    deadline = asyncio.get_running_loop().time() + 60
-    while True:
+    async def locked() -> bool:
         r = await client.get(f"/api/v1/scripts/{script_id}/terraform/states", headers=who.headers)
         assert r.status_code == 200, r.text
-        if r.json()["items"] and r.json()["items"][0]["locked_by_execution"] == execution_id:
-            return
-        assert asyncio.get_running_loop().time() < deadline, r.text
-        await asyncio.sleep(0.2)
+        return bool(r.json()["items"]) and r.json()["items"][0]["locked_by_execution"] == execution_id
+
+    await until(locked, f"run {execution_id} to hold the state's lock", 60, 0.2)
 
 
 @pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_TERRAFORM_STOP_GRACE_SECONDS": 0}], indirect=True)

@@ -40,9 +40,10 @@ from tests.executions.conftest import (
     start,
     stopped,
     wait_for,
-    waited,
+    wait_output,
     warm_containers,
 )
+from tests.waiting import until
 
 pytestmark = pytest.mark.docker
 
@@ -73,11 +74,7 @@ def pool() -> WarmPool:
 
 async def running_container(client: httpx.AsyncClient, who: LoggedIn, execution_id: int) -> str:
     await wait_for(client, who, execution_id, {"running"})
-    deadline = time.monotonic() + 30
-    while (container := container_of(execution_id)) is None:
-        assert time.monotonic() < deadline, "the run never got a container"
-        await asyncio.sleep(0.02)
-    return container
+    return await until(lambda: container_of(execution_id), f"run {execution_id} to get a container", 30)
 
 
 async def test_secrets_and_parameters_never_in_a_pooled_containers_config(
@@ -132,10 +129,7 @@ async def test_cancel_a_pooled_run(client: httpx.AsyncClient, admin: LoggedIn, d
     await prewarm()
     execution = await start(client, admin, script_id, "docker")
     container = await running_container(client, admin, execution["id"])
-    deadline = time.monotonic() + 30
-    while "started" not in await output(client, admin, execution["id"]):
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
+    await wait_output(client, admin, execution["id"], "started")
     t0 = time.monotonic()
     r = await client.post(f"/api/v1/executions/{execution['id']}/cancel", headers=admin.headers)
     assert r.status_code == 200, r.text
@@ -192,10 +186,12 @@ async def test_pool_refills_never_reuses_and_shrinks_when_idle(
     assert await removed(docker_client, *used)
     stats = pool().stats()
     assert stats["warm_starts"] == 3 and stats["size"] == 2
-    deadline = time.monotonic() + 60
-    while warm_containers(docker_client) or pool().stats()["warm"]:
-        assert time.monotonic() < deadline, "an idle pool should shrink to nothing"
-        await asyncio.sleep(0.2)
+    await until(
+        lambda: not warm_containers(docker_client) and not pool().stats()["warm"],
+        "an idle pool to shrink to nothing",
+        60,
+        0.2,
+    )
 
 
 async def test_warm_container_left_by_a_crash_is_removed_at_start(tmp_path: Path, docker_client: Any) -> None:
@@ -366,7 +362,8 @@ async def test_a_stopped_runner_ends_its_removals_thread_and_still_removes_conta
         straggler = used()
         late = queue(straggler)  # the container of a run that outlived the shutdown's grace
         assert await removed(docker_client, straggler, timeout=30)
-        assert await waited(lambda: not late.is_alive(), timeout=30) and queued._thread is None
+        await until(lambda: not late.is_alive(), "the late removal's thread to end", timeout=30)
+        assert queued._thread is None
 
         runner.start_pool()  # the pool is off (size 0): only the removals resume
         again = used()
@@ -605,10 +602,12 @@ async def test_admins_set_the_pool_size_and_workers_apply_it(
     assert r.status_code == 403, r.text
     r = await client.put("/api/v1/settings", json={"warm_pool_size": 0}, headers=admin.headers)
     assert r.status_code == 200 and r.json()["warm_pool_size"] == 0, r.text
-    deadline = time.monotonic() + 60
-    while pool().size != 0 or warm_containers(docker_client):
-        assert time.monotonic() < deadline, "the worker should disable its pool at its next heartbeat"
-        await asyncio.sleep(0.1)
+    await until(
+        lambda: pool().size == 0 and not warm_containers(docker_client),
+        "the worker to disable its pool at its next heartbeat",
+        60,
+        0.1,
+    )
     script_id = await make_script(client, admin, "echo cold\n")
     cold_starts = pool().cold_starts
     execution = await start(client, admin, script_id, "docker")
@@ -616,9 +615,7 @@ async def test_admins_set_the_pool_size_and_workers_apply_it(
     assert pool().cold_starts == cold_starts + 1
     r = await client.put("/api/v1/settings", json={"warm_pool_size": 1}, headers=admin.headers)
     assert r.status_code == 200, r.text
-    while pool().size != 1:
-        assert time.monotonic() < deadline + 60
-        await asyncio.sleep(0.1)
+    await until(lambda: pool().size == 1, "the worker to take the pool's size of 1", 120, 0.1)
     await prewarm()
     events = (await client.get("/api/v1/audit?action=setting.update", headers=admin.headers)).json()["items"]
     assert [e["details"]["value"] for e in events if e["target_id"] == "warm_pool_size"] == [1, 0]

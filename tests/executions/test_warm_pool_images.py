@@ -27,9 +27,9 @@ from tests.executions.conftest import (
     pool_profile,
     start,
     wait_for,
-    waited,
     warm_containers,
 )
+from tests.waiting import until
 
 pytestmark = pytest.mark.docker
 
@@ -94,8 +94,10 @@ async def test_a_retagged_image_is_what_the_next_run_gets(
     repository, tag = image.rsplit(":", 1)
     new = rebuilt(docker_client, repository, tag)  # as `docker pull` or `docker build -t` does
 
-    assert await waited(lambda: {c.attrs["Image"] for c in warm_containers(docker_client)} <= {new}, 30), (
-        "the containers warmed from the old image are removed"
+    await until(
+        lambda: {c.attrs["Image"] for c in warm_containers(docker_client)} <= {new},
+        "the containers warmed from the old image removed",
+        30,
     )
     execution = await start(client, admin, script_id, "docker")
     final = await wait_for(client, admin, execution["id"])
@@ -115,7 +117,7 @@ async def test_an_image_deleted_while_warm_runs_nothing(
 
     docker_client.api.remove_image(image)
 
-    assert await waited(lambda: not warm_containers(docker_client), 30)
+    await until(lambda: not warm_containers(docker_client), "no warm container left", 30)
     execution = await start(client, admin, script_id, "docker")
     final = await wait_for(client, admin, execution["id"], timeout=120)
     assert final["status"] == "error", final

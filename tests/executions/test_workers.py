@@ -36,6 +36,7 @@ from tests.conftest import (
     stop_server,
 )
 from tests.executions.conftest import IMAGES, TEST_IMAGE, make_script, start, wait_for
+from tests.waiting import until
 
 LONG = 'echo "begun $N"\nsleep "$S"\necho "ended $N"\n'
 # Runs until the test creates the file GATE: a run that must outlast a worker's start or restart
@@ -144,10 +145,8 @@ async def test_a_worker_limited_to_other_runners_leaves_the_run_to_one_that_offe
     await asyncio.to_thread(docker_only.start)
     try:
         run = await _enqueue_row(script_id, admin.id, docker_only, N=1, S=0)
-        deadline = time.monotonic() + 60
-        while len(handed_back) < 2:  # the row's enqueue, then at least one hand-back
-            assert time.monotonic() < deadline, "the docker-only worker never handed the run back"
-            await asyncio.sleep(0.05)
+        # the row's enqueue, then at least one hand-back
+        await until(lambda: len(handed_back) >= 2, "the docker-only worker to hand the run back", 60, 0.05)
         row = await _row(run)
         assert row.status == "queued" and row.worker_id is None
         first.queue.enqueue(run)

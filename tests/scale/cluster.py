@@ -22,24 +22,23 @@ from typing import Any
 import httpx
 
 from tests.conftest import PASSWORD, ROOT, free_port, require_service
+from tests.waiting import wait_until
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 FINAL = {"success", "failed", "cancelled", "timed_out", "error"}
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
-    """Poll `condition()` until it returns something truthy (returned) or fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """`tests.waiting.wait_until` for servers that may not answer yet: `condition()` raising
+    httpx.HTTPError or OSError (a refused connection) counts as not yet."""
+
+    def attempt() -> Any:
         try:
-            value = condition()
+            return condition()
         except (httpx.HTTPError, OSError):
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(every)
+            return None
+
+    return wait_until(attempt, what, timeout, every)
 
 
 class RedisServer:
