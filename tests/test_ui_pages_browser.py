@@ -217,3 +217,28 @@ def test_a_long_full_name_leaves_the_account_menu_in_reach(
         page.get_by_test_id("logout").wait_for()
     finally:
         context.close()
+
+
+def test_a_long_parameter_stays_within_a_phone(browser: Any, site: tuple[LiveServer, dict[str, str]]) -> None:
+    """A parameter's name may be 64 characters without a break, and its value longer: a run's
+    Parameters grid gave the names' column their whole width, and the page on a 390 px phone
+    was 576 px wide (the value out of sight to the right)."""
+    server, _ = site
+    admin = token(server, "admin")
+    name = "P" * 64
+    body = [{"name": name, "type": "string", "default": "v" * 300}]
+    script = create_script(server, admin, "long-parameter", "echo hi\n", parameters=body, status="active")
+    run_id = start_run(server, admin, script["id"])
+    wait_run(server, admin, run_id)
+    context = browser.new_context(viewport=VIEWPORTS["phone"])
+    page = context.new_page()
+    try:
+        signed_in(page, server, "admin", f"/executions/{run_id}")
+        value = page.get_by_test_id(f"param-value-{name}")
+        value.wait_for()
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"{overflow} px wider than the screen"
+        box = value.bounding_box()
+        assert box is not None and box["width"] >= 100 and box["x"] + box["width"] <= 390, box
+    finally:
+        context.close()
