@@ -128,9 +128,9 @@ def _option_value(select: ui.select, shown: Any) -> Any:
 
 def _shown(element: Any, value: Any) -> Any:
     """`value` as the tab stores a field holding it (`ocDrafts.read`): a select's option by its
-    label, any other field's value as it is. The origin of a draft is kept so, and compared so
-    in the tab (`ocDrafts.peek`)."""
-    if isinstance(element, ui.select) and isinstance(element.options, dict):
+    label (a multiple select's list as it is), any other field's value as it is. The origin of
+    a draft is kept so, and compared so in the tab (`ocDrafts.peek`)."""
+    if isinstance(element, ui.select) and isinstance(element.options, dict) and not isinstance(value, list):
         return element.options.get(value, value)
     return value
 
