@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from opscraft.ui import labels
 from tests.conftest import LiveServer
@@ -121,3 +122,43 @@ def test_a_draft_whose_base_version_is_not_ascii_digits_warns_instead_of_failing
     page.get_by_test_id("draft-restored").wait_for()
     page.get_by_test_id("draft-stale-discard").wait_for()
     assert page.get_by_test_id("script-description").input_value() == "typed before a reload"
+
+
+@pytest.mark.parametrize("form", ["new-user", "run"])
+def test_a_form_closed_untouched_does_not_reopen_on_the_next_visit(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any, form: str
+) -> None:
+    """Opening Users' New user form (its role select shows "Viewer (...)") or a script's Run form
+    (a parameter with a default) and closing it with Escape, nothing typed, left the tab a
+    "draft" of what the form was built with, and the page opened the form by itself on every
+    later visit. A form typed into still comes back."""
+    if form == "run":
+        body = {"TARGET": {"type": "string", "default": "web-1"}}
+        script = create_script(
+            server, tokens["admin"], "untouched", CONTENT, parameters=body, status="active"
+        )
+        path, opener, field, key = (
+            f"/scripts/{script['id']}",
+            "execute-button",
+            "param-TARGET",
+            f"run:{script['id']}",
+        )
+    else:
+        path, opener, field, key = "/users", "new-user", "create-username", "user:new"
+    log_in(page, server, "admin", then=path)
+    wait_connected(page)
+    for typed in ("", "typed-7"):
+        page.get_by_test_id(opener).click()
+        if typed:
+            page.get_by_test_id(field).fill(typed)
+        page.get_by_test_id(field).wait_for()
+        page.wait_for_function("(k) => sessionStorage.getItem(k) !== null", arg=f"oc-draft:{key}")
+        page.keyboard.press("Escape")
+        page.get_by_test_id(field).wait_for(state="hidden")
+        page.goto(server.url + path)
+        wait_connected(page)
+        if not typed:
+            with pytest.raises(PlaywrightTimeoutError):  # the page opens a kept form at once
+                page.get_by_test_id(field).wait_for(timeout=3_000)
+    page.get_by_test_id("draft-restored").wait_for()
+    assert page.get_by_test_id(field).input_value() == "typed-7"

@@ -132,6 +132,10 @@ def _refused_host(host: str | None, field: str) -> None:
 
 
 def _http_url(value: Any, field: str) -> str:
+    """A webhook URL as given, without the spaces or line break around it (a URL pasted from a
+    chat or read from a file brings them; the SMTP host and recipients were trimmed already, the
+    URL was refused as "holds a space"); `Invalid` at `field` saying what is wrong."""
+    value = value.strip() if isinstance(value, str) else value
     if not isinstance(value, str) or not value:
         raise Invalid.at(field, "required: an http:// or https:// URL")
     _refused_host(url_host(value), field)

@@ -70,12 +70,19 @@ window.ocDrafts = window.ocDrafts || {
     this.origins[form] = (stored && stored.__origin) || origin;
     return stored;
   },
+  // Whether the tab's draft of `form` holds something typed: a value other than the one the form
+  // was built with (`__origin`, in the form the field shows it: Draft.shown). A dialog closed
+  // untouched (Escape) left its defaults behind, and the page reopened it on every visit.
   peek(form) {
     const raw = sessionStorage.getItem(this.key(form));
     if (raw === null) return false;
     const values = JSON.parse(raw);
+    const origin = values.__origin;
     delete values.__origin;
-    return Object.values(values).some((v) => v !== "" && v !== false);
+    const same = (value, built) => JSON.stringify(value) === JSON.stringify(built)
+      || (typeof value !== "object" && String(value) === String(built ?? ""));
+    return Object.entries(values).some(([name, v]) =>
+      origin ? !same(v, origin[name]) : v !== "" && v !== false);
   },
   clear(form) {
     this.armed[form] = false;
@@ -117,6 +124,15 @@ def _option_value(select: ui.select, shown: Any) -> Any:
             if label == shown:
                 return value
     return shown
+
+
+def _shown(element: Any, value: Any) -> Any:
+    """`value` as the tab stores a field holding it (`ocDrafts.read`): a select's option by its
+    label (a multiple select's list as it is), any other field's value as it is. The origin of
+    a draft is kept so, and compared so in the tab (`ocDrafts.peek`)."""
+    if isinstance(element, ui.select) and isinstance(element.options, dict) and not isinstance(value, list):
+        return element.options.get(value, value)
+    return value
 
 
 class Draft:
@@ -172,7 +188,9 @@ class Draft:
         A field changed since the form was built (typed into on a slow connection before the
         draft came back) keeps what was typed: the newer input wins over the stored one."""
         try:
-            origin_now = json.dumps({name: field[2] for name, field in self.fields.items()}, default=str)
+            origin_now = json.dumps(
+                {name: _shown(field[0], field[2]) for name, field in self.fields.items()}, default=str
+            )
             stored = await ui.run_javascript(
                 f"return ocDrafts.take({json.dumps(self.key)}, {origin_now})", timeout=10
             )
@@ -192,7 +210,7 @@ class Draft:
                 continue
             element, convert, built = self.fields[name]
             value = convert(raw)
-            kept = isinstance(origin, dict) and name in origin and origin[name] == value
+            kept = isinstance(origin, dict) and name in origin and convert(origin[name]) == value
             if kept and name not in self.always:
                 continue
             if element.value != built:

@@ -26,6 +26,7 @@ from opscraft.ui.execution_widgets import (
     banner,
     elapsed,
     format_duration,
+    name_value_grid,
     status_badge,
     trigger_label,
 )
@@ -245,9 +246,9 @@ class ExecutionView:
             .props('dense header-class="text-subtitle1" data-testid="parameters"')
         ):
             if run.parameters:
-                with ui.grid(columns="auto 1fr").classes("gap-x-6 gap-y-1 px-4 pb-2"):
+                with name_value_grid("px-4 pb-2"):
                     for name, value in run.parameters.items():
-                        ui.label(name).classes("font-mono text-grey-8")
+                        ui.label(name).classes("font-mono text-grey-8 break-all")
                         ui.label(json.dumps(value) if not isinstance(value, str) else visible(value)).classes(
                             "font-mono break-all"
                         ).props(f'data-testid="param-value-{name}"')

@@ -67,6 +67,19 @@ def banner(icon: str, color: str, text: str, testid: str = "") -> ui.row:
     return row
 
 
+# A names-and-values grid's columns: the names' column at most 40% of the width (a parameter
+# name may be 64 characters without a break; as `auto` it widened a run's page on a phone to
+# 576 px), the values the rest, both able to shrink below their longest word (each label breaks
+# anywhere: `break-all`).
+NAME_VALUE_COLUMNS = "fit-content(40%) minmax(0, 1fr)"
+
+
+def name_value_grid(classes: str = "") -> ui.grid:
+    """A two-column grid of names and values (labels classed `break-all`) that stays within its
+    container's width however long a name or value (see `NAME_VALUE_COLUMNS`)."""
+    return ui.grid(columns=NAME_VALUE_COLUMNS).classes(f"gap-x-6 gap-y-1 {classes}".strip())
+
+
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"

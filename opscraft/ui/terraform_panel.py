@@ -15,7 +15,7 @@ from opscraft.services import terraform_plans, terraform_state
 from opscraft.services.actor import Actor
 from opscraft.services.errors import NotFound
 from opscraft.services.permissions import Permission, can
-from opscraft.ui.execution_widgets import banner
+from opscraft.ui.execution_widgets import banner, name_value_grid
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.widgets import call, close_then, dialog_title, format_time, one_click
 
@@ -81,7 +81,7 @@ class TerraformPanel:
             rows = [(r["address"], r["actions"]) for r in detail.get("resources", [])]
             rows += [(f"output.{o['name']}", o["actions"]) for o in detail.get("outputs", [])]
             if rows:
-                with ui.grid(columns="auto 1fr").classes("gap-x-6 gap-y-1"):
+                with name_value_grid():
                     for address, actions in rows:
                         ui.label(_actions(actions)).classes("font-mono text-grey-8")
                         ui.label(address).classes("font-mono break-all").props('data-testid="plan-change"')

@@ -915,6 +915,21 @@ async def test_a_webhook_url_holding_credentials_is_refused(reader: Reader, url:
     assert all(c["name"] != "creds" for c in r.json()["items"])
 
 
+async def test_a_webhook_url_pasted_with_spaces_around_it_is_saved_without_them(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """A URL pasted into the channel form with a space or line break around it was refused as
+    "holds a space, tab, line break or other invisible ...", where the SMTP host and recipients
+    are trimmed; it is saved trimmed, and one with a space inside is still refused."""
+    url = "/api/v1/notifications/channels"
+    body = {"name": "pasted", "kind": "webhook", "config": {"url": " \t https://receiver.example/in \r\n"}}
+    r = await client.post(url, json=body, headers=admin.headers)
+    assert r.status_code == 201 and r.json()["config"]["url"] == "https://receiver.example/…", r.text
+    body = {"name": "inside", "kind": "webhook", "config": {"url": " https://receiver.example/a b "}}
+    r = await client.post(url, json=body, headers=admin.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["message"].endswith(INVISIBLE), r.text
+
+
 SMTP_HOST = "must be the SMTP server's host name or address: "
 
 
