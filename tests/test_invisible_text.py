@@ -197,3 +197,53 @@ async def test_picked_names_are_trimmed_and_refuse_blank_and_control_characters(
         assert r.status_code == 201 and r.json()["name"] == "nightly", (url, r.text)
         r = await client.post(url, json={"name": "שלום 🚀 ünï", **extra}, headers=who.headers)
         assert r.status_code == 201 and r.json()["name"] == "שלום 🚀 ünï", (url, r.text)
+
+
+# Names spelled with a joiner where it changes the drawing (RFC 5892 A.1/A.2, UTS #51), and the
+# same joiners where they print as nothing.
+JOINED_NAMES = [
+    "क्\u200dष",  # Devanagari: ZWJ after the virama (half form)
+    "क्\u200cष",  # ZWNJ after the virama (explicit halant)
+    "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian "mi-khaham": ZWNJ between joining letters
+    "👩\u200d💻 ops",  # an emoji ZWJ sequence
+    "🏳\ufe0f\u200d🌈",  # with the emoji presentation selector before the ZWJ
+]
+LOOSE_JOINERS = ["a\u200db", "a\u200cb", "\u200dprod", "prod\u200c", "👩\u200d", "\u0645\u200c b"]
+
+
+async def test_joiners_that_change_the_drawing_are_kept_in_names_and_tags(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn
+) -> None:
+    """A Hindi, Persian or emoji name needs U+200C/U+200D where they join (a full name with "👩‍💻"
+    was refused as invisible); where a joiner joins nothing it still is refused, naming it."""
+    for number, name in enumerate(JOINED_NAMES):
+        body = {"name": f"joined{number}", "script_type": "bash", "content": PLAYBOOK, "tags": [name]}
+        r = await client.post("/api/v1/scripts", json=body, headers=operator.headers)
+        assert r.status_code == 201 and r.json()["tags"] == [name], (repr(name), r.text)
+        r = await client.post("/api/v1/tokens", json={"name": name}, headers=operator.headers)
+        assert r.status_code == 201 and r.json()["name"] == name, (repr(name), r.text)
+        r = await client.put("/api/v1/auth/me", json={"full_name": name}, headers=operator.headers)
+        assert r.status_code == 200 and r.json()["full_name"] == name, (repr(name), r.text)
+    for name in LOOSE_JOINERS:
+        r = await client.post("/api/v1/tokens", json={"name": name}, headers=operator.headers)
+        assert r.status_code == 422 and fields(r) == ["name"], (repr(name), r.text)
+        assert "U+200" in r.text
+        r = await client.put("/api/v1/auth/me", json={"full_name": name}, headers=operator.headers)
+        assert r.status_code == 422 and fields(r) == ["full_name"], (repr(name), r.text)
+
+
+def test_the_joiner_contexts_match_the_schema_pattern_and_unicode() -> None:
+    """The OpenAPI pattern accepts exactly the names the server does; VIRAMAS is every character
+    of Canonical_Combining_Class 9 this Python knows (a newer Unicode may add some: add them)."""
+    import re
+    import unicodedata
+
+    from opscraft.services.invisible import NAME_PATTERN, VIRAMAS, invisible_problem
+
+    for name in JOINED_NAMES:
+        assert invisible_problem(name) is None and re.match(NAME_PATTERN, name), repr(name)
+    for name in LOOSE_JOINERS:
+        assert invisible_problem(name) and not re.match(NAME_PATTERN, name), repr(name)
+    viramas = re.compile(f"[{VIRAMAS}]")
+    for code in range(0x110000):
+        assert bool(viramas.match(chr(code))) == (unicodedata.combining(chr(code)) == 9), hex(code)

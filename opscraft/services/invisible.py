@@ -36,6 +36,35 @@ INVISIBLE = (
     "\U000e0000-\U000e007f"
 )
 _INVISIBLE_RE = re.compile(f"[{INVISIBLE}]")
+# The joiners (U+200C ZWNJ, U+200D ZWJ) where they change how a name is drawn, so names may hold
+# them there: after a virama (RFC 5892 Appendix A.1 and A.2, IDNA's CONTEXTJ rules: Hindi,
+# Bengali, Tamil... spell words with them), ZWNJ between letters of a joining script (A.1's
+# second rule, Persian "می‌خواهم"; its Joining_Type is approximated by those scripts' blocks),
+# and ZWJ inside an emoji ZWJ sequence (UTS #51 ED-16, "👩‍💻"). Elsewhere they print as nothing.
+# VIRAMAS: every character of Canonical_Combining_Class 9 (Virama) in Unicode 14.0, Python
+# 3.11's unicodedata (tests/test_invisible_text.py says when a newer one adds one).
+VIRAMAS = (
+    "\u094d\u09cd\u0a4d\u0acd\u0b4d\u0bcd\u0c4d\u0ccd\u0d3b-\u0d3c\u0d4d\u0dca\u0e3a\u0eba"
+    "\u0f84\u1039-\u103a\u1714-\u1715\u1734\u17d2\u1a60\u1b44\u1baa-\u1bab\u1bf2-\u1bf3"
+    "\u2d7f\ua806\ua82c\ua8c4\ua953\ua9c0\uaaf6\uabed\U00010a3f\U00011046\U00011070"
+    "\U0001107f\U000110b9\U00011133-\U00011134\U000111c0\U00011235\U000112ea\U0001134d"
+    "\U00011442\U000114c2\U000115bf\U0001163f\U000116b6\U0001172b\U00011839"
+    "\U0001193d-\U0001193e\U000119e0\U00011a34\U00011a47\U00011a99\U00011c3f"
+    "\U00011d44-\U00011d45\U00011d97"
+)
+# Arabic, Syriac, N'Ko, Mandaic, Mongolian, Phags-pa and the Arabic presentation forms.
+JOINING_LETTERS = (
+    "\u0620-\u06ff\u0710-\u074f\u0750-\u077f\u07ca-\u07f5\u0840-\u085b\u0860-\u086a"
+    "\u0870-\u08ff\u1820-\u1878\ua840-\ua872\ufb50-\ufdff\ufe70-\ufefc"
+)
+# Emoji that join into ZWJ sequences (with U+FE0F, the emoji presentation selector, before a ZWJ).
+EMOJI = "\u2600-\u27bf\u2b00-\u2bff\U0001f000-\U0001faff"
+JOINER_IN_CONTEXT = (
+    f"(?:(?<=[{VIRAMAS}])[\u200c\u200d]"
+    f"|(?<=[{JOINING_LETTERS}])\u200c(?=[{JOINING_LETTERS}])"
+    f"|(?<=[{EMOJI}\ufe0f])\u200d(?=[{EMOJI}]))"
+)
+_JOINER_IN_CONTEXT_RE = re.compile(JOINER_IN_CONTEXT)
 _BIDI_RE = re.compile(f"[{BIDI_CONTROLS}]")
 # C0 and C1 control characters (Unicode general category Cc): a newline or tab breaks the line a
 # name is listed on, an ESC sequence recolours or rewrites a terminal that prints it.
@@ -43,7 +72,16 @@ CONTROLS = "\\x00-\\x1f\\x7f-\\x9f"
 _CONTROL_RE = re.compile(f"[{CONTROLS}]")
 # The name rule for JSON Schema, so the OpenAPI schema says what the server accepts: no control or
 # invisible character, and something besides spaces.
-NAME_PATTERN = f"^[^{CONTROLS}{INVISIBLE}]*[^{CONTROLS}{INVISIBLE}\\s][^{CONTROLS}{INVISIBLE}]*$"
+
+
+def visible_pattern(refused: str) -> str:
+    """A JSON Schema `pattern` (ECMA-262 and Python `re` alike) for a name: no character of the
+    class body `refused` besides `JOINER_IN_CONTEXT`, and something besides spaces."""
+    char = f"(?:[^{refused}]|{JOINER_IN_CONTEXT})"
+    return f"^{char}*[^{refused}\\s]{char}*$"
+
+
+NAME_PATTERN = visible_pattern(f"{CONTROLS}{INVISIBLE}")
 
 
 def _codes(found: list[str]) -> str:
@@ -51,8 +89,9 @@ def _codes(found: list[str]) -> str:
 
 
 def invisible_problem(text: str) -> str | None:
-    """Why `text` cannot be a name (it holds an invisible or bidi control character), or None."""
-    found = _INVISIBLE_RE.findall(text)
+    """Why `text` cannot be a name (it holds an invisible or bidi control character, a joiner
+    outside `JOINER_IN_CONTEXT`), or None."""
+    found = _INVISIBLE_RE.findall(_JOINER_IN_CONTEXT_RE.sub("", text))
     if not found:
         return None
     return (

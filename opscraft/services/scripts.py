@@ -73,7 +73,7 @@ Sort = Literal["name", "-name", "updated_at", "-updated_at"]
 # What `_check_tags` accepts, for the OpenAPI schema: no control character, not blank.
 # and no invisible or bidi control character (`invisible.INVISIBLE`).
 _NOT_TAG = f"\\x00-\\x1f\\x7f-\\x9f{invisible.INVISIBLE}"
-TAG_PATTERN = f"^[^{_NOT_TAG}]*[^\\s{_NOT_TAG}][^{_NOT_TAG}]*$"
+TAG_PATTERN = invisible.visible_pattern(_NOT_TAG)
 # Lengths are checked by `_check_tags`, which words them for a tag (pydantic said "items").
 Tag = Annotated[Text, Field(json_schema_extra={"pattern": TAG_PATTERN, "maxLength": MAX_TAG})]
 M = TypeVar("M", bound=BaseModel)
