@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -12,31 +12,8 @@ from opscraft.db.models import Execution
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.execution.log_pages import PAGE_CHARS, StoredChunk
 from opscraft.services.bodies import Body
-from opscraft.services.executions import LogPage, TerraformWorkspace
+from opscraft.services.executions import AnsibleRunOptions, LogPage, TerraformWorkspace
 from opscraft.services.parameters import ParameterValues
-
-TagName = Annotated[
-    str, Field(max_length=64, json_schema_extra={"pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"})
-]
-
-
-class AnsibleRunOptions(Body):
-    """Ansible run options, each passed to `ansible-playbook` as one argument (never through a shell)."""
-
-    model_config = {"extra": "forbid"}
-
-    limit: str | None = Field(
-        default=None,
-        max_length=512,
-        description="Host pattern (--limit); not starting with '-' or '@'",
-        json_schema_extra={
-            "pattern": r"^[A-Za-z0-9_.*?~\[\]:!&,^$|()+\\/=%][A-Za-z0-9_.*?~\[\]:!&,^$|()+\\/=%-]*$"
-        },
-    )
-    tags: list[TagName] | None = Field(default=None, max_length=50, description="--tags")
-    skip_tags: list[TagName] | None = Field(default=None, max_length=50, description="--skip-tags")
-    check: bool = Field(default=False, description="--check: dry run, change nothing")
-    diff: bool = Field(default=False, description="--diff: show what changes in files and templates")
 
 
 class RerunCreate(Body):
