@@ -776,13 +776,14 @@ async def chain_of(session: AsyncSession, actor: Actor, execution_id: int) -> Ex
     )
 
 
-async def target_choices(session: AsyncSession, actor: Actor, script_id: int) -> list[tuple[int, str]]:
-    """(id, name) of the scripts a link from `script_id` could start (not deleted, not itself),
-    by name: the choices a form offers (cycles are still checked when the link is saved)."""
+async def target_choices(session: AsyncSession, actor: Actor, script_id: int) -> list[tuple[int, str, str]]:
+    """(id, name, script type) of the scripts a link from `script_id` could start (not deleted,
+    not itself), by name: the choices a form offers (cycles are still checked when the link is
+    saved; the type says which run options apply)."""
     require(actor.user, Permission.view_scripts)
     rows = await session.exec(
-        select(Script.id, Script.name)
+        select(Script.id, Script.name, Script.script_type)
         .where(col(Script.deleted_at).is_(None), col(Script.id) != script_id)
         .order_by(*names.name_order(Script.name))
     )
-    return [(int(i), n) for i, n in rows.all()]
+    return [(int(i), n, str(t)) for i, n, t in rows.all()]
