@@ -11,16 +11,8 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from opscraft.api.deps import NO_BODY, CurrentActor, Session, permitted
-from opscraft.api.schemas import (
-    AUTHED,
-    CheckedByService,
-    IdPath,
-    Limit,
-    Page,
-    Skip,
-    StoredRunOptions,
-    error_responses,
-)
+from opscraft.api.executions_schemas import StoredRunOptions
+from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, Limit, Page, Skip, error_responses
 from opscraft.db.models import ChainLink
 from opscraft.services import chains
 from opscraft.services.chains import ChainStep, LinkChanges, LinkIn

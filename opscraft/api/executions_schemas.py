@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -14,6 +14,16 @@ from opscraft.execution.log_pages import PAGE_CHARS, StoredChunk
 from opscraft.services.bodies import Body
 from opscraft.services.executions import AnsibleRunOptions, LogPage, TerraformWorkspace
 from opscraft.services.parameters import ParameterValues
+
+# What a schedule, webhook or chain link stores of the Ansible run options of the runs it starts.
+StoredRunOptions = Annotated[
+    dict[str, Any] | None,
+    Field(
+        description="Ansible scripts only: the run options of the runs it starts (`limit`, `tags`, "
+        "`skip_tags`, `check`, `diff`, normalized as a manual run's: unset ones left out); null for none",
+        examples=[{"limit": "web", "tags": ["deploy"], "check": True}],
+    ),
+]
 
 
 class RerunCreate(Body):

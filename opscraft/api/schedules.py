@@ -9,16 +9,8 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, StringConstraints
 
 from opscraft.api.deps import NO_BODY, CurrentActor, Session, permitted
-from opscraft.api.schemas import (
-    AUTHED,
-    CheckedByService,
-    IdPath,
-    Limit,
-    Page,
-    Skip,
-    StoredRunOptions,
-    error_responses,
-)
+from opscraft.api.executions_schemas import StoredRunOptions
+from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, Limit, Page, Skip, error_responses
 from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
 from opscraft.db.types import utcnow
 from opscraft.services import schedules

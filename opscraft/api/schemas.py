@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Path, Query
-from pydantic import BaseModel, Field, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
+from pydantic import BaseModel, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 
 from opscraft.services.bodies import WHOLE_TEXT
 from opscraft.services.paging import MAX_PAGE
@@ -15,15 +15,6 @@ T = TypeVar("T")
 # Database ids are 32-bit on PostgreSQL: a larger number is a 422, not a database error.
 MAX_ID = 2_147_483_647
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="Numeric id"), WHOLE_TEXT]
-# What a schedule, webhook or chain link stores of the Ansible run options of the runs it starts.
-StoredRunOptions = Annotated[
-    dict[str, Any] | None,
-    Field(
-        description="Ansible scripts only: the run options of the runs it starts (`limit`, `tags`, "
-        "`skip_tags`, `check`, `diff`, normalized as a manual run's: unset ones left out); null for none",
-        examples=[{"limit": "web", "tags": ["deploy"], "check": True}],
-    ),
-]
 IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID), WHOLE_TEXT]
 Skip = Annotated[int, Query(ge=0, le=MAX_ID, description="Items to skip (pagination)"), WHOLE_TEXT]
 Limit = Annotated[

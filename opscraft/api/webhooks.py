@@ -10,16 +10,8 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from opscraft.api.deps import NO_BODY, CurrentActor, Session, client_ip, permitted
-from opscraft.api.schemas import (
-    AUTHED,
-    CheckedByService,
-    IdPath,
-    Limit,
-    Page,
-    Skip,
-    StoredRunOptions,
-    error_responses,
-)
+from opscraft.api.executions_schemas import StoredRunOptions
+from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, Limit, Page, Skip, error_responses
 from opscraft.db.models import WebhookTrigger
 from opscraft.services import webhooks
 from opscraft.services.permissions import Permission

@@ -15,7 +15,7 @@ from sqlmodel import col, select
 from opscraft import runtime
 from opscraft.db.models import Execution
 from opscraft.services import schedules
-from tests.automation.test_automation_terraform import audited, create, item_path, refused
+from tests.automation.test_automation_terraform import audited, create, item_path, refused, retype_and_fire
 from tests.automation.test_chains import add_link, wait_chained
 from tests.automation.test_schedules import due_now, fires, local_runner
 from tests.conftest import LoggedIn
@@ -191,29 +191,15 @@ async def test_a_script_no_longer_ansible_refuses_the_options_naming_the_trigger
     named = (await create(client, operator, "schedule", script_id, 0, run_options={"limit": "web1"})).json()
     plain = (await create(client, operator, "schedule", script_id, 0)).json()
     hook = (await create(client, operator, "webhook", script_id, 0, run_options={"check": True})).json()
-    r = await client.put(
-        f"/api/v1/scripts/{script_id}",
-        json={"script_type": "bash", "content": "echo now-bash\n", "acknowledge_risks": True},
-        headers=operator.headers,
-    )
-    assert r.status_code == 200, r.text
-
-    db = runtime.current().db
-    await due_now(named["id"])
-    await due_now(plain["id"])
-    assert await schedules.tick(db) == 2
-    shown = (await client.get(item_path("schedule", named), headers=operator.headers)).json()
-    assert shown["last_outcome"] == "error" and shown["last_execution_id"] is None, shown
-    message = shown["last_message"]
+    message, run = await retype_and_fire(client, operator, script_id, named, plain)
     assert "run_options apply only to ansible scripts" in message, message
     assert f"schedule:{named['id']} names these Ansible run options" in message, message
-    [fire] = await fires(plain["id"])
-    run = await wait_for(client, operator, fire.execution_id)
     assert (run["status"], run["run_options"]) == ("success", None), run
 
     called = await client.post(hook["url_path"], json={})
     refused(called, "run_options", "only for ansible scripts")
     assert f"webhook:{hook['id']} names these Ansible run options" in called.json()["detail"], called.text
+    db = runtime.current().db
     async with db.session() as session:
         runs = (await session.exec(select(Execution.id).where(col(Execution.script_id) == script_id))).all()
     assert list(runs) == [run["id"]], "the refused fire and call started nothing"
