@@ -258,7 +258,8 @@ def test_ansible_options_are_set_on_a_schedule_form_of_an_ansible_script_only(
 ) -> None:
     """An Ansible script's schedule form has the run dialog's option fields: a refused limit is
     said under it, nothing saved; the options set are stored normalized, shown on the row and
-    filled in again when the schedule is edited. A bash script's form has none."""
+    filled in again when the schedule is edited. A bash script's form has none; a "then run"
+    link's form has them once its chosen target is an Ansible script."""
     admin = tokens["admin"]
     playbook = "- hosts: web\n  gather_facts: false\n  tasks:\n    - debug:\n        msg: hi\n"
     script = create_script(server, admin, "site", playbook, script_type="ansible", status="active")
@@ -291,3 +292,18 @@ def test_ansible_options_are_set_on_a_schedule_form_of_an_ansible_script_only(
     assert page.get_by_test_id("schedule-ansible-limit").input_value() == "web1"
     assert page.get_by_test_id("schedule-ansible-tags").input_value() == "deploy, db"
     assert page.get_by_test_id("schedule-ansible-check").is_checked()
+
+    # A link's form has the fields while its chosen target is an Ansible script.
+    page.keyboard.press("Escape")
+    page.goto(f"{server.url}/scripts/{bash['id']}?tab=chains")
+    page.get_by_test_id("chain-add").click()
+    page.get_by_test_id("chain-target").wait_for()
+    assert not page.get_by_test_id("chain-ansible-limit").is_visible()
+    page.get_by_test_id("chain-target").click()
+    page.get_by_role("option", name="site").click()
+    page.get_by_test_id("chain-ansible-limit").fill("web2")
+    page.get_by_test_id("chain-submit").click()
+    page.locator(".q-notification", has_text="Link added").wait_for()
+    (link,) = _api(server, "GET", f"/scripts/{bash['id']}/chains", admin)["items"]
+    assert link["run_options"] == {"limit": "web2"}
+    page.get_by_test_id(f"chain-ansible-{link['id']}").get_by_text("Ansible: --limit=web2").wait_for()
