@@ -35,6 +35,7 @@ from opscraft.db.migration_error import MigrationError
 from opscraft.db.models import (
     ExecutionLog,
     NotificationChannel,
+    Schedule,
     Script,
     ScriptSecret,
     Secret,
@@ -820,6 +821,66 @@ async def test_0034_says_plan_in_default_for_the_automation_of_terraform_scripts
                 )
             )
             assert [tuple(r) for r in rows] == [("bash", None, None), ("terraform", "plan", "default")], table
+
+
+AUTOMATION_TABLES = ("schedules", "webhook_triggers", "chain_links")
+
+
+def _downgrade_to(connection: Connection, revision: str) -> None:
+    """Alembic's downgrade on `connection` (OpsCraft itself never downgrades: the tests check
+    that each migration's `downgrade` is still sound)."""
+    from alembic import command
+
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)  # SQLite's batch rebuild reflects the tables
+        command.downgrade(config, revision)
+
+
+async def test_0035_gives_automation_no_ansible_options_and_downgrades(
+    at_revision: Callable[[str], Awaitable[Database]],
+) -> None:
+    """Schedules, webhooks and links from before 0035 started their Ansible runs with no
+    options: from 0035 on their `run_options` say none (NULL), and the rows are otherwise kept;
+    options stored later read back as written; the downgrade drops the column, keeping the rows."""
+    scratch = await at_revision("0034")
+    now = datetime(2026, 1, 1)
+    async with scratch.session() as session:
+        scripts = [Script(name=n, script_type="ansible", content="x\n", search_text=n) for n in ("a", "b")]
+        session.add_all(scripts)
+        await session.commit()
+        target, source = (script.id for script in scripts)
+    async with scratch.engine.begin() as conn:
+        for statement in ROWS_0033:  # 0034 added only nullable columns to these tables
+            values = {"sid": target, "src": source, "k": "old", "yes": True, "now": now}
+            await conn.execute(text(statement), values)
+    await upgrade(scratch.engine, "0035")
+    options = {"limit": "web1", "tags": ["deploy"], "check": True}
+    async with scratch.engine.begin() as conn:
+        for table in AUTOMATION_TABLES:
+            rows = await conn.execute(text(f"SELECT enabled, run_options FROM {table}"))
+            assert [tuple(r) for r in rows] == [(True, None)], table
+    async with scratch.session() as session:
+        schedule = (await session.exec(select(Schedule))).one()
+        schedule.run_options = options
+        await session.commit()
+    async with scratch.session() as session:
+        assert (await session.exec(select(Schedule))).one().run_options == options
+    async with scratch.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":  # as `upgrade`: the table rebuilds with foreign keys off
+            await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            await conn.commit()
+        await conn.run_sync(_downgrade_to, "0034")
+        await conn.commit()
+    async with scratch.engine.connect() as conn:
+        assert await current_revision(scratch.engine) == "0034"
+        for table in AUTOMATION_TABLES:
+            columns = await conn.run_sync(
+                lambda sync, t=table: [c["name"] for c in inspect(sync).get_columns(t)]
+            )
+            assert "run_options" not in columns and "terraform_action" in columns, (table, columns)
+            assert (await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one() == 1, table
 
 
 async def test_a_database_migrated_by_a_newer_version_is_refused_as_it_is(

@@ -251,3 +251,59 @@ def test_a_then_run_link_is_edited_in_its_dialog_keeping_what_changed_elsewhere(
         {"NOTE": "from the API"},
     )
     page.get_by_test_id(f"chain-{made['id']}").get_by_text("disabled").wait_for()
+
+
+def test_ansible_options_are_set_on_a_schedule_form_of_an_ansible_script_only(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """An Ansible script's schedule form has the run dialog's option fields: a refused limit is
+    said under it, nothing saved; the options set are stored normalized, shown on the row and
+    filled in again when the schedule is edited. A bash script's form has none; a "then run"
+    link's form has them once its chosen target is an Ansible script."""
+    admin = tokens["admin"]
+    playbook = "- hosts: web\n  gather_facts: false\n  tasks:\n    - debug:\n        msg: hi\n"
+    script = create_script(server, admin, "site", playbook, script_type="ansible", status="active")
+    bash = create_script(server, admin, "plain", "#!/bin/bash\necho hi\n", status="active")
+    log_in(page, server, "operator")
+
+    page.goto(f"{server.url}/scripts/{bash['id']}?tab=schedules")
+    page.get_by_test_id("schedule-add").click()
+    page.get_by_test_id("schedule-name").wait_for()
+    assert page.get_by_test_id("schedule-ansible-limit").count() == 0
+
+    page.goto(f"{server.url}/scripts/{script['id']}?tab=schedules")
+    page.get_by_test_id("schedule-add").click()
+    page.get_by_test_id("schedule-name").fill("nightly-web")
+    page.get_by_test_id("schedule-ansible-limit").fill("-i evil")
+    _refused_under(page, "schedule", "schedule-ansible-limit", "must not start with '-' or '@'")
+    assert _api(server, "GET", f"/scripts/{script['id']}/schedules", admin)["items"] == []
+    page.get_by_test_id("schedule-ansible-limit").fill("web1")
+    page.get_by_test_id("schedule-ansible-tags").fill("deploy, db")
+    page.get_by_test_id("schedule-ansible-check").click()
+    page.get_by_test_id("schedule-submit").click()
+    page.locator(".q-notification", has_text="Schedule added").wait_for()
+    (stored,) = _api(server, "GET", f"/scripts/{script['id']}/schedules", admin)["items"]
+    assert stored["run_options"] == {"limit": "web1", "tags": ["deploy", "db"], "check": True}
+    page.get_by_test_id(f"schedule-ansible-{stored['id']}").get_by_text(
+        "Ansible: --limit=web1 --tags=deploy,db --check"
+    ).wait_for()
+
+    page.get_by_test_id(f"schedule-edit-{stored['id']}").click()
+    assert page.get_by_test_id("schedule-ansible-limit").input_value() == "web1"
+    assert page.get_by_test_id("schedule-ansible-tags").input_value() == "deploy, db"
+    assert page.get_by_test_id("schedule-ansible-check").is_checked()
+
+    # A link's form has the fields while its chosen target is an Ansible script.
+    page.keyboard.press("Escape")
+    page.goto(f"{server.url}/scripts/{bash['id']}?tab=chains")
+    page.get_by_test_id("chain-add").click()
+    page.get_by_test_id("chain-target").wait_for()
+    assert not page.get_by_test_id("chain-ansible-limit").is_visible()
+    page.get_by_test_id("chain-target").click()
+    page.get_by_role("option", name="site").click()
+    page.get_by_test_id("chain-ansible-limit").fill("web2")
+    page.get_by_test_id("chain-submit").click()
+    page.locator(".q-notification", has_text="Link added").wait_for()
+    (link,) = _api(server, "GET", f"/scripts/{bash['id']}/chains", admin)["items"]
+    assert link["run_options"] == {"limit": "web2"}
+    page.get_by_test_id(f"chain-ansible-{link['id']}").get_by_text("Ansible: --limit=web2").wait_for()

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from opscraft.api.deps import NO_BODY, CurrentActor, Session, permitted
+from opscraft.api.executions_schemas import StoredRunOptions
 from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, Limit, Page, Skip, error_responses
 from opscraft.db.models import ChainLink
 from opscraft.services import chains
@@ -37,6 +38,7 @@ class LinkOut(BaseModel):
     terraform_workspace: str | None = Field(
         description="Terraform scripts only: the workspace of the runs it starts; null for other script types"
     )
+    run_options: StoredRunOptions
     owner_id: int | None = Field(description="The link's author: the user who last saved it")
     owner_name: str | None
     created_at: datetime
@@ -56,6 +58,7 @@ class LinkOut(BaseModel):
             enabled=link.enabled,
             terraform_action=link.terraform_action,
             terraform_workspace=link.terraform_workspace,
+            run_options=link.run_options,
             owner_id=link.owner_id,
             owner_name=owner_name,
             created_at=link.created_at,
@@ -138,7 +141,8 @@ async def create_link(
     `/outputs/X`, `/run/id`, `/run/status`, `/run/exit_code`). 422 naming `target_script_id` for a
     cycle (with its path) or an unknown target, `mapping.X` or `parameters.X` for what the target
     refuses, `terraform_action` or `terraform_workspace` as a manual run of the target would be
-    refused (`plan` or `apply` and the workspace of a Terraform target's run);
+    refused (`plan` or `apply` and the workspace of a Terraform target's run), `run_options.KEY`
+    likewise (`limit`, `tags`, `skip_tags`, `check`, `diff` of an Ansible target's run);
     409 for a second link with the same target and outcome; 404 for an unknown script.
     Audited as `chain_link.create`."""
     return await _out(session, await chains.create(session, actor, script_id, body))

@@ -12,31 +12,18 @@ from opscraft.db.models import Execution
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.execution.log_pages import PAGE_CHARS, StoredChunk
 from opscraft.services.bodies import Body
-from opscraft.services.executions import LogPage, TerraformWorkspace
+from opscraft.services.executions import AnsibleRunOptions, LogPage, TerraformWorkspace
 from opscraft.services.parameters import ParameterValues
 
-TagName = Annotated[
-    str, Field(max_length=64, json_schema_extra={"pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"})
+# What a schedule, webhook or chain link stores of the Ansible run options of the runs it starts.
+StoredRunOptions = Annotated[
+    dict[str, Any] | None,
+    Field(
+        description="Ansible scripts only: the run options of the runs it starts (`limit`, `tags`, "
+        "`skip_tags`, `check`, `diff`, normalized as a manual run's: unset ones left out); null for none",
+        examples=[{"limit": "web", "tags": ["deploy"], "check": True}],
+    ),
 ]
-
-
-class AnsibleRunOptions(Body):
-    """Ansible run options, each passed to `ansible-playbook` as one argument (never through a shell)."""
-
-    model_config = {"extra": "forbid"}
-
-    limit: str | None = Field(
-        default=None,
-        max_length=512,
-        description="Host pattern (--limit); not starting with '-' or '@'",
-        json_schema_extra={
-            "pattern": r"^[A-Za-z0-9_.*?~\[\]:!&,^$|()+\\/=%][A-Za-z0-9_.*?~\[\]:!&,^$|()+\\/=%-]*$"
-        },
-    )
-    tags: list[TagName] | None = Field(default=None, max_length=50, description="--tags")
-    skip_tags: list[TagName] | None = Field(default=None, max_length=50, description="--skip-tags")
-    check: bool = Field(default=False, description="--check: dry run, change nothing")
-    diff: bool = Field(default=False, description="--diff: show what changes in files and templates")
 
 
 class RerunCreate(Body):

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, StringConstraints
 
 from opscraft.api.deps import NO_BODY, CurrentActor, Session, permitted
+from opscraft.api.executions_schemas import StoredRunOptions
 from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, Limit, Page, Skip, error_responses
 from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
 from opscraft.db.types import utcnow
@@ -52,6 +53,7 @@ class ScheduleOut(BaseModel):
     terraform_workspace: str | None = Field(
         description="Terraform scripts only: the workspace of the runs it starts; null for other script types"
     )
+    run_options: StoredRunOptions
     next_fire_times: list[datetime] = Field(description=f"The next {PREVIEW} fire times, UTC")
     next_fire_times_local: list[datetime] = Field(description="The same, in the requested time zone")
     last_fire_at: datetime | None
@@ -88,6 +90,7 @@ class ScheduleOut(BaseModel):
             overlap_policy=s.overlap_policy,
             terraform_action=s.terraform_action,
             terraform_workspace=s.terraform_workspace,
+            run_options=s.run_options,
             next_fire_times=upcoming,
             next_fire_times_local=[t.astimezone(zone) for t in upcoming],
             last_fire_at=s.last_fire_at,
@@ -158,7 +161,8 @@ async def create(
     """Operator or admin (edit_scripts). 5-field cron (croniter) in an IANA `timezone`; 422
     naming `cron` (a field out of range, or no date ever matches), `timezone`, each parameter the
     script's resolver refuses, or `terraform_action` / `terraform_workspace` (a Terraform script's
-    `plan` or `apply` and workspace, checked as a manual run's);
+    `plan` or `apply` and workspace, checked as a manual run's), or `run_options.KEY` (an Ansible
+    script's `limit`, `tags`, `skip_tags`, `check`, `diff`, checked as a manual run's);
     409 naming `name` when the script has a schedule of that name
     (ignoring case and width); 404 for an unknown script. You become its owner: its runs start on
     your behalf, with your permissions at each fire. Audited as `schedule.create`."""

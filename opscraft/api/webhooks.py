@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from opscraft.api.deps import NO_BODY, CurrentActor, Session, client_ip, permitted
+from opscraft.api.executions_schemas import StoredRunOptions
 from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, Limit, Page, Skip, error_responses
 from opscraft.db.models import WebhookTrigger
 from opscraft.services import webhooks
@@ -44,6 +45,7 @@ class WebhookOut(BaseModel):
     terraform_workspace: str | None = Field(
         description="Terraform scripts only: the workspace of the runs it starts; null for other script types"
     )
+    run_options: StoredRunOptions
     owner_id: int | None
     owner_name: str | None
     last_called_at: datetime | None
@@ -64,6 +66,7 @@ class WebhookOut(BaseModel):
             enabled=hook.enabled,
             terraform_action=hook.terraform_action,
             terraform_workspace=hook.terraform_workspace,
+            run_options=hook.run_options,
             owner_id=hook.owner_id,
             owner_name=owner_name,
             last_called_at=hook.last_called_at,
@@ -113,8 +116,10 @@ async def create_webhook(
     """Operator or admin (edit_scripts). `url_path` and `token` are in this answer only. `mapping`
     takes parameters from the call's JSON body by JSON pointer (RFC 6901), `parameters` holds fixed
     values; `terraform_action` (`plan`, `apply`) and `terraform_workspace` choose what the runs of
-    a Terraform script do, checked as a manual run's; 422 naming each bad pointer, fixed value,
-    parameter, Terraform field, or an unknown `secret_id`; 409
+    a Terraform script do, `run_options` (`limit`, `tags`, `skip_tags`, `check`, `diff`) those of
+    an Ansible script, checked as a manual run's (a call's body never sets them); 422 naming each
+    bad pointer, fixed value, parameter, Terraform field, `run_options.KEY`, or an unknown
+    `secret_id`; 409
     naming `name` when the script has a webhook of that name, or `secret_id` when that secret is
     deleted at the same moment; 404 for an unknown script. Calls start runs on your behalf. Audited
     as `webhook.create`."""

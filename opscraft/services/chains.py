@@ -14,7 +14,8 @@ Rules:
   chain with the resolver's message). Values are data: they reach the script as parameters,
   never as code or a template;
 - a link to a Terraform script names the action (`plan` or `apply`) and workspace of the run it
-  starts (`executions.automation_terraform`; the link's choice when the run starts);
+  starts (`executions.automation_terraform`; the link's choice when the run starts), a link to
+  an Ansible script may carry its run options (`executions.automation_run_options`), alike;
 - outputs are the lines `::set-output name=NAME::VALUE` (GitHub Actions' workflow-command form,
   `%25`, `%0D`, `%0A` escaping `%`, CR and LF in VALUE) that the source printed on stdout, read
   from its STORED output, which passed the masker: a secret value can only be there as `***`,
@@ -61,7 +62,7 @@ from opscraft.services import audit, executions, names, paging, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, ServiceError
-from opscraft.services.executions import AutomationAction, TerraformWorkspace
+from opscraft.services.executions import AnsibleRunOptions, AutomationAction, TerraformWorkspace
 from opscraft.services.parameters import ParameterValues, PointerMapping
 from opscraft.services.partial import CHANGES, over_stored
 from opscraft.services.permissions import Permission, can, require
@@ -120,6 +121,11 @@ class LinkIn(Body):
     enabled: bool = True
     terraform_action: AutomationAction = None
     terraform_workspace: TerraformWorkspace = None
+    run_options: AnsibleRunOptions | None = Field(
+        default=None,
+        description="Ansible target scripts only: the run options of the run it starts (--limit, "
+        "--tags, --skip-tags, --check, --diff), judged as a manual run's",
+    )
 
 
 class LinkChanges(LinkIn):
@@ -204,7 +210,8 @@ async def _serialize_link_changes(session: AsyncSession) -> None:
 
 async def _apply(session: AsyncSession, link: ChainLink, data: LinkIn | Mapping[str, Any]) -> None:
     """Check the body (its fields, target, every mapping and fixed value, the Terraform action and
-    workspace as a manual run of the target's, `executions.automation_terraform`: one `Invalid`
+    workspace and the Ansible run options as a manual run of the target's,
+    `executions.automation_terraform` and `automation_run_options`: one `Invalid`
     naming all, each check run on the fields the body model accepted), refuse a duplicate link
     (`Conflict`), then set them on `link`."""
     problems = Problems()
@@ -237,7 +244,7 @@ async def _apply(session: AsyncSession, link: ChainLink, data: LinkIn | Mapping[
     for name in fixed:
         if declared is not None and name not in declared:
             problems.add(f"parameters.{name}", undeclared)
-    action = workspace = None
+    action = workspace = options = None
     if target is not None:
         with problems.check():
             parameters.check_fixed(target.parameters, fixed)
@@ -245,6 +252,8 @@ async def _apply(session: AsyncSession, link: ChainLink, data: LinkIn | Mapping[
             action, workspace = executions.automation_terraform(
                 target.script_type, sent.get("terraform_action"), sent.get("terraform_workspace")
             )
+        with problems.check():
+            options = executions.automation_run_options(target.script_type, sent.get("run_options"))
     problems.raise_if_any()
     assert body is not None and target is not None  # else raised above
     data = body
@@ -269,6 +278,7 @@ async def _apply(session: AsyncSession, link: ChainLink, data: LinkIn | Mapping[
     )
     link.mapping, link.parameters = dict(data.mapping), dict(data.parameters)
     link.terraform_action, link.terraform_workspace = action, workspace
+    link.run_options = options
 
 
 async def _check_acyclic(session: AsyncSession, link: ChainLink) -> None:
@@ -326,6 +336,7 @@ def _audit_link(session: AsyncSession, actor: Actor, action: str, link: ChainLin
         enabled=link.enabled,
         terraform_action=link.terraform_action,
         terraform_workspace=link.terraform_workspace,
+        run_options=link.run_options,
     )
 
 
@@ -617,6 +628,7 @@ async def _start_one(session: AsyncSession, chain_run_id: int) -> int:
             dict(row.parameters),
             link.terraform_action,
             link.terraform_workspace,
+            link.run_options,
         )
     except (OwnerRefused, ServiceError) as exc:
         refused = isinstance(exc, OwnerRefused)
@@ -764,13 +776,14 @@ async def chain_of(session: AsyncSession, actor: Actor, execution_id: int) -> Ex
     )
 
 
-async def target_choices(session: AsyncSession, actor: Actor, script_id: int) -> list[tuple[int, str]]:
-    """(id, name) of the scripts a link from `script_id` could start (not deleted, not itself),
-    by name: the choices a form offers (cycles are still checked when the link is saved)."""
+async def target_choices(session: AsyncSession, actor: Actor, script_id: int) -> list[tuple[int, str, str]]:
+    """(id, name, script type) of the scripts a link from `script_id` could start (not deleted,
+    not itself), by name: the choices a form offers (cycles are still checked when the link is
+    saved; the type says which run options apply)."""
     require(actor.user, Permission.view_scripts)
     rows = await session.exec(
-        select(Script.id, Script.name)
+        select(Script.id, Script.name, Script.script_type)
         .where(col(Script.deleted_at).is_(None), col(Script.id) != script_id)
         .order_by(*names.name_order(Script.name))
     )
-    return [(int(i), n) for i, n in rows.all()]
+    return [(int(i), n, str(t)) for i, n, t in rows.all()]

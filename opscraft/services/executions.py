@@ -51,6 +51,7 @@ from opscraft.services import (
     secrets,
 )
 from opscraft.services.actor import Actor
+from opscraft.services.bodies import Body
 from opscraft.services.errors import (
     Conflict,
     Forbidden,
@@ -376,6 +377,58 @@ def start_values(action: str | None, workspace: str | None) -> tuple[str | None,
         None if action == "plan" else action,
         None if workspace == terraform_backend.DEFAULT_WORKSPACE else workspace,
     )
+
+
+TagName = Annotated[
+    str,
+    Field(
+        max_length=ansible_options.MAX_TAG, json_schema_extra={"pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"}
+    ),
+]
+
+
+class AnsibleRunOptions(Body):
+    """Ansible run options, each passed to `ansible-playbook` as one argument (never through a
+    shell); judged by `ansible_options.normalize` (a manual run's and a trigger's alike)."""
+
+    model_config = {"extra": "forbid"}
+
+    limit: str | None = Field(
+        default=None,
+        max_length=ansible_options.MAX_LIMIT,
+        description="Host pattern (--limit); not starting with '-' or '@'",
+        json_schema_extra={
+            "pattern": r"^[A-Za-z0-9_.*?~\[\]:!&,^$|()+\\/=%][A-Za-z0-9_.*?~\[\]:!&,^$|()+\\/=%-]*$"
+        },
+    )
+    tags: list[TagName] | None = Field(
+        default=None, max_length=ansible_options.MAX_TAGS, description="--tags"
+    )
+    skip_tags: list[TagName] | None = Field(
+        default=None, max_length=ansible_options.MAX_TAGS, description="--skip-tags"
+    )
+    check: bool = Field(default=False, description="--check: dry run, change nothing")
+    diff: bool = Field(default=False, description="--diff: show what changes in files and templates")
+
+
+def automation_run_options(script_type: str, options: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The Ansible run options a schedule, webhook or chain step stores for the runs it starts of
+    a `script_type` script: for an Ansible script the normalized form a manual run with them
+    would get (`_run_options`, `ansible_options.normalize`; None when none is set), for another
+    type None. Raises `Invalid` naming the refused field (`run_options.limit`...) as a manual run
+    would be refused; for another script type, one naming each option set
+    (`run_options.<key>`: only for Ansible scripts). Unset options (null, empty, false) are no
+    choice, so a form can clear those of a script whose type changed since they were saved."""
+    if not options:
+        return None
+    if script_type != ScriptType.ansible and isinstance(options, dict):
+        chosen = [key for key, value in options.items() if value not in (None, "", [], False)]
+        problems = Problems()
+        for key in chosen:
+            problems.add(f"run_options.{key}", "only for ansible scripts: leave it out")
+        problems.raise_if_any()
+        return None
+    return _run_options(ScriptType.ansible, options)
 
 
 def _run_options(script_type: str, options: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -31,14 +31,17 @@ async def start_for(
     parameters: dict[str, Any],
     terraform_action: str | None = None,
     terraform_workspace: str | None = None,
+    run_options: dict[str, Any] | None = None,
 ) -> Execution:
     """Start `script_id` with `parameters` for the system actor `ref` (e.g. "schedule:3") on
     behalf of `owner_id`, whose permissions are checked now. `terraform_action` and
     `terraform_workspace` are the trigger's stored choice (`executions.start_values`), checked
-    by `executions.create` as a manual run's: an `apply` is held for approval as one. Raises
-    OwnerRefused, or the ServiceError of `executions.create` (422 parameters, or a Terraform
-    choice the script refuses now, e.g. its type changed: the message says which trigger named
-    it; 409 script not active or no runner...)."""
+    by `executions.create` as a manual run's: an `apply` is held for approval as one.
+    `run_options` are the trigger's stored Ansible run options (`executions.automation_run_options`),
+    checked by `executions.create` as a manual run's. Raises OwnerRefused, or the ServiceError of
+    `executions.create` (422 parameters, or a Terraform choice or Ansible options the script
+    refuses now, e.g. its type changed: the message says which trigger named them; 409 script not
+    active or no runner...)."""
     owner = await session.get(User, owner_id) if owner_id is not None else None
     action, workspace = executions.start_values(terraform_action, terraform_workspace)
     try:
@@ -50,14 +53,24 @@ async def start_for(
             action,
             terraform_workspace=workspace,
             trigger=trigger,
+            run_options=run_options,
         )
     except Forbidden as exc:
         raise OwnerRefused(exc.message) from None
     except Invalid as exc:
-        if not any(str(d.get("field", "")).startswith("terraform_") for d in exc.details):
-            raise
-        raise Invalid(
-            f"{exc.message} ({ref} names this Terraform choice: edit it, or make the script a "
-            "Terraform script again)",
-            details=exc.details,
-        ) from None
+        fields = [str(d.get("field", "")) for d in exc.details]
+        for prefix, choice, kind in STORED_CHOICES:
+            if any(field.startswith(prefix) for field in fields):
+                raise Invalid(
+                    f"{exc.message} ({ref} names {choice}: edit it, or make the script {kind} script again)",
+                    details=exc.details,
+                ) from None
+        raise
+
+
+# The trigger's stored choices a run may refuse at fire time: the field prefix a refusal names,
+# what the message calls the choice, and the script type it fits.
+STORED_CHOICES = (
+    ("terraform_", "this Terraform choice", "a Terraform"),
+    ("run_options", "these Ansible run options", "an Ansible"),
+)

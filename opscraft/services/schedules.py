@@ -21,7 +21,10 @@ Rules:
   one waiting are skipped; a schedule paused meanwhile skips it), `allow` starts it anyway;
 - a Terraform script's schedule names the action (`plan` or `apply`) and workspace of its runs,
   checked as a manual run's when saved (`executions.automation_terraform`) and again at each
-  fire; a choice the script refuses by then (its type changed) is an `error` fire, no run.
+  fire; a choice the script refuses by then (its type changed) is an `error` fire, no run;
+- an Ansible script's schedule may carry the run options of its runs (`limit`, `tags`,
+  `skip_tags`, `check`, `diff`), judged as a manual run's when saved
+  (`executions.automation_run_options`) and again at each fire, alike.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ from opscraft.services import approvals, audit, conflicts, executions, names, pa
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Invalid, NotFound, Problems, ServiceError
-from opscraft.services.executions import AutomationAction, TerraformWorkspace
+from opscraft.services.executions import AnsibleRunOptions, AutomationAction, TerraformWorkspace
 from opscraft.services.invisible import Label
 from opscraft.services.parameters import ParameterValues
 from opscraft.services.partial import CHANGES, over_stored
@@ -91,6 +94,11 @@ class ScheduleIn(Body):
     overlap_policy: OverlapPolicy = OverlapPolicy.skip
     terraform_action: AutomationAction = None
     terraform_workspace: TerraformWorkspace = None
+    run_options: AnsibleRunOptions | None = Field(
+        default=None,
+        description="Ansible scripts only: the run options of the runs it starts (--limit, --tags, "
+        "--skip-tags, --check, --diff), judged as a manual run's",
+    )
 
     # Checked with the other fields, so that a form shows every field's problem at once.
     @field_validator("cron")
@@ -477,9 +485,10 @@ async def _script(session: AsyncSession, script_id: int, *, held: bool = False) 
 
 def _apply(schedule: Schedule, script: Script, data: ScheduleIn | Mapping[str, Any]) -> None:
     """Check the body (cron and time zone by `ScheduleIn`, which normalises the cron), its
-    parameters with the script's resolver and its Terraform action and workspace as a manual
-    run's (`executions.automation_terraform`): one `Invalid` naming every problem, the parameters
-    checked even when the model refuses another field. Then set them on `schedule`."""
+    parameters with the script's resolver, its Terraform action and workspace and its Ansible
+    run options as a manual run's (`executions.automation_terraform`, `automation_run_options`):
+    one `Invalid` naming every problem, the parameters checked even when the model refuses
+    another field. Then set them on `schedule`."""
     problems = Problems()
     body, sent = problems.body(ScheduleIn, data)
     resolved: dict[str, Any] = {}
@@ -491,6 +500,9 @@ def _apply(schedule: Schedule, script: Script, data: ScheduleIn | Mapping[str, A
         action, workspace = executions.automation_terraform(
             script.script_type, sent.get("terraform_action"), sent.get("terraform_workspace")
         )
+    options = None
+    with problems.check():
+        options = executions.automation_run_options(script.script_type, sent.get("run_options"))
     problems.raise_if_any()
     assert body is not None  # else raised above
     data, cron = body, body.cron
@@ -499,6 +511,7 @@ def _apply(schedule: Schedule, script: Script, data: ScheduleIn | Mapping[str, A
     schedule.enabled = data.enabled
     schedule.missed_policy, schedule.overlap_policy = data.missed_policy, data.overlap_policy
     schedule.terraform_action, schedule.terraform_workspace = action, workspace
+    schedule.run_options = options
     schedule.paused_reason = None
     schedule.next_fire_at = next_times(cron, data.timezone, utcnow())[0] if data.enabled else None
     schedule.updated_at = utcnow()
@@ -539,6 +552,7 @@ def _facts(schedule: Schedule) -> dict[str, Any]:
         "parameters": sorted(schedule.parameters),
         "terraform_action": schedule.terraform_action,
         "terraform_workspace": schedule.terraform_workspace,
+        "run_options": schedule.run_options,
     }
 
 
@@ -690,6 +704,7 @@ class Claimed:
     missed_skip: bool
     terraform_action: str | None = None
     terraform_workspace: str | None = None
+    run_options: dict[str, Any] | None = None
 
 
 def _advance(row: Schedule, now: datetime) -> tuple[datetime, datetime]:
@@ -825,6 +840,7 @@ async def _claim_batch(db: Database, now: datetime, me: str) -> list[Claimed]:
                 now - latest > MISSED_GRACE and row.missed_policy == MissedPolicy.skip,
                 row.terraform_action,
                 row.terraform_workspace,
+                row.run_options,
             )
         )
     return claimed
@@ -877,6 +893,7 @@ async def _start(session: AsyncSession, fire: Claimed) -> Outcome:
             fire.parameters,
             fire.terraform_action,
             fire.terraform_workspace,
+            fire.run_options,
         )
     except OwnerRefused as exc:
         await session.rollback()
@@ -982,6 +999,7 @@ async def _start_waiting(db: Database, me: str) -> None:
                     False,
                     s.terraform_action,
                     s.terraform_workspace,
+                    s.run_options,
                 ),
                 s.enabled,
             )

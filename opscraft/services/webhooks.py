@@ -8,7 +8,9 @@ Rules:
   `X-OpsCraft-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>." + raw body>` (GitHub's
   `sha256=` form, bound to a timestamp against replays);
 - a Terraform script's webhook names the action (`plan` or `apply`) and workspace of its runs
-  (`executions.automation_terraform`); the call's body never chooses them;
+  (`executions.automation_terraform`), an Ansible script's webhook its run options (`limit`,
+  `tags`, `skip_tags`, `check`, `diff`: `executions.automation_run_options`); the call's body
+  never chooses them (it reaches parameters only, through `mapping`);
 - the JSON body's values reach parameters through `mapping` (parameter name -> RFC 6901 JSON
   pointer) over the fixed `parameters`; the result goes through the script's parameter
   resolver, so a bad value is a 422 naming the parameter;
@@ -73,7 +75,7 @@ from opscraft.services.errors import (
     ServiceError,
     Unauthorized,
 )
-from opscraft.services.executions import AutomationAction, TerraformWorkspace
+from opscraft.services.executions import AnsibleRunOptions, AutomationAction, TerraformWorkspace
 from opscraft.services.invisible import Label
 from opscraft.services.parameters import ParameterValues, PointerMapping
 from opscraft.services.partial import CHANGES, over_stored
@@ -114,6 +116,11 @@ class WebhookIn(Body):
     enabled: bool = True
     terraform_action: AutomationAction = None
     terraform_workspace: TerraformWorkspace = None
+    run_options: AnsibleRunOptions | None = Field(
+        default=None,
+        description="Ansible scripts only: the run options of the runs it starts (--limit, --tags, "
+        "--skip-tags, --check, --diff), judged as a manual run's",
+    )
 
 
 class WebhookChanges(WebhookIn):
@@ -167,9 +174,10 @@ async def _script(session: AsyncSession, script_id: int, *, held: bool = False) 
 async def _apply(
     session: AsyncSession, hook: WebhookTrigger, script: Script, data: WebhookIn | Mapping[str, Any]
 ) -> None:
-    """Check the body's fields, every mapping, fixed value, the secret and the Terraform action
-    and workspace as a manual run's (`executions.automation_terraform`): one `Invalid` naming
-    all, each check run on the fields the body model accepted. Then set them."""
+    """Check the body's fields, every mapping, fixed value, the secret, the Terraform action
+    and workspace and the Ansible run options as a manual run's
+    (`executions.automation_terraform`, `automation_run_options`): one `Invalid` naming all,
+    each check run on the fields the body model accepted. Then set them."""
     problems = Problems()
     body, sent = problems.body(WebhookIn, data)
     declared = {spec["name"] for spec in script.parameters}
@@ -195,12 +203,16 @@ async def _apply(
         action, workspace = executions.automation_terraform(
             script.script_type, sent.get("terraform_action"), sent.get("terraform_workspace")
         )
+    options = None
+    with problems.check():
+        options = executions.automation_run_options(script.script_type, sent.get("run_options"))
     problems.raise_if_any()
     assert body is not None  # else raised above
     data = body
     hook.name, hook.secret_id, hook.enabled = data.name, data.secret_id, data.enabled
     hook.mapping, hook.parameters = dict(data.mapping), dict(data.parameters)
     hook.terraform_action, hook.terraform_workspace = action, workspace
+    hook.run_options = options
 
 
 async def create(
@@ -226,6 +238,7 @@ async def create(
         signed=hook.secret_id is not None,
         terraform_action=hook.terraform_action,
         terraform_workspace=hook.terraform_workspace,
+        run_options=hook.run_options,
     )
     await conflicts.commit(session)
     return hook, token
@@ -287,6 +300,7 @@ async def update_webhook(
         signed=hook.secret_id is not None,
         terraform_action=hook.terraform_action,
         terraform_workspace=hook.terraform_workspace,
+        run_options=hook.run_options,
     )
     await conflicts.commit(session)
     return hook
@@ -588,6 +602,7 @@ async def receive(session: AsyncSession, call: Call) -> Execution:
                 values,
                 hook.terraform_action,
                 hook.terraform_workspace,
+                hook.run_options,
             )
         except OwnerRefused as exc:
             raise Forbidden(f"the webhook's owner may not run this script now: {exc}") from None

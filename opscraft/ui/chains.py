@@ -15,7 +15,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.chains import ExecutionChain
 from opscraft.services.errors import Invalid
 from opscraft.services.permissions import Permission, can
-from opscraft.ui import automation_terraform
+from opscraft.ui import ansible_fields, automation_terraform
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import (
@@ -39,14 +39,15 @@ OUTCOME_LABELS = {
 
 async def _top_level_fields(action: Any) -> Any:
     """Run `action`; a problem with `mapping.NAME` or `parameters.NAME` is shown under the
-    mapping or parameters field, with the parameter's name in the message."""
+    mapping or parameters field, with the parameter's name in the message (`run_options.limit`
+    stays: its own input)."""
     try:
         return await action()
     except Invalid as exc:
         details = []
         for detail in exc.details or []:
             field = str(detail.get("field", ""))
-            if "." in field:
+            if field.split(".", 1)[0] in ("mapping", "parameters") and "." in field:
                 top, name = field.split(".", 1)
                 detail = {"field": top, "message": f"{name}: {detail['message']}"}
             details.append(detail)
@@ -101,6 +102,7 @@ async def chains_tab(actor: Actor, script: Script) -> None:
             automation_terraform.caption(
                 link.terraform_action, link.terraform_workspace, f"chain-terraform-{link.id}"
             )
+            ansible_fields.caption(link.run_options, f"chain-ansible-{link.id}")
 
     async def remove(link: ChainLink) -> None:
         current = await guard(Permission.edit_scripts)
@@ -114,7 +116,9 @@ async def chains_tab(actor: Actor, script: Script) -> None:
     async def open_form(link: ChainLink | None = None, target_name: str = "") -> None:
         """The "Then run" dialog: a new link, or `link` (starting `target_name`) to edit; an edit
         sends only the fields changed here (`changed`), as the schedule and webhook forms do."""
-        choices = dict(await call(chains.target_choices, actor, script_id))
+        targets = await call(chains.target_choices, actor, script_id)
+        choices = {i: name for i, name, _ in targets}
+        types = {i: kind for i, _, kind in targets}
         loaded: dict[str, Any] | None = None
         if link is not None:
             choices.setdefault(link.target_script_id, target_name)
@@ -125,6 +129,7 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                 "parameters": json.dumps(link.parameters, ensure_ascii=False),
                 "enabled": link.enabled,
             } | automation_terraform.loaded(link.terraform_action, link.terraform_workspace)
+            loaded["run_options"] = link.run_options
         start = loaded or {
             "target_script_id": None,
             "outcome": ChainOutcome.success.value,
@@ -159,7 +164,17 @@ async def chains_tab(actor: Actor, script: Script) -> None:
             enabled = ui.switch("Enabled", value=start["enabled"]).props('data-testid="chain-enabled"')
             terraform = automation_terraform.terraform_fields("chain", start, "if the script to start is one")
             fields = {"target_script_id": target, "outcome": outcome, "mapping": mapping, "parameters": fixed}
-            fields |= {"enabled": enabled} | terraform.inputs()
+            with ui.column().classes("w-full gap-0") as ansible_box:
+                ansible = ansible_fields.ansible_fields("chain-ansible", loaded and loaded["run_options"])
+
+            def show_ansible() -> None:
+                """The Ansible options for an Ansible target, or a link still holding some."""
+                stored = loaded["run_options"] if loaded else None
+                ansible_box.set_visibility(ansible_fields.shown_for(types.get(target.value, ""), stored))
+
+            show_ansible()
+            target.on_value_change(show_ansible)
+            fields |= {"enabled": enabled} | terraform.inputs() | ansible.inputs()
 
             async def submit() -> None:
                 current = await guard(Permission.edit_scripts)
@@ -174,6 +189,8 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                         "parameters": fixed.value or "{}",
                         "enabled": enabled.value,
                     } | terraform.values()
+                    if loaded is not None or ansible_box.visible:
+                        values["run_options"] = ansible.values() if ansible_box.visible else None
                     # checked by the service as a whole
                     data = changed_with_boxes(values, loaded, ("mapping", "parameters"))
                     if link is None:

@@ -15,7 +15,7 @@ from nicegui.elements.mixins.validation_element import ValidationElement
 
 from opscraft.db.models import Execution, Script
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
-from opscraft.execution import ansible_options, terraform_backend
+from opscraft.execution import terraform_backend
 from opscraft.services import draft_runs, executions, parameters, scripts, shared_inventories
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, ServiceError
@@ -23,6 +23,7 @@ from opscraft.services.executions import RunnerOptions
 from opscraft.services.parameters import ParamType
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import drafts
+from opscraft.ui.ansible_fields import AnsibleFields, ansible_fields
 from opscraft.ui.drafts import Draft
 from opscraft.ui.execution_widgets import banner
 from opscraft.ui.layout import guard, notify_error, run_action
@@ -268,11 +269,7 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
                 )
         options = _ansible_options(network_missing) if script_type == ScriptType.ansible else None
         # The option inputs by the field a refusal names (`run_options.limit`, services/executions.py).
-        option_inputs: dict[str, ui.element] = {
-            f"run_options.{key}": element
-            for key, element in (options or {}).items()
-            if isinstance(element, ValidationElement)
-        }
+        option_inputs: dict[str, ui.element] = options.inputs() if options else {}
         if workspace is not None:
             option_inputs["terraform_workspace"] = workspace
         runner = _runner_choice(runners)
@@ -310,7 +307,7 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
                         terraform_workspace=_workspace_value(workspace),
                         runner=runner.value if runner else None,
                         trigger=executions.Trigger.ui,
-                        run_options=_option_values(options) if options else None,
+                        run_options=options.values() if options else None,
                         acknowledge_risks=acknowledge,
                     )
                 else:
@@ -323,7 +320,7 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
                         terraform_workspace=_workspace_value(workspace),
                         runner=runner.value if runner else None,
                         trigger=executions.Trigger.ui,
-                        run_options=_option_values(options) if options else None,
+                        run_options=options.values() if options else None,
                         confirm_destroy=action is not None and action.value == "destroy",
                     )
             except Invalid as exc:
@@ -369,35 +366,16 @@ def run_draft_key(script_id: int) -> str:
     return f"run:{script_id}"
 
 
-def _ansible_options(network_missing: bool) -> dict[str, Any]:
+def _ansible_options(network_missing: bool) -> AnsibleFields:
     """Ansible's run options; a notice when the playbook targets hosts over the network and the
     script's network is off (hosts with `ansible_connection=local` run in the run itself)."""
-    ui.label("Ansible options").classes("text-subtitle2 text-grey-8 mt-2")
+    fields = ansible_fields("ansible")
     if network_missing:
         ui.label(
             "This playbook targets hosts from its inventory, but the script's network is off: "
             "in Docker the run cannot reach them. An operator can enable Network in the script's settings."
         ).classes("text-caption text-warning").props('data-testid="ansible-network-notice"')
-    with ui.row().classes("w-full gap-2"):
-        limit = ui.input("Limit (host pattern)").props('outlined dense data-testid="ansible-limit"')
-        limit.props(carried(ansible_options.MAX_LIMIT))
-        tags = ui.input("Tags (comma-separated)").props('outlined dense data-testid="ansible-tags"')
-        skip_tags = ui.input("Skip tags (comma-separated)").props(
-            'outlined dense data-testid="ansible-skip-tags"'
-        )
-        for names in (tags, skip_tags):
-            names.props(carried(ansible_options.MAX_TAGS * (ansible_options.MAX_TAG + 2)))
-    with ui.row().classes("gap-4"):
-        check = ui.checkbox("Check (dry run)").props('data-testid="ansible-check"')
-        diff = ui.checkbox("Diff").props('data-testid="ansible-diff"')
-    return {"limit": limit, "tags": tags, "skip_tags": skip_tags, "check": check, "diff": diff}
-
-
-def _option_values(options: dict[str, Any]) -> dict[str, Any] | None:
-    """What the Ansible options hold, as `run_options` (texts trimmed, unset ones left out)."""
-    values = {key: (options[key].value or "").strip() or None for key in ("limit", "tags", "skip_tags")}
-    values |= {key: bool(options[key].value) for key in ("check", "diff")}
-    return {k: v for k, v in values.items() if v} or None
+    return fields
 
 
 async def confirm_destroy(name: str) -> bool:

@@ -18,7 +18,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.parameters import json_from_text
 from opscraft.services.permissions import Permission, can
 from opscraft.services.schedules import PREVIEW, ScheduleView
-from opscraft.ui import automation_terraform, labels
+from opscraft.ui import ansible_fields, automation_terraform, labels
 from opscraft.ui.layout import follow, frame, guard, protected_page, run_action
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import (
@@ -118,6 +118,7 @@ def schedule_row(view: ScheduleView, zone: ZoneInfo, *, with_script: bool, on_ch
             f'data-testid="schedule-next-{s.id}"'
         )
         automation_terraform.caption(s.terraform_action, s.terraform_workspace, f"schedule-terraform-{s.id}")
+        ansible_fields.caption(s.run_options, f"schedule-ansible-{s.id}")
         with ui.row().classes("items-center gap-2 text-caption"):
             ui.label("Last:")
             _last(view)
@@ -190,6 +191,8 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
         loaded = None
         stored_action = stored.terraform_action if stored is not None else None
         with_terraform = automation_terraform.shown_for(script_type, stored_action)
+        stored_options = stored.run_options if stored is not None else None
+        with_ansible = ansible_fields.shown_for(script_type, stored_options)
         if stored is not None:
             loaded = {
                 "name": stored.name,
@@ -201,6 +204,8 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
             }
             if with_terraform:
                 loaded |= automation_terraform.loaded(stored_action, stored.terraform_workspace)
+            if with_ansible:
+                loaded["run_options"] = stored_options
         start = loaded or {
             "name": "",
             "cron": "0 3 * * *",
@@ -222,6 +227,9 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                 labels.OVERLAP_POLICY, value=start["overlap_policy"], label="While the previous run goes"
             ).props('outlined dense data-testid="schedule-overlap"')
             terraform = automation_terraform.terraform_fields("schedule", start) if with_terraform else None
+            ansible = None
+            if with_ansible:
+                ansible = ansible_fields.ansible_fields("schedule-ansible", stored_options)
 
             async def submit() -> None:
                 current = await guard(Permission.edit_scripts)
@@ -237,6 +245,8 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                         "missed_policy": missed.value,
                         "overlap_policy": overlap.value,
                     } | (terraform.values() if terraform else {})
+                    if ansible is not None:
+                        values["run_options"] = ansible.values()
                     data = changed(values, loaded)  # checked by the service as a whole
                     if "parameters" in data:
                         data["parameters"] = json_from_text(data["parameters"])
@@ -246,6 +256,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
 
                 fields = {"name": name, "cron": cron, "timezone": tz, "parameters": params}
                 fields |= terraform.inputs() if terraform else {}
+                fields |= ansible.inputs() if ansible else {}
                 done = "Schedule added" if stored is None else "Schedule saved"
                 if await run_action(save, done, fields) is not None:
                     dismiss(dialog)

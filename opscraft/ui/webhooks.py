@@ -13,7 +13,7 @@ from opscraft.db.models import Script, WebhookTrigger
 from opscraft.services import secrets, webhooks
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
-from opscraft.ui import automation_terraform
+from opscraft.ui import ansible_fields, automation_terraform
 from opscraft.ui.choices import searched_select, secret_search
 from opscraft.ui.layout import follow, guard, run_action
 from opscraft.ui.script_tabs import script_tab
@@ -86,6 +86,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
             automation_terraform.caption(
                 hook.terraform_action, hook.terraform_workspace, f"webhook-terraform-{hook.id}"
             )
+            ansible_fields.caption(hook.run_options, f"webhook-ansible-{hook.id}")
 
     async def remove(hook: WebhookTrigger) -> None:
         current = await guard(Permission.edit_scripts)
@@ -119,6 +120,8 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
         chosen = None
         stored_action = hook.terraform_action if hook is not None else None
         with_terraform = automation_terraform.shown_for(script_type, stored_action)
+        stored_options = hook.run_options if hook is not None else None
+        with_ansible = ansible_fields.shown_for(script_type, stored_options)
         if hook is not None:
             loaded = {
                 "name": hook.name,
@@ -128,6 +131,8 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
             }
             if with_terraform:
                 loaded |= automation_terraform.loaded(stored_action, hook.terraform_workspace)
+            if with_ansible:
+                loaded["run_options"] = stored_options
             if hook.secret_id is not None:
                 signing = await run_action(lambda: call(secrets.get, current, hook.secret_id))
                 if signing is None:
@@ -151,6 +156,9 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                 chosen=chosen,
             )
             terraform = automation_terraform.terraform_fields("webhook", start) if with_terraform else None
+            ansible = None
+            if with_ansible:
+                ansible = ansible_fields.ansible_fields("webhook-ansible", stored_options)
 
             async def submit() -> None:
                 current = await guard(Permission.edit_scripts)
@@ -164,6 +172,8 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                         "parameters": fixed.value or "{}",
                         "secret_id": secret.value or None,
                     } | (terraform.values() if terraform else {})
+                    if ansible is not None:
+                        values["run_options"] = ansible.values()
                     # checked by the service as a whole
                     data = changed_with_boxes(values, loaded, ("mapping", "parameters"))
                     if hook is None:
@@ -172,6 +182,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
 
                 fields = {"name": name, "mapping": mapping, "parameters": fixed, "secret_id": secret}
                 fields |= terraform.inputs() if terraform else {}
+                fields |= ansible.inputs() if ansible else {}
                 done = "Webhook added" if hook is None else "Webhook saved"
                 saved = await run_action(save, done, fields)
                 if saved is None:

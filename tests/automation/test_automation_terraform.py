@@ -218,6 +218,27 @@ async def test_a_chain_step_applies_in_its_workspace_after_approval(
     assert await versions(client, operator, target, "dev") == [run["id"]]
 
 
+async def retype_and_fire(
+    client: httpx.AsyncClient, who: LoggedIn, script_id: int, named: dict[str, Any], plain: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """Make `script_id` a bash script and fire its schedules `named` (whose stored choice it now
+    refuses: an `error` fire, no run) and `plain`: (the named one's `last_message`, the plain
+    one's finished run)."""
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}",
+        json={"script_type": "bash", "content": "echo now-bash\n", "acknowledge_risks": True},
+        headers=who.headers,
+    )
+    assert r.status_code == 200, r.text
+    await due_now(named["id"])
+    await due_now(plain["id"])
+    assert await schedules.tick(runtime.current().db) == 2
+    shown = (await client.get(item_path("schedule", named), headers=who.headers)).json()
+    assert shown["last_outcome"] == "error" and shown["last_execution_id"] is None, shown
+    [fire] = await fires(plain["id"])
+    return shown["last_message"], await wait_for(client, who, fire.execution_id)
+
+
 async def test_a_script_no_longer_terraform_refuses_a_named_choice_and_keeps_the_default(
     client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, no_automation_loops: None
 ) -> None:
@@ -233,30 +254,16 @@ async def test_a_script_no_longer_terraform_refuses_a_named_choice_and_keeps_the
     ).json()
     plain = (await create(client, operator, "schedule", script_id, 0)).json()
     hook = (await create(client, operator, "webhook", script_id, 0, terraform_workspace="staging")).json()
-    r = await client.put(
-        f"/api/v1/scripts/{script_id}",
-        json={"script_type": "bash", "content": "echo now-bash\n", "acknowledge_risks": True},
-        headers=operator.headers,
-    )
-    assert r.status_code == 200, r.text
-
-    db = runtime.current().db
-    await due_now(named["id"])
-    await due_now(plain["id"])
-    assert await schedules.tick(db) == 2
-    shown = (await client.get(item_path("schedule", named), headers=operator.headers)).json()
-    assert shown["last_outcome"] == "error" and shown["last_execution_id"] is None, shown
-    message = shown["last_message"]
+    message, run = await retype_and_fire(client, operator, script_id, named, plain)
     assert "terraform_action applies only to terraform scripts" in message, message
     assert f"schedule:{named['id']} names this Terraform choice" in message, message
-    [fire] = await fires(plain["id"])
-    run = await wait_for(client, operator, fire.execution_id)
     assert (run["status"], run["terraform_action"], run["terraform_workspace"]) == ("success", None, None), (
         run
     )
 
     called = await client.post(hook["url_path"], json={})
     refused(called, "terraform_workspace", "only for terraform scripts")
+    db = runtime.current().db
     async with db.session() as session:
         runs = (await session.exec(select(Execution.id).where(col(Execution.script_id) == script_id))).all()
     assert list(runs) == [run["id"]], "the refused fire and call started nothing"

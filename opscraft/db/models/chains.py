@@ -48,6 +48,10 @@ class ChainLink(SQLModel, table=True):
     # (services/executions.automation_terraform).
     terraform_action: str | None = Field(default=None, max_length=16)
     terraform_workspace: str | None = Field(default=None, max_length=64)
+    # The Ansible run options of the runs it starts (migration 0035): normalized as a manual
+    # run's (`ansible_options.normalize`), NULL for none and for other script types
+    # (services/executions.automation_run_options).
+    run_options: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
