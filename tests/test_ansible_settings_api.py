@@ -98,6 +98,7 @@ async def test_ansible_settings_are_for_ansible_scripts_and_the_key_is_a_file_se
         ({"tags": ["ok", "{{ x }}"]}, "run_options.tags"),
         ({"tags": [":x"]}, "run_options.tags"),
         ({"tags": ["zero\u200bwidth"]}, "run_options.tags"),
+        ({"skip_tags": ["t" * 65]}, "run_options.skip_tags"),  # named by the list a form shows
     ],
 )
 async def test_run_options_that_could_become_options_or_code_are_refused(

@@ -379,10 +379,16 @@ def start_values(action: str | None, workspace: str | None) -> tuple[str | None,
     )
 
 
+# The schema states `ansible_options`' own rules (Python `re`, whose `\w` is every script's
+# letters and digits: a tag `déploiement`, a host `主机-1`); the lengths are checked there too, so
+# a refusal names the list (`run_options.tags`), the field a form shows it under.
 TagName = Annotated[
     str,
     Field(
-        max_length=ansible_options.MAX_TAG, json_schema_extra={"pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"}
+        json_schema_extra={
+            "pattern": f"^{ansible_options.TAG_RE.pattern}$",
+            "maxLength": ansible_options.MAX_TAG,
+        }
     ),
 ]
 
@@ -397,9 +403,7 @@ class AnsibleRunOptions(Body):
         default=None,
         max_length=ansible_options.MAX_LIMIT,
         description="Host pattern (--limit); not starting with '-' or '@'",
-        json_schema_extra={
-            "pattern": r"^[A-Za-z0-9_.*?~\[\]:!&,^$|()+\\/=%][A-Za-z0-9_.*?~\[\]:!&,^$|()+\\/=%-]*$"
-        },
+        json_schema_extra={"pattern": r"^[\w.*?~\[\]:!&,^$|()+\\/=%][\w.*?~\[\]:!&,^$|()+\\/=%-]*$"},
     )
     tags: list[TagName] | None = Field(
         default=None, max_length=ansible_options.MAX_TAGS, description="--tags"

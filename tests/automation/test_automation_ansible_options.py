@@ -65,6 +65,7 @@ async def test_each_bad_option_is_a_422_naming_it_and_nothing_is_stored(
         (ansible, {"limit": "web:!fe80::1"}, "run_options.limit", "IPv6"),
         (ansible, {"tags": ["bad tag"]}, "run_options.tags", "each tag"),
         (ansible, {"skip_tags": ["{{x}}"]}, "run_options.skip_tags", "each tag"),
+        (ansible, {"tags": ["t" * 65]}, "run_options.tags", "each tag must be 1-64"),
         (ansible, {"check": "yes"}, "run_options.check", ""),
         (ansible, {"diff": 1}, "run_options.diff", ""),
         (ansible, {"forks": 5}, "run_options.forks", ""),
