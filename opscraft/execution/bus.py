@@ -4,7 +4,8 @@ Published log events stay in the channel's `pending` list until storage reports 
 (`stored`). `subscribe` returns that list as the backlog together with a queue of everything
 published afterwards, so "stored output + backlog + live" covers every event; watchers drop
 duplicates by sequence number. A watcher that falls too far behind gets `OVERFLOW` and
-re-attaches (storage has caught up by then), which keeps memory bounded.
+re-attaches (storage has caught up by then), which keeps memory bounded. A run's final event
+releases its channel, whatever is still pending.
 
 A run started by this process's worker announces itself `running` before its first output, so
 from that event until its first batch is stored the channel holds the whole run: its status and
@@ -101,7 +102,10 @@ class LocalLogBus:
                         sub.push(OVERFLOW)
                         continue
                 sub.push(event)
-            if isinstance(event, StatusEvent) and event.final and not channel.pending:
+            if isinstance(event, StatusEvent) and event.final:
+                # Published after the run's end (and its output) was committed: what is still
+                # pending is stored (its `stored` comes late) or never will be (its batch
+                # failed); a later watcher reads the row and storage. It used to stay for good.
                 del self._channels[execution_id]
 
     def stored(self, execution_id: int, upto_seq: int) -> None:

@@ -139,9 +139,13 @@ class Executor:
         before) stops it even while it waits for the thread to pick it up; watched by that
         thread instead, such a cancel reached no one, and the run went on. A queue that no
         longer takes runs (the worker stopped meanwhile: `HueyQueue.hand`) gets none: the run
-        ends as interrupted by the shutdown (`abandon`), never left `running` without a thread."""
+        ends as interrupted by the shutdown (`abandon`), never left `running` without a thread.
+        Announced `running` here, not by the thread: a watcher that subscribes once the
+        submission is answered (`POST .../stream`) finds the bus holding the run whole
+        (`bus.py`) even when the thread comes late, and reads no storage."""
         for name, value in run.claim.columns.items() if row is not None else ():
             setattr(row, name, value)
+        self._announce(run.claim)
         self._watch(run.claim.execution_id, run.control)
         try:
             handed = queue.hand(run)
@@ -156,7 +160,7 @@ class Executor:
         (`_hand`) with `control`, stopped already if its cancel came meanwhile."""
         with engine_context(worker_id=self.worker_id, execution_id=claim.execution_id):
             try:
-                self._start(claim, control)
+                self._start(claim, control, announced=True)
             finally:
                 self._unwatch(claim.execution_id, control)
 
@@ -181,11 +185,17 @@ class Executor:
             self._active.pop(execution_id, None)
         control.finish()
 
-    def _start(self, claim: store.Claim, control: RunControl) -> None:
-        """Announce a claimed run as running, run it, hand its end to the finisher."""
+    def _announce(self, claim: store.Claim) -> None:
+        """Publish a claimed run's `running` event (before any of its output)."""
         self.bus.publish(
             claim.execution_id, StatusEvent(ExecutionStatus.running, started_at=claim.started_at)
         )
+
+    def _start(self, claim: store.Claim, control: RunControl, *, announced: bool = False) -> None:
+        """Announce a claimed run as running (unless `announced` at its hand-over), run it, hand
+        its end to the finisher."""
+        if not announced:
+            self._announce(claim)
         if claim.cancel_requested:
             control.stop(StopReason.cancelled)
         # Written on the finisher's thread (with other runs' ends), announced after its COMMIT.

@@ -18,6 +18,7 @@ from opscraft import runtime
 from opscraft.db.models import AuditEvent
 from opscraft.execution import queue as queue_module
 from opscraft.execution import store
+from opscraft.execution.bus import LocalLogBus
 from opscraft.execution.cancel import LocalCancelSignal
 from opscraft.execution.executor import ClaimedRun, Executor
 from opscraft.execution.queue import HueyQueue
@@ -158,6 +159,7 @@ def _bare_executor() -> tuple[Executor, list[tuple[int, store.Finish]]]:
     executor = Executor.__new__(Executor)
     executor.finisher = Finisher()  # type: ignore[assignment]
     executor.cancels, executor._lock, executor._active = LocalCancelSignal(), threading.Lock(), {}
+    executor.bus = LocalLogBus()
     return executor, ended
 
 

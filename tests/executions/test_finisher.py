@@ -149,3 +149,7 @@ async def test_an_end_whose_output_cannot_be_stored_is_written_as_an_error(
     assert final["status"] == "error", final
     assert final["error_message"] == "storing the output failed: see the server log"
     assert final["output_bytes"] == len("lost\n")
+    # Its chunks, never stored, are gone from the live bus too: no `stored` comes for them, and
+    # the run's channel used to stay for the life of the process.
+    assert finisher.wait_idle(10)
+    assert started["id"] not in worker.bus._channels  # type: ignore[attr-defined]

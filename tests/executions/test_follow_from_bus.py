@@ -6,6 +6,7 @@ before its first message. Anything else reads storage first, as before."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from opscraft import runtime
 from opscraft.execution.bus import LocalLogBus
 from opscraft.execution.client import ExecutionClient
 from opscraft.execution.events import Event, LogEvent, StatusEvent
+from opscraft.execution.executor import Executor
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, start, statements_on, wait_for
 from tests.executions.test_executions_stream import stream_run
@@ -91,6 +93,18 @@ async def http(live_api: str) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+async def _streamed_without_a_replay(
+    http: httpx.AsyncClient, admin: LoggedIn, rt: runtime.Runtime, script_id: int
+) -> list[tuple[str, Any, Any]]:
+    """(event name, status, content) of each event of `POST .../stream` of a local run of
+    `script_id`, which read no stored output."""
+    with _replays_on(rt) as reads:
+        response, events = await stream_run(http, admin, {"script_id": script_id, "runner": "local"})
+    assert response.status_code == 200
+    assert reads == []
+    return [(name, data.get("status"), data.get("content")) for name, data, _ in events if data]
+
+
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_a_live_runs_stream_has_its_status_and_output_without_a_replay(
     http: httpx.AsyncClient, client: httpx.AsyncClient, admin: LoggedIn, rt: runtime.Runtime
@@ -98,10 +112,7 @@ async def test_a_live_runs_stream_has_its_status_and_output_without_a_replay(
     """`POST .../stream` of a run that prints, waits, then prints again: every event in order,
     and the run's stored output was never read (the bus held it all)."""
     script_id = await make_script(client, admin, "echo first; sleep 0.3; echo second >&2\n")
-    with _replays_on(rt) as reads:
-        response, events = await stream_run(http, admin, {"script_id": script_id, "runner": "local"})
-    assert response.status_code == 200
-    kinds = [(name, data.get("status"), data.get("content")) for name, data, _ in events if data]
+    kinds = await _streamed_without_a_replay(http, admin, rt, script_id)
     assert kinds == [
         ("execution", kinds[0][1], None),
         ("status", "running", None),
@@ -109,7 +120,35 @@ async def test_a_live_runs_stream_has_its_status_and_output_without_a_replay(
         ("log", None, "second\n"),
         ("end", "success", None),
     ], kinds
-    assert reads == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_run_claimed_at_submission_is_held_before_its_thread_picks_it_up(
+    http: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    admin: LoggedIn,
+    rt: runtime.Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A loaded machine: the consumer thread starts the claimed run after the stream has
+    subscribed. The bus holds the run from its hand-over (`Executor._hand`, before the answer),
+    so the stream still reads no storage; its `running` was published by the thread, and the
+    stream read storage whenever the thread came late (the test above failed under load)."""
+    start_claimed = Executor.start_claimed
+
+    def late_thread(self: Executor, *args: Any) -> None:
+        time.sleep(0.3)
+        start_claimed(self, *args)
+
+    monkeypatch.setattr(Executor, "start_claimed", late_thread)
+    script_id = await make_script(client, admin, "echo only\n")
+    kinds = await _streamed_without_a_replay(http, admin, rt, script_id)
+    assert kinds == [
+        ("execution", "running", None),
+        ("status", "running", None),
+        ("log", None, "only\n"),
+        ("end", "success", None),
+    ], kinds
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)

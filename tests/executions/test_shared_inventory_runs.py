@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -28,21 +29,24 @@ def _inventory(tier: str) -> str:
     )
 
 
+async def shared_inventory_script(
+    client: httpx.AsyncClient, operator: LoggedIn, content: str
+) -> tuple[dict[str, Any], int]:
+    """A new shared inventory of `content` and an Ansible script (`PLAYBOOK`) that uses it."""
+    body = {"name": f"shared-{time.monotonic_ns()}", "content": content}
+    r = await client.post("/api/v1/inventories", json=body, headers=operator.headers)
+    assert r.status_code == 201, r.text
+    inventory = r.json()
+    fields = {"script_type": "ansible", "inventory_id": inventory["id"]}
+    return inventory, await make_script(client, operator, PLAYBOOK, **fields)
+
+
 @pytest.mark.parametrize("runner_name", ["local"], indirect=True)
 async def test_a_run_uses_the_shared_inventory_as_of_its_start(
     client: httpx.AsyncClient, operator: LoggedIn, runner_name: str
 ) -> None:
     first = _inventory("blue")
-    r = await client.post(
-        "/api/v1/inventories",
-        json={"name": f"shared-{time.monotonic_ns()}", "content": first},
-        headers=operator.headers,
-    )
-    assert r.status_code == 201, r.text
-    inventory = r.json()
-    script_id = await make_script(
-        client, operator, PLAYBOOK, script_type="ansible", inventory_id=inventory["id"]
-    )
+    inventory, script_id = await shared_inventory_script(client, operator, first)
 
     started = await start(client, operator, script_id, runner_name, parameters={})
     final = await wait_for(client, operator, started["id"], timeout=180)
