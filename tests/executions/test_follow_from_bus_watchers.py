@@ -16,8 +16,9 @@ from websockets.asyncio.client import connect
 from opscraft import runtime
 from opscraft.execution.bus import LocalLogBus
 from tests.conftest import LoggedIn
-from tests.executions.conftest import make_script, output, start, wait_for, waited
+from tests.executions.conftest import make_script, output, start, wait_for
 from tests.executions.test_executions_ws import check_exactly_once, collect, token_of, url
+from tests.waiting import until
 
 SECRET = "Zq8-bus-secret-Vk3"
 # Quiet first (the bus holds the whole run while watchers join), then output large enough to be
@@ -95,7 +96,7 @@ async def test_several_watchers_of_a_held_run_see_it_once_masked_and_the_bus_let
     assert await output(client, operator, execution_id) == EXPECTED
     assert (await wait_for(client, operator, execution_id))["status"] == "success"
     # Every watcher left and every chunk is stored: the bus keeps no channel for the run.
-    assert await waited(lambda: execution_id not in bus._channels, 10), bus._channels.get(execution_id)
+    assert await until(lambda: execution_id not in bus._channels, "the run's bus channel released", 10)
 
 
 async def _held(bus: LocalLogBus, execution_id: int) -> bool:
@@ -105,7 +106,7 @@ async def _held(bus: LocalLogBus, execution_id: int) -> bool:
         channel = bus._channels.get(execution_id)
         return channel is not None and channel.whole is not None
 
-    return await waited(held, 10)
+    return await until(held, "the bus holding the whole run", 10)
 
 
 @pytest.mark.parametrize("how", ["cancel", "timeout"])
@@ -123,7 +124,9 @@ async def test_a_held_run_cancelled_or_timed_out_ends_its_watchers(
     token = token_of(operator)
     watchers = asyncio.gather(*(_watch(live_api, execution_id, token) for _ in range(2)))
     if how == "cancel":
-        assert await waited(lambda: bool((c := bus._channels.get(execution_id)) and c.logs), 10)
+        assert await until(
+            lambda: bool((c := bus._channels.get(execution_id)) and c.logs), "output on the bus", 10
+        )
         r = await client.post(f"/api/v1/executions/{execution_id}/cancel", headers=operator.headers)
         assert r.status_code == 200, r.text
     watched = await asyncio.wait_for(watchers, 60)
@@ -136,4 +139,4 @@ async def test_a_held_run_cancelled_or_timed_out_ends_its_watchers(
         assert {k: end[k] for k in ("status", "exit_code", "error_message", "finished_at")} == {
             k: final[k] for k in ("status", "exit_code", "error_message", "finished_at")
         }
-    assert await waited(lambda: execution_id not in bus._channels, 10)
+    assert await until(lambda: execution_id not in bus._channels, "the run's bus channel released", 10)
