@@ -95,10 +95,9 @@ def three_way(
     kept = {key: value for key, value in proposed.items() if key not in base or base[key] != value}
     stale = [key for key in kept if key in base and getattr(stored, key) not in (base[key], kept[key])]
     if stale:
-        message = "changed by someone else since your edit started"
+        message = "changed by someone else since your edit started: reload to see it, then apply yours again"
         raise Conflict(
-            f"{', '.join(stale)} of {what} {'was' if len(stale) == 1 else 'were'} {message}: reload it "
-            "to see their change and apply yours again",
+            f"{', '.join(stale)} of {what}: {message}",
             details=[{"field": key, "message": message} for key in stale],
         )
     return kept
