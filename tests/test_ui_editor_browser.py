@@ -130,6 +130,42 @@ def test_saving_in_one_tab_keeps_what_another_tab_changed_in_other_fields(
     assert (saved["status"], saved["description"]) == ("active", "described in the other tab")
 
 
+def test_a_description_another_tab_saved_meanwhile_is_said_next_to_it_and_the_typing_stays(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Two tabs on one script's editor both set the description: B's save replaced A's without a
+    word (a description moves no version, so `base_version` did not see it), and the version
+    stayed 1. Now B is told next to Description, keeps its text, and nothing of B is saved."""
+    script = create_script(server, tokens["operator"], "two-descriptions", "#!/bin/bash\necho hi\n")
+    log_in(page, server, "operator")
+    edit_url = f"{server.url}/scripts/{script['id']}/edit"
+    other = page.context.new_page()
+    for tab in (page, other):
+        tab.goto(edit_url)
+        wait_connected(tab)
+
+    page.bring_to_front()
+    page.get_by_test_id("script-description").fill("from tab A")
+    page.wait_for_function("window.ocDirty === true")  # the server has the edit (its 1 s tick)
+    page.get_by_test_id("save-script").click()
+    page.wait_for_url(re.compile(r".*/scripts/\d+$"))
+    other.bring_to_front()
+    described = other.get_by_test_id("script-description")
+    described.fill("from tab B")
+    other.wait_for_function("window.ocDirty === true")
+    other.get_by_test_id("save-script").click()
+
+    field = other.locator(".q-field", has=described)
+    field.locator(".q-field__messages").get_by_text(
+        "changed by someone else since your edit started"
+    ).wait_for()
+    other.locator(".q-notification").get_by_text("reload to see it").wait_for()
+    assert described.input_value() == "from tab B"
+    assert other.url == edit_url
+    saved = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=tokens["operator"]).json()
+    assert (saved["description"], saved["current_version"]) == ("from tab A", 1)
+
+
 def test_a_pasted_lone_surrogate_reaches_the_server_as_the_browser_shows_it(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
