@@ -809,7 +809,9 @@ async def _locked(session: AsyncSession, actor: Actor, script_id: int) -> Script
 async def update(
     session: AsyncSession, actor: Actor, script_id: int, data: ScriptUpdate | Mapping[str, Any]
 ) -> Saved:
-    """Partial update; a change to a versioned field writes the next version.
+    """Partial update; a change to a versioned field writes the next version. `Conflict` (409)
+    when `base_version` is not the current version, or when a field sent with a new value was
+    changed since the edit's `base` (`partial.three_way`: nothing written).
 
     A change of the parameters (or type) that breaks values stored by a schedule, webhook or
     incoming link is saved, with one notice per such trigger (services/stored_values.py)."""

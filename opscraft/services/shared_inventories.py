@@ -204,7 +204,8 @@ async def update(
     """Change name, description and/or content (a field `data` leaves out keeps its stored
     value: `partial.over_stored`); the next run of every script using it reads the new content.
     Errors as in `create`; `NotFound` (404) for an unknown id; `Conflict` (409, field `content`)
-    for a new content whose `base_content_sha256` is not the stored content's (`_check_base`)."""
+    for a new content whose `base_content_sha256` is not the stored content's (`_check_base`), or
+    for a name or description changed since the edit's `base` (`partial.three_way`)."""
     require(actor.user, Permission.edit_scripts, MANAGE)
     inventory = await _locked(session, actor, inventory_id)
     body = await _checked(over_stored(InventoryChanges, data, inventory), inventory.content, InventoryChanges)
