@@ -102,19 +102,28 @@ def test_a_new_script_whose_page_stays_after_save_saves_the_next_edit_as_a_new_v
     assert (script["current_version"], script["content"]) == (2, "#!/bin/bash\necho two\n")
 
 
-def test_saving_in_one_tab_keeps_what_another_tab_changed_in_other_fields(
-    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
-) -> None:
-    """Two tabs on one script's editor: A activates it, then B saves a new description. B's
-    Save sent the whole form as B loaded it, so the script went back to draft (neither change
-    moves the version that `base_version` guards): A's change was lost without a word."""
-    script = create_script(server, tokens["operator"], "two-tabs", "#!/bin/bash\necho hi\n")
+def _two_tabs(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any, name: str
+) -> tuple[dict[str, Any], Any, str]:
+    """A new script `name` open in the operator's editor in `page` and in a second tab: the
+    script, the second tab and the editor's address."""
+    script = create_script(server, tokens["operator"], name, "#!/bin/bash\necho hi\n")
     log_in(page, server, "operator")
     edit_url = f"{server.url}/scripts/{script['id']}/edit"
     other = page.context.new_page()
     for tab in (page, other):
         tab.goto(edit_url)
         wait_connected(tab)
+    return script, other, edit_url
+
+
+def test_saving_in_one_tab_keeps_what_another_tab_changed_in_other_fields(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Two tabs on one script's editor: A activates it, then B saves a new description. B's
+    Save sent the whole form as B loaded it, so the script went back to draft (neither change
+    moves the version that `base_version` guards): A's change was lost without a word."""
+    script, other, _ = _two_tabs(server, tokens, page, "two-tabs")
 
     page.bring_to_front()  # a background tab runs no animation: the menu would never settle
     page.get_by_test_id("script-status").click()
@@ -128,6 +137,36 @@ def test_saving_in_one_tab_keeps_what_another_tab_changed_in_other_fields(
 
     saved = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=tokens["operator"]).json()
     assert (saved["status"], saved["description"]) == ("active", "described in the other tab")
+
+
+def test_a_description_another_tab_saved_meanwhile_is_said_next_to_it_and_the_typing_stays(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Two tabs on one script's editor both set the description: B's save replaced A's without a
+    word (a description moves no version, so `base_version` did not see it), and the version
+    stayed 1. Now B is told next to Description, keeps its text, and nothing of B is saved."""
+    script, other, edit_url = _two_tabs(server, tokens, page, "two-descriptions")
+
+    page.bring_to_front()
+    page.get_by_test_id("script-description").fill("from tab A")
+    page.wait_for_function("window.ocDirty === true")  # the server has the edit (its 1 s tick)
+    page.get_by_test_id("save-script").click()
+    page.wait_for_url(re.compile(r".*/scripts/\d+$"))
+    other.bring_to_front()
+    described = other.get_by_test_id("script-description")
+    described.fill("from tab B")
+    other.wait_for_function("window.ocDirty === true")
+    other.get_by_test_id("save-script").click()
+
+    field = other.locator(".q-field", has=described)
+    field.locator(".q-field__messages").get_by_text(
+        "changed by someone else since your edit started"
+    ).wait_for()
+    other.locator(".q-notification").get_by_text("reload to see it").wait_for()
+    assert described.input_value() == "from tab B"
+    assert other.url == edit_url
+    saved = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=tokens["operator"]).json()
+    assert (saved["description"], saved["current_version"]) == ("from tab A", 1)
 
 
 def test_a_pasted_lone_surrogate_reaches_the_server_as_the_browser_shows_it(

@@ -173,9 +173,12 @@ async def update_inventory(
     actor: CurrentActor,
 ) -> InventoryOut:
     """Operator or admin (edit_scripts). Fields left out keep their stored values; errors as for
-    create (422, 409). The next run of every script using it reads the new content (a run records
-    the SHA-256 of what it read). Sending what is stored changes nothing and audits nothing. 404
-    when unknown. Audited as `inventory.update` with the fields changed."""
+    create (422, 409); 409 naming `content` when `base_content_sha256` is not the stored content's,
+    or naming `name`/`description` when one sent with a new value was changed since the edit's
+    `base` (nothing written; no `base`: last write wins). The next run of every script using it
+    reads the new content (a run records the SHA-256 of what it read). Sending what is stored
+    changes nothing and audits nothing. 404 when unknown. Audited as `inventory.update` with the
+    fields changed."""
     return await _out(session, await shared_inventories.update(session, actor, inventory_id, body))
 
 

@@ -105,7 +105,9 @@ async def update_script(
 ) -> ScriptSaved:
     """Operator or admin (edit_scripts). Fields left out keep their values; a change of content,
     type, parameters or run settings adds a version. 409 when `base_version` is not the current
-    version (someone saved meanwhile) or the new name is taken; 422 as for create. Values stored by
+    version (someone saved meanwhile), when a field sent with a new value was changed since the
+    edit's `base` (named in `errors`, nothing written; no `base`: last write wins), or the new name
+    is taken; 422 as for create (`base.<field>` for a bad base). Values stored by
     schedules, webhooks or links that the new parameters refuse are saved and reported in
     `notices`. 404 when unknown or deleted. Audited as `script.update`."""
     return ScriptSaved.saved(await scripts.update(session, actor, script_id, body))

@@ -23,6 +23,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from opscraft.services.errors import Conflict
+
 
 def at_least_one_field(schema: dict[str, Any]) -> None:
     """`json_schema_extra` for a partial-update model: `minProperties: 1`, nulls left out."""
@@ -71,3 +73,31 @@ def edited(shown: Mapping[str, Any], form: Mapping[str, Any]) -> dict[str, Any]:
     user's role). Sending only the edited fields keeps those changes, as the partial `PUT`s do.
     """
     return {key: value for key, value in form.items() if key not in shown or shown[key] != value}
+
+
+def three_way(
+    stored: object, proposed: Mapping[str, Any], base: Mapping[str, Any], what: str
+) -> dict[str, Any]:
+    """`proposed` (field -> new value) checked against `base` (field -> the value the edit started
+    from) and the `stored` row, field by field, for the fields `base` names:
+
+    - new value equal to the base value: this edit leaves the field alone, so it is dropped and
+      the stored value stays (another tab's or user's change of it is kept: edits of different
+      fields merge);
+    - stored value equal to the base value or to the new value: saved as proposed;
+    - else someone changed the field meanwhile: `Conflict` (409) naming every such field
+      (`details[].field`), raised before the caller writes anything.
+
+    Fields `base` leaves out are kept as proposed (last write wins, as without `base`). `what`
+    names the row in the message ("the script"). Rule: nothing a user typed is silently lost
+    (two tabs editing one script's description: the second save undid the first without a word).
+    """
+    kept = {key: value for key, value in proposed.items() if key not in base or base[key] != value}
+    stale = [key for key in kept if key in base and getattr(stored, key) not in (base[key], kept[key])]
+    if stale:
+        message = "changed by someone else since your edit started: reload to see it, then apply yours again"
+        raise Conflict(
+            f"{', '.join(stale)} of {what}: {message}",
+            details=[{"field": key, "message": message} for key in stale],
+        )
+    return kept

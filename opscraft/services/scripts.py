@@ -37,6 +37,7 @@ from opscraft.services import (
     like,
     line_endings,
     parameters,
+    partial,
     script_checks,
     stored_values,
 )
@@ -217,6 +218,48 @@ class ScriptCreate(_ScriptFields):
     # Run settings left out take the defaults in `Script`.
 
 
+# `ScriptBase` fields the script always has a value for (the others may be null).
+_NOT_NULL = ("name", "description", "script_type", "parameters", "version", "tags", "status")
+_NOT_NULL += ("timeout_seconds", "memory_mb", "cpus", "network_enabled")
+
+
+class ScriptBase(Body):
+    """What each field held when an edit started (`ScriptUpdate.base`), as `GET` returned it:
+    plain types, without the save's rules (a value stored before a rule was tightened is still a
+    base). The content is not here: `base_version` guards it."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str | None = None
+    description: str | None = None
+    script_type: ScriptType | None = None
+    parameters: dict[str, Any] | list[Any] | None = None
+    version: str | None = None
+    tags: list[str] | None = None
+    status: ScriptStatus | None = None
+    timeout_seconds: int | None = None
+    memory_mb: int | None = None
+    cpus: float | None = None
+    network_enabled: bool | None = None
+    max_concurrent: int | None = None
+    inventory: str | None = None
+    inventory_id: int | None = None
+    ssh_user: str | None = None
+    ssh_key_secret: str | None = None
+
+    @field_validator(*(f for f in _NOT_NULL), check_fields=False)
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null: the script always has a value here")
+        return value
+
+
+def base_of(script: Script) -> dict[str, Any]:
+    """`ScriptBase` of a stored script: what an edit of it starts from (the web editor's `base`)."""
+    return {key: getattr(script, key) for key in ScriptBase.model_fields}
+
+
 class ScriptUpdate(_ScriptFields):
     """Partial update: only the fields sent change."""
 
@@ -226,6 +269,14 @@ class ScriptUpdate(_ScriptFields):
         ge=1,
         le=MAX_ID,
         description="The version the edit started from; 409 if the script moved on.",
+    )
+    base: ScriptBase | None = Field(
+        default=None,
+        description="What the fields the edit changes held when it started (as GET returned them): "
+        "a field sent with a new value whose stored value is neither this nor the new one was changed "
+        "meanwhile (409 naming it, nothing saved); a field sent equal to its base keeps the stored "
+        "value. Fields without a base: last write wins.",
+        examples=[{"description": "Deploy application", "tags": ["deployment"]}],
     )
 
 
@@ -758,7 +809,9 @@ async def _locked(session: AsyncSession, actor: Actor, script_id: int) -> Script
 async def update(
     session: AsyncSession, actor: Actor, script_id: int, data: ScriptUpdate | Mapping[str, Any]
 ) -> Saved:
-    """Partial update; a change to a versioned field writes the next version.
+    """Partial update; a change to a versioned field writes the next version. `Conflict` (409)
+    when `base_version` is not the current version, or when a field sent with a new value was
+    changed since the edit's `base` (`partial.three_way`: nothing written).
 
     A change of the parameters (or type) that breaks values stored by a schedule, webhook or
     incoming link is saved, with one notice per such trigger (services/stored_values.py)."""
@@ -774,10 +827,12 @@ async def update(
         # Named like the 409 of an edit that races another (services/conflicts.py).
         raise Conflict(message, details=[{"field": "base_version", "message": message}])
     changes = body.model_dump(
-        exclude_unset=True, exclude={"base_version", "change_note", "acknowledge_risks"}
+        exclude_unset=True, exclude={"base_version", "base", "change_note", "acknowledge_risks"}
     )
     nullable = {"max_concurrent", *ANSIBLE_SETTINGS}
     changes = {k: v for k, v in changes.items() if v is not None or k in nullable}
+    if body.base is not None:
+        changes = partial.three_way(script, changes, body.base.model_dump(exclude_unset=True), "the script")
     script_type = changes.get("script_type", script.script_type)
     if script_type != ScriptType.ansible:
         # Changing the type away from Ansible drops the Ansible settings it no longer uses (the

@@ -28,7 +28,7 @@ from opscraft.services import audit, conflicts, inventories, names, paging
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, NotFound, Problems
-from opscraft.services.partial import CHANGES, over_stored
+from opscraft.services.partial import CHANGES, over_stored, three_way
 from opscraft.services.permissions import Permission, require
 from opscraft.services.scripts import MAX_DESCRIPTION, NAME_RE, parse
 from opscraft.services.storable import Text
@@ -71,6 +71,16 @@ class InventoryIn(Body):
         return value
 
 
+class InventoryBase(Body):
+    """What the name and description held when an edit started (`InventoryChanges.base`), as
+    `GET` returned them; the content has `base_content_sha256`."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str = ""
+    description: str = ""
+
+
 class InventoryChanges(InventoryIn):
     """`InventoryIn` as a `PUT` body, every field optional (`partial.CHANGES`), and the content the
     edit started from (`base_content_sha256`), so that two people editing the same inventory do
@@ -83,6 +93,13 @@ class InventoryChanges(InventoryIn):
         pattern="^[0-9a-f]{64}$",
         description="The `content_sha256` of the content the edit started from: a new `content` is "
         "refused (409, field `content`) when the stored content has changed since. Left out: no check.",
+    )
+    base: InventoryBase | None = Field(
+        default=None,
+        description="What `name` and `description` held when the edit started: one sent with a new "
+        "value whose stored value is neither this nor the new one was changed meanwhile (409 naming "
+        "it, nothing saved); one sent equal to its base keeps the stored value. Left out: last write wins.",
+        examples=[{"name": "web-servers", "description": ""}],
     )
 
 
@@ -187,11 +204,14 @@ async def update(
     """Change name, description and/or content (a field `data` leaves out keeps its stored
     value: `partial.over_stored`); the next run of every script using it reads the new content.
     Errors as in `create`; `NotFound` (404) for an unknown id; `Conflict` (409, field `content`)
-    for a new content whose `base_content_sha256` is not the stored content's (`_check_base`)."""
+    for a new content whose `base_content_sha256` is not the stored content's (`_check_base`), or
+    for a name or description changed since the edit's `base` (`partial.three_way`)."""
     require(actor.user, Permission.edit_scripts, MANAGE)
     inventory = await _locked(session, actor, inventory_id)
     body = await _checked(over_stored(InventoryChanges, data, inventory), inventory.content, InventoryChanges)
-    values = body.model_dump(exclude={"base_content_sha256"})
+    values = body.model_dump(exclude={"base_content_sha256", "base"})
+    if body.base is not None:
+        values = three_way(inventory, values, body.base.model_dump(exclude_unset=True), "the inventory")
     changed = sorted(k for k, v in values.items() if getattr(inventory, k) != v)
     if not changed:
         return inventory

@@ -166,6 +166,7 @@ async def inventories_page(actor: Actor) -> None:
                     if inventory is not None:  # only what was edited: another tab's save stays
                         shown = {"name": inventory.name, "description": inventory.description}
                         data = partial.edited(shown | {"content": inventory.content}, data)
+                        data["base"] = shown  # a name or description saved meanwhile: 409 under it
                         if "content" in data:  # refused if another save changed the text meanwhile
                             data["base_content_sha256"] = content_sha256(inventory.content)
                     saved = await run_action(

@@ -229,6 +229,9 @@ class ScriptForm:
     def __init__(self, script: Script | None, inventories: dict[int, str]) -> None:
         """`inventories`: the shared inventories to choose from, id -> name."""
         self.script = script
+        # What each field held when this edit started, sent as `base` with Save: a field another
+        # tab saved meanwhile is a 409 next to it instead of being replaced without a word.
+        self.loaded = scripts.base_of(script) if script else {}
         self.inventories = inventories
         self._checked: tuple[str, str] | None = None
         self._dirty = False
@@ -576,12 +579,16 @@ class ScriptForm:
                 saved = await call(scripts.create, actor, body)
             else:
                 body["base_version"] = self._base_version() or self.script.current_version
+                body["base"] = self.loaded
                 saved = await call(scripts.update, actor, self.script.id, body)
         except Invalid as exc:
             self._show_invalid(exc)
             return
         except ServiceError as exc:
+            # A 409 (`base_version`, or a field another tab saved meanwhile: `base`) says to
+            # reload; the form keeps what was typed, its draft survives the reload.
             notify_error(exc.message)
+            show_field_errors(self._fields(), exc)
             return
         finally:
             self.save_button.props(remove="loading")
@@ -589,6 +596,7 @@ class ScriptForm:
         # did not happen: a dropped socket, a slow browser), the next Save is an update of this
         # script at its new version, never a second create refused as a duplicate name.
         self.script = saved.script
+        self.loaded = scripts.base_of(saved.script)
         self.base.value = str(saved.script.current_version)
         self.stale.set_visibility(False)
         self.saved_state = self.payload()
@@ -621,7 +629,17 @@ class ScriptForm:
         elif content:
             alone = len(content) == len(exc.details)  # e.g. the size: the message says the limit
             self._show_refusal(exc.message if alone else "; ".join(str(d["message"]) for d in content))
-        fields = {
+        others = self.parameters.show_errors([d for d in exc.details if d.get("field") != "content"])
+        fields = self._fields()
+        unplaced = [d for d in others if not show_field_errors(fields, Invalid(exc.message, details=[d]))]
+        if unplaced:
+            notify_error("; ".join(f"{d.get('field', 'input')}: {d.get('message', '')}" for d in unplaced))
+        elif not exc.details:
+            notify_error(exc.message)
+
+    def _fields(self) -> dict[str, Any]:
+        """The form's inputs by the service's field names (`show_field_errors`)."""
+        return {
             "name": self.name,
             "script_type": self.script_type,
             "status": self.status,
@@ -638,12 +656,6 @@ class ScriptForm:
             "ssh_user": self.ssh_user,
             "ssh_key_secret": self.ssh_key_secret,
         }
-        others = self.parameters.show_errors([d for d in exc.details if d.get("field") != "content"])
-        unplaced = [d for d in others if not show_field_errors(fields, Invalid(exc.message, details=[d]))]
-        if unplaced:
-            notify_error("; ".join(f"{d.get('field', 'input')}: {d.get('message', '')}" for d in unplaced))
-        elif not exc.details:
-            notify_error(exc.message)
 
 
 @protected_page("/scripts/new", Permission.edit_scripts, title="New script")
