@@ -62,7 +62,9 @@ def server(extra_env: dict[str, str] | None = None, root: Path = ROOT) -> Iterat
             "PATH": SYSTEM_PATH,
             **(extra_env or {}),
         }
-        live = start_server(Path(tmp), env, root=root)
+        # A database already at this tree's head only for this tree: another tree (a paired
+        # bench's baseline) may be at an older schema, which it creates itself at start.
+        live = start_server(Path(tmp), env, root=root, migrated=root.resolve() == ROOT.resolve())
         try:
             httpx.post(
                 f"{live.url}/api/v1/auth/register",
