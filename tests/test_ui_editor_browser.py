@@ -168,6 +168,25 @@ def test_a_description_another_tab_saved_meanwhile_is_said_next_to_it_and_the_ty
     saved = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=tokens["operator"]).json()
     assert (saved["description"], saved["current_version"]) == ("from tab A", 1)
 
+    # The 409 says to reload: the reload restores B's edit with what it started from, so it says
+    # what was saved meanwhile, and a Save is still refused (it used to replace A's text unseen)
+    # until B keeps the edit on purpose.
+    other.reload()
+    wait_connected(other)
+    other.get_by_test_id("draft-stale").get_by_text("someone else saved description").wait_for()
+    other.wait_for_function(
+        "document.querySelector('[data-testid=\"script-description\"]').value === 'from tab B'"
+    )
+    other.get_by_test_id("save-script").click()
+    field.locator(".q-field__messages").get_by_text("changed by someone else").wait_for()
+    saved = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=tokens["operator"]).json()
+    assert saved["description"] == "from tab A"
+    other.get_by_test_id("draft-take-over").click()
+    other.get_by_test_id("save-script").click()
+    other.wait_for_url(re.compile(r".*/scripts/\d+$"))
+    saved = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=tokens["operator"]).json()
+    assert (saved["description"], saved["current_version"]) == ("from tab B", 1)
+
 
 def test_a_pasted_lone_surrogate_reaches_the_server_as_the_browser_shows_it(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any

@@ -7,6 +7,7 @@ dialog to acknowledge dangerous patterns, red notifications for everything else.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from nicegui import ui
@@ -223,15 +224,17 @@ def _text(value: Any) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
+def _as_json(fields: dict[str, Any]) -> str:
+    """`fields` (`scripts.base_of`) as the text the hidden `base` input and the draft keep."""
+    return json.dumps(fields, sort_keys=True, ensure_ascii=False)
+
+
 class ScriptForm:
     """The whole form; `script` is None when creating."""
 
     def __init__(self, script: Script | None, inventories: dict[int, str]) -> None:
         """`inventories`: the shared inventories to choose from, id -> name."""
         self.script = script
-        # What each field held when this edit started, sent as `base` with Save: a field another
-        # tab saved meanwhile is a 409 next to it instead of being replaced without a word.
-        self.loaded = scripts.base_of(script) if script else {}
         self.inventories = inventories
         self._checked: tuple[str, str] | None = None
         self._dirty = False
@@ -242,6 +245,11 @@ class ScriptForm:
             # The version this edit started from, kept with the draft: an edit restored after a
             # reload (the way out of a 409) still names it, so it cannot overwrite unseen changes.
             self.base = ui.input(value=str(script.current_version) if script else "").classes("hidden")
+            # What each field held when this edit started, sent as `base` with Save (a field
+            # another tab saved meanwhile is a 409 next to it, not replaced without a word); kept
+            # with the draft too, so an edit restored after that 409's reload still names it.
+            self.base_fields = ui.input(value=_as_json(scripts.base_of(script) if script else {}))
+            self.base_fields.classes("hidden")
             self.stale = ui.row().classes("w-full").props('data-testid="draft-stale"')
         self.stale.set_visibility(False)
         with box, ui.row().classes("w-full gap-4 items-start flex-wrap lg:flex-nowrap"):
@@ -267,27 +275,42 @@ class ScriptForm:
         ):
             self.draft.field(name, element)
         self.draft.field("base_version", self.base, always=True)
+        self.draft.field("base", self.base_fields, always=True)
         ui.timer(0, self._restore, once=True)
         live_timer(CHECK_INTERVAL_SECONDS, self._tick)
 
     async def _restore(self) -> None:
-        """Put the tab's draft back; warn when it started from an older version than the page's."""
+        """Put the tab's draft back; warn when it started from an older version than the page's,
+        or before a field it may change was saved by someone else."""
         await self.draft.restore()
-        started, current = self._base_version(), self.script.current_version if self.script else None
-        if current is None or started == current:
+        if self.script is None:
             return
+        started, current = self._base_version(), self.script.current_version
+        now = scripts.base_of(self.script)
+        moved = sorted(key for key, value in now.items() if self._loaded().get(key, value) != value)
+        if started == current and not moved:
+            return
+        if started != current:
+            warning = (
+                f"This unsaved edit started from version {started}, and the script is now at version "
+                f"{current}: saving it would replace the changes made since (see the script's "
+                "Versions tab)."
+            )
+        else:
+            warning = (
+                f"This unsaved edit started before someone else saved {', '.join(moved)}: saving it "
+                "would replace what they saved."
+            )
         self.stale.clear()
         with (
             self.stale,
             ui.row().classes("w-full items-center gap-2 rounded px-3 py-2 bg-red-1 text-black no-wrap"),
         ):
             ui.icon("warning", color="negative").props('aria-hidden="true"')
-            ui.label(
-                f"This unsaved edit started from version {started}, and the script is now at version "
-                f"{current}: saving it would replace the changes made since (see the script's "
-                "Versions tab). Save is refused until you discard your edit or keep it over them."
-            ).classes("flex-grow")
-            ui.button("Keep my edit", on_click=lambda: self._take_over(current)).props(
+            ui.label(f"{warning} Save is refused until you discard your edit or keep it over them.").classes(
+                "flex-grow"
+            )
+            ui.button("Keep my edit", on_click=lambda: self._take_over(current, now)).props(
                 'flat dense no-caps color=negative data-testid="draft-take-over"'
             )
             ui.button("Discard it", on_click=self.draft.discard).props(
@@ -298,9 +321,20 @@ class ScriptForm:
     def _base_version(self) -> int | None:
         return ascii_int(str(self.base.value or ""), 18)
 
-    def _take_over(self, version: int) -> None:
-        """The author saw the warning and keeps the edit: the next save replaces `version`."""
+    def _loaded(self) -> dict[str, Any]:
+        """The fields' values this edit started from (`scripts.ScriptBase`'s keys); {} when the
+        tab's draft holds none readable (the service judges a `base` it is sent anyway)."""
+        try:
+            loaded = json.loads(str(self.base_fields.value or "{}"))
+        except ValueError:
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+
+    def _take_over(self, version: int, fields: dict[str, Any]) -> None:
+        """The author saw the warning and keeps the edit: the next save replaces `version` and
+        the `fields` saved meanwhile."""
         self.base.value = str(version)
+        self.base_fields.value = _as_json(fields)
         self.stale.set_visibility(False)
 
     def _main_fields(self) -> None:
@@ -579,7 +613,7 @@ class ScriptForm:
                 saved = await call(scripts.create, actor, body)
             else:
                 body["base_version"] = self._base_version() or self.script.current_version
-                body["base"] = self.loaded
+                body["base"] = self._loaded()
                 saved = await call(scripts.update, actor, self.script.id, body)
         except Invalid as exc:
             self._show_invalid(exc)
@@ -596,7 +630,7 @@ class ScriptForm:
         # did not happen: a dropped socket, a slow browser), the next Save is an update of this
         # script at its new version, never a second create refused as a duplicate name.
         self.script = saved.script
-        self.loaded = scripts.base_of(saved.script)
+        self.base_fields.value = _as_json(scripts.base_of(saved.script))
         self.base.value = str(saved.script.current_version)
         self.stale.set_visibility(False)
         self.saved_state = self.payload()
