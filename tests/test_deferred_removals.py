@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from opscraft.execution.removals import DeferredRemovals
-from tests.test_warm_pool_refill import until
+from tests.waiting import wait_until
 
 
 class Removed:
@@ -49,7 +49,7 @@ def test_a_queued_container_is_removed_at_once_when_quiet(make: Make) -> None:
     removed = Removed()
     removals = make(removed, quiet_seconds=0.05)
     removals.put("a")
-    until(lambda: "a" in removed.at)
+    wait_until(lambda: "a" in removed.at, "container a removed", 10)
     assert not removals.pending()
 
 
@@ -63,7 +63,7 @@ def test_no_removal_begins_while_a_run_is_starting_and_just_after(make: Make) ->
         # Read before the start ends: the quiet period counts from its end, a moment later (read
         # after it, a busy machine's delay before the read was taken out of the 0.3 s).
         started = time.monotonic()
-    until(lambda: "a" in removed.at)
+    wait_until(lambda: "a" in removed.at, "container a removed", 10)
     assert removed.at["a"] - started >= 0.3
 
 
@@ -76,7 +76,7 @@ def test_no_removal_begins_while_busy_until_quiet(make: Make) -> None:
     time.sleep(0.2)
     assert removals.pending() == ["a"]
     busy.clear()
-    until(lambda: "a" in removed.at)
+    wait_until(lambda: "a" in removed.at, "container a removed", 10)
 
 
 def test_the_deadline_bounds_the_wait_for_quiet(make: Make) -> None:
@@ -86,7 +86,7 @@ def test_the_deadline_bounds_the_wait_for_quiet(make: Make) -> None:
         queued = time.monotonic()
         removals.put("a")
         removals.put("b")
-        until(lambda: {"a", "b"} <= removed.at.keys())
+        wait_until(lambda: {"a", "b"} <= removed.at.keys(), "containers a and b removed", 10)
     assert min(removed.at.values()) - queued >= 0.3
 
 
@@ -113,7 +113,7 @@ def test_stop_waits_for_the_removal_under_way(make: Make) -> None:
 
     removals = make(slow, quiet_seconds=0)
     removals.put("a")
-    until(lambda: not removals.pending())  # taken by the removals' thread
+    wait_until(lambda: not removals.pending(), "the removals taken by their thread", 10)
     stopping = threading.Thread(target=removals.stop)
     stopping.start()
     stopping.join(0.2)
@@ -128,7 +128,7 @@ def test_after_stop_a_queued_container_is_removed_at_once_and_start_resumes_wait
     removals = make(removed, busy=lambda: True, deadline_seconds=3600)
     removals.stop()
     removals.put("late")  # busy, far from its deadline: removed all the same
-    until(lambda: "late" in removed.at and removals._thread is None)
+    wait_until(lambda: "late" in removed.at and removals._thread is None, "the late removal done", 10)
     removals.start()
     removals.put("a")
     time.sleep(0.2)  # the removals' thread had time to act, and must not: busy again counts

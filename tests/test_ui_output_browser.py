@@ -182,6 +182,10 @@ def test_audit_log_filters_by_the_executions_date_range(
     # A day of last month: nothing happened then.
     page.get_by_test_id("audit-dates").click()
     page.locator(".q-date__arrow button").first.click()
+    # The month slides in beside the leaving one: while both grids exist, the first day found
+    # may be the leaving month's, a click lost to the slide (seen under load: the range was never
+    # completed, so Apply kept today). Wait for the new month alone.
+    page.wait_for_function("document.querySelectorAll('.q-date__calendar-days').length === 1")
     day = page.locator(".q-date__calendar-item--in button").first
     day.click()
     day.click()
