@@ -1,5 +1,6 @@
 """The database server's clock, as this process reads it: what worker heartbeats, their
-staleness, losses and run start and end times are written and compared in.
+staleness, losses and run start and end times are written and compared in (also a run's end
+written by a cancel, and the day the dashboard calls today: services/executions.py).
 
 Heartbeats are written by each worker and judged stale by every other process, on other
 machines: on their own clocks, a worker whose clock was a minute behind was shown `late`/`lost`

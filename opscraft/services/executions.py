@@ -19,6 +19,7 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
+from opscraft.db import clock
 from opscraft.db.models import (
     Execution,
     ExecutionDraft,
@@ -33,7 +34,7 @@ from opscraft.db.models.executions import CANCELLED_BY, FINAL_STATUSES, Executio
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.workers import finished_event
 from opscraft.db.rows import new_row
-from opscraft.db.types import MAX_ID, utcnow
+from opscraft.db.types import MAX_ID
 from opscraft.execution import ansible_options, terraform_backend, terraform_plan
 from opscraft.execution.client import ExecutionClient, stored_after
 from opscraft.execution.events import Event
@@ -850,7 +851,7 @@ async def cancel(session: AsyncSession, actor: Actor, execution_id: int) -> Exec
     if execution.status in FINAL_STATUSES:
         raise Conflict(f"execution {execution_id} has already finished ({execution.status})")
     assert actor.user is not None  # may_cancel
-    now = utcnow()
+    now = clock.now()  # a run's times are the database's clock, as its worker writes them
     was_waiting = execution.status == ExecutionStatus.awaiting_approval
     queued = await session.exec(
         update(Execution)
@@ -932,7 +933,7 @@ async def dashboard_stats(
 
 
 async def _daily_rates(session: AsyncSession, days: int) -> list[DailyRate]:
-    today = utcnow().date()
+    today = clock.now().date()  # the day runs' ends are stamped in (`db.clock`), not this machine's
     first = today - timedelta(days=days - 1)
     day = func.date(Execution.finished_at)
     rows = await session.exec(

@@ -9,7 +9,9 @@ import httpx
 import pytest
 
 from opscraft import runtime
-from opscraft.db.models import User
+from opscraft.db import clock
+from opscraft.db.models import Execution, User
+from opscraft.db.models.executions import ExecutionStatus
 from opscraft.services import executions
 from opscraft.services.actor import Actor
 from tests.conftest import LoggedIn
@@ -324,6 +326,38 @@ async def test_dashboard_stats(client: httpx.AsyncClient, admin: LoggedIn) -> No
         for d in stats.daily
     ]
     assert sum(d.total for d in stats.daily) == 4 and sum(d.success for d in stats.daily) == 3
+
+
+async def test_the_dashboard_day_and_a_cancel_are_in_the_database_clock(
+    client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's start and end are stamped by its worker in the database's clock (`db.clock`, the
+    web process's own clock corrected by PostgreSQL's offset); the dashboard's "today" and a
+    cancel's end were this process's clock, so with a skewed web machine a run ended near UTC
+    midnight counted on another day. Here the database is a day ahead of this process; the run
+    waits for an approval (no worker takes it, and none is needed)."""
+    script_id = await make_script(client, admin, "true\n")
+    async with runtime.current().db.session() as session:
+        waiting = Execution(
+            script_id=script_id,
+            script_version=1,
+            script_name="waiting",
+            script_type="bash",
+            status=ExecutionStatus.awaiting_approval,
+            triggered_by=admin.id,
+        )
+        session.add(waiting)
+        await session.commit()
+        await session.refresh(waiting)
+    monkeypatch.setattr(clock, "_offset", timedelta(days=1))
+    ahead = (datetime.now(UTC) + timedelta(days=1)).date()
+    r = await client.post(f"/api/v1/executions/{waiting.id}/cancel", headers=admin.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "cancelled", r.json()
+    assert datetime.fromisoformat(r.json()["finished_at"]).date() == ahead, r.json()
+    async with runtime.current().db.session() as session:
+        stats = await executions.dashboard_stats(session, await _actor(admin))
+    assert (stats.daily[-1].day, stats.daily[-1].total) == (ahead, 1)
 
 
 @pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_LOCAL_RUNNER_ROLE": "viewer"}])
