@@ -53,7 +53,17 @@ def test_multiline_secret_values_are_stored_byte_exact(
     kubeconfig.write_bytes(codecs.BOM_UTF8 + KUBECONFIG)
     page.get_by_test_id("new-secret").click()
     page.get_by_test_id("create-name").fill("KUBECONFIG")
-    page.get_by_test_id("create-value-file").locator("input[type=file]").set_input_files(str(kubeconfig))
+    chooser = page.get_by_test_id("create-value-file").locator("input[type=file]")
+    # A file over the value's limit and one that is no text are refused, saying so; the next
+    # file chosen is read.
+    (tmp_path / "big.pem").write_bytes(b"x" * (64 * 1024 + 1))
+    chooser.set_input_files(str(tmp_path / "big.pem"))
+    note_box = page.get_by_test_id("create-value-file-note")
+    note_box.get_by_text("big.pem is larger than 64 KiB").wait_for()
+    (tmp_path / "key.der").write_bytes(b"\x30\x82\xff\xfe")
+    chooser.set_input_files(str(tmp_path / "key.der"))
+    note_box.get_by_text("key.der is not UTF-8 text").wait_for()
+    chooser.set_input_files(str(kubeconfig))
     note = f"{len(KUBECONFIG) + 3} bytes, its leading byte order mark dropped"
     page.get_by_test_id("create-value-file-note").get_by_text(note).wait_for()
     page.get_by_test_id("create-submit").click()

@@ -240,8 +240,9 @@ def create_script(
     return dict(response.json())
 
 
-def check_accessibility(page: Any, label: str) -> None:
-    """Run axe-core on the current page: no serious or critical violation (the report is kept)."""
+def check_accessibility(page: Any, label: str, rules: list[str] | None = None) -> None:
+    """Run axe-core on the current page (only `rules`, axe-core rule ids, when given): no serious
+    or critical violation (the report is kept)."""
     require_service(AXE.exists(), f"axe-core ({AXE}; run `npm ci --prefix tests/js`)")
     page.wait_for_load_state("load")
     # Colours are judged at rest: a notification fading in or out has transitional colours.
@@ -253,12 +254,14 @@ def check_accessibility(page: Any, label: str) -> None:
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.add_script_tag(path=str(AXE))
     result = page.evaluate(
-        """async () => {
-            const r = await axe.run(document, {resultTypes: ["violations"]});
+        """async (rules) => {
+            const only = rules ? {runOnly: {type: "rule", values: rules}} : {};
+            const r = await axe.run(document, {resultTypes: ["violations"], ...only});
             return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
                 nodes: v.nodes.slice(0, 5).map(n => n.target.join(" ") + " :: " + n.html.slice(0, 120)
                     + " :: " + (n.failureSummary || "").slice(0, 200))}));
-        }"""
+        }""",
+        rules,
     )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / f"axe-{label}.json").write_text(json.dumps(result, indent=2))

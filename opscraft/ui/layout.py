@@ -352,10 +352,8 @@ def _request_path() -> str:
 # Themes whose every token has 4.5:1 on its background (githubLight's orange literals had 3.5:1).
 EDITOR_THEMES = {False: "vscodeLight", True: "githubDark"}
 # CodeMirror's editable area gets the accessible name of its editor (`data-a11y-label`) and its
-# description (the id of the element in `data-a11y-hint`); a file upload's pick button (an icon in
-# Quasar's header) is named after the upload's label, the file input inside it (clicked through the
-# button, unlabelled, an interactive element inside another) is hidden from screen readers; tables
-# that scroll sideways (phones) can be scrolled with the keyboard.
+# description (the id of the element in `data-a11y-hint`); tables that scroll sideways (phones)
+# can be scrolled with the keyboard.
 A11Y_JS = """<script>
 setInterval(() => {
   document.querySelectorAll(".cm-content:not([aria-label])").forEach((content) => {
@@ -363,11 +361,6 @@ setInterval(() => {
     if (!owner) return;
     content.setAttribute("aria-label", owner.dataset.a11yLabel);
     if (owner.dataset.a11yHint) content.setAttribute("aria-describedby", owner.dataset.a11yHint);
-  });
-  document.querySelectorAll(".q-uploader__input:not([aria-hidden])").forEach((input) => {
-    const title = input.closest(".q-uploader")?.querySelector(".q-uploader__title")?.textContent;
-    input.closest(".q-btn")?.setAttribute("aria-label", title || "Choose a file");
-    input.setAttribute("aria-hidden", "true");
   });
   document.querySelectorAll(".q-table__middle.scroll:not([tabindex])").forEach((region) => {
     region.setAttribute("tabindex", "0");

@@ -7,6 +7,7 @@ the server.
 
 from __future__ import annotations
 
+import base64
 import codecs
 from typing import Any
 
@@ -114,7 +115,31 @@ def _audit_row(event: AuditEvent) -> dict[str, Any]:
 SECRET_VALUE_CSS = """
 .oc-masked textarea { -webkit-text-security: disc; }
 .oc-secret-value textarea { font-family: ui-monospace, monospace; white-space: pre; }
+.oc-file-pick { display: inline-flex; align-items: center; gap: 6px; padding: 4px 12px;
+  border: 1px solid rgba(0, 0, 0, .24); border-radius: 4px; cursor: pointer; position: relative;
+  color: var(--q-primary); font-size: 14px; }
+.body--dark .oc-file-pick { border-color: rgba(255, 255, 255, .28); color: #90caf9; }
+.oc-file-pick:hover { background: rgba(0, 0, 0, .04); }
+.body--dark .oc-file-pick:hover { background: rgba(255, 255, 255, .08); }
+.oc-file-pick:focus-within { outline: 2px solid var(--q-primary); outline-offset: 2px; }
+.oc-file-pick input { position: absolute; width: 1px; height: 1px; opacity: 0; overflow: hidden;
+  clip-path: inset(50%); }
 """
+# The chosen file's bytes, read by the browser and sent base64-encoded with the change event
+# (at most `secrets.MAX_VALUE_BYTES`; a larger file sends only its size). The input is cleared,
+# so choosing the same file again is a change too.
+READ_FILE_JS = """(event) => {
+  const input = event.target, file = input.files && input.files[0];
+  if (!file) return;
+  input.value = "";
+  if (file.size > %d) { emit({name: file.name, size: file.size}); return; }
+  file.arrayBuffer().then((buffer) => {
+    const bytes = new Uint8Array(buffer);
+    let text = "";
+    for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode(...bytes.subarray(i, i + 8192));
+    emit({name: file.name, size: file.size, data: btoa(text)});
+  });
+}"""
 
 
 class SecretValueField:
@@ -136,20 +161,13 @@ class SecretValueField:
         with ui.row().classes("w-full items-center gap-2"):
             self.show = ui.switch("Show", on_change=self._toggle).props(f'dense data-testid="{testid}-show"')
             ui.space()
-            self.upload = (
-                ui.upload(
-                    label="Or read it from a file",
-                    auto_upload=True,
-                    max_files=1,
-                    max_file_size=secrets.MAX_VALUE_BYTES,
-                    on_upload=self._uploaded,
-                    on_rejected=lambda: self._file_error(
-                        f"The file is larger than {secrets.MAX_VALUE_BYTES // 1024} KiB"
-                    ),
-                )
-                .props(f'flat bordered dense accept="*" data-testid="{testid}-file"')
-                .classes("w-64")
-            )
+            # A label around the file input, not Quasar's uploader: that put its file input inside
+            # a button (axe-core's `nested-interactive`: two controls in one for a screen reader).
+            with ui.element("label").classes("oc-file-pick").props(f'data-testid="{testid}-file"'):
+                ui.icon("upload_file").props('aria-hidden="true"')
+                ui.label("Or read it from a file")
+                picker = ui.element("input").props('type="file"')
+            picker.on("change", self._picked, js_handler=READ_FILE_JS % secrets.MAX_VALUE_BYTES)
         self.file_note = ui.label().classes("text-caption").props(f'data-testid="{testid}-file-note"')
         self.file_note.set_visibility(False)
 
@@ -165,20 +183,37 @@ class SecretValueField:
         self.file_note.classes(replace="text-caption text-negative")
         self.file_note.set_visibility(True)
 
-    async def _uploaded(self, event: Any) -> None:
-        raw = await event.file.read()
+    def _picked(self, event: Any) -> None:
+        """A file chosen (`READ_FILE_JS`'s `{name, size, data}`): its bytes become the value."""
+        args = event.args if isinstance(event.args, dict) else {}
+        name = str(args.get("name") or "the file")
+        too_big = f"{name} is larger than {secrets.MAX_VALUE_BYTES // 1024} KiB"
+        if "data" not in args:
+            self._file_error(too_big)
+            return
+        try:
+            raw = base64.b64decode(str(args["data"]), validate=True)
+        except ValueError:
+            self._file_error(f"{name} could not be read: choose it again")
+            return
+        if len(raw) > secrets.MAX_VALUE_BYTES:  # the browser's check is the browser's
+            self._file_error(too_big)
+            return
+        self._read(name, raw)
+
+    def _read(self, name: str, raw: bytes) -> None:
         # A byte order mark (Windows editors write one) is no part of a value: a variable that
         # began with an invisible U+FEFF failed every login it was used for, with no hint why.
         bom = raw.startswith(codecs.BOM_UTF8)
         try:
             self.file_text = raw.removeprefix(codecs.BOM_UTF8).decode("utf-8")
         except UnicodeDecodeError:
-            self._file_error(f"{event.file.name} is not UTF-8 text: a secret value must be text")
+            self._file_error(f"{name} is not UTF-8 text: a secret value must be text")
             return
         self.text.value = ""
         self.text.disable()
         how = "its leading byte order mark dropped" if bom else "as is"
-        self.file_note.text = f"The value is the content of {event.file.name} ({len(raw):,} bytes, {how})."
+        self.file_note.text = f"The value is the content of {name} ({len(raw):,} bytes, {how})."
         self.file_note.classes(replace="text-caption text-positive")
         self.file_note.set_visibility(True)
 
