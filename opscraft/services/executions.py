@@ -404,7 +404,7 @@ class AnsibleRunOptions(Body):
         default=None,
         max_length=ansible_options.MAX_LIMIT,
         description="Host pattern (--limit); not starting with '-' or '@'",
-        json_schema_extra={"pattern": r"^[\w.*?~\[\]:!&,^$|()+\\/=%][\w.*?~\[\]:!&,^$|()+\\/=%-]*$"},
+        json_schema_extra={"pattern": f"^(?![-@]){ansible_options.LIMIT_RE.pattern}$"},
     )
     tags: list[TagName] | None = Field(
         default=None, max_length=ansible_options.MAX_TAGS, description="--tags"
