@@ -126,6 +126,52 @@ async def test_without_a_base_the_last_write_wins(client: httpx.AsyncClient, ope
     assert (await _stored(client, operator, url))["description"] == "from tab B"
 
 
+async def test_parameters_in_their_short_form_compare_as_the_declaration_they_stand_for(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """`{"env": "prod"}` is stored (and shown by GET) as a list of typed parameters: a `base` or a
+    body in the short form must not be a false 409 against that list, and a real change of the
+    declaration meanwhile must still be one."""
+    script = await _created(
+        client,
+        operator,
+        SCRIPTS,
+        {
+            "name": f"short-{time.monotonic_ns()}",
+            "script_type": "bash",
+            "content": "echo $ENV\n",
+            "parameters": {"env": "prod"},
+        },
+    )
+    url = f"{SCRIPTS}/{script['id']}"
+    shown = script["parameters"]  # GET's form: typed parameters keyed by name
+    assert shown["env"]["default"] == "prod"
+    # The short form as base, the same declaration re-sent in its short form: nothing changes.
+    same = {"parameters": {"env": "prod"}, "description": "d1", "base": {"parameters": {"env": "prod"}}}
+    saved = await _put(client, operator, url, same)
+    assert saved.status_code == 200, saved.text
+    assert (await _stored(client, operator, url))["parameters"] == shown
+    # GET's form as base, a short-form change: saved, as its base is what is stored.
+    saved = await _put(client, operator, url, {"parameters": {"env": "dev"}, "base": {"parameters": shown}})
+    assert saved.status_code == 200, saved.text
+    assert (await _stored(client, operator, url))["parameters"]["env"]["default"] == "dev"
+    # Back to "prod" with GET's form of the new value as base.
+    dev = (await _stored(client, operator, url))["parameters"]
+    saved = await _put(client, operator, url, {"parameters": shown, "base": {"parameters": dev}})
+    assert saved.status_code == 200, saved.text
+    # A new default from a short-form base, the stored list being that base: saved.
+    changed = {"parameters": {"env": "stage"}, "base": {"parameters": {"env": "prod"}}}
+    saved = await _put(client, operator, url, changed)
+    assert saved.status_code == 200, saved.text
+    assert (await _stored(client, operator, url))["parameters"]["env"]["default"] == "stage"
+    # Another tab still starting from "prod": the declaration moved on meanwhile, a 409.
+    stale = {"parameters": {"env": "qa"}, "base": {"parameters": {"env": "prod"}}}
+    refused = await _put(client, operator, url, stale)
+    assert refused.status_code == 409, refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == ["parameters"]
+    assert (await _stored(client, operator, url))["parameters"]["env"]["default"] == "stage"
+
+
 @pytest.mark.parametrize(
     ("base", "field"),
     [

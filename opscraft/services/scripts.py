@@ -806,6 +806,22 @@ async def _locked(session: AsyncSession, actor: Actor, script_id: int) -> Script
     return script
 
 
+def _declared_as_stored(values: dict[str, Any], script: Script) -> dict[str, Any]:
+    """`values` (an update's fields, or its `base`) with `parameters` in the form the script
+    stores and `GET` returns (`parameters.normalize`), so that the three-way check compares
+    declarations, not spellings: `{"env": "prod"}` is the list GET shows for it. A declaration
+    that does not normalize is left as sent (the save's own checks name its errors)."""
+    raw = values.get("parameters")
+    if raw is None:
+        return values
+    script_type = values.get("script_type") or script.script_type
+    try:
+        declared = parameters.normalize(raw, ScriptType(script_type).value)
+    except Invalid:
+        return values
+    return {**values, "parameters": declared}
+
+
 async def update(
     session: AsyncSession, actor: Actor, script_id: int, data: ScriptUpdate | Mapping[str, Any]
 ) -> Saved:
@@ -832,7 +848,8 @@ async def update(
     nullable = {"max_concurrent", *ANSIBLE_SETTINGS}
     changes = {k: v for k, v in changes.items() if v is not None or k in nullable}
     if body.base is not None:
-        changes = partial.three_way(script, changes, body.base.model_dump(exclude_unset=True), "the script")
+        base = _declared_as_stored(body.base.model_dump(exclude_unset=True), script)
+        changes = partial.three_way(script, _declared_as_stored(changes, script), base, "the script")
     script_type = changes.get("script_type", script.script_type)
     if script_type != ScriptType.ansible:
         # Changing the type away from Ansible drops the Ansible settings it no longer uses (the
