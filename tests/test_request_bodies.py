@@ -141,6 +141,24 @@ async def test_user_update_and_register_are_strict(
     assert r.status_code == 201 and r.json()["role"] == "viewer", r.text
 
 
+async def test_a_settings_put_that_sends_no_setting_is_422(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """Field report: `PUT /settings` with `{}` or `{"registration_open": null}` (a client meaning
+    "back to the default") answered 200 and changed nothing, while the same body to a user or a
+    secret is the 422 "nothing to change" the partial models document (`minProperties: 1`)."""
+    before = (await client.get("/api/v1/settings", headers=admin.headers)).json()
+    for body in ({}, {"registration_open": None}, {"warm_pool_size": None, "output_retention_days": None}):
+        r = await client.put("/api/v1/settings", json=body, headers=admin.headers)
+        assert r.status_code == 422, (body, r.text)
+        assert r.json()["errors"][0]["field"] == "body" and "nothing to change" in r.json()["detail"]
+    assert (await client.get("/api/v1/settings", headers=admin.headers)).json() == before
+    events = (await client.get("/api/v1/audit?action=setting.update", headers=admin.headers)).json()
+    assert events["total"] == 0, events
+    schema = (await client.get("/openapi.json")).json()["components"]["schemas"]["SettingsPatch"]
+    assert schema["minProperties"] == 1, schema
+
+
 async def test_a_float_is_no_whole_number_in_any_part_of_a_request(
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:

@@ -190,6 +190,44 @@ async def test_search_filters_sort_and_pagination(client: httpx.AsyncClient, ope
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "sort"
 
 
+async def test_a_search_finds_accented_letters_in_either_spelling(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn
+) -> None:
+    """Field report (combining marks): `é` typed (NFC, one character) found no script whose
+    description was pasted as `e` + U+0301 (NFD, as macOS file names give it), nor the reverse,
+    though both look the same; likewise a secret's description and a user's full name. A search
+    matches either spelling (`services/like.py`), on rows already stored as they are."""
+    nfd, nfc = "Cafe\u0301 cre\u0300me", "Caf\u00e9 cr\u00e8me"
+    decomposed = await create(client, operator, name="decomposed", description=nfd, tags=["re\u0301seau"])
+    composed = await create(client, operator, name="composed", description=nfc)
+    both = {decomposed["name"], composed["name"]}
+    for term in (nfc, nfd, "CAF\u00c9", "CAFE\u0301", "cr\u00e8me"):
+        r = await client.get("/api/v1/scripts", params={"search": term}, headers=operator.headers)
+        assert {i["name"] for i in r.json()["items"]} == both, (term, r.text)
+    for term in ("r\u00e9seau", "re\u0301seau"):
+        r = await client.get("/api/v1/scripts", params={"search": term}, headers=operator.headers)
+        assert [i["name"] for i in r.json()["items"]] == ["decomposed"], (term, r.text)
+
+    r = await client.post(
+        "/api/v1/secrets",
+        json={"name": "CAFE_KEY", "value": "v", "description": nfd},
+        headers=operator.headers,
+    )
+    assert r.status_code == 201, r.text
+    r = await client.get("/api/v1/secrets", params={"search": "caf\u00e9"}, headers=operator.headers)
+    assert [i["name"] for i in r.json()["items"]] == ["CAFE_KEY"], r.text
+
+    body = {
+        "username": "zoe",
+        "email": "zoe@example.com",
+        "password": "Zoe-Pass-123",
+        "full_name": "Zo\u00eb",
+    }
+    assert (await client.post("/api/v1/users", json=body, headers=admin.headers)).status_code == 201
+    r = await client.get("/api/v1/users", params={"search": "zoe\u0308"}, headers=admin.headers)
+    assert [i["username"] for i in r.json()["items"]] == ["zoe"], r.text
+
+
 async def test_soft_delete_frees_the_name(
     client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn
 ) -> None:

@@ -199,7 +199,7 @@ async def put_policy(script_id: IdPath, body: PolicyIn, session: Session, actor:
     the rule must not be switched off by whom it constrains). `required` 1-5, `expires_after_hours`
     1-720; fields left out keep their stored values (a new policy takes the defaults 1 and 24).
     Runs already waiting keep their requirement. 404 for an unknown script. Audited as
-    `approval_policy.set`."""
+    `approval_policy.set`; the values the policy has, sent again, write nothing and are not audited."""
     return PolicyOut.of(await approvals.set_policy(session, actor, script_id, body))
 
 

@@ -172,7 +172,8 @@ async def update_link(
 ) -> LinkOut:
     """Operator or admin (edit_scripts). Fields left out keep their stored values; checked as on
     create (422 for a cycle or a refused mapping, 409 for a duplicate). You become its author. 404
-    when unknown or of another script. Audited as `chain_link.update`."""
+    when unknown or of another script. Audited as `chain_link.update`; a body that changes
+    nothing (`{}`, or the values it has) writes nothing and is not audited."""
     return await _out(session, await chains.update_link(session, actor, link_id, body, script_id))
 
 

@@ -164,7 +164,8 @@ async def update_channel(
     """Admin only (manage_settings). Fields left out keep their stored values (a webhook's
     masked `config.url` sent back keeps its sealed URL); the result is
     checked as on create (422 naming each field or config key, 409 for a taken name or a `secret_id`
-    deleted at the same moment). 404 when unknown. Audited as `notification_channel.update`."""
+    deleted at the same moment). 404 when unknown. Audited as `notification_channel.update`; a
+    body that changes nothing (`{}`, or the values it has) writes nothing and is not audited."""
     return ChannelOut.of(await notifications.update_channel(session, actor, channel_id, body))
 
 

@@ -206,7 +206,8 @@ async def update(
     """Operator or admin (edit_scripts). Fields left out keep their stored values; checked as on
     create (422 naming the field, 409 for a taken name). You become its owner, a schedule the system
     paused resumes (unless `enabled` is sent), and the next fire time is computed from now. 404 when
-    unknown or of another script. Audited as `schedule.update`."""
+    unknown or of another script. Audited as `schedule.update`. A body that changes nothing (`{}`,
+    or the values it has) writes nothing: no new owner or fire time, no event."""
     await schedules.update_schedule(session, actor, schedule_id, body, script_id)
     return ScheduleOut.of(await schedules.view(session, actor, script_id, schedule_id))
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, BeforeValidator, Field, StrictBool, StrictFloat, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 from opscraft.api.deps import CurrentActor, Session, permitted
 from opscraft.api.schemas import AUTHED, error_responses
 from opscraft.db.models import Role
-from opscraft.services import app_settings
+from opscraft.services import app_settings, partial
 from opscraft.services.bodies import Body
 from opscraft.services.permissions import Permission
 
@@ -61,7 +61,9 @@ def _checked_by_service(key: str) -> BeforeValidator:
 class SettingsPatch(Body):
     """Only the settings given change. Values are JSON's own types (no "true" for true). Each value
     is checked by the service first, so a bad one gets the settings page's message; the bounds
-    below are for the schema."""
+    below are for the schema. A body that sends no setting (`{}`, only nulls) is a 422."""
+
+    model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
 
     registration_open: Annotated[StrictBool | None, _checked_by_service("registration_open")] = None
     local_runner_enabled: Annotated[StrictBool | None, _checked_by_service("local_runner_enabled")] = None
@@ -113,7 +115,8 @@ async def get_settings(session: Session, actor: CurrentActor) -> SettingsOut:
 async def put_settings(body: SettingsPatch, session: Session, actor: CurrentActor) -> SettingsOut:
     """Admin only (manage_settings). Changes only the keys sent, all or none; values are JSON's
     own types (`true`, not "true"). 422 naming every bad value at once (type or range:
-    `output_retention_days` 0-36500, `output_retention_gb` 0-1000000, `warm_pool_size` 0-16).
+    `output_retention_days` 0-36500, `output_retention_gb` 0-1000000, `warm_pool_size` 0-16), or
+    `body` when it sends no setting (`{}`, or only nulls: a null is no change, never a reset).
     Answers every setting. Each changed key is audited as `setting.update`; a value sent unchanged
     records nothing."""
     changes = body.model_dump(exclude_none=True, mode="json")

@@ -164,8 +164,15 @@ def _typed(key: str, value: Any) -> Any:
 
 async def update(session: AsyncSession, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
     """Change several settings at once (all or none); returns every setting. `Invalid` (422)
-    names every bad value at once; `Forbidden` (403) for anyone but an admin."""
+    names every bad value at once, or `body` when `values` is empty (nothing to change, as a
+    user's or secret's update: `partial.at_least_one_field`); `Forbidden` (403) for anyone but
+    an admin."""
     require(actor.user, Permission.manage_settings)
+    if not values:
+        raise Invalid(
+            "nothing to change: send at least one setting",
+            details=[{"field": "body", "message": f"send at least one of {', '.join(KNOWN)}"}],
+        )
     values = _checked(values)
     for key, value in values.items():
         row = await session.get(AppSetting, key)

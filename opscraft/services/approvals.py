@@ -54,7 +54,7 @@ from opscraft.services import audit, paging, run_environment, terraform_state
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound
-from opscraft.services.partial import over_stored
+from opscraft.services.partial import over_stored, unchanged
 from opscraft.services.permissions import ROLE_RANK, Permission, can, require
 from opscraft.services.scripts import get as get_script
 from opscraft.services.scripts import parse
@@ -84,7 +84,8 @@ async def get_policy(session: AsyncSession, actor: Actor, script_id: int) -> App
 async def set_policy(session: AsyncSession, actor: Actor, script_id: int, data: PolicyIn) -> ApprovalPolicy:
     """Require approvals for a script's runs (operators and admins). A field `data` leaves out
     keeps its stored value (`partial.over_stored`; the model's default for a new policy), so an
-    operator may change the expiry alone; `Forbidden` (403) when a non-admin lowers `required`."""
+    operator may change the expiry alone; `Forbidden` (403) when a non-admin lowers `required`.
+    The values it already has, sent again, write nothing and are not audited (`partial.unchanged`)."""
     user = require(actor.user, Permission.edit_scripts, SET_POLICY)
     # One writer per script at a time (its row locked; SQLite: the write turn), so two requests
     # setting a first policy at once do not both insert one (the second was a 500 on the
@@ -103,6 +104,9 @@ async def set_policy(session: AsyncSession, actor: Actor, script_id: int, data: 
     if data.required < policy.required:
         _require_relaxing(actor, f"lower the approvals script {script.name} requires ({policy.required})")
     policy.required, policy.expires_after_hours = data.required, data.expires_after_hours
+    if policy not in session.new and unchanged(policy):
+        await session.commit()
+        return policy
     policy.updated_by, policy.updated_at = user.id, utcnow()
     audit.record(session, actor, "approval_policy.set", "script", script_id, **data.model_dump())
     await session.commit()

@@ -64,7 +64,7 @@ from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, ServiceError
 from opscraft.services.executions import AnsibleRunOptions, AutomationAction, TerraformWorkspace
 from opscraft.services.parameters import ParameterValues, PointerMapping
-from opscraft.services.partial import CHANGES, over_stored
+from opscraft.services.partial import CHANGES, over_stored, unchanged
 from opscraft.services.permissions import Permission, can, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 from opscraft.services.webhooks import _MISSING, check_pointer, resolve_pointer
@@ -403,12 +403,16 @@ async def update_link(
     script_id: int | None = None,
 ) -> ChainLink:
     """Change a link's settings (a field `data` leaves out keeps its stored value:
-    `partial.over_stored`); the caller becomes its author. Same checks as `create`."""
+    `partial.over_stored`); the caller becomes its author. Same checks as `create`. A save that
+    changes nothing (`partial.unchanged`) writes nothing and is not audited."""
     user = require(actor.user, Permission.edit_scripts, 'manage "then run" links')
     await _serialize_link_changes(session)
     link = await get(session, actor, link_id, script_id)
     data = over_stored(LinkIn, data, link)
     await _apply(session, link, data)
+    if unchanged(link):
+        await session.commit()
+        return link
     link.owner_id, link.updated_at = user.id, utcnow()
     await _checked(session, link)
     _audit_link(session, actor, "chain_link.update", link)

@@ -78,7 +78,7 @@ from opscraft.services.notification_senders import (
     send_webhook,
     url_host,
 )
-from opscraft.services.partial import CHANGES, over_stored
+from opscraft.services.partial import CHANGES, over_stored, unchanged
 from opscraft.services.permissions import Permission, require
 from opscraft.services.secrets import reveal_for_use
 
@@ -400,7 +400,9 @@ async def update_channel(
     session: AsyncSession, actor: Actor, channel_id: int, data: ChannelIn | Mapping[str, Any]
 ) -> NotificationChannel:
     """Change a channel's settings (admins; a field `data` leaves out keeps its stored value:
-    `partial.over_stored`); same checks as `create_channel`."""
+    `partial.over_stored`); same checks as `create_channel`. A save that changes nothing
+    (`partial.unchanged`) writes nothing and is not audited; a URL sent again is a change (it is
+    sealed anew)."""
     channel = await get_channel(session, actor, channel_id)
     # The masked URL of the sealed one, sent back unchanged (a form, a PUT of what GET gave): kept
     kept = channel.config.get("url") if channel.url_ciphertext is not None else None
@@ -410,8 +412,12 @@ async def update_channel(
     await _check_secret(session, data.secret_id)
     await _name_free(session, name, channel.id)
     channel.name, channel.kind, channel.config = name, data.kind, checked.config
-    channel.secret_id, channel.enabled, channel.updated_at = data.secret_id, data.enabled, utcnow()
+    channel.secret_id, channel.enabled = data.secret_id, data.enabled
     await _keep_url(session, channel, checked.url)
+    if unchanged(channel):
+        await session.commit()
+        return channel
+    channel.updated_at = utcnow()
     audit.record(
         session,
         actor,

@@ -14,6 +14,9 @@ The partial-update models (users, secrets, settings) accept `null` for a field (
 change") and refuse a body that changes nothing with a 422; their documented schema states the
 stricter, exact contract instead: at least one property, and no `null`. A request the schema
 calls valid is then always accepted.
+
+A `PUT` that changes nothing writes nothing (`unchanged`): sending back what `GET` gave, or `{}`,
+moves no `updated_at`, makes nobody the row's owner and records no audit event.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import inspect
 
 from opscraft.services.errors import Conflict
 
@@ -101,3 +105,26 @@ def three_way(
             details=[{"field": key, "message": message} for key in stale],
         )
     return kept
+
+
+# Columns an update sets because it is one, not because the body asked: when and by whom it was
+# last changed, who owns it now (the runs of a schedule, webhook or link start on their behalf),
+# and a schedule's next fire time, computed again from now.
+BOOKKEEPING = frozenset({"updated_at", "updated_by", "owner_id", "next_fire_at"})
+
+
+def unchanged(row: object) -> bool:
+    """Whether applying a `PUT`'s body to `row` (a stored row of the session, with its columns
+    loaded) left every column as stored besides `BOOKKEEPING`. When so, those are put back too,
+    so that committing writes nothing, and the caller records no audit event.
+
+    Rule (a secret's description saved again was marked "updated by" the admin who changed
+    nothing, with no audit event to match): when, by whom and on whose behalf move only with an
+    audited change. Each column is compared with its stored value (SQLAlchemy's attribute
+    history), so a value set equal to the stored one is no change."""
+    attrs = [attr for attr in inspect(row).attrs if attr.history.has_changes()]
+    if any(attr.key not in BOOKKEEPING or not attr.history.deleted for attr in attrs):
+        return False
+    for attr in attrs:
+        setattr(row, attr.key, attr.history.deleted[0])
+    return True

@@ -66,7 +66,7 @@ from opscraft.services.errors import Invalid, NotFound, Problems, ServiceError
 from opscraft.services.executions import AnsibleRunOptions, AutomationAction, TerraformWorkspace
 from opscraft.services.invisible import Label
 from opscraft.services.parameters import ParameterValues
-from opscraft.services.partial import CHANGES, over_stored
+from opscraft.services.partial import CHANGES, over_stored, unchanged
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 
@@ -575,7 +575,9 @@ async def update_schedule(
 ) -> Schedule:
     """Change a schedule's settings (a field `data` leaves out keeps its stored value:
     `partial.over_stored`); the caller becomes its owner (runs start on their behalf) and a
-    paused schedule resumes. The next fire time is computed from now."""
+    paused schedule resumes. The next fire time is computed from now. A save that changes
+    nothing (`partial.unchanged`: `{}`, or what `GET` gave) writes nothing: no new owner or fire
+    time, no audit event."""
     user = require(actor.user, Permission.edit_scripts, MANAGE)
     schedule = await get(session, actor, schedule_id, script_id)
     merged = over_stored(ScheduleIn, data, schedule)
@@ -585,6 +587,9 @@ async def update_schedule(
     data = merged
     _apply(schedule, await _script(session, schedule.script_id, held=True), data)
     await _check_name(session, schedule)
+    if unchanged(schedule):
+        await session.commit()
+        return schedule
     schedule.owner_id = user.id
     audit.record(session, actor, "schedule.update", "schedule", schedule.id, **_facts(schedule))
     await conflicts.commit(session)

@@ -368,7 +368,7 @@ async def list_scripts(session: AsyncSession, actor: Actor, query: ScriptQuery) 
     invisible.check_filters(search=(query.search, MAX_SEARCH), tag=(query.tag, MAX_TAG))
     conditions: list[Any] = [col(Script.deleted_at).is_(None)]
     for word in (query.search or "").split():
-        conditions.append(col(Script.search_text).like(like.pattern(word), escape=like.ESCAPE))
+        conditions.append(like.holds(col(Script.search_text), word, folded=True))
     if query.script_type:
         conditions.append(col(Script.script_type) == query.script_type)
     if query.status:

@@ -78,7 +78,7 @@ from opscraft.services.errors import (
 from opscraft.services.executions import AnsibleRunOptions, AutomationAction, TerraformWorkspace
 from opscraft.services.invisible import Label
 from opscraft.services.parameters import ParameterValues, PointerMapping
-from opscraft.services.partial import CHANGES, over_stored
+from opscraft.services.partial import CHANGES, over_stored, unchanged
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 from opscraft.services.secrets import reveal_for_use
@@ -283,12 +283,16 @@ async def update_webhook(
     script_id: int | None = None,
 ) -> WebhookTrigger:
     """Change a webhook's settings (its URL stays); a field `data` leaves out keeps its stored
-    value (`partial.over_stored`). The caller becomes its owner."""
+    value (`partial.over_stored`). The caller becomes its owner, unless the save changes nothing
+    (`partial.unchanged`): then nothing is written or audited."""
     user = require(actor.user, Permission.edit_scripts, MANAGE)
     hook = await get(session, actor, webhook_id, script_id)
     data = over_stored(WebhookIn, data, hook)
     await _apply(session, hook, await _script(session, hook.script_id, held=True), data)
     await _check_name(session, hook)
+    if unchanged(hook):
+        await session.commit()
+        return hook
     hook.owner_id = user.id
     audit.record(
         session,

@@ -11,7 +11,7 @@ from opscraft.services import app_settings, partial, retention, warm_pools
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui.drafts import Draft
-from opscraft.ui.layout import frame, guard, protected_page, run_action
+from opscraft.ui.layout import frame, guard, notify_ok, protected_page, run_action
 from opscraft.ui.widgets import one_click, whole
 
 SWITCHES = {
@@ -169,6 +169,9 @@ async def settings_page(actor: Actor) -> None:
                 changes |= {key: _number(key, field.value) for key, field in numbers.items()}
                 changes["local_runner_role"] = role.value
                 changes = partial.edited(values, changes)
+                if not changes:  # sent, the form as loaded was the API's 422 "nothing to change"
+                    notify_ok("Nothing changed")
+                    return
 
                 async def update() -> dict[str, Any]:
                     async with runtime.current().db.session() as s:
