@@ -99,6 +99,10 @@ async def test_ansible_settings_are_for_ansible_scripts_and_the_key_is_a_file_se
         ({"tags": [":x"]}, "run_options.tags"),
         ({"tags": ["zero\u200bwidth"]}, "run_options.tags"),
         ({"skip_tags": ["t" * 65]}, "run_options.skip_tags"),  # named by the list a form shows
+        # A blank item of a list: no tag at all (it was dropped without a word, the schema's
+        # pattern refusing it).
+        ({"tags": [""]}, "run_options.tags"),
+        ({"skip_tags": ["db", "  "]}, "run_options.skip_tags"),
     ],
 )
 async def test_run_options_that_could_become_options_or_code_are_refused(
@@ -114,6 +118,20 @@ async def test_run_options_that_could_become_options_or_code_are_refused(
     assert field in r.text
     r = await client.get("/api/v1/executions", headers=operator.headers)
     assert r.json()["total"] == 0  # nothing stored
+
+
+async def test_too_many_tags_say_how_many_are_allowed_in_plain_words(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    script_id = (await _create(client, operator)).json()["id"]
+    r = await client.post(
+        "/api/v1/executions",
+        json={"script_id": script_id, "run_options": {"tags": [f"t{i}" for i in range(1000)]}},
+        headers=operator.headers,
+    )
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["run_options.tags"]
+    assert "at most 50 items" in r.text and "after validation" not in r.text
 
 
 async def test_run_options_are_for_ansible_scripts(client: httpx.AsyncClient, operator: LoggedIn) -> None:

@@ -23,7 +23,7 @@ from opscraft.db import unreachable
 from opscraft.db.engine import is_busy
 from opscraft.db.unreachable import brief, is_unreachable
 from opscraft.services.conflicts import GONE_MEANWHILE
-from opscraft.services.errors import RateLimited, ServiceError, Unavailable
+from opscraft.services.errors import RateLimited, ServiceError, Unavailable, input_message
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 log = logging.getLogger(__name__)
@@ -32,11 +32,6 @@ log = logging.getLogger(__name__)
 def _loc(loc: tuple[object, ...] | list[object]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path")]
     return ".".join(parts) or "body"
-
-
-def _input_message(err: dict[str, object]) -> str:
-    # Never echo the submitted value back: it may be a password or a secret.
-    return str(err.get("msg", "invalid value")).removeprefix("Value error, ")
 
 
 async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -51,7 +46,7 @@ async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [{"field": _loc(e.get("loc", ())), "message": _input_message(e)} for e in exc.errors()]
+    errors = [{"field": _loc(e.get("loc", ())), "message": input_message(e)} for e in exc.errors()]
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
     return JSONResponse({"detail": f"invalid input: {summary}", "errors": errors}, status_code=422)
 
@@ -69,7 +64,7 @@ async def _websocket_validation_error(websocket: WebSocket, exc: Exception) -> N
     which a client sees as a bare HTTP 403, as if it were not allowed."""
     assert isinstance(exc, WebSocketRequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
-    reason = f"{_loc(first.get('loc', ()))}: {_input_message(first)}"
+    reason = f"{_loc(first.get('loc', ()))}: {input_message(first)}"
     await websocket.accept()
     cut = reason.encode()[:CLOSE_REASON_BYTES].decode(errors="ignore")
     await websocket.close(CLOSE_INVALID, cut)

@@ -139,6 +139,9 @@ def _tags(key: str, value: Any) -> list[str]:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
         raise OptionError(field, "must be a list of tag names (or one comma-separated text)")
+    if isinstance(value, list) and not all(item.strip() for item in items):
+        # A comma-separated text may end in ',' as typed; a list's blank item is no tag at all.
+        raise OptionError(field, "each tag must be a name: remove the blank item")
     tags = [item.strip() for item in items if item.strip()]
     if len(tags) > MAX_TAGS:
         raise OptionError(field, f"at most {MAX_TAGS} tags")

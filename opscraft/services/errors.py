@@ -75,6 +75,15 @@ def retry_text(seconds: int) -> str:
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
+def input_message(err: Mapping[str, Any]) -> str:
+    """The message of one pydantic error (`ValidationError.errors()` item) as this project words
+    it, for a person: without pydantic's "Value error, " prefix, and a list's length without
+    " after validation" ("List should have at most 50 items, not 1000": pydantic-core says it
+    of every list, checked before any item is dropped here). Never the submitted value: it
+    may be a password or a secret."""
+    return str(err.get("msg", "invalid value")).removeprefix("Value error, ").replace(" after validation", "")
+
+
 class Problems:
     """The problems of a form's independent checks, gathered so that all are reported at once.
 
@@ -100,7 +109,7 @@ class Problems:
             for err in exc.errors():
                 # A JSON list or scalar where the object belongs has no location: the body.
                 field = ".".join(str(part) for part in err["loc"]) or "body"
-                self.add(field, str(err["msg"]).removeprefix("Value error, "))
+                self.add(field, input_message(err))
 
     def body(self, model: type[M], data: M | Mapping[str, Any]) -> tuple[M | None, dict[str, Any]]:
         """`data` validated as `model` (None when the model refuses it: its problems are kept)

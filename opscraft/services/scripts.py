@@ -43,7 +43,7 @@ from opscraft.services import (
 )
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
-from opscraft.services.errors import Conflict, Invalid, NotFound, Problems
+from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, input_message
 from opscraft.services.line_endings import Notice
 from opscraft.services.linters import LintReport
 from opscraft.services.names import name_key, name_order
@@ -332,7 +332,7 @@ def parse(model: type[M], data: M | Mapping[str, Any]) -> M:
         errors = [
             {
                 "field": ".".join(str(p) for p in e["loc"]) or "body",
-                "message": str(e["msg"]).removeprefix("Value error, "),
+                "message": input_message(e),
             }
             for e in exc.errors()
         ]

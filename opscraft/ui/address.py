@@ -20,6 +20,7 @@ from nicegui import context, ui
 from pydantic import BeforeValidator, TypeAdapter, ValidationError
 
 from opscraft.services.bodies import WHOLE_TEXT
+from opscraft.services.errors import input_message
 
 BAD_ADDRESS_STATUS = 400
 # pydantic error types -> what the part must be, for a person reading the address bar.
@@ -83,8 +84,7 @@ def parse(
             converted[name] = converter.validate_python(values[name])
         except ValidationError as error:
             first = error.errors()[0]
-            message = str(first["msg"]).removeprefix("Value error, ")
-            problems[name] = _EXPECTED.get(first["type"], message)
+            problems[name] = _EXPECTED.get(first["type"], input_message(first))
     return converted, problems
 
 

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from opscraft.db.text import NOT_UTF8_MESSAGE, not_utf8_parameters
 from opscraft.services.actor import Actor
-from opscraft.services.errors import ServiceError
+from opscraft.services.errors import ServiceError, input_message
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import address, drafts, session
 from opscraft.ui.widgets import live_seconds, live_timer
@@ -129,13 +129,13 @@ def validation_message(exc: ValidationError) -> str:
     """'field: what is wrong' for the first problem (never the submitted value)."""
     err = exc.errors()[0]
     field = ".".join(str(part) for part in err["loc"]) or "input"
-    return f"{field}: {str(err['msg']).removeprefix('Value error, ')}"
+    return f"{field}: {input_message(err)}"
 
 
 def _problems(exc: ValidationError | ServiceError) -> list[tuple[str, str]]:
     """(field, message) pairs; the field is '' when the problem belongs to no field."""
     if isinstance(exc, ValidationError):
-        return [(".".join(str(p) for p in err["loc"]), str(err["msg"])) for err in exc.errors()]
+        return [(".".join(str(p) for p in err["loc"]), input_message(err)) for err in exc.errors()]
     return [(str(d.get("field", "")), str(d.get("message", ""))) for d in exc.details if d.get("message")]
 
 
