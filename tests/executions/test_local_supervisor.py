@@ -479,3 +479,29 @@ def test_the_next_supervisor_is_forked_when_a_run_ends_not_while_one_starts(tmp_
     finally:
         go.touch()
         ahead.stop()
+
+
+def _caught(pid: int) -> set[int]:
+    """The signals process `pid` has a handler for (`SigCgt` of /proc/PID/status)."""
+    status = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    mask = int(status["SigCgt"], 16)
+    return {signum for signum in range(1, signal.NSIG) if mask >> (signum - 1) & 1}
+
+
+def test_a_waiting_supervisor_is_ready_before_its_job_and_a_stop_signal_still_ends_it() -> None:
+    """What does not depend on the job is done while the supervisor waits for it (off the run's
+    path): SIGCHLD is caught already. SIGTERM and SIGHUP are not caught before the job: a waiting
+    supervisor that gets one ends, as a freshly forked one did."""
+    ahead = LocalRunner(f"test-{uuid.uuid4().hex[:8]}")
+    ahead.start()
+    server = ahead.forks.pid
+    assert server is not None
+    try:
+        wait_until(lambda: len(_live_children(server)) == 1, "the first supervisor to be forked")
+        (waiting,) = _live_children(server)
+        wait_until(lambda: signal.SIGCHLD in _caught(waiting), "SIGCHLD caught before the job")
+        assert _caught(waiting).isdisjoint({signal.SIGTERM, signal.SIGHUP})  # SIGINT: Python's own
+        os.kill(waiting, signal.SIGTERM)
+        wait_until(lambda: process_gone(waiting), "the waiting supervisor to end")
+    finally:
+        ahead.stop()
