@@ -20,7 +20,9 @@ A forked supervisor (`Supervisor`)
 
 1. becomes a child subreaper (`PR_SET_CHILD_SUBREAPER`, Linux 3.4+, see prctl(2)): a process orphaned anywhere
    below it, e.g. by `setsid cmd &` or a double fork, is re-parented to it instead of to init, so
-   every process the script starts stays its descendant;
+   every process the script starts stays its descendant; and readies, while it waits for a job,
+   what does not depend on one (see `Supervisor`), so that only the job's own steps are on the
+   run's path;
 2. reads its job from the channel: an 8-byte big-endian length, then that many bytes of JSON
    `{"program": "/path", "argv": [...], "env": {...}, "cwd": "...", "limits": {"RLIMIT_CPU": n,
    ...}}`, with the
