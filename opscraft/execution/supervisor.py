@@ -131,7 +131,7 @@ def _read_exactly(channel: socket.socket, size: int) -> bytes:
 
 def receive_job(channel: socket.socket) -> tuple[dict[str, Any], list[int]]:
     """The job and the descriptors sent with it (see the module docstring, step 2)."""
-    header, fds, _, _ = socket.recv_fds(channel, HEADER_BYTES, 2, socket.MSG_CMSG_CLOEXEC)
+    header, fds, _, _ = socket.recv_fds(channel, HEADER_BYTES, 2)  # inheritable: closed after dup2
     if not header:
         raise EOFError("the runner closed the channel without sending a job")
     header += _read_exactly(channel, HEADER_BYTES - len(header))

@@ -505,3 +505,15 @@ def test_a_waiting_supervisor_is_ready_before_its_job_and_a_stop_signal_still_en
         assert _caught(waiting).isdisjoint({signal.SIGTERM, signal.SIGHUP})  # SIGINT: Python's own
         os.kill(waiting, signal.SIGTERM)
         wait_until(lambda: process_gone(waiting), "the waiting supervisor to end")
+
+
+def test_the_runners_ends_of_a_supervisor_are_not_inherited_by_its_other_children() -> None:
+    """The channel and the pidfd the fork server passes (SCM_RIGHTS) are close-on-exec in the
+    server, as every descriptor Python opens: a process the server starts gets neither."""
+    with _forked_ahead() as (ahead, _, _):
+        told = ahead.forks.supervisor()
+        try:
+            fds = [told.channel.fileno(), *([told.pidfd] if told.pidfd is not None else [])]
+            assert not any(os.get_inheritable(fd) for fd in fds)
+        finally:
+            told.close()
