@@ -214,7 +214,9 @@ class ForkServer:
         self._request()
         assert self._control is not None
         self._requested = False
-        message, fds, _, _ = socket.recv_fds(self._control, STATUS_BYTES, 2, socket.MSG_CMSG_CLOEXEC)
+        message, fds, _, _ = socket.recv_fds(self._control, STATUS_BYTES, 2)
+        for fd in fds:  # `recv_fds` does not pass its flags on (MSG_CMSG_CLOEXEC, Python 3.11)
+            os.set_inheritable(fd, False)
         if not message or not fds:
             for fd in fds:
                 os.close(fd)

@@ -20,7 +20,9 @@ A forked supervisor (`Supervisor`)
 
 1. becomes a child subreaper (`PR_SET_CHILD_SUBREAPER`, Linux 3.4+, see prctl(2)): a process orphaned anywhere
    below it, e.g. by `setsid cmd &` or a double fork, is re-parented to it instead of to init, so
-   every process the script starts stays its descendant;
+   every process the script starts stays its descendant; and readies, while it waits for a job,
+   what does not depend on one (see `Supervisor`), so that only the job's own steps are on the
+   run's path;
 2. reads its job from the channel: an 8-byte big-endian length, then that many bytes of JSON
    `{"program": "/path", "argv": [...], "env": {...}, "cwd": "...", "limits": {"RLIMIT_CPU": n,
    ...}}`, with the
@@ -129,7 +131,7 @@ def _read_exactly(channel: socket.socket, size: int) -> bytes:
 
 def receive_job(channel: socket.socket) -> tuple[dict[str, Any], list[int]]:
     """The job and the descriptors sent with it (see the module docstring, step 2)."""
-    header, fds, _, _ = socket.recv_fds(channel, HEADER_BYTES, 2, socket.MSG_CMSG_CLOEXEC)
+    header, fds, _, _ = socket.recv_fds(channel, HEADER_BYTES, 2)  # inheritable: closed after dup2
     if not header:
         raise EOFError("the runner closed the channel without sending a job")
     header += _read_exactly(channel, HEADER_BYTES - len(header))
@@ -149,9 +151,6 @@ def _spawn(job: dict[str, Any]) -> int:
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
         resource.setrlimit(limit, (value, value))
-    for fd in _open_descriptors():  # created non-inheritable by Python; made sure of here
-        if fd > 2:
-            os.set_inheritable(fd, False)
     return os.posix_spawn(
         job["program"], job["argv"], job["env"], setsid=True, setsigmask=(), setsigdef=DEFAULT_SIGNALS
     )
@@ -163,34 +162,43 @@ def _open_descriptors() -> list[int]:
 
 
 class Supervisor:
-    """One run: starts its program, reaps whatever ends below it, kills the rest at the end."""
+    """One run: starts its program, reaps whatever ends below it, kills the rest at the end.
+
+    Made before its job comes: what does not depend on the job (no descriptor but 0-2 left
+    inheritable, the wake-up pipe of the signals, SIGCHLD's handler, the poll set) is done
+    then, off the run's path; the stop signals' handlers are set once the job is there (a
+    stop signal before it ends a waiting supervisor as before)."""
 
     def __init__(self, channel: socket.socket) -> None:
         self.channel = channel
         self.main = 0
         self.status: int | None = None
+        for fd in _open_descriptors():  # created non-inheritable by Python; made sure of here
+            if fd > 2:
+                os.set_inheritable(fd, False)
+        self._wake, wake_write = os.pipe()
+        os.set_blocking(wake_write, False)
+        signal.signal(signal.SIGCHLD, _noted)
+        signal.set_wakeup_fd(wake_write)
+        self._events = select.poll()
+        self._events.register(self._wake, select.POLLIN)
+        self._events.register(channel, select.POLLIN)
 
     def run(self, job: dict[str, Any]) -> int:
         """The program's status (see the module docstring, steps 3-5)."""
-        wake_read, wake_write = os.pipe()
-        os.set_blocking(wake_write, False)
-        for signum in (signal.SIGCHLD, *STOP_SIGNALS):
+        for signum in STOP_SIGNALS:
             signal.signal(signum, _noted)
-        signal.set_wakeup_fd(wake_write)
         try:
             self.main = _spawn(job)
         except (OSError, ValueError) as exc:  # not executable, the user's process limit reached, ...
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             sys.stderr.write(f"opscraft: cannot start {job['argv'][0]}: {reason}\n")
             return CANNOT_START
-        events = select.poll()
-        events.register(wake_read, select.POLLIN)
-        events.register(self.channel, select.POLLIN)
         stop = False
         while self.status is None and not stop:
-            for fd, _ in events.poll():
-                if fd == wake_read:
-                    stop = stop or not STOP_SIGNALS.isdisjoint(os.read(wake_read, 64))
+            for fd, _ in self._events.poll():
+                if fd == self._wake:
+                    stop = stop or not STOP_SIGNALS.isdisjoint(os.read(self._wake, 64))
                     self._reap()
                 elif self.channel.recv(16).strip(INTERRUPT):  # a stop request, or the runner is gone
                     stop = True
@@ -254,6 +262,7 @@ def _supervise(channel: socket.socket) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the fork server's handler would reap for it
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     os.setsid()
+    supervisor = Supervisor(channel)
     try:
         job, (stdout, stderr) = receive_job(channel)
     except (OSError, EOFError, ValueError):
@@ -262,7 +271,7 @@ def _supervise(channel: socket.socket) -> None:
     os.dup2(stderr, 2)
     os.close(stdout)
     os.close(stderr)
-    report(channel, Supervisor(channel).run(job))
+    report(channel, supervisor.run(job))
     os._exit(0)
 
 

@@ -372,9 +372,10 @@ def _live_children(pid: int) -> list[int]:
     return found
 
 
-def test_the_next_runs_supervisor_is_forked_ahead_and_exits_with_its_fork_server() -> None:
-    """The fork server's round trip is off a run's path: a supervisor waits, forked, for the
-    next run's job; it runs exactly one run, and one never used exits with the fork server."""
+@contextlib.contextmanager
+def _forked_ahead() -> Iterator[tuple[LocalRunner, int, int]]:
+    """A started runner, its fork server's pid and the supervisor forked for its first run;
+    the runner is stopped afterwards."""
     ahead = LocalRunner(f"test-{uuid.uuid4().hex[:8]}")
     ahead.start()
     server = ahead.forks.pid
@@ -382,6 +383,15 @@ def test_the_next_runs_supervisor_is_forked_ahead_and_exits_with_its_fork_server
     try:
         wait_until(lambda: len(_live_children(server)) == 1, "the first supervisor to be forked")
         (waiting,) = _live_children(server)
+        yield ahead, server, waiting
+    finally:
+        ahead.stop()
+
+
+def test_the_next_runs_supervisor_is_forked_ahead_and_exits_with_its_fork_server() -> None:
+    """The fork server's round trip is off a run's path: a supervisor waits, forked, for the
+    next run's job; it runs exactly one run, and one never used exits with the fork server."""
+    with _forked_ahead() as (ahead, server, waiting):
         assert Path(f"/proc/{waiting}/environ").read_bytes() == b"", "nothing of any run yet"
         result, output = run(ahead, spec("echo $PPID\n"))
         assert result.exit_code == 0 and int(output.text()) == waiting, "the run used it"
@@ -396,8 +406,6 @@ def test_the_next_runs_supervisor_is_forked_ahead_and_exits_with_its_fork_server
         wait_until(lambda: process_gone(spare), "the second used supervisor to exit")
         wait_until(lambda: len(_live_children(server)) == 1, "the next supervisor to be forked")
         (unused,) = _live_children(server)
-    finally:
-        ahead.stop()
     wait_until(lambda: process_gone(server), "the stopped fork server to exit")
     wait_until(lambda: process_gone(unused), "the supervisor no run took to exit")
 
@@ -479,3 +487,33 @@ def test_the_next_supervisor_is_forked_when_a_run_ends_not_while_one_starts(tmp_
     finally:
         go.touch()
         ahead.stop()
+
+
+def _caught(pid: int) -> set[int]:
+    """The signals process `pid` has a handler for (`SigCgt` of /proc/PID/status)."""
+    status = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    mask = int(status["SigCgt"], 16)
+    return {signum for signum in range(1, signal.NSIG) if mask >> (signum - 1) & 1}
+
+
+def test_a_waiting_supervisor_is_ready_before_its_job_and_a_stop_signal_still_ends_it() -> None:
+    """What does not depend on the job is done while the supervisor waits for it (off the run's
+    path): SIGCHLD is caught already. SIGTERM and SIGHUP are not caught before the job: a waiting
+    supervisor that gets one ends, as a freshly forked one did."""
+    with _forked_ahead() as (_, _, waiting):
+        wait_until(lambda: signal.SIGCHLD in _caught(waiting), "SIGCHLD caught before the job")
+        assert _caught(waiting).isdisjoint({signal.SIGTERM, signal.SIGHUP})  # SIGINT: Python's own
+        os.kill(waiting, signal.SIGTERM)
+        wait_until(lambda: process_gone(waiting), "the waiting supervisor to end")
+
+
+def test_the_runners_ends_of_a_supervisor_are_not_inherited_by_its_other_children() -> None:
+    """The channel and the pidfd the fork server passes (SCM_RIGHTS) are close-on-exec in the
+    server, as every descriptor Python opens: a process the server starts gets neither."""
+    with _forked_ahead() as (ahead, _, _):
+        told = ahead.forks.supervisor()
+        try:
+            fds = [told.channel.fileno(), *([told.pidfd] if told.pidfd is not None else [])]
+            assert not any(os.get_inheritable(fd) for fd in fds)
+        finally:
+            told.close()
