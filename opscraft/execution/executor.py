@@ -300,7 +300,13 @@ class Executor:
         except Exception:
             log.exception("execution %s: storing the output failed", spec.execution_id)
             error = error or OUTPUT_FAILED
-        return replace(_outcome(spec, control.reason, result, error, pipeline), logs=tuple(tail))
+        end = replace(_outcome(spec, control.reason, result, error, pipeline), logs=tuple(tail))
+        if spec.script_type == "ansible":  # its per-host summary, from the PLAY RECAP printed last
+            ended = result is not None and control.reason is None and error is None
+            stdout = pipeline.last_text("stdout")
+            summary = ansible_recap.summary(stdout, ended=ended, output_cut=pipeline.truncated)
+            end = replace(end, host_summary=summary)
+        return end
 
     def _plan_file(self, execution_id: int) -> bytes:
         """The saved plan an `apply_plan` run applies; raises `PlanUnavailable`."""
