@@ -49,6 +49,7 @@ NO_RECAP = "no PLAY RECAP in the output: ansible-playbook stopped before its pla
 STOPPED = "no PLAY RECAP: the run was stopped before ansible-playbook ended"
 CUT = "no PLAY RECAP: the output went past the stored-output cap (OPSCRAFT_MAX_OUTPUT_BYTES) before it"
 NOT_LAST = "no PLAY RECAP taken: the last one in the output is not what ansible-playbook printed last"
+EMPTY = "the PLAY RECAP names no host: no host matched the plays' hosts (or the limit), or no task ran"
 TOO_LONG = "no PLAY RECAP taken: it is longer than the last 1 MiB of output read to find it"
 
 
@@ -78,9 +79,14 @@ class Recap:
     note: str | None = None
 
 
+def without_colours(text: str) -> str:
+    """`text` without its ANSI escape sequences (Ansible colours its output: ANSIBLE_FORCE_COLOR)."""
+    return _ANSI.sub("", text)
+
+
 def read(stdout: str) -> Recap:
     """The recap that counts in `stdout` (the end of a run's stdout, ANSI colours allowed)."""
-    lines = _ANSI.sub("", stdout).splitlines()
+    lines = without_colours(stdout).splitlines()
     start = next((i for i in range(len(lines) - 1, -1, -1) if _HEADER.match(lines[i])), None)
     if start is None:
         cut = len(stdout) >= TAIL_CHARS and any(_LINE.match(line) for line in lines[:3])
@@ -96,7 +102,7 @@ def read(stdout: str) -> Recap:
     names = [h.host for h in hosts]
     if not all(_AFTER.match(line) for line in lines[end:]) or names != sorted(set(names)):
         return Recap([], NOT_LAST)
-    return Recap(hosts, None if hosts else NO_RECAP)
+    return Recap(hosts, None if hosts else EMPTY)
 
 
 def parse(stdout: str) -> list[HostCounts]:

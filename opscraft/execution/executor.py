@@ -379,7 +379,9 @@ def _outcome(
         return store.Finish(ExecutionStatus.success, 0, **sizes)
     message = f"the script exited with code {exit_code}"
     if spec.script_type == "ansible" and exit_code is not None:  # codes with documented meanings
-        message = ansible_options.exit_message(exit_code, pipeline.last_text("stdout"))
+        message = ansible_options.exit_message(
+            exit_code, pipeline.last_text("stdout"), pipeline.last_text("stderr")
+        )
     elif spec.script_type == "terraform" and exit_code is not None:  # its error lines say why
         message = terraform_errors.exit_message(exit_code, pipeline.last_text("stderr"))
     return store.Finish(ExecutionStatus.failed, exit_code, message, **sizes)

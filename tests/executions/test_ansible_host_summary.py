@@ -133,3 +133,25 @@ async def test_other_runs_and_lists_carry_no_summary(client: httpx.AsyncClient, 
         await client.get("/api/v1/executions", params={"script_id": script_id}, headers=operator.headers)
     ).json()
     assert page["items"] and all("host_summary" not in item for item in page["items"])
+
+
+async def test_a_playbook_ansible_refuses_names_its_error_and_one_matching_no_host_says_so(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """A script is one playbook: a role it names is not there (roles come with the image). The
+    message said "ERROR! in the output" (ansible-core 2.19 prints `[ERROR]:`); it now names it."""
+    roles = "- hosts: all\n  gather_facts: false\n  roles: [common]\n"
+    script_id = await make_script(client, operator, roles, script_type="ansible", inventory=INVENTORY)
+    final, text = await _finished(client, operator, script_id)
+    assert final["status"] == "failed" and final["exit_code"] == 1, text
+    assert final["error_message"].startswith(
+        "the script exited with code 1: ansible-playbook stopped on an error: "
+        "the role 'common' was not found in "
+    ), final["error_message"]
+    assert final["host_summary"]["note"] == ansible_recap.NO_RECAP
+
+    nobody = "- hosts: nothere\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n"
+    script_id = await make_script(client, operator, nobody, script_type="ansible", inventory=INVENTORY)
+    final, text = await _finished(client, operator, script_id)
+    assert final["status"] == "success" and "PLAY RECAP" in text, text
+    assert final["host_summary"]["hosts"] == [] and final["host_summary"]["note"] == ansible_recap.EMPTY

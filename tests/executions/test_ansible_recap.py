@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from opscraft.execution import ansible_recap
+from opscraft.execution import ansible_options, ansible_recap
 from opscraft.execution.ansible_recap import HostCounts
 
 RECAPS = Path(__file__).parent / "ansible_recaps"
@@ -120,3 +120,34 @@ def test_a_recap_longer_than_the_output_read_says_so() -> None:
     text = "".join(line.format(i) for i in range(10000))[-ansible_recap.TAIL_CHARS :]
     assert ansible_recap.read(text).note == ansible_recap.TOO_LONG
     assert ansible_recap.read(text[-1000:]).note == ansible_recap.NO_RECAP
+
+
+def test_a_recap_naming_no_host_says_no_host_matched() -> None:
+    """`hosts: nothere` (a warning, "skipping: no hosts matched") ends with a recap and no host line."""
+    text = (
+        "PLAY [nothere] ****\n\x1b[0;36mskipping: no hosts matched\x1b[0m\n\nPLAY RECAP " + "*" * 69 + "\n\n"
+    )
+    assert ansible_recap.read(text) == ansible_recap.Recap([], ansible_recap.EMPTY)
+
+
+def test_exit_code_1_names_the_error_ansible_stopped_on() -> None:
+    """ansible-core 2.19 prints `[ERROR]: ...` (coloured) where 2.14-2.18 printed `ERROR! ...`:
+    the message said "ERROR! in the output" and named nothing."""
+    new = (
+        "\x1b[1;35m[WARNING]: something\x1b[0m\n\x1b[0;31m[ERROR]: the role 'common' was not found in "
+        "/tmp/run/roles\x1b[0m\n\x1b[0;31mOrigin: /tmp/run/playbook.yml:3:11\x1b[0m\n"
+    )
+    assert ansible_options.exit_message(1, "", new) == (
+        "the script exited with code 1: ansible-playbook stopped on an error: "
+        "the role 'common' was not found in /tmp/run/roles"
+    )
+    old = "ERROR! the playbook: nope.yml could not be found\n"
+    assert ansible_options.exit_message(1, "", old).endswith(": the playbook: nope.yml could not be found")
+    assert (
+        ansible_options.exit_message(1, "", "")
+        == f"the script exited with code 1: {ansible_options.EXIT_MEANINGS[1]}"
+    )
+    long = "[ERROR]: " + "x" * 500
+    assert len(ansible_options.last_error(long) or "") == ansible_options.MAX_ERROR
+    # Codes 2 and 4 name the recap's hosts when it has any, as before.
+    assert ansible_options.exit_message(4, _text("multi_play_color.txt"), new).endswith("(2 of 5 hosts)")
