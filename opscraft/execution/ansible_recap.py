@@ -11,20 +11,22 @@ over every play of the playbook:
 coloured when colours are on, then a blank line, and only a `CUSTOM STATS` block (when
 `show_custom_stats` is on) and a `DRY RUN` banner (check mode with `check_mode_markers`) after it.
 
-Which recap counts (a script's tasks can print text, and a `pause` prompt or another callback
-prints it raw, so a line reading "PLAY RECAP ****" proves nothing): the last one in the run's
-stdout, and only when it is what ansible-playbook printed last, that is when nothing but those
-blocks follows it, its hosts are each named once, in Ansible's sorted order, and the process
-ended by itself (the caller, `summary`'s `ended`). A run cancelled, timed out or interrupted
-before its recap, or whose output went past the stored-output cap, has none, and says why
-(`Summary.note`). The text read is the run's stdout after the masker, so a host name that is a
-secret value is `***` here too.
+Which recap counts (a script's tasks can print text, and the `minimal` callback prints a
+command's output raw, so a line reading "PLAY RECAP ****" proves nothing): the last one in the
+run's stdout, and only when it is what ansible-playbook printed last, that is when nothing but
+those blocks follows it, its hosts are each named once, in Ansible's sorted order, and the
+process ended by itself (the caller, `summary`'s `ended`). A run cancelled, timed out or
+interrupted before its recap, or whose output went past the stored-output cap, has none, and
+says why (`Recap.note`). The text read is the run's stdout after the masker, so a host name
+that is a secret value is `***` here too (and the order of such names is not checked).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, fields
+
+from opscraft.execution.masking import MASK
 
 # The stdout a run keeps to find its recap: a coloured recap line takes about 330 characters,
 # so about 3,000 hosts' lines.
@@ -100,7 +102,8 @@ def read(stdout: str) -> Recap:
         counts = {key: int(match.group(key) or 0) for key in COUNTS}
         hosts.append(HostCounts(host=match.group("host"), **counts))
     names = [h.host for h in hosts]
-    if not all(_AFTER.match(line) for line in lines[end:]) or names != sorted(set(names)):
+    masked = any(MASK in name for name in names)  # the masker changed names: order unknown
+    if not all(_AFTER.match(line) for line in lines[end:]) or (not masked and names != sorted(set(names))):
         return Recap([], NOT_LAST)
     return Recap(hosts, None if hosts else EMPTY)
 

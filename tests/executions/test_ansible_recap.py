@@ -151,3 +151,10 @@ def test_exit_code_1_names_the_error_ansible_stopped_on() -> None:
     assert len(ansible_options.last_error(long) or "") == ansible_options.MAX_ERROR
     # Codes 2 and 4 name the recap's hosts when it has any, as before.
     assert ansible_options.exit_message(4, _text("multi_play_color.txt"), new).endswith("(2 of 5 hosts)")
+
+
+def test_host_names_the_masker_replaced_are_not_held_to_ansibles_order() -> None:
+    """Two hosts named by secret values are both `***` in the stored output: still the recap."""
+    line = "{} : ok=1 changed=0 unreachable=0 failed=0 skipped=0 rescued=0 ignored=0\n"
+    text = "PLAY RECAP ****\n" + "".join(line.format(h) for h in ("***", "***", "db")) + "\n"
+    assert [h.host for h in ansible_recap.read(text).hosts] == ["***", "***", "db"]
