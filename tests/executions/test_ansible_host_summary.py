@@ -6,6 +6,7 @@ run stopped before its recap. Over real SSH (an unreachable host): test_ansible_
 from __future__ import annotations
 
 import httpx
+from fastapi import FastAPI
 
 from opscraft.execution import ansible_recap
 from tests.conftest import LoggedIn
@@ -155,3 +156,18 @@ async def test_a_playbook_ansible_refuses_names_its_error_and_one_matching_no_ho
     final, text = await _finished(client, operator, script_id)
     assert final["status"] == "success" and "PLAY RECAP" in text, text
     assert final["host_summary"]["hosts"] == [] and final["host_summary"]["note"] == ansible_recap.EMPTY
+
+
+def test_the_openapi_documents_the_summary_with_its_schema(api_app: FastAPI) -> None:
+    spec = api_app.openapi()
+    get = spec["paths"]["/api/v1/executions/{execution_id}"]["get"]
+    detail = get["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    schemas = spec["components"]["schemas"]
+    summary = schemas[detail]["properties"]["host_summary"]
+    ref = next(s["$ref"] for s in summary["anyOf"] if "$ref" in s).rsplit("/", 1)[1]
+    assert set(schemas[ref]["required"]) == {"hosts", "host_count", "totals", "note"}
+    hosts = schemas[ref]["properties"]["hosts"]
+    counts = schemas[hosts["items"]["$ref"].rsplit("/", 1)[1]]
+    assert list(counts["properties"]) == ["host", *ansible_recap.COUNTS]
+    assert all(counts["properties"][key]["minimum"] == 0 for key in ansible_recap.COUNTS)
+    assert "PLAY RECAP" in summary["description"] and hosts["description"]
