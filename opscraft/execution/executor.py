@@ -302,7 +302,7 @@ class Executor:
             error = error or OUTPUT_FAILED
         end = replace(_outcome(spec, control.reason, result, error, pipeline), logs=tuple(tail))
         if spec.script_type == "ansible":  # its per-host summary, from the PLAY RECAP printed last
-            ended = result is not None and control.reason is None and error is None
+            ended = result is not None and control.reason is None  # exited by itself
             stdout = pipeline.last_text("stdout")
             summary = ansible_recap.summary(stdout, ended=ended, output_cut=pipeline.truncated)
             end = replace(end, host_summary=summary)

@@ -421,6 +421,8 @@ def finish(conn: Connection, ends: list[tuple[int, Finish]]) -> list[tuple[Statu
     event and a waiting run of its script that a concurrency limit held back (to enqueue
     again), if any. The ends' last output chunks (`Finish.logs`) are inserted first, all in
     one INSERT (those already stored are skipped), so a run is never seen ended without them.
+    An Ansible run's per-host summary (`Finish.host_summary`) is inserted with its end, all the
+    batch's in one INSERT, for the runs this call ended.
 
     One UPDATE per run, one INSERT of the run events of them all and one look for a waiting run
     per script (runs of one script ending together find the same one, as they did one after the
