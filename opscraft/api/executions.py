@@ -12,15 +12,17 @@ from opscraft.api import sse, token_watch
 from opscraft.api.deps import NO_BODY, CurrentActor, Session, client_ip
 from opscraft.api.executions_schemas import (
     ExecutionCreate,
+    ExecutionDetailOut,
     ExecutionOut,
     ExecutionPage,
+    HostSummaryOut,
     LogsOut,
     RanContentOut,
     RerunCreate,
 )
 from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, IdQuery, Limit, Skip, error_responses
 from opscraft.db.models.executions import Trigger
-from opscraft.services import executions, history_cursor, log_text, runs
+from opscraft.services import executions, history_cursor, host_summaries, log_text, runs
 from opscraft.services.bodies import ISO_TEXT, ISO_UNTIL, WHOLE_TEXT
 from opscraft.services.executions import MAX_LOG_PAGE, STATUS_FILTERS
 from opscraft.services.invisible import FilterText
@@ -191,14 +193,16 @@ async def list_executions(
 
 @router.get(
     "/{execution_id}",
-    response_model=ExecutionOut,
-    summary="Get an execution",
+    response_model=ExecutionDetailOut,
+    summary="Get an execution (with an Ansible run's per-host summary)",
     responses=error_responses(*AUTHED, 404),
 )
-async def get_execution(execution_id: IdPath, session: Session, actor: CurrentActor) -> ExecutionOut:
+async def get_execution(execution_id: IdPath, session: Session, actor: CurrentActor) -> ExecutionDetailOut:
     """Needs view_scripts (every role: any run, not only yours). 404 when no execution has this
-    id."""
-    return ExecutionOut.of(await executions.get(session, actor, execution_id))
+    id. A finished Ansible run has `host_summary`: each host's counts from its PLAY RECAP."""
+    execution = await executions.get(session, actor, execution_id)
+    summary = HostSummaryOut.of(await host_summaries.of_run(session, actor, execution))
+    return ExecutionDetailOut(**ExecutionOut.of(execution).model_dump(), host_summary=summary)
 
 
 @router.get(

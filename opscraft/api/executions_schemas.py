@@ -8,8 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from opscraft.api.schemas import MAX_ID, Page
-from opscraft.db.models import Execution
+from opscraft.db.models import Execution, ExecutionHostSummary
 from opscraft.db.models.executions import ExecutionStatus
+from opscraft.execution import ansible_recap
 from opscraft.execution.log_pages import PAGE_CHARS, StoredChunk
 from opscraft.services.bodies import Body
 from opscraft.services.executions import AnsibleRunOptions, LogPage, TerraformWorkspace
@@ -126,6 +127,58 @@ class ExecutionOut(BaseModel):
 
 # Every field of `ExecutionOut` but `duration_seconds` is a column of `Execution` of the same name.
 _COLUMNS = tuple(name for name in ExecutionOut.model_fields if name != "duration_seconds")
+
+
+class HostCountsOut(BaseModel):
+    """One host's line of the PLAY RECAP: how many of its tasks ended each way, over all plays."""
+
+    host: str = Field(description="The inventory name of the host, as printed (at most 255 characters)")
+    ok: int = Field(ge=0)
+    changed: int = Field(ge=0)
+    unreachable: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    skipped: int = Field(ge=0)
+    rescued: int = Field(ge=0)
+    ignored: int = Field(ge=0)
+
+
+class HostSummaryOut(BaseModel):
+    """A finished Ansible run's per-host summary, read from the PLAY RECAP ansible-playbook
+    printed last (docs/executions.md, Per-host summary)."""
+
+    hosts: list[HostCountsOut] = Field(
+        description=f"The hosts of the recap, at most {ansible_recap.MAX_HOSTS}: those that failed or were "
+        "unreachable first, then the others in the recap's order (by name); empty when `note` says why"
+    )
+    host_count: int = Field(ge=0, description="How many hosts the recap had (more than `hosts` when capped)")
+    totals: dict[str, int] = Field(
+        description="Each count (ok, changed, unreachable, failed, skipped, rescued, ignored) summed "
+        "over every host",
+        examples=[
+            {"ok": 5, "changed": 1, "unreachable": 0, "failed": 1, "skipped": 2, "rescued": 0, "ignored": 0}
+        ],
+    )
+    note: str | None = Field(
+        description="Why there is no summary (the run was stopped before the recap, its output went past "
+        "the cap, or the last recap was not the end of the output); null when there is one"
+    )
+
+    @classmethod
+    def of(cls, row: ExecutionHostSummary | None) -> HostSummaryOut | None:
+        """The stored summary as the API shows it; None for none."""
+        if row is None:
+            return None
+        return cls(hosts=row.hosts, host_count=row.host_count, totals=row.totals, note=row.note)  # type: ignore[arg-type]
+
+
+class ExecutionDetailOut(ExecutionOut):
+    """One execution, with what only its own page shows."""
+
+    host_summary: HostSummaryOut | None = Field(
+        default=None,
+        description="Ansible runs that ended: each host's task counts from the PLAY RECAP (or a `note` "
+        "saying why there are none); null for other script types and runs not finished",
+    )
 
 
 class ExecutionPage(Page[ExecutionOut]):

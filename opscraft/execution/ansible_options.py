@@ -180,12 +180,37 @@ EXIT_MEANINGS = {
 }
 
 
-def exit_message(exit_code: int, stdout: str = "") -> str:
+# ansible-playbook's error line on stderr: `ERROR! ...` (ansible-core up to 2.18), `[ERROR]: ...` (2.19).
+_ERROR_LINE = re.compile(r"^(?:ERROR!|\[ERROR\]:)\s*(?P<text>\S.*?)\s*$")
+MAX_ERROR = 200
+
+
+def last_error(stderr: str) -> str | None:
+    """The last error line ansible-playbook printed on `stderr` (ANSI colours removed), without
+    its `ERROR!` / `[ERROR]:` prefix, cut to `MAX_ERROR` characters: for exit code 1 the error it
+    stopped on ("the role 'common' was not found in ..."). None when there is none."""
+    found = None
+    for line in ansible_recap.without_colours(stderr).splitlines():
+        match = _ERROR_LINE.match(line)
+        if match:
+            found = match.group("text")
+    if found is None:
+        return None
+    return found if len(found) <= MAX_ERROR else found[: MAX_ERROR - 3] + "..."
+
+
+def exit_message(exit_code: int, stdout: str = "", stderr: str = "") -> str:
     """Why a playbook's run failed, for its `error_message`: "the script exited with code 4: a host
     was unreachable, ..." (`EXIT_MEANINGS`); other codes as any script's. With the end of the
     run's stdout, codes 2 and 4 name the hosts its PLAY RECAP says failed or were unreachable
-    instead: "the script exited with code 2: a task failed on db1 (1 of 4 hosts)"."""
+    instead: "the script exited with code 2: a task failed on db1 (1 of 4 hosts)". Otherwise
+    the last error line of its stderr follows a documented meaning: "the script exited with
+    code 1: ansible-playbook stopped on an error: the role 'common' was not found in ..." (2.19
+    prints `[ERROR]:` where older versions printed `ERROR!`)."""
     meaning = EXIT_MEANINGS.get(exit_code)
-    if exit_code in (2, 4):
-        meaning = ansible_recap.failed_hosts(stdout) or meaning
+    hosts = ansible_recap.failed_hosts(stdout) if exit_code in (2, 4) else None
+    if hosts:
+        meaning = hosts
+    elif meaning and (error := last_error(stderr)):
+        meaning = f"{meaning.split(' (')[0]}: {error}"
     return f"the script exited with code {exit_code}" + (f": {meaning}" if meaning else "")

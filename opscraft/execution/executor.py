@@ -300,7 +300,13 @@ class Executor:
         except Exception:
             log.exception("execution %s: storing the output failed", spec.execution_id)
             error = error or OUTPUT_FAILED
-        return replace(_outcome(spec, control.reason, result, error, pipeline), logs=tuple(tail))
+        end = replace(_outcome(spec, control.reason, result, error, pipeline), logs=tuple(tail))
+        if spec.script_type == "ansible":  # its per-host summary, from the PLAY RECAP printed last
+            ended = result is not None and control.reason is None  # exited by itself
+            stdout = pipeline.last_text("stdout")
+            summary = ansible_recap.summary(stdout, ended=ended, output_cut=pipeline.truncated)
+            end = replace(end, host_summary=summary)
+        return end
 
     def _plan_file(self, execution_id: int) -> bytes:
         """The saved plan an `apply_plan` run applies; raises `PlanUnavailable`."""
@@ -373,7 +379,9 @@ def _outcome(
         return store.Finish(ExecutionStatus.success, 0, **sizes)
     message = f"the script exited with code {exit_code}"
     if spec.script_type == "ansible" and exit_code is not None:  # codes with documented meanings
-        message = ansible_options.exit_message(exit_code, pipeline.last_text("stdout"))
+        message = ansible_options.exit_message(
+            exit_code, pipeline.last_text("stdout"), pipeline.last_text("stderr")
+        )
     elif spec.script_type == "terraform" and exit_code is not None:  # its error lines say why
         message = terraform_errors.exit_message(exit_code, pipeline.last_text("stderr"))
     return store.Finish(ExecutionStatus.failed, exit_code, message, **sizes)

@@ -41,6 +41,7 @@ from opscraft.db.models import (
     AuditEvent,
     Execution,
     ExecutionDraft,
+    ExecutionHostSummary,
     ExecutionLog,
     Inventory,
     RegisteredWorker,
@@ -70,6 +71,7 @@ SCRIPTS = cast(Table, Script.__table__)
 VERSIONS = cast(Table, ScriptVersion.__table__)
 LOGS = cast(Table, ExecutionLog.__table__)
 DRAFTS = cast(Table, ExecutionDraft.__table__)
+HOST_SUMMARIES = cast(Table, ExecutionHostSummary.__table__)
 SCRIPT_SECRETS = cast(Table, ScriptSecret.__table__)
 SETTINGS = cast(Table, AppSetting.__table__)
 WORKERS = cast(Table, RegisteredWorker.__table__)
@@ -409,6 +411,8 @@ class Finish:
     logs: tuple[LogEvent, ...] = ()
     """The run's last output chunks, not stored yet (`OutputPipeline.close(keep_tail=True)`):
     stored with the final state, in its transaction."""
+    host_summary: dict[str, Any] | None = None
+    """An Ansible run's per-host summary (`ansible_recap.summary`), written with the final state."""
 
 
 def finish(conn: Connection, ends: list[tuple[int, Finish]]) -> list[tuple[StatusEvent, int | None]]:
@@ -417,6 +421,8 @@ def finish(conn: Connection, ends: list[tuple[int, Finish]]) -> list[tuple[Statu
     event and a waiting run of its script that a concurrency limit held back (to enqueue
     again), if any. The ends' last output chunks (`Finish.logs`) are inserted first, all in
     one INSERT (those already stored are skipped), so a run is never seen ended without them.
+    An Ansible run's per-host summary (`Finish.host_summary`) is inserted with its end, all the
+    batch's in one INSERT, for the runs this call ended.
 
     One UPDATE per run, one INSERT of the run events of them all and one look for a waiting run
     per script (runs of one script ending together find the same one, as they did one after the
@@ -431,7 +437,7 @@ def finish(conn: Connection, ends: list[tuple[int, Finish]]) -> list[tuple[Statu
     ]
     if chunks:
         conn.execute(_INSERT_LOGS[conn.dialect.name], chunks)
-    rows, events = [], []
+    rows, events, summaries = [], [], []
     for execution_id, result in ends:
         row = conn.execute(
             _FINISH_CANCELLED if result.status == ExecutionStatus.cancelled else _FINISH,
@@ -450,9 +456,13 @@ def finish(conn: Connection, ends: list[tuple[int, Finish]]) -> list[tuple[Statu
             row = conn.execute(select(*_FINAL_COLUMNS).where(_E.id == execution_id)).one()
         else:
             events.append(finished_event(row._mapping))
+            if result.host_summary is not None:
+                summaries.append({"execution_id": execution_id, **result.host_summary})
         rows.append(row)
     if events:
         conn.execute(_INSERT_RUN_EVENTS, events)
+    if summaries:
+        conn.execute(insert(HOST_SUMMARIES), summaries)
     waiting: dict[int, int | None] = {}
     for row in rows:
         if row.script_id not in waiting:

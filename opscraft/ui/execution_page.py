@@ -9,11 +9,11 @@ from fastapi import Response
 from fastapi.responses import PlainTextResponse, RedirectResponse, StreamingResponse
 from nicegui import Client, app, background_tasks, ui
 
-from opscraft.db.models import Execution
+from opscraft.db.models import Execution, ExecutionHostSummary
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
 from opscraft.execution import ansible_options, terraform_plan
 from opscraft.execution.events import LogEvent
-from opscraft.services import executions, log_text, runs, shared_inventories
+from opscraft.services import executions, host_summaries, log_text, runs, shared_inventories
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.services.invisible import visible
@@ -30,6 +30,7 @@ from opscraft.ui.execution_widgets import (
     status_badge,
     trigger_label,
 )
+from opscraft.ui.host_summary import host_summary
 from opscraft.ui.inventory_versions import version_url
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.not_found import missing
@@ -128,9 +129,12 @@ class ExecutionView:
         self.inventory_name: str | None = None
         # The version of it whose text the run read (None: deleted since, with its versions).
         self.inventory_version: int | None = None
+        # A finished Ansible run's per-host summary, read with the row (`read`).
+        self.host_summary: ExecutionHostSummary | None = None
         self.duration: ui.label | None = None
         self.header = ui.refreshable(self._header)
         self.details = ui.refreshable(self._details)
+        self.hosts = ui.refreshable(lambda: host_summary(self.host_summary))
         self.terraform = TerraformPanel(actor, execution)
         # A polite live region, outside the redrawn header: says each change of status once (the
         # badge is redrawn, and a region drawn anew is not announced).
@@ -299,15 +303,18 @@ class ExecutionView:
         self.execution = execution
         await self.read()
         self.header.refresh()
+        self.hosts.refresh()
         self.details.refresh()
         await self.terraform.refresh(actor, self.execution)
         return True
 
     async def read(self) -> None:
-        """Read why the run waits (`executions.why_queued`) and the name of the shared inventory
-        it used, for the next summary drawn."""
+        """Read why the run waits (`executions.why_queued`), the name of the shared inventory it
+        used and a finished Ansible run's per-host summary, for the next summary drawn."""
         self.queued_note = await call(executions.why_queued, self.actor, self.execution)
         run = self.execution
+        if run.status in FINAL_STATUSES:
+            self.host_summary = await call(host_summaries.of_run, self.actor, run)
         if run.inventory_id is not None:
             self.inventory_name = await call(shared_inventories.name_of, self.actor, run.inventory_id)
             if run.inventory_sha256:
@@ -406,6 +413,7 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
         )
         await view.read()
         view.header()
+        view.hosts()
         await approval_panel(actor, execution)
         await chain_panel(actor, execution)
         await view.terraform.draw()

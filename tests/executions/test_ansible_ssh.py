@@ -309,6 +309,16 @@ async def test_a_run_failing_on_some_hosts_of_many_names_them_from_the_play_reca
         f"the script exited with code 4: a task failed on {odd}; unreachable: fe80::1 (2 of 3 hosts)"
     ), text
     assert ssh_host.marker.read_text() == "configured by opscraft\n"  # the good host went on
+    # The per-host summary: the failed and unreachable hosts first, then the recap's order.
+    zero = dict.fromkeys(("ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored"), 0)
+    summary = final["host_summary"]
+    assert summary["note"] is None and summary["host_count"] == 3, text
+    assert summary["hosts"] == [
+        {**zero, "host": "fe80::1", "unreachable": 1, "skipped": 1},
+        {**zero, "host": odd, "failed": 1},
+        {**zero, "host": "testhost", "ok": 1, "changed": 1, "skipped": 1},
+    ], text
+    assert summary["totals"] == {**zero, "ok": 1, "changed": 1, "unreachable": 1, "failed": 1, "skipped": 2}
 
     r = await client.put(
         f"/api/v1/scripts/{script_id}",

@@ -20,6 +20,7 @@ from opscraft.db.models.chains import ChainLink, ChainRun
 from opscraft.db.models.executions import (
     Execution,
     ExecutionDraft,
+    ExecutionHostSummary,
     ExecutionLog,
     ExecutionTally,
     RetiredExecutions,
@@ -43,6 +44,7 @@ __all__ = [
     "ChainRun",
     "Execution",
     "ExecutionDraft",
+    "ExecutionHostSummary",
     "ExecutionLog",
     "ExecutionTally",
     "Inventory",

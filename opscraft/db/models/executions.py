@@ -205,3 +205,23 @@ class RetiredExecutions(SQLModel, table=True):
     duration_count: int = Field(default=0)
     duration_sum: float = Field(default=0.0)
     duration_buckets: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class ExecutionHostSummary(SQLModel, table=True):
+    """A finished Ansible run's per-host summary, read from its PLAY RECAP by the worker
+    (`execution.ansible_recap.summary`) and written with its final state; kept apart so listing
+    executions never reads it. Runs of other types, and Ansible runs that ended before this
+    table existed, have none."""
+
+    __tablename__ = "execution_host_summaries"
+
+    execution_id: int = Field(foreign_key="executions.id", primary_key=True, ondelete="CASCADE")
+    # [{"host", "ok", "changed", "unreachable", "failed", "skipped", "rescued", "ignored"}], at
+    # most `ansible_recap.MAX_HOSTS`: failed and unreachable hosts first, then in recap order.
+    hosts: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # How many hosts the recap had (more than `hosts` lists when it was capped).
+    host_count: int = Field(default=0)
+    # Each count summed over every host of the recap.
+    totals: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # Why there is no recap (the run was stopped before it, or it could not be trusted); None when read.
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

@@ -1,0 +1,22 @@
+"""A finished Ansible run's per-host summary (ok, changed, unreachable, failed, skipped, rescued,
+ignored per host), read from the PLAY RECAP ansible-playbook printed last by the worker
+(`execution.ansible_recap`, which says which recap counts) and stored with the run's final state.
+"""
+
+from __future__ import annotations
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from opscraft.db.models import Execution, ExecutionHostSummary
+from opscraft.services.actor import Actor
+from opscraft.services.permissions import Permission, require
+
+
+async def of_run(session: AsyncSession, actor: Actor, execution: Execution) -> ExecutionHostSummary | None:
+    """The per-host summary of `execution` (needs view_scripts, as the run itself); None for a
+    run of another type, one not finished, and an Ansible run finished before summaries were kept
+    (or whose worker never started ansible-playbook: its `error_message` says why)."""
+    require(actor.user, Permission.view_scripts)
+    if execution.script_type != "ansible" or execution.id is None:
+        return None
+    return await session.get(ExecutionHostSummary, execution.id)
