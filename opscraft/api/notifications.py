@@ -13,7 +13,18 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from opscraft.api.deps import NO_BODY, CurrentActor, Session, permitted
-from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, IdQuery, Limit, Page, Skip, error_responses
+from opscraft.api.schemas import (
+    AUTHED,
+    CheckedByService,
+    IdPath,
+    IdQuery,
+    Limit,
+    Page,
+    Skip,
+    StoredProblem,
+    error_responses,
+)
+from opscraft.db import stored_json
 from opscraft.db.models import NotificationChannel, NotificationDelivery, NotificationRule
 from opscraft.db.models.automation import ChannelKind, DeliveryStatus
 from opscraft.services import notifications
@@ -33,6 +44,7 @@ class ChannelOut(BaseModel):
     enabled: bool
     created_at: datetime
     updated_at: datetime
+    stored_problem: StoredProblem
 
     @classmethod
     def of(cls, c: NotificationChannel) -> ChannelOut:
@@ -46,6 +58,7 @@ class ChannelOut(BaseModel):
             enabled=c.enabled,
             created_at=c.created_at,
             updated_at=c.updated_at,
+            stored_problem=stored_json.note(c),
         )
 
 
@@ -56,6 +69,7 @@ class RuleOut(BaseModel):
     events: list[str]
     enabled: bool
     created_at: datetime
+    stored_problem: StoredProblem
 
     @classmethod
     def of(cls, r: NotificationRule) -> RuleOut:
@@ -67,6 +81,7 @@ class RuleOut(BaseModel):
             events=r.events,
             enabled=r.enabled,
             created_at=r.created_at,
+            stored_problem=stored_json.note(r),
         )
 
 

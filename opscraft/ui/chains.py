@@ -27,6 +27,7 @@ from opscraft.ui.widgets import (
     dialog_card,
     dismiss,
     live_timer,
+    stored_note,
     text_input,
 )
 
@@ -103,6 +104,7 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                 link.terraform_action, link.terraform_workspace, f"chain-terraform-{link.id}"
             )
             ansible_fields.caption(link.run_options, f"chain-ansible-{link.id}")
+            stored_note(link, f"chain-stored-{link.id}")
 
     async def remove(link: ChainLink) -> None:
         current = await guard(Permission.edit_scripts)

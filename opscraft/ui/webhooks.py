@@ -28,6 +28,7 @@ from opscraft.ui.widgets import (
     dismiss,
     format_time,
     page_dialog,
+    stored_note,
     text_input,
 )
 
@@ -87,6 +88,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                 hook.terraform_action, hook.terraform_workspace, f"webhook-terraform-{hook.id}"
             )
             ansible_fields.caption(hook.run_options, f"webhook-ansible-{hook.id}")
+            stored_note(hook, f"webhook-stored-{hook.id}")
 
     async def remove(hook: WebhookTrigger) -> None:
         current = await guard(Permission.edit_scripts)

@@ -31,6 +31,7 @@ from opscraft.db.models.settings import AppSetting
 from opscraft.db.models.terraform import TerraformPlan, TerraformState, TerraformStateVersion
 from opscraft.db.models.users import RefreshToken, Role, User
 from opscraft.db.models.workers import RegisteredWorker, RunEvent, RunEventDelivery
+from opscraft.db.stored_json import Shape, expect
 
 __all__ = [
     "ApiToken",
@@ -86,3 +87,29 @@ def _never_reuse_ids() -> None:
 
 
 _never_reuse_ids()
+
+
+def _expect_json_shapes() -> None:
+    """Every JSON column whose value the code reads in one shape (db/stored_json.py): a row
+    holding another shape (an older version's, a manual edit's) is read as the empty value, with
+    its problem kept for pages, answers and the jobs that then refuse to act on it."""
+    obj, obj_or_null, text_values = Shape(dict), Shape(dict, nullable=True), Shape(dict, str)
+    expect(AuditEvent, details=obj)
+    expect(NotificationChannel, config=obj)
+    expect(NotificationRule, events=Shape(list, str))
+    expect(NotificationDelivery, payload=obj)
+    expect(Schedule, parameters=obj, run_options=obj_or_null)
+    expect(WebhookTrigger, mapping=text_values, parameters=obj, run_options=obj_or_null)
+    expect(ChainLink, mapping=text_values, parameters=obj, run_options=obj_or_null)
+    expect(ChainRun, parameters=obj)
+    expect(Execution, parameters=obj, run_options=obj_or_null)
+    expect(Script, parameters=Shape(list, dict), tags=Shape(list, str))
+    expect(ScriptVersion, parameters=Shape(list, dict), run_settings=obj)
+    expect(TerraformState, lock_info=obj_or_null)
+    expect(TerraformPlan, summary=obj)
+    expect(RegisteredWorker, runners=Shape(list, str), warm_pool=obj_or_null)
+    expect(RunEvent, details=obj)
+    expect(RetiredExecutions, duration_buckets=Shape(list, int))
+
+
+_expect_json_shapes()

@@ -1,0 +1,163 @@
+"""JSON columns read in the shape their code expects, whatever a row holds.
+
+A JSON column takes any JSON: a row written by an older version, restored from a backup or edited
+by hand may hold a list where the code reads an object (`mapping`, `config`), text where it reads
+a list (`events`), a number where it reads text. Read as stored, such a row made every list, page,
+fire or delivery holding it a 500. `expect(Model, column=Shape(...))` (db/models/__init__.py, one
+table for every JSON column) makes each loaded row of `Model` hold a value of the expected shape:
+a column whose stored value is another shape is read as its empty value (`{}`, `[]` or None), the
+row's `problems(row)` say what was stored instead (`note(row)` as one sentence for people), and the
+stored value is left as it is in the database until a save replaces it (a loaded value is never
+written back: nothing a user stored is lost unseen).
+
+Readers that only show a row need nothing more (it lists and reads); readers that act on it (a
+webhook call, a chained run, a schedule's fire, a delivery) refuse it with `note(row)` and log it;
+pages and API answers show `note(row)` next to the row (`stored_problem`), and a save that sends
+the column anew clears its problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event, inspect
+from sqlalchemy.orm.attributes import set_committed_value
+
+_INFO_KEY = "stored_json_problems"
+SHOWN_CHARS = 80  # of a refused stored value, in its problem
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What one JSON column must hold: a JSON `kind` (`dict` for an object, `list` for an
+    array) whose every value (object) or item (array) is of type `each` (`str` for text, `dict`
+    for objects, `int` for whole numbers; None: any JSON), or null when `nullable`."""
+
+    kind: type[dict[str, Any]] | type[list[Any]]
+    each: type | None = None
+    nullable: bool = False
+
+    def empty(self) -> Any:
+        """The value a row whose stored value has another shape is read as."""
+        return None if self.nullable else self.kind()
+
+    def expected(self) -> str:
+        """The shape in words: `an object of text values`, `a list of objects`..."""
+        whole = "an object" if self.kind is dict else "a list"
+        if self.each is None:
+            return whole + (" or null" if self.nullable else "")
+        parts = "values" if self.kind is dict else "items"
+        return f"{whole} of {_KIND_NAMES[self.each]} {parts}" + (" or null" if self.nullable else "")
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` (as the JSON column hands it back) is not of this shape, None when it is."""
+        if value is None and self.nullable:
+            return None
+        if not isinstance(value, self.kind):
+            return f"stored as {_described(value)}, not {self.expected()}"
+        if self.each is None:
+            return None
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if not _is(item, self.each):
+                return f"stored with {key!r} as {_described(item)}, not {self.expected()}"
+        return None
+
+
+_KIND_NAMES = {str: "text", dict: "object", int: "whole number", list: "list"}
+
+
+def _is(value: Any, kind: type) -> bool:
+    return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+
+
+def _described(value: Any) -> str:
+    """`value`'s JSON kind and a short form of it: `a JSON list ([1, 2])`."""
+    if value is None:
+        kind = "null"
+    elif isinstance(value, bool):
+        kind = "a boolean"
+    elif isinstance(value, int | float):
+        kind = "a number"
+    elif isinstance(value, str):
+        kind = "text"
+    elif isinstance(value, list):
+        kind = "a list"
+    else:
+        kind = "an object"
+    shown = repr(value)
+    shown = shown if len(shown) <= SHOWN_CHARS else shown[: SHOWN_CHARS - 1] + "…"
+    return f"{kind} ({shown})"
+
+
+_SHAPES: dict[type, dict[str, Shape]] = {}
+
+
+def expect(model: type, **columns: Shape) -> None:
+    """Read `model`'s JSON `columns` (attribute name -> `Shape`) as this module says: listens to
+    the ORM's `load` and `refresh` of `model`'s rows and to each column's `set`. Once per model."""
+    assert model not in _SHAPES, f"{model.__name__}'s shapes are set once"
+    _SHAPES[model] = columns
+
+    def loaded(target: Any, _context: Any, attrs: Any = None) -> None:
+        _check(target, columns, attrs)
+
+    event.listen(model, "load", loaded)
+    event.listen(model, "refresh", loaded)
+    for name in columns:
+        event.listen(getattr(model, name), "set", _forget(name))
+
+
+def _check(row: Any, columns: dict[str, Shape], attrs: Any) -> None:
+    state = inspect(row)
+    found: dict[str, tuple[str, Any]] = state.info.setdefault(_INFO_KEY, {})
+    loaded = state.dict
+    for name, shape in columns.items():
+        if (attrs is not None and name not in attrs) or name not in loaded:
+            continue  # not (re)loaded now: a deferred column, or a refresh of other columns
+        stored = loaded[name]
+        problem = shape.problem(stored)
+        found.pop(name, None)
+        if problem is not None:
+            found[name] = (problem, stored)
+            set_committed_value(row, name, shape.empty())
+
+
+def _forget(name: str) -> Any:
+    """The `set` listener of column `name`: a value set replaces the one stored, so its problem
+    goes, and the stored value becomes what the change is compared with (the empty value read in
+    its place may equal the new one: `{}` sent for `[1, 2]` must be written)."""
+
+    def forget(target: Any, value: Any, _old: Any, _initiator: Any) -> Any:
+        state = inspect(target)
+        unread = state.info.get(_INFO_KEY, {}).pop(name, None)
+        if unread is not None and name not in state.committed_state:
+            state.committed_state[name] = unread[1]
+        return value
+
+    return forget
+
+
+def problems(row: Any) -> dict[str, str]:
+    """Column name -> what its stored value was instead of the expected shape (`mapping:
+    stored as a list ([1, 2]), not an object of text values`), for `row` as loaded; {} when every
+    JSON column held its shape (or `row` was never loaded from the database)."""
+    state = inspect(row, raiseerr=False)
+    found = {} if state is None else state.info.get(_INFO_KEY, {})
+    return {name: problem for name, (problem, _stored) in found.items()}
+
+
+def note(row: Any) -> str | None:
+    """`problems(row)` as one sentence saying what to do, None when there are none:
+    `mapping: stored as a list ([1]), not an object of text values; edit or delete it`."""
+    found = problems(row)
+    if not found:
+        return None
+    listed = "; ".join(f"{name}: {problem}" for name, problem in sorted(found.items()))
+    return f"{listed} (read as empty: edit or delete it)"
+
+
+def shape_of(model: type, column: str) -> Shape | None:
+    """The shape `expect` set for `model.column`, None for a column it did not name."""
+    return _SHAPES.get(model, {}).get(column)

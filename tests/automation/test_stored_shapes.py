@@ -1,0 +1,206 @@
+"""Rows whose JSON settings are stored in a shape the code does not read (as an older version or a
+manual edit leaves them: db/stored_json.py) list and read, say what is wrong, are refused at fire
+or send time saying the same, and can be fixed or deleted. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import col, select, update
+
+from opscraft import runtime
+from opscraft.db.models import (
+    ChainLink,
+    ChainRun,
+    NotificationChannel,
+    NotificationRule,
+    Schedule,
+    WebhookTrigger,
+)
+from opscraft.db.types import utcnow
+from opscraft.services import notifications, schedules
+from opscraft.services.notifications import SendError
+from tests.conftest import LoggedIn
+from tests.executions.conftest import start
+from tests.waiting import until
+
+MODELS = {
+    "webhook": WebhookTrigger,
+    "link": ChainLink,
+    "schedule": Schedule,
+    "channel": NotificationChannel,
+    "rule": NotificationRule,
+}
+
+# (kind of row, column, value stored, a good value a save sends to fix it, the problem's start)
+CASES = [
+    ("webhook", "mapping", [1, 2], {}, "mapping: stored as a list ([1, 2]), not an object of text"),
+    ("webhook", "mapping", {"P": 5}, {"P": "/p"}, "mapping: stored with 'P' as a number (5)"),
+    ("webhook", "parameters", ["x"], {}, "parameters: stored as a list (['x']), not an object"),
+    ("webhook", "run_options", "check", None, "run_options: stored as text ('check')"),
+    ("link", "mapping", "text", {}, "mapping: stored as text ('text')"),
+    ("link", "parameters", [1], {}, "parameters: stored as a list ([1])"),
+    ("schedule", "parameters", [1], {}, "parameters: stored as a list ([1])"),
+    ("schedule", "run_options", 3, None, "run_options: stored as a number (3)"),
+    ("channel", "config", ["a"], {"url": "https://hooks.example.com/x"}, "config: stored as a list (['a'])"),
+    ("rule", "events", "failure", None, "events: stored as text ('failure'), not a list of text"),
+]
+
+
+async def _script(client: httpx.AsyncClient, admin: LoggedIn) -> int:
+    body = {
+        "name": f"s-{time.monotonic_ns()}",
+        "script_type": "bash",
+        "content": "echo hi\n",
+        "status": "active",
+        "parameters": [{"name": "P", "type": "string", "default": "x"}],
+    }
+    r = await client.post("/api/v1/scripts", json=body, headers=admin.headers)
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+async def _make(client: httpx.AsyncClient, admin: LoggedIn, kind: str) -> tuple[int, str, str, Any]:
+    """A row of `kind` saved through the API: (its id, its list's path, its own path, extra)."""
+    if kind == "channel" or kind == "rule":
+        body = {"name": "ops", "kind": "webhook", "config": {"url": "https://hooks.example.com/a"}}
+        r = await client.post("/api/v1/notifications/channels", json=body, headers=admin.headers)
+        assert r.status_code == 201, r.text
+        channel_id = r.json()["id"]
+        if kind == "channel":
+            path = "/api/v1/notifications/channels"
+            return channel_id, path, f"{path}/{channel_id}", None
+        body = {"channel_id": channel_id, "events": ["failure"]}
+        r = await client.post("/api/v1/notifications/rules", json=body, headers=admin.headers)
+        assert r.status_code == 201, r.text
+        return r.json()["id"], "/api/v1/notifications/rules", "", channel_id
+    script_id = await _script(client, admin)
+    if kind == "link":
+        body = {"target_script_id": await _script(client, admin)}
+        path = f"/api/v1/scripts/{script_id}/chains"
+    else:
+        body = {"name": "n", "cron": "0 3 * * *"} if kind == "schedule" else {"name": "n"}
+        path = f"/api/v1/scripts/{script_id}/{kind}s"
+    r = await client.post(path, json=body, headers=admin.headers)
+    assert r.status_code == 201, r.text
+    return r.json()["id"], path, f"{path}/{r.json()['id']}", r.json()
+
+
+async def _store(kind: str, row_id: int, column: str, value: Any) -> None:
+    """Write `value` into the row's JSON `column` as an older version or a manual edit would."""
+    model: Any = MODELS[kind]
+    async with runtime.current().db.session() as session:
+        await session.exec(update(model).where(col(model.id) == row_id).values({column: value}))
+        await session.commit()
+
+
+def _problem_of(kind: str, shown: dict[str, Any]) -> str | None:
+    return shown["paused_reason"] if kind == "schedule" else shown["stored_problem"]
+
+
+@pytest.mark.parametrize(("kind", "column", "stored", "fix", "said"), CASES)
+async def test_a_row_stored_in_another_shape_lists_reads_says_why_and_is_fixed_or_deleted(
+    client: httpx.AsyncClient,
+    admin: LoggedIn,
+    viewer: LoggedIn,
+    no_automation_loops: None,
+    kind: str,
+    column: str,
+    stored: Any,
+    fix: Any,
+    said: str,
+) -> None:
+    """Every list and read holding such a row was a 500. It now lists and reads with the column
+    empty and `stored_problem` (a schedule's `paused_reason`) saying what was stored; a change
+    that keeps the column is a 422 naming it, one that sends it anew clears the problem."""
+    row_id, list_path, own_path, _ = await _make(client, admin, kind)
+    await _store(kind, row_id, column, stored)
+    reads = [list_path] + ([own_path] if own_path else [])
+    if kind == "schedule":
+        reads.append("/api/v1/schedules")
+    for url in reads:
+        r = await client.get(url, headers=(viewer if kind not in ("channel", "rule") else admin).headers)
+        assert r.status_code == 200, (url, r.text)
+        shown = r.json()["items"][0] if "items" in r.json() else r.json()
+        problem = _problem_of(kind, shown) or ""
+        assert said in problem and problem.endswith("(read as empty: edit or delete it)"), problem
+        assert shown[column] in ({}, [], None), shown
+    if own_path:
+        r = await client.put(own_path, json={"name": "renamed"}, headers=admin.headers)
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["field"] == column and said.split(": ", 1)[1] in r.text, r.text
+        r = await client.put(own_path, json={column: fix}, headers=admin.headers)
+        assert r.status_code == 200, r.text
+        assert _problem_of(kind, r.json()) is None, r.text
+        r = await client.get(own_path, headers=admin.headers)
+        assert r.status_code == 200 and _problem_of(kind, r.json()) is None, r.text
+        await _store(kind, row_id, column, stored)
+    r = await client.delete(own_path or f"{list_path}/{row_id}", headers=admin.headers)
+    assert r.status_code == 204, r.text
+    r = await client.get(list_path, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["items"] == [], r.text
+
+
+async def test_a_webhook_stored_in_another_shape_refuses_its_calls_saying_why(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """A call of it was a 500 (or ran with what the code guessed): now a 409 saying what to edit."""
+    hook_id, _, _, created = await _make(client, admin, "webhook")
+    await _store("webhook", hook_id, "mapping", [1, 2])
+    r = await client.post(created["url_path"], json={"p": 1})
+    assert r.status_code == 409, r.text
+    assert "the webhook's stored settings cannot be read: mapping: stored as a list" in r.text
+
+
+async def test_a_schedule_stored_in_another_shape_is_paused_saying_why(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    schedule_id, _, own_path, _ = await _make(client, admin, "schedule")
+    db = runtime.current().db
+    async with db.session() as session:
+        values = {"parameters": ["x"], "next_fire_at": utcnow()}
+        await session.exec(update(Schedule).where(col(Schedule.id) == schedule_id).values(values))
+        await session.commit()
+    assert await schedules.tick(db) == 0
+    shown = (await client.get(own_path, headers=admin.headers)).json()
+    assert shown["enabled"] is False
+    assert shown["paused_reason"].startswith("paused: parameters: stored as a list (['x'])"), shown
+    r = await client.put(own_path, json={"parameters": {}}, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["enabled"] is True and r.json()["paused_reason"] is None
+
+
+async def test_a_channel_stored_in_another_shape_fails_its_sends_saying_why(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    channel_id, _, own_path, _ = await _make(client, admin, "channel")
+    await _store("channel", channel_id, "config", ["a"])
+    r = await client.post(f"{own_path}/test", headers=admin.headers)
+    assert r.status_code == 409, r.text
+    assert "the channel's stored settings cannot be read (config: stored as a list" in r.text
+    async with runtime.current().db.session() as session:
+        channel = await session.get(NotificationChannel, channel_id)
+        assert channel is not None
+        with pytest.raises(SendError, match="config: stored as a list"):
+            notifications.stored_config(channel)
+
+
+async def test_a_link_stored_in_another_shape_fires_as_an_error_saying_why(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """The finished source run's firing of the link is an error row naming the column (the
+    mapping read as stored was a 500 in the run-event delivery, retried for ever)."""
+    r = await client.put("/api/v1/settings", json={"local_runner_enabled": True}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    link_id, _, _, created = await _make(client, admin, "link")
+    await _store("link", link_id, "mapping", "text")
+    await start(client, admin, created["script_id"], "local")
+
+    async def fired() -> ChainRun | None:
+        async with runtime.current().db.session() as session:
+            return (await session.exec(select(ChainRun).where(col(ChainRun.link_id) == link_id))).first()
+
+    row = await until(fired, "the link to fire", 60, 0.1)
+    assert row.status == "error" and "the link's stored settings cannot be read: mapping" in (row.error or "")
