@@ -32,11 +32,14 @@ SHOWN_CHARS = 80  # of a refused stored value, in its problem
 class Shape:
     """What one JSON column must hold: a JSON `kind` (`dict` for an object, `list` for an
     array) whose every value (object) or item (array) is of type `each` (`str` for text, `dict`
-    for objects, `int` for whole numbers; None: any JSON), or null when `nullable`."""
+    for objects, `int` for whole numbers; None: any JSON), or null when `nullable`. `shown`:
+    a problem quotes the stored value (False for a column that may hold a credential, such as a
+    channel's `config` with a webhook URL's token: its JSON kind alone is said)."""
 
     kind: type[dict[str, Any]] | type[list[Any]]
     each: type | None = None
     nullable: bool = False
+    shown: bool = True
 
     def empty(self) -> Any:
         """The value a row whose stored value has another shape is read as."""
@@ -55,13 +58,13 @@ class Shape:
         if value is None and self.nullable:
             return None
         if not isinstance(value, self.kind):
-            return f"stored as {_described(value)}, not {self.expected()}"
+            return f"stored as {_described(value, self.shown)}, not {self.expected()}"
         if self.each is None:
             return None
         items = value.items() if isinstance(value, dict) else enumerate(value)
         for key, item in items:
             if not _is(item, self.each):
-                return f"stored with {key!r} as {_described(item)}, not {self.expected()}"
+                return f"stored with {key!r} as {_described(item, self.shown)}, not {self.expected()}"
         return None
 
 
@@ -72,8 +75,8 @@ def _is(value: Any, kind: type) -> bool:
     return isinstance(value, kind) and not (kind is int and isinstance(value, bool))
 
 
-def _described(value: Any) -> str:
-    """`value`'s JSON kind and a short form of it: `a JSON list ([1, 2])`."""
+def _described(value: Any, shown: bool) -> str:
+    """`value`'s JSON kind and, when `shown`, a short form of it: `a list ([1, 2])`."""
     if value is None:
         kind = "null"
     elif isinstance(value, bool):
@@ -86,19 +89,16 @@ def _described(value: Any) -> str:
         kind = "a list"
     else:
         kind = "an object"
-    shown = repr(value)
-    shown = shown if len(shown) <= SHOWN_CHARS else shown[: SHOWN_CHARS - 1] + "…"
-    return f"{kind} ({shown})"
-
-
-_SHAPES: dict[type, dict[str, Shape]] = {}
+    if not shown:
+        return kind
+    text = repr(value)
+    text = text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+    return f"{kind} ({text})"
 
 
 def expect(model: type, **columns: Shape) -> None:
     """Read `model`'s JSON `columns` (attribute name -> `Shape`) as this module says: listens to
     the ORM's `load` and `refresh` of `model`'s rows and to each column's `set`. Once per model."""
-    assert model not in _SHAPES, f"{model.__name__}'s shapes are set once"
-    _SHAPES[model] = columns
 
     def loaded(target: Any, _context: Any, attrs: Any = None) -> None:
         _check(target, columns, attrs)
@@ -111,17 +111,17 @@ def expect(model: type, **columns: Shape) -> None:
 
 def _check(row: Any, columns: dict[str, Shape], attrs: Any) -> None:
     state = inspect(row)
-    found: dict[str, tuple[str, Any]] = state.info.setdefault(_INFO_KEY, {})
     loaded = state.dict
     for name, shape in columns.items():
         if (attrs is not None and name not in attrs) or name not in loaded:
             continue  # not (re)loaded now: a deferred column, or a refresh of other columns
         stored = loaded[name]
         problem = shape.problem(stored)
-        found.pop(name, None)
         if problem is not None:
-            found[name] = (problem, stored)
+            state.info.setdefault(_INFO_KEY, {})[name] = (problem, stored)
             set_committed_value(row, name, shape.empty())
+        elif _INFO_KEY in state.info:  # a refresh: what it held before is gone
+            state.info[_INFO_KEY].pop(name, None)
 
 
 def _forget(name: str) -> Any:
@@ -156,8 +156,3 @@ def note(row: Any) -> str | None:
         return None
     listed = "; ".join(f"{name}: {problem}" for name, problem in sorted(found.items()))
     return f"{listed} (read as empty: edit or delete it)"
-
-
-def shape_of(model: type, column: str) -> Shape | None:
-    """The shape `expect` set for `model.column`, None for a column it did not name."""
-    return _SHAPES.get(model, {}).get(column)

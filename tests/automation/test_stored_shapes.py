@@ -45,7 +45,13 @@ CASES = [
     ("link", "parameters", [1], {}, "parameters: stored as a list ([1])"),
     ("schedule", "parameters", [1], {}, "parameters: stored as a list ([1])"),
     ("schedule", "run_options", 3, None, "run_options: stored as a number (3)"),
-    ("channel", "config", ["a"], {"url": "https://hooks.example.com/x"}, "config: stored as a list (['a'])"),
+    (
+        "channel",
+        "config",
+        ["a"],
+        {"url": "https://hooks.example.com/x"},
+        "config: stored as a list, not an object",
+    ),
     ("rule", "events", "failure", None, "events: stored as text ('failure'), not a list of text"),
 ]
 
@@ -176,10 +182,12 @@ async def test_a_channel_stored_in_another_shape_fails_its_sends_saying_why(
     client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
 ) -> None:
     channel_id, _, own_path, _ = await _make(client, admin, "channel")
-    await _store("channel", channel_id, "config", ["a"])
+    await _store("channel", channel_id, "config", ["https://hooks.example.com/tok-3141"])
     r = await client.post(f"{own_path}/test", headers=admin.headers)
-    assert r.status_code == 409, r.text
-    assert "the channel's stored settings cannot be read (config: stored as a list" in r.text
+    assert r.status_code == 409 and "tok-3141" not in r.text, r.text
+    listed = await client.get("/api/v1/notifications/channels", headers=admin.headers)
+    assert listed.json()["items"][0]["stored_problem"] and "tok-3141" not in listed.text, listed.text
+    assert "the channel's stored settings cannot be read (config: stored as a list, not an object" in r.text
     async with runtime.current().db.session() as session:
         channel = await session.get(NotificationChannel, channel_id)
         assert channel is not None
