@@ -18,7 +18,8 @@ the column anew clears its problem.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import event, inspect
@@ -34,12 +35,14 @@ class Shape:
     array) whose every value (object) or item (array) is of type `each` (`str` for text, `dict`
     for objects, `int` for whole numbers; None: any JSON), or null when `nullable`. `shown`:
     a problem quotes the stored value (False for a column that may hold a credential, such as a
-    channel's `config` with a webhook URL's token: its JSON kind alone is said)."""
+    channel's `config` with a webhook URL's token: its JSON kind alone is said). `check`: a
+    further rule for a value of the right kind (`refine`), its problem or None."""
 
     kind: type[dict[str, Any]] | type[list[Any]]
     each: type | None = None
     nullable: bool = False
     shown: bool = True
+    check: Callable[[Any], str | None] | None = None
 
     def empty(self) -> Any:
         """The value a row whose stored value has another shape is read as."""
@@ -59,13 +62,12 @@ class Shape:
             return None
         if not isinstance(value, self.kind):
             return f"stored as {_described(value, self.shown)}, not {self.expected()}"
-        if self.each is None:
-            return None
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        for key, item in items:
-            if not _is(item, self.each):
-                return f"stored with {key!r} as {_described(item, self.shown)}, not {self.expected()}"
-        return None
+        if self.each is not None:
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if not _is(item, self.each):
+                    return f"stored with {key!r} as {_described(item, self.shown)}, not {self.expected()}"
+        return None if self.check is None else self.check(value)
 
 
 _KIND_NAMES = {str: "text", dict: "object", int: "whole number", list: "list"}
@@ -96,6 +98,9 @@ def _described(value: Any, shown: bool) -> str:
     return f"{kind} ({text})"
 
 
+_SHAPES: dict[type, dict[str, Shape]] = {}
+
+
 def expect(model: type, **columns: Shape) -> None:
     """Read `model`'s JSON `columns` (attribute name -> `Shape`) as this module says: listens to
     the ORM's `load` and `refresh` of `model`'s rows and to each column's `set`. Once per model."""
@@ -103,10 +108,26 @@ def expect(model: type, **columns: Shape) -> None:
     def loaded(target: Any, _context: Any, attrs: Any = None) -> None:
         _check(target, columns, attrs)
 
+    _SHAPES[model] = columns
     event.listen(model, "load", loaded)
     event.listen(model, "refresh", loaded)
     for name in columns:
         event.listen(getattr(model, name), "set", _forget(name))
+
+
+def refine(model: type, column: str, check: Callable[[Any], str | None]) -> None:
+    """Add `check` to the shape `expect` gave `model.column`: a rule of the layer that owns the
+    value's meaning (services/parameters.py for parameter declarations), which db/ cannot
+    import. Rows loaded from then on are read with it."""
+    columns = _SHAPES[model]
+    columns[column] = replace(columns[column], check=check)
+
+
+def column_problem(model: type, column: str, value: Any) -> str | None:
+    """`model.column`'s problem (`problems`) for `value` read without the ORM (a Core statement
+    on a hot path), None when it has the shape `expect` (and `refine`) gave the column."""
+    problem = _SHAPES[model][column].problem(value)
+    return None if problem is None else f"{column}: {problem}"
 
 
 def _check(row: Any, columns: dict[str, Shape], attrs: Any) -> None:

@@ -708,7 +708,9 @@ def test_rows_whose_json_settings_are_stored_in_another_shape_still_show(page: A
     body = {"name": "shapes", "script_type": "bash", "content": "true\n", "status": "active"}
     script_id = env.api("POST", "/api/v1/scripts", json=body).json()["id"]
     hook = env.api("POST", f"/api/v1/scripts/{script_id}/webhooks", json={"name": "odd-hook"}).json()
-    link = env.api("POST", f"/api/v1/scripts/{script_id}/chains", json={"target_script_id": script_id})
+    body["name"] = "shapes-next"
+    target_id = env.api("POST", "/api/v1/scripts", json=body).json()["id"]
+    link = env.api("POST", f"/api/v1/scripts/{script_id}/chains", json={"target_script_id": target_id})
     assert link.status_code == 201, link.text
     web = {"name": "odd-channel", "kind": "webhook", "config": {"url": "https://hooks.example.com/a"}}
     channel = env.api("POST", "/api/v1/notifications/channels", json=web).json()

@@ -13,11 +13,14 @@ from sqlmodel import col, select, update
 
 from opscraft import runtime
 from opscraft.db.models import (
+    AuditEvent,
     ChainLink,
     ChainRun,
+    Execution,
     NotificationChannel,
     NotificationRule,
     Schedule,
+    Script,
     WebhookTrigger,
 )
 from opscraft.db.types import utcnow
@@ -212,3 +215,60 @@ async def test_a_link_stored_in_another_shape_fires_as_an_error_saying_why(
 
     row = await until(fired, "the link to fire", 60, 0.1)
     assert row.status == "error" and "the link's stored settings cannot be read: mapping" in (row.error or "")
+
+
+# (column, value stored, the problem's start) of a script's JSON settings
+SCRIPT_CASES = [
+    ("parameters", "P", "parameters: stored as text ('P'), not a list of object items"),
+    ("parameters", [{"type": "string"}], "parameters: declaration 0 has no name"),
+    ("parameters", [{"name": "P", "type": "text"}], "parameters: P: type 'text' is none of string"),
+    ("parameters", [{"name": "P", "type": "choice", "options": "a,b"}], "parameters: P: options are"),
+    ("tags", "a,b", "tags: stored as text ('a,b'), not a list of text items"),
+]
+
+
+@pytest.mark.parametrize(("column", "stored", "said"), SCRIPT_CASES)
+async def test_a_script_stored_in_another_shape_lists_reads_and_refuses_runs_saying_why(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn, column: str, stored: Any, said: str
+) -> None:
+    """Its parameters were read as stored by every list (the scripts' list and page, the API),
+    a 500; a run of it would start without the declarations checking its values. It lists and
+    reads with `stored_problem` saying what was stored, a run is a 409 saying the same, and a
+    save sending the column anew clears it."""
+    script_id = await _script(client, admin)
+    async with runtime.current().db.session() as session:
+        await session.exec(update(Script).where(col(Script.id) == script_id).values({column: stored}))
+        await session.commit()
+    for url in ["/api/v1/scripts", f"/api/v1/scripts/{script_id}"]:
+        r = await client.get(url, headers=viewer.headers)
+        assert r.status_code == 200, (url, r.text)
+        shown = r.json()["items"][0] if "items" in r.json() else r.json()
+        assert said in (shown["stored_problem"] or ""), shown
+    if column == "parameters":  # what a run reads of it
+        r = await client.post("/api/v1/executions", json={"script_id": script_id}, headers=admin.headers)
+        assert r.status_code == 409 and "stored settings cannot be read: " + said in r.text, r.text
+    fix = {"parameters": [{"name": "P", "type": "string"}]} if column == "parameters" else {"tags": ["a"]}
+    r = await client.put(f"/api/v1/scripts/{script_id}", json=fix, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["stored_problem"] is None, r.text
+    r = await client.get(f"/api/v1/scripts/{script_id}", headers=admin.headers)
+    assert r.json()["stored_problem"] is None and r.json()[column], r.text
+
+
+async def test_runs_and_audit_events_stored_in_another_shape_still_list(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """A run's parameters and an audit event's details stored as lists were 500s of the history
+    and the audit log; they list with the column empty."""
+    script_id = await _script(client, admin)
+    run = await start(client, admin, script_id, "local")
+    async with runtime.current().db.session() as session:
+        await session.exec(update(Execution).where(col(Execution.id) == run["id"]).values(parameters=[1]))
+        await session.exec(update(AuditEvent).values(details=["x"]))
+        await session.commit()
+    for url in ["/api/v1/executions", f"/api/v1/executions/{run['id']}"]:
+        r = await client.get(url, headers=admin.headers)
+        assert r.status_code == 200, (url, r.text)
+        shown = r.json()["items"][0] if "items" in r.json() else r.json()
+        assert shown["parameters"] == {}, shown
+    r = await client.get("/api/v1/audit", headers=admin.headers)
+    assert r.status_code == 200 and all(e["details"] == {} for e in r.json()["items"]), r.text
