@@ -22,7 +22,7 @@ from opscraft.api.schemas import (
     StoredProblem,
     error_responses,
 )
-from opscraft.db import stored_json
+from opscraft.db import stored_shapes
 from opscraft.db.models import ChainLink
 from opscraft.services import chains
 from opscraft.services.chains import ChainStep, LinkChanges, LinkIn
@@ -74,7 +74,7 @@ class LinkOut(BaseModel):
             owner_name=owner_name,
             created_at=link.created_at,
             updated_at=link.updated_at,
-            stored_problem=stored_json.note(link),
+            stored_problem=stored_shapes.note(link),
         )
 
 

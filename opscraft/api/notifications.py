@@ -24,7 +24,7 @@ from opscraft.api.schemas import (
     StoredProblem,
     error_responses,
 )
-from opscraft.db import stored_json
+from opscraft.db import stored_shapes
 from opscraft.db.models import NotificationChannel, NotificationDelivery, NotificationRule
 from opscraft.db.models.automation import ChannelKind, DeliveryStatus
 from opscraft.services import notifications
@@ -58,7 +58,7 @@ class ChannelOut(BaseModel):
             enabled=c.enabled,
             created_at=c.created_at,
             updated_at=c.updated_at,
-            stored_problem=stored_json.note(c),
+            stored_problem=stored_shapes.note(c),
         )
 
 
@@ -81,7 +81,7 @@ class RuleOut(BaseModel):
             events=r.events,
             enabled=r.enabled,
             created_at=r.created_at,
-            stored_problem=stored_json.note(r),
+            stored_problem=stored_shapes.note(r),
         )
 
 

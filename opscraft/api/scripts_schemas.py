@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from opscraft.api.schemas import StoredProblem
-from opscraft.db import stored_json
+from opscraft.db import stored_shapes
 from opscraft.db.models import Script
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.services import parameters
@@ -71,7 +71,7 @@ class ScriptSummary(BaseModel):
                 **{name: getattr(script, name) for name in cls.model_fields.keys() - DERIVED},
                 "parameters": _keyed(script.parameters),
                 "parameter_defaults": parameters.defaults(script.parameters),
-                "stored_problem": stored_json.note(script),
+                "stored_problem": stored_shapes.note(script),
             }
         )
 

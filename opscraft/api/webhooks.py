@@ -21,7 +21,7 @@ from opscraft.api.schemas import (
     StoredProblem,
     error_responses,
 )
-from opscraft.db import stored_json
+from opscraft.db import stored_shapes
 from opscraft.db.models import WebhookTrigger
 from opscraft.services import webhooks
 from opscraft.services.permissions import Permission
@@ -82,7 +82,7 @@ class WebhookOut(BaseModel):
             owner_name=owner_name,
             last_called_at=hook.last_called_at,
             created_at=hook.created_at,
-            stored_problem=stored_json.note(hook),
+            stored_problem=stored_shapes.note(hook),
         )
 
 

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 
-from opscraft.db import stored_json
+from opscraft.db import stored_shapes
 from opscraft.db.models import Script, ScriptVersion
 from opscraft.db.text import (
     TOO_SMALL_MESSAGE,
@@ -115,7 +115,7 @@ class ParamType(StrEnum):
 
 def stored_declarations_problem(specs: list[dict[str, Any]]) -> str | None:
     """What keeps a stored declaration list (`scripts.parameters`, a list of objects:
-    db/stored_json.py) from being read: a declaration without a text `name` or with a `type`
+    db/stored_shapes.py) from being read: a declaration without a text `name` or with a `type`
     other than `ParamType`'s, `required` not a boolean, `options` not a list of text. Those are
     what every reader takes as given; a declaration today's other rules refuse (a reserved name)
     still reads. None when none."""
@@ -134,8 +134,8 @@ def stored_declarations_problem(specs: list[dict[str, Any]]) -> str | None:
     return None
 
 
-stored_json.refine(Script, "parameters", stored_declarations_problem)
-stored_json.refine(ScriptVersion, "parameters", stored_declarations_problem)
+stored_shapes.refine(Script, "parameters", stored_declarations_problem)
+stored_shapes.refine(ScriptVersion, "parameters", stored_declarations_problem)
 
 
 class _Bad(ValueError):

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from opscraft.db import stored_json
+from opscraft.db import stored_shapes
 from opscraft.services.errors import Conflict, Invalid
 
 
@@ -62,7 +62,7 @@ def over_stored(model: type[BaseModel], data: BaseModel | Mapping[str, Any], sto
         for name in model.model_fields
         if name not in sent and hasattr(stored, name)
     }
-    unreadable = {name: problem for name, problem in stored_json.problems(stored).items() if name in kept}
+    unreadable = {name: problem for name, problem in stored_shapes.problems(stored).items() if name in kept}
     if unreadable:
         raise Invalid(
             "the stored row holds settings that cannot be read: send new ones (or delete it)",

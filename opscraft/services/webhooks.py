@@ -45,7 +45,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
-from opscraft.db import stored_json
+from opscraft.db import stored_shapes
 from opscraft.db.digits import ascii_int
 from opscraft.db.models import (
     AuditEvent,
@@ -593,7 +593,7 @@ async def receive(session: AsyncSession, call: Call) -> Execution:
             signature, seconds = _signed_at(call)
             key = await _signing_key(session, hook, call)
             await _first_use(session, hook.id, _check_signature(key, call, signature), seconds)
-        if (stored := stored_json.note(hook)) is not None:
+        if (stored := stored_shapes.note(hook)) is not None:
             raise Conflict(f"the webhook's stored settings cannot be read: {stored}")
         values = _values(hook, call)
         try:

@@ -6,7 +6,7 @@ from typing import Any
 
 from nicegui import ui
 
-from opscraft.db import stored_json
+from opscraft.db import stored_shapes
 from opscraft.db.digits import ascii_int
 from opscraft.db.models import NotificationChannel, NotificationDelivery
 from opscraft.db.models.automation import ChannelKind, DeliveryStatus
@@ -107,7 +107,7 @@ async def notifications_page(actor: Actor) -> None:
                 )
                 events = ", ".join(labels.NOTIFY_EVENTS.get(e, e) for e in rule.events)
                 line = f"{events or 'no event'} of {scope} → {channels.get(rule.channel_id, '?')}"
-                unread = stored_json.note(rule)
+                unread = stored_shapes.note(rule)
                 said.append((rule.id, line if unread is None else f"{line}: nothing sent, {unread}"))
             return said
 

@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 from nicegui import context, events, ui
 
 from opscraft import runtime
-from opscraft.db import stored_json
+from opscraft.db import stored_shapes
 from opscraft.services import paging
 from opscraft.services.parameters import json_from_text
 
@@ -326,9 +326,9 @@ def changed_with_boxes(
 
 def stored_note(row: object, testid: str) -> None:
     """Under a listed row: what its stored JSON settings hold that cannot be read
-    (`stored_json.note`: shown and used as empty, runs it would start refused) and to edit or
+    (`stored_shapes.note`: shown and used as empty, runs it would start refused) and to edit or
     delete it; nothing when it has none."""
-    said = stored_json.note(row)
+    said = stored_shapes.note(row)
     if said is not None:
         ui.label(said).classes("text-caption text-negative oc-wrap").props(f'data-testid="{testid}"')
 

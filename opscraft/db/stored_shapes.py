@@ -1,4 +1,5 @@
-"""JSON columns read in the shape their code expects, whatever a row holds.
+"""JSON columns, and enum-like text columns, read in the shape their code expects, whatever a
+row holds.
 
 A JSON column takes any JSON: a row written by an older version, restored from a backup or edited
 by hand may hold a list where the code reads an object (`mapping`, `config`), text where it reads
@@ -14,18 +15,22 @@ Readers that only show a row need nothing more (it lists and reads); readers tha
 webhook call, a chained run, a schedule's fire, a delivery) refuse it with `note(row)` and log it;
 pages and API answers show `note(row)` next to the row (`stored_problem`), and a save that sends
 the column anew clears its problem.
+
+An enum-like text column (`OneOf`: a channel's `kind`, a schedule's policies, a user's `role`)
+is the same: a value none of its choices (`sms`, a policy a later version dropped) made every
+answer holding the row a 500; it is read as the choice that does least, its problem kept alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import event, inspect
 from sqlalchemy.orm.attributes import set_committed_value
 
-_INFO_KEY = "stored_json_problems"
+_INFO_KEY = "stored_shapes_problems"
 SHOWN_CHARS = 80  # of a refused stored value, in its problem
 
 
@@ -70,6 +75,31 @@ class Shape:
         return None if self.check is None else self.check(value)
 
 
+@dataclass(frozen=True)
+class OneOf:
+    """What an enum-like text column must hold: one of `choices` (a StrEnum's values). A row
+    holding other text is read as `fallback`, the choice that does least (a role's `viewer`, a
+    script's `draft`), its problem kept as a JSON column's is (`problems`, `note`)."""
+
+    choices: tuple[str, ...]
+    fallback: str
+
+    @classmethod
+    def of(cls, enum: Iterable[Any], fallback: Any) -> OneOf:
+        """`OneOf` the members of `enum` (a StrEnum), read as `fallback` (one of them)."""
+        return cls(tuple(str(member) for member in enum), str(fallback))
+
+    def empty(self) -> str:
+        """The value a row holding other text is read as."""
+        return self.fallback
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` is none of `choices`, None when it is one."""
+        if value in self.choices:
+            return None
+        return f"stored as {_short(value)}, none of {', '.join(self.choices)}"
+
+
 _KIND_NAMES = {str: "text", dict: "object", int: "whole number", list: "list"}
 
 
@@ -91,18 +121,21 @@ def _described(value: Any, shown: bool) -> str:
         kind = "a list"
     else:
         kind = "an object"
-    if not shown:
-        return kind
+    return f"{kind} ({_short(value)})" if shown else kind
+
+
+def _short(value: Any) -> str:
+    """`repr(value)`, cut to `SHOWN_CHARS` characters."""
     text = repr(value)
-    text = text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
-    return f"{kind} ({text})"
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
 
 
-_SHAPES: dict[type, dict[str, Shape]] = {}
+_SHAPES: dict[type, dict[str, Shape | OneOf]] = {}
 
 
-def expect(model: type, **columns: Shape) -> None:
-    """Read `model`'s JSON `columns` (attribute name -> `Shape`) as this module says: listens to
+def expect(model: type, **columns: Shape | OneOf) -> None:
+    """Read `model`'s JSON `columns` (attribute name -> `Shape`) and enum-like text columns
+    (-> `OneOf`) as this module says: listens to
     the ORM's `load` and `refresh` of `model`'s rows and to each column's `set`. Once per model."""
 
     def loaded(target: Any, _context: Any, attrs: Any = None) -> None:
@@ -120,7 +153,9 @@ def refine(model: type, column: str, check: Callable[[Any], str | None]) -> None
     value's meaning (services/parameters.py for parameter declarations), which db/ cannot
     import. Rows loaded from then on are read with it."""
     columns = _SHAPES[model]
-    columns[column] = replace(columns[column], check=check)
+    shape = columns[column]
+    assert isinstance(shape, Shape), f"{model.__name__}.{column} is no JSON column"
+    columns[column] = replace(shape, check=check)
 
 
 def column_problem(model: type, column: str, value: Any) -> str | None:
@@ -130,7 +165,7 @@ def column_problem(model: type, column: str, value: Any) -> str | None:
     return None if problem is None else f"{column}: {problem}"
 
 
-def _check(row: Any, columns: dict[str, Shape], attrs: Any) -> None:
+def _check(row: Any, columns: dict[str, Shape | OneOf], attrs: Any) -> None:
     state = inspect(row)
     loaded = state.dict
     for name, shape in columns.items():
