@@ -13,17 +13,8 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from opscraft.api.deps import NO_BODY, CurrentActor, Session, permitted
-from opscraft.api.schemas import (
-    AUTHED,
-    CheckedByService,
-    IdPath,
-    IdQuery,
-    Limit,
-    Page,
-    Skip,
-    StoredProblem,
-    error_responses,
-)
+from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, IdQuery, Limit, Page, Skip, error_responses
+from opscraft.api.stored_problem import StoredProblem
 from opscraft.db import stored_shapes
 from opscraft.db.models import NotificationChannel, NotificationDelivery, NotificationRule
 from opscraft.db.models.automation import ChannelKind, DeliveryStatus

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Path, Query
-from pydantic import BaseModel, Field, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
+from pydantic import BaseModel, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 
 from opscraft.services.bodies import WHOLE_TEXT
 from opscraft.services.paging import MAX_PAGE
@@ -19,19 +19,6 @@ IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID), WHOLE_TEXT]
 Skip = Annotated[int, Query(ge=0, le=MAX_ID, description="Items to skip (pagination)"), WHOLE_TEXT]
 Limit = Annotated[
     int, Query(ge=1, le=MAX_PAGE, description="Items to return at most (pagination)"), WHOLE_TEXT
-]
-
-StoredProblem = Annotated[
-    str | None,
-    Field(
-        description="What this row holds that today's version cannot read (a JSON setting stored in "
-        "another shape by an older version or a manual edit: it is shown and used as empty) and that "
-        "it is to be edited or deleted; runs it would start are refused meanwhile. Null when none",
-        examples=[
-            "mapping: stored as a list ([1, 2]), not an object of text values (read as empty: "
-            "edit or delete it)"
-        ],
-    ),
 ]
 
 

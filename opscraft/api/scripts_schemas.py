@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from opscraft.api.schemas import StoredProblem
+from opscraft.api.stored_problem import StoredProblem
 from opscraft.db import stored_shapes
 from opscraft.db.models import Script
 from opscraft.db.models.scripts import ScriptStatus, ScriptType

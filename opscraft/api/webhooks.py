@@ -11,16 +11,8 @@ from pydantic import BaseModel, Field
 
 from opscraft.api.deps import NO_BODY, CurrentActor, Session, client_ip, permitted
 from opscraft.api.executions_schemas import StoredRunOptions
-from opscraft.api.schemas import (
-    AUTHED,
-    CheckedByService,
-    IdPath,
-    Limit,
-    Page,
-    Skip,
-    StoredProblem,
-    error_responses,
-)
+from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, Limit, Page, Skip, error_responses
+from opscraft.api.stored_problem import StoredProblem
 from opscraft.db import stored_shapes
 from opscraft.db.models import WebhookTrigger
 from opscraft.services import webhooks

@@ -23,6 +23,7 @@ answer holding the row a 500; it is read as the choice that does least, its prob
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -135,8 +136,8 @@ _SHAPES: dict[type, dict[str, Shape | OneOf]] = {}
 
 def expect(model: type, **columns: Shape | OneOf) -> None:
     """Read `model`'s JSON `columns` (attribute name -> `Shape`) and enum-like text columns
-    (-> `OneOf`) as this module says: listens to
-    the ORM's `load` and `refresh` of `model`'s rows and to each column's `set`. Once per model."""
+    (-> `OneOf`) as this module says: listens to the ORM's `load` and `refresh` of `model`'s
+    rows and to each column's `set`. Once per model."""
 
     def loaded(target: Any, _context: Any, attrs: Any = None) -> None:
         _check(target, columns, attrs)
@@ -205,10 +206,15 @@ def problems(row: Any) -> dict[str, str]:
 
 
 def note(row: Any) -> str | None:
-    """`problems(row)` as one sentence saying what to do, None when there are none:
-    `mapping: stored as a list ([1]), not an object of text values; edit or delete it`."""
+    """`problems(row)` as one sentence saying what each column is read as and what to do, None
+    when there are none: `mapping: stored as a list ([1]), not an object of text values, read as
+    {} (edit or delete it)`."""
     found = problems(row)
     if not found:
         return None
-    listed = "; ".join(f"{name}: {problem}" for name, problem in sorted(found.items()))
-    return f"{listed} (read as empty: edit or delete it)"
+    shapes = _SHAPES[type(row)]
+    listed = "; ".join(
+        f"{name}: {problem}, read as {json.dumps(shapes[name].empty())}"
+        for name, problem in sorted(found.items())
+    )
+    return f"{listed} (edit or delete it)"

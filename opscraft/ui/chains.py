@@ -27,6 +27,7 @@ from opscraft.ui.widgets import (
     dialog_card,
     dismiss,
     live_timer,
+    stored_json_text,
     stored_note,
     text_input,
 )
@@ -127,8 +128,8 @@ async def chains_tab(actor: Actor, script: Script) -> None:
             loaded = {
                 "target_script_id": link.target_script_id,
                 "outcome": str(link.outcome),
-                "mapping": json.dumps(link.mapping, ensure_ascii=False),
-                "parameters": json.dumps(link.parameters, ensure_ascii=False),
+                "mapping": stored_json_text(link, "mapping"),
+                "parameters": stored_json_text(link, "parameters"),
                 "enabled": link.enabled,
             } | automation_terraform.loaded(link.terraform_action, link.terraform_workspace)
             loaded["run_options"] = link.run_options

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
@@ -331,6 +332,16 @@ def stored_note(row: object, testid: str) -> None:
     said = stored_shapes.note(row)
     if said is not None:
         ui.label(said).classes("text-caption text-negative oc-wrap").props(f'data-testid="{testid}"')
+
+
+def stored_json_text(row: object, column: str) -> str:
+    """A form's starting text for `row`'s JSON `column`: the stored value as JSON, or "" when it
+    is stored in a shape that cannot be read (`stored_shapes.problems`): the box is then empty,
+    so any value typed there, `{}` too, is a change the form sends, and a save without one is
+    refused under the box saying what was stored."""
+    if column in stored_shapes.problems(row):
+        return ""
+    return json.dumps(getattr(row, column), ensure_ascii=False)
 
 
 def text_input(label: str, testid: str, *, value: str = "", autofocus: bool = False) -> ui.input:

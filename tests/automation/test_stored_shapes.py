@@ -4,6 +4,8 @@ or send time saying the same, and can be fixed or deleted. SQLite and PostgreSQL
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from typing import Any
 
@@ -14,6 +16,7 @@ from sqlmodel import col, select, update
 
 from opscraft import runtime
 from opscraft.db.models import (
+    AppSetting,
     AuditEvent,
     ChainLink,
     ChainRun,
@@ -25,7 +28,7 @@ from opscraft.db.models import (
     WebhookTrigger,
 )
 from opscraft.db.types import utcnow
-from opscraft.services import notifications, schedules
+from opscraft.services import app_settings, notifications, schedules
 from opscraft.services.notifications import SendError
 from tests.conftest import LoggedIn
 from tests.executions.conftest import start, wait_for
@@ -150,8 +153,9 @@ async def test_a_row_stored_in_another_shape_lists_reads_says_why_and_is_fixed_o
         assert r.status_code == 200, (url, r.text)
         shown = r.json()["items"][0] if "items" in r.json() else r.json()
         problem = _problem_of(kind, shown) or ""
-        assert said in problem and problem.endswith("(read as empty: edit or delete it)"), problem
-        assert shown[column] == READ_AS[column] if column in READ_AS else shown[column] in ({}, [], None)
+        read_as = READ_AS.get(column, {"events": [], "run_options": None}.get(column, {}))
+        assert said in problem and problem.endswith(f", read as {json.dumps(read_as)} (edit or delete it)")
+        assert shown[column] == read_as, shown
     if own_path:
         r = await client.put(own_path, json={"name": "renamed"}, headers=admin.headers)
         assert r.status_code == 422, r.text
@@ -290,3 +294,43 @@ async def test_runs_and_audit_events_stored_in_another_shape_still_list(
     r = await client.get("/api/v1/audit", headers=admin.headers)
     assert r.status_code == 200, r.text
     assert [e["details"] for e in r.json()["items"] if e["action"] == "script.create"] == [{}], r.text
+
+
+# (setting, value stored, what it is read as meanwhile)
+SETTING_CASES = [
+    ("local_runner_enabled", "true", False),  # bool("false") was True: text is no switch
+    ("local_runner_enabled", 1, False),
+    ("output_retention_days", "30", 0),  # int("abc") was a 500 of every read
+    ("warm_pool_size", [2], app_settings.KNOWN["warm_pool_size"][1]),
+    ("output_retention_gb", -5, 0.0),
+    ("local_runner_role", "root", "operator"),
+]
+
+
+@pytest.mark.parametrize(("key", "stored", "read_as"), SETTING_CASES)
+async def test_a_setting_stored_in_another_shape_reads_as_its_default_logged(
+    client: httpx.AsyncClient,
+    admin: LoggedIn,
+    caplog: pytest.LogCaptureFixture,
+    key: str,
+    stored: Any,
+    read_as: Any,
+) -> None:
+    """A settings row today's rules refuse (an older version's, a manual edit's) was read with
+    the setting's type as a function: text `false` switched a switch on, `abc` was a 500 of
+    every read (the settings, each run's local-runner check). It reads as its default with a
+    logged warning, and a save replaces it."""
+    async with runtime.current().db.session() as session:
+        session.add(AppSetting(key=key, value=stored))
+        await session.commit()
+    app_settings.forget()
+    with caplog.at_level(logging.WARNING, logger="opscraft.services.app_settings"):
+        r = await client.get("/api/v1/settings", headers=admin.headers)
+    assert r.status_code == 200 and r.json()[key] == read_as, r.text
+    assert f"setting {key}: the stored value {stored!r} must be" in caplog.text
+    saved = {"local_runner_role": "admin"}.get(key, True if isinstance(read_as, bool) else 1)
+    r = await client.put("/api/v1/settings", json={key: saved}, headers=admin.headers)
+    assert r.status_code == 200 and r.json()[key] == saved, r.text
+    async with runtime.current().db.session() as session:
+        row = await session.get(AppSetting, key)
+        assert row is not None and row.value == saved
