@@ -83,14 +83,14 @@ class OneOf:
     script's `draft`), its problem kept as a JSON column's is (`problems`, `note`)."""
 
     choices: tuple[str, ...]
-    fallback: str
+    fallback: Any  # a member of the column's StrEnum (what the ORM hands back for the others)
 
     @classmethod
     def of(cls, enum: Iterable[Any], fallback: Any) -> OneOf:
         """`OneOf` the members of `enum` (a StrEnum), read as `fallback` (one of them)."""
-        return cls(tuple(str(member) for member in enum), str(fallback))
+        return cls(tuple(str(member) for member in enum), fallback)
 
-    def empty(self) -> str:
+    def empty(self) -> Any:
         """The value a row holding other text is read as."""
         return self.fallback
 

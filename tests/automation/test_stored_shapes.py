@@ -25,6 +25,7 @@ from opscraft.db.models import (
     NotificationRule,
     Schedule,
     Script,
+    User,
     WebhookTrigger,
 )
 from opscraft.db.types import utcnow
@@ -334,3 +335,28 @@ async def test_a_setting_stored_in_another_shape_reads_as_its_default_logged(
     async with runtime.current().db.session() as session:
         row = await session.get(AppSetting, key)
         assert row is not None and row.value == saved
+
+
+async def test_a_role_none_of_todays_reads_as_viewer_saying_so(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn, backend: str
+) -> None:
+    """A user whose stored role is none of today's (SQLite holds any text) was a 500 of the user
+    list and of each of their requests: they list as a viewer saying what was stored, may do
+    what a viewer may, and an admin's role change replaces it. PostgreSQL's enum refuses it."""
+    stored = update(User).where(col(User.username) == viewer.username).values(role="superuser")
+    async with runtime.current().db.session() as session:
+        if backend == "postgresql":
+            with pytest.raises(DBAPIError, match="invalid input value for enum"):
+                await session.exec(stored)
+            return
+        await session.exec(stored)
+        await session.commit()
+    r = await client.get("/api/v1/users", headers=admin.headers)
+    assert r.status_code == 200, r.text
+    (shown,) = [u for u in r.json()["items"] if u["username"] == viewer.username]
+    assert shown["role"] == "viewer", shown
+    assert shown["stored_problem"].startswith("role: stored as 'superuser', none of viewer, operator, admin")
+    r = await client.post("/api/v1/scripts", json={"name": "x", "content": "true\n"}, headers=viewer.headers)
+    assert r.status_code == 403, r.text
+    r = await client.put(f"/api/v1/users/{shown['id']}", json={"role": "operator"}, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["stored_problem"] is None, r.text
