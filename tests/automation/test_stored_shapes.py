@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from typing import Any
 
 import httpx
@@ -32,7 +31,7 @@ from opscraft.db.types import utcnow
 from opscraft.services import app_settings, notifications, schedules
 from opscraft.services.notifications import SendError
 from tests.conftest import LoggedIn
-from tests.executions.conftest import start, wait_for
+from tests.executions.conftest import make_script, start, wait_for
 from tests.waiting import until
 
 MODELS = {
@@ -74,16 +73,10 @@ NATIVE_ENUMS = {"kind", "missed_policy", "overlap_policy"}
 
 
 async def _script(client: httpx.AsyncClient, admin: LoggedIn) -> int:
-    body = {
-        "name": f"s-{time.monotonic_ns()}",
-        "script_type": "bash",
-        "content": "echo hi\n",
-        "status": "active",
-        "parameters": [{"name": "P", "type": "string", "default": "x"}],
-    }
-    r = await client.post("/api/v1/scripts", json=body, headers=admin.headers)
-    assert r.status_code == 201, r.text
-    return int(r.json()["id"])
+    """An active bash script declaring the string parameter P."""
+    return await make_script(
+        client, admin, "echo hi\n", parameters=[{"name": "P", "type": "string", "default": "x"}]
+    )
 
 
 async def _make(client: httpx.AsyncClient, admin: LoggedIn, kind: str) -> tuple[int, str, str, Any]:
