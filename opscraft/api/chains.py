@@ -13,6 +13,8 @@ from pydantic import BaseModel, Field
 from opscraft.api.deps import NO_BODY, CurrentActor, Session, permitted
 from opscraft.api.executions_schemas import StoredRunOptions
 from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, Limit, Page, Skip, error_responses
+from opscraft.api.stored_problem import StoredProblem
+from opscraft.db import stored_shapes
 from opscraft.db.models import ChainLink
 from opscraft.services import chains
 from opscraft.services.chains import ChainStep, LinkChanges, LinkIn
@@ -43,6 +45,7 @@ class LinkOut(BaseModel):
     owner_name: str | None
     created_at: datetime
     updated_at: datetime
+    stored_problem: StoredProblem
 
     @classmethod
     def of(cls, link: ChainLink, target_name: str | None, owner_name: str | None) -> LinkOut:
@@ -63,6 +66,7 @@ class LinkOut(BaseModel):
             owner_name=owner_name,
             created_at=link.created_at,
             updated_at=link.updated_at,
+            stored_problem=stored_shapes.note(link),
         )
 
 

@@ -14,6 +14,8 @@ from pydantic import BaseModel
 
 from opscraft.api.deps import NO_BODY, CurrentActor, Session, permitted
 from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, IdQuery, Limit, Page, Skip, error_responses
+from opscraft.api.stored_problem import StoredProblem
+from opscraft.db import stored_shapes
 from opscraft.db.models import NotificationChannel, NotificationDelivery, NotificationRule
 from opscraft.db.models.automation import ChannelKind, DeliveryStatus
 from opscraft.services import notifications
@@ -33,6 +35,7 @@ class ChannelOut(BaseModel):
     enabled: bool
     created_at: datetime
     updated_at: datetime
+    stored_problem: StoredProblem
 
     @classmethod
     def of(cls, c: NotificationChannel) -> ChannelOut:
@@ -46,6 +49,7 @@ class ChannelOut(BaseModel):
             enabled=c.enabled,
             created_at=c.created_at,
             updated_at=c.updated_at,
+            stored_problem=stored_shapes.note(c),
         )
 
 
@@ -56,6 +60,7 @@ class RuleOut(BaseModel):
     events: list[str]
     enabled: bool
     created_at: datetime
+    stored_problem: StoredProblem
 
     @classmethod
     def of(cls, r: NotificationRule) -> RuleOut:
@@ -67,6 +72,7 @@ class RuleOut(BaseModel):
             events=r.events,
             enabled=r.enabled,
             created_at=r.created_at,
+            stored_problem=stored_shapes.note(r),
         )
 
 

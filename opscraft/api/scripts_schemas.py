@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from opscraft.api.stored_problem import StoredProblem
+from opscraft.db import stored_shapes
 from opscraft.db.models import Script
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.services import parameters
@@ -33,7 +35,7 @@ def _keyed(schema: list[dict[str, Any]]) -> dict[str, ParameterOut]:
     }
 
 
-DERIVED = {"parameters", "parameter_defaults"}
+DERIVED = {"parameters", "parameter_defaults", "stored_problem"}
 
 
 class ScriptSummary(BaseModel):
@@ -60,6 +62,7 @@ class ScriptSummary(BaseModel):
     updated_by: int | None
     created_at: datetime
     updated_at: datetime
+    stored_problem: StoredProblem
 
     @classmethod
     def of(cls, script: Script) -> ScriptSummary:
@@ -68,6 +71,7 @@ class ScriptSummary(BaseModel):
                 **{name: getattr(script, name) for name in cls.model_fields.keys() - DERIVED},
                 "parameters": _keyed(script.parameters),
                 "parameter_defaults": parameters.defaults(script.parameters),
+                "stored_problem": stored_shapes.note(script),
             }
         )
 

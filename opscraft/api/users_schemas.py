@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
+from opscraft.api.stored_problem import StoredProblem
+from opscraft.db import stored_shapes
 from opscraft.db.models import Role
 from opscraft.services.bodies import Body
 from opscraft.services.storable import Text
@@ -26,8 +28,19 @@ class UserOut(BaseModel):
     last_login_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    stored_problem: StoredProblem = None
 
     model_config = {"from_attributes": True}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _with_stored_problem(cls, data: Any) -> Any:
+        """A `User` row read with its `stored_problem` (a stored role none of today's: read as
+        viewer, db/stored_shapes.py)."""
+        if isinstance(data, dict):
+            return data
+        fields = {name: getattr(data, name) for name in cls.model_fields if name != "stored_problem"}
+        return fields | {"stored_problem": stored_shapes.note(data)}
 
 
 class LoginRequest(Body):

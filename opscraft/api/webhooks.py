@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field
 from opscraft.api.deps import NO_BODY, CurrentActor, Session, client_ip, permitted
 from opscraft.api.executions_schemas import StoredRunOptions
 from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, Limit, Page, Skip, error_responses
+from opscraft.api.stored_problem import StoredProblem
+from opscraft.db import stored_shapes
 from opscraft.db.models import WebhookTrigger
 from opscraft.services import webhooks
 from opscraft.services.permissions import Permission
@@ -50,6 +52,7 @@ class WebhookOut(BaseModel):
     owner_name: str | None
     last_called_at: datetime | None
     created_at: datetime
+    stored_problem: StoredProblem
 
     @classmethod
     def of(cls, hook: WebhookTrigger, owner_name: str | None) -> WebhookOut:
@@ -71,6 +74,7 @@ class WebhookOut(BaseModel):
             owner_name=owner_name,
             last_called_at=hook.last_called_at,
             created_at=hook.created_at,
+            stored_problem=stored_shapes.note(hook),
         )
 
 

@@ -43,3 +43,19 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+class StoredEnum(sa.Enum):
+    """`sa.Enum` (the same column: a native type on PostgreSQL, VARCHAR on SQLite) that hands
+    back text none of its values as the text itself instead of raising LookupError: SQLite holds
+    any text there (an older version's value, a manual edit), and such a row made every answer
+    holding it a 500. `db.stored_shapes.OneOf` then reads it as a value that does least and says
+    what was stored. PostgreSQL's type refuses such text when it is written."""
+
+    cache_ok = True
+
+    def _object_value_for_elem(self, elem: Any) -> Any:
+        try:
+            return super()._object_value_for_elem(elem)
+        except LookupError:
+            return elem

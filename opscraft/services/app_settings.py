@@ -10,6 +10,7 @@ services/user_cache.py).
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -54,6 +55,8 @@ GB = 1024**3
 CHOICES: dict[str, tuple[str, ...]] = {"local_runner_role": tuple(role.value for role in Role)}
 
 
+log = logging.getLogger(__name__)
+
 CACHE_SECONDS = 1.0
 _CHANGED_KEY = "opscraft_changed_settings"
 # (database engine, key) -> (expires at, value): one process may serve several databases (tests).
@@ -63,14 +66,14 @@ _changed_at = 0.0
 
 async def get(session: AsyncSession, key: str) -> Any:
     """The setting `key` (one of `KNOWN`), its default when never set; cached (module docstring)."""
-    kind, default = KNOWN[key]
+    default = KNOWN[key][1]
     now = time.monotonic()
     cache_key = (session.bind, key)
     cached = _cache.get(cache_key)
     if cached is not None and cached[0] > now:
         return cached[1]
     row = await session.get(AppSetting, key)
-    value = default if row is None or row.value is None else kind(row.value)
+    value = default if row is None or row.value is None else _stored(key, row.value)
     if _changed_at < now:
         _cache[cache_key] = (now + CACHE_SECONDS, value)
     return value
@@ -155,6 +158,24 @@ def _checked(values: dict[str, Any]) -> dict[str, Any]:
     return {key: _typed(key, value) for key, value in values.items()}
 
 
+def _stored(key: str, value: Any) -> Any:
+    """The stored `value` of setting `key` as its type, or its default, logged, when today's
+    `problem` refuses it (an older version's or a manual edit's row: `"false"` as text read as
+    true by bool(), `"abc"` a 500 of every read). A save of the setting replaces it."""
+    refused = problem(key, value)
+    if refused is None:
+        return _typed(key, value)
+    default = KNOWN[key][1]
+    log.warning(
+        "setting %s: the stored value %r %s: %r is used; save the setting to replace it",
+        key,
+        value,
+        refused,
+        default,
+    )
+    return default
+
+
 def _typed(key: str, value: Any) -> Any:
     """`value` as setting `key`'s type; a negative zero (`-0.0`, which the range allows) is zero,
     not stored and shown as `-0.0`."""
@@ -178,7 +199,7 @@ async def update(session: AsyncSession, actor: Actor, values: dict[str, Any]) ->
         row = await session.get(AppSetting, key)
         if row is None:
             session.add(AppSetting(key=key, value=value))
-        elif row.value != value:
+        elif row.value != value or problem(key, row.value) is not None:  # a stored 1 is no True
             row.value = value
             row.updated_at = utcnow()
         else:

@@ -48,6 +48,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from opscraft.db import stored_shapes
 from opscraft.db.engine import Database
 from opscraft.db.models import ChainLink, ChainRun, Execution, Script, User
 from opscraft.db.models.chains import ChainOutcome, ChainRunStatus
@@ -538,6 +539,9 @@ async def _fire_links(session: AsyncSession, execution_id: int) -> bool:
         status, error, values = ChainRunStatus.pending, None, {}
         if depth > MAX_DEPTH:
             status, error = ChainRunStatus.error, f"the chain is longer than {MAX_DEPTH} runs: stopped"
+        elif (stored := stored_shapes.note(link)) is not None:
+            status, error = ChainRunStatus.error, f"the link's stored settings cannot be read: {stored}"
+            log.warning("chain link %s not fired for run %s: %s", link.id, execution_id, error)
         else:
             try:
                 values = map_parameters(link, facts)
@@ -619,6 +623,8 @@ async def _start_one(session: AsyncSession, chain_run_id: int) -> int:
     try:
         if link is None or source is None:
             raise Invalid.at("link_id", "the link was deleted before the run could start")
+        if (stored := stored_shapes.note(link) or stored_shapes.note(row)) is not None:
+            raise Conflict(f"the link's stored settings cannot be read: {stored}")
         if not can(author, Permission.execute_scripts):
             raise OwnerRefused(
                 "the link's author is deactivated or deleted: someone must save the link again"

@@ -19,7 +19,7 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
-from opscraft.db import clock
+from opscraft.db import clock, stored_shapes
 from opscraft.db.models import (
     Execution,
     ExecutionDraft,
@@ -514,6 +514,8 @@ async def create(
         raise Conflict(
             f"script {script.name!r} is {script.status}: only active scripts can be executed; {fix}"
         )
+    if draft is None and (stored := stored_shapes.column_problem(Script, "parameters", script.parameters)):
+        raise Conflict(f"script {script.name!r}'s stored settings cannot be read: {stored}: edit the script")
     script_type = draft.script_type if draft else script.script_type
     version = script.current_version
     if saved_plan is None:

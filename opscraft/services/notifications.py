@@ -41,6 +41,7 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
+from opscraft.db import stored_shapes
 from opscraft.db.engine import Database
 from opscraft.db.models import (
     Execution,
@@ -286,6 +287,8 @@ def stored_config(channel: NotificationChannel) -> dict[str, Any]:
     text read letter by letter) or only "does not resolve". An address `OPSCRAFT_NOTIFY_NETWORKS`
     refuses is left to the send, which says so naming the setting (it may have changed since the
     save: no edit is needed)."""
+    if (stored := stored_shapes.note(channel)) is not None:
+        raise SendError(f"the channel's stored settings cannot be read ({stored})", permanent=True)
     problems = Problems()
     kept = channel.config.get("url") if channel.url_ciphertext is not None else None
     clean, _ = _clean_config(

@@ -19,6 +19,8 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 
+from opscraft.db import stored_shapes
+from opscraft.db.models import Script, ScriptVersion
 from opscraft.db.text import (
     TOO_SMALL_MESSAGE,
     find_unreadable_numbers,
@@ -109,6 +111,31 @@ class ParamType(StrEnum):
     number = "number"
     boolean = "boolean"
     choice = "choice"
+
+
+def stored_declarations_problem(specs: list[dict[str, Any]]) -> str | None:
+    """What keeps a stored declaration list (`scripts.parameters`, a list of objects:
+    db/stored_shapes.py) from being read: a declaration without a text `name` or with a `type`
+    other than `ParamType`'s, `required` not a boolean, `options` not a list of text. Those are
+    what every reader takes as given; a declaration today's other rules refuse (a reserved name)
+    still reads. None when none."""
+    for index, spec in enumerate(specs):
+        if not isinstance(spec.get("name"), str) or not spec["name"]:
+            return f"declaration {index} has no name"
+        if spec.get("type") not in ParamType.__members__:
+            return f"{spec['name']}: type {spec.get('type')!r} is none of {', '.join(ParamType)}"
+        if not isinstance(spec.get("required", False), bool):
+            return f"{spec['name']}: required is not true or false"
+        options = spec.get("options", [])
+        if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+            return f"{spec['name']}: options are not a list of text"
+        if not isinstance(spec.get("description", ""), str):
+            return f"{spec['name']}: description is not text"
+    return None
+
+
+stored_shapes.refine(Script, "parameters", stored_declarations_problem)
+stored_shapes.refine(ScriptVersion, "parameters", stored_declarations_problem)
 
 
 class _Bad(ValueError):

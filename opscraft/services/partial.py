@@ -27,7 +27,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import inspect
 
-from opscraft.services.errors import Conflict
+from opscraft.db import stored_shapes
+from opscraft.services.errors import Conflict, Invalid
 
 
 def at_least_one_field(schema: dict[str, Any]) -> None:
@@ -65,6 +66,15 @@ def over_stored(model: type[BaseModel], data: BaseModel | Mapping[str, Any], sto
         for name in model.model_fields
         if name not in sent and hasattr(stored, name)
     }
+    unreadable = {name: problem for name, problem in stored_shapes.problems(stored).items() if name in kept}
+    if unreadable:
+        raise Invalid(
+            "the stored row holds settings that cannot be read: send new ones (or delete it)",
+            details=[
+                {"field": name, "message": f"{problem}: send a new value"}
+                for name, problem in sorted(unreadable.items())
+            ],
+        )
     return {**kept, **sent}
 
 

@@ -52,6 +52,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from opscraft.db import stored_shapes
 from opscraft.db.engine import Database
 from opscraft.db.models import Execution, Schedule, ScheduleFire, Script, User
 from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
@@ -620,7 +621,7 @@ class ScheduleView:
         s = self.schedule
         if not s.enabled:
             return s.paused_reason or "disabled"
-        problem = stored_problem(s.cron, s.timezone)
+        problem = stored_problem(s.cron, s.timezone) or stored_shapes.note(s)
         return None if problem is None else f"not fired: {problem}"
 
     def next_fires(self, after: datetime, count: int) -> list[datetime]:
@@ -751,7 +752,7 @@ async def _pause_refused(session: AsyncSession, rows: list[Schedule]) -> list[Sc
     save with the expression fixed resumes them. In the caller's transaction (not committed)."""
     kept = []
     for row in rows:
-        reason = stored_problem(row.cron, row.timezone)
+        reason = stored_problem(row.cron, row.timezone) or stored_shapes.note(row)
         if reason is None:
             kept.append(row)
             continue

@@ -45,6 +45,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
+from opscraft.db import stored_shapes
 from opscraft.db.digits import ascii_int
 from opscraft.db.models import (
     AuditEvent,
@@ -67,6 +68,7 @@ from opscraft.services import audit, conflicts, executions, names, paging, param
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import (
+    Conflict,
     Forbidden,
     Invalid,
     NotFound,
@@ -595,6 +597,8 @@ async def receive(session: AsyncSession, call: Call) -> Execution:
             signature, seconds = _signed_at(call)
             key = await _signing_key(session, hook, call)
             await _first_use(session, hook.id, _check_signature(key, call, signature), seconds)
+        if (stored := stored_shapes.note(hook)) is not None:
+            raise Conflict(f"the webhook's stored settings cannot be read: {stored}")
         values = _values(hook, call)
         try:
             execution = await start_for(

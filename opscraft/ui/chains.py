@@ -27,6 +27,8 @@ from opscraft.ui.widgets import (
     dialog_card,
     dismiss,
     live_timer,
+    stored_json_text,
+    stored_note,
     text_input,
 )
 
@@ -103,6 +105,7 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                 link.terraform_action, link.terraform_workspace, f"chain-terraform-{link.id}"
             )
             ansible_fields.caption(link.run_options, f"chain-ansible-{link.id}")
+            stored_note(link, f"chain-stored-{link.id}")
 
     async def remove(link: ChainLink) -> None:
         current = await guard(Permission.edit_scripts)
@@ -125,8 +128,8 @@ async def chains_tab(actor: Actor, script: Script) -> None:
             loaded = {
                 "target_script_id": link.target_script_id,
                 "outcome": str(link.outcome),
-                "mapping": json.dumps(link.mapping, ensure_ascii=False),
-                "parameters": json.dumps(link.parameters, ensure_ascii=False),
+                "mapping": stored_json_text(link, "mapping"),
+                "parameters": stored_json_text(link, "parameters"),
                 "enabled": link.enabled,
             } | automation_terraform.loaded(link.terraform_action, link.terraform_workspace)
             loaded["run_options"] = link.run_options

@@ -6,6 +6,7 @@ from typing import Any
 
 from nicegui import ui
 
+from opscraft.db import stored_shapes
 from opscraft.db.digits import ascii_int
 from opscraft.db.models import NotificationChannel, NotificationDelivery
 from opscraft.db.models.automation import ChannelKind, DeliveryStatus
@@ -27,6 +28,7 @@ from opscraft.ui.widgets import (
     dismiss,
     format_time,
     page_dialog,
+    stored_note,
     text_input,
 )
 
@@ -81,6 +83,7 @@ async def notifications_page(actor: Actor) -> None:
                 ui.label(channel.name).classes("font-semibold oc-wrap min-w-0")
                 ui.label(labels.CHANNEL_KIND.get(channel.kind, channel.kind)).classes("text-caption")
                 ui.label(_describe(channel)).classes("text-caption text-grey-7 font-mono")
+                stored_note(channel, f"channel-stored-{channel.name}")
                 ui.space()
                 test_button = ui.button("Test", on_click=lambda c=channel: test(c)).props("flat dense")
                 test_button.props["data-testid"] = f"channel-test-{channel.name}"
@@ -103,7 +106,9 @@ async def notifications_page(actor: Actor) -> None:
                     else "every script"
                 )
                 events = ", ".join(labels.NOTIFY_EVENTS.get(e, e) for e in rule.events)
-                said.append((rule.id, f"{events} of {scope} → {channels.get(rule.channel_id, '?')}"))
+                line = f"{events or 'no event'} of {scope} → {channels.get(rule.channel_id, '?')}"
+                unread = stored_shapes.note(rule)
+                said.append((rule.id, line if unread is None else f"{line}: nothing sent, {unread}"))
             return said
 
         def rule_row(rule: RuleLine) -> None:

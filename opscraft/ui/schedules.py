@@ -3,7 +3,6 @@ fire times in the browser's time zone; last result) and the Schedules overview p
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,6 +33,7 @@ from opscraft.ui.widgets import (
     live_seconds,
     live_timer,
     page_dialog,
+    stored_json_text,
     text_input,
 )
 
@@ -198,7 +198,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                 "name": stored.name,
                 "cron": stored.cron,
                 "timezone": stored.timezone,
-                "parameters": json.dumps(stored.parameters, ensure_ascii=False),
+                "parameters": stored_json_text(stored, "parameters"),
                 "missed_policy": MissedPolicy(stored.missed_policy).value,
                 "overlap_policy": OverlapPolicy(stored.overlap_policy).value,
             }

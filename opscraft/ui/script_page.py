@@ -31,7 +31,15 @@ from opscraft.ui.script_widgets import (
     status_badge,
     type_badge,
 )
-from opscraft.ui.widgets import NARROW_HIDDEN, call, close_then, dialog_title, format_time, one_click
+from opscraft.ui.widgets import (
+    NARROW_HIDDEN,
+    call,
+    close_then,
+    dialog_title,
+    format_time,
+    one_click,
+    stored_note,
+)
 
 VERSIONS_PAGE = 20
 VERSION_COLUMNS: list[dict[str, Any]] = [
@@ -63,6 +71,7 @@ def _overview(script: Script, inventory_name: str | None, key_attached: bool | N
     """The Overview tab. `key_attached`: `secrets.ssh_key_attached` of the script."""
     with ui.column().classes("w-full gap-4").props('data-testid="overview"'):
         ui.label(script.description or "No description.").classes("text-body1 whitespace-pre-wrap oc-wrap")
+        stored_note(script, "script-stored")
         if script.tags:
             with ui.row().classes("gap-1"):
                 for tag in script.tags:

@@ -3,7 +3,6 @@ edit, pause/resume, delete."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from nicegui import context, ui
@@ -28,6 +27,8 @@ from opscraft.ui.widgets import (
     dismiss,
     format_time,
     page_dialog,
+    stored_json_text,
+    stored_note,
     text_input,
 )
 
@@ -87,6 +88,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                 hook.terraform_action, hook.terraform_workspace, f"webhook-terraform-{hook.id}"
             )
             ansible_fields.caption(hook.run_options, f"webhook-ansible-{hook.id}")
+            stored_note(hook, f"webhook-stored-{hook.id}")
 
     async def remove(hook: WebhookTrigger) -> None:
         current = await guard(Permission.edit_scripts)
@@ -125,8 +127,8 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
         if hook is not None:
             loaded = {
                 "name": hook.name,
-                "mapping": json.dumps(hook.mapping, ensure_ascii=False),
-                "parameters": json.dumps(hook.parameters, ensure_ascii=False),
+                "mapping": stored_json_text(hook, "mapping"),
+                "parameters": stored_json_text(hook, "parameters"),
                 "secret_id": hook.secret_id,
             }
             if with_terraform:

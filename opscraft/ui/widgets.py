@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
@@ -11,6 +12,7 @@ from typing import Any, Generic, TypeVar
 from nicegui import context, events, ui
 
 from opscraft import runtime
+from opscraft.db import stored_shapes
 from opscraft.services import paging
 from opscraft.services.parameters import json_from_text
 
@@ -95,7 +97,7 @@ class Rows(Generic[T]):
     """A list of rows drawn one by one (`draw(value)`, each in a `div` of its own): `show(values)`
     draws the rows that are new, redraws those whose `picture(value)` changed, removes those gone
     and puts the rest in `values`' order, leaving every other row's elements alone. `key(value)`
-    names a row (its id).
+    names a row (its id); a row's picture includes its `stored_shapes.note`.
 
     A live list redrawn whole on any change (`Redrawn`) replaced the comment being typed in one
     row, or the button being clicked, when another row changed; and a dialog opened from a row
@@ -128,7 +130,9 @@ class Rows(Generic[T]):
             self._rows.pop(key)[1].delete()
             changed = True
         for index, (key, value) in enumerate(wanted):
-            picture = self._picture(value)
+            # with what a row read from the database holds that cannot be read (`stored_note`):
+            # a fix of it may leave every value read the same (`[1]` read as `{}`, saved as `{}`)
+            picture = (self._picture(value), stored_shapes.note(value))
             old = self._rows.get(key)
             if old is not None and old[0] == picture:
                 holder = old[1]
@@ -321,6 +325,25 @@ def changed_with_boxes(
         if box in data:
             data[box] = json_from_text(data[box])
     return data
+
+
+def stored_note(row: object, testid: str) -> None:
+    """Under a listed row: what its stored JSON settings hold that cannot be read
+    (`stored_shapes.note`: shown and used as empty, runs it would start refused) and to edit or
+    delete it; nothing when it has none."""
+    said = stored_shapes.note(row)
+    if said is not None:
+        ui.label(said).classes("text-caption text-negative oc-wrap").props(f'data-testid="{testid}"')
+
+
+def stored_json_text(row: object, column: str) -> str:
+    """A form's starting text for `row`'s JSON `column`: the stored value as JSON, or "" when it
+    is stored in a shape that cannot be read (`stored_shapes.problems`, said under the row): the
+    box is then empty, not the `{}` the column reads as, so the form's save sends the box (an
+    empty box is `{}` there) and stores what the form shows."""
+    if column in stored_shapes.problems(row):
+        return ""
+    return json.dumps(getattr(row, column), ensure_ascii=False)
 
 
 def text_input(label: str, testid: str, *, value: str = "", autofocus: bool = False) -> ui.input:

@@ -698,3 +698,56 @@ def test_channels_and_schedules_stored_before_their_rules_still_show(page: Any, 
     assert "Pa55word" not in page.content()
     page.goto(f"{env.server.url}/schedules")
     page.get_by_text("not fired: cron: minute field '61'").wait_for()
+
+
+def test_rows_whose_json_settings_are_stored_in_another_shape_still_show(page: Any, env: Env) -> None:
+    """A webhook whose stored mapping is a list, a link whose fixed parameters are text, a
+    notification channel whose config is a list and a rule whose events are text (as an older
+    version or a manual edit leaves them): each page lists the row saying what was stored (the
+    pages failed to build while any list held one); the webhook's form shows the unreadable
+    mapping's box empty and stores what is typed there, and the webhook is deleted from its row."""
+    body = {"name": "shapes", "script_type": "bash", "content": "true\n", "status": "active"}
+    script_id = env.api("POST", "/api/v1/scripts", json=body).json()["id"]
+    hook = env.api("POST", f"/api/v1/scripts/{script_id}/webhooks", json={"name": "odd-hook"}).json()
+    body["name"] = "shapes-next"
+    target_id = env.api("POST", "/api/v1/scripts", json=body).json()["id"]
+    link = env.api("POST", f"/api/v1/scripts/{script_id}/chains", json={"target_script_id": target_id})
+    assert link.status_code == 201, link.text
+    web = {"name": "odd-channel", "kind": "webhook", "config": {"url": "https://hooks.example.com/a"}}
+    channel = env.api("POST", "/api/v1/notifications/channels", json=web).json()
+    rule = env.api(
+        "POST", "/api/v1/notifications/rules", json={"channel_id": channel["id"], "events": ["failure"]}
+    )
+    assert rule.status_code == 201, rule.text
+    with sqlite3.connect(env.server.data_dir / "opscraft.db", timeout=30) as db:  # as stored before
+        db.execute("UPDATE webhook_triggers SET mapping = '[1, 2]' WHERE id = ?", (hook["id"],))
+        db.execute("UPDATE chain_links SET parameters = '\"x\"' WHERE id = ?", (link.json()["id"],))
+        db.execute("UPDATE notification_channels SET config = '[\"a\"]' WHERE id = ?", (channel["id"],))
+        db.execute("UPDATE notification_rules SET events = '\"failure\"' WHERE id = ?", (rule.json()["id"],))
+    log_in(page, env.server, "admin", then="/notifications")
+    shown = page.get_by_test_id("channel-stored-odd-channel")
+    shown.get_by_text("config: stored as a list, not an object", exact=False).wait_for()
+    page.get_by_test_id(f"rule-{rule.json()['id']}").get_by_text(
+        "nothing sent, events: stored as text ('failure')", exact=False
+    ).wait_for()
+    page.goto(f"{env.server.url}/scripts/{script_id}")
+    page.get_by_test_id("tab-chains").click()
+    page.get_by_test_id(f"chain-stored-{link.json()['id']}").get_by_text(
+        "parameters: stored as text ('x')", exact=False
+    ).wait_for()
+    page.get_by_test_id("tab-webhooks").click()
+    page.get_by_test_id(f"webhook-stored-{hook['id']}").get_by_text(
+        "mapping: stored as a list ([1, 2])", exact=False
+    ).wait_for()
+    # Its form shows the mapping box empty (not the "{}" it reads as), and a save stores what the
+    # form shows: the row's note goes
+    page.get_by_test_id(f"webhook-edit-{hook['id']}").click()
+    assert page.get_by_test_id("webhook-mapping").input_value() == ""
+    page.get_by_test_id("webhook-mapping").fill("{}")
+    page.get_by_test_id("webhook-submit").click()
+    page.get_by_test_id(f"webhook-stored-{hook['id']}").wait_for(state="detached")
+    saved = env.api("GET", f"/api/v1/scripts/{script_id}/webhooks/{hook['id']}").json()
+    assert (saved["mapping"], saved["stored_problem"]) == ({}, None), saved
+    page.get_by_test_id(f"webhook-delete-{hook['id']}").click()
+    page.get_by_test_id("confirm-delete").click()
+    page.get_by_test_id(f"webhook-{hook['id']}").wait_for(state="detached")

@@ -8,15 +8,19 @@ from opscraft.db.models.automation import (
     ApprovalDecision,
     ApprovalPolicy,
     ApprovalRequest,
+    ChannelKind,
+    DeliveryStatus,
+    MissedPolicy,
     NotificationChannel,
     NotificationDelivery,
     NotificationRule,
+    OverlapPolicy,
     Schedule,
     ScheduleFire,
     WebhookSignature,
     WebhookTrigger,
 )
-from opscraft.db.models.chains import ChainLink, ChainRun
+from opscraft.db.models.chains import ChainLink, ChainOutcome, ChainRun
 from opscraft.db.models.executions import (
     Execution,
     ExecutionDraft,
@@ -26,12 +30,13 @@ from opscraft.db.models.executions import (
     RetiredExecutions,
 )
 from opscraft.db.models.inventories import Inventory, InventoryVersion
-from opscraft.db.models.scripts import Script, ScriptTag, ScriptVersion
+from opscraft.db.models.scripts import Script, ScriptStatus, ScriptTag, ScriptVersion
 from opscraft.db.models.secrets import ScriptSecret, Secret
 from opscraft.db.models.settings import AppSetting
 from opscraft.db.models.terraform import TerraformPlan, TerraformState, TerraformStateVersion
 from opscraft.db.models.users import RefreshToken, Role, User
 from opscraft.db.models.workers import RegisteredWorker, RunEvent, RunEventDelivery
+from opscraft.db.stored_shapes import OneOf, Shape, expect
 
 __all__ = [
     "ApiToken",
@@ -88,3 +93,35 @@ def _never_reuse_ids() -> None:
 
 
 _never_reuse_ids()
+
+
+def _expect_json_shapes() -> None:
+    """Every JSON column whose value the code reads in one shape (db/stored_shapes.py): a row
+    holding another shape (an older version's, a manual edit's) is read as the empty value, with
+    its problem kept for pages, answers and the jobs that then refuse to act on it."""
+    obj, obj_or_null, text_values = Shape(dict), Shape(dict, nullable=True), Shape(dict, str)
+    expect(AuditEvent, details=obj)
+    channel_kind = OneOf.of(ChannelKind, ChannelKind.webhook)
+    expect(NotificationChannel, config=Shape(dict, shown=False), kind=channel_kind)  # a URL may hold a token
+    expect(NotificationRule, events=Shape(list, str))
+    expect(NotificationDelivery, payload=obj, status=OneOf.of(DeliveryStatus, DeliveryStatus.failed))
+    missed, overlap = OneOf.of(MissedPolicy, MissedPolicy.skip), OneOf.of(OverlapPolicy, OverlapPolicy.skip)
+    expect(Schedule, parameters=obj, run_options=obj_or_null, missed_policy=missed, overlap_policy=overlap)
+    expect(WebhookTrigger, mapping=text_values, parameters=obj, run_options=obj_or_null)
+    outcome = OneOf.of(ChainOutcome, ChainOutcome.success)
+    expect(ChainLink, mapping=text_values, parameters=obj, run_options=obj_or_null, outcome=outcome)
+    expect(ChainRun, parameters=obj)
+    expect(Execution, parameters=obj, run_options=obj_or_null)
+    status = OneOf.of(ScriptStatus, ScriptStatus.draft)  # a draft does not run
+    expect(Script, parameters=Shape(list, dict), tags=Shape(list, str), status=status)
+    expect(User, role=OneOf.of(Role, Role.viewer))
+    expect(ApiToken, role=OneOf.of(Role, Role.viewer))
+    expect(ScriptVersion, parameters=Shape(list, dict), run_settings=obj)
+    expect(TerraformState, lock_info=obj_or_null)
+    expect(TerraformPlan, summary=obj)
+    expect(RegisteredWorker, runners=Shape(list, str), warm_pool=obj_or_null)
+    expect(RunEvent, details=obj)
+    expect(RetiredExecutions, duration_buckets=Shape(list, int))
+
+
+_expect_json_shapes()

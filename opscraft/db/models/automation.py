@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from opscraft.db.types import UTCDateTime, utcnow
+from opscraft.db.types import StoredEnum, UTCDateTime, utcnow
 
 
 class ApiToken(SQLModel, table=True):
@@ -66,7 +66,7 @@ class NotificationChannel(SQLModel, table=True):
     # `names.name_key(name)`, set by services/names.py's mapper hooks, compared by the unique index
     # (no length limit: NFKC may lengthen a name).
     name_key: str = Field(default="", sa_column_kwargs={"server_default": ""})
-    kind: ChannelKind = Field(max_length=16)
+    kind: ChannelKind = Field(max_length=16, sa_type=StoredEnum(ChannelKind))
     config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     secret_id: int | None = Field(default=None, foreign_key="secrets.id", ondelete="RESTRICT")
     enabled: bool = Field(default=True)
@@ -121,7 +121,9 @@ class NotificationDelivery(SQLModel, table=True):
     event: str = Field(max_length=32)
     execution_id: int | None = Field(default=None, foreign_key="executions.id", ondelete="SET NULL")
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    status: DeliveryStatus = Field(default=DeliveryStatus.pending, max_length=16)
+    status: DeliveryStatus = Field(
+        default=DeliveryStatus.pending, max_length=16, sa_type=StoredEnum(DeliveryStatus)
+    )
     attempts: int = Field(default=0)
     next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
@@ -165,8 +167,12 @@ class Schedule(SQLModel, table=True):
     parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     enabled: bool = Field(default=True)
     owner_id: int | None = Field(default=None, foreign_key="users.id", index=True, ondelete="SET NULL")
-    missed_policy: MissedPolicy = Field(default=MissedPolicy.run_once, max_length=16)
-    overlap_policy: OverlapPolicy = Field(default=OverlapPolicy.skip, max_length=16)
+    missed_policy: MissedPolicy = Field(
+        default=MissedPolicy.run_once, max_length=16, sa_type=StoredEnum(MissedPolicy)
+    )
+    overlap_policy: OverlapPolicy = Field(
+        default=OverlapPolicy.skip, max_length=16, sa_type=StoredEnum(OverlapPolicy)
+    )
     # The Terraform action and workspace of the runs it starts (migration 0034): for a Terraform
     # script `plan` / `default` unless another was chosen, NULL for other types
     # (services/executions.automation_terraform).

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
-from opscraft.db.types import UTCDateTime, utcnow
+from opscraft.db.types import StoredEnum, UTCDateTime, utcnow
 
 
 class ScriptType(StrEnum):
@@ -67,7 +67,7 @@ class Script(SQLModel, table=True):
     parameters: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     version: str = Field(default="1.0.0", max_length=32)
     tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    status: ScriptStatus = Field(default=ScriptStatus.draft, max_length=16)
+    status: ScriptStatus = Field(default=ScriptStatus.draft, max_length=16, sa_type=StoredEnum(ScriptStatus))
     # Lower-cased name, description and tags: what `search` matches, in one column.
     search_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     timeout_seconds: int = Field(default=3600)

@@ -9,7 +9,7 @@ from enum import StrEnum
 from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
-from opscraft.db.types import UTCDateTime, utcnow
+from opscraft.db.types import StoredEnum, UTCDateTime, utcnow
 
 
 class Role(StrEnum):
@@ -33,7 +33,7 @@ class User(SQLModel, table=True):
     email: str = Field(max_length=254, unique=True, index=True)
     full_name: str = Field(default="", max_length=200)
     hashed_password: str = Field(max_length=255)
-    role: Role = Field(default=Role.viewer, max_length=16)
+    role: Role = Field(default=Role.viewer, max_length=16, sa_type=StoredEnum(Role))
     is_active: bool = Field(default=True)
     # Bumped on password change, deactivation and reset: every token and UI session carrying
     # an older value stops working at once.

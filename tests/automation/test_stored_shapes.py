@@ -1,0 +1,355 @@
+"""Rows whose JSON settings are stored in a shape the code does not read (as an older version or a
+manual edit leaves them: db/stored_shapes.py) list and read, say what is wrong, are refused at fire
+or send time saying the same, and can be fixed or deleted. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import col, select, update
+
+from opscraft import runtime
+from opscraft.db.models import (
+    AppSetting,
+    AuditEvent,
+    ChainLink,
+    ChainRun,
+    Execution,
+    NotificationChannel,
+    NotificationRule,
+    Schedule,
+    Script,
+    User,
+    WebhookTrigger,
+)
+from opscraft.db.types import utcnow
+from opscraft.services import app_settings, notifications, schedules
+from opscraft.services.notifications import SendError
+from tests.conftest import LoggedIn
+from tests.executions.conftest import make_script, start, wait_for
+from tests.waiting import until
+
+MODELS = {
+    "webhook": WebhookTrigger,
+    "link": ChainLink,
+    "schedule": Schedule,
+    "channel": NotificationChannel,
+    "rule": NotificationRule,
+}
+
+# (kind of row, column, value stored, a good value a save sends to fix it, the problem's start)
+CASES = [
+    ("webhook", "mapping", [1, 2], {}, "mapping: stored as a list ([1, 2]), not an object of text"),
+    ("webhook", "mapping", {"P": 5}, {"P": "/p"}, "mapping: stored with 'P' as a number (5)"),
+    ("webhook", "parameters", ["x"], {}, "parameters: stored as a list (['x']), not an object"),
+    ("webhook", "run_options", "check", None, "run_options: stored as text ('check')"),
+    ("link", "mapping", "text", {}, "mapping: stored as text ('text')"),
+    ("link", "parameters", [1], {}, "parameters: stored as a list ([1])"),
+    ("schedule", "parameters", [1], {}, "parameters: stored as a list ([1])"),
+    ("schedule", "run_options", 3, None, "run_options: stored as a number (3)"),
+    (
+        "channel",
+        "config",
+        ["a"],
+        {"url": "https://hooks.example.com/x"},
+        "config: stored as a list, not an object",
+    ),
+    ("rule", "events", "failure", None, "events: stored as text ('failure'), not a list of text"),
+    # enum-like text, read as the choice that does least
+    ("channel", "kind", "sms", "webhook", "kind: stored as 'sms', none of webhook, slack, email"),
+    ("schedule", "missed_policy", "later", "skip", "missed_policy: stored as 'later', none of run_once"),
+    ("schedule", "overlap_policy", "x", "queue", "overlap_policy: stored as 'x', none of skip, queue"),
+    ("link", "outcome", "maybe", "failure", "outcome: stored as 'maybe', none of success, failure, any"),
+]
+# what an enum-like column is read as meanwhile (a JSON column: its empty value)
+READ_AS = {"kind": "webhook", "missed_policy": "skip", "overlap_policy": "skip", "outcome": "success"}
+# PostgreSQL's enum types hold none but their values: such a row exists on SQLite only
+NATIVE_ENUMS = {"kind", "missed_policy", "overlap_policy"}
+
+
+async def _script(client: httpx.AsyncClient, admin: LoggedIn) -> int:
+    """An active bash script declaring the string parameter P."""
+    return await make_script(
+        client, admin, "echo hi\n", parameters=[{"name": "P", "type": "string", "default": "x"}]
+    )
+
+
+async def _make(client: httpx.AsyncClient, admin: LoggedIn, kind: str) -> tuple[int, str, str, Any]:
+    """A row of `kind` saved through the API: (its id, its list's path, its own path, extra)."""
+    if kind == "channel" or kind == "rule":
+        body = {"name": "ops", "kind": "webhook", "config": {"url": "https://hooks.example.com/a"}}
+        r = await client.post("/api/v1/notifications/channels", json=body, headers=admin.headers)
+        assert r.status_code == 201, r.text
+        channel_id = r.json()["id"]
+        if kind == "channel":
+            path = "/api/v1/notifications/channels"
+            return channel_id, path, f"{path}/{channel_id}", None
+        body = {"channel_id": channel_id, "events": ["failure"]}
+        r = await client.post("/api/v1/notifications/rules", json=body, headers=admin.headers)
+        assert r.status_code == 201, r.text
+        return r.json()["id"], "/api/v1/notifications/rules", "", channel_id
+    script_id = await _script(client, admin)
+    if kind == "link":
+        body = {"target_script_id": await _script(client, admin)}
+        path = f"/api/v1/scripts/{script_id}/chains"
+    else:
+        body = {"name": "n", "cron": "0 3 * * *"} if kind == "schedule" else {"name": "n"}
+        path = f"/api/v1/scripts/{script_id}/{kind}s"
+    r = await client.post(path, json=body, headers=admin.headers)
+    assert r.status_code == 201, r.text
+    return r.json()["id"], path, f"{path}/{r.json()['id']}", r.json()
+
+
+async def _store(kind: str, row_id: int, column: str, value: Any) -> None:
+    """Write `value` into the row's JSON `column` as an older version or a manual edit would."""
+    model: Any = MODELS[kind]
+    async with runtime.current().db.session() as session:
+        await session.exec(update(model).where(col(model.id) == row_id).values({column: value}))
+        await session.commit()
+
+
+def _problem_of(kind: str, shown: dict[str, Any]) -> str | None:
+    return shown["paused_reason"] if kind == "schedule" else shown["stored_problem"]
+
+
+@pytest.mark.parametrize(("kind", "column", "stored", "fix", "said"), CASES)
+async def test_a_row_stored_in_another_shape_lists_reads_says_why_and_is_fixed_or_deleted(
+    client: httpx.AsyncClient,
+    admin: LoggedIn,
+    viewer: LoggedIn,
+    no_automation_loops: None,
+    backend: str,
+    kind: str,
+    column: str,
+    stored: Any,
+    fix: Any,
+    said: str,
+) -> None:
+    """Every list and read holding such a row was a 500. It now lists and reads with the column
+    empty and `stored_problem` (a schedule's `paused_reason`) saying what was stored; a change
+    that keeps the column is a 422 naming it, one that sends it anew clears the problem."""
+    row_id, list_path, own_path, _ = await _make(client, admin, kind)
+    if backend == "postgresql" and column in NATIVE_ENUMS:
+        with pytest.raises(DBAPIError, match="invalid input value for enum"):
+            await _store(kind, row_id, column, stored)
+        return
+    await _store(kind, row_id, column, stored)
+    reads = [list_path] + ([own_path] if own_path else [])
+    if kind == "schedule":
+        reads.append("/api/v1/schedules")
+    for url in reads:
+        r = await client.get(url, headers=(viewer if kind not in ("channel", "rule") else admin).headers)
+        assert r.status_code == 200, (url, r.text)
+        shown = r.json()["items"][0] if "items" in r.json() else r.json()
+        problem = _problem_of(kind, shown) or ""
+        read_as = READ_AS.get(column, {"events": [], "run_options": None}.get(column, {}))
+        assert said in problem and problem.endswith(f", read as {json.dumps(read_as)} (edit or delete it)")
+        assert shown[column] == read_as, shown
+    if own_path:
+        r = await client.put(own_path, json={"name": "renamed"}, headers=admin.headers)
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["field"] == column and said.split(": ", 1)[1] in r.text, r.text
+        r = await client.put(own_path, json={column: fix}, headers=admin.headers)
+        assert r.status_code == 200, r.text
+        assert _problem_of(kind, r.json()) is None, r.text
+        r = await client.get(own_path, headers=admin.headers)
+        assert r.status_code == 200 and _problem_of(kind, r.json()) is None, r.text
+        await _store(kind, row_id, column, stored)
+    r = await client.delete(own_path or f"{list_path}/{row_id}", headers=admin.headers)
+    assert r.status_code == 204, r.text
+    r = await client.get(list_path, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["items"] == [], r.text
+
+
+async def test_a_webhook_stored_in_another_shape_refuses_its_calls_saying_why(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """A call of it was a 500 (or ran with what the code guessed): now a 409 saying what to edit."""
+    hook_id, _, _, created = await _make(client, admin, "webhook")
+    await _store("webhook", hook_id, "mapping", [1, 2])
+    r = await client.post(created["url_path"], json={"p": 1})
+    assert r.status_code == 409, r.text
+    assert "the webhook's stored settings cannot be read: mapping: stored as a list" in r.text
+
+
+async def test_a_schedule_stored_in_another_shape_is_paused_saying_why(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    schedule_id, _, own_path, _ = await _make(client, admin, "schedule")
+    db = runtime.current().db
+    async with db.session() as session:
+        values = {"parameters": ["x"], "next_fire_at": utcnow()}
+        await session.exec(update(Schedule).where(col(Schedule.id) == schedule_id).values(values))
+        await session.commit()
+    assert await schedules.tick(db) == 0
+    shown = (await client.get(own_path, headers=admin.headers)).json()
+    assert shown["enabled"] is False
+    assert shown["paused_reason"].startswith("paused: parameters: stored as a list (['x'])"), shown
+    r = await client.put(own_path, json={"parameters": {}}, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["enabled"] is True and r.json()["paused_reason"] is None
+
+
+async def test_a_channel_stored_in_another_shape_fails_its_sends_saying_why(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    channel_id, _, own_path, _ = await _make(client, admin, "channel")
+    await _store("channel", channel_id, "config", ["https://hooks.example.com/tok-3141"])
+    r = await client.post(f"{own_path}/test", headers=admin.headers)
+    assert r.status_code == 409 and "tok-3141" not in r.text, r.text
+    listed = await client.get("/api/v1/notifications/channels", headers=admin.headers)
+    assert listed.json()["items"][0]["stored_problem"] and "tok-3141" not in listed.text, listed.text
+    assert "the channel's stored settings cannot be read (config: stored as a list, not an object" in r.text
+    async with runtime.current().db.session() as session:
+        channel = await session.get(NotificationChannel, channel_id)
+        assert channel is not None
+        with pytest.raises(SendError, match="config: stored as a list"):
+            notifications.stored_config(channel)
+
+
+async def test_a_link_stored_in_another_shape_fires_as_an_error_saying_why(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """The finished source run's firing of the link is an error row naming the column (the
+    mapping read as stored was a 500 in the run-event delivery, retried for ever)."""
+    r = await client.put("/api/v1/settings", json={"local_runner_enabled": True}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    link_id, _, _, created = await _make(client, admin, "link")
+    await _store("link", link_id, "mapping", "text")
+    await start(client, admin, created["script_id"], "local")
+
+    async def fired() -> ChainRun | None:
+        async with runtime.current().db.session() as session:
+            return (await session.exec(select(ChainRun).where(col(ChainRun.link_id) == link_id))).first()
+
+    row = await until(fired, "the link to fire", 60, 0.1)
+    assert row.status == "error" and "the link's stored settings cannot be read: mapping" in (row.error or "")
+
+
+# (column, value stored, the problem's start) of a script's JSON settings
+SCRIPT_CASES = [
+    ("parameters", "P", "parameters: stored as text ('P'), not a list of object items"),
+    ("parameters", [{"type": "string"}], "parameters: declaration 0 has no name"),
+    ("parameters", [{"name": "P", "type": "text"}], "parameters: P: type 'text' is none of string"),
+    ("parameters", [{"name": "P", "type": "choice", "options": "a,b"}], "parameters: P: options are"),
+    ("tags", "a,b", "tags: stored as text ('a,b'), not a list of text items"),
+]
+
+
+@pytest.mark.parametrize(("column", "stored", "said"), SCRIPT_CASES)
+async def test_a_script_stored_in_another_shape_lists_reads_and_refuses_runs_saying_why(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn, column: str, stored: Any, said: str
+) -> None:
+    """Its parameters were read as stored by every list (the scripts' list and page, the API),
+    a 500; a run of it would start without the declarations checking its values. It lists and
+    reads with `stored_problem` saying what was stored, a run is a 409 saying the same, and a
+    save sending the column anew clears it."""
+    script_id = await _script(client, admin)
+    async with runtime.current().db.session() as session:
+        await session.exec(update(Script).where(col(Script.id) == script_id).values({column: stored}))
+        await session.commit()
+    for url in ["/api/v1/scripts", f"/api/v1/scripts/{script_id}"]:
+        r = await client.get(url, headers=viewer.headers)
+        assert r.status_code == 200, (url, r.text)
+        shown = r.json()["items"][0] if "items" in r.json() else r.json()
+        assert said in (shown["stored_problem"] or ""), shown
+    if column == "parameters":  # what a run reads of it
+        r = await client.post("/api/v1/executions", json={"script_id": script_id}, headers=admin.headers)
+        assert r.status_code == 409 and "stored settings cannot be read: " + said in r.text, r.text
+    fix = {"parameters": [{"name": "P", "type": "string"}]} if column == "parameters" else {"tags": ["a"]}
+    r = await client.put(f"/api/v1/scripts/{script_id}", json=fix, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["stored_problem"] is None, r.text
+    r = await client.get(f"/api/v1/scripts/{script_id}", headers=admin.headers)
+    assert r.json()["stored_problem"] is None and r.json()[column], r.text
+
+
+async def test_runs_and_audit_events_stored_in_another_shape_still_list(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """A run's parameters and an audit event's details stored as lists were 500s of the history
+    and the audit log; they list with the column empty."""
+    script_id = await _script(client, admin)
+    run = await start(client, admin, script_id, "local")
+    await wait_for(client, admin, run["id"])  # its end's audit event written
+    async with runtime.current().db.session() as session:
+        await session.exec(update(Execution).where(col(Execution.id) == run["id"]).values(parameters=[1]))
+        created = update(AuditEvent).where(col(AuditEvent.action) == "script.create")
+        await session.exec(created.values(details=["x"]))
+        await session.commit()
+    for url in ["/api/v1/executions", f"/api/v1/executions/{run['id']}"]:
+        r = await client.get(url, headers=admin.headers)
+        assert r.status_code == 200, (url, r.text)
+        shown = r.json()["items"][0] if "items" in r.json() else r.json()
+        assert shown["parameters"] == {}, shown
+    r = await client.get("/api/v1/audit", headers=admin.headers)
+    assert r.status_code == 200, r.text
+    assert [e["details"] for e in r.json()["items"] if e["action"] == "script.create"] == [{}], r.text
+
+
+# (setting, value stored, what it is read as meanwhile)
+SETTING_CASES = [
+    ("local_runner_enabled", "true", False),  # bool("false") was True: text is no switch
+    ("local_runner_enabled", 1, False),
+    ("output_retention_days", "30", 0),  # int("abc") was a 500 of every read
+    ("warm_pool_size", [2], app_settings.KNOWN["warm_pool_size"][1]),
+    ("output_retention_gb", -5, 0.0),
+    ("local_runner_role", "root", "operator"),
+]
+
+
+@pytest.mark.parametrize(("key", "stored", "read_as"), SETTING_CASES)
+async def test_a_setting_stored_in_another_shape_reads_as_its_default_logged(
+    client: httpx.AsyncClient,
+    admin: LoggedIn,
+    caplog: pytest.LogCaptureFixture,
+    key: str,
+    stored: Any,
+    read_as: Any,
+) -> None:
+    """A settings row today's rules refuse (an older version's, a manual edit's) was read with
+    the setting's type as a function: text `false` switched a switch on, `abc` was a 500 of
+    every read (the settings, each run's local-runner check). It reads as its default with a
+    logged warning, and a save replaces it."""
+    async with runtime.current().db.session() as session:
+        session.add(AppSetting(key=key, value=stored))
+        await session.commit()
+    app_settings.forget()
+    with caplog.at_level(logging.WARNING, logger="opscraft.services.app_settings"):
+        r = await client.get("/api/v1/settings", headers=admin.headers)
+    assert r.status_code == 200 and r.json()[key] == read_as, r.text
+    assert f"setting {key}: the stored value {stored!r} must be" in caplog.text
+    saved = {"local_runner_role": "admin"}.get(key, True if isinstance(read_as, bool) else 1)
+    r = await client.put("/api/v1/settings", json={key: saved}, headers=admin.headers)
+    assert r.status_code == 200 and r.json()[key] == saved, r.text
+    async with runtime.current().db.session() as session:
+        row = await session.get(AppSetting, key)
+        assert row is not None and row.value == saved
+
+
+async def test_a_role_none_of_todays_reads_as_viewer_saying_so(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn, backend: str
+) -> None:
+    """A user whose stored role is none of today's (SQLite holds any text) was a 500 of the user
+    list and of each of their requests: they list as a viewer saying what was stored, may do
+    what a viewer may, and an admin's role change replaces it. PostgreSQL's enum refuses it."""
+    stored = update(User).where(col(User.username) == viewer.username).values(role="superuser")
+    async with runtime.current().db.session() as session:
+        if backend == "postgresql":
+            with pytest.raises(DBAPIError, match="invalid input value for enum"):
+                await session.exec(stored)
+            return
+        await session.exec(stored)
+        await session.commit()
+    r = await client.get("/api/v1/users", headers=admin.headers)
+    assert r.status_code == 200, r.text
+    (shown,) = [u for u in r.json()["items"] if u["username"] == viewer.username]
+    assert shown["role"] == "viewer", shown
+    assert shown["stored_problem"].startswith("role: stored as 'superuser', none of viewer, operator, admin")
+    r = await client.post("/api/v1/scripts", json={"name": "x", "content": "true\n"}, headers=viewer.headers)
+    assert r.status_code == 403, r.text
+    r = await client.put(f"/api/v1/users/{shown['id']}", json={"role": "operator"}, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["stored_problem"] is None, r.text
