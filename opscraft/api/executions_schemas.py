@@ -12,6 +12,7 @@ from opscraft.db.models import Execution, ExecutionHostSummary
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.execution import ansible_recap
 from opscraft.execution.log_pages import PAGE_CHARS, StoredChunk
+from opscraft.services import host_summaries
 from opscraft.services.bodies import Body
 from opscraft.services.executions import AnsibleRunOptions, LogPage, TerraformWorkspace
 from opscraft.services.parameters import ParameterValues
@@ -168,7 +169,10 @@ class HostSummaryOut(BaseModel):
         """The stored summary as the API shows it; None for none."""
         if row is None:
             return None
-        return cls(hosts=row.hosts, host_count=row.host_count, totals=row.totals, note=row.note)  # type: ignore[arg-type]
+        note = host_summaries.note_of(row)
+        if note is not None:
+            return cls(hosts=[], host_count=0, totals={}, note=note)
+        return cls(hosts=row.hosts, host_count=row.host_count, totals=row.totals, note=None)  # type: ignore[arg-type]
 
 
 class ExecutionDetailOut(ExecutionOut):

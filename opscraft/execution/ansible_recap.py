@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
+from opscraft.db import stored_shapes
+from opscraft.db.models import ExecutionHostSummary
 from opscraft.execution.masking import MASK
 
 # The stdout a run keeps to find its recap: a coloured recap line takes about 330 characters,
@@ -70,6 +73,21 @@ class HostCounts:
 
 
 COUNTS = tuple(f.name for f in fields(HostCounts) if f.name != "host")
+
+
+def stored_hosts_problem(hosts: list[dict[str, Any]]) -> str | None:
+    """Why a stored summary's `hosts` (`db.stored_shapes` has checked it is a list of objects)
+    is not a list of `HostCounts` (a name, each count a whole number >= 0), None when it is: a
+    row edited by hand then reads as no host, with this said, never a 500 or a count in HTML."""
+    for index, host in enumerate(hosts):
+        counts = [host.get(key) for key in COUNTS]
+        numbers = all(type(count) is int and count >= 0 for count in counts)
+        if not isinstance(host.get("host"), str) or not numbers:
+            return f"stored with item {index} not a host's name and counts ({', '.join(COUNTS)})"
+    return None
+
+
+stored_shapes.refine(ExecutionHostSummary, "hosts", stored_hosts_problem)
 
 
 @dataclass(frozen=True)

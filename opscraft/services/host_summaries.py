@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from opscraft.db import stored_shapes
 from opscraft.db.models import Execution, ExecutionHostSummary
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, require
@@ -20,3 +21,10 @@ async def of_run(session: AsyncSession, actor: Actor, execution: Execution) -> E
     if execution.script_type != "ansible" or execution.id is None:
         return None
     return await session.get(ExecutionHostSummary, execution.id)
+
+
+def note_of(summary: ExecutionHostSummary) -> str | None:
+    """Why `summary` lists no host: the worker's `note` (the run stopped before its recap...), or
+    what the stored row holds that cannot be read (`stored_shapes.note`: an edited row); None
+    when it is a summary to show."""
+    return summary.note or stored_shapes.note(summary)

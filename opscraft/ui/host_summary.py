@@ -14,6 +14,7 @@ from nicegui import ui
 
 from opscraft.db.models import ExecutionHostSummary
 from opscraft.execution.ansible_recap import COUNTS
+from opscraft.services import host_summaries
 from opscraft.ui.execution_widgets import banner
 
 SHOWN = 100
@@ -64,8 +65,9 @@ def host_summary(summary: ExecutionHostSummary | None) -> None:
     """The run's per-host summary (nothing for None: not an Ansible run, or not finished)."""
     if summary is None:
         return
-    if summary.note is not None:
-        banner("info", "grey", f"No per-host summary: {summary.note}.", "host-summary-note")
+    note = host_summaries.note_of(summary)
+    if note is not None:
+        banner("info", "grey", f"No per-host summary: {note}.", "host-summary-note")
         return
     ui.add_css(CSS)
     with (

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import httpx
 from fastapi import FastAPI
+from sqlmodel import col, delete, update
 
+from opscraft import runtime
+from opscraft.db.models import Execution, ExecutionHostSummary
 from opscraft.execution import ansible_recap
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, output, start, wait_for, wait_output
@@ -171,3 +174,34 @@ def test_the_openapi_documents_the_summary_with_its_schema(api_app: FastAPI) -> 
     assert list(counts["properties"]) == ["host", *ansible_recap.COUNTS]
     assert all(counts["properties"][key]["minimum"] == 0 for key in ansible_recap.COUNTS)
     assert "PLAY RECAP" in summary["description"] and hosts["description"]
+
+
+async def test_a_summary_stored_in_another_shape_reads_as_none_saying_why(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """A summary row edited by hand (a count that is text, a host without a name, totals that
+    are no numbers) was a 500 of the run's page and API, and a count went into the page's HTML
+    unescaped: it now reads as no host, its `note` saying what the row holds (db.stored_shapes)."""
+    script_id = await make_script(client, operator, "echo hi\n")
+    final, _ = await _finished(client, operator, script_id)
+    good = _host("web-01", ok=1)
+    rows = [
+        ([{**good, "failed": "<b>x</b>"}], {}, "hosts: stored with item 0 not a host's name and counts"),
+        ([{"ok": 1}], {}, "hosts: stored with item 0"),
+        ("web-01", {}, "hosts: stored as text"),
+        ([good], {"ok": "1"}, "totals: stored with 'ok' as text"),
+    ]
+    for hosts, totals, said in rows:
+        async with runtime.current().db.session() as session:
+            await session.exec(
+                update(Execution).where(col(Execution.id) == final["id"]).values(script_type="ansible")
+            )
+            await session.exec(delete(ExecutionHostSummary))
+            session.add(
+                ExecutionHostSummary(execution_id=final["id"], hosts=hosts, host_count=1, totals=totals)
+            )
+            await session.commit()
+        r = await client.get(f"/api/v1/executions/{final['id']}", headers=operator.headers)
+        assert r.status_code == 200, r.text
+        summary = r.json()["host_summary"]
+        assert summary["hosts"] == [] and summary["note"].startswith(said), summary

@@ -112,6 +112,7 @@ def _expect_json_shapes() -> None:
     expect(ChainLink, mapping=text_values, parameters=obj, run_options=obj_or_null, outcome=outcome)
     expect(ChainRun, parameters=obj)
     expect(Execution, parameters=obj, run_options=obj_or_null)
+    expect(ExecutionHostSummary, hosts=Shape(list, dict), totals=Shape(dict, int))  # ansible_recap refines
     status = OneOf.of(ScriptStatus, ScriptStatus.draft)  # a draft does not run
     expect(Script, parameters=Shape(list, dict), tags=Shape(list, str), status=status)
     expect(User, role=OneOf.of(Role, Role.viewer))
