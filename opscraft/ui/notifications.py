@@ -312,5 +312,7 @@ async def notifications_page(actor: Actor) -> None:
         count_label = ui.label(first[2][0]).classes("text-caption")
         table = ui.table(columns=DELIVERY_COLUMNS, rows=first[2][1], row_key="id")
         table.props('flat dense data-testid="deliveries"').classes("w-full")
+        # Not Quasar's "No data available" beside a warning sign, which read as a failure to load.
+        table.props["no-data-label"] = "No deliveries yet: a rule's event sends one"
         # One timer for the page (there was one per list): each part changes only where it changed.
         follow(read_page, show_page, ADMIN)
