@@ -315,3 +315,33 @@ def test_an_empty_delivery_log_says_so(page: Any, site: tuple[LiveServer, dict[s
     log = page.get_by_test_id("deliveries")
     log.get_by_text("No deliveries yet: a rule's event sends one").wait_for()
     assert "No data available" not in log.inner_text()
+
+
+def test_a_dialog_with_a_searched_picker_is_built_once(
+    page: Any, site: tuple[LiveServer, dict[str, str]]
+) -> None:
+    """The channel, rule and webhook dialogs read their picker's first choices in the middle of
+    being built: NiceGUI sent the half-built dialog, then re-mounted it when its Enter-submits
+    listener came ("Event listeners changed after initial definition", a console warning each
+    time). The choices are now read first."""
+    server, paths = site
+    script = paths["script"].rsplit("/", 1)[1]
+    warnings: list[str] = []
+    page.on("console", lambda message: warnings.append(message.text) if message.type == "warning" else None)
+    signed_in(page, server, "admin", "/notifications")
+    for path, opener in (
+        ("/notifications", "channel-add"),
+        ("/notifications", "rule-add"),
+        (f"/scripts/{script}?tab=webhooks", "webhook-add"),
+        (f"/scripts/{script}?tab=secrets", None),
+    ):
+        page.goto(server.url + path)
+        wait_connected(page)
+        if opener is None:
+            page.get_by_test_id("attach-select").wait_for()
+            continue
+        page.get_by_test_id(opener).click()
+        page.wait_for_function("!!document.activeElement?.closest('.q-dialog')")
+        page.keyboard.press("Escape")
+        page.locator(".q-dialog").wait_for(state="detached")
+    assert not [text for text in warnings if "Event listeners changed" in text], warnings
