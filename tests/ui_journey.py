@@ -244,6 +244,9 @@ def check_accessibility(page: Any, label: str, rules: list[str] | None = None) -
     """Run axe-core on the current page (only `rules`, axe-core rule ids, when given): no serious
     or critical violation (the report is kept)."""
     require_service(AXE.exists(), f"axe-core ({AXE}; run `npm ci --prefix tests/js`)")
+    installed, wanted = _axe_versions()
+    # An older copy misjudges colours (4.10 read a light dialog's buttons on its backdrop).
+    assert installed == wanted, f"axe-core {installed} installed, {wanted} wanted: `npm ci --prefix tests/js`"
     page.wait_for_load_state("load")
     # Colours are judged at rest: a notification fading in or out has transitional colours.
     page.wait_for_function(
@@ -267,6 +270,14 @@ def check_accessibility(page: Any, label: str, rules: list[str] | None = None) -
     (ARTIFACTS / f"axe-{label}.json").write_text(json.dumps(result, indent=2))
     blocking = [v for v in result if v["impact"] in BLOCKING_IMPACTS]
     assert not blocking, f"{label}: {json.dumps(blocking, indent=2)}"
+
+
+def _axe_versions() -> tuple[str, str]:
+    """(installed, wanted) versions of axe-core: its package.json under node_modules, and the
+    pinned one of tests/js/package.json."""
+    installed = json.loads((AXE.parent / "package.json").read_text())["version"]
+    wanted = json.loads((ROOT / "tests" / "js" / "package.json").read_text())["dependencies"]["axe-core"]
+    return str(installed), str(wanted)
 
 
 def screenshot(page: Any, name: str) -> Path:

@@ -6,6 +6,7 @@ the user types, so that any item can be found (the dialogs used to list 200 and 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
 from typing import Any
 
 from nicegui import ui
@@ -28,21 +29,41 @@ def more_hint(limit: int, searched: bool) -> str:
     return f"The first {limit} are listed: type to search them all"
 
 
-async def searched_select(
+@dataclass(frozen=True)
+class FirstChoices:
+    """A picker's search and the first page it found (`first_choices`): `options` (id -> label),
+    `more` (more items match than listed), `limit` (at most how many are listed)."""
+
+    search: Search
+    options: dict[Any, str]
+    more: bool
+    limit: int
+
+
+async def first_choices(search: Search, limit: int = CHOICES_LIMIT) -> FirstChoices:
+    """The first `limit` items of `search`, read before the dialog or form holding the picker is
+    built: a read awaited in the middle of it sent the elements made so far to the browser, and
+    the dialog's Enter-submits listener added after them made NiceGUI re-mount the dialog ("Event
+    listeners changed after initial definition", a console warning on every channel, rule and
+    webhook dialog)."""
+    options, more = await search(None, limit)
+    return FirstChoices(search, options, more, limit)
+
+
+def searched_select(
     label: str,
     testid: str,
-    search: Search,
+    first: FirstChoices,
     *,
     clearable: bool = False,
-    limit: int = CHOICES_LIMIT,
     chosen: tuple[Any, str] | None = None,
 ) -> ui.select:
-    """A `ui.select` whose options come from `search`: the first `limit` at first, then those
-    matching what the user types (searched on the server; the chosen item stays an option). A
+    """A `ui.select` whose options are `first`'s at first, then those matching what the user
+    types (searched on the server with `first.search`; the chosen item stays an option). A
     note under the field says when more items match than are listed; a search the service
     refuses (a control character, too long) is said under the field. `chosen` (value, label)
     is selected at first, listed even when the first `limit` leave it out."""
-    options, more = await search(None, limit)
+    search, options, more, limit = first.search, first.options, first.more, first.limit
     if chosen is not None:
         options = {chosen[0]: chosen[1], **options}
     value = chosen[0] if chosen is not None else None

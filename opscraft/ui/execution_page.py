@@ -109,8 +109,11 @@ def _output_tools(terminal: LiveTerminal, autoscroll: ui.switch) -> None:
         else:
             notify_ok(f"Link to line {line} copied (#L{line})")
 
+    # The name begins with the shown words (WCAG 2.5.3 Label in Name; "Copy a link to the selected
+    # line" did not contain "Link to line": axe-core's `label-content-name-mismatch`).
     ui.button("Link to line", icon="link", on_click=link_to_line).props(
-        'flat dense no-caps aria-label="Copy a link to the selected line" data-testid="link-to-line"'
+        'flat dense no-caps aria-label="Link to line: copy a link to the selected line"'
+        ' data-testid="link-to-line"'
     ).tooltip("Copy a link to the line of the selection or search match")
 
 

@@ -84,6 +84,18 @@ THEME_CSS = """
     outline: 2px solid #1565c0 !important; outline-offset: 2px;
   }
   .q-header :focus-visible, .body--dark :focus-visible { outline-color: #fff !important; }
+  /* A hovered or focused button gets a tint (Quasar's focus helper, 15% of its text colour): a
+     filled button lightened under its white text (4.29:1 on primary, 3.82:1 on positive) and a
+     flat red one went to 4.42:1 on its own tint (AA: 4.5). A filled button now darkens, a flat or
+     outlined one takes a 10% tint. */
+  body.desktop .q-btn:not(.q-btn--flat):not(.q-btn--outline) > .q-focus-helper {
+    background: #000 !important;
+  }
+  body.desktop .q-btn:not(.q-btn--flat):not(.q-btn--outline) > .q-focus-helper::after {
+    opacity: 0 !important;
+  }
+  body.desktop .q-btn:is(.q-btn--flat, .q-btn--outline):is(.q-hoverable:hover, .q-focusable:focus)
+    > .q-focus-helper { opacity: .1 !important; }
   /* A tooltip (the header's "Toggle dark mode"): Quasar's grey-7 behind near-white text had
      4.41:1; grey-8 (#616161) has 5.9:1 (AA: 4.5). */
   .q-tooltip { background: #616161 !important; }
@@ -353,9 +365,15 @@ def _request_path() -> str:
 EDITOR_THEMES = {False: "vscodeLight", True: "githubDark"}
 # CodeMirror's editable area gets the accessible name of its editor (`data-a11y-label`) and its
 # description (the id of the element in `data-a11y-hint`); tables that scroll sideways (phones)
-# can be scrolled with the keyboard.
+# can be scrolled with the keyboard. So can an editor's lines wider than a phone: its editable area
+# takes the focus (a read-only one too, where arrow keys then scroll), and says so with a tabindex,
+# without which a checker sees a scrolling region with nothing focusable in it (axe-core's
+# `scrollable-region-focusable`: it does not count a contenteditable element).
 A11Y_JS = """<script>
 setInterval(() => {
+  document.querySelectorAll(".cm-content:not([tabindex])").forEach((content) => {
+    content.setAttribute("tabindex", "0");
+  });
   document.querySelectorAll(".cm-content:not([aria-label])").forEach((content) => {
     const owner = content.closest("[data-a11y-label]");
     if (!owner) return;

@@ -15,7 +15,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.notifications import DeliveryQuery, RuleIn
 from opscraft.services.permissions import Permission
 from opscraft.ui import labels
-from opscraft.ui.choices import script_search, searched_select, secret_search
+from opscraft.ui.choices import first_choices, script_search, searched_select, secret_search
 from opscraft.ui.layout import follow, frame, guard, protected_page, run_action
 from opscraft.ui.widgets import (
     NARROW_HIDDEN,
@@ -193,6 +193,7 @@ async def notifications_page(actor: Actor) -> None:
                 await update()
 
         async def add_channel() -> None:
+            secrets_first = await first_choices(secret_search(actor))
             with page_dialog() as dialog, dialog_card("Add a channel"):
                 name = text_input("Name", "channel-name", autofocus=True)
                 kind = ui.select(labels.CHANNEL_KIND, value="slack", label="Kind").props(
@@ -207,10 +208,10 @@ async def notifications_page(actor: Actor) -> None:
                 sender = text_input("From", "channel-from")
                 to = text_input("To (comma-separated)", "channel-to")
                 username = text_input("SMTP username (optional)", "channel-username")
-                secret = await searched_select(
+                secret = searched_select(
                     "Vault secret (Slack URL, SMTP password, signing key)",
                     "channel-secret",
-                    secret_search(actor),
+                    secrets_first,
                     clearable=True,
                 )
                 # Only the chosen kind's fields: a Slack channel showed a webhook URL and SMTP boxes.
@@ -260,6 +261,7 @@ async def notifications_page(actor: Actor) -> None:
 
         async def add_rule() -> None:
             channels = {c.id: c.name for c in await call_all(notifications.list_channels, actor)}
+            scripts_first = await first_choices(script_search(actor))
             with page_dialog() as dialog, dialog_card("Add a rule"):
                 channel = ui.select(channels, label="Channel").props(
                     'outlined dense data-testid="rule-channel"'
@@ -267,8 +269,8 @@ async def notifications_page(actor: Actor) -> None:
                 events = ui.select(
                     labels.NOTIFY_EVENTS, value=["failure"], multiple=True, label="Events"
                 ).props('outlined dense use-chips data-testid="rule-events"')
-                script = await searched_select(
-                    "Script (empty: every script)", "rule-script", script_search(actor), clearable=True
+                script = searched_select(
+                    "Script (empty: every script)", "rule-script", scripts_first, clearable=True
                 )
 
                 async def submit() -> None:
@@ -317,5 +319,7 @@ async def notifications_page(actor: Actor) -> None:
         count_label = ui.label(first[2][0]).classes("text-caption")
         table = ui.table(columns=DELIVERY_COLUMNS, rows=first[2][1], row_key="id")
         table.props('flat dense data-testid="deliveries"').classes("w-full")
+        # Not Quasar's "No data available" beside a warning sign, which read as a failure to load.
+        table.props["no-data-label"] = "No deliveries yet: a rule's event sends one"
         # One timer for the page (there was one per list): each part changes only where it changed.
         follow(read_page, show_page, ADMIN)

@@ -16,7 +16,7 @@ from opscraft.services import secrets
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.services.secrets import Attachment
-from opscraft.ui.choices import searched_select, secret_search
+from opscraft.ui.choices import first_choices, searched_select, secret_search
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import call_all, format_time, one_click
@@ -63,8 +63,9 @@ async def secrets_tab(actor: Actor, script: Script) -> None:
 
     async def _attach_form(attached: list[Attachment]) -> None:
         taken = {a.secret_id for a in attached}
+        first = await first_choices(secret_search(actor, taken))
         with ui.row().classes("items-center gap-2 mt-2"):
-            select = await searched_select("Secret to attach", "attach-select", secret_search(actor, taken))
+            select = searched_select("Secret to attach", "attach-select", first)
             select.classes("w-72")
             ui.button("Attach", icon="link", on_click=one_click(lambda: attach(select))).props(
                 'unelevated data-testid="attach-submit"'

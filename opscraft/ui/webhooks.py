@@ -13,7 +13,7 @@ from opscraft.services import secrets, webhooks
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import ansible_fields, automation_terraform
-from opscraft.ui.choices import searched_select, secret_search
+from opscraft.ui.choices import first_choices, searched_select, secret_search
 from opscraft.ui.layout import follow, guard, run_action
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import (
@@ -144,16 +144,17 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
             automation_terraform.loaded(None, None) if with_terraform else {}
         )
         title = "Add a webhook" if hook is None else f"Edit the webhook {hook.name}"
+        secrets_first = await first_choices(secret_search(actor))
         with page_dialog() as dialog, dialog_card(title):  # the rows are redrawn live
             name = text_input("Name", "webhook-name", value=start["name"], autofocus=True)
             mapping = text_input(
                 'Mapping (JSON: {"PARAM": "/json/pointer"})', "webhook-mapping", value=start["mapping"]
             )
             fixed = text_input("Fixed parameters (JSON object)", "webhook-params", value=start["parameters"])
-            secret = await searched_select(
+            secret = searched_select(
                 "Signing secret (vault, optional)",
                 "webhook-secret",
-                secret_search(actor),
+                secrets_first,
                 clearable=True,
                 chosen=chosen,
             )
