@@ -218,7 +218,9 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
         with page_dialog() as dialog, dialog_card(title):  # the overview's rows are redrawn live
             name = text_input("Name", "schedule-name", value=start["name"], autofocus=True)
             cron = text_input("Cron (minute hour day month weekday)", "schedule-cron", value=start["cron"])
-            tz = text_input("Time zone (IANA, e.g. Europe/Paris; empty: UTC)", "schedule-tz", value=start["timezone"])
+            tz = text_input(
+                "Time zone (IANA, e.g. Europe/Paris; empty: UTC)", "schedule-tz", value=start["timezone"]
+            )
             params = text_input("Parameters (JSON object)", "schedule-params", value=start["parameters"])
             missed = ui.select(
                 labels.MISSED_POLICY, value=start["missed_policy"], label="After downtime"
