@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN_MESSAGE = "interrupted by server shutdown"
 HAND_BACK_SECONDS = 0.5
+# The most runs waiting in this process's queue claimed with a consumer thread's own (`_claim`).
+CLAIM_AHEAD = 3
 # How much of each stream's last text a run keeps for its failure message, by script type.
 LAST_TEXT_CHARS = {"ansible": ansible_recap.TAIL_CHARS, "terraform": terraform_errors.TAIL_CHARS}
 
@@ -89,7 +91,7 @@ class Executor:
         missed = False  # not claimed: no longer queued, or for a runner not offered here
         try:
             try:
-                claim = self.db.run(store.claim, self.settings, self.worker_id, execution_id, self.allowed)
+                claim = self._claim(execution_id)
             except store.HeldBack:
                 return
             if claim is None:
@@ -100,6 +102,38 @@ class Executor:
             self._unwatch(execution_id, control)
             if missed and self.allowed is not None:
                 self._hand_back(execution_id)
+
+    def _claim(self, execution_id: int) -> store.Claim | None:
+        """Claim run `execution_id` (`store.claim`; raises `HeldBack`). When more runs wait at
+        the front of this process's queue (a burst: `HueyQueue.queued_ahead`), they are claimed
+        with it in one transaction (`store.claim_batch`) and handed back to the queue's front,
+        claimed (`_hand`: a consumer thread then starts them without a transaction of their own)
+        or not (their scripts' concurrency limits, or no longer queued: `store.claim` weighs
+        them one by one). So a burst of 1,000 runs on 4 threads costs about 250 claim
+        transactions instead of 1,000 (docs/benchmarks.md, session 32). Not with `allowed`
+        runners (a worker of its own, whose queue is never in memory)."""
+        queue = self.queue
+        ahead = (
+            queue.queued_ahead(CLAIM_AHEAD) if isinstance(queue, HueyQueue) and self.allowed is None else []
+        )
+        if not ahead:
+            return self.db.run(store.claim, self.settings, self.worker_id, execution_id, self.allowed)
+        try:
+            claims = self.db.run(store.claim_batch, self.settings, self.worker_id, [execution_id, *ahead])
+        except BaseException:
+            cast(HueyQueue, queue).put_back(list(ahead))
+            raise
+        claimed = {claim.execution_id: claim for claim in claims}
+        runs = {i: ClaimedRun(self, claimed[i], RunControl()) for i in ahead if i in claimed}
+        for run in runs.values():
+            self._announce(run.claim)
+            self._watch(run.claim.execution_id, run.control)
+        if not cast(HueyQueue, queue).put_back([runs.get(i, i) for i in ahead]):
+            self.abandon(list(runs.values()))
+        mine = claimed.get(execution_id)
+        if mine is None:  # of a limited script, or gone: weighed alone
+            return self.db.run(store.claim, self.settings, self.worker_id, execution_id, self.allowed)
+        return mine
 
     def take(self, conn: Connection, members: list[tuple[Any, int]]) -> dict[int, Callable[[], None]]:
         """`db.group_commit.Take`: in the transaction that inserts new runs (`members`: each

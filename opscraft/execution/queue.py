@@ -305,6 +305,40 @@ class HueyQueue:
         self._wakeup.notify()
         return True
 
+    def queued_ahead(self, most: int) -> list[int]:
+        """Up to `most` execution ids waiting at the front of an `in_process` queue, removed
+        from it (none behind a claimed run waiting there): a consumer thread claims them with
+        its own in one transaction (`Executor`) and puts them back (`put_back`), claimed or not.
+        At most one fewer than the consumer threads: more claimed at once would wait longer
+        than a run for a thread. [] on any other queue."""
+        ids: list[int] = []
+        if not self.in_process:
+            return ids
+        most = min(most, self._workers - 1)
+        while len(ids) < most:
+            try:
+                job = self._handed.popleft()
+            except IndexError:
+                break
+            if not isinstance(job, int):
+                self._handed.appendleft(job)
+                break
+            ids.append(job)
+        return ids
+
+    def put_back(self, jobs: list[Handed]) -> bool:
+        """Put `jobs` (from `queued_ahead`: ids, or the runs claimed among them) back at the
+        front of the queue, in their order; True. False once `left_over` was called: nothing
+        was put back, and the caller ends the claimed runs (the ids stay `queued` for the next
+        start, as any job in memory at a stop)."""
+        with self._closing:
+            if self._closed:
+                return False
+            self._handed.extendleft(reversed(jobs))
+        for _ in jobs:
+            self._wakeup.notify()
+        return True
+
     def left_over(self) -> list[Callable[[], None]]:
         """After `join`: the claimed runs handed that no consumer thread started (removed here);
         from now on `hand` takes none."""

@@ -143,34 +143,47 @@ class Claim:
 
 # Statements are built once: building one costs more than running it.
 _QUEUED, _RUNNING = ExecutionStatus.queued.value, ExecutionStatus.running.value
+_CLAIM_VALUES = {
+    "status": _RUNNING,
+    "worker_id": bindparam("wid"),
+    "started_at": bindparam("now", type_=_E.started_at.type),
+    "image": case(
+        (
+            _E.runner == "docker",
+            case({t.value: bindparam(f"image_{t.value}") for t in ScriptType}, value=_E.script_type),
+        ),
+        else_=None,
+    ),
+}
+_CLAIM_RETURNING = (
+    _E.script_id,
+    _E.script_version,
+    _E.runner,
+    _E.parameters,
+    _E.terraform_action,
+    _E.terraform_workspace,
+    _E.run_options,
+    _E.cancel_requested,
+    _E.image,
+    _E.draft,
+    _E.script_type,
+)
 _CLAIM = (
     update(EXECUTIONS)
     .where(_E.id == bindparam("eid"), _E.status == _QUEUED)
-    .values(
-        status=_RUNNING,
-        worker_id=bindparam("wid"),
-        started_at=bindparam("now", type_=_E.started_at.type),
-        image=case(
-            (
-                _E.runner == "docker",
-                case({t.value: bindparam(f"image_{t.value}") for t in ScriptType}, value=_E.script_type),
-            ),
-            else_=None,
-        ),
+    .values(_CLAIM_VALUES)
+    .returning(*_CLAIM_RETURNING)
+)
+# Several runs at once (`claim_batch`): only those of scripts without a concurrency limit.
+_CLAIM_BATCH = (
+    update(EXECUTIONS)
+    .where(
+        _E.id.in_(bindparam("eids", expanding=True)),
+        _E.status == _QUEUED,
+        ~exists().where(_S.id == _E.script_id, _S.max_concurrent.is_not(None)),
     )
-    .returning(
-        _E.script_id,
-        _E.script_version,
-        _E.runner,
-        _E.parameters,
-        _E.terraform_action,
-        _E.terraform_workspace,
-        _E.run_options,
-        _E.cancel_requested,
-        _E.image,
-        _E.draft,
-        _E.script_type,
-    )
+    .values(_CLAIM_VALUES)
+    .returning(_E.id, *_CLAIM_RETURNING)
 )
 # A worker limited to some runners (`opscraft worker --runner`) claims only runs for them.
 _CLAIM_FOR_RUNNERS = _CLAIM.where(_E.runner.in_(bindparam("runners", expanding=True)))
@@ -267,8 +280,7 @@ def claim(
     (which rolls the claim back) when the script already runs its maximum number of times.
     """
     now = clock.now()
-    images = {f"image_{t.value}": settings.image_for(t.value) for t in ScriptType}
-    values = {"eid": execution_id, "wid": worker_id, "now": now, **images}
+    values = {"eid": execution_id, **_claim_values(settings, worker_id, now)}
     if runners is None:
         row = conn.execute(_CLAIM, values).first()
     else:
@@ -278,6 +290,51 @@ def claim(
     script = conn.execute(_SCRIPT, {"sid": row.script_id, "number": row.script_version}).one()
     if script.max_concurrent and _over_limit(conn, row.script_id, script.max_concurrent):
         raise HeldBack
+    return _claimed(conn, settings, worker_id, execution_id, now, row, script)
+
+
+def claim_batch(
+    conn: Connection, settings: Settings, worker_id: str, execution_ids: list[int]
+) -> list[Claim]:
+    """`claim` of several runs in one conditional UPDATE (a burst's queue, `Executor`): those of
+    `execution_ids` still `queued` whose scripts have no concurrency limit become `running` for
+    worker `worker_id`, each exactly once as with `claim`; their claims, in the order of
+    `execution_ids`. The others (no longer queued, or of a limited script, which `claim`
+    weighs one by one) are left as they are, for `claim`."""
+    now = clock.now()
+    values = {"eids": execution_ids, **_claim_values(settings, worker_id, now)}
+    rows = {int(row.id): row for row in conn.execute(_CLAIM_BATCH, values)}
+    scripts: dict[tuple[int, int], Any] = {}
+    claims = []
+    for execution_id in execution_ids:
+        row = rows.get(execution_id)
+        if row is None:
+            continue
+        key = (row.script_id, row.script_version)
+        if key not in scripts:
+            scripts[key] = conn.execute(_SCRIPT, {"sid": row.script_id, "number": row.script_version}).one()
+        claims.append(_claimed(conn, settings, worker_id, execution_id, now, row, scripts[key]))
+    return claims
+
+
+def _claim_values(settings: Settings, worker_id: str, now: datetime) -> dict[str, Any]:
+    """The bound values a claim's UPDATE sets (`_CLAIM_VALUES`), besides the runs' ids."""
+    images = {f"image_{t.value}": settings.image_for(t.value) for t in ScriptType}
+    return {"wid": worker_id, "now": now, **images}
+
+
+def _claimed(
+    conn: Connection,
+    settings: Settings,
+    worker_id: str,
+    execution_id: int,
+    now: datetime,
+    row: Any,
+    script: Any,
+) -> Claim:
+    """The claim of run `execution_id`, just set `running` at `now` (`row`: what the claim's
+    UPDATE returned; `script`: its script version's `_SCRIPT` row): what it runs, or why it
+    cannot start."""
     columns: dict[str, Any] = {"status": ExecutionStatus.running, "worker_id": worker_id}
     columns.update(started_at=now, image=row.image)
     base = Claim(
