@@ -290,6 +290,29 @@ async def test_runs_and_audit_events_stored_in_another_shape_still_list(
     assert [e["details"] for e in r.json()["items"] if e["action"] == "script.create"] == [{}], r.text
 
 
+async def test_a_run_whose_status_is_none_of_todays_lists_as_failed_on_sqlite(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """A run's status `x` (SQLite holds any text) was a 500 of the history and the run's page; it
+    reads as failed (neither run, claimed nor awaited). PostgreSQL's enum type refuses it."""
+    script_id = await _script(client, admin)
+    run = await start(client, admin, script_id, "local")
+    await wait_for(client, admin, run["id"])
+    written = update(Execution).where(col(Execution.id) == run["id"]).values(status="x")
+    async with runtime.current().db.session() as session:
+        if session.bind.dialect.name == "postgresql":
+            with pytest.raises(DBAPIError):
+                await session.exec(written)
+            return
+        await session.exec(written)
+        await session.commit()
+    for url in ["/api/v1/executions", f"/api/v1/executions/{run['id']}"]:
+        r = await client.get(url, headers=admin.headers)
+        assert r.status_code == 200, (url, r.text)
+        shown = r.json()["items"][0] if "items" in r.json() else r.json()
+        assert shown["status"] == "failed", shown
+
+
 # (setting, value stored, what it is read as meanwhile)
 SETTING_CASES = [
     ("local_runner_enabled", "true", False),  # bool("false") was True: text is no switch

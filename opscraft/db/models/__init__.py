@@ -26,6 +26,7 @@ from opscraft.db.models.executions import (
     ExecutionDraft,
     ExecutionHostSummary,
     ExecutionLog,
+    ExecutionStatus,
     ExecutionTally,
     RetiredExecutions,
 )
@@ -111,7 +112,9 @@ def _expect_json_shapes() -> None:
     outcome = OneOf.of(ChainOutcome, ChainOutcome.success)
     expect(ChainLink, mapping=text_values, parameters=obj, run_options=obj_or_null, outcome=outcome)
     expect(ChainRun, parameters=obj)
-    expect(Execution, parameters=obj, run_options=obj_or_null)
+    # A run whose status is none of today's is read as failed: it is not run, claimed or awaited.
+    run_status = OneOf.of(ExecutionStatus, ExecutionStatus.failed)
+    expect(Execution, parameters=obj, run_options=obj_or_null, status=run_status)
     expect(ExecutionHostSummary, hosts=Shape(list, dict), totals=Shape(dict, int))  # ansible_recap refines
     status = OneOf.of(ScriptStatus, ScriptStatus.draft)  # a draft does not run
     expect(Script, parameters=Shape(list, dict), tags=Shape(list, str), status=status)

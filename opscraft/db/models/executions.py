@@ -10,7 +10,7 @@ from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Text, text
 from sqlmodel import Field, SQLModel
 
 from opscraft.db import clock
-from opscraft.db.types import UTCDateTime, utcnow
+from opscraft.db.types import StoredEnum, UTCDateTime, utcnow
 
 BYTE_COUNT = BigInteger().with_variant(Integer(), "sqlite")
 """A count of bytes: 64 bits (a run's output passes 2 GiB in a minute of `yes`; PostgreSQL's
@@ -83,7 +83,9 @@ class Execution(SQLModel, table=True):
     script_version: int
     script_name: str = Field(max_length=128)
     script_type: str = Field(max_length=16)
-    status: ExecutionStatus = Field(default=ExecutionStatus.queued, max_length=16)
+    status: ExecutionStatus = Field(
+        default=ExecutionStatus.queued, max_length=16, sa_type=StoredEnum(ExecutionStatus)
+    )
     parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     terraform_action: str | None = Field(default=None, max_length=16)
     # The workspace whose state a Terraform run uses (`default` unless chosen); None for others.
