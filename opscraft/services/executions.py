@@ -393,10 +393,6 @@ TagName = Annotated[
     ),
 ]
 
-# The list's own limit, inside the optional type: pydantic checks a `Field(max_length=...)` of an
-# optional field after validation and says so ("at most 50 items after validation").
-TagList = Annotated[list[TagName], Field(max_length=ansible_options.MAX_TAGS)]
-
 
 class AnsibleRunOptions(Body):
     """Ansible run options, each passed to `ansible-playbook` as one argument (never through a
@@ -410,8 +406,12 @@ class AnsibleRunOptions(Body):
         description="Host pattern (--limit); not starting with '-' or '@'",
         json_schema_extra={"pattern": f"^(?![-@]){ansible_options.LIMIT_RE.pattern}$"},
     )
-    tags: TagList | None = Field(default=None, description="--tags")
-    skip_tags: TagList | None = Field(default=None, description="--skip-tags")
+    tags: list[TagName] | None = Field(
+        default=None, max_length=ansible_options.MAX_TAGS, description="--tags"
+    )
+    skip_tags: list[TagName] | None = Field(
+        default=None, max_length=ansible_options.MAX_TAGS, description="--skip-tags"
+    )
     check: bool = Field(default=False, description="--check: dry run, change nothing")
     diff: bool = Field(default=False, description="--diff: show what changes in files and templates")
 
