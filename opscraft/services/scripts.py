@@ -23,7 +23,7 @@ from sqlmodel import update as sql_update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
-from opscraft.db import fold
+from opscraft.db import fold, stored_shapes
 from opscraft.db.models import ChainLink, Inventory, Schedule, Script, ScriptTag, ScriptVersion, Secret, User
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.secrets import SecretKind
@@ -891,7 +891,7 @@ async def update(
             changes["content"] = checked.content
         acknowledged = [] if same_content else checked.checks.findings
         await _check_no_shadowing(session, script_id, changes["parameters"], script_type)
-    changed = {k: v for k, v in changes.items() if getattr(script, k) != v}
+    changed = stored_shapes.changed(script, changes)
     if not changed:
         return checked.saved(script) if checked else Saved(script)
     old_status = script.status
