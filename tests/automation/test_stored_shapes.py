@@ -330,20 +330,28 @@ async def test_a_setting_stored_in_another_shape_reads_as_its_default_logged(
         assert row is not None and row.value == saved
 
 
+async def _stored_as_superuser(username: str, backend: str) -> bool:
+    """Store the role 'superuser' for `username`, as a manual edit would: True on SQLite, which
+    holds any text; on PostgreSQL, whose enum refuses the text (checked), False."""
+    stored = update(User).where(col(User.username) == username).values(role="superuser")
+    async with runtime.current().db.session() as session:
+        if backend == "postgresql":
+            with pytest.raises(DBAPIError, match="invalid input value for enum"):
+                await session.exec(stored)
+            return False
+        await session.exec(stored)
+        await session.commit()
+    return True
+
+
 async def test_a_role_none_of_todays_reads_as_viewer_saying_so(
     client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn, backend: str
 ) -> None:
     """A user whose stored role is none of today's (SQLite holds any text) was a 500 of the user
     list and of each of their requests: they list as a viewer saying what was stored, may do
     what a viewer may, and an admin's role change replaces it. PostgreSQL's enum refuses it."""
-    stored = update(User).where(col(User.username) == viewer.username).values(role="superuser")
-    async with runtime.current().db.session() as session:
-        if backend == "postgresql":
-            with pytest.raises(DBAPIError, match="invalid input value for enum"):
-                await session.exec(stored)
-            return
-        await session.exec(stored)
-        await session.commit()
+    if not await _stored_as_superuser(viewer.username, backend):
+        return
     r = await client.get("/api/v1/users", headers=admin.headers)
     assert r.status_code == 200, r.text
     (shown,) = [u for u in r.json()["items"] if u["username"] == viewer.username]
@@ -388,14 +396,8 @@ async def test_a_role_set_to_viewer_replaces_a_role_none_of_todays(
     """Defect: `{"role": "viewer"}` for a user stored as 'superuser' (read as viewer) was taken
     for no change: 200, nothing written or audited, the problem kept, and the Users page's edit
     could not fix it but by two role changes. PostgreSQL's enum refuses the text."""
-    stored = update(User).where(col(User.username) == viewer.username).values(role="superuser")
-    async with runtime.current().db.session() as session:
-        if backend == "postgresql":
-            with pytest.raises(DBAPIError, match="invalid input value for enum"):
-                await session.exec(stored)
-            return
-        await session.exec(stored)
-        await session.commit()
+    if not await _stored_as_superuser(viewer.username, backend):
+        return
     r = await client.get("/api/v1/users", params={"search": viewer.username}, headers=admin.headers)
     (shown,) = r.json()["items"]
     assert shown["stored_problem"], shown
