@@ -171,7 +171,8 @@ class HostSummaryOut(BaseModel):
             return None
         note = host_summaries.note_of(row)
         if note is not None:
-            return cls(hosts=[], host_count=0, totals={}, note=note)
+            # Every count, each 0 (a client reads `totals["failed"]` of any summary).
+            return cls(hosts=[], host_count=0, totals=dict.fromkeys(ansible_recap.COUNTS, 0), note=note)
         return cls(hosts=row.hosts, host_count=row.host_count, totals=row.totals, note=None)  # type: ignore[arg-type]
 
 
