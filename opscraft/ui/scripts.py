@@ -72,7 +72,8 @@ NAME_CELL = """
   <a :href="'/scripts/' + props.row.id" class="text-primary font-medium no-underline"
      :data-testid="'script-link-' + props.row.name">{{ props.value }}</a>
   <div class="text-caption text-grey-7 ellipsis" style="max-width: 28rem">{{ props.row.description }}</div>
-  <div v-if="props.row.stored" class="text-caption text-negative oc-wrap" style="max-width: 28rem"
+  <div v-if="props.row.stored" class="text-caption text-negative oc-wrap"
+       style="white-space: normal; min-width: 12rem; max-width: 28rem"
        :data-testid="'script-row-stored-' + props.row.name">{{ props.row.stored }}</div>
 </q-td>"""
 TYPE_CELL = f"""

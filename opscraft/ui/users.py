@@ -48,6 +48,7 @@ ROLE_CELL = f"""
 <q-td :props="props">
   <q-badge :color="{ROLE_COLORS}[props.value]" :label="props.value" />
   <div v-if="props.row.stored" class="text-caption text-negative oc-wrap"
+       style="white-space: normal; min-width: 12rem; max-width: 20rem"
        :data-testid="'user-stored-' + props.row.username">{{{{ props.row.stored }}}}</div>
 </q-td>"""
 STATUS_CELL = """
