@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from opscraft.services.parameters import DECLARATIONS_SHAPE
 from tests.conftest import LoggedIn
 
 SCRIPTS = "/api/v1/scripts"
@@ -178,6 +179,9 @@ async def test_parameters_in_their_short_form_compare_as_the_declaration_they_st
         ({"nope": "x"}, "base.nope"),
         ({"content": "echo hi\n"}, "base.content"),
         ({"tags": "one"}, "base.tags"),
+        # One problem named by the field, not one per branch of its union ("base.parameters.dict[str,any]").
+        ({"parameters": "env=prod"}, "base.parameters"),
+        ({"parameters": 5}, "base.parameters"),
         ({"timeout_seconds": "60"}, "base.timeout_seconds"),
         ({"description": None}, "base.description"),
         ({"status": "gone"}, "base.status"),
@@ -190,7 +194,7 @@ async def test_a_base_with_an_unknown_field_or_a_wrong_type_is_a_422_naming_it(
     url = f"{SCRIPTS}/{script['id']}"
     refused = await _put(client, operator, url, {"description": "changed", "base": base})
     assert refused.status_code == 422, refused.text
-    assert field in [e["field"] for e in refused.json()["errors"]], refused.text
+    assert [e["field"] for e in refused.json()["errors"]] == [field], refused.text
     assert (await _stored(client, operator, url))["description"] == "as created"
 
 
@@ -217,3 +221,33 @@ async def test_an_inventory_name_or_description_changed_meanwhile(
     assert (await _stored(client, admin, url))["description"] == "api"
     bad = await _put(client, admin, url, {"description": "x", "base": {"content": INI}})
     assert bad.status_code == 422 and "base.content" in [e["field"] for e in bad.json()["errors"]], bad.text
+
+
+@pytest.mark.parametrize("sent", ["env=prod", 5, True])
+async def test_parameters_neither_an_object_nor_a_list_are_one_422_naming_the_field(
+    client: httpx.AsyncClient, operator: LoggedIn, sent: Any
+) -> None:
+    """Defect: `"parameters": "text"` answered two errors named `parameters.dict[str,any]` and
+    `parameters.list[any]` (pydantic's union branches), fields no client or form has."""
+    script = await _script(client, operator)
+    url = f"{SCRIPTS}/{script['id']}"
+    for response in (
+        await _put(client, operator, url, {"parameters": sent}),
+        await client.post(
+            SCRIPTS,
+            json={"name": "p", "script_type": "bash", "content": "echo\n", "parameters": sent},
+            headers=operator.headers,
+        ),
+    ):
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"] == [
+            {
+                "field": "parameters",
+                "message": DECLARATIONS_SHAPE,
+            }
+        ]
+    # A test run's declaration from the editor: the same rule.
+    body = {"content": "echo\n", "parameter_schema": sent}
+    response = await client.post(f"{url}/test-runs", json=body, headers=operator.headers)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [{"field": "parameter_schema", "message": DECLARATIONS_SHAPE}]

@@ -14,9 +14,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from sqlmodel import col, select
 
+from opscraft import runtime
 from opscraft.api import install_api
 from opscraft.config import load_settings
+from opscraft.db.models import AppSetting
 from opscraft.services.bodies import Body
 from tests.conftest import LoggedIn
 
@@ -157,6 +160,26 @@ async def test_a_settings_put_that_sends_no_setting_is_422(
     assert events["total"] == 0, events
     schema = (await client.get("/openapi.json")).json()["components"]["schemas"]["SettingsPatch"]
     assert schema["minProperties"] == 1, schema
+
+
+async def test_a_settings_put_of_the_values_shown_writes_and_audits_nothing(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """Defect: a setting never saved, sent with the default `GET` shows (`warm_pool_size: 2`),
+    was written and audited as a `setting.update`, though nothing read differs: a PUT that
+    changes nothing writes nothing, as for every other row."""
+    shown = (await client.get("/api/v1/settings", headers=admin.headers)).json()
+    r = await client.put("/api/v1/settings", json=shown, headers=admin.headers)
+    assert r.status_code == 200 and r.json() == shown, r.text
+    events = (await client.get("/api/v1/audit?action=setting.update", headers=admin.headers)).json()
+    assert events["total"] == 0, events
+    async with runtime.current().db.session() as session:
+        assert (await session.exec(select(AppSetting).where(col(AppSetting.key).in_(shown)))).all() == []
+    # A real change is still written and audited once.
+    r = await client.put("/api/v1/settings", json={**shown, "warm_pool_size": 3}, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["warm_pool_size"] == 3, r.text
+    events = (await client.get("/api/v1/audit?action=setting.update", headers=admin.headers)).json()
+    assert [e["target_id"] for e in events["items"]] == ["warm_pool_size"], events
 
 
 async def test_a_float_is_no_whole_number_in_any_part_of_a_request(

@@ -4,6 +4,7 @@ closing it (it answered in the API's words)."""
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 import httpx
@@ -48,3 +49,30 @@ def test_the_table_is_alphabetical_and_the_edit_form_answers_in_place(
     assert page.locator(".q-notification").filter(has_text="send at least one").count() == 0
     me = httpx.get(f"{server.url}/api/v1/auth/me", headers=tokens["admin"], timeout=60).json()
     assert me["is_active"] is True
+
+
+def test_a_role_none_of_todays_is_said_in_its_row_and_saving_it_as_viewer_replaces_it(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Defect: a user whose stored role is none of today's (a manual edit: `root`) listed as a
+    plain viewer with nothing said, and the edit form's Save with Viewer said "Nothing changed"
+    and kept it (the API wrote nothing either)."""
+    body = {"username": "rooted", "email": "rooted@example.com", "password": PASSWORD}
+    r = httpx.post(f"{server.url}/api/v1/users", json=body, headers=tokens["admin"], timeout=60)
+    assert r.status_code == 201, r.text
+    connection = sqlite3.connect(server.data_dir / "opscraft.db", timeout=10, isolation_level=None)
+    try:
+        connection.execute("UPDATE users SET role = 'root' WHERE username = 'rooted'")
+    finally:
+        connection.close()
+    log_in(page, server, "admin", then="/users")
+    expect(page.get_by_test_id("user-stored-rooted")).to_contain_text("role: stored as 'root'")
+    page.get_by_test_id("edit-rooted").click()
+    page.get_by_test_id("edit-submit").click()  # Viewer, as the form shows it
+    expect(page.get_by_test_id("edit-submit")).to_have_count(0)
+    expect(page.get_by_test_id("user-stored-rooted")).to_have_count(0)
+    r = httpx.get(
+        f"{server.url}/api/v1/users", params={"search": "rooted"}, headers=tokens["admin"], timeout=60
+    )
+    (shown,) = r.json()["items"]
+    assert shown["role"] == "viewer" and shown["stored_problem"] is None, shown

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import Field
@@ -14,7 +14,7 @@ from opscraft.db.models.scripts import ScriptType
 from opscraft.services import draft_runs
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Invalid
-from opscraft.services.parameters import ParameterValues
+from opscraft.services.parameters import Declarations, ParameterValues
 from opscraft.services.permissions import Permission
 from opscraft.services.storable import Text
 
@@ -28,7 +28,7 @@ class TestRunCreate(Body):
 
     content: Text = Field(min_length=1, examples=["#!/bin/bash\necho 'trying a change'"])
     script_type: ScriptType | None = Field(default=None, description="Default: the saved script's type")
-    parameter_schema: dict[str, Any] | list[Any] | None = Field(
+    parameter_schema: Declarations | None = Field(
         default=None,
         description="The parameter declaration in the editor, in any form a save accepts "
         "(default: the saved script's)",

@@ -169,11 +169,11 @@ class HostSummaryOut(BaseModel):
         """The stored summary as the API shows it; None for none."""
         if row is None:
             return None
-        unreadable = host_summaries.unreadable(row)
-        if unreadable is not None:  # as a summary the worker could not read: no host, zero counts
-            zero = dict.fromkeys(ansible_recap.COUNTS, 0)
-            return cls(hosts=[], host_count=0, totals=zero, note=unreadable)
-        return cls(hosts=row.hosts, host_count=row.host_count, totals=row.totals, note=row.note)  # type: ignore[arg-type]
+        note = host_summaries.note_of(row)
+        if note is not None:
+            # Every count, each 0 (a client reads `totals["failed"]` of any summary).
+            return cls(hosts=[], host_count=0, totals=dict.fromkeys(ansible_recap.COUNTS, 0), note=note)
+        return cls(hosts=row.hosts, host_count=row.host_count, totals=row.totals, note=None)  # type: ignore[arg-type]
 
 
 class ExecutionDetailOut(ExecutionOut):

@@ -205,6 +205,15 @@ def problems(row: Any) -> dict[str, str]:
     return {name: problem for name, (problem, _stored) in found.items()}
 
 
+def changed(row: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """The items of `values` (column -> value an update sets) that change `row`: those that differ
+    from what it reads, and those replacing a value stored in another shape (`problems`) even
+    when the value read in its place is the one sent (a user's role `root`, read as `viewer`,
+    set to `viewer`: the stored `root` and its problem must go)."""
+    unread = problems(row)
+    return {key: value for key, value in values.items() if key in unread or getattr(row, key) != value}
+
+
 def note(row: Any) -> str | None:
     """`problems(row)` as one sentence saying what each column is read as and what to do, None
     when there are none: `mapping: stored as a list ([1]), not an object of text values, read as

@@ -183,11 +183,18 @@ def _typed(key: str, value: Any) -> Any:
     return 0.0 if isinstance(typed, float) and typed == 0 else typed
 
 
+def _is_default(key: str, value: Any) -> bool:
+    """Whether `value` (checked) is the default of setting `key`, type included (a 0 is no False)."""
+    default = KNOWN[key][1]
+    return type(value) is type(default) and value == default
+
+
 async def update(session: AsyncSession, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
     """Change several settings at once (all or none); returns every setting. `Invalid` (422)
     names every bad value at once, or `body` when `values` is empty (nothing to change, as a
     user's or secret's update: `partial.at_least_one_field`); `Forbidden` (403) for anyone but
-    an admin."""
+    an admin. A value equal to what the setting reads (its stored value, or its default when
+    never set) writes and audits nothing."""
     require(actor.user, Permission.manage_settings)
     if not values:
         raise Invalid(
@@ -197,6 +204,8 @@ async def update(session: AsyncSession, actor: Actor, values: dict[str, Any]) ->
     values = _checked(values)
     for key, value in values.items():
         row = await session.get(AppSetting, key)
+        if row is None and _is_default(key, value):
+            continue  # never set and sent as the default it reads as: no change to write or audit
         if row is None:
             session.add(AppSetting(key=key, value=value))
         elif row.value != value or problem(key, row.value) is not None:  # a stored 1 is no True

@@ -23,13 +23,8 @@ async def of_run(session: AsyncSession, actor: Actor, execution: Execution) -> E
     return await session.get(ExecutionHostSummary, execution.id)
 
 
-def unreadable(summary: ExecutionHostSummary) -> str | None:
-    """What the stored row holds that cannot be read (`stored_shapes.note`: a row edited by hand,
-    read as no host), None when it reads as stored."""
-    return stored_shapes.note(summary)
-
-
 def note_of(summary: ExecutionHostSummary) -> str | None:
     """Why `summary` lists no host: the worker's `note` (the run stopped before its recap...), or
-    `unreadable`; None when it is a summary to show."""
-    return summary.note or unreadable(summary)
+    what the stored row holds that cannot be read (`stored_shapes.note`: a row edited by hand,
+    read as no host); None when it is a summary to show."""
+    return summary.note or stored_shapes.note(summary)

@@ -78,6 +78,22 @@ ParameterValues = Annotated[dict[str, Any], BeforeValidator(_an_object)]
 # A mapping of parameter names to JSON pointers (webhooks, "then run" links): the same rule.
 PointerMapping = Annotated[dict[str, str], BeforeValidator(_an_object)]
 
+DECLARATIONS_SHAPE = "must be an object of parameters (NAME: default or typed spec) or a list of declarations"
+
+
+def _an_object_or_list(value: Any) -> Any:
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict | Unreadable):
+        return _an_object(value)
+    raise PydanticCustomError("declarations_type", DECLARATIONS_SHAPE)
+
+
+# A parameter declaration in a request body, in any form `normalize` reads: anything else is one
+# problem named by its field (`parameters`), not one per branch of the union
+# (`parameters.dict[str,any]`, `parameters.list[any]`, which no form's field is called).
+Declarations = Annotated[dict[str, Any] | list[Any], BeforeValidator(_an_object_or_list)]
+
 
 def json_from_text(text: str | None) -> Any:
     """What a form's JSON box holds, for a body model to check with the body's other fields

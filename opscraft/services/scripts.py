@@ -23,7 +23,7 @@ from sqlmodel import update as sql_update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
-from opscraft.db import fold
+from opscraft.db import fold, stored_shapes
 from opscraft.db.models import ChainLink, Inventory, Schedule, Script, ScriptTag, ScriptVersion, Secret, User
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.secrets import SecretKind
@@ -47,6 +47,7 @@ from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, inpu
 from opscraft.services.line_endings import Notice
 from opscraft.services.linters import LintReport
 from opscraft.services.names import name_key, name_order
+from opscraft.services.parameters import Declarations
 from opscraft.services.permissions import Permission, require
 from opscraft.services.script_checks import Checks, Finding
 from opscraft.services.storable import Text, limited
@@ -112,7 +113,7 @@ class _ScriptFields(Body):
     description: limited(Text, MAX_DESCRIPTION) | None = None
     script_type: ScriptType | None = None
     content: Text | None = Field(default=None, min_length=1)
-    parameters: dict[str, Any] | list[Any] | None = Field(
+    parameters: Declarations | None = Field(
         default=None, examples=[{"ENV": "prod"}, [{"name": "COUNT", "type": "integer", "default": 3}]]
     )
     version: str | None = Field(
@@ -233,7 +234,7 @@ class ScriptBase(Body):
     name: str | None = None
     description: str | None = None
     script_type: ScriptType | None = None
-    parameters: dict[str, Any] | list[Any] | None = None
+    parameters: Declarations | None = None
     version: str | None = None
     tags: list[str] | None = None
     status: ScriptStatus | None = None
@@ -890,7 +891,7 @@ async def update(
             changes["content"] = checked.content
         acknowledged = [] if same_content else checked.checks.findings
         await _check_no_shadowing(session, script_id, changes["parameters"], script_type)
-    changed = {k: v for k, v in changes.items() if getattr(script, k) != v}
+    changed = stored_shapes.changed(script, changes)
     if not changed:
         return checked.saved(script) if checked else Saved(script)
     old_status = script.status

@@ -12,6 +12,7 @@ from sqlalchemy import func, or_
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from opscraft.db import stored_shapes
 from opscraft.db.models import AppSetting, RefreshToken, Role, User
 from opscraft.db.types import utcnow
 from opscraft.security.passwords import hash_password, normal_form, verify_password
@@ -344,7 +345,7 @@ async def _apply(
     if "email" in changes:
         changes["email"] = str(changes["email"]).lower()
     before = {key: getattr(user, key) for key in changes}
-    changes = {key: value for key, value in changes.items() if before[key] != value}
+    changes = stored_shapes.changed(user, changes)
     if not changes:
         return user
     for key, value in changes.items():

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from nicegui import ui
 
+from opscraft.db import stored_shapes
 from opscraft.db.models import Execution, Script
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.services import runs, scripts
@@ -71,6 +72,9 @@ NAME_CELL = """
   <a :href="'/scripts/' + props.row.id" class="text-primary font-medium no-underline"
      :data-testid="'script-link-' + props.row.name">{{ props.value }}</a>
   <div class="text-caption text-grey-7 ellipsis" style="max-width: 28rem">{{ props.row.description }}</div>
+  <div v-if="props.row.stored" class="text-caption text-negative oc-wrap"
+       style="white-space: normal; min-width: 12rem; max-width: 28rem"
+       :data-testid="'script-row-stored-' + props.row.name">{{ props.row.stored }}</div>
 </q-td>"""
 TYPE_CELL = f"""
 <q-td :props="props"><q-badge :color="{TYPE_COLORS}[props.value]" :label="props.value" /></q-td>"""
@@ -118,6 +122,9 @@ def _row(script: Script, last: Execution | None, can_run: bool) -> dict[str, Any
         "tags": script.tags,
         "version": f"{script.version} · v{script.current_version}",
         "updated": format_time(script.updated_at),
+        # What its stored columns hold that cannot be read (tags as text, parameters that do not
+        # declare anything): said under its name, as on its page and in the API's list.
+        "stored": stored_shapes.note(script),
     }
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from nicegui import ui
 
+from opscraft.db import stored_shapes
 from opscraft.db.models import Role, User
 from opscraft.services import partial, users
 from opscraft.services.actor import Actor
@@ -42,9 +43,13 @@ COLUMNS: list[dict[str, Any]] = [
 ]
 
 ROLE_COLORS = "{admin: 'deep-purple', operator: 'teal-9', viewer: 'blue-grey-7'}"
+# Under the badge, what a stored role none of today's was (read as viewer: `stored_shapes.note`).
 ROLE_CELL = f"""
 <q-td :props="props">
   <q-badge :color="{ROLE_COLORS}[props.value]" :label="props.value" />
+  <div v-if="props.row.stored" class="text-caption text-negative oc-wrap"
+       style="white-space: normal; min-width: 12rem; max-width: 20rem"
+       :data-testid="'user-stored-' + props.row.username">{{{{ props.row.stored }}}}</div>
 </q-td>"""
 STATUS_CELL = """
 <q-td :props="props">
@@ -73,6 +78,8 @@ def _row(user: User) -> dict[str, Any]:
         "role": str(user.role),
         "is_active": user.is_active,
         "last_login": format_time(user.last_login_at),
+        "stored": stored_shapes.note(user),
+        "role_unread": "role" in stored_shapes.problems(user),
     }
 
 
@@ -176,7 +183,10 @@ class UsersView(PagedTable):
                     "role": Role(role.value),
                     "is_active": bool(active.value),
                 }
-                return partial.edited(row, form)
+                # A role stored as none of today's is shown as the viewer it reads as: saved as
+                # it is, it is the role sent (it replaces the stored one), not "Nothing changed".
+                shown = {**row, "role": None} if row["role_unread"] else row
+                return partial.edited(shown, form)
 
             async def save() -> None:
                 if not edits():  # sent, the form as loaded was the API's 422 "nothing to change"

@@ -705,7 +705,8 @@ def test_rows_whose_json_settings_are_stored_in_another_shape_still_show(page: A
     notification channel whose config is a list and a rule whose events are text (as an older
     version or a manual edit leaves them): each page lists the row saying what was stored (the
     pages failed to build while any list held one); the webhook's form shows the unreadable
-    mapping's box empty and stores what is typed there, and the webhook is deleted from its row."""
+    mapping's box empty and stores what is typed there, and the webhook is deleted from its row.
+    A script whose tags are text says so in the scripts list."""
     body = {"name": "shapes", "script_type": "bash", "content": "true\n", "status": "active"}
     script_id = env.api("POST", "/api/v1/scripts", json=body).json()["id"]
     hook = env.api("POST", f"/api/v1/scripts/{script_id}/webhooks", json={"name": "odd-hook"}).json()
@@ -724,7 +725,13 @@ def test_rows_whose_json_settings_are_stored_in_another_shape_still_show(page: A
         db.execute("UPDATE chain_links SET parameters = '\"x\"' WHERE id = ?", (link.json()["id"],))
         db.execute("UPDATE notification_channels SET config = '[\"a\"]' WHERE id = ?", (channel["id"],))
         db.execute("UPDATE notification_rules SET events = '\"failure\"' WHERE id = ?", (rule.json()["id"],))
-    log_in(page, env.server, "admin", then="/notifications")
+        db.execute("UPDATE scripts SET tags = '\"a,b\"' WHERE id = ?", (target_id,))
+    # The scripts list says it under the script's name (it listed the script as if it had no tags).
+    log_in(page, env.server, "admin", then="/scripts")
+    page.get_by_test_id("script-row-stored-shapes-next").get_by_text(
+        "tags: stored as text ('a,b')", exact=False
+    ).wait_for()
+    page.goto(f"{env.server.url}/notifications")
     shown = page.get_by_test_id("channel-stored-odd-channel")
     shown.get_by_text("config: stored as a list, not an object", exact=False).wait_for()
     page.get_by_test_id(f"rule-{rule.json()['id']}").get_by_text(

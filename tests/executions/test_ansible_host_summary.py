@@ -159,6 +159,7 @@ async def test_a_playbook_ansible_refuses_names_its_error_and_one_matching_no_ho
     final, text = await _finished(client, operator, script_id)
     assert final["status"] == "success" and "PLAY RECAP" in text, text
     assert final["host_summary"]["hosts"] == [] and final["host_summary"]["note"] == ansible_recap.EMPTY
+    assert final["host_summary"]["totals"] == dict.fromkeys(ansible_recap.COUNTS, 0)
 
 
 def test_the_openapi_documents_the_summary_with_its_schema(api_app: FastAPI) -> None:
@@ -205,3 +206,4 @@ async def test_a_summary_stored_in_another_shape_reads_as_none_saying_why(
         assert r.status_code == 200, r.text
         summary = r.json()["host_summary"]
         assert summary["hosts"] == [] and summary["note"].startswith(said), summary
+        assert summary["totals"] == dict.fromkeys(ansible_recap.COUNTS, 0), summary
