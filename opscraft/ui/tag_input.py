@@ -28,8 +28,8 @@ class TagInput(ui.input_chips):
     def __init__(self, label: str, value: list[str]) -> None:
         super().__init__(label, value=value, new_value_mode="add-unique")
         self.props("data-draft-chips")  # kept in a draft as a list (drafts.py), not as shown text
-        # The box's text reaches the server at once, not 500 ms after the last key (Quasar's
-        # default): a Save clicked within that time read the box as it was before Enter.
+        # The box's text reaches the server at once, not up to 500 ms after the last key
+        # (Quasar's default), so that a Save right after Enter does not read the box as it was.
         self.props('input-debounce="0"')
         self._typed = ""
         self.on("update:model-value", js_handler=_KEEP_LOCALLY)
@@ -48,9 +48,9 @@ class TagInput(ui.input_chips):
     def tags(self) -> list[str]:
         """The chips, then the text still in the box if any (untrimmed: the service trims and
         refuses a blank or bad tag under the field), unless it is one of the chips, which the
-        box cannot add again (`add-unique`): a Save clicked right after Enter, with the box's
-        emptying not yet on the server, saw the chip just added twice ("Options must be
-        distinct", a CI failure under load)."""
+        box cannot add again (`add-unique`): a CI run under load saw a choice option just
+        entered counted twice at Save ("Options must be distinct"), likely the box's emptying
+        not yet on the server (not reproduced in isolation)."""
         chips = list(self.value or [])
         typed = self._typed.strip()
         return [*chips, self._typed] if typed and typed not in chips else chips
