@@ -607,13 +607,52 @@ def browser() -> Iterator[Any]:
 # an error page without NiceGUI) as they are.
 CONNECTED_JS = "!window.socket || (window.did_handshake === true && window.socket.connected)"
 
+# Chromium fails the requests it is connecting or queueing with `net::ERR_NETWORK_CHANGED` when
+# the machine's addresses change (crbug.com/41465264): here, a Docker container with a network
+# adds a veth with an IPv6 link-local address while the other xdist worker loads a page. A page
+# whose script failed that way never connects; it is loaded again, as a person would reload it.
+NETWORK_CHANGED = "net::ERR_NETWORK_CHANGED"
+# How many times one wait reloads a page that lost a request to a network change.
+NETWORK_CHANGED_RELOADS = 3
+
+
+def settle(page: Any, expression: str = CONNECTED_JS, timeout: float = 30.0) -> None:
+    """Wait until the JavaScript `expression` holds on `page` (a `page` fixture's), for at most
+    `timeout` seconds, checked in one-second slices: when a request of the page failed with
+    `NETWORK_CHANGED` since the last settled wait, the page is reloaded (`NETWORK_CHANGED_RELOADS`
+    times at most) and the wait goes on. Raises Playwright's TimeoutError as `wait_for_function`."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    deadline = time.monotonic() + timeout
+    reloads = 0
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            page.wait_for_function(expression, timeout=min(1.0, max(left, 0.1)) * 1000)
+        except PlaywrightTimeoutError:
+            lost = page.network_changed > page.network_changed_seen
+            if lost and reloads < NETWORK_CHANGED_RELOADS:
+                page.network_changed_seen = page.network_changed
+                reloads += 1
+                page.console_tail.append(f"test: reloaded after {NETWORK_CHANGED} ({reloads})")
+                page.reload()
+                deadline = time.monotonic() + timeout
+            elif left <= 1.0:
+                raise
+            continue
+        page.network_changed_seen = page.network_changed
+        return
+
 
 @pytest.fixture
 def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A fresh browser context's page whose `goto` returns once a NiceGUI page is connected
-    (`CONNECTED_JS`): a value typed into a page still shaking hands on a busy CI machine was once
-    lost (a form saved without it: tests/test_ui_forms_browser.py). A failed test leaves a
-    full-page screenshot in `ARTIFACTS` (taking one after every test cost each about a second)."""
+    (`CONNECTED_JS`, through `settle`): a value typed into a page still shaking hands on a busy
+    CI machine was once lost (a form saved without it: tests/test_ui_forms_browser.py). A
+    navigation failed by `NETWORK_CHANGED` is tried again. A failed test leaves a full-page
+    screenshot in `ARTIFACTS` (taking one after every test cost each about a second)."""
+    from playwright.sync_api import Error as PlaywrightError
+
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(30_000)  # generous: CI machines may be busy
     pg = context.new_page()
@@ -621,11 +660,25 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     pg.console_tail = deque(maxlen=40)
     pg.on("console", lambda message: pg.console_tail.append(f"{message.type}: {message.text}"))
     pg.on("pageerror", lambda error: pg.console_tail.append(f"pageerror: {error}"))
+    pg.network_changed = pg.network_changed_seen = 0
+
+    def failed(failed_request: Any) -> None:
+        if NETWORK_CHANGED in (failed_request.failure or ""):
+            pg.network_changed += 1
+            pg.console_tail.append(f"requestfailed: {failed_request.url} {failed_request.failure}")
+
+    pg.on("requestfailed", failed)
     navigate = pg.goto
 
     def goto(url: str, **options: Any) -> Any:
-        response = navigate(url, **options)
-        pg.wait_for_function(CONNECTED_JS)
+        for attempt in range(NETWORK_CHANGED_RELOADS + 1):
+            try:
+                response = navigate(url, **options)
+                break
+            except PlaywrightError as error:
+                if NETWORK_CHANGED not in str(error) or attempt == NETWORK_CHANGED_RELOADS:
+                    raise
+        settle(pg)
         return response
 
     pg.goto = goto

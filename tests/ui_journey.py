@@ -22,7 +22,16 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.conftest import ARTIFACTS, PASSWORD, ROOT, LiveServer, require_service, start_server, stop_server
+from tests.conftest import (
+    ARTIFACTS,
+    PASSWORD,
+    ROOT,
+    LiveServer,
+    require_service,
+    settle,
+    start_server,
+    stop_server,
+)
 from tests.waiting import wait_until
 
 AXE = ROOT / "tests" / "js" / "node_modules" / "axe-core" / "axe.min.js"
@@ -167,8 +176,9 @@ def code(page: Any, testid: str = "script-editor") -> str:
 
 
 def wait_connected(page: Any) -> None:
-    """Until NiceGUI's socket has shaken hands (events reach the server from then on)."""
-    page.wait_for_function("window.did_handshake === true && window.socket && window.socket.connected")
+    """Until NiceGUI's socket has shaken hands (events reach the server from then on); a page
+    that lost a request to a network change is loaded again (`settle`)."""
+    settle(page, "window.did_handshake === true && window.socket && window.socket.connected")
 
 
 def pick_utc_today(page: Any, testid: str) -> str:
