@@ -638,7 +638,7 @@ def settle(page: Any, expression: str = CONNECTED_JS, timeout: float = 30.0) -> 
                 page.reload()
                 deadline = time.monotonic() + timeout
             elif left <= 1.0:
-                raise
+                raise PlaywrightTimeoutError(f"{expression} did not hold within {timeout} s") from None
             continue
         page.network_changed_seen = page.network_changed
         return

@@ -1,0 +1,83 @@
+"""A page that lost a file of its own while loading loads itself again (`opscraft.ui.lost_resources`).
+
+The real cause, Chromium's `ERR_NETWORK_CHANGED` for requests queued while an address of the
+machine changes, is reproduced in tests/test_page_settle_browser.py; here the lost file is made
+by Playwright aborting its request (the page sees the same `error` event either way).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from opscraft.ui.lost_resources import MAX_RELOADS
+from tests.conftest import LiveServer
+from tests.ui_journey import journey_server, log_in, wait_connected
+
+pytestmark = pytest.mark.browser
+
+server = journey_server("lost-resources", users=[("viewer", "viewer")], env={})
+
+NICEGUI_JS = "**/static/nicegui.js"
+WARNING = "did not load; loading the page again"
+
+
+def _warnings(page: Any) -> list[str]:
+    return [line for line in page.console_tail if WARNING in line]
+
+
+def test_a_page_that_lost_a_script_loads_itself_again_and_connects(server: LiveServer, page: Any) -> None:
+    asked: list[str] = []
+
+    def lose_the_first(route: Any) -> None:
+        asked.append(route.request.url)
+        if len(asked) == 1:
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route(NICEGUI_JS, lose_the_first)
+    page.goto(f"{server.url}/login", wait_until="commit")
+    wait_connected(page)
+
+    assert len(asked) == 2
+    assert len(_warnings(page)) == 1 and "nicegui.js" in _warnings(page)[0]
+    page.get_by_test_id("login-username").fill("admin")  # a working page
+
+
+def test_a_file_that_never_loads_is_tried_a_few_times_then_the_page_stays(
+    server: LiveServer, page: Any
+) -> None:
+    asked: list[str] = []
+
+    def lose_every(route: Any) -> None:
+        asked.append(route.request.url)
+        route.abort()
+
+    page.route(NICEGUI_JS, lose_every)
+    page.goto(f"{server.url}/login", wait_until="commit")
+    for _ in range(MAX_RELOADS + 1):  # the first load and each reload lose it
+        page.wait_for_event("requestfailed", lambda request: request.url.endswith("/nicegui.js"))
+    page.wait_for_load_state("load")
+
+    # A reload decided by the last page would have said so before loading it.
+    assert len(_warnings(page)) == MAX_RELOADS
+    assert len(asked) == MAX_RELOADS + 1
+
+
+def test_a_file_lost_after_the_page_connected_reloads_nothing(server: LiveServer, page: Any) -> None:
+    log_in(page, server, "viewer", then="/scripts")
+    page.evaluate("window.before_the_loss = true")
+
+    page.evaluate(
+        """() => new Promise((resolve) => {
+            const link = document.createElement("link");
+            Object.assign(link, {rel: "stylesheet", href: "/no-such.css"});
+            link.onerror = resolve;  // after the page's own listener, which listens while capturing
+            document.head.append(link);
+        })"""
+    )
+
+    assert page.evaluate("window.before_the_loss") is True
+    assert _warnings(page) == []
