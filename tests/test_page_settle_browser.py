@@ -23,6 +23,8 @@ import pytest
 from tests.conftest import NETWORK_CHANGED, require_service, settle
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.browser
+
 HELD = 6  # Chromium's connections per host for HTTP/1.1
 ADDRESS = "192.0.2.77/32"  # TEST-NET-1: routes nowhere
 
