@@ -19,6 +19,10 @@ the column anew clears its problem.
 An enum-like text column (`OneOf`: a channel's `kind`, a schedule's policies, a user's `role`)
 is the same: a value none of its choices (`sms`, a policy a later version dropped) made every
 answer holding the row a 500; it is read as the choice that does least, its problem kept alike.
+
+A time column (`Moment`, every `UTCDateTime` column: `expect_times`) holding text or a number
+that is no time (SQLite holds any: `yesterday`, `2026-13-45`) is read as `db.types.EPOCH`, the
+time that does least where times are compared, its problem kept alike.
 """
 
 from __future__ import annotations
@@ -29,7 +33,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import event, inspect
+from sqlalchemy.orm import Mapper
 from sqlalchemy.orm.attributes import set_committed_value
+
+from opscraft.db.types import EPOCH, UnreadTime, UTCDateTime, utc_text
 
 _INFO_KEY = "stored_shapes_problems"
 SHOWN_CHARS = 80  # of a refused stored value, in its problem
@@ -101,6 +108,23 @@ class OneOf:
         return f"stored as {_short(value)}, none of {', '.join(self.choices)}"
 
 
+@dataclass(frozen=True)
+class Moment:
+    """What a time column (`db.types.UTCDateTime`) must hold: a time. A stored value its type
+    could not read (`db.types.UnreadTime`) is read as `EPOCH`, its problem kept as a JSON
+    column's is."""
+
+    def empty(self) -> Any:
+        """The value a row holding no time there is read as."""
+        return EPOCH
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` (as `UTCDateTime` hands it back) is no time, None when it is one."""
+        if isinstance(value, UnreadTime):
+            return f"stored as {_short(value.stored)}, not a time"
+        return None
+
+
 _KIND_NAMES = {str: "text", dict: "object", int: "whole number", list: "list"}
 
 
@@ -131,22 +155,39 @@ def _short(value: Any) -> str:
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
 
 
-_SHAPES: dict[type, dict[str, Shape | OneOf]] = {}
+Expected = Shape | OneOf | Moment
+_SHAPES: dict[type, dict[str, Expected]] = {}
 
 
-def expect(model: type, **columns: Shape | OneOf) -> None:
-    """Read `model`'s JSON `columns` (attribute name -> `Shape`) and enum-like text columns
-    (-> `OneOf`) as this module says: listens to the ORM's `load` and `refresh` of `model`'s
-    rows and to each column's `set`. Once per model."""
+def expect(model: type, **columns: Expected) -> None:
+    """Read `model`'s JSON `columns` (attribute name -> `Shape`), enum-like text columns
+    (-> `OneOf`) and time columns (-> `Moment`) as this module says: listens to the ORM's `load`
+    and `refresh` of `model`'s rows and to each column's `set`. A later call adds columns."""
+    if model not in _SHAPES:
+        _SHAPES[model] = {}
+        shapes = _SHAPES[model]
 
-    def loaded(target: Any, _context: Any, attrs: Any = None) -> None:
-        _check(target, columns, attrs)
+        def loaded(target: Any, _context: Any, attrs: Any = None) -> None:
+            _check(target, shapes, attrs)
 
-    _SHAPES[model] = columns
-    event.listen(model, "load", loaded)
-    event.listen(model, "refresh", loaded)
+        event.listen(model, "load", loaded)
+        event.listen(model, "refresh", loaded)
+    _SHAPES[model].update(columns)
     for name in columns:
         event.listen(getattr(model, name), "set", _forget(name))
+
+
+def expect_times(mappers: Iterable[Mapper[Any]]) -> None:
+    """`expect` a `Moment` of every `UTCDateTime` column of each of `mappers` (the tables'):
+    every time column is one whose stored value may be no time."""
+    for mapper in mappers:
+        times = {
+            prop.key: Moment()
+            for prop in mapper.column_attrs
+            if any(isinstance(column.type, UTCDateTime) for column in prop.columns)
+        }
+        if times:
+            expect(mapper.class_, **times)
 
 
 def refine(model: type, column: str, check: Callable[[Any], str | None]) -> None:
@@ -166,7 +207,7 @@ def column_problem(model: type, column: str, value: Any) -> str | None:
     return None if problem is None else f"{column}: {problem}"
 
 
-def _check(row: Any, columns: dict[str, Shape | OneOf], attrs: Any) -> None:
+def _check(row: Any, columns: dict[str, Expected], attrs: Any) -> None:
     state = inspect(row)
     loaded = state.dict
     for name, shape in columns.items():
@@ -223,7 +264,7 @@ def note(row: Any) -> str | None:
         return None
     shapes = _SHAPES[type(row)]
     listed = "; ".join(
-        f"{name}: {problem}, read as {json.dumps(shapes[name].empty())}"
+        f"{name}: {problem}, read as {json.dumps(shapes[name].empty(), default=utc_text)}"
         for name, problem in sorted(found.items())
     )
     return f"{listed} (edit or delete it)"

@@ -37,7 +37,7 @@ from opscraft.db.models.settings import AppSetting
 from opscraft.db.models.terraform import TerraformPlan, TerraformState, TerraformStateVersion
 from opscraft.db.models.users import RefreshToken, Role, User
 from opscraft.db.models.workers import RegisteredWorker, RunEvent, RunEventDelivery
-from opscraft.db.stored_shapes import OneOf, Shape, expect
+from opscraft.db.stored_shapes import OneOf, Shape, expect, expect_times
 
 __all__ = [
     "ApiToken",
@@ -126,6 +126,8 @@ def _expect_json_shapes() -> None:
     expect(RegisteredWorker, runners=Shape(list, str), warm_pool=obj_or_null)
     expect(RunEvent, details=obj)
     expect(RetiredExecutions, duration_buckets=Shape(list, int))
+    # Every time column: one holding no time (SQLite holds any text) is read as the epoch.
+    expect_times(SQLModel._sa_registry.mappers)
 
 
 _expect_json_shapes()
