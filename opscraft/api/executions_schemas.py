@@ -131,7 +131,8 @@ class ExecutionOut(BaseModel):
 
 
 # Every field of `ExecutionOut` but these is a column of `Execution` of the same name.
-_COLUMNS = tuple(name for name in ExecutionOut.model_fields if name not in ("duration_seconds", "stored_problem"))
+_DERIVED = ("duration_seconds", "stored_problem")
+_COLUMNS = tuple(name for name in ExecutionOut.model_fields if name not in _DERIVED)
 
 
 class HostCountsOut(BaseModel):
