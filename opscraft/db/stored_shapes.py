@@ -28,7 +28,7 @@ time that does least where times are compared, its problem kept alike.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -200,11 +200,46 @@ def refine(model: type, column: str, check: Callable[[Any], str | None]) -> None
     columns[column] = replace(shape, check=check)
 
 
-def column_problem(model: type, column: str, value: Any) -> str | None:
-    """`model.column`'s problem (`problems`) for `value` read without the ORM (a Core statement
-    on a hot path), None when it has the shape `expect` (and `refine`) gave the column."""
-    problem = _SHAPES[model][column].problem(value)
-    return None if problem is None else f"{column}: {problem}"
+def read(model: type, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """`values` (column -> value, as a Core statement hands them back: the submit path, a
+    worker's claim, a cache's copy) read as an ORM load of `model` reads them: each column of a
+    shape `expect` (and `refine`) gave holding another is read as its empty value. Returns those
+    values, and the problems (column -> problem, as `problems` says them; {} when none)."""
+    shapes = _SHAPES[model]
+    shown, found = dict(values), {}
+    for name, value in values.items():
+        shape = shapes.get(name)
+        problem = None if shape is None else shape.problem(value)
+        if shape is not None and problem is not None:
+            found[name] = problem
+            shown[name] = shape.empty()
+    return shown, found
+
+
+def as_loaded(model: type, column: str, value: Any) -> Any:
+    """`value` of `model.column` read by a Core statement as a load of `model` reads it (`read`):
+    a status none of today's as `failed`, a role as `viewer`."""
+    return read(model, {column: value})[0][column]
+
+
+def worded(found: Mapping[str, str]) -> str:
+    """Problems (`problems`, `read`) as one phrase: `parameters: stored as text ('P'), not a list
+    of object items; script_type: stored as 'perl', none of bash, python, ansible, terraform`."""
+    return "; ".join(f"{name}: {problem}" for name, problem in sorted(found.items()))
+
+
+def unread(row: Any) -> dict[str, tuple[str, Any]]:
+    """What `row` as loaded holds that could not be read (column -> (problem, stored value)), to
+    be given to a copy of it by `mark_unread` (a cache keeps a row's values, not its state)."""
+    state = inspect(row, raiseerr=False)
+    return {} if state is None else dict(state.info.get(_INFO_KEY, {}))
+
+
+def mark_unread(row: Any, found: Mapping[str, tuple[str, Any]]) -> None:
+    """Give `row` (a copy of a loaded row, holding the values it read) the problems `unread`
+    took from the original: `problems`, `note` and `changed` then say of it what of the original."""
+    if found:
+        inspect(row).info[_INFO_KEY] = dict(found)
 
 
 def _check(row: Any, columns: dict[str, Expected], attrs: Any) -> None:
