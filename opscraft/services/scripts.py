@@ -835,7 +835,10 @@ async def update(
 ) -> Saved:
     """Partial update; a change to a versioned field writes the next version. `Conflict` (409)
     when `base_version` is not the current version, or when a field sent with a new value was
-    changed since the edit's `base` (`partial.three_way`: nothing written).
+    changed since the edit's `base` (`partial.three_way`: nothing written). `Invalid` (422)
+    naming each versioned field stored in another shape (db/stored_shapes.py: parameters, type)
+    that a change writing a new version leaves out: the version would hold what it reads as
+    (`[]`, `bash`), the declarations silently dropped.
 
     A change of the parameters (or type) that breaks values stored by a schedule, webhook or
     incoming link is saved, with one notice per such trigger (services/stored_values.py)."""
@@ -858,6 +861,11 @@ async def update(
     if body.base is not None:
         base = _declared_as_stored(body.base.model_dump(exclude_unset=True), script, base=True)
         changes = partial.three_way(script, _declared_as_stored(changes, script), base, "the script")
+    if changes.keys() & set(VERSIONED):  # a new version would carry the rest over as they read
+        unread = stored_shapes.problems(script)
+        partial.refuse_unreadable(
+            {k: p for k, p in unread.items() if k in VERSIONED and k not in changes}, "the script"
+        )
     script_type = changes.get("script_type", script.script_type)
     if script_type != ScriptType.ansible:
         # Changing the type away from Ansible drops the Ansible settings it no longer uses (the

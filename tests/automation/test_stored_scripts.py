@@ -126,3 +126,22 @@ async def test_an_edit_whose_base_parameters_are_no_declaration_is_a_422_naming_
     r = await client.put(f"/api/v1/scripts/{script_id}", json=body, headers=admin.headers)
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["field"] == "base.parameters[0]" and "base.parameters" in r.json()["detail"]
+
+
+async def test_a_new_version_never_carries_unreadable_declarations_over_as_empty(
+    client: httpx.AsyncClient, admin: LoggedIn, backend: str
+) -> None:
+    """A content change of a script whose declarations are stored as text wrote them as the `[]`
+    they read as (script and new version), silently. It is a 422 naming `parameters`, nothing
+    written; sent with new declarations it saves."""
+    script_id = await make_script(client, admin, "echo hi\n")
+    await _store(backend, f"UPDATE scripts SET parameters = '\"P\"' WHERE id = {script_id}")
+    url = f"/api/v1/scripts/{script_id}"
+    r = await client.put(url, json={"content": "echo 2\n"}, headers=admin.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "parameters", r.text
+    assert "stored as text ('P')" in r.text, r.text
+    shown = (await client.get(url, headers=admin.headers)).json()
+    assert shown["current_version"] == 1 and shown["stored_problem"], shown
+    body = {"content": "echo 2\n", "parameters": [{"name": "P", "type": "string"}]}
+    r = await client.put(url, json=body, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["stored_problem"] is None, r.text
