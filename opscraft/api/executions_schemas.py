@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from opscraft.api.schemas import MAX_ID, Page
+from opscraft.api.stored_problem import StoredProblem
+from opscraft.db import stored_shapes
 from opscraft.db.models import Execution, ExecutionHostSummary
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.execution import ansible_recap
@@ -114,6 +116,7 @@ class ExecutionOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     duration_seconds: float | None = Field(description="From start to finish (or to now while running)")
+    stored_problem: StoredProblem = None
 
     @classmethod
     def of(cls, execution: Execution) -> ExecutionOut:
@@ -123,11 +126,13 @@ class ExecutionOut(BaseModel):
         loaded = execution.__dict__
         values = {name: loaded[name] if name in loaded else getattr(execution, name) for name in _COLUMNS}
         values["duration_seconds"] = _duration(execution)
+        values["stored_problem"] = stored_shapes.note(execution)
         return cls.model_validate(values)
 
 
-# Every field of `ExecutionOut` but `duration_seconds` is a column of `Execution` of the same name.
-_COLUMNS = tuple(name for name in ExecutionOut.model_fields if name != "duration_seconds")
+# Every field of `ExecutionOut` but these is a column of `Execution` of the same name.
+_DERIVED = ("duration_seconds", "stored_problem")
+_COLUMNS = tuple(name for name in ExecutionOut.model_fields if name not in _DERIVED)
 
 
 class HostCountsOut(BaseModel):

@@ -152,12 +152,14 @@ class VersionSummary(BaseModel):
     author_id: int | None
     author_name: str | None = None
     created_at: datetime
+    stored_problem: StoredProblem = None
 
     model_config = {"from_attributes": True}
 
     @classmethod
     def of(cls, row: VersionRow) -> VersionSummary:
-        return cls.model_validate(row.version).model_copy(update={"author_name": row.author_name})
+        extra = {"author_name": row.author_name, "stored_problem": stored_shapes.note(row.version)}
+        return cls.model_validate(row.version).model_copy(update=extra)
 
 
 class VersionOut(VersionSummary):

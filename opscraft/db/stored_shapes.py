@@ -19,17 +19,24 @@ the column anew clears its problem.
 An enum-like text column (`OneOf`: a channel's `kind`, a schedule's policies, a user's `role`)
 is the same: a value none of its choices (`sms`, a policy a later version dropped) made every
 answer holding the row a 500; it is read as the choice that does least, its problem kept alike.
+
+A time column (`Moment`, every `UTCDateTime` column: `expect_times`) holding text or a number
+that is no time (SQLite holds any: `yesterday`, `2026-13-45`) is read as `db.types.EPOCH`, the
+time that does least where times are compared, its problem kept alike.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import event, inspect
+from sqlalchemy.orm import Mapper
 from sqlalchemy.orm.attributes import set_committed_value
+
+from opscraft.db.types import EPOCH, UnreadTime, UTCDateTime, utc_text
 
 _INFO_KEY = "stored_shapes_problems"
 SHOWN_CHARS = 80  # of a refused stored value, in its problem
@@ -101,6 +108,23 @@ class OneOf:
         return f"stored as {_short(value)}, none of {', '.join(self.choices)}"
 
 
+@dataclass(frozen=True)
+class Moment:
+    """What a time column (`db.types.UTCDateTime`) must hold: a time. A stored value its type
+    could not read (`db.types.UnreadTime`) is read as `EPOCH`, its problem kept as a JSON
+    column's is."""
+
+    def empty(self) -> Any:
+        """The value a row holding no time there is read as."""
+        return EPOCH
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` (as `UTCDateTime` hands it back) is no time, None when it is one."""
+        if isinstance(value, UnreadTime):
+            return f"stored as {_short(value.stored)}, not a time"
+        return None
+
+
 _KIND_NAMES = {str: "text", dict: "object", int: "whole number", list: "list"}
 
 
@@ -131,22 +155,39 @@ def _short(value: Any) -> str:
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
 
 
-_SHAPES: dict[type, dict[str, Shape | OneOf]] = {}
+Expected = Shape | OneOf | Moment
+_SHAPES: dict[type, dict[str, Expected]] = {}
 
 
-def expect(model: type, **columns: Shape | OneOf) -> None:
-    """Read `model`'s JSON `columns` (attribute name -> `Shape`) and enum-like text columns
-    (-> `OneOf`) as this module says: listens to the ORM's `load` and `refresh` of `model`'s
-    rows and to each column's `set`. Once per model."""
+def expect(model: type, **columns: Expected) -> None:
+    """Read `model`'s JSON `columns` (attribute name -> `Shape`), enum-like text columns
+    (-> `OneOf`) and time columns (-> `Moment`) as this module says: listens to the ORM's `load`
+    and `refresh` of `model`'s rows and to each column's `set`. A later call adds columns."""
+    if model not in _SHAPES:
+        _SHAPES[model] = {}
+        shapes = _SHAPES[model]
 
-    def loaded(target: Any, _context: Any, attrs: Any = None) -> None:
-        _check(target, columns, attrs)
+        def loaded(target: Any, _context: Any, attrs: Any = None) -> None:
+            _check(target, shapes, attrs)
 
-    _SHAPES[model] = columns
-    event.listen(model, "load", loaded)
-    event.listen(model, "refresh", loaded)
+        event.listen(model, "load", loaded)
+        event.listen(model, "refresh", loaded)
+    _SHAPES[model].update(columns)
     for name in columns:
         event.listen(getattr(model, name), "set", _forget(name))
+
+
+def expect_times(mappers: Iterable[Mapper[Any]]) -> None:
+    """`expect` a `Moment` of every `UTCDateTime` column of each of `mappers` (the tables'):
+    every time column is one whose stored value may be no time."""
+    for mapper in mappers:
+        times = {
+            prop.key: Moment()
+            for prop in mapper.column_attrs
+            if any(isinstance(column.type, UTCDateTime) for column in prop.columns)
+        }
+        if times:
+            expect(mapper.class_, **times)
 
 
 def refine(model: type, column: str, check: Callable[[Any], str | None]) -> None:
@@ -159,14 +200,49 @@ def refine(model: type, column: str, check: Callable[[Any], str | None]) -> None
     columns[column] = replace(shape, check=check)
 
 
-def column_problem(model: type, column: str, value: Any) -> str | None:
-    """`model.column`'s problem (`problems`) for `value` read without the ORM (a Core statement
-    on a hot path), None when it has the shape `expect` (and `refine`) gave the column."""
-    problem = _SHAPES[model][column].problem(value)
-    return None if problem is None else f"{column}: {problem}"
+def read(model: type, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """`values` (column -> value, as a Core statement hands them back: the submit path, a
+    worker's claim, a cache's copy) read as an ORM load of `model` reads them: each column of a
+    shape `expect` (and `refine`) gave holding another is read as its empty value. Returns those
+    values, and the problems (column -> problem, as `problems` says them; {} when none)."""
+    shapes = _SHAPES[model]
+    shown, found = dict(values), {}
+    for name, value in values.items():
+        shape = shapes.get(name)
+        problem = None if shape is None else shape.problem(value)
+        if shape is not None and problem is not None:
+            found[name] = problem
+            shown[name] = shape.empty()
+    return shown, found
 
 
-def _check(row: Any, columns: dict[str, Shape | OneOf], attrs: Any) -> None:
+def as_loaded(model: type, column: str, value: Any) -> Any:
+    """`value` of `model.column` read by a Core statement as a load of `model` reads it (`read`):
+    a status none of today's as `failed`, a role as `viewer`."""
+    return read(model, {column: value})[0][column]
+
+
+def worded(found: Mapping[str, str]) -> str:
+    """Problems (`problems`, `read`) as one phrase: `parameters: stored as text ('P'), not a list
+    of object items; script_type: stored as 'perl', none of bash, python, ansible, terraform`."""
+    return "; ".join(f"{name}: {problem}" for name, problem in sorted(found.items()))
+
+
+def unread(row: Any) -> dict[str, tuple[str, Any]]:
+    """What `row` as loaded holds that could not be read (column -> (problem, stored value)), to
+    be given to a copy of it by `mark_unread` (a cache keeps a row's values, not its state)."""
+    state = inspect(row, raiseerr=False)
+    return {} if state is None else dict(state.info.get(_INFO_KEY, {}))
+
+
+def mark_unread(row: Any, found: Mapping[str, tuple[str, Any]]) -> None:
+    """Give `row` (a copy of a loaded row, holding the values it read) the problems `unread`
+    took from the original: `problems`, `note` and `changed` then say of it what of the original."""
+    if found:
+        inspect(row).info[_INFO_KEY] = dict(found)
+
+
+def _check(row: Any, columns: dict[str, Expected], attrs: Any) -> None:
     state = inspect(row)
     loaded = state.dict
     for name, shape in columns.items():
@@ -223,7 +299,7 @@ def note(row: Any) -> str | None:
         return None
     shapes = _SHAPES[type(row)]
     listed = "; ".join(
-        f"{name}: {problem}, read as {json.dumps(shapes[name].empty())}"
+        f"{name}: {problem}, read as {json.dumps(shapes[name].empty(), default=utc_text)}"
         for name, problem in sorted(found.items())
     )
     return f"{listed} (edit or delete it)"

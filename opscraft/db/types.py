@@ -28,11 +28,53 @@ def utc_text(value: datetime | None) -> str | None:
     return aware.isoformat().removesuffix("+00:00") + "Z"
 
 
+# What a time column holding text that is no time is read as: the earliest time, which does least
+# where a time is compared (an expiry is past, a heartbeat lost, a `deleted_at` deleted, as the
+# database's own `IS NULL` filters already see such a row).
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class UnreadTime(datetime):
+    """`EPOCH`, as `UTCDateTime` hands back a stored value that is no time (`stored`: the text or
+    number SQLite held, e.g. `'yesterday'`, `'2026-13-45'`, `5`). A datetime, so Core readers
+    compute with it as with `EPOCH`; an ORM load reads it as `EPOCH` and keeps its problem
+    (db/stored_shapes.py `Moment`)."""
+
+    stored: Any = None
+
+
+def unread_time(stored: Any) -> UnreadTime:
+    """`UnreadTime` for the value `stored`."""
+    value = UnreadTime(1970, 1, 1, tzinfo=UTC)
+    value.stored = stored
+    return value
+
+
 class UTCDateTime(sa.TypeDecorator[datetime]):
-    """Stores naive UTC on every backend, hands back timezone-aware UTC datetimes."""
+    """Stores naive UTC on every backend, hands back timezone-aware UTC datetimes.
+
+    A stored value that is no time (SQLite holds any text or number in a DATETIME column: an
+    older version's, a manual edit's `yesterday`) is handed back as `unread_time(value)` instead
+    of raising: such a row made every list and page holding it a 500. PostgreSQL's `timestamp`
+    holds none."""
 
     impl = sa.DateTime
     cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        """The impl's processor then `process_result_value`, a value neither reads being
+        `unread_time(value)` (class doc)."""
+        read = super().result_processor(dialect, coltype)
+        if read is None:
+            return None
+
+        def process(value: Any) -> Any:
+            try:
+                return read(value)
+            except (ValueError, TypeError):
+                return unread_time(value)
+
+        return process
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:

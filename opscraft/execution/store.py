@@ -34,7 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 
 from opscraft.config import DEFAULT_WARM_POOL_SIZE, ConfigError, Settings
-from opscraft.db import clock
+from opscraft.db import clock, stored_shapes
 from opscraft.db.engine import create_sqlite_sync_engine
 from opscraft.db.models import (
     AppSetting,
@@ -348,10 +348,13 @@ def _claimed(
     )
     # A test run (services/draft_runs.py) runs its stored content, of its own type.
     content = conn.execute(_DRAFT_CONTENT, {"eid": execution_id}).scalar() if row.draft else script.content
-    script_type = row.script_type if row.draft else script.script_type
     if content is None:
         gone = "the content of this test run" if row.draft else f"version {row.script_version} of the script"
         return replace(base, error=f"{gone} no longer exists")
+    unread = _unread(row, script)
+    if unread is not None:
+        return replace(base, error=unread)
+    script_type = row.script_type if row.draft else script.script_type
     if row.runner == "local" and not settings.local_runner and not conn.execute(_LOCAL_ALLOWED).scalar():
         return replace(base, error="the local runner was disabled by an admin after this run was queued")
     run: dict[str, Any] = script.run_settings or {}
@@ -395,6 +398,24 @@ def _claimed(
         collect=terraform_plan.COLLECT if row.terraform_action == "plan" and not row.draft else (),
     )
     return replace(base, spec=spec)
+
+
+def _unread(row: Any, script: Any) -> str | None:
+    """Why claimed run `row` (what the claim's UPDATE returned) of `script` (its version's
+    `_SCRIPT` row) cannot start: a column the claim reads holds a value stored in another shape
+    (a manual edit: db/stored_shapes.py), which made the claim raise or run a guess. A test run
+    has its own type. None when every one reads."""
+    run = stored_shapes.read(Execution, {"parameters": row.parameters, "run_options": row.run_options})[1]
+    if run:
+        return f"the run's stored settings cannot be read: {stored_shapes.worded(run)}"
+    stored = {"run_settings": script.run_settings} | (
+        {} if row.draft else {"script_type": script.script_type}
+    )
+    version = stored_shapes.read(ScriptVersion, stored)[1]
+    if version:
+        said = stored_shapes.worded(version)
+        return f"version {row.script_version} of the script cannot be read: {said}: edit the script"
+    return None
 
 
 _LIMITED = select(_S.id).where(_S.id.in_(bindparam("sids", expanding=True)), _S.max_concurrent.is_not(None))

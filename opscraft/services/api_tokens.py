@@ -23,6 +23,7 @@ from sqlalchemy import func
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from opscraft.db import stored_shapes
 from opscraft.db.models import ApiToken, Role, User
 from opscraft.db.types import utcnow
 from opscraft.security.tokens import hash_personal_token, new_personal_token
@@ -172,7 +173,11 @@ async def list_tokens(
         .limit(limit)
     )
     rows = await session.exec(query)
-    return [TokenInfo(token, username, role) for token, username, role in rows.all()], int(total)
+    # The owner's role as a `User` load reads it (a stored role none of today's: viewer).
+    return [
+        TokenInfo(token, username, stored_shapes.as_loaded(User, "role", role))
+        for token, username, role in rows.all()
+    ], int(total)
 
 
 async def revoke(session: AsyncSession, actor: Actor, token_id: int) -> TokenInfo:

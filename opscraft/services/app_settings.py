@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, object_session
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.config import DEFAULT_WARM_POOL_SIZE, MAX_WARM_POOL_SIZE
@@ -162,18 +163,31 @@ def _stored(key: str, value: Any) -> Any:
     """The stored `value` of setting `key` as its type, or its default, logged, when today's
     `problem` refuses it (an older version's or a manual edit's row: `"false"` as text read as
     true by bool(), `"abc"` a 500 of every read). A save of the setting replaces it."""
+    said = _unread(key, value)
+    if said is None:
+        return _typed(key, value)
+    log.warning("setting %s: %s", key, said)
+    return KNOWN[key][1]
+
+
+def _unread(key: str, value: Any) -> str | None:
+    """Why the stored `value` of setting `key` is not read (`problem`) and what is read in its
+    place, None when it is read: `the stored value 'true' must be true or false: False is used;
+    save the setting to replace it`."""
     refused = problem(key, value)
     if refused is None:
-        return _typed(key, value)
-    default = KNOWN[key][1]
-    log.warning(
-        "setting %s: the stored value %r %s: %r is used; save the setting to replace it",
-        key,
-        value,
-        refused,
-        default,
-    )
-    return default
+        return None
+    return f"the stored value {value!r} {refused}: {KNOWN[key][1]!r} is used; save the setting to replace it"
+
+
+async def unreadable(session: AsyncSession, actor: Actor) -> dict[str, str]:
+    """Setting -> what its stored row holds that today's rules refuse and what is used instead
+    (as `get` logs it: an older version's or a manual edit's row), for the note next to its
+    field on the settings page; {} when every stored setting reads. Admins only (Forbidden)."""
+    require(actor.user, Permission.manage_settings)
+    rows = await session.exec(select(AppSetting).where(col(AppSetting.key).in_(list(KNOWN))))
+    found = {row.key: _unread(row.key, row.value) for row in rows.all() if row.value is not None}
+    return {key: said for key, said in found.items() if said is not None}
 
 
 def _typed(key: str, value: Any) -> Any:

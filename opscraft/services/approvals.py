@@ -33,6 +33,7 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
+from opscraft.db import stored_shapes
 from opscraft.db.engine import Database
 from opscraft.db.models import (
     ApprovalDecision,
@@ -141,15 +142,11 @@ _POLICIES = ApprovalPolicy.__table__.c  # type: ignore[attr-defined]
 # reads, run on the session's connection: no ORM entity is loaded (the ORM's compile step, the
 # row's identity and the columns it does not use cost about a third of the submission's
 # statement time on the event loop).
+# The columns of `ScriptFacts`, in its order.
+_FACTS = ("name", "script_type", "status", "parameters", "current_version", "network_enabled", "deleted_at")
 _SCRIPT_WITH_POLICY = (
     select(
-        _SCRIPTS.name,
-        _SCRIPTS.script_type,
-        _SCRIPTS.status,
-        _SCRIPTS.parameters,
-        _SCRIPTS.current_version,
-        _SCRIPTS.network_enabled,
-        _SCRIPTS.deleted_at,
+        *(_SCRIPTS[name] for name in _FACTS),
         _POLICIES.required,
         _POLICIES.expires_after_hours,
         run_environment.secret_bytes(_SCRIPTS.id),
@@ -163,7 +160,9 @@ _SCRIPT_WITH_POLICY = (
 @dataclass(frozen=True, slots=True)
 class ScriptFacts:
     """What a submission reads of its script row (`scripts`), with the row's column types:
-    `parameters` the stored declarations, `deleted_at` None unless the script was deleted."""
+    `parameters` the stored declarations, `deleted_at` None unless the script was deleted.
+    Read as an ORM load reads them (`stored_shapes.read`): `problems` names each column stored
+    in another shape (read as its empty value, as the script's pages show it)."""
 
     name: str
     script_type: ScriptType
@@ -172,6 +171,7 @@ class ScriptFacts:
     current_version: int
     network_enabled: bool
     deleted_at: datetime | None
+    problems: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +203,8 @@ async def script_with_policy(session: AsyncSession, script_id: int) -> ScriptToR
     if row is None:
         return ScriptToRun(None)
     policy = PolicyTerms(row.required, row.expires_after_hours) if row.required is not None else None
-    facts = ScriptFacts(*row[:7])
+    values, problems = stored_shapes.read(Script, {name: row._mapping[name] for name in _FACTS})
+    facts = ScriptFacts(*(values[name] for name in _FACTS), problems=problems)
     return ScriptToRun(facts, policy, int(row[9]))
 
 

@@ -796,4 +796,4 @@ async def target_choices(session: AsyncSession, actor: Actor, script_id: int) ->
         .where(col(Script.deleted_at).is_(None), col(Script.id) != script_id)
         .order_by(*names.name_order(Script.name))
     )
-    return [(int(i), n, str(t)) for i, n, t in rows.all()]
+    return [(int(i), n, str(stored_shapes.as_loaded(Script, "script_type", t))) for i, n, t in rows.all()]

@@ -18,12 +18,13 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from opscraft.db import stored_shapes
 from opscraft.db.models import Execution
 from opscraft.db.models.executions import Trigger
 from opscraft.db.models.scripts import ScriptType
 from opscraft.services import executions, scripts
 from opscraft.services.actor import Actor
-from opscraft.services.errors import Invalid
+from opscraft.services.errors import Conflict, Invalid
 from opscraft.services.permissions import Permission, require
 
 # What a refusal names (services/permissions.require; the routes' early check says the same).
@@ -60,11 +61,23 @@ async def start(
     Raises Forbidden (a role that may not edit scripts),
     NotFound (no such script), DeclarationInvalid (content or declaration refused as a save
     would refuse them, dangerous patterns not acknowledged), Invalid (a Terraform action other
-    than plan, bad parameter values), Conflict (no runner).
+    than plan, bad parameter values), Conflict (no runner; a type or declaration left to the
+    saved script, which holds one that cannot be read: db/stored_shapes.py).
     """
     require(actor.user, Permission.edit_scripts, START)
     require(actor.user, Permission.execute_scripts)
     script = await scripts.get(session, actor, script_id)
+    left_out = {
+        name
+        for name, sent in (("script_type", script_type), ("parameters", parameter_schema))
+        if sent is None
+    }
+    unread = {name: problem for name, problem in stored_shapes.problems(script).items() if name in left_out}
+    if unread:  # what the editor leaves out is the saved script's, which cannot be read
+        stored = stored_shapes.worded(unread)
+        raise Conflict(
+            f"script {script.name!r}'s stored settings cannot be read: {stored}: send them or edit it"
+        )
     kind = ScriptType(script_type or script.script_type)
     if kind == ScriptType.terraform and terraform_action not in (None, "plan"):
         raise Invalid(

@@ -19,6 +19,7 @@ from sqlalchemy import delete, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from opscraft.db import stored_shapes
 from opscraft.db.engine import Database
 from opscraft.db.models import Execution, ExecutionTally
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
@@ -50,8 +51,9 @@ async def status_counts(session: AsyncSession) -> dict[str, int]:
     # status index instead of the few rows after the watermark (docs/benchmarks.md).
     after = select(Execution.status).where(col(Execution.id) > upto).order_by(col(Execution.id)).subquery()
     recent = await session.exec(select(after.c.status, func.count()).group_by(after.c.status))
-    for status, n in recent.all():
-        counts[str(status)] = counts.get(str(status), 0) + int(n)
+    for stored, n in recent.all():
+        status = str(stored_shapes.as_loaded(Execution, "status", stored))  # none of today's: failed
+        counts[status] = counts.get(status, 0) + int(n)
     return counts
 
 

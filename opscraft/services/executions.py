@@ -505,6 +505,9 @@ async def create(
     script, policy = found.script, found.policy
     if script is None or script.deleted_at is not None:
         raise NotFound(f"script {script_id} not found")
+    if draft is None and script.problems:  # a test run brings its own type and declarations
+        stored = stored_shapes.worded(script.problems)
+        raise Conflict(f"script {script.name!r}'s stored settings cannot be read: {stored}: edit the script")
     if draft is None and script.status != ScriptStatus.active:
         fix = (
             "activate it first, or test-run it from its editor"
@@ -514,8 +517,6 @@ async def create(
         raise Conflict(
             f"script {script.name!r} is {script.status}: only active scripts can be executed; {fix}"
         )
-    if draft is None and (stored := stored_shapes.column_problem(Script, "parameters", script.parameters)):
-        raise Conflict(f"script {script.name!r}'s stored settings cannot be read: {stored}: edit the script")
     script_type = draft.script_type if draft else script.script_type
     version = script.current_version
     if saved_plan is None:

@@ -66,16 +66,24 @@ def over_stored(model: type[BaseModel], data: BaseModel | Mapping[str, Any], sto
         for name in model.model_fields
         if name not in sent and hasattr(stored, name)
     }
-    unreadable = {name: problem for name, problem in stored_shapes.problems(stored).items() if name in kept}
+    refuse_unreadable(
+        {name: problem for name, problem in stored_shapes.problems(stored).items() if name in kept}
+    )
+    return {**kept, **sent}
+
+
+def refuse_unreadable(unreadable: Mapping[str, str], what: str = "the stored row") -> None:
+    """`Invalid` (422) naming each column of `unreadable` (column -> its `stored_shapes`
+    problem) that a save would keep as what it reads as (`{}`, `[]`, the least-doing choice):
+    such a save must send it anew. Nothing when empty."""
     if unreadable:
         raise Invalid(
-            "the stored row holds settings that cannot be read: send new ones (or delete it)",
+            f"{what} holds settings that cannot be read: send new ones (or delete it)",
             details=[
                 {"field": name, "message": f"{problem}: send a new value"}
                 for name, problem in sorted(unreadable.items())
             ],
         )
-    return {**kept, **sent}
 
 
 def edited(shown: Mapping[str, Any], form: Mapping[str, Any]) -> dict[str, Any]:

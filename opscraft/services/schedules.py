@@ -656,6 +656,7 @@ def _views_query() -> Any:
 
 def _as_view(row: Any) -> ScheduleView:
     schedule, script_name, owner, status = row
+    status = stored_shapes.as_loaded(Execution, "status", status) if status else None
     return ScheduleView(schedule, script_name, owner, str(status) if status else None)
 
 
@@ -863,7 +864,8 @@ async def _active_run(session: AsyncSession, schedule_id: int) -> str | None:
         .order_by(col(ScheduleFire.fire_time).desc())
         .limit(5)
     )
-    for execution_id, status in rows.all():
+    for execution_id, stored in rows.all():
+        status = stored_shapes.as_loaded(Execution, "status", stored)  # none of today's: failed
         if status not in FINAL_STATUSES:
             return f"the previous run, #{execution_id}, is still {str(status).replace('_', ' ')}"
     return None

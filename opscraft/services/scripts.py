@@ -807,19 +807,26 @@ async def _locked(session: AsyncSession, actor: Actor, script_id: int) -> Script
     return script
 
 
-def _declared_as_stored(values: dict[str, Any], script: Script) -> dict[str, Any]:
-    """`values` (an update's fields, or its `base`) with `parameters` in the form the script
-    stores and `GET` returns (`parameters.normalize`), so that the three-way check compares
-    declarations, not spellings: `{"env": "prod"}` is the list GET shows for it. A declaration
-    that does not normalize is left as sent (the save's own checks name its errors)."""
+def _declared_as_stored(values: dict[str, Any], script: Script, base: bool = False) -> dict[str, Any]:
+    """`values` (an update's fields, or its `base` when `base`) with `parameters` in the form the
+    script stores and `GET` returns (`parameters.normalize`), so that the three-way check
+    compares declarations, not spellings: `{"env": "prod"}` is the list GET shows for it. A
+    declaration of the update that does not normalize is left as sent (the save's own checks
+    name its errors); one of the base is `Invalid` (422) naming `base.parameters...`: no GET
+    returned it, and compared as sent it was taken for a change made meanwhile (a 409)."""
     raw = values.get("parameters")
     if raw is None:
         return values
     script_type = values.get("script_type") or script.script_type
     try:
         declared = parameters.normalize(raw, ScriptType(script_type).value)
-    except Invalid:
-        return values
+    except Invalid as exc:
+        if not base:
+            return values
+        details = [{**d, "field": f"base.{d['field']}"} for d in exc.details or []]
+        raise Invalid(
+            f"base.parameters is not a declaration GET returns: {exc.message}", details=details
+        ) from None
     return {**values, "parameters": declared}
 
 
@@ -828,7 +835,10 @@ async def update(
 ) -> Saved:
     """Partial update; a change to a versioned field writes the next version. `Conflict` (409)
     when `base_version` is not the current version, or when a field sent with a new value was
-    changed since the edit's `base` (`partial.three_way`: nothing written).
+    changed since the edit's `base` (`partial.three_way`: nothing written). `Invalid` (422)
+    naming each versioned field stored in another shape (db/stored_shapes.py: parameters, type)
+    that a change writing a new version leaves out: the version would hold what it reads as
+    (`[]`, `bash`), the declarations silently dropped.
 
     A change of the parameters (or type) that breaks values stored by a schedule, webhook or
     incoming link is saved, with one notice per such trigger (services/stored_values.py)."""
@@ -849,8 +859,13 @@ async def update(
     nullable = {"max_concurrent", *ANSIBLE_SETTINGS}
     changes = {k: v for k, v in changes.items() if v is not None or k in nullable}
     if body.base is not None:
-        base = _declared_as_stored(body.base.model_dump(exclude_unset=True), script)
+        base = _declared_as_stored(body.base.model_dump(exclude_unset=True), script, base=True)
         changes = partial.three_way(script, _declared_as_stored(changes, script), base, "the script")
+    if changes.keys() & set(VERSIONED):  # a new version would carry the rest over as they read
+        unread = stored_shapes.problems(script)
+        partial.refuse_unreadable(
+            {k: p for k, p in unread.items() if k in VERSIONED and k not in changes}, "the script"
+        )
     script_type = changes.get("script_type", script.script_type)
     if script_type != ScriptType.ansible:
         # Changing the type away from Ansible drops the Ansible settings it no longer uses (the
@@ -946,13 +961,22 @@ async def rollback(
     """Write a new version equal to version `number` (content, type, parameters, run settings, label).
 
     `Conflict` (409) when there is nothing to roll back (`number` is the current version, or
-    equal to it in all of those) or when the version's shared inventory was deleted. Stored
+    equal to it in all of those), when the version's shared inventory was deleted, or when it
+    holds a setting stored in another shape (db/stored_shapes.py: its parameters were written
+    as the `[]` they read as, the declarations silently dropped). Stored
     trigger values the version's parameters refuse are notices, as for `update`."""
     require(actor.user, Permission.edit_scripts)
     target = (await get_version(session, actor, script_id, number)).version
     script = await _locked(session, actor, script_id)
     if number == script.current_version:
         raise Conflict(f"version {number} is already the current version: there is nothing to roll back")
+    unread = stored_shapes.problems(target)
+    if unread:  # what it would write is what the version is read as: `[]` for its declarations
+        message = f"version {number} holds settings that cannot be read ({stored_shapes.worded(unread)})"
+        raise Conflict(
+            f"{message}: roll back to another version, or edit the script",
+            details=[{"field": name, "message": problem} for name, problem in sorted(unread.items())],
+        )
     current = (await get_version(session, actor, script_id, script.current_version)).version
     if _same_version(target, current):
         raise Conflict(

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session, object_session
 
+from opscraft.db import stored_shapes
 from opscraft.db.models import User
 from opscraft.db.rows import new_row
 
@@ -29,7 +30,8 @@ MAX_ENTRIES = 10_000
 _CHANGED_KEY = "opscraft_changed_users"
 
 # Keyed by (database engine, user id): one process may serve several databases (the tests do).
-_entries: dict[tuple[object, int], tuple[float, dict[str, Any]]] = {}
+# Each entry: when it goes stale, the row's values, what it held that could not be read.
+_entries: dict[tuple[object, int], tuple[float, dict[str, Any], dict[str, Any]]] = {}
 _changed_at: dict[int, float] = {}
 
 
@@ -50,19 +52,22 @@ async def get(database: object, user_id: int, load: Callable[[int], Awaitable[Us
     """The user `user_id`: from the cache when fresh, as a detached copy (never attached to a
     session: services reload a user they change), else the row `load(user_id)` returns, which
     is then cached. None when no such user exists (not cached). `database` identifies the
-    database (its engine)."""
+    database (its engine). A copy says what the row held that could not be read as the row
+    does (a stored role none of today's, read as viewer: db/stored_shapes.py)."""
     now = time.monotonic()
     key = (database, user_id)
     cached = _entries.get(key)
     if cached is not None and cached[0] > now:
-        return new_row(User, **cached[1])  # a copy of a row read from the database: valid
+        copy = new_row(User, **cached[1])  # a copy of a row read from the database: valid
+        stored_shapes.mark_unread(copy, cached[2])
+        return copy
     user = await load(user_id)
     if user is None:
         return None
     if _changed_at.get(user_id, 0.0) < now:
         if len(_entries) >= MAX_ENTRIES:
             _entries.clear()
-        _entries[key] = (now + TTL_SECONDS, user.model_dump())
+        _entries[key] = (now + TTL_SECONDS, user.model_dump(), stored_shapes.unread(user))
     return user
 
 

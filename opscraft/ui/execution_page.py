@@ -37,7 +37,15 @@ from opscraft.ui.not_found import missing
 from opscraft.ui.script_widgets import LANGUAGES
 from opscraft.ui.terminal import SCROLLBACK_LINES, LiveTerminal
 from opscraft.ui.terraform_panel import TerraformPanel
-from opscraft.ui.widgets import call, close_then, code_block, dialog_title, live_timer, one_click
+from opscraft.ui.widgets import (
+    call,
+    close_then,
+    code_block,
+    dialog_title,
+    live_timer,
+    one_click,
+    stored_note,
+)
 
 SESSION_RECHECK_SECONDS = 15.0
 
@@ -174,6 +182,7 @@ class ExecutionView:
                     ui.button("Cancel run", icon="stop_circle", on_click=self._confirm_cancel).props(
                         'outline no-caps color=negative data-testid="cancel-button"'
                     )
+        stored_note(run, "execution-stored")  # a time or status stored as none (a manual edit)
         if run.draft:
             who = run.triggered_by_name or "a deleted user"
             banner(

@@ -65,10 +65,21 @@ def _system_facts() -> list[tuple[str, str]]:
     ]
 
 
+def _stored_note(unread: dict[str, str], key: str) -> None:
+    """Under setting `key`'s field: what its stored row holds that is not read and what is used
+    instead (`app_settings.unreadable`: the field shows that); nothing when it reads."""
+    if key in unread:
+        note = f"{unread[key]}."
+        ui.label(note).classes("text-caption text-negative oc-wrap").props(
+            f'data-testid="setting-stored-{key}"'
+        )
+
+
 def _retention_fields(
-    draft: Draft, values: dict[str, Any], switches: dict[str, ui.switch]
+    draft: Draft, values: dict[str, Any], switches: dict[str, ui.switch], unread: dict[str, str]
 ) -> dict[str, ui.number]:
-    """The output retention section; adds its switch to `switches`, returns its number inputs."""
+    """The output retention section; adds its switch to `switches`, returns its number inputs.
+    `unread`: the settings whose stored value is not read (`_stored_note`)."""
     ui.separator()
     ui.label("Output retention").classes("text-subtitle1 font-medium")
     numbers: dict[str, ui.number] = {}
@@ -78,18 +89,21 @@ def _retention_fields(
         # reaches the service, which refuses it under the field (a silently changed value would be
         # saved as something nobody typed).
         for key, (label, hint) in RETENTION_NUMBERS.items():
-            numbers[key] = (
-                ui.number(label, value=values[key])
-                .props(f'outlined dense hint="{hint}" data-testid="setting-{key}"')
-                .classes("w-60")
-            )
-            draft.field(key, numbers[key])
+            with ui.column().classes("gap-0"):
+                numbers[key] = (
+                    ui.number(label, value=values[key])
+                    .props(f'outlined dense hint="{hint}" data-testid="setting-{key}"')
+                    .classes("w-60")
+                )
+                draft.field(key, numbers[key])
+                _stored_note(unread, key)
     ui.label(RETENTION_WHEN).classes("text-caption text-grey-7").props('data-testid="retention-when"')
     key, label, help_text = RETENTION_SWITCH
     with ui.column().classes("gap-0"):
         switches[key] = ui.switch(label, value=values[key]).props(f'data-testid="setting-{key}"')
         draft.field(key, switches[key])
         ui.label(help_text).classes("text-caption text-grey-7 pl-12")
+        _stored_note(unread, key)
     return numbers
 
 
@@ -108,6 +122,7 @@ def _number(key: str, value: float | None) -> Any:
 async def settings_page(actor: Actor) -> None:
     async with runtime.current().db.session() as s:
         values = await app_settings.get_all(s)
+        unread = await app_settings.unreadable(s, actor)
         pools = await warm_pools.list_pools(s, actor)
     forced_local = runtime.current().settings.local_runner
     forced_role = runtime.current().settings.local_runner_role
@@ -122,6 +137,7 @@ async def settings_page(actor: Actor) -> None:
                     switches[key] = ui.switch(label, value=values[key]).props(f'data-testid="setting-{key}"')
                     draft.field(key, switches[key])
                     ui.label(help_text).classes("text-caption text-grey-7 pl-12")
+                    _stored_note(unread, key)
             if forced_local:
                 ui.label(
                     "OPSCRAFT_LOCAL_RUNNER=1 allows the local runner on this server whatever the switch says."
@@ -137,6 +153,7 @@ async def settings_page(actor: Actor) -> None:
                     .classes("w-80 max-w-full")
                 )
                 draft.field("local_runner_role", role)
+                _stored_note(unread, "local_runner_role")
                 ui.label(
                     "A local run can read this server's secret key and master key: allow only roles "
                     "you would trust with them."
@@ -153,12 +170,13 @@ async def settings_page(actor: Actor) -> None:
                 .classes("w-60")
             )
             draft.field("warm_pool_size", pool_size)
+            _stored_note(unread, "warm_pool_size")
             if forced_pool is not None:
                 ui.label(
                     f"OPSCRAFT_WARM_POOL_SIZE={forced_pool} decides this for this server's worker."
                 ).classes("text-caption text-warning")
 
-            numbers = _retention_fields(draft, values, switches)
+            numbers = _retention_fields(draft, values, switches, unread)
             numbers["warm_pool_size"] = pool_size
 
             async def save() -> None:

@@ -31,13 +31,13 @@ from opscraft.db.models.executions import (
     RetiredExecutions,
 )
 from opscraft.db.models.inventories import Inventory, InventoryVersion
-from opscraft.db.models.scripts import Script, ScriptStatus, ScriptTag, ScriptVersion
+from opscraft.db.models.scripts import Script, ScriptStatus, ScriptTag, ScriptType, ScriptVersion
 from opscraft.db.models.secrets import ScriptSecret, Secret
 from opscraft.db.models.settings import AppSetting
 from opscraft.db.models.terraform import TerraformPlan, TerraformState, TerraformStateVersion
 from opscraft.db.models.users import RefreshToken, Role, User
 from opscraft.db.models.workers import RegisteredWorker, RunEvent, RunEventDelivery
-from opscraft.db.stored_shapes import OneOf, Shape, expect
+from opscraft.db.stored_shapes import OneOf, Shape, expect, expect_times
 
 __all__ = [
     "ApiToken",
@@ -117,15 +117,20 @@ def _expect_json_shapes() -> None:
     expect(Execution, parameters=obj, run_options=obj_or_null, status=run_status)
     expect(ExecutionHostSummary, hosts=Shape(list, dict), totals=Shape(dict, int))  # ansible_recap refines
     status = OneOf.of(ScriptStatus, ScriptStatus.draft)  # a draft does not run
-    expect(Script, parameters=Shape(list, dict), tags=Shape(list, str), status=status)
+    # No type does least: a script (version) of none of today's is read as bash, its runs refused.
+    script_type = OneOf.of(ScriptType, ScriptType.bash)
+    declared = Shape(list, dict)
+    expect(Script, parameters=declared, tags=Shape(list, str), status=status, script_type=script_type)
     expect(User, role=OneOf.of(Role, Role.viewer))
     expect(ApiToken, role=OneOf.of(Role, Role.viewer))
-    expect(ScriptVersion, parameters=Shape(list, dict), run_settings=obj)
+    expect(ScriptVersion, parameters=declared, run_settings=obj, script_type=script_type)
     expect(TerraformState, lock_info=obj_or_null)
     expect(TerraformPlan, summary=obj)
     expect(RegisteredWorker, runners=Shape(list, str), warm_pool=obj_or_null)
     expect(RunEvent, details=obj)
     expect(RetiredExecutions, duration_buckets=Shape(list, int))
+    # Every time column: one holding no time (SQLite holds any text) is read as the epoch.
+    expect_times(SQLModel._sa_registry.mappers)
 
 
 _expect_json_shapes()

@@ -62,7 +62,7 @@ class Script(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=128)
     description: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    script_type: ScriptType = Field(max_length=16)
+    script_type: ScriptType = Field(max_length=16, sa_type=StoredEnum(ScriptType))
     # Normalized typed form: [{"name", "type", "required", "default", "description", "options"}]
     parameters: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     version: str = Field(default="1.0.0", max_length=32)
@@ -109,7 +109,7 @@ class ScriptVersion(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     script_id: int = Field(foreign_key="scripts.id", ondelete="CASCADE")
     number: int
-    script_type: ScriptType = Field(max_length=16)
+    script_type: ScriptType = Field(max_length=16, sa_type=StoredEnum(ScriptType))
     content: str = Field(sa_column=Column(Text, nullable=False))
     parameters: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     run_settings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
