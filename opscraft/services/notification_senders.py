@@ -369,6 +369,10 @@ def _where(url: str) -> str:
         return "an invalid URL"
 
 
+# What stands for a masked URL's path and query (`masked_url`).
+MASK_PATH = "/…"
+
+
 def masked_url(url: str) -> str:
     """What is shown of a webhook URL: scheme, host and port, and `/…` when it has anything
     more (a path or query, which often hold a token), e.g. `https://hooks.example/…`."""
@@ -377,7 +381,7 @@ def masked_url(url: str) -> str:
     except ValueError:
         return "an invalid URL"
     rest = parts.path not in ("", "/") or bool(parts.query) or bool(parts.fragment)
-    return _where(url) + ("/…" if rest else "")
+    return _where(url) + (MASK_PATH if rest else "")
 
 
 # Slack's refusals are one error code in the body (`no_service`, `channel_is_archived`,

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import Field
@@ -64,6 +64,7 @@ from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound, Problems
 from opscraft.services.invisible import Label
 from opscraft.services.notification_senders import (
+    MASK_PATH,
     PLAINTEXT_LOGIN,
     SMTP_SECURITY,
     EmailSettings,
@@ -150,6 +151,27 @@ def _http_url(value: Any, field: str) -> str:
             "put a token in the path or query, or sign the messages with a vault secret",
         )
     return value
+
+
+def _not_a_masked_form(url: str, kept_url: str | None) -> None:
+    """`Invalid` at `config.url` for a URL whose whole path is `/…` (no query): the masked form
+    `masked_url` shows of a saved URL, not the URL. Sent back unchanged it keeps the saved URL
+    (`_clean_config`); with its scheme, host or port edited, or on a channel that has no saved
+    URL (another kind until now), it was saved as typed and every message went to the path
+    `/…`: the saved path and query, which hold the receiver's token, were silently dropped."""
+    parts = urlsplit(url)
+    if unquote(parts.path) != MASK_PATH or parts.query or parts.fragment:
+        return
+    keep = (
+        f"send {kept_url} unchanged to keep the saved URL, or"
+        if kept_url is not None
+        else "this channel has no saved URL:"
+    )
+    raise Invalid.at(
+        "config.url",
+        f"ends in {MASK_PATH}, the masked form of a saved URL (its path and query hidden), not a "
+        f"URL: {keep} give the whole URL, path and query included",
+    )
 
 
 def _email(value: Any, field: str) -> str:
@@ -263,6 +285,7 @@ def _clean_config(
         else:
             with problems.check():
                 url = _http_url(config.get("url"), "config.url")
+                _not_a_masked_form(url, kept_url)
                 clean = {"url": masked_url(url)}
     elif kind == ChannelKind.slack:
         unknown = set(config)

@@ -44,6 +44,8 @@ DELIVERY_COLUMNS = [
     {"name": "retry", "label": "Next attempt", "field": "retry", **NARROW_HIDDEN},
 ]
 
+DISABLED = "disabled: nothing is sent"
+
 # A rule's id and what its row says; the delivery log's count line and rows; the whole page.
 RuleLine = tuple[int | None, str]
 Log = tuple[str, list[dict[str, Any]]]
@@ -84,7 +86,15 @@ async def notifications_page(actor: Actor) -> None:
                 ui.label(labels.CHANNEL_KIND.get(channel.kind, channel.kind)).classes("text-caption")
                 ui.label(_describe(channel)).classes("text-caption text-grey-7 font-mono")
                 stored_note(channel, f"channel-stored-{channel.name}")
+                if not channel.enabled:  # set through the API: the row looked like one that sends
+                    ui.label(DISABLED).classes("text-caption text-negative oc-wrap min-w-0").props(
+                        f'data-testid="channel-disabled-{channel.name}"'
+                    )
                 ui.space()
+                switch = ui.button(
+                    "Disable" if channel.enabled else "Enable", on_click=lambda c=channel: turn(c)
+                ).props("flat dense")
+                switch.props["data-testid"] = f"channel-turn-{channel.name}"
                 test_button = ui.button("Test", on_click=lambda c=channel: test(c)).props("flat dense")
                 test_button.props["data-testid"] = f"channel-test-{channel.name}"
                 delete = ui.button(icon="delete", on_click=lambda c=channel: remove(c))
@@ -97,6 +107,7 @@ async def notifications_page(actor: Actor) -> None:
             the channels, read just before."""
             rows = await call_all(notifications.list_rules, reader)
             channels = {c.id: c.name for c in listed}
+            off = {c.id for c in listed if not c.enabled}
             names = await call(chains.script_names, {r.script_id for r in rows if r.script_id})
             said = []
             for rule in rows:
@@ -107,6 +118,11 @@ async def notifications_page(actor: Actor) -> None:
                 )
                 events = ", ".join(labels.NOTIFY_EVENTS.get(e, e) for e in rule.events)
                 line = f"{events or 'no event'} of {scope} → {channels.get(rule.channel_id, '?')}"
+                # disabled through the API (the page has no switch for a rule): it read as sending
+                if not rule.enabled:
+                    line += f" ({DISABLED})"
+                elif rule.channel_id in off:
+                    line += f" (its channel is {DISABLED})"
                 unread = stored_shapes.note(rule)
                 said.append((rule.id, line if unread is None else f"{line}: nothing sent, {unread}"))
             return said
@@ -121,7 +137,7 @@ async def notifications_page(actor: Actor) -> None:
                 )
 
         def channel_picture(channel: NotificationChannel) -> object:
-            return (channel.id, channel.name, channel.kind, _describe(channel))
+            return (channel.id, channel.name, channel.kind, _describe(channel), channel.enabled)
 
         async def read_page(reader: Actor) -> Shown:
             """The channels, the rules and the delivery log, as `reader` may see them now."""
@@ -175,6 +191,16 @@ async def notifications_page(actor: Actor) -> None:
                 await run_action(
                     lambda: call(notifications.send_test, current, channel.id), "Test message sent"
                 )
+
+        async def turn(channel: NotificationChannel) -> None:
+            """Disable an enabled channel (its deliveries fail, nothing is sent) or enable it:
+            only that switch is sent, so another change saved meanwhile is kept."""
+            current = await guard(ADMIN)
+            if current is not None and channel.id is not None:
+                data = {"enabled": not channel.enabled}
+                said = "Channel enabled" if data["enabled"] else "Channel disabled"
+                await run_action(lambda: call(notifications.update_channel, current, channel.id, data), said)
+                await update()
 
         async def remove(channel: NotificationChannel) -> None:
             current = await guard(ADMIN)

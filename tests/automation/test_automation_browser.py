@@ -444,6 +444,36 @@ def choose(page: Any, testid: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
+def test_a_disabled_channel_or_rule_says_so_and_a_channel_is_switched_back_on(page: Any, env: Env) -> None:
+    """A channel or rule disabled through the API (`enabled: false`) was listed like one that
+    sends: nothing on the page said its events went nowhere, and nothing there turned it on."""
+    hook = {"name": "quiet-hook", "kind": "webhook", "config": {"url": "http://127.0.0.1:9/q"}}
+    r = env.api("POST", "/api/v1/notifications/channels", json=hook)
+    assert r.status_code == 201, r.text
+    channel_id = r.json()["id"]
+    for events, enabled in ((["success"], True), (["failure"], False)):
+        rule = {"channel_id": channel_id, "events": events, "enabled": enabled}
+        assert env.api("POST", "/api/v1/notifications/rules", json=rule).status_code == 201
+    r = env.api("PUT", f"/api/v1/notifications/channels/{channel_id}", json={"enabled": False})
+    assert r.status_code == 200, r.text
+
+    log_in(page, env.server, "admin", then="/notifications")
+    page.get_by_test_id("channel-disabled-quiet-hook").wait_for()
+    rules = page.locator("[data-testid^=rule-]")
+    rules.filter(has_text="of every script → quiet-hook (disabled: nothing is sent)").wait_for()
+    rules.filter(has_text="→ quiet-hook (its channel is disabled: nothing is sent)").wait_for()
+
+    page.get_by_test_id("channel-turn-quiet-hook").click()
+    page.get_by_test_id("channel-disabled-quiet-hook").wait_for(state="detached")
+    stored = env.api("GET", f"/api/v1/notifications/channels/{channel_id}").json()
+    assert stored["enabled"] is True and stored["config"]["url"] == "http://127.0.0.1:9/…", stored
+    page.get_by_text("its channel is disabled").wait_for(state="detached")
+    rules.filter(has_text="(disabled: nothing is sent)").wait_for()  # the rule itself still is
+    page.get_by_test_id("channel-turn-quiet-hook").click()
+    page.get_by_test_id("channel-disabled-quiet-hook").wait_for()
+    assert env.api("GET", f"/api/v1/notifications/channels/{channel_id}").json()["enabled"] is False
+
+
 def test_a_notification_rule_and_a_webhook_name_their_script_and_secret(page: Any, env: Env) -> None:
     """Shared objects are chosen and shown by name, not typed in or shown as ids."""
     body = {"name": "nightly-report", "script_type": "bash", "content": "echo hi\n", "status": "active"}

@@ -78,6 +78,42 @@ async def test_a_webhook_url_is_sealed_shown_masked_and_its_use_audited(
         assert TOKEN not in r.text
 
 
+async def test_a_masked_form_edited_or_without_a_saved_url_is_refused_never_saved_as_the_url(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """The masked form with its port (or scheme, or host) edited, or sent for a channel that
+    had no saved URL (an email channel made a webhook), was saved as the URL itself: every
+    message then went to the path `/…`, the saved path and its token silently dropped."""
+    with http_receiver() as hook:
+        url = f"{hook.url}/hooks/{TOKEN}"
+        c = await channel(client, admin, name="hook", kind="webhook", config={"url": url})
+        masked = c["config"]["url"]
+        port = int(masked.rsplit(":", 1)[1].split("/")[0])
+        edited = [masked.replace(f":{port}/", f":{port + 1}/"), masked.replace("http://", "https://")]
+        edited.append(f"{hook.url}/%E2%80%A6")  # the same, percent-encoded
+        path = f"/api/v1/notifications/channels/{c['id']}"
+        for sent in edited:
+            r = await client.put(path, json={"config": {"url": sent}}, headers=admin.headers)
+            assert r.status_code == 422, r.text
+            (error,) = r.json()["errors"]
+            assert error["field"] == "config.url" and f"send {masked} unchanged" in error["message"]
+        r = await client.post(f"{path}/test", headers=admin.headers)
+        assert r.status_code == 204 and hook.requests[-1].path == f"/hooks/{TOKEN}"  # kept
+
+        email = {"host": "127.0.0.1", "port": 25, "security": "none", "from": "a@example.com", "to": "b@c.io"}
+        mail = await channel(client, admin, name="mail", kind="email", config=email)
+        made = {"kind": "webhook", "config": {"url": masked}}
+        r = await client.put(f"/api/v1/notifications/channels/{mail['id']}", json=made, headers=admin.headers)
+        assert r.status_code == 422 and "this channel has no saved URL" in r.text, r.text
+        body = {"name": "new", "kind": "webhook", "config": {"url": masked}}
+        r = await client.post("/api/v1/notifications/channels", json=body, headers=admin.headers)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "config.url", r.text
+        # A path that only holds the character is a URL like any other
+        deeper = await channel(client, admin, name="deeper", kind="webhook", config={"url": f"{masked}/x"})
+        r = await client.post(f"/api/v1/notifications/channels/{deeper['id']}/test", headers=admin.headers)
+        assert r.status_code == 204 and hook.requests[-1].path == "/%E2%80%A6/x"
+
+
 @pytest.mark.parametrize(
     ("url", "masked"),
     [
