@@ -509,10 +509,12 @@ async def create_rule(session: AsyncSession, actor: Actor, data: RuleIn) -> Noti
         script = await session.get(Script, data.script_id)
         if script is None or script.deleted_at is not None:
             raise Invalid.at("script_id", f"no script with id {data.script_id}")
+    events = sorted(set(data.events), key=EVENTS.index)
+    await _refuse_a_second(session, data.channel_id, data.script_id, events)
     rule = NotificationRule(
         channel_id=data.channel_id,
         script_id=data.script_id,
-        events=sorted(set(data.events), key=EVENTS.index),
+        events=events,
         enabled=data.enabled,
         created_by=user.id,
     )
@@ -530,6 +532,26 @@ async def create_rule(session: AsyncSession, actor: Actor, data: RuleIn) -> Noti
     )
     await session.commit()
     return rule
+
+
+async def _refuse_a_second(
+    session: AsyncSession, channel_id: int, script_id: int | None, events: list[str]
+) -> None:
+    """Raise Conflict when a rule of `channel_id` for `script_id` (None: every script) already
+    names exactly `events`: a second one sent nothing more (deliveries are unique per channel and
+    run event) but was listed twice, and deleting one of them seemed to change nothing."""
+    script = col(NotificationRule.script_id)
+    same_script = script.is_(None) if script_id is None else script == script_id
+    rules = await session.exec(
+        select(NotificationRule).where(NotificationRule.channel_id == channel_id, same_script)
+    )
+    for rule in rules.all():
+        if set(rule.events) == set(events):  # a list of texts (its stored shape)
+            disabled = " (disabled: delete it, then add this one)" if not rule.enabled else ""
+            raise Conflict(
+                f"notification rule {rule.id} already sends these events of "
+                f"{'every script' if script_id is None else 'this script'} to this channel{disabled}"
+            )
 
 
 async def delete_rule(session: AsyncSession, actor: Actor, rule_id: int) -> None:

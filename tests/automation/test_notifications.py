@@ -1102,3 +1102,31 @@ async def test_an_smtp_host_with_no_idna_form_is_refused(reader: Reader, host: s
     # What is wrong with what was typed: "required" sent the admin looking for an empty field.
     message = r.json()["errors"][0]["message"]
     assert "required" not in message.lower() and "host name" in message, message
+
+
+async def test_a_second_rule_with_the_same_channel_script_and_events_is_refused(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    hook = await channel(
+        client, admin, name="ops hook", kind="webhook", config={"url": "http://127.0.0.1:9/hook"}
+    )
+    deploy = await script(client, admin)
+    await rule(client, admin, hook["id"], ["failure", "success"], deploy)
+    await rule(client, admin, hook["id"], ["failure", "success"])  # every script: another rule
+
+    for events, script_id, whose in (
+        (["success", "failure", "failure"], deploy, "this script"),  # the same set, another order
+        (["success", "failure"], None, "every script"),
+    ):
+        body = {"channel_id": hook["id"], "events": events, "script_id": script_id}
+        r = await client.post("/api/v1/notifications/rules", json=body, headers=admin.headers)
+        assert r.status_code == 409, r.text
+        assert f"already sends these events of {whose} to this channel" in r.json()["detail"]
+
+    await rule(client, admin, hook["id"], ["failure"], deploy)  # other events: another rule
+    r = await client.get("/api/v1/notifications/rules", headers=admin.headers)
+    assert sorted((x["script_id"] or 0, tuple(x["events"])) for x in r.json()["items"]) == [
+        (0, ("failure", "success")),
+        (deploy, ("failure",)),
+        (deploy, ("failure", "success")),
+    ]
