@@ -142,6 +142,26 @@ async def test_replay_of_a_finished_execution(
         assert message["finished_at"].endswith("Z"), message
 
 
+async def test_the_token_comes_as_a_bearer_header_or_the_query_which_wins_when_both_come(
+    client: httpx.AsyncClient, live_api: str, viewer: LoggedIn, admin: LoggedIn
+) -> None:
+    final, _ = await run(client, admin, "echo hi\n", "local")
+    header = {"Authorization": f"Bearer {token_of(viewer)}"}
+    async with connect(url(live_api, final["id"], None), additional_headers=header) as ws:
+        messages, code = await collect(ws)
+    assert code == 1000 and messages[-1]["type"] == "end"
+
+    # Both: the query's token is the one checked (docs/executions.md, "WebSocket").
+    async with connect(url(live_api, final["id"], "not-a-jwt"), additional_headers=header) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    bad_header = {"Authorization": "Bearer not-a-jwt"}
+    async with connect(url(live_api, final["id"], token_of(viewer)), additional_headers=bad_header) as ws:
+        messages, code = await collect(ws)
+    assert code == 1000 and messages[-1]["type"] == "end"
+
+
 LINES = 3000
 SLOW_PRINTER = (
     f'for i in $(seq 1 {LINES}); do echo "line $i"; [ $((i % 100)) -eq 0 ] && sleep 0.05; done; true\n'
