@@ -85,7 +85,7 @@ class Executor:
             self._execute(execution_id)
 
     def _execute(self, execution_id: int) -> None:
-        control = _control()
+        control = RunControl()
         # Watch before claiming: a cancel that lands after the claim always finds this watcher.
         self._watch(execution_id, control)
         missed = False  # not claimed: no longer queued, or for a runner not offered here
@@ -124,7 +124,7 @@ class Executor:
             cast(HueyQueue, queue).put_back(list(ahead))
             raise
         claimed = {claim.execution_id: claim for claim in claims}
-        runs = {i: ClaimedRun(self, claimed[i], _control()) for i in ahead if i in claimed}
+        runs = {i: ClaimedRun(self, claimed[i], RunControl()) for i in ahead if i in claimed}
         for run in runs.values():
             self._announce(run.claim)
             self._watch(run.claim.execution_id, run.control)
@@ -162,7 +162,7 @@ class Executor:
                 continue
             claim = store.claim(conn, self.settings, self.worker_id, execution_id, self.allowed)
             if claim is not None:
-                taken[execution_id] = partial(self._hand, queue, ClaimedRun(self, claim, _control()), row)
+                taken[execution_id] = partial(self._hand, queue, ClaimedRun(self, claim, RunControl()), row)
         return taken
 
     def _hand(self, queue: HueyQueue, run: ClaimedRun, row: Any = None) -> None:
@@ -232,12 +232,8 @@ class Executor:
             self._announce(claim)
         if claim.cancel_requested:
             control.stop(StopReason.cancelled)
-        # Written on the finisher's thread (with other runs' ends), announced after its COMMIT;
-        # the runner's clean-ups (`RunControl.after_end`) wait until the end is handed over.
-        try:
-            self.finisher.put(claim.execution_id, self._run(claim, control))
-        finally:
-            control.clean_up()
+        # Written on the finisher's thread (with other runs' ends), announced after its COMMIT.
+        self.finisher.put(claim.execution_id, self._run(claim, control))
 
     def _ended(self, execution_id: int, final: StatusEvent, waiting: int | None) -> None:
         """A run's end is committed (`finisher.py`): its final event, the run events'
@@ -383,12 +379,6 @@ class ClaimedRun:
 
     def __call__(self) -> None:
         self.executor.start_claimed(self.claim, self.control)
-
-
-def _control() -> RunControl:
-    """A run's control here: the runner's clean-ups wait until its end is handed to the
-    finisher (`Executor._start` runs them)."""
-    return RunControl(deferred_clean_up=True)
 
 
 def _outcome(

@@ -115,9 +115,7 @@ class LocalRunner:
         program = _which(command.argv[0], path)
         if program is None:
             raise RunnerError(f"{command.argv[0]} is not installed on this machine: install it or use Docker")
-        scratch_dir = tempfile.TemporaryDirectory(prefix=f"opscraft-{spec.execution_id}-")
-        try:
-            scratch = scratch_dir.name
+        with tempfile.TemporaryDirectory(prefix=f"opscraft-{spec.execution_id}-") as scratch:
             work = Path(scratch)
             _write_files(work, command)
             marker = f"{self.worker_id}:{spec.execution_id}"
@@ -147,8 +145,6 @@ class LocalRunner:
                 supervisor.close()
                 self.forks.ahead()  # the next run's supervisor, forked while none is starting
             return RunResult(exit_code=status, files=_collect(work, spec.collect))
-        finally:
-            control.after_end(scratch_dir.cleanup)
 
 
 def _supervise(

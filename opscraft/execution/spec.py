@@ -106,16 +106,9 @@ class RunControl:
     when it is cancelled or times out (Terraform, on SIGINT, finishes or abandons its current
     operations, writes its state and releases its lock, as after Ctrl-C), and killed only if it
     is still going `grace_seconds` later. A shutdown (`interrupted`) kills at once.
-
-    A runner's clean-up that nothing of the run's result depends on (removing its scratch
-    directory, asking for the next run's supervisor) goes through `after_end`: done at once,
-    unless the caller made the control with `deferred_clean_up=True`; it then runs them itself
-    with `clean_up()` once the run's end is handed on (`Executor`: after `Finisher.put`), so
-    that they are not on the path from the script's exit to the run's end being written
-    (issue 15; docs/benchmarks.md, session 33).
     """
 
-    def __init__(self, *, deferred_clean_up: bool = False) -> None:
+    def __init__(self) -> None:
         self.reason: StopReason | None = None
         self.finished = False
         self._lock = threading.Lock()
@@ -125,24 +118,6 @@ class RunControl:
         self._interrupted = False
         self._grace_ends = 0.0  # time.monotonic() at which an interrupted run is killed
         self._killed = False
-        self._clean_up: list[Callable[[], None]] | None = [] if deferred_clean_up else None
-
-    def after_end(self, step: Callable[[], None]) -> None:
-        """Run `step` now, or at `clean_up()` when this control defers clean-ups (see the class)."""
-        if self._clean_up is None:
-            step()
-        else:
-            self._clean_up.append(step)
-
-    def clean_up(self) -> None:
-        """Run the clean-ups deferred so far, in order (each one's failure is logged, the next
-        still runs); later ones run at once."""
-        steps, self._clean_up = self._clean_up or [], None
-        for step in steps:
-            try:
-                step()
-            except Exception:
-                log.exception("a run's clean-up failed")
 
     def arm(self, timeout_seconds: float) -> None:
         """Start enforcing the deadline."""

@@ -201,38 +201,6 @@ def test_consecutive_runs_on_one_fork_server_share_nothing(runner: LocalRunner) 
     assert secret_b not in Path(f"/proc/{server_pid}/cmdline").read_text()
 
 
-def test_a_deferred_clean_up_keeps_the_scratch_directory_until_clean_up(runner: LocalRunner) -> None:
-    """With `RunControl(deferred_clean_up=True)` (the executor's), the run's scratch directory
-    outlives `run` until the caller's `clean_up()`; a step handed over after that runs at once.
-    A plain control removes it before `run` returns (the first test)."""
-    control = RunControl(deferred_clean_up=True)
-    result, output = run(runner, spec('pwd; echo data > "$HOME/file"\n'), control)
-    assert result.exit_code == 0, output.chunks
-    scratch = Path(output.text().strip())
-    assert (scratch / "file").read_text() == "data\n", "kept until clean_up"
-    control.clean_up()
-    assert not scratch.exists()
-    later: list[str] = []
-    control.after_end(lambda: later.append("ran"))
-    assert later == ["ran"], "after clean_up, a step runs at once"
-
-
-def test_a_failing_clean_up_step_is_logged_and_the_next_still_runs(caplog: pytest.LogCaptureFixture) -> None:
-    control = RunControl(deferred_clean_up=True)
-    done: list[int] = []
-
-    def fails() -> None:
-        raise OSError("busy")
-
-    control.after_end(lambda: done.append(1))
-    control.after_end(fails)
-    control.after_end(lambda: done.append(3))
-    assert done == [], "deferred: nothing runs before clean_up"
-    control.clean_up()
-    assert done == [1, 3]
-    assert "a run's clean-up failed" in caplog.text and "OSError: busy" in caplog.text
-
-
 def test_a_dead_fork_server_is_replaced_and_its_runs_go_on(runner: LocalRunner, tmp_path: Path) -> None:
     go = tmp_path / "go"
     waiting = f"echo waiting\nwhile [ ! -e {go} ]; do sleep 0.02; done\necho 'went on' >&2\nexit 7\n"

@@ -13,7 +13,6 @@ import pytest
 
 from tests.conftest import LoggedIn
 from tests.executions.conftest import run
-from tests.waiting import until
 
 RUNNERS = pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
 
@@ -129,16 +128,3 @@ async def test_ansible_modules_work_on_inventory_hosts_with_a_local_connection(
     assert final["status"] == "success", (final, text)
     assert "module ran on web1" in text and "module ran on web2" in text, text
     assert "unreachable=0" in text, text
-
-
-@pytest.mark.parametrize("runner_name", ["local"], indirect=True)
-async def test_a_local_runs_home_is_removed_once_its_end_is_handed_on(
-    client: httpx.AsyncClient, admin: LoggedIn, runner_name: str
-) -> None:
-    """The scratch directory (the run's HOME) is removed after the end is handed to the finisher
-    (`RunControl.after_end`): soon after the run ended, not left behind."""
-    final, text = await run(client, admin, 'echo "$HOME"; touch "$HOME/kept-until-the-end"\n', runner_name)
-    assert final["status"] == "success", text
-    home = Path(text.strip())
-    assert home.name.startswith(f"opscraft-{final['id']}-"), text
-    await until(lambda: not home.exists(), "the run's scratch directory to be removed")
