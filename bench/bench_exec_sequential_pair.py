@@ -30,6 +30,7 @@ from bench.exec_harness import (
     pair_parser,
     pair_trees,
     paired_servers,
+    print_ways,
     stream_run,
     submit,
     turns,
@@ -65,13 +66,14 @@ async def main(trees: list[Path], rounds: int, runs: int) -> None:
                     times[i][way].append(await block(clients[i], servers[i], scripts[i], way, runs))
         loads.append(os.getloadavg()[0])
     print(f"{rounds} rounds of {runs} runs per tree and way, load {loads[0]:.1f} -> {loads[1]:.1f}")
-    for way, name in enumerate(WAYS):
-        medians = [statistics.median(times[i][way]) for i in range(len(trees))]
-        figures = ", ".join(
-            f"{tree}: median {median:.3f} s ({', '.join(f'{t:.3f}' for t in times[i][way])})"
-            for i, (tree, median) in enumerate(zip(trees, medians, strict=True))
-        )
-        print(f"{name}: {figures}; ratio of medians {medians[1] / medians[0]:.3f}")
+    print_ways(
+        WAYS,
+        trees,
+        times,
+        statistics.median,
+        lambda median, blocks: f"median {median:.3f} s ({', '.join(f'{t:.3f}' for t in blocks)})",
+        "medians",
+    )
 
 
 if __name__ == "__main__":
