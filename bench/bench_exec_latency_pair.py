@@ -28,6 +28,7 @@ from bench.exec_harness import (
     pair_trees,
     paired_servers,
     percentile,
+    print_ways,
     submit,
     turns,
     watch,
@@ -60,13 +61,14 @@ async def main(trees: list[Path], samples: int) -> None:
                     times[i][w].append(await way(clients[i], servers[i], scripts[i]))
         loads.append(os.getloadavg()[0])
     print(f"{samples} samples per tree and way, load {loads[0]:.1f} -> {loads[1]:.1f}")
-    for w, name in enumerate(WAYS):
-        p50s = [percentile(times[i][w], 50) for i in range(len(trees))]
-        figures = ", ".join(
-            f"{tree}: p50 {p50:.2f} ms, p90 {percentile(times[i][w], 90):.2f} ms"
-            for i, (tree, p50) in enumerate(zip(trees, p50s, strict=True))
-        )
-        print(f"{name}: {figures}; ratio of p50s {p50s[1] / p50s[0]:.3f}")
+    print_ways(
+        WAYS,
+        trees,
+        times,
+        lambda samples: percentile(samples, 50),
+        lambda p50, samples: f"p50 {p50:.2f} ms, p90 {percentile(samples, 90):.2f} ms",
+        "p50s",
+    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import json
 import statistics
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +93,26 @@ def pair_parser(doc: str) -> argparse.ArgumentParser:
 def pair_trees(args: argparse.Namespace) -> list[Path]:
     """[the baseline tree, the tree measured], resolved, from `pair_parser`'s arguments."""
     return [args.baseline.resolve(), args.tree.resolve()]
+
+
+def print_ways(
+    ways: Sequence[str],
+    trees: list[Path],
+    times: list[list[list[float]]],
+    figure: Callable[[list[float]], float],
+    describe_tree: Callable[[float, list[float]], str],
+    ratio: str,
+) -> None:
+    """Print a paired bench's result, one line per way (`ways[w]`): for each tree its
+    `describe_tree(figure(samples), samples)`, where `times[tree][w]` are its samples, then
+    "ratio of `ratio`": the second tree's figure over the first's."""
+    for w, name in enumerate(ways):
+        figures = [figure(times[i][w]) for i in range(len(trees))]
+        described = ", ".join(
+            f"{tree}: {describe_tree(value, times[i][w])}"
+            for i, (tree, value) in enumerate(zip(trees, figures, strict=True))
+        )
+        print(f"{name}: {described}; ratio of {ratio} {figures[1] / figures[0]:.3f}")
 
 
 def turns(round_: int, trees: int) -> list[int]:
