@@ -31,10 +31,14 @@ ACTIVE = [s for s in ExecutionStatus if s not in FINAL_STATUSES]
 
 
 async def capped_count(
-    session: AsyncSession, conditions: list[Any], cap: int = COUNT_CAP
+    session: AsyncSession, conditions: list[Any], cap: int = COUNT_CAP, joined: tuple[Any, Any] | None = None
 ) -> tuple[int, bool]:
-    """(matching rows, capped): at most `cap`, and `capped` True when more rows match."""
-    matching = select(col(Execution.id)).where(*conditions).limit(cap + 1).subquery()
+    """(matching rows, capped): at most `cap`, and `capped` True when more rows match.
+    `joined`: (a table, its ON clause) that `conditions` also read (the host filter's)."""
+    runs = select(col(Execution.id))
+    if joined is not None:
+        runs = runs.join(*joined)
+    matching = runs.where(*conditions).limit(cap + 1).subquery()
     found = int((await session.exec(select(func.count()).select_from(matching))).one())
     return min(found, cap), found > cap
 
