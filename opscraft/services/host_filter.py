@@ -2,7 +2,7 @@
 ones where it ended a given way (`&host_status=failed`), read from `ExecutionHost` (the hosts of
 each finished Ansible run's per-host summary, `services.host_summaries`).
 
-`host_status` (AWX's job host summaries filter the same four ways):
+`host_status`, from the counts AWX's job host summaries also keep per host:
 
 - `failed`: a task failed on the host (its PLAY RECAP's `failed` > 0);
 - `unreachable`: the host could not be reached (`unreachable` > 0);

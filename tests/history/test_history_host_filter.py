@@ -73,10 +73,14 @@ async def runs(admin: LoggedIn) -> dict[str, int]:
     return {**ids, "script_id": script_id, "other": other}
 
 
-async def _ids(client: httpx.AsyncClient, who: LoggedIn, **params: Any) -> list[int]:
+async def _page(client: httpx.AsyncClient, who: LoggedIn, **params: Any) -> dict[str, Any]:
     r = await client.get("/api/v1/executions", params=params, headers=who.headers)
     assert r.status_code == 200, r.text
-    return [item["id"] for item in r.json()["items"]]
+    return dict(r.json())
+
+
+async def _ids(client: httpx.AsyncClient, who: LoggedIn, **params: Any) -> list[int]:
+    return [item["id"] for item in (await _page(client, who, **params))["items"]]
 
 
 async def test_a_host_s_runs_newest_first_and_each_status(
@@ -120,36 +124,16 @@ async def test_the_host_filter_combines_with_every_other_filter_and_both_pagings
         runs["db1 changed"],
     ]
 
-    first = (
-        await client.get("/api/v1/executions", params={"host": "db1", "limit": 2}, headers=viewer.headers)
-    ).json()
+    first = await _page(client, viewer, host="db1", limit=2)
     assert [i["id"] for i in first["items"]] == [runs["db1 failed"], runs["db1 unreachable"]]
     assert (first["total"], first["total_capped"], first["prev_cursor"]) == (5, False, None)
-    second = (
-        await client.get(
-            "/api/v1/executions",
-            params={"host": "db1", "limit": 2, "cursor": first["next_cursor"]},
-            headers=viewer.headers,
-        )
-    ).json()
+    second = await _page(client, viewer, host="db1", limit=2, cursor=first["next_cursor"])
     assert [i["id"] for i in second["items"]] == [runs["db1 changed"], runs["db1 ok"]]
     assert second["total"] == 5
-    last = (
-        await client.get(
-            "/api/v1/executions",
-            params={"host": "db1", "limit": 2, "cursor": second["next_cursor"]},
-            headers=viewer.headers,
-        )
-    ).json()
+    last = await _page(client, viewer, host="db1", limit=2, cursor=second["next_cursor"])
     assert [i["id"] for i in last["items"]] == [runs["db1 failed, changed"]]
     assert last["next_cursor"] is None
-    back = (
-        await client.get(
-            "/api/v1/executions",
-            params={"host": "db1", "limit": 2, "cursor": last["prev_cursor"]},
-            headers=viewer.headers,
-        )
-    ).json()
+    back = await _page(client, viewer, host="db1", limit=2, cursor=last["prev_cursor"])
     assert [i["id"] for i in back["items"]] == [runs["db1 changed"], runs["db1 ok"]]
     assert await _ids(client, viewer, host="db1", host_status="ok", skip=1, limit=5) == [runs["db1 ok"]]
 
