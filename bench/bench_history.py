@@ -461,8 +461,11 @@ async def _plans(rt: Any) -> None:
         "host page, failed there, run failed": BARE_HOST_PAGE.format(
             h="host-7", where="AND h.failed > 0 AND e.status = 'failed' "
         ),
-        "host capped count": "SELECT count(*) FROM (SELECT e.id FROM executions e JOIN execution_hosts h "
-        "ON h.execution_id = e.id WHERE h.host = 'host-7' LIMIT 10001) AS m",
+        "host capped count": "SELECT count(*) FROM (SELECT execution_id FROM execution_hosts "
+        "WHERE host = 'host-7' LIMIT 10001) AS m",
+        "host capped count, failed there, run failed": "SELECT count(*) FROM (SELECT h.execution_id "
+        "FROM execution_hosts h JOIN executions e ON h.execution_id = e.id WHERE h.host = 'host-7' "
+        "AND h.failed > 0 AND e.status = 'failed' LIMIT 10001) AS m",
         "daily rates": "SELECT date(finished_at), count(*) FROM executions "
         f"WHERE finished_at >= {week} GROUP BY date(finished_at)",
         "tally + recent": "SELECT status, count(*) FROM (SELECT status FROM executions WHERE id > 999000 "

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func
+from sqlalchemy import Select, delete, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -31,13 +31,12 @@ ACTIVE = [s for s in ExecutionStatus if s not in FINAL_STATUSES]
 
 
 async def capped_count(
-    session: AsyncSession, conditions: list[Any], cap: int = COUNT_CAP, joined: tuple[Any, Any] | None = None
+    session: AsyncSession, conditions: list[Any], cap: int = COUNT_CAP, ids: Select[Any] | None = None
 ) -> tuple[int, bool]:
-    """(matching rows, capped): at most `cap`, and `capped` True when more rows match.
-    `joined`: (a table, its ON clause) that `conditions` also read (the host filter's)."""
-    runs = select(col(Execution.id))
-    if joined is not None:
-        runs = runs.join(*joined)
+    """(matching rows, capped): at most `cap`, and `capped` True when more rows match. `ids`:
+    the runs' ids to filter by `conditions` (`host_filter.HostFilter.ids`), the executions' by
+    default."""
+    runs = ids if ids is not None else select(col(Execution.id))
     matching = runs.where(*conditions).limit(cap + 1).subquery()
     found = int((await session.exec(select(func.count()).select_from(matching))).one())
     return min(found, cap), found > cap

@@ -735,7 +735,7 @@ async def list_executions(
     wanted = _status_filter(status)
     hosts = host_filter.of(host, host_status)
     since, until = instants.time_range(since, until)
-    conditions = hosts.conditions() if hosts else []
+    conditions = []
     if script_id is not None:
         conditions.append(col(Execution.script_id) == script_id)
     if wanted is not None:
@@ -750,12 +750,13 @@ async def list_executions(
         conditions.append(col(Execution.trigger) == trigger)
     # A host's runs are read newest first from its own index (`ExecutionHost`'s copy of queued_at).
     keyset = history_cursor.Keyset(cursor, hosts.order_columns() if hosts else None)
-    joined = hosts.joined() if hosts else None
+    ids = hosts.ids(joined=bool(conditions)) if hosts else None
+    runs = hosts.runs() if hosts else select(Execution)
+    conditions += hosts.conditions() if hosts else []
     # Counting stops at the cap (or just past this page, for a deep page): COUNT(*) over a
     # million rows would cost more than the page itself. The total ignores the cursor.
     cap = max(execution_counts.COUNT_CAP, skip + limit)
-    total, capped = await execution_counts.capped_count(session, conditions, cap, joined)
-    runs = select(Execution).join(*joined) if joined else select(Execution)
+    total, capped = await execution_counts.capped_count(session, conditions, cap, ids)
     found = list(
         (
             await session.exec(

@@ -20,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_
+from sqlalchemy import Select, and_
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import col
+from sqlmodel import col, select
 
 from opscraft.db.models import Execution, ExecutionHost
 from opscraft.execution.ansible_recap import MAX_HOST_CHARS
@@ -53,9 +53,17 @@ class HostFilter:
         return [*found, HOST_STATUSES[self.status]] if self.status else found
 
     @staticmethod
-    def joined() -> tuple[Any, ColumnElement[bool]]:
-        """`ExecutionHost` and its join to `Execution` (`select(...).join(*joined())`)."""
-        return _H, col(_H.execution_id) == col(Execution.id)
+    def runs() -> Select[Any]:
+        """The runs joined to their host rows, to filter with `conditions` (and the history's)."""
+        return select(Execution).join(_H, col(_H.execution_id) == col(Execution.id))
+
+    @staticmethod
+    def ids(joined: bool) -> Select[Any]:
+        """The ids of the runs to count: from the host rows alone (its index covers `conditions`)
+        unless `joined`, when the history's other filters read the runs too. Every host row has
+        its run (a foreign key, deleted with it), so both count the same."""
+        ids = select(col(_H.execution_id))
+        return ids.join(Execution, col(_H.execution_id) == col(Execution.id)) if joined else ids
 
     @staticmethod
     def order_columns() -> tuple[Any, Any]:

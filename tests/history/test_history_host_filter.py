@@ -23,7 +23,7 @@ from opscraft.execution import ansible_recap, store
 from opscraft.services import executions
 from tests.conftest import LoggedIn
 from tests.history import seeding
-from tests.history.test_history_queries import _actor, _plans_of
+from tests.history.test_history_queries import _actor, _plans_of, captured
 
 RECAP = "PLAY RECAP *********************************************************************\n"
 
@@ -192,7 +192,9 @@ async def test_hosts_the_masker_named_alike_are_one_row_and_go_with_their_run(
         assert (await s.exec(select(ExecutionHost))).all() == []  # deleted with the run (retention)
 
 
-async def test_a_host_s_page_reads_the_host_index(admin: LoggedIn, runs: dict[str, int]) -> None:
+async def test_a_host_s_page_and_count_read_the_host_index(admin: LoggedIn, runs: dict[str, int]) -> None:
+    """The page and the capped count of a host's runs read its index; the count of the host filter
+    alone reads no run (every host row has its run)."""
     await seeding.fresh_statistics()
     actor = await _actor(admin)
     for filters in ({"host": "db1"}, {"host": "db1", "host_status": "failed", "status": "failed"}):
@@ -202,3 +204,8 @@ async def test_a_host_s_page_reads_the_host_index(admin: LoggedIn, runs: dict[st
                 "ORDER BY execution_hosts.queued_at DESC",
             )
         assert "ix_execution_hosts_host_queued" in plans[0], plans[0]
+    with captured() as seen:
+        async with runtime.current().db.session() as s:
+            await executions.list_executions(s, actor, host="db1", host_status="failed")
+    count = next(sql for sql, _ in seen if "count(" in sql)
+    assert "execution_hosts" in count and "executions" not in count.replace("execution_hosts", ""), count

@@ -237,8 +237,12 @@ class ExecutionHost(SQLModel, table=True):
 
     __tablename__ = "execution_hosts"
     __table_args__ = (
-        # A host's runs newest first (the history's order and its cursor's bound: history_cursor).
-        Index("ix_execution_hosts_host_queued", "host", "queued_at", "execution_id"),
+        # A host's runs newest first (the history's order and its cursor's bound: history_cursor),
+        # covering the counts `host_status` reads: a status's page and count read this index alone.
+        Index(
+            "ix_execution_hosts_host_queued",
+            *("host", "queued_at", "execution_id", "failed", "unreachable", "changed"),
+        ),
     )
 
     execution_id: int = Field(foreign_key="executions.id", primary_key=True, ondelete="CASCADE")

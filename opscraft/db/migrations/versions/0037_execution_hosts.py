@@ -1,7 +1,8 @@
 """execution_hosts: each host of a finished Ansible run's per-host summary as a row, with the
 run's `queued_at`, so the history finds a host's runs (`GET /api/v1/executions?host=db1&
-host_status=failed`) newest first from the index `(host, queued_at, execution_id)` instead of
-reading every run's JSON summary.
+host_status=failed`) newest first from the index `(host, queued_at, execution_id, failed,
+unreachable, changed)` (covering what `host_status` reads) instead of reading every run's JSON
+summary.
 
 Rows from before are back-filled from `execution_host_summaries` (only Ansible runs since 0036
 have one): each listed host once (a name the masker made `***` may be listed twice: its counts
@@ -46,7 +47,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("execution_id", "host"),
     )
     op.create_index(
-        "ix_execution_hosts_host_queued", "execution_hosts", ["host", "queued_at", "execution_id"]
+        "ix_execution_hosts_host_queued",
+        "execution_hosts",
+        ["host", "queued_at", "execution_id", "failed", "unreachable", "changed"],
     )
     bind = op.get_bind()
     found = bind.execute(
