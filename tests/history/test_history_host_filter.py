@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlmodel import col, delete, select
 
 from opscraft import runtime
@@ -209,3 +210,12 @@ async def test_a_host_s_page_and_count_read_the_host_index(admin: LoggedIn, runs
             await executions.list_executions(s, actor, host="db1", host_status="failed")
     count = next(sql for sql, _ in seen if "count(" in sql)
     assert "execution_hosts" in count and "executions" not in count.replace("execution_hosts", ""), count
+
+
+def test_the_openapi_documents_the_host_filter(api_app: FastAPI) -> None:
+    listing = api_app.openapi()["paths"]["/api/v1/executions"]["get"]
+    params = {p["name"]: p for p in listing["parameters"]}
+    assert params["host_status"]["schema"]["enum"] == ["failed", "unreachable", "changed", "ok"]
+    assert "failed > 0" in params["host_status"]["description"]
+    assert params["host"]["schema"]["anyOf"][0]["maxLength"] == ansible_recap.MAX_HOST_CHARS
+    assert "exactly" in params["host"]["description"] and "`host`" in listing["description"]
