@@ -19,6 +19,12 @@ a deep one), against the bare cursor page SQL at the same depth and the bare cap
 against what the UI did before (`skip` = 500,000: OFFSET and a count past it). `--ui-only`
 measures these rows only.
 
+A host's runs (`?host=`, the `execution_hosts` rows of Ansible runs' per-host summaries): one
+run in 5 is given `HOSTS_PER_RUN` hosts of a pool of `HOST_POOL` (about 200,000 runs, 1,000,000
+host rows), one host of them failed in 1 run of 10, plus a rare host in every 10,000th run; the
+UI's call is timed for a common host (newest page, failed there, a deep cursor) and the rare one
+against the bare page SQL (`--plans` prints their plans).
+
 Why the output's real size does not matter: no list or dashboard query reads `execution_logs`
 (the plans printed by `--plans` show only `executions` and its indexes), so the rows' 20 GB would
 change only the size of a table these queries never open.
@@ -73,6 +79,14 @@ USERS = 10
 STATUSES = ["success"] * 85 + ["failed"] * 10 + ["cancelled"] * 2 + ["timed_out", "error", "rejected"]
 TRIGGERS = ["ui"] * 3 + ["api", "api_token", "schedule", "schedule", "schedule", "webhook", "retry"]
 AVERAGE_OUTPUT = 20 * 1024  # 20 KiB x 1,000,000 = about 20 GB
+HOST_POOL = 50  # inventory hosts `host-0` ... `host-49`
+HOSTS_PER_RUN = 5  # hosts per Ansible run (one run in 5)
+RARE_HOST = "rare-1"  # in every 10,000th run only
+HOST_COLUMNS = ("execution_id", "host", "queued_at", "changed", "unreachable", "failed")
+BARE_HOST_PAGE = (
+    "SELECT e.* FROM executions e JOIN execution_hosts h ON h.execution_id = e.id WHERE h.host = '{h}' "
+    f"{{where}}ORDER BY h.queued_at DESC, h.execution_id DESC LIMIT {PAGE_SIZE + 1}"
+)
 COLUMNS = (
     "id, script_id, script_version, script_name, script_type, status, parameters, triggered_by, "
     "triggered_by_name, trigger, runner, exit_code, output_bytes, output_truncated, cancel_requested, "
@@ -125,6 +139,23 @@ def _rows(count: int, user_ids: list[int]) -> list[tuple[Any, ...]]:
     return rows
 
 
+def _host_rows(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """`execution_hosts` rows of one run in 5 (`HOSTS_PER_RUN` hosts of the pool, changed in half
+    the runs, failed on its first host in 1 in 10) and `RARE_HOST` in every 10,000th run."""
+    rng = random.Random(37)
+    hosts = []
+    for row in rows:
+        execution_id, queued = row[0], row[15]
+        if execution_id % 5 == 0:
+            failed = rng.random() < 0.1
+            for n, pick in enumerate(rng.sample(range(HOST_POOL), HOSTS_PER_RUN)):
+                counts = (execution_id % 2, 0, int(failed and not n))
+                hosts.append((execution_id, f"host-{pick}", queued, *counts))
+        if execution_id % 10_000 == 0:
+            hosts.append((execution_id, RARE_HOST, queued, 0, 0, 1))
+    return hosts
+
+
 def _sqlite_text(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """SQLAlchemy's SQLite storage of datetimes: 'YYYY-MM-DD HH:MM:SS.ffffff'."""
     return tuple(v.strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(v, datetime) else v for v in row)
@@ -161,6 +192,10 @@ def _seed_sqlite(path: Path, rows: list[tuple[Any, ...]], log_rows: int) -> None
             "VALUES (?, 1, 'stdout', ?, ?, 200)",
             ((len(rows) - i, "x" * 200, "2026-01-01 00:00:00.000000") for i in range(log_rows)),
         )
+        conn.executemany(
+            f"INSERT INTO execution_hosts ({', '.join(HOST_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)",
+            map(_sqlite_text, _host_rows(rows)),
+        )
     conn.execute("ANALYZE")
     conn.close()
 
@@ -177,7 +212,9 @@ async def _seed_pg(dsn: str, rows: list[tuple[Any, ...]], log_rows: int) -> None
             records=[(len(rows) - i, 1, "stdout", "x" * 200, now, 200) for i in range(log_rows)],
             columns=["execution_id", "seq", "stream", "content", "created_at", "chars"],
         )
+        await conn.copy_records_to_table("execution_hosts", records=_host_rows(rows), columns=HOST_COLUMNS)
         await conn.execute("SELECT setval('executions_id_seq', (SELECT max(id) FROM executions))")
+        await conn.execute("VACUUM ANALYZE execution_hosts")
         await conn.execute("VACUUM ANALYZE executions")
         await conn.execute("VACUUM ANALYZE execution_logs")
     finally:
@@ -274,6 +311,19 @@ async def _measure_ui(
             bare_page(halfway),
         ),
         "UI script tab, newest": (RunFilter(script_id=7), bare_page((utcnow(), 2**62), "script_id = 7 AND")),
+        "UI host-7, newest": (RunFilter(host="host-7"), BARE_HOST_PAGE.format(h="host-7", where="")),
+        "UI host-7, failed there": (
+            RunFilter(host="host-7", host_status="failed"),
+            BARE_HOST_PAGE.format(h="host-7", where="AND h.failed > 0 "),
+        ),
+        "UI host-7, failed there, status=failed": (
+            RunFilter(host="host-7", host_status="failed", status="failed"),
+            BARE_HOST_PAGE.format(h="host-7", where="AND h.failed > 0 AND e.status = 'failed' "),
+        ),
+        f"UI {RARE_HOST} (in 1 run of 10,000)": (
+            RunFilter(host=RARE_HOST),
+            BARE_HOST_PAGE.format(h=RARE_HOST, where=""),
+        ),
         f"UI script tab, last page ({script_total:,} runs)": (
             RunFilter(script_id=7, cursor=cursor(script_last)),
             bare_page(script_last, "script_id = 7 AND"),
@@ -406,6 +456,16 @@ async def _plans(rt: Any) -> None:
         f"{week} AND (queued_at > {week} OR id > 500000) ORDER BY queued_at, id LIMIT 26",
         "UI script tab, older": "SELECT id FROM executions WHERE script_id = 7 AND queued_at <= "
         f"{week} AND (queued_at < {week} OR id < 500000) ORDER BY queued_at DESC, id DESC LIMIT 26",
+        "host page": BARE_HOST_PAGE.format(h="host-7", where=""),
+        "host page, failed there": BARE_HOST_PAGE.format(h="host-7", where="AND h.failed > 0 "),
+        "host page, failed there, run failed": BARE_HOST_PAGE.format(
+            h="host-7", where="AND h.failed > 0 AND e.status = 'failed' "
+        ),
+        "host capped count": "SELECT count(*) FROM (SELECT execution_id FROM execution_hosts "
+        "WHERE host = 'host-7' LIMIT 10001) AS m",
+        "host capped count, failed there, run failed": "SELECT count(*) FROM (SELECT h.execution_id "
+        "FROM execution_hosts h JOIN executions e ON h.execution_id = e.id WHERE h.host = 'host-7' "
+        "AND h.failed > 0 AND e.status = 'failed' LIMIT 10001) AS m",
         "daily rates": "SELECT date(finished_at), count(*) FROM executions "
         f"WHERE finished_at >= {week} GROUP BY date(finished_at)",
         "tally + recent": "SELECT status, count(*) FROM (SELECT status FROM executions WHERE id > 999000 "

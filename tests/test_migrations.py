@@ -901,3 +901,59 @@ async def test_a_database_migrated_by_a_newer_version_is_refused_as_it_is(
         "before the upgrade; OpsCraft never downgrades a database"
     )
     assert await current_revision(scratch.engine) == "0099"
+
+
+async def test_0037_gives_each_host_of_a_stored_summary_its_row(
+    at_revision: Callable[[str], Awaitable[Database]],
+) -> None:
+    """The per-host summaries stored before 0037 (0036's JSON) get their hosts' rows, so the
+    history's host filter finds those runs too: each name once (two `***` added up), with the
+    run's queued_at; an item that is no host (a row edited by hand) is left out."""
+    scratch = await at_revision("0036")
+    queued = datetime(2026, 12, 1, 8, 30, 15, 123456)
+    async with scratch.session() as session:
+        script = Script(name="play", script_type="ansible", content="- hosts: all\n", search_text="play")
+        session.add(script)
+        await session.commit()
+        script_id = script.id
+    counts = {"ok": 1, "changed": 0, "unreachable": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0}
+    hosts = [
+        {**counts, "host": "db1", "failed": 2},
+        {**counts, "host": "***", "unreachable": 1},
+        {**counts, "host": "***", "changed": 3},
+        {"ok": 1},
+        {**counts, "host": "web-01"},
+    ]
+    async with scratch.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO executions (id, script_id, script_version, script_name, script_type, status,"
+                " parameters, trigger, output_bytes, output_truncated, output_stored_bytes, draft,"
+                " cancel_requested, queued_at) VALUES (7, :sid, 1, 'play', 'ansible', 'failed', '{}', 'api',"
+                " 0, :no, 0, :no, :no, :queued)"
+            ),
+            {"sid": script_id, "no": False, "queued": queued},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO execution_host_summaries (execution_id, hosts, host_count, totals)"
+                " VALUES (7, :hosts, 5, '{}')"
+            ),
+            {"hosts": json.dumps(hosts)},
+        )
+    await upgrade(scratch.engine, "0037")
+    async with scratch.engine.connect() as conn:
+        rows = await conn.execute(
+            text(
+                "SELECT execution_id, host, queued_at, changed, unreachable, failed FROM execution_hosts"
+                " ORDER BY host"
+            )
+        )
+        found = [tuple(r) for r in rows]
+    stamp = [r[2] for r in found]
+    assert [r[:2] + r[3:] for r in found] == [
+        (7, "***", 3, 1, 0),
+        (7, "db1", 0, 0, 2),
+        (7, "web-01", 0, 0, 0),
+    ]
+    assert {str(s)[:26] for s in stamp} == {"2026-12-01 08:30:15.123456"}, stamp

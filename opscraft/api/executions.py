@@ -22,9 +22,11 @@ from opscraft.api.executions_schemas import (
 )
 from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, IdQuery, Limit, Skip, error_responses
 from opscraft.db.models.executions import Trigger
+from opscraft.execution.ansible_recap import MAX_HOST_CHARS, MAX_HOSTS
 from opscraft.services import executions, history_cursor, host_summaries, log_text, runs
 from opscraft.services.bodies import ISO_TEXT, ISO_UNTIL, WHOLE_TEXT
 from opscraft.services.executions import MAX_LOG_PAGE, STATUS_FILTERS
+from opscraft.services.host_filter import HOST_STATUSES
 from opscraft.services.invisible import FilterText
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
@@ -121,7 +123,9 @@ async def _create(body: ExecutionCreate, session: Session, actor: CurrentActor) 
     summary="List executions, newest first (`total` is counted up to 10,000: see `total_capped`)",
     description="Needs view_scripts (every role: every user's runs). Filters combine with AND: "
     "`script_id`, `status`, `user_id` (who started it), `trigger`, `since` and `until` (queued at; "
-    "ISO 8601, a day alone is that whole UTC day; 422 naming the field for a `since` after `until`). "
+    "ISO 8601, a day alone is that whole UTC day; 422 naming the field for a `since` after `until`), "
+    "`host` (the Ansible runs whose per-host summary lists that inventory host) and `host_status` "
+    "(with `host`: the runs where it failed, was unreachable, changed something, or was ok). "
     "Page with `skip` and `limit`, or with `cursor`: pass back the previous page's "
     "`next_cursor` (keyset paging: every page costs the same at any depth, and runs started "
     "between two pages neither shift nor repeat the later ones), or its `prev_cursor` to go back "
@@ -152,6 +156,23 @@ async def list_executions(
         FilterText | None,
         Query(max_length=16, description="How it started", json_schema_extra={"enum": list(Trigger)}),
     ] = None,
+    host: Annotated[
+        FilterText | None,
+        Query(
+            max_length=MAX_HOST_CHARS,
+            description="An inventory host's name, exactly as the run's `host_summary` lists it "
+            "(case included): the Ansible runs whose PLAY RECAP named it (a run lists at most "
+            f"{MAX_HOSTS:,} hosts, failed and unreachable ones first)",
+        ),
+    ] = None,
+    host_status: Annotated[
+        str | None,
+        Query(
+            description="With `host`: `failed` (failed > 0 on that host), `unreachable` "
+            "(unreachable > 0), `changed` (changed > 0), `ok` (failed = 0 and unreachable = 0)",
+            json_schema_extra={"enum": list(HOST_STATUSES)},
+        ),
+    ] = None,
     skip: Skip = 0,
     limit: Limit = 50,
     cursor: Annotated[
@@ -176,6 +197,8 @@ async def list_executions(
         since=since,
         until=until,
         trigger=trigger,
+        host=host,
+        host_status=host_status,
         skip=skip,
         limit=limit,
         cursor=cursor,

@@ -157,6 +157,22 @@ def summary(stdout: str, *, ended: bool, output_cut: bool) -> dict[str, object]:
     }
 
 
+FILTERED = ("changed", "unreachable", "failed")
+"""The counts a run's host rows keep (`ExecutionHost`): what the history's `host_status` reads."""
+
+
+def host_rows(hosts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The `ExecutionHost` rows (without `execution_id` and `queued_at`) of a summary's `hosts`
+    (as `summary` lists them): one per name, a name listed twice (two hosts whose names the masker
+    made `***`) with its counts added up."""
+    rows: dict[str, dict[str, Any]] = {}
+    for host in hosts:
+        row = rows.setdefault(host["host"], {"host": host["host"], **dict.fromkeys(FILTERED, 0)})
+        for key in FILTERED:
+            row[key] += host[key]
+    return list(rows.values())
+
+
 def _names(hosts: list[str]) -> str:
     shown = ", ".join(hosts[:MAX_NAMED])
     return shown + (f" and {len(hosts) - MAX_NAMED} more" if len(hosts) > MAX_NAMED else "")

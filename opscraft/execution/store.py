@@ -41,6 +41,7 @@ from opscraft.db.models import (
     AuditEvent,
     Execution,
     ExecutionDraft,
+    ExecutionHost,
     ExecutionHostSummary,
     ExecutionLog,
     Inventory,
@@ -56,6 +57,7 @@ from opscraft.db.models.scripts import ScriptType
 from opscraft.db.models.workers import FINISHED_DETAIL_KEYS, finished_event
 from opscraft.db.unreachable import is_unreachable
 from opscraft.execution import terraform_backend, terraform_plan
+from opscraft.execution.ansible_recap import host_rows
 from opscraft.execution.events import LogEvent, StatusEvent
 from opscraft.execution.loop import WorkerLoop
 from opscraft.execution.spec import RunSpec
@@ -72,6 +74,7 @@ VERSIONS = cast(Table, ScriptVersion.__table__)
 LOGS = cast(Table, ExecutionLog.__table__)
 DRAFTS = cast(Table, ExecutionDraft.__table__)
 HOST_SUMMARIES = cast(Table, ExecutionHostSummary.__table__)
+HOSTS = cast(Table, ExecutionHost.__table__)
 SCRIPT_SECRETS = cast(Table, ScriptSecret.__table__)
 SETTINGS = cast(Table, AppSetting.__table__)
 WORKERS = cast(Table, RegisteredWorker.__table__)
@@ -257,6 +260,11 @@ _FINISH_CANCELLED = _FINISH.values(
     )
 )
 _INSERT_RUN_EVENTS = insert(RUN_EVENTS)
+# A summary's host rows, each with its run's `queued_at` (the history's order, `ExecutionHost`).
+_INSERT_HOSTS = insert(HOSTS).values(
+    execution_id=bindparam("eid"),
+    queued_at=select(_E.queued_at).where(_E.id == bindparam("eid")).scalar_subquery(),
+)
 _NEXT_WAITING = (
     select(_E.id)
     .join(SCRIPTS, _S.id == _E.script_id)
@@ -500,7 +508,8 @@ def finish(conn: Connection, ends: list[tuple[int, Finish]]) -> list[tuple[Statu
     again), if any. The ends' last output chunks (`Finish.logs`) are inserted first, all in
     one INSERT (those already stored are skipped), so a run is never seen ended without them.
     An Ansible run's per-host summary (`Finish.host_summary`) is inserted with its end, all the
-    batch's in one INSERT, for the runs this call ended.
+    batch's in one INSERT, for the runs this call ended, and its hosts' rows (`ExecutionHost`,
+    what the history's host filter reads) in one more.
 
     One UPDATE per run, one INSERT of the run events of them all and one look for a waiting run
     per script (runs of one script ending together find the same one, as they did one after the
@@ -515,7 +524,7 @@ def finish(conn: Connection, ends: list[tuple[int, Finish]]) -> list[tuple[Statu
     ]
     if chunks:
         conn.execute(_INSERT_LOGS[conn.dialect.name], chunks)
-    rows, events, summaries = [], [], []
+    rows, events, summaries, hosts = [], [], [], []
     for execution_id, result in ends:
         row = conn.execute(
             _FINISH_CANCELLED if result.status == ExecutionStatus.cancelled else _FINISH,
@@ -536,11 +545,14 @@ def finish(conn: Connection, ends: list[tuple[int, Finish]]) -> list[tuple[Statu
             events.append(finished_event(row._mapping))
             if result.host_summary is not None:
                 summaries.append({"execution_id": execution_id, **result.host_summary})
+                hosts += [{"eid": execution_id, **h} for h in host_rows(result.host_summary["hosts"])]
         rows.append(row)
     if events:
         conn.execute(_INSERT_RUN_EVENTS, events)
     if summaries:
         conn.execute(insert(HOST_SUMMARIES), summaries)
+    if hosts:
+        conn.execute(_INSERT_HOSTS, hosts)
     waiting: dict[int, int | None] = {}
     for row in rows:
         if row.script_id not in waiting:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func
+from sqlalchemy import Select, delete, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -32,10 +32,13 @@ ACTIVE = [s for s in ExecutionStatus if s not in FINAL_STATUSES]
 
 
 async def capped_count(
-    session: AsyncSession, conditions: list[Any], cap: int = COUNT_CAP
+    session: AsyncSession, conditions: list[Any], cap: int = COUNT_CAP, ids: Select[Any] | None = None
 ) -> tuple[int, bool]:
-    """(matching rows, capped): at most `cap`, and `capped` True when more rows match."""
-    matching = select(col(Execution.id)).where(*conditions).limit(cap + 1).subquery()
+    """(matching rows, capped): at most `cap`, and `capped` True when more rows match. `ids`:
+    the runs' ids to filter by `conditions` (`host_filter.HostFilter.ids`), the executions' by
+    default."""
+    runs = ids if ids is not None else select(col(Execution.id))
+    matching = runs.where(*conditions).limit(cap + 1).subquery()
     found = int((await session.exec(select(func.count()).select_from(matching))).one())
     return min(found, cap), found > cap
 

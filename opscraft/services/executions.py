@@ -45,6 +45,7 @@ from opscraft.services import (
     audit,
     execution_counts,
     history_cursor,
+    host_filter,
     instants,
     notifications,
     parameters,
@@ -698,13 +699,16 @@ async def list_executions(
     since: datetime | None = None,
     until: datetime | None = None,
     trigger: str | None = None,
+    host: str | None = None,
+    host_status: str | None = None,
     skip: int = 0,
     limit: int = 50,
     cursor: str | None = None,
 ) -> HistoryPage:
     """Executions newest first, from `skip` rows in or on the side of `cursor` it names
-    (`history_cursor`: older, or newer for a `prev_cursor`; not both). Raises Invalid (422
-    naming the field) for a bad filter, cursor or page size."""
+    (`history_cursor`: older, or newer for a `prev_cursor`; not both); `host` and `host_status`:
+    the Ansible runs whose per-host summary lists that host, ended that way (`host_filter`).
+    Raises Invalid (422 naming the field) for a bad filter, cursor or page size."""
     require(actor.user, Permission.view_scripts)
     # The UI passes its address's numbers here unchecked: each must fit the database's integers.
     bounds = {
@@ -730,6 +734,7 @@ async def list_executions(
             details=[{"field": "trigger", "message": f"must be one of: {allowed}"}],
         )
     wanted = _status_filter(status)
+    hosts = host_filter.of(host, host_status)
     since, until = instants.time_range(since, until)
     conditions = []
     if script_id is not None:
@@ -744,16 +749,19 @@ async def list_executions(
         conditions.append(col(Execution.queued_at) <= until)
     if trigger is not None:
         conditions.append(col(Execution.trigger) == trigger)
-    keyset = history_cursor.Keyset(cursor)
+    # A host's runs are read newest first from its own index (`ExecutionHost`'s copy of queued_at).
+    keyset = history_cursor.Keyset(cursor, hosts.order_columns() if hosts else None)
+    ids = hosts.ids(joined=bool(conditions)) if hosts else None
+    runs = hosts.runs() if hosts else select(Execution)
+    conditions += hosts.conditions() if hosts else []
     # Counting stops at the cap (or just past this page, for a deep page): COUNT(*) over a
     # million rows would cost more than the page itself. The total ignores the cursor.
     cap = max(execution_counts.COUNT_CAP, skip + limit)
-    total, capped = await execution_counts.capped_count(session, conditions, cap)
+    total, capped = await execution_counts.capped_count(session, conditions, cap, ids)
     found = list(
         (
             await session.exec(
-                select(Execution)
-                .where(*conditions, *keyset.conditions())
+                runs.where(*conditions, *keyset.conditions())
                 .order_by(*keyset.order())
                 .offset(skip)
                 .limit(limit + 1)  # one more tells whether a next page exists

@@ -97,10 +97,13 @@ def decode(cursor: str) -> Position:
 class Keyset:
     """One history page by keyset: the conditions and order to add to the filters' query (which
     fetches `limit + 1` rows), then `page` to cut what it found into the page and its cursors.
-    `cursor` None is the newest page. Raises Invalid for a bad cursor."""
+    `cursor` None is the newest page. Raises Invalid for a bad cursor. `columns`: the run's
+    `(queued_at, id)` as the query reads them, `Execution`'s by default (a host's runs are read
+    from `ExecutionHost`'s copy, whose index has them in this order)."""
 
-    def __init__(self, cursor: str | None) -> None:
+    def __init__(self, cursor: str | None, columns: tuple[Any, Any] | None = None) -> None:
         self.position = decode(cursor) if cursor is not None else None
+        self.columns = columns or (col(Execution.queued_at), col(Execution.id))
 
     @property
     def newer(self) -> bool:
@@ -111,14 +114,14 @@ class Keyset:
         if self.position is None:
             return []
         at, execution_id = self.position.queued_at, self.position.id
-        queued, ident = col(Execution.queued_at), col(Execution.id)
+        queued, ident = self.columns
         if self.position.newer:
             return [and_(queued >= at, or_(queued > at, ident > execution_id))]
         return [and_(queued <= at, or_(queued < at, ident < execution_id))]
 
     def order(self) -> list[UnaryExpression[Any]]:
         """ORDER BY: newest first, or oldest first for a newer page (the index read forward)."""
-        queued, ident = col(Execution.queued_at), col(Execution.id)
+        queued, ident = self.columns
         return [queued.asc(), ident.asc()] if self.newer else [queued.desc(), ident.desc()]
 
     def page(

@@ -19,13 +19,20 @@ from opscraft.services.permissions import Permission
 from opscraft.ui.address import Day
 from opscraft.ui.date_range import DateRange
 from opscraft.ui.execution_widgets import STATUS_LABELS, TRIGGER_LABELS, run_rows, runs_table
-from opscraft.ui.layout import frame, guard, protected_page
+from opscraft.ui.layout import clear_field_errors, frame, guard, protected_page, show_field_errors
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import call, live_timer
 
 PAGE_SIZE = 25
 REFRESH_SECONDS = 3.0
 MAX_SCRIPT_OPTIONS = 500
+# The history's `host_status` choices (services/host_filter.py says what each means).
+HOST_STATUS_LABELS = {
+    "failed": "Failed there",
+    "unreachable": "Unreachable",
+    "changed": "Changed something",
+    "ok": "OK (no failure)",
+}
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,8 @@ class RunFilter:
     since: str | None = None
     until: str | None = None
     cursor: str | None = None  # `history_cursor`: None is the newest page
+    host: str | None = None  # an Ansible inventory host (`host_filter`), with how it ended there
+    host_status: str | None = None
 
     def query(self) -> str:
         return urlencode({k: v for k, v in vars(self).items() if v not in (None, "")})
@@ -52,6 +61,8 @@ class RunFilter:
             "trigger": self.trigger,
             "since": _day(self.since, instants.day_start),
             "until": _day(self.until, instants.day_end),
+            "host": self.host,
+            "host_status": self.host_status,
             "cursor": self.cursor or None,
             "limit": PAGE_SIZE,
         }
@@ -94,7 +105,9 @@ class RunHistory:
         # whose pagination a click may be on its way to.
         self.table: ui.table | None = None
         self.frame: tuple[Any, ...] | None = None
-        self.refused: str | None = None
+        self.refused: ServiceError | None = None
+        # The filters a refusal may name (`layout.show_field_errors`): said under the field.
+        self.fields: dict[str, Any] = {}
 
     async def render(self) -> None:
         await self._filter_bar()
@@ -117,6 +130,7 @@ class RunHistory:
                 users[self.filters.user_id] = f"user #{self.filters.user_id}"  # no run, or deleted
             self._filter_select(users, "Triggered by", "user_id", "filter-user", "w-44")
             self._filter_select(dict(TRIGGER_LABELS), "Trigger", "trigger", "filter-trigger", "w-36")
+            self._host_filter()
             DateRange(
                 "Queued between",
                 "filter-dates",
@@ -143,17 +157,38 @@ class RunHistory:
             return f"script #{script_id}"
         return f"{runs.rows[0].script_name} (deleted)" if runs.rows else f"script #{script_id}"
 
-    def _filter_select(self, options: dict[Any, str], label: str, key: str, testid: str, width: str) -> None:
+    def _filter_select(
+        self, options: dict[Any, str], label: str, key: str, testid: str, width: str
+    ) -> ui.select:
         """A clearable select of the filter `key` (a `RunFilter` field) among `options` (value ->
         label); a value the options lack (one the address gave) shows as no choice."""
         value = getattr(self.filters, key)
-        ui.select(
-            options,
-            label=label,
-            value=value if value in options else None,
-            clearable=True,
-            on_change=lambda e: self.apply(**{key: e.value}),
-        ).props(f'outlined dense data-testid="{testid}"').classes(width)
+        return (
+            ui.select(
+                options,
+                label=label,
+                value=value if value in options else None,
+                clearable=True,
+                on_change=lambda e: self.apply(**{key: e.value}),
+            )
+            .props(f'outlined dense data-testid="{testid}"')
+            .classes(width)
+        )
+
+    def _host_filter(self) -> None:
+        """The host's name (typed: applied as typing pauses) and how it ended there (a choice)."""
+        self.fields["host"] = (
+            ui.input(
+                "Host",
+                value=self.filters.host or "",
+                on_change=lambda e: self.apply(host=(e.value or "").strip() or None),
+            )
+            .props('outlined dense clearable debounce=500 data-testid="filter-host"')
+            .classes("w-44")
+        )
+        self.fields["host_status"] = self._filter_select(
+            dict(HOST_STATUS_LABELS), "Host status", "host_status", "filter-host-status", "w-40"
+        )
 
     async def apply(self, **changes: Any) -> None:
         """Change filters (back to the newest page unless the cursor itself changes) and redraw."""
@@ -192,14 +227,19 @@ class RunHistory:
         try:
             return await call(executions.list_executions, self.actor, **self.filters.service_args())
         except ServiceError as exc:
-            self.refused = exc.message
+            self.refused = exc
             return None
 
     async def _results(self) -> None:
         self.table = self.frame = None
         page = await self._load()
+        clear_field_errors(self.fields)
         if page is None:
-            self._newest_link(f"This link's page of runs is not valid: {self.refused}.")
+            assert self.refused is not None
+            if show_field_errors(self.fields, self.refused):  # a filter typed here: said under it
+                self._nothing("No runs shown: correct the filter above.")
+                return
+            self._newest_link(f"This link's page of runs is not valid: {self.refused.message}.")
             return
         rows = page.rows
         self.live = _live(page)
@@ -237,10 +277,19 @@ class RunHistory:
         button = ui.button(text, icon=icon, on_click=lambda: self.apply(cursor=cursor))
         button.props(f'flat no-caps dense data-testid="{testid}"').set_enabled(enabled)
 
-    def _newest_link(self, message: str) -> None:
-        with ui.column().classes("w-full items-center py-10 text-grey-7").props('data-testid="no-runs"'):
+    def _nothing(self, message: str) -> ui.column:
+        """The results' place saying `message` (no table); returned to add a button under it."""
+        with (
+            ui.column()
+            .classes("w-full items-center py-10 text-grey-7")
+            .props('data-testid="no-runs"') as place
+        ):
             ui.icon("history", size="3rem")
             ui.label(message)
+        return place
+
+    def _newest_link(self, message: str) -> None:
+        with self._nothing(message):
             ui.button("Newest runs", on_click=lambda: self.apply(cursor=None)).props(
                 'flat no-caps data-testid="runs-back-to-newest"'
             )
@@ -256,10 +305,14 @@ async def history_page(
     since: Day | None = None,
     until: Day | None = None,
     cursor: str | None = None,
+    host: str | None = None,
+    host_status: str | None = None,
 ) -> None:
     status = executions.STATUS_ALIASES.get(status or "", status) or None  # the seed's "pending"
     days = (day.isoformat() if day else None for day in (since, until))
-    filters = RunFilter(script_id, status, user_id, trigger or None, *days, cursor or None)
+    filters = RunFilter(
+        script_id, status, user_id, trigger or None, *days, cursor or None, host or None, host_status or None
+    )
     with frame(actor, "Executions"):
         await RunHistory(actor, filters).render()
 

@@ -3,17 +3,22 @@
 
 One HTML table (escaped here), not an element per cell: a run may list 1,000 hosts. It sits in a
 focusable, labelled region that scrolls sideways, its host column sticky, so it fits a 375 px
-phone; a failed or unreachable count is bold (the number says it, not a colour alone).
+phone; a failed or unreachable count is bold (the number says it, not a colour alone). Each
+host's name links to the history of its runs (those it failed on or was unreachable in, when it
+was here).
 """
 
 from __future__ import annotations
 
 from html import escape
+from typing import Any
+from urllib.parse import urlencode
 
 from nicegui import ui
 
 from opscraft.db.models import ExecutionHostSummary
 from opscraft.execution.ansible_recap import COUNTS
+from opscraft.execution.masking import MASK
 from opscraft.services import host_summaries
 from opscraft.ui.execution_widgets import banner
 
@@ -28,6 +33,7 @@ table.oc-hosts th[scope=row], table.oc-hosts thead th:first-child {
 table.oc-hosts tbody tr { border-top: 1px solid rgba(127, 127, 127, 0.3); }
 .oc-hosts-scroll { max-width: 100%; overflow-x: auto; --oc-hosts-bg: #fff; }
 .body--dark .oc-hosts-scroll { --oc-hosts-bg: #1d1d1d; }
+a.oc-host-link { color: inherit; text-decoration: underline; }
 """
 BAD = ("unreachable", "failed")
 
@@ -43,6 +49,22 @@ def totals_text(summary: ExecutionHostSummary) -> str:
     return text
 
 
+def history_address(host: dict[str, Any]) -> str:
+    """The history of a listed host's runs (`/executions?host=...`), of those it failed on, or
+    was unreachable in, when it did here (the history's host filter, `services.host_filter`)."""
+    status = next((key for key in ("failed", "unreachable") if host[key]), None)
+    query = {"host": host["host"], **({"host_status": status} if status else {})}
+    return f"/executions?{urlencode(query)}"
+
+
+def _linked(host: dict[str, Any], name: str) -> str:
+    """The host's `name` (escaped) as a link to its history; a name the masker made `***` (a
+    secret's value) stays text: it would list every such host's runs as one."""
+    if MASK in host["host"]:
+        return name
+    return f'<a class="oc-host-link" href="{escape(history_address(host))}">{name}</a>'
+
+
 def table_html(summary: ExecutionHostSummary) -> str:
     """`<table class="oc-hosts">`: one row per listed host (at most `SHOWN`), every text escaped."""
     hosts = summary.hosts[:SHOWN]
@@ -54,7 +76,7 @@ def table_html(summary: ExecutionHostSummary) -> str:
             for key in COUNTS
         )
         name = escape(str(host["host"]))
-        rows.append(f'<tr><th scope="row" title="{name}">{name}</th>{cells}</tr>')
+        rows.append(f'<tr><th scope="row" title="{name}">{_linked(host, name)}</th>{cells}</tr>')
     return (
         '<table class="oc-hosts"><caption class="sr-only">Task counts per host</caption>'
         f'<thead><tr><th scope="col">host</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'

@@ -1,7 +1,8 @@
 """A finished Ansible run's per-host summary, from the PLAY RECAP of a real `ansible-playbook`
 (local runner, hosts reached with `ansible_connection: local`), on SQLite and PostgreSQL: what
 GET /api/v1/executions/{id} returns with check mode, a limit, tags and several plays, and for a
-run stopped before its recap. Over real SSH (an unreachable host): test_ansible_ssh.py."""
+run stopped before its recap; the history's host filter finds such a run by its hosts. Over real
+SSH (an unreachable host): test_ansible_ssh.py."""
 
 from __future__ import annotations
 
@@ -86,6 +87,14 @@ async def test_each_host_s_counts_over_every_play_with_check_limit_and_tags(
         "failed": 1,
         "skipped": 4,
     }
+    # The history finds the run by its host, as the recap names it, and by how it ended there.
+    for host, host_status in (("数据库-1", "failed"), ("fe80::10", "ok"), ("web-01", "changed")):
+        params = {"host": host, "host_status": host_status, "script_id": script_id}
+        page = (await client.get("/api/v1/executions", params=params, headers=operator.headers)).json()
+        assert [item["id"] for item in page["items"]] == [final["id"]], (host, page)
+    params = {"host": "fe80::10", "host_status": "failed"}
+    page = (await client.get("/api/v1/executions", params=params, headers=operator.headers)).json()
+    assert page["items"] == [] and page["total"] == 0, page
 
     final, text = await _finished(
         client, operator, script_id, run_options={"limit": "web", "check": True, "diff": True}

@@ -24,6 +24,7 @@ from opscraft.db.models.chains import ChainLink, ChainOutcome, ChainRun
 from opscraft.db.models.executions import (
     Execution,
     ExecutionDraft,
+    ExecutionHost,
     ExecutionHostSummary,
     ExecutionLog,
     ExecutionStatus,
@@ -50,6 +51,7 @@ __all__ = [
     "ChainRun",
     "Execution",
     "ExecutionDraft",
+    "ExecutionHost",
     "ExecutionHostSummary",
     "ExecutionLog",
     "ExecutionTally",

@@ -227,3 +227,29 @@ class ExecutionHostSummary(SQLModel, table=True):
     totals: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     # Why there is no recap (the run was stopped before it, or it could not be trusted); None when read.
     note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class ExecutionHost(SQLModel, table=True):
+    """One host of a finished Ansible run's per-host summary, as a row the history can filter
+    on (`GET /api/v1/executions?host=...&host_status=...`): the hosts its
+    `ExecutionHostSummary` lists (at most `ansible_recap.MAX_HOSTS`), written with it, with the
+    run's `queued_at` copied so that a host's runs are read newest first from one index."""
+
+    __tablename__ = "execution_hosts"
+    __table_args__ = (
+        # A host's runs newest first (the history's order and its cursor's bound: history_cursor),
+        # covering the counts `host_status` reads: a status's page and count read this index alone.
+        Index(
+            "ix_execution_hosts_host_queued",
+            *("host", "queued_at", "execution_id", "failed", "unreachable", "changed"),
+        ),
+    )
+
+    execution_id: int = Field(foreign_key="executions.id", primary_key=True, ondelete="CASCADE")
+    # The name as the summary stores it (cut to `ansible_recap.MAX_HOST_CHARS`).
+    host: str = Field(primary_key=True, max_length=255)
+    queued_at: datetime = Field(sa_type=UTCDateTime)
+    # The host's counts of the PLAY RECAP that the filter's statuses read (`host_status`).
+    changed: int = Field(default=0)
+    unreachable: int = Field(default=0)
+    failed: int = Field(default=0)
