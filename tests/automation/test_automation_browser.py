@@ -632,6 +632,7 @@ def test_webhook_link_and_schedule_forms_show_every_problem_at_once(page: Any, e
     field_message(page, "webhook-mapping", "nope: unknown parameter")
     field_message(page, "webhook-params", "n: must be an integer")
     page.keyboard.press("Escape")
+    page.get_by_test_id("webhook-name").wait_for(state="hidden")  # closed before the next tab
 
     page.get_by_test_id("tab-chains").click()
     page.get_by_test_id("chain-add").click()
@@ -642,6 +643,7 @@ def test_webhook_link_and_schedule_forms_show_every_problem_at_once(page: Any, e
     field_message(page, "chain-mapping", "must be a json object")
     field_message(page, "chain-params", "must be a json object")
     page.keyboard.press("Escape")
+    page.get_by_test_id("chain-mapping").wait_for(state="hidden")
 
     page.get_by_test_id("tab-schedules").click()
     page.get_by_test_id("schedule-add").click()
