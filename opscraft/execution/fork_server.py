@@ -10,7 +10,7 @@ The wire format is in `supervisor.py`'s docstring.
 from __future__ import annotations
 
 import contextlib
-import json
+import marshal
 import os
 import select
 import signal
@@ -67,7 +67,7 @@ class RunSupervisor:
         (the supervisor gets copies; the caller still closes its own). Raises RunnerError when
         the supervisor is gone."""
         job = {"program": program, "argv": argv, "env": env, "cwd": cwd, "limits": limits}
-        data = json.dumps(job).encode()
+        data = marshal.dumps(job)
         try:
             socket.send_fds(
                 self.channel, [len(data).to_bytes(supervisor.HEADER_BYTES, "big")], [stdout, stderr]

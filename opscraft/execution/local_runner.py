@@ -15,7 +15,9 @@ environment: the fork server starts with an empty one, and the script's is built
 
 `file` secrets are written into a directory of their own (mode 0700, files 0400) on a tmpfs
 (`/dev/shm`, so they never reach a disk; the system temporary directory where there is none), named for
-the worker and removed with the run; a sweep after a crash removes what a killed worker left.
+the worker and removed with the run; a sweep after a crash removes what a killed worker left,
+and so its scratch work directories (named for the worker too): they hold the script's files
+(a Terraform plan carries its sensitive values) and whatever the script wrote there.
 Other secrets reach the script's environment through the supervisor's socket, never through a
 command line.
 """
@@ -24,7 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -94,12 +98,18 @@ class LocalRunner:
         finds them through /proc (Linux), among the processes of the OpsCraft user. With
         `started_before` (Unix time, seconds), only the processes started and the secret
         directories written before it: a lost worker that came back under the same id keeps
-        what it started since (proc(5): `starttime`, in clock ticks after boot).
+        what it started since (proc(5): `starttime`, in clock ticks after boot). The runs'
+        secret directories and scratch work directories it left are removed too (a scratch
+        directory holds the script's files, e.g. a Terraform plan with its sensitive values,
+        and whatever the script wrote there).
         """
         marker = f"{RUN_MARKER}={self.worker_id}:".encode()
         killed = _kill_marked(lambda item: item.startswith(marker), started_before)
-        if SECRET_TMPFS.is_dir():
-            for left in SECRET_TMPFS.glob(f"{_secret_prefix(self.worker_id)}*"):
+        for base, prefix in (
+            (SECRET_TMPFS, _secret_prefix(self.worker_id)),
+            (Path(tempfile.gettempdir()), _scratch_prefix(self.worker_id)),
+        ):
+            for left in _left_behind(base, prefix):
                 with contextlib.suppress(OSError):
                     if started_before is None or left.stat().st_mtime < started_before:
                         shutil.rmtree(left, ignore_errors=True)
@@ -115,7 +125,8 @@ class LocalRunner:
         program = _which(command.argv[0], path)
         if program is None:
             raise RunnerError(f"{command.argv[0]} is not installed on this machine: install it or use Docker")
-        with tempfile.TemporaryDirectory(prefix=f"opscraft-{spec.execution_id}-") as scratch:
+        prefix = f"{_scratch_prefix(self.worker_id)}{spec.execution_id}-"
+        with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
             work = Path(scratch)
             _write_files(work, command)
             marker = f"{self.worker_id}:{spec.execution_id}"
@@ -197,6 +208,27 @@ _found: dict[tuple[str, str], str | None] = {}
 
 def _secret_prefix(worker_id: str) -> str:
     return f"opscraft-secrets-{worker_id}-"
+
+
+def _scratch_prefix(worker_id: str) -> str:
+    return f"opscraft-work-{worker_id}-"
+
+
+# What `tempfile.mkdtemp` appends to a run's prefix (`<prefix><execution id>-`): 8 of these.
+_LEFT_NAME = re.compile(r"[0-9]+-[a-z0-9_]{8}")
+
+
+def _left_behind(base: Path, prefix: str) -> list[Path]:
+    """The run directories of `base` named `<prefix><execution id>-<mkdtemp's 8 characters>`:
+    exactly those of the worker `prefix` names, not those of a worker whose id merely starts
+    with this one's (worker `a` and worker `a-1`)."""
+    if not base.is_dir():
+        return []
+    return [
+        path
+        for path in base.glob(f"{glob.escape(prefix)}*")
+        if _LEFT_NAME.fullmatch(path.name[len(prefix) :])
+    ]
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -225,6 +226,12 @@ def _orphans(data_dir: Path, execution_id: int) -> list[int]:
     return found
 
 
+def _scratch(data_dir: Path, execution_id: int) -> list[Path]:
+    """The work directories of one local run of the server on `data_dir` (`local_runner.py`)."""
+    worker = worker_identity(make_settings(data_dir))
+    return list(Path(tempfile.gettempdir()).glob(f"opscraft-work-{worker}-{execution_id}-*"))
+
+
 @pytest.mark.parametrize("runner", ["local", "docker"])
 def test_recovery_after_sigkill(tmp_path: Path, runner: str) -> None:
     if runner == "docker":
@@ -261,10 +268,12 @@ def test_recovery_after_sigkill(tmp_path: Path, runner: str) -> None:
         if runner == "local":  # script, the detached sleep and the other one (the supervisor,
             # forked from the fork server, carries no mark)
             wait_until(lambda: len(_orphans(server.data_dir, long_id)) == 3, "the run's 3 processes")
+            assert len(_scratch(server.data_dir, long_id)) == 1  # the run's work directory
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait()
         if runner == "local":  # the supervisor notices the server's death and kills the whole run
             wait_until(lambda: not _orphans(server.data_dir, long_id), "no process outliving the server")
+            assert _scratch(server.data_dir, long_id)  # nobody removed it: the server was killed
     finally:
         if server.process.poll() is None:
             stop_server(server)
@@ -284,6 +293,7 @@ def test_recovery_after_sigkill(tmp_path: Path, runner: str) -> None:
         assert finished["status"] == "success"
         if runner == "local":
             assert not _orphans(server.data_dir, long_id)
+            assert not _scratch(server.data_dir, long_id)  # removed by the start's sweep
         elif DOCKER:
             import docker
 

@@ -14,9 +14,11 @@ import contextlib
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -517,3 +519,39 @@ def test_the_runners_ends_of_a_supervisor_are_not_inherited_by_its_other_childre
             assert not any(os.get_inheritable(fd) for fd in fds)
         finally:
             told.close()
+
+
+def test_a_runs_work_directory_is_named_for_its_worker_and_removed_when_it_ends(runner: LocalRunner) -> None:
+    result, output = run(runner, spec('pwd; echo kept > "$HOME/note"', execution_id=41))
+    work = Path(output.text().splitlines()[0])
+    assert result.exit_code == 0
+    assert work.parent == Path(tempfile.gettempdir())
+    assert work.name.startswith(f"opscraft-work-{runner.worker_id}-41-")
+    assert not work.exists()
+
+
+def test_the_sweep_removes_the_run_directories_a_crashed_worker_left_and_only_its_own() -> None:
+    """A worker killed mid-run (SIGKILL: no `finally`) leaves its runs' scratch work directories
+    (the script's files, a Terraform plan with its sensitive values, what the script wrote) and
+    secret directories; its next start's sweep removes them, not those of a worker whose id
+    starts with its own, and with `started_before` only those written before it."""
+    worker = f"test-{uuid.uuid4().hex[:8]}"
+    tmp, shm = Path(tempfile.gettempdir()), local_runner.SECRET_TMPFS
+    shm = shm if shm.is_dir() and os.access(shm, os.W_OK) else tmp
+
+    def left(base: Path, kind: str, owner: str) -> Path:
+        folder = Path(tempfile.mkdtemp(prefix=f"opscraft-{kind}-{owner}-7-", dir=base))
+        (folder / "plan.tfplan").write_text("sensitive")
+        return folder
+
+    mine = [left(tmp, "work", worker), left(shm, "secrets", worker)]
+    others = [left(tmp, "work", f"{worker}-2"), left(shm, "secrets", f"{worker}-2")]
+    try:
+        LocalRunner(worker).sweep(started_before=time.time() - 3600)  # a lost worker's: older only
+        assert all(folder.exists() for folder in mine + others)
+        LocalRunner(worker).sweep()
+        assert not any(folder.exists() for folder in mine)
+        assert all(folder.exists() for folder in others)
+    finally:
+        for folder in mine + others:
+            shutil.rmtree(folder, ignore_errors=True)

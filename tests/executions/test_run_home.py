@@ -93,7 +93,7 @@ async def test_scripts_write_under_their_home(
     if runner_name == "docker":
         assert home == "/opscraft/work"
     else:  # a scratch directory of the run, removed with it
-        assert Path(home).name.startswith(f"opscraft-{final['id']}-")
+        assert Path(home).name.startswith(f"opscraft-work-{final['worker_id']}-{final['id']}-")
         assert not Path(home).exists()
 
 
