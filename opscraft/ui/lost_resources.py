@@ -10,6 +10,9 @@ then reloads itself, as webpack applications do on a `ChunkLoadError`.
 Only before the page's socket has shaken hands (`window.did_handshake`), so nothing typed is ever
 reloaded away, and at most `MAX_RELOADS` times per `WINDOW_SECONDS` in a tab (counted in
 `sessionStorage`), so a file that can never load shows the broken page instead of a loop.
+
+Not seen: a stylesheet NiceGUI's first `<style>` imports (`@import`), which fails before this
+script, placed after it, runs; the page then works, unstyled, until it is loaded again.
 """
 
 from __future__ import annotations
