@@ -616,13 +616,33 @@ NETWORK_CHANGED = "net::ERR_NETWORK_CHANGED"
 NETWORK_CHANGED_RELOADS = 3
 
 
+def watch(page: Any) -> None:
+    """Give `page` (a Playwright page) `console_tail`, the browser's last 40 console lines (NiceGUI
+    logs why it reloads a page) for a failure's report, and `network_changed`, how many of its
+    requests failed with `NETWORK_CHANGED` (`network_changed_seen`: as many as `settle` handled).
+    The `page` fixture's pages are watched from the start; another page from the first `settle`."""
+    page.console_tail = deque(maxlen=40)
+    page.on("console", lambda message: page.console_tail.append(f"{message.type}: {message.text}"))
+    page.on("pageerror", lambda error: page.console_tail.append(f"pageerror: {error}"))
+    page.network_changed = page.network_changed_seen = 0
+
+    def failed(request: Any) -> None:
+        if NETWORK_CHANGED in (request.failure or ""):
+            page.network_changed += 1
+            page.console_tail.append(f"requestfailed: {request.url} {request.failure}")
+
+    page.on("requestfailed", failed)
+
+
 def settle(page: Any, expression: str = CONNECTED_JS, timeout: float = 30.0) -> None:
-    """Wait until the JavaScript `expression` holds on `page` (a `page` fixture's), for at most
+    """Wait until the JavaScript `expression` holds on `page` (any page: `watch`), for at most
     `timeout` seconds, checked in one-second slices: when a request of the page failed with
     `NETWORK_CHANGED` since the last settled wait, the page is reloaded (`NETWORK_CHANGED_RELOADS`
     times at most) and the wait goes on. Raises Playwright's TimeoutError as `wait_for_function`."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+    if not hasattr(page, "network_changed"):
+        watch(page)
     deadline = time.monotonic() + timeout
     reloads = 0
     while True:
@@ -657,17 +677,7 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     context.set_default_timeout(30_000)  # generous: CI machines may be busy
     pg = context.new_page()
     # The browser's last console lines (NiceGUI logs why it reloads a page) for a failure's report.
-    pg.console_tail = deque(maxlen=40)
-    pg.on("console", lambda message: pg.console_tail.append(f"{message.type}: {message.text}"))
-    pg.on("pageerror", lambda error: pg.console_tail.append(f"pageerror: {error}"))
-    pg.network_changed = pg.network_changed_seen = 0
-
-    def failed(failed_request: Any) -> None:
-        if NETWORK_CHANGED in (failed_request.failure or ""):
-            pg.network_changed += 1
-            pg.console_tail.append(f"requestfailed: {failed_request.url} {failed_request.failure}")
-
-    pg.on("requestfailed", failed)
+    watch(pg)
     navigate = pg.goto
 
     def goto(url: str, **options: Any) -> Any:

@@ -127,8 +127,8 @@ def test_a_missing_page_answers_404_inside_the_frame_and_unknown_parameters_are_
     for path, problem in {
         "/audit?actor_id=abc": "actor_id is not a parameter of this page (it reads only action, "
         "actor_name, since, target_id, target_type, until)",
-        "/executions?scrip_id=1": "scrip_id is not a parameter of this page (it reads only cursor, "
-        "script_id, since, status, trigger, until, user_id)",
+        "/executions?scrip_id=1": "scrip_id is not a parameter of this page (it reads only cursor, host, "
+        "host_status, script_id, since, status, trigger, until, user_id)",
         "/?utm_source=mail": "utm_source is not a parameter of this page (it reads none)",
     }.items():
         response = page.goto(server.url + path)
