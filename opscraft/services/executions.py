@@ -752,7 +752,8 @@ async def list_executions(
     # A host's runs are read newest first from its own index (`ExecutionHost`'s copy of queued_at).
     keyset = history_cursor.Keyset(cursor, hosts.order_columns() if hosts else None)
     ids = hosts.ids(joined=bool(conditions)) if hosts else None
-    runs = hosts.runs() if hosts else select(Execution)
+    # Each run with its place in the order read (`Keyset.page` makes the cursors of it).
+    runs = hosts.runs(*keyset.columns) if hosts else select(Execution, *keyset.columns)
     conditions += hosts.conditions() if hosts else []
     # Counting stops at the cap (or just past this page, for a deep page): COUNT(*) over a
     # million rows would cost more than the page itself. The total ignores the cursor.
