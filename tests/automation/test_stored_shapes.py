@@ -28,6 +28,7 @@ from opscraft.db.models import (
     WebhookTrigger,
 )
 from opscraft.db.types import utcnow
+from opscraft.execution import store
 from opscraft.services import app_settings, notifications, schedules
 from opscraft.services.notifications import SendError
 from tests.conftest import LoggedIn
@@ -431,3 +432,17 @@ async def test_a_role_set_to_viewer_replaces_a_role_none_of_todays(
         assert row.role == "viewer"
     r = await client.get("/api/v1/audit", params={"action": "user.update"}, headers=admin.headers)
     assert [e["target_id"] for e in r.json()["items"]] == [str(shown["id"])], r.text
+
+
+@pytest.mark.parametrize("stored", ["x", "3", [2], -1, 10**6, True])
+async def test_the_worker_reads_a_warm_pool_size_stored_in_another_shape_as_its_default(
+    client: httpx.AsyncClient, admin: LoggedIn, stored: Any
+) -> None:
+    """The worker read `warm_pool_size` with `int()`: a row of `"x"` (a manual edit's) stopped it,
+    and with it the server, from starting. It reads such a row as the default, as the settings do."""
+    async with runtime.current().db.session() as session:
+        session.add(AppSetting(key="warm_pool_size", value=stored))
+        await session.commit()
+    worker = runtime.current().worker
+    assert worker is not None
+    assert worker.store.run(store.warm_pool_size) == app_settings.KNOWN["warm_pool_size"][1]
