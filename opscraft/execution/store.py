@@ -366,7 +366,10 @@ def _claimed(
     if unread is not None:
         return replace(base, error=unread)
     script_type = row.script_type if row.draft else script.script_type
-    if row.runner == "local" and not settings.local_runner and not conn.execute(_LOCAL_ALLOWED).scalar():
+    # Only a stored JSON `true` allows it: the settings read any other value (an older version's
+    # or a manual edit's text "false", a number) as off (services/app_settings.py).
+    allowed = conn.execute(_LOCAL_ALLOWED).scalar() is True
+    if row.runner == "local" and not settings.local_runner and not allowed:
         return replace(base, error="the local runner was disabled by an admin after this run was queued")
     run: dict[str, Any] = script.run_settings or {}
     inventory = run.get("inventory")
