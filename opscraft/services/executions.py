@@ -508,7 +508,8 @@ async def create(
         raise NotFound(f"script {script_id} not found")
     if draft is None and script.problems:  # a test run brings its own type and declarations
         stored = stored_shapes.worded(script.problems)
-        raise Conflict(f"script {script.name!r}'s stored settings cannot be read: {stored}: edit the script")
+        said = f"the stored settings of script {script.name!r} cannot be read: {stored}: edit the script"
+        raise Conflict(said)
     if draft is None and script.status != ScriptStatus.active:
         fix = (
             "activate it first, or test-run it from its editor"
