@@ -261,7 +261,7 @@ async def test_a_script_stored_in_another_shape_lists_reads_and_refuses_runs_say
         assert said in (shown["stored_problem"] or ""), shown
     if column == "parameters":  # what a run reads of it
         r = await client.post("/api/v1/executions", json={"script_id": script_id}, headers=admin.headers)
-        assert r.status_code == 409 and "stored settings cannot be read: " + said in r.text, r.text
+        assert r.status_code == 409 and "cannot be read: " + said in r.json()["detail"], r.text
     fix = {"parameters": [{"name": "P", "type": "string"}]} if column == "parameters" else {"tags": ["a"]}
     r = await client.put(f"/api/v1/scripts/{script_id}", json=fix, headers=admin.headers)
     assert r.status_code == 200 and r.json()["stored_problem"] is None, r.text
