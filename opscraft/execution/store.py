@@ -8,6 +8,7 @@ driver (no event loop, no thread hop); on PostgreSQL, on the worker loop through
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 
-from opscraft.config import DEFAULT_WARM_POOL_SIZE, ConfigError, Settings
+from opscraft.config import DEFAULT_WARM_POOL_SIZE, MAX_WARM_POOL_SIZE, ConfigError, Settings
 from opscraft.db import clock, stored_shapes
 from opscraft.db.engine import create_sqlite_sync_engine
 from opscraft.db.models import (
@@ -84,6 +85,8 @@ AUDIT = cast(Table, AuditEvent.__table__)
 _E, _S, _V, _W = EXECUTIONS.c, SCRIPTS.c, VERSIONS.c, WORKERS.c
 # What a final-state UPDATE returns: enough for the final event and the run event (outbox).
 _FINAL_COLUMNS = [_E.id, _E.status, _E.started_at, _E.finished_at] + [_E[key] for key in FINISHED_DETAIL_KEYS]
+
+log = logging.getLogger(__name__)
 
 
 class Store:
@@ -363,7 +366,10 @@ def _claimed(
     if unread is not None:
         return replace(base, error=unread)
     script_type = row.script_type if row.draft else script.script_type
-    if row.runner == "local" and not settings.local_runner and not conn.execute(_LOCAL_ALLOWED).scalar():
+    # Only a stored JSON `true` allows it: the settings read any other value (an older version's
+    # or a manual edit's text "false", a number) as off (services/app_settings.py).
+    allowed = conn.execute(_LOCAL_ALLOWED).scalar() is True
+    if row.runner == "local" and not settings.local_runner and not allowed:
         return replace(base, error="the local runner was disabled by an admin after this run was queued")
     run: dict[str, Any] = script.run_settings or {}
     inventory = run.get("inventory")
@@ -734,9 +740,16 @@ def heartbeat(
 
 def warm_pool_size(conn: Connection) -> int:
     """The `warm_pool_size` setting an admin chose (services/app_settings.py keeps it within
-    0..MAX_WARM_POOL_SIZE), else `DEFAULT_WARM_POOL_SIZE`."""
+    0..MAX_WARM_POOL_SIZE), else `DEFAULT_WARM_POOL_SIZE`: also for a stored row that is no whole
+    number in that range (an older version's or a manual edit's `"x"`, which stopped the worker,
+    and with it the server, from starting), as the settings page reads and names it."""
     stored = conn.execute(_WARM_POOL_SIZE).scalar()
-    return DEFAULT_WARM_POOL_SIZE if stored is None else int(stored)
+    if type(stored) is int and 0 <= stored <= MAX_WARM_POOL_SIZE:
+        return stored
+    if stored is not None:
+        said = "setting warm_pool_size: the stored value %r is not read: %d is used"
+        log.warning(said, stored, DEFAULT_WARM_POOL_SIZE)
+    return DEFAULT_WARM_POOL_SIZE
 
 
 def deregister(conn: Connection, worker_id: str) -> None:

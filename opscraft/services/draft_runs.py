@@ -76,7 +76,7 @@ async def start(
     if unread:  # what the editor leaves out is the saved script's, which cannot be read
         stored = stored_shapes.worded(unread)
         raise Conflict(
-            f"script {script.name!r}'s stored settings cannot be read: {stored}: send them or edit it"
+            f"the stored settings of script {script.name!r} cannot be read: {stored}: send them or edit it"
         )
     kind = ScriptType(script_type or script.script_type)
     if kind == ScriptType.terraform and terraform_action not in (None, "plan"):

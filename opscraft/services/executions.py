@@ -508,7 +508,8 @@ async def create(
         raise NotFound(f"script {script_id} not found")
     if draft is None and script.problems:  # a test run brings its own type and declarations
         stored = stored_shapes.worded(script.problems)
-        raise Conflict(f"script {script.name!r}'s stored settings cannot be read: {stored}: edit the script")
+        said = f"the stored settings of script {script.name!r} cannot be read: {stored}: edit the script"
+        raise Conflict(said)
     if draft is None and script.status != ScriptStatus.active:
         fix = (
             "activate it first, or test-run it from its editor"
@@ -752,7 +753,8 @@ async def list_executions(
     # A host's runs are read newest first from its own index (`ExecutionHost`'s copy of queued_at).
     keyset = history_cursor.Keyset(cursor, hosts.order_columns() if hosts else None)
     ids = hosts.ids(joined=bool(conditions)) if hosts else None
-    runs = hosts.runs() if hosts else select(Execution)
+    # Each run with its place in the order read (`Keyset.page` makes the cursors of it).
+    runs = hosts.runs(*keyset.columns) if hosts else select(Execution, *keyset.columns)
     conditions += hosts.conditions() if hosts else []
     # Counting stops at the cap (or just past this page, for a deep page): COUNT(*) over a
     # million rows would cost more than the page itself. The total ignores the cursor.

@@ -15,7 +15,12 @@ clients that page back use the two; both read about one page of index entries at
 Format (opaque to clients, which only pass back `next_cursor` or `prev_cursor`): URL-safe base64
 without padding of the JSON array `[queued_at, id]` (older) or `[queued_at, id, "newer"]`,
 `queued_at` as ISO 8601 UTC with microseconds, e.g.
-`WyIyMDI2LTExLTMwVDE4OjAwOjAwLjEyMzQ1NiswMDowMCIsNDJd`.
+`WyIyMDI2LTExLTMwVDE4OjAwOjAwLjEyMzQ1NiswMDowMCIsNDJd`. A run whose stored `queued_at` is no
+time (SQLite holds any text there: a manual edit's `yesterday`; it reads as 1970,
+`db.types.UnreadTime`) is placed by what is stored, as the database orders it: its cursor holds
+that text and the flag `"stored"` (`[text, id, "stored"]`, `[text, id, "newer", "stored"]`), and
+the next page compares the column as text with it. A cursor made from the 1970 it reads as
+ended the history at that run, every older run left out.
 """
 
 from __future__ import annotations
@@ -29,17 +34,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_
+from sqlalchemy import Text, and_, cast, or_
 from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
 from sqlmodel import col
 
 from opscraft.db.models import Execution
-from opscraft.db.types import MAX_ID
+from opscraft.db.types import MAX_ID, UnreadTime
 from opscraft.services.errors import Invalid
 
 MAX_CURSOR_LENGTH = 200
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"  # the URL-safe base64 alphabet, no padding
 NEWER = "newer"
+STORED = "stored"  # the time is the text a run stored (no time: module docstring)
+FLAGS = ([], [NEWER], [STORED], [NEWER, STORED])
 # The time as `encode` writes it (ISO 8601 with a UTC offset), and nothing else: Python's
 # `datetime.fromisoformat` also takes any separator (a NUL, a control character, a space), a
 # trailing NUL, week dates and commas, so a cursor edited by hand used to read as some other time.
@@ -49,21 +56,27 @@ TIME_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+
 @dataclass(frozen=True)
 class Position:
     """A run's place in the history (`queued_at` aware UTC, `id`); `newer`: the page is the runs
-    newer than it, else the runs older than it."""
+    newer than it, else the runs older than it; `stored`: the text the run stored in place of a
+    time (then `queued_at` is the 1970 it reads as; module docstring)."""
 
     queued_at: datetime
     id: int
     newer: bool = False
+    stored: str | None = None
 
 
 def encode(queued_at: datetime, execution_id: int, *, newer: bool = False) -> str:
     """The cursor of the runs older than the run (`queued_at`, `execution_id`), or newer than it
-    with `newer` (a naive `queued_at` is UTC, as stored)."""
-    if queued_at.tzinfo is None:
-        queued_at = queued_at.replace(tzinfo=UTC)
-    position: list[Any] = [queued_at.astimezone(UTC).isoformat(timespec="microseconds"), execution_id]
-    if newer:
-        position.append(NEWER)
+    with `newer` (a naive `queued_at` is UTC, as stored; an `UnreadTime` is placed by the text it
+    stored, module docstring)."""
+    if isinstance(queued_at, UnreadTime):
+        position: list[Any] = [str(queued_at.stored), execution_id]
+    else:
+        if queued_at.tzinfo is None:
+            queued_at = queued_at.replace(tzinfo=UTC)
+        position = [queued_at.astimezone(UTC).isoformat(timespec="microseconds"), execution_id]
+    position += [NEWER] if newer else []
+    position += [STORED] if isinstance(queued_at, UnreadTime) else []
     raw = json.dumps(position, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
@@ -77,21 +90,22 @@ def decode(cursor: str) -> Position:
             raise ValueError("too long")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         position: Any = json.loads(raw)
-        if not (isinstance(position, list) and (len(position) == 2 or position[2:] == [NEWER])):
+        if not (isinstance(position, list) and len(position) >= 2 and position[2:] in FLAGS):
             raise ValueError("not a position")
         text, execution_id = position[:2]
         if not isinstance(text, str) or type(execution_id) is not int or not 1 <= execution_id <= MAX_ID:
             raise ValueError("not a position")
-        if not TIME_PATTERN.fullmatch(text):
+        stored = text if STORED in position[2:] else None
+        if stored is None and not TIME_PATTERN.fullmatch(text):
             raise ValueError("not a time as encode writes it")
-        queued_at = datetime.fromisoformat(text)
+        queued_at = datetime(1970, 1, 1, tzinfo=UTC) if stored is not None else datetime.fromisoformat(text)
         if queued_at.tzinfo is None:
             raise ValueError("no time zone")
         queued_at = queued_at.astimezone(UTC)
     except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         message = "not a cursor from this API: pass back the `next_cursor` of a previous page"
         raise Invalid(f"cursor is {message}", details=[{"field": "cursor", "message": message}]) from None
-    return Position(queued_at, execution_id, newer=len(position) == 3)
+    return Position(queued_at, execution_id, newer=NEWER in position[2:], stored=stored)
 
 
 class Keyset:
@@ -113,8 +127,11 @@ class Keyset:
         """WHERE terms: none on the newest page, else the runs on the cursor's side of its run."""
         if self.position is None:
             return []
-        at, execution_id = self.position.queued_at, self.position.id
+        at: Any = self.position.queued_at
+        execution_id = self.position.id
         queued, ident = self.columns
+        if self.position.stored is not None:  # compared as the text stored (module docstring)
+            queued, at = cast(queued, Text), self.position.stored
         if self.position.newer:
             return [and_(queued >= at, or_(queued > at, ident > execution_id))]
         return [and_(queued <= at, or_(queued < at, ident < execution_id))]
@@ -125,13 +142,15 @@ class Keyset:
         return [queued.asc(), ident.asc()] if self.newer else [queued.desc(), ident.desc()]
 
     def page(
-        self, found: Sequence[Execution], limit: int, *, skipped: bool = False
+        self, found: Sequence[Any], limit: int, *, skipped: bool = False
     ) -> tuple[list[Execution], str | None, str | None]:
         """(rows newest first, next_cursor, prev_cursor) from the up to `limit + 1` rows the query
-        found; `skipped`: the page started `skip` rows in. `next_cursor` (older runs) is exact
-        when read older; `prev_cursor` (newer runs) exact when read newer. The other way, the
-        page was reached from there, so it is given whenever the page has rows (it leads to an
-        empty page only if those runs were deleted since)."""
+        found, each `(Execution, queued_at, id)` as `columns` read them (the query selects them
+        after the run: its cursor is where the ordered index has it, a host row's own copy of
+        `queued_at` or a stored text that is no time); `skipped`: the page started `skip` rows
+        in. `next_cursor` (older runs) is exact when read older; `prev_cursor` (newer runs) exact
+        when read newer. The other way, the page was reached from there, so it is given whenever
+        the page has rows (it leads to an empty page only if those runs were deleted since)."""
         more = len(found) > limit
         rows = list(found[:limit])
         if self.newer:
@@ -140,8 +159,6 @@ class Keyset:
         else:
             older_exists, newer_exists = more, bool(rows) and (skipped or self.position is not None)
         first, last = (rows[0], rows[-1]) if rows else (None, None)
-        next_cursor = encode(last.queued_at, int(last.id or 0)) if older_exists and last else None
-        prev_cursor = (
-            encode(first.queued_at, int(first.id or 0), newer=True) if newer_exists and first else None
-        )
-        return rows, next_cursor, prev_cursor
+        next_cursor = encode(last[1], int(last[2])) if older_exists and last else None
+        prev_cursor = encode(first[1], int(first[2]), newer=True) if newer_exists and first else None
+        return [row[0] for row in rows], next_cursor, prev_cursor

@@ -53,9 +53,10 @@ class HostFilter:
         return [*found, HOST_STATUSES[self.status]] if self.status else found
 
     @staticmethod
-    def runs() -> Select[Any]:
-        """The runs joined to their host rows, to filter with `conditions` (and the history's)."""
-        return select(Execution).join(_H, col(_H.execution_id) == col(Execution.id))
+    def runs(*columns: Any) -> Select[Any]:
+        """The runs, each with `columns`, joined to their host rows, to filter with `conditions`
+        (and the history's)."""
+        return select(Execution, *columns).join(_H, col(_H.execution_id) == col(Execution.id))
 
     @staticmethod
     def ids(joined: bool) -> Select[Any]:

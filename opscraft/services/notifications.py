@@ -53,6 +53,7 @@ from opscraft.db.models import (
 )
 from opscraft.db.models.automation import ChannelKind, DeliveryStatus
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
+from opscraft.db.turns import take_write_turn
 from opscraft.db.types import MAX_ID, utc_text, utcnow
 from opscraft.db.unreachable import RoundFailures
 from opscraft.execution import log_pages
@@ -503,7 +504,7 @@ async def create_rule(session: AsyncSession, actor: Actor, data: RuleIn) -> Noti
     bad = [e for e in data.events if e not in EVENTS]
     if bad:
         raise Invalid.at("events", f"each must be one of: {', '.join(EVENTS)}")
-    if await session.get(NotificationChannel, data.channel_id) is None:
+    if await _channel_turn(session, data.channel_id) is None:
         raise Invalid.at("channel_id", f"no notification channel with id {data.channel_id}")
     if data.script_id is not None:
         script = await session.get(Script, data.script_id)
@@ -534,6 +535,17 @@ async def create_rule(session: AsyncSession, actor: Actor, data: RuleIn) -> Noti
     return rule
 
 
+async def _channel_turn(session: AsyncSession, channel_id: int) -> NotificationChannel | None:
+    """The channel (None when there is none), locked until the transaction ends, so that rules
+    of one channel are added one at a time and `_refuse_a_second` sees those saved meanwhile
+    (`db.turns`: the write turn on SQLite, `FOR UPDATE` on PostgreSQL). Without it, a rule saved
+    several times at once (a double-click, a retrying client) was stored each time."""
+    ident = col(NotificationChannel.id) == channel_id
+    await take_write_turn(session, NotificationChannel, ident)
+    locked = select(NotificationChannel).where(ident).with_for_update()
+    return (await session.exec(locked.execution_options(populate_existing=True))).first()
+
+
 async def _refuse_a_second(
     session: AsyncSession, channel_id: int, script_id: int | None, events: list[str]
 ) -> None:
@@ -548,10 +560,11 @@ async def _refuse_a_second(
     for rule in rules.all():
         if set(rule.events) == set(events):  # a list of texts (its stored shape)
             disabled = " (disabled: delete it, then add this one)" if not rule.enabled else ""
-            raise Conflict(
+            message = (
                 f"notification rule {rule.id} already sends these events of "
                 f"{'every script' if script_id is None else 'this script'} to this channel{disabled}"
             )
+            raise Conflict(message, details=[{"field": "events", "message": message}])
 
 
 async def delete_rule(session: AsyncSession, actor: Actor, rule_id: int) -> None:

@@ -1130,3 +1130,26 @@ async def test_a_second_rule_with_the_same_channel_script_and_events_is_refused(
         (deploy, ("failure",)),
         (deploy, ("failure", "success")),
     ]
+
+
+async def test_the_same_rule_added_several_times_at_once_is_stored_once(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """The check for a second rule read the channel's rules before writing: six saves at once of
+    one rule (a double-click, a retrying client) each found none and all were stored. They take
+    the channel's turn: one 201, the others 409 naming the first, and one rule."""
+    hook = await channel(
+        client, admin, name="race hook", kind="webhook", config={"url": "http://127.0.0.1:9/h"}
+    )
+    body = {"channel_id": hook["id"], "events": ["failure"], "script_id": None}
+    answers = await asyncio.gather(
+        *(client.post("/api/v1/notifications/rules", json=body, headers=admin.headers) for _ in range(6))
+    )
+    assert sorted(r.status_code for r in answers) == [201] + [409] * 5, [r.text for r in answers]
+    first = next(r.json()["id"] for r in answers if r.status_code == 201)
+    for r in answers:
+        if r.status_code == 409:
+            assert r.json()["detail"].startswith(f"notification rule {first} already sends"), r.text
+            assert [e["field"] for e in r.json()["errors"]] == ["events"], r.text
+    listed = (await client.get("/api/v1/notifications/rules", headers=admin.headers)).json()["items"]
+    assert [x["id"] for x in listed if x["channel_id"] == hook["id"]] == [first]

@@ -12,9 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlmodel import col, update
 
 from opscraft import runtime
-from opscraft.db.models import Execution, User
+from opscraft.db.models import AppSetting, Execution, User
 from opscraft.execution.worker import worker_identity
 from opscraft.services import executions
 from opscraft.services.actor import Actor
@@ -347,16 +348,25 @@ async def test_held_back_run_starts_when_the_limit_is_lifted(
         await client.post(f"/api/v1/executions/{run['id']}/cancel", headers=admin.headers)
 
 
+@pytest.mark.parametrize("turned_off", [False, "false", 1], ids=["saved", "text", "number"])
 @pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_LOCAL_RUNNER": False, "OPSCRAFT_WORKERS": 1}])
 async def test_local_runs_queued_before_an_admin_disables_it_do_not_start(
-    client: httpx.AsyncClient, admin: LoggedIn
+    client: httpx.AsyncClient, admin: LoggedIn, turned_off: Any
 ) -> None:
+    """Also when the setting's row holds what the settings read as off (an older version's or a
+    manual edit's text "false" or number 1): the worker took any such value as on."""
     await client.put("/api/v1/settings", json={"local_runner_enabled": True}, headers=admin.headers)
     script_id = await make_script(client, admin, "sleep 60\n")
     blocker = await start(client, admin, script_id, "local")
     await wait_for(client, admin, blocker["id"], {"running"})
     waiting = await start(client, admin, script_id, "local")
-    await client.put("/api/v1/settings", json={"local_runner_enabled": False}, headers=admin.headers)
+    if turned_off is False:
+        await client.put("/api/v1/settings", json={"local_runner_enabled": False}, headers=admin.headers)
+    else:
+        stored = update(AppSetting).where(col(AppSetting.key) == "local_runner_enabled")
+        async with runtime.current().db.session() as session:  # not the ORM's: 1 == True to it
+            assert (await session.exec(stored.values(value=turned_off))).rowcount == 1
+            await session.commit()
     await client.post(f"/api/v1/executions/{blocker['id']}/cancel", headers=admin.headers)
     final = await wait_for(client, admin, waiting["id"])
     assert final["status"] == "error"

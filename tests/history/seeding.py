@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import DBAPIError
 
 from opscraft import runtime
 from opscraft.db.models import Execution, ExecutionLog, Script
@@ -68,3 +72,17 @@ async def fresh_statistics() -> None:
         else:
             await conn.exec_driver_sql("ANALYZE")
             await conn.commit()
+
+
+async def stored_on_sqlite(statement: Any) -> bool:
+    """Run `statement`, a write of a value only SQLite holds (text that is no time, a status none
+    of the enum's), as a manual edit would: True once committed on SQLite; on PostgreSQL, whose
+    types refuse the value (checked: DBAPIError), False."""
+    async with runtime.current().db.session() as session:
+        if session.bind.dialect.name == "postgresql":
+            with pytest.raises(DBAPIError):
+                await session.exec(statement)
+            return False
+        await session.exec(statement)
+        await session.commit()
+    return True

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from opscraft import runtime
 from opscraft.db.models import Role, User
@@ -301,3 +302,28 @@ async def test_a_page_address_with_an_id_no_row_can_have_is_not_found(reader: Re
             await scripts.get(s, actor, wanted)
         with pytest.raises(NotFound):
             await executions.get(s, actor, wanted)
+
+
+async def test_paging_goes_past_a_run_whose_stored_time_is_no_time(
+    client: httpx.AsyncClient, viewer: LoggedIn, runs: dict[str, Any]
+) -> None:
+    """A run whose `queued_at` is text that is no time (SQLite holds any: a manual edit's) reads
+    as 1970; its cursor was made from that 1970, so paging past it ended the history there, every
+    older run left out. Its cursor holds the text stored, and the pages walk every run once,
+    forward and back. PostgreSQL's timestamp refuses the text."""
+    bad = runs["ids"][10]
+    written = text("UPDATE executions SET queued_at = 'garbage' WHERE id = :id").bindparams(id=bad)
+    if not await seeding.stored_on_sqlite(written):
+        return
+    # The database orders the text after every time written as text: it is listed first.
+    expected = [bad, *(i for i in runs["ids"] if i != bad)]
+    for limit in (1, 4):
+        pages = await _walk(client, viewer.headers, limit=limit)
+        assert [i for p in pages for i in p] == expected, limit
+    last = (await client.get(URL, params={"limit": 1, "skip": 22}, headers=viewer.headers)).json()
+    back, cursor = [], last["prev_cursor"]
+    while cursor is not None:
+        page = (await client.get(URL, params={"limit": 2, "cursor": cursor}, headers=viewer.headers)).json()
+        back = [e["id"] for e in page["items"]] + back
+        cursor = page["prev_cursor"]
+    assert back == expected[:-1], "newer pages walk back to the newest run"

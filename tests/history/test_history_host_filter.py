@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlmodel import col, delete, select
+from sqlmodel import col, delete, select, update
 
 from opscraft import runtime
 from opscraft.db.models import Execution, ExecutionHost, Script
@@ -219,3 +219,32 @@ def test_the_openapi_documents_the_host_filter(api_app: FastAPI) -> None:
     assert "failed > 0" in params["host_status"]["description"]
     assert params["host"]["schema"]["anyOf"][0]["maxLength"] == ansible_recap.MAX_HOST_CHARS
     assert "exactly" in params["host"]["description"] and "`host`" in listing["description"]
+
+
+async def test_a_host_s_pages_follow_its_rows_copy_of_the_queue_time(
+    client: httpx.AsyncClient, viewer: LoggedIn, runs: dict[str, int]
+) -> None:
+    """A host's runs are ordered by its rows' copy of `queued_at`, but the cursor was made from
+    the run's own: a run whose time no longer matched the copy (a manual edit's; on SQLite any
+    text that is no time, read as 1970) ended the paging there, the host's older runs left out.
+    The cursor is made from what the order read: every run once, forward and back."""
+    moved = update(Execution).where(col(Execution.id) == runs["db1 unreachable"])
+    async with runtime.current().db.session() as session:
+        await session.exec(moved.values(queued_at=utcnow() - timedelta(days=30)))
+        await session.commit()
+    db1 = ["db1 failed", "db1 unreachable", "db1 changed", "db1 ok", "db1 failed, changed"]
+    expected = [runs[name] for name in db1]
+    walked, cursor = [], None
+    while True:
+        page = await _page(client, viewer, host="db1", limit=1, **({"cursor": cursor} if cursor else {}))
+        walked += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert walked == expected
+    back, cursor = [], (await _page(client, viewer, host="db1", limit=1, skip=4))["prev_cursor"]
+    while cursor is not None:
+        page = await _page(client, viewer, host="db1", limit=1, cursor=cursor)
+        back = [item["id"] for item in page["items"]] + back
+        cursor = page["prev_cursor"]
+    assert back == expected[:-1]
