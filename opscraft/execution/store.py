@@ -368,8 +368,9 @@ def _claimed(
     script_type = row.script_type if row.draft else script.script_type
     # Only a stored JSON `true` allows it: the settings read any other value (an older version's
     # or a manual edit's text "false", a number) as off (services/app_settings.py).
-    allowed = conn.execute(_LOCAL_ALLOWED).scalar() is True
-    if row.runner == "local" and not settings.local_runner and not allowed:
+    # Read only when it decides: a claim's statement budget (tests/executions/test_statement_budget.py).
+    local_off_in_config = row.runner == "local" and not settings.local_runner
+    if local_off_in_config and conn.execute(_LOCAL_ALLOWED).scalar() is not True:
         return replace(base, error="the local runner was disabled by an admin after this run was queued")
     run: dict[str, Any] = script.run_settings or {}
     inventory = run.get("inventory")
