@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from opscraft import lifecycle
+from opscraft import collector, lifecycle
 from opscraft.config import Settings
 from opscraft.logs import RedactCredentials
 
@@ -103,7 +103,11 @@ def configure(settings: Settings) -> list[Exception]:
             failed.append(exc)
             app.shutdown()
             return
-        background_tasks.create(route_state.build_ahead(app), name="build route state")
+        background_tasks.create(_ahead(), name="build route state")
+
+    async def _ahead() -> None:
+        await route_state.build_ahead(app)
+        collector.settle()  # what start-up left alive, out of the collector's walks
 
     app.on_startup(_startup)
     app.on_shutdown(lifecycle.stop)

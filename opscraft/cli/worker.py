@@ -76,7 +76,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
 
 
 async def _run(settings: Settings, runners: frozenset[str] | None) -> None:
-    from opscraft import lifecycle
+    from opscraft import collector, lifecycle
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -89,6 +89,7 @@ async def _run(settings: Settings, runners: frozenset[str] | None) -> None:
         log.warning(missing)
     rt = await lifecycle.start(settings, worker=True, runners=runners)
     assert rt.worker is not None
+    collector.settle()
     log.info(
         "worker %s ready: %d slot(s), runners %s",
         rt.worker.worker_id,
