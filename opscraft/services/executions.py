@@ -62,6 +62,7 @@ from opscraft.services.errors import (
     Problems,
     Unauthorized,
     Unavailable,
+    unreadable,
 )
 from opscraft.services.paging import MAX_PAGE
 from opscraft.services.permissions import ROLE_RANK, Permission, can, require
@@ -509,7 +510,7 @@ async def create(
     if draft is None and script.problems:  # a test run brings its own type and declarations
         stored = stored_shapes.worded(script.problems)
         said = f"the stored settings of script {script.name!r} cannot be read: {stored}: edit the script"
-        raise Conflict(said)
+        raise Conflict(said, details=unreadable(script.problems, "script."))
     if draft is None and script.status != ScriptStatus.active:
         fix = (
             "activate it first, or test-run it from its editor"

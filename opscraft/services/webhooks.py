@@ -76,6 +76,7 @@ from opscraft.services.errors import (
     RateLimited,
     ServiceError,
     Unauthorized,
+    unreadable,
 )
 from opscraft.services.executions import AnsibleRunOptions, AutomationAction, TerraformWorkspace
 from opscraft.services.invisible import Label
@@ -598,7 +599,10 @@ async def receive(session: AsyncSession, call: Call) -> Execution:
             key = await _signing_key(session, hook, call)
             await _first_use(session, hook.id, _check_signature(key, call, signature), seconds)
         if (stored := stored_shapes.note(hook)) is not None:
-            raise Conflict(f"the webhook's stored settings cannot be read: {stored}")
+            raise Conflict(
+                f"the webhook's stored settings cannot be read: {stored}",
+                details=unreadable(stored_shapes.problems(hook)),
+            )
         values = _values(hook, call)
         try:
             execution = await start_for(
