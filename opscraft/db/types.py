@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 
 # The largest id: ids are INTEGER columns, 32-bit on PostgreSQL (which refuses a larger bound
 # value with an error, where SQLite just finds nothing).
@@ -85,6 +91,62 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+class no_time(FunctionElement[bool]):
+    """Whether a time column's stored value is no time, so that a load reads it as `EPOCH`
+    (`UTCDateTime`): `no_time(column)`, a boolean SQL expression. On SQLite: a value that is not
+    NULL and is no day `YYYY-MM-DD` there is (`yesterday`, `2026-13-45`, `2026-02-30`, a number),
+    or whose time of day SQLite cannot read (`2026-12-04 25:00`): as Python's reader refuses
+    them (it also takes ISO forms SQLite does not, `20261204`: those few are not caught). On
+    PostgreSQL, whose `timestamp` holds times only: `false`."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+    name = "no_time"
+
+
+@compiles(no_time)
+def _no_time_elsewhere(_element: no_time, _compiler: SQLCompiler, **_kw: Any) -> str:
+    return "false"
+
+
+@compiles(no_time, "sqlite")
+def _no_time_on_sqlite(element: no_time, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses.clauses
+    stored = compiler.process(column, **kw)
+    day = f"substr({stored}, 1, 10)"
+    # `date(x)` alone takes `2026-02-30`; `+0 days` makes it `2026-03-02`, which then differs.
+    return f"({stored} IS NOT NULL AND (date({stored}) IS NULL OR date({day}, '+0 days') IS NOT {day}))"
+
+
+Comparison = Callable[[Any, Any], Any]
+
+
+def compared(column: Any, op: Comparison, bound: datetime) -> ColumnElement[bool]:
+    """`op(column, bound)` (`operator.lt`, `le`, `gt`, `ge` of a `UTCDateTime` column and an
+    aware or naive-UTC `bound`) as the rows read: a row whose stored value is no time reads as
+    `EPOCH` (`UTCDateTime`), so it matches when `op(EPOCH, bound)` does, whatever text SQLite
+    compares (`yesterday` sorts after every time, so `finished_at < cutoff` never matched it:
+    output retention kept such a run for ever, a heartbeat `yesterday` was never stale).
+    On PostgreSQL `no_time` is `false`, the planner's index range unchanged; on SQLite a bound
+    that the epoch meets (`finished_at < cutoff`, `until`) adds an `OR no_time(column)` that
+    SQLite evaluates row by row rather than as an index range (docs/automation.md)."""
+    if bound.tzinfo is None:
+        bound = bound.replace(tzinfo=UTC)
+    if op(EPOCH, bound):
+        return sa.or_(op(column, bound), no_time(column))
+    return sa.and_(op(column, bound), sa.not_(no_time(column)))
+
+
+LT, LE, GT, GE = operator.lt, operator.le, operator.gt, operator.ge
+
+
+def earlier(column: Any, bound: Any) -> ColumnElement[bool]:
+    """`column < bound` as the rows read (`compared`), for a `bound` known only as SQL (a bind
+    parameter of a statement built once) that is later than the epoch: `column < bound OR
+    no_time(column)`."""
+    return sa.or_(column < bound, no_time(column))
 
 
 class StoredEnum(sa.Enum):

@@ -54,7 +54,7 @@ from opscraft.db.models import ChainLink, ChainRun, Execution, Script, User
 from opscraft.db.models.chains import ChainOutcome, ChainRunStatus
 from opscraft.db.models.executions import ExecutionStatus, Trigger
 from opscraft.db.turns import read_held
-from opscraft.db.types import MAX_ID, utcnow
+from opscraft.db.types import LT, MAX_ID, compared, utcnow
 from opscraft.db.unreachable import RoundFailures
 from opscraft.execution import log_pages
 from opscraft.execution.masking import MASK
@@ -691,7 +691,7 @@ async def recover_lost(db: Database) -> int:
             await session.exec(
                 select(ChainRun).where(
                     col(ChainRun.status) == ChainRunStatus.starting,
-                    col(ChainRun.started_at) < utcnow() - LOST_AFTER,
+                    compared(col(ChainRun.started_at), LT, utcnow() - LOST_AFTER),
                 )
             )
         ).all()

@@ -54,7 +54,7 @@ from opscraft.db.models import (
 from opscraft.db.models.automation import ChannelKind, DeliveryStatus
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
 from opscraft.db.turns import take_write_turn
-from opscraft.db.types import MAX_ID, utc_text, utcnow
+from opscraft.db.types import LE, MAX_ID, compared, utc_text, utcnow
 from opscraft.db.unreachable import RoundFailures
 from opscraft.execution import log_pages
 from opscraft.execution.run_events import RunEventMessage
@@ -902,7 +902,7 @@ async def _claim(session: AsyncSession, now: datetime) -> list[int]:
         select(NotificationDelivery.id, NotificationDelivery.status, NotificationDelivery.next_attempt_at)
         .where(
             col(NotificationDelivery.status).in_([DeliveryStatus.pending, DeliveryStatus.sending]),
-            col(NotificationDelivery.next_attempt_at) <= now,
+            compared(col(NotificationDelivery.next_attempt_at), LE, now),
         )
         .order_by(col(NotificationDelivery.next_attempt_at))
         .limit(BATCH)
