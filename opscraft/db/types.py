@@ -142,6 +142,42 @@ def compared(column: Any, op: Comparison, bound: datetime) -> ColumnElement[bool
 LT, LE, GT, GE = operator.lt, operator.le, operator.gt, operator.ge
 
 
+class dated(FunctionElement[bool]):
+    """Whether a time column's stored value may be a time, as an index range: `dated(column)`.
+    On SQLite, text after `'/'` and before `':'` (text that begins with a digit: numbers sort
+    before any text, `yesterday` after `':'`; not from `'0'`, which the column's NUMERIC affinity
+    would compare as the number 0, letting every number in); on PostgreSQL `true`. Cheaper than
+    `no_time` (no function per row), for the date filters of lists that page through an index
+    (`within`)."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+    name = "dated"
+
+
+@compiles(dated)
+def _dated_elsewhere(_element: dated, _compiler: SQLCompiler, **_kw: Any) -> str:
+    return "true"
+
+
+@compiles(dated, "sqlite")
+def _dated_on_sqlite(element: dated, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses.clauses
+    stored = compiler.process(column, **kw)
+    return f"({stored} > '/' AND {stored} < ':')"
+
+
+def within(column: Any, op: Comparison, bound: datetime) -> ColumnElement[bool]:
+    """`op(column, bound)` among the rows whose stored time is a time (`dated`): a list's date
+    filter (the history's and the audit log's `since`/`until`, the dashboard's last days). A row
+    whose time is no time is in no date window, whichever way the bound points (it lists
+    unfiltered, as 1970 with its `stored_problem`): the filter's index range is kept (an
+    `OR no_time(...)`, as `compared` adds for an `until`, made SQLite read every newer run, and
+    `no_time` per row tripled a `since`). A text that begins with a digit and is no time
+    (`2026-13-45`) is still compared as text (SQLite)."""
+    return sa.and_(op(column, bound), dated(column))
+
+
 def earlier(column: Any, bound: Any) -> ColumnElement[bool]:
     """`column < bound` as the rows read (`compared`), for a `bound` known only as SQL (a bind
     parameter of a statement built once) that is later than the epoch: `column < bound OR

@@ -26,7 +26,7 @@ from opscraft.db import stored_shapes
 from opscraft.db.engine import Database
 from opscraft.db.models import Execution, ExecutionTally
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
-from opscraft.db.types import LT, compared, utcnow
+from opscraft.db.types import utcnow
 
 COUNT_CAP = 10_000
 # A run queued this recently may still be in an uncommitted transaction: the watermark stays below it.
@@ -88,7 +88,7 @@ async def refresh_tally(db: Database) -> int:
         settled = (
             await s.exec(
                 select(Execution.id)
-                .where(compared(col(Execution.queued_at), LT, utcnow() - timedelta(seconds=SETTLE_SECONDS)))
+                .where(col(Execution.queued_at) < utcnow() - timedelta(seconds=SETTLE_SECONDS))
                 .order_by(col(Execution.queued_at).desc())
                 .limit(1)
             )
