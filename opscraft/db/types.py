@@ -13,6 +13,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.sqltypes import NullType
 
 # The largest id: ids are INTEGER columns, 32-bit on PostgreSQL (which refuses a larger bound
 # value with an error, where SQLite just finds nothing).
@@ -93,31 +94,46 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
-class no_time(FunctionElement[bool]):
+class _StoredTimeTest(FunctionElement[bool]):
+    """A boolean SQL test of one time column's stored value: `sqlite(column's SQL)` on SQLite,
+    which holds any value there; `elsewhere` on PostgreSQL, whose `timestamp` holds times only."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+    elsewhere = "false"
+
+    @staticmethod
+    def sqlite(stored: str) -> str:
+        raise NotImplementedError
+
+
+@compiles(_StoredTimeTest)
+def _test_elsewhere(element: _StoredTimeTest, _compiler: SQLCompiler, **_kw: Any) -> str:
+    return element.elsewhere
+
+
+@compiles(_StoredTimeTest, "sqlite")
+def _test_on_sqlite(element: _StoredTimeTest, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses.clauses
+    return element.sqlite(compiler.process(column, **kw))
+
+
+class no_time(_StoredTimeTest):
     """Whether a time column's stored value is no time, so that a load reads it as `EPOCH`
     (`UTCDateTime`): `no_time(column)`, a boolean SQL expression. On SQLite: a value that is not
     NULL and is no day `YYYY-MM-DD` there is (`yesterday`, `2026-13-45`, `2026-02-30`, a number),
     or whose time of day SQLite cannot read (`2026-12-04 25:00`): as Python's reader refuses
     them (it also takes ISO forms SQLite does not, `20261204`: those few are not caught). On
-    PostgreSQL, whose `timestamp` holds times only: `false`."""
+    PostgreSQL: `false`."""
 
-    type = sa.Boolean()
     inherit_cache = True
     name = "no_time"
 
-
-@compiles(no_time)
-def _no_time_elsewhere(_element: no_time, _compiler: SQLCompiler, **_kw: Any) -> str:
-    return "false"
-
-
-@compiles(no_time, "sqlite")
-def _no_time_on_sqlite(element: no_time, compiler: SQLCompiler, **kw: Any) -> str:
-    (column,) = element.clauses.clauses
-    stored = compiler.process(column, **kw)
-    day = f"substr({stored}, 1, 10)"
-    # `date(x)` alone takes `2026-02-30`; `+0 days` makes it `2026-03-02`, which then differs.
-    return f"({stored} IS NOT NULL AND (date({stored}) IS NULL OR date({day}, '+0 days') IS NOT {day}))"
+    @staticmethod
+    def sqlite(stored: str) -> str:
+        day = f"substr({stored}, 1, 10)"
+        # `date(x)` alone takes `2026-02-30`; `+0 days` makes it `2026-03-02`, which then differs.
+        return f"({stored} IS NOT NULL AND (date({stored}) IS NULL OR date({day}, '+0 days') IS NOT {day}))"
 
 
 Comparison = Callable[[Any, Any], Any]
@@ -142,40 +158,53 @@ def compared(column: Any, op: Comparison, bound: datetime) -> ColumnElement[bool
 LT, LE, GT, GE = operator.lt, operator.le, operator.gt, operator.ge
 
 
-class dated(FunctionElement[bool]):
-    """Whether a time column's stored value may be a time, as an index range: `dated(column)`.
-    On SQLite, text after `'/'` and before `':'` (text that begins with a digit: numbers sort
-    before any text, `yesterday` after `':'`; not from `'0'`, which the column's NUMERIC affinity
-    would compare as the number 0, letting every number in); on PostgreSQL `true`. Cheaper than
-    `no_time` (no function per row), for the date filters of lists that page through an index
-    (`within`)."""
+class _Dated(_StoredTimeTest):
+    """One side of the index range of the stored values that may be times (`within`): on SQLite,
+    text that begins with a digit sorts after `'/'` and before `':'` (numbers sort before any
+    text, `yesterday` after `':'`); on PostgreSQL `true`. No Boolean type: SQLAlchemy would
+    compare the test with 1 on SQLite, hiding the bound from the planner."""
 
-    type = sa.Boolean()
+    type = NullType()
     inherit_cache = True
-    name = "dated"
+    elsewhere = "true"
 
 
-@compiles(dated)
-def _dated_elsewhere(_element: dated, _compiler: SQLCompiler, **_kw: Any) -> str:
-    return "true"
+class _before_letters(_Dated):
+    inherit_cache = True
+
+    @staticmethod
+    def sqlite(stored: str) -> str:
+        return f"{stored} < ':'"
 
 
-@compiles(dated, "sqlite")
-def _dated_on_sqlite(element: dated, compiler: SQLCompiler, **kw: Any) -> str:
-    (column,) = element.clauses.clauses
-    stored = compiler.process(column, **kw)
-    return f"({stored} > '/' AND {stored} < ':')"
+class _after_numbers(_Dated):
+    """Not from `'0'`: the column's NUMERIC affinity would compare that as the number 0."""
+
+    inherit_cache = True
+
+    @staticmethod
+    def sqlite(stored: str) -> str:
+        return f"{stored} > '/'"
 
 
-def within(column: Any, op: Comparison, bound: datetime) -> ColumnElement[bool]:
-    """`op(column, bound)` among the rows whose stored time is a time (`dated`): a list's date
-    filter (the history's and the audit log's `since`/`until`, the dashboard's last days). A row
-    whose time is no time is in no date window, whichever way the bound points (it lists
-    unfiltered, as 1970 with its `stored_problem`): the filter's index range is kept (an
-    `OR no_time(...)`, as `compared` adds for an `until`, made SQLite read every newer run, and
-    `no_time` per row tripled a `since`). A text that begins with a digit and is no time
-    (`2026-13-45`) is still compared as text (SQLite)."""
-    return sa.and_(op(column, bound), dated(column))
+def within(column: Any, since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
+    """The conditions of a list's date filter, `since <= column <= until` (either bound None:
+    open), among the rows whose stored time may be a time (the history's and the audit log's
+    `since`/`until`, the dashboard's last days). A row whose time is no time is in no date
+    window, whichever way a bound points (it lists unfiltered, as 1970 with its
+    `stored_problem`). On SQLite a bound alone is completed into an index range that leaves out
+    numbers and text after the digits (`_Dated`: `since` gets `< ':'`, `until` `> '/'`; two
+    bounds are one already), no function per row: an `OR no_time(...)`, as `compared` adds for
+    an `until`, made SQLite read every newer run, and `no_time` per row tripled a `since`. A
+    text that begins with a digit and is no time (`2026-13-45`) is still compared as text."""
+    found = []
+    if since is not None:
+        found.append(column >= since)
+    if until is not None:
+        found.append(column <= until)
+    if (since is None) != (until is None):
+        found.append(_after_numbers(column) if since is None else _before_letters(column))
+    return found
 
 
 def earlier(column: Any, bound: Any) -> ColumnElement[bool]:

@@ -34,7 +34,7 @@ from opscraft.db.models.executions import CANCELLED_BY, FINAL_STATUSES, Executio
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.workers import finished_event
 from opscraft.db.rows import new_row
-from opscraft.db.types import GE, LE, MAX_ID, within
+from opscraft.db.types import MAX_ID, within
 from opscraft.execution import ansible_options, terraform_backend, terraform_plan
 from opscraft.execution.client import ExecutionClient, stored_after
 from opscraft.execution.events import Event
@@ -745,10 +745,7 @@ async def list_executions(
         conditions.append(col(Execution.status) == wanted)
     if user_id is not None:
         conditions.append(col(Execution.triggered_by) == user_id)
-    if since is not None:
-        conditions.append(within(col(Execution.queued_at), GE, since))
-    if until is not None:
-        conditions.append(within(col(Execution.queued_at), LE, until))
+    conditions += within(col(Execution.queued_at), since, until)
     if trigger is not None:
         conditions.append(col(Execution.trigger) == trigger)
     # A host's runs are read newest first from its own index (`ExecutionHost`'s copy of queued_at).
@@ -956,7 +953,7 @@ async def _daily_rates(session: AsyncSession, days: int) -> list[DailyRate]:
             func.count(),
             func.sum(case((col(Execution.status) == ExecutionStatus.success, 1), else_=0)),
         )
-        .where(within(col(Execution.finished_at), GE, datetime(first.year, first.month, first.day)))
+        .where(*within(col(Execution.finished_at), datetime(first.year, first.month, first.day), None))
         .group_by(day)
     )
     found = {str(d): (int(total), int(ok or 0)) for d, total, ok in rows.all()}
