@@ -146,8 +146,9 @@ def compared(column: Any, op: Comparison, bound: datetime) -> ColumnElement[bool
     compares (`yesterday` sorts after every time, so `finished_at < cutoff` never matched it:
     output retention kept such a run for ever, a heartbeat `yesterday` was never stale).
     On PostgreSQL `no_time` is `false`, the planner's index range unchanged; on SQLite a bound
-    that the epoch meets (`finished_at < cutoff`, `until`) adds an `OR no_time(column)` that
-    SQLite evaluates row by row rather than as an index range (docs/automation.md)."""
+    that the epoch meets (`finished_at < cutoff`) adds an `OR no_time(column)` that SQLite
+    evaluates row by row rather than as an index range: for background rounds (retention,
+    expiries, heartbeats); a list's date filter is `within` (docs/automation.md)."""
     if bound.tzinfo is None:
         bound = bound.replace(tzinfo=UTC)
     if op(EPOCH, bound):
