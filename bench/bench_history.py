@@ -252,6 +252,8 @@ def _queries(user_id: int) -> dict[str, dict[str, Any]]:
             "since": (middle - timedelta(days=7)).isoformat(),
             "until": middle.isoformat(),
         },
+        "until alone (6 months ago)": {"until": middle.isoformat()},
+        "since alone (6 months ago)": {"since": middle.isoformat()},
         "trigger=webhook": {"trigger": "webhook"},
         "script_id=7&status=failed": {"script_id": 7, "status": "failed"},
         "skip=5000 (page 101)": {"skip": 5000},

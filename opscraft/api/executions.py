@@ -168,8 +168,8 @@ async def list_executions(
     host_status: Annotated[
         str | None,
         Query(
-            description="With `host`: `failed` (failed > 0 on that host), `unreachable` "
-            "(unreachable > 0), `changed` (changed > 0), `ok` (failed = 0 and unreachable = 0)",
+            description="With `host`: "
+            + ", ".join(f"`{name}` ({status.rule})" for name, status in HOST_STATUSES.items()),
             json_schema_extra={"enum": list(HOST_STATUSES)},
         ),
     ] = None,

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.sqltypes import NullType
 
 # The largest id: ids are INTEGER columns, 32-bit on PostgreSQL (which refuses a larger bound
 # value with an error, where SQLite just finds nothing).
@@ -85,6 +92,127 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+
+class _StoredTimeTest(FunctionElement[bool]):
+    """A boolean SQL test of one time column's stored value: `sqlite(column's SQL)` on SQLite,
+    which holds any value there; `elsewhere` on PostgreSQL, whose `timestamp` holds times only."""
+
+    type = sa.Boolean()
+    inherit_cache = True
+    elsewhere = "false"
+
+    @staticmethod
+    def sqlite(stored: str) -> str:
+        raise NotImplementedError
+
+
+@compiles(_StoredTimeTest)
+def _test_elsewhere(element: _StoredTimeTest, _compiler: SQLCompiler, **_kw: Any) -> str:
+    return element.elsewhere
+
+
+@compiles(_StoredTimeTest, "sqlite")
+def _test_on_sqlite(element: _StoredTimeTest, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses.clauses
+    return element.sqlite(compiler.process(column, **kw))
+
+
+class no_time(_StoredTimeTest):
+    """Whether a time column's stored value is no time, so that a load reads it as `EPOCH`
+    (`UTCDateTime`): `no_time(column)`, a boolean SQL expression. On SQLite: a value that is not
+    NULL and is no day `YYYY-MM-DD` there is (`yesterday`, `2026-13-45`, `2026-02-30`, a number),
+    or whose time of day SQLite cannot read (`2026-12-04 25:00`): as Python's reader refuses
+    them (it also takes ISO forms SQLite does not, `20261204`: those few are not caught). On
+    PostgreSQL: `false`."""
+
+    inherit_cache = True
+    name = "no_time"
+
+    @staticmethod
+    def sqlite(stored: str) -> str:
+        day = f"substr({stored}, 1, 10)"
+        # `date(x)` alone takes `2026-02-30`; `+0 days` makes it `2026-03-02`, which then differs.
+        return f"({stored} IS NOT NULL AND (date({stored}) IS NULL OR date({day}, '+0 days') IS NOT {day}))"
+
+
+Comparison = Callable[[Any, Any], Any]
+
+
+def compared(column: Any, op: Comparison, bound: datetime) -> ColumnElement[bool]:
+    """`op(column, bound)` (`operator.lt`, `le`, `gt`, `ge` of a `UTCDateTime` column and an
+    aware or naive-UTC `bound`) as the rows read: a row whose stored value is no time reads as
+    `EPOCH` (`UTCDateTime`), so it matches when `op(EPOCH, bound)` does, whatever text SQLite
+    compares (`yesterday` sorts after every time, so `finished_at < cutoff` never matched it:
+    output retention kept such a run for ever, a heartbeat `yesterday` was never stale).
+    On PostgreSQL `no_time` is `false`, the planner's index range unchanged; on SQLite a bound
+    that the epoch meets (`finished_at < cutoff`) adds an `OR no_time(column)` that SQLite
+    evaluates row by row rather than as an index range: for background rounds (retention,
+    expiries, heartbeats); a list's date filter is `within` (docs/automation.md)."""
+    if bound.tzinfo is None:
+        bound = bound.replace(tzinfo=UTC)
+    if op(EPOCH, bound):
+        return sa.or_(op(column, bound), no_time(column))
+    return sa.and_(op(column, bound), sa.not_(no_time(column)))
+
+
+LT, LE, GT, GE = operator.lt, operator.le, operator.gt, operator.ge
+
+
+class _Dated(_StoredTimeTest):
+    """One side of the index range of the stored values that may be times (`within`): on SQLite,
+    text that begins with a digit sorts after `'/'` and before `':'` (numbers sort before any
+    text, `yesterday` after `':'`); on PostgreSQL `true`. No Boolean type: SQLAlchemy would
+    compare the test with 1 on SQLite, hiding the bound from the planner."""
+
+    type = NullType()
+    inherit_cache = True
+    elsewhere = "true"
+
+
+class _before_letters(_Dated):
+    inherit_cache = True
+
+    @staticmethod
+    def sqlite(stored: str) -> str:
+        return f"{stored} < ':'"
+
+
+class _after_numbers(_Dated):
+    """Not from `'0'`: the column's NUMERIC affinity would compare that as the number 0."""
+
+    inherit_cache = True
+
+    @staticmethod
+    def sqlite(stored: str) -> str:
+        return f"{stored} > '/'"
+
+
+def within(column: Any, since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
+    """The conditions of a list's date filter, `since <= column <= until` (either bound None:
+    open), among the rows whose stored time may be a time (the history's and the audit log's
+    `since`/`until`, the dashboard's last days). A row whose time is no time is in no date
+    window, whichever way a bound points (it lists unfiltered, as 1970 with its
+    `stored_problem`). On SQLite a bound alone is completed into an index range that leaves out
+    numbers and text after the digits (`_Dated`: `since` gets `< ':'`, `until` `> '/'`; two
+    bounds are one already), no function per row: an `OR no_time(...)`, as `compared` adds for
+    an `until`, made SQLite read every newer run, and `no_time` per row tripled a `since`. A
+    text that begins with a digit and is no time (`2026-13-45`) is still compared as text."""
+    found = []
+    if since is not None:
+        found.append(column >= since)
+    if until is not None:
+        found.append(column <= until)
+    if (since is None) != (until is None):
+        found.append(_after_numbers(column) if since is None else _before_letters(column))
+    return found
+
+
+def earlier(column: Any, bound: Any) -> ColumnElement[bool]:
+    """`column < bound` as the rows read (`compared`), for a `bound` known only as SQL (a bind
+    parameter of a statement built once) that is later than the epoch: `column < bound OR
+    no_time(column)`."""
+    return sa.or_(column < bound, no_time(column))
 
 
 class StoredEnum(sa.Enum):

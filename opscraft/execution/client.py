@@ -26,6 +26,7 @@ from opscraft.db.engine import Database
 from opscraft.db.group_commit import Take
 from opscraft.db.models import Execution, RegisteredWorker
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
+from opscraft.db.types import GT, compared
 from opscraft.execution import log_pages
 from opscraft.execution.delivery import Delivery
 from opscraft.execution.events import Event, LogEvent, StatusEvent
@@ -100,7 +101,8 @@ class LiveWorkers:
             rows = (
                 await session.exec(
                     select(RegisteredWorker.runners, RegisteredWorker.queue_error).where(
-                        col(RegisteredWorker.stopped_at).is_(None), col(RegisteredWorker.heartbeat_at) > since
+                        col(RegisteredWorker.stopped_at).is_(None),
+                        compared(col(RegisteredWorker.heartbeat_at), GT, since),
                     )
                 )
             ).all()

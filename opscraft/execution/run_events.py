@@ -30,7 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.engine import Database
 from opscraft.db.models import RunEvent, RunEventDelivery
-from opscraft.db.types import utcnow
+from opscraft.db.types import earlier, utcnow
 from opscraft.db.unreachable import RoundFailures
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ _DONE = select(DELIVERIES.c.event_id, DELIVERIES.c.subscriber).where(
     DELIVERIES.c.event_id.in_(bindparam("ids", expanding=True)), DELIVERIES.c.subscriber.in_(_NAMES)
 )
 _SETTLED_MAX = select(func.max(EVENTS.c.id)).where(
-    EVENTS.c.id > bindparam("floor"), EVENTS.c.created_at < bindparam("settled")
+    EVENTS.c.id > bindparam("floor"), earlier(EVENTS.c.created_at, bindparam("settled"))
 )
 _INSERT_DELIVERIES = insert(DELIVERIES)
 

@@ -56,6 +56,7 @@ from opscraft.db.models.executions import CANCELLED_BY, ExecutionStatus
 from opscraft.db.models.inventories import content_sha256
 from opscraft.db.models.scripts import ScriptType
 from opscraft.db.models.workers import FINISHED_DETAIL_KEYS, finished_event
+from opscraft.db.types import GE, GT, LT, compared, earlier
 from opscraft.db.unreachable import is_unreachable
 from opscraft.execution import terraform_backend, terraform_plan
 from opscraft.execution.ansible_recap import host_rows
@@ -589,7 +590,10 @@ _RUNNING_OF_SCRIPT = (
 _STALLED = (
     select(func.min(_E.id))
     .select_from(EXECUTIONS.join(SCRIPTS, _S.id == _E.script_id))
-    .where(_E.status == _QUEUED, _E.queued_at < bindparam("before", type_=_E.queued_at.type))
+    .where(
+        _E.status == _QUEUED,
+        earlier(_E.queued_at, bindparam("before", type_=_E.queued_at.type)),
+    )
     .group_by(_E.script_id, _S.max_concurrent)
     .having(or_(_S.max_concurrent.is_(None), _S.max_concurrent > _RUNNING_OF_SCRIPT))
 )
@@ -666,7 +670,7 @@ def _check_id_free(conn: Connection, worker: WorkerInfo, live_since: datetime) -
     running. A restart of the same process, or of one that died on this host, may take it."""
     holder = conn.execute(
         select(_W.host_name, _W.pid, _W.heartbeat_at)
-        .where(_W.id == worker.worker_id, _W.stopped_at.is_(None), _W.heartbeat_at > live_since)
+        .where(_W.id == worker.worker_id, _W.stopped_at.is_(None), compared(_W.heartbeat_at, GT, live_since))
         .with_for_update()
     ).first()
     if holder is None:
@@ -760,7 +764,7 @@ def deregister(conn: Connection, worker_id: str) -> None:
 
 def live_workers(conn: Connection, since: datetime) -> list[str]:
     """Ids of the workers that heartbeated after `since` and did not stop."""
-    query = select(_W.id).where(_W.stopped_at.is_(None), _W.heartbeat_at > since)
+    query = select(_W.id).where(_W.stopped_at.is_(None), compared(_W.heartbeat_at, GT, since))
     return [str(i) for i in conn.execute(query).scalars()]
 
 
@@ -809,7 +813,9 @@ def end_lost(conn: Connection, worker_id: str, stale_before: datetime) -> tuple[
     lost = [
         str(i)
         for i in conn.execute(
-            select(_W.id).where(_W.stopped_at.is_(None), _W.heartbeat_at < stale_before, _W.id != worker_id)
+            select(_W.id).where(
+                _W.stopped_at.is_(None), compared(_W.heartbeat_at, LT, stale_before), _W.id != worker_id
+            )
         ).scalars()
     ]
     if not lost:
@@ -817,7 +823,7 @@ def end_lost(conn: Connection, worker_id: str, stale_before: datetime) -> tuple[
     ended = _end_runs(conn, _E.worker_id.in_(lost), LOST_MESSAGE)
     conn.execute(
         update(WORKERS)
-        .where(_W.id.in_(lost), _W.stopped_at.is_(None), _W.heartbeat_at < stale_before)
+        .where(_W.id.in_(lost), _W.stopped_at.is_(None), compared(_W.heartbeat_at, LT, stale_before))
         .values(stopped_at=clock.now(), lost=True)
     )
     return lost, [int(row["id"]) for row in ended]
@@ -828,7 +834,7 @@ def lost_since(conn: Connection, since: datetime) -> list[tuple[str, datetime]]:
     `since` and that did not come back (a restart under the same id clears `lost`): every
     worker removes what they left on its own Docker engine and machine, whichever process
     declared them lost (a web process has no engine to sweep)."""
-    query = select(_W.id, _W.stopped_at).where(_W.lost.is_(True), _W.stopped_at >= since)
+    query = select(_W.id, _W.stopped_at).where(_W.lost.is_(True), compared(_W.stopped_at, GE, since))
     return [(str(worker_id), lost_at) for worker_id, lost_at in conn.execute(query)]
 
 

@@ -50,7 +50,7 @@ from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.workers import finished_event
 from opscraft.db.turns import take_write_turn
-from opscraft.db.types import utcnow
+from opscraft.db.types import LE, compared, utcnow
 from opscraft.services import audit, paging, run_environment, terraform_state
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
@@ -601,7 +601,7 @@ async def expire_due(db: Database, now: datetime | None = None) -> int:
             select(ApprovalRequest.execution_id)
             .join(Execution, col(Execution.id) == col(ApprovalRequest.execution_id))
             .where(
-                col(ApprovalRequest.expires_at) <= now,
+                compared(col(ApprovalRequest.expires_at), LE, now),
                 col(Execution.status) == ExecutionStatus.awaiting_approval,
             )
         )

@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.models import AuditEvent
 from opscraft.db.rows import new_row
-from opscraft.db.types import utcnow
+from opscraft.db.types import utcnow, within
 from opscraft.services import instants
 from opscraft.services.actor import Actor
 from opscraft.services.invisible import check_filters
@@ -148,10 +148,7 @@ async def _search(session: AsyncSession, query: AuditQuery) -> tuple[list[AuditE
         conditions.append(col(AuditEvent.target_type) == query.target_type)
     if query.target_id:
         conditions.append(col(AuditEvent.target_id) == query.target_id)
-    if query.since:
-        conditions.append(col(AuditEvent.time) >= query.since)
-    if query.until:
-        conditions.append(col(AuditEvent.time) <= query.until)
+    conditions += within(col(AuditEvent.time), query.since, query.until)
     total = (await session.exec(select(func.count()).select_from(AuditEvent).where(*conditions))).one()
     rows = await session.exec(
         select(AuditEvent)

@@ -54,7 +54,7 @@ from opscraft.db.models import ChainLink, ChainRun, Execution, Script, User
 from opscraft.db.models.chains import ChainOutcome, ChainRunStatus
 from opscraft.db.models.executions import ExecutionStatus, Trigger
 from opscraft.db.turns import read_held
-from opscraft.db.types import MAX_ID, utcnow
+from opscraft.db.types import LT, MAX_ID, compared, utcnow
 from opscraft.db.unreachable import RoundFailures
 from opscraft.execution import log_pages
 from opscraft.execution.masking import MASK
@@ -62,7 +62,7 @@ from opscraft.execution.run_events import RunEventMessage
 from opscraft.services import audit, executions, names, paging, parameters
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
-from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, ServiceError
+from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, ServiceError, unreadable
 from opscraft.services.executions import AnsibleRunOptions, AutomationAction, TerraformWorkspace
 from opscraft.services.parameters import ParameterValues, PointerMapping
 from opscraft.services.partial import CHANGES, over_stored, unchanged
@@ -624,7 +624,8 @@ async def _start_one(session: AsyncSession, chain_run_id: int) -> int:
         if link is None or source is None:
             raise Invalid.at("link_id", "the link was deleted before the run could start")
         if (stored := stored_shapes.note(link) or stored_shapes.note(row)) is not None:
-            raise Conflict(f"the link's stored settings cannot be read: {stored}")
+            found = stored_shapes.problems(link) or stored_shapes.problems(row)
+            raise Conflict(f"the link's stored settings cannot be read: {stored}", details=unreadable(found))
         if not can(author, Permission.execute_scripts):
             raise OwnerRefused(
                 "the link's author is deactivated or deleted: someone must save the link again"
@@ -690,7 +691,7 @@ async def recover_lost(db: Database) -> int:
             await session.exec(
                 select(ChainRun).where(
                     col(ChainRun.status) == ChainRunStatus.starting,
-                    col(ChainRun.started_at) < utcnow() - LOST_AFTER,
+                    compared(col(ChainRun.started_at), LT, utcnow() - LOST_AFTER),
                 )
             )
         ).all()

@@ -24,7 +24,7 @@ from opscraft.db.models.executions import Trigger
 from opscraft.db.models.scripts import ScriptType
 from opscraft.services import executions, scripts
 from opscraft.services.actor import Actor
-from opscraft.services.errors import Conflict, Invalid
+from opscraft.services.errors import Conflict, Invalid, unreadable
 from opscraft.services.permissions import Permission, require
 
 # What a refusal names (services/permissions.require; the routes' early check says the same).
@@ -76,7 +76,8 @@ async def start(
     if unread:  # what the editor leaves out is the saved script's, which cannot be read
         stored = stored_shapes.worded(unread)
         raise Conflict(
-            f"the stored settings of script {script.name!r} cannot be read: {stored}: send them or edit it"
+            f"the stored settings of script {script.name!r} cannot be read: {stored}: send them or edit it",
+            details=unreadable(unread),
         )
     kind = ScriptType(script_type or script.script_type)
     if kind == ScriptType.terraform and terraform_action not in (None, "plan"):

@@ -29,6 +29,15 @@ class Invalid(ServiceError):
         return cls(f"{field}: {message}", details=[{"field": field, "message": message}])
 
 
+def unreadable(found: Mapping[str, str], under: str = "") -> list[dict[str, str]]:
+    """The `details` of a refusal caused by stored values that cannot be read (`found`: column ->
+    its `db.stored_shapes` problem, as `stored_shapes.problems` or `read` give them): one per
+    column, in column order, the field named `under` + the column (`script.parameters` for a
+    run refused by its script's declarations; `parameters` for the row the request addresses),
+    so the UI shows each next to its field and an API client knows which setting to fix."""
+    return [{"field": f"{under}{name}", "message": problem} for name, problem in sorted(found.items())]
+
+
 class Unauthorized(ServiceError):
     status_code = 401
 

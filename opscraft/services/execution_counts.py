@@ -5,6 +5,9 @@
   background (`refresh_tally`), plus a count of the few runs after the watermark (a primary-key
   range). A finished run never changes status again, so the tally stays true until retention
   deletes rows, after which retention refreshes it.
+- Every count is of the status a run reads as (`db.stored_shapes`): a stored status none of
+  today's (SQLite holds any text) is counted as `failed`, as the history and the run's page show
+  it, never in no status (the tally kept only the final statuses' texts and dropped it).
 - `capped_count`: how many rows a history filter matches, counting at most `COUNT_CAP` + 1 rows
   (GitLab's and GitHub's lists do the same: "10,000+"); an exact total over a million rows is
   the slow part of a page.
@@ -15,7 +18,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, func
+from sqlalchemy import ColumnElement, Select, delete, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -29,6 +32,18 @@ COUNT_CAP = 10_000
 # A run queued this recently may still be in an uncommitted transaction: the watermark stays below it.
 SETTLE_SECONDS = 60
 ACTIVE = [s for s in ExecutionStatus if s not in FINAL_STATUSES]
+
+
+def read_status(stored: Any) -> str:
+    """The status a run whose `status` column holds `stored` reads as (`stored_shapes.as_loaded`:
+    text none of today's reads as `failed`), as text: the key every count is made under."""
+    return str(stored_shapes.as_loaded(Execution, "status", stored))
+
+
+def finished() -> ColumnElement[bool]:
+    """Whether a run's stored status reads as a final one: not one of `ACTIVE` (text none of
+    today's reads as `failed`, which is final; `status IN FINAL_STATUSES` left it out)."""
+    return col(Execution.status).notin_(ACTIVE)
 
 
 async def capped_count(
@@ -55,7 +70,7 @@ async def status_counts(session: AsyncSession) -> dict[str, int]:
     after = select(Execution.status).where(col(Execution.id) > upto).order_by(col(Execution.id)).subquery()
     recent = await session.exec(select(after.c.status, func.count()).group_by(after.c.status))
     for stored, n in recent.all():
-        status = str(stored_shapes.as_loaded(Execution, "status", stored))  # none of today's: failed
+        status = read_status(stored)
         counts[status] = counts.get(status, 0) + int(n)
     return counts
 
@@ -82,7 +97,10 @@ async def refresh_tally(db: Database) -> int:
         rows = await s.exec(
             select(Execution.status, func.count()).where(col(Execution.id) <= upto).group_by(Execution.status)
         )
-        found = {str(status): int(n) for status, n in rows.all()}
+        found: dict[str, int] = {}
+        for stored, n in rows.all():  # several stored texts may read as one status (`read_status`)
+            status = read_status(stored)
+            found[status] = found.get(status, 0) + int(n)
         await s.rollback()  # end the read before the short write
         await s.exec(delete(ExecutionTally))
         now = utcnow()

@@ -34,7 +34,7 @@ from opscraft.db.models.executions import CANCELLED_BY, FINAL_STATUSES, Executio
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.workers import finished_event
 from opscraft.db.rows import new_row
-from opscraft.db.types import MAX_ID
+from opscraft.db.types import MAX_ID, within
 from opscraft.execution import ansible_options, terraform_backend, terraform_plan
 from opscraft.execution.client import ExecutionClient, stored_after
 from opscraft.execution.events import Event
@@ -62,6 +62,7 @@ from opscraft.services.errors import (
     Problems,
     Unauthorized,
     Unavailable,
+    unreadable,
 )
 from opscraft.services.paging import MAX_PAGE
 from opscraft.services.permissions import ROLE_RANK, Permission, can, require
@@ -509,7 +510,7 @@ async def create(
     if draft is None and script.problems:  # a test run brings its own type and declarations
         stored = stored_shapes.worded(script.problems)
         said = f"the stored settings of script {script.name!r} cannot be read: {stored}: edit the script"
-        raise Conflict(said)
+        raise Conflict(said, details=unreadable(script.problems, "script."))
     if draft is None and script.status != ScriptStatus.active:
         fix = (
             "activate it first, or test-run it from its editor"
@@ -744,10 +745,7 @@ async def list_executions(
         conditions.append(col(Execution.status) == wanted)
     if user_id is not None:
         conditions.append(col(Execution.triggered_by) == user_id)
-    if since is not None:
-        conditions.append(col(Execution.queued_at) >= since)
-    if until is not None:
-        conditions.append(col(Execution.queued_at) <= until)
+    conditions += within(col(Execution.queued_at), since, until)
     if trigger is not None:
         conditions.append(col(Execution.trigger) == trigger)
     # A host's runs are read newest first from its own index (`ExecutionHost`'s copy of queued_at).
@@ -955,7 +953,7 @@ async def _daily_rates(session: AsyncSession, days: int) -> list[DailyRate]:
             func.count(),
             func.sum(case((col(Execution.status) == ExecutionStatus.success, 1), else_=0)),
         )
-        .where(col(Execution.finished_at) >= datetime(first.year, first.month, first.day))
+        .where(*within(col(Execution.finished_at), datetime(first.year, first.month, first.day), None))
         .group_by(day)
     )
     found = {str(d): (int(total), int(ok or 0)) for d, total, ok in rows.all()}

@@ -18,7 +18,7 @@ unreachable ones first), so a host past that cap of a larger run is not found in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, and_
 from sqlalchemy.sql.elements import ColumnElement
@@ -30,13 +30,29 @@ from opscraft.services.errors import Invalid
 from opscraft.services.invisible import check_filters
 
 _H = ExecutionHost
-HOST_STATUSES: dict[str, ColumnElement[bool]] = {
-    "failed": col(_H.failed) > 0,
-    "unreachable": col(_H.unreachable) > 0,
-    "changed": col(_H.changed) > 0,
-    "ok": and_(col(_H.failed) == 0, col(_H.unreachable) == 0),
+
+
+class HostStatus(NamedTuple):
+    """One `host_status`: the `condition` on the host's row it stands for, the `rule` it is in
+    the API's words (its parameter's description) and its `label` for people (the history's
+    select)."""
+
+    condition: ColumnElement[bool]
+    rule: str
+    label: str
+
+
+HOST_STATUSES: dict[str, HostStatus] = {
+    "failed": HostStatus(col(_H.failed) > 0, "failed > 0 on that host", "Failed there"),
+    "unreachable": HostStatus(col(_H.unreachable) > 0, "unreachable > 0", "Unreachable"),
+    "changed": HostStatus(col(_H.changed) > 0, "changed > 0", "Changed something"),
+    "ok": HostStatus(
+        and_(col(_H.failed) == 0, col(_H.unreachable) == 0),
+        "failed = 0 and unreachable = 0",
+        "OK (no failure)",
+    ),
 }
-"""Each `host_status` and the condition on the host's row it stands for (module docstring)."""
+"""Each `host_status` and what it stands for (module docstring)."""
 NEEDS_HOST = "needs a host: the runs of which host (host=...)"
 
 
@@ -50,7 +66,7 @@ class HostFilter:
     def conditions(self) -> list[ColumnElement[bool]]:
         """WHERE terms on `ExecutionHost` (joined by `ON`)."""
         found = [col(_H.host) == self.host]
-        return [*found, HOST_STATUSES[self.status]] if self.status else found
+        return [*found, HOST_STATUSES[self.status].condition] if self.status else found
 
     @staticmethod
     def runs(*columns: Any) -> Select[Any]:

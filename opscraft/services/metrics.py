@@ -35,7 +35,7 @@ from opscraft import runtime
 from opscraft.db.models import Execution, RetiredExecutions
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
 from opscraft.security.tokens import same_secret
-from opscraft.services import workers
+from opscraft.services import execution_counts, workers
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, require
 
@@ -84,7 +84,7 @@ async def retire(session: AsyncSession, runs: Iterable[RetiredRun]) -> None:
     (IntegrityError: nothing is deleted or counted, and its caller tries again later)."""
     retired: dict[tuple[str, str], RetiredExecutions] = {}
     for status, script_type, size, started_at, finished_at in runs:
-        key = (str(status), str(script_type))
+        key = _read_key(status, script_type)
         row = retired.get(key)
         if row is None:
             row = await session.get(RetiredExecutions, key, with_for_update=True) or RetiredExecutions(
@@ -130,13 +130,13 @@ async def _execution_families(session: AsyncSession) -> list[Metric]:
     final = {s.value for s in FINAL_STATUSES}
     for r in retired:
         by_type[r.script_type] += r.output_bytes
-    for status, script_type, count, size in rows.all():
-        if str(status) in final:
-            key = (str(status), str(script_type))
+    for stored_status, stored_type, count, size in rows.all():
+        key = _read_key(stored_status, stored_type)
+        if key[0] in final:
             finished[key] = finished.get(key, 0) + int(count)
-        by_type[str(script_type)] = by_type.get(str(script_type), 0) + int(size)
-        if str(status) in counts:
-            counts[str(status)] += int(count)
+        by_type[key[1]] = by_type.get(key[1], 0) + int(size)
+        if key[0] in counts:
+            counts[key[0]] += int(count)
     for (status, script_type), count in sorted(finished.items()):
         total.add_metric([status, script_type], count)
     for script_type, size in sorted(by_type.items()):
@@ -146,15 +146,21 @@ async def _execution_families(session: AsyncSession) -> list[Metric]:
     return [total, output, queued, running, await _duration_histogram(session, retired)]
 
 
+def _read_key(status: object, script_type: object) -> tuple[str, str]:
+    """(status, script type) labels of a run: its status as it reads
+    (`execution_counts.read_status`: one none of today's as `failed`; as stored it was counted in
+    no series, or a series `status="x"` of its own), its type as the run recorded it."""
+    return execution_counts.read_status(status), str(script_type)
+
+
 async def _duration_histogram(session: AsyncSession, retired: list[RetiredExecutions]) -> Metric:
     dialect = session.bind.dialect.name if session.bind is not None else "postgresql"
     seconds = cast(_duration_seconds(dialect), Float)
-    finished = [s.value for s in FINAL_STATUSES]
     columns = [func.sum(case((seconds <= bound, 1), else_=0)) for bound in DURATION_BUCKETS]
     row = (
         await session.exec(
             select(func.count(), func.coalesce(func.sum(seconds), 0.0), *columns).where(
-                col(Execution.status).in_(finished),
+                execution_counts.finished(),
                 col(Execution.started_at).is_not(None),
                 col(Execution.finished_at).is_not(None),
             )

@@ -81,12 +81,22 @@ _SMTP_THREADS = ThreadPoolExecutor(max_workers=SMTP_THREADS, thread_name_prefix=
 class SendError(Exception):
     """The receiver refused or could not be reached; the message is safe to store and show.
     `permanent`: sending again cannot help (not retried); `retry_after`: seconds the receiver
-    asked to wait (a 429's `Retry-After`), None when it did not say."""
+    asked to wait (a 429's `Retry-After`), None when it did not say; `details`: the channel's
+    fields at fault, as a `ServiceError`'s (`{"field", "message"}`: a stored setting that cannot
+    be read or that today's rules refuse), [] when the fault is the receiver's."""
 
-    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        retry_after: float | None = None,
+        details: list[dict[str, str]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
+        self.details = details or []
 
 
 class PartlyDelivered(SendError):

@@ -54,7 +54,7 @@ from opscraft.db.models import (
 from opscraft.db.models.automation import ChannelKind, DeliveryStatus
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
 from opscraft.db.turns import take_write_turn
-from opscraft.db.types import MAX_ID, utc_text, utcnow
+from opscraft.db.types import LE, MAX_ID, compared, utc_text, utcnow
 from opscraft.db.unreachable import RoundFailures
 from opscraft.execution import log_pages
 from opscraft.execution.run_events import RunEventMessage
@@ -62,7 +62,7 @@ from opscraft.security.vault import DecryptError
 from opscraft.services import audit, conflicts, escapes, keyring, names, paging
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
-from opscraft.services.errors import Conflict, Invalid, NotFound, Problems
+from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, unreadable
 from opscraft.services.invisible import Label
 from opscraft.services.notification_senders import (
     MASK_PATH,
@@ -312,18 +312,23 @@ def stored_config(channel: NotificationChannel) -> dict[str, Any]:
     refuses is left to the send, which says so naming the setting (it may have changed since the
     save: no edit is needed)."""
     if (stored := stored_shapes.note(channel)) is not None:
-        raise SendError(f"the channel's stored settings cannot be read ({stored})", permanent=True)
+        raise SendError(
+            f"the channel's stored settings cannot be read ({stored})",
+            permanent=True,
+            details=unreadable(stored_shapes.problems(channel)),
+        )
     problems = Problems()
     kept = channel.config.get("url") if channel.url_ciphertext is not None else None
     clean, _ = _clean_config(
         channel.kind, dict(channel.config), channel.secret_id is not None, problems, kept
     )
-    found = "; ".join(
-        f"{d['field']}: {d['message']}" for d in problems.details if not d["message"].startswith(REFUSED)
-    )
-    if found:
+    refused = [d for d in problems.details if not d["message"].startswith(REFUSED)]
+    if refused:
+        found = "; ".join(f"{d['field']}: {d['message']}" for d in refused)
         raise SendError(
-            f"the channel's settings are refused today ({found}): edit the channel", permanent=True
+            f"the channel's settings are refused today ({found}): edit the channel",
+            permanent=True,
+            details=refused,
         )
     return clean
 
@@ -897,7 +902,7 @@ async def _claim(session: AsyncSession, now: datetime) -> list[int]:
         select(NotificationDelivery.id, NotificationDelivery.status, NotificationDelivery.next_attempt_at)
         .where(
             col(NotificationDelivery.status).in_([DeliveryStatus.pending, DeliveryStatus.sending]),
-            col(NotificationDelivery.next_attempt_at) <= now,
+            compared(col(NotificationDelivery.next_attempt_at), LE, now),
         )
         .order_by(col(NotificationDelivery.next_attempt_at))
         .limit(BATCH)
@@ -983,7 +988,7 @@ async def send_test(session: AsyncSession, actor: Actor, channel_id: int) -> Non
             session, actor, "notification_channel.test", "notification_channel", channel_id, ok=False
         )
         await session.commit()
-        raise Conflict(f"the test message was not delivered: {exc}") from None
+        raise Conflict(f"the test message was not delivered: {exc}", details=exc.details) from None
     audit.record(session, actor, "notification_channel.test", "notification_channel", channel_id, ok=True)
     await session.commit()
 

@@ -30,8 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.engine import Database
 from opscraft.db.models import Execution, ExecutionLog
-from opscraft.db.models.executions import FINAL_STATUSES
-from opscraft.db.types import utcnow
+from opscraft.db.types import LT, compared, utcnow
 from opscraft.db.unreachable import RoundFailures
 from opscraft.services import app_settings, audit, execution_counts, metrics
 from opscraft.services.actor import Actor
@@ -100,7 +99,7 @@ async def _finished_before(db: Database, cutoff: datetime, batch: int) -> list[t
     async with db.session() as s:
         rows = await s.exec(
             select(Execution.id, Execution.output_stored_bytes)
-            .where(col(Execution.finished_at) < cutoff, col(Execution.status).in_(FINAL_STATUSES))
+            .where(compared(col(Execution.finished_at), LT, cutoff), execution_counts.finished())
             .order_by(col(Execution.finished_at))
             .limit(batch)
         )
@@ -156,7 +155,7 @@ async def _kept(db: Database, batch: int, cutoff: datetime | None = None) -> lis
     finished first (`ix_executions_output_kept`, a partial index on exactly these rows)."""
     conditions = [col(Execution.output_removed_at).is_(None), col(Execution.finished_at).is_not(None)]
     if cutoff is not None:
-        conditions.append(col(Execution.finished_at) < cutoff)
+        conditions.append(compared(col(Execution.finished_at), LT, cutoff))
     async with db.session() as s:
         rows = await s.exec(
             select(Execution.id, Execution.output_stored_bytes)

@@ -7,11 +7,15 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from opscraft.db import stored_shapes
 from opscraft.db.models import Execution
 from opscraft.services import executions
 from opscraft.services.actor import Actor
-from opscraft.services.errors import Conflict
+from opscraft.services.errors import Conflict, unreadable
 from opscraft.services.permissions import Permission, require
+
+# The stored columns of a run that its run again repeats (read as empty when they cannot be).
+RERUN_COLUMNS = ("parameters", "run_options")
 
 
 async def rerun(
@@ -32,13 +36,22 @@ async def rerun(
     `executions.create`). Raises NotFound (no such execution or script), Conflict (script not
     active), Invalid (parameters no longer valid, a destroy not confirmed), Forbidden (no
     permission to execute, or to destroy). A test run of unsaved
-    content (`draft`) is not run again: its content was never saved (Conflict)."""
+    content (`draft`) is not run again: its content was never saved (Conflict); nor is a run whose
+    stored parameters or run options cannot be read (db/stored_shapes.py: they read as empty, and
+    the new run would silently lose them): Conflict naming each (`errors`)."""
     require(actor.user, Permission.execute_scripts)
     previous = await executions.get(session, actor, execution_id)
     if previous.draft:
         raise Conflict(
             f"execution {execution_id} was a test run of unsaved content: test-run it again from the "
             "script's editor, or save the script and run it"
+        )
+    unread = {k: p for k, p in stored_shapes.problems(previous).items() if k in RERUN_COLUMNS}
+    if unread:
+        raise Conflict(
+            f"the stored settings of execution {execution_id} cannot be read: "
+            f"{stored_shapes.worded(unread)}: start a new run with the values it needs",
+            details=unreadable(unread),
         )
     return await executions.create(
         session,

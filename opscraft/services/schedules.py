@@ -58,7 +58,7 @@ from opscraft.db.models import Execution, Schedule, ScheduleFire, Script, User
 from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
 from opscraft.db.models.executions import FINAL_STATUSES, Trigger
 from opscraft.db.turns import read_held
-from opscraft.db.types import utcnow
+from opscraft.db.types import LE, compared, earlier, utcnow
 from opscraft.db.unreachable import RoundFailures
 from opscraft.services import approvals, audit, conflicts, executions, names, paging, parameters
 from opscraft.services.actor import Actor
@@ -785,7 +785,7 @@ async def _claim_batch(db: Database, now: datetime, me: str) -> list[Claimed]:
             (
                 await session.exec(
                     select(Schedule)
-                    .where(col(Schedule.enabled), col(Schedule.next_fire_at) <= now)
+                    .where(col(Schedule.enabled), compared(col(Schedule.next_fire_at), LE, now))
                     .order_by(col(Schedule.next_fire_at), col(Schedule.id))
                     .limit(BATCH)
                 )
@@ -828,7 +828,7 @@ async def _claim_batch(db: Database, now: datetime, me: str) -> list[Claimed]:
         if won:
             await connection.execute(
                 table.update()
-                .where(table.c.id == bindparam("sid"), table.c.next_fire_at < bindparam("following"))
+                .where(table.c.id == bindparam("sid"), earlier(table.c.next_fire_at, bindparam("following")))
                 .values(next_fire_at=bindparam("following"), last_fire_at=bindparam("latest")),
                 [{"sid": sid, "following": plans[sid][2], "latest": plans[sid][1]} for sid in sorted(won)],
             )

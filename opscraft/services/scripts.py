@@ -43,7 +43,7 @@ from opscraft.services import (
 )
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
-from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, input_message
+from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, input_message, unreadable
 from opscraft.services.line_endings import Notice
 from opscraft.services.linters import LintReport
 from opscraft.services.names import name_key, name_order
@@ -975,7 +975,7 @@ async def rollback(
         message = f"version {number} holds settings that cannot be read ({stored_shapes.worded(unread)})"
         raise Conflict(
             f"{message}: roll back to another version, or edit the script",
-            details=[{"field": name, "message": problem} for name, problem in sorted(unread.items())],
+            details=unreadable(unread),
         )
     current = (await get_version(session, actor, script_id, script.current_version)).version
     if _same_version(target, current):

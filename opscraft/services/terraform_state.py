@@ -36,7 +36,7 @@ from opscraft.db.turns import take_write_turn
 from opscraft.db.types import utcnow
 from opscraft.execution import terraform_backend
 from opscraft.security.tokens import same_secret
-from opscraft.services import audit, invisible, keyring, paging
+from opscraft.services import audit, execution_counts, invisible, keyring, paging
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from opscraft.services.permissions import Permission, require
@@ -495,9 +495,7 @@ async def _views(session: AsyncSession, states: list[TerraformState]) -> list[St
     ended: set[int] = set()
     if holders:
         rows = await session.exec(
-            select(Execution.id).where(
-                col(Execution.id).in_(holders), col(Execution.status).in_(FINAL_STATUSES)
-            )
+            select(Execution.id).where(col(Execution.id).in_(holders), execution_counts.finished())
         )
         ended = {i for i in rows.all() if i is not None}
     return [StateView(s, s.lock_id is not None and s.locked_by_execution in ended) for s in states]

@@ -59,7 +59,7 @@ from opscraft.db.models import (
 from opscraft.db.models.executions import Trigger
 from opscraft.db.text import find_unreadable_numbers, find_unstorable, read_float, read_int
 from opscraft.db.turns import read_held, take_write_turn
-from opscraft.db.types import MAX_ID, utc_text, utcnow
+from opscraft.db.types import GE, LT, MAX_ID, compared, utc_text, utcnow
 from opscraft.security.http import REPEATED_KEY, RepeatedKey, json_shape, not_json_reason, unique_keys
 from opscraft.security.ratelimit import address_key
 from opscraft.security.tokens import hash_personal_token, same_secret
@@ -76,6 +76,7 @@ from opscraft.services.errors import (
     RateLimited,
     ServiceError,
     Unauthorized,
+    unreadable,
 )
 from opscraft.services.executions import AnsibleRunOptions, AutomationAction, TerraformWorkspace
 from opscraft.services.invisible import Label
@@ -372,7 +373,7 @@ async def _first_use(session: AsyncSession, hook_id: int, digest: str, seconds: 
     cutoff = datetime.fromtimestamp(time.time() - 2 * SIGNATURE_WINDOW, UTC)
     await session.exec(
         sql_delete(WebhookSignature).where(
-            col(WebhookSignature.webhook_id) == hook_id, col(WebhookSignature.signed_at) < cutoff
+            col(WebhookSignature.webhook_id) == hook_id, compared(col(WebhookSignature.signed_at), LT, cutoff)
         )
     )
     session.add(
@@ -482,7 +483,7 @@ async def _refused_without_token(session: AsyncSession, call: Call, reason: str)
         col(AuditEvent.action) == "webhook.call",
         col(AuditEvent.actor_name) == REFUSED_ACTOR,
         address,
-        col(AuditEvent.time) >= start,
+        compared(col(AuditEvent.time), GE, start),
     )
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         digest = hashlib.sha256(f"webhook-refused:{call.client_ip}".encode()).digest()
@@ -598,7 +599,10 @@ async def receive(session: AsyncSession, call: Call) -> Execution:
             key = await _signing_key(session, hook, call)
             await _first_use(session, hook.id, _check_signature(key, call, signature), seconds)
         if (stored := stored_shapes.note(hook)) is not None:
-            raise Conflict(f"the webhook's stored settings cannot be read: {stored}")
+            raise Conflict(
+                f"the webhook's stored settings cannot be read: {stored}",
+                details=unreadable(stored_shapes.problems(hook)),
+            )
         values = _values(hook, call)
         try:
             execution = await start_for(

@@ -15,6 +15,7 @@ from opscraft import runtime
 from opscraft.db import clock
 from opscraft.db.models import Execution, RegisteredWorker
 from opscraft.db.models.executions import ExecutionStatus
+from opscraft.db.types import GT, compared
 from opscraft.services import paging
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, require
@@ -61,7 +62,8 @@ def alive() -> ColumnElement[bool]:
     """The condition on `workers` rows of the live workers: they heartbeated within
     OPSCRAFT_WORKER_LOST_SECONDS and did not stop."""
     return and_(
-        col(RegisteredWorker.stopped_at).is_(None), col(RegisteredWorker.heartbeat_at) > _stale_before()
+        col(RegisteredWorker.stopped_at).is_(None),
+        compared(col(RegisteredWorker.heartbeat_at), GT, _stale_before()),
     )
 
 
@@ -122,7 +124,9 @@ async def list_workers(
     /api/v1/workers` (admins: `Permission.view_system`)."""
     require(actor.user, Permission.view_system)
     stale = _stale_before()
-    live = and_(col(RegisteredWorker.stopped_at).is_(None), col(RegisteredWorker.heartbeat_at) > stale)
+    live = and_(
+        col(RegisteredWorker.stopped_at).is_(None), compared(col(RegisteredWorker.heartbeat_at), GT, stale)
+    )
     query = select(RegisteredWorker).order_by(
         case((live, 0), else_=1), col(RegisteredWorker.heartbeat_at).desc(), col(RegisteredWorker.id)
     )

@@ -15,6 +15,7 @@ from opscraft.db.models.executions import FINAL_STATUSES
 from opscraft.services import executions, instants, scripts
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
+from opscraft.services.host_filter import HOST_STATUSES
 from opscraft.services.permissions import Permission
 from opscraft.ui.address import Day
 from opscraft.ui.date_range import DateRange
@@ -27,12 +28,7 @@ PAGE_SIZE = 25
 REFRESH_SECONDS = 3.0
 MAX_SCRIPT_OPTIONS = 500
 # The history's `host_status` choices (services/host_filter.py says what each means).
-HOST_STATUS_LABELS = {
-    "failed": "Failed there",
-    "unreachable": "Unreachable",
-    "changed": "Changed something",
-    "ok": "OK (no failure)",
-}
+HOST_STATUS_LABELS = {name: status.label for name, status in HOST_STATUSES.items()}
 
 
 @dataclass(frozen=True)

@@ -55,8 +55,11 @@ async def test_a_script_type_none_of_todays_lists_reads_and_refuses_its_runs(
     name = (await client.get(base, headers=viewer.headers)).json()["name"]
     named = f"the stored settings of script {name!r} cannot be read: {PERL}"
     assert r.status_code == 409 and r.json()["detail"].startswith(named), r.text
+    problem = PERL.split(": ", 1)[1]
+    assert r.json()["errors"] == [{"field": "script.script_type", "message": problem}], r.text
     r = await client.post(f"{base}/test-runs", json={"content": "echo t\n"}, headers=admin.headers)
     assert r.status_code == 409 and r.json()["detail"].startswith(named), r.text
+    assert r.json()["errors"] == [{"field": "script_type", "message": problem}], r.text
     r = await client.put(base, json={"script_type": "bash"}, headers=admin.headers)
     assert r.status_code == 200 and r.json()["stored_problem"] is None, r.text
 
@@ -84,7 +87,9 @@ async def test_a_run_of_a_version_stored_in_another_shape_ends_saying_why(
     r = await client.post(f"/api/v1/scripts/{script_id}/rollback/1", headers=admin.headers)
     assert r.status_code == 409, r.text
     assert "version 1 holds settings that cannot be read (parameters: stored as text ('P')" in r.text
-    assert r.json()["errors"][0]["field"] == "parameters", r.text
+    assert r.json()["errors"] == [
+        {"field": "parameters", "message": "stored as text ('P'), not a list of object items"}
+    ], r.text
     r = await client.get(f"/api/v1/scripts/{script_id}", headers=admin.headers)
     assert r.json()["current_version"] == 2 and r.json()["parameters"], r.text
     if await _store(
@@ -148,3 +153,21 @@ async def test_a_new_version_never_carries_unreadable_declarations_over_as_empty
     body = {"content": "echo 2\n", "parameters": [{"name": "P", "type": "string"}]}
     r = await client.put(url, json=body, headers=admin.headers)
     assert r.status_code == 200 and r.json()["stored_problem"] is None, r.text
+
+
+async def test_a_run_again_of_a_run_whose_parameters_cannot_be_read_is_a_409_naming_them(
+    client: httpx.AsyncClient, admin: LoggedIn, backend: str
+) -> None:
+    """A run's parameters stored as a list read as `{}`: its run again started with none, its
+    values silently lost. It is a 409 whose `errors` name `parameters` (the UI shows it by the
+    field), nothing queued."""
+    script_id = await make_script(client, admin, "echo hi\n")
+    run = await wait_for(client, admin, (await start(client, admin, script_id, "local"))["id"])
+    await _store(backend, f"UPDATE executions SET parameters = '[1]' WHERE id = {run['id']}")
+    r = await client.post(f"/api/v1/executions/{run['id']}/rerun", headers=admin.headers)
+    assert r.status_code == 409, r.text
+    said = "stored as a list ([1]), not an object"
+    assert f"the stored settings of execution {run['id']} cannot be read: parameters: {said}" in r.text
+    assert r.json()["errors"] == [{"field": "parameters", "message": said}], r.text
+    listed = await client.get("/api/v1/executions", params={"script_id": script_id}, headers=admin.headers)
+    assert [e["id"] for e in listed.json()["items"]] == [run["id"]], listed.text

@@ -177,6 +177,8 @@ async def test_a_webhook_stored_in_another_shape_refuses_its_calls_saying_why(
     r = await client.post(created["url_path"], json={"p": 1})
     assert r.status_code == 409, r.text
     assert "the webhook's stored settings cannot be read: mapping: stored as a list" in r.text
+    said = "stored as a list ([1, 2]), not an object of text values"
+    assert r.json()["errors"] == [{"field": "mapping", "message": said}], r.text
 
 
 async def test_a_schedule_stored_in_another_shape_is_paused_saying_why(
@@ -206,6 +208,7 @@ async def test_a_channel_stored_in_another_shape_fails_its_sends_saying_why(
     listed = await client.get("/api/v1/notifications/channels", headers=admin.headers)
     assert listed.json()["items"][0]["stored_problem"] and "tok-3141" not in listed.text, listed.text
     assert "the channel's stored settings cannot be read (config: stored as a list, not an object" in r.text
+    assert r.json()["errors"] == [{"field": "config", "message": "stored as a list, not an object"}], r.text
     async with runtime.current().db.session() as session:
         channel = await session.get(NotificationChannel, channel_id)
         assert channel is not None
@@ -262,6 +265,8 @@ async def test_a_script_stored_in_another_shape_lists_reads_and_refuses_runs_say
     if column == "parameters":  # what a run reads of it
         r = await client.post("/api/v1/executions", json={"script_id": script_id}, headers=admin.headers)
         assert r.status_code == 409 and "cannot be read: " + said in r.json()["detail"], r.text
+        ((field, message),) = [(e["field"], e["message"]) for e in r.json()["errors"]]
+        assert field == "script.parameters" and said == f"parameters: {message}"[: len(said)], r.text
     fix = {"parameters": [{"name": "P", "type": "string"}]} if column == "parameters" else {"tags": ["a"]}
     r = await client.put(f"/api/v1/scripts/{script_id}", json=fix, headers=admin.headers)
     assert r.status_code == 200 and r.json()["stored_problem"] is None, r.text

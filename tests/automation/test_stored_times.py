@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from opscraft import runtime
+from opscraft.services import schedules
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, start, wait_for
 
@@ -59,3 +60,24 @@ async def test_a_run_and_a_script_whose_times_are_no_times_list_and_read_saying_
         assert shown["updated_at"] == "1970-01-01T00:00:00Z", shown
         said = f'updated_at: stored as {stored!r}, not a time, read as "1970-01-01T00:00:00Z"'
         assert said in shown["stored_problem"], shown
+
+
+async def test_a_schedule_whose_next_fire_is_no_time_is_due_and_paused_saying_why(
+    client: httpx.AsyncClient, admin: LoggedIn, backend: str, no_automation_loops: None
+) -> None:
+    """`next_fire_at = 'yesterday'` sorted after every time: the schedule was never due, so it
+    never fired and nothing said why. It reads as 1970, so it is due, and the scheduler pauses
+    it saying what was stored (as for any stored value it cannot read); a save resumes it."""
+    script_id = await make_script(client, admin, "echo hi\n")
+    path = f"/api/v1/scripts/{script_id}/schedules"
+    r = await client.post(path, json={"name": "n", "cron": "0 3 * * *"}, headers=admin.headers)
+    assert r.status_code == 201, r.text
+    own = f"{path}/{r.json()['id']}"
+    if not await _store(backend, "UPDATE schedules SET next_fire_at = :v", "yesterday"):
+        return
+    assert await schedules.tick(runtime.current().db) == 0
+    shown = (await client.get(own, headers=admin.headers)).json()
+    assert shown["enabled"] is False, shown
+    assert shown["paused_reason"].startswith("paused: next_fire_at: stored as 'yesterday', not a time"), shown
+    r = await client.put(own, json={"cron": "0 4 * * *"}, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["enabled"] is True and r.json()["paused_reason"] is None, r.text

@@ -1,0 +1,202 @@
+"""Queries that compare or count rows holding a stored value today's version reads as another
+(SQLite holds any text in a DATETIME or enum column: a manual edit's `yesterday`, a status `x`)
+treat each row as it reads: a time that is no time as the epoch (`db.types.compared`), a status
+none of today's as `failed` (`services.execution_counts`). PostgreSQL's types refuse such values
+when they are written (checked: the tests end there), and its compiled conditions are the plain
+comparisons, their index ranges unchanged."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.dialects import postgresql
+from sqlmodel import col, update
+
+from opscraft import runtime
+from opscraft.db.models import Execution, RegisteredWorker
+from opscraft.db.models.executions import ExecutionStatus
+from opscraft.db.types import EPOCH, GE, LT, UTCDateTime, compared, no_time, utcnow, within
+from opscraft.execution import store
+from opscraft.services import execution_counts, executions, retention
+from tests.conftest import LoggedIn
+from tests.history import seeding
+
+NO_TIMES = ["yesterday", "2026-13-45", 1700000000]
+
+
+async def _settings(client: httpx.AsyncClient, admin: LoggedIn, **values: Any) -> None:
+    r = await client.put("/api/v1/settings", json=values, headers=admin.headers)
+    assert r.status_code == 200, r.text
+
+
+async def _listed(client: httpx.AsyncClient, admin: LoggedIn, **params: str) -> list[int]:
+    r = await client.get("/api/v1/executions", params=params, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    return sorted(e["id"] for e in r.json()["items"])
+
+
+@pytest.mark.parametrize("stored", NO_TIMES)
+async def test_a_run_whose_times_are_no_times_is_as_old_as_it_reads(
+    client: httpx.AsyncClient, admin: LoggedIn, backend: str, stored: Any
+) -> None:
+    """A run whose `queued_at` and `finished_at` hold `yesterday` reads as 1970, but SQLite
+    compared the text, which sorts after every time: retention never removed its output, a
+    `since` filter listed it, the dashboard's last days counted it. Retention now takes it as
+    the 1970 run it reads as; a date filter leaves it out whichever way it points (`within`: a
+    run whose time is no time is in no date window; a digit-led text such as `2026-13-45` is
+    still compared as text)."""
+    script_id = await seeding.script()
+    now = utcnow()
+    old = await seeding.execution(script_id, now - timedelta(days=40))
+    recent = await seeding.execution(script_id, now - timedelta(days=1))
+    odd = await seeding.execution(script_id, now - timedelta(hours=1))
+    times = "UPDATE executions SET queued_at = :v, finished_at = :v WHERE id = :i"
+    if not await seeding.stored_on_sqlite(sa.text(times).bindparams(v=stored, i=odd)):
+        return
+    as_text = [odd] if str(stored)[0].isdigit() and isinstance(stored, str) else []
+    assert await _listed(client, admin, since="2000-01-01") == [old, recent, *as_text]
+    assert await _listed(client, admin, until="2000-01-01") == []
+    assert await _listed(client, admin, since="1970-01-01", until="1970-01-01") == []
+    assert await _listed(client, admin) == [old, recent, odd]
+    async with runtime.current().db.session() as session:
+        daily = await executions._daily_rates(session, 7)
+    assert sum(day.total for day in daily) == 1, "only the run finished yesterday is of the last 7 days"
+
+    await _settings(client, admin, output_retention_days=30)
+    done = await retention.run_once(runtime.current().db, now=now)
+    assert done.outputs_removed == 2
+    removed = {}
+    for execution_id in (old, recent, odd):
+        shown = (await client.get(f"/api/v1/executions/{execution_id}", headers=admin.headers)).json()
+        removed[execution_id] = shown["output_removed_at"] is not None
+    assert removed == {old: True, recent: False, odd: True}, removed
+
+    await _settings(client, admin, retention_delete_executions=True)
+    assert (await retention.run_once(runtime.current().db, now=now)).executions_deleted == 2
+    assert await _listed(client, admin) == [recent]
+
+
+async def test_a_worker_whose_heartbeat_is_no_time_is_not_alive_and_is_declared_lost(
+    client: httpx.AsyncClient, admin: LoggedIn, backend: str
+) -> None:
+    """A heartbeat `yesterday` (read as 1970) sorted after every time: the worker counted as
+    alive for ever (offered its runners, held its id) and was never declared lost."""
+    async with runtime.current().db.session() as session:
+        session.add(RegisteredWorker(id="odd-worker", host_name="h", pid=1, runners=["docker"], slots=1))
+        await session.commit()
+    beat = sa.text("UPDATE workers SET heartbeat_at = :v WHERE id = 'odd-worker'").bindparams(v="x")
+    if not await seeding.stored_on_sqlite(beat):
+        return
+    since = utcnow() - timedelta(minutes=5)
+    async with runtime.current().db.session() as session:
+
+        def judged(sync_session: Any) -> tuple[list[str], list[str]]:
+            conn = sync_session.connection()
+            return store.live_workers(conn, since), store.end_lost(conn, "me", since)[0]
+
+        live, lost = await session.run_sync(judged)
+        await session.commit()
+    assert "odd-worker" not in live and lost == ["odd-worker"], (live, lost)
+    r = await client.get("/api/v1/workers", headers=admin.headers)
+    assert r.status_code == 200, r.text
+    (shown,) = [w for w in r.json()["items"] if w["id"] == "odd-worker"]
+    assert shown["state"] != "alive" and shown["heartbeat_at"] == "1970-01-01T00:00:00Z", shown
+
+
+async def _metric(client: httpx.AsyncClient, admin: LoggedIn, name: str, **labels: str) -> float:
+    r = await client.get("/metrics", headers=admin.headers)
+    assert r.status_code == 200, r.text
+    for family in text_string_to_metric_families(r.text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
+async def test_a_run_whose_status_is_none_of_todays_is_counted_as_the_failed_run_it_reads_as(
+    client: httpx.AsyncClient, admin: LoggedIn, backend: str
+) -> None:
+    """A run whose status is `x` reads as failed; the dashboard's tally kept only the final
+    statuses' texts, `/metrics` made it a series of its own (or none: its run time), retention
+    (`status IN` the final ones) never deleted it. Each counts it as failed, before and after
+    retention deletes it."""
+    script_id = await seeding.script()
+    now = utcnow()
+    odd = await seeding.execution(script_id, now - timedelta(days=100))
+    await seeding.execution(script_id, now - timedelta(days=100), status=ExecutionStatus.failed)
+    if not await seeding.stored_on_sqlite(
+        update(Execution).where(col(Execution.id) == odd).values(status="x")
+    ):
+        return
+    failed = {"status": "failed", "script_type": "bash"}
+    for _ in range(2):  # the runs after the tally's watermark, then the tally itself
+        async with runtime.current().db.session() as session:
+            counts = await execution_counts.status_counts(session)
+        assert counts["failed"] == 2 and "x" not in counts and sum(counts.values()) == 2, counts
+        assert await execution_counts.refresh_tally(runtime.current().db) >= odd
+    assert await _metric(client, admin, "opscraft_executions_total", **failed) == 2
+    assert await _metric(client, admin, "opscraft_executions_total", status="x") == 0
+    assert await _metric(client, admin, "opscraft_execution_duration_seconds_count") == 2
+
+    await _settings(client, admin, output_retention_days=30, retention_delete_executions=True)
+    assert (await retention.run_once(runtime.current().db, now=now)).executions_deleted == 2
+    assert await _metric(client, admin, "opscraft_executions_total", **failed) == 2, "kept when deleted"
+    async with runtime.current().db.session() as session:
+        counts = await execution_counts.status_counts(session)
+    assert sum(counts.values()) == 0, counts
+
+
+# Values SQLite holds in a DATETIME column, each as the reader reads it (None: no time, read as
+# the epoch). `compared` must agree with the reader on each.
+STORED = [
+    "2026-12-04 21:48:07.123456",
+    "2026-12-04 21:48:07",
+    "2026-12-04T10:00:00",
+    "2026-12-04 10:00",
+    "1969-12-31 23:59:59.999999",
+    "yesterday",
+    "2026-13-45",
+    "2026-02-30",
+    "2026-12-04 25:00:00",
+    "2026-12-04 garbage",
+    "26-1-5",
+    "",
+    5,
+    1700000000,
+    2.5,
+]
+
+
+async def test_no_time_agrees_with_the_reader_and_leaves_postgresql_comparisons_plain(
+    client: httpx.AsyncClient, backend: str
+) -> None:
+    """`no_time` (SQL) says of each stored value what `UTCDateTime`'s reader does, so that
+    `compared` filters rows as they read; on PostgreSQL (which holds times only) `compared` is
+    the bare comparison (`OR false` / `AND NOT false`, which its planner drops)."""
+    table = sa.table("t", sa.column("at", UTCDateTime()))
+    bound = datetime(2000, 1, 1, tzinfo=UTC)
+    if backend == "postgresql":
+        for op, joined in ((LT, "OR false"), (GE, "AND NOT false")):
+            compiled = str(compared(table.c.at, op, bound).compile(dialect=postgresql.dialect()))
+            assert compiled.endswith(joined), compiled
+        compiled = str(sa.and_(*within(table.c.at, bound, None)).compile(dialect=postgresql.dialect()))
+        assert compiled.endswith("AND true"), compiled
+        return
+    async with runtime.current().db.engine.connect() as conn:
+        for value in STORED:
+            values = sa.select(sa.literal(value).label("at")).subquery()
+            at = values.c.at
+            query = sa.select(
+                sa.type_coerce(at, UTCDateTime()),
+                no_time(at),
+                compared(at, LT, bound),
+                compared(at, GE, bound),
+            )
+            read, unread, before, since = (await conn.execute(query)).one()
+            assert bool(unread) == (read == EPOCH and value != "1970-01-01 00:00:00"), (value, read, unread)
+            assert (bool(before), bool(since)) == (read < bound, read >= bound), (value, read)
