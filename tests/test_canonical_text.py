@@ -238,3 +238,14 @@ async def test_a_nul_or_control_character_is_refused_alike_by_the_api_and_the_se
         ("action", NUL_MESSAGE),
         ("host", NUL_MESSAGE),
     ]
+
+
+async def test_the_audit_trails_actor_filter_finds_a_name_in_either_spelling(
+    client: httpx.AsyncClient, admin: LoggedIn, backend: str
+) -> None:
+    """A failed sign-in records the name as typed; the filter typed in the other spelling finds it."""
+    r = await client.post("/api/v1/auth/login", json={"username": f"{DECOMPOSED}-x", "password": "nope-nope"})
+    assert r.status_code == 401, r.text
+    for typed in (f"{COMPOSED}-x", f"{DECOMPOSED}-x"):
+        r = await client.get("/api/v1/audit", params={"actor_name": typed}, headers=admin.headers)
+        assert r.status_code == 200 and r.json()["total"] == 1, (typed, r.text)
