@@ -53,6 +53,15 @@ PLUS_AS_SPACE_MESSAGE = (
 _PLUS_AS_SPACE = re.compile(r".*T[0-9:.]+ [0-9]{2}(?::?[0-9]{2})?")
 
 
+# The error type (`errors[].type` of a ValidationError) of each `scalar_problem` message.
+_KINDS = {
+    BOOL_MESSAGE: "bool_type",
+    NULL_BOOL_MESSAGE: "bool_type",
+    DATETIME_MESSAGE: "datetime_from_number",
+    instants.OUT_OF_RANGE: "datetime_range",
+}
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -137,8 +146,7 @@ def _iso_text(value: Any) -> Any:
     not one whose offset's '+' was left unencoded (`PLUS_AS_SPACE_MESSAGE`)."""
     problem = _time_problem(value)
     if problem is not None:
-        kind = "datetime_from_number" if problem == DATETIME_MESSAGE else "datetime_range"
-        raise PydanticCustomError(kind, problem)
+        raise PydanticCustomError(_KINDS[problem], problem)
     if isinstance(value, str) and _PLUS_AS_SPACE.fullmatch(value):
         raise PydanticCustomError("datetime_parsing", PLUS_AS_SPACE_MESSAGE)
     return value
@@ -162,6 +170,5 @@ class Body(BaseModel):
         field = cls.model_fields.get(info.field_name or "")
         problem = scalar_problem(field.annotation, value) if field is not None else None
         if problem is not None:
-            kind = "bool_type" if problem in (BOOL_MESSAGE, NULL_BOOL_MESSAGE) else "int_type"
-            raise PydanticCustomError(kind, problem)
+            raise PydanticCustomError(_KINDS.get(problem, "int_type"), problem)
         return value

@@ -39,8 +39,10 @@ def out_of_range(value: str) -> bool:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         return False
+    if parsed.tzinfo is None:
+        return False  # read as UTC already
     try:
-        parsed.astimezone(UTC) if parsed.tzinfo is not None else None
+        parsed.astimezone(UTC)
     except OverflowError:
         return True
     return False

@@ -45,8 +45,9 @@ def _contains(text: str) -> str:
 
 
 def spellings(term: str) -> list[str]:
-    """`term` composed and decomposed (Unicode NFC, then NFD), each once: the spellings a stored
-    folded column may hold (module doc)."""
+    """`term` composed and decomposed (Unicode NFC, then NFD), each once: the spellings a text
+    stored as it came may hold (a folded column saved before the NFC rule, module doc; a name
+    the audit trail recorded as typed)."""
     return list(dict.fromkeys(unicodedata.normalize(form, term) for form in ("NFC", "NFD")))
 
 
