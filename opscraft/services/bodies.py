@@ -18,6 +18,13 @@ Rules, the same for every body:
   `{"is_active": "false"}` deactivated a user), while its strict mode would also refuse an enum
   or a date given as text, which JSON can only send as text.
 
+Text any field holds directly (a name, an email: `str` fields, not only `storable.Text`) is refused
+when the databases cannot store it (a NUL, a lone surrogate: `db.text.problem`) before the
+field's own rules, in the words the API's door (`security.http`) says it: the UI's forms, which
+call the services without that door, say the same as the API (a username with a NUL was "must be
+3-64 characters: letters, digits..." in the new-user dialog, "must not contain NUL characters"
+through the API).
+
 The check runs before each field's own validation and looks through `X | None`, `Annotated`,
 lists and dict values; unions of several types keep Pydantic's own choice, and a field declared
 `StrictBool`/`StrictInt`/`StrictFloat` is left to Pydantic's strict mode (so its own validators,
@@ -34,6 +41,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Strict, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from opscraft.db.text import problem as unstorable
 from opscraft.services import instants
 
 BOOL_MESSAGE = "must be true or false (a JSON boolean, not text or a number)"
@@ -169,6 +177,8 @@ class Body(BaseModel):
     def _strict_scalars(cls, value: Any, info: ValidationInfo) -> Any:
         field = cls.model_fields.get(info.field_name or "")
         problem = scalar_problem(field.annotation, value) if field is not None else None
+        if problem is None and isinstance(value, str):
+            problem = unstorable(value)  # the API's door's words, for the UI's forms too
         if problem is not None:
             raise PydanticCustomError(_KINDS.get(problem, "int_type"), problem)
         return value
