@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from opscraft.db.text import NUL_MESSAGE
 from tests.conftest import LiveServer
 from tests.ui_journey import create_script, journey_server, journey_tokens, log_in, wait_connected
 
@@ -218,3 +219,28 @@ def test_a_paste_longer_than_the_connection_carries_is_refused_under_its_field(
     _messages(page, "create-description").get_by_text("at most 1000 characters").wait_for()
     secrets = httpx.get(f"{server.url}/api/v1/secrets", headers=tokens["admin"]).json()
     assert "LONG_PASTE" not in str(secrets)
+
+
+def test_a_token_name_with_a_nul_is_refused_in_the_apis_words_and_an_nfc_name_fits(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The API's door said "must not contain NUL characters (U+0000): remove them" and the
+    token dialog "must not contain control characters (U+0000) such as a newline or a tab"; both
+    say the door's words now. A name of 40 accented letters typed decomposed (80 code points)
+    is 40 characters: it is created, stored in NFC."""
+    r = httpx.post(f"{server.url}/api/v1/tokens", json={"name": "a\x00b"}, headers=tokens["admin"])
+    assert r.status_code == 422, r.text
+    said = r.json()["errors"][0]["message"]
+    assert said == NUL_MESSAGE
+    log_in(page, server, "operator", then="/tokens")
+    wait_connected(page)
+    page.get_by_test_id("token-add").click()
+    page.get_by_test_id("token-name").fill("a\x00b")
+    page.get_by_test_id("token-submit").click()
+    # The same words, in the sentence case every field message has.
+    _messages(page, "token-name").get_by_text(said[0].upper() + said[1:], exact=True).wait_for()
+    page.get_by_test_id("token-name").fill("e\u0301" * 40)
+    page.get_by_test_id("token-submit").click()
+    page.get_by_text("\u00e9" * 40, exact=True).wait_for()
+    listed = httpx.get(f"{server.url}/api/v1/tokens", headers=tokens["operator"]).json()["items"]
+    assert [t["name"] for t in listed] == ["\u00e9" * 40]

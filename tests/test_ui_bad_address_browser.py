@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from opscraft.db.text import NOT_UTF8_MESSAGE
+from opscraft.services.instants import OUT_OF_RANGE
 from tests.conftest import LiveServer
 from tests.ui_journey import log_in, make_users
 
@@ -19,6 +20,9 @@ BAD_ADDRESSES = {
     "/executions?script_id=1&user_id=1.5": (400, "user_id must be a whole number.", None),
     "/executions?since=garbage": (400, "since must be a date written YYYY-MM-DD.", None),
     "/executions?until=0": (400, "until must be a date written YYYY-MM-DD.", None),
+    # year 0: the API's words for a time outside the calendar (`instants.OUT_OF_RANGE`)
+    "/executions?since=0000-01-01": (400, f"since {OUT_OF_RANGE}.", None),
+    "/audit?until=0000-12-31": (400, f"until {OUT_OF_RANGE}.", None),
     "/executions/abc": (400, "execution_id must be a whole number.", "/executions"),
     "/scripts/abc": (400, "script_id must be a whole number.", "/scripts"),
     "/scripts/1.5/edit": (400, "script_id must be a whole number.", "/scripts"),

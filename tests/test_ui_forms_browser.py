@@ -181,7 +181,8 @@ def test_a_refused_search_is_said_under_its_box_and_lists_nothing(
         ("/scripts", "script-search", "scripts-summary", "web\x01", "control characters (U+0001)"),
         ("/scripts", "script-search", "scripts-summary", "w" * 201, "at most 200 characters"),
         ("/users", "user-search", "users-summary", "adm\x1b[31m", "control characters (U+001B)"),
-        ("/secrets", "secret-search", "secrets-summary", "\x00", "control characters (U+0000)"),
+        # a NUL in the words the API says it (`db.text.NUL_MESSAGE`)
+        ("/secrets", "secret-search", "secrets-summary", "\x00", "NUL characters (U+0000)"),
         ("/audit", "audit-target-id", "audit-summary", "1\x7f", "control characters (U+007F)"),
     ]
     for path, box, summary, bad, said in cases:

@@ -20,7 +20,7 @@ from opscraft.db.models import NotificationChannel, NotificationDelivery, Notifi
 from opscraft.db.models.automation import ChannelKind, DeliveryStatus
 from opscraft.services import notifications
 from opscraft.services.invisible import FilterText
-from opscraft.services.notifications import ChannelChanges, ChannelIn, DeliveryQuery, RuleIn
+from opscraft.services.notifications import ChannelChanges, ChannelIn, DeliveryQuery, RuleChanges, RuleIn
 from opscraft.services.permissions import Permission
 
 router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
@@ -221,14 +221,37 @@ async def list_rules(
     response_model=RuleOut,
     status_code=201,
     summary="Send events (failure, success, recovery, approval_pending) of a script or all to a channel",
-    responses=error_responses(*AUTHED),
+    responses=error_responses(*AUTHED, 409),
 )
 async def create_rule(body: RuleIn, session: Session, actor: CurrentActor) -> RuleOut:
     """Admin only (manage_settings). `events`: failure (failed, timed_out, error), success,
     recovery, approval_pending; `script_id` null means every script. 422 naming `events`,
-    `channel_id` or `script_id` when unknown. A channel gets one message per run and event.
+    `channel_id` or `script_id` when unknown; 409 naming `events` when a rule of the channel
+    already sends these events of the same scripts. A channel gets one message per run and event.
     Audited as `notification_rule.create`."""
     return RuleOut.of(await notifications.create_rule(session, actor, body))
+
+
+@router.put(
+    "/rules/{rule_id}",
+    dependencies=[permitted(Permission.manage_settings)],
+    response_model=RuleOut,
+    summary="Change a rule: switch it off and on (fields left out keep their values)",
+    responses=error_responses(*AUTHED, 404, 409),
+)
+async def update_rule(
+    rule_id: IdPath,
+    body: Annotated[RuleChanges, CheckedByService],
+    session: Session,
+    actor: CurrentActor,
+) -> RuleOut:
+    """Admin only (manage_settings). `{"enabled": false}` stops the rule sending (no delivery is
+    queued for it) and `{"enabled": true}` resumes it; `channel_id`, `script_id` and `events` may
+    change too. Fields left out keep their stored values; the result is checked as on create (422
+    naming each field, 409 naming `events` when another rule already sends the same). 404 when
+    unknown. Audited as `notification_rule.update`; a body that changes nothing (`{}`, or the
+    values it has) writes nothing and is not audited."""
+    return RuleOut.of(await notifications.update_rule(session, actor, rule_id, body))
 
 
 @router.delete(

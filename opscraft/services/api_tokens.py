@@ -30,7 +30,7 @@ from opscraft.security.tokens import hash_personal_token, new_personal_token
 from opscraft.services import app_settings, audit, conflicts, names
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Forbidden, Invalid, NotFound, Unauthorized
-from opscraft.services.invisible import name_problem
+from opscraft.services.invisible import canonical, name_problem
 from opscraft.services.permissions import ROLE_RANK, Permission, can, lower_role
 
 NAME_MAX = 64
@@ -102,7 +102,7 @@ async def create(
     while the admin setting `api_tokens_require_expiry` is on.
     """
     user = _signed_in(actor)
-    name = name.strip()
+    name = canonical(name).strip()
     if len(name) > NAME_MAX:
         raise Invalid.at("name", f"must be 1 to {NAME_MAX} characters")
     problem = name_problem(name)

@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft.db.models import AuditEvent
 from opscraft.db.rows import new_row
 from opscraft.db.types import utcnow, within
-from opscraft.services import instants
+from opscraft.services import instants, like
 from opscraft.services.actor import Actor
 from opscraft.services.invisible import check_filters
 from opscraft.services.permissions import Permission, require
@@ -139,9 +139,11 @@ async def _search(session: AsyncSession, query: AuditQuery) -> tuple[list[AuditE
     if query.actor_name:
         # Usernames ignore case (sign-in, uniqueness), so the actor filter does too; the exact
         # form also matches where the database's lower() folds ASCII only (SQLite) and a failed
-        # sign-in recorded a non-ASCII name as typed.
+        # sign-in recorded a non-ASCII name as typed, in either spelling of its accented letters
+        # (composed or decomposed: `like.spellings`), as every search compares them.
         name = col(AuditEvent.actor_name)
-        conditions.append(or_(name == query.actor_name, func.lower(name) == query.actor_name.lower()))
+        typed = like.spellings(query.actor_name)
+        conditions.append(or_(name.in_(typed), func.lower(name).in_([t.lower() for t in typed])))
     if query.action:
         conditions.append(col(AuditEvent.action) == query.action)
     if query.target_type:

@@ -2,17 +2,28 @@
 
 Rules, the same for every body:
 - an unknown key is refused (422 naming it: "Extra inputs are not permitted"), never dropped;
-- a boolean is only a JSON `true`/`false`: not `"yes"`, `"false"`, `1` or `0`;
+- a boolean is only a JSON `true`/`false`: not `"yes"`, `"false"`, `1` or `0`, nor `null` where
+  the field cannot be null (`NULL_BOOL_MESSAGE`, one wording for every such switch: a schedule's,
+  a channel's or a rule's `enabled`...; Pydantic said "Input should be a valid boolean");
 - a whole number is never a boolean, a string or a number with a fraction (`true` is not 1,
   `"5"` is not 5, and neither is `5.0`: one rule for every integer field, the settings' too); a
   decimal field takes numbers only. The same rule holds for an integer in the path or the query
   (`WHOLE_TEXT`: `?limit=5.0` and `/scripts/5.0` are 422 naming the parameter);
 - a date and time is ISO 8601 text, never a number or digits alone: Pydantic reads `2026` as a
   Unix time (1970-01-01T00:33:46Z), so a year typed as `?since=2026` filtered from 1970 and an
-  `expires_at` of `2030` was 1970. The same rule holds in the query (`ISO_TEXT`).
+  `expires_at` of `2030` was 1970. It is also within years 1-9999 in UTC (`instants.OUT_OF_RANGE`
+  names the field and the range: Pydantic's own words for year 10000 were "invalid date
+  separator"). The same rules hold in the query (`ISO_TEXT`).
   Pydantic's lax mode would convert all of these silently (so
   `{"is_active": "false"}` deactivated a user), while its strict mode would also refuse an enum
   or a date given as text, which JSON can only send as text.
+
+Text any field holds directly (a name, an email: `str` fields, not only `storable.Text`) is refused
+when the databases cannot store it (a NUL, a lone surrogate: `db.text.problem`) before the
+field's own rules, in the words the API's door (`security.http`) says it: the UI's forms, which
+call the services without that door, say the same as the API (a username with a NUL was "must be
+3-64 characters: letters, digits..." in the new-user dialog, "must not contain NUL characters"
+through the API).
 
 The check runs before each field's own validation and looks through `X | None`, `Annotated`,
 lists and dict values; unions of several types keep Pydantic's own choice, and a field declared
@@ -30,9 +41,11 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Strict, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from opscraft.db.text import problem as unstorable
 from opscraft.services import instants
 
 BOOL_MESSAGE = "must be true or false (a JSON boolean, not text or a number)"
+NULL_BOOL_MESSAGE = "must be true or false, not null: leave the field out to keep its value (or its default)"
 INT_MESSAGE = "must be a whole number (a JSON number without a fraction: not 5.0, text or true/false)"
 TEXT_INT_MESSAGE = "must be a whole number, e.g. 42 (digits only: not 5.0)"
 NUMBER_MESSAGE = "must be a number (a JSON number, not text or true/false)"
@@ -48,6 +61,15 @@ PLUS_AS_SPACE_MESSAGE = (
 _PLUS_AS_SPACE = re.compile(r".*T[0-9:.]+ [0-9]{2}(?::?[0-9]{2})?")
 
 
+# The error type (`errors[].type` of a ValidationError) of each `scalar_problem` message.
+_KINDS = {
+    BOOL_MESSAGE: "bool_type",
+    NULL_BOOL_MESSAGE: "bool_type",
+    DATETIME_MESSAGE: "datetime_from_number",
+    instants.OUT_OF_RANGE: "datetime_range",
+}
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -57,12 +79,23 @@ def _is_numeric_time(value: Any) -> bool:
     return isinstance(value, int | float) or (isinstance(value, str) and bool(_NUMERIC_TEXT.fullmatch(value)))
 
 
+def _time_problem(value: Any) -> str | None:
+    """Why `value` is no date and time the services read (`DATETIME_MESSAGE`: a number;
+    `instants.OUT_OF_RANGE`: outside years 1-9999 in UTC), or None (Pydantic parses the rest)."""
+    if _is_numeric_time(value):
+        return DATETIME_MESSAGE
+    if isinstance(value, str) and instants.out_of_range(value):
+        return instants.OUT_OF_RANGE
+    return None
+
+
 def scalar_problem(annotation: Any, value: Any) -> str | None:
     """Why `value` is not a JSON value of the boolean, numeric or date-and-time type `annotation`
     declares (`BOOL_MESSAGE`, `INT_MESSAGE`, `NUMBER_MESSAGE` or `DATETIME_MESSAGE`), or None when
-    it is, or when the type is none of those (other types are left to Pydantic)."""
+    it is, or when the type is none of those (other types are left to Pydantic). `None` is
+    refused only for a boolean that cannot be null (`NULL_BOOL_MESSAGE`)."""
     if value is None:
-        return None
+        return NULL_BOOL_MESSAGE if _bare(annotation) is bool else None
     origin = get_origin(annotation)
     if origin is Annotated:
         inner, *metadata = get_args(annotation)
@@ -79,7 +112,7 @@ def scalar_problem(annotation: Any, value: Any) -> str | None:
     if annotation is float:
         return None if _is_number(value) else NUMBER_MESSAGE
     if annotation is datetime:
-        return DATETIME_MESSAGE if _is_numeric_time(value) else None
+        return _time_problem(value)
     if origin in (list, set, frozenset, tuple) and isinstance(value, list | tuple):
         args = get_args(annotation)
         inner = args[0] if args else Any
@@ -89,6 +122,17 @@ def scalar_problem(annotation: Any, value: Any) -> str | None:
         inner = args[1] if len(args) == 2 else Any
         return next((p for v in value.values() if (p := scalar_problem(inner, v))), None)
     return None
+
+
+def _bare(annotation: Any) -> Any:
+    """`annotation` without `Annotated` metadata (a union, `X | None`, stays a union); a strict
+    type (`StrictBool`) is left as it is, for Pydantic's strict mode."""
+    while get_origin(annotation) is Annotated:
+        inner, *metadata = get_args(annotation)
+        if any(isinstance(m, Strict) and m.strict for m in metadata):
+            return annotation
+        annotation = inner
+    return annotation
 
 
 def _whole_text(value: Any) -> Any:
@@ -108,8 +152,9 @@ WHOLE_TEXT = BeforeValidator(_whole_text)
 def _iso_text(value: Any) -> Any:
     """A date-and-time query parameter as sent: ISO 8601 text, not a number (module doc), and
     not one whose offset's '+' was left unencoded (`PLUS_AS_SPACE_MESSAGE`)."""
-    if _is_numeric_time(value):
-        raise PydanticCustomError("datetime_from_number", DATETIME_MESSAGE)
+    problem = _time_problem(value)
+    if problem is not None:
+        raise PydanticCustomError(_KINDS[problem], problem)
     if isinstance(value, str) and _PLUS_AS_SPACE.fullmatch(value):
         raise PydanticCustomError("datetime_parsing", PLUS_AS_SPACE_MESSAGE)
     return value
@@ -132,7 +177,8 @@ class Body(BaseModel):
     def _strict_scalars(cls, value: Any, info: ValidationInfo) -> Any:
         field = cls.model_fields.get(info.field_name or "")
         problem = scalar_problem(field.annotation, value) if field is not None else None
+        if problem is None and isinstance(value, str):
+            problem = unstorable(value)  # the API's door's words, for the UI's forms too
         if problem is not None:
-            kind = "bool_type" if problem == BOOL_MESSAGE else "int_type"
-            raise PydanticCustomError(kind, problem)
+            raise PydanticCustomError(_KINDS.get(problem, "int_type"), problem)
         return value

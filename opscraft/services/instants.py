@@ -19,6 +19,33 @@ from datetime import UTC, date, datetime, time
 from opscraft.services.errors import Invalid
 
 DAY_ALONE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+OUT_OF_RANGE = "must be a time between years 1 and 9999 in UTC"
+"""What every date-and-time input (a body's, a query's) says of a time outside the calendar
+Python and the services read (`datetime.MINYEAR` to `MAXYEAR`), in UTC: year 10000 or 0 written
+out (Pydantic said "invalid date separator, expected `-`" or "year 0 is out of range"), or a time
+at the calendar's edge whose offset takes it past either end."""
+# The year an ISO 8601 date and time starts with: its sign and digits (`+10000-01-01`, `0000-...`).
+_YEAR = re.compile(r"\s*([+-]?)([0-9]+)-")
+
+
+def out_of_range(value: str) -> bool:
+    """Whether the ISO 8601 text `value` names a time outside years 1-9999 in UTC (`OUT_OF_RANGE`):
+    a signed or five-digit year, year 0, or an edge of the calendar that its offset takes past
+    it. Anything else, well formed or not, is left to the field's own parsing."""
+    year = _YEAR.match(value)
+    if year is not None and (year.group(1) or len(year.group(2)) > 4 or int(year.group(2)) == 0):
+        return True
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return False
+    if parsed.tzinfo is None:
+        return False  # read as UTC already
+    try:
+        parsed.astimezone(UTC)
+    except OverflowError:
+        return True
+    return False
 
 
 def day_start(day: date) -> datetime:
@@ -53,8 +80,7 @@ def utc_instant(field: str, value: datetime | None) -> datetime | None:
     try:
         return value.astimezone(UTC)
     except OverflowError:
-        message = "must be a time between years 1 and 9999 in UTC"
-        raise Invalid.at(field, message) from None
+        raise Invalid.at(field, OUT_OF_RANGE) from None
 
 
 def time_range(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:

@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from opscraft.db.text import NUL_MESSAGE
 from opscraft.execution.commands import INVENTORY_FILE, INVENTORY_PLUGINS
 from opscraft.services import inventory_errors, inventory_ranges, line_endings
 from opscraft.services.errors import Invalid
@@ -154,7 +155,7 @@ async def _check(text: str, field: str) -> _Checked | None:
     Python of its own, about a second of CPU, and the run form and every save of a script ask
     again for the same text. A check that ran out of time is not kept."""
     if "\x00" in text:
-        raise _invalid("must not contain NUL characters", field)
+        raise _invalid(NUL_MESSAGE, field)
     if len(text.encode()) > MAX_INVENTORY_BYTES:
         raise _invalid(f"must be at most {MAX_INVENTORY_BYTES // 1024} KiB", field)
     if not text.strip():

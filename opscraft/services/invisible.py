@@ -17,10 +17,12 @@ and the Default_Ignorable_Code_Point characters of general category Cf, Zl and Z
 from __future__ import annotations
 
 import re
-from typing import Annotated
+import unicodedata
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
+from opscraft.db.text import NUL_MESSAGE
 from opscraft.services.errors import Invalid
 from opscraft.services.storable import Text
 
@@ -116,15 +118,23 @@ def visible(text: str) -> str:
     return _INVISIBLE_RE.sub(lambda m: f"<U+{ord(m.group()):04X}>", text)
 
 
+def control_problem(text: str, why: str = " such as a newline or a tab") -> str | None:
+    """Why `text` cannot be one line of printable text (a name, a tag, a search), or None: a NUL
+    says `db.text.NUL_MESSAGE`, the words the API's door (`security.http`) and every stored text
+    use for it, so the API and the UI refuse it alike; another control character (category Cc)
+    is named by its code point, followed by `why`."""
+    if "\x00" in text:
+        return NUL_MESSAGE
+    found = _CONTROL_RE.findall(text)
+    return f"must not contain control characters ({_codes(found)}){why}" if found else None
+
+
 def name_problem(name: str) -> str | None:
     """Why `name` (already trimmed) cannot be a name people read, or None: empty (it was only
-    spaces), a control character (category Cc), or an invisible or bidi control character."""
+    spaces), a control character (`control_problem`), or an invisible or bidi control character."""
     if not name:
         return "must not be empty or only spaces"
-    found = _CONTROL_RE.findall(name)
-    if found:
-        return f"must not contain control characters ({_codes(found)}) such as a newline or a tab"
-    return invisible_problem(name)
+    return control_problem(name) or invisible_problem(name)
 
 
 def _visible_name(value: str) -> str:
@@ -135,9 +145,31 @@ def _visible_name(value: str) -> str:
     return value
 
 
-Label = Annotated[str, AfterValidator(_visible_name), Field(json_schema_extra={"pattern": NAME_PATTERN})]
-"""A name people read (a schedule's name), trimmed of surrounding whitespace: not empty, no
-control characters (Cc), no invisible or bidi control characters."""
+def canonical(text: str) -> str:
+    """`text` in Unicode's NFC (canonical composition): the one form a name is stored, compared
+    and length-checked in. `é` typed as one character (U+00E9) and as `e` + U+0301 COMBINING
+    ACUTE ACCENT look alike and are canonically equivalent (Unicode Standard Annex #15): stored
+    as typed, 40 such letters counted 80 characters against a 64-character limit, and two names
+    that look the same were stored in two spellings. A letter with no precomposed form (`q` +
+    U+0301) stays two code points, as the databases' VARCHAR lengths count it."""
+    return unicodedata.normalize("NFC", text)
+
+
+def _canonical_input(value: Any) -> Any:
+    return canonical(value) if isinstance(value, str) else value
+
+
+# Metadata of a name type, first: NFC before any check, so that a length limit (the field's
+# `max_length`, checked next) counts the name as stored (`canonical`).
+CANONICAL = BeforeValidator(_canonical_input)
+
+
+Label = Annotated[
+    str, CANONICAL, AfterValidator(_visible_name), Field(json_schema_extra={"pattern": NAME_PATTERN})
+]
+"""A name people read (a schedule's name), in NFC (`canonical`; its length is counted so),
+trimmed of surrounding whitespace: not empty, no control characters (Cc), no invisible or bidi
+control characters."""
 
 
 def _visible_or_empty(value: str) -> str:
@@ -149,24 +181,21 @@ def _visible_or_empty(value: str) -> str:
 
 
 OptionalLabel = Annotated[
-    Text, AfterValidator(_visible_or_empty), Field(json_schema_extra={"pattern": f"^$|{NAME_PATTERN}"})
+    Text,
+    CANONICAL,
+    AfterValidator(_visible_or_empty),
+    Field(json_schema_extra={"pattern": f"^$|{NAME_PATTERN}"}),
 ]
-"""Text people read that may be left empty (a user's full name), trimmed: when not empty, the
-rules of `Label`."""
+"""Text people read that may be left empty (a user's full name), in NFC and trimmed: when not
+empty, the rules of `Label`."""
 
 
 def filter_problem(value: str, max_length: int) -> str | None:
     """Why `value` cannot be a list's free-text filter (a search box, `?search=`, `?target_id=`),
-    or None: longer than `max_length` characters, or a control character (Cc, NUL included)."""
+    or None: longer than `max_length` characters, or a control character (`control_problem`)."""
     if len(value) > max_length:
         return f"must be at most {max_length} characters (it has {len(value)})"
-    found = _CONTROL_RE.findall(value)
-    if found:
-        return (
-            f"must not contain control characters ({_codes(found)}): a search or filter is one line "
-            "of printable text; remove them"
-        )
-    return None
+    return control_problem(value, ": a search or filter is one line of printable text; remove them")
 
 
 def check_filters(**filters: tuple[str | None, int]) -> None:

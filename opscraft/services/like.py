@@ -3,10 +3,13 @@
 `%` and `_` are `LIKE`'s wildcards and `\\` its escape here: a search for `DB_` must not match
 `DBX`, nor `%` every row.
 
-A letter with an accent has two canonically equivalent spellings (Unicode's NFC `é`, one
-character, and NFD `e` + U+0301 COMBINING ACUTE ACCENT): most keyboards type the first, macOS
-file names and some pastes give the second, and both look the same. A search matches either
-(`holds`), whatever the row stored: `café` typed found no description pasted as `cafe` + accent.
+Text is compared in lower case and in Unicode's NFC on both sides (`db.fold`): `café` finds a
+description typed `café` (U+00E9) and one pasted as `cafe` + U+0301 alike, and `cafe` finds
+neither (accents are not folded away). A column searched through `fold` is normalized as it is
+read; a column stored already folded (a script's `search_text`, under a trigram index that a
+function around the column would bypass) is in NFC from its row's last save, so a row saved before
+this rule may still hold the decomposed spelling: the term is matched in that spelling too
+(`spellings`), and `cafe` still finds such a row until it is saved again.
 """
 
 from __future__ import annotations
@@ -31,20 +34,28 @@ def trimmed(search: str | None) -> str:
 
 def pattern(term: str) -> str:
     """The `LIKE` pattern (escape character `ESCAPE`) of the texts holding `term` in lower case
-    (`db.fold.lower`, as the column's side)."""
-    escaped = lower(term).replace(ESCAPE, ESCAPE * 2).replace("%", ESCAPE + "%").replace("_", ESCAPE + "_")
+    and NFC (`db.fold.lower`, as the column's side)."""
+    return _contains(lower(term))
+
+
+def _contains(text: str) -> str:
+    """The `LIKE` pattern of the texts holding `text` as it is (its wildcards escaped)."""
+    escaped = text.replace(ESCAPE, ESCAPE * 2).replace("%", ESCAPE + "%").replace("_", ESCAPE + "_")
     return f"%{escaped}%"
 
 
 def spellings(term: str) -> list[str]:
-    """`term` composed and decomposed (Unicode NFC, then NFD), each once: the spellings of one
-    text a stored row may hold (module doc)."""
+    """`term` composed and decomposed (Unicode NFC, then NFD), each once: the spellings a text
+    stored as it came may hold (a folded column saved before the NFC rule, module doc; a name
+    the audit trail recorded as typed)."""
     return list(dict.fromkeys(unicodedata.normalize(form, term) for form in ("NFC", "NFD")))
 
 
 def holds(column: Any, term: str, *, folded: bool = False) -> ColumnElement[bool]:
-    """`column` holds `term` literally, in any case (every cased letter: `db.fold`) and in either
-    spelling of its accented letters (`spellings`). `folded`: the column is already in lower
-    case (`db.fold.lower`, as a script's `search_text`), so it is compared as stored."""
-    side = column if folded else fold(column)
-    return or_(*(side.like(pattern(spelling), escape=ESCAPE) for spelling in spellings(term)))
+    """`column` holds `term` literally, in any case (every cased letter: `db.fold`) and in any
+    canonically equivalent spelling (NFC on both sides). `folded`: the column is stored in lower
+    case and NFC (`db.fold.lower`, as a script's `search_text`), so it is compared as stored, in
+    the term's decomposed spelling too (module doc)."""
+    if not folded:
+        return fold(column).like(pattern(term), escape=ESCAPE)
+    return or_(*(column.like(_contains(spelling), escape=ESCAPE) for spelling in spellings(lower(term))))

@@ -19,6 +19,10 @@ unique index). A script's tags are compared with `name_key` when it is saved; co
 one script are serialized by its version number (a unique index), so tags need no index of
 their own.
 
+A free-text name is stored in NFC (`invisible.canonical`, the first validator of
+`invisible.Label`, and of a token's name and a script's tags in their services), so its length
+is counted as stored and one name typed with a composed or a decomposed accent is one spelling.
+
 Two names are the same when their NFKC forms fold to the same case (`name_key`: "Nightly",
 "NIGHTLY" and the same in full-width letters U+FF2E... are one name; so are "straße" and
 "STRASSE"). A clash is a `Conflict` (409) naming the field `name`. The free-text named tables

@@ -478,12 +478,21 @@ async def delete_channel(session: AsyncSession, actor: Actor, channel_id: int) -
 
 
 class RuleIn(Body):
+    """A rule as submitted: which events (`EVENTS`) of which script (None: every script) go to
+    which channel, and whether it sends at all (`enabled`)."""
+
     channel_id: int = Field(ge=1, le=MAX_ID)
     script_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="None: every script")
     events: list[str] = Field(
         min_length=1, json_schema_extra={"items": {"type": "string", "enum": list(EVENTS)}}
     )
     enabled: bool = True
+
+
+class RuleChanges(RuleIn):
+    """`RuleIn` as a `PUT` body, every field optional (`partial.CHANGES`)."""
+
+    model_config = CHANGES
 
 
 async def list_rules(
@@ -503,9 +512,10 @@ async def list_rules(
     return await paging.page(session, query.order_by(col(NotificationRule.id)), skip, limit)
 
 
-async def create_rule(session: AsyncSession, actor: Actor, data: RuleIn) -> NotificationRule:
-    """A new rule (admins): 422 naming `events`, `channel_id` or `script_id` when wrong."""
-    user = require(actor.user, Permission.manage_settings)
+async def _checked_rule(session: AsyncSession, data: RuleIn, own_id: int | None = None) -> list[str]:
+    """The rule's events, each once in `EVENTS` order, after the checks of a rule saved by
+    `create_rule` or `update_rule` (`own_id`: the rule being changed): 422 naming `events`,
+    `channel_id` or `script_id` when wrong, 409 when another rule sends the same (`_refuse_a_second`)."""
     bad = [e for e in data.events if e not in EVENTS]
     if bad:
         raise Invalid.at("events", f"each must be one of: {', '.join(EVENTS)}")
@@ -516,7 +526,25 @@ async def create_rule(session: AsyncSession, actor: Actor, data: RuleIn) -> Noti
         if script is None or script.deleted_at is not None:
             raise Invalid.at("script_id", f"no script with id {data.script_id}")
     events = sorted(set(data.events), key=EVENTS.index)
-    await _refuse_a_second(session, data.channel_id, data.script_id, events)
+    await _refuse_a_second(session, data.channel_id, data.script_id, events, own_id)
+    return events
+
+
+def _rule_facts(rule: NotificationRule) -> dict[str, Any]:
+    """What an audit event of a rule records of it."""
+    return {
+        "channel_id": rule.channel_id,
+        "script_id": rule.script_id,
+        "events": rule.events,
+        "enabled": rule.enabled,
+    }
+
+
+async def create_rule(session: AsyncSession, actor: Actor, data: RuleIn) -> NotificationRule:
+    """A new rule (admins): 422 naming `events`, `channel_id` or `script_id` when wrong, 409
+    when a rule of the channel already sends these events of the same scripts."""
+    user = require(actor.user, Permission.manage_settings)
+    events = await _checked_rule(session, data)
     rule = NotificationRule(
         channel_id=data.channel_id,
         script_id=data.script_id,
@@ -527,14 +555,46 @@ async def create_rule(session: AsyncSession, actor: Actor, data: RuleIn) -> Noti
     session.add(rule)
     await session.flush()
     audit.record(
-        session,
-        actor,
-        "notification_rule.create",
-        "notification_rule",
-        rule.id,
-        channel_id=rule.channel_id,
-        script_id=rule.script_id,
-        events=rule.events,
+        session, actor, "notification_rule.create", "notification_rule", rule.id, **_rule_facts(rule)
+    )
+    await session.commit()
+    return rule
+
+
+async def get_rule(session: AsyncSession, actor: Actor, rule_id: int) -> NotificationRule:
+    """A rule (admins); 404 when no rule has this id."""
+    require(actor.user, Permission.manage_settings)
+    rule = await session.get(NotificationRule, rule_id) if 1 <= rule_id <= MAX_ID else None
+    if rule is None:
+        raise NotFound(f"notification rule {rule_id} not found")
+    return rule
+
+
+async def update_rule(
+    session: AsyncSession, actor: Actor, rule_id: int, data: RuleIn | Mapping[str, Any]
+) -> NotificationRule:
+    """Change a rule (admins): switch it off and on (`enabled`), or change its channel, script or
+    events; a field `data` leaves out keeps its stored value (`partial.over_stored`). The result
+    is checked as `create_rule` checks a new rule (422 naming the field, 409 when another rule
+    already sends the same), 404 when unknown. A save that changes nothing (`partial.unchanged`)
+    writes nothing and is not audited; a change is audited as `notification_rule.update`."""
+    rule = await get_rule(session, actor, rule_id)
+    problems = Problems()
+    body, _sent = problems.body(RuleIn, over_stored(RuleIn, data, rule))
+    problems.raise_if_any()
+    assert body is not None  # else raised above
+    events = await _checked_rule(session, body, rule.id)
+    rule.channel_id, rule.script_id, rule.events, rule.enabled = (
+        body.channel_id,
+        body.script_id,
+        events,
+        body.enabled,
+    )
+    if unchanged(rule):
+        await session.commit()
+        return rule
+    audit.record(
+        session, actor, "notification_rule.update", "notification_rule", rule.id, **_rule_facts(rule)
     )
     await session.commit()
     return rule
@@ -552,19 +612,24 @@ async def _channel_turn(session: AsyncSession, channel_id: int) -> NotificationC
 
 
 async def _refuse_a_second(
-    session: AsyncSession, channel_id: int, script_id: int | None, events: list[str]
+    session: AsyncSession,
+    channel_id: int,
+    script_id: int | None,
+    events: list[str],
+    own_id: int | None = None,
 ) -> None:
-    """Raise Conflict when a rule of `channel_id` for `script_id` (None: every script) already
-    names exactly `events`: a second one sent nothing more (deliveries are unique per channel and
-    run event) but was listed twice, and deleting one of them seemed to change nothing."""
+    """Raise Conflict when a rule of `channel_id` for `script_id` (None: every script), other
+    than `own_id`, already names exactly `events`: a second one sent nothing more (deliveries are
+    unique per channel and run event) but was listed twice, and deleting one of them seemed to
+    change nothing."""
     script = col(NotificationRule.script_id)
     same_script = script.is_(None) if script_id is None else script == script_id
     rules = await session.exec(
         select(NotificationRule).where(NotificationRule.channel_id == channel_id, same_script)
     )
     for rule in rules.all():
-        if set(rule.events) == set(events):  # a list of texts (its stored shape)
-            disabled = " (disabled: delete it, then add this one)" if not rule.enabled else ""
+        if rule.id != own_id and set(rule.events) == set(events):  # a list of texts (its stored shape)
+            disabled = " (disabled: enable it instead)" if not rule.enabled else ""
             message = (
                 f"notification rule {rule.id} already sends these events of "
                 f"{'every script' if script_id is None else 'this script'} to this channel{disabled}"
@@ -573,10 +638,8 @@ async def _refuse_a_second(
 
 
 async def delete_rule(session: AsyncSession, actor: Actor, rule_id: int) -> None:
-    require(actor.user, Permission.manage_settings)
-    rule = await session.get(NotificationRule, rule_id)
-    if rule is None:
-        raise NotFound(f"notification rule {rule_id} not found")
+    """Delete a rule (admins); 404 when unknown."""
+    rule = await get_rule(session, actor, rule_id)
     await session.delete(rule)
     audit.record(session, actor, "notification_rule.delete", "notification_rule", rule_id)
     await session.commit()

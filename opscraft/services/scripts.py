@@ -27,6 +27,7 @@ from opscraft.db import fold, stored_shapes
 from opscraft.db.models import ChainLink, Inventory, Schedule, Script, ScriptTag, ScriptVersion, Secret, User
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.secrets import SecretKind
+from opscraft.db.text import NUL_MESSAGE
 from opscraft.db.turns import take_write_turn
 from opscraft.db.types import MAX_ID, utcnow
 from opscraft.services import (
@@ -87,14 +88,12 @@ def _check_tags(tags: list[str]) -> list[str]:
     wrong with a tag or the list."""
     cleaned: list[str] = []
     seen: set[str] = set()
-    for tag in (t.strip() for t in tags):
+    for tag in (invisible.canonical(t).strip() for t in tags):  # NFC: as names
         if not tag:
             raise ValueError("tags must not be empty")
         if len(tag) > MAX_TAG:
             raise ValueError(f"each tag must be at most {MAX_TAG} characters")
-        if any(ord(c) < 32 for c in tag):
-            raise ValueError("tags must not contain control characters")
-        problem = invisible.invisible_problem(tag)
+        problem = invisible.control_problem(tag) or invisible.invisible_problem(tag)
         if problem:
             raise ValueError(f"tags {problem}")
         if name_key(tag) not in seen:
@@ -560,7 +559,7 @@ async def check_content(
     if not content.strip():
         errors.append({"field": "content", "message": "must not be blank: write the script"})
     if "\x00" in content:
-        errors.append({"field": "content", "message": "must not contain NUL characters"})
+        errors.append({"field": "content", "message": NUL_MESSAGE})
     checks = await script_checks.check(script_type, content)
     problems, findings = checks.problems, checks.findings
     errors += [

@@ -30,6 +30,7 @@ from opscraft.db.models import (
     WebhookTrigger,
 )
 from opscraft.db.models.secrets import SecretKind
+from opscraft.db.text import NUL_MESSAGE
 from opscraft.db.types import utcnow
 from opscraft.execution import param_env
 from opscraft.execution.ports import RunSecrets, SecretUnavailable
@@ -80,10 +81,7 @@ def _check_value(value: str) -> str:
             "masked in the output without blanking out its indentation"
         )
     if "\x00" in value:
-        raise ValueError(
-            "must not contain NUL characters (U+0000): store binary content base64-encoded and decode it "
-            "in the script"
-        )
+        raise ValueError(NUL_MESSAGE)  # the API's door says the same (db.text)
     if len(_utf8(value)) > MAX_VALUE_BYTES:
         raise ValueError(f"must be at most {MAX_VALUE_BYTES} bytes (64 KiB) in UTF-8")
     return value

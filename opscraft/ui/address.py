@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from nicegui import context, ui
 from pydantic import BeforeValidator, TypeAdapter, ValidationError
 
+from opscraft.services import instants
 from opscraft.services.bodies import WHOLE_TEXT
 from opscraft.services.errors import input_message
 
@@ -38,6 +39,8 @@ _DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 def _iso_day(value: Any) -> Any:
     if isinstance(value, str) and not _DAY.fullmatch(value):
         raise ValueError("must be a date written YYYY-MM-DD")
+    if isinstance(value, str) and instants.out_of_range(value):  # year 0000: the API's words
+        raise ValueError(instants.OUT_OF_RANGE)
     return value
 
 

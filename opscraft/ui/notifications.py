@@ -46,8 +46,9 @@ DELIVERY_COLUMNS = [
 
 DISABLED = "disabled: nothing is sent"
 
-# A rule's id and what its row says; the delivery log's count line and rows; the whole page.
-RuleLine = tuple[int | None, str]
+# A rule's id, what its row says and whether it is enabled; the delivery log's count line and
+# rows; the whole page.
+RuleLine = tuple[int | None, str, bool]
 Log = tuple[str, list[dict[str, Any]]]
 Shown = tuple[list[NotificationChannel], list[RuleLine], Log]
 
@@ -118,19 +119,23 @@ async def notifications_page(actor: Actor) -> None:
                 )
                 events = ", ".join(labels.NOTIFY_EVENTS.get(e, e) for e in rule.events)
                 line = f"{events or 'no event'} of {scope} → {channels.get(rule.channel_id, '?')}"
-                # disabled through the API (the page has no switch for a rule): it read as sending
                 if not rule.enabled:
                     line += f" ({DISABLED})"
                 elif rule.channel_id in off:
                     line += f" (its channel is {DISABLED})"
                 unread = stored_shapes.note(rule)
-                said.append((rule.id, line if unread is None else f"{line}: nothing sent, {unread}"))
+                said.append(
+                    (rule.id, line if unread is None else f"{line}: nothing sent, {unread}", rule.enabled)
+                )
             return said
 
         def rule_row(rule: RuleLine) -> None:
-            rule_id, text = rule
+            rule_id, text, enabled = rule
             with ui.row().classes("items-center gap-3").props(f'data-testid="rule-{rule_id}"'):
                 ui.label(text).classes("oc-wrap min-w-0")
+                ui.button(
+                    "Disable" if enabled else "Enable", on_click=lambda: turn_rule(rule_id, not enabled)
+                ).props(f'flat dense data-testid="rule-turn-{rule_id}"')
                 ui.button(icon="delete", on_click=lambda: remove_rule(rule_id)).props(
                     'flat round dense color=negative aria-label="Delete rule" '
                     f'data-testid="rule-delete-{rule_id}"'
@@ -209,6 +214,16 @@ async def notifications_page(actor: Actor) -> None:
                 await run_action(
                     lambda: call(notifications.delete_channel, current, channel.id), "Channel deleted"
                 )
+                await update()
+
+        async def turn_rule(rule_id: int | None, enabled: bool) -> None:
+            """Switch a rule off (no delivery is queued for it) or on again: only that switch is
+            sent, so another change saved meanwhile is kept."""
+            current = await guard(ADMIN)
+            if current is not None and rule_id is not None:
+                data = {"enabled": enabled}
+                said = "Rule enabled" if enabled else "Rule disabled"
+                await run_action(lambda: call(notifications.update_rule, current, rule_id, data), said)
                 await update()
 
         async def remove_rule(rule_id: int | None) -> None:

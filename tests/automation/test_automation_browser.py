@@ -474,6 +474,34 @@ def test_a_disabled_channel_or_rule_says_so_and_a_channel_is_switched_back_on(pa
     assert env.api("GET", f"/api/v1/notifications/channels/{channel_id}").json()["enabled"] is False
 
 
+def _rule_enabled(env: Env, rule_id: int) -> bool:
+    rules = env.api("GET", "/api/v1/notifications/rules", params={"limit": 500}).json()["items"]
+    return bool(next(r for r in rules if r["id"] == rule_id)["enabled"])
+
+
+def test_a_rule_is_switched_off_and_on_from_its_row(page: Any, env: Env) -> None:
+    """A rule could not be switched: the page had no button, the API no `PUT`; one had to delete
+    it and add it again. Its row's Disable / Enable sends only that switch."""
+    hook = {"name": "switch-hook", "kind": "webhook", "config": {"url": "http://127.0.0.1:9/s"}}
+    r = env.api("POST", "/api/v1/notifications/channels", json=hook)
+    assert r.status_code == 201, r.text
+    rule = {"channel_id": r.json()["id"], "events": ["recovery"]}
+    r = env.api("POST", "/api/v1/notifications/rules", json=rule)
+    assert r.status_code == 201, r.text
+    rule_id = r.json()["id"]
+
+    log_in(page, env.server, "admin", then="/notifications")
+    row, turn = page.get_by_test_id(f"rule-{rule_id}"), page.get_by_test_id(f"rule-turn-{rule_id}")
+    turn.filter(has_text="Disable").click()
+    row.filter(has_text="→ switch-hook (disabled: nothing is sent)").wait_for()
+    turn.filter(has_text="Enable").wait_for()
+    assert _rule_enabled(env, rule_id) is False
+    turn.click()
+    row.filter(has_text="(disabled: nothing is sent)").wait_for(state="detached")
+    turn.filter(has_text="Disable").wait_for()
+    assert _rule_enabled(env, rule_id) is True
+
+
 def test_a_notification_rule_and_a_webhook_name_their_script_and_secret(page: Any, env: Env) -> None:
     """Shared objects are chosen and shown by name, not typed in or shown as ids."""
     body = {"name": "nightly-report", "script_type": "bash", "content": "echo hi\n", "status": "active"}

@@ -52,6 +52,10 @@ async def rule_path(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
     return {"path": {"rule_id": r.json()["id"]}}
 
 
+async def rule_put(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
+    return {**await rule_path(c, u), "json": {"enabled": False}}
+
+
 CASES = [
     Case("GET", CHANNELS, allow("admin")),
     Case("POST", CHANNELS, allow("admin", 201), channel_body),
@@ -67,6 +71,7 @@ CASES = [
     ),
     Case("GET", "/api/v1/notifications/rules", allow("admin")),
     Case("POST", "/api/v1/notifications/rules", allow("admin", 201), rule_body),
+    Case("PUT", "/api/v1/notifications/rules/{rule_id}", allow("admin"), rule_put),
     Case("DELETE", "/api/v1/notifications/rules/{rule_id}", allow("admin", 204), rule_path),
     Case("GET", "/api/v1/notifications/deliveries", allow("admin")),
 ]
