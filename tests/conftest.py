@@ -348,9 +348,11 @@ class LoggedIn:
 
 
 async def make_user(client: httpx.AsyncClient, role: Role | str, username: str | None = None) -> LoggedIn:
-    """Create a user directly through the service layer and log in over the API."""
+    """Create a user directly through the service layer and log in over the API. The default
+    name has 48 random bits: a module's database can hold thousands of users (24 bits made a
+    rare duplicate-name 409)."""
     role = Role(role)
-    username = username or f"{role.value}-{secrets.token_hex(3)}"
+    username = username or f"{role.value}-{secrets.token_hex(6)}"
     async with runtime.current().db.session() as session:
         user = await users.bootstrap(
             session,
