@@ -682,3 +682,29 @@ def test_postgres_restart_mid_run_keeps_output_final_state_and_workers(cluster: 
     assert row["status"] == "success" and cluster.output(web, execution_id) == "back\n"
     logs = "".join(cluster.procs[name].log()[start:] for name, start in before.items())
     assert "lost worker" not in logs and "Traceback" not in logs, logs
+
+
+def test_a_worker_with_another_secret_key_is_refused_when_it_signs_terraform_credentials(
+    cluster: Cluster,
+) -> None:
+    """A worker given a state backend (OPSCRAFT_STATE_BACKEND_URL) and not the web's SECRET_KEY
+    (in dev, one generated in its own data directory) stops at start with one line. It used to
+    start, say "ready", and each Terraform run it took failed with "HTTP remote state endpoint
+    requires auth" (the web checks the run's credentials with its own key)."""
+    web = _web(cluster)
+    backend = {"OPSCRAFT_STATE_BACKEND_URL": web.url}
+
+    def started_or_ended(proc: Proc) -> bool:
+        return not proc.alive() or " ready: " in proc.log()
+
+    stranger = cluster.worker(f"wk-{SUFFIX}", env={"SECRET_KEY": "another-secret-key-" + "q" * 32, **backend})
+    wait_for(lambda: started_or_ended(stranger), 120, "the worker with another key to start or stop")
+    assert stranger.stop() == 1, stranger.log()
+    assert "opscraft: configuration error: SECRET_KEY: this is not the SECRET_KEY of the web processes" in (
+        stranger.log()
+    )
+    assert "another-secret-key" not in stranger.log() and "Traceback" not in stranger.log()
+    same = cluster.worker(f"wk-{SUFFIX}", env=backend)  # the web's key: it starts
+    wait_for(lambda: started_or_ended(same), 120, "the worker with the web's key to start")
+    assert same.alive(), same.log()
+    assert same.stop() == 0, same.log()
