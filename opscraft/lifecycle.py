@@ -15,7 +15,7 @@ from opscraft import runtime
 from opscraft.config import Settings
 from opscraft.db import clock
 from opscraft.db.migrate import upgrade
-from opscraft.execution import store, transport
+from opscraft.execution import installation, store, transport
 from opscraft.execution.client import ExecutionClient, LiveWorkers
 from opscraft.execution.run_events import RunEventDispatcher
 from opscraft.execution.worker import Worker
@@ -56,6 +56,8 @@ async def start(
             await signing_key.record(rt.db, settings.secret_key or "")
         elif signing == "require":
             await signing_key.require_same(rt.db, settings)
+        if settings.redis_url and (run_worker or dispatching):  # takes from or feeds the job queue
+            await asyncio.to_thread(installation.claim_queue, settings, await installation.database_id(rt.db))
     except BaseException:
         await rt.db.dispose()
         raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -452,7 +453,10 @@ async def test_health_reports_redis(tmp_path: Path) -> None:
         (REDIS_URL, 200, "connected"),
         ("redis://127.0.0.1:1/0", 503, "disconnected"),
     ):
-        settings = make_settings(tmp_path, None, REDIS_URL=url)
+        # A prefix of its own: this test's database is a new installation (one queue, one database).
+        settings = make_settings(
+            tmp_path, None, REDIS_URL=url, OPSCRAFT_REDIS_PREFIX=f"hp-{secrets.token_hex(4)}"
+        )
         await lifecycle.start(settings)
         try:
             app = FastAPI()

@@ -51,7 +51,12 @@ async def started(tmp_path: Path, **overrides: object) -> AsyncIterator[FastAPI]
 async def clients(limiter_backend: str, tmp_path: Path, one_rate_window: None) -> AsyncIterator[Clients]:
     """`clients(ip)`: an API client whose requests come from `ip`; auth 5/min, API 3/min, all
     counted in one window (`one_rate_window`)."""
-    redis = {"REDIS_URL": REDIS_URL} if limiter_backend == "redis" else {}
+    # Each test's database is a new installation: its own prefix (one Redis queue serves one database).
+    redis = (
+        {"REDIS_URL": REDIS_URL, "OPSCRAFT_REDIS_PREFIX": f"rl-{secrets.token_hex(4)}"}
+        if limiter_backend == "redis"
+        else {}
+    )
     async with started(tmp_path, OPSCRAFT_RATE_LIMIT_AUTH=5, OPSCRAFT_RATE_LIMIT_API=3, **redis) as app:
         opened: list[httpx.AsyncClient] = []
 
