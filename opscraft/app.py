@@ -98,7 +98,7 @@ def configure(settings: Settings) -> list[Exception]:
         # workers (nobody did once every worker was gone: their runs stayed `running`) and runs
         # the automation loops, as docs/architecture.md and docs/executions.md say it does.
         try:
-            await lifecycle.start(settings, dispatch=True)
+            await lifecycle.start(settings, dispatch=True, signing="record")
         except Exception as exc:
             failed.append(exc)
             app.shutdown()

@@ -9,16 +9,17 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Literal
 
 from opscraft import runtime
 from opscraft.config import Settings
 from opscraft.db import clock
 from opscraft.db.migrate import upgrade
-from opscraft.execution import store, transport
+from opscraft.execution import installation, store, transport
 from opscraft.execution.client import ExecutionClient, LiveWorkers
 from opscraft.execution.run_events import RunEventDispatcher
 from opscraft.execution.worker import Worker
-from opscraft.services import automation, chains, keyring, notifications, run_audit
+from opscraft.services import automation, chains, keyring, notifications, run_audit, signing_key
 from opscraft.services.secrets import VaultSecretSource
 from opscraft.services.terraform_plans import VaultPlanStore
 
@@ -32,6 +33,7 @@ async def start(
     worker: bool | None = None,
     dispatch: bool | None = None,
     runners: frozenset[str] | None = None,
+    signing: Literal["record", "require"] | None = None,
 ) -> runtime.Runtime:
     """Build the runtime, bring the schema up to date and install it as `runtime.current()`.
 
@@ -39,7 +41,9 @@ async def start(
     process: runs are still enqueued (for workers elsewhere) and followed through the execution
     client. The default is a worker when `settings.workers` (its slots) is above 0. `runners`
     limits the runners the worker offers (`opscraft worker --runner`). `dispatch`
-    (default: same as `worker`) delivers run events from this process.
+    (default: same as `worker`) delivers run events from this process. `signing`: `record` (a
+    web process) stores SECRET_KEY's check value, `require` (an `opscraft worker`) raises
+    `ConfigError` when its key is not the one recorded (`services/signing_key.py`).
     """
     run_worker = settings.workers > 0 if worker is None else worker
     dispatching = run_worker if dispatch is None else dispatch
@@ -48,6 +52,12 @@ async def start(
         await upgrade(rt.db.engine)
     try:
         rt.vault = await keyring.open_vault(rt.db, settings)
+        if signing == "record":
+            await signing_key.record(rt.db, settings.secret_key or "")
+        elif signing == "require":
+            await signing_key.require_same(rt.db, settings)
+        if settings.redis_url and (run_worker or dispatching):  # takes from or feeds the job queue
+            await asyncio.to_thread(installation.claim_queue, settings, await installation.database_id(rt.db))
     except BaseException:
         await rt.db.dispose()
         raise

@@ -15,7 +15,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -734,3 +734,24 @@ def display() -> Iterator[str]:
     require_service(not missing, f"X11 test tools {missing} (Debian: xvfb xdotool x11-utils imagemagick)")
     with xvfb() as name:
         yield name
+
+
+@contextmanager
+def own_redis_prefix(name: str) -> Iterator[str]:
+    """An `OPSCRAFT_REDIS_PREFIX` of its own for a test's new database on the shared test Redis
+    (one job queue serves one database, `execution/installation.py`); the keys under it are
+    deleted afterwards."""
+    prefix = f"{name}-{secrets.token_hex(4)}"
+    try:
+        yield prefix
+    finally:
+        if REDIS_URL:
+            import redis
+
+            client = redis.Redis.from_url(REDIS_URL)
+            try:
+                keys = list(client.scan_iter(match=f"{prefix}:*"))
+                if keys:
+                    client.delete(*keys)
+            finally:
+                client.close()

@@ -19,7 +19,7 @@ from opscraft.db.engine import Database
 from opscraft.db.text import TOO_SMALL_MESSAGE, imprecise_message
 from opscraft.security.http import STARTING_RETRY_SECONDS, StartupGateMiddleware
 from opscraft.services import app_settings
-from tests.conftest import REDIS_URL, LoggedIn, make_settings, require_service
+from tests.conftest import REDIS_URL, LoggedIn, make_settings, own_redis_prefix, require_service
 
 
 @pytest.fixture
@@ -452,13 +452,16 @@ async def test_health_reports_redis(tmp_path: Path) -> None:
         (REDIS_URL, 200, "connected"),
         ("redis://127.0.0.1:1/0", 503, "disconnected"),
     ):
-        settings = make_settings(tmp_path, None, REDIS_URL=url)
-        await lifecycle.start(settings)
-        try:
-            app = FastAPI()
-            install_api(app, settings)
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-                r = await c.get("/api/v1/health")
-        finally:
-            await lifecycle.stop()
+        with own_redis_prefix("hp") as prefix:
+            settings = make_settings(tmp_path, None, REDIS_URL=url, OPSCRAFT_REDIS_PREFIX=prefix)
+            await lifecycle.start(settings)
+            try:
+                app = FastAPI()
+                install_api(app, settings)
+                async with httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url="http://t"
+                ) as c:
+                    r = await c.get("/api/v1/health")
+            finally:
+                await lifecycle.stop()
         assert (r.status_code, r.json()["redis"]) == (status, redis_state), json.dumps(r.json())

@@ -23,7 +23,7 @@ from opscraft.services import auth, users
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Forbidden, RateLimited, Unauthorized
 from opscraft.services.users import Registration
-from tests.conftest import PASSWORD, REDIS_URL, make_settings, make_user, require_service
+from tests.conftest import PASSWORD, REDIS_URL, make_settings, make_user, own_redis_prefix, require_service
 
 Clients = Callable[[str], httpx.AsyncClient]
 
@@ -51,20 +51,23 @@ async def started(tmp_path: Path, **overrides: object) -> AsyncIterator[FastAPI]
 async def clients(limiter_backend: str, tmp_path: Path, one_rate_window: None) -> AsyncIterator[Clients]:
     """`clients(ip)`: an API client whose requests come from `ip`; auth 5/min, API 3/min, all
     counted in one window (`one_rate_window`)."""
-    redis = {"REDIS_URL": REDIS_URL} if limiter_backend == "redis" else {}
-    async with started(tmp_path, OPSCRAFT_RATE_LIMIT_AUTH=5, OPSCRAFT_RATE_LIMIT_API=3, **redis) as app:
-        opened: list[httpx.AsyncClient] = []
+    with own_redis_prefix("rl") as prefix:
+        redis = (
+            {"REDIS_URL": REDIS_URL, "OPSCRAFT_REDIS_PREFIX": prefix} if limiter_backend == "redis" else {}
+        )
+        async with started(tmp_path, OPSCRAFT_RATE_LIMIT_AUTH=5, OPSCRAFT_RATE_LIMIT_API=3, **redis) as app:
+            opened: list[httpx.AsyncClient] = []
 
-        def make(ip: str) -> httpx.AsyncClient:
-            transport = httpx.ASGITransport(app=app, client=(ip, 40000))
-            opened.append(httpx.AsyncClient(transport=transport, base_url="http://testserver"))
-            return opened[-1]
+            def make(ip: str) -> httpx.AsyncClient:
+                transport = httpx.ASGITransport(app=app, client=(ip, 40000))
+                opened.append(httpx.AsyncClient(transport=transport, base_url="http://testserver"))
+                return opened[-1]
 
-        try:
-            yield make
-        finally:
-            for client in opened:
-                await client.aclose()
+            try:
+                yield make
+            finally:
+                for client in opened:
+                    await client.aclose()
 
 
 def _ip() -> str:

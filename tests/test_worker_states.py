@@ -101,3 +101,28 @@ def _exited_pid() -> int:
     done = subprocess.Popen(["true"])
     done.wait()
     return done.pid
+
+
+async def test_a_restarted_workers_runs_end_cancelled_where_a_cancel_was_asked(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """A worker that crashed and restarts under its id ends its runs left `running`
+    (`store.recover`): one a user asked to cancel meanwhile ends `cancelled` by that user (the
+    cancel could not land on the dead process), the others `error`, on either database."""
+    from opscraft.db.models import Execution
+    from tests.history import seeding
+
+    script_id = await seeding.script()
+    asked, left = [await seeding.execution(script_id, None) for _ in range(2)]
+    cancel = {"cancel_requested": True, "cancelled_by": admin.id, "cancelled_by_name": admin.username}
+    for execution_id, values in ((asked, cancel), (left, {})):
+        change = update(Execution).where(Execution.id == execution_id).values(worker_id="w-crash", **values)
+        await _step(lambda conn, change=change: conn.execute(change))
+    count, _ = await _step(store.recover, "w-crash")  # type: ignore[misc]
+    assert count == 2
+    for execution_id, expected in (
+        (asked, ("cancelled", f"cancelled by {admin.username}")),
+        (left, ("error", store.RESTART_MESSAGE)),
+    ):
+        r = await client.get(f"/api/v1/executions/{execution_id}", headers=admin.headers)
+        assert (r.json()["status"], r.json()["error_message"]) == expected, r.json()

@@ -87,7 +87,7 @@ async def _run(settings: Settings, runners: frozenset[str] | None) -> None:
     missing = transport.limitations(settings, runs_here=True)
     if missing:
         log.warning(missing)
-    rt = await lifecycle.start(settings, worker=True, runners=runners)
+    rt = await lifecycle.start(settings, worker=True, runners=runners, signing="require")
     assert rt.worker is not None
     collector.settle()
     log.info(

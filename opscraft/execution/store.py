@@ -607,12 +607,22 @@ def stalled(conn: Connection, before: datetime) -> list[int]:
 
 def _end_runs(conn: Connection, where: Any, message: str) -> list[RowMapping]:
     """`running` -> `error` with `message` for the runs matching `where`, with their run events,
-    in the caller's transaction; the status condition makes each run end exactly once."""
+    in the caller's transaction; the status condition makes each run end exactly once. A run
+    whose cancel was requested (its worker died before the cancel reached it: the sweep of a lost
+    or restarted worker stops its script) ends `cancelled` by whoever asked, as a cancel that
+    landed does: it ended `error` ("worker lost"), which notification rules on errors reported."""
+    asked = _E.cancel_requested.is_(True)
+    status = case(
+        (asked, literal(ExecutionStatus.cancelled.value, _E.status.type)),
+        else_=literal(ExecutionStatus.error.value, _E.status.type),
+    )
+    cancelled = func.coalesce(literal(CANCELLED_BY) + _E.cancelled_by_name, CANCELLED_BY_SOMEONE)
+    error_message = case((asked, cancelled), else_=literal(message, _E.error_message.type))
     rows = (
         conn.execute(
             update(EXECUTIONS)
             .where(_E.status == _RUNNING, where)
-            .values(status=ExecutionStatus.error.value, error_message=message, finished_at=clock.now())
+            .values(status=status, error_message=error_message, finished_at=clock.now())
             .returning(*_FINAL_COLUMNS)
         )
         .mappings()

@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, delete, func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -80,7 +81,10 @@ async def refresh_tally(db: Database) -> int:
 
     The watermark is below every unfinished run and below the runs of the last `SETTLE_SECONDS`,
     so every run at or under it is final and committed. The recount reads (one full pass, in the
-    background); the write is one short transaction."""
+    background); the write is one short transaction. Every web and worker process refreshes it
+    (`retention.run_upkeep`), and processes started together do so at the same moment: a write
+    that meets the tally another process committed meanwhile (PostgreSQL: a duplicate key) keeps
+    that one, as fresh, instead of failing the round (and skipping its retention pass)."""
     async with db.session() as s:
         first_active = (
             await s.exec(select(func.min(Execution.id)).where(col(Execution.status).in_(ACTIVE)))
@@ -110,5 +114,8 @@ async def refresh_tally(db: Database) -> int:
                     status=status.value, count=found.get(status.value, 0), upto_id=upto, computed_at=now
                 )
             )
-        await s.commit()
+        try:
+            await s.commit()
+        except IntegrityError:
+            await s.rollback()
     return upto

@@ -166,13 +166,17 @@ LOST_LIMIT = 3.0
 HEARTBEAT = 0.5
 
 
+@pytest.mark.parametrize("cancelled", [False, True], ids=["left", "cancelled"])
 @pytest.mark.parametrize(
     "engine_settings",
     [{"OPSCRAFT_WORKER_LOST_SECONDS": LOST_LIMIT, "OPSCRAFT_WORKER_HEARTBEAT_SECONDS": HEARTBEAT}],
 )
 async def test_a_killed_workers_run_is_ended_as_lost_by_a_survivor(
-    client: httpx.AsyncClient, admin: LoggedIn, tmp_path: Path
+    client: httpx.AsyncClient, admin: LoggedIn, tmp_path: Path, cancelled: bool
 ) -> None:
+    """`cancelled`: a user cancels the run after its worker died (the cancel cannot land): the
+    loss ends it `cancelled` by that user. It ended `error` ("worker lost"), where the docs promise
+    the page turns to cancelled and a notification rule on errors reported a run someone stopped."""
     server_dir = tmp_path / "server"
     server_dir.mkdir()
     shutil.copy(tmp_path / KEY_FILE, server_dir / KEY_FILE)
@@ -205,9 +209,13 @@ async def test_a_killed_workers_run_is_ended_as_lost_by_a_survivor(
         server.process.send_signal(signal.SIGKILL)
         server.process.wait()
         killed_at = time.monotonic()
+        if cancelled:
+            asked = await client.post(f"/api/v1/executions/{execution_id}/cancel", headers=admin.headers)
+            assert asked.status_code == 200 and asked.json()["cancel_requested"], asked.text
         final = await wait_for(client, admin, execution_id, timeout=LOST_LIMIT + 30)
         took = time.monotonic() - killed_at
-        assert final["status"] == "error" and final["error_message"] == LOST_MESSAGE, final
+        expected = ("cancelled", f"cancelled by {admin.username}") if cancelled else ("error", LOST_MESSAGE)
+        assert (final["status"], final["error_message"]) == expected, final
         # Lost once the heartbeat is older than the limit; noticed within a heartbeat or two after.
         assert took <= LOST_LIMIT + 4 * HEARTBEAT + 2, took
         # The end was written once, with its run event, and the survivor's dispatcher audited it.
@@ -225,7 +233,7 @@ async def test_a_killed_workers_run_is_ended_as_lost_by_a_survivor(
             if audited or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.1)
-        assert len(audited) == 1 and audited[0].details["status"] == "error"
+        assert len(audited) == 1 and audited[0].details["status"] == expected[0]
         async with runtime.current().db.session() as session:
             lost = await session.get(RegisteredWorker, server_worker)
         assert lost is not None and lost.stopped_at is not None

@@ -682,3 +682,48 @@ def test_postgres_restart_mid_run_keeps_output_final_state_and_workers(cluster: 
     assert row["status"] == "success" and cluster.output(web, execution_id) == "back\n"
     logs = "".join(cluster.procs[name].log()[start:] for name, start in before.items())
     assert "lost worker" not in logs and "Traceback" not in logs, logs
+
+
+def started_or_ended(proc: Proc) -> bool:
+    """Whether `proc` (an `opscraft worker`) said it is ready, or exited."""
+    return not proc.alive() or " ready: " in proc.log()
+
+
+def test_a_worker_with_another_secret_key_is_refused_when_it_signs_terraform_credentials(
+    cluster: Cluster,
+) -> None:
+    """A worker given a state backend (OPSCRAFT_STATE_BACKEND_URL) and not the web's SECRET_KEY
+    (in dev, one generated in its own data directory) stops at start with one line. It used to
+    start, say "ready", and each Terraform run it took failed with "HTTP remote state endpoint
+    requires auth" (the web checks the run's credentials with its own key)."""
+    web = _web(cluster)
+    backend = {"OPSCRAFT_STATE_BACKEND_URL": web.url}
+    stranger = cluster.worker(f"wk-{SUFFIX}", env={"SECRET_KEY": "another-secret-key-" + "q" * 32, **backend})
+    wait_for(lambda: started_or_ended(stranger), 120, "the worker with another key to start or stop")
+    assert stranger.stop() == 1, stranger.log()
+    assert "opscraft: configuration error: SECRET_KEY: this is not the SECRET_KEY of the web processes" in (
+        stranger.log()
+    )
+    assert "another-secret-key" not in stranger.log() and "Traceback" not in stranger.log()
+    same = cluster.worker(f"wk-{SUFFIX}", env=backend)  # the web's key: it starts
+    wait_for(lambda: started_or_ended(same), 120, "the worker with the web's key to start")
+    assert same.alive(), same.log()
+    assert same.stop() == 0, same.log()
+
+
+def test_a_worker_on_another_database_is_refused_and_takes_no_run(cluster: Cluster) -> None:
+    """A worker given the team's REDIS_URL but not its DATABASE_URL (here: the SQLite database of
+    its data directory, as when the variable is forgotten) stops at start with one line. It used
+    to start, take runs from the shared queue, find none of them in its own database and drop
+    them silently: they stayed `queued` while the right workers sat idle."""
+    web = _web(cluster)
+    stray = cluster.worker(f"ws-{SUFFIX}", env={"DATABASE_URL": f"sqlite:///{cluster.root / 'stray.db'}"})
+    wait_for(lambda: started_or_ended(stray), 120, "the worker on another database to start or stop")
+    script = cluster.script(web, "echo here\n")
+    ran = [cluster.run(web, script) for _ in range(6)]
+    for execution_id in ran:  # none is dropped (a stray worker's idle consumers took most)
+        assert cluster.wait_status(web, execution_id, FINAL, timeout=60)["status"] == "success"
+    assert stray.stop() == 1, stray.log()
+    refused = "opscraft: configuration error: REDIS_URL: the job queue there serves another OpsCraft database"
+    assert refused in stray.log() and f":///{cluster.root / 'stray.db'})" in stray.log()
+    assert "Traceback" not in stray.log()
