@@ -115,6 +115,12 @@ body:not(.body--dark) .nicegui-code { background-color: #fff; }
 .oc-wrap { overflow-wrap: anywhere; }
 /* A select in a form dialog is as wide as the dialog's inputs: sized to its value, its label was cut. */
 .oc-form-card > .q-select { align-self: stretch; }
+/* A field's message (an error, a hint) takes the room it needs below the field: Quasar keeps one
+   line (20 px of padding) and draws the message over it, absolutely placed, so a message of
+   several lines (a narrow field, a phone) covered the next field's label and value. In the flow,
+   its 8 px top padding and a line make the same 20 px for a one-line message. */
+.q-field--with-bottom { padding-bottom: 0; }
+.q-field--with-bottom > .q-field__inner > .q-field__bottom--animated { position: static; transform: none; }
 """
 NAV_CSS = """
 .oc-nav { display: block; width: 100%; border-radius: 6px; color: inherit; text-decoration: none; }

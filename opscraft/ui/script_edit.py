@@ -157,8 +157,8 @@ class ParameterRows:
     def show_errors(self, details: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Put each declaration error (`parameters.NAME` or `parameters[i]`, as
         `parameters.normalize` names them) under its row: under the field its message starts
-        with ("default must ...": Default; Type, Description), an option's under Options, any
-        other under Name. Returns the errors that name no row."""
+        with ("default must ...": Default; Type, Description), another about options under Options,
+        any other under Name. Returns the errors that name no row."""
         unplaced = []
         for detail in details:
             field, message = str(detail.get("field", "")), str(detail.get("message", ""))
@@ -167,7 +167,9 @@ class ParameterRows:
                 unplaced.append(detail)
                 continue
             key = next((k for k in ("default", "type", "description") if message.startswith(k)), "name")
-            if "option" in message and self.rows[index]["type"] == ParamType.choice:
+            # Not a message about another field that mentions options ("... make the parameter
+            # optional" is about the default).
+            if key == "name" and "option" in message and self.rows[index]["type"] == ParamType.choice:
                 key = "options"
             show_field_errors({field: self.inputs[index][key]}, Invalid(message, details=[detail]))
         return unplaced
