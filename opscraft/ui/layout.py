@@ -229,9 +229,12 @@ async def guard(permission: Permission | None = None, *, ticking: bool = False) 
         # Once per page: a page's timers re-check together (a list's and the badge's), and the
         # second, finding the session already ended by the first, sent the page to the login
         # page again without saying why.
+        # Back to this page after logging in (its unsaved typing waits there: ui/drafts.py), saying
+        # why: a session with no sign-in left in this browser was ended by a logout in another
+        # tab (it went to the login page without a word, and from there to the dashboard).
         if context.client not in _SENT_TO_LOGIN:
             _SENT_TO_LOGIN.add(context.client)
-            ui.navigate.to(session.login_url("/", session.ended_notice() if ended else None))
+            ui.navigate.to(session.login_url(_request_path(), session.ended_notice() if ended else "logout"))
         return None
     if permission is not None and not can(actor.user, permission):
         if ticking:
