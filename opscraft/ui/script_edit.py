@@ -63,6 +63,12 @@ document.addEventListener("keydown", (e) => {
   }
 }, true);
 </script>"""
+# How a run's values reach each type of script (docs/scripts.md, "How values reach each program"):
+# "environment variables" was wrong for Ansible (extra vars: `lookup('env', ...)` found nothing).
+NO_PARAMETERS = (
+    "No parameters. Values reach Bash and Python as environment variables, Ansible as extra vars "
+    "({{ NAME }}), Terraform as variables (var.NAME)."
+)
 # The size counter turns orange from this share of the limit on.
 SIZE_WARNING_SHARE = 0.8
 
@@ -119,9 +125,7 @@ class ParameterRows:
         self.inputs = []
         with self.container:
             if not self.rows:
-                ui.label("No parameters. Values reach the script as environment variables.").classes(
-                    "text-grey-7"
-                )
+                ui.label(NO_PARAMETERS).classes("text-grey-7")
             for index, row in enumerate(self.rows):
                 with (
                     ui.row()
