@@ -1,7 +1,8 @@
 """A new team's first hour in the browser, where it went wrong: a long message under a field
 covered the field below it (a phone's run form); a choice parameter's "no default on a required
 parameter" showed under its Options (and the editor said every script gets its values as
-environment variables: not Ansible); the run form took no typing until clicked and ignored Enter;
+environment variables: not Ansible; why Test run is disabled in a new script's editor showed only
+on a mouse's hover); the run form took no typing until clicked and ignored Enter;
 a page whose session a logout in another tab ended went to the login page without a word, and
 from there to the dashboard instead of back to the page (where the unsaved edit waited)."""
 
@@ -75,6 +76,9 @@ def test_a_choices_default_on_a_required_parameter_is_refused_under_default(
     signed_in(page, server, "operator", "/scripts/new")
     # How values arrive, for each type (it said "environment variables": not for Ansible).
     page.get_by_text("Ansible as extra vars ({{ NAME }}), Terraform as variables (var.NAME)").wait_for()
+    # Why Test run is disabled, said on the page (a tooltip needs a mouse: no keyboard, no phone).
+    assert page.get_by_test_id("test-run").is_disabled()
+    assert "save the script first" in page.get_by_test_id("test-run-after-save").inner_text()
     page.get_by_test_id("script-name").fill("choice-default")
     page.get_by_test_id("add-parameter").click()
     page.get_by_test_id("param-name-0").fill("REGION")

@@ -69,6 +69,8 @@ NO_PARAMETERS = (
     "No parameters. Values reach Bash and Python as environment variables, Ansible as extra vars "
     "({{ NAME }}), Terraform as variables (var.NAME)."
 )
+# Why Test run is disabled in the editor of a script not saved yet.
+NEW_SCRIPT_TEST_RUN = "Test run: save the script first (new scripts are saved as drafts), then test-run edits"
 # The size counter turns orange from this share of the limit on.
 SIZE_WARNING_SHARE = 0.8
 
@@ -452,6 +454,12 @@ class ScriptForm:
             self.save_button = ui.button(
                 "Save", icon="save", on_click=one_click(lambda: self.save(False))
             ).props('unelevated no-caps data-testid="save-script"')
+        if self.script is None:
+            # Said beside the disabled button too: its tooltip shows only on a mouse's hover (a
+            # disabled button takes no keyboard focus, and a phone has no hover).
+            ui.label(NEW_SCRIPT_TEST_RUN).classes("text-caption text-grey-7 self-end").props(
+                'data-testid="test-run-after-save"'
+            )
 
     def _test_run_button(self) -> None:
         """Test run: run the editor's content unsaved (services/draft_runs.py); a new script has
@@ -461,7 +469,7 @@ class ScriptForm:
         )
         if self.script is None:
             button.disable()
-            button.tooltip("Save the script first (new scripts are saved as drafts): then test-run edits")
+            button.tooltip(NEW_SCRIPT_TEST_RUN)
         else:
             button.tooltip("Run the content in the editor without saving it")
 
