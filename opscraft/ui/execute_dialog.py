@@ -29,7 +29,15 @@ from opscraft.ui.execution_widgets import banner
 from opscraft.ui.layout import guard, notify_error, run_action
 from opscraft.ui.script_tabs import script_action
 from opscraft.ui.script_widgets import findings_of, risk_dialog
-from opscraft.ui.widgets import FORM_DIALOG_PROPS, call, carried, confirm, dialog_title, one_click
+from opscraft.ui.widgets import (
+    FORM_DIALOG_PROPS,
+    call,
+    carried,
+    confirm,
+    dialog_title,
+    enter_presses,
+    one_click,
+)
 
 # Per browser tab (NiceGUI client): its run form, None while it is being built (`open_dialog`).
 _FORMS: weakref.WeakKeyDictionary[Client, ui.dialog | None] = weakref.WeakKeyDictionary()
@@ -251,6 +259,8 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
             ui.label("Parameters").classes("text-subtitle2 text-grey-8 mt-2")
             for spec in schema:
                 fields[spec["name"]] = draft.field(spec["name"], _field(spec))
+            # Typing goes to the first parameter as soon as the form shows (layout.py's dialog focus).
+            next(iter(fields.values())).props("autofocus")
         else:
             ui.label("This script takes no parameters.").classes("text-grey-7")
         action = None
@@ -354,6 +364,7 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
             submit_button = ui.button(
                 "Test run" if test_run else "Run", icon="play_arrow", on_click=one_click(submit)
             ).props('no-caps unelevated data-testid="execute-submit"')
+    enter_presses(dialog, submit_button)  # Enter in a one-line field runs, as in every form dialog
     dialog.on("hide", dialog.delete)
     dialog.open()
     if schema:

@@ -115,6 +115,12 @@ body:not(.body--dark) .nicegui-code { background-color: #fff; }
 .oc-wrap { overflow-wrap: anywhere; }
 /* A select in a form dialog is as wide as the dialog's inputs: sized to its value, its label was cut. */
 .oc-form-card > .q-select { align-self: stretch; }
+/* A field's message (an error, a hint) takes the room it needs below the field: Quasar keeps one
+   line (20 px of padding) and draws the message over it, absolutely placed, so a message of
+   several lines (a narrow field, a phone) covered the next field's label and value. In the flow,
+   its 8 px top padding and a line make the same 20 px for a one-line message. */
+.q-field--with-bottom { padding-bottom: 0; }
+.q-field--with-bottom > .q-field__inner > .q-field__bottom--animated { position: static; transform: none; }
 """
 NAV_CSS = """
 .oc-nav { display: block; width: 100%; border-radius: 6px; color: inherit; text-decoration: none; }
@@ -223,9 +229,12 @@ async def guard(permission: Permission | None = None, *, ticking: bool = False) 
         # Once per page: a page's timers re-check together (a list's and the badge's), and the
         # second, finding the session already ended by the first, sent the page to the login
         # page again without saying why.
+        # Back to this page after logging in (its unsaved typing waits there: ui/drafts.py), saying
+        # why: a session with no sign-in left in this browser was ended by a logout in another
+        # tab (it went to the login page without a word, and from there to the dashboard).
         if context.client not in _SENT_TO_LOGIN:
             _SENT_TO_LOGIN.add(context.client)
-            ui.navigate.to(session.login_url("/", session.ended_notice() if ended else None))
+            ui.navigate.to(session.login_url(_request_path(), session.ended_notice() if ended else "logout"))
         return None
     if permission is not None and not can(actor.user, permission):
         if ticking:

@@ -63,6 +63,14 @@ document.addEventListener("keydown", (e) => {
   }
 }, true);
 </script>"""
+# How a run's values reach each type of script (docs/scripts.md, "How values reach each program"):
+# "environment variables" was wrong for Ansible (extra vars: `lookup('env', ...)` found nothing).
+NO_PARAMETERS = (
+    "No parameters. Values reach Bash and Python as environment variables, Ansible as extra vars "
+    "({{ NAME }}), Terraform as variables (var.NAME)."
+)
+# Why Test run is disabled in the editor of a script not saved yet.
+NEW_SCRIPT_TEST_RUN = "Test run: save the script first (new scripts are saved as drafts), then test-run edits"
 # The size counter turns orange from this share of the limit on.
 SIZE_WARNING_SHARE = 0.8
 
@@ -119,9 +127,7 @@ class ParameterRows:
         self.inputs = []
         with self.container:
             if not self.rows:
-                ui.label("No parameters. Values reach the script as environment variables.").classes(
-                    "text-grey-7"
-                )
+                ui.label(NO_PARAMETERS).classes("text-grey-7")
             for index, row in enumerate(self.rows):
                 with (
                     ui.row()
@@ -157,8 +163,8 @@ class ParameterRows:
     def show_errors(self, details: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Put each declaration error (`parameters.NAME` or `parameters[i]`, as
         `parameters.normalize` names them) under its row: under the field its message starts
-        with ("default must ...": Default; Type, Description), an option's under Options, any
-        other under Name. Returns the errors that name no row."""
+        with ("default must ...": Default; Type, Description), another about options under Options,
+        any other under Name. Returns the errors that name no row."""
         unplaced = []
         for detail in details:
             field, message = str(detail.get("field", "")), str(detail.get("message", ""))
@@ -167,7 +173,9 @@ class ParameterRows:
                 unplaced.append(detail)
                 continue
             key = next((k for k in ("default", "type", "description") if message.startswith(k)), "name")
-            if "option" in message and self.rows[index]["type"] == ParamType.choice:
+            # Not a message about another field that mentions options ("... make the parameter
+            # optional" is about the default).
+            if key == "name" and "option" in message and self.rows[index]["type"] == ParamType.choice:
                 key = "options"
             show_field_errors({field: self.inputs[index][key]}, Invalid(message, details=[detail]))
         return unplaced
@@ -446,6 +454,12 @@ class ScriptForm:
             self.save_button = ui.button(
                 "Save", icon="save", on_click=one_click(lambda: self.save(False))
             ).props('unelevated no-caps data-testid="save-script"')
+        if self.script is None:
+            # Said beside the disabled button too: its tooltip shows only on a mouse's hover (a
+            # disabled button takes no keyboard focus, and a phone has no hover).
+            ui.label(NEW_SCRIPT_TEST_RUN).classes("text-caption text-grey-7 self-end").props(
+                'data-testid="test-run-after-save"'
+            )
 
     def _test_run_button(self) -> None:
         """Test run: run the editor's content unsaved (services/draft_runs.py); a new script has
@@ -455,7 +469,7 @@ class ScriptForm:
         )
         if self.script is None:
             button.disable()
-            button.tooltip("Save the script first (new scripts are saved as drafts): then test-run edits")
+            button.tooltip(NEW_SCRIPT_TEST_RUN)
         else:
             button.tooltip("Run the content in the editor without saving it")
 

@@ -1,0 +1,150 @@
+"""A new team's first hour in the browser, where it went wrong: a long message under a field
+covered the field below it (a phone's run form); a choice parameter's "no default on a required
+parameter" showed under its Options (and the editor said every script gets its values as
+environment variables: not Ansible; why Test run is disabled in a new script's editor showed only
+on a mouse's hover); the run form took no typing until clicked and ignored Enter;
+a page whose session a logout in another tab ended went to the login page without a word, and
+from there to the dashboard instead of back to the page (where the unsaved edit waited)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.conftest import PASSWORD, LiveServer
+from tests.ui_journey import (
+    create_script,
+    journey_server,
+    journey_tokens,
+    log_out,
+    signed_in,
+    type_code,
+    wait_connected,
+    wait_run,
+)
+
+pytestmark = pytest.mark.browser
+
+GREET = '#!/bin/bash\necho "hello $WHO x$TIMES"\n'
+PARAMS = [
+    {"name": "WHO", "type": "string", "required": True},
+    {"name": "TIMES", "type": "integer", "default": 2},
+]
+# Right-to-left override and pop: refused with a message of three lines at 375 px.
+BIDI = "abc \u202edef\u202c"
+
+server = journey_server("first-hour-ui")
+tokens = journey_tokens()
+
+
+def _field(page: Any, testid: str) -> Any:
+    """The Quasar field (label, control and messages) around the input `testid`."""
+    return page.locator(f'.q-field:has([data-testid="{testid}"])')
+
+
+def _active_script(server: LiveServer, tokens: dict[str, dict[str, str]], name: str) -> int:
+    return int(create_script(server, tokens["admin"], name, GREET, parameters=PARAMS, status="active")["id"])
+
+
+def test_a_long_message_under_a_field_pushes_the_next_field_down_on_a_phone(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Quasar keeps one line (20 px) under a field for its message: the rest of a longer message
+    was drawn over the field below (the next parameter's label and value)."""
+    script = _active_script(server, tokens, "phone-messages")
+    page.set_viewport_size({"width": 375, "height": 800})
+    signed_in(page, server, "viewer", f"/scripts/{script}")
+    page.get_by_test_id("execute-button").click()
+    page.get_by_test_id("param-WHO").fill(BIDI)
+    page.get_by_test_id("execute-submit").click()
+    message = _field(page, "param-WHO").get_by_text("bidirectional control characters")
+    message.wait_for()
+    below = _field(page, "param-TIMES").locator(".q-field__control").bounding_box()
+    shown = message.bounding_box()
+    assert shown["height"] > 30, shown  # several lines at this width: the case that overlapped
+    assert shown["y"] + shown["height"] <= below["y"], (shown, below)
+
+
+def test_a_choices_default_on_a_required_parameter_is_refused_under_default(
+    server: LiveServer, page: Any
+) -> None:
+    """The message ("... make the parameter optional") contains "option", which sent it under
+    the Options box of a choice parameter."""
+    signed_in(page, server, "operator", "/scripts/new")
+    # How values arrive, for each type (it said "environment variables": not for Ansible).
+    page.get_by_text("Ansible as extra vars ({{ NAME }}), Terraform as variables (var.NAME)").wait_for()
+    # Why Test run is disabled, said on the page (a tooltip needs a mouse: no keyboard, no phone).
+    assert page.get_by_test_id("test-run").is_disabled()
+    assert "save the script first" in page.get_by_test_id("test-run-after-save").inner_text()
+    page.get_by_test_id("script-name").fill("choice-default")
+    page.get_by_test_id("add-parameter").click()
+    page.get_by_test_id("param-name-0").fill("REGION")
+    page.get_by_test_id("param-type-0").click()
+    page.get_by_role("option", name="Choice", exact=True).click()
+    options = page.get_by_test_id("param-options-0")
+    for option in ("eu", "us"):
+        options.fill(option)
+        options.press("Enter")
+    page.get_by_test_id("param-default-0").fill("eu")
+    page.get_by_test_id("param-required-0").click()
+    page.get_by_test_id("save-script").click()
+    default = _field(page, "param-default-0")
+    default.get_by_text(re.compile("default not allowed on a required parameter", re.I)).wait_for()
+    assert "q-field--error" in (default.get_attribute("class") or "")
+    assert "q-field--error" not in (_field(page, "param-options-0").get_attribute("class") or "")
+    assert page.url.endswith("/scripts/new")  # nothing saved
+
+
+def test_the_run_form_takes_typing_at_once_and_enter_runs(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Keyboard only: Execute, type the first parameter, Enter. The form had the focus on itself
+    (typing went nowhere) and Enter in its fields did nothing, unlike every other form dialog."""
+    script = _active_script(server, tokens, "keyboard-run")
+    signed_in(page, server, "viewer", f"/scripts/{script}")
+    page.get_by_test_id("execute-button").focus()
+    page.keyboard.press("Enter")
+    page.get_by_test_id("param-WHO").wait_for()
+    page.wait_for_function("document.activeElement?.dataset.testid === 'param-WHO'")
+    page.keyboard.type("keys")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")  # a second Enter starts no second run
+    page.wait_for_url(re.compile(r".*/executions/\d+$"))
+    execution = int(page.url.rsplit("/", 1)[1])
+    run = wait_run(server, tokens["admin"], execution)
+    assert run["parameters"] == {"WHO": "keys", "TIMES": 2} and "hello keys x2" in run["output"]
+    page.wait_for_timeout(1000)  # a second run, had the second Enter started one, is queued by now
+    runs = page.request.get(
+        f"{server.url}/api/v1/executions?script_id={script}", headers=tokens["admin"]
+    ).json()
+    assert runs["total"] == 1, runs
+
+
+def test_a_logout_in_another_tab_says_so_and_leads_back_to_the_page(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    script = _active_script(server, tokens, "logout-elsewhere")
+    editor = f"/scripts/{script}/edit"
+    page.goto(f"{server.url}/login?next={quote(editor, safe='')}")
+    page.get_by_test_id("login-username").fill("operator")
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(f"{server.url}{editor}")
+    wait_connected(page)
+    type_code(page, "#!/bin/bash\necho typed-before-the-logout\n")
+
+    other = page.context.new_page()
+    log_out(other, server)
+    # The page's own session check (every 10 s: the navigation badge's) finds the session over.
+    page.wait_for_url(f"{server.url}/login?next={quote(editor, safe='')}&notice=logout")
+    page.get_by_test_id("login-notice").get_by_text("You are logged out.").wait_for()
+    page.get_by_test_id("login-username").fill("operator")
+    page.get_by_test_id("login-password").fill(PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    page.wait_for_url(f"{server.url}{editor}")
+    wait_connected(page)
+    page.get_by_text("Restored unsaved changes").wait_for()
+    assert "typed-before-the-logout" in page.locator('[data-testid="script-editor"] .cm-content').inner_text()
