@@ -5,6 +5,7 @@ Field report (API consistency): the approvals, chains, inventories, notification
 rules, schedules, webhooks, workers, a script's secrets and its Terraform states answered bare
 JSON arrays of every row, while the scripts, executions, audit, users, secrets and tokens lists
 paged; a client could neither page them nor bound an answer, and `?limit=` was refused as unknown.
+The warm pools answered `{items}` of every live worker and refused `skip` and `limit` too.
 Each list here is filled with more rows than one page, read page by page and compared with the
 whole list, on SQLite and PostgreSQL (the `backend` fixture behind `client`).
 """
@@ -154,12 +155,12 @@ async def _fill(kind: str, client: httpx.AsyncClient, admin: LoggedIn, operator:
 
         url = f"/api/v1/scripts/{script_id}/terraform/states"
         filled = Filled(url, operator.headers, lambda item: item["workspace"], add, appends=False)
-    elif kind == "workers":
-
+    elif kind in ("workers", "warm pools"):
+        # Live workers, a heartbeat a day ahead. The workers list puts alive ones first, the
+        # latest heartbeat first: a new one is listed first, and the runtime's own worker,
+        # heartbeating between two walks, stays behind them all instead of moving up the list
+        # (it did: "ties never swap"). The warm pools list them by id: `a-early` sorts first.
         async def add(name: str) -> None:
-            # Alive ones come first, the latest heartbeat first: a new one is listed first. Its
-            # heartbeat is a day ahead, so the runtime's own worker, heartbeating between two walks,
-            # stays behind them all instead of moving up the list (it did: "ties never swap").
             ahead = utcnow() + timedelta(days=1)
             await _db_add(
                 RegisteredWorker(
@@ -167,7 +168,10 @@ async def _fill(kind: str, client: httpx.AsyncClient, admin: LoggedIn, operator:
                 )
             )
 
-        filled = Filled("/api/v1/workers", h, by_id, add, appends=False)
+        if kind == "workers":
+            filled = Filled("/api/v1/workers", h, by_id, add, appends=False)
+        else:
+            filled = Filled("/api/v1/warm-pools", h, lambda item: item["worker_id"], add, appends=False)
     elif kind == "approvals":
 
         async def add(name: str) -> None:
@@ -210,6 +214,7 @@ KINDS = [
     "script secrets",
     "terraform states",
     "workers",
+    "warm pools",
     "approvals",
     "ended approvals",
     "decisions",
@@ -299,6 +304,7 @@ PATHS = {
     "rules": "/api/v1/notifications/rules",
     "schedules": "/api/v1/schedules",
     "workers": "/api/v1/workers",
+    "warm pools": "/api/v1/warm-pools",
     "approvals": "/api/v1/approvals",
     "script schedules": "/api/v1/scripts/{script_id}/schedules",
     "chains": "/api/v1/scripts/{script_id}/chains",

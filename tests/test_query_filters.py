@@ -58,6 +58,7 @@ PAGED_LISTS = [
     "/api/v1/scripts/{script_id}/secrets",
     "/api/v1/scripts/{script_id}/terraform/states",
     "/api/v1/scripts/{script_id}/webhooks",
+    "/api/v1/warm-pools",
     "/api/v1/workers",
 ]
 

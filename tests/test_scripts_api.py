@@ -376,11 +376,24 @@ async def test_invalid_input_is_422_naming_the_field(
     assert (await client.get("/api/v1/scripts", headers=operator.headers)).json()["total"] == 0
 
 
-async def test_content_size_limit(client: httpx.AsyncClient, operator: LoggedIn) -> None:
+async def test_content_size_limit(
+    client: httpx.AsyncClient, operator: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refusal says the content's size exactly: one byte over 256 KiB read "content is 256 KiB,
+    larger than the limit of 256 KiB", and a limit that is no whole number of KiB read "0 KiB"."""
     big = "#" * (256 * 1024 + 1)
     r = await client.post("/api/v1/scripts", json={**SEED_BODY, "content": big}, headers=operator.headers)
-    assert r.status_code in (413, 422), r.text
-    assert "KiB" in r.json()["detail"] or "too large" in r.json()["detail"]
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"].startswith(
+        "content is 262145 bytes, larger than the limit of 256 KiB: split the script"
+    ), r.text
+    assert r.json()["errors"] == [{"field": "content", "message": "at most 262144 bytes"}]
+    monkeypatch.setattr(runtime.current().settings, "max_script_bytes", 1000)
+    over = {**SEED_BODY, "content": "#" * 1001}
+    r = await client.post("/api/v1/scripts", json=over, headers=operator.headers)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"].startswith("content is 1001 bytes, larger than the limit of 1000 bytes"), r.text
+    assert (await client.get("/api/v1/scripts", headers=operator.headers)).json()["total"] == 0
 
 
 async def test_typed_parameters_round_trip(client: httpx.AsyncClient, operator: LoggedIn) -> None:

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from opscraft.api.deps import CurrentActor, Session
-from opscraft.api.schemas import AUTHED, error_responses
+from opscraft.api.schemas import AUTHED, Limit, Page, Skip, error_responses
 from opscraft.services import warm_pools
 
 router = APIRouter(prefix="/api/v1/warm-pools", tags=["workers"])
@@ -38,21 +38,21 @@ class WorkerPoolOut(BaseModel):
     error: str | None = None  # why the engine does not answer or creating containers fails now
 
 
-class WarmPoolsOut(BaseModel):
-    items: list[WorkerPoolOut]
-
-
 @router.get(
     "",
-    response_model=WarmPoolsOut,
+    response_model=Page[WorkerPoolOut],
     summary="Warm containers of each live worker (admin)",
     responses=error_responses(*AUTHED),
 )
-async def list_pools(session: Session, actor: CurrentActor) -> WarmPoolsOut:
-    """Admin only (manage_settings). Per live worker, as of its last heartbeat: the pool size in
+async def list_pools(
+    session: Session, actor: CurrentActor, skip: Skip = 0, limit: Limit = 50
+) -> Page[WorkerPoolOut]:
+    """Admin only (manage_settings). A page (`{items, total, skip, limit}`, `limit` at most 500)
+    of the live workers, by worker id, each as of its last heartbeat: the pool size in
     force (`OPSCRAFT_WARM_POOL_SIZE` or the `warm_pool_size` setting), `burst`, warm and cold start
     counts, per isolation profile (image, memory, CPUs, network, user) the containers warm now
     and the `target` kept, and `error`: why the Docker engine does not answer or creating
     containers fails (null while they work). Rules: docs/executions.md, *Warm containers*."""
-    pools = await warm_pools.list_pools(session, actor)
-    return WarmPoolsOut(items=[WorkerPoolOut.model_validate(asdict(pool)) for pool in pools])
+    pools, total = await warm_pools.list_pools(session, actor, skip=skip, limit=limit)
+    items = [WorkerPoolOut.model_validate(asdict(pool)) for pool in pools]
+    return Page(items=items, total=total, skip=skip, limit=limit)

@@ -462,12 +462,15 @@ def content_limit() -> int:
 
 
 def check_size(content: str) -> None:
-    """Raises Invalid (field `content`) when `content` is larger than `content_limit()` bytes."""
+    """Raises Invalid (field `content`) when `content` is larger than `content_limit()` bytes,
+    saying the size in bytes (in KiB it rounds to the limit when just over it) and the limit in
+    KiB when it is a whole number of them, else in bytes."""
     limit = content_limit()
     size = len(content.encode())
     if size > limit:
+        limit_text = f"{limit // 1024} KiB" if limit % 1024 == 0 else f"{limit} bytes"
         raise Invalid(
-            f"content is {size / 1024:.0f} KiB, larger than the limit of {limit // 1024} KiB: split the "
+            f"content is {size} bytes, larger than the limit of {limit_text}: split the "
             "script or raise OPSCRAFT_MAX_SCRIPT_BYTES",
             details=[{"field": "content", "message": f"at most {limit} bytes"}],
         )

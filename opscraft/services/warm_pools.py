@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.models import RegisteredWorker
-from opscraft.services import workers
+from opscraft.services import paging, workers
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, require
 
@@ -36,20 +36,23 @@ class WorkerPool:
     error: str | None = None
 
 
-async def list_pools(session: AsyncSession, actor: Actor) -> list[WorkerPool]:
-    """The pools of the live workers (`workers.alive`), by worker id (admin: `manage_settings`).
-    Raises `Unauthorized` / `Forbidden`."""
+async def list_pools(
+    session: AsyncSession, actor: Actor, skip: int = 0, limit: int = paging.DEFAULT_PAGE
+) -> tuple[list[WorkerPool], int]:
+    """A page of the pools of the live workers (`workers.alive`), by worker id, and how many live
+    workers there are (admin: `manage_settings`): a page like every list (`services/paging.py`).
+    Raises `Unauthorized` / `Forbidden`, `Invalid` for bounds `paging.check` refuses."""
     require(actor.user, Permission.manage_settings)
-    rows = await session.exec(
-        select(RegisteredWorker).where(workers.alive()).order_by(col(RegisteredWorker.id))
-    )
+    query = select(RegisteredWorker).where(workers.alive()).order_by(col(RegisteredWorker.id))
+    rows, total = await paging.page(session, query, skip, limit)
     keys = ("size", "burst", "warm", "warm_starts", "cold_starts", "profiles", "error")
-    return [
+    pools = [
         WorkerPool(
             row.id,
             row.host_name,
             row.heartbeat_at,
             **{key: value for key, value in (row.warm_pool or {}).items() if key in keys},
         )
-        for row in rows.all()
+        for row in rows
     ]
+    return pools, total

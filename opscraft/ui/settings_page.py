@@ -12,7 +12,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, notify_ok, protected_page, run_action
-from opscraft.ui.widgets import one_click, whole
+from opscraft.ui.widgets import call_all, one_click, whole
 
 SWITCHES = {
     "registration_open": (
@@ -123,7 +123,7 @@ async def settings_page(actor: Actor) -> None:
     async with runtime.current().db.session() as s:
         values = await app_settings.get_all(s)
         unread = await app_settings.unreadable(s, actor)
-        pools = await warm_pools.list_pools(s, actor)
+    pools = await call_all(warm_pools.list_pools, actor)
     forced_local = runtime.current().settings.local_runner
     forced_role = runtime.current().settings.local_runner_role
     forced_pool = runtime.current().settings.warm_pool_size
