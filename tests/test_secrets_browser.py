@@ -284,6 +284,8 @@ def test_a_value_too_short_to_mask_is_saved_with_a_warning_that_stays(page: Any,
     page.get_by_test_id("create-name").fill("SHORT_PIN")
     page.get_by_test_id("create-value").fill("k7w")
     page.get_by_test_id("create-submit").click()
+    page.locator(".q-notification").filter(has_text="Secret created").wait_for()
+    page.get_by_test_id("secret-search").fill("SHORT_PIN")  # other tests' secrets may come first
     page.get_by_test_id("secret-SHORT_PIN").wait_for()
     warning = page.locator(".q-notification").filter(has_text="shorter than 4 characters")
     warning.wait_for()
