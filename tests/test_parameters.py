@@ -9,7 +9,7 @@ import pytest
 
 from opscraft.execution.param_env import to_env
 from opscraft.services.errors import Invalid
-from opscraft.services.parameters import normalize, resolve
+from opscraft.services.parameters import check_fixed, normalize, resolve
 from tests.conftest import LoggedIn
 
 
@@ -187,6 +187,7 @@ def test_empty_values_fall_back_to_defaults_for_typed_parameters() -> None:
         ({"TARGET": "a\x00b"}, "parameters.TARGET", "NUL"),
         ({}, "parameters.TARGET", "is required"),
         ({"TARGET": ""}, "parameters.TARGET", "is required"),
+        ({"TARGET": "  \t "}, "parameters.TARGET", "only blanks"),
         ({"TARGET": "t", "UNKNOWN": "x"}, "parameters.UNKNOWN", "unknown parameter"),
     ],
 )
@@ -194,6 +195,14 @@ def test_resolve_rejects_with_the_parameter_named(values: dict[str, Any], field:
     with pytest.raises(Invalid) as exc:
         resolve(SCHEMA, values)
     assert message in fields(exc)[field]
+
+
+def test_a_preset_of_blanks_only_for_a_required_parameter_is_refused() -> None:
+    """A webhook's or chain link's fixed value "   " would give every run a blank required value."""
+    with pytest.raises(Invalid) as exc:
+        check_fixed(SCHEMA, {"TARGET": " \n"})
+    assert "only blanks" in fields(exc)["parameters.TARGET"]
+    check_fixed(SCHEMA, {"TARGET": " t "})  # text around blanks is a value
 
 
 def test_resolve_reports_all_problems_and_never_echoes_values() -> None:

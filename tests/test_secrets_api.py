@@ -66,6 +66,7 @@ async def test_create_list_get_metadata_only(
     assert created["name"] == "DB_PASSWORD"
     assert created["created_by_name"] == "operator" and created["scripts"] == []
     assert not {"value", "ciphertext", "salt", "nonce"} & created.keys()
+    assert created["warnings"] == []
     listed = (await client.get("/api/v1/secrets", headers=operator.headers)).json()
     assert listed["total"] == 1 and listed["items"][0]["id"] == created["id"]
     r = await client.get("/api/v1/secrets", params={"search": "production"}, headers=operator.headers)
@@ -210,6 +211,30 @@ async def test_update_description_and_value(
     ]
     r = await client.put("/api/v1/secrets/999999", json={"description": "x"}, headers=operator.headers)
     assert r.status_code == 404
+
+
+async def test_a_value_too_short_to_mask_is_saved_with_a_warning(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """A value under 4 characters is not masked in output (docs/secrets.md): it is kept, and the
+    create and update answers say so (it said nothing), without the value; listings carry none."""
+    r = await client.post("/api/v1/secrets", json={"name": "PIN", "value": "7q9"}, headers=operator.headers)
+    assert r.status_code == 201, r.text
+    (warning,) = r.json()["warnings"]
+    assert warning.startswith("value: shorter than 4 characters") and "not masked" in warning
+    assert "7q9" not in r.text
+    url = f"/api/v1/secrets/{r.json()['id']}"
+    r = await client.put(url, json={"value": "  z8 \n"}, headers=operator.headers)  # blanks aside: 2
+    assert r.status_code == 200 and r.json()["warnings"] == [warning], r.text
+    r = await client.put(url, json={"value": "long enough"}, headers=operator.headers)
+    assert r.status_code == 200 and r.json()["warnings"] == []
+    r = await client.put(url, json={"description": "a PIN"}, headers=operator.headers)
+    assert r.json()["warnings"] == []
+    for got in (
+        (await client.get("/api/v1/secrets", headers=operator.headers)).json()["items"][0],
+        (await client.get(url, headers=operator.headers)).json(),
+    ):
+        assert got["warnings"] == []
 
 
 async def test_the_same_description_again_changes_nothing(

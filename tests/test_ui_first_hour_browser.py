@@ -68,6 +68,23 @@ def test_a_long_message_under_a_field_pushes_the_next_field_down_on_a_phone(
     assert shown["y"] + shown["height"] <= below["y"], (shown, below)
 
 
+def test_a_required_value_of_blanks_only_is_refused_under_its_field(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Spaces in a required text field started a run with a blank value."""
+    script = _active_script(server, tokens, "blank-required")
+    signed_in(page, server, "viewer", f"/scripts/{script}")
+    page.get_by_test_id("execute-button").click()
+    page.get_by_test_id("param-WHO").fill("   ")
+    page.get_by_test_id("execute-submit").click()
+    field = _field(page, "param-WHO")
+    field.get_by_text("only blanks (spaces, tabs, line breaks) is not a value").wait_for()
+    assert "q-field--error" in (field.get_attribute("class") or "")
+    assert re.search(r"/scripts/\d+$", page.url)  # no run started
+    runs = page.request.get(f"{server.url}/api/v1/executions?script_id={script}", headers=tokens["admin"])
+    assert runs.json()["total"] == 0
+
+
 def test_a_choices_default_on_a_required_parameter_is_refused_under_default(
     server: LiveServer, page: Any
 ) -> None:

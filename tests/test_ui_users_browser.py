@@ -1,9 +1,10 @@
-"""The users page as an admin uses it: the table in alphabetical order ignoring case, a refused
-change of the Active switch said under the switch (it was a toast), and an unchanged form's Save
-closing it (it answered in the API's words)."""
+"""The users page as an admin uses it: the table in alphabetical order ignoring case, what an
+admin cannot do to their own account not offered on their row (said why), an unchanged form's
+Save closing it (it answered in the API's words), and each row's actions in view at 375 px."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import Any
 
@@ -31,18 +32,22 @@ def test_the_table_is_alphabetical_and_the_edit_form_answers_in_place(
     first_cells = page.get_by_test_id("users-table").locator("tbody tr td:first-child")
     expect(first_cells).to_have_text(["admin", "alice", "Bob", "operator", "viewer", "Zed"])
 
-    # An admin cannot deactivate themself: the reason stands under the switch, the dialog stays.
+    # An admin cannot delete, demote or deactivate themself: not offered on their own row, and
+    # said why (Delete was offered, then refused in a toast; the switch was refused on Save).
+    expect(page.get_by_test_id("delete-admin")).to_be_disabled()
+    expect(page.get_by_test_id("delete-alice")).to_be_enabled()
+    page.get_by_test_id("delete-why-admin").hover()
+    expect(page.locator(".q-tooltip")).to_have_text("You cannot delete your own account: another admin can")
     page.get_by_test_id("edit-admin").click()
-    page.get_by_test_id("edit-active").click()
-    page.get_by_test_id("edit-submit").click()
-    expect(page.get_by_test_id("edit-active-error")).to_have_text(
-        "You cannot deactivate yourself: another admin can"
+    expect(page.get_by_test_id("edit-own-fixed")).to_have_text(
+        "You cannot remove your own admin role: another admin can. "
+        "You cannot deactivate yourself: another admin can."
     )
-    assert page.locator(".q-notification").count() == 0, "said under the switch, not in a toast"
-    # Switching it back clears the message. Saved as it loaded, the form closes: nothing changed
+    expect(page.get_by_test_id("edit-active")).to_have_class(re.compile("disabled"))
+    role_field = page.locator('.q-field:has([data-testid="edit-role"])')
+    expect(role_field).to_have_class(re.compile("q-field--disabled"))
+    # Saved as it loaded, the form closes: nothing changed
     # (it said the API's "nothing to change: send at least one of email, full_name, ...").
-    page.get_by_test_id("edit-active").click()
-    expect(page.get_by_test_id("edit-active-error")).to_have_text("")
     page.get_by_test_id("edit-submit").click()
     expect(page.get_by_test_id("edit-submit")).to_have_count(0)
     expect(page.locator(".q-notification").filter(has_text="Nothing changed")).to_have_count(1)
@@ -76,3 +81,26 @@ def test_a_role_none_of_todays_is_said_in_its_row_and_saving_it_as_viewer_replac
     )
     (shown,) = r.json()["items"]
     assert shown["role"] == "viewer" and shown["stored_problem"] is None, shown
+
+
+def test_each_rows_actions_are_in_view_on_a_phone(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """At 375 px a row's Delete button was right of the screen until the table was scrolled
+    sideways: the actions column stays at the table's right edge, in view, over the cells."""
+    page.set_viewport_size({"width": 375, "height": 800})
+    log_in(page, server, "admin", then="/users")
+    for name in ("operator", "viewer"):
+        button = page.get_by_test_id(f"delete-{name}")
+        expect(button).to_be_visible()
+        box = button.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375, (name, box)
+        # Nothing drawn over it: the point at its centre is the button (or its icon).
+        at_centre = page.evaluate(
+            "([x, y, id]) => !!document.elementFromPoint(x, y)?.closest(`[data-testid='${id}']`)",
+            [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, f"delete-{name}"],
+        )
+        assert at_centre, name
+    assert page.evaluate("document.querySelector('.q-table__middle').scrollLeft") == 0
+    page.get_by_test_id("delete-viewer").click()  # no scrolling needed
+    expect(page.get_by_test_id("delete-confirm")).to_be_visible()

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from opscraft.api.deps import NO_BODY, CurrentActor, Session, permitted
 from opscraft.api.schemas import AUTHED, IdPath, Limit, Page, Skip, error_responses, filter_query
@@ -44,6 +44,12 @@ class SecretOut(BaseModel):
     updated_at: datetime
     last_used_at: datetime | None
     scripts: list[ScriptRefOut]
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Create and update answers only: what the value just saved will do that you "
+        "may not expect (shorter than 4 characters: not masked in output); it was saved. Never "
+        "quotes the value; empty in listings",
+    )
 
     @classmethod
     def of(cls, info: SecretInfo) -> SecretOut:
@@ -63,6 +69,7 @@ class SecretOut(BaseModel):
             updated_at=s.updated_at,
             last_used_at=s.last_used_at,
             scripts=[ScriptRefOut(id=r.id, name=r.name) for r in info.scripts],
+            warnings=info.warnings,
         )
 
 
@@ -124,7 +131,8 @@ async def create_secret(body: SecretCreate, session: Session, actor: CurrentActo
     blanks; `kind` env (default) or file, fixed at creation. Encrypted with AES-256-GCM under the
     master key; the answer and every later one carry metadata only, never the value. 409 naming
     `name` when that exact name exists, or when the master key was rotated beside this process.
-    Audited as `secret.create` (without the value)."""
+    Audited as `secret.create` (without the value). A value shorter than 4 characters (blanks
+    at its edges aside) is saved but not masked in output: the answer's `warnings` says so."""
     return SecretOut.of(await secrets.create(session, actor, body))
 
 
@@ -176,7 +184,8 @@ async def update_secret(
     is sent); the name and kind stay. 409 naming `value` when the new value would make the
     environment of a script it is attached to too large for a run, or when the master key was
     rotated beside this process. 404 when unknown. Audited as `secret.update_value` /
-    `secret.update_description` (an unchanged description records nothing)."""
+    `secret.update_description` (an unchanged description records nothing). A new value shorter
+    than 4 characters is saved with a `warnings` entry, as on create."""
     return SecretOut.of(await secrets.update(session, actor, secret_id, body))
 
 

@@ -54,6 +54,15 @@ SPEC_KEYS = frozenset({"name", "type", "required", "default", "description", "op
 
 
 NOT_AN_OBJECT = "must be a JSON object"
+BLANK_REQUIRED = "is required: only blanks (spaces, tabs, line breaks) is not a value"
+
+
+def blank_required(spec: dict[str, Any], value: Any) -> bool:
+    """Whether `value` is text of blanks only (`str.strip` leaves nothing: spaces, tabs, line
+    breaks, other Unicode white space) given to a required parameter (`spec["required"]`): refused
+    as `BLANK_REQUIRED` by the run form, `resolve` and `check_fixed` alike. The empty string is
+    not "blank" here: each caller already treats it as "not given"."""
+    return bool(spec.get("required")) and isinstance(value, str) and value != "" and not value.strip()
 
 
 @dataclass(frozen=True)
@@ -503,6 +512,9 @@ def resolve(
             if spec.get("required"):
                 errors.append({"field": _field(name, 0), "message": "is required"})
             continue
+        if blank_required(spec, value):
+            errors.append({"field": _field(name, 0), "message": BLANK_REQUIRED})
+            continue
         try:
             resolved[name] = convert(kind, value, spec.get("options"))
         except _Bad as exc:
@@ -535,6 +547,9 @@ def check_fixed(schema: list[dict[str, Any]], values: dict[str, Any]) -> None:
         kind = ParamType(spec["type"])
         if value == "" and kind is not ParamType.string:
             continue  # the resolver falls back to the default, as for a run's empty field
+        if blank_required(spec, value):
+            errors.append({"field": _field(name, 0), "message": BLANK_REQUIRED})
+            continue
         try:
             convert(kind, value, spec.get("options"))
         except _Bad as exc:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,7 @@ from opscraft.db.models.secrets import SecretKind
 from opscraft.db.text import NUL_MESSAGE
 from opscraft.db.types import utcnow
 from opscraft.execution import param_env
+from opscraft.execution.masking import MIN_LENGTH
 from opscraft.execution.ports import RunSecrets, SecretUnavailable
 from opscraft.security.vault import DecryptError, Vault
 from opscraft.services import (
@@ -111,6 +112,22 @@ def file_content(value: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+SHORT_VALUE_WARNING = (
+    f"value: shorter than {MIN_LENGTH} characters (leading and trailing blanks aside), so it is "
+    "not masked in runs' output (shorter values would blank out ordinary text); saved as given: "
+    f"use a value of at least {MIN_LENGTH} characters if it must not show"
+)
+
+
+def value_warnings(value: str) -> list[str]:
+    """What a value about to be saved (or just saved) will do that its author may not expect,
+    one sentence each, never quoting the value: shorter than `masking.MIN_LENGTH` without its
+    surrounding blanks, which is what a script prints after stripping it, it is printed in clear
+    (docs/secrets.md, "What is masked"). The value is kept: the rule is documented, and a short
+    value (a PIN, a region code) may be intentional."""
+    return [SHORT_VALUE_WARNING] if len(value.strip()) < MIN_LENGTH else []
+
+
 class SecretCreate(Body):
     name: str = Field(
         min_length=1,
@@ -172,6 +189,9 @@ class SecretInfo:
     scripts: list[ScriptRef] = field(default_factory=list)
     created_by_name: str | None = None
     updated_by_name: str | None = None
+    # What the saved value will do that its author may not expect (`value_warnings`): set by
+    # `create` and `update` for the value they were given, empty in listings.
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -295,7 +315,7 @@ async def create(session: AsyncSession, actor: Actor, data: SecretCreate | Mappi
     keyring.seal_into(keyring.current_vault(), secret, value)
     audit.record(session, actor, "secret.create", TARGET, secret.id, name=secret.name, kind=secret.kind)
     await session.commit()
-    return (await _infos(session, [secret]))[0]
+    return replace((await _infos(session, [secret]))[0], warnings=value_warnings(value))
 
 
 async def update(
@@ -332,7 +352,8 @@ async def update(
         secret.updated_by = actor.user_id
         secret.updated_at = utcnow()
     await session.commit()
-    return (await _infos(session, [secret]))[0]
+    warnings = value_warnings(body.value) if body.value is not None else []
+    return replace((await _infos(session, [secret]))[0], warnings=warnings)
 
 
 def _listed(names: list[str]) -> str:

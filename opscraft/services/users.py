@@ -289,6 +289,16 @@ async def _revoke_sessions(session: AsyncSession, user: User) -> None:
     )
 
 
+# What an admin may not do to their own account (`update_user`, `delete`), by the field or action a
+# form offers it under: the Users page disables those controls on the admin's own row with these
+# reasons, rather than offer them and refuse (another admin can; the server keeps an admin).
+OWN_ACCOUNT_REFUSALS = {
+    "delete": "you cannot delete your own account: another admin can",
+    "role": "you cannot remove your own admin role: another admin can",
+    "is_active": "you cannot deactivate yourself: another admin can",
+}
+
+
 async def update_user(session: AsyncSession, actor: Actor, user_id: int, data: UserUpdate) -> User:
     require(actor.user, Permission.manage_users)
     user = await get(session, actor, user_id)
@@ -307,8 +317,7 @@ async def update_user(session: AsyncSession, actor: Actor, user_id: int, data: U
         # The field the refusal names (role or is_active), so that a form shows it under that field.
         field = "role" if changes.get("role", Role.admin) != Role.admin else "is_active"
         if user.id == actor.user_id:
-            own = "remove your own admin role" if field == "role" else "deactivate yourself"
-            message = f"you cannot {own}: another admin can"
+            message = OWN_ACCOUNT_REFUSALS[field]
             raise Forbidden(message, details=[{"field": field, "message": message}])
         if await _count_active_admins(session) <= 1:
             raise Conflict(LAST_ADMIN, details=[{"field": field, "message": LAST_ADMIN}])
@@ -464,7 +473,7 @@ async def change_password(
 async def delete(session: AsyncSession, actor: Actor, user_id: int) -> None:
     require(actor.user, Permission.manage_users)
     if user_id == actor.user_id:
-        raise Forbidden("you cannot delete your own account")
+        raise Forbidden(OWN_ACCOUNT_REFUSALS["delete"])
     user = await get(session, actor, user_id)
     losing_admin = user.role == Role.admin and user.is_active
     if losing_admin:

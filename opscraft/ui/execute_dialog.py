@@ -53,6 +53,8 @@ def _validator(spec: dict[str, Any]) -> Any:
             return "Required" if spec.get("required") else None
         if value == "" and spec.get("required"):
             return "Required"
+        if parameters.blank_required(spec, value):
+            return f"Value {parameters.BLANK_REQUIRED}"
         try:
             parameters.convert(kind, value, spec.get("options"))
         except ValueError as exc:

@@ -13,7 +13,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui import drafts, labels
 from opscraft.ui.drafts import Draft
-from opscraft.ui.layout import frame, guard, notify_ok, protected_page
+from opscraft.ui.layout import frame, guard, notify_ok, plain, protected_page
 from opscraft.ui.paged import PagedTable
 from opscraft.ui.widgets import (
     NARROW_HIDDEN,
@@ -39,8 +39,21 @@ COLUMNS: list[dict[str, Any]] = [
     {"name": "role", "label": "Role", "field": "role", "align": "left"},
     {"name": "is_active", "label": "Status", "field": "is_active", "align": "left"},
     {"name": "last_login", "label": "Last login", "field": "last_login", "align": "left", **NARROW_HIDDEN},
-    {"name": "actions", "label": "", "field": "id", "align": "right"},
+    # Kept in view at the table's right edge (a phone's 375 px showed the buttons only once the
+    # table was scrolled sideways): `ACTIONS_STICKY`, on its header and its cells.
+    {
+        "name": "actions",
+        "label": "",
+        "field": "id",
+        "align": "right",
+        "classes": "oc-sticky-actions",
+        "headerClasses": "oc-sticky-actions",
+    },
 ]
+ACTIONS_STICKY = """
+.oc-sticky-actions { position: sticky; right: 0; z-index: 1; background: var(--oc-sticky-bg, #fff); }
+.body--dark .oc-sticky-actions { --oc-sticky-bg: var(--q-dark, #1d1d1d); }
+"""
 
 ROLE_COLORS = "{admin: 'deep-purple', operator: 'teal-9', viewer: 'blue-grey-7'}"
 # Under the badge, what a stored role none of today's was (read as viewer: `stored_shapes.note`).
@@ -63,14 +76,22 @@ ACTIONS_CELL = """
   <q-btn flat round dense aria-label="Reset password"
          icon="lock_reset" color="primary" :data-testid="'reset-' + props.row.username"
          @click="$parent.$emit('reset', props.row)"><q-tooltip>Reset password</q-tooltip></q-btn>
-  <q-btn flat round dense aria-label="Delete"
+  <span :data-testid="'delete-why-' + props.row.username"
+        :title="props.row.own_delete || undefined"><q-btn flat round dense
+         :aria-label="props.row.own_delete || 'Delete'" :disable="!!props.row.own_delete"
          icon="delete" color="negative" :data-testid="'delete-' + props.row.username"
-         @click="$parent.$emit('delete', props.row)"><q-tooltip>Delete</q-tooltip></q-btn>
+         @click="$parent.$emit('delete', props.row)"></q-btn><q-tooltip
+         >{{ props.row.own_delete || 'Delete' }}</q-tooltip></span>
 </q-td>"""
 
 
-def _row(user: User) -> dict[str, Any]:
+def _row(user: User, actor_id: int | None) -> dict[str, Any]:
+    """A table row; on the acting admin's own, what the service refuses them (`own_*`: the
+    reasons the Delete button's tooltip and the edit form say, None on another user's row)."""
+    own = users.OWN_ACCOUNT_REFUSALS if user.id == actor_id else {}
     return {
+        "own_delete": plain(own["delete"]) if own else None,
+        "own_fixed": f"{plain(own['role'])}. {plain(own['is_active'])}." if own else None,
         "id": user.id,
         "username": user.username,
         "full_name": user.full_name,
@@ -94,6 +115,7 @@ class UsersView(PagedTable):
             ui.button("New user", icon="person_add", on_click=self.open_create).props(
                 'unelevated data-testid="new-user"'
             )
+        ui.add_css(ACTIONS_STICKY)
         self.make_table(COLUMNS, "users-table")
         self.table.add_slot("body-cell-role", ROLE_CELL)
         self.table.add_slot("body-cell-is_active", STATUS_CELL)
@@ -115,7 +137,7 @@ class UsersView(PagedTable):
         if result is None:
             return
         rows, total = result
-        self.show_rows([_row(u) for u in rows])
+        self.show_rows([_row(u, actor.user_id) for u in rows])
         self.show_total(total, "user", self.matching())
 
     def open_create(self) -> None:
@@ -172,6 +194,12 @@ class UsersView(PagedTable):
             active = ui.switch("Active (may log in)", value=row["is_active"]).props(
                 'data-testid="edit-active"'
             )
+            if row["own_fixed"]:  # the service refuses both on one's own account: not offered
+                role.disable()
+                active.disable()
+                ui.label(row["own_fixed"]).classes("text-caption text-grey-8").props(
+                    'data-testid="edit-own-fixed"'
+                )
             active_error = ErrorLine("edit-active-error")
             active.on_value_change(lambda: setattr(active_error, "error", None))
             ui.label("Deactivating ends the user's sessions at once.").classes("text-caption text-grey-7")

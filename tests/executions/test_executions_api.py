@@ -14,6 +14,7 @@ from opscraft.db.models import Execution, User
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.services import executions
 from opscraft.services.actor import Actor
+from opscraft.services.parameters import BLANK_REQUIRED
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, output, run, start, wait_for
 
@@ -98,6 +99,26 @@ async def test_pending_is_an_alias_of_queued(client: httpx.AsyncClient, admin: L
 async def _actor(who: LoggedIn) -> Actor:
     async with runtime.current().db.session() as session:
         return Actor(await session.get(User, who.id))
+
+
+async def test_a_required_text_parameter_of_blanks_only_is_refused_naming_it(
+    client: httpx.AsyncClient, viewer: LoggedIn, admin: LoggedIn
+) -> None:
+    """ "   " for a required text parameter ran the script with a value of spaces (a new user's
+    find): refused as missing, naming the parameter; "" stays "is required"."""
+    schema = [{"name": "TARGET", "type": "string", "required": True}]
+    script_id = await make_script(client, admin, "true\n", parameters=schema)
+    for blank in ("   ", "\t\n", "\u00a0"):
+        r = await client.post(
+            "/api/v1/executions",
+            json={"runner": "local", "script_id": script_id, "parameters": {"TARGET": blank}},
+            headers=viewer.headers,
+        )
+        assert r.status_code == 422, r.text
+        fields = {e["field"]: e["message"] for e in r.json()["errors"]}
+        assert fields == {"parameters.TARGET": BLANK_REQUIRED}
+    listed = (await client.get(f"/api/v1/executions?script_id={script_id}", headers=admin.headers)).json()
+    assert listed["total"] == 0
 
 
 async def test_bad_requests_say_what_to_fix(
