@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import importlib.util
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -23,8 +24,10 @@ import pytest
 
 from opscraft import __version__
 from tests.app_journey import ADMIN, log_in, output, start_script, wait_execution, wait_healthy
-from tests.conftest import ARTIFACTS, ROOT, free_port, require_service
+from tests.conftest import ARTIFACTS, PG_URL, ROOT, free_port, require_service
 from tests.desktop_session import assert_not_blank, launch_desktop
+from tests.scale.cluster import RedisServer, wait_for
+from tests.scale.test_nginx import _ScratchDatabase
 
 pytestmark = pytest.mark.binary
 RUNNER_IMAGE = "opscraft-test/runner:1"  # Debian minbase with bash (tests/images/build.sh)
@@ -95,7 +98,7 @@ def test_the_binary_offers_the_cli(binary: Path, tmp_path: Path) -> None:
     version = run(binary, tmp_path, "--version")
     assert version.returncode == 0 and version.stdout.strip() == f"opscraft {__version__}", version.stderr
     helped = run(binary, tmp_path, "--help")
-    for command in ("serve", "desktop", "user", "db", "secrets"):
+    for command in ("serve", "worker", "desktop", "user", "db", "secrets"):
         assert command in helped.stdout
     upgraded = run(binary, tmp_path, "db", "upgrade", **data)
     assert upgraded.returncode == 0 and upgraded.stdout.startswith("database is at revision "), (
@@ -113,14 +116,17 @@ def test_the_binary_offers_the_cli(binary: Path, tmp_path: Path) -> None:
 
 
 @contextlib.contextmanager
-def serving(binary: Path, home: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`binary serve` on a free port with the data directory in `home`, until healthy: its URL and
-    process. Stopped with SIGTERM afterwards, which must shut it down cleanly."""
+def serving(
+    binary: Path, home: Path, *args: str, **env: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`binary serve [args]` on a free port with the data directory in `home`, until healthy: its
+    URL and process. Stopped with SIGTERM afterwards, which must shut it down cleanly."""
     port = free_port()
+    home.mkdir(parents=True, exist_ok=True)
     log_path = home / "serve.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [str(binary), "serve", "--port", str(port)],
+            [str(binary), "serve", *args, "--port", str(port)],
             cwd=home,
             env=clean_env(home, OPSCRAFT_DATA_DIR=str(home / "data"), **env),
             stdout=log_file,
@@ -176,6 +182,65 @@ def test_serve_runs_a_script_on_the_local_runner(binary: Path, tmp_path: Path) -
         final = wait_execution(url, headers, execution_id, {"success", "failed", "error"}, timeout=120)
         assert final["status"] == "success" and final["runner"] == "local", final
         assert "local-binary-42" in output(url, headers, execution_id)
+
+
+@contextlib.contextmanager
+def worker_process(binary: Path, home: Path, name: str, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+    """`binary worker --runner local --name name` with its data directory in `home`; stopped with
+    SIGTERM afterwards, which must end it cleanly (exit status 0)."""
+    log_path = home / "worker.log"
+    home.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [str(binary), "worker", "--runner", "local", "--name", name],
+            cwd=home,
+            env=clean_env(home, OPSCRAFT_DATA_DIR=str(home / "data"), **env),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        assert process.wait(timeout=60) == 0, log_path.read_text(errors="replace")
+
+
+def test_a_worker_process_of_the_binary_runs_the_web_process_runs(binary: Path, tmp_path: Path) -> None:
+    """The team shape from the binary alone (docs/deployment.md): `serve --workers 0` and a
+    `worker` process, both the binary, on PostgreSQL and a private Redis. The run is the worker's."""
+    require_service(bool(PG_URL), "PostgreSQL (OPSCRAFT_TEST_PG_URL)")
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    name = f"bin-{secrets.token_hex(3)}"
+    try:
+        with contextlib.ExitStack() as stack:
+            team = {
+                "DATABASE_URL": stack.enter_context(_ScratchDatabase()),
+                "REDIS_URL": redis.url,
+                "SECRET_KEY": "binary-team-secret-" + "k" * 32,
+                "OPSCRAFT_MASTER_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+                "OPSCRAFT_LOCAL_RUNNER": "1",
+            }
+            url, _web = stack.enter_context(serving(binary, tmp_path / "web", "--workers", "0", **team))
+            worker = stack.enter_context(worker_process(binary, tmp_path / "worker", name, **team))
+            headers = first_admin(url)
+
+            def alive() -> bool:
+                assert worker.poll() is None, (tmp_path / "worker" / "worker.log").read_text(errors="replace")
+                rows = httpx.get(f"{url}/api/v1/workers", headers=headers, timeout=30).json()["items"]
+                return any(w["id"] == name and w["state"] == "alive" for w in rows)
+
+            wait_for(alive, 120, f"worker {name} to be alive", every=0.2)
+            enabled = httpx.put(
+                f"{url}/api/v1/settings", json={"local_runner_enabled": True}, headers=headers, timeout=30
+            )
+            assert enabled.status_code == 200, enabled.text
+            execution_id = start_script(url, headers, 'echo "team-binary-$((6 * 7))"', runner="local")
+            final = wait_execution(url, headers, execution_id, {"success", "failed", "error"}, timeout=120)
+            assert final["status"] == "success" and final["worker_id"] == name, final
+            assert "team-binary-42" in output(url, headers, execution_id)
+    finally:
+        redis.stop()
 
 
 @pytest.mark.desktop
