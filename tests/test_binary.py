@@ -231,6 +231,8 @@ def test_a_worker_process_of_the_binary_runs_the_web_process_runs(binary: Path, 
                 return any(w["id"] == name and w["state"] == "alive" for w in rows)
 
             wait_for(alive, 120, f"worker {name} to be alive", every=0.2)
+            started = (tmp_path / "worker" / "worker.log").read_text(errors="replace")
+            assert "docker not offered (--runner)" in started, started  # not "not reachable"
             enabled = httpx.put(
                 f"{url}/api/v1/settings", json={"local_runner_enabled": True}, headers=headers, timeout=30
             )

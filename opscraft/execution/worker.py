@@ -168,11 +168,20 @@ class Worker:
             "removed %d leftover containers or processes",
             self.worker_id,
             self.settings.workers,
-            "reachable" if "docker" in offered else "not reachable",
+            self._docker_state(offered),
             interrupted,
             len(queued),
             swept,
         )
+
+    def _docker_state(self, offered: list[str]) -> str:
+        """How the start-up line describes Docker: `reachable`, `not offered (--runner)` for a
+        worker limited to other runners (it never asks the engine), or `not reachable`."""
+        if "docker" in offered:
+            return "reachable"
+        if self.allowed is not None and "docker" not in self.allowed:
+            return "not offered (--runner)"
+        return "not reachable"
 
     def _pool_size(self) -> int:
         """Warm containers per profile: OPSCRAFT_WARM_POOL_SIZE when set, else the admin's setting."""
