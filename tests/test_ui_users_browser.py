@@ -38,6 +38,13 @@ def test_the_table_is_alphabetical_and_the_edit_form_answers_in_place(
     expect(page.get_by_test_id("delete-alice")).to_be_enabled()
     page.get_by_test_id("delete-why-admin").hover()
     expect(page.locator(".q-tooltip")).to_have_text("You cannot delete your own account: another admin can")
+    # Nor reset their own password, which needs no current password (a stolen access token took
+    # the account over): the profile's change asks for it.
+    expect(page.get_by_test_id("reset-admin")).to_be_disabled()
+    expect(page.get_by_test_id("reset-alice")).to_be_enabled()
+    expect(page.get_by_test_id("reset-admin")).to_have_attribute(
+        "aria-label", re.compile("^You cannot reset your own password: change it in your profile")
+    )
     page.get_by_test_id("edit-admin").click()
     expect(page.get_by_test_id("edit-own-fixed")).to_have_text(
         "You cannot remove your own admin role: another admin can. "

@@ -225,6 +225,24 @@ async def test_reset_password(client: httpx.AsyncClient, admin: LoggedIn, viewer
     assert events.json()["total"] == 1 and "Reset-Pass-456" not in events.text
 
 
+async def test_an_admin_cannot_reset_their_own_password(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """An admin's reset asks for no current password: on their own account, a stolen access
+    token was enough to take it over (200, the password changed). Refused (403) pointing to
+    the change that asks for the current one; nothing changed, nothing audited."""
+    url = f"/api/v1/users/{admin.id}/reset-password"
+    r = await client.post(url, json={"new_password": "Taken-Over-456"}, headers=admin.headers)
+    assert r.status_code == 403, r.text
+    assert r.json()["detail"].startswith("you cannot reset your own password: change it in your profile")
+    assert "/api/v1/auth/change-password" in r.json()["detail"]
+    assert (await client.get("/api/v1/auth/me", headers=admin.headers)).status_code == 200, "session kept"
+    assert (await _login(client, admin.username, "Taken-Over-456")).status_code == 401
+    assert (await _login(client, admin.username)).status_code == 200
+    events = await client.get(
+        "/api/v1/audit", params={"action": "user.reset_password"}, headers=admin.headers
+    )
+    assert events.json()["total"] == 0
+
+
 async def test_delete_user_ends_access(client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn) -> None:
     tokens = (await _login(client, "viewer")).json()
     assert (await client.delete(f"/api/v1/users/{viewer.id}", headers=admin.headers)).status_code == 204

@@ -296,6 +296,10 @@ OWN_ACCOUNT_REFUSALS = {
     "delete": "you cannot delete your own account: another admin can",
     "role": "you cannot remove your own admin role: another admin can",
     "is_active": "you cannot deactivate yourself: another admin can",
+    "reset_password": (
+        "you cannot reset your own password: change it in your profile, which asks for the "
+        "current one (POST /api/v1/auth/change-password)"
+    ),
 }
 
 
@@ -384,8 +388,13 @@ async def _apply(
 
 async def reset_password(session: AsyncSession, actor: Actor, user_id: int, new_password: str) -> None:
     """Set `user_id`'s password (admins) and end every credential the old one could have
-    produced (`_replace_password`). `Invalid` (422) for a password the rules refuse."""
+    produced (`_replace_password`). `Invalid` (422) for a password the rules refuse; `Forbidden`
+    (403) for the acting admin's own account: a stolen access token must not be enough to take
+    the account over, so one's own password is changed with the current one
+    (`change_password`)."""
     require(actor.user, Permission.manage_users)
+    if user_id == actor.user_id:
+        raise Forbidden(OWN_ACCOUNT_REFUSALS["reset_password"])
     user = await get(session, actor, user_id)
     await _replace_password(session, user, new_password, actor)
 

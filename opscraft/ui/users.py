@@ -73,9 +73,11 @@ ACTIONS_CELL = """
   <q-btn flat round dense aria-label="Edit role, status, details"
          icon="edit" color="primary" :data-testid="'edit-' + props.row.username"
          @click="$parent.$emit('edit', props.row)"><q-tooltip>Edit role, status, details</q-tooltip></q-btn>
-  <q-btn flat round dense aria-label="Reset password"
+  <span :title="props.row.own_reset || undefined"><q-btn flat round dense
+         :aria-label="props.row.own_reset || 'Reset password'" :disable="!!props.row.own_reset"
          icon="lock_reset" color="primary" :data-testid="'reset-' + props.row.username"
-         @click="$parent.$emit('reset', props.row)"><q-tooltip>Reset password</q-tooltip></q-btn>
+         @click="$parent.$emit('reset', props.row)"></q-btn><q-tooltip
+         >{{ props.row.own_reset || 'Reset password' }}</q-tooltip></span>
   <span :data-testid="'delete-why-' + props.row.username"
         :title="props.row.own_delete || undefined"><q-btn flat round dense
          :aria-label="props.row.own_delete || 'Delete'" :disable="!!props.row.own_delete"
@@ -91,6 +93,7 @@ def _row(user: User, actor_id: int | None) -> dict[str, Any]:
     own = users.OWN_ACCOUNT_REFUSALS if user.id == actor_id else {}
     return {
         "own_delete": plain(own["delete"]) if own else None,
+        "own_reset": plain(own["reset_password"]) if own else None,
         "own_fixed": f"{plain(own['role'])}. {plain(own['is_active'])}." if own else None,
         "id": user.id,
         "username": user.username,
