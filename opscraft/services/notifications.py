@@ -512,21 +512,25 @@ async def list_rules(
     return await paging.page(session, query.order_by(col(NotificationRule.id)), skip, limit)
 
 
-async def _checked_rule(session: AsyncSession, data: RuleIn, own_id: int | None = None) -> list[str]:
+async def _checked_rule(
+    session: AsyncSession, data: RuleIn, own: NotificationRule | None = None
+) -> list[str]:
     """The rule's events, each once in `EVENTS` order, after the checks of a rule saved by
-    `create_rule` or `update_rule` (`own_id`: the rule being changed): 422 naming `events`,
-    `channel_id` or `script_id` when wrong, 409 when another rule sends the same (`_refuse_a_second`)."""
+    `create_rule` or `update_rule` (`own`: the rule being changed): 422 naming `events`,
+    `channel_id` or `script_id` when wrong, 409 when another rule sends the same (`_refuse_a_second`).
+    A changed rule that keeps its script is not refused for that script having been deleted since:
+    it could not be switched off."""
     bad = [e for e in data.events if e not in EVENTS]
     if bad:
         raise Invalid.at("events", f"each must be one of: {', '.join(EVENTS)}")
     if await _channel_turn(session, data.channel_id) is None:
         raise Invalid.at("channel_id", f"no notification channel with id {data.channel_id}")
-    if data.script_id is not None:
+    if data.script_id is not None and (own is None or data.script_id != own.script_id):
         script = await session.get(Script, data.script_id)
         if script is None or script.deleted_at is not None:
             raise Invalid.at("script_id", f"no script with id {data.script_id}")
     events = sorted(set(data.events), key=EVENTS.index)
-    await _refuse_a_second(session, data.channel_id, data.script_id, events, own_id)
+    await _refuse_a_second(session, data.channel_id, data.script_id, events, own.id if own else None)
     return events
 
 
@@ -583,7 +587,7 @@ async def update_rule(
     body, _sent = problems.body(RuleIn, over_stored(RuleIn, data, rule))
     problems.raise_if_any()
     assert body is not None  # else raised above
-    events = await _checked_rule(session, body, rule.id)
+    events = await _checked_rule(session, body, rule)
     rule.channel_id, rule.script_id, rule.events, rule.enabled = (
         body.channel_id,
         body.script_id,

@@ -110,3 +110,27 @@ async def test_a_changed_rule_is_checked_as_a_new_one(
 
     missing = await client.put(f"{RULES}/999999", json={"enabled": False}, headers=admin.headers)
     assert missing.status_code == 404, missing.text
+
+
+async def test_a_rule_whose_script_was_deleted_can_still_be_switched_off(
+    client: httpx.AsyncClient, admin: LoggedIn, backend: str, no_automation_loops: None
+) -> None:
+    """The PUT checked the kept script again: a rule of a deleted script answered 422 "no script
+    with id N" to `{"enabled": false}`, so it could not be switched off (only deleted). A rule
+    moved to a deleted script is still refused."""
+    hook = await channel(client, admin, name="hook", kind="webhook", config={"url": "http://127.0.0.1:9/h"})
+    gone, kept = await script(client, admin, "gone"), await script(client, admin, "kept")
+    body = {"channel_id": hook["id"], "events": ["failure"], "script_id": kept}
+    r = await client.post(RULES, json=body, headers=admin.headers)
+    assert r.status_code == 201, r.text
+    url = f"{RULES}/{r.json()['id']}"
+    r = await client.post(RULES, json={**body, "script_id": gone}, headers=admin.headers)
+    assert r.status_code == 201, r.text
+    orphan = f"{RULES}/{r.json()['id']}"
+    assert (await client.delete(f"/api/v1/scripts/{gone}", headers=admin.headers)).status_code == 204
+
+    off = await client.put(orphan, json={"enabled": False}, headers=admin.headers)
+    assert off.status_code == 200 and off.json()["enabled"] is False, off.text
+    moved = await client.put(url, json={"script_id": gone}, headers=admin.headers)
+    assert moved.status_code == 422, moved.text
+    assert moved.json()["errors"] == [{"field": "script_id", "message": f"no script with id {gone}"}]
