@@ -188,6 +188,14 @@ def test_empty_values_fall_back_to_defaults_for_typed_parameters() -> None:
         ({}, "parameters.TARGET", "is required"),
         ({"TARGET": ""}, "parameters.TARGET", "is required"),
         ({"TARGET": "  \t "}, "parameters.TARGET", "only blanks"),
+        # Text that prints as nothing: zero-width space, BOM, a lone combining accent, the Hangul
+        # filler, the blank Braille pattern, Mongolian vowel separator (each started a run).
+        ({"TARGET": "\u200b"}, "parameters.TARGET", "print as nothing"),
+        ({"TARGET": "\ufeff \u200d"}, "parameters.TARGET", "print as nothing"),
+        ({"TARGET": "\u0301"}, "parameters.TARGET", "print as nothing"),
+        ({"TARGET": "\u3164"}, "parameters.TARGET", "print as nothing"),
+        ({"TARGET": "\u2800\u115f"}, "parameters.TARGET", "print as nothing"),
+        ({"TARGET": "\u180e"}, "parameters.TARGET", "print as nothing"),
         ({"TARGET": "t", "UNKNOWN": "x"}, "parameters.UNKNOWN", "unknown parameter"),
     ],
 )
@@ -203,6 +211,11 @@ def test_a_preset_of_blanks_only_for_a_required_parameter_is_refused() -> None:
         check_fixed(SCHEMA, {"TARGET": " \n"})
     assert "only blanks" in fields(exc)["parameters.TARGET"]
     check_fixed(SCHEMA, {"TARGET": " t "})  # text around blanks is a value
+    check_fixed(SCHEMA, {"TARGET": "e\u0301"})  # an accent on a letter is a value
+    check_fixed(SCHEMA, {"TARGET": "\u0928\u094d\u200d"})  # so is a letter with a virama and a joiner
+    with pytest.raises(Invalid) as exc:
+        check_fixed(SCHEMA, {"TARGET": "\u200b"})
+    assert "print as nothing" in fields(exc)["parameters.TARGET"]
 
 
 def test_resolve_reports_all_problems_and_never_echoes_values() -> None:

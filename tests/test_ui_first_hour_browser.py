@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import pytest
 
+from opscraft.services import parameters
 from tests.conftest import PASSWORD, LiveServer
 from tests.ui_journey import (
     create_script,
@@ -78,7 +79,7 @@ def test_a_required_value_of_blanks_only_is_refused_under_its_field(
     page.get_by_test_id("param-WHO").fill("   ")
     page.get_by_test_id("execute-submit").click()
     field = _field(page, "param-WHO")
-    field.get_by_text("only blanks (spaces, tabs, line breaks) is not a value").wait_for()
+    field.get_by_text(parameters.BLANK_REQUIRED).wait_for()
     assert "q-field--error" in (field.get_attribute("class") or "")
     assert re.search(r"/scripts/\d+$", page.url)  # no run started
     runs = page.request.get(f"{server.url}/api/v1/executions?script_id={script}", headers=tokens["admin"])

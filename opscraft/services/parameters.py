@@ -54,15 +54,30 @@ SPEC_KEYS = frozenset({"name", "type", "required", "default", "description", "op
 
 
 NOT_AN_OBJECT = "must be a JSON object"
-BLANK_REQUIRED = "is required: only blanks (spaces, tabs, line breaks) is not a value"
+BLANK_REQUIRED = (
+    "is required: only blanks (spaces, tabs, line breaks) or characters that print as nothing "
+    "(zero-width, a lone accent) is not a value"
+)
+# Unicode general categories that print nothing on their own: format characters (zero-width
+# space, BOM, joiners), combining marks with no letter to sit on, separators.
+_SHOWS_NOTHING = frozenset({"Cc", "Cf", "Mn", "Me", "Zs", "Zl", "Zp"})
+# Letters and symbols drawn as empty space: the Hangul fillers and the blank Braille pattern.
+_FILLERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _prints_nothing(text: str) -> bool:
+    """Whether every character of `text` is white space, a character of `_SHOWS_NOTHING`'s
+    categories (Unicode general categories, UAX #44) or one of `_FILLERS`."""
+    return all(c.isspace() or c in _FILLERS or unicodedata.category(c) in _SHOWS_NOTHING for c in text)
 
 
 def blank_required(spec: dict[str, Any], value: Any) -> bool:
-    """Whether `value` is text of blanks only (`str.strip` leaves nothing: spaces, tabs, line
-    breaks, other Unicode white space) given to a required parameter (`spec["required"]`): refused
-    as `BLANK_REQUIRED` by the run form, `resolve` and `check_fixed` alike. The empty string is
-    not "blank" here: each caller already treats it as "not given"."""
-    return bool(spec.get("required")) and isinstance(value, str) and value != "" and not value.strip()
+    """Whether `value` is text that prints as nothing (`_prints_nothing`: spaces, tabs, line
+    breaks, other Unicode white space, zero-width and format characters, lone combining marks,
+    fillers) given to a required parameter (`spec["required"]`): refused as `BLANK_REQUIRED` by
+    the run form, `resolve` and `check_fixed` alike. The empty string is not "blank" here: each
+    caller already treats it as "not given"."""
+    return bool(spec.get("required")) and isinstance(value, str) and value != "" and _prints_nothing(value)
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,7 @@ async def test_a_required_text_parameter_of_blanks_only_is_refused_naming_it(
     find): refused as missing, naming the parameter; "" stays "is required"."""
     schema = [{"name": "TARGET", "type": "string", "required": True}]
     script_id = await make_script(client, admin, "true\n", parameters=schema)
-    for blank in ("   ", "\t\n", "\u00a0"):
+    for blank in ("   ", "\t\n", "\u00a0", "\u200b", "\u0301", "\u3164"):
         r = await client.post(
             "/api/v1/executions",
             json={"runner": "local", "script_id": script_id, "parameters": {"TARGET": blank}},
