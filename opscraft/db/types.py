@@ -104,6 +104,8 @@ class _StoredTimeTest(FunctionElement[bool]):
 
     @staticmethod
     def sqlite(stored: str) -> str:
+        """The test's SQLite SQL over the column's SQL `stored`: each subclass gives its own (this
+        base is never compiled itself)."""
         raise NotImplementedError
 
 
