@@ -153,6 +153,33 @@ async def test_plan_is_saved_summarized_and_applied_exactly_once_then_stale(
     assert r.status_code == 422, r.text
 
 
+async def test_a_plan_is_applied_as_terraform_after_its_script_changed_type(
+    client: httpx.AsyncClient, operator: LoggedIn, served: None
+) -> None:
+    """Applying a saved plan runs the plan's script version, whatever the script is now: its row
+    said the script's new type (`bash`), so the state backend refused the run's credentials
+    ("HTTP remote state endpoint invalid auth") and a Docker run got the bash image."""
+    script_id = await make_script(
+        client, operator, MAIN_TF, script_type="terraform", parameters={"greeting": "hello"}
+    )
+    plan_id = await _plan(client, operator, script_id, greeting="typed")
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}",
+        json={"script_type": "bash", "content": "echo now a bash script\n"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 200 and r.json()["script_type"] == "bash", r.text
+
+    r = await _apply(client, operator, plan_id)
+    assert r.status_code == 202, r.text
+    assert (r.json()["script_type"], r.json()["script_version"]) == ("terraform", 1), r.text
+    final, text = await _finished(client, operator, r.json()["id"])
+    assert final["status"] == "success", text
+    assert 'message = "typed from opscraft"' in text, text
+    versions = await state_tests._versions(client, operator, script_id)
+    assert [v["execution_id"] for v in versions] == [r.json()["id"]]
+
+
 async def test_applying_a_plan_waits_for_approval_by_someone_else(
     client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn, served: None
 ) -> None:
