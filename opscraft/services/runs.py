@@ -9,6 +9,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db import stored_shapes
 from opscraft.db.models import Execution
+from opscraft.execution import terraform_plan
 from opscraft.services import executions
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict, unreadable
@@ -35,7 +36,8 @@ async def rerun(
     A Terraform `destroy` is confirmed again for every run (`confirm_destroy`, as for
     `executions.create`). Raises NotFound (no such execution or script), Conflict (script not
     active), Invalid (parameters no longer valid, a destroy not confirmed), Forbidden (no
-    permission to execute, or to destroy). A test run of unsaved
+    permission to execute, or to destroy). The apply of a saved plan is not run again (Conflict:
+    a plan is applied once, from its plan run). A test run of unsaved
     content (`draft`) is not run again: its content was never saved (Conflict); nor is a run whose
     stored parameters or run options cannot be read (db/stored_shapes.py: they read as empty, and
     the new run would silently lose them): Conflict naming each (`errors`)."""
@@ -45,6 +47,11 @@ async def rerun(
         raise Conflict(
             f"execution {execution_id} was a test run of unsaved content: test-run it again from the "
             "script's editor, or save the script and run it"
+        )
+    if previous.terraform_action == terraform_plan.APPLY_PLAN:  # terraform_plans.apply: once per plan
+        raise Conflict(
+            f"execution {execution_id} applied a saved plan, and each plan is applied once: run a new "
+            "plan and apply that"
         )
     unread = {k: p for k, p in stored_shapes.problems(previous).items() if k in RERUN_COLUMNS}
     if unread:

@@ -180,6 +180,29 @@ async def test_a_plan_is_applied_as_terraform_after_its_script_changed_type(
     assert [v["execution_id"] for v in versions] == [r.json()["id"]]
 
 
+async def test_running_the_apply_of_a_plan_again_says_to_plan_again(
+    client: httpx.AsyncClient, operator: LoggedIn, served: None
+) -> None:
+    """Run again of an apply of a saved plan was a 422 naming `terraform_action`, a field the
+    request did not have: each plan is applied once, so it is a 409 saying what to do."""
+    script_id = await make_script(client, operator, MAIN_TF, script_type="terraform")
+    plan_id = await _plan(client, operator, script_id)
+    r = await _apply(client, operator, plan_id)
+    assert r.status_code == 202, r.text
+    applied = r.json()["id"]
+    final, text = await _finished(client, operator, applied)
+    assert final["status"] == "success", text
+
+    r = await client.post(f"/api/v1/executions/{applied}/rerun", headers=operator.headers)
+    assert r.status_code == 409, r.text
+    assert r.json()["detail"] == (
+        f"execution {applied} applied a saved plan, and each plan is applied once: run a new plan "
+        "and apply that"
+    )
+    r = await client.get("/api/v1/executions", params={"script_id": script_id}, headers=operator.headers)
+    assert [e["id"] for e in r.json()["items"]] == [applied, plan_id]  # nothing queued
+
+
 async def test_applying_a_plan_waits_for_approval_by_someone_else(
     client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn, served: None
 ) -> None:
