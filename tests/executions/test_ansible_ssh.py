@@ -206,7 +206,7 @@ async def test_wrong_key_fails_with_ansibles_unreachable_message(
     assert not ssh_host.marker.exists()
 
 
-@pytest.mark.parametrize("runner_name", ["local"], indirect=True)
+@pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
 async def test_known_hosts_let_the_right_host_key_in_and_refuse_a_changed_one(
     client: httpx.AsyncClient, operator: LoggedIn, runner_name: str, ssh_host: SshHost, tmp_path: Path
 ) -> None:
