@@ -528,6 +528,9 @@ async def create(
         action = _terraform_action(script_type, terraform_action, confirm_destroy)
         workspace = _terraform_workspace(script_type, terraform_workspace)
     else:  # exactly what was planned: Terraform keeps the variables and configuration in the plan
+        # A plan is of a Terraform version, whatever the script's type is now: the state backend
+        # opens only to a Terraform run, and a Docker run gets the Terraform image.
+        script_type = ScriptType.terraform
         resolved, action = dict(parameters_in or {}), terraform_plan.APPLY_PLAN
         version, workspace = saved_plan.script_version, saved_plan.workspace
     if action == "destroy" and not can(user, Permission.destroy_infrastructure):

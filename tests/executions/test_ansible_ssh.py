@@ -206,6 +206,38 @@ async def test_wrong_key_fails_with_ansibles_unreachable_message(
     assert not ssh_host.marker.exists()
 
 
+@pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
+async def test_known_hosts_let_the_right_host_key_in_and_refuse_a_changed_one(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str, ssh_host: SshHost, tmp_path: Path
+) -> None:
+    """With an `SSH_KNOWN_HOSTS` file secret attached every host key is checked against it
+    (docs/executions.md, *Ansible against real hosts*): the host's own key logs in; after the
+    host's key changed, ssh refuses it and the host is unreachable, with ssh's own warning."""
+    script_id, _ = await _ssh_script(client, operator, ssh_host, runner_name)
+    entry = f"[{ssh_host.address}]:{ssh_host.port} "
+    known = entry + (tmp_path / "sshd" / "host_key.pub").read_text()
+    known_id = await _file_secret(client, operator, "SSH_KNOWN_HOSTS", known)
+    r = await client.post(f"/api/v1/scripts/{script_id}/secrets/{known_id}", headers=operator.headers)
+    assert r.status_code == 201, r.text
+    final, text = await _run(client, operator, script_id, runner_name)
+    assert final["status"] == "success", text
+    assert ssh_host.marker.read_text() == "configured by opscraft\n"
+
+    ssh_host.marker.unlink()
+    other = _keygen(tmp_path, "-t", "ed25519", "-N", "")  # the key an impostor answers with
+    r = await client.put(
+        f"/api/v1/secrets/{known_id}",
+        json={"value": entry + Path(f"{other}.pub").read_text()},
+        headers=operator.headers,
+    )
+    assert r.status_code == 200, r.text
+    final, text = await _run(client, operator, script_id, runner_name)
+    assert final["status"] == "failed", text
+    assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in text and "Host key verification failed" in text
+    assert final["error_message"] == "the script exited with code 4: unreachable: testhost (1 of 1 host)"
+    assert not ssh_host.marker.exists()
+
+
 @pytest.mark.parametrize("runner_name", ["local"], indirect=True)
 async def test_limit_and_tags_select_hosts_and_tasks(
     client: httpx.AsyncClient, operator: LoggedIn, runner_name: str, ssh_host: SshHost

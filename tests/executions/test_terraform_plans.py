@@ -153,6 +153,96 @@ async def test_plan_is_saved_summarized_and_applied_exactly_once_then_stale(
     assert r.status_code == 422, r.text
 
 
+async def test_a_plan_is_applied_as_terraform_after_its_script_changed_type(
+    client: httpx.AsyncClient, operator: LoggedIn, served: None
+) -> None:
+    """Applying a saved plan runs the plan's script version, whatever the script is now: its row
+    said the script's new type (`bash`), so the state backend refused the run's credentials
+    ("HTTP remote state endpoint invalid auth") and a Docker run got the bash image."""
+    script_id = await make_script(
+        client, operator, MAIN_TF, script_type="terraform", parameters={"greeting": "hello"}
+    )
+    plan_id = await _plan(client, operator, script_id, greeting="typed")
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}",
+        json={"script_type": "bash", "content": "echo now a bash script\n"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 200 and r.json()["script_type"] == "bash", r.text
+
+    r = await _apply(client, operator, plan_id)
+    assert r.status_code == 202, r.text
+    assert (r.json()["script_type"], r.json()["script_version"]) == ("terraform", 1), r.text
+    final, text = await _finished(client, operator, r.json()["id"])
+    assert final["status"] == "success", text
+    assert 'message = "typed from opscraft"' in text, text
+    versions = await state_tests._versions(client, operator, script_id)
+    assert [v["execution_id"] for v in versions] == [r.json()["id"]]
+
+
+async def test_running_the_apply_of_a_plan_again_says_to_plan_again(
+    client: httpx.AsyncClient, operator: LoggedIn, served: None
+) -> None:
+    """Run again of an apply of a saved plan was a 422 naming `terraform_action`, a field the
+    request did not have: each plan is applied once, so it is a 409 saying what to do."""
+    script_id = await make_script(client, operator, MAIN_TF, script_type="terraform")
+    plan_id = await _plan(client, operator, script_id)
+    r = await _apply(client, operator, plan_id)
+    assert r.status_code == 202, r.text
+    applied = r.json()["id"]
+    final, text = await _finished(client, operator, applied)
+    assert final["status"] == "success", text
+
+    r = await client.post(f"/api/v1/executions/{applied}/rerun", headers=operator.headers)
+    assert r.status_code == 409, r.text
+    assert r.json()["detail"] == (
+        f"execution {applied} applied a saved plan, and each plan is applied once: run a new plan "
+        "and apply that"
+    )
+    r = await client.get("/api/v1/executions", params={"script_id": script_id}, headers=operator.headers)
+    assert [e["id"] for e in r.json()["items"]] == [applied, plan_id]  # nothing queued
+
+
+async def test_running_again_a_run_of_a_script_that_changed_type_says_so(
+    client: httpx.AsyncClient, operator: LoggedIn, served: None
+) -> None:
+    """Run again repeats a run's Terraform action: after the script became a bash script it was
+    a 422 "terraform_action applies only to terraform scripts: leave it out", a field the
+    request did not have; and a bash run's Run again became a Terraform plan."""
+    script_id = await make_script(client, operator, MAIN_TF, script_type="terraform")
+    applied = await start(client, operator, script_id, "local", terraform_action="apply")
+    final, text = await _finished(client, operator, applied["id"])
+    assert final["status"] == "success", text
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}",
+        json={"script_type": "bash", "content": "echo now bash\n"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 200, r.text
+    r = await client.post(f"/api/v1/executions/{applied['id']}/rerun", headers=operator.headers)
+    assert r.status_code == 409, r.text
+    assert r.json()["detail"] == (
+        f"execution {applied['id']} was a terraform run, and its script is a bash script now: "
+        "start a new run of it"
+    )
+    bash = await start(client, operator, script_id, "local")
+    final, text = await _finished(client, operator, bash["id"])
+    assert final["status"] == "success" and "now bash" in text, text
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}",
+        json={"script_type": "terraform", "content": MAIN_TF},
+        headers=operator.headers,
+    )
+    assert r.status_code == 200, r.text
+    r = await client.post(f"/api/v1/executions/{bash['id']}/rerun", headers=operator.headers)
+    assert r.status_code == 409, r.text
+    assert "was a bash run, and its script is a terraform script now" in r.json()["detail"]
+    r = await client.post(f"/api/v1/executions/{applied['id']}/rerun", headers=operator.headers)
+    assert r.status_code == 202 and r.json()["terraform_action"] == "apply", r.text  # its type again
+    final, text = await _finished(client, operator, r.json()["id"])
+    assert final["status"] == "success", text
+
+
 async def test_applying_a_plan_waits_for_approval_by_someone_else(
     client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn, served: None
 ) -> None:
