@@ -3,7 +3,7 @@ xterm.js cannot parse (binary output) is U+FFFD, also when cut between two outpu
 
 from __future__ import annotations
 
-from opscraft.ui.terminal import CUT_RE, displayable
+from opscraft.ui.terminal import CUT_NOTE, CUT_RE, MAX_LINE_CHARS, capped, displayable
 
 KEPT = [
     "\x1b[31mred\x1b[0m plain",
@@ -36,3 +36,17 @@ def test_a_sequence_cut_between_chunks_is_held_back() -> None:
     }.items():
         found = CUT_RE.search(text)
         assert (found.group(0) if found else None) == held, text
+
+
+def test_a_long_line_is_cut_in_the_view_with_a_note() -> None:
+    """Counted across writes; the note once per line; the rest's escape sequences kept; a line
+    feed or carriage return starts the count over (`MAX_LINE_CHARS`)."""
+    shown, count = capped("start\n" + "a" * (MAX_LINE_CHARS - 10), 0)
+    assert shown.endswith("a" * (MAX_LINE_CHARS - 10)) and count == MAX_LINE_CHARS - 10
+    shown, count = capped("b" * 20 + "\x1b[0m" + "c" * 5, count)
+    assert shown == "b" * 10 + CUT_NOTE + "\x1b[0m" and count == MAX_LINE_CHARS + 1
+    shown, count = capped("d" * 300_000 + "\x1b[31m\nend", count)
+    assert shown == "\x1b[31m\nend" and count == 3
+    shown, count = capped("x" * MAX_LINE_CHARS, 0)
+    assert capped("y\rz", count) == (CUT_NOTE + "\rz", 1)
+    assert capped("50%\r" * 5_000, 0) == ("50%\r" * 5_000, 0)  # a progress bar redrawn in place

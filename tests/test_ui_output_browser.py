@@ -1,5 +1,6 @@
-"""An execution's output: timestamps per line, search with next/previous, links to a line (#L120);
-and the audit log's date filter (the Executions page's widget)."""
+"""An execution's output: timestamps per line, search with next/previous, links to a line (#L120),
+a 300,000-character line (cut in the view with a note, live and replayed, kept whole in the
+download); and the audit log's date filter (the Executions page's widget)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from opscraft.ui.terminal import MAX_LINE_CHARS
 from tests.conftest import LiveServer
 from tests.ui_journey import (
     check_accessibility,
@@ -161,6 +163,65 @@ def test_timestamps_stay_in_front_of_a_progress_bar(
     unstamped = [re.sub(r"^\d\d:\d\d:\d\d\.\d{3} ", "", line, count=1) for line in lines]
     assert unstamped == ["start", "step 3 of 3", "windows", "end"], lines
     assert all(re.match(r"\d\d:\d\d:\d\d\.\d{3} ", line) for line in lines), lines
+
+
+LONG_CHARS = 300_000
+# "start", a pause (the page is open: the long line arrives live), the line, "end" without a
+# line feed after it.
+LONG = f"""\
+import sys, time
+print("start", flush=True)
+time.sleep(3)
+sys.stdout.write("a" * {LONG_CHARS} + "\\n")
+sys.stdout.write("end")
+"""
+NOTE = f"[line cut at {MAX_LINE_CHARS:,} characters in this view: the download has all of it]"
+
+
+def _script_errors(page: Any) -> list[str]:
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    return errors
+
+
+def _shown_in_full(page: Any, url: str, errors: list[str]) -> None:
+    """The cut line, its note and the last line are in the terminal, through a full-page capture
+    and a narrowing to 375 then 120 px (each refits the terminal: fewer columns, more rows)."""
+    wait_for_output(page, r"^end$", timeout=60)  # the last line, with no line feed after it
+    page.screenshot(full_page=True, timeout=120_000)
+    for width in (375, 120):
+        page.set_viewport_size({"width": width, "height": 800})
+        page.wait_for_function(terminal_js(f"t.cols < {width // 7}"))
+        page.screenshot(full_page=True, timeout=120_000)
+    assert not errors, errors
+    text = wait_for_output(page, r"^end$")
+    joined = text.replace("\n", "").replace(" ", "")  # rows joined (a row drops its trailing blanks)
+    assert ("start" + "a" * MAX_LINE_CHARS + "…" + NOTE.replace(" ", "")) in joined, text[-300:]
+    assert "a" * (MAX_LINE_CHARS + 1) not in joined
+    page.set_viewport_size({"width": 1400, "height": 900})
+    response = page.request.get(url)
+    assert response.status == 200
+    assert response.text() == "start\n" + "a" * LONG_CHARS + "\nend"
+
+
+def test_a_300000_character_line_live_and_replayed(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    script = create_script(server, tokens["admin"], "long-line", LONG, script_type="python", status="active")
+    errors = _script_errors(page)
+    log_in(page, server, "operator")
+    execution_id = start_run(server, tokens["admin"], script["id"])
+    page.goto(f"{server.url}/executions/{execution_id}")
+    wait_connected(page)
+    wait_for_output(page, r"^start$")  # live: the long line arrives while the page watches
+    log_url = f"{server.url}/executions/{execution_id}/output.log"
+    _shown_in_full(page, log_url, errors)
+    assert wait_run(server, tokens["admin"], execution_id)["output"] == "start\n" + "a" * LONG_CHARS + "\nend"
+
+    page.reload()  # replayed from storage
+    wait_connected(page)
+    _shown_in_full(page, log_url, errors)
 
 
 def test_audit_log_filters_by_the_executions_date_range(

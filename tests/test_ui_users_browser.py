@@ -1,6 +1,7 @@
 """The users page as an admin uses it: the table in alphabetical order ignoring case, what an
 admin cannot do to their own account not offered on their row (said why), an unchanged form's
-Save closing it (it answered in the API's words), and each row's actions in view at 375 px."""
+Save closing it (it answered in the API's words), and each row's actions in view at 375 px, with
+why the admin's own Reset password and Delete are off written in their row."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def test_the_table_is_alphabetical_and_the_edit_form_answers_in_place(
         r = httpx.post(f"{server.url}/api/v1/users", json=body, headers=tokens["admin"], timeout=60)
         assert r.status_code == 201, r.text
     log_in(page, server, "admin", then="/users")
-    first_cells = page.get_by_test_id("users-table").locator("tbody tr td:first-child")
+    first_cells = page.get_by_test_id("users-table").locator("tbody tr td:first-child .oc-username")
     expect(first_cells).to_have_text(["admin", "alice", "Bob", "operator", "viewer", "Zed"])
 
     # An admin cannot delete, demote or deactivate themself: not offered on their own row, and
@@ -100,6 +101,7 @@ def test_each_rows_actions_are_in_view_on_a_phone(
     for name in ("operator", "viewer"):
         button = page.get_by_test_id(f"delete-{name}")
         expect(button).to_be_visible()
+        button.scroll_into_view_if_needed()
         box = button.bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375, (name, box)
         # Nothing drawn over it: the point at its centre is the button (or its icon).
@@ -109,5 +111,21 @@ def test_each_rows_actions_are_in_view_on_a_phone(
         )
         assert at_centre, name
     assert page.evaluate("document.querySelector('.q-table__middle').scrollLeft") == 0
+    # Why the admin's own Reset password and Delete are off is written in the row, in view: the
+    # buttons' tooltips were the only place, and a phone has no hover to show them.
+    note = page.get_by_test_id("user-own-note-admin")
+    expect(note).to_have_text(
+        "Your own account: only another admin can delete it or reset its password; "
+        "change your password in your profile."
+    )
+    box = note.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375, box
+    # Not under the actions kept in view over the cells: its right end is the note.
+    at_end = page.evaluate(
+        "([x, y]) => !!document.elementFromPoint(x, y)?.closest('[data-testid=user-own-note-admin]')",
+        [box["x"] + box["width"] - 2, box["y"] + box["height"] / 2],
+    )
+    assert at_end, box
+    expect(page.get_by_test_id("user-own-note-viewer")).to_have_count(0)
     page.get_by_test_id("delete-viewer").click()  # no scrolling needed
     expect(page.get_by_test_id("delete-confirm")).to_be_visible()

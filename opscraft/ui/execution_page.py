@@ -35,7 +35,7 @@ from opscraft.ui.inventory_versions import version_url
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.not_found import missing
 from opscraft.ui.script_widgets import LANGUAGES
-from opscraft.ui.terminal import SCROLLBACK_LINES, LiveTerminal
+from opscraft.ui.terminal import MAX_LINE_CHARS, SCROLLBACK_LINES, LiveTerminal
 from opscraft.ui.terraform_panel import TerraformPanel
 from opscraft.ui.widgets import (
     call,
@@ -433,8 +433,8 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
             with ui.row().classes("items-baseline gap-3"):
                 ui.label("Output").classes("text-subtitle1 font-medium")
                 ui.label(
-                    f"the terminal keeps the last {SCROLLBACK_LINES:,} lines; stderr in red; "
-                    "the download has everything"
+                    f"the terminal keeps the last {SCROLLBACK_LINES:,} lines, each cut at "
+                    f"{MAX_LINE_CHARS:,} characters; stderr in red; the download has everything"
                 ).classes("text-caption text-grey-7")
             with ui.row().classes("items-center gap-1"):
                 autoscroll = ui.switch("Auto-scroll", value=True).props('dense data-testid="autoscroll"')

@@ -76,6 +76,45 @@ DEFAULT_ROWS = 24  # xterm.js's, until the browser reports the fitted size
 # Dim (not a colour) so a red stderr line stays red after its stamp.
 STAMP_ON, STAMP_OFF = "\x1b[2m", "\x1b[22m"
 MAX_KEPT_CHARS = 8 * 1024 * 1024
+# The characters of one line the page's terminal gets (escape sequences included); the rest of a
+# longer line is dropped from the view after `CUT_NOTE` (its escape sequences still pass, so a
+# colour reset is not lost). xterm.js re-wraps a line on each resize by spreading its rows as
+# a call's arguments: a 300,000-character line, narrowed to a few columns (a full-page capture
+# refits it), overflowed the browser's stack ("Maximum call stack size exceeded") and stopped the
+# page's output. At FitAddon's 2-column minimum a cut line is 5,000 rows. A carriage return
+# starts the line over (a progress bar redraws it in place), as a line feed does.
+MAX_LINE_CHARS = 10_000
+CUT_NOTE = (
+    f"{STAMP_ON} … [line cut at {MAX_LINE_CHARS:,} characters in this view: "
+    f"the download has all of it]{STAMP_OFF}"
+)
+LINE_BREAK_RE = re.compile(r"([\n\r])")
+
+
+def capped(text: str, line_chars: int) -> tuple[str, int]:
+    """`text` with each line past `MAX_LINE_CHARS` cut: `CUT_NOTE` at the cut, then only the
+    escape sequences of the rest until the next line feed or carriage return. `line_chars`: the
+    characters of the current line before `text` (`MAX_LINE_CHARS + 1` once cut); returns the
+    text to show and the count after it."""
+    if line_chars + len(text) <= MAX_LINE_CHARS:  # the usual case: nothing to cut
+        end = max(text.rfind("\n"), text.rfind("\r"))
+        return text, (len(text) - end - 1 if end >= 0 else line_chars + len(text))
+    parts = []
+    for index, piece in enumerate(LINE_BREAK_RE.split(text)):
+        if index % 2:  # a line feed or carriage return
+            parts.append(piece)
+            line_chars = 0
+            continue
+        room = MAX_LINE_CHARS - line_chars  # -1 once the line was cut
+        if len(piece) <= room:
+            line_chars += len(piece)
+        elif piece:
+            rest = "".join(ANSI_RE.findall(piece[max(room, 0) :]))
+            piece = piece[:room] + CUT_NOTE + rest if room >= 0 else rest
+            line_chars = MAX_LINE_CHARS + 1
+        parts.append(piece)
+    return "".join(parts), line_chars
+
 
 OPTIONS = {
     "convertEol": True,
@@ -231,6 +270,7 @@ class LiveTerminal:
         self._kept: list[tuple[datetime | None, str]] = []
         self._kept_chars = 0
         self._line_start = True
+        self._line_chars = 0  # characters of the current line sent to the view (`capped`)
         self._cut: dict[bool, str] = {}  # by stream (stderr?): the start of a sequence cut off
         self.rows = DEFAULT_ROWS
         self._shown = False  # text on screen since the start or the last clear (`_kept_on_screen`)
@@ -279,6 +319,7 @@ class LiveTerminal:
         """Redraw everything kept with (or without) a timestamp at the start of each line."""
         self.timestamps = shown
         self._pending, self._pending_chars, self._line_start, self._shown = [], 0, True, False
+        self._line_chars = 0
         self.xterm.run_terminal_method("reset")
         for at, text in self._kept:
             self._queue(self._stamped(text, at) if shown else text)
@@ -326,7 +367,7 @@ class LiveTerminal:
         return "".join([*parts, rest])
 
     def _queue(self, text: str) -> None:
-        text = self._kept_on_screen(text)
+        text, self._line_chars = capped(self._kept_on_screen(text), self._line_chars)
         self._pending.append(text)
         self._pending_chars += len(text)
         self._empty.clear()

@@ -64,6 +64,22 @@ ROLE_CELL = f"""
        style="white-space: normal; min-width: 12rem; max-width: 20rem"
        :data-testid="'user-stored-' + props.row.username">{{{{ props.row.stored }}}}</div>
 </q-td>"""
+# On the acting admin's own row, under the name, why Reset password and Delete are off (in short:
+# the buttons' tooltips and labels give the service's `OWN_ACCOUNT_REFUSALS`): said in
+# the row, not only in the buttons' tooltips, which a phone (no hover) and a keyboard (a disabled
+# button takes no focus) never show. Narrow enough on a phone to stay left of the row's actions,
+# which stay in view over the cells (`ACTIONS_STICKY`).
+OWN_NOTE = (
+    "Your own account: only another admin can delete it or reset its password; "
+    "change your password in your profile."
+)
+USERNAME_CELL = """
+<q-td :props="props">
+  <span class="oc-username">{{ props.value }}</span>
+  <div v-if="props.row.own_note" class="text-caption text-grey-8"
+       style="white-space: normal; max-width: min(24rem, calc(100vw - 13rem))"
+       :data-testid="'user-own-note-' + props.row.username">{{ props.row.own_note }}</div>
+</q-td>"""
 STATUS_CELL = """
 <q-td :props="props">
   <q-badge :color="props.value ? 'positive' : 'grey-8'" :label="props.value ? 'active' : 'inactive'" />
@@ -89,12 +105,14 @@ ACTIONS_CELL = """
 
 def _row(user: User, actor_id: int | None) -> dict[str, Any]:
     """A table row; on the acting admin's own, what the service refuses them (`own_*`: the
-    reasons the Delete button's tooltip and the edit form say, None on another user's row)."""
+    reasons the buttons' tooltips, the note under the name (`own_note`) and the edit form say,
+    None on another user's row)."""
     own = users.OWN_ACCOUNT_REFUSALS if user.id == actor_id else {}
     return {
         "own_delete": plain(own["delete"]) if own else None,
         "own_reset": plain(own["reset_password"]) if own else None,
         "own_fixed": f"{plain(own['role'])}. {plain(own['is_active'])}." if own else None,
+        "own_note": OWN_NOTE if own else None,
         "id": user.id,
         "username": user.username,
         "full_name": user.full_name,
@@ -120,6 +138,7 @@ class UsersView(PagedTable):
             )
         ui.add_css(ACTIONS_STICKY)
         self.make_table(COLUMNS, "users-table")
+        self.table.add_slot("body-cell-username", USERNAME_CELL)
         self.table.add_slot("body-cell-role", ROLE_CELL)
         self.table.add_slot("body-cell-is_active", STATUS_CELL)
         self.table.add_slot("body-cell-actions", ACTIONS_CELL)
