@@ -70,7 +70,7 @@ def test_user_create_reads_the_password_from_stdin(tmp_path: Path) -> None:
     assert again.returncode == 1 and "already exists" in again.stderr
     short = opscraft(tmp_path, "user", "create", "bob", stdin="short\n")
     assert short.returncode == 1
-    assert short.stderr.strip() == "opscraft: password: String should have at least 8 characters"
+    assert short.stderr.strip() == "opscraft: password: must be at least 8 characters, not 5"
     bad_role = opscraft(tmp_path, "user", "create", "eve", "--role", "root", stdin="Eve-Pass-123\n")
     assert bad_role.returncode == 2 and "invalid choice" in bad_role.stderr
 

@@ -319,11 +319,11 @@ PATHS = {
 @pytest.mark.parametrize(
     ("param", "value", "said"),
     [
-        ("limit", "501", "less than or equal to 500"),
-        ("limit", "0", "greater than or equal to 1"),
+        ("limit", "501", "must be at most 500"),
+        ("limit", "0", "must be at least 1"),
         ("limit", "many", "whole number"),
-        ("skip", "-1", "greater than or equal to 0"),
-        ("skip", "2147483648", "less than or equal to 2147483647"),
+        ("skip", "-1", "must be at least 0"),
+        ("skip", "2147483648", "must be at most 2147483647"),
         ("skip", "1.5", ""),
         ("skip", "abc", ""),
         ("skip", "%00", ""),

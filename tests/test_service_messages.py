@@ -270,5 +270,5 @@ async def test_an_edit_too_long_is_refused_under_its_field_in_characters(
     )
     assert edit.status_code == 422
     assert edit.json()["errors"] == [
-        {"field": "description", "message": "String should have at most 1000 characters"}
+        {"field": "description", "message": "must be at most 1000 characters, not 1001"}
     ]

@@ -66,7 +66,7 @@ def test_the_schedule_dialog_shows_every_problem_at_once(
     page.get_by_test_id("schedule-params").fill("{not json")
     page.get_by_test_id("schedule-submit").click()
     expected = {
-        "schedule-name": "at least 1 character",
+        "schedule-name": "must not be empty or only spaces",
         "schedule-cron": "minute field '61': 61 is out of range, use 0-59",
         "schedule-tz": "unknown time zone",
         "schedule-params": "must be a JSON object",
@@ -117,7 +117,7 @@ def test_the_script_editor_shows_name_memory_and_parameter_errors_together(
     page.get_by_test_id("save-script").click()
     expected = {
         "script-name": "must be 1-128 characters",
-        "memory": "greater than or equal to 16",
+        "memory": "must be at least 16",
         "param-name-0": "name must be an environment variable identifier",
     }
     for testid, text in expected.items():
@@ -244,3 +244,35 @@ def test_a_token_name_with_a_nul_is_refused_in_the_apis_words_and_an_nfc_name_fi
     page.get_by_text("\u00e9" * 40, exact=True).wait_for()
     listed = httpx.get(f"{server.url}/api/v1/tokens", headers=tokens["operator"]).json()["items"]
     assert [t["name"] for t in listed] == ["\u00e9" * 40]
+
+
+def test_empty_and_too_long_say_the_api_words_under_the_field(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """An empty channel name said pydantic's "String should have at least 1 character" and a
+    10,000-character inventory description "String should have at most 2000 characters", where
+    tokens and webhooks said "Must not be empty or only spaces": the same words as the API now
+    (`services.input_words`), the limit with the length sent."""
+    log_in(page, server, "admin", then="/notifications")
+    wait_connected(page)
+    page.get_by_test_id("channel-add").click()
+    page.get_by_test_id("channel-submit").click()
+    _messages(page, "channel-name").get_by_text("Must not be empty or only spaces").wait_for()
+    assert "String should" not in page.content()
+    page.goto(f"{server.url}/inventories")
+    wait_connected(page)
+    page.get_by_test_id("inventory-new").click()
+    page.get_by_test_id("inventory-name").fill("web")
+    page.get_by_test_id("inventory-description").fill("d" * 10_000)
+    page.get_by_test_id("inventory-content").fill("[web]\nweb1\n")
+    page.get_by_test_id("inventory-save").click()
+    said = "Must be at most 2000 characters, not 10000"
+    _messages(page, "inventory-description").get_by_text(said).wait_for()
+    assert page.get_by_test_id("inventory-description").input_value() == "d" * 10_000  # nothing lost
+    api = httpx.post(
+        f"{server.url}/api/v1/inventories",
+        json={"name": "web", "content": "[web]\nweb1\n", "description": "d" * 10_000},
+        headers=tokens["admin"],
+        timeout=60,
+    )
+    assert {"field": "description", "message": said[0].lower() + said[1:]} in api.json()["errors"]

@@ -91,7 +91,7 @@ def test_field_errors_show_under_their_fields_and_clear(
     page.get_by_test_id("create-password").fill("Long-Enough-Pass-1")
     page.get_by_test_id("create-submit").click()
     field = page.locator(".q-field", has=page.get_by_test_id("create-username"))
-    field.get_by_text("String should have at least 3 characters").wait_for()
+    field.get_by_text("must be at least 3 characters, not 2").wait_for()
     assert page.locator(".q-notification").count() == 0  # no toast, no raw "username:" path
     page.get_by_test_id("create-username").fill("abby")
     field.locator(".q-field__messages").get_by_text("at least 3").wait_for(state="detached")
@@ -151,7 +151,7 @@ def test_out_of_range_numbers_are_refused_under_their_fields_never_clamped(
     page.get_by_test_id("save-script").click()
     for testid, bound in (("memory", 16), ("timeout", 1)):
         field = page.locator(".q-field", has=page.get_by_test_id(testid))
-        field.get_by_text(f"greater than or equal to {bound}").wait_for()
+        field.get_by_text(f"must be at least {bound}").wait_for()
     assert page.get_by_test_id("memory").input_value() == "8"
     current = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=admin, timeout=60).json()
     assert (current["memory_mb"], current["timeout_seconds"], current["current_version"]) == (512, 3600, 1)

@@ -60,7 +60,7 @@ CLOSE_REASON_BYTES = 123  # the WebSocket protocol's limit for a close reason (R
 async def _websocket_validation_error(websocket: WebSocket, exc: Exception) -> None:
     """A WebSocket address whose parameters do not convert (`?after=-1`, `/ws/executions/abc`):
     accepted, then closed with `CLOSE_INVALID` and the first problem as the reason
-    (`after: Input should be greater than or equal to 0`). FastAPI closed before accepting,
+    (`after: must be at least 0`). FastAPI closed before accepting,
     which a client sees as a bare HTTP 403, as if it were not allowed."""
     assert isinstance(exc, WebSocketRequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from opscraft.cli.common import Factory, run_with_runtime, with_data_dir
 from opscraft.config import Settings
+from opscraft.services.errors import input_message
 
 
 def _read_password(confirm: bool = True) -> str:
@@ -39,7 +40,7 @@ def cmd_user_create(args: argparse.Namespace, settings: Settings) -> None:
         )
     except ValidationError as exc:
         err = exc.errors()[0]
-        sys.exit(f"opscraft: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}")
+        sys.exit(f"opscraft: {'.'.join(str(p) for p in err['loc'])}: {input_message(err)}")
 
     async def body() -> None:
         async with runtime.current().db.session() as session:

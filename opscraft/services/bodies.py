@@ -1,7 +1,7 @@
 """`Body`: the one base of every request body model (API and UI submit through the same models).
 
 Rules, the same for every body:
-- an unknown key is refused (422 naming it: "Extra inputs are not permitted"), never dropped;
+- an unknown key is refused (422 naming it: `input_words.UNKNOWN_FIELD_MESSAGE`), never dropped;
 - a boolean is only a JSON `true`/`false`: not `"yes"`, `"false"`, `1` or `0`, nor `null` where
   the field cannot be null (`NULL_BOOL_MESSAGE`, one wording for every such switch: a schedule's,
   a channel's or a rule's `enabled`...; Pydantic said "Input should be a valid boolean");
@@ -43,15 +43,10 @@ from pydantic_core import PydanticCustomError
 
 from opscraft.db.text import problem as unstorable
 from opscraft.services import instants
+from opscraft.services.input_words import BOOL_MESSAGE, DATETIME_MESSAGE, INT_MESSAGE, NUMBER_MESSAGE
 
-BOOL_MESSAGE = "must be true or false (a JSON boolean, not text or a number)"
 NULL_BOOL_MESSAGE = "must be true or false, not null: leave the field out to keep its value (or its default)"
-INT_MESSAGE = "must be a whole number (a JSON number without a fraction: not 5.0, text or true/false)"
 TEXT_INT_MESSAGE = "must be a whole number, e.g. 42 (digits only: not 5.0)"
-NUMBER_MESSAGE = "must be a number (a JSON number, not text or true/false)"
-DATETIME_MESSAGE = (
-    "must be an ISO 8601 date and time, e.g. 2030-01-31T12:00:00Z (a bare number is not read as a Unix time)"
-)
 _NUMERIC_TEXT = re.compile(r"\s*[+-]?[0-9]*\.?[0-9]+\s*")
 PLUS_AS_SPACE_MESSAGE = (
     "the '+' of its UTC offset arrived as a space ('+' in a query string means a space): "

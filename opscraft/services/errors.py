@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from opscraft.services.input_words import worded
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -86,11 +88,11 @@ def retry_text(seconds: int) -> str:
 
 def input_message(err: Mapping[str, Any]) -> str:
     """The message of one pydantic error (`ValidationError.errors()` item) as this project words
-    it, for a person: without pydantic's "Value error, " prefix, and a list's length without
-    " after validation" ("List should have at most 50 items, not 1000": pydantic-core says it
-    of every list, checked before any item is dropped here). Never the submitted value: it
-    may be a password or a secret."""
-    return str(err.get("msg", "invalid value")).removeprefix("Value error, ").replace(" after validation", "")
+    it, for a person: `input_words.worded` for pydantic's stock errors (empty, too long with the
+    limit and the length sent, wrong type...), else the validator's own message without
+    pydantic's "Value error, " prefix. Never the submitted value: it may be a password or a
+    secret."""
+    return worded(err) or str(err.get("msg", "invalid value")).removeprefix("Value error, ")
 
 
 class Problems:

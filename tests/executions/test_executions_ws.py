@@ -101,7 +101,7 @@ async def test_a_bad_address_is_refused_with_a_close_code_saying_what_to_fix(
     # was 4404 "not found")
     for execution_id in (0, -1, 2**31, 10**20):
         code, reason = await close_code(url(live_api, execution_id, token))
-        assert code == 4422 and reason.startswith("execution_id: Input should be "), (execution_id, reason)
+        assert code == 4422 and reason.startswith("execution_id: must be "), (execution_id, reason)
     # a parameter the stream does not take, or one sent twice, as every REST route's query: a
     # typo (`afterr`) replayed everything from the start without a word
     taken = "unknown query parameter: this route takes after, token"

@@ -1,0 +1,115 @@
+"""This project's words for pydantic's error types: one source for the API's 422s and the UI's
+messages next to a field (`errors.input_message` uses it).
+
+pydantic's stock messages ("String should have at least 1 character", "Input should be a valid
+integer", "Field required") read differently from the project's own ("must not be empty or only
+spaces") for the same fault, and a limit's message did not say how long the value sent was. Each
+fault here has one wording: empty or blank, too long (the limit and the length sent), wrong type,
+out of range, not one of the choices. Never the value itself: it may be a password or a secret.
+An error type not listed keeps pydantic's message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+EMPTY_MESSAGE = "must not be empty or only spaces"
+REQUIRED_MESSAGE = "is required: this field is missing"
+TEXT_MESSAGE = "must be text (a JSON string)"
+OBJECT_MESSAGE = "must be an object (a JSON object of names and values)"
+LIST_MESSAGE = "must be a list (a JSON array)"
+UNKNOWN_FIELD_MESSAGE = "is not a field of this form: remove it (Extra inputs are not permitted)"
+# `bodies` says these for its own checks too (a boolean, a whole number, a number).
+BOOL_MESSAGE = "must be true or false (a JSON boolean, not text or a number)"
+INT_MESSAGE = "must be a whole number (a JSON number without a fraction: not 5.0, text or true/false)"
+NUMBER_MESSAGE = "must be a number (a JSON number, not text or true/false)"
+DATETIME_MESSAGE = (
+    "must be an ISO 8601 date and time, e.g. 2030-01-31T12:00:00Z (a bare number is not read as a Unix time)"
+)
+
+
+def _length(value: Any) -> str:
+    return f"{len(value)}" if isinstance(value, str | list | dict | tuple | set) else "?"
+
+
+def _too_short(err: Mapping[str, Any], ctx: Mapping[str, Any]) -> str:
+    least = int(ctx.get("min_length", 1))
+    if least <= 1:
+        return EMPTY_MESSAGE
+    return f"must be at least {least} characters, not {_length(err.get('input'))}"
+
+
+def _too_long(err: Mapping[str, Any], ctx: Mapping[str, Any]) -> str:
+    return f"must be at most {int(ctx['max_length'])} characters, not {_length(err.get('input'))}"
+
+
+def _items(err: Mapping[str, Any], ctx: Mapping[str, Any]) -> str:
+    actual = ctx.get("actual_length", _length(err.get("input")))
+    if "max_length" in ctx:
+        return f"must have at most {int(ctx['max_length'])} items, not {actual}"
+    return f"must have at least {int(ctx.get('min_length', 1))} items, not {actual}"
+
+
+def _fixed(message: str) -> Callable[[Mapping[str, Any], Mapping[str, Any]], str]:
+    return lambda _err, _ctx: message
+
+
+_WORDS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], str]] = {
+    "missing": _fixed(REQUIRED_MESSAGE),
+    "string_too_short": _too_short,
+    "string_too_long": _too_long,
+    "too_short": _items,
+    "too_long": _items,
+    "string_type": _fixed(TEXT_MESSAGE),
+    "int_type": _fixed(INT_MESSAGE),
+    "int_parsing": _fixed(INT_MESSAGE),
+    "int_from_float": _fixed(INT_MESSAGE),
+    "bool_type": _fixed(BOOL_MESSAGE),
+    "bool_parsing": _fixed(BOOL_MESSAGE),
+    "float_type": _fixed(NUMBER_MESSAGE),
+    "float_parsing": _fixed(NUMBER_MESSAGE),
+    "datetime_type": _fixed(DATETIME_MESSAGE),
+    "datetime_parsing": _fixed(DATETIME_MESSAGE),
+    "datetime_from_date_parsing": _fixed(DATETIME_MESSAGE),
+    "dict_type": _fixed(OBJECT_MESSAGE),
+    "model_type": _fixed(OBJECT_MESSAGE),
+    "model_attributes_type": _fixed(OBJECT_MESSAGE),
+    "list_type": _fixed(LIST_MESSAGE),
+    "extra_forbidden": _fixed(UNKNOWN_FIELD_MESSAGE),
+    "greater_than_equal": lambda _e, ctx: f"must be at least {ctx['ge']}",
+    "greater_than": lambda _e, ctx: f"must be more than {ctx['gt']}",
+    "less_than_equal": lambda _e, ctx: f"must be at most {ctx['le']}",
+    "less_than": lambda _e, ctx: f"must be less than {ctx['lt']}",
+    "enum": lambda _e, ctx: f"must be one of {ctx['expected']}",
+    "literal_error": lambda _e, ctx: f"must be one of {ctx['expected']}",
+    "string_pattern_mismatch": lambda _e, ctx: f"must match the pattern {ctx['pattern']}",
+}
+
+
+# The openings of pydantic-core's own messages: a `PydanticCustomError` of the same type (`bodies`
+# raises `bool_type` with `NULL_BOOL_MESSAGE`) already says the project's words.
+STOCK_PHRASES = (
+    "String should",
+    "Input should",
+    "Field required",
+    "List should",
+    "Dictionary should",
+    "Value should",
+    "Tuple should",
+    "Set should",
+    "Extra inputs",
+)
+
+
+def worded(err: Mapping[str, Any]) -> str | None:
+    """The project's message for one pydantic error (a `ValidationError.errors()` item) whose
+    message is pydantic's stock one (`STOCK_PHRASES`), or None: a validator's own message (a
+    `value_error`, a `PydanticCustomError`), or an error type it has no words for."""
+    words = _WORDS.get(str(err.get("type", "")))
+    if words is None or not str(err.get("msg", "")).startswith(STOCK_PHRASES):
+        return None
+    try:
+        return words(err, err.get("ctx") or {})
+    except (KeyError, TypeError, ValueError):  # an error of that type without the usual context
+        return None
