@@ -674,9 +674,13 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     navigation failed by `NETWORK_CHANGED` is tried again. A failed test leaves a full-page
     screenshot in `ARTIFACTS` (taking one after every test cost each about a second)."""
     from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import expect
 
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     context.set_default_timeout(30_000)  # generous: CI machines may be busy
+    # `expect(...)` has its own default (5 s), which a dialog closing under a load of ~23 missed
+    # (tests/test_ui_users_browser.py): as generous as the page's own waits.
+    expect.set_options(timeout=30_000)
     pg = context.new_page()
     # The browser's last console lines (NiceGUI logs why it reloads a page) for a failure's report.
     watch(pg)

@@ -129,3 +129,43 @@ def test_each_rows_actions_are_in_view_on_a_phone(
     expect(page.get_by_test_id("user-own-note-viewer")).to_have_count(0)
     page.get_by_test_id("delete-viewer").click()  # no scrolling needed
     expect(page.get_by_test_id("delete-confirm")).to_be_visible()
+
+
+# Counts the row buttons (`edit-<name>`) the page removed from the document: a row redrawn.
+COUNT_REMOVED_ROW_BUTTONS = """
+window.__removedRowButtons = 0;
+new MutationObserver((records) => records.forEach((r) => r.removedNodes.forEach((n) => {
+  if (n.nodeType === 1 && (n.matches('[data-testid^=edit-]') || n.querySelector('[data-testid^=edit-]')))
+    window.__removedRowButtons += 1;
+}))).observe(document, { childList: true, subtree: true });
+"""
+
+
+def test_rows_are_not_redrawn_when_nothing_changed(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Field report: a row's Edit button was replaced under the pointer ("Element is not attached
+    to the DOM"): half a second after a page loaded, the one-shot timer that reads the browser's
+    dark mode deleted itself, which re-rendered the page's content and every row of the table.
+    The timer now stays (`widgets.one_shot`): nothing is sent, no row is redrawn."""
+    frames: list[str] = []
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(str(f))))
+    page.add_init_script(COUNT_REMOVED_ROW_BUTTONS)
+    log_in(page, server, "admin", then="/users")
+    expect(page.get_by_test_id("edit-viewer")).to_be_visible()
+    page.evaluate("window.__removedRowButtons = 0")  # from the table drawn (Quasar draws it twice)
+
+    for _ in range(600):  # up to 30 s, polling the frames received so far
+        if any("body--dark" in f for f in frames):
+            break
+        page.wait_for_timeout(50)
+    # The browser answered at once; the server handles this click after that answer, so an
+    # update the answer caused (the timer's removal) reaches the browser before the dialog.
+    removed_before_click = page.evaluate("window.__removedRowButtons")
+    page.get_by_test_id("edit-viewer").click()
+    expect(page.get_by_test_id("edit-submit")).to_be_visible()
+    asked = next(i for i, f in enumerate(frames) if "body--dark" in f)
+    dialog = next(i for i, f in enumerate(frames) if "edit-submit" in f)
+    between = frames[asked:dialog]
+    assert not [f for f in between if '"update"' in f and "null" in f], between  # no element removed
+    assert removed_before_click == 0

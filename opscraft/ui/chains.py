@@ -27,6 +27,7 @@ from opscraft.ui.widgets import (
     dialog_card,
     dismiss,
     live_timer,
+    one_shot,
     stored_json_text,
     stored_note,
     text_input,
@@ -220,7 +221,7 @@ async def chains_tab(actor: Actor, script: Script) -> None:
             await body()
 
     container = ui.column().classes("w-full gap-2")
-    ui.timer(0.1, render, once=True)
+    one_shot(0.1, render)
 
 
 def _chain_key(chain: ExecutionChain) -> tuple[Any, ...]:

@@ -37,6 +37,7 @@ from opscraft.ui.widgets import (
     dialog_title,
     enter_presses,
     one_click,
+    one_shot,
 )
 
 # Per browser tab (NiceGUI client): its run form, None while it is being built (`open_dialog`).
@@ -370,7 +371,7 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
     dialog.on("hide", dialog.delete)
     dialog.open()
     if schema:
-        ui.timer(0, draft.restore, once=True)
+        one_shot(0, draft.restore)
     return dialog
 
 
@@ -427,7 +428,7 @@ async def execute_button(actor: Actor, script: Script) -> None:
             if script_id is not None and await drafts.pending(run_draft_key(script_id)):
                 await open_checked()
 
-        ui.timer(0, resume_draft, once=True)
+        one_shot(0, resume_draft)
         return
     button.disable()
     reason = f"This script is {script.status}: only active scripts can run."

@@ -19,7 +19,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError, input_message
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import address, drafts, lost_resources, session
-from opscraft.ui.widgets import live_seconds, live_timer
+from opscraft.ui.widgets import live_seconds, live_timer, one_shot
 
 # How long the server keeps a page whose browser lost its connection (laptop lid, flaky VPN)
 # before dropping it; a browser that comes back within it carries on where it was.
@@ -561,7 +561,7 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
                 if isinstance(element, ui.codemirror):
                     element.theme = EDITOR_THEMES[bool(browser_dark)]
 
-        ui.timer(0.5, follow_browser, once=True)
+        one_shot(0.5, follow_browser)
     ui.add_head_html(A11Y_JS)
     with ui.header(elevated=True).classes("items-center justify-between bg-primary no-wrap px-2 sm:px-4"):
         ui.link("Skip to main content", "#oc-main").classes("oc-skip").props('data-testid="skip-link"')

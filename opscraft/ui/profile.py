@@ -17,6 +17,7 @@ from opscraft.ui.widgets import (
     form,
     format_time,
     one_click,
+    one_shot,
     password_hint,
     password_input,
     text_input,
@@ -76,7 +77,7 @@ async def profile_page(actor: Actor) -> None:
                 'unelevated data-testid="profile-save"'
             )
             enter_presses(account, save_button)
-            ui.timer(0, draft.restore, once=True)
+            one_shot(0, draft.restore)
 
         with ui.card().classes("w-96 gap-3") as password_card:
             ui.label("Change password").classes("text-lg font-semibold")

@@ -32,6 +32,7 @@ from opscraft.ui.widgets import (
     dismiss,
     live_seconds,
     live_timer,
+    one_shot,
     page_dialog,
     stored_json_text,
     text_input,
@@ -285,7 +286,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
         zone_box["zone"] = await browser_zone()
         await update()  # only the rows whose fire times read differently in the browser's zone
 
-    ui.timer(0.1, localize, once=True)
+    one_shot(0.1, localize)
     follow(
         lambda current: call_all(schedules.list_schedules, current, script_id),
         body.show,
@@ -310,5 +311,5 @@ async def schedules_page(actor: Actor) -> None:
         async def update() -> None:
             shown.show(await load())
 
-        ui.timer(0.1, localize, once=True)
+        one_shot(0.1, localize)
         live_timer(live_seconds(), update)

@@ -38,7 +38,16 @@ from opscraft.ui.script_widgets import (
     risk_dialog,
 )
 from opscraft.ui.tag_input import TagInput
-from opscraft.ui.widgets import TALL_TEXT_PROPS, call, call_all, changed, live_timer, one_click, whole
+from opscraft.ui.widgets import (
+    TALL_TEXT_PROPS,
+    call,
+    call_all,
+    changed,
+    live_timer,
+    one_click,
+    one_shot,
+    whole,
+)
 
 CHECK_INTERVAL_SECONDS = 1.0
 STARTER = {
@@ -284,7 +293,7 @@ class ScriptForm:
             self.draft.field(name, element)
         self.draft.field("base_version", self.base, always=True)
         self.draft.field("base", self.base_fields, always=True)
-        ui.timer(0, self._restore, once=True)
+        one_shot(0, self._restore)
         live_timer(CHECK_INTERVAL_SECONDS, self._tick)
 
     async def _restore(self) -> None:

@@ -33,6 +33,7 @@ from opscraft.ui.widgets import (
     dialog_card,
     dialog_title,
     format_time,
+    one_shot,
     text_input,
 )
 
@@ -331,7 +332,7 @@ class SecretsView(PagedTable):
                 on_cancel=draft.clear,
             )
         dialog.open()
-        ui.timer(0, draft.restore, once=True)
+        one_shot(0, draft.restore)
 
     def open_edit(self, row: dict[str, Any]) -> None:
         with ui.dialog() as dialog, dialog_card(f"Edit {row['name']}"):
@@ -471,4 +472,4 @@ async def secrets_page(actor: Actor, search: str | None = None) -> None:
         if await drafts.pending(CREATE_DRAFT):
             view.open_create()
 
-    ui.timer(0, resume_draft, once=True)
+    one_shot(0, resume_draft)

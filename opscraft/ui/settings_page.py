@@ -12,7 +12,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, notify_ok, protected_page, run_action
-from opscraft.ui.widgets import call_all, one_click, whole
+from opscraft.ui.widgets import call_all, one_click, one_shot, whole
 
 SWITCHES = {
     "registration_open": (
@@ -206,7 +206,7 @@ async def settings_page(actor: Actor) -> None:
             ui.button("Save", icon="save", on_click=one_click(save)).props(
                 'unelevated data-testid="settings-save"'
             )
-            ui.timer(0, draft.restore, once=True)
+            one_shot(0, draft.restore)
 
         with ui.card().classes("w-96 gap-2"):
             ui.label("This server").classes("text-lg font-semibold")

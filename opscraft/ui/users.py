@@ -24,6 +24,7 @@ from opscraft.ui.widgets import (
     dismiss,
     form,
     format_time,
+    one_shot,
     password_hint,
     password_input,
     text_input,
@@ -203,7 +204,7 @@ class UsersView(PagedTable):
                 on_cancel=draft.clear,
             )
         dialog.open()
-        ui.timer(0, draft.restore, once=True)
+        one_shot(0, draft.restore)
 
     def open_edit(self, row: dict[str, Any]) -> None:
         with ui.dialog() as dialog, dialog_card(f"Edit {row['username']}"):
@@ -307,4 +308,4 @@ async def users_page(actor: Actor, search: str | None = None) -> None:
         if await drafts.pending(CREATE_DRAFT):
             view.open_create()
 
-    ui.timer(0, resume_draft, once=True)
+    one_shot(0, resume_draft)

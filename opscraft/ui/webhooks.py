@@ -26,6 +26,7 @@ from opscraft.ui.widgets import (
     dialog_card,
     dismiss,
     format_time,
+    one_shot,
     page_dialog,
     stored_json_text,
     stored_note,
@@ -229,4 +230,4 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
             Permission.view_scripts,
         )
 
-    ui.timer(0.1, render, once=True)
+    one_shot(0.1, render)

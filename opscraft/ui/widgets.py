@@ -60,6 +60,22 @@ def live_timer(interval: float, callback: Callable[[], Any]) -> ui.timer:
     return ui.timer(interval, tick)
 
 
+class _KeptTimer(ui.timer):
+    """A one-shot `ui.timer` that stays in the page once run (with no callback)."""
+
+    def _cleanup(self) -> None:
+        super(ui.timer, self)._cleanup()  # the base timer's: drop the callback, not the element
+
+
+def one_shot(delay: float, callback: Callable[[], Any]) -> ui.timer:
+    """`ui.timer(delay, callback, once=True)` that is not removed once run. NiceGUI's removes
+    itself, which updates its parent, and the browser then re-renders the parent with every
+    element in it: made in a page's content (the browser's dark mode read half a second after
+    load), it replaced every row of a table, each row's buttons too, and a click on a replaced
+    button is lost (`Redrawn`). Kept, it sends nothing. `delay` is in seconds."""
+    return _KeptTimer(delay, callback, once=True)
+
+
 class Redrawn(Generic[T]):
     """A part of a page drawn by `draw(value)`; `show(value)` redraws it only when `key(value)`
     differs from what is on screen.
