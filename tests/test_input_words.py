@@ -1,7 +1,7 @@
-"""No 422 of the API says pydantic's stock words: every request body's every field, sent empty,
-blank, 10,000 characters long and as the wrong JSON type, is refused in the project's own words
-(`services.input_words`), the ones the UI shows next to a field (both go through
-`errors.input_message`); on SQLite and PostgreSQL."""
+"""No 422 of the API says pydantic's stock words, and nothing is a 5xx: every request body's every
+field, sent empty, blank, 10,000 characters long, as hostile text and as the wrong JSON type, is
+refused in the project's own words (`services.input_words`), the ones the UI shows next to a field
+(both go through `errors.input_message`); on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ from opscraft.services.input_words import EMPTY_MESSAGE, STOCK_PHRASES
 from tests.conftest import LoggedIn
 
 LONG = "x" * 10_000
+# Text a hostile or careless user types: markup, templates, a shell substitution, a right-to-left
+# override, an emoji.
+HOSTILE = ["<script>alert(1)</script>", "{{ 7*7 }}", "$(id)", "\u202eabc", "\U0001f600"]
 # Routes that would end the admin's session when they accept a body.
 SKIPPED = {"/api/v1/auth/logout", "/api/v1/auth/change-password", "/api/v1/auth/me/password"}
 
@@ -38,7 +41,7 @@ def _type(schema: dict[str, Any], spec: dict[str, Any]) -> str:
 def _wrong(kind: str) -> list[Any]:
     """Values the field refuses: empty, blank and too long text where text belongs, else text."""
     if kind == "string":
-        return ["", "   ", LONG, 5, ["a"]]
+        return ["", "   ", LONG, 5, ["a"], *HOSTILE]
     return ["x", LONG] if kind in ("integer", "number", "boolean", "array", "object") else []
 
 
@@ -66,6 +69,7 @@ async def test_no_stock_pydantic_words(client: httpx.AsyncClient, admin: LoggedI
     refused = 0
     for method, url, body in cases:
         r = await client.request(method, url, json=body, headers=admin.headers)
+        assert r.status_code < 500, (method, url, list(body), r.text)
         if r.status_code != 422:
             continue
         refused += 1
