@@ -16,6 +16,7 @@ from opscraft.db import clock
 from opscraft.db.models import Execution, RegisteredWorker
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.types import GT, compared
+from opscraft.execution import liveness
 from opscraft.services import paging
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, require
@@ -142,3 +143,28 @@ async def health_counts(session: AsyncSession) -> tuple[int, int]:
         select(func.count()).select_from(Execution).where(col(Execution.status) == ExecutionStatus.queued)
     )
     return int(live.one()), int(queued.one())
+
+
+async def cancel_waiting(session: AsyncSession, execution: Execution) -> str | None:
+    """Why a cancel of `execution` has not landed yet, when its worker is not answering: the run
+    is `running`, its cancel was requested, and its worker sent no heartbeat for the cancel grace
+    (`liveness.cancel_grace_seconds`: two heartbeat periods). None otherwise (a live worker kills
+    the run within two seconds). The words say when it will end: once a worker on that machine
+    finds the process gone, when it answers again, or at the latest when it is declared lost
+    (OPSCRAFT_WORKER_LOST_SECONDS)."""
+    worker_id = execution.worker_id
+    if execution.status != ExecutionStatus.running or not execution.cancel_requested or not worker_id:
+        return None
+    read = select(RegisteredWorker.heartbeat_at).where(RegisteredWorker.id == worker_id)
+    heartbeat = (await session.exec(read)).first()
+    settings = runtime.current().settings
+    silent = (clock.now() - heartbeat).total_seconds() if heartbeat is not None else None
+    if silent is not None and silent < liveness.cancel_grace_seconds(settings):
+        return None
+    since = f"for {round(silent)} s" if silent is not None else "at all"
+    return (
+        f"Cancel pending: worker {worker_id} has not answered {since}. The run ends "
+        "cancelled as soon as a worker on its machine finds its process gone or it answers again, "
+        f"and at the latest when it is declared lost ({settings.worker_lost_seconds:g} s without a "
+        "heartbeat)."
+    )

@@ -13,7 +13,7 @@ from opscraft.db.models import Execution, ExecutionHostSummary
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
 from opscraft.execution import ansible_options, terraform_plan
 from opscraft.execution.events import LogEvent
-from opscraft.services import executions, host_summaries, log_text, runs, shared_inventories
+from opscraft.services import executions, host_summaries, log_text, runs, shared_inventories, workers
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.services.invisible import visible
@@ -135,6 +135,7 @@ class ExecutionView:
         self.ran_content = ran_content
         # Why a queued run waits (its script's limit), read with the row (`read`).
         self.queued_note: str | None = None
+        self.cancel_note: str | None = None  # a cancel waiting on a worker not answering
         # The name of the shared inventory the run used (None: none, or deleted since), read with
         # the row (`read`).
         self.inventory_name: str | None = None
@@ -195,6 +196,8 @@ class ExecutionView:
             )
         if self.queued_note and run.status == ExecutionStatus.queued:
             banner("hourglass_empty", "grey", self.queued_note, "queued-note")
+        if self.cancel_note and run.status == ExecutionStatus.running:
+            banner("hourglass_top", "orange", self.cancel_note, "cancel-pending")
         if run.runner == "local":
             banner(
                 "warning",
@@ -321,9 +324,11 @@ class ExecutionView:
         return True
 
     async def read(self) -> None:
-        """Read why the run waits (`executions.why_queued`), the name of the shared inventory it
-        used and a finished Ansible run's per-host summary, for the next summary drawn."""
+        """Read why the run waits (`executions.why_queued`) or why its cancel has not landed
+        (`workers.cancel_waiting`), the name of the shared inventory it used and a finished
+        Ansible run's per-host summary, for the next summary drawn."""
         self.queued_note = await call(executions.why_queued, self.actor, self.execution)
+        self.cancel_note = await call(workers.cancel_waiting, self.execution)
         run = self.execution
         if run.status in FINAL_STATUSES:
             self.host_summary = await call(host_summaries.of_run, self.actor, run)
