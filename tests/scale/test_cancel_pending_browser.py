@@ -1,0 +1,74 @@
+"""The run page of a run whose worker does not answer (a web process and a worker process on
+PostgreSQL and Redis, the worker frozen with SIGSTOP): pressing Cancel says the cancel waits on
+that worker and until when, instead of nothing; once the worker runs again it cancels the run
+itself and the page shows it cancelled, the note gone."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.scale.cluster import Cluster, PostgresCluster, RedisServer, wait_for
+from tests.ui_journey import log_in
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.browser]
+
+HEARTBEAT = 0.5
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    redis = RedisServer(tmp_path / "redis")
+    pg = PostgresCluster()
+    redis.start()
+    pg.init()
+    pg.start()
+    env = {"OPSCRAFT_WORKER_HEARTBEAT_SECONDS": str(HEARTBEAT), "OPSCRAFT_WORKER_LOST_SECONDS": "120"}
+    c = Cluster(tmp_path, pg.url, redis.url, env)
+    try:
+        yield c
+    finally:
+        for proc in c.procs.values():
+            if proc.process is not None and proc.alive():
+                proc.process.send_signal(signal.SIGCONT)
+        c.stop_all()
+        pg.stop()
+        pg.remove()
+        redis.stop()
+
+
+def test_a_cancel_waiting_on_a_frozen_worker_says_so_on_the_run_page(page: Any, cluster: Cluster) -> None:
+    web = cluster.web("web")
+    worker = cluster.worker("frozen", slots=1)
+    cluster.wait_workers_alive(web, {"frozen"})
+    script_id = cluster.script(web, "echo begun\nsleep 300\n")
+    execution_id = cluster.run(web, script_id)
+    cluster.wait_status(web, execution_id, {"running"})
+    assert worker.process is not None
+    os.kill(worker.process.pid, signal.SIGSTOP)
+
+    def silent() -> bool:
+        rows = cluster.api(web).get("/api/v1/workers").json()["items"]
+        beat = datetime.fromisoformat(next(w for w in rows if w["id"] == "frozen")["heartbeat_at"])
+        return (datetime.now(UTC) - beat).total_seconds() > 3 * HEARTBEAT
+
+    wait_for(silent, 60, "the worker to miss its heartbeats")
+    log_in(page, web, "admin", then=f"/executions/{execution_id}")  # type: ignore[arg-type]
+    page.get_by_test_id("status-running").wait_for()
+    page.get_by_test_id("cancel-button").click()
+    page.get_by_test_id("cancel-confirm").click()
+    note = page.get_by_test_id("cancel-pending")
+    note.wait_for(timeout=30_000)
+    assert "Cancel pending: worker frozen has not answered for" in note.inner_text()
+    assert "declared lost (120 s without a heartbeat)" in note.inner_text()
+    assert cluster.execution(web, execution_id)["status"] == "running"
+
+    os.kill(worker.process.pid, signal.SIGCONT)
+    page.get_by_test_id("status-cancelled").wait_for(timeout=60_000)
+    assert page.get_by_test_id("cancel-pending").count() == 0
