@@ -36,7 +36,9 @@ class WorkerStatus:
     read of the job queue failed: Redis stopped or not answering), None while they can;
     `docker_error` why its Docker engine does not answer or its warm containers cannot be created
     (as of its last heartbeat; its `docker` runner is then not offered or runs start cold), None
-    while they can.
+    while they can; `silent_seconds` how long an `alive` worker has sent no heartbeat, once that
+    is longer than the cancel grace (`liveness.cancel_grace_seconds`: two heartbeat periods; a
+    SIGKILLed or frozen worker stays `alive` until it is declared lost), None otherwise.
     """
 
     id: str
@@ -52,6 +54,7 @@ class WorkerStatus:
     stopped_at: datetime | None
     queue_error: str | None
     docker_error: str | None = None
+    silent_seconds: int | None = None
 
 
 def _stale_before() -> datetime:
@@ -78,6 +81,13 @@ async def _running(session: AsyncSession) -> dict[str, int]:
     return {str(worker_id): int(count) for worker_id, count in rows.all() if worker_id}
 
 
+def _silent(worker: RegisteredWorker, state: str) -> int | None:
+    """`WorkerStatus.silent_seconds` of `worker` in `state`."""
+    silent = (clock.now() - worker.heartbeat_at).total_seconds()
+    grace = liveness.cancel_grace_seconds(runtime.current().settings)
+    return round(silent) if state == "alive" and silent > grace else None
+
+
 def _status(worker: RegisteredWorker, running: dict[str, int], stale: datetime) -> WorkerStatus:
     """`worker` as the lists show it, its heartbeat judged against `stale` (`_stale_before`)."""
     if worker.stopped_at is not None:
@@ -101,6 +111,7 @@ def _status(worker: RegisteredWorker, running: dict[str, int], stale: datetime) 
         stopped_at=worker.stopped_at,
         queue_error=worker.queue_error if state == "alive" else None,
         docker_error=(worker.warm_pool or {}).get("error") if state == "alive" else None,
+        silent_seconds=_silent(worker, state),
     )
 
 

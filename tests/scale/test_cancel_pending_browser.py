@@ -54,12 +54,17 @@ def test_a_cancel_waiting_on_a_frozen_worker_says_so_on_the_run_page(page: Any, 
     os.kill(worker.process.pid, signal.SIGSTOP)
 
     def silent() -> bool:
-        rows = cluster.api(web).get("/api/v1/workers").json()["items"]
-        beat = datetime.fromisoformat(next(w for w in rows if w["id"] == "frozen")["heartbeat_at"])
+        beat = datetime.fromisoformat(_worker(cluster, web)["heartbeat_at"])
         return (datetime.now(UTC) - beat).total_seconds() > 3 * HEARTBEAT
 
     wait_for(silent, 60, "the worker to miss its heartbeats")
-    log_in(page, web, "admin", then=f"/executions/{execution_id}")  # type: ignore[arg-type]
+    # The Workers page said `alive` and nothing else until the worker was declared lost.
+    frozen = _worker(cluster, web)
+    assert frozen["state"] == "alive" and frozen["silent_seconds"] >= 1, frozen
+    log_in(page, web, "admin", then="/workers")  # type: ignore[arg-type]
+    state = page.get_by_test_id("workers-table").locator("tr", has_text="frozen")
+    state.filter(has_text="alive, not answering: no heartbeat for").wait_for()
+    page.goto(f"{web.url}/executions/{execution_id}")
     page.get_by_test_id("status-running").wait_for()
     page.get_by_test_id("cancel-button").click()
     page.get_by_test_id("cancel-confirm").click()
@@ -72,3 +77,10 @@ def test_a_cancel_waiting_on_a_frozen_worker_says_so_on_the_run_page(page: Any, 
     os.kill(worker.process.pid, signal.SIGCONT)
     page.get_by_test_id("status-cancelled").wait_for(timeout=60_000)
     assert page.get_by_test_id("cancel-pending").count() == 0
+    wait_for(lambda: _worker(cluster, web)["silent_seconds"] is None, 30, "the worker to heartbeat again")
+
+
+def _worker(cluster: Cluster, web: Any) -> dict[str, Any]:
+    """The worker `frozen` as `GET /api/v1/workers` lists it."""
+    rows = cluster.api(web).get("/api/v1/workers").json()["items"]
+    return dict(next(w for w in rows if w["id"] == "frozen"))
