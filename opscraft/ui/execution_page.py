@@ -125,6 +125,10 @@ def _output_tools(terminal: LiveTerminal, autoscroll: ui.switch) -> None:
     ).tooltip("Copy a link to the line of the selection or search match")
 
 
+# How often the page of a run whose cancel has not landed asks whether its worker answers.
+CANCEL_RECHECK_SECONDS = 2.0
+
+
 class ExecutionView:
     """The page's state: the latest row and the summary drawn from it (status, facts, parameters)."""
 
@@ -295,6 +299,19 @@ class ExecutionView:
         """Advance the duration while the run is going."""
         if self.duration is not None and self.execution.status == ExecutionStatus.running:
             self.duration.set_text(format_duration(elapsed(self.execution)))
+
+    async def recheck_cancel(self) -> None:
+        """While a requested cancel has not landed, show or drop the note that its worker is not
+        answering (`workers.cancel_waiting`): a worker that died just before the cancel counts as
+        not answering only two heartbeat periods later, after the cancel's own reload. The header
+        is redrawn only when the note comes or goes."""
+        run = self.execution
+        if run.status != ExecutionStatus.running or not run.cancel_requested:
+            return
+        note = await call(workers.cancel_waiting, run)
+        if (note is None) != (self.cancel_note is None):
+            self.cancel_note = note
+            self.header.refresh()
 
     async def reload(self) -> bool:
         """Re-check the session and re-read the row through the service; redraw the summary only
@@ -469,6 +486,7 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
         copy.on_click(copy_output)
         view.details()
         live_timer(1.0, view.tick)
+        live_timer(CANCEL_RECHECK_SECONDS, view.recheck_cancel)
     client = ui.context.client
     task = background_tasks.create(_follow(client, view, terminal), name=f"follow-execution-{execution_id}")
     client.on_delete(task.cancel)
