@@ -117,6 +117,12 @@ class ExecutionOut(BaseModel):
     finished_at: datetime | None
     duration_seconds: float | None = Field(description="From start to finish (or to now while running)")
     stored_problem: StoredProblem = None
+    cancel_pending: str | None = Field(
+        default=None,
+        description="Set while a cancel waits on a worker that is not answering (no heartbeat for two "
+        "heartbeat periods): why the run has not ended yet and when it will. Given by GET "
+        "/executions/{id} and POST .../cancel only; none in lists",
+    )
 
     @classmethod
     def of(cls, execution: Execution) -> ExecutionOut:
@@ -131,7 +137,7 @@ class ExecutionOut(BaseModel):
 
 
 # Every field of `ExecutionOut` but these is a column of `Execution` of the same name.
-_DERIVED = ("duration_seconds", "stored_problem")
+_DERIVED = ("duration_seconds", "stored_problem", "cancel_pending")
 _COLUMNS = tuple(name for name in ExecutionOut.model_fields if name not in _DERIVED)
 
 

@@ -40,6 +40,12 @@ class WorkerOut(BaseModel):
         "`docker`) or its warm containers cannot be created (runs start cold), as of its last "
         "heartbeat. None while they can",
     )
+    silent_seconds: int | None = Field(
+        default=None,
+        description="How long this alive worker has sent no heartbeat, once that is over two heartbeat "
+        "periods (killed, frozen or overloaded: it stays alive until declared lost after "
+        "OPSCRAFT_WORKER_LOST_SECONDS). None while it heartbeats",
+    )
 
     model_config = {"from_attributes": True}
 
