@@ -262,9 +262,8 @@ async def test_a_burst_of_wakes_reaches_the_loop_once_and_every_event_written_be
 
     async def written(count: int) -> list[int]:
         async with db.session() as session:
-            rows = [
-                RunEvent(execution_id=execution["id"], kind="test.wake", status="success") for _ in range(count)
-            ]
+            event = {"execution_id": execution["id"], "kind": "test.wake", "status": "success"}
+            rows = [RunEvent(**event) for _ in range(count)]
             session.add_all(rows)
             await session.commit()
             return [row.id for row in rows if row.id is not None]
