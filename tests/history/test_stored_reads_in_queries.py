@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import col, update
 
 from opscraft import runtime
+from opscraft.db import read_as
 from opscraft.db.models import Execution, RegisteredWorker
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.types import EPOCH, GE, LT, UTCDateTime, compared, no_time, utcnow, within
@@ -25,6 +26,7 @@ from opscraft.execution import store
 from opscraft.services import execution_counts, executions, retention
 from tests.conftest import LoggedIn
 from tests.history import seeding
+from tests.history.test_history_queries import captured
 
 NO_TIMES = ["yesterday", "2026-13-45", 1700000000]
 
@@ -141,6 +143,13 @@ async def test_a_run_whose_status_is_none_of_todays_is_counted_as_the_failed_run
         assert await execution_counts.refresh_tally(runtime.current().db) >= odd
     assert await _metric(client, admin, "opscraft_executions_total", **failed) == 2
     assert await _metric(client, admin, "opscraft_executions_total", status="x") == 0
+    # The history's `status=failed` lists it too (it skipped it), the total as the counts say.
+    r = await client.get("/api/v1/executions", params={"status": "failed"}, headers=admin.headers)
+    assert (r.json()["total"], len(r.json()["items"])) == (2, 2), r.text
+    assert await _listed(client, admin, status="running") == []
+    # With such text stored, the same index once per text, then the page's runs sorted.
+    plan = ["SEARCH executions USING INDEX ix_executions_status_queued", "USE TEMP B-TREE FOR ORDER BY"]
+    assert await _plan(ExecutionStatus.failed) == plan
     assert await _metric(client, admin, "opscraft_execution_duration_seconds_count") == 2
 
     await _settings(client, admin, output_retention_days=30, retention_delete_executions=True)
@@ -149,6 +158,56 @@ async def test_a_run_whose_status_is_none_of_todays_is_counted_as_the_failed_run
     async with runtime.current().db.session() as session:
         counts = await execution_counts.status_counts(session)
     assert sum(counts.values()) == 0, counts
+
+
+async def _plan(status: ExecutionStatus) -> list[str]:
+    """SQLite's plan of a history page of runs that read as `status` (`read_as.reading_as`), the
+    lines in order (`(status=?)` and the like cut off)."""
+    async with runtime.current().db.session() as session:
+        wanted = await read_as.reading_as(session, col(Execution.status), status)
+        page = (
+            sa.select(Execution.id, Execution.script_name)
+            .where(wanted)
+            .order_by(col(Execution.queued_at).desc())
+            .limit(51)
+        )
+        sql = str(page.compile(session.bind, compile_kwargs={"literal_binds": True}))
+        rows = (await session.exec(sa.text(f"EXPLAIN QUERY PLAN {sql}"))).all()  # type: ignore[call-overload]
+    return [str(row[-1]).split(" (")[0] for row in rows]
+
+
+async def test_a_status_filter_with_no_other_text_stored_is_the_plain_index_search(
+    client: httpx.AsyncClient, backend: str
+) -> None:
+    """With no status none of today's stored (every database this version wrote), the filter of
+    the failed runs is `status = 'failed'`, searched in `ix_executions_status_queued` newest
+    first (no sort), as before; with one, the same index per text. PostgreSQL: plain equality."""
+    script_id = await seeding.script()
+    failed = await seeding.execution(script_id, utcnow(), status=ExecutionStatus.failed)
+    async with runtime.current().db.session() as session:
+        wanted = await read_as.reading_as(session, col(Execution.status), ExecutionStatus.failed)
+        listed = (await session.exec(sa.select(Execution.id).where(wanted))).all()  # type: ignore[call-overload]
+    assert [i for (i,) in listed] == [failed]
+    compiled = str(wanted.compile(compile_kwargs={"literal_binds": True}))
+    assert compiled == "executions.status = 'failed'", compiled
+    if backend == "sqlite":
+        assert await _plan(ExecutionStatus.failed) == [
+            "SEARCH executions USING INDEX ix_executions_status_queued"
+        ]
+        # The look for other texts: one index search per range between today's statuses.
+        with captured() as seen:
+            async with runtime.current().db.session() as session:
+                assert (
+                    await read_as.stored_others(session, col(Execution.status), tuple(ExecutionStatus)) == []
+                )
+        [(sql, parameters)] = seen
+        async with runtime.current().db.engine.connect() as conn:
+            rows = (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", parameters)).all()
+        searched = [str(row[-1]) for row in rows if "executions" in str(row[-1])]
+        assert len(searched) == len(ExecutionStatus) + 1, searched
+        assert all("USING COVERING INDEX ix_executions_status_queued (status" in s for s in searched), (
+            searched
+        )
 
 
 # Values SQLite holds in a DATETIME column, each as the reader reads it (None: no time, read as
