@@ -957,3 +957,34 @@ async def test_0037_gives_each_host_of_a_stored_summary_its_row(
         (7, "web-01", 0, 0, 0),
     ]
     assert {str(s)[:26] for s in stamp} == {"2026-12-01 08:30:15.123456"}, stamp
+
+
+async def test_0038_puts_search_text_in_nfc_so_a_composed_term_finds_it(
+    at_revision: Callable[[str], Awaitable[Database]], backend: str
+) -> None:
+    """A script whose `search_text` was stored decomposed (`cafe` + U+0301, saved before the NFC
+    rule) is in NFC after the upgrade: `café` typed finds it and `cafe` no longer does; a
+    script already in NFC is left as it was."""
+    scratch = await at_revision("0037")
+    async with scratch.engine.begin() as conn:
+        for name, stored in (("old", "old\ncafe\u0301 menu\nops"), ("new", "new\ncaf\u00e9\n")):
+            await conn.execute(
+                text(
+                    "INSERT INTO scripts (name, description, script_type, parameters, version, tags, status,"
+                    " search_text, timeout_seconds, memory_mb, cpus, network_enabled, current_version,"
+                    " created_at, updated_at, content) VALUES (:name, '', 'bash', '[]', '1.0.0',"
+                    " '[]', 'draft', :stored, 60, 512, 0.5, false, 1, :now, :now, 'echo')"
+                ),
+                {"name": name, "stored": stored, "now": datetime(2026, 1, 1)},
+            )
+    await upgrade(scratch.engine)
+    async with scratch.engine.connect() as conn:
+        rows = dict((await conn.execute(text("SELECT name, search_text FROM scripts"))).all())
+        assert rows == {"old": "old\ncaf\u00e9 menu\nops", "new": "new\ncaf\u00e9\n"}, rows
+        found = await conn.execute(
+            text("SELECT name FROM scripts WHERE search_text LIKE :term ORDER BY name"),
+            {"term": "%caf\u00e9%"},
+        )
+        assert found.scalars().all() == ["new", "old"]
+        plain = await conn.execute(text("SELECT name FROM scripts WHERE search_text LIKE '%cafe%'"))
+        assert plain.scalars().all() == []
