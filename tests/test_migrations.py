@@ -33,6 +33,8 @@ from opscraft.db.engine import Database, create_engine
 from opscraft.db.migrate import alembic_config, current_revision, upgrade
 from opscraft.db.migration_error import MigrationError
 from opscraft.db.models import (
+    Execution,
+    ExecutionHost,
     ExecutionLog,
     NotificationChannel,
     Schedule,
@@ -988,3 +990,57 @@ async def test_0038_puts_search_text_in_nfc_so_a_composed_term_finds_it(
         assert found.scalars().all() == ["new", "old"]
         plain = await conn.execute(text("SELECT name FROM scripts WHERE search_text LIKE '%cafe%'"))
         assert plain.scalars().all() == []
+
+
+async def test_0038_folds_the_history_s_host_rows_adding_up_names_that_fold_alike(
+    at_revision: Callable[[str], Awaitable[Database]],
+) -> None:
+    """Host rows of earlier runs kept as the recap printed them are in lower case and NFC after
+    the upgrade (as `?host=` now looks them up): `DB1` and `db1` of one run one row, counts added;
+    a name alone is moved; a name already folded is left."""
+    scratch = await at_revision("0037")
+    async with scratch.session() as session:
+        script = Script(name="play", script_type="ansible", content="- hosts: all\n", search_text="play")
+        session.add(script)
+        await session.flush()
+        runs = [
+            Execution(script_id=script.id, script_version=1, script_name="play", script_type="ansible")
+            for _ in range(2)
+        ]
+        session.add_all(runs)
+        await session.flush()
+        first, second = (run.id for run in runs)
+        queued = runs[0].queued_at
+        rows = [
+            (first, "DB1", 0, 1, 1),
+            (first, "db1", 1, 0, 0),
+            (first, "Cafe\u0301", 0, 0, 0),
+            (second, "DB1", 1, 0, 0),
+            (second, "web", 0, 0, 2),
+        ]
+        for execution_id, host, changed, unreachable, failed in rows:
+            session.add(
+                ExecutionHost(
+                    execution_id=execution_id,
+                    host=host,
+                    queued_at=queued,
+                    changed=changed,
+                    unreachable=unreachable,
+                    failed=failed,
+                )
+            )
+        await session.commit()
+    await upgrade(scratch.engine)
+    async with scratch.engine.connect() as conn:
+        found = await conn.execute(
+            text(
+                "SELECT execution_id, host, changed, unreachable, failed FROM execution_hosts"
+                " ORDER BY execution_id, host"
+            )
+        )
+        assert [tuple(row) for row in found.all()] == [
+            (first, "caf\u00e9", 0, 0, 0),
+            (first, "db1", 1, 1, 1),
+            (second, "db1", 1, 0, 0),
+            (second, "web", 0, 0, 2),
+        ]
