@@ -101,8 +101,9 @@ async def test_a_host_s_runs_newest_first_and_each_status(
     assert await _ids(client, viewer, host="db1", host_status="ok") == [runs["db1 changed"], runs["db1 ok"]]
     web = ["db1 failed", "db1 changed", "web only"]
     assert await _ids(client, viewer, host="web", host_status="ok") == [runs[k] for k in web]
-    # Exact names: another case, a part of a name or an unknown host finds nothing.
-    for other in ("DB1", "db", "db1 ", "nohost"):
+    # Whole names, in any case: a part of a name or an unknown host finds nothing.
+    assert await _ids(client, viewer, host="DB1") == [runs[k] for k in db1]
+    for other in ("db", "db1 ", "nohost"):
         assert await _ids(client, viewer, host=other) == [], other
     # An empty filter is no filter, as `?status=` is.
     assert len(await _ids(client, viewer, host="", host_status="")) == 6
