@@ -29,10 +29,11 @@ from opscraft.db.models import (
 )
 from opscraft.db.types import utcnow
 from opscraft.execution import store
-from opscraft.services import app_settings, notifications, schedules
+from opscraft.services import app_settings, chains, notifications, schedules
 from opscraft.services.notifications import SendError
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, start, wait_for
+from tests.history import seeding
 from tests.history.seeding import stored_on_sqlite
 from tests.waiting import until
 
@@ -233,6 +234,32 @@ async def test_a_link_stored_in_another_shape_fires_as_an_error_saying_why(
 
     row = await until(fired, "the link to fire", 60, 0.1)
     assert row.status == "error" and "the link's stored settings cannot be read: mapping" in (row.error or "")
+
+
+async def test_a_link_mapping_the_parameters_of_a_run_whose_parameters_cannot_be_read_is_an_error(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """The source run's parameters stored as a list read as `{}`: a link mapping `P` from
+    `/parameters/P` started its target with P's default, silently. Its chain run is an error
+    naming the source's `parameters`; a link mapping nothing from them still fires."""
+    mapped_id, _, _, created = await _make(client, admin, "link")
+    source_script = created["script_id"]
+    body = {"target_script_id": created["target_script_id"], "outcome": "any"}
+    r = await client.post(f"/api/v1/scripts/{source_script}/chains", json=body, headers=admin.headers)
+    assert r.status_code == 201, r.text
+    plain_id = r.json()["id"]
+    await _store("link", mapped_id, "mapping", {"P": "/parameters/P"})
+    run_id = await seeding.execution(source_script, utcnow())
+    async with runtime.current().db.session() as session:
+        await session.exec(update(Execution).where(col(Execution.id) == run_id).values(parameters=[1]))
+        await session.commit()
+    async with runtime.current().db.session() as session:
+        assert await chains._fire_links(session, run_id)
+        await session.commit()
+        rows = {r.link_id: r for r in (await session.exec(select(ChainRun))).all()}
+    said = "the source run's stored parameters cannot be read: parameters: stored as a list ([1])"
+    assert rows[mapped_id].status == "error" and said in (rows[mapped_id].error or ""), rows[mapped_id]
+    assert rows[plain_id].status == "pending" and rows[plain_id].error is None, rows[plain_id]
 
 
 # (column, value stored, the problem's start) of a script's JSON settings
