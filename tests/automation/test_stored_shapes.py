@@ -21,6 +21,7 @@ from opscraft.db.models import (
     ChainRun,
     Execution,
     NotificationChannel,
+    NotificationDelivery,
     NotificationRule,
     Schedule,
     Script,
@@ -260,6 +261,31 @@ async def test_a_link_mapping_the_parameters_of_a_run_whose_parameters_cannot_be
     said = "the source run's stored parameters cannot be read: parameters: stored as a list ([1])"
     assert rows[mapped_id].status == "error" and said in (rows[mapped_id].error or ""), rows[mapped_id]
     assert rows[plain_id].status == "pending" and rows[plain_id].error is None, rows[plain_id]
+
+
+async def test_a_delivery_of_a_status_none_of_todays_is_listed_under_the_failed_it_reads_as(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """A delivery whose stored status is `x` (SQLite) reads as failed, but the delivery log's
+    `status=failed` skipped it (`db.read_as`: the filter takes it as it reads)."""
+    channel_id, _, _, _ = await _make(client, admin, "channel")
+    async with runtime.current().db.session() as session:
+        rows = [
+            NotificationDelivery(channel_id=channel_id, event_key=f"k{i}", event="failure", status="failed")
+            for i in range(2)
+        ]
+        session.add_all(rows)
+        await session.commit()
+        ids = sorted(int(row.id or 0) for row in rows)
+    odd = update(NotificationDelivery).where(col(NotificationDelivery.id) == ids[0]).values(status="x")
+    if not await stored_on_sqlite(odd):
+        return
+    url = "/api/v1/notifications/deliveries"
+    r = await client.get(url, params={"status": "failed"}, headers=admin.headers)
+    assert r.status_code == 200 and sorted(d["id"] for d in r.json()["items"]) == ids, r.text
+    assert r.json()["total"] == 2, r.text
+    r = await client.get(url, params={"status": "delivered"}, headers=admin.headers)
+    assert r.json()["items"] == [] and r.json()["total"] == 0, r.text
 
 
 # (column, value stored, the problem's start) of a script's JSON settings
