@@ -961,13 +961,13 @@ async def test_0037_gives_each_host_of_a_stored_summary_its_row(
     assert {str(s)[:26] for s in stamp} == {"2026-12-01 08:30:15.123456"}, stamp
 
 
-async def test_0038_puts_search_text_in_nfc_so_a_composed_term_finds_it(
+async def test_0039_puts_search_text_in_nfc_so_a_composed_term_finds_it(
     at_revision: Callable[[str], Awaitable[Database]], backend: str
 ) -> None:
     """A script whose `search_text` was stored decomposed (`cafe` + U+0301, saved before the NFC
     rule) is in NFC after the upgrade: `café` typed finds it and `cafe` no longer does; a
     script already in NFC is left as it was."""
-    scratch = await at_revision("0037")
+    scratch = await at_revision("0038")
     async with scratch.engine.begin() as conn:
         for name, stored in (("old", "old\ncafe\u0301 menu\nops"), ("new", "new\ncaf\u00e9\n")):
             await conn.execute(
@@ -992,13 +992,13 @@ async def test_0038_puts_search_text_in_nfc_so_a_composed_term_finds_it(
         assert plain.scalars().all() == []
 
 
-async def test_0038_folds_the_history_s_host_rows_adding_up_names_that_fold_alike(
+async def test_0039_folds_the_history_s_host_rows_adding_up_names_that_fold_alike(
     at_revision: Callable[[str], Awaitable[Database]],
 ) -> None:
     """Host rows of earlier runs kept as the recap printed them are in lower case and NFC after
     the upgrade (as `?host=` now looks them up): `DB1` and `db1` of one run one row, counts added;
     a name alone is moved; a name already folded is left."""
-    scratch = await at_revision("0037")
+    scratch = await at_revision("0038")
     async with scratch.session() as session:
         script = Script(name="play", script_type="ansible", content="- hosts: all\n", search_text="play")
         session.add(script)

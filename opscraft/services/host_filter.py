@@ -13,7 +13,7 @@ each finished Ansible run's per-host summary, `services.host_summaries`).
 The host is matched in any case and any canonically equivalent spelling, as every search
 compares text: both the host rows and the term are kept in lower case and NFC
 (`ansible_recap.host_key`, cut to `ansible_recap.MAX_HOST_CHARS`), so `?host=DB1` finds `db1`
-and `café` typed a host listed as `cafe` + U+0301 (migration 0038 put the rows of earlier runs
+and `café` typed a host listed as `cafe` + U+0301 (migration 0039 put the rows of earlier runs
 so); the host is matched whole, not as a substring. A run lists at most
 `ansible_recap.MAX_HOSTS` hosts (failed and unreachable ones first), so a host past that cap of
 a larger run is not found in it.

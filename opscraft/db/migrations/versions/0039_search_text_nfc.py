@@ -9,8 +9,8 @@ term and `cafe` found a description stored as `cafe` + U+0301 (services/like.py)
 run of `db1`, `café` typed one of `cafe` + U+0301. Two names of one run that fold alike become
 one row, their counts added up (as the masker's `***` twice already were).
 
-Revision ID: 0038
-Revises: 0037
+Revision ID: 0039
+Revises: 0038
 Create Date: 2026-12-05 01:55:00
 """
 
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0038"
-down_revision: str | None = "0037"
+revision: str = "0039"
+down_revision: str | None = "0038"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
