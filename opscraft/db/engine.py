@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from opscraft.db import fold, sqlite_one_hop
+from opscraft.db import fold, sqlite_one_hop, types
 from opscraft.db import text as storable
 from opscraft.db.group_commit import GroupInsert
 from opscraft.db.write_gate import WriteGate, WriteQueueTimeout
@@ -43,6 +43,7 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
     fold.register(dbapi_conn)
+    types.register(dbapi_conn)
 
 
 def create_sqlite_sync_engine(url: str, **kwargs: Any) -> Engine:

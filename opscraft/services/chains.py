@@ -508,6 +508,11 @@ async def _scripts_with_links(session: AsyncSession, script_ids: set[Any]) -> se
 
 
 async def _fire_links(session: AsyncSession, execution_id: int) -> bool:
+    """One `chain_runs` row per enabled link of run `execution_id`'s script whose outcome it
+    matches: `pending`, or `error` saying why it is not started (too deep, the link's settings
+    or, for a link that maps the run's parameters, the run's stored parameters cannot be read:
+    they read as `{}`, and each mapped value silently fell back to its default). True when any
+    row was written."""
     source = await session.get(Execution, execution_id)
     if source is None or source.draft:  # a test run's content was never saved: it starts nothing
         return False
@@ -528,6 +533,7 @@ async def _fire_links(session: AsyncSession, execution_id: int) -> bool:
         await session.exec(select(ChainRun.depth).where(col(ChainRun.execution_id) == execution_id))
     ).first()
     depth = (parent or 0) + 1
+    unread = {k: p for k, p in stored_shapes.problems(source).items() if k == "parameters"}
     facts = {
         "parameters": dict(source.parameters),
         "outputs": await stored_outputs(session, execution_id),
@@ -541,6 +547,10 @@ async def _fire_links(session: AsyncSession, execution_id: int) -> bool:
             status, error = ChainRunStatus.error, f"the chain is longer than {MAX_DEPTH} runs: stopped"
         elif (stored := stored_shapes.note(link)) is not None:
             status, error = ChainRunStatus.error, f"the link's stored settings cannot be read: {stored}"
+            log.warning("chain link %s not fired for run %s: %s", link.id, execution_id, error)
+        elif unread and any(str(p).startswith("/parameters") for p in link.mapping.values()):
+            status = ChainRunStatus.error
+            error = f"the source run's stored parameters cannot be read: {stored_shapes.worded(unread)}"
             log.warning("chain link %s not fired for run %s: %s", link.id, execution_id, error)
         else:
             try:

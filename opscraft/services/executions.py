@@ -19,7 +19,7 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
-from opscraft.db import clock, stored_shapes
+from opscraft.db import clock, read_as, stored_shapes
 from opscraft.db.models import (
     Execution,
     ExecutionDraft,
@@ -745,7 +745,7 @@ async def list_executions(
     if script_id is not None:
         conditions.append(col(Execution.script_id) == script_id)
     if wanted is not None:
-        conditions.append(col(Execution.status) == wanted)
+        conditions.append(await read_as.reading_as(session, col(Execution.status), wanted))
     if user_id is not None:
         conditions.append(col(Execution.triggered_by) == user_id)
     conditions += within(col(Execution.queued_at), since, until)

@@ -41,7 +41,7 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
-from opscraft.db import stored_shapes
+from opscraft.db import read_as, stored_shapes
 from opscraft.db.engine import Database
 from opscraft.db.models import (
     Execution,
@@ -1082,7 +1082,7 @@ async def list_deliveries(
     if query.status:
         if query.status not in DeliveryStatus.__members__:
             raise Invalid.at("status", f"must be one of: {', '.join(DeliveryStatus.__members__)}")
-        conditions.append(col(NotificationDelivery.status) == query.status)
+        conditions.append(await read_as.reading_as(session, col(NotificationDelivery.status), query.status))
     total = (
         await session.exec(select(func.count()).select_from(NotificationDelivery).where(*conditions))
     ).one()

@@ -23,7 +23,7 @@ from sqlmodel import update as sql_update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
-from opscraft.db import fold, stored_shapes
+from opscraft.db import fold, read_as, stored_shapes
 from opscraft.db.models import ChainLink, Inventory, Schedule, Script, ScriptTag, ScriptVersion, Secret, User
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.secrets import SecretKind
@@ -370,9 +370,9 @@ async def list_scripts(session: AsyncSession, actor: Actor, query: ScriptQuery) 
     for word in (query.search or "").split():
         conditions.append(like.holds(col(Script.search_text), word, folded=True))
     if query.script_type:
-        conditions.append(col(Script.script_type) == query.script_type)
+        conditions.append(await read_as.reading_as(session, col(Script.script_type), query.script_type))
     if query.status:
-        conditions.append(col(Script.status) == query.status)
+        conditions.append(await read_as.reading_as(session, col(Script.status), query.status))
     if query.tag:
         spellings = await _spellings(session, query.tag)
         conditions.append(
