@@ -34,7 +34,7 @@ from opscraft.db.text import (
 from opscraft.execution.param_env import interpreted_name
 from opscraft.security.http import RepeatedKey, unique_keys
 from opscraft.services.errors import Invalid
-from opscraft.services.invisible import bidi_problem
+from opscraft.services.invisible import FILLERS, bidi_problem
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_PARAMETERS = 100
@@ -61,8 +61,7 @@ BLANK_REQUIRED = (
 # Unicode general categories that print nothing on their own: format characters (zero-width
 # space, BOM, joiners), combining marks with no letter to sit on, separators.
 _SHOWS_NOTHING = frozenset({"Cc", "Cf", "Mn", "Me", "Zs", "Zl", "Zp"})
-# Letters and symbols drawn as empty space: the Hangul fillers and the blank Braille pattern.
-_FILLERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+_FILLERS = frozenset(FILLERS)
 
 
 def _prints_nothing(text: str) -> bool:
