@@ -76,11 +76,11 @@ def test_a_secret_description_keeps_its_pasted_lines_as_the_api_does(
     _paste(page, page.get_by_test_id("create-name"), "PASTED_LINES\n")
     expect(page.get_by_test_id("pasted-lines")).to_have_text(PASTED_LINES)
     page.get_by_test_id("create-name").fill("PASTED_LINES")
-    _paste(page, page.get_by_test_id("create-description"), "first line\nsecond line")
-    expect(page.get_by_test_id("create-description")).to_have_value("first line\nsecond line")
+    _paste(page, page.get_by_test_id("create-description"), "first line\nsecond line\n")
+    expect(page.get_by_test_id("create-description")).to_have_value("first line\nsecond line\n")
     page.get_by_test_id("create-value").fill("v")
     page.get_by_test_id("create-submit").click()
     page.get_by_test_id("create-submit").wait_for(state="detached")
     listed = httpx.get(f"{server.url}/api/v1/secrets", headers=tokens["admin"], timeout=API_TIMEOUT)
     [secret] = [s for s in listed.json()["items"] if s["name"] == "PASTED_LINES"]
-    assert secret["description"] == "first line\nsecond line"
+    assert secret["description"] == "first line\nsecond line\n"  # as pasted: nothing trimmed

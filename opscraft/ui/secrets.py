@@ -313,7 +313,7 @@ class SecretsView(PagedTable):
                 return {
                     "name": (name.value or "").strip(),
                     "value": value.value or "",
-                    "description": (description.value or "").strip(),
+                    "description": description.value or "",  # as typed, as the API keeps it
                     "kind": kind.value,
                 }
 
@@ -344,9 +344,7 @@ class SecretsView(PagedTable):
                 lambda: self.apply(
                     dialog,
                     Permission.manage_secrets,
-                    lambda s, a: secrets.update(
-                        s, a, row["id"], {"description": (description.value or "").strip()}
-                    ),
+                    lambda s, a: secrets.update(s, a, row["id"], {"description": description.value or ""}),
                     "Description saved",
                     {"description": description},
                 ),
