@@ -205,14 +205,14 @@ async def put_policy(script_id: IdPath, body: PolicyIn, session: Session, actor:
 
 @router.delete(
     "/api/v1/scripts/{script_id}/approval",
-    dependencies=[permitted(Permission.edit_scripts, approvals.REMOVE_POLICY), NO_BODY],
+    dependencies=[permitted(Permission.relax_approvals, approvals.REMOVE_POLICY), NO_BODY],
     status_code=204,
     summary="Stop requiring approvals",
     responses=error_responses(*AUTHED, 404),
 )
 async def delete_policy(script_id: IdPath, session: Session, actor: CurrentActor) -> Response:
-    """Admin only: removing a policy needs relax_approvals (403 for an operator, 403 for a
-    viewer from edit_scripts). Runs started from now on need no
+    """Admin only: removing a policy needs relax_approvals (403 for a viewer or an operator,
+    naming admin). Runs started from now on need no
     approval; runs already waiting still need theirs. 404 when the script requires no approval.
     Audited as `approval_policy.remove`."""
     await approvals.remove_policy(session, actor, script_id)

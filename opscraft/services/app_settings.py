@@ -24,7 +24,7 @@ from opscraft.db.models import AppSetting, Role
 from opscraft.db.types import utcnow
 from opscraft.services import audit, conflicts
 from opscraft.services.actor import Actor
-from opscraft.services.errors import Invalid
+from opscraft.services.errors import Invalid, sent_kind
 from opscraft.services.permissions import Permission, require
 
 # key -> (type, default). Only these keys exist.
@@ -129,7 +129,7 @@ def problem(key: str, value: Any) -> str | None:
         str: isinstance(value, str),
     }
     if not fits[kind]:
-        return f"must be {_KIND_WORDS[kind]}"
+        return f"must be {_KIND_WORDS[kind]} (it is {sent_kind(value)})"
     if key in RANGES:
         low, high = RANGES[key]
         if not low <= value <= high:

@@ -84,12 +84,45 @@ def retry_text(seconds: int) -> str:
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
+def sent_kind(value: Any) -> str:
+    """What a JSON value is, in words for a message ("true, a JSON boolean", "text", "a JSON
+    array"...), never the value itself (it may be a password or a secret): what was sent, next
+    to what was expected."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"{str(value).lower()}, a JSON boolean"
+    if isinstance(value, float):
+        return "a number with a decimal point"  # 5.0 too: a whole number field refuses it
+    if isinstance(value, int):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    return "a JSON array" if isinstance(value, list | tuple) else "a JSON object"
+
+
+# Pydantic's error types for a value of the wrong JSON type -> what the field must be. Pydantic's
+# own words named the model's Python class ("a valid dictionary or instance of RuleIn": a JSON
+# array sent to `PUT /notifications/rules/{id}`) and never what was sent.
+_EXPECTED_TYPE = {
+    "model_type": "must be a JSON object",
+    "model_attributes_type": "must be a JSON object",
+    "dict_type": "must be a JSON object",
+    "string_type": "must be text, a JSON string",
+    "list_type": "must be a JSON array",
+}
+
+
 def input_message(err: Mapping[str, Any]) -> str:
     """The message of one pydantic error (`ValidationError.errors()` item) as this project words
     it, for a person: without pydantic's "Value error, " prefix, and a list's length without
     " after validation" ("List should have at most 50 items, not 1000": pydantic-core says it
-    of every list, checked before any item is dropped here). Never the submitted value: it
-    may be a password or a secret."""
+    of every list, checked before any item is dropped here); a value of the wrong JSON type
+    says what the field must be and what was sent (`sent_kind`), never a Python class. Never the
+    submitted value: it may be a password or a secret."""
+    expected = _EXPECTED_TYPE.get(str(err.get("type")))
+    if expected is not None and "input" in err:
+        return f"{expected} (it is {sent_kind(err['input'])})"
     return str(err.get("msg", "invalid value")).removeprefix("Value error, ").replace(" after validation", "")
 
 

@@ -93,7 +93,7 @@ def _check_tags(tags: list[str]) -> list[str]:
             raise ValueError("tags must not be empty")
         if len(tag) > MAX_TAG:
             raise ValueError(f"each tag must be at most {MAX_TAG} characters")
-        problem = invisible.control_problem(tag) or invisible.invisible_problem(tag)
+        problem = invisible.name_problem(tag)
         if problem:
             raise ValueError(f"tags {problem}")
         if name_key(tag) not in seen:

@@ -27,9 +27,9 @@ from opscraft.ui.widgets import (
     dialog_card,
     dismiss,
     live_timer,
+    prose_input,
     stored_json_text,
     stored_note,
-    text_input,
 )
 
 OUTCOME_LABELS = {
@@ -158,12 +158,12 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                 .props('outlined dense data-testid="chain-outcome"')
                 .classes("w-full")
             )
-            mapping = text_input(
+            mapping = prose_input(
                 'Mapping (JSON: {"PARAM": "/parameters/NAME" or "/outputs/NAME"})',
                 "chain-mapping",
                 value=start["mapping"],
             )
-            fixed = text_input("Fixed parameters (JSON object)", "chain-params", value=start["parameters"])
+            fixed = prose_input("Fixed parameters (JSON object)", "chain-params", value=start["parameters"])
             enabled = ui.switch("Enabled", value=start["enabled"]).props('data-testid="chain-enabled"')
             terraform = automation_terraform.terraform_fields("chain", start, "if the script to start is one")
             fields = {"target_script_id": target, "outcome": outcome, "mapping": mapping, "parameters": fixed}

@@ -29,6 +29,7 @@ from opscraft.ui.widgets import (
     live_timer,
     long_text,
     page_dialog,
+    prose_input,
     text_input,
 )
 
@@ -140,7 +141,7 @@ async def inventories_page(actor: Actor) -> None:
                 name = text_input(
                     "Name", "inventory-name", value=inventory.name if inventory else "", autofocus=True
                 )
-                description = text_input(
+                description = prose_input(
                     "Description", "inventory-description", value=inventory.description if inventory else ""
                 )
                 content = (

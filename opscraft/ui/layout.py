@@ -18,7 +18,7 @@ from opscraft.db.text import NOT_UTF8_MESSAGE, not_utf8_parameters
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError, input_message
 from opscraft.services.permissions import Permission, can
-from opscraft.ui import address, drafts, lost_resources, session
+from opscraft.ui import address, drafts, lost_resources, one_line, session
 from opscraft.ui.widgets import live_seconds, live_timer
 
 # How long the server keeps a page whose browser lost its connection (laptop lid, flaky VPN)
@@ -483,12 +483,14 @@ SKIP_LINK_CSS = """
 
 
 def theme() -> None:
-    """Colours of every page (the frame's and the pages before login), and its reload when a file
-    of its own failed to load (`lost_resources`)."""
+    """Colours of every page (the frame's and the pages before login), its reload when a file
+    of its own failed to load (`lost_resources`), and its one-line fields' refusal of a pasted
+    line break (`one_line`)."""
     ui.add_head_html(lost_resources.RELOAD_JS)
     ui.colors(primary=PRIMARY, positive="#2e7d32", negative="#c62828", info="#01579b", warning="#f2c037")
     ui.add_css(THEME_CSS)
     ui.add_head_html(WELL_FORMED_EVENTS_JS)
+    ui.add_head_html(one_line.script())
 
 
 def editor_theme() -> str:

@@ -33,6 +33,7 @@ from opscraft.ui.widgets import (
     live_seconds,
     live_timer,
     page_dialog,
+    prose_input,
     stored_json_text,
     text_input,
 )
@@ -221,7 +222,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
             tz = text_input(
                 "Time zone (IANA, e.g. Europe/Paris; empty: UTC)", "schedule-tz", value=start["timezone"]
             )
-            params = text_input("Parameters (JSON object)", "schedule-params", value=start["parameters"])
+            params = prose_input("Parameters (JSON object)", "schedule-params", value=start["parameters"])
             missed = ui.select(
                 labels.MISSED_POLICY, value=start["missed_policy"], label="After downtime"
             ).props('outlined dense data-testid="schedule-missed"')

@@ -144,9 +144,12 @@ class ParameterRows:
                         ("default", ui.input("Default", value=row["default"]), "w-40"),
                         # One chip per option: an option may hold a comma ("Paris, France").
                         ("options", TagInput("Options (Enter after each)", row["options"]), "w-48"),
-                        ("description", ui.input("Description", value=row["description"]), "flex-grow"),
+                        # A text area: a pasted line break is kept, as the API keeps it (one_line).
+                        ("description", ui.textarea("Description", value=row["description"]), "flex-grow"),
                     ):
                         inputs[key] = element.bind_value(row, key).classes(width)
+                        if key == "description":
+                            element.props("autogrow rows=1")
                         element.props(f'outlined dense data-testid="param-{key}-{index}"')
                         self.draft.field(f"param-{key}-{index}", element)
                         if key == "options":

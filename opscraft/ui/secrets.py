@@ -33,6 +33,7 @@ from opscraft.ui.widgets import (
     dialog_card,
     dialog_title,
     format_time,
+    prose_input,
     text_input,
 )
 
@@ -300,7 +301,7 @@ class SecretsView(PagedTable):
                 "A file secret is written into the run (mode 0400, removed afterwards); the variable "
                 "holds its path."
             ).classes("text-caption text-grey-7").bind_visibility_from(kind, "value", value="file")
-            description = text_input("Description", "create-description")
+            description = prose_input("Description", "create-description")
             draft.field("name", name)
             draft.field("description", description)
             fields = {"name": name, "value": value.text, "description": description}
@@ -312,7 +313,7 @@ class SecretsView(PagedTable):
                 return {
                     "name": (name.value or "").strip(),
                     "value": value.value or "",
-                    "description": (description.value or "").strip(),
+                    "description": description.value or "",  # as typed, as the API keeps it
                     "kind": kind.value,
                 }
 
@@ -335,7 +336,7 @@ class SecretsView(PagedTable):
 
     def open_edit(self, row: dict[str, Any]) -> None:
         with ui.dialog() as dialog, dialog_card(f"Edit {row['name']}"):
-            description = text_input("Description", "edit-description", value=row["description"])
+            description = prose_input("Description", "edit-description", value=row["description"])
             dialog_buttons(
                 dialog,
                 "Save",
@@ -343,9 +344,7 @@ class SecretsView(PagedTable):
                 lambda: self.apply(
                     dialog,
                     Permission.manage_secrets,
-                    lambda s, a: secrets.update(
-                        s, a, row["id"], {"description": (description.value or "").strip()}
-                    ),
+                    lambda s, a: secrets.update(s, a, row["id"], {"description": description.value or ""}),
                     "Description saved",
                     {"description": description},
                 ),

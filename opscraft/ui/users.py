@@ -224,7 +224,10 @@ class UsersView(PagedTable):
                 )
             active_error = ErrorLine("edit-active-error")
             active.on_value_change(lambda: setattr(active_error, "error", None))
-            ui.label("Deactivating ends the user's sessions at once.").classes("text-caption text-grey-7")
+            if not row["own_fixed"]:  # on one's own row Active is disabled: nothing to warn of
+                ui.label("Deactivating ends the user's sessions at once.").classes(
+                    "text-caption text-grey-7"
+                ).props('data-testid="edit-active-note"')
 
             def edits() -> dict[str, Any]:
                 form = {

@@ -27,6 +27,7 @@ from opscraft.ui.widgets import (
     dismiss,
     format_time,
     page_dialog,
+    prose_input,
     stored_json_text,
     stored_note,
     text_input,
@@ -147,10 +148,10 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
         secrets_first = await first_choices(secret_search(actor))
         with page_dialog() as dialog, dialog_card(title):  # the rows are redrawn live
             name = text_input("Name", "webhook-name", value=start["name"], autofocus=True)
-            mapping = text_input(
+            mapping = prose_input(
                 'Mapping (JSON: {"PARAM": "/json/pointer"})', "webhook-mapping", value=start["mapping"]
             )
-            fixed = text_input("Fixed parameters (JSON object)", "webhook-params", value=start["parameters"])
+            fixed = prose_input("Fixed parameters (JSON object)", "webhook-params", value=start["parameters"])
             secret = searched_select(
                 "Signing secret (vault, optional)",
                 "webhook-secret",

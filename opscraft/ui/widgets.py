@@ -358,6 +358,14 @@ def text_input(label: str, testid: str, *, value: str = "", autofocus: bool = Fa
     return ui.input(label, value=value).props(props).classes("w-full")
 
 
+def prose_input(label: str, testid: str, *, value: str = "") -> ui.textarea:
+    """`text_input` for text that may hold line breaks the API keeps (a description, a JSON box):
+    one line high, growing with what is typed or pasted, so a pasted line break is kept, not
+    refused as in a one-line field (`one_line`). Enter starts a new line here."""
+    props = f'outlined dense autogrow rows=1 data-testid="{testid}"'
+    return ui.textarea(label, value=value).props(props).classes("w-full")
+
+
 def form() -> ui.element:
     """A `<form>` around fields that include a password (browsers and screen readers expect one);
     submitting it does nothing by itself, the page's button or Enter handler does the work."""
