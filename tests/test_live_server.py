@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from opscraft import logs
 from opscraft.api import ROUTERS
@@ -331,3 +335,30 @@ def test_an_outgoing_url_stays_out_of_the_log(capsys: pytest.CaptureFixture[str]
             logging.getLogger(name).setLevel(logging.NOTSET)
     err = capsys.readouterr().err
     assert "delivered" in err and "SLACK-URL-SECRET" not in err, err
+
+
+def test_sql_parameters_stay_out_of_the_debug_log(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """aiosqlite logged every statement with its bound values at DEBUG (`executing
+    functools.partial(<function _run ...>, 'INSERT INTO users ...', ('admin', ..., '$argon2id$...'))`):
+    password hashes, sealed secrets' ciphertext and salts, token ids, whatever a row holds."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+
+    async def insert() -> None:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (v TEXT)"))
+            await conn.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": "BOUND-VALUE-SECRET"})
+        await engine.dispose()
+
+    try:
+        logs.configure("DEBUG", "text")
+        asyncio.run(insert())
+        logging.getLogger("opscraft.db").debug("inserted")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        for name in logs.QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.NOTSET)
+    err = capsys.readouterr().err
+    assert "inserted" in err and "BOUND-VALUE-SECRET" not in err, err
