@@ -16,8 +16,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 _FIELDS = ("worker_id", "execution_id")
-QUIET_LOGGERS = ("httpx", "httpcore")
-"""Libraries whose INFO and DEBUG lines carry the URLs of outgoing requests: WARNING and up only."""
+QUIET_LOGGERS = ("httpx", "httpcore", "aiosqlite")
+"""Libraries whose INFO and DEBUG lines carry credentials: WARNING and up only. httpx and httpcore
+log the URLs of outgoing requests (a Slack webhook's URL is a secret); aiosqlite logs every SQL
+statement with its bound values at DEBUG (password hashes, sealed secrets, token ids)."""
 _context: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar(
     "opscraft_log_context", default=None
 )
@@ -127,6 +129,7 @@ def configure(level: str, log_format: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # httpx logs every request's full URL at INFO (httpcore its steps at DEBUG), and a URL
-    # OpsCraft calls can be a vault secret: a Slack incoming webhook's URL is the credential.
+    # OpsCraft calls can be a vault secret: a Slack incoming webhook's URL is the credential;
+    # aiosqlite logs each statement's bound values at DEBUG.
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

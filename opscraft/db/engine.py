@@ -74,8 +74,13 @@ def create_engine(url: str, *, command_timeout: float | None = None, **kwargs: A
     surrogate still reads as text every response can encode. On SQLite, the engine's writers take
     turns in arrival order (`db.write_gate`) instead of racing in SQLite's busy handler, and each
     statement is one call on aiosqlite's thread (`db.sqlite_one_hop`).
+
+    A statement's error never repeats its bound values (`hide_parameters`): SQLAlchemy would
+    append them to the message, and so to the traceback an unhandled error logs (password
+    hashes, sealed secrets, token ids, a run's output).
     """
     kwargs.setdefault("json_deserializer", storable.json_loads)
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:":
