@@ -21,6 +21,7 @@ MAX_ID = 2**31 - 1
 
 
 def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
     return datetime.now(UTC)
 
 
@@ -84,6 +85,7 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return process
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        """Store a datetime as naive UTC; a naive value is taken to be UTC already."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -91,6 +93,7 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Read a stored naive datetime back as timezone-aware UTC."""
         return None if value is None else value.replace(tzinfo=UTC)
 
 
@@ -133,6 +136,9 @@ class no_time(_StoredTimeTest):
 
     @staticmethod
     def sqlite(stored: str) -> str:
+        """SQL (SQLite) true when the column `stored` holds a value that is not a valid calendar date
+        (date() returns NULL, or normalises an impossible day like 2026-02-30 to another one).
+        """
         day = f"substr({stored}, 1, 10)"
         # `date(x)` alone takes `2026-02-30`; `+0 days` makes it `2026-03-02`, which then differs.
         return f"({stored} IS NOT NULL AND (date({stored}) IS NULL OR date({day}, '+0 days') IS NOT {day}))"

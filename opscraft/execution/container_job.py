@@ -111,6 +111,10 @@ class EndScanner:
         self.status: int | None = None
 
     def feed(self, data: bytes) -> bytes:
+        """Pass through container output bytes until the end marker (the run's token followed by its exit
+        status); returns the bytes to keep as output, holding back a possibly partial marker until the
+        next call. After the marker `status` is set and everything else is dropped.
+        """
         if self.status is not None:
             return b""
         data, self._held = self._held + data, b""
