@@ -37,6 +37,9 @@ class ContextFilter(logging.Filter):
     """Copies the `engine_context` fields onto each record (None when not set)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Add the context fields (worker, execution, request ids...) of the current task to the record, as
+        attributes; keeps every record.
+        """
         current = _context.get() or {}
         for name in _FIELDS:
             if not hasattr(record, name):
@@ -74,6 +77,9 @@ class RedactCredentials(logging.Filter):
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Replace credentials (passwords in URLs, tokens) in the record's message and string arguments;
+        keeps every record.
+        """
         if isinstance(record.msg, str):
             record.msg = self.redact(record.msg)
         if isinstance(record.args, tuple):
@@ -86,6 +92,9 @@ class JsonFormatter(logging.Formatter):
     execution_id (when set), exception (when any)."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """One JSON object per record: time (ISO 8601 UTC, milliseconds), level, logger, message, the
+        context fields that are set and the traceback.
+        """
         data: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
@@ -108,6 +117,9 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
+        """The standard text line, followed by `[worker=... execution=...]` for the context fields that are
+        set.
+        """
         line = super().format(record)
         tags = [
             f"{name.removesuffix('_id')}={getattr(record, name)}"

@@ -219,7 +219,7 @@ def _duration(execution: Execution) -> float | None:
 
 
 class LogChunkOut(BaseModel):
-    """One stored chunk of a run's output: `seq` orders chunks within the run, `stream` is stdout or stderr."""
+    """One stored chunk of a run's output: `seq` orders the run's chunks, `stream` is stdout or stderr."""
 
     seq: int
     stream: Literal["stdout", "stderr"]

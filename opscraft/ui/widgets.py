@@ -366,6 +366,9 @@ def form() -> ui.element:
 
 
 def password_input(label: str, testid: str, *, autocomplete: str = "new-password") -> ui.input:
+    """A full-width password input with a show/hide toggle; `autocomplete` tells password managers what it
+    is.
+    """
     return (
         ui.input(label, password=True, password_toggle_button=True)
         .props(f'outlined dense autocomplete={autocomplete} data-testid="{testid}"')
@@ -384,14 +387,17 @@ class ErrorLine(ui.label):
 
     @property
     def error(self) -> str | None:
+        """The error shown, or None."""
         return self.text or None
 
     @error.setter
     def error(self, message: str | None) -> None:
+        """The error shown, or None."""
         self.set_text(message or "")
 
 
 def password_hint(min_length: int) -> None:
+    """The password rule under a password input: at least `min_length` characters, not the username."""
     ui.label(f"At least {min_length} characters, not the username.").classes("text-caption text-grey-7")
 
 
