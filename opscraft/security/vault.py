@@ -49,7 +49,7 @@ class DecryptError(Exception):
 
 @dataclass(frozen=True)
 class Sealed:
-    """A secret value as stored: AES-GCM ciphertext (with its tag), 16-byte HKDF salt and the 12-byte nonce."""
+    """A secret value as stored: AES-GCM ciphertext with its tag, the 16-byte HKDF salt, the 12-byte nonce."""
 
     ciphertext: bytes
     salt: bytes
