@@ -22,14 +22,14 @@ router = APIRouter(tags=["approvals"])
 
 
 class Decision(Body):
-    """Body of an approve or reject decision: an optional comment of at most COMMENT_MAX characters."""
+    """Body of an approve or reject decision: an optional comment, kept with the decision."""
 
     comment: str = Field(default="", max_length=COMMENT_MAX)
 
 
 class DecisionOut(BaseModel):
-    """One user's decision on an approval request, as the API shows it (`user_id` is None once the user is
-    deleted).
+    """One user's decision on an approval request, as the API shows it (`user_id` is null once the user
+    is deleted).
     """
 
     user_id: int | None

@@ -66,7 +66,8 @@ class ExecutionCreate(Body):
 
 class ExecutionOut(BaseModel):
     """One run as the API shows it: the script version it ran, its status, parameters, options and output
-    figures (`output_bytes` in bytes of UTF-8).
+    figures (`output_bytes`: every byte the script wrote, including those past the output cap, which
+    are not stored).
     """
 
     id: int

@@ -27,8 +27,8 @@ router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
 
 
 class ChannelOut(BaseModel):
-    """A notification channel as the API shows it; `config` has sealed values (webhook URLs) masked by the
-    services.
+    """A notification channel as the API shows it: a webhook's URL is stored sealed by the vault and
+    shown masked, an email channel's host never with a login.
     """
 
     id: int
@@ -59,8 +59,8 @@ class ChannelOut(BaseModel):
 
 
 class RuleOut(BaseModel):
-    """A notification rule: which run events (for one script, or every script when `script_id` is None) go
-    to a channel.
+    """A notification rule: which run events (of one script, or of every script when `script_id` is null)
+    go to a channel.
     """
 
     id: int

@@ -43,7 +43,7 @@ CheckedByService = WrapValidator(_as_sent)
 
 
 class ErrorDetail(BaseModel):
-    """One problem of a refused request: the field it concerns (None: the request as a whole) and what to
+    """One problem of a refused request: the field it concerns (null: the request as a whole) and what to
     fix.
     """
 

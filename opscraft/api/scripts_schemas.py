@@ -178,7 +178,7 @@ class ScriptSaved(ScriptOut):
 
 
 class VersionSummary(BaseModel):
-    """One saved version of a script, without its content (for version lists); `author_name` is None once
+    """One saved version of a script, without its content (for version lists); `author_name` is null once
     the author is deleted.
     """
 

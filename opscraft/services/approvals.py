@@ -71,8 +71,8 @@ ALREADY_DECIDED = "you have already decided on this run"
 
 
 class PolicyIn(Body):
-    """An approval policy as set: `required` approvals (1..MAX_REQUIRED) and the hours a request waits
-    before it expires (1..MAX_EXPIRY_HOURS).
+    """An approval policy as set: how many approvals each run needs (from people other than who started
+    it) and the hours a request waits before it expires.
     """
 
     required: int = Field(default=1, ge=1, le=MAX_REQUIRED)

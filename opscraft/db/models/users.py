@@ -13,8 +13,8 @@ from opscraft.db.types import StoredEnum, UTCDateTime, utcnow
 
 
 class Role(StrEnum):
-    """A user's role, from least to most allowed: viewer < operator < admin (services/permissions.py has
-    what each may do).
+    """A user's role, from least to most allowed: viewer < operator < admin (the role table of
+    docs/api.md says what each may do).
     """
 
     viewer = "viewer"
