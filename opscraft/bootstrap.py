@@ -93,8 +93,8 @@ def ensure_venv(extras: str = "") -> Path:
 
 
 def main() -> None:
-    """Entry point: make sure the checkout's .venv exists with the extras named in argv[1] (comma-separated,
-    optional) and print its path.
+    """Entry point: make sure the checkout's .venv is installed with the extras named in argv[1]
+    (optional) and print the path of its python.
     """
     extras = sys.argv[1] if len(sys.argv) > 1 else ""
     print(ensure_venv(extras))

@@ -55,8 +55,9 @@ NOTIFY_NETWORKS = ("private", "loopback", "link_local")
 
 
 class Settings(BaseSettings):
-    """Process settings read from the environment and `.env` (case-insensitive names; most take an OPSCRAFT_
-    prefix through their alias); durations are in seconds unless the name says otherwise.
+    """Process settings, read from the environment and `.env` (names ignore case; a field with a
+    validation alias is read under that name, e.g. OPSCRAFT_DATA_DIR); docs/configuration.md describes
+    them.
     """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)

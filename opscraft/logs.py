@@ -37,8 +37,8 @@ class ContextFilter(logging.Filter):
     """Copies the `engine_context` fields onto each record (None when not set)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Add the context fields (worker, execution, request ids...) of the current task to the record, as
-        attributes; keeps every record.
+        """Set the record's `worker_id` and `execution_id` from the current context (None when unset)
+        unless it has them; keeps every record.
         """
         current = _context.get() or {}
         for name in _FIELDS:
@@ -77,8 +77,8 @@ class RedactCredentials(logging.Filter):
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Replace credentials (passwords in URLs, tokens) in the record's message and string arguments;
-        keeps every record.
+        """Replace the credentials in the record's message and string arguments (`token=` query values,
+        webhook tokens in URLs) with `***`; keeps every record.
         """
         if isinstance(record.msg, str):
             record.msg = self.redact(record.msg)
@@ -93,7 +93,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """One JSON object per record: time (ISO 8601 UTC, milliseconds), level, logger, message, the
-        context fields that are set and the traceback.
+        context ids that are set and the traceback.
         """
         data: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
@@ -117,7 +117,7 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        """The standard text line, followed by `[worker=... execution=...]` for the context fields that are
+        """The standard text line, followed by `[worker=... execution=...]` for the context ids that are
         set.
         """
         line = super().format(record)

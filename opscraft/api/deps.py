@@ -33,9 +33,7 @@ Session = Annotated[AsyncSession, Depends(get_session)]
 
 
 def client_ip(request: Request) -> str | None:
-    """The TCP peer address of the request (None when the ASGI server gives none); proxies' X-Forwarded-For
-    is not read here.
-    """
+    """The client address of the request as the ASGI server reports it (None when it gives none)."""
     return request.client.host if request.client else None
 
 

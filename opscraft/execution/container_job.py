@@ -111,9 +111,9 @@ class EndScanner:
         self.status: int | None = None
 
     def feed(self, data: bytes) -> bytes:
-        """Pass through container output bytes until the end marker (the run's token followed by its exit
-        status); returns the bytes to keep as output, holding back a possibly partial marker until the
-        next call. After the marker `status` is set and everything else is dropped.
+        """Pass this stream's output bytes through until the loader's end record; returns the bytes that
+        are output, holding back a tail that may begin a record split across reads. Once the record is
+        found, `status` holds its exit status and every later byte is dropped.
         """
         if self.status is not None:
             return b""

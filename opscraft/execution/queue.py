@@ -359,7 +359,9 @@ class HueyQueue:
         self._consumer.start()
 
     def stop(self) -> None:
-        """Ask the consumer to stop after its current runs, waking all its waiting threads."""
+        """Set the consumer's stop flag and wake its waiting threads: they take no new runs (`join` waits
+        for them to end).
+        """
         if self._consumer is not None:
             self._consumer.stop_flag.set()
             self._wakeup.notify(everyone=True)

@@ -54,8 +54,8 @@ class RateLimiter(Protocol):
 
 
 class MemoryRateLimiter:
-    """A rate limiter counting in this process only (no Redis configured, or Redis down); keeps at most
-    about 10,000 counters.
+    """A rate limiter counting in this process only (no Redis configured, or Redis down); past 10,000
+    counters it drops those of past windows.
     """
 
     def __init__(self, window: int = WINDOW_SECONDS) -> None:

@@ -106,7 +106,7 @@ class PartlyDelivered(SendError):
 
 @dataclass(frozen=True)
 class EmailSettings:
-    """How an email channel sends: SMTP host and port, security (none, starttls or tls), sender and
+    """How an email channel sends: SMTP host and port, security (none, starttls or ssl), sender and
     recipients, optional login, and the networks its host may be in.
     """
 

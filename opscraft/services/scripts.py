@@ -286,8 +286,8 @@ class ScriptUpdate(_ScriptFields):
 
 @dataclass(frozen=True)
 class ScriptQuery:
-    """Filters (combined with AND) and sort and paging of a script listing; `search` matches name and
-    description ignoring case and accents.
+    """Filters (combined with AND), sort and paging of a script listing; `search` matches name,
+    description and tags, ignoring case (`db.fold`).
     """
 
     search: str | None = None
