@@ -156,8 +156,8 @@ class CachingGZipMiddleware(GZipMiddleware):
         self.bodies = bodies or CompressedBodies()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """ASGI entry: serve GETs of immutable (versioned) files that accept gzip through the compressed-
-        body cache; every other request takes Starlette's GZipMiddleware.
+        """ASGI entry: serve GETs of immutable (versioned) files that accept gzip through the
+        compressed-body cache; every other request takes Starlette's GZipMiddleware.
         """
         path = scope.get("path", "")
         if (

@@ -74,8 +74,9 @@ async def create_execution_stream(
 ) -> sse.EventStreamResponse:
     """Start a run like POST /executions, then stream its events as Server-Sent Events.
 
-    Raises HTTPException 406 (before starting any run) when the request does not accept text/event-
-    stream. The request's database session is closed before streaming so a long run holds no connection.
+    Raises HTTPException 406 (before starting any run) when the request does not accept
+    text/event-stream. The request's database session is closed before streaming so a long run holds
+    no connection.
     """
     if not sse.accepts_event_stream(request.headers.get("accept")):
         raise HTTPException(

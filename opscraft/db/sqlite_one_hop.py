@@ -91,7 +91,6 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
     @arraysize.setter
     def arraysize(self, value: int) -> None:
-        """PEP 249 `arraysize`: rows fetched at a time by `fetchmany` without a size (always 1)."""
         pass  # rows are always fetched in full on the connection's thread
 
     async def _async_soft_close(self) -> None:

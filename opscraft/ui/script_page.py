@@ -250,8 +250,8 @@ class VersionsView:
         dialog.open()
 
     async def rollback(self, number: int, acknowledge: bool) -> None:
-        """Roll the script back to version `number` (re-checking edit_scripts); content with dangerous-
-        pattern findings asks for acknowledgement first.
+        """Roll the script back to version `number` (re-checking edit_scripts); content with
+        dangerous-pattern findings asks for acknowledgement first.
         """
         actor = await guard(Permission.edit_scripts)
         if actor is None:

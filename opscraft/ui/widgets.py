@@ -392,7 +392,6 @@ class ErrorLine(ui.label):
 
     @error.setter
     def error(self, message: str | None) -> None:
-        """The error shown, or None."""
         self.set_text(message or "")
 
 
