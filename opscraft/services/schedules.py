@@ -86,8 +86,8 @@ T = TypeVar("T")
 
 
 class ScheduleIn(Body):
-    """A schedule as created or replaced: a 5-field cron expression read in an IANA time zone, the
-    parameters and policies of its runs.
+    """A schedule as created or replaced: a cron expression (5 fields, or a macro such as @daily) read in
+    an IANA time zone, and the parameters and policies of its runs.
     """
 
     name: Label = Field(min_length=1, max_length=64, examples=["nightly"])
