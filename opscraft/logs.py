@@ -39,6 +39,9 @@ class ContextFilter(logging.Filter):
     """Copies the `engine_context` fields onto each record (None when not set)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Set the record's `worker_id` and `execution_id` from the current context (None when unset)
+        unless it has them; keeps every record.
+        """
         current = _context.get() or {}
         for name in _FIELDS:
             if not hasattr(record, name):
@@ -76,6 +79,9 @@ class RedactCredentials(logging.Filter):
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Replace the credentials in the record's message and string arguments (`token=` query values,
+        webhook tokens in URLs) with `***`; keeps every record.
+        """
         if isinstance(record.msg, str):
             record.msg = self.redact(record.msg)
         if isinstance(record.args, tuple):
@@ -88,6 +94,9 @@ class JsonFormatter(logging.Formatter):
     execution_id (when set), exception (when any)."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """One JSON object per record: time (ISO 8601 UTC, milliseconds), level, logger, message, the
+        context ids that are set and the traceback.
+        """
         data: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
@@ -110,6 +119,9 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
+        """The standard text line, followed by `[worker=... execution=...]` for the context ids that are
+        set.
+        """
         line = super().format(record)
         tags = [
             f"{name.removesuffix('_id')}={getattr(record, name)}"

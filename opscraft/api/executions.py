@@ -72,6 +72,12 @@ async def create_execution(body: ExecutionCreate, session: Session, actor: Curre
 async def create_execution_stream(
     body: ExecutionCreate, session: Session, actor: CurrentActor, request: Request
 ) -> sse.EventStreamResponse:
+    """Start a run like POST /executions, then stream its events as Server-Sent Events.
+
+    Raises HTTPException 406 (before starting any run) when the request does not accept
+    text/event-stream. The request's database session is closed before streaming so a long run holds
+    no connection.
+    """
     if not sse.accepts_event_stream(request.headers.get("accept")):
         raise HTTPException(
             406,
@@ -188,6 +194,9 @@ async def list_executions(
         ),
     ] = None,
 ) -> ExecutionPage:
+    """List runs, newest first, filtered and paged by offset or keyset cursor (the route description has the
+    rules).
+    """
     page = await executions.list_executions(
         session,
         actor,

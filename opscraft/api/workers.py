@@ -16,6 +16,10 @@ router = APIRouter(prefix="/api/v1/workers", tags=["workers"])
 
 
 class WorkerOut(BaseModel):
+    """A worker process as the API shows it: its runners and slots, its liveness state from heartbeats, and
+    why it takes no runs (queue or Docker error), if so.
+    """
+
     id: str
     host_name: str
     pid: int

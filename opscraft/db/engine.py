@@ -209,5 +209,6 @@ class Database:
         return True
 
     async def dispose(self) -> None:
+        """Close the database's task group and dispose the engine's connection pool."""
         self.group.close()
         await self.engine.dispose()

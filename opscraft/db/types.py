@@ -23,6 +23,7 @@ MAX_ID = 2**31 - 1
 
 
 def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
     return datetime.now(UTC)
 
 
@@ -86,6 +87,7 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return process
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        """Store a datetime as naive UTC; a naive value is taken to be UTC already."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -93,6 +95,7 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Read a stored naive datetime back as timezone-aware UTC."""
         return None if value is None else value.replace(tzinfo=UTC)
 
 
@@ -183,6 +186,8 @@ class no_time(_StoredTimeTest):
 
     @staticmethod
     def sqlite(stored: str) -> str:
+        """SQL (SQLite) true when the column `stored` holds a value that is not NULL, not in the
+        stored form, and that `READ_FUNCTION` reads as no time."""
         return f"({stored} IS NOT NULL AND NOT {_stored_form(stored)} AND {READ_FUNCTION}({stored}) IS NULL)"
 
 
@@ -197,6 +202,7 @@ class stored_form(_StoredTimeTest):
 
     @staticmethod
     def sqlite(stored: str) -> str:
+        """SQL (SQLite) true when the column `stored` holds a time in the stored form."""
         return _stored_form(stored)
 
 

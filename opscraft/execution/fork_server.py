@@ -125,6 +125,7 @@ class RunSupervisor:
                 os.kill(self.pid, signal.SIGKILL)
 
     def close(self) -> None:
+        """Close the channel to the supervised process and its pidfd."""
         self.channel.close()
         if self.pidfd is not None:
             os.close(self.pidfd)

@@ -150,6 +150,7 @@ class RunEventDispatcher:
         self._wake.set()
 
     async def stop(self) -> None:
+        """Cancel the dispatcher's task and wait for it to end (idempotent)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -120,6 +120,7 @@ class Store:
             return await conn.run_sync(step, *args)
 
     def close(self) -> None:
+        """Shut down the background writer and dispose the synchronous engine."""
         if self._writer is not None:
             self._writer.shutdown()
         if self._sync is not None:

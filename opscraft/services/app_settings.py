@@ -105,6 +105,7 @@ def _transaction_ended(session: Session) -> None:
 
 
 async def get_all(session: AsyncSession) -> dict[str, Any]:
+    """Every known app setting, key -> value (stored value, else its default)."""
     return {key: await get(session, key) for key in KNOWN}
 
 

@@ -71,6 +71,10 @@ ALREADY_DECIDED = "you have already decided on this run"
 
 
 class PolicyIn(Body):
+    """An approval policy as set: how many approvals each run needs (from people other than who started
+    it) and the hours a request waits before it expires.
+    """
+
     required: int = Field(default=1, ge=1, le=MAX_REQUIRED)
     expires_after_hours: int = Field(default=24, ge=1, le=MAX_EXPIRY_HOURS)
 
@@ -216,6 +220,8 @@ def open_request(session: AsyncSession, execution_id: int, policy: PolicyTerms) 
 
 @dataclass(frozen=True)
 class Pending:
+    """A run waiting for approval (or its ended request), with the approvals counted so far."""
+
     execution: Execution
     request: ApprovalRequest
     approvals: int

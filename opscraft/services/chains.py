@@ -378,6 +378,10 @@ async def _checked(session: AsyncSession, link: ChainLink) -> None:
 
 
 async def get(session: AsyncSession, actor: Actor, link_id: int, script_id: int | None = None) -> ChainLink:
+    """A chain link by id (of `script_id` when given); needs view_scripts.
+
+    Raises NotFound (404) for an unknown link or one of another script.
+    """
     require(actor.user, Permission.view_scripts)
     link = await session.get(ChainLink, link_id)
     if link is None or (script_id is not None and link.script_id != script_id):
@@ -422,6 +426,11 @@ async def update_link(
 
 
 async def delete(session: AsyncSession, actor: Actor, link_id: int, script_id: int | None = None) -> None:
+    """Delete a chain link (audited as `chain_link.delete`, committed); needs edit_scripts.
+
+    Raises NotFound (404) for an unknown link or one of another script, Forbidden (403) without the
+    permission.
+    """
     require(actor.user, Permission.edit_scripts, 'manage "then run" links')
     link = await get(session, actor, link_id, script_id)
     _audit_link(session, actor, "chain_link.delete", link)
@@ -438,6 +447,7 @@ async def script_names(session: AsyncSession, script_ids: set[int]) -> dict[int,
 
 
 async def owner_name(session: AsyncSession, link: ChainLink) -> str | None:
+    """The username of the link's owner, None when it has none (deleted)."""
     owner = await session.get(User, link.owner_id) if link.owner_id else None
     return owner.username if owner else None
 

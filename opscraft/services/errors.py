@@ -12,6 +12,10 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class ServiceError(Exception):
+    """An error a service raises for the caller to show: `status_code` is the HTTP status the API answers,
+    `message` says what to fix and `details` lists fields ({"field", "message"}).
+    """
+
     status_code = 400
 
     def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
@@ -21,6 +25,8 @@ class ServiceError(Exception):
 
 
 class Invalid(ServiceError):
+    """The request's values are refused (422)."""
+
     status_code = 422
 
     @classmethod
@@ -39,18 +45,26 @@ def unreadable(found: Mapping[str, str], under: str = "") -> list[dict[str, str]
 
 
 class Unauthorized(ServiceError):
+    """No valid credentials: not logged in, or a token or session that stopped working (401)."""
+
     status_code = 401
 
 
 class Forbidden(ServiceError):
+    """The user is known but their role may not do this (403)."""
+
     status_code = 403
 
 
 class NotFound(ServiceError):
+    """The addressed row does not exist or is not visible to the caller (404)."""
+
     status_code = 404
 
 
 class Conflict(ServiceError):
+    """The request clashes with the stored state: a taken name, a row in use, a concurrent change (409)."""
+
     status_code = 409
 
 
@@ -139,10 +153,14 @@ class Problems:
         self.details: list[dict[str, Any]] = []
 
     def add(self, field: str, message: str) -> None:
+        """Note a problem of `field`."""
         self.details.append({"field": field, "message": message})
 
     @contextmanager
     def check(self) -> Iterator[None]:
+        """Context manager: collect an Invalid's details or a pydantic ValidationError's field problems
+        raised inside it, instead of raising.
+        """
         try:
             yield
         except Invalid as exc:
@@ -175,6 +193,7 @@ class Problems:
         return {str(d["field"]).split(".")[0] for d in self.details}
 
     def raise_if_any(self) -> None:
+        """Raise Invalid (422) with every collected problem when there is any."""
         if self.details:
             summary = "; ".join(
                 f"{d['field']}: {d['message']}" if d["field"] else d["message"] for d in self.details

@@ -145,6 +145,8 @@ def json_from_text(text: str | None) -> Any:
 
 
 class ParamType(StrEnum):
+    """The type of a declared script parameter; `choice` takes one of its `options`."""
+
     string = "string"
     integer = "integer"
     number = "number"

@@ -203,6 +203,10 @@ class _ScriptFields(Body):
 
 
 class ScriptCreate(_ScriptFields):
+    """A script as created: name, type, first content and run settings; its status starts as draft unless
+    given.
+    """
+
     name: str = Field(examples=["deploy-app"], json_schema_extra={"pattern": NAME_RE.pattern})
     description: Text = Field(default="", max_length=MAX_DESCRIPTION, examples=["Deploy application"])
     script_type: ScriptType = Field(examples=["bash"])
@@ -282,6 +286,10 @@ class ScriptUpdate(_ScriptFields):
 
 @dataclass(frozen=True)
 class ScriptQuery:
+    """Filters (combined with AND), sort and paging of a script listing; `search` matches name,
+    description and tags, ignoring case (`db.fold`).
+    """
+
     search: str | None = None
     script_type: ScriptType | None = None
     status: ScriptStatus | None = None
@@ -312,6 +320,10 @@ class VersionRow:
 
 @dataclass(frozen=True)
 class Diff:
+    """The difference between two versions of a script: a unified diff of the content and the names of the
+    fields that changed.
+    """
+
     from_version: int
     to_version: int
     diff: str
@@ -541,9 +553,13 @@ class CheckedContent:
 
     @property
     def content(self) -> str:
+        """The content as checked and normalised (line endings, byte order mark)."""
         return self.checks.content
 
     def saved(self, script: Script, findings: list[Finding] | None = None) -> Saved:
+        """The save result of `script`, with these checks' notices and lint, and `findings` (default: these
+        checks' findings).
+        """
         found = self.checks.findings if findings is None else findings
         return Saved(script, found, self.checks.notices, self.checks.lint)
 

@@ -58,6 +58,9 @@ async def _top_level_fields(action: Any) -> Any:
 
 @script_tab("chains", "Then run", "account_tree", order=75)
 async def chains_tab(actor: Actor, script: Script) -> None:
+    """The script page's "Then run" tab: the chain links started when this script's runs end, editable with
+    edit_scripts.
+    """
     assert script.id is not None
     script_id = script.id
     edit = can(actor.user, Permission.edit_scripts)

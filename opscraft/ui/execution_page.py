@@ -392,6 +392,7 @@ class ExecutionView:
         return True
 
     async def cancel(self) -> None:
+        """Ask to cancel the run (the services check who may), then reload the view."""
         actor = await guard(Permission.view_scripts)
         if actor is None:
             return
@@ -430,6 +431,9 @@ async def _follow(client: Client, view: ExecutionView, terminal: LiveTerminal) -
 
 @protected_page("/executions/{execution_id}", Permission.view_scripts, title="Execution")
 async def execution_page(actor: Actor, execution_id: int) -> None:
+    """Page /executions/{id} (needs view_scripts): one run with its status, hosts, approval, chain and
+    Terraform panels and its live output; a missing run shows a not-found page with its status code.
+    """
     try:
         execution = await call(executions.get, actor, execution_id)
     except ServiceError as exc:

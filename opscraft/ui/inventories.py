@@ -50,6 +50,9 @@ def _picture(listed: Listed | None) -> object:
 
 @protected_page("/inventories", Permission.view_scripts, title="Inventories")
 async def inventories_page(actor: Actor) -> None:
+    """Page /inventories (needs view_scripts): the shared Ansible inventories and the scripts using each;
+    creating and editing need edit_scripts.
+    """
     edit = can(actor.user, Permission.edit_scripts)
     with frame(actor, "Inventories"):
         ui.label(

@@ -32,6 +32,8 @@ RESPONSE_TIMEOUT_SECONDS = 60.0
 
 @dataclass(frozen=True)
 class NavItem:
+    """One entry of the navigation drawer, shown only to users with `permission`."""
+
     label: str
     icon: str
     path: str
@@ -130,10 +132,12 @@ NAV_CSS = """
 
 
 def notify_error(message: str) -> None:
+    """Show a red notification that stays until closed."""
     ui.notify(message, type="negative", position="top", multi_line=True, close_button=True)
 
 
 def notify_ok(message: str) -> None:
+    """Show a green notification that fades on its own."""
     ui.notify(message, type="positive", position="top")
 
 
@@ -209,6 +213,7 @@ def show_field_errors(fields: Mapping[str, Any], exc: ValidationError | ServiceE
 
 
 def clear_field_errors(fields: Mapping[str, Any]) -> None:
+    """Remove the error message under each of the form's fields."""
     for element in fields.values():
         element.error = None
 

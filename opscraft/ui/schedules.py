@@ -143,6 +143,7 @@ def _row_picture(view: ScheduleView, zone: ZoneInfo) -> tuple[Any, ...]:
 
 @script_tab("schedules", "Schedules", "schedule", order=60)
 async def schedules_tab(actor: Actor, script: Script) -> None:
+    """The script page's Schedules tab: the script's schedules, editable with edit_scripts."""
     assert script.id is not None
     script_id, script_type = script.id, script.script_type
     edit = can(actor.user, Permission.edit_scripts)
@@ -296,6 +297,9 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
 
 @protected_page("/schedules", Permission.view_scripts, "Schedules")
 async def schedules_page(actor: Actor) -> None:
+    """Page /schedules (needs view_scripts): every script's schedules, with fire times in the browser's time
+    zone.
+    """
     with frame(actor, "Schedules"):
         zone_box: dict[str, ZoneInfo] = {"zone": ZoneInfo("UTC")}
 

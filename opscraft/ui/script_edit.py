@@ -104,6 +104,7 @@ class ParameterRows:
         self.render()
 
     def add(self) -> None:
+        """Add an empty parameter row and redraw."""
         self.rows.append(_blank_row())
         self.render()
 
@@ -117,10 +118,12 @@ class ParameterRows:
             self.render()
 
     def remove(self, row: dict[str, Any]) -> None:
+        """Remove a parameter row and redraw."""
         self.rows.remove(row)
         self.render()
 
     def render(self) -> None:
+        """Redraw the parameter rows from `rows`, re-registering their inputs with the draft."""
         for name in [key for key in self.draft.fields if key.startswith("param-")]:
             del self.draft.fields[name]
         self.container.clear()
@@ -616,6 +619,12 @@ class ScriptForm:
         ui.navigate.to(f"/scripts/{self.script.id}" if self.script else "/scripts")
 
     async def save(self, acknowledge: bool) -> None:
+        """Create or update the script from the form (re-checking edit_scripts); refusals are shown under
+        their fields, a 409 says to reload and keeps what was typed.
+
+        `acknowledge`: the user accepted the dangerous-pattern findings. On success the draft is cleared and
+        the form then edits the saved version.
+        """
         actor = await guard(Permission.edit_scripts)
         if actor is None:
             return
@@ -711,6 +720,7 @@ class ScriptForm:
 
 @protected_page("/scripts/new", Permission.edit_scripts, title="New script")
 async def new_script_page(actor: Actor) -> None:
+    """Page /scripts/new (needs edit_scripts): the script form, empty."""
     choices = await _inventory_choices(actor)
     with frame(actor, "New script"):
         ScriptForm(None, choices)
@@ -718,6 +728,9 @@ async def new_script_page(actor: Actor) -> None:
 
 @protected_page("/scripts/{script_id}/edit", Permission.edit_scripts, title="Edit script")
 async def edit_script_page(actor: Actor, script_id: int) -> None:
+    """Page /scripts/{id}/edit (needs edit_scripts): the script form with the script's current version; an
+    unknown script shows a not-found page.
+    """
     try:
         script = await call(scripts.get, actor, script_id)
     except ServiceError as exc:

@@ -271,6 +271,9 @@ class SecretsView(PagedTable):
         self.make_footer("secrets-summary")
 
     async def refresh(self, ticking: bool = False) -> None:
+        """Read and show the current page of secrets (re-checking manage_secrets; `ticking`: a periodic
+        refresh).
+        """
         actor = await guard(Permission.manage_secrets, ticking=ticking)
         if actor is None:
             return
@@ -288,6 +291,7 @@ class SecretsView(PagedTable):
         self.show_total(total, "secret", self.matching())
 
     def open_create(self) -> None:
+        """Open the dialog creating a secret (an environment variable or a file secret)."""
         with ui.dialog() as dialog, dialog_card("New secret") as card:
             draft = Draft(CREATE_DRAFT, card)
             name = text_input(
@@ -335,6 +339,7 @@ class SecretsView(PagedTable):
         ui.timer(0, draft.restore, once=True)
 
     def open_edit(self, row: dict[str, Any]) -> None:
+        """Open the dialog editing a secret's description."""
         with ui.dialog() as dialog, dialog_card(f"Edit {row['name']}"):
             description = prose_input("Description", "edit-description", value=row["description"])
             dialog_buttons(
@@ -352,6 +357,7 @@ class SecretsView(PagedTable):
         dialog.open()
 
     def open_replace(self, row: dict[str, Any]) -> None:
+        """Open the dialog replacing a secret's value."""
         with ui.dialog() as dialog, dialog_card(f"Replace the value of {row['name']}"):
             ui.label("The current value is not shown. Runs that start after saving get the new one.").classes(
                 "text-grey-7"
@@ -372,6 +378,9 @@ class SecretsView(PagedTable):
         dialog.open()
 
     def open_delete(self, row: dict[str, Any]) -> None:
+        """Open the dialog confirming a secret's deletion; an attached secret needs the "detach and delete"
+        box ticked.
+        """
         attached = row["scripts"]
         with ui.dialog() as dialog, dialog_card(f"Delete {row['name']}?"):
             ui.label("The secret and its encrypted value are removed for good.").classes("text-grey-8")

@@ -393,6 +393,9 @@ class LiveTerminal:
             self._room.clear()
 
     async def wait_for_room(self) -> None:
+        """Wait while more than MAX_PENDING_CHARS characters of output are pending for the browser (flow
+        control: a fast script slows to what the page takes).
+        """
         await self._room.wait()
 
     def flush(self) -> None:

@@ -44,6 +44,9 @@ def _page_origin() -> str:
 
 @script_tab("webhooks", "Webhooks", "webhook", order=70)
 async def webhooks_tab(actor: Actor, script: Script) -> None:
+    """The script page's Webhooks tab: the script's webhooks, editable with edit_scripts; a new webhook's
+    URL is shown once.
+    """
     assert script.id is not None
     script_id, script_type = script.id, script.script_type
     edit = can(actor.user, Permission.edit_scripts)

@@ -374,6 +374,9 @@ def form() -> ui.element:
 
 
 def password_input(label: str, testid: str, *, autocomplete: str = "new-password") -> ui.input:
+    """A full-width password input with a show/hide toggle; `autocomplete` tells password managers what it
+    is.
+    """
     return (
         ui.input(label, password=True, password_toggle_button=True)
         .props(f'outlined dense autocomplete={autocomplete} data-testid="{testid}"')
@@ -392,6 +395,7 @@ class ErrorLine(ui.label):
 
     @property
     def error(self) -> str | None:
+        """The error shown, or None."""
         return self.text or None
 
     @error.setter
@@ -400,6 +404,7 @@ class ErrorLine(ui.label):
 
 
 def password_hint(min_length: int) -> None:
+    """The password rule under a password input: at least `min_length` characters, not the username."""
     ui.label(f"At least {min_length} characters, not the username.").classes("text-caption text-grey-7")
 
 

@@ -62,6 +62,7 @@ async def _load(actor: Actor) -> list[dict[str, Any]]:
 
 @protected_page("/workers", Permission.view_system, title="Workers")
 async def workers_page(actor: Actor) -> None:
+    """Page /workers (needs view_system): the worker processes, their state and slots, refreshed live."""
     with frame(actor, "Workers"):
         ui.markdown(
             "Processes that run executions: the worker inside `opscraft serve` and every "
