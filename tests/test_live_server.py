@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -358,7 +359,9 @@ def test_sql_parameters_stay_out_of_the_debug_log(capsys: pytest.CaptureFixture[
         await engine.dispose()
 
     with _logging_configured("DEBUG"):
-        asyncio.run(insert())
+        # A thread of its own: this module's browser test leaves Playwright's loop running here.
+        with concurrent.futures.ThreadPoolExecutor(1) as thread:
+            thread.submit(asyncio.run, insert()).result()
         logging.getLogger("opscraft.db").debug("inserted")
     err = capsys.readouterr().err
     assert "inserted" in err and "BOUND-VALUE-SECRET" not in err, err
