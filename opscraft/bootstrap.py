@@ -19,10 +19,12 @@ VENV_PYTHON = VENV / "bin" / "python"
 
 
 def in_checkout() -> bool:
+    """True when running from a source checkout (a pyproject.toml at the repository root)."""
     return (ROOT / "pyproject.toml").is_file()
 
 
 def in_venv() -> bool:
+    """True when the running interpreter is the checkout's own .venv."""
     return Path(sys.prefix).resolve() == VENV.resolve()
 
 
@@ -91,6 +93,9 @@ def ensure_venv(extras: str = "") -> Path:
 
 
 def main() -> None:
+    """Entry point: make sure the checkout's .venv is installed with the extras named in argv[1]
+    (optional) and print the path of its python.
+    """
     extras = sys.argv[1] if len(sys.argv) > 1 else ""
     print(ensure_venv(extras))
 

@@ -28,6 +28,10 @@ class ConfigError(Exception):
 
 
 class Environment(StrEnum):
+    """Deployment kind: in production SECRET_KEY and OPSCRAFT_MASTER_KEY must be set (no key is generated
+    into the data directory).
+    """
+
     dev = "dev"
     staging = "staging"
     production = "production"
@@ -51,6 +55,11 @@ NOTIFY_NETWORKS = ("private", "loopback", "link_local")
 
 
 class Settings(BaseSettings):
+    """Process settings, read from the environment and `.env` (names ignore case; a field with a
+    validation alias is read under that name, e.g. OPSCRAFT_DATA_DIR); docs/configuration.md describes
+    them.
+    """
+
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
     environment: Environment = Environment.dev
@@ -294,9 +303,13 @@ class Settings(BaseSettings):
 
     @property
     def is_sqlite(self) -> bool:
+        """True when the effective database URL is a SQLite one."""
         return self.effective_database_url.startswith("sqlite")
 
     def image_for(self, script_type: str) -> str:
+        """The Docker image setting for a script type (`image_bash`, `image_python`...); AttributeError for
+        a type with no image setting.
+        """
         return str(getattr(self, f"image_{script_type}"))
 
 

@@ -161,6 +161,10 @@ def _lost_worker_check(rt: runtime.Runtime) -> Callable[[], Awaitable[None]]:
 
 
 async def stop() -> None:
+    """Stop the process runtime in order: stop taking jobs, stop the automation loops, stop the worker (its
+    runs get the grace period), deliver the last run events, close limiters and the database, then
+    uninstall the runtime. No-op when no runtime is started.
+    """
     try:
         rt = runtime.current()
     except RuntimeError:

@@ -16,8 +16,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 _FIELDS = ("worker_id", "execution_id")
-QUIET_LOGGERS = ("httpx", "httpcore")
-"""Libraries whose INFO and DEBUG lines carry the URLs of outgoing requests: WARNING and up only."""
+QUIET_LOGGERS = ("httpx", "httpcore", "aiosqlite")
+"""Libraries whose INFO and DEBUG lines carry credentials: WARNING and up only. httpx and httpcore
+log the URLs of outgoing requests (a Slack webhook's URL is a secret); aiosqlite logs every SQL
+statement with its bound values at DEBUG (password hashes, sealed secrets, token ids)."""
 _context: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar(
     "opscraft_log_context", default=None
 )
@@ -37,6 +39,9 @@ class ContextFilter(logging.Filter):
     """Copies the `engine_context` fields onto each record (None when not set)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Set the record's `worker_id` and `execution_id` from the current context (None when unset)
+        unless it has them; keeps every record.
+        """
         current = _context.get() or {}
         for name in _FIELDS:
             if not hasattr(record, name):
@@ -74,6 +79,9 @@ class RedactCredentials(logging.Filter):
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Replace the credentials in the record's message and string arguments (`token=` query values,
+        webhook tokens in URLs) with `***`; keeps every record.
+        """
         if isinstance(record.msg, str):
             record.msg = self.redact(record.msg)
         if isinstance(record.args, tuple):
@@ -86,6 +94,9 @@ class JsonFormatter(logging.Formatter):
     execution_id (when set), exception (when any)."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """One JSON object per record: time (ISO 8601 UTC, milliseconds), level, logger, message, the
+        context ids that are set and the traceback.
+        """
         data: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
@@ -108,6 +119,9 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
+        """The standard text line, followed by `[worker=... execution=...]` for the context ids that are
+        set.
+        """
         line = super().format(record)
         tags = [
             f"{name.removesuffix('_id')}={getattr(record, name)}"
@@ -127,6 +141,7 @@ def configure(level: str, log_format: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # httpx logs every request's full URL at INFO (httpcore its steps at DEBUG), and a URL
-    # OpsCraft calls can be a vault secret: a Slack incoming webhook's URL is the credential.
+    # OpsCraft calls can be a vault secret: a Slack incoming webhook's URL is the credential;
+    # aiosqlite logs each statement's bound values at DEBUG.
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

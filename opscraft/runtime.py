@@ -49,11 +49,13 @@ _current: Runtime | None = None
 
 
 def install(runtime: Runtime | None) -> None:
+    """Make `runtime` the process's current runtime (None: none)."""
     global _current
     _current = runtime
 
 
 def current() -> Runtime:
+    """The process's runtime; RuntimeError when it is not started."""
     if _current is None:
         raise RuntimeError("OpsCraft runtime is not started")
     return _current

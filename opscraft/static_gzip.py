@@ -44,6 +44,7 @@ class CompressedBodies:
 
     @staticmethod
     def key(path: str, body: bytes) -> tuple[str, bytes]:
+        """The cache key of a body: its path and a 16-byte BLAKE2b digest of the uncompressed bytes."""
         return path, hashlib.blake2b(body, digest_size=16).digest()
 
     async def compressed(self, path: str, body: bytes) -> bytes:
@@ -86,6 +87,10 @@ class CachingGZipResponder(GZipResponder):
         self.gathered = 0
 
     async def send_with_compression(self, message: Message) -> None:
+        """Gather a whole 200 response body and send it gzip-compressed from the cache; responses that are
+        not 200, already encoded, partial, of an excluded type, or larger than MAX_ENTRY_BYTES stream
+        through Starlette's GZip as usual, and bodies under `minimum_size` go uncompressed.
+        """
         if message["type"] == "http.response.start":
             self.gathering = message["status"] == 200 and not message.get("trailers", False)
             await super().send_with_compression(message)
@@ -151,6 +156,9 @@ class CachingGZipMiddleware(GZipMiddleware):
         self.bodies = bodies or CompressedBodies()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry: serve GETs of immutable (versioned) files that accept gzip through the
+        compressed-body cache; every other request takes Starlette's GZipMiddleware.
+        """
         path = scope.get("path", "")
         if (
             scope["type"] == "http"

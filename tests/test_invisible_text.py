@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from opscraft.services.errors import Invalid
-from opscraft.services.invisible import INVISIBLE, visible
+from opscraft.services.invisible import INVISIBLE, canonical, visible
 from opscraft.services.parameters import normalize, resolve
 from tests.conftest import LoggedIn
 
@@ -247,3 +247,86 @@ def test_the_joiner_contexts_match_the_schema_pattern_and_unicode() -> None:
     viramas = re.compile(f"[{VIRAMAS}]")
     for code in range(0x110000):
         assert bool(viramas.match(chr(code))) == (unicodedata.combining(chr(code)) == 9), hex(code)
+
+
+# Names that do not start with a visible base character, once trimmed: a combining mark alone or
+# first (U+0301 acute, U+20DD enclosing circle: Me, U+0903 Devanagari visarga: Mc, an astral
+# one), or a filler that prints as blank space (Hangul fillers, the blank Braille pattern).
+NO_BASE_FIRST = [
+    "\u0301",
+    "\u0301abc",
+    " \u0301abc",
+    "\u0301\u0301",
+    "\u20ddx",
+    "\u0903a",
+    "\U0001d167x",
+    "\ufe0f",
+    "\u3164",
+    "\u3164abc",
+    "\u115f",
+    "\uffa0x",
+    "\u2800",
+]
+# Marks and fillers after a base character are part of the name.
+BASE_FIRST = ["e\u0301", "abc\u0301", "q\u0301", " a\u20dd ", "x\u3164y", "नमस्ते"]
+
+
+async def test_names_must_start_with_a_visible_base_character(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn
+) -> None:
+    """Every free-text name (a tag, a schedule's, webhook's, API token's, notification channel's
+    name, a full name) refuses a first character with nothing to show (422 naming the field and
+    the code point); none of them is written. One starting with a visible character keeps its
+    marks and fillers."""
+    body = {"name": "marked", "script_type": "bash", "content": PLAYBOOK, "status": "active"}
+    r = await client.post("/api/v1/scripts", json=body, headers=operator.headers)
+    assert r.status_code == 201, r.text
+    script = f"/api/v1/scripts/{r.json()['id']}"
+    channel = {"kind": "webhook", "config": {"url": "https://hooks.example.com/x"}}
+    made = {
+        f"{script}/schedules": ({"cron": "0 3 * * *"}, operator),
+        f"{script}/webhooks": ({}, operator),
+        "/api/v1/tokens": ({}, operator),
+        "/api/v1/notifications/channels": (channel, admin),
+    }
+    for name in NO_BASE_FIRST:
+        code = f"U+{ord(name.strip()[0]):04X}"
+        for url, (extra, who) in made.items():
+            r = await client.post(url, json={"name": name, **extra}, headers=who.headers)
+            assert r.status_code == 422 and fields(r) == ["name"], (url, repr(name), r.text)
+            assert "must start with a visible letter, digit or symbol" in r.text and code in r.text
+        r = await client.put(script, json={"tags": [name]}, headers=operator.headers)
+        assert r.status_code == 422 and fields(r)[0].startswith("tags"), (repr(name), r.text)
+        assert code in r.text
+        r = await client.put("/api/v1/auth/me", json={"full_name": name}, headers=operator.headers)
+        assert r.status_code == 422 and fields(r) == ["full_name"], (repr(name), r.text)
+    for url, (_, who) in made.items():
+        assert (await client.get(url, headers=who.headers)).json()["items"] == [], url
+    assert (await client.get(script, headers=operator.headers)).json()["tags"] == []
+    for i, name in enumerate(BASE_FIRST):
+        stored = canonical(name.strip())
+        r = await client.post(f"{script}/webhooks", json={"name": name}, headers=operator.headers)
+        assert r.status_code == 201 and r.json()["name"] == stored, (repr(name), r.text)
+        r = await client.put(script, json={"tags": [name, f"t{i}"]}, headers=operator.headers)
+        assert r.status_code == 200 and r.json()["tags"] == [stored, f"t{i}"], r.text
+
+
+def test_the_name_patterns_refuse_what_the_server_refuses_and_marks_is_unicode() -> None:
+    """The OpenAPI patterns (names, tags) match a name exactly when the server takes it, for the
+    first-character rule too; MARKS is every combining mark (Mn, Mc, Me) this Python knows."""
+    import re
+    import unicodedata
+
+    from opscraft.services.invisible import NAME_PATTERN, name_problem
+    from opscraft.services.marks import MARKS
+    from opscraft.services.scripts import TAG_PATTERN
+
+    for pattern in (NAME_PATTERN, TAG_PATTERN):
+        for name in NO_BASE_FIRST:
+            assert name_problem(name.strip()) and not re.match(pattern, name), repr(name)
+        for name in BASE_FIRST:
+            assert name_problem(name.strip()) is None and re.match(pattern, name), repr(name)
+    marks = re.compile(f"[{MARKS}]")
+    for code in range(0x110000):
+        is_mark = unicodedata.category(chr(code)).startswith("M")
+        assert bool(marks.match(chr(code))) == is_mark, hex(code)

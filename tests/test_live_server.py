@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import json
 import logging
 import re
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from opscraft import logs
 from opscraft.api import ROUTERS
@@ -311,23 +317,51 @@ def test_the_servers_own_log_lines_hide_a_webhook_token_too(capsys: pytest.Captu
     assert "unhandled error in POST /api/v1/hooks/7/***" in err and "SECRET-TOKEN" not in err, err
 
 
-@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
-def test_an_outgoing_url_stays_out_of_the_log(capsys: pytest.CaptureFixture[str], level: str) -> None:
-    """A Slack incoming webhook's URL is a vault secret, and httpx logged it in full at INFO
-    ("HTTP Request: POST https://hooks.slack.com/services/...") on every notification."""
+@contextlib.contextmanager
+def _logging_configured(level: str) -> Iterator[None]:
+    """`logs.configure(level)` for the block, then the test run's logging as it was."""
     root = logging.getLogger()
     saved = root.handlers[:], root.level
-    url = "https://hooks.slack.com/services/T000/B000/SLACK-URL-SECRET"
     try:
         logs.configure(level, "text")
-        transport = httpx.MockTransport(lambda request: httpx.Response(200))
-        with httpx.Client(transport=transport) as client:
-            assert client.post(url, json={"text": "deploy failed"}).status_code == 200
-        logging.getLogger("opscraft.services.notifications").info("delivered")
+        yield
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
         for name in logs.QUIET_LOGGERS:
             logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_an_outgoing_url_stays_out_of_the_log(capsys: pytest.CaptureFixture[str], level: str) -> None:
+    """A Slack incoming webhook's URL is a vault secret, and httpx logged it in full at INFO
+    ("HTTP Request: POST https://hooks.slack.com/services/...") on every notification."""
+    url = "https://hooks.slack.com/services/T000/B000/SLACK-URL-SECRET"
+    with _logging_configured(level):
+        transport = httpx.MockTransport(lambda request: httpx.Response(200))
+        with httpx.Client(transport=transport) as client:
+            assert client.post(url, json={"text": "deploy failed"}).status_code == 200
+        logging.getLogger("opscraft.services.notifications").info("delivered")
     err = capsys.readouterr().err
     assert "delivered" in err and "SLACK-URL-SECRET" not in err, err
+
+
+def test_sql_parameters_stay_out_of_the_debug_log(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """aiosqlite logged every statement with its bound values at DEBUG (`executing
+    functools.partial(<function _run ...>, 'INSERT INTO users ...', ('admin', ..., '$argon2id$...'))`):
+    password hashes, sealed secrets' ciphertext and salts, token ids, whatever a row holds."""
+
+    async def insert() -> None:
+        engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (v TEXT)"))
+            await conn.execute(text("INSERT INTO t (v) VALUES (:v)"), {"v": "BOUND-VALUE-SECRET"})
+        await engine.dispose()
+
+    with _logging_configured("DEBUG"):
+        # A thread of its own: this module's browser test leaves Playwright's loop running here.
+        with concurrent.futures.ThreadPoolExecutor(1) as thread:
+            thread.submit(asyncio.run, insert()).result()
+        logging.getLogger("opscraft.db").debug("inserted")
+    err = capsys.readouterr().err
+    assert "inserted" in err and "BOUND-VALUE-SECRET" not in err, err

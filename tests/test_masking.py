@@ -363,17 +363,11 @@ def test_nested_forms_printed_by_python_and_bash_are_masked(value: str) -> None:
             _assert_masked_once(masker, text.strip("\n").removeprefix("+ : "), origin)
 
 
-@functools.cache
-def _ansible_debug_of_to_json(value: str) -> str:
-    """What a real `ansible-playbook` prints for `debug` of values built with `to_json`."""
+def _ansible_playbook(tasks: str, value: str) -> str:
+    """What a real `ansible-playbook` prints for `tasks` on localhost, with `S` = `value`."""
     with tempfile.TemporaryDirectory() as work:
         playbook = Path(work) / "p.yml"
-        playbook.write_text(
-            "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
-            "    - debug:\n        var: x\n"
-            "      vars:\n        x: \"{{ {'a': lookup('env', 'S')} | to_json }}\"\n"
-            "    - debug:\n        msg: \"{{ [lookup('env', 'S')] | to_json(ensure_ascii=False) }}\"\n"
-        )
+        playbook.write_text("- hosts: localhost\n  gather_facts: false\n  tasks:\n" + tasks)
         env = {
             "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
             "HOME": work,
@@ -393,6 +387,17 @@ def _ansible_debug_of_to_json(value: str) -> str:
             env=env, capture_output=True, check=True, cwd=work,
         )  # fmt: skip
         return done.stdout.decode()
+
+
+@functools.cache
+def _ansible_debug_of_to_json(value: str) -> str:
+    """What a real `ansible-playbook` prints for `debug` of values built with `to_json`."""
+    return _ansible_playbook(
+        "    - debug:\n        var: x\n"
+        "      vars:\n        x: \"{{ {'a': lookup('env', 'S')} | to_json }}\"\n"
+        "    - debug:\n        msg: \"{{ [lookup('env', 'S')] | to_json(ensure_ascii=False) }}\"\n",
+        value,
+    )
 
 
 @pytest.mark.parametrize("value", ['quote"back\\slash-123', "pa'ss \"wörd\\-42"])
@@ -423,3 +428,40 @@ def test_nested_forms_are_bounded() -> None:
     for value in TRICKY * 10:
         printed_forms(value)
     assert time.perf_counter() - started < 1.0  # about 0.5 ms per value here
+
+
+@functools.cache
+def _ansible_command_echo(value: str) -> str:
+    """What a real `ansible-playbook` prints for `command: echo "{{ value }}"` shown by `debug`:
+    the `command` module splits its free-form arguments with `shlex.split`, so quotes inside the
+    value are removed before the argument (and so `cmd`, `stdout`) is printed."""
+    return _ansible_playbook(
+        "    - command: echo \"{{ lookup('env', 'S') }}\"\n      register: out\n"
+        "    - command: echo '{{ lookup('env', 'S') }}'\n      register: out2\n"
+        "    - debug:\n        var: out\n"
+        "    - debug:\n        var: out2\n",
+        value,
+    )
+
+
+@pytest.mark.parametrize(
+    "value", ['{"token": "jsonsecret-77", "n": [1,2]}', "pa'ss-wo'rd 42", 'tok"en-w"ord-42']
+)
+def test_a_value_read_by_shell_quote_removal_is_masked(value: str) -> None:
+    """A value holding quotes, put between quotes into an Ansible `command` line (or any line
+    `shlex.split` reads), reaches the program without its quotes; that reading is masked too."""
+    out = _ansible_command_echo(value)
+    read = {q: shlex.split(q + value + q) for q in ('"', "'")}
+    words = [w[0] for w in read.values() if len(w) == 1 and w[0] != value]
+    assert words and any(word in out for word in words), (read, out)  # the real leak happens
+    masked = run(Masker([value]), [out])
+    for word in words:
+        assert word not in masked, (word, masked)
+    assert masked.count(MASK) >= 4, masked
+
+
+def test_a_shell_reading_of_blanks_only_is_not_masked() -> None:
+    """`\\ \\ \\ \\ ` reads as four spaces: masking them would blank out indentation."""
+    assert printed_forms_module.shell_readings("\\ \\ \\ \\ ") == {"    "}
+    assert b"    " not in patterns_for("\\ \\ \\ \\ ")
+    assert run(Masker(["\\ \\ \\ \\ "]), ["    indented\n"]) == "    indented\n"

@@ -33,6 +33,8 @@ from opscraft.db.engine import Database, create_engine
 from opscraft.db.migrate import alembic_config, current_revision, upgrade
 from opscraft.db.migration_error import MigrationError
 from opscraft.db.models import (
+    Execution,
+    ExecutionHost,
     ExecutionLog,
     NotificationChannel,
     Schedule,
@@ -957,3 +959,88 @@ async def test_0037_gives_each_host_of_a_stored_summary_its_row(
         (7, "web-01", 0, 0, 0),
     ]
     assert {str(s)[:26] for s in stamp} == {"2026-12-01 08:30:15.123456"}, stamp
+
+
+async def test_0039_puts_search_text_in_nfc_so_a_composed_term_finds_it(
+    at_revision: Callable[[str], Awaitable[Database]], backend: str
+) -> None:
+    """A script whose `search_text` was stored decomposed (`cafe` + U+0301, saved before the NFC
+    rule) is in NFC after the upgrade: `café` typed finds it and `cafe` no longer does; a
+    script already in NFC is left as it was."""
+    scratch = await at_revision("0038")
+    async with scratch.engine.begin() as conn:
+        for name, stored in (("old", "old\ncafe\u0301 menu\nops"), ("new", "new\ncaf\u00e9\n")):
+            await conn.execute(
+                text(
+                    "INSERT INTO scripts (name, description, script_type, parameters, version, tags, status,"
+                    " search_text, timeout_seconds, memory_mb, cpus, network_enabled, current_version,"
+                    " created_at, updated_at, content) VALUES (:name, '', 'bash', '[]', '1.0.0',"
+                    " '[]', 'draft', :stored, 60, 512, 0.5, false, 1, :now, :now, 'echo')"
+                ),
+                {"name": name, "stored": stored, "now": datetime(2026, 1, 1)},
+            )
+    await upgrade(scratch.engine)
+    async with scratch.engine.connect() as conn:
+        rows = dict((await conn.execute(text("SELECT name, search_text FROM scripts"))).all())
+        assert rows == {"old": "old\ncaf\u00e9 menu\nops", "new": "new\ncaf\u00e9\n"}, rows
+        found = await conn.execute(
+            text("SELECT name FROM scripts WHERE search_text LIKE :term ORDER BY name"),
+            {"term": "%caf\u00e9%"},
+        )
+        assert found.scalars().all() == ["new", "old"]
+        plain = await conn.execute(text("SELECT name FROM scripts WHERE search_text LIKE '%cafe%'"))
+        assert plain.scalars().all() == []
+
+
+async def test_0039_folds_the_history_s_host_rows_adding_up_names_that_fold_alike(
+    at_revision: Callable[[str], Awaitable[Database]],
+) -> None:
+    """Host rows of earlier runs kept as the recap printed them are in lower case and NFC after
+    the upgrade (as `?host=` now looks them up): `DB1` and `db1` of one run one row, counts added;
+    a name alone is moved; a name already folded is left."""
+    scratch = await at_revision("0038")
+    async with scratch.session() as session:
+        script = Script(name="play", script_type="ansible", content="- hosts: all\n", search_text="play")
+        session.add(script)
+        await session.flush()
+        runs = [
+            Execution(script_id=script.id, script_version=1, script_name="play", script_type="ansible")
+            for _ in range(2)
+        ]
+        session.add_all(runs)
+        await session.flush()
+        first, second = (run.id for run in runs)
+        queued = runs[0].queued_at
+        rows = [
+            (first, "DB1", 0, 1, 1),
+            (first, "db1", 1, 0, 0),
+            (first, "Cafe\u0301", 0, 0, 0),
+            (second, "DB1", 1, 0, 0),
+            (second, "web", 0, 0, 2),
+        ]
+        for execution_id, host, changed, unreachable, failed in rows:
+            session.add(
+                ExecutionHost(
+                    execution_id=execution_id,
+                    host=host,
+                    queued_at=queued,
+                    changed=changed,
+                    unreachable=unreachable,
+                    failed=failed,
+                )
+            )
+        await session.commit()
+    await upgrade(scratch.engine)
+    async with scratch.engine.connect() as conn:
+        found = await conn.execute(
+            text(
+                "SELECT execution_id, host, changed, unreachable, failed FROM execution_hosts"
+                " ORDER BY execution_id, host"
+            )
+        )
+        assert [tuple(row) for row in found.all()] == [
+            (first, "caf\u00e9", 0, 0, 0),
+            (first, "db1", 1, 1, 1),
+            (second, "db1", 1, 0, 0),
+            (second, "web", 0, 0, 2),
+        ]

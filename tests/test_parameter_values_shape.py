@@ -33,13 +33,11 @@ async def test_every_body_with_parameter_values_says_they_must_be_an_object(
         "/api/v1/executions": {"script_id": script_id},
     }
     for path, payload in bodies.items():
-        for wrong in ([1, 2], "N=1", 3):
+        for wrong, sent in (([1, 2], "a JSON array"), ("N=1", "text"), (3, "a number")):
             r = await client.post(path, json={**payload, "parameters": wrong}, headers=operator.headers)
             assert r.status_code == 422, (path, r.text)
-            assert r.json()["errors"] == [{"field": "parameters", "message": "must be a JSON object"}], (
-                path,
-                r.text,
-            )
+            said = f"must be a JSON object (it is {sent})"
+            assert r.json()["errors"] == [{"field": "parameters", "message": said}], (path, r.text)
 
 
 def test_a_form_box_says_the_same_as_the_api() -> None:

@@ -9,6 +9,7 @@ target changes nothing for the next one. A runtime per case cost three times the
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -169,3 +170,35 @@ async def test_a_personal_token_gets_what_its_login_gets(
     headers = {"Authorization": f"Bearer {r.json()['token']}"}
     response = await client.get(case.path, headers=headers)
     assert response.status_code == case.expected[role], f"{case.id} as {role}'s token: {response.text}"
+
+
+def _lowest_allowed(case: Case) -> str | None:
+    """The least privileged role `case` lets through (None: a route no role may use)."""
+    return next((r for r in ROLES[1:] if case.expected[r] not in (401, 403)), None)
+
+
+# A refusal's words for the role it needs: "... that needs operator or admin" (permissions.require),
+# "only an admin may ..." (a rule above the permission table, services/approvals.py).
+NEEDED_ROLE = re.compile(r"\b(?:needs|only an?) (viewer|operator|admin)\b")
+FORBIDDEN = [
+    (case, role)
+    for case in CASES
+    if case.method != "WS" and _lowest_allowed(case) is not None
+    for role in ROLES[1:]
+    if case.expected[role] == 403 and (case.method, case.path, role) not in ROW_LEVEL
+]
+
+
+@IN_MODULE_LOOP
+@pytest.mark.parametrize(("case", "role"), FORBIDDEN, ids=[f"{c.id} as {r}" for c, r in FORBIDDEN])
+async def test_a_refusal_names_the_lowest_role_allowed(
+    case: Case, role: str, client: httpx.AsyncClient
+) -> None:
+    """A role's 403 names the least privileged role the route lets through, as the role it needs:
+    a viewer's `DELETE /api/v1/scripts/{id}/approval` said "that needs operator or admin" (the
+    early check was `edit_scripts`) while removing an approval policy is admin-only."""
+    response = await _request(client, case, role)
+    assert response.status_code == 403, f"{case.id} as {role}: {response.text}"
+    detail = response.json()["detail"]
+    needed = NEEDED_ROLE.search(detail)
+    assert needed is not None and needed.group(1) == _lowest_allowed(case), f"{case.id} as {role}: {detail}"

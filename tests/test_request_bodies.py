@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import tempfile
 import types
+from datetime import datetime
 from typing import Annotated, Any, Union, get_args, get_origin
 
 import httpx
@@ -20,8 +21,8 @@ from opscraft import runtime
 from opscraft.api import install_api
 from opscraft.config import load_settings
 from opscraft.db.models import AppSetting
-from opscraft.services.bodies import Body
-from opscraft.services.input_words import UNKNOWN_FIELD_MESSAGE
+from opscraft.services.bodies import DATETIME_MESSAGE, Body
+from opscraft.services.errors import input_message
 from tests.conftest import LoggedIn
 
 
@@ -57,11 +58,28 @@ def _body_models() -> list[type[BaseModel]]:
 
 
 MODELS = _body_models()
-WRONG: dict[type, list[Any]] = {bool: ["yes", "false", 1, 0], int: [True, "5", 5.0]}
+# A value of another JSON type for each kind of field, and what the 422 says it is.
+WRONG: dict[type, list[tuple[Any, str]]] = {
+    bool: [("yes", "text"), ("false", "text"), (1, "a number"), (0, "a number"), ([], "a JSON array")],
+    int: [(True, "true, a JSON boolean"), ("5", "text"), (5.0, "a number with a decimal point")],
+    float: [(False, "false, a JSON boolean"), ("1.5", "text"), ({}, "a JSON object")],
+    datetime: [(True, "true, a JSON boolean"), ([], "a JSON array"), ({}, "a JSON object")],
+    str: [(True, "true, a JSON boolean"), (7, "a number"), ([], "a JSON array"), ({}, "a JSON object")],
+}
+# What a field of each kind must be, as its 422 says first.
+EXPECTED = {
+    bool: "must be true or false",
+    int: "must be a whole number",
+    float: "must be a number",
+    datetime: "must be an ISO 8601 date and time as text, e.g. 2030-01-31T12:00:00Z",
+    str: "must be text, a JSON string",
+}
+# The settings' own words (services.app_settings.problem, the settings page's too).
+SETTING_EXPECTED = {bool: "must be true or false", int: "must be a whole number", float: "must be a number"}
 
 
 def _scalar(annotation: Any) -> type | None:
-    """bool or int when the field holds one (through `Annotated` and `X | None`), else None."""
+    """The kind of `WRONG` the field holds (through `Annotated` and `X | None`), else None."""
     origin = get_origin(annotation)
     if origin is Annotated:
         return _scalar(get_args(annotation)[0])
@@ -72,7 +90,7 @@ def _scalar(annotation: Any) -> type | None:
 
 
 def _strict_fields(model: type[BaseModel]) -> list[tuple[str, type]]:
-    """(field, bool or int) for each boolean or whole-number field of `model`."""
+    """(field, kind) for each field of `model` of a kind of `WRONG`."""
     found = []
     for name, field in model.model_fields.items():
         if (kind := _scalar(field.annotation)) is not None:
@@ -92,13 +110,28 @@ def test_every_body_refuses_unknown_keys_and_lax_scalars(model: type[BaseModel])
         model.model_validate({"no_such_key": 1})
     assert ("no_such_key",) in [(e["loc"]) for e in raised.value.errors() if e["type"] == "extra_forbidden"]
     for name, kind in _strict_fields(model):
-        for value in WRONG[kind]:
+        for value, sent in WRONG[kind]:
             with pytest.raises(ValidationError) as raised:
                 model.model_validate({name: value})
-            mine = [e["msg"] for e in raised.value.errors() if e["loc"][:1] == (name,)]
-            assert mine, f"{model.__qualname__}.{name} took {value!r}: {raised.value.errors()}"
-            words = "true or false" if kind is bool else "whole number"
-            assert any(words in m for m in mine), f"{model.__qualname__}.{name}, {value!r}: {mine}"
+            errors = raised.value.errors()
+            mine = [input_message(e) for e in errors if e["loc"][:1] == (name,)]
+            assert mine, f"{model.__qualname__}.{name} took {value!r}: {errors}"
+            said = {f"{EXPECTED[kind]} (it is {sent})", f"{SETTING_EXPECTED.get(kind)} (it is {sent})"}
+            assert said & set(mine), f"{model.__qualname__}.{name}, {value!r}: {mine}"
+
+
+def test_a_boolean_expiry_is_not_called_a_number() -> None:
+    """`expires_at: true` said "a bare number is not read as a Unix time" (a bool is an int in
+    Python); it says what was sent. A number still says why it is not read as a time."""
+    from opscraft.api.tokens import TokenCreate
+
+    for value, sent in [(True, "true, a JSON boolean"), (False, "false, a JSON boolean")]:
+        with pytest.raises(ValidationError) as raised:
+            TokenCreate.model_validate({"name": "ci", "expires_at": value})
+        assert [input_message(e) for e in raised.value.errors()] == [f"{EXPECTED[datetime]} (it is {sent})"]
+    with pytest.raises(ValidationError) as raised:
+        TokenCreate.model_validate({"name": "ci", "expires_at": 2030})
+    assert [input_message(e) for e in raised.value.errors()] == [DATETIME_MESSAGE]
 
 
 def _field_error(response: httpx.Response, field: str, message: str) -> None:
@@ -114,7 +147,7 @@ NOT_STRICT = [
     ({"timeout_seconds": True}, "timeout_seconds", "whole number"),
     ({"timeout_seconds": "60"}, "timeout_seconds", "whole number"),
     ({"timeout_seconds": 60.0}, "timeout_seconds", "whole number"),
-    ({"colour": "red"}, "colour", UNKNOWN_FIELD_MESSAGE),
+    ({"colour": "red"}, "colour", "Extra inputs are not permitted"),
 ]
 
 
@@ -138,9 +171,7 @@ async def test_user_update_and_register_are_strict(
     assert r.status_code == 200, r.text
     body = {"username": "john", "email": "j@example.com", "password": "SecurePass123", "role": "admin"}
     _field_error(
-        await client.post("/api/v1/auth/register", json=body),
-        "role",
-        UNKNOWN_FIELD_MESSAGE,
+        await client.post("/api/v1/auth/register", json=body), "role", "Extra inputs are not permitted"
     )
     del body["role"]
     r = await client.post("/api/v1/auth/register", json=body)
@@ -216,7 +247,14 @@ async def test_a_float_is_no_whole_number_in_any_part_of_a_request(
     assert (await client.get("/api/v1/executions", headers=operator.headers)).json()["total"] == 0
 
 
-NOT_OBJECTS = ["[]", "null", '"x"', "7"]
+# A body that is no JSON object -> what its 422 says it is (`errors.sent_kind`).
+NOT_OBJECTS = {
+    "[]": "a JSON array",
+    "null": "null",
+    '"x"': "text",
+    "7": "a number",
+    "true": "true, a JSON boolean",
+}
 
 
 async def _one_of_each(client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn) -> dict[str, int]:
@@ -239,6 +277,8 @@ async def _one_of_each(client: httpx.AsyncClient, admin: LoggedIn, viewer: Logge
     ids["inventory_id"] = await made("/api/v1/inventories", {"name": "i", "content": "[web]\nh1\n"})
     channel = {"name": "c", "kind": "webhook", "config": {"url": "https://hooks.example.com/x"}}
     ids["channel_id"] = await made("/api/v1/notifications/channels", channel)
+    rule = {"channel_id": ids["channel_id"], "events": ["failure"]}
+    ids["rule_id"] = await made("/api/v1/notifications/rules", rule)
     ids["user_id"] = viewer.id
     return ids
 
@@ -246,9 +286,11 @@ async def _one_of_each(client: httpx.AsyncClient, admin: LoggedIn, viewer: Logge
 async def test_a_body_that_is_no_json_object_is_422_naming_the_body_on_every_route(
     api_app: FastAPI, client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn
 ) -> None:
-    """A JSON list, null, text or number where a route takes an object: 422 with the field `body`
-    on every route whose rows exist (a notification channel's POST and PUT answered 500: the
-    service read `kind` from a body that was no object), and nothing written."""
+    """A JSON list, null, text, number or boolean where a route takes an object: 422 with the
+    field `body` on every route whose rows exist (a notification channel's POST and PUT answered
+    500: the service read `kind` from a body that was no object), saying what was sent and never
+    a Python class (a rule's PUT said "a valid dictionary or instance of RuleIn"), and nothing
+    written."""
     ids = await _one_of_each(client, admin, viewer)
     channels = (await client.get("/api/v1/notifications/channels", headers=admin.headers)).json()
     checked = 0
@@ -267,6 +309,8 @@ async def test_a_body_that_is_no_json_object_is_422_naming_the_body_on_every_rou
                 assert r.status_code < 500, (method, url, sent, r.text)
                 if r.status_code == 422:
                     assert [e["field"] for e in r.json()["errors"]] == ["body"], (method, url, sent, r.text)
+                    said = r.json()["errors"][0]["message"]
+                    assert said == f"must be a JSON object (it is {NOT_OBJECTS[sent]})", (method, url, said)
                     checked += 1
     assert checked > 40, checked
     assert (await client.get("/api/v1/notifications/channels", headers=admin.headers)).json() == channels

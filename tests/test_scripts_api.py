@@ -613,7 +613,7 @@ async def test_rollback_normalises_old_content(client: httpx.AsyncClient, operat
         # JSON's NaN and Infinity literals (which Python's parser takes): was "less than or equal to 64"
         ('"cpus": NaN', "must be a finite number (NaN, Infinity and numbers beyond 1.8e308 are not)"),
         ('"cpus": Infinity', "must be a finite number (NaN, Infinity and numbers beyond 1.8e308 are not)"),
-        ({"cpus": "NaN"}, "must be a number (a JSON number, not text or true/false)"),  # strict bodies
+        ({"cpus": "NaN"}, "must be a number (it is text)"),  # strict bodies
     ],
 )
 async def test_tag_and_cpu_bounds_say_what_is_wrong(

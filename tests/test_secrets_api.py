@@ -150,7 +150,12 @@ INVALID_SECRETS: list[tuple[str, dict | str, str, str]] = [
     ),
     ("nul", {"name": "OK_NAME", "value": VALUE + "\x00"}, "value", "NUL"),
     ("too-large", {"name": "OK_NAME", "value": VALUE * 3000}, "value", "at most 65536 bytes"),
-    ("not-text", {"name": "OK_NAME", "value": 12345678}, "value", "must be text"),
+    (
+        "not-text",
+        {"name": "OK_NAME", "value": 12345678},
+        "value",
+        "must be text, a JSON string (it is a number)",
+    ),
     ("missing", {"name": "OK_NAME"}, "value", "is required: this field is missing"),
     # JSON may escape a lone surrogate, which no UTF-8 text (or database) can hold.
     ("lone-surrogate", '{"name": "OK_NAME", "value": "ab\\ud800cd"}', "value", "valid Unicode"),

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 from opscraft.db.text import NOT_UTF8_MESSAGE
 from opscraft.services.instants import OUT_OF_RANGE
 from tests.conftest import LiveServer
-from tests.ui_journey import log_in, make_users
+from tests.ui_journey import API_TIMEOUT, log_in, make_users
 
 pytestmark = pytest.mark.browser
 
@@ -23,6 +24,9 @@ BAD_ADDRESSES = {
     # year 0: the API's words for a time outside the calendar (`instants.OUT_OF_RANGE`)
     "/executions?since=0000-01-01": (400, f"since {OUT_OF_RANGE}.", None),
     "/audit?until=0000-12-31": (400, f"until {OUT_OF_RANGE}.", None),
+    # a five-digit or signed year: the same words (it was "must be a date written YYYY-MM-DD")
+    "/audit?since=10000-01-01": (400, f"since {OUT_OF_RANGE}.", None),
+    "/executions?until=%2B2026-12-31": (400, f"until {OUT_OF_RANGE}.", None),
     "/executions/abc": (400, "execution_id must be a whole number.", "/executions"),
     "/scripts/abc": (400, "script_id must be a whole number.", "/scripts"),
     "/scripts/1.5/edit": (400, "script_id must be a whole number.", "/scripts"),
@@ -62,3 +66,30 @@ def test_malformed_addresses_show_a_page_saying_what_is_wrong(live_server: LiveS
     page.goto(live_server.url + "/executions?since=2026-11-30")
     page.get_by_test_id("run-filters").wait_for()
     assert page.get_by_test_id("bad-address").count() == 0
+
+
+# Day filters outside years 1-9999, on the pages and on the API routes they read.
+OUT_OF_CALENDAR = {
+    "/audit?since=10000-01-01": "/api/v1/audit?since=10000-01-01",
+    "/audit?until=0000-12-31": "/api/v1/audit?until=0000-12-31",
+    "/executions?since=99999-01-01": "/api/v1/executions?since=99999-01-01",
+    "/executions?until=%2B2026-12-31": "/api/v1/executions?until=%2B2026-12-31",
+}
+
+
+def test_a_day_outside_the_calendar_is_named_as_the_api_names_it(live_server: LiveServer, page: Any) -> None:
+    """The history and audit pages say of a year outside 1-9999 what the API says of the same
+    filter (`instants.OUT_OF_RANGE`, one source): `?since=10000-01-01` was "must be a date
+    written YYYY-MM-DD" on the page and the year range on the API."""
+    admin = make_users(live_server)["admin"]
+    log_in(page, live_server, "admin")
+    for path, api_path in OUT_OF_CALENDAR.items():
+        field = path.split("?")[1].split("=")[0]
+        answer = httpx.get(live_server.url + api_path, headers=admin, timeout=API_TIMEOUT)
+        assert answer.status_code == 422, answer.text
+        said = [e["message"] for e in answer.json()["errors"] if e["field"] == field]
+        assert said == [OUT_OF_RANGE], answer.text
+        assert page.goto(live_server.url + path).status == 400, path
+        problem = page.get_by_test_id("bad-address-problem")
+        problem.wait_for()
+        assert problem.inner_text() == f"{field} {said[0]}.", path

@@ -98,6 +98,41 @@ def test_link_to_a_line_search_and_timestamps(server: LiveServer, finished_run: 
     check_accessibility(page, "execution-output-tools")
 
 
+# A letter with an accent in both spellings and both cases, and a letter whose full lowercase differs.
+ACCENTS = 'echo "row Caf\u00e9"\necho "row cafe\u0301 x"\necho "row CAF\u00c9"\necho "row \u0130stanbul"\n'
+
+
+def test_the_output_search_finds_any_case_and_spelling_as_every_search(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The search box lowered the term and the lines with JavaScript's full mapping and compared
+    the code units as printed: `café` typed missed `cafe` + U+0301, `istanbul` missed `İstanbul`.
+    Both sides are now folded as every search folds (lower case by the simple mapping, NFC), an
+    accented letter still not its base letter."""
+    script = create_script(server, tokens["admin"], "accents", "#!/bin/bash\n" + ACCENTS, status="active")
+    execution_id = start_run(server, tokens["admin"], script["id"])
+    assert "row CAF\u00c9" in wait_run(server, tokens["admin"], execution_id)["output"]
+    log_in(page, server, "viewer")
+    page.goto(f"{server.url}/executions/{execution_id}")
+    wait_connected(page)
+    wait_for_output(page, "stanbul")
+    search = page.get_by_test_id("output-search")
+    result = page.get_by_test_id("search-result")
+    for term, said in (
+        ("caf\u00e9", "1 of 3 (line 1)"),
+        ("CAFE\u0301", "2 of 3 (line 2)"),  # the same term folded: Enter goes on to the next
+        ("istanbul", "1 of 1 (line 4)"),
+        ("cafe", "no match"),
+    ):
+        search.fill(term)
+        search.press("Enter")
+        result.get_by_text(said).wait_for()
+    search.fill("caf\u00e9 x")
+    search.press("Enter")
+    result.get_by_text("1 of 1 (line 2)").wait_for()
+    _wait_js(page, SELECTION_JS, "cafe\u0301 x")  # the cells of the match, as printed
+
+
 def test_output_tools_fit_a_phone(server: LiveServer, finished_run: int, page: Any) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
     log_in(page, server, "viewer")

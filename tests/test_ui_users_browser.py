@@ -52,6 +52,9 @@ def test_the_table_is_alphabetical_and_the_edit_form_answers_in_place(
         "You cannot deactivate yourself: another admin can."
     )
     expect(page.get_by_test_id("edit-active")).to_have_class(re.compile("disabled"))
+    # What deactivating does is not said where Active cannot be switched (it said so).
+    expect(page.get_by_test_id("edit-active-note")).to_have_count(0)
+    expect(page.get_by_text("Deactivating ends")).to_have_count(0)
     role_field = page.locator('.q-field:has([data-testid="edit-role"])')
     expect(role_field).to_have_class(re.compile("q-field--disabled"))
     # Saved as it loaded, the form closes: nothing changed
@@ -62,6 +65,11 @@ def test_the_table_is_alphabetical_and_the_edit_form_answers_in_place(
     assert page.locator(".q-notification").filter(has_text="send at least one").count() == 0
     me = httpx.get(f"{server.url}/api/v1/auth/me", headers=tokens["admin"], timeout=60).json()
     assert me["is_active"] is True
+    # Another user's row says it, next to a switch that works.
+    page.get_by_test_id("edit-alice").click()
+    note = page.get_by_test_id("edit-active-note")
+    expect(note).to_have_text("Deactivating ends the user's sessions at once.")
+    expect(page.get_by_test_id("edit-active")).not_to_have_class(re.compile("disabled"))
 
 
 def test_a_role_none_of_todays_is_said_in_its_row_and_saving_it_as_viewer_replaces_it(

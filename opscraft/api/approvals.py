@@ -22,10 +22,16 @@ router = APIRouter(tags=["approvals"])
 
 
 class Decision(Body):
+    """Body of an approve or reject decision: an optional comment, kept with the decision."""
+
     comment: str = Field(default="", max_length=COMMENT_MAX)
 
 
 class DecisionOut(BaseModel):
+    """One user's decision on an approval request, as the API shows it (`user_id` is null once the user
+    is deleted).
+    """
+
     user_id: int | None
     username: str
     decision: str
@@ -34,6 +40,7 @@ class DecisionOut(BaseModel):
 
     @classmethod
     def of(cls, d: ApprovalDecision) -> DecisionOut:
+        """Build the API shape of a stored decision."""
         return cls(
             user_id=d.user_id,
             username=d.username,
@@ -65,6 +72,9 @@ class PendingOut(BaseModel):
 
     @classmethod
     def of(cls, p: approvals.Pending) -> PendingOut:
+        """Build the API shape of a pending approval: the run, the approvals counted so far and the caller's
+        own decision.
+        """
         return cls(
             execution=ExecutionOut.of(p.execution),
             required=p.request.required,
@@ -78,12 +88,17 @@ class PendingOut(BaseModel):
 
 
 class PolicyOut(BaseModel):
+    """A script's approval policy: how many approvals its runs need and how many hours a request waits
+    before it expires.
+    """
+
     script_id: int
     required: int
     expires_after_hours: int
 
     @classmethod
     def of(cls, p: ApprovalPolicy) -> PolicyOut:
+        """Build the API shape of a stored approval policy."""
         return cls(script_id=p.script_id, required=p.required, expires_after_hours=p.expires_after_hours)
 
 
@@ -205,14 +220,14 @@ async def put_policy(script_id: IdPath, body: PolicyIn, session: Session, actor:
 
 @router.delete(
     "/api/v1/scripts/{script_id}/approval",
-    dependencies=[permitted(Permission.edit_scripts, approvals.REMOVE_POLICY), NO_BODY],
+    dependencies=[permitted(Permission.relax_approvals, approvals.REMOVE_POLICY), NO_BODY],
     status_code=204,
     summary="Stop requiring approvals",
     responses=error_responses(*AUTHED, 404),
 )
 async def delete_policy(script_id: IdPath, session: Session, actor: CurrentActor) -> Response:
-    """Admin only: removing a policy needs relax_approvals (403 for an operator, 403 for a
-    viewer from edit_scripts). Runs started from now on need no
+    """Admin only: removing a policy needs relax_approvals (403 for a viewer or an operator,
+    naming admin). Runs started from now on need no
     approval; runs already waiting still need theirs. 404 when the script requires no approval.
     Audited as `approval_policy.remove`."""
     await approvals.remove_policy(session, actor, script_id)

@@ -19,6 +19,10 @@ router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
 
 class AuditEventOut(BaseModel):
+    """One audit log entry: who (`actor_id`, `actor_name`; null for system actions) did `action` to which
+    target, from which client IP, with action-specific `details`.
+    """
+
     id: int
     time: datetime
     actor_id: int | None

@@ -25,6 +25,10 @@ PATH = "/api/v1/scripts/{script_id}/chains"
 
 
 class LinkOut(BaseModel):
+    """A chain link as the API shows it: when a run of `script_id` ends with `outcome`, start
+    `target_script_id` with `parameters` plus the source run's values renamed by `mapping`.
+    """
+
     id: int
     script_id: int
     target_script_id: int
@@ -49,6 +53,9 @@ class LinkOut(BaseModel):
 
     @classmethod
     def of(cls, link: ChainLink, target_name: str | None, owner_name: str | None) -> LinkOut:
+        """Build the API shape of a stored link, given its target script's and owner's names (None once
+        deleted).
+        """
         assert link.id is not None
         return cls(
             id=link.id,
@@ -76,6 +83,8 @@ async def _out(session: Session, link: ChainLink) -> LinkOut:
 
 
 class ChainStepOut(BaseModel):
+    """One firing of a chain link: the source run, the run it started (if any) and how the start went."""
+
     link_id: int | None
     source_execution_id: int
     source_script_name: str | None = Field(
@@ -93,6 +102,8 @@ class ChainStepOut(BaseModel):
 
 
 class ExecutionChainOut(BaseModel):
+    """A run's place in chains: the firing that started it and the firings its end caused."""
+
     started_by: ChainStepOut | None = Field(description="The firing that started this run, if chained")
     started: list[ChainStepOut] = Field(description="The firings this run's end caused")
 

@@ -36,6 +36,12 @@ class ClientGoneMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry: run the app, and when the client disconnected before any response started, answer 499
+        (client closed request) instead of raising.
+
+        An error raised after the client left (or a starlette ClientDisconnect) is logged at debug level and
+        swallowed; any other error is re-raised.
+        """
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -24,6 +24,7 @@ _bearer = HTTPBearer(
 
 
 async def get_session() -> AsyncIterator[AsyncSession]:
+    """FastAPI dependency: one database session of the process runtime for the request, closed at its end."""
     async with runtime.current().db.session() as session:
         yield session
 
@@ -32,6 +33,7 @@ Session = Annotated[AsyncSession, Depends(get_session)]
 
 
 def client_ip(request: Request) -> str | None:
+    """The client address of the request as the ASGI server reports it (None when it gives none)."""
     return request.client.host if request.client else None
 
 
@@ -56,6 +58,7 @@ CurrentActor = Annotated[Actor, Depends(current_actor)]
 
 
 async def anonymous_actor(request: Request) -> Actor:
+    """FastAPI dependency: an Actor without a user, carrying the client IP, for routes that need no login."""
     return Actor(None, client_ip(request))
 
 
@@ -79,6 +82,9 @@ class Permitted:
         self.action = action
 
     async def __call__(self, actor: CurrentActor) -> None:
+        """FastAPI dependency body: raise Unauthorized (401) without an active user, Forbidden (403) when
+        its role lacks the permission (services.permissions.require).
+        """
         require(actor.user, self.permission, self.action)
 
 

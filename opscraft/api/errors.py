@@ -176,6 +176,13 @@ class InternalErrorMiddleware:
         self.handlers = handlers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry: turn an unhandled exception into the app's JSON 500 answer (or 503 when the database
+        is unreachable, through the registered Exception handler).
+
+        Logs one warning line for an unreachable database, a traceback otherwise. When the response had
+        already started but not finished, the error is re-raised (the server drops the connection); when it
+        had finished, it is only logged.
+        """
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -23,7 +23,7 @@ from opscraft.api.executions_schemas import (
 from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, IdQuery, Limit, Skip, error_responses
 from opscraft.db.models.executions import Trigger
 from opscraft.execution.ansible_recap import MAX_HOST_CHARS, MAX_HOSTS
-from opscraft.services import executions, history_cursor, host_summaries, log_text, runs
+from opscraft.services import executions, history_cursor, host_summaries, log_text, runs, workers
 from opscraft.services.bodies import ISO_TEXT, ISO_UNTIL, WHOLE_TEXT
 from opscraft.services.executions import MAX_LOG_PAGE, STATUS_FILTERS
 from opscraft.services.host_filter import HOST_STATUSES
@@ -72,6 +72,12 @@ async def create_execution(body: ExecutionCreate, session: Session, actor: Curre
 async def create_execution_stream(
     body: ExecutionCreate, session: Session, actor: CurrentActor, request: Request
 ) -> sse.EventStreamResponse:
+    """Start a run like POST /executions, then stream its events as Server-Sent Events.
+
+    Raises HTTPException 406 (before starting any run) when the request does not accept
+    text/event-stream. The request's database session is closed before streaming so a long run holds
+    no connection.
+    """
     if not sse.accepts_event_stream(request.headers.get("accept")):
         raise HTTPException(
             406,
@@ -188,6 +194,9 @@ async def list_executions(
         ),
     ] = None,
 ) -> ExecutionPage:
+    """List runs, newest first, filtered and paged by offset or keyset cursor (the route description has the
+    rules).
+    """
     page = await executions.list_executions(
         session,
         actor,
@@ -225,7 +234,9 @@ async def get_execution(execution_id: IdPath, session: Session, actor: CurrentAc
     id. A finished Ansible run has `host_summary`: each host's counts from its PLAY RECAP."""
     execution = await executions.get(session, actor, execution_id)
     summary = HostSummaryOut.of(await host_summaries.of_run(session, actor, execution))
-    return ExecutionDetailOut(**ExecutionOut.of(execution).model_dump(), host_summary=summary)
+    shown = ExecutionOut.of(execution)
+    shown.cancel_pending = await workers.cancel_waiting(session, execution)
+    return ExecutionDetailOut(**shown.model_dump(), host_summary=summary)
 
 
 @router.get(
@@ -306,8 +317,13 @@ async def cancel_execution(execution_id: IdPath, session: Session, actor: Curren
     """The user who started the run, or an operator or admin (cancel_any_execution); 403
     otherwise. 404 when unknown; 409 when the run has already finished (also when it ends as the
     cancel arrives: nothing is changed or audited then). A Terraform run gets SIGINT first.
-    Audited as `execution.cancel`."""
-    return ExecutionOut.of(await executions.cancel(session, actor, execution_id))
+    Audited as `execution.cancel`. A running run whose worker is not answering stays `running`
+    with `cancel_pending` saying why and until when (a dead worker's run ends `cancelled` within
+    seconds where a worker shares its machine, at the latest once it is declared lost)."""
+    execution = await executions.cancel(session, actor, execution_id)
+    shown = ExecutionOut.of(execution)
+    shown.cancel_pending = await workers.cancel_waiting(session, execution)
+    return shown
 
 
 @router.post(

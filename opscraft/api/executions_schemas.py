@@ -65,6 +65,11 @@ class ExecutionCreate(Body):
 
 
 class ExecutionOut(BaseModel):
+    """One run as the API shows it: the script version it ran, its status, parameters, options and output
+    figures (`output_bytes`: every byte the script wrote, including those past the output cap, which
+    are not stored).
+    """
+
     id: int
     script_id: int
     script_name: str
@@ -117,6 +122,12 @@ class ExecutionOut(BaseModel):
     finished_at: datetime | None
     duration_seconds: float | None = Field(description="From start to finish (or to now while running)")
     stored_problem: StoredProblem = None
+    cancel_pending: str | None = Field(
+        default=None,
+        description="Set while a cancel waits on a worker that is not answering (no heartbeat for two "
+        "heartbeat periods): why the run has not ended yet and when it will. Given by GET "
+        "/executions/{id} and POST .../cancel only; none in lists",
+    )
 
     @classmethod
     def of(cls, execution: Execution) -> ExecutionOut:
@@ -131,7 +142,7 @@ class ExecutionOut(BaseModel):
 
 
 # Every field of `ExecutionOut` but these is a column of `Execution` of the same name.
-_DERIVED = ("duration_seconds", "stored_problem")
+_DERIVED = ("duration_seconds", "stored_problem", "cancel_pending")
 _COLUMNS = tuple(name for name in ExecutionOut.model_fields if name not in _DERIVED)
 
 
@@ -215,6 +226,8 @@ def _duration(execution: Execution) -> float | None:
 
 
 class LogChunkOut(BaseModel):
+    """One stored chunk of a run's output: `seq` orders the run's chunks, `stream` is stdout or stderr."""
+
     seq: int
     stream: Literal["stdout", "stderr"]
     content: str
@@ -222,10 +235,13 @@ class LogChunkOut(BaseModel):
 
     @classmethod
     def of(cls, chunk: StoredChunk) -> LogChunkOut:
+        """Build the API shape of a stored chunk."""
         return cls.model_validate(chunk, from_attributes=True)
 
 
 class LogsOut(BaseModel):
+    """One page of a run's output chunks, with the offset to read on from."""
+
     execution_id: int
     items: list[LogChunkOut]
     next_offset: int = Field(description="Pass as `offset` to read on (the last `seq` returned)")
@@ -238,6 +254,7 @@ class LogsOut(BaseModel):
 
     @classmethod
     def of(cls, execution_id: int, page: LogPage) -> LogsOut:
+        """Build the API page of a run's output from the services' LogPage."""
         return cls(
             execution_id=execution_id,
             items=[LogChunkOut.of(chunk) for chunk in page.items],

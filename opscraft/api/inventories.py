@@ -23,6 +23,8 @@ PREFIX = "/api/v1/inventories"
 
 
 class InventoryOut(BaseModel):
+    """A shared Ansible inventory with its current content, version number and the live scripts using it."""
+
     id: int
     name: str
     description: str
@@ -37,6 +39,7 @@ class InventoryOut(BaseModel):
 
     @classmethod
     def of(cls, inventory: Inventory, used_by: list[str]) -> InventoryOut:
+        """Build the API shape of a stored inventory, given the names of the scripts using it."""
         assert inventory.id is not None
         return cls(
             id=inventory.id,
@@ -54,6 +57,8 @@ class InventoryOut(BaseModel):
 
 
 class InventoryVersionSummary(BaseModel):
+    """One saved version of an inventory's content, without the content itself (for version lists)."""
+
     number: int = Field(description="From 1; a new one for each change of the content")
     content_sha256: str = Field(description="Hex SHA-256 of this content, as runs record it")
     author_id: int | None
@@ -62,6 +67,7 @@ class InventoryVersionSummary(BaseModel):
 
     @classmethod
     def of(cls, row: shared_inventories.VersionRow) -> InventoryVersionSummary:
+        """Build a version summary from a stored version row and its author's name."""
         version = row.version
         return cls(
             number=version.number,
@@ -73,10 +79,13 @@ class InventoryVersionSummary(BaseModel):
 
 
 class InventoryVersionOut(InventoryVersionSummary):
+    """One saved version of an inventory, with its content."""
+
     content: str = Field(description="INI or YAML inventory text of this version")
 
     @classmethod
     def of(cls, row: shared_inventories.VersionRow) -> InventoryVersionOut:
+        """Build the API shape of a stored version with its content."""
         return cls(**InventoryVersionSummary.of(row).model_dump(), content=row.version.content)
 
 

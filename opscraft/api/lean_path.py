@@ -60,6 +60,9 @@ class VersionedFileHeaders:
         self.cache_control = cache_control
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry: add the Cache-Control header of versioned files to every response, and prefix
+        relative redirects' Location with the proxy's X-Forwarded-Prefix.
+        """
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -97,6 +100,9 @@ class PathDispatch:
         self.per_request_prefix = per_request_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry: send the request to the lean app (API prefixes), the versioned-file app, or the full
+        app (everything else, and lifespan events).
+        """
         if scope["type"] == "lifespan":
             await self.full(scope, receive, send)
             return

@@ -60,6 +60,9 @@ class HeadAsGetMiddleware:
         self.routers = routers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry: answer HEAD on an API path that allows GET by running the GET and dropping the body
+        (RFC 9110 section 9.3.2); other requests pass through.
+        """
         if (
             scope["type"] != "http"
             or scope["method"] != "HEAD"

@@ -52,6 +52,9 @@ class RequestMetricsMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry: count each HTTP request by route template (or `other`), method and status code for
+        the Prometheus metrics; an exception counts as status 500.
+        """
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -27,6 +27,10 @@ router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
 
 
 class ChannelOut(BaseModel):
+    """A notification channel as the API shows it: a webhook's URL is stored sealed by the vault and
+    shown masked, an email channel's host never with a login.
+    """
+
     id: int
     name: str
     kind: ChannelKind
@@ -39,6 +43,7 @@ class ChannelOut(BaseModel):
 
     @classmethod
     def of(cls, c: NotificationChannel) -> ChannelOut:
+        """Build the API shape of a stored channel, with its config as notifications.shown_config shows it."""
         assert c.id is not None
         return cls(
             id=c.id,
@@ -54,6 +59,10 @@ class ChannelOut(BaseModel):
 
 
 class RuleOut(BaseModel):
+    """A notification rule: which run events (of one script, or of every script when `script_id` is null)
+    go to a channel.
+    """
+
     id: int
     channel_id: int
     script_id: int | None
@@ -64,6 +73,7 @@ class RuleOut(BaseModel):
 
     @classmethod
     def of(cls, r: NotificationRule) -> RuleOut:
+        """Build the API shape of a stored rule."""
         assert r.id is not None
         return cls(
             id=r.id,
@@ -77,6 +87,10 @@ class RuleOut(BaseModel):
 
 
 class DeliveryOut(BaseModel):
+    """One notification delivery attempt record: its status, attempts so far, next retry time and last
+    error.
+    """
+
     id: int
     channel_id: int
     event: str
@@ -91,6 +105,7 @@ class DeliveryOut(BaseModel):
 
     @classmethod
     def of(cls, d: NotificationDelivery) -> DeliveryOut:
+        """Build the API shape of a stored delivery; `subject` comes from the stored payload."""
         assert d.id is not None
         return cls(
             id=d.id,

@@ -119,6 +119,9 @@ class EmptyQueryMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry: drop empty query parameters (`?status=`) from API GET requests, except under
+        EXEMPT_PREFIXES, so they mean "no filter" instead of failing validation.
+        """
         query: bytes = scope.get("query_string", b"")
         if (
             scope["type"] == "http"

@@ -33,6 +33,10 @@ def _check_tz(tz: str | None) -> None:
 
 
 class ScheduleOut(BaseModel):
+    """A schedule as the API shows it: its cron rule and zone, policies, the next fire times (UTC and local)
+    and how its last fire went.
+    """
+
     id: int
     script_id: int
     script_name: str
@@ -69,6 +73,11 @@ class ScheduleOut(BaseModel):
 
     @classmethod
     def of(cls, view: ScheduleView, tz: str | None = None) -> ScheduleOut:
+        """Build the API shape of a schedule; the next fire times are computed now, shown in `tz` when given
+        (else the schedule's zone).
+
+        Raises Invalid (422, field `tz`) for an unknown or refused time zone.
+        """
         s = view.schedule
         assert s.id is not None
         upcoming = view.next_fires(utcnow(), PREVIEW)

@@ -43,16 +43,28 @@ CheckedByService = WrapValidator(_as_sent)
 
 
 class ErrorDetail(BaseModel):
+    """One problem of a refused request: the field it concerns (null: the request as a whole) and what to
+    fix.
+    """
+
     field: str | None = None
     message: str
 
 
 class ErrorResponse(BaseModel):
+    """The body of every error answer: `detail` says what went wrong, `errors` lists the fields to fix (may
+    be empty).
+    """
+
     detail: str
     errors: list[ErrorDetail] = []
 
 
 class Page(BaseModel, Generic[T]):
+    """One page of a list: `items`, the `total` count of matches, and the `skip` and `limit` that chose the
+    page.
+    """
+
     items: list[T]
     total: int
     skip: int
@@ -60,6 +72,8 @@ class Page(BaseModel, Generic[T]):
 
 
 class Message(BaseModel):
+    """A plain answer carrying one sentence in `detail`."""
+
     detail: str
 
 

@@ -20,6 +20,10 @@ from opscraft.services.storable import Text, limited
 
 
 class ParameterOut(BaseModel):
+    """One declared script parameter: its type, whether it is required, its default, help text and, for
+    choices, the options.
+    """
+
     type: parameters.ParamType
     required: bool
     default: Any = None
@@ -39,6 +43,10 @@ DERIVED = {"parameters", "parameter_defaults", "stored_problem"}
 
 
 class ScriptSummary(BaseModel):
+    """A script without its content, as lists show it: metadata, typed parameters and run settings
+    (`timeout_seconds` in seconds, `memory_mb` in MiB, `cpus` in CPU cores).
+    """
+
     id: int
     name: str
     description: str
@@ -66,6 +74,9 @@ class ScriptSummary(BaseModel):
 
     @classmethod
     def of(cls, script: Script) -> ScriptSummary:
+        """Build the summary of a stored script, with its parameters keyed by name and its stored-value
+        problem, if any.
+        """
         return cls.model_validate(
             {
                 **{name: getattr(script, name) for name in cls.model_fields.keys() - DERIVED},
@@ -77,6 +88,10 @@ class ScriptSummary(BaseModel):
 
 
 class ScriptOut(ScriptSummary):
+    """A script with its current content and, for Ansible, its inventory and SSH settings (the key is named,
+    never shown).
+    """
+
     content: str
     inventory: str | None = Field(description="Ansible: the inventory (INI or YAML); null: localhost")
     inventory_id: int | None = Field(
@@ -87,6 +102,10 @@ class ScriptOut(ScriptSummary):
 
 
 class FindingOut(BaseModel):
+    """One dangerous-pattern finding of the script checks: the rule, the 1-based line, the line's excerpt
+    and why it matters.
+    """
+
     rule: str
     line: int
     excerpt: str
@@ -94,15 +113,22 @@ class FindingOut(BaseModel):
 
     @classmethod
     def of(cls, finding: Finding) -> FindingOut:
+        """Build the API shape of a script-check finding."""
         return cls.model_validate(finding.as_dict())
 
 
 class NoticeOut(BaseModel):
+    """Something a save changed in the content on its own (line endings, byte order mark), or a stored
+    setting it made stale.
+    """
+
     code: str = Field(description="crlf-line-endings, cr-line-endings or byte-order-mark.")
     message: str
 
 
 class LintFindingOut(BaseModel):
+    """One finding of an external linter (shellcheck, ansible-lint, ...), with its 1-based line and column."""
+
     tool: str = Field(examples=["shellcheck"])
     rule: str = Field(examples=["SC2086"])
     line: int
@@ -112,12 +138,18 @@ class LintFindingOut(BaseModel):
 
 
 class LinterRunOut(BaseModel):
+    """Whether a linter ran on the content, and if not, why (`detail`)."""
+
     tool: str = Field(examples=["shellcheck"])
     status: Literal["ran", "missing", "skipped", "timeout", "failed"]
     detail: str = ""
 
 
 class ScriptSaved(ScriptOut):
+    """The answer to a script save: the script as saved, plus the checks' findings, notices and linter
+    results on the saved content.
+    """
+
     findings: list[FindingOut] = Field(
         description="Dangerous-pattern lint findings of the saved content (acknowledged when present)."
     )
@@ -132,6 +164,7 @@ class ScriptSaved(ScriptOut):
 
     @classmethod
     def saved(cls, result: Saved) -> ScriptSaved:
+        """Build the save answer from the services' Saved result."""
         base = ScriptOut.of(result.script).model_dump()
         return cls.model_validate(
             {
@@ -145,6 +178,10 @@ class ScriptSaved(ScriptOut):
 
 
 class VersionSummary(BaseModel):
+    """One saved version of a script, without its content (for version lists); `author_name` is null once
+    the author is deleted.
+    """
+
     number: int
     script_type: ScriptType
     version_label: str
@@ -158,17 +195,21 @@ class VersionSummary(BaseModel):
 
     @classmethod
     def of(cls, row: VersionRow) -> VersionSummary:
+        """Build a version summary from a stored version row and its author's name."""
         extra = {"author_name": row.author_name, "stored_problem": stored_shapes.note(row.version)}
         return cls.model_validate(row.version).model_copy(update=extra)
 
 
 class VersionOut(VersionSummary):
+    """One saved version of a script with its content, declared parameters and run settings."""
+
     content: str
     parameters: dict[str, ParameterOut]
     run_settings: dict[str, Any]
 
     @classmethod
     def of(cls, row: VersionRow) -> VersionOut:
+        """Build the API shape of a stored version with its content."""
         version = row.version
         return cls.model_validate(
             {
@@ -181,6 +222,8 @@ class VersionOut(VersionSummary):
 
 
 class DiffOut(BaseModel):
+    """The difference between two versions of a script."""
+
     from_version: int
     to_version: int
     diff: str = Field(description="Unified diff of the content (empty when identical).")
@@ -188,10 +231,15 @@ class DiffOut(BaseModel):
 
     @classmethod
     def of(cls, result: Diff) -> DiffOut:
+        """Build the API shape of the services' Diff."""
         return cls.model_validate(asdict(result))
 
 
 class RollbackRequest(Body):
+    """Body of a rollback to an earlier version: `acknowledge_risks` must be true when that version's
+    content has dangerous-pattern findings.
+    """
+
     model_config = {"extra": "forbid"}
 
     acknowledge_risks: bool = False

@@ -26,11 +26,17 @@ SCRIPT_PATH = "/api/v1/scripts/{script_id}/secrets"
 
 
 class ScriptRefOut(BaseModel):
+    """A script named by id and name."""
+
     id: int
     name: str
 
 
 class SecretOut(BaseModel):
+    """A secret's metadata as the API shows it: never the value, only who made and changed it, when it was
+    used and which scripts have it attached.
+    """
+
     id: int
     name: str
     description: str
@@ -53,6 +59,7 @@ class SecretOut(BaseModel):
 
     @classmethod
     def of(cls, info: SecretInfo) -> SecretOut:
+        """Build the API shape of a secret from the services' SecretInfo (metadata only)."""
         s = info.secret
         assert s.id is not None
         return cls(
@@ -74,6 +81,10 @@ class SecretOut(BaseModel):
 
 
 class SecretAuditOut(BaseModel):
+    """One audit event about a secret (created, updated, used by a run...), with the run's id when a run
+    used it.
+    """
+
     id: int
     time: datetime
     actor_id: int | None
@@ -84,6 +95,9 @@ class SecretAuditOut(BaseModel):
 
     @classmethod
     def of(cls, event: AuditEvent) -> SecretAuditOut:
+        """Build the API shape of a secret's audit event; `execution_id` is taken from the details when it
+        is an integer.
+        """
         assert event.id is not None
         execution_id = event.details.get("execution_id")
         return cls(
@@ -98,6 +112,10 @@ class SecretAuditOut(BaseModel):
 
 
 class AttachmentOut(BaseModel):
+    """A secret attached to a script under `name` (the environment variable a run sees it as), and who
+    attached it when.
+    """
+
     script_id: int
     secret_id: int
     name: str
@@ -107,6 +125,7 @@ class AttachmentOut(BaseModel):
 
     @classmethod
     def of(cls, script_id: int, a: Attachment) -> AttachmentOut:
+        """Build the API shape of an attachment of a secret to a script."""
         return cls(
             script_id=script_id,
             secret_id=a.secret_id,

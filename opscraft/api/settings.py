@@ -18,6 +18,10 @@ router = APIRouter(prefix="/api/v1/settings", tags=["settings"])
 
 
 class SettingsOut(BaseModel):
+    """The instance-wide settings an admin may change (registration, local runner, token expiry, output
+    retention, warm pool).
+    """
+
     registration_open: bool
     local_runner_enabled: bool
     local_runner_role: Role = Field(

@@ -143,6 +143,9 @@ class EventStreamResponse(StreamingResponse):
     media_type = MEDIA_TYPE
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry: stream the events; when the server stops (the task is cancelled), end the answer with
+        an `error` event saying so, waiting at most 1 second to send it.
+        """
         try:
             await super().__call__(scope, receive, send)
         except asyncio.CancelledError:

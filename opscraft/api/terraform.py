@@ -198,6 +198,10 @@ async def backend_unlock(
 
 
 class StateOut(BaseModel):
+    """A script's Terraform state in one workspace: its current version and its lock (Terraform's HTTP
+    backend LOCK/UNLOCK).
+    """
+
     id: int
     script_id: int
     workspace: str
@@ -214,6 +218,7 @@ class StateOut(BaseModel):
 
     @classmethod
     def of(cls, view: terraform_state.StateView) -> StateOut:
+        """Build the API shape of a state; `locked` is false when the lock was left by a run that is over."""
         state = view.state
         assert state.id is not None
         return cls(
@@ -231,6 +236,10 @@ class StateOut(BaseModel):
 
 
 class StateVersionOut(BaseModel):
+    """One stored version of a Terraform state: its Terraform `serial` and `lineage`, size in bytes, hex
+    SHA-256, and the run that wrote it.
+    """
+
     number: int
     serial: int | None
     lineage: str | None
@@ -244,11 +253,14 @@ class StateVersionOut(BaseModel):
 
     @classmethod
     def of(cls, version: TerraformStateVersion, current: int) -> StateVersionOut:
+        """Build the API shape of a state version; `current` is true when its number is `current`."""
         fields = version.model_dump(include=set(cls.model_fields) - {"current"})
         return cls(**fields, current=version.number == current)
 
 
 class StateVersionsOut(BaseModel):
+    """One page of a state's versions, newest first, with the state itself."""
+
     state: StateOut
     versions: list[StateVersionOut] = Field(description="One page of the versions, newest first")
     total: int = Field(description="How many versions the state has")
@@ -257,6 +269,8 @@ class StateVersionsOut(BaseModel):
 
 
 class RolledBack(BaseModel):
+    """The answer to a state rollback: the number of the new current version."""
+
     version: int
 
 
@@ -389,6 +403,9 @@ class PlanOut(BaseModel):
 
     @classmethod
     def of(cls, plan: TerraformPlan, stale: bool) -> PlanOut:
+        """Build the API shape of a stored plan from its summary (resources, outputs); the encrypted plan
+        file itself is never included.
+        """
         detail = plan.summary or {}
         return cls(
             **plan.model_dump(exclude={"summary", "ciphertext", "salt", "nonce", "key_version", "id"}),
@@ -400,6 +417,8 @@ class PlanOut(BaseModel):
 
 
 class PlanApply(Body):
+    """Body of a reviewed plan's apply: which runner the apply runs on (default: the plan run's)."""
+
     model_config = {"extra": "forbid"}
 
     runner: Literal["docker", "local"] | None = Field(

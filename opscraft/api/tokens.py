@@ -24,6 +24,8 @@ router = APIRouter(prefix="/api/v1/tokens", tags=["api tokens"])
 
 
 class TokenCreate(Body):
+    """Body of an API token creation: its name, role (at most your own) and optional expiry."""
+
     # The length is checked by the service, which words it as the tokens page shows it.
     name: Label = Field(json_schema_extra={"minLength": 1, "maxLength": NAME_MAX}, examples=["ci-deploy"])
     role: Role | None = Field(default=None, description="Default: your role; never higher than it")
@@ -35,6 +37,10 @@ class TokenCreate(Body):
 
 
 class TokenOut(BaseModel):
+    """An API token's metadata: never the token, only its prefix, role, owner, expiry, last use and
+    revocation.
+    """
+
     id: int
     name: str
     prefix: str = Field(description="The token's first characters, to tell tokens apart")
@@ -53,6 +59,7 @@ class TokenOut(BaseModel):
 
     @classmethod
     def of(cls, info: TokenInfo) -> TokenOut:
+        """Build the API shape of a token from the services' TokenInfo."""
         t = info.token
         assert t.id is not None
         return cls(
@@ -73,6 +80,8 @@ class TokenOut(BaseModel):
 
 
 class TokenCreated(TokenOut):
+    """The answer to a token creation: the metadata plus the token itself, shown only this once."""
+
     token: str = Field(description="The token itself: shown this once, store it now")
 
 

@@ -19,6 +19,8 @@ NEW_PASSWORD_SCHEMA: dict[str, Any] = {"minLength": MIN_PASSWORD, "description":
 
 
 class UserOut(BaseModel):
+    """A user account as the API shows it (never the password hash)."""
+
     id: int
     username: str
     email: str
@@ -44,28 +46,44 @@ class UserOut(BaseModel):
 
 
 class LoginRequest(Body):
+    """Body of a login with username and password."""
+
     username: Text = Field(min_length=1, max_length=64, examples=["john_doe"])
     password: Text = Field(min_length=1, max_length=256, examples=["SecurePass123"])
 
 
 class RefreshRequest(Body):
+    """Body of a refresh: the refresh token from the last login or refresh (each is accepted once)."""
+
     refresh_token: str = Field(min_length=1, max_length=4096)
 
 
 class LogoutRequest(Body):
+    """Body of a logout: the refresh token to revoke, if any."""
+
     refresh_token: str | None = Field(default=None, max_length=4096)
 
 
 class TokenResponse(BaseModel):
+    """The answer to a login or refresh: a JWT access token and a refresh token, for the `Authorization:
+    Bearer` header.
+    """
+
     access_token: str
     refresh_token: str
     token_type: str = "bearer"
 
 
 class ChangePasswordRequest(Body):
+    """Body of a password change by its owner: the current password and the new one (the password rules
+    apply to it).
+    """
+
     current_password: Text = Field(min_length=1, max_length=256)
     new_password: Text = Field(min_length=1, max_length=256, json_schema_extra=NEW_PASSWORD_SCHEMA)
 
 
 class ResetPasswordRequest(Body):
+    """Body of an admin's password reset: the new password (the password rules apply to it)."""
+
     new_password: Text = Field(min_length=1, max_length=256, json_schema_extra=NEW_PASSWORD_SCHEMA)

@@ -16,6 +16,10 @@ router = APIRouter(prefix="/api/v1/warm-pools", tags=["workers"])
 
 
 class ProfileOut(BaseModel):
+    """One isolation profile's warm pool on a worker: image, limits (`memory_mb` in MiB, `cpus` in cores),
+    container user and counts.
+    """
+
     image: str
     memory_mb: int
     cpus: float
@@ -26,6 +30,10 @@ class ProfileOut(BaseModel):
 
 
 class WorkerPoolOut(BaseModel):
+    """One worker's warm container pool: sizes, warm and cold start counts, its profiles and the engine's
+    current error.
+    """
+
     worker_id: str
     host_name: str
     heartbeat_at: datetime

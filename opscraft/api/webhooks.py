@@ -31,6 +31,10 @@ PATH = "/api/v1/scripts/{script_id}/webhooks"
 
 
 class WebhookOut(BaseModel):
+    """A webhook as the API shows it: only the token's prefix, whether calls must be signed, and how a
+    call's JSON maps to the script's parameters.
+    """
+
     id: int
     script_id: int
     name: str
@@ -56,6 +60,7 @@ class WebhookOut(BaseModel):
 
     @classmethod
     def of(cls, hook: WebhookTrigger, owner_name: str | None) -> WebhookOut:
+        """Build the API shape of a stored webhook, given its owner's name (None once deleted)."""
         assert hook.id is not None
         return cls(
             id=hook.id,
@@ -79,11 +84,17 @@ class WebhookOut(BaseModel):
 
 
 class WebhookCreated(WebhookOut):
+    """The answer to a webhook creation: the webhook, the token and the URL path to call, shown only this
+    once.
+    """
+
     url_path: str = Field(description="POST here; contains the token: shown this once")
     token: str
 
 
 class HookAccepted(BaseModel):
+    """The answer to a webhook call: the id and status of the run it started."""
+
     execution_id: int
     status: str
 
@@ -206,6 +217,11 @@ async def delete_webhook(
     responses=error_responses(401, 403, 404, 409, 422, 429),
 )
 async def call_webhook(webhook_id: IdPath, token: str, request: Request, session: Session) -> HookAccepted:
+    """Start a webhook's script from an outside call authenticated by the token in the URL (and a signature
+    when signed).
+
+    The route description lists the rules and error codes; the payload is never logged nor audited.
+    """
     call = Call(
         webhook_id=webhook_id,
         token=token[:256],

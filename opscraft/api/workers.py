@@ -16,6 +16,10 @@ router = APIRouter(prefix="/api/v1/workers", tags=["workers"])
 
 
 class WorkerOut(BaseModel):
+    """A worker process as the API shows it: its runners and slots, its liveness state from heartbeats, and
+    why it takes no runs (queue or Docker error), if so.
+    """
+
     id: str
     host_name: str
     pid: int
@@ -39,6 +43,12 @@ class WorkerOut(BaseModel):
         description="Why this alive worker's Docker engine does not answer (it then does not offer "
         "`docker`) or its warm containers cannot be created (runs start cold), as of its last "
         "heartbeat. None while they can",
+    )
+    silent_seconds: int | None = Field(
+        default=None,
+        description="How long this alive worker has sent no heartbeat, once that is over two heartbeat "
+        "periods (killed, frozen or overloaded: it stays alive until declared lost after "
+        "OPSCRAFT_WORKER_LOST_SECONDS). None while it heartbeats",
     )
 
     model_config = {"from_attributes": True}

@@ -9,6 +9,9 @@ from opscraft.config import Settings
 
 
 def cmd_db_upgrade(_args: argparse.Namespace, settings: Settings) -> None:
+    """`opscraft db upgrade`: migrate the database to the head revision (the runtime's start does it) and
+    print the revision it is at.
+    """
     from opscraft import runtime
     from opscraft.db.migrate import current_revision
 

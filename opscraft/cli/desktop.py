@@ -17,6 +17,11 @@ from opscraft.config import Settings
 
 
 def cmd_desktop(args: argparse.Namespace, settings: Settings) -> None:
+    """`opscraft desktop`: open the desktop window on a local server, with a local admin account.
+
+    Exits with a one-line message when the GUI toolkit is missing, the data directory is in use by another
+    process, the port given is taken, or the local admin cannot be made (a ServiceError).
+    """
     from opscraft.desktop import launch, toolkit
 
     problem = toolkit.problem()

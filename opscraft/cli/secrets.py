@@ -15,6 +15,9 @@ NEW_KEY_ENV = "OPSCRAFT_NEW_MASTER_KEY"
 
 
 def cmd_generate_key(_args: argparse.Namespace, _settings: Settings) -> None:
+    """`opscraft secrets generate-key`: print a new random vault master key (base64 of KEY_BYTES random
+    bytes), as OPSCRAFT_MASTER_KEY takes it.
+    """
     print(vault.generate_key_text())
 
 

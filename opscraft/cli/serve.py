@@ -23,6 +23,12 @@ MAX_SLOTS = 64
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+    """`opscraft serve`: run the web server (UI and API) with `--workers` in-process run slots.
+
+    Exits with one line when `--workers` is outside 0..MAX_SLOTS, the temp directory is unusable, the data
+    directory is claimed by another process, the database cannot be used, or the port is taken; these checks
+    run before the app is imported.
+    """
     if args.workers is not None:
         if not 0 <= args.workers <= MAX_SLOTS:
             sys.exit(f"opscraft: --workers must be between 0 and {MAX_SLOTS}")

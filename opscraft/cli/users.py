@@ -24,6 +24,11 @@ def _read_password(confirm: bool = True) -> str:
 
 
 def cmd_user_create(args: argparse.Namespace, settings: Settings) -> None:
+    """`opscraft user create`: make a user with the password read from the terminal (or stdin) and print it.
+
+    Exits with the field and message of a refused value (pydantic validation) or a ServiceError's message (a
+    taken username or email...).
+    """
     from opscraft import runtime
     from opscraft.db.models import Role
     from opscraft.services import users
@@ -54,6 +59,10 @@ def cmd_user_create(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_user_reset_password(args: argparse.Namespace, settings: Settings) -> None:
+    """`opscraft user reset-password`: replace a user's password (read from the terminal or stdin), ending
+    its sessions and API tokens; exits with the message of a ServiceError (unknown user, refused
+    password).
+    """
     from opscraft import runtime
     from opscraft.services import users
     from opscraft.services.errors import ServiceError

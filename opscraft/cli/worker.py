@@ -65,6 +65,9 @@ def check_redis(settings: Settings) -> None:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
+    """`opscraft worker`: run a standalone worker taking runs from the Redis queue (optionally only one
+    runner); exits with one line when Redis, the temp directory or the data directory cannot be used.
+    """
     settings = worker_settings(args, settings)
     check_redis(settings)
     require_temp_dir()

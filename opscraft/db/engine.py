@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from opscraft.db import fold, sqlite_one_hop
+from opscraft.db import fold, sqlite_one_hop, types
 from opscraft.db import text as storable
 from opscraft.db.group_commit import GroupInsert
 from opscraft.db.write_gate import WriteGate, WriteQueueTimeout
@@ -43,6 +43,7 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
     fold.register(dbapi_conn)
+    types.register(dbapi_conn)
 
 
 def create_sqlite_sync_engine(url: str, **kwargs: Any) -> Engine:
@@ -73,8 +74,13 @@ def create_engine(url: str, *, command_timeout: float | None = None, **kwargs: A
     surrogate still reads as text every response can encode. On SQLite, the engine's writers take
     turns in arrival order (`db.write_gate`) instead of racing in SQLite's busy handler, and each
     statement is one call on aiosqlite's thread (`db.sqlite_one_hop`).
+
+    A statement's error never repeats its bound values (`hide_parameters`): SQLAlchemy would
+    append them to the message, and so to the traceback an unhandled error logs (password
+    hashes, sealed secrets, token ids, a run's output).
     """
     kwargs.setdefault("json_deserializer", storable.json_loads)
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:":
@@ -203,5 +209,6 @@ class Database:
         return True
 
     async def dispose(self) -> None:
+        """Close the database's task group and dispose the engine's connection pool."""
         self.group.close()
         await self.engine.dispose()

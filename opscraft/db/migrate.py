@@ -41,6 +41,7 @@ SQLITE_LOCK_SUFFIX = "-migrate.lock"
 
 
 def alembic_config(url: str | None = None) -> Config:
+    """An Alembic Config pointing at the packaged migrations, with `url` as sqlalchemy.url when given."""
     from alembic.config import Config
 
     config = Config()
@@ -214,6 +215,7 @@ def _dangling(connection: Connection) -> set[tuple[object, ...]]:
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
+    """The Alembic revision the database is at (None for a database never migrated)."""
     from alembic.runtime.migration import MigrationContext
 
     def _current(connection: Connection) -> str | None:

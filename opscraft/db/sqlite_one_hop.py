@@ -71,18 +71,22 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
     @property
     def description(self) -> Any:
+        """The DBAPI `description` of the last statement (PEP 249), read from its sqlite3 cursor."""
         return self._description
 
     @property
     def rowcount(self) -> int:
+        """Rows changed by the last statement (PEP 249 `rowcount`)."""
         return self._rowcount
 
     @property
     def lastrowid(self) -> int:
+        """Row id of the last row inserted (sqlite3's `lastrowid`)."""
         return self._lastrowid  # type: ignore[return-value]
 
     @property
     def arraysize(self) -> int:
+        """PEP 249 `arraysize`: rows fetched at a time by `fetchmany` without a size (always 1)."""
         return 1
 
     @arraysize.setter
@@ -93,6 +97,7 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         pass  # nothing is open between calls
 
     def close(self) -> None:
+        """Drop the buffered rows; there is no sqlite3 cursor to close."""
         self._rows.clear()
 
     def _call(self, operation: Any, parameters: Any, many: bool) -> None:
@@ -106,15 +111,23 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows = collections.deque(rows)
 
     def execute(self, operation: Any, parameters: Any = None) -> None:
+        """Run one statement on the connection's thread in a single hop and buffer its rows (PEP 249
+        `execute`).
+        """
         self._call(operation, parameters, False)
 
     def executemany(self, operation: Any, seq_of_parameters: Any) -> None:
+        """Run a statement once per parameter set on the connection's thread in a single hop (PEP 249
+        `executemany`).
+        """
         self._call(operation, seq_of_parameters, True)
 
     def nextset(self) -> None:
+        """Not supported by sqlite3: raises NotImplementedError."""
         raise NotImplementedError("sqlite3 has no further result sets")
 
     def setinputsizes(self, *inputsizes: Any) -> None:
+        """PEP 249 no-op: sqlite3 takes no input sizes."""
         pass
 
 
@@ -137,10 +150,12 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         return connection is not None and connection.in_transaction
 
     def commit(self) -> None:
+        """Commit, without a thread hop when no transaction is open."""
         if self._in_transaction():
             super().commit()
 
     def rollback(self) -> None:
+        """Roll back, without a thread hop when no transaction is open."""
         if self._in_transaction():
             super().rollback()
 
@@ -150,6 +165,7 @@ class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
     `module=` to `create_async_engine` for a `sqlite+aiosqlite` URL."""
 
     def connect(self, *arg: Any, **kw: Any) -> OneHopConnection:
+        """Connect like the aiosqlite DBAPI shim, wrapped in a OneHopConnection."""
         adapted = super().connect(*arg, **kw)
         return OneHopConnection(self, adapted._connection)
 

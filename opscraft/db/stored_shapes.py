@@ -216,6 +216,11 @@ def read(model: type, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
     return shown, found
 
 
+def expected(model: type, column: str) -> Expected | None:
+    """What `expect` said `model.column` must hold (None: nothing)."""
+    return _SHAPES.get(model, {}).get(column)
+
+
 def as_loaded(model: type, column: str, value: Any) -> Any:
     """`value` of `model.column` read by a Core statement as a load of `model` reads it (`read`):
     a status none of today's as `failed`, a role as `viewer`."""

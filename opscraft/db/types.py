@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -21,6 +23,7 @@ MAX_ID = 2**31 - 1
 
 
 def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
     return datetime.now(UTC)
 
 
@@ -84,6 +87,7 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return process
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        """Store a datetime as naive UTC; a naive value is taken to be UTC already."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -91,6 +95,7 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Read a stored naive datetime back as timezone-aware UTC."""
         return None if value is None else value.replace(tzinfo=UTC)
 
 
@@ -120,22 +125,110 @@ def _test_on_sqlite(element: _StoredTimeTest, compiler: SQLCompiler, **kw: Any) 
     return element.sqlite(compiler.process(column, **kw))
 
 
+# The form SQLAlchemy stores every time in on SQLite (`2026-12-04 21:48:07.123456`, UTC): a value
+# of it that is a day and a time of day SQLite reads alike (`+0 days` makes `2026-02-30` March 2nd,
+# which then differs) sorts as its time, so that it is compared as stored, no function per row.
+_STORED_GLOB = "-".join(["[0-9]" * 4, "[0-9]" * 2, "[0-9]" * 2]) + " " + ":".join(["[0-9]" * 2] * 3)
+_STORED_GLOB += "." + "[0-9]" * 6
+READ_FUNCTION = "opscraft_time"
+_EPOCH_TEXT = "1970-01-01 00:00:00.000000"  # `EPOCH` in the stored form
+
+
+def _stored_form(stored: str) -> str:
+    return f"({stored} GLOB '{_STORED_GLOB}' AND datetime({stored}, '+0 days') = substr({stored}, 1, 19))"
+
+
+@functools.cache
+def _sqlite_reader() -> Callable[[Any], Any]:
+    """`UTCDateTime`'s reader of SQLite's values (its processor, then `process_result_value`)."""
+    dialect = sqlite.dialect()
+    read = UTCDateTime().dialect_impl(dialect).result_processor(dialect, None)
+    assert read is not None
+    return read
+
+
+def _read_with(value: Any) -> datetime:
+    """`value` as `UTCDateTime` reads it from SQLite: an `UnreadTime` for a value that is no time."""
+    return _sqlite_reader()(value)  # type: ignore[no-any-return]
+
+
+def stored_text(value: Any) -> str | None:
+    """The stored form (`2026-12-04 21:48:07.123456`) of the time a stored `value` reads as
+    (`UTCDateTime`: `20261204` as 2026-12-04, `2026-12-04T10:00+05:00` as 10:00); None for None
+    or a value that is no time (`yesterday`, `2026`, `99999-01-01`, a number). The SQL function
+    `READ_FUNCTION` of every SQLite connection (`register`)."""
+    if value is None:
+        return None
+    read = _read_with(value)
+    if isinstance(read, UnreadTime):
+        return None
+    return (
+        f"{read.year:04d}-{read.month:02d}-{read.day:02d} "
+        f"{read.hour:02d}:{read.minute:02d}:{read.second:02d}.{read.microsecond:06d}"
+    )
+
+
+def register(dbapi_conn: Any) -> None:
+    """Give the SQLite connection `dbapi_conn` the function `READ_FUNCTION` (`stored_text`)."""
+    dbapi_conn.create_function(READ_FUNCTION, 1, stored_text, deterministic=True)
+
+
 class no_time(_StoredTimeTest):
     """Whether a time column's stored value is no time, so that a load reads it as `EPOCH`
     (`UTCDateTime`): `no_time(column)`, a boolean SQL expression. On SQLite: a value that is not
-    NULL and is no day `YYYY-MM-DD` there is (`yesterday`, `2026-13-45`, `2026-02-30`, a number),
-    or whose time of day SQLite cannot read (`2026-12-04 25:00`): as Python's reader refuses
-    them (it also takes ISO forms SQLite does not, `20261204`: those few are not caught). On
-    PostgreSQL: `false`."""
+    NULL, not in the stored form (`_stored_form`), and that Python's reader refuses
+    (`READ_FUNCTION`, called for such values only: `yesterday`, `2026-13-45`, `2026`,
+    `99999-01-01`, a number; not `20261204` nor `2026-12-04T10:00`, which it reads as times).
+    On PostgreSQL: `false`."""
 
     inherit_cache = True
     name = "no_time"
 
     @staticmethod
     def sqlite(stored: str) -> str:
-        day = f"substr({stored}, 1, 10)"
-        # `date(x)` alone takes `2026-02-30`; `+0 days` makes it `2026-03-02`, which then differs.
-        return f"({stored} IS NOT NULL AND (date({stored}) IS NULL OR date({day}, '+0 days') IS NOT {day}))"
+        """SQL (SQLite) true when the column `stored` holds a value that is not NULL, not in the
+        stored form, and that `READ_FUNCTION` reads as no time."""
+        return f"({stored} IS NOT NULL AND NOT {_stored_form(stored)} AND {READ_FUNCTION}({stored}) IS NULL)"
+
+
+class stored_form(_StoredTimeTest):
+    """Whether a time column's stored value is in the form SQLAlchemy stores times in, which
+    compares as its time as text (`_stored_form`); `true` on PostgreSQL, whose `timestamp`
+    compares as times."""
+
+    inherit_cache = True
+    name = "stored_form"
+    elsewhere = "true"
+
+    @staticmethod
+    def sqlite(stored: str) -> str:
+        """SQL (SQLite) true when the column `stored` holds a time in the stored form."""
+        return _stored_form(stored)
+
+
+class read_time(FunctionElement[datetime]):
+    """`read_time(column)`: a time column's value as the time it reads as, to compare: on SQLite
+    the stored form as stored, any other value through `READ_FUNCTION` (a value that is no time
+    as `EPOCH`, as a load reads it; NULL stays NULL); the column itself on PostgreSQL."""
+
+    type = UTCDateTime()
+    name = "read_time"
+    inherit_cache = True
+
+
+@compiles(read_time)
+def _read_elsewhere(element: read_time, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses.clauses
+    return compiler.process(column, **kw)
+
+
+@compiles(read_time, "sqlite")
+def _read_on_sqlite(element: read_time, compiler: SQLCompiler, **kw: Any) -> str:
+    (column,) = element.clauses.clauses
+    stored = compiler.process(column, **kw)
+    read = f"coalesce({READ_FUNCTION}({stored}), '{_EPOCH_TEXT}')"
+    read = f"CASE WHEN {stored} IS NULL THEN NULL ELSE {read} END"
+    return f"(CASE WHEN {_stored_form(stored)} THEN {stored} ELSE {read} END)"
 
 
 Comparison = Callable[[Any, Any], Any]
@@ -146,16 +239,25 @@ def compared(column: Any, op: Comparison, bound: datetime) -> ColumnElement[bool
     aware or naive-UTC `bound`) as the rows read: a row whose stored value is no time reads as
     `EPOCH` (`UTCDateTime`), so it matches when `op(EPOCH, bound)` does, whatever text SQLite
     compares (`yesterday` sorts after every time, so `finished_at < cutoff` never matched it:
-    output retention kept such a run for ever, a heartbeat `yesterday` was never stale).
-    On PostgreSQL `no_time` is `false`, the planner's index range unchanged; on SQLite a bound
-    that the epoch meets (`finished_at < cutoff`) adds an `OR no_time(column)` that SQLite
-    evaluates row by row rather than as an index range: for background rounds (retention,
-    expiries, heartbeats); a list's date filter is `within` (docs/automation.md)."""
+    output retention kept such a run for ever, a heartbeat `yesterday` was never stale); a value
+    in another form that is a time (`20261204`, `2026-12-04T10:00`) as that time (as text
+    `20261204` sorted after every time of 2026).
+    On PostgreSQL the extra terms are `true`/`false`, which its planner drops, the index range
+    unchanged; on SQLite a bound that the epoch meets (`finished_at < cutoff`) adds an `OR` over
+    the values not in the stored form that SQLite evaluates row by row rather than as an index
+    range: for background rounds (retention, expiries, heartbeats); a list's date filter is
+    `within` (docs/automation.md). A bound the epoch does not meet keeps the index range
+    `op(column, bound)`, each row in it compared as it reads (a value in another form whose text
+    sorts outside that range is not found: an ISO week date of the year before, a `2026-12-04`
+    equal to a bound at midnight)."""
     if bound.tzinfo is None:
         bound = bound.replace(tzinfo=UTC)
+    as_read = op(read_time(column), bound)
     if op(EPOCH, bound):
-        return sa.or_(op(column, bound), no_time(column))
-    return sa.and_(op(column, bound), sa.not_(no_time(column)))
+        return sa.or_(
+            sa.and_(op(column, bound), stored_form(column)), sa.and_(sa.not_(stored_form(column)), as_read)
+        )
+    return sa.and_(op(column, bound), sa.or_(stored_form(column), as_read))
 
 
 LT, LE, GT, GE = operator.lt, operator.le, operator.gt, operator.ge
@@ -198,8 +300,11 @@ def within(column: Any, since: datetime | None, until: datetime | None) -> list[
     `stored_problem`). On SQLite a bound alone is completed into an index range that leaves out
     numbers and text after the digits (`_Dated`: `since` gets `< ':'`, `until` `> '/'`; two
     bounds are one already), no function per row: an `OR no_time(...)`, as `compared` adds for
-    an `until`, made SQLite read every newer run, and `no_time` per row tripled a `since`. A
-    text that begins with a digit and is no time (`2026-13-45`) is still compared as text."""
+    an `until`, made SQLite read every newer run, and a test per row of the range (whether it is
+    in the stored form, else read through `READ_FUNCTION`) doubled a `since` over 200,000 runs
+    (session 35). So a value in another form that begins with a digit (`2026-13-45`, `2026`,
+    `20261204`, `2026-12-04T10:00`: none written by OpsCraft) is compared as text here, while
+    background rounds (`compared`) take it as it reads."""
     found = []
     if since is not None:
         found.append(column >= since)
@@ -212,9 +317,11 @@ def within(column: Any, since: datetime | None, until: datetime | None) -> list[
 
 def earlier(column: Any, bound: Any) -> ColumnElement[bool]:
     """`column < bound` as the rows read (`compared`), for a `bound` known only as SQL (a bind
-    parameter of a statement built once) that is later than the epoch: `column < bound OR
-    no_time(column)`."""
-    return sa.or_(column < bound, no_time(column))
+    parameter of a statement built once) that is later than the epoch."""
+    as_read = read_time(column) < bound
+    return sa.or_(
+        sa.and_(column < bound, stored_form(column)), sa.and_(sa.not_(stored_form(column)), as_read)
+    )
 
 
 class StoredEnum(sa.Enum):

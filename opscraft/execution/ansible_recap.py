@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from opscraft.db import stored_shapes
+from opscraft.db.fold import lower
 from opscraft.db.models import ExecutionHostSummary
 from opscraft.execution.masking import MASK
 
@@ -161,13 +162,20 @@ FILTERED = ("changed", "unreachable", "failed")
 """The counts a run's host rows keep (`ExecutionHost`): what the history's `host_status` reads."""
 
 
+def host_key(name: str) -> str:
+    """The form a host's name is kept and looked up in by the history's host filter: in lower
+    case and NFC (`db.fold.lower`, as every search compares text), cut to `MAX_HOST_CHARS`."""
+    return lower(name)[:MAX_HOST_CHARS]
+
+
 def host_rows(hosts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The `ExecutionHost` rows (without `execution_id` and `queued_at`) of a summary's `hosts`
-    (as `summary` lists them): one per name, a name listed twice (two hosts whose names the masker
-    made `***`) with its counts added up."""
+    (as `summary` lists them): one per name as `host_key` keeps it, a name listed twice (two
+    hosts whose names the masker made `***`, or `DB1` and `db1`) with its counts added up."""
     rows: dict[str, dict[str, Any]] = {}
     for host in hosts:
-        row = rows.setdefault(host["host"], {"host": host["host"], **dict.fromkeys(FILTERED, 0)})
+        key = host_key(host["host"])
+        row = rows.setdefault(key, {"host": key, **dict.fromkeys(FILTERED, 0)})
         for key in FILTERED:
             row[key] += host[key]
     return list(rows.values())

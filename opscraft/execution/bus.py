@@ -83,6 +83,12 @@ class LocalLogBus:
         self._max_queued = max_queued_bytes
 
     def publish(self, execution_id: int, event: Event) -> None:
+        """Deliver a run's event to its subscribers in this process, keeping log events pending until
+        stored.
+
+        A subscriber whose queued log text passes the bus's limit (in characters) gets OVERFLOW once and
+        nothing more. A final status event drops the run's channel.
+        """
         with self.lock:
             channel = self._channels.setdefault(execution_id, _Channel())
             if isinstance(event, LogEvent):
@@ -109,6 +115,7 @@ class LocalLogBus:
                 del self._channels[execution_id]
 
     def stored(self, execution_id: int, upto_seq: int) -> None:
+        """Drop the run's pending log events up to `upto_seq`, now that storage holds them."""
         with self.lock:
             channel = self._channels.get(execution_id)
             if channel is None:
@@ -120,6 +127,7 @@ class LocalLogBus:
                 del self._channels[execution_id]
 
     def subscribe(self, execution_id: int, after_seq: int = 0) -> _LocalSubscription:
+        """Subscribe to a run's events: pending log events after `after_seq` come first, then live ones."""
         with self.lock:
             channel = self._channels.setdefault(execution_id, _Channel())
             backlog = [event for event in channel.pending if event.seq > after_seq]
@@ -128,6 +136,9 @@ class LocalLogBus:
             return sub
 
     def unsubscribe(self, execution_id: int, sub: _LocalSubscription) -> None:
+        """End a subscription; the run's channel is dropped once it has no subscribers and no pending
+        events.
+        """
         with self.lock:
             channel = self._channels.get(execution_id)
             if channel is None:

@@ -18,15 +18,20 @@ class LocalCancelSignal:
         self._watchers: dict[int, Callable[[], None]] = {}
 
     def request(self, execution_id: int) -> None:
+        """Ask a run in this process to stop: call its watcher now, if it has one (no effect otherwise)."""
         with self._lock:
             on_cancel = self._watchers.get(execution_id)
         if on_cancel is not None:
             on_cancel()
 
     def watch(self, execution_id: int, on_cancel: Callable[[], None]) -> None:
+        """Call `on_cancel` (on the requesting thread) when the run is asked to stop; replaces an earlier
+        watcher.
+        """
         with self._lock:
             self._watchers[execution_id] = on_cancel
 
     def unwatch(self, execution_id: int) -> None:
+        """Stop watching a run's cancel requests (no error when it was not watched)."""
         with self._lock:
             self._watchers.pop(execution_id, None)

@@ -75,6 +75,12 @@ class LiveWorkers:
         job queue, the first one's `queue_error` (why: Redis stopped or not answering)."""
 
     async def offered(self) -> frozenset[str]:
+        """The runners (`docker`, `local`) some live worker offers now, cached for
+        AVAILABILITY_CACHE_SECONDS seconds.
+
+        A stale cache is refreshed in the background, except an empty one, which is read again before
+        answering so a refusal is never based on old data.
+        """
         cached = self._cached
         if (
             cached is not None

@@ -111,6 +111,10 @@ class EndScanner:
         self.status: int | None = None
 
     def feed(self, data: bytes) -> bytes:
+        """Pass this stream's output bytes through until the loader's end record; returns the bytes that
+        are output, holding back a tail that may begin a record split across reads. Once the record is
+        found, `status` holds its exit status and every later byte is dropped.
+        """
         if self.status is not None:
             return b""
         data, self._held = self._held + data, b""

@@ -225,6 +225,12 @@ class DockerRunner:
         self._removals.stop()
 
     def run(self, spec: RunSpec, output: OutputSink, control: RunControl) -> RunResult:
+        """Run `spec` in a Docker container (a warm one from the pool when it fits, else a new one) and
+        stream its output to `output`.
+
+        Raises RunnerError when the job cannot be handed to a container. Runs that collect files (a
+        Terraform plan) always start cold, with their work directory on a volume.
+        """
         api = self._api()
         command = build(spec, container_job.SECRET_DIR)
         assert spec.image

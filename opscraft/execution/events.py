@@ -22,6 +22,7 @@ class LogEvent:
     at: datetime | None = None
 
     def message(self) -> dict[str, Any]:
+        """The WebSocket `log` message of this event (docs/executions.md has the format)."""
         return {"type": "log", "seq": self.seq, "stream": self.stream, "content": self.content}
 
 
@@ -37,6 +38,7 @@ class StatusEvent:
     finished_at: datetime | None = None
 
     def message(self) -> dict[str, Any]:
+        """The WebSocket `status` message (`end` when final), with times as ISO 8601 UTC text."""
         return {
             "type": "end" if self.final else "status",
             "status": self.status,

@@ -81,6 +81,9 @@ class Executor:
         self.finisher = Finisher(db, self._ended, bus.stored)
 
     def __call__(self, execution_id: int) -> None:
+        """Run the execution `execution_id` to its end on this thread, with the worker and run ids in the
+        log context.
+        """
         with engine_context(worker_id=self.worker_id, execution_id=execution_id):
             self._execute(execution_id)
 
@@ -378,6 +381,7 @@ class ClaimedRun:
     """Watched for the run's cancel from the hand-over on (`Executor._hand`)."""
 
     def __call__(self) -> None:
+        """Start the already-claimed run on this thread."""
         self.executor.start_claimed(self.claim, self.control)
 
 

@@ -30,6 +30,8 @@ SUPERVISOR = str(Path(__file__).with_name("supervisor.py"))
 FORK_TIMEOUT_SECONDS = 30
 STOP_WAIT_SECONDS = 5
 STATUS_BYTES = 32
+# The most supervisors forked ahead and waiting for a run (`ForkServer.ahead`).
+SPARES_MOST = 4
 # Runs create files with the usual default, not the server's private umask
 # (opscraft/data_dir.py).
 RUN_UMASK = 0o022
@@ -123,6 +125,7 @@ class RunSupervisor:
                 os.kill(self.pid, signal.SIGKILL)
 
     def close(self) -> None:
+        """Close the channel to the supervised process and its pidfd."""
         self.channel.close()
         if self.pidfd is not None:
             os.close(self.pidfd)
@@ -141,20 +144,28 @@ def fork_server_argv(control_fd: int) -> list[str]:
 class ForkServer:
     """A pre-started `supervisor.py` that forks a `RunSupervisor` per run (thread-safe).
 
-    The fork for the next run is asked for when a run has ended (`ahead`; one request in flight),
-    not when it takes its supervisor: the fork then competes with no run's start for the CPUs
+    The fork for the next run is asked for when a run has ended (`ahead`), not when it takes its
+    supervisor: the fork then competes with no run's start for the CPUs
     (on a busy machine, waking the fork server at a run's start cost that run about a
     millisecond). The next run finds its supervisor forked already and waiting for its job, so
     the fork server's round trip (its wake-up, the fork, the answer) is off the run's path. That
     spare supervisor has only what any freshly forked one has (nothing of a run: it gets its
     job from the runner), and it exits when the fork server's answer is never read (the
-    control socket closed)."""
+    control socket closed).
+
+    As many spares are kept as runs were in progress when the last one ended (at most
+    `SPARES_MOST`): one for runs one at a time, as before; in a burst every consumer thread
+    that starts a run finds one forked already. With a single spare, the burst's threads took
+    their supervisors in turn under the lock, each waiting for the fork server to fork the one
+    the thread before it took (docs/benchmarks.md, session 35).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
-        self._requested = False  # a fork was asked for and its answer not yet read
+        self._requested = 0  # forks asked for whose answers were not read yet
+        self._running = 0  # supervisors handed out (`supervisor`) whose run has not ended (`ahead`)
 
     @property
     def pid(self) -> int | None:
@@ -168,7 +179,7 @@ class ForkServer:
         with self._lock:
             if self.pid is None:
                 self._replace()
-                self._request()
+                self._request(1)
 
     def stop(self) -> None:
         """End the fork server (it exits once its control socket is closed); supervisors still
@@ -191,29 +202,35 @@ class ForkServer:
                     failure = exc
             else:
                 raise RunnerError(f"the local runner cannot start a supervisor: {failure}")
+            self._running += 1
             return supervisor
 
     def ahead(self) -> None:
-        """Ask for the next run's supervisor now (after a run ended), unless one was asked for
-        already or no fork server runs; a fork server gone now is replaced at the next run."""
+        """After the run of a supervisor from `supervisor` ended (once per run): ask for the
+        next runs' supervisors now, as many as runs were in progress with this one (at most
+        `SPARES_MOST`, counting those asked for already); none when no fork server runs (a
+        fork server gone now is replaced at the next run)."""
         with self._lock:
+            spares = min(self._running, SPARES_MOST)
+            self._running = max(self._running - 1, 0)
             if self._control is not None and self.pid is not None:
                 with contextlib.suppress(OSError):
-                    self._request()
+                    self._request(max(spares, 1))
 
-    def _request(self) -> None:
-        """Ask the fork server for a supervisor, unless one was asked for already."""
+    def _request(self, spares: int) -> None:
+        """Ask the fork server for supervisors until `spares` are asked for and not taken yet
+        (it answers each request in turn, one message each)."""
         assert self._control is not None
-        if not self._requested:
-            self._control.settimeout(FORK_TIMEOUT_SECONDS)
+        self._control.settimeout(FORK_TIMEOUT_SECONDS)
+        while self._requested < spares:
             self._control.send(b"f")
-            self._requested = True
+            self._requested += 1
 
     def _fork(self) -> RunSupervisor:
-        """The supervisor asked for (asking now when nothing was)."""
-        self._request()
+        """The supervisor asked for first (asking now when none was)."""
+        self._request(1)
         assert self._control is not None
-        self._requested = False
+        self._requested -= 1
         message, fds, _, _ = socket.recv_fds(self._control, STATUS_BYTES, 2)
         for fd in fds:  # `recv_fds` does not pass its flags on (MSG_CMSG_CLOEXEC, Python 3.11)
             os.set_inheritable(fd, False)
@@ -245,7 +262,7 @@ class ForkServer:
         if self._control is not None:
             self._control.close()
             self._control = None
-        self._requested = False
+        self._requested = 0
         if self._process is not None:
             if kill:
                 self._process.kill()

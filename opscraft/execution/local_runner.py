@@ -116,6 +116,9 @@ class LocalRunner:
         return killed
 
     def run(self, spec: RunSpec, output: OutputSink, control: RunControl) -> RunResult:
+        """Run `spec` as a local process on the worker's host, with its secret files in a private temporary
+        directory removed afterwards.
+        """
         with _secret_dir(spec, self.worker_id) as secret_dir:
             return self._run(spec, output, control, secret_dir)
 

@@ -30,15 +30,21 @@ class WorkerLoop:
         )
 
     def start(self) -> None:
+        """Start the loop's thread."""
         self._thread.start()
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        """Schedule `coro` on the loop's thread from any other thread; returns its concurrent Future."""
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run `coro` on the loop's thread and wait for its result (re-raising its error); never call from
+        the loop's own thread.
+        """
         return self.submit(coro).result()
 
     def stop(self) -> None:
+        """Dispose the database, stop the loop and join its thread; no-op when it is not running."""
         if not self._thread.is_alive():
             return
         self.run(self.db.dispose())

@@ -21,7 +21,7 @@ from urllib.parse import quote, quote_plus
 
 from ahocorasick_rs import BytesAhoCorasick, Implementation, MatchKind
 
-from opscraft.execution.printed_forms import printed_forms
+from opscraft.execution.printed_forms import printed_forms, shell_readings
 
 try:
     import hyperscan
@@ -73,13 +73,20 @@ def patterns_for(value: str) -> set[bytes]:
     carry spaces) is also masked without them, in every form: scripts and tools strip it before
     use (`.strip()`, `$(...)`, an unquoted `$TOKEN`) and then print the bare token. A value of
     blanks only (stored before the vault refused them) is not masked: it would blank out every
-    indentation of the output."""
+    indentation of the output.
+
+    A value holding quotes is also masked as a shell (or Ansible's `command` module) reads it
+    between quotes, without them (`shell_readings`), in every form."""
     if len(value) < MIN_LENGTH or not value.strip():
         return set()
     bare = value.strip()
     forms = _forms(value)
     if bare != value and len(bare) >= MIN_LENGTH:
         forms |= _forms(bare)
+    if len(value) <= MAX_PRINTED_FORMS_LENGTH:
+        for reading in shell_readings(bare):
+            if len(reading) >= MIN_LENGTH and reading.strip():  # never blanks only
+                forms |= _forms(reading)
     return forms
 
 

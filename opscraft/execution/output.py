@@ -44,9 +44,15 @@ STREAMS: tuple[Stream, Stream] = ("stdout", "stderr")
 
 
 class Masker(Protocol):
-    def mask(self, stream: str, text: str) -> str: ...
+    """Hides secret values in output text; it may hold back the end of a text that could begin a secret
+    until the next call.
+    """
 
-    def flush(self, stream: str, *, cut: bool = False) -> str: ...
+    def mask(self, stream: str, text: str) -> str:
+        """Return `text` of `stream` with secrets masked, possibly holding back a tail."""
+
+    def flush(self, stream: str, *, cut: bool = False) -> str:
+        """Return what is held back for `stream`, masked; `cut` when the output ends mid-text (truncation)."""
 
 
 StoreBatch = Callable[[list[LogEvent], int, int], "Future[None]"]
@@ -125,6 +131,12 @@ class OutputPipeline:
         self._last = {stream: LastText(last_text_chars) for stream in STREAMS} if last_text_chars else {}
 
     def feed(self, stream: Stream, data: bytes) -> None:
+        """Take raw output bytes of a stream: count them, decode UTF-8, mask secrets and batch them into
+        chunks.
+
+        Past the run's byte limit the output is cut at a character boundary and a truncation marker is added
+        to stderr; later bytes are counted only.
+        """
         self.total_bytes += len(data)
         if self.truncated:
             return
@@ -146,6 +158,7 @@ class OutputPipeline:
             self._emit(now)
 
     def tick(self) -> float:
+        """Emit and store what is due; returns the seconds until the next thing is due (at least 1 ms)."""
         now = time.monotonic()
         waits = [IDLE_TICK]
         if self._pending:

@@ -70,7 +70,8 @@ class Subscription(Protocol):
         (its Redis does not answer): either way the caller re-reads storage."""
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """End the subscription and free what it holds."""
 
 
 class LogBus(Protocol):
@@ -102,9 +103,11 @@ class CancelSignal(Protocol):
         """Ask whoever runs `execution_id` to kill it (a no-op when nobody reachable runs it)."""
         ...
 
-    def watch(self, execution_id: int, on_cancel: Callable[[], None]) -> None: ...
+    def watch(self, execution_id: int, on_cancel: Callable[[], None]) -> None:
+        """Call `on_cancel` when the run is asked to stop."""
 
-    def unwatch(self, execution_id: int) -> None: ...
+    def unwatch(self, execution_id: int) -> None:
+        """Stop watching the run's cancel requests."""
 
 
 class SecretUnavailable(Exception):
@@ -161,4 +164,5 @@ class RunnerAvailability(Protocol):
 
     queue_error: str | None
 
-    async def offered(self) -> frozenset[str]: ...
+    async def offered(self) -> frozenset[str]:
+        """The runners some live worker offers now (`docker`, `local`)."""

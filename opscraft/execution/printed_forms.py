@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import shlex
 import unicodedata
 from collections.abc import Callable
 from functools import partial
@@ -200,6 +201,26 @@ def shell_printf_q_inside(value: str) -> str:
     if all(_shell_printable(ch) for ch in value):
         return shell_backslashed(value, at_start=False)
     return shell_ansi_c(value)
+
+
+def shell_readings(value: str) -> set[str]:
+    """What a shell's quote removal reads from the value when a template put it between double
+    quotes, single quotes or bare into a command line, where that is one word other than the
+    value: Ansible's `command` module splits its free-form arguments with `shlex.split`
+    (POSIX rules, as a shell), so `command: echo "{{ v }}"` with v = `{"a": "b-c"}` runs
+    `echo` with `{a: b-c}` and prints that in its result. Empty for a value without quotes or
+    backslashes (nothing to remove) and for readings with unbalanced quotes (no command ran)."""
+    if not any(ch in value for ch in "\"'\\"):
+        return set()
+    readings: set[str] = set()
+    for quote in ('"', "'", ""):
+        try:
+            words = shlex.split(quote + value + quote)
+        except ValueError:  # "No closing quotation" / "No escaped character"
+            continue
+        if len(words) == 1 and words[0] != value:
+            readings.add(words[0])
+    return readings
 
 
 # Every single escaping above: each is a layer a value may be printed through, and a printed

@@ -275,6 +275,9 @@ class HueyQueue:
         )
 
     def enqueue(self, execution_id: int) -> None:
+        """Queue a run for the workers (in-process: hand it to this process's consumer) and wake the waiting
+        consumers.
+        """
         if self.in_process:
             self._handed.append(execution_id)
         else:
@@ -350,19 +353,25 @@ class HueyQueue:
         return jobs
 
     def start(self) -> None:
+        """Start consuming; RuntimeError for a queue made without a handler (enqueue only)."""
         if self._consumer is None:
             raise RuntimeError("this queue only enqueues: it was made without a handler")
         self._consumer.start()
 
     def stop(self) -> None:
+        """Set the consumer's stop flag and wake its waiting threads: they take no new runs (`join` waits
+        for them to end).
+        """
         if self._consumer is not None:
             self._consumer.stop_flag.set()
             self._wakeup.notify(everyone=True)
 
     def join(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the consumer to stop; True when it stopped (or there is none)."""
         return self._consumer.join(timeout) if self._consumer is not None else True
 
     def clear(self) -> None:
+        """Drop every queued run (the in-process hand-offs and the Huey queue)."""
         self._handed.clear()
         self._huey.flush()
 

@@ -141,6 +141,12 @@ class RedisSubscription:
         self._ready: deque[dict[bytes, bytes]] = deque()  # read, decoded when handed out
 
     async def get(self, wait_seconds: float | None = None) -> Event | object | None:
+        """Wait up to `wait_seconds` (None: no limit) for the run's next event from its Redis stream.
+
+        Returns the event, OVERFLOW when entries were skipped (trimmed, or a gap in `seq`: storage has
+        them), or None when nothing came in time or Redis failed (the caller then re-reads storage and the
+        row). Redis errors are logged, never raised.
+        """
         deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
         while not self._ready:
             left = None if deadline is None else deadline - time.monotonic()
@@ -203,6 +209,12 @@ class RedisLogBus:
         return f"{self._prefix}:log:{execution_id}"
 
     def publish(self, execution_id: int, event: Event) -> None:
+        """Append a run's event to its Redis stream (entry id from the log `seq`); a status event sets the
+        stream's expiry.
+
+        Skipped while Redis is known to be down (storage has the output); Redis errors are logged and mark
+        the outage, never raised.
+        """
         key = self.key(execution_id)
         with self._lock:
             if isinstance(event, LogEvent):
@@ -252,6 +264,7 @@ class RedisLogBus:
         _warn(what, exc)
 
     def subscribe(self, execution_id: int, after_seq: int = 0) -> RedisSubscription:
+        """Subscribe to a run's Redis stream from after `after_seq`."""
         return RedisSubscription(self._client_for_loop(), self.key(execution_id), after_seq, self._outage)
 
     def _client_for_loop(self) -> aredis.Redis:

@@ -56,6 +56,7 @@ class RedisCancelSignal(LocalCancelSignal):
             )
 
     def watch(self, execution_id: int, on_cancel: object) -> None:  # type: ignore[override]
+        """Call `on_cancel` when any process asks this run to stop (starts listening on Redis first)."""
         self.listen()
         super().watch(execution_id, on_cancel)  # type: ignore[arg-type]
 

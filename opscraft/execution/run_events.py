@@ -112,6 +112,7 @@ class RunEventDispatcher:
         self._floors_checked: dict[tuple[str, ...], float] = {}
         self._failing: set[str] = set()
         self._wake: asyncio.Event | None = None
+        self._waking = False  # a wake-up is on its way to the loop (`wake`)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -129,11 +130,27 @@ class RunEventDispatcher:
         self._task = self._loop.create_task(self._run(), name="opscraft-run-events")
 
     def wake(self) -> None:
-        """An event was written in this process: deliver soon (callable from any thread)."""
-        if self._loop is not None and self._wake is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._wake.set)
+        """An event was written (committed) in this process: deliver soon (callable from any
+        thread). One wake-up at a time goes to the loop: while one is on its way, the round it
+        starts reads every event committed before it runs, so a burst of ends (the finisher
+        calls this once per run) wakes the loop once, not once per run."""
+        if self._waking or self._loop is None or self._wake is None or self._loop.is_closed():
+            return
+        self._waking = True
+        try:
+            self._loop.call_soon_threadsafe(self._woken)
+        except RuntimeError:  # the loop closed meanwhile
+            self._waking = False
+
+    def _woken(self) -> None:
+        """On the loop: the wake-up arrived (cleared before the event is set, so a `wake` after
+        this sends another)."""
+        self._waking = False
+        assert self._wake is not None
+        self._wake.set()
 
     async def stop(self) -> None:
+        """Cancel the dispatcher's task and wait for it to end (idempotent)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 
 class StopReason(StrEnum):
+    """Why a run was stopped before its end: its timeout, a user's cancel, or the worker shutting down."""
+
     timed_out = "timed_out"
     cancelled = "cancelled"
     interrupted = "interrupted"
@@ -80,7 +82,10 @@ class RunnerError(Exception):
 
 
 class OutputSink(Protocol):
-    def feed(self, stream: Stream, data: bytes) -> None: ...
+    """Where a runner sends a run's output bytes as they come."""
+
+    def feed(self, stream: Stream, data: bytes) -> None:
+        """Take raw output bytes of `stream` (stdout or stderr)."""
 
     def tick(self) -> float:
         """Do what is due; return the seconds until something is due next."""
@@ -92,7 +97,8 @@ class Runner(Protocol):
 
     name: str
 
-    def run(self, spec: RunSpec, output: OutputSink, control: RunControl) -> RunResult: ...
+    def run(self, spec: RunSpec, output: OutputSink, control: RunControl) -> RunResult:
+        """Run `spec` to its end, feeding its output to `output` and obeying `control`; returns the result."""
 
 
 class RunControl:
@@ -124,6 +130,9 @@ class RunControl:
         _WATCHDOG.add(time.monotonic() + timeout_seconds, self)
 
     def stop(self, reason: StopReason) -> None:
+        """Ask the run to stop for `reason` (the first reason wins; no effect once it finished) and act on
+        it now.
+        """
         with self._lock:
             if self.reason is None and not self.finished:
                 self.reason = reason

@@ -120,6 +120,7 @@ class Store:
             return await conn.run_sync(step, *args)
 
     def close(self) -> None:
+        """Shut down the background writer and dispose the synchronous engine."""
         if self._writer is not None:
             self._writer.shutdown()
         if self._sync is not None:
@@ -657,6 +658,7 @@ class WorkerInfo:
     host_name: str
     pid: int
     slots: int
+    process_key: str | None = None  # `liveness.process_key()`
 
 
 class WorkerIdInUse(ConfigError):
@@ -716,6 +718,7 @@ def register(
         "host_name": worker.host_name,
         "pid": worker.pid,
         "slots": worker.slots,
+        "process_key": worker.process_key,
         "runners": runners,
         "warm_pool": warm_pool,
         "started_at": now,
@@ -837,6 +840,46 @@ def end_lost(conn: Connection, worker_id: str, stale_before: datetime) -> tuple[
         .values(stopped_at=clock.now(), lost=True)
     )
     return lost, [int(row["id"]) for row in ended]
+
+
+def end_dead(
+    conn: Connection, process_key: str, silent_before: datetime, gone: Callable[[str | None, int], bool]
+) -> tuple[list[str], list[int]]:
+    """Declare lost at once, as `end_lost` does after OPSCRAFT_WORKER_LOST_SECONDS, the workers
+    that hold a run whose cancel was requested, whose heartbeat is older than `silent_before`
+    (they missed heartbeats), whose process runs under `process_key` (this caller's machine and
+    PID namespace, `liveness.process_key`) and whose pid `gone(process_key, pid)` proves ended
+    (`liveness.proven_gone`): their cancelled runs end `cancelled`, any other run of theirs
+    `error` ("worker lost"), and every worker's sweep stops what they left. A worker that is
+    only slow keeps its pid, so nothing of it is ended: it kills its cancelled run itself when
+    it reads the cancel. Each worker row is updated on the condition it was read under (same pid,
+    still silent), so one that restarted meanwhile is left alone. Returns (the workers declared
+    lost, the runs this call ended)."""
+    silent = conn.execute(
+        select(_W.id, _W.pid)
+        .where(
+            _W.stopped_at.is_(None),
+            _W.process_key == process_key,
+            compared(_W.heartbeat_at, LT, silent_before),
+            _W.id.in_(select(_E.worker_id).where(_E.status == _RUNNING, _E.cancel_requested.is_(True))),
+        )
+        .with_for_update()
+    ).all()
+    dead: list[str] = []
+    for worker_id, pid in silent:
+        if not gone(process_key, int(pid)):
+            continue
+        still = (_W.id == worker_id, _W.pid == pid, _W.stopped_at.is_(None))
+        silent_still = compared(_W.heartbeat_at, LT, silent_before)
+        marked = conn.execute(
+            update(WORKERS).where(*still, silent_still).values(stopped_at=clock.now(), lost=True)
+        )
+        if marked.rowcount == 1:
+            dead.append(str(worker_id))
+    if not dead:
+        return [], []
+    ended = _end_runs(conn, _E.worker_id.in_(dead), LOST_MESSAGE)
+    return dead, [int(row["id"]) for row in ended]
 
 
 def lost_since(conn: Connection, since: datetime) -> list[tuple[str, datetime]]:

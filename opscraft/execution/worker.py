@@ -32,7 +32,7 @@ from opscraft.db import clock
 from opscraft.db.group_commit import Take
 from opscraft.db.types import utcnow
 from opscraft.db.unreachable import RoundFailures
-from opscraft.execution import identity_lock, store, transport
+from opscraft.execution import identity_lock, liveness, store, transport
 from opscraft.execution.docker_runner import DockerRunner
 from opscraft.execution.executor import Executor
 from opscraft.execution.identity_lock import worker_identity
@@ -72,7 +72,9 @@ class Worker:
     ) -> None:
         self.settings = settings
         self.worker_id = worker_identity(settings)
-        self.info = store.WorkerInfo(self.worker_id, socket.gethostname(), os.getpid(), settings.workers)
+        self.info = store.WorkerInfo(
+            self.worker_id, socket.gethostname(), os.getpid(), settings.workers, liveness.process_key()
+        )
         self.bus: LogBus = bus or transport.bus_for(settings)
         self.cancels: CancelSignal = cancels or transport.cancel_signal_for(settings)
         self.allowed = runners
@@ -204,6 +206,7 @@ class Worker:
                 if self.executor.active():
                     for execution_id in self.store.run(store.cancel_requested, self.worker_id):
                         self.executor.cancel(execution_id)
+                self.end_dead()
                 if now - heartbeat >= self.settings.worker_heartbeat_seconds:
                     heartbeat = now
                     self.docker.pool.resize(self._pool_size())
@@ -236,6 +239,22 @@ class Worker:
             for execution_id in ended:
                 self.executor.on_finished(execution_id)
         self.sweep_lost()
+        return ended
+
+    def end_dead(self) -> list[int]:
+        """End at once the runs of workers on this machine and PID namespace that hold a
+        cancelled run, missed heartbeats for `cancel_grace_seconds` and whose process is gone
+        (`store.end_dead`), then sweep what they left (`sweep_lost`). Returns the runs ended."""
+        key = self.info.process_key
+        if key is None:
+            return []
+        silent_before = clock.now() - timedelta(seconds=liveness.cancel_grace_seconds(self.settings))
+        dead, ended = self.store.run(store.end_dead, key, silent_before, liveness.proven_gone)
+        if dead:
+            log.warning("workers %s are gone (no process), a cancel pending: ended run(s) %s", dead, ended)
+            self.sweep_lost()
+            for execution_id in ended:
+                self.executor.on_finished(execution_id)
         return ended
 
     def sweep_lost(self) -> None:

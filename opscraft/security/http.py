@@ -44,6 +44,10 @@ class SecurityHeadersMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry: add the security headers (frame, sniffing, referrer and permissions policies, CSP;
+        HSTS on HTTPS; `Cache-Control: no-store` on API answers, RFC 6749 section 5.1) unless the
+        response set them.
+        """
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -92,6 +96,7 @@ class SecureCookiesMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry: on HTTPS requests, mark every Set-Cookie of the response Secure."""
         if scope["type"] != "http" or not is_https(scope):
             await self.app(scope, receive, send)
             return
@@ -144,6 +149,8 @@ REPEATED_KEY = "sent more than once in one JSON object: send each key once"
 
 
 class RepeatedKey(ValueError):
+    """A JSON object repeats `key`; such bodies are refused (which value wins would be ambiguous)."""
+
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.key = key
@@ -249,6 +256,13 @@ class RequestLimitsMiddleware:
         self.max_keys = max_keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry: read an API request's body whole and refuse it before the route runs.
+
+        Answers 413 past the body limit (in bytes; OPSCRAFT_MAX_STATE_BYTES for Terraform states), 415 for
+        an encoded body or a non-JSON one outside webhooks and states, 400 for a body that is not valid
+        JSON, and 422 for JSON past the depth or key limits, with repeated keys, or with text the databases
+        cannot store (the class docstring has the whole list).
+        """
         if scope["type"] != "http" or not scope["path"].startswith("/api/"):
             await self.app(scope, receive, send)
             return
@@ -350,6 +364,9 @@ class StartupGateMiddleware:
         self.ready = ready
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry: until the app is ready, answer 503 with Retry-After (JSON on API paths, a "starting"
+        page otherwise), except on the ungated paths.
+        """
         if scope["type"] != "http" or self.ready() or scope["path"].startswith(_UNGATED):
             await self.app(scope, receive, send)
             return

@@ -40,6 +40,7 @@ def normal_form(password: str) -> str:
 
 
 def hash_password(password: str) -> str:
+    """An argon2id hash of the password in its normal form (NFKC, as `normal_form` makes it)."""
     return _hasher.hash(normal_form(password))
 
 
@@ -65,8 +66,12 @@ def password_match(password: str, hashed: str | None) -> Match | None:
 
 
 def verify_password(password: str, hashed: str | None) -> bool:
+    """True when `password` matches the hash; False for no hash or an unreadable one."""
     return password_match(password, hashed) is not None
 
 
 def needs_rehash(hashed: str) -> bool:
+    """True when the hash was made with other parameters than today's and should be replaced at the next
+    login.
+    """
     return _hasher.check_needs_rehash(hashed)

@@ -43,20 +43,30 @@ def address_key(client_ip: str | None) -> str:
 
 
 class RateLimiter(Protocol):
+    """Counts hits per key in fixed windows of WINDOW_SECONDS seconds."""
+
     async def hit(self, key: str, limit: int) -> int:
         """Count one hit on `key`; return 0 if allowed, else the seconds until the window resets."""
         ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Release the limiter's connections."""
 
 
 class MemoryRateLimiter:
+    """A rate limiter counting in this process only (no Redis configured, or Redis down); past 10,000
+    counters it drops those of past windows.
+    """
+
     def __init__(self, window: int = WINDOW_SECONDS) -> None:
         self._window = window
         self._counts: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
 
     async def hit(self, key: str, limit: int) -> int:
+        """Count one hit on `key`; 0 if within `limit` for this window, else the seconds until the window
+        ends.
+        """
         now = time.time()
         bucket = int(now // self._window)
         with self._lock:
@@ -67,6 +77,7 @@ class MemoryRateLimiter:
         return _retry_after(count, limit, bucket, self._window, now)
 
     async def close(self) -> None:
+        """Nothing to release."""
         return None
 
 
@@ -89,6 +100,11 @@ class RedisRateLimiter:
         self._retry_at = 0.0  # monotonic: while degraded, Redis is not asked before this
 
     async def hit(self, key: str, limit: int) -> int:
+        """Count one hit on `key` in Redis (shared by every process); 0 if within `limit` for this window,
+        else the seconds until it ends.
+
+        While Redis fails, counts in this process instead (logged once) and tries Redis again after a pause.
+        """
         from redis.exceptions import RedisError
 
         if self._degraded and time.monotonic() < self._retry_at:
@@ -113,6 +129,7 @@ class RedisRateLimiter:
         return _retry_after(int(count), limit, bucket, self._window, now)
 
     async def close(self) -> None:
+        """Close the Redis connection."""
         await self._redis.aclose()
 
 
@@ -124,6 +141,7 @@ def _retry_after(count: int, limit: int, bucket: int, window: int, now: float) -
 
 
 def make_rate_limiter(settings: Settings) -> RateLimiter:
+    """The Redis rate limiter when a Redis URL is set, else the in-process one."""
     if settings.redis_url:
         return RedisRateLimiter(settings.redis_url, settings.redis_prefix)
     return MemoryRateLimiter()

@@ -49,6 +49,8 @@ class DecryptError(Exception):
 
 @dataclass(frozen=True)
 class Sealed:
+    """A secret value as stored: AES-GCM ciphertext with its tag, the 16-byte HKDF salt, the 12-byte nonce."""
+
     ciphertext: bytes
     salt: bytes
     nonce: bytes
@@ -56,6 +58,8 @@ class Sealed:
 
 @dataclass(frozen=True)
 class MasterKey:
+    """The vault master key (KEY_BYTES raw bytes) and where it was read from."""
+
     key: bytes
     source: str  # where it came from, for messages: the variable name or the file path
 
@@ -64,9 +68,13 @@ class MasterKey:
         return hmac.new(self.key, _CHECK_LABEL, hashlib.sha256).hexdigest()
 
     def encoded(self) -> str:
+        """The key as base64 text, as OPSCRAFT_MASTER_KEY and the key file hold it."""
         return base64.b64encode(self.key).decode()
 
     def matches(self, check_value: str) -> bool:
+        """True when `check_value` (stored in the database) was made with this key; constant-time
+        comparison.
+        """
         return hmac.compare_digest(self.check_value(), check_value)
 
 
@@ -87,6 +95,9 @@ class Vault:
         self.key_version = key_version
 
     def seal(self, value: str, *, secret_id: int, name: str) -> Sealed:
+        """Encrypt `value` for secret `secret_id` named `name`: a new salt and nonce, AES-GCM with the
+        secret's id, name and key version as associated data.
+        """
         salt, nonce = os.urandom(SALT_BYTES), os.urandom(NONCE_BYTES)
         aad = _aad(secret_id, name, self.key_version)
         ciphertext = _data_key(self.master.key, salt).encrypt(nonce, value.encode(), aad)
@@ -123,6 +134,7 @@ def parse_key(text: str, source: str) -> MasterKey:
 
 
 def generate_key_text() -> str:
+    """A new random master key as base64 text."""
     return base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()
 
 

@@ -29,8 +29,10 @@ class Actor:
 
     @property
     def user_id(self) -> int | None:
+        """The acting user's id, or None for an anonymous or system actor."""
         return self.user.id if self.user else None
 
     @property
     def name(self) -> str | None:
+        """The acting user's username, or None for an anonymous or system actor."""
         return self.user.username if self.user else None

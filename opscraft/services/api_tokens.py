@@ -57,6 +57,7 @@ class TokenInfo:
 
     @property
     def active(self) -> bool:
+        """True when the token is neither revoked nor expired now."""
         now = utcnow()
         t = self.token
         return t.revoked_at is None and (t.expires_at is None or t.expires_at > now)

@@ -24,7 +24,7 @@ from opscraft.db.models import AppSetting, Role
 from opscraft.db.types import utcnow
 from opscraft.services import audit, conflicts
 from opscraft.services.actor import Actor
-from opscraft.services.errors import Invalid
+from opscraft.services.errors import Invalid, sent_kind
 from opscraft.services.permissions import Permission, require
 
 # key -> (type, default). Only these keys exist.
@@ -105,6 +105,7 @@ def _transaction_ended(session: Session) -> None:
 
 
 async def get_all(session: AsyncSession) -> dict[str, Any]:
+    """Every known app setting, key -> value (stored value, else its default)."""
     return {key: await get(session, key) for key in KNOWN}
 
 
@@ -129,7 +130,7 @@ def problem(key: str, value: Any) -> str | None:
         str: isinstance(value, str),
     }
     if not fits[kind]:
-        return f"must be {_KIND_WORDS[kind]}"
+        return f"must be {_KIND_WORDS[kind]} (it is {sent_kind(value)})"
     if key in RANGES:
         low, high = RANGES[key]
         if not low <= value <= high:

@@ -71,6 +71,10 @@ ALREADY_DECIDED = "you have already decided on this run"
 
 
 class PolicyIn(Body):
+    """An approval policy as set: how many approvals each run needs (from people other than who started
+    it) and the hours a request waits before it expires.
+    """
+
     required: int = Field(default=1, ge=1, le=MAX_REQUIRED)
     expires_after_hours: int = Field(default=24, ge=1, le=MAX_EXPIRY_HOURS)
 
@@ -124,13 +128,13 @@ def _require_relaxing(actor: Actor, what: str) -> None:
 
 
 async def remove_policy(session: AsyncSession, actor: Actor, script_id: int) -> None:
-    """Let the script's runs start without approval (admins: `Forbidden` for operators); runs
-    already awaiting approval still need theirs."""
-    require(actor.user, Permission.edit_scripts, REMOVE_POLICY)
+    """Let the script's runs start without approval (admins: `Forbidden` naming admin for the
+    others, relax_approvals, so the operator a policy constrains cannot switch it off); runs
+    already awaiting approval still need theirs. `NotFound` when the script requires no approval."""
+    require(actor.user, Permission.relax_approvals, REMOVE_POLICY)
     policy = await session.get(ApprovalPolicy, script_id)
     if policy is None:
         raise NotFound(f"script {script_id} requires no approval")
-    _require_relaxing(actor, f"remove the approval requirement of script {script_id}")
     await session.delete(policy)
     audit.record(session, actor, "approval_policy.remove", "script", script_id)
     await session.commit()
@@ -216,6 +220,8 @@ def open_request(session: AsyncSession, execution_id: int, policy: PolicyTerms) 
 
 @dataclass(frozen=True)
 class Pending:
+    """A run waiting for approval (or its ended request), with the approvals counted so far."""
+
     execution: Execution
     request: ApprovalRequest
     approvals: int

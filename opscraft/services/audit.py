@@ -97,6 +97,8 @@ FILTER_LENGTHS = {"actor_name": 64, "action": 64, "target_type": 32, "target_id"
 
 @dataclass(frozen=True)
 class AuditQuery:
+    """Filters (combined with AND; `since` and `until` inclusive) and paging of an audit log listing."""
+
     actor_id: int | None = None
     actor_name: str | None = None
     action: str | None = None

@@ -36,6 +36,8 @@ from opscraft.services.errors import Forbidden, Invalid, RateLimited, Unauthoriz
 
 @dataclass(frozen=True)
 class TokenPair:
+    """A JWT access token and a refresh token, as a login or refresh answers them."""
+
     access_token: str
     refresh_token: str
     token_type: str = "bearer"
@@ -169,6 +171,11 @@ async def authenticate_password(
 
 
 async def login(session: AsyncSession, client_ip: str | None, username: str, password: str) -> TokenPair:
+    """Log in with username and password from `client_ip` and issue a token pair (committed).
+
+    Raises Unauthorized (401) for wrong credentials or a deactivated account, RateLimited (429) past the
+    auth rate limits; attempts are audited (authenticate_password).
+    """
     user = await authenticate_password(session, client_ip, username, password)
     pair = await issue_pair(session, user)
     await session.commit()

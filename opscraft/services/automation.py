@@ -23,6 +23,7 @@ class AutomationLoops:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def stop(self) -> None:
+        """Cancel the automation loops' tasks and wait for them to end."""
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:

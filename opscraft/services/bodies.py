@@ -1,7 +1,7 @@
 """`Body`: the one base of every request body model (API and UI submit through the same models).
 
 Rules, the same for every body:
-- an unknown key is refused (422 naming it: `input_words.UNKNOWN_FIELD_MESSAGE`), never dropped;
+- an unknown key is refused (422 naming it: "Extra inputs are not permitted"), never dropped;
 - a boolean is only a JSON `true`/`false`: not `"yes"`, `"false"`, `1` or `0`, nor `null` where
   the field cannot be null (`NULL_BOOL_MESSAGE`, one wording for every such switch: a schedule's,
   a channel's or a rule's `enabled`...; Pydantic said "Input should be a valid boolean");
@@ -43,10 +43,19 @@ from pydantic_core import PydanticCustomError
 
 from opscraft.db.text import problem as unstorable
 from opscraft.services import instants
-from opscraft.services.input_words import BOOL_MESSAGE, DATETIME_MESSAGE, INT_MESSAGE, NUMBER_MESSAGE
+from opscraft.services.errors import sent_kind
 
 NULL_BOOL_MESSAGE = "must be true or false, not null: leave the field out to keep its value (or its default)"
+# What a field of each type must be; a value of another JSON type is told this and what it is:
+# "must be true or false (it is text)", "must be a whole number (it is true, a JSON boolean)".
+BOOL_EXPECTED = "must be true or false"
+INT_EXPECTED = "must be a whole number"
+NUMBER_EXPECTED = "must be a number"
+DATETIME_EXPECTED = "must be an ISO 8601 date and time as text, e.g. 2030-01-31T12:00:00Z"
 TEXT_INT_MESSAGE = "must be a whole number, e.g. 42 (digits only: not 5.0)"
+DATETIME_MESSAGE = (
+    "must be an ISO 8601 date and time, e.g. 2030-01-31T12:00:00Z (a bare number is not read as a Unix time)"
+)
 _NUMERIC_TEXT = re.compile(r"\s*[+-]?[0-9]*\.?[0-9]+\s*")
 PLUS_AS_SPACE_MESSAGE = (
     "the '+' of its UTC offset arrived as a space ('+' in a query string means a space): "
@@ -56,13 +65,30 @@ PLUS_AS_SPACE_MESSAGE = (
 _PLUS_AS_SPACE = re.compile(r".*T[0-9:.]+ [0-9]{2}(?::?[0-9]{2})?")
 
 
-# The error type (`errors[].type` of a ValidationError) of each `scalar_problem` message.
+# The error type (`errors[].type` of a ValidationError) of each `scalar_problem` message, by the
+# words it starts with.
 _KINDS = {
-    BOOL_MESSAGE: "bool_type",
     NULL_BOOL_MESSAGE: "bool_type",
+    BOOL_EXPECTED: "bool_type",
+    INT_EXPECTED: "int_type",
+    NUMBER_EXPECTED: "float_type",
     DATETIME_MESSAGE: "datetime_from_number",
+    DATETIME_EXPECTED: "datetime_type",
     instants.OUT_OF_RANGE: "datetime_range",
 }
+
+
+def _kind(problem: str) -> str:
+    return next((kind for start, kind in _KINDS.items() if problem.startswith(start)), "value_error")
+
+
+def _wrong(expected: str, value: Any) -> str:
+    """`expected`, and what `value` is instead (`errors.sent_kind`)."""
+    return f"{expected} (it is {sent_kind(value)})"
+
+
+INT_MESSAGE = _wrong(INT_EXPECTED, 5.0)
+"""What an integer field says of a number sent with a decimal point (`5.0`)."""
 
 
 def _is_number(value: Any) -> bool:
@@ -75,8 +101,11 @@ def _is_numeric_time(value: Any) -> bool:
 
 
 def _time_problem(value: Any) -> str | None:
-    """Why `value` is no date and time the services read (`DATETIME_MESSAGE`: a number;
+    """Why `value` is no date and time the services read (`DATETIME_MESSAGE`: a number; another
+    JSON value that is not text, such as `true`: `DATETIME_EXPECTED` and what it is;
     `instants.OUT_OF_RANGE`: outside years 1-9999 in UTC), or None (Pydantic parses the rest)."""
+    if isinstance(value, bool | list | dict):
+        return _wrong(DATETIME_EXPECTED, value)  # `true` said "a bare number" (bool is an int)
     if _is_numeric_time(value):
         return DATETIME_MESSAGE
     if isinstance(value, str) and instants.out_of_range(value):
@@ -86,7 +115,8 @@ def _time_problem(value: Any) -> str | None:
 
 def scalar_problem(annotation: Any, value: Any) -> str | None:
     """Why `value` is not a JSON value of the boolean, numeric or date-and-time type `annotation`
-    declares (`BOOL_MESSAGE`, `INT_MESSAGE`, `NUMBER_MESSAGE` or `DATETIME_MESSAGE`), or None when
+    declares (`BOOL_EXPECTED`, `INT_EXPECTED`, `NUMBER_EXPECTED`, each with what `value` is, or
+    `_time_problem`'s words), or None when
     it is, or when the type is none of those (other types are left to Pydantic). `None` is
     refused only for a boolean that cannot be null (`NULL_BOOL_MESSAGE`)."""
     if value is None:
@@ -101,11 +131,11 @@ def scalar_problem(annotation: Any, value: Any) -> str | None:
         members = [a for a in get_args(annotation) if a is not type(None)]
         return scalar_problem(members[0], value) if len(members) == 1 else None
     if annotation is bool:
-        return None if isinstance(value, bool) else BOOL_MESSAGE
+        return None if isinstance(value, bool) else _wrong(BOOL_EXPECTED, value)
     if annotation is int:
-        return None if isinstance(value, int) and not isinstance(value, bool) else INT_MESSAGE
+        return None if isinstance(value, int) and not isinstance(value, bool) else _wrong(INT_EXPECTED, value)
     if annotation is float:
-        return None if _is_number(value) else NUMBER_MESSAGE
+        return None if _is_number(value) else _wrong(NUMBER_EXPECTED, value)
     if annotation is datetime:
         return _time_problem(value)
     if origin in (list, set, frozenset, tuple) and isinstance(value, list | tuple):
@@ -149,7 +179,7 @@ def _iso_text(value: Any) -> Any:
     not one whose offset's '+' was left unencoded (`PLUS_AS_SPACE_MESSAGE`)."""
     problem = _time_problem(value)
     if problem is not None:
-        raise PydanticCustomError(_KINDS[problem], problem)
+        raise PydanticCustomError(_kind(problem), problem)
     if isinstance(value, str) and _PLUS_AS_SPACE.fullmatch(value):
         raise PydanticCustomError("datetime_parsing", PLUS_AS_SPACE_MESSAGE)
     return value
@@ -175,5 +205,5 @@ class Body(BaseModel):
         if problem is None and isinstance(value, str):
             problem = unstorable(value)  # the API's door's words, for the UI's forms too
         if problem is not None:
-            raise PydanticCustomError(_KINDS.get(problem, "int_type"), problem)
+            raise PydanticCustomError(_kind(problem), problem)
         return value

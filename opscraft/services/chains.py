@@ -378,6 +378,10 @@ async def _checked(session: AsyncSession, link: ChainLink) -> None:
 
 
 async def get(session: AsyncSession, actor: Actor, link_id: int, script_id: int | None = None) -> ChainLink:
+    """A chain link by id (of `script_id` when given); needs view_scripts.
+
+    Raises NotFound (404) for an unknown link or one of another script.
+    """
     require(actor.user, Permission.view_scripts)
     link = await session.get(ChainLink, link_id)
     if link is None or (script_id is not None and link.script_id != script_id):
@@ -422,6 +426,11 @@ async def update_link(
 
 
 async def delete(session: AsyncSession, actor: Actor, link_id: int, script_id: int | None = None) -> None:
+    """Delete a chain link (audited as `chain_link.delete`, committed); needs edit_scripts.
+
+    Raises NotFound (404) for an unknown link or one of another script, Forbidden (403) without the
+    permission.
+    """
     require(actor.user, Permission.edit_scripts, 'manage "then run" links')
     link = await get(session, actor, link_id, script_id)
     _audit_link(session, actor, "chain_link.delete", link)
@@ -438,6 +447,7 @@ async def script_names(session: AsyncSession, script_ids: set[int]) -> dict[int,
 
 
 async def owner_name(session: AsyncSession, link: ChainLink) -> str | None:
+    """The username of the link's owner, None when it has none (deleted)."""
     owner = await session.get(User, link.owner_id) if link.owner_id else None
     return owner.username if owner else None
 
@@ -508,6 +518,11 @@ async def _scripts_with_links(session: AsyncSession, script_ids: set[Any]) -> se
 
 
 async def _fire_links(session: AsyncSession, execution_id: int) -> bool:
+    """One `chain_runs` row per enabled link of run `execution_id`'s script whose outcome it
+    matches: `pending`, or `error` saying why it is not started (too deep, the link's settings
+    or, for a link that maps the run's parameters, the run's stored parameters cannot be read:
+    they read as `{}`, and each mapped value silently fell back to its default). True when any
+    row was written."""
     source = await session.get(Execution, execution_id)
     if source is None or source.draft:  # a test run's content was never saved: it starts nothing
         return False
@@ -528,6 +543,7 @@ async def _fire_links(session: AsyncSession, execution_id: int) -> bool:
         await session.exec(select(ChainRun.depth).where(col(ChainRun.execution_id) == execution_id))
     ).first()
     depth = (parent or 0) + 1
+    unread = {k: p for k, p in stored_shapes.problems(source).items() if k == "parameters"}
     facts = {
         "parameters": dict(source.parameters),
         "outputs": await stored_outputs(session, execution_id),
@@ -541,6 +557,10 @@ async def _fire_links(session: AsyncSession, execution_id: int) -> bool:
             status, error = ChainRunStatus.error, f"the chain is longer than {MAX_DEPTH} runs: stopped"
         elif (stored := stored_shapes.note(link)) is not None:
             status, error = ChainRunStatus.error, f"the link's stored settings cannot be read: {stored}"
+            log.warning("chain link %s not fired for run %s: %s", link.id, execution_id, error)
+        elif unread and any(str(p).startswith("/parameters") for p in link.mapping.values()):
+            status = ChainRunStatus.error
+            error = f"the source run's stored parameters cannot be read: {stored_shapes.worded(unread)}"
             log.warning("chain link %s not fired for run %s: %s", link.id, execution_id, error)
         else:
             try:

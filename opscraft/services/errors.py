@@ -14,6 +14,10 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class ServiceError(Exception):
+    """An error a service raises for the caller to show: `status_code` is the HTTP status the API answers,
+    `message` says what to fix and `details` lists fields ({"field", "message"}).
+    """
+
     status_code = 400
 
     def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
@@ -23,6 +27,8 @@ class ServiceError(Exception):
 
 
 class Invalid(ServiceError):
+    """The request's values are refused (422)."""
+
     status_code = 422
 
     @classmethod
@@ -41,18 +47,26 @@ def unreadable(found: Mapping[str, str], under: str = "") -> list[dict[str, str]
 
 
 class Unauthorized(ServiceError):
+    """No valid credentials: not logged in, or a token or session that stopped working (401)."""
+
     status_code = 401
 
 
 class Forbidden(ServiceError):
+    """The user is known but their role may not do this (403)."""
+
     status_code = 403
 
 
 class NotFound(ServiceError):
+    """The addressed row does not exist or is not visible to the caller (404)."""
+
     status_code = 404
 
 
 class Conflict(ServiceError):
+    """The request clashes with the stored state: a taken name, a row in use, a concurrent change (409)."""
+
     status_code = 409
 
 
@@ -86,12 +100,45 @@ def retry_text(seconds: int) -> str:
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
+def sent_kind(value: Any) -> str:
+    """What a JSON value is, in words for a message ("true, a JSON boolean", "text", "a JSON
+    array"...), never the value itself (it may be a password or a secret): what was sent, next
+    to what was expected."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"{str(value).lower()}, a JSON boolean"
+    if isinstance(value, float):
+        return "a number with a decimal point"  # 5.0 too: a whole number field refuses it
+    if isinstance(value, int):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    return "a JSON array" if isinstance(value, list | tuple) else "a JSON object"
+
+
+# Pydantic's error types for a value of the wrong JSON type -> what the field must be. Pydantic's
+# own words named the model's Python class ("a valid dictionary or instance of RuleIn": a JSON
+# array sent to `PUT /notifications/rules/{id}`) and never what was sent.
+_EXPECTED_TYPE = {
+    "model_type": "must be a JSON object",
+    "model_attributes_type": "must be a JSON object",
+    "dict_type": "must be a JSON object",
+    "string_type": "must be text, a JSON string",
+    "list_type": "must be a JSON array",
+}
+
+
 def input_message(err: Mapping[str, Any]) -> str:
     """The message of one pydantic error (`ValidationError.errors()` item) as this project words
-    it, for a person: `input_words.worded` for pydantic's stock errors (empty, too long with the
-    limit and the length sent, wrong type...), else the validator's own message without
-    pydantic's "Value error, " prefix. Never the submitted value: it may be a password or a
-    secret."""
+    it, for a person: a value of the wrong JSON type says what the field must be and what was
+    sent (`sent_kind`), never a Python class; pydantic's other stock errors (empty, too long with
+    the limit and the length sent, out of range, missing...) in `input_words.worded`'s words;
+    else the validator's own message without pydantic's "Value error, " prefix. Never the
+    submitted value: it may be a password or a secret."""
+    expected = _EXPECTED_TYPE.get(str(err.get("type")))
+    if expected is not None and "input" in err:
+        return f"{expected} (it is {sent_kind(err['input'])})"
     return worded(err) or str(err.get("msg", "invalid value")).removeprefix("Value error, ")
 
 
@@ -108,10 +155,14 @@ class Problems:
         self.details: list[dict[str, Any]] = []
 
     def add(self, field: str, message: str) -> None:
+        """Note a problem of `field`."""
         self.details.append({"field": field, "message": message})
 
     @contextmanager
     def check(self) -> Iterator[None]:
+        """Context manager: collect an Invalid's details or a pydantic ValidationError's field problems
+        raised inside it, instead of raising.
+        """
         try:
             yield
         except Invalid as exc:
@@ -144,6 +195,7 @@ class Problems:
         return {str(d["field"]).split(".")[0] for d in self.details}
 
     def raise_if_any(self) -> None:
+        """Raise Invalid (422) with every collected problem when there is any."""
         if self.details:
             summary = "; ".join(
                 f"{d['field']}: {d['message']}" if d["field"] else d["message"] for d in self.details

@@ -19,7 +19,7 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
-from opscraft.db import clock, stored_shapes
+from opscraft.db import clock, read_as, stored_shapes
 from opscraft.db.models import (
     Execution,
     ExecutionDraft,
@@ -80,6 +80,8 @@ SYSTEM_TRIGGERS = frozenset({Trigger.schedule, Trigger.webhook, Trigger.retry, T
 
 @dataclass(frozen=True)
 class RunnerOptions:
+    """Which runners a user may choose for a run now: docker, local (with why local is refused for them)."""
+
     docker: bool
     local: bool
     # Why the local runner, though enabled, is not for this user (their role), else None.
@@ -87,11 +89,16 @@ class RunnerOptions:
 
     @property
     def default(self) -> str | None:
+        """The runner chosen when none is given: docker when offered, else local, else None."""
         return "docker" if self.docker else "local" if self.local else None
 
 
 @dataclass(frozen=True)
 class LogPage:
+    """One page of a run's stored output chunks; `next_offset` is the last `seq` returned and `complete` is
+    true once the run has ended and nothing follows.
+    """
+
     items: list[StoredChunk]
     next_offset: int
     complete: bool
@@ -745,7 +752,7 @@ async def list_executions(
     if script_id is not None:
         conditions.append(col(Execution.script_id) == script_id)
     if wanted is not None:
-        conditions.append(col(Execution.status) == wanted)
+        conditions.append(await read_as.reading_as(session, col(Execution.status), wanted))
     if user_id is not None:
         conditions.append(col(Execution.triggered_by) == user_id)
     conditions += within(col(Execution.queued_at), since, until)
@@ -785,6 +792,7 @@ async def triggering_users(session: AsyncSession, actor: Actor) -> list[tuple[in
 
 
 async def get(session: AsyncSession, actor: Actor, execution_id: int) -> Execution:
+    """A run by id; needs view_scripts. Raises NotFound (404) for an unknown id (or one outside 1..MAX_ID)."""
     require(actor.user, Permission.view_scripts)
     execution = await session.get(Execution, execution_id) if 1 <= execution_id <= MAX_ID else None
     if execution is None:

@@ -121,6 +121,7 @@ class Keyset:
 
     @property
     def newer(self) -> bool:
+        """True when the cursor pages towards newer runs (a `prev_cursor`)."""
         return self.position is not None and self.position.newer
 
     def conditions(self) -> list[ColumnElement[bool]]:

@@ -10,9 +10,13 @@ each finished Ansible run's per-host summary, `services.host_summaries`).
 - `ok`: it neither failed nor was unreachable (`failed` = 0 and `unreachable` = 0: the recap
   line Ansible prints green or yellow, `ansible.utils.color.hostcolor`).
 
-The host is matched exactly as the summary stores it (case and all, cut to
-`ansible_recap.MAX_HOST_CHARS`); a run lists at most `ansible_recap.MAX_HOSTS` hosts (failed and
-unreachable ones first), so a host past that cap of a larger run is not found in it.
+The host is matched in any case and any canonically equivalent spelling, as every search
+compares text: both the host rows and the term are kept in lower case and NFC
+(`ansible_recap.host_key`, cut to `ansible_recap.MAX_HOST_CHARS`), so `?host=DB1` finds `db1`
+and `café` typed a host listed as `cafe` + U+0301 (migration 0039 put the rows of earlier runs
+so); the host is matched whole, not as a substring. A run lists at most
+`ansible_recap.MAX_HOSTS` hosts (failed and unreachable ones first), so a host past that cap of
+a larger run is not found in it.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 
 from opscraft.db.models import Execution, ExecutionHost
-from opscraft.execution.ansible_recap import MAX_HOST_CHARS
+from opscraft.execution.ansible_recap import MAX_HOST_CHARS, host_key
 from opscraft.services.errors import Invalid
 from opscraft.services.invisible import check_filters
 
@@ -65,7 +69,7 @@ class HostFilter:
 
     def conditions(self) -> list[ColumnElement[bool]]:
         """WHERE terms on `ExecutionHost` (joined by `ON`)."""
-        found = [col(_H.host) == self.host]
+        found = [col(_H.host) == host_key(self.host)]
         return [*found, HOST_STATUSES[self.status].condition] if self.status else found
 
     @staticmethod

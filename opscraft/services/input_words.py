@@ -4,9 +4,10 @@ messages next to a field (`errors.input_message` uses it).
 pydantic's stock messages ("String should have at least 1 character", "Input should be a valid
 integer", "Field required") read differently from the project's own ("must not be empty or only
 spaces") for the same fault, and a limit's message did not say how long the value sent was. Each
-fault here has one wording: empty or blank, too long (the limit and the length sent), wrong type,
-out of range, not one of the choices. Never the value itself: it may be a password or a secret.
-An error type not listed keeps pydantic's message.
+fault here has one wording: empty or blank, too long (the limit and the length sent), missing,
+out of range, not one of the choices (a wrong JSON type: `errors._EXPECTED_TYPE` and `bodies`).
+Never the value itself: it may be a password or a secret. An error type not listed keeps
+pydantic's message.
 """
 
 from __future__ import annotations
@@ -16,17 +17,8 @@ from typing import Any
 
 EMPTY_MESSAGE = "must not be empty or only spaces"
 REQUIRED_MESSAGE = "is required: this field is missing"
-TEXT_MESSAGE = "must be text (a JSON string)"
-OBJECT_MESSAGE = "must be an object (a JSON object of names and values)"
-LIST_MESSAGE = "must be a list (a JSON array)"
+DATETIME_TEXT_MESSAGE = "must be an ISO 8601 date and time, e.g. 2030-01-31T12:00:00Z"
 UNKNOWN_FIELD_MESSAGE = "is not a field of this form: remove it (Extra inputs are not permitted)"
-# `bodies` says these for its own checks too (a boolean, a whole number, a number).
-BOOL_MESSAGE = "must be true or false (a JSON boolean, not text or a number)"
-INT_MESSAGE = "must be a whole number (a JSON number without a fraction: not 5.0, text or true/false)"
-NUMBER_MESSAGE = "must be a number (a JSON number, not text or true/false)"
-DATETIME_MESSAGE = (
-    "must be an ISO 8601 date and time, e.g. 2030-01-31T12:00:00Z (a bare number is not read as a Unix time)"
-)
 
 
 def _length(value: Any) -> str:
@@ -61,22 +53,9 @@ _WORDS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], str]] = {
     "string_too_long": _too_long,
     "too_short": _items,
     "too_long": _items,
-    "string_type": _fixed(TEXT_MESSAGE),
-    "int_type": _fixed(INT_MESSAGE),
-    "int_parsing": _fixed(INT_MESSAGE),
-    "int_from_float": _fixed(INT_MESSAGE),
-    "bool_type": _fixed(BOOL_MESSAGE),
-    "bool_parsing": _fixed(BOOL_MESSAGE),
-    "float_type": _fixed(NUMBER_MESSAGE),
-    "float_parsing": _fixed(NUMBER_MESSAGE),
-    "datetime_type": _fixed(DATETIME_MESSAGE),
-    "datetime_parsing": _fixed(DATETIME_MESSAGE),
-    "datetime_from_date_parsing": _fixed(DATETIME_MESSAGE),
-    "dict_type": _fixed(OBJECT_MESSAGE),
-    "model_type": _fixed(OBJECT_MESSAGE),
-    "model_attributes_type": _fixed(OBJECT_MESSAGE),
-    "list_type": _fixed(LIST_MESSAGE),
     "extra_forbidden": _fixed(UNKNOWN_FIELD_MESSAGE),
+    "datetime_parsing": _fixed(DATETIME_TEXT_MESSAGE),
+    "datetime_from_date_parsing": _fixed(DATETIME_TEXT_MESSAGE),
     "greater_than_equal": lambda _e, ctx: f"must be at least {ctx['ge']}",
     "greater_than": lambda _e, ctx: f"must be more than {ctx['gt']}",
     "less_than_equal": lambda _e, ctx: f"must be at most {ctx['le']}",

@@ -24,6 +24,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 
 from opscraft.db.text import NUL_MESSAGE
 from opscraft.services.errors import Invalid
+from opscraft.services.marks import MARKS
 from opscraft.services.storable import Text
 
 # UAX #9 explicit embedding, override and isolate controls (LRE, RLE, PDF, LRO, RLO; LRI, RLI,
@@ -72,15 +73,23 @@ _BIDI_RE = re.compile(f"[{BIDI_CONTROLS}]")
 # name is listed on, an ESC sequence recolours or rewrites a terminal that prints it.
 CONTROLS = "\\x00-\\x1f\\x7f-\\x9f"
 _CONTROL_RE = re.compile(f"[{CONTROLS}]")
+# Letters and symbols drawn as empty space: the Hangul fillers and the blank Braille pattern.
+FILLERS = "\u115f\u1160\u3164\uffa0\u2800"
+# What a name may not start with, once trimmed: a combining mark (`marks.MARKS`), which has no
+# character to sit on (U+0301 alone printed as a stray accent or as nothing), or a filler, which
+# prints as the blank space trimming removes.
+_NOT_LEAD = f"{MARKS}{FILLERS}"
+_LEAD_RE = re.compile(f"[{_NOT_LEAD}]")
 # The name rule for JSON Schema, so the OpenAPI schema says what the server accepts: no control or
-# invisible character, and something besides spaces.
+# invisible character, and a visible base character first after any leading spaces.
 
 
 def visible_pattern(refused: str) -> str:
     """A JSON Schema `pattern` (ECMA-262 and Python `re` alike) for a name: no character of the
-    class body `refused` besides `JOINER_IN_CONTEXT`, and something besides spaces."""
+    class body `refused` besides `JOINER_IN_CONTEXT`, and after any leading white space a
+    character that is not white space, a combining mark or a filler (`lead_problem`)."""
     char = f"(?:[^{refused}]|{JOINER_IN_CONTEXT})"
-    return f"^{char}*[^{refused}\\s]{char}*$"
+    return f"^[^\\S{refused}]*[^{refused}\\s{_NOT_LEAD}]{char}*$"
 
 
 NAME_PATTERN = visible_pattern(f"{CONTROLS}{INVISIBLE}")
@@ -129,12 +138,24 @@ def control_problem(text: str, why: str = " such as a newline or a tab") -> str 
     return f"must not contain control characters ({_codes(found)}){why}" if found else None
 
 
+def lead_problem(name: str) -> str | None:
+    """Why `name` (already trimmed) cannot start as it does, or None: with a combining mark
+    (U+0301 alone, or `\u0301abc`: an accent with nothing to sit on) or a filler (U+3164 HANGUL
+    FILLER, U+2800 BRAILLE PATTERN BLANK: blank space that trimming leaves). A name must start
+    with a visible base character."""
+    if not _LEAD_RE.match(name):
+        return None
+    what = "prints as blank space" if name[0] in FILLERS else "is a combining mark with nothing to sit on"
+    return f"must start with a visible letter, digit or symbol (U+{ord(name[0]):04X} {what})"
+
+
 def name_problem(name: str) -> str | None:
     """Why `name` (already trimmed) cannot be a name people read, or None: empty (it was only
-    spaces), a control character (`control_problem`), or an invisible or bidi control character."""
+    spaces), a control character (`control_problem`), an invisible or bidi control character,
+    or a start that is no visible base character (`lead_problem`)."""
     if not name:
         return "must not be empty or only spaces"
-    return control_problem(name) or invisible_problem(name)
+    return control_problem(name) or invisible_problem(name) or lead_problem(name)
 
 
 def _visible_name(value: str) -> str:
@@ -169,7 +190,7 @@ Label = Annotated[
 ]
 """A name people read (a schedule's name), in NFC (`canonical`; its length is counted so),
 trimmed of surrounding whitespace: not empty, no control characters (Cc), no invisible or bidi
-control characters."""
+control characters, a visible base character first (`lead_problem`)."""
 
 
 def _visible_or_empty(value: str) -> str:

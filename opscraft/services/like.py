@@ -7,9 +7,9 @@ Text is compared in lower case and in Unicode's NFC on both sides (`db.fold`): `
 description typed `café` (U+00E9) and one pasted as `cafe` + U+0301 alike, and `cafe` finds
 neither (accents are not folded away). A column searched through `fold` is normalized as it is
 read; a column stored already folded (a script's `search_text`, under a trigram index that a
-function around the column would bypass) is in NFC from its row's last save, so a row saved before
-this rule may still hold the decomposed spelling: the term is matched in that spelling too
-(`spellings`), and `cafe` still finds such a row until it is saved again.
+function around the column would bypass) is in NFC from its row's last save, and migration 0039
+put the rows saved before this rule in NFC too; the term is still matched in its decomposed
+spelling as well (`spellings`), for a row a manual edit stored so.
 """
 
 from __future__ import annotations

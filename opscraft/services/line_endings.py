@@ -36,6 +36,7 @@ class Notice:
     message: str
 
     def as_dict(self) -> dict[str, str]:
+        """The notice as a JSON object, as the API shows it."""
         return asdict(self)
 
 

@@ -88,6 +88,7 @@ class LintFinding:
     message: str
 
     def as_dict(self) -> dict[str, Any]:
+        """The finding as a JSON object, as the API shows it."""
         return asdict(self)
 
 
@@ -101,6 +102,7 @@ class LinterRun:
     detail: str = ""
 
     def as_dict(self) -> dict[str, Any]:
+        """The linter run as a JSON object, as the API shows it."""
         return asdict(self)
 
 

@@ -106,6 +106,10 @@ class PartlyDelivered(SendError):
 
 @dataclass(frozen=True)
 class EmailSettings:
+    """How an email channel sends: SMTP host and port, security (none, starttls or ssl), sender and
+    recipients, optional login, and the networks its host may be in.
+    """
+
     host: str
     port: int
     security: str

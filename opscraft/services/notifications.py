@@ -41,7 +41,7 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
-from opscraft.db import stored_shapes
+from opscraft.db import read_as, stored_shapes
 from opscraft.db.engine import Database
 from opscraft.db.models import (
     Execution,
@@ -387,6 +387,7 @@ async def list_channels(
 
 
 async def get_channel(session: AsyncSession, actor: Actor, channel_id: int) -> NotificationChannel:
+    """A notification channel by id; needs manage_settings. Raises NotFound (404) for an unknown id."""
     require(actor.user, Permission.manage_settings)
     channel = await session.get(NotificationChannel, channel_id)
     if channel is None:
@@ -661,6 +662,7 @@ TITLES = {
 
 
 def execution_url(execution_id: int) -> str | None:
+    """The link to a run's page under OPSCRAFT_PUBLIC_URL, or None when no public URL is set."""
     base = runtime.current().settings.public_url
     return f"{base}/executions/{execution_id}" if base else None
 
@@ -1062,6 +1064,8 @@ async def send_test(session: AsyncSession, actor: Actor, channel_id: int) -> Non
 
 @dataclass(frozen=True)
 class DeliveryQuery:
+    """Filters (combined with AND) and paging of a notification delivery listing."""
+
     channel_id: int | None = None
     execution_id: int | None = None
     status: str | None = None
@@ -1082,7 +1086,7 @@ async def list_deliveries(
     if query.status:
         if query.status not in DeliveryStatus.__members__:
             raise Invalid.at("status", f"must be one of: {', '.join(DeliveryStatus.__members__)}")
-        conditions.append(col(NotificationDelivery.status) == query.status)
+        conditions.append(await read_as.reading_as(session, col(NotificationDelivery.status), query.status))
     total = (
         await session.exec(select(func.count()).select_from(NotificationDelivery).where(*conditions))
     ).one()

@@ -33,8 +33,8 @@ from opscraft.db.text import (
 )
 from opscraft.execution.param_env import interpreted_name
 from opscraft.security.http import RepeatedKey, unique_keys
-from opscraft.services.errors import Invalid
-from opscraft.services.invisible import bidi_problem
+from opscraft.services.errors import Invalid, sent_kind
+from opscraft.services.invisible import FILLERS, bidi_problem
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_PARAMETERS = 100
@@ -61,8 +61,7 @@ BLANK_REQUIRED = (
 # Unicode general categories that print nothing on their own: format characters (zero-width
 # space, BOM, joiners), combining marks with no letter to sit on, separators.
 _SHOWS_NOTHING = frozenset({"Cc", "Cf", "Mn", "Me", "Zs", "Zl", "Zp"})
-# Letters and symbols drawn as empty space: the Hangul fillers and the blank Braille pattern.
-_FILLERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+_FILLERS = frozenset(FILLERS)
 
 
 def _prints_nothing(text: str) -> bool:
@@ -146,6 +145,8 @@ def json_from_text(text: str | None) -> Any:
 
 
 class ParamType(StrEnum):
+    """The type of a declared script parameter; `choice` takes one of its `options`."""
+
     string = "string"
     integer = "integer"
     number = "number"
@@ -503,10 +504,8 @@ def resolve(
     if values is None:
         values = {}
     if not isinstance(values, dict):
-        raise Invalid(
-            f"parameters: {NOT_AN_OBJECT} of NAME -> value",
-            details=[{"field": "parameters", "message": NOT_AN_OBJECT}],
-        )
+        said = f"{NOT_AN_OBJECT} (it is {sent_kind(values)})"  # as a body's object field says it
+        raise Invalid(f"parameters: {said}", details=[{"field": "parameters", "message": said}])
     known = {spec["name"]: spec for spec in schema}
     errors = [
         {"field": _field(name, 0), "message": "unknown parameter: this script does not declare it"}

@@ -9,6 +9,8 @@ from opscraft.services.errors import Forbidden, Unauthorized
 
 
 class Permission(StrEnum):
+    """What a role may do; ROLE_PERMISSIONS maps each role to its permissions."""
+
     view_scripts = "view_scripts"
     execute_scripts = "execute_scripts"
     edit_scripts = "edit_scripts"
@@ -52,6 +54,7 @@ def lower_role(a: Role | str, b: Role | str) -> Role:
 
 
 def can(user: User | None, permission: Permission) -> bool:
+    """True when `user` is active and its role has `permission`."""
     return user is not None and user.is_active and permission in ROLE_PERMISSIONS[Role(user.role)]
 
 

@@ -49,12 +49,15 @@ class MemoryRequestCounts:
         self._counts: Counter[Key] = Counter()
 
     def count(self, key: Key) -> None:
+        """Count one request under `key` (route template, method, status) in this process."""
         self._counts[key] += 1
 
     async def totals(self) -> dict[Key, int] | None:
+        """The counts of this process, key -> requests."""
         return dict(self._counts)
 
     async def close(self) -> None:
+        """Nothing to release."""
         return None
 
 
@@ -73,6 +76,7 @@ class RedisRequestCounts:
         self._warned_at = 0.0
 
     def count(self, key: Key) -> None:
+        """Count one request under `key` (route template, method, status); sent to Redis in the background."""
         self._pending[key] += 1
         try:
             self._ensure_started()
@@ -133,6 +137,9 @@ class RedisRequestCounts:
             log.warning("HTTP request counts: Redis unreachable (%s); keeping them until it is back", exc)
 
     async def totals(self) -> dict[Key, int] | None:
+        """The counts of every process sharing the Redis prefix, key -> requests; None when Redis fails
+        (logged).
+        """
         from redis.exceptions import RedisError
 
         self._ensure_started()
@@ -153,6 +160,9 @@ class RedisRequestCounts:
         return out
 
     async def close(self) -> None:
+        """Stop the background sender, send what is pending and close the Redis client (only on the loop
+        that started it).
+        """
         if self._task is None or self._loop is not asyncio.get_running_loop():
             return
         self._task.cancel()

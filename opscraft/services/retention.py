@@ -61,6 +61,7 @@ class RetentionRound:
 
     @property
     def changed(self) -> bool:
+        """True when the round removed some output or deleted some runs."""
         return bool(self.outputs_removed or self.executions_deleted)
 
 

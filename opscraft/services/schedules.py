@@ -86,6 +86,10 @@ T = TypeVar("T")
 
 
 class ScheduleIn(Body):
+    """A schedule as created or replaced: a cron expression (5 fields, or a macro such as @daily) read in
+    an IANA time zone, and the parameters and policies of its runs.
+    """
+
     name: Label = Field(min_length=1, max_length=64, examples=["nightly"])
     cron: str = Field(min_length=1, max_length=128, examples=["30 2 * * *"])
     timezone: str = Field(default="UTC", max_length=64, examples=["Europe/Paris"])
@@ -560,6 +564,9 @@ def _facts(schedule: Schedule) -> dict[str, Any]:
 async def get(
     session: AsyncSession, actor: Actor, schedule_id: int, script_id: int | None = None
 ) -> Schedule:
+    """A schedule by id (of `script_id` when given); needs view_scripts. Raises NotFound (404) for an
+    unknown schedule or one of another script.
+    """
     require(actor.user, Permission.view_scripts)
     schedule = await session.get(Schedule, schedule_id)
     if schedule is None or (script_id is not None and schedule.script_id != script_id):
@@ -598,6 +605,11 @@ async def update_schedule(
 
 
 async def delete(session: AsyncSession, actor: Actor, schedule_id: int, script_id: int | None = None) -> None:
+    """Delete a schedule (audited as `schedule.delete`, committed); needs edit_scripts.
+
+    Raises Forbidden (403) without the permission, NotFound (404) for an unknown schedule or one of another
+    script.
+    """
     require(actor.user, Permission.edit_scripts, MANAGE)
     schedule = await get(session, actor, schedule_id, script_id)
     await session.delete(schedule)
@@ -694,6 +706,7 @@ async def view(session: AsyncSession, actor: Actor, script_id: int, schedule_id:
 
 
 def process_name() -> str:
+    """This process's name for schedule claims: `host:pid`."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -882,6 +895,10 @@ async def _waiting(session: AsyncSession, schedule_id: int) -> bool:
 
 @dataclass
 class Outcome:
+    """How one claimed fire went: `outcome` (started, skipped, error...), the run it started and why it
+    started none.
+    """
+
     fire: Claimed
     outcome: str
     execution_id: int | None = None

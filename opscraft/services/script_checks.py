@@ -54,6 +54,7 @@ class Finding:
     message: str
 
     def as_dict(self) -> dict[str, object]:
+        """The finding as a JSON object, as the API shows it."""
         return asdict(self)
 
 
@@ -260,6 +261,8 @@ def _regex(pattern: str) -> Callable[[str], bool]:
 
 @dataclass(frozen=True)
 class Rule:
+    """One dangerous-pattern rule: its id, the message shown, and the predicate applied to each line."""
+
     id: str
     message: str
     matches: Callable[[str], bool]

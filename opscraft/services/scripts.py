@@ -23,7 +23,7 @@ from sqlmodel import update as sql_update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
-from opscraft.db import fold, stored_shapes
+from opscraft.db import fold, read_as, stored_shapes
 from opscraft.db.models import ChainLink, Inventory, Schedule, Script, ScriptTag, ScriptVersion, Secret, User
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.secrets import SecretKind
@@ -93,7 +93,7 @@ def _check_tags(tags: list[str]) -> list[str]:
             raise ValueError("tags must not be empty")
         if len(tag) > MAX_TAG:
             raise ValueError(f"each tag must be at most {MAX_TAG} characters")
-        problem = invisible.control_problem(tag) or invisible.invisible_problem(tag)
+        problem = invisible.name_problem(tag)
         if problem:
             raise ValueError(f"tags {problem}")
         if name_key(tag) not in seen:
@@ -203,6 +203,10 @@ class _ScriptFields(Body):
 
 
 class ScriptCreate(_ScriptFields):
+    """A script as created: name, type, first content and run settings; its status starts as draft unless
+    given.
+    """
+
     name: str = Field(examples=["deploy-app"], json_schema_extra={"pattern": NAME_RE.pattern})
     description: Text = Field(default="", max_length=MAX_DESCRIPTION, examples=["Deploy application"])
     script_type: ScriptType = Field(examples=["bash"])
@@ -282,6 +286,10 @@ class ScriptUpdate(_ScriptFields):
 
 @dataclass(frozen=True)
 class ScriptQuery:
+    """Filters (combined with AND), sort and paging of a script listing; `search` matches name,
+    description and tags, ignoring case (`db.fold`).
+    """
+
     search: str | None = None
     script_type: ScriptType | None = None
     status: ScriptStatus | None = None
@@ -312,6 +320,10 @@ class VersionRow:
 
 @dataclass(frozen=True)
 class Diff:
+    """The difference between two versions of a script: a unified diff of the content and the names of the
+    fields that changed.
+    """
+
     from_version: int
     to_version: int
     diff: str
@@ -370,9 +382,9 @@ async def list_scripts(session: AsyncSession, actor: Actor, query: ScriptQuery) 
     for word in (query.search or "").split():
         conditions.append(like.holds(col(Script.search_text), word, folded=True))
     if query.script_type:
-        conditions.append(col(Script.script_type) == query.script_type)
+        conditions.append(await read_as.reading_as(session, col(Script.script_type), query.script_type))
     if query.status:
-        conditions.append(col(Script.status) == query.status)
+        conditions.append(await read_as.reading_as(session, col(Script.status), query.status))
     if query.tag:
         spellings = await _spellings(session, query.tag)
         conditions.append(
@@ -541,9 +553,13 @@ class CheckedContent:
 
     @property
     def content(self) -> str:
+        """The content as checked and normalised (line endings, byte order mark)."""
         return self.checks.content
 
     def saved(self, script: Script, findings: list[Finding] | None = None) -> Saved:
+        """The save result of `script`, with these checks' notices and lint, and `findings` (default: these
+        checks' findings).
+        """
         found = self.checks.findings if findings is None else findings
         return Saved(script, found, self.checks.notices, self.checks.lint)
 

@@ -129,6 +129,10 @@ def value_warnings(value: str) -> list[str]:
 
 
 class SecretCreate(Body):
+    """A secret as created: an environment variable name (not reserved), its value, and whether runs get it
+    as a variable or as a file.
+    """
+
     name: str = Field(
         min_length=1,
         max_length=128,
@@ -164,6 +168,8 @@ class SecretCreate(Body):
 
 
 class SecretUpdate(Body):
+    """A change of a secret's description and/or value (at least one field)."""
+
     model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
 
     description: limited(Text, MAX_DESCRIPTION) | None = None
@@ -177,6 +183,8 @@ class SecretUpdate(Body):
 
 @dataclass(frozen=True)
 class ScriptRef:
+    """A script named by id and name."""
+
     id: int
     name: str
 
@@ -196,6 +204,8 @@ class SecretInfo:
 
 @dataclass(frozen=True)
 class Attachment:
+    """A secret attached to a script, with who attached it when."""
+
     secret_id: int
     name: str
     attached_by: int | None
@@ -273,6 +283,7 @@ async def list_secrets(
 
 
 async def get(session: AsyncSession, actor: Actor, secret_id: int) -> SecretInfo:
+    """A secret's metadata (never its value); needs manage_secrets; NotFound (404) for an unknown id."""
     require(actor.user, Permission.manage_secrets)
     return (await _infos(session, [await _get(session, secret_id)]))[0]
 
@@ -290,6 +301,13 @@ async def audit_logs(
 
 
 async def create(session: AsyncSession, actor: Actor, data: SecretCreate | Mapping[str, Any]) -> SecretInfo:
+    """Create a secret, encrypted with the current vault key (audited as `secret.create`, committed); needs
+    manage_secrets.
+
+    Raises Invalid (422) for a refused name or value, Conflict (409) for a taken name, Forbidden (403)
+    without the permission. The answer's `warnings` say what the value will do unexpectedly (too short to
+    mask).
+    """
     require(actor.user, Permission.manage_secrets)
     body = scripts.parse(SecretCreate, data)
     if (await session.exec(select(Secret.id).where(col(Secret.name) == body.name))).first() is not None:
@@ -542,6 +560,12 @@ async def attach(session: AsyncSession, actor: Actor, script_id: int, secret_id:
 
 
 async def detach(session: AsyncSession, actor: Actor, script_id: int, secret_id: int) -> None:
+    """Detach a secret from a script (audited as `secret.detach`, committed): its next runs no longer get
+    it; needs manage_secrets.
+
+    Raises Forbidden (403) without the permission, NotFound (404) for an unknown script or secret, or a
+    secret not attached to that script.
+    """
     require(actor.user, Permission.manage_secrets)
     script = await scripts.get(session, actor, script_id)
     secret = await _get(session, secret_id)
@@ -601,6 +625,10 @@ class VaultSecretSource:
     vault: Vault
 
     async def for_execution(self, db: Database, execution_id: int) -> RunSecrets:
+        """The decrypted secrets of a run's script (inject_for_execution: each use audited and committed).
+
+        Raises SecretUnavailable when the run no longer exists or a secret does not decrypt.
+        """
         async with db.session() as session:
             execution = await session.get(Execution, execution_id)
             if execution is None:

@@ -30,6 +30,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from opscraft.db import stored_shapes
 from opscraft.db.engine import Database
 from opscraft.db.models import Execution, TerraformPlan
 from opscraft.db.models.executions import ExecutionStatus, Trigger
@@ -40,7 +41,7 @@ from opscraft.execution.ports import PlanUnavailable
 from opscraft.security.vault import DecryptError, Vault
 from opscraft.services import audit, executions, keyring, terraform_state
 from opscraft.services.actor import Actor
-from opscraft.services.errors import Conflict, Invalid, NotFound
+from opscraft.services.errors import Conflict, Invalid, NotFound, unreadable
 from opscraft.services.permissions import Permission, require
 
 # What a refusal names (services/permissions.require; the routes' early check says the same).
@@ -290,8 +291,10 @@ async def apply(
     """Start an apply of exactly the plan saved by plan run `execution_id` (operators, admins).
 
     Returns the new run (`queued`, or `awaiting_approval` when the script requires approval).
-    Raises NotFound (no saved plan), Conflict (stale plan, already applied, script not active),
-    Invalid (bad runner), Forbidden.
+    Raises NotFound (no saved plan), Conflict (stale plan, already applied, script not active,
+    or the plan run's stored parameters cannot be read: db/stored_shapes.py reads them as `{}`,
+    and the apply would silently run without them; the 409 names `parameters`, as a run again
+    does), Invalid (bad runner), Forbidden.
     """
     require(actor.user, Permission.edit_scripts, APPLY_PLAN)
     plan = await _plan_of(session, execution_id)
@@ -314,6 +317,13 @@ async def apply(
     source = await session.get(Execution, execution_id)
     if source is None or source.script_type != ScriptType.terraform:
         raise NotFound(f"execution {execution_id} has no saved plan")
+    unread = {k: p for k, p in stored_shapes.problems(source).items() if k == "parameters"}
+    if unread:
+        raise Conflict(
+            f"the stored parameters of plan run {execution_id} cannot be read: "
+            f"{stored_shapes.worded(unread)}: run a new plan with the values it needs and apply that",
+            details=unreadable(unread),
+        )
     if runner is not None and runner not in executions.RUNNERS:
         raise Invalid(
             f"runner must be one of: {', '.join(executions.RUNNERS)}",

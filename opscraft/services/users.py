@@ -104,6 +104,8 @@ class UserCreate(Registration):
 
 
 class UserUpdate(Body):
+    """An admin's change of a user (at least one field); the email must stay unique ignoring case."""
+
     model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
 
     email: Email | None = Field(default=None, description="Unique, ignoring case")
@@ -148,6 +150,7 @@ def check_password_rules(password: str, username: str, field: str = "password") 
 
 
 async def count_users(session: AsyncSession) -> int:
+    """How many user accounts exist (active or not)."""
     return int((await session.exec(select(func.count()).select_from(User))).one())
 
 
@@ -235,6 +238,11 @@ async def register(session: AsyncSession, actor: Actor, data: Registration) -> U
 
 
 async def create(session: AsyncSession, actor: Actor, data: UserCreate) -> User:
+    """Create a user as an admin (audited as `user.create`, committed); needs manage_users.
+
+    Raises Forbidden (403) without the permission, Invalid (422) for a refused value, Conflict (409) for a
+    taken username or email.
+    """
     require(actor.user, Permission.manage_users)
     user = await _insert(session, data)
     audit.record(session, actor, "user.create", "user", user.id, username=user.username, role=user.role)
@@ -251,6 +259,11 @@ async def bootstrap(session: AsyncSession, data: UserCreate, *, actor_name: str 
 
 
 async def get(session: AsyncSession, actor: Actor, user_id: int) -> User:
+    """A user by id: one's own account, or any with manage_users.
+
+    Raises Forbidden (403) for another user's account without manage_users, NotFound (404) for an unknown
+    id.
+    """
     if actor.user_id != user_id:
         require(actor.user, Permission.manage_users)
     user = await session.get(User, user_id)
@@ -304,6 +317,12 @@ OWN_ACCOUNT_REFUSALS = {
 
 
 async def update_user(session: AsyncSession, actor: Actor, user_id: int, data: UserUpdate) -> User:
+    """Change a user's email, name, role or active flag as an admin; needs manage_users.
+
+    Raises Invalid (422) when nothing is to change, Forbidden (403) for demoting or deactivating one's own
+    account, Conflict (409) when it would leave no active admin, NotFound (404) for an unknown id; the
+    refusal names the field.
+    """
     require(actor.user, Permission.manage_users)
     user = await get(session, actor, user_id)
     changes = data.model_dump(exclude_unset=True, exclude_none=True)
@@ -480,6 +499,12 @@ async def change_password(
 
 
 async def delete(session: AsyncSession, actor: Actor, user_id: int) -> None:
+    """Delete a user as an admin (audited as `user.delete`, committed); their scripts and runs stay, without
+    an author.
+
+    Raises Forbidden (403) without manage_users or for one's own account, Conflict (409) for the last active
+    admin, NotFound (404) for an unknown id.
+    """
     require(actor.user, Permission.manage_users)
     if user_id == actor.user_id:
         raise Forbidden(OWN_ACCOUNT_REFUSALS["delete"])

@@ -104,6 +104,10 @@ REFUSED_LISTED_HOOKS = 20  # webhook ids kept in the window's row (an address pr
 
 
 class WebhookIn(Body):
+    """A webhook as created or replaced: its name, the optional signing secret, how a call's JSON body maps
+    to parameters (RFC 6901 JSON pointers) and the options of the runs it starts.
+    """
+
     name: Label = Field(min_length=1, max_length=64, examples=["on-push"])
     secret_id: int | None = Field(
         default=None, ge=1, le=MAX_ID, description="Vault secret used as the HMAC-SHA256 key"
@@ -260,6 +264,9 @@ def _new_token() -> tuple[str, str, str]:
 async def get(
     session: AsyncSession, actor: Actor, webhook_id: int, script_id: int | None = None
 ) -> WebhookTrigger:
+    """A webhook by id (of `script_id` when given); needs view_scripts. Raises NotFound (404) for an unknown
+    webhook or one of another script.
+    """
     require(actor.user, Permission.view_scripts)
     hook = await session.get(WebhookTrigger, webhook_id)
     if hook is None or (script_id is not None and hook.script_id != script_id):
@@ -314,6 +321,11 @@ async def update_webhook(
 
 
 async def delete(session: AsyncSession, actor: Actor, webhook_id: int, script_id: int | None = None) -> None:
+    """Delete a webhook (audited as `webhook.delete`, committed); needs edit_scripts.
+
+    Raises Forbidden (403) without the permission, NotFound (404) for an unknown webhook or one of another
+    script.
+    """
     require(actor.user, Permission.edit_scripts, MANAGE)
     hook = await get(session, actor, webhook_id, script_id)
     await session.delete(hook)
@@ -322,6 +334,9 @@ async def delete(session: AsyncSession, actor: Actor, webhook_id: int, script_id
 
 
 def hook_path(hook: WebhookTrigger, token: str) -> str:
+    """The URL path a webhook is called at; it holds the token, so it is shown only when the webhook is
+    created.
+    """
     return f"/api/v1/hooks/{hook.id}/{token}"
 
 
@@ -644,5 +659,6 @@ async def receive(session: AsyncSession, call: Call) -> Execution:
 
 
 async def owner_name(session: AsyncSession, hook: WebhookTrigger) -> str | None:
+    """The username of the webhook's owner, None when it has none (deleted)."""
     owner = await session.get(User, hook.owner_id) if hook.owner_id else None
     return owner.username if owner else None

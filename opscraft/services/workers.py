@@ -16,6 +16,7 @@ from opscraft.db import clock
 from opscraft.db.models import Execution, RegisteredWorker
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.types import GT, compared
+from opscraft.execution import liveness
 from opscraft.services import paging
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, require
@@ -35,7 +36,9 @@ class WorkerStatus:
     read of the job queue failed: Redis stopped or not answering), None while they can;
     `docker_error` why its Docker engine does not answer or its warm containers cannot be created
     (as of its last heartbeat; its `docker` runner is then not offered or runs start cold), None
-    while they can.
+    while they can; `silent_seconds` how long an `alive` worker has sent no heartbeat, once that
+    is longer than the cancel grace (`liveness.cancel_grace_seconds`: two heartbeat periods; a
+    SIGKILLed or frozen worker stays `alive` until it is declared lost), None otherwise.
     """
 
     id: str
@@ -51,6 +54,7 @@ class WorkerStatus:
     stopped_at: datetime | None
     queue_error: str | None
     docker_error: str | None = None
+    silent_seconds: int | None = None
 
 
 def _stale_before() -> datetime:
@@ -77,6 +81,13 @@ async def _running(session: AsyncSession) -> dict[str, int]:
     return {str(worker_id): int(count) for worker_id, count in rows.all() if worker_id}
 
 
+def _silent(worker: RegisteredWorker, state: str) -> int | None:
+    """`WorkerStatus.silent_seconds` of `worker` in `state`."""
+    silent = (clock.now() - worker.heartbeat_at).total_seconds()
+    grace = liveness.cancel_grace_seconds(runtime.current().settings)
+    return round(silent) if state == "alive" and silent > grace else None
+
+
 def _status(worker: RegisteredWorker, running: dict[str, int], stale: datetime) -> WorkerStatus:
     """`worker` as the lists show it, its heartbeat judged against `stale` (`_stale_before`)."""
     if worker.stopped_at is not None:
@@ -100,6 +111,7 @@ def _status(worker: RegisteredWorker, running: dict[str, int], stale: datetime) 
         stopped_at=worker.stopped_at,
         queue_error=worker.queue_error if state == "alive" else None,
         docker_error=(worker.warm_pool or {}).get("error") if state == "alive" else None,
+        silent_seconds=_silent(worker, state),
     )
 
 
@@ -142,3 +154,28 @@ async def health_counts(session: AsyncSession) -> tuple[int, int]:
         select(func.count()).select_from(Execution).where(col(Execution.status) == ExecutionStatus.queued)
     )
     return int(live.one()), int(queued.one())
+
+
+async def cancel_waiting(session: AsyncSession, execution: Execution) -> str | None:
+    """Why a cancel of `execution` has not landed yet, when its worker is not answering: the run
+    is `running`, its cancel was requested, and its worker sent no heartbeat for the cancel grace
+    (`liveness.cancel_grace_seconds`: two heartbeat periods). None otherwise (a live worker kills
+    the run within two seconds). The words say when it will end: once a worker on that machine
+    finds the process gone, when it answers again, or at the latest when it is declared lost
+    (OPSCRAFT_WORKER_LOST_SECONDS)."""
+    worker_id = execution.worker_id
+    if execution.status != ExecutionStatus.running or not execution.cancel_requested or not worker_id:
+        return None
+    read = select(RegisteredWorker.heartbeat_at).where(RegisteredWorker.id == worker_id)
+    heartbeat = (await session.exec(read)).first()
+    settings = runtime.current().settings
+    silent = (clock.now() - heartbeat).total_seconds() if heartbeat is not None else None
+    if silent is not None and silent < liveness.cancel_grace_seconds(settings):
+        return None
+    since = f"for {round(silent)} s" if silent is not None else "at all"
+    return (
+        f"Cancel pending: worker {worker_id} has not answered {since}. The run ends "
+        "cancelled as soon as a worker on its machine finds its process gone or it answers again, "
+        f"and at the latest when it is declared lost ({settings.worker_lost_seconds:g} s without a "
+        "heartbeat)."
+    )

@@ -37,10 +37,12 @@ _DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
 def _iso_day(value: Any) -> Any:
+    # A year outside 1-9999 first (0000, 10000, +2026): the API's words (`instants.OUT_OF_RANGE`);
+    # checked after the form, a five-digit year was told to be written YYYY-MM-DD.
+    if isinstance(value, str) and instants.out_of_range(value):
+        raise ValueError(instants.OUT_OF_RANGE)
     if isinstance(value, str) and not _DAY.fullmatch(value):
         raise ValueError("must be a date written YYYY-MM-DD")
-    if isinstance(value, str) and instants.out_of_range(value):  # year 0000: the API's words
-        raise ValueError(instants.OUT_OF_RANGE)
     return value
 
 

@@ -147,6 +147,9 @@ async def approval_panel(actor: Actor, execution: Execution) -> None:
 
 @protected_page("/approvals", Permission.view_scripts, "Approvals")
 async def approvals_page(actor: Actor) -> None:
+    """Page /approvals (needs view_scripts): the runs waiting for approval, with approve and reject buttons
+    for those who may decide, and the requests that ended last.
+    """
     with frame(actor, "Approvals"):
         ui.label(
             "Runs of scripts that require approval wait here until enough other people approve."

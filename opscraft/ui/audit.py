@@ -59,6 +59,9 @@ def readable(details: dict[str, Any] | None) -> str:
 
 
 def readable_value(value: Any) -> str:
+    """An audit detail value as text: lists joined with commas (`none` when empty), `{"from", "to"}` as
+    `from -> to`, other objects as JSON, None as `-`.
+    """
     if isinstance(value, list):
         return ", ".join(readable_value(v) for v in value) or "none"
     if isinstance(value, dict) and set(value) == {"from", "to"}:
@@ -115,6 +118,8 @@ def _filter(element: FilterField, name: str, width: str, props: str = "") -> Fil
 
 
 class AuditView:
+    """The audit log page's filters, table and pager."""
+
     def __init__(self, actions: list[str], targets: list[str], shown: AuditFilter) -> None:
         self.page = 1
         with ui.card().classes("w-full"), ui.row().classes("w-full items-end gap-3"):
@@ -170,6 +175,7 @@ class AuditView:
         )
 
     async def clear(self) -> None:
+        """Clear every filter and show the first page."""
         for field in (self.actor, self.action, self.target_type, self.target_id):
             field.value = None
         self.dates.set(None, None)
@@ -197,6 +203,9 @@ class AuditView:
         )
 
     async def refresh(self) -> None:
+        """Read the page of events the filters select (re-checking view_audit) and show it; a refused filter
+        is shown under its input.
+        """
         actor = await guard(Permission.view_audit)
         if actor is None:
             return

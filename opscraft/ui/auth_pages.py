@@ -41,6 +41,7 @@ def _card(title: str, subtitle: str) -> ui.card:
 
 @ui.page("/setup", title="Set up · OpsCraft", language=LANGUAGE, response_timeout=RESPONSE_TIMEOUT_SECONDS)
 async def setup_page() -> Response | None:
+    """Page /setup: create the first administrator; once any user exists it redirects to /login (303)."""
     if not await _no_users():
         return RedirectResponse("/login", status_code=303)
     await session.new_session_id()
@@ -93,6 +94,10 @@ async def setup_page() -> Response | None:
 
 @ui.page("/login", title="Log in · OpsCraft", language=LANGUAGE, response_timeout=RESPONSE_TIMEOUT_SECONDS)
 async def login_page(next: str | None = None, notice: str | None = None) -> Response | None:
+    """Page /login: sign in with username and password, then go to the safe `next` path; redirects to /setup
+    while there are no users and to `next` when already signed in (303). `notice` selects a message
+    (session ended...).
+    """
     if await _no_users():
         return RedirectResponse("/setup", status_code=303)
     target = session.safe_next(next)

@@ -28,9 +28,9 @@ from opscraft.ui.widgets import (
     dismiss,
     live_timer,
     one_shot,
+    prose_input,
     stored_json_text,
     stored_note,
-    text_input,
 )
 
 OUTCOME_LABELS = {
@@ -59,6 +59,9 @@ async def _top_level_fields(action: Any) -> Any:
 
 @script_tab("chains", "Then run", "account_tree", order=75)
 async def chains_tab(actor: Actor, script: Script) -> None:
+    """The script page's "Then run" tab: the chain links started when this script's runs end, editable with
+    edit_scripts.
+    """
     assert script.id is not None
     script_id = script.id
     edit = can(actor.user, Permission.edit_scripts)
@@ -159,12 +162,12 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                 .props('outlined dense data-testid="chain-outcome"')
                 .classes("w-full")
             )
-            mapping = text_input(
+            mapping = prose_input(
                 'Mapping (JSON: {"PARAM": "/parameters/NAME" or "/outputs/NAME"})',
                 "chain-mapping",
                 value=start["mapping"],
             )
-            fixed = text_input("Fixed parameters (JSON object)", "chain-params", value=start["parameters"])
+            fixed = prose_input("Fixed parameters (JSON object)", "chain-params", value=start["parameters"])
             enabled = ui.switch("Enabled", value=start["enabled"]).props('data-testid="chain-enabled"')
             terraform = automation_terraform.terraform_fields("chain", start, "if the script to start is one")
             fields = {"target_script_id": target, "outcome": outcome, "mapping": mapping, "parameters": fixed}

@@ -243,6 +243,9 @@ class Dashboard:
         return Notes(no_runs, may_edit, options.default, options.local_refusal)
 
     async def render(self) -> None:
+        """Draw the dashboard (notes, counts, 7-day success chart, running and recent runs) and start its
+        live refresh.
+        """
         stats = await self._stats()
         if stats is None:
             return
@@ -264,6 +267,7 @@ class Dashboard:
         live_timer(live_seconds(), self.refresh)
 
     async def refresh(self) -> None:
+        """Re-read the statistics (re-checking the session) and redraw only the regions that changed."""
         actor = await guard()
         if actor is None:
             return
@@ -285,6 +289,7 @@ class Dashboard:
 
 @protected_page("/", title="Dashboard")
 async def dashboard(actor: Actor) -> None:
+    """Page / (any signed-in user): the dashboard."""
     with frame(actor, "Dashboard"):
         assert actor.user is not None
         name = actor.user.full_name or actor.user.username

@@ -13,7 +13,7 @@ from opscraft.db.models import Execution, ExecutionHostSummary
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
 from opscraft.execution import ansible_options, terraform_plan
 from opscraft.execution.events import LogEvent
-from opscraft.services import executions, host_summaries, log_text, runs, shared_inventories
+from opscraft.services import executions, host_summaries, log_text, runs, shared_inventories, workers
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
 from opscraft.services.invisible import visible
@@ -125,6 +125,10 @@ def _output_tools(terminal: LiveTerminal, autoscroll: ui.switch) -> None:
     ).tooltip("Copy a link to the line of the selection or search match")
 
 
+# How often the page of a run whose cancel has not landed asks whether its worker answers.
+CANCEL_RECHECK_SECONDS = 2.0
+
+
 class ExecutionView:
     """The page's state: the latest row and the summary drawn from it (status, facts, parameters)."""
 
@@ -135,6 +139,7 @@ class ExecutionView:
         self.ran_content = ran_content
         # Why a queued run waits (its script's limit), read with the row (`read`).
         self.queued_note: str | None = None
+        self.cancel_note: str | None = None  # a cancel waiting on a worker not answering
         # The name of the shared inventory the run used (None: none, or deleted since), read with
         # the row (`read`).
         self.inventory_name: str | None = None
@@ -195,6 +200,8 @@ class ExecutionView:
             )
         if self.queued_note and run.status == ExecutionStatus.queued:
             banner("hourglass_empty", "grey", self.queued_note, "queued-note")
+        if self.cancel_note and run.status == ExecutionStatus.running:
+            banner("hourglass_top", "orange", self.cancel_note, "cancel-pending")
         if run.runner == "local":
             banner(
                 "warning",
@@ -293,6 +300,19 @@ class ExecutionView:
         if self.duration is not None and self.execution.status == ExecutionStatus.running:
             self.duration.set_text(format_duration(elapsed(self.execution)))
 
+    async def recheck_cancel(self) -> None:
+        """While a requested cancel has not landed, show or drop the note that its worker is not
+        answering (`workers.cancel_waiting`): a worker that died just before the cancel counts as
+        not answering only two heartbeat periods later, after the cancel's own reload. The header
+        is redrawn only when the note comes or goes."""
+        run = self.execution
+        if run.status != ExecutionStatus.running or not run.cancel_requested:
+            return
+        note = await call(workers.cancel_waiting, run)
+        if (note is None) != (self.cancel_note is None):
+            self.cancel_note = note
+            self.header.refresh()
+
     async def reload(self) -> bool:
         """Re-check the session and re-read the row through the service; redraw the summary only
         when the row changed. A redraw replaces its buttons with new elements, and the server drops
@@ -321,9 +341,11 @@ class ExecutionView:
         return True
 
     async def read(self) -> None:
-        """Read why the run waits (`executions.why_queued`), the name of the shared inventory it
-        used and a finished Ansible run's per-host summary, for the next summary drawn."""
+        """Read why the run waits (`executions.why_queued`) or why its cancel has not landed
+        (`workers.cancel_waiting`), the name of the shared inventory it used and a finished
+        Ansible run's per-host summary, for the next summary drawn."""
         self.queued_note = await call(executions.why_queued, self.actor, self.execution)
+        self.cancel_note = await call(workers.cancel_waiting, self.execution)
         run = self.execution
         if run.status in FINAL_STATUSES:
             self.host_summary = await call(host_summaries.of_run, self.actor, run)
@@ -370,6 +392,7 @@ class ExecutionView:
         return True
 
     async def cancel(self) -> None:
+        """Ask to cancel the run (the services check who may), then reload the view."""
         actor = await guard(Permission.view_scripts)
         if actor is None:
             return
@@ -408,6 +431,9 @@ async def _follow(client: Client, view: ExecutionView, terminal: LiveTerminal) -
 
 @protected_page("/executions/{execution_id}", Permission.view_scripts, title="Execution")
 async def execution_page(actor: Actor, execution_id: int) -> None:
+    """Page /executions/{id} (needs view_scripts): one run with its status, hosts, approval, chain and
+    Terraform panels and its live output; a missing run shows a not-found page with its status code.
+    """
     try:
         execution = await call(executions.get, actor, execution_id)
     except ServiceError as exc:
@@ -464,6 +490,7 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
         copy.on_click(copy_output)
         view.details()
         live_timer(1.0, view.tick)
+        live_timer(CANCEL_RECHECK_SECONDS, view.recheck_cancel)
     client = ui.context.client
     task = background_tasks.create(_follow(client, view, terminal), name=f"follow-execution-{execution_id}")
     client.on_delete(task.cancel)

@@ -48,6 +48,7 @@ STATUS_LABELS: dict[str, str] = {status.value: status.value.replace("_", " ") fo
 
 
 def status_badge(status: str) -> ui.badge:
+    """A badge with the icon, colour and label of a run status (unknown statuses in grey)."""
     color, icon, text = STATUS_STYLE.get(status, StatusStyle("grey-8", "help"))
     with ui.badge(color=color, text_color=text).classes("px-2 py-1 text-sm gap-1 items-center") as badge:
         ui.icon(icon).classes("text-sm" + (" animate-spin" if status == ExecutionStatus.running else ""))
@@ -81,6 +82,9 @@ def name_value_grid(classes: str = "") -> ui.grid:
 
 
 def format_duration(seconds: float | None) -> str:
+    """A duration in seconds as text: `4.2 s` under 10 s, `42 s`, `3 min 07 s`, `2 h 05 min`; an em dash for
+    None.
+    """
     if seconds is None:
         return "—"
     whole = int(seconds)
@@ -155,6 +159,7 @@ def trigger_label(run: Execution) -> str:
 
 
 def run_rows(rows: list[Execution]) -> list[dict[str, Any]]:
+    """Table rows (dicts of display text keyed by column) of runs, for the run tables."""
     return [
         {
             "id": row.id,

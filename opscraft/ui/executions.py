@@ -46,6 +46,7 @@ class RunFilter:
     host_status: str | None = None
 
     def query(self) -> str:
+        """The filters as a URL query string, without the empty ones."""
         return urlencode({k: v for k, v in vars(self).items() if v not in (None, "")})
 
     def service_args(self) -> dict[str, Any]:
@@ -106,6 +107,7 @@ class RunHistory:
         self.fields: dict[str, Any] = {}
 
     async def render(self) -> None:
+        """Draw the filter bar and the first results, and start the live refresh."""
         await self._filter_bar()
         await self.results()
         live_timer(REFRESH_SECONDS, self._refresh_if_live)
@@ -304,6 +306,9 @@ async def history_page(
     host: str | None = None,
     host_status: str | None = None,
 ) -> None:
+    """Page /executions (needs view_scripts): the run history, filtered by the query parameters
+    (`status=pending` is the seed's name for queued).
+    """
     status = executions.STATUS_ALIASES.get(status or "", status) or None  # the seed's "pending"
     days = (day.isoformat() if day else None for day in (since, until))
     filters = RunFilter(

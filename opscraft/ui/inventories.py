@@ -29,6 +29,7 @@ from opscraft.ui.widgets import (
     live_timer,
     long_text,
     page_dialog,
+    prose_input,
     text_input,
 )
 
@@ -49,6 +50,9 @@ def _picture(listed: Listed | None) -> object:
 
 @protected_page("/inventories", Permission.view_scripts, title="Inventories")
 async def inventories_page(actor: Actor) -> None:
+    """Page /inventories (needs view_scripts): the shared Ansible inventories and the scripts using each;
+    creating and editing need edit_scripts.
+    """
     edit = can(actor.user, Permission.edit_scripts)
     with frame(actor, "Inventories"):
         ui.label(
@@ -140,7 +144,7 @@ async def inventories_page(actor: Actor) -> None:
                 name = text_input(
                     "Name", "inventory-name", value=inventory.name if inventory else "", autofocus=True
                 )
-                description = text_input(
+                description = prose_input(
                     "Description", "inventory-description", value=inventory.description if inventory else ""
                 )
                 content = (

@@ -29,6 +29,9 @@ def version_url(inventory_id: int, number: int) -> str:
 
 @protected_page("/inventories/{inventory_id}/versions/{number}", Permission.view_scripts, title="Inventory")
 async def inventory_version_page(actor: Actor, inventory_id: int, number: int) -> None:
+    """Page /inventories/{id}/versions/{number} (needs view_scripts): one saved version of an inventory,
+    with its changes from the previous version side by side; an unknown one shows a not-found page.
+    """
     try:
         inventory = await call(shared_inventories.get, actor, inventory_id)
         shown = await call(shared_inventories.get_version, actor, inventory_id, number)

@@ -18,7 +18,7 @@ from opscraft.db.text import NOT_UTF8_MESSAGE, not_utf8_parameters
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError, input_message
 from opscraft.services.permissions import Permission, can
-from opscraft.ui import address, drafts, lost_resources, session
+from opscraft.ui import address, drafts, lost_resources, one_line, session
 from opscraft.ui.widgets import live_seconds, live_timer, one_shot
 
 # How long the server keeps a page whose browser lost its connection (laptop lid, flaky VPN)
@@ -32,6 +32,8 @@ RESPONSE_TIMEOUT_SECONDS = 60.0
 
 @dataclass(frozen=True)
 class NavItem:
+    """One entry of the navigation drawer, shown only to users with `permission`."""
+
     label: str
     icon: str
     path: str
@@ -130,10 +132,12 @@ NAV_CSS = """
 
 
 def notify_error(message: str) -> None:
+    """Show a red notification that stays until closed."""
     ui.notify(message, type="negative", position="top", multi_line=True, close_button=True)
 
 
 def notify_ok(message: str) -> None:
+    """Show a green notification that fades on its own."""
     ui.notify(message, type="positive", position="top")
 
 
@@ -209,6 +213,7 @@ def show_field_errors(fields: Mapping[str, Any], exc: ValidationError | ServiceE
 
 
 def clear_field_errors(fields: Mapping[str, Any]) -> None:
+    """Remove the error message under each of the form's fields."""
     for element in fields.values():
         element.error = None
 
@@ -483,12 +488,14 @@ SKIP_LINK_CSS = """
 
 
 def theme() -> None:
-    """Colours of every page (the frame's and the pages before login), and its reload when a file
-    of its own failed to load (`lost_resources`)."""
+    """Colours of every page (the frame's and the pages before login), its reload when a file
+    of its own failed to load (`lost_resources`), and its one-line fields' refusal of a pasted
+    line break (`one_line`)."""
     ui.add_head_html(lost_resources.RELOAD_JS)
     ui.colors(primary=PRIMARY, positive="#2e7d32", negative="#c62828", info="#01579b", warning="#f2c037")
     ui.add_css(THEME_CSS)
     ui.add_head_html(WELL_FORMED_EVENTS_JS)
+    ui.add_head_html(one_line.script())
 
 
 def editor_theme() -> str:

@@ -73,6 +73,7 @@ def _describe(channel: NotificationChannel) -> str:
 
 @protected_page("/notifications", ADMIN, "Notifications")
 async def notifications_page(actor: Actor) -> None:
+    """Page /notifications (admins): notification channels, their rules and their recent deliveries."""
     with frame(actor, "Notifications"):
 
         def channel_row(channel: NotificationChannel) -> None:

@@ -40,6 +40,7 @@ class PagedTable(ABC):
 
     @property
     def skip(self) -> int:
+        """How many rows come before the current page."""
         return (self.page - 1) * self.page_size
 
     def search_box(self, placeholder: str, testid: str, path: str, search: str | None = None) -> ui.input:
@@ -62,14 +63,17 @@ class PagedTable(ABC):
         await self.reload()
 
     def matching(self) -> str:
+        """` matching “search”` for the summary line when a search is set, else empty."""
         return f" matching “{self.search}”" if self.search else ""
 
     def make_table(self, columns: list[dict[str, Any]], testid: str) -> ui.table:
+        """Create the page's table (no client-side paging) with its test id."""
         self.table = ui.table(columns=columns, rows=[], row_key="id").classes("w-full")
         self.table.props(f'flat bordered hide-pagination :rows-per-page-options="[0]" data-testid="{testid}"')
         return self.table
 
     def make_footer(self, testid: str) -> None:
+        """Create the summary label and the pager under the table."""
         with ui.row().classes("w-full items-center justify-between"):
             self.summary = ui.label().classes("text-grey-7").props(f'data-testid="{testid}"')
             self.pager = ui.pagination(1, 1, direction_links=True, on_change=self._on_page)

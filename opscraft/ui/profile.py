@@ -26,6 +26,9 @@ from opscraft.ui.widgets import (
 
 @protected_page("/profile", title="Profile")
 async def profile_page(actor: Actor) -> None:
+    """Page /profile (any signed-in user): one's own account facts, email and name form, and password
+    change.
+    """
     user = actor.user
     assert user is not None
     with frame(actor, "Profile"), ui.row().classes("w-full gap-4 items-start"):

@@ -34,6 +34,7 @@ from opscraft.ui.widgets import (
     live_timer,
     one_shot,
     page_dialog,
+    prose_input,
     stored_json_text,
     text_input,
 )
@@ -143,6 +144,7 @@ def _row_picture(view: ScheduleView, zone: ZoneInfo) -> tuple[Any, ...]:
 
 @script_tab("schedules", "Schedules", "schedule", order=60)
 async def schedules_tab(actor: Actor, script: Script) -> None:
+    """The script page's Schedules tab: the script's schedules, editable with edit_scripts."""
     assert script.id is not None
     script_id, script_type = script.id, script.script_type
     edit = can(actor.user, Permission.edit_scripts)
@@ -222,7 +224,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
             tz = text_input(
                 "Time zone (IANA, e.g. Europe/Paris; empty: UTC)", "schedule-tz", value=start["timezone"]
             )
-            params = text_input("Parameters (JSON object)", "schedule-params", value=start["parameters"])
+            params = prose_input("Parameters (JSON object)", "schedule-params", value=start["parameters"])
             missed = ui.select(
                 labels.MISSED_POLICY, value=start["missed_policy"], label="After downtime"
             ).props('outlined dense data-testid="schedule-missed"')
@@ -296,6 +298,9 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
 
 @protected_page("/schedules", Permission.view_scripts, "Schedules")
 async def schedules_page(actor: Actor) -> None:
+    """Page /schedules (needs view_scripts): every script's schedules, with fire times in the browser's time
+    zone.
+    """
     with frame(actor, "Schedules"):
         zone_box: dict[str, ZoneInfo] = {"zone": ZoneInfo("UTC")}
 

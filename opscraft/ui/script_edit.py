@@ -113,6 +113,7 @@ class ParameterRows:
         self.render()
 
     def add(self) -> None:
+        """Add an empty parameter row and redraw."""
         self.rows.append(_blank_row())
         self.render()
 
@@ -126,10 +127,12 @@ class ParameterRows:
             self.render()
 
     def remove(self, row: dict[str, Any]) -> None:
+        """Remove a parameter row and redraw."""
         self.rows.remove(row)
         self.render()
 
     def render(self) -> None:
+        """Redraw the parameter rows from `rows`, re-registering their inputs with the draft."""
         for name in [key for key in self.draft.fields if key.startswith("param-")]:
             del self.draft.fields[name]
         self.container.clear()
@@ -153,9 +156,12 @@ class ParameterRows:
                         ("default", ui.input("Default", value=row["default"]), "w-40"),
                         # One chip per option: an option may hold a comma ("Paris, France").
                         ("options", TagInput("Options (Enter after each)", row["options"]), "w-48"),
-                        ("description", ui.input("Description", value=row["description"]), "flex-grow"),
+                        # A text area: a pasted line break is kept, as the API keeps it (one_line).
+                        ("description", ui.textarea("Description", value=row["description"]), "flex-grow"),
                     ):
                         inputs[key] = element.bind_value(row, key).classes(width)
+                        if key == "description":
+                            element.props("autogrow rows=1")
                         element.props(f'outlined dense data-testid="param-{key}-{index}"')
                         self.draft.field(f"param-{key}-{index}", element)
                         if key == "options":
@@ -622,6 +628,12 @@ class ScriptForm:
         ui.navigate.to(f"/scripts/{self.script.id}" if self.script else "/scripts")
 
     async def save(self, acknowledge: bool) -> None:
+        """Create or update the script from the form (re-checking edit_scripts); refusals are shown under
+        their fields, a 409 says to reload and keeps what was typed.
+
+        `acknowledge`: the user accepted the dangerous-pattern findings. On success the draft is cleared and
+        the form then edits the saved version.
+        """
         actor = await guard(Permission.edit_scripts)
         if actor is None:
             return
@@ -717,6 +729,7 @@ class ScriptForm:
 
 @protected_page("/scripts/new", Permission.edit_scripts, title="New script")
 async def new_script_page(actor: Actor) -> None:
+    """Page /scripts/new (needs edit_scripts): the script form, empty."""
     choices = await _inventory_choices(actor)
     with frame(actor, "New script"):
         ScriptForm(None, choices)
@@ -724,6 +737,9 @@ async def new_script_page(actor: Actor) -> None:
 
 @protected_page("/scripts/{script_id}/edit", Permission.edit_scripts, title="Edit script")
 async def edit_script_page(actor: Actor, script_id: int) -> None:
+    """Page /scripts/{id}/edit (needs edit_scripts): the script form with the script's current version; an
+    unknown script shows a not-found page.
+    """
     try:
         script = await call(scripts.get, actor, script_id)
     except ServiceError as exc:

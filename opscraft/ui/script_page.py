@@ -176,6 +176,7 @@ class VersionsView:
             await self.refresh()
 
     async def refresh(self) -> None:
+        """Read and show the current page of the script's versions."""
         actor = await guard(Permission.view_scripts)
         if actor is None:
             return
@@ -202,6 +203,7 @@ class VersionsView:
         self.pager.set_visibility(total > VERSIONS_PAGE)
 
     async def compare(self) -> None:
+        """Show the difference between the two chosen versions, unified or side by side."""
         actor = await guard(Permission.view_scripts)
         if actor is None or not self.from_n.value or not self.to_n.value:
             return
@@ -227,6 +229,7 @@ class VersionsView:
         self.changed.text = f"Also changed: {', '.join(others)}" if others else ""
 
     def confirm_rollback(self, number: int) -> None:
+        """Open the dialog confirming a rollback to version `number`."""
         with ui.dialog() as dialog, ui.card().classes("gap-3").props('data-testid="rollback-dialog"'):
             dialog_title(f"Roll back to version {number}?")
             ui.label(
@@ -247,6 +250,9 @@ class VersionsView:
         dialog.open()
 
     async def rollback(self, number: int, acknowledge: bool) -> None:
+        """Roll the script back to version `number` (re-checking edit_scripts); content with
+        dangerous-pattern findings asks for acknowledgement first.
+        """
         actor = await guard(Permission.edit_scripts)
         if actor is None:
             return
@@ -321,6 +327,9 @@ def _confirm_delete(script: Script) -> None:
 
 @protected_page("/scripts/{script_id}", Permission.view_scripts, title="Script")
 async def script_page(actor: Actor, script_id: int, tab: str = "overview") -> None:
+    """Page /scripts/{id} (needs view_scripts): the script's overview, content, versions and the registered
+    tabs; `tab` selects the open tab (an unknown one is named and ignored).
+    """
     try:
         script = await call(scripts.get, actor, script_id)
     except ServiceError as exc:

@@ -28,6 +28,9 @@ async def _attached(actor: Actor, script_id: int) -> list[Attachment] | None:
 
 @script_tab("secrets", "Secrets", "key")
 async def secrets_tab(actor: Actor, script: Script) -> None:
+    """The script page's Secrets tab: the secrets attached to the script; attaching and detaching need
+    manage_secrets.
+    """
     assert script.id is not None
     script_id = script.id
     manage = can(actor.user, Permission.manage_secrets)

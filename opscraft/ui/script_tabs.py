@@ -18,6 +18,10 @@ Renderer = Callable[[Actor, Script], Awaitable[None]]
 
 @dataclass(frozen=True)
 class ScriptTab:
+    """A tab registered on the script page: its key, label, icon, renderer and position (lower `order`
+    first).
+    """
+
     key: str
     label: str
     icon: str
@@ -30,6 +34,8 @@ ACTIONS: dict[str, Renderer] = {}
 
 
 def script_tab(key: str, label: str, icon: str, order: int = 100) -> Callable[[Renderer], Renderer]:
+    """Decorator: register a renderer as a script page tab."""
+
     def register(render: Renderer) -> Renderer:
         TABS[key] = ScriptTab(key, label, icon, render, order)
         return render
@@ -38,6 +44,8 @@ def script_tab(key: str, label: str, icon: str, order: int = 100) -> Callable[[R
 
 
 def script_action(key: str) -> Callable[[Renderer], Renderer]:
+    """Decorator: register a renderer as a script page header action under `key`."""
+
     def register(render: Renderer) -> Renderer:
         ACTIONS[key] = render
         return render
@@ -46,4 +54,5 @@ def script_action(key: str) -> Callable[[Renderer], Renderer]:
 
 
 def ordered_tabs() -> list[ScriptTab]:
+    """The registered tabs, by `order`."""
     return sorted(TABS.values(), key=lambda tab: tab.order)

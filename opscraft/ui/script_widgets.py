@@ -65,10 +65,12 @@ KEYBOARD_HINT = "Tab indents. To leave the editor with the keyboard: Esc, then T
 
 
 def type_badge(script_type: str) -> None:
+    """A badge naming the script type, coloured by type."""
     ui.badge(script_type, color=TYPE_COLORS.get(script_type, "grey")).props('data-testid="type-badge"')
 
 
 def status_badge(status: str) -> None:
+    """A badge naming the script status, coloured by status."""
     ui.badge(status, color=STATUS_COLORS.get(status, "grey")).props('data-testid="status-badge"')
 
 

@@ -204,6 +204,9 @@ class ScriptList(PagedTable):
         return bool(self.search.value or self.script_type.value or self.status.value or self.tag.value)
 
     async def refresh(self, ticking: bool = False) -> None:
+        """Read and show the page of scripts the filters select, with each script's last run (re-checking
+        view_scripts; `ticking`: a periodic refresh).
+        """
         actor = await guard(Permission.view_scripts, ticking=ticking)
         if actor is None:
             return

@@ -34,6 +34,7 @@ from opscraft.ui.widgets import (
     dialog_title,
     format_time,
     one_shot,
+    prose_input,
     text_input,
 )
 
@@ -271,6 +272,9 @@ class SecretsView(PagedTable):
         self.make_footer("secrets-summary")
 
     async def refresh(self, ticking: bool = False) -> None:
+        """Read and show the current page of secrets (re-checking manage_secrets; `ticking`: a periodic
+        refresh).
+        """
         actor = await guard(Permission.manage_secrets, ticking=ticking)
         if actor is None:
             return
@@ -288,6 +292,7 @@ class SecretsView(PagedTable):
         self.show_total(total, "secret", self.matching())
 
     def open_create(self) -> None:
+        """Open the dialog creating a secret (an environment variable or a file secret)."""
         with ui.dialog() as dialog, dialog_card("New secret") as card:
             draft = Draft(CREATE_DRAFT, card)
             name = text_input(
@@ -301,7 +306,7 @@ class SecretsView(PagedTable):
                 "A file secret is written into the run (mode 0400, removed afterwards); the variable "
                 "holds its path."
             ).classes("text-caption text-grey-7").bind_visibility_from(kind, "value", value="file")
-            description = text_input("Description", "create-description")
+            description = prose_input("Description", "create-description")
             draft.field("name", name)
             draft.field("description", description)
             fields = {"name": name, "value": value.text, "description": description}
@@ -313,7 +318,7 @@ class SecretsView(PagedTable):
                 return {
                     "name": (name.value or "").strip(),
                     "value": value.value or "",
-                    "description": (description.value or "").strip(),
+                    "description": description.value or "",  # as typed, as the API keeps it
                     "kind": kind.value,
                 }
 
@@ -335,8 +340,9 @@ class SecretsView(PagedTable):
         one_shot(0, draft.restore)
 
     def open_edit(self, row: dict[str, Any]) -> None:
+        """Open the dialog editing a secret's description."""
         with ui.dialog() as dialog, dialog_card(f"Edit {row['name']}"):
-            description = text_input("Description", "edit-description", value=row["description"])
+            description = prose_input("Description", "edit-description", value=row["description"])
             dialog_buttons(
                 dialog,
                 "Save",
@@ -344,9 +350,7 @@ class SecretsView(PagedTable):
                 lambda: self.apply(
                     dialog,
                     Permission.manage_secrets,
-                    lambda s, a: secrets.update(
-                        s, a, row["id"], {"description": (description.value or "").strip()}
-                    ),
+                    lambda s, a: secrets.update(s, a, row["id"], {"description": description.value or ""}),
                     "Description saved",
                     {"description": description},
                 ),
@@ -354,6 +358,7 @@ class SecretsView(PagedTable):
         dialog.open()
 
     def open_replace(self, row: dict[str, Any]) -> None:
+        """Open the dialog replacing a secret's value."""
         with ui.dialog() as dialog, dialog_card(f"Replace the value of {row['name']}"):
             ui.label("The current value is not shown. Runs that start after saving get the new one.").classes(
                 "text-grey-7"
@@ -374,6 +379,9 @@ class SecretsView(PagedTable):
         dialog.open()
 
     def open_delete(self, row: dict[str, Any]) -> None:
+        """Open the dialog confirming a secret's deletion; an attached secret needs the "detach and delete"
+        box ticked.
+        """
         attached = row["scripts"]
         with ui.dialog() as dialog, dialog_card(f"Delete {row['name']}?"):
             ui.label("The secret and its encrypted value are removed for good.").classes("text-grey-8")

@@ -18,6 +18,7 @@ from opscraft.services.errors import Unauthorized
 
 
 def client_ip() -> str | None:
+    """The TCP peer address of the page's request, or None outside a page context."""
     try:
         request = context.client.request
     except (AttributeError, RuntimeError):
@@ -66,6 +67,7 @@ async def new_session_id() -> None:
 
 
 def log_out() -> None:
+    """End the browser's session: forget the signed-in user."""
     app.storage.user.clear()
 
 
@@ -130,6 +132,7 @@ NOTICES = {
 
 
 def login_url(next_path: str | None = None, notice: str | None = None) -> str:
+    """The /login address, with `next` (omitted for /) and `notice` percent-encoded."""
     params = {"next": next_path if next_path not in (None, "/") else None, "notice": notice}
     query = "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items() if v)
     return f"/login?{query}" if query else "/login"

@@ -120,6 +120,9 @@ def _number(key: str, value: float | None) -> Any:
 
 @protected_page("/settings", Permission.manage_settings, title="Settings")
 async def settings_page(actor: Actor) -> None:
+    """Page /settings (needs manage_settings): the instance settings form, with what environment variables
+    force, and the workers' warm pools.
+    """
     async with runtime.current().db.session() as s:
         values = await app_settings.get_all(s)
         unread = await app_settings.unreadable(s, actor)

@@ -166,24 +166,41 @@ const mark = (term, row, col, length) => {
 };
 """
 
-# Finds %s (case-insensitive) and selects the match `step` (+1/-1) from the current one.
+# Finds %s (in any case and canonically equivalent spelling, as every search: `fold`) and
+# selects the match `step` (+1/-1) from the current one.
 _SEARCH_JS = (
     _LINES_JS
     + """
-const term = getElement(%d).terminal, needle = %s.toLowerCase(), step = %d;
+// `text` as every search compares it (db.fold.lower): lower case by the simple mapping (U+0130
+// an i, U+03A3 a small sigma anywhere), in NFC; `cells[i]`: the cell, in the line, of folded
+// code unit i (a letter and its combining marks are one cell, however they are spelled).
+const fold = (text) => {
+  let out = "";
+  const cells = [];
+  (text.match(/\\P{M}\\p{M}*|\\p{M}+/gu) || []).forEach((cluster, cell) => {
+    const simple = cluster.normalize("NFC").replace(/\\u0130/g, "i").replace(/\\u03a3/g, "\\u03c3");
+    const folded = simple.toLowerCase().normalize("NFC");
+    out += folded;
+    for (let k = 0; k < folded.length; k++) cells.push(cell);
+  });
+  return {text: out, cells};
+};
+const term = getElement(%d).terminal, needle = fold(%s).text, step = %d;
 const state = window.__ocSearch || (window.__ocSearch = {needle: null, at: -1});
 if (state.needle !== needle) { state.needle = needle; state.at = -1; }
 if (!needle) { term.clearSelection(); return [0, 0, 0]; }
 const hits = [];
 lines(term).forEach((line, index) => {
-  const text = line.text.toLowerCase();
-  for (let col = text.indexOf(needle); col >= 0; col = text.indexOf(needle, col + 1))
-    hits.push([index + 1, line.row + Math.floor(col / term.cols), col %% term.cols]);
+  const {text, cells} = fold(line.text);
+  for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + 1)) {
+    const col = cells[at], width = cells[at + needle.length - 1] - col + 1;
+    hits.push([index + 1, line.row + Math.floor(col / term.cols), col %% term.cols, width]);
+  }
 });
 if (!hits.length) { term.clearSelection(); state.at = -1; return [0, 0, 0]; }
 state.at = state.at < 0 ? (step > 0 ? 0 : hits.length - 1) : (state.at + step + hits.length) %% hits.length;
-const [line, row, col] = hits[state.at];
-mark(term, row, col, needle.length);
+const [line, row, col, width] = hits[state.at];
+mark(term, row, col, width);
 return [state.at + 1, hits.length, line];
 """
 )
@@ -326,7 +343,8 @@ class LiveTerminal:
         self.flush()
 
     async def search(self, needle: str, step: int) -> tuple[int, int, int]:
-        """Select the next (`step` 1) or previous (-1) match of `needle`, case-insensitive:
+        """Select the next (`step` 1) or previous (-1) match of `needle`, in any case and any
+        canonically equivalent spelling (lower case and NFC on both sides, as every search):
         (match number from 1, matches, line number from 1); (0, 0, 0) when nothing matches."""
         found = await ui.run_javascript(_SEARCH_JS % (self.xterm.id, json.dumps(needle), step), timeout=10)
         return int(found[0]), int(found[1]), int(found[2])
@@ -375,6 +393,9 @@ class LiveTerminal:
             self._room.clear()
 
     async def wait_for_room(self) -> None:
+        """Wait while more than MAX_PENDING_CHARS characters of output are pending for the browser (flow
+        control: a fast script slows to what the page takes).
+        """
         await self._room.wait()
 
     def flush(self) -> None:

@@ -44,6 +44,7 @@ class TerraformPanel:
         self.draw = ui.refreshable(self._draw)
 
     async def refresh(self, actor: Actor, execution: Execution) -> None:
+        """Redraw the panel for `execution` as `actor` sees it."""
         self.actor, self.execution = actor, execution
         await self.draw.refresh()
 
@@ -119,6 +120,9 @@ class TerraformPanel:
         dialog.open()
 
     async def apply(self) -> None:
+        """Apply the run's reviewed plan (re-checking edit_scripts; the services check the rest) and open
+        the apply run.
+        """
         actor = await guard(Permission.edit_scripts)
         if actor is None:
             return

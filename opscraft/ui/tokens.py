@@ -62,6 +62,9 @@ def _row(info: TokenInfo, revoke: Any) -> None:
 
 @protected_page("/tokens", None, "API tokens")
 async def tokens_page(actor: Actor) -> None:
+    """Page /tokens (any signed-in user): one's API tokens, created, listed and revoked; an admin may show
+    every user's.
+    """
     with frame(actor, "API tokens"):
         ui.markdown(
             "Personal access tokens let scripts and CI pipelines call the API as you: "

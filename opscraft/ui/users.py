@@ -149,6 +149,9 @@ class UsersView(PagedTable):
         self.make_footer("users-summary")
 
     async def refresh(self, ticking: bool = False) -> None:
+        """Read and show the current page of users (re-checking manage_users; `ticking`: a periodic
+        refresh).
+        """
         actor = await guard(Permission.manage_users, ticking=ticking)
         if actor is None:
             return
@@ -164,6 +167,7 @@ class UsersView(PagedTable):
         self.show_total(total, "user", self.matching())
 
     def open_create(self) -> None:
+        """Open the dialog creating a user with an initial password."""
         with ui.dialog() as dialog, dialog_card("New user") as card:
             draft = Draft(CREATE_DRAFT, card)
             username = text_input("Username", "create-username", autofocus=True)
@@ -207,6 +211,9 @@ class UsersView(PagedTable):
         one_shot(0, draft.restore)
 
     def open_edit(self, row: dict[str, Any]) -> None:
+        """Open the dialog editing a user's email, name, role and active flag (role and flag are fixed on
+        one's own account).
+        """
         with ui.dialog() as dialog, dialog_card(f"Edit {row['username']}"):
             email = text_input("Email", "edit-email", value=row["email"])
             full_name = text_input("Full name", "edit-fullname", value=row["full_name"])
@@ -225,7 +232,10 @@ class UsersView(PagedTable):
                 )
             active_error = ErrorLine("edit-active-error")
             active.on_value_change(lambda: setattr(active_error, "error", None))
-            ui.label("Deactivating ends the user's sessions at once.").classes("text-caption text-grey-7")
+            if not row["own_fixed"]:  # on one's own row Active is disabled: nothing to warn of
+                ui.label("Deactivating ends the user's sessions at once.").classes(
+                    "text-caption text-grey-7"
+                ).props('data-testid="edit-active-note"')
 
             def edits() -> dict[str, Any]:
                 form = {
@@ -256,6 +266,7 @@ class UsersView(PagedTable):
         dialog.open()
 
     def open_reset(self, row: dict[str, Any]) -> None:
+        """Open the dialog setting a new password for a user."""
         with ui.dialog() as dialog, dialog_card(f"Reset the password of {row['username']}"):
             ui.label("Their sessions end; tell them the new password another way.").classes("text-grey-7")
             with form():
@@ -276,6 +287,7 @@ class UsersView(PagedTable):
         dialog.open()
 
     def open_delete(self, row: dict[str, Any]) -> None:
+        """Open the dialog confirming a user's deletion."""
         with ui.dialog() as dialog, dialog_card(f"Delete {row['username']}?"):
             ui.label(
                 "The account is removed for good. Scripts and runs it created stay, without an author; "

@@ -28,6 +28,7 @@ from opscraft.ui.widgets import (
     format_time,
     one_shot,
     page_dialog,
+    prose_input,
     stored_json_text,
     stored_note,
     text_input,
@@ -44,6 +45,9 @@ def _page_origin() -> str:
 
 @script_tab("webhooks", "Webhooks", "webhook", order=70)
 async def webhooks_tab(actor: Actor, script: Script) -> None:
+    """The script page's Webhooks tab: the script's webhooks, editable with edit_scripts; a new webhook's
+    URL is shown once.
+    """
     assert script.id is not None
     script_id, script_type = script.id, script.script_type
     edit = can(actor.user, Permission.edit_scripts)
@@ -148,10 +152,10 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
         secrets_first = await first_choices(secret_search(actor))
         with page_dialog() as dialog, dialog_card(title):  # the rows are redrawn live
             name = text_input("Name", "webhook-name", value=start["name"], autofocus=True)
-            mapping = text_input(
+            mapping = prose_input(
                 'Mapping (JSON: {"PARAM": "/json/pointer"})', "webhook-mapping", value=start["mapping"]
             )
-            fixed = text_input("Fixed parameters (JSON object)", "webhook-params", value=start["parameters"])
+            fixed = prose_input("Fixed parameters (JSON object)", "webhook-params", value=start["parameters"])
             secret = searched_select(
                 "Signing secret (vault, optional)",
                 "webhook-secret",

@@ -374,6 +374,14 @@ def text_input(label: str, testid: str, *, value: str = "", autofocus: bool = Fa
     return ui.input(label, value=value).props(props).classes("w-full")
 
 
+def prose_input(label: str, testid: str, *, value: str = "") -> ui.textarea:
+    """`text_input` for text that may hold line breaks the API keeps (a description, a JSON box):
+    one line high, growing with what is typed or pasted, so a pasted line break is kept, not
+    refused as in a one-line field (`one_line`). Enter starts a new line here."""
+    props = f'outlined dense autogrow rows=1 data-testid="{testid}"'
+    return ui.textarea(label, value=value).props(props).classes("w-full")
+
+
 def form() -> ui.element:
     """A `<form>` around fields that include a password (browsers and screen readers expect one);
     submitting it does nothing by itself, the page's button or Enter handler does the work."""
@@ -382,6 +390,9 @@ def form() -> ui.element:
 
 
 def password_input(label: str, testid: str, *, autocomplete: str = "new-password") -> ui.input:
+    """A full-width password input with a show/hide toggle; `autocomplete` tells password managers what it
+    is.
+    """
     return (
         ui.input(label, password=True, password_toggle_button=True)
         .props(f'outlined dense autocomplete={autocomplete} data-testid="{testid}"')
@@ -400,6 +411,7 @@ class ErrorLine(ui.label):
 
     @property
     def error(self) -> str | None:
+        """The error shown, or None."""
         return self.text or None
 
     @error.setter
@@ -408,6 +420,7 @@ class ErrorLine(ui.label):
 
 
 def password_hint(min_length: int) -> None:
+    """The password rule under a password input: at least `min_length` characters, not the username."""
     ui.label(f"At least {min_length} characters, not the username.").classes("text-caption text-grey-7")
 
 

@@ -50,6 +50,15 @@ async def test_a_script_type_none_of_todays_lists_reads_and_refuses_its_runs(
         assert r.status_code == 200, (url, r.text)
         shown = r.json()["items"][0] if "items" in r.json() else r.json()
         assert shown["script_type"] == "bash" and PERL in shown["stored_problem"], shown
+    # The list's filters take it as what it reads as (`db.read_as`: a filter skipped it).
+    for params, listed in (({"script_type": "bash"}, [script_id]), ({"script_type": "python"}, [])):
+        r = await client.get("/api/v1/scripts", params=params, headers=viewer.headers)
+        assert [s["id"] for s in r.json()["items"]] == listed and r.json()["total"] == len(listed), r.text
+    await _store(backend, f"UPDATE scripts SET status = 'retired' {where}")
+    for params, listed in (({"status": "draft"}, [script_id]), ({"status": "active"}, [])):
+        r = await client.get("/api/v1/scripts", params=params, headers=viewer.headers)
+        assert [s["id"] for s in r.json()["items"]] == listed and r.json()["total"] == len(listed), r.text
+    await _store(backend, f"UPDATE scripts SET status = 'active' {where}")
     r = await client.post("/api/v1/executions", json={"script_id": script_id}, headers=admin.headers)
     # The script's name quoted once: `'deploy''s stored settings` read as an escaped quote.
     name = (await client.get(base, headers=viewer.headers)).json()["name"]

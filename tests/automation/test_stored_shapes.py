@@ -21,6 +21,7 @@ from opscraft.db.models import (
     ChainRun,
     Execution,
     NotificationChannel,
+    NotificationDelivery,
     NotificationRule,
     Schedule,
     Script,
@@ -29,10 +30,11 @@ from opscraft.db.models import (
 )
 from opscraft.db.types import utcnow
 from opscraft.execution import store
-from opscraft.services import app_settings, notifications, schedules
+from opscraft.services import app_settings, chains, notifications, schedules
 from opscraft.services.notifications import SendError
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, start, wait_for
+from tests.history import seeding
 from tests.history.seeding import stored_on_sqlite
 from tests.waiting import until
 
@@ -233,6 +235,57 @@ async def test_a_link_stored_in_another_shape_fires_as_an_error_saying_why(
 
     row = await until(fired, "the link to fire", 60, 0.1)
     assert row.status == "error" and "the link's stored settings cannot be read: mapping" in (row.error or "")
+
+
+async def test_a_link_mapping_the_parameters_of_a_run_whose_parameters_cannot_be_read_is_an_error(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """The source run's parameters stored as a list read as `{}`: a link mapping `P` from
+    `/parameters/P` started its target with P's default, silently. Its chain run is an error
+    naming the source's `parameters`; a link mapping nothing from them still fires."""
+    mapped_id, _, _, created = await _make(client, admin, "link")
+    source_script = created["script_id"]
+    body = {"target_script_id": created["target_script_id"], "outcome": "any"}
+    r = await client.post(f"/api/v1/scripts/{source_script}/chains", json=body, headers=admin.headers)
+    assert r.status_code == 201, r.text
+    plain_id = r.json()["id"]
+    await _store("link", mapped_id, "mapping", {"P": "/parameters/P"})
+    run_id = await seeding.execution(source_script, utcnow())
+    async with runtime.current().db.session() as session:
+        await session.exec(update(Execution).where(col(Execution.id) == run_id).values(parameters=[1]))
+        await session.commit()
+    async with runtime.current().db.session() as session:
+        assert await chains._fire_links(session, run_id)
+        await session.commit()
+        rows = {r.link_id: r for r in (await session.exec(select(ChainRun))).all()}
+    said = "the source run's stored parameters cannot be read: parameters: stored as a list ([1])"
+    assert rows[mapped_id].status == "error" and said in (rows[mapped_id].error or ""), rows[mapped_id]
+    assert rows[plain_id].status == "pending" and rows[plain_id].error is None, rows[plain_id]
+
+
+async def test_a_delivery_of_a_status_none_of_todays_is_listed_under_the_failed_it_reads_as(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """A delivery whose stored status is `x` (SQLite) reads as failed, but the delivery log's
+    `status=failed` skipped it (`db.read_as`: the filter takes it as it reads)."""
+    channel_id, _, _, _ = await _make(client, admin, "channel")
+    async with runtime.current().db.session() as session:
+        rows = [
+            NotificationDelivery(channel_id=channel_id, event_key=f"k{i}", event="failure", status="failed")
+            for i in range(2)
+        ]
+        session.add_all(rows)
+        await session.commit()
+        ids = sorted(int(row.id or 0) for row in rows)
+    odd = update(NotificationDelivery).where(col(NotificationDelivery.id) == ids[0]).values(status="x")
+    if not await stored_on_sqlite(odd):
+        return
+    url = "/api/v1/notifications/deliveries"
+    r = await client.get(url, params={"status": "failed"}, headers=admin.headers)
+    assert r.status_code == 200 and sorted(d["id"] for d in r.json()["items"]) == ids, r.text
+    assert r.json()["total"] == 2, r.text
+    r = await client.get(url, params={"status": "delivered"}, headers=admin.headers)
+    assert r.json()["items"] == [] and r.json()["total"] == 0, r.text
 
 
 # (column, value stored, the problem's start) of a script's JSON settings

@@ -491,6 +491,50 @@ def test_the_next_supervisor_is_forked_when_a_run_ends_not_while_one_starts(tmp_
         ahead.stop()
 
 
+def test_runs_in_progress_together_leave_as_many_spares_each_used_by_one_run(tmp_path: Path) -> None:
+    """In a burst every consumer thread that starts a run should find its supervisor forked
+    (docs/benchmarks.md, session 35): the runs in progress when one ends leave that many spares
+    (at most `SPARES_MOST`); each spare runs exactly one run, in the order forked, and runs
+    one at a time leave one spare again."""
+    most = fork_server.SPARES_MOST
+    ahead = LocalRunner(f"test-{uuid.uuid4().hex[:8]}")
+    ahead.start()
+    server = ahead.forks.pid
+    assert server is not None
+    go = tmp_path / "go"
+    count = most + 2
+    outputs = [Output() for _ in range(count)]
+    results: dict[int, RunResult] = {}
+    script = f"echo $PPID\nwhile [ ! -e {go} ]; do sleep 0.01; done\n"
+
+    def one(i: int) -> None:
+        results[i] = ahead.run(spec(script, execution_id=i + 1), outputs[i], RunControl())
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    try:
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: all(o.text().endswith("\n") for o in outputs), "every run to start")
+        burst = {int(o.text()) for o in outputs}
+        assert len(burst) == count, "a supervisor per run"
+        go.touch()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(results) == list(range(count)) and all(r.exit_code == 0 for r in results.values())
+        wait_until(lambda: burst.isdisjoint(_live_children(server)), "the used supervisors to exit")
+        wait_until(lambda: len(_live_children(server)) >= most, "the spares to be forked")
+        time.sleep(0.3)  # a spare beyond the most would be forked by now
+        spares = _live_children(server)
+        assert len(spares) == most, "no more spares than the most"
+        used = [int(run(ahead, spec("echo $PPID\n", execution_id=100 + i))[1].text()) for i in range(most)]
+        assert len(set(used)) == most and set(used) == set(spares), "each spare runs one run"
+        wait_until(lambda: set(spares).isdisjoint(_live_children(server)), "the used spares to exit")
+        wait_until(lambda: len(_live_children(server)) == 1, "one spare for runs one at a time")
+    finally:
+        go.touch()
+        ahead.stop()
+
+
 def _caught(pid: int) -> set[int]:
     """The signals process `pid` has a handler for (`SigCgt` of /proc/PID/status)."""
     status = dict(line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())

@@ -8,7 +8,9 @@ actor starts runs on a user's behalf with that user's permissions at that moment
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -25,6 +27,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import Forbidden
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, run, start, wait_for
+from tests.waiting import until
 
 
 class Probe:
@@ -222,3 +225,71 @@ async def test_a_failing_subscriber_holds_back_only_itself_in_the_shared_transac
     assert all(recorded[str(i)] == 1 for i in ids) and sum(recorded.values()) == events
     assert delivered == {"test-recorder": events, "test-broken": events}
     assert sorted(broken.seen) == sorted(int(target) for target in recorded)
+
+
+class _CountingLoop:
+    """The dispatcher's loop, counting the wake-ups handed to it from other threads."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.handed = 0
+
+    def call_soon_threadsafe(self, callback: Callable[[], object]) -> None:
+        self.handed += 1
+        self._loop.call_soon_threadsafe(callback)
+
+    def is_closed(self) -> bool:
+        return self._loop.is_closed()
+
+
+async def test_a_burst_of_wakes_reaches_the_loop_once_and_every_event_written_before_is_delivered(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """The finisher wakes the dispatcher once per run's end, from its own thread: while a
+    wake-up is on its way to the busy loop, more are not sent (a burst of ends costs the loop
+    one), yet each event committed before a wake is delivered without waiting for the poll, and
+    a wake after that round reaches the loop again (docs/benchmarks.md, session 35)."""
+    execution, _ = await run(client, admin, "echo ok\n", "local")
+    db = runtime.current().db
+    seen: list[int] = []
+
+    async def probe(session: AsyncSession, events: list[RunEventMessage]) -> None:
+        seen.extend(e.id for e in events)
+
+    dispatcher = RunEventDispatcher(db, "test-wakes", poll_seconds=3600)  # only a wake delivers
+    dispatcher.subscribe("test-wakes", probe)
+    dispatcher.start()
+
+    async def written(count: int) -> list[int]:
+        async with db.session() as session:
+            event = {"execution_id": execution["id"], "kind": "test.wake", "status": "success"}
+            rows = [RunEvent(**event) for _ in range(count)]
+            session.add_all(rows)
+            await session.commit()
+            return [row.id for row in rows if row.id is not None]
+
+    def wakes(threads: int, each: int) -> None:
+        """Wake from `threads` threads, `each` times each, the loop held meanwhile (a burst)."""
+        workers = [
+            threading.Thread(target=lambda: [dispatcher.wake() for _ in range(each)]) for _ in range(threads)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+
+    try:
+        await until(lambda: seen, "the first round")  # the events there at its start
+        loop = _CountingLoop(asyncio.get_running_loop())
+        dispatcher._loop = loop  # type: ignore[assignment]
+        burst = await written(5)
+        wakes(8, 25)
+        assert loop.handed == 1, "one wake-up on its way at a time"
+        await until(lambda: set(burst) <= set(seen), "the burst's events")
+        later = await written(1)
+        wakes(1, 1)
+        assert loop.handed == 2, "a wake after the round reaches the loop"
+        await until(lambda: set(later) <= set(seen), "the later event")
+        assert sorted(e for e in seen if e in {*burst, *later}) == sorted([*burst, *later]), "each once"
+    finally:
+        await dispatcher.stop()

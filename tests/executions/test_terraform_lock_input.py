@@ -15,7 +15,11 @@ straight to the database, on SQLite and PostgreSQL (the credentials are what a w
 from __future__ import annotations
 
 import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
+from opscraft import runtime
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, terraform_run_row
 
@@ -145,6 +149,37 @@ async def test_lock_info_keeps_terraforms_fields_only(client: httpx.AsyncClient,
     [state] = await _state_row(client, operator, script_id)
     assert state["lock_info"] == {**REAL_LOCK, "ID": "keep-1", "Info": f"OpsCraft execution {run_id} (held)"}
     assert r.json() == state["lock_info"]
+
+
+async def test_a_lock_held_by_a_run_whose_status_is_none_of_todays_is_taken_over(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn, backend: str
+) -> None:
+    """A holder whose stored status is none of today's (SQLite holds any text: an older
+    version's, a manual edit's) reads as `failed`, as its page and every count say: over, so its
+    lock is listed as ended and the script's next run takes it over (audited), instead of the
+    lock blocking every run until an admin breaks it. PostgreSQL's enum refuses such a status."""
+    script_id = await make_script(client, operator, TF, script_type="terraform")
+    holder, held = await terraform_run_row(script_id)
+    lock = await client.request("LOCK", f"{_url(script_id)}/lock", json=REAL_LOCK, auth=held)
+    assert lock.status_code == 200, lock.text
+    statement = text(f"UPDATE executions SET status = 'exploded' WHERE id = {holder}")
+    async with runtime.current().db.session() as session:
+        if backend == "postgresql":
+            with pytest.raises(DBAPIError, match="invalid input value for enum"):
+                await session.exec(statement)  # type: ignore[call-overload]
+            return
+        await session.exec(statement)  # type: ignore[call-overload]
+        await session.commit()
+    [state] = await _state_row(client, operator, script_id)
+    assert (state["locked"], state["lock_ended"], state["locked_by_execution"]) == (False, True, holder)
+    _, auth = await terraform_run_row(script_id)
+    taken = {**REAL_LOCK, "ID": "next-run"}
+    r = await client.request("LOCK", f"{_url(script_id)}/lock", json=taken, auth=auth)
+    assert r.status_code == 200, r.text
+    [state] = await _state_row(client, operator, script_id)
+    assert (state["locked"], state["lock_info"]["ID"]) == (True, "next-run"), state
+    r = await client.get("/api/v1/audit", params={"action": "terraform.lock_release"}, headers=admin.headers)
+    assert [e["details"]["execution_id"] for e in r.json()["items"]] == [holder], r.text
 
 
 async def test_the_openapi_schema_states_the_lock_ids_bound(client: httpx.AsyncClient) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from opscraft import runtime
 from opscraft.execution import terraform_errors
@@ -410,6 +411,29 @@ async def test_a_failing_plan_names_terraforms_error_and_keeps_no_plan(
     ), text
     r = await client.get(f"/api/v1/executions/{started['id']}/terraform/plan", headers=operator.headers)
     assert r.status_code == 404, r.text
+
+
+async def test_applying_a_plan_whose_runs_parameters_cannot_be_read_is_a_409_naming_them(
+    client: httpx.AsyncClient, operator: LoggedIn, served: None, terraform_on_path: None
+) -> None:
+    """The plan run's parameters stored as a list read as `{}`: the apply recorded `{}` as its
+    parameters, silently. It is a 409 whose `errors` name `parameters` (as a run again's), no
+    run queued and the plan still unapplied."""
+    script_id = await make_script(
+        client, operator, MAIN_TF, script_type="terraform", parameters={"greeting": "hello"}
+    )
+    plan_id = await _plan(client, operator, script_id, greeting="hi")
+    async with runtime.current().db.session() as session:
+        await session.exec(text(f"UPDATE executions SET parameters = '[1]' WHERE id = {plan_id}"))  # type: ignore[call-overload]
+        await session.commit()
+    r = await _apply(client, operator, plan_id)
+    assert r.status_code == 409, r.text
+    said = "stored as a list ([1]), not an object"
+    assert f"the stored parameters of plan run {plan_id} cannot be read: parameters: {said}" in r.text
+    assert r.json()["errors"] == [{"field": "parameters", "message": said}], r.text
+    assert (await _get_plan(client, operator, plan_id))["apply_execution_id"] is None
+    listed = await client.get("/api/v1/executions", params={"script_id": script_id}, headers=operator.headers)
+    assert [e["id"] for e in listed.json()["items"]] == [plan_id], listed.text
 
 
 def test_a_stale_saved_plan_is_named_with_what_to_do(terraform_on_path: None, tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from opscraft.security.vault import KEY_FILE
 from tests.conftest import (
     PASSWORD,
     PG_URL,
+    LiveServer,
     LoggedIn,
     make_settings,
     require_service,
@@ -166,6 +167,28 @@ LOST_LIMIT = 3.0
 HEARTBEAT = 0.5
 
 
+def start_worker_server(
+    tmp_path: Path, lost: float, heartbeat: float, **extra: str
+) -> tuple[LiveServer, str]:
+    """A real `opscraft serve` (web + worker, local runner allowed) on the test's PostgreSQL
+    database with the runtime's master key, heartbeating every `heartbeat` s and declaring
+    workers lost after `lost` s (`extra`: more environment): (the server, its worker id)."""
+    server_dir = tmp_path / "server"
+    server_dir.mkdir()
+    shutil.copy(tmp_path / KEY_FILE, server_dir / KEY_FILE)
+    assert PG_URL
+    env = {
+        "DATABASE_URL": PG_URL,
+        "OPSCRAFT_LOCAL_RUNNER": "1",
+        "OPSCRAFT_WORKER_LOST_SECONDS": str(lost),
+        "OPSCRAFT_WORKER_HEARTBEAT_SECONDS": str(heartbeat),
+        **IMAGES,
+        **extra,
+    }
+    server = start_server(server_dir, env)
+    return server, worker_identity(make_settings(server_dir))
+
+
 @pytest.mark.parametrize("cancelled", [False, True], ids=["left", "cancelled"])
 @pytest.mark.parametrize(
     "engine_settings",
@@ -177,19 +200,7 @@ async def test_a_killed_workers_run_is_ended_as_lost_by_a_survivor(
     """`cancelled`: a user cancels the run after its worker died (the cancel cannot land): the
     loss ends it `cancelled` by that user. It ended `error` ("worker lost"), where the docs promise
     the page turns to cancelled and a notification rule on errors reported a run someone stopped."""
-    server_dir = tmp_path / "server"
-    server_dir.mkdir()
-    shutil.copy(tmp_path / KEY_FILE, server_dir / KEY_FILE)
-    assert PG_URL
-    env = {
-        "DATABASE_URL": PG_URL,
-        "OPSCRAFT_LOCAL_RUNNER": "1",
-        "OPSCRAFT_WORKER_LOST_SECONDS": str(LOST_LIMIT),
-        "OPSCRAFT_WORKER_HEARTBEAT_SECONDS": str(HEARTBEAT),
-        **IMAGES,
-    }
-    server = start_server(server_dir, env)
-    server_worker = worker_identity(make_settings(server_dir))
+    server, server_worker = start_worker_server(tmp_path, LOST_LIMIT, HEARTBEAT)
     try:
         login = httpx.post(
             f"{server.url}/api/v1/auth/login", json={"username": "admin", "password": PASSWORD}
@@ -268,20 +279,7 @@ async def test_a_lost_workers_script_is_stopped_by_a_survivor(
     on in its container (or process) until that worker came back: a survivor that reaches the
     same Docker engine, or machine, now removes what the lost worker left."""
     docker_client = request.getfixturevalue("docker_client") if runner == "docker" else None
-    server_dir = tmp_path / "server"
-    server_dir.mkdir()
-    shutil.copy(tmp_path / KEY_FILE, server_dir / KEY_FILE)
-    assert PG_URL
-    env = {
-        "DATABASE_URL": PG_URL,
-        "OPSCRAFT_LOCAL_RUNNER": "1",
-        "OPSCRAFT_WORKER_LOST_SECONDS": str(LOST_LIMIT),
-        "OPSCRAFT_WORKER_HEARTBEAT_SECONDS": str(HEARTBEAT),
-        "OPSCRAFT_WARM_POOL_SIZE": "1",
-        **IMAGES,
-    }
-    server = start_server(server_dir, env)
-    server_worker = worker_identity(make_settings(server_dir))
+    server, server_worker = start_worker_server(tmp_path, LOST_LIMIT, HEARTBEAT, OPSCRAFT_WARM_POOL_SIZE="1")
 
     def left() -> int:
         if docker_client is None:

@@ -101,8 +101,9 @@ async def test_a_host_s_runs_newest_first_and_each_status(
     assert await _ids(client, viewer, host="db1", host_status="ok") == [runs["db1 changed"], runs["db1 ok"]]
     web = ["db1 failed", "db1 changed", "web only"]
     assert await _ids(client, viewer, host="web", host_status="ok") == [runs[k] for k in web]
-    # Exact names: another case, a part of a name or an unknown host finds nothing.
-    for other in ("DB1", "db", "db1 ", "nohost"):
+    # Whole names, in any case: a part of a name or an unknown host finds nothing.
+    assert await _ids(client, viewer, host="DB1") == [runs[k] for k in db1]
+    for other in ("db", "db1 ", "nohost"):
         assert await _ids(client, viewer, host=other) == [], other
     # An empty filter is no filter, as `?status=` is.
     assert len(await _ids(client, viewer, host="", host_status="")) == 6
@@ -191,6 +192,27 @@ async def test_hosts_the_masker_named_alike_are_one_row_and_go_with_their_run(
         await s.commit()
     async with runtime.current().db.session() as s:
         assert (await s.exec(select(ExecutionHost))).all() == []  # deleted with the run (retention)
+
+
+async def test_a_host_is_found_in_any_case_and_spelling_as_every_search_finds_text(
+    admin: LoggedIn, client: httpx.AsyncClient
+) -> None:
+    """`?host=` was matched exactly as the recap printed the name: `DB1` missed `db1`, and
+    `café` typed (U+00E9) missed a host printed `cafe` + U+0301, where every other search folds
+    case and compares in NFC. The host rows are kept folded (`DB1` and `db1` of one run: one row,
+    their counts added) and the term is folded alike."""
+    script_id = await seeding.script()
+    summary = _recap(DB1=(1, 0, 0, 1), db1=(1, 1, 0, 0), **{"cafe\u0301": (1, 0, 0, 0)})
+    execution_id = await _finished_run(script_id, 0, summary)
+    async with runtime.current().db.session() as s:
+        rows = (await s.exec(select(ExecutionHost).order_by(col(ExecutionHost.host)))).all()
+    assert [(r.host, r.changed, r.failed) for r in rows] == [("caf\u00e9", 0, 0), ("db1", 1, 1)]
+    for host, status in (("Db1", "failed"), ("db1", "changed"), ("CAF\u00c9", "ok"), ("cafe\u0301", "")):
+        params = {"host": host, "host_status": status}
+        r = await client.get("/api/v1/executions", params=params, headers=admin.headers)
+        assert [e["id"] for e in r.json()["items"]] == [execution_id], (host, r.text)
+    r = await client.get("/api/v1/executions", params={"host": "cafe"}, headers=admin.headers)
+    assert r.json()["items"] == [], "accents are not folded away, as in every search"
 
 
 async def test_a_host_s_page_and_count_read_the_host_index(admin: LoggedIn, runs: dict[str, int]) -> None:

@@ -250,7 +250,7 @@ async def test_every_bad_setting_of_one_save_is_named_at_once(
     named = {d["field"]: d["message"] for d in refused.value.details}
     assert named == {
         "warm_pool_size": "must be between 0 and 16 (0 turns it off)",
-        "output_retention_days": "must be a whole number",
+        "output_retention_days": "must be a whole number (it is a number with a decimal point)",
         "output_retention_gb": "must be between 0 and 1000000 (0 turns it off)",
     }
     for field in named:
@@ -262,17 +262,17 @@ async def test_every_bad_setting_of_one_save_is_named_at_once(
 BAD_SETTINGS = [
     ({"warm_pool_size": 99}, "must be between 0 and 16 (0 turns it off)"),
     ({"warm_pool_size": -1}, "must be between 0 and 16 (0 turns it off)"),
-    ({"warm_pool_size": 1.5}, "must be a whole number"),
+    ({"warm_pool_size": 1.5}, "must be a whole number (it is a number with a decimal point)"),
     ({"output_retention_days": 36_501}, "must be between 0 and 36500 (0 turns it off)"),
-    ({"output_retention_days": "7"}, "must be a whole number"),
+    ({"output_retention_days": "7"}, "must be a whole number (it is text)"),
     ({"output_retention_gb": -3.0}, "must be between 0 and 1000000 (0 turns it off)"),
-    ({"output_retention_gb": "lots"}, "must be a number"),
+    ({"output_retention_gb": "lots"}, "must be a number (it is text)"),
     # Positive but under one byte: a cap of 0 bytes, which removed every finished run's output.
     (
         {"output_retention_gb": 1e-300},
         "must be 0 (no cap) or at least one byte, 0.000000001 GB: a smaller cap keeps no output at all",
     ),
-    ({"registration_open": "yes"}, "must be true or false"),
+    ({"registration_open": "yes"}, "must be true or false (it is text)"),
     ({"local_runner_role": "root"}, "must be one of: viewer, operator, admin"),
 ]
 

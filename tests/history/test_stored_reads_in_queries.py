@@ -7,6 +7,7 @@ comparisons, their index ranges unchanged."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import col, update
 
 from opscraft import runtime
+from opscraft.db import read_as
 from opscraft.db.models import Execution, RegisteredWorker
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.types import EPOCH, GE, LT, UTCDateTime, compared, no_time, utcnow, within
@@ -25,8 +27,9 @@ from opscraft.execution import store
 from opscraft.services import execution_counts, executions, retention
 from tests.conftest import LoggedIn
 from tests.history import seeding
+from tests.history.test_history_queries import captured
 
-NO_TIMES = ["yesterday", "2026-13-45", 1700000000]
+NO_TIMES = ["yesterday", "2026-13-45", "2026", "99999-01-01", 1700000000]
 
 
 async def _settings(client: httpx.AsyncClient, admin: LoggedIn, **values: Any) -> None:
@@ -48,8 +51,9 @@ async def test_a_run_whose_times_are_no_times_is_as_old_as_it_reads(
     compared the text, which sorts after every time: retention never removed its output, a
     `since` filter listed it, the dashboard's last days counted it. Retention now takes it as
     the 1970 run it reads as; a date filter leaves it out whichever way it points (`within`: a
-    run whose time is no time is in no date window; a digit-led text such as `2026-13-45` is
-    still compared as text)."""
+    run whose time is no time is in no date window), but for a digit-led text such as
+    `2026-13-45`, compared as text there (the index range, no test per row; `2026` is stored as
+    the number 2026 by the column's NUMERIC affinity, which no date window holds)."""
     script_id = await seeding.script()
     now = utcnow()
     old = await seeding.execution(script_id, now - timedelta(days=40))
@@ -58,7 +62,7 @@ async def test_a_run_whose_times_are_no_times_is_as_old_as_it_reads(
     times = "UPDATE executions SET queued_at = :v, finished_at = :v WHERE id = :i"
     if not await seeding.stored_on_sqlite(sa.text(times).bindparams(v=stored, i=odd)):
         return
-    as_text = [odd] if str(stored)[0].isdigit() and isinstance(stored, str) else []
+    as_text = [odd] if isinstance(stored, str) and stored[0].isdigit() and not stored.isdigit() else []
     assert await _listed(client, admin, since="2000-01-01") == [old, recent, *as_text]
     assert await _listed(client, admin, until="2000-01-01") == []
     assert await _listed(client, admin, since="1970-01-01", until="1970-01-01") == []
@@ -141,6 +145,13 @@ async def test_a_run_whose_status_is_none_of_todays_is_counted_as_the_failed_run
         assert await execution_counts.refresh_tally(runtime.current().db) >= odd
     assert await _metric(client, admin, "opscraft_executions_total", **failed) == 2
     assert await _metric(client, admin, "opscraft_executions_total", status="x") == 0
+    # The history's `status=failed` lists it too (it skipped it), the total as the counts say.
+    r = await client.get("/api/v1/executions", params={"status": "failed"}, headers=admin.headers)
+    assert (r.json()["total"], len(r.json()["items"])) == (2, 2), r.text
+    assert await _listed(client, admin, status="running") == []
+    # With such text stored, the same index once per text, then the page's runs sorted.
+    plan = ["SEARCH executions USING INDEX ix_executions_status_queued", "USE TEMP B-TREE FOR ORDER BY"]
+    assert await _plan(ExecutionStatus.failed) == plan
     assert await _metric(client, admin, "opscraft_execution_duration_seconds_count") == 2
 
     await _settings(client, admin, output_retention_days=30, retention_delete_executions=True)
@@ -151,10 +162,66 @@ async def test_a_run_whose_status_is_none_of_todays_is_counted_as_the_failed_run
     assert sum(counts.values()) == 0, counts
 
 
+async def _plan(status: ExecutionStatus) -> list[str]:
+    """SQLite's plan of a history page of runs that read as `status` (`read_as.reading_as`), the
+    lines in order (`(status=?)` and the like cut off)."""
+    async with runtime.current().db.session() as session:
+        wanted = await read_as.reading_as(session, col(Execution.status), status)
+        page = (
+            sa.select(Execution.id, Execution.script_name)
+            .where(wanted)
+            .order_by(col(Execution.queued_at).desc())
+            .limit(51)
+        )
+        sql = str(page.compile(session.bind, compile_kwargs={"literal_binds": True}))
+        rows = (await session.exec(sa.text(f"EXPLAIN QUERY PLAN {sql}"))).all()  # type: ignore[call-overload]
+    return [str(row[-1]).split(" (")[0] for row in rows]
+
+
+async def test_a_status_filter_with_no_other_text_stored_is_the_plain_index_search(
+    client: httpx.AsyncClient, backend: str
+) -> None:
+    """With no status none of today's stored (every database this version wrote), the filter of
+    the failed runs is `status = 'failed'`, searched in `ix_executions_status_queued` newest
+    first (no sort), as before; with one, the same index per text. PostgreSQL: plain equality."""
+    script_id = await seeding.script()
+    failed = await seeding.execution(script_id, utcnow(), status=ExecutionStatus.failed)
+    async with runtime.current().db.session() as session:
+        wanted = await read_as.reading_as(session, col(Execution.status), ExecutionStatus.failed)
+        listed = (await session.exec(sa.select(Execution.id).where(wanted))).all()  # type: ignore[call-overload]
+    assert [i for (i,) in listed] == [failed]
+    compiled = str(wanted.compile(compile_kwargs={"literal_binds": True}))
+    assert compiled == "executions.status = 'failed'", compiled
+    if backend == "sqlite":
+        assert await _plan(ExecutionStatus.failed) == [
+            "SEARCH executions USING INDEX ix_executions_status_queued"
+        ]
+        # The look for other texts: one index search per range between today's statuses.
+        with captured() as seen:
+            async with runtime.current().db.session() as session:
+                assert (
+                    await read_as.stored_others(session, col(Execution.status), tuple(ExecutionStatus)) == []
+                )
+        [(sql, parameters)] = [(sql, p) for sql, p in seen if "min(" in sql]
+        async with runtime.current().db.engine.connect() as conn:
+            rows = (await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", parameters)).all()
+        searched = [str(row[-1]) for row in rows if "executions" in str(row[-1])]
+        assert len(searched) == len(ExecutionStatus) + 1, searched
+        assert all("USING COVERING INDEX ix_executions_status_queued (status" in s for s in searched), (
+            searched
+        )
+
+
 # Values SQLite holds in a DATETIME column, each as the reader reads it (None: no time, read as
 # the epoch). `compared` must agree with the reader on each.
 STORED = [
     "2026-12-04 21:48:07.123456",
+    "20261204",
+    "20261204T101010",
+    "2026-W49-5",
+    "2026-12-04T10:00:00+05:00",
+    "2026",
+    "99999-01-01",
     "2026-12-04 21:48:07",
     "2026-12-04T10:00:00",
     "2026-12-04 10:00",
@@ -176,19 +243,27 @@ async def test_no_time_agrees_with_the_reader_and_leaves_postgresql_comparisons_
     client: httpx.AsyncClient, backend: str
 ) -> None:
     """`no_time` (SQL) says of each stored value what `UTCDateTime`'s reader does, so that
-    `compared` filters rows as they read; on PostgreSQL (which holds times only) `compared` is
-    the bare comparison (`OR false` / `AND NOT false`, which its planner drops)."""
+    `compared` filters rows as they read (`20261204` as 2026-12-04, `2026` as no time: both
+    compared as text before); a date filter's `since` (`within`) keeps its index range, no test
+    per row: a value in the stored form as its time, one that begins with a letter (or is a
+    number) in no window, any other as its text. On PostgreSQL (which holds times only) the
+    extra terms are constants its planner drops."""
     table = sa.table("t", sa.column("at", UTCDateTime()))
     bound = datetime(2000, 1, 1, tzinfo=UTC)
     if backend == "postgresql":
-        for op, joined in ((LT, "OR false"), (GE, "AND NOT false")):
-            compiled = str(compared(table.c.at, op, bound).compile(dialect=postgresql.dialect()))
-            assert compiled.endswith(joined), compiled
-        compiled = str(sa.and_(*within(table.c.at, bound, None)).compile(dialect=postgresql.dialect()))
-        assert compiled.endswith("AND true"), compiled
+        # Constant terms its planner folds away (`true`, `NOT true`): the bare comparison remains.
+        def sql(clause: Any) -> str:
+            compiled = str(clause.compile(dialect=postgresql.dialect()))
+            return re.sub(r"%\(\w+\)s(::TIMESTAMP WITHOUT TIME ZONE)?", "b", compiled)
+
+        assert sql(compared(table.c.at, LT, bound)) == "t.at < b AND true OR NOT true AND t.at < b"
+        assert sql(compared(table.c.at, GE, bound)) == "t.at >= b AND (true OR t.at >= b)"
+        assert sql(sa.and_(*within(table.c.at, bound, None))) == "t.at >= b AND true"
         return
+    # A bound in the middle of the day of `20261204` and the others: as text they sorted after it.
+    bounds = [bound, datetime(2026, 12, 4, 5, tzinfo=UTC)]
     async with runtime.current().db.engine.connect() as conn:
-        for value in STORED:
+        for value, bound in ((v, b) for v in STORED for b in bounds):
             values = sa.select(sa.literal(value).label("at")).subquery()
             at = values.c.at
             query = sa.select(
@@ -196,7 +271,14 @@ async def test_no_time_agrees_with_the_reader_and_leaves_postgresql_comparisons_
                 no_time(at),
                 compared(at, LT, bound),
                 compared(at, GE, bound),
+                sa.and_(*within(at, bound, None)),
             )
-            read, unread, before, since = (await conn.execute(query)).one()
+            read, unread, before, since, dated = (await conn.execute(query)).one()
             assert bool(unread) == (read == EPOCH and value != "1970-01-01 00:00:00"), (value, read, unread)
-            assert (bool(before), bool(since)) == (read < bound, read >= bound), (value, read)
+            assert (bool(before), bool(since)) == (read < bound, read >= bound), (value, bound, read)
+            # A date filter's `since`: the times at or after it, never a value that is no time
+            # unless it begins with a digit (compared as text: the index range, no test per row).
+            if isinstance(value, str) and value[:1].isdigit():
+                assert bool(dated) == (value >= bound.strftime("%Y-%m-%d %H:%M:%S.%f")), (value, bound)
+            else:
+                assert bool(dated) == (read >= bound and not unread), (value, bound, read)

@@ -12,6 +12,11 @@ from opscraft.db.types import UTCDateTime, utcnow
 
 
 class AuditEvent(SQLModel, table=True):
+    """One audit trail row: who did what to which target from where. No foreign keys: the trail outlives
+    deleted users and targets, so `actor_name` keeps the name; `details` is action-specific JSON and
+    never holds a secret value.
+    """
+
     __tablename__ = "audit_events"
 
     id: int | None = Field(default=None, primary_key=True)

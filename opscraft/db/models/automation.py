@@ -46,6 +46,10 @@ class ApiToken(SQLModel, table=True):
 
 
 class ChannelKind(StrEnum):
+    """How a notification channel delivers: an HTTP webhook POST, a Slack incoming webhook, or email over
+    SMTP.
+    """
+
     webhook = "webhook"
     slack = "slack"
     email = "email"
@@ -96,6 +100,10 @@ class NotificationRule(SQLModel, table=True):
 
 
 class DeliveryStatus(StrEnum):
+    """Lifecycle of a notification delivery: pending (waiting for its next attempt), sending (claimed by one
+    process), delivered, or failed (attempts used up).
+    """
+
     pending = "pending"
     sending = "sending"
     delivered = "delivered"
@@ -132,11 +140,19 @@ class NotificationDelivery(SQLModel, table=True):
 
 
 class MissedPolicy(StrEnum):
+    """What a schedule does with fire times missed while the server was down: run once for all of them, or
+    skip them.
+    """
+
     run_once = "run_once"
     skip = "skip"
 
 
 class OverlapPolicy(StrEnum):
+    """What a schedule does when it fires while its previous run still runs: skip this fire, queue a run, or
+    allow both to run.
+    """
+
     skip = "skip"
     queue = "queue"
     allow = "allow"

@@ -57,6 +57,8 @@ class ChainLink(SQLModel, table=True):
 
 
 class ChainRunStatus(StrEnum):
+    """Lifecycle of one firing of a chain link (the comments on the members say who writes each)."""
+
     pending = "pending"  # written by the run-events subscriber; the starter loop takes it
     starting = "starting"  # claimed by one process (committed together with the new run)
     started = "started"  # `execution_id` is the chained run

@@ -18,6 +18,10 @@ INTEGER refused it, and the run's final state with it). SQLite's INTEGER is 64 b
 
 
 class ExecutionStatus(StrEnum):
+    """A run's status: queued and running, or one of the final ones (success, failed, cancelled, timed_out,
+    error, rejected); awaiting_approval before a required approval.
+    """
+
     queued = "queued"
     running = "running"
     success = "success"
@@ -60,6 +64,11 @@ FINAL_STATUSES = frozenset(
 
 
 class Execution(SQLModel, table=True):
+    """One run of a script version: what ran (a copy of the script's name, type and version), with which
+    parameters and options, who or what started it, where it ran, how it ended and its output figures.
+    Output chunks are stored separately.
+    """
+
     __tablename__ = "executions"
     __table_args__ = (
         Index("ix_executions_script_queued", "script_id", "queued_at"),

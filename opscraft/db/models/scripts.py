@@ -13,6 +13,8 @@ from opscraft.db.types import StoredEnum, UTCDateTime, utcnow
 
 
 class ScriptType(StrEnum):
+    """The language of a script, which decides the runner command and the Docker image."""
+
     bash = "bash"
     python = "python"
     ansible = "ansible"
@@ -20,6 +22,8 @@ class ScriptType(StrEnum):
 
 
 class ScriptStatus(StrEnum):
+    """A script's lifecycle: draft and deprecated scripts cannot be run, only active ones."""
+
     draft = "draft"
     active = "active"
     deprecated = "deprecated"
@@ -103,6 +107,10 @@ class ScriptTag(SQLModel, table=True):
 
 
 class ScriptVersion(SQLModel, table=True):
+    """One saved version of a script: its content, parameter declarations and run settings as they were;
+    `number` counts from 1 per script.
+    """
+
     __tablename__ = "script_versions"
     __table_args__ = (Index("ix_script_versions_script_number", "script_id", "number", unique=True),)
 

@@ -20,6 +20,10 @@ class SecretKind(StrEnum):
 
 
 class Secret(SQLModel, table=True):
+    """A vault secret: the value is only stored encrypted (AES-GCM `ciphertext` with its 12-byte `nonce`;
+    the data key is HKDF-SHA256 of master key `key_version` with the 16-byte `salt`).
+    """
+
     __tablename__ = "secrets"
 
     id: int | None = Field(default=None, primary_key=True)
@@ -38,6 +42,8 @@ class Secret(SQLModel, table=True):
 
 
 class ScriptSecret(SQLModel, table=True):
+    """The attachment of a secret to a script: its runs get the secret's value."""
+
     __tablename__ = "script_secrets"
 
     script_id: int = Field(foreign_key="scripts.id", primary_key=True, ondelete="CASCADE")

@@ -12,6 +12,10 @@ from opscraft.db.types import UTCDateTime, utcnow
 
 
 class AppSetting(SQLModel, table=True):
+    """One instance-wide setting changed by an admin: a JSON value under a key (services/app_settings.py has
+    the keys and defaults).
+    """
+
     __tablename__ = "app_settings"
 
     key: str = Field(primary_key=True, max_length=64)

@@ -13,6 +13,10 @@ from opscraft.db.types import StoredEnum, UTCDateTime, utcnow
 
 
 class Role(StrEnum):
+    """A user's role, from least to most allowed: viewer < operator < admin (the role table of
+    docs/api.md says what each may do).
+    """
+
     viewer = "viewer"
     operator = "operator"
     admin = "admin"
@@ -24,6 +28,8 @@ def new_account_key() -> str:
 
 
 class User(SQLModel, table=True):
+    """A user account; `hashed_password` is an argon2id hash (security/passwords.py), never the password."""
+
     __tablename__ = "users"
     # Usernames are unique ignoring case (they are ASCII: `lower` is exact); logins compare so.
     __table_args__ = (Index("ux_users_username", text("lower(username)"), unique=True),)

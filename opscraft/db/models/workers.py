@@ -42,6 +42,9 @@ class RegisteredWorker(SQLModel, table=True):
     # Why its consumers cannot take jobs as of the last heartbeat (`JobQueue.unreadable`: Redis
     # stopped or not answering); None while they can. It then offers no runners.
     queue_error: str | None = Field(default=None, max_length=500)
+    # Its process's boot id and PID namespace (`execution.liveness.process_key`): a process with
+    # the same key may check whether `pid` still runs. None: not known (rows before 0038).
+    process_key: str | None = Field(default=None, max_length=100)
 
 
 class RunEvent(SQLModel, table=True):
