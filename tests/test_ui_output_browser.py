@@ -210,6 +210,11 @@ time.sleep(3)
 sys.stdout.write("a" * {LONG_CHARS} + "\\n")
 sys.stdout.write("end")
 """
+# The cursor at the start of the line after "end".
+CURSOR_AFTER_END = (
+    "t.buffer.active.cursorX === 0 && t.buffer.active.getLine("
+    "t.buffer.active.baseY + t.buffer.active.cursorY - 1).translateToString(true) === 'end'"
+)
 NOTE = f"[line cut at {MAX_LINE_CHARS:,} characters in this view: the download has all of it]"
 
 
@@ -224,6 +229,9 @@ def _shown_in_full(page: Any, url: str, errors: list[str]) -> None:
     """The cut line, its note and the last line are in the terminal, through a full-page capture
     and a narrowing to 375 then 120 px (each refits the terminal: fewer columns, more rows)."""
     wait_for_output(page, r"^end$", timeout=60)  # the last line, with no line feed after it
+    # The run has ended: the view gave the last line a line feed (xterm.js does not re-wrap the
+    # cursor's line on a resize, it cuts it: `end` was left `en`).
+    page.wait_for_function(terminal_js(CURSOR_AFTER_END), timeout=60_000)
     page.screenshot(full_page=True, timeout=120_000)
     for width in (375, 120):
         page.set_viewport_size({"width": width, "height": 800})

@@ -424,6 +424,8 @@ async def _follow(client: Client, view: ExecutionView, terminal: LiveTerminal) -
                 terminal.write(event.content, stderr=event.stream == "stderr", at=event.at)
                 await terminal.wait_for_room()
             elif event.final or event.status != view.execution.status:
+                if event.final:
+                    terminal.end_line()
                 await terminal.drain()
                 if not await view.reload():
                     return

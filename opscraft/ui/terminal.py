@@ -288,6 +288,7 @@ class LiveTerminal:
         self._kept_chars = 0
         self._line_start = True
         self._line_chars = 0  # characters of the current line sent to the view (`capped`)
+        self._line_open = False  # the last visible character written was not a line feed
         self._cut: dict[bool, str] = {}  # by stream (stderr?): the start of a sequence cut off
         self.rows = DEFAULT_ROWS
         self._shown = False  # text on screen since the start or the last clear (`_kept_on_screen`)
@@ -317,11 +318,23 @@ class LiveTerminal:
         text = displayable(text)
         if stderr:  # red, kept red after the script's own colour resets
             text = STDERR_ON + RESET_RE.sub(lambda m: m.group(0) + STDERR_ON, text) + STDERR_OFF
+        visible = ANSI_RE.sub("", text)
+        if visible:
+            self._line_open = not visible.endswith("\n")
         self._kept.append((at, text))
         self._kept_chars += len(text)
         while self._kept_chars > MAX_KEPT_CHARS and len(self._kept) > 1:
             self._kept_chars -= len(self._kept.pop(0)[1])
         self._queue(self._stamped(text, at) if self.timestamps else text)
+
+    def end_line(self) -> None:
+        """End the output's last line with a line feed if it has none (call once the run has
+        ended). xterm.js does not re-wrap the line its cursor is on when the terminal narrows: it
+        cuts it at the narrower width, for good (a last line `end` was left `en` after a narrowing
+        to a phone's width). With the cursor on a line of its own, the last line is re-wrapped as
+        every other. The stored log and the download are not changed."""
+        if self._line_open:
+            self.write("\n")
 
     def _stamped(self, text: str, at: datetime | None) -> str:
         stamp = f"{STAMP_ON}{at:%H:%M:%S}.{at.microsecond // 1000:03d}{STAMP_OFF} " if at else ""
