@@ -78,7 +78,8 @@ def test_a_setting_stored_in_another_shape_is_said_next_to_its_field(
     log_in(page, server, "admin", then="/settings")
     note = page.get_by_test_id("setting-stored-output_retention_days")
     expect(note).to_have_text(
-        "the stored value '30' must be a whole number: 0 is used; save the setting to replace it."
+        "the stored value '30' must be a whole number (it is text): 0 is used;"
+        " save the setting to replace it."
     )
     expect(page.get_by_test_id("setting-stored-warm_pool_size")).to_have_count(0)
     page.get_by_test_id("setting-output_retention_days").fill("30")

@@ -179,9 +179,9 @@ def test_notification_channels_and_rules_follow_other_admins(
     page.get_by_test_id(f"rule-{rule['id']}").wait_for(state="detached")
 
 
-# The `ui.timer`s in the page's body (not the navigation's badge timer), as the browser holds
-# NiceGUI's elements. The frame's one-off timer that reads the browser's dark mode is there until
-# it has run.
+# The repeating `ui.timer`s in the page's body (not the navigation's badge timer), as the browser
+# holds NiceGUI's elements. One-shot timers (`widgets.one_shot`, e.g. the frame's read of the
+# browser's dark mode) stay in the page once run and carry `data-one-shot`: not counted.
 PAGE_TIMERS = """(() => {
   const els = mounted_app.elements;
   const kids = e => [...(e.children || []), ...Object.values(e.slots || {}).flatMap(s => s.ids || [])];
@@ -193,7 +193,8 @@ PAGE_TIMERS = """(() => {
     seen.add(id);
     stack.push(...kids(els[id]));
   }
-  return [...seen].filter(id => els[id].tag === "nicegui-timer").length;
+  const repeating = id => els[id].tag === "nicegui-timer" && !("data-one-shot" in (els[id].props || {}));
+  return [...seen].filter(repeating).length;
 })()"""
 
 

@@ -72,8 +72,9 @@ def one_shot(delay: float, callback: Callable[[], Any]) -> ui.timer:
     itself, which updates its parent, and the browser then re-renders the parent with every
     element in it: made in a page's content (the browser's dark mode read half a second after
     load), it replaced every row of a table, each row's buttons too, and a click on a replaced
-    button is lost (`Redrawn`). Kept, it sends nothing. `delay` is in seconds."""
-    return _KeptTimer(delay, callback, once=True)
+    button is lost (`Redrawn`). Kept, it sends nothing. `delay` is in seconds. Its element
+    carries the prop `data-one-shot`, so that a page's live timers can be told from it."""
+    return _KeptTimer(delay, callback, once=True).props("data-one-shot")
 
 
 class Redrawn(Generic[T]):
