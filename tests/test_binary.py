@@ -231,8 +231,14 @@ def test_a_worker_process_of_the_binary_runs_the_web_process_runs(binary: Path, 
                 return any(w["id"] == name and w["state"] == "alive" for w in rows)
 
             wait_for(alive, 120, f"worker {name} to be alive", every=0.2)
-            started = (tmp_path / "worker" / "worker.log").read_text(errors="replace")
-            assert "docker not offered (--runner)" in started, started  # not "not reachable"
+
+            def started() -> str:
+                return (tmp_path / "worker" / "worker.log").read_text(errors="replace")
+
+            # Its start-up line may follow its first heartbeat (seen under load: an empty log).
+            line = f"worker {name} started"
+            wait_for(lambda: line in started(), 60, "the worker's start-up line", every=0.2)
+            assert "docker not offered (--runner)" in started(), started()  # not "not reachable"
             enabled = httpx.put(
                 f"{url}/api/v1/settings", json={"local_runner_enabled": True}, headers=headers, timeout=30
             )
