@@ -12,6 +12,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from opscraft.ui import labels
 from tests.conftest import LiveServer
 from tests.ui_journey import (
+    SocketHold,
     code,
     create_script,
     journey_server,
@@ -122,6 +123,33 @@ def test_a_draft_whose_base_version_is_not_ascii_digits_warns_instead_of_failing
     page.get_by_test_id("draft-restored").wait_for()
     page.get_by_test_id("draft-stale-discard").wait_for()
     assert page.get_by_test_id("script-description").input_value() == "typed before a reload"
+
+
+def test_a_parameter_row_added_before_the_draft_comes_back_stays(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The tab answers the page's question for its draft over the socket; on a busy connection
+    a click on Add parameter reached the server first, and the restored draft (no parameter rows
+    when it was kept) took the new row away again: the test then typed into a row that was no
+    more. The rows the user added or removed stay; the draft's other fields still come back."""
+    socket = SocketHold(page)
+    log_in(page, server, "operator", then="/scripts/new")
+    wait_connected(page)
+    page.get_by_test_id("script-description").fill("kept before the reload")
+    page.wait_for_function(
+        "(k) => (sessionStorage.getItem(k) || '').includes('kept before')", arg="oc-draft:script:new"
+    )
+    socket.hold("javascript_response")  # the tab's answers, the draft among them
+    page.reload()
+    wait_connected(page)
+    socket.wait_held("kept before the reload")
+    page.get_by_test_id("add-parameter").click()
+    page.get_by_test_id("param-name-0").wait_for()
+    socket.release()
+    page.get_by_test_id("draft-restored").wait_for()
+    assert page.get_by_test_id("script-description").input_value() == "kept before the reload"
+    page.get_by_test_id("param-name-0").fill("REGION")  # the row is still there to type into
+    assert page.get_by_test_id("param-name-0").input_value() == "REGION"
 
 
 @pytest.mark.parametrize("form", ["new-user", "run"])

@@ -10,8 +10,11 @@ import httpx
 import pytest
 
 from opscraft.ui import labels
+from opscraft.ui.script_edit import STARTER
 from tests.conftest import LiveServer
 from tests.ui_journey import (
+    SocketHold,
+    code,
     create_script,
     journey_server,
     journey_tokens,
@@ -131,6 +134,50 @@ def test_an_edit_restored_after_a_conflict_does_not_overwrite_the_other_save(
     _save(page, server, script["id"])
     stored = httpx.get(url, headers=tokens["admin"], timeout=30).json()
     assert (stored["content"], stored["current_version"]) == ("echo 1\necho mine\n", 3)
+
+
+def test_an_update_sent_while_an_edit_travels_to_the_server_does_not_undo_it(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    # Field report: `echo 1` replaced by typing two lines was saved as the two lines + `echo 1`.
+    # Every update of the editor the server sends (a theme, the live checks' line marks) carried
+    # the server's copy of the text; one sent while the typed change was on its way put the old
+    # text back in the browser only, and the next change was applied to each copy elsewhere.
+    # The typed changes are held between page and server here until the server has sent such an
+    # update (Dark mode sets the editor's theme).
+    socket = SocketHold(page)
+    script = create_script(server, tokens["admin"], "travelling-edit", "echo 1\n")
+    _edit(page, server, script["id"])
+    socket.hold("sections")  # an editor's change set
+    type_code(page, "echo 1\necho mine\n")
+    socket.wait_held("echo mine")
+    page.get_by_test_id("dark-toggle").click()
+    editor = "getElement(document.querySelector('[data-testid=\"script-editor\"]'))"
+    page.wait_for_function(f"{editor}.theme === 'githubDark'")
+    # NiceGUI applies an update's text after Vue's next tick: wait past it.
+    page.evaluate(f"{editor}.$nextTick().then(() => new Promise((done) => setTimeout(done, 0)))")
+    assert code(page) == "echo 1\necho mine\n"
+    socket.release()
+    _save(page, server, script["id"])
+    stored = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=tokens["admin"], timeout=30)
+    assert stored.json()["content"] == "echo 1\necho mine\n"
+
+
+def test_a_text_the_server_sets_still_replaces_the_editor_s_after_a_focus(
+    server: LiveServer, page: Any
+) -> None:
+    # The editor keeps its text over the server's copy (above), but not over a text the server
+    # sets: a new script's starter follows its type, also once the editor has had the focus.
+    signed_in(page, server, "operator", "/scripts/new")
+    page.get_by_test_id("checks-ok").wait_for()
+    page.locator('[data-testid="script-editor"] .cm-content').click()
+    page.get_by_test_id("script-type").click()
+    page.get_by_role("option", name="python", exact=True).click()
+    page.wait_for_function(
+        "getElement(document.querySelector('[data-testid=\"script-editor\"]'))"
+        ".editor.state.doc.toString().startsWith('import os')"
+    )
+    assert code(page) == STARTER["python"]
 
 
 def test_a_reload_restores_only_what_this_tab_changed(

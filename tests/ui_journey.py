@@ -167,6 +167,51 @@ def paste_code(page: Any, text: str, testid: str = "script-editor") -> None:
     )
 
 
+class SocketHold:
+    """Holds chosen messages from the page to the server on NiceGUI's socket, to make a race
+    happen on demand (Playwright's `route_web_socket`; set up before the page is opened).
+
+    `hold(words)`: from then on, every message holding `words` waits (an editor's change set:
+    "sections"; a JavaScript answer: "javascript_response"); `wait_held(words)` until one
+    holding `words` is held; `release()` sends the held ones in their order and holds no more.
+    """
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.words: str | None = None
+        self.held: list[tuple[Any, str | bytes]] = []
+        page.route_web_socket(re.compile(r".*/_nicegui_ws/.*"), self._route)
+
+    def _route(self, ws: Any) -> None:
+        upstream = ws.connect_to_server()
+
+        def to_server(message: str | bytes) -> None:
+            if self.words is not None and self.words in str(message):
+                self.held.append((upstream, message))
+            else:
+                upstream.send(message)
+
+        ws.on_message(to_server)
+
+    def hold(self, words: str) -> None:
+        """Hold every message holding `words` from now on."""
+        self.words = words
+
+    def wait_held(self, words: str, timeout: float = 30.0) -> None:
+        """Until a held message holds `words` (Playwright calls deliver the socket's messages)."""
+        deadline = time.monotonic() + timeout
+        while not any(words in str(message) for _, message in self.held):
+            assert time.monotonic() < deadline, f"no message holding {words!r} was held in {timeout} s"
+            self.page.wait_for_timeout(50)
+
+    def release(self) -> None:
+        """Send the held messages in their order; hold nothing more."""
+        self.words = None
+        for upstream, message in self.held:
+            upstream.send(message)
+        self.held.clear()
+
+
 def code(page: Any, testid: str = "script-editor") -> str:
     return str(
         page.evaluate(

@@ -153,6 +153,8 @@ class Draft:
         with container:
             self.notice = ui.row().classes("w-full")
         self.notice.set_visibility(False)
+        # Called with the stored draft before it is put back: a hook may build the fields it
+        # names (parameter rows) or drop the entries the form must keep as they are now.
         self.on_restore: list[Callable[[dict[str, Any]], None]] = []
 
     def rename(self, key: str) -> None:

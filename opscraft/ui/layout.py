@@ -534,6 +534,14 @@ def _nav_badge(key: str) -> None:
     live_timer(_badge_seconds(), update)
 
 
+def _theme_editors(theme: str) -> None:
+    """Give the page's code editors `theme`; an editor already in it is left alone (each update
+    of an editor sends its whole text to the browser)."""
+    for element in context.client.elements.values():
+        if isinstance(element, ui.codemirror) and element.theme != theme:
+            element.theme = theme
+
+
 @contextmanager
 def frame(actor: Actor, title: str) -> Iterator[None]:
     """The page frame: header, navigation drawer (closed by default below 1024 px), skip link, and
@@ -547,9 +555,7 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
     def toggle_dark() -> None:
         dark.value = not dark.value
         app.storage.user["dark"] = dark.value
-        for element in context.client.elements.values():
-            if isinstance(element, ui.codemirror):
-                element.theme = EDITOR_THEMES[bool(dark.value)]
+        _theme_editors(EDITOR_THEMES[bool(dark.value)])
 
     theme()
     ui.add_css(NAV_CSS + SKIP_LINK_CSS)
@@ -564,9 +570,7 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
                 return  # the browser left meanwhile
             if app.storage.user.get("dark") is not None:
                 return  # toggled while the browser answered: that choice stands, not the older answer
-            for element in context.client.elements.values():
-                if isinstance(element, ui.codemirror):
-                    element.theme = EDITOR_THEMES[bool(browser_dark)]
+            _theme_editors(EDITOR_THEMES[bool(browser_dark)])
 
         one_shot(0.5, follow_browser)
     ui.add_head_html(A11Y_JS)

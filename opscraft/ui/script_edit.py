@@ -90,6 +90,9 @@ class ParameterRows:
     def __init__(self, schema: list[dict[str, Any]], draft: Draft) -> None:
         self.draft = draft
         draft.on_restore.append(self._rows_for_draft)
+        # Rows added or removed on this page: a draft restored after that (its answer comes back
+        # from the browser, late on a busy connection) leaves the rows as they are.
+        self.edited = False
         self.rows: list[dict[str, Any]] = [
             {
                 "name": spec["name"],
@@ -114,11 +117,18 @@ class ParameterRows:
 
     def add(self) -> None:
         """Add an empty parameter row and redraw."""
+        self.edited = True
         self.rows.append(_blank_row())
         self.render()
 
     def _rows_for_draft(self, stored: dict[str, Any]) -> None:
-        """Add or drop rows so that every parameter row of a restored draft has its fields."""
+        """Add or drop rows so that every parameter row of a restored draft has its fields; once
+        rows were added or removed on this page, drop the draft's rows from `stored` instead (a
+        row added while the draft was on its way was dropped again: the newer input wins)."""
+        if self.edited:
+            for key in [key for key in stored if key.startswith("param-")]:
+                del stored[key]
+            return
         count = len([key for key in stored if key.startswith("param-name-")])
         if count != len(self.rows):
             del self.rows[count:]
@@ -128,6 +138,7 @@ class ParameterRows:
 
     def remove(self, row: dict[str, Any]) -> None:
         """Remove a parameter row and redraw."""
+        self.edited = True
         self.rows.remove(row)
         self.render()
 

@@ -11,6 +11,7 @@ from opscraft.services.errors import Invalid
 from opscraft.services.line_endings import Notice
 from opscraft.services.linters import LintFinding
 from opscraft.services.script_checks import Finding, SyntaxProblem
+from opscraft.ui.code_editor import CodeEditor
 from opscraft.ui.layout import editor_theme
 from opscraft.ui.widgets import close_then, dialog_title, one_click
 
@@ -89,7 +90,7 @@ def editor(
     An editable one refuses a paste or drop longer than `MAX_EDIT_UNITS` (`EDIT_GUARD_JS`) and
     calls `on_refused(units)` with its length in UTF-16 units, to say so on the page."""
     ui.add_css(EDITOR_CSS)
-    element = ui.codemirror(content, language=language, theme=editor_theme())
+    element = CodeEditor(content, language=language, theme=editor_theme())
     element.classes("w-full").style("height: 28rem").props(f'data-a11y-label="{label}"')
     if read_only:
         element.disable()
@@ -121,8 +122,12 @@ def mark_lines(
         line = min(max(line, 1), lines)
         tips.setdefault(line, []).append(text)
         decorations.append({"kind": "line", "line": line, "class": css})
-    element.decorations = decorations
-    element.line_tooltips = {line: "\n".join(texts) for line, texts in tips.items()}
+    tooltips = {line: "\n".join(texts) for line, texts in tips.items()}
+    # Set only when they changed: each update of the editor sends its whole text to the browser.
+    if element.decorations != decorations:
+        element.decorations = decorations
+    if element.line_tooltips != tooltips:
+        element.line_tooltips = tooltips
 
 
 def findings_list(
