@@ -40,16 +40,14 @@ RUN_UMASK = 0o022
 class RunSupervisor:
     """One forked supervisor (process `pid`), for one run.
 
-    `channel` is the runner's end of its stream socket, `jobs` the runner's end of the stream
-    socket to its starter (the process that becomes the run's program), `pidfd` a pidfd of the
-    supervisor (None on kernels without pidfd). After `start`, `channel` becomes readable when
-    the run is over: `read_status` then gives its status.
+    `channel` is the runner's end of its stream socket, `pidfd` a pidfd of it (None on kernels
+    without pidfd). After `start`, `channel` becomes readable when the run is over: `read_status`
+    then gives its status.
     """
 
-    def __init__(self, pid: int, channel: socket.socket, jobs: socket.socket, pidfd: int | None) -> None:
+    def __init__(self, pid: int, channel: socket.socket, pidfd: int | None) -> None:
         self.pid = pid
         self.channel = channel
-        self.jobs = jobs
         self.pidfd = pidfd
         self.ended = False
         self.status: int | None = None
@@ -68,13 +66,15 @@ class RunSupervisor:
         """Hand over the job: run the executable `program` (a path) with `argv`, with exactly
         `env`, in `cwd`, each `resource.RLIMIT_*`
         named in `limits` set to its value, writing to the descriptors `stdout` and `stderr`
-        (the starter gets copies; the caller still closes its own). Raises RunnerError when
-        the starter is gone."""
+        (the supervisor gets copies; the caller still closes its own). Raises RunnerError when
+        the supervisor is gone."""
         job = {"program": program, "argv": argv, "env": env, "cwd": cwd, "limits": limits}
         data = marshal.dumps(job)
         try:
-            socket.send_fds(self.jobs, [len(data).to_bytes(supervisor.HEADER_BYTES, "big")], [stdout, stderr])
-            self.jobs.sendall(data)
+            socket.send_fds(
+                self.channel, [len(data).to_bytes(supervisor.HEADER_BYTES, "big")], [stdout, stderr]
+            )
+            self.channel.sendall(data)
         except OSError as exc:
             raise RunnerError(f"the run's supervisor ended before it started the script: {exc}") from exc
 
@@ -125,9 +125,8 @@ class RunSupervisor:
                 os.kill(self.pid, signal.SIGKILL)
 
     def close(self) -> None:
-        """Close the sockets to the supervisor and its starter, and the pidfd."""
+        """Close the channel to the supervised process and its pidfd."""
         self.channel.close()
-        self.jobs.close()
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
@@ -232,15 +231,14 @@ class ForkServer:
         self._request(1)
         assert self._control is not None
         self._requested -= 1
-        message, fds, _, _ = socket.recv_fds(self._control, STATUS_BYTES, 3)
+        message, fds, _, _ = socket.recv_fds(self._control, STATUS_BYTES, 2)
         for fd in fds:  # `recv_fds` does not pass its flags on (MSG_CMSG_CLOEXEC, Python 3.11)
             os.set_inheritable(fd, False)
-        if not message or len(fds) < 2:
+        if not message or not fds:
             for fd in fds:
                 os.close(fd)
             raise ConnectionError("the fork server ended")
-        channel, jobs = socket.socket(fileno=fds[0]), socket.socket(fileno=fds[1])
-        return RunSupervisor(int(message), channel, jobs, fds[2] if len(fds) > 2 else None)
+        return RunSupervisor(int(message), socket.socket(fileno=fds[0]), fds[1] if len(fds) > 1 else None)
 
     def _replace(self) -> None:
         self._discard(kill=True)

@@ -10,49 +10,47 @@ by the next one. (This is the forkserver idea of Python's multiprocessing.)
 
 The fork server (`serve`) reads one byte per request on its control socket (an AF_UNIX
 SOCK_SEQPACKET socket from the runner), forks, and answers with the new supervisor's pid as text,
-passing three descriptors along (SCM_RIGHTS): the runner's ends of two stream sockets, one to that
-supervisor (its *channel*), one to its starter (*jobs*, see step 2), and a pidfd of the
-supervisor (Linux 5.3+; without it, the pid only). It exits when the runner closes the control
-socket (the runner stopped or its process died). It reaps its children as they end, so their CPU
-time adds up in its own `/proc/PID/stat` (`cutime`, `cstime`), where a benchmark finds what the
-runs' supervisors and scripts cost.
+passing two descriptors along (SCM_RIGHTS): the runner's end of a stream socket to that
+supervisor (its *channel*) and a pidfd of it (Linux 5.3+; without it, the pid only). It exits
+when the runner closes the control socket (the runner stopped or its process died). It reaps
+its children as they end, so their CPU time adds up in its own `/proc/PID/stat` (`cutime`,
+`cstime`), where a benchmark finds what the runs' supervisors and scripts cost.
 
 A forked supervisor (`Supervisor`)
 
 1. becomes a child subreaper (`PR_SET_CHILD_SUBREAPER`, Linux 3.4+, see prctl(2)): a process orphaned anywhere
    below it, e.g. by `setsid cmd &` or a double fork, is re-parented to it instead of to init, so
-   every process the script starts stays its descendant; and readies, while no job is there yet,
+   every process the script starts stays its descendant; and readies, while it waits for a job,
    what does not depend on one (see `Supervisor`), so that only the job's own steps are on the
-   run's path: among them its *starter*, a child forked at once (`_start`) that leads a session
-   of its own, with default signal dispositions and an empty signal mask, and waits for the job;
-2. the starter reads the job from *jobs*: an 8-byte big-endian length, then that many bytes of a
+   run's path;
+2. reads its job from the channel: an 8-byte big-endian length, then that many bytes of a
    `marshal`led dict `{"program": "/path", "argv": [...], "env": {...}, "cwd": "...", "limits":
    {"RLIMIT_CPU": n, ...}}` (not JSON: the runner and the fork server are the same Python,
-   `sys.executable`, and the socket a private socket pair; decoding JSON cost each forked
-   process about 0.2 ms more CPU, most of it copying the pages it touched), with the
+   `sys.executable`, and the channel a private socket pair; decoding JSON cost each forked
+   supervisor about 0.2 ms more CPU, most of it copying the pages it touched), with the
    run's stdout and stderr pipes passed alongside the length (SCM_RIGHTS); they become its fd 1
-   and 2, and it sends the supervisor a copy of fd 2;
-3. the starter becomes the program (`execve`): stdin `/dev/null`, the job's directory, the
-   rlimits (soft = hard = n, kept within the current hard limit), no descriptor but 0-2, exactly
-   the job's environment (the program's path, found by the runner on the run's PATH). So the
-   run's path has no process made and no hop through the supervisor: the job wakes a process
-   that exists already, which execs. (Before, the supervisor read the job and started the
-   program with `posix_spawn`: its wake-up, then the new process, about 3 ms on a 2-core VM;
-   docs/benchmarks.md, session 36);
-4. the supervisor waits until the program exits, or until it is told to stop: a byte on the
-   channel, the channel closed (the runner is gone: stopped, or its process died), or SIGTERM,
-   SIGINT or SIGHUP. The byte `i` (`INTERRUPT`) instead sends SIGINT to the program's process
-   group and goes on waiting (a graceful stop: `spec.RunControl`); one that comes before the
-   starter has become the program waits for that (the end of the starter's socket to the
-   supervisor, closed by its execve);
+   and 2;
+3. starts the program with `posix_spawn` (glibc: `clone(CLONE_VM | CLONE_VFORK)`, no copy of
+   the supervisor's pages; a fork and exec of this Python process cost 2-3 ms more per run):
+   in a session of its own, stdin `/dev/null`, the job's directory, the rlimits (soft = hard = n,
+   kept within the current hard limit), default signal dispositions, an empty signal mask, no
+   descriptor but 0-2, exactly the job's environment (the program's path, found by the runner
+   on the run's PATH). posix_spawn(3) cannot change directory or limits in the child, so the
+   supervisor, a process of this run only, takes the job's directory and limits itself first
+   and the program inherits them (the supervisor itself needs little: no file, a few MiB, no
+   fork, milliseconds of CPU);
+4. waits until the program exits, or until it is told to stop: a byte on the channel, the channel
+   closed (the runner is gone: stopped, or its process died), or SIGTERM, SIGINT or SIGHUP. The
+   byte `i` (`INTERRUPT`) instead sends SIGINT to the program's process group and goes on
+   waiting (a graceful stop: `spec.RunControl`);
 5. kills every descendant with SIGKILL, scan after scan of /proc, until it has no child left: a
    process forked while the others are killed is re-parented to it and found by the next scan;
-6. closes its copy of the run's stderr, so that the runner reads the output's end at once, not
-   after this process's exit; sends the program's status on the channel as text and a newline
-   (its exit code, or 128 + N when signal N ended it), and exits.
+6. closes its copies of the run's output pipes, so that the runner reads their end at once,
+   not after this process's exit; sends the program's status on the channel as text and a
+   newline (its exit code, or 128 + N when signal N ended it), and exits.
 
-The run's stderr gets a line of OpsCraft's only when the program cannot be started (status
-127, written by the starter), or when the supervisor may not kill a descendant.
+It writes to the run's stderr only when the program cannot be started (status 127), or when it
+may not kill a descendant.
 """
 
 from __future__ import annotations
@@ -157,9 +155,9 @@ def receive_job(channel: socket.socket) -> tuple[dict[str, Any], list[int]]:
     return marshal.loads(_read_exactly(channel, size)), fds  # noqa: S302 (from our own runner: step 2)
 
 
-def _exec(job: dict[str, Any]) -> None:
-    """Become the job's program (see the module docstring, step 3); returns only by raising
-    OSError or ValueError: no such directory, a limit refused, execve failed."""
+def _spawn(job: dict[str, Any]) -> int:
+    """Start the job's program (see the module docstring, step 3); its pid. Raises OSError when
+    it cannot be started (no such directory, a limit refused, execve failed)."""
     os.chdir(job["cwd"])
     for name, value in job["limits"].items():
         limit = getattr(resource, name)
@@ -167,39 +165,9 @@ def _exec(job: dict[str, Any]) -> None:
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
         resource.setrlimit(limit, (value, value))
-    os.execve(job["program"], job["argv"], job["env"])
-
-
-def _start(jobs: socket.socket, started: socket.socket) -> None:
-    """The starter's life (see the module docstring, step 3); ends in execve or `os._exit`.
-
-    Readied before the job comes: a session of its own, default dispositions for the signals
-    Python ignores or the fork server handles, an empty signal mask. Then it waits for the job
-    on `jobs`, takes the run's output pipes as descriptors 1 and 2, sends a copy of the second
-    to the supervisor on `started` (for what it may have to say in the run's stderr), and execs
-    the program; `started` is closed by the execve (close-on-exec), which tells the supervisor
-    the program runs."""
-    os.setsid()
-    for signum in DEFAULT_SIGNALS:
-        _signal.signal(signum, _signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, ())
-    try:
-        job, (stdout, stderr) = receive_job(jobs)
-    except (OSError, EOFError, ValueError):
-        os._exit(CANNOT_START)
-    os.dup2(stdout, 1)
-    os.dup2(stderr, 2)
-    os.close(stdout)
-    os.close(stderr)
-    with contextlib.suppress(OSError):
-        socket.send_fds(started, [b"e"], [2])
-    try:
-        _exec(job)
-    except (OSError, ValueError) as exc:  # not executable, no such directory, a limit refused, ...
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        with contextlib.suppress(OSError):
-            os.write(2, f"opscraft: cannot start {job['argv'][0]}: {reason}\n".encode())
-    os._exit(CANNOT_START)
+    return os.posix_spawn(
+        job["program"], job["argv"], job["env"], setsid=True, setsigmask=(), setsigdef=DEFAULT_SIGNALS
+    )
 
 
 def _open_descriptors() -> list[int]:
@@ -208,105 +176,64 @@ def _open_descriptors() -> list[int]:
 
 
 class Supervisor:
-    """One run: its starter becomes the program; it reaps whatever ends below it, kills the rest
-    at the end.
+    """One run: starts its program, reaps whatever ends below it, kills the rest at the end.
 
-    Made before its job comes, with everything that does not depend on the job: the starter
-    forked (`_start`: the process that becomes the program), the wake-up pipe of the signals,
-    SIGCHLD's handler and the stop signals', the poll set; that no descriptor but 0-2 is
-    inheritable the fork server made sure of once (`serve`). So the job goes from the runner to
-    the starter directly, and the run's path is the starter's wake-up and its execve, with no
-    new process to make and no hop through this one. Handlers are set through `_signal`, the C
-    module under `signal`: `signal.signal`'s enum conversions cost a forked process about
-    0.07 ms each (the pages they touch, copied on write)."""
+    Made before its job comes: what does not depend on the job (the wake-up pipe of the
+    signals, SIGCHLD's handler, the poll set) is done then, off the run's path; that no
+    descriptor but 0-2 is inheritable the fork server made sure of once (`serve`). The stop
+    signals' handlers are set once the job is there (a stop signal before it ends a waiting
+    supervisor as before). Handlers are set through `_signal`, the C module under `signal`:
+    `signal.signal`'s enum conversions cost a forked process about 0.07 ms each (the pages
+    they touch, copied on write)."""
 
-    def __init__(self, channel: socket.socket, jobs: socket.socket) -> None:
+    def __init__(self, channel: socket.socket) -> None:
         self.channel = channel
+        self.main = 0
         self.status: int | None = None
-        self._stderr: int | None = None  # the run's stderr, once the starter sent it
-        self._interrupts = 0  # interrupts asked for before the program runs
-        started, self._started = socket.socketpair()
-        self.main = os.fork()
-        if self.main == 0:
-            try:
-                channel.close()  # the runner sees this supervisor's end, not the starter's
-                self._started.close()
-                _start(jobs, started)
-            finally:  # never back into the supervisor
-                os._exit(CANNOT_START)
-        started.close()
-        jobs.close()
         self._wake, wake_write = os.pipe()
         os.set_blocking(wake_write, False)
         _signal.signal(signal.SIGCHLD, _noted)
         signal.set_wakeup_fd(wake_write)
-        for signum in STOP_SIGNALS:
-            _signal.signal(signum, _noted)
         self._events = select.poll()
         self._events.register(self._wake, select.POLLIN)
         self._events.register(channel, select.POLLIN)
 
-    def run(self) -> int:
+    def run(self, job: dict[str, Any]) -> int:
         """The program's status (see the module docstring, steps 3-5)."""
+        for signum in STOP_SIGNALS:
+            _signal.signal(signum, _noted)
+        try:
+            self.main = _spawn(job)
+        except (OSError, ValueError) as exc:  # not executable, the user's process limit reached, ...
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            sys.stderr.write(f"opscraft: cannot start {job['argv'][0]}: {reason}\n")
+            return CANNOT_START
         stop = False
-        self._reap()  # the starter may have ended before SIGCHLD's handler was set
         while self.status is None and not stop:
             for fd, _ in self._events.poll():
                 if fd == self._wake:
                     stop = stop or not STOP_SIGNALS.isdisjoint(os.read(self._wake, 64))
                     self._reap()
-                elif fd == self._started.fileno():
-                    self._starting()
                 elif self.channel.recv(16).strip(INTERRUPT):  # a stop request, or the runner is gone
                     stop = True
                 else:
                     self.interrupt()
         self.kill_all()
-        self._started.close()  # with the run's stderr, if it is still on its way
-        if self._stderr is not None:
-            os.close(self._stderr)
         # None only when the program itself could not be killed (see kill_all).
         return 128 + signal.SIGKILL if self.status is None else self.status
 
     def interrupt(self) -> None:
         """SIGINT to the program's process group (its session: the program and what it started
         in it), as Ctrl-C in a terminal: Terraform then stops gracefully (state written, lock
-        released). The supervisor goes on waiting for the program to end. Until the starter is
-        seen to have become the program (`_starting`), the interrupt waits for that: the
-        program gets it, not the starter."""
-        if self._started.fileno() != -1:
-            if not self._interrupts:
-                self._events.register(self._started, select.POLLIN)
-            self._interrupts += 1
-            return
+        released). The supervisor goes on waiting for the program to end."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.main, signal.SIGINT)
-
-    def _starting(self) -> None:
-        """What the starter sent (the run's stderr), or its end of `_started` closed: the
-        program runs (or the starter ended), so the interrupts asked for before are sent."""
-        self._receive_stderr()
-        with contextlib.suppress(BlockingIOError):
-            if self._started.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
-                return
-            self._events.unregister(self._started)
-            self._started.close()
-            for _ in range(self._interrupts):
-                self.interrupt()
-
-    def _receive_stderr(self) -> None:
-        """Take the run's stderr from `_started`, without blocking, if it was sent."""
-        if self._stderr is not None or self._started.fileno() == -1:
-            return
-        with contextlib.suppress(BlockingIOError, ConnectionError):
-            _, fds, _, _ = socket.recv_fds(self._started, 1, 1, socket.MSG_DONTWAIT)
-            self._stderr = fds[0] if fds else None
 
     def kill_all(self) -> None:
         """SIGKILL every descendant until none is left and every child is reaped.
 
         Gives up after `KILL_DEADLINE_SECONDS` on processes it may not kill (a set-user-ID
-        program run by a non-root user), naming them in the run's stderr.
+        program run by a non-root user), naming them on stderr.
         """
         me, deadline = os.getpid(), time.monotonic() + KILL_DEADLINE_SECONDS
         while self._reap():
@@ -319,12 +246,7 @@ class Supervisor:
                 except PermissionError:
                     refused.append(pid)
             if refused and time.monotonic() > deadline:
-                self._receive_stderr()
-                with contextlib.suppress(OSError):
-                    os.write(
-                        2 if self._stderr is None else self._stderr,
-                        f"opscraft: not allowed to kill processes {refused}\n".encode(),
-                    )
+                sys.stderr.write(f"opscraft: not allowed to kill processes {refused}\n")
                 return
             time.sleep(KILL_PAUSE_SECONDS)
 
@@ -346,7 +268,7 @@ def _noted(signum: int, frame: object) -> None:
     """The signal is seen through the wake-up descriptor; nothing to do here."""
 
 
-def _supervise(channel: socket.socket, jobs: socket.socket) -> None:
+def _supervise(channel: socket.socket) -> None:
     """The forked supervisor's life (see the module docstring); ends in `os._exit`.
 
     It does not end with the fork server: a fork server that died is replaced while the runs it
@@ -354,13 +276,24 @@ def _supervise(channel: socket.socket, jobs: socket.socket) -> None:
     _signal.signal(signal.SIGCHLD, _signal.SIG_DFL)  # the fork server's handler would reap for it
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     os.setsid()
-    report(channel, Supervisor(channel, jobs).run())
+    supervisor = Supervisor(channel)
+    try:
+        job, (stdout, stderr) = receive_job(channel)
+    except (OSError, EOFError, ValueError):
+        os._exit(CANNOT_START)
+    os.dup2(stdout, 1)
+    os.dup2(stderr, 2)
+    os.close(stdout)
+    os.close(stderr)
+    report(channel, supervisor.run(job))
     os._exit(0)
 
 
 def report(channel: socket.socket, status: int) -> None:
-    """The run is over (see the module docstring, step 6): send `status`; a runner that is gone
-    is ignored."""
+    """The run is over (see the module docstring, step 6): close the output (descriptors 1 and
+    2), then send `status`; a runner that is gone is ignored."""
+    os.close(1)  # nothing is buffered: stderr is written line by line, stdout never
+    os.close(2)
     with contextlib.suppress(OSError):
         channel.sendall(f"{status}\n".encode())
 
@@ -385,30 +318,22 @@ def serve(control: socket.socket) -> int:
         if not request:
             return 0
         theirs, mine = socket.socketpair()
-        their_jobs, jobs = socket.socketpair()
         pid = os.fork()
         if pid == 0:
             try:
                 control.close()
                 theirs.close()
-                their_jobs.close()
-                _supervise(mine, jobs)
+                _supervise(mine)
             finally:  # never back into the fork server's loop
                 os._exit(CANNOT_START)
         mine.close()
-        jobs.close()
         pidfd = _pidfd(pid)
         try:
-            socket.send_fds(
-                control,
-                [str(pid).encode()],
-                [theirs.fileno(), their_jobs.fileno(), *([pidfd] if pidfd else [])],
-            )
+            socket.send_fds(control, [str(pid).encode()], [theirs.fileno(), *([pidfd] if pidfd else [])])
         except OSError:  # the runner is gone
             return 0
         finally:
             theirs.close()
-            their_jobs.close()
             if pidfd is not None:
                 os.close(pidfd)
 
