@@ -20,6 +20,7 @@ import platformdirs
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from opscraft import setting_words
 from opscraft.data_dir import make_private
 
 
@@ -324,7 +325,10 @@ def normalize_database_url(url: str) -> str:
             return async_prefix + url[len(plain) :]
     if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
         return url
-    raise ConfigError("DATABASE_URL: must start with postgresql://, postgresql+asyncpg:// or sqlite://")
+    raise ConfigError(
+        "DATABASE_URL: must start with postgresql://, postgresql+asyncpg:// or sqlite://; "
+        + setting_words.given("DATABASE_URL", url)
+    )
 
 
 def _env_name(loc: tuple[Any, ...], model: type[BaseSettings]) -> str:
@@ -333,21 +337,36 @@ def _env_name(loc: tuple[Any, ...], model: type[BaseSettings]) -> str:
     return str(alias if isinstance(alias, str) else (loc[0] if loc else "settings")).upper()
 
 
+def _field_metadata(loc: tuple[Any, ...]) -> list[Any]:
+    """The constraints (`Ge(ge=0)`, `Le(le=64)`...) of the setting an error's `loc` names (its
+    field name, or its environment variable for a field read under an alias)."""
+    key = str(loc[0]).lower() if loc else ""
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias if isinstance(field.validation_alias, str) else name
+        if key in (name, alias.lower()):
+            return list(field.metadata)
+    return []
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read and validate settings; resolve the SECRET_KEY (generated and kept in the data dir in dev)."""
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
         err = exc.errors()[0]
-        message = str(err["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"{_env_name(err['loc'], Settings)}: {message}") from None
+        raise ConfigError(
+            setting_words.worded(_env_name(err["loc"], Settings), err, _field_metadata(err["loc"]))
+        ) from None
     except ValueError as exc:  # e.g. CORS_ORIGINS that is not valid JSON
         raise ConfigError(f"invalid setting: {exc}") from None
     settings.effective_database_url  # noqa: B018  (validates DATABASE_URL early)
     try:
         make_private(settings.data_dir)
     except OSError as exc:
-        raise ConfigError(f"OPSCRAFT_DATA_DIR: cannot create {settings.data_dir}: {exc.strerror}") from None
+        raise ConfigError(
+            "OPSCRAFT_DATA_DIR: must be a directory this user can create and write; "
+            f"given '{settings.data_dir}', which cannot be created: {exc.strerror}"
+        ) from None
     settings.secret_key = _resolve_secret_key(settings)
     return settings
 
@@ -355,7 +374,10 @@ def load_settings(**overrides: Any) -> Settings:
 def _resolve_secret_key(settings: Settings) -> str:
     if settings.secret_key:
         if len(settings.secret_key) < _MIN_SECRET_KEY:
-            raise ConfigError(f"SECRET_KEY: must be at least {_MIN_SECRET_KEY} characters")
+            raise ConfigError(
+                f"SECRET_KEY: must be at least {_MIN_SECRET_KEY} characters; "
+                + setting_words.given("SECRET_KEY", settings.secret_key)
+            )
         return settings.secret_key
     if settings.environment is Environment.production:
         raise ConfigError("SECRET_KEY: required when ENVIRONMENT=production (at least 32 characters)")

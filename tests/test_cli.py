@@ -126,7 +126,71 @@ def test_configuration_error_exits_with_one_line(tmp_path: Path) -> None:
     assert serve.returncode == 1
     assert serve.stderr.strip().splitlines() == [
         "opscraft: configuration error: OPSCRAFT_RATE_LIMIT_API: "
-        "Input should be a valid integer, unable to parse string as an integer"
+        "must be a whole number more than 0; given 'lots'"
+    ]
+
+
+# One setting of each kind, a value it refuses, and the one line `opscraft serve` exits with:
+# which setting, what is accepted, what was given (a secret's length only, never its value).
+SETTING_FAULTS = [
+    ("OPSCRAFT_WORKERS", "lots", "must be a whole number from 0 to 64; given 'lots'"),
+    ("OPSCRAFT_WORKERS", "65", "must be from 0 to 64; given '65'"),
+    (
+        "OPSCRAFT_LIVE_SECONDS",
+        "fast",
+        "must be a number more than 0 and at most 3600 (a decimal point is allowed: 2.5); given 'fast'",
+    ),
+    ("OPSCRAFT_LOCAL_RUNNER", "maybe", "must be true or false (also 1/0, yes/no, on/off); given 'maybe'"),
+    ("OPSCRAFT_PUBLIC_URL", "ops.example", "must look like https://host[:port][/path]; given 'ops.example'"),
+    (
+        "DATABASE_URL",
+        "mysql://admin:hunter2-pw@db/x",
+        "must start with postgresql://, postgresql+asyncpg:// or sqlite://; "
+        "given 29 characters (not shown: the value is secret)",
+    ),
+    ("ENVIRONMENT", "prod", "must be one of 'dev', 'staging' or 'production'; given 'prod'"),
+    ("LOG_FORMAT", "xml", "must be one of 'text' or 'json'; given 'xml'"),
+    (
+        "SECRET_KEY",
+        "hunter2-short",
+        "must be at least 32 characters; given 13 characters (not shown: the value is secret)",
+    ),
+    (
+        "OPSCRAFT_MASTER_KEY",
+        "hunter2-not-base64",
+        "must be the base64 encoding of exactly 32 bytes; given 18 characters (not shown: the "
+        "value is secret); generate one with: opscraft secrets generate-key",
+    ),
+    (
+        "OPSCRAFT_METRICS_TOKEN",
+        "hunter2",
+        "must be at least 16 characters; given 7 characters (not shown: the value is secret)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "said"), SETTING_FAULTS)
+def test_a_refused_setting_stops_serve_saying_what_is_wrong_given_and_accepted(
+    tmp_path: Path, variable: str, value: str, said: str
+) -> None:
+    """`opscraft serve` with a setting it refuses exits 1 with one line in OpsCraft's words (no
+    "Input should be a valid integer"), naming the variable, what it accepts and what was
+    given, a secret's value never."""
+    result = opscraft(tmp_path, "serve", "--port", "1", **{variable: value})
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()  # the master key is read after the migrations' log
+    assert lines[-1] == f"opscraft: configuration error: {variable}: {said}", result.stderr
+    assert "configuration error" not in "".join(lines[:-1]) and "hunter2" not in result.stderr
+
+
+def test_a_data_directory_that_cannot_be_made_stops_serve_saying_so(tmp_path: Path) -> None:
+    """A path setting: OPSCRAFT_DATA_DIR under a regular file cannot be created."""
+    (tmp_path / "file").write_text("x")
+    result = opscraft(tmp_path, "serve", "--port", "1", OPSCRAFT_DATA_DIR=str(tmp_path / "file" / "data"))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "opscraft: configuration error: OPSCRAFT_DATA_DIR: must be a directory this user can create "
+        f"and write; given '{tmp_path / 'file' / 'data'}', which cannot be created: Not a directory"
     ]
 
 

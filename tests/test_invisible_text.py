@@ -6,6 +6,8 @@ Every API test runs on SQLite and PostgreSQL (the `backend` fixture behind `clie
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -268,7 +270,46 @@ NO_BASE_FIRST = [
     "\u2800",
 ]
 # Marks and fillers after a base character are part of the name.
-BASE_FIRST = ["e\u0301", "abc\u0301", "q\u0301", " a\u20dd ", "x\u3164y", "नमस्ते"]
+BASE_FIRST = ["e\u0301", "abc\u0301", "q\u0301", " a\u20dd ", "नमस्ते", "❤\ufe0f ok", "1\ufe0f\u20e3"]
+# Names with a visible start that still print as another name: a filler or other character that
+# prints as nothing at the end or inside (Hangul fillers, the blank Braille pattern, U+180E, a
+# grapheme joiner, a variation selector on a letter, an ideographic variation selector, a
+# Khitan filler), or a run of white space (a page shows `a  b` as `a b`).
+LOOKS_LIKE_ANOTHER = [
+    ("a\u3164", "U+3164"),
+    ("x\u3164y", "U+3164"),
+    ("a\u115f", "U+115F"),
+    ("a\u1160b", "U+1160"),
+    ("a\uffa0", "U+FFA0"),
+    ("a\u2800", "U+2800"),
+    ("a\u180e", "U+180E"),
+    ("a\u034fb", "U+034F"),
+    ("a\u17b4", "U+17B4"),
+    ("a\ufe0f", "U+FE0F"),
+    ("\u845b\U000e0100", "U+E0100"),
+    ("a\U00016fe4", "U+16FE4"),
+    ("a\U0001d173", "U+1D173"),
+    ("a  b", "U+0020"),
+    ("a \u3000b", "U+0020, U+3000"),
+]
+
+
+async def _named_things(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn
+) -> tuple[str, dict[str, tuple[dict[str, Any], LoggedIn]]]:
+    """A script's URL, and each URL a free-text name is posted to with the rest of its body and
+    who may post it (a schedule's, webhook's, API token's, notification channel's name)."""
+    body = {"name": "named-things", "script_type": "bash", "content": PLAYBOOK, "status": "active"}
+    r = await client.post("/api/v1/scripts", json=body, headers=operator.headers)
+    assert r.status_code == 201, r.text
+    script = f"/api/v1/scripts/{r.json()['id']}"
+    channel = {"kind": "webhook", "config": {"url": "https://hooks.example.com/x"}}
+    return script, {
+        f"{script}/schedules": ({"cron": "0 3 * * *"}, operator),
+        f"{script}/webhooks": ({}, operator),
+        "/api/v1/tokens": ({}, operator),
+        "/api/v1/notifications/channels": (channel, admin),
+    }
 
 
 async def test_names_must_start_with_a_visible_base_character(
@@ -277,18 +318,8 @@ async def test_names_must_start_with_a_visible_base_character(
     """Every free-text name (a tag, a schedule's, webhook's, API token's, notification channel's
     name, a full name) refuses a first character with nothing to show (422 naming the field and
     the code point); none of them is written. One starting with a visible character keeps its
-    marks and fillers."""
-    body = {"name": "marked", "script_type": "bash", "content": PLAYBOOK, "status": "active"}
-    r = await client.post("/api/v1/scripts", json=body, headers=operator.headers)
-    assert r.status_code == 201, r.text
-    script = f"/api/v1/scripts/{r.json()['id']}"
-    channel = {"kind": "webhook", "config": {"url": "https://hooks.example.com/x"}}
-    made = {
-        f"{script}/schedules": ({"cron": "0 3 * * *"}, operator),
-        f"{script}/webhooks": ({}, operator),
-        "/api/v1/tokens": ({}, operator),
-        "/api/v1/notifications/channels": (channel, admin),
-    }
+    marks."""
+    script, made = await _named_things(client, operator, admin)
     for name in NO_BASE_FIRST:
         code = f"U+{ord(name.strip()[0]):04X}"
         for url, (extra, who) in made.items():
@@ -309,6 +340,52 @@ async def test_names_must_start_with_a_visible_base_character(
         assert r.status_code == 201 and r.json()["name"] == stored, (repr(name), r.text)
         r = await client.put(script, json={"tags": [name, f"t{i}"]}, headers=operator.headers)
         assert r.status_code == 200 and r.json()["tags"] == [stored, f"t{i}"], r.text
+
+
+async def test_names_refuse_fillers_and_ignorable_characters_anywhere(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn
+) -> None:
+    """A free-text name that starts visibly but ends with or holds a character that prints as
+    nothing or as blank space (a name that looks like `a`) is 422 naming the field and the code
+    point, for every kind of name; nothing is written. Script names refuse them too."""
+    script, made = await _named_things(client, operator, admin)
+    body = {"script_type": "bash", "content": PLAYBOOK}
+    for name, codes in LOOKS_LIKE_ANOTHER:
+        for url, (extra, who) in made.items():
+            r = await client.post(url, json={"name": name, **extra}, headers=who.headers)
+            assert r.status_code == 422 and fields(r) == ["name"], (url, repr(name), r.text)
+            assert f"({codes})" in r.text, (url, repr(name), r.text)
+        r = await client.put(script, json={"tags": [name]}, headers=operator.headers)
+        assert r.status_code == 422 and fields(r)[0].startswith("tags") and codes in r.text, r.text
+        r = await client.put("/api/v1/auth/me", json={"full_name": name}, headers=operator.headers)
+        assert r.status_code == 422 and fields(r) == ["full_name"] and codes in r.text, r.text
+        r = await client.post("/api/v1/scripts", json={**body, "name": f"s{name}"}, headers=operator.headers)
+        assert r.status_code == 422 and fields(r) == ["name"], (repr(name), r.text)
+    for url, (_, who) in made.items():
+        assert (await client.get(url, headers=who.headers)).json()["items"] == [], url
+    assert (await client.get(script, headers=operator.headers)).json()["tags"] == []
+    assert (await client.get("/api/v1/scripts", headers=operator.headers)).json()["total"] == 1
+
+
+def test_the_ignorable_class_is_unicodes_default_ignorable_property() -> None:
+    """`IGNORABLE` (written out for the OpenAPI pattern) is every Default_Ignorable_Code_Point
+    of the `regex` library the server checks with (a newer Unicode may add some: add them), and
+    the pattern refuses each of them, alone after a letter, as the server does."""
+    import re
+
+    import regex
+
+    from opscraft.services.invisible import IGNORABLE, NAME_PATTERN, name_problem
+
+    written = re.compile(f"[{IGNORABLE}]")
+    unicode_di = regex.compile(r"\p{Default_Ignorable_Code_Point}")
+    for code in range(0x110000):
+        ch = chr(code)
+        assert bool(written.match(ch)) == bool(unicode_di.match(ch)), hex(code)
+    for code in (c for r in ("\u00ad\u034f\u115f\u1160\u3164\ufe00\ufe0f\uffa0",) for c in r):
+        assert name_problem(f"a{code}") and not re.match(NAME_PATTERN, f"a{code}"), hex(ord(code))
+    for name, _ in LOOKS_LIKE_ANOTHER:
+        assert name_problem(name.strip()) and not re.match(NAME_PATTERN, name), repr(name)
 
 
 def test_the_name_patterns_refuse_what_the_server_refuses_and_marks_is_unicode() -> None:

@@ -318,6 +318,36 @@ async def test_a_host_ssh_would_read_as_an_option_is_refused(reader: Reader, con
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "inventory", r.text
 
 
+# `ansible_host: !vault |` of a value that decrypts to `-oProxyCommand=id` (any password): no
+# check can read it at save, and a run has no vault password.
+VAULTED = (
+    "all:\n  hosts:\n    web1:\n      {key}: !vault |\n"
+    "          $ANSIBLE_VAULT;1.1;AES256\n"
+    "          62313365396662343061393464336163383764373764613633653634306231386433626436623361\n"
+    "          6134333665353966363534333632666535333761666131620a663537646436643839616531643561\n"
+    "          63396265633437306265363235313239373661346366323536313635356439386663363433623264\n"
+    "          3039313232623737380a373535613161353431376235363363646364653064343362336339353461\n"
+    "          3463\n"
+)
+
+
+@IN_MODULE_LOOP
+@pytest.mark.parametrize("key", ["ansible_host", "ansible_ssh_host"])
+async def test_a_vaulted_host_address_is_refused_at_save(reader: Reader, key: str) -> None:
+    """A vaulted address is listed as `{"__ansible_vault": ...}`, which never starts with `-`:
+    it was saved, and what it decrypts to reached ssh unchecked. Refused (422 naming the host),
+    for a shared inventory and a script's own; nothing stored."""
+    client, operator = reader.client, await reader.person(Role.operator)
+    content = VAULTED.format(key=key)
+    r = await _inventory(client, operator, content=content)
+    assert r.status_code == 422, r.text
+    error = r.json()["errors"][0]
+    assert error["field"] == "content" and f"host web1 ({key}) is encrypted" in error["message"], error
+    assert "ssh option" in error["message"]
+    r = await _script(client, operator, inventory=content)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "inventory", r.text
+
+
 @IN_MODULE_LOOP
 async def test_a_bad_inventory_line_is_repeated_without_its_values(reader: Reader) -> None:
     """A host line Ansible quotes back may carry a password: the values are cut."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from opscraft.execution import ansible_options, python_source, ssh_keys, terraform_backend, terraform_plan
 from opscraft.execution.param_env import ansible_extra_vars, interpreted_name, to_env
 from opscraft.execution.spec import RunnerError, RunSpec
+from opscraft.execution.ssh_guard import SSH_GUARD, SSH_GUARD_FILE
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,11 @@ def ssh_keepalive(interval_seconds: int) -> str:
 
 
 def _ansible(spec: RunSpec, secret_dir: str) -> Command:
-    files = {"playbook.yml": spec.content.encode(), EXTRA_VARS_FILE: ansible_extra_vars(spec.parameters)}
+    files = {
+        "playbook.yml": spec.content.encode(),
+        EXTRA_VARS_FILE: ansible_extra_vars(spec.parameters),
+        SSH_GUARD_FILE: SSH_GUARD,  # a host address starting with '-' never reaches ssh
+    }
     env = {"ANSIBLE_FORCE_COLOR": "1", "ANSIBLE_INVENTORY_ENABLED": INVENTORY_PLUGINS}
     if spec.inventory:
         files[INVENTORY_FILE] = spec.inventory.encode()

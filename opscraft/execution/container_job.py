@@ -40,6 +40,7 @@ import io
 import re
 import secrets
 import tarfile
+from pathlib import PurePosixPath
 
 SECRET_DIR = "/run/opscraft/secrets"
 """Where `file` secrets are written in the container (every container mounts a tmpfs there, as a
@@ -179,7 +180,13 @@ def _item(kind: str, name: str, value: str) -> str:
 
 def _archive(files: dict[str, bytes], owner: tuple[int, int]) -> bytes:
     buffer = io.BytesIO()
+    folders = sorted({str(parent) for name in files for parent in PurePosixPath(name).parents} - {"."})
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for folder in folders:  # a file's folder first (`connection_plugins/`), the owner's alone
+            entry = tarfile.TarInfo(folder)
+            entry.type, entry.mode = tarfile.DIRTYPE, 0o700
+            entry.uid, entry.gid = owner
+            tar.addfile(entry)
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o600

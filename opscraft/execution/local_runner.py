@@ -277,6 +277,7 @@ def _limits(spec: RunSpec) -> dict[str, int]:
 def _write_files(work: Path, command: Command) -> None:
     for name, data in command.files.items():
         target = work / name
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # `connection_plugins/`
         target.write_bytes(data)
         target.chmod(0o600)
 

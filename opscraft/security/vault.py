@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from opscraft import setting_words
 from opscraft.config import ConfigError, Environment, Settings
 
 KEY_BYTES = 32
@@ -128,7 +129,8 @@ def parse_key(text: str, source: str) -> MasterKey:
         key = b""
     if len(key) != KEY_BYTES:
         raise ConfigError(
-            f"{source}: must be the base64 encoding of exactly {KEY_BYTES} bytes; {GENERATE_HINT}"
+            f"{source}: must be the base64 encoding of exactly {KEY_BYTES} bytes; "
+            f"{setting_words.secret_given(text.strip())}; {GENERATE_HINT}"
         )
     return MasterKey(key, source)
 

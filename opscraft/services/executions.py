@@ -34,7 +34,7 @@ from opscraft.db.models.executions import CANCELLED_BY, FINAL_STATUSES, Executio
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.workers import finished_event
 from opscraft.db.rows import new_row
-from opscraft.db.types import MAX_ID, within
+from opscraft.db.types import MAX_ID, read_time, within
 from opscraft.execution import ansible_options, terraform_backend, terraform_plan
 from opscraft.execution.client import ExecutionClient, stored_after
 from opscraft.execution.events import Event
@@ -957,7 +957,10 @@ async def dashboard_stats(
 async def _daily_rates(session: AsyncSession, days: int) -> list[DailyRate]:
     today = clock.now().date()  # the day runs' ends are stamped in (`db.clock`), not this machine's
     first = today - timedelta(days=days - 1)
-    day = func.date(Execution.finished_at)
+    # The day each run reads as finished (`read_time`: on SQLite a value in another form, such as
+    # `20261204T100000`, through the reader background comparisons use; SQLite's `date()` read it as NULL
+    # and the run fell out of every day); the window stays `within`'s index range.
+    day = func.date(read_time(col(Execution.finished_at)))
     rows = await session.exec(
         select(
             day,

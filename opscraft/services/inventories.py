@@ -147,6 +147,8 @@ class _Checked:
     reaches_network: bool
     #: The first host whose name or `ansible_host` starts with `-` (`_option_like`), or None.
     option_like: str | None = None
+    #: The first host whose address is encrypted with Ansible Vault (`_vaulted`), or None.
+    vaulted: str | None = None
 
 
 async def _check(text: str, field: str) -> _Checked | None:
@@ -180,6 +182,14 @@ async def _check(text: str, field: str) -> _Checked | None:
             "(-oProxyCommand=... runs a command): write the host's name or address",
             field,
         )
+    if kept.vaulted is not None:
+        raise _invalid(
+            f"host {kept.vaulted} is encrypted with Ansible Vault: a run has no vault password to "
+            "read it, and an address no check can see could be an ssh option (-oProxyCommand=... "
+            "runs a command): write the address, or read it from a secret with "
+            "\"{{ lookup('env', 'NAME') }}\" (each run refuses one starting with '-')",
+            field,
+        )
     return kept
 
 
@@ -198,6 +208,7 @@ async def _listing(tool: str, text: str, field: str) -> _Checked | str:
         hosts=tuple(sorted(hosts)),
         reaches_network=any(v.get("ansible_connection") != LOCAL_CONNECTION for v in hosts.values()),
         option_like=_option_like(hosts),
+        vaulted=_vaulted(hosts),
     )
 
 
@@ -219,6 +230,16 @@ def _option_like(hosts: dict[str, dict[str, Any]]) -> str | None:
                 return f"{name} ({key} {address})"
         if not given and name.startswith("-"):
             return name
+    return None
+
+
+def _vaulted(hosts: dict[str, dict[str, Any]]) -> str | None:
+    """The first host (sorted) whose address variable (`ADDRESS_VARS`) is an Ansible Vault value
+    (`!vault |`, listed as `{"__ansible_vault": ...}`), as "name (ansible_host)", or None."""
+    for name in sorted(hosts):
+        for key in ADDRESS_VARS:
+            if isinstance(hosts[name].get(key), dict) and "__ansible_vault" in hosts[name][key]:
+                return f"{name} ({key})"
     return None
 
 

@@ -20,6 +20,7 @@ import re
 import unicodedata
 from typing import Annotated, Any
 
+import regex
 from pydantic import AfterValidator, BeforeValidator, Field
 
 from opscraft.db.text import NUL_MESSAGE
@@ -67,32 +68,62 @@ JOINER_IN_CONTEXT = (
     f"|(?<=[{JOINING_LETTERS}])\u200c(?=[{JOINING_LETTERS}])"
     f"|(?<=[{EMOJI}\ufe0f])\u200d(?=[{EMOJI}]))"
 )
-_JOINER_IN_CONTEXT_RE = re.compile(JOINER_IN_CONTEXT)
 _BIDI_RE = re.compile(f"[{BIDI_CONTROLS}]")
 # C0 and C1 control characters (Unicode general category Cc): a newline or tab breaks the line a
 # name is listed on, an ESC sequence recolours or rewrites a terminal that prints it.
 CONTROLS = "\\x00-\\x1f\\x7f-\\x9f"
 _CONTROL_RE = re.compile(f"[{CONTROLS}]")
-# Letters and symbols drawn as empty space: the Hangul fillers and the blank Braille pattern.
-FILLERS = "\u115f\u1160\u3164\uffa0\u2800"
+# Unicode's Default_Ignorable_Code_Point property (DerivedCoreProperties.txt, UAX #44): what a
+# renderer draws as nothing (format controls, variation selectors, U+034F COMBINING GRAPHEME
+# JOINER, and Other_Default_Ignorable_Code_Point: the Hangul fillers U+115F, U+1160, U+3164,
+# U+FFA0, U+17B4/U+17B5, U+180E...). Names are checked with the `regex` library's property
+# (`_NOT_IN_NAME_RE`); the class is written out here for the OpenAPI pattern, and
+# tests/test_invisible_text.py compares the two.
+IGNORABLE = (
+    "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e0fff"
+)
+# Characters drawn as blank space that Unicode does not call ignorable: U+2800 BRAILLE PATTERN
+# BLANK (a symbol) and U+16FE4 KHITAN SMALL SCRIPT FILLER (a mark).
+BLANK = "\u2800\U00016fe4"
+# The fillers, ignorable or not, that print as blank space (named apart in messages).
+FILLERS = "\u115f\u1160\u3164\uffa0\u2800\U00016fe4"
+# Variation selectors where they change how a name is drawn: U+FE0E/U+FE0F after an emoji (its
+# text or emoji presentation, UTS #51 ED-8a), U+FE0F in a keycap sequence (`1` U+FE0F U+20E3).
+SELECTOR_IN_CONTEXT = f"(?:(?<=[{EMOJI}])[\ufe0e\ufe0f]|(?<=[0-9#*])\ufe0f(?=\u20e3))"
+# What a name may hold in context though its class refuses it (`visible_pattern`).
+IN_CONTEXT = f"(?:{JOINER_IN_CONTEXT}|{SELECTOR_IN_CONTEXT})"
+_IN_CONTEXT_RE = re.compile(IN_CONTEXT)
+# Everything a name refuses outside `IN_CONTEXT`, as a class body (for the OpenAPI pattern) and
+# as the server checks it (`regex`'s Unicode property rather than the written-out class).
+NOT_IN_NAME = f"{CONTROLS}{INVISIBLE}{IGNORABLE}{BLANK}"
+_NOT_IN_NAME_RE = regex.compile(f"[\\p{{Default_Ignorable_Code_Point}}{INVISIBLE}{BLANK}]")
+# White space inside a name: one character between visible ones. A page collapses a run of it
+# into one space (HTML), so `a  b` and `a b` would be listed alike.
+_SPACE_RUN_RE = re.compile(r"\s\s+")
 # What a name may not start with, once trimmed: a combining mark (`marks.MARKS`), which has no
-# character to sit on (U+0301 alone printed as a stray accent or as nothing), or a filler, which
-# prints as the blank space trimming removes.
-_NOT_LEAD = f"{MARKS}{FILLERS}"
+# character to sit on (U+0301 alone printed as a stray accent or as nothing), or a character
+# that prints as nothing or as the blank space trimming removes.
+_NOT_LEAD = f"{MARKS}{IGNORABLE}{BLANK}"
 _LEAD_RE = re.compile(f"[{_NOT_LEAD}]")
-# The name rule for JSON Schema, so the OpenAPI schema says what the server accepts: no control or
-# invisible character, and a visible base character first after any leading spaces.
+MARK_RE = re.compile(f"[{MARKS}]")
+# The name rule for JSON Schema, so the OpenAPI schema says what the server accepts: no control,
+# ignorable or blank character (but `IN_CONTEXT`), a visible base character first after any
+# leading spaces, no run of white space but at the end.
 
 
 def visible_pattern(refused: str) -> str:
     """A JSON Schema `pattern` (ECMA-262 and Python `re` alike) for a name: no character of the
-    class body `refused` besides `JOINER_IN_CONTEXT`, and after any leading white space a
-    character that is not white space, a combining mark or a filler (`lead_problem`)."""
-    char = f"(?:[^{refused}]|{JOINER_IN_CONTEXT})"
-    return f"^[^\\S{refused}]*[^{refused}\\s{_NOT_LEAD}]{char}*$"
+    class body `refused` besides `IN_CONTEXT`, after any leading white space a character that is
+    not white space, a combining mark or an ignorable or blank character (`lead_problem`), and
+    white space inside only one character at a time (`space_problem`)."""
+    space = f"[^\\S{refused}]"
+    char = f"(?:[^{refused}\\s]|{IN_CONTEXT}|{space}(?!{space})|{space}+$)"
+    return f"^{space}*[^{refused}\\s{_NOT_LEAD}]{char}*$"
 
 
-NAME_PATTERN = visible_pattern(f"{CONTROLS}{INVISIBLE}")
+NAME_PATTERN = visible_pattern(NOT_IN_NAME)
 
 
 def _codes(found: list[str]) -> str:
@@ -100,15 +131,23 @@ def _codes(found: list[str]) -> str:
 
 
 def invisible_problem(text: str) -> str | None:
-    """Why `text` cannot be a name (it holds an invisible or bidi control character, a joiner
-    outside `JOINER_IN_CONTEXT`), or None."""
-    found = _INVISIBLE_RE.findall(_JOINER_IN_CONTEXT_RE.sub("", text))
-    if not found:
-        return None
-    return (
-        f"must not contain invisible or bidirectional control characters ({_codes(found)}): "
-        "they make different names look the same"
-    )
+    """Why `text` cannot be a name, or None: it holds a character that prints as nothing, as
+    blank space or reorders the text after it (Unicode's Default_Ignorable_Code_Point, `INVISIBLE`,
+    `BLANK`: U+3164 HANGUL FILLER, U+200B, U+202E...) outside `IN_CONTEXT`, each named as
+    U+XXXX; or a run of white space inside it (`a  b`, listed as `a b`)."""
+    found = _NOT_IN_NAME_RE.findall(_IN_CONTEXT_RE.sub("", text))
+    if found:
+        return (
+            f"must not contain characters that print as nothing or as blank space, or reorder "
+            f"the text ({_codes(found)}): they make different names look the same"
+        )
+    run = _SPACE_RUN_RE.search(text)
+    if run:
+        return (
+            f"must not contain white space twice in a row ({_codes(list(run.group()))}): a page "
+            "shows it as one space, so the name would look like another"
+        )
+    return None
 
 
 def bidi_problem(text: str) -> str | None:
@@ -140,22 +179,28 @@ def control_problem(text: str, why: str = " such as a newline or a tab") -> str 
 
 def lead_problem(name: str) -> str | None:
     """Why `name` (already trimmed) cannot start as it does, or None: with a combining mark
-    (U+0301 alone, or `\u0301abc`: an accent with nothing to sit on) or a filler (U+3164 HANGUL
-    FILLER, U+2800 BRAILLE PATTERN BLANK: blank space that trimming leaves). A name must start
-    with a visible base character."""
+    (U+0301 alone, or `\u0301abc`: an accent with nothing to sit on), a filler (U+3164 HANGUL
+    FILLER, U+2800 BRAILLE PATTERN BLANK: blank space that trimming leaves) or another character
+    that prints as nothing (`IGNORABLE`). A name must start with a visible base character."""
     if not _LEAD_RE.match(name):
         return None
-    what = "prints as blank space" if name[0] in FILLERS else "is a combining mark with nothing to sit on"
+    if name[0] in FILLERS:
+        what = "prints as blank space"
+    elif MARK_RE.match(name):
+        what = "is a combining mark with nothing to sit on"
+    else:
+        what = "prints as nothing"
     return f"must start with a visible letter, digit or symbol (U+{ord(name[0]):04X} {what})"
 
 
 def name_problem(name: str) -> str | None:
     """Why `name` (already trimmed) cannot be a name people read, or None: empty (it was only
     spaces), a control character (`control_problem`), an invisible or bidi control character,
-    or a start that is no visible base character (`lead_problem`)."""
+    or a start that is no visible base character (`lead_problem`, said before any other
+    character that prints as nothing)."""
     if not name:
         return "must not be empty or only spaces"
-    return control_problem(name) or invisible_problem(name) or lead_problem(name)
+    return control_problem(name) or lead_problem(name) or invisible_problem(name)
 
 
 def _visible_name(value: str) -> str:

@@ -73,10 +73,9 @@ SSH_USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
 SECRET_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 VERSIONED = ("script_type", "content", "parameters", *RUN_SETTINGS)
 Sort = Literal["name", "-name", "updated_at", "-updated_at"]
-# What `_check_tags` accepts, for the OpenAPI schema: no control character, not blank.
-# and no invisible or bidi control character (`invisible.INVISIBLE`).
-_NOT_TAG = f"\\x00-\\x1f\\x7f-\\x9f{invisible.INVISIBLE}"
-TAG_PATTERN = invisible.visible_pattern(_NOT_TAG)
+# What `_check_tags` accepts, for the OpenAPI schema: the rule of every name
+# (`invisible.name_problem`).
+TAG_PATTERN = invisible.NAME_PATTERN
 # Lengths are checked by `_check_tags`, which words them for a tag (pydantic said "items").
 Tag = Annotated[Text, Field(json_schema_extra={"pattern": TAG_PATTERN, "maxLength": MAX_TAG})]
 M = TypeVar("M", bound=BaseModel)

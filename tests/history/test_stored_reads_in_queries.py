@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import col, update
 
 from opscraft import runtime
-from opscraft.db import read_as
+from opscraft.db import clock, read_as
 from opscraft.db.models import Execution, RegisteredWorker
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.types import EPOCH, GE, LT, UTCDateTime, compared, no_time, utcnow, within
@@ -282,3 +282,50 @@ async def test_no_time_agrees_with_the_reader_and_leaves_postgresql_comparisons_
                 assert bool(dated) == (value >= bound.strftime("%Y-%m-%d %H:%M:%S.%f")), (value, bound)
             else:
                 assert bool(dated) == (read >= bound and not unread), (value, bound, read)
+
+
+# Other forms of a time than the one OpsCraft stores, each as `{day}` fills it in (a manual edit,
+# an older version, an import). SQLite's `date()` read the compact text and the ISO week date as
+# NULL (the run fell out of every day) and the one with an offset as the next day; `20261204`
+# SQLite stores as the number (the column's NUMERIC affinity), which the reader takes for no
+# time (1970). PostgreSQL's `timestamp` takes all but the ISO week date (an offset it ignores,
+# as the reader does).
+OTHER_FORMS = [
+    "{day:%Y%m%d}",
+    "{day:%Y-%m-%d}T10:00",
+    "{day:%Y-%m-%d} 10:00",
+    "{day:%Y-%m-%d} 23:30:00-05:00",
+    "{day:%Y%m%d}T100000",
+    "{day:%G-W%V-%u}",
+]
+
+
+@pytest.mark.parametrize("form", OTHER_FORMS)
+async def test_the_dashboard_counts_a_run_of_another_stored_time_form_on_the_day_it_reads_as(
+    client: httpx.AsyncClient, admin: LoggedIn, backend: str, form: str
+) -> None:
+    """The dashboard's runs per day count each run on the day its `finished_at` reads as (the
+    API shows it so; `db.types.read_time`, as background comparisons read it), whatever form the
+    time is stored in, and a run that reads as 1970 on no day of the last seven."""
+    script_id = await seeding.script()
+    yesterday = clock.now() - timedelta(days=1)
+    await seeding.execution(script_id, yesterday)
+    odd = await seeding.execution(script_id, yesterday, status=ExecutionStatus.failed)
+    stored = form.format(day=yesterday)
+    edit = sa.text(f"UPDATE executions SET finished_at = '{stored}' WHERE id = :i").bindparams(i=odd)
+    if "W" in form:
+        if not await seeding.stored_on_sqlite(edit):
+            return  # PostgreSQL refused the text (checked): no such row can exist there
+    else:
+        async with runtime.current().db.session() as session:
+            await session.exec(edit)  # type: ignore[call-overload]
+            await session.commit()
+    r = await client.get(f"/api/v1/executions/{odd}", headers=admin.headers)
+    reads_as = datetime.fromisoformat(r.json()["finished_at"]).date()
+    expected = {yesterday.date(): (1, 1)}
+    if reads_as != EPOCH.date():
+        assert reads_as == yesterday.date(), (stored, r.json()["finished_at"])
+        expected = {yesterday.date(): (2, 1)}
+    async with runtime.current().db.session() as session:
+        daily = {d.day: (d.total, d.success) for d in await executions._daily_rates(session, 7)}
+    assert {day: counts for day, counts in daily.items() if counts != (0, 0)} == expected, stored
