@@ -33,6 +33,7 @@ from opscraft.ui.widgets import (
     live_seconds,
     live_timer,
     one_shot,
+    opens_dialog,
     page_dialog,
     prose_input,
     stored_json_text,
@@ -106,15 +107,15 @@ def schedule_row(view: ScheduleView, zone: ZoneInfo, *, with_script: bool, on_ch
             ui.label(f"as {view.owner_name or 'nobody'}").classes("text-caption text-grey-7")
             ui.space()
             if on_change is not None:
-                ui.button("Edit", on_click=lambda v=view: on_change(v, "edit")).props(
+                ui.button("Edit", on_click=opens_dialog(lambda v=view: on_change(v, "edit"))).props(
                     f'flat dense data-testid="schedule-edit-{s.id}"'
                 )
                 ui.button(
                     "Pause" if s.enabled else "Resume", on_click=lambda v=view: on_change(v, "toggle")
                 ).props(f'flat dense data-testid="schedule-toggle-{s.id}"')
-                delete = ui.button(icon="delete", on_click=lambda v=view: on_change(v, "delete")).props(
-                    f'flat round dense color=negative data-testid="schedule-delete-{s.id}"'
-                )
+                delete = ui.button(
+                    icon="delete", on_click=opens_dialog(lambda v=view: on_change(v, "delete"))
+                ).props(f'flat round dense color=negative data-testid="schedule-delete-{s.id}"')
                 delete.props["aria-label"] = f"Delete schedule {s.name}"  # free text: a value, not props
         ui.label(f"Next: {_upcoming(view, zone)}").classes("text-caption").props(
             f'data-testid="schedule-next-{s.id}"'
@@ -271,7 +272,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
         dialog.open()
 
     if edit:
-        ui.button("Add schedule", icon="add", on_click=lambda: open_form()).props(
+        ui.button("Add schedule", icon="add", on_click=opens_dialog(open_form)).props(
             'unelevated data-testid="schedule-add"'
         )
     body = Rows(
