@@ -94,6 +94,10 @@ def schedule_rows(
         schedule_row(view, zone, with_script=with_script, on_change=on_change)
 
 
+# The form's fields that hold a stored value as it is stored (the others show it in a form's terms).
+EDITED_AS_STORED = ("name", "cron", "timezone", "parameters", "missed_policy", "overlap_policy")
+
+
 def schedule_row(view: ScheduleView, zone: ZoneInfo, *, with_script: bool, on_change: Any = None) -> None:
     """One schedule's card (`schedule_rows`)."""
     s = view.schedule
@@ -258,7 +262,11 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                         data["parameters"] = json_from_text(data["parameters"])
                     if stored is None:
                         return await call(schedules.create, current, script_id, data)
-                    return await call(schedules.update_schedule, current, stored.id, data, script_id)
+                    # a field saved meanwhile in another tab: 409 under it, not undone (`three_way`)
+                    base = {key: getattr(stored, key) for key in EDITED_AS_STORED}
+                    return await call(
+                        schedules.update_schedule, current, stored.id, data, script_id, base=base
+                    )
 
                 fields = {"name": name, "cron": cron, "timezone": tz, "parameters": params}
                 fields |= terraform.inputs() if terraform else {}

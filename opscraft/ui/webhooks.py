@@ -187,7 +187,9 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                     data = changed_with_boxes(values, loaded, ("mapping", "parameters"))
                     if hook is None:
                         return await call(webhooks.create, current, script_id, data)
-                    return await call(webhooks.update_webhook, current, hook.id, data, script_id)
+                    # a field saved meanwhile in another tab: 409 under it, not undone (`three_way`)
+                    base = {key: getattr(hook, key) for key in ("name", "mapping", "parameters", "secret_id")}
+                    return await call(webhooks.update_webhook, current, hook.id, data, script_id, base=base)
 
                 fields = {"name": name, "mapping": mapping, "parameters": fixed, "secret_id": secret}
                 fields |= terraform.inputs() if terraform else {}
