@@ -76,3 +76,25 @@ def test_a_webhooks_name_saved_in_two_tabs_is_refused_in_the_later_one(
         server, page, second, url, f"webhook-edit-{made['id']}", "webhook-name", "on-tag", "on-merge"
     )
     assert _api(server, "GET", f"{path}/{made['id']}", admin)["name"] == "on-tag"
+
+
+def test_a_then_run_links_parameters_saved_in_two_tabs_are_refused_in_the_later_one(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    admin = tokens["admin"]
+    source = create_script(server, admin, "two-tab-source", "#!/bin/bash\necho hi\n", status="active")
+    target = create_script(
+        server,
+        admin,
+        "two-tab-target",
+        "#!/bin/bash\necho $NOTE\n",
+        parameters={"NOTE": "n"},
+        status="active",
+    )
+    path = f"/scripts/{source['id']}/chains"
+    made = _api(server, "POST", path, admin, json={"target_script_id": target["id"]})
+    second = page.context.new_page()
+    url = f"/scripts/{source['id']}?tab=chains"
+    first, later = '{"NOTE": "from the second tab"}', '{"NOTE": "from the first tab"}'
+    _save_in_two_tabs(server, page, second, url, f"chain-edit-{made['id']}", "chain-params", first, later)
+    assert _api(server, "GET", f"{path}/{made['id']}", admin)["parameters"] == {"NOTE": "from the second tab"}

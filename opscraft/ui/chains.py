@@ -203,7 +203,12 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                     data = changed_with_boxes(values, loaded, ("mapping", "parameters"))
                     if link is None:
                         return await call(chains.create, current, script_id, data)
-                    return await call(chains.update_link, current, link.id, data, script_id)
+                    # a field saved meanwhile in another tab: 409 under it, not undone (`three_way`)
+                    base = {
+                        key: getattr(link, key)
+                        for key in ("target_script_id", "outcome", "mapping", "parameters", "enabled")
+                    }
+                    return await call(chains.update_link, current, link.id, data, script_id, base=base)
 
                 done = "Link added" if link is None else "Link saved"
                 saved = await run_action(lambda: _top_level_fields(save), done, fields)
