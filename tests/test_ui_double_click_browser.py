@@ -7,24 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui_journey import API_TIMEOUT, create_script, journey_server, journey_tokens, signed_in
+from tests.ui_journey import api, create_script, journey_server, journey_tokens, signed_in
 
 pytestmark = pytest.mark.browser
 
 server = journey_server("double-click-ui")
 tokens = journey_tokens()
-
-
-def _api(server: LiveServer, method: str, path: str, headers: dict[str, str], **body: Any) -> Any:
-    response = httpx.request(
-        method, f"{server.url}/api/v1{path}", headers=headers, timeout=API_TIMEOUT, **body
-    )
-    assert response.status_code < 300, response.text
-    return response.json() if response.content else None
 
 
 def _no_dialog_left(page: Any) -> None:
@@ -45,7 +36,7 @@ def test_a_double_click_on_add_webhook_and_on_its_delete_opens_one_dialog_each(
     page.get_by_test_id("webhook-url").wait_for()
     page.get_by_role("button", name="Done").click()
     _no_dialog_left(page)
-    hooks = _api(server, "GET", f"/scripts/{script['id']}/webhooks", admin)["items"]
+    hooks = api(server, "GET", f"/scripts/{script['id']}/webhooks", admin)["items"]
     assert [hook["name"] for hook in hooks] == ["on-push"]
     page.get_by_test_id(f"webhook-delete-{hooks[0]['id']}").dblclick()
     page.get_by_test_id("confirm-delete").click()
@@ -59,7 +50,7 @@ def test_a_double_click_on_a_schedules_edit_and_delete_opens_one_dialog_each(
 ) -> None:
     admin = tokens["admin"]
     script = create_script(server, admin, "dbl-schedules", "#!/bin/bash\necho hi\n", status="active")
-    made = _api(
+    made = api(
         server, "POST", f"/scripts/{script['id']}/schedules", admin, json={"name": "n", "cron": "@daily"}
     )
     signed_in(page, server, "operator", f"/scripts/{script['id']}?tab=schedules")
@@ -72,7 +63,7 @@ def test_a_double_click_on_a_schedules_edit_and_delete_opens_one_dialog_each(
     page.get_by_test_id("confirm-delete").click()
     page.locator(".q-notification", has_text="Schedule deleted").wait_for()
     _no_dialog_left(page)
-    assert _api(server, "GET", f"/scripts/{script['id']}/schedules", admin)["items"] == []
+    assert api(server, "GET", f"/scripts/{script['id']}/schedules", admin)["items"] == []
 
 
 def test_a_double_click_on_create_token_opens_one_form(

@@ -7,25 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui_journey import API_TIMEOUT, create_script, journey_server, journey_tokens, signed_in
+from tests.ui_journey import api, create_script, journey_server, journey_tokens, signed_in
 
 pytestmark = pytest.mark.browser
 
 server = journey_server("two-tabs-automation-ui")
 tokens = journey_tokens()
 CHANGED_MEANWHILE = "changed by someone else since your edit started"
-
-
-def _api(server: LiveServer, method: str, path: str, headers: dict[str, str], **body: Any) -> Any:
-    response = httpx.request(
-        method, f"{server.url}/api/v1{path}", headers=headers, timeout=API_TIMEOUT, **body
-    )
-    assert response.status_code < 300, response.text
-    return response.json()
 
 
 def _save_in_two_tabs(
@@ -54,13 +45,13 @@ def test_a_schedules_cron_saved_in_two_tabs_is_refused_in_the_later_one(
     admin = tokens["admin"]
     script = create_script(server, admin, "two-tab-schedule", "#!/bin/bash\necho hi\n", status="active")
     path = f"/scripts/{script['id']}/schedules"
-    made = _api(server, "POST", path, admin, json={"name": "nightly", "cron": "@daily"})
+    made = api(server, "POST", path, admin, json={"name": "nightly", "cron": "@daily"})
     second = page.context.new_page()
     url = f"/scripts/{script['id']}?tab=schedules"
     _save_in_two_tabs(
         server, page, second, url, f"schedule-edit-{made['id']}", "schedule-cron", "@hourly", "@weekly"
     )
-    assert _api(server, "GET", f"{path}/{made['id']}", admin)["cron"] == "0 * * * *"
+    assert api(server, "GET", f"{path}/{made['id']}", admin)["cron"] == "0 * * * *"
 
 
 def test_a_webhooks_name_saved_in_two_tabs_is_refused_in_the_later_one(
@@ -69,13 +60,13 @@ def test_a_webhooks_name_saved_in_two_tabs_is_refused_in_the_later_one(
     admin = tokens["admin"]
     script = create_script(server, admin, "two-tab-webhook", "#!/bin/bash\necho hi\n", status="active")
     path = f"/scripts/{script['id']}/webhooks"
-    made = _api(server, "POST", path, admin, json={"name": "on-push"})
+    made = api(server, "POST", path, admin, json={"name": "on-push"})
     second = page.context.new_page()
     url = f"/scripts/{script['id']}?tab=webhooks"
     _save_in_two_tabs(
         server, page, second, url, f"webhook-edit-{made['id']}", "webhook-name", "on-tag", "on-merge"
     )
-    assert _api(server, "GET", f"{path}/{made['id']}", admin)["name"] == "on-tag"
+    assert api(server, "GET", f"{path}/{made['id']}", admin)["name"] == "on-tag"
 
 
 def test_a_then_run_links_parameters_saved_in_two_tabs_are_refused_in_the_later_one(
@@ -92,9 +83,9 @@ def test_a_then_run_links_parameters_saved_in_two_tabs_are_refused_in_the_later_
         status="active",
     )
     path = f"/scripts/{source['id']}/chains"
-    made = _api(server, "POST", path, admin, json={"target_script_id": target["id"]})
+    made = api(server, "POST", path, admin, json={"target_script_id": target["id"]})
     second = page.context.new_page()
     url = f"/scripts/{source['id']}?tab=chains"
     first, later = '{"NOTE": "from the second tab"}', '{"NOTE": "from the first tab"}'
     _save_in_two_tabs(server, page, second, url, f"chain-edit-{made['id']}", "chain-params", first, later)
-    assert _api(server, "GET", f"{path}/{made['id']}", admin)["parameters"] == {"NOTE": "from the second tab"}
+    assert api(server, "GET", f"{path}/{made['id']}", admin)["parameters"] == {"NOTE": "from the second tab"}
