@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui_journey import API_TIMEOUT, create_script, journey_server, journey_tokens, log_in
+from tests.ui_journey import api, create_script, journey_server, journey_tokens, log_in
 
 pytestmark = pytest.mark.browser
 
@@ -22,14 +21,6 @@ def _field(page: Any, testid: str) -> Any:
     return page.locator(".q-field", has=page.get_by_test_id(testid))
 
 
-def _api(server: LiveServer, method: str, path: str, headers: dict[str, str], **body: Any) -> Any:
-    response = httpx.request(
-        method, f"{server.url}/api/v1{path}", headers=headers, timeout=API_TIMEOUT, **body
-    )
-    assert response.status_code < 300, response.text
-    return response.json() if response.content else None
-
-
 def test_a_schedule_is_edited_in_its_dialog_keeping_what_changed_elsewhere(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
@@ -38,7 +29,7 @@ def test_a_schedule_is_edited_in_its_dialog_keeping_what_changed_elsewhere(
         server, admin, "report", "#!/bin/bash\necho $WHO\n", parameters={"WHO": "x"}, status="active"
     )
     path = f"/scripts/{script['id']}/schedules"
-    made = _api(
+    made = api(
         server,
         "POST",
         path,
@@ -62,14 +53,14 @@ def test_a_schedule_is_edited_in_its_dialog_keeping_what_changed_elsewhere(
     page.get_by_test_id("schedule-cron").fill("61 * * * *")
     page.get_by_test_id("schedule-submit").click()
     _field(page, "schedule-cron").locator(".q-field__messages").get_by_text("minute").wait_for()
-    assert _api(server, "GET", f"{path}/{made['id']}", admin)["cron"] == "0 3 * * *"
+    assert api(server, "GET", f"{path}/{made['id']}", admin)["cron"] == "0 3 * * *"
     # Meanwhile someone changes the parameters through the API; this dialog changes the cron only.
-    _api(server, "PUT", f"{path}/{made['id']}", admin, json={"parameters": {"WHO": "night shift"}})
+    api(server, "PUT", f"{path}/{made['id']}", admin, json={"parameters": {"WHO": "night shift"}})
     page.get_by_test_id("schedule-cron").fill("*/15 * * * *")
     page.get_by_test_id("schedule-submit").click()
     page.locator(".q-notification", has_text="Schedule saved").wait_for()
     page.get_by_test_id("schedule-submit").wait_for(state="detached")
-    stored = _api(server, "GET", f"{path}/{made['id']}", admin)
+    stored = api(server, "GET", f"{path}/{made['id']}", admin)
     assert (stored["cron"], stored["timezone"], stored["parameters"]) == (
         "*/15 * * * *",
         "Europe/Paris",
@@ -86,9 +77,9 @@ def test_a_webhook_is_edited_paused_and_resumed_in_the_ui(
     script = create_script(
         server, admin, "deploy", "#!/bin/bash\necho $REF\n", parameters={"REF": "main"}, status="active"
     )
-    key = _api(server, "POST", "/secrets", admin, json={"name": "HOOK_KEY", "value": "k" * 32})
+    key = api(server, "POST", "/secrets", admin, json={"name": "HOOK_KEY", "value": "k" * 32})
     path = f"/scripts/{script['id']}/webhooks"
-    made = _api(
+    made = api(
         server,
         "POST",
         path,
@@ -105,13 +96,13 @@ def test_a_webhook_is_edited_paused_and_resumed_in_the_ui(
     page.get_by_test_id("webhook-mapping").fill('{"REF": "ref"}')
     page.get_by_test_id("webhook-submit").click()
     _field(page, "webhook-mapping").locator(".q-field__messages").get_by_text("REF").wait_for()
-    assert _api(server, "GET", f"{path}/{made['id']}", admin)["mapping"] == {"REF": "/ref"}
+    assert api(server, "GET", f"{path}/{made['id']}", admin)["mapping"] == {"REF": "/ref"}
     page.get_by_test_id("webhook-mapping").fill('{"REF": "/head/ref"}')
     page.get_by_test_id("webhook-name").fill("on-tag")
     page.get_by_test_id("webhook-submit").click()
     page.locator(".q-notification", has_text="Webhook saved").wait_for()
     page.get_by_test_id("webhook-submit").wait_for(state="detached")
-    stored = _api(server, "GET", f"{path}/{made['id']}", admin)
+    stored = api(server, "GET", f"{path}/{made['id']}", admin)
     assert (stored["name"], stored["mapping"], stored["secret_id"]) == (
         "on-tag",
         {"REF": "/head/ref"},
@@ -121,10 +112,10 @@ def test_a_webhook_is_edited_paused_and_resumed_in_the_ui(
     # Pause: the hook is disabled; Resume enables it again.
     page.get_by_test_id(f"webhook-toggle-{made['id']}").click()
     page.get_by_test_id(f"webhook-toggle-{made['id']}").get_by_text("Resume").wait_for()
-    assert _api(server, "GET", f"{path}/{made['id']}", admin)["enabled"] is False
+    assert api(server, "GET", f"{path}/{made['id']}", admin)["enabled"] is False
     page.get_by_test_id(f"webhook-toggle-{made['id']}").click()
     page.get_by_test_id(f"webhook-toggle-{made['id']}").get_by_text("Pause").wait_for()
-    assert _api(server, "GET", f"{path}/{made['id']}", admin)["enabled"] is True
+    assert api(server, "GET", f"{path}/{made['id']}", admin)["enabled"] is True
 
 
 def test_a_viewer_sees_no_edit_or_pause_buttons(
@@ -132,10 +123,10 @@ def test_a_viewer_sees_no_edit_or_pause_buttons(
 ) -> None:
     admin = tokens["admin"]
     script = create_script(server, admin, "viewed", "#!/bin/bash\necho hi\n", status="active")
-    schedule = _api(
+    schedule = api(
         server, "POST", f"/scripts/{script['id']}/schedules", admin, json={"name": "n", "cron": "0 3 * * *"}
     )
-    hook = _api(server, "POST", f"/scripts/{script['id']}/webhooks", admin, json={"name": "h"})
+    hook = api(server, "POST", f"/scripts/{script['id']}/webhooks", admin, json={"name": "h"})
     log_in(page, server, "viewer")
     page.goto(f"{server.url}/scripts/{script['id']}?tab=schedules")
     page.get_by_test_id(f"schedule-{schedule['id']}").wait_for()
@@ -173,13 +164,13 @@ def test_terraform_action_and_workspace_are_chosen_in_each_automation_form(
     _refused_under(page, "schedule", "schedule-terraform-workspace", "1-64 letters")
     page.get_by_test_id("schedule-terraform-workspace").fill("prod")
     _refused_under(page, "schedule", "schedule-terraform-workspace", "needs OpsCraft's state backend")
-    assert _api(server, "GET", f"/scripts/{script['id']}/schedules", admin)["items"] == []
+    assert api(server, "GET", f"/scripts/{script['id']}/schedules", admin)["items"] == []
     page.get_by_test_id("schedule-terraform-workspace").fill("default")
     page.get_by_test_id("schedule-terraform-action").click()
     page.get_by_role("option", name="Apply (-auto-approve)").click()
     page.get_by_test_id("schedule-submit").click()
     page.locator(".q-notification", has_text="Schedule added").wait_for()
-    (stored,) = _api(server, "GET", f"/scripts/{script['id']}/schedules", admin)["items"]
+    (stored,) = api(server, "GET", f"/scripts/{script['id']}/schedules", admin)["items"]
     assert (stored["terraform_action"], stored["terraform_workspace"]) == ("apply", "default")
     page.get_by_test_id(f"schedule-terraform-{stored['id']}").get_by_text(
         "Terraform: apply in default"
@@ -190,7 +181,7 @@ def test_terraform_action_and_workspace_are_chosen_in_each_automation_form(
     page.get_by_test_id("webhook-name").fill("on-merge")
     page.get_by_test_id("webhook-terraform-workspace").fill("stag ing")
     _refused_under(page, "webhook", "webhook-terraform-workspace", "1-64 letters")
-    assert _api(server, "GET", f"/scripts/{script['id']}/webhooks", admin)["items"] == []
+    assert api(server, "GET", f"/scripts/{script['id']}/webhooks", admin)["items"] == []
 
     # A link's target may be of any type: an apply for a bash target is said under the action.
     page.goto(f"{server.url}/scripts/{script['id']}?tab=chains")
@@ -200,7 +191,7 @@ def test_terraform_action_and_workspace_are_chosen_in_each_automation_form(
     page.get_by_test_id("chain-terraform-action").click()
     page.get_by_role("option", name="Apply (-auto-approve)").click()
     _refused_under(page, "chain", "chain-terraform-action", "only for terraform scripts")
-    assert _api(server, "GET", f"/scripts/{script['id']}/chains", admin)["items"] == []
+    assert api(server, "GET", f"/scripts/{script['id']}/chains", admin)["items"] == []
 
 
 def test_a_then_run_link_is_edited_in_its_dialog_keeping_what_changed_elsewhere(
@@ -220,7 +211,7 @@ def test_a_then_run_link_is_edited_in_its_dialog_keeping_what_changed_elsewhere(
         status="active",
     )
     path = f"/scripts/{source['id']}/chains"
-    made = _api(
+    made = api(
         server, "POST", path, admin, json={"target_script_id": target["id"], "mapping": {"WHO": "/run/id"}}
     )
     log_in(page, server, "operator")
@@ -232,10 +223,10 @@ def test_a_then_run_link_is_edited_in_its_dialog_keeping_what_changed_elsewhere(
     page.get_by_test_id("chain-mapping").fill('{"WHO": "/nowhere"}')
     page.get_by_test_id("chain-submit").click()
     _field(page, "chain-mapping").locator(".q-field__messages").get_by_text("WHO").wait_for()
-    assert _api(server, "GET", f"{path}/{made['id']}", admin)["mapping"] == {"WHO": "/run/id"}
+    assert api(server, "GET", f"{path}/{made['id']}", admin)["mapping"] == {"WHO": "/run/id"}
     # Meanwhile someone sets a fixed value through the API; this dialog changes the mapping, the
     # outcome and switches the link off.
-    _api(server, "PUT", f"{path}/{made['id']}", admin, json={"parameters": {"NOTE": "from the API"}})
+    api(server, "PUT", f"{path}/{made['id']}", admin, json={"parameters": {"NOTE": "from the API"}})
     page.get_by_test_id("chain-mapping").fill('{"WHO": "/run/status"}')
     page.get_by_test_id("chain-outcome").click()
     page.get_by_role("option", name="when a run ends (success or failure)").click()
@@ -243,7 +234,7 @@ def test_a_then_run_link_is_edited_in_its_dialog_keeping_what_changed_elsewhere(
     page.get_by_test_id("chain-submit").click()
     page.locator(".q-notification", has_text="Link saved").wait_for()
     page.get_by_test_id("chain-submit").wait_for(state="detached")
-    stored = _api(server, "GET", f"{path}/{made['id']}", admin)
+    stored = api(server, "GET", f"{path}/{made['id']}", admin)
     assert (stored["mapping"], stored["outcome"], stored["enabled"], stored["parameters"]) == (
         {"WHO": "/run/status"},
         "any",
@@ -276,13 +267,13 @@ def test_ansible_options_are_set_on_a_schedule_form_of_an_ansible_script_only(
     page.get_by_test_id("schedule-name").fill("nightly-web")
     page.get_by_test_id("schedule-ansible-limit").fill("-i evil")
     _refused_under(page, "schedule", "schedule-ansible-limit", "must not start with '-' or '@'")
-    assert _api(server, "GET", f"/scripts/{script['id']}/schedules", admin)["items"] == []
+    assert api(server, "GET", f"/scripts/{script['id']}/schedules", admin)["items"] == []
     page.get_by_test_id("schedule-ansible-limit").fill("web1")
     page.get_by_test_id("schedule-ansible-tags").fill("deploy, db")
     page.get_by_test_id("schedule-ansible-check").click()
     page.get_by_test_id("schedule-submit").click()
     page.locator(".q-notification", has_text="Schedule added").wait_for()
-    (stored,) = _api(server, "GET", f"/scripts/{script['id']}/schedules", admin)["items"]
+    (stored,) = api(server, "GET", f"/scripts/{script['id']}/schedules", admin)["items"]
     assert stored["run_options"] == {"limit": "web1", "tags": ["deploy", "db"], "check": True}
     page.get_by_test_id(f"schedule-ansible-{stored['id']}").get_by_text(
         "Ansible: --limit=web1 --tags=deploy,db --check"
@@ -304,6 +295,6 @@ def test_ansible_options_are_set_on_a_schedule_form_of_an_ansible_script_only(
     page.get_by_test_id("chain-ansible-limit").fill("web2")
     page.get_by_test_id("chain-submit").click()
     page.locator(".q-notification", has_text="Link added").wait_for()
-    (link,) = _api(server, "GET", f"/scripts/{bash['id']}/chains", admin)["items"]
+    (link,) = api(server, "GET", f"/scripts/{bash['id']}/chains", admin)["items"]
     assert link["run_options"] == {"limit": "web2"}
     page.get_by_test_id(f"chain-ansible-{link['id']}").get_by_text("Ansible: --limit=web2").wait_for()

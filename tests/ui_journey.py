@@ -286,6 +286,16 @@ def script_id_from_url(page: Any) -> int:
     return int(match.group(1))
 
 
+def api(server: LiveServer, method: str, path: str, headers: dict[str, str], **body: Any) -> Any:
+    """`method` on `/api/v1{path}` (httpx keywords `body`: json=, params=), asserted to succeed;
+    the answer's JSON (None for an empty one)."""
+    response = httpx.request(
+        method, f"{server.url}/api/v1{path}", headers=headers, timeout=API_TIMEOUT, **body
+    )
+    assert response.status_code < 300, response.text
+    return response.json() if response.content else None
+
+
 def create_script(
     server: LiveServer, headers: dict[str, str], name: str, content: str, **extra: Any
 ) -> dict[str, Any]:

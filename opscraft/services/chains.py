@@ -65,7 +65,7 @@ from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, ServiceError, unreadable
 from opscraft.services.executions import AnsibleRunOptions, AutomationAction, TerraformWorkspace
 from opscraft.services.parameters import ParameterValues, PointerMapping
-from opscraft.services.partial import CHANGES, over_stored, unchanged
+from opscraft.services.partial import CHANGES, over_stored, three_way, unchanged
 from opscraft.services.permissions import Permission, can, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 from opscraft.services.webhooks import _MISSING, check_pointer, resolve_pointer
@@ -406,13 +406,18 @@ async def update_link(
     link_id: int,
     data: LinkIn | Mapping[str, Any],
     script_id: int | None = None,
+    base: Mapping[str, Any] | None = None,
 ) -> ChainLink:
     """Change a link's settings (a field `data` leaves out keeps its stored value:
     `partial.over_stored`); the caller becomes its author. Same checks as `create`. A save that
-    changes nothing (`partial.unchanged`) writes nothing and is not audited."""
+    changes nothing (`partial.unchanged`) writes nothing and is not audited. `base` (field ->
+    stored value when the edit started): a field of `data` changed meanwhile by someone else is
+    a `Conflict` (409 naming it, nothing written: `partial.three_way`)."""
     user = require(actor.user, Permission.edit_scripts, 'manage "then run" links')
     await _serialize_link_changes(session)
     link = await get(session, actor, link_id, script_id)
+    if base is not None:
+        data = three_way(link, data, base, 'the "then run" link')
     data = over_stored(LinkIn, data, link)
     await _apply(session, link, data)
     if unchanged(link):

@@ -60,7 +60,7 @@ def over_stored(model: type[BaseModel], data: BaseModel | Mapping[str, Any], sto
     (module rule). The result is to be validated as `model` again, with the service's checks."""
     if not isinstance(data, BaseModel | Mapping):
         return data  # a JSON list or scalar where an object belongs: the model refuses it (422)
-    sent = data.model_dump(exclude_unset=True) if isinstance(data, BaseModel) else dict(data)
+    sent = sent_fields(data)
     kept = {
         name: getattr(stored, name)
         for name in model.model_fields
@@ -70,6 +70,11 @@ def over_stored(model: type[BaseModel], data: BaseModel | Mapping[str, Any], sto
         {name: problem for name, problem in stored_shapes.problems(stored).items() if name in kept}
     )
     return {**kept, **sent}
+
+
+def sent_fields(data: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
+    """What a `PUT` body sends, field -> value: a model's fields set in the request, or the mapping."""
+    return data.model_dump(exclude_unset=True) if isinstance(data, BaseModel) else dict(data)
 
 
 def refuse_unreadable(unreadable: Mapping[str, str], what: str = "the stored row") -> None:
@@ -98,10 +103,11 @@ def edited(shown: Mapping[str, Any], form: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def three_way(
-    stored: object, proposed: Mapping[str, Any], base: Mapping[str, Any], what: str
+    stored: object, proposed: BaseModel | Mapping[str, Any], base: Mapping[str, Any], what: str
 ) -> dict[str, Any]:
-    """`proposed` (field -> new value) checked against `base` (field -> the value the edit started
-    from) and the `stored` row, field by field, for the fields `base` names:
+    """`proposed` (field -> new value, or a `PUT` body: `sent_fields`) checked against `base`
+    (field -> the value the edit started from) and the `stored` row, field by field, for the
+    fields `base` names:
 
     - new value equal to the base value: this edit leaves the field alone, so it is dropped and
       the stored value stays (another tab's or user's change of it is kept: edits of different
@@ -114,7 +120,8 @@ def three_way(
     names the row in the message ("the script"). Rule: nothing a user typed is silently lost
     (two tabs editing one script's description: the second save undid the first without a word).
     """
-    kept = {key: value for key, value in proposed.items() if key not in base or base[key] != value}
+    sent = sent_fields(proposed)
+    kept = {key: value for key, value in sent.items() if key not in base or base[key] != value}
     stale = [key for key in kept if key in base and getattr(stored, key) not in (base[key], kept[key])]
     if stale:
         message = "changed by someone else since your edit started: reload to see it, then apply yours again"

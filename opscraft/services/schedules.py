@@ -67,7 +67,7 @@ from opscraft.services.errors import Invalid, NotFound, Problems, ServiceError
 from opscraft.services.executions import AnsibleRunOptions, AutomationAction, TerraformWorkspace
 from opscraft.services.invisible import Label
 from opscraft.services.parameters import ParameterValues
-from opscraft.services.partial import CHANGES, over_stored, unchanged
+from opscraft.services.partial import CHANGES, over_stored, three_way, unchanged
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 
@@ -580,14 +580,19 @@ async def update_schedule(
     schedule_id: int,
     data: ScheduleIn | Mapping[str, Any],
     script_id: int | None = None,
+    base: Mapping[str, Any] | None = None,
 ) -> Schedule:
     """Change a schedule's settings (a field `data` leaves out keeps its stored value:
     `partial.over_stored`); the caller becomes its owner (runs start on their behalf) and a
     paused schedule resumes. The next fire time is computed from now. A save that changes
     nothing (`partial.unchanged`: `{}`, or what `GET` gave) writes nothing: no new owner or fire
-    time, no audit event."""
+    time, no audit event. `base` (field -> stored value when the edit started, e.g. a form's
+    copy): a field of `data` changed meanwhile by someone else is a `Conflict` (409 naming it,
+    nothing written: `partial.three_way`) instead of a silent undo of their save."""
     user = require(actor.user, Permission.edit_scripts, MANAGE)
     schedule = await get(session, actor, schedule_id, script_id)
+    if base is not None:
+        data = three_way(schedule, data, base, "the schedule")
     merged = over_stored(ScheduleIn, data, schedule)
     sent = data.model_fields_set if isinstance(data, ScheduleIn) else data
     if schedule.paused_reason is not None and "enabled" not in sent:

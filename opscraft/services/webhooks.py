@@ -81,7 +81,7 @@ from opscraft.services.errors import (
 from opscraft.services.executions import AnsibleRunOptions, AutomationAction, TerraformWorkspace
 from opscraft.services.invisible import Label
 from opscraft.services.parameters import ParameterValues, PointerMapping
-from opscraft.services.partial import CHANGES, over_stored, unchanged
+from opscraft.services.partial import CHANGES, over_stored, three_way, unchanged
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 from opscraft.services.secrets import reveal_for_use
@@ -291,12 +291,17 @@ async def update_webhook(
     webhook_id: int,
     data: WebhookIn | Mapping[str, Any],
     script_id: int | None = None,
+    base: Mapping[str, Any] | None = None,
 ) -> WebhookTrigger:
     """Change a webhook's settings (its URL stays); a field `data` leaves out keeps its stored
     value (`partial.over_stored`). The caller becomes its owner, unless the save changes nothing
-    (`partial.unchanged`): then nothing is written or audited."""
+    (`partial.unchanged`): then nothing is written or audited. `base` (field -> stored value
+    when the edit started): a field of `data` changed meanwhile by someone else is a `Conflict`
+    (409 naming it, nothing written: `partial.three_way`)."""
     user = require(actor.user, Permission.edit_scripts, MANAGE)
     hook = await get(session, actor, webhook_id, script_id)
+    if base is not None:
+        data = three_way(hook, data, base, "the webhook")
     data = over_stored(WebhookIn, data, hook)
     await _apply(session, hook, await _script(session, hook.script_id, held=True), data)
     await _check_name(session, hook)

@@ -28,6 +28,7 @@ from opscraft.ui.widgets import (
     dismiss,
     live_timer,
     one_shot,
+    opens_dialog,
     prose_input,
     stored_json_text,
     stored_note,
@@ -95,10 +96,10 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                     ui.label("disabled").classes("text-caption text-grey-7")
                 ui.space()
                 if edit:
-                    ui.button("Edit", on_click=lambda k=link, t=target: open_form(k, t)).props(
+                    ui.button("Edit", on_click=opens_dialog(lambda k=link, t=target: open_form(k, t))).props(
                         f'flat dense no-caps data-testid="chain-edit-{link.id}"'
                     )
-                    ui.button(icon="delete", on_click=lambda k=link: remove(k)).props(
+                    ui.button(icon="delete", on_click=opens_dialog(lambda k=link: remove(k))).props(
                         'flat round dense color=negative aria-label="Delete link" '
                         f'data-testid="chain-delete-{link.id}"'
                     )
@@ -202,7 +203,12 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                     data = changed_with_boxes(values, loaded, ("mapping", "parameters"))
                     if link is None:
                         return await call(chains.create, current, script_id, data)
-                    return await call(chains.update_link, current, link.id, data, script_id)
+                    # a field saved meanwhile in another tab: 409 under it, not undone (`three_way`)
+                    base = {
+                        key: getattr(link, key)
+                        for key in ("target_script_id", "outcome", "mapping", "parameters", "enabled")
+                    }
+                    return await call(chains.update_link, current, link.id, data, script_id, base=base)
 
                 done = "Link added" if link is None else "Link saved"
                 saved = await run_action(lambda: _top_level_fields(save), done, fields)
@@ -214,7 +220,7 @@ async def chains_tab(actor: Actor, script: Script) -> None:
         dialog.open()
 
     if edit:
-        ui.button("Add link", icon="add", on_click=lambda: open_form()).props(
+        ui.button("Add link", icon="add", on_click=opens_dialog(open_form)).props(
             'unelevated data-testid="chain-add"'
         )
 

@@ -44,6 +44,7 @@ from opscraft.ui.widgets import (
     dialog_title,
     live_timer,
     one_click,
+    opens_dialog,
     stored_note,
 )
 
@@ -184,9 +185,9 @@ class ExecutionView:
                         'unelevated no-caps color=positive data-testid="run-again"'
                     ).tooltip("A new run of this script with the same parameters")
                 if run.status not in FINAL_STATUSES and executions.may_cancel(self.actor, run):
-                    ui.button("Cancel run", icon="stop_circle", on_click=self._confirm_cancel).props(
-                        'outline no-caps color=negative data-testid="cancel-button"'
-                    )
+                    ui.button(
+                        "Cancel run", icon="stop_circle", on_click=opens_dialog(self._confirm_cancel)
+                    ).props('outline no-caps color=negative data-testid="cancel-button"')
         stored_note(run, "execution-stored")  # a time or status stored as none (a manual edit)
         if run.draft:
             who = run.triggered_by_name or "a deleted user"

@@ -28,6 +28,7 @@ from opscraft.ui.widgets import (
     live_seconds,
     live_timer,
     long_text,
+    opens_dialog,
     page_dialog,
     prose_input,
     text_input,
@@ -88,11 +89,11 @@ async def inventories_page(actor: Actor) -> None:
                     if edit:
                         # Named with the inventory (names are letters, digits, '.', '_', '-'):
                         # a screen reader's list of buttons said "Edit" once per inventory.
-                        ui.button(icon="edit", on_click=lambda i=inventory: open_form(i)).props(
+                        ui.button(icon="edit", on_click=opens_dialog(lambda i=inventory: open_form(i))).props(
                             f'flat round dense aria-label="Edit {inventory.name}" '
                             f'data-testid="inventory-edit-{inventory.name}"'
                         ).tooltip("Edit")
-                        ui.button(icon="delete", on_click=lambda i=inventory: remove(i)).props(
+                        ui.button(icon="delete", on_click=opens_dialog(lambda i=inventory: remove(i))).props(
                             f'flat round dense color=negative aria-label="Delete {inventory.name}" '
                             f'data-testid="inventory-delete-{inventory.name}"'
                         ).tooltip("Delete")
@@ -184,7 +185,7 @@ async def inventories_page(actor: Actor) -> None:
             dialog.open()
 
         if edit:
-            ui.button("New inventory", icon="add", on_click=lambda: open_form(None)).props(
+            ui.button("New inventory", icon="add", on_click=opens_dialog(lambda: open_form(None))).props(
                 'unelevated no-caps data-testid="inventory-new"'
             )
         shown = Redrawn(draw, await load(), _picture)

@@ -27,6 +27,7 @@ from opscraft.ui.widgets import (
     dialog_card,
     dismiss,
     format_time,
+    opens_dialog,
     page_dialog,
     stored_note,
     text_input,
@@ -99,7 +100,7 @@ async def notifications_page(actor: Actor) -> None:
                 switch.props["data-testid"] = f"channel-turn-{channel.name}"
                 test_button = ui.button("Test", on_click=lambda c=channel: test(c)).props("flat dense")
                 test_button.props["data-testid"] = f"channel-test-{channel.name}"
-                delete = ui.button(icon="delete", on_click=lambda c=channel: remove(c))
+                delete = ui.button(icon="delete", on_click=opens_dialog(lambda c=channel: remove(c)))
                 delete.props("flat round dense color=negative")
                 delete.props["aria-label"] = f"Delete channel {channel.name}"
                 delete.props["data-testid"] = f"channel-delete-{channel.name}"
@@ -137,7 +138,7 @@ async def notifications_page(actor: Actor) -> None:
                 ui.button(
                     "Disable" if enabled else "Enable", on_click=lambda: turn_rule(rule_id, not enabled)
                 ).props(f'flat dense data-testid="rule-turn-{rule_id}"')
-                ui.button(icon="delete", on_click=lambda: remove_rule(rule_id)).props(
+                ui.button(icon="delete", on_click=opens_dialog(lambda: remove_rule(rule_id))).props(
                     'flat round dense color=negative aria-label="Delete rule" '
                     f'data-testid="rule-delete-{rule_id}"'
                 )
@@ -338,7 +339,7 @@ async def notifications_page(actor: Actor) -> None:
             dialog.open()
 
         ui.label("Channels").classes("text-lg font-semibold")
-        ui.button("Add channel", icon="add", on_click=add_channel).props(
+        ui.button("Add channel", icon="add", on_click=opens_dialog(add_channel)).props(
             'unelevated data-testid="channel-add"'
         )
         first: Shown = await run_action(lambda: read_page(actor)) or ([], [], ("", []))
@@ -350,7 +351,9 @@ async def notifications_page(actor: Actor) -> None:
             empty=("No channels yet.", "channels-empty"),
         )
         ui.label("Rules").classes("text-lg font-semibold mt-4")
-        ui.button("Add rule", icon="add", on_click=add_rule).props('unelevated data-testid="rule-add"')
+        ui.button("Add rule", icon="add", on_click=opens_dialog(add_rule)).props(
+            'unelevated data-testid="rule-add"'
+        )
         rules_view = Rows(
             rule_row,
             first[1],

@@ -33,6 +33,7 @@ from opscraft.ui.widgets import (
     live_seconds,
     live_timer,
     one_shot,
+    opens_dialog,
     page_dialog,
     prose_input,
     stored_json_text,
@@ -93,6 +94,10 @@ def schedule_rows(
         schedule_row(view, zone, with_script=with_script, on_change=on_change)
 
 
+# The form's fields that hold a stored value as it is stored (the others show it in a form's terms).
+EDITED_AS_STORED = ("name", "cron", "timezone", "parameters", "missed_policy", "overlap_policy")
+
+
 def schedule_row(view: ScheduleView, zone: ZoneInfo, *, with_script: bool, on_change: Any = None) -> None:
     """One schedule's card (`schedule_rows`)."""
     s = view.schedule
@@ -106,15 +111,15 @@ def schedule_row(view: ScheduleView, zone: ZoneInfo, *, with_script: bool, on_ch
             ui.label(f"as {view.owner_name or 'nobody'}").classes("text-caption text-grey-7")
             ui.space()
             if on_change is not None:
-                ui.button("Edit", on_click=lambda v=view: on_change(v, "edit")).props(
+                ui.button("Edit", on_click=opens_dialog(lambda v=view: on_change(v, "edit"))).props(
                     f'flat dense data-testid="schedule-edit-{s.id}"'
                 )
                 ui.button(
                     "Pause" if s.enabled else "Resume", on_click=lambda v=view: on_change(v, "toggle")
                 ).props(f'flat dense data-testid="schedule-toggle-{s.id}"')
-                delete = ui.button(icon="delete", on_click=lambda v=view: on_change(v, "delete")).props(
-                    f'flat round dense color=negative data-testid="schedule-delete-{s.id}"'
-                )
+                delete = ui.button(
+                    icon="delete", on_click=opens_dialog(lambda v=view: on_change(v, "delete"))
+                ).props(f'flat round dense color=negative data-testid="schedule-delete-{s.id}"')
                 delete.props["aria-label"] = f"Delete schedule {s.name}"  # free text: a value, not props
         ui.label(f"Next: {_upcoming(view, zone)}").classes("text-caption").props(
             f'data-testid="schedule-next-{s.id}"'
@@ -257,7 +262,11 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                         data["parameters"] = json_from_text(data["parameters"])
                     if stored is None:
                         return await call(schedules.create, current, script_id, data)
-                    return await call(schedules.update_schedule, current, stored.id, data, script_id)
+                    # a field saved meanwhile in another tab: 409 under it, not undone (`three_way`)
+                    base = {key: getattr(stored, key) for key in EDITED_AS_STORED}
+                    return await call(
+                        schedules.update_schedule, current, stored.id, data, script_id, base=base
+                    )
 
                 fields = {"name": name, "cron": cron, "timezone": tz, "parameters": params}
                 fields |= terraform.inputs() if terraform else {}
@@ -271,7 +280,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
         dialog.open()
 
     if edit:
-        ui.button("Add schedule", icon="add", on_click=lambda: open_form()).props(
+        ui.button("Add schedule", icon="add", on_click=opens_dialog(open_form)).props(
             'unelevated data-testid="schedule-add"'
         )
     body = Rows(

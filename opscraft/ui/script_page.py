@@ -38,6 +38,7 @@ from opscraft.ui.widgets import (
     dialog_title,
     format_time,
     one_click,
+    opens_dialog,
     stored_note,
 )
 
@@ -290,7 +291,7 @@ async def _actions(actor: Actor, script: Script) -> None:
     ui.button("Edit", icon="edit", on_click=lambda: ui.navigate.to(f"/scripts/{script.id}/edit")).props(
         'unelevated no-caps data-testid="edit-script"'
     )
-    ui.button("Delete", icon="delete", on_click=lambda: _confirm_delete(script)).props(
+    ui.button("Delete", icon="delete", on_click=opens_dialog(lambda: _confirm_delete(script))).props(
         'flat no-caps color=negative data-testid="delete-script"'
     )
 

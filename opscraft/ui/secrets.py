@@ -34,6 +34,7 @@ from opscraft.ui.widgets import (
     dialog_title,
     format_time,
     one_shot,
+    opens_dialog,
     prose_input,
     text_input,
 )
@@ -254,7 +255,7 @@ class SecretsView(PagedTable):
         with ui.row().classes("w-full items-center gap-3"):
             self.search_box("Search name or description", "secret-search", "/secrets", search)
             ui.space()
-            ui.button("New secret", icon="add", on_click=self.open_create).props(
+            ui.button("New secret", icon="add", on_click=opens_dialog(self.open_create)).props(
                 'unelevated data-testid="new-secret"'
             )
         ui.label(
@@ -265,10 +266,10 @@ class SecretsView(PagedTable):
         self.table.add_slot("body-cell-name", NAME_CELL)
         self.table.add_slot("body-cell-scripts", SCRIPTS_CELL)
         self.table.add_slot("body-cell-actions", ACTIONS_CELL)
-        self.table.on("edit", lambda e: self.open_edit(e.args))
-        self.table.on("replace", lambda e: self.open_replace(e.args))
-        self.table.on("audit", lambda e: self.open_audit(e.args))
-        self.table.on("delete", lambda e: self.open_delete(e.args))
+        self.table.on("edit", opens_dialog(self.open_edit, with_args=True))
+        self.table.on("replace", opens_dialog(self.open_replace, with_args=True))
+        self.table.on("audit", opens_dialog(self.open_audit, with_args=True))
+        self.table.on("delete", opens_dialog(self.open_delete, with_args=True))
         self.make_footer("secrets-summary")
 
     async def refresh(self, ticking: bool = False) -> None:

@@ -17,7 +17,7 @@ from opscraft.services.errors import NotFound
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.execution_widgets import banner, name_value_grid
 from opscraft.ui.layout import guard, run_action
-from opscraft.ui.widgets import call, close_then, dialog_title, format_time, one_click
+from opscraft.ui.widgets import call, close_then, dialog_title, format_time, one_click, opens_dialog
 
 ACTION_SIGNS = {"create": "+", "update": "~", "delete": "-", "read": "<="}
 # The state's latest versions the run page lists (the API pages through all of them).
@@ -94,7 +94,7 @@ class TerraformPanel:
             return
         if plan.apply_execution_id is not None:
             return
-        ui.button("Apply this plan", icon="play_arrow", on_click=self._confirm_apply).props(
+        ui.button("Apply this plan", icon="play_arrow", on_click=opens_dialog(self._confirm_apply)).props(
             'unelevated no-caps color=primary data-testid="apply-plan"'
         ).tooltip("Apply exactly this plan (terraform apply of the saved plan)")
 
@@ -179,7 +179,7 @@ class TerraformPanel:
                         ui.button(
                             "Roll back",
                             icon="history",
-                            on_click=lambda n=version.number: self._confirm_rollback(n),
+                            on_click=opens_dialog(lambda n=version.number: self._confirm_rollback(n)),
                         ).props(
                             f'flat dense no-caps color=primary data-testid="state-rollback-{version.number}"'
                         )

@@ -24,6 +24,7 @@ from opscraft.ui.widgets import (
     dismiss,
     format_count,
     format_time,
+    opens_dialog,
     page_dialog,
     text_input,
 )
@@ -50,7 +51,7 @@ def _row(info: TokenInfo, revoke: Any) -> None:
                     ui.label("expired").classes("text-negative")
                 # An expired token too: it keeps its name until revoked (a new token may not take
                 # it), and the page offered no way to revoke it.
-                ui.button("Revoke", on_click=lambda i=info: revoke(i)).props(
+                ui.button("Revoke", on_click=opens_dialog(lambda i=info: revoke(i))).props(
                     f'flat dense color=negative data-testid="token-revoke-{t.id}"'
                 )
         expires = format_time(t.expires_at, "never")
@@ -185,7 +186,7 @@ async def tokens_page(actor: Actor) -> None:
             dialog.open()
 
         with ui.row().classes("items-center gap-4"):
-            ui.button("Create token", icon="add", on_click=open_create).props(
+            ui.button("Create token", icon="add", on_click=opens_dialog(open_create)).props(
                 'unelevated data-testid="token-add"'
             )
             if can(actor.user, Permission.manage_users):

@@ -25,6 +25,7 @@ from opscraft.ui.widgets import (
     form,
     format_time,
     one_shot,
+    opens_dialog,
     password_hint,
     password_input,
     text_input,
@@ -134,7 +135,7 @@ class UsersView(PagedTable):
         with ui.row().classes("w-full items-center gap-3"):
             self.search_box("Search username, name or email", "user-search", "/users", search)
             ui.space()
-            ui.button("New user", icon="person_add", on_click=self.open_create).props(
+            ui.button("New user", icon="person_add", on_click=opens_dialog(self.open_create)).props(
                 'unelevated data-testid="new-user"'
             )
         ui.add_css(ACTIONS_STICKY)
@@ -143,9 +144,9 @@ class UsersView(PagedTable):
         self.table.add_slot("body-cell-role", ROLE_CELL)
         self.table.add_slot("body-cell-is_active", STATUS_CELL)
         self.table.add_slot("body-cell-actions", ACTIONS_CELL)
-        self.table.on("edit", lambda e: self.open_edit(e.args))
-        self.table.on("reset", lambda e: self.open_reset(e.args))
-        self.table.on("delete", lambda e: self.open_delete(e.args))
+        self.table.on("edit", opens_dialog(self.open_edit, with_args=True))
+        self.table.on("reset", opens_dialog(self.open_reset, with_args=True))
+        self.table.on("delete", opens_dialog(self.open_delete, with_args=True))
         self.make_footer("users-summary")
 
     async def refresh(self, ticking: bool = False) -> None:

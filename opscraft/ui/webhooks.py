@@ -27,6 +27,7 @@ from opscraft.ui.widgets import (
     dismiss,
     format_time,
     one_shot,
+    opens_dialog,
     page_dialog,
     prose_input,
     stored_json_text,
@@ -73,13 +74,13 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                     ui.label("signed").classes("text-caption text-positive")
                 ui.space()
                 if edit:
-                    ui.button("Edit", on_click=lambda h=hook: open_form(h)).props(
+                    ui.button("Edit", on_click=opens_dialog(lambda h=hook: open_form(h))).props(
                         f'flat dense data-testid="webhook-edit-{hook.id}"'
                     )
                     ui.button("Pause" if hook.enabled else "Resume", on_click=lambda h=hook: toggle(h)).props(
                         f'flat dense data-testid="webhook-toggle-{hook.id}"'
                     )
-                    delete = ui.button(icon="delete", on_click=lambda h=hook: remove(h)).props(
+                    delete = ui.button(icon="delete", on_click=opens_dialog(lambda h=hook: remove(h))).props(
                         f'flat round dense color=negative data-testid="webhook-delete-{hook.id}"'
                     )
                     delete.props["aria-label"] = (
@@ -186,7 +187,9 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                     data = changed_with_boxes(values, loaded, ("mapping", "parameters"))
                     if hook is None:
                         return await call(webhooks.create, current, script_id, data)
-                    return await call(webhooks.update_webhook, current, hook.id, data, script_id)
+                    # a field saved meanwhile in another tab: 409 under it, not undone (`three_way`)
+                    base = {key: getattr(hook, key) for key in ("name", "mapping", "parameters", "secret_id")}
+                    return await call(webhooks.update_webhook, current, hook.id, data, script_id, base=base)
 
                 fields = {"name": name, "mapping": mapping, "parameters": fixed, "secret_id": secret}
                 fields |= terraform.inputs() if terraform else {}
@@ -215,7 +218,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
         ui.button("Done", on_click=lambda: (shown_url.set_value(""), shown.close())).props("unelevated")
 
     if edit:
-        ui.button("Add webhook", icon="add", on_click=lambda: open_form()).props(
+        ui.button("Add webhook", icon="add", on_click=opens_dialog(open_form)).props(
             'unelevated data-testid="webhook-add"'
         )
 

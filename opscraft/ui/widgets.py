@@ -213,6 +213,49 @@ def one_click(handler: Callable[[], Any]) -> Callable[[events.ClickEventArgument
     return on_click
 
 
+def _open_dialogs(client: Any) -> set[ui.dialog]:
+    """The dialogs open in `client`'s page (NiceGUI builds every dialog in the page's layout)."""
+    return {
+        element
+        for element in client.layout.default_slot.children
+        if isinstance(element, ui.dialog) and element.value and not element.is_deleted
+    }
+
+
+def opens_dialog(
+    handler: Callable[..., Any], *, with_args: bool = False
+) -> Callable[[events.UiEventArguments], Awaitable[None]]:
+    """`on_click` of a button that opens a dialog (a form, a "Delete …?" question), or the handler
+    of a table row's button event (`with_args`: `handler` is given the event's `args`, the row):
+    one click opens one.
+
+    The second click of a double-click reaches the button before the first click's dialog is up
+    (a round trip to the server), and each click's handler opened its own dialog: two forms or
+    two questions stacked, the one under the first still there once it was answered (a second
+    Delete then said the row was not found). Here a click is dropped while the previous one is
+    handled or while a dialog it opened is still open. The button stays enabled: the browser
+    gives the keyboard's focus back to it when its dialog closes.
+    """
+    busy = False
+    opened: weakref.WeakSet[ui.dialog] = weakref.WeakSet()
+
+    async def on_click(event: events.UiEventArguments) -> None:
+        nonlocal busy, opened
+        if busy or any(dialog.value and not dialog.is_deleted for dialog in opened):
+            return
+        busy = True
+        before = _open_dialogs(event.client)
+        try:
+            result = handler(getattr(event, "args", None)) if with_args else handler()
+            if inspect.isawaitable(result):
+                await result
+        finally:
+            opened = weakref.WeakSet(_open_dialogs(event.client) - before)
+            busy = False
+
+    return on_click
+
+
 async def close_then(dialog: ui.dialog, action: Callable[[], Awaitable[Any]]) -> None:
     """Close a confirmation dialog, then run `action` outside it.
 
