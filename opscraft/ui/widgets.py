@@ -517,7 +517,27 @@ def dialog_title(text: str) -> ui.label:
         element = slot.parent if slot is not None else None
     if element is not None:
         element.props(f'aria-labelledby="{label.html_id}"')
+        if _open_twin(element, text):
+            element.open = element.delete  # type: ignore[method-assign]  # never shown (below)
+        _TITLES[element] = text
     return label
+
+
+# The title of every dialog drawn with `dialog_title`, by dialog.
+_TITLES: weakref.WeakKeyDictionary[ui.dialog, str] = weakref.WeakKeyDictionary()
+
+
+def _open_twin(dialog: ui.dialog, title: str) -> bool:
+    """Whether another dialog titled `title` is open on `dialog`'s page: `dialog` is then the
+    second click's copy of it (a double-click on New secret, Delete or Cancel run reached the
+    server before the first click's dialog showed and its backdrop stopped clicks). Such a copy is
+    deleted where it would open (awaiting it answers None, as a dismissed dialog): it opened over
+    the first, and stayed, empty or asking again, once that one was answered or closed."""
+    return any(
+        other is not dialog and other.value and _TITLES.get(other) == title
+        for other in dialog.client.elements.values()
+        if isinstance(other, ui.dialog)
+    )
 
 
 def dialog_buttons(
