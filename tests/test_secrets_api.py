@@ -258,6 +258,40 @@ async def test_the_same_description_again_changes_nothing(
     assert r.json()["updated_by_name"] == "admin" and r.json()["updated_at"] > before["updated_at"]
 
 
+async def test_a_description_changed_since_the_edit_started_is_not_undone(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn
+) -> None:
+    """Two tabs edit one secret's description: the later save replaced the earlier one without a
+    word. With `base` (what its edit started from) it is a 409 naming `description`, nothing
+    written; a `base` still current, or a description left as it started, saves as before."""
+    secret_id = (await make_secret(client, operator))["id"]
+    url = f"/api/v1/secrets/{secret_id}"
+    started = {"description": "Production database password"}
+    r = await client.put(url, json={"description": "by admin", "base": started}, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["description"] == "by admin", r.text
+    r = await client.put(url, json={"description": "by operator", "base": started}, headers=operator.headers)
+    assert r.status_code == 409, r.text
+    assert [e["field"] for e in r.json()["errors"]] == ["description"]
+    assert "changed by someone else" in r.json()["detail"]
+    assert (await client.get(url, headers=operator.headers)).json()["description"] == "by admin"
+    # The description as it started, with a new value: the value is saved, the description kept.
+    body = {"description": started["description"], "value": VALUE[::-1], "base": started}
+    r = await client.put(url, json=body, headers=operator.headers)
+    assert r.status_code == 200 and r.json()["description"] == "by admin", r.text
+    r = await client.put(
+        url,
+        json={"description": "by operator", "base": {"description": "by admin"}},
+        headers=operator.headers,
+    )
+    assert r.status_code == 200 and r.json()["description"] == "by operator", r.text
+    assert await actions(client, operator, secret_id) == [
+        "secret.create",
+        "secret.update_description",
+        "secret.update_value",
+        "secret.update_description",
+    ]
+
+
 async def test_attach_list_detach(
     client: httpx.AsyncClient, operator: LoggedIn, viewer: LoggedIn, seen: list
 ) -> None:

@@ -176,3 +176,46 @@ def test_two_edits_of_an_inventorys_hosts_do_not_undo_each_other(
     page.get_by_test_id("inventory-save").click()
     page.locator(".q-notification", has_text="Inventory saved").wait_for()
     assert _api(server, operator, "GET", f"/inventories/{inventory_id}")["content"] == other + "db3.example\n"
+
+
+def test_a_secret_description_saved_in_another_tab_is_not_undone(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Two tabs edit one secret's description: the later Save replaced the other's without a word.
+    It is refused under the field now, and nothing is written."""
+    operator = tokens["operator"]
+    body = {"name": "STALE_TOKEN", "value": "stale-token-value", "description": "first"}
+    r = httpx.post(f"{server.url}/api/v1/secrets", json=body, headers=operator, timeout=60)
+    assert r.status_code == 201, r.text
+    url = f"/secrets/{r.json()['id']}"
+    log_in(page, server, "operator", then="/secrets")
+    page.get_by_test_id("edit-STALE_TOKEN").click()
+    field = page.get_by_test_id("edit-description")
+    field.wait_for()
+    _api(server, operator, "PUT", url, json={"description": "from the other tab"})
+    field.fill("from this tab")
+    page.get_by_test_id("edit-submit").click()
+    page.locator(".q-field--error", has=field).filter(has_text="changed by someone else").wait_for()
+    assert _api(server, operator, "GET", url)["description"] == "from the other tab"
+
+
+def test_a_role_another_admin_changed_since_the_dialog_opened_is_not_undone(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Both admins change the same user's role: the dialog opened first put its role back over
+    the other admin's. It is refused under Role now."""
+    admin = tokens["admin"]
+    account = {"username": "promoted", "email": "promoted@example.com", "password": "Promoted-Horse-9"}
+    r = httpx.post(f"{server.url}/api/v1/users", json=account | {"role": "viewer"}, headers=admin, timeout=60)
+    assert r.status_code == 201, r.text
+    url = f"/users/{r.json()['id']}"
+    log_in(page, server, "admin", then="/users")
+    page.get_by_test_id("edit-promoted").click()
+    page.get_by_test_id("edit-fullname").wait_for()
+    _api(server, admin, "PUT", url, json={"role": "admin"})  # another admin's tab
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Role").click()
+    page.get_by_role("option", name="Operator").click()
+    page.get_by_test_id("edit-submit").click()
+    dialog.locator(".q-field--error").filter(has_text="changed by someone else").wait_for()
+    assert _api(server, admin, "GET", url)["role"] == "admin"

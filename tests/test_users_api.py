@@ -384,6 +384,43 @@ async def test_users_change_their_own_email_and_full_name(
     assert [e["actor_id"] for e in audit["items"] if e["target_id"] == str(viewer.id)] == [viewer.id]
 
 
+async def test_a_field_changed_since_the_edit_started_is_not_undone(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn
+) -> None:
+    """Two admins' tabs (or an admin and the user's Profile page) change the same field of one
+    account: the later save put back its own value without a word. With `base` (what the edit
+    started from) it is a 409 naming the field, nothing written; fields sent as they started
+    keep what was saved meanwhile; emails compare ignoring case, as they are stored."""
+    url = f"/api/v1/users/{viewer.id}"
+    shown = (await client.get(url, headers=admin.headers)).json()
+    base = {key: shown[key] for key in ("email", "full_name", "role", "is_active")}
+    r = await client.put(url, json={"role": "operator", "base": base}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    r = await client.put(
+        url, json={"role": "admin", "full_name": "Vera", "base": base}, headers=admin.headers
+    )
+    assert r.status_code == 409 and [e["field"] for e in r.json()["errors"]] == ["role"], r.text
+    assert (await client.get(url, headers=admin.headers)).json()["full_name"] == shown["full_name"]
+    # The role as it started: the stored one stays, the full name is saved.
+    body = {"role": base["role"], "full_name": "Vera", "base": base}
+    r = await client.put(url, json=body, headers=admin.headers)
+    assert r.status_code == 200 and (r.json()["role"], r.json()["full_name"]) == ("operator", "Vera"), r.text
+    profile = {"email": shown["email"].upper(), "full_name": shown["full_name"]}
+    r = await client.put("/api/v1/auth/me", json={"full_name": "V.", "base": profile}, headers=viewer.headers)
+    assert r.status_code == 409 and [e["field"] for e in r.json()["errors"]] == ["full_name"], r.text
+    body = {"email": "vera@example.com", "base": profile}
+    r = await client.put("/api/v1/auth/me", json=body, headers=viewer.headers)
+    assert r.status_code == 200 and (r.json()["email"], r.json()["full_name"]) == ("vera@example.com", "Vera")
+    for refused in (
+        {"full_name": "V.", "base": {"role": "admin"}},
+        {"role": "viewer", "base": {"email": None}},
+    ):
+        r = await client.put(
+            "/api/v1/auth/me" if "full_name" in refused else url, json=refused, headers=admin.headers
+        )
+        assert r.status_code == 422 and r.json()["errors"][0]["field"].startswith("base."), r.text
+
+
 @pytest.mark.parametrize("change", ["demote", "deactivate", "delete"])
 async def test_two_admins_removing_each_other_at_once_leave_one(
     client: httpx.AsyncClient, admin: LoggedIn, change: str

@@ -200,7 +200,8 @@ async def update_secret(
     secret_id: IdPath, body: SecretUpdate, session: Session, actor: CurrentActor
 ) -> SecretOut:
     """Operator or admin (manage_secrets). A new `description` and/or `value` (422 when neither
-    is sent); the name and kind stay. 409 naming `value` when the new value would make the
+    is sent); the name and kind stay. 409 naming `description` when `base` says the edit started
+    from a description someone changed since. 409 naming `value` when the new value would make the
     environment of a script it is attached to too large for a run, or when the master key was
     rotated beside this process. 404 when unknown. Audited as `secret.update_value` /
     `secret.update_description` (an unchanged description records nothing). A new value shorter

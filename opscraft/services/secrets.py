@@ -167,13 +167,28 @@ class SecretCreate(Body):
         return _check_value(value)
 
 
+class SecretBase(Body):
+    """What the description held when an edit started (`SecretUpdate.base`), as `GET` returned it."""
+
+    description: str = ""
+
+
 class SecretUpdate(Body):
-    """A change of a secret's description and/or value (at least one field)."""
+    """A change of a secret's description and/or value (at least one of the two), and what the
+    description held when the edit started (`base`), so that two people editing the same
+    secret's description do not silently undo each other (the later save used to win)."""
 
     model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
 
     description: limited(Text, MAX_DESCRIPTION) | None = None
     value: Text | None = Field(default=None, json_schema_extra=VALUE_SCHEMA)
+    base: SecretBase | None = Field(
+        default=None,
+        description="What `description` held when the edit started: a new description whose stored "
+        "value is neither this nor the new one was changed meanwhile (409 naming it, nothing saved). "
+        "Left out: last write wins.",
+        examples=[{"description": ""}],
+    )
 
     @field_validator("value")
     @classmethod
@@ -340,8 +355,10 @@ async def update(
     session: AsyncSession, actor: Actor, secret_id: int, data: SecretUpdate | Mapping[str, Any]
 ) -> SecretInfo:
     """Change the description and/or replace the value (which is never shown). `Conflict` (409,
-    field `value`) when the new value of an `env` secret would make the secrets of a script it is
-    attached to too large for a run's environment (`run_environment.refuse_overfull`).
+    field `description`) when the description changed since the edit's `base` (`partial.three_way`:
+    nothing written); `Conflict` (409, field `value`) when the new value of an `env` secret would
+    make the secrets of a script it is attached to too large for a run's environment
+    (`run_environment.refuse_overfull`).
 
     `updated_by` and `updated_at` say who last changed the secret, so they move only with a
     change, which is audited: the same description sent again changes nothing."""
@@ -353,6 +370,12 @@ async def update(
             details=[{"field": "body", "message": "send description and/or value"}],
         )
     secret = await _get(session, secret_id)
+    description = body.description
+    if description is not None and body.base is not None:  # 409 before anything is written
+        base = body.base.model_dump(exclude_unset=True)
+        description = partial.three_way(secret, {"description": description}, base, "the secret").get(
+            "description"
+        )
     changed = False
     if body.value is not None:
         value = file_content(body.value) if secret.kind == SecretKind.file else body.value
@@ -362,8 +385,8 @@ async def update(
             await run_environment.refuse_overfull(session, "value", secret_id=secret_id)
         audit.record(session, actor, "secret.update_value", TARGET, secret.id, name=secret.name)
         changed = True
-    if body.description is not None and body.description != secret.description:
-        secret.description = body.description
+    if description is not None and description != secret.description:
+        secret.description = description
         audit.record(session, actor, "secret.update_description", TARGET, secret.id, name=secret.name)
         changed = True
     if changed:

@@ -103,8 +103,33 @@ class UserCreate(Registration):
     role: Role = Role.viewer
 
 
+class ProfileBase(Body):
+    """What the email and full name held when an edit started (`ProfileUpdate.base`), as `GET`
+    returned them; a field left out is not checked."""
+
+    email: str = ""
+    full_name: str = ""
+
+
+class UserBase(ProfileBase):
+    """What an account held when an admin's edit started (`UserUpdate.base`), as `GET` returned
+    it; a field left out is not checked."""
+
+    role: Role = Role.viewer
+    is_active: bool = True
+
+
+BASE_DESCRIPTION = (
+    "What the fields held when the edit started: one sent with a new value whose stored value is "
+    "neither this nor the new one was changed meanwhile (409 naming it, nothing saved); one sent "
+    "equal to its base keeps the stored value. Left out: last write wins."
+)
+
+
 class UserUpdate(Body):
-    """An admin's change of a user (at least one field); the email must stay unique ignoring case."""
+    """An admin's change of a user (at least one field); the email must stay unique ignoring case.
+    `base`: what the edit started from, so that two admins changing the same field of one user do
+    not silently undo each other."""
 
     model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
 
@@ -112,16 +137,19 @@ class UserUpdate(Body):
     full_name: limited(OptionalLabel, 200) | None = None
     role: Role | None = None
     is_active: bool | None = None
+    base: UserBase | None = Field(default=None, description=BASE_DESCRIPTION)
 
 
 class ProfileUpdate(Body):
     """What users change of their own account (`PUT /api/v1/auth/me`, the Profile page): the seed's
-    self-service "profile management". Role and active state stay an admin's (`UserUpdate`)."""
+    self-service "profile management". Role and active state stay an admin's (`UserUpdate`).
+    `base` as in `UserUpdate`."""
 
     model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
 
     email: Email | None = Field(default=None, description="Unique, ignoring case")
     full_name: limited(OptionalLabel, 200) | None = None
+    base: ProfileBase | None = Field(default=None, description=BASE_DESCRIPTION)
 
 
 def password_problems(password: str, username: str, field: str = "password") -> list[dict[str, str]]:
@@ -319,18 +347,20 @@ OWN_ACCOUNT_REFUSALS = {
 async def update_user(session: AsyncSession, actor: Actor, user_id: int, data: UserUpdate) -> User:
     """Change a user's email, name, role or active flag as an admin; needs manage_users.
 
-    Raises Invalid (422) when nothing is to change, Forbidden (403) for demoting or deactivating one's own
+    Raises Invalid (422) when nothing is to change, Conflict (409) naming a field changed since the
+    edit's `base` (nothing written), Forbidden (403) for demoting or deactivating one's own
     account, Conflict (409) when it would leave no active admin, NotFound (404) for an unknown id; the
     refusal names the field.
     """
     require(actor.user, Permission.manage_users)
     user = await get(session, actor, user_id)
-    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True, exclude={"base"})
     if not changes:
         raise Invalid(
             "nothing to change: send at least one of email, full_name, role, is_active",
             details=[{"field": "body", "message": "send at least one of email, full_name, role, is_active"}],
         )
+    changes = _against_base(user, changes, data.base)
     losing_admin = (
         user.role == Role.admin
         and user.is_active
@@ -350,19 +380,35 @@ async def update_user(session: AsyncSession, actor: Actor, user_id: int, data: U
 
 async def update_profile(session: AsyncSession, actor: Actor, data: ProfileUpdate) -> User:
     """Change the acting user's own email and/or full name (any role). 422 when nothing is sent,
-    409 naming `email` when another account has it; audited as `user.update` like an admin's edit."""
+    409 naming `email` when another account has it, or a field changed since the edit's `base`;
+    audited as `user.update` like an admin's edit."""
     if actor.user is None:
         raise Unauthorized("authentication required")
     user = await session.get(User, actor.user.id)
     if user is None:
         raise NotFound("user not found")
-    changes = data.model_dump(exclude_unset=True, exclude_none=True)
+    changes = data.model_dump(exclude_unset=True, exclude_none=True, exclude={"base"})
     if not changes:
         raise Invalid(
             "nothing to change: send email or full_name",
             details=[{"field": "body", "message": "send email or full_name"}],
         )
-    return await _apply(session, actor, user, changes)
+    return await _apply(session, actor, user, _against_base(user, changes, data.base))
+
+
+def _against_base(user: User, changes: dict[str, Any], base: ProfileBase | None) -> dict[str, Any]:
+    """`changes` (field -> new value) checked against the edit's `base` (`partial.three_way`): a
+    field sent as it started is dropped (a change made meanwhile stays), a field changed
+    meanwhile to another value is a `Conflict` (409) naming it. Emails compare ignoring case,
+    as they are stored lower-cased (`_apply`)."""
+    if base is None:
+        return changes
+    started = base.model_dump(exclude_unset=True)
+    proposed = dict(changes)
+    for fields in (started, proposed):
+        if isinstance(fields.get("email"), str):
+            fields["email"] = fields["email"].lower()
+    return partial.three_way(user, proposed, started, "the user")
 
 
 async def _apply(

@@ -7,7 +7,7 @@ from nicegui import ui
 from opscraft import runtime
 from opscraft.services import partial, users
 from opscraft.services.actor import Actor
-from opscraft.services.users import ProfileUpdate
+from opscraft.services.users import ProfileBase, ProfileUpdate
 from opscraft.ui import session
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, notify_ok, protected_page, run_action
@@ -54,7 +54,8 @@ async def profile_page(actor: Actor) -> None:
 
             # What the fields showed when loaded (or last saved): Save sends only the fields edited
             # since (`partial.edited`), so an email an admin or another tab changed meanwhile is
-            # not put back to this page's old copy when only the full name was edited here.
+            # not put back to this page's old copy when only the full name was edited here; and
+            # sent as `base`, a field edited both here and elsewhere is refused under it.
             shown = {"email": user.email, "full_name": user.full_name}
 
             async def save() -> None:
@@ -67,7 +68,7 @@ async def profile_page(actor: Actor) -> None:
                     notify_ok("Nothing changed")
                     return
                 saved = await run_action(
-                    lambda: call(users.update_profile, me, ProfileUpdate(**data)),
+                    lambda: call(users.update_profile, me, ProfileUpdate(**data, base=ProfileBase(**shown))),
                     "Profile saved",
                     {"email": email, "full_name": full_name},
                 )

@@ -341,7 +341,9 @@ class SecretsView(PagedTable):
         one_shot(0, draft.restore)
 
     def open_edit(self, row: dict[str, Any]) -> None:
-        """Open the dialog editing a secret's description."""
+        """Open the dialog editing a secret's description (refused under it, by `base`, when
+        another tab or user changed it since the dialog opened)."""
+        shown = {"description": row["description"]}
         with ui.dialog() as dialog, dialog_card(f"Edit {row['name']}"):
             description = prose_input("Description", "edit-description", value=row["description"])
             dialog_buttons(
@@ -351,7 +353,9 @@ class SecretsView(PagedTable):
                 lambda: self.apply(
                     dialog,
                     Permission.manage_secrets,
-                    lambda s, a: secrets.update(s, a, row["id"], {"description": description.value or ""}),
+                    lambda s, a: secrets.update(
+                        s, a, row["id"], {"description": description.value or "", "base": shown}
+                    ),
                     "Description saved",
                     {"description": description},
                 ),
