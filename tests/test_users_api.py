@@ -301,8 +301,10 @@ async def test_users_can_read_only_themselves(
     [
         ("Eve\u0007", "control characters (U+0007)"),
         ("Eve\nAdmin", "control characters (U+000A)"),
-        ("\u202eeve", "bidirectional control characters (U+202E)"),
-        ("Ev\u200be", "invisible or bidirectional control characters (U+200B)"),
+        ("\u202eeve", "must start with a visible letter, digit or symbol (U+202E prints as nothing)"),
+        ("Ev\u202ee", "or reorder the text (U+202E)"),
+        ("Ev\u200be", "print as nothing or as blank space, or reorder the text (U+200B)"),
+        ("Eve\u3164", "print as nothing or as blank space, or reorder the text (U+3164)"),
     ],
 )
 async def test_a_full_name_refuses_control_and_invisible_characters(
