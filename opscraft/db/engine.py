@@ -29,6 +29,10 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # request is answered 503 as overload: the same bound as the connection pool's checkout timeout.
 WRITE_QUEUE_TIMEOUT_SECONDS = 30.0
 CONNECT_TIMEOUT_SECONDS = 10
+# Connections a SQLite file engine keeps open, all of them kept (no overflow): the 15 at most
+# of SQLAlchemy's default (5 kept plus 10 opened and closed again), without a burst's connections
+# being reopened, each a new aiosqlite thread started from the event loop (docs/benchmarks.md).
+SQLITE_POOL_SIZE = 15
 PING_TIMEOUT_SECONDS = 5
 # A pooled PostgreSQL connection idle longer than this is pinged before use (see `_checked_out`).
 IDLE_PING_SECONDS = 30.0
@@ -73,7 +77,8 @@ def create_engine(url: str, *, command_timeout: float | None = None, **kwargs: A
     JSON columns load through `db.text.json_loads`, so an old row holding an escaped lone
     surrogate still reads as text every response can encode. On SQLite, the engine's writers take
     turns in arrival order (`db.write_gate`) instead of racing in SQLite's busy handler, and each
-    statement is one call on aiosqlite's thread (`db.sqlite_one_hop`).
+    statement is one call on aiosqlite's thread (`db.sqlite_one_hop`); a file's connections are
+    opened once and kept (`SQLITE_POOL_SIZE`).
 
     A statement's error never repeats its bound values (`hide_parameters`): SQLAlchemy would
     append them to the message, and so to the traceback an unhandled error logs (password
@@ -86,6 +91,9 @@ def create_engine(url: str, *, command_timeout: float | None = None, **kwargs: A
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("module", sqlite_one_hop.dbapi())
+        if path and path != ":memory:" and "poolclass" not in kwargs:
+            kwargs.setdefault("pool_size", SQLITE_POOL_SIZE)
+            kwargs.setdefault("max_overflow", 0)
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         WriteGate(WRITE_QUEUE_TIMEOUT_SECONDS).install(engine)
