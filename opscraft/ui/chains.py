@@ -15,7 +15,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.chains import ExecutionChain
 from opscraft.services.errors import Invalid
 from opscraft.services.permissions import Permission, can
-from opscraft.ui import ansible_fields, automation_terraform
+from opscraft.ui import ansible_fields, automation_terraform, drafts
 from opscraft.ui.layout import guard, run_action
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import (
@@ -56,6 +56,11 @@ async def _top_level_fields(action: Any) -> Any:
                 detail = {"field": top, "message": f"{name}: {detail['message']}"}
             details.append(detail)
         raise Invalid(exc.message, details=details) from None
+
+
+def _draft_key(script_id: int, link: ChainLink | None) -> str:
+    """The tab's draft of the "Then run" dialog: `chain:<script id>:new` or `...:<link id>`."""
+    return f"chain:{script_id}:{'new' if link is None else link.id}"
 
 
 @script_tab("chains", "Then run", "account_tree", order=75)
@@ -147,7 +152,7 @@ async def chains_tab(actor: Actor, script: Script) -> None:
         } | automation_terraform.loaded(None, None)
         with (
             ui.dialog() as dialog,
-            dialog_card("Then run" if link is None else f"Edit the link to {target_name}"),
+            dialog_card("Then run" if link is None else f"Edit the link to {target_name}") as card,
         ):
             target = (
                 ui.select(choices, value=start["target_script_id"], label="Script to start", with_input=True)
@@ -183,6 +188,7 @@ async def chains_tab(actor: Actor, script: Script) -> None:
             show_ansible()
             target.on_value_change(show_ansible)
             fields |= {"enabled": enabled} | terraform.inputs() | ansible.inputs()
+            draft = drafts.dialog_draft(_draft_key(script_id, link), card, fields)
 
             async def submit() -> None:
                 current = await guard(Permission.edit_scripts)
@@ -213,10 +219,13 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                 done = "Link added" if link is None else "Link saved"
                 saved = await run_action(lambda: _top_level_fields(save), done, fields)
                 if saved is not None:
+                    await draft.clear()
                     dismiss(dialog)
                     body.refresh()
 
-            dialog_buttons(dialog, "Add" if link is None else "Save", "chain-submit", submit)
+            dialog_buttons(
+                dialog, "Add" if link is None else "Save", "chain-submit", submit, on_cancel=draft.clear
+            )
         dialog.open()
 
     if edit:
@@ -225,9 +234,20 @@ async def chains_tab(actor: Actor, script: Script) -> None:
         )
 
     async def render() -> None:
-        """Rendered once the browser is connected: the script page builds faster."""
+        """Rendered once the browser is connected: the script page builds faster; then the dialog
+        whose typing a reload interrupted is opened again (the tab's draft of it)."""
         with container:
             await body()
+        if not edit:
+            return
+        for key in await drafts.pending_forms(f"chain:{script_id}:"):
+            links = await call_all(chains.list_for_script, actor, script_id)
+            opened = {_draft_key(script_id, link): link for link in links}
+            if key == _draft_key(script_id, None) or key in opened:
+                link = opened.get(key)
+                names = await call(chains.script_names, {link.target_script_id} if link else set())
+                await open_form(link, names.get(link.target_script_id, "") if link else "")
+                return
 
     container = ui.column().classes("w-full gap-2")
     one_shot(0.1, render)

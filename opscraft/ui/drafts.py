@@ -17,10 +17,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from nicegui import ui
+
+from opscraft.ui.widgets import one_shot
 
 # Browser side. `take` hands the stored draft to the server and only then arms capturing, so the
 # freshly rendered (empty) form never overwrites the draft it is about to restore.
@@ -87,6 +89,15 @@ window.ocDrafts = window.ocDrafts || {
   clear(form) {
     this.armed[form] = false;
     sessionStorage.removeItem(this.key(form));
+  },
+  // The forms whose key starts with `prefix` and whose draft holds something typed (`peek`).
+  pending(prefix) {
+    const found = [];
+    for (let i = 0; i < sessionStorage.length; i++) {
+      const form = (sessionStorage.key(i) || "").slice(this.key("").length);
+      if (sessionStorage.key(i).startsWith(this.key(prefix)) && this.peek(form)) found.push(form);
+    }
+    return found;
   },
 };
 if (!window.ocDraftsTimer) {
@@ -254,6 +265,29 @@ class Draft:
         self.notice.set_visibility(False)
         with contextlib.suppress(TimeoutError):
             await ui.run_javascript(f"ocDrafts.clear({json.dumps(self.key)})", timeout=5)
+
+
+def dialog_draft(key: str, card: ui.element, fields: Mapping[str, Any]) -> Draft:
+    """The draft of a dialog's form (`key`, e.g. `schedule:7`): `fields` (name -> element) marked,
+    the tab's draft put back once the dialog is up. The caller clears it on Cancel
+    (`dialog_buttons(on_cancel=draft.clear)`) and after a save; a page reopens the dialog of a
+    draft left by a reload (`pending_forms`)."""
+    draft = Draft(key, card)
+    for name, element in fields.items():
+        draft.field(name, element)
+    with card:
+        one_shot(0, draft.restore)
+    return draft
+
+
+async def pending_forms(prefix: str) -> list[str]:
+    """The keys of the tab's drafts that start with `prefix` and hold something typed (e.g.
+    `schedule:` -> `["schedule:7"]`); none when the tab does not answer within 10 seconds."""
+    try:
+        keys = await ui.run_javascript(f"return ocDrafts.pending({json.dumps(prefix)})", timeout=10)
+    except TimeoutError:
+        return []
+    return [str(key) for key in keys] if isinstance(keys, list) else []
 
 
 async def pending(key: str) -> bool:

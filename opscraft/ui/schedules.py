@@ -10,14 +10,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from nicegui import ui
 
 from opscraft.db.models import Script
-from opscraft.db.models.automation import MissedPolicy, OverlapPolicy
+from opscraft.db.models.automation import MissedPolicy, OverlapPolicy, Schedule
 from opscraft.db.types import utcnow
 from opscraft.services import schedules
 from opscraft.services.actor import Actor
 from opscraft.services.parameters import json_from_text
 from opscraft.services.permissions import Permission, can
 from opscraft.services.schedules import PREVIEW, ScheduleView
-from opscraft.ui import ansible_fields, automation_terraform, labels
+from opscraft.ui import ansible_fields, automation_terraform, drafts, labels
 from opscraft.ui.layout import follow, frame, guard, protected_page, run_action
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import (
@@ -147,6 +147,11 @@ def _row_picture(view: ScheduleView, zone: ZoneInfo) -> tuple[Any, ...]:
     return (v.schedule.model_dump(), v.script_name, v.owner_name, v.last_status, _upcoming(v, zone))
 
 
+def _draft_key(script_id: int, schedule: Schedule | None) -> str:
+    """The tab's draft of the schedule dialog: `schedule:<script id>:new` or `...:<schedule id>`."""
+    return f"schedule:{script_id}:{'new' if schedule is None else schedule.id}"
+
+
 @script_tab("schedules", "Schedules", "schedule", order=60)
 async def schedules_tab(actor: Actor, script: Script) -> None:
     """The script page's Schedules tab: the script's schedules, editable with edit_scripts."""
@@ -223,7 +228,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
             "overlap_policy": OverlapPolicy.skip.value,
         } | (automation_terraform.loaded(None, None) if with_terraform else {})
         title = "Add a schedule" if stored is None else f"Edit the schedule {stored.name}"
-        with page_dialog() as dialog, dialog_card(title):  # the overview's rows are redrawn live
+        with page_dialog() as dialog, dialog_card(title) as card:  # the overview's rows are redrawn live
             name = text_input("Name", "schedule-name", value=start["name"], autofocus=True)
             cron = text_input("Cron (minute hour day month weekday)", "schedule-cron", value=start["cron"])
             tz = text_input(
@@ -240,6 +245,14 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
             ansible = None
             if with_ansible:
                 ansible = ansible_fields.ansible_fields("schedule-ansible", stored_options)
+            fields = {"name": name, "cron": cron, "timezone": tz, "parameters": params}
+            fields |= terraform.inputs() if terraform else {}
+            fields |= ansible.inputs() if ansible else {}
+            draft = drafts.dialog_draft(
+                _draft_key(script_id, stored),
+                card,
+                fields | {"missed_policy": missed, "overlap_policy": overlap},
+            )
 
             async def submit() -> None:
                 current = await guard(Permission.edit_scripts)
@@ -268,15 +281,15 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                         schedules.update_schedule, current, stored.id, data, script_id, base=base
                     )
 
-                fields = {"name": name, "cron": cron, "timezone": tz, "parameters": params}
-                fields |= terraform.inputs() if terraform else {}
-                fields |= ansible.inputs() if ansible else {}
                 done = "Schedule added" if stored is None else "Schedule saved"
                 if await run_action(save, done, fields) is not None:
+                    await draft.clear()
                     dismiss(dialog)
                     await update()
 
-            dialog_buttons(dialog, "Add" if stored is None else "Save", "schedule-submit", submit)
+            dialog_buttons(
+                dialog, "Add" if stored is None else "Save", "schedule-submit", submit, on_cancel=draft.clear
+            )
         dialog.open()
 
     if edit:
@@ -297,7 +310,17 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
         zone_box["zone"] = await browser_zone()
         await update()  # only the rows whose fire times read differently in the browser's zone
 
+    async def resume_draft() -> None:
+        """Reopen the dialog whose typing a reload interrupted (the tab's draft of it)."""
+        for key in await drafts.pending_forms(f"schedule:{script_id}:"):
+            views = {_draft_key(script_id, view.schedule): view for view in await load() or []}
+            if key == _draft_key(script_id, None) or key in views:
+                await open_form(views.get(key))
+                return
+
     one_shot(0.1, localize)
+    if edit:
+        one_shot(0, resume_draft)
     follow(
         lambda current: call_all(schedules.list_schedules, current, script_id),
         body.show,

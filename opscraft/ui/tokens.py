@@ -26,6 +26,7 @@ from opscraft.ui.widgets import (
     format_time,
     opens_dialog,
     page_dialog,
+    shown_once,
     text_input,
 )
 
@@ -136,16 +137,9 @@ async def tokens_page(actor: Actor) -> None:
                 await update()
 
         # Built with the page (not inside the creation dialog, which is gone by then).
-        with ui.dialog() as shown, dialog_card("Your new token"):
-            ui.label("Copy it now: it is not shown again.").classes("text-warning")
-            shown_value = (
-                ui.input()
-                .props('readonly outlined dense data-testid="token-value"')
-                .classes("w-full font-mono")
-            )
-            ui.button("Done", on_click=lambda: (shown_value.set_value(""), shown.close())).props(
-                'unelevated data-testid="token-done"'
-            )
+        shown, shown_value = shown_once(
+            "Your new token", "Copy it now: it is not shown again.", "token-value", "token-done"
+        )
 
         def show_once(value: str) -> None:
             shown_value.set_value(value)

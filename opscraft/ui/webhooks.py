@@ -12,7 +12,7 @@ from opscraft.db.models import Script, WebhookTrigger
 from opscraft.services import secrets, webhooks
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
-from opscraft.ui import ansible_fields, automation_terraform
+from opscraft.ui import ansible_fields, automation_terraform, drafts
 from opscraft.ui.choices import first_choices, searched_select, secret_search
 from opscraft.ui.layout import follow, guard, run_action
 from opscraft.ui.script_tabs import script_tab
@@ -30,6 +30,7 @@ from opscraft.ui.widgets import (
     opens_dialog,
     page_dialog,
     prose_input,
+    shown_once,
     stored_json_text,
     stored_note,
     text_input,
@@ -42,6 +43,11 @@ def _page_origin() -> str:
     pasted into a sender's settings, and its token is shown only once."""
     request = context.client.request
     return str(request.base_url).rstrip("/") if request is not None else ""
+
+
+def _draft_key(script_id: int, hook: WebhookTrigger | None) -> str:
+    """The tab's draft of the webhook dialog: `webhook:<script id>:new` or `...:<webhook id>`."""
+    return f"webhook:{script_id}:{'new' if hook is None else hook.id}"
 
 
 @script_tab("webhooks", "Webhooks", "webhook", order=70)
@@ -151,7 +157,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
         )
         title = "Add a webhook" if hook is None else f"Edit the webhook {hook.name}"
         secrets_first = await first_choices(secret_search(actor))
-        with page_dialog() as dialog, dialog_card(title):  # the rows are redrawn live
+        with page_dialog() as dialog, dialog_card(title) as card:  # the rows are redrawn live
             name = text_input("Name", "webhook-name", value=start["name"], autofocus=True)
             mapping = prose_input(
                 'Mapping (JSON: {"PARAM": "/json/pointer"})', "webhook-mapping", value=start["mapping"]
@@ -168,6 +174,12 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
             ansible = None
             if with_ansible:
                 ansible = ansible_fields.ansible_fields("webhook-ansible", stored_options)
+            fields = {"name": name, "mapping": mapping, "parameters": fixed, "secret_id": secret}
+            fields |= terraform.inputs() if terraform else {}
+            fields |= ansible.inputs() if ansible else {}
+            # Not the signing secret: a searched select's label names no option the form holds.
+            kept = {key: element for key, element in fields.items() if key != "secret_id"}
+            draft = drafts.dialog_draft(_draft_key(script_id, hook), card, kept)
 
             async def submit() -> None:
                 current = await guard(Permission.edit_scripts)
@@ -191,13 +203,11 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                     base = {key: getattr(hook, key) for key in ("name", "mapping", "parameters", "secret_id")}
                     return await call(webhooks.update_webhook, current, hook.id, data, script_id, base=base)
 
-                fields = {"name": name, "mapping": mapping, "parameters": fixed, "secret_id": secret}
-                fields |= terraform.inputs() if terraform else {}
-                fields |= ansible.inputs() if ansible else {}
                 done = "Webhook added" if hook is None else "Webhook saved"
                 saved = await run_action(save, done, fields)
                 if saved is None:
                     return
+                await draft.clear()
                 dismiss(dialog)
                 await update()
                 if hook is None:
@@ -206,16 +216,13 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                     shown_url.set_value(base + webhooks.hook_path(created, token))
                     shown.open()
 
-            dialog_buttons(dialog, "Add" if hook is None else "Save", "webhook-submit", submit)
+            dialog_buttons(
+                dialog, "Add" if hook is None else "Save", "webhook-submit", submit, on_cancel=draft.clear
+            )
         dialog.open()
 
     # Built with the tab (not inside the creation dialog, which is gone by then).
-    with ui.dialog() as shown, dialog_card("Webhook URL"):
-        ui.label("Copy it now: the token is not shown again.").classes("text-warning")
-        shown_url = (
-            ui.input().props('readonly outlined dense data-testid="webhook-url"').classes("w-full font-mono")
-        )
-        ui.button("Done", on_click=lambda: (shown_url.set_value(""), shown.close())).props("unelevated")
+    shown, shown_url = shown_once("Webhook URL", "Copy it now: the token is not shown again.", "webhook-url")
 
     if edit:
         ui.button("Add webhook", icon="add", on_click=opens_dialog(open_form)).props(
@@ -236,5 +243,12 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
             body.show,
             Permission.view_scripts,
         )
+        if not edit:
+            return
+        for key in await drafts.pending_forms(f"webhook:{script_id}:"):  # a reload's interrupted dialog
+            opened = {_draft_key(script_id, hook): hook for hook in rows}
+            if key == _draft_key(script_id, None) or key in opened:
+                await open_form(opened.get(key))
+                return
 
     one_shot(0.1, render)

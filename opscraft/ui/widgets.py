@@ -535,6 +535,25 @@ the button that opened it (landing on the backdrop once the form is up), closed 
 dropped what was typed. Escape and Cancel still close it."""
 
 
+def shown_once(
+    title: str, warning: str, testid: str, done_testid: str | None = None
+) -> tuple[ui.dialog, ui.input]:
+    """A dialog showing a value once (a new API token, a webhook's URL holding its token): the
+    value in a read-only field (`testid`) to copy, `warning` above it, a Done button. Closed by
+    Done or Escape, the field is emptied: the value leaves the page. Returns (dialog, field);
+    the caller sets the field's value and opens the dialog."""
+    with ui.dialog() as dialog, dialog_card(title):
+        ui.label(warning).classes("text-warning")
+        field = (
+            ui.input().props(f'readonly outlined dense data-testid="{testid}"').classes("w-full font-mono")
+        )
+        done = ui.button("Done", on_click=dialog.close).props("unelevated")
+        if done_testid is not None:
+            done.props(f'data-testid="{done_testid}"')
+    dialog.on("hide", lambda: field.set_value(""))
+    return dialog, field
+
+
 def dialog_card(title: str) -> ui.card:
     """The card inside a form dialog (called inside `ui.dialog()`, which gets `FORM_DIALOG_PROPS`),
     with its title (its selects span its width: layout.THEME_CSS); `dismiss` closes such a dialog."""
