@@ -182,6 +182,7 @@ def test_terraform_action_and_workspace_are_chosen_in_each_automation_form(
     page.get_by_test_id("webhook-terraform-workspace").fill("stag ing")
     _refused_under(page, "webhook", "webhook-terraform-workspace", "1-64 letters")
     assert api(server, "GET", f"/scripts/{script['id']}/webhooks", admin)["items"] == []
+    page.get_by_role("button", name="Cancel").click()  # else the page opens it again, as typed
 
     # A link's target may be of any type: an apply for a bash target is said under the action.
     page.goto(f"{server.url}/scripts/{script['id']}?tab=chains")

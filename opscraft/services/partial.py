@@ -111,7 +111,8 @@ def three_way(
 
     - new value equal to the base value: this edit leaves the field alone, so it is dropped and
       the stored value stays (another tab's or user's change of it is kept: edits of different
-      fields merge);
+      fields merge), unless the stored value is unreadable (`stored_shapes.problems`): the new
+      value then replaces it;
     - stored value equal to the base value or to the new value: saved as proposed;
     - else someone changed the field meanwhile: `Conflict` (409) naming every such field
       (`details[].field`), raised before the caller writes anything.
@@ -121,7 +122,14 @@ def three_way(
     (two tabs editing one script's description: the second save undid the first without a word).
     """
     sent = sent_fields(proposed)
-    kept = {key: value for key, value in sent.items() if key not in base or base[key] != value}
+    # A field stored in a shape it cannot be read as is sent on even when equal to its base: the
+    # form showed it empty, and what was typed replaces it (`over_stored` refuses it left out).
+    unreadable = stored_shapes.problems(stored)
+    kept = {
+        key: value
+        for key, value in sent.items()
+        if key not in base or base[key] != value or key in unreadable
+    }
     stale = [key for key in kept if key in base and getattr(stored, key) not in (base[key], kept[key])]
     if stale:
         message = "changed by someone else since your edit started: reload to see it, then apply yours again"
