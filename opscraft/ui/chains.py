@@ -240,9 +240,10 @@ async def chains_tab(actor: Actor, script: Script) -> None:
             await body()
         if not edit:
             return
-        for key in await drafts.pending_forms(f"chain:{script_id}:"):
-            links = await call_all(chains.list_for_script, actor, script_id)
-            opened = {_draft_key(script_id, link): link for link in links}
+        keys = await drafts.pending_forms(f"chain:{script_id}:")
+        links = await call_all(chains.list_for_script, actor, script_id) if keys else []
+        opened = {_draft_key(script_id, link): link for link in links}
+        for key in keys:
             if key == _draft_key(script_id, None) or key in opened:
                 link = opened.get(key)
                 names = await call(chains.script_names, {link.target_script_id} if link else set())

@@ -312,8 +312,10 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
 
     async def resume_draft() -> None:
         """Reopen the dialog whose typing a reload interrupted (the tab's draft of it)."""
-        for key in await drafts.pending_forms(f"schedule:{script_id}:"):
-            views = {_draft_key(script_id, view.schedule): view for view in await load() or []}
+        keys = await drafts.pending_forms(f"schedule:{script_id}:")
+        listed = (await load() or []) if keys else []
+        views = {_draft_key(script_id, view.schedule): view for view in listed}
+        for key in keys:
             if key == _draft_key(script_id, None) or key in views:
                 await open_form(views.get(key))
                 return

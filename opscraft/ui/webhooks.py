@@ -245,8 +245,8 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
         )
         if not edit:
             return
+        opened = {_draft_key(script_id, hook): hook for hook in rows}
         for key in await drafts.pending_forms(f"webhook:{script_id}:"):  # a reload's interrupted dialog
-            opened = {_draft_key(script_id, hook): hook for hook in rows}
             if key == _draft_key(script_id, None) or key in opened:
                 await open_form(opened.get(key))
                 return
