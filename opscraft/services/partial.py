@@ -32,9 +32,14 @@ from opscraft.services.errors import Conflict, Invalid
 
 
 def at_least_one_field(schema: dict[str, Any]) -> None:
-    """`json_schema_extra` for a partial-update model: `minProperties: 1`, nulls left out."""
+    """`json_schema_extra` for a partial-update model: `minProperties: 1`, nulls left out, and,
+    when the model has a `base` (what the edit started from, `three_way`), at least one field
+    besides it (`anyOf` of `required`): `{"base": {...}}` alone changes nothing."""
     schema["minProperties"] = 1
-    for prop in schema.get("properties", {}).values():
+    properties = schema.get("properties", {})
+    if "base" in properties:
+        schema["anyOf"] = [{"required": [name]} for name in properties if name != "base"]
+    for prop in properties.values():
         choices = prop.get("anyOf")
         if choices:
             kept = [c for c in choices if c.get("type") != "null"]

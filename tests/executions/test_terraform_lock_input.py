@@ -43,8 +43,8 @@ BAD_IDS = [
     ("id\x7f", "control characters (U+007F)"),
     ("x" * 65, "1-64 characters (it has 65)"),
     ("", "1-64 characters (it has 0)"),
-    ("lock\u200b", "invisible"),
-    ("lock\u202e", "invisible"),
+    ("lock\u200b", "print as nothing or as blank space, or reorder the text (U+200B)"),
+    ("lock\u202e", "print as nothing or as blank space, or reorder the text (U+202E)"),
 ]
 
 

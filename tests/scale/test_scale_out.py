@@ -75,6 +75,10 @@ def _web(c: Cluster) -> Proc:
     return c.procs["web"]
 
 
+# Issue 13's start-up bound, and what the bare imports of `LIBRARIES` cost on the quiet machine
+# it held on (CPU seconds).
+START_SECONDS = 2.0
+REFERENCE_BARE_SECONDS = 0.70
 LIBRARIES = (
     "import sqlalchemy.ext.asyncio, asyncpg, alembic, docker, redis, huey, pydantic_settings, sqlmodel"
 )
@@ -94,14 +98,14 @@ def test_worker_imports_no_nicegui_and_starts_fast(cluster: Cluster) -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
-    # Start-up cost in CPU seconds until the worker registered (wall time on a shared 2-core
-    # machine measures the neighbours), against the bare import of the libraries it needs,
-    # measured on the same machine just before and just after: OpsCraft's own start-up must stay
-    # under a second, or under the bare imports' own cost where contention slows this machine's
-    # CPU time (both grow alike with it: 1.39 s bare / 2.43 s worker on a CI machine running
-    # other suites; quiet: 0.70 s / 1.14 s). Contention changes within seconds at a load of 8, so
-    # the baseline is the slower of the two bare imports around the start (1.01 s before a
-    # 2.02 s start failed an external CI run whose load moved in between).
+    # Issue 13: the worker "starts in under 2 s". Measured as CPU seconds until it registered
+    # (wall time on a shared 2-core machine measures the neighbours), scaled by this machine's
+    # speed: the bare import of the libraries it needs took REFERENCE_BARE_SECONDS on the quiet
+    # machine the 2 s were set on, so the bound is 2 s times how much slower the same imports
+    # are here (1.39-1.70 s on a slower machine, quiet, where the worker took 3.2-3.4 s: 2.0-2.5
+    # times the bare imports, 1.4-1.75 s on the reference machine). Contention changes within
+    # seconds at a load of 8, so the bare imports are measured just before and just after the
+    # start and the slower counts (1.01 s before a 2.02 s start failed a CI run whose load moved).
     baseline = _bare_import_cpu()
     web = _web(cluster)
     name = f"wc-{SUFFIX}"
@@ -117,8 +121,10 @@ def test_worker_imports_no_nicegui_and_starts_fast(cluster: Cluster) -> None:
             f"worker start-up: {cpu:.2f} s CPU (bare library imports {baseline:.2f} s), {wall:.2f} s wall, "
             f"load average {os.getloadavg()[0]:.1f}"
         )
-        assert cpu - baseline < max(1.0, baseline), (
-            f"worker start-up took {cpu:.2f} s CPU, the bare imports {baseline:.2f} s"
+        bound = START_SECONDS * max(1.0, baseline / REFERENCE_BARE_SECONDS)
+        assert cpu < bound, (
+            f"worker start-up took {cpu:.2f} s CPU, over {bound:.2f} s: {START_SECONDS} s on a machine "
+            f"importing the bare libraries in {REFERENCE_BARE_SECONDS} s (here {baseline:.2f} s)"
         )
     finally:
         # Stopped with SIGTERM whatever the outcome: it deregisters, so the next test counts
