@@ -82,7 +82,7 @@ def _ansible(spec: RunSpec, secret_dir: str) -> Command:
     files = {
         "playbook.yml": spec.content.encode(),
         EXTRA_VARS_FILE: ansible_extra_vars(spec.parameters),
-        SSH_GUARD_FILE: SSH_GUARD,  # a host address starting with '-' never reaches ssh
+        SSH_GUARD_FILE: SSH_GUARD,  # a host address or command starting with '-' never reaches ssh
     }
     env = {"ANSIBLE_FORCE_COLOR": "1", "ANSIBLE_INVENTORY_ENABLED": INVENTORY_PLUGINS}
     if spec.inventory:

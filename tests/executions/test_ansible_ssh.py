@@ -190,6 +190,22 @@ async def test_playbook_configures_a_host_over_ssh_then_check_reports_no_change(
 
 
 @pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
+async def test_the_ssh_connection_named_by_its_full_name_still_configures_the_host(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str, ssh_host: SshHost
+) -> None:
+    """`connection: ansible.builtin.ssh` gets OpsCraft's guarded ssh connection too
+    (`execution.ssh_guard`, tests/executions/test_ssh_guard.py), which logs in, copies and runs."""
+    named = "  connection: ansible.builtin.ssh\n  gather_facts: false\n"
+    playbook = PLAYBOOK.replace("  gather_facts: false\n", named)
+    assert playbook != PLAYBOOK
+    script_id, _ = await _ssh_script(client, operator, ssh_host, runner_name, playbook)
+    final, text = await _run(client, operator, script_id, runner_name)
+    assert final["status"] == "success", text
+    assert ssh_host.marker.read_text() == "configured by opscraft\n"
+    assert "changed=1" in text and "unreachable=0" in text, text
+
+
+@pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
 async def test_wrong_key_fails_with_ansibles_unreachable_message(
     client: httpx.AsyncClient, operator: LoggedIn, runner_name: str, ssh_host: SshHost
 ) -> None:
