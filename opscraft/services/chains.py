@@ -68,6 +68,7 @@ from opscraft.services.parameters import ParameterValues, PointerMapping
 from opscraft.services.partial import CHANGES, over_stored, three_way, unchanged
 from opscraft.services.permissions import Permission, can, require
 from opscraft.services.run_starter import OwnerRefused, start_for
+from opscraft.services.storable import Text
 from opscraft.services.webhooks import _MISSING, check_pointer, resolve_pointer
 
 log = logging.getLogger(__name__)
@@ -133,8 +134,8 @@ class LinkBase(partial.TriggerBase):
     """What a link held when an edit started (`LinkChanges.base`), as `GET` returned it."""
 
     target_script_id: int = 0
-    outcome: str = ""
-    mapping: dict[str, Any] = Field(default_factory=dict)
+    outcome: Text = ""
+    mapping: partial.BaseObject = Field(default_factory=dict)
 
 
 class LinkChanges(LinkIn):

@@ -81,9 +81,18 @@ from opscraft.services.notification_senders import (
     send_webhook,
     url_host,
 )
-from opscraft.services.partial import BASE_DESCRIPTION, CHANGES, over_stored, split_base, three_way, unchanged
+from opscraft.services.partial import (
+    BASE_DESCRIPTION,
+    CHANGES,
+    BaseObject,
+    over_stored,
+    split_base,
+    three_way,
+    unchanged,
+)
 from opscraft.services.permissions import Permission, require
 from opscraft.services.secrets import reveal_for_use
+from opscraft.services.storable import Text
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +129,9 @@ class ChannelBase(Body):
     webhook channel's `config.url` in its masked form (`masked_url`), so its sealed URL has no
     base of its own (one changed meanwhile to another of the same host compares equal)."""
 
-    name: str = ""
-    kind: str = ""
-    config: dict[str, Any] = Field(default_factory=dict)
+    name: Text = ""
+    kind: Text = ""
+    config: BaseObject = Field(default_factory=dict)
     secret_id: int | None = None
     enabled: bool = True
 
@@ -524,7 +533,7 @@ class RuleBase(Body):
 
     channel_id: int = 0
     script_id: int | None = None
-    events: list[str] = Field(default_factory=list)
+    events: list[Text] = Field(default_factory=list)
     enabled: bool = True
 
 

@@ -26,7 +26,7 @@ moves no `updated_at`, makes nobody the row's owner and records no audit event.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import inspect
@@ -34,6 +34,7 @@ from sqlalchemy import inspect
 from opscraft.db import stored_shapes
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, Problems
+from opscraft.services.storable import NO_NUL_PATTERN, Text
 
 BASE_DESCRIPTION = (
     "What the fields held when the edit started: one sent with a new value whose stored value is "
@@ -107,17 +108,25 @@ def refuse_unreadable(unreadable: Mapping[str, str], what: str = "the stored row
         )
 
 
+# An object of a `base` (parameters, a mapping, a channel's config): any JSON object, its keys
+# storable text as `bodies.Body` checks them (the schema says so: a key with a NUL was a 422 of a
+# request the schema called valid).
+BaseObject = Annotated[
+    dict[str, Any], Field(json_schema_extra={"propertyNames": {"pattern": NO_NUL_PATTERN}})
+]
+
+
 class TriggerBase(Body):
     """What the run settings of a schedule, webhook or "then run" link held when an edit started
     (the `base` of its `PUT`, `three_way`), as `GET` returned them: plain types, without the
     save's rules (a value stored before a rule was tightened is still a base). A field left out
     is not checked."""
 
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: BaseObject = Field(default_factory=dict)
     enabled: bool = True
-    terraform_action: str | None = None
-    terraform_workspace: str | None = None
-    run_options: dict[str, Any] | None = None
+    terraform_action: Text | None = None
+    terraform_workspace: Text | None = None
+    run_options: BaseObject | None = None
 
 
 def split_base(

@@ -70,6 +70,7 @@ from opscraft.services.parameters import ParameterValues
 from opscraft.services.partial import CHANGES, over_stored, three_way, unchanged
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
+from opscraft.services.storable import Text
 
 # What a refusal names (services/permissions.require; the routes' early check says the same).
 MANAGE = "manage schedules"
@@ -123,9 +124,9 @@ class ScheduleIn(Body):
 class ScheduleBase(partial.TriggerBase):
     """What a schedule held when an edit started (`ScheduleChanges.base`), as `GET` returned it."""
 
-    name: str = ""
-    cron: str = ""
-    timezone: str = ""
+    name: Text = ""
+    cron: Text = ""
+    timezone: Text = ""
     missed_policy: MissedPolicy = MissedPolicy.run_once
     overlap_policy: OverlapPolicy = OverlapPolicy.skip
 

@@ -107,8 +107,8 @@ class ProfileBase(Body):
     """What the email and full name held when an edit started (`ProfileUpdate.base`), as `GET`
     returned them; a field left out is not checked."""
 
-    email: str = ""
-    full_name: str = ""
+    email: Text = ""
+    full_name: Text = ""
 
 
 class UserBase(ProfileBase):

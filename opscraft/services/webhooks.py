@@ -85,6 +85,7 @@ from opscraft.services.partial import CHANGES, over_stored, three_way, unchanged
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 from opscraft.services.secrets import reveal_for_use
+from opscraft.services.storable import Text
 
 # What a refusal names (services/permissions.require; the routes' early check says the same).
 MANAGE = "manage webhooks"
@@ -135,9 +136,9 @@ class WebhookBase(partial.TriggerBase):
     `secret_id` is the id of the vault secret that signs calls, never a secret's value (the
     token has no base: a `PUT` never changes it)."""
 
-    name: str = ""
+    name: Text = ""
     secret_id: int | None = None
-    mapping: dict[str, Any] = Field(default_factory=dict)
+    mapping: partial.BaseObject = Field(default_factory=dict)
 
 
 class WebhookChanges(WebhookIn):
