@@ -474,6 +474,8 @@ async def update_channel(
     channel = await get_channel(session, actor, channel_id)
     data, base = split_base(ChannelChanges, data, base)
     if base is not None:
+        if base.get("config") == shown_config(channel):  # as GET showed it: a login in its host hidden
+            base = {**base, "config": channel.config}
         data = three_way(channel, data, base, "the channel")
     # The masked URL of the sealed one, sent back unchanged (a form, a PUT of what GET gave): kept
     kept = channel.config.get("url") if channel.url_ciphertext is not None else None
