@@ -238,3 +238,24 @@ def test_a_put_body_requires_no_field_and_shows_no_default() -> None:
     put = document["paths"]["/api/v1/scripts/{script_id}/schedules/{schedule_id}"]["put"]
     assert put["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ScheduleChanges")
     assert models["ScheduleIn"]["required"] == ["name", "cron"], "the POST body still requires them"
+
+
+def test_a_base_states_that_its_text_holds_no_nul() -> None:
+    """The `base` of every `PUT` (what the fields held when the edit started: services/partial.py)
+    takes plain types, and its text says it holds no NUL, as the body's text does: a base key or
+    value with one was a 422 of a request the schema called valid."""
+    models = _document()["components"]["schemas"]
+    bases = set()
+    for model in models.values():
+        base = model.get("properties", {}).get("base", {})
+        bases |= {c["$ref"].rsplit("/", 1)[1] for c in [base, *base.get("anyOf", [])] if "$ref" in c}
+    assert {"ScheduleBase", "WebhookBase", "LinkBase", "ChannelBase", "RuleBase", "UserBase"} <= bases
+    for name in bases:
+        for field, prop in models[name]["properties"].items():
+            for choice in [prop, *prop.get("anyOf", [])]:
+                texts = [choice, choice.get("items", {})] if "enum" not in choice else []
+                for text in (t for t in texts if t.get("type") == "string"):
+                    assert text.get("pattern") == "^[^\\u0000]*$", (name, field)
+                if choice.get("type") == "object" and (name, field) != ("ScriptBase", "parameters"):
+                    # (a script's base parameters are a declaration, checked as one: semantic)
+                    assert choice.get("propertyNames") == {"pattern": "^[^\\u0000]*$"}, (name, field)

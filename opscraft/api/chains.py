@@ -188,7 +188,8 @@ async def update_link(
     """Operator or admin (edit_scripts). Fields left out keep their stored values; checked as on
     create (422 for a cycle or a refused mapping, 409 for a duplicate). You become its author. 404
     when unknown or of another script. Audited as `chain_link.update`; a body that changes
-    nothing (`{}`, or the values it has) writes nothing and is not audited."""
+    nothing (`{}`, or the values it has) writes nothing and is not audited. 409 naming each
+    field changed since the edit's `base` (nothing written; no `base`: last write wins)."""
     return await _out(session, await chains.update_link(session, actor, link_id, body, script_id))
 
 

@@ -186,7 +186,9 @@ async def update_channel(
     masked `config.url` sent back keeps its sealed URL); the result is
     checked as on create (422 naming each field or config key, 409 for a taken name or a `secret_id`
     deleted at the same moment). 404 when unknown. Audited as `notification_channel.update`; a
-    body that changes nothing (`{}`, or the values it has) writes nothing and is not audited."""
+    body that changes nothing (`{}`, or the values it has) writes nothing and is not audited.
+    409 naming each field changed since the edit's `base` (nothing written; no `base`: last
+    write wins)."""
     return ChannelOut.of(await notifications.update_channel(session, actor, channel_id, body))
 
 
@@ -265,7 +267,8 @@ async def update_rule(
     change too. Fields left out keep their stored values; the result is checked as on create (422
     naming each field, 409 naming `events` when another rule already sends the same). 404 when
     unknown. Audited as `notification_rule.update`; a body that changes nothing (`{}`, or the
-    values it has) writes nothing and is not audited."""
+    values it has) writes nothing and is not audited. 409 naming each field changed since the
+    edit's `base` (nothing written; no `base`: last write wins)."""
     return RuleOut.of(await notifications.update_rule(session, actor, rule_id, body))
 
 

@@ -216,7 +216,8 @@ async def update(
     create (422 naming the field, 409 for a taken name). You become its owner, a schedule the system
     paused resumes (unless `enabled` is sent), and the next fire time is computed from now. 404 when
     unknown or of another script. Audited as `schedule.update`. A body that changes nothing (`{}`,
-    or the values it has) writes nothing: no new owner or fire time, no event."""
+    or the values it has) writes nothing: no new owner or fire time, no event. 409 naming each
+    field changed since the edit's `base` (nothing written; no `base`: last write wins)."""
     await schedules.update_schedule(session, actor, schedule_id, body, script_id)
     return ScheduleOut.of(await schedules.view(session, actor, script_id, schedule_id))
 

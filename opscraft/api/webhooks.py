@@ -175,7 +175,9 @@ async def update_webhook(
     """Operator or admin (edit_scripts). Fields left out keep their stored values (the URL and
     token stay; `secret_id: null` removes the signature); checked as on create (422, 409). You
     become its owner. 404 when unknown or of another script. Audited as `webhook.update`; a body
-    that changes nothing (`{}`, or the values it has) writes nothing: no new owner, no event."""
+    that changes nothing (`{}`, or the values it has) writes nothing: no new owner, no event.
+    409 naming each field changed since the edit's `base` (nothing written; no `base`: last
+    write wins)."""
     hook = await webhooks.update_webhook(session, actor, webhook_id, body, script_id)
     return WebhookOut.of(hook, await webhooks.owner_name(session, hook))
 

@@ -59,7 +59,7 @@ from opscraft.db.unreachable import RoundFailures
 from opscraft.execution import log_pages
 from opscraft.execution.masking import MASK
 from opscraft.execution.run_events import RunEventMessage
-from opscraft.services import audit, executions, names, paging, parameters
+from opscraft.services import audit, executions, names, paging, parameters, partial
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, ServiceError, unreadable
@@ -68,6 +68,7 @@ from opscraft.services.parameters import ParameterValues, PointerMapping
 from opscraft.services.partial import CHANGES, over_stored, three_way, unchanged
 from opscraft.services.permissions import Permission, can, require
 from opscraft.services.run_starter import OwnerRefused, start_for
+from opscraft.services.storable import Text
 from opscraft.services.webhooks import _MISSING, check_pointer, resolve_pointer
 
 log = logging.getLogger(__name__)
@@ -129,10 +130,23 @@ class LinkIn(Body):
     )
 
 
+class LinkBase(partial.TriggerBase):
+    """What a link held when an edit started (`LinkChanges.base`), as `GET` returned it."""
+
+    target_script_id: int = 0
+    outcome: Text = ""
+    mapping: partial.BaseObject = Field(default_factory=dict)
+
+
 class LinkChanges(LinkIn):
-    """`LinkIn` as a `PUT` body, every field optional (`partial.CHANGES`)."""
+    """`LinkIn` as a `PUT` body, every field optional (`partial.CHANGES`), and what the fields
+    held when the edit started (`base`: `partial.three_way`)."""
 
     model_config = CHANGES
+
+    base: LinkBase | None = Field(
+        default=None, description=partial.BASE_DESCRIPTION, examples=[{"outcome": "success"}]
+    )
 
 
 # --- outputs ---------------------------------------------------------------------------------
@@ -411,11 +425,13 @@ async def update_link(
     """Change a link's settings (a field `data` leaves out keeps its stored value:
     `partial.over_stored`); the caller becomes its author. Same checks as `create`. A save that
     changes nothing (`partial.unchanged`) writes nothing and is not audited. `base` (field ->
-    stored value when the edit started): a field of `data` changed meanwhile by someone else is
-    a `Conflict` (409 naming it, nothing written: `partial.three_way`)."""
+    stored value when the edit started; else the body's `base`: `partial.split_base`): a field
+    of `data` changed meanwhile by someone else is a `Conflict` (409 naming it, nothing
+    written: `partial.three_way`)."""
     user = require(actor.user, Permission.edit_scripts, 'manage "then run" links')
     await _serialize_link_changes(session)
     link = await get(session, actor, link_id, script_id)
+    data, base = partial.split_base(LinkChanges, data, base)
     if base is not None:
         data = three_way(link, data, base, 'the "then run" link')
     data = over_stored(LinkIn, data, link)

@@ -81,9 +81,18 @@ from opscraft.services.notification_senders import (
     send_webhook,
     url_host,
 )
-from opscraft.services.partial import CHANGES, over_stored, unchanged
+from opscraft.services.partial import (
+    BASE_DESCRIPTION,
+    CHANGES,
+    BaseObject,
+    over_stored,
+    split_base,
+    three_way,
+    unchanged,
+)
 from opscraft.services.permissions import Permission, require
 from opscraft.services.secrets import reveal_for_use
+from opscraft.services.storable import Text
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +124,30 @@ class ChannelIn(Body):
     enabled: bool = True
 
 
+class ChannelBase(Body):
+    """What a channel held when an edit started (`ChannelChanges.base`), as `GET` returned it: a
+    webhook channel's `config.url` in its masked form (`masked_url`), so its sealed URL has no
+    base of its own (one changed meanwhile to another of the same host compares equal)."""
+
+    name: Text = ""
+    kind: Text = ""
+    config: BaseObject = Field(default_factory=dict)
+    secret_id: int | None = None
+    enabled: bool = True
+
+
 class ChannelChanges(ChannelIn):
-    """`ChannelIn` as a `PUT` body, every field optional (`partial.CHANGES`)."""
+    """`ChannelIn` as a `PUT` body, every field optional (`partial.CHANGES`), and what the fields
+    held when the edit started (`base`: `partial.three_way`)."""
 
     model_config = CHANGES
+
+    base: ChannelBase | None = Field(
+        default=None,
+        description=f"{BASE_DESCRIPTION} A webhook's `config.url` compares as GET shows it, masked: "
+        "the sealed URL itself has no base.",
+        examples=[{"enabled": True}],
+    )
 
 
 REFUSED = "refused: "  # how `_refused_host` begins its message
@@ -430,13 +459,24 @@ async def create_channel(
 
 
 async def update_channel(
-    session: AsyncSession, actor: Actor, channel_id: int, data: ChannelIn | Mapping[str, Any]
+    session: AsyncSession,
+    actor: Actor,
+    channel_id: int,
+    data: ChannelIn | Mapping[str, Any],
+    base: Mapping[str, Any] | None = None,
 ) -> NotificationChannel:
     """Change a channel's settings (admins; a field `data` leaves out keeps its stored value:
     `partial.over_stored`); same checks as `create_channel`. A save that changes nothing
     (`partial.unchanged`) writes nothing and is not audited; a URL sent again is a change (it is
-    sealed anew)."""
+    sealed anew). `base` (field -> value when the edit started; else the body's:
+    `partial.split_base`): a field changed meanwhile is a `Conflict` (409 naming it, nothing
+    written: `partial.three_way`)."""
     channel = await get_channel(session, actor, channel_id)
+    data, base = split_base(ChannelChanges, data, base)
+    if base is not None:
+        if base.get("config") == shown_config(channel):  # as GET showed it: a login in its host hidden
+            base = {**base, "config": channel.config}
+        data = three_way(channel, data, base, "the channel")
     # The masked URL of the sealed one, sent back unchanged (a form, a PUT of what GET gave): kept
     kept = channel.config.get("url") if channel.url_ciphertext is not None else None
     checked = _checked_channel(over_stored(ChannelIn, data, channel), kept)
@@ -490,10 +530,22 @@ class RuleIn(Body):
     enabled: bool = True
 
 
+class RuleBase(Body):
+    """What a rule held when an edit started (`RuleChanges.base`), as `GET` returned it."""
+
+    channel_id: int = 0
+    script_id: int | None = None
+    events: list[Text] = Field(default_factory=list)
+    enabled: bool = True
+
+
 class RuleChanges(RuleIn):
-    """`RuleIn` as a `PUT` body, every field optional (`partial.CHANGES`)."""
+    """`RuleIn` as a `PUT` body, every field optional (`partial.CHANGES`), and what the fields
+    held when the edit started (`base`: `partial.three_way`)."""
 
     model_config = CHANGES
+
+    base: RuleBase | None = Field(default=None, description=BASE_DESCRIPTION, examples=[{"enabled": True}])
 
 
 async def list_rules(
@@ -576,14 +628,22 @@ async def get_rule(session: AsyncSession, actor: Actor, rule_id: int) -> Notific
 
 
 async def update_rule(
-    session: AsyncSession, actor: Actor, rule_id: int, data: RuleIn | Mapping[str, Any]
+    session: AsyncSession,
+    actor: Actor,
+    rule_id: int,
+    data: RuleIn | Mapping[str, Any],
+    base: Mapping[str, Any] | None = None,
 ) -> NotificationRule:
     """Change a rule (admins): switch it off and on (`enabled`), or change its channel, script or
     events; a field `data` leaves out keeps its stored value (`partial.over_stored`). The result
     is checked as `create_rule` checks a new rule (422 naming the field, 409 when another rule
     already sends the same), 404 when unknown. A save that changes nothing (`partial.unchanged`)
-    writes nothing and is not audited; a change is audited as `notification_rule.update`."""
+    writes nothing and is not audited; a change is audited as `notification_rule.update`.
+    `base` as in `update_channel`."""
     rule = await get_rule(session, actor, rule_id)
+    data, base = split_base(RuleChanges, data, base)
+    if base is not None:
+        data = three_way(rule, data, base, "the rule")
     problems = Problems()
     body, _sent = problems.body(RuleIn, over_stored(RuleIn, data, rule))
     problems.raise_if_any()

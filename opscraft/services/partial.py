@@ -15,6 +15,10 @@ change") and refuse a body that changes nothing with a 422; their documented sch
 stricter, exact contract instead: at least one property, and no `null`. A request the schema
 calls valid is then always accepted.
 
+Each of those `PUT`s, and those of users, secrets and scripts, takes a `base`: what the fields
+held when the edit started, as `GET` returned them (`BASE_DESCRIPTION`, `three_way`); without
+it the last write wins. A body that sends only a `base` changes nothing.
+
 A `PUT` that changes nothing writes nothing (`unchanged`): sending back what `GET` gave, or `{}`,
 moves no `updated_at`, makes nobody the row's owner and records no audit event.
 """
@@ -22,13 +26,21 @@ moves no `updated_at`, makes nobody the row's owner and records no audit event.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import inspect
 
 from opscraft.db import stored_shapes
-from opscraft.services.errors import Conflict, Invalid
+from opscraft.services.bodies import Body
+from opscraft.services.errors import Conflict, Invalid, Problems
+from opscraft.services.storable import NO_NUL_PATTERN, Text
+
+BASE_DESCRIPTION = (
+    "What the fields held when the edit started: one sent with a new value whose stored value is "
+    "neither this nor the new one was changed meanwhile (409 naming it, nothing saved); one sent "
+    "equal to its base keeps the stored value. Left out: last write wins."
+)
 
 
 def at_least_one_field(schema: dict[str, Any]) -> None:
@@ -94,6 +106,52 @@ def refuse_unreadable(unreadable: Mapping[str, str], what: str = "the stored row
                 for name, problem in sorted(unreadable.items())
             ],
         )
+
+
+# An object of a `base` (parameters, a mapping, a channel's config): any JSON object, its keys
+# storable text as `bodies.Body` checks them (the schema says so: a key with a NUL was a 422 of a
+# request the schema called valid).
+BaseObject = Annotated[
+    dict[str, Any], Field(json_schema_extra={"propertyNames": {"pattern": NO_NUL_PATTERN}})
+]
+
+
+class TriggerBase(Body):
+    """What the run settings of a schedule, webhook or "then run" link held when an edit started
+    (the `base` of its `PUT`, `three_way`), as `GET` returned them: plain types, without the
+    save's rules (a value stored before a rule was tightened is still a base). A field left out
+    is not checked."""
+
+    parameters: BaseObject = Field(default_factory=dict)
+    enabled: bool = True
+    terraform_action: Text | None = None
+    terraform_workspace: Text | None = None
+    run_options: BaseObject | None = None
+
+
+def split_base(
+    changes: type[BaseModel], data: Any, base: Mapping[str, Any] | None = None
+) -> tuple[Any, Mapping[str, Any] | None]:
+    """A `PUT` body (`data`: a validated `changes` model, or the raw mapping sent when the model
+    refused it) without its `base`, and that base (field -> value, the fields it names), or the
+    `base` given apart (a UI form's) when the body sends none. A body without `base` is returned
+    as it is. `Invalid` (422) naming `base.<field>` when the body's base is not one `changes`
+    accepts (the other fields are the service's to check, once completed: `over_stored`)."""
+    if isinstance(data, BaseModel):
+        if "base" not in data.model_fields_set:
+            return data, base
+        sent = data.model_dump(exclude_unset=True)
+        given = sent.pop("base")
+        return sent, base if given is None else given
+    if not isinstance(data, Mapping) or "base" not in data:
+        return data, base
+    problems = Problems()
+    with problems.check():
+        changes.model_validate(data)
+    problems.details = [d for d in problems.details if str(d["field"]).split(".")[0] == "base"]
+    problems.raise_if_any()
+    given = data["base"]
+    return {key: value for key, value in data.items() if key != "base"}, base if given is None else given
 
 
 def edited(shown: Mapping[str, Any], form: Mapping[str, Any]) -> dict[str, Any]:

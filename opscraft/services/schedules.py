@@ -60,7 +60,7 @@ from opscraft.db.models.executions import FINAL_STATUSES, Trigger
 from opscraft.db.turns import read_held
 from opscraft.db.types import LE, compared, earlier, utcnow
 from opscraft.db.unreachable import RoundFailures
-from opscraft.services import approvals, audit, conflicts, executions, names, paging, parameters
+from opscraft.services import approvals, audit, conflicts, executions, names, paging, parameters, partial
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Invalid, NotFound, Problems, ServiceError
@@ -70,6 +70,7 @@ from opscraft.services.parameters import ParameterValues
 from opscraft.services.partial import CHANGES, over_stored, three_way, unchanged
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
+from opscraft.services.storable import Text
 
 # What a refusal names (services/permissions.require; the routes' early check says the same).
 MANAGE = "manage schedules"
@@ -120,10 +121,25 @@ class ScheduleIn(Body):
         return _as_value_error(check_timezone, value.strip()).key
 
 
+class ScheduleBase(partial.TriggerBase):
+    """What a schedule held when an edit started (`ScheduleChanges.base`), as `GET` returned it."""
+
+    name: Text = ""
+    cron: Text = ""
+    timezone: Text = ""
+    missed_policy: MissedPolicy = MissedPolicy.run_once
+    overlap_policy: OverlapPolicy = OverlapPolicy.skip
+
+
 class ScheduleChanges(ScheduleIn):
-    """`ScheduleIn` as a `PUT` body, every field optional (`partial.CHANGES`)."""
+    """`ScheduleIn` as a `PUT` body, every field optional (`partial.CHANGES`), and what the
+    fields held when the edit started (`base`: `partial.three_way`)."""
 
     model_config = CHANGES
+
+    base: ScheduleBase | None = Field(
+        default=None, description=partial.BASE_DESCRIPTION, examples=[{"cron": "30 2 * * *"}]
+    )
 
 
 def _as_value_error(check: Callable[[str], T], value: str) -> T:
@@ -587,14 +603,16 @@ async def update_schedule(
     paused schedule resumes. The next fire time is computed from now. A save that changes
     nothing (`partial.unchanged`: `{}`, or what `GET` gave) writes nothing: no new owner or fire
     time, no audit event. `base` (field -> stored value when the edit started, e.g. a form's
-    copy): a field of `data` changed meanwhile by someone else is a `Conflict` (409 naming it,
-    nothing written: `partial.three_way`) instead of a silent undo of their save."""
+    copy; else the body's `base`: `partial.split_base`): a field of `data` changed meanwhile by
+    someone else is a `Conflict` (409 naming it, nothing written: `partial.three_way`) instead
+    of a silent undo of their save."""
     user = require(actor.user, Permission.edit_scripts, MANAGE)
     schedule = await get(session, actor, schedule_id, script_id)
+    data, base = partial.split_base(ScheduleChanges, data, base)
+    sent = data.model_fields_set if isinstance(data, ScheduleIn) else data  # before `three_way`
     if base is not None:
         data = three_way(schedule, data, base, "the schedule")
     merged = over_stored(ScheduleIn, data, schedule)
-    sent = data.model_fields_set if isinstance(data, ScheduleIn) else data
     if schedule.paused_reason is not None and "enabled" not in sent:
         merged["enabled"] = True  # paused by the system, not disabled by a user: a save resumes it
     data = merged

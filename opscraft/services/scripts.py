@@ -233,22 +233,22 @@ class ScriptBase(Body):
 
     model_config = {"extra": "forbid"}
 
-    name: str | None = None
-    description: str | None = None
+    name: Text | None = None
+    description: Text | None = None
     script_type: ScriptType | None = None
     parameters: Declarations | None = None
-    version: str | None = None
-    tags: list[str] | None = None
+    version: Text | None = None
+    tags: list[Text] | None = None
     status: ScriptStatus | None = None
     timeout_seconds: int | None = None
     memory_mb: int | None = None
     cpus: float | None = None
     network_enabled: bool | None = None
     max_concurrent: int | None = None
-    inventory: str | None = None
+    inventory: Text | None = None
     inventory_id: int | None = None
-    ssh_user: str | None = None
-    ssh_key_secret: str | None = None
+    ssh_user: Text | None = None
+    ssh_key_secret: Text | None = None
 
     @field_validator(*(f for f in _NOT_NULL), check_fields=False)
     @classmethod

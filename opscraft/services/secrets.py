@@ -170,7 +170,7 @@ class SecretCreate(Body):
 class SecretBase(Body):
     """What the description held when an edit started (`SecretUpdate.base`), as `GET` returned it."""
 
-    description: str = ""
+    description: Text = ""
 
 
 class SecretUpdate(Body):

@@ -77,8 +77,8 @@ class InventoryBase(Body):
 
     model_config = {"extra": "forbid"}
 
-    name: str = ""
-    description: str = ""
+    name: Text = ""
+    description: Text = ""
 
 
 class InventoryChanges(InventoryIn):

@@ -107,8 +107,8 @@ class ProfileBase(Body):
     """What the email and full name held when an edit started (`ProfileUpdate.base`), as `GET`
     returned them; a field left out is not checked."""
 
-    email: str = ""
-    full_name: str = ""
+    email: Text = ""
+    full_name: Text = ""
 
 
 class UserBase(ProfileBase):
@@ -117,13 +117,6 @@ class UserBase(ProfileBase):
 
     role: Role = Role.viewer
     is_active: bool = True
-
-
-BASE_DESCRIPTION = (
-    "What the fields held when the edit started: one sent with a new value whose stored value is "
-    "neither this nor the new one was changed meanwhile (409 naming it, nothing saved); one sent "
-    "equal to its base keeps the stored value. Left out: last write wins."
-)
 
 
 class UserUpdate(Body):
@@ -137,7 +130,7 @@ class UserUpdate(Body):
     full_name: limited(OptionalLabel, 200) | None = None
     role: Role | None = None
     is_active: bool | None = None
-    base: UserBase | None = Field(default=None, description=BASE_DESCRIPTION)
+    base: UserBase | None = Field(default=None, description=partial.BASE_DESCRIPTION)
 
 
 class ProfileUpdate(Body):
@@ -149,7 +142,7 @@ class ProfileUpdate(Body):
 
     email: Email | None = Field(default=None, description="Unique, ignoring case")
     full_name: limited(OptionalLabel, 200) | None = None
-    base: ProfileBase | None = Field(default=None, description=BASE_DESCRIPTION)
+    base: ProfileBase | None = Field(default=None, description=partial.BASE_DESCRIPTION)
 
 
 def password_problems(password: str, username: str, field: str = "password") -> list[dict[str, str]]:

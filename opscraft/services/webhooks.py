@@ -64,7 +64,7 @@ from opscraft.security.http import REPEATED_KEY, RepeatedKey, json_shape, not_js
 from opscraft.security.ratelimit import address_key
 from opscraft.security.tokens import hash_personal_token, same_secret
 from opscraft.security.vault import DecryptError
-from opscraft.services import audit, conflicts, executions, names, paging, parameters
+from opscraft.services import audit, conflicts, executions, names, paging, parameters, partial
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import (
@@ -85,6 +85,7 @@ from opscraft.services.partial import CHANGES, over_stored, three_way, unchanged
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 from opscraft.services.secrets import reveal_for_use
+from opscraft.services.storable import Text
 
 # What a refusal names (services/permissions.require; the routes' early check says the same).
 MANAGE = "manage webhooks"
@@ -130,10 +131,27 @@ class WebhookIn(Body):
     )
 
 
+class WebhookBase(partial.TriggerBase):
+    """What a webhook held when an edit started (`WebhookChanges.base`), as `GET` returned it.
+    `secret_id` is the id of the vault secret that signs calls, never a secret's value (the
+    token has no base: a `PUT` never changes it)."""
+
+    name: Text = ""
+    secret_id: int | None = None
+    mapping: partial.BaseObject = Field(default_factory=dict)
+
+
 class WebhookChanges(WebhookIn):
-    """`WebhookIn` as a `PUT` body, every field optional (`partial.CHANGES`)."""
+    """`WebhookIn` as a `PUT` body, every field optional (`partial.CHANGES`), and what the
+    fields held when the edit started (`base`: `partial.three_way`)."""
 
     model_config = CHANGES
+
+    base: WebhookBase | None = Field(
+        default=None,
+        description=f"{partial.BASE_DESCRIPTION} `secret_id` is the signing secret's id, never its value.",
+        examples=[{"name": "on-push", "secret_id": None}],
+    )
 
 
 _MISSING = object()
@@ -296,10 +314,12 @@ async def update_webhook(
     """Change a webhook's settings (its URL stays); a field `data` leaves out keeps its stored
     value (`partial.over_stored`). The caller becomes its owner, unless the save changes nothing
     (`partial.unchanged`): then nothing is written or audited. `base` (field -> stored value
-    when the edit started): a field of `data` changed meanwhile by someone else is a `Conflict`
-    (409 naming it, nothing written: `partial.three_way`)."""
+    when the edit started; else the body's `base`: `partial.split_base`): a field of `data`
+    changed meanwhile by someone else is a `Conflict` (409 naming it, nothing written:
+    `partial.three_way`)."""
     user = require(actor.user, Permission.edit_scripts, MANAGE)
     hook = await get(session, actor, webhook_id, script_id)
+    data, base = partial.split_base(WebhookChanges, data, base)
     if base is not None:
         data = three_way(hook, data, base, "the webhook")
     data = over_stored(WebhookIn, data, hook)
