@@ -86,3 +86,22 @@ def test_a_double_click_on_a_table_rows_button_opens_one_dialog(
     page.get_by_test_id("edit-role").wait_for()
     page.get_by_role("button", name="Cancel").click()
     _no_dialog_left(page)
+
+
+def test_a_double_click_on_a_versions_roll_back_or_a_script_lists_run_opens_one_dialog(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The Versions table's Roll back and the Scripts table's Run are table events too."""
+    admin = tokens["admin"]
+    script = create_script(server, admin, "dbl-versions", "#!/bin/bash\necho one\n", status="active")
+    api(server, "PUT", f"/scripts/{script['id']}", admin, json={"content": "#!/bin/bash\necho two\n"})
+    signed_in(page, server, "operator", f"/scripts/{script['id']}?tab=versions")
+    page.get_by_test_id("rollback-1").dblclick()
+    page.get_by_test_id("rollback-confirm").click()
+    page.locator(".q-notification", has_text="Rolled back to version 1").wait_for()
+    _no_dialog_left(page)
+    page.goto(f"{server.url}/scripts?search=dbl-versions")
+    page.get_by_test_id("run-dbl-versions").dblclick()
+    page.get_by_test_id("execute-dialog").wait_for()
+    page.get_by_role("button", name="Cancel").click()
+    _no_dialog_left(page)

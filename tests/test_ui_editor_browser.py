@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import LiveServer
 from tests.ui_journey import (
+    code,
     create_script,
     journey_server,
     journey_tokens,
@@ -69,6 +70,24 @@ def test_ctrl_s_saves_size_refusal_stays_and_dark_editor(
     )
     assert sum(light) > 600
     page.get_by_test_id("dark-toggle").click()  # back to light for the next tests of this browser
+
+
+def test_the_script_page_a_save_goes_to_says_it_was_saved(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """ "Saved ... (version 2)" was made on the edit page just before it left for the script's
+    page, and went with it: the save was never confirmed (nor a rollback: test_ui_double_click).
+    Back then shows the editor with what was saved."""
+    script = create_script(server, tokens["operator"], "said-saved", "#!/bin/bash\necho one\n")
+    log_in(page, server, "operator", f"/scripts/{script['id']}/edit")
+    type_code(page, "#!/bin/bash\necho two\n")
+    page.get_by_test_id("save-script").click()
+    page.wait_for_url(f"{server.url}/scripts/{script['id']}")
+    page.locator(".q-notification", has_text="Saved said-saved (version 2)").wait_for()
+    page.go_back()
+    page.wait_for_url(f"{server.url}/scripts/{script['id']}/edit")
+    wait_connected(page)
+    assert "echo two" in code(page)
 
 
 def test_a_new_script_whose_page_stays_after_save_saves_the_next_edit_as_a_new_version(

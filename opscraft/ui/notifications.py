@@ -27,6 +27,7 @@ from opscraft.ui.widgets import (
     dialog_card,
     dismiss,
     format_time,
+    once_per_double_click,
     opens_dialog,
     page_dialog,
     stored_note,
@@ -94,11 +95,12 @@ async def notifications_page(actor: Actor) -> None:
                         f'data-testid="channel-disabled-{channel.name}"'
                     )
                 ui.space()
-                switch = ui.button(
-                    "Disable" if channel.enabled else "Enable", on_click=lambda c=channel: turn(c)
+                switch = once_per_double_click(
+                    ui.button("Disable" if channel.enabled else "Enable"), lambda c=channel: turn(c)
                 ).props("flat dense")
                 switch.props["data-testid"] = f"channel-turn-{channel.name}"
-                test_button = ui.button("Test", on_click=lambda c=channel: test(c)).props("flat dense")
+                test_button = once_per_double_click(ui.button("Test"), lambda c=channel: test(c))
+                test_button.props("flat dense")
                 test_button.props["data-testid"] = f"channel-test-{channel.name}"
                 delete = ui.button(icon="delete", on_click=opens_dialog(lambda c=channel: remove(c)))
                 delete.props("flat round dense color=negative")
@@ -135,8 +137,8 @@ async def notifications_page(actor: Actor) -> None:
             rule_id, text, enabled = rule
             with ui.row().classes("items-center gap-3").props(f'data-testid="rule-{rule_id}"'):
                 ui.label(text).classes("oc-wrap min-w-0")
-                ui.button(
-                    "Disable" if enabled else "Enable", on_click=lambda: turn_rule(rule_id, not enabled)
+                once_per_double_click(
+                    ui.button("Disable" if enabled else "Enable"), lambda: turn_rule(rule_id, not enabled)
                 ).props(f'flat dense data-testid="rule-turn-{rule_id}"')
                 ui.button(icon="delete", on_click=opens_dialog(lambda: remove_rule(rule_id))).props(
                     'flat round dense color=negative aria-label="Delete rule" '

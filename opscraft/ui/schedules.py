@@ -32,6 +32,7 @@ from opscraft.ui.widgets import (
     dismiss,
     live_seconds,
     live_timer,
+    once_per_double_click,
     one_shot,
     opens_dialog,
     page_dialog,
@@ -114,8 +115,8 @@ def schedule_row(view: ScheduleView, zone: ZoneInfo, *, with_script: bool, on_ch
                 ui.button("Edit", on_click=opens_dialog(lambda v=view: on_change(v, "edit"))).props(
                     f'flat dense data-testid="schedule-edit-{s.id}"'
                 )
-                ui.button(
-                    "Pause" if s.enabled else "Resume", on_click=lambda v=view: on_change(v, "toggle")
+                once_per_double_click(
+                    ui.button("Pause" if s.enabled else "Resume"), lambda v=view: on_change(v, "toggle")
                 ).props(f'flat dense data-testid="schedule-toggle-{s.id}"')
                 delete = ui.button(
                     icon="delete", on_click=opens_dialog(lambda v=view: on_change(v, "delete"))

@@ -683,8 +683,9 @@ class ScriptForm:
         self._set_dirty(False)
         await self.draft.clear()
         self.draft.rename(f"script:{saved.script.id}")
-        notify_ok(f"Saved {saved.script.name} (version {saved.script.current_version})")
-        keep_notices(saved.notices)
+        done = f"Saved {saved.script.name} (version {saved.script.current_version})"
+        notify_ok(done)  # the page it is on stays if the navigation does not happen
+        keep_notices(done, saved.notices)
         ui.navigate.history.replace(f"/scripts/{saved.script.id}/edit")
         ui.navigate.to(f"/scripts/{saved.script.id}")
 

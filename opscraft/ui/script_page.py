@@ -145,7 +145,10 @@ class VersionsView:
         self.table = ui.table(columns=VERSION_COLUMNS, rows=[], row_key="number").classes("w-full")
         self.table.props('flat bordered dense hide-pagination data-testid="versions-table"')
         self.table.add_slot("body-cell-actions", VERSION_ACTIONS)
-        self.table.on("rollback", lambda e: self.confirm_rollback(int(e.args)))
+        # a double-click asked twice (a second dialog under the one answered)
+        self.table.on(
+            "rollback", opens_dialog(lambda number: self.confirm_rollback(int(number)), with_args=True)
+        )
         self.pager = ui.pagination(1, 1, direction_links=True, on_change=self._on_page)
         numbers = list(range(script.current_version, 0, -1))
         ui.label("Compare versions").classes("text-subtitle1 font-medium mt-4")
@@ -269,8 +272,9 @@ class VersionsView:
         except ServiceError as exc:
             notify_error(exc.message)
             return
-        notify_ok(f"Rolled back to version {number}: now version {saved.script.current_version}")
-        keep_notices(saved.notices)
+        done = f"Rolled back to version {number}: now version {saved.script.current_version}"
+        notify_ok(done)  # the page it is on stays if the navigation does not happen
+        keep_notices(done, saved.notices)
         ui.navigate.to(f"/scripts/{self.script.id}?tab=versions")
 
 

@@ -12,7 +12,7 @@ from opscraft.services.line_endings import Notice
 from opscraft.services.linters import LintFinding
 from opscraft.services.script_checks import Finding, SyntaxProblem
 from opscraft.ui.code_editor import CodeEditor
-from opscraft.ui.layout import editor_theme
+from opscraft.ui.layout import editor_theme, notify_ok
 from opscraft.ui.widgets import close_then, dialog_title, one_click
 
 T = TypeVar("T")
@@ -215,18 +215,26 @@ def risk_dialog(
     dialog.open()
 
 
-# app.storage.user key: the notices of the last save, shown by the page the save goes to.
+# app.storage.user keys: what the last save said it did, and its notices, shown by the page the
+# save goes to.
+_KEPT_DONE = "script-save-done"
 _KEPT_NOTICES = "script-save-notices"
 
 
-def keep_notices(notices: list[Notice]) -> None:
-    """Keep a save's (or rollback's) notices for the page shown next: a notification made before
-    `ui.navigate.to` would vanish with the page it was made on."""
+def keep_notices(done: str, notices: list[Notice]) -> None:
+    """Keep what a save (or rollback) did (`done`: "Saved deploy (version 3)") and its notices for
+    the page shown next: a notification made before `ui.navigate.to` vanished with the page it was
+    made on (a rollback's or a save's confirmation was never seen)."""
+    app.storage.user[_KEPT_DONE] = done
     app.storage.user[_KEPT_NOTICES] = [n.message for n in notices]
 
 
 def show_kept_notices() -> None:
-    """Show, once, the notices `keep_notices` kept: blue, each until dismissed (a stored-parameters
-    notice asks the reader to fix a schedule, webhook or link)."""
+    """Show, once, what `keep_notices` kept: what was done (green, fading), then the notices (blue,
+    each until dismissed: a stored-parameters notice asks the reader to fix a schedule, webhook
+    or link)."""
+    done = app.storage.user.pop(_KEPT_DONE, None)
+    if done:
+        notify_ok(done)
     for message in app.storage.user.pop(_KEPT_NOTICES, []):
         ui.notify(message, type="info", position="top", multi_line=True, timeout=0, close_button="OK")

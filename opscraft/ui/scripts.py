@@ -22,7 +22,7 @@ from opscraft.ui.execution_widgets import status_styles_js
 from opscraft.ui.layout import frame, guard, protected_page
 from opscraft.ui.paged import PagedTable
 from opscraft.ui.script_widgets import STATUS_COLORS, TYPE_COLORS
-from opscraft.ui.widgets import NARROW_HIDDEN, PHONE_HIDDEN, call, format_time
+from opscraft.ui.widgets import NARROW_HIDDEN, PHONE_HIDDEN, call, format_time, opens_dialog
 
 PAGE_SIZE = 25
 SORTS = {
@@ -190,7 +190,7 @@ class ScriptList(PagedTable):
             ("run", RUN_CELL),
         ):
             self.table.add_slot(f"body-cell-{name}", slot)
-        self.table.on("run", self._run)
+        self.table.on("run", opens_dialog(self._run, with_args=True))  # a double-click: one form
         self.empty = ui.column().classes("w-full items-center py-10 gap-3")
         self.empty_for: tuple[bool, bool] | None = None  # what `empty` shows: (no rows, filtered)
         self.make_footer("scripts-summary")
@@ -264,10 +264,11 @@ class ScriptList(PagedTable):
                     "text-grey-7"
                 )
 
-    async def _run(self, event: Any) -> None:
+    async def _run(self, script_id: Any) -> None:
+        """The Run dialog of the row's script (`script_id`: the table event's argument)."""
         actor = await guard(Permission.execute_scripts)
         if actor is not None:
-            await open_dialog(actor, int(event.args))
+            await open_dialog(actor, int(script_id))
 
     async def _clear(self) -> None:
         for element in (self.search, self.script_type, self.status, self.tag):

@@ -26,6 +26,7 @@ from opscraft.ui.widgets import (
     dialog_card,
     dismiss,
     format_time,
+    once_per_double_click,
     one_shot,
     opens_dialog,
     page_dialog,
@@ -83,9 +84,9 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                     ui.button("Edit", on_click=opens_dialog(lambda h=hook: open_form(h))).props(
                         f'flat dense data-testid="webhook-edit-{hook.id}"'
                     )
-                    ui.button("Pause" if hook.enabled else "Resume", on_click=lambda h=hook: toggle(h)).props(
-                        f'flat dense data-testid="webhook-toggle-{hook.id}"'
-                    )
+                    once_per_double_click(
+                        ui.button("Pause" if hook.enabled else "Resume"), lambda h=hook: toggle(h)
+                    ).props(f'flat dense data-testid="webhook-toggle-{hook.id}"')
                     delete = ui.button(icon="delete", on_click=opens_dialog(lambda h=hook: remove(h))).props(
                         f'flat round dense color=negative data-testid="webhook-delete-{hook.id}"'
                     )

@@ -180,7 +180,7 @@ class Rows(Generic[T]):
         return True
 
 
-def one_click(handler: Callable[[], Any]) -> Callable[[events.ClickEventArguments], Awaitable[None]]:
+def one_click(handler: Callable[[], Any]) -> Callable[[events.UiEventArguments], Awaitable[None]]:
     """`on_click` of a button that starts or saves something: one click does it once.
 
     NiceGUI runs each click's handler as its own task, so the second click of a double-click (or
@@ -193,7 +193,7 @@ def one_click(handler: Callable[[], Any]) -> Callable[[events.ClickEventArgument
     """
     busy = False
 
-    async def on_click(event: events.ClickEventArguments) -> None:
+    async def on_click(event: events.UiEventArguments) -> None:
         nonlocal busy
         if busy:
             return
@@ -211,6 +211,22 @@ def one_click(handler: Callable[[], Any]) -> Callable[[events.ClickEventArgument
                 button.enable()
 
     return on_click
+
+
+def once_per_double_click(button: ui.button, handler: Callable[[], Any]) -> ui.button:
+    """`button` (built without `on_click`) runs `handler` for a click, once for a double-click,
+    and drops clicks while one is handled (`one_click`); returns `button`.
+
+    For a button whose row is redrawn by what it does (Pause/Resume, Enable/Disable, Test): the
+    second click of a person's double-click (a few hundred ms later) reached the row's new button,
+    which undid the change ("Disable" then "Enable": two state changes), or sent a second test
+    message. The browser numbers a double-click's second click (`detail` 2, also on a new element
+    at the same place); it is not sent. Enter and Space on the button (`detail` 0) still press it."""
+    return button.on("click", one_click(handler), js_handler=FIRST_CLICK_JS)
+
+
+FIRST_CLICK_JS = "(event) => { if (!(event?.detail > 1)) emit(); }"
+"""A click's handler that tells the server of a click but not of a double-click's later clicks."""
 
 
 def _open_dialogs(client: Any) -> set[ui.dialog]:
