@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui_journey import journey_server, journey_tokens, log_in, wait_connected
+from tests.ui_journey import create_script, journey_server, journey_tokens, log_in, wait_connected
 
 pytestmark = pytest.mark.browser
 
@@ -219,3 +219,31 @@ def test_a_role_another_admin_changed_since_the_dialog_opened_is_not_undone(
     page.get_by_test_id("edit-submit").click()
     dialog.locator(".q-field--error").filter(has_text="changed by someone else").wait_for()
     assert _api(server, admin, "GET", url)["role"] == "admin"
+
+
+def test_the_versions_tab_counts_a_version_saved_since_the_page_opened(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Field report (a new user's pass): the Versions tab, opened at version 2 before another tab
+    saved version 3, asked "adds version 3" for a rollback (it added version 4) and offered no
+    version 3 to compare."""
+    admin = tokens["admin"]
+    script = create_script(server, admin, "stale-versions", "#!/bin/bash\necho one\n", status="active")
+    path = f"/scripts/{script['id']}"
+    _api(server, admin, "PUT", path, json={"content": "#!/bin/bash\necho two\n"})
+    log_in(page, server, "operator", then=f"{path}?tab=versions")
+    page.get_by_test_id("rollback-1").wait_for()
+    _api(server, admin, "PUT", path, json={"content": "#!/bin/bash\necho three\n"})  # another tab
+    page.get_by_test_id("rollback-1").click()
+    dialog = page.get_by_test_id("rollback-dialog")
+    dialog.get_by_text("This adds version 4 ").wait_for()
+    page.get_by_test_id("rollback-2").wait_for()  # version 2 is no longer the current one
+    page.get_by_role("button", name="Cancel").click()
+    dialog.wait_for(state="detached")
+    page.get_by_test_id("diff-to").click()
+    page.get_by_role("option", name="3", exact=True).wait_for()
+    page.keyboard.press("Escape")
+    page.get_by_test_id("rollback-1").click()
+    page.get_by_test_id("rollback-confirm").click()
+    page.locator(".q-notification", has_text="Rolled back to version 1: now version 4").wait_for()
+    assert _api(server, admin, "GET", path)["current_version"] == 4

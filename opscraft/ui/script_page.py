@@ -180,17 +180,26 @@ class VersionsView:
             await self.refresh()
 
     async def refresh(self) -> None:
-        """Read and show the current page of the script's versions."""
+        """Read the script again and show the current page of its versions: a version saved since
+        the page was built (another tab, another user) is listed, offered to compare and counted
+        by the rollback question."""
         actor = await guard(Permission.view_scripts)
         if actor is None:
             return
         skip = (self.page - 1) * VERSIONS_PAGE
-        result = await run_action(
-            lambda: call(scripts.list_versions, actor, self.script.id, skip=skip, limit=VERSIONS_PAGE)
-        )
+
+        async def read() -> tuple[Script, tuple[list[scripts.VersionRow], int]]:
+            script = await call(scripts.get, actor, self.script.id)
+            return script, await call(scripts.list_versions, actor, script.id, skip=skip, limit=VERSIONS_PAGE)
+
+        result = await run_action(read)
         if result is None:
             return
-        rows, total = result
+        self.script, (rows, total) = result
+        numbers = list(range(self.script.current_version, 0, -1))
+        if self.to_n.options != numbers:
+            self.from_n.set_options(numbers, value=self.from_n.value)
+            self.to_n.set_options(numbers, value=self.to_n.value)
         self.table.rows = [
             {
                 "number": row.version.number,
@@ -232,8 +241,10 @@ class VersionsView:
         others = [c for c in result.changed if c != "content"]
         self.changed.text = f"Also changed: {', '.join(others)}" if others else ""
 
-    def confirm_rollback(self, number: int) -> None:
-        """Open the dialog confirming a rollback to version `number`."""
+    async def confirm_rollback(self, number: int) -> None:
+        """Open the dialog confirming a rollback to version `number`, after reading the versions
+        again: the version the rollback adds is counted from the newest saved, not the page's."""
+        await self.refresh()
         with ui.dialog() as dialog, ui.card().classes("gap-3").props('data-testid="rollback-dialog"'):
             dialog_title(f"Roll back to version {number}?")
             ui.label(
