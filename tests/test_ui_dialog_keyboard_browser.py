@@ -268,3 +268,24 @@ def test_escape_closes_the_secret_forms(operator_page: Any, server: LiveServer) 
     page.wait_for_function("window.did_handshake === true && window.socket && window.socket.connected")
     _opened_and_closed(page, "new-secret", "create-name")
     _opened_and_closed(page, "replace-ESCAPE_KEY", "replace-value")
+
+
+def test_each_automation_dialog_opens_with_the_focus_in_its_first_field(
+    operator_page: Any, server: LiveServer
+) -> None:
+    """A new user's keyboard pass: the "Then run" dialog opened with the focus on the dialog
+    itself, one Tab more than the schedule and webhook dialogs, which start in their first field."""
+    page = operator_page
+    script = create_script(server, token(server, "operator"), "focus-first", "echo hi\n", status="active")
+    for tab, opener, first in (
+        ("schedules", "schedule-add", "schedule-name"),
+        ("webhooks", "webhook-add", "webhook-name"),
+        ("chains", "chain-add", "chain-target"),
+    ):
+        page.goto(f"{server.url}/scripts/{script['id']}?tab={tab}")
+        page.get_by_test_id(opener).focus()
+        page.keyboard.press("Enter")
+        page.get_by_test_id(first).wait_for()
+        page.wait_for_function(f"!!document.activeElement?.closest('[data-testid=\"{first}\"]')")
+        page.keyboard.press("Escape")
+        _focus_back_on(page, opener)

@@ -29,6 +29,7 @@ from opscraft.ui.widgets import (
     live_timer,
     one_shot,
     opens_dialog,
+    page_dialog,
     prose_input,
     stored_json_text,
     stored_note,
@@ -151,12 +152,12 @@ async def chains_tab(actor: Actor, script: Script) -> None:
             "enabled": True,
         } | automation_terraform.loaded(None, None)
         with (
-            ui.dialog() as dialog,
+            page_dialog() as dialog,  # the rows it was opened from may be redrawn
             dialog_card("Then run" if link is None else f"Edit the link to {target_name}") as card,
         ):
             target = (
                 ui.select(choices, value=start["target_script_id"], label="Script to start", with_input=True)
-                .props('outlined dense data-testid="chain-target"')
+                .props('outlined dense autofocus data-testid="chain-target"')
                 .classes("w-full")
             )
             outcome = (
