@@ -25,7 +25,7 @@ from opscraft.services.permissions import Permission
 from opscraft.services.script_checks import Finding, SyntaxProblem
 from opscraft.ui import execute_dialog, labels
 from opscraft.ui.drafts import Draft
-from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, show_field_errors
+from opscraft.ui.layout import frame, guard, notify_error, protected_page, show_field_errors
 from opscraft.ui.not_found import missing
 from opscraft.ui.script_widgets import (
     LANGUAGES,
@@ -683,9 +683,7 @@ class ScriptForm:
         self._set_dirty(False)
         await self.draft.clear()
         self.draft.rename(f"script:{saved.script.id}")
-        done = f"Saved {saved.script.name} (version {saved.script.current_version})"
-        notify_ok(done)  # the page it is on stays if the navigation does not happen
-        keep_notices(done, saved.notices)
+        keep_notices(f"Saved {saved.script.name} (version {saved.script.current_version})", saved.notices)
         ui.navigate.history.replace(f"/scripts/{saved.script.id}/edit")
         ui.navigate.to(f"/scripts/{saved.script.id}")
 

@@ -179,17 +179,18 @@ class VersionsView:
             self.page = int(event.value)
             await self.refresh()
 
-    async def refresh(self) -> None:
-        """Read the script again and show the current page of its versions: a version saved since
-        the page was built (another tab, another user) is listed, offered to compare and counted
-        by the rollback question."""
+    async def refresh(self, *, reread_script: bool = True) -> None:
+        """Read the script again (unless `reread_script` is False: the page was just built from
+        it) and show the current page of its versions: a version saved since the page was built
+        (another tab, another user) is listed, offered to compare and counted by the rollback
+        question."""
         actor = await guard(Permission.view_scripts)
         if actor is None:
             return
         skip = (self.page - 1) * VERSIONS_PAGE
 
         async def read() -> tuple[Script, tuple[list[scripts.VersionRow], int]]:
-            script = await call(scripts.get, actor, self.script.id)
+            script = await call(scripts.get, actor, self.script.id) if reread_script else self.script
             return script, await call(scripts.list_versions, actor, script.id, skip=skip, limit=VERSIONS_PAGE)
 
         result = await run_action(read)
@@ -284,7 +285,6 @@ class VersionsView:
             notify_error(exc.message)
             return
         done = f"Rolled back to version {number}: now version {saved.script.current_version}"
-        notify_ok(done)  # the page it is on stays if the navigation does not happen
         keep_notices(done, saved.notices)
         ui.navigate.to(f"/scripts/{self.script.id}?tab=versions")
 
@@ -381,7 +381,7 @@ async def script_page(actor: Actor, script_id: int, tab: str = "overview") -> No
                 )
             with ui.tab_panel(own["versions"]):
                 versions = VersionsView(actor, script)
-                await versions.refresh()
+                await versions.refresh(reread_script=False)
                 if script.current_version > 1:
                     await versions.compare()
             for ext in extensions:

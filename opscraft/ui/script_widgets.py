@@ -224,7 +224,9 @@ _KEPT_NOTICES = "script-save-notices"
 def keep_notices(done: str, notices: list[Notice]) -> None:
     """Keep what a save (or rollback) did (`done`: "Saved deploy (version 3)") and its notices for
     the page shown next: a notification made before `ui.navigate.to` vanished with the page it was
-    made on (a rollback's or a save's confirmation was never seen)."""
+    made on (a rollback's or a save's confirmation was never seen). `done` is also shown on the
+    current page, which stays if the navigation does not happen."""
+    notify_ok(done)
     app.storage.user[_KEPT_DONE] = done
     app.storage.user[_KEPT_NOTICES] = [n.message for n in notices]
 
