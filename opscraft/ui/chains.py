@@ -31,6 +31,7 @@ from opscraft.ui.widgets import (
     opens_dialog,
     page_dialog,
     prose_input,
+    stored_base,
     stored_json_text,
     stored_note,
 )
@@ -211,10 +212,8 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                     if link is None:
                         return await call(chains.create, current, script_id, data)
                     # a field saved meanwhile in another tab: 409 under it, not undone (`three_way`)
-                    base = {
-                        key: getattr(link, key)
-                        for key in ("target_script_id", "outcome", "mapping", "parameters", "enabled")
-                    }
+                    edited = ("target_script_id", "outcome", "mapping", "parameters", "enabled")
+                    base = stored_base(link, edited)
                     return await call(chains.update_link, current, link.id, data, script_id, base=base)
 
                 done = "Link added" if link is None else "Link saved"

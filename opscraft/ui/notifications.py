@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nicegui import ui
@@ -10,7 +11,7 @@ from opscraft.db import stored_shapes
 from opscraft.db.digits import ascii_int
 from opscraft.db.models import NotificationChannel, NotificationDelivery
 from opscraft.db.models.automation import ChannelKind, DeliveryStatus
-from opscraft.services import chains, notifications
+from opscraft.services import chains, notifications, secrets
 from opscraft.services.actor import Actor
 from opscraft.services.notifications import DeliveryQuery, RuleIn
 from opscraft.services.permissions import Permission
@@ -22,6 +23,7 @@ from opscraft.ui.widgets import (
     Rows,
     call,
     call_all,
+    changed,
     confirm,
     dialog_buttons,
     dialog_card,
@@ -30,6 +32,7 @@ from opscraft.ui.widgets import (
     once_per_double_click,
     opens_dialog,
     page_dialog,
+    stored_base,
     stored_note,
     text_input,
 )
@@ -73,6 +76,40 @@ def _describe(channel: NotificationChannel) -> str:
     return f"{security} {c.get('host')}:{c.get('port')} → {', '.join(c.get('to', []))}"
 
 
+class EditSave:
+    """The Save of a channel's or rule's dialog: a new row (`stored` None) gets every value; a
+    stored one only those changed in the dialog (`widgets.changed` against `loaded`, what the
+    dialog showed when opened), with `base`, the row's `keys` as stored when it was opened
+    (`widgets.stored_base`, held here on the server). A field someone changed meanwhile is then
+    refused (409 naming it, `partial.three_way`) and said under its field or in a notice, the
+    dialog left open with what was typed; a field changed elsewhere and not here is kept."""
+
+    def __init__(self, stored: Any, loaded: dict[str, Any], keys: tuple[str, ...]) -> None:
+        self.loaded = loaded if stored is not None else None
+        self.base = stored_base(stored, keys) if stored is not None else None
+
+    async def save(
+        self,
+        values: dict[str, Any],
+        create: Callable[[Actor, dict[str, Any]], Awaitable[Any]],
+        change: Callable[[Actor, dict[str, Any], dict[str, Any]], Awaitable[Any]],
+        noun: str,
+        fields: dict[str, Any],
+    ) -> bool:
+        """Save `values` (the dialog's now) as `noun` ("Channel"): `create(actor, values)` or
+        `change(actor, changed values, base)`; whether it was saved (problems are said under
+        `fields`, the dialog's inputs by field name, or in a notice)."""
+        current = await guard(ADMIN)
+        if current is None:
+            return False
+        if self.base is None:
+            done = await run_action(lambda: create(current, values), f"{noun} added", fields)
+        else:
+            data, base = changed(values, self.loaded), self.base
+            done = await run_action(lambda: change(current, data, base), f"{noun} saved", fields)
+        return done is not None
+
+
 @protected_page("/notifications", ADMIN, "Notifications")
 async def notifications_page(actor: Actor) -> None:
     """Page /notifications (admins): notification channels, their rules and their recent deliveries."""
@@ -102,6 +139,9 @@ async def notifications_page(actor: Actor) -> None:
                 test_button = once_per_double_click(ui.button("Test"), lambda c=channel: test(c))
                 test_button.props("flat dense")
                 test_button.props["data-testid"] = f"channel-test-{channel.name}"
+                edit = ui.button("Edit", on_click=opens_dialog(lambda c=channel: channel_form(c)))
+                edit.props("flat dense")
+                edit.props["data-testid"] = f"channel-edit-{channel.name}"
                 delete = ui.button(icon="delete", on_click=opens_dialog(lambda c=channel: remove(c)))
                 delete.props("flat round dense color=negative")
                 delete.props["aria-label"] = f"Delete channel {channel.name}"
@@ -140,6 +180,9 @@ async def notifications_page(actor: Actor) -> None:
                 once_per_double_click(
                     ui.button("Disable" if enabled else "Enable"), lambda: turn_rule(rule_id, not enabled)
                 ).props(f'flat dense data-testid="rule-turn-{rule_id}"')
+                ui.button("Edit", on_click=opens_dialog(lambda: rule_form(rule_id))).props(
+                    f'flat dense data-testid="rule-edit-{rule_id}"'
+                )
                 ui.button(icon="delete", on_click=opens_dialog(lambda: remove_rule(rule_id))).props(
                     'flat round dense color=negative aria-label="Delete rule" '
                     f'data-testid="rule-delete-{rule_id}"'
@@ -237,37 +280,54 @@ async def notifications_page(actor: Actor) -> None:
                 await run_action(lambda: call(notifications.delete_rule, current, rule_id), "Rule deleted")
                 await update()
 
-        async def add_channel() -> None:
+        async def channel_form(stored: NotificationChannel | None = None) -> None:
+            """The channel dialog: empty to add one, filled with `stored`'s settings to edit it
+            (Save sends only what was changed here, against what it was opened from: `edit_save`)."""
+            current = await guard(ADMIN)
+            if current is None:
+                return
+            shown = notifications.shown_config(stored) if stored is not None else {}
+            chosen = None
+            if stored is not None and stored.secret_id is not None:
+                key = await run_action(lambda: call(secrets.get, current, stored.secret_id))
+                if key is None:
+                    return
+                chosen = (stored.secret_id, key.secret.name)
             secrets_first = await first_choices(secret_search(actor))
-            with page_dialog() as dialog, dialog_card("Add a channel"):
-                name = text_input("Name", "channel-name", autofocus=True)
-                kind = ui.select(labels.CHANNEL_KIND, value="slack", label="Kind").props(
-                    'outlined dense data-testid="channel-kind"'
+            title = "Add a channel" if stored is None else f"Edit the channel {stored.name}"
+            with page_dialog() as dialog, dialog_card(title):
+                name = text_input("Name", "channel-name", value=stored.name if stored else "", autofocus=True)
+                kind = ui.select(
+                    labels.CHANNEL_KIND, value=stored.kind if stored else "slack", label="Kind"
+                ).props('outlined dense data-testid="channel-kind"')
+                url = text_input("Webhook URL (generic webhook)", "channel-url", value=shown.get("url", ""))
+                host = text_input("SMTP host", "channel-host", value=shown.get("host", ""))
+                port = text_input("SMTP port", "channel-port", value=str(shown.get("port", "")))
+                security = ui.select(
+                    labels.SMTP_SECURITY, value=shown.get("security", "starttls"), label="SMTP security"
+                ).props('outlined dense data-testid="channel-security"')
+                sender = text_input("From", "channel-from", value=shown.get("from", ""))
+                to = text_input("To (comma-separated)", "channel-to", value=", ".join(shown.get("to", [])))
+                username = text_input(
+                    "SMTP username (optional)", "channel-username", value=shown.get("username") or ""
                 )
-                url = text_input("Webhook URL (generic webhook)", "channel-url")
-                host = text_input("SMTP host", "channel-host")
-                port = text_input("SMTP port", "channel-port")
-                security = ui.select(labels.SMTP_SECURITY, value="starttls", label="SMTP security").props(
-                    'outlined dense data-testid="channel-security"'
-                )
-                sender = text_input("From", "channel-from")
-                to = text_input("To (comma-separated)", "channel-to")
-                username = text_input("SMTP username (optional)", "channel-username")
                 secret = searched_select(
                     "Vault secret (Slack URL, SMTP password, signing key)",
                     "channel-secret",
                     secrets_first,
                     clearable=True,
+                    chosen=chosen,
                 )
                 # Only the chosen kind's fields: a Slack channel showed a webhook URL and SMTP boxes.
                 email_fields = (host, port, security, sender, to, username)
                 for element, used_by in ((url, "webhook"), *((e, "email") for e in email_fields)):
                     element.bind_visibility_from(kind, "value", backward=lambda value, k=used_by: value == k)
+                # A config problem names `config.url`, `config.host`...: each under its input.
+                fields = {"name": name, "kind": kind, "secret_id": secret, "url": url, "host": host}
+                fields |= {"port": port, "security": security, "from": sender, "to": to}
+                fields |= {"username": username}
 
-                async def submit() -> None:
-                    current = await guard(ADMIN)
-                    if current is None:
-                        return
+                def values() -> dict[str, Any]:
                     config: dict[str, Any] = {}
                     if kind.value == "webhook":
                         config = {"url": url.value}
@@ -283,65 +343,94 @@ async def notifications_page(actor: Actor) -> None:
                         if typed:  # empty: the security's usual port; not a number: refused under it
                             number = ascii_int(typed, 5)
                             config["port"] = typed if number is None else number
-                    data = {
+                    return {
                         "name": name.value or "",
                         "kind": kind.value,
                         "config": config,
                         "secret_id": secret.value,
                     }
-                    # A config problem names `config.url`, `config.host`...: each under its input.
-                    fields = {"name": name, "kind": kind, "secret_id": secret, "url": url, "host": host}
-                    fields |= {"port": port, "security": security, "from": sender, "to": to}
-                    done = await run_action(
-                        lambda: call(notifications.create_channel, current, data),
-                        "Channel added",
-                        fields | {"username": username},
-                    )
-                    if done is not None:
-                        dismiss(dialog)
-                        await update()
 
-                dialog_buttons(dialog, "Add", "channel-submit", submit)
-            dialog.open()
-
-        async def add_rule() -> None:
-            channels = {c.id: c.name for c in await call_all(notifications.list_channels, actor)}
-            scripts_first = await first_choices(script_search(actor))
-            with page_dialog() as dialog, dialog_card("Add a rule"):
-                channel = ui.select(channels, label="Channel").props(
-                    'outlined dense data-testid="rule-channel"'
-                )
-                events = ui.select(
-                    labels.NOTIFY_EVENTS, value=["failure"], multiple=True, label="Events"
-                ).props('outlined dense use-chips data-testid="rule-events"')
-                script = searched_select(
-                    "Script (empty: every script)", "rule-script", scripts_first, clearable=True
-                )
+                edit = EditSave(stored, values(), ("name", "kind", "config", "secret_id"))
 
                 async def submit() -> None:
-                    current = await guard(ADMIN)
-                    if current is None:
-                        return
-                    script_id = script.value or None
-                    data = {
-                        "channel_id": channel.value or 0,
-                        "events": events.value or [],
-                        "script_id": script_id,
-                    }
-                    done = await run_action(
-                        lambda: call(notifications.create_rule, current, RuleIn(**data)),
-                        "Rule added",
-                        {"channel_id": channel, "events": events, "script_id": script},
-                    )
-                    if done is not None:
+                    if await edit.save(
+                        values(),
+                        lambda current, data: call(notifications.create_channel, current, data),
+                        lambda current, data, base: call(
+                            notifications.update_channel, current, stored.id, data, base
+                        ),
+                        "Channel",
+                        fields,
+                    ):
                         dismiss(dialog)
                         await update()
 
-                dialog_buttons(dialog, "Add", "rule-submit", submit)
+                dialog_buttons(dialog, "Add" if stored is None else "Save", "channel-submit", submit)
+            dialog.open()
+
+        async def rule_form(rule_id: int | None = None) -> None:
+            """The rule dialog: empty to add one, filled with rule `rule_id`'s settings to edit it
+            (Save as in `channel_form`)."""
+            current = await guard(ADMIN)
+            if current is None:
+                return
+            stored = None
+            chosen = None
+            if rule_id is not None:
+                stored = await run_action(lambda: call(notifications.get_rule, current, rule_id))
+                if stored is None:
+                    return
+                if stored.script_id is not None:
+                    names = await call(chains.script_names, {stored.script_id})
+                    chosen = (stored.script_id, names.get(stored.script_id, f"script {stored.script_id}"))
+            channels = {c.id: c.name for c in await call_all(notifications.list_channels, current)}
+            scripts_first = await first_choices(script_search(actor))
+            with page_dialog() as dialog, dialog_card("Add a rule" if stored is None else "Edit the rule"):
+                channel = ui.select(
+                    channels, value=stored.channel_id if stored else None, label="Channel"
+                ).props('outlined dense data-testid="rule-channel"')
+                events = ui.select(
+                    labels.NOTIFY_EVENTS,
+                    value=list(stored.events) if stored else ["failure"],
+                    multiple=True,
+                    label="Events",
+                ).props('outlined dense use-chips data-testid="rule-events"')
+                script = searched_select(
+                    "Script (empty: every script)",
+                    "rule-script",
+                    scripts_first,
+                    clearable=True,
+                    chosen=chosen,
+                )
+                fields = {"channel_id": channel, "events": events, "script_id": script}
+
+                def values() -> dict[str, Any]:
+                    return {
+                        "channel_id": channel.value or 0,
+                        "events": events.value or [],
+                        "script_id": script.value or None,
+                    }
+
+                edit = EditSave(stored, values(), ("channel_id", "script_id", "events"))
+
+                async def submit() -> None:
+                    if await edit.save(
+                        values(),
+                        lambda current, data: call(notifications.create_rule, current, RuleIn(**data)),
+                        lambda current, data, base: call(
+                            notifications.update_rule, current, rule_id, data, base
+                        ),
+                        "Rule",
+                        fields,
+                    ):
+                        dismiss(dialog)
+                        await update()
+
+                dialog_buttons(dialog, "Add" if stored is None else "Save", "rule-submit", submit)
             dialog.open()
 
         ui.label("Channels").classes("text-lg font-semibold")
-        ui.button("Add channel", icon="add", on_click=opens_dialog(add_channel)).props(
+        ui.button("Add channel", icon="add", on_click=opens_dialog(channel_form)).props(
             'unelevated data-testid="channel-add"'
         )
         first: Shown = await run_action(lambda: read_page(actor)) or ([], [], ("", []))
@@ -353,7 +442,7 @@ async def notifications_page(actor: Actor) -> None:
             empty=("No channels yet.", "channels-empty"),
         )
         ui.label("Rules").classes("text-lg font-semibold mt-4")
-        ui.button("Add rule", icon="add", on_click=opens_dialog(add_rule)).props(
+        ui.button("Add rule", icon="add", on_click=opens_dialog(rule_form)).props(
             'unelevated data-testid="rule-add"'
         )
         rules_view = Rows(

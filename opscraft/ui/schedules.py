@@ -37,6 +37,7 @@ from opscraft.ui.widgets import (
     opens_dialog,
     page_dialog,
     prose_input,
+    stored_base,
     stored_json_text,
     text_input,
 )
@@ -277,7 +278,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                     if stored is None:
                         return await call(schedules.create, current, script_id, data)
                     # a field saved meanwhile in another tab: 409 under it, not undone (`three_way`)
-                    base = {key: getattr(stored, key) for key in EDITED_AS_STORED}
+                    base = stored_base(stored, EDITED_AS_STORED)
                     return await call(
                         schedules.update_schedule, current, stored.id, data, script_id, base=base
                     )

@@ -32,6 +32,7 @@ from opscraft.ui.widgets import (
     page_dialog,
     prose_input,
     shown_once,
+    stored_base,
     stored_json_text,
     stored_note,
     text_input,
@@ -201,7 +202,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                     if hook is None:
                         return await call(webhooks.create, current, script_id, data)
                     # a field saved meanwhile in another tab: 409 under it, not undone (`three_way`)
-                    base = {key: getattr(hook, key) for key in ("name", "mapping", "parameters", "secret_id")}
+                    base = stored_base(hook, ("name", "mapping", "parameters", "secret_id"))
                     return await call(webhooks.update_webhook, current, hook.id, data, script_id, base=base)
 
                 done = "Webhook added" if hook is None else "Webhook saved"

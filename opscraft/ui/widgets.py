@@ -391,6 +391,13 @@ def changed(values: Mapping[str, Any], loaded: Mapping[str, Any] | None) -> dict
     return {key: value for key, value in values.items() if value != loaded.get(key)}
 
 
+def stored_base(row: object, keys: Sequence[str]) -> dict[str, Any]:
+    """The `base` of an edit dialog's save (`partial.three_way`): `row`'s `keys` as stored when
+    the dialog was opened from it. Held on the server (the UI runs in it), never sent to the
+    browser: a field saved meanwhile in another tab or through the API is then a 409 naming it."""
+    return {key: getattr(row, key) for key in keys}
+
+
 def changed_with_boxes(
     values: Mapping[str, Any], loaded: Mapping[str, Any] | None, boxes: tuple[str, ...]
 ) -> dict[str, Any]:
