@@ -96,6 +96,26 @@ def test_a_channel_changed_meanwhile_is_not_overwritten_by_its_edit_dialog(
     )
 
 
+def test_a_webhook_url_changed_meanwhile_on_the_same_host_is_not_overwritten(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The URL shows masked (`https://hooks.example/…`), the same for every URL of that host: the
+    dialog's base holds the sealed URL's fingerprint, so a URL saved meanwhile is still caught."""
+    admin = tokens["admin"]
+    body = {"name": "hook-ops", "kind": "webhook", "config": {"url": "https://hooks.example/t/one"}}
+    channel = api(server, "POST", "/notifications/channels", admin, json=body)
+    path = f"/notifications/channels/{channel['id']}"
+    signed_in(page, server, "admin", "/notifications")
+    page.get_by_test_id("channel-edit-hook-ops").click()
+    assert page.get_by_test_id("channel-url").input_value() == "https://hooks.example/…"
+    moved = api(server, "PUT", path, admin, json={"config": {"url": "https://hooks.example/t/two"}})
+    page.get_by_test_id("channel-url").fill("https://hooks.example/t/three")
+    page.get_by_test_id("channel-submit").click()
+    expect(_messages(page, "channel-url")).to_contain_text(STALE, ignore_case=True)
+    assert api(server, "GET", path, admin)["url_fingerprint"] == moved["url_fingerprint"]
+    assert page.get_by_test_id("channel-url").input_value() == "https://hooks.example/t/three"
+
+
 def test_a_rule_changed_meanwhile_is_not_overwritten_by_its_edit_dialog(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from opscraft.api.deps import NO_BODY, CurrentActor, Session, permitted
 from opscraft.api.schemas import AUTHED, CheckedByService, IdPath, IdQuery, Limit, Page, Skip, error_responses
@@ -40,6 +40,10 @@ class ChannelOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     stored_problem: StoredProblem
+    url_fingerprint: str | None = Field(
+        description="A webhook channel's mark of its sealed URL (nothing of the URL itself; another "
+        "at each save of the URL): an edit's `base.url_fingerprint`. null for other kinds."
+    )
 
     @classmethod
     def of(cls, c: NotificationChannel) -> ChannelOut:
@@ -55,6 +59,7 @@ class ChannelOut(BaseModel):
             created_at=c.created_at,
             updated_at=c.updated_at,
             stored_problem=stored_shapes.note(c),
+            url_fingerprint=notifications.url_fingerprint(c),
         )
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -126,14 +127,44 @@ class ChannelIn(Body):
 
 class ChannelBase(Body):
     """What a channel held when an edit started (`ChannelChanges.base`), as `GET` returned it: a
-    webhook channel's `config.url` in its masked form (`masked_url`), so its sealed URL has no
-    base of its own (one changed meanwhile to another of the same host compares equal)."""
+    webhook channel's `config.url` in its masked form (`masked_url`), and its `url_fingerprint`
+    (`url_fingerprint`), which stands for the sealed URL itself: one changed meanwhile to another
+    of the same host has the same masked form, not the same fingerprint (`_url_kept_meanwhile`)."""
 
     name: Text = ""
     kind: Text = ""
     config: BaseObject = Field(default_factory=dict)
     secret_id: int | None = None
     enabled: bool = True
+    url_fingerprint: Text | None = None
+
+
+def url_fingerprint(channel: NotificationChannel) -> str | None:
+    """An opaque mark of a webhook channel's sealed URL as it is sealed now (16 hex digits of the
+    SHA-256 of its nonce and ciphertext), None when none is sealed. It tells nothing of the URL
+    (the ciphertext is the vault's; the nonce is random) and changes each time the URL is sealed:
+    a URL saved again, even the same, or sealed anew by a key rotation (`keyring`), has another.
+    `GET` shows it so that an edit's `base` can stand for the URL, whose masked form hides its
+    path and query."""
+    if channel.url_ciphertext is None or channel.url_nonce is None:
+        return None
+    return hashlib.sha256(channel.url_nonce + channel.url_ciphertext).hexdigest()[:16]
+
+
+def _url_kept_meanwhile(channel: NotificationChannel, data: Any, base: Mapping[str, Any]) -> None:
+    """`Conflict` (409 naming `config.url`) when `data` (a `PUT` body, after `three_way`) gives a
+    webhook URL other than the stored one (its masked form, sent back, keeps it) while the sealed
+    URL is no longer the one `base`'s `url_fingerprint` marks: someone saved another meanwhile,
+    perhaps of the same host, which the masked `config` of `base` cannot tell. Nothing when `base`
+    has no `url_fingerprint` (the last write wins, as without `base`)."""
+    config = data.get("config") if isinstance(data, Mapping) else None
+    if "url_fingerprint" not in base or not isinstance(config, Mapping):
+        return
+    if config.get("url") == channel.config.get("url") or url_fingerprint(channel) == base["url_fingerprint"]:
+        return
+    message = "changed by someone else since your edit started: reload to see it, then apply yours again"
+    details = [{"field": "config.url", "message": message}]
+    raise Conflict(f"config.url of the channel: {message}", details=details)
 
 
 class ChannelChanges(ChannelIn):
@@ -144,8 +175,9 @@ class ChannelChanges(ChannelIn):
 
     base: ChannelBase | None = Field(
         default=None,
-        description=f"{BASE_DESCRIPTION} A webhook's `config.url` compares as GET shows it, masked: "
-        "the sealed URL itself has no base.",
+        description=f"{BASE_DESCRIPTION} A webhook's `config.url` compares as GET shows it, masked; "
+        "`url_fingerprint` (GET's) stands for the sealed URL: a new URL sent while another was "
+        "saved meanwhile, even of the same host, is a 409 naming `config.url`.",
         examples=[{"enabled": True}],
     )
 
@@ -470,13 +502,15 @@ async def update_channel(
     (`partial.unchanged`) writes nothing and is not audited; a URL sent again is a change (it is
     sealed anew). `base` (field -> value when the edit started; else the body's:
     `partial.split_base`): a field changed meanwhile is a `Conflict` (409 naming it, nothing
-    written: `partial.three_way`)."""
+    written: `partial.three_way`), and so is a new webhook URL when the sealed one changed since
+    `base`'s `url_fingerprint` (`_url_kept_meanwhile`)."""
     channel = await get_channel(session, actor, channel_id)
     data, base = split_base(ChannelChanges, data, base)
     if base is not None:
         if base.get("config") == shown_config(channel):  # as GET showed it: a login in its host hidden
             base = {**base, "config": channel.config}
         data = three_way(channel, data, base, "the channel")
+        _url_kept_meanwhile(channel, data, base)
     # The masked URL of the sealed one, sent back unchanged (a form, a PUT of what GET gave): kept
     kept = channel.config.get("url") if channel.url_ciphertext is not None else None
     checked = _checked_channel(over_stored(ChannelIn, data, channel), kept)

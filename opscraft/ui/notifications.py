@@ -77,16 +77,17 @@ def _describe(channel: NotificationChannel) -> str:
 
 
 class EditSave:
-    """The Save of a channel's or rule's dialog: a new row (`stored` None) gets every value; a
+    """The Save of a channel's or rule's dialog: a new row (`base` None) gets every value; a
     stored one only those changed in the dialog (`widgets.changed` against `loaded`, what the
-    dialog showed when opened), with `base`, the row's `keys` as stored when it was opened
-    (`widgets.stored_base`, held here on the server). A field someone changed meanwhile is then
+    dialog showed when opened), with `base`, the row as stored when the dialog was opened
+    (`widgets.stored_base`; a webhook channel's sealed URL as its `url_fingerprint`): held here
+    on the server, never sent to the browser. A field someone changed meanwhile is then
     refused (409 naming it, `partial.three_way`) and said under its field or in a notice, the
     dialog left open with what was typed; a field changed elsewhere and not here is kept."""
 
-    def __init__(self, stored: Any, loaded: dict[str, Any], keys: tuple[str, ...]) -> None:
-        self.loaded = loaded if stored is not None else None
-        self.base = stored_base(stored, keys) if stored is not None else None
+    def __init__(self, base: dict[str, Any] | None, loaded: dict[str, Any]) -> None:
+        self.loaded = loaded if base is not None else None
+        self.base = base
 
     async def save(
         self,
@@ -350,7 +351,11 @@ async def notifications_page(actor: Actor) -> None:
                         "secret_id": secret.value,
                     }
 
-                edit = EditSave(stored, values(), ("name", "kind", "config", "secret_id"))
+                base = None
+                if stored is not None:  # its sealed URL stands in it as its fingerprint
+                    base = stored_base(stored, ("name", "kind", "config", "secret_id"))
+                    base["url_fingerprint"] = notifications.url_fingerprint(stored)
+                edit = EditSave(base, values())
 
                 async def submit() -> None:
                     if await edit.save(
@@ -411,7 +416,8 @@ async def notifications_page(actor: Actor) -> None:
                         "script_id": script.value or None,
                     }
 
-                edit = EditSave(stored, values(), ("channel_id", "script_id", "events"))
+                base = None if stored is None else stored_base(stored, ("channel_id", "script_id", "events"))
+                edit = EditSave(base, values())
 
                 async def submit() -> None:
                     if await edit.save(

@@ -155,3 +155,36 @@ async def test_a_paused_schedule_sent_disabled_as_it_started_stays_paused(
     await pause()
     saved = await put(client, admin, url, {"cron": "0 5 * * *", "base": {"cron": "0 4 * * *"}})
     assert (saved["enabled"], saved["paused_reason"]) == (True, None), "left out: resumed"
+
+
+async def test_a_webhook_url_changed_meanwhile_on_the_same_host_is_caught_by_its_fingerprint(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """A webhook channel's `config.url` is shown masked (`https://hooks.example/…`): a URL changed
+    meanwhile to another of the same host compared equal, and a second edit's new URL silently
+    replaced it. `url_fingerprint` (GET's) stands for the sealed URL in a `base`: a new URL sent
+    while it moved is a 409 naming `config.url`, nothing written; it tells nothing of the URL."""
+    channels = "/api/v1/notifications/channels"
+    body = {"name": "sealed", "kind": "webhook", "config": {"url": "https://hooks.example/t/first-token"}}
+    started = await post(client, admin, channels, body)
+    url = f"{channels}/{started['id']}"
+    base = {"config": started["config"], "url_fingerprint": started["url_fingerprint"]}
+    assert started["url_fingerprint"] and "first-token" not in started["url_fingerprint"]
+    # Someone moves it to another URL of the same host: its masked form stays, not its fingerprint.
+    moved = await put(client, admin, url, {"config": {"url": "https://hooks.example/t/second-token"}})
+    assert moved["config"] == started["config"] and moved["url_fingerprint"] != started["url_fingerprint"]
+    events = await audited(client, admin, "notification_channel.update")
+    third = {"config": {"url": "https://hooks.example/t/third-token"}, "base": base}
+    r = await client.put(url, json=third, headers=admin.headers)
+    assert r.status_code == 409 and [e["field"] for e in r.json()["errors"]] == ["config.url"], r.text
+    assert await shown(client, admin, url) == moved, "nothing written"
+    assert await audited(client, admin, "notification_channel.update") == events
+    # The masked URL sent back keeps the stored one: no conflict; so does a base without it
+    # (last write wins, as before), and an edit from the current fingerprint saves.
+    kept = await put(client, admin, url, {"config": moved["config"], "name": "kept", "base": base})
+    assert (kept["name"], kept["url_fingerprint"]) == ("kept", moved["url_fingerprint"])
+    fresh = {**base, "url_fingerprint": moved["url_fingerprint"]}
+    saved = await put(client, admin, url, {**third, "base": fresh})
+    assert saved["url_fingerprint"] not in (started["url_fingerprint"], moved["url_fingerprint"])
+    last = await put(client, admin, url, {**third, "base": {"config": base["config"]}})
+    assert last["url_fingerprint"] != saved["url_fingerprint"], "sealed anew: last write wins"
