@@ -24,6 +24,12 @@ STALE = "changed by someone else since your edit started"
 MAIL = {"host": "smtp.example.com", "from": "ops@example.com", "to": ["oncall@example.com"]}
 
 
+def _mail_channel(server: LiveServer, admin: dict[str, str], name: str) -> dict[str, Any]:
+    """A new email channel `name` (`MAIL`), as the API answers it."""
+    body = {"name": name, "kind": "email", "config": MAIL}
+    return dict(api(server, "POST", "/notifications/channels", admin, json=body))
+
+
 def _messages(page: Any, testid: str) -> Any:
     """What is said under the dialog's input `testid`."""
     return page.locator(".q-field", has=page.get_by_test_id(testid)).locator(".q-field__messages")
@@ -53,8 +59,7 @@ def test_a_channel_changed_meanwhile_is_not_overwritten_by_its_edit_dialog(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
     admin = tokens["admin"]
-    body = {"name": "mail-ops", "kind": "email", "config": MAIL}
-    channel = api(server, "POST", "/notifications/channels", admin, json=body)
+    channel = _mail_channel(server, admin, "mail-ops")
     path = f"/notifications/channels/{channel['id']}"
     signed_in(page, server, "admin", "/notifications")
     page.get_by_test_id("channel-edit-mail-ops").click()
@@ -120,8 +125,7 @@ def test_a_rule_changed_meanwhile_is_not_overwritten_by_its_edit_dialog(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
     admin = tokens["admin"]
-    body = {"name": "mail-rules", "kind": "email", "config": MAIL}
-    channel = api(server, "POST", "/notifications/channels", admin, json=body)
+    channel = _mail_channel(server, admin, "mail-rules")
     rule = api(
         server,
         "POST",
