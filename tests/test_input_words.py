@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from opscraft.services.input_words import EMPTY_MESSAGE, STOCK_PHRASES
+from opscraft.services.input_words import EMPTY_MESSAGE, STOCK_PHRASES, worded
 from tests.conftest import LoggedIn
 
 LONG = "x" * 10_000
@@ -101,3 +101,19 @@ async def test_same_fault_same_words(
     r = await client.post(path, json=body, headers=admin.headers)
     assert r.status_code == 422, r.text
     assert {"field": field, "message": message} in r.json()["errors"], r.json()
+
+
+@pytest.mark.parametrize(
+    ("ctx", "message"),
+    [
+        ({"min_length": 1, "actual_length": 0}, "must have at least 1 item, not 0"),
+        ({"min_length": 2, "actual_length": 1}, "must have at least 2 items, not 1"),
+        ({"max_length": 1, "actual_length": 3}, "must have at most 1 item, not 3"),
+        ({"max_length": 50, "actual_length": 60}, "must have at most 50 items, not 60"),
+    ],
+)
+def test_a_count_of_items_is_said_in_the_singular_for_one(ctx: dict[str, int], message: str) -> None:
+    """Field report (h3): `POST /api/v1/notifications/rules` with `"events": []` answered
+    "events: must have at least 1 items, not 0"."""
+    err = {"type": "too_short" if "min_length" in ctx else "too_long", "msg": "List should have", "ctx": ctx}
+    assert worded(err) == message
