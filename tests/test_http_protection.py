@@ -366,6 +366,24 @@ async def test_curl_d_without_a_json_header_is_told_which_header_to_send(
     assert r.status_code == 200, "no body: no type to check"
 
 
+@pytest.mark.parametrize("content_type", [None, ""])
+async def test_a_body_without_a_content_type_is_read_as_json(
+    client: httpx.AsyncClient, operator: LoggedIn, content_type: str | None
+) -> None:
+    """Field report (h3): a JSON body sent without a Content-Type (`curl --data-binary ... -H
+    'Content-Type:'`, a client library's raw `data=`) answered 422 "body: must be a JSON object (it
+    is a JSON object)": FastAPI's `strict_content_type` read it as bytes, while the request limits
+    checked it as JSON. It is read as JSON, with the same checks."""
+    headers = {**operator.headers} | ({} if content_type is None else {"Content-Type": content_type})
+    body = b'{"name": "s", "script_type": "bash", "content": "echo\\n"}'
+    r = await client.post("/api/v1/scripts", content=body, headers=headers)
+    assert r.status_code == 201 and r.json()["name"] == "s", r.text
+    r = await client.put(f"/api/v1/scripts/{r.json()['id']}", content=b'{"description": 5}', headers=headers)
+    assert r.status_code == 422, r.text
+    message = "must be text, a JSON string (it is a number)"
+    assert r.json()["errors"] == [{"field": "description", "message": message}]
+
+
 @pytest.mark.parametrize("encoding", ["gzip", "br", "deflate", "GZIP ", "x-custom"])
 async def test_an_encoded_body_is_415_naming_the_header_and_nothing_is_written(
     client: httpx.AsyncClient, operator: LoggedIn, encoding: str

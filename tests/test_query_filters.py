@@ -320,3 +320,36 @@ async def test_a_query_parameter_the_route_does_not_take_or_sent_twice_is_422(
     assert (await client.get("/api/v1/health?_=1700000000")).status_code == 200, (
         "a probe's own parameters pass"
     )
+
+
+@IN_MODULE_LOOP
+async def test_a_true_or_false_query_parameter_holding_other_text_is_422_in_the_projects_words(
+    reader: Reader,
+) -> None:
+    """Field report (h3): `GET /api/v1/tokens?all=maybe` and `GET /api/v1/approvals?ended=maybe`
+    answered 422 "Input should be a valid boolean, unable to interpret input", pydantic's words
+    naming no value it reads, where every body's true/false field says "must be true or false".
+    Every boolean query parameter of the API (found in `/openapi.json`, so a new one is covered)
+    is sent `maybe`; the path's ids are unknown, so nothing can be deleted (`?force=`)."""
+    client, admin = reader.client, await reader.person(Role.admin)
+    spec = (await client.get("/openapi.json")).json()
+    sent = []
+    for path, methods in spec["paths"].items():
+        for method, op in methods.items():
+            for param in op.get("parameters", []):
+                if param["in"] != "query" or param["schema"].get("type") != "boolean":
+                    continue
+                url = path.replace("{", "").replace("}", "")
+                url = "/".join("999999" if part.endswith("_id") else part for part in url.split("/"))
+                r = await client.request(
+                    method.upper(), url, params={param["name"]: "maybe"}, headers=admin.headers
+                )
+                assert r.status_code == 422, (method, url, r.text)
+                message = "must be true or false (1 or 0, yes or no, on or off are read so too)"
+                assert r.json()["errors"] == [{"field": param["name"], "message": message}], (method, url)
+                sent.append((method, path, param["name"]))
+    assert {(p, n) for _, p, n in sent} >= {
+        ("/api/v1/tokens", "all"),
+        ("/api/v1/approvals", "ended"),
+        ("/api/v1/secrets/{secret_id}", "force"),
+    }, sent

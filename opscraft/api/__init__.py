@@ -72,6 +72,10 @@ EXPOSED_HEADERS = ["Retry-After", "WWW-Authenticate", "Accept-Encoding", "Allow"
 def install_api(app: FastAPI, settings: Settings) -> None:
     """Add the API's routers, error handlers and middleware to `app` (NiceGUI's or a bare FastAPI)."""
     for router in ROUTERS:
+        # A body without a Content-Type is JSON, as `RequestLimitsMiddleware` checks it: FastAPI's
+        # default (`strict_content_type`, against CSRF by cookie) read it as bytes, so it was told
+        # "body: must be a JSON object (it is a JSON object)". The API takes bearer tokens only.
+        router.strict_content_type = False
         app.include_router(router, responses=error_responses(*REQUEST_CHECKS), dependencies=[QUERY_CHECK])
     install_error_handlers(app, ROUTERS)
     app.add_middleware(EmptyQueryMiddleware)  # inside `HeadAsGetMiddleware`: sees a HEAD as its GET

@@ -4,8 +4,6 @@ plans: `/api/v1/executions/{id}/terraform/plan` (read) and `.../apply` (apply ex
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from datetime import datetime
 from typing import Annotated, Literal
@@ -70,22 +68,10 @@ LOCK_BODY = {
 }
 
 
-def _basic(request: Request) -> tuple[str | None, str | None]:
-    header = request.headers.get("authorization", "")
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None, None
-    try:
-        user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return None, None
-    return user, password
-
-
 async def _run(
     request: Request, session: Session, script_id: int, workspace: str, *, write: bool = False
 ) -> Execution:
-    user, password = _basic(request)
+    user, password = terraform_state.basic_credentials(request.headers.get("authorization"))
     return await terraform_state.authenticate_run(session, script_id, workspace, user, password, write=write)
 
 

@@ -118,9 +118,15 @@ def scalar_problem(annotation: Any, value: Any) -> str | None:
     declares (`BOOL_EXPECTED`, `INT_EXPECTED`, `NUMBER_EXPECTED`, each with what `value` is, or
     `_time_problem`'s words), or None when
     it is, or when the type is none of those (other types are left to Pydantic). `None` is
-    refused only for a boolean that cannot be null (`NULL_BOOL_MESSAGE`)."""
+    refused for a boolean that cannot be null (`NULL_BOOL_MESSAGE`), and for a whole number, a
+    number or a date and time that cannot be null, with what it is (`must be a whole number (it
+    is null)`: Pydantic said "Input should be a valid integer" of `{"script_id": null}`)."""
     if value is None:
-        return NULL_BOOL_MESSAGE if _bare(annotation) is bool else None
+        bare = _bare(annotation)
+        if bare is bool:
+            return NULL_BOOL_MESSAGE
+        expected = {int: INT_EXPECTED, float: NUMBER_EXPECTED, datetime: DATETIME_EXPECTED}.get(bare)
+        return None if expected is None else _wrong(expected, None)
     origin = get_origin(annotation)
     if origin is Annotated:
         inner, *metadata = get_args(annotation)

@@ -19,6 +19,9 @@ EMPTY_MESSAGE = "must not be empty or only spaces"
 REQUIRED_MESSAGE = "is required: this field is missing"
 DATETIME_TEXT_MESSAGE = "must be an ISO 8601 date and time, e.g. 2030-01-31T12:00:00Z"
 UNKNOWN_FIELD_MESSAGE = "is not a field of this form: remove it (Extra inputs are not permitted)"
+# A true/false query parameter (`?all=`, `?ended=`, `?force=`) holding other text: pydantic's
+# "Input should be a valid boolean, unable to interpret input" named no value it reads.
+BOOL_TEXT_MESSAGE = "must be true or false (1 or 0, yes or no, on or off are read so too)"
 
 
 def _length(value: Any) -> str:
@@ -39,8 +42,13 @@ def _too_long(err: Mapping[str, Any], ctx: Mapping[str, Any]) -> str:
 def _items(err: Mapping[str, Any], ctx: Mapping[str, Any]) -> str:
     actual = ctx.get("actual_length", _length(err.get("input")))
     if "max_length" in ctx:
-        return f"must have at most {int(ctx['max_length'])} items, not {actual}"
-    return f"must have at least {int(ctx.get('min_length', 1))} items, not {actual}"
+        return f"must have at most {_count(int(ctx['max_length']))}, not {actual}"
+    return f"must have at least {_count(int(ctx.get('min_length', 1)))}, not {actual}"
+
+
+def _count(items: int) -> str:
+    """`1 item`, `5 items`: "must have at least 1 items" read wrong."""
+    return f"{items} item" if items == 1 else f"{items} items"
 
 
 def _fixed(message: str) -> Callable[[Mapping[str, Any], Mapping[str, Any]], str]:
@@ -54,6 +62,7 @@ _WORDS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], str]] = {
     "too_short": _items,
     "too_long": _items,
     "extra_forbidden": _fixed(UNKNOWN_FIELD_MESSAGE),
+    "bool_parsing": _fixed(BOOL_TEXT_MESSAGE),
     "datetime_parsing": _fixed(DATETIME_TEXT_MESSAGE),
     "datetime_from_date_parsing": _fixed(DATETIME_TEXT_MESSAGE),
     "greater_than_equal": lambda _e, ctx: f"must be at least {ctx['ge']}",

@@ -359,7 +359,7 @@ def _clean_config(
         unknown = set(config) - {"host", "port", "security", "from", "to", "username"}
         clean = _clean_email_config(config, has_secret, problems)
     if unknown:
-        problems.add("config", f"unknown keys for a {kind.value} channel: {', '.join(sorted(unknown))}")
+        problems.add("config", f"unknown keys for {kind.value} channels: {', '.join(sorted(unknown))}")
     return clean, url
 
 

@@ -15,6 +15,8 @@ ever changed or dropped.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import math
@@ -87,6 +89,35 @@ def _workspace(workspace: str) -> str:
     return workspace
 
 
+REQUIRED = "run credentials required (TF_HTTP_USERNAME / TF_HTTP_PASSWORD)"
+
+
+def basic_credentials(header: str | None) -> tuple[str | None, str | None]:
+    """(user name, password) of an `Authorization: Basic` header (RFC 7617: base64 of
+    `user:password` in UTF-8), or (None, None) when no header was sent (`authenticate_run` says
+    they are required). `Unauthorized` naming what to fix when one was sent in another form:
+    another scheme (`Bearer`: a user's token never opens a state), or Basic credentials that are
+    not base64 of UTF-8 text; never repeating the header. Those were told "run credentials
+    required", as if nothing had been sent."""
+    if header is None or not header.strip():
+        return None, None
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        raise Unauthorized(
+            "run credentials go as HTTP Basic (Authorization: Basic <base64 of "
+            "TF_HTTP_USERNAME:TF_HTTP_PASSWORD>), not another scheme: a user's token never opens "
+            "a Terraform state"
+        )
+    try:
+        user, _, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized(
+            "run credentials must be HTTP Basic: base64 of TF_HTTP_USERNAME:TF_HTTP_PASSWORD "
+            "in UTF-8 (RFC 7617)"
+        ) from None
+    return user, password
+
+
 async def authenticate_run(
     session: AsyncSession,
     script_id: int,
@@ -108,7 +139,7 @@ async def authenticate_run(
     execution_id = terraform_backend.execution_of(username or "")
     settings = runtime.current().settings
     if not username and not password:
-        raise Unauthorized("run credentials required (TF_HTTP_USERNAME / TF_HTTP_PASSWORD)")
+        raise Unauthorized(REQUIRED)
     if execution_id is None or not password or not settings.secret_key:
         # credentials were sent: "required" sent the caller looking for a missing setting
         raise Unauthorized(

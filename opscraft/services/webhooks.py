@@ -381,13 +381,28 @@ class Call:
 
 def _signed_at(call: Call) -> tuple[str, int]:
     """(the call's signature in lower-case hex, its timestamp in Unix seconds) when it carries
-    both headers and the timestamp is in the window; `Unauthorized` otherwise. Checked before
-    the key is decrypted: a call without them never reaches the vault."""
-    signature = call.headers.get(SIGNATURE_HEADER, "")
-    seconds = ascii_int(call.headers.get(TIMESTAMP_HEADER, ""), MAX_TIMESTAMP_DIGITS)
-    if not signature.startswith("sha256=") or seconds is None:
+    both headers in their form and the timestamp is in the window; `Unauthorized` otherwise,
+    naming the header to fix (never repeating its value). Checked before the key is decrypted:
+    a call without them never reaches the vault. A call that sent both headers, one of them
+    malformed, was told "signature required", as if it had sent none."""
+    signature = call.headers.get(SIGNATURE_HEADER)
+    stamp = call.headers.get(TIMESTAMP_HEADER)
+    if signature is None and stamp is None:
         raise Unauthorized(
             f"signature required: send {TIMESTAMP_HEADER} (Unix seconds) and {SIGNATURE_HEADER}: sha256=<hex>"
+        )
+    if stamp is None:
+        raise Unauthorized(f"{TIMESTAMP_HEADER} is missing: send the Unix seconds the signature was made at")
+    seconds = ascii_int(stamp, MAX_TIMESTAMP_DIGITS)
+    if seconds is None:
+        raise Unauthorized(
+            f"{TIMESTAMP_HEADER} must be Unix seconds, 1 to {MAX_TIMESTAMP_DIGITS} ASCII digits "
+            "(no sign, fraction or exponent), e.g. 1767225600"
+        )
+    if signature is None or not signature.startswith("sha256="):
+        raise Unauthorized(
+            f'{SIGNATURE_HEADER} must be sha256=<hex HMAC-SHA256 of "<timestamp>." + the body>'
+            + (": it is missing" if signature is None else "")
         )
     if abs(time.time() - seconds) > SIGNATURE_WINDOW:
         raise Unauthorized(f"timestamp outside the {SIGNATURE_WINDOW} s window: sign the call again")

@@ -133,6 +133,11 @@ async def test_channel_validation(client: httpx.AsyncClient, admin: LoggedIn, op
     fields = [e["field"] for e in r.json()["errors"]]
     expected = ["name", "config.host", "config.security", "config.to", "secret_id", "config.from"]
     assert fields == expected, r.text
+    # A key of another kind is named with the kind (h3: it said "for a email channel")
+    config = {"host": "h", "from": "a@b.io", "to": "c@d.io", "url": "http://h"}
+    r = await client.post(url, json={"name": "e", "kind": "email", "config": config}, headers=admin.headers)
+    unknown = {"field": "config", "message": "unknown keys for email channels: url"}
+    assert r.json()["errors"] == [unknown], r.text
     # Which recipient is wrong, and why; a repeated one is kept once.
     config = {"host": "h", "from": "a@b.io", "to": ["c@d.io", "ops@example.com", "bob@", "x"]}
     r = await client.post(url, json={"name": "e", "kind": "email", "config": config}, headers=admin.headers)

@@ -330,6 +330,50 @@ async def test_signature_and_replay_window(client: httpx.AsyncClient, admin: Log
     assert r.json()["last_used_at"] is not None, r.text
 
 
+STAMP_FORM = (
+    "x-opscraft-timestamp must be Unix seconds, 1 to 12 ASCII digits (no sign, fraction or exponent), "
+    "e.g. 1767225600"
+)
+SIGNATURE_FORM = 'x-opscraft-signature must be sha256=<hex HMAC-SHA256 of "<timestamp>." + the body>'
+
+
+@pytest.mark.parametrize(
+    ("change", "detail"),
+    [
+        ({"X-OpsCraft-Timestamp": "99999999999999999999999"}, STAMP_FORM),
+        ({"X-OpsCraft-Timestamp": "-1"}, STAMP_FORM),
+        ({"X-OpsCraft-Timestamp": "1.7e9"}, STAMP_FORM),
+        ({"X-OpsCraft-Timestamp": ""}, STAMP_FORM),
+        (
+            {"X-OpsCraft-Timestamp": None},
+            "x-opscraft-timestamp is missing: send the Unix seconds the signature was made at",
+        ),
+        ({"X-OpsCraft-Signature": "md5=00"}, SIGNATURE_FORM),
+        ({"X-OpsCraft-Signature": None}, SIGNATURE_FORM + ": it is missing"),
+    ],
+)
+async def test_a_malformed_signature_header_is_named(
+    client: httpx.AsyncClient, admin: LoggedIn, change: dict[str, str | None], detail: str
+) -> None:
+    """Field report (h3): a signed call whose timestamp was `99999999999999999999999`, `-1` or
+    `1.7e9`, or whose signature was `md5=00`, answered 401 "signature required: send
+    x-opscraft-timestamp (Unix seconds) and x-opscraft-signature: sha256=<hex>", as if it had
+    sent no signature: the 401 now names the header to fix, and the key is never decrypted."""
+    r = await client.post("/api/v1/secrets", json={"name": "HOOK_KEY", "value": "k3y"}, headers=admin.headers)
+    key_id = r.json()["id"]
+    _, hook = await setup_hook(client, admin, secret_id=key_id)
+    body = orjson.dumps({"ref": "main"})
+    headers = {k: v for k, v in (signed("k3y", body) | change).items() if v is not None}
+    r = await client.post(hook["url_path"], content=body, headers=headers)
+    assert r.status_code == 401 and r.json()["detail"] == detail, r.text
+    assert [e.details.get("reason") for e in await audit_calls()] == [detail]
+    r = await client.get(f"/api/v1/secrets/{key_id}/audit-logs", headers=admin.headers)
+    assert [e for e in r.json()["items"] if e["action"] == "secret.use"] == []
+    # Neither header still says what a signed call needs
+    r = await client.post(hook["url_path"], content=body)
+    assert r.status_code == 401 and r.json()["detail"].startswith("signature required: send"), r.text
+
+
 async def test_a_signature_in_upper_case_hex_is_accepted_once(
     client: httpx.AsyncClient, admin: LoggedIn
 ) -> None:

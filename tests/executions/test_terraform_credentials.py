@@ -90,6 +90,38 @@ async def test_odd_run_user_names_are_refused(
     assert r.json()["detail"].startswith("wrong run credentials: send the TF_HTTP_USERNAME"), r.text
 
 
+OTHER_SCHEME = (
+    "run credentials go as HTTP Basic (Authorization: Basic <base64 of TF_HTTP_USERNAME:TF_HTTP_PASSWORD>), "
+    "not another scheme: a user's token never opens a Terraform state"
+)
+NOT_BASE64 = (
+    "run credentials must be HTTP Basic: base64 of TF_HTTP_USERNAME:TF_HTTP_PASSWORD in UTF-8 (RFC 7617)"
+)
+
+
+@pytest.mark.parametrize(
+    ("authorization", "detail"),
+    [
+        ("Bearer ocp_x", OTHER_SCHEME),
+        ("Token abc", OTHER_SCHEME),
+        ("Basic garbage!", NOT_BASE64),
+        ("Basic " + base64.b64encode(b"\xff\xfe:pw").decode(), NOT_BASE64),
+        (None, "run credentials required (TF_HTTP_USERNAME / TF_HTTP_PASSWORD)"),
+    ],
+)
+async def test_credentials_in_another_form_are_named(
+    client: httpx.AsyncClient, operator: LoggedIn, authorization: str | None, detail: str
+) -> None:
+    """Field report (h3): `Authorization: Bearer ...` (a user's token), or Basic credentials that
+    are not base64 of UTF-8 text, answered 401 "run credentials required", as if none had been
+    sent; the 401 now says which form the credentials take, never repeating the header."""
+    script_id = await make_script(client, operator, TF, script_type="terraform")
+    headers = {} if authorization is None else {"Authorization": authorization}
+    r = await client.get(_url(script_id), headers=headers)
+    assert r.status_code == 401 and r.json()["detail"] == detail, r.text
+    assert "garbage" not in r.text and "ocp_x" not in r.text
+
+
 @pytest.mark.parametrize("password", ["é" * 64, "\u00ff", "\uff46" * 64])
 async def test_a_non_ascii_password_is_wrong_credentials(
     client: httpx.AsyncClient, operator: LoggedIn, password: str
