@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui_journey import api, create_script, journey_server, journey_tokens, log_in, wait_connected
+from tests.ui_journey import (
+    api,
+    create_script,
+    journey_server,
+    journey_tokens,
+    log_in,
+    reload_keeping,
+    wait_connected,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -20,15 +28,6 @@ tokens = journey_tokens()
 # Whether a NiceGUI element of the page (shown or not) still holds `value` in its props.
 HELD_JS = """(value) => Object.values(mounted_app.elements).some(
     (element) => element && element.props && Object.values(element.props).includes(value))"""
-
-
-def _reload_keeping(page: Any, key: str, typed: str) -> None:
-    """Reload once the tab's draft `key` holds `typed` (the capture runs on each input)."""
-    page.wait_for_function(
-        "([k, typed]) => (sessionStorage.getItem('oc-draft:' + k) || '').includes(typed)", arg=[key, typed]
-    )
-    page.reload()
-    wait_connected(page)
 
 
 def _script(server: LiveServer, admin: dict[str, str], name: str) -> int:
@@ -47,7 +46,7 @@ def test_a_new_schedule_typed_before_a_reload_comes_back_and_is_gone_once_added(
     page.get_by_test_id("schedule-add").click()
     page.get_by_test_id("schedule-name").fill("nightly-backup")
     page.get_by_test_id("schedule-cron").fill("15 2 * * *")
-    _reload_keeping(page, f"schedule:{script_id}:new", "nightly-backup")
+    reload_keeping(page, f"schedule:{script_id}:new", "nightly-backup")
     page.get_by_test_id("draft-restored").wait_for()
     assert page.get_by_test_id("schedule-name").input_value() == "nightly-backup"
     assert page.get_by_test_id("schedule-cron").input_value() == "15 2 * * *"
@@ -70,7 +69,7 @@ def test_a_webhook_edit_typed_before_a_reload_comes_back_and_cancel_forgets_it(
     log_in(page, server, "operator", then=f"/scripts/{script_id}?tab=webhooks")
     page.get_by_test_id(f"webhook-edit-{hook_id}").click()
     page.get_by_test_id("webhook-name").fill("github-main")
-    _reload_keeping(page, f"webhook:{script_id}:{hook_id}", "github-main")
+    reload_keeping(page, f"webhook:{script_id}:{hook_id}", "github-main")
     page.get_by_test_id("draft-restored").wait_for()
     assert page.get_by_test_id("webhook-name").input_value() == "github-main"
     page.get_by_role("button", name="Cancel").click()
@@ -90,7 +89,7 @@ def test_a_then_run_link_typed_before_a_reload_comes_back(
     log_in(page, server, "operator", then=f"/scripts/{script_id}?tab=chains")
     page.get_by_test_id("chain-add").click()
     page.get_by_test_id("chain-mapping").fill('{"WHO": "/parameters/WHO"}')
-    _reload_keeping(page, f"chain:{script_id}:new", "/parameters/WHO")
+    reload_keeping(page, f"chain:{script_id}:new", "/parameters/WHO")
     page.get_by_test_id("draft-restored").wait_for()
     assert page.get_by_test_id("chain-mapping").input_value() == '{"WHO": "/parameters/WHO"}'
 

@@ -226,6 +226,16 @@ def wait_connected(page: Any) -> None:
     settle(page, "window.did_handshake === true && window.socket && window.socket.connected")
 
 
+def reload_keeping(page: Any, key: str, typed: str) -> None:
+    """Reload once the tab's draft `key` (`ui.drafts`) holds `typed` (the capture runs on each
+    input), and wait for the reloaded page's connection."""
+    page.wait_for_function(
+        "([k, typed]) => (sessionStorage.getItem('oc-draft:' + k) || '').includes(typed)", arg=[key, typed]
+    )
+    page.reload()
+    wait_connected(page)
+
+
 def pick_utc_today(page: Any, testid: str) -> str:
     """Choose "Today (UTC)" in the day-range field `testid` (`opscraft.ui.date_range`, empty
     before) and apply it; returns the day it then shows (`YYYY-MM-DD → YYYY-MM-DD`, one day).

@@ -240,15 +240,15 @@ async def chains_tab(actor: Actor, script: Script) -> None:
             await body()
         if not edit:
             return
-        keys = await drafts.pending_forms(f"chain:{script_id}:")
-        links = await call_all(chains.list_for_script, actor, script_id) if keys else []
-        opened = {_draft_key(script_id, link): link for link in links}
-        for key in keys:
-            if key == _draft_key(script_id, None) or key in opened:
-                link = opened.get(key)
-                names = await call(chains.script_names, {link.target_script_id} if link else set())
-                await open_form(link, names.get(link.target_script_id, "") if link else "")
-                return
+        await drafts.reopen(f"chain:{script_id}:", reopen_form, listed)
+
+    async def listed() -> dict[str, ChainLink]:
+        links = await call_all(chains.list_for_script, actor, script_id)
+        return {_draft_key(script_id, link): link for link in links}
+
+    async def reopen_form(link: ChainLink | None) -> None:
+        names = await call(chains.script_names, {link.target_script_id} if link else set())
+        await open_form(link, names.get(link.target_script_id, "") if link else "")
 
     container = ui.column().classes("w-full gap-2")
     one_shot(0.1, render)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from nicegui import ui
@@ -40,6 +40,9 @@ window.ocDrafts = window.ocDrafts || {
       const shown = box ? box.querySelectorAll(".q-chip__content") : [];
       const chips = Array.from(shown, (chip) => chip.innerText.trim());
       return el.value.trim() ? [...chips, el.value] : chips;
+    }
+    if (el.dataset.draftMultiple !== undefined) {  // a multiple select (with chips): their labels
+      return Array.from(el.querySelectorAll(".q-chip__content"), (chip) => chip.innerText.trim());
     }
     if (el.classList.contains("q-select")) {
       const shown = el.querySelector(".q-field__native");
@@ -129,7 +132,14 @@ def _number(raw: Any) -> float | None:
 
 def _option_value(select: ui.select, shown: Any) -> Any:
     """The value of `select`'s option labelled `shown` (options given as value -> label, e.g.
-    ui/labels.py), else `shown` itself (options that are their own labels)."""
+    ui/labels.py), else `shown` itself (options that are their own labels); a multiple select's
+    list of labels as the list of their values; an empty text, when no option is labelled so, as
+    no choice (None: a select nothing was chosen in shows nothing)."""
+    if isinstance(shown, list):
+        return [_option_value(select, label) for label in shown]
+    labels = select.options.values() if isinstance(select.options, dict) else select.options
+    if shown == "" and "" not in labels:
+        return None
     if isinstance(select.options, dict):
         for value, label in select.options.items():
             if label == shown:
@@ -139,9 +149,11 @@ def _option_value(select: ui.select, shown: Any) -> Any:
 
 def _shown(element: Any, value: Any) -> Any:
     """`value` as the tab stores a field holding it (`ocDrafts.read`): a select's option by its
-    label (a multiple select's list as it is), any other field's value as it is. The origin of
-    a draft is kept so, and compared so in the tab (`ocDrafts.peek`)."""
-    if isinstance(element, ui.select) and isinstance(element.options, dict) and not isinstance(value, list):
+    label (a multiple select's options as the list of their labels), any other field's value as
+    it is. The origin of a draft is kept so, and compared so in the tab (`ocDrafts.peek`)."""
+    if isinstance(element, ui.select) and isinstance(element.options, dict):
+        if isinstance(value, list):
+            return [element.options.get(one, one) for one in value]
         return element.options.get(value, value)
     return value
 
@@ -183,6 +195,8 @@ class Draft:
         the user changed since the draft began, and those marked `always` (such as the version
         an edit started from)."""
         element.props(f'data-draft="{name}"')
+        if isinstance(element, ui.select) and element.multiple:  # read as its chips (`use-chips`)
+            element.props("data-draft-multiple")
         if always:
             self.always.add(name)
         if convert is None:
@@ -271,7 +285,7 @@ def dialog_draft(key: str, card: ui.element, fields: Mapping[str, Any]) -> Draft
     """The draft of a dialog's form (`key`, e.g. `schedule:7`): `fields` (name -> element) marked,
     the tab's draft put back once the dialog is up. The caller clears it on Cancel
     (`dialog_buttons(on_cancel=draft.clear)`) and after a save; a page reopens the dialog of a
-    draft left by a reload (`pending_forms`)."""
+    draft left by a reload (`reopen`)."""
     draft = Draft(key, card)
     for name, element in fields.items():
         draft.field(name, element)
@@ -288,6 +302,25 @@ async def pending_forms(prefix: str) -> list[str]:
     except TimeoutError:
         return []
     return [str(key) for key in keys] if isinstance(keys, list) else []
+
+
+async def reopen(
+    prefix: str,
+    open_form: Callable[[Any], Awaitable[Any]],
+    stored: Callable[[], Awaitable[Mapping[str, Any]]] | None = None,
+) -> bool:
+    """Open again the dialog whose typing a reload interrupted; whether one was opened. Of the
+    tab's drafts under `prefix` that hold something typed (`pending_forms`), the first that is
+    `<prefix>new` is opened empty (`open_form(None)`), one that is a key of `stored()` (the rows
+    the page may edit, by their draft key, e.g. `{"schedule:3:7": view}`; read only when a draft
+    is pending) with its row (`open_form(row)`). A draft of a row gone meanwhile is left alone."""
+    keys = await pending_forms(prefix)
+    rows = await stored() if keys and stored is not None else {}
+    for key in keys:
+        if key == f"{prefix}new" or key in rows:
+            await open_form(rows.get(key))
+            return True
+    return False
 
 
 async def pending(key: str) -> bool:

@@ -13,6 +13,7 @@ from opscraft.services import partial, shared_inventories
 from opscraft.services.actor import Actor
 from opscraft.services.inventory_errors import syntax
 from opscraft.services.permissions import Permission, can
+from opscraft.ui import drafts
 from opscraft.ui.inventory_versions import version_url
 from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.widgets import (
@@ -28,6 +29,7 @@ from opscraft.ui.widgets import (
     live_seconds,
     live_timer,
     long_text,
+    one_shot,
     opens_dialog,
     page_dialog,
     prose_input,
@@ -36,6 +38,11 @@ from opscraft.ui.widgets import (
 
 Listed = list[tuple[Inventory, list[str]]]
 """The listed inventories with the names of the scripts that use each."""
+
+
+def _draft_key(inventory: Inventory | None) -> str:
+    """The tab's draft of the inventory dialog: `inventory:new` or `inventory:<id>`."""
+    return f"inventory:{'new' if inventory is None else inventory.id}"
 
 
 def _picture(listed: Listed | None) -> object:
@@ -141,7 +148,7 @@ async def inventories_page(actor: Actor) -> None:
                     await update()
                     return
             title = f"Edit {inventory.name}" if inventory else "New inventory"
-            with page_dialog() as dialog, dialog_card(title).classes("w-[48rem]"):
+            with page_dialog() as dialog, dialog_card(title).classes("w-[48rem]") as card:
                 name = text_input(
                     "Name", "inventory-name", value=inventory.name if inventory else "", autofocus=True
                 )
@@ -158,6 +165,7 @@ async def inventories_page(actor: Actor) -> None:
                     .classes("w-full")
                 )
                 fields = {"name": name, "description": description, "content": content}
+                draft = drafts.dialog_draft(_draft_key(inventory), card, fields)
 
                 async def submit() -> None:
                     current = await guard(Permission.edit_scripts)
@@ -178,10 +186,11 @@ async def inventories_page(actor: Actor) -> None:
                         lambda: _save(current, inventory, data), "Inventory saved", fields
                     )
                     if saved is not None:
+                        await draft.clear()
                         dismiss(dialog)
                         await update()
 
-                dialog_buttons(dialog, "Save", "inventory-save", submit)
+                dialog_buttons(dialog, "Save", "inventory-save", submit, on_cancel=draft.clear)
             dialog.open()
 
         if edit:
@@ -196,3 +205,9 @@ async def inventories_page(actor: Actor) -> None:
             shown.show(await load())
 
         live_timer(live_seconds(), update)
+
+        async def listed() -> dict[str, Inventory]:
+            return {_draft_key(inventory): inventory for inventory, _ in await load() or []}
+
+        if edit:  # the dialog whose typing a reload interrupted (the tab's draft of it)
+            one_shot(0, lambda: drafts.reopen("inventory:", open_form, listed))

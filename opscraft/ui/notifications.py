@@ -15,7 +15,7 @@ from opscraft.services import chains, notifications, secrets
 from opscraft.services.actor import Actor
 from opscraft.services.notifications import DeliveryQuery, RuleIn
 from opscraft.services.permissions import Permission
-from opscraft.ui import labels
+from opscraft.ui import drafts, labels
 from opscraft.ui.choices import first_choices, script_search, searched_select, secret_search
 from opscraft.ui.layout import follow, frame, guard, protected_page, run_action
 from opscraft.ui.widgets import (
@@ -30,6 +30,7 @@ from opscraft.ui.widgets import (
     dismiss,
     format_time,
     once_per_double_click,
+    one_shot,
     opens_dialog,
     page_dialog,
     stored_base,
@@ -64,6 +65,12 @@ def _retry(delivery: NotificationDelivery) -> str:
         return ""
     when = format_time(delivery.next_attempt_at)
     return f"attempt {delivery.attempts + 1} of {notifications.MAX_ATTEMPTS}, {when}"
+
+
+def _draft_key(noun: str, row_id: int | None) -> str:
+    """The tab's draft of a channel's or rule's dialog (`noun` "channel" or "rule"):
+    `channel:new`, `channel:<id>`, `rule:new`, `rule:<id>`."""
+    return f"{noun}:{'new' if row_id is None else row_id}"
 
 
 def _describe(channel: NotificationChannel) -> str:
@@ -296,7 +303,7 @@ async def notifications_page(actor: Actor) -> None:
                 chosen = (stored.secret_id, key.secret.name)
             secrets_first = await first_choices(secret_search(actor))
             title = "Add a channel" if stored is None else f"Edit the channel {stored.name}"
-            with page_dialog() as dialog, dialog_card(title):
+            with page_dialog() as dialog, dialog_card(title) as card:
                 name = text_input("Name", "channel-name", value=stored.name if stored else "", autofocus=True)
                 kind = ui.select(
                     labels.CHANNEL_KIND, value=stored.kind if stored else "slack", label="Kind"
@@ -327,6 +334,10 @@ async def notifications_page(actor: Actor) -> None:
                 fields = {"name": name, "kind": kind, "secret_id": secret, "url": url, "host": host}
                 fields |= {"port": port, "security": security, "from": sender, "to": to}
                 fields |= {"username": username}
+                # Not the URL (a generic webhook's may carry a token: it is stored sealed) nor the
+                # vault secret (a searched select's label names no option the form holds).
+                kept = {key: element for key, element in fields.items() if key not in ("url", "secret_id")}
+                draft = drafts.dialog_draft(_draft_key("channel", stored.id if stored else None), card, kept)
 
                 def values() -> dict[str, Any]:
                     config: dict[str, Any] = {}
@@ -367,10 +378,12 @@ async def notifications_page(actor: Actor) -> None:
                         "Channel",
                         fields,
                     ):
+                        await draft.clear()
                         dismiss(dialog)
                         await update()
 
-                dialog_buttons(dialog, "Add" if stored is None else "Save", "channel-submit", submit)
+                verb = "Add" if stored is None else "Save"
+                dialog_buttons(dialog, verb, "channel-submit", submit, on_cancel=draft.clear)
             dialog.open()
 
         async def rule_form(rule_id: int | None = None) -> None:
@@ -390,7 +403,8 @@ async def notifications_page(actor: Actor) -> None:
                     chosen = (stored.script_id, names.get(stored.script_id, f"script {stored.script_id}"))
             channels = {c.id: c.name for c in await call_all(notifications.list_channels, current)}
             scripts_first = await first_choices(script_search(actor))
-            with page_dialog() as dialog, dialog_card("Add a rule" if stored is None else "Edit the rule"):
+            title = "Add a rule" if stored is None else "Edit the rule"
+            with page_dialog() as dialog, dialog_card(title) as card:
                 channel = ui.select(
                     channels, value=stored.channel_id if stored else None, label="Channel"
                 ).props('outlined dense data-testid="rule-channel"')
@@ -408,6 +422,9 @@ async def notifications_page(actor: Actor) -> None:
                     chosen=chosen,
                 )
                 fields = {"channel_id": channel, "events": events, "script_id": script}
+                # Not the script: a searched select's label names no option the form holds.
+                kept = {"channel_id": channel, "events": events}
+                draft = drafts.dialog_draft(_draft_key("rule", rule_id), card, kept)
 
                 def values() -> dict[str, Any]:
                     return {
@@ -429,10 +446,12 @@ async def notifications_page(actor: Actor) -> None:
                         "Rule",
                         fields,
                     ):
+                        await draft.clear()
                         dismiss(dialog)
                         await update()
 
-                dialog_buttons(dialog, "Add" if stored is None else "Save", "rule-submit", submit)
+                verb = "Add" if stored is None else "Save"
+                dialog_buttons(dialog, verb, "rule-submit", submit, on_cancel=draft.clear)
             dialog.open()
 
         ui.label("Channels").classes("text-lg font-semibold")
@@ -465,3 +484,17 @@ async def notifications_page(actor: Actor) -> None:
         table.props["no-data-label"] = "No deliveries yet: a rule's event sends one"
         # One timer for the page (there was one per list): each part changes only where it changed.
         follow(read_page, show_page, ADMIN)
+
+        async def listed_channels() -> dict[str, NotificationChannel]:
+            listed = await call_all(notifications.list_channels, actor)
+            return {_draft_key("channel", channel.id): channel for channel in listed}
+
+        async def listed_rules() -> dict[str, int | None]:
+            return {_draft_key("rule", r.id): r.id for r in await call_all(notifications.list_rules, actor)}
+
+        async def resume_draft() -> None:
+            """Reopen the dialog whose typing a reload interrupted (the tab's draft of it)."""
+            if not await drafts.reopen("channel:", channel_form, listed_channels):
+                await drafts.reopen("rule:", rule_form, listed_rules)
+
+        one_shot(0, resume_draft)

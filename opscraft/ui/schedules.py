@@ -312,15 +312,12 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
         zone_box["zone"] = await browser_zone()
         await update()  # only the rows whose fire times read differently in the browser's zone
 
+    async def listed() -> dict[str, ScheduleView]:
+        return {_draft_key(script_id, view.schedule): view for view in await load() or []}
+
     async def resume_draft() -> None:
         """Reopen the dialog whose typing a reload interrupted (the tab's draft of it)."""
-        keys = await drafts.pending_forms(f"schedule:{script_id}:")
-        listed = (await load() or []) if keys else []
-        views = {_draft_key(script_id, view.schedule): view for view in listed}
-        for key in keys:
-            if key == _draft_key(script_id, None) or key in views:
-                await open_form(views.get(key))
-                return
+        await drafts.reopen(f"schedule:{script_id}:", open_form, listed)
 
     one_shot(0.1, localize)
     if edit:

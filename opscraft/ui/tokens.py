@@ -12,7 +12,7 @@ from opscraft.services import api_tokens
 from opscraft.services.actor import Actor
 from opscraft.services.api_tokens import TokenInfo
 from opscraft.services.permissions import Permission, can
-from opscraft.ui import labels
+from opscraft.ui import drafts, labels
 from opscraft.ui.layout import follow, frame, guard, protected_page, run_action
 from opscraft.ui.widgets import (
     Redrawn,
@@ -24,6 +24,7 @@ from opscraft.ui.widgets import (
     dismiss,
     format_count,
     format_time,
+    one_shot,
     opens_dialog,
     page_dialog,
     shown_once,
@@ -32,6 +33,8 @@ from opscraft.ui.widgets import (
 
 EXPIRY_CHOICES = {"7": "7 days", "30": "30 days", "90": "90 days", "365": "1 year", "": "No expiry"}
 PAGE_SIZE = 20
+DRAFTS = "token:"
+"""The tab's draft of the creation dialog is `token:new` (`ui.drafts`; a token is never in a form)."""
 
 
 def _row(info: TokenInfo, revoke: Any) -> None:
@@ -145,8 +148,8 @@ async def tokens_page(actor: Actor) -> None:
             shown_value.set_value(value)
             shown.open()
 
-        async def open_create() -> None:
-            with page_dialog() as dialog, dialog_card("Create a token"):
+        async def open_create(_: None = None) -> None:
+            with page_dialog() as dialog, dialog_card("Create a token") as card:
                 name = text_input("Name", "token-name", autofocus=True)
                 roles = list(labels.ROLE)
                 assert actor.user is not None
@@ -157,6 +160,8 @@ async def tokens_page(actor: Actor) -> None:
                 expiry = ui.select(EXPIRY_CHOICES, value="30", label="Expires").props(
                     'outlined dense data-testid="token-expiry"'
                 )
+                fields = {"name": name, "role": role, "expires_at": expiry}
+                draft = drafts.dialog_draft(f"{DRAFTS}new", card, fields)
 
                 async def submit() -> None:
                     current = await guard()
@@ -168,15 +173,16 @@ async def tokens_page(actor: Actor) -> None:
                         lambda: call(
                             api_tokens.create, current, name.value or "", role=role.value, expires_at=expires
                         ),
-                        fields={"name": name, "role": role, "expires_at": expiry},
+                        fields=fields,
                     )
                     if created is not None:
+                        await draft.clear()
                         dismiss(dialog)
                         paging["page"] = 1  # newest first: the new token heads the first page
                         await update()
                         show_once(created[1])
 
-                dialog_buttons(dialog, "Create", "token-submit", submit)
+                dialog_buttons(dialog, "Create", "token-submit", submit, on_cancel=draft.clear)
             dialog.open()
 
         with ui.row().classes("items-center gap-4"):
@@ -202,3 +208,5 @@ async def tokens_page(actor: Actor) -> None:
         )
         footer = Redrawn(draw_footer, (listed[1] if listed else 0, paging["page"]))
         follow(read, show)
+        # the dialog whose typing a reload interrupted (the tab's draft of it)
+        one_shot(0, lambda: drafts.reopen(DRAFTS, open_create))

@@ -247,10 +247,10 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
         )
         if not edit:
             return
-        opened = {_draft_key(script_id, hook): hook for hook in rows}
-        for key in await drafts.pending_forms(f"webhook:{script_id}:"):  # a reload's interrupted dialog
-            if key == _draft_key(script_id, None) or key in opened:
-                await open_form(opened.get(key))
-                return
+
+        async def opened() -> dict[str, WebhookTrigger]:
+            return {_draft_key(script_id, hook): hook for hook in rows}
+
+        await drafts.reopen(f"webhook:{script_id}:", open_form, opened)  # a reload's interrupted dialog
 
     one_shot(0.1, render)

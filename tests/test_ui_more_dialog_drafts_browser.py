@@ -1,0 +1,176 @@
+"""Typing in the inventory, notification channel and rule, and API token dialogs survives a
+reload (drafts kept per browser tab, `ui.drafts`): the dialog is opened again with what was typed
+and the "restored unsaved changes" notice; after a save or a Cancel nothing comes back. A
+channel's webhook URL (it may carry a token) is never kept in the tab."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.conftest import LiveServer
+from tests.ui_journey import api, journey_server, journey_tokens, reload_keeping, signed_in, wait_connected
+
+pytestmark = pytest.mark.browser
+
+server = journey_server("more-dialog-drafts-ui")
+tokens = journey_tokens()
+
+INVENTORY = "[web]\nweb1 ansible_host=10.0.0.1\nweb2 ansible_host=10.0.0.2\n\n[db]\ndb1\n"
+MAIL = {"host": "smtp.example.com", "from": "ops@example.com", "to": ["oncall@example.com"]}
+
+
+def _stored(page: Any) -> str:
+    """Everything the tab keeps in sessionStorage, as one text."""
+    return str(page.evaluate("() => JSON.stringify(Object.entries(sessionStorage))"))
+
+
+def _restored(page: Any) -> None:
+    """Wait for the reopened dialog's "restored unsaved changes" notice."""
+    page.get_by_test_id("draft-restored").wait_for()
+
+
+def _reload_to_nothing(page: Any, shown_testid: str, field_testid: str) -> None:
+    """Reload once the tab keeps no draft (what a save or a Cancel leaves), and check no dialog
+    opens again (`shown_testid`: an
+    element of the page proving it is built, `field_testid`: a field of the dialog)."""
+    page.wait_for_function("() => !Object.keys(sessionStorage).some((k) => k.startsWith('oc-draft:'))")
+    page.reload()
+    wait_connected(page)
+    page.get_by_test_id(shown_testid).wait_for()
+    assert page.get_by_test_id(field_testid).count() == 0
+
+
+def _cancel(page: Any) -> None:
+    page.locator(".q-dialog").get_by_role("button", name="Cancel").click()
+    page.locator(".q-dialog").wait_for(state="detached")
+
+
+def test_a_new_inventory_typed_before_a_reload_comes_back_and_is_gone_once_saved(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Before, the dialog was gone after a reload, and so was the whole inventory typed in it."""
+    signed_in(page, server, "operator", "/inventories")
+    page.get_by_test_id("inventory-new").click()
+    page.get_by_test_id("inventory-name").fill("web-fleet")
+    page.get_by_test_id("inventory-content").fill(INVENTORY)
+    reload_keeping(page, "inventory:new", "web2 ansible_host")
+    _restored(page)
+    assert page.get_by_test_id("inventory-name").input_value() == "web-fleet"
+    assert page.get_by_test_id("inventory-content").input_value() == INVENTORY
+    page.get_by_test_id("inventory-save").click()
+    page.get_by_test_id("inventory-web-fleet").wait_for()
+    stored = api(server, "GET", "/inventories", tokens["admin"])["items"]
+    assert [(i["name"], i["content"]) for i in stored] == [("web-fleet", INVENTORY)]
+    _reload_to_nothing(page, "inventory-web-fleet", "inventory-name")
+
+
+def test_an_inventory_edit_typed_before_a_reload_comes_back_and_cancel_forgets_it(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    body = {"name": "edge", "content": "[edge]\ne1\n"}
+    made = api(server, "POST", "/inventories", tokens["admin"], json=body)
+    signed_in(page, server, "operator", "/inventories")
+    page.get_by_test_id("inventory-edit-edge").click()
+    page.get_by_test_id("inventory-content").fill("[edge]\ne1\ne2\n")
+    reload_keeping(page, f"inventory:{made['id']}", "e2")
+    _restored(page)
+    assert page.get_by_test_id("inventory-content").input_value() == "[edge]\ne1\ne2\n"
+    assert page.get_by_test_id("inventory-name").input_value() == "edge"
+    _cancel(page)
+    _reload_to_nothing(page, "inventory-edge", "inventory-name")
+    stored = api(server, "GET", f"/inventories/{made['id']}", tokens["admin"])
+    assert stored["content"] == "[edge]\ne1\n"
+
+
+def test_a_webhook_channel_edit_comes_back_without_its_url(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The name typed comes back; the URL typed (it may hold a token) is never in the tab."""
+    body = {"name": "hook-ops", "kind": "webhook", "config": {"url": "https://hooks.example.com/in"}}
+    channel = api(server, "POST", "/notifications/channels", tokens["admin"], json=body)
+    signed_in(page, server, "admin", "/notifications")
+    page.get_by_test_id("channel-edit-hook-ops").click()
+    page.get_by_test_id("channel-url").fill("https://hooks.example.com/in?token=s3cr3t-t0ken")
+    page.get_by_test_id("channel-name").fill("hook-oncall")
+    reload_keeping(page, f"channel:{channel['id']}", "hook-oncall")
+    assert "s3cr3t-t0ken" not in _stored(page)
+    _restored(page)
+    assert page.get_by_test_id("channel-name").input_value() == "hook-oncall"
+    assert "s3cr3t-t0ken" not in page.get_by_test_id("channel-url").input_value()  # as stored (masked)
+    page.get_by_test_id("channel-submit").click()
+    page.get_by_test_id("channel-hook-oncall").wait_for()
+    _reload_to_nothing(page, "channel-hook-oncall", "channel-name")
+
+
+def test_a_new_email_channel_typed_before_a_reload_comes_back_and_cancel_forgets_it(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    signed_in(page, server, "admin", "/notifications")
+    page.get_by_test_id("channel-add").click()
+    page.locator(".q-field", has=page.get_by_test_id("channel-kind")).click()
+    page.get_by_role("option", name="Email (SMTP)", exact=True).click()
+    page.get_by_test_id("channel-name").fill("mail-night")
+    page.get_by_test_id("channel-host").fill("smtp.night.example.com")
+    page.get_by_test_id("channel-to").fill("night@example.com")
+    reload_keeping(page, "channel:new", "night@example.com")
+    _restored(page)
+    assert page.get_by_test_id("channel-name").input_value() == "mail-night"
+    assert page.get_by_test_id("channel-host").input_value() == "smtp.night.example.com"
+    assert page.get_by_test_id("channel-to").input_value() == "night@example.com"
+    _cancel(page)
+    _reload_to_nothing(page, "channel-add", "channel-name")
+    listed = api(server, "GET", "/notifications/channels", tokens["admin"])["items"]
+    assert "mail-night" not in [c["name"] for c in listed]
+
+
+def test_a_new_rule_typed_before_a_reload_comes_back_and_is_saved_as_typed(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The channel chosen and the events (a multiple select: its chips) come back."""
+    body = {"name": "mail-rules", "kind": "email", "config": MAIL}
+    channel = api(server, "POST", "/notifications/channels", tokens["admin"], json=body)
+    signed_in(page, server, "admin", "/notifications")
+    page.get_by_test_id("rule-add").click()
+    page.locator(".q-field", has=page.get_by_test_id("rule-channel")).click()
+    page.get_by_role("option", name="mail-rules", exact=True).click()
+    events = page.locator(".q-field", has=page.get_by_test_id("rule-events"))
+    events.locator(".q-select__dropdown-icon").click()
+    page.get_by_role("option", name="Success", exact=True).click()
+    page.locator(".q-dialog").get_by_text("Add a rule").click()  # the menu closes
+    reload_keeping(page, "rule:new", "Success")
+    _restored(page)
+    dialog = page.locator(".q-dialog")
+    dialog.get_by_text("mail-rules").wait_for()
+    page.get_by_test_id("rule-submit").click()
+    page.locator(".q-notification", has_text="Rule added").wait_for()
+    rules = api(server, "GET", "/notifications/rules", tokens["admin"])["items"]
+    saved = [(r["channel_id"], sorted(r["events"])) for r in rules]
+    assert saved == [(channel["id"], ["failure", "success"])]
+    _reload_to_nothing(page, f"rule-{rules[0]['id']}", "rule-channel")
+
+
+def test_a_token_typed_before_a_reload_comes_back_and_is_gone_once_created(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    signed_in(page, server, "operator", "/tokens")
+    page.get_by_test_id("token-add").click()
+    page.get_by_test_id("token-name").fill("ci-deploy")
+    page.locator(".q-field", has=page.get_by_test_id("token-expiry")).click()
+    page.get_by_role("option", name="1 year", exact=True).click()
+    reload_keeping(page, "token:new", "1 year")
+    _restored(page)
+    assert page.get_by_test_id("token-name").input_value() == "ci-deploy"
+    page.get_by_test_id("token-submit").click()
+    shown = page.get_by_test_id("token-value")
+    shown.wait_for()
+    page.wait_for_function("() => document.querySelector('[data-testid=token-value]').value !== ''")
+    assert shown.input_value() not in _stored(page)
+    listed = api(server, "GET", "/tokens", tokens["operator"])["items"]
+    assert [t["name"] for t in listed] == ["ci-deploy"]
+    expires = datetime.fromisoformat(listed[0]["expires_at"])
+    assert expires > datetime.now(UTC) + timedelta(days=300)  # the "1 year" chosen, restored
+    page.get_by_test_id("token-done").click()
+    _reload_to_nothing(page, "token-add", "token-name")
