@@ -180,44 +180,47 @@ CRON_MACROS = {
     "@hourly": "0 * * * *",
 }
 _ITEM = re.compile(r"(?P<base>\*|[A-Za-z0-9]+(?:-[A-Za-z0-9]+)?)(?:/(?P<step>[0-9]+))?")
-_SPECIAL = (  # croniter's extensions, in the fields that take them (values checked below)
+_SPECIAL = (  # croniter's extensions, in the fields that take them (values checked below; any case)
     (),
     (),
-    (re.compile(r"L"), re.compile(r"(?P<value>[0-9]+)W")),
+    (re.compile(r"L", re.IGNORECASE), re.compile(r"(?P<value>[0-9]+)W", re.IGNORECASE)),
     (),
-    (re.compile(r"(?P<value>[A-Za-z0-9]+)#(?P<nth>[0-9]+)"), re.compile(r"L(?P<value>[0-9]+)")),
+    (
+        re.compile(r"(?P<value>[A-Za-z0-9]+)#(?P<nth>[0-9]+)", re.IGNORECASE),
+        re.compile(r"L(?P<value>[0-9]+)", re.IGNORECASE),
+    ),
 )
 # Quartz's and other crons' last-day forms croniter does not read, each (field index, pattern,
 # what to write instead): told as such rather than as "not valid".
 _OTHER_LAST_FORMS = (
     (
         4,
-        re.compile(r"(?P<day>[A-Za-z0-9]+)L"),
+        re.compile(r"(?P<day>[A-Za-z0-9]+)L", re.IGNORECASE),
         "{item} is Quartz's form: write L{number} for the last {name}",
     ),
     (
         4,
-        re.compile(r"L(?P<day>[A-Za-z]+)"),
+        re.compile(r"L(?P<day>[A-Za-z]+)", re.IGNORECASE),
         "write L{number} for the last {name} (a number after L, not a name)",
     ),
     (
         4,
-        re.compile(r"L"),
+        re.compile(r"L", re.IGNORECASE),
         "L alone is for the day-of-month field (the month's last day); L5 here is the last Friday",
     ),
     (
         2,
-        re.compile(r"LW"),
+        re.compile(r"LW", re.IGNORECASE),
         "LW (the month's last weekday) is not read here: use L (the month's last day) or 15W",
     ),
     (
         2,
-        re.compile(r"L-[0-9]+"),
+        re.compile(r"L-[0-9]+", re.IGNORECASE),
         "{item} (days before the month's last) is not read here: use L (the last day)",
     ),
     (
         2,
-        re.compile(r"L[0-9]+"),
+        re.compile(r"L[0-9]+", re.IGNORECASE),
         "L stands alone here (the month's last day); L5 in the day-of-week field is the last Friday",
     ),
 )

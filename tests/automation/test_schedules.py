@@ -177,6 +177,8 @@ REFUSED_CRON = [
     ("0 0 * * 7L", "day-of-week field '7L': 7L is Quartz's form: write L7 for the last Sunday of the month"),
     ("0 0 * * 1-5,6L", "day-of-week field '1-5,6L': 6L is Quartz's form: write L6 for the last Saturday"),
     ("0 0 * * 9L", "day-of-week field '9L': 9 is out of range, use 0-7"),
+    ("0 0 * * 5l", "day-of-week field '5l': 5l is Quartz's form: write L5 for the last Friday of the month"),
+    ("0 0 lw * *", "day-of-month field 'lw': LW (the month's last weekday) is not read here"),
     (
         "0 0 * * LFRI",
         "day-of-week field 'LFRI': write L5 for the last Friday of the month (a number after L,",
@@ -255,6 +257,11 @@ CRON_FORMS = [
     ("0 0 * * 1#2", "0 0 * * 1#2"),
     ("0 0 * * 1#2,3#4", "0 0 * * 1#2,3#4"),
     ("0 0 * * L5", "0 0 * * L5"),
+    # L and W in any case, as month and day names (croniter reads them so; they were "not valid")
+    ("0 0 l * *", "0 0 l * *"),
+    ("0 0 15w * *", "0 0 15w * *"),
+    ("0 0 * * l5", "0 0 * * l5"),
+    ("0 0 * * fri#2", "0 0 * * fri#2"),
     ("0 0 ? * 1", "0 0 ? * 1"),
     ("0 0 1 * ?", "0 0 1 * ?"),
     ("0 0 29 2 *", "0 0 29 2 *"),
