@@ -384,3 +384,16 @@ async def test_a_password_of_only_blank_characters_is_refused_everywhere(
         "/api/v1/auth/login", json={"username": viewer.username, "password": PASSWORD}
     )
     assert signed_in.status_code == 200, "the viewer's password is unchanged"
+
+
+async def test_a_request_without_a_bearer_token_is_told_what_to_send(client: httpx.AsyncClient) -> None:
+    """No token: the 401 says how to send one; credentials of another scheme (HTTP Basic, as a
+    script calling with a user name and password sends) are said to be unread, not left unnamed."""
+    bare = await client.get("/api/v1/scripts")
+    assert bare.status_code == 401
+    assert bare.json()["detail"] == "authentication required: send 'Authorization: Bearer <access token>'"
+    basic = await client.get("/api/v1/scripts", auth=("admin", PASSWORD))
+    assert basic.status_code == 401
+    assert basic.json()["detail"] == (
+        "authentication required: send 'Authorization: Bearer <access token>'; a Basic header is not read"
+    )

@@ -17,9 +17,9 @@ import pytest
 
 from tests.conftest import LiveServer
 from tests.ui_journey import (
-    log_in,
     pick_utc_today,
     serving,
+    signed_in,
     terminal_text,
     token,
     wait_for_output,
@@ -103,7 +103,7 @@ def ticker_lines(text: str) -> list[int]:
 
 
 def test_viewer_runs_a_script_with_parameters_and_finds_it_in_history(page: Any, env: Env) -> None:
-    log_in(page, env.server, "viewer")
+    signed_in(page, env.server, "viewer")
     page.goto(f"{env.server.url}/scripts/{env.greet_id}")
     page.get_by_test_id("execute-button").click()
     dialog = page.get_by_test_id("execute-dialog")
@@ -188,7 +188,7 @@ def test_the_downloaded_log_has_no_escape_sequence_left(page: Any, env: Env) -> 
     ]
     cut = [chunk["content"][-4:] for chunk in logs if re.search(r"\x1b[^m]*\Z", chunk["content"])]
     assert cut, "the test needs a sequence cut between two stored chunks"
-    log_in(page, env.server, "viewer")
+    signed_in(page, env.server, "viewer")
     log = page.request.get(f"{env.server.url}/executions/{execution_id}/output.log")
     assert log.ok
     assert log.text() == "X" * 150000 + "YZ\n"
@@ -196,7 +196,7 @@ def test_the_downloaded_log_has_no_escape_sequence_left(page: Any, env: Env) -> 
 
 def test_script_page_tab_lists_the_scripts_runs(page: Any, env: Env) -> None:
     execution_id = env.start(env.greet_id, env.viewer, WHO="tab", COUNT=1)
-    log_in(page, env.server, "viewer")
+    signed_in(page, env.server, "viewer")
     page.goto(f"{env.server.url}/scripts/{env.greet_id}")
     page.get_by_role("tab", name="Executions").click()
     page.get_by_test_id(f"run-link-{execution_id}").wait_for()
@@ -206,7 +206,7 @@ def test_cancel_a_running_execution_from_its_page(page: Any, env: Env) -> None:
     own = env.start(env.ticker_id, env.viewer)
     others = env.start(env.ticker_id, env.admin)
     try:
-        log_in(page, env.server, "viewer")
+        signed_in(page, env.server, "viewer")
         page.goto(f"{env.server.url}/executions/{others}")
         wait_for_output(page, r"^line 3$")
         assert page.get_by_test_id("cancel-button").count() == 0, "a viewer may not cancel another's run"
@@ -235,7 +235,7 @@ def test_cancel_a_running_execution_from_its_page(page: Any, env: Env) -> None:
 def test_reload_mid_run_replays_the_output_and_continues_live(page: Any, env: Env) -> None:
     execution_id = env.start(env.ticker_id, env.viewer)
     try:
-        log_in(page, env.server, "viewer")
+        signed_in(page, env.server, "viewer")
         page.goto(f"{env.server.url}/executions/{execution_id}")
         wait_for_output(page, r"^line 20$")
         page.reload()
@@ -251,7 +251,7 @@ def test_reload_mid_run_replays_the_output_and_continues_live(page: Any, env: En
 
 def test_a_local_runner_run_is_flagged_not_isolated(page: Any, env: Env) -> None:
     execution_id = env.start(env.greet_id, env.viewer, runner="local", WHO="host", COUNT=1)
-    log_in(page, env.server, "viewer")
+    signed_in(page, env.server, "viewer")
     page.goto(f"{env.server.url}/executions/{execution_id}")
     page.get_by_test_id("not-isolated").wait_for()
     assert page.get_by_test_id("runner").inner_text() == "local"

@@ -15,7 +15,7 @@ from tests.ui_journey import (
     OPERATOR_AND_VIEWER,
     create_script,
     journey_server,
-    log_in,
+    signed_in,
     start_run,
     token,
     wait_run,
@@ -36,7 +36,7 @@ def test_create_an_inventory_and_select_it_on_a_script(page: Any, server: LiveSe
         "id"
     ]
 
-    log_in(page, server, "operator")
+    signed_in(page, server, "operator")
     page.get_by_test_id("nav-inventories").click()
     page.wait_for_url(f"{server.url}/inventories")
     page.get_by_test_id("inventory-new").click()
@@ -69,7 +69,7 @@ def test_create_an_inventory_and_select_it_on_a_script(page: Any, server: LiveSe
 
     # A viewer reads the page from the navigation, with no editing.
     page.context.clear_cookies()
-    log_in(page, server, "viewer")
+    signed_in(page, server, "viewer")
     page.get_by_test_id("nav-inventories").click()
     page.get_by_test_id("inventory-web").filter(has_text="Used by: site").wait_for()
     assert page.get_by_test_id("inventory-new").count() == 0
@@ -83,7 +83,7 @@ def test_an_ansible_script_with_an_inventory_changes_type_in_the_editor(
     hidden field, so nothing visible happened. The type change now saves."""
     operator = token(server, "operator")
     script = create_script(server, operator, "typed", PLAYBOOK, script_type="ansible", inventory=INVENTORY)
-    log_in(page, server, "operator")
+    signed_in(page, server, "operator")
     page.goto(f"{server.url}/scripts/{script['id']}/edit")
     page.get_by_test_id("script-type").click()
     page.get_by_role("option", name="bash", exact=True).click()
@@ -111,7 +111,7 @@ def test_a_run_page_names_the_shared_inventory_the_run_read(page: Any, server: L
     assert (run["status"], run["inventory_sha256"]) == ("success", inventory["content_sha256"]), run
     short = inventory["content_sha256"][:12]
 
-    log_in(page, server, "operator")
+    signed_in(page, server, "operator")
     page.goto(f"{server.url}/executions/{run['id']}")
     assert page.get_by_test_id("run-inventory").inner_text() == f"lab, version 1 (SHA-256 {short})"
     page.goto(f"{server.url}/inventories")
@@ -164,7 +164,7 @@ def test_an_inventory_of_a_thousand_hosts_does_not_bury_the_page_or_the_save_but
         assert r.status_code == 201, r.text
     script = create_script(server, operator, "fleet-play", PLAYBOOK, script_type="ansible", inventory=hosts)
 
-    log_in(page, server, "operator")
+    signed_in(page, server, "operator")
     page.set_viewport_size({"width": 1400, "height": 900})
     page.goto(f"{server.url}/inventories")
     fleet = page.get_by_test_id("inventory-fleet")
@@ -192,7 +192,7 @@ def test_the_script_page_says_when_its_ssh_key_is_not_attached(page: Any, server
     settings = {"script_type": "ansible", "inventory": INVENTORY, "ssh_key_secret": "LAB_KEY"}
     script = create_script(server, operator, "keyed", PLAYBOOK, **settings)
 
-    log_in(page, server, "operator")
+    signed_in(page, server, "operator")
     page.goto(f"{server.url}/scripts/{script['id']}")
     note = page.get_by_test_id("ssh-key-unattached")
     assert note.inner_text() == (

@@ -10,7 +10,7 @@ import pytest
 
 from opscraft.db.text import NUL_MESSAGE
 from tests.conftest import LiveServer
-from tests.ui_journey import create_script, journey_server, journey_tokens, log_in, wait_connected
+from tests.ui_journey import create_script, journey_server, journey_tokens, signed_in, wait_connected
 
 pytestmark = pytest.mark.browser
 
@@ -57,7 +57,7 @@ def test_the_schedule_dialog_shows_every_problem_at_once(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
     script = create_script(server, tokens["admin"], "nightly-job", "#!/bin/bash\necho hi\n")
-    log_in(page, server, "operator", then=f"/scripts/{script['id']}?tab=schedules")
+    signed_in(page, server, "operator", then=f"/scripts/{script['id']}?tab=schedules")
     wait_connected(page)
     page.get_by_test_id("schedule-add").click()
     page.get_by_test_id("schedule-name").fill("")
@@ -109,7 +109,7 @@ def test_the_script_editor_shows_name_memory_and_parameter_errors_together(
     script = create_script(
         server, tokens["admin"], "two-rounds", "#!/bin/bash\necho $TARGET\n", parameters=parameters
     )
-    log_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
+    signed_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
     wait_connected(page)
     page.get_by_test_id("script-name").fill("")
     page.get_by_test_id("memory").fill("-5")
@@ -135,7 +135,7 @@ def test_a_default_on_a_required_parameter_is_said_under_the_default(
     parameters = [{"name": "COUNT", "type": "integer", "default": 5}]
     content = "echo $COUNT\n"
     script = create_script(server, tokens["admin"], "required-default", content, parameters=parameters)
-    log_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
+    signed_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
     wait_connected(page)
     page.get_by_test_id("param-required-0").click()
     page.get_by_test_id("save-script").click()
@@ -153,7 +153,7 @@ def test_text_no_database_stores_in_a_parameter_is_said_under_its_field(
     field, and the editor places a refusal named by its place in the list under its row."""
     parameters = [{"name": "TARGET", "type": "string", "default": "web"}]
     script = create_script(server, tokens["admin"], f"nul-{part}", "echo $TARGET\n", parameters=parameters)
-    log_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
+    signed_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
     wait_connected(page)
     field = page.get_by_test_id(f"param-{part}-0")
     field.fill("a\x00b")
@@ -169,7 +169,7 @@ def test_the_change_password_form_shows_every_problem_at_once(
 ) -> None:
     """A wrong current password, a too-short new one and a repeat that differs: all three said
     at once under their fields (services/users.change_password); the session goes on."""
-    log_in(page, server, "viewer", then="/profile")
+    signed_in(page, server, "viewer", then="/profile")
     wait_connected(page)
     page.get_by_test_id("current-password").fill("not-my-password")
     page.get_by_test_id("new-password").fill("short")
@@ -195,7 +195,7 @@ def test_a_paste_longer_than_the_connection_carries_is_refused_under_its_field(
     its field: a script's description, a profile's full name, a secret's description."""
     pasted = "x" * 1_100_000
     script = create_script(server, tokens["admin"], "long-paste", "echo 1\n", description="kept")
-    log_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
+    signed_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
     wait_connected(page)
     page.get_by_test_id("script-description").fill(pasted)
     page.get_by_test_id("save-script").click()
@@ -232,7 +232,7 @@ def test_a_token_name_with_a_nul_is_refused_in_the_apis_words_and_an_nfc_name_fi
     assert r.status_code == 422, r.text
     said = r.json()["errors"][0]["message"]
     assert said == NUL_MESSAGE
-    log_in(page, server, "operator", then="/tokens")
+    signed_in(page, server, "operator", then="/tokens")
     wait_connected(page)
     page.get_by_test_id("token-add").click()
     page.get_by_test_id("token-name").fill("a\x00b")
@@ -253,7 +253,7 @@ def test_empty_and_too_long_say_the_api_words_under_the_field(
     10,000-character inventory description "String should have at most 2000 characters", where
     tokens and webhooks said "Must not be empty or only spaces": the same words as the API now
     (`services.input_words`), the limit with the length sent."""
-    log_in(page, server, "admin", then="/notifications")
+    signed_in(page, server, "admin", then="/notifications")
     wait_connected(page)
     page.get_by_test_id("channel-add").click()
     page.get_by_test_id("channel-submit").click()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui_journey import api, create_script, journey_server, journey_tokens, log_in
+from tests.ui_journey import api, create_script, journey_server, journey_tokens, signed_in
 
 pytestmark = pytest.mark.browser
 
@@ -41,7 +41,7 @@ def test_a_schedule_is_edited_in_its_dialog_keeping_what_changed_elsewhere(
             "parameters": {"WHO": "ops"},
         },
     )
-    log_in(page, server, "operator")
+    signed_in(page, server, "operator")
     page.goto(f"{server.url}/scripts/{script['id']}?tab=schedules")
     page.get_by_test_id(f"schedule-edit-{made['id']}").click()
     # The dialog holds the stored settings.
@@ -86,7 +86,7 @@ def test_a_webhook_is_edited_paused_and_resumed_in_the_ui(
         admin,
         json={"name": "on-push", "mapping": {"REF": "/ref"}, "secret_id": key["id"]},
     )
-    log_in(page, server, "operator")
+    signed_in(page, server, "operator")
     page.goto(f"{server.url}/scripts/{script['id']}?tab=webhooks")
     page.get_by_test_id(f"webhook-edit-{made['id']}").click()
     assert page.get_by_test_id("webhook-name").input_value() == "on-push"
@@ -127,7 +127,7 @@ def test_a_viewer_sees_no_edit_or_pause_buttons(
         server, "POST", f"/scripts/{script['id']}/schedules", admin, json={"name": "n", "cron": "0 3 * * *"}
     )
     hook = api(server, "POST", f"/scripts/{script['id']}/webhooks", admin, json={"name": "h"})
-    log_in(page, server, "viewer")
+    signed_in(page, server, "viewer")
     page.goto(f"{server.url}/scripts/{script['id']}?tab=schedules")
     page.get_by_test_id(f"schedule-{schedule['id']}").wait_for()
     assert page.get_by_test_id(f"schedule-edit-{schedule['id']}").count() == 0
@@ -154,7 +154,7 @@ def test_terraform_action_and_workspace_are_chosen_in_each_automation_form(
     tf = 'output "x" {\n  value = 1\n}\n'
     script = create_script(server, admin, "infra", tf, script_type="terraform", status="active")
     create_script(server, admin, "build", "#!/bin/bash\necho built\n", status="active")
-    log_in(page, server, "operator")
+    signed_in(page, server, "operator")
 
     page.goto(f"{server.url}/scripts/{script['id']}?tab=schedules")
     page.get_by_test_id("schedule-add").click()
@@ -215,7 +215,7 @@ def test_a_then_run_link_is_edited_in_its_dialog_keeping_what_changed_elsewhere(
     made = api(
         server, "POST", path, admin, json={"target_script_id": target["id"], "mapping": {"WHO": "/run/id"}}
     )
-    log_in(page, server, "operator")
+    signed_in(page, server, "operator")
     page.goto(f"{server.url}/scripts/{source['id']}?tab=chains")
     page.get_by_test_id(f"chain-edit-{made['id']}").click()
     assert page.get_by_test_id("chain-target").input_value() == "announce", "shown selected"
@@ -256,7 +256,7 @@ def test_ansible_options_are_set_on_a_schedule_form_of_an_ansible_script_only(
     playbook = "- hosts: web\n  gather_facts: false\n  tasks:\n    - debug:\n        msg: hi\n"
     script = create_script(server, admin, "site", playbook, script_type="ansible", status="active")
     bash = create_script(server, admin, "plain", "#!/bin/bash\necho hi\n", status="active")
-    log_in(page, server, "operator")
+    signed_in(page, server, "operator")
 
     page.goto(f"{server.url}/scripts/{bash['id']}?tab=schedules")
     page.get_by_test_id("schedule-add").click()

@@ -11,9 +11,14 @@ import pytest
 from opscraft.db.text import NOT_UTF8_MESSAGE
 from opscraft.services.instants import OUT_OF_RANGE
 from tests.conftest import LiveServer
-from tests.ui_journey import API_TIMEOUT, log_in, make_users
+from tests.ui_journey import API_TIMEOUT, journey_server, journey_tokens, signed_in
 
 pytestmark = pytest.mark.browser
+
+# One server (the defaults, as `live_server`) for both tests: they only read, each page a fresh
+# context signed in with the kept session (`signed_in`).
+server = journey_server("bad-address-ui", env={})
+tokens = journey_tokens()
 
 # address -> (status, the message shown, where the page's link leads)
 BAD_ADDRESSES = {
@@ -44,11 +49,12 @@ REFUSED_FILTERS = {
 }
 
 
-def test_malformed_addresses_show_a_page_saying_what_is_wrong(live_server: LiveServer, page: Any) -> None:
-    make_users(live_server)
-    log_in(page, live_server, "admin")
+def test_malformed_addresses_show_a_page_saying_what_is_wrong(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    signed_in(page, server, "admin")
     for path, (status, message, link) in BAD_ADDRESSES.items():
-        response = page.goto(live_server.url + path)
+        response = page.goto(server.url + path)
         assert response.status == status, path
         assert "application/json" not in response.headers["content-type"], path
         problem = page.get_by_test_id("bad-address-problem")
@@ -57,13 +63,13 @@ def test_malformed_addresses_show_a_page_saying_what_is_wrong(live_server: LiveS
         page.get_by_test_id("whoami").wait_for()  # inside the usual frame
         if link is not None:
             page.get_by_test_id("bad-address-reset").click()
-            page.wait_for_url(live_server.url + link.split("?")[0])
+            page.wait_for_url(server.url + link.split("?")[0])
     for path, message in REFUSED_FILTERS.items():
-        response = page.goto(live_server.url + path)
+        response = page.goto(server.url + path)
         assert response.status == 200, path
         page.get_by_test_id("no-runs").get_by_text(message).wait_for()
     # A well-formed day still filters.
-    page.goto(live_server.url + "/executions?since=2026-11-30")
+    page.goto(server.url + "/executions?since=2026-11-30")
     page.get_by_test_id("run-filters").wait_for()
     assert page.get_by_test_id("bad-address").count() == 0
 
@@ -77,19 +83,21 @@ OUT_OF_CALENDAR = {
 }
 
 
-def test_a_day_outside_the_calendar_is_named_as_the_api_names_it(live_server: LiveServer, page: Any) -> None:
+def test_a_day_outside_the_calendar_is_named_as_the_api_names_it(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
     """The history and audit pages say of a year outside 1-9999 what the API says of the same
     filter (`instants.OUT_OF_RANGE`, one source): `?since=10000-01-01` was "must be a date
     written YYYY-MM-DD" on the page and the year range on the API."""
-    admin = make_users(live_server)["admin"]
-    log_in(page, live_server, "admin")
+    admin = tokens["admin"]
+    signed_in(page, server, "admin")
     for path, api_path in OUT_OF_CALENDAR.items():
         field = path.split("?")[1].split("=")[0]
-        answer = httpx.get(live_server.url + api_path, headers=admin, timeout=API_TIMEOUT)
+        answer = httpx.get(server.url + api_path, headers=admin, timeout=API_TIMEOUT)
         assert answer.status_code == 422, answer.text
         said = [e["message"] for e in answer.json()["errors"] if e["field"] == field]
         assert said == [OUT_OF_RANGE], answer.text
-        assert page.goto(live_server.url + path).status == 400, path
+        assert page.goto(server.url + path).status == 400, path
         problem = page.get_by_test_id("bad-address-problem")
         problem.wait_for()
         assert problem.inner_text() == f"{field} {said[0]}.", path

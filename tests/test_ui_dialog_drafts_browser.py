@@ -15,8 +15,8 @@ from tests.ui_journey import (
     create_script,
     journey_server,
     journey_tokens,
-    log_in,
     reload_keeping,
+    signed_in,
     wait_connected,
 )
 
@@ -42,7 +42,7 @@ def test_a_new_schedule_typed_before_a_reload_comes_back_and_is_gone_once_added(
 ) -> None:
     """Before, the dialog was gone after a reload, and so was what was typed in it."""
     script_id = _script(server, tokens["admin"], "nightly-report")
-    log_in(page, server, "operator", then=f"/scripts/{script_id}?tab=schedules")
+    signed_in(page, server, "operator", then=f"/scripts/{script_id}?tab=schedules")
     page.get_by_test_id("schedule-add").click()
     page.get_by_test_id("schedule-name").fill("nightly-backup")
     page.get_by_test_id("schedule-cron").fill("15 2 * * *")
@@ -66,7 +66,7 @@ def test_a_webhook_edit_typed_before_a_reload_comes_back_and_cancel_forgets_it(
     script_id = _script(server, tokens["admin"], "deploy-hooked")
     hook = api(server, "POST", f"/scripts/{script_id}/webhooks", tokens["admin"], json={"name": "github"})
     hook_id = hook["id"]
-    log_in(page, server, "operator", then=f"/scripts/{script_id}?tab=webhooks")
+    signed_in(page, server, "operator", then=f"/scripts/{script_id}?tab=webhooks")
     page.get_by_test_id(f"webhook-edit-{hook_id}").click()
     page.get_by_test_id("webhook-name").fill("github-main")
     reload_keeping(page, f"webhook:{script_id}:{hook_id}", "github-main")
@@ -86,7 +86,7 @@ def test_a_then_run_link_typed_before_a_reload_comes_back(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
     script_id = _script(server, tokens["admin"], "build-first")
-    log_in(page, server, "operator", then=f"/scripts/{script_id}?tab=chains")
+    signed_in(page, server, "operator", then=f"/scripts/{script_id}?tab=chains")
     page.get_by_test_id("chain-add").click()
     page.get_by_test_id("chain-mapping").fill('{"WHO": "/parameters/WHO"}')
     reload_keeping(page, f"chain:{script_id}:new", "/parameters/WHO")
@@ -98,7 +98,7 @@ def test_a_token_shown_once_leaves_the_page_when_its_dialog_is_closed_with_escap
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
     """Done emptied the field; Escape closed the dialog with the token still in the page."""
-    log_in(page, server, "viewer", then="/tokens")
+    signed_in(page, server, "viewer", then="/tokens")
     page.get_by_test_id("token-add").click()
     page.get_by_test_id("token-name").fill("laptop")
     page.get_by_test_id("token-submit").click()

@@ -16,7 +16,7 @@ from tests.ui_journey import (
     create_script,
     journey_server,
     journey_tokens,
-    log_in,
+    signed_in,
     start_run,
     wait_run,
 )
@@ -40,7 +40,7 @@ tokens = journey_tokens()
 def test_multiline_secret_values_are_stored_byte_exact(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any, tmp_path: Path
 ) -> None:
-    log_in(page, server, "operator", then="/secrets")
+    signed_in(page, server, "operator", then="/secrets")
     # A pasted SSH private key: several lines, a tab, a final newline.
     page.get_by_test_id("new-secret").click()
     page.get_by_test_id("create-name").fill("SSH_KEY")
@@ -84,7 +84,7 @@ def test_multiline_secret_values_are_stored_byte_exact(
 def test_field_errors_show_under_their_fields_and_clear(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
-    log_in(page, server, "admin", then="/users")
+    signed_in(page, server, "admin", then="/users")
     page.get_by_test_id("new-user").click()
     page.get_by_test_id("create-username").fill("ab")
     page.get_by_test_id("create-email").fill("ab@example.com")
@@ -116,7 +116,7 @@ def test_rollback_to_a_version_with_findings_asks_to_acknowledge(
     response = httpx.put(f"{server.url}/api/v1/scripts/{script['id']}", json=body, headers=admin)
     assert response.status_code == 200, response.text
 
-    log_in(page, server, "operator", then=f"/scripts/{script['id']}?tab=versions")
+    signed_in(page, server, "operator", then=f"/scripts/{script['id']}?tab=versions")
     page.get_by_test_id("rollback-1").click()
     page.get_by_test_id("rollback-confirm").click()
     dialog = page.get_by_test_id("risk-dialog")
@@ -145,7 +145,7 @@ def test_out_of_range_numbers_are_refused_under_their_fields_never_clamped(
     used to clamp it when the field lost focus (racing Save), saving a value nobody typed."""
     admin = tokens["admin"]
     script = create_script(server, admin, "bounded", "#!/bin/bash\necho bounded\n")
-    log_in(page, server, "admin", then=f"/scripts/{script['id']}/edit")
+    signed_in(page, server, "admin", then=f"/scripts/{script['id']}/edit")
     page.get_by_test_id("memory").fill("8")  # below 16 MiB
     page.get_by_test_id("timeout").fill("0")  # below 1 s
     page.get_by_test_id("save-script").click()
@@ -176,7 +176,7 @@ def test_a_refused_search_is_said_under_its_box_and_lists_nothing(
     and a plain search lists again. Before, `web<U+0001>` was a silent empty list (a NUL a red
     toast naming `query`)."""
     create_script(server, tokens["admin"], "web-restart", "#!/bin/bash\necho restart\n")
-    log_in(page, server, "admin")
+    signed_in(page, server, "admin")
     cases = [
         ("/scripts", "script-search", "scripts-summary", "web\x01", "control characters (U+0001)"),
         ("/scripts", "script-search", "scripts-summary", "w" * 201, "at most 200 characters"),
@@ -206,7 +206,7 @@ def test_enter_in_an_audit_filter_box_filters(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
     """Typing a username and pressing Enter did nothing: only the Filter button applied it."""
-    log_in(page, server, "admin", then="/audit")
+    signed_in(page, server, "admin", then="/audit")
     summary = page.get_by_test_id("audit-summary")
     summary.get_by_text(re.compile(r"^\d+ ")).wait_for()
     page.get_by_test_id("audit-actor").fill("nobody-did-anything")

@@ -18,8 +18,8 @@ from tests.ui_journey import (
     LIVE_ENV,
     create_script,
     journey_server,
-    log_in,
     make_users,
+    signed_in,
     start_run,
     token,
     wait_connected,
@@ -80,7 +80,7 @@ def test_a_scripts_schedules_and_webhooks_follow_other_users(
     script = create_script(server, operator, f"live-{tab}", "echo hi\n", status="active")
     path = f"/scripts/{script['id']}/{tab}"
     first = _api(server, "POST", path, operator, json=first_body)
-    log_in(page, server, "admin", then=f"/scripts/{script['id']}?tab={tab}")
+    signed_in(page, server, "admin", then=f"/scripts/{script['id']}?tab={tab}")
     page.get_by_test_id(f"{row}-edit-{first['id']}").click()
     page.get_by_test_id(f"{row}-name").fill("typed here")
 
@@ -102,7 +102,7 @@ def test_api_tokens_follow_other_tabs(
     """The user's own tokens, made and revoked in another tab (here: the API as the same user)."""
     viewer = tokens["viewer"]
     first = _api(server, "POST", "/tokens", viewer, json={"name": "ci-first"})
-    log_in(page, server, "viewer", then="/tokens")
+    signed_in(page, server, "viewer", then="/tokens")
     page.get_by_test_id(f"token-{first['id']}").wait_for()
     page.get_by_test_id("token-add").click()
     page.get_by_test_id("token-name").fill("typed here")
@@ -118,7 +118,7 @@ def test_api_tokens_follow_other_tabs(
 
 def test_users_follow_other_admins(server: LiveServer, tokens: dict[str, dict[str, str]], page: Any) -> None:
     boss = tokens["boss"]
-    log_in(page, server, "admin", then="/users")
+    signed_in(page, server, "admin", then="/users")
     table = page.get_by_test_id("users-table")
     table.get_by_text("viewer@example.com").wait_for()
     page.get_by_test_id("edit-operator").click()
@@ -137,7 +137,7 @@ def test_users_follow_other_admins(server: LiveServer, tokens: dict[str, dict[st
 def test_secrets_follow_other_users(server: LiveServer, tokens: dict[str, dict[str, str]], page: Any) -> None:
     operator = tokens["operator"]
     made = _api(server, "POST", "/secrets", operator, json={"name": "LIVE_ONE", "value": "v" * 8})
-    log_in(page, server, "admin", then="/secrets")
+    signed_in(page, server, "admin", then="/secrets")
     page.get_by_test_id("secret-LIVE_ONE").wait_for()
     page.get_by_test_id("edit-LIVE_ONE").click()
     page.get_by_test_id("edit-description").fill("typed here")
@@ -154,7 +154,7 @@ def test_notification_channels_and_rules_follow_other_admins(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
     boss = tokens["boss"]
-    log_in(page, server, "admin", then="/notifications")
+    signed_in(page, server, "admin", then="/notifications")
     page.get_by_test_id("channels-empty").wait_for()
     page.get_by_test_id("channel-add").click()
     page.get_by_test_id("channel-name").fill("typed here")
@@ -207,7 +207,7 @@ def test_a_page_of_several_lists_follows_them_with_one_timer(
     """The Notifications page re-read its channels, its rules and its delivery log on three timers
     (each list read the channels again); the Approvals page followed its waiting runs only. One
     timer now re-reads each page whole."""
-    log_in(page, server, "admin")
+    signed_in(page, server, "admin")
     _open(page, server, path)
     page.get_by_test_id(part).wait_for()
     page.wait_for_function(f"{PAGE_TIMERS} === 1")  # three, on the Notifications page
@@ -221,7 +221,7 @@ def test_approvals_follow_other_approvers_and_keep_a_comment_being_typed(
     policy = {"required": 2, "expires_after_hours": 24}
     _api(server, "PUT", f"/scripts/{script['id']}/approval", tokens["admin"], json=policy)
     first = start_run(server, operator, script["id"])
-    log_in(page, server, "admin", then="/approvals")
+    signed_in(page, server, "admin", then="/approvals")
     comment = page.get_by_test_id(f"approval-comment-{first}")
     comment.fill("looks fine")
 
@@ -248,7 +248,7 @@ def test_the_scripts_list_follows_other_users_and_keeps_the_search_and_a_dialog(
 ) -> None:
     operator = tokens["operator"]
     create_script(server, operator, "follow-one", "echo hi\n", status="active")
-    log_in(page, server, "admin", then="/scripts?search=follow")
+    signed_in(page, server, "admin", then="/scripts?search=follow")
     table = page.get_by_test_id("scripts-table")
     page.get_by_test_id("script-link-follow-one").wait_for()
     search = page.get_by_test_id("script-search")

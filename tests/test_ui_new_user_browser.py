@@ -16,7 +16,7 @@ from tests.ui_journey import (
     create_script,
     journey_server,
     journey_tokens,
-    log_in,
+    signed_in,
     start_run,
     wait_connected,
     wait_for_output,
@@ -47,7 +47,7 @@ def test_a_test_run_is_marked_in_every_list_and_its_card_counts_approvals(
     )
     assert r.status_code == 202, r.text
     run_id = r.json()["id"]
-    log_in(page, server, "admin")
+    signed_in(page, server, "admin")
     # Approvals: the pending run says it is a test run, and its count.
     page.goto(f"{server.url}/approvals")
     pending = page.get_by_test_id(f"pending-{run_id}")
@@ -76,7 +76,7 @@ def test_the_schedule_dialog_says_what_parameters_must_be_and_shows_labels(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
     script = create_script(server, tokens["admin"], "greet", "echo $NAME\n", parameters={"NAME": "x"})
-    log_in(page, server, "operator", then=f"/scripts/{script['id']}?tab=schedules")
+    signed_in(page, server, "operator", then=f"/scripts/{script['id']}?tab=schedules")
     wait_connected(page)
     page.get_by_test_id("schedule-add").click()
     page.get_by_test_id("schedule-name").fill("nightly")
@@ -111,7 +111,7 @@ MISSING = {
 def test_a_missing_page_answers_404_inside_the_frame_and_unknown_parameters_are_named(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
-    log_in(page, server, "admin")
+    signed_in(page, server, "admin")
     for path, (status, message, back) in MISSING.items():
         response = page.goto(server.url + path)
         assert response.status == status, path
@@ -154,7 +154,7 @@ def test_binary_output_does_not_flood_the_console(
     assert "BINARY-DONE" in wait_run(server, tokens["admin"], run_id)["output"]
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type in ("error", "warning") else None)
-    log_in(page, server, "viewer", then=f"/executions/{run_id}")
+    signed_in(page, server, "viewer", then=f"/executions/{run_id}")
     wait_connected(page)
     wait_for_output(page, "BINARY-DONE")
     parse_errors = [e for e in errors if "Parsing error" in e]
@@ -173,7 +173,7 @@ def test_a_rollback_that_breaks_a_schedule_says_so_after_the_page_changes(
     assert httpx.put(url, json={"parameters": integer}, headers=tokens["admin"]).status_code == 200
     body = {"name": "nightly", "cron": "0 1 * * *", "parameters": {"P": 5}}
     assert httpx.post(f"{url}/schedules", json=body, headers=tokens["admin"]).status_code == 201
-    log_in(page, server, "operator")
+    signed_in(page, server, "operator")
     page.goto(f"{url.replace('/api/v1', '')}?tab=versions")
     wait_connected(page)
     page.get_by_test_id("rollback-1").click()
@@ -191,7 +191,7 @@ def test_an_unknown_tab_is_named_not_silently_the_overview(
     warning naming the value and the page's tabs, like any address part the page ignores; a
     known tab opens without one."""
     script = create_script(server, tokens["admin"], "tabbed", "echo hi\n")
-    log_in(page, server, "viewer")
+    signed_in(page, server, "viewer")
     response = page.goto(f"{server.url}/scripts/{script['id']}?tab=webhoks")
     assert response is not None and response.status == 200
     note = page.locator(".q-notification", has_text="Ignored in the address: tab 'webhoks' is not one of")

@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
+from opscraft.api import token_watch
 from opscraft.services import auth
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, RateLimited, Unauthorized
@@ -45,7 +46,7 @@ async def current_actor(
     """The authenticated caller; 401 without a valid access or personal token, 429 past the
     per-user limit (shared by the user's sessions and personal tokens)."""
     if credentials is None:
-        raise Unauthorized("authentication required: send 'Authorization: Bearer <access_token>'")
+        raise Unauthorized(token_watch.missing_token(request.headers))
     actor = await auth.actor_for_bearer(session, credentials.credentials, client_ip(request))
     rt = runtime.current()
     retry_after = await rt.limiter.hit(f"api:user:{actor.user_id}", rt.settings.rate_limit_api_per_minute)

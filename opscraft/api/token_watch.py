@@ -26,6 +26,19 @@ def bearer(headers: Mapping[str, str]) -> str:
     return value.strip() if scheme.lower() == "bearer" else ""
 
 
+BEARER_HEADER = "send 'Authorization: Bearer <access token>'"
+
+
+def missing_token(headers: Mapping[str, str], ways: str = BEARER_HEADER) -> str:
+    """The 401 reason for a request with no bearer token: "authentication required: " + `ways`
+    (how this route takes a token), and, when its `Authorization` header uses another scheme
+    (`Basic`, RFC 7617), that the scheme is not read, so a client is not left guessing why its
+    credentials went unseen."""
+    scheme = headers.get("authorization", "").partition(" ")[0]
+    other = f"; a {scheme[:12]} header is not read" if scheme else ""
+    return f"authentication required: {ways}{other}"
+
+
 async def until_token_ends(
     token: str, client_ip: str | None, on_pass: Callable[[], Awaitable[None]] | None = None
 ) -> str:

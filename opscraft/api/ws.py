@@ -105,7 +105,8 @@ async def _events_or_refusal(
     (close code, reason). Authentication reads no row while the user cache is warm, and the
     execution's row is read once, by the event stream (a missing one: `_send_events`)."""
     if not token:
-        return CLOSE_UNAUTHORIZED, "authentication required: pass ?token=<access token>"
+        ways = "pass ?token=<token> or 'Authorization: Bearer <token>'"  # a close reason: <= 123 bytes
+        return CLOSE_UNAUTHORIZED, token_watch.missing_token(websocket.headers, ways)
     client_ip = _client_ip(websocket)
     rt = runtime.current()
     async with rt.db.session() as session:

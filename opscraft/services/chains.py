@@ -69,7 +69,7 @@ from opscraft.services.partial import CHANGES, over_stored, three_way, unchanged
 from opscraft.services.permissions import Permission, can, require
 from opscraft.services.run_starter import OwnerRefused, start_for
 from opscraft.services.storable import Text
-from opscraft.services.webhooks import _MISSING, check_pointer, resolve_pointer
+from opscraft.services.webhooks import _MISSING, check_saved_pointer, resolve_pointer
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ async def _apply(session: AsyncSession, link: ChainLink, data: LinkIn | Mapping[
             problems.add(f"mapping.{name}", undeclared)
             continue
         try:
-            tokens = check_pointer(pointer)
+            tokens = check_saved_pointer(pointer)
         except ValueError as exc:
             problems.add(f"mapping.{name}", str(exc))
             continue

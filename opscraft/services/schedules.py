@@ -161,6 +161,7 @@ CRON_FIELDS = (
 _CRON_FORMS = "numbers, * for every value, lists (1,15), ranges (1-5) and steps (*/15)"
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+_DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 _NAMES: tuple[dict[str, int], ...] = (
     {},
     {},
@@ -179,12 +180,49 @@ CRON_MACROS = {
     "@hourly": "0 * * * *",
 }
 _ITEM = re.compile(r"(?P<base>\*|[A-Za-z0-9]+(?:-[A-Za-z0-9]+)?)(?:/(?P<step>[0-9]+))?")
-_SPECIAL = (  # croniter's extensions, in the fields that take them (values checked below)
+_SPECIAL = (  # croniter's extensions, in the fields that take them (values checked below; any case)
     (),
     (),
-    (re.compile(r"L"), re.compile(r"(?P<value>[0-9]+)W")),
+    (re.compile(r"L", re.IGNORECASE), re.compile(r"(?P<value>[0-9]+)W", re.IGNORECASE)),
     (),
-    (re.compile(r"(?P<value>[A-Za-z0-9]+)#(?P<nth>[0-9]+)"), re.compile(r"L(?P<value>[A-Za-z0-9]+)")),
+    (
+        re.compile(r"(?P<value>[A-Za-z0-9]+)#(?P<nth>[0-9]+)", re.IGNORECASE),
+        re.compile(r"L(?P<value>[0-9]+)", re.IGNORECASE),
+    ),
+)
+# Quartz's and other crons' last-day forms croniter does not read, each (field index, pattern,
+# what to write instead): told as such rather than as "not valid".
+_OTHER_LAST_FORMS = (
+    (
+        4,
+        re.compile(r"(?P<day>[A-Za-z0-9]+)L", re.IGNORECASE),
+        "{item} is Quartz's form: write L{number} for the last {name}",
+    ),
+    (
+        4,
+        re.compile(r"L(?P<day>[A-Za-z]+)", re.IGNORECASE),
+        "write L{number} for the last {name} (a number after L, not a name)",
+    ),
+    (
+        4,
+        re.compile(r"L", re.IGNORECASE),
+        "L alone is for the day-of-month field (the month's last day); L5 here is the last Friday",
+    ),
+    (
+        2,
+        re.compile(r"LW", re.IGNORECASE),
+        "LW (the month's last weekday) is not read here: use L (the month's last day) or 15W",
+    ),
+    (
+        2,
+        re.compile(r"L-[0-9]+", re.IGNORECASE),
+        "{item} (days before the month's last) is not read here: use L (the last day)",
+    ),
+    (
+        2,
+        re.compile(r"L[0-9]+", re.IGNORECASE),
+        "L stands alone here (the month's last day); L5 in the day-of-week field is the last Friday",
+    ),
 )
 
 
@@ -211,6 +249,7 @@ def _item_values(index: int, item: str) -> set[int]:
     with an optional `/step`, and `5/15` (from 5 to the field's end, croniter's reading)."""
     _, low, high, _ = CRON_FIELDS[index]
     top = 6 if index == 4 else high  # a day-of-week step runs over 0-6 (7 is Sunday again)
+    _refuse_other_last_form(index, item)
     match = _ITEM.fullmatch(item)
     if match is None:
         if "/" in item and not re.fullmatch(r"[0-9]+", item.rpartition("/")[2]):
@@ -240,6 +279,22 @@ def _item_values(index: int, item: str) -> set[int]:
             f" write {first}, or step a larger field (0 */2 * * * is every 2 hours)"
         )
     return set(range(first, last + 1, step))
+
+
+def _refuse_other_last_form(index: int, item: str) -> None:
+    """`_Refused` saying what to write when `item` is another cron's last-day form
+    (`_OTHER_LAST_FORMS`: Quartz's `5L`, `LW`, `L-3`; a name after `L`)."""
+    for field, pattern, message in _OTHER_LAST_FORMS:
+        match = pattern.fullmatch(item) if field == index else None
+        if match is None:
+            continue
+        day = match.groupdict().get("day")
+        if day is None:
+            raise _Refused(message.format(item=item))
+        number = _value(index, day)
+        raise _Refused(
+            message.format(item=item, number=number, name=f"{_DAY_NAMES[number % 7]} of the month")
+        )
 
 
 def _backwards(index: int, base: str, first: int, last: int) -> str:

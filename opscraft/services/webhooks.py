@@ -170,6 +170,18 @@ def check_pointer(pointer: str) -> list[str]:
     return [t.replace("~1", "/").replace("~0", "~") for t in tokens]
 
 
+# The longest JSON pointer a mapping saves (characters): a body's paths are tens of characters;
+# longer is a paste gone wrong. Checked at save only: a row saved before still resolves.
+MAX_POINTER_CHARS = 1024
+
+
+def check_saved_pointer(pointer: str) -> list[str]:
+    """`check_pointer` for a mapping being saved: also ValueError past `MAX_POINTER_CHARS`."""
+    if len(pointer) > MAX_POINTER_CHARS:
+        raise ValueError(f"must be at most {MAX_POINTER_CHARS} characters (it has {len(pointer)})")
+    return check_pointer(pointer)
+
+
 def resolve_pointer(document: Any, pointer: str) -> Any:
     """The value at `pointer` in `document` (RFC 6901), or `_MISSING` when there is none."""
     value = document
@@ -211,7 +223,7 @@ async def _apply(
             problems.add(f"mapping.{name}", "unknown parameter: this script does not declare it")
             continue
         try:
-            check_pointer(pointer)
+            check_saved_pointer(pointer)
         except ValueError as exc:
             problems.add(f"mapping.{name}", str(exc))
     fixed = sent.get("parameters", {})

@@ -19,7 +19,7 @@ from opscraft.ui import labels
 from tests.automation.conftest import LOOPBACK_RECEIVERS
 from tests.conftest import PASSWORD, LiveServer
 from tests.cron_times import far_yearly_cron
-from tests.ui_journey import RUN_ENV, log_in, log_out, serving, token
+from tests.ui_journey import RUN_ENV, log_in, log_out, serving, signed_in, token
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.browser
@@ -60,7 +60,7 @@ def test_create_a_schedule_and_see_it_fire(page: Any, env: Env) -> None:
     r = env.api("POST", "/api/v1/scripts", json=body)
     assert r.status_code == 201, r.text
     script_id = r.json()["id"]
-    log_in(page, env.server, "admin", then=f"/scripts/{script_id}")
+    signed_in(page, env.server, "admin", then=f"/scripts/{script_id}")
     page.get_by_test_id("tab-schedules").click()
     page.get_by_test_id("schedule-add").click()
     # A yearly cron expression months away: it never fires by itself during the test (an
@@ -95,7 +95,7 @@ def test_create_a_schedule_and_see_it_fire(page: Any, env: Env) -> None:
 
 
 def test_personal_token_shown_once_then_revoked(page: Any, env: Env) -> None:
-    log_in(page, env.server, "admin", then="/tokens")
+    signed_in(page, env.server, "admin", then="/tokens")
     page.get_by_test_id("token-add").click()
     page.get_by_test_id("token-name").fill("ci")
     page.get_by_test_id("token-submit").click()
@@ -140,7 +140,7 @@ def test_an_expired_token_can_be_revoked_to_reuse_its_name(page: Any, env: Env) 
             (past.strftime("%Y-%m-%d %H:%M:%S.%f"), token_id),
         )
     assert not env.api("GET", "/api/v1/tokens").json()["items"][0]["active"], "the token expired"
-    log_in(page, env.server, "admin", then="/tokens")
+    signed_in(page, env.server, "admin", then="/tokens")
     row = page.get_by_test_id(f"token-{token_id}")
     row.get_by_text("expired", exact=True).wait_for()
     page.get_by_test_id(f"token-revoke-{token_id}").click()
@@ -164,7 +164,7 @@ def test_a_demoted_owners_token_says_the_role_it_acts_as(page: Any, env: Env) ->
     ]
     assert env.api("PUT", f"/api/v1/users/{second_id}", json={"role": "viewer"}).status_code == 200
     try:
-        log_in(page, env.server, "admin", then="/tokens")
+        signed_in(page, env.server, "admin", then="/tokens")
         page.get_by_test_id("tokens-all").click()
         role = page.get_by_test_id(f"token-role-{created.json()['id']}")
         role.get_by_text("operator (acts as viewer: owner's role now)").wait_for()
@@ -178,7 +178,7 @@ def test_a_long_token_name_stays_within_a_phone_screen(page: Any, env: Env) -> N
     created = env.api("POST", "/api/v1/tokens", json={"name": "W" * 64})
     assert created.status_code == 201, created.text
     page.set_viewport_size({"width": 375, "height": 800})
-    log_in(page, env.server, "admin", then="/tokens")
+    signed_in(page, env.server, "admin", then="/tokens")
     page.get_by_test_id(f"token-revoke-{created.json()['id']}").wait_for()
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1, f"{overflow} px wider than the screen"
@@ -254,7 +254,7 @@ def test_a_run_you_approved_waits_for_the_others_without_your_buttons_or_badge(p
     r = env.api("PUT", f"/api/v1/scripts/{script_id}", json={"content": "print('edited')\n"})
     assert r.status_code == 200 and r.json()["current_version"] == 2, r.text
 
-    log_in(page, env.server, "second")
+    signed_in(page, env.server, "second")
     page.get_by_test_id("nav-badge-approvals").filter(has_text="1").wait_for()
     page.get_by_test_id("nav-approvals").click()
     note = page.get_by_test_id(f"approval-note-{run_id}")
@@ -290,7 +290,7 @@ def test_a_run_cancelled_while_it_waits_shows_its_request_cancelled(page: Any, e
     r = env.api("POST", f"/api/v1/executions/{run_id}/cancel")
     assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
 
-    log_in(page, env.server, "second", then=f"/executions/{run_id}")
+    signed_in(page, env.server, "second", then=f"/executions/{run_id}")
     outcome = page.get_by_test_id("approval-outcome")
     outcome.wait_for()
     assert outcome.inner_text().startswith("Cancelled by admin at "), outcome.inner_text()
@@ -337,7 +337,7 @@ def test_a_failing_run_sends_slack_and_email(page: Any, env: Env) -> None:
             rule = {"channel_id": r.json()["id"], "script_id": script_id, "events": ["failure"]}
             assert env.api("POST", "/api/v1/notifications/rules", json=rule).status_code == 201
 
-        log_in(page, env.server, "admin", then=f"/scripts/{script_id}")
+        signed_in(page, env.server, "admin", then=f"/scripts/{script_id}")
         page.get_by_test_id("execute-button").click()
         page.get_by_test_id("execute-submit").click()
         page.wait_for_url(f"{env.server.url}/executions/*")
@@ -376,7 +376,7 @@ def test_a_failed_delivery_says_when_it_is_tried_again(page: Any, env: Env) -> N
         assert r.status_code == 202, r.text
         wait_until(lambda: hook.requests, "no delivery attempt")
 
-        log_in(page, env.server, "admin", then="/notifications")
+        signed_in(page, env.server, "admin", then="/notifications")
         row = page.get_by_test_id("deliveries").get_by_role("row").filter(has_text="flaky-hook")
         row.filter(has_text="answered HTTP 503").wait_for()
         # the next attempt (the second, or a later one on a slow machine: 5 s, 10 s... apart)
@@ -402,7 +402,7 @@ def test_configure_a_then_run_link_and_follow_the_chain(page: Any, env: Env) -> 
     }
     first_id = env.api("POST", "/api/v1/scripts", json=first).json()["id"]
     second_id = env.api("POST", "/api/v1/scripts", json=second).json()["id"]
-    log_in(page, env.server, "admin", then=f"/scripts/{first_id}")
+    signed_in(page, env.server, "admin", then=f"/scripts/{first_id}")
     page.get_by_test_id("tab-chains").click()
     page.get_by_test_id("chains-empty").wait_for()
     page.get_by_test_id("chain-add").click()
@@ -457,7 +457,7 @@ def test_a_disabled_channel_or_rule_says_so_and_a_channel_is_switched_back_on(pa
     r = env.api("PUT", f"/api/v1/notifications/channels/{channel_id}", json={"enabled": False})
     assert r.status_code == 200, r.text
 
-    log_in(page, env.server, "admin", then="/notifications")
+    signed_in(page, env.server, "admin", then="/notifications")
     page.get_by_test_id("channel-disabled-quiet-hook").wait_for()
     rules = page.locator("[data-testid^=rule-]")
     rules.filter(has_text="of every script → quiet-hook (disabled: nothing is sent)").wait_for()
@@ -490,7 +490,7 @@ def test_a_rule_is_switched_off_and_on_from_its_row(page: Any, env: Env) -> None
     assert r.status_code == 201, r.text
     rule_id = r.json()["id"]
 
-    log_in(page, env.server, "admin", then="/notifications")
+    signed_in(page, env.server, "admin", then="/notifications")
     row, turn = page.get_by_test_id(f"rule-{rule_id}"), page.get_by_test_id(f"rule-turn-{rule_id}")
     turn.filter(has_text="Disable").click()
     row.filter(has_text="→ switch-hook (disabled: nothing is sent)").wait_for()
@@ -514,7 +514,7 @@ def test_a_notification_rule_and_a_webhook_name_their_script_and_secret(page: An
     assert r.status_code == 201, r.text
     secret_id = r.json()["id"]
 
-    log_in(page, env.server, "admin")
+    signed_in(page, env.server, "admin")
     page.goto(f"{env.server.url}/notifications")
     page.get_by_test_id("rule-add").click()
     choose(page, "rule-channel", "ops-hook")
@@ -571,7 +571,7 @@ def test_automation_forms_put_each_problem_under_its_field(page: Any, env: Env) 
     }
     for url, existing in taken.items():
         assert env.api("POST", url, json=existing).status_code == 201
-    log_in(page, env.server, "admin", then=f"/scripts/{script_id}")
+    signed_in(page, env.server, "admin", then=f"/scripts/{script_id}")
     page.get_by_test_id("tab-schedules").click()
     page.get_by_test_id("schedule-add").click()
     page.get_by_test_id("schedule-name").fill("   ")
@@ -650,7 +650,7 @@ def test_webhook_link_and_schedule_forms_show_every_problem_at_once(page: Any, e
     r = env.api("POST", "/api/v1/scripts", json=body)
     assert r.status_code == 201, r.text
     script_id = r.json()["id"]
-    log_in(page, env.server, "admin", then=f"/scripts/{script_id}?tab=webhooks")
+    signed_in(page, env.server, "admin", then=f"/scripts/{script_id}?tab=webhooks")
     page.get_by_test_id("webhook-add").click()
     page.get_by_test_id("webhook-name").fill("on\tpush")
     page.get_by_test_id("webhook-mapping").fill('{"NOPE": "/ref"}')
@@ -698,7 +698,7 @@ def test_pausing_a_schedule_keeps_what_another_tab_saved_since(page: Any, env: E
     r = env.api("POST", url, json={"name": "yearly", "cron": "0 0 1 1 *", "parameters": {"N": "old"}})
     assert r.status_code == 201, r.text
     schedule_id = r.json()["id"]
-    log_in(page, env.server, "admin", then=f"/scripts/{script_id}?tab=schedules")
+    signed_in(page, env.server, "admin", then=f"/scripts/{script_id}?tab=schedules")
     toggle = page.get_by_test_id(f"schedule-toggle-{schedule_id}")
     toggle.filter(has_text="Pause").wait_for()
     newer = {"cron": "30 2 1 1 *", "timezone": "Europe/Paris", "parameters": {"N": "new"}}
@@ -721,7 +721,7 @@ def test_the_tokens_page_pages_as_the_api_does(page: Any, env: Env) -> None:
     listed = httpx.get(f"{env.server.url}/api/v1/tokens?limit=500", headers=second).json()
     total = listed["total"]
     assert total >= 25 and listed["items"][0]["name"] == "page-24"
-    log_in(page, env.server, "second", then="/tokens")
+    signed_in(page, env.server, "second", then="/tokens")
     page.get_by_test_id("tokens-summary").get_by_text(f"{total} tokens", exact=True).wait_for()
     revoke_buttons = page.locator("[data-testid^=token-revoke-]")
     assert revoke_buttons.count() == 20
@@ -752,7 +752,7 @@ def test_channels_and_schedules_stored_before_their_rules_still_show(page: Any, 
             "UPDATE notification_channels SET config = json_set(config, '$.host', ?) WHERE name = ?",
             ("ops:Pa55word@smtp.example", "legacy-mail"),
         )
-    log_in(page, env.server, "admin", then="/notifications")
+    signed_in(page, env.server, "admin", then="/notifications")
     row = page.get_by_test_id("channel-legacy-mail")
     row.filter(has_text="smtp.example:2525").wait_for()
     assert "Pa55word" not in page.content()
@@ -787,7 +787,7 @@ def test_rows_whose_json_settings_are_stored_in_another_shape_still_show(page: A
         db.execute("UPDATE notification_rules SET events = '\"failure\"' WHERE id = ?", (rule.json()["id"],))
         db.execute("UPDATE scripts SET tags = '\"a,b\"' WHERE id = ?", (target_id,))
     # The scripts list says it under the script's name (it listed the script as if it had no tags).
-    log_in(page, env.server, "admin", then="/scripts")
+    signed_in(page, env.server, "admin", then="/scripts")
     page.get_by_test_id("script-row-stored-shapes-next").get_by_text(
         "tags: stored as text ('a,b')", exact=False
     ).wait_for()

@@ -431,6 +431,46 @@ async def test_a_signed_call_is_accepted_once(client: httpx.AsyncClient, admin: 
     assert [e.details["reason"].split(":")[0] for e in refused] == ["signature already used"] * 2
 
 
+async def test_a_mapping_pointer_longer_than_the_limit_is_refused_at_save(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """A pointer of 100,000 characters was stored (field report): refused past 1,024 characters,
+    for a webhook and for a "then run" link alike, naming the field; 1,024 is saved and resolves."""
+    script_id, _ = await setup_hook(client, admin)
+    url = f"/api/v1/scripts/{script_id}/webhooks"
+    longest = "/" + "k" * 1023
+    for pointer, status in [("/" + "k" * 1024, 422), ("/a" * 50_000, 422), (longest, 201)]:
+        r = await client.post(
+            url, json={"name": "long", "mapping": {"BRANCH": pointer}}, headers=admin.headers
+        )
+        assert r.status_code == status, r.text
+        if status == 422:
+            assert r.json()["errors"] == [
+                {
+                    "field": "mapping.BRANCH",
+                    "message": f"must be at most 1024 characters (it has {len(pointer)})",
+                }
+            ], r.text
+    hook = r.json()
+    assert hook["mapping"] == {"BRANCH": longest}
+    call = await client.post(hook["url_path"], json={"k" * 1023: "main"})
+    assert call.status_code == 202, call.text
+    async with runtime.current().db.session() as session:
+        run = await session.get(Execution, call.json()["execution_id"])
+        assert run is not None and run.parameters["BRANCH"] == "main"
+    link = {"target_script_id": script_id, "mapping": {"BRANCH": "/parameters/" + "P" * 1013}}
+    other = await client.post(
+        "/api/v1/scripts",
+        json={"name": f"src-{time.monotonic_ns()}", "script_type": "bash", "content": "true\n"},
+        headers=admin.headers,
+    )
+    assert other.status_code == 201, other.text
+    r = await client.post(f"/api/v1/scripts/{other.json()['id']}/chains", json=link, headers=admin.headers)
+    assert r.status_code == 422 and r.json()["errors"] == [
+        {"field": "mapping.BRANCH", "message": "must be at most 1024 characters (it has 1025)"}
+    ], r.text
+
+
 async def test_save_time_validation(client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn) -> None:
     script_id, _ = await setup_hook(client, admin)
     url = f"/api/v1/scripts/{script_id}/webhooks"

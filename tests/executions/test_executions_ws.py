@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from datetime import timedelta
 from typing import Any
@@ -47,8 +48,8 @@ async def collect(ws: ClientConnection, *, delay: float = 0) -> tuple[list[dict[
         return messages, closed.rcvd.code if closed.rcvd else -1
 
 
-async def close_code(address: str) -> tuple[int, str]:
-    async with connect(address) as ws:
+async def close_code(address: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    async with connect(address, additional_headers=headers) as ws:
         try:
             await ws.recv()
         except ConnectionClosed as closed:
@@ -71,7 +72,17 @@ async def test_refusals_have_distinct_close_codes(
     expired, _ = issue_token(secret_key, viewer.id, "access", 0, timedelta(seconds=-5), "k")
     refresh, _ = issue_token(secret_key, viewer.id, "refresh", 0, timedelta(days=1), "k")
 
-    assert (await close_code(url(live_api, execution_id, None)))[0] == 4401
+    assert await close_code(url(live_api, execution_id, None)) == (
+        4401,
+        "authentication required: pass ?token=<token> or 'Authorization: Bearer <token>'",
+    )
+    # Credentials of another scheme are said to be unread (they were met with "pass ?token=").
+    basic = {"Authorization": "Basic " + base64.b64encode(b"viewer:password").decode()}
+    assert await close_code(url(live_api, execution_id, None), basic) == (
+        4401,
+        "authentication required: pass ?token=<token> or 'Authorization: Bearer <token>'; a Basic"
+        " header is not read",
+    )
     assert (await close_code(url(live_api, execution_id, "not-a-jwt")))[0] == 4401
     code, reason = await close_code(url(live_api, execution_id, expired))
     assert (code, reason) == (
