@@ -91,7 +91,7 @@ def _script(server: LiveServer, admin: dict[str, str], name: str, content: str, 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     users = (("admin", "admin"), ("viewer", "viewer"))
-    with serving(tmp_path_factory, "executions-ui", users=users) as server:
+    with serving(tmp_path_factory, "executions-ui", users=users, through_api=True) as server:
         admin = token(server, "admin")
         greet_id = _script(server, admin, "greet", GREET, parameters=GREET_PARAMETERS)
         ticker_id = _script(server, admin, "ticker", TICKER)

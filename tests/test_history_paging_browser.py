@@ -57,7 +57,9 @@ def _wait_until_final(server: LiveServer, headers: dict[str, str], ids: list[int
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[History]:
     env = {**RUN_ENV, "OPSCRAFT_RATE_LIMIT_API": "10000"}  # dozens of submissions in a few seconds
-    with serving(tmp_path_factory, "history-paging", env, users=(("admin", "admin"),)) as server:
+    with serving(
+        tmp_path_factory, "history-paging", env, users=(("admin", "admin"),), through_api=True
+    ) as server:
         admin = token(server, "admin")
         script = {
             "name": "flaky",

@@ -48,7 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     port = free_port()
     env = {**RUN_ENV, "OPSCRAFT_STATE_BACKEND_URL": f"http://127.0.0.1:{port}"}
     users = (("admin", "admin"), ("planner", "operator"), ("reviewer", "operator"))
-    with serving(tmp_path_factory, "tf-plans-ui", env, users=users, port=port) as live:
+    with serving(tmp_path_factory, "tf-plans-ui", env, users=users, port=port, through_api=True) as live:
         yield live
 
 

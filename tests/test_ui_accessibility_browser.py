@@ -17,6 +17,7 @@ from tests.ui_journey import (
     journey_tokens,
     log_in,
     paste_code,
+    signed_in,
     start_run,
     wait_connected,
 )
@@ -82,7 +83,7 @@ def test_a_run_awaiting_approval_and_code_blocks_pass_the_checker(
     url = f"{server.url}/api/v1/inventories"
     response = httpx.post(url, json=inventory, headers=admin, timeout=API_TIMEOUT)
     assert response.status_code == 201, response.text
-    log_in(page, server, "admin")
+    signed_in(page, server, "admin")
     for path, ready in (
         ("/executions", "row-status-awaiting_approval"),
         (f"/executions/{run_id}", "status-awaiting_approval"),
@@ -105,7 +106,7 @@ def test_the_tab_title_names_the_script_or_run(
     admin = tokens["admin"]
     script = create_script(server, admin, "title-check", "echo hi\n", status="active")
     run_id = start_run(server, admin, script["id"])
-    log_in(page, server, "admin")
+    signed_in(page, server, "admin")
     for path, title in (
         (f"/scripts/{script['id']}", "title-check · OpsCraft"),
         (f"/scripts/{script['id']}/edit", "Edit title-check · OpsCraft"),
@@ -122,7 +123,7 @@ def test_the_editor_says_how_to_leave_it_with_the_keyboard(
 ) -> None:
     """Tab indents in the editor, so a keyboard user who tabbed into it could not tab out, and
     nothing on the page said that Esc then Tab leaves it."""
-    log_in(page, server, "operator", then="/scripts/new")
+    signed_in(page, server, "operator", then="/scripts/new")
     wait_connected(page)
     content = page.locator('[data-testid="script-editor"] .cm-content')
     page.wait_for_function(
@@ -154,7 +155,7 @@ def test_a_runs_output_and_its_end_reach_a_screen_reader(
     content = 'echo "first line"\necho "second line"\nsleep 600\n'
     script = create_script(server, admin, "long-output", content, status="active")
     run_id = start_run(server, admin, script["id"])
-    log_in(page, server, "admin", then=f"/executions/{run_id}")
+    signed_in(page, server, "admin", then=f"/executions/{run_id}")
     output = page.get_by_role("list", name="Output")
     output.get_by_role("listitem").filter(has_text="second line").wait_for()
     helper = page.get_by_role("textbox", name="Output (read only)")
@@ -181,7 +182,7 @@ def test_dialogs_are_named_by_their_title_and_the_file_button_by_its_label(
     admin = tokens["admin"]
     script = create_script(server, admin, "dialog-names", "sleep 600\n", status="active")
     run_id = start_run(server, admin, script["id"])
-    log_in(page, server, "admin", then="/users")
+    signed_in(page, server, "admin", then="/users")
     page.get_by_test_id("new-user").click()
     page.get_by_role("dialog", name="New user").wait_for()
     page.wait_for_function(FOCUS_IN_DIALOG_JS)
@@ -209,7 +210,7 @@ def test_keyboard_focus_on_a_button_shows_a_ring(
 ) -> None:
     """A button with the keyboard's focus was only a shade lighter (Quasar's focus helper, 1.6:1
     against the button): on a filled button or the header's white icons it was hardly seen."""
-    log_in(page, server, "admin", then="/scripts")
+    signed_in(page, server, "admin", then="/scripts")
     page.get_by_test_id("new-script").wait_for()
     page.keyboard.press("Tab")  # the skip link
     page.keyboard.press("Tab")
@@ -227,7 +228,7 @@ def test_keyboard_focus_on_a_button_shows_a_ring(
 def test_a_tooltip_is_readable(server: LiveServer, tokens: dict[str, dict[str, str]], page: Any) -> None:
     """The header's "Toggle dark mode" tooltip had 4.41:1 (#fafafa on Quasar's #757575), under
     WCAG AA's 4.5:1: the checker found it whenever a test left the mouse on the toggle."""
-    log_in(page, server, "admin", then="/scripts")
+    signed_in(page, server, "admin", then="/scripts")
     page.get_by_test_id("dark-toggle").hover()
     page.locator(".q-tooltip", has_text="Toggle dark mode").wait_for()
     check_accessibility(page, "tooltip")
@@ -238,7 +239,7 @@ def test_enter_in_a_form_dialogs_field_submits_it(
 ) -> None:
     """Enter in a field of a form dialog (a new user, secret, token, schedule...) did nothing: a
     keyboard user had to Tab past Cancel to the submit button."""
-    log_in(page, server, "admin", then="/users")
+    signed_in(page, server, "admin", then="/users")
     page.get_by_test_id("new-user").click()
     page.get_by_role("dialog", name="New user").wait_for()
     page.get_by_test_id("create-username").fill("entered")
@@ -257,7 +258,7 @@ def test_a_dashboard_count_is_named_by_what_it_shows(
     "0" over "Queued" (and "1.2k" where the name said "1,234"): a name that does not contain the
     shown label fails WCAG 2.5.3 (axe-core's `label-content-name-mismatch`, serious), and a
     speech-input user saying what they see does not reach the link."""
-    log_in(page, server, "viewer")
+    signed_in(page, server, "viewer")
     link = page.get_by_test_id("count-queued")
     link.wait_for()
     assert link.get_attribute("aria-label") is None
@@ -277,7 +278,7 @@ def test_an_editors_wide_lines_scroll_with_the_keyboard_on_a_phone(
     wide = 'echo "' + "deploying to every host of the inventory " * 3 + '"\n'
     script = create_script(server, tokens["operator"], "wide-line", wide)
     page.set_viewport_size({"width": 375, "height": 812})
-    log_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
+    signed_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
     page.locator('[data-testid="script-editor"] .cm-content[tabindex="0"]').wait_for()
     scroller = page.locator('[data-testid="script-editor"] .cm-scroller')
     assert scroller.evaluate("e => e.scrollWidth > e.clientWidth")

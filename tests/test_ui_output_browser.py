@@ -21,6 +21,7 @@ from tests.ui_journey import (
     journey_tokens,
     log_in,
     pick_utc_today,
+    signed_in,
     start_run,
     terminal_js,
     wait_connected,
@@ -56,7 +57,7 @@ def _wait_js(page: Any, script: str, expected: str) -> None:
 
 
 def test_link_to_a_line_search_and_timestamps(server: LiveServer, finished_run: int, page: Any) -> None:
-    log_in(page, server, "viewer")
+    signed_in(page, server, "viewer")
     # #L120 in the address: the terminal scrolls to line 120 and selects it.
     page.goto(f"{server.url}/executions/{finished_run}#L120")
     wait_connected(page)
@@ -112,7 +113,7 @@ def test_the_output_search_finds_any_case_and_spelling_as_every_search(
     script = create_script(server, tokens["admin"], "accents", "#!/bin/bash\n" + ACCENTS, status="active")
     execution_id = start_run(server, tokens["admin"], script["id"])
     assert "row CAF\u00c9" in wait_run(server, tokens["admin"], execution_id)["output"]
-    log_in(page, server, "viewer")
+    signed_in(page, server, "viewer")
     page.goto(f"{server.url}/executions/{execution_id}")
     wait_connected(page)
     wait_for_output(page, "stanbul")
@@ -135,7 +136,7 @@ def test_the_output_search_finds_any_case_and_spelling_as_every_search(
 
 def test_output_tools_fit_a_phone(server: LiveServer, finished_run: int, page: Any) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
-    log_in(page, server, "viewer")
+    signed_in(page, server, "viewer")
     page.goto(f"{server.url}/executions/{finished_run}#L40")
     wait_connected(page)
     _wait_js(page, SELECTION_JS, "row 40 needle")
@@ -160,7 +161,7 @@ def test_a_script_clearing_the_screen_keeps_its_earlier_output_on_the_page(
         "printf '\\033[?1049h'; echo in the alternate screen; printf '\\033[?1049l'; echo done\n"
     )
     script = create_script(server, tokens["admin"], "clears", content, status="active")
-    log_in(page, server, "admin")
+    signed_in(page, server, "admin")
     execution_id = start_run(server, tokens["admin"], script["id"])
     page.goto(f"{server.url}/executions/{execution_id}")
     wait_connected(page)
@@ -189,7 +190,7 @@ def test_timestamps_stay_in_front_of_a_progress_bar(
     script = create_script(server, tokens["admin"], "progress", content, status="active")
     execution_id = start_run(server, tokens["admin"], script["id"])
     wait_run(server, tokens["admin"], execution_id)
-    log_in(page, server, "admin", then=f"/executions/{execution_id}")
+    signed_in(page, server, "admin", then=f"/executions/{execution_id}")
     wait_connected(page)
     wait_for_output(page, "^end$")
     page.get_by_test_id("timestamps").click()
@@ -253,7 +254,7 @@ def test_a_300000_character_line_live_and_replayed(
 ) -> None:
     script = create_script(server, tokens["admin"], "long-line", LONG, script_type="python", status="active")
     errors = _script_errors(page)
-    log_in(page, server, "operator")
+    signed_in(page, server, "operator")
     execution_id = start_run(server, tokens["admin"], script["id"])
     page.goto(f"{server.url}/executions/{execution_id}")
     wait_connected(page)
@@ -270,7 +271,7 @@ def test_a_300000_character_line_live_and_replayed(
 def test_audit_log_filters_by_the_executions_date_range(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
-    log_in(page, server, "admin", then="/audit")
+    signed_in(page, server, "admin", then="/audit")
     wait_connected(page)
     summary = page.get_by_test_id("audit-summary")
     summary.get_by_text(re.compile(r"^[1-9]\d* events?$")).wait_for()

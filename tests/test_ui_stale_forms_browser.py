@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui_journey import create_script, journey_server, journey_tokens, log_in, wait_connected
+from tests.ui_journey import create_script, journey_server, journey_tokens, log_in, signed_in, wait_connected
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +30,7 @@ def test_a_settings_save_keeps_a_setting_changed_since_the_page_opened(
 ) -> None:
     admin = tokens["admin"]
     _api(server, admin, "PUT", "/settings", json={"registration_open": False, "output_retention_days": 0})
-    log_in(page, server, "admin", then="/settings")
+    signed_in(page, server, "admin", then="/settings")
     days = page.get_by_test_id("setting-output_retention_days")
     days.wait_for()
     _api(server, admin, "PUT", "/settings", json={"registration_open": True})  # another tab
@@ -46,7 +46,7 @@ def test_a_user_edit_keeps_a_role_changed_since_the_page_opened(
 ) -> None:
     admin = tokens["admin"]
     (viewer,) = _api(server, admin, "GET", "/users", params={"search": "viewer@"})["items"]
-    log_in(page, server, "admin", then="/users")
+    signed_in(page, server, "admin", then="/users")
     page.get_by_test_id("edit-viewer").click()
     page.get_by_test_id("edit-fullname").wait_for()
     _api(server, admin, "PUT", f"/users/{viewer['id']}", json={"role": "operator"})  # another tab
@@ -70,7 +70,7 @@ def _open_inventories(server: LiveServer, operator: dict[str, str], page: Any, n
         timeout=60,
     )
     assert r.status_code == 201, r.text
-    log_in(page, server, "operator", then="/inventories")
+    signed_in(page, server, "operator", then="/inventories")
     return int(r.json()["id"])
 
 
@@ -98,7 +98,7 @@ def test_a_user_deleted_since_the_page_opened_leaves_the_list_when_its_dialog_sa
     account = {"username": "leaving", "email": "leaving@example.com", "password": "Leaving-Horse-9"}
     r = httpx.post(f"{server.url}/api/v1/users", json=account | {"role": "viewer"}, headers=admin, timeout=60)
     assert r.status_code == 201, r.text
-    log_in(page, server, "admin", then="/users")
+    signed_in(page, server, "admin", then="/users")
     page.get_by_test_id("edit-leaving").click()
     page.get_by_test_id("edit-fullname").wait_for()
     r = httpx.delete(f"{server.url}/api/v1/users/{r.json()['id']}", headers=admin, timeout=60)  # another tab
@@ -135,7 +135,7 @@ def test_a_profile_edit_survives_a_reload(
 ) -> None:
     """What is typed on the Profile page is kept in the tab (drafts.py) until saved: a session
     that ended meanwhile (the page goes to the login page) lost it."""
-    log_in(page, server, "viewer", then="/profile")
+    signed_in(page, server, "viewer", then="/profile")
     page.get_by_test_id("profile-full-name").fill("Vera Viewer, typed")
     page.reload()
     page.get_by_test_id("draft-restored").wait_for()
@@ -188,7 +188,7 @@ def test_a_secret_description_saved_in_another_tab_is_not_undone(
     r = httpx.post(f"{server.url}/api/v1/secrets", json=body, headers=operator, timeout=60)
     assert r.status_code == 201, r.text
     url = f"/secrets/{r.json()['id']}"
-    log_in(page, server, "operator", then="/secrets")
+    signed_in(page, server, "operator", then="/secrets")
     page.get_by_test_id("edit-STALE_TOKEN").click()
     field = page.get_by_test_id("edit-description")
     field.wait_for()
@@ -209,7 +209,7 @@ def test_a_role_another_admin_changed_since_the_dialog_opened_is_not_undone(
     r = httpx.post(f"{server.url}/api/v1/users", json=account | {"role": "viewer"}, headers=admin, timeout=60)
     assert r.status_code == 201, r.text
     url = f"/users/{r.json()['id']}"
-    log_in(page, server, "admin", then="/users")
+    signed_in(page, server, "admin", then="/users")
     page.get_by_test_id("edit-promoted").click()
     page.get_by_test_id("edit-fullname").wait_for()
     _api(server, admin, "PUT", url, json={"role": "admin"})  # another admin's tab
@@ -231,7 +231,7 @@ def test_the_versions_tab_counts_a_version_saved_since_the_page_opened(
     script = create_script(server, admin, "stale-versions", "#!/bin/bash\necho one\n", status="active")
     path = f"/scripts/{script['id']}"
     _api(server, admin, "PUT", path, json={"content": "#!/bin/bash\necho two\n"})
-    log_in(page, server, "operator", then=f"{path}?tab=versions")
+    signed_in(page, server, "operator", then=f"{path}?tab=versions")
     page.get_by_test_id("rollback-1").wait_for()
     _api(server, admin, "PUT", path, json={"content": "#!/bin/bash\necho three\n"})  # another tab
     page.get_by_test_id("rollback-1").click()
