@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -215,28 +216,32 @@ def risk_dialog(
     dialog.open()
 
 
-# app.storage.user keys: what the last save said it did, and its notices, shown by the page the
+# The app.storage.user key of what the last save said it did, and its notices, shown by the page the
 # save goes to.
-_KEPT_DONE = "script-save-done"
-_KEPT_NOTICES = "script-save-notices"
+_KEPT = "script-save-kept"
+# How long what `keep_notices` kept waits for the page it was kept for (seconds): that page opens
+# at once; one that did not (the connection dropped) must not greet a later visit with it.
+KEPT_SECONDS = 60.0
 
 
 def keep_notices(done: str, notices: list[Notice]) -> None:
     """Keep what a save (or rollback) did (`done`: "Saved deploy (version 3)") and its notices for
     the page shown next: a notification made before `ui.navigate.to` vanished with the page it was
     made on (a rollback's or a save's confirmation was never seen). `done` is also shown on the
-    current page, which stays if the navigation does not happen."""
+    current page, which stays if the navigation does not happen; then the kept copy lapses after
+    `KEPT_SECONDS`."""
     notify_ok(done)
-    app.storage.user[_KEPT_DONE] = done
-    app.storage.user[_KEPT_NOTICES] = [n.message for n in notices]
+    app.storage.user[_KEPT] = {"done": done, "notices": [n.message for n in notices], "at": time.time()}
 
 
 def show_kept_notices() -> None:
-    """Show, once, what `keep_notices` kept: what was done (green, fading), then the notices (blue,
-    each until dismissed: a stored-parameters notice asks the reader to fix a schedule, webhook
-    or link)."""
-    done = app.storage.user.pop(_KEPT_DONE, None)
-    if done:
-        notify_ok(done)
-    for message in app.storage.user.pop(_KEPT_NOTICES, []):
+    """Show, once, what `keep_notices` kept within the last `KEPT_SECONDS`: what was done (green,
+    fading), then the notices (blue, each until dismissed: a stored-parameters notice asks the
+    reader to fix a schedule, webhook or link)."""
+    kept = app.storage.user.pop(_KEPT, None)
+    if not isinstance(kept, dict) or not 0 <= time.time() - float(kept.get("at", 0)) <= KEPT_SECONDS:
+        return
+    if kept.get("done"):
+        notify_ok(str(kept["done"]))
+    for message in kept.get("notices", []):
         ui.notify(message, type="info", position="top", multi_line=True, timeout=0, close_button="OK")
