@@ -1,7 +1,8 @@
-"""Typing in the inventory, notification channel and rule, and API token dialogs survives a
-reload (drafts kept per browser tab, `ui.drafts`): the dialog is opened again with what was typed
-and the "restored unsaved changes" notice; after a save or a Cancel nothing comes back. A
-channel's webhook URL (it may carry a token) is never kept in the tab."""
+"""Typing in the inventory, notification channel and rule, API token, secret (description) and
+user edit dialogs survives a reload (drafts kept per browser tab, `ui.drafts`): the dialog is
+opened again with what was typed and the "restored unsaved changes" notice; after a save or a
+Cancel nothing comes back. A channel's webhook URL (it may carry a token), a secret's value and a
+password are never kept in the tab."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from opscraft.ui import labels
 from tests.conftest import LiveServer
 from tests.ui_journey import api, journey_server, journey_tokens, reload_keeping, signed_in, wait_connected
 
@@ -174,3 +176,90 @@ def test_a_token_typed_before_a_reload_comes_back_and_is_gone_once_created(
     assert expires > datetime.now(UTC) + timedelta(days=300)  # the "1 year" chosen, restored
     page.get_by_test_id("token-done").click()
     _reload_to_nothing(page, "token-add", "token-name")
+
+
+def _secret(server: LiveServer, tokens: dict[str, dict[str, str]], name: str) -> dict[str, Any]:
+    body = {"name": name, "value": f"{name}-v4lue-s3cr3t", "description": "as first written"}
+    return dict(api(server, "POST", "/secrets", tokens["admin"], json=body))
+
+
+def test_a_secret_description_typed_before_a_reload_comes_back_and_is_gone_once_saved(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Before, the Edit dialog was gone after a reload, and the description typed in it too."""
+    made = _secret(server, tokens, "DEPLOY_KEY")
+    signed_in(page, server, "operator", "/secrets")
+    page.get_by_test_id("edit-DEPLOY_KEY").click()
+    page.get_by_test_id("edit-description").fill("Rotated monthly by the release team")
+    reload_keeping(page, f"secret:{made['id']}", "Rotated monthly")
+    assert "v4lue-s3cr3t" not in _stored(page)
+    _restored(page)
+    typed = page.get_by_test_id("edit-description").input_value()
+    assert typed == "Rotated monthly by the release team"
+    page.get_by_test_id("edit-submit").click()
+    page.locator(".q-notification", has_text="Description saved").wait_for()
+    _reload_to_nothing(page, "secret-DEPLOY_KEY", "edit-description")
+    stored = api(server, "GET", f"/secrets/{made['id']}", tokens["admin"])
+    assert stored["description"] == "Rotated monthly by the release team"
+
+
+def _user(server: LiveServer, tokens: dict[str, dict[str, str]], username: str) -> dict[str, Any]:
+    body = {
+        "username": username,
+        "email": f"{username}@example.com",
+        "full_name": "First Name",
+        "password": "a-l0ng-enough-passw0rd",
+        "role": "viewer",
+    }
+    return dict(api(server, "POST", "/users", tokens["admin"], json=body))
+
+
+def test_a_user_edit_typed_before_a_reload_comes_back_and_is_saved_as_typed(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Email, full name, role (a select: its label) and Active (a switch) all come back."""
+    made = _user(server, tokens, "dora")
+    signed_in(page, server, "admin", "/users")
+    page.get_by_test_id("edit-dora").click()
+    page.get_by_test_id("edit-email").fill("dora@ops.example.com")
+    page.get_by_test_id("edit-fullname").fill("Dora Marsh")
+    page.locator(".q-field", has=page.get_by_test_id("edit-role")).click()
+    page.get_by_role("option", name=labels.ROLE["operator"], exact=True).click()
+    page.get_by_test_id("edit-active").click()
+    reload_keeping(page, f"user:{made['id']}", '"is_active":false')
+    assert "passw0rd" not in _stored(page)
+    _restored(page)
+    assert page.get_by_test_id("edit-email").input_value() == "dora@ops.example.com"
+    assert page.get_by_test_id("edit-fullname").input_value() == "Dora Marsh"
+    assert page.get_by_test_id("edit-active").get_attribute("aria-checked") == "false"
+    page.locator(".q-dialog").get_by_text(labels.ROLE["operator"]).wait_for()
+    page.get_by_test_id("edit-submit").click()
+    page.locator(".q-notification", has_text="User updated").wait_for()
+    _reload_to_nothing(page, "edit-dora", "edit-email")
+    stored = api(server, "GET", f"/users/{made['id']}", tokens["admin"])
+    shown = (stored["email"], stored["full_name"], stored["role"], stored["is_active"])
+    assert shown == ("dora@ops.example.com", "Dora Marsh", "operator", False)
+
+
+@pytest.mark.parametrize("kind", ["secret", "user"])
+def test_an_edit_typed_before_a_reload_comes_back_and_cancel_forgets_it(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any, kind: str
+) -> None:
+    """A secret's description, a user's full name: typed, back after a reload, and a Cancel
+    leaves the row as it was and nothing to reopen."""
+    if kind == "secret":
+        made, name, path, user = _secret(server, tokens, "MIRROR"), "MIRROR", "/secrets", "operator"
+        field, shown, column, first = "edit-description", f"secret-{name}", "description", "as first written"
+    else:
+        made, name, path, user = _user(server, tokens, "ellis"), "ellis", "/users", "admin"
+        field, shown, column, first = "edit-fullname", "edit-ellis", "full_name", "First Name"
+    signed_in(page, server, user, path)
+    page.get_by_test_id(f"edit-{name}").click()
+    page.get_by_test_id(field).fill("Never saved")
+    reload_keeping(page, f"{kind}:{made['id']}", "Never saved")
+    _restored(page)
+    assert page.get_by_test_id(field).input_value() == "Never saved"
+    _cancel(page)
+    _reload_to_nothing(page, shown, field)
+    stored = api(server, "GET", f"{path}/{made['id']}", tokens["admin"])
+    assert stored[column] == first

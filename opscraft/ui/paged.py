@@ -14,9 +14,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft.services.actor import Actor
 from opscraft.services.errors import NotFound, ServiceError
 from opscraft.services.permissions import Permission
+from opscraft.ui import drafts
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import guard, run_action
-from opscraft.ui.widgets import call, dismiss, format_count, live_seconds, live_timer
+from opscraft.ui.widgets import call, dismiss, format_count, live_seconds, live_timer, one_shot
 
 Listed = tuple[list[Any], int]
 """A service list call's answer: a page of rows and the total."""
@@ -135,6 +136,25 @@ class PagedTable(ABC):
         self.pager.set_visibility(pages > 1)
         self.summary.text = f"{format_count(total)} {noun}{'s' if total != 1 else ''}{suffix}"
         self.table.props["no-data-label"] = f"No {noun}s match the search" if suffix else f"No {noun}s yet"
+
+    def reopen_drafts(
+        self, prefix: str, open_create: Callable[[], None], open_edit: Callable[[dict[str, Any]], None]
+    ) -> None:
+        """Once the page is connected, open again the dialog whose typing a reload interrupted
+        (`drafts.reopen`): the tab's draft `<prefix>new` with `open_create()`, `<prefix><id>` of a
+        row the table shows with `open_edit(row)`. A draft of a row on another page of the list
+        (or deleted since) is not reopened."""
+
+        async def open_form(row: dict[str, Any] | None) -> None:
+            if row is None:
+                open_create()
+            else:
+                open_edit(row)
+
+        async def shown() -> dict[str, dict[str, Any]]:
+            return {f"{prefix}{row['id']}": row for row in self.table.rows}
+
+        one_shot(0, lambda: drafts.reopen(prefix, open_form, shown))
 
     async def apply(
         self,

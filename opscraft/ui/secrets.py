@@ -23,7 +23,6 @@ from opscraft.services.permissions import Permission
 from opscraft.services.secrets import SecretInfo
 from opscraft.ui import drafts
 from opscraft.ui.audit import DETAILS_CELL, readable
-from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, plain, protected_page, run_action
 from opscraft.ui.paged import PagedTable
 from opscraft.ui.widgets import (
@@ -33,14 +32,15 @@ from opscraft.ui.widgets import (
     dialog_card,
     dialog_title,
     format_time,
-    one_shot,
     opens_dialog,
     prose_input,
     text_input,
 )
 
 PAGE_SIZE = 20
-CREATE_DRAFT = "secret:new"
+DRAFTS = "secret:"
+"""The tab's drafts of the dialogs: `secret:new` (creation) and `secret:<id>` (a description
+edited); `ui.drafts`. A value is never kept."""
 AUDIT_PAGE_SIZE = 100
 
 COLUMNS: list[dict[str, Any]] = [
@@ -295,7 +295,6 @@ class SecretsView(PagedTable):
     def open_create(self) -> None:
         """Open the dialog creating a secret (an environment variable or a file secret)."""
         with ui.dialog() as dialog, dialog_card("New secret") as card:
-            draft = Draft(CREATE_DRAFT, card)
             name = text_input(
                 "Name (environment variable, e.g. DATABASE_PASSWORD)", "create-name", autofocus=True
             )
@@ -308,8 +307,7 @@ class SecretsView(PagedTable):
                 "holds its path."
             ).classes("text-caption text-grey-7").bind_visibility_from(kind, "value", value="file")
             description = prose_input("Description", "create-description")
-            draft.field("name", name)
-            draft.field("description", description)
+            draft = drafts.dialog_draft(f"{DRAFTS}new", card, {"name": name, "description": description})
             fields = {"name": name, "value": value.text, "description": description}
             ui.label("Values shorter than 4 characters cannot be masked in the output.").classes(
                 "text-caption text-grey-7"
@@ -338,14 +336,14 @@ class SecretsView(PagedTable):
                 on_cancel=draft.clear,
             )
         dialog.open()
-        one_shot(0, draft.restore)
 
     def open_edit(self, row: dict[str, Any]) -> None:
         """Open the dialog editing a secret's description (refused under it, by `base`, when
         another tab or user changed it since the dialog opened)."""
         shown = {"description": row["description"]}
-        with ui.dialog() as dialog, dialog_card(f"Edit {row['name']}"):
+        with ui.dialog() as dialog, dialog_card(f"Edit {row['name']}") as card:
             description = prose_input("Description", "edit-description", value=row["description"])
+            draft = drafts.dialog_draft(f"{DRAFTS}{row['id']}", card, {"description": description})
             dialog_buttons(
                 dialog,
                 "Save",
@@ -358,7 +356,9 @@ class SecretsView(PagedTable):
                     ),
                     "Description saved",
                     {"description": description},
+                    draft,
                 ),
+                on_cancel=draft.clear,
             )
         dialog.open()
 
@@ -480,9 +480,4 @@ async def secrets_page(actor: Actor, search: str | None = None) -> None:
         view = SecretsView(search)
     await view.refresh()
     view.follow()
-
-    async def resume_draft() -> None:
-        if await drafts.pending(CREATE_DRAFT):
-            view.open_create()
-
-    one_shot(0, resume_draft)
+    view.reopen_drafts(DRAFTS, view.open_create, view.open_edit)

@@ -12,7 +12,6 @@ from opscraft.services import partial, users
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui import drafts, labels
-from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, notify_ok, plain, protected_page
 from opscraft.ui.paged import PagedTable
 from opscraft.ui.widgets import (
@@ -24,7 +23,6 @@ from opscraft.ui.widgets import (
     dismiss,
     form,
     format_time,
-    one_shot,
     opens_dialog,
     password_hint,
     password_input,
@@ -32,7 +30,9 @@ from opscraft.ui.widgets import (
 )
 
 PAGE_SIZE = 20
-CREATE_DRAFT = "user:new"
+DRAFTS = "user:"
+"""The tab's drafts of the dialogs: `user:new` (creation) and `user:<id>` (an edit); `ui.drafts`.
+A password is never kept."""
 
 COLUMNS: list[dict[str, Any]] = [
     {"name": "username", "label": "Username", "field": "username", "align": "left"},
@@ -170,17 +170,15 @@ class UsersView(PagedTable):
     def open_create(self) -> None:
         """Open the dialog creating a user with an initial password."""
         with ui.dialog() as dialog, dialog_card("New user") as card:
-            draft = Draft(CREATE_DRAFT, card)
             username = text_input("Username", "create-username", autofocus=True)
             email = text_input("Email", "create-email")
             full_name = text_input("Full name", "create-fullname")
-            for name, element in (("username", username), ("email", email), ("full_name", full_name)):
-                draft.field(name, element)
             role = ui.select(labels.ROLE, value=Role.viewer.value, label="Role").props(
                 'outlined dense data-testid="create-role"'
             )
             role.classes("w-full")
-            draft.field("role", role)
+            typed = {"username": username, "email": email, "full_name": full_name, "role": role}
+            draft = drafts.dialog_draft(f"{DRAFTS}new", card, typed)
             with form():
                 password = password_input("Initial password", "create-password")
                 password_hint(users.MIN_PASSWORD)
@@ -209,13 +207,12 @@ class UsersView(PagedTable):
                 on_cancel=draft.clear,
             )
         dialog.open()
-        one_shot(0, draft.restore)
 
     def open_edit(self, row: dict[str, Any]) -> None:
         """Open the dialog editing a user's email, name, role and active flag (role and flag are fixed on
         one's own account).
         """
-        with ui.dialog() as dialog, dialog_card(f"Edit {row['username']}"):
+        with ui.dialog() as dialog, dialog_card(f"Edit {row['username']}") as card:
             email = text_input("Email", "edit-email", value=row["email"])
             full_name = text_input("Full name", "edit-fullname", value=row["full_name"])
             role = ui.select(labels.ROLE, value=row["role"], label="Role").props(
@@ -231,6 +228,8 @@ class UsersView(PagedTable):
                 ui.label(row["own_fixed"]).classes("text-caption text-grey-8").props(
                     'data-testid="edit-own-fixed"'
                 )
+            typed = {"email": email, "full_name": full_name, "role": role, "is_active": active}
+            draft = drafts.dialog_draft(f"{DRAFTS}{row['id']}", card, typed)
             active_error = ErrorLine("edit-active-error")
             active.on_value_change(lambda: setattr(active_error, "error", None))
             if not row["own_fixed"]:  # on one's own row Active is disabled: nothing to warn of
@@ -259,6 +258,7 @@ class UsersView(PagedTable):
             async def save() -> None:
                 if not edits():  # sent, the form as loaded was the API's 422 "nothing to change"
                     notify_ok("Nothing changed")  # before the dialog goes: its slot is the context
+                    await draft.clear()
                     dismiss(dialog)
                     return
                 await self.apply(
@@ -267,9 +267,10 @@ class UsersView(PagedTable):
                     lambda s, a: users.update_user(s, a, row["id"], users.UserUpdate(**edits(), base=base)),
                     "User updated",
                     {"email": email, "full_name": full_name, "role": role, "is_active": active_error},
+                    draft,
                 )
 
-            dialog_buttons(dialog, "Save", "edit-submit", save)
+            dialog_buttons(dialog, "Save", "edit-submit", save, on_cancel=draft.clear)
         dialog.open()
 
     def open_reset(self, row: dict[str, Any]) -> None:
@@ -322,9 +323,4 @@ async def users_page(actor: Actor, search: str | None = None) -> None:
         view = UsersView(search)
     await view.refresh()
     view.follow()
-
-    async def resume_draft() -> None:
-        if await drafts.pending(CREATE_DRAFT):
-            view.open_create()
-
-    one_shot(0, resume_draft)
+    view.reopen_drafts(DRAFTS, view.open_create, view.open_edit)
