@@ -263,3 +263,54 @@ def test_an_edit_typed_before_a_reload_comes_back_and_cancel_forgets_it(
     _reload_to_nothing(page, shown, field)
     stored = api(server, "GET", f"{path}/{made['id']}", tokens["admin"])
     assert stored[column] == first
+
+
+def test_an_inventory_edit_restored_after_someone_saved_it_does_not_replace_theirs_unasked(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """An edit restored after a reload compared with the inventory as read at the reload, so it
+    was saved over the content someone saved between the edit's start and the reload. The draft
+    now keeps the base the edit started from: a red notice names what was saved meanwhile, Save
+    is refused under the field (409), and "Keep my edit" saves over it knowingly."""
+    made = api(
+        server, "POST", "/inventories", tokens["admin"], json={"name": "core", "content": "[core]\nc1\n"}
+    )
+    signed_in(page, server, "operator", "/inventories")
+    page.get_by_test_id("inventory-edit-core").click()
+    page.get_by_test_id("inventory-content").fill("[core]\nc1\nc2\n")
+    theirs = "[core]\nc1\nc9\n"
+    api(server, "PUT", f"/inventories/{made['id']}", tokens["admin"], json={"content": theirs})
+    reload_keeping(page, f"inventory:{made['id']}", "c2")
+    _restored(page)
+    page.get_by_test_id("draft-stale").get_by_text("someone else saved content:").wait_for()
+    page.get_by_test_id("inventory-save").click()
+    page.locator(".q-dialog").get_by_text("changed by someone else").first.wait_for()
+    assert api(server, "GET", f"/inventories/{made['id']}", tokens["admin"])["content"] == theirs
+    page.get_by_test_id("draft-take-over").click()
+    page.get_by_test_id("draft-stale").wait_for(state="hidden")
+    page.get_by_test_id("inventory-save").click()
+    page.locator(".q-dialog").wait_for(state="detached")
+    assert api(server, "GET", f"/inventories/{made['id']}", tokens["admin"])["content"] == "[core]\nc1\nc2\n"
+    _reload_to_nothing(page, "inventory-core", "inventory-name")
+
+
+def test_a_user_edit_restored_after_another_admin_saved_it_is_refused_until_kept_or_discarded(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The same for a user's edit (the email another admin saved meanwhile); "Discard it"
+    shows the user as stored, with no draft left."""
+    made = _user(server, tokens, "erin")
+    signed_in(page, server, "admin", "/users")
+    page.get_by_test_id("edit-erin").click()
+    page.get_by_test_id("edit-email").fill("erin@mine.example.com")
+    api(server, "PUT", f"/users/{made['id']}", tokens["admin"], json={"email": "erin@theirs.example.com"})
+    reload_keeping(page, f"user:{made['id']}", "erin@mine")
+    _restored(page)
+    page.get_by_test_id("draft-stale").get_by_text("someone else saved email:").wait_for()
+    page.get_by_test_id("edit-submit").click()
+    page.locator(".q-dialog").get_by_text("changed by someone else").first.wait_for()
+    assert api(server, "GET", f"/users/{made['id']}", tokens["admin"])["email"] == "erin@theirs.example.com"
+    page.get_by_test_id("draft-stale-discard").click()
+    wait_connected(page)
+    _reload_to_nothing(page, "edit-erin", "edit-email")
+    assert api(server, "GET", f"/users/{made['id']}", tokens["admin"])["email"] == "erin@theirs.example.com"

@@ -190,7 +190,9 @@ async def chains_tab(actor: Actor, script: Script) -> None:
             show_ansible()
             target.on_value_change(show_ansible)
             fields |= {"enabled": enabled} | terraform.inputs() | ansible.inputs()
-            draft = drafts.dialog_draft(_draft_key(script_id, link), card, fields)
+            edited = ("target_script_id", "outcome", "mapping", "parameters", "enabled")
+            base = None if link is None else stored_base(link, edited)
+            draft = drafts.dialog_draft(_draft_key(script_id, link), card, fields, base)
 
             async def submit() -> None:
                 current = await guard(Permission.edit_scripts)
@@ -212,8 +214,7 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                     if link is None:
                         return await call(chains.create, current, script_id, data)
                     # a field saved meanwhile in another tab: 409 under it, not undone (`three_way`)
-                    edited = ("target_script_id", "outcome", "mapping", "parameters", "enabled")
-                    base = stored_base(link, edited)
+                    base = draft.held_base()
                     return await call(chains.update_link, current, link.id, data, script_id, base=base)
 
                 done = "Link added" if link is None else "Link saved"

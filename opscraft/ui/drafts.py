@@ -8,6 +8,12 @@ the form is built again (after NiceGUI reloads the page on reconnect, or a manua
 server asks the tab for the stored values, puts them back and shows a "restored unsaved changes"
 notice with a Discard button. A successful save or a Cancel clears the draft.
 
+An edit also keeps the `base` it started from (`Draft.hold_base`: the row's fields as stored when
+the form opened) in its draft: a form restored after a reload reads the row again, and saving the
+restored typing against that newer row would silently replace what someone else saved meanwhile.
+The held base is sent instead (a field saved meanwhile is a 409 under it), and the form says so
+at once (`stale_warning`), with "Keep my edit" (save over theirs) and "Discard it".
+
 Password and secret-value fields are never marked: a secret must not sit in web storage, where any
 script of the origin could read it (the long reconnect window keeps them across short drops).
 """
@@ -179,6 +185,9 @@ class Draft:
         # Called with the stored draft before it is put back: a hook may build the fields it
         # names (parameter rows) or drop the entries the form must keep as they are now.
         self.on_restore: list[Callable[[dict[str, Any]], None]] = []
+        # `hold_base`: the hidden field holding the base the edit started from, the base as the
+        # form was built (the row as stored now), and where a restored older base is warned of.
+        self._held: tuple[ui.input, dict[str, Any], ui.row] | None = None
 
     def rename(self, key: str) -> None:
         """The form now edits another thing (a new script once saved is `script:<id>`): what is
@@ -247,7 +256,55 @@ class Draft:
                 changed = True
         if changed:
             self._show_notice()
+        self._warn_if_base_moved()
         return changed
+
+    def hold_base(self, base: Mapping[str, Any]) -> None:
+        """Keep `base` (field -> value, JSON values: the edited row's fields as stored now, e.g.
+        `widgets.stored_base`) in this draft as the base the edit started from: `held_base()` gives
+        it back at save, and a restore puts back the one the tab's draft began with. Call once,
+        before `restore` runs (`dialog_draft(base=...)` does)."""
+        with self.container:
+            holder = ui.input(value=base_json(base)).classes("hidden")
+            stale = ui.row().classes("w-full").props('data-testid="draft-stale"')
+        stale.set_visibility(False)
+        self.field("__base", holder, always=True)
+        self._held = (holder, json.loads(base_json(base)), stale)
+
+    def held_base(self) -> dict[str, Any]:
+        """The base the edit started from (`hold_base`), as the draft kept it; {} without one."""
+        if self._held is None:
+            return {}
+        try:
+            held = json.loads(str(self._held[0].value or "{}"))
+        except ValueError:
+            return {}
+        return held if isinstance(held, dict) else {}
+
+    def _warn_if_base_moved(self) -> None:
+        """After a restore: when the held base differs from the row as stored now (someone saved
+        some of its fields since the edit began), say which (`stale_warning`)."""
+        if self._held is None:
+            return
+        holder, now, stale = self._held
+        held = self.held_base()
+        moved = sorted(
+            _FIELD_WORDS.get(key, key.replace("_", " ")) for key in now if held.get(key, now[key]) != now[key]
+        )
+        if not moved:
+            return
+
+        def keep() -> None:
+            holder.value = base_json(now)
+            stale.set_visibility(False)
+
+        stale_warning(
+            stale,
+            f"This unsaved edit started before someone else saved {', '.join(moved)}: saving it would "
+            "replace what they saved.",
+            keep,
+            self.discard,
+        )
 
     def _show_notice(self) -> None:
         self.notice.clear()
@@ -281,14 +338,56 @@ class Draft:
             await ui.run_javascript(f"ocDrafts.clear({json.dumps(self.key)})", timeout=5)
 
 
-def dialog_draft(key: str, card: ui.element, fields: Mapping[str, Any]) -> Draft:
+# How `Draft._warn_if_base_moved` names a base's field where its key is no word of the form.
+_FIELD_WORDS = {
+    "url_fingerprint": "the webhook URL",
+    "content_sha256": "content",
+    "secret_id": "secret",
+    "channel_id": "channel",
+    "script_id": "script",
+}
+
+
+def base_json(base: Mapping[str, Any]) -> str:
+    """`base` (field -> JSON value) as the text a hidden base field and the tab's draft keep."""
+    return json.dumps(base, sort_keys=True, ensure_ascii=False)
+
+
+def stale_warning(
+    area: ui.row, text: str, keep: Callable[[], None], discard: Callable[[], Awaitable[None]]
+) -> None:
+    """Show in `area` (a hidden row of the form) that a restored edit started before someone else
+    saved (`text` says what), that Save is refused until the author keeps it over theirs (`keep`:
+    the form then sends the base as stored now) or discards it (`discard`); test ids
+    `draft-take-over`, `draft-stale-discard`."""
+    area.clear()
+    with area, ui.row().classes("w-full items-center gap-2 rounded px-3 py-2 bg-red-1 text-black no-wrap"):
+        ui.icon("warning", color="negative").props('aria-hidden="true"')
+        ui.label(f"{text} Save is refused until you discard your edit or keep it over them.").classes(
+            "flex-grow"
+        )
+        ui.button("Keep my edit", on_click=keep).props(
+            'flat dense no-caps color=negative data-testid="draft-take-over"'
+        )
+        ui.button("Discard it", on_click=discard).props(
+            'flat dense no-caps color=negative data-testid="draft-stale-discard"'
+        )
+    area.set_visibility(True)
+
+
+def dialog_draft(
+    key: str, card: ui.element, fields: Mapping[str, Any], base: Mapping[str, Any] | None = None
+) -> Draft:
     """The draft of a dialog's form (`key`, e.g. `schedule:7`): `fields` (name -> element) marked,
     the tab's draft put back once the dialog is up. The caller clears it on Cancel
     (`dialog_buttons(on_cancel=draft.clear)`) and after a save; a page reopens the dialog of a
-    draft left by a reload (`reopen`)."""
+    draft left by a reload (`reopen`). `base` (an edit: the row's fields as stored when the
+    dialog opened) is held in the draft (`Draft.hold_base`): the save sends `draft.held_base()`."""
     draft = Draft(key, card)
     for name, element in fields.items():
         draft.field(name, element)
+    if base is not None:
+        draft.hold_base(base)
     with card:
         one_shot(0, draft.restore)
     return draft

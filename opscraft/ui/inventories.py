@@ -165,7 +165,11 @@ async def inventories_page(actor: Actor) -> None:
                     .classes("w-full")
                 )
                 fields = {"name": name, "description": description, "content": content}
-                draft = drafts.dialog_draft(_draft_key(inventory), card, fields)
+                base = None
+                if inventory is not None:  # the content by its digest, as the service compares it
+                    base = {"name": inventory.name, "description": inventory.description}
+                    base["content_sha256"] = content_sha256(inventory.content)
+                draft = drafts.dialog_draft(_draft_key(inventory), card, fields, base)
 
                 async def submit() -> None:
                     current = await guard(Permission.edit_scripts)
@@ -179,9 +183,13 @@ async def inventories_page(actor: Actor) -> None:
                     if inventory is not None:  # only what was edited: another tab's save stays
                         shown = {"name": inventory.name, "description": inventory.description}
                         data = partial.edited(shown | {"content": inventory.content}, data)
-                        data["base"] = shown  # a name or description saved meanwhile: 409 under it
+                        # as when the edit started (a restored draft's): saved meanwhile, 409 under it
+                        held = draft.held_base()
+                        data["base"] = {key: held.get(key, shown[key]) for key in shown}
                         if "content" in data:  # refused if another save changed the text meanwhile
-                            data["base_content_sha256"] = content_sha256(inventory.content)
+                            data["base_content_sha256"] = held.get("content_sha256") or content_sha256(
+                                inventory.content
+                            )
                     saved = await run_action(
                         lambda: _save(current, inventory, data), "Inventory saved", fields
                     )

@@ -84,17 +84,17 @@ def _describe(channel: NotificationChannel) -> str:
 
 
 class EditSave:
-    """The Save of a channel's or rule's dialog: a new row (`base` None) gets every value; a
+    """The Save of a channel's or rule's dialog: a new row (`draft` None) gets every value; a
     stored one only those changed in the dialog (`widgets.changed` against `loaded`, what the
-    dialog showed when opened), with `base`, the row as stored when the dialog was opened
-    (`widgets.stored_base`; a webhook channel's sealed URL as its `url_fingerprint`): held here
-    on the server, never sent to the browser. A field someone changed meanwhile is then
-    refused (409 naming it, `partial.three_way`) and said under its field or in a notice, the
-    dialog left open with what was typed; a field changed elsewhere and not here is kept."""
+    dialog showed when opened), with the base its `draft` holds, the row as stored when the
+    edit started (`drafts.Draft.hold_base`, `widgets.stored_base`; a webhook channel's sealed URL
+    as its `url_fingerprint`, never the URL). A field someone changed meanwhile is then refused
+    (409 naming it, `partial.three_way`) and said under its field or in a notice, the dialog
+    left open with what was typed; a field changed elsewhere and not here is kept."""
 
-    def __init__(self, base: dict[str, Any] | None, loaded: dict[str, Any]) -> None:
-        self.loaded = loaded if base is not None else None
-        self.base = base
+    def __init__(self, draft: drafts.Draft | None, loaded: dict[str, Any]) -> None:
+        self.loaded = loaded if draft is not None else None
+        self.draft = draft
 
     async def save(
         self,
@@ -110,10 +110,10 @@ class EditSave:
         current = await guard(ADMIN)
         if current is None:
             return False
-        if self.base is None:
+        if self.draft is None:
             done = await run_action(lambda: create(current, values), f"{noun} added", fields)
         else:
-            data, base = changed(values, self.loaded), self.base
+            data, base = changed(values, self.loaded), self.draft.held_base()
             done = await run_action(lambda: change(current, data, base), f"{noun} saved", fields)
         return done is not None
 
@@ -337,7 +337,12 @@ async def notifications_page(actor: Actor) -> None:
                 # Not the URL (a generic webhook's may carry a token: it is stored sealed) nor the
                 # vault secret (a searched select's label names no option the form holds).
                 kept = {key: element for key, element in fields.items() if key not in ("url", "secret_id")}
-                draft = drafts.dialog_draft(_draft_key("channel", stored.id if stored else None), card, kept)
+                base = None
+                if stored is not None:  # its sealed URL stands in it as its fingerprint
+                    base = stored_base(stored, ("name", "kind", "config", "secret_id"))
+                    base["url_fingerprint"] = notifications.url_fingerprint(stored)
+                key = _draft_key("channel", stored.id if stored else None)
+                draft = drafts.dialog_draft(key, card, kept, base)
 
                 def values() -> dict[str, Any]:
                     config: dict[str, Any] = {}
@@ -362,11 +367,7 @@ async def notifications_page(actor: Actor) -> None:
                         "secret_id": secret.value,
                     }
 
-                base = None
-                if stored is not None:  # its sealed URL stands in it as its fingerprint
-                    base = stored_base(stored, ("name", "kind", "config", "secret_id"))
-                    base["url_fingerprint"] = notifications.url_fingerprint(stored)
-                edit = EditSave(base, values())
+                edit = EditSave(None if stored is None else draft, values())
 
                 async def submit() -> None:
                     if await edit.save(
@@ -424,7 +425,8 @@ async def notifications_page(actor: Actor) -> None:
                 fields = {"channel_id": channel, "events": events, "script_id": script}
                 # Not the script: a searched select's label names no option the form holds.
                 kept = {"channel_id": channel, "events": events}
-                draft = drafts.dialog_draft(_draft_key("rule", rule_id), card, kept)
+                base = None if stored is None else stored_base(stored, ("channel_id", "script_id", "events"))
+                draft = drafts.dialog_draft(_draft_key("rule", rule_id), card, kept, base)
 
                 def values() -> dict[str, Any]:
                     return {
@@ -433,8 +435,7 @@ async def notifications_page(actor: Actor) -> None:
                         "script_id": script.value or None,
                     }
 
-                base = None if stored is None else stored_base(stored, ("channel_id", "script_id", "events"))
-                edit = EditSave(base, values())
+                edit = EditSave(None if stored is None else draft, values())
 
                 async def submit() -> None:
                     if await edit.save(

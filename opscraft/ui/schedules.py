@@ -254,6 +254,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                 _draft_key(script_id, stored),
                 card,
                 fields | {"missed_policy": missed, "overlap_policy": overlap},
+                None if stored is None else stored_base(stored, EDITED_AS_STORED),
             )
 
             async def submit() -> None:
@@ -278,7 +279,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                     if stored is None:
                         return await call(schedules.create, current, script_id, data)
                     # a field saved meanwhile in another tab: 409 under it, not undone (`three_way`)
-                    base = stored_base(stored, EDITED_AS_STORED)
+                    base = draft.held_base()
                     return await call(
                         schedules.update_schedule, current, stored.id, data, script_id, base=base
                     )

@@ -24,7 +24,7 @@ from opscraft.services.parameters import ParamType
 from opscraft.services.permissions import Permission
 from opscraft.services.script_checks import Finding, SyntaxProblem
 from opscraft.ui import execute_dialog, labels
-from opscraft.ui.drafts import Draft
+from opscraft.ui.drafts import Draft, base_json, stale_warning
 from opscraft.ui.layout import frame, guard, notify_error, protected_page, show_field_errors
 from opscraft.ui.not_found import missing
 from opscraft.ui.script_widgets import (
@@ -258,11 +258,6 @@ def _text(value: Any) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
-def _as_json(fields: dict[str, Any]) -> str:
-    """`fields` (`scripts.base_of`) as the text the hidden `base` input and the draft keep."""
-    return json.dumps(fields, sort_keys=True, ensure_ascii=False)
-
-
 class ScriptForm:
     """The whole form; `script` is None when creating."""
 
@@ -282,7 +277,7 @@ class ScriptForm:
             # What each field held when this edit started, sent as `base` with Save (a field
             # another tab saved meanwhile is a 409 next to it, not replaced without a word); kept
             # with the draft too, so an edit restored after that 409's reload still names it.
-            self.base_fields = ui.input(value=_as_json(scripts.base_of(script) if script else {}))
+            self.base_fields = ui.input(value=base_json(scripts.base_of(script) if script else {}))
             self.base_fields.classes("hidden")
             self.stale = ui.row().classes("w-full").props('data-testid="draft-stale"')
         self.stale.set_visibility(False)
@@ -335,22 +330,7 @@ class ScriptForm:
                 f"This unsaved edit started before someone else saved {', '.join(moved)}: saving it "
                 "would replace what they saved."
             )
-        self.stale.clear()
-        with (
-            self.stale,
-            ui.row().classes("w-full items-center gap-2 rounded px-3 py-2 bg-red-1 text-black no-wrap"),
-        ):
-            ui.icon("warning", color="negative").props('aria-hidden="true"')
-            ui.label(f"{warning} Save is refused until you discard your edit or keep it over them.").classes(
-                "flex-grow"
-            )
-            ui.button("Keep my edit", on_click=lambda: self._take_over(current, now)).props(
-                'flat dense no-caps color=negative data-testid="draft-take-over"'
-            )
-            ui.button("Discard it", on_click=self.draft.discard).props(
-                'flat dense no-caps color=negative data-testid="draft-stale-discard"'
-            )
-        self.stale.set_visibility(True)
+        stale_warning(self.stale, warning, lambda: self._take_over(current, now), self.draft.discard)
 
     def _base_version(self) -> int | None:
         return ascii_int(str(self.base.value or ""), 18)
@@ -368,7 +348,7 @@ class ScriptForm:
         """The author saw the warning and keeps the edit: the next save replaces `version` and
         the `fields` saved meanwhile."""
         self.base.value = str(version)
-        self.base_fields.value = _as_json(fields)
+        self.base_fields.value = base_json(fields)
         self.stale.set_visibility(False)
 
     def _main_fields(self) -> None:
@@ -676,7 +656,7 @@ class ScriptForm:
         # did not happen: a dropped socket, a slow browser), the next Save is an update of this
         # script at its new version, never a second create refused as a duplicate name.
         self.script = saved.script
-        self.base_fields.value = _as_json(scripts.base_of(saved.script))
+        self.base_fields.value = base_json(scripts.base_of(saved.script))
         self.base.value = str(saved.script.current_version)
         self.stale.set_visibility(False)
         self.saved_state = self.payload()

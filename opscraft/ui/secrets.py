@@ -339,11 +339,11 @@ class SecretsView(PagedTable):
 
     def open_edit(self, row: dict[str, Any]) -> None:
         """Open the dialog editing a secret's description (refused under it, by `base`, when
-        another tab or user changed it since the dialog opened)."""
+        another tab or user changed it since the edit started: the draft holds it)."""
         shown = {"description": row["description"]}
         with ui.dialog() as dialog, dialog_card(f"Edit {row['name']}") as card:
             description = prose_input("Description", "edit-description", value=row["description"])
-            draft = drafts.dialog_draft(f"{DRAFTS}{row['id']}", card, {"description": description})
+            draft = drafts.dialog_draft(f"{DRAFTS}{row['id']}", card, {"description": description}, shown)
             dialog_buttons(
                 dialog,
                 "Save",
@@ -352,7 +352,7 @@ class SecretsView(PagedTable):
                     dialog,
                     Permission.manage_secrets,
                     lambda s, a: secrets.update(
-                        s, a, row["id"], {"description": description.value or "", "base": shown}
+                        s, a, row["id"], {"description": description.value or "", "base": draft.held_base()}
                     ),
                     "Description saved",
                     {"description": description},

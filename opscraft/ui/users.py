@@ -229,19 +229,19 @@ class UsersView(PagedTable):
                     'data-testid="edit-own-fixed"'
                 )
             typed = {"email": email, "full_name": full_name, "role": role, "is_active": active}
-            draft = drafts.dialog_draft(f"{DRAFTS}{row['id']}", card, typed)
+            # What the dialog opened with: a field another admin changed since is refused under
+            # it (`partial.three_way`), not put back to this copy; kept in the draft, so a dialog
+            # restored after a reload still compares with it. A role stored as none of today's
+            # is not compared (the dialog shows it as the viewer it reads as).
+            started = {key: row[key] for key in ("email", "full_name", "is_active")}
+            started |= {} if row["role_unread"] else {"role": row["role"]}
+            draft = drafts.dialog_draft(f"{DRAFTS}{row['id']}", card, typed, started)
             active_error = ErrorLine("edit-active-error")
             active.on_value_change(lambda: setattr(active_error, "error", None))
             if not row["own_fixed"]:  # on one's own row Active is disabled: nothing to warn of
                 ui.label("Deactivating ends the user's sessions at once.").classes(
                     "text-caption text-grey-7"
                 ).props('data-testid="edit-active-note"')
-
-            # What the dialog opened with: a field another admin changed since is refused under
-            # it (`partial.three_way`), not put back to this copy. A role stored as none of
-            # today's is not compared (the dialog shows it as the viewer it reads as).
-            started = {key: row[key] for key in ("email", "full_name", "is_active")}
-            base = users.UserBase(**started, **({} if row["role_unread"] else {"role": Role(row["role"])}))
 
             def edits() -> dict[str, Any]:
                 form = {
@@ -264,7 +264,9 @@ class UsersView(PagedTable):
                 await self.apply(
                     dialog,
                     Permission.manage_users,
-                    lambda s, a: users.update_user(s, a, row["id"], users.UserUpdate(**edits(), base=base)),
+                    lambda s, a: users.update_user(
+                        s, a, row["id"], users.UserUpdate(**edits(), base=users.UserBase(**draft.held_base()))
+                    ),
                     "User updated",
                     {"email": email, "full_name": full_name, "role": role, "is_active": active_error},
                     draft,

@@ -181,7 +181,9 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
             fields |= ansible.inputs() if ansible else {}
             # Not the signing secret: a searched select's label names no option the form holds.
             kept = {key: element for key, element in fields.items() if key != "secret_id"}
-            draft = drafts.dialog_draft(_draft_key(script_id, hook), card, kept)
+            edited = ("name", "mapping", "parameters", "secret_id")
+            base = None if hook is None else stored_base(hook, edited)
+            draft = drafts.dialog_draft(_draft_key(script_id, hook), card, kept, base)
 
             async def submit() -> None:
                 current = await guard(Permission.edit_scripts)
@@ -202,7 +204,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                     if hook is None:
                         return await call(webhooks.create, current, script_id, data)
                     # a field saved meanwhile in another tab: 409 under it, not undone (`three_way`)
-                    base = stored_base(hook, ("name", "mapping", "parameters", "secret_id"))
+                    base = draft.held_base()
                     return await call(webhooks.update_webhook, current, hook.id, data, script_id, base=base)
 
                 done = "Webhook added" if hook is None else "Webhook saved"
