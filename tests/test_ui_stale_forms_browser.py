@@ -166,8 +166,16 @@ def test_two_edits_of_an_inventorys_hosts_do_not_undo_each_other(
     field = page.locator(".q-field--error", has=content)
     field.filter(has_text="was changed by someone else since your edit started").wait_for()
     assert _api(server, operator, "GET", f"/inventories/{inventory_id}")["content"] == other
-    # Opened again, the form has the stored text (not the page's older list): the edit saves.
+    # Closed with Escape and opened again, the dialog has the typing back (its draft) and the
+    # base it started from: it says the content was saved meanwhile, and Save stays refused.
     page.keyboard.press("Escape")
+    page.get_by_test_id("inventory-edit-db").click()
+    page.get_by_test_id("draft-stale").get_by_text("someone else saved content:").wait_for()
+    assert content.input_value() == "[db]\ndb1.example\ndb3.example\n"
+    # Discarded, the form opened again has the stored text (not the page's older list): it saves.
+    page.get_by_test_id("draft-stale-discard").click()
+    page.get_by_test_id("inventory-content").wait_for(state="detached")
+    wait_connected(page)
     page.get_by_test_id("inventory-edit-db").click()
     page.wait_for_function(
         "document.querySelector('[data-testid=inventory-content]')?.value?.includes('db2.example')"
