@@ -207,7 +207,9 @@ class Body(BaseModel):
     @classmethod
     def _strict_scalars(cls, value: Any, info: ValidationInfo) -> Any:
         field = cls.model_fields.get(info.field_name or "")
-        problem = scalar_problem(field.annotation, value) if field is not None else None
+        if field is None or (value is None and any(isinstance(m, BeforeValidator) for m in field.metadata)):
+            return value  # a field reading null its own way says it (a link's "choose a script to start")
+        problem = scalar_problem(field.annotation, value)
         if problem is None and isinstance(value, str):
             problem = unstorable(value)  # the API's door's words, for the UI's forms too
         if problem is not None:

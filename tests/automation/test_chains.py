@@ -125,6 +125,11 @@ async def test_links_crud_refusals_and_audit(
         r = await client.post(links_path(a), json=bad, headers=operator.headers)
         assert r.status_code == 422, (bad, r.text)
         assert r.json()["errors"][0]["field"] == field, r.text
+    # No script chosen (the form's empty select): said as what to do, not as a null number.
+    r = await client.post(links_path(a), json={"target_script_id": None}, headers=operator.headers)
+    assert r.status_code == 422 and r.json()["errors"] == [
+        {"field": "target_script_id", "message": "choose a script to start"}
+    ], r.text
     every = {"mapping": {"NOPE": "/parameters/ENV", "ENV": "/secrets/X"}, "parameters": {"SOURCE_RUN": "abc"}}
     r = await client.post(links_path(a), json={"target_script_id": b, **every}, headers=operator.headers)
     assert r.status_code == 422, r.text
