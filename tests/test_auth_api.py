@@ -392,6 +392,13 @@ async def test_a_request_without_a_bearer_token_is_told_what_to_send(client: htt
     bare = await client.get("/api/v1/scripts")
     assert bare.status_code == 401
     assert bare.json()["detail"] == "authentication required: send 'Authorization: Bearer <access token>'"
+    # A token sent bare (no "Bearer ") is not echoed in the answer.
+    bare_token = await client.get("/api/v1/scripts", headers={"Authorization": "eyJhbGciOiJIUzI1NiJ9.e30.x"})
+    assert bare_token.status_code == 401
+    assert bare_token.json()["detail"] == (
+        "authentication required: send 'Authorization: Bearer <access token>'; a header without"
+        " 'Bearer ' is not read"
+    )
     basic = await client.get("/api/v1/scripts", auth=("admin", PASSWORD))
     assert basic.status_code == 401
     assert basic.json()["detail"] == (

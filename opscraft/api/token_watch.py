@@ -34,9 +34,13 @@ def missing_token(headers: Mapping[str, str], ways: str = BEARER_HEADER) -> str:
     (how this route takes a token), and, when its `Authorization` header uses another scheme
     (`Basic`, RFC 7617), that the scheme is not read, so a client is not left guessing why its
     credentials went unseen."""
-    scheme = headers.get("authorization", "").partition(" ")[0]
-    other = f"; a {scheme[:12]} header is not read" if scheme else ""
-    return f"authentication required: {ways}{other}"
+    scheme = headers.get("authorization", "").strip().partition(" ")[0]
+    if not scheme:
+        return f"authentication required: {ways}"
+    # Named only when it reads as a scheme's name: a token sent bare (no "Bearer ") is never echoed.
+    if scheme.isascii() and scheme.isalpha() and len(scheme) <= 10:
+        return f"authentication required: {ways}; a {scheme} header is not read"
+    return f"authentication required: {ways}; a header without 'Bearer ' is not read"
 
 
 async def until_token_ends(
