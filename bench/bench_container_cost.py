@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable
 
 import docker
-
 from bench.exec_harness import RUNNER_IMAGE
 from opscraft.execution.docker_runner import LABEL_WORKER, DockerRunner
 from opscraft.execution.spec import RunControl, RunSpec
@@ -52,7 +51,7 @@ def machine_busy_seconds() -> float:
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def _plain(api: docker.APIClient, image: str, network: str | None) -> Callable[[], None]:
+def _plain(api: docker.APIClient, image: str, network: str | None) -> Step:
     def one() -> None:
         host_config = api.create_host_config(network_mode=network, log_config={"type": "none"})
         container = api.create_container(
@@ -65,7 +64,10 @@ def _plain(api: docker.APIClient, image: str, network: str | None) -> Callable[[
     return one
 
 
-def _through_runner(api: docker.APIClient, image: str, worker_id: str) -> tuple[Callable[[], None], Callable[[], None]]:
+Step = Callable[[], None]
+
+
+def _through_runner(api: docker.APIClient, image: str, worker_id: str) -> tuple[Step, Step]:
     runner = DockerRunner(worker_id, warm_pool_size=0)
     runner.start_pool()
     spec = RunSpec(0, "bash", "true\n", {}, {}, 60, 512, 0.5, False, image)
@@ -87,7 +89,7 @@ def main(count: int, rounds: int, image: str) -> None:
     print(f"# load average at start: {os.getloadavg()}")
     api = docker.APIClient()
     runner_one, runner_settle = _through_runner(api, image, f"bench-cost-{os.getpid()}")
-    variants: dict[str, tuple[Callable[[], None], Callable[[], None]]] = {
+    variants: dict[str, tuple[Step, Step]] = {
         "bare": (_plain(api, image, "none"), lambda: None),
         "run profile": (runner_one, runner_settle),
         "bridge": (_plain(api, image, None), lambda: None),
