@@ -34,6 +34,9 @@ from bench.exec_harness import RUNNER_IMAGE
 from opscraft.execution.docker_runner import LABEL_WORKER, DockerRunner
 from opscraft.execution.spec import RunControl, RunSpec
 
+Step = Callable[[], None]
+"""One container's steps, or what waits for their deferred part."""
+
 
 class _Sink:
     def feed(self, stream: object, data: bytes) -> None:
@@ -62,9 +65,6 @@ def _plain(api: docker.APIClient, image: str, network: str | None) -> Step:
         api.remove_container(container, force=True)
 
     return one
-
-
-Step = Callable[[], None]
 
 
 def _through_runner(api: docker.APIClient, image: str, worker_id: str) -> tuple[Step, Step]:
