@@ -46,6 +46,20 @@ WATCH_JS = """() => {
 }"""
 
 
+# The transition durations of each dialog that entered the page since it ran, read as it entered
+# (while its opening transition's classes are on it).
+MOTION_JS = """() => {
+  window.ocMotion = [];
+  new MutationObserver((changes) => {
+    for (const change of changes) for (const node of change.addedNodes) {
+      const inner = node.nodeType === 1
+        && (node.matches('.q-dialog__inner') ? node : node.querySelector('.q-dialog__inner'));
+      if (inner) window.ocMotion.push(getComputedStyle(inner).transitionDuration);
+    }
+  }).observe(document.body, {childList: true, subtree: true});
+}"""
+
+
 @pytest.fixture(scope="module")
 def operator_page(browser: Any, server: LiveServer) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
@@ -289,3 +303,28 @@ def test_each_automation_dialog_opens_with_the_focus_in_its_first_field(
         page.wait_for_function(f"!!document.activeElement?.closest('[data-testid=\"{first}\"]')")
         page.keyboard.press("Escape")
         _focus_back_on(page, opener)
+
+
+def test_a_dialog_opens_without_motion_when_the_system_asks_for_less(
+    operator_page: Any, server: LiveServer
+) -> None:
+    """A system set to reduce motion (prefers-reduced-motion, WCAG 2.3.3) got the dialogs' 300 ms
+    zoom like everyone; now a dialog shows at once there (and still opens and closes), and zooms
+    as before otherwise."""
+    page = operator_page
+    durations: dict[str, list[str]] = {}
+    try:
+        for preference in ("no-preference", "reduce"):
+            page.emulate_media(reduced_motion=preference)
+            _open_inventories(page, server)
+            page.evaluate(MOTION_JS)
+            page.get_by_test_id("inventory-new").click()
+            page.get_by_test_id("inventory-name").wait_for()
+            page.keyboard.press("Escape")
+            page.locator(".q-dialog").wait_for(state="detached")
+            durations[preference] = page.evaluate("window.ocMotion")
+    finally:
+        page.emulate_media(reduced_motion="no-preference")
+    seconds = {key: [float(d.split(",")[0].removesuffix("s")) for d in found] for key, found in durations.items()}
+    assert seconds["no-preference"] and min(seconds["no-preference"]) >= 0.1, durations
+    assert seconds["reduce"] and max(seconds["reduce"]) < 0.001, durations

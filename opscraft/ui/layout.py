@@ -123,6 +123,17 @@ body:not(.body--dark) .nicegui-code { background-color: #fff; }
    its 8 px top padding and a line make the same 20 px for a one-line message. */
 .q-field--with-bottom { padding-bottom: 0; }
 .q-field--with-bottom > .q-field__inner > .q-field__bottom--animated { position: static; transform: none; }
+/* A person who asked their system for less motion (prefers-reduced-motion, WCAG 2.3.3) gets no
+   sliding or fading: dialogs, menus, notifications and expanding rows show and go at once, and
+   spinners stand still. Durations of 0.01 ms rather than none, so that the transition and
+   animation end events Quasar's components wait for still fire. */
+@media (prefers-reduced-motion: reduce) {
+  *, *::before, *::after {
+    animation-duration: 0.01ms !important; animation-iteration-count: 1 !important;
+    transition-duration: 0.01ms !important; transition-delay: 0s !important;
+    scroll-behavior: auto !important;
+  }
+}
 """
 NAV_CSS = """
 .oc-nav { display: block; width: 100%; border-radius: 6px; color: inherit; text-decoration: none; }
