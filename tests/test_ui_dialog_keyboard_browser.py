@@ -325,6 +325,9 @@ def test_a_dialog_opens_without_motion_when_the_system_asks_for_less(
             durations[preference] = page.evaluate("window.ocMotion")
     finally:
         page.emulate_media(reduced_motion="no-preference")
-    seconds = {key: [float(d.split(",")[0].removesuffix("s")) for d in found] for key, found in durations.items()}
+    seconds = {
+        key: [float(value.split(",")[0].removesuffix("s")) for value in found]
+        for key, found in durations.items()
+    }
     assert seconds["no-preference"] and min(seconds["no-preference"]) >= 0.1, durations
     assert seconds["reduce"] and max(seconds["reduce"]) < 0.001, durations
