@@ -331,3 +331,47 @@ def test_a_dialog_opens_without_motion_when_the_system_asks_for_less(
     }
     assert seconds["no-preference"] and min(seconds["no-preference"]) >= 0.1, durations
     assert seconds["reduce"] and max(seconds["reduce"]) < 0.001, durations
+
+
+# The dialog's Tab stops in order, as the page's wrap finds them (`layout.A11Y_JS`), and whether
+# the focus is on the first or the last of them, or in the dialog at all.
+TAB_STOP_JS = """() => {
+  const inners = document.querySelectorAll('.q-dialog__inner');
+  const inner = inners[inners.length - 1];
+  const stops = Array.from(inner.querySelectorAll(
+    'a[href], button, input, select, textarea, [tabindex], [contenteditable="true"]'
+  )).filter((el) => el.tabIndex >= 0 && !el.matches(':disabled') && el.getClientRects().length > 0);
+  const active = document.activeElement;
+  return {count: stops.length, at: stops.indexOf(active), inside: inner.contains(active)};
+}"""
+
+
+def test_tab_goes_round_a_dialog_without_leaving_it(operator_page: Any, server: LiveServer) -> None:
+    """Tab from a dialog's last control left the page (the focus on the page's body as far as the
+    page could tell) and came back to the dialog's first only with the next Tab; Shift+Tab from the
+    first the same way round."""
+    page = operator_page
+    _open_inventories(page, server)
+    page.get_by_test_id("inventory-new").focus()
+    page.keyboard.press("Enter")
+    page.get_by_test_id("inventory-name").wait_for()
+    page.wait_for_function(f"({TAB_STOP_JS})().inside")
+    start = page.evaluate(TAB_STOP_JS)
+    assert start["count"] >= 3, start
+    seen = []
+    for _ in range(start["count"] + 2):  # past the last once, and one more
+        page.keyboard.press("Tab")
+        seen.append(page.evaluate(TAB_STOP_JS))
+    assert all(step["inside"] for step in seen), seen
+    positions = [step["at"] for step in seen]
+    wrapped = positions.index(start["count"] - 1) + 1
+    assert positions[wrapped] == 0, positions
+    back = []  # Shift+Tab back to the first, then once more: to the last
+    while not back or back[-1] != 0:
+        assert len(back) < start["count"], back
+        page.keyboard.press("Shift+Tab")
+        back.append(page.evaluate(TAB_STOP_JS)["at"])
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate(TAB_STOP_JS)["at"] == start["count"] - 1, back
+    page.keyboard.press("Escape")
+    _focus_back_on(page, "inventory-new")

@@ -468,6 +468,28 @@ new MutationObserver((changes) => {
     }
   }
 }).observe(document.documentElement, {childList: true, subtree: true});
+// Tab from a dialog's last control goes to its first, Shift+Tab from its first to its last (the
+// WAI-ARIA modal dialog pattern). Quasar keeps the focus in a dialog only when it lands elsewhere
+// in the page: Tab from the last control left the page (to the browser's own controls, the page's
+// body as far as the page knows) and came back in with the next one. A key a control used itself
+// (Tab indenting in a code editor) is left to it.
+const OC_TABBABLE = 'a[href], button, input, select, textarea, [tabindex], [contenteditable="true"]';
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Tab" || event.defaultPrevented || event.altKey || event.ctrlKey || event.metaKey) return;
+  const inners = document.querySelectorAll(".q-dialog__inner");
+  const inner = inners[inners.length - 1];
+  if (!inner) return;
+  const stops = Array.from(inner.querySelectorAll(OC_TABBABLE)).filter((el) =>
+    el.tabIndex >= 0 && !el.matches(":disabled") && el.getClientRects().length > 0);
+  if (!stops.length) return;
+  const active = document.activeElement;
+  const first = stops[0], last = stops[stops.length - 1];
+  const outside = !inner.contains(active) || active === inner;
+  if (event.shiftKey ? active === first || outside : active === last || outside) {
+    event.preventDefault();
+    (event.shiftKey ? last : first).focus();
+  }
+});
 </script>"""
 # Every event a page sends, with lone UTF-16 surrogates (a half emoji pasted from a broken
 # clipboard, or set by a script) made U+FFFD, which is also how the browser shows them: the browser
