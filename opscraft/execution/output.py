@@ -195,10 +195,15 @@ class OutputPipeline:
 
     def _drain_decoders(self, *, cut: bool = False) -> None:
         """Release what the decoders and the masker hold back; `cut`: the output stops at its
-        cap, so a held-back beginning of a secret value is released as the mask."""
+        cap, so a held-back beginning of a secret value is released as the mask, and the bytes
+        of a character begun before the cap (in this read or an earlier one, of either stream)
+        whose rest is past it are dropped: the cut falls between two characters, never stores
+        half of one as U+FFFD. At the output's end such bytes are invalid UTF-8: U+FFFD."""
         for stream in STREAMS:
-            text = self._masker.mask(stream, self._decoders[stream].decode(b"", final=True))
-            self._add(stream, text + self._masker.flush(stream, cut=cut))
+            decoder = self._decoders[stream]
+            text = "" if cut else decoder.decode(b"", final=True)
+            decoder.reset()
+            self._add(stream, self._masker.mask(stream, text) + self._masker.flush(stream, cut=cut))
 
     def _add(self, stream: Stream, text: str) -> None:
         if not text:
