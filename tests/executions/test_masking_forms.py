@@ -21,7 +21,7 @@ def backend() -> str:
 
 
 async def run_with_secret(
-    client: httpx.AsyncClient, operator: LoggedIn, value: str, content: str, runner: str, **fields: str
+    client: httpx.AsyncClient, operator: LoggedIn, value: str, content: str, runner: str, **fields: str | int
 ) -> tuple[dict[str, object], str]:
     r = await client.post("/api/v1/secrets", json={"name": "S", "value": value}, headers=operator.headers)
     assert r.status_code == 201, r.text
@@ -90,3 +90,17 @@ async def test_base64_wrapped_by_the_base64_tool_is_masked(
     for shift in range(3):
         encoded = base64.b64encode(b"\0" * shift + raw).decode()[4 if shift else 0 : -4]
         assert not [encoded[at : at + 8] for at in range(len(encoded) - 7) if encoded[at : at + 8] in flat], text
+
+
+@RUNNERS
+async def test_a_value_being_printed_when_the_run_is_killed_is_not_shown_in_part(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str
+) -> None:
+    """The script prints the first half of the value and is killed by its timeout before the
+    rest: what the masker held back (the beginning of a value) was released in clear when the
+    output ended; a killed run's output is cut short, as at the output cap: it becomes `***`."""
+    value = "first-HALF-second-HALF"
+    script = 'echo started; printf "token: %s" "${S:0:11}"; sleep 60; printf "%s\\n" "${S:11}"\n'
+    final, text = await run_with_secret(client, operator, value, script, runner_name, timeout_seconds=2)
+    assert final["status"] == "timed_out", (final, text)
+    assert text == f"started\ntoken: {MASK}", text
