@@ -66,12 +66,16 @@ CUT_RE = re.compile(
     r"\x1b[\x00-\x17\x19\x1c-\x1f]{0,64}(?:[\[P][\x00-\x17\x19\x1c-\x3f]{0,64}|[\x00-\x17\x19\x1c-\x2f]{0,64})\Z"
 )
 # What would erase or hide earlier output on the page: erase the display (ED 2, as `clear` and
-# `tput clear` write after a cursor home) or the scrollback (ED 3), a full reset (RIS, `ESC c`:
-# `reset`, `tput reset`), the alternate screen (whose content vanishes when the program leaves
-# it). The page is a log: the rows on screen are first scrolled into the scrollback (as VTE and
-# Windows Terminal do on ED 2), the scrollback is never erased, the alternate screen is not
-# entered. The stored log keeps the sequences as they were.
-ERASING_RE = re.compile(r"\x1b\[\??[23]J|\x1bc|\x1b\[\?(?:1049|1047|47)[hl]")
+# `tput clear` write after a cursor home), or from a cursor home to its end (ED 0 right after
+# CUP 1;1: `clear` of the `linux`, `screen`, `tmux` and `vt100` terminfo entries, and Python's
+# `print("\033[H\033[J")` idiom), the scrollback (ED 3), a full reset (RIS, `ESC c`: `reset`,
+# `tput reset`), the alternate screen (whose content vanishes when the program leaves it). The
+# page is a log: the rows on screen are first scrolled into the scrollback (as VTE and Windows
+# Terminal do on ED 2), the scrollback is never erased, the alternate screen is not entered.
+# The stored log keeps the sequences as they were.
+ERASING_RE = re.compile(
+    r"\x1b\[\??[23]J|\x1b\[(?:1?(?:;1?)?)?[Hf]\x1b\[0?J|\x1bc|\x1b\[\?(?:1049|1047|47)[hl]"
+)
 DEFAULT_ROWS = 24  # xterm.js's, until the browser reports the fitted size
 # Dim (not a colour) so a red stderr line stays red after its stamp.
 STAMP_ON, STAMP_OFF = "\x1b[2m", "\x1b[22m"
@@ -381,7 +385,7 @@ class LiveTerminal:
 
     def _kept_on_screen(self, text: str) -> str:
         """`text` with each `ERASING_RE` sequence replaced by what the page's terminal gets: for
-        ED 2 and a reset, the cursor to the last row and a line feed per row, which scroll the rows
+        ED 2 (or a cursor home and ED 0) and a reset, the cursor to the last row and a line feed per row, which scroll the rows
         on screen into the scrollback (none while nothing was shown since the start or the last
         such scroll: a `clear` before any output leaves no blank screen above it); nothing for the
         others."""
@@ -390,7 +394,7 @@ class LiveTerminal:
             before = text[start : match.start()]
             self._shown = self._shown or bool(ANSI_RE.sub("", before).strip())
             sequence, start = match.group(0), match.end()
-            scrolls = sequence == "\x1bc" or sequence.endswith("2J")
+            scrolls = sequence == "\x1bc" or sequence.endswith(("2J", "[J", "[0J"))
             parts += [before, "\x1b[9999;1H" + "\n" * self.rows if scrolls and self._shown else ""]
             self._shown = self._shown and not scrolls
         rest = text[start:]
