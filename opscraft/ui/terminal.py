@@ -51,14 +51,46 @@ UNPARSABLE_RE = re.compile(
 )
 
 
+# A select-graphic-rendition sequence (colours, bold...), with its parameters.
+SGR_RE = re.compile(r"\x1b\[([0-9;]*)m")
+# The parameters of `38`, `48` and `58` (foreground, background, underline colour) that follow
+# them: `5;N` (256 colours) or `2;R;G;B` (true colour), so their `8` is a colour, not conceal.
+_COLOUR_ARGS = {"5": 1, "2": 3}
+
+
 def displayable(text: str) -> str:
-    """`text` with what xterm.js cannot parse (`UNPARSABLE_RE`) as U+FFFD. Repeated until nothing
-    changes: an ESC followed by another that is replaced (ESC ESC U+00E9) is then unparsable too."""
+    """`text` with what xterm.js cannot parse (`UNPARSABLE_RE`) as U+FFFD, and without concealed
+    text (`revealed`). Repeated until nothing changes: an ESC followed by another that is
+    replaced (ESC ESC U+00E9) is then unparsable too."""
     while True:
         shown = UNPARSABLE_RE.sub("\ufffd", text)
         if shown == text:
-            return shown
+            return SGR_RE.sub(revealed, shown)
         text = shown
+
+
+def revealed(sgr: re.Match[str]) -> str:
+    """An SGR sequence (`SGR_RE`) without its conceal attribute (`8`), which drew the text after
+    it invisible on the page (a line of untrusted data printed, say a log's `ESC[8m`, hid the run's
+    output after it up to the next reset) while the download and the search found it: the page
+    is a log, like GitHub's and GitLab's job logs, which ignore it. Colours, bold and the rest are
+    kept; a sequence of conceal alone is dropped (an empty one would reset the others)."""
+    params = sgr.group(1).split(";")
+    kept: list[str] = []
+    at = 0
+    while at < len(params):
+        param = params[at]
+        if param in ("38", "48", "58") and at + 1 < len(params):
+            size = 2 + _COLOUR_ARGS.get(params[at + 1], -1)
+            kept += params[at : at + size]
+            at += size
+            continue
+        if param.lstrip("0") != "8":
+            kept.append(param)
+        at += 1
+    if kept == params:
+        return sgr.group(0)
+    return f"\x1b[{';'.join(kept)}m" if kept else ""
 
 
 # A sequence cut at the end of an output chunk: held back and judged with the next chunk.
