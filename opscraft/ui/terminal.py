@@ -417,10 +417,10 @@ class LiveTerminal:
 
     def _kept_on_screen(self, text: str) -> str:
         """`text` with each `ERASING_RE` sequence replaced by what the page's terminal gets: for
-        ED 2 (or a cursor home and ED 0) and a reset, the cursor to the last row and a line feed per row, which scroll the rows
-        on screen into the scrollback (none while nothing was shown since the start or the last
-        such scroll: a `clear` before any output leaves no blank screen above it); nothing for the
-        others."""
+        ED 2 (or a cursor home and ED 0) and a reset, the cursor to the last row and a line feed
+        per row, which scroll the rows on screen into the scrollback (none while nothing was
+        shown since the start or the last such scroll: a `clear` before any output leaves no
+        blank screen above it); nothing for the others."""
         parts, start = [], 0
         for match in ERASING_RE.finditer(text):
             before = text[start : match.start()]
