@@ -51,8 +51,9 @@ UNPARSABLE_RE = re.compile(
 )
 
 
-# A select-graphic-rendition sequence (colours, bold...), with its parameters.
-SGR_RE = re.compile(r"\x1b\[([0-9;]*)m")
+# A select-graphic-rendition sequence (colours, bold...) with a parameter `8` (conceal, or a
+# colour's: `revealed` tells), with its parameters; the others are never looked at.
+SGR_RE = re.compile(r"\x1b\[((?:[0-9;]*;)?0*8(?:;[0-9;]*)?)m")
 # The parameters of `38`, `48` and `58` (foreground, background, underline colour) that follow
 # them: `5;N` (256 colours) or `2;R;G;B` (true colour), so their `8` is a colour, not conceal.
 _COLOUR_ARGS = {"5": 1, "2": 3}
