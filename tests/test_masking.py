@@ -75,6 +75,42 @@ def test_base64_inside_a_longer_blob_is_masked(prefix: str) -> None:
     assert len(out.replace(MASK, "")) <= len("Authorization: Basic \n") + 8 + 8
 
 
+def _wrap(blob: str, width: int) -> str:
+    """`blob` in lines of `width` characters, as `base64` (76) and `openssl base64` (64) write it."""
+    return "".join(blob[at : at + width] + "\n" for at in range(0, len(blob), width))
+
+
+@pytest.mark.parametrize("width", [64, 76])
+def test_base64_wrapped_into_lines_is_masked_at_every_offset(width: int) -> None:
+    """`base64 creds.txt`: the encoder breaks its output into lines, and a line feed lands in the
+    value's stretch wherever the blob's lines end there (for about one offset in two). Every
+    offset of the value in the blob: of its encoding, at most the 3 characters before a line
+    break that starts the stretch and the partial groups at either end stay visible, never 8
+    characters in a row."""
+    masker = Masker([SECRET])
+    raw = SECRET.encode()
+    for offset in range(2 * width):
+        blob = base64.b64encode(b"k" * offset + raw + b"\n").decode()
+        out = run(masker, [_wrap(blob, width)])
+        assert MASK in out, offset
+        flat = out.replace("\n", "")
+        for shift in range(3):
+            encoded = base64.b64encode(b"\0" * shift + raw).decode()[4 if shift else 0 : -4]
+            leaks = [encoded[at : at + 8] for at in range(len(encoded) - 7) if encoded[at : at + 8] in flat]
+            assert not leaks, (offset, shift, leaks, out)
+
+
+def test_a_line_ending_like_the_start_of_a_base64_form_is_not_held_back() -> None:
+    """A wrapped form whose first line would be 1 to 3 characters starts on its next line: any
+    line of output ending in a form's first characters would otherwise wait for more output
+    before it was shown (a script printing it, then quiet for minutes)."""
+    masker = Masker([SECRET])
+    heads = {form[:k] for form in masking._base64_forms(SECRET.encode()) for k in range(1, 4)}
+    for head in sorted(heads):
+        line = f"waiting for {head.decode()}\n"
+        assert masker.mask("stdout", line) == line, head
+
+
 def test_short_values_are_not_masked() -> None:
     assert patterns_for("abc") == set()
     assert run(Masker(["abc"]), ["abc abc\n"]) == "abc abc\n"

@@ -50,3 +50,21 @@ def test_a_long_line_is_cut_in_the_view_with_a_note() -> None:
     shown, count = capped("x" * MAX_LINE_CHARS, 0)
     assert capped("y\rz", count) == (CUT_NOTE + "\rz", 1)
     assert capped("50%\r" * 5_000, 0) == ("50%\r" * 5_000, 0)  # a progress bar redrawn in place
+
+
+def test_concealed_text_is_shown() -> None:
+    """SGR 8 (conceal) drew the text after it invisible until the next reset: one line of
+    untrusted data holding it (a log's `ESC[8m`) hid the rest of the run's output on the page,
+    while the download and the search found it. The attribute is dropped, the rest of the
+    sequence kept; an `8` that is a colour's parameter (`38;5;8`, `48;2;8;8;8`) stays."""
+    cases = {
+        "\x1b[8msecret\x1b[0m": "secret\x1b[0m",
+        "\x1b[1;8;31mbold red\x1b[28m": "\x1b[1;31mbold red\x1b[28m",
+        "\x1b[08mx": "x",
+        "\x1b[38;5;8mgrey": "\x1b[38;5;8mgrey",
+        "\x1b[48;2;8;8;8;8mdark": "\x1b[48;2;8;8;8mdark",
+        "\x1b[38;5;8;48;5;8;8mx": "\x1b[38;5;8;48;5;8mx",
+        "\x1b[mreset": "\x1b[mreset",
+    }
+    for text, shown in cases.items():
+        assert displayable(text) == shown, text

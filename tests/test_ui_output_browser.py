@@ -153,11 +153,13 @@ def test_a_script_clearing_the_screen_keeps_its_earlier_output_on_the_page(
     """`clear` (cursor home, ED 2, ED 3), `reset` (RIS) and the alternate screen erased or hid
     the lines printed before them: the page showed only what came after. Now they stay, in the
     scrollback, live and after a reload; the stored log keeps the sequences as written. A clear
-    before any output scrolls nothing."""
+    before any output scrolls nothing. So does a cursor home and ED 0 (`clear` with TERM=screen
+    or linux, Python's `print("\\033[H\\033[J")`), which erased the rows on screen."""
     content = (
         "printf '\\033[H\\033[2J'; for i in $(seq 1 60); do echo line $i; done\n"
         "printf '\\033[H\\033[2J\\033[3J'; echo after clear\n"
         "echo in view; printf '\\033c'; echo after reset\n"
+        "echo still in view; printf '\\033[H\\033[J'; echo after home and erase\n"
         "printf '\\033[?1049h'; echo in the alternate screen; printf '\\033[?1049l'; echo done\n"
     )
     script = create_script(server, tokens["admin"], "clears", content, status="active")
@@ -166,6 +168,7 @@ def test_a_script_clearing_the_screen_keeps_its_earlier_output_on_the_page(
     page.goto(f"{server.url}/executions/{execution_id}")
     wait_connected(page)
     expected = [*(f"line {i}" for i in range(1, 61)), "after clear", "in view", "after reset"]
+    expected += ["still in view", "after home and erase"]
     expected += ["in the alternate screen", "done"]
     for _ in ("live", "reloaded"):
         text = wait_for_output(page, "^done$")

@@ -83,11 +83,22 @@ def accepts_event_stream(accept: str | None) -> bool:
     return False
 
 
+# Characters that JSON leaves as they are and that line readers other than the event-stream
+# format's own (CR and LF) end a line at: Python's `str.splitlines`, so httpx's `aiter_lines`
+# and the clients built on it. A script's output holding one cut its `data:` line in two there.
+_UNICODE_BREAKS = ((b"\xc2\x85", b"\\u0085"), (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
+
+
 def frame(event: str, data: dict[str, Any], event_id: int | None = None) -> bytes:
     """One event in the event-stream format: `event:`, optional `id:`, one `data:` line (compact
-    JSON holds no newline), a blank line."""
+    JSON holds no newline, and NEL, U+2028 and U+2029 are written as JSON escapes:
+    `_UNICODE_BREAKS`), a blank line."""
     head = f"event: {event}\n" if event_id is None else f"event: {event}\nid: {event_id}\n"
-    return head.encode() + b"data: " + orjson.dumps(data) + b"\n\n"
+    body = orjson.dumps(data)
+    if b"\xc2\x85" in body or b"\xe2\x80" in body:
+        for raw, escaped in _UNICODE_BREAKS:
+            body = body.replace(raw, escaped)
+    return head.encode() + b"data: " + body + b"\n\n"
 
 
 def event_frame(event: Event) -> bytes:

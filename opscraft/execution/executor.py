@@ -333,7 +333,8 @@ class Executor:
             error = self._keep_plan(spec.execution_id, result.files)
         tail: list[LogEvent] = []
         try:
-            tail = pipeline.close(keep_tail=True)  # stored with the final state (`store.finish`)
+            # Stored with the final state (`store.finish`); a killed run's output is cut short.
+            tail = pipeline.close(keep_tail=True, cut=result is None or control.reason is not None)
         except Exception:
             log.exception("execution %s: storing the output failed", spec.execution_id)
             error = error or OUTPUT_FAILED

@@ -3,8 +3,9 @@
 Each value of at least `MIN_LENGTH` characters is masked as itself, as the quoted and escaped
 forms in which tools print it (`printed_forms`: shell quoting as bash's xtrace and `printf %q`
 write it, JSON, Python literals, YAML, HTML), as its base64 forms (standard and URL-safe
-alphabet, padded or not, and the parts of it that survive inside a longer encoded blob) and as
-its URL-encoded forms. Matching runs on UTF-8 bytes: a Hyperscan scan (SIMD,
+alphabet, padded or not, the parts of it that survive inside a longer encoded blob, and those
+broken into lines as `base64` and `openssl base64` write a blob: `WRAP_WIDTHS`) and as its
+URL-encoded forms. Matching runs on UTF-8 bytes: a Hyperscan scan (SIMD,
 several GB/s, without the GIL) tells whether a chunk holds anything at all; only then does an
 Aho-Corasick automaton find every occurrence. Where Hyperscan has no wheel (Linux on ARM), a DFA
 automaton does the first pass (slower, same result). Per stream, the end of a chunk that could be
@@ -34,6 +35,13 @@ MIN_LENGTH = 4
 # be masked; shorter fragments would hide unrelated output.
 MIN_FRAGMENT = 8
 _HEAD = 4
+# Encoders that break base64 into lines, and the widths they use: 76 (GNU `base64` and `uuencode
+# -m`, Python's `base64.encodebytes`, MIME), 64 (`openssl base64`, PEM). A value's base64 forms
+# are also masked as these write them: a line feed anywhere in a longer blob's stretch of the
+# value (which lands on a line break for about one value in two). Only for values of up to
+# `MAX_WRAPPED_BYTES` (passwords, tokens, API keys): each form gives up to 140 broken ones.
+WRAP_WIDTHS = (64, 76)
+MAX_WRAPPED_BYTES = 96
 # Longer values (key files, certificates) are masked as themselves, encoded and line by line, but
 # not in every printed form: those would be megabytes of patterns for a 64 KiB value, while its
 # lines (base64 text) survive quoting and escaping unchanged.
@@ -48,7 +56,9 @@ _ENCODING = "utf-8"
 _ERRORS = "surrogatepass"
 
 
-def _base64_forms(raw: bytes) -> set[bytes]:
+def _base64_forms(raw: bytes, *, wrapped: bool = True) -> set[bytes]:
+    """The base64 forms of `raw` (module docstring); with `wrapped`, also as line-wrapping
+    encoders write them (`_wrapped`), for values of up to `MAX_WRAPPED_BYTES`."""
     forms: set[bytes] = set()
     for shift in range(3):
         # With `shift` bytes before it, the value's own 3-byte groups encode to fixed characters;
@@ -58,8 +68,30 @@ def _base64_forms(raw: bytes) -> set[bytes]:
         if len(core) >= MIN_FRAGMENT:
             forms.add(core)
     exact = base64.b64encode(raw)
+    standard = forms | {exact}  # the standard alphabet, padded: what wrapping encoders write
     forms |= {exact, exact.rstrip(b"=")}
-    return forms | {form.replace(b"+", b"-").replace(b"/", b"_") for form in forms}
+    forms |= {form.replace(b"+", b"-").replace(b"/", b"_") for form in forms}
+    if wrapped and len(raw) <= MAX_WRAPPED_BYTES:
+        forms |= {broken for form in standard for broken in _wrapped(form)}
+    return forms
+
+
+def _wrapped(form: bytes) -> set[bytes]:
+    """`form` as an encoder that breaks its lines every `width` characters (`WRAP_WIDTHS`) writes
+    it inside a longer blob: a line feed after its first 1 to `width` characters (wherever the
+    line it starts on ends), then after every `width` more; the form unbroken is not included.
+
+    A first line shorter than `_HEAD` is left out (the pattern starts on the next line, when that
+    is at least `MIN_FRAGMENT` long): with it, any line of output ending in one of the forms'
+    first characters would be the beginning of a pattern, held back until more output came."""
+    out: set[bytes] = set()
+    for width in WRAP_WIDTHS:
+        for first in range(1, min(width, len(form) - 1) + 1):
+            lines = [form[:first], *(form[at : at + width] for at in range(first, len(form), width))]
+            broken = b"\n".join(lines if first >= _HEAD else lines[1:])
+            if len(broken) >= MIN_FRAGMENT:
+                out.add(broken)
+    return out
 
 
 def _url_forms(value: str) -> set[bytes]:
@@ -76,7 +108,8 @@ def patterns_for(value: str) -> set[bytes]:
     indentation of the output.
 
     A value holding quotes is also masked as a shell (or Ansible's `command` module) reads it
-    between quotes, without them (`shell_readings`), in every form."""
+    between quotes, without them (`shell_readings`), in every form but wrapped base64 (a reading
+    is printed, not encoded: its wrapped forms would only cost building time)."""
     if len(value) < MIN_LENGTH or not value.strip():
         return set()
     bare = value.strip()
@@ -86,16 +119,16 @@ def patterns_for(value: str) -> set[bytes]:
     if len(value) <= MAX_PRINTED_FORMS_LENGTH:
         for reading in shell_readings(bare):
             if len(reading) >= MIN_LENGTH and reading.strip():  # never blanks only
-                forms |= _forms(reading)
+                forms |= _forms(reading, wrapped=False)
     return forms
 
 
-def _forms(value: str) -> set[bytes]:
+def _forms(value: str, *, wrapped: bool = True) -> set[bytes]:
     """The masked forms of `value` as it is: printed, encoded and (several lines) line by line."""
     raw = value.encode(_ENCODING, _ERRORS)
     printed = printed_forms(value) if len(value) <= MAX_PRINTED_FORMS_LENGTH else {value}
     forms = {form.encode(_ENCODING, _ERRORS) for form in printed}
-    forms |= _base64_forms(raw) | _url_forms(value)
+    forms |= _base64_forms(raw, wrapped=wrapped) | _url_forms(value)
     # A multi-line value (a key file) also leaks line by line.
     lines = [line.strip() for line in value.splitlines()] if "\n" in value else []
     forms |= {line.encode(_ENCODING, _ERRORS) for line in lines if len(line) >= MIN_FRAGMENT}
@@ -196,7 +229,7 @@ def _prefilter(patterns: list[bytes], dfa: Implementation) -> Callable[[bytes], 
     if hyperscan is None:
         finder = BytesAhoCorasick(patterns, matchkind=MatchKind.LeftmostLongest, implementation=dfa)
         return lambda data: bool(finder.find_matches_as_indexes(data))
-    keys = sorted({p[:_PREFILTER_BYTES] for p in patterns})
+    keys = sorted({_prefilter_key(p) for p in patterns})
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     database.compile(expressions=keys, ids=list(range(len(keys))), elements=len(keys), literal=True)
 
@@ -208,6 +241,18 @@ def _prefilter(patterns: list[bytes], dfa: Implementation) -> Callable[[bytes], 
         return False
 
     return maybe
+
+
+def _prefilter_key(pattern: bytes) -> bytes:
+    """A part of `pattern` that is in the output wherever it is: for a pattern of several lines
+    the first `MIN_FRAGMENT` bytes of its first line that long, so the many line-broken forms of
+    one base64 form (`_wrapped`) share a few keys (Hyperscan's compile time grows with their
+    number); else its first `_PREFILTER_BYTES`."""
+    if b"\n" in pattern:
+        line = next((line for line in pattern.split(b"\n") if len(line) >= MIN_FRAGMENT), b"")
+        if line:
+            return line[:MIN_FRAGMENT]
+    return pattern[:_PREFILTER_BYTES]
 
 
 def _stop(*_: object) -> bool:

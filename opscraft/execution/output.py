@@ -175,14 +175,18 @@ class OutputPipeline:
                 waits.append(due)
         return max(min(waits), 0.001)
 
-    def close(self, *, keep_tail: bool = False) -> list[LogEvent]:
+    def close(self, *, keep_tail: bool = False, cut: bool = False) -> list[LogEvent]:
         """Emit what is left and wait until every chunk is stored; returns [].
 
         With `keep_tail`, the last batch (at most `TAIL_CHARS` characters) is returned instead
         of stored, once every batch before it is: the caller stores it with the run's final
-        state, in that one transaction (`store.finish`), and then calls `LogBus.stored`."""
+        state, in that one transaction (`store.finish`), and then calls `LogBus.stored`.
+        `cut`: the output was cut short, not ended (the run was killed: timeout, cancel,
+        shutdown; or its runner failed), so what is held back ends as at the cap
+        (`_drain_decoders`): a secret value the script was printing when it was killed is never
+        released in part, in clear."""
         if not self.truncated:
-            self._drain_decoders()
+            self._drain_decoders(cut=cut)
         self._emit(time.monotonic())
         if keep_tail:
             while self._in_flight is not None:
@@ -194,11 +198,17 @@ class OutputPipeline:
         return []
 
     def _drain_decoders(self, *, cut: bool = False) -> None:
-        """Release what the decoders and the masker hold back; `cut`: the output stops at its
-        cap, so a held-back beginning of a secret value is released as the mask."""
+        """Release what the decoders and the masker hold back; `cut`: the output stops short (its
+        cap, a killed run), so a held-back beginning of a secret value is released as the mask,
+        and the bytes of a character begun before the cut (in this read or an earlier one, of
+        either stream) whose rest never came are dropped: the cut falls between two characters,
+        never stores half of one as U+FFFD. At the output's end such bytes are invalid UTF-8:
+        U+FFFD."""
         for stream in STREAMS:
-            text = self._masker.mask(stream, self._decoders[stream].decode(b"", final=True))
-            self._add(stream, text + self._masker.flush(stream, cut=cut))
+            decoder = self._decoders[stream]
+            text = "" if cut else decoder.decode(b"", final=True)
+            decoder.reset()
+            self._add(stream, self._masker.mask(stream, text) + self._masker.flush(stream, cut=cut))
 
     def _add(self, stream: Stream, text: str) -> None:
         if not text:

@@ -51,14 +51,47 @@ UNPARSABLE_RE = re.compile(
 )
 
 
+# A select-graphic-rendition sequence (colours, bold...) with a parameter `8` (conceal, or a
+# colour's: `revealed` tells), with its parameters; the others are never looked at.
+SGR_RE = re.compile(r"\x1b\[((?:[0-9;]*;)?0*8(?:;[0-9;]*)?)m")
+# The parameters of `38`, `48` and `58` (foreground, background, underline colour) that follow
+# them: `5;N` (256 colours) or `2;R;G;B` (true colour), so their `8` is a colour, not conceal.
+_COLOUR_ARGS = {"5": 1, "2": 3}
+
+
 def displayable(text: str) -> str:
-    """`text` with what xterm.js cannot parse (`UNPARSABLE_RE`) as U+FFFD. Repeated until nothing
-    changes: an ESC followed by another that is replaced (ESC ESC U+00E9) is then unparsable too."""
+    """`text` with what xterm.js cannot parse (`UNPARSABLE_RE`) as U+FFFD, and without concealed
+    text (`revealed`). Repeated until nothing changes: an ESC followed by another that is
+    replaced (ESC ESC U+00E9) is then unparsable too."""
     while True:
         shown = UNPARSABLE_RE.sub("\ufffd", text)
         if shown == text:
-            return shown
+            return SGR_RE.sub(revealed, shown)
         text = shown
+
+
+def revealed(sgr: re.Match[str]) -> str:
+    """An SGR sequence (`SGR_RE`) without its conceal attribute (`8`), which drew the text after
+    it invisible on the page (a line of untrusted data printed, say a log's `ESC[8m`, hid the run's
+    output after it up to the next reset) while the download and the search found it: the page
+    is a log, like GitHub's and GitLab's job logs, which ignore it. Colours, bold and the rest are
+    kept; a sequence of conceal alone is dropped (an empty one would reset the others)."""
+    params = sgr.group(1).split(";")
+    kept: list[str] = []
+    at = 0
+    while at < len(params):
+        param = params[at]
+        if param in ("38", "48", "58") and at + 1 < len(params):
+            size = 2 + _COLOUR_ARGS.get(params[at + 1], -1)
+            kept += params[at : at + size]
+            at += size
+            continue
+        if param.lstrip("0") != "8":
+            kept.append(param)
+        at += 1
+    if kept == params:
+        return sgr.group(0)
+    return f"\x1b[{';'.join(kept)}m" if kept else ""
 
 
 # A sequence cut at the end of an output chunk: held back and judged with the next chunk.
@@ -66,12 +99,16 @@ CUT_RE = re.compile(
     r"\x1b[\x00-\x17\x19\x1c-\x1f]{0,64}(?:[\[P][\x00-\x17\x19\x1c-\x3f]{0,64}|[\x00-\x17\x19\x1c-\x2f]{0,64})\Z"
 )
 # What would erase or hide earlier output on the page: erase the display (ED 2, as `clear` and
-# `tput clear` write after a cursor home) or the scrollback (ED 3), a full reset (RIS, `ESC c`:
-# `reset`, `tput reset`), the alternate screen (whose content vanishes when the program leaves
-# it). The page is a log: the rows on screen are first scrolled into the scrollback (as VTE and
-# Windows Terminal do on ED 2), the scrollback is never erased, the alternate screen is not
-# entered. The stored log keeps the sequences as they were.
-ERASING_RE = re.compile(r"\x1b\[\??[23]J|\x1bc|\x1b\[\?(?:1049|1047|47)[hl]")
+# `tput clear` write after a cursor home), or from a cursor home to its end (ED 0 right after
+# CUP 1;1: `clear` of the `linux`, `screen`, `tmux` and `vt100` terminfo entries, and Python's
+# `print("\033[H\033[J")` idiom), the scrollback (ED 3), a full reset (RIS, `ESC c`: `reset`,
+# `tput reset`), the alternate screen (whose content vanishes when the program leaves it). The
+# page is a log: the rows on screen are first scrolled into the scrollback (as VTE and Windows
+# Terminal do on ED 2), the scrollback is never erased, the alternate screen is not entered.
+# The stored log keeps the sequences as they were.
+ERASING_RE = re.compile(
+    r"\x1b\[\??[23]J|\x1b\[(?:1?(?:;1?)?)?[Hf]\x1b\[0?J|\x1bc|\x1b\[\?(?:1049|1047|47)[hl]"
+)
 DEFAULT_ROWS = 24  # xterm.js's, until the browser reports the fitted size
 # Dim (not a colour) so a red stderr line stays red after its stamp.
 STAMP_ON, STAMP_OFF = "\x1b[2m", "\x1b[22m"
@@ -381,16 +418,16 @@ class LiveTerminal:
 
     def _kept_on_screen(self, text: str) -> str:
         """`text` with each `ERASING_RE` sequence replaced by what the page's terminal gets: for
-        ED 2 and a reset, the cursor to the last row and a line feed per row, which scroll the rows
-        on screen into the scrollback (none while nothing was shown since the start or the last
-        such scroll: a `clear` before any output leaves no blank screen above it); nothing for the
-        others."""
+        ED 2 (or a cursor home and ED 0) and a reset, the cursor to the last row and a line feed
+        per row, which scroll the rows on screen into the scrollback (none while nothing was
+        shown since the start or the last such scroll: a `clear` before any output leaves no
+        blank screen above it); nothing for the others."""
         parts, start = [], 0
         for match in ERASING_RE.finditer(text):
             before = text[start : match.start()]
             self._shown = self._shown or bool(ANSI_RE.sub("", before).strip())
             sequence, start = match.group(0), match.end()
-            scrolls = sequence == "\x1bc" or sequence.endswith("2J")
+            scrolls = sequence == "\x1bc" or sequence.endswith(("2J", "[J", "[0J"))
             parts += [before, "\x1b[9999;1H" + "\n" * self.rows if scrolls and self._shown else ""]
             self._shown = self._shown and not scrolls
         rest = text[start:]

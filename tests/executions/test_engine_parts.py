@@ -116,6 +116,30 @@ def test_cap_keeps_exactly_max_bytes_then_a_marker() -> None:
     assert out.truncated and out.total_bytes == 5000
 
 
+@pytest.mark.parametrize("split", [1, 2, 3])
+def test_cap_falling_inside_a_character_split_across_reads_stores_none_of_it(split: int) -> None:
+    """The cap falls inside a character whose first bytes came in an earlier read (of this stream
+    or, for stderr's, of the other): the cut goes before it. Its beginning was stored as U+FFFD,
+    a character the script never wrote, taking the stored output past the cap."""
+    emoji = "\U0001f600".encode()
+    recorder = Recorder()
+    out = pipeline(recorder, max_bytes=10)
+    reads = [
+        ("stderr", b"e:" + emoji[:1]),
+        ("stdout", b"0123456"[: 10 - 3 - split] + emoji[:split]),  # exactly at the cap
+        ("stdout", emoji[split:] + b" more\n"),
+        ("stderr", emoji[1:] + b"\n"),
+    ]
+    for stream, data in reads:
+        out.feed(stream, data)
+    out.close()
+    text = "".join(e.content for e in recorder.stored)
+    assert out.truncated and "\ufffd" not in text, text
+    kept = text.split("\r\n\x1b[33m[opscraft] output truncated")[0]
+    assert kept == "e:" + "0123456"[: 10 - 3 - split]
+    assert out.total_bytes == sum(len(data) for _, data in reads)
+
+
 @pytest.mark.parametrize("stream", ["stdout", "stderr"])
 def test_cap_cutting_through_a_secret_value_shows_none_of_it(stream: Stream) -> None:
     """The cap falls inside a value: its beginning, held back by the masker for the rest that

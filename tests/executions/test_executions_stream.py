@@ -145,6 +145,23 @@ async def test_secrets_are_masked_in_the_stream(
     assert_no_value(json.dumps(events))
 
 
+async def test_output_with_unicode_line_separators_keeps_each_event_on_one_line(
+    client: httpx.AsyncClient, http: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """NEL, U+2028 and U+2029 in a script's output: JSON leaves them as they are, and a line
+    reader that ends lines where Python's `splitlines` does (httpx's `aiter_lines`, which
+    `events_of` reads with, as clients built on httpx do) cut the `data:` line in two there: the
+    event's JSON did not parse. They come as JSON escapes; the content is what was printed."""
+    printed = "next\u0085line sep\u2028par sep\u2029end \u2026\n"
+    script_id = await make_script(client, admin, f"printf '%s' '{printed}'\n")
+    response, events = await stream_run(http, admin, {"script_id": script_id, "runner": "local"})
+    assert response.status_code == 200 and events[-1][0] == "end", events
+    logs = [data for name, data, _ in events if name == "log" and data is not None]
+    assert "".join(data["content"] for data in logs) == printed
+    created = events[0][1]
+    assert created is not None and await output(client, admin, created["id"]) == printed
+
+
 async def test_a_quiet_run_gets_keep_alives_and_a_token_revoked_meanwhile_ends_the_stream(
     client: httpx.AsyncClient,
     http: httpx.AsyncClient,

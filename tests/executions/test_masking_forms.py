@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+
 import httpx
 import pytest
 
+from opscraft.execution.masking import MASK
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, output, start, wait_for
 
@@ -18,7 +21,7 @@ def backend() -> str:
 
 
 async def run_with_secret(
-    client: httpx.AsyncClient, operator: LoggedIn, value: str, content: str, runner: str, **fields: str
+    client: httpx.AsyncClient, operator: LoggedIn, value: str, content: str, runner: str, **fields: str | int
 ) -> tuple[dict[str, object], str]:
     r = await client.post("/api/v1/secrets", json={"name": "S", "value": value}, headers=operator.headers)
     assert r.status_code == 201, r.text
@@ -67,3 +70,38 @@ async def test_ansible_debug_json_escaping_is_masked(
     assert '"msg": "***"' in text and '"msg": "\\"***\\""' in text, text
     assert '"x": "{\\"a\\": \\"***\\"}"' in text, text  # JSON inside JSON
     assert "back" not in text and "slash-123" not in text
+
+
+@RUNNERS
+async def test_base64_wrapped_by_the_base64_tool_is_masked(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str
+) -> None:
+    """`base64` breaks its output every 76 characters: the value's stretch of a longer blob
+    (a credentials file encoded) was left in clear whenever a line break fell inside it."""
+    value = "Tr0ub4dor-and-3-horses"
+    raw = value.encode()
+    # 40 to 55 bytes before it: the line break after 57 bytes falls inside the value.
+    script = 'for n in $(seq 40 55); do printf "%${n}s%s\\n" "" "$S" | base64; echo; done\n'
+    final, text = await run_with_secret(client, operator, value, script, runner_name)
+    assert final["status"] == "success", (final, text)
+    blobs = text.split("\n\n")[:-1]
+    assert len(blobs) == 16 and all(MASK in blob for blob in blobs), text
+    flat = text.replace("\n", "")
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + raw).decode()[4 if shift else 0 : -4]
+        stretches = {encoded[at : at + 8] for at in range(len(encoded) - 7)}
+        assert not [stretch for stretch in stretches if stretch in flat], text
+
+
+@RUNNERS
+async def test_a_value_being_printed_when_the_run_is_killed_is_not_shown_in_part(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str
+) -> None:
+    """The script prints the first half of the value and is killed by its timeout before the
+    rest: what the masker held back (the beginning of a value) was released in clear when the
+    output ended; a killed run's output is cut short, as at the output cap: it becomes `***`."""
+    value = "first-HALF-second-HALF"
+    script = 'echo started; printf "token: %s" "${S:0:11}"; sleep 60; printf "%s\\n" "${S:11}"\n'
+    final, text = await run_with_secret(client, operator, value, script, runner_name, timeout_seconds=2)
+    assert final["status"] == "timed_out", (final, text)
+    assert text == f"started\ntoken: {MASK}", text
