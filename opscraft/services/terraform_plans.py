@@ -283,6 +283,11 @@ class VaultPlanStore:
             except DecryptError:
                 raise PlanUnavailable("the saved plan does not decrypt with the current master key") from None
 
+    async def keep_errored_state(self, db: Database, execution_id: int, content: bytes) -> str:
+        """`terraform_state.recover` of run `execution_id`'s `errored.tfstate` (`content`)."""
+        async with db.session() as session:
+            return await terraform_state.recover(session, execution_id, content)
+
 
 async def _plan_of(session: AsyncSession, execution_id: int) -> TerraformPlan:
     plan = (
