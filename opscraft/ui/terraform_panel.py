@@ -179,12 +179,16 @@ class TerraformPanel:
                     ).props(f'data-testid="state-version-{version.number}"')
                     ui.label(f"serial {version.serial}").classes("font-mono text-grey-8")
                     ui.label(format_time(version.created_at)).classes("text-grey-8")
-                    written = (
+                    by = (
                         "written by this run"
                         if mine
-                        else (f"run #{version.execution_id}" if version.execution_id else version.note)
+                        else (f"run #{version.execution_id}" if version.execution_id else "")
                     )
-                    ui.label(written).classes("text-grey-8")
+                    # A rollback's note, or the errored.tfstate a run could not store.
+                    written = " · ".join(part for part in (by, version.note) if part)
+                    ui.label(written).classes("text-grey-8").props(
+                        f'data-testid="state-written-{version.number}"'
+                    )
                     if version.number == state.current_version:
                         ui.badge("current", color="primary").props(
                             f'data-testid="state-current-{version.number}"'
