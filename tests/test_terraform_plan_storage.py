@@ -17,6 +17,7 @@ from opscraft.db.models.executions import ExecutionStatus
 from opscraft.security.vault import DecryptError, generate_key_text, parse_key
 from opscraft.services import keyring, terraform_plans
 from opscraft.services.terraform_plans import VaultPlanStore
+from opscraft.ui import terraform_panel
 from tests.conftest import LoggedIn
 
 
@@ -55,6 +56,58 @@ def test_summary_counts_as_terraform_does() -> None:
     ]
     assert summary.detail["outputs"] == [{"name": "url", "actions": ["update"]}]
     assert terraform_plans.summarize({}).detail == {"resources": [], "outputs": [], "truncated": False}
+
+
+# Terraform 1.11's `terraform show -json` of a plan with an `import` block (one changing the
+# imported resource, one not) and a `moved` block: all three resources' own actions may be no-op.
+ADOPTING = {
+    "resource_changes": [
+        {
+            "address": "a.adopted",
+            "mode": "managed",
+            "change": {"actions": ["no-op"], "importing": {"id": "i-1"}},
+        },
+        {
+            "address": "a.fixed",
+            "mode": "managed",
+            "change": {"actions": ["update"], "importing": {"id": "i-2"}},
+        },
+        {
+            "address": "a.new",
+            "previous_address": "a.old",
+            "mode": "managed",
+            "change": {"actions": ["no-op"]},
+        },
+        {
+            "address": "a.same",
+            "previous_address": "a.same",
+            "mode": "managed",
+            "change": {"actions": ["no-op"]},
+        },
+    ],
+}
+
+
+def test_imports_are_counted_and_imports_and_moves_listed_as_terraform_shows_them() -> None:
+    """Terraform: "Plan: 2 to import, 0 to add, 1 to change, 0 to destroy." and "a.old has moved
+    to a.new"; the summary counted and listed only a.fixed's update. The import IDs are not kept."""
+    for summary in (
+        terraform_plans.summarize(ADOPTING),
+        terraform_plans.summarize_shown(json.dumps(ADOPTING).encode()),
+    ):
+        assert (summary.to_import, summary.to_add, summary.to_change, summary.to_destroy) == (2, 0, 1, 0)
+        assert summary.detail["resources"] == [
+            {"address": "a.adopted", "actions": ["no-op"], "importing": True},
+            {"address": "a.fixed", "actions": ["update"], "importing": True},
+            {"address": "a.new", "actions": ["no-op"], "previous_address": "a.old"},
+        ]
+        assert "i-1" not in json.dumps(summary.detail)
+    plan = TerraformPlan(to_import=2, to_add=0, to_change=1, to_destroy=0, summary={})
+    assert terraform_panel.summary_line(plan) == "Plan: 2 to import, 0 to add, 1 to change, 0 to destroy."
+    plan.to_import = 0
+    assert terraform_panel.summary_line(plan) == "Plan: 0 to add, 1 to change, 0 to destroy."
+    listed = [terraform_panel._resource_actions(r) for r in summary.detail["resources"]]
+    assert listed == ["import", "import, ~ update", "moved from a.old"]
 
 
 def test_the_shown_plan_is_summarized_piece_by_piece_as_a_whole() -> None:

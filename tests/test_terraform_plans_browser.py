@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import LiveServer, free_port, require_service
 from tests.executions.conftest import require_docker
+from tests.executions.test_terraform_errored_state import LIMIT, MANY_TF
 from tests.ui_journey import (
     RUN_ENV,
     check_accessibility,
@@ -46,7 +47,12 @@ output "message" {
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     require_service(shutil.which("terraform") is not None, "a real terraform binary on PATH")
     port = free_port()
-    env = {**RUN_ENV, "OPSCRAFT_STATE_BACKEND_URL": f"http://127.0.0.1:{port}"}
+    # States are a few hundred bytes here, but for the one that is to be refused as too large.
+    env = {
+        **RUN_ENV,
+        "OPSCRAFT_STATE_BACKEND_URL": f"http://127.0.0.1:{port}",
+        "OPSCRAFT_MAX_STATE_BYTES": str(LIMIT),
+    }
     users = (("admin", "admin"), ("planner", "operator"), ("reviewer", "operator"))
     with serving(tmp_path_factory, "tf-plans-ui", env, users=users, port=port, through_api=True) as live:
         yield live
@@ -192,3 +198,26 @@ def test_a_run_in_a_named_workspace_from_the_dialog_keeps_that_workspace_state(
     panel.get_by_text("written by this run").wait_for()
     r = httpx.get(f"{server.url}/api/v1/scripts/{script_id}/terraform/states/default/versions", headers=admin)
     assert r.status_code == 404 or r.json()["versions"] == [], r.text
+
+
+def test_a_state_terraform_could_not_store_is_the_runs_version_on_its_page(
+    page: Any, server: LiveServer
+) -> None:
+    """A state over OPSCRAFT_MAX_STATE_BYTES is kept from the run's errored.tfstate: the run page's
+    state panel lists it as written by the run, with its note, current, and the error says so."""
+    admin = token(server, "admin")
+    body = {"name": "too-big", "script_type": "terraform", "status": "active", "content": MANY_TF}
+    r = httpx.post(f"{server.url}/api/v1/scripts", json={**body, "parameters": {"n": 400}}, headers=admin)
+    assert r.status_code == 201, r.text
+    run = {"script_id": r.json()["id"], "runner": "local", "terraform_action": "apply", "parameters": {}}
+    r = httpx.post(f"{server.url}/api/v1/executions", json=run, headers=admin)
+    assert r.status_code == 202, r.text
+    run_id = int(r.json()["id"])
+    final = wait_run(server, admin, run_id, timeout=180)
+    assert final["status"] == "failed" and "now the current state" in final["error_message"], final
+    log_in(page, server, "planner")
+    page.goto(f"{server.url}/executions/{run_id}")
+    written = page.get_by_test_id("state-written-1")
+    written.get_by_text(f"written by this run · errored.tfstate of execution {run_id}").wait_for()
+    page.get_by_test_id("state-current-1").wait_for()
+    page.get_by_text("OpsCraft kept the state it wrote to errored.tfstate as version 1").first.wait_for()

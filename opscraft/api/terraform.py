@@ -373,10 +373,14 @@ class PlanOut(BaseModel):
     script_id: int
     workspace: str
     script_version: int
+    to_import: int = Field(description="Resources an import block brings into the state")
     to_add: int
     to_change: int
     to_destroy: int
-    resources: list[dict[str, object]] = Field(description="Changed resources: address, actions")
+    resources: list[dict[str, object]] = Field(
+        description="Changed resources: address, actions; `importing` (true) for one an import block "
+        "brings in, `previous_address` for one a moved block renames (their actions may be no-op)"
+    )
     outputs: list[dict[str, object]] = Field(description="Changed outputs: name, actions")
     truncated: bool = Field(description="More than 1000 resources or outputs changed; the first are listed")
     prior_serial: int = Field(description="Serial of the state the plan was made against (0: none)")

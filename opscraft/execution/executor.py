@@ -15,7 +15,14 @@ from sqlalchemy import Connection
 
 from opscraft.config import Settings
 from opscraft.db.models.executions import ExecutionStatus
-from opscraft.execution import ansible_options, ansible_recap, store, terraform_errors, terraform_plan
+from opscraft.execution import (
+    ansible_options,
+    ansible_recap,
+    store,
+    terraform_backend,
+    terraform_errors,
+    terraform_plan,
+)
 from opscraft.execution.events import LogEvent, StatusEvent
 from opscraft.execution.finisher import OUTPUT_FAILED, Finisher
 from opscraft.execution.loop import WorkerLoop
@@ -331,6 +338,11 @@ class Executor:
             control.finish()
         if result is not None and result.files and result.exit_code == 0 and control.reason is None:
             error = self._keep_plan(spec.execution_id, result.files)
+        # Terraform writes errored.tfstate only when it ends without storing the state.
+        errored = result.files.get(terraform_backend.ERRORED_STATE) if result is not None else None
+        kept_state = None
+        if errored is not None and (result is None or result.exit_code != 0 or control.reason is not None):
+            kept_state = self._keep_errored_state(spec.execution_id, errored)
         tail: list[LogEvent] = []
         try:
             # Stored with the final state (`store.finish`); a killed run's output is cut short.
@@ -339,6 +351,8 @@ class Executor:
             log.exception("execution %s: storing the output failed", spec.execution_id)
             error = error or OUTPUT_FAILED
         end = replace(_outcome(spec, control.reason, result, error, pipeline), logs=tuple(tail))
+        if kept_state is not None and end.status != ExecutionStatus.cancelled:  # its canceller's words stay
+            end = replace(end, error_message=f"{end.error_message}; {kept_state}")
         if spec.script_type == "ansible":  # its per-host summary, from the PLAY RECAP printed last
             ended = result is not None and control.reason is None  # exited by itself
             stdout = pipeline.last_text("stdout")
@@ -364,6 +378,20 @@ class Executor:
             log.exception("execution %s: keeping its plan failed", execution_id)
             return "keeping the saved plan failed: see the server log"
         return None
+
+    def _keep_errored_state(self, execution_id: int, content: bytes) -> str:
+        """Hand the state a run could not store to the plan store (`PlanStore.keep_errored_state`);
+        the sentence the run's error message ends with."""
+        try:
+            if self.plans is None:
+                raise RuntimeError("this worker keeps no plans or states")
+            return self.loop.run(self.plans.keep_errored_state(self.loop.db, execution_id, content))
+        except Exception:
+            log.exception("execution %s: keeping the state Terraform could not store failed", execution_id)
+            return (
+                f"Terraform could not store the state and OpsCraft could not keep its "
+                f"{terraform_backend.ERRORED_STATE} either: see the server log"
+            )
 
     def _store_batch(self, execution_id: int) -> StoreBatch:
         def store_batch(events: list[LogEvent], output_bytes: int, stored_bytes: int) -> Future[None]:

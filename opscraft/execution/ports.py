@@ -143,7 +143,8 @@ class PlanUnavailable(Exception):
 
 
 class PlanStore(Protocol):
-    """Keeps Terraform's saved plans (services/terraform_plans.py, encrypted with the vault)."""
+    """Keeps Terraform's saved plans (services/terraform_plans.py, encrypted with the vault), and
+    the states runs could not store (services/terraform_state.py)."""
 
     async def keep(self, db: Database, execution_id: int, files: dict[str, bytes]) -> None:
         """Store the plan of the finished `plan` run `execution_id` from the files it left
@@ -153,6 +154,13 @@ class PlanStore(Protocol):
 
     async def plan_file(self, db: Database, execution_id: int) -> bytes:
         """The plan file the `apply_plan` run `execution_id` applies; raises `PlanUnavailable`."""
+        ...
+
+    async def keep_errored_state(self, db: Database, execution_id: int, content: bytes) -> str:
+        """Keep the state the ended run `execution_id` could not store, its `errored.tfstate`
+        (`terraform_backend.ERRORED_STATE`; `terraform_plan.TOO_LARGE` when too large to read
+        back), as a state version (services/terraform_state.recover); the sentence its error
+        message ends with, saying where the state went."""
         ...
 
 

@@ -58,7 +58,7 @@ from opscraft.db.models.scripts import ScriptType
 from opscraft.db.models.workers import FINISHED_DETAIL_KEYS, finished_event
 from opscraft.db.types import GE, GT, LT, compared, earlier
 from opscraft.db.unreachable import is_unreachable
-from opscraft.execution import terraform_backend, terraform_plan
+from opscraft.execution import terraform_backend
 from opscraft.execution.ansible_recap import host_rows
 from opscraft.execution.events import LogEvent, StatusEvent
 from opscraft.execution.loop import WorkerLoop
@@ -411,8 +411,7 @@ def _claimed(
         stop_grace_seconds=(
             settings.terraform_stop_grace_seconds if script_type == ScriptType.terraform else 0
         ),
-        # A test run's plan is of unsaved content: it is shown, never kept to be applied.
-        collect=terraform_plan.COLLECT if row.terraform_action == "plan" and not row.draft else (),
+        collect=terraform_backend.collected(row.terraform_action, bool(row.draft), bool(backend)),
     )
     return replace(base, spec=spec)
 

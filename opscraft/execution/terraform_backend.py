@@ -44,6 +44,24 @@ DEFAULT_WORKSPACE = "default"
 _CONTEXT = b"opscraft-terraform-state\x00"
 # Actions whose credentials may store or purge the state; a `plan` run only reads and locks it.
 WRITING_ACTIONS = frozenset({"apply", "destroy", terraform_plan.APPLY_PLAN})
+# Where Terraform writes the state it could not store ("Failed to persist state to backend ...
+# To allow for recovery, the state has been written to the file errored.tfstate"): in a run's
+# work directory, which is thrown away, so a run of a writing action collects it and the worker
+# keeps it as a version (services/terraform_state.recover).
+ERRORED_STATE = "errored.tfstate"
+
+
+def collected(action: str | None, draft: bool, keeps_state: bool) -> tuple[str, ...]:
+    """The files a Terraform run of `action` leaves to its worker (`RunSpec.collect`): a `plan`
+    run's saved plan (not a test run's: its content is unsaved) and, when OpsCraft keeps the
+    state (`keeps_state`), a writing run's `ERRORED_STATE`."""
+    if action == "plan" and not draft:
+        return terraform_plan.COLLECT
+    if keeps_state and action in WRITING_ACTIONS:
+        return (ERRORED_STATE,)
+    return ()
+
+
 # Credentials outlive their run's start by at most the longest timeout, the graceful stop after
 # it and this margin (the timeout is armed a moment after `started_at`: secrets, saved plan).
 GRACE_SECONDS = 60

@@ -42,6 +42,11 @@ HINTS = {
         "the output names it; run again once it ends"
     ),
     ("Saved plan is stale",): "the state changed since the plan was made: plan again and apply the new plan",
+    # "Error saving state: HTTP error: 413" (OpsCraft's body limit for states), 403, or no answer.
+    ("Failed to save state",): (
+        "OpsCraft did not take the state (HTTP 413: it is over OPSCRAFT_MAX_STATE_BYTES; 403: the "
+        "run's credentials ended; or the server did not answer)"
+    ),
 }
 
 

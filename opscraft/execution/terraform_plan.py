@@ -35,8 +35,9 @@ class PlanNotKept(Exception):
 
 
 def max_bytes(name: str) -> int:
-    """The largest file `name` (one of `COLLECT`) a runner reads back from a run."""
-    return MAX_JSON_BYTES if name == PLAN_JSON_FILE else MAX_FILE_BYTES
+    """The largest file `name` (one of `COLLECT`, or a run's `errored.tfstate`: JSON, as large
+    as a state Terraform could not store because it was too large) a runner reads back."""
+    return MAX_FILE_BYTES if name == PLAN_FILE else MAX_JSON_BYTES
 
 
 APPLY_PLAN = "apply_plan"

@@ -29,7 +29,7 @@ import yaml
 
 from opscraft.db.text import NUL_MESSAGE
 from opscraft.execution.commands import INVENTORY_FILE, INVENTORY_PLUGINS
-from opscraft.services import inventory_errors, inventory_ranges, line_endings
+from opscraft.services import inventory_errors, inventory_ranges, line_endings, vault_files
 from opscraft.services.errors import Invalid
 from opscraft.services.linters import find_tool
 
@@ -162,6 +162,8 @@ async def _check(text: str, field: str) -> _Checked | None:
         raise _invalid(f"must be at most {MAX_INVENTORY_BYTES // 1024} KiB", field)
     if not text.strip():
         raise _invalid("must not be blank: write the hosts, or leave the inventory out (localhost)", field)
+    if vault_files.whole_file(text):
+        raise _invalid(vault_files.problem("inventory"), field)
     _refuse_what_ansible_must_not_read(text, field)
     tool = find_tool("ansible-inventory")
     if tool is None:

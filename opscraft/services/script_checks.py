@@ -19,7 +19,7 @@ import yaml
 
 from opscraft.db.models.scripts import ScriptType
 from opscraft.execution import python_source
-from opscraft.services import line_endings, linters
+from opscraft.services import line_endings, linters, vault_files
 from opscraft.services.line_endings import Notice
 from opscraft.services.linters import LintReport
 
@@ -158,6 +158,8 @@ def _python(content: str) -> list[SyntaxProblem]:
 
 
 def _ansible(content: str) -> list[SyntaxProblem]:
+    if vault_files.whole_file(content):
+        return [SyntaxProblem(1, vault_files.problem("playbook"))]
     try:
         root = yaml.compose(content, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:

@@ -2,9 +2,11 @@
 
 - A successful `plan` run leaves its plan file and `terraform show -json` of it
   (execution/terraform_plan.py); `VaultPlanStore.keep` stores the plan encrypted with the vault
-  (like states) with a summary: resources to add / change / destroy, counted as Terraform's own
-  "Plan: X to add, Y to change, Z to destroy" line does (a replacement counts once to add and
-  once to destroy), and the serial and lineage of the state the plan was made against (the
+  (like states) with a summary: resources to import / add / change / destroy, counted as
+  Terraform's own "Plan: W to import, X to add, Y to change, Z to destroy" line does (a
+  replacement counts once to add and once to destroy; an import block's resource once to import,
+  whatever else it does), the resources an import or a `moved` block brings in or renames listed
+  with the changed ones, and the serial and lineage of the state the plan was made against (the
   `tfstate` entry of the plan file, Terraform's planfile format).
 - Anyone who may view runs reads the summary; operators and admins apply a plan (`apply`): a
   new run (action `apply_plan`) of the plan run's script version that runs
@@ -56,6 +58,7 @@ NEVER_RAN = frozenset({ExecutionStatus.rejected, ExecutionStatus.cancelled})
 class Summary:
     """What a plan changes: counts and the changed resources and outputs (addresses, actions)."""
 
+    to_import: int
     to_add: int
     to_change: int
     to_destroy: int
@@ -64,8 +67,12 @@ class Summary:
 
 def summarize(plan_json: dict[str, Any]) -> Summary:
     """The summary of `terraform show -json <plan>` (Terraform's "JSON Output Format":
-    `resource_changes[].change.actions`, `output_changes`). Data sources (`mode: data`) and
-    `no-op`/`read` changes are not counted, as Terraform's own summary line does not."""
+    `resource_changes[].change.actions`, `.change.importing`, `.previous_address`,
+    `output_changes`). Data sources (`mode: data`) and `no-op`/`read` changes are neither counted
+    nor listed, as Terraform's own summary line does not count them, except a resource an
+    `import` block brings into the state (counted to import: Terraform's "Plan: 1 to import, ...")
+    or a `moved` block renames (listed with its `previous_address`, not counted: Terraform
+    prints "has moved to" and counts nothing); either way the apply writes it to the state."""
     return _summary(plan_json.get("resource_changes") or [], (plan_json.get("output_changes") or {}).items())
 
 
@@ -90,25 +97,42 @@ def summarize_shown(shown: bytes) -> Summary:
 
 
 def _brief(item: Any) -> dict[str, Any]:
-    """What the summary reads of one resource change (its `before`/`after` values dropped)."""
+    """What the summary reads of one resource change (its `before`/`after` values and the import's
+    ID dropped: only whether it is imported is kept)."""
     if not isinstance(item, dict):
         return {}
-    change = item.get("change")
-    actions = change.get("actions") if isinstance(change, dict) else None
-    return {"mode": item.get("mode"), "address": item.get("address", ""), "change": {"actions": actions}}
+    change = item.get("change") if isinstance(item.get("change"), dict) else {}
+    return {
+        "mode": item.get("mode"),
+        "address": item.get("address", ""),
+        "previous_address": item.get("previous_address"),
+        "change": {"actions": change.get("actions"), "importing": change.get("importing")},
+    }
 
 
 def _summary(resource_changes: Iterable[Any], output_changes: Iterable[tuple[str, Any]]) -> Summary:
-    add = change = destroy = 0
+    imported = add = change = destroy = 0
     resources: list[dict[str, Any]] = []
     for item in resource_changes:
-        actions = list((item.get("change") or {}).get("actions") or [])
-        if item.get("mode") == "data" or not set(actions) - {"no-op", "read"}:
+        found = item.get("change") or {}
+        actions = list(found.get("actions") or [])
+        address = str(item.get("address", ""))
+        # Terraform counts a change with an `importing` object as an import (views/json ChangeSummary).
+        importing = isinstance(found.get("importing"), dict)
+        previous = item.get("previous_address")
+        moved = isinstance(previous, str) and previous != address
+        if item.get("mode") == "data" or not (set(actions) - {"no-op", "read"} or importing or moved):
             continue
+        imported += importing
         add += "create" in actions
         destroy += "delete" in actions
         change += actions == ["update"]
-        resources.append({"address": str(item.get("address", "")), "actions": actions})
+        listed: dict[str, Any] = {"address": address, "actions": actions}
+        if importing:
+            listed["importing"] = True
+        if moved:
+            listed["previous_address"] = previous
+        resources.append(listed)
     outputs = [
         {"name": str(name), "actions": list(value.get("actions") or [])}
         for name, value in sorted(output_changes)
@@ -119,7 +143,7 @@ def _summary(resource_changes: Iterable[Any], output_changes: Iterable[tuple[str
         "outputs": outputs[:MAX_LISTED],
         "truncated": len(resources) > MAX_LISTED or len(outputs) > MAX_LISTED,
     }
-    return Summary(add, change, destroy, detail)
+    return Summary(imported, add, change, destroy, detail)
 
 
 _DECODER = json.JSONDecoder()
@@ -227,6 +251,7 @@ class VaultPlanStore:
                 script_version=execution.script_version,
                 prior_serial=serial,
                 prior_lineage=lineage,
+                to_import=summary.to_import,
                 to_add=summary.to_add,
                 to_change=summary.to_change,
                 to_destroy=summary.to_destroy,
@@ -257,6 +282,11 @@ class VaultPlanStore:
                 return keyring.reveal_plan(self.vault, plan)
             except DecryptError:
                 raise PlanUnavailable("the saved plan does not decrypt with the current master key") from None
+
+    async def keep_errored_state(self, db: Database, execution_id: int, content: bytes) -> str:
+        """`terraform_state.recover` of run `execution_id`'s `errored.tfstate` (`content`)."""
+        async with db.session() as session:
+            return await terraform_state.recover(session, execution_id, content)
 
 
 async def _plan_of(session: AsyncSession, execution_id: int) -> TerraformPlan:

@@ -359,6 +359,74 @@ async def purge(session: AsyncSession, run: Execution, workspace: str, lock_id: 
     await session.commit()
 
 
+async def recover(session: AsyncSession, execution_id: int, content: bytes) -> str:
+    """Keep the state the ended run `execution_id` (an apply, destroy or apply of a saved plan)
+    could not store, which Terraform wrote to `errored.tfstate` in the run's work directory
+    ("Failed to persist state to backend ... To allow for recovery"): the state was over
+    `OPSCRAFT_MAX_STATE_BYTES` (413), the server did not answer, the run's credentials ended.
+    The work directory is thrown away with the run, so the resources the run made or destroyed
+    were in no state any more: the next plan did not know them.
+
+    The text is kept as a new version (noted "errored.tfstate of execution N", audited as
+    `terraform.state_recover`), the current one when it follows the current state as `terraform
+    state push` requires (no state yet, or the same lineage and a higher serial) and no other run
+    in progress holds the lock (one that took it once this run released it read the state
+    before); otherwise a version that is not current, to roll back to. Returns the sentence the
+    run's error message ends with. `content` is `terraform_plan.TOO_LARGE` (empty) when it was
+    too large to read back; a text that is no state is said, not kept."""
+    lost = f"Terraform could not store the state, and its {terraform_backend.ERRORED_STATE}"
+    run = await session.get(Execution, execution_id)
+    if run is None or not content:
+        return f"{lost} is lost: it is over the size the worker reads back"
+    try:
+        text = content.decode()
+        serial, lineage = _serial_lineage(text)
+    except (UnicodeDecodeError, Invalid) as exc:
+        return f"{lost} was not kept: it is not a Terraform state ({exc})"
+    workspace = run.terraform_workspace or terraform_backend.DEFAULT_WORKSPACE
+    state = await _state(session, run.script_id, workspace, create=True)
+    assert state is not None
+    current = await _current(session, state)
+    follows = current is None or (
+        lineage == current.lineage and serial is not None and serial > (current.serial or 0)
+    )
+    held = (
+        state.lock_id is not None
+        and state.locked_by_execution != run.id
+        and not await _holder_over(session, state)
+    )
+    previous = state.current_version
+    note = f"{terraform_backend.ERRORED_STATE} of execution {execution_id}"
+    version = await _add_version(session, state, text, execution_id=execution_id, user_id=None, note=note)
+    made_current = follows and not held
+    if not made_current:
+        state.current_version = previous
+    _audit_by_run(
+        session,
+        "terraform.state_recover",
+        state,
+        run,
+        workspace,
+        version=version.number,
+        current=made_current,
+    )
+    await session.commit()
+    kept = (
+        f"OpsCraft kept the state it wrote to {terraform_backend.ERRORED_STATE} as version {version.number}"
+    )
+    if made_current:
+        return f"Terraform could not store the state; {kept}, now the current state"
+    why = (
+        f"execution {state.locked_by_execution} holds the state's lock"
+        if held
+        else "the current state is not the one it follows (another lineage, or a serial as high)"
+    )
+    return (
+        f"Terraform could not store the state; {kept}, not made current because {why}: "
+        "compare it with the current state and roll back to it if it is the right one"
+    )
+
+
 def check_lock_id(value: str | None) -> str | None:
     """The lock ID Terraform sends as `?ID=` while it holds the lock (None: no lock held).
 

@@ -5,6 +5,8 @@ content, and the refusal is shown)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from nicegui import ui
 
 from opscraft.db.models import Execution, TerraformPlan, TerraformState
@@ -31,8 +33,20 @@ def _actions(actions: list[str]) -> str:
 
 
 def summary_line(plan: TerraformPlan) -> str:
-    """Terraform's own summary line: `Plan: 1 to add, 0 to change, 0 to destroy.`"""
-    return f"Plan: {plan.to_add} to add, {plan.to_change} to change, {plan.to_destroy} to destroy."
+    """Terraform's own summary line: `Plan: 1 to add, 0 to change, 0 to destroy.`, with the imports
+    first when there are any (`Plan: 1 to import, 0 to add, ...`, Terraform's ChangeSummary)."""
+    imports = f"{plan.to_import} to import, " if plan.to_import else ""
+    return f"Plan: {imports}{plan.to_add} to add, {plan.to_change} to change, {plan.to_destroy} to destroy."
+
+
+def _resource_actions(resource: dict[str, Any]) -> str:
+    """A listed resource's actions as the plan output words them: an import or a move first (both
+    change the state even when the resource itself is a no-op)."""
+    actions = [a for a in resource["actions"] if a != "no-op"]
+    words = ["import"] if resource.get("importing") else []
+    if resource.get("previous_address"):
+        words.append(f"moved from {resource['previous_address']}")
+    return ", ".join([*words, _actions(actions)] if actions else words)
 
 
 class TerraformPanel:
@@ -79,12 +93,12 @@ class TerraformPanel:
                     ui.label("Applied by")
                     ui.link(f"execution #{plan.apply_execution_id}", f"/executions/{plan.apply_execution_id}")
             detail = plan.summary or {}
-            rows = [(r["address"], r["actions"]) for r in detail.get("resources", [])]
-            rows += [(f"output.{o['name']}", o["actions"]) for o in detail.get("outputs", [])]
+            rows = [(r["address"], _resource_actions(r)) for r in detail.get("resources", [])]
+            rows += [(f"output.{o['name']}", _actions(o["actions"])) for o in detail.get("outputs", [])]
             if rows:
                 with name_value_grid():
                     for address, actions in rows:
-                        ui.label(_actions(actions)).classes("font-mono text-grey-8")
+                        ui.label(actions).classes("font-mono text-grey-8")
                         ui.label(address).classes("font-mono break-all").props('data-testid="plan-change"')
             if detail.get("truncated"):
                 ui.label("More changes than listed: see the plan output above.").classes("text-grey-7")
@@ -165,12 +179,16 @@ class TerraformPanel:
                     ).props(f'data-testid="state-version-{version.number}"')
                     ui.label(f"serial {version.serial}").classes("font-mono text-grey-8")
                     ui.label(format_time(version.created_at)).classes("text-grey-8")
-                    written = (
+                    by = (
                         "written by this run"
                         if mine
-                        else (f"run #{version.execution_id}" if version.execution_id else version.note)
+                        else (f"run #{version.execution_id}" if version.execution_id else "")
                     )
-                    ui.label(written).classes("text-grey-8")
+                    # A rollback's note, or the errored.tfstate a run could not store.
+                    written = " · ".join(part for part in (by, version.note) if part)
+                    ui.label(written).classes("text-grey-8").props(
+                        f'data-testid="state-written-{version.number}"'
+                    )
                     if version.number == state.current_version:
                         ui.badge("current", color="primary").props(
                             f'data-testid="state-current-{version.number}"'

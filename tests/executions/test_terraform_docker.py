@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from tests.conftest import LoggedIn, free_port
 from tests.executions.conftest import make_script, output, require_docker, start, wait_for
+from tests.executions.test_terraform_errored_state import LIMIT, MANY_TF
 from tests.executions.test_terraform_state import MAIN_TF, SLOW_TF, cancel_midway_and_check_the_graceful_stop
 
 GATEWAY = "172.17.0.1"
@@ -33,8 +34,13 @@ def backend() -> str:
 
 
 @pytest.fixture
-def engine_settings() -> dict[str, Any]:
-    return {"OPSCRAFT_STATE_BACKEND_URL": f"http://{GATEWAY}:{PORT}", "OPSCRAFT_IMAGE_TERRAFORM": IMAGE}
+def engine_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """A test's indirect parameter adds settings."""
+    return {
+        "OPSCRAFT_STATE_BACKEND_URL": f"http://{GATEWAY}:{PORT}",
+        "OPSCRAFT_IMAGE_TERRAFORM": IMAGE,
+        **getattr(request, "param", {}),
+    }
 
 
 @pytest.fixture
@@ -140,3 +146,29 @@ async def test_a_docker_run_that_could_not_reach_the_state_is_refused_before_it_
     started = await start(client, operator, script_id, "docker", terraform_action="plan", parameters={})
     final = await wait_for(client, operator, started["id"], timeout=180)
     assert final["status"] == "success", await output(client, operator, started["id"])
+
+
+@pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_MAX_STATE_BYTES": LIMIT}], indirect=True)
+async def test_a_docker_runs_errored_state_is_read_from_its_container_and_kept(
+    client: httpx.AsyncClient, operator: LoggedIn, served: None
+) -> None:
+    """The `errored.tfstate` of a state the server refused (over the limit) is read back from
+    the ended container's work directory (tests/executions/test_terraform_errored_state.py for
+    the local runner and the rules)."""
+    script_id = await make_script(
+        client, operator, MANY_TF, script_type="terraform", network_enabled=True, parameters={"n": 1}
+    )
+    started = await start(
+        client, operator, script_id, "docker", terraform_action="apply", parameters={"n": 400}
+    )
+    final = await wait_for(client, operator, started["id"], timeout=180)
+    text = await output(client, operator, started["id"])
+    assert final["status"] == "failed" and "errored.tfstate" in text, text
+    assert (
+        "kept the state it wrote to errored.tfstate as version 1, now the current state"
+        in final["error_message"]
+    )
+    r = await client.get(
+        f"/api/v1/scripts/{script_id}/terraform/states/default/versions/1", headers=operator.headers
+    )
+    assert len(r.json()["outputs"]["values"]["value"]) == 400, r.text

@@ -22,7 +22,7 @@ from sqlalchemy import text
 from opscraft import runtime
 from opscraft.execution import terraform_errors
 from opscraft.services import terraform_plans
-from tests.conftest import LoggedIn, make_user
+from tests.conftest import LoggedIn, make_user, require_service
 from tests.executions import test_terraform_state as state_tests
 from tests.executions.conftest import make_script, output, start, terraform_run_row, wait_for
 
@@ -388,6 +388,84 @@ async def test_the_plan_of_a_large_state_is_saved_and_applied(
     assert final["status"] == "success", text
     after = (await client.get(versions, headers=operator.headers)).json()["versions"]
     assert [v["execution_id"] for v in after] == [r.json()["id"], started["id"]], after
+
+
+ADOPT_OLD_TF = """
+resource "terraform_data" "old" {
+  input = "kept"
+}
+"""
+# The same resource renamed by a `moved` block, and one the state does not hold brought in by an
+# `import` block (Terraform 1.5+; `terraform_data` takes any ID): neither creates, changes or
+# destroys anything, yet the apply writes both into the state.
+ADOPT_NEW_TF = """
+resource "terraform_data" "renamed" {
+  input = "kept"
+}
+
+moved {
+  from = terraform_data.old
+  to   = terraform_data.renamed
+}
+
+resource "terraform_data" "adopted" {
+}
+
+import {
+  to = terraform_data.adopted
+  id = "adopted-1"
+}
+"""
+
+
+def _terraform_version() -> tuple[int, int]:
+    text = subprocess.run(["terraform", "version"], capture_output=True, text=True, check=True).stdout
+    found = re.search(r"Terraform v(\d+)\.(\d+)", text)
+    return (int(found[1]), int(found[2])) if found else (0, 0)
+
+
+async def test_a_plan_that_only_imports_and_moves_says_so_and_its_apply_adopts_the_resource(
+    client: httpx.AsyncClient, operator: LoggedIn, served: None, terraform_on_path: None
+) -> None:
+    """Terraform says "Plan: 1 to import, 0 to add, 0 to change, 0 to destroy." and lists the
+    moved resource; the saved plan's summary read "Plan: 0 to add, 0 to change, 0 to destroy."
+    with no resource listed (an import's and a move's actions are `no-op`), so a reviewer saw
+    nothing to apply while the apply writes a resource the state never held."""
+    require_service(_terraform_version() >= (1, 5), "Terraform 1.5+ (import blocks)")
+    script_id = await make_script(client, operator, ADOPT_OLD_TF, script_type="terraform")
+    started = await start(client, operator, script_id, "local", terraform_action="apply", parameters={})
+    final, text = await _finished(client, operator, started["id"])
+    assert final["status"] == "success", text
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}", json={"content": ADOPT_NEW_TF}, headers=operator.headers
+    )
+    assert r.status_code == 200, r.text
+
+    plan_id = await _plan(client, operator, script_id)
+    text = await output(client, operator, plan_id)
+    assert " 1 to import, 0 to add, 0 to change, 0 to destroy." in text, text  # Terraform says so
+    plan = await _get_plan(client, operator, plan_id)
+    assert (plan["to_import"], plan["to_add"], plan["to_change"], plan["to_destroy"]) == (1, 0, 0, 0)
+    assert plan["resources"] == [
+        {"address": "terraform_data.adopted", "actions": ["no-op"], "importing": True},
+        {"address": "terraform_data.renamed", "actions": ["no-op"], "previous_address": "terraform_data.old"},
+    ], plan
+    # The import's ID is not kept in the summary (only that the resource is imported).
+    async with runtime.current().db.session() as session:
+        row = await terraform_plans._plan_of(session, plan_id)
+    assert "adopted-1" not in str(row.summary)
+
+    r = await _apply(client, operator, plan_id)
+    assert r.status_code == 202, r.text
+    final, text = await _finished(client, operator, r.json()["id"])
+    assert final["status"] == "success", text
+    assert "Resources: 1 imported, 0 added, 0 changed, 0 destroyed." in text, text
+    versions = f"/api/v1/scripts/{script_id}/terraform/states/default/versions"
+    newest = (await client.get(versions, headers=operator.headers)).json()["versions"][0]
+    r = await client.get(f"{versions}/{newest['number']}", headers=operator.headers)
+    assert r.status_code == 200, r.text
+    held = {(res["type"], res["name"]) for res in r.json()["resources"]}
+    assert held == {("terraform_data", "adopted"), ("terraform_data", "renamed")}, r.json()
 
 
 async def test_a_failing_plan_names_terraforms_error_and_keeps_no_plan(

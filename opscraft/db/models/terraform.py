@@ -60,7 +60,8 @@ class TerraformPlan(SQLModel, table=True):
     `prior_serial`/`prior_lineage` are those of the state the plan was made against (the
     `tfstate` entry of Terraform's plan file; serial 0 and lineage "" when there was none): an
     apply of the plan is refused once the state's current version differs (stale plan).
-    `summary` is `{"resources": [{"address", "actions"}], "outputs": [{"name", "actions"}]}`
+    `summary` is `{"resources": [{"address", "actions"[, "importing": true][, "previous_address"]}],
+    "outputs": [{"name", "actions"}], "truncated": bool}`
     from `terraform show -json`; `apply_execution_id` is the run that applies it (one at most).
     """
 
@@ -74,6 +75,7 @@ class TerraformPlan(SQLModel, table=True):
     script_version: int  # the version the plan run ran: its apply runs the same
     prior_serial: int = Field(default=0)
     prior_lineage: str = Field(default="", max_length=64)
+    to_import: int = Field(default=0)  # resources an `import` block brings in (migration 0040)
     to_add: int = Field(default=0)
     to_change: int = Field(default=0)
     to_destroy: int = Field(default=0)
