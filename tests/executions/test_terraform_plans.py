@@ -22,7 +22,7 @@ from sqlalchemy import text
 from opscraft import runtime
 from opscraft.execution import terraform_errors
 from opscraft.services import terraform_plans
-from tests.conftest import LoggedIn, make_user, require_service
+from tests.conftest import LoggedIn, make_user
 from tests.executions import test_terraform_state as state_tests
 from tests.executions.conftest import make_script, output, start, terraform_run_row, wait_for
 
@@ -430,8 +430,21 @@ async def test_a_plan_that_only_imports_and_moves_says_so_and_its_apply_adopts_t
     """Terraform says "Plan: 1 to import, 0 to add, 0 to change, 0 to destroy." and lists the
     moved resource; the saved plan's summary read "Plan: 0 to add, 0 to change, 0 to destroy."
     with no resource listed (an import's and a move's actions are `no-op`), so a reviewer saw
-    nothing to apply while the apply writes a resource the state never held."""
-    require_service(_terraform_version() >= (1, 5), "Terraform 1.5+ (import blocks)")
+    nothing to apply while the apply writes a resource the state never held.
+
+    A Terraform before 1.5 (tests/run's 1.0.3 on a clean machine) has neither block: there the
+    plan of the same configuration is refused naming Terraform's error and no plan is kept (the
+    summary of an import stays checked on Terraform 1.11's recorded plan JSON,
+    tests/test_terraform_plan_storage.py)."""
+    if _terraform_version() < (1, 5):
+        script_id = await make_script(client, operator, ADOPT_NEW_TF, script_type="terraform")
+        started = await start(client, operator, script_id, "local", terraform_action="plan", parameters={})
+        final, text = await _finished(client, operator, started["id"])
+        assert final["status"] == "failed", text
+        assert final["error_message"].endswith("Terraform's error: Unsupported block type"), final
+        r = await client.get(f"/api/v1/executions/{started['id']}/terraform/plan", headers=operator.headers)
+        assert r.status_code == 404, r.text
+        return
     script_id = await make_script(client, operator, ADOPT_OLD_TF, script_type="terraform")
     started = await start(client, operator, script_id, "local", terraform_action="apply", parameters={})
     final, text = await _finished(client, operator, started["id"])
